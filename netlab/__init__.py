@@ -1,0 +1,3 @@
+"""netlab: real network-namespace labs of the Kubernetes network model."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,109 @@
+"""The click group, shared options and the error boundary."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Callable
+
+import click
+
+from netlab import __version__
+from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Group(click.Group):
+    """Lists commands in the order they were added (up, down, status, ...)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=Group, context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="netlab")
+@click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Real network-namespace labs of the Kubernetes network model.
+
+    A topology (nodes, pods, Services) becomes network namespaces, veth pairs,
+    Linux bridges, a Flannel-style VXLAN overlay or host-gw routes, and
+    kube-proxy-style iptables rules. Poke at it with ordinary tools
+    (``ip netns exec demo-fedora-1 ping 10.244.1.3``), check it with
+    ``netlab probe``, and take it down with ``netlab down``.
+
+    \b
+    Typical session:
+      sudo netlab up                 # the built-in two-node Flannel lab "demo"
+      sudo netlab status             # live kernel vs. the plan
+      sudo netlab exec fedora-1 -- ping -c1 10.244.1.3
+      sudo netlab down
+
+    Exit codes: 0 ok, 1 checks failed (drift, unmet expectations), 2 invalid
+    input, 3 environment not ready (not root, missing tool), 4 apply failed
+    (rolled back).
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def lab_options(func: Callable) -> Callable:
+    """--lab NAME / -t FILE: which running lab a command acts on."""
+    func = click.option("-t", "--topology", "topology", type=click.Path(dir_okay=False),
+                        help="Topology file of the lab (its name: field picks the lab).")(func)
+    func = click.option("--lab", "lab_name", metavar="NAME",
+                        help="Name of a running lab. Default: the only lab that is up.")(func)
+    return func
+
+
+def output_option(*choices: str, default: str = "text") -> Callable:
+    return click.option("-o", "--output", "output", type=click.Choice(list(choices)), default=default,
+                        show_default=True, help="Output format.")
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def require_root() -> None:
+    """Commands that touch the kernel need root; checked once, up front."""
+    if os.geteuid() != 0:
+        raise EnvironmentNotReady("this command changes or reads network namespaces and needs root; run it with sudo")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the click group, map NetlabError to one line and an exit code."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="netlab", standalone_mode=False)
+    except NetlabError as exc:
+        if debug:
+            raise
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            click.echo(f"netlab: {line}" if not _located(line) else line, err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("netlab: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("netlab: interrupted", err=True)
+        sys.exit(130)
+    except PermissionError as exc:
+        if debug:
+            raise
+        click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+
+
+def _located(line: str) -> bool:
+    """Topology problems already start with FILE:LINE; print them bare."""
+    head = line.split(":", 2)
+    return len(head) >= 2 and head[1].isdigit()

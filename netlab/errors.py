@@ -1,0 +1,81 @@
+"""Error classes and the exit codes the CLI maps them to.
+
+Errors are translated once, at the boundary where they happen (loader, netlink,
+iptables-restore), into one of these; the CLI prints one line and exits with
+the class's code. A traceback is only shown with ``--debug``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_CHECKS_FAILED = 1  # drift, unmet expectations
+EXIT_INVALID_INPUT = 2
+EXIT_ENVIRONMENT = 3  # not root, missing kernel feature or binary
+EXIT_APPLY_FAILED = 4  # apply failed (and was rolled back)
+
+
+class NetlabError(Exception):
+    """Base of every error netlab reports to a user."""
+
+    exit_code = EXIT_CHECKS_FAILED
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a topology, located in its file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
+class TopologyError(NetlabError):
+    """The topology is invalid; carries every problem found, in file order."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.line or 0, p.field))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(NetlabError):
+    """A command-line mistake that click itself cannot see (unknown lab, pod...)."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class EnvironmentNotReady(NetlabError):
+    """Not root, a kernel feature or a binary is missing: says what to do."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class ApplyFailed(NetlabError):
+    """Changing the kernel failed; what was done has been rolled back."""
+
+    exit_code = EXIT_APPLY_FAILED
+
+
+class OwnershipConflict(ApplyFailed):
+    """An object netlab would create already exists and is not the lab's."""
+
+
+class LabBusy(NetlabError):
+    """Another netlab process holds the lab's lock."""
+
+    exit_code = EXIT_ENVIRONMENT
+
+
+class ChecksFailed(NetlabError):
+    """Drift or unmet expectations (exit 1)."""
+
+    exit_code = EXIT_CHECKS_FAILED

@@ -1,0 +1,1 @@
+"""Pure model: topology, loader, addressing, naming. No kernel access here."""

@@ -1,0 +1,147 @@
+"""A resolved lab: the topology with every address, name and MAC filled in.
+
+This is what the planner, the prober and the CLI work from. It is pure data
+derived deterministically from a validated :class:`Topology`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from netlab.model import naming
+from netlab.model.addressing import Addressing, allocate
+from netlab.model.topology import Container, Pod, Service, Topology
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    netns: str
+    ip: IPv4Address
+    pod_cidr: IPv4Network
+    underlay_veth: str  # the node's port on the underlay bridge
+    eth0_mac: str
+    bridge_mac: str
+    vxlan_mac: str
+
+    @property
+    def gateway(self) -> IPv4Interface:
+        """cni0's address: the first address of the node's pod CIDR."""
+        return IPv4Interface(f"{self.pod_cidr.network_address + 1}/{self.pod_cidr.prefixlen}")
+
+    @property
+    def vtep_ip(self) -> IPv4Address:
+        """flannel.1's address: the network address of the pod CIDR, as a /32."""
+        return self.pod_cidr.network_address
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    name: str
+    netns: str
+    node: str
+    ip: IPv4Address
+    mac: str
+    host_veth: str  # the pod's port on its node's cni0
+    spec: Pod
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.spec.labels)
+
+    @property
+    def containers(self) -> list[Container]:
+        return list(self.spec.containers)
+
+
+class Lab:
+    """A validated topology with its addressing resolved."""
+
+    def __init__(self, topo: Topology, addressing: Addressing):
+        self.topo = topo
+        self.addressing = addressing
+        self.name = topo.name
+
+    @cached_property
+    def nodes(self) -> list[NodeInfo]:
+        lab, a = self.name, self.addressing
+        return [
+            NodeInfo(
+                name=n.name,
+                netns=naming.netns_name(lab, n.name),
+                ip=a.node_ip[n.name],
+                pod_cidr=a.node_pod_cidr[n.name],
+                underlay_veth=naming.veth_name(lab, "node/" + n.name),
+                eth0_mac=naming.mac_from_hash(lab, "eth0", n.name),
+                bridge_mac=naming.mac_from_hash(lab, "cni0", n.name),
+                vxlan_mac=naming.mac_from_hash(lab, "vtep", n.name),
+            )
+            for n in self.topo.nodes
+        ]
+
+    @cached_property
+    def pods(self) -> list[PodInfo]:
+        lab, a = self.name, self.addressing
+        return [
+            PodInfo(
+                name=p.name,
+                netns=naming.netns_name(lab, p.name),
+                node=p.node,
+                ip=a.pod_ip[p.name],
+                mac=naming.mac_from_ip(a.pod_ip[p.name]),
+                host_veth=naming.veth_name(lab, "pod/" + p.name),
+                spec=p,
+            )
+            for p in self.topo.pods
+        ]
+
+    @property
+    def services(self) -> list[Service]:
+        return list(self.topo.services)
+
+    @cached_property
+    def underlay_netns(self) -> str:
+        return naming.netns_name(self.name, "underlay")
+
+    @property
+    def mode(self) -> str:
+        return self.topo.network.mode
+
+    @property
+    def underlay_mtu(self) -> int:
+        return self.topo.network.underlay.mtu
+
+    @property
+    def pod_mtu(self) -> int:
+        """VXLAN adds 50 bytes (outer Ethernet 14, IP 20, UDP 8, VXLAN 8); host-gw adds none."""
+        return self.underlay_mtu - 50 if self.mode == "vxlan" else self.underlay_mtu
+
+    def node(self, name: str) -> NodeInfo:
+        return next(n for n in self.nodes if n.name == name)
+
+    def pod(self, name: str) -> PodInfo:
+        return next(p for p in self.pods if p.name == name)
+
+    def pods_on(self, node: str) -> list[PodInfo]:
+        return [p for p in self.pods if p.node == node]
+
+    def netns_names(self) -> list[str]:
+        """Every namespace of the lab, underlay first."""
+        return [self.underlay_netns] + [n.netns for n in self.nodes] + [p.netns for p in self.pods]
+
+    def netns_of(self, name: str) -> str | None:
+        """Namespace of a node or pod by its name (None if the lab has no such thing)."""
+        for item in (*self.nodes, *self.pods):
+            if item.name == name:
+                return item.netns
+        return None
+
+
+def resolve(topo: Topology) -> Lab:
+    """Resolve a topology that passed :func:`check_topology`."""
+    addressing, problems = allocate(topo)
+    if problems:  # load_topology reports these with lines; this is a programming error
+        raise ValueError(f"unresolvable topology: {problems[0]}")
+    return Lab(topo, addressing)

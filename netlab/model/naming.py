@@ -1,0 +1,77 @@
+"""Every kernel-visible name and MAC address netlab makes, generated here.
+
+Names come from the lab name plus a short hash where the kernel limits length
+(15 bytes for an interface, 28 for an iptables chain), like kube-proxy's
+``servicePortChainName`` and the CNI plugins' ``veth`` + 8 hex digits. Every
+generated name is checked against a safe alphabet, so no input can turn a
+namespace name into a path or break an ``iptables-restore`` payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from ipaddress import IPv4Address
+
+IFNAMSIZ = 15  # bytes, without the trailing NUL
+CHAIN_MAX = 28  # XT_EXTENSION_MAXNAMELEN - 1 minus room kube-proxy keeps
+NETNS_MAX = 63
+
+_SAFE_NETNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SAFE_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SAFE_CHAIN = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
+
+# Interface names inside the lab are the real ones the tutorials show.
+POD_IF = "eth0"
+NODE_IF = "eth0"
+BRIDGE = "cni0"
+UNDERLAY_BRIDGE = "br0"
+
+
+def short_hash(*parts: str, length: int = 8) -> str:
+    """Stable hex digest of the parts (sha256, truncated)."""
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+def check_netns(name: str) -> str:
+    if len(name) > NETNS_MAX or not _SAFE_NETNS.match(name) or ".." in name:
+        raise ValueError(f"unsafe namespace name {name!r}")
+    return name
+
+
+def check_ifname(name: str) -> str:
+    if not 0 < len(name.encode()) <= IFNAMSIZ or not _SAFE_IFNAME.match(name) or name in (".", ".."):
+        raise ValueError(f"unsafe interface name {name!r}")
+    return name
+
+
+def check_chain(name: str) -> str:
+    if not 0 < len(name) <= CHAIN_MAX or not _SAFE_CHAIN.match(name):
+        raise ValueError(f"unsafe iptables chain name {name!r}")
+    return name
+
+
+def netns_name(lab: str, name: str) -> str:
+    """``demo`` + ``fedora-1`` -> ``demo-fedora-1``."""
+    return check_netns(f"{lab}-{name}")
+
+
+def veth_name(lab: str, owner: str) -> str:
+    """Host-side veth name, ``veth`` + 8 hex digits, as the CNI bridge plugin names them."""
+    return check_ifname("veth" + short_hash(lab, owner))
+
+
+def vxlan_name(vni: int) -> str:
+    """Flannel names its VXLAN device ``flannel.<VNI>``."""
+    return check_ifname(f"flannel.{vni}")
+
+
+def mac_from_hash(*parts: str) -> str:
+    """A locally administered unicast MAC (02:...) that depends only on ``parts``."""
+    digest = short_hash(*parts, length=10)
+    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
+
+
+def mac_from_ip(ip: IPv4Address) -> str:
+    """The CNI bridge plugin's pod MAC: ``0a:58`` followed by the IPv4 address."""
+    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)

@@ -1,0 +1,149 @@
+"""Build the plan of a lab: every namespace, link, address, route, neighbour,
+FDB entry and sysctl, in the order the kernel needs them.
+
+    <lab>-underlay:  br0 ── veth<h> ═══ eth0  <lab>-<node>   (one per node)
+    <lab>-<node>:    cni0 ── veth<h> ═══ eth0  <lab>-<pod>    (one per pod)
+                     flannel.1 (vxlan mode) over eth0
+
+Order: namespaces, their sysctls (IPv6 off before any link exists, so no
+link-local addresses or router solicitations clutter captures), bridges, veths
+(born with each end in place and the bridge end already a port), VTEPs,
+addresses, then per node ARP, FDB and routes (routes last, see overlay.py),
+then the pods' default routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network
+from typing import Any
+
+from netlab.model import naming
+from netlab.model.lab import Lab
+from netlab.plan import overlay
+from netlab.plan.resources import Address, Bridge, Netns, Resource, Route, Sysctl, Veth
+
+# Every lab namespace: no IPv6 (keeps captures and neighbour tables to what the
+# tutorials show), and reverse-path filtering off (a new namespace copies
+# rp_filter from the host's "all"/"default", which would make results depend
+# on the host).
+COMMON_SYSCTLS = (
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+)
+# Nodes route between cni0, flannel.1 and eth0.
+NODE_SYSCTLS = (("net.ipv4.ip_forward", "1"),)
+# The underlay is a plain switch; pods are hosts.
+HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
+
+ORDER = ("netns", "sysctl", "bridge", "veth", "vxlan", "address", "neigh", "fdb", "route")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a lab needs in the kernel, in apply order."""
+
+    lab: str
+    resources: tuple[Resource, ...] = field(default_factory=tuple)
+
+    def of_kind(self, *kinds: str) -> list[Resource]:
+        return [r for r in self.resources if r.kind in kinds]
+
+    def in_netns(self, netns: str) -> list[Resource]:
+        return [r for r in self.resources if r.netns == netns]
+
+    @property
+    def netns(self) -> list[str]:
+        return [r.netns for r in self.resources if r.kind == "netns"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"lab": self.lab, "resources": [r.to_json() for r in self.resources]}
+
+
+def build_plan(lab: Lab) -> Plan:
+    """The whole plan of a lab, deterministic for a given topology."""
+    res: list[Resource] = []
+    uns = lab.underlay_netns
+
+    # Namespaces.
+    res += [Netns(netns=name) for name in lab.netns_names()]
+
+    # Sysctls.
+    for name in lab.netns_names():
+        res += [Sysctl(netns=name, name=k, value=v) for k, v in COMMON_SYSCTLS]
+    res += [Sysctl(netns=uns, name=k, value=v) for k, v in HOST_SYSCTLS]
+    for node in lab.nodes:
+        res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in NODE_SYSCTLS]
+    for pod in lab.pods:
+        res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in HOST_SYSCTLS]
+
+    # Bridges: the underlay switch, and cni0 in every node.
+    res.append(Bridge(netns=uns, name=naming.UNDERLAY_BRIDGE, mtu=lab.underlay_mtu,
+                      mac=naming.mac_from_hash(lab.name, "underlay-br0")))
+    for node in lab.nodes:
+        res.append(Bridge(netns=node.netns, name=naming.BRIDGE, mtu=lab.pod_mtu, mac=node.bridge_mac))
+
+    # veths: node eth0 <-> underlay br0 port; pod eth0 <-> node cni0 port.
+    for node in lab.nodes:
+        res.append(Veth(netns=uns, name=node.underlay_veth, mtu=lab.underlay_mtu,
+                        mac=naming.mac_from_hash(lab.name, "underlay-port", node.name),
+                        peer_netns=node.netns, peer_name=naming.NODE_IF, peer_mac=node.eth0_mac,
+                        master=naming.UNDERLAY_BRIDGE))
+    for pod in lab.pods:
+        node = lab.node(pod.node)
+        # hairpin: a pod that reaches its own Service gets the DNATed packet back
+        # out of the port it came in on; a bridge only does that in hairpin mode.
+        res.append(Veth(netns=node.netns, name=pod.host_veth, mtu=lab.pod_mtu,
+                        mac=naming.mac_from_hash(lab.name, "cni-port", pod.name),
+                        peer_netns=pod.netns, peer_name=naming.POD_IF, peer_mac=pod.mac,
+                        master=naming.BRIDGE, hairpin=True))
+
+    # VTEPs.
+    if lab.mode == "vxlan":
+        for node in lab.nodes:
+            res += [r for r in overlay.vtep(lab, node) if r.kind == "vxlan"]
+
+    # Addresses.
+    underlay = lab.topo.network.underlay.cidr
+    for node in lab.nodes:
+        res.append(Address(netns=node.netns, dev=naming.NODE_IF,
+                           address=IPv4Interface(f"{node.ip}/{underlay.prefixlen}")))
+        res.append(Address(netns=node.netns, dev=naming.BRIDGE, address=node.gateway))
+        if lab.mode == "vxlan":
+            res += [r for r in overlay.vtep(lab, node) if r.kind == "address"]
+    for pod in lab.pods:
+        node = lab.node(pod.node)
+        res.append(Address(netns=pod.netns, dev=naming.POD_IF,
+                           address=IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")))
+
+    # Cross-node reachability: ARP, FDB, then routes (see overlay.py for why).
+    if lab.mode == "vxlan":
+        per_node = [overlay.vxlan_peers(lab, node) for node in lab.nodes]
+        for neighs, _, _ in per_node:
+            res += neighs
+        for _, fdbs, _ in per_node:
+            res += fdbs
+        for _, _, routes in per_node:
+            res += routes
+    else:
+        for node in lab.nodes:
+            res += overlay.host_gw_routes(lab, node)
+
+    # Pods: default route via cni0's address.
+    for pod in lab.pods:
+        node = lab.node(pod.node)
+        res.append(Route(netns=pod.netns, dst=IPv4Network("0.0.0.0/0"),
+                         gateway=node.gateway.ip, dev=naming.POD_IF))
+
+    _check_unique(res)
+    return Plan(lab=lab.name, resources=tuple(res))
+
+
+def _check_unique(res: list[Resource]) -> None:
+    seen: set[tuple] = set()
+    for r in res:
+        if r.key in seen:
+            raise ValueError(f"plan has two objects with key {r.key}")
+        seen.add(r.key)

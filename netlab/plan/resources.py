@@ -1,0 +1,241 @@
+"""Plan resources: one small frozen dataclass per kernel object.
+
+Each has an identity ``key`` (what makes two objects "the same one" for
+``status`` and convergence), an ``ip(8)``-style line for learners, and a JSON
+form. Values that are not part of the key (a veth's MAC, a route's gateway)
+are compared to find objects that exist but differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: ClassVar[str] = "resource"
+    netns: str
+
+    @property
+    def key(self) -> tuple:
+        raise NotImplementedError
+
+    def command(self) -> str:
+        """The equivalent ip(8)/bridge(8)/sysctl command, for learners."""
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = str(value) if isinstance(value, (IPv4Address, IPv4Network, IPv4Interface)) else value
+        return out
+
+    def describe(self) -> str:
+        """Short human name used in status output."""
+        return f"{self.kind} {' '.join(str(k) for k in self.key[1:])}"
+
+
+@dataclass(frozen=True)
+class Netns(Resource):
+    kind: ClassVar[str] = "netns"
+
+    @property
+    def key(self) -> tuple:
+        return ("netns", self.netns)
+
+    def command(self) -> str:
+        return f"ip netns add {self.netns}"
+
+    def describe(self) -> str:
+        return f"namespace {self.netns}"
+
+
+@dataclass(frozen=True)
+class Sysctl(Resource):
+    kind: ClassVar[str] = "sysctl"
+    name: str  # dotted, as sysctl(8) writes it: net.ipv4.ip_forward
+    value: str
+
+    @property
+    def key(self) -> tuple:
+        return ("sysctl", self.netns, self.name)
+
+    def command(self) -> str:
+        return f"ip netns exec {self.netns} sysctl -w {self.name}={self.value}"
+
+    def describe(self) -> str:
+        return f"sysctl {self.name} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Link(Resource):
+    """Any interface netlab creates; subclasses add their kind's settings."""
+
+    kind: ClassVar[str] = "link"
+    name: str
+    mtu: int
+    mac: str
+
+    @property
+    def key(self) -> tuple:
+        return ("link", self.netns, self.name)
+
+    def describe(self) -> str:
+        return f"link {self.name} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Bridge(Link):
+    kind: ClassVar[str] = "bridge"
+
+    def command(self) -> str:
+        return (f"ip -n {self.netns} link add {self.name} type bridge && "
+                f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
+
+
+@dataclass(frozen=True)
+class Veth(Link):
+    """A veth pair born with each end in its namespace; this end may be a bridge port."""
+
+    kind: ClassVar[str] = "veth"
+    peer_netns: str
+    peer_name: str
+    peer_mac: str
+    master: str | None = None
+    hairpin: bool = False
+
+    def command(self) -> str:
+        cmd = (f"ip -n {self.netns} link add {self.name} mtu {self.mtu} address {self.mac} type veth "
+               f"peer name {self.peer_name} netns {self.peer_netns} mtu {self.mtu} address {self.peer_mac}")
+        if self.master:
+            cmd += f" && ip -n {self.netns} link set {self.name} master {self.master}"
+        if self.hairpin:
+            cmd += f" && bridge -n {self.netns} link set dev {self.name} hairpin on"
+        return cmd + f" && ip -n {self.netns} link set {self.name} up && ip -n {self.peer_netns} link set {self.peer_name} up"
+
+    @property
+    def peer_key(self) -> tuple:
+        return ("link", self.peer_netns, self.peer_name)
+
+
+@dataclass(frozen=True)
+class Vxlan(Link):
+    """Flannel's VTEP: no learning, static ARP/FDB entries per remote node."""
+
+    kind: ClassVar[str] = "vxlan"
+    vni: int
+    port: int
+    local: IPv4Address
+    dev: str
+
+    def command(self) -> str:
+        return (f"ip -n {self.netns} link add {self.name} type vxlan id {self.vni} local {self.local} "
+                f"dev {self.dev} dstport {self.port} nolearning && "
+                f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
+
+
+@dataclass(frozen=True)
+class Address(Resource):
+    kind: ClassVar[str] = "address"
+    dev: str
+    address: IPv4Interface
+
+    @property
+    def key(self) -> tuple:
+        return ("addr", self.netns, self.dev, str(self.address))
+
+    def command(self) -> str:
+        return f"ip -n {self.netns} addr add {self.address} dev {self.dev}"
+
+    def describe(self) -> str:
+        return f"address {self.address} on {self.dev} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Route(Resource):
+    kind: ClassVar[str] = "route"
+    dst: IPv4Network
+    gateway: IPv4Address | None
+    dev: str
+    onlink: bool = False
+
+    @property
+    def key(self) -> tuple:
+        return ("route", self.netns, str(self.dst))
+
+    def command(self) -> str:
+        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
+        via = f" via {self.gateway}" if self.gateway else ""
+        return f"ip -n {self.netns} route add {dst}{via} dev {self.dev}{' onlink' if self.onlink else ''}"
+
+    def describe(self) -> str:
+        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
+        via = f" via {self.gateway}" if self.gateway else ""
+        return f"route {dst}{via} dev {self.dev} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Neigh(Resource):
+    """A PERMANENT neighbour (ARP) entry."""
+
+    kind: ClassVar[str] = "neigh"
+    dev: str
+    dst: IPv4Address
+    lladdr: str
+
+    @property
+    def key(self) -> tuple:
+        return ("neigh", self.netns, self.dev, str(self.dst))
+
+    def command(self) -> str:
+        return f"ip -n {self.netns} neigh replace {self.dst} lladdr {self.lladdr} dev {self.dev} nud permanent"
+
+    def describe(self) -> str:
+        return f"neighbour {self.dst} lladdr {self.lladdr} dev {self.dev} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Fdb(Resource):
+    """A ``self permanent`` FDB entry of a VXLAN device: inner MAC -> remote VTEP."""
+
+    kind: ClassVar[str] = "fdb"
+    dev: str
+    lladdr: str
+    dst: IPv4Address
+
+    @property
+    def key(self) -> tuple:
+        return ("fdb", self.netns, self.dev, self.lladdr)
+
+    def command(self) -> str:
+        return f"bridge -n {self.netns} fdb append {self.lladdr} dev {self.dev} dst {self.dst} self permanent"
+
+    def describe(self) -> str:
+        return f"fdb {self.lladdr} dst {self.dst} dev {self.dev} in {self.netns}"
+
+
+RESOURCE_TYPES: dict[str, type[Resource]] = {
+    cls.kind: cls for cls in (Netns, Sysctl, Bridge, Veth, Vxlan, Address, Route, Neigh, Fdb)
+}
+
+
+def resource_from_json(data: dict[str, Any]) -> Resource:
+    """Inverse of :meth:`Resource.to_json` (used to read saved state)."""
+    data = dict(data)
+    cls = RESOURCE_TYPES[data.pop("kind")]
+    conv = {"local": IPv4Address, "dst": None, "gateway": IPv4Address, "address": IPv4Interface}
+    for name, value in list(data.items()):
+        if value is None or name not in conv:
+            continue
+        if name == "dst":
+            data[name] = IPv4Network(value) if "/" in value else IPv4Address(value)
+        else:
+            data[name] = conv[name](value)
+    return cls(**data)
+
+
+def as_dict(resource: Resource) -> dict[str, Any]:
+    return asdict(resource)

@@ -1,0 +1,1 @@
+"""Probes: children that enter a namespace, then import scapy."""

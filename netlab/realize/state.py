@@ -1,0 +1,259 @@
+"""The lab's saved state under ``/run/netlab/<lab>/`` and its lock.
+
+The state is what proves ownership: ``down`` deletes a namespace only when
+the state lists it *and* the namespace carries the lab's run id (see
+netns.py). It also keeps the topology, so ``down``/``status`` work without
+the file.
+
+The directory is root-only (0700), checked before use (not a symlink, owned
+by root, not group/world writable), and every write is atomic (write a
+temporary file, fsync, rename). ``/run`` is a tmpfs: a reboot forgets the
+labs, as it forgets their namespaces.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import stat
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from netlab.errors import EnvironmentNotReady, LabBusy, UsageError
+from netlab.model.lab import Lab, resolve
+from netlab.model.topology import Topology
+
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
+STATE_VERSION = 1
+
+
+def _check_dir(path: str) -> None:
+    """Refuse a state directory someone else could have prepared for us."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise EnvironmentNotReady(f"{path} is a symlink; refusing to use it (remove it and retry)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise EnvironmentNotReady(f"{path} is not a directory; remove it and retry")
+    if st.st_uid != os.geteuid():
+        raise EnvironmentNotReady(f"{path} is owned by uid {st.st_uid}, not by us; remove it and retry")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise EnvironmentNotReady(f"{path} is group- or world-writable; refusing to use it (chmod 700 {path})")
+
+
+def ensure_dir(path: str) -> str:
+    """Create (0700) or check a state directory."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
+    _check_dir(path)
+    return path
+
+
+def state_root() -> str:
+    return ensure_dir(STATE_ROOT)
+
+
+def lab_dir(lab: str, create: bool = True) -> str:
+    path = os.path.join(STATE_ROOT, lab)
+    if create:
+        state_root()
+        return ensure_dir(path)
+    if os.path.lexists(path):
+        _check_dir(STATE_ROOT)
+        _check_dir(path)
+    return path
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write a file so readers see the old or the new content, never half."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+@dataclass
+class LabState:
+    """What one lab owns, as saved on disk."""
+
+    lab: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    topology: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    # Namespaces: name -> "intent" (about to be created) or "created".
+    netns: dict[str, str] = field(default_factory=dict)
+    # Plan resources applied last (JSON), for status and convergence.
+    plan: list[dict[str, Any]] = field(default_factory=list)
+    # Extra records owned by later features (containers, nat payloads ...).
+    extra: dict[str, Any] = field(default_factory=dict)
+    phase: str = "creating"  # creating | up | failed | deleting
+
+    @property
+    def path(self) -> str:
+        return os.path.join(lab_dir(self.lab), "state.json")
+
+    def save(self) -> None:
+        data = {
+            "version": STATE_VERSION,
+            "lab": self.lab,
+            "run_id": self.run_id,
+            "phase": self.phase,
+            "source": self.source,
+            "topology": self.topology,
+            "netns": self.netns,
+            "plan": self.plan,
+            "extra": self.extra,
+        }
+        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+
+    def model(self) -> Topology:
+        return Topology.model_validate(self.topology)
+
+    def resolved(self) -> Lab:
+        return resolve(self.model())
+
+
+def load_state(lab: str) -> LabState | None:
+    """Read a lab's state; None when the lab is not known."""
+    path = os.path.join(lab_dir(lab, create=False), "state.json")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise EnvironmentNotReady(f"{path} is a symlink; refusing to read it") from None
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            data = json.loads(fh.read())
+        except json.JSONDecodeError as exc:
+            raise EnvironmentNotReady(f"{path} is corrupt ({exc}); inspect it, or remove it to forget the lab") from None
+    if data.get("lab") != lab:
+        raise EnvironmentNotReady(f"{path} describes lab {data.get('lab')!r}, not {lab!r}; refusing to use it")
+    return LabState(
+        lab=lab,
+        run_id=str(data.get("run_id", "")),
+        topology=data.get("topology") or {},
+        source=data.get("source"),
+        netns={str(k): str(v) for k, v in (data.get("netns") or {}).items()},
+        plan=list(data.get("plan") or []),
+        extra=dict(data.get("extra") or {}),
+        phase=str(data.get("phase", "up")),
+    )
+
+
+def forget(lab: str) -> None:
+    """Remove a lab's state directory after a complete teardown."""
+    path = lab_dir(lab, create=False)
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            for sub in os.listdir(full):
+                os.unlink(os.path.join(full, sub))
+            os.rmdir(full)
+        elif name != "lock":
+            os.unlink(full)
+    # The lock file goes last; holders of the lock keep their open fd.
+    try:
+        os.unlink(os.path.join(path, "lock"))
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def known_labs() -> list[str]:
+    """Labs with saved state, sorted."""
+    if not os.path.isdir(STATE_ROOT):
+        return []
+    _check_dir(STATE_ROOT)
+    return sorted(name for name in os.listdir(STATE_ROOT)
+                  if os.path.isfile(os.path.join(STATE_ROOT, name, "state.json")))
+
+
+class LabLock:
+    """A per-lab flock; the lock file names the holder so others can say who."""
+
+    def __init__(self, lab: str, command: str = "netlab", wait: float = 60.0):
+        self.lab, self.command, self.wait = lab, command, wait
+        self.fd: int | None = None
+
+    def __enter__(self) -> "LabLock":
+        path = os.path.join(lab_dir(self.lab), "lock")
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        deadline = time.monotonic() + self.wait
+        told = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self._holder()
+                if time.monotonic() >= deadline:
+                    os.close(self.fd)
+                    self.fd = None
+                    raise LabBusy(f"lab {self.lab} is in use by {holder}; try again when it finishes") from None
+                if not told:
+                    import sys
+
+                    print(f"netlab: waiting for {holder} to release lab {self.lab}", file=sys.stderr)
+                    told = True
+                time.sleep(0.05)
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"pid {os.getpid()} ({self.command})\n".encode(), 0)
+        return self
+
+    def _holder(self) -> str:
+        try:
+            text = os.pread(self.fd, 200, 0).decode(errors="replace").strip()
+        except OSError:
+            text = ""
+        return text or "another netlab process"
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def select_lab(lab_name: str | None, topology: str | None) -> LabState:
+    """The running lab a command acts on: --lab, -t FILE, or the only lab up."""
+    if lab_name and topology:
+        raise UsageError("give --lab or -t, not both")
+    if topology:
+        from netlab.model.load import load_topology
+
+        lab_name = load_topology(topology).name
+    if not lab_name:
+        labs = known_labs()
+        if not labs:
+            raise UsageError("no lab is up; start one with: sudo netlab up")
+        if len(labs) > 1:
+            raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
+        lab_name = labs[0]
+    st = load_state(lab_name)
+    if st is None:
+        labs = known_labs()
+        hint = f" (labs up: {', '.join(labs)})" if labs else ""
+        raise UsageError(f"lab {lab_name!r} is not up{hint}")
+    return st
+
+
+def iter_states() -> Iterator[LabState]:
+    for name in known_labs():
+        st = load_state(name)
+        if st is not None:
+            yield st
