@@ -12,7 +12,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
-from netlab.model.topology import Container, Pod, Service, Topology
+from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
+
+DEFAULT_CONTAINER = "main"
+DEFAULT_ECHO_PORT = (8080, "TCP")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,19 @@ class PodInfo:
 
     @property
     def containers(self) -> list[Container]:
-        return list(self.spec.containers)
+        """The pod's containers; a pod that lists none gets one echo-server container."""
+        return list(self.spec.containers) or [Container(name=DEFAULT_CONTAINER)]
+
+    @property
+    def ports(self) -> list[tuple[int, str]]:
+        """(port, protocol) the pod serves: declared ports, or the echo server's 8080/TCP."""
+        out: list[tuple[int, str]] = []
+        for c in self.containers:
+            declared = [(p.container_port, p.protocol) for p in c.ports]
+            if not declared and c.command is None:
+                declared = [DEFAULT_ECHO_PORT]
+            out += [p for p in declared if p not in out]
+        return out
 
 
 class Lab:
@@ -118,6 +133,17 @@ class Lab:
         """VXLAN adds 50 bytes (outer Ethernet 14, IP 20, UDP 8, VXLAN 8); host-gw adds none."""
         return self.underlay_mtu - 50 if self.mode == "vxlan" else self.underlay_mtu
 
+    @cached_property
+    def internet_hosts(self) -> list[tuple[str, str]]:
+        """(name, namespace) of the simulated internet's machines: gateway, lb, hosts."""
+        if self.topo.internet is None:
+            return []
+        out = [("gateway", naming.netns_name(self.name, "gateway"))]
+        if any(s.type == "LoadBalancer" for s in self.topo.services):
+            out.append(("lb", naming.netns_name(self.name, "lb")))
+        out += [(h.name, naming.netns_name(self.name, h.name)) for h in self.topo.internet.hosts]
+        return out
+
     def node(self, name: str) -> NodeInfo:
         return next(n for n in self.nodes if n.name == name)
 
@@ -126,6 +152,22 @@ class Lab:
 
     def pods_on(self, node: str) -> list[PodInfo]:
         return [p for p in self.pods if p.node == node]
+
+    def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:
+        """Pods backing one Service port: labels match the selector and the pod serves targetPort.
+
+        Like the EndpointSlice controller: a Service with an empty selector has no
+        endpoints. Sorted by pod IP so rule order is stable.
+        """
+        if not svc.selector:
+            return []
+        target = port.target_port or port.port
+        out = [
+            (p, target)
+            for p in self.pods
+            if all(p.spec.labels.get(k) == v for k, v in svc.selector.items()) and (target, port.protocol) in p.ports
+        ]
+        return sorted(out, key=lambda item: item[0].ip)
 
     def netns_names(self) -> list[str]:
         """Every namespace of the lab, underlay first."""
@@ -136,6 +178,11 @@ class Lab:
         for item in (*self.nodes, *self.pods):
             if item.name == name:
                 return item.netns
+        for host, netns in self.internet_hosts:
+            if host == name:
+                return netns
+        if name == "underlay":
+            return self.underlay_netns
         return None
 
 

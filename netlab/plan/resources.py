@@ -217,8 +217,42 @@ class Fdb(Resource):
         return f"fdb {self.lladdr} dst {self.dst} dev {self.dev} in {self.netns}"
 
 
+@dataclass(frozen=True)
+class NatRules(Resource):
+    """The lab's chains of one table in one namespace, as one iptables-restore payload.
+
+    ``payload`` is complete input for ``iptables-restore --noflush``: it declares
+    and flushes only the chains in ``chains`` (the lab's own), then appends the
+    rules, so chains the lab does not own are never touched. ``rules`` is the
+    canonical ``iptables-save`` form of the same rules (``-A CHAIN ...`` lines,
+    sorted as iptables-save prints them) that status compares with the kernel.
+    """
+
+    kind: ClassVar[str] = "nat"
+    table: str
+    chains: tuple[str, ...]
+    payload: str
+    rules: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return ("nat", self.netns, self.table)
+
+    def command(self) -> str:
+        return f"ip netns exec {self.netns} iptables-restore --noflush <<'EOF'\n{self.payload.rstrip()}\nEOF"
+
+    def describe(self) -> str:
+        return f"iptables {self.table} rules in {self.netns}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["chains"] = list(self.chains)
+        out["rules"] = list(self.rules)
+        return out
+
+
 RESOURCE_TYPES: dict[str, type[Resource]] = {
-    cls.kind: cls for cls in (Netns, Sysctl, Bridge, Veth, Vxlan, Address, Route, Neigh, Fdb)
+    cls.kind: cls for cls in (Netns, Sysctl, Bridge, Veth, Vxlan, Address, Route, Neigh, Fdb, NatRules)
 }
 
 
@@ -226,6 +260,9 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     """Inverse of :meth:`Resource.to_json` (used to read saved state)."""
     data = dict(data)
     cls = RESOURCE_TYPES[data.pop("kind")]
+    for name in ("chains", "rules"):
+        if name in data:
+            data[name] = tuple(data[name])
     conv = {"local": IPv4Address, "dst": None, "gateway": IPv4Address, "address": IPv4Interface}
     for name, value in list(data.items()):
         if value is None or name not in conv:

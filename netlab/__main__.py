@@ -1,0 +1,5 @@
+"""``python -m netlab`` runs the CLI."""
+
+from netlab.cli import main
+
+main()

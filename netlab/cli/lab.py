@@ -1,0 +1,236 @@
+"""Lab lifecycle commands: validate, plan, up, down, status, list."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.errors import ChecksFailed
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+
+TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
+
+
+def _progress():
+    """A rich progress bar on a terminal (stderr); nothing when not a terminal."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.progress import Progress
+
+    bar = Progress(console=Console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(what, total=total)
+        bar.update(tasks[what], completed=done)
+
+    return bar, update
+
+
+@cli.command()
+@click.option("-t", "--topology", type=click.Path(dir_okay=False), help=TOPOLOGY_HELP)
+@output_option("text", "json")
+def validate(topology: str | None, output: str) -> None:
+    """Check a topology file without touching the system (no root needed).
+
+    Every problem is reported as FILE:LINE: field: message; exit code 2 when
+    the topology is invalid.
+    """
+    lab = resolve(load_topology(topology))
+    if output == "json":
+        print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
+                    "services": len(lab.services)})
+    else:
+        click.echo(f"{topology or 'built-in default'}: ok (lab {lab.name}: {len(lab.nodes)} nodes, "
+                   f"{len(lab.pods)} pods, {len(lab.services)} services)")
+
+
+@cli.command()
+@click.option("-t", "--topology", type=click.Path(dir_okay=False), help=TOPOLOGY_HELP)
+@output_option("text", "json")
+def plan(topology: str | None, output: str) -> None:
+    """Print what `up` would create, as ip(8)-like commands (a dry run, no root needed).
+
+    The plan is deterministic: the same topology gives the same namespaces,
+    names, addresses and MACs every time. `-o json` lists every object.
+    """
+    from netlab.plan.build import build_plan
+    from netlab.plan.render import render_commands
+
+    p = build_plan(resolve(load_topology(topology)))
+    if output == "json":
+        print_json(p.to_json())
+    else:
+        click.echo(render_commands(p), nl=False)
+
+
+@cli.command()
+@click.option("-t", "--topology", type=click.Path(dir_okay=False), help=TOPOLOGY_HELP)
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for another netlab command that holds the lab.")
+@output_option("text", "json")
+def up(topology: str | None, wait: float, output: str) -> None:
+    """Create the lab, or converge a running lab to its topology.
+
+    Namespaces are <lab>-underlay, <lab>-<node>, <lab>-<pod>. Running `up`
+    again with the same file changes nothing; with a changed file it adds and
+    removes what differs, like a controller reconciling desired and current
+    state. A failed or interrupted `up` rolls back (exit 4, or 130 when
+    interrupted).
+
+    \b
+    Then, for example:
+      sudo ip netns exec demo-fedora-1 ping -c1 10.244.1.3    # TTL 62: two routers
+      sudo ip -n demo-minikube -d link show flannel.1          # the VXLAN device
+      sudo netlab status
+    """
+    lab = resolve(load_topology(topology))
+    require_root()
+    from netlab.realize import apply
+
+    bar, progress = _progress()
+    if bar:
+        with bar:
+            result = apply.up(lab, source=topology, progress=progress, wait=wait)
+    else:
+        result = apply.up(lab, source=topology, wait=wait)
+    warnings = list(result.warnings)
+    try:
+        from netlab.probe.neighbours import neighbour_budget_warning
+    except ImportError:
+        neighbour_budget_warning = None
+    if neighbour_budget_warning:
+        warning = neighbour_budget_warning(lab)
+        if warning:
+            warnings.append(warning)
+    if output == "json":
+        print_json({"lab": lab.name, "changed": result.changed, "created_netns": result.created_netns,
+                    "removed_netns": result.removed_netns, "fixed": result.fixed,
+                    "operations": result.operations, "warnings": warnings})
+        return
+    for w in warnings:
+        click.echo(f"netlab: warning: {w}", err=True)
+    if not result.changed:
+        click.echo(f"lab {lab.name} is up and matches its topology; nothing to change")
+        return
+    parts = []
+    if result.created_netns:
+        parts.append(f"{len(result.created_netns)} namespaces created")
+    if result.removed_netns:
+        parts.append(f"{len(result.removed_netns)} removed")
+    if result.fixed:
+        parts.append(f"{len(result.fixed)} objects repaired")
+    click.echo(f"lab {lab.name} is up ({', '.join(parts)}): {len(lab.nodes)} nodes, {len(lab.pods)} pods, "
+               f"{lab.mode} overlay")
+    if lab.pods:
+        first = lab.pods[0]
+        other = next((p for p in lab.pods if p.node != first.node), None) or lab.pods[-1]
+        click.echo(f"try: sudo ip netns exec {first.netns} ping -c1 {other.ip}")
+
+
+@cli.command()
+@lab_options
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for another netlab command that holds the lab.")
+@output_option("text", "json")
+def down(lab_name: str | None, topology: str | None, wait: float, output: str) -> None:
+    """Delete everything the lab made: its processes, links and namespaces.
+
+    Works without the topology file (`--lab NAME`), after a crash, and when
+    run twice. Only what the lab's saved state proves it created is deleted.
+    """
+    require_root()
+    from netlab.realize import apply
+    from netlab.realize.state import known_labs
+
+    if topology:
+        lab_name = load_topology(topology).name
+    if not lab_name:
+        labs = known_labs()
+        if not labs:
+            if output == "json":
+                print_json({"lab": None, "was_up": False, "removed_netns": []})
+            else:
+                click.echo("no lab is up; nothing to do")
+            return
+        if len(labs) > 1:
+            from netlab.errors import UsageError
+
+            raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
+        lab_name = labs[0]
+    result = apply.down(lab_name, wait=wait)
+    if output == "json":
+        print_json({"lab": lab_name, "was_up": result.was_up, "removed_netns": result.removed_netns,
+                    "skipped": result.skipped})
+        return
+    for line in result.skipped:
+        click.echo(f"netlab: warning: {line}", err=True)
+    if not result.was_up:
+        click.echo(f"lab {lab_name} is not up; nothing to do")
+    else:
+        click.echo(f"lab {lab_name} is down ({len(result.removed_netns)} namespaces removed)")
+
+
+@cli.command()
+@lab_options
+@output_option("text", "json")
+def status(lab_name: str | None, topology: str | None, output: str) -> None:
+    """Compare the live kernel with the lab's plan; exit 1 on drift.
+
+    Lists every missing, extra or different namespace, link, address, route,
+    neighbour, FDB entry, sysctl and rule, and containers that exited.
+    `sudo netlab up` again repairs the drift.
+    """
+    require_root()
+    from netlab.realize import apply
+    from netlab.realize.state import select_lab
+
+    state = select_lab(lab_name, topology)
+    result = apply.status(state)
+    if output == "json":
+        print_json({"lab": result.lab, "ok": result.ok, "objects": result.objects, "drift": result.drift,
+                    "details": result.details})
+    else:
+        if result.ok:
+            click.echo(f"lab {result.lab}: {result.objects} objects, all as planned")
+        else:
+            click.echo(f"lab {result.lab}: {len(result.drift)} differences from the plan:")
+            for line in result.drift:
+                click.echo(f"  {line}")
+            click.echo("run `sudo netlab up` again to repair")
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@cli.command(name="list")
+@output_option("text", "json")
+def list_labs(output: str) -> None:
+    """Show the labs that are up."""
+    require_root()
+    from netlab.realize.state import iter_states
+
+    rows = []
+    for st in iter_states():
+        topo = st.topology
+        rows.append({"lab": st.lab, "phase": st.phase, "namespaces": len(st.netns),
+                     "nodes": len(topo.get("nodes", [])), "pods": len(topo.get("pods", [])),
+                     "source": st.source or "built-in default"})
+    if output == "json":
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no lab is up")
+        return
+    table = Table("lab", "phase", "nodes", "pods", "namespaces", "topology")
+    for r in rows:
+        table.add_row(r["lab"], r["phase"], str(r["nodes"]), str(r["pods"]), str(r["namespaces"]), r["source"])
+    Console().print(table)
+
+
+__all__ = ["ChecksFailed"]
