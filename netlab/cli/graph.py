@@ -1,0 +1,88 @@
+"""``netlab graph``: draw a lab (Mermaid, Graphviz DOT, SVG, PNG)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from netlab import graph
+from netlab.cli.base import cli
+from netlab.errors import EnvironmentNotReady, UsageError
+from netlab.model.lab import Lab, resolve
+from netlab.model.load import load_topology
+from netlab.realize import state
+
+
+@cli.command("graph")
+@click.option("--lab", "lab_name", metavar="NAME",
+              help="Draw a running lab (its saved topology; reading it needs root).")
+@click.option("-t", "--topology", "topology", type=click.Path(dir_okay=False),
+              help="Draw this topology file. Needs no root and no running lab.")
+@click.option("-o", "--output", "output", type=click.Choice(graph.FORMATS), default="mermaid", show_default=True,
+              help="mermaid and dot are text; svg and png are laid out by Graphviz's dot.")
+@click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write to FILE instead of standard output.")
+def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: str | None) -> None:
+    """Draw a lab: underlay, nodes, bridges, pods, veths, tunnels, Services.
+
+    \b
+    What the picture shows:
+      underlay   the <lab>-underlay namespace and its br0 bridge, the nodes' LAN
+      node       a frame per node: eth0 (node IP), cni0 (bridge, the pods' gateway),
+                 flannel.1 (VXLAN device: VNI, UDP port, MAC) in vxlan mode
+      pod        name, IP, namespace, labels; the line to cni0 is its veth pair
+                 (labelled with the host end's name, as `ip -n <node> link` shows it)
+      tunnels    dashed "VXLAN VNI 1 UDP 8472" between every two nodes, or in
+                 host-gw mode the routes each node holds for the other's pods
+      Services   ClusterIP and ports, with an arrow to every endpoint pod
+      internet   the gateway and hosts, when the topology has an internet: section
+
+    Which lab: -t FILE draws a topology file; --lab NAME a running lab; with
+    neither, the only lab that is up, or else the built-in default lab.
+
+    \b
+    Examples:
+      netlab graph -t lab.yaml                             # Mermaid text
+      netlab graph -t lab.yaml -o svg -w lab.svg           # needs graphviz
+      netlab graph -o dot | dot -Tpdf -o lab.pdf           # lay it out yourself
+      sudo netlab graph --lab demo -o png -w demo.png
+
+    Mermaid text renders on GitHub and GitLab inside a ```mermaid block, or at
+    mermaid.live. The same topology always gives the same text, so a graph
+    kept in git shows topology changes as diffs.
+    """
+    lab = _pick_lab(lab_name, topology)
+    if output == "png" and write is None and sys.stdout.isatty():
+        raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
+                         "or redirect it: netlab graph -o png > lab.png")
+    data = graph.render(lab, output)
+    if write is None:
+        stream = click.get_binary_stream("stdout")
+        stream.write(data)
+        stream.flush()
+        return
+    with open(write, "wb") as fh:
+        fh.write(data)
+    click.echo(f"netlab: wrote {write} ({output}, {len(data)} bytes)", err=True)
+
+
+def _pick_lab(lab_name: str | None, topology: str | None) -> Lab:
+    """-t FILE, --lab NAME, the only running lab, or the built-in default."""
+    if lab_name and topology:
+        raise UsageError("give --lab or -t, not both")
+    if topology:
+        return resolve(load_topology(topology))
+    if lab_name:
+        return state.select_lab(lab_name, None).resolved()
+    try:
+        running = state.known_labs()
+    except (EnvironmentNotReady, PermissionError):
+        # The state directory is root's; a user can still draw files.
+        click.echo("netlab: cannot read the running labs (root only); drawing the built-in default lab "
+                   "(use -t FILE, or sudo)", err=True)
+        return resolve(load_topology(None))
+    if running:
+        return state.select_lab(None, None).resolved()  # the only one, or "several labs are up"
+    click.echo("netlab: no lab is up; drawing the built-in default lab", err=True)
+    return resolve(load_topology(None))

@@ -1,0 +1,300 @@
+"""A picture of a lab: what is plugged into what, as Mermaid, Graphviz DOT, SVG or PNG.
+
+The picture follows the packet path the tutorials draw, per node::
+
+    pod eth0 ── veth ── cni0 (bridge) ·· routes ·· flannel.1 (VXLAN) ·· eth0 ── veth ── br0 (underlay)
+                                                       ╎
+                          VXLAN VNI 1 UDP 8472 to every other node's flannel.1
+
+The line from cni0 lists the node's routes to the other nodes' pod CIDRs. In
+host-gw mode there is no flannel.1 and no tunnel: each node routes every
+other node's pod CIDR via that node's eth0 address. Services (a virtual
+ClusterIP that kube-proxy programs in every node) point at the pods backing
+them.
+
+The module is pure: :func:`build` turns a resolved :class:`Lab` into a small
+:class:`Graph` (boxes, groups, links) and the renderers turn that into text.
+Only :func:`run_dot` runs a program (Graphviz's ``dot``) for svg and png.
+The same topology always gives the same text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from netlab.errors import EnvironmentNotReady
+from netlab.model import naming
+from netlab.model.addressing import underlay_gateway
+from netlab.model.lab import Lab
+
+FORMATS = ("mermaid", "dot", "svg", "png")
+DOT_TIMEOUT = 120  # seconds
+
+
+@dataclass(frozen=True)
+class Box:
+    """One thing in the picture: an interface, a bridge, a pod, a Service, a host."""
+
+    id: str
+    label: str  # lines separated by "\n"
+    kind: str  # bridge | iface | vtep | pod | service | host
+
+
+@dataclass(frozen=True)
+class Link:
+    """A line between two boxes; ``style`` says what kind of connection it is."""
+
+    src: str
+    dst: str
+    label: str  # lines separated by "\n"
+    style: str  # veth | internal | tunnel | service
+
+
+@dataclass
+class Group:
+    """A namespace or section drawn as a frame around its boxes."""
+
+    id: str
+    title: str
+    boxes: list[Box] = field(default_factory=list)
+
+
+@dataclass
+class Graph:
+    title: str
+    groups: list[Group] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+
+
+class _Ids:
+    """Identifiers safe in both Mermaid and DOT, unique, readable and stable."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[tuple[str, ...], str] = {}
+
+    def __call__(self, *key: str) -> str:
+        if key not in self.by_key:
+            base = re.sub(r"[^A-Za-z0-9]+", "_", "_".join(key)).strip("_")
+            ident, n = base, 1
+            while ident in self.by_key.values():
+                n += 1
+                ident = f"{base}_{n}"
+            self.by_key[key] = ident
+        return self.by_key[key]
+
+
+def build(lab: Lab) -> Graph:
+    """The picture of a resolved lab, in topology order."""
+    ids = _Ids()
+    topo = lab.topo
+    net = topo.network
+    underlay = net.underlay.cidr
+    vtep_name = naming.vxlan_name(net.vxlan.vni)
+    tunnel_label = f"VXLAN VNI {net.vxlan.vni} UDP {net.vxlan.port}"
+    g = Graph(title=f"lab {lab.name} ({lab.mode}, pod MTU {lab.pod_mtu})")
+
+    # The underlay: one Linux bridge standing in for the nodes' LAN switch.
+    br0 = ids("underlay", naming.UNDERLAY_BRIDGE)
+    g.groups.append(Group(ids("grp", "underlay"), f"underlay  netns {lab.underlay_netns}", [
+        Box(br0, f"{naming.UNDERLAY_BRIDGE} (bridge)\n{underlay}\nMTU {lab.underlay_mtu}", "bridge"),
+    ]))
+
+    for node in lab.nodes:
+        eth0, cni0, vtep = (ids("node", node.name, dev) for dev in ("eth0", "cni0", "vtep"))
+        grp = Group(ids("grp", "node", node.name), f"node {node.name}  netns {node.netns}")
+        # eth0: the node's leg on the underlay, the address other nodes know it by.
+        grp.boxes.append(Box(eth0, f"{naming.NODE_IF}\n{node.ip}/{underlay.prefixlen}\n{node.eth0_mac}", "iface"))
+        # cni0: the node's pod bridge; its address is every local pod's default gateway.
+        grp.boxes.append(Box(cni0, f"{naming.BRIDGE} (bridge)\n{node.gateway}\npod CIDR {node.pod_cidr}", "bridge"))
+        g.links.append(Link(eth0, br0, f"veth {node.underlay_veth}", "veth"))
+        # The node routes between cni0 and the other nodes (ip_forward=1): the
+        # link from cni0 carries the node's routes to every other pod CIDR.
+        peers = [p for p in lab.nodes if p.name != node.name]
+        if lab.mode == "vxlan":
+            # flannel.1: the VTEP; wraps pod packets in UDP and sends them out of eth0.
+            grp.boxes.append(Box(vtep, f"{vtep_name} (VXLAN)\n{node.vtep_ip}/32\n"
+                                       f"VNI {net.vxlan.vni} UDP {net.vxlan.port}\n{node.vxlan_mac}", "vtep"))
+            routes = [f"{p.pod_cidr} via {p.vtep_ip} onlink" for p in peers]
+            g.links.append(Link(cni0, vtep, "\n".join(["routed (ip_forward)", *routes]), "internal"))
+            g.links.append(Link(vtep, eth0, f"encap, local {node.ip}", "internal"))
+        else:
+            # host-gw: no tunnel, the other nodes' eth0 addresses are the gateways.
+            routes = [f"{p.pod_cidr} via {p.ip}" for p in peers]
+            g.links.append(Link(cni0, eth0, "\n".join(["routed (ip_forward), host-gw", *routes]), "internal"))
+        for pod in lab.pods_on(node.name):
+            # A pod is a namespace whose eth0 is one end of a veth; the other end is a cni0 port.
+            lines = [f"pod {pod.name}", f"eth0 {pod.ip}/{node.pod_cidr.prefixlen}", f"netns {pod.netns}"]
+            lines += [f"{k}={v}" for k, v in sorted(pod.labels.items())]
+            grp.boxes.append(Box(ids("pod", pod.name), "\n".join(lines), "pod"))
+            g.links.append(Link(ids("pod", pod.name), cni0, f"veth {pod.host_veth}", "veth"))
+        g.groups.append(grp)
+
+    # VXLAN: a tunnel between every pair of flannel.1 devices (each node has
+    # the other's MAC in its ARP and FDB tables).
+    if lab.mode == "vxlan":
+        for i, a in enumerate(lab.nodes):
+            for b in lab.nodes[i + 1:]:
+                g.links.append(Link(ids("node", a.name, "vtep"), ids("node", b.name, "vtep"), tunnel_label, "tunnel"))
+
+    # Services: a ClusterIP that kube-proxy DNATs, in every node, to one of its endpoints.
+    if lab.services:
+        grp = Group(ids("grp", "services"), "Services (kube-proxy iptables DNAT in every node)")
+        for svc in lab.services:
+            sid = ids("svc", svc.namespace, svc.name)
+            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {lab.addressing.service_ip.get(svc.name)}"]
+            if svc.load_balancer_ip:
+                lines.append(f"load balancer {svc.load_balancer_ip}")
+            for port in svc.ports:
+                line = f"{port.port}/{port.protocol}, targetPort {port.target_port or port.port}"
+                lines.append(line + (f", nodePort {port.node_port}" if port.node_port else ""))
+                for pod, target in lab.endpoints(svc, port):
+                    g.links.append(Link(sid, ids("pod", pod.name), f"{port.port}/{port.protocol} DNAT to :{target}",
+                                        "service"))
+            if not any(lab.endpoints(svc, p) for p in svc.ports):
+                lines.append("no endpoints (rejects)")
+            grp.boxes.append(Box(sid, "\n".join(lines), "service"))
+        g.groups.append(grp)
+
+    # The simulated internet, reached through the lab's gateway on the underlay.
+    if topo.internet:
+        inet = topo.internet
+        gw = ids("inet", "gateway")
+        grp = Group(ids("grp", "internet"), f"internet {inet.cidr}")
+        grp.boxes.append(Box(gw, f"gateway\nnetns {naming.netns_name(lab.name, 'gateway')}\n"
+                                 f"{underlay_gateway(underlay)} on the underlay\n{inet.gateway.ip} on the internet",
+                             "host"))
+        g.links.append(Link(gw, br0, "underlay", "veth"))
+        for host in inet.hosts:
+            hid = ids("host", host.name)
+            grp.boxes.append(Box(hid, f"host {host.name}\n{host.ip}", "host"))
+            g.links.append(Link(hid, gw, "internet", "veth"))
+        g.groups.append(grp)
+    return g
+
+
+# Box colours (fill, stroke) by kind, shared by both renderers.
+COLORS = {
+    "bridge": ("#fff4cc", "#b08900"),
+    "iface": ("#ffffff", "#555555"),
+    "vtep": ("#fde2e1", "#c0392b"),
+    "pod": ("#e3f0ff", "#2e6bc6"),
+    "service": ("#e2f7e2", "#2e8b57"),
+    "host": ("#eeeeee", "#777777"),
+}
+
+
+# ---------------------------------------------------------------- Mermaid
+
+# Characters that stay as they are in a Mermaid label; every other one
+# becomes an entity code (#34; for ") so no input can end the label early.
+_MERMAID_SAFE = re.compile(r"[A-Za-z0-9 ._:/=,+()-]")
+
+_MERMAID_LINKS = {  # style -> Mermaid edge
+    "veth": "---",
+    "internal": "-.-",
+    "tunnel": "-.-",
+    "service": "-->",
+}
+
+
+def mermaid_text(text: str) -> str:
+    """A label for inside Mermaid double quotes; "\n" becomes a line break."""
+    return "<br/>".join("".join(c if _MERMAID_SAFE.match(c) else f"#{ord(c)};" for c in line)
+                        for line in text.split("\n"))
+
+
+def to_mermaid(g: Graph) -> str:
+    out = ["---", f'title: "{mermaid_text(g.title)}"', "---", "flowchart TB"]
+    for grp in g.groups:
+        out.append(f'  subgraph {grp.id} ["{mermaid_text(grp.title)}"]')
+        for box in grp.boxes:
+            out.append(f'    {box.id}["{mermaid_text(box.label)}"]')
+        out.append("  end")
+    for link in g.links:
+        out.append(f'  {link.src} {_MERMAID_LINKS[link.style]}|"{mermaid_text(link.label)}"| {link.dst}')
+    for kind, (fill, stroke) in COLORS.items():
+        members = [b.id for grp in g.groups for b in grp.boxes if b.kind == kind]
+        if members:
+            out.append(f"  classDef {kind} fill:{fill},stroke:{stroke}")
+            out.append(f"  class {','.join(members)} {kind}")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- Graphviz
+
+_DOT_LINKS = {  # style -> edge attributes
+    "veth": 'dir=none, penwidth=1.5',
+    "internal": 'dir=none, style=dotted',
+    "tunnel": 'dir=none, style=dashed, color="#c0392b", fontcolor="#c0392b", penwidth=2, constraint=false',
+    "service": 'color="#2e8b57", fontcolor="#2e8b57"',
+}
+
+
+def dot_text(text: str) -> str:
+    """A string for inside DOT double quotes; "\n" becomes a line break.
+
+    Other backslashes stay literal (``\\N`` is not the node name), and so does
+    ``&`` (Graphviz decodes entities such as ``&amp;`` in labels).
+    """
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("&", "&amp;")
+    return text.replace("\r", "").replace("\n", "\\n")
+
+
+def to_dot(g: Graph) -> str:
+    out = [
+        "digraph netlab {",
+        f'  graph [label="{dot_text(g.title)}", labelloc=t, fontname="Helvetica", newrank=true, nodesep=0.4];',
+        '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+        '  edge [fontname="Helvetica", fontsize=9];',
+    ]
+    for grp in g.groups:
+        out.append(f'  subgraph "cluster_{grp.id}" {{')
+        out.append(f'    label="{dot_text(grp.title)}"; style=rounded; color="#999999";')
+        for box in grp.boxes:
+            fill, stroke = COLORS[box.kind]
+            out.append(f'    {box.id} [label="{dot_text(box.label)}", fillcolor="{fill}", color="{stroke}"];')
+        out.append("  }")
+    for link in g.links:
+        # Tunnels leave the ranking alone (constraint=false) and carry their
+        # text as an xlabel: with a plain label, Graphviz (2.43 at least) fails
+        # with "lost edge" on labs of a few nodes and more.
+        attr = "xlabel" if link.style == "tunnel" else "label"
+        out.append(f'  {link.src} -> {link.dst} [{attr}="{dot_text(link.label)}", {_DOT_LINKS[link.style]}];')
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def run_dot(dot_source: str, fmt: str) -> bytes:
+    """Lay out DOT text with Graphviz's ``dot`` into svg or png bytes."""
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"dot renders svg or png, not {fmt!r}")
+    # Only absolute PATH entries: never run a "dot" from the current directory.
+    path = os.pathsep.join(p for p in os.environ.get("PATH", os.defpath).split(os.pathsep) if os.path.isabs(p))
+    dot = shutil.which("dot", path=path)
+    if dot is None:
+        raise EnvironmentNotReady(f"-o {fmt} needs Graphviz's dot; install graphviz "
+                                  "(apt install graphviz, dnf install graphviz), or use -o mermaid / -o dot")
+    try:
+        done = subprocess.run([dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True,
+                              timeout=DOT_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise EnvironmentNotReady(f"{dot} took more than {DOT_TIMEOUT}s; try -o dot and lay it out yourself") from None
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip().splitlines()
+        raise EnvironmentNotReady(f"{dot} -T{fmt} failed: {err[-1] if err else f'exit {done.returncode}'}"
+                                  " (is graphviz installed with its cairo/png plugins?)")
+    return done.stdout
+
+
+def render(lab: Lab, fmt: str) -> bytes:
+    """The lab's picture in one of :data:`FORMATS`, as bytes ready to write."""
+    g = build(lab)
+    if fmt == "mermaid":
+        return to_mermaid(g).encode()
+    if fmt == "dot":
+        return to_dot(g).encode()
+    return run_dot(to_dot(g), fmt)
