@@ -73,10 +73,13 @@ class Ops:
         at = os.environ.get("NETLAB_FAULT_AT")
         self.fault_at = int(at) if at and at.isdigit() else None
         self.mode = os.environ.get("NETLAB_FAULT_MODE", "fail")
+        self.before_fault: Callable[[], None] | None = None
 
     def __call__(self, what: str) -> None:
         self.count += 1
         if self.fault_at is not None and self.count == self.fault_at:
+            if self.before_fault is not None:
+                self.before_fault()  # batched work before the fault reaches the kernel first
             if self.mode == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise ApplyFailed(f"injected fault at operation {self.count} ({what})")
@@ -96,9 +99,16 @@ class UpResult:
         return bool(self.created_netns or self.removed_netns or self.fixed)
 
 
-def owned(name: str, tag: str) -> bool:
-    """True when namespace ``name`` exists and carries exactly this lab's tag."""
+def owned(name: str, tag: str, record: str | None = None) -> bool:
+    """True when namespace ``name`` exists and is provably this lab's.
+
+    ``record`` is what the state says of it: ``ino:N`` (the nsfs inode seen
+    right after creating it; a cheap stat proves identity) or ``intent``
+    (created, maybe, by a run that crashed: the tag on ``lo`` decides).
+    """
     try:
+        if record and record.startswith("ino:"):
+            return str(nsmod.inode(name)) == record[4:]
         return nsmod.read_tag(name) == tag
     except (OSError, ValueError, NetlinkError):
         return False
@@ -170,7 +180,7 @@ def _preflight(plan: Plan, state: LabState, tag: str) -> list[str]:
         if not nsmod.exists(name):
             to_create.append(name)
             continue
-        if owned(name, tag):
+        if owned(name, tag, state.netns.get(name)):
             continue
         if state.netns.get(name) == "intent" and nsmod.remove_placeholder(name):
             to_create.append(name)  # left by a crash between claiming the name and mounting
@@ -223,7 +233,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
                 if progress and i % 25 == 0:
                     progress("namespaces", i, total)
             for name in created:
-                state.netns[name] = "created"
+                state.netns[name] = f"ino:{nsmod.inode(name)}"
             if created:
                 state.save()
             result.created_netns = created
@@ -234,6 +244,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
                     if r.kind not in ("netns", "sysctl") and r.netns in fresh_ns]
             existing = [n for n in plan.netns if n not in fresh_ns]
             drifts: list[Drift] = diff(plan, s, existing) if existing else []
+            todo = _apply_fresh(plan, created, todo, ops)
             _apply(s, todo, drifts, ops, result, progress)
             # A replaced link takes its addresses and routes with it: read
             # back and converge until nothing differs (bounded).
@@ -247,7 +258,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
 
             # Namespaces the lab no longer has.
             for name in old_netns:
-                if owned(name, tag):
+                if owned(name, tag, state.netns.get(name)):
                     _stop_processes(state, [name])
                     ops(f"delete namespace {name}")
                     _delete_netns(s, name)
@@ -276,6 +287,32 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
         s.close()
     result.operations = ops.count
     return result
+
+
+def _apply_fresh(plan: Plan, created: list[str], todo: list[Resource], ops: Ops) -> list[Resource]:
+    """Batch everything in fresh namespaces; returns what must go the slow way."""
+    if not todo:
+        return todo
+    order = [n for n in plan.netns if n in set(created)]
+    fresh = nl.FreshBatches(order)
+    if any(fresh.crosses(r) for r in todo):
+        return todo  # a fresh namespace joined to an old one (converging): one at a time
+    rest = []
+    ops.before_fault = fresh.send  # "after the k-th operation": what came before is applied
+    try:
+        for r in todo:
+            if isinstance(r, NatRules):
+                rest.append(r)
+                continue
+            ops(f"create {r.describe()}")
+            fresh.add(r)
+    finally:
+        ops.before_fault = None
+    try:
+        fresh.send()
+    except NetlinkError as exc:
+        raise ApplyFailed(getattr(exc, "netlab_what", str(exc))) from exc
+    return rest
 
 
 def _apply(s: nl.Sockets, todo: list[Resource], drifts: list[Drift], ops: Ops, result: UpResult,
@@ -405,17 +442,21 @@ def _teardown(state: LabState, tag: str) -> DownResult:
         except ValueError:
             result.skipped.append(f"{name!r}: not a valid namespace name")
             continue
-        if owned(name, tag):
+        if owned(name, tag, state.netns[name]):
             mine.append(name)
         elif nsmod.remove_placeholder(name):
             result.removed_netns.append(name)
         elif nsmod.exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
     _stop_processes(state, mine)
+    # veths live on the bridge side (underlay, nodes...): delete them there, at
+    # once per namespace; their peers in pods go with them.
+    bridge_sides = {r["netns"] for r in state.plan if r.get("kind") == "veth"} or set(mine)
     s = nl.Sockets()
     try:
         for name in mine:
-            _delete_veths(s, name)
+            if name in bridge_sides:
+                _delete_veths(s, name)
         for name in mine:
             s.drop(name)
             nsmod.remove_netns(name)
@@ -429,15 +470,7 @@ def _teardown(state: LabState, tag: str) -> DownResult:
 def _delete_veths(s: nl.Sockets, name: str) -> None:
     """Delete veth pairs explicitly: the kernel frees a namespace's devices
     asynchronously, and a quick `up` could otherwise meet the old ones."""
-    ipr = s(name)
-    for link in ipr.get_links():
-        info = link.get("IFLA_LINKINFO")
-        if info and info.get("IFLA_INFO_KIND") == "veth":
-            try:
-                ipr.link("del", index=link["index"])
-            except NetlinkError as exc:
-                if exc.code != 19:  # the peer's deletion already took it
-                    raise
+    nl.del_link_group(s, name)
 
 
 def _delete_netns(s: nl.Sockets, name: str) -> None:
@@ -471,7 +504,7 @@ def status(state: LabState) -> StatusResult:
     for name in plan.netns:
         if not nsmod.is_netns_mount(name):
             result.drift.append(f"missing: namespace {name}")
-        elif not owned(name, tag):
+        elif not owned(name, tag, state.netns.get(name)):
             result.drift.append(f"different: namespace {name} is not tagged as this lab's")
         else:
             present.append(name)

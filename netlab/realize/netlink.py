@@ -9,6 +9,7 @@ them to messages.
 from __future__ import annotations
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab.realize import netns as nsmod
 from netlab.plan.resources import Address, Bridge, Fdb, Neigh, Route, Veth, Vxlan
@@ -18,6 +19,10 @@ RTNH_F_ONLINK = 0x4
 RT_TABLE_MAIN = 254
 RTPROT_KERNEL = 2
 BRPORT_MODE_HAIRPIN = 1
+# Every veth netlab makes is in this link group, so `down` deletes all of a
+# namespace's veths with one RTM_DELLINK (one batched unregister in the
+# kernel, ~50 ms for hundreds) instead of one synchronize_net() per pair.
+LINK_GROUP = 1
 
 
 class Sockets:
@@ -34,14 +39,16 @@ class Sockets:
         return ipr
 
     def index(self, netns: str, ifname: str) -> int:
-        """ifindex of a link by name (cached; a miss re-reads the namespace's links)."""
+        """ifindex of a link by name (cached; a miss asks the kernel for that one link)."""
         cache = self._index.setdefault(netns, {})
         if ifname not in cache:
-            cache.clear()
-            for link in self(netns).get_links():
-                cache[link.get("IFLA_IFNAME")] = link["index"]
-        if ifname not in cache:
-            raise LookupError(f"{ifname} does not exist in {netns}")
+            try:
+                (link,) = self(netns).link("get", ifname=ifname)
+            except NetlinkError as exc:
+                if exc.code == 19:
+                    raise LookupError(f"{ifname} does not exist in {netns}") from None
+                raise
+            cache[ifname] = link["index"]
         return cache[ifname]
 
     def forget(self, netns: str, ifname: str | None = None) -> None:
@@ -68,10 +75,10 @@ def add_bridge(s: Sockets, br: Bridge) -> None:
 def add_veth(s: Sockets, v: Veth) -> None:
     """Create the pair with the peer born in its namespace; never in the host's."""
     extra = {"master": s.index(v.netns, v.master)} if v.master else {}
-    s(v.netns).link("add", ifname=v.name, kind="veth", address=v.mac, mtu=v.mtu, state="up",
+    s(v.netns).link("add", ifname=v.name, kind="veth", address=v.mac, mtu=v.mtu, state="up", group=LINK_GROUP,
                     peer={"ifname": v.peer_name, "net_ns_fd": nsmod.netns_path(v.peer_netns),
                           "address": v.peer_mac, "mtu": v.mtu}, **extra)
-    s.forget(v.peer_netns)
+    s.forget(v.peer_netns, v.peer_name)
     if v.hairpin:
         s(v.netns).brport("set", index=s.index(v.netns, v.name), mode=BRPORT_MODE_HAIRPIN)
     # The peer end is created down; it comes up from its own namespace.
@@ -84,9 +91,19 @@ def add_vxlan(s: Sockets, vx: Vxlan) -> None:
                      address=vx.mac, mtu=vx.mtu, state="up")
 
 
+def del_link_group(s: Sockets, netns: str) -> None:
+    """``ip link del group 1``: every veth the lab made in this namespace, at once."""
+    try:
+        s(netns).link("del", group=LINK_GROUP)
+    except NetlinkError as exc:
+        if exc.code not in (19, 22):  # nothing in the group
+            raise
+    s.forget(netns)
+
+
 def del_link(s: Sockets, netns: str, ifname: str) -> None:
     s(netns).link("del", index=s.index(netns, ifname))
-    s.forget(netns)
+    s.forget(netns, ifname)
 
 
 def add_address(s: Sockets, a: Address) -> None:
@@ -128,3 +145,90 @@ def append_fdb(s: Sockets, f: Fdb) -> None:
 
 def del_fdb(s: Sockets, f: Fdb) -> None:
     s(f.netns).fdb("del", ifindex=s.index(f.netns, f.dev), lladdr=f.lladdr, dst=str(f.dst))
+
+
+# --- fresh namespaces, batched ------------------------------------------------
+
+
+class FreshBatches:
+    """Encode every object of fresh namespaces into one batch per namespace.
+
+    Interface indexes are assigned here (lo is 1, then in creation order, a
+    veth's peer counting in its own namespace), so requests refer to links
+    that do not exist yet. Namespaces are sent in plan order: the underlay
+    (whose veths create the nodes' eth0), nodes (creating pods' eth0), pods.
+    """
+
+    def __init__(self, order: list[str]):
+        from netlab.realize.nlbatch import Batch
+
+        self.order = order
+        self.batches = {ns: Batch() for ns in order}
+        self.index: dict[str, dict[str, int]] = {ns: {"lo": 1} for ns in order}
+
+    def _alloc(self, netns: str, ifname: str) -> int:
+        table = self.index[netns]
+        table[ifname] = len(table) + 1
+        return table[ifname]
+
+    def crosses(self, r) -> bool:
+        """A veth from a fresh namespace into an old one cannot be batched."""
+        return isinstance(r, Veth) and (r.netns not in self.batches or r.peer_netns not in self.batches)
+
+    def add(self, r) -> None:
+        b = self.batches[r.netns]
+        idx = self.index[r.netns]
+        what = r.describe()
+        if isinstance(r, Bridge):
+            b.add(what, "link", "add", index=self._alloc(r.netns, r.name), ifname=r.name, kind="bridge",
+                  address=r.mac, mtu=r.mtu, state="up")
+        elif isinstance(r, Veth):
+            mine = self._alloc(r.netns, r.name)
+            theirs = self._alloc(r.peer_netns, r.peer_name)
+            b.add_veth(what, mine, r.name, r.mac, r.mtu, LINK_GROUP, idx[r.master] if r.master else None,
+                       theirs, r.peer_name, r.peer_mac, b.netns_fd(nsmod.netns_path(r.peer_netns)))
+            if r.hairpin:
+                b.add_hairpin(f"hairpin on {r.name} in {r.netns}", mine)
+            self.batches[r.peer_netns].add(f"link {r.peer_name} up in {r.peer_netns}", "link", "set",
+                                           index=theirs, state="up")
+        elif isinstance(r, Vxlan):
+            b.add(what, "link", "add", index=self._alloc(r.netns, r.name), ifname=r.name, kind="vxlan",
+                  vxlan_id=r.vni, vxlan_local=str(r.local), vxlan_port=r.port, vxlan_link=idx[r.dev],
+                  vxlan_learning=0, address=r.mac, mtu=r.mtu, state="up")
+        elif isinstance(r, Address):
+            b.add(what, "addr", "add", index=idx[r.dev], address=str(r.address.ip),
+                  prefixlen=r.address.network.prefixlen)
+        elif isinstance(r, Route):
+            kwargs = {"dst": str(r.dst), "oif": idx[r.dev], "table": RT_TABLE_MAIN}
+            if r.gateway is not None:
+                kwargs["gateway"] = str(r.gateway)
+            if r.onlink:
+                kwargs["flags"] = RTNH_F_ONLINK
+            b.add(what, "route", "replace", **kwargs)
+        elif isinstance(r, Neigh):
+            b.add(what, "neigh", "replace", dst=str(r.dst), lladdr=r.lladdr, ifindex=idx[r.dev],
+                  state=NUD_PERMANENT)
+        elif isinstance(r, Fdb):
+            b.add(what, "fdb", "append", ifindex=idx[r.dev], lladdr=r.lladdr, dst=str(r.dst))
+        else:
+            raise TypeError(f"cannot batch {r.kind}")
+
+    def send(self) -> None:
+        """Send every namespace's batch, in order; the first failure raises NetlinkError."""
+        from netlab.realize.nlbatch import BatchError
+
+        for ns in self.order:
+            batch = self.batches[ns]
+            if not len(batch):
+                continue
+            with nsmod.entered(ns):
+                sock = nsmod.netlink_socket()
+            try:
+                sock.bind((0, 0))
+                batch.send(sock)
+            except BatchError as exc:
+                err = NetlinkError(exc.code, str(exc))
+                err.netlab_what = str(exc)
+                raise err from None
+            finally:
+                sock.close()

@@ -168,8 +168,16 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
         try:
             for key, value in sysctls:
                 write_sysctl_here(key, value)
-            with iproute_here() as ipr:
-                ipr.link("set", index=1, ifalias=tag, state="up")
+            from netlab.realize.nlbatch import Batch
+
+            batch = Batch()
+            batch.add(f"lo in {name}", "link", "set", index=1, ifalias=tag, state="up")
+            sock = netlink_socket()
+            try:
+                sock.bind((0, 0))
+                batch.send(sock)
+            finally:
+                sock.close()
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount", path)
         finally:
             setns(home)
@@ -186,6 +194,12 @@ def _unlink_placeholder(path: str) -> None:
             os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def inode(name: str) -> int | None:
+    """The namespace's nsfs inode: its identity while it exists (None if not mounted)."""
+    path = netns_path(name)
+    return os.stat(path).st_ino if _is_nsfs(path) else None
 
 
 def read_tag(name: str) -> str | None:

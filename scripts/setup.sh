@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Set up a fresh Debian 12 / Ubuntu 24.04 machine for netlab. Idempotent; run as root.
+#   sudo ./scripts/setup.sh
+# Installs the system tools netlab and its tests use, creates .venv in the
+# checkout, installs netlab (with its test extra) into it, and links
+# /usr/local/bin/netlab so that `sudo netlab` works.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: run as root (sudo ./scripts/setup.sh)" >&2
+  exit 3
+fi
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  iproute2          # ip/bridge: for learners and for the tests' independent view of the kernel
+  iptables          # iptables-restore/iptables-save: kube-proxy-style Service rules
+  conntrack         # conntrack -L/-D: Service NAT state
+  python3 python3-venv python3-pip
+  iputils-ping fping socat curl   # ordinary tools learners and tests use
+  tcpdump tshark    # captures (tshark decodes VXLAN)
+  dnsmasq-base      # cluster DNS
+  graphviz          # netlab graph -o svg/png
+  kmod procps
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  apt-get update -qq
+  # tshark asks whether non-root users may capture; keep Debian's default (no).
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The kernel modules a lab uses (loading a module changes no network namespace).
+for m in veth bridge vxlan; do modprobe -q "$m" 2>/dev/null || true; done
+
+python=/usr/bin/python3
+if [ ! -x "$here/.venv/bin/python" ]; then
+  "$python" -m venv "$here/.venv"
+fi
+"$here/.venv/bin/pip" install -q --upgrade pip
+"$here/.venv/bin/pip" install -q -e "$here[test]"
+ln -sf "$here/.venv/bin/netlab" /usr/local/bin/netlab
+ln -sf "$here/.venv/bin/netlab" /usr/local/bin/kube-netlab
+echo "setup.sh: netlab $("$here/.venv/bin/netlab" --version | awk '{print $NF}') installed; try: sudo netlab up"

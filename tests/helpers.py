@@ -1,0 +1,124 @@
+"""Shared test helpers: run the CLI, write topologies, snapshot the host namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+NETLAB = [sys.executable, "-m", "netlab"]
+VOLATILE_SYSCTLS = ("nf_conntrack_count",)
+
+
+def unique_lab(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:7]}"
+
+
+def netlab(*args: str, check: bool = True, env: dict | None = None, timeout: float = 300,
+           input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the netlab CLI as a user would (a separate process)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run(NETLAB + list(args), capture_output=True, text=True, env=full_env, timeout=timeout,
+                          input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"netlab {' '.join(args)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
+                             f"stderr:\n{proc.stderr}")
+    return proc
+
+
+def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """The kernel's own view, through iproute2 (read-only use in tests)."""
+    argv = ["ip"] + (["-n", netns] if netns else []) + list(args)
+    return subprocess.run(argv, capture_output=True, text=True, check=check)
+
+
+def ip_json(*args: str, netns: str | None = None) -> list:
+    out = ip("-j", *args, netns=netns).stdout
+    return json.loads(out) if out.strip() else []
+
+
+def in_netns(netns: str, *argv: str, check: bool = False, timeout: float = 20) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=check,
+                          timeout=timeout)
+
+
+def write_topology(tmp_path: Path, text: str, name: str = "topo.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def two_node_topology(lab: str, mode: str = "vxlan", pods_per_node: int = 2) -> str:
+    """The default lab's shape (minikube / minikube-m02) under another lab name."""
+    pods = []
+    for i in range(pods_per_node):
+        pods.append(f"  - {{name: fedora-{2 * i + 1}, node: minikube, ip: 10.244.0.{2 + i}}}")
+        pods.append(f"  - {{name: fedora-{2 * i + 2}, node: minikube-m02, ip: 10.244.1.{3 + i}}}")
+    return f"""name: {lab}
+network:
+  mode: {mode}
+  underlay: {{cidr: 192.168.122.0/24, mtu: 1500}}
+nodes:
+  - {{name: minikube, ip: 192.168.122.215, podCIDR: 10.244.0.0/24}}
+  - {{name: minikube-m02, ip: 192.168.122.7, podCIDR: 10.244.1.0/24}}
+pods:
+""" + "\n".join(pods) + "\n"
+
+
+def lab_namespaces(lab: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith(lab + "-"))
+
+
+def host_snapshot() -> dict:
+    """The host's own network namespace: links, addresses, routes, rules, iptables, net sysctls."""
+    snap: dict = {}
+    for what in (["link", "show"], ["addr", "show"], ["route", "show", "table", "all"], ["rule", "show"],
+                 ["neigh", "show", "nud", "permanent"]):
+        snap[" ".join(what)] = ip(*what).stdout
+    for tool in ("iptables-save", "ip6tables-save"):
+        proc = subprocess.run([tool], capture_output=True, text=True)
+        # Drop the timestamp comments iptables-save prints.
+        snap[tool] = "\n".join(l for l in proc.stdout.splitlines() if not l.startswith("#"))
+    sysctls = {}
+    for root, _, files in os.walk("/proc/sys/net"):
+        for name in files:
+            if name in VOLATILE_SYSCTLS:
+                continue
+            path = os.path.join(root, name)
+            try:
+                with open(path) as fh:
+                    sysctls[path] = fh.read()
+            except OSError:
+                continue
+    snap["sysctls"] = sysctls
+    return snap
+
+
+def diff_snapshots(before: dict, after: dict) -> list[str]:
+    out = []
+    for key in before:
+        if key == "sysctls":
+            for path in sorted(set(before[key]) | set(after[key])):
+                if before[key].get(path) != after[key].get(path):
+                    out.append(f"sysctl {path}: {before[key].get(path)!r} -> {after[key].get(path)!r}")
+        elif before[key] != after[key]:
+            out.append(f"{key} changed:\n--- before\n{before[key]}\n--- after\n{after[key]}")
+    return out
+
+
+def dump_lab(lab: str) -> str:
+    """ip/bridge/iptables-save of every namespace of a lab, for a failing test's report."""
+    parts = []
+    for ns in lab_namespaces(lab):
+        parts.append(f"=== {ns}")
+        for argv in (["ip", "-n", ns, "-br", "addr"], ["ip", "-n", ns, "route"], ["ip", "-n", ns, "neigh"],
+                     ["bridge", "-n", ns, "fdb", "show"]):
+            parts.append(subprocess.run(argv, capture_output=True, text=True).stdout)
+        parts.append(subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True,
+                                    text=True).stdout)
+    return "\n".join(parts)

@@ -1,0 +1,218 @@
+"""Core acceptance (issue 2), checked with the kernel's own view and real packets."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
+
+pytestmark = pytest.mark.root
+
+
+def ping_ttl(netns: str, dst: str) -> int | None:
+    proc = in_netns(netns, "ping", "-c1", "-W1", dst)
+    m = re.search(r"ttl=(\d+)", proc.stdout)
+    return int(m.group(1)) if m else None
+
+
+def kernel_view(lab: str) -> dict:
+    """Links (with details, minus the bridge's running timers), addresses and routes of a lab."""
+
+    def strip(obj):
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if "timer" not in k}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj]
+        return obj
+
+    return {ns: (strip(ip_json("-d", "link", netns=ns)), ip("addr", netns=ns).stdout, ip("route", netns=ns).stdout)
+            for ns in lab_namespaces(lab)}
+
+
+def test_vxlan_lab_matches_flannel(labs, tmp_path):
+    lab = labs.name()
+    labs.up(two_node_topology(lab))
+    node, node2 = f"{lab}-minikube", f"{lab}-minikube-m02"
+
+    # flannel.1: VNI 1, dstport 8472, local node IP, nolearning, MTU 1450, /32 address.
+    (vx,) = ip_json("-d", "link", "show", "flannel.1", netns=node)
+    data = vx["linkinfo"]["info_data"]
+    assert vx["mtu"] == 1450
+    assert data["id"] == 1 and data["port"] == 8472 and data["local"] == "192.168.122.215"
+    assert data["learning"] is False
+    assert "vxlan id 1" in ip("-d", "link", "show", "flannel.1", netns=node).stdout
+    addrs = ip_json("addr", "show", "flannel.1", netns=node)[0]["addr_info"]
+    assert [(a["local"], a["prefixlen"]) for a in addrs if a["family"] == "inet"] == [("10.244.0.0", 32)]
+
+    # Per remote node: PERMANENT ARP, self permanent FDB to the node IP, onlink route.
+    (neigh,) = [n for n in ip_json("neigh", "show", "dev", "flannel.1", netns=node) if n["dst"] == "10.244.1.0"]
+    remote_mac = ip_json("link", "show", "flannel.1", netns=node2)[0]["address"]
+    assert neigh["state"] == ["PERMANENT"] and neigh["lladdr"] == remote_mac
+    fdb = json.loads(subprocess.run(["bridge", "-n", node, "-j", "fdb", "show", "dev", "flannel.1"],
+                                    capture_output=True, text=True, check=True).stdout)
+    assert any(e["mac"] == remote_mac and e.get("dst") == "192.168.122.7" and "self" in e["flags"]
+               and e["state"] == "permanent" for e in fdb), fdb
+    routes = ip("route", "show", "10.244.1.0/24", netns=node).stdout
+    assert "10.244.1.0/24 via 10.244.1.0 dev flannel.1" in routes and "onlink" in routes
+
+    # Pods: MTU 1450, default via cni0, the connected /24.
+    pod = f"{lab}-fedora-1"
+    assert ip_json("link", "show", "eth0", netns=pod)[0]["mtu"] == 1450
+    assert "default via 10.244.0.1 dev eth0" in ip("route", netns=pod).stdout
+    assert ip("-n", node, "-o", "addr", "show", "cni0").stdout.count("10.244.0.1/24") == 1
+    for sysctl, want in (("net.ipv4.ip_forward", "1"),):
+        assert in_netns(node, "sysctl", "-n", sysctl).stdout.strip() == want
+
+    # Real packets: two routers across nodes (TTL 62), none on one bridge (TTL 64).
+    assert ping_ttl(pod, "10.244.1.3") == 62
+    assert ping_ttl(pod, "10.244.0.3") == 64
+
+
+def test_underlay_carries_vxlan_vni_1(labs):
+    """A capture on the underlay shows UDP 8472 carrying VXLAN VNI 1 with the pod IPs inside."""
+    from scapy.all import IP, UDP, VXLAN, rdpcap  # noqa: PLC0415 - tests only
+
+    lab = labs.name()
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    pcap = f"/tmp/{lab}.pcap"
+    underlay = f"{lab}-underlay"
+    cap = subprocess.Popen(["ip", "netns", "exec", underlay, "tcpdump", "-i", "br0", "-U", "-c", "2", "-w", pcap,
+                            "udp", "port", "8472"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        for _ in range(3):
+            in_netns(f"{lab}-fedora-1", "ping", "-c1", "-W1", "10.244.1.3")
+            if cap.poll() is not None:
+                break
+        cap.wait(timeout=5)
+        packets = rdpcap(pcap)
+    finally:
+        if cap.poll() is None:
+            cap.kill()
+        if os.path.exists(pcap):
+            os.unlink(pcap)
+    outer = packets[0]
+    assert outer[UDP].dport == 8472
+    vxlan = VXLAN(bytes(outer[UDP].payload))
+    assert vxlan.vni == 1
+    inner = vxlan[IP]
+    assert {inner.src, inner.dst} == {"10.244.0.2", "10.244.1.3"}
+    assert {outer[IP].src, outer[IP].dst} == {"192.168.122.215", "192.168.122.7"}
+
+
+def test_host_gw_routes_without_encapsulation(labs):
+    lab = labs.name()
+    labs.up(two_node_topology(lab, mode="host-gw"))
+    node, pod = f"{lab}-minikube", f"{lab}-fedora-1"
+    links = [l["ifname"] for l in ip_json("link", netns=node)]
+    assert "flannel.1" not in links
+    assert "10.244.1.0/24 via 192.168.122.7 dev eth0" in ip("route", netns=node).stdout
+    assert ip_json("link", "show", "eth0", netns=pod)[0]["mtu"] == 1500
+    assert ping_ttl(pod, "10.244.1.3") == 62
+    assert ping_ttl(pod, "10.244.0.3") == 64
+
+
+def test_up_twice_changes_nothing_and_down_twice_is_fine(labs, tmp_path):
+    lab = labs.name()
+    path, first = labs.up(two_node_topology(lab))
+    before = kernel_view(lab)
+    second = netlab("up", "-t", path, "-o", "json")
+    assert json.loads(second.stdout)["changed"] is False
+    after = kernel_view(lab)
+    assert before == after
+    assert netlab("status", "--lab", lab).returncode == 0
+    netlab("down", "--lab", lab)
+    assert lab_namespaces(lab) == []
+    assert "not up" in netlab("down", "--lab", lab).stdout
+
+
+def test_up_converges_added_and_removed_pods(labs, tmp_path):
+    lab = labs.name()
+    text = two_node_topology(lab, pods_per_node=1)
+    path, _ = labs.up(text)
+    grown = text + "  - {name: extra, node: minikube}\n"
+    path, out = labs.up(grown)
+    assert f"{lab}-extra" in lab_namespaces(lab)
+    assert ping_ttl(f"{lab}-extra", "10.244.1.3") == 62  # allocated 10.244.0.3, routed like the others
+    assert netlab("status", "--lab", lab).returncode == 0
+    labs.up(text)
+    assert f"{lab}-extra" not in lab_namespaces(lab)
+    assert netlab("status", "--lab", lab).returncode == 0
+    nodes = [l["ifname"] for l in ip_json("link", netns=f"{lab}-minikube")]
+    assert len([n for n in nodes if n.startswith("veth")]) == 1  # the removed pod's veth is gone too
+
+
+def test_status_names_drift_and_up_repairs_it(labs):
+    lab = labs.name()
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    node, node2 = f"{lab}-minikube", f"{lab}-minikube-m02"
+    for _ in range(20):
+        assert netlab("status", "--lab", lab).returncode == 0
+    veth = next(l["ifname"] for l in ip_json("link", netns=node) if l["ifname"].startswith("veth"))
+    ip("link", "del", veth, netns=node)
+    ip("route", "del", "10.244.1.0/24", netns=node)
+    mac = ip_json("link", "show", "flannel.1", netns=node)[0]["address"]
+    subprocess.run(["bridge", "-n", node2, "fdb", "del", mac, "dev", "flannel.1", "dst", "192.168.122.215", "self"],
+                   check=True)
+    in_netns(node2, "sysctl", "-qw", "net.ipv4.ip_forward=0", check=True)
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 1
+    text = st.stdout
+    assert f"link {veth} in {node}" in text
+    assert "route 10.244.1.0/24" in text
+    assert f"fdb {mac}" in text
+    assert "net.ipv4.ip_forward" in text
+    netlab("up", "--debug", "-t", str(labs.tmp_path / "topo.yaml"))
+    assert netlab("status", "--lab", lab).returncode == 0
+    assert ping_ttl(f"{lab}-fedora-1", "10.244.1.3") == 62
+
+
+def test_kill_during_up_then_down_leaves_nothing(labs, tmp_path):
+    lab = labs.name()
+    path = str(tmp_path / "k.yaml")
+    with open(path, "w") as fh:
+        fh.write(two_node_topology(lab, pods_per_node=2))
+    proc = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": "9", "NETLAB_FAULT_MODE": "kill"})
+    assert proc.returncode == -signal.SIGKILL
+    assert lab_namespaces(lab), "the fault should have struck after some namespaces existed"
+    netlab("down", "--lab", lab)
+    assert lab_namespaces(lab) == []
+
+
+
+def test_other_netlab_waits_or_names_the_holder(labs):
+    lab = labs.name()
+    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    from netlab.realize.state import LabLock
+
+    with LabLock(lab, "test holder"):
+        proc = netlab("status", "--lab", lab, check=False)  # status reads, it does not lock
+        assert proc.returncode == 0
+        busy = netlab("up", "-t", path, "--wait", "0.3", check=False)
+    assert busy.returncode == 3
+    assert f"pid {os.getpid()} (test holder)" in busy.stderr
+
+
+def test_cli_refuses_non_root_cleanly(tmp_path):
+    """Not root: exit 3 with what to do, no traceback."""
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *NETLAB, "up"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert "sudo" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_validate_and_plan_need_no_root(tmp_path):
+    for args in (["validate"], ["plan"], ["plan", "-o", "json"]):
+        proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *NETLAB, *args],
+                              capture_output=True, text=True, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert "flannel.1" in proc.stdout
+    assert sys.executable
