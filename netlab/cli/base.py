@@ -10,7 +10,7 @@ from typing import Any, Callable
 import click
 
 from netlab import __version__
-from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError
+from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -52,7 +52,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def lab_options(func: Callable) -> Callable:
     """--lab NAME / -t FILE: which running lab a command acts on."""
-    func = click.option("-t", "--topology", "topology", type=click.Path(dir_okay=False),
+    func = click.option("-t", "--topology", "topology", metavar="FILE",
                         help="Topology file of the lab (its name: field picks the lab).")(func)
     func = click.option("--lab", "lab_name", metavar="NAME",
                         help="Name of a running lab. Default: the only lab that is up.")(func)
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     except NetlabError as exc:
         if debug:
             raise
+        located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
         for line in str(exc).splitlines() or [type(exc).__name__]:
-            click.echo(f"netlab: {line}" if not _located(line) else line, err=True)
+            click.echo(line if located or _located(line) else f"netlab: {line}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("netlab: interrupted", err=True)

@@ -34,7 +34,7 @@ def _progress():
 
 
 @cli.command()
-@click.option("-t", "--topology", type=click.Path(dir_okay=False), help=TOPOLOGY_HELP)
+@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
 @output_option("text", "json")
 def validate(topology: str | None, output: str) -> None:
     """Check a topology file without touching the system (no root needed).
@@ -52,7 +52,7 @@ def validate(topology: str | None, output: str) -> None:
 
 
 @cli.command()
-@click.option("-t", "--topology", type=click.Path(dir_okay=False), help=TOPOLOGY_HELP)
+@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
 @output_option("text", "json")
 def plan(topology: str | None, output: str) -> None:
     """Print what `up` would create, as ip(8)-like commands (a dry run, no root needed).
@@ -71,7 +71,7 @@ def plan(topology: str | None, output: str) -> None:
 
 
 @cli.command()
-@click.option("-t", "--topology", type=click.Path(dir_okay=False), help=TOPOLOGY_HELP)
+@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
 @output_option("text", "json")

@@ -46,6 +46,7 @@ def pod_capacity(cidr: IPv4Network) -> int:
 
 
 def _free_hosts(net: IPv4Network, first_offset: int, used: set[IPv4Address]) -> Iterator[IPv4Address]:
+    """Host addresses of ``net`` from ``first_offset`` up, skipping ``used`` (read lazily, so it may grow)."""
     last = int(net.broadcast_address) - 1
     for value in range(int(net.network_address) + first_offset, last + 1):
         addr = IPv4Address(value)
@@ -54,37 +55,58 @@ def _free_hosts(net: IPv4Network, first_offset: int, used: set[IPv4Address]) -> 
 
 
 def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
-    """Assign every address; returns the addressing and located problems."""
+    """Assign every address; returns the addressing and located problems.
+
+    Explicit addresses are checked and taken first, then the rest are handed
+    out in file order from the lowest free one, so adding an explicit address
+    never moves another explicit one.
+    """
     out: list[tuple[Loc, str]] = []
     addr = Addressing()
+    _node_ips(topo, addr, out)
+    _node_pod_cidrs(topo, addr, out)
+    _pod_ips(topo, addr, out)
+    _service_ips(topo, addr, out)
+    _internet_ips(topo, out)
+    return addr, out
+
+
+def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
+    """Node IPs on the underlay; its first address is the lab's gateway."""
     underlay = topo.network.underlay.cidr
     addr.gateway_underlay_ip = underlay_gateway(underlay)
-
-    # Node IPs on the underlay.
     used: dict[IPv4Address, str] = {addr.gateway_underlay_ip: "the lab's gateway (first address of the underlay)"}
     for i, node in enumerate(topo.nodes):
         if node.ip is None:
             continue
         loc = ("nodes", i, "ip")
         if node.ip not in underlay or node.ip in (underlay.network_address, underlay.broadcast_address):
-            out.append((loc, f"{node.ip} is not a host address of the underlay {underlay}"))
+            out.append((loc, f"{node.ip} is not a host address of the underlay {underlay} "
+                             "(network.underlay.cidr); pick one inside it or leave ip: out"))
         elif node.ip in used:
-            out.append((loc, f"{node.ip} is already used by {used[node.ip]}"))
+            out.append((loc, f"{node.ip} is already used by {used[node.ip]}; pick another or leave ip: out"))
         else:
             used[node.ip] = f"node {node.name!r}"
             addr.node_ip[node.name] = node.ip
+    # Every node's eth0 is a port of the underlay bridge, and so is the internet gateway's.
+    limit = BRIDGE_PORT_LIMIT - (1 if topo.internet else 0)
+    if len(topo.nodes) > limit:
+        out.append((("nodes",), f"{len(topo.nodes)} nodes, but the underlay bridge has room for {limit} "
+                                f"(it takes {BRIDGE_PORT_LIMIT} ports); use fewer nodes"))
+        return
     free = _free_hosts(underlay, 2, set(used))
     for i, node in enumerate(topo.nodes):
         if node.ip is None:
             ip = next(free, None)
             if ip is None:
-                out.append((("nodes", i), f"no free address left in the underlay {underlay}"))
-                continue
+                out.append((("nodes", i), f"no free address left in the underlay {underlay}; "
+                                          "widen network.underlay.cidr"))
+                break
             addr.node_ip[node.name] = ip
-    if len(topo.nodes) > 1023:
-        out.append((("nodes",), f"{len(topo.nodes)} nodes; the underlay bridge takes at most 1023 ports"))
 
-    # Node pod CIDRs: one /nodeMask block each, inside the cluster podCIDR.
+
+def _node_pod_cidrs(topo: Topology, addr: Addressing, out: list) -> None:
+    """One /nodeMask block per node, inside the cluster podCIDR."""
     cluster = topo.cluster.pod_cidr
     mask = topo.cluster.node_mask
     taken: dict[IPv4Network, str] = {}
@@ -93,61 +115,75 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
             continue
         loc = ("nodes", i, "podCIDR")
         if not node.pod_cidr.subnet_of(cluster):
-            out.append((loc, f"{node.pod_cidr} is not inside cluster.podCIDR {cluster}"))
+            out.append((loc, f"{node.pod_cidr} is not inside cluster.podCIDR {cluster}; "
+                             "pick a block inside it or leave podCIDR out"))
         elif node.pod_cidr.prefixlen != mask:
-            out.append((loc, f"{node.pod_cidr} is a /{node.pod_cidr.prefixlen}; node blocks are /{mask} (cluster.nodeMask)"))
+            out.append((loc, f"{node.pod_cidr} is a /{node.pod_cidr.prefixlen}; node blocks are "
+                             f"/{mask} (cluster.nodeMask), so change one of them"))
+        elif node.pod_cidr in taken:  # same prefix length: overlapping means equal
+            out.append((loc, f"{node.pod_cidr} is already the pod CIDR of {taken[node.pod_cidr]}; "
+                             "pick another or leave podCIDR out"))
         else:
-            clash = next((who for net, who in taken.items() if net.overlaps(node.pod_cidr)), None)
-            if clash:
-                out.append((loc, f"{node.pod_cidr} overlaps the pod CIDR of {clash}"))
-            else:
-                taken[node.pod_cidr] = f"node {node.name!r}"
-                addr.node_pod_cidr[node.name] = node.pod_cidr
+            taken[node.pod_cidr] = f"node {node.name!r}"
+            addr.node_pod_cidr[node.name] = node.pod_cidr
     blocks = (b for b in cluster.subnets(new_prefix=mask) if b not in taken)
     for i, node in enumerate(topo.nodes):
         if node.pod_cidr is None:
             block = next(blocks, None)
             if block is None:
-                out.append((("nodes", i), f"cluster.podCIDR {cluster} has no free /{mask} left for this node"))
-                continue
+                out.append((("nodes", i), f"cluster.podCIDR {cluster} has no free /{mask} left for this node; "
+                                          "widen cluster.podCIDR or raise cluster.nodeMask"))
+                break
             addr.node_pod_cidr[node.name] = block
 
-    # Pod IPs inside their node's block (.0 is flannel.1's, .1 is cni0's).
+
+def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
+    """Pod IPs inside their node's block: .0 is flannel.1's, .1 is cni0's, like host-local from .2."""
     pod_used: dict[IPv4Address, str] = {}
-    per_node: dict[str, int] = {}
     for i, pod in enumerate(topo.pods):
-        per_node[pod.node] = per_node.get(pod.node, 0) + 1
         block = addr.node_pod_cidr.get(pod.node)
         if pod.ip is None or block is None:
             continue
         loc = ("pods", i, "ip")
         if pod.ip not in block:
-            out.append((loc, f"{pod.ip} is not in node {pod.node!r}'s pod CIDR {block}"))
+            out.append((loc, f"{pod.ip} is not in node {pod.node!r}'s pod CIDR {block}; "
+                             "pick an address inside it or leave ip: out"))
         elif pod.ip in (block.network_address, block.network_address + 1, block.broadcast_address):
-            out.append((loc, f"{pod.ip} is reserved in {block} (.0 overlay, .1 cni0 gateway, broadcast); use .2 or above"))
+            out.append((loc, f"{pod.ip} is reserved in {block} (.0 overlay, .1 cni0 gateway, broadcast); "
+                             "use .2 or above"))
         elif pod.ip in pod_used:
-            out.append((loc, f"{pod.ip} is already used by {pod_used[pod.ip]}"))
+            out.append((loc, f"{pod.ip} is already used by {pod_used[pod.ip]}; pick another or leave ip: out"))
         else:
             pod_used[pod.ip] = f"pod {pod.name!r}"
             addr.pod_ip[pod.name] = pod.ip
-    for node_name, count in per_node.items():
-        block = addr.node_pod_cidr.get(node_name)
+    counts: dict[str, int] = {}
+    full: set[str] = set()
+    for i, pod in enumerate(topo.pods):
+        block = addr.node_pod_cidr.get(pod.node)
         if block is None:
             continue
+        counts[pod.node] = counts.get(pod.node, 0) + 1
         limit = min(pod_capacity(block), BRIDGE_PORT_LIMIT)
-        if count > limit:
-            first = next(i for i, p in enumerate(topo.pods) if p.node == node_name)
-            why = f"its pod CIDR {block} holds {pod_capacity(block)}" if limit == pod_capacity(block) \
-                else f"a bridge takes at most {BRIDGE_PORT_LIMIT} ports"
-            out.append((("pods", first, "node"), f"{count} pods on node {node_name!r}, but {why}"))
-    free_by_node = {n: _free_hosts(b, 2, set(pod_used)) for n, b in addr.node_pod_cidr.items()}
-    for i, pod in enumerate(topo.pods):
+        if counts[pod.node] == limit + 1:  # report once, at the first pod that does not fit
+            total = sum(1 for p in topo.pods if p.node == pod.node)
+            if limit == pod_capacity(block):
+                why = (f"its pod CIDR {block} holds {limit}; lower cluster.nodeMask or spread the pods "
+                       "over more nodes")
+            else:
+                why = f"its cni0 bridge takes at most {BRIDGE_PORT_LIMIT} ports; spread the pods over more nodes"
+            out.append((("pods", i, "node"), f"{total} pods on node {pod.node!r}, but {why}"))
+            full.add(pod.node)
+    used = set(pod_used)
+    free_by_node = {n: _free_hosts(b, 2, used) for n, b in addr.node_pod_cidr.items() if n not in full}
+    for pod in topo.pods:
         if pod.ip is None and pod.node in free_by_node:
             ip = next(free_by_node[pod.node], None)
             if ip is not None:
                 addr.pod_ip[pod.name] = ip
 
-    # ClusterIPs: .1 is the "kubernetes" Service in a real cluster; start at .10.
+
+def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
+    """ClusterIPs: .1 is the "kubernetes" Service in a real cluster; allocation starts at .10."""
     scidr = topo.cluster.service_cidr
     svc_used: dict[IPv4Address, str] = {}
     for i, svc in enumerate(topo.services):
@@ -155,9 +191,11 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
             continue
         loc = ("services", i, "clusterIP")
         if svc.cluster_ip not in scidr or svc.cluster_ip in (scidr.network_address, scidr.broadcast_address):
-            out.append((loc, f"{svc.cluster_ip} is not a host address of cluster.serviceCIDR {scidr}"))
+            out.append((loc, f"{svc.cluster_ip} is not a host address of cluster.serviceCIDR {scidr}; "
+                             "pick one inside it or leave clusterIP out"))
         elif svc.cluster_ip in svc_used:
-            out.append((loc, f"{svc.cluster_ip} is already used by {svc_used[svc.cluster_ip]}"))
+            out.append((loc, f"{svc.cluster_ip} is already used by {svc_used[svc.cluster_ip]}; "
+                             "pick another or leave clusterIP out"))
         else:
             svc_used[svc.cluster_ip] = f"service {svc.name!r}"
             addr.service_ip[svc.name] = svc.cluster_ip
@@ -166,26 +204,25 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
         if svc.cluster_ip is None:
             ip = next(free_svc, None)
             if ip is None:
-                out.append((("services", i), f"cluster.serviceCIDR {scidr} is full"))
-                continue
+                out.append((("services", i), f"cluster.serviceCIDR {scidr} has no free address left; widen it"))
+                break
             addr.service_ip[svc.name] = ip
 
-    # The simulated internet.
-    if topo.internet:
-        inet = topo.internet.cidr
-        seen: dict[IPv4Address, str] = {}
-        hosts = [(("internet", "gateway", "ip"), "the gateway", topo.internet.gateway.ip)]
-        hosts += [(("internet", "hosts", i, "ip"), f"host {h.name!r}", h.ip) for i, h in enumerate(topo.internet.hosts)]
-        hosts += [(("services", i, "loadBalancerIP"), f"service {s.name!r}", s.load_balancer_ip)
-                  for i, s in enumerate(topo.services) if s.load_balancer_ip is not None]
-        for loc, who, ip in hosts:
-            if ip not in inet or ip in (inet.network_address, inet.broadcast_address):
-                out.append((loc, f"{ip} is not a host address of internet.cidr {inet}"))
-            elif ip in seen:
-                out.append((loc, f"{ip} is already used by {seen[ip]}"))
-            else:
-                seen[ip] = who
-    return addr, out
 
-
-
+def _internet_ips(topo: Topology, out: list) -> None:
+    """The simulated internet: gateway, hosts and load balancer IPs, all explicit."""
+    if not topo.internet:
+        return
+    inet = topo.internet.cidr
+    seen: dict[IPv4Address, str] = {}
+    hosts = [(("internet", "gateway", "ip"), "the internet gateway", topo.internet.gateway.ip)]
+    hosts += [(("internet", "hosts", i, "ip"), f"host {h.name!r}", h.ip) for i, h in enumerate(topo.internet.hosts)]
+    hosts += [(("services", i, "loadBalancerIP"), f"service {s.name!r}", s.load_balancer_ip)
+              for i, s in enumerate(topo.services) if s.load_balancer_ip is not None]
+    for loc, who, ip in hosts:
+        if ip not in inet or ip in (inet.network_address, inet.broadcast_address):
+            out.append((loc, f"{ip} is not a host address of internet.cidr {inet}; pick one inside it"))
+        elif ip in seen:
+            out.append((loc, f"{ip} is already used by {seen[ip]}; pick another"))
+        else:
+            seen[ip] = who

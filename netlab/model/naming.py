@@ -34,19 +34,19 @@ def short_hash(*parts: str, length: int = 8) -> str:
 
 
 def check_netns(name: str) -> str:
-    if len(name) > NETNS_MAX or not _SAFE_NETNS.match(name) or ".." in name:
+    if len(name) > NETNS_MAX or not _SAFE_NETNS.fullmatch(name) or ".." in name:
         raise ValueError(f"unsafe namespace name {name!r}")
     return name
 
 
 def check_ifname(name: str) -> str:
-    if not 0 < len(name.encode()) <= IFNAMSIZ or not _SAFE_IFNAME.match(name) or name in (".", ".."):
+    if not 0 < len(name.encode()) <= IFNAMSIZ or not _SAFE_IFNAME.fullmatch(name) or name in (".", ".."):
         raise ValueError(f"unsafe interface name {name!r}")
     return name
 
 
 def check_chain(name: str) -> str:
-    if not 0 < len(name) <= CHAIN_MAX or not _SAFE_CHAIN.match(name):
+    if not 0 < len(name) <= CHAIN_MAX or not _SAFE_CHAIN.fullmatch(name):
         raise ValueError(f"unsafe iptables chain name {name!r}")
     return name
 

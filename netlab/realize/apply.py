@@ -208,7 +208,12 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
     tag = tag_for(state)
     result = UpResult(lab=lab.name)
     ops = Ops()
-    to_create = _preflight(plan, state, tag)
+    try:
+        to_create = _preflight(plan, state, tag)
+    except OwnershipConflict:
+        if fresh:
+            forget(lab.name)  # nothing was made: leave no trace either
+        raise
     old_netns = [n for n in state.netns if n not in plan.netns]
 
     # Write-ahead: the state names every namespace before it can exist.

@@ -1,0 +1,156 @@
+"""Hostile and malformed topologies: every one is refused cleanly by ``netlab validate``.
+
+Each file in ``bad/`` starts with ``# expect: <text>`` (a substring of the
+error), optionally ``# line: N`` (or ``none`` for a problem with the file as a
+whole) and ``# field: path`` for the problem carrying that text. The cases too
+big or too strange to commit (100,000-deep nesting, an over-size file, a FIFO,
+a 1024-pod node, bytes that are not UTF-8) are written at run time.
+
+For every case the CLI runs as a user would run it, as a separate process, and
+must: exit 2, print ``FILE:LINE: field: message`` lines (``FILE: message`` for
+file-level problems) and no traceback, mention the expected text, and finish
+in under 2 seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from netlab.model.load import MAX_BYTES
+
+BAD = Path(__file__).parent / "bad"
+TIME_LIMIT = 2.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    path: Path
+    expect: str
+    line: int | None | str = "any"  # a number, None (no line: file-level), or "any"
+    field: str | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    elapsed: float
+
+
+def _committed_cases() -> list[Case]:
+    cases = []
+    for path in sorted(BAD.glob("*.yaml")):
+        head = path.read_bytes().decode("utf-8", "replace").splitlines()
+        match = re.match(r"^# expect: (.+)$", head[0]) if head else None
+        assert match, f"{path.name}: the first line must be '# expect: <text>'"
+        line: int | None | str = "any"
+        field = None
+        for extra in head[1:3]:
+            if m := re.match(r"^# line: (\d+|none)$", extra):
+                line = None if m.group(1) == "none" else int(m.group(1))
+            if m := re.match(r"^# field: (\S+)$", extra):
+                field = m.group(1)
+        cases.append(Case(path.stem, path, match.group(1), line, field))
+    return cases
+
+
+def _generated_cases(root: Path) -> list[Case]:
+    """Cases written at run time: too large, too strange or not a file at all."""
+    nodes = "nodes: [{name: a}]\n"
+    out = []
+
+    def write(name: str, data: bytes, expect: str, line: int | None | str = "any", field: str | None = None) -> None:
+        path = root / f"{name}.yaml"
+        path.write_bytes(data)
+        out.append(Case(name, path, expect, line, field))
+
+    deep = 100_000
+    write("deep-flow-100000", ("name: x\nnodes: " + "[" * deep + "]" * deep + "\n").encode(),
+          "nested deeper than 32 levels", 2)
+    write("deep-mapping-100000", ("name: x\nnodes: " + "{a: " * deep + "1" + "}" * deep + "\n").encode(),
+          "nested deeper than 32 levels", 2)
+    write("deep-block-100000", ("name: x\nnodes:\n" + "- " * deep + "a\n").encode(), "nested deeper than 32 levels", 3)
+    write("deep-unclosed-100000", ("[" * deep).encode(), "nested deeper than 32 levels", 1)
+    write("oversize", (f"name: x\n{nodes}" + "#" * 79 + "\n").encode() * (MAX_BYTES // 80 + 10),
+          f"over the {MAX_BYTES}-byte limit", None)
+    write("empty", b"", "file is empty", None)
+    write("not-utf8", b"name: x\nnodes: [{name: \xff\xfe}]\n", "is not valid UTF-8", 2)
+    write("control-character", b"name: x\n" + nodes.encode() + b"pods: [{name: p\x1b[31m, node: a}]\n",
+          "is not allowed in YAML", 3)
+    write("nul-byte", b"name: x\x00\n" + nodes.encode(), "is not allowed in YAML", 1)
+    write("lone-surrogate-escape", b'name: "\\ud800"\n' + nodes.encode(), "invalid Unicode character escape", 1, "name")
+    pods = "".join(f"{{name: p{i}, node: a}}," for i in range(1024))
+    write("too-many-pods-for-bridge", f"name: x\ncluster: {{nodeMask: 21}}\n{nodes}pods: [{pods}]\n".encode(),
+          "1024 pods on node 'a', but its cni0 bridge takes at most 1023 ports", 4, "pods[1023].node")
+    fifo = root / "fifo.yaml"
+    os.mkfifo(fifo)  # nobody ever writes to it: reading it would block forever
+    out.append(Case("fifo", fifo, "is not a regular file", None))
+    out.append(Case("missing-file", root / "no-such-file.yaml", "no such file", None))
+    return out
+
+
+def _run(case: Case) -> Result:
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", str(case.path)],
+                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+
+
+COMMITTED = _committed_cases()
+GENERATED_NAMES = ["deep-flow-100000", "deep-mapping-100000", "deep-block-100000", "deep-unclosed-100000",
+                   "oversize", "empty", "not-utf8", "control-character", "nul-byte", "lone-surrogate-escape",
+                   "too-many-pods-for-bridge", "fifo", "missing-file"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, tuple[Case, Result]]:
+    """Run every case once, one at a time, so each timing is its own process's wall time."""
+    root = tmp_path_factory.mktemp("bad-generated")
+    cases = COMMITTED + _generated_cases(root)
+    assert [c.name for c in cases[len(COMMITTED):]] == GENERATED_NAMES
+    return {c.name: (c, _run(c)) for c in cases}
+
+
+def test_corpus_is_big_enough():
+    assert len(COMMITTED) >= 45
+    assert len(COMMITTED) + len(GENERATED_NAMES) >= 50
+
+
+def test_corpus_files_are_small():
+    for case in COMMITTED:
+        assert case.path.stat().st_size < 8 * 1024, f"{case.name}: keep corpus files small; generate big ones"
+
+
+@pytest.mark.parametrize("name", [c.name for c in COMMITTED] + GENERATED_NAMES)
+def test_bad_topology_is_refused(results, name):
+    case, res = results[name]
+    output = res.stdout + res.stderr
+    assert res.returncode == 2, f"exit {res.returncode}, want 2\n{output}"
+    assert "Traceback" not in output, output
+    lines = res.stderr.splitlines()
+    assert lines, "nothing on stderr"
+    file = re.escape(str(case.path))
+    located = re.compile(rf"^{file}:(?P<line>[1-9][0-9]*): (?P<field>\S+): (?P<msg>\S.*)$")
+    whole = re.compile(rf"^{file}: (?P<msg>\S.*)$")
+    pattern = whole if case.line is None else located
+    for text in lines:
+        assert pattern.match(text), f"stderr line not in the '{pattern.pattern}' form: {text!r}"
+    hits = [text for text in lines if case.expect in text]
+    assert hits, f"no stderr line says {case.expect!r}:\n{res.stderr}"
+    if isinstance(case.line, int):
+        assert any(located.match(t).group("line") == str(case.line) for t in hits), \
+            f"want line {case.line}:\n{res.stderr}"
+    if case.field is not None:
+        assert any(located.match(t).group("field") == case.field for t in hits), \
+            f"want field {case.field}:\n{res.stderr}"
+    assert res.elapsed < TIME_LIMIT, f"took {res.elapsed:.2f} s (limit {TIME_LIMIT} s)"

@@ -1,0 +1,113 @@
+"""The plan is pure, deterministic and in kernel order (no root)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology, parse_yaml
+from netlab.model.topology import Topology
+from netlab.plan.build import ORDER, build_plan
+from netlab.plan.render import render_commands
+from netlab.plan.resources import Fdb, Neigh, Route, Veth, Vxlan, resource_from_json
+
+GOLDEN = Path(__file__).parent / "golden" / "default_plan.txt"
+
+
+def default_plan():
+    return build_plan(resolve(load_topology(None)))
+
+
+def lab_from(text: str):
+    return resolve(Topology.model_validate(parse_yaml(text, "t.yaml").data))
+
+
+def test_default_plan_matches_golden():
+    """The whole default lab as ip(8) commands; regenerate with NETLAB_REGEN=1 after a deliberate change."""
+    text = render_commands(default_plan())
+    import os
+
+    if os.environ.get("NETLAB_REGEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_plan_is_deterministic():
+    assert default_plan() == default_plan()
+    assert json.dumps(default_plan().to_json()) == json.dumps(default_plan().to_json())
+
+
+lab_pod_cidr = __import__("ipaddress").IPv4Network("10.244.0.0/16")
+
+
+def test_flannel_objects_for_each_remote_node():
+    plan = default_plan()
+    (vx,) = [r for r in plan.resources if isinstance(r, Vxlan) and r.netns == "demo-minikube"]
+    assert (vx.name, vx.vni, vx.port, str(vx.local), vx.dev, vx.mtu) == ("flannel.1", 1, 8472, "192.168.122.215",
+                                                                       "eth0", 1450)
+    remote = next(r for r in plan.resources if isinstance(r, Vxlan) and r.netns == "demo-minikube-m02")
+    (neigh,) = [r for r in plan.resources if isinstance(r, Neigh) and r.netns == "demo-minikube"
+                and r.dev == "flannel.1"]
+    (fdb,) = [r for r in plan.resources if isinstance(r, Fdb) and r.netns == "demo-minikube"]
+    (route,) = [r for r in plan.resources if isinstance(r, Route) and r.netns == "demo-minikube"
+                and r.dst.subnet_of(lab_pod_cidr)]
+    assert str(neigh.dst) == "10.244.1.0" and neigh.lladdr == remote.mac
+    assert fdb.lladdr == remote.mac and str(fdb.dst) == "192.168.122.7"
+    assert str(route.dst) == "10.244.1.0/24" and str(route.gateway) == "10.244.1.0" and route.onlink
+    # Flannel's order: ARP, FDB, then the route last.
+    idx = plan.resources.index
+    assert idx(neigh) < idx(fdb) < idx(route)
+
+
+def test_resources_come_in_kernel_order():
+    kinds = [r.kind for r in default_plan().resources]
+    assert kinds == sorted(kinds, key=ORDER.index)
+    plan = default_plan()
+    for r in plan.resources:
+        if isinstance(r, Veth):
+            # Both ends' namespaces exist before the pair is made.
+            assert plan.resources.index(r) > max(i for i, x in enumerate(plan.resources) if x.kind == "netns")
+
+
+def test_pods_get_overlay_mtu_and_default_route():
+    plan = default_plan()
+    veths = [r for r in plan.resources if isinstance(r, Veth) and r.peer_netns == "demo-fedora-1"]
+    assert len(veths) == 1 and veths[0].mtu == 1450 and veths[0].master == "cni0" and veths[0].hairpin
+    assert veths[0].peer_mac == "0a:58:0a:f4:00:02"
+    routes = [r for r in plan.resources if isinstance(r, Route) and r.netns == "demo-fedora-1"]
+    assert [(str(r.dst), str(r.gateway), r.dev) for r in routes] == [("0.0.0.0/0", "10.244.0.1", "eth0")]
+
+
+def test_host_gw_has_no_vxlan_and_routes_via_node_ips():
+    lab = lab_from("""
+name: hg
+network: {mode: host-gw}
+nodes: [{name: a}, {name: b}, {name: c}]
+pods: [{name: p1, node: a}, {name: p2, node: b}]
+""")
+    plan = build_plan(lab)
+    assert not [r for r in plan.resources if isinstance(r, Vxlan)]
+    routes = {(r.netns, str(r.dst), str(r.gateway), r.dev) for r in plan.resources
+              if isinstance(r, Route) and r.netns == "hg-a" and r.dst.subnet_of(lab_pod_cidr)}
+    assert routes == {("hg-a", "10.244.1.0/24", "192.168.122.3", "eth0"),
+                      ("hg-a", "10.244.2.0/24", "192.168.122.4", "eth0")}
+    pod_veth = next(r for r in plan.resources if isinstance(r, Veth) and r.peer_netns == "hg-p1")
+    assert pod_veth.mtu == 1500
+
+
+@pytest.mark.parametrize("r", default_plan().resources, ids=lambda r: "-".join(map(str, r.key)))
+def test_resources_round_trip_through_json(r):
+    assert resource_from_json(json.loads(json.dumps(r.to_json()))) == r
+
+
+def test_every_kernel_name_is_safe_and_short():
+    plan = default_plan()
+    for r in plan.resources:
+        assert len(r.netns) <= 63
+        name = getattr(r, "name", None)
+        if r.kind in ("bridge", "veth", "vxlan"):
+            assert len(name.encode()) <= 15
+            assert len(r.peer_name.encode()) <= 15 if isinstance(r, Veth) else True

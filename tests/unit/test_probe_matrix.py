@@ -1,0 +1,162 @@
+"""Which probes a lab gets, expectations, and judging replies (no root)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.probe.matrix import Observation, build_matrix, endpoints, judge
+
+DEMO = {
+    "name": "demo",
+    "nodes": [{"name": "minikube", "ip": "192.168.122.215", "podCIDR": "10.244.0.0/24"},
+              {"name": "minikube-m02", "ip": "192.168.122.7", "podCIDR": "10.244.1.0/24"}],
+    "pods": [{"name": "fedora-1", "node": "minikube", "ip": "10.244.0.2"},
+             {"name": "fedora-2", "node": "minikube-m02", "ip": "10.244.1.3"},
+             {"name": "fedora-3", "node": "minikube", "ip": "10.244.0.3"},
+             {"name": "fedora-4", "node": "minikube-m02", "ip": "10.244.1.2"}],
+}
+
+
+def lab(**changes):
+    data = dict(DEMO)
+    data.update(changes)
+    return resolve(Topology.model_validate(data))
+
+
+def keys(probes, proto=None):
+    return {p.key for p in probes if proto is None or p.proto == proto}
+
+
+def test_default_matrix_is_every_ordered_pod_pair_and_node_to_pod():
+    probes = build_matrix(lab())
+    icmp = keys(probes, "icmp")
+    pods = [p["name"] for p in DEMO["pods"]]
+    nodes = [n["name"] for n in DEMO["nodes"]]
+    want = {(a, b, "icmp", None) for a in pods for b in pods if a != b}
+    want |= {(n, b, "icmp", None) for n in nodes for b in pods}
+    assert icmp == want
+    assert len(icmp) == 4 * 3 + 2 * 4
+    # The echo server's default port, from every other pod and every node.
+    assert keys(probes, "tcp") == {(a, b, "tcp", 8080) for (a, b, _, _) in want}
+    assert not keys(probes, "udp")
+    assert all(p.expected and p.reason == "default" for p in probes)
+
+
+def test_declared_ports_tcp_and_udp_from_everyone_else():
+    pods = [dict(p) for p in DEMO["pods"]]
+    pods[1]["containers"] = [{"name": "dns", "ports": [{"containerPort": 53, "protocol": "UDP"},
+                                                      {"containerPort": 53, "protocol": "TCP"}]},
+                             {"name": "sleeper", "command": ["sleep", "infinity"]}]
+    probes = build_matrix(lab(pods=pods))
+    to_f2 = {(p.source.name, p.proto, p.port) for p in probes if p.destination.name == "fedora-2" and p.proto != "icmp"}
+    sources = {"fedora-1", "fedora-3", "fedora-4", "minikube", "minikube-m02"}
+    assert to_f2 == {(s, proto, 53) for s in sources for proto in ("tcp", "udp")}
+    # A sleeper container declares nothing and is not an echo server: no 8080 on fedora-2.
+    assert not any(p.destination.name == "fedora-2" and p.port == 8080 for p in probes)
+
+
+def test_expect_overrides_a_pair_and_adds_new_ones():
+    expect = [{"from": "fedora-1", "to": "fedora-2", "proto": "icmp", "reach": True},
+              {"from": "fedora-1", "to": "fedora-3", "proto": "tcp", "port": 8080, "reach": False},
+              {"from": "fedora-1", "to": "minikube", "proto": "icmp"},
+              {"from": "fedora-1", "to": "fedora-3", "proto": "tcp", "port": 9999, "reach": False}]
+    probes = {p.key: p for p in build_matrix(lab(expect=expect))}
+    assert probes[("fedora-1", "fedora-2", "icmp", None)].expected is True
+    assert probes[("fedora-1", "fedora-2", "icmp", None)].reason == "expect[0]"
+    assert probes[("fedora-1", "fedora-3", "tcp", 8080)].expected is False
+    assert probes[("fedora-1", "minikube", "icmp", None)].destination.ip == IPv4Address("192.168.122.215")
+    assert probes[("fedora-1", "fedora-3", "tcp", 9999)].expected is False
+    # Everything else stays at the default.
+    assert probes[("fedora-3", "fedora-1", "tcp", 8080)].expected is True
+
+
+def test_protocol_filter():
+    probes = build_matrix(lab(), protos=["icmp"])
+    assert {p.proto for p in probes} == {"icmp"}
+
+
+def test_same_bridge_pairs_are_pods_on_one_node():
+    probes = {p.key: p for p in build_matrix(lab())}
+    assert probes[("fedora-1", "fedora-3", "icmp", None)].same_bridge
+    assert not probes[("fedora-1", "fedora-2", "icmp", None)].same_bridge
+    assert not probes[("minikube", "fedora-1", "icmp", None)].same_bridge
+
+
+def test_endpoints_know_nodes_pods_and_their_namespaces():
+    eps = endpoints(lab())
+    assert eps["fedora-2"].netns == "demo-fedora-2" and eps["fedora-2"].node == "minikube-m02"
+    assert eps["minikube"].kind == "node" and eps["minikube"].ip == IPv4Address("192.168.122.215")
+
+
+def _probe(src, dst, proto="tcp", port=8080, expected=None):
+    probes = {p.key: p for p in build_matrix(lab())}
+    p = probes[(src, dst, proto, port)]
+    if expected is not None:
+        from dataclasses import replace
+
+        p = replace(p, expected=expected)
+    return p
+
+
+def test_judge_reachable_as_expected():
+    p = _probe("fedora-1", "fedora-2")
+    obs = Observation(outcome="reply", rtt=0.0004, local="10.244.0.2:40000", seen_client="10.244.0.2:40000",
+                      server="10.244.1.3:8080", answered_by="fedora-2")
+    assert judge(p, obs, 1.0, "10.244.0.2") == []
+
+
+def test_judge_miss_in_words():
+    p = _probe("fedora-1", "fedora-2", "icmp", None)
+    assert judge(p, Observation(outcome="timeout"), 1.0, "10.244.0.2") == [
+        "expected reachable, no reply in 1 s"]
+    refused = Observation(outcome="refused", detail="connection refused")
+    assert judge(_probe("fedora-1", "fedora-2"), refused, 1.0, "10.244.0.2") == [
+        "expected reachable, connection refused"]
+
+
+def test_judge_unexpected_reply():
+    p = _probe("fedora-1", "fedora-3", expected=False)
+    obs = Observation(outcome="reply", rtt=0.0012, answered_by="fedora-3", seen_client="10.244.0.2:1",
+                      server="10.244.0.3:8080", local="10.244.0.2:1")
+    assert judge(p, obs, 1.0, "10.244.0.2") == ["expected unreachable, got a reply in 1.2 ms"]
+    assert judge(p, Observation(outcome="timeout"), 1.0, "10.244.0.2") == []
+
+
+def test_judge_detects_nat_pod_to_pod_and_node_to_pod():
+    p = _probe("fedora-1", "fedora-2")
+    obs = Observation(outcome="reply", local="10.244.0.2:40000", seen_client="192.168.122.215:40000",
+                      server="10.244.1.3:8080", answered_by="fedora-2")
+    (problem,) = judge(p, obs, 1.0, "10.244.0.2")
+    assert problem.startswith("NAT: fedora-2 saw the client as 192.168.122.215, but fedora-1 sent from 10.244.0.2")
+    assert "rule 1" in problem
+    node = _probe("minikube", "fedora-2")
+    obs = Observation(outcome="reply", local="10.244.0.0:1234", seen_client="192.168.122.215:1234",
+                      server="10.244.1.3:8080", answered_by="fedora-2")
+    assert "rule 2" in judge(node, obs, 1.0, "10.244.0.0")[0]
+    # Port translation alone is NAT too.
+    obs = Observation(outcome="reply", local="10.244.0.2:40000", seen_client="10.244.0.2:50000",
+                      server="10.244.1.3:8080", answered_by="fedora-2")
+    assert "source port translated" in judge(p, obs, 1.0, "10.244.0.2")[0]
+
+
+def test_judge_rule_3_and_wrong_pod():
+    p = _probe("fedora-1", "fedora-2")
+    obs = Observation(outcome="reply", local="10.244.0.2:1", seen_client="10.244.0.2:1",
+                      server="10.244.1.99:8080", answered_by="fedora-4")
+    problems = judge(p, obs, 1.0, "10.244.0.2")
+    assert "answered by fedora-4, not fedora-2" in problems
+    assert any("rule 3" in x and "10.244.1.99" in x for x in problems)
+
+
+def test_judge_icmp_reply_from_another_address():
+    p = _probe("fedora-1", "fedora-2", "icmp", None)
+    obs = Observation(outcome="reply", reply_from="10.244.1.1", ttl=62)
+    assert "not 10.244.1.3" in judge(p, obs, 1.0, "10.244.0.2")[0]
+
+
+def test_judge_non_echo_server_is_reachability_only():
+    p = _probe("fedora-1", "fedora-2")
+    obs = Observation(outcome="reply", local="10.244.0.2:1", detail="connected; the server sent no echo reply")
+    assert judge(p, obs, 1.0, "10.244.0.2") == []

@@ -1,0 +1,121 @@
+"""Rendering a probe run: pingall matrix, summary, failures, JSON, JUnit (no root)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.probe import report as render
+from netlab.probe.matrix import Observation, Result, SelfCheck, build_matrix, judge
+from netlab.probe.runner import Report
+
+TOPO = {
+    "name": "demo",
+    "nodes": [{"name": "minikube", "podCIDR": "10.244.0.0/24"}, {"name": "minikube-m02", "podCIDR": "10.244.1.0/24"}],
+    "pods": [{"name": "fedora-1", "node": "minikube", "ip": "10.244.0.2"},
+             {"name": "fedora-2", "node": "minikube-m02", "ip": "10.244.1.3"},
+             {"name": "fedora-3", "node": "minikube", "ip": "10.244.0.3"}],
+    "expect": [{"from": "fedora-1", "to": "fedora-3", "proto": "tcp", "port": 8080, "reach": False}],
+}
+
+
+def fake_report(down: str | None = None, nat: bool = False, reach_forbidden: bool = False) -> Report:
+    """What the agent would see if pod ``down`` had no network."""
+    lab = resolve(Topology.model_validate(TOPO))
+    results = []
+    for p in build_matrix(lab, protos=["icmp", "tcp"]):
+        sender = str(p.source.ip) if p.source.kind == "pod" else "10.244.0.1"
+        if down in (p.source.name, p.destination.name):
+            obs = Observation(outcome="timeout")
+        elif not p.expected and not reach_forbidden:
+            obs = Observation(outcome="timeout")
+        elif p.proto == "icmp":
+            obs = Observation(outcome="reply", rtt=0.0003, reply_from=str(p.destination.ip), ttl=64, local=sender)
+        else:
+            seen = "192.168.122.9:4000" if nat and p.source.name == "fedora-1" else f"{sender}:4000"
+            obs = Observation(outcome="reply", rtt=0.0005, local=f"{sender}:4000", seen_client=seen,
+                              server=f"{p.destination.ip}:8080", answered_by=p.destination.name)
+        results.append(Result(p, obs, 1.0, judge(p, obs, 1.0, sender)))
+    checks = [SelfCheck(p.name, str(p.ip), str(p.ip)) for p in lab.pods]
+    return Report("demo", 1.0, results, checks, {"peak_entries": 40, "table_fulls": 0}, 0.2)
+
+
+def test_all_as_expected():
+    rep = fake_report()
+    assert rep.ok
+    out = render.text(rep)
+    lines = out.splitlines()
+    assert "*** icmp" in lines
+    assert "fedora-1     ->          fedora-2 fedora-3" in lines
+    assert "minikube     -> fedora-1 fedora-2 fedora-3" in lines
+    # The forbidden pair is an expected miss: X without "!".
+    tcp = lines[lines.index("*** tcp/8080") + 1]
+    assert tcp.split("->")[1].split() == ["fedora-2", "X"]
+    n = len(rep.results)
+    assert f"*** {n}/{n} probes as expected in 0.20 s" in lines
+    assert "not as expected" not in out
+
+
+def test_pod_down_fails_exactly_its_probes_in_words():
+    rep = fake_report(down="fedora-2")
+    assert not rep.ok
+    bad = {(r.probe.source.name, r.probe.destination.name) for r in rep.failures}
+    assert all("fedora-2" in pair for pair in bad)
+    assert len(bad) == 2 * 2 + 2  # to/from both other pods, from both nodes
+    out = render.text(rep)
+    assert "fedora-1 -> fedora-2 icmp: expected reachable, no reply in 1 s" in out
+    assert "X!" in out
+    assert render.summary_line(rep) == f"{rep.as_expected}/{len(rep.results)} probes as expected"
+
+
+def test_unexpected_reach_and_nat_are_failures():
+    rep = fake_report(reach_forbidden=True)
+    assert [r.probe.label for r in rep.failures] == ["fedora-1 -> fedora-3 tcp/8080"]
+    assert "fedora-3!" in render.text(rep)
+    rep = fake_report(nat=True)
+    assert rep.failures and all(r.problems[0].startswith("NAT:") for r in rep.failures)
+    assert "no NAT: " in render.text(rep)
+
+
+def test_self_check_failure_is_reported():
+    rep = fake_report()
+    rep.self_checks[0] = SelfCheck("fedora-1", "10.244.0.2", "10.244.0.9")
+    assert not rep.ok
+    assert "fedora-1: sees itself as 10.244.0.9 on eth0, but others reach it at 10.244.0.2" in render.text(rep)
+
+
+def test_json_has_one_record_per_probe():
+    rep = fake_report(down="fedora-2")
+    data = render.to_json(rep)
+    assert data["ok"] is False and len(data["probes"]) == len(rep.results)
+    rec = next(r for r in data["probes"] if r["source"] == "fedora-1" and r["destination"] == "fedora-3"
+               and r["protocol"] == "icmp")
+    assert rec["expected"] == "reachable" and rec["observed"] == "reachable" and rec["rtt_ms"] == 0.3
+    for key in ("source", "destination", "protocol", "port", "expected", "observed", "seen_client_address",
+                "rtt_ms"):
+        assert key in rec
+    assert data["summary"]["as_expected"] == rep.as_expected
+
+
+def test_junit_lists_failures():
+    rep = fake_report(down="fedora-2")
+    root = ET.fromstring(render.junit(rep))
+    suite = root.find("testsuite")
+    assert int(suite.get("tests")) == len(rep.results) + len(rep.self_checks)
+    failures = suite.findall("testcase/failure")
+    assert len(failures) == len(rep.failures) == int(suite.get("failures"))
+    assert any(f.get("message") == "expected reachable, no reply in 1 s" for f in failures)
+
+
+def test_wide_matrix_lists_only_misses():
+    pods = [{"name": f"p{i}", "node": "n1"} for i in range(20)]
+    lab = resolve(Topology.model_validate({"name": "w", "nodes": [{"name": "n1"}], "pods": pods}))
+    results = []
+    for p in build_matrix(lab, protos=["icmp"]):
+        obs = Observation(outcome="timeout" if p.destination.name == "p7" else "reply")
+        results.append(Result(p, obs, 1.0, judge(p, obs, 1.0, str(p.source.ip))))
+    rep = Report("w", 1.0, results, [], {}, 0.0)
+    lines = render.matrix_text(rep.results)
+    assert "p0  -> 18/19 reached  X:p7!" in lines
+    assert "p7  -> 19/19 reached" in lines

@@ -1,0 +1,302 @@
+"""The Services plan: kube-proxy's chains and rule shapes, pinned by golden files (no root).
+
+Regenerate the golden files after an intended change with
+``NETLAB_REGEN_GOLDEN=1 .venv/bin/pytest tests/unit/test_services_plan.py tests/unit/test_internet_plan.py``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netlab.model.addressing import allocate
+from netlab.model.lab import Lab
+from netlab.model.topology import Topology
+from netlab.plan import services
+from netlab.plan.build import build_plan
+from netlab.plan.resources import NatRules, Route, Sysctl, resource_from_json
+from netlab.realize.netfilter import Table, compute_change, parse_save
+from netlab.services import dns
+
+GOLDEN = Path(__file__).parent / "golden"
+TOPO = GOLDEN / "services_topology.yaml"
+
+
+def lab_of(data: dict) -> Lab:
+    """A Lab straight from the model (no loader, no add-ons): what the golden files pin."""
+    topo = Topology.model_validate(data)
+    addressing, problems = allocate(topo)
+    assert not problems, problems
+    return Lab(topo, addressing)
+
+
+def golden_lab() -> Lab:
+    return lab_of(yaml.safe_load(TOPO.read_text()))
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("NETLAB_REGEN_GOLDEN"):
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run with NETLAB_REGEN_GOLDEN=1"
+    assert text == path.read_text(), f"{name} differs from the golden file (NETLAB_REGEN_GOLDEN=1 to accept)"
+
+
+def node_res(lab: Lab, table: str, node: str = "minikube") -> NatRules:
+    netns = lab.node(node).netns
+    return next(r for r in services.resources(lab) if r.kind == "nat" and r.table == table and r.netns == netns)
+
+
+# --- golden files -----------------------------------------------------------------
+
+def test_golden_nat_payload():
+    check_golden("services_nat.txt", node_res(golden_lab(), "nat").payload)
+
+
+def test_golden_filter_payload():
+    check_golden("services_filter.txt", node_res(golden_lab(), "filter").payload)
+
+
+def test_golden_rules_as_iptables_save_prints_them():
+    lab = golden_lab()
+    text = "\n".join(node_res(lab, "nat").rules + node_res(lab, "filter").rules) + "\n"
+    check_golden("services_rules.txt", text)
+
+
+# --- kube-proxy's names and shapes --------------------------------------------------
+
+def test_chain_names_are_kube_proxys():
+    # Values from kube-proxy's own tests (pkg/proxy/iptables/proxier_test.go).
+    assert services.svc_chain("ns1/svc1:p80", "tcp") == "KUBE-SVC-XPGD46QRK7WJZT7O"
+    assert services.sep_chain("ns1/svc1:p80", "tcp", "10.180.0.1:80") == "KUBE-SEP-SXIVWICOYRO3J4NJ"
+    assert services.svc_chain("ns2/svc2:p80", "tcp") == "KUBE-SVC-GNZBNJ2PO5MGZ6GT"
+    assert services.ext_chain("ns2/svc2:p80", "tcp") == "KUBE-EXT-GNZBNJ2PO5MGZ6GT"
+
+
+def test_chain_names_fit_and_are_deterministic():
+    a, b = node_res(golden_lab(), "nat"), node_res(golden_lab(), "nat")
+    assert a == b
+    assert all(len(c) <= 28 for c in a.chains)
+    assert len(set(a.chains)) == len(a.chains)
+
+
+@pytest.mark.parametrize("n,expected", [(2, "0.50000000000"), (3, "0.33333333349"), (4, "0.25000000000"),
+                                        (5, "0.20000000019")])
+def test_probability_is_printed_like_iptables_save(n, expected):
+    assert services.probability(n) == expected
+
+
+def test_two_endpoint_service_shapes():
+    lab = golden_lab()
+    rules = node_res(lab, "nat").rules
+    svc = services.svc_chain("default/web:http", "tcp")
+    sep1 = services.sep_chain("default/web:http", "tcp", "10.244.0.2:8080")
+    sep2 = services.sep_chain("default/web:http", "tcp", "10.244.1.3:8080")
+    for line in [
+        "-A PREROUTING -j KUBE-SERVICES",
+        "-A OUTPUT -j KUBE-SERVICES",
+        "-A POSTROUTING -j KUBE-POSTROUTING",
+        f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {svc}",
+        f"-A {svc} -m statistic --mode random --probability 0.50000000000 -j {sep1}",
+        f"-A {svc} -j {sep2}",
+        f"-A {sep1} -s 10.244.0.2/32 -j KUBE-MARK-MASQ",
+        f"-A {sep1} -p tcp -m tcp -j DNAT --to-destination 10.244.0.2:8080",
+        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
+        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
+        "-A KUBE-POSTROUTING -j MASQUERADE --random-fully",
+        "-A KUBE-NODEPORTS -p tcp -m tcp --dport 30080 -j KUBE-EXT-" + svc[9:],
+    ]:
+        assert line in rules, line
+    # NodePorts: the last rule of KUBE-SERVICES.
+    ks = [r for r in rules if r.startswith("-A KUBE-SERVICES ")]
+    assert ks[-1] == "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
+    assert not any("-m comment" in r for r in rules)
+
+
+def test_client_ip_affinity_uses_recent_like_kube_proxy():
+    rules = node_res(golden_lab(), "nat").rules
+    svc = services.svc_chain("default/sticky", "tcp")
+    sep = services.sep_chain("default/sticky", "tcp", "10.244.0.2:8080")
+    assert (f"-A {svc} -m recent --rcheck --seconds 10800 --reap --name {sep} --mask 255.255.255.255 "
+            f"--rsource -j {sep}") in rules
+    assert (f"-A {sep} -p tcp -m tcp -m recent --set --name {sep} --mask 255.255.255.255 --rsource "
+            "-j DNAT --to-destination 10.244.0.2:8080") in rules
+    mine = [r for r in rules if r.startswith(f"-A {svc} ")]
+    # recent checks come before the random spread
+    assert [("recent" in r) for r in mine[1:]] == [True, True, False, False]
+
+
+def test_service_without_endpoints_rejects_in_filter_and_has_no_nat():
+    lab = golden_lab()
+    nat, filt = node_res(lab, "nat"), node_res(lab, "filter")
+    assert not any("10.96.0.22" in r for r in nat.rules)
+    assert ("-A KUBE-SERVICES -d 10.96.0.22/32 -p tcp -m tcp --dport 80 -j REJECT --reject-with "
+            "icmp-port-unreachable") in filt.rules
+    assert ("-A KUBE-EXTERNAL-SERVICES -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 30081 -j REJECT "
+            "--reject-with icmp-port-unreachable") in filt.rules
+    assert "-A FORWARD -m conntrack --ctstate NEW -j KUBE-SERVICES" in filt.rules
+    assert "-A OUTPUT -m conntrack --ctstate NEW -j KUBE-SERVICES" in filt.rules
+    assert "-A INPUT -m conntrack --ctstate NEW -j KUBE-EXTERNAL-SERVICES" in filt.rules
+
+
+def test_udp_service():
+    rules = node_res(golden_lab(), "nat").rules
+    sep = services.sep_chain("default/resolver:dns", "udp", "10.244.1.4:5353")
+    assert f"-A {sep} -p udp -m udp -j DNAT --to-destination 10.244.1.4:5353" in rules
+
+
+def test_egress_masquerade_leaves_pod_to_pod_alone():
+    rules = node_res(golden_lab(), "nat").rules
+    assert "-A POSTROUTING -j FLANNEL-POSTRTG" in rules
+    assert "-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN" in rules
+    assert "-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully" in rules
+
+
+def test_payload_declares_only_lab_chains_and_never_appends_to_builtins():
+    for table in ("nat", "filter"):
+        res = node_res(golden_lab(), table)
+        lines = res.payload.splitlines()
+        declared = [l[1:].split()[0] for l in lines if l.startswith(":")]
+        assert declared == sorted(res.chains)
+        assert not set(declared) & set(services.BUILTIN_CHAINS)
+        for line in lines:
+            if line.startswith("-"):
+                assert services.chain_of(line) in res.chains, line
+        # The jumps are documented in the payload, as comments.
+        for jump in (r for r in res.rules if services.chain_of(r) in services.BUILTIN_CHAINS):
+            assert f"#   {jump}" in lines
+
+
+def test_rules_are_in_canonical_order():
+    res = node_res(golden_lab(), "nat")
+    assert res.rules == services.canonical_order(list(res.rules))
+    # the plan's rules, read back through the same parser status uses, compare equal
+    text = "*nat\n" + "\n".join(f":{c} - [0:0]" for c in res.chains) + "\n" + "\n".join(res.rules) + "\nCOMMIT\n"
+    tab = parse_save(text, "nat")
+    from netlab.realize.netfilter import lab_lines
+
+    assert tuple(lab_lines(tab, res.chains)) == res.rules
+
+
+def test_every_node_gets_the_same_rules_and_sysctl():
+    lab = golden_lab()
+    out = services.resources(lab)
+    for node in lab.nodes:
+        mine = [r for r in out if r.netns == node.netns]
+        assert Sysctl(netns=node.netns, name="net.bridge.bridge-nf-call-iptables", value="1") in mine
+        assert {r.table for r in mine if isinstance(r, NatRules)} == {"nat", "filter"}
+    nats = [r for r in out if isinstance(r, NatRules) and r.table == "nat"]
+    assert len({r.rules for r in nats}) == 1
+
+
+def test_service_cidr_route_only_without_internet():
+    data = yaml.safe_load(TOPO.read_text())
+    data.pop("internet")
+    data["services"] = [s for s in data["services"] if s.get("type") != "LoadBalancer"]
+    lab = lab_of(data)
+    routes = [r for r in services.resources(lab) if isinstance(r, Route)]
+    assert {(r.netns, str(r.dst), r.dev) for r in routes} == {(n.netns, "10.96.0.0/12", "eth0") for n in lab.nodes}
+    assert not [r for r in services.resources(golden_lab()) if isinstance(r, Route)]
+
+
+def test_endpoint_index_agrees_with_lab_endpoints():
+    lab = golden_lab()
+    idx = services.endpoint_index(lab)
+    for svc in lab.services:
+        for port in svc.ports:
+            assert idx[(svc.namespace, svc.name, port.port, port.protocol)] == lab.endpoints(svc, port)
+
+
+def test_node_ports_explicit_then_lowest_free():
+    lab = golden_lab()
+    nps = services.node_ports(lab)
+    assert nps[("default", "web", 80, "TCP")] == 30080
+    assert nps[("default", "empty", 80, "TCP")] == 30081
+    assert nps[("default", "pub", 80, "TCP")] == 30000
+    assert ("default", "sticky", 8080, "TCP") not in nps
+
+
+def test_plan_json_round_trip_keeps_nat_rules():
+    lab = golden_lab()
+    for r in services.resources(lab):
+        assert resource_from_json(r.to_json()) == r
+
+
+def test_whole_plan_builds_with_services():
+    plan = build_plan(golden_lab())
+    kinds = [r.kind for r in plan.resources]
+    assert kinds[-1] == "nat"
+    assert plan.of_kind("nat")
+
+
+# --- what apply computes from the plan (pure) -----------------------------------------
+
+def test_apply_change_from_empty_writes_everything_and_inserts_jumps():
+    res = node_res(golden_lab(), "nat")
+    ch = compute_change(res, Table())
+    assert set(ch.written) == set(res.chains)
+    lines = ch.payload.splitlines()
+    assert "-I PREROUTING -j KUBE-SERVICES" in lines
+    # the last -I lands on top: POSTROUTING ends up KUBE-POSTROUTING first, then FLANNEL-POSTRTG
+    post = [l for l in lines if l.startswith("-I POSTROUTING")]
+    assert post == ["-I POSTROUTING -j FLANNEL-POSTRTG", "-I POSTROUTING -j KUBE-POSTROUTING"]
+
+
+def test_apply_change_is_empty_when_kernel_matches():
+    res = node_res(golden_lab(), "nat")
+    text = ("*nat\n:PREROUTING ACCEPT [0:0]\n" + "\n".join(f":{c} - [0:0]" for c in res.chains) + "\n"
+            + "-A PREROUTING -s 198.51.100.1/32 -j RETURN\n" + "\n".join(res.rules) + "\nCOMMIT\n")
+    ch = compute_change(res, parse_save(text, "nat"))
+    assert not ch.changed
+
+
+def test_apply_change_after_endpoint_removed_touches_only_that_service(tmp_path):
+    lab = golden_lab()
+    data = yaml.safe_load(TOPO.read_text())
+    data["pods"][1]["labels"] = {}
+    lab2 = lab_of(data)
+    old, new = node_res(lab, "nat"), node_res(lab2, "nat")
+    text = "*nat\n" + "\n".join(f":{c} - [0:0]" for c in old.chains) + "\n" + "\n".join(old.rules) + "\nCOMMIT\n"
+    ch = compute_change(new, parse_save(text, "nat"), previous=old)
+    gone = services.sep_chain("default/web:http", "tcp", "10.244.1.3:8080")
+    assert gone in ch.deleted and f"-X {gone}" in ch.payload.splitlines()
+    assert services.svc_chain("default/web:http", "tcp") in ch.written
+    assert "KUBE-MARK-MASQ" not in ch.written
+    assert not ch.jumps
+
+
+# --- DNS add-on (pure) -------------------------------------------------------------
+
+def test_cluster_dns_is_added_once_with_kubeadm_ip():
+    topo = Topology.model_validate(yaml.safe_load(TOPO.read_text()))
+    with_dns = dns.with_cluster_dns(topo)
+    assert dns.with_cluster_dns(with_dns) == with_dns
+    svc = dns.dns_service(with_dns)
+    assert svc is not None and svc.cluster_ip == IPv4Address("10.96.0.10")
+    pod = next(p for p in with_dns.pods if p.name == "kube-dns")
+    argv = pod.containers[0].command
+    assert argv[0] == "dnsmasq"
+    assert "--host-record=web.default.svc.cluster.local,10.96.0.20" in argv
+    assert "--host-record=kube-dns.kube-system.svc.cluster.local,10.96.0.10" in argv
+    lab = lab_of(with_dns.model_dump(mode="json", by_alias=True, exclude_none=True))
+    sps = {sp.name: sp for sp in services.service_ports(lab)}
+    assert [str(ip) for ip, _ in sps["kube-system/kube-dns:dns"].endpoints] == [str(lab.pod("kube-dns").ip)]
+
+
+def test_no_services_no_dns():
+    data = yaml.safe_load(TOPO.read_text())
+    data["services"] = []
+    topo = Topology.model_validate(data)
+    assert dns.with_cluster_dns(topo) is topo
+
+
+def test_resolv_conf_is_kubelets_cluster_first():
+    text = dns.resolv_conf("demo", IPv4Address("10.96.0.10"))
+    assert "search default.svc.cluster.local svc.cluster.local cluster.local\n" in text
+    assert "nameserver 10.96.0.10\n" in text and "options ndots:5\n" in text
+    assert text.startswith("# netlab demo:")
