@@ -300,7 +300,7 @@ def _apply_fresh(plan: Plan, created: list[str], todo: list[Resource], ops: Ops)
         return todo
     order = [n for n in plan.netns if n in set(created)]
     fresh = nl.FreshBatches(order)
-    if any(fresh.crosses(r) for r in todo):
+    if any(fresh.crosses(r) for r in plan.of_kind("veth") if r.netns in fresh.batches or r.peer_netns in fresh.batches):
         return todo  # a fresh namespace joined to an old one (converging): one at a time
     rest = []
     ops.before_fault = fresh.send  # "after the k-th operation": what came before is applied
