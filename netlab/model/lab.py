@@ -187,7 +187,14 @@ class Lab:
 
 
 def resolve(topo: Topology) -> Lab:
-    """Resolve a topology that passed :func:`check_topology`."""
+    """Resolve a topology that passed :func:`check_topology`.
+
+    A lab with Services also gets cluster DNS (a ``kube-dns`` pod and Service,
+    see clusterdns.py) unless the topology declares its own.
+    """
+    from netlab.model.clusterdns import with_cluster_dns
+
+    topo = with_cluster_dns(topo)
     addressing, problems = allocate(topo)
     if problems:  # load_topology reports these with lines; this is a programming error
         raise ValueError(f"unresolvable topology: {problems[0]}")

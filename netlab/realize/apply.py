@@ -208,6 +208,9 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
     tag = tag_for(state)
     result = UpResult(lab=lab.name)
     ops = Ops()
+    for feature in features():
+        if hasattr(feature, "preflight"):
+            feature.preflight(lab)  # says what the machine lacks, before any change
     try:
         to_create = _preflight(plan, state, tag)
     except OwnershipConflict:

@@ -55,7 +55,8 @@ def tools(backend: str | None = None) -> tuple[str, str]:
 def _suffix(backend: str | None) -> str:
     backend = backend or os.environ.get("NETLAB_IPTABLES") or ""
     if backend not in ("", "nft", "legacy"):
-        raise EnvironmentNotReady(f"NETLAB_IPTABLES={backend!r}: use nft or legacy (or unset it for the system default)")
+        raise EnvironmentNotReady(f"NETLAB_IPTABLES={backend!r}: use nft or legacy "
+                                  "(or unset it for the system default)")
     return f"-{backend}" if backend else ""
 
 
@@ -241,16 +242,22 @@ def apply_many(items: Sequence[tuple[NatRules, NatRules | None]], backend: str |
 
 def remove_rules(res: NatRules, backend: str | None = None) -> Change:
     """Take the lab's rules out of a namespace (jumps first, then its chains); others' rules stay."""
-    current = save_table(res.netns, res.table, backend)
+    return delete_chains(res.netns, res.table, res.chains, backend)
+
+
+def delete_chains(netns: str, table: str, chains: Iterable[str], backend: str | None = None) -> Change:
+    """Delete these chains (the lab's, as its state proves) and every built-in rule jumping
+    into them, in one restore. Chains already gone are skipped."""
+    current = save_table(netns, table, backend)
     existing = set(current.chains)
-    gone = [c for c in res.chains if c in existing]
-    ch = Change(res.netns, res.table, deleted=gone)
-    fixes = ["-D" + line[2:] for b in BUILTIN_CHAINS for line in current.of(b) if target_of(line) in set(gone)]
-    ch.jumps = len(fixes)
+    gone = [c for c in chains if c in existing and c not in BUILTIN_CHAINS]
+    ch = Change(netns, table, deleted=gone)
     if not gone:
         return ch
-    ch.payload = render_payload(res.table, gone, [], [], extra=fixes + [f"-X {c}" for c in gone])
-    restore(res.netns, res.table, ch.payload, backend)
+    fixes = ["-D" + line[2:] for b in BUILTIN_CHAINS for line in current.of(b) if target_of(line) in set(gone)]
+    ch.jumps = len(fixes)
+    ch.payload = render_payload(table, gone, [], [], extra=fixes + [f"-X {c}" for c in gone])
+    restore(netns, table, ch.payload, backend)
     return ch
 
 

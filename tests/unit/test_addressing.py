@@ -152,7 +152,8 @@ def test_addresses_and_macs_do_not_depend_on_the_process(tmp_path):
                               check=True)
         outputs.append(json.loads(proc.stdout))
     assert outputs[0] == outputs[1]
-    assert outputs[0]["services"] == {"s": "10.96.0.11", "t": "10.96.0.10"}
+    # (kube-dns is added to every lab with Services; 10.96.0.10 is taken here, so it is allocated)
+    assert outputs[0]["services"] == {"s": "10.96.0.11", "t": "10.96.0.10", "kube-dns": "10.96.0.12"}
 
 
 def test_macs_are_locally_administered_unicast_and_distinct():

@@ -21,7 +21,7 @@ from netlab.plan import services
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NatRules, Route, Sysctl, resource_from_json
 from netlab.realize.netfilter import Table, compute_change, parse_save
-from netlab.services import dns
+from netlab.model import clusterdns as dns
 
 GOLDEN = Path(__file__).parent / "golden"
 TOPO = GOLDEN / "services_topology.yaml"

@@ -1,0 +1,268 @@
+"""Services with real traffic (root): ClusterIP, affinity, hairpin, reject, NodePort,
+internet ingress and egress, the L4 load balancer, cluster DNS, endpoint changes.
+
+One small lab for the module (unique name, always taken down); every client runs
+inside a lab namespace through ``ip netns exec`` (which also mounts the pod's
+``/etc/netns/<ns>/resolv.conf``); the echo servers are the pods' default
+containers and answer with their pod name and the client address they saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import diff_snapshots, host_snapshot, in_netns, netlab, unique_lab
+from netlab.model.load import load_topology
+from netlab.plan import services
+from netlab.plan.internet import load_balancer_ips
+from netlab.model.clusterdns import with_cluster_dns
+
+pytestmark = pytest.mark.root
+
+CLIENT = r"""
+import json, socket, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+out = []
+for _ in range(n):
+    try:
+        s = socket.create_connection((host, port), timeout=3)
+    except OSError as exc:
+        out.append({"error": exc.__class__.__name__, "errno": exc.errno})
+        continue
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    out.append(json.loads(data))
+print(json.dumps(out))
+"""
+
+UDP_CLIENT = r"""
+import json, socket, sys
+host, port, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", sport))
+s.settimeout(2)
+s.sendto(b"hi", (host, port))
+print(s.recv(4096).decode().strip())
+"""
+
+TOPOLOGY = """name: {lab}
+network:
+  mode: vxlan
+  underlay: {{cidr: 192.168.122.0/24, mtu: 1500}}
+nodes:
+  - {{name: minikube, ip: 192.168.122.215, podCIDR: 10.244.0.0/24}}
+  - {{name: minikube-m02, ip: 192.168.122.7, podCIDR: 10.244.1.0/24}}
+pods:
+  - {{name: fedora-1, node: minikube, ip: 10.244.0.2, labels: {{app: web}}}}
+  - {{name: fedora-2, node: minikube-m02, ip: 10.244.1.3, labels: {{app: web}}}}
+  - {{name: fedora-3, node: minikube, ip: 10.244.0.3}}
+  - name: udp-1
+    node: minikube-m02
+    ip: 10.244.1.4
+    labels: {{{udp_label}}}
+    containers: [{{name: echo, ports: [{{containerPort: 5353, protocol: UDP}}]}}]
+services:
+  - name: web
+    selector: {{app: web}}
+    type: NodePort
+    clusterIP: 10.96.0.20
+    ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30080}}]
+  - name: sticky
+    selector: {{app: web}}
+    clusterIP: 10.96.0.21
+    sessionAffinity: ClientIP
+    ports: [{{port: 8080}}]
+  - name: empty
+    selector: {{app: nothing}}
+    type: NodePort
+    clusterIP: 10.96.0.22
+    ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30081}}]
+  - name: resolver
+    selector: {{app: udp}}
+    clusterIP: 10.96.0.23
+    ports: [{{name: dns, port: 53, targetPort: 5353, protocol: UDP}}]
+  - name: pub
+    selector: {{app: web}}
+    type: LoadBalancer
+    clusterIP: 10.96.0.24
+    ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30082}}]
+internet:
+  gateway: {{ip: 203.0.113.1}}
+  hosts: [{{name: example, ip: 203.0.113.10}}]
+"""
+NODES = {"minikube": "192.168.122.215", "minikube-m02": "192.168.122.7"}
+
+
+def write_topology(path, lab: str, udp_label: str = "app: udp") -> str:
+    """The topology with the cluster DNS add-on applied (idempotent if netlab adds it itself)."""
+    raw = path / "raw.yaml"
+    raw.write_text(TOPOLOGY.format(lab=lab, udp_label=udp_label))
+    topo = with_cluster_dns(load_topology(str(raw)))
+    out = path / f"{lab}.yaml"
+    out.write_text(json.dumps(topo.model_dump(mode="json", by_alias=True, exclude_none=True), indent=1))
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("svc")
+    tmp = tmp_path_factory.mktemp("services")
+    before = host_snapshot()
+    path = write_topology(tmp, name)
+    try:
+        netlab("up", "-t", path)
+        yield {"name": name, "path": path, "tmp": tmp}
+    finally:
+        netlab("down", "--lab", name, check=False)
+    leftovers = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"{name}-" not in leftovers
+    assert not os.path.exists(f"/etc/netns/{name}-fedora-3")
+    assert diff_snapshots(before, host_snapshot()) == []
+
+
+def ns(lab, who: str) -> str:
+    return f"{lab['name']}-{who}"
+
+
+def connect(lab, who: str, host: str, port: int, n: int = 1) -> list[dict]:
+    proc = in_netns(ns(lab, who), sys.executable, "-c", CLIENT, host, str(port), str(n), timeout=60 + 4 * n)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def pods_of(replies: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in replies:
+        key = r.get("pod") or r.get("error", "?")
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def test_node_tables_are_exactly_the_plan(lab):
+    proc = netlab("status", "--lab", lab["name"], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    save = in_netns(ns(lab, "minikube"), "iptables-save", "-t", "nat").stdout
+    svc = services.svc_chain("default/web:http", "tcp")
+    assert f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {svc}" in save
+    assert "-A PREROUTING -j KUBE-SERVICES" in save.splitlines()
+
+
+def test_cluster_ip_spreads_over_both_endpoints_without_snat(lab):
+    replies = connect(lab, "fedora-3", "10.96.0.20", 80, 200)
+    count = pods_of(replies)
+    assert set(count) == {"fedora-1", "fedora-2"}, count
+    assert min(count.values()) >= 50, count  # at least half the fair share (100 each)
+    # Pod to Service to pod: the endpoint sees the client pod's own address (same node and other node).
+    assert {r["client"].rsplit(":", 1)[0] for r in replies} == {"10.244.0.3"}
+
+
+def test_client_ip_affinity_sticks(lab):
+    count = pods_of(connect(lab, "fedora-3", "10.96.0.21", 8080, 30))
+    assert len(count) == 1 and sum(count.values()) == 30, count
+
+
+def test_hairpin_pod_reaches_its_own_service(lab):
+    replies = connect(lab, "fedora-1", "10.96.0.20", 80, 40)
+    own = [r for r in replies if r.get("pod") == "fedora-1"]
+    assert own, pods_of(replies)
+    # Hairpin traffic is masqueraded (KUBE-SEP -s <ep> -j KUBE-MARK-MASQ) to the node's cni0 address.
+    assert {r["client"].rsplit(":", 1)[0] for r in own} == {"10.244.0.1"}
+
+
+def test_service_without_endpoints_is_refused_not_timed_out(lab):
+    start = time.monotonic()
+    replies = connect(lab, "fedora-3", "10.96.0.22", 80, 3)
+    took = time.monotonic() - start
+    assert all(r.get("error") == "ConnectionRefusedError" for r in replies), replies
+    # kube-proxy's REJECT --reject-with icmp-port-unreachable. Over veth, the ICMP error
+    # comes back while connect() still owns the socket, which Linux records as a soft
+    # error: the refusal lands with the first SYN retransmission (~1 s), not a timeout.
+    assert took < 3 * 1.5, took
+    from_node = connect(lab, "example", NODES["minikube"], 30081, 1)
+    assert from_node[0].get("error") == "ConnectionRefusedError", from_node
+
+
+def test_node_port_from_every_node(lab):
+    for src in NODES:
+        for dst_ip in NODES.values():
+            replies = connect(lab, src, dst_ip, 30080, 6)
+            assert all(r.get("pod") in ("fedora-1", "fedora-2") for r in replies), (src, dst_ip, replies)
+
+
+def test_internet_host_reaches_node_ports_and_load_balancer(lab):
+    for dst_ip in NODES.values():
+        replies = connect(lab, "example", dst_ip, 30080, 4)
+        assert all(r.get("pod") in ("fedora-1", "fedora-2") for r in replies), (dst_ip, replies)
+    topo_lb = load_balancer_ips(_lab_model(lab))[("default", "pub")]
+    count = pods_of(connect(lab, "example", str(topo_lb), 80, 60))
+    assert set(count) == {"fedora-1", "fedora-2"}, count
+
+
+def test_egress_is_seen_as_the_gateway(lab):
+    server = subprocess.Popen(["ip", "netns", "exec", ns(lab, "example"), sys.executable, "-c",
+                               "import socket\ns=socket.socket()\n"
+                               "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                               "s.bind(('0.0.0.0',9000));s.listen(1);s.settimeout(10)\nc,a=s.accept()\n"
+                               "c.sendall((repr(a[0])+'\\n').encode());print(a[0])"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(50):
+            if "9000" in in_netns(ns(lab, "example"), "ss", "-ltn").stdout:
+                break
+            time.sleep(0.05)
+        proc = in_netns(ns(lab, "fedora-1"), sys.executable, "-c",
+                        "import socket;s=socket.create_connection(('203.0.113.10',9000),timeout=3);print(s.recv(100))")
+        assert proc.returncode == 0, proc.stderr
+        seen = server.communicate(timeout=10)[0].strip()
+    finally:
+        server.kill()
+    assert seen == "203.0.113.1"
+
+
+def test_cluster_dns(lab):
+    for name in ("web.default.svc.cluster.local", "web", "kube-dns.kube-system.svc.cluster.local"):
+        proc = in_netns(ns(lab, "fedora-3"), "getent", "hosts", name)
+        assert proc.returncode == 0, (name, proc.stdout, proc.stderr)
+    assert in_netns(ns(lab, "fedora-3"), "getent", "hosts", "web.default.svc.cluster.local").stdout.split()[0] \
+        == "10.96.0.20"
+    exec_ = netlab("exec", "--lab", lab["name"], "fedora-3", "--", "getent", "hosts",
+                   "web.default.svc.cluster.local", check=False)
+    if exec_.returncode != 2 or "No such command" not in exec_.stderr:  # netlab exec exists
+        assert exec_.stdout.split()[:1] == ["10.96.0.20"], exec_.stdout + exec_.stderr
+
+
+def test_endpoint_removed_rerenders_and_clears_udp_conntrack(lab):
+    # A UDP "session" from a fixed source port, DNATed to udp-1.
+    out = in_netns(ns(lab, "fedora-3"), sys.executable, "-c", UDP_CLIENT, "10.96.0.23", "53", "40000")
+    assert out.returncode == 0 and "udp-1" in out.stdout, out.stdout + out.stderr
+    node = ns(lab, "minikube")
+    listed = in_netns(node, "conntrack", "-L", "-p", "udp", "--orig-dst", "10.96.0.23").stdout
+    assert "10.244.1.4" in listed, listed
+    # udp-1 loses its label: the endpoint goes, the rules are re-rendered, the entry is deleted.
+    path = write_topology(lab["tmp"], lab["name"], udp_label="app: gone")
+    netlab("up", "-t", path)
+    assert in_netns(node, "conntrack", "-L", "-p", "udp", "--orig-dst", "10.96.0.23").stdout.strip() == ""
+    save = in_netns(node, "iptables-save").stdout
+    assert "10.244.1.4:5353" not in save
+    assert "-A KUBE-SERVICES -d 10.96.0.23/32 -p udp -m udp --dport 53 -j REJECT" in save
+    assert netlab("status", "--lab", lab["name"], check=False).returncode == 0
+    # And back.
+    netlab("up", "-t", write_topology(lab["tmp"], lab["name"]))
+    assert netlab("status", "--lab", lab["name"], check=False).returncode == 0
+
+
+def _lab_model(lab):
+    from netlab.model.lab import resolve
+
+    return resolve(load_topology(lab["path"]))
