@@ -254,15 +254,15 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
             drifts: list[Drift] = diff(plan, s, existing) if existing else []
             todo = _apply_fresh(plan, created, todo, ops)
             _apply(s, todo, drifts, ops, result, progress)
-            # A replaced link takes its addresses and routes with it: read
-            # back and converge until nothing differs (bounded).
-            for _ in range(3):
-                if not existing and not old_netns:
-                    break
-                again = diff(plan, s, plan.netns)
-                if not again:
-                    break
-                _apply(s, [], again, ops, result, progress)
+            # Repairs can cascade (a recreated veth loses its peer's address
+            # and routes): read back and converge until nothing differs.
+            rounds = 0
+            while drifts and rounds < 3:
+                drifts = diff(plan, s, plan.netns)
+                _apply(s, [], drifts, ops, result, progress)
+                rounds += 1
+            if drifts:
+                raise ApplyFailed(f"could not converge: {drifts[0]}")
 
             # Namespaces the lab no longer has.
             for name in old_netns:
@@ -290,6 +290,8 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
             raise ApplyFailed(f"{exc}; rolled back") from exc
         if isinstance(exc, NetlinkError):
             raise ApplyFailed(f"{getattr(exc, 'netlab_what', 'netlink')}; rolled back") from exc
+        if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug
+            raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back (run with --debug for details)") from exc
         raise
     finally:
         s.close()
