@@ -23,7 +23,7 @@ packages=(
   tcpdump tshark    # captures (tshark decodes VXLAN)
   dnsmasq-base      # cluster DNS
   graphviz          # netlab graph -o svg/png
-  kmod procps
+  kmod procps util-linux
 )
 missing=()
 for p in "${packages[@]}"; do

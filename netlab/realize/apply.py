@@ -280,7 +280,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
             state.save()
             for feature in features():
                 ops(f"start {feature.__name__.rsplit('.', 2)[-2]}")
-                feature.start(lab, state)
+                result.warnings += feature.start(lab, state) or []
     except BaseException as exc:
         s.close()
         _rollback(state, created, fresh, tag)

@@ -159,20 +159,33 @@ def forget(lab: str) -> None:
     path = lab_dir(lab, create=False)
     if not os.path.isdir(path):
         return
-    for name in os.listdir(path):
-        full = os.path.join(path, name)
-        if os.path.isdir(full) and not os.path.islink(full):
-            for sub in os.listdir(full):
-                os.unlink(os.path.join(full, sub))
-            os.rmdir(full)
-        elif name != "lock":
-            os.unlink(full)
+    _remove_tree(path, os.stat(path).st_dev, keep={os.path.join(path, "lock")})
     # The lock file goes last; holders of the lock keep their open fd.
     try:
         os.unlink(os.path.join(path, "lock"))
         os.rmdir(path)
     except OSError:
         pass
+
+
+def _remove_tree(path: str, dev: int, keep: set[str]) -> None:
+    """Delete a state tree without following symlinks or crossing mount points
+    (a UTS namespace still pinned by a bind mount is left, and so is its directory)."""
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if full in keep:
+            continue
+        st = os.lstat(full)
+        if st.st_dev != dev:
+            continue  # a mount point: not ours to delete through
+        if stat.S_ISDIR(st.st_mode):
+            _remove_tree(full, dev, keep)
+            try:
+                os.rmdir(full)
+            except OSError:
+                pass
+        else:
+            os.unlink(full)
 
 
 def known_labs() -> list[str]:

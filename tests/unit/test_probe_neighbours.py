@@ -5,7 +5,8 @@ from __future__ import annotations
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import neighbours as nb
-from netlab.probe.runner import window_for
+from netlab.probe.matrix import build_matrix, endpoints
+from netlab.probe.runner import make_job
 
 DEFAULT = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
 
@@ -35,9 +36,48 @@ def test_budget_stays_below_gc_thresh2_with_margin():
     assert nb.probe_budget(DEFAULT, stats) == 512 - 100 - nb.MARGIN
     crowded = nb.TableStats(entries=1000, forced_gc_runs=0, table_fulls=0)
     assert nb.probe_budget(DEFAULT, crowded) == 32  # still makes progress
-    # Pairs in flight: two entries each, after the linear entries of the lab.
-    lab = one_bridge(50)
-    assert window_for(lab, DEFAULT, stats) == (512 - 100 - nb.MARGIN - 100) // 2
+
+
+def two_nodes(mode: str = "vxlan"):
+    pods = [{"name": "a", "node": "n1", "ip": "10.244.0.2"}, {"name": "b", "node": "n1", "ip": "10.244.0.3"},
+            {"name": "c", "node": "n2", "ip": "10.244.1.2"}]
+    return resolve(Topology.model_validate({
+        "name": "nb", "network": {"mode": mode},
+        "nodes": [{"name": "n1", "ip": "192.168.122.10", "podCIDR": "10.244.0.0/24"},
+                  {"name": "n2", "ip": "192.168.122.11", "podCIDR": "10.244.1.0/24"}], "pods": pods}))
+
+
+def test_path_entries_follow_the_packet():
+    lab = two_nodes()
+    e = endpoints(lab)
+    # Same bridge: each pod learns the other.
+    assert nb.path_entries(lab, e["a"], e["b"]) == [("nb-a", "eth0", "10.244.0.3"), ("nb-b", "eth0", "10.244.0.2")]
+    # Node to its own pod: cni0 learns the pod, the pod learns its gateway.
+    assert nb.path_entries(lab, e["n1"], e["a"]) == [("nb-n1", "cni0", "10.244.0.2"), ("nb-a", "eth0", "10.244.0.1")]
+    # Across nodes: both pods' gateway pairs, and the nodes on the underlay (VXLAN's outer packets too).
+    assert set(nb.path_entries(lab, e["a"], e["c"])) == {
+        ("nb-a", "eth0", "10.244.0.1"), ("nb-n1", "cni0", "10.244.0.2"),
+        ("nb-c", "eth0", "10.244.1.1"), ("nb-n2", "cni0", "10.244.1.2"),
+        ("nb-n1", "eth0", "192.168.122.11"), ("nb-n2", "eth0", "192.168.122.10")}
+    assert set(nb.path_entries(lab, e["n1"], e["c"])) == {
+        ("nb-c", "eth0", "10.244.1.1"), ("nb-n2", "cni0", "10.244.1.2"),
+        ("nb-n1", "eth0", "192.168.122.11"), ("nb-n2", "eth0", "192.168.122.10")}
+
+
+def test_units_pair_same_bridge_pods_and_stay_within_budget():
+    lab = one_bridge(30)
+    probes = build_matrix(lab, ["icmp", "tcp"])
+    job = make_job(lab, probes, 1.0, budget=100)
+    ids = sorted(i for u in job.units for ph in u.phases for i in ph)
+    assert ids == list(range(len(probes)))  # every probe exactly once
+    pair_units = [u for u in job.units if len(u.phases) == 2]
+    assert len(pair_units) == 30 * 29 // 2
+    u = pair_units[0]
+    first, second = ({probes[i].source.name for i in ph} for ph in u.phases)
+    assert len(first) == len(second) == 1 and first != second  # one direction, then the other
+    assert {probes[i].proto for ph in u.phases for i in ph} == {"icmp", "tcp"}  # all probes of the pair
+    assert len(u.entries) == 2
+    assert all(len(set(u.entries)) <= 100 // 4 or len(u.phases[0]) == 1 for u in job.units)
 
 
 def test_delete_request_is_a_well_formed_rtm_delneigh():
@@ -47,3 +87,26 @@ def test_delete_request_is_a_well_formed_rtm_delneigh():
     fam, _, _, ifindex, _, _, _ = nb.NDMSG.unpack_from(msg, 16)
     assert (fam, ifindex) == (2, 3)
     assert msg[-4:] == bytes([10, 244, 0, 2])
+
+
+def test_auto_arp_seeds_only_big_bridges():
+    from netlab.probe.runner import SEED_ABOVE, arp_flood_cost, choose_arp
+
+    assert choose_arp(one_bridge(50)) == "real"
+    assert arp_flood_cost(one_bridge(200)) > SEED_ABOVE
+    assert choose_arp(one_bridge(200)) == "seeded"
+    assert choose_arp(one_bridge(200), "real") == "real"
+
+
+def test_seeded_pairs_carry_permanent_entries_not_counted_ones():
+    lab = one_bridge(3)
+    probes = build_matrix(lab, ["icmp"])
+    job = make_job(lab, probes, 1.0, budget=100, arp="seeded")
+    pairs = [u for u in job.units if u.seed]
+    assert len(pairs) == 3 and all(not u.entries for u in pairs)
+    seed = pairs[0].seed
+    # Each side learns the other, with the MAC read from the other pod's own eth0.
+    assert seed == [("nb-p0", "eth0", "10.244.0.3", "nb-p1"), ("nb-p1", "eth0", "10.244.0.2", "nb-p0")]
+    # Node -> pod probes still resolve by ARP: each pod's ARP is checked once.
+    assert [u.entries for u in job.units if not u.seed][0] == [("nb-n1", "cni0", "10.244.0.2"),
+                                                                ("nb-p0", "eth0", "10.244.0.1")]

@@ -1,0 +1,319 @@
+"""The neighbour (ARP) table is one table for the whole machine.
+
+Every namespace's IPv4 neighbour entries live in the kernel's single
+``arp_tbl``, whose garbage-collection limits come from the *host's*
+``net.ipv4.neigh.default.gc_thresh1/2/3`` (128/512/1024 by default; only the
+initial namespace can change them). Above gc_thresh2 the kernel starts
+forced garbage collection (it may evict the host's own entries), at gc_thresh3
+it refuses new entries: "neighbour table overflow", and packets are dropped,
+the host's too.
+
+Pods on one bridge talk at layer 2, so all-pairs traffic among k of them needs
+k*(k-1) entries (A learns B and B learns A from A's ARP request): 33 pods on
+one bridge already need 1056. So:
+
+- the prober keeps the dynamic entries *it* causes bounded: it knows which
+  entries each probe's packets create (:func:`path_entries`), starts probes
+  only while those fit a budget below gc_thresh2, and deletes each entry as
+  soon as no running probe needs it (see agent.py); whatever else the run
+  caused is swept at the end. Entries that existed before the run are left
+  alone;
+- ``netlab up`` prints :func:`neighbour_budget_warning` when a lab's full-mesh
+  traffic would reach the limit. netlab never writes these sysctls.
+
+The netlink messages here are written with ``struct`` on purpose: the prober
+sends thousands of fire-and-forget RTM_DELNEIGH requests on sockets opened once
+per namespace, where pyroute2's request/acknowledge API costs a round trip and
+tens of microseconds of Python per entry. pyroute2 stays the way the lab is
+*built* (realize/).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+
+SYSCTL_DIR = "/proc/sys/net/ipv4/neigh/default"
+ARP_STAT = "/proc/net/stat/arp_cache"
+DEFAULTS = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
+MARGIN = 64  # entries left for the host and everything else on the machine
+
+# linux/neighbour.h, linux/netlink.h, linux/rtnetlink.h
+NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+NDMSG = struct.Struct("=BBHiHBB")  # family, pad1, pad2, ifindex, state, flags, type
+RTA = struct.Struct("=HH")  # len, type
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+NDA_DST = 1
+NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
+
+
+# --- limits -------------------------------------------------------------------
+
+
+def read_thresholds() -> dict[str, int]:
+    """gc_thresh1/2/3 of the host (read only; they are the same in every namespace's view)."""
+    out = dict(DEFAULTS)
+    for key in out:
+        try:
+            with open(os.path.join(SYSCTL_DIR, key)) as fh:
+                out[key] = int(fh.read().strip())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+@dataclass(frozen=True)
+class TableStats:
+    """Machine-wide counters of the ARP table (/proc/net/stat/arp_cache, first row)."""
+
+    entries: int
+    forced_gc_runs: int
+    table_fulls: int
+
+
+_stat_fd: int | None = None
+
+
+def keep_stats_open() -> None:
+    """Open the counters now, while in the host's namespace: the file exists only there
+    (a process that joined a lab namespace sees its /proc/net, without stat/arp_cache)."""
+    global _stat_fd
+    if _stat_fd is None:
+        try:
+            _stat_fd = os.open(ARP_STAT, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            _stat_fd = None
+
+
+def table_stats() -> TableStats | None:
+    try:
+        if _stat_fd is not None:
+            text = os.pread(_stat_fd, 4096, 0).decode()
+        else:
+            with open(ARP_STAT) as fh:
+                text = fh.read()
+    except OSError:
+        return None
+    lines = text.splitlines()
+    if len(lines) < 2:
+        return None
+    head, row = lines[0].split(), lines[1].split()
+    values = dict(zip(head, (int(v, 16) for v in row)))
+    return TableStats(values.get("entries", 0), values.get("forced_gc_runs", 0), values.get("table_fulls", 0))
+
+
+def probe_budget(thresholds: dict[str, int] | None = None, stats: TableStats | None = None) -> int:
+    """How many dynamic entries one probe run may hold at once.
+
+    Stay below gc_thresh2 (forced GC would evict other namespaces' entries)
+    and gc_thresh3, with a margin for the rest of the machine. Never below 32:
+    a run must make progress even on a crowded machine (it then goes slowly,
+    2 pairs... at a time, rather than not at all).
+    """
+    t = thresholds or read_thresholds()
+    s = stats if stats is not None else table_stats()
+    used = s.entries if s else 0
+    room = min(t["gc_thresh2"], t["gc_thresh3"]) - used - MARGIN
+    return max(32, room)
+
+
+# --- how many entries a lab needs ----------------------------------------------------
+
+
+def full_mesh_entries(lab: "Lab") -> int:
+    """Dynamic neighbour entries when every pod and node of the lab talks to every pod.
+
+    Pods on one bridge: k*(k-1) per node. Each pod: one for its gateway; each
+    node: one per local pod (cni0). host-gw nodes also resolve each other on
+    the underlay; vxlan's remote entries are PERMANENT (not counted by the GC).
+    """
+    per_node = Counter(p.node for p in lab.pods)
+    total = sum(k * (k - 1) for k in per_node.values())
+    total += 2 * len(lab.pods)
+    n = len(lab.nodes)
+    if lab.mode == "host-gw":
+        total += n * (n - 1)
+    return total
+
+
+def neighbour_budget_warning(lab: "Lab", thresholds: dict[str, int] | None = None) -> str | None:
+    """A warning for ``netlab up`` when the lab's full-mesh traffic reaches the host's gc_thresh3."""
+    t = thresholds or read_thresholds()
+    need = full_mesh_entries(lab)
+    limit = t["gc_thresh3"]
+    if need + MARGIN < limit:
+        return None
+    suggest = 1024
+    while suggest < 2 * (need + MARGIN):
+        suggest *= 2
+    per_node = Counter(p.node for p in lab.pods)
+    node, most = per_node.most_common(1)[0] if per_node else ("", 0)
+    return (f"all-pairs traffic in lab {lab.name} needs up to {need} neighbour (ARP) entries "
+            f"({most} pods share node {node}'s bridge), but the kernel's table is shared by the whole machine "
+            f"and capped by net.ipv4.neigh.default.gc_thresh3 = {limit}; past it the kernel drops packets, "
+            f"the host's too. `netlab probe` keeps its own entries bounded. To let everything talk at once, "
+            f"raise the limit on the host (netlab never changes it): sudo sysctl -w "
+            f"net.ipv4.neigh.default.gc_thresh3={suggest} net.ipv4.neigh.default.gc_thresh2={suggest // 2} "
+            f"net.ipv4.neigh.default.gc_thresh1={suggest // 8}")
+
+
+# --- which entries a probe's packets create -------------------------------------------
+
+
+def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
+    """Dynamic neighbour entries (netns, ifname, ip) that a probe and its reply create.
+
+    ``source``/``destination`` are matrix Endpoints. Pods on one bridge resolve
+    each other (A asks for B; B learns A from the request). Routed traffic
+    resolves the pod's gateway, the node's cni0 resolves its pod, and nodes
+    resolve each other on the underlay (the VXLAN packets too: their outer
+    destination is the remote node's IP). flannel.1's entries are PERMANENT
+    and not counted. Hosts outside the pod network: not predicted (the sweep
+    at the end of the run removes what they cause).
+    """
+    nodes = _node_facts(lab)
+    out: list[tuple[str, str, str]] = []
+
+    def pod_side(pod) -> None:  # pod <-> its node's cni0
+        netns, _, gateway = nodes[pod.node]
+        out.append((pod.netns, "eth0", gateway))
+        out.append((netns, "cni0", pod.addr))
+
+    def underlay(a: str, b: str) -> None:
+        if a != b:
+            out.append((nodes[a][0], "eth0", nodes[b][1]))
+            out.append((nodes[b][0], "eth0", nodes[a][1]))
+
+    s, d = source, destination
+    if d.kind != "pod" or s.kind not in ("pod", "node"):
+        return out
+    if s.kind == "pod" and s.node == d.node:
+        return [(s.netns, "eth0", d.addr), (d.netns, "eth0", s.addr)]
+    if s.kind == "node" and s.node == d.node:
+        return [(s.netns, "cni0", d.addr), (d.netns, "eth0", nodes[d.node][2])]
+    if s.kind == "pod":
+        pod_side(s)
+    pod_side(d)
+    underlay(s.node, d.node)
+    return out
+
+
+def _node_facts(lab: "Lab") -> dict[str, tuple[str, str, str]]:
+    """node name -> (netns, node IP, gateway IP), as text; cached on the lab object."""
+    facts = lab.__dict__.get("_neigh_node_facts")
+    if facts is None:
+        facts = {n.name: (n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
+        lab.__dict__["_neigh_node_facts"] = facts
+    return facts
+
+
+# --- netlink: dump and delete neighbour entries on a socket opened in a namespace ------------
+
+
+def netlink_socket() -> socket.socket:
+    """A NETLINK_ROUTE socket in the calling thread's current namespace."""
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind((0, 0))
+    return s
+
+
+def _attrs(data: bytes, offset: int, end: int) -> Iterable[tuple[int, bytes]]:
+    while offset + 4 <= end:
+        length, kind = RTA.unpack_from(data, offset)
+        if length < 4:
+            break
+        yield kind & 0x3FFF, data[offset + 4:offset + length]
+        offset += (length + 3) & ~3
+
+
+@dataclass(frozen=True)
+class NeighEntry:
+    ifindex: int
+    dst: str
+    state: int
+
+    @property
+    def dynamic(self) -> bool:
+        return not self.state & (NUD_PERMANENT | NUD_NOARP)
+
+
+def dump_neighbours(sock: socket.socket, seq: int = 1, timeout: float = 2.0) -> list[NeighEntry]:
+    """All IPv4 neighbour entries of the socket's namespace (blocking, bounded)."""
+    req = NLMSG.pack(NLMSG.size + NDMSG.size, RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+    req += NDMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0)
+    old = sock.gettimeout()
+    sock.settimeout(timeout)
+    out: list[NeighEntry] = []
+    try:
+        sock.send(req)
+        while True:
+            data = sock.recv(1 << 16)
+            off = 0
+            while off + NLMSG.size <= len(data):
+                length, kind, _flags, mseq, _pid = NLMSG.unpack_from(data, off)
+                if length < NLMSG.size:
+                    return out
+                if mseq == seq:
+                    if kind == NLMSG_DONE:
+                        return out
+                    if kind == NLMSG_ERROR:
+                        return out
+                    if kind == RTM_NEWNEIGH:
+                        fam, _p1, _p2, ifindex, state, _fl, _ty = NDMSG.unpack_from(data, off + NLMSG.size)
+                        if fam == socket.AF_INET:
+                            for akind, value in _attrs(data, off + NLMSG.size + NDMSG.size, off + length):
+                                if akind == NDA_DST and len(value) == 4:
+                                    out.append(NeighEntry(ifindex, socket.inet_ntoa(value), state))
+                off += (length + 3) & ~3
+    except (socket.timeout, BlockingIOError):
+        return out
+    finally:
+        sock.settimeout(old)
+
+
+def delete_request(ifindex: int, dst: str, seq: int = 0) -> bytes:
+    """One RTM_DELNEIGH message (no ACK asked: the kernel answers only on error)."""
+    body = NDMSG.pack(socket.AF_INET, 0, 0, ifindex, 0, 0, 0) + RTA.pack(8, NDA_DST) + socket.inet_aton(dst)
+    return NLMSG.pack(NLMSG.size + len(body), RTM_DELNEIGH, NLM_F_REQUEST, seq, 0) + body
+
+
+NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
+NDA_LLADDR = 2
+
+
+def add_permanent_request(ifindex: int, dst: str, mac: bytes, seq: int = 0) -> bytes:
+    """RTM_NEWNEIGH for a PERMANENT entry, refused (not replaced) if an entry exists.
+
+    PERMANENT entries are exempt from the garbage collector's count
+    (gc_thresh*), which is what lets the prober seed pairs without touching
+    the machine-wide budget.
+    """
+    body = NDMSG.pack(socket.AF_INET, 0, 0, ifindex, NUD_PERMANENT, 0, 0)
+    body += RTA.pack(8, NDA_DST) + socket.inet_aton(dst)
+    body += RTA.pack(4 + len(mac), NDA_LLADDR) + mac + b"\0" * (-(4 + len(mac)) % 4)
+    return NLMSG.pack(NLMSG.size + len(body), RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, seq, 0) + body
+
+
+def drain(sock: socket.socket) -> int:
+    """Read (and drop) pending replies on a non-blocking netlink socket; returns how many bytes."""
+    n = 0
+    while True:
+        try:
+            data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return n
+        except OSError:
+            return n
+        if not data:
+            return n
+        n += len(data)

@@ -1,0 +1,150 @@
+"""Render a probe run: a pingall-style matrix, a summary line, failures in words, JSON, JUnit XML.
+
+Pure: works on :class:`netlab.probe.runner.Report` data, no kernel access.
+
+The matrix is what a Mininet ``pingall`` user knows, one block per protocol
+and port, one row per source, ``X`` for a miss::
+
+    *** icmp
+    fedora-1 -> fedora-2 fedora-3 fedora-4
+    fedora-2 -> X        fedora-3 fedora-4
+
+and a ``!`` after any entry that is not what the expectation says (an ``X!``
+for a pair that should answer, ``fedora-3!`` for one that should not, or a
+reply that broke a rule, such as NAT).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING
+
+from netlab.probe.matrix import PROTOS, Result, failure_line
+
+if TYPE_CHECKING:
+    from netlab.probe.runner import Report
+
+WIDE = 16  # more destinations than this: rows list only the misses
+
+
+def _blocks(results: list[Result]) -> list[tuple[str, list[Result]]]:
+    blocks: dict[str, list[Result]] = {}
+    for r in sorted(results, key=lambda r: (PROTOS.index(r.probe.proto), r.probe.port or 0)):
+        blocks.setdefault(r.probe.service, []).append(r)
+    return list(blocks.items())
+
+
+def _cell(r: Result) -> str:
+    text = r.probe.destination.name if r.obs.reached else "X"
+    return text if r.ok else text + "!"
+
+
+def matrix_text(results: list[Result]) -> list[str]:
+    lines: list[str] = []
+    for service, rs in _blocks(results):
+        lines.append(f"*** {service}")
+        sources: list[str] = []
+        dests: list[str] = []
+        rows: dict[str, dict[str, Result]] = {}
+        for r in rs:
+            s, d = r.probe.source.name, r.probe.destination.name
+            if s not in rows:
+                sources.append(s)
+                rows[s] = {}
+            if d not in dests:
+                dests.append(d)
+            rows[s][d] = r
+        rank: dict[str, int] = {}
+        for r in rs:  # topology order: names in the order they first appear
+            rank.setdefault(r.probe.source.name, len(rank))
+            rank.setdefault(r.probe.destination.name, len(rank))
+        dests.sort(key=rank.__getitem__)
+        sw = max(len(s) for s in sources)
+        widths = {d: max(len(_cell(row[d])) if d in row else 0 for row in rows.values()) for d in dests}
+        for s in sources:
+            row = rows[s]
+            if len(dests) > WIDE:
+                cells = list(row.values())
+                reached = sum(1 for r in cells if r.obs.reached)
+                odd = [_cell(r) if r.obs.reached else f"X:{r.probe.destination.name}{'' if r.ok else '!'}"
+                       for r in cells if not r.obs.reached or not r.ok]
+                tail = f"  {' '.join(odd)}" if odd else ""
+                lines.append(f"{s.ljust(sw)} -> {reached}/{len(cells)} reached{tail}")
+                continue
+            cells = [(_cell(row[d]) if d in row else "").ljust(widths[d]) for d in dests]
+            lines.append(f"{s.ljust(sw)} -> {' '.join(cells).rstrip()}")
+    return lines
+
+
+def summary_line(report: "Report") -> str:
+    return f"{report.as_expected}/{len(report.results)} probes as expected"
+
+
+def rule_lines(report: "Report") -> list[str]:
+    echo = [r for r in report.results if r.obs.reached and r.obs.seen_client and r.probe.expected]
+    nat_ok = sum(1 for r in echo if not any(p.startswith("NAT") for p in r.problems))
+    pods_ok = sum(1 for c in report.self_checks if c.ok)
+    lines = [
+        f"no NAT: {nat_ok}/{len(echo)} echo replies saw the sender's own address (rules 1 and 2)",
+        f"pod addresses: {pods_ok}/{len(report.self_checks)} pods carry the address others reach them at (rule 3)",
+    ]
+    if report.stats.get("arp") == "seeded":
+        lines.append("neighbours: pods on one bridge used each other's MACs as temporary PERMANENT entries "
+                     "(no ARP floods; each pod's ARP was checked from its node; --arp real resolves every pair)")
+    return lines
+
+
+def text(report: "Report", color: bool = False) -> str:
+    lines = [f"lab {report.lab}: {len(report.results)} probes (timeout {report.timeout:g} s)"]
+    lines += matrix_text(report.results)
+    if any(not r.ok for r in report.results):
+        lines.append("(X: no reply; !: not as expected, see below)")
+    lines.append("*** rules")
+    lines += rule_lines(report)
+    lines.append(f"*** {summary_line(report)}" + (f" in {report.elapsed:.2f} s" if report.elapsed else ""))
+    problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
+    if problems:
+        lines.append(f"{len(problems)} not as expected:")
+        lines += [f"  {p}" for p in problems]
+    return "\n".join(lines)
+
+
+def to_json(report: "Report") -> dict:
+    return {
+        "lab": report.lab,
+        "ok": report.ok,
+        "summary": {"probes": len(report.results), "as_expected": report.as_expected,
+                    "not_as_expected": len(report.failures), "text": summary_line(report)},
+        "timeout_s": report.timeout,
+        "elapsed_s": round(report.elapsed, 4),
+        "probes": [r.to_json() for r in report.results],
+        "pods": [c.to_json() for c in report.self_checks],
+        "neighbour_table": {k: v for k, v in report.stats.items()
+                            if k in ("peak_entries", "entries_before", "entries_after", "table_fulls",
+                                     "forced_gc_runs", "deleted", "swept", "budget", "peak_live", "arp",
+                                     "seeded")},
+    }
+
+
+def junit(report: "Report") -> bytes:
+    """JUnit XML: one test case per probe and per pod address check."""
+    cases = len(report.results) + len(report.self_checks)
+    fails = len(report.failures) + len(report.self_failures)
+    suites = ET.Element("testsuites", name="netlab probe", tests=str(cases), failures=str(fails),
+                        time=f"{report.elapsed:.3f}")
+    suite = ET.SubElement(suites, "testsuite", name=f"netlab probe: lab {report.lab}", tests=str(cases),
+                          failures=str(fails), errors="0", skipped="0", time=f"{report.elapsed:.3f}")
+    for r in report.results:
+        case = ET.SubElement(suite, "testcase", classname=f"{report.lab}.{r.probe.service.replace('/', '.')}",
+                             name=r.probe.label, time=f"{(r.obs.rtt or 0):.6f}")
+        if not r.ok:
+            f = ET.SubElement(case, "failure", message="; ".join(r.problems), type=r.obs.outcome)
+            f.text = failure_line(r)
+    for c in report.self_checks:
+        case = ET.SubElement(suite, "testcase", classname=f"{report.lab}.rules",
+                             name=f"{c.pod} carries the address others reach it at", time="0")
+        if not c.ok:
+            f = ET.SubElement(case, "failure", message=c.problem, type="address")
+            f.text = c.problem
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"

@@ -1,0 +1,464 @@
+"""Containers in pods: start them after the network is up, stop them before it goes.
+
+A pod is a set of namespaces that outlive any one container, as the pause
+container holds them in Kubernetes:
+
+- the network namespace ``<lab>-<pod>`` (made by apply.py), shared by every
+  container of the pod, so they reach each other on ``localhost``;
+- a UTS namespace whose hostname is the pod's name, made here and kept alive
+  by a bind mount onto ``<state dir>/uts/<pod>`` (the way ``ip netns`` keeps a
+  network namespace), so ``hostname`` prints the pod name in every container
+  and in ``netlab exec``.
+
+Each container is a process that joins both (see processes.py), started
+detached from the CLI (new session, re-parented to init), with stdout and
+stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
+without a ``command`` runs the built-in echo server (echo.py) on its declared
+ports, 8080/TCP if none.
+
+The lab's state records, per container, the process identity (pid + start
+time) and the argv, so ``up`` again starts only what is missing, exited or
+changed (it converges; no duplicates), and ``status`` reports what exited.
+
+``stop`` does not trust those records: it stops every process whose network or
+UTS namespace *is* one of the lab's (namespace identity, see processes.py).
+
+Interface used by apply.py (see FEATURES there)::
+
+    start(lab, state)  -> list[str]   problems (containers that could not start)
+    stop(state, netns_names)          before the namespaces are deleted
+    drift(lab, state)  -> list[str]   one line per container not running
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from typing import Iterable
+
+from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import DNS_LABEL, Container
+from netlab.realize import netns as nsmod
+from netlab.realize.state import LabState, lab_dir
+from netlab.workload import processes as proc
+
+RECORD = "workload"
+RECORD_VERSION = 1
+READY_TIMEOUT = 5.0  # seconds up waits for echo servers to listen, all together
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --- paths --------------------------------------------------------------------
+
+
+def uts_dir(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name), "uts")
+
+
+def uts_path(lab_name: str, pod: str) -> str:
+    return os.path.join(uts_dir(lab_name), pod)
+
+
+def log_dir(lab_name: str, pod: str | None = None) -> str:
+    base = os.path.join(lab_dir(lab_name), "logs")
+    return os.path.join(base, pod) if pod else base
+
+
+def log_path(lab_name: str, pod: str, container: str) -> str:
+    return os.path.join(log_dir(lab_name, pod), f"{container}.log")
+
+
+# --- the pod's UTS namespace (the pause container's job) -------------------------
+
+
+def _in_thread(fn) -> object:
+    """Run fn in a short-lived thread: namespace changes die with the thread, never touch the caller."""
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=body, name="netlab-uts")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
+def is_uts_mount(path: str) -> bool:
+    """True when ``path`` is a bind-mounted namespace (nsfs), not a plain file."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
+
+
+def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
+    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing.
+
+    All are made in one short-lived thread (unshare, sethostname, bind-mount,
+    next), so the calling thread never changes namespace.
+    """
+    out = {pod: uts_path(lab_name, pod) for pod in pods}
+    todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
+    if not todo:
+        return out
+    os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
+    libc = nsmod._libc
+
+    def make() -> None:
+        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for pod in todo:
+                path = out[pod]
+                os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+                try:
+                    nsmod._check(libc.unshare(nsmod.CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
+                    name = pod.encode()
+                    nsmod._check(libc.sethostname(name, len(name)), "sethostname")
+                    nsmod._check(libc.mount(b"/proc/thread-self/ns/uts", path.encode(), b"none",
+                                            nsmod.MS_BIND, None), "mount", path)
+                except BaseException:
+                    _remove_uts(path)
+                    raise
+        finally:
+            nsmod.setns(home, nsmod.CLONE_NEWUTS)
+            os.close(home)
+
+    _in_thread(make)
+    return out
+
+
+def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:
+    """The hostname inside each pinned UTS namespace (None where it is not one); one thread for all."""
+
+    def read() -> dict[str, str | None]:
+        res: dict[str, str | None] = {}
+        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for key, path in paths.items():
+                if not is_uts_mount(path):
+                    res[key] = None
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    nsmod.setns(fd, nsmod.CLONE_NEWUTS)
+                    res[key] = os.uname().nodename
+                finally:
+                    os.close(fd)
+        finally:
+            nsmod.setns(home, nsmod.CLONE_NEWUTS)
+            os.close(home)
+        return res
+
+    return _in_thread(read)  # type: ignore[return-value]
+
+
+def _remove_uts(path: str) -> None:
+    if is_uts_mount(path):
+        if nsmod._libc.umount2(path.encode(), nsmod.MNT_DETACH) != 0:
+            pass  # unlink below fails with EBUSY and says so
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --- what runs in a container ---------------------------------------------------
+
+
+def echo_ports(container: Container) -> list[tuple[int, str]]:
+    """Ports the built-in echo server of this container listens on."""
+    return [(p.container_port, p.protocol) for p in container.ports] or [(8080, "TCP")]
+
+
+def container_argv(pod: PodInfo, container: Container) -> list[str]:
+    """argv of a container: its command, or the echo server's.
+
+    The echo server runs on this installation's interpreter (sys.executable);
+    it is recorded as plain ``python3`` so that ``up`` from another entry
+    point (``netlab``, ``python -m netlab``) sees the same command.
+    """
+    if container.command:
+        return list(container.command)
+    argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
+    for port, protocol in echo_ports(container):
+        argv += ["--port", f"{port}/{protocol}"]
+    return argv
+
+
+def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str]:
+    """A clean environment, with the pod's facts like Kubernetes' downward API."""
+    env = {
+        "PATH": CONTAINER_PATH,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "HOSTNAME": pod.name,
+        "POD_NAME": pod.name,
+        "POD_IP": str(pod.ip),
+        "NODE_NAME": pod.node,
+        "NETLAB_LAB": lab.name,
+        "NETLAB_CONTAINER": container.name,
+    }
+    if not container.command:
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+# --- records in state.extra ------------------------------------------------------
+
+
+def _records(state: LabState) -> dict:
+    rec = state.extra.get(RECORD)
+    if not isinstance(rec, dict) or rec.get("version") != RECORD_VERSION:
+        rec = {"version": RECORD_VERSION, "pods": {}}
+        state.extra[RECORD] = rec
+    rec.setdefault("pods", {})
+    return rec
+
+
+def _proc_of(crec: dict) -> proc.ProcId | None:
+    try:
+        return proc.ProcId(int(crec["pid"]), int(crec["start"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _running_in(crec: dict, netns: str) -> bool:
+    """The recorded process is alive and still inside the pod's network namespace."""
+    p = _proc_of(crec)
+    if p is None or not proc.alive(p):
+        return False
+    want = proc.ns_identity(nsmod.netns_path(netns))
+    return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want
+
+
+# --- the three entry points -------------------------------------------------------
+
+
+def start(lab: Lab, state: LabState) -> list[str]:
+    """Start every pod's containers that are not already running as specified. Idempotent.
+
+    Returns problems in words (containers that could not start); those are
+    also recorded, so ``status`` shows them.
+    """
+    rec = _records(state)
+    pods = rec["pods"]
+    problems: list[str] = []
+    echo_specs: list[dict] = []
+    try:
+        # Pods the topology no longer has (their namespaces went through stop()).
+        for name in [n for n in pods if n not in {p.name for p in lab.pods}]:
+            _forget_pod(state, name, pods.pop(name))
+        present = []
+        for pod in lab.pods:
+            if nsmod.is_netns_mount(pod.netns):
+                present.append(pod)
+            else:
+                problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
+        uts = ensure_uts(lab.name, [pod.name for pod in present])
+        for pod in present:
+            prec = pods.setdefault(pod.name, {})
+            prec["netns"] = pod.netns
+            prec["uts"] = uts[pod.name]
+            containers = prec.setdefault("containers", {})
+            wanted = {c.name for c in pod.containers}
+            for cname in [c for c in containers if c not in wanted]:
+                _stop_container(containers.pop(cname), pod.netns)
+            os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
+            for c in pod.containers:
+                argv = container_argv(pod, c)
+                crec = containers.get(c.name)
+                if crec and crec.get("argv") == argv and _running_in(crec, pod.netns):
+                    continue
+                if crec:
+                    _stop_container(crec, pod.netns)  # changed, or exited: replace it
+                restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
+                log = log_path(lab.name, pod.name, c.name)
+                new = {"argv": argv, "log": log, "restarts": restarts}
+                containers[c.name] = new
+                if not c.command:
+                    echo_specs.append({
+                        "id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns,
+                        "netns_path": nsmod.netns_path(pod.netns), "uts": prec["uts"], "log": log,
+                        "ports": echo_ports(c), "env": container_env(lab, pod, c)})
+                    continue
+                try:
+                    p = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=log,
+                                   env=container_env(lab, pod, c))
+                except OSError as exc:
+                    new["error"] = exc.strerror or str(exc)
+                    problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
+                    continue
+                new.update(pid=p.pid, start=p.start)
+        if echo_specs:
+            problems += _start_echo(echo_specs, pods)
+    finally:
+        state.save()
+    return problems
+
+
+def _start_echo(specs: list[dict], pods: dict) -> list[str]:
+    """Start all echo containers through one launcher (echo.py --spawn); wait, bounded, until they listen."""
+    problems: list[str] = []
+    launcher = subprocess.Popen([sys.executable, "-I", "-m", "netlab.workload.echo", "--spawn"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                close_fds=True, start_new_session=True, cwd="/")
+    pids: dict[str, int] = {}
+    ready: set[str] = set()
+    errors: dict[str, str] = {}
+    assert launcher.stdin and launcher.stdout and launcher.stderr
+    try:
+        launcher.stdin.write(json.dumps(specs).encode())
+        launcher.stdin.close()
+    except BrokenPipeError:
+        pass
+    # The pipe reaches EOF when the launcher and every child have closed it:
+    # each child closes it as soon as it listens (or fails).
+    buf = b""
+    fd = launcher.stdout.fileno()
+    deadline = time.monotonic() + READY_TIMEOUT + 0.002 * len(specs)
+    while len(ready) + len(errors) < len(specs):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            kind, _, rest = line.decode(errors="replace").partition(" ")
+            cid, _, arg = rest.partition(" ")
+            if kind == "P" and arg.isdigit():
+                pids[cid] = int(arg)
+            elif kind == "R":
+                ready.add(cid)
+            elif kind == "E":
+                errors[cid] = arg
+    launcher.stdout.close()
+    try:
+        launcher.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        launcher.wait()
+    err = launcher.stderr.read().decode(errors="replace").strip()
+    launcher.stderr.close()
+    for spec in specs:
+        cid = spec["id"]
+        pod, cname = cid.split("/", 1)
+        crec = pods[pod]["containers"][cname]
+        pid = pids.get(cid)
+        started = proc.start_time(pid) if pid else None
+        if pid and started is not None:
+            crec.update(pid=pid, start=started)
+        if cid in errors or started is None:
+            why = errors.get(cid) or (err.splitlines()[-1] if err else "exited at once")
+            crec["error"] = why
+            problems.append(f"pod {pod} container {cname}: could not start the echo server: {why}")
+        elif cid not in ready:
+            problems.append(f"pod {pod} container {cname}: echo server not listening after "
+                            f"{READY_TIMEOUT:.0f} s; see `netlab logs {pod} -c {cname}`")
+    return problems
+
+
+def stop(state: LabState, netns_names: Iterable[str]) -> list[str]:
+    """Stop every process in these namespaces (and the pods' UTS namespaces), then unpin those.
+
+    Returns descriptions of processes that survived SIGKILL (none expected).
+    """
+    names = list(netns_names)
+    rec = _records(state)
+    pods = rec["pods"]
+    name_set = set(names)
+    # Pods whose namespace goes: from the records, and from the UTS files on disk
+    # (a crash between mount and save leaves a pinned namespace unrecorded).
+    doomed = {pod for pod, prec in pods.items() if prec.get("netns") in name_set}
+    udir = os.path.join(lab_dir(state.lab), "uts")
+    if os.path.isdir(udir):
+        for pod in os.listdir(udir):
+            if f"{state.lab}-{pod}" in name_set:
+                doomed.add(pod)
+    uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
+    survivors = proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
+    for pod in sorted(doomed):
+        _forget_pod(state, pod, pods.pop(pod, {}))
+    for d in (udir, os.path.join(lab_dir(state.lab), "logs")):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    if doomed:
+        try:
+            state.save()
+        except OSError:
+            pass
+    return survivors
+
+
+def drift(lab: Lab, state: LabState) -> list[str]:
+    """One line per container that is not running as the topology says."""
+    pods = _records(state)["pods"]
+    out: list[str] = []
+    hosts = uts_hostnames({pod.name: uts_path(lab.name, pod.name) for pod in lab.pods})
+    for pod in lab.pods:
+        prec = pods.get(pod.name)
+        if prec is None:
+            out.append(f"containers: pod {pod.name} has no containers started; run `sudo netlab up` again")
+            continue
+        if hosts.get(pod.name) != pod.name:
+            out.append(f"containers: pod {pod.name}: UTS namespace (hostname {pod.name}) is missing")
+        containers = prec.get("containers", {})
+        for c in pod.containers:
+            crec = containers.get(c.name)
+            where = f"pod {pod.name} container {c.name}"
+            if crec is None:
+                out.append(f"containers: {where} was never started")
+            elif "error" in crec:
+                out.append(f"containers: {where} could not start: {crec['error']}")
+            elif not _running_in(crec, pod.netns):
+                out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
+                           f"see `netlab logs {pod.name} -c {c.name}`")
+            elif crec.get("argv") != container_argv(pod, c):
+                out.append(f"containers: {where} runs an old command; `sudo netlab up` restarts it")
+    return out
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _stop_container(crec: dict, netns: str) -> None:
+    """Stop one recorded container (only if it is still that process, in that namespace)."""
+    p = _proc_of(crec)
+    if p is None or not proc.alive(p):
+        return
+    want = proc.ns_identity(nsmod.netns_path(netns))
+
+    def still_ours(pid: int) -> bool:
+        return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/net") == want
+
+    proc.terminate([p.pid], still_ours)
+
+
+def _forget_pod(state: LabState, pod: str, prec: dict) -> None:
+    """Unpin the pod's UTS namespace and drop its logs (its processes are already stopped).
+
+    Paths are computed from the lab and pod names (never taken from the state
+    file), and the pod name must be a DNS label, so nothing outside the lab's
+    state directory can be touched.
+    """
+    if not DNS_LABEL.match(pod):
+        return
+    _remove_uts(uts_path(state.lab, pod))
+    shutil.rmtree(log_dir(state.lab, pod), ignore_errors=True)

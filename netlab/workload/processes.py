@@ -1,0 +1,394 @@
+"""Processes of a lab: started inside a pod's namespaces, found and stopped by namespace identity.
+
+Identity, not names: a namespace is the pair (device, inode) that ``stat`` gives
+for its file (``/run/netns/<name>``, a bind mount of the nsfs object) and for
+``/proc/<pid>/ns/net`` of every process inside it. ``down`` compares these
+pairs, never command lines or name patterns, so it stops exactly what runs in
+the lab's namespaces (a learner's ``ip netns exec demo-fedora-1 bash`` too) and
+nothing else.
+
+A process is remembered as (pid, start time in clock ticks since boot, field 22
+of ``/proc/<pid>/stat``): a recycled pid has another start time. Signals go
+through a pidfd (``pidfd_open``), which names one process for good, and
+exits are awaited by polling the pidfds (a pidfd becomes readable when its
+process exits), so every wait is bounded and no pid race can hit a stranger.
+
+Containers are started with a double fork: the intermediate child calls
+``setsid`` and exits at once, so the container is re-parented to init (no
+zombies in the netlab CLI, nothing dies with it), and the grandchild enters the
+pod's network and UTS namespaces, gets a private mount namespace where
+``/etc/netns/<netns>/*`` (resolv.conf, hosts) is bind-mounted over ``/etc``
+and ``/sys`` shows the namespace's devices (as ``ip netns exec`` does), and
+execs the command with stdout and stderr on its log file. It closes every other
+descriptor first, so the CLI's lock file is never inherited.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+# This module is imported by the echo server's launcher too, so it stays light:
+# no pyroute2 (the prober's agent and the echo launcher import it).
+MS_REC = 16384
+MS_SLAVE = 1 << 19
+MS_BIND = 4096
+MNT_DETACH = 2
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWNET = 0x40000000
+PR_SET_NAME = 15
+NETNS_DIR = "/run/netns"
+ETC_NETNS = "/etc/netns"
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def setns(fd: int, nstype: int) -> None:
+    if _libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def set_comm(name: str) -> None:
+    """The process name ps/top show (15 bytes), e.g. "echo fedora-1"."""
+    _libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+def netns_path(name: str) -> str:
+    """/run/netns/<name>, for a checked name (same rule as netlab.realize.netns, without pyroute2)."""
+    from netlab.model.naming import check_netns
+
+    return os.path.join(NETNS_DIR, check_netns(name))
+
+
+def is_netns_mount(name: str) -> bool:
+    """A mounted namespace (nsfs: another device than /run/netns itself), not a placeholder."""
+    try:
+        return os.stat(netns_path(name)).st_dev != os.stat(NETNS_DIR).st_dev
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class ProcId:
+    """One process, for good: pid plus its start time (pids are recycled)."""
+
+    pid: int
+    start: int
+
+    def to_json(self) -> dict:
+        return {"pid": self.pid, "start": self.start}
+
+
+def ns_identity(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a namespace file or /proc/<pid>/ns/<kind> link; None if gone."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
+        return None
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in ticks), None if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = data[data.rfind(b")") + 2:].split()
+    return int(rest[19]) if len(rest) > 19 else None
+
+
+def proc_state(pid: int) -> str | None:
+    """Single-letter state (R, S, Z ...) of a process, None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    rest = data[data.rfind(b")") + 2:].split()
+    return rest[0].decode() if rest else None
+
+
+def alive(proc: ProcId) -> bool:
+    """The very process (pid and start time) still runs and is not a zombie."""
+    return start_time(proc.pid) == proc.start and proc_state(proc.pid) not in (None, "Z", "X")
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str] = ()) -> dict[int, str]:
+    """pid -> namespace name, for every process whose net namespace is one of ``netns_names``.
+
+    ``extra_ns_files`` are other namespace files (the pods' UTS namespaces): a
+    process inside one of those is included too, under that file's path. The
+    calling process is never included.
+    """
+    wanted: dict[tuple[int, int], str] = {}
+    for name in netns_names:
+        ident = ns_identity(netns_path(name))
+        # A placeholder (not a mount) has the /run/netns filesystem's identity: skip it.
+        if ident is not None and is_netns_mount(name):
+            wanted[ident] = name
+    uts_wanted: dict[tuple[int, int], str] = {}
+    for path in extra_ns_files:
+        ident = ns_identity(path)
+        if ident is not None and _is_nsfs_file(path):
+            uts_wanted[ident] = path
+    if not wanted and not uts_wanted:
+        return {}
+    me = os.getpid()
+    out: dict[int, str] = {}
+    for pid in _pids():
+        if pid == me:
+            continue
+        ident = ns_identity(f"/proc/{pid}/ns/net")
+        if ident in wanted:
+            out[pid] = wanted[ident]
+            continue
+        if uts_wanted:
+            ident = ns_identity(f"/proc/{pid}/ns/uts")
+            if ident in uts_wanted:
+                out[pid] = uts_wanted[ident]
+    return out
+
+
+def _is_nsfs_file(path: str) -> bool:
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ESRCH, errno.EINVAL):
+            return None
+        raise
+
+
+def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: float = 3.0,
+              kill_wait: float = 2.0) -> list[int]:
+    """SIGTERM, wait up to ``grace`` s, SIGKILL the rest, wait up to ``kill_wait`` s.
+
+    ``still_ours(pid)`` is called after each pidfd is opened (so it names the
+    same process the check sees) and decides whether to signal it at all.
+    Returns the pids that were still running at the end (should be empty).
+    """
+    fds: dict[int, int] = {}
+    try:
+        for pid in pids:
+            fd = _pidfd(pid)
+            if fd is None:
+                continue
+            if not still_ours(pid):
+                os.close(fd)
+                continue
+            fds[pid] = fd
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
+            for pid, fd in fds.items():
+                try:
+                    signal.pidfd_send_signal(fd, sig)
+                except ProcessLookupError:
+                    pass
+            _wait_exit(fds, wait)
+            if not fds:
+                break
+        return sorted(fds)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _wait_exit(fds: dict[int, int], timeout: float) -> None:
+    """Drop from ``fds`` (closing them) every process that exited within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    for fd in fds.values():
+        poller.register(fd, select.POLLIN)
+    by_fd = {fd: pid for pid, fd in fds.items()}
+    while by_fd:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for fd, _ev in poller.poll(left * 1000):
+            pid = by_fd.pop(fd, None)
+            if pid is not None:
+                poller.unregister(fd)
+                os.close(fds.pop(pid))
+
+
+def stop_namespaces(netns_names: Sequence[str], uts_files: Sequence[str] = (), grace: float = 3.0) -> list[str]:
+    """Stop every process in these namespaces; returns descriptions of survivors (none expected)."""
+    found = find_in_namespaces(netns_names, uts_files)
+    if not found:
+        return []
+    wanted = {ns_identity(netns_path(n)) for n in netns_names} | {ns_identity(p) for p in uts_files}
+    wanted.discard(None)
+
+    def still_ours(pid: int) -> bool:
+        return (ns_identity(f"/proc/{pid}/ns/net") in wanted or ns_identity(f"/proc/{pid}/ns/uts") in wanted)
+
+    left = terminate(found, still_ours, grace=grace)
+    return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {found[pid]}" for pid in left if still_ours(pid)]
+
+
+# --- starting containers ------------------------------------------------------
+
+
+class SpawnError(OSError):
+    pass
+
+
+def _etc_overrides(netns: str) -> list[tuple[str, str]]:
+    """(source, target) bind mounts ``ip netns exec`` would make from /etc/netns/<netns>/."""
+    base = os.path.join(ETC_NETNS, netns)
+    try:
+        names = sorted(os.listdir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [(os.path.join(base, n), os.path.join("/etc", n)) for n in names
+            if not n.startswith(".") and os.path.lexists(os.path.join("/etc", n))]
+
+
+def enter_pod_here(net_fd: int, uts_fd: int | None, netns: str, mounts: bool = True) -> None:
+    """In a child about to exec: join the pod's net (and UTS) namespace and set up mounts like ip netns exec.
+
+    A private mount namespace keeps the /etc and /sys changes to this process.
+    Copying the mount table costs time in proportion to the machine's mounts
+    (each lab namespace is one), so the echo server, which needs neither
+    /etc/netns nor /sys, skips it (``mounts=False``). Mount failures are not
+    fatal: the network namespace is what matters.
+    """
+    setns(net_fd, CLONE_NEWNET)
+    if uts_fd is not None:
+        setns(uts_fd, CLONE_NEWUTS)
+    if not mounts:
+        return
+    libc = _libc
+    if libc.unshare(CLONE_NEWNS) != 0:
+        return
+    # Stop our mounts propagating back to the host (as `ip netns exec` does).
+    if libc.mount(b"none", b"/", None, MS_SLAVE | MS_REC, None) != 0:
+        return
+    if libc.umount2(b"/sys", MNT_DETACH) == 0:
+        libc.mount(netns.encode(), b"/sys", b"sysfs", 0, None)
+    for src, dst in _etc_overrides(netns):
+        libc.mount(src.encode(), dst.encode(), b"none", MS_BIND, None)
+
+
+def _which(cmd: str, env: Mapping[str, str]) -> str:
+    if "/" in cmd:
+        return cmd
+    for d in env.get("PATH", os.defpath).split(":"):
+        full = os.path.join(d or ".", cmd)
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return full
+    raise SpawnError(errno.ENOENT, f"{cmd}: command not found (PATH={env.get('PATH', '')})")
+
+
+def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
+          env: Mapping[str, str]) -> ProcId:
+    """Start ``argv`` in a pod's namespaces, detached; returns its identity.
+
+    Raises SpawnError (an OSError) when the command cannot be executed.
+    """
+    exe = _which(argv[0], env)
+    net_fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+    uts_fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC) if uts_path else None
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    args = list(argv)
+    envb = {k.encode(): v.encode() for k, v in env.items()}
+    try:
+        pid = os.fork()
+        if pid == 0:  # intermediate child
+            try:
+                os.close(report_r)
+                os.setsid()
+                grand = os.fork()
+                if grand:
+                    os.write(report_w, b"P%d\n" % grand)
+                    os._exit(0)
+                # The container.
+                try:
+                    enter_pod_here(net_fd, uts_fd, netns)
+                    os.chdir("/")
+                    os.dup2(null_fd, 0)
+                    os.dup2(log_fd, 1)
+                    os.dup2(log_fd, 2)
+                    os.closerange(3, report_w)
+                    os.closerange(report_w + 1, 1 << 16)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
+                        signal.signal(sig, signal.SIG_DFL)
+                    os.execve(exe, args, envb)
+                except BaseException as exc:  # noqa: BLE001 - report anything, then die
+                    code = getattr(exc, "errno", 0) or 0
+                    try:
+                        os.write(report_w, b"E%d %s\n" % (code, str(exc).encode(errors="replace")[:200]))
+                    finally:
+                        os._exit(127)
+            except BaseException:  # noqa: BLE001
+                os._exit(126)
+            os._exit(0)
+        os.close(report_w)
+        report_w = -1
+        os.waitpid(pid, 0)
+        data = b""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([report_r], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                break
+            chunk = os.read(report_r, 4096)
+            if not chunk:
+                break
+            data += chunk
+        grand_pid = None
+        for line in data.decode(errors="replace").splitlines():
+            if line.startswith("P"):
+                grand_pid = int(line[1:])
+            elif line.startswith("E"):
+                code, _, msg = line[1:].partition(" ")
+                raise SpawnError(int(code or 0), msg)
+        if grand_pid is None:
+            raise SpawnError(errno.ECHILD, f"could not start {argv[0]}")
+        start = start_time(grand_pid)
+        if start is None:
+            raise SpawnError(errno.ESRCH, f"{argv[0]} exited at once")
+        return ProcId(grand_pid, start)
+    finally:
+        for fd in (net_fd, uts_fd, log_fd, null_fd, report_r, report_w):
+            if fd is not None and fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass

@@ -1,0 +1,148 @@
+"""Probes (issue 3): the connectivity matrix, expectations, the three rules, a bounded neighbour table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from helpers import in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
+
+pytestmark = pytest.mark.root
+
+
+def probe(lab: str, *args: str) -> tuple[int, dict]:
+    proc = netlab("probe", "--lab", lab, "-o", "json", *args, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def failing(data: dict) -> set[tuple[str, str, str, int | None]]:
+    return {(r["source"], r["destination"], r["protocol"], r["port"]) for r in data["probes"] if not r["as_expected"]}
+
+
+def test_default_style_lab_passes(labs, tmp_path):
+    lab = labs.name("pr")
+    labs.up(two_node_topology(lab))
+    proc = netlab("probe", "--lab", lab, "--junit", str(tmp_path / "junit.xml"))
+    out = proc.stdout
+    assert "*** icmp" in out and "*** tcp/8080" in out
+    lines = out.splitlines()
+    assert lines[lines.index("*** icmp") + 1].split() == ["fedora-1", "->", "fedora-2", "fedora-3", "fedora-4"]
+    assert " X" not in out
+    # 4 pods: 12 pod pairs + 8 node->pod, for ICMP and for TCP 8080.
+    assert "40/40 probes as expected" in out
+    assert "no NAT: 40/40" not in out  # 20 TCP replies carry a client address
+    assert "no NAT: 20/20 echo replies saw the sender's own address" in out
+    assert "pod addresses: 4/4 pods carry the address others reach them at" in out
+    suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == 44
+
+    code, data = probe(lab)
+    assert code == 0 and data["ok"] and data["summary"]["as_expected"] == 40
+    recs = {(r["source"], r["destination"], r["protocol"]): r for r in data["probes"]}
+    # TTLs as in the network model: 64 on one bridge, 62 across nodes (two routers).
+    assert recs[("fedora-1", "fedora-3", "icmp")]["ttl"] == 64
+    assert recs[("fedora-1", "fedora-2", "icmp")]["ttl"] == 62
+    # Rule 1: fedora-2 saw fedora-1's pod IP; rule 2: a node is seen at its own address on the path.
+    r = recs[("fedora-1", "fedora-2", "tcp")]
+    assert r["seen_client_address"] == r["local_address"] and r["seen_client_address"].startswith("10.244.0.2:")
+    assert r["answered_by"] == "fedora-2" and r["server_address"] == "10.244.1.3:8080"
+    assert recs[("minikube", "fedora-1", "tcp")]["seen_client_address"].startswith("10.244.0.1:")
+    assert recs[("minikube", "fedora-2", "tcp")]["seen_client_address"].startswith("10.244.0.0:")
+    assert all(r["rtt_ms"] is not None and r["rtt_ms"] < 1000 for r in data["probes"])
+    assert [p["eth0_address"] for p in data["pods"]] == ["10.244.0.2", "10.244.1.3", "10.244.0.3", "10.244.1.4"]
+
+
+def test_interface_down_fails_exactly_the_probes_to_and_from_that_pod(labs, tmp_path):
+    lab = labs.name("pr")
+    labs.up(two_node_topology(lab))
+    ip("link", "set", "eth0", "down", netns=f"{lab}-fedora-2")
+    proc = netlab("probe", "--lab", lab, "--junit", str(tmp_path / "j.xml"), check=False)
+    assert proc.returncode == 1
+    assert "fedora-1 -> fedora-2 icmp: expected reachable, no reply in 1 s" in proc.stdout
+    assert "X!" in proc.stdout
+    code, data = probe(lab)
+    assert code == 1
+    bad = failing(data)
+    everyone = {r["source"] for r in data["probes"]} | {r["destination"] for r in data["probes"]}
+    expected = {(r["source"], r["destination"], r["protocol"], r["port"]) for r in data["probes"]
+                if "fedora-2" in (r["source"], r["destination"])}
+    assert bad == expected and len(expected) == 2 * (3 + 3 + 2)
+    assert everyone - {"fedora-2"}  # the others still answer each other
+    assert data["summary"]["as_expected"] == 40 - len(expected)
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert int(suite.get("failures")) == len(expected)
+
+
+def test_expect_reach_false_for_a_reachable_pair_fails(labs):
+    lab = labs.name("pr")
+    text = two_node_topology(lab, pods_per_node=1) + """expect:
+  - {from: fedora-1, to: fedora-2, proto: icmp, reach: true}
+  - {from: fedora-1, to: fedora-2, proto: tcp, port: 8080, reach: false}
+  - {from: fedora-2, to: fedora-1, proto: tcp, port: 9999, reach: false}
+"""
+    labs.up(text)
+    code, data = probe(lab)
+    assert code == 1
+    assert failing(data) == {("fedora-1", "fedora-2", "tcp", 8080)}
+    rec = next(r for r in data["probes"] if (r["source"], r["destination"], r["port"]) == ("fedora-1", "fedora-2", 8080))
+    assert rec["expected"] == "unreachable" and rec["observed"] == "reachable"
+    assert rec["problems"][0].startswith("expected unreachable, got a reply")
+    closed = next(r for r in data["probes"] if r["port"] == 9999)
+    assert closed["outcome"] == "refused" and closed["as_expected"]
+    proc = netlab("probe", "--lab", lab, check=False)
+    assert "fedora-1 -> fedora-2 tcp/8080: expected unreachable, got a reply" in proc.stdout
+    assert "fedora-2!" in proc.stdout
+
+
+@pytest.mark.skipif(not shutil.which("iptables"), reason="needs iptables")
+def test_nat_between_pods_breaks_rule_1(labs):
+    lab = labs.name("pr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    # Masquerade pod traffic leaving minikube for the other node's pods.
+    subprocess.run(["ip", "netns", "exec", f"{lab}-minikube", "iptables", "-t", "nat", "-A", "POSTROUTING",
+                    "-s", "10.244.0.0/24", "-d", "10.244.1.0/24", "-j", "MASQUERADE"], check=True)
+    code, data = probe(lab, "--proto", "tcp")
+    assert code == 1
+    rec = next(r for r in data["probes"] if (r["source"], r["destination"]) == ("fedora-1", "fedora-2"))
+    assert rec["observed"] == "reachable" and not rec["as_expected"]
+    assert rec["problems"][0].startswith("NAT: fedora-2 saw the client as 10.244.0.0, but fedora-1 sent from 10.244.0.2")
+
+
+def test_probing_leaves_the_neighbour_tables_as_found(labs):
+    lab = labs.name("pr")
+    labs.up(two_node_topology(lab))
+
+    def tables():
+        return {ns: sorted((n["dst"], n.get("dev"), tuple(n.get("state", []))) for n in ip_json("neigh", netns=ns)
+                           if "PERMANENT" in n.get("state", []))
+                for ns in lab_namespaces(lab)}, {ns: sorted(n["dst"] for n in ip_json("neigh", netns=ns))
+                                                 for ns in lab_namespaces(lab)}
+
+    # Some traffic of the learner's own first: their entries must survive probing.
+    in_netns(f"{lab}-fedora-1", "python3", "-c",
+             "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('10.244.0.3', 9))")
+    perm_before, all_before = tables()
+    assert "10.244.0.3" in all_before[f"{lab}-fedora-1"]
+    with open("/proc/net/stat/arp_cache") as fh:
+        fulls_before = int(fh.read().splitlines()[1].split()[-1], 16)
+    code, data = probe(lab)
+    assert code == 0
+    perm_after, all_after = tables()
+    assert perm_after == perm_before  # flannel's PERMANENT entries untouched
+    assert all_after == all_before  # nothing added, the learner's entry kept
+    with open("/proc/net/stat/arp_cache") as fh:
+        assert int(fh.read().splitlines()[1].split()[-1], 16) == fulls_before  # no table overflow
+    # Same, with the pairs seeded instead of resolved by ARP.
+    code, data = probe(lab, "--arp", "seeded")
+    assert code == 0
+    assert tables() == (perm_before, all_before)
+
+
+def test_probe_needs_a_running_lab(labs):
+    proc = netlab("probe", "--lab", "nosuchlab", check=False)
+    assert proc.returncode == 2 and "not up" in proc.stderr

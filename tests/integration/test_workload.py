@@ -1,0 +1,217 @@
+"""Workloads (issue 3): containers in pods, exec, logs, the echo server, and no process surviving down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import lab_namespaces, netlab, two_node_topology
+
+pytestmark = pytest.mark.root
+
+PY = sys.executable  # an absolute interpreter the containers can exec
+
+# Container A: asks container B (same pod) on localhost:9000 twice a second, logs each answer.
+CLIENT = ("import socket, time\n"
+          "print('hostname', socket.gethostname(), flush=True)\n"
+          "while True:\n"
+          "    try:\n"
+          "        print(socket.create_connection(('127.0.0.1', 9000), timeout=1).recv(300).decode().strip(),"
+          " flush=True)\n"
+          "    except OSError as exc:\n"
+          "        print('error', exc, flush=True)\n"
+          "    time.sleep(0.3)\n")
+
+
+def duo_topology(lab: str) -> str:
+    return two_node_topology(lab, pods_per_node=1) + f"""  - name: duo
+    node: minikube
+    ip: 10.244.0.9
+    containers:
+      - name: a
+        command: [{json.dumps(PY)}, "-c", {json.dumps(CLIENT)}]
+      - name: b
+        ports: [{{containerPort: 9000}}, {{containerPort: 9053, protocol: UDP}}]
+"""
+
+
+def state(lab: str) -> dict:
+    with open(f"/run/netlab/{lab}/state.json") as fh:
+        return json.load(fh)["extra"]["workload"]["pods"]
+
+
+def pid_of(lab: str, pod: str, container: str) -> int:
+    return int(state(lab)[pod]["containers"][container]["pid"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def in_lab(lab: str) -> list[int]:
+    """Pids whose network namespace is one of the lab's (by identity, as down finds them)."""
+    want = set()
+    for ns in lab_namespaces(lab):
+        st = os.stat(f"/run/netns/{ns}")
+        want.add((st.st_dev, st.st_ino))
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                st = os.stat(f"/proc/{name}/ns/net")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in want and alive(int(name)):
+                out.append(int(name))
+    return sorted(out)
+
+
+def wait_for(pred, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return pred()
+
+
+def echo_request(lab: str, name: str, dst: str, port: int = 8080, proto: str = "tcp") -> dict:
+    """Connect from pod/node NAME (via netlab exec) and return the echo server's JSON reply."""
+    code = ("import socket, sys, json\n"
+            f"s = socket.socket(socket.AF_INET, socket.SOCK_{'STREAM' if proto == 'tcp' else 'DGRAM'})\n"
+            "s.settimeout(2)\n"
+            f"s.connect(({dst!r}, {port}))\n"
+            + ("" if proto == "tcp" else "s.send(b'hi')\n")
+            + "print(json.dumps([s.getsockname(), s.recv(300).decode()]))\n")
+    out = netlab("exec", "--lab", lab, name, "--", PY, "-c", code).stdout
+    local, reply = json.loads(out)
+    return dict(json.loads(reply), local=f"{local[0]}:{local[1]}")
+
+
+def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs):
+    lab = labs.name("wl")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    assert netlab("exec", "--lab", lab, "fedora-1", "--", "hostname").stdout.strip() == "fedora-1"
+    assert netlab("exec", "--lab", lab, "fedora-2", "--", "hostname").stdout.strip() == "fedora-2"
+    proc = netlab("exec", "--lab", lab, "fedora-1", "--", "sh", "-c", "exit 7", check=False)
+    assert proc.returncode == 7
+    out = netlab("exec", "--lab", lab, "fedora-1", "--", "ip", "-4", "-o", "addr", "show", "eth0").stdout
+    assert "10.244.0.2/24" in out
+    # A node: its network namespace.
+    assert "cni0" in netlab("exec", "--lab", lab, "minikube", "--", "ip", "-o", "link").stdout
+    proc = netlab("exec", "--lab", lab, "nosuch", "--", "true", check=False)
+    assert proc.returncode == 2 and "no pod, node or host 'nosuch'" in proc.stderr
+    proc = netlab("exec", "--lab", lab, "fedora-1", "--", "no-such-command", check=False)
+    assert proc.returncode == 127
+    # The default container is the echo server; its log says so.
+    assert "listening on 8080/TCP" in netlab("logs", "--lab", lab, "fedora-1").stdout
+
+
+def test_echo_reply_names_the_pod_and_the_client_as_seen(labs):
+    lab = labs.name("wl")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    # fedora-1 -> fedora-2 across nodes: the reply names fedora-2 and fedora-1's own pod IP.
+    r = echo_request(lab, "fedora-1", "10.244.1.3")
+    assert r["pod"] == "fedora-2"
+    assert r["client"] == r["local"] and r["client"].startswith("10.244.0.2:")
+    assert r["server"] == "10.244.1.3:8080"
+    # From a node: the node's own address on the path (cni0 for its own pod, flannel.1's across nodes).
+    r = echo_request(lab, "minikube", "10.244.0.2")
+    assert r["pod"] == "fedora-1" and r["client"].startswith("10.244.0.1:")
+    r = echo_request(lab, "minikube", "10.244.1.3")
+    assert r["pod"] == "fedora-2" and r["client"].startswith("10.244.0.0:") and r["client"] == r["local"]
+
+
+def test_two_container_pod_shares_network_and_hostname(labs):
+    lab = labs.name("wl")
+    labs.up(duo_topology(lab))
+    log_a = lambda: netlab("logs", "--lab", lab, "duo", "-c", "a").stdout  # noqa: E731
+    assert wait_for(lambda: '"pod": "duo"' in log_a()), log_a()
+    lines = log_a().splitlines()
+    assert lines[0] == "hostname duo"
+    reply = json.loads(next(line for line in lines if line.startswith("{")))
+    assert reply["client"].startswith("127.0.0.1:") and reply["server"] == "127.0.0.1:9000"
+    # Both containers see the pod's name: they share one UTS namespace, which netlab exec joins too.
+    a, b = pid_of(lab, "duo", "a"), pid_of(lab, "duo", "b")
+    assert os.stat(f"/proc/{a}/ns/uts").st_ino == os.stat(f"/proc/{b}/ns/uts").st_ino
+    assert os.stat(f"/proc/{a}/ns/net").st_ino == os.stat(f"/proc/{b}/ns/net").st_ino
+    host_b = subprocess.run(["nsenter", "-t", str(b), "-u", "hostname"], capture_output=True, text=True).stdout
+    assert host_b.strip() == "duo"
+    # B serves UDP too, answering from the address the datagram was sent to.
+    r = echo_request(lab, "fedora-1", "10.244.0.9", 9053, "udp")
+    assert r["pod"] == "duo" and r["client"] == r["local"] and r["server"] == "10.244.0.9:9053"
+
+    # Killing container A leaves the pod's namespaces and container B running.
+    os.kill(a, signal.SIGKILL)
+    assert wait_for(lambda: not alive(a))
+    assert alive(b) and f"{lab}-duo" in lab_namespaces(lab)
+    assert netlab("exec", "--lab", lab, "duo", "--", "hostname").stdout.strip() == "duo"
+    assert echo_request(lab, "duo", "127.0.0.1", 9000)["pod"] == "duo"
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "pod duo container a exited" in status.stdout
+    # up again restarts A, and only A.
+    netlab("up", "-t", str(labs.tmp_path / "topo.yaml"))
+    assert pid_of(lab, "duo", "b") == b and pid_of(lab, "duo", "a") != a
+    assert state(lab)["duo"]["containers"]["a"]["restarts"] == 1
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_up_twice_starts_no_duplicates(labs):
+    lab = labs.name("wl")
+    path, _ = labs.up(duo_topology(lab))
+    before = in_lab(lab)
+    assert len(before) == 4  # three echo servers and container a
+    netlab("up", "-t", path)
+    assert in_lab(lab) == before
+
+
+def test_down_stops_every_process_in_the_lab(labs):
+    lab = labs.name("wl")
+    labs.up(duo_topology(lab))
+    # A learner's processes: one plain, one that ignores SIGTERM, one in a node.
+    extra = [
+        subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "sleep", "1000"]),
+        subprocess.Popen(["ip", "netns", "exec", f"{lab}-duo", "sh", "-c", "trap '' TERM; sleep 1000 & wait"]),
+        subprocess.Popen(["ip", "netns", "exec", f"{lab}-minikube", "sleep", "1000"]),
+    ]
+    assert wait_for(lambda: len(in_lab(lab)) >= 4 + 4)
+    pids = in_lab(lab)
+    uts = f"/run/netlab/{lab}/uts/duo"
+    assert os.path.exists(uts)
+    t0 = time.monotonic()
+    netlab("down", "--lab", lab)
+    assert time.monotonic() - t0 < 15
+    for p in extra:
+        p.wait(timeout=5)
+    assert not [p for p in pids if alive(p)]
+    assert not lab_namespaces(lab)
+    assert not os.path.exists(f"/run/netlab/{lab}")
+    with open("/proc/self/mountinfo") as fh:
+        assert f"/run/netlab/{lab}/" not in fh.read()
+
+
+def test_containers_do_not_hold_the_lock_or_die_with_the_cli(labs):
+    lab = labs.name("wl")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    pid = pid_of(lab, "fedora-1", "main")
+    lock = f"/run/netlab/{lab}/lock"
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        assert os.path.realpath(f"/proc/{pid}/fd/{fd}") != lock
+    # Its own session, and the CLI that started it is gone.
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    assert int(fields[3]) == pid  # session id: a session of its own
+    # Another command takes the lock at once (nobody else holds it).
+    t0 = time.monotonic()
+    netlab("status", "--lab", lab)
+    assert time.monotonic() - t0 < 10
