@@ -55,6 +55,11 @@ def features() -> list:
     return out
 
 
+def _feature_name(module) -> str:
+    """netlab.workload.lifecycle -> workload."""
+    return module.__name__.rsplit(".", 2)[-2]
+
+
 def tag_for(state: LabState) -> str:
     return f"{nsmod.TAG_PREFIX}{state.lab}:{state.run_id}"
 
@@ -231,6 +236,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
     for r in plan.of_kind("sysctl"):
         sysctls.setdefault(r.netns, []).append((r.name, r.value))
     created: list[str] = []
+    early: dict[str, object] = {}
     try:
         with _signals_interrupt():
             total = len(to_create)
@@ -245,6 +251,13 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
             if created:
                 state.save()
             result.created_netns = created
+            if fresh:
+                # Features that can start while the network is configured
+                # (echo servers need only their namespaces): overlap them.
+                for feature in features():
+                    if hasattr(feature, "start_early"):
+                        ops(f"start {_feature_name(feature)} early")
+                        early[feature.__name__] = feature.start_early(lab, state)
 
             # Fresh namespaces get everything; existing ones get what differs.
             fresh_ns = set(created)
@@ -279,10 +292,14 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
             state.phase = "up"
             state.save()
             for feature in features():
-                ops(f"start {feature.__name__.rsplit('.', 2)[-2]}")
-                result.warnings += feature.start(lab, state) or []
+                ops(f"start {_feature_name(feature)}")
+                kwargs = {"early": early.pop(feature.__name__)} if feature.__name__ in early else {}
+                result.warnings += feature.start(lab, state, **kwargs) or []
     except BaseException as exc:
         s.close()
+        for feature in features():
+            if feature.__name__ in early:
+                feature.abort_early(early.pop(feature.__name__))
         _rollback(state, created, fresh, tag)
         if isinstance(exc, NetlabError):
             if isinstance(exc, Interrupted):

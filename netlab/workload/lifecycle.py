@@ -40,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Iterable
 
 from netlab.model.lab import Lab, PodInfo
@@ -247,7 +248,52 @@ def _running_in(crec: dict, netns: str) -> bool:
 # --- the three entry points -------------------------------------------------------
 
 
-def start(lab: Lab, state: LabState) -> list[str]:
+@dataclass
+class EarlyEcho:
+    """Echo containers launched by :func:`start_early`, not yet awaited."""
+
+    launcher: subprocess.Popen
+    specs: list[dict]
+
+    @property
+    def ids(self) -> set[str]:
+        return {spec["id"] for spec in self.specs}
+
+
+def _echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
+    return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns,
+            "netns_path": nsmod.netns_path(pod.netns), "uts": uts, "log": log_path(lab.name, pod.name, c.name),
+            "ports": echo_ports(c), "env": container_env(lab, pod, c)}
+
+
+def start_early(lab: Lab, state: LabState) -> EarlyEcho | None:
+    """A fresh lab: pin the UTS namespaces and launch the echo servers now.
+
+    ``up`` calls this as soon as the namespaces exist, and configures links,
+    addresses and routes while the launcher forks (on the other core). An echo
+    server needs only its pod's namespaces: it listens on 0.0.0.0. Containers
+    with a command still start in :func:`start`, after the network, as in
+    Kubernetes where CNI ADD completes before any container runs.
+    """
+    if _records(state)["pods"]:
+        return None  # not a fresh lab: start() compares with what runs
+    present = [p for p in lab.pods if nsmod.is_netns_mount(p.netns)]
+    uts = ensure_uts(lab.name, [p.name for p in present])
+    specs = []
+    for pod in present:
+        os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
+        specs += [_echo_spec(lab, pod, c, uts[pod.name]) for c in pod.containers if not c.command]
+    return EarlyEcho(_launch_echo(specs), specs) if specs else None
+
+
+def abort_early(early: EarlyEcho | None) -> None:
+    """Stop a launcher whose lab is being rolled back (its children go with the namespaces' stop)."""
+    if early is not None and early.launcher.poll() is None:
+        early.launcher.kill()
+        early.launcher.wait()
+
+
+def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str]:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
     Returns problems in words (containers that could not start); those are
@@ -289,10 +335,8 @@ def start(lab: Lab, state: LabState) -> list[str]:
                 new = {"argv": argv, "log": log, "restarts": restarts}
                 containers[c.name] = new
                 if not c.command:
-                    echo_specs.append({
-                        "id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns,
-                        "netns_path": nsmod.netns_path(pod.netns), "uts": prec["uts"], "log": log,
-                        "ports": echo_ports(c), "env": container_env(lab, pod, c)})
+                    if early is None or f"{pod.name}/{c.name}" not in early.ids:
+                        echo_specs.append(_echo_spec(lab, pod, c, prec["uts"]))
                     continue
                 try:
                     p = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=log,
@@ -302,28 +346,37 @@ def start(lab: Lab, state: LabState) -> list[str]:
                     problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
                 new.update(pid=p.pid, start=p.start)
+        if early is not None:
+            problems += _await_echo(early.launcher, early.specs, pods)
         if echo_specs:
-            problems += _start_echo(echo_specs, pods)
+            problems += _await_echo(_launch_echo(echo_specs), echo_specs, pods)
     finally:
+        abort_early(early)
         state.save()
     return problems
 
 
-def _start_echo(specs: list[dict], pods: dict) -> list[str]:
-    """Start all echo containers through one launcher (echo.py --spawn); wait, bounded, until they listen."""
-    problems: list[str] = []
+def _launch_echo(specs: list[dict]) -> subprocess.Popen:
+    """Start one launcher (echo.py --spawn) that forks an echo container per spec."""
     launcher = subprocess.Popen([sys.executable, "-I", "-m", "netlab.workload.echo", "--spawn"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 close_fds=True, start_new_session=True, cwd="/")
-    pids: dict[str, int] = {}
-    ready: set[str] = set()
-    errors: dict[str, str] = {}
-    assert launcher.stdin and launcher.stdout and launcher.stderr
+    assert launcher.stdin
     try:
         launcher.stdin.write(json.dumps(specs).encode())
         launcher.stdin.close()
     except BrokenPipeError:
         pass
+    return launcher
+
+
+def _await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> list[str]:
+    """Wait, bounded, until every launched echo container listens; record their pids."""
+    problems: list[str] = []
+    pids: dict[str, int] = {}
+    ready: set[str] = set()
+    errors: dict[str, str] = {}
+    assert launcher.stdout and launcher.stderr
     # The pipe reaches EOF when the launcher and every child have closed it:
     # each child closes it as soon as it listens (or fails).
     buf = b""

@@ -154,10 +154,16 @@ def test_up_converges_added_and_removed_pods(labs, tmp_path):
 
 def test_status_names_drift_and_up_repairs_it(labs):
     lab = labs.name()
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    text = two_node_topology(lab, pods_per_node=1).replace("ip: 10.244.0.2}", "ip: 10.244.0.2, labels: {app: web}}")
+    text += "services: [{name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}]\n"
+    labs.up(text)
     node, node2 = f"{lab}-minikube", f"{lab}-minikube-m02"
     for _ in range(20):
         assert netlab("status", "--lab", lab).returncode == 0
+    # A DNAT rule of the Service, deleted by hand.
+    saved = in_netns(node, "iptables-save", "-t", "nat", check=True).stdout
+    dnat = next(line for line in saved.splitlines() if "-j DNAT" in line and "10.244.0.2:8080" in line)
+    in_netns(node, "iptables", "-t", "nat", *dnat.replace("-A ", "-D ", 1).split(), check=True)
     veth = next(l["ifname"] for l in ip_json("link", netns=node) if l["ifname"].startswith("veth"))
     ip("link", "del", veth, netns=node)
     ip("route", "del", "10.244.1.0/24", netns=node)
@@ -172,6 +178,7 @@ def test_status_names_drift_and_up_repairs_it(labs):
     assert "route 10.244.1.0/24" in text
     assert f"fdb {mac}" in text
     assert "net.ipv4.ip_forward" in text
+    assert "iptables nat rules" in text and "DNAT" in text
     netlab("--debug", "up", "-t", str(labs.tmp_path / "topo.yaml"))
     assert netlab("status", "--lab", lab).returncode == 0
     assert ping_ttl(f"{lab}-fedora-1", "10.244.1.3") == 62
