@@ -8,7 +8,10 @@ for the namespaces, one `ip -n NODE -batch` for the bridge and the veths
 (each born with its peer in the pod's namespace), and one `ip -n POD -batch`
 per pod for its address, links and default route (iproute2 takes `-n` only
 once per process). netlab is run as a user runs it (`netlab up -t FILE`),
-so its figure includes Python start-up, loading and validation.
+so its figure includes Python start-up, loading and validation, the pods' UTS
+namespaces and echo-server containers, and the nodes' iptables rules, none of
+which the baseline does; "network only" is the library call with containers
+off, the same work as the baseline.
 
 Targets (issue 2): netlab up <= the ip -batch time (aim 0.8x), per-pod cost at
 500 pods <= 1.3x the cost at 100, down of the 500-pod lab within 0.5 s.
@@ -77,6 +80,27 @@ def bench_down_inprocess(pods: int) -> float:
         os.unlink(fh.name)
 
 
+def bench_network_only(pods: int) -> float:
+    """up through the library with containers off: the part ip -batch also does."""
+    from netlab.model.load import load_topology
+    from netlab.model.lab import resolve
+    from netlab.realize import apply
+
+    lab = f"bw{uuid.uuid4().hex[:6]}"
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
+        fh.write(topology(lab, pods))
+    saved = apply.FEATURES
+    apply.FEATURES = ()
+    try:
+        start = time.perf_counter()
+        apply.up(resolve(load_topology(fh.name)), source=fh.name)
+        return time.perf_counter() - start
+    finally:
+        apply.FEATURES = saved
+        apply.down(lab)
+        os.unlink(fh.name)
+
+
 def bench_ip_batch(pods: int) -> tuple[float, float]:
     tag = f"bi{uuid.uuid4().hex[:6]}"
     node = f"{tag}-n1"
@@ -134,9 +158,11 @@ def main() -> None:
         base_up, base_down = bench_ip_batch(pods)
         up, down = bench_netlab(pods)
         down_lib = bench_down_inprocess(pods)
+        net = bench_network_only(pods)
         rows.append((pods, base_up, up, base_down, down, down_lib))
         print(f"{pods:4d} pods: ip -batch up {base_up:6.2f} s | netlab up {up:6.2f} s "
-              f"(ratio {up / base_up:4.2f}x, {1000 * up / pods:5.2f} ms/pod) | "
+              f"(ratio {up / base_up:4.2f}x, {1000 * up / pods:5.2f} ms/pod; network only, library call "
+              f"{net:5.2f} s = {net / base_up:4.2f}x) | "
               f"ip netns del {base_down:5.2f} s | netlab down {down:5.2f} s (library call {down_lib:5.2f} s)",
               flush=True)
     if len(rows) >= 2:

@@ -475,23 +475,52 @@ def _teardown(state: LabState, tag: str) -> DownResult:
             result.removed_netns.append(name)
         elif nsmod.exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
-    _stop_processes(state, mine)
     # veths live on the bridge side (underlay, nodes...): delete them there, at
-    # once per namespace; their peers in pods go with them.
-    bridge_sides = {r["netns"] for r in state.plan if r.get("kind") == "veth"} or set(mine)
-    s = nl.Sockets()
-    try:
-        for name in mine:
-            if name in bridge_sides:
-                _delete_veths(s, name)
-        for name in mine:
-            s.drop(name)
-            nsmod.remove_netns(name)
-            result.removed_netns.append(name)
-    finally:
-        s.close()
+    # once per namespace; their peers in pods go with them. That is kernel
+    # work under the RTNL lock, so it runs in a thread while this one stops
+    # the lab's processes (which must be gone before the namespaces are).
+    bridge_sides = [n for n in mine if n in {r["netns"] for r in state.plan if r.get("kind") == "veth"}] \
+        if state.plan else mine
+    veths = _Background(_delete_veths_in, bridge_sides)
+    _stop_processes(state, mine)
+    veths.join()
+    for name in mine:
+        nsmod.remove_netns(name)
+        result.removed_netns.append(name)
     forget(state.lab)
     return result
+
+
+class _Background:
+    """Run a function in a thread; join() re-raises its exception here."""
+
+    def __init__(self, fn: Callable, *args: object):
+        import threading
+
+        self.error: BaseException | None = None
+
+        def body() -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by join()
+                self.error = exc
+
+        self.thread = threading.Thread(target=body, name="netlab-teardown")
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _delete_veths_in(names: list[str]) -> None:
+    s = nl.Sockets()
+    try:
+        for name in names:
+            _delete_veths(s, name)
+    finally:
+        s.close()
 
 
 def _delete_veths(s: nl.Sockets, name: str) -> None:

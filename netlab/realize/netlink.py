@@ -176,59 +176,49 @@ class FreshBatches:
         return isinstance(r, Veth) and (r.netns not in self.batches or r.peer_netns not in self.batches)
 
     def add(self, r) -> None:
+        from netlab.realize import nlmsg
+
         b = self.batches[r.netns]
         idx = self.index[r.netns]
         what = r.describe()
         if isinstance(r, Bridge):
-            b.add(what, "link", "add", index=self._alloc(r.netns, r.name), ifname=r.name, kind="bridge",
-                  address=r.mac, mtu=r.mtu, state="up")
+            b.add(what, nlmsg.bridge_add, self._alloc(r.netns, r.name), r.name, r.mac, r.mtu)
         elif isinstance(r, Veth):
             mine = self._alloc(r.netns, r.name)
             theirs = self._alloc(r.peer_netns, r.peer_name)
-            b.add_veth(what, mine, r.name, r.mac, r.mtu, LINK_GROUP, idx[r.master] if r.master else None,
-                       theirs, r.peer_name, r.peer_mac, b.netns_fd(nsmod.netns_path(r.peer_netns)))
+            b.add(what, nlmsg.veth_add, mine, r.name, r.mac, r.mtu, LINK_GROUP,
+                  idx[r.master] if r.master else None, theirs, r.peer_name, r.peer_mac,
+                  b.netns_fd(nsmod.netns_path(r.peer_netns)))
             if r.hairpin:
-                b.add_hairpin(f"hairpin on {r.name} in {r.netns}", mine)
-            self.batches[r.peer_netns].add(f"link {r.peer_name} up in {r.peer_netns}", "link", "set",
-                                           index=theirs, state="up")
+                b.add(f"hairpin on {r.name} in {r.netns}", nlmsg.hairpin_on, mine)
+            self.batches[r.peer_netns].add(f"link {r.peer_name} up in {r.peer_netns}", nlmsg.link_up, theirs)
         elif isinstance(r, Vxlan):
-            b.add(what, "link", "add", index=self._alloc(r.netns, r.name), ifname=r.name, kind="vxlan",
-                  vxlan_id=r.vni, vxlan_local=str(r.local), vxlan_port=r.port, vxlan_link=idx[r.dev],
-                  vxlan_learning=0, address=r.mac, mtu=r.mtu, state="up")
+            b.add(what, nlmsg.vxlan_add, self._alloc(r.netns, r.name), r.name, r.mac, r.mtu, r.vni,
+                  str(r.local), r.port, idx[r.dev])
         elif isinstance(r, Address):
-            b.add(what, "addr", "add", index=idx[r.dev], address=str(r.address.ip),
-                  prefixlen=r.address.network.prefixlen)
+            b.add(what, nlmsg.addr_add, idx[r.dev], str(r.address.ip), r.address.network.prefixlen)
         elif isinstance(r, Route):
-            kwargs = {"dst": str(r.dst), "oif": idx[r.dev], "table": RT_TABLE_MAIN}
-            if r.gateway is not None:
-                kwargs["gateway"] = str(r.gateway)
-            if r.onlink:
-                kwargs["flags"] = RTNH_F_ONLINK
-            b.add(what, "route", "replace", **kwargs)
+            b.add(what, nlmsg.route_replace, str(r.dst.network_address), r.dst.prefixlen, idx[r.dev],
+                  str(r.gateway) if r.gateway else None, r.onlink)
         elif isinstance(r, Neigh):
-            b.add(what, "neigh", "replace", dst=str(r.dst), lladdr=r.lladdr, ifindex=idx[r.dev],
-                  state=NUD_PERMANENT)
+            b.add(what, nlmsg.neigh_replace, idx[r.dev], str(r.dst), r.lladdr)
         elif isinstance(r, Fdb):
-            b.add(what, "fdb", "append", ifindex=idx[r.dev], lladdr=r.lladdr, dst=str(r.dst))
+            b.add(what, nlmsg.fdb_append, idx[r.dev], r.lladdr, str(r.dst))
         else:
             raise TypeError(f"cannot batch {r.kind}")
 
     def send(self) -> None:
         """Send every namespace's batch, in order; the first failure raises NetlinkError."""
-        from netlab.realize.nlbatch import BatchError
+        from netlab.realize.nlbatch import BatchError, send_here
 
         for ns in self.order:
             batch = self.batches[ns]
             if not len(batch):
                 continue
-            with nsmod.entered(ns):
-                sock = nsmod.netlink_socket()
             try:
-                sock.bind((0, 0))
-                batch.send(sock)
+                with nsmod.entered(ns):
+                    send_here(batch)
             except BatchError as exc:
                 err = NetlinkError(exc.code, str(exc))
                 err.netlab_what = str(exc)
                 raise err from None
-            finally:
-                sock.close()

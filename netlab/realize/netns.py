@@ -168,16 +168,12 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
         try:
             for key, value in sysctls:
                 write_sysctl_here(key, value)
-            from netlab.realize.nlbatch import Batch
+            from netlab.realize import nlmsg
+            from netlab.realize.nlbatch import Batch, send_here
 
             batch = Batch()
-            batch.add(f"lo in {name}", "link", "set", index=1, ifalias=tag, state="up")
-            sock = netlink_socket()
-            try:
-                sock.bind((0, 0))
-                batch.send(sock)
-            finally:
-                sock.close()
+            batch.add(f"lo in {name}", nlmsg.link_up, 1, tag)
+            send_here(batch)
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount", path)
         finally:
             setns(home)

@@ -1,12 +1,11 @@
 """Batched netlink: many requests in one send(), acknowledgements read after.
 
 pyroute2's synchronous API waits for each answer through an asyncio loop
-(~0.5 ms a call). Creating a big lab is thousands of requests whose
-answers we do not need one by one, so, like ``ip -batch``, netlab encodes
-them with pyroute2's ``IPBatch`` (the same arguments as ``IPRoute``), sends
-each namespace's requests at once on a socket opened in that namespace, and
-then reads one ACK per request. The first error is reported with the object
-it was about.
+(~0.5 ms a call). Creating a big lab is thousands of requests whose answers
+we do not need one by one, so, like ``ip -batch``, netlab encodes them
+(nlmsg.py), sends each namespace's requests at once on a socket opened in
+that namespace, and then reads one ACK per request. The first error is
+reported with the object it was about.
 
 Links in a *fresh* namespace get interface indexes chosen in advance
 (``ip link add ... index N``), so later requests can name them without a
@@ -16,28 +15,16 @@ namespace it is.
 
 from __future__ import annotations
 
-import errno
 import os
 import socket
 import struct
 from typing import Callable
 
-from pyroute2 import IPBatch
-from pyroute2.netlink.exceptions import NetlinkError
+from netlab.realize import nlmsg
 
 NLMSG_ERROR = 2
 NLMSG_HDR = struct.Struct("=IHHII")
-CHUNK = 128 * 1024
-RTM_NEWLINK = 16
-RTM_SETLINK = 19
-NLM_F_CREATE = 0x400
-NLM_F_EXCL = 0x200
-NLM_F_REQUEST = 1
-NLM_F_ACK = 4
-AF_BRIDGE = 7
-IFLA_PROTINFO = 12
-IFLA_BRPORT_MODE = 4
-NLA_F_NESTED = 0x8000  # stay well below the socket's send buffer
+CHUNK = 64 * 1024  # per send(): well below the send buffer, and its ACKs fit the receive buffer
 
 
 class BatchError(Exception):
@@ -50,72 +37,21 @@ class Batch:
     """Requests for one namespace, encoded now, sent by :meth:`send`."""
 
     def __init__(self) -> None:
-        self._ipb = IPBatch()
+        self._data = bytearray()
         self._what: dict[int, str] = {}  # sequence number -> object, for errors
         self._bounds: list[int] = []  # message end offsets, to cut chunks
         self.fds: list[int] = []  # namespace fds referenced by requests
-        self._raw_seq = 1 << 30  # our own messages' sequence numbers, apart from IPBatch's
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._what)
 
-    def add(self, what: str, method: str, *args, **kwargs) -> None:
-        """Encode one request, e.g. ``add("cni0", "link", "add", ifname="cni0", kind="bridge")``."""
-        start = len(self._ipb.batch)
-        getattr(self._ipb, method)(*args, **kwargs)
-        data = self._ipb.batch
-        off = start
-        while off < len(data):
-            length, _, _, seq, _ = NLMSG_HDR.unpack_from(data, off)
-            self._what[seq] = what
-            off += (length + 3) & ~3
-            self._bounds.append(off)
-
-    def add_veth(self, what: str, index: int, ifname: str, mac: str, mtu: int, group: int, master: int | None,
-                 peer_index: int, peer_name: str, peer_mac: str, peer_netns_fd: int) -> None:
-        """RTM_NEWLINK for a veth pair with both interface indexes chosen.
-
-        pyroute2's ``peer={...}`` keywords become attributes only, so the
-        peer's index (a field of its ifinfomsg header) is set here directly.
-        """
-        from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
-
-        msg = ifinfmsg()
-        msg["index"] = index
-        msg["flags"] = msg["change"] = 1  # IFF_UP
-        attrs = [("IFLA_IFNAME", ifname), ("IFLA_ADDRESS", mac), ("IFLA_MTU", mtu), ("IFLA_GROUP", group)]
-        if master is not None:
-            attrs.append(("IFLA_MASTER", master))
-        peer = {"index": peer_index, "attrs": [("IFLA_IFNAME", peer_name), ("IFLA_ADDRESS", peer_mac),
-                                               ("IFLA_MTU", mtu), ("IFLA_NET_NS_FD", peer_netns_fd)]}
-        attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth"),
-                                                  ("IFLA_INFO_DATA", {"attrs": [("VETH_INFO_PEER", peer)]})]}))
-        msg["attrs"] = attrs
-        self._raw_seq += 1
-        msg["header"]["type"] = RTM_NEWLINK
-        msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-        msg["header"]["sequence_number"] = self._raw_seq
-        msg.encode()
-        self._ipb.batch += msg.data
-        self._what[self._raw_seq] = what
-        self._bounds.append(len(self._ipb.batch))
-
-    def add_hairpin(self, what: str, index: int) -> None:
-        """``bridge link set dev X hairpin on``: RTM_SETLINK, AF_BRIDGE, IFLA_PROTINFO{BRPORT_MODE=1}.
-
-        Encoded by hand: the kernel reads IFLA_PROTINFO as nested only with
-        NLA_F_NESTED set (otherwise as the old one-byte STP state), which
-        pyroute2's encoder does not set.
-        """
-        self._raw_seq += 1
-        seq = self._raw_seq
-        nested = struct.pack("=HHB3x", 5, IFLA_BRPORT_MODE, 1)
-        protinfo = struct.pack("=HH", 4 + len(nested), IFLA_PROTINFO | NLA_F_NESTED) + nested
-        body = struct.pack("=BxHiII", AF_BRIDGE, 0, index, 0, 0) + protinfo
-        msg = NLMSG_HDR.pack(16 + len(body), RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
-        self._ipb.batch += msg
-        self._what[seq] = what
-        self._bounds.append(len(self._ipb.batch))
+    def add(self, what: str, build: Callable[..., bytes], *args) -> None:
+        """Encode one request: ``add("cni0 up", nlmsg.link_up, index)`` (the sequence number is ours)."""
+        self._seq += 1
+        self._data += build(self._seq, *args)
+        self._what[self._seq] = what
+        self._bounds.append(len(self._data))
 
     def netns_fd(self, path: str) -> int:
         """An fd for IFLA_NET_NS_FD, kept open until the batch is sent."""
@@ -125,7 +61,7 @@ class Batch:
 
     def send(self, sock: socket.socket) -> None:
         """Send everything, read every ACK; raise BatchError for the first failure."""
-        data = bytes(self._ipb.batch)
+        data = bytes(self._data)
         try:
             start = 0
             pending = dict(self._what)
@@ -139,8 +75,7 @@ class Batch:
                     end = next(b for b in self._bounds if b > start)
                 sock.send(data[start:end])
                 # Read the ACKs of this chunk before sending more.
-                count = _count_messages(data, start, end)
-                failure = _read_acks(sock, count, pending) or failure
+                failure = _read_acks(sock, _count_messages(data, start, end), pending) or failure
                 start = end
             if failure:
                 raise failure
@@ -148,7 +83,7 @@ class Batch:
             for fd in self.fds:
                 os.close(fd)
             self.fds.clear()
-            self._ipb.reset()
+            self._data = bytearray()
             self._what.clear()
             self._bounds.clear()
 
@@ -181,14 +116,26 @@ def _read_acks(sock: socket.socket, count: int, pending: dict[int, str]) -> Batc
     return failure
 
 
-def raise_as_netlink(exc: BatchError) -> NetlinkError:
-    return NetlinkError(exc.code, str(exc))
+SO_RCVBUFFORCE = 33
+NETLINK_CAP_ACK = 10
+SOL_NETLINK = 270
 
 
-def bound_socket(opener: Callable[[], socket.socket]) -> socket.socket:
-    sock = opener()
-    sock.bind((0, 0))
-    return sock
+def send_here(batch: Batch) -> None:
+    """Send a batch on a new socket in the calling thread's namespace.
+
+    The ACKs of a chunk queue up before we read them: a big receive buffer
+    (forced past net.core.rmem_max, we are root) and NETLINK_CAP_ACK (ACKs
+    without a copy of the request) keep them from overflowing (ENOBUFS).
+    """
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, 0)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        sock.bind((0, 0))
+        batch.send(sock)
+    finally:
+        sock.close()
 
 
-__all__ = ["Batch", "BatchError", "bound_socket", "errno"]
+__all__ = ["Batch", "BatchError", "nlmsg", "send_here"]

@@ -44,8 +44,13 @@ def _check_dir(path: str) -> None:
         raise EnvironmentNotReady(f"{path} is group- or world-writable; refusing to use it (chmod 700 {path})")
 
 
+_checked: set[str] = set()  # directories created or checked by this process
+
+
 def ensure_dir(path: str) -> str:
-    """Create (0700) or check a state directory."""
+    """Create (0700) or check a state directory (once per process)."""
+    if path in _checked:
+        return path
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -53,6 +58,7 @@ def ensure_dir(path: str) -> str:
     except FileNotFoundError:
         raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
     _check_dir(path)
+    _checked.add(path)
     return path
 
 
@@ -115,7 +121,7 @@ class LabState:
             "plan": self.plan,
             "extra": self.extra,
         }
-        write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode())
+        write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
 
     def model(self) -> Topology:
         return Topology.model_validate(self.topology)
@@ -161,6 +167,7 @@ def forget(lab: str) -> None:
         return
     _remove_tree(path, os.stat(path).st_dev, keep={os.path.join(path, "lock")})
     # The lock file goes last; holders of the lock keep their open fd.
+    _checked.discard(path)
     try:
         os.unlink(os.path.join(path, "lock"))
         os.rmdir(path)

@@ -248,16 +248,37 @@ def _running_in(crec: dict, netns: str) -> bool:
 # --- the three entry points -------------------------------------------------------
 
 
-@dataclass
 class EarlyEcho:
-    """Echo containers launched by :func:`start_early`, not yet awaited."""
+    """Echo containers being launched by :func:`start_early`, in a thread of their own."""
 
-    launcher: subprocess.Popen
-    specs: list[dict]
+    def __init__(self, lab: Lab, pods: list[PodInfo]):
+        self.specs = [{"id": f"{p.name}/{c.name}"} for p in pods for c in p.containers if not c.command]
+        self.ids = {spec["id"] for spec in self.specs}
+        self.launcher: subprocess.Popen | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(lab, pods), name="netlab-echo", daemon=True)
+        self._thread.start()
 
-    @property
-    def ids(self) -> set[str]:
-        return {spec["id"] for spec in self.specs}
+    def _run(self, lab: Lab, pods: list[PodInfo]) -> None:
+        # Pinning UTS namespaces and making log directories are mount and
+        # mkdir system calls: they overlap with the lead thread's netlink work.
+        try:
+            uts = ensure_uts(lab.name, [p.name for p in pods])
+            specs = []
+            for pod in pods:
+                os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
+                specs += [_echo_spec(lab, pod, c, uts[pod.name]) for c in pod.containers if not c.command]
+            self.specs = specs
+            self.launcher = _launch_echo(specs)
+        except BaseException as exc:  # noqa: BLE001 - reported by join()
+            self.error = exc
+
+    def join(self) -> subprocess.Popen:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.launcher is not None
+        return self.launcher
 
 
 def _echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
@@ -278,19 +299,22 @@ def start_early(lab: Lab, state: LabState) -> EarlyEcho | None:
     if _records(state)["pods"]:
         return None  # not a fresh lab: start() compares with what runs
     present = [p for p in lab.pods if nsmod.is_netns_mount(p.netns)]
-    uts = ensure_uts(lab.name, [p.name for p in present])
-    specs = []
-    for pod in present:
-        os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
-        specs += [_echo_spec(lab, pod, c, uts[pod.name]) for c in pod.containers if not c.command]
-    return EarlyEcho(_launch_echo(specs), specs) if specs else None
+    if not any(not c.command for p in present for c in p.containers):
+        return None
+    return EarlyEcho(lab, present)
 
 
 def abort_early(early: EarlyEcho | None) -> None:
     """Stop a launcher whose lab is being rolled back (its children go with the namespaces' stop)."""
-    if early is not None and early.launcher.poll() is None:
-        early.launcher.kill()
-        early.launcher.wait()
+    if early is None:
+        return
+    try:
+        launcher = early.join()
+    except BaseException:  # noqa: BLE001 - nothing was launched
+        return
+    if launcher.poll() is None:
+        launcher.kill()
+        launcher.wait()
 
 
 def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str]:
@@ -304,6 +328,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
     problems: list[str] = []
     echo_specs: list[dict] = []
     try:
+        if early is not None:
+            early.join()  # its UTS namespaces and launcher exist before we look
         # Pods the topology no longer has (their namespaces went through stop()).
         for name in [n for n in pods if n not in {p.name for p in lab.pods}]:
             _forget_pod(state, name, pods.pop(name))
@@ -347,7 +373,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
                     continue
                 new.update(pid=p.pid, start=p.start)
         if early is not None:
-            problems += _await_echo(early.launcher, early.specs, pods)
+            problems += _await_echo(early.join(), early.specs, pods)
         if echo_specs:
             problems += _await_echo(_launch_echo(echo_specs), echo_specs, pods)
     finally:
