@@ -40,6 +40,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from netlab.errors import Problem, TopologyError
+from netlab.model.topology import yaml_kind
 
 try:
     from yaml.cyaml import CParser as _FastParser
@@ -357,29 +358,13 @@ def _parse(text: str, file: str) -> Source:
             file, src.lines.get((), 1), ROOT_FIELD,
             "the document is empty (null); a topology needs at least name: and nodes:")])
     if not isinstance(src.data, dict):
-        kind = _yaml_kind(src.data)
+        kind = yaml_kind(src.data)
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD, f"is {kind}; a topology is a mapping (name:, nodes:, pods: ...)")])
     return src
 
 
 # --- pydantic errors -> located, one-line problems ----------------------------------------------
-
-def _yaml_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
 
 def _model_at(loc: Path) -> type[BaseModel] | None:
     """The pydantic model that the mapping at ``loc`` is validated as (None if not a model)."""
@@ -478,7 +463,7 @@ def _describe(err: dict, src: Source) -> str:
                 "model_attributes_type": "a mapping (key: value)", "list_type": "a list",
                 "string_type": "a string", "int_type": "a number", "bool_type": "true or false",
                 "bool_parsing": "true or false"}[kind]
-        return f"must be {want}, not {_yaml_kind(value)}"
+        return f"must be {want}, not {yaml_kind(value)}"
     if kind == "literal_error":
         return f"{show(value)} is not allowed; use {ctx.get('expected', 'one of the listed values')}"
     if kind == "too_short":

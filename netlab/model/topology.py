@@ -52,7 +52,7 @@ def _show(value: str, limit: int = 30) -> str:
     return text if len(text) <= limit else text[:limit] + "...'"
 
 
-def _kind(value: Any) -> str:
+def yaml_kind(value: Any) -> str:
     """What a YAML author wrote, in YAML words."""
     if value is None:
         return "null"
@@ -60,6 +60,8 @@ def _kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
+    if isinstance(value, str):
+        return "a string"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -106,7 +108,7 @@ def _ip(value: Any) -> Any:
     if isinstance(value, IPv4Address):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"must be an IPv4 address written as a string like \"10.244.0.2\", not {_kind(value)}")
+        raise ValueError(f"must be an IPv4 address written as a string like \"10.244.0.2\", not {yaml_kind(value)}")
     if "/" in value and _CIDR.fullmatch(value):
         raise ValueError(f"{_show(value)} is a CIDR; give the address alone, without /prefix")
     if not _IPV4.fullmatch(value):
@@ -121,7 +123,7 @@ def _cidr(value: Any) -> Any:
     if isinstance(value, IPv4Network):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"must be an IPv4 CIDR written as a string like \"10.244.0.0/16\", not {_kind(value)}")
+        raise ValueError(f"must be an IPv4 CIDR written as a string like \"10.244.0.0/16\", not {yaml_kind(value)}")
     if _IPV4.fullmatch(value):
         raise ValueError(f"{_show(value)} has no prefix length; write it as a CIDR like {value}/24")
     if not _CIDR.fullmatch(value):

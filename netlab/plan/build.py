@@ -20,7 +20,7 @@ from typing import Any
 
 from netlab.model import naming
 from netlab.model.lab import Lab
-from netlab.plan import overlay
+from netlab.plan import internet, overlay, services
 from netlab.plan.resources import Address, Bridge, Netns, Resource, Route, Sysctl, Veth
 
 # Every lab namespace: no IPv6 (keeps captures and neighbour tables to what the
@@ -40,10 +40,11 @@ HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
 
 ORDER = ("netns", "sysctl", "bridge", "veth", "vxlan", "address", "neigh", "fdb", "route", "nat")
 
-# Features that add resources of their own (the simulated internet, Service
-# rules). Each module has ``resources(lab) -> list[Resource]``; the merged list
-# is sorted by ORDER (stable, so each builder's own order within a kind holds).
-EXTENSIONS = ("netlab.plan.internet", "netlab.plan.services")
+# Features that add resources of their own: the simulated internet and the
+# Service rules. Each has ``resources(lab) -> list[Resource]``; the merged
+# list is sorted by ORDER (stable, so each builder's own order within a kind
+# holds).
+EXTENSIONS = (internet, services)
 
 
 @dataclass(frozen=True)
@@ -142,25 +143,12 @@ def build_plan(lab: Lab) -> Plan:
         res.append(Route(netns=pod.netns, dst=IPv4Network("0.0.0.0/0"),
                          gateway=node.gateway.ip, dev=naming.POD_IF))
 
-    for module in _extensions():
+    for module in EXTENSIONS:
         res += module.resources(lab)
     res.sort(key=lambda r: ORDER.index(r.kind))
 
     _check_unique(res)
     return Plan(lab=lab.name, resources=tuple(res))
-
-
-def _extensions() -> list:
-    import importlib
-
-    out = []
-    for name in EXTENSIONS:
-        try:
-            out.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-    return out
 
 
 def _check_unique(res: list[Resource]) -> None:

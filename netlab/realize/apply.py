@@ -18,7 +18,6 @@ cleaned by ``down``. Off unless set.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 from dataclasses import dataclass, field
@@ -35,24 +34,21 @@ from netlab.realize import netlink as nl
 from netlab.realize import netns as nsmod
 from netlab.realize.observe import Drift, diff
 from netlab.realize.state import LabLock, LabState, forget, load_state
+from netlab.services import lifecycle as services_lifecycle
+from netlab.workload import lifecycle as workload_lifecycle
 
-# Features with their own lifecycle after the network exists (containers,
-# DNS servers). Each module has start(lab, state), stop(state, netns_names)
-# and drift(lab, state) -> list[str].
-FEATURES = ("netlab.services.lifecycle", "netlab.workload.lifecycle")
+# Features with their own lifecycle after the network exists: Service
+# extras (DNS records, stale conntrack entries) and containers. Each module
+# has start(lab, state) -> warnings, stop(state, netns_names) and
+# drift(lab, state) -> list[str]; optionally preflight(lab) and
+# start_early(lab, state) / abort_early(handle).
+FEATURES = (services_lifecycle, workload_lifecycle)
 
 Progress = Callable[[str, int, int], None]
 
 
-def features() -> list:
-    out = []
-    for name in FEATURES:
-        try:
-            out.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name and not name.startswith(str(exc.name)):
-                raise
-    return out
+def features() -> tuple:
+    return FEATURES
 
 
 def _feature_name(module) -> str:
