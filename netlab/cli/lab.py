@@ -125,7 +125,7 @@ def up(topology: str | None, wait: float, output: str) -> None:
     if result.removed_netns:
         parts.append(f"{len(result.removed_netns)} removed")
     if result.fixed:
-        parts.append(f"{len(result.fixed)} objects repaired")
+        parts.append(f"{len(result.fixed)} objects added, changed or repaired")
     click.echo(f"lab {lab.name} is up ({', '.join(parts)}): {len(lab.nodes)} nodes, {len(lab.pods)} pods, "
                f"{lab.mode} overlay")
     if lab.pods:

@@ -225,3 +225,21 @@ def test_validate_and_plan_need_no_root(tmp_path):
         assert proc.returncode == 0, proc.stderr
     assert "flannel.1" in proc.stdout
     assert sys.executable
+
+
+def test_up_converges_added_and_removed_nodes(labs):
+    lab = labs.name()
+    two = f"name: {lab}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n2}}]\n"
+    three = (f"name: {lab}\nnodes: [{{name: n1}}, {{name: n2}}, {{name: n3}}]\n"
+             f"pods: [{{name: a, node: n1}}, {{name: b, node: n2}}, {{name: c, node: n3}}]\n")
+    labs.up(two)
+    labs.up(three)
+    assert netlab("status", "--lab", lab).returncode == 0
+    # The old nodes learned the new one: ARP, FDB and route to its pod CIDR, and traffic flows.
+    assert "10.244.2.0/24 via 10.244.2.0 dev flannel.1" in ip("route", netns=f"{lab}-n1").stdout
+    assert ping_ttl(f"{lab}-a", "10.244.2.2") == 62
+    labs.up(two)
+    assert f"{lab}-n3" not in lab_namespaces(lab) and f"{lab}-c" not in lab_namespaces(lab)
+    assert "10.244.2.0/24" not in ip("route", netns=f"{lab}-n1").stdout
+    assert ip("neigh", "show", "10.244.2.0", netns=f"{lab}-n1").stdout.strip() == ""
+    assert netlab("status", "--lab", lab).returncode == 0
