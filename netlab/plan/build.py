@@ -152,8 +152,23 @@ def build_plan(lab: Lab) -> Plan:
 
 
 def _check_unique(res: list[Resource]) -> None:
+    """Every object once, and every kernel-visible name from the safe alphabet,
+    within the kernel's limits (the last line of defence: names are generated)."""
     seen: set[tuple] = set()
     for r in res:
         if r.key in seen:
             raise ValueError(f"plan has two objects with key {r.key}")
         seen.add(r.key)
+        naming.check_netns(r.netns)
+        for attr in ("name", "peer_name", "dev", "master") if r.kind != "sysctl" else ():
+            value = getattr(r, attr, None)
+            if value is not None:
+                naming.check_ifname(value)
+        if isinstance(r, Veth):
+            naming.check_netns(r.peer_netns)
+        for chain in getattr(r, "chains", ()):
+            if chain not in BUILTIN_CHAINS:
+                naming.check_chain(chain)
+
+
+BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})
