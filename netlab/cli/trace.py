@@ -1,0 +1,292 @@
+"""The life of a packet: trace, capture, inspect."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.errors import ChecksFailed, UsageError
+
+
+def _progress(what: str):
+    """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bar.add_task(what, total=total)
+        bar.update(tasks[name], completed=done)
+
+    return bar, update
+
+
+def _check_output_file(path: str | None) -> None:
+    """Fail before capturing anything when the file cannot be written."""
+    if path is None:
+        return
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {path}: {folder} is not writable")
+
+
+def _running_lab(lab_name: str | None, topology: str | None):
+    from netlab.realize.state import select_lab
+
+    return select_lab(lab_name, topology).resolved()
+
+
+def _netns_of(lab: Any, name: str) -> str:
+    from netlab.realize import netns as nsmod
+
+    netns = lab.netns_of(name)
+    if netns is None:
+        names = [p.name for p in lab.pods] + [n.name for n in lab.nodes] + [h for h, _ in lab.internet_hosts]
+        raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} "
+                         f"(it has: {', '.join(names[:15])}{', ...' if len(names) > 15 else ''}, underlay)")
+    if not nsmod.is_netns_mount(netns):
+        raise UsageError(f"namespace {netns} does not exist; is lab {lab.name} up? (`sudo netlab status`)")
+    return netns
+
+
+# --- trace -------------------------------------------------------------------
+
+@cli.command("trace")
+@lab_options
+@click.argument("src")
+@click.argument("dst")
+@click.option("--proto", type=click.Choice(["icmp", "tcp", "udp"]), default=None,
+              help="Protocol of the marked packet. Default: the Service port's protocol for svc/NAME, else icmp.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Destination port (tcp/udp). Default: the Service's first port, or the pod's served port.")
+@click.option("--timeout", type=click.FloatRange(0.1, 30), default=1.0, show_default=True,
+              help="Seconds to wait for the reply.")
+@click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
+@click.option("--full-reply", is_flag=True, help="Show every row of the reply's path, not only its translations.")
+@output_option("text", "json")
+def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
+              timeout: float, pcap: str | None, full_reply: bool, output: str) -> None:
+    """Follow one real packet from SRC to DST, hop by hop, with the kernel's decisions.
+
+    SRC is a pod or node (or an internet host); DST a pod, a node, svc/NAME,
+    an internet host, or one of the lab's addresses.
+
+    \b
+    Every row is one hop: the namespace, the device, the decision the kernel
+    took there (asked over netlink: route lookup, ARP entry, FDB entry and
+    remote VTEP, VXLAN encapsulation, Service DNAT from conntrack, masquerade,
+    bridge port), and the command that shows you the same fact. Then one real
+    marked packet is sent from SRC and captured on every interface of the
+    path at once: each row says whether the packet was seen there, and a lost
+    packet is reported at the first hop where it disappeared, with the reason.
+
+    \b
+    Examples:
+      sudo netlab trace fedora-1 fedora-2                   # across the VXLAN overlay
+      sudo netlab trace fedora-1 svc/web --proto tcp --port 80
+      sudo netlab trace fedora-1 fedora-2 --pcap /tmp/p.pcapng
+      tshark -r /tmp/p.pcapng -d udp.port==8472,vxlan      # inner and outer headers
+
+    Exit code 1 when the packet does not reach DST.
+    """
+    _check_output_file(pcap)
+    require_root()
+    from netlab import trace as tr
+    from netlab.trace.path import render_text
+
+    lab = _running_lab(lab_name, topology)
+    bar, progress = _progress(f"tracing {src} → {dst}")
+    if bar:
+        with bar:
+            result = tr.run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
+    else:
+        result = tr.run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
+    if output == "json":
+        print_json(result.to_json())
+        if pcap:
+            click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",
+                       err=True)
+    else:
+        click.echo(render_text(result, full_reply=full_reply), nl=False)
+    if not result.ok:
+        raise SystemExit(ChecksFailed.exit_code)
+
+
+# --- capture -----------------------------------------------------------------
+
+@cli.command("capture")
+@lab_options
+@click.argument("target", metavar="NAME:IFACE")
+@click.option("-c", "--count", type=click.IntRange(1, 100000), default=20, show_default=True,
+              help="Stop after this many frames.")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+              help="Stop after this many seconds.")
+@click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write a pcap file instead of printing the frames.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every layer of every frame (scapy's show()).")
+@output_option("text", "json")
+def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: int, timeout: float,
+                write: str | None, verbose: bool, output: str) -> None:
+    """Capture on one interface of the lab and print the frames, VXLAN decoded.
+
+    NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
+    of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
+    frames or TIMEOUT seconds, whichever comes first.
+
+    \b
+    Examples:
+      sudo netlab capture minikube:eth0 -c 4        # VXLAN on the underlay: outer and inner headers
+      sudo netlab capture fedora-2:eth0 --timeout 5 -w /tmp/f2.pcap
+      tshark -r /tmp/f2.pcap -d udp.port==8472,vxlan
+    """
+    name, sep, iface = target.rpartition(":")
+    if not sep or not name or not iface:
+        raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")
+    _check_output_file(write)
+    require_root()
+    from netlab.trace import capture as cap
+
+    lab = _running_lab(lab_name, topology)
+    netns = _netns_of(lab, name)
+    from netlab.trace.kernel import LiveKernel
+
+    with LiveKernel() as k:
+        links = k.links(netns)
+    if iface not in links:
+        raise UsageError(f"{name} has no interface {iface!r} (it has: {', '.join(sorted(links))})")
+    vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
+    frames: list[cap.Frame] = []
+    with cap.Capture([netns], iface=iface) as capture:
+        # Every namespace was entered and left: scapy may be imported now.
+        cap.scapy_layers(vx_port)
+        if write or output == "json":
+            bar, progress = _progress(f"capturing on {name}:{iface}") if write else (None, None)
+
+            def keep(frame: cap.Frame) -> None:
+                frames.append(frame)
+                if progress:
+                    progress("capture", len(frames), count)
+
+            if bar:
+                with bar:
+                    cap.live(capture, count, timeout, keep)
+            else:
+                cap.live(capture, count, timeout, keep)
+        else:
+            if sys.stderr.isatty():
+                click.echo(f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s)", err=True)
+
+            def show(frame: cap.Frame) -> None:
+                frames.append(frame)
+                click.echo(cap.describe(frame, vx_port, verbose=verbose))
+
+            try:
+                cap.live(capture, count, timeout, show)
+            except KeyboardInterrupt:
+                pass
+    if write:
+        n = cap.write_pcap(write, frames, vx_port)
+        click.echo(f"wrote {n} frames from {netns} {iface} to {write}; read it with: "
+                   f"tshark -r {write} -d udp.port=={vx_port},vxlan", err=output == "json")
+    if output == "json":
+        rows = []
+        for frame, d in cap.frames_in(frames, [vx_port]):
+            rows.append({"ts": frame.ts, "direction": frame.direction, "length": frame.wirelen,
+                         "summary": d.summary(), "src_mac": d.eth_src, "dst_mac": d.eth_dst,
+                         "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl})
+        print_json({"lab": lab.name, "netns": netns, "interface": iface, "frames": rows, "pcap": write})
+    elif not write and not frames and sys.stderr.isatty():
+        click.echo("netlab: no frames (nothing crossed the interface; send something, e.g. netlab trace)", err=True)
+
+
+# --- inspect -----------------------------------------------------------------
+
+@cli.command("inspect")
+@lab_options
+@click.argument("name")
+@output_option("text", "json")
+def inspect_cmd(lab_name: str | None, topology: str | None, name: str, output: str) -> None:
+    """Show what the tutorials show for a node or pod, read from the kernel.
+
+    Links in the `ip -br` style with their veth peers, addresses, routes,
+    neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
+    bridge ports, the lab's iptables chains with their packet counters, and
+    conntrack entries. Each section names the command that shows the same.
+    """
+    require_root()
+    from netlab import trace as tr
+    from netlab.trace.kernel import inspect
+
+    lab = _running_lab(lab_name, topology)
+    netns = _netns_of(lab, name)
+    data = inspect(netns, tr.lab_map(lab))
+    data = {"lab": lab.name, "name": name, **data}
+    if output == "json":
+        print_json(data)
+        return
+    click.echo(render_inspect(data), nl=False)
+
+
+def render_inspect(d: dict[str, Any]) -> str:
+    ns = d["netns"]
+    out = [f"{d['name']}: {d['what']}, namespace {ns} (lab {d['lab']})", ""]
+
+    def section(title: str, cmd: str, lines: list[str]) -> None:
+        out.append(f"{title}   $ {cmd}")
+        out.extend(f"  {line}" for line in lines) if lines else out.append("  (none)")
+        out.append("")
+
+    links = []
+    for link in d["links"]:
+        extra = []
+        if link["kind"]:
+            extra.append(link["kind"])
+        if link.get("vxlan"):
+            v = link["vxlan"]
+            extra.append(f"id {v['vni']} local {v['local']} dev {v['dev']} dstport {v['port']}"
+                         f"{'' if v['learning'] else ' nolearning'}")
+        if link["master"]:
+            extra.append(f"master {link['master']}" + (" hairpin" if link.get("hairpin") else ""))
+        if link["peer"]:
+            extra.append(f"peer {link['peer']['name']} in {link['peer']['netns']}")
+        extra.append(f"mtu {link['mtu']}")
+        links.append(f"{link['name']:<16} {link['state']:<5} {link['mac'] or '':<18} {', '.join(extra)}")
+    section("links", f"ip -n {ns} -br link  (and -d link for details)", links)
+    by_dev: dict[str, list[str]] = {}
+    for a in d["addresses"]:
+        by_dev.setdefault(a["dev"], []).append(a["address"])
+    section("addresses", f"ip -n {ns} -br addr", [f"{dev:<16} {' '.join(addrs)}" for dev, addrs in by_dev.items()])
+    section("routes", f"ip -n {ns} route", [r["text"] for r in d["routes"]])
+    section("neighbours", f"ip -n {ns} neigh",
+            [f"{n['dst']} dev {n['dev']}" + (f" lladdr {n['lladdr']}" if n["lladdr"] else "") + f" {n['state']}"
+             for n in d["neighbours"]])
+    section("fdb", f"bridge -n {ns} fdb show  (multicast entries left out)", [f["text"] for f in d["fdb"]])
+    section("bridge ports", f"bridge -n {ns} -d link",
+            [f"{p['port']} master {p['bridge']} state {p['state']}" + (" hairpin on" if p["hairpin"] else "")
+             for p in d["bridge_ports"]])
+    section("sysctls", f"ip netns exec {ns} sysctl net.ipv4.ip_forward ...",
+            [f"{k} = {v}" for k, v in d["sysctls"].items() if v is not None])
+    ipt = []
+    for table, lines in d["iptables"].items():
+        ipt.append(f"*{table}")
+        ipt += lines
+    section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
+    ct = list(d["conntrack"])
+    if d.get("conntrack_total", 0) > len(ct):
+        ct.append(f"... {d['conntrack_total'] - len(ct)} more")
+    section("conntrack", f"ip netns exec {ns} conntrack -L", ct)
+    return "\n".join(out)

@@ -1,0 +1,245 @@
+"""trace, capture and inspect on real labs (root): the issue's acceptance, checked with real packets.
+
+Every lab is small and uniquely named (the `labs` fixture takes it down and
+checks the host's namespace did not change). Every packet stays inside the
+lab's namespaces; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from helpers import in_netns, ip, netlab, two_node_topology
+
+pytestmark = pytest.mark.root
+
+SERVICE = "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n"
+
+
+def web_topology(lab: str) -> str:
+    text = two_node_topology(lab, pods_per_node=1)
+    text = text.replace("ip: 10.244.0.2}", "ip: 10.244.0.2, labels: {app: web}}")
+    text = text.replace("ip: 10.244.1.3}", "ip: 10.244.1.3, labels: {app: web}}")
+    return text + SERVICE
+
+
+def trace_json(lab: str, *args: str, check: bool = True) -> dict:
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def find(hops: list[dict], netns: str, device: str, kind: str) -> dict:
+    for h in hops:
+        if (h["netns"], h["device"], h["kind"]) == (netns, device, kind):
+            return h
+    raise AssertionError(f"no {kind} row on {netns} {device}: " + "\n".join(
+        f"{h['netns']} {h['device']} {h['kind']}" for h in hops))
+
+
+def test_trace_pod_to_pod_across_the_vxlan_overlay(labs):
+    lab = labs.name("tr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    d = trace_json(lab, "fedora-1", "fedora-2")
+    assert d["delivered"] and d["reply_received"] and d["lost"] is None
+    hops = d["hops"]
+    n1, n2 = f"{lab}-minikube", f"{lab}-minikube-m02"
+    # The tutorial's path, in order: fedora-1 eth0 -> veth -> cni0 on minikube -> route via
+    # flannel.1 onlink -> ARP entry -> FDB entry dst 192.168.122.7 -> UDP 8472 VNI 1 on the
+    # underlay -> flannel.1 on minikube-m02 -> cni0 -> fedora-2 eth0.
+    order = [find(hops, f"{lab}-fedora-1", "eth0", "route"),
+             next(h for h in hops if h["netns"] == n1 and h["kind"] == "arrive" and h["device"].startswith("veth")),
+             find(hops, n1, "cni0", "bridge"),
+             find(hops, n1, "flannel.1", "route"),
+             find(hops, n1, "flannel.1", "neigh"),
+             find(hops, n1, "flannel.1", "fdb"),
+             find(hops, n1, "eth0", "encap"),
+             next(h for h in hops if h["netns"] == f"{lab}-underlay"),
+             find(hops, n2, "eth0", "decap"),
+             find(hops, n2, "flannel.1", "arrive"),
+             find(hops, n2, "cni0", "route"),
+             find(hops, f"{lab}-fedora-2", "eth0", "deliver")]
+    assert [h["index"] for h in order] == sorted(h["index"] for h in order)
+    route = order[3]
+    assert "via 10.244.1.0 dev flannel.1" in route["decision"] and route["facts"]["matched"].endswith("onlink")
+    assert order[4]["facts"]["state"] == "PERMANENT" and order[4]["facts"]["ip"] == "10.244.1.0"
+    assert order[5]["facts"]["remote_vtep"] == "192.168.122.7"
+    enc = order[6]
+    assert enc["facts"]["vni"] == 1 and enc["facts"]["outer_dport"] == 8472
+    assert enc["facts"]["outer_dst"] == "192.168.122.7" and enc["facts"]["outer_sport"] > 0
+    assert order[-1]["facts"]["ttl"] == 62  # two routers: minikube and minikube-m02
+    # Every row that can be observed was seen, on the way there and back.
+    observable = [h for h in hops + d["reply_hops"] if "observe" in h]
+    assert observable and all(h["seen"] is True for h in observable), [
+        (h["index"], h["netns"], h["device"], h["kind"]) for h in observable if not h["seen"]]
+    # The commands are real: the one for the route row answers the same.
+    cmd = route["commands"][0].split()
+    assert cmd[:3] == ["ip", "-n", n1]
+    out = ip(*cmd[3:], netns=n1).stdout
+    assert "via 10.244.1.0 dev flannel.1" in out
+
+    text = netlab("trace", "--lab", lab, "fedora-1", "fedora-2").stdout
+    assert "result: delivered to fedora-2 (TTL 62 on arrival); reply received" in text
+    assert f"$ bridge -n {n1} fdb show dev flannel.1" in text and "NOT SEEN" not in text
+
+
+def test_trace_names_the_hop_where_a_deleted_arp_entry_stops_the_packet(labs):
+    lab = labs.name("tr")
+    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    n1 = f"{lab}-minikube"
+    ip("neigh", "del", "10.244.1.0", "dev", "flannel.1", netns=n1)
+    proc = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "-o", "json", check=False, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    d = json.loads(proc.stdout)
+    assert not d["delivered"]
+    lost = d["lost"]
+    assert (lost["netns"], lost["device"]) == (n1, "flannel.1")
+    assert lost["reason"].startswith("no ARP entry for 10.244.1.0 on flannel.1")
+    assert "nolearning" in lost["reason"] and "neigh replace 10.244.1.0" in lost["fix"]
+    seen = {(h["netns"], h["device"]): h["seen"] for h in d["hops"] if "observe" in h}
+    assert seen[(n1, "cni0")] is True and seen[(n1, "flannel.1")] is False
+    assert d["arp"] and d["arp"][0]["answered"] is False  # the kernel asked; nobody can answer
+
+    text = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", check=False, timeout=60).stdout
+    assert f"result: LOST at hop" in text and f"({n1} flannel.1): no ARP entry for 10.244.1.0" in text
+    # `up` repairs the lab; the trace goes through again.
+    netlab("up", "-t", path)
+    assert trace_json(lab, "fedora-1", "fedora-2")["delivered"]
+
+
+def test_trace_to_a_service_names_the_endpoint_dnat_and_reverse_translation(labs):
+    lab = labs.name("tr")
+    labs.up(web_topology(lab))
+    cip = None
+    picked = set()
+    for _ in range(3):
+        d = trace_json(lab, "fedora-1", "svc/web", "--proto", "tcp", "--port", "80")
+        cip = d["dst"]["ip"]
+        assert d["delivered"] and d["reply_received"], d["reply"]
+        ep = d["endpoint"]
+        assert ep["service"] == "default/web" and ep["endpoint"] in ("fedora-1", "fedora-2")
+        assert ep["endpoint_port"] == 8080 and ep["sep_chain"].startswith("KUBE-SEP-")
+        picked.add(ep["endpoint"])
+        dnat = next(h for h in d["hops"] if h["kind"] == "dnat")
+        assert dnat["netns"] == f"{lab}-minikube"
+        assert f"DNAT {cip}:80 → {ep['endpoint_ip']}:8080" in dnat["decision"]
+        # The conntrack entry the kernel made is the evidence: its reply comes from the endpoint.
+        assert f"reply {ep['endpoint_ip']}:8080" in dnat["facts"]["conntrack"]
+        undo = [h for h in d["reply_hops"] if h["kind"] == "snat" and "un-DNAT" in h["decision"]]
+        assert undo and undo[0]["netns"] == f"{lab}-minikube"
+        assert f"→ {cip}:80" in undo[0]["decision"]
+        arrival = d["reply_hops"][-1]
+        assert arrival["kind"] == "deliver" and arrival["netns"] == f"{lab}-fedora-1" and arrival["seen"]
+        assert arrival["observe"]["flow"].startswith(f"{cip}:80 → 10.244.0.2:")
+    text = netlab("trace", "--lab", lab, "fedora-1", "svc/web").stdout  # tcp/80: the Service's own port
+    assert "Service default/web: the DNAT picked endpoint fedora-" in text
+    assert "conntrack reverse translation (un-DNAT)" in text
+
+
+def test_pcap_opens_in_tshark_with_inner_and_outer_headers(labs, tmp_path):
+    if not shutil.which("tshark"):
+        pytest.skip("tshark is not installed")
+    lab = labs.name("tr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    pcap = str(tmp_path / "trace.pcapng")
+    proc = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--pcap", pcap)
+    assert f"tshark -r {pcap} -d udp.port==8472,vxlan" in proc.stdout
+    out = subprocess.run(["tshark", "-r", pcap, "-d", "udp.port==8472,vxlan", "-T", "fields", "-e",
+                          "frame.interface_name", "-e", "ip.src", "-e", "ip.dst", "-e", "udp.dstport", "-e",
+                          "vxlan.vni", "-e", "icmp.type"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    encapsulated = [r for r in rows if r[4] == "1"]
+    assert encapsulated, out.stdout
+    iface, srcs, dsts, dport = encapsulated[0][:4]
+    assert srcs == "192.168.122.215,10.244.0.2" and dsts == "192.168.122.7,10.244.1.3" and dport == "8472"
+    assert iface == f"{lab}-minikube/eth0"
+    ifaces = {r[0] for r in rows}
+    assert {f"{lab}-fedora-1/eth0", f"{lab}-fedora-2/eth0", f"{lab}-minikube-m02/flannel.1"} <= ifaces
+    assert {"0", "8"} <= {r[5].split(",")[-1] for r in rows}  # the request and the reply
+    verbose = subprocess.run(["tshark", "-r", pcap, "-d", "udp.port==8472,vxlan", "-V", "-Y", "vxlan"],
+                             capture_output=True, text=True, timeout=60).stdout
+    assert "Virtual eXtensible Local Area Network" in verbose
+
+
+def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
+    lab = labs.name("tr")
+    labs.up(web_topology(lab))
+    node = json.loads(netlab("inspect", "--lab", lab, "minikube", "-o", "json").stdout)
+    assert {"links", "addresses", "routes", "neighbours", "fdb", "bridge_ports", "iptables", "conntrack"} <= set(node)
+    links = {link["name"]: link for link in node["links"]}
+    assert links["flannel.1"]["vxlan"] == {"vni": 1, "port": 8472, "local": "192.168.122.215", "dev": "eth0",
+                                           "learning": False}
+    assert links["eth0"]["peer"]["netns"] == f"{lab}-underlay"
+    assert {"dev": "cni0", "address": "10.244.0.1/24", "network": "10.244.0.0/24"} in node["addresses"]
+    assert any(r["text"] == "10.244.1.0/24 via 10.244.1.0 dev flannel.1 proto static onlink" for r in node["routes"])
+    assert any(n["dst"] == "10.244.1.0" and n["state"] == "PERMANENT" for n in node["neighbours"])
+    assert any(f["dev"] == "flannel.1" and f["dst"] == "192.168.122.7" for f in node["fdb"])
+    assert any(p["bridge"] == "cni0" and p["hairpin"] for p in node["bridge_ports"])
+    nat = node["iptables"]["nat"]
+    assert any(" -A PREROUTING -j KUBE-SERVICES" in line and line.startswith("[") for line in nat)
+    assert any(line.startswith(":KUBE-SVC-") for line in nat)
+    assert all("DOCKER" not in line for line in nat)
+
+    pod = json.loads(netlab("inspect", "--lab", lab, "fedora-1", "-o", "json").stdout)
+    eth0 = next(link for link in pod["links"] if link["name"] == "eth0")
+    assert eth0["peer"]["netns"] == f"{lab}-minikube" and eth0["addresses"] == ["10.244.0.2/24"]
+    assert any(r["text"].startswith("default via 10.244.0.1 dev eth0") for r in pod["routes"])
+    text = netlab("inspect", "--lab", lab, "minikube").stdout
+    for heading in ("links", "addresses", "routes", "neighbours", "fdb", "bridge ports", "iptables", "conntrack"):
+        assert f"\n{heading}" in "\n" + text, heading
+    assert f"$ bridge -n {lab}-minikube fdb show" in text
+
+
+def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
+    lab = labs.name("tr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    # Traffic first (bounded: 30 pings, 6 s at most), then the capture joins it.
+    pinger = subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "ping", "-q", "-c", "30", "-i", "0.2",
+                               "-w", "6", "10.244.1.3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        out = netlab("capture", "--lab", lab, "minikube:eth0", "-c", "2", "--timeout", "5", timeout=60).stdout
+        pcap = str(tmp_path / "c.pcap")
+        netlab("capture", "--lab", lab, "minikube-m02:flannel.1", "-c", "2", "--timeout", "5", "-w", pcap, timeout=60)
+        js = json.loads(netlab("capture", "--lab", lab, "fedora-2:eth0", "-c", "2", "--timeout", "5", "-o", "json",
+                               timeout=60).stdout)
+    finally:
+        pinger.wait(timeout=15)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 2
+    assert all("UDP VXLAN vni 1" in line and "| inner" in line for line in lines), out
+    assert any("10.244.0.2 > 10.244.1.3" in line for line in lines)
+    if shutil.which("tshark"):
+        read = subprocess.run(["tshark", "-r", pcap], capture_output=True, text=True, timeout=60)
+        assert read.stdout.count("ICMP") == 2
+    assert len(js["frames"]) == 2 and js["interface"] == "eth0"
+    assert all("ICMP" in f["summary"] for f in js["frames"])
+
+
+def test_trace_udp_without_a_server_reports_the_icmp_error(labs):
+    lab = labs.name("tr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp", "--port", "9999")
+    assert d["delivered"] and not d["reply_received"]
+    assert d["reply_lost"]["reason"].startswith("fedora-2 sent no reply")
+    assert any(e["text"] == "destination unreachable (port unreachable)" for e in d["icmp_errors"])
+
+
+def test_trace_refuses_unknown_names_and_outside_addresses(labs):
+    lab = labs.name("tr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    bad = netlab("trace", "--lab", lab, "fedora-1", "8.8.8.8", check=False)
+    assert bad.returncode == 2 and "only traces packets inside the lab" in bad.stderr
+    bad = netlab("trace", "--lab", lab, "nope", "fedora-2", check=False)
+    assert bad.returncode == 2 and "no pod, node or internet host 'nope'" in bad.stderr
+    bad = netlab("inspect", "--lab", lab, "nope", check=False)
+    assert bad.returncode == 2
+    bad = netlab("capture", "--lab", lab, "fedora-1:eth7", check=False)
+    assert bad.returncode == 2 and "has no interface 'eth7'" in bad.stderr
+    # A pod's neighbours: the trace does not leave stray permanent entries behind.
+    assert "PERMANENT" not in in_netns(f"{lab}-fedora-1", "ip", "neigh").stdout

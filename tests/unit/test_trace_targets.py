@@ -1,0 +1,113 @@
+"""Who a trace is from and to, where it captures, and the commands' surface (no root)."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import two_node_topology
+from netlab.errors import UsageError
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml
+from netlab.model.topology import Topology
+from netlab.trace import capture_namespaces, lab_map, resolve_source, resolve_target
+
+SVC = """
+services:
+  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+  - {name: dns, selector: {app: dns}, ports: [{name: dns, port: 53, protocol: UDP}]}
+internet:
+  cidr: 203.0.113.0/24
+  gateway: {ip: 203.0.113.1}
+  hosts:
+    - {name: example, ip: 203.0.113.10}
+"""
+
+
+def lab_from(text: str):
+    return resolve(Topology.model_validate(parse_yaml(text, "t.yaml").data))
+
+
+@pytest.fixture(scope="module")
+def lab():
+    text = two_node_topology("tt").replace("ip: 10.244.1.3}", "ip: 10.244.1.3, labels: {app: web}}")
+    return lab_from(text + SVC)
+
+
+def test_sources(lab):
+    assert resolve_source(lab, "fedora-1").netns == "tt-fedora-1"
+    node = resolve_source(lab, "minikube")
+    assert (node.kind, node.ip, node.netns) == ("node", "192.168.122.215", "tt-minikube")
+    assert resolve_source(lab, "example").ip == "203.0.113.10"
+    with pytest.raises(UsageError, match="no pod, node or internet host 'nope'"):
+        resolve_source(lab, "nope")
+
+
+def test_targets(lab):
+    src = resolve_source(lab, "fedora-1")
+    pod = resolve_target(lab, "fedora-2", "tcp", None, src)
+    assert (pod.ip, pod.port) == ("10.244.1.3", 8080)  # the echo server's port
+    assert resolve_target(lab, "10.244.1.3", None, None, src).name == "fedora-2"
+    assert resolve_target(lab, "minikube-m02", None, None, src).ip == "192.168.122.7"
+    assert resolve_target(lab, "example", None, None, src).kind == "internet"
+    web = resolve_target(lab, "svc/web", None, None, src)
+    assert (web.kind, web.port, web.proto, web.service) == ("service", 80, "tcp", "web")
+    assert web.ip == str(lab.addressing.service_ip["web"])
+    dns = resolve_target(lab, "svc/dns", None, None, src)
+    assert (dns.port, dns.proto) == (53, "udp")
+    by_ip = resolve_target(lab, web.ip, None, None, src)
+    assert by_ip.service == "web"
+
+
+def test_bad_targets(lab):
+    src = resolve_source(lab, "fedora-1")
+    with pytest.raises(UsageError, match="no Service 'nope'"):
+        resolve_target(lab, "svc/nope", None, None, src)
+    with pytest.raises(UsageError, match="has no port 81"):
+        resolve_target(lab, "svc/web", "tcp", 81, src)
+    with pytest.raises(UsageError, match="only traces packets inside the lab"):
+        resolve_target(lab, "8.8.8.8", None, None, src)
+    with pytest.raises(UsageError, match="Service web has no address on the internet"):
+        resolve_target(lab, "svc/web", None, None, resolve_source(lab, "example"))
+
+
+def test_capture_covers_the_whole_path(lab):
+    src = resolve_source(lab, "fedora-1")
+    ns = capture_namespaces(lab, src, resolve_target(lab, "fedora-2", None, None, src))
+    assert ns == ["tt-fedora-1", "tt-minikube", "tt-minikube-m02", "tt-underlay", "tt-fedora-2"]
+    svc = capture_namespaces(lab, src, resolve_target(lab, "svc/web", None, None, src))
+    assert "tt-fedora-2" in svc and "tt-gateway" in svc  # endpoints, and where an unmatched packet would go
+    assert len(svc) == len(set(svc))
+
+
+def test_lab_map_knows_peers_names_and_services(lab):
+    m = lab_map(lab)
+    pod = lab.pod("fedora-1")
+    assert m.peers[("tt-fedora-1", "eth0")] == ("tt-minikube", pod.host_veth)
+    assert m.peers[("tt-minikube", pod.host_veth)] == ("tt-fedora-1", "eth0")
+    assert m.where("tt-minikube") == "node minikube" and m.where("tt-underlay") == "underlay"
+    assert m.name_ip("10.244.1.0") == "10.244.1.0 (minikube-m02 flannel.1)"
+    web = m.service_for(str(lab.addressing.service_ip["web"]), 80, "tcp")
+    assert web.endpoints[0][:3] == ("10.244.1.3", 8080, "fedora-2")
+    assert "tt-minikube" in m.nat_netns and "tt-gateway" in m.nat_netns
+
+
+def test_commands_are_registered_with_help():
+    from netlab.cli import cli
+
+    runner = CliRunner()
+    for cmd, words in (("trace", ["SRC", "DST", "--pcap", "--proto", "udp.port==8472,vxlan"]),
+                       ("capture", ["NAME:IFACE", "--count", "--timeout", "--write"]),
+                       ("inspect", ["NAME", "iptables", "conntrack"])):
+        out = runner.invoke(cli, [cmd, "--help"])
+        assert out.exit_code == 0, out.output
+        for w in words:
+            assert w in out.output, (cmd, w)
+
+
+def test_capture_target_must_be_name_colon_iface():
+    from netlab.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["capture", "minikube"])
+    assert exc.value.code == 2
