@@ -164,7 +164,12 @@ def down(lab_name: str | None, topology: str | None, wait: float, output: str) -
 
             raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
         lab_name = labs[0]
-    result = apply.down(lab_name, wait=wait)
+    bar, progress = _progress()
+    if bar:
+        with bar:
+            result = apply.down(lab_name, wait=wait, progress=progress)
+    else:
+        result = apply.down(lab_name, wait=wait)
     if output == "json":
         print_json({"lab": lab_name, "was_up": result.was_up, "removed_netns": result.removed_netns,
                     "skipped": result.skipped})

@@ -438,14 +438,14 @@ class DownResult:
     was_up: bool = True
 
 
-def down(lab_name: str, wait: float = 60.0) -> DownResult:
+def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice."""
     with LabLock(lab_name, "netlab down", wait=wait):
         state = load_state(lab_name)
         if state is None:
             forget(lab_name)
             return DownResult(lab=lab_name, was_up=False)
-        return _teardown(state, tag_for(state))
+        return _teardown(state, tag_for(state), progress)
 
 
 def _stop_processes(state: LabState, names: Iterable[str]) -> None:
@@ -454,7 +454,7 @@ def _stop_processes(state: LabState, names: Iterable[str]) -> None:
         feature.stop(state, names)
 
 
-def _teardown(state: LabState, tag: str) -> DownResult:
+def _teardown(state: LabState, tag: str, progress: Progress | None = None) -> DownResult:
     result = DownResult(lab=state.lab)
     state.phase = "deleting"
     state.save()
@@ -480,9 +480,11 @@ def _teardown(state: LabState, tag: str) -> DownResult:
     veths = _Background(_delete_veths_in, bridge_sides)
     _stop_processes(state, mine)
     veths.join()
-    for name in mine:
+    for i, name in enumerate(mine):
         nsmod.remove_netns(name)
         result.removed_netns.append(name)
+        if progress and i % 25 == 0:
+            progress("namespaces", i, len(mine))
     forget(state.lab)
     return result
 
