@@ -20,16 +20,28 @@ from netlab.cli.base import cli, lab_options, output_option, print_json, require
               help="Pods on one bridge: resolve every pair by ARP (real), or use the pods' own MACs as "
                    "temporary PERMANENT entries (seeded: no ARP floods, for big labs). auto seeds only "
                    "when ARP floods would dominate (about 125 pods on one bridge).")
+@click.option("--services/--no-services", default=True, show_default=True,
+              help="Also probe the lab's Services (ClusterIP, NodePort, LoadBalancer, the spread over "
+                   "endpoints) and egress to the internet hosts.")
 def probe(lab_name: str | None, topology: str | None, output: str, junit_file: str | None, timeout: float,
-          protos: tuple[str, ...], arp: str) -> None:
+          protos: tuple[str, ...], arp: str, services: bool) -> None:
     """Probe every pod from every pod and node; exit 1 if anything is not as expected.
 
     \b
     - ICMP echo between every ordered pair of pods, and from every node to every pod;
-    - TCP and UDP to every port the pods' containers declare (netlab's echo
-      server answers with the client address it saw);
+    - TCP to every port the pods' containers declare, UDP where netlab's echo
+      server listens (it answers with the client address it saw; other UDP
+      servers need not answer a probe, so their silence proves nothing);
     - the three rules: no NAT pod to pod and node to pod, and each pod carries
-      the address others reach it at.
+      the address others reach it at;
+    - Services: ClusterIP from every pod, NodePort on every node from every
+      node and internet host, the LoadBalancer from every internet host, and
+      egress from every pod to every internet host (a temporary echo listener
+      answers there during the run); the client address each endpoint saw
+      must show NAT exactly where kube-proxy and the gateway do it; for a
+      Service with n >= 2 endpoints, 200 connections from one pod must give
+      each endpoint at least half its fair share (all to one with ClientIP
+      affinity).
 
     By default everything must reach everything (the Kubernetes model); the
     topology's `expect:` entries override pairs (e.g. `reach: false`).
@@ -44,7 +56,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
 
     state = select_lab(lab_name, topology)
     lab = state.resolved()
-    result = runner.run(lab, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp)
+    result = runner.run(lab, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp, services=services)
     if junit_file:
         with open(junit_file, "wb") as fh:
             fh.write(render.junit(result))

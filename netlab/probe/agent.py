@@ -14,6 +14,21 @@ bridge, 2,450 ICMP probes):
   connections (the echo server must accept them), created in the source's
   namespace the same way. One epoll loop drives them all: a scapy process per
   namespace costs 50 s here, this well under a second.
+- Service probes (``Task.service``) and conntrack: after a Service's DNAT, two
+  flows from one client port to two Service addresses with a common endpoint
+  share a reply tuple, and conntrack rewrites the second one's source port
+  (the kernel's connect() does reuse a port towards another address, and a
+  closed flow stays in conntrack for a while). So Service probes take their
+  source port from a range of their own, above the kernel's ephemeral range
+  (per-socket ``IP_LOCAL_PORT_RANGE``; random tries on older kernels): the
+  pod matrix's kernel-chosen ports never meet a DNATed flow of the prober's,
+  and its "no port translation" check stays exact. UDP Service probes get a
+  socket each, connected to the Service address (a new source port, so a new
+  random endpoint, per probe). A Service flow that got no answer leaves a
+  conntrack entry holding its NAT decision (SYN_SENT, 2 minutes): a later
+  flow that happened to reuse the tuple would inherit it. The run deletes
+  those entries, its own flows' exact tuples only, in the namespaces that
+  translate (nodes, balancer) through ctnetlink at the end.
 - Packets: scapy builds the echo request (one template per run: ICMP header
   and a payload carrying the run's nonce); each probe gets its own ICMP id,
   unique in the run, so conntrack never merges two probes, and the checksum
@@ -67,6 +82,8 @@ LINGER_RST = struct.pack("ii", 1, 0)  # close() sends RST: nothing is left to re
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 SIOCGIFHWADDR = 0x8927
 SEEDED_MAX = 512  # seeded pairs in flight per worker (their PERMANENT entries are not GC-counted, but stay few)
+SERVICE_PORTS = (61000, 65535)  # source ports of Service probes: above the default ephemeral 32768-60999
+IP_LOCAL_PORT_RANGE = 51  # linux/in.h, since 6.3: u32, upper bound << 16 | lower bound
 
 Entry = tuple[str, str, str]  # (netns, ifname, ip): one neighbour entry
 
@@ -80,6 +97,8 @@ class Task:
     dst: str  # destination IP
     proto: str  # icmp | tcp | udp
     port: int = 0
+    service: bool = False  # a Service probe: source port from SERVICE_PORTS; udp: a socket of its own
+    wait_reply: bool = True  # tcp: wait for an echo line after connect (False: no echo server there)
 
 
 @dataclass
@@ -104,6 +123,7 @@ class Job:
     self_ip: dict[str, str] = field(default_factory=dict)  # pod netns -> ifname to read its address (and MAC) from
     route_src: list[tuple[str, str]] = field(default_factory=list)  # (netns, dst): kernel's source address
     sweep: list[str] = field(default_factory=list)  # namespaces whose new dynamic entries are removed at the end
+    untrack: list[str] = field(default_factory=list)  # namespaces where unanswered Service flows are deleted
 
 
 @dataclass
@@ -243,6 +263,9 @@ class Worker:
         self.udp_wait: dict[tuple[int, str, int], Task] = {}
         self.tcp: dict[int, tuple[Task, socket.socket, bytearray]] = {}  # fd -> (task, socket, buffer)
         self.tcp_fd: dict[int, int] = {}  # task id -> fd
+        self.fresh: dict[int, tuple[Task, socket.socket, str]] = {}  # fd -> (task, socket, local address)
+        self.fresh_fd: dict[int, int] = {}  # task id -> fd
+        self.local_of: dict[int, str] = {}  # task id -> "ip:port" a TCP probe sent from
         self.connected: dict[int, tuple[float, str]] = {}  # task id -> (rtt, local address)
         self.sent_at: dict[int, float] = {}
         self.running_of: dict[int, _Running] = {}
@@ -306,6 +329,8 @@ class Worker:
                     self._read_raw(kind[1])
                 elif kind[0] == "udp":
                     self._read_udp(kind[1])
+                elif kind[0] == "fresh":
+                    self._read_fresh(fd)
                 else:
                     self._tcp_event(fd, ev)
             now = self.now()
@@ -395,13 +420,19 @@ class Worker:
         for src, group in by_src.items():
             ns = self._ns(src)
             socks: dict[int, socket.socket] = {}
-            tcp_tasks = [t for t in group if t.proto == "tcp"]
-            if tcp_tasks:
+            own = [t for t in group if t.proto == "tcp" or (t.proto == "udp" and t.service)]
+            if own:
                 with ns.entered():
-                    for t in tcp_tasks:
-                        s = socket.socket(socket.AF_INET,
-                                          socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
-                        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+                    for t in own:
+                        if t.proto == "tcp":
+                            s = socket.socket(socket.AF_INET,
+                                              socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+                            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+                        else:
+                            s = socket.socket(socket.AF_INET,
+                                              socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+                        if t.service:
+                            _bind_service_port(s)
                         socks[t.id] = s
             for t in group:
                 self.running_of[t.id] = run
@@ -412,6 +443,8 @@ class Worker:
                 try:
                     if t.proto == "icmp":
                         self._send_icmp(ns, t)
+                    elif t.proto == "udp" and t.service:
+                        self._send_udp_fresh(t, socks[t.id])
                     elif t.proto == "udp":
                         self._send_udp(ns, t)
                     else:
@@ -435,6 +468,59 @@ class Worker:
         self.udp_wait[(ns.idx, t.dst, t.port)] = t
         ns.udp.sendto(b"netlab probe %d\n" % t.id, (t.dst, t.port))
 
+    def _send_udp_fresh(self, t: Task, s: socket.socket) -> None:
+        """A socket of its own, connected: the kernel hands it only replies from dst:port
+        (a Service's replies come back un-DNATed, from the Service address) and reports
+        an ICMP port unreachable as ECONNREFUSED on it."""
+        try:
+            s.connect((t.dst, t.port))
+            local = "%s:%d" % s.getsockname()
+            s.send(b"netlab probe %d\n" % t.id)
+        except OSError:
+            s.close()
+            raise
+        fd = s.fileno()
+        self.fresh[fd] = (t, s, local)
+        self.fresh_fd[t.id] = fd
+        self.by_fd[fd] = ("fresh",)
+        self.ep.register(fd, select.EPOLLIN)
+
+    def _read_fresh(self, fd: int) -> None:
+        entry = self.fresh.get(fd)
+        if entry is None:
+            return
+        t, s, local = entry
+        try:
+            data = s.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionRefusedError:
+            self._fresh_close(fd)
+            self._finish(t.id, Observation(outcome="refused", detail="port unreachable (connection refused)",
+                                           rtt=self.now() - self.sent_at[t.id], local=local))
+            return
+        except OSError as exc:
+            self._fresh_close(fd)
+            self._finish(t.id, Observation(outcome="unreachable" if exc.errno in _UNREACH else "error",
+                                           detail=_errname(exc), rtt=self.now() - self.sent_at[t.id], local=local))
+            return
+        obs = Observation(outcome="reply", rtt=self.now() - self.sent_at[t.id], reply_from=t.dst, local=local)
+        _echo_fields(obs, data)
+        self._fresh_close(fd)
+        self._finish(t.id, obs)
+
+    def _fresh_close(self, fd: int) -> None:
+        entry = self.fresh.pop(fd, None)
+        self.by_fd.pop(fd, None)
+        if entry is None:
+            return
+        self.fresh_fd.pop(entry[0].id, None)
+        try:
+            self.ep.unregister(fd)
+        except (OSError, ValueError):
+            pass
+        entry[1].close()
+
     def _send_tcp(self, t: Task, s: socket.socket) -> None:
         fd = s.fileno()
         self.tcp[fd] = (t, s, bytearray())
@@ -444,6 +530,10 @@ class Worker:
         if err not in (0, errno.EINPROGRESS):
             self._tcp_close(fd)
             raise OSError(err, os.strerror(err))
+        try:
+            self.local_of[t.id] = "%s:%d" % s.getsockname()
+        except OSError:
+            pass
         self.ep.register(fd, select.EPOLLOUT | select.EPOLLIN)
 
     # --- receiving --------------------------------------------------------------
@@ -518,11 +608,18 @@ class Worker:
                 refused = err == errno.ECONNREFUSED
                 self._finish(t.id, Observation(outcome="refused" if refused else "unreachable",
                                                detail="connection refused" if refused else os.strerror(err).lower(),
-                                               rtt=self.now() - self.sent_at[t.id]))
+                                               rtt=self.now() - self.sent_at[t.id], local=self.local_of.get(t.id)))
                 return
             if not ev & (select.EPOLLOUT | select.EPOLLIN):
                 return
             self.connected[t.id] = (self.now() - self.sent_at[t.id], "%s:%d" % s.getsockname())
+            if not t.wait_reply:  # no echo server there: the connect is the whole answer
+                rtt, local = self.connected[t.id]
+                self._tcp_close(fd)
+                self._finish(t.id, Observation(outcome="reply", rtt=rtt, local=local, reply_from=t.dst,
+                                               detail="connected (not netlab's echo server: no client address "
+                                                      "to check)"))
+                return
             self.ep.modify(fd, select.EPOLLIN)
         try:
             chunk = s.recv(4096)
@@ -559,12 +656,18 @@ class Worker:
         fd = self.tcp_fd.get(tid)
         if fd is not None:
             self._tcp_close(fd)
+        ffd = self.fresh_fd.get(tid)
+        if ffd is not None:
+            local = self.fresh[ffd][2]
+            self._fresh_close(ffd)
+            self._finish(tid, Observation(outcome="timeout", local=local))
+            return
         if conn:  # connected, but no echo line: some other server; reachable all the same
             rtt, local = conn
             self._finish(tid, Observation(outcome="reply", rtt=rtt, local=local,
                                           detail="connected; the server sent no echo reply"))
         else:
-            self._finish(tid, Observation(outcome="timeout"))
+            self._finish(tid, Observation(outcome="timeout", local=self.local_of.get(tid)))
 
     def _finish(self, tid: int, obs: Observation) -> None:
         if tid in self.obs:
@@ -669,6 +772,7 @@ class Agent:
             for key in ("peak_entries", "peak_live"):
                 stats[key] = max(stats[key], msg[1][key])
         t_probe = now() - t0
+        stats["untracked"] = self._untrack(obs)
         stats["swept"] = self._sweep(setup, ns, snapshot)
         for s in setup.values():
             s.close()
@@ -681,6 +785,47 @@ class Agent:
                      total_s=round(now() - t0, 4), probes=len(job.tasks), units=len(job.units),
                      budget=job.budget, workers=workers)
         return Output(obs, self_ip, route_src, stats)
+
+    def _untrack(self, obs: dict[int, Observation]) -> int:
+        """Delete the conntrack entries of Service flows that got no answer (their exact tuples)."""
+        flows = []
+        for t in self.job.tasks:
+            o = obs.get(t.id)
+            if not t.service or o is None or o.reached or not o.local or o.local.startswith(("0.0.0.0", ":")):
+                continue
+            ip, _, port = o.local.rpartition(":")
+            flows.append((t.proto, ip, int(port), t.dst, t.port))
+        if not flows:
+            return 0
+        msgs = [ct_delete_request(*f) for f in flows]
+        for name in self.job.untrack:
+            try:
+                fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                with _Entered(fd, self.home_fd):
+                    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+            except OSError:
+                os.close(fd)
+                continue
+            os.close(fd)
+            with sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                sock.bind((0, 0))
+                # No ACK asked; the kernel still answers "no such entry" (most namespaces hold none of
+                # a flow): drain those as we go so they never fill the receive buffer.
+                for i, m in enumerate(msgs):
+                    for _attempt in range(2):
+                        try:
+                            sock.send(m)
+                            break
+                        except OSError:
+                            nb.drain(sock)
+                    if i % 64 == 63:
+                        nb.drain(sock)
+                nb.drain(sock)
+        return len(flows)
 
     def _sweep(self, setup, ns, snapshot) -> int:
         """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot)."""
@@ -696,6 +841,49 @@ class Agent:
                     swept += 1
             nb.drain(sock)
         return swept
+
+
+def _bind_service_port(s: socket.socket) -> None:
+    """Bind a free source port from SERVICE_PORTS (the kernel's choice within the range)."""
+    lo, hi = SERVICE_PORTS
+    try:
+        s.setsockopt(socket.IPPROTO_IP, IP_LOCAL_PORT_RANGE, struct.pack("I", hi << 16 | lo))
+        s.bind(("0.0.0.0", 0))
+        return
+    except OSError:
+        pass
+    for _ in range(16):  # a kernel without IP_LOCAL_PORT_RANGE: random tries
+        try:
+            s.bind(("0.0.0.0", random.randint(lo, hi)))
+            return
+        except OSError:
+            continue
+    # Nothing free: connect() picks an ephemeral port as usual.
+
+
+# ctnetlink (linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h)
+NETLINK_NETFILTER = 12
+NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE = 1, 2
+CTA_TUPLE_ORIG, CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 1, 2
+CTA_IP_V4_SRC, CTA_IP_V4_DST = 1, 2
+CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
+NLA_F_NESTED = 0x8000
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
+
+
+def ct_delete_request(proto: str, src: str, sport: int, dst: str, dport: int) -> bytes:
+    """IPCTNL_MSG_CT_DELETE for one flow, by its original tuple (no ACK asked)."""
+    ip = _nla(CTA_IP_V4_SRC, socket.inet_aton(src)) + _nla(CTA_IP_V4_DST, socket.inet_aton(dst))
+    num = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
+    ports = (_nla(CTA_PROTO_NUM, struct.pack("B", num)) + _nla(CTA_PROTO_SRC_PORT, struct.pack("!H", sport))
+             + _nla(CTA_PROTO_DST_PORT, struct.pack("!H", dport)))
+    tup = _nla(CTA_TUPLE_IP | NLA_F_NESTED, ip) + _nla(CTA_TUPLE_PROTO | NLA_F_NESTED, ports)
+    body = struct.pack("=BBH", socket.AF_INET, 0, 0) + _nla(CTA_TUPLE_ORIG | NLA_F_NESTED, tup)
+    kind = NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE
+    return struct.pack("=IHHII", 16 + len(body), kind, 0x1, 0, 0) + body
 
 
 _UNREACH = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL}

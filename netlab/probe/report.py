@@ -12,6 +12,18 @@ and port, one row per source, ``X`` for a miss::
 and a ``!`` after any entry that is not what the expectation says (an ``X!``
 for a pair that should answer, ``fedora-3!`` for one that should not, or a
 reply that broke a rule, such as NAT).
+
+Service probes get a block per Service port and path, after the protocol
+blocks; the cell is the Service (ClusterIP, LoadBalancer) or the node whose
+NodePort was dialed::
+
+    *** svc/web tcp/80 (ClusterIP 10.96.0.20)
+    web-1  -> web
+    *** svc/web-np tcp/80 (NodePort 30080 on every node)
+    node-1  -> node-1 node-2
+    example -> node-1 node-2
+
+then one line per distribution check (connections per endpoint).
 """
 
 from __future__ import annotations
@@ -28,9 +40,14 @@ WIDE = 16  # more destinations than this: rows list only the misses
 
 
 def _blocks(results: list[Result]) -> list[tuple[str, list[Result]]]:
+    """Protocol/port blocks first (icmp, tcp/..., udp/...), then titled sections in the order they come."""
     blocks: dict[str, list[Result]] = {}
-    for r in sorted(results, key=lambda r: (PROTOS.index(r.probe.proto), r.probe.port or 0)):
+    for r in sorted((r for r in results if r.probe.section is None),
+                    key=lambda r: (PROTOS.index(r.probe.proto), r.probe.port or 0)):
         blocks.setdefault(r.probe.service, []).append(r)
+    for r in results:
+        if r.probe.section is not None:
+            blocks.setdefault(r.probe.section, []).append(r)
     return list(blocks.items())
 
 
@@ -77,17 +94,28 @@ def matrix_text(results: list[Result]) -> list[str]:
 
 
 def summary_line(report: "Report") -> str:
-    return f"{report.as_expected}/{len(report.results)} probes as expected"
+    line = f"{report.as_expected}/{len(report.results)} probes as expected"
+    dists = report.distributions
+    if dists:
+        line += f", {sum(1 for d in dists if d.ok)}/{len(dists)} Service distributions as expected"
+    return line
 
 
 def rule_lines(report: "Report") -> list[str]:
     echo = [r for r in report.results if r.obs.reached and r.obs.seen_client and r.probe.expected]
-    nat_ok = sum(1 for r in echo if not any(p.startswith("NAT") for p in r.problems))
+    plain = [r for r in echo if not r.probe.rules]
+    ruled = [r for r in echo if r.probe.rules]
+    nat_ok = sum(1 for r in plain if not any(p.startswith("NAT") for p in r.problems))
     pods_ok = sum(1 for c in report.self_checks if c.ok)
     lines = [
-        f"no NAT: {nat_ok}/{len(echo)} echo replies saw the sender's own address (rules 1 and 2)",
+        f"no NAT: {nat_ok}/{len(plain)} echo replies saw the sender's own address (rules 1 and 2)",
         f"pod addresses: {pods_ok}/{len(report.self_checks)} pods carry the address others reach them at (rule 3)",
     ]
+    if ruled:
+        ok = sum(1 for r in ruled if not any(p.startswith("NAT") for p in r.problems))
+        lines.append(f"Service and egress NAT: {ok}/{len(ruled)} echo replies saw the client address the rules "
+                     f"give (ClusterIP: the pod's own, hairpin: its node's cni0; NodePort and LoadBalancer: "
+                     f"a node's; egress: the gateway's)")
     if report.stats.get("arp") == "seeded":
         lines.append("neighbours: pods on one bridge used each other's MACs as temporary PERMANENT entries "
                      "(no ARP floods; each pod's ARP was checked from its node; --arp real resolves every pair)")
@@ -95,30 +123,52 @@ def rule_lines(report: "Report") -> list[str]:
 
 
 def text(report: "Report", color: bool = False) -> str:
-    lines = [f"lab {report.lab}: {len(report.results)} probes (timeout {report.timeout:g} s)"]
+    dists = report.distributions
+    what = f"{len(report.results)} probes"
+    if dists:
+        what += (f", {len(dists)} Service distribution checks ({sum(d.dist.connections for d in dists)} "
+                 f"connections)")
+    lines = [f"lab {report.lab}: {what} (timeout {report.timeout:g} s)"]
     lines += matrix_text(report.results)
     if any(not r.ok for r in report.results):
         lines.append("(X: no reply; !: not as expected, see below)")
+    if dists:
+        lines.append("*** distribution (connections to each ClusterIP, counted per endpoint)")
+        lines += [d.line() for d in dists]
     lines.append("*** rules")
     lines += rule_lines(report)
+    notes = report.notes
+    if notes:
+        lines.append("*** not probed")
+        lines += notes
     lines.append(f"*** {summary_line(report)}" + (f" in {report.elapsed:.2f} s" if report.elapsed else ""))
     problems = [failure_line(r) for r in report.failures] + [c.problem for c in report.self_failures]
+    problems += [dist_failure_line(d) for d in dists if not d.ok]
     if problems:
         lines.append(f"{len(problems)} not as expected:")
         lines += [f"  {p}" for p in problems]
     return "\n".join(lines)
 
 
+def dist_failure_line(d) -> str:
+    return f"{d.dist.title} distribution from {d.dist.probe.source.name}: {'; '.join(d.problems)}"
+
+
 def to_json(report: "Report") -> dict:
+    dists = report.distributions
     return {
         "lab": report.lab,
         "ok": report.ok,
         "summary": {"probes": len(report.results), "as_expected": report.as_expected,
-                    "not_as_expected": len(report.failures), "text": summary_line(report)},
+                    "not_as_expected": len(report.failures), "distributions": len(dists),
+                    "distributions_as_expected": sum(1 for d in dists if d.ok), "text": summary_line(report)},
         "timeout_s": report.timeout,
         "elapsed_s": round(report.elapsed, 4),
         "probes": [r.to_json() for r in report.results],
         "pods": [c.to_json() for c in report.self_checks],
+        "distributions": [d.to_json() for d in dists],
+        "not_probed": list(report.notes),
+        "conntrack": {"unanswered_service_flows_deleted": report.stats.get("untracked", 0)},
         "neighbour_table": {k: v for k, v in report.stats.items()
                             if k in ("peak_entries", "entries_before", "entries_after", "table_fulls",
                                      "forced_gc_runs", "deleted", "swept", "budget", "peak_live", "arp",
@@ -127,16 +177,17 @@ def to_json(report: "Report") -> dict:
 
 
 def junit(report: "Report") -> bytes:
-    """JUnit XML: one test case per probe and per pod address check."""
-    cases = len(report.results) + len(report.self_checks)
-    fails = len(report.failures) + len(report.self_failures)
+    """JUnit XML: one test case per probe, per pod address check and per distribution check."""
+    dists = report.distributions
+    cases = len(report.results) + len(report.self_checks) + len(dists)
+    fails = len(report.failures) + len(report.self_failures) + sum(1 for d in dists if not d.ok)
     suites = ET.Element("testsuites", name="netlab probe", tests=str(cases), failures=str(fails),
                         time=f"{report.elapsed:.3f}")
     suite = ET.SubElement(suites, "testsuite", name=f"netlab probe: lab {report.lab}", tests=str(cases),
                           failures=str(fails), errors="0", skipped="0", time=f"{report.elapsed:.3f}")
     for r in report.results:
-        case = ET.SubElement(suite, "testcase", classname=f"{report.lab}.{r.probe.service.replace('/', '.')}",
-                             name=r.probe.label, time=f"{(r.obs.rtt or 0):.6f}")
+        case = ET.SubElement(suite, "testcase", classname=_classname(report.lab, r), name=r.probe.label,
+                             time=f"{(r.obs.rtt or 0):.6f}")
         if not r.ok:
             f = ET.SubElement(case, "failure", message="; ".join(r.problems), type=r.obs.outcome)
             f.text = failure_line(r)
@@ -146,5 +197,21 @@ def junit(report: "Report") -> bytes:
         if not c.ok:
             f = ET.SubElement(case, "failure", message=c.problem, type="address")
             f.text = c.problem
+    for d in dists:
+        case = ET.SubElement(suite, "testcase", classname=f"{report.lab}.distribution",
+                             name=f"{d.dist.title}: {d.dist.connections} connections from {d.dist.probe.source.name}",
+                             time="0")
+        if not d.ok:
+            f = ET.SubElement(case, "failure", message="; ".join(d.problems), type="distribution")
+            f.text = dist_failure_line(d)
     ET.indent(suites)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _classname(lab: str, r: Result) -> str:
+    p = r.probe
+    if p.svc is not None:
+        return f"{lab}.svc.{p.svc.service}.{p.svc.kind}.{p.proto}.{p.svc.service_port}"
+    if p.section is not None and p.section.startswith("egress"):
+        return f"{lab}.egress.{p.proto}.{p.port}"
+    return f"{lab}.{p.service.replace('/', '.')}"

@@ -4,6 +4,11 @@ The calling process never imports scapy and never enters a namespace: the
 agent (agent.py) is a forked child that joins the lab's underlay namespace
 before importing scapy, sends everything, and sends its observations back on a
 pipe. The parent's wait is bounded too, and it kills the child at the limit.
+
+Service probes and the distribution checks (services.py) go into the same job
+as the pod matrix. Egress probes need someone to answer on the internet
+hosts: the run starts temporary echo listeners there (listeners.py) before
+the agent and stops them after it, whatever happens.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from typing import Iterable
 from netlab.errors import EnvironmentNotReady
 from netlab.model.lab import Lab
 from netlab.probe import neighbours as nb
-from netlab.probe.matrix import PROTOS, Observation, Probe, Result, SelfCheck, build_matrix, judge
+from netlab.probe import services as svcs
+from netlab.probe.matrix import (ECHO_PORT, PROTOS, Observation, Probe, Result, SelfCheck, build_matrix,
+                                 echo_ports, internet_host_names, judge)
 
 POD_IF = "eth0"
 FREE_UNIT = 256  # routed probes per unit
@@ -33,6 +40,8 @@ class Report:
     self_checks: list[SelfCheck]
     stats: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    distributions: list = field(default_factory=list)  # services.DistResult
+    notes: list[str] = field(default_factory=list)  # what was not probed, and why
 
     @property
     def failures(self) -> list[Result]:
@@ -43,8 +52,12 @@ class Report:
         return [c for c in self.self_checks if not c.ok]
 
     @property
+    def dist_failures(self) -> list:
+        return [d for d in self.distributions if not d.ok]
+
+    @property
     def ok(self) -> bool:
-        return not self.failures and not self.self_failures
+        return not self.failures and not self.self_failures and not self.dist_failures
 
     @property
     def as_expected(self) -> int:
@@ -77,16 +90,33 @@ def choose_arp(lab: Lab, arp: str = "auto") -> str:
     return arp
 
 
-def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real"):
+def probe_entries(lab: Lab, p: Probe) -> list:
+    if p.svc is not None or p.destination.kind == "host":
+        return svcs.path_entries(lab, p)
+    return nb.path_entries(lab, p.source, p.destination)
+
+
+def task_for(i: int, p: Probe):
+    from netlab.probe.agent import Task
+
+    return Task(id=i, src=p.source.netns, dst=p.destination.addr, proto=p.proto, port=p.port or 0,
+                service=p.svc is not None, wait_reply=p.echo is not False)
+
+
+def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real",
+             dists: list | None = None):
     """The agent's job: tasks, and units that say which neighbour entries their packets create.
 
     Units (see agent.py): a pair of pods on one bridge (both directions, the
     first before the second), a node and one of its own pods, and batches of
-    routed probes from one source, cut so that one batch never needs more than
-    a quarter of the budget. With ``arp="seeded"`` pair units carry the
-    PERMANENT entries to make instead of dynamic entries to count.
+    routed probes from one source (Service and egress probes among them), cut
+    so that one batch never needs more than a quarter of the budget. With
+    ``arp="seeded"`` pair units carry the PERMANENT entries to make instead of
+    dynamic entries to count. Each distribution check (services.Distribution)
+    is a unit of its own, task ids after the probes' in order: its first
+    connection alone (so a ClientIP affinity entry exists), then the rest at once.
     """
-    from netlab.probe.agent import Job, Task, Unit
+    from netlab.probe.agent import Job, Unit
 
     budget = budget if budget is not None else nb.probe_budget()
     order = {p.name: i for i, p in enumerate(lab.pods)}
@@ -97,10 +127,10 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
     route_src: set[tuple[str, str]] = set()
     for i, p in enumerate(probes):
         s, d = p.source, p.destination
-        tasks.append(Task(id=i, src=s.netns, dst=d.addr, proto=p.proto, port=p.port or 0))
+        tasks.append(task_for(i, p))
         if s.kind != "pod":
             route_src.add((s.netns, d.addr))
-        entries = nb.path_entries(lab, s, d)
+        entries = probe_entries(lab, p)
         if p.same_bridge:
             a, b = sorted((s.name, d.name), key=lambda n: order.get(n, 0))
             unit = pairs.get((a, b))
@@ -132,32 +162,58 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
             seen |= set(entries)
         if ids:
             units.append(Unit(phases=[ids], entries=sorted(seen)))
+    for d in dists or ():
+        first = len(tasks)
+        for k in range(d.connections):
+            tasks.append(task_for(first + k, d.probe))
+        units.append(Unit(phases=[[first], list(range(first + 1, len(tasks)))],
+                          entries=probe_entries(lab, d.probe)))
     for u in units:
         u.phases = [ph for ph in u.phases if ph]
-    names = lab.netns_names()
+    names = lab.netns_names() + [ns for _, ns in lab.internet_hosts]
     sweep = list(names) + sorted({p.source.netns for p in probes} - set(names))
+    untrack = [n.netns for n in lab.nodes] + [ns for name, ns in lab.internet_hosts if name == "lb"]
+    if not any(p.svc is not None for p in probes) and not dists:
+        untrack = []
     return Job(tasks=tasks, units=units, home=lab.underlay_netns, timeout=timeout, budget=budget,
-               self_ip={p.netns: POD_IF for p in lab.pods}, route_src=sorted(route_src), sweep=sweep)
+               self_ip={p.netns: POD_IF for p in lab.pods}, route_src=sorted(route_src), sweep=sweep,
+               untrack=untrack)
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
-        workers: int = 0, arp: str = "auto") -> Report:
-    """Probe a running lab; every wait bounded. Needs root."""
+        workers: int = 0, arp: str = "auto", services: bool = True) -> Report:
+    """Probe a running lab; every wait bounded. Needs root.
+
+    ``services``: also probe the lab's Services, their distribution, and
+    egress to the internet hosts.
+    """
+    from netlab.probe import listeners
     from netlab.workload.processes import is_netns_mount
 
     t0 = time.monotonic()
     if not is_netns_mount(lab.underlay_netns):
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
                                   f"run `sudo netlab up` first")
-    probes = build_matrix(lab, protos)
+    protos = tuple(protos)
+    plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
+    probes = build_matrix(lab, protos, egress=services) + plan.probes
     missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
     runnable = [p for p in probes if p.source.netns not in missing]
+    dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
     arp = choose_arp(lab, arp)
-    job = make_job(lab, runnable, timeout, budget, arp)
+    job = make_job(lab, runnable, timeout, budget, arp, dists)
     job.workers = workers
     job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if ns not in missing}
     job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
-    out = _fork_agent(job, limit=60 + timeout * (3 + len(job.tasks) / 50))
+    job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
+    limit = 60 + timeout * (3 + len(job.tasks) / 50)
+
+    host_ns = dict(lab.internet_hosts)
+    wanted = sorted({p.destination.name for p in runnable if p.destination.kind == "host"}
+                    & set(internet_host_names(lab)))
+    with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
+                         lifetime=limit + 30) as heard:
+        out = _fork_agent(job, limit=limit)
 
     results: list[Result] = []
     obs_by_probe = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
@@ -166,18 +222,57 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
             obs = Observation(outcome="error", detail=f"namespace {p.source.netns} does not exist")
         else:
             obs = obs_by_probe[id(p)] or Observation(outcome="skipped", detail="no result from the agent")
-        if p.source.kind == "pod":
-            sender = p.source.addr
-        else:
-            sender = out.route_src.get((p.source.netns, p.destination.addr))
-        if p.proto == "icmp" and obs.local is None:
-            obs.local = sender
-        elif p.proto == "udp" and obs.local and obs.local.startswith(":") and sender:
-            obs.local = sender + obs.local  # the agent knows the port, the kernel picked the address
+        sender = _sender(p, obs, out)
+        if p.destination.name in heard.errors and not obs.reached and p.destination.kind == "host":
+            obs.outcome = "error"
+            obs.detail = f"no echo listener on {p.destination.name}: {heard.errors[p.destination.name]}"
         results.append(Result(p, obs, timeout, judge(p, obs, timeout, sender)))
+    dist_results = []
+    offset = len(runnable)
+    sent = {id(d) for d in dists}
+    for d in plan.distributions:
+        if id(d) not in sent:
+            obs_list = [Observation(outcome="error", detail=f"namespace {d.probe.source.netns} does not exist")
+                        ] * d.connections
+        else:
+            obs_list = [out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent")
+                        for i in range(offset, offset + d.connections)]
+            offset += d.connections
+        dist_results.append(svcs.judge_distribution(d, obs_list, timeout, d.probe.source.addr))
     checks = [SelfCheck(pod.name, str(pod.ip), out.self_ip.get(pod.netns)) for pod in lab.pods]
     stats = dict(out.stats, arp=arp)
-    return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0)
+    notes = unprobed_notes(lab, protos) + plan.notes
+    notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
+              for h in heard.already]
+    return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes)
+
+
+def _sender(p: Probe, obs: Observation, out) -> str | None:
+    """The address the source sent from; completes the agent's view of shared-socket UDP probes."""
+    if p.source.kind == "pod":
+        sender = p.source.addr
+    else:
+        sender = out.route_src.get((p.source.netns, p.destination.addr))
+    if p.proto == "icmp" and obs.local is None:
+        obs.local = sender
+    elif p.proto == "udp" and obs.local and obs.local.startswith(":") and sender:
+        obs.local = sender + obs.local  # the agent knows the port, the kernel picked the address
+    return sender
+
+
+def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
+    """Declared UDP ports the matrix leaves out: no echo server there, and UDP silence proves nothing."""
+    if "udp" not in set(protos):
+        return []
+    out = []
+    for pod in lab.pods:
+        echo = echo_ports(pod)
+        for port, protocol in pod.ports:
+            if protocol == "UDP" and (port, protocol) not in echo:
+                out.append(f"{pod.name} udp/{port}: not probed: its own command serves it, not netlab's echo "
+                           f"server, and a silent UDP server cannot be told from a lost packet (TCP is probed "
+                           f"on every declared port: a connect is proof)")
+    return out
 
 
 def _fork_agent(job, limit: float):

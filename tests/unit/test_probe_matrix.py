@@ -160,3 +160,105 @@ def test_judge_non_echo_server_is_reachability_only():
     p = _probe("fedora-1", "fedora-2")
     obs = Observation(outcome="reply", local="10.244.0.2:1", detail="connected; the server sent no echo reply")
     assert judge(p, obs, 1.0, "10.244.0.2") == []
+
+
+# --- UDP only where the echo server listens; expectations stay consistent ------------------------
+
+DNS_LIKE = [{"name": "dnsmasq", "command": ["dnsmasq", "-k"],
+             "ports": [{"containerPort": 53, "protocol": "UDP"}, {"containerPort": 53, "protocol": "TCP"}]},
+            {"name": "echo", "ports": [{"containerPort": 5353, "protocol": "UDP"}]}]
+
+
+def dns_lab(expect=()):
+    pods = [dict(p) for p in DEMO["pods"]]
+    pods[1]["containers"] = DNS_LIKE
+    return lab(pods=pods, expect=list(expect))
+
+
+def test_udp_only_to_echo_ports_tcp_to_every_declared_port():
+    probes = build_matrix(dns_lab())
+    to_f2 = {(p.proto, p.port) for p in probes if p.destination.name == "fedora-2" and p.proto != "icmp"}
+    # dnsmasq's 53/UDP is not probed (silence would prove nothing); its 53/TCP is (a connect is proof);
+    # the echo container's 5353/UDP is.
+    assert to_f2 == {("tcp", 53), ("udp", 5353)}
+    echo = {(p.proto, p.port): p.echo for p in probes if p.destination.name == "fedora-2" and p.proto != "icmp"}
+    assert echo == {("tcp", 53): False, ("udp", 5353): True}
+
+
+def test_echo_ports_and_probe_ports():
+    from netlab.probe.matrix import echo_ports, probe_ports
+
+    f2 = dns_lab().pod("fedora-2")
+    assert echo_ports(f2) == {(5353, "UDP")}
+    assert probe_ports(f2) == [(53, "tcp", False), (5353, "udp", True)]
+    f1 = dns_lab().pod("fedora-1")
+    assert echo_ports(f1) == {(8080, "TCP")} and probe_ports(f1) == [(8080, "tcp", True)]
+
+
+def test_expect_udp_to_a_port_without_echo_server():
+    exp = [{"from": "fedora-1", "to": "fedora-2", "proto": "udp", "port": 53, "reach": True},
+           {"from": "fedora-3", "to": "fedora-2", "proto": "udp", "port": 53, "reach": False}]
+    probes = {p.key: p for p in build_matrix(dns_lab(exp))}
+    yes, no = probes[("fedora-1", "fedora-2", "udp", 53)], probes[("fedora-3", "fedora-2", "udp", 53)]
+    assert yes.reason == "expect[0]" and yes.echo is False and no.expected is False
+    # reach: true needs evidence: silence fails, and says why it proves nothing.
+    (problem,) = judge(yes, Observation(outcome="timeout"), 1.0, "10.244.0.2")
+    assert problem.startswith("expected reachable, no reply in 1 s (not netlab's echo server")
+    assert judge(yes, Observation(outcome="reply", local="10.244.0.2:4000"), 1.0, "10.244.0.2") == []
+    # reach: false holds on silence and on a refusal, fails on an answer.
+    assert judge(no, Observation(outcome="timeout"), 1.0, "10.244.0.3") == []
+    assert judge(no, Observation(outcome="refused"), 1.0, "10.244.0.3") == []
+    assert judge(no, Observation(outcome="reply", rtt=0.001), 1.0, "10.244.0.3")[0].startswith(
+        "expected unreachable, got a reply")
+    # An echo port keeps the plain message.
+    echo = probes[("fedora-1", "fedora-2", "udp", 5353)]
+    assert judge(echo, Observation(outcome="timeout"), 1.0, "10.244.0.2") == ["expected reachable, no reply in 1 s"]
+
+
+def test_cluster_dns_udp_is_left_out_but_its_tcp_probed():
+    svc = [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}]
+    probes = build_matrix(lab(services=svc))
+    dns = {(p.proto, p.port) for p in probes if p.destination.name == "kube-dns" and p.proto != "icmp"}
+    assert dns == {("tcp", 53)}
+
+
+# --- egress to internet hosts -------------------------------------------------------------------
+
+INTERNET = {"cidr": "203.0.113.0/24", "gateway": {"ip": "203.0.113.1"},
+            "hosts": [{"name": "example", "ip": "203.0.113.10"}]}
+
+
+def test_egress_from_every_pod_to_every_internet_host():
+    probes = build_matrix(lab(internet=INTERNET))
+    eg = [p for p in probes if p.destination.name == "example"]
+    pods = {p["name"] for p in DEMO["pods"]}
+    want = {(s, proto, 8080) for s in pods for proto in ("tcp", "udp")}
+    assert {(p.source.name, p.proto, p.port) for p in eg} == want
+    assert all(p.section.startswith("egress ") and p.echo and p.rules[0].allowed == ("203.0.113.1",) for p in eg)
+    assert not [p for p in build_matrix(lab(internet=INTERNET), egress=False) if p.destination.name == "example"]
+    assert not [p for p in build_matrix(lab(internet=INTERNET), protos=["icmp", "tcp"]) if p.proto == "udp"]
+
+
+def test_egress_judged_by_the_gateway_rule():
+    probes = {p.key: p for p in build_matrix(lab(internet=INTERNET))}
+    p = probes[("fedora-1", "example", "tcp", 8080)]
+    ok = Observation(outcome="reply", local="10.244.0.2:40000", seen_client="203.0.113.1:1234",
+                     server="203.0.113.10:8080", answered_by="example")
+    assert judge(p, ok, 1.0, "10.244.0.2") == []
+    leak = Observation(outcome="reply", local="10.244.0.2:40000", seen_client="10.244.0.2:40000",
+                       server="203.0.113.10:8080", answered_by="example")
+    (problem,) = judge(p, leak, 1.0, "10.244.0.2")
+    assert problem.startswith("NAT: example saw the client as 10.244.0.2, expected 203.0.113.1 (egress is masqueraded")
+    other = Observation(outcome="reply", seen_client="203.0.113.1:1", server="203.0.113.10:8080", answered_by="x")
+    assert "answered by x, not example" in judge(p, other, 1.0, "10.244.0.2")
+
+
+def test_expect_overrides_an_egress_probe_and_keeps_its_rules():
+    exp = [{"from": "fedora-1", "to": "example", "proto": "tcp", "port": 8080, "reach": False},
+           {"from": "minikube", "to": "example", "proto": "tcp", "port": 8080, "reach": True}]
+    probes = {p.key: p for p in build_matrix(lab(internet=INTERNET, expect=exp))}
+    blocked = probes[("fedora-1", "example", "tcp", 8080)]
+    assert blocked.expected is False and blocked.reason == "expect[0]" and blocked.section.startswith("egress")
+    # A node's connection to the internet is masqueraded by the gateway too.
+    node = probes[("minikube", "example", "tcp", 8080)]
+    assert node.rules and node.rules[0].allowed == ("203.0.113.1",) and node.echo is True

@@ -119,3 +119,82 @@ def test_wide_matrix_lists_only_misses():
     lines = render.matrix_text(rep.results)
     assert "p0  -> 18/19 reached  X:p7!" in lines
     assert "p7  -> 19/19 reached" in lines
+
+
+# --- Services in the report --------------------------------------------------------------------
+
+
+def service_report(broken: bool = False) -> Report:
+    """A healthy (or, ``broken``, one DNAT rule short) run of test_probe_services' lab, as the agent would see it."""
+    from test_probe_services import SVC, dist_obs
+
+    from netlab.probe import services as svcs
+
+    lab = resolve(Topology.model_validate(SVC))
+    plan = svcs.build(lab, ["tcp"])
+    pods = {p.name: p for p in lab.pods}
+    results = []
+    for p in plan.probes:
+        if not p.expected:
+            o = Observation(outcome="refused", detail="connection refused")
+        elif not p.svc.echo:
+            o = Observation(outcome="reply", local=f"{p.source.addr}:61000", detail="connected")
+        else:
+            ep, ip, port = p.svc.endpoints[-1]
+            rule = p.rule_for(ep)
+            if broken and p.svc.kind == "ClusterIP" and p.svc.service == "web" and p.source.name == "client":
+                o = Observation(outcome="timeout")
+            else:
+                o = Observation(outcome="reply", rtt=0.001, local=f"{p.source.addr}:61000",
+                                seen_client=f"{rule.allowed[0]}:61000", server=f"{ip}:{port}", answered_by=ep)
+        results.append(Result(p, o, 1.0, judge(p, o, 1.0, p.source.addr)))
+    dists = []
+    for d in plan.distributions:
+        counts = {"web-1": 96} if broken and d.target.service == "web" else {"web-1": 100, "web-2": 100}
+        if d.target.affinity:
+            counts = {"web-2": 200}
+        dists.append(svcs.judge_distribution(d, dist_obs(counts, failed=104 if "web-2" not in counts else 0),
+                                             1.0))
+    checks = [SelfCheck(p.name, str(p.ip), str(p.ip)) for p in pods.values()]
+    return Report("svc", 1.0, results, checks, {}, 0.3, dists, plan.notes)
+
+
+def test_service_sections_follow_the_protocol_blocks():
+    rep = service_report()
+    assert rep.ok
+    lines = render.text(rep).splitlines()
+    i = lines.index("*** svc/web tcp/80 (ClusterIP 10.96.0.20)")
+    assert lines[i + 1:i + 5] == ["web-1    -> web", "web-2    -> web", "client   -> web", "kube-dns -> web"]
+    j = lines.index("*** svc/web-np tcp/80 (NodePort 30080 on every node)")
+    assert lines[j + 1:j + 4] == ["node-1  -> node-1 node-2", "node-2  -> node-1 node-2", "example -> node-1 node-2"]
+    assert "*** svc/web-lb tcp/80 (LoadBalancer 203.0.113.100:80)" in lines
+    assert "*** svc/empty tcp/80 (ClusterIP 10.96.0.25; no endpoints: must be refused)" in lines
+    k = lines.index("*** distribution (connections to each ClusterIP, counted per endpoint)")
+    assert lines[k + 1] == ("svc/web tcp/80 (10.96.0.20): 200 connections from client: web-1 100, web-2 100 "
+                            "(each at least 50) ok")
+    assert any(line.startswith("svc/sticky tcp/8080") and "ClientIP affinity" in line for line in lines)
+    n = len(rep.results)
+    assert f"*** {n}/{n} probes as expected, 4/4 Service distributions as expected in 0.30 s" in lines
+    assert any(line.startswith("Service and egress NAT: ") for line in lines)
+
+
+def test_broken_service_fails_in_words_json_and_junit():
+    rep = service_report(broken=True)
+    assert not rep.ok and len(rep.dist_failures) == 1
+    out = render.text(rep)
+    assert "client -> svc/web 10.96.0.20:80/tcp (ClusterIP): expected reachable, no reply in 1 s" in out
+    assert ("svc/web tcp/80 distribution from client: 104 of 200 connections got no reply (104 timeout); "
+            "web-2 served 0 of 200 connections, under half its fair share (50 of 100)") in out
+    assert "client   -> X!" in out
+    data = render.to_json(rep)
+    assert data["ok"] is False and data["summary"]["distributions"] == 4
+    assert data["summary"]["distributions_as_expected"] == 3
+    web = next(d for d in data["distributions"] if d["service"] == "web")
+    assert web["endpoints"] == {"web-1": 96, "web-2": 0} and not web["as_expected"]
+    assert any(r["service"] and r["service"]["via"] == "NodePort" for r in data["probes"])
+    root = ET.fromstring(render.junit(rep))
+    suite = root.find("testsuite")
+    assert int(suite.get("tests")) == len(rep.results) + len(rep.self_checks) + 4
+    assert int(suite.get("failures")) == 2
+    names = [c.get("classname") for c in suite.findall("testcase")]
+    assert "svc.svc.web.ClusterIP.tcp.80" in names and "svc.distribution" in names

@@ -1,0 +1,453 @@
+"""Service probes: which ones a lab gets, what client address each must show, and the distribution check.
+
+Pure: no sockets, no root. The runner sends these with the rest of the matrix
+(same agent, same sockets, same bounded waits).
+
+What is probed (the default expectation, derived from the rules in
+plan/services.py and plan/internet.py):
+
+- ClusterIP:port from every pod, TCP (a connect is proof, whoever serves it)
+  and UDP only where every endpoint runs netlab's echo server on targetPort;
+- NodePort on every node's IP from every node and every internet host;
+- the LoadBalancer IP:port from every internet host;
+- for every Service with n >= 2 endpoints that run the echo server, a
+  distribution check: ``max(200, 40 n)`` connections from one client pod to the
+  ClusterIP; each endpoint must serve at least half its fair share, or with
+  ``sessionAffinity: ClientIP`` all of them must go to one endpoint.
+
+A Service without endpoints must be unreachable (kube-proxy rejects it).
+
+Which client address the endpoint's echo server must report (checked on every
+reply; all verified against the kernel):
+
+- ClusterIP from a pod: the pod's own address and port, nothing but the
+  destination is translated (rule 1); except hairpin, a pod reaching itself
+  through its Service: ``KUBE-SEP -s <pod> -j KUBE-MARK-MASQ`` masquerades it to
+  its node's cni0 address;
+- NodePort on node M: ``KUBE-EXT`` marks it, so M masquerades it with M's
+  address towards the endpoint: cni0's when the endpoint is on M, else the
+  address of the interface to the endpoint's node (flannel.1's with VXLAN,
+  eth0's with host-gw);
+- LoadBalancer: the balancer DNATs to some node's NodePort and masquerades with
+  its own address, then that node masquerades again: the endpoint sees one of
+  the nodes' addresses towards it, never the internet host's (nor the
+  balancer's);
+- egress (matrix.py): the host sees the gateway's address, never a pod's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+from netlab.probe.matrix import PROTOS, Endpoint, Observation, Probe, SeenRule, echo_ports, endpoints, judge
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, NodeInfo, PodInfo
+    from netlab.plan.services import ServicePortInfo
+
+DIST_CONNECTIONS = 200  # connections per distribution check (at least)
+DIST_PER_ENDPOINT = 40  # ... and at least this many per endpoint: 10 endpoints get 400
+Entry = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """What a Service probe dials, and what stands behind it."""
+
+    service: str
+    namespace: str
+    port_name: str  # namespace/name[:port], kube-proxy's ServicePortName
+    kind: str  # ClusterIP | NodePort | LoadBalancer: the path this probe takes
+    type: str  # the Service's type
+    address: str  # the IP dialed
+    port: int  # the port dialed (the node port for NodePort)
+    service_port: int
+    protocol: str  # tcp | udp
+    node: str | None  # NodePort: the node whose IP is dialed
+    endpoints: tuple[tuple[str, str, int], ...]  # (pod, ip, targetPort)
+    echo: bool  # every endpoint serves targetPort with netlab's echo server
+    affinity: bool
+
+    @property
+    def label(self) -> str:
+        where = f"NodePort on {self.node}" if self.kind == "NodePort" else self.kind
+        return f"svc/{self.service} {self.address}:{self.port}/{self.protocol} ({where})"
+
+    def to_json(self) -> dict:
+        return {"name": self.service, "namespace": self.namespace, "port_name": self.port_name, "via": self.kind,
+                "type": self.type, "address": self.address, "port": self.port, "service_port": self.service_port,
+                "protocol": self.protocol, "node": self.node,
+                "endpoints": [f"{pod} {ip}:{port}" for pod, ip, port in self.endpoints],
+                "echo": self.echo, "session_affinity": "ClientIP" if self.affinity else "None"}
+
+
+def section(t: ServiceTarget, node_port: int | None = None) -> str:
+    if t.kind == "ClusterIP":
+        what = f"ClusterIP {t.address}"
+    elif t.kind == "NodePort":
+        what = f"NodePort {node_port or t.port} on every node"
+    else:
+        what = f"LoadBalancer {t.address}:{t.port}"
+    tail = "; no endpoints: must be refused" if not t.endpoints else ""
+    return f"svc/{t.service} {t.protocol}/{t.service_port} ({what}{tail})"
+
+
+# --- the address a node uses towards a pod ----------------------------------------------
+
+
+def node_address_towards(lab: "Lab", node: "NodeInfo", pod: "PodInfo") -> str:
+    """The source address MASQUERADE gives a packet from ``node`` to ``pod``: the address
+    of the interface the node routes it out of (cni0 for its own pods; flannel.1's /32
+    with VXLAN, eth0's with host-gw, for pods on other nodes)."""
+    if pod.node == node.name:
+        return str(node.gateway.ip)
+    return str(node.vtep_ip) if lab.mode == "vxlan" else str(node.ip)
+
+
+# --- building the probes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """``connections`` connections from ``probe.source`` to the ClusterIP, counted per endpoint."""
+
+    probe: Probe  # a ClusterIP probe from the client: what each connection is, and how it is judged
+    connections: int
+
+    @property
+    def target(self) -> ServiceTarget:
+        return self.probe.svc  # type: ignore[return-value]
+
+    @property
+    def title(self) -> str:
+        t = self.target
+        return f"svc/{t.service} {t.protocol}/{t.service_port}"
+
+    @property
+    def threshold(self) -> float:
+        """Half the fair share: each endpoint serves at least this many (no affinity)."""
+        return self.connections / len(self.target.endpoints) / 2
+
+
+@dataclass
+class ServicePlan:
+    probes: list[Probe] = field(default_factory=list)
+    distributions: list[Distribution] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _pods_by_ip(lab: "Lab") -> dict[str, "PodInfo"]:
+    return {str(p.ip): p for p in lab.pods}
+
+
+def targets(lab: "Lab") -> list[tuple["ServicePortInfo", tuple[tuple[str, str, int], ...], bool]]:
+    """Every Service port with its endpoints as (pod, ip, targetPort), and whether all run the echo server."""
+    from netlab.plan.services import service_ports
+
+    by_ip = _pods_by_ip(lab)
+    echo_of = {p.name: echo_ports(p) for p in lab.pods}
+    out = []
+    for sp in service_ports(lab):
+        eps = tuple((by_ip[str(ip)].name, str(ip), port) for ip, port in sp.endpoints if str(ip) in by_ip)
+        echo = all((port, sp.protocol.upper()) in echo_of[pod] for pod, _, port in eps)
+        out.append((sp, eps, echo))
+    return out
+
+
+def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
+    """Every Service probe of a lab, its distribution checks and notes on what is not probed."""
+    want = set(protos)
+    plan = ServicePlan()
+    if not lab.services:
+        return plan
+    eps = endpoints(lab)
+    pods = [eps[p.name] for p in lab.pods]
+    pod_info = {p.name: p for p in lab.pods}
+    nodes = list(lab.nodes)
+    hosts = [eps[h.name] for h in lab.topo.internet.hosts if h.name in eps] if lab.topo.internet else []
+    lb_ns = dict(lab.internet_hosts).get("lb", "")
+    dist_done: set[str] = set()
+    for sp, eps_t, echo in targets(lab):
+        svc, proto = sp.svc, sp.protocol
+        name = svc.name
+        if proto not in want:
+            continue
+        reach = bool(eps_t)
+        if proto == "udp" and eps_t and not echo:
+            plan.notes.append(f"svc/{name} udp/{sp.port.port}: not probed: its endpoints serve it with their own "
+                              f"command, not netlab's echo server, and a silent UDP server cannot be told from a "
+                              f"lost packet")
+            continue
+        reason = "service" if reach else "service without endpoints"
+        base = dict(service=name, namespace=svc.namespace, port_name=sp.name, type=svc.type,
+                    service_port=sp.port.port, protocol=proto, endpoints=eps_t, echo=echo, affinity=sp.affinity)
+        server = {pod: f"{ip}:{port}" for pod, ip, port in eps_t}
+
+        # ClusterIP from every pod.
+        cip = ServiceTarget(kind="ClusterIP", address=str(sp.cluster_ip), port=sp.port.port, node=None, **base)
+        dst = Endpoint(name, "service", "", sp.cluster_ip)
+        title = section(cip)
+        for src in pods:
+            rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in eps_t)
+            p = Probe(src, dst, proto, sp.port.port, reach, reason=reason, section=title, rules=rules,
+                      echo=echo, svc=cip)
+            plan.probes.append(p)
+
+        # Distribution: from a pod that is not an endpoint, over the ClusterIP.
+        if len(eps_t) >= 2 and name not in dist_done:
+            if echo:
+                dist_done.add(name)
+                members = {pod for pod, _, _ in eps_t}
+                client = next((s for s in pods if s.name not in members), pods[0])
+                rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod]) for pod, _, _ in eps_t)
+                first = Probe(client, dst, proto, sp.port.port, True, reason="distribution", section=title,
+                              rules=rules, echo=True, svc=cip)
+                n = max(DIST_CONNECTIONS, DIST_PER_ENDPOINT * len(eps_t))
+                plan.distributions.append(Distribution(first, n))
+
+        # NodePort on every node, from every node and every internet host.
+        if sp.node_port is not None:
+            for m in nodes:
+                t = ServiceTarget(kind="NodePort", address=str(m.ip), port=sp.node_port, node=m.name, **base)
+                title = section(t, sp.node_port)
+                rules = tuple(nodeport_rule(lab, m, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
+                ndst = Endpoint(m.name, "service", m.netns, m.ip, node=m.name)
+                for src in [eps[n.name] for n in nodes] + hosts:
+                    plan.probes.append(Probe(src, ndst, proto, sp.node_port, reach, reason=reason, section=title,
+                                             rules=rules, echo=echo, svc=t))
+
+        # The LoadBalancer IP from every internet host.
+        if sp.lb_ip is not None and sp.node_port is not None:
+            t = ServiceTarget(kind="LoadBalancer", address=str(sp.lb_ip), port=sp.port.port, node=None, **base)
+            title = section(t)
+            rules = tuple(lb_rule(lab, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
+            ldst = Endpoint(name, "service", lb_ns, sp.lb_ip)
+            for src in hosts:
+                plan.probes.append(Probe(src, ldst, proto, sp.port.port, reach, reason=reason, section=title,
+                                         rules=rules, echo=echo, svc=t))
+            if not hosts:
+                plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: the lab has no internet host "
+                                  f"to probe from")
+    for sp, eps_t, echo in targets(lab):
+        name = sp.svc.name
+        if len(eps_t) >= 2 and name not in dist_done and not echo and sp.protocol in want:
+            dist_done.add(name)
+            plan.notes.append(f"svc/{name}: distribution not checked: its endpoints do not run netlab's echo "
+                              f"server, so nothing says which one answered")
+    return plan
+
+
+def clusterip_rule(lab: "Lab", client: "PodInfo", endpoint: str, server: str) -> SeenRule:
+    if endpoint == client.name:
+        node = lab.node(client.node)
+        cni0 = str(node.gateway.ip)
+        return SeenRule(endpoint, (cni0,), f"hairpin: a pod reaching itself through its Service is masqueraded to "
+                                           f"{node.name}'s cni0 address {cni0} (KUBE-SEP marks it)", server=server)
+    # The address, not the port: conntrack may give a flow another source port when its reply tuple
+    # would clash with another flow's after DNAT (one client port to two Services with a common
+    # endpoint); that keeps flows apart and is not NAT of the client (agent.py, "Service probes").
+    return SeenRule(endpoint, (str(client.ip),), "pod to Service to pod: only the destination is translated "
+                                                 "(rule 1: no NAT)", server=server)
+
+
+def nodeport_rule(lab: "Lab", node: "NodeInfo", endpoint: "PodInfo", server: str) -> SeenRule:
+    addr = node_address_towards(lab, node, endpoint)
+    return SeenRule(endpoint.name, (addr,), f"a NodePort connection is masqueraded by {node.name} (KUBE-EXT marks "
+                                            f"it) to its address towards {endpoint.name}", server=server)
+
+
+def lb_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
+    addrs = tuple(dict.fromkeys(node_address_towards(lab, m, endpoint) for m in lab.nodes))
+    return SeenRule(endpoint.name, addrs, "the balancer hands the connection to a node's NodePort, and that node "
+                                          "masquerades it (KUBE-EXT): never the internet host's address",
+                    server=server)
+
+
+# --- the distribution check -------------------------------------------------------------
+
+
+@dataclass
+class DistResult:
+    dist: Distribution
+    counts: dict[str, int]  # answering pod -> connections
+    failed: Counter  # outcome -> connections without a reply
+    problems: list[str]
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def answered(self) -> int:
+        return sum(self.counts.values())
+
+    def line(self) -> str:
+        d, t = self.dist, self.dist.target
+        counts = ", ".join(f"{pod} {self.counts.get(pod, 0)}" for pod, _, _ in t.endpoints)
+        extra = [f"{who} {n}" for who, n in self.counts.items() if who not in {p for p, _, _ in t.endpoints}]
+        if self.failed:
+            extra.append(f"no reply {sum(self.failed.values())}")
+        counts = ", ".join([counts] + extra) if extra else counts
+        if t.affinity:
+            rule = "ClientIP affinity: all to one endpoint"
+        else:
+            rule = f"each at least {_num(d.threshold)}"
+        verdict = "ok" if self.ok else "NOT AS EXPECTED"
+        return (f"{d.title} ({t.address}): {d.connections} connections from {d.probe.source.name}: {counts} "
+                f"({rule}) {verdict}")
+
+    def to_json(self) -> dict:
+        d, t = self.dist, self.dist.target
+        return {"service": t.service, "namespace": t.namespace, "port_name": t.port_name, "protocol": t.protocol,
+                "port": t.service_port, "cluster_ip": t.address, "client": d.probe.source.name,
+                "connections": d.connections, "session_affinity": "ClientIP" if t.affinity else "None",
+                "endpoints": {pod: self.counts.get(pod, 0) for pod, _, _ in t.endpoints},
+                "other_answers": {k: v for k, v in self.counts.items() if k not in {p for p, _, _ in t.endpoints}},
+                "no_reply": dict(self.failed), "min_per_endpoint": None if t.affinity else d.threshold,
+                "as_expected": self.ok, "problems": list(self.problems)}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if x == int(x) else f"{x:.1f}"
+
+
+def judge_distribution(dist: Distribution, observations: list[Observation], timeout: float,
+                       sender_ip: str | None = None) -> DistResult:
+    """Count who answered each connection; check shares (or affinity) and every reply's client address."""
+    t = dist.target
+    counts: dict[str, int] = {}
+    failed: Counter = Counter()
+    unknown = 0
+    nat: Counter = Counter()
+    for obs in observations:
+        if not obs.reached:
+            failed[obs.outcome] += 1
+            continue
+        if obs.answered_by is None:
+            unknown += 1
+            continue
+        counts[obs.answered_by] = counts.get(obs.answered_by, 0) + 1
+        for problem in judge(dist.probe, obs, timeout, sender_ip):
+            nat[_generic(problem)] += 1
+    members = [pod for pod, _, _ in t.endpoints]
+    problems: list[str] = []
+    total = dist.connections
+    if failed:
+        how = ", ".join(f"{n} {why}" for why, n in sorted(failed.items()))
+        problems.append(f"{sum(failed.values())} of {total} connections got no reply ({how})")
+    if unknown:
+        problems.append(f"{unknown} of {total} replies were not an echo reply")
+    strangers = {k: v for k, v in counts.items() if k not in members}
+    for who, n in strangers.items():
+        problems.append(f"{n} of {total} connections answered by {who}, which is not an endpoint")
+    if t.affinity:
+        used = [pod for pod in members if counts.get(pod)]
+        if len(used) > 1:
+            spread = ", ".join(f"{pod} {counts[pod]}" for pod in used)
+            problems.append(f"sessionAffinity ClientIP: the connections went to {len(used)} endpoints ({spread}); "
+                            f"all must go to one")
+    else:
+        for pod in members:
+            n = counts.get(pod, 0)
+            if n < dist.threshold:
+                problems.append(f"{pod} served {n} of {total} connections, under half its fair share "
+                                f"({_num(dist.threshold)} of {_num(total / len(members))})")
+    for problem, n in nat.items():
+        problems.append(f"{n} of {total} replies: {problem}")
+    return DistResult(dist, counts, failed, problems)
+
+
+def _generic(problem: str) -> str:
+    """A problem without the port numbers that differ per connection, so equal ones are counted together."""
+    import re
+
+    return re.sub(r"(\d+\.\d+\.\d+\.\d+):\d+", r"\1", problem)
+
+
+# --- the neighbour entries a Service probe's packets create --------------------------------
+
+
+def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
+    """Dynamic neighbour entries (netns, ifname, ip) a Service or egress probe and its replies create.
+
+    Like neighbours.path_entries for pod-to-pod probes: the prober counts them
+    against its budget and deletes them when no running probe needs them.
+    With an internet, the run also snapshots and sweeps the gateway's, the
+    balancer's and the hosts' namespaces.
+    """
+    from netlab.model import naming
+    from netlab.model.addressing import underlay_gateway
+
+    nodes = {n.name: n for n in lab.nodes}
+    pods = {p.name: p for p in lab.pods}
+    inet = lab.topo.internet
+    names = dict(lab.internet_hosts)
+    out: list[Entry] = []
+    gw_ns = names.get("gateway", "")
+    gw_under = str(underlay_gateway(lab.topo.network.underlay.cidr)) if inet else ""
+    gw_inet = str(inet.gateway.ip) if inet else ""
+    eth0, cni0 = naming.NODE_IF, "cni0"
+
+    def pod_gw(pod) -> Entry:
+        return (pod.netns, eth0, str(nodes[pod.node].gateway.ip))
+
+    def underlay(a: str, b: str) -> None:
+        if a != b:
+            out.append((nodes[a].netns, eth0, str(nodes[b].ip)))
+            out.append((nodes[b].netns, eth0, str(nodes[a].ip)))
+
+    def node_to_pod(m, pod) -> None:
+        if pod.node == m.name:
+            out.extend([(m.netns, cni0, str(pod.ip)), pod_gw(pod)])
+        else:
+            underlay(m.name, pod.node)
+            out.extend([(nodes[pod.node].netns, cni0, str(pod.ip)), pod_gw(pod)])
+
+    def host_to_node(host: Endpoint, m) -> None:
+        out.extend([(host.netns, eth0, gw_inet), (gw_ns, "inet0", host.addr), (gw_ns, eth0, str(m.ip)),
+                    (m.netns, eth0, gw_under)])
+
+    s, d, t = probe.source, probe.destination, probe.svc
+    if t is None:
+        if d.kind == "host" and s.kind == "pod" and inet is not None:  # egress
+            pod = pods[s.name]
+            n = nodes[pod.node]
+            out.extend([pod_gw(pod), (n.netns, cni0, s.addr), (n.netns, eth0, gw_under), (gw_ns, eth0, str(n.ip)),
+                        (gw_ns, "inet0", d.addr), (d.netns, eth0, gw_inet)])
+        return out
+    members = [pods[name] for name, _, _ in t.endpoints if name in pods]
+    if t.kind == "ClusterIP" and s.kind == "pod":
+        client = pods[s.name]
+        n = nodes[client.node]
+        out.extend([pod_gw(client), (n.netns, cni0, s.addr)])
+        for e in members:
+            if e.name == client.name:
+                continue
+            if e.node == client.node:
+                out.extend([(n.netns, cni0, str(e.ip)), (e.netns, eth0, s.addr)])
+            else:
+                node_to_pod(n, e)
+    elif t.kind == "NodePort" and t.node in nodes:
+        m = nodes[t.node]
+        if s.kind == "node":
+            underlay(s.name, m.name)
+        elif s.kind == "host" and inet is not None:
+            host_to_node(s, m)
+        for e in members:
+            node_to_pod(m, e)
+    elif t.kind == "LoadBalancer" and s.kind == "host" and inet is not None:
+        lb_ns = names.get("lb", "")
+        out.extend([(s.netns, eth0, t.address), (lb_ns, eth0, s.addr), (lb_ns, eth0, gw_inet)])
+        from netlab.plan.internet import load_balancer_ips
+
+        lb_src = min((str(ip) for ip in load_balancer_ips(lab).values()), key=lambda a: tuple(map(int, a.split("."))),
+                     default=t.address)
+        out.append((gw_ns, "inet0", lb_src))
+        for m in nodes.values():
+            out.extend([(gw_ns, eth0, str(m.ip)), (m.netns, eth0, gw_under)])
+            for e in members:
+                node_to_pod(m, e)
+    return list(dict.fromkeys(out))

@@ -1,0 +1,337 @@
+"""Service probes: the matrix, the client-address rules, the distribution check (no root)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections import Counter
+
+import pytest
+
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.probe import services as svcs
+from netlab.probe.matrix import Observation, Result, build_matrix, judge
+
+# topologies/services.yaml's shape, with every address fixed.
+SVC = {
+    "name": "svc",
+    "nodes": [{"name": "node-1", "ip": "192.168.122.2", "podCIDR": "10.244.0.0/24"},
+              {"name": "node-2", "ip": "192.168.122.3", "podCIDR": "10.244.1.0/24"}],
+    "pods": [
+        {"name": "web-1", "node": "node-1", "ip": "10.244.0.2", "labels": {"app": "web"},
+         "containers": [{"name": "http", "ports": [{"containerPort": 8080}, {"containerPort": 5353,
+                                                                             "protocol": "UDP"}]}]},
+        {"name": "web-2", "node": "node-2", "ip": "10.244.1.2", "labels": {"app": "web"},
+         "containers": [{"name": "http", "ports": [{"containerPort": 8080}, {"containerPort": 5353,
+                                                                             "protocol": "UDP"}]}]},
+        {"name": "client", "node": "node-1", "ip": "10.244.0.3"},
+    ],
+    "services": [
+        {"name": "web", "selector": {"app": "web"}, "clusterIP": "10.96.0.20",
+         "ports": [{"name": "http", "port": 80, "targetPort": 8080}]},
+        {"name": "web-np", "selector": {"app": "web"}, "type": "NodePort", "clusterIP": "10.96.0.21",
+         "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080}]},
+        {"name": "web-lb", "selector": {"app": "web"}, "type": "LoadBalancer", "clusterIP": "10.96.0.22",
+         "loadBalancerIP": "203.0.113.100", "ports": [{"name": "http", "port": 80, "targetPort": 8080,
+                                                       "nodePort": 30081}]},
+        {"name": "echo-udp", "selector": {"app": "web"}, "clusterIP": "10.96.0.23",
+         "ports": [{"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"}]},
+        {"name": "sticky", "selector": {"app": "web"}, "clusterIP": "10.96.0.24", "sessionAffinity": "ClientIP",
+         "ports": [{"port": 8080}]},
+        {"name": "empty", "selector": {"app": "nothing"}, "clusterIP": "10.96.0.25", "type": "NodePort",
+         "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30082}]},
+    ],
+    "internet": {"cidr": "203.0.113.0/24", "gateway": {"ip": "203.0.113.1"},
+                 "hosts": [{"name": "example", "ip": "203.0.113.10"}]},
+}
+PODS = ["web-1", "web-2", "client", "kube-dns"]  # kube-dns: the cluster DNS add-on, on node-1
+
+
+def svc_lab(**changes):
+    data = dict(SVC)
+    data.update(changes)
+    return resolve(Topology.model_validate(data))
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return svc_lab()
+
+
+@pytest.fixture(scope="module")
+def plan(lab):
+    return svcs.build(lab)
+
+
+def by(plan, service, kind=None):
+    return [p for p in plan.probes if p.svc.service == service and (kind is None or p.svc.kind == kind)]
+
+
+def test_cluster_ip_from_every_pod(lab, plan):
+    web = by(plan, "web", "ClusterIP")
+    assert [p.source.name for p in web] == PODS
+    p = web[0]
+    assert (p.destination.addr, p.port, p.proto, p.expected) == ("10.96.0.20", 80, "tcp", True)
+    assert p.section == "svc/web tcp/80 (ClusterIP 10.96.0.20)"
+    assert p.label == "web-1 -> svc/web 10.96.0.20:80/tcp (ClusterIP)"
+    assert p.svc.endpoints == (("web-1", "10.244.0.2", 8080), ("web-2", "10.244.1.2", 8080)) and p.svc.echo
+
+
+def test_udp_service_probed_only_when_its_endpoints_run_the_echo_server(lab, plan):
+    udp = by(plan, "echo-udp")
+    assert {(p.proto, p.port) for p in udp} == {("udp", 53)} and len(udp) == len(PODS)
+    # kube-dns: dnsmasq (its own command) serves 53/UDP: left out with a note; 53/TCP probed (connect).
+    dns = by(plan, "kube-dns")
+    assert {(p.proto, p.port, p.echo) for p in dns} == {("tcp", 53, False)}
+    assert any(n.startswith("svc/kube-dns udp/53: not probed") for n in plan.notes)
+
+
+def test_node_port_on_every_node_from_every_node_and_internet_host(plan):
+    np = by(plan, "web-np", "NodePort")
+    pairs = {(p.source.name, p.destination.name, p.destination.addr, p.port) for p in np}
+    assert pairs == {(s, n, ip, 30080) for s in ("node-1", "node-2", "example")
+                     for n, ip in (("node-1", "192.168.122.2"), ("node-2", "192.168.122.3"))}
+    assert np[0].section == "svc/web-np tcp/80 (NodePort 30080 on every node)"
+    assert np[0].label == "node-1 -> svc/web-np 192.168.122.2:30080/tcp (NodePort on node-1)"
+    # LoadBalancer Services have node ports too.
+    assert len(by(plan, "web-lb", "NodePort")) == 6
+
+
+def test_load_balancer_from_every_internet_host(plan):
+    (p,) = by(plan, "web-lb", "LoadBalancer")
+    assert (p.source.name, p.destination.addr, p.port) == ("example", "203.0.113.100", 80)
+    assert p.section == "svc/web-lb tcp/80 (LoadBalancer 203.0.113.100:80)"
+
+
+def test_service_without_endpoints_must_be_refused(plan):
+    empty = by(plan, "empty")
+    assert empty and all(not p.expected for p in empty)
+    assert empty[0].section.endswith("no endpoints: must be refused)")
+    assert judge(empty[0], Observation(outcome="refused"), 1.0, None) == []
+    assert judge(empty[0], Observation(outcome="reply", rtt=0.001, answered_by="web-1"), 1.0, None)[0].startswith(
+        "expected unreachable, got a reply")
+
+
+def test_protocol_filter(lab):
+    assert {p.proto for p in svcs.build(lab, ["tcp"]).probes} == {"tcp"}
+    assert not svcs.build(lab, ["icmp"]).probes
+
+
+# --- which client address each endpoint must see ------------------------------------------------
+
+
+def rules(p):
+    return {r.answerer: r.allowed for r in p.rules}
+
+
+def test_cluster_ip_keeps_the_pod_address_except_hairpin(plan):
+    web = {p.source.name: p for p in by(plan, "web", "ClusterIP")}
+    assert rules(web["client"]) == {"web-1": ("10.244.0.3",), "web-2": ("10.244.0.3",)}
+    # web-1 reaching itself through its Service: masqueraded to node-1's cni0 address.
+    assert rules(web["web-1"]) == {"web-1": ("10.244.0.1",), "web-2": ("10.244.0.2",)}
+    assert rules(web["web-2"]) == {"web-1": ("10.244.1.2",), "web-2": ("10.244.1.1",)}
+
+
+def test_node_port_is_masqueraded_by_the_dialed_node(plan):
+    np = {(p.source.name, p.destination.name): p for p in by(plan, "web-np", "NodePort")}
+    # On node-1: cni0's address towards its own pod, flannel.1's (10.244.0.0) towards node-2's pod.
+    assert rules(np[("example", "node-1")]) == {"web-1": ("10.244.0.1",), "web-2": ("10.244.0.0",)}
+    assert rules(np[("node-2", "node-2")]) == {"web-1": ("10.244.1.0",), "web-2": ("10.244.1.1",)}
+
+
+def test_node_port_with_host_gw_is_masqueraded_to_the_node_ip():
+    plan = svcs.build(svc_lab(network={"mode": "host-gw"}))
+    np = {(p.source.name, p.destination.name): p for p in by(plan, "web-np", "NodePort")}
+    assert rules(np[("example", "node-1")]) == {"web-1": ("10.244.0.1",), "web-2": ("192.168.122.2",)}
+
+
+def test_load_balancer_seen_as_some_node_never_the_host(plan):
+    (p,) = by(plan, "web-lb", "LoadBalancer")
+    assert rules(p) == {"web-1": ("10.244.0.1", "10.244.1.0"), "web-2": ("10.244.0.0", "10.244.1.1")}
+
+
+def obs(pod, client, server, local="10.244.0.3:61001"):
+    return Observation(outcome="reply", rtt=0.001, local=local, seen_client=client, server=server, answered_by=pod)
+
+
+def test_judge_service_replies(plan):
+    web = {p.source.name: p for p in by(plan, "web", "ClusterIP")}
+    assert judge(web["client"], obs("web-2", "10.244.0.3:61001", "10.244.1.2:8080"), 1.0, "10.244.0.3") == []
+    # The source port may differ (conntrack's clash resolution), the address may not.
+    assert judge(web["client"], obs("web-2", "10.244.0.3:2222", "10.244.1.2:8080"), 1.0, "10.244.0.3") == []
+    (p,) = judge(web["client"], obs("web-2", "10.244.0.0:2222", "10.244.1.2:8080"), 1.0, "10.244.0.3")
+    assert p.startswith("NAT: web-2 saw the client as 10.244.0.0, expected 10.244.0.3 (pod to Service to pod")
+    (p,) = judge(web["web-1"], obs("web-1", "10.244.0.2:61001", "10.244.0.2:8080"), 1.0, "10.244.0.2")
+    assert p.startswith("NAT: web-1 saw the client as 10.244.0.2, expected 10.244.0.1 (hairpin")
+    (p,) = judge(web["client"], obs("kube-dns", "10.244.0.3:1", "10.244.0.4:8080"), 1.0, "10.244.0.3")
+    assert p == "answered by kube-dns, which is not an endpoint of svc/web (endpoints: web-1, web-2)"
+    (p,) = judge(web["client"], obs("web-1", "10.244.0.3:1", "10.244.0.2:9999"), 1.0, "10.244.0.3")
+    assert p == "web-1 saw the request arrive at 10.244.0.2:9999, not 10.244.0.2:8080 (the Service's DNAT target)"
+    # A Service whose endpoints are not echo servers: a connect is all there is to check.
+    dns = by(plan, "kube-dns")[0]
+    assert judge(dns, Observation(outcome="reply", local="10.244.0.2:61000", detail="connected"), 1.0, None) == []
+
+
+def test_judge_load_balancer_without_snat_fails(plan):
+    (lb,) = by(plan, "web-lb", "LoadBalancer")
+    ok = obs("web-2", "10.244.1.1:3", "10.244.1.2:8080", local="203.0.113.10:61000")
+    assert judge(lb, ok, 1.0, "203.0.113.10") == []
+    leak = obs("web-2", "203.0.113.10:61000", "10.244.1.2:8080", local="203.0.113.10:61000")
+    (p,) = judge(lb, leak, 1.0, "203.0.113.10")
+    assert p.startswith("NAT: web-2 saw the client as 203.0.113.10, expected 10.244.0.0 or 10.244.1.1")
+    assert "never the internet host's address" in p
+
+
+# --- distribution ---------------------------------------------------------------------------------
+
+
+def test_distributions_for_services_with_two_echo_endpoints(plan):
+    d = {x.target.service: x for x in plan.distributions}
+    assert set(d) == {"web", "web-np", "web-lb", "echo-udp", "sticky"}
+    web = d["web"]
+    assert web.probe.source.name == "client"  # not an endpoint: no hairpin in the count
+    assert web.connections == 200 and web.threshold == 50 and web.target.kind == "ClusterIP"
+    assert d["echo-udp"].probe.proto == "udp" and d["sticky"].target.affinity
+    assert web.title == "svc/web tcp/80"
+
+
+def test_distribution_size_grows_with_many_endpoints():
+    pods = [{"name": f"w{i}", "node": "n1", "labels": {"app": "w"}} for i in range(10)] + [{"name": "c", "node": "n1"}]
+    lab = resolve(Topology.model_validate({"name": "d", "nodes": [{"name": "n1"}], "pods": pods, "services": [
+        {"name": "w", "selector": {"app": "w"}, "ports": [{"port": 80, "targetPort": 8080}]}]}))
+    (d,) = svcs.build(lab).distributions
+    assert d.connections == 400 and d.threshold == 20 and d.probe.source.name == "c"
+
+
+def test_no_distribution_without_echo_servers_says_so():
+    data = dict(SVC, pods=[dict(p, containers=[{"name": "srv", "command": ["sleep", "1"],
+                                                 "ports": [{"containerPort": 8080}]}]) if p["name"].startswith("web")
+                           else p for p in SVC["pods"]])
+    plan = svcs.build(resolve(Topology.model_validate(data)))
+    assert not plan.distributions
+    assert any(n.startswith("svc/web: distribution not checked") for n in plan.notes)
+    # Its pods no longer declare 5353/UDP: no endpoints, so probed and expected refused (kube-proxy's REJECT).
+    assert by(plan, "echo-udp") and not any(p.expected for p in by(plan, "echo-udp"))
+    assert by(plan, "web")[0].echo is False
+
+
+def dist_obs(counts: dict[str, int], client="10.244.0.3", failed=0, nat=0):
+    out = []
+    servers = {"web-1": "10.244.0.2:8080", "web-2": "10.244.1.2:8080"}
+    for pod, n in counts.items():
+        for i in range(n):
+            seen = "10.244.0.0" if i < nat else client
+            out.append(obs(pod, f"{seen}:{61000 + i}", servers[pod], local=f"{client}:{61000 + i}"))
+    out += [Observation(outcome="timeout")] * failed
+    return out
+
+
+def test_judge_distribution(plan):
+    d = {x.target.service: x for x in plan.distributions}
+    ok = svcs.judge_distribution(d["web"], dist_obs({"web-1": 95, "web-2": 105}), 1.0)
+    assert ok.ok and ok.counts == {"web-1": 95, "web-2": 105}
+    assert ok.line() == ("svc/web tcp/80 (10.96.0.20): 200 connections from client: web-1 95, web-2 105 "
+                         "(each at least 50) ok")
+    skew = svcs.judge_distribution(d["web"], dist_obs({"web-1": 160, "web-2": 40}), 1.0)
+    assert skew.problems == ["web-2 served 40 of 200 connections, under half its fair share (50 of 100)"]
+    # A deleted DNAT rule: half the connections go nowhere.
+    broken = svcs.judge_distribution(d["web"], dist_obs({"web-1": 96}, failed=104), 1.0)
+    assert broken.problems == ["104 of 200 connections got no reply (104 timeout)",
+                               "web-2 served 0 of 200 connections, under half its fair share (50 of 100)"]
+    assert "no reply 104" in broken.line() and broken.line().endswith("NOT AS EXPECTED")
+    nat = svcs.judge_distribution(d["web"], dist_obs({"web-1": 100, "web-2": 100}, nat=3), 1.0)
+    assert len(nat.problems) == 2 and all(p.startswith("3 of 200 replies: NAT: web-") for p in nat.problems)
+    rec = broken.to_json()
+    assert rec["endpoints"] == {"web-1": 96, "web-2": 0} and rec["no_reply"] == {"timeout": 104}
+    assert rec["as_expected"] is False and rec["min_per_endpoint"] == 50
+
+
+def test_judge_distribution_with_client_ip_affinity(plan):
+    d = {x.target.service: x for x in plan.distributions}["sticky"]
+    servers = {"web-1": "10.244.0.2:8080", "web-2": "10.244.1.2:8080"}
+    one = [obs("web-2", f"10.244.0.3:{i}", servers["web-2"]) for i in range(200)]
+    res = svcs.judge_distribution(d, one, 1.0)
+    assert res.ok and "ClientIP affinity: all to one endpoint" in res.line()
+    split = one[:150] + [obs("web-1", f"10.244.0.3:{i}", servers["web-1"]) for i in range(50)]
+    (problem,) = svcs.judge_distribution(d, split, 1.0).problems
+    assert problem.startswith("sessionAffinity ClientIP: the connections went to 2 endpoints")
+
+
+# --- neighbour entries, the agent's job, conntrack ------------------------------------------------
+
+
+def test_path_entries_of_service_probes(lab, plan):
+    web = {p.source.name: p for p in by(plan, "web", "ClusterIP")}
+    e = set(svcs.path_entries(lab, web["client"]))
+    assert ("svc-client", "eth0", "10.244.0.1") in e and ("svc-node-1", "cni0", "10.244.0.2") in e
+    assert ("svc-web-1", "eth0", "10.244.0.3") in e  # same node: the endpoint answers the client directly
+    assert ("svc-node-1", "eth0", "192.168.122.3") in e and ("svc-web-2", "eth0", "10.244.1.1") in e
+    np = {(p.source.name, p.destination.name): p for p in by(plan, "web-np", "NodePort")}
+    e = set(svcs.path_entries(lab, np[("example", "node-2")]))
+    assert {("svc-example", "eth0", "203.0.113.1"), ("svc-gateway", "eth0", "192.168.122.3"),
+            ("svc-node-2", "eth0", "192.168.122.1"), ("svc-node-2", "cni0", "10.244.1.2")} <= e
+    (lbp,) = by(plan, "web-lb", "LoadBalancer")
+    e = set(svcs.path_entries(lab, lbp))
+    assert {("svc-example", "eth0", "203.0.113.100"), ("svc-lb", "eth0", "203.0.113.1"),
+            ("svc-gateway", "inet0", "203.0.113.100")} <= e
+    egress = next(p for p in build_matrix(lab) if p.destination.name == "example")
+    e = set(svcs.path_entries(lab, egress))
+    assert {("svc-node-1", "eth0", "192.168.122.1"), ("svc-gateway", "inet0", "203.0.113.10"),
+            ("svc-example", "eth0", "203.0.113.1")} <= e
+
+
+def test_job_holds_service_tasks_and_distributions(lab, plan):
+    from netlab.probe.runner import make_job
+
+    probes = build_matrix(lab) + plan.probes
+    job = make_job(lab, probes, 1.0, budget=400, dists=plan.distributions)
+    n = len(probes)
+    assert len(job.tasks) == n + sum(d.connections for d in plan.distributions)
+    ids = sorted(i for u in job.units for ph in u.phases for i in ph)
+    assert ids == list(range(len(job.tasks)))  # every task exactly once
+    dist_units = [u for u in job.units if u.phases[0] == [n]]
+    assert len(dist_units) == 1 and len(dist_units[0].phases[1]) == plan.distributions[0].connections - 1
+    t = job.tasks[n]
+    assert t.service and t.dst == "10.96.0.20" and t.port == 80 and t.src == "svc-client"
+    assert not job.tasks[0].service
+    dns_tcp = next(t for t, p in zip(job.tasks, probes) if p.svc is not None and p.svc.service == "kube-dns")
+    assert dns_tcp.wait_reply is False  # dnsmasq sends nothing on connect: the connect is the answer
+    assert {"svc-gateway", "svc-lb", "svc-example"} <= set(job.sweep)  # snapshot and swept like the rest
+    assert job.untrack == ["svc-node-1", "svc-node-2", "svc-lb"]
+
+
+def test_ct_delete_request_is_a_well_formed_ctnetlink_message():
+    from netlab.probe.agent import ct_delete_request
+
+    msg = ct_delete_request("tcp", "10.244.0.3", 61234, "10.96.0.20", 80)
+    length, kind, flags, _seq, _pid = struct.unpack_from("=IHHII", msg)
+    assert length == len(msg) and kind == (1 << 8 | 2) and flags == 1
+    family, version, _res = struct.unpack_from("=BBH", msg, 16)
+    assert (family, version) == (socket.AF_INET, 0)
+
+    def attrs(data, off, end):
+        while off < end:
+            alen, akind = struct.unpack_from("=HH", data, off)
+            yield akind & 0x3FFF, data[off + 4:off + alen]
+            off += (alen + 3) & ~3
+
+    (orig_kind, orig), = attrs(msg, 20, len(msg))
+    assert orig_kind == 1
+    parts = dict(attrs(orig, 0, len(orig)))
+    ips = dict(attrs(parts[1], 0, len(parts[1])))
+    ports = dict(attrs(parts[2], 0, len(parts[2])))
+    assert socket.inet_ntoa(ips[1]) == "10.244.0.3" and socket.inet_ntoa(ips[2]) == "10.96.0.20"
+    assert ports[1][0] == socket.IPPROTO_TCP
+    assert struct.unpack("!H", ports[2])[0] == 61234 and struct.unpack("!H", ports[3])[0] == 80
+
+
+def test_results_of_service_probes_serialise(plan):
+    p = by(plan, "web", "ClusterIP")[2]
+    o = obs("web-2", "10.244.0.3:61001", "10.244.1.2:8080")
+    rec = Result(p, o, 1.0, judge(p, o, 1.0, "10.244.0.3")).to_json()
+    assert rec["service"]["name"] == "web" and rec["service"]["via"] == "ClusterIP"
+    assert rec["expected_client"] == ["10.244.0.3"] and rec["as_expected"]
+    assert rec["section"] == "svc/web tcp/80 (ClusterIP 10.96.0.20)" and rec["destination_ip"] == "10.96.0.20"
+    assert Counter(x.svc.kind for x in plan.probes) == Counter(
+        {"ClusterIP": 4 * 7, "NodePort": 6 * 3, "LoadBalancer": 1})  # 7 ports: 6 Services and kube-dns/TCP
