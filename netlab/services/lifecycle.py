@@ -251,12 +251,13 @@ def sync_chains(lab: Lab, rec: dict) -> list[str]:
     time is what proves such a chain is the lab's (a look-alike chain someone
     made by hand in a node is never in it), so only those are deleted.
     """
-    from netlab.plan.build import build_plan
+    from netlab.plan.build import EXTENSIONS
     from netlab.realize import netfilter
 
     problems: list[str] = []
     now: dict[str, list[str]] = {}
-    for r in build_plan(lab).of_kind("nat"):
+    # Only the rule builders make chains; no need to build the whole plan again.
+    for r in (r for module in EXTENSIONS for r in module.resources(lab) if r.kind == "nat"):
         now[f"{r.netns}/{r.table}"] = list(r.chains)  # type: ignore[attr-defined]
     for key, before in list(rec["chains"].items()):
         netns, table = key.split("/", 1)
