@@ -100,18 +100,16 @@ class UpResult:
         return bool(self.created_netns or self.removed_netns or self.fixed)
 
 
-def owned(name: str, tag: str, record: str | None = None) -> bool:
-    """True when namespace ``name`` exists and is provably this lab's.
+def owned(name: str, tag: str) -> bool:
+    """True when namespace ``name`` exists and carries this lab's tag on ``lo``.
 
-    ``record`` is what the state says of it: ``ino:N`` (the nsfs inode seen
-    right after creating it; a cheap stat proves identity) or ``intent``
-    (created, maybe, by a run that crashed: the tag on ``lo`` decides).
+    The tag holds the lab's random run id, set before the namespace's name
+    became visible: a namespace made by hand, or a lab namespace deleted and
+    made again by someone else under the same name, does not have it.
     """
     try:
-        if record and record.startswith("ino:"):
-            return str(nsmod.inode(name)) == record[4:]
         return nsmod.read_tag(name) == tag
-    except (OSError, ValueError, NetlinkError):
+    except (OSError, ValueError):
         return False
 
 
@@ -181,7 +179,7 @@ def _preflight(plan: Plan, state: LabState, tag: str) -> list[str]:
         if not nsmod.exists(name):
             to_create.append(name)
             continue
-        if owned(name, tag, state.netns.get(name)):
+        if owned(name, tag):
             continue
         if state.netns.get(name) == "intent" and nsmod.remove_placeholder(name):
             to_create.append(name)  # left by a crash between claiming the name and mounting
@@ -243,7 +241,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
                 if progress and i % 25 == 0:
                     progress("namespaces", i, total)
             for name in created:
-                state.netns[name] = f"ino:{nsmod.inode(name)}"
+                state.netns[name] = "created"
             if created:
                 state.save()
             result.created_netns = created
@@ -275,7 +273,7 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
 
             # Namespaces the lab no longer has.
             for name in old_netns:
-                if owned(name, tag, state.netns.get(name)):
+                if owned(name, tag):
                     _stop_processes(state, [name])
                     ops(f"delete namespace {name}")
                     _delete_netns(s, name)
@@ -465,7 +463,7 @@ def _teardown(state: LabState, tag: str, progress: Progress | None = None) -> Do
         except ValueError:
             result.skipped.append(f"{name!r}: not a valid namespace name")
             continue
-        if owned(name, tag, state.netns[name]):
+        if owned(name, tag):
             mine.append(name)
         elif nsmod.remove_placeholder(name):
             result.removed_netns.append(name)
@@ -558,7 +556,7 @@ def status(state: LabState) -> StatusResult:
     for name in plan.netns:
         if not nsmod.is_netns_mount(name):
             result.drift.append(f"missing: namespace {name}")
-        elif not owned(name, tag, state.netns.get(name)):
+        elif not owned(name, tag):
             result.drift.append(f"different: namespace {name} is not tagged as this lab's")
         else:
             present.append(name)

@@ -18,6 +18,8 @@ import struct
 
 # nlmsghdr flags and rtnetlink message types (linux/netlink.h, linux/rtnetlink.h)
 NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+NLMSG_ERROR = 2
+RTM_GETLINK = 18
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
 RTM_NEWLINK, RTM_SETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 19, 20, 24, 28
 NLA_F_NESTED = 0x8000
@@ -163,3 +165,24 @@ def fdb_append(seq: int, index: int, lladdr: str, dst: str) -> bytes:
     """``bridge fdb append MAC dev IDX dst IP self permanent``."""
     body = _NDMSG.pack(AF_BRIDGE, index, NUD_PERMANENT, NTF_SELF, 0) + mac(NDA_LLADDR, lladdr) + ipv4(NDA_DST, dst)
     return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_APPEND, seq, body)
+
+
+def link_get(seq: int, index: int) -> bytes:
+    """``ip link show dev IDX`` (one RTM_GETLINK, answered by one RTM_NEWLINK)."""
+    return _HDR.pack(32, RTM_GETLINK, NLM_F_REQUEST, seq, 0) + ifinfo(index)
+
+
+def link_alias(answer: bytes) -> str | None:
+    """IFLA_IFALIAS of an RTM_NEWLINK answer (None for an error or no alias)."""
+    length, mtype, _, _, _ = _HDR.unpack_from(answer)
+    if mtype != RTM_NEWLINK:
+        return None
+    off = 16 + _IFINFO.size
+    while off + 4 <= min(length, len(answer)):
+        alen, kind = struct.unpack_from("=HH", answer, off)
+        if alen < 4:
+            break
+        if kind & ~NLA_F_NESTED == IFLA_IFALIAS:
+            return answer[off + 4:off + alen].rstrip(b"\0").decode(errors="replace")
+        off += (alen + 3) & ~3
+    return None

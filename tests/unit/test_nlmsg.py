@@ -93,3 +93,21 @@ def test_addr_route_neigh_fdb():
 def test_attributes_are_padded_to_four_bytes():
     assert len(nlmsg.string(3, "eth0")) == 12  # 4 header + "eth0\\0" (5) + 3 padding
     assert len(nlmsg.u8(7, 0)) == 8
+
+
+def test_link_alias_reads_the_tag_from_an_answer():
+    from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg as cls
+
+    msg = cls()
+    msg["index"] = 1
+    msg["attrs"] = [("IFLA_IFNAME", "lo"), ("IFLA_MTU", 65536), ("IFLA_IFALIAS", "netlab:demo:0123abcd")]
+    msg["header"]["type"] = nlmsg.RTM_NEWLINK
+    msg.encode()
+    assert nlmsg.link_alias(bytes(msg.data)) == "netlab:demo:0123abcd"
+    msg["attrs"] = [("IFLA_IFNAME", "lo")]
+    msg.encode()
+    assert nlmsg.link_alias(bytes(msg.data)) is None
+    error = struct.pack("=IHHIIi", 36, nlmsg.NLMSG_ERROR, 0, 1, 0, -19) + bytes(16)
+    assert nlmsg.link_alias(error) is None
+    get, *_ = decode(ifinfmsg, nlmsg.link_get(3, 1))
+    assert get["index"] == 1
