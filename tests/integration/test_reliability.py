@@ -187,3 +187,18 @@ def test_no_shell_and_absolute_binaries():
             offenders.append(str(path))
     assert offenders == []
     assert ip("netns", "list").returncode == 0
+
+
+def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path):
+    """Someone deletes a lab namespace and makes one of the same name: it is not the lab's any more."""
+    lab = labs.name("r")
+    labs.up(small(lab))
+    victim = f"{lab}-b"
+    subprocess.run(["ip", "netns", "del", victim], check=True)
+    subprocess.run(["ip", "netns", "add", victim], check=True)
+    try:
+        proc = netlab("down", "--lab", lab)
+        assert victim in proc.stderr and "not this lab's" in proc.stderr
+        assert lab_namespaces(lab) == [victim]
+    finally:
+        subprocess.run(["ip", "netns", "del", victim], check=True)
