@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
 from netlab.errors import ChecksFailed
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
 TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
-
-
-def _progress():
-    """A rich progress bar on a terminal (stderr); nothing when not a terminal."""
-    if not sys.stderr.isatty():
-        return None, None
-    from rich.progress import Progress
-
-    bar = Progress(console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(what: str, done: int, total: int) -> None:
-        if what not in tasks:
-            tasks[what] = bar.add_task(what, total=total)
-        bar.update(tasks[what], completed=done)
-
-    return bar, update
 
 
 @cli.command()
@@ -94,7 +76,7 @@ def up(topology: str | None, wait: float, output: str) -> None:
     require_root()
     from netlab.realize import apply
 
-    bar, progress = _progress()
+    bar, progress = progress_bar()
     if bar:
         with bar:
             result = apply.up(lab, source=topology, progress=progress, wait=wait)
@@ -164,7 +146,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, output: str) -
 
             raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
         lab_name = labs[0]
-    bar, progress = _progress()
+    bar, progress = progress_bar()
     if bar:
         with bar:
             result = apply.down(lab_name, wait=wait, progress=progress)

@@ -7,27 +7,8 @@ from typing import Any
 
 import click
 
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
 from netlab.errors import ChecksFailed, UsageError
-
-
-def _progress(what: str):
-    """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise."""
-    if not sys.stderr.isatty():
-        return None, None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(name: str, done: int, total: int) -> None:
-        if name not in tasks:
-            tasks[name] = bar.add_task(what, total=total)
-        bar.update(tasks[name], completed=done)
-
-    return bar, update
 
 
 def _check_output_file(path: str | None) -> None:
@@ -109,7 +90,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     from netlab.trace.path import render_text
 
     lab = _running_lab(lab_name, topology)
-    bar, progress = _progress(f"tracing {src} → {dst}")
+    bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
         with bar:
             result = tr.run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
@@ -174,7 +155,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
         # Every namespace was entered and left: scapy may be imported now.
         cap.scapy_layers(vx_port)
         if write or output == "json":
-            bar, progress = _progress(f"capturing on {name}:{iface}") if write else (None, None)
+            bar, progress = progress_bar(f"capturing on {name}:{iface}") if write else (None, None)
 
             def keep(frame: cap.Frame) -> None:
                 frames.append(frame)

@@ -116,7 +116,7 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
     is a unit of its own, task ids after the probes' in order: its first
     connection alone (so a ClientIP affinity entry exists), then the rest at once.
     """
-    from netlab.probe.agent import Job, Unit
+    from netlab.probe.agent import Job, Task, Unit
 
     budget = budget if budget is not None else nb.probe_budget()
     order = {p.name: i for i, p in enumerate(lab.pods)}

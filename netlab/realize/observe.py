@@ -22,7 +22,7 @@ from typing import Iterable
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab.plan.build import Plan
-from netlab.plan.resources import Address, Bridge, Fdb, Link, NatRules, Neigh, Resource, Route, Sysctl, Veth, Vxlan
+from netlab.plan.resources import Address, Fdb, Link, NatRules, Neigh, Resource, Route, Sysctl, Veth, Vxlan
 from netlab.realize import netns as nsmod
 from netlab.realize.netlink import NUD_PERMANENT, RT_TABLE_MAIN, RTNH_F_ONLINK, RTPROT_KERNEL, Sockets
 

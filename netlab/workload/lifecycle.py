@@ -40,7 +40,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from typing import Iterable
 
 from netlab.model.lab import Lab, PodInfo

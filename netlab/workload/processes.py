@@ -99,26 +99,28 @@ def ns_identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in ticks), None if the process is gone."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """/proc/<pid>/stat from field 3 on, None if the process is gone.
+
+    comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    """
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             data = fh.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = data[data.rfind(b")") + 2:].split()
-    return int(rest[19]) if len(rest) > 19 else None
+    return data[data.rfind(b")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in ticks), None if the process is gone."""
+    rest = _stat_fields(pid)
+    return int(rest[19]) if rest and len(rest) > 19 else None
 
 
 def proc_state(pid: int) -> str | None:
     """Single-letter state (R, S, Z ...) of a process, None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            data = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    rest = data[data.rfind(b")") + 2:].split()
+    rest = _stat_fields(pid)
     return rest[0].decode() if rest else None
 
 

@@ -106,7 +106,7 @@ def test_trace_names_the_hop_where_a_deleted_arp_entry_stops_the_packet(labs):
     assert d["arp"] and d["arp"][0]["answered"] is False  # the kernel asked; nobody can answer
 
     text = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", check=False, timeout=60).stdout
-    assert f"result: LOST at hop" in text and f"({n1} flannel.1): no ARP entry for 10.244.1.0" in text
+    assert "result: LOST at hop" in text and f"({n1} flannel.1): no ARP entry for 10.244.1.0" in text
     # `up` repairs the lab; the trace goes through again.
     netlab("up", "-t", path)
     assert trace_json(lab, "fedora-1", "fedora-2")["delivered"]
