@@ -192,7 +192,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
                 click.echo(f"  {line}")
             click.echo("run `sudo netlab up` again to repair")
     if not result.ok:
-        raise SystemExit(1)
+        raise SystemExit(ChecksFailed.exit_code)
 
 
 @cli.command(name="list")
@@ -219,5 +219,3 @@ def list_labs(output: str) -> None:
         table.add_row(r["lab"], r["phase"], str(r["nodes"]), str(r["pods"]), str(r["namespaces"]), r["source"])
     Console().print(table)
 
-
-__all__ = ["ChecksFailed"]
