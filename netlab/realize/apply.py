@@ -446,10 +446,10 @@ def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None) ->
         return _teardown(state, tag_for(state), progress)
 
 
-def _stop_processes(state: LabState, names: Iterable[str]) -> None:
+def _stop_processes(state: LabState, names: Iterable[str], everything: bool = False) -> None:
     names = list(names)
     for feature in features():
-        feature.stop(state, names)
+        feature.stop(state, names, everything=everything)
 
 
 def _teardown(state: LabState, tag: str, progress: Progress | None = None) -> DownResult:
@@ -476,7 +476,7 @@ def _teardown(state: LabState, tag: str, progress: Progress | None = None) -> Do
     bridge_sides = [n for n in mine if n in {r["netns"] for r in state.plan if r.get("kind") == "veth"}] \
         if state.plan else mine
     veths = _Background(_delete_veths_in, bridge_sides)
-    _stop_processes(state, mine)
+    _stop_processes(state, mine, everything=True)
     veths.join()
     for i, name in enumerate(mine):
         nsmod.remove_netns(name)

@@ -287,11 +287,12 @@ def start(lab: Lab, state: LabState) -> list[str]:
     return problems
 
 
-def stop(state: LabState, netns_names: Iterable[str]) -> list[str]:
-    """Namespaces about to be deleted: take away the resolv.conf netlab wrote for them."""
+def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
+    """Namespaces about to be deleted: take away the resolv.conf netlab wrote for them
+    (``everything``: the whole lab goes, so every file the records list)."""
     rec = _records(state)
     names = set(netns_names)
-    for netns in [n for n in rec["resolv"] if n in names]:
+    for netns in [n for n in rec["resolv"] if everything or n in names]:
         _remove_resolv(rec, netns)
     _tidy_etc_netns(rec)
     try:

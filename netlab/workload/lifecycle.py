@@ -451,8 +451,13 @@ def _await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> li
     return problems
 
 
-def stop(state: LabState, netns_names: Iterable[str]) -> list[str]:
+def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
     """Stop every process in these namespaces (and the pods' UTS namespaces), then unpin those.
+
+    ``everything``: the whole lab goes. Then every pod's UTS namespace is
+    doomed too, even one whose network namespace is no longer the lab's
+    (deleted and remade by someone else): its containers still run in the
+    lab's UTS namespace and in the lab's old, now nameless, network namespace.
 
     Returns descriptions of processes that survived SIGKILL (none expected).
     """
@@ -462,11 +467,11 @@ def stop(state: LabState, netns_names: Iterable[str]) -> list[str]:
     name_set = set(names)
     # Pods whose namespace goes: from the records, and from the UTS files on disk
     # (a crash between mount and save leaves a pinned namespace unrecorded).
-    doomed = {pod for pod, prec in pods.items() if prec.get("netns") in name_set}
+    doomed = {pod for pod, prec in pods.items() if everything or prec.get("netns") in name_set}
     udir = os.path.join(lab_dir(state.lab), "uts")
     if os.path.isdir(udir):
         for pod in os.listdir(udir):
-            if f"{state.lab}-{pod}" in name_set:
+            if everything or f"{state.lab}-{pod}" in name_set:
                 doomed.add(pod)
     uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
     survivors = proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])

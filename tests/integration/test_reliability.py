@@ -16,6 +16,20 @@ from helpers import NETLAB, in_netns, ip, lab_namespaces, netlab, two_node_topol
 pytestmark = pytest.mark.root
 
 
+def process_gone(pid: int, within: float = 2.0) -> bool:
+    """The process has exited (or is a zombie waiting for its parent), within a bounded wait."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            stat = open(f"/proc/{pid}/stat").read()
+        except FileNotFoundError:
+            return True
+        if stat[stat.rfind(")") + 2] == "Z":
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def small(lab: str) -> str:
     return f"""name: {lab}
 nodes: [{{name: n1}}, {{name: n2}}]
@@ -193,6 +207,8 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
     """Someone deletes a lab namespace and makes one of the same name: it is not the lab's any more."""
     lab = labs.name("r")
     labs.up(small(lab))
+    state = json.load(open(f"/run/netlab/{lab}/state.json"))
+    echo_b = state["extra"]["workload"]["pods"]["b"]["containers"]["main"]["pid"]
     victim = f"{lab}-b"
     subprocess.run(["ip", "netns", "del", victim], check=True)
     subprocess.run(["ip", "netns", "add", victim], check=True)
@@ -200,5 +216,9 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
         proc = netlab("down", "--lab", lab)
         assert victim in proc.stderr and "not this lab's" in proc.stderr
         assert lab_namespaces(lab) == [victim]
+        # The lab's own container of b (in the lab's old, nameless namespace) did not survive,
+        # and nothing of the lab is left in its state directory (the UTS namespace unpinned).
+        assert process_gone(echo_b)
+        assert not os.path.exists(f"/run/netlab/{lab}")
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=True)
