@@ -1,24 +1,28 @@
-"""pyroute2 calls, one function per kernel object and verb.
+"""Kernel objects, one function per object and verb, in a lab's namespaces.
 
-Every function takes an IPRoute already bound to the right namespace (see
-netns.py) and plan resources; interface indexes are looked up through a small
-per-namespace cache. Errors stay pyroute2's NetlinkError here; apply.py maps
-them to messages.
+Creating uses the same encoded requests as the fresh-namespace batches
+(nlmsg.py): a fresh namespace gets them all at once (:class:`FreshBatches`),
+a repair of a running lab one at a time with indexes looked up by name.
+Reading and deleting go through pyroute2 (:class:`Sockets`: one IPRoute per
+namespace, opened in-process). Errors are NetlinkError; apply.py maps them
+to messages.
 """
 
 from __future__ import annotations
+
+import os
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab.realize import netns as nsmod
+from netlab.realize import nlmsg
+from netlab.realize.nlbatch import Batch, BatchError, send_here
+from netlab.realize.nlmsg import NUD_PERMANENT, RTNH_F_ONLINK  # noqa: F401 - re-exported for observe.py
 from netlab.plan.resources import Address, Bridge, Fdb, Neigh, Route, Veth, Vxlan
 
-NUD_PERMANENT = 0x80
-RTNH_F_ONLINK = 0x4
 RT_TABLE_MAIN = 254
 RTPROT_KERNEL = 2
-BRPORT_MODE_HAIRPIN = 1
 # Every veth netlab makes is in this link group, so `down` deletes all of a
 # namespace's veths with one RTM_DELLINK (one batched unregister in the
 # kernel, ~50 ms for hundreds) instead of one synchronize_net() per pair.
@@ -68,27 +72,45 @@ class Sockets:
             self.drop(netns)
 
 
+def _send(netns: str, what: str, build, *args) -> None:
+    """One request, encoded like the fresh-namespace batches (nlmsg.py), sent in ``netns``."""
+    batch = Batch()
+    batch.add(what, build, *args)
+    try:
+        with nsmod.entered(netns):
+            send_here(batch)
+    except BatchError as exc:
+        raise NetlinkError(exc.code, str(exc)) from None
+
+
 def add_bridge(s: Sockets, br: Bridge) -> None:
-    s(br.netns).link("add", ifname=br.name, kind="bridge", address=br.mac, mtu=br.mtu, state="up")
+    _send(br.netns, br.describe(), nlmsg.bridge_add, 0, br.name, br.mac, br.mtu)
 
 
 def add_veth(s: Sockets, v: Veth) -> None:
-    """Create the pair with the peer born in its namespace; never in the host's."""
-    extra = {"master": s.index(v.netns, v.master)} if v.master else {}
-    s(v.netns).link("add", ifname=v.name, kind="veth", address=v.mac, mtu=v.mtu, state="up", group=LINK_GROUP,
-                    peer={"ifname": v.peer_name, "net_ns_fd": nsmod.netns_path(v.peer_netns),
-                          "address": v.peer_mac, "mtu": v.mtu}, **extra)
+    """Create the pair with the peer born in its namespace; never in the host's.
+
+    Index 0 for both ends: in a namespace that already has links, the kernel picks.
+    """
+    master = s.index(v.netns, v.master) if v.master else None
+    fd = os.open(nsmod.netns_path(v.peer_netns), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _send(v.netns, v.describe(), nlmsg.veth_add, 0, v.name, v.mac, v.mtu, LINK_GROUP, master, 0,
+              v.peer_name, v.peer_mac, fd)
+    finally:
+        os.close(fd)
+    s.forget(v.netns, v.name)
     s.forget(v.peer_netns, v.peer_name)
     if v.hairpin:
-        s(v.netns).brport("set", index=s.index(v.netns, v.name), mode=BRPORT_MODE_HAIRPIN)
+        _send(v.netns, f"hairpin on {v.name} in {v.netns}", nlmsg.hairpin_on, s.index(v.netns, v.name))
     # The peer end is created down; it comes up from its own namespace.
-    s(v.peer_netns).link("set", index=s.index(v.peer_netns, v.peer_name), state="up")
+    _send(v.peer_netns, f"link {v.peer_name} up in {v.peer_netns}", nlmsg.link_up,
+          s.index(v.peer_netns, v.peer_name))
 
 
 def add_vxlan(s: Sockets, vx: Vxlan) -> None:
-    s(vx.netns).link("add", ifname=vx.name, kind="vxlan", vxlan_id=vx.vni, vxlan_local=str(vx.local),
-                     vxlan_port=vx.port, vxlan_link=s.index(vx.netns, vx.dev), vxlan_learning=0,
-                     address=vx.mac, mtu=vx.mtu, state="up")
+    _send(vx.netns, vx.describe(), nlmsg.vxlan_add, 0, vx.name, vx.mac, vx.mtu, vx.vni, str(vx.local), vx.port,
+          s.index(vx.netns, vx.dev))
 
 
 def del_link_group(s: Sockets, netns: str) -> None:
@@ -107,8 +129,8 @@ def del_link(s: Sockets, netns: str, ifname: str) -> None:
 
 
 def add_address(s: Sockets, a: Address) -> None:
-    s(a.netns).addr("add", index=s.index(a.netns, a.dev), address=str(a.address.ip),
-                    prefixlen=a.address.network.prefixlen)
+    _send(a.netns, a.describe(), nlmsg.addr_add, s.index(a.netns, a.dev), str(a.address.ip),
+          a.address.network.prefixlen)
 
 
 def del_address(s: Sockets, a: Address) -> None:
@@ -117,12 +139,8 @@ def del_address(s: Sockets, a: Address) -> None:
 
 
 def replace_route(s: Sockets, r: Route) -> None:
-    kwargs = {"dst": str(r.dst), "oif": s.index(r.netns, r.dev), "table": RT_TABLE_MAIN}
-    if r.gateway is not None:
-        kwargs["gateway"] = str(r.gateway)
-    if r.onlink:
-        kwargs["flags"] = RTNH_F_ONLINK
-    s(r.netns).route("replace", **kwargs)
+    _send(r.netns, r.describe(), nlmsg.route_replace, str(r.dst.network_address), r.dst.prefixlen,
+          s.index(r.netns, r.dev), str(r.gateway) if r.gateway else None, r.onlink)
 
 
 def del_route(s: Sockets, r: Route) -> None:
@@ -130,8 +148,7 @@ def del_route(s: Sockets, r: Route) -> None:
 
 
 def replace_neigh(s: Sockets, n: Neigh) -> None:
-    s(n.netns).neigh("replace", dst=str(n.dst), lladdr=n.lladdr, ifindex=s.index(n.netns, n.dev),
-                     state=NUD_PERMANENT)
+    _send(n.netns, n.describe(), nlmsg.neigh_replace, s.index(n.netns, n.dev), str(n.dst), n.lladdr)
 
 
 def del_neigh(s: Sockets, n: Neigh) -> None:
@@ -140,7 +157,7 @@ def del_neigh(s: Sockets, n: Neigh) -> None:
 
 def append_fdb(s: Sockets, f: Fdb) -> None:
     """``bridge fdb append MAC dev flannel.1 dst NODE self permanent``."""
-    s(f.netns).fdb("append", ifindex=s.index(f.netns, f.dev), lladdr=f.lladdr, dst=str(f.dst))
+    _send(f.netns, f.describe(), nlmsg.fdb_append, s.index(f.netns, f.dev), f.lladdr, str(f.dst))
 
 
 def del_fdb(s: Sockets, f: Fdb) -> None:
@@ -160,8 +177,6 @@ class FreshBatches:
     """
 
     def __init__(self, order: list[str]):
-        from netlab.realize.nlbatch import Batch
-
         self.order = order
         self.batches = {ns: Batch() for ns in order}
         self.index: dict[str, dict[str, int]] = {ns: {"lo": 1} for ns in order}
@@ -176,8 +191,6 @@ class FreshBatches:
         return isinstance(r, Veth) and (r.netns not in self.batches or r.peer_netns not in self.batches)
 
     def add(self, r) -> None:
-        from netlab.realize import nlmsg
-
         b = self.batches[r.netns]
         idx = self.index[r.netns]
         what = r.describe()
@@ -209,8 +222,6 @@ class FreshBatches:
 
     def send(self) -> None:
         """Send every namespace's batch, in order; the first failure raises NetlinkError."""
-        from netlab.realize.nlbatch import BatchError, send_here
-
         for ns in self.order:
             batch = self.batches[ns]
             if not len(batch):

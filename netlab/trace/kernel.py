@@ -30,7 +30,7 @@ from netlab.realize.netlink import Sockets
 from netlab.trace.path import CtEntry, FdbFacts, Flow, LabMap, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
 
 RTM_F_FIB_MATCH = 0x2000
-RTNH_F_ONLINK = 0x4
+from netlab.realize.nlmsg import RTNH_F_ONLINK  # noqa: E402
 RTN_TYPES = {0: "unspec", 1: "unicast", 2: "local", 3: "broadcast", 4: "anycast", 5: "multicast", 6: "blackhole",
              7: "unreachable", 8: "prohibit", 9: "throw", 10: "nat", 11: "xresolve"}
 RT_PROTOS = {0: "unspec", 1: "redirect", 2: "kernel", 3: "boot", 4: "static"}
