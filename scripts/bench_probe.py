@@ -36,6 +36,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from netlab.probe import neighbours as nb  # noqa: E402
+from netlab.realize import nlmsg  # noqa: E402
 from netlab.workload.processes import CLONE_NEWNET, netns_path, setns  # noqa: E402
 
 NETLAB = [sys.executable, "-m", "netlab"]
@@ -140,6 +141,23 @@ def _echo(ident: int) -> bytes:
     return hdr[:2] + struct.pack("!H", _csum(hdr)) + hdr[4:]
 
 
+def collect_replies(ep, by_fd, want: dict, deadline: float) -> int:
+    """Read echo replies until every (namespace, ICMP id) in ``want`` answered or the deadline; count them."""
+    got = 0
+    while want and time.monotonic() < deadline:
+        for fdn, _ in ep.poll(0.05):
+            ns, s = by_fd[fdn]
+            while True:
+                try:
+                    data = s.recv(2048)
+                except BlockingIOError:
+                    break
+                ihl = (data[0] & 15) * 4
+                if data[ihl] == 0 and want.pop((ns, struct.unpack_from("!H", data, ihl + 4)[0]), None):
+                    got += 1
+    return got
+
+
 def waves(pods, budget):
     """Sources in waves small enough that one wave's neighbour entries fit the budget."""
     per = max(1, budget // (2 * max(1, len(pods) - 1)))
@@ -169,18 +187,7 @@ def raw_baseline(pods, home, budget, timeout=1.0):
                 want[(ns, ident)] = 1
                 socks.raw[ns].sendto(_echo(ident), (dst, 0))
                 sent += 1
-        deadline = time.monotonic() + timeout
-        while want and time.monotonic() < deadline:
-            for fdn, _ in ep.poll(0.05):
-                ns, s = by_fd[fdn]
-                while True:
-                    try:
-                        data = s.recv(2048)
-                    except BlockingIOError:
-                        break
-                    ihl = (data[0] & 15) * 4
-                    if data[ihl] == 0 and want.pop((ns, struct.unpack_from("!H", data, ihl + 4)[0]), None):
-                        got += 1
+        got += collect_replies(ep, by_fd, want, time.monotonic() + timeout)
         st = nb.table_stats()
         peak = max(peak, st.entries if st else 0)
         socks.forget([(ns, dst) for ns, _, _ in wave for dns, dst, _ in pods if dns != ns]
@@ -200,11 +207,7 @@ def raw_resolved(pods, home, timeout=1.0):
     for ns, _, _ in pods:
         for dns, dst, mac in pods:
             if dns != ns:
-                body = nb.NDMSG.pack(socket.AF_INET, 0, 0, socks.ifindex[ns], nb.NUD_PERMANENT, 0, 0)
-                body += nb.RTA.pack(8, nb.NDA_DST) + socket.inet_aton(dst)
-                body += nb.RTA.pack(10, 2) + bytes.fromhex(mac.replace(":", "")) + b"\0\0"  # NDA_LLADDR
-                socks.nl[ns].send(nb.NLMSG.pack(nb.NLMSG.size + len(body), nb.RTM_NEWNEIGH, 1 | 0x400 | 0x100, 0, 0)
-                                  + body)
+                socks.nl[ns].send(nlmsg.neigh_replace(0, socks.ifindex[ns], dst, mac))
                 added.append((ns, dst))
     for s in socks.nl.values():
         nb.drain(s)
@@ -223,18 +226,7 @@ def raw_resolved(pods, home, timeout=1.0):
                 want[(ns, ident & 0xFFFF)] = 1
                 socks.raw[ns].sendto(_echo(ident & 0xFFFF), (dst, 0))
     sent = len(want)
-    deadline = time.monotonic() + timeout
-    while want and time.monotonic() < deadline:
-        for fdn, _ in ep.poll(0.05):
-            ns, s = by_fd[fdn]
-            while True:
-                try:
-                    data = s.recv(2048)
-                except BlockingIOError:
-                    break
-                ihl = (data[0] & 15) * 4
-                if data[ihl] == 0:
-                    want.pop((ns, struct.unpack_from("!H", data, ihl + 4)[0]), None)
+    collect_replies(ep, by_fd, want, time.monotonic() + timeout)
     elapsed = time.monotonic() - t0
     socks.before = {ns: set() for ns in socks.before}
     socks.forget(added)
