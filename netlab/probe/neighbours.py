@@ -37,6 +37,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
+from netlab.realize import nlmsg
+
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
 
@@ -283,12 +285,7 @@ def dump_neighbours(sock: socket.socket, seq: int = 1, timeout: float = 2.0) -> 
 
 def delete_request(ifindex: int, dst: str, seq: int = 0) -> bytes:
     """One RTM_DELNEIGH message (no ACK asked: the kernel answers only on error)."""
-    body = NDMSG.pack(socket.AF_INET, 0, 0, ifindex, 0, 0, 0) + RTA.pack(8, NDA_DST) + socket.inet_aton(dst)
-    return NLMSG.pack(NLMSG.size + len(body), RTM_DELNEIGH, NLM_F_REQUEST, seq, 0) + body
-
-
-NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
-NDA_LLADDR = 2
+    return nlmsg.neigh_delete(seq, ifindex, dst)
 
 
 def add_permanent_request(ifindex: int, dst: str, mac: bytes, seq: int = 0) -> bytes:
@@ -298,10 +295,7 @@ def add_permanent_request(ifindex: int, dst: str, mac: bytes, seq: int = 0) -> b
     (gc_thresh*), which is what lets the prober seed pairs without touching
     the machine-wide budget.
     """
-    body = NDMSG.pack(socket.AF_INET, 0, 0, ifindex, NUD_PERMANENT, 0, 0)
-    body += RTA.pack(8, NDA_DST) + socket.inet_aton(dst)
-    body += RTA.pack(4 + len(mac), NDA_LLADDR) + mac + b"\0" * (-(4 + len(mac)) % 4)
-    return NLMSG.pack(NLMSG.size + len(body), RTM_NEWNEIGH, NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL, seq, 0) + body
+    return nlmsg.neigh_add_permanent(seq, ifindex, dst, mac.hex(":"))
 
 
 def drain(sock: socket.socket) -> int:

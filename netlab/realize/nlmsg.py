@@ -21,7 +21,7 @@ NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
 NLMSG_ERROR = 2
 RTM_GETLINK = 18
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
-RTM_NEWLINK, RTM_SETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 16, 19, 20, 24, 28
+RTM_NEWLINK, RTM_SETLINK, RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH, RTM_DELNEIGH = 16, 19, 20, 24, 28, 29
 NLA_F_NESTED = 0x8000
 
 AF_INET, AF_BRIDGE = socket.AF_INET, 7
@@ -79,8 +79,9 @@ def ipv4(kind: int, value: str) -> bytes:
     return attr(kind, socket.inet_aton(value))
 
 
-def message(mtype: int, flags: int, seq: int, body: bytes) -> bytes:
-    return _HDR.pack(16 + len(body), mtype, NLM_F_REQUEST | NLM_F_ACK | flags, seq, 0) + body
+def message(mtype: int, flags: int, seq: int, body: bytes, ack: bool = True) -> bytes:
+    """A request; ``ack=False`` for bulk work where only errors are answered."""
+    return _HDR.pack(16 + len(body), mtype, NLM_F_REQUEST | (NLM_F_ACK if ack else 0) | flags, seq, 0) + body
 
 
 def ifinfo(index: int, up: bool = False, family: int = 0) -> bytes:
@@ -159,6 +160,17 @@ def neigh_replace(seq: int, index: int, dst: str, lladdr: str) -> bytes:
     """``ip neigh replace DST lladdr MAC dev IDX nud permanent``."""
     body = _NDMSG.pack(AF_INET, index, NUD_PERMANENT, 0, 0) + ipv4(NDA_DST, dst) + mac(NDA_LLADDR, lladdr)
     return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, seq, body)
+
+
+def neigh_add_permanent(seq: int, index: int, dst: str, lladdr: str) -> bytes:
+    """``ip neigh add DST lladdr MAC dev IDX nud permanent``, refused if an entry exists; no ACK."""
+    body = _NDMSG.pack(AF_INET, index, NUD_PERMANENT, 0, 0) + ipv4(NDA_DST, dst) + mac(NDA_LLADDR, lladdr)
+    return message(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_EXCL, seq, body, ack=False)
+
+
+def neigh_delete(seq: int, index: int, dst: str) -> bytes:
+    """``ip neigh del DST dev IDX``; no ACK (the kernel answers only on error)."""
+    return message(RTM_DELNEIGH, 0, seq, _NDMSG.pack(AF_INET, index, 0, 0, 0) + ipv4(NDA_DST, dst), ack=False)
 
 
 def fdb_append(seq: int, index: int, lladdr: str, dst: str) -> bytes:

@@ -111,3 +111,12 @@ def test_link_alias_reads_the_tag_from_an_answer():
     assert nlmsg.link_alias(error) is None
     get, *_ = decode(ifinfmsg, nlmsg.link_get(3, 1))
     assert get["index"] == 1
+
+
+def test_prober_neighbour_requests_ask_no_ack():
+    msg, mtype, flags, seq = decode(ndmsg, nlmsg.neigh_add_permanent(9, 3, "10.244.0.2", "0a:58:0a:f4:00:02"))
+    assert (mtype, seq) == (nlmsg.RTM_NEWNEIGH, 9) and not flags & nlmsg.NLM_F_ACK
+    assert flags & nlmsg.NLM_F_EXCL and msg["state"] == nlmsg.NUD_PERMANENT
+    assert msg.get_attr("NDA_LLADDR") == "0a:58:0a:f4:00:02" and msg.get_attr("NDA_DST") == "10.244.0.2"
+    msg, mtype, flags, _ = decode(ndmsg, nlmsg.neigh_delete(10, 3, "10.244.0.2"))
+    assert mtype == nlmsg.RTM_DELNEIGH and not flags & nlmsg.NLM_F_ACK and msg["ifindex"] == 3
