@@ -1,0 +1,151 @@
+"""The door to the kernel: the :class:`Kernel` protocol, the operations it takes, what it reports.
+
+Everything above this package (the lab's lifecycle, repairs, status) talks to
+the kernel only through a ``Kernel``: :class:`netlab.kernel.live.LiveKernel`
+makes real system calls, :class:`netlab.kernel.fake.FakeKernel` keeps the same
+objects in memory, so ordering, rollback and convergence are unit-tested
+without root (as kube-proxy's proxier is tested against a fake iptables).
+
+An :class:`Op` is one change to one kernel object, named with the plan's own
+resources (a ``Route``, a ``Veth``...): ``add``, ``del``, ``set`` (a link's
+attributes), ``replace`` (a route or neighbour in place), ``write`` (a sysctl),
+``restore`` (an iptables table). Every op but the deletion of an object of an
+unknown kind has an :meth:`Op.inverse`, which is how a failed run takes back
+exactly what it did.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol, Sequence
+
+from netlab.kernel.rtnl import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+from netlab.plan.resources import Bridge, Link, NatRules, Resource, Sysctl, Veth, Vxlan
+
+VERBS = ("add", "del", "set", "replace", "write", "restore")
+
+
+@dataclass(frozen=True)
+class TableText:
+    """An iptables table of a namespace: a change (``--noflush``) or all of it as ``iptables-save`` printed it."""
+
+    kind: ClassVar[str] = "iptables"
+    netns: str
+    table: str
+    text: str
+    backend: str = ""  # "" (the system default), "nft" or "legacy"
+    noflush: bool = False  # True: a change (iptables-restore --noflush); False: the whole table as it was
+
+    def describe(self) -> str:
+        return f"iptables {self.table} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One change: ``verb`` applied to ``res``; ``old`` is what was there before (set/replace/write/restore)."""
+
+    verb: str
+    res: Resource | TableText
+    old: Resource | TableText | None = None
+    # "del" of something that may be gone already (an extra object; an undo): absent is done, not a failure
+    missing_ok: bool = False
+
+    @property
+    def netns(self) -> str:
+        return self.res.netns
+
+    def describe(self) -> str:
+        what = self.res.describe()
+        if self.verb == "set" and isinstance(self.old, Link) and isinstance(self.res, Link):
+            return f"set {', '.join(link_changes(self.old, self.res))} of {what}"
+        return f"{self.verb} {what}"
+
+    def inverse(self) -> "Op | None":
+        """The op that undoes this one (None when the kernel object cannot be made again)."""
+        if self.verb == "add":
+            return Op("del", self.res, missing_ok=True)
+        if self.verb == "del":
+            return Op("add", self.res) if recreatable(self.res) else None
+        if self.verb in ("set", "replace", "write"):
+            if self.old is None:
+                return Op("del", self.res, missing_ok=True) if self.verb == "replace" else None
+            return Op(self.verb, self.old, self.res)
+        if self.verb == "restore":
+            return Op("restore", self.old, self.res) if self.old is not None else None
+        raise ValueError(self.verb)
+
+
+def recreatable(res: Resource | TableText) -> bool:
+    """Objects the kernel can be asked to make again exactly as they were."""
+    if isinstance(res, Veth):
+        return bool(res.peer_name)  # a veth whose peer is unknown cannot be made again as it was
+    if isinstance(res, Link):
+        return isinstance(res, (Bridge, Vxlan))
+    return isinstance(res, Resource) and not isinstance(res, (NatRules, Sysctl))
+
+
+LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin")
+
+
+def link_changes(old: Link, new: Link) -> list[str]:
+    """The attributes ``ip link set`` must change to turn ``old`` into ``new``."""
+    return [a for a in LINK_ATTRS if hasattr(new, a) and getattr(old, a, None) != getattr(new, a)]
+
+
+# What the kernel answers when asked to delete something that is not there.
+GONE = frozenset({errno.ENODEV, errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL})
+
+
+class KernelError(Exception):
+    """An op failed. ``applied`` lists the ops of the same call that took effect (in order)."""
+
+    def __init__(self, op: Op | None, code: int, message: str, applied: Sequence[Op] = ()):
+        super().__init__(message)
+        self.op, self.code, self.applied = op, code, list(applied)
+
+
+@dataclass
+class Snapshot:
+    """One namespace as the kernel reports it: the raw facts, before any comparison with a plan."""
+
+    netns: str
+    links: dict[str, LinkMsg] = field(default_factory=dict)
+    hairpin: dict[int, bool] = field(default_factory=dict)  # bridge ports: ifindex -> hairpin mode
+    addrs: list[AddrMsg] = field(default_factory=list)
+    routes: list[RouteMsg] = field(default_factory=list)
+    neighs: list[NeighMsg] = field(default_factory=list)
+    fdb: list[NeighMsg] = field(default_factory=list)
+    rules: list[RuleMsg] = field(default_factory=list)
+    sysctls: dict[str, str | None] = field(default_factory=dict)
+    # iptables tables holding anything, by backend ("" the system default, or "legacy"/"nft" when the
+    # other backend also has tables here): table -> iptables-save text of that table
+    tables: dict[str, dict[str, str]] = field(default_factory=dict)
+    nft_tables: list[tuple[str, str]] = field(default_factory=list)  # (family, name) of every nf_tables table
+
+    def by_index(self) -> dict[int, LinkMsg]:
+        return {link.index: link for link in self.links.values()}
+
+
+class Kernel(Protocol):
+    """What the lab needs from the kernel. Names are checked namespace names."""
+
+    # namespaces
+    def netns_exists(self, name: str) -> bool: ...
+    def netns_mounted(self, name: str) -> bool: ...
+    def create_netns(self, name: str, tag: str, sysctls: Sequence[tuple[str, str]]) -> list[str]: ...
+    def delete_netns(self, name: str) -> None: ...
+    def remove_placeholder(self, name: str) -> bool: ...
+    def read_tag(self, name: str) -> str | None: ...
+
+    # reading
+    def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot: ...
+
+    # changing: ops in order, grouped by namespace as given; stops at the first failure
+    def apply(self, ops: Sequence[Op]) -> None: ...
+    def delete_link_group(self, netns: str, group: int) -> None: ...
+
+    # iptables, whole tables (the lab's chains are applied as ops)
+    def iptables_save(self, netns: str, table: str, backend: str = "") -> str: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,438 @@
+"""A kernel in memory, for unit tests of the lab's lifecycle without root.
+
+It holds, per namespace, links, addresses, routes, neighbours, FDB entries,
+rules, sysctls and iptables tables, answers snapshots with the same messages
+the real kernel's dumps decode to, and refuses what the kernel refuses, with
+the kernel's errno:
+
+- a link name or address that exists (EEXIST), a device that does not (ENODEV);
+- a route via a gateway that no connected route of an up device reaches
+  (ENETUNREACH), an onlink route or device route on a down device (ENETDOWN);
+- deleting a route, neighbour, FDB entry or rule that is not there exactly as
+  described: the kernel matches a route deletion on its type, scope and
+  protocol too (ESRCH).
+
+Taking a device down removes the routes through it and its connected routes,
+as the kernel does; deleting a veth deletes its peer. Every op applied is kept
+in :attr:`FakeKernel.log`; :attr:`FakeKernel.fail` makes chosen ops fail.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Callable, Sequence
+
+from netlab.kernel import rtnl
+from netlab.kernel.base import GONE, KernelError, Op, Snapshot, TableText, link_changes
+from netlab.kernel.rtnl import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
+
+DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
+                 Rule(netns="", priority=32767, table=253))
+BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+           "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"), "raw": ("PREROUTING", "OUTPUT"),
+           "security": ("INPUT", "FORWARD", "OUTPUT")}
+
+
+@dataclass
+class FLink:
+    name: str
+    index: int
+    kind: str | None
+    mtu: int
+    mac: str
+    up: bool
+    master: str | None = None
+    hairpin: bool = False
+    peer: tuple[str, str] | None = None  # (namespace, name) of a veth's other end
+    vxlan: dict = field(default_factory=dict)
+    group: int = 0
+    alias: str | None = None
+
+
+@dataclass
+class FTable:
+    chains: dict[str, str] = field(default_factory=dict)  # name -> policy ("-" for user chains)
+    rules: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class FNetns:
+    name: str
+    tag: str | None = None
+    links: dict[str, FLink] = field(default_factory=dict)
+    addrs: list[Address] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)  # not the kernel's connected and local routes
+    neighs: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)  # (dev, ip) -> (mac, state)
+    fdb: list[tuple[str, str, str]] = field(default_factory=list)  # (dev, mac, dst)
+    rules: list[Rule] = field(default_factory=list)
+    sysctls: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, dict[str, FTable]] = field(default_factory=dict)  # backend -> table -> chains
+    next_index: int = 2
+
+    def link(self, name: str) -> FLink:
+        try:
+            return self.links[name]
+        except KeyError:
+            raise _Err(errno.ENODEV, f"{name} does not exist in {self.name}") from None
+
+
+class _Err(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class FakeKernel:
+    """The Kernel protocol over in-memory namespaces."""
+
+    def __init__(self, fallback_links: Sequence[str] = ()):
+        self.ns: dict[str, FNetns] = {}
+        self.placeholders: set[str] = set()
+        self.log: list[Op] = []
+        self.fallback_links = tuple(fallback_links)
+        # fail(op) -> errno or None: the op fails with that errno (after the ops before it took effect)
+        self.fail: Callable[[Op], int | None] = lambda op: None
+        self.snapshots = 0
+
+    # --- namespaces ----------------------------------------------------------------
+
+    def netns_exists(self, name: str) -> bool:
+        return name in self.ns or name in self.placeholders
+
+    def netns_mounted(self, name: str) -> bool:
+        return name in self.ns
+
+    def create_netns(self, name: str, tag: str, sysctls: Sequence[tuple[str, str]]) -> list[str]:
+        if self.netns_exists(name):
+            raise FileExistsError(errno.EEXIST, "File exists", name)
+        ns = FNetns(name=name, tag=tag, rules=[Rule(netns=name, priority=r.priority, table=r.table)
+                                               for r in DEFAULT_RULES])
+        ns.links["lo"] = FLink("lo", 1, None, 65536, "00:00:00:00:00:00", True, alias=tag)
+        ns.addrs.append(Address(netns=name, dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host"))
+        for extra in self.fallback_links:
+            ns.links[extra] = FLink(extra, ns.next_index, "sit", 1480, "00:00:00:00", False)
+            ns.next_index += 1
+        ns.sysctls.update(dict(sysctls))
+        self.ns[name] = ns
+        return sorted(self.fallback_links)
+
+    def delete_netns(self, name: str) -> None:
+        ns = self.ns.pop(name, None)
+        self.placeholders.discard(name)
+        if ns is None:
+            return
+        for link in list(ns.links.values()):
+            if link.peer and link.peer[0] in self.ns:
+                self._drop_link(self.ns[link.peer[0]], link.peer[1], peer=False)
+
+    def remove_placeholder(self, name: str) -> bool:
+        if name in self.placeholders:
+            self.placeholders.discard(name)
+            return True
+        return False
+
+    def read_tag(self, name: str) -> str | None:
+        ns = self.ns.get(name)
+        return ns.links["lo"].alias if ns and "lo" in ns.links else None
+
+    # --- reading --------------------------------------------------------------------------
+
+    def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
+        self.snapshots += 1
+        ns = self.ns[netns]
+        snap = Snapshot(netns=netns)
+        for link in ns.links.values():
+            master = ns.links[link.master].index if link.master in ns.links else None
+            peer = None
+            if link.peer and link.peer[0] in self.ns and link.peer[1] in self.ns[link.peer[0]].links:
+                peer = self.ns[link.peer[0]].links[link.peer[1]].index
+            snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
+                                            mac=link.mac, master=master, peer=peer, peer_netnsid=None,
+                                            alias=link.alias, group=link.group, txqlen=1000, data=dict(link.vxlan))
+            if link.master:
+                snap.hairpin[link.index] = link.hairpin
+        for a in ns.addrs:
+            snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
+                                      str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))
+        for r in self._all_routes(ns):
+            snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=0,
+                                        gateway=str(r.gateway) if r.gateway else None,
+                                        oif=ns.links[r.dev].index if r.dev else None, proto=rtnl.proto_num(r.proto),
+                                        scope=rtnl.scope_num(r.scope), type=rtnl.type_num(r.type),
+                                        flags=rtnl.RTNH_F_ONLINK if r.onlink else 0, priority=r.metric or None,
+                                        prefsrc=None, multipath=False))
+        for (dev, ip), (mac, state) in ns.neighs.items():
+            snap.neighs.append(NeighMsg(rtnl.AF_INET, ns.links[dev].index, ip, mac, state, 0, None))
+        for dev, mac, dst in ns.fdb:
+            snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, rtnl.NUD_PERMANENT,
+                                     rtnl.NTF_SELF, None))
+        for r in ns.rules:
+            snap.rules.append(RuleMsg(priority=r.priority, table=r.table, action=rtnl.action_num(r.action),
+                                      src=str(r.src.network_address) if r.src else None,
+                                      src_len=r.src.prefixlen if r.src else 0,
+                                      dst=str(r.dst.network_address) if r.dst else None,
+                                      dst_len=r.dst.prefixlen if r.dst else 0, iif=r.iif, oif=r.oif,
+                                      fwmark=r.fwmark, fwmask=r.fwmask, tos=r.tos))
+        for key in sysctls:
+            snap.sysctls[key] = self._sysctl(ns, key)
+        if tables:
+            for backend, tabs in ns.tables.items():
+                snap.tables[backend] = {name: _save(name, t) for name, t in tabs.items()}
+        return snap
+
+    def _sysctl(self, ns: FNetns, key: str) -> str | None:
+        if key in ns.sysctls:
+            return ns.sysctls[key]
+        parts = key.split(".")
+        if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \
+                and ".".join(parts[3:-1]) not in ns.links:
+            return None  # no such interface
+        if parts[-1] == "forwarding":  # writing ip_forward sets every interface's, and the default
+            return ns.sysctls.get("net.ipv4.ip_forward", "0")
+        return "0"
+
+    def _all_routes(self, ns: FNetns) -> list[Route]:
+        """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
+        out = []
+        for a in ns.addrs:
+            link = ns.links[a.dev]
+            if not link.up:
+                continue
+            net = a.address.network
+            if a.dev != "lo":
+                out.append(Route(netns=ns.name, dst=net, gateway=None, dev=a.dev, proto="kernel", scope="link"))
+            out.append(Route(netns=ns.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
+                             table=255, proto="kernel", scope="host", type="local"))
+        return out + list(ns.routes)
+
+    def iptables_save(self, netns: str, table: str, backend: str = "") -> str:
+        tabs = self.ns[netns].tables.get(backend, {})
+        return _save(table, tabs[table]) if table in tabs else ""
+
+    # --- changing --------------------------------------------------------------------------
+
+    def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
+        done: list[Op] = []
+        for op in ops:
+            code = self.fail(op)
+            try:
+                if code:
+                    raise _Err(code, os.strerror(code))
+                self._apply(op)
+            except _Err as exc:
+                if op.missing_ok and op.verb == "del" and exc.code in GONE:
+                    continue  # already gone: done, nothing to take back
+                raise KernelError(op, exc.code, f"{op.describe()}: {exc}", applied=done) from None
+            except KeyError as exc:
+                raise KernelError(op, errno.ENOENT, f"{op.describe()}: namespace {exc} does not exist",
+                                  applied=done) from None
+            self.log.append(op)
+            done.append(op)
+
+    def delete_link_group(self, netns: str, group: int) -> None:
+        ns = self.ns[netns]
+        for name in [n for n, link in ns.links.items() if link.group == group]:
+            if name in ns.links:
+                self._drop_link(ns, name)
+
+    def close(self) -> None:
+        pass
+
+    def _apply(self, op: Op) -> None:
+        res = op.res
+        if isinstance(res, TableText):
+            return self._restore(self.ns[res.netns], res)
+        ns = self.ns[res.netns]
+        if isinstance(res, Sysctl):
+            ns.sysctls[res.name] = res.value
+        elif isinstance(res, Link):
+            self._link(ns, op, res)
+        elif isinstance(res, Address):
+            ns.link(res.dev)
+            same = [a for a in ns.addrs if a.key == res.key]
+            if op.verb == "del":
+                if not same:
+                    raise _Err(errno.EADDRNOTAVAIL, "no such address")
+                ns.addrs.remove(same[0])
+            elif same:
+                raise _Err(errno.EEXIST, "address exists")
+            else:
+                ns.addrs.append(res)
+        elif isinstance(res, Route):
+            self._route(ns, op, res)
+        elif isinstance(res, Neigh):
+            ns.link(res.dev)
+            if op.verb == "del":
+                if ns.neighs.pop((res.dev, str(res.dst)), None) is None:
+                    raise _Err(errno.ENOENT, "no such neighbour")
+            else:
+                ns.neighs[(res.dev, str(res.dst))] = (res.lladdr, rtnl.NUD_PERMANENT)
+        elif isinstance(res, Fdb):
+            if ns.link(res.dev).kind != "vxlan":
+                raise _Err(errno.EOPNOTSUPP, "not a vxlan device")
+            entry = (res.dev, res.lladdr, str(res.dst))
+            if op.verb == "del":
+                if entry not in ns.fdb:
+                    raise _Err(errno.ENOENT, "no such fdb entry")
+                ns.fdb.remove(entry)
+            elif entry in ns.fdb:
+                raise _Err(errno.EEXIST, "fdb entry exists")
+            else:
+                ns.fdb.append(entry)
+        elif isinstance(res, Rule):
+            same = [r for r in ns.rules if r.key[2:] == res.key[2:]]
+            if op.verb == "del":
+                if not same:
+                    raise _Err(errno.ENOENT, "no such rule")
+                ns.rules.remove(same[0])
+            elif same:
+                raise _Err(errno.EEXIST, "rule exists")
+            else:
+                ns.rules.append(res)
+                ns.rules.sort(key=lambda r: r.priority)
+        else:
+            raise _Err(errno.EINVAL, f"cannot {op.verb} {res.kind}")
+
+    def _link(self, ns: FNetns, op: Op, res: Link) -> None:
+        if op.verb == "del":
+            ns.link(res.name)
+            return self._drop_link(ns, res.name)
+        if op.verb == "set" or isinstance(res, Loopback):
+            link = ns.link(res.name)
+            changes = link_changes(op.old, res) if isinstance(op.old, Link) else ["up"]
+            for attr in changes:
+                if attr == "master" and res.master is not None:  # type: ignore[attr-defined]
+                    ns.link(res.master)  # type: ignore[attr-defined]
+                setattr(link, attr, getattr(res, attr))
+            if "up" in changes and not res.up:
+                self._link_down(ns, res.name)
+            return None
+        if res.name in ns.links:
+            raise _Err(errno.EEXIST, f"{res.name} exists")
+        if isinstance(res, Bridge):
+            ns.links[res.name] = FLink(res.name, self._index(ns), "bridge", res.mtu, res.mac, res.up)
+        elif isinstance(res, Vxlan):
+            dev = ns.link(res.dev)
+            ns.links[res.name] = FLink(res.name, self._index(ns), "vxlan", res.mtu, res.mac, res.up,
+                                       vxlan={"id": res.vni, "port": res.port, "local": str(res.local),
+                                              "learning": int(res.learning), "link": dev.index})
+        elif isinstance(res, Veth):
+            if res.master:
+                ns.link(res.master)
+            peer_ns = self.ns[res.peer_netns]
+            if res.peer_name in peer_ns.links:
+                raise _Err(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
+            ns.links[res.name] = FLink(res.name, self._index(ns), "veth", res.mtu, res.mac, res.up, res.master,
+                                       res.hairpin, (res.peer_netns, res.peer_name), group=1)
+            peer_ns.links[res.peer_name] = FLink(res.peer_name, self._index(peer_ns), "veth", res.mtu, res.peer_mac,
+                                                 True, peer=(res.netns, res.name))
+        else:
+            raise _Err(errno.EOPNOTSUPP, f"cannot create a {res.kind} link")
+        return None
+
+    @staticmethod
+    def _index(ns: FNetns) -> int:
+        ns.next_index += 1
+        return ns.next_index - 1
+
+    def _drop_link(self, ns: FNetns, name: str, peer: bool = True) -> None:
+        link = ns.links.pop(name, None)
+        if link is None:
+            return
+        ns.addrs = [a for a in ns.addrs if a.dev != name]
+        ns.routes = [r for r in ns.routes if r.dev != name]
+        ns.neighs = {k: v for k, v in ns.neighs.items() if k[0] != name}
+        ns.fdb = [f for f in ns.fdb if f[0] != name]
+        for other in ns.links.values():
+            if other.master == name:
+                other.master = None
+        if peer and link.peer and link.peer[0] in self.ns:
+            self._drop_link(self.ns[link.peer[0]], link.peer[1], peer=False)
+
+    def _link_down(self, ns: FNetns, name: str) -> None:
+        """The kernel flushes the routes through a device that goes down."""
+        ns.routes = [r for r in ns.routes if r.dev != name]
+
+    def _reachable(self, ns: FNetns, gateway: IPv4Address, dev: str) -> bool:
+        return any(a.dev == dev and ns.links[dev].up and gateway in a.address.network for a in ns.addrs)
+
+    def _route(self, ns: FNetns, op: Op, res: Route) -> None:
+        same = [r for r in ns.routes if r.key == res.key]
+        if op.verb == "del":
+            match = [r for r in same if r.type == res.type and r.scope == res.scope and r.proto == res.proto]
+            if not match:
+                raise _Err(errno.ESRCH, "no such route")
+            ns.routes.remove(match[0])
+            return
+        if res.dev:
+            link = ns.link(res.dev)
+            if res.gateway and not res.onlink and not self._reachable(ns, res.gateway, res.dev):
+                raise _Err(errno.ENETUNREACH, "network unreachable")
+            if (res.onlink or not res.gateway) and not link.up:
+                raise _Err(errno.ENETDOWN, "network is down")
+        for r in same:
+            ns.routes.remove(r)
+        ns.routes.append(res)
+
+    # --- iptables-restore, in miniature -----------------------------------------------------
+
+    def _restore(self, ns: FNetns, res: TableText) -> None:
+        tabs = ns.tables.setdefault(res.backend, {})
+        current = None
+        for raw in res.text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("*"):
+                name = line[1:]
+                if res.noflush and name in tabs:
+                    current = tabs[name]
+                else:
+                    current = tabs[name] = FTable({c: "ACCEPT" for c in BUILTIN.get(name, ())},
+                                                  {c: [] for c in BUILTIN.get(name, ())})
+                continue
+            if current is None:
+                raise _Err(errno.EINVAL, f"iptables-restore: line outside a table: {line}")
+            if line == "COMMIT":
+                current = None
+            elif line.startswith(":"):
+                chain, policy = line[1:].split()[:2]
+                if policy == "-":
+                    current.rules[chain] = []
+                current.chains[chain] = policy
+                current.rules.setdefault(chain, [])
+            else:
+                verb, chain = line.split()[:2]
+                if chain not in current.chains:
+                    raise _Err(errno.ENOENT, f"iptables-restore: no chain {chain}")
+                rule = "-A" + line[2:]
+                if verb == "-A":
+                    current.rules[chain].append(rule)
+                elif verb == "-I":
+                    current.rules[chain].insert(0, rule)
+                elif verb == "-D":
+                    if rule not in current.rules[chain]:
+                        raise _Err(errno.ENOENT, f"iptables-restore: no such rule: {line}")
+                    current.rules[chain].remove(rule)
+                elif verb == "-F":
+                    current.rules[chain] = []
+                elif verb == "-X":
+                    current.chains.pop(chain)
+                    current.rules.pop(chain, None)
+                else:
+                    raise _Err(errno.EINVAL, f"iptables-restore: cannot {line}")
+
+
+def _save(name: str, t: FTable) -> str:
+    out = [f"*{name}"]
+    builtin = [c for c in BUILTIN.get(name, ()) if c in t.chains]
+    user = sorted(c for c in t.chains if c not in builtin)
+    out += [f":{c} {t.chains[c]} [0:0]" for c in builtin + user]
+    for c in builtin + user:
+        out += t.rules.get(c, [])
+    out.append("COMMIT")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,116 @@
+"""iptables in a namespace: ``iptables-save`` and ``iptables-restore``, run inside it.
+
+Backend: the system's default tools (on Debian 12 iptables-nft; legacy works
+the same inside a namespace). ``NETLAB_IPTABLES=legacy|nft`` picks one
+explicitly. The two backends keep separate rule sets: rules made with one are
+invisible to the other, so a namespace is read with both when the other one
+holds tables too (see live.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from functools import lru_cache
+
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel.netns import binary, run_in_netns
+
+WAIT_SECONDS = "5"  # the legacy backend's xtables lock is machine-wide, shared by every namespace
+RESTORE_TIMEOUT = 120.0
+
+
+class IptablesError(Exception):
+    """iptables-save or iptables-restore failed; the message is one line."""
+
+
+def _suffix(backend: str | None) -> str:
+    backend = backend or os.environ.get("NETLAB_IPTABLES") or ""
+    if backend not in ("", "nft", "legacy"):
+        raise EnvironmentNotReady(f"NETLAB_IPTABLES={backend!r}: use nft or legacy "
+                                  "(or unset it for the system default)")
+    return f"-{backend}" if backend else ""
+
+
+def tools(backend: str | None = None) -> tuple[str, str]:
+    """Absolute paths of (iptables-save, iptables-restore) for the chosen backend."""
+    suffix = _suffix(backend)
+    return binary(f"iptables{suffix}-save"), binary(f"iptables{suffix}-restore")
+
+
+@lru_cache(maxsize=4)
+def default_backend(backend: str | None = None) -> str:
+    """``nft`` or ``legacy``: what ``iptables-save`` (or the chosen backend) writes to."""
+    chosen = backend or os.environ.get("NETLAB_IPTABLES") or ""
+    if chosen:
+        return chosen
+    save, _ = tools()
+    proc = subprocess.run([save, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    return "legacy" if "legacy" in proc.stdout else "nft"
+
+
+def save(netns: str, table: str | None = None, backend: str | None = None) -> str:
+    """``iptables-save [-t TABLE]`` inside the namespace."""
+    tool, _ = tools(backend)
+    argv = [tool] + (["-t", table] if table else [])
+    try:
+        proc = run_in_netns(netns, argv, check=False)
+    except FileNotFoundError:
+        raise IptablesError(f"{netns}: namespace not found while reading iptables") from None
+    except subprocess.TimeoutExpired:
+        raise IptablesError(f"{netns}: iptables-save did not finish") from None
+    if proc.returncode != 0:
+        msg = _first_line(proc.stderr) or f"exit {proc.returncode}"
+        raise IptablesError(f"{netns}: iptables-save{' -t ' + table if table else ''} failed: {msg}")
+    return proc.stdout.decode(errors="replace")
+
+
+def restore(netns: str, payload: str, noflush: bool = True, backend: str | None = None, label: str = "") -> None:
+    """One ``iptables-restore [--noflush]`` in the namespace: the kernel sees all of it or none.
+
+    ``label`` names what is restored in the error message (a table).
+    """
+    _, tool = tools(backend)
+    argv = [tool, "-w", WAIT_SECONDS] + (["--noflush"] if noflush else [])
+    try:
+        proc = run_in_netns(netns, argv, input=payload.encode(), check=False, timeout=RESTORE_TIMEOUT)
+    except FileNotFoundError:
+        raise IptablesError(f"{netns}: namespace not found while writing iptables rules") from None
+    except subprocess.TimeoutExpired:
+        raise IptablesError(f"{netns}: iptables-restore did not finish in {RESTORE_TIMEOUT:g} s") from None
+    if proc.returncode != 0:
+        what = f"iptables-restore ({label})" if label else "iptables-restore"
+        raise IptablesError(f"{netns}: {what} failed: {explain(proc.stderr, payload)}")
+
+
+def split_tables(text: str) -> dict[str, str]:
+    """iptables-save output of several tables -> table name -> that table's text (``*t`` to COMMIT)."""
+    out: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("*"):
+            current = out.setdefault(line[1:].strip(), [])
+        if current is not None and not line.startswith("#"):
+            current.append(line)
+        if line == "COMMIT":
+            current = None
+    return {name: "\n".join(lines) + "\n" for name, lines in out.items()}
+
+
+def _first_line(data: bytes) -> str:
+    text = data.decode(errors="replace").strip()
+    return text.splitlines()[0] if text else ""
+
+
+def explain(stderr: bytes, payload: str) -> str:
+    """iptables-restore says "line N failed"; add what line N is."""
+    text = stderr.decode(errors="replace").strip()
+    msg = " ".join(text.split("\n")[:2]) if text else "no error message"
+    m = re.search(r"line:? (\d+)", text)
+    if m:
+        lines = payload.splitlines()
+        n = int(m.group(1))
+        if 0 < n <= len(lines):
+            msg += f" (payload line {n}: {lines[n - 1][:160]})"
+    return msg

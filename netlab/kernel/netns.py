@@ -1,0 +1,251 @@
+"""Network namespaces, entered explicitly and briefly, in this process.
+
+pyroute2's ``IPRoute(netns=...)`` forks a helper process per socket (and its
+default flags *create* a missing namespace). netlab instead switches the
+calling thread into a namespace with ``setns(2)`` just long enough to open a
+netlink socket or a ``/proc/sys`` file, then switches back: a socket keeps
+the namespace it was opened in.
+
+Namespaces are made the way ``ip netns add`` makes them (a bind mount of the
+namespace onto ``/run/netns/<name>``), with one difference that makes
+ownership provable and crashes harmless: the new namespace is fully tagged
+(``lo`` gets the alias ``netlab:<lab>:<run id>``) *before* its name becomes
+visible. A process killed halfway leaves either nothing, or an empty
+placeholder file that the lab's state lists, never an untagged namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import shutil
+import socket
+import subprocess
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from pyroute2 import IPRoute
+
+from netlab.errors import EnvironmentNotReady
+from netlab.model.naming import check_netns
+
+NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUTS = 0x04000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+TAG_PREFIX = "netlab:"
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _check(ret: int, what: str, path: str = "") -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}", path)
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_DIR, check_netns(name))
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    _check(_libc.setns(fd, nstype), "setns")
+
+
+def ensure_netns_dir() -> None:
+    """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+        return
+    # Not a mount point yet: bind it onto itself, then make it shared.
+    _check(_libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None), "mount", NETNS_DIR)
+    _check(_libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None), "mount", NETNS_DIR)
+
+
+def is_netns_mount(name: str) -> bool:
+    """True when /run/netns/<name> is a mounted namespace (not an empty placeholder)."""
+    try:
+        return os.statvfs(netns_path(name)) is not None and _is_nsfs(netns_path(name))
+    except FileNotFoundError:
+        return False
+
+
+def _is_nsfs(path: str) -> bool:
+    # A bind-mounted namespace lives on nsfs: a different device than /run/netns.
+    try:
+        return os.stat(path).st_dev != os.stat(NETNS_DIR).st_dev
+    except FileNotFoundError:
+        return False
+
+
+def exists(name: str) -> bool:
+    return os.path.lexists(netns_path(name))
+
+
+@contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Run the body with this thread in namespace ``name``, then come back."""
+    fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        setns(fd)
+        try:
+            yield
+        finally:
+            setns(home)
+    finally:
+        os.close(fd)
+        os.close(home)
+
+
+def netlink_socket(proto: int = 0) -> socket.socket:
+    """A NETLINK_ROUTE (or other proto) socket in the current thread's namespace."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+    return sock
+
+
+def open_iproute(name: str) -> IPRoute:
+    """An IPRoute whose socket lives in namespace ``name`` (no helper process)."""
+    with entered(name):
+        sock = netlink_socket()
+    return IPRoute(use_socket=sock)
+
+
+def sysctl_path(key: str) -> str:
+    # sysctl(8) spelling -> /proc/sys path. In net.ipv4.conf.<dev>.<key> the
+    # device name may hold dots (flannel.1): it is everything between the
+    # fixed head and the last word.
+    parts = key.split(".")
+    if parts[:2] in (["net", "ipv4"], ["net", "ipv6"]) and len(parts) > 4 and parts[2] in ("conf", "neigh"):
+        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
+    return "/proc/sys/" + "/".join(parts)
+
+
+def write_sysctl_here(key: str, value: str) -> None:
+    with open(sysctl_path(key), "w") as fh:
+        fh.write(value)
+
+
+def read_sysctl_here(key: str) -> str | None:
+    try:
+        with open(sysctl_path(key)) as fh:
+            return fh.read().strip()
+    except FileNotFoundError:
+        return None
+
+
+def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
+    """Create namespace ``name``: tagged, ``lo`` up and sysctls set before it is visible.
+
+    Returns the links the kernel put in the new namespace (name -> ifindex):
+    ``lo``, and, on a host with the sit, ipip or gre modules loaded (and
+    ``net.core.fb_tunnels_only_for_init_net=0``), fallback tunnel devices such
+    as ``sit0`` and ``tunl0``, which every new namespace then starts with.
+    They are the kernel's, like ``lo``; the lab records them and leaves them
+    alone, and numbers its own links after them.
+
+    Raises FileExistsError if the name is taken (by anyone).
+    """
+    from netlab.kernel import netlink, rtnl, testhooks
+
+    path = netns_path(name)
+    ensure_netns_dir()
+    # The placeholder is made with O_EXCL: claiming the name is atomic.
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.unshare(CLONE_NEWNET), "unshare")
+        try:
+            for key, value in sysctls:
+                write_sysctl_here(key, value)
+            with netlink.Conn() as conn:
+                testhooks.add_fallback_links(conn)
+                links = [rtnl.parse_link(m) for m in conn.dump(f"links in {name}", rtnl.link_dump())]
+                lo = next(link.index for link in links if link.name == "lo")
+                conn.request(f"lo in {name}", rtnl.link_up(lo, alias=tag))
+            _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount", path)
+        finally:
+            setns(home)
+    except BaseException:
+        _unlink_placeholder(path)
+        raise
+    finally:
+        os.close(home)
+    return {link.name: link.index for link in links}
+
+
+def _unlink_placeholder(path: str) -> None:
+    try:
+        if not _is_nsfs(path):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def read_tag(name: str) -> str | None:
+    """The ownership tag on a namespace's ``lo`` (None if absent or not a namespace).
+
+    One RTM_GETLINK on a socket opened inside the namespace: cheap enough to
+    ask every namespace of a big lab on every ``down``.
+    """
+    from netlab.kernel import netlink, rtnl
+
+    if not is_netns_mount(name):
+        return None
+    with entered(name):
+        conn = netlink.Conn(timeout=5)
+    with conn:
+        try:
+            answer = conn.get(f"lo in {name}", rtnl.link_get(1))
+        except netlink.NetlinkError:
+            return None
+    return rtnl.parse_link(answer).alias
+
+
+def remove_netns(name: str) -> None:
+    """Unmount and unlink /run/netns/<name>; the kernel frees the namespace when unused."""
+    path = netns_path(name)
+    if _is_nsfs(path):
+        if _libc.umount2(path.encode(), MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            if err not in (errno.EINVAL, errno.ENOENT):
+                raise OSError(err, f"umount: {os.strerror(err)}", path)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def remove_placeholder(name: str) -> bool:
+    """Remove an empty placeholder left by a crash between claim and mount."""
+    path = netns_path(name)
+    if os.path.lexists(path) and not _is_nsfs(path) and os.path.isfile(path) and os.path.getsize(path) == 0:
+        os.unlink(path)
+        return True
+    return False
+
+
+def binary(name: str) -> str:
+    """Absolute path of a system binary, or a clear EnvironmentNotReady."""
+    path = shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin")
+    if not path:
+        raise EnvironmentNotReady(f"{name} is not installed; run scripts/setup.sh (or apt-get install the package with {name})")
+    return path
+
+
+def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, timeout: float = 30.0,
+                 check: bool = True) -> subprocess.CompletedProcess:
+    """Run argv (absolute binary path, no shell) inside namespace ``name``."""
+    fd = os.open(netns_path(name), os.O_RDONLY)
+    try:
+        return subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=check,
+                              preexec_fn=lambda: setns(fd), pass_fds=(fd,))
+    finally:
+        os.close(fd)

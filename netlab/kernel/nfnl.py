@@ -1,0 +1,54 @@
+"""nfnetlink: the netfilter families of netlink (nf_tables, conntrack), on the same wire codec.
+
+Only what netlab asks: the list of nf_tables tables in a namespace (so a
+namespace with no rules at all is known without running ``iptables-save``),
+and conntrack deletions (the prober's clean-up).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from netlab.kernel.netlink import Conn, NetlinkError, attr, attrs, get_str, message, nested
+
+NFNL_SUBSYS_CTNETLINK, NFNL_SUBSYS_NFTABLES = 1, 10
+NFT_MSG_GETTABLE = 1
+NFTA_TABLE_NAME = 1
+IPCTNL_MSG_CT_DELETE = 2
+NFGENMSG = struct.Struct("=BBH")  # family, version, res_id (big-endian on the wire; 0 here)
+NFNETLINK_V0 = 0
+FAMILIES = {1: "inet", 2: "ip", 3: "arp", 5: "netdev", 7: "bridge", 10: "ip6"}
+
+# linux/netfilter/nfnetlink_conntrack.h
+CTA_TUPLE_ORIG, CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 1, 2
+CTA_IP_V4_SRC, CTA_IP_V4_DST = 1, 2
+CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
+
+
+def table_dump() -> bytes:
+    """``nft list tables``: every table of every family."""
+    return message(NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETTABLE, 0, NFGENMSG.pack(0, NFNETLINK_V0, 0))
+
+
+def nft_tables(conn: Conn, what: str) -> list[tuple[str, str]]:
+    """(family, name) of the nf_tables tables in the socket's namespace; [] without nf_tables."""
+    try:
+        msgs = conn.dump(what, table_dump())
+    except NetlinkError:
+        return []
+    out = []
+    for m in msgs:
+        family = NFGENMSG.unpack_from(m.body)[0]
+        out.append((FAMILIES.get(family, str(family)), get_str(attrs(m.body, NFGENMSG.size), NFTA_TABLE_NAME) or ""))
+    return out
+
+
+def ct_delete(src: str, dst: str, proto: int, sport: int, dport: int) -> bytes:
+    """``conntrack -D -s SRC -d DST -p PROTO --sport S --dport D``: one entry, by its original tuple."""
+    ip = attr(CTA_IP_V4_SRC, socket.inet_aton(src)) + attr(CTA_IP_V4_DST, socket.inet_aton(dst))
+    ports = (attr(CTA_PROTO_NUM, struct.pack("B", proto)) + attr(CTA_PROTO_SRC_PORT, struct.pack("!H", sport))
+             + attr(CTA_PROTO_DST_PORT, struct.pack("!H", dport)))
+    tup = nested(CTA_TUPLE_IP, ip) + nested(CTA_TUPLE_PROTO, ports)
+    body = NFGENMSG.pack(socket.AF_INET, NFNETLINK_V0, 0) + nested(CTA_TUPLE_ORIG, tup)
+    return message(NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE, 0, body)

@@ -1,0 +1,49 @@
+"""Test hooks: the one place where netlab reads test-only settings from the environment.
+
+They let a root integration test reproduce, on this machine, conditions that
+only other machines have, or stop ``up`` at an exact point. Each is read once,
+when this module is imported, never inside a loop; all are off unless set.
+
+``NETLAB_FAULT_AT=k`` and ``NETLAB_FAULT_MODE=fail|kill``
+    the k-th changing operation of ``up`` fails (``ApplyFailed``) or kills the
+    process with SIGKILL (see netlab.lab.journal);
+``NETLAB_FAULT_SIGNAL=k`` (or ``k:INT``)
+    at the k-th changing operation, ``up`` sends itself SIGTERM (SIGINT): the
+    signal path, deterministic instead of a race with a fast machine;
+``NETLAB_TEST_FALLBACK_LINKS=1``
+    every namespace netlab creates starts with two extra links (bridges named
+    ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the
+    sit/ipip modules loaded gives every new namespace its fallback tunnels
+    (this machine cannot load those modules).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_env = os.environ
+
+
+def _int(name: str) -> int | None:
+    value = _env.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+FAULT_AT = _int("NETLAB_FAULT_AT")
+FAULT_MODE = _env.get("NETLAB_FAULT_MODE", "fail")
+_signal = _env.get("NETLAB_FAULT_SIGNAL", "").partition(":")
+FAULT_SIGNAL = int(_signal[0]) if _signal[0].isdigit() else None
+FAULT_SIGNUM = getattr(signal, f"SIG{_signal[2] or 'TERM'}", signal.SIGTERM)
+FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
+FALLBACK_NAMES = ("sit0", "tunl0")
+
+
+def add_fallback_links(conn) -> None:
+    """In a namespace being created: make the stand-ins for fallback tunnels (when asked to)."""
+    if not FALLBACK_LINKS:
+        return
+    from netlab.kernel import rtnl
+
+    for index, name in enumerate(FALLBACK_NAMES, start=2):
+        conn.request(f"test hook: fallback link {name}", rtnl.bridge_add(index, name, None, None, up=False))
