@@ -8,7 +8,7 @@ are compared to find objects that exist but differ.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, ClassVar
 
@@ -78,6 +78,7 @@ class Link(Resource):
     name: str
     mtu: int
     mac: str
+    up: bool = field(default=True, kw_only=True)
 
     @property
     def key(self) -> tuple:
@@ -85,6 +86,19 @@ class Link(Resource):
 
     def describe(self) -> str:
         return f"link {self.name} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Loopback(Link):
+    """``lo``: the kernel makes it with every namespace; the lab needs it up (with 127.0.0.1)."""
+
+    kind: ClassVar[str] = "loopback"
+    name: str = "lo"
+    mtu: int = 65536
+    mac: str = "00:00:00:00:00:00"
+
+    def command(self) -> str:
+        return f"ip -n {self.netns} link set lo up"
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,16 @@ class Veth(Link):
 
 
 @dataclass(frozen=True)
+class VethPeer(Link):
+    """The far end of a :class:`Veth` (a pod's ``eth0``), made with it; compared on its own."""
+
+    kind: ClassVar[str] = "veth-peer"
+
+    def command(self) -> str:
+        return f"ip -n {self.netns} link set {self.name} up"
+
+
+@dataclass(frozen=True)
 class Vxlan(Link):
     """Flannel's VTEP: no learning, static ARP/FDB entries per remote node."""
 
@@ -130,6 +154,7 @@ class Vxlan(Link):
     port: int
     local: IPv4Address
     dev: str
+    learning: bool = False
 
     def command(self) -> str:
         return (f"ip -n {self.netns} link add {self.name} type vxlan id {self.vni} local {self.local} "
@@ -142,13 +167,17 @@ class Address(Resource):
     kind: ClassVar[str] = "address"
     dev: str
     address: IPv4Interface
+    broadcast: IPv4Address | None = None
+    scope: str = "global"
 
     @property
     def key(self) -> tuple:
         return ("addr", self.netns, self.dev, str(self.address))
 
     def command(self) -> str:
-        return f"ip -n {self.netns} addr add {self.address} dev {self.dev}"
+        brd = f" brd {self.broadcast}" if self.broadcast else ""
+        scope = f" scope {self.scope}" if self.scope != "global" else ""
+        return f"ip -n {self.netns} addr add {self.address}{brd}{scope} dev {self.dev}"
 
     def describe(self) -> str:
         return f"address {self.address} on {self.dev} in {self.netns}"
@@ -156,25 +185,89 @@ class Address(Resource):
 
 @dataclass(frozen=True)
 class Route(Resource):
+    """A route. Its identity in the kernel is (table, destination, tos, metric); the rest are values."""
+
     kind: ClassVar[str] = "route"
     dst: IPv4Network
     gateway: IPv4Address | None
-    dev: str
+    dev: str | None
     onlink: bool = False
+    table: int = 254  # main
+    proto: str = "boot"  # what Flannel and the CNI plugins leave; `ip route` prints no proto for it
+    scope: str = "global"
+    type: str = "unicast"
+    metric: int = 0
 
     @property
     def key(self) -> tuple:
-        return ("route", self.netns, str(self.dst))
+        return ("route", self.netns, self.table, str(self.dst), self.metric)
+
+    def _spec(self) -> str:
+        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
+        out = dst if self.type == "unicast" else f"{self.type} {dst}"
+        if self.gateway:
+            out += f" via {self.gateway}"
+        if self.dev:
+            out += f" dev {self.dev}"
+        if self.onlink:
+            out += " onlink"
+        if self.table != 254:
+            out += f" table {self.table}"
+        if self.metric:
+            out += f" metric {self.metric}"
+        return out
 
     def command(self) -> str:
-        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
-        via = f" via {self.gateway}" if self.gateway else ""
-        return f"ip -n {self.netns} route add {dst}{via} dev {self.dev}{' onlink' if self.onlink else ''}"
+        proto = f" proto {self.proto}" if self.proto != "boot" else ""
+        scope = f" scope {self.scope}" if self.scope != "global" else ""
+        return f"ip -n {self.netns} route add {self._spec()}{proto}{scope}"
 
     def describe(self) -> str:
-        dst = "default" if self.dst.prefixlen == 0 else str(self.dst)
-        via = f" via {self.gateway}" if self.gateway else ""
-        return f"route {dst}{via} dev {self.dev} in {self.netns}"
+        return f"route {self._spec()} in {self.netns}"
+
+
+@dataclass(frozen=True)
+class Rule(Resource):
+    """A policy-routing rule (``ip rule``): which table a packet is looked up in."""
+
+    kind: ClassVar[str] = "rule"
+    priority: int
+    table: int = 254
+    action: str = "lookup"  # lookup | blackhole | unreachable | prohibit | goto | nop
+    src: IPv4Network | None = None
+    dst: IPv4Network | None = None
+    iif: str | None = None
+    oif: str | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    tos: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return ("rule", self.netns, self.priority, self.table, self.action, str(self.src), str(self.dst), self.iif,
+                self.oif, self.fwmark, self.fwmask, self.tos)
+
+    def _spec(self) -> str:
+        out = f"{self.priority}: from {self.src or 'all'}"
+        if self.dst:
+            out += f" to {self.dst}"
+        if self.tos:
+            out += f" tos {self.tos:#x}"
+        if self.fwmark is not None:
+            out += f" fwmark {self.fwmark:#x}" + (f"/{self.fwmask:#x}" if self.fwmask is not None else "")
+        if self.iif:
+            out += f" iif {self.iif}"
+        if self.oif:
+            out += f" oif {self.oif}"
+        table = {253: "default", 254: "main", 255: "local"}.get(self.table, str(self.table))
+        return out + (f" lookup {table}" if self.action == "lookup" else f" {self.action}")
+
+    def command(self) -> str:
+        spec = self._spec().split(": ", 1)[1]
+        return f"ip -n {self.netns} rule add pref {self.priority} {spec}"
+
+    def describe(self) -> str:
+        return f"rule {self._spec()} in {self.netns}"
 
 
 @dataclass(frozen=True)
@@ -208,7 +301,8 @@ class Fdb(Resource):
 
     @property
     def key(self) -> tuple:
-        return ("fdb", self.netns, self.dev, self.lladdr)
+        # A VXLAN FDB entry may list several remotes for one MAC: each is its own object.
+        return ("fdb", self.netns, self.dev, self.lladdr, str(self.dst))
 
     def command(self) -> str:
         return f"bridge -n {self.netns} fdb append {self.lladdr} dev {self.dev} dst {self.dst} self permanent"
@@ -252,7 +346,7 @@ class NatRules(Resource):
 
 
 RESOURCE_TYPES: dict[str, type[Resource]] = {
-    cls.kind: cls for cls in (Netns, Sysctl, Bridge, Veth, Vxlan, Address, Route, Neigh, Fdb, NatRules)
+    cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb, NatRules)
 }
 
 
@@ -263,7 +357,8 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     for name in ("chains", "rules"):
         if name in data:
             data[name] = tuple(data[name])
-    conv = {"local": IPv4Address, "dst": None, "gateway": IPv4Address, "address": IPv4Interface}
+    conv = {"local": IPv4Address, "dst": None, "src": IPv4Network, "gateway": IPv4Address,
+            "address": IPv4Interface, "broadcast": IPv4Address}
     for name, value in list(data.items()):
         if value is None or name not in conv:
             continue
@@ -272,7 +367,3 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
         else:
             data[name] = conv[name](value)
     return cls(**data)
-
-
-def as_dict(resource: Resource) -> dict[str, Any]:
-    return asdict(resource)
