@@ -33,31 +33,15 @@ the two in one namespace: rules of the other backend are invisible to it.
 from __future__ import annotations
 
 import os
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from netlab.errors import ApplyFailed, EnvironmentNotReady
+from netlab.errors import ApplyFailed
+from netlab.kernel import iptables
+from netlab.kernel.iptables import tools  # noqa: F401 - part of this module's interface
 from netlab.plan.resources import NatRules
 from netlab.plan.services import BUILTIN_CHAINS, canonical_order, chain_of, render_payload, target_of
-from netlab.realize.netns import binary, run_in_netns
-
-WAIT_SECONDS = "5"  # the legacy backend's xtables lock is machine-wide, shared by every namespace
-
-
-def tools(backend: str | None = None) -> tuple[str, str]:
-    """Absolute paths of (iptables-save, iptables-restore) for the chosen backend."""
-    suffix = _suffix(backend)
-    return binary(f"iptables{suffix}-save"), binary(f"iptables{suffix}-restore")
-
-
-def _suffix(backend: str | None) -> str:
-    backend = backend or os.environ.get("NETLAB_IPTABLES") or ""
-    if backend not in ("", "nft", "legacy"):
-        raise EnvironmentNotReady(f"NETLAB_IPTABLES={backend!r}: use nft or legacy "
-                                  "(or unset it for the system default)")
-    return f"-{backend}" if backend else ""
 
 
 @dataclass
@@ -66,6 +50,7 @@ class Table:
 
     chains: list[str] = field(default_factory=list)
     rules: dict[str, list[str]] = field(default_factory=dict)
+    policies: dict[str, str] = field(default_factory=dict)  # built-in chains: ACCEPT or DROP
 
     def of(self, chain: str) -> list[str]:
         return self.rules.get(chain, [])
@@ -84,24 +69,21 @@ def parse_save(text: str, table: str) -> Table:
         if line == "COMMIT":
             inside = False
         elif line.startswith(":"):
-            name = line[1:].split()[0]
+            name, policy = (line[1:].split() + ["-"])[:2]
             out.chains.append(name)
             out.rules.setdefault(name, [])
+            if policy != "-":
+                out.policies[name] = policy
         elif line.startswith("-A "):
             out.rules.setdefault(chain_of(line), []).append(line)
     return out
 
 
 def save_table(netns: str, table: str, backend: str | None = None) -> Table:
-    save, _ = tools(backend)
     try:
-        proc = run_in_netns(netns, [save, "-t", table], check=False)
-    except FileNotFoundError:
-        raise ApplyFailed(f"{netns}: namespace not found while reading iptables {table}") from None
-    if proc.returncode != 0:
-        msg = _first_line(proc.stderr) or f"exit {proc.returncode}"
-        raise ApplyFailed(f"{netns}: iptables-save -t {table} failed: {msg}")
-    return parse_save(proc.stdout.decode(errors="replace"), table)
+        return parse_save(iptables.save(netns, table, backend), table)
+    except iptables.IptablesError as exc:
+        raise ApplyFailed(str(exc)) from None
 
 
 def lab_lines(tab: Table, chains: Iterable[str]) -> list[str]:
@@ -263,33 +245,57 @@ def delete_chains(netns: str, table: str, chains: Iterable[str], backend: str | 
 
 def restore(netns: str, table: str, payload: str, backend: str | None = None) -> None:
     """Run one ``iptables-restore --noflush`` in a namespace; one clear line on failure."""
-    _, tool = tools(backend)
     try:
-        proc = run_in_netns(netns, [tool, "-w", WAIT_SECONDS, "--noflush"], input=payload.encode(), check=False,
-                            timeout=120)
-    except FileNotFoundError:
-        raise ApplyFailed(f"{netns}: namespace not found while writing iptables {table} rules") from None
-    except subprocess.TimeoutExpired:
-        raise ApplyFailed(f"{netns}: iptables-restore ({table}) did not finish in 120 s") from None
-    if proc.returncode != 0:
-        raise ApplyFailed(f"{netns}: iptables-restore ({table}) failed: {_explain(proc.stderr, payload)}")
+        iptables.restore(netns, payload, noflush=True, backend=backend, label=table)
+    except iptables.IptablesError as exc:
+        raise ApplyFailed(str(exc)) from None
 
 
-def _first_line(data: bytes) -> str:
-    text = data.decode(errors="replace").strip()
-    return text.splitlines()[0] if text else ""
+# --- the lab owns every built-in chain of its namespaces ---------------------------------
+
+def owned_lines(tab: Table, chains: Iterable[str]) -> list[str]:
+    """What the lab owns in a table: every rule of every built-in chain, and its own chains' rules."""
+    out: list[str] = []
+    for builtin in BUILTIN_CHAINS:
+        out += tab.of(builtin)
+    for chain in chains:
+        out += tab.of(chain)
+    return list(canonical_order(out))
 
 
-def _explain(stderr: bytes, payload: str) -> str:
-    """iptables-restore says "line N failed"; add what line N is."""
-    import re
+def table_drift(planned: NatRules, text: str | None) -> list[str]:
+    """How a table differs from the lab's: rules missing or extra, built-in policies not ACCEPT."""
+    tab = parse_save(text or "", planned.table)
+    out = [f"policy of {c} is {p}, want ACCEPT" for c, p in tab.policies.items() if p != "ACCEPT"]
+    have = owned_lines(tab, planned.chains)
+    out += [f"missing rule: {line}" for line in planned.rules if line not in have]
+    out += [f"extra rule: {line}" for line in have if line not in planned.rules]
+    if not out and tuple(have) != tuple(planned.rules):
+        out.append("rules in another order")
+    return out
 
-    text = stderr.decode(errors="replace").strip()
-    msg = " ".join(text.split("\n")[:2]) if text else "no error message"
-    m = re.search(r"line:? (\d+)", text)
-    if m:
-        lines = payload.splitlines()
-        n = int(m.group(1))
-        if 0 < n <= len(lines):
-            msg += f" (payload line {n}: {lines[n - 1][:160]})"
-    return msg
+
+def table_payload(planned: NatRules, text: str | None) -> str | None:
+    """An ``iptables-restore --noflush`` payload that makes the table hold exactly the lab's
+    rules (None when it already does). Chains that are not the lab's stay as they are."""
+    tab = parse_save(text or "", planned.table)
+    want: dict[str, list[str]] = {c: [] for c in planned.chains}
+    builtins: dict[str, list[str]] = {}
+    for line in planned.rules:
+        chain = chain_of(line)
+        (want if chain in want else builtins).setdefault(chain, []).append(line)
+    declare = [c for c in planned.chains if c not in tab.chains or tab.of(c) != want[c]]
+    body = [line for c in declare for line in want[c]]
+    fixes: list[str] = []
+    for builtin in BUILTIN_CHAINS:
+        if tab.policies.get(builtin, "ACCEPT") != "ACCEPT":
+            fixes.append(f":{builtin} ACCEPT [0:0]")  # with --noflush: the policy only, no flush
+        if tab.of(builtin) != builtins.get(builtin, []):
+            fixes.append(f"-F {builtin}")
+            fixes += builtins.get(builtin, [])
+    if not declare and not fixes:
+        return None
+    policies = [f for f in fixes if f.startswith(":")]
+    rest = [f for f in fixes if not f.startswith(":")]
+    return render_payload(planned.table, declare, body, [], extra=rest).replace(
+        f"*{planned.table}\n", f"*{planned.table}\n" + "".join(p + "\n" for p in policies), 1)

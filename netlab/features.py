@@ -1,0 +1,11 @@
+"""The features every lab has, in start order: Services' host-side work, then containers."""
+
+from __future__ import annotations
+
+from netlab.lab.feature import Feature, ModuleFeature
+from netlab.services import lifecycle as services
+from netlab.workload import lifecycle as workload
+
+
+def default_features() -> list[Feature]:
+    return [ModuleFeature(services), ModuleFeature(workload)]

@@ -1,0 +1,85 @@
+"""What one run changed, in order, so that a failure takes back exactly that.
+
+Every changing step of ``up`` goes through :meth:`Journal.apply` (kernel ops)
+or :meth:`Journal.step` (a namespace made, a feature started), which counts
+it: the test hooks (netlab.kernel.testhooks) fail, kill or interrupt the run
+at the k-th step, after the steps before it have reached the kernel.
+
+:meth:`Journal.undo` applies the inverse of every op that took effect, last
+first. Objects that existed before the run are only ever *changed* by it
+(set, replaced, written), and their inverse changes them back; objects this
+run made are deleted; namespaces this run made go whole (lab/up.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Sequence
+
+from netlab.errors import ApplyFailed
+from netlab.kernel import testhooks
+from netlab.kernel.base import Kernel, KernelError, Op
+
+
+class Journal:
+    def __init__(self, kernel: Kernel, fault_at: int | None = None, fault_mode: str = "fail",
+                 signal_at: int | None = None):
+        self.kernel = kernel
+        self.applied: list[Op] = []
+        self.count = 0
+        self.fault_at = fault_at if fault_at is not None else testhooks.FAULT_AT
+        self.fault_mode = fault_mode if fault_at is not None else testhooks.FAULT_MODE
+        self.signal_at = signal_at if signal_at is not None else testhooks.FAULT_SIGNAL
+
+    def _hook(self, what: str) -> None:
+        """Count one step; fire the test hooks when it is the chosen one."""
+        self.count += 1
+        if self.signal_at == self.count:
+            os.kill(os.getpid(), testhooks.FAULT_SIGNUM)  # handled like a user's Ctrl-C or kill
+        if self.fault_at == self.count:
+            if self.fault_mode == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise ApplyFailed(f"injected fault at operation {self.count} ({what})")
+
+    def step(self, what: str) -> None:
+        """A changing step that is not a kernel op (its undo is the caller's)."""
+        self._hook(what)
+
+    def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
+        """Apply ops in order; a failure raises ApplyFailed after recording what took effect."""
+        ops = list(ops)
+        start = 0
+        for i, op in enumerate(ops):
+            try:
+                self._hook(op.describe())
+            except BaseException:
+                self._send(ops[start:i], order)  # "after the k-th": what came before is applied
+                raise
+        self._send(ops[start:], order)
+
+    def _send(self, ops: list[Op], order: Sequence[str]) -> None:
+        if not ops:
+            return
+        try:
+            self.kernel.apply(ops, order)
+        except KernelError as exc:
+            self.applied += exc.applied
+            raise ApplyFailed(str(exc)) from None
+        self.applied += ops
+
+    def undo(self, skip_netns: set[str] = frozenset()) -> list[str]:
+        """Take back every op that took effect, last first; returns what could not be taken back."""
+        problems: list[str] = []
+        for op in reversed(self.applied):
+            if op.netns in skip_netns:
+                continue  # the namespace goes whole
+            inverse = op.inverse()
+            if inverse is None:
+                continue
+            try:
+                self.kernel.apply([inverse])
+            except KernelError as exc:
+                problems.append(str(exc))
+        self.applied.clear()
+        return problems

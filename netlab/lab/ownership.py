@@ -1,0 +1,52 @@
+"""Which namespaces are the lab's: the state lists them and their tag proves it.
+
+Every namespace carries the tag ``netlab:<lab>:<run id>`` from before its name
+is visible (kernel/netns.py), and the lab's state lists it. A namespace is the
+lab's only when both agree, so a look-alike made by hand, or a state file
+edited to list someone else's namespace, is left alone.
+"""
+
+from __future__ import annotations
+
+from netlab.errors import OwnershipConflict
+from netlab.kernel import netns as nsmod
+from netlab.kernel.base import Kernel
+from netlab.plan.build import Plan
+from netlab.realize.state import LabState
+
+TAG_PREFIX = nsmod.TAG_PREFIX
+
+
+def tag_for(state: LabState) -> str:
+    return f"{TAG_PREFIX}{state.lab}:{state.run_id}"
+
+
+def owned(kernel: Kernel, name: str, tag: str) -> bool:
+    """True when namespace ``name`` exists and carries this lab's tag."""
+    return kernel.netns_mounted(name) and kernel.read_tag(name) == tag
+
+
+def namespaces_to_create(kernel: Kernel, plan: Plan, state: LabState, tag: str) -> list[str]:
+    """Namespaces of the plan that do not exist yet; stops before any change if a name is taken."""
+    out = []
+    for name in plan.netns:
+        if not kernel.netns_exists(name):
+            out.append(name)
+        elif owned(kernel, name, tag):
+            continue
+        elif state.netns.get(name) == "intent" and kernel.remove_placeholder(name):
+            out.append(name)  # left by a crash between claiming the name and mounting
+        else:
+            raise OwnershipConflict(collision_message(kernel, name, state))
+    return out
+
+
+def collision_message(kernel: Kernel, name: str, state: LabState) -> str:
+    """Why ``name`` cannot be used, and what to do: ``ip netns del`` only for a namespace proven stale."""
+    tag = kernel.read_tag(name) if kernel.netns_mounted(name) else None
+    head = f"namespace {name} already exists and is not lab {state.lab}'s"
+    if tag and tag.startswith(TAG_PREFIX):
+        other = tag[len(TAG_PREFIX):].split(":", 1)[0]
+        return (f"{head}: it belongs to netlab lab {other!r}; take that lab down (sudo netlab down --lab {other}) "
+                "or rename this lab")
+    return f"{head} (no netlab tag); rename the lab, or remove that namespace if you made it and no longer need it"

@@ -1,0 +1,253 @@
+"""Bring a lab up, or converge a running one to its topology: the controller's reconcile.
+
+The plan is the desired state, kernel snapshots the current one, and only the
+difference is applied (realize/diff.py, realize/repair.py). A fresh namespace
+is not read: it holds nothing yet, so everything of it is made in one batch.
+
+A run either completes or is taken back: every op goes through a
+:class:`~netlab.lab.journal.Journal`; on any failure (or SIGINT/SIGTERM) its
+ops are undone, last first, and the namespaces it made are deleted, so an
+object that existed before the run is never removed by its rollback, and a
+failed repair leaves the lab as it found it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
+from netlab.kernel.base import Kernel, Op
+from netlab.lab.feature import Feature
+from netlab.lab.journal import Journal
+from netlab.lab.ownership import namespaces_to_create, owned, tag_for
+from netlab.lab.teardown import delete_namespaces, stop_features, teardown
+from netlab.model.lab import Lab
+from netlab.plan.build import Plan, build_plan
+from netlab.realize.diff import Drift, diff_netns
+from netlab.realize.expect import expected
+from netlab.realize.observe import observe
+from netlab.realize.repair import create_ops, ordered, repair_ops
+from netlab.realize.state import LabLock, LabState, forget, load_state
+
+Progress = Callable[[str, int, int], None]
+ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
+KERNEL_LINKS = "kernel_links"  # state.extra: links the kernel put in each namespace (fallback tunnels)
+
+
+class Interrupted(NetlabError):
+    """SIGINT/SIGTERM arrived while changing the kernel."""
+
+    exit_code = 130
+
+
+@dataclass
+class UpResult:
+    lab: str
+    created_netns: list[str] = field(default_factory=list)
+    removed_netns: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)  # repairs of the kernel's objects, in words
+    actions: list[str] = field(default_factory=list)  # what features did (restarted a container ...)
+    operations: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created_netns or self.removed_netns or self.fixed or self.actions)
+
+
+def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
+       progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None) -> UpResult:
+    """Create or converge a lab to its topology. Idempotent."""
+    plan = build_plan(lab)
+    with LabLock(lab.name, "netlab up", wait=wait):
+        return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source)
+
+
+def kernel_links(state: LabState) -> dict[str, list[str]]:
+    rec = state.extra.get(KERNEL_LINKS)
+    return rec if isinstance(rec, dict) else {}
+
+
+class _Up:
+    def __init__(self, lab: Lab, plan: Plan, kernel: Kernel, features: Sequence[Feature], journal: Journal,
+                 progress: Progress | None):
+        self.lab, self.plan, self.kernel, self.features = lab, plan, kernel, list(features)
+        self.journal, self.progress = journal, progress
+        self.result = UpResult(lab=lab.name)
+        self.created: list[str] = []
+        self.early: dict[str, Any] = {}
+
+    def run(self, source: str | None) -> UpResult:
+        state = load_state(self.lab.name)
+        fresh = state is None
+        state = state or LabState(lab=self.lab.name)
+        tag = tag_for(state)
+        for feature in self.features:
+            feature.preflight(self.lab)  # says what the machine lacks, before any change
+        try:
+            to_create = namespaces_to_create(self.kernel, self.plan, state, tag)
+        except OwnershipConflict:
+            if fresh:
+                forget(self.lab.name)  # nothing was made: leave no trace either
+            raise
+        # Write-ahead: the state names every namespace before it can exist.
+        state.netns.update({n: "intent" for n in to_create})
+        state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+        state.source = os.path.abspath(source) if source else None
+        state.phase = "creating" if fresh else state.phase
+        state.save()
+        try:
+            with _signals_interrupt():
+                self._converge(state, tag, to_create, fresh)
+        except BaseException as exc:
+            self._rollback(state, fresh, tag)
+            if isinstance(exc, Interrupted):
+                raise
+            if isinstance(exc, NetlabError):
+                raise ApplyFailed(f"{exc}; rolled back") from exc
+            if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug
+                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back (run with --debug for details)") from exc
+            raise
+        self.result.operations = self.journal.count
+        return self.result
+
+    # --- the work ---------------------------------------------------------------------
+
+    def _converge(self, state: LabState, tag: str, to_create: list[str], fresh: bool) -> None:
+        sysctls: dict[str, list[tuple[str, str]]] = {}
+        for r in self.plan.of_kind("sysctl"):
+            sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
+        links = kernel_links(state)
+        for i, name in enumerate(to_create):
+            self.journal.step(f"create namespace {name}")
+            extra = self.kernel.create_netns(name, tag, sysctls.get(name, ()))
+            self.created.append(name)
+            if extra:
+                links[name] = extra
+            if self.progress and i % 25 == 0:
+                self.progress("namespaces", i, len(to_create))
+        for name in self.created:
+            state.netns[name] = "created"
+        state.extra[KERNEL_LINKS] = {ns: v for ns, v in links.items() if ns in state.netns}
+        if self.created:
+            state.save()
+        self.result.created_netns = list(self.created)
+        if fresh:
+            # Features that need only the namespaces (echo servers) start now, while the network is made.
+            for feature in self.features:
+                self.journal.step(f"start {feature.name} early")
+                self.early[feature.name] = feature.start_early(self.lab, state)
+
+        want = expected(self.plan)
+        made = set(self.created)
+        ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
+        existing = [ns for ns in self.plan.netns if ns not in made]
+        drifts = self._drift(existing, want, state)
+        repairs = self._repairs(drifts, want)
+        self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
+        self.result.fixed += [op.describe() for op in repairs]
+        rounds = 1
+        while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
+            touched = sorted({op.netns for op in repairs} & set(existing))
+            drifts = self._drift(touched, want, state)
+            repairs = self._repairs(drifts, want)
+            self.journal.apply(repairs, order=self.plan.netns)
+            self.result.fixed += [op.describe() for op in repairs]
+            rounds += 1
+        if repairs:
+            left = self._drift(sorted({op.netns for op in repairs}), want, state)
+            if left:
+                raise ApplyFailed(f"could not converge: {left[0]}")
+
+        # Namespaces the lab no longer has: last, since they cannot be brought back.
+        for name in [n for n in state.netns if n not in self.plan.netns]:
+            if owned(self.kernel, name, tag):
+                stop_features(self.features, state, [name])
+                self.journal.step(f"delete namespace {name}")
+                delete_namespaces(self.kernel, [name])
+                self.result.removed_netns.append(name)
+            else:
+                self.kernel.remove_placeholder(name)
+            state.netns.pop(name, None)
+            kernel_links(state).pop(name, None)
+
+        state.plan = [r.to_json() for r in self.plan.resources]
+        state.phase = "up"
+        state.save()
+        for feature in self.features:
+            self.journal.step(f"start {feature.name}")
+            out = feature.start(self.lab, state, self.early.pop(feature.name, None))
+            self.result.actions += out.actions
+            self.result.warnings += out.problems
+
+    def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
+        self._snaps = {}
+        self._observed = {}
+        if not namespaces:
+            return []
+        links = kernel_links(state)
+        names = set(namespaces)
+        # A veth's peer may live in a namespace outside those asked for: read it too.
+        peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
+        for ns in sorted(names | peers):
+            if self.kernel.netns_mounted(ns):
+                keys = [r.name for r in want.get(ns, []) if r.kind == "sysctl"]  # type: ignore[attr-defined]
+                self._snaps[ns] = self.kernel.snapshot(ns, keys, tables=ns in names)
+        out: list[Drift] = []
+        for ns in namespaces:
+            if ns not in self._snaps:
+                raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
+            planned = {r.key: r for r in want.get(ns, [])}
+            self._observed[ns] = observe(self._snaps[ns], planned, self._snaps)
+            out += diff_netns(want.get(ns, []), self._observed[ns], links.get(ns, ()))
+        return out
+
+    def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:
+        return repair_ops(drifts, want, self._observed) if drifts else []
+
+    # --- taking it back ---------------------------------------------------------------
+
+    def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
+        """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
+        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for feature in self.features:
+                if feature.name in self.early:
+                    feature.abort_early(self.early.pop(feature.name))
+            if fresh:
+                self.journal.applied.clear()
+                teardown(self.kernel, self.features, state, tag)
+                return
+            self.journal.undo(skip_netns=set(self.created))
+            stop_features(self.features, state, self.created)
+            delete_namespaces(self.kernel, self.created)
+            for name in self.created:
+                state.netns.pop(name, None)
+                kernel_links(state).pop(name, None)
+            state.save()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+class _signals_interrupt:
+    """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back."""
+
+    def __enter__(self) -> None:
+        self.old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.old[sig] = signal.signal(sig, self._raise)
+            except ValueError:  # not the main thread
+                pass
+
+    @staticmethod
+    def _raise(signum: int, frame: object) -> None:
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back")
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.old.items():
+            signal.signal(sig, handler)

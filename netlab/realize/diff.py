@@ -1,0 +1,132 @@
+"""Plan versus kernel (the controller's diff): every object missing, different or extra.
+
+Objects are compared whole: an object of the plan and the one the kernel
+holds under the same identity key are the same when every attribute is equal
+(a route's gateway, device, protocol, scope, type; a link's MTU, MAC,
+up/down, bridge port and hairpin mode). So a hand-made object is told from the
+lab's by what it is, not by a marker such as the route protocol.
+
+* missing:   in the plan, not in the kernel;
+* different: same key, other values (``detail`` says which);
+* extra:     in one of the lab's namespaces, not in the plan. Links the
+             kernel made with the namespace (``lo``, fallback tunnels) are
+             not extra; nor is anything observe.py leaves out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Iterable
+
+from netlab.plan.resources import Link, NatRules, Resource, Sysctl
+from netlab.realize import netfilter
+from netlab.realize.expect import interface_of
+from netlab.realize.observe import Observed, link_kind
+
+IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
+
+
+@dataclass(frozen=True)
+class Drift:
+    state: str  # missing | extra | different
+    resource: Resource  # the planned one (missing/different) or the live one (extra)
+    detail: str = ""
+    live: Resource | None = None  # different: what the kernel holds
+    backend: str = ""  # iptables: the backend whose table differs ("" the system default)
+
+    def __str__(self) -> str:
+        text = f"{self.state}: {self.resource.describe()}"
+        return f"{text} ({self.detail})" if self.detail else text
+
+    def to_json(self) -> dict:
+        return {"state": self.state, "object": self.resource.describe(), "detail": self.detail,
+                "resource": self.resource.to_json()}
+
+
+def describe_difference(want: Resource, have: Resource) -> str:
+    """``down, mtu 1400 (want 1450)``: the attributes that differ, in words."""
+    if type(want) is not type(have):
+        return f"is a {link_kind(have)}, want a {link_kind(want)}"
+    out = []
+    for f in fields(want):
+        a, b = getattr(have, f.name), getattr(want, f.name)
+        if a == b:
+            continue
+        if f.name == "up":
+            out.append("down" if not a else "up, want down")
+        elif f.name in ("peer_name", "peer_netns") and not a:
+            if f"peer {b}" not in " ".join(out):
+                out.append(f"its peer {getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')} is not its pair")
+        elif f.name == "peer_mac" and not a:
+            continue
+        else:
+            out.append(f"{f.name} {_show(a)} (want {_show(b)})")
+    return ", ".join(out)
+
+
+def _show(value: object) -> str:
+    if value is None or value == "":
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterable[str] = ()) -> list[Drift]:
+    """Drift in one namespace: ``expected`` (expect.py) against what the kernel holds."""
+    out: list[Drift] = []
+    want = list(expected)
+    keys = {r.key for r in want}
+    present_links = {r.name for r in obs.objects.values() if isinstance(r, Link)}
+    # Writing ip_forward writes every interface's forwarding: when it is wrong, that is the one drift.
+    forward_wrong = any(r.name == "net.ipv4.ip_forward" and obs.sysctls.get(r.name) != r.value
+                        for r in want if isinstance(r, Sysctl))
+    for r in want:
+        if isinstance(r, Sysctl):
+            dev = interface_of(r)
+            if dev is not None and dev not in present_links:
+                continue  # its link is missing: that is the drift, and the new link inherits the defaults
+            if forward_wrong and dev is not None and r.name.endswith(".forwarding"):
+                continue
+            value = obs.sysctls.get(r.name)
+            if value != r.value:
+                out.append(Drift("different", r, f"is {value if value is not None else 'absent'}, want {r.value}",
+                                 live=Sysctl(netns=r.netns, name=r.name, value=value or "")))
+            continue
+        if isinstance(r, NatRules):
+            continue
+        have = obs.objects.get(r.key)
+        if have is None:
+            out.append(Drift("missing", r))
+        elif have != r:
+            out.append(Drift("different", r, describe_difference(r, have), live=have))
+    skip = set(kernel_links) | {"lo"}
+    for key, have in obs.objects.items():
+        if key in keys or (isinstance(have, Link) and have.name in skip):
+            continue
+        out.append(Drift("extra", have, link_kind(have) if isinstance(have, Link) else ""))
+    out += diff_tables(obs, [r for r in want if isinstance(r, NatRules)])
+    return out
+
+
+def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
+    """iptables: the lab owns every table of its namespaces (built-in chains, their policies) and its chains."""
+    out: list[Drift] = []
+    by_table = {r.table: r for r in planned}
+    default = obs.tables.get("", {})
+    for table in IPTABLES_TABLES:
+        want = by_table.get(table) or NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=())
+        if table not in default and not want.rules:
+            continue
+        detail = netfilter.table_drift(want, default.get(table))
+        if detail:
+            out.append(Drift("different" if table in default else "missing", want, "; ".join(detail[:6])))
+    for backend, tables in obs.tables.items():
+        if not backend:
+            continue
+        for table, text in tables.items():  # the other backend: it must hold nothing
+            empty = NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=())
+            detail = netfilter.table_drift(empty, text)
+            if detail:
+                out.append(Drift("extra", empty, f"iptables-{backend}: " + "; ".join(detail[:6]), backend=backend))
+    return out

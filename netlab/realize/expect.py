@@ -1,0 +1,67 @@
+"""What the kernel must hold in each namespace of a lab: the plan, and what the plan implies.
+
+The plan lists what netlab makes. A namespace also holds what the kernel
+made with it, which the lab needs as it came, and owns like the rest:
+
+- ``lo`` up, with 127.0.0.1/8 (``lo`` down in a pod breaks every local
+  connection, the echo server's health checks too);
+- the three default policy-routing rules (``0: lookup local``, ``32766:
+  lookup main``, ``32767: lookup default``); any other rule is not the lab's;
+- the far end of every veth (a pod's ``eth0``) up, with its MAC and MTU;
+- the ARP and forwarding sysctls that silently break a lab when changed:
+  ``arp_ignore``/``arp_announce``/``arp_filter`` at their defaults (0) for
+  ``all``, ``default`` and every interface, ``rp_filter`` 0 on every interface (the
+  effective value is the larger of ``all`` and the interface's), and each
+  interface's ``forwarding`` equal to the namespace's ``ip_forward``.
+
+Sysctls that netlab neither sets nor guards (hundreds of them) are out of
+scope: docs/reliability.md lists what the lab owns.
+"""
+
+from __future__ import annotations
+
+from netlab.plan.build import Plan
+from netlab.plan.resources import Address, Link, Loopback, Netns, Resource, Rule, Sysctl, Veth, VethPeer
+
+from ipaddress import IPv4Interface
+
+DEFAULT_RULES = ((0, 255), (32766, 254), (32767, 253))  # (priority, table): local, main, default
+ARP_SYSCTLS = ("arp_ignore", "arp_announce", "arp_filter")
+
+
+def expected(plan: Plan) -> dict[str, list[Resource]]:
+    """Namespace -> every object it must hold, plan order first, then what the kernel made."""
+    out: dict[str, list[Resource]] = {ns: [] for ns in plan.netns}
+    forwarding: dict[str, str] = {ns: "0" for ns in plan.netns}
+    for r in plan.resources:
+        if isinstance(r, Netns):
+            continue
+        out.setdefault(r.netns, []).append(r)
+        if isinstance(r, Sysctl) and r.name == "net.ipv4.ip_forward":
+            forwarding[r.netns] = r.value
+    for r in plan.of_kind("veth"):
+        assert isinstance(r, Veth)
+        out.setdefault(r.peer_netns, []).append(VethPeer(netns=r.peer_netns, name=r.peer_name, mtu=r.mtu,
+                                                         mac=r.peer_mac))
+    for ns, items in out.items():
+        planned = {(r.netns, r.kind, getattr(r, "name", None)) for r in items if isinstance(r, Sysctl)}
+        items.append(Loopback(netns=ns))
+        items.append(Address(netns=ns, dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host"))
+        items += [Rule(netns=ns, priority=prio, table=table) for prio, table in DEFAULT_RULES]
+        sysctls = [Sysctl(netns=ns, name=f"net.ipv4.conf.{which}.{key}", value="0")
+                   for which in ("all", "default") for key in ARP_SYSCTLS]
+        for link in [r for r in items if isinstance(r, Link) and not isinstance(r, Loopback)]:
+            conf = f"net.ipv4.conf.{link.name}"
+            sysctls += [Sysctl(netns=ns, name=f"{conf}.{key}", value="0") for key in (*ARP_SYSCTLS, "rp_filter")]
+            sysctls.append(Sysctl(netns=ns, name=f"{conf}.forwarding", value=forwarding.get(ns, "0")))
+        items += [s for s in sysctls if (ns, "sysctl", s.name) not in planned]
+    return out
+
+
+def interface_of(sysctl: Sysctl) -> str | None:
+    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ``flannel.1`` (None for all/default and others)."""
+    parts = sysctl.name.split(".")
+    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5:
+        return None
+    dev = ".".join(parts[3:-1])
+    return None if dev in ("all", "default") else dev

@@ -1,0 +1,186 @@
+"""From drift to kernel operations: the fewest changes that make a namespace match its plan.
+
+Each kind of object has one way to be made, changed and taken away (see
+:class:`~netlab.kernel.base.Op`): a link that is only down, or has another
+MTU or MAC, is *set*, not deleted and made again; a route or neighbour entry
+is *replaced* in place; a link of another kind, a veth whose peer is not its
+pair, or a VXLAN device with other settings is made again. A link made again
+loses what hung on it (addresses, routes, neighbour and FDB entries, bridge
+ports), so those are put back in the same pass.
+
+Order, so that every step can be taken back (a failed ``up`` undoes its ops in
+reverse) and no step needs one that comes later:
+
+1. extra objects that are not links (rules, routes, ARP/FDB entries, addresses);
+2. sysctls (before links: a new interface copies ``default``);
+3. links: made again, made, set; bridges before veths before VTEPs;
+4. addresses, ARP, FDB, routes, rules (Flannel's order: the route last);
+5. iptables tables;
+6. extra links last: a deleted link of a kind netlab cannot make again
+   cannot be put back, so nothing may fail after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from netlab.kernel.base import Op, TableText
+from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, Resource, Route, Rule, Sysctl,
+                                   Veth, VethPeer, Vxlan)
+from netlab.realize import netfilter
+from netlab.realize.diff import Drift
+from netlab.realize.observe import Observed
+
+# Kernel order (plan/build.py's ORDER, with the kinds only a repair meets).
+KIND_RANK = {kind: i for i, kind in enumerate(("loopback", "bridge", "veth", "veth-peer", "vxlan", "link", "address",
+                                               "neigh", "fdb", "route", "rule"))}
+
+
+def _rank(r: Resource) -> int:
+    return KIND_RANK.get(r.kind, len(KIND_RANK))
+
+
+def _needs_remaking(want: Link, have: Link) -> bool:
+    """A link that ``ip link set`` cannot turn into the planned one."""
+    if type(want) is not type(have):
+        return True
+    if isinstance(want, Veth):
+        return not have.peer_name  # type: ignore[attr-defined]
+    if isinstance(want, Vxlan):
+        return (want.vni, want.port, want.local, want.dev, want.learning) != \
+            (have.vni, have.port, have.local, have.dev, have.learning)  # type: ignore[attr-defined]
+    return False
+
+
+def _hangs_on(r: Resource, netns: str, link: str) -> bool:
+    """Does ``r`` go away with link ``link`` of ``netns``?"""
+    if r.netns != netns:
+        return False
+    return getattr(r, "dev", None) == link or (isinstance(r, Veth) and r.master == link)
+
+
+def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
+               observed: dict[str, Observed]) -> list[Op]:
+    """The ops that turn what ``observed`` holds into what ``expected`` says, given their ``drifts``."""
+    extras: list[Op] = []
+    extra_links: list[Op] = []
+    sysctls: list[Op] = []
+    remove_links: list[Op] = []
+    links: list[Op] = []
+    objects: list[Op] = []
+    tables: list[Op] = []
+    remade: set[tuple[str, str]] = set()  # (netns, link) made or made again in this pass
+    handled: set[tuple] = set()
+
+    for d in drifts:
+        r = d.resource
+        if d.state == "extra":
+            if isinstance(r, NatRules):
+                tables.append(_table_op(r, observed, d.backend))
+            elif isinstance(r, Link):
+                extra_links.append(Op("del", r, missing_ok=True))
+            else:
+                extras.append(Op("del", r, missing_ok=True))
+            continue
+        handled.add(r.key)
+        if isinstance(r, Sysctl):
+            sysctls.append(Op("write", r, old=d.live))
+        elif isinstance(r, NatRules):
+            tables.append(_table_op(r, observed, ""))
+        elif isinstance(r, Link):
+            if d.state == "missing":
+                if isinstance(r, (VethPeer, Loopback)):
+                    continue  # made with its veth / by the kernel: nothing to make here
+                links.append(Op("add", r))
+                remade.add((r.netns, r.name))
+                if isinstance(r, Veth):
+                    remade.add((r.peer_netns, r.peer_name))
+            elif isinstance(d.live, Link) and _needs_remaking(r, d.live):
+                remove_links.append(Op("del", d.live))
+                if isinstance(r, VethPeer):
+                    continue  # its veth is made again from the other side
+                links.append(Op("add", r))
+                remade.add((r.netns, r.name))
+                if isinstance(r, Veth):
+                    remade.add((r.peer_netns, r.peer_name))
+            else:
+                links.append(Op("set", r, old=d.live))
+        elif isinstance(r, Address) and d.state == "different":
+            objects += [Op("del", d.live), Op("add", r)]  # type: ignore[arg-type]
+        elif isinstance(r, (Route, Neigh)):
+            objects.append(Op("replace", r, old=d.live))
+        elif isinstance(r, (Address, Fdb, Rule)):
+            objects.append(Op("add", r))
+        else:
+            raise ValueError(f"no repair for {r.describe()}")
+
+    # What hung on a link made (again) in this pass is gone with the old one: put it back.
+    for ns, link in sorted(remade):
+        if ns not in observed:
+            continue  # a namespace made in this run gets everything anyway (create_ops)
+        for r in expected.get(ns, []):
+            if r.key in handled or not _hangs_on(r, ns, link):
+                continue
+            handled.add(r.key)
+            if isinstance(r, Veth):
+                if (ns, r.name) not in remade:  # a port of a bridge made again: enslave it again
+                    have = observed[ns].objects.get(r.key)
+                    if isinstance(have, Veth):
+                        links.append(Op("set", r, old=replace(have, master=None, hairpin=False)))
+            elif isinstance(r, (Route, Neigh)):
+                objects.append(Op("replace", r))
+            elif isinstance(r, (Address, Fdb)):
+                objects.append(Op("add", r))
+
+    return ordered(extras + sysctls + remove_links + links + objects + tables + extra_links)
+
+
+def _phase(op: Op) -> int:
+    """Which step of the order in the module docstring an op belongs to."""
+    r = op.res
+    if isinstance(r, TableText):
+        return 5
+    if isinstance(r, Sysctl):
+        return 1
+    if isinstance(r, Link):
+        if op.verb == "del":
+            return 6 if op.missing_ok else 2
+        return 3
+    return 0 if op.verb == "del" and op.missing_ok else 4
+
+
+def ordered(ops: Iterable[Op]) -> list[Op]:
+    """Ops in kernel order (stable: the plan's own order holds within a kind)."""
+    def key(op: Op) -> tuple:
+        phase = _phase(op)
+        rank = _rank(op.res) if phase in (3, 4) else 0  # type: ignore[arg-type]
+        return (phase, rank, op.verb != "del")
+
+    return sorted(ops, key=key)
+
+
+def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) -> Op:
+    obs = observed.get(planned.netns)
+    text = obs.tables.get(backend, {}).get(planned.table) if obs else None
+    payload = netfilter.table_payload(planned, text) or f"*{planned.table}\nCOMMIT\n"
+    old = TableText(planned.netns, planned.table, text or f"*{planned.table}\nCOMMIT\n", backend)
+    return Op("restore", TableText(planned.netns, planned.table, payload, backend, noflush=True), old=old)
+
+
+def create_ops(resources: Iterable[Resource]) -> list[Op]:
+    """Everything of namespaces made in this run, in plan order (they hold nothing yet)."""
+    ops: list[Op] = []
+    for r in resources:
+        if r.kind in ("netns", "sysctl"):
+            continue  # made with the namespace
+        if isinstance(r, NatRules):
+            payload = netfilter.table_payload(r, None)
+            if payload:
+                ops.append(Op("restore", TableText(r.netns, r.table, payload, noflush=True)))
+        elif isinstance(r, (Route, Neigh)):
+            ops.append(Op("replace", r))
+        else:
+            ops.append(Op("add", r))
+    return ops
+
