@@ -177,7 +177,7 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
                                            "learning": False}
     assert links["eth0"]["peer"]["netns"] == f"{lab}-underlay"
     assert {"dev": "cni0", "address": "10.244.0.1/24", "network": "10.244.0.0/24"} in node["addresses"]
-    assert any(r["text"] == "10.244.1.0/24 via 10.244.1.0 dev flannel.1 proto static onlink" for r in node["routes"])
+    assert any(r["text"] == "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink" for r in node["routes"])
     assert any(n["dst"] == "10.244.1.0" and n["state"] == "PERMANENT" for n in node["neighbours"])
     assert any(f["dev"] == "flannel.1" and f["dst"] == "192.168.122.7" for f in node["fdb"])
     assert any(p["bridge"] == "cni0" and p["hairpin"] for p in node["bridge_ports"])

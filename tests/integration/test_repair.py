@@ -1,0 +1,172 @@
+"""Every kind of drift is reported by status and repaired by one up; a failed repair makes nothing worse.
+
+One lab (the default two-node Flannel shape) is shared by the module: each
+case breaks it with ordinary tools, as a learner would, checks that `status`
+names the damage (exit 1), runs `up` once, and checks that `status` is clean
+and traffic flows again, so the next case starts from a repaired lab.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from helpers import in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("rp")
+    path = write_topology(tmp_path_factory.mktemp("repair"), two_node_topology(name, pods_per_node=2))
+    netlab("up", "-t", path)
+    try:
+        yield name, path
+    finally:
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
+
+
+def sh(*argv: str) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True)
+
+
+def remote_vtep_mac(lab: str) -> str:
+    (entry,) = [e for e in json.loads(subprocess.run(
+        ["bridge", "-j", "-n", f"{lab}-minikube", "fdb", "show", "dev", "flannel.1"],
+        capture_output=True, text=True, check=True).stdout) if e.get("dst")]
+    return entry["mac"]
+
+
+def pod_veth(lab: str, pod: str, node: str = "minikube") -> str:
+    """The node-side veth of a pod: the link whose index the pod's eth0 names as its peer."""
+    (eth0,) = ip_json("link", "show", "eth0", netns=f"{lab}-{pod}")
+    (link,) = [x for x in ip_json("link", netns=f"{lab}-{node}") if x["ifindex"] == eth0["link_index"]]
+    return link["ifname"]
+
+
+# (what breaks, how, what status must say)
+CASES = {
+    "namespace deleted": (lambda L: sh("ip", "netns", "del", f"{L}-fedora-2"), "missing: namespace {L}-fedora-2"),
+    "link down": (lambda L: sh("ip", "-n", f"{L}-fedora-2", "link", "set", "eth0", "down"),
+                  "link eth0 in {L}-fedora-2 (down)"),
+    "link deleted": (lambda L: sh("ip", "-n", f"{L}-fedora-1", "link", "del", "eth0"), "missing: link veth"),
+    "node veth down": (lambda L: sh("ip", "-n", f"{L}-minikube", "link", "set", pod_veth(L, "fedora-1"), "down"),
+                       "(down)"),
+    "address deleted": (lambda L: sh("ip", "-n", f"{L}-minikube", "addr", "del", "10.244.0.1/24", "dev", "cni0"),
+                        "missing: address 10.244.0.1/24 on cni0 in {L}-minikube"),
+    "route deleted": (lambda L: sh("ip", "-n", f"{L}-minikube", "route", "del", "10.244.1.0/24"),
+                      "missing: route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in {L}-minikube"),
+    "extra route in a node": (lambda L: sh("ip", "-n", f"{L}-minikube", "route", "add", "10.55.0.0/16", "dev", "eth0"),
+                              "extra: route 10.55.0.0/16 dev eth0 in {L}-minikube"),
+    "extra route in a pod": (lambda L: sh("ip", "-n", f"{L}-fedora-1", "route", "add", "10.55.0.0/16", "dev", "eth0"),
+                             "extra: route 10.55.0.0/16 dev eth0 in {L}-fedora-1"),
+    "route changed": (lambda L: sh("ip", "-n", f"{L}-fedora-1", "route", "replace", "default", "via", "10.244.0.3"),
+                      "different: route default via 10.244.0.1 dev eth0 in {L}-fedora-1"),
+    "ARP entry deleted": (lambda L: sh("ip", "-n", f"{L}-minikube", "neigh", "del", "10.244.1.0", "dev", "flannel.1"),
+                          "missing: neighbour 10.244.1.0"),
+    "FDB entry deleted": (lambda L: sh("bridge", "-n", f"{L}-minikube", "fdb", "del", remote_vtep_mac(L), "dev",
+                                       "flannel.1", "dst", "192.168.122.7", "self"),
+                          "missing: fdb"),
+    "FDB entry changed": (lambda L: sh("bridge", "-n", f"{L}-minikube", "fdb", "replace", remote_vtep_mac(L), "dev",
+                                       "flannel.1", "dst", "192.168.122.99", "self", "permanent"),
+                          "dst 192.168.122.99 dev flannel.1 in {L}-minikube"),
+    "ip_forward off": (lambda L: in_netns(f"{L}-minikube", "sysctl", "-qw", "net.ipv4.ip_forward=0", check=True),
+                       "sysctl net.ipv4.ip_forward in {L}-minikube (is 0, want 1)"),
+    "arp_ignore in a pod": (lambda L: in_netns(f"{L}-fedora-2", "sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=8",
+                                               check=True),
+                            "sysctl net.ipv4.conf.eth0.arp_ignore in {L}-fedora-2 (is 8, want 0)"),
+    "policy rule to a blackhole": (lambda L: (sh("ip", "-n", f"{L}-fedora-1", "route", "add", "blackhole", "default",
+                                                "table", "100"),
+                                             sh("ip", "-n", f"{L}-fedora-1", "rule", "add", "pref", "10", "lookup",
+                                                "100")),
+                                   "extra: rule 10: from all lookup 100 in {L}-fedora-1"),
+    "default rule deleted": (lambda L: sh("ip", "-n", f"{L}-fedora-1", "rule", "del", "pref", "32766"),
+                             "missing: rule 32766: from all lookup main in {L}-fedora-1"),
+    "FORWARD DROP rule": (lambda L: in_netns(f"{L}-minikube", "iptables", "-I", "FORWARD", "-d", "10.244.0.0/16",
+                                             "-j", "DROP", check=True),
+                          "extra rule: -A FORWARD -d 10.244.0.0/16 -j DROP"),
+    "FORWARD policy DROP": (lambda L: in_netns(f"{L}-minikube-m02", "iptables", "-P", "FORWARD", "DROP", check=True),
+                            "policy of FORWARD is DROP, want ACCEPT"),
+    "raw table DROP": (lambda L: in_netns(f"{L}-minikube", "iptables", "-t", "raw", "-A", "PREROUTING", "-j", "DROP",
+                                          check=True),
+                       "iptables raw rules in {L}-minikube (extra rule: -A PREROUTING -j DROP)"),
+    "a lab chain's jump deleted": (lambda L: in_netns(f"{L}-minikube", "iptables", "-t", "nat", "-D", "POSTROUTING",
+                                                      "-j", "FLANNEL-POSTRTG", check=True),
+                                   "missing rule: -A POSTROUTING -j FLANNEL-POSTRTG"),
+    "lo down in a pod": (lambda L: sh("ip", "-n", f"{L}-fedora-3", "link", "set", "lo", "down"),
+                         "link lo in {L}-fedora-3 (down)"),
+}
+
+
+def traffic_flows(lab: str) -> list[str]:
+    """Every pod pings every other pod (both nodes); returns the pairs that failed."""
+    pods = {"fedora-1": "10.244.0.2", "fedora-2": "10.244.1.3", "fedora-3": "10.244.0.3", "fedora-4": "10.244.1.4"}
+    bad = []
+    for src in pods:
+        for dst, addr in pods.items():
+            if src != dst and in_netns(f"{lab}-{src}", "ping", "-c1", "-W2", addr).returncode != 0:
+                bad.append(f"{src}->{dst}")
+    return bad
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_drift_is_named_and_one_up_repairs_it(lab, case):
+    name, path = lab
+    breaker, expect = CASES[case]
+    breaker(name)
+    st = netlab("status", "--lab", name, check=False)
+    assert st.returncode == 1, st.stdout + st.stderr
+    assert expect.format(L=name) in st.stdout, st.stdout
+    up = netlab("up", "-t", path, check=False)
+    assert up.returncode == 0, up.stderr
+    assert "nothing to change" not in up.stdout
+    after = netlab("status", "--lab", name, check=False)
+    assert after.returncode == 0, after.stdout
+    assert traffic_flows(name) == []
+
+
+def test_a_repair_that_fails_halfway_leaves_the_lab_as_it_found_it(lab):
+    """Break several things, then fail `up` at each operation of its repair in turn: status is unchanged."""
+    name, path = lab
+    sh("ip", "-n", f"{name}-fedora-2", "link", "set", "eth0", "down")
+    sh("ip", "-n", f"{name}-minikube", "route", "add", "10.55.0.0/16", "dev", "eth0")
+    sh("ip", "-n", f"{name}-fedora-1", "rule", "add", "pref", "10", "lookup", "100")
+    in_netns(f"{name}-minikube", "iptables", "-I", "FORWARD", "-j", "DROP", check=True)
+    in_netns(f"{name}-fedora-4", "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=8", check=True)
+    before = netlab("status", "--lab", name, "-o", "json", check=False)
+    assert before.returncode == 1
+    drift = json.loads(before.stdout)["drift"]
+    assert len(drift) == 6
+    for k in range(1, 30):
+        up = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k)})
+        if up.returncode == 0:
+            break  # past the last operation: the repair completed
+        assert up.returncode == 4 and "injected fault" in up.stderr and "rolled back" in up.stderr, up.stderr
+        now = netlab("status", "--lab", name, "-o", "json", check=False)
+        assert json.loads(now.stdout)["drift"] == drift, f"fault at {k} changed the lab"
+    else:
+        raise AssertionError("up never got past the injected faults")
+    assert k > 6  # every repair operation was a fault point
+    assert netlab("status", "--lab", name).returncode == 0
+    assert traffic_flows(name) == []
+
+
+def test_up_works_where_new_namespaces_start_with_fallback_tunnels(labs):
+    """On hosts with sit/ipip loaded every new namespace holds sit0, tunl0 ... (a test hook stands in)."""
+    name = labs.name("fb")
+    env = {"NETLAB_TEST_FALLBACK_LINKS": "1"}
+    path, _ = labs.up(two_node_topology(name, pods_per_node=1), env=env)
+    links = [link["ifname"] for link in ip_json("link", netns=f"{name}-fedora-1")]
+    assert links[:3] == ["lo", "sit0", "tunl0"] and "eth0" in links
+    st = netlab("status", "--lab", name, check=False)
+    assert st.returncode == 0, st.stdout
+    assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
+    # A repair in such a namespace numbers its links after the kernel's too.
+    ip("link", "del", "eth0", netns=f"{name}-fedora-1")
+    netlab("up", "-t", path, env=env)
+    assert netlab("status", "--lab", name).returncode == 0
+    assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0

@@ -1,0 +1,211 @@
+"""The lab's lifecycle against the fake kernel (no root): order, idempotence, repair, rollback scope.
+
+The same code paths as `netlab up`/`down`/`status` on the real kernel
+(netlab.lab), with netlab.kernel.fake.FakeKernel behind the Kernel protocol.
+The root integration tests (tests/integration/test_repair.py and friends)
+check the same behaviour on real namespaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+
+from netlab.errors import ApplyFailed
+from netlab.kernel.base import Op
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import status as lab_status
+from netlab.lab import teardown, up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import ORDER, build_plan
+from netlab.plan.resources import Address, Fdb, Link, Route, Rule, Sysctl
+from netlab.realize import state as state_mod
+
+TOPO = """name: fk
+nodes:
+  - {name: n1, ip: 192.168.122.215, podCIDR: 10.244.0.0/24}
+  - {name: n2, ip: 192.168.122.7, podCIDR: 10.244.1.0/24}
+pods:
+  - {name: a, node: n1, ip: 10.244.0.2}
+  - {name: b, node: n2, ip: 10.244.1.3}
+"""
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    path = tmp_path / "t.yaml"
+    path.write_text(TOPO)
+    return resolve(load_topology(str(path)))
+
+
+def up(lab, kernel, **kw):
+    return lab_up.up(lab, kernel, features=(), journal=Journal(kernel, **kw))
+
+
+def status(lab, kernel):
+    return lab_status.status(state_mod.load_state(lab.name), kernel)
+
+
+def test_up_of_a_fresh_lab_issues_the_planned_ops_in_kernel_order(lab):
+    k = FakeKernel()
+    result = up(lab, k)
+    plan = build_plan(lab)
+    assert sorted(k.ns) == sorted(plan.netns) and result.created_netns == plan.netns
+    kinds = [op.res.kind for op in k.log if op.res.kind != "iptables"]
+    # every object once; kinds in kernel order (links, addresses, ARP, FDB, routes last)
+    assert [ORDER.index(kind) for kind in kinds] == sorted(ORDER.index(kind) for kind in kinds)
+    made = {op.res.key for op in k.log if op.verb in ("add", "replace")}
+    want = {r.key for r in plan.resources if r.kind not in ("netns", "sysctl", "nat")}
+    assert made == want
+    assert status(lab, k).ok
+
+
+def test_a_second_up_issues_no_op(lab):
+    k = FakeKernel()
+    up(lab, k)
+    k.log.clear()
+    result = up(lab, k)
+    assert k.log == [] and not result.changed
+
+
+def break_and_repair(lab, k, breaker) -> list[Op]:
+    up(lab, k)
+    breaker(k)
+    assert not status(lab, k).ok
+    k.log.clear()
+    up(lab, k)
+    assert status(lab, k).ok, status(lab, k).drift
+    return list(k.log)
+
+
+def test_a_link_that_is_only_down_is_set_up_and_its_routes_put_back(lab):
+    def breaker(k):
+        k.apply([Op("set", replace(link(k, "fk-a", "eth0"), up=False), old=link(k, "fk-a", "eth0"))])
+    ops = break_and_repair(lab, FakeKernel(), breaker)
+    assert [(op.verb, op.res.kind) for op in ops] == [("set", "veth-peer"), ("replace", "route")]
+
+
+def link(k, ns, name) -> Link:
+    from netlab.plan.resources import VethPeer
+
+    f = k.ns[ns].links[name]
+    return VethPeer(netns=ns, name=name, mtu=f.mtu, mac=f.mac, up=f.up)
+
+
+@pytest.mark.parametrize("what", ["extra route", "changed fdb", "extra rule", "sysctl", "missing address",
+                                  "missing route"])
+def test_each_drift_is_repaired_with_the_minimal_ops(lab, what):
+    extra_route = Route(netns="fk-n1", dst=IPv4Network("10.55.0.0/16"), gateway=None, dev="eth0", scope="link")
+    wrong_fdb = None
+
+    def breaker(k):
+        nonlocal wrong_fdb
+        if what == "extra route":
+            k.apply([Op("replace", extra_route)])
+        elif what == "changed fdb":
+            (dev, mac, dst) = k.ns["fk-n1"].fdb[0]
+            k.ns["fk-n1"].fdb[0] = (dev, mac, "192.168.122.99")
+            wrong_fdb = Fdb(netns="fk-n1", dev=dev, lladdr=mac, dst=IPv4Address("192.168.122.99"))
+        elif what == "extra rule":
+            k.apply([Op("add", Rule(netns="fk-a", priority=10, table=100))])
+        elif what == "sysctl":
+            k.ns["fk-n1"].sysctls["net.ipv4.ip_forward"] = "0"
+        elif what == "missing address":
+            k.apply([Op("del", Address(netns="fk-n1", dev="cni0", address=IPv4Interface("10.244.0.1/24")))])
+        elif what == "missing route":
+            k.ns["fk-n1"].routes = [r for r in k.ns["fk-n1"].routes if r.dev != "flannel.1"]
+
+    ops = break_and_repair(lab, FakeKernel(), breaker)
+    verbs = [(op.verb, op.res.kind) for op in ops]
+    expect = {"extra route": [("del", "route")], "changed fdb": [("del", "fdb"), ("add", "fdb")],
+              "extra rule": [("del", "rule")], "sysctl": [("write", "sysctl")],
+              "missing address": [("add", "address")], "missing route": [("replace", "route")]}[what]
+    assert sorted(verbs) == sorted(expect)
+    if what == "extra route":
+        # deleted with what the kernel matches on: its table, scope and protocol
+        (op,) = ops
+        assert (op.res.table, op.res.scope, op.res.proto) == (254, "link", "boot")
+    if what == "changed fdb":
+        assert Op("del", wrong_fdb, missing_ok=True) in ops
+
+
+def snapshot_all(k) -> dict:
+    return {name: k.snapshot(name) for name in sorted(k.ns)}
+
+
+def test_a_failed_repair_takes_back_exactly_its_own_ops(lab):
+    """Break four things, fail the repair at op k, for every k: the kernel is exactly as it was before."""
+    for at in range(1, 20):
+        k = FakeKernel()
+        up(lab, k)
+        k.apply([Op("set", replace(link(k, "fk-b", "eth0"), up=False), old=link(k, "fk-b", "eth0")),
+                 Op("replace", Route(netns="fk-n1", dst=IPv4Network("10.55.0.0/16"), gateway=None, dev="eth0",
+                                     scope="link")),
+                 Op("add", Rule(netns="fk-a", priority=10, table=100)),
+                 Op("write", Sysctl(netns="fk-a", name="net.ipv4.conf.all.arp_ignore", value="8"))])
+        before = snapshot_all(k)
+        drift = status(lab, k).drift
+        try:
+            up(lab, k, fault_at=at)
+        except ApplyFailed as exc:
+            assert "rolled back" in str(exc)
+            assert snapshot_all(k) == before, f"fault at {at}"
+            assert status(lab, k).drift == drift
+            continue
+        assert at == 6  # five repairs (a link set up, a route put back, a route, a rule deleted, a sysctl)
+        assert status(lab, k).ok
+        break
+    else:
+        raise AssertionError("up never got past the injected faults")
+
+
+def test_a_kernel_refusal_mid_repair_rolls_back_and_keeps_what_existed(lab):
+    k = FakeKernel()
+    up(lab, k)
+    k.apply([Op("replace", Route(netns="fk-n1", dst=IPv4Network("10.55.0.0/16"), gateway=None, dev="eth0",
+                                 scope="link"))])
+    k.ns["fk-n1"].sysctls["net.ipv4.ip_forward"] = "0"
+    before = snapshot_all(k)
+    k.fail = lambda op: 1 if op.verb == "del" and op.res.kind == "route" else None  # EPERM
+    with pytest.raises(ApplyFailed, match="not permitted|rolled back"):
+        up(lab, k)
+    k.fail = lambda op: None
+    assert snapshot_all(k) == before  # the sysctl written before the failure was written back
+
+
+def test_a_failed_up_of_a_fresh_lab_leaves_nothing(lab):
+    for at in range(1, 40):
+        k = FakeKernel()
+        try:
+            up(lab, k, fault_at=at)
+        except ApplyFailed:
+            assert k.ns == {} and state_mod.load_state(lab.name) is None
+            continue
+        break
+    else:
+        raise AssertionError("up never succeeded")
+
+
+def test_down_deletes_only_tagged_namespaces_listed_by_the_state(lab):
+    k = FakeKernel()
+    up(lab, k)
+    k.create_netns("fk-decoy", "someone-else", [])
+    st = state_mod.load_state(lab.name)
+    st.netns["fk-decoy"] = "created"  # an edited state names someone else's namespace
+    st.save()
+    k.ns["fk-b"].links["lo"].alias = "not-ours"  # remade by hand under the lab's name
+    result = teardown.down(lab.name, k)
+    assert sorted(k.ns) == ["fk-b", "fk-decoy"]
+    assert any("fk-b" in line for line in result.skipped) and any("fk-decoy" in line for line in result.skipped)
+
+
+def test_new_namespaces_with_kernel_links_are_numbered_after_them(lab):
+    k = FakeKernel(fallback_links=("sit0", "tunl0"))
+    up(lab, k)
+    assert status(lab, k).ok  # the kernel's links are recorded, not reported as extra
+    assert state_mod.load_state(lab.name).extra["kernel_links"]["fk-a"] == ["sit0", "tunl0"]

@@ -1,0 +1,257 @@
+"""The one netlink codec, checked against pyroute2 both ways (no root).
+
+Every request netlab encodes is decoded with pyroute2's parser; every answer
+netlab decodes is encoded by pyroute2. So the hand-written codec cannot drift
+from the kernel's wire format without a failing test.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from netlab.kernel import netlink as nl
+from netlab.kernel import rtnl
+
+
+def decode(cls, data: bytes):
+    msg = cls(data)
+    msg.decode()
+    length, mtype, flags, seq, _ = struct.unpack_from("=IHHII", data)
+    assert length == len(data)
+    return msg, mtype, flags
+
+
+def encode(cls, mtype: int, fields: dict, attrs: list) -> nl.Msg:
+    """A message as the kernel would send it, made by pyroute2's encoder."""
+    msg = cls()
+    for key, value in fields.items():
+        msg[key] = value
+    msg["attrs"] = attrs
+    msg["header"]["type"] = mtype
+    msg.encode()
+    (out,) = list(nl.split(bytes(msg.data)))
+    return out
+
+
+# --- requests, decoded by pyroute2 -------------------------------------------------
+
+
+def test_veth_add_carries_both_ends_their_indexes_and_the_link_group():
+    data = rtnl.veth_add(1001, "vethabcd1234", "02:00:00:00:00:02", 1450, 2, 2, "eth0", "0a:58:0a:f4:00:02", 99,
+                         group=1)
+    msg, mtype, flags = decode(ifinfmsg, data)
+    assert mtype == rtnl.RTM_NEWLINK and flags & nl.NLM_F_CREATE and flags & nl.NLM_F_EXCL
+    assert msg["index"] == 1001 and msg["flags"] & 1 and msg["change"] & 1
+    assert msg.get_attr("IFLA_IFNAME") == "vethabcd1234" and msg.get_attr("IFLA_ADDRESS") == "02:00:00:00:00:02"
+    assert msg.get_attr("IFLA_MTU") == 1450 and msg.get_attr("IFLA_MASTER") == 2 and msg.get_attr("IFLA_GROUP") == 1
+    info = msg.get_attr("IFLA_LINKINFO")
+    assert info.get_attr("IFLA_INFO_KIND") == "veth"
+    peer = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
+    assert peer["index"] == 2 and peer.get_attr("IFLA_IFNAME") == "eth0"
+    assert peer.get_attr("IFLA_ADDRESS") == "0a:58:0a:f4:00:02" and peer.get_attr("IFLA_NET_NS_FD") == 99
+
+
+def test_vxlan_add_is_flannels_device():
+    data = rtnl.vxlan_add(5, "flannel.1", "02:7d:63:dd:1d:06", 1450, 1, "192.168.122.215", 8472, 3)
+    msg, *_ = decode(ifinfmsg, data)
+    assert msg.get_attr("IFLA_IFNAME") == "flannel.1" and msg.get_attr("IFLA_MTU") == 1450
+    vx = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+    assert vx.get_attr("IFLA_VXLAN_ID") == 1 and vx.get_attr("IFLA_VXLAN_PORT") == 8472
+    assert vx.get_attr("IFLA_VXLAN_LOCAL") == "192.168.122.215"
+    assert vx.get_attr("IFLA_VXLAN_LINK") == 3 and vx.get_attr("IFLA_VXLAN_LEARNING") == 0
+
+
+def test_link_set_changes_only_what_it_names():
+    msg, mtype, _ = decode(ifinfmsg, rtnl.link_set(7, up=True, mtu=1450, address="02:00:00:00:00:09", master=0))
+    assert mtype == rtnl.RTM_NEWLINK and msg["index"] == 7 and msg["flags"] == 1 and msg["change"] == 1
+    assert msg.get_attr("IFLA_MTU") == 1450 and msg.get_attr("IFLA_MASTER") == 0
+    msg, *_ = decode(ifinfmsg, rtnl.link_set(7, up=False))
+    assert msg["flags"] == 0 and msg["change"] == 1 and msg.get_attr("IFLA_MTU") is None
+    msg, *_ = decode(ifinfmsg, rtnl.link_set(7, mtu=1400))
+    assert msg["change"] == 0  # the up/down flag is left alone
+    msg, mtype, _ = decode(ifinfmsg, rtnl.link_del(group=1))
+    assert mtype == rtnl.RTM_DELLINK and msg["index"] == 0 and msg.get_attr("IFLA_GROUP") == 1
+
+
+def test_hairpin_sets_nested_protinfo():
+    data = rtnl.hairpin_set(12, True)
+    msg, mtype, _ = decode(ifinfmsg, data)
+    assert mtype == rtnl.RTM_SETLINK and msg["family"] == rtnl.AF_BRIDGE and msg["index"] == 12
+    length, kind = struct.unpack_from("=HH", data, 32)
+    assert kind == rtnl.IFLA_PROTINFO | nl.NLA_F_NESTED
+    assert struct.unpack_from("=HHB", data, 36) == (5, rtnl.IFLA_BRPORT_MODE, 1)
+
+
+def test_addresses_with_broadcast_and_scope():
+    msg, mtype, _ = decode(ifaddrmsg, rtnl.addr_add(3, "10.244.0.1", 24, "10.244.0.255"))
+    assert mtype == rtnl.RTM_NEWADDR and msg["prefixlen"] == 24 and msg["index"] == 3 and msg["scope"] == 0
+    assert msg.get_attr("IFA_LOCAL") == "10.244.0.1" == msg.get_attr("IFA_ADDRESS")
+    assert msg.get_attr("IFA_BROADCAST") == "10.244.0.255"
+    msg, mtype, _ = decode(ifaddrmsg, rtnl.addr_add(1, "127.0.0.1", 8, scope=rtnl.RT_SCOPE_HOST))
+    assert msg["scope"] == rtnl.RT_SCOPE_HOST and msg.get_attr("IFA_BROADCAST") is None
+    msg, mtype, _ = decode(ifaddrmsg, rtnl.addr_del(3, "10.244.0.1", 24))
+    assert mtype == rtnl.RTM_DELADDR and msg.get_attr("IFA_LOCAL") == "10.244.0.1"
+
+
+def test_routes_carry_protocol_scope_type_table_and_metric():
+    data = rtnl.route_replace("10.244.1.0", 24, 5, "10.244.1.0", onlink=True)
+    msg, mtype, flags = decode(rtmsg, data)
+    assert mtype == rtnl.RTM_NEWROUTE and flags & nl.NLM_F_REPLACE and flags & nl.NLM_F_CREATE
+    assert msg["dst_len"] == 24 and msg["flags"] == rtnl.RTNH_F_ONLINK and msg["table"] == 254
+    assert msg["proto"] == rtnl.RTPROT_BOOT and msg["scope"] == 0 and msg["type"] == rtnl.RTN_UNICAST
+    assert msg.get_attr("RTA_DST") == "10.244.1.0" and msg.get_attr("RTA_GATEWAY") == "10.244.1.0"
+    assert msg.get_attr("RTA_OIF") == 5 and msg.get_attr("RTA_TABLE") == 254
+    msg, *_ = decode(rtmsg, rtnl.route_replace("0.0.0.0", 0, 2, "10.244.0.1", table=1000, priority=7))
+    assert msg["dst_len"] == 0 and msg.get_attr("RTA_DST") is None and msg["table"] == 0
+    assert msg.get_attr("RTA_TABLE") == 1000 and msg.get_attr("RTA_PRIORITY") == 7
+    # A deletion names everything the kernel matches on, or it finds nothing.
+    msg, mtype, _ = decode(rtmsg, rtnl.route_del("10.55.0.0", 16, 254, rtnl.RTPROT_BOOT, rtnl.RT_SCOPE_LINK,
+                                                 rtnl.RTN_UNICAST))
+    assert mtype == rtnl.RTM_DELROUTE and msg["scope"] == rtnl.RT_SCOPE_LINK and msg["proto"] == rtnl.RTPROT_BOOT
+    assert msg["type"] == rtnl.RTN_UNICAST and msg.get_attr("RTA_DST") == "10.55.0.0"
+    msg, *_ = decode(rtmsg, rtnl.route_del("0.0.0.0", 0, 100, rtnl.RTPROT_BOOT, 0, rtnl.RTN_BLACKHOLE))
+    assert msg["type"] == rtnl.RTN_BLACKHOLE and msg.get_attr("RTA_TABLE") == 100
+
+
+def test_neighbours_and_fdb_entries():
+    msg, mtype, _ = decode(ndmsg, rtnl.neigh_replace(5, "10.244.1.0", "02:6b:ac:b7:3a:c5"))
+    assert mtype == rtnl.RTM_NEWNEIGH and msg["state"] == rtnl.NUD_PERMANENT and msg["ifindex"] == 5
+    assert msg.get_attr("NDA_DST") == "10.244.1.0" and msg.get_attr("NDA_LLADDR") == "02:6b:ac:b7:3a:c5"
+    msg, mtype, flags = decode(ndmsg, rtnl.fdb_append(5, "02:6b:ac:b7:3a:c5", "192.168.122.7"))
+    assert msg["family"] == rtnl.AF_BRIDGE and msg["flags"] == rtnl.NTF_SELF and flags & nl.NLM_F_APPEND
+    assert msg.get_attr("NDA_LLADDR") == "02:6b:ac:b7:3a:c5" and msg.get_attr("NDA_DST") == "192.168.122.7"
+    msg, mtype, _ = decode(ndmsg, rtnl.fdb_del(5, "02:6b:ac:b7:3a:c5", "192.168.122.99"))
+    assert mtype == rtnl.RTM_DELNEIGH and msg.get_attr("NDA_DST") == "192.168.122.99"
+    msg, mtype, flags = decode(ndmsg, rtnl.neigh_del(3, "10.244.0.2"))
+    assert mtype == rtnl.RTM_DELNEIGH and not flags & nl.NLM_F_ACK and msg["ifindex"] == 3
+
+
+def test_rules():
+    data = rtnl.rule_add(10, 100, src="10.244.0.0", src_len=16, iif="eth0", fwmark=0x4000, fwmask=0x4000)
+    msg, mtype, flags = decode(fibmsg, data)
+    assert mtype == rtnl.RTM_NEWRULE and flags & nl.NLM_F_EXCL
+    assert msg.get_attr("FRA_PRIORITY") == 10 and msg.get_attr("FRA_TABLE") == 100 and msg["table"] == 100
+    assert msg["src_len"] == 16 and msg.get_attr("FRA_SRC") == "10.244.0.0" and msg.get_attr("FRA_IIFNAME") == "eth0"
+    assert msg.get_attr("FRA_FWMARK") == 0x4000 and msg.get_attr("FRA_FWMASK") == 0x4000
+    msg, mtype, _ = decode(fibmsg, rtnl.rule_del(32766, 254))
+    assert mtype == rtnl.RTM_DELRULE and msg["action"] == rtnl.FR_ACT_TO_TBL
+
+
+def test_attributes_are_padded_to_four_bytes():
+    assert len(nl.string(3, "eth0")) == 12  # 4 header + "eth0\\0" (5) + 3 padding
+    assert len(nl.u8(7, 0)) == 8
+
+
+# --- answers, encoded by pyroute2 ---------------------------------------------------
+
+
+def test_parse_link_of_a_vxlan_device():
+    m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 4, "flags": 1},
+               [("IFLA_IFNAME", "flannel.1"), ("IFLA_MTU", 1450), ("IFLA_ADDRESS", "02:7d:63:dd:1d:06"),
+                ("IFLA_GROUP", 0), ("IFLA_TXQLEN", 0), ("IFLA_IFALIAS", "x"),
+                ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "vxlan"),
+                                             ("IFLA_INFO_DATA", {"attrs": [("IFLA_VXLAN_ID", 1),
+                                                                           ("IFLA_VXLAN_LINK", 2),
+                                                                           ("IFLA_VXLAN_LOCAL", "192.168.122.215"),
+                                                                           ("IFLA_VXLAN_LEARNING", 0),
+                                                                           ("IFLA_VXLAN_PORT", 8472)]})]})])
+    link = rtnl.parse_link(m)
+    assert (link.index, link.name, link.kind, link.up, link.mtu) == (4, "flannel.1", "vxlan", True, 1450)
+    assert link.mac == "02:7d:63:dd:1d:06" and link.txqlen == 0 and link.alias == "x"
+    assert link.data == {"id": 1, "link": 2, "local": "192.168.122.215", "learning": 0, "port": 8472}
+
+
+def test_parse_link_of_a_veth_end_and_a_bridge_port():
+    m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 9, "flags": 0},
+               [("IFLA_IFNAME", "veth1"), ("IFLA_MASTER", 3), ("IFLA_LINK", 2), ("IFLA_LINK_NETNSID", 0),
+                ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})])
+    link = rtnl.parse_link(m)
+    assert (link.kind, link.up, link.master, link.peer, link.peer_netnsid) == ("veth", False, 3, 2, 0)
+    port = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 9, "family": rtnl.AF_BRIDGE},
+                  [("IFLA_IFNAME", "veth1"), ("IFLA_PROTINFO", {"attrs": [("IFLA_BRPORT_MODE", 1)]})])
+    assert rtnl.parse_bridge_port(port) == (9, True)
+
+
+def test_parse_addr_route_neigh_rule():
+    a = rtnl.parse_addr(encode(ifaddrmsg, rtnl.RTM_NEWADDR, {"index": 2, "prefixlen": 24, "family": 2},
+                               [("IFA_LOCAL", "10.244.0.2"), ("IFA_ADDRESS", "10.244.0.2"),
+                                ("IFA_BROADCAST", "10.244.0.255"), ("IFA_LABEL", "eth0")]))
+    assert (a.index, a.address, a.prefixlen, a.broadcast, a.label) == (2, "10.244.0.2", 24, "10.244.0.255", "eth0")
+    r = rtnl.parse_route(encode(rtmsg, rtnl.RTM_NEWROUTE,
+                                {"family": 2, "dst_len": 24, "table": 254, "proto": 3, "scope": 0, "type": 1,
+                                 "flags": rtnl.RTNH_F_ONLINK},
+                                [("RTA_DST", "10.244.1.0"), ("RTA_GATEWAY", "10.244.1.0"), ("RTA_OIF", 5),
+                                 ("RTA_TABLE", 254), ("RTA_PRIORITY", 20)]))
+    assert (r.dst, r.dst_len, r.gateway, r.oif, r.proto, r.priority) == ("10.244.1.0", 24, "10.244.1.0", 5, 3, 20)
+    assert r.flags & rtnl.RTNH_F_ONLINK and r.table == 254
+    n = rtnl.parse_neigh(encode(ndmsg, rtnl.RTM_NEWNEIGH, {"family": 2, "ifindex": 5, "state": 0x80},
+                                [("NDA_DST", "10.244.1.0"), ("NDA_LLADDR", "02:6b:ac:b7:3a:c5")]))
+    assert (n.index, n.dst, n.lladdr, n.state) == (5, "10.244.1.0", "02:6b:ac:b7:3a:c5", 0x80)
+    rule = rtnl.parse_rule(encode(fibmsg, rtnl.RTM_NEWRULE, {"family": 2, "table": 100, "action": 1, "src_len": 16},
+                                  [("FRA_PRIORITY", 10), ("FRA_TABLE", 100), ("FRA_SRC", "10.244.0.0"),
+                                   ("FRA_IIFNAME", "eth0")]))
+    assert (rule.priority, rule.table, rule.src, rule.src_len, rule.iif) == (10, 100, "10.244.0.0", 16, "eth0")
+
+
+# --- the socket: bounded waits, first failure stops ------------------------------------
+
+
+class FakeSocket:
+    """Answers each request with an ACK (or the errno in ``errors``), except those in ``drop``."""
+
+    def __init__(self, errors: dict[int, int] | None = None, drop: set[int] | None = None):
+        self.errors, self.drop = errors or {}, drop or set()
+        self.sent: list[bytes] = []
+        self.queue: list[bytes] = []
+        self.count = 0
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        for m in nl.split(data):
+            self.count += 1
+            if self.count in self.drop:
+                continue
+            code = self.errors.get(self.count, 0)
+            body = struct.pack("=i", -code) + bytes(16)
+            self.queue.append(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, 0, m.seq, 0) + body)
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.queue.pop(0)
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_lost_ack_is_a_timeout_not_a_hang(monkeypatch):
+    sock = FakeSocket(drop={2})
+    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    conn = nl.Conn(sock=sock, timeout=0.05)  # type: ignore[arg-type]
+    requests = [(f"r{i}", rtnl.link_set(i, up=True)) for i in range(1, 4)]
+    try:
+        conn.batch(requests)
+    except nl.NetlinkTimeout as exc:
+        assert "no answer from the kernel within 0.05 s" in str(exc)
+    else:
+        raise AssertionError("a lost ACK must raise NetlinkTimeout")
+
+
+def test_batch_reports_each_request_and_stops_after_the_failing_chunk(monkeypatch):
+    sock = FakeSocket(errors={2: 19})
+    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    monkeypatch.setattr(nl, "CHUNK", 200)  # a few requests per send()
+    conn = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]
+    requests = [(f"r{i}", rtnl.link_set(i, up=True, mtu=1450)) for i in range(1, 20)]
+    codes = conn.batch(requests)
+    assert codes[0] == 0 and codes[1] == 19
+    assert len(codes) < len(requests) and len(sock.sent) == 1  # nothing after the chunk that failed
+    assert all(flags & nl.NLM_F_ACK for m in nl.split(sock.sent[0]) for flags in [m.flags])
