@@ -18,6 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   iproute2          # ip/bridge: for learners and for the tests' independent view of the kernel
   iptables          # iptables-restore/iptables-save: kube-proxy-style Service rules
+  nftables          # nft: the nf_tables view of those rules, for learners and tests (netlab doctor checks it)
   conntrack         # conntrack -L/-D: Service NAT state
   python3 python3-venv python3-pip
   iputils-ping fping socat curl   # ordinary tools learners and tests use
@@ -57,4 +58,4 @@ fi
 "$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/netlab
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/kube-netlab
-echo "setup.sh: netlab $("$here/.venv/bin/netlab" --version | awk '{print $NF}') installed; try: sudo netlab up"
+echo "setup.sh: netlab $("$here/.venv/bin/netlab" --version | awk '{print $NF}') installed; check the machine: sudo netlab doctor; then: sudo netlab up"
