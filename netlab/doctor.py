@@ -191,6 +191,8 @@ def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] 
     try:
         _, restore = netfilter.tools()
     except EnvironmentNotReady as exc:
+        if "NETLAB_IPTABLES" in str(exc):
+            fix = "unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy"
         return _verdict("iptables-restore", False, str(exc).split(";")[0], needed, fix), None
     return None, [restore, "--version"]
 
@@ -239,7 +241,8 @@ def _state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     elif d.exists and not d.is_dir:
         problem, fix = f"{path} is not a directory", f"remove it (rm {path})"
     elif d.exists and d.uid != os.geteuid():
-        problem, fix = f"{path} is owned by uid {d.uid}, not by root", f"remove it (rm -r {path}) and let netlab make it"
+        problem = f"{path} is owned by uid {d.uid}, not by root"
+        fix = f"remove it (rm -r {path}) and let netlab make it"
     elif d.exists and d.mode is not None and d.mode & (stat.S_IWGRP | stat.S_IWOTH):
         problem, fix = f"{path} is group- or world-writable (mode {d.mode:04o})", f"chmod 700 {path}"
     elif d.read_only:
@@ -249,7 +252,8 @@ def _state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     if problem:
         perm = Check("state-dir", FAIL if needed else WARN, problem, fix, needed)
     elif d.exists:
-        perm = Check("state-dir", OK, f"{path}, root-only (mode {d.mode:04o})", needed=needed)
+        who = "root-only" if d.mode is not None and not d.mode & 0o077 else "writable only by root"
+        perm = Check("state-dir", OK, f"{path}, {who} (mode {d.mode:04o})", needed=needed)
     else:
         perm = Check("state-dir", OK, f"{path} will be made (mode 0700) on {d.measured}", needed=needed)
     free = d.free_bytes
@@ -257,7 +261,7 @@ def _state_dir(path: str, needed: bool) -> tuple[Check, Check]:
         space = Check("state-space", WARN, f"free space on {d.measured or path} is unknown")
     else:
         detail = f"{_size(free)} free on {d.measured}"
-        fix = f"free space there, or point NETLAB_STATE_DIR to a larger filesystem"
+        fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
         if free < MIN_FREE:
             space = Check("state-space", FAIL, detail + f" (under {_size(MIN_FREE)}: state and logs cannot be written)",
                           fix, True)

@@ -150,21 +150,35 @@ def _unshare_net() -> None:
         raise NoNetns(err, os.strerror(err))
 
 
+def _setns_net(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
 def in_throwaway_netns(body: Callable[[], object], timeout: float = PROBE_TIMEOUT) -> object:
     """Run ``body`` in a new thread inside a new, unnamed network namespace; return its result.
 
     Only that thread moves (``unshare(2)`` of CLONE_NEWNET acts on the calling
-    thread). Sockets ``body`` opens must be closed before it returns; when the
-    thread ends, the namespace has no user left and the kernel frees it.
+    thread). Sockets ``body`` opens must be closed before it returns. Then the
+    thread goes back to where it came from, so when this returns the namespace
+    has no user left and the kernel frees it (the thread itself ending a
+    moment later would do the same, just not by the time this returns).
     """
     box: dict[str, object] = {}
 
     def run() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             _unshare_net()
-            box["result"] = body()
+            try:
+                box["result"] = body()
+            finally:
+                _setns_net(home)
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
+        finally:
+            os.close(home)
 
     thread = threading.Thread(target=run, name="netlab-probe", daemon=True)
     thread.start()

@@ -1,4 +1,4 @@
-"""netlab doctor's judgement and report, against a fake machine (the real one: tests/integration/test_doctor.py).
+"""netlab doctor's judgement and report, against a fake machine (the real one: tests/integration/test_doctor_live.py).
 
 The facts (what the kernel probe saw, which binaries exist, the state
 directory) are faked here; what is tested is the verdict per lab, the line
@@ -190,6 +190,15 @@ def test_missing_iptables_restore(machine):
     assert "iptables-restore" not in machine.probes[0][1]  # nothing to ask its version
 
 
+def test_a_bad_backend_choice_says_so(machine, monkeypatch):
+    monkeypatch.undo()  # the real netfilter.tools(), which reads NETLAB_IPTABLES
+    monkeypatch.setenv("NETLAB_IPTABLES", "bogus")
+    check, argv = doctor._iptables(True, set())
+    assert argv is None and check.line() == (
+        "FAIL  tool iptables-restore: NETLAB_IPTABLES='bogus': use nft or legacy (or unset it for the system default); "
+        "fix: unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy")
+
+
 def test_neighbour_table_is_sized_with_the_lab(machine):
     pods = "".join(f"  - {{name: p{i}, node: a}}\n" for i in range(40))
     big = lab_of(text=f"name: big\nnodes: [{{name: a}}]\npods:\n{pods}")
@@ -221,6 +230,13 @@ def test_state_directory_must_be_safe_to_use(machine, facts, expect, fix):
     machine.dir = features.DirFacts(**{**machine.dir.__dict__, **facts})
     check = by_name(doctor.report(DEFAULT, for_this_lab=True))["state-dir"]
     assert (check.status, check.detail, check.fix) == (doctor.FAIL, expect, fix)
+
+
+def test_state_directory_others_may_read(machine):
+    assert by_name(doctor.report(DEFAULT, True))["state-dir"].detail == "/run/netlab, root-only (mode 0700)"
+    machine.dir = features.DirFacts(**{**machine.dir.__dict__, "mode": 0o755})
+    check = by_name(doctor.report(DEFAULT, True))["state-dir"]
+    assert (check.status, check.detail) == (doctor.OK, "/run/netlab, writable only by root (mode 0755)")
 
 
 def test_state_directory_to_be_made_and_free_space(machine):

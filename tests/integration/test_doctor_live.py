@@ -18,14 +18,11 @@ import subprocess
 import threading
 from pathlib import Path
 
-import pytest
-
-from helpers import lab_namespaces, netlab, two_node_topology, write_topology
+from helpers import STATE_ROOT, lab_namespaces, netlab, two_node_topology, write_topology
 from netlab import doctor
 from netlab.kernel import features
 
 ROOT = Path(__file__).resolve().parents[2]
-STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
 LINE = re.compile(r"^(?P<status>ok  |warn|FAIL|info)  (?P<title>(kernel|tool|host) [^:]+): (?P<detail>\S.*)$")
 # The same question, asked with iproute2 in a namespace `unshare -n` makes for that one command.
 IPROUTE2 = {
