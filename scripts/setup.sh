@@ -2,8 +2,9 @@
 # Set up a fresh Debian 12 / Ubuntu 24.04 machine for netlab. Idempotent; run as root.
 #   sudo ./scripts/setup.sh
 # Installs the system tools netlab and its tests use, creates .venv in the
-# checkout, installs netlab (with its test extra) into it, and links
-# /usr/local/bin/netlab so that `sudo netlab` works.
+# checkout, installs exactly the packages of requirements.lock into it (every
+# file checked against its sha256), then netlab itself without resolving
+# anything again, and links /usr/local/bin/netlab so that `sudo netlab` works.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,6 +18,7 @@ export DEBIAN_FRONTEND=noninteractive
 packages=(
   iproute2          # ip/bridge: for learners and for the tests' independent view of the kernel
   iptables          # iptables-restore/iptables-save: kube-proxy-style Service rules
+  nftables          # nft: the nf_tables view of those rules, for learners and tests (netlab doctor checks it)
   conntrack         # conntrack -L/-D: Service NAT state
   python3 python3-venv python3-pip
   iputils-ping fping socat curl   # ordinary tools learners and tests use
@@ -40,11 +42,20 @@ fi
 for m in veth bridge vxlan; do modprobe -q "$m" 2>/dev/null || true; done
 
 python=/usr/bin/python3
-if [ ! -x "$here/.venv/bin/python" ]; then
-  "$python" -m venv "$here/.venv"
+venv="$here/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
 fi
-"$here/.venv/bin/pip" install -q --upgrade pip
-"$here/.venv/bin/pip" install -q -e "$here[test]"
+# The locked runtime and test dependencies and the build backend (setuptools), wheels only:
+# pip refuses any file whose sha256 is not in the lock, whichever index or find-links
+# directory the machine's pip configuration offers it from (the lock holds every PyPI file
+# of each pinned version, so a mirror serving PyPI's files is fine, and pip prefers a
+# file whose hash it knows). The venv's own pip (from the distribution) is kept: upgrading
+# it would be a download without a hash.
+"$venv/bin/pip" install -q --require-hashes --only-binary :all: -r "$here/requirements.lock"
+# netlab itself, editable, built by the locked setuptools; nothing is resolved again.
+"$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$here"
+"$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/netlab
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/kube-netlab
-echo "setup.sh: netlab $("$here/.venv/bin/netlab" --version | awk '{print $NF}') installed; try: sudo netlab up"
+echo "setup.sh: netlab $("$here/.venv/bin/netlab" --version | awk '{print $NF}') installed; check the machine: sudo netlab doctor; then: sudo netlab up"

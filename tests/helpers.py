@@ -10,6 +10,8 @@ import uuid
 from pathlib import Path
 
 NETLAB = [sys.executable, "-m", "netlab"]
+# Where the netlab processes these tests start keep their state (they inherit the environment).
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
 VOLATILE_SYSCTLS = ("nf_conntrack_count",)
 
 

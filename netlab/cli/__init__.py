@@ -17,4 +17,5 @@ from netlab.cli import workload  # noqa: F401,E402  exec logs
 from netlab.cli import probe  # noqa: F401,E402
 from netlab.cli import trace  # noqa: F401,E402  trace capture inspect
 from netlab.cli import graph  # noqa: F401,E402
+from netlab.cli import doctor  # noqa: F401,E402
 # isort: on

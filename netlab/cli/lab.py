@@ -74,8 +74,10 @@ def up(topology: str | None, wait: float, output: str) -> None:
     """
     lab = resolve(load_topology(topology))
     require_root()
+    from netlab import doctor
     from netlab.realize import apply
 
+    doctor.require_for(lab)  # what this lab needs from the machine, before anything changes: exit 3 with the line
     bar, progress = progress_bar()
     if bar:
         with bar:

@@ -17,6 +17,14 @@ PyYAML has it (about 30x faster than the pure-Python one, which keeps even a
 maximum-size file well under a second). Every value keeps the line it came
 from, so a pydantic error at ``pods.3.ip`` becomes
 ``topo.yaml:17: pods[3].ip: ...``.
+
+Both parsers give the same answer. The one place they differ by themselves:
+the libyaml bundled with PyYAML >= 6.0.4 refuses more than 1000 open flow
+collections, and its scanner reads ahead (up to 1024 characters of a
+possible key) before our loop sees the first of them, so ``[[[[...`` hits
+libyaml's limit before ours. The loader then reads the text again with the
+pure-Python parser, which stops at our own limit: the same
+``nested deeper than 32 levels`` line, at the same place, on every version.
 """
 
 from __future__ import annotations
@@ -57,6 +65,9 @@ YAML_FIELD = "yaml"
 ROOT_FIELD = "topology"
 
 _DECIMAL_INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
+# Half of a UTF-16 surrogate pair: only a "\\ud800"-style escape makes one. libyaml refuses it;
+# the pure-Python parser returns it as is, so the composer refuses it the same way.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 _YAML_BOOL_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false"}
 _YAML_NULL_WORDS = {"~", "null"}
@@ -226,6 +237,10 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
         line = event.start_mark.line + 1
         if isinstance(event, AliasEvent):
             raise _Fail(line, _where(stack), f"YAML alias *{_clip(event.anchor)} is not allowed; write the value out")
+        if isinstance(event, ScalarEvent) and (half := _SURROGATE.search(event.value)):
+            raise _Fail(line, _where(stack), "YAML syntax error: found invalid Unicode character escape code "
+                                             f"(U+{ord(half[0]):04X} is half of a surrogate pair, not a character); "
+                                             "write the character itself")
         if isinstance(event, (MappingEndEvent, SequenceEndEvent)):
             done = stack.pop()
             value: Any = done.value
@@ -323,16 +338,34 @@ def parse_yaml(text: str, file: str) -> Source:
 
 def _parse(text: str, file: str) -> Source:
     """Parse YAML text; problems that did not stop reading are left in ``src.problems``."""
-    src = Source(file=file, data=None, lines={}, raw={})
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
         line = text[: exc.start].count("\n") + 1
         raise TopologyError([Problem(file, line, YAML_FIELD, "not valid Unicode text (a lone surrogate)")]) from None
-    buf: str | bytes = data if _FastParser is not None else text
-    parser = _FastParser(data) if _FastParser is not None else yaml.SafeLoader(text)
+    if _FastParser is not None:
+        try:
+            return _read(_FastParser, data, file, libyaml=True)
+        except _LibyamlDepthLimit:
+            pass  # libyaml gave up on nesting before our own check could speak: the pure parser decides
+    return _read(yaml.SafeLoader, text, file, libyaml=False)
+
+
+# libyaml's own nesting limit (PyYAML >= 6.0.4: "exceeded maximum nesting depth").
+_LIBYAML_DEPTH_LIMIT = "maximum nesting depth"
+
+
+class _LibyamlDepthLimit(Exception):
+    """libyaml refused nesting deeper than its own limit, which is far above MAX_DEPTH."""
+
+
+def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool) -> Source:
+    """Read one document of ``buf`` with a parser of ``parser_class`` into a Source, or raise TopologyError."""
+    src = Source(file=file, data=None, lines={}, raw={})
     stack: list[_Frame] = []
+    parser = None
     try:
+        parser = parser_class(buf)  # the pure-Python reader checks every character here already
         src.data = _compose(parser, src, stack)
     except _Fail as exc:
         raise TopologyError([Problem(file, exc.line, exc.field, exc.message)]) from None
@@ -344,6 +377,8 @@ def _parse(text: str, file: str) -> Source:
                                      f"{what} is not allowed in YAML (control characters and invalid UTF-8 are not); "
                                      "remove it")]) from None
     except yaml.MarkedYAMLError as exc:
+        if libyaml and _LIBYAML_DEPTH_LIMIT in (exc.problem or ""):
+            raise _LibyamlDepthLimit() from None
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise TopologyError([Problem(file, line, _where(stack) if line else "", _syntax_message(exc))]) from None

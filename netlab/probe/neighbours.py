@@ -152,20 +152,29 @@ def neighbour_budget_warning(lab: "Lab", thresholds: dict[str, int] | None = Non
     t = thresholds or read_thresholds()
     need = full_mesh_entries(lab)
     limit = t["gc_thresh3"]
-    if need + MARGIN < limit:
+    if fits(need, t):
         return None
-    suggest = 1024
-    while suggest < 2 * (need + MARGIN):
-        suggest *= 2
     per_node = Counter(p.node for p in lab.pods)
     node, most = per_node.most_common(1)[0] if per_node else ("", 0)
     return (f"all-pairs traffic in lab {lab.name} needs up to {need} neighbour (ARP) entries "
             f"({most} pods share node {node}'s bridge), but the kernel's table is shared by the whole machine "
             f"and capped by net.ipv4.neigh.default.gc_thresh3 = {limit}; past it the kernel drops packets, "
             f"the host's too. `netlab probe` keeps its own entries bounded. To let everything talk at once, "
-            f"raise the limit on the host (netlab never changes it): sudo sysctl -w "
-            f"net.ipv4.neigh.default.gc_thresh3={suggest} net.ipv4.neigh.default.gc_thresh2={suggest // 2} "
-            f"net.ipv4.neigh.default.gc_thresh1={suggest // 8}")
+            f"raise the limit on the host (netlab never changes it): {raise_limit_command(need)}")
+
+
+def fits(need: int, thresholds: dict[str, int]) -> bool:
+    """Whether ``need`` dynamic entries fit under gc_thresh3 with the margin left for the machine."""
+    return need + MARGIN < thresholds["gc_thresh3"]
+
+
+def raise_limit_command(need: int) -> str:
+    """The sysctl command that makes room for ``need`` entries: gc_thresh3 a power of two, 2 and 1 a half and an eighth."""
+    suggest = 1024
+    while suggest < 2 * (need + MARGIN):
+        suggest *= 2
+    return (f"sudo sysctl -w net.ipv4.neigh.default.gc_thresh3={suggest} "
+            f"net.ipv4.neigh.default.gc_thresh2={suggest // 2} net.ipv4.neigh.default.gc_thresh1={suggest // 8}")
 
 
 # --- which entries a probe's packets create -------------------------------------------

@@ -36,7 +36,6 @@ import stat
 from ipaddress import IPv4Address
 from typing import Iterable
 
-from netlab.errors import EnvironmentNotReady
 from netlab.model.lab import Lab
 from netlab.plan.services import service_ports
 from netlab.realize import netns as nsmod
@@ -46,29 +45,27 @@ from netlab.model import clusterdns as dns
 RECORD = "services"
 RECORD_VERSION = 1
 ETC_NETNS = "/etc/netns"
-BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 
 
 # --- environment ---------------------------------------------------------------
 
+# The checks of netlab.doctor that Services need; `netlab up` runs them (and the rest) before apply.
+PREFLIGHT = ("br_netfilter", "iptables-restore", "dnsmasq")
+
+
 def preflight(lab: Lab) -> None:
-    """What the Services design needs from the host, checked before anything changes.
+    """What the Services design needs from the host, checked before anything changes (by the doctor).
 
     br_netfilter: the plan sets ``net.bridge.bridge-nf-call-iptables=1`` in each
     node (a per-namespace sysctl), which exists only when the module is loaded.
     netlab does not load it: loading creates the same sysctls in the host's
     namespace, defaulting to 1, so every bridge of the host (docker0, virbr0)
     would start sending bridged frames through iptables. The user decides.
+    Also iptables-save/-restore, and dnsmasq for the cluster DNS pod.
     """
-    if not os.path.exists(BRIDGE_NF):
-        raise EnvironmentNotReady(
-            "br_netfilter is not loaded, so same-node Service traffic cannot pass iptables; "
-            "load it with `modprobe br_netfilter` (note: this also makes the host's own bridges call "
-            "iptables, net.bridge.bridge-nf-call-iptables=1 in the host) and run netlab up again")
-    for tool in ("iptables-save", "iptables-restore"):
-        nsmod.binary(tool)
-    if dns.dns_service(lab.topo) is not None and any(p.name == dns.DNS_NAME for p in lab.pods):
-        nsmod.binary("dnsmasq")
+    from netlab import doctor
+
+    doctor.require_for(lab, only=PREFLIGHT)
 
 
 # --- records ------------------------------------------------------------------

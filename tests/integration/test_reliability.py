@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import NETLAB, in_netns, ip, lab_namespaces, netlab, two_node_topology, unique_lab, write_topology
+from helpers import (NETLAB, STATE_ROOT, in_netns, ip, lab_namespaces, netlab, two_node_topology, unique_lab,
+                     write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -142,7 +143,7 @@ def test_existing_namespace_stops_up_before_any_change(labs, tmp_path):
         assert proc.returncode == 4
         assert squatter in proc.stderr and "ip netns del" in proc.stderr
         assert lab_namespaces(lab) == [squatter]
-        assert not os.path.exists(f"/run/netlab/{lab}/state.json")
+        assert not os.path.exists(f"{STATE_ROOT}/{lab}/state.json")
     finally:
         subprocess.run(["ip", "netns", "del", squatter], check=True)
 
@@ -153,7 +154,7 @@ def test_edited_state_cannot_make_down_delete_others(labs, tmp_path):
     subprocess.run(["ip", "netns", "add", victim], check=True)
     try:
         labs.up(two_node_topology(lab, pods_per_node=1))
-        state_path = f"/run/netlab/{lab}/state.json"
+        state_path = f"{STATE_ROOT}/{lab}/state.json"
         state = json.load(open(state_path))
         state["netns"][victim] = "intent"
         state["netns"]["../../proc/1/ns/net"] = "intent"
@@ -200,7 +201,7 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
     """Someone deletes a lab namespace and makes one of the same name: it is not the lab's any more."""
     lab = labs.name("r")
     labs.up(small(lab))
-    state = json.load(open(f"/run/netlab/{lab}/state.json"))
+    state = json.load(open(f"{STATE_ROOT}/{lab}/state.json"))
     echo_b = state["extra"]["workload"]["pods"]["b"]["containers"]["main"]["pid"]
     victim = f"{lab}-b"
     subprocess.run(["ip", "netns", "del", victim], check=True)
@@ -212,6 +213,6 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
         # The lab's own container of b (in the lab's old, nameless namespace) did not survive,
         # and nothing of the lab is left in its state directory (the UTS namespace unpinned).
         assert process_gone(echo_b)
-        assert not os.path.exists(f"/run/netlab/{lab}")
+        assert not os.path.exists(f"{STATE_ROOT}/{lab}")
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=True)

@@ -99,9 +99,18 @@ def _generated_cases(root: Path) -> list[Case]:
     return out
 
 
-def _run(case: Case) -> Result:
+# The CLI as installed (libyaml's C parser), and as on a PyYAML built without libyaml: importing
+# yaml._yaml fails, so PyYAML (and the loader) fall back to the pure-Python parser.
+NO_LIBYAML = "import sys; sys.modules['yaml._yaml'] = None; "
+PARSERS = {
+    "libyaml": [sys.executable, "-m", "netlab"],
+    "python": [sys.executable, "-c", NO_LIBYAML + "from netlab.cli import main; sys.argv[0] = 'netlab'; main()"],
+}
+
+
+def _run(case: Case, parser: str) -> Result:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", str(case.path)],
+    proc = subprocess.run(PARSERS[parser] + ["validate", "-t", str(case.path)],
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
 
@@ -112,13 +121,25 @@ GENERATED_NAMES = ["deep-flow-100000", "deep-mapping-100000", "deep-block-100000
                    "too-many-pods-for-bridge", "fifo", "missing-file"]
 
 
+# Every case on libyaml; the generated ones (depth, size, bytes: where the two parsers have
+# limits and readers of their own) on the pure-Python parser too.
+RUNS = [(c.name, "libyaml") for c in COMMITTED] + [(n, p) for n in GENERATED_NAMES for p in PARSERS]
+
+
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, tuple[Case, Result]]:
-    """Run every case once, one at a time, so each timing is its own process's wall time."""
+def results(tmp_path_factory) -> dict[tuple[str, str], tuple[Case, Result]]:
+    """Run every case once per parser, one at a time, so each timing is its own process's wall time."""
     root = tmp_path_factory.mktemp("bad-generated")
     cases = COMMITTED + _generated_cases(root)
     assert [c.name for c in cases[len(COMMITTED):]] == GENERATED_NAMES
-    return {c.name: (c, _run(c)) for c in cases}
+    by_name = {c.name: c for c in cases}
+    return {(name, parser): (by_name[name], _run(by_name[name], parser)) for name, parser in RUNS}
+
+
+def test_the_python_parser_runs_really_lack_libyaml():
+    code = NO_LIBYAML + "import yaml, netlab.model.load as l; print(yaml.__with_libyaml__, l._FastParser)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.stdout == "False None\n", proc.stdout + proc.stderr
 
 
 def test_corpus_is_big_enough():
@@ -131,9 +152,9 @@ def test_corpus_files_are_small():
         assert case.path.stat().st_size < 8 * 1024, f"{case.name}: keep corpus files small; generate big ones"
 
 
-@pytest.mark.parametrize("name", [c.name for c in COMMITTED] + GENERATED_NAMES)
-def test_bad_topology_is_refused(results, name):
-    case, res = results[name]
+@pytest.mark.parametrize("name,parser", RUNS)
+def test_bad_topology_is_refused(results, name, parser):
+    case, res = results[(name, parser)]
     output = res.stdout + res.stderr
     assert res.returncode == 2, f"exit {res.returncode}, want 2\n{output}"
     assert "Traceback" not in output, output

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 from netlab.errors import TopologyError
 from netlab.model import load
@@ -44,6 +45,16 @@ def deadline(seconds: int):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture(params=["libyaml", "python"])
+def parser(request, monkeypatch):
+    """Run a test on libyaml's C parser and on PyYAML's pure-Python one: the loader must not care."""
+    if request.param == "python":
+        monkeypatch.setattr(load, "_FastParser", None)
+    elif load._FastParser is None:
+        pytest.skip("this PyYAML was built without libyaml (the locked wheels have it)")
+    return request.param
 
 
 # --- data and lines -----------------------------------------------------------------------------
@@ -180,9 +191,9 @@ def test_soft_problems_let_reading_go_on():
     ("a:\n  - b\n c: d\n", 3, "yaml", "YAML syntax error"),
     ("a: 1\x07\n", 1, "yaml", "character U+0007 is not allowed"),
     ("a: \x00\n", 1, "yaml", "character U+0000 is not allowed"),
-    ('a: "\\ud800"\n', 1, "a", "YAML syntax error"),
+    ('a: "\\ud800"\n', 1, "a", "YAML syntax error: found invalid Unicode character escape"),
 ])
-def test_documents(text, line, field, expect):
+def test_documents(parser, text, line, field, expect):
     problems = fail(text)
     assert (problems[0].line, problems[0].field) == (line, field), problems
     assert expect in problems[0].message, problems
@@ -192,19 +203,59 @@ def test_lone_surrogate_in_text():
     assert one("a: 1\nb: \ud800\n") == (2, "yaml", "not valid Unicode text (a lone surrogate)")
 
 
-@pytest.mark.parametrize("opening,closing", [("[", "]"), ("{a: ", "}"), ("- ", "")])
-def test_deep_nesting_is_refused_fast(opening, closing):
-    deep = 100_000
-    text = "a: " + opening * deep + ("1" if opening != "[" else "") + closing * deep + "\n"
+def deep_text(opening: str, closing: str, deep: int = 100_000) -> str:
     if opening == "- ":
-        text = "a:\n" + opening * deep + "x\n"
+        return "a:\n" + opening * deep + "x\n"
+    return "a: " + opening * deep + ("1" if opening != "[" else "") + closing * deep + "\n"
+
+
+@pytest.mark.parametrize("opening,closing", [("[", "]"), ("{a: ", "}"), ("- ", ""), ("[", "")])
+def test_deep_nesting_is_refused_fast(parser, opening, closing):
     start = time.monotonic()
-    problems = fail(text)
-    assert f"nested deeper than {MAX_DEPTH} levels" in problems[0].message
+    line, field, message = one(deep_text(opening, closing))
+    assert message == f"nested deeper than {MAX_DEPTH} levels; a topology needs a few"
+    assert line == (2 if opening == "- " else 1)
+    assert field.startswith("a[0]" if opening != "{a: " else "a.a.a")
     assert time.monotonic() - start < 1.0
 
 
-def test_nesting_up_to_the_limit_is_fine():
+def test_deep_unclosed_document_is_refused_with_our_message(parser):
+    line, field, message = one("[" * 100_000)
+    assert (line, message) == (1, f"nested deeper than {MAX_DEPTH} levels; a topology needs a few")
+    assert field == "[0]" * (MAX_DEPTH - 1)  # the innermost of the 32 open lists
+
+
+def test_libyaml_depth_limit_gives_way_to_ours(monkeypatch):
+    """Whatever libyaml's own nesting limit (PyYAML >= 6.0.4 has one, older ones none), the message is ours."""
+    calls = []
+
+    class LimitedCParser:
+        """libyaml as bundled with PyYAML 6.0.4: refuses at once with its own nesting error."""
+
+        def __init__(self, data):
+            calls.append(data)
+
+        def get_event(self):
+            mark = yaml.Mark("<byte string>", 1000, 0, 1000, None, None)
+            raise yaml.scanner.ScannerError("while increasing flow level", mark,
+                                            "exceeded maximum nesting depth", mark)
+
+    monkeypatch.setattr(load, "_FastParser", LimitedCParser)
+    line, field, message = one("a: " + "[" * 2000)
+    assert calls, "the C parser was not tried first"
+    assert (line, field, message) == (1, "a" + "[0]" * (MAX_DEPTH - 2),
+                                      f"nested deeper than {MAX_DEPTH} levels; a topology needs a few")
+    # Any other libyaml error is reported as it is, without a second reading.
+    class BrokenCParser(LimitedCParser):
+        def get_event(self):
+            mark = yaml.Mark("<byte string>", 3, 2, 3, None, None)
+            raise yaml.scanner.ScannerError(None, None, "found character '\\t' that cannot start any token", mark)
+
+    monkeypatch.setattr(load, "_FastParser", BrokenCParser)
+    assert one("a: 1\n")[:2] == (3, "yaml")
+
+
+def test_nesting_up_to_the_limit_is_fine(parser):
     depth = MAX_DEPTH - 1  # the root mapping is one level
     assert parse_yaml("a: " + "[" * depth + "]" * depth + "\n", "t").data["a"] is not None
     fail("a: " + "[" * (depth + 1) + "]" * (depth + 1) + "\n")
@@ -213,7 +264,9 @@ def test_nesting_up_to_the_limit_is_fine():
 def test_pure_python_parser_gives_the_same_result(monkeypatch):
     texts = [(ROOT / "netlab/data/default.yaml").read_text()] + [p.read_text() for p in (ROOT / "topologies").glob("*.yaml")]
     fast = [parse_yaml(t, "t") for t in texts]
-    bad = ["a: [1\n", "a: 010\n", "a: &x 1\n", "a: 1\na: 2\n", "- x\n", "a: 1\n---\nb: 1\n", "a: " + "[" * 40 + "\n"]
+    bad = ["a: [1\n", "a: 010\n", "a: &x 1\n", "a: 1\na: 2\n", "- x\n", "a: 1\n---\nb: 1\n", "a: " + "[" * 40 + "\n",
+           deep_text("[", "]"), deep_text("{a: ", "}"), "[" * 100_000, "a:\n  b: 1\n  " + "[" * 100_000,
+           "a: 1\x07\n", 'a:\n  b: "\\ud800"\n', 'a: {"\\udc80": 1}\n', 'a: ["\\ud83d\\ude00"]\n']
     fast_bad = [fail(t)[0] for t in bad]
     monkeypatch.setattr(load, "_FastParser", None)
     for src, text in zip(fast, texts):

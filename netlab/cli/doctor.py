@@ -1,0 +1,53 @@
+"""``netlab doctor``: is this machine ready for a lab?"""
+
+from __future__ import annotations
+
+import click
+
+from netlab import doctor
+from netlab.cli.base import cli, output_option, print_json, require_root
+from netlab.errors import EXIT_ENVIRONMENT
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+
+
+@cli.command("doctor")
+@click.option("-t", "--topology", metavar="FILE",
+              help="Check what this topology needs, and size the neighbour-table check with it. "
+                   "Default: require everything netlab uses; size with the built-in lab 'demo'.")
+@output_option("text", "json")
+def doctor_cmd(topology: str | None, output: str) -> None:
+    """Check what a lab needs from this machine: one line per check, with the fix.
+
+    \b
+    kernel  network namespaces, veth, bridge, vxlan, br_netfilter, conntrack,
+            nf_tables, the tc qdiscs tbf/htb/netem: each tried for real in a
+            throwaway network namespace that vanishes afterwards (no module is
+            loaded, the host's namespace is not touched)
+    tools   iptables-restore (and its backend, nft or legacy), conntrack,
+            dnsmasq, nft, tcpdump
+    host    neighbour-table limits (gc_thresh1/2/3) against the lab's size, links
+            a new namespace is born with (fallback tunnels), the state
+            directory (NETLAB_STATE_DIR, default /run/netlab): root-only, not a
+            symlink, writable, free space
+
+    Each line is ok, warn (missing, but not needed), FAIL (missing and needed,
+    with the fix) or info. Exit 0 when nothing needed is missing, 3 otherwise.
+    `netlab up` runs the checks its topology needs before it changes anything.
+    """
+    require_root()
+    lab = resolve(load_topology(topology))
+    checks = doctor.report(lab, for_this_lab=topology is not None)
+    failed = [c for c in checks if c.status == doctor.FAIL]
+    if output == "json":
+        print_json({"ok": not failed, "lab": lab.name, "needs": "this lab" if topology else "everything",
+                    "checks": [c.to_json() for c in checks]})
+    else:
+        for check in checks:
+            click.echo(check.line())
+        counts = {s: sum(c.status == s for c in checks) for s in (doctor.OK, doctor.WARN, doctor.FAIL)}
+        what = f"lab {lab.name}" if topology else "every netlab feature"
+        click.echo(f"{counts[doctor.OK]} ok, {counts[doctor.WARN]} warnings, {counts[doctor.FAIL]} failed "
+                   f"(checked for {what})")
+    if failed:
+        raise SystemExit(EXIT_ENVIRONMENT)

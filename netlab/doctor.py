@@ -1,0 +1,351 @@
+"""Is this machine ready for a lab? One line per check, and the fix for each failure.
+
+The facts come from :mod:`netlab.kernel.features` (kernel features tried in a
+throwaway namespace, the host only read); this module judges them against
+what a lab needs. Each check ends in one of:
+
+``ok``
+    present (a feature whose module is on disk counts: the kernel loads it
+    when netlab first uses it);
+``warn``
+    missing or short, but the lab does not need it: tc qdiscs (``netem`` is
+    for delay and loss impairments, which netlab does not have yet, so a
+    machine without it, like a kernel built without CONFIG_NET_SCH_NETEM, is
+    fine today), ``nft`` and ``tcpdump`` (tests and learners run them, netlab
+    does not), a neighbour table smaller than the lab's all-pairs traffic
+    (``netlab probe`` keeps its own entries bounded), low free space;
+``FAIL``
+    missing and needed: ``netlab doctor`` exits 3, and ``netlab up`` refuses
+    to start, before it changes anything, with exit 3 and this very line;
+``info``
+    a fact worth knowing that needs no fix: the links a new namespace is born
+    with (``sit0``, ``tunl0``... when tunnel modules are loaded and
+    ``net.core.fb_tunnels_only_for_init_net=0``); netlab works there.
+
+What a lab needs is read from its plan: veth and bridge always, vxlan for a
+``vxlan`` overlay, br_netfilter for the plan's ``net.bridge.*`` sysctl,
+iptables-restore, conntrack (and nf_tables, for the nft backend) for its NAT
+rules, dnsmasq for the cluster DNS pod, the conntrack tool for Services.
+``netlab doctor -t FILE`` checks what that lab needs; plain ``netlab doctor``
+requires everything any netlab feature uses, and sizes the neighbour check
+with the built-in default lab.
+
+Test hook: ``NETLAB_DOCTOR_MISSING=name[,name...]`` (check names as in
+``netlab doctor -o json``) makes those checks see their feature or tool as
+missing, so a test can prove that ``up`` stops before any change when, say,
+dnsmasq is not installed. It can only make a check fail: it never makes a
+missing thing look present, and it changes which binary runs nowhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel import features
+from netlab.model.lab import Lab
+
+OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
+MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
+LOW_FREE = 16 << 20  # below this: warn
+
+KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
+TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
+HOST = ("neighbours", "fallback-tunnels", "state-dir", "state-space")
+CHECKS = KERNEL + TOOLS + HOST
+# What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
+ALWAYS = {"netns", "veth", "bridge", "state-dir"}
+# What some netlab feature uses: plain `netlab doctor` requires all of it.
+EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
+                       "dnsmasq", "state-space"}
+# Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
+ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "tbf", "htb", "netem", "nft", "tcpdump"}
+
+TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
+          **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
+          **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack",
+          "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels",
+          "state-dir": "host state directory", "state-space": "host state free space"}
+PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
+            "nft": "nftables", "tcpdump": "tcpdump"}
+KERNEL_FIX = {
+    "netns": "run as root on a kernel with CONFIG_NET_NS (network namespaces)",
+    "veth": "modprobe veth (CONFIG_VETH)",
+    "bridge": "modprobe bridge (CONFIG_BRIDGE)",
+    "vxlan": "modprobe vxlan (CONFIG_VXLAN), or use network.mode: host-gw",
+    "br_netfilter": "modprobe br_netfilter (note: this also makes the host's own bridges call iptables, "
+                    "net.bridge.bridge-nf-call-iptables=1 in the host)",
+    "conntrack": "modprobe nf_conntrack_netlink (CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK)",
+    "nf_tables": "modprobe nf_tables (CONFIG_NF_TABLES), or use the legacy backend: NETLAB_IPTABLES=legacy",
+    **{q: f"modprobe sch_{q} (CONFIG_NET_SCH_{q.upper()}; on Ubuntu in linux-modules-extra-$(uname -r))"
+       for q in features.QDISCS},
+}
+WHY = {
+    "br_netfilter": "same-node Service traffic cannot pass iptables without it",
+    "tbf": "needed only for rate impairments, which netlab does not have yet",
+    "htb": "needed only for rate impairments, which netlab does not have yet",
+    "netem": "needed only for delay and loss impairments, which netlab does not have yet",
+    "nft": "netlab itself does not run it; tests and learners may",
+    "tcpdump": "netlab itself does not run it; learners and tests do",
+}
+BR_NETFILTER_DIR = "/proc/sys/net/bridge"
+FB_TUNNELS = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+    needed: bool = False
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
+    def line(self) -> str:
+        text = f"{self.status:<4}  {self.title}: {self.detail}"
+        return text + (f"; fix: {self.fix}" if self.fix and self.status in (FAIL, WARN) else "")
+
+    def to_json(self) -> dict:
+        return {"title": self.title, **asdict(self)}
+
+
+# --- what a lab needs ---------------------------------------------------------------------------
+
+def needs(lab: Lab) -> set[str]:
+    """The checks ``lab`` cannot do without, read from its plan."""
+    from netlab.model import clusterdns as dns
+    from netlab.plan.build import build_plan
+
+    plan = build_plan(lab)
+    kinds = {r.kind for r in plan.resources}
+    out = set(ALWAYS) | (kinds & {"veth", "bridge", "vxlan"})
+    if any(r.name.startswith("net.bridge.") for r in plan.of_kind("sysctl")):
+        out.add("br_netfilter")
+    if "nat" in kinds:
+        out |= {"iptables-restore", "conntrack", "nf_tables"}  # nf_tables only if iptables is nft: see _iptables
+    if lab.services:
+        out.add("conntrack-tool")
+    if dns.dns_service(lab.topo) is not None and any(p.name == dns.DNS_NAME for p in lab.pods):
+        out.add("dnsmasq")
+    return out
+
+
+# --- judging the facts --------------------------------------------------------------------------
+
+def _pretended_missing() -> set[str]:
+    return {n.strip() for n in os.environ.get(MISSING_HOOK, "").split(",") if n.strip()}
+
+
+def _verdict(name: str, present: bool, detail: str, needed: bool, fix: str) -> Check:
+    if present:
+        return Check(name, OK, detail, needed=needed)
+    if needed:
+        return Check(name, FAIL, detail, fix, needed)
+    why = WHY.get(name, "this lab does not need it")
+    return Check(name, WARN, f"{detail}; {why}", fix, needed)
+
+
+def _kernel(name: str, probe: features.KernelProbe, needed: bool) -> Check:
+    if name == "br_netfilter":
+        present = os.path.isdir(BR_NETFILTER_DIR)
+        detail = (f"{BR_NETFILTER_DIR} exists" if present else
+                  f"not loaded ({BR_NETFILTER_DIR} is missing)" + (f"; {WHY[name]}" if needed else ""))
+    else:
+        fact = probe.features[name]
+        present = fact.available is not False
+        detail = fact.detail
+    return _verdict(name, present, detail, needed, KERNEL_FIX[name])
+
+
+def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
+    """The check of one tool and its absolute path (None when missing)."""
+    from netlab.realize.netns import binary
+
+    command = "conntrack" if name == "conntrack-tool" else name
+    fix = f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)"
+    try:
+        path = binary(command)
+    except EnvironmentNotReady:
+        return _verdict(name, False, f"{command} is not installed", needed, fix), None
+    return _verdict(name, True, path, needed, fix), path
+
+
+def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:
+    """The iptables-restore netlab will run (NETLAB_IPTABLES picks nft or legacy) and its --version argv."""
+    from netlab.realize import netfilter
+
+    fix = f"apt-get install {PACKAGES['iptables-restore']} (or sudo ./scripts/setup.sh)"
+    if "iptables-restore" in pretend:
+        return _verdict("iptables-restore", False, f"iptables-restore is missing ({MISSING_HOOK}, a test hook)",
+                        needed, fix), None
+    try:
+        _, restore = netfilter.tools()
+    except EnvironmentNotReady as exc:
+        if "NETLAB_IPTABLES" in str(exc):
+            fix = "unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy"
+        return _verdict("iptables-restore", False, str(exc).split(";")[0], needed, fix), None
+    return None, [restore, "--version"]
+
+
+def _backend(version: str) -> str:
+    """'nft' or 'legacy' from ``iptables-restore v1.8.9 (nf_tables)`` / ``(legacy)``; '' if unknown."""
+    match = re.search(r"\((nf_tables|legacy)\)", version)
+    return {"nf_tables": "nft", "legacy": "legacy"}.get(match.group(1), "") if match else ""
+
+
+def _neighbours(lab: Lab) -> Check:
+    from netlab.probe import neighbours
+
+    t = neighbours.read_thresholds()
+    need = neighbours.full_mesh_entries(lab)
+    detail = (f"gc_thresh1/2/3 = {t['gc_thresh1']}/{t['gc_thresh2']}/{t['gc_thresh3']} (the whole machine's "
+              f"table); all-pairs traffic in lab {lab.name} needs up to {need} entries")
+    if neighbours.fits(need, t):
+        return Check("neighbours", OK, detail)
+    return Check("neighbours", WARN, detail + f" plus {neighbours.MARGIN} for the host; past gc_thresh3 the kernel "
+                 "drops packets (netlab probe keeps its own entries bounded; netlab never changes these)",
+                 neighbours.raise_limit_command(need))
+
+
+def _fallback_tunnels(probe: features.KernelProbe) -> Check:
+    if probe.fresh_links is None:
+        return Check("fallback-tunnels", INFO, "unknown: no new namespace could be made")
+    if not probe.fresh_links:
+        return Check("fallback-tunnels", INFO, "a new namespace holds only lo")
+    setting = features.read_host_file(FB_TUNNELS)
+    return Check("fallback-tunnels", INFO,
+                 f"a new namespace already holds {', '.join(probe.fresh_links)} besides lo (tunnel modules are "
+                 f"loaded and net.core.fb_tunnels_only_for_init_net={setting}); netlab leaves them alone")
+
+
+def _state_dir(path: str, needed: bool) -> tuple[Check, Check]:
+    """Permissions (root-only, not a symlink, writable) and free space of the state directory."""
+    d = features.directory(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    fix = ""
+    if not d.exists and not os.path.isdir(parent):
+        problem = f"{path} does not exist and neither does its parent {parent}"
+        fix = f"create {parent} or point NETLAB_STATE_DIR elsewhere"
+    elif d.symlink:
+        problem, fix = f"{path} is a symlink; netlab refuses to use it", f"remove it (rm {path})"
+    elif d.exists and not d.is_dir:
+        problem, fix = f"{path} is not a directory", f"remove it (rm {path})"
+    elif d.exists and d.uid != os.geteuid():
+        problem = f"{path} is owned by uid {d.uid}, not by root"
+        fix = f"remove it (rm -r {path}) and let netlab make it"
+    elif d.exists and d.mode is not None and d.mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem, fix = f"{path} is group- or world-writable (mode {d.mode:04o})", f"chmod 700 {path}"
+    elif d.read_only:
+        problem, fix = f"{d.measured} is on a read-only filesystem", "point NETLAB_STATE_DIR to a writable directory"
+    else:
+        problem = ""
+    if problem:
+        perm = Check("state-dir", FAIL if needed else WARN, problem, fix, needed)
+    elif d.exists:
+        who = "root-only" if d.mode is not None and not d.mode & 0o077 else "writable only by root"
+        perm = Check("state-dir", OK, f"{path}, {who} (mode {d.mode:04o})", needed=needed)
+    else:
+        perm = Check("state-dir", OK, f"{path} will be made (mode 0700) on {d.measured}", needed=needed)
+    free = d.free_bytes
+    if free is None:
+        space = Check("state-space", WARN, f"free space on {d.measured or path} is unknown")
+    else:
+        detail = f"{_size(free)} free on {d.measured}"
+        fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
+        if free < MIN_FREE:
+            space = Check("state-space", FAIL, detail + f" (under {_size(MIN_FREE)}: state and logs cannot be written)",
+                          fix, True)
+        elif free < LOW_FREE:
+            space = Check("state-space", WARN, detail + f" (under {_size(LOW_FREE)}: container logs may fill it)", fix)
+        else:
+            space = Check("state-space", OK, detail)
+    return perm, space
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:
+    """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
+    from netlab.realize.state import STATE_ROOT
+
+    only = set(only)
+    pretend = _pretended_missing()
+    out: dict[str, Check] = {}
+    commands: dict[str, list[str]] = {}
+    if "iptables-restore" in only:
+        check, argv = _iptables("iptables-restore" in needed, pretend)
+        if check:
+            out["iptables-restore"] = check
+        if argv:
+            commands["iptables-restore"] = argv
+    wanted_kernel = {k for k in only if k in features.FEATURES}
+    if "fallback-tunnels" in only:
+        wanted_kernel.add("netns")
+    probe = features.probe_kernel(wanted_kernel, commands) if wanted_kernel or commands else features.KernelProbe()
+    for name in pretend & set(features.FEATURES):
+        probe.features[name] = features.Feature(name, False, f"reported missing by {MISSING_HOOK} (a test hook)")
+    if "iptables-restore" in commands:
+        status, text = probe.outputs.get("iptables-restore", (-1, "did not run"))
+        backend = _backend(text)
+        if status == 0:
+            version = re.search(r"v(\d\S*)", text)
+            out["iptables-restore"] = Check("iptables-restore", OK, f"{commands['iptables-restore'][0]}, "
+                                            f"v{version.group(1) if version else '?'}, {backend or 'unknown'} backend",
+                                            needed="iptables-restore" in needed)
+        else:
+            out["iptables-restore"] = _verdict("iptables-restore", False, f"`{' '.join(commands['iptables-restore'])}` "
+                                               f"failed: {text}", "iptables-restore" in needed,
+                                               "reinstall iptables (or sudo ./scripts/setup.sh)")
+        if backend == "legacy":
+            needed = needed - {"nf_tables"}  # the legacy backend uses x_tables, not nf_tables
+    for name in KERNEL:
+        if name in only:
+            out[name] = _kernel(name, probe, name in needed)
+    for name in TOOLS:
+        if name in only and name != "iptables-restore":
+            if name in pretend:
+                out[name] = _verdict(name, False, f"reported missing by {MISSING_HOOK} (a test hook)", name in needed,
+                                     f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)")
+            else:
+                out[name] = _tool(name, name in needed)[0]
+    if "neighbours" in only:
+        out["neighbours"] = _neighbours(lab)
+    if "fallback-tunnels" in only:
+        out["fallback-tunnels"] = _fallback_tunnels(probe)
+    if only & {"state-dir", "state-space"}:
+        perm, space = _state_dir(STATE_ROOT, "state-dir" in needed)
+        out.update((c.name, c) for c in (perm, space) if c.name in only)
+    return [out[name] for name in CHECKS if name in out]
+
+
+def report(lab: Lab, for_this_lab: bool) -> list[Check]:
+    """``netlab doctor``: every check; needed = what ``lab`` needs, or everything netlab uses."""
+    return diagnose(lab, needs(lab) if for_this_lab else set(EVERYTHING))
+
+
+def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
+    """Before ``up`` changes anything: raise EnvironmentNotReady with the doctor's line of each failed check.
+
+    Runs only the checks ``lab`` needs (and, with ``only``, only those of them), never the advisory ones.
+    """
+    needed = needs(lab) - ADVISORY
+    wanted = needed if only is None else needed & set(only)
+    failed = [c for c in diagnose(lab, needed, wanted) if c.status == FAIL]
+    if failed:
+        raise EnvironmentNotReady("\n".join(c.line() for c in failed))

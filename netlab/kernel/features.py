@@ -1,0 +1,333 @@
+"""What this machine's kernel offers a lab, found out for real and without changing the host.
+
+Kernel features are tried, not guessed from config files. A short-lived thread
+unshares into a new network namespace that nothing names (no /run/netns entry,
+no process in it but the thread) and there creates a veth pair, a bridge and a
+vxlan device, adds each tc qdisc to ``lo``, asks nf_tables and conntrack one
+question each over netlink, lists the links the namespace was born with, and
+runs the version commands it is given. Then the thread ends: nothing refers to
+the namespace any more, and the kernel frees it with everything in it. The
+host's own namespace is only read (``/proc/sys``, the state directory's
+metadata).
+
+Modules: asking for a link kind, qdisc or netfilter subsystem the kernel does
+not have makes it run modprobe (``request_module``). Probing loads nothing:
+loading sit or gre puts tunnel devices into every new namespace, loading
+br_netfilter makes every bridge of the host call iptables. So a feature whose
+module is on disk but not loaded is not tried; it is reported as loadable (the
+kernel loads it when ``netlab up`` first uses it). A kernel without loadable
+modules, or with module loading disabled, cannot load anything, so everything
+is tried there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Sequence
+
+CLONE_NEWNET = 0x40000000
+PROBE_TIMEOUT = 10.0  # seconds for the whole probe; a netlink answer takes microseconds
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# Link kinds netlab creates, with the attributes a minimal one needs.
+LINK_KINDS: dict[str, dict] = {
+    "veth": {"peer": "probe-peer"},
+    "bridge": {},
+    "vxlan": {"vxlan_id": 1, "vxlan_port": 4789},
+}
+# tc qdiscs link impairments will use (rate: tbf/htb; delay, loss: netem), with minimal options.
+QDISCS: dict[str, dict] = {
+    "tbf": {"rate": 125000, "burst": 10000, "latency": 50000},
+    "htb": {},
+    "netem": {},
+}
+NETFILTER = ("nf_tables", "conntrack")
+FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(QDISCS) + NETFILTER
+# The modules the kernel would load on demand for each feature (as modprobe names them).
+MODULES: dict[str, tuple[str, ...]] = {
+    "veth": ("veth",),
+    "bridge": ("bridge",),
+    "vxlan": ("vxlan",),
+    "tbf": ("sch_tbf",),
+    "htb": ("sch_htb",),
+    "netem": ("sch_netem",),
+    "nf_tables": ("nfnetlink", "nf_tables"),
+    "conntrack": ("nfnetlink", "nf_conntrack", "nf_conntrack_netlink"),
+}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """What the kernel showed about one feature."""
+
+    name: str
+    available: bool | None  # None: not tried, because trying would load a module
+    detail: str
+
+
+@dataclass
+class KernelProbe:
+    """The result of one visit to a throwaway namespace."""
+
+    features: dict[str, Feature] = field(default_factory=dict)
+    # Links a new namespace already holds besides lo (sit0, tunl0... when tunnel modules are
+    # loaded and net.core.fb_tunnels_only_for_init_net=0); None if no namespace could be made.
+    fresh_links: tuple[str, ...] | None = None
+    # "net:[inode]" of the throwaway namespace, so a test can check that nothing holds it afterwards.
+    scratch_netns: str | None = None
+    # name -> (exit status, stdout + stderr) of each command run inside the throwaway namespace.
+    outputs: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def _errno_text(code: int) -> str:
+    return f"{errno.errorcode.get(code, code)}: {os.strerror(code)}"
+
+
+# --- modules (read-only) ------------------------------------------------------------------------
+
+def _module_names(path: str, dep: bool = False) -> set[str]:
+    """Module names in modules.builtin or modules.dep (``kernel/net/sched/sch_netem.ko.xz: ...``)."""
+    try:
+        with open(path) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return set()
+    names = set()
+    for line in lines:
+        entry = line.split(":", 1)[0] if dep else line
+        base = os.path.basename(entry.strip())
+        if ".ko" in base:
+            names.add(base.split(".ko", 1)[0].replace("-", "_"))
+    return names
+
+
+PROC_MODULES = "/proc/modules"
+MODULES_DISABLED = "/proc/sys/kernel/modules_disabled"
+MODULES_DIR = f"/lib/modules/{os.uname().release}"
+
+
+def loaded_modules() -> set[str] | None:
+    """Names in /proc/modules; None when the kernel has no loadable-module support at all."""
+    try:
+        with open(PROC_MODULES) as fh:
+            return {line.split(" ", 1)[0] for line in fh if line.strip()}
+    except FileNotFoundError:
+        return None
+
+
+def would_load_module(feature: str) -> str | None:
+    """The module the kernel would load if ``feature`` were tried now, or None if nothing would be loaded."""
+    loaded = loaded_modules()
+    if loaded is None:
+        return None  # built without module support: nothing can be loaded
+    if read_host_file(MODULES_DISABLED) == "1":
+        return None
+    root = MODULES_DIR
+    builtin = _module_names(f"{root}/modules.builtin")
+    on_disk = _module_names(f"{root}/modules.dep", dep=True)
+    for module in MODULES.get(feature, ()):
+        if module not in loaded and module not in builtin and module in on_disk:
+            return module
+    return None
+
+
+# --- the throwaway namespace --------------------------------------------------------------------
+
+class NoNetns(OSError):
+    """unshare(CLONE_NEWNET) failed: this kernel or this process cannot make network namespaces."""
+
+
+def _unshare_net() -> None:
+    if _libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise NoNetns(err, os.strerror(err))
+
+
+def _setns_net(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def in_throwaway_netns(body: Callable[[], object], timeout: float = PROBE_TIMEOUT) -> object:
+    """Run ``body`` in a new thread inside a new, unnamed network namespace; return its result.
+
+    Only that thread moves (``unshare(2)`` of CLONE_NEWNET acts on the calling
+    thread). Sockets ``body`` opens must be closed before it returns. Then the
+    thread goes back to where it came from, so when this returns the namespace
+    has no user left and the kernel frees it (the thread itself ending a
+    moment later would do the same, just not by the time this returns).
+    """
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _unshare_net()
+            try:
+                box["result"] = body()
+            finally:
+                _setns_net(home)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+        finally:
+            os.close(home)
+
+    thread = threading.Thread(target=run, name="netlab-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"the kernel probe did not finish within {timeout:.0f} s")
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("result")
+
+
+def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequence[str]] | None = None,
+                 timeout: float = PROBE_TIMEOUT) -> KernelProbe:
+    """Try each wanted feature in a throwaway namespace; run ``commands`` (argv lists) there too."""
+    wanted = [f for f in FEATURES if f in set(wanted) | {"netns"}]
+    probe = KernelProbe()
+    skipped = {f: m for f in wanted if (m := would_load_module(f))}
+    for name, module in skipped.items():
+        probe.features[name] = Feature(name, None, f"module {module} is on disk but not loaded; the kernel "
+                                                   "loads it when netlab first uses it (not tried: that would load it)")
+
+    def body() -> None:
+        probe.scratch_netns = os.readlink("/proc/thread-self/ns/net")
+        probe.features["netns"] = Feature("netns", True, "a new network namespace was created")
+        _probe_links_and_qdiscs(probe, [f for f in wanted if f not in skipped])
+        for name in NETFILTER:
+            if name in wanted and name not in skipped:
+                probe.features[name] = _probe_netfilter(name)
+        for name, argv in (commands or {}).items():
+            try:
+                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
+                                      stdin=subprocess.DEVNULL)
+                probe.outputs[name] = (proc.returncode, (proc.stdout + proc.stderr).strip())
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                probe.outputs[name] = (-1, str(exc))
+
+    try:
+        in_throwaway_netns(body, timeout)
+    except NoNetns as exc:
+        probe.features["netns"] = Feature("netns", False, f"unshare(CLONE_NEWNET) failed ({_errno_text(exc.errno)})")
+    except Exception as exc:  # a timeout, or a netlink socket that could not even be opened
+        for name in wanted:
+            probe.features.setdefault(name, Feature(name, False, f"the probe failed: {exc}"))
+    return probe
+
+
+def _probe_links_and_qdiscs(probe: KernelProbe, names: list[str]) -> None:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from netlab.realize.netns import netlink_socket
+
+    with IPRoute(use_socket=netlink_socket()) as ipr:
+        probe.fresh_links = tuple(sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                                         if link.get_attr("IFLA_IFNAME") != "lo"))
+        for kind, options in LINK_KINDS.items():
+            if kind not in names:
+                continue
+            try:
+                ipr.link("add", ifname=f"probe-{kind}", kind=kind, **options)
+                probe.features[kind] = Feature(kind, True, "created one in a throwaway namespace")
+            except NetlinkError as exc:
+                what = "not in this kernel" if exc.code == errno.EOPNOTSUPP else "creating one failed"
+                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.code)})")
+        lo = ipr.link_lookup(ifname="lo")[0]
+        for kind, options in QDISCS.items():
+            if kind not in names:
+                continue
+            try:
+                ipr.tc("add", kind, lo, handle="1:", **options)
+                probe.features[kind] = Feature(kind, True, "added one as lo's root qdisc in a throwaway namespace")
+                ipr.tc("del", index=lo, root=True)
+            except NetlinkError as exc:
+                what = "not in this kernel" if exc.code == errno.ENOENT else "adding one failed"
+                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.code)})")
+
+
+def _probe_netfilter(name: str) -> Feature:
+    """Ask nf_tables for its tables, or conntrack for its counters, over NETLINK_NETFILTER."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    try:
+        if name == "nf_tables":
+            from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETTABLE, NFTSocket, nfgen_msg
+
+            sock = NFTSocket(nfgen_family=0)
+            try:
+                sock.request_get(nfgen_msg(), NFT_MSG_GETTABLE)
+            finally:
+                sock.close()
+            return Feature(name, True, "nf_tables answered a table dump in a throwaway namespace")
+        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTSocket
+
+        sock = NFCTSocket()
+        try:
+            sock.stat()
+        finally:
+            sock.close()
+        return Feature(name, True, "conntrack answered over ctnetlink in a throwaway namespace")
+    except NetlinkError as exc:
+        return Feature(name, False, f"the kernel refused the netlink request ({_errno_text(exc.code)})")
+    except OSError as exc:
+        return Feature(name, False, f"no netfilter netlink socket ({_errno_text(exc.errno or 0)})")
+
+
+# --- the host, read-only ------------------------------------------------------------------------
+
+def read_host_file(path: str) -> str | None:
+    """A /proc or /sys file of the host, stripped; None if it does not exist."""
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+@dataclass(frozen=True)
+class DirFacts:
+    """A directory as lstat and statvfs see it (or its nearest existing parent, if it is not there yet)."""
+
+    path: str
+    exists: bool
+    symlink: bool = False
+    is_dir: bool = False
+    uid: int | None = None
+    mode: int | None = None
+    measured: str = ""  # the path statvfs looked at
+    free_bytes: int | None = None
+    read_only: bool | None = None
+
+
+def directory(path: str) -> DirFacts:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        while parent != "/" and not os.path.isdir(parent):
+            parent = os.path.dirname(parent)
+        return DirFacts(path, False, **_space(parent))
+    except NotADirectoryError:
+        return DirFacts(path, False)
+    facts = dict(symlink=stat.S_ISLNK(st.st_mode), is_dir=stat.S_ISDIR(st.st_mode), uid=st.st_uid,
+                 mode=stat.S_IMODE(st.st_mode))
+    return DirFacts(path, True, **facts, **(_space(path) if facts["is_dir"] else {}))
+
+
+def _space(path: str) -> dict:
+    try:
+        vfs = os.statvfs(path)
+    except OSError:
+        return {"measured": path}
+    return {"measured": path, "free_bytes": vfs.f_bavail * vfs.f_frsize, "read_only": bool(vfs.f_flag & os.ST_RDONLY)}

@@ -1,0 +1,156 @@
+"""netlab doctor on this machine, checked against iproute2's own answers; and `up` refusing to start.
+
+Each kernel line of the report is compared with the same question asked by
+iproute2 (``ip link add`` / ``tc qdisc add``) inside a throwaway namespace of
+its own (``unshare -n``). `up` must stop with exit 3 and the doctor's very line
+before it creates anything when the machine lacks what its topology needs:
+once for real (a symlinked state directory), and for a missing tool or kernel
+feature through the documented test hook NETLAB_DOCTOR_MISSING (binary()
+looks in fixed directories, so PATH cannot hide a tool).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+from helpers import STATE_ROOT, lab_namespaces, netlab, two_node_topology, write_topology
+from netlab import doctor
+from netlab.kernel import features
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = re.compile(r"^(?P<status>ok  |warn|FAIL|info)  (?P<title>(kernel|tool|host) [^:]+): (?P<detail>\S.*)$")
+# The same question, asked with iproute2 in a namespace `unshare -n` makes for that one command.
+IPROUTE2 = {
+    "veth": ["ip", "link", "add", "x", "type", "veth", "peer", "name", "y"],
+    "bridge": ["ip", "link", "add", "x", "type", "bridge"],
+    "vxlan": ["ip", "link", "add", "x", "type", "vxlan", "id", "1", "dstport", "4789"],
+    "tbf": ["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst", "10kb", "latency", "50ms"],
+    "htb": ["tc", "qdisc", "add", "dev", "lo", "root", "htb"],
+    "netem": ["tc", "qdisc", "add", "dev", "lo", "root", "netem"],
+}
+
+
+def report_lines(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict[str, re.Match]]:
+    proc = netlab("doctor", *args, check=False, env=env)
+    *checks, summary = proc.stdout.splitlines()
+    assert re.fullmatch(r"\d+ ok, \d+ warnings, \d+ failed \(checked for .+\)", summary), proc.stdout
+    lines = {}
+    for text in checks:
+        match = LINE.match(text)
+        assert match, f"not a doctor line: {text!r}"
+        lines[match["title"]] = match
+    assert list(lines) == [doctor.TITLES[name] for name in doctor.CHECKS], proc.stdout
+    return proc, lines
+
+
+def in_fresh_netns(argv: list[str]) -> bool:
+    return subprocess.run(["unshare", "-n", *argv], capture_output=True).returncode == 0
+
+
+def test_doctor_on_this_machine():
+    proc, lines = report_lines()
+    failed = [m.group(0) for m in lines.values() if m["status"] == "FAIL"]
+    assert proc.returncode == 0 and not failed, proc.stdout + proc.stderr  # the suite runs here: nothing is missing
+    for name, argv in IPROUTE2.items():
+        line = lines[doctor.TITLES[name]]
+        if "not loaded" in line["detail"]:
+            continue  # a module on disk: neither the doctor nor this test loads it
+        has_it = in_fresh_netns(argv)
+        assert (line["status"] == "ok  ") == has_it, f"iproute2 says {name} is {'' if has_it else 'not '}there: {line[0]}"
+    netem = lines["kernel qdisc netem"]
+    if not in_fresh_netns(IPROUTE2["netem"]):  # this machine: a kernel without CONFIG_NET_SCH_NETEM
+        assert netem[0].startswith("warn  kernel qdisc netem: not in this kernel (ENOENT: No such file or directory); "
+                                   "needed only for delay and loss impairments, which netlab does not have yet; "
+                                   "fix: modprobe sch_netem"), netem[0]
+    assert (lines["kernel br_netfilter"]["status"] == "ok  ") == os.path.isdir("/proc/sys/net/bridge")
+    version = subprocess.run(["iptables-restore", "--version"], capture_output=True, text=True).stdout
+    backend = "nft" if "(nf_tables)" in version else "legacy"
+    assert lines["tool iptables-restore"]["detail"].endswith(f", {backend} backend")
+    born_with = subprocess.run(["unshare", "-n", "ip", "-o", "link"], capture_output=True, text=True).stdout
+    if len(born_with.splitlines()) == 1:
+        assert lines["host fallback tunnels"][0] == "info  host fallback tunnels: a new namespace holds only lo"
+    thresholds = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}").read_text().strip() for i in (1, 2, 3)]
+    assert f"gc_thresh1/2/3 = {'/'.join(thresholds)} " in lines["host neighbour table"]["detail"]
+    assert lines["host state directory"]["detail"].startswith(STATE_ROOT)
+    # The same report as JSON.
+    data = json.loads(netlab("doctor", "-o", "json").stdout)
+    assert data["ok"] is True and data["needs"] == "everything"
+    assert [(c["title"], c["status"]) for c in data["checks"]] == [(t, m["status"].strip()) for t, m in lines.items()]
+
+
+def test_probe_leaves_no_namespace_behind():
+    threads = threading.active_count()
+    probe = features.probe_kernel()
+    ns = probe.scratch_netns
+    assert ns and ns != os.readlink("/proc/self/ns/net")
+    assert threading.active_count() == threads
+    holders = [p for p in Path("/proc/self/task").glob("*/ns/net") if os.readlink(p) == ns]
+    holders += [p for p in Path("/proc/self/fd").iterdir() if os.path.exists(p) and os.readlink(p) == ns]
+    assert not holders, f"{ns} is still held by {holders}"
+    inode = ns.split("[")[1].rstrip("]")
+    assert not [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if f"net:[{inode}]" in line]
+    named = []  # other engineers' labs come and go meanwhile: look for this namespace, not for changes
+    for entry in Path("/run/netns").glob("*") if Path("/run/netns").is_dir() else []:
+        try:
+            if entry.stat().st_ino == int(inode):
+                named.append(entry)
+        except OSError:
+            pass
+    assert not named, f"{ns} got a name: {named}"
+
+
+def services_topology(lab: str) -> str:
+    text = (ROOT / "topologies/services.yaml").read_text()
+    return re.sub(r"(?m)^name: svc$", f"name: {lab}", text)
+
+
+def test_missing_tool_stops_up_before_any_change(labs, tmp_path):
+    lab = labs.name("dr")
+    path = write_topology(tmp_path, services_topology(lab))
+    env = {doctor.MISSING_HOOK: "dnsmasq"}
+    proc = netlab("up", "-t", path, check=False, env=env)
+    doctor_proc, lines = report_lines("-t", path, env=env)
+    assert doctor_proc.returncode == 3
+    line = lines["tool dnsmasq"][0]
+    assert line == (f"FAIL  tool dnsmasq: reported missing by {doctor.MISSING_HOOK} (a test hook); "
+                    "fix: apt-get install dnsmasq-base (or sudo ./scripts/setup.sh)")
+    assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
+    assert lab_namespaces(lab) == []
+    assert not os.path.lexists(os.path.join(STATE_ROOT, lab))
+
+
+def test_up_checks_what_its_topology_needs(labs, tmp_path):
+    """Without vxlan, a host-gw lab comes up (it needs no vxlan device) and a vxlan lab does not start."""
+    env = {doctor.MISSING_HOOK: "vxlan,netem,tcpdump"}
+    hostgw = labs.name("dr")
+    labs.up(two_node_topology(hostgw, mode="host-gw", pods_per_node=1), "hostgw.yaml", env=env)
+    assert netlab("status", "--lab", hostgw).returncode == 0
+    vxlan = labs.name("dr")
+    path, proc = labs.up(two_node_topology(vxlan, pods_per_node=1), "vxlan.yaml", check=False, env=env)
+    assert proc.returncode == 3
+    assert proc.stderr.startswith(f"netlab: FAIL  kernel vxlan: reported missing by {doctor.MISSING_HOOK}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1  # netem, tcpdump: not needed, not checked
+    assert lab_namespaces(vxlan) == []
+
+
+def test_symlinked_state_directory_stops_up_with_the_doctors_line(labs, tmp_path):
+    """For real, no hook: the state directory netlab would write to is a symlink."""
+    lab = labs.name("dr")
+    target = tmp_path / "elsewhere"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "state"
+    link.symlink_to(target)
+    env = {"NETLAB_STATE_DIR": str(link)}
+    path = write_topology(tmp_path, two_node_topology(lab, pods_per_node=1))
+    proc = netlab("up", "-t", path, check=False, env=env)
+    doctor_proc, lines = report_lines("-t", path, env=env)
+    line = lines["host state directory"][0]
+    assert line == f"FAIL  host state directory: {link} is a symlink; netlab refuses to use it; fix: remove it (rm {link})"
+    assert doctor_proc.returncode == 3
+    assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
+    assert lab_namespaces(lab) == [] and list(target.iterdir()) == []

@@ -1,0 +1,328 @@
+"""netlab doctor's judgement and report, against a fake machine (the real one: tests/integration/test_doctor_live.py).
+
+The facts (what the kernel probe saw, which binaries exist, the state
+directory) are faked here; what is tested is the verdict per lab, the line
+format with its fix, the exit code, and what ``up`` is refused with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from netlab import doctor
+from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
+from netlab.kernel import features
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology, parse_yaml, validate_source
+from netlab.probe import neighbours
+from netlab.realize import netfilter, state
+from netlab.realize import netns as nsmod
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = re.compile(r"^(ok  |warn|FAIL|info)  (kernel|tool|host) [^:]+: \S.*$")
+
+
+def lab_of(path: str | None = None, text: str | None = None):
+    if text is not None:
+        return resolve(validate_source(parse_yaml(text, "t.yaml")))
+    return resolve(load_topology(path))
+
+
+DEFAULT = lab_of()
+HOST_GW = lab_of(str(ROOT / "topologies/host-gw-3node.yaml"))
+SERVICES = lab_of(str(ROOT / "topologies/services.yaml"))
+
+
+class Machine:
+    """What the fake machine has; every check passes until a test takes something away."""
+
+    def __init__(self, tmp_path: Path):
+        self.missing: set[str] = set()  # kernel features and tool commands
+        self.loadable: set[str] = set()  # kernel features whose module is on disk, not loaded
+        self.fresh_links: tuple[str, ...] = ()
+        self.iptables_version = (0, "iptables-restore v1.8.9 (nf_tables)")
+        self.thresholds = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
+        self.dir = features.DirFacts("/run/netlab", True, False, True, os.geteuid(), 0o700, "/run/netlab",
+                                     1 << 30, False)
+        self.br_netfilter = tmp_path / "bridge"
+        self.br_netfilter.mkdir()
+        self.probes: list[tuple[set[str], dict]] = []
+
+    def probe_kernel(self, wanted, commands=None, timeout=None):
+        wanted = set(wanted) | {"netns"}
+        self.probes.append((wanted, dict(commands or {})))
+        probe = features.KernelProbe(scratch_netns="net:[1]", fresh_links=self.fresh_links)
+        for name in wanted:
+            if name in self.loadable:
+                probe.features[name] = features.Feature(name, None, f"module for {name} is on disk but not loaded")
+            elif name in self.missing:
+                probe.features[name] = features.Feature(name, False, "not in this kernel (EOPNOTSUPP: ...)")
+            else:
+                probe.features[name] = features.Feature(name, True, "created one in a throwaway namespace")
+        for name in commands or {}:
+            probe.outputs[name] = self.iptables_version
+        return probe
+
+    def binary(self, name: str) -> str:
+        if name in self.missing:
+            raise EnvironmentNotReady(f"{name} is not installed; run scripts/setup.sh")
+        return f"/usr/sbin/{name}"
+
+    def tools(self, backend=None):
+        return self.binary("iptables-save"), self.binary("iptables-restore")
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    m = Machine(tmp_path)
+    monkeypatch.setattr(features, "probe_kernel", m.probe_kernel)
+    monkeypatch.setattr(features, "directory", lambda path: m.dir)
+    monkeypatch.setattr(nsmod, "binary", m.binary)
+    monkeypatch.setattr(netfilter, "tools", m.tools)
+    monkeypatch.setattr(neighbours, "read_thresholds", lambda: dict(m.thresholds))
+    monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
+    monkeypatch.setattr(state, "STATE_ROOT", "/run/netlab")
+    monkeypatch.delenv(doctor.MISSING_HOOK, raising=False)
+    return m
+
+
+def by_name(checks) -> dict[str, doctor.Check]:
+    return {c.name: c for c in checks}
+
+
+# --- what a lab needs ---------------------------------------------------------------------------
+
+def test_needs_follow_the_plan():
+    assert {"netns", "veth", "bridge", "vxlan", "br_netfilter", "iptables-restore", "conntrack"} <= doctor.needs(DEFAULT)
+    assert "vxlan" not in doctor.needs(HOST_GW)  # routes, no overlay device
+    assert "dnsmasq" not in doctor.needs(DEFAULT) and "conntrack-tool" not in doctor.needs(DEFAULT)
+    assert {"dnsmasq", "conntrack-tool"} <= doctor.needs(SERVICES)  # the cluster DNS pod, UDP conntrack cleanup
+    assert not doctor.needs(SERVICES) & {"tbf", "htb", "netem", "nft", "tcpdump"}  # nothing uses them yet
+
+
+def test_everything_is_what_some_lab_needs():
+    labs = [DEFAULT, HOST_GW, SERVICES]
+    assert set().union(*(doctor.needs(lab) for lab in labs)) <= doctor.EVERYTHING
+    assert set(doctor.CHECKS) == set(doctor.TITLES)
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def test_all_present_every_line_ok(machine):
+    checks = doctor.report(DEFAULT, for_this_lab=False)
+    assert [c.name for c in checks] == list(doctor.CHECKS)
+    assert {c.status for c in checks} == {doctor.OK, doctor.INFO}
+    for check in checks:
+        assert LINE.match(check.line()), check.line()
+        assert "\n" not in check.line() and "; fix:" not in check.line()
+    lines = by_name(checks)
+    assert lines["iptables-restore"].line() == "ok    tool iptables-restore: /usr/sbin/iptables-restore, v1.8.9, nft backend"
+    assert lines["fallback-tunnels"].line() == "info  host fallback tunnels: a new namespace holds only lo"
+    # One visit to a throwaway namespace for every kernel feature, with iptables-restore --version run there too.
+    assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
+                                                                             "--version"]})]
+
+
+def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
+    machine.missing |= {"vxlan", "netem", "nft"}
+    for_vxlan = by_name(doctor.report(DEFAULT, for_this_lab=True))
+    assert for_vxlan["vxlan"].line() == ("FAIL  kernel vxlan: not in this kernel (EOPNOTSUPP: ...); "
+                                         "fix: modprobe vxlan (CONFIG_VXLAN), or use network.mode: host-gw")
+    for_host_gw = by_name(doctor.report(HOST_GW, for_this_lab=True))
+    assert for_host_gw["vxlan"].status == doctor.WARN
+    assert for_host_gw["vxlan"].line().endswith("; this lab does not need it; fix: modprobe vxlan (CONFIG_VXLAN), "
+                                                "or use network.mode: host-gw")
+    # netem: no netlab feature uses it yet, so never a failure; it says so and how to get it.
+    netem = for_vxlan["netem"]
+    assert netem.status == doctor.WARN and netem.line() == (
+        "warn  kernel qdisc netem: not in this kernel (EOPNOTSUPP: ...); needed only for delay and loss impairments, "
+        "which netlab does not have yet; fix: modprobe sch_netem (CONFIG_NET_SCH_NETEM; on Ubuntu in "
+        "linux-modules-extra-$(uname -r))")
+    assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed; netlab itself does not run it; tests "
+                                       "and learners may; fix: apt-get install nftables (or sudo ./scripts/setup.sh)")
+
+
+def test_plain_doctor_requires_every_feature(machine):
+    machine.missing.add("dnsmasq")
+    checks = by_name(doctor.report(DEFAULT, for_this_lab=False))  # the default lab has no DNS pod...
+    assert checks["dnsmasq"].status == doctor.FAIL  # ...but plain `netlab doctor` asks for every feature
+    assert checks["dnsmasq"].fix == "apt-get install dnsmasq-base (or sudo ./scripts/setup.sh)"
+    assert by_name(doctor.report(DEFAULT, for_this_lab=True))["dnsmasq"].status == doctor.WARN
+
+
+def test_a_loadable_module_is_ok_and_not_tried(machine):
+    machine.loadable.add("vxlan")
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["vxlan"]
+    assert check.status == doctor.OK and "not loaded" in check.detail
+
+
+def test_br_netfilter_is_its_sysctl_directory(machine):
+    machine.br_netfilter.rmdir()
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["br_netfilter"]
+    assert check.status == doctor.FAIL
+    assert "same-node Service traffic cannot pass iptables" in check.detail
+    assert check.fix.startswith("modprobe br_netfilter (note: this also makes the host's own bridges call iptables")
+
+
+@pytest.mark.parametrize("version,backend,needs_nf_tables", [
+    ("iptables-restore v1.8.9 (nf_tables)", "nft", True),
+    ("iptables-restore v1.8.7 (legacy)", "legacy", False),
+])
+def test_iptables_backend_decides_whether_nf_tables_is_needed(machine, version, backend, needs_nf_tables):
+    machine.iptables_version = (0, version)
+    machine.missing.add("nf_tables")
+    checks = by_name(doctor.report(DEFAULT, for_this_lab=True))
+    assert checks["iptables-restore"].detail.endswith(f"{backend} backend")
+    assert checks["nf_tables"].status == (doctor.FAIL if needs_nf_tables else doctor.WARN)
+    assert doctor._backend(version) == backend
+
+
+def test_missing_iptables_restore(machine):
+    machine.missing.add("iptables-restore")
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["iptables-restore"]
+    assert check.line() == ("FAIL  tool iptables-restore: iptables-restore is not installed; "
+                            "fix: apt-get install iptables (or sudo ./scripts/setup.sh)")
+    assert "iptables-restore" not in machine.probes[0][1]  # nothing to ask its version
+
+
+def test_a_bad_backend_choice_says_so(machine, monkeypatch):
+    monkeypatch.undo()  # the real netfilter.tools(), which reads NETLAB_IPTABLES
+    monkeypatch.setenv("NETLAB_IPTABLES", "bogus")
+    check, argv = doctor._iptables(True, set())
+    assert argv is None and check.line() == (
+        "FAIL  tool iptables-restore: NETLAB_IPTABLES='bogus': use nft or legacy (or unset it for the system default); "
+        "fix: unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy")
+
+
+def test_neighbour_table_is_sized_with_the_lab(machine):
+    pods = "".join(f"  - {{name: p{i}, node: a}}\n" for i in range(40))
+    big = lab_of(text=f"name: big\nnodes: [{{name: a}}]\npods:\n{pods}")
+    assert neighbours.full_mesh_entries(big) == 40 * 39 + 80
+    check = by_name(doctor.report(big, for_this_lab=True))["neighbours"]
+    assert check.status == doctor.WARN
+    assert "gc_thresh1/2/3 = 128/512/1024" in check.detail and "lab big needs up to 1640 entries" in check.detail
+    assert check.fix == ("sudo sysctl -w net.ipv4.neigh.default.gc_thresh3=4096 net.ipv4.neigh.default.gc_thresh2=2048 "
+                         "net.ipv4.neigh.default.gc_thresh1=512")
+    machine.thresholds = {"gc_thresh1": 512, "gc_thresh2": 2048, "gc_thresh3": 4096}
+    assert by_name(doctor.report(big, for_this_lab=True))["neighbours"].status == doctor.OK
+
+
+def test_fallback_tunnels_are_information(machine):
+    machine.fresh_links = ("gre0", "sit0", "tunl0")
+    check = by_name(doctor.report(DEFAULT, for_this_lab=False))["fallback-tunnels"]
+    assert check.status == doctor.INFO
+    assert "a new namespace already holds gre0, sit0, tunl0 besides lo" in check.line()
+
+
+@pytest.mark.parametrize("facts,expect,fix", [
+    (dict(symlink=True, is_dir=False), "/run/netlab is a symlink; netlab refuses to use it", "remove it (rm /run/netlab)"),
+    (dict(is_dir=False), "/run/netlab is not a directory", "remove it (rm /run/netlab)"),
+    (dict(uid=1000), "/run/netlab is owned by uid 1000, not by root", "remove it (rm -r /run/netlab) and let netlab make it"),
+    (dict(mode=0o777), "/run/netlab is group- or world-writable (mode 0777)", "chmod 700 /run/netlab"),
+    (dict(read_only=True), "/run/netlab is on a read-only filesystem", "point NETLAB_STATE_DIR to a writable directory"),
+])
+def test_state_directory_must_be_safe_to_use(machine, facts, expect, fix):
+    machine.dir = features.DirFacts(**{**machine.dir.__dict__, **facts})
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["state-dir"]
+    assert (check.status, check.detail, check.fix) == (doctor.FAIL, expect, fix)
+
+
+def test_state_directory_others_may_read(machine):
+    assert by_name(doctor.report(DEFAULT, True))["state-dir"].detail == "/run/netlab, root-only (mode 0700)"
+    machine.dir = features.DirFacts(**{**machine.dir.__dict__, "mode": 0o755})
+    check = by_name(doctor.report(DEFAULT, True))["state-dir"]
+    assert (check.status, check.detail) == (doctor.OK, "/run/netlab, writable only by root (mode 0755)")
+
+
+def test_state_directory_to_be_made_and_free_space(machine):
+    machine.dir = features.DirFacts("/run/netlab", False, measured="/run", free_bytes=10 << 20, read_only=False)
+    checks = by_name(doctor.report(DEFAULT, for_this_lab=True))
+    assert checks["state-dir"].line() == "ok    host state directory: /run/netlab will be made (mode 0700) on /run"
+    assert checks["state-space"].status == doctor.WARN and checks["state-space"].detail.startswith("10.0 MiB free on /run")
+    machine.dir = features.DirFacts("/run/netlab", False, measured="/run", free_bytes=4096, read_only=False)
+    assert by_name(doctor.report(DEFAULT, for_this_lab=True))["state-space"].status == doctor.FAIL
+
+
+# --- up: require_for ----------------------------------------------------------------------------
+
+def test_require_for_raises_the_doctors_lines(machine):
+    machine.missing |= {"vxlan", "dnsmasq"}
+    expected = [c.line() for c in doctor.report(SERVICES, for_this_lab=True) if c.status == doctor.FAIL]
+    assert len(expected) == 2
+    with pytest.raises(EnvironmentNotReady) as info:
+        doctor.require_for(SERVICES)
+    assert str(info.value).splitlines() == expected
+    assert info.value.exit_code == EXIT_ENVIRONMENT == 3
+
+
+def test_require_for_checks_only_what_the_lab_needs(machine):
+    machine.missing |= {"vxlan", "netem", "nft", "tcpdump", "dnsmasq", "conntrack"}
+    machine.thresholds = {"gc_thresh1": 1, "gc_thresh2": 1, "gc_thresh3": 1}
+    machine.fresh_links = ("sit0",)
+    machine.dir = features.DirFacts(**{**machine.dir.__dict__, "free_bytes": 0})
+    with pytest.raises(EnvironmentNotReady) as info:
+        doctor.require_for(HOST_GW)  # needs conntrack for its NAT rules; none of the rest
+    assert [line.split(":")[0] for line in str(info.value).splitlines()] == ["FAIL  kernel conntrack"]
+    wanted, commands = machine.probes[-1]
+    assert not wanted & {"vxlan", "tbf", "htb", "netem"}  # not even tried
+    machine.missing.discard("conntrack")
+    doctor.require_for(HOST_GW)
+
+
+def test_services_preflight_is_the_doctors(machine):
+    from netlab.services import lifecycle
+
+    machine.missing.add("dnsmasq")
+    with pytest.raises(EnvironmentNotReady) as info:
+        lifecycle.preflight(SERVICES)
+    assert str(info.value) == by_name(doctor.report(SERVICES, for_this_lab=True))["dnsmasq"].line()
+    lifecycle.preflight(DEFAULT)  # no DNS pod: dnsmasq is not asked for
+    machine.br_netfilter.rmdir()
+    with pytest.raises(EnvironmentNotReady, match="^FAIL  kernel br_netfilter: not loaded"):
+        lifecycle.preflight(DEFAULT)
+
+
+def test_hook_can_only_make_checks_fail(machine, monkeypatch):
+    monkeypatch.setenv(doctor.MISSING_HOOK, "dnsmasq, vxlan,no-such-check")
+    checks = by_name(doctor.report(SERVICES, for_this_lab=True))
+    assert checks["dnsmasq"].line() == (f"FAIL  tool dnsmasq: reported missing by {doctor.MISSING_HOOK} (a test hook); "
+                                        "fix: apt-get install dnsmasq-base (or sudo ./scripts/setup.sh)")
+    assert checks["vxlan"].status == doctor.FAIL
+    assert {c.status for n, c in checks.items() if n not in ("dnsmasq", "vxlan")} <= {doctor.OK, doctor.INFO}
+    machine.missing.add("tcpdump")
+    monkeypatch.setenv(doctor.MISSING_HOOK, "")
+    assert by_name(doctor.report(SERVICES, for_this_lab=True))["tcpdump"].status == doctor.WARN
+
+
+def test_json_has_every_field(machine):
+    data = [c.to_json() for c in doctor.report(DEFAULT, for_this_lab=False)]
+    json.dumps(data)
+    assert set(data[0]) == {"title", "name", "status", "detail", "fix", "needed"}
+    assert data[0]["title"] == "kernel network namespaces" and data[0]["needed"] is True
+
+
+# --- module files (read-only) -------------------------------------------------------------------
+
+def test_would_load_module_only_when_on_disk_and_not_loaded(tmp_path, monkeypatch):
+    (tmp_path / "modules").write_text("vxlan 1234 0 - Live 0x0\nbridge 1 0 - Live 0x0\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/modules.dep").write_text("kernel/drivers/net/vxlan/vxlan.ko.zst: kernel/net/ipv4/udp_tunnel.ko.zst\n"
+                                              "kernel/net/sched/sch_netem.ko.xz:\nkernel/drivers/net/veth.ko:\n")
+    (tmp_path / "lib/modules.builtin").write_text("kernel/drivers/net/veth.ko\n")
+    monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "modules"))
+    monkeypatch.setattr(features, "MODULES_DIR", str(tmp_path / "lib"))
+    monkeypatch.setattr(features, "MODULES_DISABLED", str(tmp_path / "disabled"))
+    assert features.would_load_module("netem") == "sch_netem"  # on disk, not loaded: trying it would load it
+    assert features.would_load_module("vxlan") is None  # loaded
+    assert features.would_load_module("veth") is None  # built in
+    assert features.would_load_module("htb") is None  # not on disk: nothing to load
+    (tmp_path / "disabled").write_text("1\n")
+    assert features.would_load_module("netem") is None
+    monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "absent"))  # no module support at all
+    (tmp_path / "disabled").write_text("0\n")
+    assert features.would_load_module("netem") is None
