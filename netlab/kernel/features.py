@@ -229,7 +229,7 @@ def _probe_links_and_qdiscs(probe: KernelProbe, names: list[str]) -> None:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
-    from netlab.realize.netns import netlink_socket
+    from netlab.kernel.netns import netlink_socket
 
     with IPRoute(use_socket=netlink_socket()) as ipr:
         probe.fresh_links = tuple(sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
