@@ -28,8 +28,14 @@ one launcher, ``--spawn`` (the zygote idea of Android and of pre-forking
 servers): it reads the containers' specs as JSON on stdin and forks one child
 per container; each child starts its own session, joins the pod's network and
 UTS namespaces, puts stdout/stderr on its log file and serves. The launcher
-reports ``P <id> <pid>`` and each child ``R <id>`` once it listens, on stdout,
-then exits; the children live on, re-parented to init.
+reports ``P <id> <pid>`` after each fork, and each child ``R <id> <pid>`` once
+it listens (or ``E <id> <why>``), on stdout; the launcher then exits, the
+children live on, re-parented to init. A child may report before its
+launcher does (each runs on its own core): so every child names its own pid,
+and the reader (workload.lifecycle) reads the pipe until every writer has
+closed it, never stopping at the last "ready" (closing the pipe early once
+killed the launcher with a broken pipe before it reported the last pid, and
+left that server running unrecorded).
 """
 
 from __future__ import annotations
@@ -198,7 +204,7 @@ def _spawn_one(spec: dict, report: int) -> None:
         server = Server(spec["pod"], ports)
         print(f"echo server for pod {spec['pod']} listening on "
               f"{', '.join(f'{p}/{proto}' for p, proto in ports)}", flush=True)
-        os.write(report, f"R {cid}\n".encode())
+        os.write(report, f"R {cid} {os.getpid()}\n".encode())
         os.close(report)
         report = -1
         server.serve()
