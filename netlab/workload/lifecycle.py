@@ -17,8 +17,12 @@ without a ``command`` runs the built-in echo server (echo.py) on its declared
 ports, 8080/TCP if none.
 
 The lab's state records, per container, the process identity (pid + start
-time) and the argv, so ``up`` again starts only what is missing, exited or
-changed (it converges; no duplicates), and ``status`` reports what exited.
+time) and the argv, so ``up`` again starts only what is missing, exited,
+stopped or changed (it converges; no duplicates), and ``status`` reports the
+same. A container's running state is the lab's: a process stopped by SIGSTOP
+still holds its sockets (the kernel completes TCP handshakes for it) but
+answers nothing, so it is drift, and ``up`` replaces it (SIGTERM with SIGCONT,
+then a new process).
 
 ``stop`` does not trust those records: it stops every process whose network or
 UTS namespace *is* one of the lab's (namespace identity, see processes.py).
@@ -27,7 +31,7 @@ Interface used by apply.py (see FEATURES there)::
 
     start(lab, state)  -> list[str]   problems (containers that could not start)
     stop(state, netns_names)          before the namespaces are deleted
-    drift(lab, state)  -> list[str]   one line per container not running
+    drift(lab, state)  -> list[str]   one line per container not running (exited, stopped, changed)
 """
 
 from __future__ import annotations
@@ -236,12 +240,18 @@ def _proc_of(crec: dict) -> proc.ProcId | None:
 
 
 def _running_in(crec: dict, netns: str) -> bool:
-    """The recorded process is alive and still inside the pod's network namespace."""
+    """The recorded process is alive and still inside the pod's network namespace (stopped or not)."""
     p = _proc_of(crec)
     if p is None or not proc.alive(p):
         return False
     want = proc.ns_identity(nsmod.netns_path(netns))
     return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want
+
+
+def _stopped(crec: dict) -> bool:
+    """The recorded process is stopped (SIGSTOP): a container that exists but runs nothing is not running."""
+    p = _proc_of(crec)
+    return p is not None and proc.stopped(p)
 
 
 # --- the three entry points -------------------------------------------------------
@@ -351,10 +361,10 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
             for c in pod.containers:
                 argv = container_argv(pod, c)
                 crec = containers.get(c.name)
-                if crec and crec.get("argv") == argv and _running_in(crec, pod.netns):
+                if crec and crec.get("argv") == argv and _running_in(crec, pod.netns) and not _stopped(crec):
                     continue
                 if crec:
-                    _stop_container(crec, pod.netns)  # changed, or exited: replace it
+                    _stop_container(crec, pod.netns)  # changed, exited or stopped: replace it
                 restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
                 log = log_path(lab.name, pod.name, c.name)
                 new = {"argv": argv, "log": log, "restarts": restarts}
@@ -539,6 +549,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             elif not _running_in(crec, pod.netns):
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
                            f"see `netlab logs {pod.name} -c {c.name}`")
+            elif _stopped(crec):
+                out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
+                           f"`sudo netlab up` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
                 out.append(f"containers: {where} runs an old command; `sudo netlab up` restarts it")
     return out

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import sys
 import time
 
 import pytest
 
-from helpers import two_node_topology
+from helpers import in_netns, netlab, two_node_topology
 
 pytestmark = pytest.mark.root
 
 LAUNCHES = 40  # a 1-in-6 race survives 40 launches with probability (5/6)**40 < 0.1 %
+
+
+def wait_for(pred, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
 
 
 def test_every_launched_echo_server_is_recorded(labs, tmp_path):
@@ -48,3 +60,59 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
             break
     assert not failures, failures
     assert time.monotonic() - t0 < 90
+
+
+def _records(lab: str) -> dict:
+    from netlab.realize.state import STATE_ROOT
+
+    with open(os.path.join(STATE_ROOT, lab, "state.json")) as fh:
+        return json.load(fh)["extra"]["workload"]["pods"]
+
+
+def _state_letter(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def _tcp_echo(lab: str, src: str, dst: str, port: int = 8080) -> str:
+    """The first line a TCP client in SRC reads from DST:PORT (empty on failure)."""
+    code = ("import socket\n"
+            f"s = socket.create_connection(({dst!r}, {port}), timeout=2)\n"
+            "print(s.makefile().readline().strip())\n")
+    return in_netns(f"{lab}-{src}", sys.executable, "-c", code).stdout.strip()
+
+
+def test_a_stopped_container_is_drift_and_up_restarts_it(labs):
+    """A SIGSTOPped process still exists, but serves nothing: the lab's containers are not running as planned."""
+    lab = labs.name("ec")
+    path, _ = labs.up(two_node_topology(lab, pods_per_node=1) + """  - name: duo
+    node: minikube
+    ip: 10.244.0.9
+    containers:
+      - name: web
+      - name: idle
+        command: [sleep, infinity]
+""")
+    assert '"pod": "duo"' in _tcp_echo(lab, "fedora-2", "10.244.0.9")
+    before = {c: r["pid"] for c, r in _records(lab)["duo"]["containers"].items()}
+    for pid in before.values():
+        os.kill(pid, signal.SIGSTOP)
+    for pid in before.values():
+        assert wait_for(lambda: _state_letter(pid) == "T")
+    assert _tcp_echo(lab, "fedora-2", "10.244.0.9") == ""  # connects (the kernel accepts), no reply
+
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1, status.stdout
+    for c in ("web", "idle"):
+        assert f"pod duo container {c} is stopped" in status.stdout, status.stdout
+
+    netlab("up", "-t", path)
+    after = {c: r["pid"] for c, r in _records(lab)["duo"]["containers"].items()}
+    for c, pid in before.items():
+        assert after[c] != pid
+        assert wait_for(lambda: _state_letter(pid) is None)  # the stopped one is gone, not left behind
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert '"pod": "duo"' in _tcp_echo(lab, "fedora-2", "10.244.0.9")
