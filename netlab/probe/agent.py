@@ -11,7 +11,8 @@ bridge, 2,450 ICMP probes):
   come back; a socket keeps its namespace): a raw ICMP socket (with an
   ICMP_FILTER so the kernel only hands it echo replies and errors), one UDP
   socket, a netlink socket for the neighbour table. TCP probes are real kernel
-  connections (the echo server must accept them), created in the source's
+  connections (the echo server must accept them; each sends one line, which
+  the echo server answers at once), created in the source's
   namespace the same way. One epoll loop drives them all: a scapy process per
   namespace costs 50 s here, this well under a second.
 - Service probes (``Task.service``) and conntrack: after a Service's DNAT, two
@@ -614,6 +615,13 @@ class Worker:
             if not ev & (select.EPOLLOUT | select.EPOLLIN):
                 return
             self.connected[t.id] = (self.now() - self.sent_at[t.id], "%s:%d" % s.getsockname())
+            if t.wait_reply:
+                # The echo server answers a client's first line at once (one that stays silent
+                # waits for echo.GREETING_WAIT): say something that is not an HTTP request.
+                try:
+                    s.send(b"netlab probe %d\n" % t.id)
+                except OSError:
+                    pass  # the reply (or its absence) still says what happened
             if not t.wait_reply:  # no echo server there: the connect is the whole answer
                 rtt, local = self.connected[t.id]
                 self._tcp_close(fd)

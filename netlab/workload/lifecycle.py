@@ -14,7 +14,7 @@ Each container is a process that joins both (see processes.py), started
 detached from the CLI (new session, re-parented to init), with stdout and
 stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
 without a ``command`` runs the built-in echo server (echo.py) on its declared
-ports, 8080/TCP if none.
+ports, 8080/TCP if none, and on the UDP twin of each TCP port (ports.py).
 
 The lab's state records, per container, the process identity (pid + start
 time) and the argv, so ``up`` again starts only what is missing, exited,
@@ -50,6 +50,7 @@ from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import DNS_LABEL, Container
 from netlab.realize import netns as nsmod
 from netlab.realize.state import LabState, lab_dir
+from netlab.workload import ports
 from netlab.workload import processes as proc
 
 RECORD = "workload"
@@ -181,9 +182,9 @@ def _remove_uts(path: str) -> None:
 # --- what runs in a container ---------------------------------------------------
 
 
-def echo_ports(container: Container) -> list[tuple[int, str]]:
-    """Ports the built-in echo server of this container listens on."""
-    return [(p.container_port, p.protocol) for p in container.ports] or [(8080, "TCP")]
+def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
+    """Ports the built-in echo server of this container listens on (see workload/ports.py)."""
+    return ports.echo_ports(pod.containers, container)
 
 
 def container_argv(pod: PodInfo, container: Container) -> list[str]:
@@ -196,7 +197,7 @@ def container_argv(pod: PodInfo, container: Container) -> list[str]:
     if container.command:
         return list(container.command)
     argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
-    for port, protocol in echo_ports(container):
+    for port, protocol in echo_ports(pod, container):
         argv += ["--port", f"{port}/{protocol}"]
     return argv
 
@@ -293,7 +294,7 @@ class EarlyEcho:
 def _echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
     return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns,
             "netns_path": nsmod.netns_path(pod.netns), "uts": uts, "log": log_path(lab.name, pod.name, c.name),
-            "ports": echo_ports(c), "env": container_env(lab, pod, c)}
+            "ports": echo_ports(pod, c), "env": container_env(lab, pod, c)}
 
 
 def start_early(lab: Lab, state: LabState) -> EarlyEcho | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -116,3 +117,82 @@ def test_a_stopped_container_is_drift_and_up_restarts_it(labs):
         assert wait_for(lambda: _state_letter(pid) is None)  # the stopped one is gone, not left behind
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     assert '"pod": "duo"' in _tcp_echo(lab, "fedora-2", "10.244.0.9")
+
+
+def _udp_echo(lab: str, src: str, dst: str, port: int) -> dict | None:
+    """Send one datagram from SRC to DST:PORT; the echo server's JSON reply plus the sender's local address."""
+    code = ("import json, socket\n"
+            "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.settimeout(2)\n"
+            f"s.connect(({dst!r}, {port}))\n"
+            "s.send(b'hello')\n"
+            "try:\n"
+            "    print(json.dumps([s.getsockname(), s.recv(500).decode()]))\n"
+            "except OSError as exc:\n"
+            "    print(json.dumps(None))\n")
+    out = json.loads(in_netns(f"{lab}-{src}", sys.executable, "-c", code).stdout)
+    if out is None:
+        return None
+    local, reply = out
+    return dict(json.loads(reply), local=f"{local[0]}:{local[1]}")
+
+
+def _raw(netns: str, *argv: str) -> subprocess.CompletedProcess:
+    """A command in a lab namespace, its output as bytes (HTTP's CRLFs intact)."""
+    return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, timeout=20)
+
+
+ECHO_PODS = """  - name: duo
+    node: minikube
+    ip: 10.244.0.9
+    containers:
+      - name: a
+        ports: [{containerPort: 9000}]
+      - name: b
+        ports: [{containerPort: 9000, protocol: UDP}, {containerPort: 9053, protocol: UDP}]
+"""
+
+
+def test_echo_answers_udp_on_its_tcp_ports_and_http_requests(labs):
+    lab = labs.name("ec")
+    labs.up(two_node_topology(lab, pods_per_node=1) + ECHO_PODS)
+    assert netlab("status", "--lab", lab, check=False).returncode == 0  # a and b both listen: no port clash
+
+    # The default container (8080/TCP) answers UDP on 8080 too, from the address the datagram was sent to.
+    r = _udp_echo(lab, "fedora-2", "10.244.0.2", 8080)
+    assert r is not None and r["pod"] == "fedora-1"
+    assert r["client"] == r["local"] and r["client"].startswith("10.244.1.3:") and r["server"] == "10.244.0.2:8080"
+
+    # curl gets a real HTTP/1.1 response whose body is the same JSON line.
+    curl = _raw(f"{lab}-fedora-2", "curl", "-sS", "-i", "--max-time", "5", "http://10.244.0.2:8080/any/path")
+    assert curl.returncode == 0, curl.stderr
+    head, _, body = curl.stdout.decode().partition("\r\n\r\n")
+    lines = head.split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK", curl.stdout
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    assert headers["Content-Type"] == "application/json" and int(headers["Content-Length"]) == len(body.encode())
+    reply = json.loads(body)
+    assert reply["pod"] == "fedora-1" and reply["client"].startswith("10.244.1.3:")
+    assert reply["server"] == "10.244.0.2:8080"
+    head_only = _raw(f"{lab}-fedora-2", "curl", "-sS", "-I", "--max-time", "5", "http://10.244.0.2:8080/")
+    assert head_only.returncode == 0 and head_only.stdout.startswith(b"HTTP/1.1 200 OK\r\n"), head_only
+    assert b"\r\nContent-Length: " in head_only.stdout and head_only.stdout.endswith(b"\r\n\r\n")  # no body
+
+    # A client that sends nothing (nc, socat) still gets the JSON line.
+    silent = in_netns(f"{lab}-fedora-2", "socat", "-T", "5", "-u", "TCP:10.244.0.2:8080,connect-timeout=5", "-")
+    assert json.loads(silent.stdout)["pod"] == "fedora-1", silent
+
+    # Declared UDP ports are UDP only; a TCP port's UDP twin is left to the container that declares it.
+    assert _tcp_echo(lab, "fedora-1", "10.244.0.9", 9000) != ""
+    assert _udp_echo(lab, "fedora-1", "10.244.0.9", 9000)["pod"] == "duo"
+    assert _udp_echo(lab, "fedora-1", "10.244.0.9", 9053)["pod"] == "duo"
+    refused = in_netns(f"{lab}-fedora-1", "socat", "-u", "TCP:10.244.0.9:9053,connect-timeout=2", "-")
+    assert refused.returncode != 0 and "Connection refused" in refused.stderr
+    logs = {c: netlab("logs", "--lab", lab, "duo", "-c", c).stdout for c in ("a", "b")}
+    assert "listening on 9000/TCP" in logs["a"] and "9000/UDP" not in logs["a"]
+    assert "listening on 9000/UDP, 9053/UDP" in logs["b"]
+    assert "8080/TCP, 8080/UDP" in netlab("logs", "--lab", lab, "fedora-1").stdout
+
+    # The probes still check the pod name and the client address as seen, over every port.
+    proc = netlab("probe", "--lab", lab, check=False)
+    assert proc.returncode == 0, proc.stdout
