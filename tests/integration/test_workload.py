@@ -12,6 +12,7 @@ import time
 import pytest
 
 from helpers import lab_namespaces, netlab, two_node_topology
+from netlab.realize.state import STATE_ROOT  # the state directory of this run (NETLAB_STATE_DIR)
 
 pytestmark = pytest.mark.root
 
@@ -22,8 +23,9 @@ CLIENT = ("import socket, time\n"
           "print('hostname', socket.gethostname(), flush=True)\n"
           "while True:\n"
           "    try:\n"
-          "        print(socket.create_connection(('127.0.0.1', 9000), timeout=1).recv(300).decode().strip(),"
-          " flush=True)\n"
+          "        s = socket.create_connection(('127.0.0.1', 9000), timeout=1)\n"
+          "        s.send(b'hello\\n')\n"
+          "        print(s.recv(300).decode().strip(), flush=True)\n"
           "    except OSError as exc:\n"
           "        print('error', exc, flush=True)\n"
           "    time.sleep(0.3)\n")
@@ -42,7 +44,7 @@ def duo_topology(lab: str) -> str:
 
 
 def state(lab: str) -> dict:
-    with open(f"/run/netlab/{lab}/state.json") as fh:
+    with open(os.path.join(STATE_ROOT, lab, "state.json")) as fh:
         return json.load(fh)["extra"]["workload"]["pods"]
 
 
@@ -186,7 +188,7 @@ def test_down_stops_every_process_in_the_lab(labs):
     ]
     assert wait_for(lambda: len(in_lab(lab)) >= 4 + 4)
     pids = in_lab(lab)
-    uts = f"/run/netlab/{lab}/uts/duo"
+    uts = os.path.join(STATE_ROOT, lab, "uts", "duo")
     assert os.path.exists(uts)
     t0 = time.monotonic()
     netlab("down", "--lab", lab)
@@ -195,16 +197,16 @@ def test_down_stops_every_process_in_the_lab(labs):
         p.wait(timeout=5)
     assert not [p for p in pids if alive(p)]
     assert not lab_namespaces(lab)
-    assert not os.path.exists(f"/run/netlab/{lab}")
+    assert not os.path.exists(os.path.join(STATE_ROOT, lab))
     with open("/proc/self/mountinfo") as fh:
-        assert f"/run/netlab/{lab}/" not in fh.read()
+        assert os.path.join(STATE_ROOT, lab) + "/" not in fh.read()
 
 
 def test_containers_do_not_hold_the_lock_or_die_with_the_cli(labs):
     lab = labs.name("wl")
     labs.up(two_node_topology(lab, pods_per_node=1))
     pid = pid_of(lab, "fedora-1", "main")
-    lock = f"/run/netlab/{lab}/lock"
+    lock = os.path.join(STATE_ROOT, lab, "lock")
     for fd in os.listdir(f"/proc/{pid}/fd"):
         assert os.path.realpath(f"/proc/{pid}/fd/{fd}") != lock
     # Its own session, and the CLI that started it is gone.
