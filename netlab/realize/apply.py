@@ -288,7 +288,9 @@ def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | No
             for feature in features():
                 ops(f"start {_feature_name(feature)}")
                 kwargs = {"early": early.pop(feature.__name__)} if feature.__name__ in early else {}
-                result.warnings += feature.start(lab, state, **kwargs) or []
+                done = feature.start(lab, state, **kwargs)  # a netlab.feature.StartResult
+                result.warnings += done.problems
+                result.fixed += done.actions
     except BaseException as exc:
         s.close()
         for feature in features():

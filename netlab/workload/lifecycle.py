@@ -29,45 +29,38 @@ UTS namespace *is* one of the lab's (namespace identity, see processes.py).
 
 Interface used by apply.py (see FEATURES there)::
 
-    start(lab, state)  -> list[str]   problems (containers that could not start)
+    start(lab, state)  -> StartResult  containers started or restarted; problems (could not start)
     stop(state, netns_names)          before the namespaces are deleted
     drift(lab, state)  -> list[str]   one line per container not running (exited, stopped, changed)
 """
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import shutil
 import subprocess
-import sys
 import threading
-import time
 from typing import Iterable
 
+from netlab.feature import StartResult
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import DNS_LABEL, Container
 from netlab.realize import netns as nsmod
 from netlab.realize.state import LabState, lab_dir
 from netlab.workload import ports
 from netlab.workload import processes as proc
+from netlab.workload.launch import await_echo, launch_echo
+from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
+
+__all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
+           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH"]
 
 RECORD = "workload"
 RECORD_VERSION = 1
-READY_TIMEOUT = 5.0  # seconds up waits for echo servers to listen, all together
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # --- paths --------------------------------------------------------------------
-
-
-def uts_dir(lab_name: str) -> str:
-    return os.path.join(lab_dir(lab_name), "uts")
-
-
-def uts_path(lab_name: str, pod: str) -> str:
-    return os.path.join(uts_dir(lab_name), pod)
 
 
 def log_dir(lab_name: str, pod: str | None = None) -> str:
@@ -77,106 +70,6 @@ def log_dir(lab_name: str, pod: str | None = None) -> str:
 
 def log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name, pod), f"{container}.log")
-
-
-# --- the pod's UTS namespace (the pause container's job) -------------------------
-
-
-def _in_thread(fn) -> object:
-    """Run fn in a short-lived thread: namespace changes die with the thread, never touch the caller."""
-    box: dict[str, object] = {}
-
-    def body() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = exc
-
-    t = threading.Thread(target=body, name="netlab-uts")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")
-
-
-def is_uts_mount(path: str) -> bool:
-    """True when ``path`` is a bind-mounted namespace (nsfs), not a plain file."""
-    try:
-        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
-    except OSError:
-        return False
-
-
-def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
-    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing.
-
-    All are made in one short-lived thread (unshare, sethostname, bind-mount,
-    next), so the calling thread never changes namespace.
-    """
-    out = {pod: uts_path(lab_name, pod) for pod in pods}
-    todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
-    if not todo:
-        return out
-    os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
-    libc = nsmod._libc
-
-    def make() -> None:
-        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            for pod in todo:
-                path = out[pod]
-                os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-                try:
-                    nsmod._check(libc.unshare(nsmod.CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
-                    name = pod.encode()
-                    nsmod._check(libc.sethostname(name, len(name)), "sethostname")
-                    nsmod._check(libc.mount(b"/proc/thread-self/ns/uts", path.encode(), b"none",
-                                            nsmod.MS_BIND, None), "mount", path)
-                except BaseException:
-                    _remove_uts(path)
-                    raise
-        finally:
-            nsmod.setns(home, nsmod.CLONE_NEWUTS)
-            os.close(home)
-
-    _in_thread(make)
-    return out
-
-
-def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:
-    """The hostname inside each pinned UTS namespace (None where it is not one); one thread for all."""
-
-    def read() -> dict[str, str | None]:
-        res: dict[str, str | None] = {}
-        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            for key, path in paths.items():
-                if not is_uts_mount(path):
-                    res[key] = None
-                    continue
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    nsmod.setns(fd, nsmod.CLONE_NEWUTS)
-                    res[key] = os.uname().nodename
-                finally:
-                    os.close(fd)
-        finally:
-            nsmod.setns(home, nsmod.CLONE_NEWUTS)
-            os.close(home)
-        return res
-
-    return _in_thread(read)  # type: ignore[return-value]
-
-
-def _remove_uts(path: str) -> None:
-    if is_uts_mount(path):
-        if nsmod._libc.umount2(path.encode(), nsmod.MNT_DETACH) != 0:
-            pass  # unlink below fails with EBUSY and says so
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 # --- what runs in a container ---------------------------------------------------
@@ -279,7 +172,7 @@ class EarlyEcho:
                 os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
                 specs += [_echo_spec(lab, pod, c, uts[pod.name]) for c in pod.containers if not c.command]
             self.specs = specs
-            self.launcher = _launch_echo(specs)
+            self.launcher = launch_echo(specs)
         except BaseException as exc:  # noqa: BLE001 - reported by join()
             self.error = exc
 
@@ -327,16 +220,18 @@ def abort_early(early: EarlyEcho | None) -> None:
         launcher.wait()
 
 
-def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str]:
+def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartResult:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
-    Returns problems in words (containers that could not start); those are
-    also recorded, so ``status`` shows them.
+    Returns what it did (containers started, restarted, stopped) and problems
+    in words (containers that could not start); those are also recorded, so
+    ``status`` shows them.
     """
     rec = _records(state)
     pods = rec["pods"]
-    problems: list[str] = []
+    done = StartResult()
     echo_specs: list[dict] = []
+    starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
     try:
         if early is not None:
             early.join()  # its UTS namespaces and launcher exist before we look
@@ -348,7 +243,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
             if nsmod.is_netns_mount(pod.netns):
                 present.append(pod)
             else:
-                problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
+                done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
         uts = ensure_uts(lab.name, [pod.name for pod in present])
         for pod in present:
             prec = pods.setdefault(pod.name, {})
@@ -358,20 +253,24 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
                 _stop_container(containers.pop(cname), pod.netns)
+                done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
             os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
             for c in pod.containers:
                 argv = container_argv(pod, c)
                 crec = containers.get(c.name)
-                if crec and crec.get("argv") == argv and _running_in(crec, pod.netns) and not _stopped(crec):
-                    continue
+                why = _why_replace(crec, argv, pod.netns)
+                if why is None:
+                    continue  # runs as specified
                 if crec:
                     _stop_container(crec, pod.netns)  # changed, exited or stopped: replace it
+                cid = f"{pod.name}/{c.name}"
+                starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
                 log = log_path(lab.name, pod.name, c.name)
                 new = {"argv": argv, "log": log, "restarts": restarts}
                 containers[c.name] = new
                 if not c.command:
-                    if early is None or f"{pod.name}/{c.name}" not in early.ids:
+                    if early is None or cid not in early.ids:
                         echo_specs.append(_echo_spec(lab, pod, c, prec["uts"]))
                     continue
                 try:
@@ -379,113 +278,36 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
                                    env=container_env(lab, pod, c))
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
-                    problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
+                    done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
                 new.update(pid=p.pid, start=p.start)
         if early is not None:
-            problems += _await_echo(early.join(), early.specs, pods)
+            done.problems += await_echo(early.join(), early.specs, pods)
         if echo_specs:
-            problems += _await_echo(_launch_echo(echo_specs), echo_specs, pods)
+            done.problems += await_echo(launch_echo(echo_specs), echo_specs, pods)
     finally:
         abort_early(early)
         state.save()
-    return problems
-
-
-def _launch_echo(specs: list[dict]) -> subprocess.Popen:
-    """Start one launcher (echo.py --spawn) that forks an echo container per spec."""
-    launcher = subprocess.Popen([sys.executable, "-I", "-m", "netlab.workload.echo", "--spawn"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                close_fds=True, start_new_session=True, cwd="/")
-    assert launcher.stdin
-    try:
-        launcher.stdin.write(json.dumps(specs).encode())
-        launcher.stdin.close()
-    except BrokenPipeError:
-        pass
-    return launcher
-
-
-def _await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> list[str]:
-    """Wait, bounded, until every launched echo container listens; record their pids.
-
-    The report pipe is read to its end: it closes when the launcher (after its
-    last ``P`` line) and every child (after its ``R`` or ``E`` line) have
-    closed it. Stopping at the last "ready" instead once closed the pipe while
-    the launcher still had a pid to report: the launcher died of a broken pipe
-    and a listening server went unrecorded (so every later ``up`` met "Address
-    already in use"). Only at the deadline is the pipe closed early; then the
-    launcher is killed first and what it and the children wrote is still read.
-    """
-    problems: list[str] = []
-    pids: dict[str, int] = {}
-    ready: set[str] = set()
-    errors: dict[str, str] = {}
-    assert launcher.stdout and launcher.stderr
-    deadline = time.monotonic() + READY_TIMEOUT + 0.002 * len(specs)
-    out, err = _read_reports(launcher, deadline)
-    for line in out.split(b"\n"):
-        kind, _, rest = line.decode(errors="replace").partition(" ")
-        cid, _, arg = rest.partition(" ")
-        if kind == "P" and arg.isdigit():
-            pids[cid] = int(arg)
-        elif kind == "R":
-            ready.add(cid)
-            if arg.isdigit():
-                pids[cid] = int(arg)  # the child's own word: it may come before the launcher's
-        elif kind == "E":
-            errors[cid] = arg
-    err_text = err.decode(errors="replace").strip()
-    for spec in specs:
-        cid = spec["id"]
+    for cid, action in starting.items():
         pod, cname = cid.split("/", 1)
-        crec = pods[pod]["containers"][cname]
-        pid = pids.get(cid)
-        started = proc.start_time(pid) if pid else None
-        if pid and started is not None:
-            crec.update(pid=pid, start=started)
-        if cid in errors or started is None:
-            why = errors.get(cid) or (err_text.splitlines()[-1] if err_text else "exited at once")
-            crec["error"] = why
-            problems.append(f"pod {pod} container {cname}: could not start the echo server: {why}")
-        elif cid not in ready:
-            problems.append(f"pod {pod} container {cname}: echo server not listening after "
-                            f"{READY_TIMEOUT:.0f} s; see `netlab logs {pod} -c {cname}`")
-    return problems
+        if "error" not in pods.get(pod, {}).get("containers", {}).get(cname, {"error": ""}):
+            done.actions.append(action)
+    return done
 
 
-def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, bytes]:
-    """What the launcher and its children write on stdout and stderr, until both close or the deadline.
-
-    stderr too: a child that fails before it redirects its output reports there,
-    and it holds that pipe open as long as it lives.
-    """
-    assert launcher.stdout and launcher.stderr
-    out_fd, err_fd = launcher.stdout.fileno(), launcher.stderr.fileno()
-    bufs = {out_fd: bytearray(), err_fd: bytearray()}
-    open_fds = set(bufs)
-
-    def read_some(timeout: float) -> bool:
-        """One select round; False when nothing came within ``timeout``."""
-        readable = select.select(list(open_fds), [], [], max(0.0, timeout))[0]
-        for fd in readable:
-            chunk = os.read(fd, 65536)
-            if chunk:
-                bufs[fd] += chunk
-            else:
-                open_fds.discard(fd)
-        return bool(readable)
-
-    while open_fds and time.monotonic() < deadline:
-        read_some(deadline - time.monotonic())
-    if launcher.poll() is None:
-        launcher.kill()  # stuck past the deadline; its children are in sessions of their own
-    launcher.wait()
-    while open_fds and read_some(0):  # what was written before the kill
-        pass
-    launcher.stdout.close()
-    launcher.stderr.close()
-    return bytes(bufs[out_fd]), bytes(bufs[err_fd])
+def _why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
+    """Why a container must be (re)started, in words; None when it runs as specified."""
+    if not crec:
+        return "never started"
+    if "error" in crec:
+        return "it had failed to start"
+    if not _running_in(crec, netns):
+        return "it had exited"
+    if _stopped(crec):
+        return "it was stopped"
+    if crec.get("argv") != argv:
+        return "its command changed"
+    return None
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
@@ -583,5 +405,5 @@ def _forget_pod(state: LabState, pod: str, prec: dict) -> None:
     """
     if not DNS_LABEL.match(pod):
         return
-    _remove_uts(uts_path(state.lab, pod))
+    remove_uts(uts_path(state.lab, pod))
     shutil.rmtree(log_dir(state.lab, pod), ignore_errors=True)

@@ -34,7 +34,7 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
     left unrecorded (the reader stopped at the last "ready" and closed the pipe, the launcher died
     of a broken pipe): `up` reported a failure, and every later `up` met "Address already in use".
     """
-    from netlab.workload import lifecycle, processes
+    from netlab.workload import launch, lifecycle, processes
 
     lab = labs.name("ec")
     labs.up(two_node_topology(lab, pods_per_node=1))
@@ -49,7 +49,7 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
                   "uts": None, "log": str(tmp_path / f"{c}.log"), "ports": [[9100 + k, "TCP"]],
                   "env": {"PATH": lifecycle.CONTAINER_PATH}} for k, c in enumerate(names)]
         pods = {"fedora-1": {"containers": {c: {} for c in names}}}
-        problems = lifecycle._await_echo(lifecycle._launch_echo(specs), specs, pods)
+        problems = launch.await_echo(launch.launch_echo(specs), specs, pods)
         recs = pods["fedora-1"]["containers"]
         started = [processes.ProcId(r["pid"], r["start"]) for r in recs.values() if "pid" in r]
         if problems or len(started) != len(names) or not all(processes.alive(p) for p in started):
@@ -110,7 +110,10 @@ def test_a_stopped_container_is_drift_and_up_restarts_it(labs):
     for c in ("web", "idle"):
         assert f"pod duo container {c} is stopped" in status.stdout, status.stdout
 
-    netlab("up", "-t", path)
+    up = netlab("up", "-t", path)
+    assert "nothing to change" not in up.stdout, up.stdout  # it did something, and says what
+    for c in ("web", "idle"):
+        assert f"restarted container duo/{c} (it was stopped)" in up.stdout, up.stdout
     after = {c: r["pid"] for c, r in _records(lab)["duo"]["containers"].items()}
     for c, pid in before.items():
         assert after[c] != pid
