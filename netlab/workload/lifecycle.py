@@ -5,15 +5,16 @@ container holds them in Kubernetes:
 
 - the network namespace ``<lab>-<pod>`` (made by apply.py), shared by every
   container of the pod, so they reach each other on ``localhost``;
-- a UTS namespace whose hostname is the pod's name, made here and kept alive
-  by a bind mount onto ``<state dir>/uts/<pod>`` (the way ``ip netns`` keeps a
+- a UTS namespace whose hostname is the pod's name, made by uts.py and kept
+  alive by a bind mount onto ``<state dir>/uts/<pod>`` (the way ``ip netns`` keeps a
   network namespace), so ``hostname`` prints the pod name in every container
   and in ``netlab exec``.
 
 Each container is a process that joins both (see processes.py), started
 detached from the CLI (new session, re-parented to init), with stdout and
 stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
-without a ``command`` runs the built-in echo server (echo.py) on its declared
+without a ``command`` runs the built-in echo server (echo.py, all of a run's
+launched at once by launch.py) on its declared
 ports, 8080/TCP if none, and on the UDP twin of each TCP port (ports.py).
 
 The lab's state records, per container, the process identity (pid + start
