@@ -13,9 +13,9 @@ container holds them in Kubernetes:
 Each container is a process that joins both (see processes.py), started
 detached from the CLI (new session, re-parented to init), with stdout and
 stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
-without a ``command`` runs the built-in echo server (echo.py, all of a run's
-launched at once by launch.py) on its declared
-ports, 8080/TCP if none, and on the UDP twin of each TCP port (ports.py).
+without a ``command`` runs the built-in echo server (echo.py; a run's are
+all launched at once by launch.py) on its declared ports, 8080/TCP if none,
+and on the UDP twin of each TCP port (ports.py).
 
 The lab's state records, per container, the process identity (pid + start
 time) and the argv, so ``up`` again starts only what is missing, exited,
