@@ -40,7 +40,6 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
     labs.up(two_node_topology(lab, pods_per_node=1))
     netns = f"{lab}-fedora-1"
     failures = []
-    t0 = time.monotonic()
     for i in range(LAUNCHES):
         # Four containers per launch, as `up` launches every new pod's echo server at once: the
         # last child's "ready" and the launcher's last pid report are the two that race.
@@ -60,7 +59,6 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
         if failures:
             break
     assert not failures, failures
-    assert time.monotonic() - t0 < 90
 
 
 def _records(lab: str) -> dict:
