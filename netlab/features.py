@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netlab.lab.feature import Feature, ModuleFeature
+from netlab.feature import Feature, ModuleFeature
 from netlab.services import lifecycle as services
 from netlab.workload import lifecycle as workload
 

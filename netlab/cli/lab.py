@@ -109,9 +109,14 @@ def up(topology: str | None, wait: float, output: str) -> None:
     if result.removed_netns:
         parts.append(f"{len(result.removed_netns)} removed")
     if result.fixed:
-        parts.append(f"{len(result.fixed)} objects added, changed or repaired")
+        parts.append(f"{len(result.fixed)} objects, containers or files added, changed or repaired")
     click.echo(f"lab {lab.name} is up ({', '.join(parts)}): {len(lab.nodes)} nodes, {len(lab.pods)} pods, "
                f"{lab.mode} overlay")
+    if not result.created_netns:  # a repair or a change: say what was done
+        for line in result.fixed[:20]:
+            click.echo(f"  {line}")
+        if len(result.fixed) > 20:
+            click.echo(f"  ... and {len(result.fixed) - 20} more (`-o json` lists them all)")
     if lab.pods:
         first = lab.pods[0]
         other = next((p for p in lab.pods if p.node != first.node), None) or lab.pods[-1]

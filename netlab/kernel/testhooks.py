@@ -10,6 +10,10 @@ when this module is imported, never inside a loop; all are off unless set.
 ``NETLAB_FAULT_SIGNAL=k`` (or ``k:INT``)
     at the k-th changing operation, ``up`` sends itself SIGTERM (SIGINT): the
     signal path, deterministic instead of a race with a fast machine;
+``NETLAB_FAULT_POINT=NAME`` (with ``NETLAB_FAULT_MODE``)
+    a named point inside a feature (``resolv-written``: right after the first
+    pod's resolv.conf is written, before the state records it as made) fails
+    or kills the process there;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
     every namespace netlab creates starts with two extra links (bridges named
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the
@@ -35,6 +39,7 @@ FAULT_MODE = _env.get("NETLAB_FAULT_MODE", "fail")
 _signal = _env.get("NETLAB_FAULT_SIGNAL", "").partition(":")
 FAULT_SIGNAL = int(_signal[0]) if _signal[0].isdigit() else None
 FAULT_SIGNUM = getattr(signal, f"SIG{_signal[2] or 'TERM'}", signal.SIGTERM)
+FAULT_POINT = _env.get("NETLAB_FAULT_POINT", "")
 FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
 
@@ -47,3 +52,14 @@ def add_fallback_links(conn) -> None:
 
     for index, name in enumerate(FALLBACK_NAMES, start=2):
         conn.request(f"test hook: fallback link {name}", rtnl.bridge_add(index, name, None, None, up=False))
+
+
+def fault_point(name: str) -> None:
+    """Fail or die here when ``NETLAB_FAULT_POINT`` names this point."""
+    if FAULT_POINT != name:
+        return
+    if FAULT_MODE == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    from netlab.errors import ApplyFailed
+
+    raise ApplyFailed(f"injected fault at {name}")

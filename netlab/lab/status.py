@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from netlab.kernel.base import Kernel
-from netlab.lab.feature import Feature
+from netlab.feature import Feature
 from netlab.lab.ownership import owned, tag_for
 from netlab.lab.up import kernel_links
 from netlab.plan.build import build_plan

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
 from netlab.kernel.live import LINK_GROUP
-from netlab.lab.feature import Feature
+from netlab.feature import Feature
 from netlab.lab.ownership import owned, tag_for
 from netlab.realize.state import LabLock, LabState, forget, load_state
 

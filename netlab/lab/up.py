@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, Op
-from netlab.lab.feature import Feature
+from netlab.feature import Feature
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import namespaces_to_create, owned, tag_for
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
@@ -48,14 +48,13 @@ class UpResult:
     lab: str
     created_netns: list[str] = field(default_factory=list)
     removed_netns: list[str] = field(default_factory=list)
-    fixed: list[str] = field(default_factory=list)  # repairs of the kernel's objects, in words
-    actions: list[str] = field(default_factory=list)  # what features did (restarted a container ...)
+    fixed: list[str] = field(default_factory=list)  # repairs, and what features did (restarted a container ...)
     operations: int = 0
     warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.created_netns or self.removed_netns or self.fixed or self.actions)
+        return bool(self.created_netns or self.removed_netns or self.fixed)
 
 
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
@@ -180,7 +179,7 @@ class _Up:
         for feature in self.features:
             self.journal.step(f"start {feature.name}")
             out = feature.start(self.lab, state, self.early.pop(feature.name, None))
-            self.result.actions += out.actions
+            self.result.fixed += out.actions
             self.result.warnings += out.problems
 
     def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:

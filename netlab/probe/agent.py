@@ -11,20 +11,23 @@ bridge, 2,450 ICMP probes):
   come back; a socket keeps its namespace): a raw ICMP socket (with an
   ICMP_FILTER so the kernel only hands it echo replies and errors), one UDP
   socket, a netlink socket for the neighbour table. TCP probes are real kernel
-  connections (the echo server must accept them), created in the source's
+  connections (the echo server must accept them; each sends one line, which
+  the echo server answers at once), created in the source's
   namespace the same way. One epoll loop drives them all: a scapy process per
   namespace costs 50 s here, this well under a second.
 - Service probes (``Task.service``) and conntrack: after a Service's DNAT, two
   flows from one client port to two Service addresses with a common endpoint
   share a reply tuple, and conntrack rewrites the second one's source port
   (the kernel's connect() does reuse a port towards another address, and a
-  closed flow stays in conntrack for a while). So Service probes take their
-  source port from a range of their own, above the kernel's ephemeral range
-  (per-socket ``IP_LOCAL_PORT_RANGE``; random tries on older kernels): the
-  pod matrix's kernel-chosen ports never meet a DNATed flow of the prober's,
-  and its "no port translation" check stays exact. UDP Service probes get a
+  closed flow stays in conntrack for a while: UDP 30 to 120 s, so a flow of
+  one run meets the next run's). So Service probes bind an explicit source
+  port from a range of their own, above the namespace's ephemeral range
+  (32768-60999, the kernel's default in every new namespace): the pod
+  matrix's kernel-chosen ports never meet a DNATed flow of the prober's, and
+  its "no port translation" check stays exact. UDP Service probes get a
   socket each, connected to the Service address (a new source port, so a new
-  random endpoint, per probe). A Service flow that got no answer leaves a
+  random endpoint, per probe; across runs a reused port reuses its flow's
+  conntrack entry, and so its endpoint). A Service flow that got no answer leaves a
   conntrack entry holding its NAT decision (SYN_SENT, 2 minutes): a later
   flow that happened to reuse the tuple would inherit it. The run deletes
   those entries, its own flows' exact tuples only, in the namespaces that
@@ -83,7 +86,6 @@ MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it save
 SIOCGIFHWADDR = 0x8927
 SEEDED_MAX = 512  # seeded pairs in flight per worker (their PERMANENT entries are not GC-counted, but stay few)
 SERVICE_PORTS = (61000, 65535)  # source ports of Service probes: above the default ephemeral 32768-60999
-IP_LOCAL_PORT_RANGE = 51  # linux/in.h, since 6.3: u32, upper bound << 16 | lower bound
 
 Entry = tuple[str, str, str]  # (netns, ifname, ip): one neighbour entry
 
@@ -613,6 +615,13 @@ class Worker:
             if not ev & (select.EPOLLOUT | select.EPOLLIN):
                 return
             self.connected[t.id] = (self.now() - self.sent_at[t.id], "%s:%d" % s.getsockname())
+            if t.wait_reply:
+                # The echo server answers a client's first line at once (one that stays silent
+                # waits for echo.GREETING_WAIT): say something that is not an HTTP request.
+                try:
+                    s.send(b"netlab probe %d\n" % t.id)
+                except OSError:
+                    pass  # the reply (or its absence) still says what happened
             if not t.wait_reply:  # no echo server there: the connect is the whole answer
                 rtt, local = self.connected[t.id]
                 self._tcp_close(fd)
@@ -844,21 +853,25 @@ class Agent:
 
 
 def _bind_service_port(s: socket.socket) -> None:
-    """Bind a free source port from SERVICE_PORTS (the kernel's choice within the range)."""
+    """Bind a free source port from SERVICE_PORTS: an explicit port, above the namespace's ephemeral range.
+
+    Not ``IP_LOCAL_PORT_RANGE``: the kernel only lets a socket *narrow* its
+    namespace's ``ip_local_port_range`` (inet_sk_get_local_port_range ignores a
+    per-socket bound outside it), so a range above 60999 silently gave ordinary
+    ephemeral ports, shared with the pod matrix's flows. An explicit bind may use
+    any port; the kernel never picks one outside the namespace's range itself.
+    """
     lo, hi = SERVICE_PORTS
-    try:
-        s.setsockopt(socket.IPPROTO_IP, IP_LOCAL_PORT_RANGE, struct.pack("I", hi << 16 | lo))
-        s.bind(("0.0.0.0", 0))
-        return
-    except OSError:
-        pass
-    for _ in range(16):  # a kernel without IP_LOCAL_PORT_RANGE: random tries
+    span = hi - lo + 1
+    start = random.randrange(span)
+    for k in range(span):
         try:
-            s.bind(("0.0.0.0", random.randint(lo, hi)))
+            s.bind(("0.0.0.0", lo + (start + k) % span))
             return
-        except OSError:
-            continue
-    # Nothing free: connect() picks an ephemeral port as usual.
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free source port in {lo}-{hi} for a Service probe")
 
 
 # ctnetlink (linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h)

@@ -39,6 +39,7 @@ from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.model.lab import DEFAULT_ECHO_PORT
+from netlab.workload.ports import pod_echo_ports
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -144,13 +145,9 @@ def endpoints(lab: "Lab") -> dict[str, Endpoint]:
 
 def echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
     """(port, PROTOCOL) where netlab's echo server listens in this pod: every container
-    without a ``command`` serves its declared ports, or 8080/TCP if it declares none
-    (the same rule as workload.lifecycle.echo_ports)."""
-    out: set[tuple[int, str]] = set()
-    for c in pod.containers:
-        if c.command is None:
-            out |= {(p.container_port, p.protocol) for p in c.ports} or {(ECHO_PORT, "TCP")}
-    return out
+    without a ``command`` serves its declared ports (8080/TCP if it declares none) and
+    the UDP twin of each TCP port (one rule with the containers: workload/ports.py)."""
+    return pod_echo_ports(pod)
 
 
 def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:

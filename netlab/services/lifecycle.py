@@ -10,9 +10,16 @@ is host-side work that has no plan resource:
   Service's ClusterIP with the cluster search domains. ``ip netns exec`` and
   netlab's containers and ``exec`` bind-mount it over ``/etc/resolv.conf``.
   The file is rewritten in place, never replaced, so a container that already
-  has it mounted sees the new content. Files and directories are only removed
-  when the state records that netlab made them, and a resolv.conf that does
-  not start with netlab's line for this lab is never overwritten.
+  has it mounted sees the new content. Every file and directory is recorded
+  in the state ("intent") before it is made and marked "created" after, as
+  namespaces are, so an ``up`` killed in between leaves nothing ``down``
+  misses. The records hold namespace names, never paths: every path is
+  derived from a name of this lab (``<lab>-...``). ``up`` rewrites a file that
+  starts with netlab's line for this lab, or that netlab created (an edited
+  file is drift, repaired like any other); a file someone else made is left
+  alone. ``down`` removes only files that start with netlab's line for this
+  lab (or are empty, if a create was cut short), and directories only when
+  they are empty: a resolv.conf that a person rewrote entirely is theirs.
 - conntrack: UDP has no connection to close, so a client that keeps sending
   from the same port keeps hitting the conntrack entry DNATed to an endpoint
   that is gone. Like kube-proxy, when an endpoint of a UDP Service port goes
@@ -23,9 +30,16 @@ is host-side work that has no plan resource:
 
 Interface used by netlab.realize.apply (FEATURES)::
 
-    start(lab, state) -> list[str]   problems in words
-    stop(state, netns_names)         before those namespaces are deleted
-    drift(lab, state) -> list[str]   for status
+    start(lab, state) -> StartResult  what it did, and problems in words
+    stop(state, netns_names)          before those namespaces are deleted
+    drift(lab, state) -> list[str]    for status
+
+Fault point (tests; the lead folds it into one hook with apply.py's):
+``NETLAB_FAULT_POINT=resolv-written`` stops ``up`` right after the first
+resolv.conf of the run is written and before the state records it as
+created: ``NETLAB_FAULT_MODE=kill`` SIGKILLs the process, anything else
+(default ``fail``) raises ApplyFailed, so up rolls back. Read only by
+:func:`netlab.kernel.testhooks.fault_point`.
 """
 
 from __future__ import annotations
@@ -36,6 +50,8 @@ import stat
 from ipaddress import IPv4Address
 from typing import Iterable
 
+from netlab.kernel import testhooks
+from netlab.feature import StartResult
 from netlab.model.lab import Lab
 from netlab.plan.services import service_ports
 from netlab.realize import netns as nsmod
@@ -43,7 +59,7 @@ from netlab.realize.state import LabState
 from netlab.model import clusterdns as dns
 
 RECORD = "services"
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 ETC_NETNS = "/etc/netns"
 
 
@@ -71,13 +87,43 @@ def preflight(lab: Lab) -> None:
 # --- records ------------------------------------------------------------------
 
 def _records(state: LabState) -> dict:
+    """The feature's record, version 2: files and directories by namespace name, state by state.
+
+    ``resolv`` {netns: "intent" | "created"}: /etc/netns/<netns>/resolv.conf;
+    ``dirs`` {netns: ...}: /etc/netns/<netns>/; ``etc_netns``: /etc/netns itself
+    (None when netlab did not make it). Version 1 (paths) is converted; entries
+    of the wrong shape are dropped.
+    """
     rec = state.extra.get(RECORD)
-    if not isinstance(rec, dict) or rec.get("version") != RECORD_VERSION:
-        rec = {"version": RECORD_VERSION, "resolv": {}, "dirs": [], "udp": [], "udp_empty": [], "chains": {}}
-        state.extra[RECORD] = rec
-    for key, empty in (("resolv", {}), ("dirs", []), ("udp", []), ("udp_empty", []), ("chains", {})):
-        rec.setdefault(key, empty)
-    return rec
+    if not isinstance(rec, dict) or rec.get("version") not in (1, RECORD_VERSION):
+        rec = {}
+    if rec.get("version") == 1:
+        rec = _from_v1(rec)
+    out = {"version": RECORD_VERSION,
+           "resolv": _states(rec.get("resolv")), "dirs": _states(rec.get("dirs")),
+           "etc_netns": rec.get("etc_netns") if rec.get("etc_netns") in ("intent", "created") else None,
+           "udp": rec.get("udp") if isinstance(rec.get("udp"), list) else [],
+           "udp_empty": rec.get("udp_empty") if isinstance(rec.get("udp_empty"), list) else [],
+           "chains": rec.get("chains") if isinstance(rec.get("chains"), dict) else {}}
+    state.extra[RECORD] = out
+    return out
+
+
+def _states(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and v in ("intent", "created")}
+
+
+def _from_v1(rec: dict) -> dict:
+    """Version 1 recorded paths; keep those that are the paths the names give."""
+    out = dict(rec)
+    resolv = rec.get("resolv") if isinstance(rec.get("resolv"), dict) else {}
+    out["resolv"] = {n: "created" for n, path in resolv.items() if _valid(n) and path == resolv_path(n)}
+    dirs = rec.get("dirs") if isinstance(rec.get("dirs"), list) else []
+    out["dirs"] = {n: "created" for n in out["resolv"] if netns_dir(n) in dirs}
+    out["etc_netns"] = "created" if ETC_NETNS in dirs else None
+    return out
 
 
 # --- resolv.conf -------------------------------------------------------------------
@@ -87,96 +133,181 @@ def dns_ip(lab: Lab) -> IPv4Address | None:
     return lab.addressing.service_ip.get(svc.name) if svc else None
 
 
-def resolv_path(netns: str) -> str:
-    return os.path.join(ETC_NETNS, nsmod.check_netns(netns), "resolv.conf")
-
-
-def _ours(path: str, lab_name: str) -> bool | None:
-    """True: netlab's file for this lab; False: someone else's; None: absent."""
+def _valid(netns: str) -> bool:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        nsmod.check_netns(netns)
+    except ValueError:
+        return False
+    return True
+
+
+def _lab_netns(lab_name: str, netns: str) -> bool:
+    """A namespace name of this lab (``<lab>-...``, a safe name): the only names paths are derived from."""
+    return netns.startswith(f"{lab_name}-") and _valid(netns)
+
+
+def netns_dir(netns: str) -> str:
+    return os.path.join(ETC_NETNS, nsmod.check_netns(netns))
+
+
+def resolv_path(netns: str) -> str:
+    return os.path.join(netns_dir(netns), "resolv.conf")
+
+
+def marker(lab_name: str) -> str:
+    """netlab's first line in a file it writes for this lab (clusterdns.resolv_conf begins with it)."""
+    return f"# netlab {lab_name}:"
+
+
+def _owner(path: str, lab_name: str) -> str:
+    """Whose file is at ``path``: "absent", "ours" (netlab's first line for this lab), "empty", or
+    "other" (anything else, a symlink, a FIFO or a directory included: never followed, never read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        return None
+        return "absent"
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return False
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            return "other"
         raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "other"
+        head = fh.read(len(marker(lab_name).encode()) + 1)
+    if not head:
+        return "empty"
+    return "ours" if head.decode(errors="replace").startswith(marker(lab_name)) else "other"
+
+
+def _read(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
     with os.fdopen(fd, "r", errors="replace") as fh:
-        return fh.readline().startswith(f"# netlab {lab_name}:")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read()
 
 
-def _ensure_dir(path: str, made: list[str]) -> None:
+def _make_dir(path: str) -> bool:
+    """mkdir; True when this call made it, False when a directory was there. Never a symlink."""
     try:
         os.mkdir(path, 0o755)
-        made.append(path)
+        return True
     except FileExistsError:
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode):
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
             raise NotADirectoryError(errno.ENOTDIR, "not a directory (or a symlink); left alone", path)
+        return False
 
 
-def _write_in_place(path: str, text: str) -> None:
-    """Same inode (a bind mount of the old file keeps showing the content), no symlink followed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+def _write_all(fd: int, data: bytes) -> None:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], done)
+
+
+def _create(path: str, text: str) -> None:
+    """A new file (never an existing one, never through a symlink), written whole."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     try:
-        data = text.encode()
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, data, 0)
+        _write_all(fd, text.encode())
     finally:
         os.close(fd)
 
 
-def _remove_resolv(rec: dict, netns: str) -> None:
-    path = rec["resolv"].pop(netns, None)
-    if path is None:
-        return
-    lab_dir = os.path.dirname(path)
+def _write_in_place(path: str, text: str) -> None:
+    """Same inode (a bind mount of the old file keeps showing the content), no symlink followed."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    if lab_dir in rec["dirs"]:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file; left alone", path)
+        os.ftruncate(fd, 0)
+        _write_all(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _remove_resolv(lab_name: str, rec: dict, netns: str, done: StartResult | None = None) -> None:
+    """Take away the resolv.conf netlab wrote for ``netns`` (only ours), and its directory if empty."""
+    status = rec["resolv"].pop(netns, None)
+    if _lab_netns(lab_name, netns) and status is not None:
+        path = resolv_path(netns)
+        owner = _owner(path, lab_name)
+        if owner == "ours" or (owner == "empty" and status == "intent"):  # empty: a create cut short
+            try:
+                os.unlink(path)
+                if done is not None:
+                    done.actions.append(f"removed {path}")
+            except FileNotFoundError:
+                pass
+    if rec["dirs"].pop(netns, None) is not None and _lab_netns(lab_name, netns):
         try:
-            os.rmdir(lab_dir)  # only when empty: someone's hosts file there stays, and so does the dir
-            rec["dirs"].remove(lab_dir)
+            os.rmdir(netns_dir(netns))  # only when empty: someone's hosts file there stays, and so does the dir
         except OSError:
             pass
 
 
 def _tidy_etc_netns(rec: dict) -> None:
-    if ETC_NETNS in rec["dirs"] and not rec["resolv"]:
+    if rec["etc_netns"] is not None and not rec["resolv"] and not rec["dirs"]:
         try:
-            os.rmdir(ETC_NETNS)
-            rec["dirs"].remove(ETC_NETNS)
+            os.rmdir(ETC_NETNS)  # only when empty: other labs' and people's directories keep it
         except OSError:
             pass
+        rec["etc_netns"] = None
 
 
-def sync_resolv(lab: Lab, rec: dict) -> list[str]:
-    """Write every pod's resolv.conf (or take them away when the lab has no DNS)."""
-    problems: list[str] = []
+def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
+    """Write every pod's resolv.conf (or take them away when the lab has no DNS); what it did."""
+    done = StartResult()
     ip = dns_ip(lab)
     want = {p.netns: p.name for p in lab.pods if p.name != dns.DNS_NAME} if ip is not None else {}
-    for netns in [n for n in rec["resolv"] if n not in want]:
-        _remove_resolv(rec, netns)
+    for netns in [n for n in set(rec["resolv"]) | set(rec["dirs"]) if n not in want]:
+        _remove_resolv(lab.name, rec, netns, done)
     if want:
         text = dns.resolv_conf(lab.name, ip)
-        _ensure_dir(ETC_NETNS, rec["dirs"])
+        # Write-ahead: name everything this run may make before it exists.
+        intent = False
+        if rec["etc_netns"] is None and not os.path.lexists(ETC_NETNS):
+            rec["etc_netns"] = intent = "intent"
+        for netns in want:
+            if netns not in rec["dirs"] and not os.path.lexists(netns_dir(netns)):
+                rec["dirs"][netns] = intent = "intent"
+            if netns not in rec["resolv"] and not os.path.lexists(resolv_path(netns)):
+                rec["resolv"][netns] = intent = "intent"
+        if intent:
+            state.save()
+        if _make_dir(ETC_NETNS):
+            rec["etc_netns"] = "created"
+        written = 0
         for netns, pod in want.items():
             path = resolv_path(netns)
             try:
-                _ensure_dir(os.path.dirname(path), rec["dirs"])
-                owner = _ours(path, lab.name)
-                if owner is False:
-                    problems.append(f"pod {pod}: {path} exists and is not netlab's; left alone, so this pod "
-                                    "does not use the cluster DNS")
-                    continue
-                _write_in_place(path, text)
-                rec["resolv"][netns] = path
+                if _make_dir(netns_dir(netns)):
+                    rec["dirs"][netns] = "created"
+                owner = _owner(path, lab.name)
+                if owner == "absent":
+                    _create(path, text)
+                    rec["resolv"][netns] = "created"
+                    done.actions.append(f"wrote {path}")
+                    written += 1
+                    if written == 1:
+                        testhooks.fault_point("resolv-written")
+                elif owner == "ours" or rec["resolv"].get(netns) == "created" or (
+                        owner == "empty" and rec["resolv"].get(netns) == "intent"):
+                    if _read(path) != text:
+                        why = "it differed" if owner == "ours" else "it was edited"
+                        _write_in_place(path, text)
+                        done.actions.append(f"rewrote {path} ({why})")
+                    rec["resolv"][netns] = "created"
+                else:
+                    rec["resolv"].pop(netns, None)  # someone else's file: not ours to write or remove
+                    done.problems.append(f"pod {pod}: {path} exists and is not netlab's; left alone, so this pod "
+                                         "does not use the cluster DNS")
             except OSError as exc:
-                problems.append(f"pod {pod}: cannot write {path}: {exc.strerror or exc}")
+                done.problems.append(f"pod {pod}: cannot write {path}: {exc.strerror or exc}")
     _tidy_etc_netns(rec)
-    return problems
+    return done
 
 
 # --- conntrack -------------------------------------------------------------------
@@ -224,23 +355,25 @@ def delete_conntrack(netns: str, filters: list[list[str]]) -> list[str]:
     return problems
 
 
-def sync_conntrack(lab: Lab, rec: dict) -> list[str]:
+def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
+    done = StartResult()
     after, empty = udp_endpoints(lab)
     before = {tuple(x) for x in rec["udp"]}
     empty_before = {tuple(x) for x in rec["udp_empty"]}
     filters = conntrack_deletions(before, after, empty_before)
-    problems: list[str] = []
-    for node in lab.nodes:
-        if nsmod.is_netns_mount(node.netns):
-            problems += delete_conntrack(node.netns, filters)
+    nodes = [node.netns for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
+    for netns in nodes:
+        done.problems += delete_conntrack(netns, filters)
+    if filters and nodes:
+        done.actions.append(f"deleted stale UDP conntrack entries ({len(filters)} filters) in {len(nodes)} nodes")
     rec["udp"] = sorted([list(x) for x in after], key=str)
     rec["udp_empty"] = sorted([list(x) for x in empty], key=str)
-    return problems
+    return done
 
 
 # --- chains the plan no longer has --------------------------------------------------
 
-def sync_chains(lab: Lab, rec: dict) -> list[str]:
+def sync_chains(lab: Lab, rec: dict) -> StartResult:
     """Delete the lab's iptables chains that the plan dropped (a removed Service or endpoint).
 
     apply writes and rewrites the planned chains; a chain that leaves the plan
@@ -251,7 +384,7 @@ def sync_chains(lab: Lab, rec: dict) -> list[str]:
     from netlab.plan.build import EXTENSIONS
     from netlab.realize import netfilter
 
-    problems: list[str] = []
+    done = StartResult()
     now: dict[str, list[str]] = {}
     # Only the rule builders make chains; no need to build the whole plan again.
     for r in (r for module in EXTENSIONS for r in module.resources(lab) if r.kind == "nat"):
@@ -262,35 +395,36 @@ def sync_chains(lab: Lab, rec: dict) -> list[str]:
         if stale and key in now and nsmod.is_netns_mount(netns):
             try:
                 netfilter.delete_chains(netns, table, stale)
+                done.actions.append(f"{netns}: deleted stale {table} chains {', '.join(stale)}")
             except Exception as exc:  # noqa: BLE001 - reported, and kept in the record for next time
-                problems.append(f"{netns}: could not delete stale {table} chains: {exc}")
+                done.problems.append(f"{netns}: could not delete stale {table} chains: {exc}")
                 now[key] = sorted(set(now[key]) | set(stale))
     rec["chains"] = now
-    return problems
+    return done
 
 
 # --- the three entry points --------------------------------------------------------
 
-def start(lab: Lab, state: LabState) -> list[str]:
+def start(lab: Lab, state: LabState) -> StartResult:
     """After the network is up, before containers start (they mount resolv.conf at start)."""
     rec = _records(state)
-    problems: list[str] = []
+    done = StartResult()
     try:
-        problems += sync_chains(lab, rec)
-        problems += sync_resolv(lab, rec)
-        problems += sync_conntrack(lab, rec)
+        done += sync_chains(lab, rec)
+        done += sync_resolv(lab, state, rec)
+        done += sync_conntrack(lab, rec)
     finally:
         state.save()
-    return problems
+    return done
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
-    """Namespaces about to be deleted: take away the resolv.conf netlab wrote for them
-    (``everything``: the whole lab goes, so every file the records list)."""
+    """Namespaces about to be deleted: take away the files netlab wrote for them
+    (``everything``: the whole lab goes, so every file the records name)."""
     rec = _records(state)
     names = set(netns_names)
-    for netns in [n for n in rec["resolv"] if everything or n in names]:
-        _remove_resolv(rec, netns)
+    for netns in [n for n in set(rec["resolv"]) | set(rec["dirs"]) if everything or n in names]:
+        _remove_resolv(state.lab, rec, netns)
     _tidy_etc_netns(rec)
     try:
         state.save()
@@ -310,11 +444,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         if pod.name == dns.DNS_NAME:
             continue
         path = resolv_path(pod.netns)
-        try:
-            with open(path, errors="replace") as fh:
-                have = fh.read()
-        except OSError:
-            have = None
+        have = _read(path)
         if have != text:
             state_word = "missing" if have is None else "different"
             out.append(f"dns: {path} is {state_word} (pod {pod.name} would not resolve Service names); "

@@ -11,10 +11,16 @@ address the request arrived at, so a prober can check the Kubernetes rules
 "no NAT between pods and nodes" and "the IP a pod sees itself as is the IP
 others reach it at" from the packets' own point of view.
 
-TCP: the reply is sent as soon as the connection is accepted (no request is
-needed, so ``nc 10.244.1.3 8080`` shows it), then the server half-closes and
-drains whatever the client sends until the client closes (so a client that did
-send something, say an HTTP request, still reads the reply instead of a reset).
+TCP: the client speaks first, or not at all. A request that looks like HTTP
+(``GET /path HTTP/1.1``: a method, a target and an HTTP/1.x version on the
+first line) gets a valid HTTP/1.1 response once its headers are in (``200 OK``,
+``Content-Type: application/json``, ``Content-Length``, ``Connection: close``)
+whose body is the same JSON line, so ``curl http://10.244.1.3:8080/`` works;
+any other first line (the prober sends ``netlab probe <n>``) gets the JSON line
+at once; a client that sends nothing for ``GREETING_WAIT`` seconds gets it
+then (so ``nc 10.244.1.3 8080`` shows it). After the reply the server
+half-closes and drains whatever else the client sends until it closes (so
+the client reads the reply instead of a reset).
 
 UDP: the reply goes back from the address the datagram was sent to
 (``IP_PKTINFO``), as a connected client socket and conntrack require.
@@ -28,8 +34,14 @@ one launcher, ``--spawn`` (the zygote idea of Android and of pre-forking
 servers): it reads the containers' specs as JSON on stdin and forks one child
 per container; each child starts its own session, joins the pod's network and
 UTS namespaces, puts stdout/stderr on its log file and serves. The launcher
-reports ``P <id> <pid>`` and each child ``R <id>`` once it listens, on stdout,
-then exits; the children live on, re-parented to init.
+reports ``P <id> <pid>`` after each fork, and each child ``R <id> <pid>`` once
+it listens (or ``E <id> <why>``), on stdout; the launcher then exits, the
+children live on, re-parented to init. A child may report before its
+launcher does (each runs on its own core): so every child names its own pid,
+and the reader (workload.lifecycle) reads the pipe until every writer has
+closed it, never stopping at the last "ready" (closing the pipe early once
+killed the launcher with a broken pipe before it reported the last pid, and
+left that server running unrecorded).
 """
 
 from __future__ import annotations
@@ -37,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import selectors
 import socket
 import struct
@@ -46,6 +59,12 @@ import time
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 DRAIN_SECONDS = 5.0  # how long a half-closed TCP connection may linger
 MAX_DRAIN = 64 * 1024  # bytes read from one client before it is simply closed
+# How long a TCP client may stay silent before it gets the reply unasked: long
+# enough for an HTTP client on a loaded machine to send its request after the
+# handshake, short enough for a person typing `nc pod 8080`.
+GREETING_WAIT = 0.5
+MAX_REQUEST = 8 * 1024  # request head read before answering anyway
+HTTP_REQUEST_LINE = re.compile(rb"^[A-Z]{1,16} [\x21-\x7e]+ HTTP/1\.[0-9]\r?$")
 
 
 def parse_port(text: str) -> tuple[int, str]:
@@ -63,6 +82,40 @@ def reply(pod: str, client: tuple[str, int], server: tuple[str, int]) -> bytes:
                         "server": f"{server[0]}:{server[1]}"}) + "\n").encode()
 
 
+def classify(head: bytes, final: bool = False) -> str | None:
+    """What a TCP client's first bytes are: "http" (an HTTP/1.x request line), "line" (anything
+    else), or None while undecided (no full first line yet, unless ``final``: no more will come)."""
+    line, newline, _ = head.partition(b"\n")
+    if not newline and not final and len(head) < MAX_REQUEST:
+        return None
+    return "http" if newline and HTTP_REQUEST_LINE.match(line) else "line"
+
+
+def head_complete(head: bytes) -> bool:
+    """The request's header block is in (the blank line after the headers)."""
+    return b"\r\n\r\n" in head or b"\n\n" in head
+
+
+def http_response(body: bytes, head_request: bool = False) -> bytes:
+    """An HTTP/1.1 200 response carrying ``body`` (the JSON line); HEAD gets the headers only."""
+    lines = ["HTTP/1.1 200 OK", "Content-Type: application/json", f"Content-Length: {len(body)}",
+             "Connection: close", "Cache-Control: no-store", "", ""]
+    return "\r\n".join(lines).encode() + (b"" if head_request else body)
+
+
+class _Conn:
+    """One accepted TCP connection: waiting for the client's first words, then draining."""
+
+    __slots__ = ("client", "server", "deadline", "head", "answered", "seen")
+
+    def __init__(self, client: tuple[str, int], server: tuple[str, int]):
+        self.client, self.server = client, server
+        self.deadline = time.monotonic() + GREETING_WAIT
+        self.head = b""
+        self.answered = False
+        self.seen = 0
+
+
 def _log(proto: str, client: tuple[str, int], server: tuple[str, int]) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
     print(f"{stamp} {proto} {client[0]}:{client[1]} -> {server[0]}:{server[1]}", flush=True)
@@ -72,7 +125,7 @@ class Server:
     def __init__(self, pod: str, ports: list[tuple[int, str]]):
         self.pod = pod
         self.sel = selectors.DefaultSelector()
-        self.draining: dict[socket.socket, tuple[float, int]] = {}
+        self.conns: dict[socket.socket, _Conn] = {}
         for port, proto in ports:
             if proto == "TCP":
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -98,33 +151,66 @@ class Server:
             except OSError:
                 return
             try:
-                server = conn.getsockname()
                 conn.setblocking(False)
-                conn.send(reply(self.pod, client, server))
-                conn.shutdown(socket.SHUT_WR)
-                _log("tcp", client, server)
+                self.conns[conn] = _Conn(client, conn.getsockname())
+                self.sel.register(conn, selectors.EVENT_READ, self._read)
             except OSError:
+                self.conns.pop(conn, None)
                 conn.close()
-                continue
-            self.draining[conn] = (time.monotonic() + DRAIN_SECONDS, 0)
-            self.sel.register(conn, selectors.EVENT_READ, self._drain)
 
-    def _drain(self, conn: socket.socket) -> None:
+    def _read(self, conn: socket.socket) -> None:
+        c = self.conns.get(conn)
+        if c is None:
+            return
         try:
             data = conn.recv(4096)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            data = b""
-        deadline, seen = self.draining.get(conn, (0.0, 0))
-        seen += len(data)
-        if not data or seen > MAX_DRAIN:
             self._close(conn)
+            return
+        if c.answered:
+            c.seen += len(data)
+            if not data or c.seen > MAX_DRAIN:
+                self._close(conn)
+            return
+        c.head += data
+        kind = classify(c.head, final=not data)
+        if kind == "http" and data and not head_complete(c.head) and len(c.head) < MAX_REQUEST:
+            return  # the request line is in; wait for the rest of the head
+        if kind is not None:
+            self._answer(conn, c, kind)
+        if not data:
+            self._close(conn)
+
+    def _answer(self, conn: socket.socket, c: _Conn, kind: str) -> None:
+        """Send the reply (as HTTP for an HTTP request), half-close, then drain until the client closes."""
+        body = reply(self.pod, c.client, c.server)
+        if kind == "http":
+            out = http_response(body, head_request=c.head.startswith(b"HEAD "))
         else:
-            self.draining[conn] = (deadline, seen)
+            out = body
+        c.answered = True
+        c.deadline = time.monotonic() + DRAIN_SECONDS
+        try:
+            conn.send(out)  # a few hundred bytes: fits any fresh socket's send buffer
+            conn.shutdown(socket.SHUT_WR)
+            _log("http" if kind == "http" else "tcp", c.client, c.server)
+        except OSError:
+            self._close(conn)
+
+    def _expire(self, now: float) -> None:
+        for conn, c in list(self.conns.items()):
+            if c.deadline > now:
+                continue
+            if c.answered:
+                self._close(conn)  # drained long enough
+            else:
+                kind = "http" if classify(c.head, final=True) == "http" else "line"
+                self._answer(conn, c, kind)  # silent client (nc), or a request head that never ended
 
     def _close(self, conn: socket.socket) -> None:
-        self.draining.pop(conn, None)
+        self.conns.pop(conn, None)
         try:
             self.sel.unregister(conn)
         except (KeyError, ValueError):
@@ -157,14 +243,11 @@ class Server:
     def serve(self) -> None:
         while True:
             timeout = None
-            if self.draining:
-                timeout = max(0.0, min(d for d, _ in self.draining.values()) - time.monotonic())
+            if self.conns:
+                timeout = max(0.0, min(c.deadline for c in self.conns.values()) - time.monotonic())
             for key, _ in self.sel.select(timeout):
                 key.data(key.fileobj)
-            now = time.monotonic()
-            for conn, (deadline, _) in list(self.draining.items()):
-                if deadline <= now:
-                    self._close(conn)
+            self._expire(time.monotonic())
 
 
 def _spawn_one(spec: dict, report: int) -> None:
@@ -198,7 +281,7 @@ def _spawn_one(spec: dict, report: int) -> None:
         server = Server(spec["pod"], ports)
         print(f"echo server for pod {spec['pod']} listening on "
               f"{', '.join(f'{p}/{proto}' for p, proto in ports)}", flush=True)
-        os.write(report, f"R {cid}\n".encode())
+        os.write(report, f"R {cid} {os.getpid()}\n".encode())
         os.close(report)
         report = -1
         server.serve()
@@ -237,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "the pod's name and the client address as seen here.")
     ap.add_argument("--pod", help="Pod name to put in replies.")
     ap.add_argument("--port", action="append", type=parse_port, default=[], metavar="PORT/PROTO",
-                    help="Port to serve, e.g. 8080/TCP or 53/UDP (repeatable; default 8080/TCP).")
+                    help="Port to serve, e.g. 8080/TCP or 53/UDP (repeatable; default 8080/TCP and 8080/UDP).")
     ap.add_argument("--spawn", action="store_true",
                     help="Launcher mode: read container specs (JSON list) on stdin, fork one server each.")
     args = ap.parse_args(argv)
@@ -247,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if spawn_all(specs, report) else 0
     if not args.pod:
         ap.error("--pod is required")
-    ports = args.port or [(8080, "TCP")]
+    ports = args.port or [(8080, "TCP"), (8080, "UDP")]
     try:
         server = Server(args.pod, ports)
     except OSError as exc:

@@ -5,64 +5,63 @@ container holds them in Kubernetes:
 
 - the network namespace ``<lab>-<pod>`` (made by apply.py), shared by every
   container of the pod, so they reach each other on ``localhost``;
-- a UTS namespace whose hostname is the pod's name, made here and kept alive
-  by a bind mount onto ``<state dir>/uts/<pod>`` (the way ``ip netns`` keeps a
+- a UTS namespace whose hostname is the pod's name, made by uts.py and kept
+  alive by a bind mount onto ``<state dir>/uts/<pod>`` (the way ``ip netns`` keeps a
   network namespace), so ``hostname`` prints the pod name in every container
   and in ``netlab exec``.
 
 Each container is a process that joins both (see processes.py), started
 detached from the CLI (new session, re-parented to init), with stdout and
 stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
-without a ``command`` runs the built-in echo server (echo.py) on its declared
-ports, 8080/TCP if none.
+without a ``command`` runs the built-in echo server (echo.py; a run's are
+all launched at once by launch.py) on its declared ports, 8080/TCP if none,
+and on the UDP twin of each TCP port (ports.py).
 
 The lab's state records, per container, the process identity (pid + start
-time) and the argv, so ``up`` again starts only what is missing, exited or
-changed (it converges; no duplicates), and ``status`` reports what exited.
+time) and the argv, so ``up`` again starts only what is missing, exited,
+stopped or changed (it converges; no duplicates), and ``status`` reports the
+same. A container's running state is the lab's: a process stopped by SIGSTOP
+still holds its sockets (the kernel completes TCP handshakes for it) but
+answers nothing, so it is drift, and ``up`` replaces it (SIGTERM with SIGCONT,
+then a new process).
 
 ``stop`` does not trust those records: it stops every process whose network or
 UTS namespace *is* one of the lab's (namespace identity, see processes.py).
 
 Interface used by apply.py (see FEATURES there)::
 
-    start(lab, state)  -> list[str]   problems (containers that could not start)
+    start(lab, state)  -> StartResult  containers started or restarted; problems (could not start)
     stop(state, netns_names)          before the namespaces are deleted
-    drift(lab, state)  -> list[str]   one line per container not running
+    drift(lab, state)  -> list[str]   one line per container not running (exited, stopped, changed)
 """
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import shutil
 import subprocess
-import sys
 import threading
-import time
 from typing import Iterable
 
+from netlab.feature import StartResult
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import DNS_LABEL, Container
 from netlab.realize import netns as nsmod
 from netlab.realize.state import LabState, lab_dir
+from netlab.workload import ports
 from netlab.workload import processes as proc
+from netlab.workload.launch import await_echo, launch_echo
+from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
+
+__all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
+           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH"]
 
 RECORD = "workload"
 RECORD_VERSION = 1
-READY_TIMEOUT = 5.0  # seconds up waits for echo servers to listen, all together
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 # --- paths --------------------------------------------------------------------
-
-
-def uts_dir(lab_name: str) -> str:
-    return os.path.join(lab_dir(lab_name), "uts")
-
-
-def uts_path(lab_name: str, pod: str) -> str:
-    return os.path.join(uts_dir(lab_name), pod)
 
 
 def log_dir(lab_name: str, pod: str | None = None) -> str:
@@ -74,112 +73,12 @@ def log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name, pod), f"{container}.log")
 
 
-# --- the pod's UTS namespace (the pause container's job) -------------------------
-
-
-def _in_thread(fn) -> object:
-    """Run fn in a short-lived thread: namespace changes die with the thread, never touch the caller."""
-    box: dict[str, object] = {}
-
-    def body() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
-            box["error"] = exc
-
-    t = threading.Thread(target=body, name="netlab-uts")
-    t.start()
-    t.join()
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")
-
-
-def is_uts_mount(path: str) -> bool:
-    """True when ``path`` is a bind-mounted namespace (nsfs), not a plain file."""
-    try:
-        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
-    except OSError:
-        return False
-
-
-def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
-    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing.
-
-    All are made in one short-lived thread (unshare, sethostname, bind-mount,
-    next), so the calling thread never changes namespace.
-    """
-    out = {pod: uts_path(lab_name, pod) for pod in pods}
-    todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
-    if not todo:
-        return out
-    os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
-    libc = nsmod._libc
-
-    def make() -> None:
-        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            for pod in todo:
-                path = out[pod]
-                os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-                try:
-                    nsmod._check(libc.unshare(nsmod.CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
-                    name = pod.encode()
-                    nsmod._check(libc.sethostname(name, len(name)), "sethostname")
-                    nsmod._check(libc.mount(b"/proc/thread-self/ns/uts", path.encode(), b"none",
-                                            nsmod.MS_BIND, None), "mount", path)
-                except BaseException:
-                    _remove_uts(path)
-                    raise
-        finally:
-            nsmod.setns(home, nsmod.CLONE_NEWUTS)
-            os.close(home)
-
-    _in_thread(make)
-    return out
-
-
-def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:
-    """The hostname inside each pinned UTS namespace (None where it is not one); one thread for all."""
-
-    def read() -> dict[str, str | None]:
-        res: dict[str, str | None] = {}
-        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            for key, path in paths.items():
-                if not is_uts_mount(path):
-                    res[key] = None
-                    continue
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-                try:
-                    nsmod.setns(fd, nsmod.CLONE_NEWUTS)
-                    res[key] = os.uname().nodename
-                finally:
-                    os.close(fd)
-        finally:
-            nsmod.setns(home, nsmod.CLONE_NEWUTS)
-            os.close(home)
-        return res
-
-    return _in_thread(read)  # type: ignore[return-value]
-
-
-def _remove_uts(path: str) -> None:
-    if is_uts_mount(path):
-        if nsmod._libc.umount2(path.encode(), nsmod.MNT_DETACH) != 0:
-            pass  # unlink below fails with EBUSY and says so
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 # --- what runs in a container ---------------------------------------------------
 
 
-def echo_ports(container: Container) -> list[tuple[int, str]]:
-    """Ports the built-in echo server of this container listens on."""
-    return [(p.container_port, p.protocol) for p in container.ports] or [(8080, "TCP")]
+def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
+    """Ports the built-in echo server of this container listens on (see workload/ports.py)."""
+    return ports.echo_ports(pod.containers, container)
 
 
 def container_argv(pod: PodInfo, container: Container) -> list[str]:
@@ -192,7 +91,7 @@ def container_argv(pod: PodInfo, container: Container) -> list[str]:
     if container.command:
         return list(container.command)
     argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
-    for port, protocol in echo_ports(container):
+    for port, protocol in echo_ports(pod, container):
         argv += ["--port", f"{port}/{protocol}"]
     return argv
 
@@ -236,12 +135,18 @@ def _proc_of(crec: dict) -> proc.ProcId | None:
 
 
 def _running_in(crec: dict, netns: str) -> bool:
-    """The recorded process is alive and still inside the pod's network namespace."""
+    """The recorded process is alive and still inside the pod's network namespace (stopped or not)."""
     p = _proc_of(crec)
     if p is None or not proc.alive(p):
         return False
     want = proc.ns_identity(nsmod.netns_path(netns))
     return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want
+
+
+def _stopped(crec: dict) -> bool:
+    """The recorded process is stopped (SIGSTOP): a container that exists but runs nothing is not running."""
+    p = _proc_of(crec)
+    return p is not None and proc.stopped(p)
 
 
 # --- the three entry points -------------------------------------------------------
@@ -268,7 +173,7 @@ class EarlyEcho:
                 os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
                 specs += [_echo_spec(lab, pod, c, uts[pod.name]) for c in pod.containers if not c.command]
             self.specs = specs
-            self.launcher = _launch_echo(specs)
+            self.launcher = launch_echo(specs)
         except BaseException as exc:  # noqa: BLE001 - reported by join()
             self.error = exc
 
@@ -283,7 +188,7 @@ class EarlyEcho:
 def _echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
     return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns,
             "netns_path": nsmod.netns_path(pod.netns), "uts": uts, "log": log_path(lab.name, pod.name, c.name),
-            "ports": echo_ports(c), "env": container_env(lab, pod, c)}
+            "ports": echo_ports(pod, c), "env": container_env(lab, pod, c)}
 
 
 def start_early(lab: Lab, state: LabState) -> EarlyEcho | None:
@@ -316,16 +221,18 @@ def abort_early(early: EarlyEcho | None) -> None:
         launcher.wait()
 
 
-def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str]:
+def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartResult:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
-    Returns problems in words (containers that could not start); those are
-    also recorded, so ``status`` shows them.
+    Returns what it did (containers started, restarted, stopped) and problems
+    in words (containers that could not start); those are also recorded, so
+    ``status`` shows them.
     """
     rec = _records(state)
     pods = rec["pods"]
-    problems: list[str] = []
+    done = StartResult()
     echo_specs: list[dict] = []
+    starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
     try:
         if early is not None:
             early.join()  # its UTS namespaces and launcher exist before we look
@@ -337,7 +244,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
             if nsmod.is_netns_mount(pod.netns):
                 present.append(pod)
             else:
-                problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
+                done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
         uts = ensure_uts(lab.name, [pod.name for pod in present])
         for pod in present:
             prec = pods.setdefault(pod.name, {})
@@ -347,20 +254,24 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
                 _stop_container(containers.pop(cname), pod.netns)
+                done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
             os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
             for c in pod.containers:
                 argv = container_argv(pod, c)
                 crec = containers.get(c.name)
-                if crec and crec.get("argv") == argv and _running_in(crec, pod.netns):
-                    continue
+                why = _why_replace(crec, argv, pod.netns)
+                if why is None:
+                    continue  # runs as specified
                 if crec:
-                    _stop_container(crec, pod.netns)  # changed, or exited: replace it
+                    _stop_container(crec, pod.netns)  # changed, exited or stopped: replace it
+                cid = f"{pod.name}/{c.name}"
+                starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
                 log = log_path(lab.name, pod.name, c.name)
                 new = {"argv": argv, "log": log, "restarts": restarts}
                 containers[c.name] = new
                 if not c.command:
-                    if early is None or f"{pod.name}/{c.name}" not in early.ids:
+                    if early is None or cid not in early.ids:
                         echo_specs.append(_echo_spec(lab, pod, c, prec["uts"]))
                     continue
                 try:
@@ -368,87 +279,36 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> list[str
                                    env=container_env(lab, pod, c))
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
-                    problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
+                    done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
                 new.update(pid=p.pid, start=p.start)
         if early is not None:
-            problems += _await_echo(early.join(), early.specs, pods)
+            done.problems += await_echo(early.join(), early.specs, pods)
         if echo_specs:
-            problems += _await_echo(_launch_echo(echo_specs), echo_specs, pods)
+            done.problems += await_echo(launch_echo(echo_specs), echo_specs, pods)
     finally:
         abort_early(early)
         state.save()
-    return problems
-
-
-def _launch_echo(specs: list[dict]) -> subprocess.Popen:
-    """Start one launcher (echo.py --spawn) that forks an echo container per spec."""
-    launcher = subprocess.Popen([sys.executable, "-I", "-m", "netlab.workload.echo", "--spawn"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                close_fds=True, start_new_session=True, cwd="/")
-    assert launcher.stdin
-    try:
-        launcher.stdin.write(json.dumps(specs).encode())
-        launcher.stdin.close()
-    except BrokenPipeError:
-        pass
-    return launcher
-
-
-def _await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> list[str]:
-    """Wait, bounded, until every launched echo container listens; record their pids."""
-    problems: list[str] = []
-    pids: dict[str, int] = {}
-    ready: set[str] = set()
-    errors: dict[str, str] = {}
-    assert launcher.stdout and launcher.stderr
-    # The pipe reaches EOF when the launcher and every child have closed it:
-    # each child closes it as soon as it listens (or fails).
-    buf = b""
-    fd = launcher.stdout.fileno()
-    deadline = time.monotonic() + READY_TIMEOUT + 0.002 * len(specs)
-    while len(ready) + len(errors) < len(specs):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([fd], [], [], left)[0]:
-            break
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            kind, _, rest = line.decode(errors="replace").partition(" ")
-            cid, _, arg = rest.partition(" ")
-            if kind == "P" and arg.isdigit():
-                pids[cid] = int(arg)
-            elif kind == "R":
-                ready.add(cid)
-            elif kind == "E":
-                errors[cid] = arg
-    launcher.stdout.close()
-    try:
-        launcher.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        launcher.kill()
-        launcher.wait()
-    err = launcher.stderr.read().decode(errors="replace").strip()
-    launcher.stderr.close()
-    for spec in specs:
-        cid = spec["id"]
+    for cid, action in starting.items():
         pod, cname = cid.split("/", 1)
-        crec = pods[pod]["containers"][cname]
-        pid = pids.get(cid)
-        started = proc.start_time(pid) if pid else None
-        if pid and started is not None:
-            crec.update(pid=pid, start=started)
-        if cid in errors or started is None:
-            why = errors.get(cid) or (err.splitlines()[-1] if err else "exited at once")
-            crec["error"] = why
-            problems.append(f"pod {pod} container {cname}: could not start the echo server: {why}")
-        elif cid not in ready:
-            problems.append(f"pod {pod} container {cname}: echo server not listening after "
-                            f"{READY_TIMEOUT:.0f} s; see `netlab logs {pod} -c {cname}`")
-    return problems
+        if "error" not in pods.get(pod, {}).get("containers", {}).get(cname, {"error": ""}):
+            done.actions.append(action)
+    return done
+
+
+def _why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
+    """Why a container must be (re)started, in words; None when it runs as specified."""
+    if not crec:
+        return "never started"
+    if "error" in crec:
+        return "it had failed to start"
+    if not _running_in(crec, netns):
+        return "it had exited"
+    if _stopped(crec):
+        return "it was stopped"
+    if crec.get("argv") != argv:
+        return "its command changed"
+    return None
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
@@ -513,6 +373,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             elif not _running_in(crec, pod.netns):
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
                            f"see `netlab logs {pod.name} -c {c.name}`")
+            elif _stopped(crec):
+                out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
+                           f"`sudo netlab up` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
                 out.append(f"containers: {where} runs an old command; `sudo netlab up` restarts it")
     return out
@@ -543,5 +406,5 @@ def _forget_pod(state: LabState, pod: str, prec: dict) -> None:
     """
     if not DNS_LABEL.match(pod):
         return
-    _remove_uts(uts_path(state.lab, pod))
+    remove_uts(uts_path(state.lab, pod))
     shutil.rmtree(log_dir(state.lab, pod), ignore_errors=True)

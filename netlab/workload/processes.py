@@ -129,6 +129,15 @@ def alive(proc: ProcId) -> bool:
     return start_time(proc.pid) == proc.start and proc_state(proc.pid) not in (None, "Z", "X")
 
 
+def stopped(proc: ProcId) -> bool:
+    """The very process is stopped by a signal (SIGSTOP, SIGTSTP: state T): it exists but serves nothing.
+
+    A process stopped by its debugger (state ``t``, ptrace) is not: someone is
+    looking at it on purpose.
+    """
+    return start_time(proc.pid) == proc.start and proc_state(proc.pid) == "T"
+
+
 def cmdline(pid: int) -> list[str]:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
@@ -197,7 +206,7 @@ def _pidfd(pid: int) -> int | None:
 
 def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: float = 3.0,
               kill_wait: float = 2.0) -> list[int]:
-    """SIGTERM, wait up to ``grace`` s, SIGKILL the rest, wait up to ``kill_wait`` s.
+    """SIGTERM (and SIGCONT), wait up to ``grace`` s, SIGKILL the rest, wait up to ``kill_wait`` s.
 
     ``still_ours(pid)`` is called after each pidfd is opened (so it names the
     same process the check sees) and decides whether to signal it at all.
@@ -217,6 +226,10 @@ def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: flo
             for pid, fd in fds.items():
                 try:
                     signal.pidfd_send_signal(fd, sig)
+                    if sig == signal.SIGTERM:
+                        # A stopped process keeps SIGTERM pending until continued: continue it,
+                        # so it exits now rather than at SIGKILL after the grace period.
+                        signal.pidfd_send_signal(fd, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
             _wait_exit(fds, wait)

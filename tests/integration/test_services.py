@@ -35,6 +35,7 @@ for _ in range(n):
     except OSError as exc:
         out.append({"error": exc.__class__.__name__, "errno": exc.errno})
         continue
+    s.sendall(b"hello\n")  # the echo server answers a first line at once (a silent client waits 0.5 s)
     data = b""
     while not data.endswith(b"\n"):
         chunk = s.recv(4096)

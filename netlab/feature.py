@@ -1,26 +1,38 @@
-"""How features (containers, Services' host-side work, and later CNI, policies, impairments) plug into a lab.
+"""How features plug into a lab: what the lab needs besides its plan's kernel objects.
 
-A feature is what the lab needs besides its plan's kernel objects: processes,
-files, conntrack entries. ``up`` starts features after the network is in
-place (a feature may also start early, overlapping the network work), ``down``
-stops them before the namespaces go, ``status`` asks each for its drift.
+Features (netlab.services.lifecycle: resolv.conf files, stale chains and
+conntrack entries; netlab.workload.lifecycle: containers; later CNI,
+policies, impairments) start after the network is in place (or early, beside
+the network work, when they need only the namespaces), stop before the
+namespaces go, and report their drift to ``status``. They change the lab
+too: they start and restart processes and write files, and ``up`` reports
+their actions beside its own repairs, so it never says "nothing to change"
+after it restarted a container or rewrote a file, and their problems as
+warnings.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
-from netlab.model.lab import Lab
-from netlab.realize.state import LabState
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
 
 
 @dataclass
-class FeatureResult:
-    """What a feature's start did (``actions``: restarted a container, rewrote a file) and could not do."""
+class StartResult:
+    """``actions``: what changed, one line each ("restarted container duo/web (it was stopped)").
+    ``problems``: what could not be done, one line each (up prints them as warnings)."""
 
     actions: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+    def __iadd__(self, other: "StartResult") -> "StartResult":
+        self.actions += other.actions
+        self.problems += other.problems
+        return self
 
 
 class Feature(Protocol):
@@ -35,7 +47,7 @@ class Feature(Protocol):
     def abort_early(self, handle: Any) -> None:
         """The lab is rolled back: stop what start_early began."""
 
-    def start(self, lab: Lab, state: LabState, early: Any = None) -> FeatureResult:
+    def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
         """After the network: make this feature match the topology. Idempotent."""
 
     def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
@@ -63,14 +75,10 @@ class ModuleFeature:
         if handle is not None and hasattr(self.module, "abort_early"):
             self.module.abort_early(handle)
 
-    def start(self, lab: Lab, state: LabState, early: Any = None) -> FeatureResult:
+    def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
         kwargs = {"early": early} if early is not None else {}
         out = self.module.start(lab, state, **kwargs)
-        if isinstance(out, FeatureResult):
-            return out
-        if hasattr(out, "actions") and hasattr(out, "problems"):
-            return FeatureResult(list(out.actions), list(out.problems))
-        return FeatureResult(problems=list(out or []))
+        return out if isinstance(out, StartResult) else StartResult(problems=list(out or []))
 
     def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
         return self.module.stop(state, list(netns_names), everything=everything) or []

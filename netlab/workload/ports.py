@@ -1,0 +1,74 @@
+"""Which ports netlab's echo server listens on in a pod: one rule for the containers and the prober.
+
+Pure (the model only): workload.lifecycle starts the servers with it, and
+probe.matrix decides with it which probes an echo server answers.
+
+- A container without ``command`` runs the echo server on its declared ports,
+  or on 8080/TCP when it declares none (``DEFAULT_ECHO_PORT``).
+- Every TCP port also gets its UDP twin, the same number over UDP, so the
+  server answers "every TCP connection and UDP datagram" on its port
+  (``nc -u <pod> 8080`` works as ``nc <pod> 8080`` does). ``protocol: TCP`` is
+  Kubernetes' default, written or not, so it cannot mean "TCP only".
+- A port declared ``protocol: UDP`` is UDP only: writing UDP is a choice (a
+  DNS-like server, a UDP Service's target), and a topology may expect TCP to
+  that port to be refused. Declare the port twice, TCP and UDP, for both.
+- A twin is left out when another container of the same pod declares that
+  port over UDP (or is a port-less echo server, which holds 8080/UDP): it is
+  that container's port, and taking it would make one of them fail with
+  "Address already in use".
+
+The twin is not a declared port: Services pick endpoints by declared
+(port, protocol) only (model.lab.PodInfo.ports), and the default probe matrix
+probes declared ports; an ``expect:`` entry may probe a twin like any port.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netlab.model.lab import DEFAULT_ECHO_PORT
+
+if TYPE_CHECKING:
+    from netlab.model.lab import PodInfo
+    from netlab.model.topology import Container
+
+
+def declared_echo_ports(container: "Container") -> list[tuple[int, str]]:
+    """The ports an echo container declares, or the default 8080/TCP."""
+    return [(p.container_port, p.protocol) for p in container.ports] or [DEFAULT_ECHO_PORT]
+
+
+def _held_by_others(containers: list["Container"], me: "Container") -> set[tuple[int, str]]:
+    held: set[tuple[int, str]] = set()
+    for c in containers:
+        if c.name == me.name:  # names are unique in a pod (PodInfo.containers makes a new default each call)
+            continue
+        if c.command is None:
+            held |= set(declared_echo_ports(c))
+            if not c.ports:
+                held.add((DEFAULT_ECHO_PORT[0], "UDP"))
+        else:
+            held |= {(p.container_port, p.protocol) for p in c.ports}
+    return held
+
+
+def echo_ports(containers: list["Container"], container: "Container") -> list[tuple[int, str]]:
+    """(port, PROTOCOL) the echo server of ``container`` (one of ``containers``, its pod's) listens on."""
+    declared = declared_echo_ports(container)
+    held = _held_by_others(containers, container)
+    out = list(dict.fromkeys(declared))
+    for port, protocol in declared:
+        twin = (port, "UDP")
+        if protocol == "TCP" and twin not in out and twin not in held:
+            out.append(twin)
+    return out
+
+
+def pod_echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
+    """Every (port, PROTOCOL) an echo server of this pod listens on."""
+    containers = pod.containers
+    out: set[tuple[int, str]] = set()
+    for c in containers:
+        if c.command is None:
+            out |= set(echo_ports(containers, c))
+    return out

@@ -1,0 +1,120 @@
+"""The pod's UTS namespace (the pause container's job): hostname = pod name, kept alive by a bind mount.
+
+A pod's containers and ``netlab exec`` join it, so ``hostname`` prints the
+pod's name everywhere in the pod. Like ``ip netns`` keeps a network namespace,
+the namespace is pinned by bind-mounting it onto ``<state dir>/<lab>/uts/<pod>``.
+Namespace changes happen in short-lived threads, never in the caller's.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from netlab.realize import netns as nsmod
+from netlab.realize.state import lab_dir
+
+
+def uts_dir(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name), "uts")
+
+
+def uts_path(lab_name: str, pod: str) -> str:
+    return os.path.join(uts_dir(lab_name), pod)
+
+
+def _in_thread(fn) -> object:
+    """Run fn in a short-lived thread: namespace changes die with the thread, never touch the caller."""
+    box: dict[str, object] = {}
+
+    def body() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    t = threading.Thread(target=body, name="netlab-uts")
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("value")
+
+
+def is_uts_mount(path: str) -> bool:
+    """True when ``path`` is a bind-mounted namespace (nsfs), not a plain file."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
+
+
+def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
+    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing.
+
+    All are made in one short-lived thread (unshare, sethostname, bind-mount,
+    next), so the calling thread never changes namespace.
+    """
+    out = {pod: uts_path(lab_name, pod) for pod in pods}
+    todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
+    if not todo:
+        return out
+    os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
+    libc = nsmod._libc
+
+    def make() -> None:
+        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for pod in todo:
+                path = out[pod]
+                os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+                try:
+                    nsmod._check(libc.unshare(nsmod.CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
+                    name = pod.encode()
+                    nsmod._check(libc.sethostname(name, len(name)), "sethostname")
+                    nsmod._check(libc.mount(b"/proc/thread-self/ns/uts", path.encode(), b"none",
+                                            nsmod.MS_BIND, None), "mount", path)
+                except BaseException:
+                    remove_uts(path)
+                    raise
+        finally:
+            nsmod.setns(home, nsmod.CLONE_NEWUTS)
+            os.close(home)
+
+    _in_thread(make)
+    return out
+
+
+def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:
+    """The hostname inside each pinned UTS namespace (None where it is not one); one thread for all."""
+
+    def read() -> dict[str, str | None]:
+        res: dict[str, str | None] = {}
+        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            for key, path in paths.items():
+                if not is_uts_mount(path):
+                    res[key] = None
+                    continue
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    nsmod.setns(fd, nsmod.CLONE_NEWUTS)
+                    res[key] = os.uname().nodename
+                finally:
+                    os.close(fd)
+        finally:
+            nsmod.setns(home, nsmod.CLONE_NEWUTS)
+            os.close(home)
+        return res
+
+    return _in_thread(read)  # type: ignore[return-value]
+
+
+def remove_uts(path: str) -> None:
+    if is_uts_mount(path):
+        if nsmod._libc.umount2(path.encode(), nsmod.MNT_DETACH) != 0:
+            pass  # unlink below fails with EBUSY and says so
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

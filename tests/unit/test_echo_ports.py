@@ -1,0 +1,56 @@
+"""The echo server's ports (workload/ports.py) and how it tells an HTTP request from a plain client (no root)."""
+
+from __future__ import annotations
+
+from netlab.model.topology import Container
+from netlab.workload.echo import classify, head_complete, http_response
+from netlab.workload.ports import echo_ports
+
+
+def c(name: str, *ports: tuple[int, str], command: list[str] | None = None) -> Container:
+    return Container.model_validate({"name": name, "command": command,
+                                     "ports": [{"containerPort": p, "protocol": proto} for p, proto in ports]})
+
+
+def test_default_and_tcp_ports_get_their_udp_twin():
+    only = c("main")
+    assert echo_ports([only], only) == [(8080, "TCP"), (8080, "UDP")]
+    web = c("web", (9000, "TCP"), (9001, "TCP"))
+    assert echo_ports([web], web) == [(9000, "TCP"), (9001, "TCP"), (9000, "UDP"), (9001, "UDP")]
+
+
+def test_a_declared_udp_port_is_udp_only():
+    dns = c("dns", (5353, "UDP"))
+    assert echo_ports([dns], dns) == [(5353, "UDP")]
+    both = c("both", (53, "TCP"), (53, "UDP"))
+    assert echo_ports([both], both) == [(53, "TCP"), (53, "UDP")]
+
+
+def test_a_twin_another_container_of_the_pod_declares_is_left_to_it():
+    a, b = c("a", (9000, "TCP")), c("b", (9000, "UDP"))
+    assert echo_ports([a, b], a) == [(9000, "TCP")] and echo_ports([a, b], b) == [(9000, "UDP")]
+    sidecar = c("dns", (9000, "UDP"), command=["dnsmasq", "-k"])
+    assert echo_ports([a, sidecar], a) == [(9000, "TCP")]
+    # A port-less echo server holds 8080/UDP: another container's 8080/TCP does not take it.
+    default, other = c("main"), c("x", (8080, "TCP"))
+    assert echo_ports([default, other], other) == [(8080, "TCP")]
+
+
+def test_classify_waits_for_a_full_first_line():
+    assert classify(b"GET / HT") is None
+    assert classify(b"GET /x HTTP/1.1\r\n") == "http"
+    assert classify(b"HEAD / HTTP/1.0\n") == "http"
+    assert classify(b"netlab probe 7\n") == "line"
+    assert classify(b"GET /\r\n") == "line"  # HTTP/0.9: no version, not answered as HTTP/1.1
+    assert classify(b"hello", final=True) == "line"  # the client half-closed: no more will come
+    assert classify(b"x" * 9000) == "line"  # no line end within the size cap
+
+
+def test_http_response_is_http_1_1_with_the_json_body():
+    body = b'{"pod": "p"}\n'
+    resp = http_response(body)
+    head, _, rest = resp.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 200 OK" and rest == body
+    assert b"Content-Length: %d" % len(body) in head and b"Content-Type: application/json" in head
+    assert http_response(body, head_request=True).endswith(b"\r\n\r\n")
+    assert head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") and not head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n")
