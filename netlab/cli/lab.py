@@ -129,23 +129,15 @@ def down(lab_name: str | None, topology: str | None, wait: float, output: str) -
     """
     require_root()
     from netlab.realize import apply
-    from netlab.realize.state import known_labs
+    from netlab.realize.state import select_lab_name
 
-    if topology:
-        lab_name = load_topology(topology).name
-    if not lab_name:
-        labs = known_labs()
-        if not labs:
-            if output == "json":
-                print_json({"lab": None, "was_up": False, "removed_netns": []})
-            else:
-                click.echo("no lab is up; nothing to do")
-            return
-        if len(labs) > 1:
-            from netlab.errors import UsageError
-
-            raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
-        lab_name = labs[0]
+    lab_name = select_lab_name(lab_name, topology, required=False)
+    if lab_name is None:
+        if output == "json":
+            print_json({"lab": None, "was_up": False, "removed_netns": []})
+        else:
+            click.echo("no lab is up; nothing to do")
+        return
     bar, progress = progress_bar()
     if bar:
         with bar:

@@ -82,11 +82,26 @@ def _dns_label(value: Any) -> Any:
     return value
 
 
+def lab_name_problem(value: Any) -> str | None:
+    """What is wrong with a lab name, or None: one rule for a topology's ``name:``
+    and for every ``--lab`` value, which becomes a directory name under the state root."""
+    if not isinstance(value, str):
+        return f"must be a string, not {yaml_kind(value)}"
+    if len(value) > LAB_NAME_MAX:
+        return (f"{_show(value)} is {len(value)} characters; a lab name is at most {LAB_NAME_MAX} "
+                "(it prefixes every namespace name), shorten it")
+    try:
+        _dns_label(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _lab_name(value: Any) -> Any:
-    value = _dns_label(value)
-    if isinstance(value, str) and len(value) > LAB_NAME_MAX:
-        raise ValueError(f"lab name {_show(value)} is {len(value)} characters; at most {LAB_NAME_MAX} "
-                         "(it prefixes every namespace name), shorten it")
+    if isinstance(value, str):  # StrictStr reports other types
+        problem = lab_name_problem(value)
+        if problem:
+            raise ValueError(problem)
     return value
 
 

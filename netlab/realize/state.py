@@ -66,8 +66,19 @@ def state_root() -> str:
     return ensure_dir(STATE_ROOT)
 
 
+def check_lab_name(value: str, what: str = "--lab") -> str:
+    """A lab name a user typed, checked by the rule of a topology's ``name:`` before it
+    becomes a path: ``--lab /etc``, ``..`` or ``.`` never reach a file operation."""
+    from netlab.model.topology import lab_name_problem
+
+    problem = lab_name_problem(value)
+    if problem:
+        raise UsageError(f"{what} {problem}")
+    return value
+
+
 def lab_dir(lab: str, create: bool = True) -> str:
-    path = os.path.join(STATE_ROOT, lab)
+    path = os.path.join(STATE_ROOT, check_lab_name(lab, "lab name"))
     if create:
         state_root()
         return ensure_dir(path)
@@ -200,8 +211,10 @@ def known_labs() -> list[str]:
     if not os.path.isdir(STATE_ROOT):
         return []
     _check_dir(STATE_ROOT)
+    from netlab.model.topology import lab_name_problem
+
     return sorted(name for name in os.listdir(STATE_ROOT)
-                  if os.path.isfile(os.path.join(STATE_ROOT, name, "state.json")))
+                  if lab_name_problem(name) is None and os.path.isfile(os.path.join(STATE_ROOT, name, "state.json")))
 
 
 class LabLock:
@@ -249,27 +262,44 @@ class LabLock:
             self.fd = None
 
 
-def select_lab(lab_name: str | None, topology: str | None) -> LabState:
-    """The running lab a command acts on: --lab, -t FILE, or the only lab up."""
-    if lab_name and topology:
+def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True) -> str | None:
+    """The lab a command acts on: ``--lab NAME``, ``-t FILE`` (its ``name:``), or the only lab up.
+
+    One rule for every command. The name is checked before it is used for
+    anything; with neither option and no lab up, None (or, when ``required``,
+    a usage error).
+    """
+    if lab_name is not None and topology is not None:
         raise UsageError("give --lab or -t, not both")
-    if topology:
+    if topology is not None:
         from netlab.model.load import load_topology
 
-        lab_name = load_topology(topology).name
-    if not lab_name:
-        labs = known_labs()
-        if not labs:
+        return load_topology(topology).name
+    if lab_name is not None:
+        return check_lab_name(lab_name)
+    labs = known_labs()
+    if not labs:
+        if required:
             raise UsageError("no lab is up; start one with: sudo netlab up")
-        if len(labs) > 1:
-            raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
-        lab_name = labs[0]
-    st = load_state(lab_name)
+        return None
+    if len(labs) > 1:
+        raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
+    return labs[0]
+
+
+def running_lab(name: str) -> LabState:
+    """The saved state of a lab that is up; a usage error naming the labs up otherwise."""
+    st = load_state(name)
     if st is None:
         labs = known_labs()
         hint = f" (labs up: {', '.join(labs)})" if labs else ""
-        raise UsageError(f"lab {lab_name!r} is not up{hint}")
+        raise UsageError(f"lab {name!r} is not up{hint}")
     return st
+
+
+def select_lab(lab_name: str | None, topology: str | None) -> LabState:
+    """The running lab a command acts on: --lab, -t FILE, or the only lab up."""
+    return running_lab(select_lab_name(lab_name, topology))  # type: ignore[arg-type]
 
 
 def iter_states() -> Iterator[LabState]:
