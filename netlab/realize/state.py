@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import stat
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,6 +48,17 @@ def _check_dir(path: str) -> None:
 _checked: set[str] = set()  # directories created or checked by this process
 
 
+def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
+    """An OS error on the state directory itself, in words: exit 3, nothing was changed."""
+    where = os.path.dirname(path) or path
+    if exc.errno == errno.EROFS:
+        return EnvironmentNotReady(f"cannot write {path}: {where} is on a read-only file system; "
+                                   "make it writable or point NETLAB_STATE_DIR at a writable directory")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return EnvironmentNotReady(f"cannot write {path}: permission denied; run it with sudo")
+    return EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc}")
+
+
 def ensure_dir(path: str) -> str:
     """Create (0700) or check a state directory (once per process)."""
     if path in _checked:
@@ -57,6 +69,8 @@ def ensure_dir(path: str) -> str:
         pass
     except FileNotFoundError:
         raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
+    except OSError as exc:
+        raise state_dir_error(path, exc) from None
     _check_dir(path)
     _checked.add(path)
     return path
@@ -218,48 +232,105 @@ def known_labs() -> list[str]:
 
 
 class LabLock:
-    """A per-lab flock; the lock file names the holder so others can say who."""
+    """A per-lab flock; the lock file names the holder so others can say who.
+
+    ``down`` deletes the lab's directory, lock file included, while it holds
+    the lock. A command waiting on that file then locks a file nobody else
+    will ever open, while a newcomer locks the new file at the path: both
+    would proceed. So after ``flock`` the locked fd must still be the file at
+    the path; if not, the lock is taken again on the file that is there now.
+    """
 
     def __init__(self, lab: str, command: str = "netlab", wait: float = 60.0):
         self.lab, self.command, self.wait = lab, command, wait
         self.fd: int | None = None
 
     def __enter__(self) -> "LabLock":
-        path = os.path.join(lab_dir(self.lab), "lock")
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         deadline = time.monotonic() + self.wait
         told = False
         while True:
+            fd, path = self._open()
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                told = self._flock(fd, deadline, told)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, path):
                 break
+            os.close(fd)  # locked a deleted file: its holder removed the lab; lock the one there now
+        self.fd = fd
+        try:  # who holds it, for the others' "waiting for ..." (a full disk only loses the note)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} ({self.command})\n".encode(), 0)
+        except OSError:
+            pass
+        return self
+
+    def _open(self) -> tuple[int, str]:
+        """Open (or create) the lock file, making the lab's directory again if a holder removed it."""
+        for _ in range(100):
+            directory = lab_dir(self.lab)
+            path = os.path.join(directory, "lock")
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
+            except FileNotFoundError:
+                _checked.discard(directory)  # removed since we checked it: make it again
+            except OSError as exc:
+                raise state_dir_error(path, exc) from None
+        raise EnvironmentNotReady(f"{self.lab}: its state directory keeps disappearing; is another netlab "
+                                  "removing it?")
+
+    def _flock(self, fd: int, deadline: float, told: bool) -> bool:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return told
             except BlockingIOError:
-                holder = self._holder()
+                holder = _holder(fd)
                 if time.monotonic() >= deadline:
-                    os.close(self.fd)
-                    self.fd = None
                     raise LabBusy(f"lab {self.lab} is in use by {holder}; try again when it finishes") from None
                 if not told:
-                    import sys
-
                     print(f"netlab: waiting for {holder} to release lab {self.lab}", file=sys.stderr)
                     told = True
                 time.sleep(0.05)
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, f"pid {os.getpid()} ({self.command})\n".encode(), 0)
-        return self
-
-    def _holder(self) -> str:
-        try:
-            text = os.pread(self.fd, 200, 0).decode(errors="replace").strip()
-        except OSError:
-            text = ""
-        return text or "another netlab process"
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
+            _drop_if_only_lock(self.lab)
             os.close(self.fd)
             self.fd = None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """The open file ``fd`` is the one at ``path`` now (not deleted, not replaced)."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "another netlab process"
+
+
+def _drop_if_only_lock(lab: str) -> None:
+    """A lab directory that holds nothing but the lock (an up that failed before its
+    first state write, a status of a lab that is not up) is removed by the lock's holder."""
+    path = os.path.join(STATE_ROOT, lab)
+    try:
+        if os.listdir(path) != ["lock"]:
+            return
+        os.unlink(os.path.join(path, "lock"))
+        os.rmdir(path)
+    except OSError:
+        return
+    _checked.discard(path)
 
 
 def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True) -> str | None:
