@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
-from netlab.errors import ChecksFailed
+from netlab.errors import ChecksFailed, display_path
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
@@ -120,12 +120,16 @@ def up(topology: str | None, wait: float, output: str) -> None:
 @lab_options
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
+@click.option("--force", is_flag=True,
+              help="Also when the lab's state file is corrupt or lost: delete every namespace <lab>-* whose lo "
+                   "carries the tag netlab:<lab>:<run id> (any run id). Untagged namespaces are never touched.")
 @output_option("text", "json")
-def down(lab_name: str | None, topology: str | None, wait: float, output: str) -> None:
+def down(lab_name: str | None, topology: str | None, wait: float, force: bool, output: str) -> None:
     """Delete everything the lab made: its processes, links and namespaces.
 
     Works without the topology file (`--lab NAME`), after a crash, and when
-    run twice. Only what the lab's saved state proves it created is deleted.
+    run twice. Only what the lab's saved state proves it created is deleted;
+    with --force, what the namespaces' own netlab tags prove.
     """
     require_root()
     from netlab.realize import apply
@@ -141,9 +145,9 @@ def down(lab_name: str | None, topology: str | None, wait: float, output: str) -
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = apply.down(lab_name, wait=wait, progress=progress)
+            result = apply.down(lab_name, wait=wait, progress=progress, force=force)
     else:
-        result = apply.down(lab_name, wait=wait)
+        result = apply.down(lab_name, wait=wait, force=force)
     if output == "json":
         print_json({"lab": lab_name, "was_up": result.was_up, "removed_netns": result.removed_netns,
                     "skipped": result.skipped})
@@ -192,10 +196,14 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 def list_labs(output: str) -> None:
     """Show the labs that are up."""
     require_root()
-    from netlab.realize.state import iter_states
+    from netlab.realize.state import StateCorrupt, iter_states
 
     rows = []
     for st in iter_states():
+        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
+            rows.append({"lab": st.lab, "phase": "corrupt", "namespaces": None, "nodes": None, "pods": None,
+                         "source": None, "error": str(st)})
+            continue
         topo = st.topology
         rows.append({"lab": st.lab, "phase": st.phase, "namespaces": len(st.netns),
                      "nodes": len(topo.get("nodes", [])), "pods": len(topo.get("pods", [])),
@@ -208,6 +216,11 @@ def list_labs(output: str) -> None:
         return
     table = Table("lab", "phase", "nodes", "pods", "namespaces", "topology")
     for r in rows:
-        table.add_row(r["lab"], r["phase"], str(r["nodes"]), str(r["pods"]), str(r["namespaces"]), r["source"])
+        cells = [r["nodes"], r["pods"], r["namespaces"]]
+        table.add_row(r["lab"], r["phase"], *("?" if c is None else str(c) for c in cells),
+                      "?" if r["source"] is None else display_path(r["source"]))
     Console().print(table)
+    for r in rows:
+        if r.get("error"):
+            click.echo(f"netlab: {r['error']}", err=True)
 

@@ -32,6 +32,7 @@ from netlab.plan.resources import (Address, Bridge, Fdb, Link, NatRules, Neigh, 
                                    Vxlan)
 from netlab.realize import netlink as nl
 from netlab.realize import netns as nsmod
+from netlab.realize import ownership
 from netlab.realize.observe import Drift, diff
 from netlab.realize.state import LabLock, LabState, forget, load_state
 from netlab.services import lifecycle as services_lifecycle
@@ -184,10 +185,7 @@ def _preflight(plan: Plan, state: LabState, tag: str) -> list[str]:
         if state.netns.get(name) == "intent" and nsmod.remove_placeholder(name):
             to_create.append(name)  # left by a crash between claiming the name and mounting
             continue
-        raise OwnershipConflict(
-            f"namespace {name} already exists and is not lab {state.lab}'s "
-            f"(no matching netlab tag on its lo); remove it (ip netns del {name}) if it is stale, "
-            f"or rename the lab")
+        raise OwnershipConflict(ownership.collision_message(name, state.lab))
     return to_create
 
 
@@ -436,9 +434,12 @@ class DownResult:
     was_up: bool = True
 
 
-def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None) -> DownResult:
+def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice."""
     with LabLock(lab_name, "netlab down", wait=wait):
+        if force:  # corrupt or lost state: the namespaces tagged as the lab's (ownership.py)
+            return (ownership.force_down(lab_name, lambda st, tag: _teardown(st, tag, progress), tag_for)
+                    or DownResult(lab=lab_name, was_up=False))
         state = load_state(lab_name)
         if state is None:
             forget(lab_name)

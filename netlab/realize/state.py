@@ -27,9 +27,9 @@ from typing import Any, Iterator
 from netlab.errors import EnvironmentNotReady, LabBusy, UsageError
 from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
+from netlab.realize.state_schema import STATE_VERSION
 
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
-STATE_VERSION = 1
 
 
 def _check_dir(path: str) -> None:
@@ -152,37 +152,52 @@ class LabState:
         return Topology.model_validate(self.topology)
 
     def resolved(self) -> Lab:
-        return resolve(self.model())
+        """The saved topology, resolved; a saved topology that no longer resolves is a corrupt state."""
+        try:
+            return resolve(self.model())
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError too
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StateCorrupt(self.lab, os.path.join(STATE_ROOT, self.lab, "state.json"),
+                               f"topology: {why[:160]}") from None
+
+
+class StateCorrupt(EnvironmentNotReady):
+    """A lab's state file is not a valid state of that lab: one line, and the way out."""
+
+    def __init__(self, lab: str, path: str, why: str):
+        self.lab = lab
+        super().__init__(f"lab {lab}: its state file {path} is corrupt ({' '.join(why.split())}); "
+                         f"take the lab down anyway with `sudo netlab down --lab {lab} --force` "
+                         "(it deletes only namespaces tagged as the lab's)")
 
 
 def load_state(lab: str) -> LabState | None:
-    """Read a lab's state; None when the lab is not known."""
+    """Read a lab's state; None when the lab is not known, StateCorrupt when the file is not
+    a valid state of this lab (see state_schema.py)."""
+    from netlab.realize.state_schema import check_state
+
     path = os.path.join(lab_dir(lab, create=False), "state.json")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise EnvironmentNotReady(f"{path} is a symlink; refusing to read it") from None
-        raise
-    with os.fdopen(fd, "rb") as fh:
-        try:
-            data = json.loads(fh.read())
-        except json.JSONDecodeError as exc:
-            raise EnvironmentNotReady(f"{path} is corrupt ({exc}); inspect it, or remove it to forget the lab") from None
-    if data.get("lab") != lab:
-        raise EnvironmentNotReady(f"{path} describes lab {data.get('lab')!r}, not {lab!r}; refusing to use it")
-    return LabState(
-        lab=lab,
-        run_id=str(data.get("run_id", "")),
-        topology=data.get("topology") or {},
-        source=data.get("source"),
-        netns={str(k): str(v) for k, v in (data.get("netns") or {}).items()},
-        plan=list(data.get("plan") or []),
-        extra=dict(data.get("extra") or {}),
-        phase=str(data.get("phase", "up")),
-    )
+            raise StateCorrupt(lab, path, "it is a symlink") from None
+        raise state_dir_error(path, exc) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StateCorrupt(lab, path, "it is not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            raw = fh.read()
+    finally:
+        os.close(fd)
+    try:
+        data = check_state(raw, lab)
+    except ValueError as exc:
+        raise StateCorrupt(lab, path, str(exc)) from None
+    return LabState(lab=lab, run_id=data["run_id"], topology=data["topology"], source=data["source"],
+                    netns=data["netns"], plan=data["plan"], extra=data["extra"], phase=data["phase"])
 
 
 def forget(lab: str) -> None:
@@ -373,8 +388,14 @@ def select_lab(lab_name: str | None, topology: str | None) -> LabState:
     return running_lab(select_lab_name(lab_name, topology))  # type: ignore[arg-type]
 
 
-def iter_states() -> Iterator[LabState]:
+def iter_states() -> Iterator[LabState | StateCorrupt]:
+    """Every lab's state, in name order; a corrupt one is yielded as its error, so one
+    bad file does not hide the other labs."""
     for name in known_labs():
-        st = load_state(name)
+        try:
+            st = load_state(name)
+        except StateCorrupt as exc:
+            yield exc
+            continue
         if st is not None:
             yield st

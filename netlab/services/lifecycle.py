@@ -130,9 +130,9 @@ def _write_in_place(path: str, text: str) -> None:
 
 
 def _remove_resolv(rec: dict, netns: str) -> None:
-    path = rec["resolv"].pop(netns, None)
-    if path is None:
+    if rec["resolv"].pop(netns, None) is None:
         return
+    path = resolv_path(netns)  # derived from the namespace name, never the recorded text
     lab_dir = os.path.dirname(path)
     try:
         os.unlink(path)
