@@ -456,7 +456,7 @@ def _stop_processes(state: LabState, names: Iterable[str], everything: bool = Fa
 def _teardown(state: LabState, tag: str, progress: Progress | None = None) -> DownResult:
     result = DownResult(lab=state.lab)
     state.phase = "deleting"
-    state.save()
+    state.save(best_effort=True)  # a full disk must not stop a teardown: the tags prove the namespaces
     mine: list[str] = []
     for name in list(state.netns):
         try:

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from netlab.errors import EnvironmentNotReady, LabBusy, UsageError
+from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
 from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
 from netlab.realize.state_schema import STATE_VERSION
@@ -102,16 +102,69 @@ def lab_dir(lab: str, create: bool = True) -> str:
     return path
 
 
+class StateWriteFailed(OSError, ApplyFailed):
+    """A state write did not reach the disk whole (full disk, quota, I/O error): exit 4.
+
+    Also an OSError, so the features' "best effort on teardown" handlers still
+    treat it as one.
+    """
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(errno.EIO, reason, path)
+        self.message = (f"cannot write {path}: {reason}; free space in {os.path.dirname(path)} "
+                        "(or point NETLAB_STATE_DIR at another directory)")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _write_error(path: str, exc: OSError) -> NetlabError:
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return state_dir_error(path, exc)
+    return StateWriteFailed(path, exc.strerror or str(exc))
+
+
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Write a file so readers see the old or the new content, never half."""
+    """Write a file so readers see the old or the new content, never half.
+
+    Every byte is written (os.write may write less than asked), fsynced, then
+    renamed over the old file. Any failure leaves the old file and no
+    temporary one, and raises StateWriteFailed (exit 4), or EnvironmentNotReady
+    (exit 3) for a read-only or forbidden directory.
+    """
     tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise StateWriteFailed(path, f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, StateWriteFailed):
+            raise _write_error(path, exc) from None
+        raise
+    try:  # the rename itself reaches the disk (NETLAB_STATE_DIR may be on one)
+        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
 
 
 @dataclass
@@ -134,7 +187,13 @@ class LabState:
     def path(self) -> str:
         return os.path.join(lab_dir(self.lab), "state.json")
 
-    def save(self) -> None:
+    def save(self, best_effort: bool = False) -> bool:
+        """Write the state atomically; StateWriteFailed if it cannot be written whole.
+
+        ``best_effort``: report failure by returning False instead (teardown on a
+        full disk: the namespaces are proven by their tags, the old state on disk
+        still lists them, and deleting them must go on).
+        """
         data = {
             "version": STATE_VERSION,
             "lab": self.lab,
@@ -146,7 +205,13 @@ class LabState:
             "plan": self.plan,
             "extra": self.extra,
         }
-        write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+        try:
+            write_atomic(self.path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+        except NetlabError:
+            if not best_effort:
+                raise
+            return False
+        return True
 
     def model(self) -> Topology:
         return Topology.model_validate(self.topology)

@@ -240,3 +240,136 @@ def test_collision_with_an_empty_placeholder_advises_removing_it(labs):
         assert lab_namespaces(lab) == [f"{lab}-n1"]
     finally:
         os.unlink(placeholder)
+
+
+# --- state writes on a full or read-only disk --------------------------------------------------
+
+
+class Tmpfs:
+    """A tmpfs of a given size on a private directory, used as NETLAB_STATE_DIR.
+
+    ``read_only()`` gives a read-only view of it (a bind mount) for the CLI,
+    while the lab's containers keep their logs open on the writable one.
+    """
+
+    def __init__(self, where, size: str):
+        self.mounts: list[str] = []
+        self.path = self._mount(str(where), ["-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs"])
+        self.env = {"NETLAB_STATE_DIR": self.path}
+
+    def _mount(self, path: str, args: list[str]) -> str:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        subprocess.run(["mount", *args, path], check=True)
+        self.mounts.append(path)
+        return path
+
+    def read_only(self) -> dict:
+        view = self._mount(f"{self.path}-ro{len(self.mounts)}", ["--rbind", self.path])  # with the UTS pins
+        subprocess.run(["mount", "-o", "remount,bind,ro", view], check=True)
+        return {"NETLAB_STATE_DIR": view}
+
+    def fill(self) -> str:
+        """Take every free byte (a full disk); returns the filler's path."""
+        filler = os.path.join(self.path, "filler")
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        return filler
+
+    def unmount(self, views_only: bool = False) -> None:
+        """Unmount (exactly the mounts made here, newest first); views only: the tmpfs stays."""
+        for path in reversed(self.mounts[1:] if views_only else self.mounts):
+            if subprocess.run(["umount", "-R", path], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-R", "-l", path], check=True)
+            self.mounts.remove(path)
+
+
+@pytest.fixture
+def tmpfs(tmp_path, labs):
+    mounts: list[Tmpfs] = []
+
+    def make(size: str) -> Tmpfs:
+        fs = Tmpfs(tmp_path / f"state{len(mounts)}", size)
+        mounts.append(fs)
+        return fs
+
+    yield make
+    for fs in mounts:
+        for lab in labs.names:  # before the labs fixture looks in the default state directory
+            netlab("down", "--lab", lab, "--force", check=False, env=fs.env)
+        fs.unmount()
+
+
+def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
+    """From a disk too small for the first state write to one big enough: up either works
+    (and status/down work after it) or exits 4, rolled back, with nothing left."""
+    lab = labs.name("ibd")
+    path = write_topology(tmp_path, small(lab))
+    outcomes = []
+    for pages in range(1, 13):
+        fs = tmpfs(f"{pages * 4}k")
+        proc = netlab("up", "-t", path, check=False, env=fs.env)
+        assert "Traceback" not in proc.stderr, (pages, proc.stderr)
+        if proc.returncode == 0:
+            outcomes.append("up")
+            # The state is whole. (A container whose log cannot be written on the full disk is
+            # reported as not started, like any container that fails: that is not a state write.)
+            rows = json.loads(netlab("list", "-o", "json", env=fs.env).stdout)
+            assert [(r["lab"], r["phase"]) for r in rows] == [(lab, "up")], (pages, rows)
+            status = netlab("status", "--lab", lab, check=False, env=fs.env)
+            drift = [line for line in status.stdout.splitlines()[1:-1] if "containers:" not in line]
+            assert status.returncode in (0, 1) and not drift, (pages, status.stdout, status.stderr)
+        else:
+            assert proc.returncode == 4, (pages, proc.returncode, proc.stderr)
+            assert "No space left on device" in proc.stderr, (pages, proc.stderr)
+            assert lab_namespaces(lab) == [], (pages, proc.stderr)
+            assert os.listdir(fs.path) == [], (pages, os.listdir(fs.path))
+            outcomes.append("rolled back" if "rolled back" in proc.stderr else "refused")
+        down = netlab("down", "--lab", lab, check=False, env=fs.env)
+        assert down.returncode == 0 and "Traceback" not in down.stderr, (pages, down.stderr)
+        assert lab_namespaces(lab) == []
+    # The sweep went through all three: no room at all, room to start, room for everything.
+    assert {"refused", "rolled back", "up"} <= set(outcomes), outcomes
+
+
+def test_down_on_a_full_disk_still_removes_the_lab(labs, tmpfs, tmp_path):
+    lab = labs.name("ibe")
+    path = write_topology(tmp_path, small(lab))
+    fs = tmpfs("1m")
+    netlab("up", "-t", path, env=fs.env)
+    filler = fs.fill()
+    assert netlab("status", "--lab", lab, check=False, env=fs.env).returncode == 0
+    again = netlab("up", "-t", path, check=False, env=fs.env)  # converging writes nothing new
+    assert "Traceback" not in again.stderr
+    proc = netlab("down", "--lab", lab, check=False, env=fs.env)
+    assert proc.returncode == 0, proc.stderr
+    assert lab_namespaces(lab) == []
+    assert os.listdir(fs.path) == ["filler"]
+    os.unlink(filler)
+
+
+def test_a_read_only_state_directory_is_a_clean_exit_3(labs, tmpfs, tmp_path):
+    lab = labs.name("ibr")
+    path = write_topology(tmp_path, small(lab))
+    fs = tmpfs("1m")
+    ro = fs.read_only()
+    proc = netlab("up", "-t", path, check=False, env=ro)
+    assert proc.returncode == 3, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and "read-only" in proc.stderr
+    assert lab_namespaces(lab) == []
+    netlab("up", "-t", path, env=fs.env)
+    ro = fs.read_only()  # now, so the view has the lab's UTS pins too
+    for args in (["down", "--lab", lab], ["up", "-t", path], ["down", "--lab", lab, "--force"]):
+        proc = netlab(*args, check=False, env=ro)
+        assert proc.returncode == 3 and "read-only" in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.splitlines()) == 1
+    assert netlab("status", "--lab", lab, check=False, env=ro).returncode == 0
+    assert lab in netlab("list", env=ro).stdout
+    assert len(lab_namespaces(lab)) == 4
+    fs.unmount(views_only=True)  # the view holds the pods' UTS pins too
+    netlab("down", "--lab", lab, env=fs.env)
