@@ -29,7 +29,8 @@ def validate(topology: str | None, output: str) -> None:
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services)})
     else:
-        click.echo(f"{topology or 'built-in default'}: ok (lab {lab.name}: {len(lab.nodes)} nodes, "
+        click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
+                   f"(lab {lab.name}: {len(lab.nodes)} nodes, "
                    f"{len(lab.pods)} pods, {len(lab.services)} services)")
 
 

@@ -321,8 +321,12 @@ def parse_yaml(text: str, file: str) -> Source:
     return src
 
 
-def _parse(text: str, file: str) -> Source:
-    """Parse YAML text; problems that did not stop reading are left in ``src.problems``."""
+def _parse(text: str, file: str, hide_foreign: bool = False) -> Source:
+    """Parse YAML text; problems that did not stop reading are left in ``src.problems``.
+
+    ``hide_foreign`` (a file given by the user): a document whose top level has
+    no topology field is refused without showing anything of it.
+    """
     src = Source(file=file, data=None, lines={}, raw={})
     try:
         data = text.encode("utf-8")
@@ -335,6 +339,7 @@ def _parse(text: str, file: str) -> Source:
     try:
         src.data = _compose(parser, src, stack)
     except _Fail as exc:
+        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
         raise TopologyError([Problem(file, exc.line, exc.field, exc.message)]) from None
     except yaml.reader.ReaderError as exc:
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
@@ -344,15 +349,18 @@ def _parse(text: str, file: str) -> Source:
                                      f"{what} is not allowed in YAML (control characters and invalid UTF-8 are not); "
                                      "remove it")]) from None
     except yaml.MarkedYAMLError as exc:
+        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise TopologyError([Problem(file, line, _where(stack) if line else "", _syntax_message(exc))]) from None
     except yaml.YAMLError as exc:
+        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
         raise TopologyError([Problem(file, None, "", "YAML error: " + " ".join(str(exc).split()))]) from None
     finally:
         dispose = getattr(parser, "dispose", None)
         if dispose:
             dispose()
+    _refuse_if_not_topology(file, src.data, hide_foreign)
     if src.data is None:
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD,
@@ -362,6 +370,26 @@ def _parse(text: str, file: str) -> Source:
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD, f"is {kind}; a topology is a mapping (name:, nodes:, pods: ...)")])
     return src
+
+
+def _root_so_far(stack: list[_Frame]) -> Any:
+    """The top-level mapping read before an error, with the key whose value was being read."""
+    if not stack or not isinstance(stack[0].value, dict):
+        return None
+    return {**stack[0].value, **({stack[0].key: None} if stack[0].key is not None else {})}
+
+
+def _refuse_if_not_topology(file: str, data: Any, hide_foreign: bool) -> None:
+    """A mapping without a single topology field is some other file (``-t /etc/shadow``):
+    refuse it without showing any of its keys, values or paths."""
+    from netlab.model.topology import Topology
+
+    if not hide_foreign or not isinstance(data, dict):
+        return
+    fields = [f.alias or name for name, f in Topology.model_fields.items()]
+    if not data.keys() & set(fields):
+        raise TopologyError([Problem(file, None, "", "is not a netlab topology: none of its top-level keys is a "
+                                     f"topology field ({', '.join(fields)}); its content is not shown")])
 
 
 # --- pydantic errors -> located, one-line problems ----------------------------------------------
@@ -550,7 +578,7 @@ def _read_source(path: str | None) -> Source:
     if path is None:
         text = resources.files("netlab").joinpath("data/default.yaml").read_text("utf-8")
         return _parse(text, DEFAULT_TOPOLOGY)
-    return _parse(_decode(_read_file(path), path), path)
+    return _parse(_decode(_read_file(path), path), path, hide_foreign=True)
 
 
 def load_source(path: str | None) -> Source:
