@@ -33,6 +33,8 @@ class Addressing:
     pod_ip: dict[str, IPv4Address] = field(default_factory=dict)
     service_ip: dict[str, IPv4Address] = field(default_factory=dict)
     gateway_underlay_ip: IPv4Address | None = None
+    # External IP of every LoadBalancer Service, keyed (namespace, name).
+    lb_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)
 
 
 def underlay_gateway(cidr: IPv4Network) -> IPv4Address:
@@ -67,7 +69,8 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
     _node_pod_cidrs(topo, addr, out)
     _pod_ips(topo, addr, out)
     _service_ips(topo, addr, out)
-    _internet_ips(topo, out)
+    _internet_ips(topo, addr, out)
+    _node_ports(topo, out)
     return addr, out
 
 
@@ -209,8 +212,13 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
             addr.service_ip[svc.name] = ip
 
 
-def _internet_ips(topo: Topology, out: list) -> None:
-    """The simulated internet: gateway, hosts and load balancer IPs, all explicit."""
+def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
+    """The simulated internet: gateway and hosts explicit; load balancer IPs explicit or allocated.
+
+    A LoadBalancer without ``loadBalancerIP`` gets the highest free host
+    address of internet.cidr, in file order (hosts are usually numbered from
+    the bottom, so pools from the top rarely move when hosts are added).
+    """
     if not topo.internet:
         return
     inet = topo.internet.cidr
@@ -226,3 +234,34 @@ def _internet_ips(topo: Topology, out: list) -> None:
             out.append((loc, f"{ip} is already used by {seen[ip]}; pick another"))
         else:
             seen[ip] = who
+    lbs = [(i, s) for i, s in enumerate(topo.services) if s.type == "LoadBalancer"]
+    # The internet's switch (a bridge in the gateway) has a port per host and one for the balancer.
+    ports = len(topo.internet.hosts) + (1 if lbs else 0)
+    if ports > BRIDGE_PORT_LIMIT:
+        out.append((("internet", "hosts"), f"{len(topo.internet.hosts)} internet hosts, but the internet's bridge "
+                                           f"takes at most {BRIDGE_PORT_LIMIT} ports (one is the load balancer's); "
+                                           "use fewer hosts"))
+    free = (IPv4Address(v) for v in range(int(inet.broadcast_address) - 1, int(inet.network_address), -1)
+            if IPv4Address(v) not in seen)
+    for i, svc in lbs:
+        ip = svc.load_balancer_ip or next(free, None)
+        if ip is None:
+            out.append((("services", i), f"internet.cidr {inet} has no free address left for this LoadBalancer "
+                                         "(the gateway, the hosts and the other load balancer IPs take them all); "
+                                         "widen internet.cidr or give loadBalancerIP"))
+            break
+        addr.lb_ip[(svc.namespace, svc.name)] = ip
+
+
+def _node_ports(topo: Topology, out: list) -> None:
+    """Every port of a NodePort or LoadBalancer Service without nodePort gets a free one of the range
+    (Kubernetes' default --service-node-port-range)."""
+    from netlab.model.topology import NODE_PORT_RANGE as NODE_PORTS
+
+    explicit = {p.node_port for s in topo.services for p in s.ports if p.node_port is not None}
+    wanted = sum(1 for s in topo.services if s.type != "ClusterIP" for p in s.ports if p.node_port is None)
+    free = NODE_PORTS[1] - NODE_PORTS[0] + 1 - len(explicit)
+    if wanted > free:
+        out.append((("services",), f"{wanted} Service ports need a nodePort, but only {free} of "
+                                   f"{NODE_PORTS[0]}-{NODE_PORTS[1]} are free; use fewer NodePort or "
+                                   "LoadBalancer Services"))

@@ -12,10 +12,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
-from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
+from netlab.model.topology import ECHO_DEFAULT_PORT, Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
-DEFAULT_ECHO_PORT = (8080, "TCP")
+DEFAULT_ECHO_PORT = (ECHO_DEFAULT_PORT, "TCP")
 
 
 @dataclass(frozen=True)
