@@ -47,13 +47,16 @@ def pod_capacity(cidr: IPv4Network) -> int:
     return cidr.num_addresses - 3
 
 
-def _free_hosts(net: IPv4Network, first_offset: int, used: set[IPv4Address]) -> Iterator[IPv4Address]:
-    """Host addresses of ``net`` from ``first_offset`` up, skipping ``used`` (read lazily, so it may grow)."""
+def _free_hosts(net: IPv4Network, first_offset: int, used: set[int]) -> Iterator[IPv4Address]:
+    """Host addresses of ``net`` from ``first_offset`` up, skipping ``used`` (addresses as integers)."""
     last = int(net.broadcast_address) - 1
     for value in range(int(net.network_address) + first_offset, last + 1):
-        addr = IPv4Address(value)
-        if addr not in used:
-            yield addr
+        if value not in used:
+            yield IPv4Address(value)
+
+
+def _ints(addresses) -> set[int]:
+    return {int(a) for a in addresses}
 
 
 def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
@@ -97,7 +100,7 @@ def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
         out.append((("nodes",), f"{len(topo.nodes)} nodes, but the underlay bridge has room for {limit} "
                                 f"(it takes {BRIDGE_PORT_LIMIT} ports); use fewer nodes"))
         return
-    free = _free_hosts(underlay, 2, set(used))
+    free = _free_hosts(underlay, 2, _ints(used))
     for i, node in enumerate(topo.nodes):
         if node.ip is None:
             ip = next(free, None)
@@ -160,15 +163,19 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
             pod_used[pod.ip] = f"pod {pod.name!r}"
             addr.pod_ip[pod.name] = pod.ip
     counts: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for pod in topo.pods:
+        totals[pod.node] = totals.get(pod.node, 0) + 1
+    limits = {n: min(pod_capacity(b), BRIDGE_PORT_LIMIT) for n, b in addr.node_pod_cidr.items()}
     full: set[str] = set()
     for i, pod in enumerate(topo.pods):
         block = addr.node_pod_cidr.get(pod.node)
         if block is None:
             continue
         counts[pod.node] = counts.get(pod.node, 0) + 1
-        limit = min(pod_capacity(block), BRIDGE_PORT_LIMIT)
+        limit = limits[pod.node]
         if counts[pod.node] == limit + 1:  # report once, at the first pod that does not fit
-            total = sum(1 for p in topo.pods if p.node == pod.node)
+            total = totals[pod.node]
             if limit == pod_capacity(block):
                 why = (f"its pod CIDR {block} holds {limit}; lower cluster.nodeMask or spread the pods "
                        "over more nodes")
@@ -176,7 +183,7 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
                 why = f"its cni0 bridge takes at most {BRIDGE_PORT_LIMIT} ports; spread the pods over more nodes"
             out.append((("pods", i, "node"), f"{total} pods on node {pod.node!r}, but {why}"))
             full.add(pod.node)
-    used = set(pod_used)
+    used = _ints(pod_used)
     free_by_node = {n: _free_hosts(b, 2, used) for n, b in addr.node_pod_cidr.items() if n not in full}
     for pod in topo.pods:
         if pod.ip is None and pod.node in free_by_node:
@@ -202,7 +209,7 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
         else:
             svc_used[svc.cluster_ip] = f"service {svc.name!r}"
             addr.service_ip[svc.name] = svc.cluster_ip
-    free_svc = _free_hosts(scidr, 10, set(svc_used))
+    free_svc = _free_hosts(scidr, 10, _ints(svc_used))
     for i, svc in enumerate(topo.services):
         if svc.cluster_ip is None:
             ip = next(free_svc, None)

@@ -88,8 +88,10 @@ class Source:
 
 
 class _Fail(Exception):
-    def __init__(self, line: int | None, field: str, message: str):
+    def __init__(self, line: int | None, field: "str | Path", message: str):
         super().__init__(message)
+        if not isinstance(field, str):  # a path, formatted only when there is a problem to show
+            field = format_path(field) or ROOT_FIELD
         self.line, self.field, self.message = line, field, message
 
 
@@ -153,7 +155,7 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     return " ".join(f"{msg}; {hint}".split())
 
 
-def _scalar(event: ScalarEvent, line: int, where: str) -> Any:
+def _scalar(event: ScalarEvent, line: int, where: "str | Path") -> Any:
     """The value of one scalar, refusing the YAML 1.1 readings nobody means."""
     value = event.value
     if not event.implicit[0]:  # quoted, or the non-specific tag "!": always a string
@@ -238,7 +240,7 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
             discard = parent is not None and (parent.discard or parent.discard_next)
             if parent is not None and isinstance(parent.value, dict) and parent.key is None:
                 # A mapping key: a plain string, not seen before.
-                where = format_path(parent.path) or ROOT_FIELD
+                where = parent.path  # formatted when needed: once per key would cost a third of the parse
                 if not isinstance(event, ScalarEvent):
                     raise _Fail(line, where, "a key must be a plain string, not a list or mapping")
                 key = event.value
@@ -250,7 +252,7 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
                     continue
                 if not isinstance(read, str):
                     kind = "null" if read is None else type(read).__name__
-                    src.problems.append(Problem(src.file, line, where,
+                    src.problems.append(Problem(src.file, line, format_path(where) or ROOT_FIELD,
                                                 f"key {show(event.value)} is read as {kind}; quote it"))
                     parent.key, parent.discard_next = key, True
                     continue
@@ -274,7 +276,7 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
                 src.lines[path] = line
             if isinstance(event, ScalarEvent):
                 try:
-                    value = _scalar(event, line, format_path(path) or ROOT_FIELD)
+                    value = _scalar(event, line, path)
                 except _Fail as exc:
                     src.problems.append(Problem(src.file, exc.line, exc.field, exc.message))
                     value = event.value

@@ -318,8 +318,12 @@ def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
     out += _check_expectations(topo)
     out += _check_kernel_names(topo)
     if not names and not cidrs:  # allocation needs sane names and CIDRs
-        _, problems = allocate(topo)
+        addressing, problems = allocate(topo)
         out += problems
+        if not out:  # the cluster DNS add-on must fit too: it is part of the lab
+            from netlab.model import clusterdns
+
+            out += clusterdns.problems(topo, addressing)
     return out
 
 

@@ -210,6 +210,15 @@ KNOWN = {
     "echo-default-and-declared-8080": (
         BASE + "pods: [{name: p1, node: a, containers: [{name: c, ports: [{containerPort: 8080}]}, {name: d}]}]\n",
         3, "pods[0].containers[1]", "8080/TCP"),
+    # A full CIDR is an error, not a silent drop of the cluster DNS pod (which made validation quadratic).
+    "service-cidr-full-for-dns": (
+        "name: p\ncluster: {serviceCIDR: 10.96.0.0/28}\nnodes: [{name: a}]\nservices:\n" + "".join(
+            f"  - {{name: s{i}, ports: [{{port: 80}}]}}\n" for i in range(5)),
+        2, "cluster.serviceCIDR", "kube-dns"),
+    "no-node-has-room-for-dns": (
+        "name: p\ncluster: {nodeMask: 28}\nnodes: [{name: a}]\npods:\n" + "".join(
+            f"  - {{name: p{i}, node: a}}\n" for i in range(13)) + "services: [{name: s, ports: [{port: 80}]}]\n",
+        4, "pods", "cluster DNS pod kube-dns"),
 }
 
 
@@ -233,3 +242,16 @@ def test_two_containers_with_a_command_and_no_ports_are_fine(tmp_path):
     path.write_text(BASE + "pods: [{name: p1, node: a, containers: [{name: c, command: [sleep, '1']}, "
                            "{name: d, command: [sleep, '2']}, {name: e}]}]\n")
     build_plan(resolve(load_topology(str(path))))
+
+
+def test_the_cluster_dns_is_never_dropped(tmp_path):
+    """Whatever validates and has Services resolves with the kube-dns pod and Service."""
+    from netlab.model import clusterdns
+
+    for n in (4, 1):
+        path = tmp_path / "t.yaml"
+        path.write_text("name: p\ncluster: {serviceCIDR: 10.96.0.0/28}\nnodes: [{name: a}]\nservices:\n"
+                        + "".join(f"  - {{name: s{i}, ports: [{{port: 80}}]}}\n" for i in range(n)))
+        lab = resolve(load_topology(str(path)))
+        assert clusterdns.dns_service(lab.topo) is not None
+        assert any(p.name == clusterdns.DNS_NAME for p in lab.pods)
