@@ -7,7 +7,7 @@ import sys
 import click
 
 from netlab import graph
-from netlab.cli.base import cli
+from netlab.cli.base import check_output_file, cli, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
 from netlab.model.lab import Lab, resolve
 from netlab.model.load import load_topology
@@ -52,6 +52,7 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
     mermaid.live. The same topology always gives the same text, so a graph
     kept in git shows topology changes as diffs.
     """
+    check_output_file(write)
     lab = _pick_lab(lab_name, topology)
     if output == "png" and write is None and sys.stdout.isatty():
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
@@ -62,8 +63,7 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
         stream.write(data)
         stream.flush()
         return
-    with open(write, "wb") as fh:
-        fh.write(data)
+    write_output_file(write, data)
     click.echo(f"netlab: wrote {write} ({output}, {len(data)} bytes)", err=True)
 
 

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
-from netlab.errors import ChecksFailed, display_path
+from netlab.errors import ChecksFailed, TopologyError, display_path
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
@@ -21,10 +21,18 @@ TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo
 def validate(topology: str | None, output: str) -> None:
     """Check a topology file without touching the system (no root needed).
 
-    Every problem is reported as FILE:LINE: field: message; exit code 2 when
-    the topology is invalid.
+    Every problem is reported as FILE:LINE: field: message (with -o json, as
+    a list of {file, line, field, message} on standard output); exit code 2
+    when the topology is invalid.
     """
-    lab = resolve(load_topology(topology))
+    try:
+        lab = resolve(load_topology(topology))
+    except TopologyError as exc:
+        if output != "json":
+            raise
+        print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
+                                                  "message": p.message} for p in exc.problems]})
+        raise SystemExit(exc.exit_code) from None
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services)})
