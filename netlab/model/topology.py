@@ -33,14 +33,14 @@ LABEL_MAX = 63
 NETNS_NAME_MAX = 63
 # Names of namespaces netlab makes besides nodes and pods.
 RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
-BRIDGE_MAX_PORTS = 1023
+BRIDGE_MAX_PORTS = 1023  # BR_MAX_PORTS is 1024 in the kernel, port 0 is unused
 ECHO_DEFAULT_PORT = 8080  # a container without command and ports runs the echo server here
 # Ranges no lab address may come from: the kernel refuses them on an interface or a route
 # (0.0.0.0/8 "this network", 240.0.0.0/4 and the broadcast address), or gives them a meaning
 # of their own (loopback, link-local, multicast).
 SPECIAL_RANGES = tuple((IPv4Network(net), what) for net, what in (
     ("0.0.0.0/8", "'this network'"), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
-    ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved, with the broadcast address")))  # BR_MAX_PORTS is 1024 in the kernel, port 0 is unused
+    ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved, with the broadcast address")))
 
 # Numeric ranges: (low, high, what), used by the fields and by error messages.
 PORT_RANGE = (1, 65535, "ports")

@@ -119,7 +119,8 @@ def internet_topologies(draw) -> dict:
         services[i]["loadBalancerIP"] = str(cidr.network_address + offset)
     return {"name": "p", "nodes": [{"name": "a"}], "pods": [{"name": "w", "node": "a", "labels": {"app": "w"}}],
             "internet": {"cidr": str(cidr), "gateway": {"ip": str(cidr.network_address + 1)},
-                         "hosts": [{"name": f"h{i}", "ip": str(cidr.network_address + o)} for i, o in enumerate(hosts)]},
+                         "hosts": [{"name": f"h{i}", "ip": str(cidr.network_address + o)}
+                                   for i, o in enumerate(hosts)]},
             "services": services}
 
 
