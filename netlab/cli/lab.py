@@ -65,15 +65,18 @@ def plan(topology: str | None, output: str) -> None:
 @click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
+@click.option("--reconfigure", is_flag=True,
+              help="Replace a running lab of the same name that was brought up from another file.")
 @output_option("text", "json")
-def up(topology: str | None, wait: float, output: str) -> None:
+def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> None:
     """Create the lab, or converge a running lab to its topology.
 
     Namespaces are <lab>-underlay, <lab>-<node>, <lab>-<pod>. Running `up`
     again with the same file changes nothing; with a changed file it adds and
     removes what differs, like a controller reconciling desired and current
-    state. A failed or interrupted `up` rolls back (exit 4, or 130 when
-    interrupted).
+    state. Another file whose name: is a running lab's is refused unless
+    --reconfigure is given. A failed or interrupted `up` rolls back (exit 4,
+    or 130 when interrupted).
 
     \b
     Then, for example:
@@ -88,9 +91,9 @@ def up(topology: str | None, wait: float, output: str) -> None:
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = apply.up(lab, source=topology, progress=progress, wait=wait)
+            result = apply.up(lab, source=topology, progress=progress, wait=wait, reconfigure=reconfigure)
     else:
-        result = apply.up(lab, source=topology, wait=wait)
+        result = apply.up(lab, source=topology, wait=wait, reconfigure=reconfigure)
     warnings = list(result.warnings)
     try:
         from netlab.probe.neighbours import neighbour_budget_warning

@@ -34,7 +34,7 @@ from netlab.realize import netlink as nl
 from netlab.realize import netns as nsmod
 from netlab.realize import ownership
 from netlab.realize.observe import Drift, diff
-from netlab.realize.state import LabLock, LabState, forget, load_state
+from netlab.realize.state import LabLock, LabState, check_source, forget, load_state
 from netlab.services import lifecycle as services_lifecycle
 from netlab.workload import lifecycle as workload_lifecycle
 
@@ -190,15 +190,17 @@ def _preflight(plan: Plan, state: LabState, tag: str) -> list[str]:
 
 
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None,
-       wait: float = 60.0) -> UpResult:
+       wait: float = 60.0, reconfigure: bool = False) -> UpResult:
     """Create or converge a lab to its topology. Idempotent."""
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait):
-        return _up_locked(lab, plan, source, progress)
+        return _up_locked(lab, plan, source, progress, reconfigure)
 
 
-def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | None) -> UpResult:
+def _up_locked(lab: Lab, plan: Plan, source: str | None, progress: Progress | None,
+               reconfigure: bool = False) -> UpResult:
     state = load_state(lab.name)
+    check_source(state, source, reconfigure)  # another file with a running lab's name: refused
     fresh = state is None
     if state is None:
         state = LabState(lab=lab.name)

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
+from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError, display_path
 from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
 from netlab.realize.state_schema import STATE_VERSION
@@ -436,6 +436,24 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     if len(labs) > 1:
         raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
     return labs[0]
+
+
+def check_source(state: LabState | None, source: str | None, reconfigure: bool) -> None:
+    """``up -t FILE`` of a lab that is up from another file (or from the built-in default)
+    would silently replace it: refuse, naming the running file, unless ``--reconfigure``."""
+    if state is None or reconfigure:
+        return
+    old, new = state.source, source
+
+    def same(a: str, b: str) -> bool:
+        return os.path.abspath(a) == os.path.abspath(b) or os.path.realpath(a) == os.path.realpath(b)
+
+    if (old is None and new is None) or (old is not None and new is not None and same(old, new)):
+        return
+    running = display_path(old) if old is not None else "the built-in default"
+    given = display_path(new) if new is not None else "the built-in default"
+    raise UsageError(f"lab {state.lab} is up from {running}, and {given} has the same name: it would replace "
+                     f"that lab; rename it, or replace the running lab with `netlab up --reconfigure`")
 
 
 def running_lab(name: str) -> LabState:

@@ -373,3 +373,26 @@ def test_a_read_only_state_directory_is_a_clean_exit_3(labs, tmpfs, tmp_path):
     assert len(lab_namespaces(lab)) == 4
     fs.unmount(views_only=True)  # the view holds the pods' UTS pins too
     netlab("down", "--lab", lab, env=fs.env)
+
+
+# --- up -t other.yaml with the name of a running lab ------------------------------------------
+
+
+def test_up_from_another_file_with_a_running_labs_name_is_refused(labs, tmp_path):
+    lab = labs.name("ibu")
+    first, _ = labs.up(small(lab), "first.yaml")
+    other = write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}, {{name: n2}}]\npods: [{{name: c, node: n2}}]\n",
+                           "other.yaml")
+    before = lab_namespaces(lab)
+    proc = netlab("up", "-t", other, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and first in proc.stderr and "--reconfigure" in proc.stderr
+    assert lab_namespaces(lab) == before
+    assert netlab("status", "--lab", lab).returncode == 0
+    again = netlab("up", "-t", first)  # the same file converges as before
+    assert "nothing to change" in again.stdout
+    netlab("up", "-t", other, "--reconfigure")
+    assert lab_namespaces(lab) == sorted(f"{lab}-{n}" for n in ("c", "n1", "n2", "underlay"))
+    rows = {r["lab"]: r for r in json.loads(netlab("list", "-o", "json").stdout)}
+    assert rows[lab]["source"] == other
+    assert netlab("up", "-t", other).returncode == 0  # now it is the lab's file

@@ -6,6 +6,8 @@ ever given to the check itself, never to a command that could delete them.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from netlab.errors import UsageError
@@ -49,3 +51,31 @@ def test_same_rule_as_a_topologys_name(tmp_path):
         except TopologyError:
             file_ok = False
         assert file_ok == (lab_name_problem(value) is None), value
+
+
+# --- up -t other.yaml: the same lab name from another file ----------------------------------
+
+def running(source):
+    return state.LabState(lab="demo", source=source, phase="up")
+
+
+def test_same_file_or_the_default_again_converges(tmp_path):
+    path = tmp_path / "lab.yaml"
+    path.write_text("x")
+    state.check_source(None, str(path), reconfigure=False)  # a new lab
+    state.check_source(running(str(path)), str(path), reconfigure=False)
+    state.check_source(running(str(path)), os.path.relpath(path), reconfigure=False)
+    link = tmp_path / "link.yaml"
+    link.symlink_to(path)
+    state.check_source(running(str(path)), str(link), reconfigure=False)  # the same file
+    state.check_source(running(None), None, reconfigure=False)
+
+
+@pytest.mark.parametrize("old,new", [("/labs/a.yaml", "/labs/b.yaml"), (None, "/labs/b.yaml"),
+                                     ("/labs/a.yaml", None)])
+def test_another_file_is_refused_unless_reconfigure(old, new):
+    with pytest.raises(UsageError) as info:
+        state.check_source(running(old), new, reconfigure=False)
+    text = str(info.value)
+    assert (old or "built-in default") in text and "--reconfigure" in text and "\n" not in text
+    state.check_source(running(old), new, reconfigure=True)
