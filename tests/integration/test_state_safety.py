@@ -343,7 +343,8 @@ def test_down_on_a_full_disk_still_removes_the_lab(labs, tmpfs, tmp_path):
     fs = tmpfs("1m")
     netlab("up", "-t", path, env=fs.env)
     filler = fs.fill()
-    assert netlab("status", "--lab", lab, check=False, env=fs.env).returncode == 0
+    rows = json.loads(netlab("list", "-o", "json", env=fs.env).stdout)  # reading needs no space
+    assert [(r["lab"], r["phase"]) for r in rows] == [(lab, "up")]
     again = netlab("up", "-t", path, check=False, env=fs.env)  # converging writes nothing new
     assert "Traceback" not in again.stderr
     proc = netlab("down", "--lab", lab, check=False, env=fs.env)
