@@ -7,6 +7,7 @@ the class's code. A traceback is only shown with ``--debug``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -22,6 +23,15 @@ class NetlabError(Exception):
     exit_code = EXIT_CHECKS_FAILED
 
 
+def display_path(path: str) -> str:
+    """A file name as it may appear in a one-line message: as is when it is plain
+    printable text, else quoted with escapes (a newline in a name cannot start a
+    second line that looks like another error)."""
+    if path.isprintable() and path == path.strip() and '"' not in path:
+        return path
+    return json.dumps(path)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with a topology, located in its file."""
@@ -32,7 +42,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
+        file = display_path(self.file)
+        where = f"{file}:{self.line}" if self.line else file
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}"
 

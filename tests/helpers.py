@@ -15,6 +15,11 @@ STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
 VOLATILE_SYSCTLS = ("nf_conntrack_count",)
 
 
+def state_path(lab: str, *parts: str) -> str:
+    """A path in a lab's state directory, under NETLAB_STATE_DIR as the CLI sees it."""
+    return os.path.join(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"), lab, *parts)
+
+
 def unique_lab(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:7]}"
 

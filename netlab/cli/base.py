@@ -10,7 +10,7 @@ from typing import Any, Callable
 import click
 
 from netlab import __version__
-from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError
+from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -89,6 +89,28 @@ def progress_bar(title: str | None = None):
         bar.update(tasks[what], completed=done)
 
     return bar, update
+
+
+def check_output_file(path: str | None) -> None:
+    """Fail before doing any work when ``path`` cannot be written: exit 2, one line."""
+    if path is None:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {display_path(path)}: it is a directory")
+    if not os.path.isdir(folder):
+        raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not a directory")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not writable")
+
+
+def write_output_file(path: str, data: bytes) -> None:
+    """Write a file the user asked for; an OS error (a full disk, a folder gone since) is one line."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise UsageError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
 
 
 def require_root() -> None:

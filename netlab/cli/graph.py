@@ -7,7 +7,7 @@ import sys
 import click
 
 from netlab import graph
-from netlab.cli.base import cli
+from netlab.cli.base import check_output_file, cli, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
 from netlab.model.lab import Lab, resolve
 from netlab.model.load import load_topology
@@ -52,6 +52,7 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
     mermaid.live. The same topology always gives the same text, so a graph
     kept in git shows topology changes as diffs.
     """
+    check_output_file(write)
     lab = _pick_lab(lab_name, topology)
     if output == "png" and write is None and sys.stdout.isatty():
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
@@ -62,27 +63,24 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
         stream.write(data)
         stream.flush()
         return
-    with open(write, "wb") as fh:
-        fh.write(data)
+    write_output_file(write, data)
     click.echo(f"netlab: wrote {write} ({output}, {len(data)} bytes)", err=True)
 
 
 def _pick_lab(lab_name: str | None, topology: str | None) -> Lab:
     """-t FILE, --lab NAME, the only running lab, or the built-in default."""
-    if lab_name and topology:
-        raise UsageError("give --lab or -t, not both")
-    if topology:
-        return resolve(load_topology(topology))
-    if lab_name:
-        return state.select_lab(lab_name, None).resolved()
+    if topology is not None and lab_name is None:
+        return resolve(load_topology(topology))  # a file is drawn as it is, running or not
     try:
-        running = state.known_labs()
+        name = state.select_lab_name(lab_name, topology, required=False)
     except (EnvironmentNotReady, PermissionError):
+        if lab_name is not None:
+            raise
         # The state directory is root's; a user can still draw files.
         click.echo("netlab: cannot read the running labs (root only); drawing the built-in default lab "
                    "(use -t FILE, or sudo)", err=True)
         return resolve(load_topology(None))
-    if running:
-        return state.select_lab(None, None).resolved()  # the only one, or "several labs are up"
-    click.echo("netlab: no lab is up; drawing the built-in default lab", err=True)
-    return resolve(load_topology(None))
+    if name is None:
+        click.echo("netlab: no lab is up; drawing the built-in default lab", err=True)
+        return resolve(load_topology(None))
+    return state.running_lab(name).resolved()

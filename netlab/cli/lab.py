@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
-from netlab.errors import ChecksFailed
+from netlab.errors import ChecksFailed, TopologyError, display_path
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
@@ -21,15 +21,24 @@ TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo
 def validate(topology: str | None, output: str) -> None:
     """Check a topology file without touching the system (no root needed).
 
-    Every problem is reported as FILE:LINE: field: message; exit code 2 when
-    the topology is invalid.
+    Every problem is reported as FILE:LINE: field: message (with -o json, as
+    a list of {file, line, field, message} on standard output); exit code 2
+    when the topology is invalid.
     """
-    lab = resolve(load_topology(topology))
+    try:
+        lab = resolve(load_topology(topology))
+    except TopologyError as exc:
+        if output != "json":
+            raise
+        print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
+                                                  "message": p.message} for p in exc.problems]})
+        raise SystemExit(exc.exit_code) from None
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services)})
     else:
-        click.echo(f"{topology or 'built-in default'}: ok (lab {lab.name}: {len(lab.nodes)} nodes, "
+        click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
+                   f"(lab {lab.name}: {len(lab.nodes)} nodes, "
                    f"{len(lab.pods)} pods, {len(lab.services)} services)")
 
 
@@ -56,15 +65,18 @@ def plan(topology: str | None, output: str) -> None:
 @click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
+@click.option("--reconfigure", is_flag=True,
+              help="Replace a running lab of the same name that was brought up from another file.")
 @output_option("text", "json")
-def up(topology: str | None, wait: float, output: str) -> None:
+def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> None:
     """Create the lab, or converge a running lab to its topology.
 
     Namespaces are <lab>-underlay, <lab>-<node>, <lab>-<pod>. Running `up`
     again with the same file changes nothing; with a changed file it adds and
     removes what differs, like a controller reconciling desired and current
-    state. A failed or interrupted `up` rolls back (exit 4, or 130 when
-    interrupted).
+    state. Another file whose name: is a running lab's is refused unless
+    --reconfigure is given. A failed or interrupted `up` rolls back (exit 4,
+    or 130 when interrupted).
 
     \b
     Then, for example:
@@ -81,9 +93,9 @@ def up(topology: str | None, wait: float, output: str) -> None:
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = apply.up(lab, source=topology, progress=progress, wait=wait)
+            result = apply.up(lab, source=topology, progress=progress, wait=wait, reconfigure=reconfigure)
     else:
-        result = apply.up(lab, source=topology, wait=wait)
+        result = apply.up(lab, source=topology, wait=wait, reconfigure=reconfigure)
     warnings = list(result.warnings)
     try:
         from netlab.probe.neighbours import neighbour_budget_warning
@@ -127,38 +139,34 @@ def up(topology: str | None, wait: float, output: str) -> None:
 @lab_options
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
+@click.option("--force", is_flag=True,
+              help="Also when the lab's state file is corrupt or lost: delete every namespace <lab>-* whose lo "
+                   "carries the tag netlab:<lab>:<run id> (any run id). Untagged namespaces are never touched.")
 @output_option("text", "json")
-def down(lab_name: str | None, topology: str | None, wait: float, output: str) -> None:
+def down(lab_name: str | None, topology: str | None, wait: float, force: bool, output: str) -> None:
     """Delete everything the lab made: its processes, links and namespaces.
 
     Works without the topology file (`--lab NAME`), after a crash, and when
-    run twice. Only what the lab's saved state proves it created is deleted.
+    run twice. Only what the lab's saved state proves it created is deleted;
+    with --force, what the namespaces' own netlab tags prove.
     """
     require_root()
     from netlab.realize import apply
-    from netlab.realize.state import known_labs
+    from netlab.realize.state import select_lab_name
 
-    if topology:
-        lab_name = load_topology(topology).name
-    if not lab_name:
-        labs = known_labs()
-        if not labs:
-            if output == "json":
-                print_json({"lab": None, "was_up": False, "removed_netns": []})
-            else:
-                click.echo("no lab is up; nothing to do")
-            return
-        if len(labs) > 1:
-            from netlab.errors import UsageError
-
-            raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
-        lab_name = labs[0]
+    lab_name = select_lab_name(lab_name, topology, required=False)
+    if lab_name is None:
+        if output == "json":
+            print_json({"lab": None, "was_up": False, "removed_netns": []})
+        else:
+            click.echo("no lab is up; nothing to do")
+        return
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = apply.down(lab_name, wait=wait, progress=progress)
+            result = apply.down(lab_name, wait=wait, progress=progress, force=force)
     else:
-        result = apply.down(lab_name, wait=wait)
+        result = apply.down(lab_name, wait=wait, force=force)
     if output == "json":
         print_json({"lab": lab_name, "was_up": result.was_up, "removed_netns": result.removed_netns,
                     "skipped": result.skipped})
@@ -207,10 +215,14 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 def list_labs(output: str) -> None:
     """Show the labs that are up."""
     require_root()
-    from netlab.realize.state import iter_states
+    from netlab.realize.state import StateCorrupt, iter_states
 
     rows = []
     for st in iter_states():
+        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
+            rows.append({"lab": st.lab, "phase": "corrupt", "namespaces": None, "nodes": None, "pods": None,
+                         "source": None, "error": str(st)})
+            continue
         topo = st.topology
         rows.append({"lab": st.lab, "phase": st.phase, "namespaces": len(st.netns),
                      "nodes": len(topo.get("nodes", [])), "pods": len(topo.get("pods", [])),
@@ -223,6 +235,11 @@ def list_labs(output: str) -> None:
         return
     table = Table("lab", "phase", "nodes", "pods", "namespaces", "topology")
     for r in rows:
-        table.add_row(r["lab"], r["phase"], str(r["nodes"]), str(r["pods"]), str(r["namespaces"]), r["source"])
+        cells = [r["nodes"], r["pods"], r["namespaces"]]
+        table.add_row(r["lab"], r["phase"], *("?" if c is None else str(c) for c in cells),
+                      "?" if r["source"] is None else display_path(r["source"]))
     Console().print(table)
+    for r in rows:
+        if r.get("error"):
+            click.echo(f"netlab: {r['error']}", err=True)
 

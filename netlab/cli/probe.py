@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
+                             write_output_file)
 
 
 @cli.command()
@@ -49,6 +50,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     The machine-wide neighbour (ARP) table stays bounded: the entries probing
     creates are deleted as it goes, and entries that were there before stay.
     """
+    check_output_file(junit_file)
     require_root()
     from netlab.probe import report as render
     from netlab.probe import runner
@@ -58,8 +60,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     lab = state.resolved()
     result = runner.run(lab, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp, services=services)
     if junit_file:
-        with open(junit_file, "wb") as fh:
-            fh.write(render.junit(result))
+        write_output_file(junit_file, render.junit(result))
     if output == "json":
         print_json(render.to_json(result))
     else:

@@ -7,21 +7,9 @@ from typing import Any
 
 import click
 
-from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
+from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, progress_bar,
+                             require_root)
 from netlab.errors import ChecksFailed, UsageError
-
-
-def _check_output_file(path: str | None) -> None:
-    """Fail before capturing anything when the file cannot be written."""
-    if path is None:
-        return
-    import os
-
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {path}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK):
-        raise UsageError(f"cannot write {path}: {folder} is not writable")
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
@@ -84,7 +72,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
 
     Exit code 1 when the packet does not reach DST.
     """
-    _check_output_file(pcap)
+    check_output_file(pcap)
     require_root()
     from netlab import trace as tr
     from netlab.trace.path import render_text
@@ -137,7 +125,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     name, sep, iface = target.rpartition(":")
     if not sep or not name or not iface:
         raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")
-    _check_output_file(write)
+    check_output_file(write)
     require_root()
     from netlab.trace import capture as cap
 

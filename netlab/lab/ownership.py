@@ -12,6 +12,7 @@ from netlab.errors import OwnershipConflict
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
 from netlab.plan.build import Plan
+from netlab.realize import ownership
 from netlab.realize.state import LabState
 
 TAG_PREFIX = nsmod.TAG_PREFIX
@@ -37,16 +38,5 @@ def namespaces_to_create(kernel: Kernel, plan: Plan, state: LabState, tag: str) 
         elif state.netns.get(name) == "intent" and kernel.remove_placeholder(name):
             out.append(name)  # left by a crash between claiming the name and mounting
         else:
-            raise OwnershipConflict(collision_message(kernel, name, state))
+            raise OwnershipConflict(ownership.collision_message(name, state.lab))
     return out
-
-
-def collision_message(kernel: Kernel, name: str, state: LabState) -> str:
-    """Why ``name`` cannot be used, and what to do: ``ip netns del`` only for a namespace proven stale."""
-    tag = kernel.read_tag(name) if kernel.netns_mounted(name) else None
-    head = f"namespace {name} already exists and is not lab {state.lab}'s"
-    if tag and tag.startswith(TAG_PREFIX):
-        other = tag[len(TAG_PREFIX):].split(":", 1)[0]
-        return (f"{head}: it belongs to netlab lab {other!r}; take that lab down (sudo netlab down --lab {other}) "
-                "or rename this lab")
-    return f"{head} (no netlab tag); rename the lab, or remove that namespace if you made it and no longer need it"

@@ -19,6 +19,7 @@ from netlab.kernel.base import Kernel
 from netlab.kernel.live import LINK_GROUP
 from netlab.feature import Feature
 from netlab.lab.ownership import owned, tag_for
+from netlab.realize import ownership
 from netlab.realize.state import LabLock, LabState, forget, load_state
 
 Progress = Callable[[str, int, int], None]
@@ -33,9 +34,17 @@ class DownResult:
 
 
 def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: float = 60.0,
-         progress: Progress | None = None, kernel_factory: Callable[[], Kernel] | None = None) -> DownResult:
-    """Delete everything the lab's state proves it created. Safe to run twice."""
+         progress: Progress | None = None, kernel_factory: Callable[[], Kernel] | None = None,
+         force: bool = False) -> DownResult:
+    """Delete everything the lab's state proves it created. Safe to run twice.
+
+    ``force``: the state is corrupt or lost; the namespaces tagged as the lab's go too (realize/ownership.py).
+    """
     with LabLock(lab_name, "netlab down", wait=wait):
+        if force:
+            result = ownership.force_down(
+                lab_name, lambda st, tag: teardown(kernel, features, st, tag, progress, kernel_factory), tag_for)
+            return result or DownResult(lab=lab_name, was_up=False)
         state = load_state(lab_name)
         if state is None:
             forget(lab_name)
@@ -63,10 +72,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
              progress: Progress | None = None, kernel_factory: Callable[[], Kernel] | None = None) -> DownResult:
     result = DownResult(lab=state.lab)
     state.phase = "deleting"
-    try:
-        state.save()
-    except OSError:
-        pass  # a full disk must not keep a lab up: the tags prove what is ours
+    state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
     mine: list[str] = []
     for name in list(state.netns):
         try:

@@ -30,7 +30,7 @@ from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.repair import create_ops, ordered, repair_ops
-from netlab.realize.state import LabLock, LabState, forget, load_state
+from netlab.realize.state import LabLock, LabState, check_source, forget, load_state
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
@@ -58,11 +58,15 @@ class UpResult:
 
 
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
-       progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None) -> UpResult:
-    """Create or converge a lab to its topology. Idempotent."""
+       progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None,
+       reconfigure: bool = False) -> UpResult:
+    """Create or converge a lab to its topology. Idempotent.
+
+    A lab that is up from another file is refused unless ``reconfigure``.
+    """
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait):
-        return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source)
+        return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 
 def kernel_links(state: LabState) -> dict[str, list[str]]:
@@ -79,8 +83,9 @@ class _Up:
         self.created: list[str] = []
         self.early: dict[str, Any] = {}
 
-    def run(self, source: str | None) -> UpResult:
+    def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
+        check_source(state, source, reconfigure)  # another file with a running lab's name: refused
         fresh = state is None
         state = state or LabState(lab=self.lab.name)
         tag = tag_for(state)
@@ -226,7 +231,7 @@ class _Up:
             for name in self.created:
                 state.netns.pop(name, None)
                 kernel_links(state).pop(name, None)
-            state.save()
+            state.save(best_effort=True)  # a full disk must not stop a rollback
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)

@@ -33,6 +33,8 @@ class Addressing:
     pod_ip: dict[str, IPv4Address] = field(default_factory=dict)
     service_ip: dict[str, IPv4Address] = field(default_factory=dict)
     gateway_underlay_ip: IPv4Address | None = None
+    # External IP of every LoadBalancer Service, keyed (namespace, name).
+    lb_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)
 
 
 def underlay_gateway(cidr: IPv4Network) -> IPv4Address:
@@ -45,13 +47,16 @@ def pod_capacity(cidr: IPv4Network) -> int:
     return cidr.num_addresses - 3
 
 
-def _free_hosts(net: IPv4Network, first_offset: int, used: set[IPv4Address]) -> Iterator[IPv4Address]:
-    """Host addresses of ``net`` from ``first_offset`` up, skipping ``used`` (read lazily, so it may grow)."""
+def _free_hosts(net: IPv4Network, first_offset: int, used: set[int]) -> Iterator[IPv4Address]:
+    """Host addresses of ``net`` from ``first_offset`` up, skipping ``used`` (addresses as integers)."""
     last = int(net.broadcast_address) - 1
     for value in range(int(net.network_address) + first_offset, last + 1):
-        addr = IPv4Address(value)
-        if addr not in used:
-            yield addr
+        if value not in used:
+            yield IPv4Address(value)
+
+
+def _ints(addresses) -> set[int]:
+    return {int(a) for a in addresses}
 
 
 def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
@@ -67,7 +72,8 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
     _node_pod_cidrs(topo, addr, out)
     _pod_ips(topo, addr, out)
     _service_ips(topo, addr, out)
-    _internet_ips(topo, out)
+    _internet_ips(topo, addr, out)
+    _node_ports(topo, out)
     return addr, out
 
 
@@ -94,7 +100,7 @@ def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
         out.append((("nodes",), f"{len(topo.nodes)} nodes, but the underlay bridge has room for {limit} "
                                 f"(it takes {BRIDGE_PORT_LIMIT} ports); use fewer nodes"))
         return
-    free = _free_hosts(underlay, 2, set(used))
+    free = _free_hosts(underlay, 2, _ints(used))
     for i, node in enumerate(topo.nodes):
         if node.ip is None:
             ip = next(free, None)
@@ -157,15 +163,19 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
             pod_used[pod.ip] = f"pod {pod.name!r}"
             addr.pod_ip[pod.name] = pod.ip
     counts: dict[str, int] = {}
+    totals: dict[str, int] = {}
+    for pod in topo.pods:
+        totals[pod.node] = totals.get(pod.node, 0) + 1
+    limits = {n: min(pod_capacity(b), BRIDGE_PORT_LIMIT) for n, b in addr.node_pod_cidr.items()}
     full: set[str] = set()
     for i, pod in enumerate(topo.pods):
         block = addr.node_pod_cidr.get(pod.node)
         if block is None:
             continue
         counts[pod.node] = counts.get(pod.node, 0) + 1
-        limit = min(pod_capacity(block), BRIDGE_PORT_LIMIT)
+        limit = limits[pod.node]
         if counts[pod.node] == limit + 1:  # report once, at the first pod that does not fit
-            total = sum(1 for p in topo.pods if p.node == pod.node)
+            total = totals[pod.node]
             if limit == pod_capacity(block):
                 why = (f"its pod CIDR {block} holds {limit}; lower cluster.nodeMask or spread the pods "
                        "over more nodes")
@@ -173,7 +183,7 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
                 why = f"its cni0 bridge takes at most {BRIDGE_PORT_LIMIT} ports; spread the pods over more nodes"
             out.append((("pods", i, "node"), f"{total} pods on node {pod.node!r}, but {why}"))
             full.add(pod.node)
-    used = set(pod_used)
+    used = _ints(pod_used)
     free_by_node = {n: _free_hosts(b, 2, used) for n, b in addr.node_pod_cidr.items() if n not in full}
     for pod in topo.pods:
         if pod.ip is None and pod.node in free_by_node:
@@ -199,7 +209,7 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
         else:
             svc_used[svc.cluster_ip] = f"service {svc.name!r}"
             addr.service_ip[svc.name] = svc.cluster_ip
-    free_svc = _free_hosts(scidr, 10, set(svc_used))
+    free_svc = _free_hosts(scidr, 10, _ints(svc_used))
     for i, svc in enumerate(topo.services):
         if svc.cluster_ip is None:
             ip = next(free_svc, None)
@@ -209,8 +219,13 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
             addr.service_ip[svc.name] = ip
 
 
-def _internet_ips(topo: Topology, out: list) -> None:
-    """The simulated internet: gateway, hosts and load balancer IPs, all explicit."""
+def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
+    """The simulated internet: gateway and hosts explicit; load balancer IPs explicit or allocated.
+
+    A LoadBalancer without ``loadBalancerIP`` gets the highest free host
+    address of internet.cidr, in file order (hosts are usually numbered from
+    the bottom, so pools from the top rarely move when hosts are added).
+    """
     if not topo.internet:
         return
     inet = topo.internet.cidr
@@ -226,3 +241,34 @@ def _internet_ips(topo: Topology, out: list) -> None:
             out.append((loc, f"{ip} is already used by {seen[ip]}; pick another"))
         else:
             seen[ip] = who
+    lbs = [(i, s) for i, s in enumerate(topo.services) if s.type == "LoadBalancer"]
+    # The internet's switch (a bridge in the gateway) has a port per host and one for the balancer.
+    ports = len(topo.internet.hosts) + (1 if lbs else 0)
+    if ports > BRIDGE_PORT_LIMIT:
+        out.append((("internet", "hosts"), f"{len(topo.internet.hosts)} internet hosts, but the internet's bridge "
+                                           f"takes at most {BRIDGE_PORT_LIMIT} ports (one is the load balancer's); "
+                                           "use fewer hosts"))
+    free = (IPv4Address(v) for v in range(int(inet.broadcast_address) - 1, int(inet.network_address), -1)
+            if IPv4Address(v) not in seen)
+    for i, svc in lbs:
+        ip = svc.load_balancer_ip or next(free, None)
+        if ip is None:
+            out.append((("services", i), f"internet.cidr {inet} has no free address left for this LoadBalancer "
+                                         "(the gateway, the hosts and the other load balancer IPs take them all); "
+                                         "widen internet.cidr or give loadBalancerIP"))
+            break
+        addr.lb_ip[(svc.namespace, svc.name)] = ip
+
+
+def _node_ports(topo: Topology, out: list) -> None:
+    """Every port of a NodePort or LoadBalancer Service without nodePort gets a free one of the range
+    (Kubernetes' default --service-node-port-range)."""
+    from netlab.model.topology import NODE_PORT_RANGE as NODE_PORTS
+
+    explicit = {p.node_port for s in topo.services for p in s.ports if p.node_port is not None}
+    wanted = sum(1 for s in topo.services if s.type != "ClusterIP" for p in s.ports if p.node_port is None)
+    free = NODE_PORTS[1] - NODE_PORTS[0] + 1 - len(explicit)
+    if wanted > free:
+        out.append((("services",), f"{wanted} Service ports need a nodePort, but only {free} of "
+                                   f"{NODE_PORTS[0]}-{NODE_PORTS[1]} are free; use fewer NodePort or "
+                                   "LoadBalancer Services"))

@@ -30,9 +30,13 @@ which ``ip netns exec`` (and netlab's own exec and containers) bind-mount over
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from netlab.model.topology import Service, Topology
+from netlab.model.topology import BRIDGE_MAX_PORTS, Pod, Service, Topology
+
+if TYPE_CHECKING:
+    from netlab.model.addressing import Addressing
+    from netlab.model.topology import Loc
 
 CLUSTER_DOMAIN = "cluster.local"
 DNS_NAME = "kube-dns"
@@ -73,47 +77,102 @@ def dns_service(topo: Topology) -> Service | None:
     return next((s for s in topo.services if is_dns_service(s)), None)
 
 
+def needs_cluster_dns(topo: Topology) -> bool:
+    """A topology with Services gets the add-on, unless it brings its own ``kube-dns``."""
+    if not topo.services or any(s.name == DNS_NAME for s in topo.services):
+        return False
+    return not any(x.name == DNS_NAME for x in (*topo.nodes, *topo.pods))
+
+
 def with_cluster_dns(topo: Topology) -> Topology:
     """The topology plus the DNS add-on (pod and Service), when it has Services.
 
     Pure and idempotent: a topology that already has a ``kube-dns`` Service or
-    pod (the user's, or added before) comes back unchanged, and so does one
-    where no node has room for one more pod.
+    pod (the user's, or added before) comes back unchanged. A topology where
+    the add-on does not fit (no node has room for one more pod, the service
+    CIDR is full) is refused by validation (:func:`problems`); here it raises
+    ValueError.
     """
-    from netlab.model.addressing import allocate
-    from netlab.model.topology import check_topology
+    added, _, problems = add_cluster_dns(topo)
+    if problems:
+        raise ValueError(f"cluster DNS does not fit: {problems[0][1]}")
+    return added
 
-    if not topo.services or any(s.name == DNS_NAME for s in topo.services):
-        return topo
-    if any(x.name == DNS_NAME for x in (*topo.nodes, *topo.pods)):
-        return topo
-    base: dict[str, Any] = topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+def add_cluster_dns(topo: Topology, addressing: Addressing | None = None
+                    ) -> tuple[Topology, Addressing | None, list[tuple[Loc, str]]]:
+    """(topology with the add-on, its addressing, problems), in time linear in the topology.
+
+    ``addressing``: the topology's own, when the caller has it. The pod goes on
+    the first node with room, like a scheduler filling nodes in order; the
+    Service gets the 10th address of the service CIDR unless a user's Service
+    holds it, then the lowest free one. Everything is decided from one
+    allocation, and checked by a second one of the result.
+    """
+    if not needs_cluster_dns(topo):
+        return topo, addressing, []
+    if _last and _last[0] is topo:  # validate, then resolve, ask about the same (frozen) topology
+        return _last[1]
+    result = _add_cluster_dns(topo, addressing)
+    _last[:] = [topo, result]
+    return result
+
+
+_last: list = []  # [topology, add_cluster_dns(topology)]: the last answer, for the same object
+
+
+def _add_cluster_dns(topo: Topology, addressing: Addressing | None
+                     ) -> tuple[Topology, Addressing | None, list[tuple[Loc, str]]]:
+    from netlab.model.addressing import allocate, pod_capacity
+
+    if addressing is None:
+        addressing, problems = allocate(topo)
+        if problems:
+            return topo, None, problems
+    count: dict[str, int] = {}
+    for pod in topo.pods:
+        count[pod.node] = count.get(pod.node, 0) + 1
+    node = next((n for n in topo.nodes
+                 if count.get(n.name, 0) < min(pod_capacity(addressing.node_pod_cidr[n.name]), BRIDGE_MAX_PORTS)),
+                None)
+    if node is None:
+        return topo, None, [(("pods",), f"no node has room for the cluster DNS pod {DNS_NAME} (added because the "
+                                        "topology has Services): every node's pod CIDR or bridge is full; "
+                                        "lower cluster.nodeMask or add a node")]
     scidr = topo.cluster.service_cidr
     wanted_ip = scidr.network_address + DNS_IP_OFFSET
     taken = {s.cluster_ip for s in topo.services if s.cluster_ip is not None}
-    svc: dict[str, Any] = {
+    svc = Service.model_validate({
         "name": DNS_NAME, "namespace": DNS_NAMESPACE, "selector": dict(DNS_LABELS),
+        **({"clusterIP": str(wanted_ip)}
+           if wanted_ip not in taken and wanted_ip in scidr and scidr.num_addresses > DNS_IP_OFFSET + 1 else {}),
         "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}],
+    })
+    pod_data: dict[str, Any] = {
+        "name": DNS_NAME, "node": node.name, "labels": dict(DNS_LABELS),
+        "containers": [{"name": DNS_CONTAINER, "command": ["dnsmasq"],
+                        "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
+                                  {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}]}],
     }
-    if wanted_ip not in taken and wanted_ip in scidr and scidr.num_addresses > DNS_IP_OFFSET + 1:
-        svc["clusterIP"] = str(wanted_ip)
-    for node in topo.nodes:
-        pod: dict[str, Any] = {
-            "name": DNS_NAME, "node": node.name, "labels": dict(DNS_LABELS),
-            "containers": [{"name": DNS_CONTAINER, "command": ["dnsmasq"],
-                            "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
-                                      {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}]}],
-        }
-        data = dict(base, pods=list(base.get("pods", [])) + [pod], services=list(base["services"]) + [svc])
-        candidate = Topology.model_validate(data)
-        if check_topology(candidate):
-            continue  # this node is full (or the CIDRs are): try the next one
-        addressing, _ = allocate(candidate)
-        records = [(fqdn(s), addressing.service_ip[s.name]) for s in candidate.services]
-        pod["containers"][0]["command"] = dnsmasq_argv(records)
-        return Topology.model_validate(data)
-    return topo
+    candidate = topo.model_copy(update={"pods": [*topo.pods, Pod.model_validate(pod_data)],
+                                        "services": [*topo.services, svc]})
+    final, problems = allocate(candidate)
+    if problems:
+        return topo, None, [(("cluster", "serviceCIDR"),
+                             f"cluster.serviceCIDR {scidr} is full: the cluster DNS Service "
+                             f"{DNS_NAMESPACE}/{DNS_NAME} (added because the topology has Services) needs one more "
+                             "address; widen it")]
+    records = [(fqdn(s), final.service_ip[s.name]) for s in candidate.services]
+    pod_data["containers"][0]["command"] = dnsmasq_argv(records)
+    added = topo.model_copy(update={"pods": [*topo.pods, Pod.model_validate(pod_data)],
+                                    "services": [*topo.services, svc]})
+    return added, final, []
+
+
+def problems(topo: Topology, addressing: Addressing) -> list[tuple[Loc, str]]:
+    """Why the cluster DNS add-on does not fit this (otherwise valid) topology; [] when it does."""
+    return add_cluster_dns(topo, addressing)[2]
 
 
 def resolv_conf(lab_name: str, nameserver: IPv4Address, namespace: str = "default") -> str:

@@ -12,10 +12,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
-from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
+from netlab.model.topology import ECHO_DEFAULT_PORT, Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
-DEFAULT_ECHO_PORT = (8080, "TCP")
+DEFAULT_ECHO_PORT = (ECHO_DEFAULT_PORT, "TCP")
 
 
 @dataclass(frozen=True)
@@ -192,10 +192,11 @@ def resolve(topo: Topology) -> Lab:
     A lab with Services also gets cluster DNS (a ``kube-dns`` pod and Service,
     see clusterdns.py) unless the topology declares its own.
     """
-    from netlab.model.clusterdns import with_cluster_dns
+    from netlab.model.clusterdns import add_cluster_dns
 
-    topo = with_cluster_dns(topo)
-    addressing, problems = allocate(topo)
+    topo, addressing, problems = add_cluster_dns(topo)
+    if addressing is None and not problems:
+        addressing, problems = allocate(topo)
     if problems:  # load_topology reports these with lines; this is a programming error
         raise ValueError(f"unresolvable topology: {problems[0]}")
     return Lab(topo, addressing)

@@ -99,8 +99,10 @@ class Source:
 
 
 class _Fail(Exception):
-    def __init__(self, line: int | None, field: str, message: str):
+    def __init__(self, line: int | None, field: "str | Path", message: str):
         super().__init__(message)
+        if not isinstance(field, str):  # a path, formatted only when there is a problem to show
+            field = format_path(field) or ROOT_FIELD
         self.line, self.field, self.message = line, field, message
 
 
@@ -164,7 +166,7 @@ def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     return " ".join(f"{msg}; {hint}".split())
 
 
-def _scalar(event: ScalarEvent, line: int, where: str) -> Any:
+def _scalar(event: ScalarEvent, line: int, where: "str | Path") -> Any:
     """The value of one scalar, refusing the YAML 1.1 readings nobody means."""
     value = event.value
     if not event.implicit[0]:  # quoted, or the non-specific tag "!": always a string
@@ -253,7 +255,7 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
             discard = parent is not None and (parent.discard or parent.discard_next)
             if parent is not None and isinstance(parent.value, dict) and parent.key is None:
                 # A mapping key: a plain string, not seen before.
-                where = format_path(parent.path) or ROOT_FIELD
+                where = parent.path  # formatted when needed: once per key would cost a third of the parse
                 if not isinstance(event, ScalarEvent):
                     raise _Fail(line, where, "a key must be a plain string, not a list or mapping")
                 key = event.value
@@ -265,7 +267,7 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
                     continue
                 if not isinstance(read, str):
                     kind = "null" if read is None else type(read).__name__
-                    src.problems.append(Problem(src.file, line, where,
+                    src.problems.append(Problem(src.file, line, format_path(where) or ROOT_FIELD,
                                                 f"key {show(event.value)} is read as {kind}; quote it"))
                     parent.key, parent.discard_next = key, True
                     continue
@@ -289,7 +291,7 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
                 src.lines[path] = line
             if isinstance(event, ScalarEvent):
                 try:
-                    value = _scalar(event, line, format_path(path) or ROOT_FIELD)
+                    value = _scalar(event, line, path)
                 except _Fail as exc:
                     src.problems.append(Problem(src.file, exc.line, exc.field, exc.message))
                     value = event.value
@@ -336,8 +338,12 @@ def parse_yaml(text: str, file: str) -> Source:
     return src
 
 
-def _parse(text: str, file: str) -> Source:
-    """Parse YAML text; problems that did not stop reading are left in ``src.problems``."""
+def _parse(text: str, file: str, hide_foreign: bool = False) -> Source:
+    """Parse YAML text; problems that did not stop reading are left in ``src.problems``.
+
+    ``hide_foreign`` (a file given by the user): a document whose top level has
+    no topology field is refused without showing anything of it.
+    """
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -345,10 +351,10 @@ def _parse(text: str, file: str) -> Source:
         raise TopologyError([Problem(file, line, YAML_FIELD, "not valid Unicode text (a lone surrogate)")]) from None
     if _FastParser is not None:
         try:
-            return _read(_FastParser, data, file, libyaml=True)
+            return _read(_FastParser, data, file, libyaml=True, hide_foreign=hide_foreign)
         except _LibyamlDepthLimit:
             pass  # libyaml gave up on nesting before our own check could speak: the pure parser decides
-    return _read(yaml.SafeLoader, text, file, libyaml=False)
+    return _read(yaml.SafeLoader, text, file, libyaml=False, hide_foreign=hide_foreign)
 
 
 # libyaml's own nesting limit (PyYAML >= 6.0.4: "exceeded maximum nesting depth").
@@ -359,7 +365,7 @@ class _LibyamlDepthLimit(Exception):
     """libyaml refused nesting deeper than its own limit, which is far above MAX_DEPTH."""
 
 
-def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool) -> Source:
+def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_foreign: bool = False) -> Source:
     """Read one document of ``buf`` with a parser of ``parser_class`` into a Source, or raise TopologyError."""
     src = Source(file=file, data=None, lines={}, raw={})
     stack: list[_Frame] = []
@@ -368,8 +374,10 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool) -> Sour
         parser = parser_class(buf)  # the pure-Python reader checks every character here already
         src.data = _compose(parser, src, stack)
     except _Fail as exc:
+        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
         raise TopologyError([Problem(file, exc.line, exc.field, exc.message)]) from None
     except yaml.reader.ReaderError as exc:
+        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
         what = f"character U+{code:04X}"
         line = _line_at(buf, exc.position)
@@ -379,6 +387,7 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool) -> Sour
     except yaml.MarkedYAMLError as exc:
         if libyaml and _LIBYAML_DEPTH_LIMIT in (exc.problem or ""):
             raise _LibyamlDepthLimit() from None
+        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise TopologyError([Problem(file, line, _where(stack) if line else "", _syntax_message(exc))]) from None
@@ -388,6 +397,7 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool) -> Sour
         dispose = getattr(parser, "dispose", None)
         if dispose:
             dispose()
+    _refuse_if_not_topology(file, src.data, hide_foreign)
     if src.data is None:
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD,
@@ -397,6 +407,26 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool) -> Sour
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD, f"is {kind}; a topology is a mapping (name:, nodes:, pods: ...)")])
     return src
+
+
+def _root_so_far(stack: list[_Frame]) -> Any:
+    """The top-level mapping read before an error, with the key whose value was being read."""
+    if not stack or not isinstance(stack[0].value, dict):
+        return None
+    return {**stack[0].value, **({stack[0].key: None} if stack[0].key is not None else {})}
+
+
+def _refuse_if_not_topology(file: str, data: Any, hide_foreign: bool) -> None:
+    """A mapping without a single topology field is some other file (``-t /etc/shadow``):
+    refuse it without showing any of its keys, values or paths."""
+    from netlab.model.topology import Topology
+
+    if not hide_foreign or not isinstance(data, dict):
+        return
+    fields = [f.alias or name for name, f in Topology.model_fields.items()]
+    if not data.keys() & set(fields):
+        raise TopologyError([Problem(file, None, "", "is not a netlab topology: none of its top-level keys is a "
+                                     f"topology field ({', '.join(fields)}); its content is not shown")])
 
 
 # --- pydantic errors -> located, one-line problems ----------------------------------------------
@@ -585,7 +615,7 @@ def _read_source(path: str | None) -> Source:
     if path is None:
         text = resources.files("netlab").joinpath("data/default.yaml").read_text("utf-8")
         return _parse(text, DEFAULT_TOPOLOGY)
-    return _parse(_decode(_read_file(path), path), path)
+    return _parse(_decode(_read_file(path), path), path, hide_foreign=True)
 
 
 def load_source(path: str | None) -> Source:

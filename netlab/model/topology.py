@@ -34,6 +34,13 @@ NETNS_NAME_MAX = 63
 # Names of namespaces netlab makes besides nodes and pods.
 RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
 BRIDGE_MAX_PORTS = 1023  # BR_MAX_PORTS is 1024 in the kernel, port 0 is unused
+ECHO_DEFAULT_PORT = 8080  # a container without command and ports runs the echo server here
+# Ranges no lab address may come from: the kernel refuses them on an interface or a route
+# (0.0.0.0/8 "this network", 240.0.0.0/4 and the broadcast address), or gives them a meaning
+# of their own (loopback, link-local, multicast).
+SPECIAL_RANGES = tuple((IPv4Network(net), what) for net, what in (
+    ("0.0.0.0/8", "'this network'"), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved, with the broadcast address")))
 
 # Numeric ranges: (low, high, what), used by the fields and by error messages.
 PORT_RANGE = (1, 65535, "ports")
@@ -82,11 +89,26 @@ def _dns_label(value: Any) -> Any:
     return value
 
 
+def lab_name_problem(value: Any) -> str | None:
+    """What is wrong with a lab name, or None: one rule for a topology's ``name:``
+    and for every ``--lab`` value, which becomes a directory name under the state root."""
+    if not isinstance(value, str):
+        return f"must be a string, not {yaml_kind(value)}"
+    if len(value) > LAB_NAME_MAX:
+        return (f"{_show(value)} is {len(value)} characters; a lab name is at most {LAB_NAME_MAX} "
+                "(it prefixes every namespace name), shorten it")
+    try:
+        _dns_label(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _lab_name(value: Any) -> Any:
-    value = _dns_label(value)
-    if isinstance(value, str) and len(value) > LAB_NAME_MAX:
-        raise ValueError(f"lab name {_show(value)} is {len(value)} characters; at most {LAB_NAME_MAX} "
-                         "(it prefixes every namespace name), shorten it")
+    if isinstance(value, str):  # StrictStr reports other types
+        problem = lab_name_problem(value)
+        if problem:
+            raise ValueError(problem)
     return value
 
 
@@ -296,8 +318,12 @@ def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
     out += _check_expectations(topo)
     out += _check_kernel_names(topo)
     if not names and not cidrs:  # allocation needs sane names and CIDRs
-        _, problems = allocate(topo)
+        addressing, problems = allocate(topo)
         out += problems
+        if not out:  # the cluster DNS add-on must fit too: it is part of the lab
+            from netlab.model import clusterdns
+
+            out += clusterdns.problems(topo, addressing)
     return out
 
 
@@ -333,6 +359,16 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
             cnames.add(c.name)
         ports: dict[tuple[int, str], str] = {}
         for j, c in enumerate(pod.containers):  # containers share the pod's network namespace
+            if c.command is None and not c.ports:  # netlab's echo server on its default port
+                key = (ECHO_DEFAULT_PORT, "TCP")
+                if key in ports:
+                    out.append((("pods", i, "containers", j),
+                                f"container {c.name!r} runs netlab's echo server on its default port "
+                                f"{ECHO_DEFAULT_PORT}/TCP, which container {ports[key]!r} of this pod already "
+                                "takes (they share one network namespace); give one of them ports: "
+                                "[{containerPort: N}]"))
+                else:
+                    ports[key] = c.name
             for k, p in enumerate(c.ports):
                 key = (p.container_port, p.protocol)
                 if key in ports:
@@ -392,10 +428,14 @@ def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
                 out.append((loc_a, f"{a} overlaps {name_b} {b}; the pod, service, underlay and internet "
                                    "ranges must be disjoint"))
     for loc, _, net in nets:
-        if net.is_loopback or net.is_multicast or net.is_link_local or net.is_unspecified or net.is_reserved \
-                or net.prefixlen == 0:
+        special = next((s for s in SPECIAL_RANGES if net.overlaps(s[0])), None)
+        if net.prefixlen == 0 or special is None and (net.is_loopback or net.is_multicast or net.is_link_local
+                                                      or net.is_unspecified or net.is_reserved):
             out.append((loc, f"{net} is a loopback, link-local, multicast, reserved or unspecified range; "
                              "use a private range such as 10.0.0.0/8 or 192.168.0.0/16"))
+        elif special is not None:
+            out.append((loc, f"{net} overlaps {special[0]} ({special[1]}), where the kernel refuses or treats "
+                             "addresses specially; use a private range such as 10.0.0.0/8 or 192.168.0.0/16"))
     if topo.cluster.pod_cidr.prefixlen > topo.cluster.node_mask:
         out.append((("cluster", "nodeMask"), f"nodeMask /{topo.cluster.node_mask} is larger than podCIDR "
                                              f"{topo.cluster.pod_cidr}; use a nodeMask of at least "

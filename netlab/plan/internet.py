@@ -47,24 +47,10 @@ def load_balancer_ips(lab: Lab) -> dict[tuple[str, str], IPv4Address]:
     """External IP of every LoadBalancer Service, keyed (namespace, name).
 
     ``loadBalancerIP`` when given; otherwise the highest free host address of
-    internet.cidr, in file order (hosts are usually numbered from the bottom,
-    so pools from the top rarely move when hosts are added).
+    internet.cidr, in file order. Allocated (and checked) with the lab's other
+    addresses, in netlab.model.addressing, so a topology that validates has one.
     """
-    inet = lab.topo.internet
-    lbs = [s for s in lab.services if s.type == "LoadBalancer"]
-    if inet is None or not lbs:
-        return {}
-    used = {inet.gateway.ip} | {h.ip for h in inet.hosts} | {s.load_balancer_ip for s in lbs if s.load_balancer_ip}
-    last = int(inet.cidr.broadcast_address) - 1
-    first = int(inet.cidr.network_address) + 1
-    free = (IPv4Address(v) for v in range(last, first - 1, -1) if IPv4Address(v) not in used)
-    out: dict[tuple[str, str], IPv4Address] = {}
-    for svc in lbs:
-        ip = svc.load_balancer_ip or next(free, None)
-        if ip is None:
-            raise ValueError(f"internet.cidr {inet.cidr} has no free address for service {svc.name}")
-        out[(svc.namespace, svc.name)] = ip
-    return out
+    return dict(lab.addressing.lb_ip)
 
 
 def lb_chain(service_port_name: str, protocol: str) -> str:

@@ -25,20 +25,22 @@ Progress = Callable[[str, int, int], None]
 
 
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wait: float = 60.0,
-       features: list | None = None) -> UpResult:
+       features: list | None = None, reconfigure: bool = False) -> UpResult:
     """Create or converge a lab to its topology. Idempotent."""
     kernel = LiveKernel()
     try:
-        return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress, wait)
+        return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress, wait,
+                         reconfigure=reconfigure)
     finally:
         kernel.close()
 
 
-def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None) -> DownResult:
+def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice."""
     kernel = LiveKernel()
     try:
-        return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, kernel_factory=LiveKernel)
+        return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, kernel_factory=LiveKernel,
+                                 force=force)
     finally:
         kernel.close()
 

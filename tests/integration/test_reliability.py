@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import (NETLAB, STATE_ROOT, in_netns, ip, lab_namespaces, netlab, two_node_topology, unique_lab,
+from helpers import (NETLAB, in_netns, ip, lab_namespaces, netlab, state_path, two_node_topology, unique_lab,
                      write_topology)
 
 pytestmark = pytest.mark.root
@@ -134,6 +134,7 @@ def test_decoys_survive_down(labs, tmp_path):
 
 
 def test_existing_namespace_stops_up_before_any_change(labs, tmp_path):
+    """A namespace made by someone else (no netlab tag) stops up; its removal is not advised."""
     lab = labs.name("o")
     squatter = f"{lab}-fedora-2"
     subprocess.run(["ip", "netns", "add", squatter], check=True)
@@ -141,29 +142,34 @@ def test_existing_namespace_stops_up_before_any_change(labs, tmp_path):
         path = write_topology(tmp_path, two_node_topology(lab, pods_per_node=1))
         proc = netlab("up", "-t", path, check=False)
         assert proc.returncode == 4
-        assert squatter in proc.stderr and "ip netns del" in proc.stderr
+        assert squatter in proc.stderr and "not made by netlab" in proc.stderr
+        assert "ip netns del" not in proc.stderr  # not proven stale: it is someone else's
         assert lab_namespaces(lab) == [squatter]
-        assert not os.path.exists(f"{STATE_ROOT}/{lab}/state.json")
+        assert not os.path.exists(state_path(lab))
     finally:
         subprocess.run(["ip", "netns", "del", squatter], check=True)
 
 
 def test_edited_state_cannot_make_down_delete_others(labs, tmp_path):
+    """A state edited to list someone else's namespace is corrupt: down refuses it, and
+    down --force goes by the lab's tags, so the victim survives both."""
     lab = labs.name("e")
     victim = unique_lab("v")
     subprocess.run(["ip", "netns", "add", victim], check=True)
     try:
         labs.up(two_node_topology(lab, pods_per_node=1))
-        state_path = f"{STATE_ROOT}/{lab}/state.json"
-        state = json.load(open(state_path))
+        path = state_path(lab, "state.json")
+        state = json.load(open(path))
         state["netns"][victim] = "intent"
         state["netns"]["../../proc/1/ns/net"] = "intent"
         state["netns"][f"{lab}-nothere"] = "ino:1"
-        with open(state_path, "w") as fh:
+        with open(path, "w") as fh:
             json.dump(state, fh)
-        proc = netlab("down", "--lab", lab)
+        proc = netlab("down", "--lab", lab, check=False)
+        assert proc.returncode == 3 and "corrupt" in proc.stderr
         assert victim in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert "not this lab's" in proc.stderr
+        netlab("down", "--lab", lab, "--force")
+        assert victim in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert lab_namespaces(lab) == []
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=True)
@@ -201,7 +207,7 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
     """Someone deletes a lab namespace and makes one of the same name: it is not the lab's any more."""
     lab = labs.name("r")
     labs.up(small(lab))
-    state = json.load(open(f"{STATE_ROOT}/{lab}/state.json"))
+    state = json.load(open(state_path(lab, "state.json")))
     echo_b = state["extra"]["workload"]["pods"]["b"]["containers"]["main"]["pid"]
     victim = f"{lab}-b"
     subprocess.run(["ip", "netns", "del", victim], check=True)
@@ -213,6 +219,6 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
         # The lab's own container of b (in the lab's old, nameless namespace) did not survive,
         # and nothing of the lab is left in its state directory (the UTS namespace unpinned).
         assert process_gone(echo_b)
-        assert not os.path.exists(f"{STATE_ROOT}/{lab}")
+        assert not os.path.exists(state_path(lab))
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=True)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import STATE_ROOT, lab_namespaces, netlab, two_node_topology
+from helpers import lab_namespaces, netlab, state_path, two_node_topology
 
 pytestmark = pytest.mark.root
 
@@ -43,7 +43,7 @@ def duo_topology(lab: str) -> str:
 
 
 def state(lab: str) -> dict:
-    with open(f"{STATE_ROOT}/{lab}/state.json") as fh:
+    with open(state_path(lab, "state.json")) as fh:
         return json.load(fh)["extra"]["workload"]["pods"]
 
 
@@ -187,7 +187,7 @@ def test_down_stops_every_process_in_the_lab(labs):
     ]
     assert wait_for(lambda: len(in_lab(lab)) >= 4 + 4)
     pids = in_lab(lab)
-    uts = f"{STATE_ROOT}/{lab}/uts/duo"
+    uts = state_path(lab, "uts", "duo")
     assert os.path.exists(uts)
     t0 = time.monotonic()
     netlab("down", "--lab", lab)
@@ -196,16 +196,16 @@ def test_down_stops_every_process_in_the_lab(labs):
         p.wait(timeout=5)
     assert not [p for p in pids if alive(p)]
     assert not lab_namespaces(lab)
-    assert not os.path.exists(f"{STATE_ROOT}/{lab}")
+    assert not os.path.exists(state_path(lab))
     with open("/proc/self/mountinfo") as fh:
-        assert f"{STATE_ROOT}/{lab}/" not in fh.read()
+        assert state_path(lab) + "/" not in fh.read()
 
 
 def test_containers_do_not_hold_the_lock_or_die_with_the_cli(labs):
     lab = labs.name("wl")
     labs.up(two_node_topology(lab, pods_per_node=1))
     pid = pid_of(lab, "fedora-1", "main")
-    lock = f"{STATE_ROOT}/{lab}/lock"
+    lock = state_path(lab, "lock")
     for fd in os.listdir(f"/proc/{pid}/fd"):
         assert os.path.realpath(f"/proc/{pid}/fd/{fd}") != lock
     # Its own session, and the CLI that started it is gone.

@@ -1,0 +1,198 @@
+"""The strict schema of a lab's ``state.json``, checked on every load.
+
+The state file is what ``down`` trusts, so a file that is binary, a JSON list,
+of the wrong types, from another version, or names anything that is not the
+lab's (a namespace outside ``<lab>-*``, a path that is not netlab's) is
+refused as a whole with one line, never half-used. Nothing read from it ever
+becomes a path to delete: paths are derived from the lab and namespace names,
+and the few recorded ones must equal what those names give.
+
+The records under ``extra`` belong to the features (netlab.services.lifecycle,
+netlab.workload.lifecycle); their shapes are typed here so that a wrong type
+is caught on load instead of deep inside ``down``. A feature that adds a
+record adds its model here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
+                      model_validator)
+
+from netlab.model.naming import check_chain, check_ifname, check_netns
+from netlab.model.topology import DNS_LABEL
+
+STATE_VERSION = 1
+ETC_NETNS = "/etc/netns"  # where services.lifecycle writes the pods' resolv.conf
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+TABLES = ("filter", "nat", "mangle", "raw")
+PATH_MAX = 4096
+
+
+def _netns(value: str) -> str:
+    return check_netns(value)
+
+
+def _label(value: str) -> str:
+    if not DNS_LABEL.fullmatch(value) or len(value) > 63:
+        raise ValueError("not a DNS label")
+    return value
+
+
+def _chain_key(value: str) -> str:
+    netns, _, table = value.partition("/")
+    check_netns(netns)
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table[:20]!r}")
+    return value
+
+
+def _chain(value: str) -> str:
+    return check_chain(value)
+
+
+NetnsName = Annotated[StrictStr, AfterValidator(_netns)]
+Label = Annotated[StrictStr, AfterValidator(_label)]
+Path = Annotated[StrictStr, Field(max_length=PATH_MAX)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PlanEntry(BaseModel):
+    """One plan resource as saved (Resource.to_json): its kind and namespace are what ``down`` reads."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    kind: Literal["netns", "sysctl", "loopback", "bridge", "veth", "veth-peer", "vxlan", "address", "route", "rule",
+                  "neigh", "fdb", "nat"]
+    netns: NetnsName
+
+
+Made = Literal["intent", "created"]  # recorded before it is made, then after
+
+
+class ServicesRecord(Strict):
+    """netlab.services.lifecycle (version 2): the pods' resolv.conf files and /etc/netns directories it
+    made, by namespace name (paths are derived from the names), UDP endpoints, chains."""
+
+    version: Literal[2]
+    resolv: dict[NetnsName, Made]
+    dirs: dict[NetnsName, Made]
+    etc_netns: Made | None = None
+    udp: list[tuple[StrictStr, StrictInt, StrictInt | None, StrictStr, StrictInt]]
+    udp_empty: list[tuple[StrictStr, StrictInt, StrictInt | None]]
+    chains: dict[Annotated[StrictStr, AfterValidator(_chain_key)], list[Annotated[StrictStr, AfterValidator(_chain)]]]
+
+
+class ServicesRecordV1(Strict):
+    """Version 1 recorded paths; they must be the paths the namespace names give (converted on load)."""
+
+    version: Literal[1]
+    resolv: dict[NetnsName, Path]
+    dirs: list[Path]
+    udp: list[tuple[StrictStr, StrictInt, StrictInt | None, StrictStr, StrictInt]]
+    udp_empty: list[tuple[StrictStr, StrictInt, StrictInt | None]]
+    chains: dict[Annotated[StrictStr, AfterValidator(_chain_key)], list[Annotated[StrictStr, AfterValidator(_chain)]]]
+
+    @model_validator(mode="after")
+    def _paths_are_derived(self) -> "ServicesRecordV1":
+        for netns, path in self.resolv.items():
+            if path != os.path.join(ETC_NETNS, netns, "resolv.conf"):
+                raise ValueError(f"resolv.{netns}: {path[:60]!r} is not that namespace's resolv.conf")
+        for path in self.dirs:
+            parent, name = os.path.split(path)
+            if path != ETC_NETNS and (parent != ETC_NETNS or not _is_netns(name)):
+                raise ValueError(f"dirs: {path[:60]!r} is not a directory netlab makes")
+        return self
+
+
+class ContainerRecord(Strict):
+    argv: list[StrictStr]
+    log: Path
+    restarts: StrictInt
+    pid: StrictInt | None = None
+    start: StrictInt | None = None
+    error: StrictStr | None = None
+
+
+class PodRecord(Strict):
+    netns: NetnsName
+    uts: Path
+    containers: dict[Label, ContainerRecord] = {}
+
+
+class WorkloadRecord(Strict):
+    """netlab.workload.lifecycle: each pod's UTS namespace and containers (pid, start time, argv)."""
+
+    version: Literal[1]
+    pods: dict[Label, PodRecord]
+
+
+IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
+
+
+class Extra(Strict):
+    services: ServicesRecord | ServicesRecordV1 | None = None
+    workload: WorkloadRecord | None = None
+    # netlab.lab.up: links the kernel put in each new namespace (fallback tunnels), left alone
+    kernel_links: dict[NetnsName, list[IfName]] | None = None
+
+
+class StateFile(Strict):
+    version: Literal[1]
+    lab: StrictStr
+    run_id: Annotated[StrictStr, Field(pattern=RUN_ID.pattern)]
+    phase: Literal["creating", "up", "failed", "deleting"]
+    source: Path | None
+    topology: dict[StrictStr, Any]
+    netns: dict[NetnsName, Literal["intent", "created"]]
+    plan: list[PlanEntry]
+    extra: Extra
+
+
+def _is_netns(name: str) -> bool:
+    try:
+        check_netns(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_state(raw: bytes, lab: str) -> dict[str, Any]:
+    """The state file's data when it is a valid state of ``lab``; ValueError saying why not (one line)."""
+    import json
+
+    try:
+        parsed = StateFile.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(_first_error(exc)) from None
+    if parsed.lab != lab:
+        raise ValueError(f"it describes lab {parsed.lab[:40]!r}, not {lab!r}")
+    for name in parsed.netns:
+        if not name.startswith(lab + "-"):
+            raise ValueError(f"netns: {name!r} is not a namespace of lab {lab} ({lab}-*)")
+    data = json.loads(raw)
+    from netlab.model.topology import Topology
+
+    try:
+        topo = Topology.model_validate(data["topology"])
+    except ValidationError as exc:
+        raise ValueError("topology: " + _first_error(exc)) from None
+    if topo.name != lab:
+        raise ValueError(f"topology: its name is {topo.name!r}, not {lab!r}")
+    return data
+
+
+def _first_error(exc: ValidationError) -> str:
+    """The first problem pydantic found, as ``field.path: message`` (never the offending value)."""
+    err = exc.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(p) for p in err["loc"]) or "the file"
+    msg = " ".join(str(err["msg"]).split())
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where[:80]}: {msg[:160]}{more}"

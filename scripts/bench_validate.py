@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Benchmark: how long `netlab validate` takes, by topology size. No root needed.
+
+    .venv/bin/python scripts/bench_validate.py [--sizes 0.25 0.5 1] [--no-full-cidr]
+
+Prints, for generated topologies of about 0.25, 0.5 and 1 MB (nodes with 20
+pods each, a Service per 20 pods), the time to parse the YAML alone (the
+baseline: the floor any validation pays, measured in this process on the same
+text) and the time of the whole validation (`validate`'s work: parse, models,
+cross-field checks, address allocation, the cluster DNS add-on), and the
+seconds per MB, which stay flat when validation is linear. Then the case of
+issue 9: 600 nodes x 13 pods with a /28 service CIDR that is full (the cluster
+DNS Service has no address left), which took 78 s when validation was
+quadratic; it must now be refused at once.
+
+The 1 MB topology is validated in-process: the loader refuses files over
+MAX_BYTES (512 KiB) before reading them, so through the CLI a 1 MB file
+costs nothing. Target (issue 9): under 2 s for 1 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from netlab.errors import TopologyError  # noqa: E402
+from netlab.model.lab import resolve  # noqa: E402
+from netlab.model.load import MAX_BYTES, parse_yaml, validate_source  # noqa: E402
+
+PODS_PER_NODE = 20  # the size series; the full-CIDR case has 13, as issue 9 reported it
+
+
+def topology_text(nodes: int, service_cidr: str = "10.96.0.0/12", services: int | None = None,
+                  per_node: int = PODS_PER_NODE) -> str:
+    """``nodes`` nodes of ``per_node`` pods each; a ClusterIP Service per 20 pods unless ``services`` is given."""
+    pods = nodes * per_node
+    n_svc = pods // 20 if services is None else services
+    lines = ["name: bench",
+             f"cluster: {{podCIDR: 10.0.0.0/13, serviceCIDR: {service_cidr}, nodeMask: 24}}",
+             "network: {mode: vxlan, underlay: {cidr: 172.16.0.0/16}}",
+             "nodes:"]
+    lines += [f"  - {{name: node-{i}}}" for i in range(nodes)]
+    lines.append("pods:")
+    lines += [f"  - {{name: pod-{i}-{j}, node: node-{i}, labels: {{app: a{(i * per_node + j) // 20}}}}}"
+              for i in range(nodes) for j in range(per_node)]
+    lines.append("services:")
+    lines += [f"  - {{name: svc-{k}, selector: {{app: a{k}}}, ports: [{{port: 80, targetPort: 8080}}]}}"
+              for k in range(n_svc)]
+    return "\n".join(lines) + "\n"
+
+
+def nodes_for(megabytes: float) -> int:
+    """Nodes that make a topology of about ``megabytes`` MB."""
+    per_node = len(topology_text(10)) / 10
+    return max(1, int(megabytes * 1e6 / per_node))
+
+
+def timed(fn):
+    start = time.perf_counter()
+    try:
+        value = fn()
+    except TopologyError as exc:
+        value = exc
+    return time.perf_counter() - start, value
+
+
+def validate(text: str):
+    """What `netlab validate -t FILE` does after reading the file."""
+    return resolve(validate_source(parse_yaml(text, "bench.yaml")))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=float, nargs="+", default=[0.25, 0.5, 1.0], help="topology sizes in MB")
+    ap.add_argument("--no-full-cidr", action="store_true", help="skip the full-service-CIDR case")
+    args = ap.parse_args()
+
+    print(f"{'size':>8} {'nodes':>6} {'pods':>6} {'svcs':>5} {'parse (baseline)':>17} {'validate':>9} "
+          f"{'s/MB':>6}  result")
+    for mb in args.sizes:
+        nodes = nodes_for(mb)
+        text = topology_text(nodes)
+        size = len(text.encode())
+        parse_s, _ = timed(lambda: parse_yaml(text, "bench.yaml"))
+        total_s, value = timed(lambda: validate(text))
+        result = "ok" if not isinstance(value, TopologyError) else f"refused: {value.problems[0].message[:40]}"
+        print(f"{size / 1e6:7.2f}M {nodes:6d} {nodes * PODS_PER_NODE:6d} {nodes * PODS_PER_NODE // 20:5d} "
+              f"{parse_s:16.2f}s {total_s:8.2f}s {total_s / (size / 1e6):6.2f}  {result}")
+    print(f"(files over {MAX_BYTES} bytes are refused by the loader before reading; target: 1 MB under 2 s)")
+
+    if not args.no_full_cidr:
+        text = topology_text(600, service_cidr="10.96.0.0/28", services=5, per_node=13)
+        total_s, value = timed(lambda: validate(text))
+        what = ("refused: " + value.problems[0].message[:70]) if isinstance(value, TopologyError) else "accepted"
+        print(f"600 nodes x 13 pods, full /28 service CIDR ({len(text.encode()) / 1e3:.0f} kB): "
+              f"{total_s:.2f} s, {what} (was 78 s when quadratic)")
+
+
+if __name__ == "__main__":
+    main()

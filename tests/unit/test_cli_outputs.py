@@ -1,0 +1,74 @@
+"""Output files and machine output (issue 9, section 5): clear errors, no tracebacks.
+
+``graph -w`` and ``probe --junit`` into a folder that does not exist exit 2
+with one line, before doing any work; ``validate -o json`` prints its
+problems as JSON when the topology is invalid, not only when it is valid.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def netlab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True, timeout=60)
+
+
+def one_line_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", [
+    ["graph", "-w", "{missing}/lab.mmd"],
+    ["graph", "-o", "svg", "-w", "{missing}/lab.svg"],
+    ["probe", "--lab", "ibnone", "--junit", "{missing}/probe.xml"],
+    ["trace", "--lab", "ibnone", "a", "b", "--pcap", "{missing}/t.pcap"],
+    ["capture", "--lab", "ibnone", "a:eth0", "-w", "{missing}/c.pcap"],
+])
+def test_writing_into_a_missing_folder_is_a_clear_exit_2(tmp_path, command):
+    missing = tmp_path / "no" / "such"
+    args = [a.format(missing=missing) for a in command]
+    one_line_exit_2(netlab(*args), str(missing), "not a directory")
+    assert not (tmp_path / "no").exists()
+
+
+def test_writing_over_a_directory_is_a_clear_exit_2(tmp_path):
+    proc = netlab("graph", "-w", str(tmp_path))  # click's own check: its usage lines, then the error
+    assert proc.returncode == 2 and "is a directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_graph_writes_where_it_can(tmp_path):
+    out = tmp_path / "lab.mmd"
+    proc = netlab("graph", "-t", "topologies/default-2node.yaml", "-w", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "flowchart" in out.read_text()
+
+
+def test_validate_json_prints_the_problems_on_failure(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: Bad\nnodes: [{name: a, ip: 1.2.3}]\n")
+    proc = netlab("validate", "-t", str(path), "-o", "json")
+    assert proc.returncode == 2
+    data = json.loads(proc.stdout)
+    assert data["valid"] is False
+    problems = data["problems"]
+    assert {(p["line"], p["field"]) for p in problems} == {(1, "name"), (2, "nodes[0].ip")}
+    assert all(p["file"] == str(path) and p["message"] for p in problems)
+    missing = netlab("validate", "-t", str(tmp_path / "nope.yaml"), "-o", "json")
+    assert missing.returncode == 2
+    assert json.loads(missing.stdout)["problems"][0]["line"] is None
+
+
+def test_validate_json_on_success_is_unchanged():
+    proc = netlab("validate", "-o", "json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["valid"] is True

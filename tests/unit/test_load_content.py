@@ -1,0 +1,98 @@
+"""A file that is not a topology is never echoed; odd file names stay one line (issue 9, section 4).
+
+Run as root, ``netlab validate -t /etc/shadow`` printed every line of the file
+as an "unknown field" error: a YAML author's typo and a secret look the same
+to the loader. A document whose top level has none of a topology's fields is
+not a topology, and nothing of its content is shown: not its keys, its values,
+its anchors or tags, nor the path of a syntax error inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from netlab.errors import TopologyError
+from netlab.model.load import load_topology
+
+SECRET = "S3cr3tV4lue"
+
+NOT_TOPOLOGIES = {
+    "shadow": "".join(f"user{i}:$6$salt{SECRET}{i}$hash{SECRET}:19000:0:99999:7:::\n" for i in range(5)),
+    "credentials": f"password: {SECRET}\napi_key_{SECRET}: x\n",
+    "syntax-error": f"token_{SECRET}:\n  - a\n b: [\n",
+    "duplicate-keys": f"{SECRET}: a\n{SECRET}: b\n",
+    "octal": f"key_{SECRET}: 0777\n",
+    "anchor": f"a_{SECRET}: &anchor_{SECRET} x\n",
+    "tag": f"a_{SECRET}: !tag_{SECRET} x\n",
+    "deep": f"k_{SECRET}: " + "[" * 40 + "]" * 40 + "\n",
+    "bad-key": f"{SECRET}: 1\n? [a, b]\n: c\n",
+}
+
+
+def run_validate(path: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", path, *extra],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_TOPOLOGIES))
+def test_a_file_that_is_not_a_topology_is_not_echoed(tmp_path, kind):
+    path = tmp_path / "secrets.conf"
+    path.write_text(NOT_TOPOLOGIES[kind])
+    proc = run_validate(str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert SECRET not in proc.stderr + proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    with pytest.raises(TopologyError) as info:
+        load_topology(str(path))
+    assert SECRET not in str(info.value)
+
+
+def test_etc_shadow_is_not_echoed():
+    if not os.access("/etc/shadow", os.R_OK):
+        pytest.skip("/etc/shadow is not readable here (not root)")
+    with open("/etc/shadow") as fh:
+        lines = [line.rstrip("\n") for line in fh if line.strip()]
+    proc = run_validate("/etc/shadow")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    for line in lines:
+        key = line.rsplit(":", 1)[0]
+        assert key not in proc.stderr, "a line of /etc/shadow was printed"
+        fields = line.split(":")
+        if len(fields) > 1 and len(fields[1]) > 3:
+            assert fields[1] not in proc.stderr, "a password hash was printed"
+
+
+def test_a_topology_with_a_typo_still_gets_its_hint(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("name: x\nnodez: []\nnodes: [{name: a}]\n")
+    proc = run_validate(str(path))
+    assert proc.returncode == 2 and "did you mean 'nodes'?" in proc.stderr
+
+
+NAMES = ["new\nline.yaml", "tab\there.yaml", "esc\x1b[31mred.yaml", "cr\rreturn.yaml", "bell\x07.yaml",
+         "rtl\u202eoverride.yaml", "quote\"d.yaml"]
+
+
+@pytest.mark.parametrize("name", NAMES, ids=[repr(n) for n in NAMES])
+def test_an_odd_file_name_is_quoted_and_stays_one_line(tmp_path, name):
+    path = tmp_path / name
+    path.write_text("name: x\nnodes: [{name: a, ip: 1.2.3}]\n")
+    proc = run_validate(str(path))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, lines
+    assert re.match(r'^".*":2: nodes\[0\]\.ip: ', lines[0]), lines[0]
+    assert not any(c in lines[0] for c in "\n\r\t\x1b\x07\u202e")
+    ok = tmp_path / ("ok-" + name)
+    ok.write_text("name: x\nnodes: [{name: a}]\n")
+    proc = run_validate(str(ok))
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1, proc.stdout
+    missing = run_validate(str(tmp_path / ("missing-" + name)))
+    assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1, missing.stderr

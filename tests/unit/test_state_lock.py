@@ -1,0 +1,101 @@
+"""The per-lab lock: "one proceeds, the other waits" for every pair, even across ``down``'s cleanup.
+
+``down`` deletes the lab's state directory, lock file included, while it
+holds the lock. A command that was waiting holds an fd of that deleted file:
+locking it proves nothing. These tests play both sides with real processes
+and a private state directory.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netlab.realize import state
+
+LAB = "iblock"
+
+WAITER = r"""
+import os, sys, time
+from netlab.realize.state import LabLock, LabState, lab_dir
+marker = sys.argv[1]
+with LabLock("iblock", sys.argv[2], wait=30):
+    fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)   # fails if another is inside
+    os.close(fd)
+    LabState(lab="iblock").save()      # the lab's directory exists again for the one that proceeds
+    time.sleep(0.3)
+    os.unlink(marker)
+print("done")
+"""
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    monkeypatch.setattr(state, "STATE_ROOT", str(path))
+    state._checked.clear()
+    yield path
+    state._checked.clear()
+
+
+def start_waiter(root, marker, name) -> subprocess.Popen:
+    env = dict(os.environ, NETLAB_STATE_DIR=str(root))
+    return subprocess.Popen([sys.executable, "-c", WAITER, str(marker), name], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_until_waiting(proc: subprocess.Popen, within: float = 10.0) -> None:
+    """The child printed "waiting for ..." (it holds an fd of the lock file and polls flock)."""
+    fd = proc.stderr.fileno()
+    seen = b""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            seen += chunk
+        if b"waiting for" in seen:
+            return
+    raise AssertionError(f"the child never waited: {seen!r}")
+
+
+def test_a_waiter_survives_the_holder_deleting_the_lab(root, tmp_path):
+    """up waiting for down: down forgets the lab (lock file and all); up must proceed, not crash."""
+    marker = tmp_path / "inside"
+    with state.LabLock(LAB, "netlab down"):
+        waiter = start_waiter(root, marker, "netlab up")
+        wait_until_waiting(waiter)
+        state.forget(LAB)
+        assert not (root / LAB).exists()
+    out, err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0, err.decode()
+    assert out.strip() == b"done"
+    assert (root / LAB / "state.json").is_file()
+
+
+def test_one_proceeds_the_other_waits_after_the_lock_file_was_deleted(root, tmp_path):
+    """A waiter on the deleted lock file and a newcomer on the new one are never inside together."""
+    marker = tmp_path / "inside"
+    with state.LabLock(LAB, "netlab down"):
+        first = start_waiter(root, marker, "first")
+        wait_until_waiting(first)
+        state.forget(LAB)
+    second = start_waiter(root, marker, "second")
+    results = [p.communicate(timeout=30) + (p.returncode,) for p in (first, second)]
+    for out, err, code in results:
+        assert code == 0, err.decode()  # FileExistsError on the marker: both were inside at once
+        assert out.strip() == b"done"
+
+
+def test_the_lock_file_is_the_one_at_the_path(root):
+    with state.LabLock(LAB, "test") as lock:
+        held = os.fstat(lock.fd)
+        now = os.stat(root / LAB / "lock")
+        assert (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)

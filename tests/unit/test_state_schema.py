@@ -1,0 +1,209 @@
+"""The state file's strict schema (issue 9, section 4): a corrupt state is one clear line.
+
+A real state is made in-process (the default lab's topology and plan, and the
+records the features keep), saved to a private state directory, then broken
+in every way a disk, an editor or an attacker could: each load must raise
+StateCorrupt with one line naming the file, never a traceback and never a
+half-read state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import build_plan
+from netlab.realize import state
+from netlab.realize.state_schema import ETC_NETNS
+
+LAB = "demo"
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    monkeypatch.setattr(state, "STATE_ROOT", str(path))
+    state._checked.clear()
+    yield path
+    state._checked.clear()
+
+
+def sample() -> state.LabState:
+    lab = resolve(load_topology(None))
+    plan = build_plan(lab)
+    pod = lab.pods[0]
+    st = state.LabState(lab=LAB, topology=lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True),
+                        netns={n: "created" for n in plan.netns}, plan=[r.to_json() for r in plan.resources],
+                        phase="up", source="/home/me/demo.yaml")
+    st.extra["services"] = {"version": 1, "resolv": {pod.netns: f"{ETC_NETNS}/{pod.netns}/resolv.conf"},
+                            "dirs": [ETC_NETNS, f"{ETC_NETNS}/{pod.netns}"],
+                            "udp": [["10.96.0.10", 53, None, "10.244.0.5", 53]],
+                            "udp_empty": [["10.96.0.11", 53, 30053]], "chains": {f"{LAB}-minikube/nat": ["KUBE-SVC-X"]}}
+    st.extra["workload"] = {"version": 1, "pods": {pod.name: {
+        "netns": pod.netns, "uts": f"/run/netlab/{LAB}/uts/{pod.name}",
+        "containers": {"main": {"argv": ["python3", "-m", "netlab.workload.echo"], "log": "/x.log", "restarts": 0,
+                                "pid": 4242, "start": 99}}}}}
+    return st
+
+
+def test_a_saved_state_loads_back(root):
+    st = sample()
+    st.save()
+    back = state.load_state(LAB)
+    assert back is not None
+    assert (back.run_id, back.netns, back.plan, back.extra, back.source) == \
+        (st.run_id, st.netns, st.plan, st.extra, st.source)
+    assert back.resolved().name == LAB
+
+
+def edit(data: dict, keys: tuple, value) -> dict:
+    node = data
+    for key in keys[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return data
+
+
+NS = f"{LAB}-fedora-1"
+W = ("extra", "workload", "pods", "fedora-1")
+S = ("extra", "services")
+EDITS = {
+    "version-2": (("version",), 2),
+    "version-missing": (("version",), KeyError),
+    "lab-other": (("lab",), "other"),
+    "run-id-number": (("run_id",), 5),
+    "run-id-short": (("run_id",), "abc"),
+    "phase-unknown": (("phase",), "boom"),
+    "source-number": (("source",), 7),
+    "netns-list": (("netns",), [NS]),
+    "netns-outside-lab": (("netns", "victim"), "created"),
+    "netns-path": (("netns", "../../etc"), "created"),
+    "netns-slash": (("netns", "demo-a/../../etc"), "created"),
+    "netns-state": (("netns", NS), "ino:1"),
+    "plan-dict": (("plan",), {}),
+    "plan-no-netns": (("plan", 0, "netns"), KeyError),
+    "plan-kind": (("plan", 0, "kind"), "rm -rf"),
+    "topology-list": (("topology",), []),
+    "topology-bad": (("topology", "nodes"), "x"),
+    "topology-other-name": (("topology", "name"), "other"),
+    "extra-unknown": (("extra", "mine"), {}),
+    "resolv-elsewhere": (S + ("resolv", NS), "/etc/shadow"),
+    "resolv-dotdot": (S + ("resolv", NS), f"{ETC_NETNS}/{NS}/../../shadow"),
+    "resolv-key": (S + ("resolv", "../x"), f"{ETC_NETNS}/../x/resolv.conf"),
+    "dirs-elsewhere": (S + ("dirs",), ["/etc"]),
+    "chains-bad-table": (S + ("chains",), {f"{NS}/security": ["X"]}),
+    "chains-bad-name": (S + ("chains",), {f"{NS}/nat": ["x; rm"]}),
+    "udp-strings": (S + ("udp",), [["a", "b"]]),
+    "workload-pods-list": (("extra", "workload", "pods"), []),
+    "workload-pid-text": (W + ("containers", "main", "pid"), "4242"),
+    "workload-restarts-missing": (W + ("containers", "main", "restarts"), KeyError),
+    "workload-bad-netns": (W + ("netns",), "/run/netns/x"),
+}
+
+RAW = {
+    "empty": b"",
+    "binary": bytes(range(256)),
+    "json-list": b"[]",
+    "json-null": b"null",
+    "json-number": b"12",
+    "not-utf8": b'{"version": 1, "lab": "\xff"}',
+}
+
+
+def check_refused(root, raw: bytes) -> str:
+    (root / LAB).mkdir(mode=0o700, exist_ok=True)
+    (root / LAB / "state.json").write_bytes(raw)
+    with pytest.raises(state.StateCorrupt) as info:
+        back = state.load_state(LAB)
+        back.resolved()  # anything left for later must fail now, not there
+    text = str(info.value)
+    assert "\n" not in text and str(root / LAB / "state.json") in text and "--force" in text
+    assert len(text) < 600
+    return text
+
+
+@pytest.mark.parametrize("kind", sorted(EDITS))
+def test_an_edited_state_is_refused_in_one_line(root, kind):
+    path, value = EDITS[kind]
+    st = sample()
+    st.save()
+    data = edit(json.loads((root / LAB / "state.json").read_text()), path, value)
+    text = check_refused(root, json.dumps(data).encode())
+    assert "/etc/shadow" not in text or "resolv" in text
+
+
+@pytest.mark.parametrize("kind", sorted(RAW))
+def test_a_state_that_is_not_a_state_is_refused_in_one_line(root, kind):
+    check_refused(root, RAW[kind])
+
+
+def test_a_truncated_state_is_refused(root):
+    sample().save()
+    raw = (root / LAB / "state.json").read_bytes()
+    for cut in (1, len(raw) // 3, len(raw) - 1):
+        check_refused(root, raw[:cut])
+
+
+def test_a_state_that_is_a_symlink_or_a_directory_is_refused(root, tmp_path):
+    (root / LAB).mkdir(mode=0o700)
+    target = tmp_path / "elsewhere.json"
+    sample().save()
+    os.rename(root / LAB / "state.json", target)
+    os.symlink(target, root / LAB / "state.json")
+    with pytest.raises(state.StateCorrupt):
+        state.load_state(LAB)
+    os.unlink(root / LAB / "state.json")
+    os.mkdir(root / LAB / "state.json")
+    with pytest.raises(state.StateCorrupt):
+        state.load_state(LAB)
+
+
+def test_iter_states_yields_a_corrupt_lab_as_its_error_and_goes_on(root, monkeypatch):
+    good = sample()
+    good.save()
+    (root / "broken").mkdir(mode=0o700)
+    (root / "broken" / "state.json").write_bytes(b"\x00")
+    (root / "zed").mkdir(mode=0o700)
+    data = json.loads((root / LAB / "state.json").read_text())
+    data["lab"] = "zed"
+    data["topology"]["name"] = "zed"
+    data["netns"] = {}
+    data["extra"] = {}
+    (root / "zed" / "state.json").write_text(json.dumps(data))
+    got = list(state.iter_states())
+    assert [type(x).__name__ for x in got] == ["StateCorrupt", "LabState", "LabState"]
+    assert got[0].lab == "broken" and [x.lab for x in got[1:]] == [LAB, "zed"]
+
+
+def test_a_recorded_resolv_path_is_never_what_is_deleted(root, tmp_path, monkeypatch):
+    """services.lifecycle removes the file its namespace name gives; a path written into the record
+    (version 1 recorded paths) is dropped on load, never deleted."""
+    from netlab.services import lifecycle
+
+    etc = tmp_path / "etc-netns"
+    monkeypatch.setattr(lifecycle, "ETC_NETNS", str(etc))
+    (etc / NS).mkdir(parents=True)
+    ours = etc / NS / "resolv.conf"
+    ours.write_text(f"# netlab {LAB}: cluster DNS\n")
+    decoy = tmp_path / "decoy"
+    decoy.write_text("keep\n")
+    st = state.LabState(lab=LAB)
+    st.extra["services"] = {"version": 1, "resolv": {NS: str(decoy)}, "dirs": [str(etc / NS)], "udp": [],
+                            "udp_empty": [], "chains": {}}
+    lifecycle.stop(st, [NS], everything=True)
+    assert decoy.read_text() == "keep\n" and ours.exists()  # the edited entry was dropped, not followed
+    st.extra["services"] = {"version": 2, "resolv": {NS: "created"}, "dirs": {NS: "created"}, "udp": [],
+                            "udp_empty": [], "chains": {}}
+    lifecycle.stop(st, [NS], everything=True)
+    assert decoy.read_text() == "keep\n"
+    assert not ours.exists() and not (etc / NS).exists()
+
+

@@ -1,0 +1,92 @@
+"""State writes (issue 9, section 3): a short or failed write is an error, never a half file.
+
+os.write may write less than it was given (a full disk, a signal); these
+tests give write_atomic a kernel that does exactly that. The real full disk
+(a tiny tmpfs) is tests/integration/test_state_safety.py.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from netlab.errors import EXIT_APPLY_FAILED, EXIT_ENVIRONMENT
+from netlab.realize import state
+
+DATA = bytes(range(256)) * 64  # 16 KiB
+
+
+def test_short_writes_are_continued(tmp_path, monkeypatch):
+    real = os.write
+    calls = []
+
+    def dribble(fd, data):
+        calls.append(len(data))
+        return real(fd, bytes(data[:1000]))
+
+    monkeypatch.setattr(state.os, "write", dribble)
+    path = tmp_path / "state.json"
+    state.write_atomic(str(path), DATA)
+    assert path.read_bytes() == DATA
+    assert len(calls) > 1
+
+
+def test_a_write_that_makes_no_progress_fails_and_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "state.json"
+    path.write_bytes(b"old")
+    real = os.write
+
+    def stuck(fd, data):
+        return real(fd, bytes(data[:100])) if len(data) == len(DATA) else 0
+
+    monkeypatch.setattr(state.os, "write", stuck)
+    with pytest.raises(state.StateWriteFailed) as info:
+        state.write_atomic(str(path), DATA)
+    assert info.value.exit_code == EXIT_APPLY_FAILED
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    assert path.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["state.json"]  # no temporary file left
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG])
+def test_a_failed_write_or_fsync_is_state_write_failed(tmp_path, monkeypatch, code):
+    path = tmp_path / "state.json"
+    for name in ("write", "fsync"):
+        def fail(*args, _code=code):
+            raise OSError(_code, os.strerror(_code))
+
+        with monkeypatch.context() as m:
+            m.setattr(state.os, name, fail)
+            with pytest.raises(state.StateWriteFailed) as info:
+                state.write_atomic(str(path), DATA)
+        assert isinstance(info.value, OSError)  # features that ignore OSError on teardown still do
+        assert os.strerror(code) in str(info.value)
+        assert os.listdir(tmp_path) == []
+
+
+def test_a_read_only_state_directory_is_environment_not_ready(tmp_path, monkeypatch):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(state.os, "open", read_only)
+    with pytest.raises(state.EnvironmentNotReady) as info:
+        state.write_atomic(str(tmp_path / "state.json"), DATA)
+    assert info.value.exit_code == EXIT_ENVIRONMENT and "read-only" in str(info.value)
+
+
+def test_best_effort_save_reports_instead_of_raising(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "STATE_ROOT", str(tmp_path))
+    os.chmod(tmp_path, 0o700)
+    state._checked.clear()
+    st = state.LabState(lab="ibw", topology={"name": "ibw"})
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(state.os, "write", full)
+    assert st.save(best_effort=True) is False
+    with pytest.raises(state.StateWriteFailed):
+        st.save()
+    state._checked.clear()
