@@ -87,6 +87,14 @@ def exists(name: str) -> bool:
     return os.path.lexists(netns_path(name))
 
 
+def list_netns() -> list[str]:
+    """Names under /run/netns (what ``ip netns list`` shows), sorted."""
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
 @contextmanager
 def entered(name: str) -> Iterator[None]:
     """Run the body with this thread in namespace ``name``, then come back."""

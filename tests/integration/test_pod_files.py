@@ -112,8 +112,9 @@ def test_down_removes_only_netlab_files_at_the_lab_paths(labs):
         with open(state_path) as fh:
             state = json.load(fh)
         rec = state["extra"]["services"]
+        # A well-formed record naming another namespace (an unsafe name such as "../../tmp" makes the
+        # whole state corrupt: tests/unit/test_state_schema.py).
         rec["resolv"][os.path.basename(decoy_dir)] = "created"
-        rec["resolv"]["../../tmp"] = "created"
         rec["dirs"][os.path.basename(decoy_dir)] = "created"
         with open(state_path, "w") as fh:
             json.dump(state, fh)
