@@ -86,16 +86,14 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
     """
     lab = resolve(load_topology(topology))
     require_root()
-    from netlab import doctor
-    from netlab.realize import apply
+    from netlab import api
 
-    doctor.require_for(lab)  # what this lab needs from the machine, before anything changes: exit 3 with the line
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = apply.up(lab, source=topology, progress=progress, wait=wait, reconfigure=reconfigure)
+            result = api.up(lab, source=topology, progress=progress, wait=wait, reconfigure=reconfigure)
     else:
-        result = apply.up(lab, source=topology, wait=wait, reconfigure=reconfigure)
+        result = api.up(lab, source=topology, wait=wait, reconfigure=reconfigure)
     warnings = list(result.warnings)
     try:
         from netlab.probe.neighbours import neighbour_budget_warning
@@ -151,7 +149,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     with --force, what the namespaces' own netlab tags prove.
     """
     require_root()
-    from netlab.realize import apply
+    from netlab import api
     from netlab.realize.state import select_lab_name
 
     lab_name = select_lab_name(lab_name, topology, required=False)
@@ -164,9 +162,9 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = apply.down(lab_name, wait=wait, progress=progress, force=force)
+            result = api.down(lab_name, wait=wait, progress=progress, force=force)
     else:
-        result = apply.down(lab_name, wait=wait, force=force)
+        result = api.down(lab_name, wait=wait, force=force)
     if output == "json":
         print_json({"lab": lab_name, "was_up": result.was_up, "removed_netns": result.removed_netns,
                     "skipped": result.skipped})
@@ -190,11 +188,11 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     `sudo netlab up` again repairs the drift.
     """
     require_root()
-    from netlab.realize import apply
+    from netlab import api
     from netlab.realize.state import select_lab
 
     state = select_lab(lab_name, topology)
-    result = apply.status(state)
+    result = api.status(state)
     if output == "json":
         print_json({"lab": result.lab, "ok": result.ok, "objects": result.objects, "drift": result.drift,
                     "details": result.details})

@@ -28,7 +28,7 @@ is host-side work that has no plan resource:
   nodePort), and when a UDP port gets its first endpoint, entries that were
   rejected before are deleted too.
 
-Interface used by netlab.realize.apply (FEATURES)::
+Interface used by netlab.lab (a feature, netlab/feature.py)::
 
     start(lab, state) -> StartResult  what it did, and problems in words
     stop(state, netns_names)          before those namespaces are deleted

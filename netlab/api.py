@@ -1,14 +1,16 @@
-"""The lab's lifecycle on the real kernel, with the default features: what the CLI calls.
+"""netlab's Python API: a lab's lifecycle on the real kernel, with the features every lab has.
 
 The work is in netlab.lab (up, repair, rollback, down, status over the Kernel
-protocol); this module binds it to :class:`~netlab.kernel.live.LiveKernel`
-and the features every lab has (netlab.features).
+protocol); this module binds it to :class:`~netlab.kernel.live.LiveKernel`,
+the features every lab has (netlab.features) and the machine's checks
+(netlab.doctor). The CLI is built on it.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
+from netlab import doctor
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
@@ -26,7 +28,12 @@ Progress = Callable[[str, int, int], None]
 
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wait: float = 60.0,
        features: list | None = None, reconfigure: bool = False) -> UpResult:
-    """Create or converge a lab to its topology. Idempotent."""
+    """Create or converge a lab to its topology. Idempotent.
+
+    First the checks this lab needs from the machine (netlab doctor): a missing
+    feature is EnvironmentNotReady (exit 3) before anything changes.
+    """
+    doctor.require_for(lab)
     kernel = LiveKernel()
     try:
         return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress, wait,
