@@ -111,7 +111,7 @@ class FakeKernel:
             raise FileExistsError(errno.EEXIST, "File exists", name)
         ns = FNetns(name=name, tag=tag, rules=[Rule(netns=name, priority=r.priority, table=r.table)
                                                for r in DEFAULT_RULES])
-        ns.links["lo"] = FLink("lo", 1, None, 65536, "00:00:00:00:00:00", True, alias=tag)
+        ns.links["lo"] = FLink("lo", 1, None, 65536, "00:00:00:00:00:00", True)
         ns.addrs.append(Address(netns=name, dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host"))
         for extra in self.fallback_links:
             ns.links[extra] = FLink(extra, ns.next_index, "sit", 1480, "00:00:00:00", False)
@@ -137,7 +137,7 @@ class FakeKernel:
 
     def read_tag(self, name: str) -> str | None:
         ns = self.ns.get(name)
-        return ns.links["lo"].alias if ns and "lo" in ns.links else None
+        return ns.tag if ns else None
 
     # --- reading --------------------------------------------------------------------------
 

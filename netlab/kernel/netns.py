@@ -9,15 +9,24 @@ the namespace it was opened in.
 Namespaces are made the way ``ip netns add`` makes them (a bind mount of the
 namespace onto ``/run/netns/<name>``), with one difference that makes
 ownership provable and crashes harmless: the new namespace is fully tagged
-(``lo`` gets the alias ``netlab:<lab>:<run id>``) *before* its name becomes
-visible. A process killed halfway leaves either nothing, or an empty
-placeholder file that the lab's state lists, never an untagged namespace.
+*before* its name becomes visible. A process killed halfway leaves either
+nothing, or an empty placeholder file that the lab's state lists, never an
+untagged namespace.
+
+The tag lives where ``ip link`` and ``ip addr`` do not print it, so a lab
+looks like a real node: the kernel's per-interface ``tag`` sysctl, which the
+kernel keeps for exactly this ("a number, which can be used as required").
+``net.ipv4.conf.all.tag`` holds a 31-bit hash of the lab's name and
+``net.ipv4.conf.lo.tag`` one of the lab's random run id; both are 0 in any
+namespace netlab did not make. :func:`make_tag` and :func:`read_tag` write
+and read them as one string, ``netlab:<lab hash>:<run hash>``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import hashlib
 import errno
 import os
 import shutil
@@ -39,6 +48,7 @@ MS_REC = 16384
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
 TAG_PREFIX = "netlab:"
+TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag")  # (lab hash, run hash)
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -173,11 +183,13 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
         try:
             for key, value in sysctls:
                 write_sysctl_here(key, value)
+            for key, value in zip(TAG_SYSCTLS, tag_values(tag)):
+                write_sysctl_here(key, str(value))
             with netlink.Conn() as conn:
                 testhooks.add_fallback_links(conn)
                 links = [rtnl.parse_link(m) for m in conn.dump(f"links in {name}", rtnl.link_dump())]
                 lo = next(link.index for link in links if link.name == "lo")
-                conn.request(f"lo in {name}", rtnl.link_up(lo, alias=tag))
+                conn.request(f"lo in {name}", rtnl.link_up(lo))
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount", path)
         finally:
             setns(home)
@@ -197,24 +209,37 @@ def _unlink_placeholder(path: str) -> None:
         pass
 
 
+def _hash31(text: str) -> int:
+    """A nonzero 31-bit number from text (a tag sysctl takes 0 .. 2**31-1; 0 means untagged)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") % 0x7FFFFFFF + 1
+
+
+def lab_hash(lab: str) -> str:
+    return f"{_hash31(TAG_PREFIX + lab):08x}"
+
+
+def make_tag(lab: str, run_id: str) -> str:
+    """The tag of every namespace of one run of a lab: ``netlab:<lab hash>:<run hash>``."""
+    return f"{TAG_PREFIX}{lab_hash(lab)}:{_hash31(run_id):08x}"
+
+
+def tag_values(tag: str) -> tuple[int, int]:
+    """The two sysctl values a tag is written as."""
+    head, lab, run = tag.split(":")
+    if head + ":" != TAG_PREFIX:
+        raise ValueError(f"not a netlab tag: {tag!r}")
+    return int(lab, 16), int(run, 16)
+
+
 def read_tag(name: str) -> str | None:
-    """The ownership tag on a namespace's ``lo`` (None if absent or not a namespace).
-
-    One RTM_GETLINK on a socket opened inside the namespace: cheap enough to
-    ask every namespace of a big lab on every ``down``.
-    """
-    from netlab.kernel import netlink, rtnl
-
+    """The ownership tag of a namespace (None if it has none or is not a namespace)."""
     if not is_netns_mount(name):
         return None
     with entered(name):
-        conn = netlink.Conn(timeout=5)
-    with conn:
-        try:
-            answer = conn.get(f"lo in {name}", rtnl.link_get(1))
-        except netlink.NetlinkError:
-            return None
-    return rtnl.parse_link(answer).alias
+        values = [read_sysctl_here(key) for key in TAG_SYSCTLS]
+    if not all(v and v.isdigit() and v != "0" for v in values):
+        return None
+    return f"{TAG_PREFIX}{int(values[0]):08x}:{int(values[1]):08x}"
 
 
 def remove_netns(name: str) -> None:

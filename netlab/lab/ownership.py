@@ -1,7 +1,7 @@
 """Which namespaces are the lab's: the state lists them and their tag proves it.
 
-Every namespace carries the tag ``netlab:<lab>:<run id>`` from before its name
-is visible (kernel/netns.py), and the lab's state lists it. A namespace is the
+Every namespace carries the lab's tag (a hash of the lab's name and of its
+random run id, kernel/netns.py) from before its name is visible, and the lab's state lists it. A namespace is the
 lab's only when both agree, so a look-alike made by hand, or a state file
 edited to list someone else's namespace, is left alone.
 """
@@ -15,11 +15,10 @@ from netlab.plan.build import Plan
 from netlab.realize import ownership
 from netlab.realize.state import LabState
 
-TAG_PREFIX = nsmod.TAG_PREFIX
 
 
 def tag_for(state: LabState) -> str:
-    return f"{TAG_PREFIX}{state.lab}:{state.run_id}"
+    return nsmod.make_tag(state.lab, state.run_id)
 
 
 def owned(kernel: Kernel, name: str, tag: str) -> bool:

@@ -1,11 +1,12 @@
-"""Whose is a namespace? Answers from the tag on its ``lo`` when the state cannot answer.
+"""Whose is a namespace? Answers from its netlab tag when the state cannot answer.
 
-Every namespace a lab makes carries ``netlab:<lab>:<run id>`` on ``lo`` from
-before its name is visible (netns.py); :func:`netns.read_tag` is the one
-function that reads it. Two cases need the tag without a usable state:
+Every namespace a lab makes carries ``netlab:<lab hash>:<run hash>`` from
+before its name is visible (kernel/netns.py: two sysctls of the namespace);
+:func:`netns.read_tag` is the one function that reads it. Two cases need the
+tag without a usable state:
 
 - ``down --force`` of a lab whose state file is corrupt or gone: a namespace
-  named ``<lab>-*`` whose tag says this lab, with any run id, is the lab's; a
+  named ``<lab>-*`` whose tag says this lab, with any run, is the lab's; a
   namespace without that tag is never touched (:func:`force_states`);
 - ``up`` meeting a namespace it would create: the advice to ``ip netns del``
   it is given only when it is proven stale (:func:`collision_message`).
@@ -19,29 +20,32 @@ from typing import Any
 
 from netlab.realize import netns as nsmod
 from netlab.realize import state as statemod
-from netlab.realize.state_schema import ETC_NETNS, RUN_ID
+from netlab.realize.state_schema import ETC_NETNS
 
-_TAG = re.compile(r"^netlab:([a-z0-9]([-a-z0-9]*[a-z0-9])?):([0-9a-f]+)$")
+_TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})$")
 
 
 def tag_owner(tag: str | None) -> tuple[str, str] | None:
-    """``netlab:<lab>:<run id>`` -> (lab, run id); None for anything else."""
-    if not tag or not tag.startswith(nsmod.TAG_PREFIX):
-        return None
-    m = _TAG.fullmatch(tag)
-    return (m.group(1), m.group(3)) if m else None
+    """``netlab:<lab hash>:<run hash>`` -> (lab hash, run hash); None for anything else."""
+    m = _TAG.fullmatch(tag) if tag else None
+    return (m.group(1), m.group(2)) if m else None
 
 
 def owner_of(name: str) -> tuple[str, str] | None:
-    """(lab, run id) from the tag of namespace ``name``; None if it has no netlab tag (or is no namespace)."""
+    """(lab hash, run hash) from the tag of namespace ``name``; None without a netlab tag (or no namespace)."""
     try:
         return tag_owner(nsmod.read_tag(name))
     except (OSError, ValueError):
         return None
 
 
+def lab_of(lab_hash: str) -> str | None:
+    """The lab with saved state whose name gives this hash (None: no such lab here)."""
+    return next((lab for lab in statemod.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
+
+
 def tagged_namespaces(lab: str) -> dict[str, list[str]]:
-    """Namespaces ``<lab>-*`` tagged as this lab's, grouped by run id."""
+    """Namespaces ``<lab>-*`` tagged as this lab's, grouped by their full tag (one per run)."""
     out: dict[str, list[str]] = {}
     for name in nsmod.list_netns():
         if not name.startswith(lab + "-"):
@@ -50,9 +54,13 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
             nsmod.check_netns(name)
         except ValueError:
             continue
-        owner = owner_of(name)
-        if owner is not None and owner[0] == lab:
-            out.setdefault(owner[1], []).append(name)
+        try:
+            tag = nsmod.read_tag(name)
+        except (OSError, ValueError):
+            continue
+        owner = tag_owner(tag)
+        if owner is not None and owner[0] == nsmod.lab_hash(lab):
+            out.setdefault(tag, []).append(name)  # type: ignore[arg-type]
     return out
 
 
@@ -75,31 +83,32 @@ def _resolv_record(lab: str, names: list[str]) -> dict[str, Any]:
     return {"version": 1, "resolv": resolv, "dirs": dirs, "udp": [], "udp_empty": [], "chains": {}}
 
 
-def force_states(lab: str, state: statemod.LabState | None) -> list[statemod.LabState]:
-    """What ``down --force`` takes down: the state when it is readable, plus a stand-in
-    state per run id for the namespaces tagged as this lab's that it does not list.
+def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statemod.LabState, str | None]]:
+    """What ``down --force`` takes down, with the tag each part must carry: the state when it is
+    readable (None: its own tag), plus a stand-in state per run for the namespaces tagged as
+    this lab's that it does not list.
 
     A stand-in lists exactly the tagged namespaces (``down`` checks the tag
     again before deleting), and the resolv.conf files that say they are this
     lab's; containers are found by namespace identity, as always.
     """
-    out = [state] if state is not None else []
-    for run_id, names in sorted(tagged_namespaces(lab).items()):
-        if state is not None and run_id == state.run_id:
-            names = [n for n in names if n not in state.netns]  # the others go with the state
-        if not names or not RUN_ID.fullmatch(run_id):
+    out: list[tuple[statemod.LabState, str | None]] = [(state, None)] if state is not None else []
+    mine = nsmod.make_tag(lab, state.run_id) if state is not None else None
+    for tag, names in sorted(tagged_namespaces(lab).items()):
+        if tag == mine:
+            names = [n for n in names if n not in state.netns]  # type: ignore[union-attr]  # the others go with it
+        if not names:
             continue
-        stand_in = statemod.LabState(lab=lab, run_id=run_id, netns={n: "created" for n in names},
-                                     phase="deleting")
+        stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
         stand_in.extra["services"] = _resolv_record(lab, names)
-        out.append(stand_in)
+        out.append((stand_in, tag))
     return out
 
 
 def force_down(lab: str, teardown, tag_for) -> Any:
     """``down --force``: tear down the readable state and every stand-in (see force_states).
 
-    ``teardown(state, tag)`` and ``tag_for(state)`` are apply's; returns the
+    ``teardown(state, tag)`` and ``tag_for(state)`` are the lab's; returns the
     merged result, or None when nothing of the lab exists.
     """
     try:
@@ -107,8 +116,8 @@ def force_down(lab: str, teardown, tag_for) -> Any:
     except statemod.StateCorrupt:
         state = None
     result = None
-    for st in force_states(lab, state):
-        done = teardown(st, tag_for(st))
+    for st, tag in force_states(lab, state):
+        done = teardown(st, tag or tag_for(st))
         if result is None:
             result = done
         else:
@@ -137,16 +146,20 @@ def collision_message(name: str, lab: str) -> str:
                     f"`ip netns add` or netlab run); it is stale: remove it (ip netns del {name}) and run up again")
     owner = owner_of(name)
     if owner is None:
-        return (f"namespace {name} already exists and was not made by netlab (no netlab tag on its lo); "
+        return (f"namespace {name} already exists and was not made by netlab (it has no netlab tag); "
                 f"it belongs to someone else: rename lab {lab}, or have its owner remove it")
-    other, run_id = owner
-    has_state = os.path.isfile(os.path.join(statemod.STATE_ROOT, other, "state.json"))
-    if other != lab and has_state:
+    other = lab_of(owner[0])
+    if other is not None and other != lab:
         return (f"namespace {name} already exists and belongs to lab {other}, which is up "
                 f"(see `netlab list`); rename lab {lab}, or take {other} down first (netlab down --lab {other})")
-    if other == lab and has_state:
-        why = f"it is a leftover of an earlier run of lab {lab} (run {run_id[:8]}), not listed by its state"
+    if other == lab:
+        why = f"it is a leftover of an earlier run of lab {lab}, not listed by its state"
+        force = lab
+    elif owner[0] == nsmod.lab_hash(lab):
+        why = f"it was made by netlab for lab {lab} in a run that has no state in {statemod.STATE_ROOT} any more"
+        force = lab
     else:
-        why = f"it was made by netlab for lab {other}, which has no state in {statemod.STATE_ROOT} any more"
-    return (f"namespace {name} already exists: {why}; it is stale: remove it (ip netns del {name}, "
-            f"or `netlab down --lab {other} --force`) and run up again")
+        why = f"it was made by netlab for another lab, which has no state in {statemod.STATE_ROOT} any more"
+        force = None
+    how = f"ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "")
+    return f"namespace {name} already exists: {why}; it is stale: remove it ({how}) and run up again"
