@@ -87,7 +87,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     _check_output_file(pcap)
     require_root()
     from netlab import trace as tr
-    from netlab.trace.path import render_text
+    from netlab.trace.render import render_text
 
     lab = _running_lab(lab_name, topology)
     bar, progress = progress_bar(f"tracing {src} → {dst}")

@@ -10,15 +10,17 @@ A trace, in order:
 3. read the conntrack entries of the namespaces that NAT (nodes, gateway,
    load balancer) while the connection still exists: they say which endpoint a
    Service DNAT picked and how replies are translated back;
-4. walk the path asking each namespace's kernel for its decisions (path.py,
+4. walk the path asking each namespace's kernel for its decisions (walk.py,
    kernel.py), the reply's path too;
 5. match the captured frames to the rows: seen or not seen, and for a lost
    packet the first hop where it disappeared and the kernel's reason;
 6. optionally write every captured frame of the packet to a pcapng file.
 
-Modules: path.py (the walk, rows, verdicts, text: pure), kernel.py (netlink,
-conntrack, iptables; inspect), capture.py (sockets, the marked packet, frame
-decoding, pcaps).
+Modules: flow.py (the packet), facts.py (the kernel's answers and the
+questions), labmap.py (the lab's plan as the trace sees it), hops.py (rows),
+walk.py (the walk), verdict.py (seen or not, where it was lost), render.py
+(text and JSON): all pure; kernel.py (netlink, conntrack, iptables; inspect),
+capture.py (sockets, the marked packet, frame decoding, pcaps).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from typing import Any, Callable
 
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
-from netlab.trace.path import Flow, LabMap, TraceResult, Verdict, Walk, explain, is_ip, mark_seen, number, walk
+from netlab.trace.flow import Flow, is_ip
+from netlab.trace.hops import Walk
+from netlab.trace.labmap import LabMap
+from netlab.trace.render import TraceResult, label, number
+from netlab.trace.verdict import Verdict, explain, mark_seen, matches
+from netlab.trace.walk import walk
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_TIMEOUT = 1.0
@@ -305,8 +312,6 @@ def _arp_story(w: Walk, packets: list[Any]) -> list[dict[str, Any]]:
 
 
 def _comment(frame: Any, p: Any, hops: list[Any]) -> str:
-    from netlab.trace.path import label, matches
-
     rows = [h for h in hops if h.observe is not None and matches(p, h.observe)]
     where = f"{frame.netns} {frame.ifname} {frame.direction}"
     if rows:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from netlab.realize import netns as nsmod
-from netlab.trace.path import Flow, Packet
+from netlab.trace.flow import Flow, Packet
 
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800

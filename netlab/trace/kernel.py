@@ -27,7 +27,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from netlab.realize import netns as nsmod
 from netlab.realize.netlink import Sockets
-from netlab.trace.path import CtEntry, FdbFacts, Flow, LabMap, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.trace.facts import CtEntry, FdbFacts, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import LabMap
 
 RTM_F_FIB_MATCH = 0x2000
 from netlab.realize.nlmsg import RTNH_F_ONLINK  # noqa: E402
@@ -59,7 +61,7 @@ def _fdb_state(state: int) -> str:
 
 
 class LiveKernel:
-    """:class:`netlab.trace.path.Kernel` answered by the running kernel (cached per namespace)."""
+    """:class:`netlab.trace.facts.Kernel` answered by the running kernel (cached per namespace)."""
 
     def __init__(self, lab: LabMap | None = None):
         self.lab = lab
@@ -116,14 +118,12 @@ class LiveKernel:
                                 local=d.get_attr("IFLA_VXLAN_LOCAL"),
                                 dev=names.get(d.get_attr("IFLA_VXLAN_LINK") or 0),
                                 learning=bool(d.get_attr("IFLA_VXLAN_LEARNING")))
-            stats = m.get_attr("IFLA_STATS64") or {}
             name = m.get_attr("IFLA_IFNAME")
             master = m.get_attr("IFLA_MASTER")
             out[name] = LinkFacts(
                 name=name, index=m["index"], kind=kind, mac=m.get_attr("IFLA_ADDRESS"), mtu=m.get_attr("IFLA_MTU"),
                 up=bool(m["flags"] & IFF_UP), master=names.get(master) if master else None,
-                hairpin=hairpin.get(m["index"]), vxlan=vx, addresses=tuple(addrs.get(m["index"], ())),
-                tx_dropped=int(stats.get("tx_dropped", 0)) if isinstance(stats, dict) else 0)
+                hairpin=hairpin.get(m["index"]), vxlan=vx, addresses=tuple(addrs.get(m["index"], ())))
         self._links[netns] = out
         self._byindex[netns] = names
 

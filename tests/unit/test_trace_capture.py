@@ -11,7 +11,7 @@ import struct
 import pytest
 
 from netlab.trace.capture import Frame, classify, decode, describe, write_pcap, write_pcapng
-from netlab.trace.path import Flow
+from netlab.trace.flow import Flow
 
 scapy = pytest.importorskip("scapy")
 from scapy.layers.inet import ICMP, IP, TCP, UDP  # noqa: E402
