@@ -13,7 +13,7 @@ fix).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
 
 from netlab.model.lab import Lab
@@ -102,6 +102,15 @@ class LabMap:
             return "?"
         name = self.ip_names.get(ip)
         return f"{ip} ({name})" if name else ip
+
+    def route_fix(self, netns: str, dst: str) -> str | None:
+        """The plan's most specific route in ``netns`` that covers ``dst`` (the fix for a missing route)."""
+        best = None
+        for (rns, cidr), cmd in self.planned_route.items():
+            net = IPv4Network(cidr)
+            if rns == netns and IPv4Address(dst) in net and (best is None or net.prefixlen > best[0].prefixlen):
+                best = (net, cmd)
+        return best[1] if best else None
 
     def service_for(self, ip: str, port: int | None, proto: str) -> ServiceFacts | None:
         """The Service port a packet to ``ip:port`` is for: its ClusterIP and port, or a nodePort."""
