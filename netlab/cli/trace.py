@@ -31,7 +31,7 @@ def _running_lab(lab_name: str | None, topology: str | None):
 
 
 def _netns_of(lab: Any, name: str) -> str:
-    from netlab.realize import netns as nsmod
+    from netlab.kernel import netns as nsmod
 
     netns = lab.netns_of(name)
     if netns is None:
@@ -210,7 +210,7 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, output: s
     """
     require_root()
     from netlab import trace as tr
-    from netlab.trace.kernel import inspect
+    from netlab.trace.inspect import inspect
 
     lab = _running_lab(lab_name, topology)
     netns = _netns_of(lab, name)

@@ -180,7 +180,7 @@ def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
         timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None) -> TraceResult:
     """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab."""
-    from netlab.realize import netns as nsmod
+    from netlab.kernel import netns as nsmod
 
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
     src = resolve_source(lab, src_name)
@@ -210,7 +210,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
 
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
-    kernel = LiveKernel(lm)
+    kernel = LiveKernel()
     try:
         with cap.Capture(namespaces) as capture:
             capture.settle()

@@ -35,7 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
 from netlab.trace.flow import Flow, Packet
 
 ETH_P_ALL = 0x0003
