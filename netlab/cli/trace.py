@@ -19,7 +19,7 @@ def _running_lab(lab_name: str | None, topology: str | None):
 
 
 def _netns_of(lab: Any, name: str) -> str:
-    from netlab.realize import netns as nsmod
+    from netlab.kernel import netns as nsmod
 
     netns = lab.netns_of(name)
     if netns is None:
@@ -74,16 +74,16 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     """
     check_output_file(pcap)
     require_root()
-    from netlab import trace as tr
-    from netlab.trace.path import render_text
+    from netlab.trace.render import render_text
+    from netlab.trace.run import run
 
     lab = _running_lab(lab_name, topology)
     bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
         with bar:
-            result = tr.run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
+            result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
     else:
-        result = tr.run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
+        result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
     if output == "json":
         print_json(result.to_json())
         if pcap:
@@ -197,12 +197,12 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, output: s
     conntrack entries. Each section names the command that shows the same.
     """
     require_root()
-    from netlab import trace as tr
-    from netlab.trace.kernel import inspect
+    from netlab.trace.inspect import inspect
+    from netlab.trace.targets import lab_map
 
     lab = _running_lab(lab_name, topology)
     netns = _netns_of(lab, name)
-    data = inspect(netns, tr.lab_map(lab))
+    data = inspect(netns, lab_map(lab))
     data = {"lab": lab.name, "name": name, **data}
     if output == "json":
         print_json(data)

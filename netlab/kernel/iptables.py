@@ -50,10 +50,10 @@ def default_backend(backend: str | None = None) -> str:
     return "legacy" if "legacy" in proc.stdout else "nft"
 
 
-def save(netns: str, table: str | None = None, backend: str | None = None) -> str:
-    """``iptables-save [-t TABLE]`` inside the namespace."""
+def save(netns: str, table: str | None = None, backend: str | None = None, counters: bool = False) -> str:
+    """``iptables-save [-c] [-t TABLE]`` inside the namespace (``-c``: each rule's [packets:bytes])."""
     tool, _ = tools(backend)
-    argv = [tool] + (["-t", table] if table else [])
+    argv = [tool] + (["-c"] if counters else []) + (["-t", table] if table else [])
     try:
         proc = run_in_netns(netns, argv, check=False)
     except FileNotFoundError:

@@ -46,6 +46,7 @@ IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_PREFSRC = 1, 2, 3, 4, 5, 6, 7
 RTA_MULTIPATH, RTA_TABLE = 9, 15
 RTNH_F_ONLINK = 4
+RTM_F_FIB_MATCH = 0x2000  # route get: answer with the FIB entry that matched, not the resolved route
 RT_TABLE_UNSPEC, RT_TABLE_DEFAULT, RT_TABLE_MAIN, RT_TABLE_LOCAL = 0, 253, 254, 255
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_HOST, RT_SCOPE_NOWHERE = 0, 253, 254, 255
 RTPROT_UNSPEC, RTPROT_KERNEL, RTPROT_BOOT, RTPROT_STATIC = 0, 2, 3, 4
@@ -329,6 +330,25 @@ def rule_del(priority: int, table: int, action: int = FR_ACT_TO_TBL, src: str | 
 
 def link_dump(family: int = AF_UNSPEC) -> bytes:
     return message(RTM_GETLINK, 0, _ifinfo(0, family=family))
+
+
+def route_get(dst: str, src: str | None = None, iif: int | None = None, fib_match: bool = False) -> bytes:
+    """``ip route get DST [from SRC] [iif IDX] [fibmatch]``: the kernel's decision for that very packet.
+
+    Answered by one RTM_NEWROUTE. Without ``fib_match`` it is the route the
+    packet takes (type, output device, gateway, preferred source), as if the
+    packet came in on ``iif`` from ``SRC``; with it (RTM_F_FIB_MATCH), the
+    routing table entry that matched. Destination and source are whole
+    addresses (/32), as ``ip route get`` and pyroute2 send them.
+    """
+    body = RTMSG.pack(AF_INET, 32, 32 if src else 0, 0, RT_TABLE_MAIN, RTPROT_UNSPEC, RT_SCOPE_UNIVERSE, 0,
+                      RTM_F_FIB_MATCH if fib_match else 0)
+    body += ipv4(RTA_DST, dst)
+    if src:
+        body += ipv4(RTA_SRC, src)
+    if iif is not None:
+        body += u32(RTA_IIF, iif)
+    return message(RTM_GETROUTE, 0, body)
 
 
 def link_get(index: int) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -17,6 +18,7 @@ from helpers import in_netns, ip, netlab, two_node_topology
 
 pytestmark = pytest.mark.root
 
+IGMP_UNSOLICITED_REPORT_INTERVAL = 1.0  # s, net.ipv4.conf.*.igmpv3_unsolicited_report_interval
 SERVICE = "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n"
 
 
@@ -199,6 +201,10 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
 def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
     lab = labs.name("tr")
     labs.up(two_node_topology(lab, pods_per_node=1))
+    # The underlay's bridge (br0, no address) sends its unsolicited IGMP membership reports just
+    # after it comes up (IGMPv3: robustness 2, at most 1 s apart), and they cross minikube's eth0.
+    # Let them pass, so that the frames captured below are the ping's.
+    time.sleep(2 * IGMP_UNSOLICITED_REPORT_INTERVAL)
     # Traffic first (bounded: 30 pings, 6 s at most), then the capture joins it.
     pinger = subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "ping", "-q", "-c", "30", "-i", "0.2",
                                "-w", "6", "10.244.1.3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

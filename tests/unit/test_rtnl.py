@@ -132,6 +132,21 @@ def test_neighbours_and_fdb_entries():
     assert mtype == rtnl.RTM_DELNEIGH and not flags & nl.NLM_F_ACK and msg["ifindex"] == 3
 
 
+def test_route_get_is_ip_route_get_from_iif_and_fibmatch():
+    msg, mtype, flags = decode(rtmsg, rtnl.route_get("10.244.1.3", "10.244.0.2", 4))
+    assert mtype == rtnl.RTM_GETROUTE and flags == nl.NLM_F_REQUEST  # one answer: no dump, no ACK
+    assert (msg["family"], msg["dst_len"], msg["src_len"], msg["flags"]) == (2, 32, 32, 0)
+    assert msg.get_attr("RTA_DST") == "10.244.1.3" and msg.get_attr("RTA_SRC") == "10.244.0.2"
+    assert msg.get_attr("RTA_IIF") == 4 and msg.get_attr("RTA_OIF") is None
+    msg, *_ = decode(rtmsg, rtnl.route_get("192.168.122.7", fib_match=True))
+    assert msg["flags"] == rtnl.RTM_F_FIB_MATCH == 0x2000 and msg["src_len"] == 0
+    assert msg.get_attr("RTA_SRC") is None and msg.get_attr("RTA_IIF") is None
+    # The same bytes pyroute2 sends for IPRoute.route("get", dst=..., src=..., iif=...) (seen with strace).
+    # rtmsg (family, dst_len, src_len, tos, table 254, proto, scope, type, flags), RTA_DST, RTA_SRC, RTA_IIF
+    body = bytes.fromhex("02 20 20 00 fe 00 00 00 00000000  0800 0100 0af40103  0800 0200 0af40002  0800 0300 02000000")
+    assert rtnl.route_get("10.244.1.3", "10.244.0.2", 2)[16:] == body
+
+
 def test_rules():
     data = rtnl.rule_add(10, 100, src="10.244.0.0", src_len=16, iif="eth0", fwmark=0x4000, fwmask=0x4000)
     msg, mtype, flags = decode(fibmsg, data)

@@ -10,8 +10,9 @@ import struct
 
 import pytest
 
-from netlab.trace.capture import Frame, classify, decode, describe, write_pcap, write_pcapng
-from netlab.trace.path import Flow
+from netlab.trace.capture import Frame, describe, write_pcap, write_pcapng
+from netlab.trace.decode import classify, decode
+from netlab.trace.flow import Flow
 
 scapy = pytest.importorskip("scapy")
 from scapy.layers.inet import ICMP, IP, TCP, UDP  # noqa: E402
@@ -143,7 +144,7 @@ def test_describe_shows_outer_and_inner():
 
 
 def test_checksum_of_the_marked_echo():
-    from netlab.trace.capture import _checksum
+    from netlab.trace.send import _checksum
 
     hdr = struct.pack("!BBHHH", 8, 0, 0, 4242, 1) + MARK
     csum = _checksum(hdr)

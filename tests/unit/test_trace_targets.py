@@ -10,7 +10,7 @@ from netlab.errors import UsageError
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
-from netlab.trace import capture_namespaces, lab_map, resolve_source, resolve_target
+from netlab.trace.targets import capture_namespaces, lab_map, resolve_source, resolve_target
 
 SVC = """
 services:

@@ -20,9 +20,12 @@ from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Address, Bridge, Fdb, Neigh, Route, Veth, Vxlan
-from netlab.trace.path import (CtEntry, FdbFacts, Flow, LabMap, LinkFacts, NeighFacts, Packet, RouteFacts,
-                               RouteFailure, TraceResult, Verdict, VxlanFacts, explain, mark_seen, number,
-                               render_text, walk)
+from netlab.trace.facts import CtEntry, FdbFacts, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.trace.flow import Flow, Packet
+from netlab.trace.labmap import LabMap
+from netlab.trace.render import TraceResult, number, render_text
+from netlab.trace.verdict import Verdict, explain, mark_seen
+from netlab.trace.walk import walk
 
 
 def lab_from(text: str):
@@ -435,7 +438,7 @@ def test_reply_rows_are_summarised_unless_asked(world):
 
 
 def test_explain_without_observations_trusts_the_walk():
-    from netlab.trace.path import Hop, Walk
+    from netlab.trace.hops import Hop, Walk
 
     hops = [Hop("ns", "pod a", "eth0", "route", "x")]
     assert explain(Walk(hops, "delivered")).delivered

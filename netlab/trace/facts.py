@@ -1,0 +1,146 @@
+"""What the walker asks the kernel, per namespace, and the answers as plain data.
+
+The walker never re-implements routing: at every namespace it asks the
+kernel what it decides for this very packet, the way a learner would with
+``ip`` and ``bridge``:
+
+- ``ip route get DST from SRC iif DEV``: the route (:class:`RouteFacts`), and
+  with ``fibmatch`` the table entry that matched;
+- ``ip neigh show IP dev DEV``: the next hop's ARP entry (:class:`NeighFacts`);
+- ``bridge fdb show``: where a MAC is, on a bridge (which port) or on a VXLAN
+  device (which remote VTEP) (:class:`FdbFacts`);
+- ``ip -d link``: kinds, masters, VXLAN settings, hairpin (:class:`LinkFacts`);
+- ``conntrack -L``: the NAT the kernel did for the packet (:class:`CtEntry`);
+- ``sysctl net.bridge.bridge-nf-call-iptables``: whether bridged frames pass
+  iptables (a Service DNAT then happens at the bridge port).
+
+:class:`Kernel` is that list of questions. kernel.py answers it from the
+running kernel; the unit tests answer it from a fake built from the plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from netlab.trace.flow import Flow
+
+
+@dataclass(frozen=True)
+class VxlanFacts:
+    vni: int
+    port: int
+    local: str | None
+    dev: str | None  # the underlay device (IFLA_VXLAN_LINK)
+    learning: bool
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    name: str
+    index: int
+    kind: str | None  # veth, bridge, vxlan, None for lo and plain devices
+    mac: str | None
+    mtu: int
+    up: bool
+    master: str | None = None
+    hairpin: bool | None = None
+    vxlan: VxlanFacts | None = None
+    addresses: tuple[str, ...] = ()  # "10.244.0.1/24"
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    """An ``RTM_GETROUTE`` answer, plus the FIB entry it matched (``ip route get fibmatch``)."""
+
+    type: str  # unicast local broadcast blackhole unreachable prohibit ...
+    oif: str | None
+    gateway: str | None = None
+    prefsrc: str | None = None
+    matched: str | None = None  # "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"
+
+
+class RouteFailure(Exception):
+    """The kernel answered the route lookup with an error (no route, invalid source ...)."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class NeighFacts:
+    ip: str
+    dev: str
+    lladdr: str | None
+    state: str  # PERMANENT REACHABLE STALE DELAY PROBE INCOMPLETE FAILED NOARP NONE
+
+
+@dataclass(frozen=True)
+class FdbFacts:
+    """A ``bridge fdb`` entry: on a VXLAN device (dst = remote VTEP) or a bridge port (master)."""
+
+    lladdr: str
+    dev: str
+    master: str | None = None
+    dst: str | None = None
+    state: str = "learned"  # permanent | static | learned
+    self_: bool = False
+
+    def text(self) -> str:
+        parts = [self.lladdr, "dev", self.dev]
+        if self.dst:
+            parts += ["dst", self.dst]
+        if self.master:
+            parts += ["master", self.master]
+        if self.self_:
+            parts.append("self")
+        if self.state != "learned":
+            parts.append(self.state)
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class CtEntry:
+    """One conntrack entry: the original and the reply direction as the kernel keeps them."""
+
+    orig: Flow
+    reply: Flow
+    state: str | None = None
+    flags: tuple[str, ...] = ()
+
+    def direction_of(self, flow: Flow) -> str | None:
+        """``orig`` when ``flow`` is the connection's first direction, ``reply`` when it is the answer."""
+        if self.orig == flow:
+            return "orig"
+        if self.reply == flow:
+            return "reply"
+        return None
+
+    def text(self) -> str:
+        state = f" {self.state}" if self.state else ""
+        o, r = self.orig, self.reply
+        flags = "".join(f" [{f}]" for f in self.flags)
+        return (f"{o.proto}{state} {o.endpoint('src')} → {o.endpoint('dst')} | reply {r.endpoint('src')} → "
+                f"{r.endpoint('dst')}{flags}")
+
+
+class Kernel(Protocol):
+    """The kernel's answers the walker needs, per namespace."""
+
+    def links(self, netns: str) -> dict[str, LinkFacts]: ...
+
+    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None) -> RouteFacts:
+        """``ip route get``; raises :class:`RouteFailure` when the kernel answers with an error."""
+        ...
+
+    def neigh(self, netns: str, dev: str, ip: str) -> NeighFacts | None: ...
+
+    def fdb(self, netns: str) -> list[FdbFacts]: ...
+
+    def conntrack(self, netns: str, proto: str) -> list[CtEntry]: ...
+
+    def bridge_nf(self, netns: str) -> bool:
+        """net.bridge.bridge-nf-call-iptables in this namespace (bridged frames pass iptables)."""
+        ...

@@ -1,0 +1,97 @@
+"""The packet a trace follows: its addresses, where a row expects to see it, and a copy the capture saw.
+
+A :class:`Flow` is the packet's IPv4 addresses and ports at one point of its
+path. They change on the way: a Service's DNAT rewrites the destination on
+the client's node, a masquerade rewrites the source, conntrack undoes both
+for the replies, and a VXLAN device wraps the whole frame into a UDP packet
+between two nodes (the inner flow is then carried unchanged).
+
+An :class:`Observe` says where a row of the trace should see the packet
+(namespace, interface, direction) and with which addresses; a
+:class:`Packet` is one frame the capture really saw, decoded (see decode.py).
+A row is seen when a packet matches its observation (see verdict.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Flow:
+    """A packet's IPv4 addresses and ports (ICMP: the echo id in both port fields)."""
+
+    proto: str
+    src: str | None
+    dst: str
+    sport: int | None = None
+    dport: int | None = None
+
+    @classmethod
+    def icmp(cls, src: str | None, dst: str, ident: int) -> "Flow":
+        return cls("icmp", src, dst, ident, ident)
+
+    def reversed(self) -> "Flow":
+        return Flow(self.proto, self.dst, self.src or "", self.dport, self.sport)
+
+    def with_src(self, ip: str, port: int | None) -> "Flow":
+        if self.proto == "icmp":
+            return Flow(self.proto, ip, self.dst, port, port)
+        return replace(self, src=ip, sport=port)
+
+    def with_dst(self, ip: str, port: int | None) -> "Flow":
+        if self.proto == "icmp":
+            return Flow(self.proto, self.src, ip, port, port)
+        return replace(self, dst=ip, dport=port)
+
+    def endpoint(self, which: str) -> str:
+        ip, port = (self.src, self.sport) if which == "src" else (self.dst, self.dport)
+        return f"{ip}:{port}" if self.proto != "icmp" and port is not None else str(ip)
+
+    def __str__(self) -> str:
+        if self.proto == "icmp":
+            return f"{self.src} → {self.dst} icmp id {self.sport}"
+        return f"{self.endpoint('src')} → {self.endpoint('dst')} {self.proto}"
+
+
+@dataclass(frozen=True)
+class Observe:
+    """Where and how a row's packet should show up in the capture."""
+
+    netns: str
+    ifname: str
+    direction: str  # "in" | "out"
+    flow: Flow  # the innermost packet's addresses at that point
+    role: str  # "request" | "reply"
+    encapsulated: bool = False
+    # The same packet after this namespace's DNAT: with bridge-nf-call-iptables=1 the bridge
+    # runs nat PREROUTING at its port, before the frame reaches the bridge device itself.
+    alt: Flow | None = None
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One captured frame, decoded as far as the trace needs (see decode.py)."""
+
+    netns: str
+    ifname: str
+    direction: str  # in | out
+    ts: float
+    flow: Flow | None  # innermost IPv4 flow (None: ARP or not IPv4)
+    role: str | None = None  # request | reply | error | None
+    encapsulated: bool = False
+    outer: dict[str, Any] | None = None  # src dst sport dport vni of the VXLAN carrier
+    ttl: int | None = None
+    summary: str = ""
+    icmp_error: dict[str, Any] | None = None  # quoted flow, type/code text, reporter
+    arp: dict[str, Any] | None = None  # op, spa, tpa
+
+
+def is_ip(text: str) -> bool:
+    try:
+        IPv4Address(text)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,132 @@
+"""The lab as the trace sees it, from its plan: who is where, veth peers, Services, planned entries.
+
+The kernel knows a veth's peer only as an ifindex in a namespace *id*, which
+has no name; the plan knows both ends by name, so the walker follows a frame
+out of one namespace into the next with :attr:`LabMap.peers`. The plan also
+puts names on addresses (``10.244.1.3 (fedora-2)``), says which namespaces
+run kube-proxy/Flannel NAT rules, how kube-proxy chained every Service port
+(``KUBE-SVC-...`` → ``KUBE-SEP-...`` per endpoint), and gives the command
+that makes a missing route, ARP entry or FDB entry again (a lost packet's
+fix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
+
+from netlab.model.lab import Lab
+from netlab.plan.build import Plan
+from netlab.plan.resources import Address, Fdb, NatRules, Neigh, Route, Veth
+from netlab.plan.services import service_ports
+
+
+class ServiceEndpoint(NamedTuple):
+    ip: str
+    port: int
+    pod: str
+    sep_chain: str  # kube-proxy's KUBE-SEP-... chain that DNATs to it
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    """One Service port as kube-proxy chains it (for naming the DNAT the kernel did)."""
+
+    name: str
+    ip: str
+    port: int
+    protocol: str
+    svc_chain: str
+    node_port: int | None = None
+    endpoints: tuple[ServiceEndpoint, ...] = ()
+
+    def endpoint(self, ip: str, port: int | None) -> ServiceEndpoint | None:
+        return next((e for e in self.endpoints if e.ip == ip and e.port == port), None)
+
+
+@dataclass
+class LabMap:
+    """The lab's structure, from its plan: veth peers, names, Services, planned entries."""
+
+    lab: str
+    peers: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # netns -> "pod fedora-1"
+    ip_names: dict[str, str] = field(default_factory=dict)  # "10.244.1.3" -> "fedora-2"
+    services: list[ServiceFacts] = field(default_factory=list)
+    nat_netns: tuple[str, ...] = ()
+    planned_neigh: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, ip) -> command
+    planned_fdb: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> command
+    planned_route: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> command
+
+    @classmethod
+    def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
+        m = cls(lab=lab.name)
+        m.names[lab.underlay_netns] = "underlay"
+        for node in lab.nodes:
+            m.names[node.netns] = f"node {node.name}"
+            m.ip_names[str(node.ip)] = node.name
+            m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
+            if lab.mode == "vxlan":
+                m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
+        for pod in lab.pods:
+            m.names[pod.netns] = f"pod {pod.name}"
+            m.ip_names[str(pod.ip)] = pod.name
+        for host, netns in lab.internet_hosts:
+            m.names[netns] = f"internet {host}"
+        for r in plan.resources:
+            if isinstance(r, Veth):
+                m.peers[(r.netns, r.name)] = (r.peer_netns, r.peer_name)
+                m.peers[(r.peer_netns, r.peer_name)] = (r.netns, r.name)
+            elif isinstance(r, Neigh):
+                m.planned_neigh[(r.netns, r.dev, str(r.dst))] = r.command()
+            elif isinstance(r, Fdb):
+                m.planned_fdb[(r.netns, r.dev, r.lladdr.lower())] = r.command()
+            elif isinstance(r, Route):
+                m.planned_route[(r.netns, str(IPv4Network(r.dst)))] = r.command()
+            elif isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
+                # the internet's machines (gateway, lb, hosts) are named after their netns
+                m.ip_names.setdefault(str(r.address.ip), m.names[r.netns].split()[-1])
+        m.nat_netns = tuple(sorted({r.netns for r in plan.resources if isinstance(r, NatRules)}))
+        m.services = services(lab)
+        for s in m.services:
+            m.ip_names.setdefault(s.ip, f"Service {s.name}")
+        return m
+
+    def where(self, netns: str) -> str:
+        return self.names.get(netns, netns)
+
+    def name_ip(self, ip: str | None) -> str:
+        """``10.244.1.3 (fedora-2)``."""
+        if ip is None:
+            return "?"
+        name = self.ip_names.get(ip)
+        return f"{ip} ({name})" if name else ip
+
+    def route_fix(self, netns: str, dst: str) -> str | None:
+        """The plan's most specific route in ``netns`` that covers ``dst`` (the fix for a missing route)."""
+        best = None
+        for (rns, cidr), cmd in self.planned_route.items():
+            net = IPv4Network(cidr)
+            if rns == netns and IPv4Address(dst) in net and (best is None or net.prefixlen > best[0].prefixlen):
+                best = (net, cmd)
+        return best[1] if best else None
+
+    def service_for(self, ip: str, port: int | None, proto: str) -> ServiceFacts | None:
+        """The Service port a packet to ``ip:port`` is for: its ClusterIP and port, or a nodePort."""
+        for s in self.services:
+            if s.protocol == proto and ((s.ip == ip and s.port == port) or (s.node_port == port and port)):
+                return s
+        return None
+
+
+def services(lab: Lab) -> list[ServiceFacts]:
+    """Every Service port of the lab with kube-proxy's chain names and its endpoints' pods."""
+    names = {str(p.ip): p.name for p in lab.pods}
+    out = []
+    for sp in service_ports(lab):
+        eps = tuple(ServiceEndpoint(str(ip), port, names.get(str(ip), "?"), sp.sep_chain(ip, port))
+                    for ip, port in sp.endpoints)
+        out.append(ServiceFacts(name=sp.name, ip=str(sp.cluster_ip), port=sp.port.port, protocol=sp.protocol,
+                                svc_chain=sp.svc_chain, node_port=sp.node_port, endpoints=eps))
+    return out

@@ -1,0 +1,104 @@
+"""NAT as conntrack remembers it: what a namespace's DNAT, masquerade and their reversal did to the packet.
+
+kube-proxy's rules DNAT a packet for a ClusterIP or a nodePort to one
+endpoint, picked at random, in PREROUTING (OUTPUT for a node's own sockets);
+Flannel's and the gateway's MASQUERADE rewrite the source in POSTROUTING.
+iptables decides once per connection and conntrack keeps the result as two
+tuples, the original direction and the reply it expects::
+
+    orig:  10.244.0.2:40000 → 10.96.0.20:80       what the client sent
+    reply: 10.244.1.3:8080  → 10.244.0.2:40000    what the endpoint will answer
+
+So the walker reads the translation from the packet's entry instead of
+re-running the rules. A packet matching the original tuple gets the reply's
+source as its destination (DNAT) and the reply's destination as its source
+(SNAT); a packet matching the reply tuple gets the reverse (un-SNAT in
+PREROUTING, un-DNAT in POSTROUTING), which is how the client sees answers
+from the address it sent to.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, NamedTuple
+
+from netlab.trace.facts import CtEntry
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import LabMap
+
+
+class Hit(NamedTuple):
+    """The packet's conntrack entry, and which of its two directions the packet is."""
+
+    entry: CtEntry
+    direction: str  # "orig" | "reply"
+
+
+def find(entries: Iterable[CtEntry], flow: Flow) -> Hit | None:
+    for entry in entries:
+        direction = entry.direction_of(flow)
+        if direction:
+            return Hit(entry, direction)
+    return None
+
+
+def _other(hit: Hit) -> Flow:
+    return hit.entry.reply if hit.direction == "orig" else hit.entry.orig
+
+
+def new_destination(flow: Flow, hit: Hit) -> Flow:
+    """PREROUTING/OUTPUT: the packet after the destination change (a DNAT, or a reply's un-SNAT)."""
+    other = _other(hit)
+    # An ICMP echo id is remapped by the SNAT side only: un-done here for a reply, kept for a request.
+    keep_id = flow.proto == "icmp" and hit.direction == "orig"
+    return flow.with_dst(other.src, flow.dport if keep_id else other.sport)
+
+
+def new_source(flow: Flow, hit: Hit) -> Flow:
+    """POSTROUTING: the packet after the source change (a masquerade, or a reply's un-DNAT)."""
+    other = _other(hit)
+    keep_id = flow.proto == "icmp" and hit.direction == "reply"
+    return flow.with_src(other.dst, flow.sport if keep_id else other.dport)
+
+
+def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit) -> dict[str, Any]:
+    """For a Service's DNAT: the Service, kube-proxy's chains and the endpoint it picked."""
+    if hit.direction != "orig":
+        return {}
+    svc = lab.service_for(old.dst, old.dport, old.proto)
+    if svc is None:
+        return {}
+    out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.svc_chain}
+    ep = svc.endpoint(new.dst, new.dport)
+    if ep:
+        out.update(endpoint=ep.pod, endpoint_ip=ep.ip, endpoint_port=ep.port, sep_chain=ep.sep_chain)
+    return out
+
+
+def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow) -> str:
+    """The row's text for a change of the destination (``which`` = "dst") or of the source ("src")."""
+    if which == "dst" and hit.direction == "orig":
+        svc = lab.service_for(old.dst, old.dport, old.proto)
+        text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
+        if svc:
+            ep = svc.endpoint(new.dst, new.dport)
+            who = f"endpoint {ep.pod}" if ep else f"endpoint {lab.name_ip(new.dst)}"
+            sep = f" → {ep.sep_chain}" if ep else ""
+            text += f": Service {svc.name} picked {who} ({svc.svc_chain}{sep})"
+        reply = hit.entry.reply
+        return text + (f"; conntrack will rewrite the replies {reply.endpoint('src')} → {reply.endpoint('dst')} "
+                       f"to come from {old.endpoint('dst')}")
+    if which == "dst":
+        return (f"conntrack undoes the masquerade: destination {old.endpoint('dst')} → {new.endpoint('dst')} "
+                f"(a reply to a connection this namespace SNATed)")
+    if hit.direction == "orig":
+        return (f"MASQUERADE: source {old.endpoint('src')} → {new.endpoint('src')}; conntrack will rewrite the "
+                f"replies back to {old.endpoint('src')}")
+    return (f"conntrack reverse translation (un-DNAT): source {old.endpoint('src')} → {new.endpoint('src')}, "
+            f"so the client sees replies from the address it sent to")
+
+
+def commands(netns: str, entry: CtEntry) -> list[str]:
+    """What a learner runs to see the same: the entry, and the nat table's rules with their counters."""
+    o = entry.orig
+    return [f"ip netns exec {netns} conntrack -L -p {o.proto} --orig-src {o.src} --orig-dst {o.dst}",
+            f"ip netns exec {netns} iptables-save -c -t nat"]

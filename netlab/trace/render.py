@@ -1,0 +1,163 @@
+"""How a trace is shown: the whole result, its rows numbered, as text for a learner and as JSON.
+
+Rows are numbered 1.. on the way there and r1.. on the way back. The text
+has one line per hop (seen or not, namespace, device, the kernel's
+decision), the command that shows the same fact under it, and at the end
+the result: delivered (with the TTL on arrival and the reply), or lost at
+hop N with the kernel's reason and the fix the lab's plan gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.trace.hops import Hop, Walk
+from netlab.trace.verdict import Verdict
+
+
+@dataclass
+class TraceResult:
+    """A whole trace: both walks and their verdicts, what came back to the socket, what the capture saw."""
+
+    lab: str
+    src: dict[str, Any]
+    dst: dict[str, Any]
+    proto: str
+    port: int | None
+    marker: str
+    forward: Walk
+    reply: Walk | None
+    verdict: Verdict
+    reply_verdict: Verdict | None
+    reply_received: bool
+    reply_text: str | None = None
+    icmp_errors: list[dict[str, Any]] = field(default_factory=list)
+    arp: list[dict[str, Any]] = field(default_factory=list)
+    captured_netns: list[str] = field(default_factory=list)
+    packets: int = 0
+    pcap: str | None = None
+    vxlan_port: int = 8472
+
+    @property
+    def endpoint(self) -> dict[str, Any] | None:
+        for h in self.forward.hops:
+            if h.kind == "dnat" and "endpoint" in h.facts:
+                return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
+                                                "sep_chain") if k in h.facts}
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.delivered
+
+    def to_json(self) -> dict[str, Any]:
+        def loss(v: Verdict | None, hops: list[Hop]) -> dict[str, Any] | None:
+            if v is None or v.delivered:
+                return None
+            h = hops[v.lost_at] if v.lost_at is not None and v.lost_at < len(hops) else None
+            return {"hop": h.index if h else None, "netns": h.netns if h else None, "device": h.device if h else None,
+                    "reason": v.reason, "fix": v.fix}
+
+        return {
+            "lab": self.lab, "src": self.src, "dst": self.dst, "proto": self.proto, "port": self.port,
+            "marker": self.marker, "delivered": self.verdict.delivered, "reply_received": self.reply_received,
+            "reply": self.reply_text,
+            "lost": loss(self.verdict, self.forward.hops),
+            "reply_lost": loss(self.reply_verdict, self.reply.hops) if self.reply else None,
+            "endpoint": self.endpoint, "icmp_errors": self.icmp_errors, "arp": self.arp,
+            "hops": [h.to_json() for h in self.forward.hops],
+            "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
+            "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap,
+        }
+
+
+def number(result: TraceResult) -> None:
+    """Rows are numbered 1.. on the way there and r1.. on the way back."""
+    for i, h in enumerate(result.forward.hops, 1):
+        h.index = i
+    for i, h in enumerate(result.reply.hops if result.reply else [], 1):
+        h.index = i
+
+
+def label(h: Hop) -> str:
+    return f"r{h.index}" if h.direction == "reply" else str(h.index)
+
+
+SEEN = {True: "seen", False: "NOT SEEN", None: "-"}
+REPLY_KINDS = ("dnat", "snat", "deliver", "drop")
+
+
+def render_text(r: TraceResult, full_reply: bool = False) -> str:
+    """The trace as a learner reads it: one row per hop, with the command that shows the same fact."""
+    out: list[str] = []
+    src, dst = r.src, r.dst
+    what = {"icmp": "ICMP echo request", "tcp": f"TCP SYN to port {r.port}", "udp": f"UDP datagram to port {r.port}"}
+    out.append(f"trace {src['name']} ({src['ip']}) → {dst['name']} ({dst['ip']}"
+               f"{':' + str(r.port) if r.port and r.proto != 'icmp' else ''}): {what[r.proto]}, lab {r.lab}, "
+               f"marker {r.marker}")
+    out.append(f"captured in {len(r.captured_netns)} namespaces at once, {r.packets} frames of this packet")
+    out.append("")
+    out += _rows(r.forward.hops)
+    if r.reply is not None:
+        rows = r.reply.hops if full_reply else [
+            h for i, h in enumerate(r.reply.hops)
+            if h.kind in REPLY_KINDS or h.problem or (r.reply_verdict and r.reply_verdict.lost_at == i)]
+        if rows:
+            out.append("")
+            hidden = len(r.reply.hops) - len(rows)
+            more = f" ({hidden} more rows with --full-reply)" if hidden else ""
+            out.append(f"reply {r.reply.hops[0].observe.flow if r.reply.hops and r.reply.hops[0].observe else ''}{more}:")
+            out += _rows(rows)
+    out.append("")
+    ep = r.endpoint
+    if ep:
+        out.append(f"Service {ep['service']}: the DNAT picked endpoint {ep.get('endpoint')} "
+                   f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep['svc_chain']} → {ep.get('sep_chain')}")
+    v = r.verdict
+    if v.delivered:
+        ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)
+        line = f"result: delivered to {dst['name']}"
+        if ttl is not None:
+            line += f" (TTL {ttl} on arrival)"
+        if r.reply_received:
+            line += f"; reply received{': ' + r.reply_text if r.reply_text else ''}"
+        elif r.reply_verdict and not r.reply_verdict.delivered:
+            lost = r.reply.hops[r.reply_verdict.lost_at] if r.reply_verdict.lost_at is not None else None
+            if r.reply_verdict.never_sent or lost is None:
+                line += f"; NO REPLY: {r.reply_verdict.reason}"
+            else:
+                line += (f"; NO REPLY (lost at hop {label(lost)}, {lost.netns} {lost.device}: "
+                         f"{r.reply_verdict.reason})")
+        out.append(line)
+    else:
+        lost = r.forward.hops[v.lost_at] if v.lost_at is not None and v.lost_at < len(r.forward.hops) else None
+        where = f" at hop {lost.index} ({lost.netns} {lost.device})" if lost else ""
+        out.append(f"result: LOST{where}: {v.reason}")
+        if v.fix:
+            out.append(f"  fix: {v.fix}   (or: sudo netlab up, which repairs the lab)")
+    for e in r.icmp_errors:
+        out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
+    for a in r.arp:
+        out.append(f"  {a['text']} ({a['count']}x on {a['netns']} {a['ifname']}, "
+                   f"{'answered' if a.get('answered') else 'no answer'})")
+    if r.pcap:
+        out.append(f"pcap: {r.pcap} (pcapng, one interface per namespace/device); read it with:")
+        out.append(f"  tshark -r {r.pcap} -d udp.port=={r.vxlan_port},vxlan")
+    return "\n".join(out) + "\n"
+
+
+def _rows(hops: list[Hop]) -> list[str]:
+    out = []
+    for h in hops:
+        status = SEEN[h.seen]
+        head = f"{label(h):>3}  {status:<8}  {h.netns:<22} {h.device:<13} {h.decision}"
+        out.append(head)
+        pad = " " * 15
+        if h.evidence and h.kind in ("encap", "decap", "deliver"):
+            out.append(f"{pad}saw: {h.evidence}")
+        if h.problem:
+            out.append(f"{pad}!! {h.problem}")
+        for c in h.commands:
+            out.append(f"{pad}$ {c}")
+    return out

@@ -1,0 +1,178 @@
+"""One trace, start to end: capture everywhere, send the marked packet, walk, match, explain.
+
+1. open a packet socket in every namespace the packet may cross, all before
+   anything is sent (targets.capture_namespaces);
+2. send one real, marked packet from a socket inside the source namespace, and
+   wait (bounded) for the reply on that socket (send.py);
+3. read the conntrack entries of the namespaces that NAT (nodes, gateway,
+   load balancer) while the connection still exists: they say which endpoint a
+   Service DNAT picked and how replies are translated back;
+4. walk the path asking each namespace's kernel for its decisions (walk.py,
+   kernel.py), the reply's path too;
+5. match the captured frames to the rows: seen or not seen, and for a lost
+   packet the first hop where it disappeared and the kernel's reason
+   (verdict.py);
+6. optionally write every captured frame of the packet to a pcapng file, each
+   with a comment naming its row.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable
+
+from netlab.errors import UsageError
+from netlab.kernel import netns as nsmod
+from netlab.model.lab import Lab
+from netlab.trace import capture as cap, decode, send
+from netlab.trace.flow import Flow, Packet
+from netlab.trace.hops import Hop, Walk
+from netlab.trace.kernel import LiveKernel
+from netlab.trace.labmap import LabMap
+from netlab.trace.render import TraceResult, label, number
+from netlab.trace.targets import Endpoint, capture_namespaces, lab_map, resolve_source, resolve_target
+from netlab.trace.verdict import Verdict, explain, mark_seen, matches
+from netlab.trace.walk import walk
+
+Progress = Callable[[str, int, int], None]
+DEFAULT_TIMEOUT = 1.0
+
+
+def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None) -> TraceResult:
+    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab."""
+    step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
+    src = resolve_source(lab, src_name)
+    dst = resolve_target(lab, dst_spec, proto, port, src)
+    proto = proto or dst.proto or "icmp"
+    port = dst.port if proto != "icmp" else None
+    if proto in ("tcp", "udp") and port is None:
+        raise UsageError(f"{dst.name} serves no {proto.upper()} port netlab knows of; give one with --port N")
+    lm = lab_map(lab)
+    namespaces = capture_namespaces(lab, src, dst)
+    missing = [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
+    if missing:
+        raise UsageError(f"namespace {missing[0]} of lab {lab.name} does not exist; is the lab up? "
+                         "(`sudo netlab status`)")
+
+    step(0)
+    try:
+        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step)
+    except FileNotFoundError as exc:  # a namespace vanished under us
+        raise UsageError(f"{exc.filename or 'a namespace'} vanished during the trace: is lab {lab.name} being "
+                         "taken down? (`sudo netlab status`)") from None
+
+
+def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
+         pcap: str | None, namespaces: list[str], step: Callable[[int], None]) -> TraceResult:
+    vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
+    nonce = secrets.token_hex(4)
+    kernel = LiveKernel()
+    try:
+        with cap.Capture(namespaces) as capture:
+            capture.settle()
+            step(1)
+            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce)
+            try:
+                send.wait_reply(sent, timeout)
+                kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
+                step(2)
+            finally:
+                sent.close()
+            capture.settle()
+            frames = capture.drain()
+        step(3)
+        if proto == "icmp":
+            flow = Flow.icmp(None, dst.ip, sent.sport)  # the kernel picks the source address
+        else:
+            flow = Flow(proto, sent.src, dst.ip, sent.sport, port)
+        fwd = walk(kernel, lm, src.netns, flow)
+        back: Walk | None = None
+        if fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns:
+            back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply")
+    finally:
+        kernel.close()
+    step(4)
+
+    flows = {h.observe.flow for h in fwd.hops + (back.hops if back else []) if h.observe}
+    packets: list[Packet] = []
+    ours: list[tuple[cap.Frame, Packet]] = []
+    for frame, d in cap.frames_in(frames, [vx_port]):
+        p = decode.classify(d, frame.netns, frame.ifname, frame.direction, frame.ts, sent.marker, flows)
+        if p is not None:
+            packets.append(p)
+            ours.append((frame, p))
+    captured = set(namespaces)
+    ip_packets = [p for p in packets if p.flow is not None]
+    mark_seen(fwd.hops, ip_packets, captured)
+    fverdict = explain(fwd)
+    bverdict: Verdict | None = None
+    if back is not None:
+        mark_seen(back.hops, ip_packets, captured)
+        bverdict = explain(back)
+        if not bverdict.delivered and not any(h.seen for h in back.hops):
+            why = f"{dst.name} sent no reply"
+            if sent.error:
+                why += f" ({sent.error})"
+            elif proto == "udp":
+                why += " (nothing answered the datagram: is a server listening on that port?)"
+            bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
+    result = TraceResult(
+        lab=lab.name, src=src.to_json(), dst=dst.to_json(), proto=proto, port=port, marker=sent.marker.decode(),
+        forward=fwd, reply=back, verdict=fverdict, reply_verdict=bverdict, reply_received=sent.reply,
+        reply_text=sent.reply_text, captured_netns=namespaces, vxlan_port=vx_port,
+        packets=sum(1 for p in packets if p.flow is not None and p.role in ("request", "reply", "error")))
+    number(result)
+    result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
+    result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
+    result.arp = _arp_story(fwd, packets)
+    if pcap:
+        keep = [(frame, _comment(frame, p, fwd.hops + (back.hops if back else []))) for frame, p in ours
+                if p.flow is not None or _arp_relevant(p, fwd)]
+        cap.write_pcapng(pcap, keep, vx_port)
+        result.pcap = pcap
+    step(5)
+    return result
+
+
+def _unique(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for item in items:
+        k = tuple(item.get(x) for x in keys)
+        if k not in seen:
+            seen.add(k)
+            out.append(item)
+    return out
+
+
+def _arp_relevant(p: Packet, w: Walk) -> bool:
+    """An ARP frame about one of the walk's next hops (kept in the pcap)."""
+    if p.arp is None:
+        return False
+    ips = {h.facts["ip"] for h in w.hops if h.kind == "neigh" and "ip" in h.facts}
+    return p.arp["tpa"] in ips or p.arp["spa"] in ips
+
+
+def _arp_story(w: Walk, packets: list[Packet]) -> list[dict[str, Any]]:
+    """For every next hop whose ARP entry is missing: the requests the kernel sent, and whether anyone answered."""
+    out = []
+    for h in w.hops:
+        if h.kind != "neigh" or not h.problem or "ip" not in h.facts:
+            continue
+        ip = h.facts["ip"]
+        asks = [p for p in packets if p.arp and p.arp["op"] == 1 and p.arp["tpa"] == ip and p.netns == h.netns
+                and p.ifname == h.device and p.direction == "out"]
+        answers = [p for p in packets if p.arp and p.arp["op"] == 2 and p.arp["spa"] == ip and p.netns == h.netns]
+        if asks or answers:
+            out.append({"text": asks[0].summary if asks else f"who-has {ip}", "count": len(asks),
+                        "netns": h.netns, "ifname": h.device, "answered": bool(answers)})
+    return out
+
+
+def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
+    """The pcapng comment of a frame: the row it proves, or what it is."""
+    rows = [h for h in hops if h.observe is not None and matches(p, h.observe)]
+    where = f"{frame.netns} {frame.ifname} {frame.direction}"
+    if rows:
+        return f"hop {label(rows[0])}: {where}: {rows[0].kind}: {rows[0].decision}"[:400]
+    return f"{where}: {p.summary}"

@@ -1,0 +1,167 @@
+"""The marked packet: one real packet, sent from a socket inside the source namespace.
+
+It is real traffic the kernel handles like any other:
+
+- ICMP: an echo request from a raw socket, with a random id and the payload
+  ``netlab-trace <nonce>``;
+- TCP: a kernel connection (``connect`` from a random source port), closed with
+  a reset as soon as the handshake ends or the time is up;
+- UDP: one datagram carrying the marker, from a random source port.
+
+Nothing is sent from or to the host's namespace: the socket is opened inside
+the source pod or node (``setns``, open, back), addressed to a lab address.
+The reply is waited for on that same socket, for a bounded time.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import select
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+from netlab.kernel import netns as nsmod
+from netlab.trace.decode import ICMP_TYPES, UNREACH, ip_text
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@dataclass
+class Sent:
+    """The marked packet: what was sent and what came back to its socket."""
+
+    proto: str
+    src: str | None  # source address when the socket knows it (TCP/UDP), else None: the kernel's choice
+    sport: int  # TCP/UDP source port; ICMP echo id
+    marker: bytes
+    reply: bool = False
+    reply_text: str | None = None
+    error: str | None = None
+    _sock: socket.socket | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            if self.proto == "tcp":
+                try:  # a reset, now: nothing lingers in the lab after the trace
+                    self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                except OSError:
+                    pass
+            self._sock.close()
+            self._sock = None
+
+
+def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str) -> Sent:
+    """Open a socket inside ``netns`` and send the one marked packet (non-blocking)."""
+    marker = f"netlab-trace {nonce}".encode()
+    rnd = random.SystemRandom()
+    with nsmod.entered(netns):
+        if proto == "icmp":
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.IPPROTO_ICMP)
+        elif proto == "tcp":
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    s.setblocking(False)
+    if proto == "icmp":
+        ident = rnd.randrange(1, 0xFFFF)
+        body = marker + b"\n"
+        hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
+        csum = _checksum(hdr + body)
+        sent = Sent("icmp", None, ident, marker, _sock=s)
+        try:
+            s.sendto(struct.pack("!BBHHH", 8, 0, csum, ident, 1) + body, (dst, 0))
+        except OSError as exc:  # no route: the walk will show the kernel's answer
+            sent.error = sent.reply_text = f"not sent: {exc.strerror}"
+        return sent
+    sport = _bind_random_port(s, rnd)
+    sent = Sent(proto, None, sport, marker, _sock=s)
+    if proto == "tcp":
+        err = s.connect_ex((dst, dport))
+        if err not in (0, errno.EINPROGRESS):
+            sent.error = sent.reply_text = f"not sent: {os.strerror(err)}"
+    else:
+        try:
+            s.connect((dst, dport))  # a connected UDP socket also gets the ICMP errors
+            s.send(marker + b"\n")
+        except OSError as exc:
+            sent.error = sent.reply_text = f"not sent: {exc.strerror}"
+    try:
+        src = s.getsockname()[0]
+        sent.src = src if src != "0.0.0.0" else None
+    except OSError:
+        pass
+    return sent
+
+
+def _bind_random_port(s: socket.socket, rnd: random.SystemRandom) -> int:
+    for _ in range(50):
+        port = rnd.randrange(33000, 60000)
+        try:
+            s.bind(("0.0.0.0", port))
+            return port
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    s.bind(("0.0.0.0", 0))
+    return s.getsockname()[1]
+
+
+def wait_reply(sent: Sent, timeout: float) -> None:
+    """Wait (at most ``timeout`` s) for the reply on the packet's own socket."""
+    s = sent._sock if not (sent.error or "").startswith("not sent") else None
+    deadline = time.monotonic() + timeout
+    while s is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if sent.proto == "tcp":
+            _, w, _ = select.select([], [s], [], left)
+            if not w:
+                return
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0:
+                sent.reply, sent.reply_text = True, "connection established (SYN-ACK)"
+            else:
+                sent.reply = err == errno.ECONNREFUSED
+                sent.error = os.strerror(err)
+                sent.reply_text = f"connection failed: {os.strerror(err)}"
+            return
+        r, _, _ = select.select([s], [], [], left)
+        if not r:
+            return
+        try:
+            data = s.recv(65535)
+        except OSError as exc:  # ICMP error on a connected UDP socket
+            sent.error = exc.strerror
+            sent.reply_text = f"error: {exc.strerror}"
+            return
+        if sent.proto == "udp":
+            sent.reply = True
+            sent.reply_text = data.decode(errors="replace").strip()[:200]
+            return
+        ihl = (data[0] & 0x0F) * 4
+        icmp = data[ihl:]
+        if len(icmp) >= 8 and icmp[0] == 0 and struct.unpack("!H", icmp[4:6])[0] == sent.sport \
+                and sent.marker in icmp[8:]:
+            sent.reply, sent.reply_text = True, f"echo reply from {ip_text(data[12:16])} ttl {data[8]}"
+            return
+        if len(icmp) >= 8 and icmp[0] in (3, 11):
+            q = icmp[8:]
+            qihl = (q[0] & 0x0F) * 4 if q else 0
+            if len(q) >= qihl + 8 and q[9] == 1 and struct.unpack("!H", q[qihl + 4:qihl + 6])[0] == sent.sport:
+                kind = ICMP_TYPES.get(icmp[0], str(icmp[0]))
+                code = UNREACH.get(icmp[1], f"code {icmp[1]}") if icmp[0] == 3 else f"code {icmp[1]}"
+                sent.error = f"{kind} ({code}) from {ip_text(data[12:16])}"
+                sent.reply_text = sent.error
+                return

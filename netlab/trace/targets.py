@@ -1,0 +1,152 @@
+"""Who a trace is from and to, and where it captures.
+
+A trace starts in a namespace (a pod, a node, an internet host: something
+with a socket) and goes to a name or an address of the lab: a pod, a node,
+``svc/NAME`` (the ClusterIP, or from the internet the LoadBalancer address),
+an internet host, or any of the lab's addresses. The packet may cross every
+node and the underlay (a Service's DNAT can send it to any endpoint), so all
+of them are captured at once, with the endpoints' namespaces and the
+internet's gateway and load balancer when the packet may pass them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from netlab.errors import UsageError
+from netlab.model.lab import Lab
+from netlab.plan.build import build_plan
+from netlab.plan.internet import load_balancer_ips
+from netlab.trace.flow import is_ip
+from netlab.trace.labmap import LabMap
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One end of a trace: a lab thing with a namespace and/or an address."""
+
+    name: str
+    kind: str  # pod node internet service ip
+    ip: str
+    netns: str | None = None
+    port: int | None = None
+    proto: str | None = None
+    service: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def lab_map(lab: Lab) -> LabMap:
+    """The lab as the trace sees it, from its plan."""
+    return LabMap.from_lab(lab, build_plan(lab))
+
+
+def _host_ips(lab: Lab) -> dict[str, str]:
+    """Internet-side machines (gateway, lb, hosts): the address on their eth0, from the plan."""
+    if not lab.internet_hosts:
+        return {}
+    by_ns = {ns: name for name, ns in lab.internet_hosts}
+    out: dict[str, str] = {}
+    for r in build_plan(lab).of_kind("address"):
+        if r.netns in by_ns and r.dev == "eth0" and by_ns[r.netns] not in out:
+            out[by_ns[r.netns]] = str(r.address.ip)
+    return out
+
+
+def resolve_source(lab: Lab, name: str) -> Endpoint:
+    for p in lab.pods:
+        if p.name == name:
+            return Endpoint(p.name, "pod", str(p.ip), p.netns)
+    for n in lab.nodes:
+        if n.name == name:
+            return Endpoint(n.name, "node", str(n.ip), n.netns)
+    hosts = _host_ips(lab)
+    for host, netns in lab.internet_hosts:
+        if host == name:
+            return Endpoint(host, "internet", hosts.get(host, ""), netns)
+    raise UsageError(f"lab {lab.name} has no pod, node or internet host {name!r} to send from ({_names(lab)})")
+
+
+def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
+    """DST: a pod, a node, ``svc/NAME``, an internet host, or one of the lab's addresses."""
+    if spec.startswith(("svc/", "service/")):
+        return _service_target(lab, spec.split("/", 1)[1], proto, port, src)
+    for p in lab.pods:
+        if p.name == spec or str(p.ip) == spec:
+            return Endpoint(p.name, "pod", str(p.ip), p.netns, port=_pod_port(p, proto, port))
+    for n in lab.nodes:
+        if n.name == spec or str(n.ip) == spec:
+            return Endpoint(n.name, "node", str(n.ip), n.netns, port=port)
+    hosts = _host_ips(lab)
+    for host, netns in lab.internet_hosts:
+        if host == spec or hosts.get(host) == spec:
+            return Endpoint(host, "internet", hosts.get(host, ""), netns, port=port)
+    for svc in lab.services:
+        ip = str(lab.addressing.service_ip.get(svc.name, ""))
+        if ip == spec:
+            return _service_target(lab, svc.name, proto, port, src)
+    if is_ip(spec):
+        lm = lab_map(lab)
+        if spec in lm.ip_names:
+            return Endpoint(lm.ip_names[spec], "ip", spec, None, port=port)
+        raise UsageError(f"{spec} is not an address of lab {lab.name}; netlab only traces packets inside the lab")
+    raise UsageError(f"lab {lab.name} has no pod, node, internet host or Service {spec!r} "
+                     f"({_names(lab)}; Services as svc/NAME)")
+
+
+def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:
+    if port is not None or proto in (None, "icmp"):
+        return port
+    served = [p for p, pr in pod.ports if pr.lower() == proto]
+    return served[0] if served else None
+
+
+def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
+    svc = next((s for s in lab.services if s.name == name), None)
+    if svc is None:
+        names = ", ".join("svc/" + s.name for s in lab.services) or "none"
+        raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+    ports = [p for p in svc.ports if proto in (None, "icmp") or p.protocol.lower() == proto]
+    if port is not None:
+        chosen = next((p for p in ports if p.port == port), None)
+    else:
+        chosen = ports[0] if ports else None
+    if chosen is None and proto != "icmp":
+        have = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
+        raise UsageError(f"Service {name} has no port {port or ''}{'/' + proto if proto else ''} (ports: {have})")
+    ip = str(lab.addressing.service_ip[svc.name])
+    if src.kind == "internet":
+        lb = load_balancer_ips(lab).get((svc.namespace, svc.name))
+        if lb is None:
+            raise UsageError(f"Service {name} has no address on the internet (only a LoadBalancer has one); trace "
+                             f"to a node and its nodePort instead: netlab trace {src.name} NODE --proto tcp --port N")
+        ip = str(lb)
+    return Endpoint(f"svc/{name}", "service", ip, None, port=(chosen.port if chosen else port),
+                    proto=chosen.protocol.lower() if chosen else proto, service=svc.name)
+
+
+def _names(lab: Lab) -> str:
+    names = [p.name for p in lab.pods] + [n.name for n in lab.nodes] + [h for h, _ in lab.internet_hosts]
+    text = ", ".join(names[:12])
+    return text + (", ..." if len(names) > 12 else "")
+
+
+def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
+    """Every namespace the packet (or its reply) may cross, captured at once."""
+    out = [src.netns] if src.netns else []
+    out += [n.netns for n in lab.nodes] + [lab.underlay_netns]
+    if dst.netns:
+        out.append(dst.netns)
+    if dst.service:
+        svc = next(s for s in lab.services if s.name == dst.service)
+        for port in svc.ports:
+            out += [p.netns for p, _ in lab.endpoints(svc, port)]
+    if lab.internet_hosts and (src.kind == "internet" or dst.kind in ("internet", "ip", "service")):
+        out += [ns for name, ns in lab.internet_hosts if name in ("gateway", "lb")]
+    seen: list[str] = []
+    for ns in out:
+        if ns not in seen:
+            seen.append(ns)
+    return seen

@@ -1,0 +1,95 @@
+"""Seen or not seen, and where the packet was lost: the walk's rows against what the capture saw.
+
+Every row that can be observed names a namespace, an interface, a direction
+and the packet's addresses there. After the real packet was sent and
+captured in every namespace at once, :func:`mark_seen` marks each row seen
+or not seen, and :func:`explain` finds the first hop where the packet
+disappeared and why: the kernel's own reason when the walk found one (no ARP
+entry, no FDB entry, no route ...), else a pointer to the firewall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netlab.trace.flow import Observe, Packet
+from netlab.trace.hops import Hop, Walk
+
+
+def matches(p: Packet, o: Observe) -> bool:
+    """The captured packet is the one a row expects: same place, direction, role and addresses."""
+    return (p.netns == o.netns and p.ifname == o.ifname and p.direction == o.direction
+            and p.encapsulated == o.encapsulated and p.role == o.role and p.flow is not None
+            and (p.flow == o.flow or (o.alt is not None and p.flow == o.alt)))
+
+
+def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> None:
+    """Mark each row seen or not seen; rows whose namespace was not captured stay None."""
+    for hop in hops:
+        o = hop.observe
+        if o is None or o.netns not in captured:
+            hop.seen = None
+            continue
+        hit = [p for p in packets if matches(p, o)]
+        hop.seen = bool(hit)
+        if hit:
+            p = min(hit, key=lambda p: p.ts)
+            bits = []
+            if p.outer:
+                bits.append(f"outer {p.outer['src']}:{p.outer['sport']} → {p.outer['dst']}:{p.outer['dport']} "
+                            f"VNI {p.outer['vni']}")
+            if p.ttl is not None:
+                bits.append(f"ttl {p.ttl}")
+            hop.evidence = ", ".join(bits) or None
+            hop.facts["seen_at"] = p.ts
+            if p.outer:
+                hop.facts["outer_sport"] = p.outer["sport"]
+            if p.ttl is not None:
+                hop.facts["ttl"] = p.ttl
+
+
+@dataclass
+class Verdict:
+    delivered: bool
+    lost_at: int | None  # index into the hop list
+    reason: str | None
+    fix: str | None = None
+    never_sent: bool = False  # a reply that never left the destination (no server, an ICMP error instead)
+
+
+def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
+    """Where the packet disappeared (the first observable row after the last seen one) and why.
+
+    The why is the kernel's: the first row with a problem from there on (no ARP
+    entry, no FDB entry, no route ...), else the walk's stop reason, else a
+    pointer to what to look at next.
+    """
+    hops = hops if hops is not None else w.hops
+    observable = [i for i, h in enumerate(hops) if h.seen is not None]
+    seen = [i for i in observable if hops[i].seen]
+    last_seen = seen[-1] if seen else -1
+    after = [i for i in observable if i > last_seen]
+    if w.outcome == "delivered" and not after:
+        return Verdict(True, None, None)
+    # Lost at the first observable row after the last seen one; a walk that stopped without one
+    # (nothing to observe after the last seen row) lost it at its last row.
+    if after:
+        lost = after[0]
+    else:
+        lost = len(hops) - 1 if hops else None
+    problems = [i for i, h in enumerate(hops) if h.problem and i > last_seen] or \
+               [i for i, h in enumerate(hops) if h.problem]
+    if problems:
+        p = hops[problems[0]]
+        return Verdict(False, lost, p.problem, p.fix)
+    if w.reason:
+        return Verdict(False, lost, w.reason)
+    if lost is None:
+        return Verdict(False, None, "nothing was captured")
+    h = hops[lost]
+    prev = hops[last_seen] if last_seen >= 0 else None
+    where = f"seen on {prev.netns} {prev.device}, " if prev else ""
+    who = h.where.split()[-1]
+    return Verdict(False, lost, f"{where}never on {h.netns} {h.device}; the kernel's route, ARP and FDB answers "
+                                f"look right, so look at the firewall: netlab inspect {who} (iptables counters) "
+                                f"or netlab capture {who}:{h.device}")

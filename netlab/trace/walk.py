@@ -1,0 +1,515 @@
+"""The walk: follow one packet through the lab's namespaces, asking each kernel what it decides.
+
+Pod to pod across nodes on the Flannel VXLAN overlay::
+
+    pod eth0 ─veth─► node vethX (port of cni0) ─► cni0 (up to IP) ─route─► flannel.1
+      ─ARP─► remote VTEP MAC ─FDB─► remote node IP ─► UDP 8472 VNI 1 out eth0
+      ─► underlay br0 ─► remote node eth0 ─decap─► flannel.1 ─route─► cni0 ─► pod eth0
+
+The :class:`Walker` follows the packet through the lab's namespaces and, in
+each, asks the kernel what it decides: ``RTM_GETROUTE`` (``ip route get DST
+from SRC iif DEV``), the neighbour entry of the next hop, the FDB entry of a
+VXLAN device or a bridge, and the conntrack entry of the packet (read after the
+packet was sent: the entry holds the endpoint a Service DNAT picked, and the
+reverse translation of the replies). It never re-implements routing; it only
+uses the lab's plan (:class:`~netlab.trace.labmap.LabMap`) to know which veth
+end sits in which namespace (the kernel names a veth's peer by an ifindex in a
+namespace *id*, which has no name) and to put names on addresses.
+
+The packet is always in one of three places (the walker's states):
+:class:`LocalOut` (a socket sent it), :class:`FrameIn` (a frame arrives on a
+device, addressed to a MAC) and :class:`IpIn` (a namespace's IP layer got it
+from a device). Each row is written once, when everything it says is known.
+
+Everything here is pure: the kernel is behind the
+:class:`~netlab.trace.facts.Kernel` protocol (kernel.py answers from netlink;
+the unit tests answer from a fake).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from netlab.trace import nat
+from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteFailure
+from netlab.trace.flow import Flow, Observe
+from netlab.trace.hops import Hop, Rows, Walk
+from netlab.trace.labmap import LabMap
+
+NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+@dataclass(frozen=True)
+class LocalOut:
+    """A socket in ``netns`` sent the packet: OUTPUT (a node reaching a Service is DNATed here), then routing."""
+
+    netns: str
+
+
+@dataclass(frozen=True)
+class FrameIn:
+    """A frame arrives on ``dev`` in ``netns``, addressed to ``mac``: a bridge port, the wrong host, or up to IP."""
+
+    netns: str
+    dev: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class IpIn:
+    """The IP layer of ``netns`` got the packet from ``dev``: PREROUTING (DNAT), then routing.
+
+    ``came`` says where the frame came from. ``bridge_mac`` is set when ``dev``
+    is a bridge that handed the frame up because that MAC is its own; the
+    bridge's row is written here, once this namespace's DNAT and route are known.
+    """
+
+    netns: str
+    dev: str
+    came: str = ""
+    bridge_mac: str | None = None
+
+
+State = LocalOut | FrameIn | IpIn
+
+
+@dataclass
+class _Encap:
+    """A VXLAN encapsulation under way: the inner packet, and the frame the VXLAN device wrapped."""
+
+    inner: Flow
+    vni: int
+    vxdev: str  # the VXLAN device that encapsulated
+    src_mac: str | None
+    dst_mac: str
+    shown: bool = False  # the encapsulation row was written
+
+
+class Walker:
+    """Follows one packet through the lab, asking the kernel at every namespace."""
+
+    MAX_STEPS = 64
+
+    def __init__(self, kernel: Kernel, lab: LabMap, role: str = "request", direction: str = "forward"):
+        self.k = kernel
+        self.lab = lab
+        self.role = role
+        self.direction = direction
+        self.rows = Rows(lab.where, direction)
+        self.stack: list[_Encap] = []
+        self.flow: Flow
+        self._ct_hit: dict[str, nat.Hit] = {}  # per namespace: found in PREROUTING, used in POSTROUTING
+        self._unseen: tuple[str, str] | None = None  # a bridge the packet skips (bridged DNAT)
+
+    # -- where the capture should see the packet, and the end of a walk
+
+    def _obs(self, netns: str, ifname: str, direction: str) -> Observe | None:
+        if (netns, ifname) == self._unseen:
+            return None  # a device the kernel skips for this packet (bridged DNAT)
+        inner = self.stack[0].inner if self.stack else self.flow
+        return Observe(netns, ifname, direction, inner, self.role, encapsulated=bool(self.stack))
+
+    def _stop(self, reason: str) -> Walk:
+        return Walk(self.rows.hops, "stopped", self.flow, None, reason)
+
+    # -- the walk
+
+    def walk(self, netns: str, flow: Flow) -> Walk:
+        self.flow = flow
+        state: State | Walk = LocalOut(netns)
+        for _ in range(self.MAX_STEPS):
+            if isinstance(state, Walk):
+                break
+            if isinstance(state, LocalOut):
+                state = self._local_out(state.netns)
+            elif isinstance(state, FrameIn):
+                state = self._frame_in(state)
+            else:
+                state = self._ip_in(state)
+        self.rows.flush()
+        if isinstance(state, Walk):
+            return state
+        return Walk(self.rows.hops, "loop", self.flow, None, f"more than {self.MAX_STEPS} steps: a routing loop?")
+
+    def _local_out(self, ns: str) -> State | Walk:
+        """The first hop: a socket here sends the packet."""
+        f = self.flow
+        if not f.src:
+            # The kernel picks the source address from the route to the original destination.
+            src = self._source(ns, f.dst)
+            if isinstance(src, Walk):
+                return src
+            self.flow = f.with_src(src, f.sport)
+        new, row = self._prerouting(ns, None)  # OUTPUT: a node reaching a Service is DNATed here
+        self.rows.emit(row)
+        if new is not None:
+            self.flow = new
+        return self._route(ns, None)
+
+    def _lookup(self, ns: str, iif: str | None) -> tuple[RouteFacts | RouteFailure, str]:
+        """``ip route get`` for the packet as it is now: the kernel's answer (or refusal), and the command."""
+        f = self.flow
+        cmd = f"ip -n {ns} route get {f.dst} from {f.src}" + (f" iif {iif}" if iif else "")
+        try:
+            return self.k.route_get(ns, f.dst, src=f.src, iif=iif), cmd
+        except RouteFailure as exc:
+            return exc, cmd
+
+    def _route(self, ns: str, iif: str | None) -> State | Walk:
+        return self._decide(ns, iif, *self._lookup(ns, iif))
+
+    def _decide(self, ns: str, iif: str | None, ans: RouteFacts | RouteFailure, cmd: str) -> State | Walk:
+        """The route lookup's answer: a drop, this namespace (local), or out through a device."""
+        f = self.flow
+        if isinstance(ans, RouteFailure):
+            why = f"no route to {f.dst} in {ns}: {ans.message}"
+            self.rows.add(ns, iif or "-", "drop", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"],
+                          problem=why, fix=self.lab.route_fix(ns, f.dst))
+            return self._stop(why)
+        if ans.type == "local":
+            return self._local_in(ns, iif, ans, cmd)
+        if ans.type != "unicast" or not ans.oif:
+            why = f"the route to {f.dst} in {ns} is {ans.type}" + (f" ({ans.matched})" if ans.matched else "")
+            self.rows.add(ns, iif or "-", "drop", f"route get {f.dst}: {ans.type}", [cmd],
+                          problem=why + ": the kernel drops it")
+            return self._stop(why)
+        return self._forward(ns, iif, ans, cmd)
+
+    def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
+        """Out through the route's device: POSTROUTING, the route (or encapsulation) row, the next hop's MAC."""
+        oif = ans.oif or ""
+        link = self.k.links(ns).get(oif)
+        before = self.flow
+        snat = self._snat(ns)  # POSTROUTING happens before the packet is seen leaving
+        down = None
+        if link is not None and not link.up:
+            down = f"{oif} in {ns} is down: the kernel drops what it routes there"
+        via = f" via {ans.gateway}" if ans.gateway else ""
+        src = f" src {ans.prefsrc}" if ans.prefsrc and not iif else ""
+        matched = f"; matched: {ans.matched}" if ans.matched else ""
+        problem = down if snat is None else None  # a down device is named on the last row written here
+        if self.stack and not self.stack[-1].shown:
+            enc = self.stack[-1]
+            enc.shown = True
+            self.rows.add(ns, oif, "encap",
+                          f"VXLAN: the frame {enc.src_mac} → {enc.dst_mac} goes into UDP {self.flow.src} → "
+                          f"{self.flow.dst}:{self.flow.dport}, VNI {enc.vni}; "
+                          f"route get {self.flow.dst} →{via} dev {oif}{matched}",
+                          [cmd, f"ip -n {ns} -d link show {enc.vxdev}"], self._obs(ns, oif, "out"), problem,
+                          vni=enc.vni, outer_src=self.flow.src, outer_dst=self.flow.dst, outer_dport=self.flow.dport,
+                          oif=oif)
+        else:
+            fwd = " (forwarded)" if iif else ""
+            self.rows.add(ns, oif, "route", f"route get {before.dst} →{via} dev {oif}{src}{fwd}{matched}",
+                          [cmd], self._obs(ns, oif, "out"), problem, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc,
+                          matched=ans.matched, iif=iif)
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, oif, "snat", nat.describe(self.lab, "src", hit, old, self.flow),
+                          nat.commands(ns, hit.entry), self._obs(ns, oif, "out"), down, conntrack=hit.entry.text())
+        if link is None:
+            return self._stop(f"{oif} is not a device the kernel listed in {ns}")
+        if down:
+            return self._stop(down)
+        neigh = self._neigh(ns, oif, ans.gateway or self.flow.dst, link)
+        if isinstance(neigh, Walk):
+            return neigh
+        mac = neigh.lladdr or ""
+        if link.kind == "vxlan":
+            return self._vxlan_out(ns, link, mac)
+        if link.kind == "bridge":
+            return self._bridge_forward(ns, link, mac, ingress=None)
+        return self._leave(ns, oif, mac)
+
+    def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
+        """The next hop's ARP entry; without a usable one the packet goes no further (and why)."""
+        n = self.k.neigh(ns, dev, ip)
+        cmd = f"ip -n {ns} neigh show {ip} dev {dev}"
+        whose = self.lab.name_ip(ip)
+        if n is not None and n.state in NEIGH_OK and n.lladdr:
+            self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
+                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip)
+            return n
+        state = n.state if n else "no entry"
+        default = [e for e in self.k.fdb(ns) if e.dev == dev and e.lladdr == ZERO_MAC and e.dst] \
+            if link.kind == "vxlan" else []
+        if link.kind == "vxlan" and link.vxlan and not link.vxlan.learning and not default:
+            why = (f"no ARP entry for {ip} on {dev} ({state}): a nolearning VXLAN device cannot resolve it "
+                   f"(its ARP requests have no FDB entry to go to and are dropped); Flannel writes this entry "
+                   f"statically for every remote node")
+        elif link.kind == "vxlan":
+            where = ", ".join(e.dst or "" for e in default) or "the learned VTEPs"
+            why = (f"no ARP answer for {ip} on {dev} ({state}): its ARP requests went to {where} in VXLAN and "
+                   f"nobody answered")
+        elif n is None:
+            why = f"no ARP entry for {ip} on {dev}: the packet never made the kernel ask (it did not get here?)"
+        else:
+            why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
+        fix = self.lab.planned_neigh.get((ns, dev, ip))
+        self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
+                      problem=why, fix=fix, state=state, ip=ip)
+        return self._stop(why)
+
+    def _vxlan_out(self, ns: str, link: LinkFacts, mac: str) -> State | Walk:
+        """The VXLAN device's FDB names the remote VTEP for ``mac``; the frame goes into UDP to it."""
+        vx = link.vxlan
+        entries = [e for e in self.k.fdb(ns) if e.dev == link.name and e.dst]
+        hit = [e for e in entries if e.lladdr.lower() == mac.lower()]
+        default = [e for e in entries if e.lladdr == ZERO_MAC]
+        cmd = f"bridge -n {ns} fdb show dev {link.name}"
+        if not hit and not default:
+            why = (f"no FDB entry for {mac} on {link.name}: the VXLAN driver does not know which node has that MAC "
+                   f"({'nolearning, ' if vx and not vx.learning else ''}no default destination) and drops the frame")
+            self.rows.add(ns, link.name, "fdb", f"FDB lookup {mac}: no entry", [cmd], self._obs(ns, link.name, "out"),
+                          problem=why, fix=self.lab.planned_fdb.get((ns, link.name, mac.lower())))
+            return self._stop(why)
+        entry = (hit or default)[0]
+        remote = entry.dst or ""
+        self.rows.add(ns, link.name, "fdb",
+                      f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
+                      self._obs(ns, link.name, "out"), lladdr=mac, remote_vtep=remote)
+        if vx is None:
+            return self._stop(f"{link.name} has no VXLAN settings")
+        self.stack.append(_Encap(self.flow, vx.vni, link.name, link.mac, mac))
+        self.flow = Flow("udp", vx.local, remote, None, vx.port)
+        if not vx.local:
+            src = self._source(ns, remote)
+            if isinstance(src, Walk):
+                return src
+            self.flow = self.flow.with_src(src, None)
+        return self._route(ns, None)
+
+    def _source(self, ns: str, dst: str) -> str | Walk:
+        """The source address the kernel picks for a socket here sending to ``dst``."""
+        try:
+            return self.k.route_get(ns, dst).prefsrc or "0.0.0.0"
+        except RouteFailure as exc:
+            why = f"no route to {dst} in {ns}: {exc.message}"
+            self.rows.add(ns, "-", "drop", f"route get {dst}: {exc.message}", [f"ip -n {ns} route get {dst}"],
+                          problem=why)
+            return self._stop(why)
+
+    def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:
+        """Out of a veth: the frame arrives on its peer, in the namespace the plan puts it."""
+        peer = self.lab.peers.get((ns, dev))
+        if peer is None:
+            return self._stop(f"{dev} in {ns} leads nowhere the lab knows (not a veth of the lab)")
+        return FrameIn(peer[0], peer[1], mac)
+
+    def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
+        """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer."""
+        links = self.k.links(ns)
+        cmd = f"bridge -n {ns} fdb show br {bridge.name}"
+        entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
+        if entries:
+            port = entries[0].dev
+            how = f"FDB: {mac} is behind port {port} ({entries[0].state})"
+        else:
+            found = None
+            for name, link in links.items():
+                if link.master != bridge.name:
+                    continue
+                peer = self.lab.peers.get((ns, name))
+                peer_link = self.k.links(peer[0]).get(peer[1]) if peer else None
+                if peer_link and peer_link.mac == mac:
+                    found = name
+                    break
+            if found is None:
+                why = f"{mac} is in no FDB entry of {bridge.name} and behind none of its ports: the flood finds nobody"
+                self.rows.add(ns, bridge.name, "bridge", f"FDB lookup {mac}: unknown", [cmd],
+                              self._obs(ns, bridge.name, "out"), problem=why)
+                return self._stop(why)
+            port = found
+            how = f"{mac} is not in the FDB yet: the bridge floods the frame; it reaches port {port}"
+        if port == ingress and not links[port].hairpin:
+            why = (f"{mac} is behind {port}, the port the frame came in on: a bridge only sends a frame back out "
+                   f"its ingress port in hairpin mode (bridge -n {ns} link set dev {port} hairpin on)")
+            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
+                          [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
+            return self._stop(why)
+        peer = self.lab.peers.get((ns, port))
+        peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
+        hair = " (hairpin)" if port == ingress else ""
+        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
+                      self._obs(ns, port, "out"), port=port, lladdr=mac)
+        if peer is None:
+            return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
+        return FrameIn(peer[0], peer[1], mac)
+
+    def _frame_in(self, s: FrameIn) -> State | Walk:
+        """A frame on a device: dropped (device down, not our MAC), switched by its bridge, or up to IP."""
+        ns, dev, mac = s.netns, s.dev, s.mac
+        self._unseen = None
+        links = self.k.links(ns)
+        link = links.get(dev)
+        src_peer = self.lab.peers.get((ns, dev))
+        came = f"from {src_peer[1]} in {src_peer[0]} (its veth peer)" if src_peer else ""
+        if link is None:
+            why = f"{dev} does not exist in {ns}"
+            self.rows.add(ns, dev, "arrive", f"arrives {came}", problem=why)
+            return self._stop(why)
+        if not link.up:
+            why = f"{dev} in {ns} is down: the kernel drops what arrives on it"
+            self.rows.add(ns, dev, "arrive", f"arrives {came}", [f"ip -n {ns} -br link show {dev}"],
+                          self._obs(ns, dev, "in"), problem=why)
+            return self._stop(why)
+        if link.master:
+            bridge = links.get(link.master)
+            self.rows.add(ns, dev, "arrive", f"arrives {came}; {dev} is a port of bridge {link.master}",
+                          [f"ip -n {ns} -br link show master {link.master}"], self._obs(ns, dev, "in"))
+            if bridge is None:
+                return self._stop(f"bridge {link.master} of {dev} not found in {ns}")
+            if not bridge.up:
+                why = f"bridge {bridge.name} in {ns} is down: it forwards nothing from its ports"
+                self.rows.add(ns, bridge.name, "bridge", f"bridge {bridge.name} is down",
+                              [f"ip -n {ns} -br link show {bridge.name}"], self._obs(ns, bridge.name, "in"),
+                              problem=why, fix=f"ip -n {ns} link set {bridge.name} up")
+                return self._stop(why)
+            # The bridge's own MAC and its ports' MACs are its "permanent" local FDB entries.
+            local = {bridge.mac} | {p.mac for p in links.values() if p.master == bridge.name and p.mac}
+            if mac in local:
+                return IpIn(ns, bridge.name, bridge_mac=mac)
+            return self._bridge_forward(ns, bridge, mac, ingress=dev)
+        if link.mac and mac not in (link.mac, BROADCAST):
+            why = f"the frame is for {mac} but {dev} in {ns} is {link.mac}: the kernel drops it (not for this host)"
+            self.rows.add(ns, dev, "arrive", f"arrives {came}", [f"ip -n {ns} link show {dev}"],
+                          self._obs(ns, dev, "in"), problem=why)
+            return self._stop(why)
+        return IpIn(ns, dev, came=came)
+
+    def _ip_in(self, s: IpIn) -> State | Walk:
+        """The IP layer: this namespace's DNAT (from conntrack), then the route lookup decides."""
+        ns, iif = s.netns, s.dev
+        seen = self._obs(ns, iif, "in")  # the packet as it arrives, before this namespace's DNAT
+        if s.bridge_mac is None:
+            self.rows.hold_arrival(ns, iif, f"arrives{' ' + s.came if s.came else ''}: {self.flow}", seen)
+        new, nat_row = self._prerouting(ns, iif)
+        if new is not None:
+            self.flow = new
+        ans, cmd = self._lookup(ns, iif)
+        if s.bridge_mac is not None:
+            self.rows.emit(self._handed_up(ns, iif, s.bridge_mac, seen, new, ans))
+        self.rows.emit(nat_row)
+        return self._decide(ns, iif, ans, cmd)
+
+    def _handed_up(self, ns: str, bridge: str, mac: str, seen: Observe | None, new: Flow | None,
+                   ans: RouteFacts | RouteFailure) -> Hop:
+        """The row of a bridge handing a frame for its own MAC up to the IP layer.
+
+        With br_netfilter (bridge-nf-call-iptables=1) nat PREROUTING runs at the
+        bridge port, so the capture may see the packet on the bridge before or
+        after the DNAT. When the new destination is behind the same bridge,
+        br_nf_pre_routing_finish() switches the frame straight back into the
+        bridge ("bridged DNAT"): it never shows on the bridge device itself.
+        """
+        if new is not None and isinstance(ans, RouteFacts) and ans.type == "unicast" and ans.oif == bridge \
+                and self.k.bridge_nf(ns):
+            self._unseen = (ns, bridge)
+            return self.rows.row(ns, bridge, "bridge",
+                                 f"dst MAC is {bridge}'s own, but br_netfilter DNATs at the bridge port and the new "
+                                 f"destination is behind {bridge} too: the frame is switched straight back into the "
+                                 f"bridge (never seen on {bridge} itself)",
+                                 [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"])
+        if new is not None and seen is not None:
+            seen = replace(seen, alt=new)
+        return self.rows.row(ns, bridge, "bridge",
+                             f"dst MAC {mac} is {bridge}'s own: the frame goes up to the IP layer",
+                             [f"bridge -n {ns} fdb show br {bridge} | grep permanent"], seen)
+
+    def _local_in(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
+        """For this namespace: a VXLAN packet is decapsulated and routed again; anything else is delivered."""
+        f = self.flow
+        if self.stack and f.proto == "udp":
+            vx = next((l for l in self.k.links(ns).values() if l.vxlan and l.vxlan.port == f.dport), None)
+            enc = self.stack[-1]
+            if vx is None or vx.vxlan is None:
+                why = f"UDP port {f.dport} is local in {ns} but no VXLAN device listens there: the kernel drops it"
+                self.rows.add(ns, iif or "-", "decap", f"route get {f.dst} → local", [cmd],
+                              self._obs(ns, iif or "lo", "in"), problem=why)
+                return self._stop(why)
+            self.rows.add(ns, iif or "lo", "decap",
+                          f"route get {f.dst} → local; UDP {f.dport} belongs to {vx.name} "
+                          f"(VNI {vx.vxlan.vni}): decapsulate",
+                          [cmd, f"ip -n {ns} -d link show {vx.name}"], self._obs(ns, iif or "lo", "in"),
+                          vni=enc.vni, vxlan_device=vx.name)
+            problem = None
+            if vx.vxlan.vni != enc.vni:
+                problem = f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped"
+            elif vx.mac and enc.dst_mac.lower() != vx.mac.lower():
+                problem = (f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops "
+                           "it (stale ARP/FDB entries on the sending node?)")
+            self.flow = enc.inner
+            self.stack.pop()
+            text = f"inner frame {enc.src_mac} → {enc.dst_mac} ({vx.name}'s MAC) enters the IP layer: {self.flow}"
+            commands = [f"ip -n {ns} -br link show {vx.name}"]
+            seen = self._obs(ns, vx.name, "in")
+            if problem:
+                self.rows.add(ns, vx.name, "arrive", text, commands, seen, problem=problem)
+                return self._stop(problem)
+            new, nat_row = self._prerouting(ns, vx.name)
+            if new is not None and seen is not None:
+                seen = replace(seen, alt=new)  # the capture on the VXLAN device may show it either way
+            self.rows.add(ns, vx.name, "arrive", text, commands, seen)
+            self.rows.emit(nat_row)
+            if new is not None:
+                self.flow = new
+            return self._route(ns, vx.name)
+        self.rows.add(ns, iif or "lo", "deliver",
+                      f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; "
+                      "delivered",
+                      [cmd], self._obs(ns, iif or "lo", "in") if iif else None)
+        return Walk(self.rows.hops, "delivered", f, ns)
+
+    # -- NAT, from the conntrack entry of the packet (see nat.py)
+
+    def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
+        """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.
+
+        The packet's conntrack entry and its direction are found here, once per
+        namespace, before any translation; POSTROUTING (:meth:`_snat`) uses the
+        same. The new flow is None when the destination stays.
+        """
+        hit = None
+        if not self.stack and ns in self.lab.nat_netns:
+            hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        if hit is None:
+            return None, self._not_dnated(ns, iif)
+        self._ct_hit[ns] = hit
+        old, new = self.flow, nat.new_destination(self.flow, hit)
+        if new == old:
+            return None, None
+        row = self.rows.row(ns, iif or "-", "dnat", nat.describe(self.lab, "dst", hit, old, new),
+                            nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
+                            after=str(new), **nat.service_facts(self.lab, old, new, hit))
+        return new, row
+
+    def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
+        """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why."""
+        f = self.flow
+        svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
+        if not (svc and ns in self.lab.nat_netns and self.direction == "forward"):
+            return None
+        why = (f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack entry for this packet: "
+               "it was not DNATed here")
+        if not svc.endpoints:
+            why = f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects the packet"
+        return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}",
+                             [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"], problem=why)
+
+    def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
+        """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""
+        hit = self._ct_hit.pop(ns, None)
+        if hit is None:
+            return None
+        new = nat.new_source(self.flow, hit)
+        if new == self.flow:
+            return None
+        old, self.flow = self.flow, new
+        return old, hit
+
+
+def walk(kernel: Kernel, lab: LabMap, netns: str, flow: Flow, role: str = "request",
+         direction: str = "forward") -> Walk:
+    return Walker(kernel, lab, role=role, direction=direction).walk(netns, flow)

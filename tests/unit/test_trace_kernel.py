@@ -1,0 +1,238 @@
+"""The trace's live kernel on netlab's own codec, against a netlink socket that answers like the kernel (no root).
+
+Every answer is encoded by pyroute2 (as in test_rtnl.py), so the decoding the
+walker and ``inspect`` rely on is checked against an independent encoder:
+links with their VXLAN settings and bridge ports, ``ip route get`` with and
+without ``fibmatch`` (and its refusals), the ARP table, the FDB, the main
+routing table, and ``conntrack -L`` lines.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+
+import pytest
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.ndmsg import ndmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from netlab.kernel import netlink as nl
+from netlab.kernel import rtnl
+from netlab.trace.facts import CtEntry, RouteFailure
+from netlab.trace.flow import Flow
+from netlab.trace.kernel import LiveKernel, parse_bridge_port, parse_conntrack
+
+NS = "demo-minikube"
+
+
+def encode(cls, mtype: int, fields: dict, attrs: list) -> bytes:
+    msg = cls()
+    for key, value in fields.items():
+        msg[key] = value
+    msg["attrs"] = attrs
+    msg["header"]["type"] = mtype
+    msg.encode()
+    return bytes(msg.data)
+
+
+def link(index: int, name: str, kind: str | None, mac: str, master: int | None = None, info: list | None = None):
+    attrs = [("IFLA_IFNAME", name), ("IFLA_ADDRESS", mac), ("IFLA_MTU", 1450 if index > 1 else 65536)]
+    if master:
+        attrs.append(("IFLA_MASTER", master))
+    if kind:
+        attrs.append(("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", kind)] + (info or [])}))
+    return encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": index, "flags": 1}, attrs)
+
+
+LINKS = [
+    link(1, "lo", None, "00:00:00:00:00:00"),
+    link(2, "eth0", "veth", "02:7e:92:95:ee:33"),
+    link(3, "cni0", "bridge", "02:31:39:28:a3:2f"),
+    link(4, "veth1", "veth", "02:dc:91:18:e8:f1", master=3),
+    link(5, "flannel.1", "vxlan", "02:7d:63:dd:1d:06",
+         info=[("IFLA_INFO_DATA", {"attrs": [("IFLA_VXLAN_ID", 1), ("IFLA_VXLAN_LINK", 2),
+                                             ("IFLA_VXLAN_LOCAL", "192.168.122.215"), ("IFLA_VXLAN_LEARNING", 0),
+                                             ("IFLA_VXLAN_PORT", 8472)]})]),
+]
+PORTS = [encode(ifinfmsg, rtnl.RTM_NEWLINK, {"family": rtnl.AF_BRIDGE, "index": 4},
+                [("IFLA_IFNAME", "veth1"), ("IFLA_MASTER", 3),
+                 ("IFLA_PROTINFO", {"attrs": [("IFLA_BRPORT_STATE", 3), ("IFLA_BRPORT_MODE", 1),
+                                              ("IFLA_BRPORT_LEARNING", 0)]})])]
+ADDRS = [encode(ifaddrmsg, rtnl.RTM_NEWADDR, {"family": 2, "prefixlen": plen, "index": index},
+                [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)])
+         for index, ip, plen in ((1, "127.0.0.1", 8), (2, "192.168.122.215", 24), (3, "10.244.0.1", 24),
+                                 (5, "10.244.0.0", 32))]
+ONLINK = {"family": 2, "dst_len": 24, "table": 254, "proto": 3, "scope": 0, "type": 1, "flags": rtnl.RTNH_F_ONLINK}
+ROUTES = [
+    encode(rtmsg, rtnl.RTM_NEWROUTE, {"family": 2, "table": 254, "proto": 3, "type": 1},
+           [("RTA_TABLE", 254), ("RTA_GATEWAY", "192.168.122.1"), ("RTA_OIF", 2)]),
+    encode(rtmsg, rtnl.RTM_NEWROUTE, {"family": 2, "dst_len": 24, "table": 254, "proto": 2, "scope": 253, "type": 1},
+           [("RTA_TABLE", 254), ("RTA_DST", "10.244.0.0"), ("RTA_PREFSRC", "10.244.0.1"), ("RTA_OIF", 3)]),
+    encode(rtmsg, rtnl.RTM_NEWROUTE, ONLINK,
+           [("RTA_TABLE", 254), ("RTA_DST", "10.244.1.0"), ("RTA_GATEWAY", "10.244.1.0"), ("RTA_OIF", 5)]),
+    encode(rtmsg, rtnl.RTM_NEWROUTE, {"family": 2, "dst_len": 32, "table": 255, "proto": 2, "scope": 254, "type": 2},
+           [("RTA_TABLE", 255), ("RTA_DST", "10.244.0.1"), ("RTA_PREFSRC", "10.244.0.1"), ("RTA_OIF", 3)]),
+]
+NEIGHS = [encode(ndmsg, rtnl.RTM_NEWNEIGH, {"family": 2, "ifindex": index, "state": state},
+                 [("NDA_DST", ip)] + ([("NDA_LLADDR", mac)] if mac else []))
+          for index, ip, mac, state in ((5, "10.244.1.0", "02:a8:79:e2:c6:88", 0x80),
+                                        (3, "10.244.0.2", "0a:58:0a:f4:00:02", 0x04),
+                                        (3, "10.244.0.9", None, 0x20),
+                                        (2, "224.0.0.22", "01:00:5e:00:00:16", 0x40))]
+FDB = [encode(ndmsg, rtnl.RTM_NEWNEIGH, {"family": rtnl.AF_BRIDGE, "ifindex": index, "state": state, "flags": flags},
+              attrs)
+       for index, state, flags, attrs in (
+           (5, 0x80, rtnl.NTF_SELF, [("NDA_LLADDR", "02:a8:79:e2:c6:88"), ("NDA_DST", "192.168.122.7")]),
+           (4, 0x02, rtnl.NTF_MASTER, [("NDA_LLADDR", "0a:58:0a:f4:00:02"), ("NDA_MASTER", 3)]),
+           (3, 0x80, rtnl.NTF_SELF, [("NDA_LLADDR", "02:31:39:28:a3:2f"), ("NDA_MASTER", 3)]))]
+
+
+class KernelSocket:
+    """Answers rtnetlink requests like the kernel would for one node namespace of the demo lab."""
+
+    def __init__(self) -> None:
+        self.queue: list[bytes] = []
+        self.requests: list[nl.Msg] = []
+
+    def _answer(self, seq: int, msgs: list[bytes], dump: bool) -> None:
+        out = b""
+        for data in msgs:
+            flags = nl.NLM_F_MULTI if dump else 0
+            out += data[:6] + struct.pack("=HI", flags, seq) + data[12:]
+        if dump:
+            out += nl.HDR.pack(20, nl.NLMSG_DONE, nl.NLM_F_MULTI, seq, 0) + bytes(4)
+        self.queue.append(out)
+
+    def _error(self, seq: int, code: int) -> None:
+        body = struct.pack("=i", -code) + bytes(16)
+        self.queue.append(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, 0, seq, 0) + body)
+
+    def send(self, data: bytes) -> int:
+        for m in nl.split(data):
+            self.requests.append(m)
+            dump = bool(m.flags & nl.NLM_F_DUMP)
+            family = m.body[0]
+            if m.mtype == rtnl.RTM_GETLINK:
+                self._answer(m.seq, PORTS if family == rtnl.AF_BRIDGE else LINKS, dump)
+            elif m.mtype == rtnl.RTM_GETADDR:
+                self._answer(m.seq, ADDRS, dump)
+            elif m.mtype == rtnl.RTM_GETNEIGH:
+                self._answer(m.seq, FDB if family == rtnl.AF_BRIDGE else NEIGHS, dump)
+            elif m.mtype == rtnl.RTM_GETROUTE and dump:
+                self._answer(m.seq, ROUTES, dump)
+            elif m.mtype == rtnl.RTM_GETROUTE:
+                self._route_get(m)
+        return len(data)
+
+    def _route_get(self, m: nl.Msg) -> None:
+        flags = rtnl.RTMSG.unpack_from(m.body)[8]
+        dst = nl.get_ipv4(nl.attrs(m.body, rtnl.RTMSG.size), rtnl.RTA_DST)
+        if not dst or not dst.startswith("10.244.1."):
+            return self._error(m.seq, errno.ENETUNREACH)
+        if flags & rtnl.RTM_F_FIB_MATCH:  # the table entry that matched
+            return self._answer(m.seq, [ROUTES[2]], dump=False)
+        answer = encode(rtmsg, rtnl.RTM_NEWROUTE, {"family": 2, "dst_len": 32, "table": 254, "type": 1},
+                        [("RTA_DST", dst), ("RTA_GATEWAY", "10.244.1.0"), ("RTA_OIF", 5),
+                         ("RTA_PREFSRC", "10.244.0.0")])
+        self._answer(m.seq, [answer], dump=False)
+
+    def recv(self, size: int) -> bytes:
+        return self.queue.pop(0)
+
+    def fileno(self) -> int:
+        return -1
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    sock = KernelSocket()
+    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    k = LiveKernel()
+    k._conns[NS] = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]  (what conn() opens inside NS)
+    k.sock = sock  # type: ignore[attr-defined]
+    return k
+
+
+def test_links_carry_kind_master_vxlan_settings_hairpin_and_addresses(kernel):
+    links = kernel.links(NS)
+    assert list(links) == ["lo", "eth0", "cni0", "veth1", "flannel.1"]
+    vx = links["flannel.1"].vxlan
+    assert (vx.vni, vx.port, vx.local, vx.dev, vx.learning) == (1, 8472, "192.168.122.215", "eth0", False)
+    assert links["veth1"].master == "cni0" and links["veth1"].hairpin is True
+    assert links["cni0"].hairpin is None and links["cni0"].kind == "bridge" and links["lo"].kind is None
+    assert links["cni0"].addresses == ("10.244.0.1/24",) and links["flannel.1"].addresses == ("10.244.0.0/32",)
+    assert links["eth0"].mac == "02:7e:92:95:ee:33" and links["eth0"].mtu == 1450 and links["eth0"].up
+
+
+def test_route_get_asks_for_the_packet_and_names_the_fib_entry(kernel):
+    r = kernel.route_get(NS, "10.244.1.3", src="10.244.0.2", iif="cni0")
+    assert (r.type, r.oif, r.gateway, r.prefsrc) == ("unicast", "flannel.1", "10.244.1.0", "10.244.0.0")
+    assert r.matched == "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"
+    gets = [m for m in kernel.sock.requests if m.mtype == rtnl.RTM_GETROUTE]
+    assert len(gets) == 2  # the route, then the FIB entry it matched
+    msg = rtmsg(nl.HDR.pack(16 + len(gets[0].body), gets[0].mtype, gets[0].flags, gets[0].seq, 0) + gets[0].body)
+    msg.decode()
+    assert msg.get_attr("RTA_IIF") == 3 and msg.get_attr("RTA_SRC") == "10.244.0.2"  # cni0's index
+    assert rtnl.RTMSG.unpack_from(gets[1].body)[8] == rtnl.RTM_F_FIB_MATCH
+
+
+def test_route_get_refusals_are_route_failures(kernel):
+    with pytest.raises(RouteFailure) as exc:
+        kernel.route_get(NS, "8.8.8.8")
+    assert exc.value.code == errno.ENETUNREACH and exc.value.message == os.strerror(errno.ENETUNREACH)
+    with pytest.raises(RouteFailure) as exc:
+        kernel.route_get(NS, "10.244.1.3", iif="eth9")
+    assert exc.value.code == errno.ENODEV and "eth9" in exc.value.message
+
+
+def test_neighbours_and_fdb(kernel):
+    n = kernel.neigh(NS, "flannel.1", "10.244.1.0")
+    assert (n.lladdr, n.state) == ("02:a8:79:e2:c6:88", "PERMANENT")
+    assert kernel.neigh(NS, "cni0", "10.244.0.9").state == "FAILED"
+    assert kernel.neigh(NS, "cni0", "10.244.1.0") is None and kernel.neigh(NS, "eth7", "10.244.0.2") is None
+    table = kernel.neighbours(NS)
+    assert [(x["dst"], x["dev"], x["state"]) for x in table] == [
+        ("10.244.1.0", "flannel.1", "PERMANENT"), ("10.244.0.2", "cni0", "STALE"), ("10.244.0.9", "cni0", "FAILED")]
+    vtep, learned, own = kernel.fdb(NS)
+    assert vtep.text() == "02:a8:79:e2:c6:88 dev flannel.1 dst 192.168.122.7 self permanent"
+    assert (learned.dev, learned.master, learned.state) == ("veth1", "cni0", "learned")
+    assert own.text() == "02:31:39:28:a3:2f dev cni0 master cni0 self permanent"
+
+
+def test_main_table_as_ip_route_prints_it_and_bridge_ports(kernel):
+    assert [r["text"] for r in kernel.routes(NS)] == [
+        "default via 192.168.122.1 dev eth0",
+        "10.244.0.0/24 dev cni0 proto kernel scope link src 10.244.0.1",
+        "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink"]  # the local table's entry is not the main table's
+    first = kernel.routes(NS)[0]
+    assert (first["dst"], first["proto"], first["scope"], first["type"]) == ("default", "boot", "global", "unicast")
+    assert kernel.bridge_ports(NS) == [{"bridge": "cni0", "port": "veth1", "state": "forwarding", "hairpin": True,
+                                        "learning": False}]
+
+
+def test_parse_bridge_port_needs_port_attributes():
+    port = parse_bridge_port(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, PORTS[0][16:]))
+    assert (port.index, port.name, port.master, port.state, port.hairpin, port.learning) == (4, "veth1", 3, 3,
+                                                                                          True, False)
+    assert parse_bridge_port(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, LINKS[3][16:])) is None
+
+
+def test_conntrack_lines_give_both_directions():
+    dnat = parse_conntrack("tcp      6 86397 ESTABLISHED src=10.244.0.2 dst=10.96.0.20 sport=40000 dport=80 "
+                           "src=10.244.1.3 dst=10.244.0.2 sport=8080 dport=40000 [ASSURED] mark=0 use=1")
+    assert dnat == CtEntry(Flow("tcp", "10.244.0.2", "10.96.0.20", 40000, 80),
+                           Flow("tcp", "10.244.1.3", "10.244.0.2", 8080, 40000), "ESTABLISHED", ("ASSURED",))
+    ping = parse_conntrack("icmp     1 29 src=10.244.0.2 dst=192.168.122.7 type=8 code=0 id=5 src=192.168.122.7 "
+                           "dst=192.168.122.215 type=0 code=0 id=900 mark=0 use=1")
+    assert ping.orig == Flow.icmp("10.244.0.2", "192.168.122.7", 5) and ping.state is None
+    assert ping.reply == Flow.icmp("192.168.122.7", "192.168.122.215", 900)
+    udp = parse_conntrack("udp      17 29 src=10.244.0.2 dst=10.244.1.3 sport=41000 dport=9999 [UNREPLIED] "
+                          "src=10.244.1.3 dst=10.244.0.2 sport=9999 dport=41000 mark=0 use=1")
+    assert udp.flags == ("UNREPLIED",) and udp.reply.sport == 9999
+    assert parse_conntrack("unknown  2 src=1.2.3.4") is None and parse_conntrack("") is None
