@@ -1,10 +1,10 @@
 """Network namespaces, entered explicitly and briefly, in this process.
 
-pyroute2's ``IPRoute(netns=...)`` forks a helper process per socket (and its
-default flags *create* a missing namespace). netlab instead switches the
-calling thread into a namespace with ``setns(2)`` just long enough to open a
-netlink socket or a ``/proc/sys`` file, then switches back: a socket keeps
-the namespace it was opened in.
+netlab switches the calling thread into a namespace with ``setns(2)`` just
+long enough to open a netlink socket or a ``/proc/sys`` file, then switches
+back: a socket keeps the namespace it was opened in. (pyroute2's
+``IPRoute(netns=...)`` instead forks a helper process per socket, and its
+default flags *create* a missing namespace.)
 
 Namespaces are made the way ``ip netns add`` makes them (a bind mount of the
 namespace onto ``/run/netns/<name>``), with one difference that makes
@@ -34,8 +34,6 @@ import socket
 import subprocess
 from contextlib import contextmanager
 from typing import Iterator, Sequence
-
-from pyroute2 import IPRoute
 
 from netlab.errors import EnvironmentNotReady
 from netlab.model.naming import check_netns
@@ -127,13 +125,6 @@ def netlink_socket(proto: int = 0) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
     return sock
-
-
-def open_iproute(name: str) -> IPRoute:
-    """An IPRoute whose socket lives in namespace ``name`` (no helper process)."""
-    with entered(name):
-        sock = netlink_socket()
-    return IPRoute(use_socket=sock)
 
 
 def sysctl_path(key: str) -> str:
