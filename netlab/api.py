@@ -46,8 +46,7 @@ def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, fo
     """Delete everything the lab's state proves it created. Safe to run twice."""
     kernel = LiveKernel()
     try:
-        return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, kernel_factory=LiveKernel,
-                                 force=force)
+        return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, force=force)
     finally:
         kernel.close()
 

@@ -233,9 +233,9 @@ class FakeKernel:
             self.log.append(op)
             done.append(op)
 
-    def delete_link_group(self, netns: str, group: int) -> None:
+    def delete_veths(self, netns: str) -> None:
         ns = self.ns[netns]
-        for name in [n for n, link in ns.links.items() if link.group == group]:
+        for name in [n for n, link in ns.links.items() if link.kind == "veth"]:
             if name in ns.links:
                 self._drop_link(ns, name)
 
@@ -327,7 +327,7 @@ class FakeKernel:
             if res.peer_name in peer_ns.links:
                 raise _Err(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
             ns.links[res.name] = FLink(res.name, self._index(ns), "veth", res.mtu, res.mac, res.up, res.master,
-                                       res.hairpin, (res.peer_netns, res.peer_name), group=1)
+                                       res.hairpin, (res.peer_netns, res.peer_name))
             peer_ns.links[res.peer_name] = FLink(res.peer_name, self._index(peer_ns), "veth", res.mtu, res.peer_mac,
                                                  True, peer=(res.netns, res.name))
         else:

@@ -26,10 +26,12 @@ from netlab.kernel.base import GONE, KernelError, Op, Snapshot, TableText, link_
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
 
-# Every veth netlab makes is in this link group, so `down` deletes all of a
-# namespace's veths with one RTM_DELLINK (one batched unregister in the
-# kernel, ~50 ms for hundreds) instead of one synchronize_net() per pair.
-LINK_GROUP = 1
+# `down` puts a namespace's veths in this link group, then deletes the group
+# with one RTM_DELLINK: one batched unregister in the kernel (~50 ms for
+# hundreds) instead of one synchronize_net() per pair. Only then: a running
+# lab's links stay in the default group, as on a real node (`ip link` would
+# print "group 1").
+DOOMED_GROUP = 1
 LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
 
@@ -237,12 +239,21 @@ class LiveKernel:
                 raise KernelError(s.op, code, f"{s.what}: {_errno_text(code)}", applied=done)
             i = j
 
-    def delete_link_group(self, netns: str, group: int) -> None:
-        """``ip link del group G``: every veth the lab made in this namespace, at once."""
+    def delete_veths(self, netns: str) -> None:
+        """Every veth of a namespace that is going, at once: ``ip link set VETH group 1`` for each
+        (cheap), then ``ip link del group 1``. Their peers in other namespaces go with them."""
+        c = self.conn(netns)
         try:
-            self.conn(netns).request(f"link group {group} in {netns}", rtnl.link_del(group=group))
+            links = [rtnl.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
+            veths = [link for link in links if link.kind == "veth"]
+            if veths:
+                codes = c.batch([(f"group of {link.name} in {netns}", rtnl.link_set(link.index, group=DOOMED_GROUP))
+                                 for link in veths])
+                if any(code and code not in GONE for code in codes):
+                    raise netlink.NetlinkError(next(code for code in codes if code), f"veths of {netns}")
+                c.request(f"link group {DOOMED_GROUP} in {netns}", rtnl.link_del(group=DOOMED_GROUP))
         except netlink.NetlinkError as exc:
-            if exc.errno not in (errno.ENODEV, errno.EINVAL):  # nothing in the group
+            if exc.errno not in (errno.ENODEV, errno.EINVAL):  # nothing (left) in the group
                 raise KernelError(None, exc.errno, str(exc)) from None
         self._index.clear()  # the peers in other namespaces are gone too
 
@@ -346,7 +357,7 @@ class LiveKernel:
             fd = os.open(nsmod.netns_path(res.peer_netns), os.O_RDONLY | os.O_CLOEXEC)
             fds.append(fd)
             out = [step(rtnl.veth_add(mine, res.name, res.mac, res.mtu, master, theirs, res.peer_name, res.peer_mac,
-                                      fd, up=res.up, group=LINK_GROUP))]
+                                      fd, up=res.up))]
             if res.hairpin:
                 out.append(step(rtnl.hairpin_set(mine, True), primary=False,
                                 label=f"hairpin on {res.name} in {ns}"))

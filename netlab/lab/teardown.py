@@ -1,7 +1,7 @@
 """Take a lab down: exactly what its state and its tags prove it made, safe to run twice.
 
-veths are deleted first, all of a namespace's at once (one RTM_DELLINK by
-link group, on the bridge side: their peers in pods go with them): the kernel
+veths are deleted first, all of a namespace's at once (kernel.delete_veths,
+on the bridge side: their peers in pods go with them): the kernel
 frees a dead namespace's devices asynchronously, and a quick ``up`` could
 otherwise meet the old ones. That is kernel work under the RTNL lock, so it
 runs in a thread while this one stops the lab's processes, which must be gone
@@ -10,13 +10,11 @@ before the namespaces are.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
-from netlab.kernel.live import LINK_GROUP
 from netlab.feature import Feature
 from netlab.lab.ownership import owned, tag_for
 from netlab.realize import ownership
@@ -34,8 +32,7 @@ class DownResult:
 
 
 def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: float = 60.0,
-         progress: Progress | None = None, kernel_factory: Callable[[], Kernel] | None = None,
-         force: bool = False) -> DownResult:
+         progress: Progress | None = None, force: bool = False) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice.
 
     ``force``: the state is corrupt or lost; the namespaces tagged as the lab's go too (realize/ownership.py).
@@ -43,13 +40,13 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
     with LabLock(lab_name, "netlab down", wait=wait):
         if force:
             result = ownership.force_down(
-                lab_name, lambda st, tag: teardown(kernel, features, st, tag, progress, kernel_factory), tag_for)
+                lab_name, lambda st, tag: teardown(kernel, features, st, tag, progress), tag_for)
             return result or DownResult(lab=lab_name, was_up=False)
         state = load_state(lab_name)
         if state is None:
             forget(lab_name)
             return DownResult(lab=lab_name, was_up=False)
-        return teardown(kernel, features, state, tag_for(state), progress, kernel_factory)
+        return teardown(kernel, features, state, tag_for(state), progress)
 
 
 def stop_features(features: Sequence[Feature], state: LabState, names: Iterable[str],
@@ -64,12 +61,12 @@ def stop_features(features: Sequence[Feature], state: LabState, names: Iterable[
 def delete_namespaces(kernel: Kernel, names: Iterable[str]) -> None:
     for name in names:
         if kernel.netns_mounted(name):
-            kernel.delete_link_group(name, LINK_GROUP)
+            kernel.delete_veths(name)
         kernel.delete_netns(name)
 
 
 def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: str,
-             progress: Progress | None = None, kernel_factory: Callable[[], Kernel] | None = None) -> DownResult:
+             progress: Progress | None = None) -> DownResult:
     result = DownResult(lab=state.lab)
     state.phase = "deleting"
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
@@ -86,16 +83,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
             result.removed_netns.append(name)
         elif kernel.netns_exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
-    bridge_sides = {r["netns"] for r in state.plan if isinstance(r, dict) and r.get("kind") == "veth"} \
-        if state.plan else set(mine)
-    sides = [n for n in mine if n in bridge_sides]
-    if kernel_factory is None:  # one kernel: one thread
-        _delete_veths(kernel, sides)
-        stop_features(features, state, mine, everything=True)
-    else:
-        worker = _Background(_delete_veths, kernel_factory(), sides)
-        stop_features(features, state, mine, everything=True)
-        worker.join()
+    stop_features(features, state, mine, everything=True)
     for i, name in enumerate(mine):
         kernel.delete_netns(name)
         result.removed_netns.append(name)
@@ -103,32 +91,3 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
             progress("namespaces", i, len(mine))
     forget(state.lab)
     return result
-
-
-def _delete_veths(kernel: Kernel, names: list[str]) -> None:
-    for name in names:
-        kernel.delete_link_group(name, LINK_GROUP)
-
-
-class _Background:
-    """Run a function with its own kernel in a thread; join() re-raises its exception here."""
-
-    def __init__(self, fn: Callable, kernel: Kernel, names: list[str]):
-        self.error: BaseException | None = None
-
-        def body() -> None:
-            try:
-                fn(kernel, names)
-            except BaseException as exc:  # noqa: BLE001 - re-raised by join()
-                self.error = exc
-            finally:
-                kernel.close()
-
-        self.thread = threading.Thread(target=body, name="netlab-teardown")
-        self.thread.start()
-
-    def join(self) -> None:
-        self.thread.join()
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
