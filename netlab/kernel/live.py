@@ -123,18 +123,28 @@ class LiveKernel:
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
         snap = Snapshot(netns=netns)
-        with nsmod.entered(netns):
-            for key in sysctls:
-                snap.sysctls[key] = nsmod.read_sysctl_here(key)
-            legacy = _legacy_tables() if tables else []
-            with netlink.Conn(netlink.NETLINK_NETFILTER, timeout=self.timeout) as nf:
-                nft = nfnl.nft_tables(nf, f"nf_tables in {netns}") if tables else []
         c = self.conn(netns)
         what = f"dump of {netns}"
         for m in c.dump(what, rtnl.link_dump()):
             link = rtnl.parse_link(m)
             snap.links[link.name] = link
         self._index[netns] = {link.name: link.index for link in snap.links.values()}
+        # An interface's IPv4 sysctls came with its link; the others are files in /proc/sys.
+        rest = []
+        for key in sysctls:
+            dev, _, name = _interface_sysctl(key)
+            if dev in snap.links and name in snap.links[dev].inet_conf:
+                snap.sysctls[key] = snap.links[dev].inet_conf[name]
+            elif dev is not None and dev not in snap.links:
+                snap.sysctls[key] = None  # no such interface
+            else:
+                rest.append(key)
+        with nsmod.entered(netns):
+            for key in rest:
+                snap.sysctls[key] = nsmod.read_sysctl_here(key)
+            legacy = _legacy_tables() if tables else []
+            with netlink.Conn(netlink.NETLINK_NETFILTER, timeout=self.timeout) as nf:
+                nft = nfnl.nft_tables(nf, f"nf_tables in {netns}") if tables else []
         for m in c.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
             index, hairpin = rtnl.parse_bridge_port(m)
             snap.hairpin[index] = hairpin
@@ -374,6 +384,14 @@ def what_of(res: Resource) -> str:
 def _mark(done: list[Op], step: _Step) -> None:
     if step.primary and (not done or done[-1] is not step.op):
         done.append(step.op)
+
+
+def _interface_sysctl(key: str) -> tuple[str | None, str, str]:
+    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "", "arp_ignore"); (None, "", key) for others."""
+    parts = key.split(".")
+    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5 or parts[3] in ("all", "default"):
+        return None, "", key
+    return ".".join(parts[3:-1]), "", parts[-1]
 
 
 def _legacy_tables() -> list[str]:

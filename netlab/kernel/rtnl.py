@@ -33,7 +33,13 @@ IFF_UP, IFF_LOOPBACK = 0x1, 0x8
 # IFLA_* (linux/if_link.h)
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_PROTINFO = 1, 3, 4, 5, 10, 12
 IFLA_TXQLEN, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_NET_NS_FD = 13, 18, 20, 27, 28
-IFLA_LINK_NETNSID = 37
+IFLA_LINK_NETNSID, IFLA_AF_SPEC = 37, 26
+IFLA_INET_CONF = 1  # in IFLA_AF_SPEC / AF_INET: the interface's IPv4 sysctls, u32 each
+# Positions in IFLA_INET_CONF (IPV4_DEVCONF_* of linux/ip.h, counted from 1) of the
+# net.ipv4.conf.<dev>.* sysctls netlab reads: one link dump answers them for every
+# interface, instead of one /proc/sys file each.
+INET_CONF = {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8, "tag": 12, "arp_filter": 13, "arp_announce": 18,
+             "arp_ignore": 19, "arp_accept": 21}
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL = 1, 3, 4, 5
@@ -390,6 +396,7 @@ class LinkMsg:
     group: int
     txqlen: int | None
     data: dict = field(default_factory=dict, compare=False)  # kind-specific settings (vxlan id, port ...)
+    inet_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv4.conf.<dev>.* values (INET_CONF)
 
 
 @dataclass(frozen=True)
@@ -469,7 +476,16 @@ def parse_link(m: Msg) -> LinkMsg:
                    mtu=get_u32(a, IFLA_MTU), mac=get_mac(a, IFLA_ADDRESS), master=get_u32(a, IFLA_MASTER),
                    peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),
                    alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
-                   txqlen=get_u32(a, IFLA_TXQLEN), data=data)
+                   txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)))
+
+
+def _inet_conf(spec: bytes | None) -> dict:
+    """net.ipv4.conf.<dev>.* values from IFLA_AF_SPEC (absent when the interface has no IPv4 config)."""
+    conf = attrs(attrs(spec).get(AF_INET, b"")).get(IFLA_INET_CONF) if spec else None
+    if not conf:
+        return {}
+    values = struct.unpack_from(f"={len(conf) // 4}I", conf)
+    return {name: str(values[i - 1]) for name, i in INET_CONF.items() if i <= len(values)}
 
 
 def _signed(value: int | None) -> int | None:

@@ -270,3 +270,15 @@ def test_batch_reports_each_request_and_stops_after_the_failing_chunk(monkeypatc
     assert codes[0] == 0 and codes[1] == 19
     assert len(codes) < len(requests) and len(sock.sent) == 1  # nothing after the chunk that failed
     assert all(flags & nl.NLM_F_ACK for m in nl.split(sock.sent[0]) for flags in [m.flags])
+
+
+def test_parse_link_reads_the_interfaces_ipv4_sysctls():
+    """IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF: one u32 per IPV4_DEVCONF_* (counted from 1)."""
+    values = list(range(100, 130))  # devconf 1 -> 100, 2 -> 101 ...
+    conf = nl.attr(rtnl.IFLA_INET_CONF, struct.pack(f"={len(values)}I", *values))
+    spec = nl.nested(rtnl.IFLA_AF_SPEC, nl.nested(rtnl.AF_INET, conf))
+    body = rtnl.IFINFO.pack(0, 0, 3, 1, 0) + nl.string(rtnl.IFLA_IFNAME, "eth0") + spec
+    link = rtnl.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body))
+    assert link.inet_conf["forwarding"] == "100" and link.inet_conf["rp_filter"] == "107"
+    assert link.inet_conf["tag"] == "111" and link.inet_conf["arp_ignore"] == "118"
+    assert rtnl.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body[:-len(spec)])).inet_conf == {}

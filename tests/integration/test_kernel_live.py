@@ -1,0 +1,87 @@
+"""netlab.kernel.live against the real kernel, in scratch namespaces (root).
+
+What the LiveKernel reads must be what the kernel's own tools show, and what
+it makes must be what they then see. Each test makes its own namespaces
+(``kl<random>-...``) and deletes them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from ipaddress import IPv4Interface
+
+import pytest
+
+from helpers import in_netns, ip_json
+from netlab.kernel import netns as nsmod
+from netlab.kernel.base import Op
+from netlab.kernel.live import LiveKernel
+from netlab.plan.resources import Address, Bridge, Veth
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def pair():
+    tag = f"kl{uuid.uuid4().hex[:6]}"
+    names = [f"{tag}-a", f"{tag}-b"]
+    k = LiveKernel()
+    try:
+        for name in names:
+            k.create_netns(name, nsmod.make_tag(tag, uuid.uuid4().hex), [("net.ipv4.ip_forward", "1")])
+        yield k, names
+    finally:
+        for name in names:
+            if nsmod.exists(name):
+                k.delete_netns(name)
+        k.close()
+
+
+def sysctl(netns: str, key: str) -> str:
+    return in_netns(netns, "sysctl", "-n", key, check=True).stdout.strip()
+
+
+def test_interface_sysctls_read_from_the_link_dump_equal_proc(pair):
+    k, (a, b) = pair
+    k.apply([Op("add", Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
+                            peer_mac="02:00:00:00:00:0b"))], order=[a, b])
+    in_netns(b, "sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=2", "net.ipv4.conf.eth0.rp_filter=1",
+             "net.ipv4.conf.eth0.arp_announce=1", "net.ipv4.conf.eth0.forwarding=0", check=True)
+    keys = [f"net.ipv4.conf.eth0.{x}" for x in ("arp_ignore", "rp_filter", "arp_announce", "arp_filter",
+                                                "forwarding", "tag")]
+    keys += ["net.ipv4.conf.all.arp_ignore", "net.ipv4.ip_forward", "net.ipv4.conf.nosuch.arp_ignore"]
+    snap = k.snapshot(b, keys)
+    for key in keys[:-1]:
+        assert snap.sysctls[key] == sysctl(b, key), key
+    assert snap.sysctls["net.ipv4.conf.nosuch.arp_ignore"] is None
+
+
+def test_the_tag_is_where_ip_link_does_not_show_it(pair):
+    k, (a, _) = pair
+    tag = k.read_tag(a)
+    assert tag is not None and tag.startswith("netlab:")
+    (lo,) = ip_json("-d", "link", "show", "lo", netns=a)
+    assert "ifalias" not in lo and "netlab" not in subprocess.run(
+        ["ip", "-n", a, "-d", "addr"], capture_output=True, text=True, check=True).stdout
+    lab_hash, run_hash = nsmod.tag_values(tag)
+    assert (int(sysctl(a, "net.ipv4.conf.all.tag")), int(sysctl(a, "net.ipv4.conf.lo.tag"))) == (lab_hash, run_hash)
+    subprocess.run(["ip", "netns", "add", f"{a}x"], check=True)
+    try:
+        assert k.read_tag(f"{a}x") is None  # a namespace netlab did not make has no tag
+    finally:
+        subprocess.run(["ip", "netns", "del", f"{a}x"], check=True)
+
+
+def test_delete_veths_takes_every_veth_and_its_peer_at_once(pair):
+    k, (a, b) = pair
+    ops = [Op("add", Bridge(netns=a, name="br0", mtu=1500, mac="02:00:00:00:01:00"))]
+    ops += [Op("add", Veth(netns=a, name=f"v{i}", mtu=1500, mac=f"02:00:00:00:02:0{i}", peer_netns=b,
+                           peer_name=f"e{i}", peer_mac=f"02:00:00:00:03:0{i}", master="br0")) for i in range(4)]
+    ops.append(Op("add", Address(netns=a, dev="br0", address=IPv4Interface("10.9.0.1/24"))))
+    k.apply(ops, order=[a, b])
+    assert len([x for x in ip_json("link", netns=b) if x["ifname"].startswith("e")]) == 4
+    assert all(x.get("group", "default") == "default" for x in ip_json("-d", "link", netns=a))
+    k.delete_veths(a)
+    assert [x["ifname"] for x in ip_json("link", netns=a)] == ["lo", "br0"]
+    assert [x["ifname"] for x in ip_json("link", netns=b)] == ["lo"]
