@@ -137,7 +137,7 @@ def results(tmp_path_factory) -> dict[tuple[str, str], tuple[Case, Result]]:
 
 
 def test_the_python_parser_runs_really_lack_libyaml():
-    code = NO_LIBYAML + "import yaml, netlab.model.load as l; print(yaml.__with_libyaml__, l._FastParser)"
+    code = NO_LIBYAML + "import yaml, netlab.model.yamlsource as y; print(yaml.__with_libyaml__, y._FastParser)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stdout == "False None\n", proc.stdout + proc.stderr
 
