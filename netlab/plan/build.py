@@ -44,9 +44,6 @@ class Plan:
     def of_kind(self, *kinds: str) -> list[Resource]:
         return [r for r in self.resources if r.kind in kinds]
 
-    def in_netns(self, netns: str) -> list[Resource]:
-        return [r for r in self.resources if r.netns == netns]
-
     @property
     def netns(self) -> list[str]:
         return [r.netns for r in self.resources if r.kind == "netns"]
