@@ -9,8 +9,6 @@ import sys
 from typing import Any, Callable
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from netlab import __version__
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
@@ -89,26 +87,6 @@ def output_option(*choices: str, default: str = "text") -> Callable:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def progress_bar(title: str | None = None):
-    """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise.
-
-    Returns (bar, update) where update(what, done, total) advances one task
-    per ``what`` (shown as ``title`` when one is given). Use ``with bar:``.
-    """
-    if not sys.stderr.isatty():
-        return None, None
-    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(what: str, done: int, total: int) -> None:
-        if what not in tasks:
-            tasks[what] = bar.add_task(title or what, total=total)
-        bar.update(tasks[what], completed=done)
-
-    return bar, update
 
 
 def check_output_file(path: str | None) -> None:

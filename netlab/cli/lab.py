@@ -7,7 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from netlab import api
-from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.progress import progress_bar
 from netlab.cli.topology import TOPOLOGY_HELP
 from netlab.errors import ChecksFailed, display_path
 from netlab.model.lab import resolve

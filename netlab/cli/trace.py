@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, progress_bar,
-                             require_root)
+from netlab.cli.base import check_output_file, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
 from netlab.kernel import netns as nsmod
 from netlab.realize.state import select_lab
