@@ -47,7 +47,12 @@ from typing import Iterable
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features
+from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
+from netlab.plan.build import build_plan
+from netlab.probe import neighbours
+from netlab.realize import netfilter, state
+from netlab.realize import netns as nsmod
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
@@ -123,9 +128,6 @@ class Check:
 
 def needs(lab: Lab) -> set[str]:
     """The checks ``lab`` cannot do without, read from its plan."""
-    from netlab.model import clusterdns as dns
-    from netlab.plan.build import build_plan
-
     plan = build_plan(lab)
     kinds = {r.kind for r in plan.resources}
     out = set(ALWAYS) | (kinds & {"veth", "bridge", "vxlan"})
@@ -169,12 +171,10 @@ def _kernel(name: str, probe: features.KernelProbe, needed: bool) -> Check:
 
 def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
     """The check of one tool and its absolute path (None when missing)."""
-    from netlab.realize.netns import binary
-
     command = "conntrack" if name == "conntrack-tool" else name
     fix = f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)"
     try:
-        path = binary(command)
+        path = nsmod.binary(command)
     except EnvironmentNotReady:
         return _verdict(name, False, f"{command} is not installed", needed, fix), None
     return _verdict(name, True, path, needed, fix), path
@@ -182,8 +182,6 @@ def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
 
 def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:
     """The iptables-restore netlab will run (NETLAB_IPTABLES picks nft or legacy) and its --version argv."""
-    from netlab.realize import netfilter
-
     fix = f"apt-get install {PACKAGES['iptables-restore']} (or sudo ./scripts/setup.sh)"
     if "iptables-restore" in pretend:
         return _verdict("iptables-restore", False, f"iptables-restore is missing ({MISSING_HOOK}, a test hook)",
@@ -204,8 +202,6 @@ def _backend(version: str) -> str:
 
 
 def _neighbours(lab: Lab) -> Check:
-    from netlab.probe import neighbours
-
     t = neighbours.read_thresholds()
     need = neighbours.full_mesh_entries(lab)
     detail = (f"gc_thresh1/2/3 = {t['gc_thresh1']}/{t['gc_thresh2']}/{t['gc_thresh3']} (the whole machine's "
@@ -282,8 +278,6 @@ def _size(n: int) -> str:
 
 def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:
     """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
-    from netlab.realize.state import STATE_ROOT
-
     only = set(only)
     pretend = _pretended_missing()
     out: dict[str, Check] = {}
@@ -329,7 +323,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if "fallback-tunnels" in only:
         out["fallback-tunnels"] = _fallback_tunnels(probe)
     if only & {"state-dir", "state-space"}:
-        perm, space = _state_dir(STATE_ROOT, "state-dir" in needed)
+        perm, space = _state_dir(state.STATE_ROOT, "state-dir" in needed)
         out.update((c.name, c) for c in (perm, space) if c.name in only)
     return [out[name] for name in CHECKS if name in out]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-EXIT_OK = 0
 EXIT_CHECKS_FAILED = 1  # drift, unmet expectations
 EXIT_INVALID_INPUT = 2
 EXIT_ENVIRONMENT = 3  # not root, missing kernel feature or binary

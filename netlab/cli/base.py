@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -15,11 +16,31 @@ from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, To
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+# Every command and the module that defines it, in the order of `netlab --help`. A command's
+# module is imported when the command runs (or --help lists it), so `netlab validate` does
+# not load the netlink, probe and trace code that only `up` or `trace` need.
+COMMANDS = {
+    "validate": "netlab.cli.topology", "plan": "netlab.cli.topology",
+    "up": "netlab.cli.lab", "down": "netlab.cli.lab", "status": "netlab.cli.lab", "list": "netlab.cli.lab",
+    "exec": "netlab.cli.workload", "logs": "netlab.cli.workload",
+    "probe": "netlab.cli.probe",
+    "trace": "netlab.cli.trace", "capture": "netlab.cli.trace", "inspect": "netlab.cli.trace",
+    "graph": "netlab.cli.graph",
+    "doctor": "netlab.cli.doctor",
+}
+
+
 class Group(click.Group):
-    """Lists commands in the order they were added (up, down, status, ...)."""
+    """The commands of COMMANDS, in that order, each module imported on first use
+    (click's "lazily loading subcommands"); the modules register their commands on import."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(COMMANDS[cmd_name])
+        return super().get_command(ctx, cmd_name)
 
 
 @click.group(cls=Group, context_settings=CONTEXT)
@@ -66,29 +87,6 @@ def output_option(*choices: str, default: str = "text") -> Callable:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def progress_bar(title: str | None = None):
-    """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise.
-
-    Returns (bar, update) where update(what, done, total) advances one task
-    per ``what`` (shown as ``title`` when one is given). Use ``with bar:``.
-    """
-    if not sys.stderr.isatty():
-        return None, None
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                   console=Console(stderr=True), transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(what: str, done: int, total: int) -> None:
-        if what not in tasks:
-            tasks[what] = bar.add_task(title or what, total=total)
-        bar.update(tasks[what], completed=done)
-
-    return bar, update
 
 
 def check_output_file(path: str | None) -> None:

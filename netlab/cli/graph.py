@@ -59,7 +59,7 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
                          "or redirect it: netlab graph -o png > lab.png")
     data = graph.render(lab, output)
     if write is None:
-        stream = click.get_binary_stream("stdout")
+        stream = sys.stdout.buffer  # click.get_binary_stream is deprecated (Click 8.5), and returns this
         stream.write(data)
         stream.flush()
         return

@@ -1,64 +1,20 @@
-"""Lab lifecycle commands: validate, plan, up, down, status, list."""
+"""Lab lifecycle commands: up, down, status, list (they touch the kernel: root only)."""
 
 from __future__ import annotations
-
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from netlab.cli.base import cli, lab_options, output_option, print_json, progress_bar, require_root
-from netlab.errors import ChecksFailed, TopologyError, display_path
+from netlab import api
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.progress import progress_bar
+from netlab.cli.topology import TOPOLOGY_HELP
+from netlab.errors import ChecksFailed, display_path
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-
-TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
-
-
-@cli.command()
-@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
-@output_option("text", "json")
-def validate(topology: str | None, output: str) -> None:
-    """Check a topology file without touching the system (no root needed).
-
-    Every problem is reported as FILE:LINE: field: message (with -o json, as
-    a list of {file, line, field, message} on standard output); exit code 2
-    when the topology is invalid.
-    """
-    try:
-        lab = resolve(load_topology(topology))
-    except TopologyError as exc:
-        if output != "json":
-            raise
-        print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
-                                                  "message": p.message} for p in exc.problems]})
-        raise SystemExit(exc.exit_code) from None
-    if output == "json":
-        print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
-                    "services": len(lab.services)})
-    else:
-        click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
-                   f"(lab {lab.name}: {len(lab.nodes)} nodes, "
-                   f"{len(lab.pods)} pods, {len(lab.services)} services)")
-
-
-@cli.command()
-@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
-@output_option("text", "json")
-def plan(topology: str | None, output: str) -> None:
-    """Print what `up` would create, as ip(8)-like commands (a dry run, no root needed).
-
-    The plan is deterministic: the same topology gives the same namespaces,
-    names, addresses and MACs every time. `-o json` lists every object.
-    """
-    from netlab.plan.build import build_plan
-    from netlab.plan.render import render_commands
-
-    p = build_plan(resolve(load_topology(topology)))
-    if output == "json":
-        print_json(p.to_json())
-    else:
-        click.echo(render_commands(p), nl=False)
+from netlab.probe.neighbours import neighbour_budget_warning
+from netlab.realize.state import StateCorrupt, iter_states, select_lab, select_lab_name
 
 
 @cli.command()
@@ -86,8 +42,6 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
     """
     lab = resolve(load_topology(topology))
     require_root()
-    from netlab import api
-
     bar, progress = progress_bar()
     if bar:
         with bar:
@@ -95,14 +49,9 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
     else:
         result = api.up(lab, source=topology, wait=wait, reconfigure=reconfigure)
     warnings = list(result.warnings)
-    try:
-        from netlab.probe.neighbours import neighbour_budget_warning
-    except ImportError:
-        neighbour_budget_warning = None
-    if neighbour_budget_warning:
-        warning = neighbour_budget_warning(lab)
-        if warning:
-            warnings.append(warning)
+    warning = neighbour_budget_warning(lab)
+    if warning:
+        warnings.append(warning)
     if output == "json":
         print_json({"lab": lab.name, "changed": result.changed, "created_netns": result.created_netns,
                     "removed_netns": result.removed_netns, "fixed": result.fixed,
@@ -149,9 +98,6 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     with --force, what the namespaces' own netlab tags prove.
     """
     require_root()
-    from netlab import api
-    from netlab.realize.state import select_lab_name
-
     lab_name = select_lab_name(lab_name, topology, required=False)
     if lab_name is None:
         if output == "json":
@@ -188,9 +134,6 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     `sudo netlab up` again repairs the drift.
     """
     require_root()
-    from netlab import api
-    from netlab.realize.state import select_lab
-
     state = select_lab(lab_name, topology)
     result = api.status(state)
     if output == "json":
@@ -213,8 +156,6 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 def list_labs(output: str) -> None:
     """Show the labs that are up."""
     require_root()
-    from netlab.realize.state import StateCorrupt, iter_states
-
     rows = []
     for st in iter_states():
         if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force

@@ -6,6 +6,9 @@ import click
 
 from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
                              write_output_file)
+from netlab.probe import report as render
+from netlab.probe import runner
+from netlab.realize.state import select_lab
 
 
 @cli.command()
@@ -52,10 +55,6 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     """
     check_output_file(junit_file)
     require_root()
-    from netlab.probe import report as render
-    from netlab.probe import runner
-    from netlab.realize.state import select_lab
-
     state = select_lab(lab_name, topology)
     lab = state.resolved()
     result = runner.run(lab, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp, services=services)

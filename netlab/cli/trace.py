@@ -7,20 +7,24 @@ from typing import Any
 
 import click
 
-from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, progress_bar,
-                             require_root)
+from netlab.cli.base import check_output_file, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
+from netlab.kernel import netns as nsmod
+from netlab.realize.state import select_lab
+from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
+from netlab.trace.inspect import inspect
+from netlab.trace.kernel import LiveKernel
+from netlab.trace.render import render_text
+from netlab.trace.run import run
+from netlab.trace.targets import lab_map
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
-    from netlab.realize.state import select_lab
-
     return select_lab(lab_name, topology).resolved()
 
 
 def _netns_of(lab: Any, name: str) -> str:
-    from netlab.kernel import netns as nsmod
-
     netns = lab.netns_of(name)
     if netns is None:
         names = [p.name for p in lab.pods] + [n.name for n in lab.nodes] + [h for h, _ in lab.internet_hosts]
@@ -74,9 +78,6 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     """
     check_output_file(pcap)
     require_root()
-    from netlab.trace.render import render_text
-    from netlab.trace.run import run
-
     lab = _running_lab(lab_name, topology)
     bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
@@ -127,12 +128,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
         raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")
     check_output_file(write)
     require_root()
-    from netlab.trace import capture as cap
-
     lab = _running_lab(lab_name, topology)
     netns = _netns_of(lab, name)
-    from netlab.trace.kernel import LiveKernel
-
     with LiveKernel() as k:
         links = k.links(netns)
     if iface not in links:
@@ -197,9 +194,6 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, output: s
     conntrack entries. Each section names the command that shows the same.
     """
     require_root()
-    from netlab.trace.inspect import inspect
-    from netlab.trace.targets import lab_map
-
     lab = _running_lab(lab_name, topology)
     netns = _netns_of(lab, name)
     data = inspect(netns, lab_map(lab))

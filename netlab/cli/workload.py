@@ -10,6 +10,9 @@ import click
 
 from netlab.cli.base import cli, lab_options, require_root
 from netlab.errors import UsageError
+from netlab.realize.state import select_lab
+from netlab.workload import lifecycle
+from netlab.workload.processes import enter_pod_here, netns_path
 
 
 def _names(lab) -> str:
@@ -36,10 +39,6 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
       sudo netlab exec minikube -- ip route
     """
     require_root()
-    from netlab.realize.state import select_lab
-    from netlab.workload import lifecycle
-    from netlab.workload.processes import enter_pod_here, netns_path
-
     if command and command[0] == "--":  # click keeps it once NAME stopped option parsing
         command = command[1:]
     if not command:
@@ -84,9 +83,6 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
          follow: bool) -> None:
     """Print what a container of POD wrote to stdout and stderr."""
     require_root()
-    from netlab.realize.state import select_lab
-    from netlab.workload import lifecycle
-
     state = select_lab(lab_name, topology)
     lab = state.resolved()
     info = next((p for p in lab.pods if p.name == pod), None)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
+
+from netlab.model.location import Loc
+from netlab.model.topology import NODE_PORT_RANGE, Topology
 
 BRIDGE_PORT_LIMIT = 1023  # BR_MAX_PORTS is 1024, port numbers start at 1
-
-if TYPE_CHECKING:
-    from netlab.model.topology import Loc, Topology
 
 
 @dataclass
@@ -263,12 +263,10 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
 def _node_ports(topo: Topology, out: list) -> None:
     """Every port of a NodePort or LoadBalancer Service without nodePort gets a free one of the range
     (Kubernetes' default --service-node-port-range)."""
-    from netlab.model.topology import NODE_PORT_RANGE as NODE_PORTS
-
     explicit = {p.node_port for s in topo.services for p in s.ports if p.node_port is not None}
     wanted = sum(1 for s in topo.services if s.type != "ClusterIP" for p in s.ports if p.node_port is None)
-    free = NODE_PORTS[1] - NODE_PORTS[0] + 1 - len(explicit)
+    free = NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1 - len(explicit)
     if wanted > free:
         out.append((("services",), f"{wanted} Service ports need a nodePort, but only {free} of "
-                                   f"{NODE_PORTS[0]}-{NODE_PORTS[1]} are free; use fewer NodePort or "
+                                   f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]} are free; use fewer NodePort or "
                                    "LoadBalancer Services"))

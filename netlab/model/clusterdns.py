@@ -30,13 +30,11 @@ which ``ip netns exec`` (and netlab's own exec and containers) bind-mount over
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from netlab.model.topology import BRIDGE_MAX_PORTS, Pod, Service, Topology
-
-if TYPE_CHECKING:
-    from netlab.model.addressing import Addressing
-    from netlab.model.topology import Loc
+from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, allocate, pod_capacity
+from netlab.model.location import Loc
+from netlab.model.topology import Pod, Service, Topology
 
 CLUSTER_DOMAIN = "cluster.local"
 DNS_NAME = "kube-dns"
@@ -123,8 +121,6 @@ _last: list = []  # [topology, add_cluster_dns(topology)]: the last answer, for 
 
 def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                      ) -> tuple[Topology, Addressing | None, list[tuple[Loc, str]]]:
-    from netlab.model.addressing import allocate, pod_capacity
-
     if addressing is None:
         addressing, problems = allocate(topo)
         if problems:
@@ -133,7 +129,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
     for pod in topo.pods:
         count[pod.node] = count.get(pod.node, 0) + 1
     node = next((n for n in topo.nodes
-                 if count.get(n.name, 0) < min(pod_capacity(addressing.node_pod_cidr[n.name]), BRIDGE_MAX_PORTS)),
+                 if count.get(n.name, 0) < min(pod_capacity(addressing.node_pod_cidr[n.name]), BRIDGE_PORT_LIMIT)),
                 None)
     if node is None:
         return topo, None, [(("pods",), f"no node has room for the cluster DNS pod {DNS_NAME} (added because the "

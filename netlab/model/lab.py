@@ -12,6 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
+from netlab.model.clusterdns import add_cluster_dns
 from netlab.model.topology import ECHO_DEFAULT_PORT, Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
@@ -192,8 +193,6 @@ def resolve(topo: Topology) -> Lab:
     A lab with Services also gets cluster DNS (a ``kube-dns`` pod and Service,
     see clusterdns.py) unless the topology declares its own.
     """
-    from netlab.model.clusterdns import add_cluster_dns
-
     topo, addressing, problems = add_cluster_dns(topo)
     if addressing is None and not problems:
         addressing, problems = allocate(topo)

@@ -21,22 +21,9 @@ from typing import Any
 from netlab.model import naming
 from netlab.model.lab import Lab
 from netlab.plan import internet, overlay, services
+from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import Address, Bridge, Netns, Resource, Route, Sysctl, Veth
-
-# Every lab namespace: no IPv6 (keeps captures and neighbour tables to what the
-# tutorials show), and reverse-path filtering off (a new namespace copies
-# rp_filter from the host's "all"/"default", which would make results depend
-# on the host).
-COMMON_SYSCTLS = (
-    ("net.ipv6.conf.all.disable_ipv6", "1"),
-    ("net.ipv6.conf.default.disable_ipv6", "1"),
-    ("net.ipv4.conf.all.rp_filter", "0"),
-    ("net.ipv4.conf.default.rp_filter", "0"),
-)
-# Nodes route between cni0, flannel.1 and eth0.
-NODE_SYSCTLS = (("net.ipv4.ip_forward", "1"),)
-# The underlay is a plain switch; pods are hosts.
-HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
+from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
 ORDER = ("netns", "sysctl", "bridge", "veth", "vxlan", "address", "neigh", "fdb", "route", "nat")
 
@@ -56,9 +43,6 @@ class Plan:
 
     def of_kind(self, *kinds: str) -> list[Resource]:
         return [r for r in self.resources if r.kind in kinds]
-
-    def in_netns(self, netns: str) -> list[Resource]:
-        return [r for r in self.resources if r.netns == netns]
 
     @property
     def netns(self) -> list[str]:
@@ -81,7 +65,7 @@ def build_plan(lab: Lab) -> Plan:
         res += [Sysctl(netns=name, name=k, value=v) for k, v in COMMON_SYSCTLS]
     res += [Sysctl(netns=uns, name=k, value=v) for k, v in HOST_SYSCTLS]
     for node in lab.nodes:
-        res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in NODE_SYSCTLS]
+        res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
     for pod in lab.pods:
         res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in HOST_SYSCTLS]
 
@@ -169,6 +153,3 @@ def _check_unique(res: list[Resource]) -> None:
         for chain in getattr(r, "chains", ()):
             if chain not in BUILTIN_CHAINS:
                 naming.check_chain(chain)
-
-
-BUILTIN_CHAINS = frozenset({"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"})

@@ -34,7 +34,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab
+from netlab.plan.iptables import Ruleset, probability
 from netlab.plan.resources import Address, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth
+from netlab.plan.services import node_ports, port_proto_hash, service_port_name
+from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
 INTERNET_BRIDGE = "inet0"
 GATEWAY_SNAT = "NETLAB-SNAT"
@@ -54,8 +57,6 @@ def load_balancer_ips(lab: Lab) -> dict[tuple[str, str], IPv4Address]:
 
 
 def lb_chain(service_port_name: str, protocol: str) -> str:
-    from netlab.plan.services import port_proto_hash
-
     return naming.check_chain("NETLAB-LB-" + port_proto_hash(service_port_name, protocol))
 
 
@@ -63,8 +64,6 @@ def resources(lab: Lab) -> list[Resource]:
     inet = lab.topo.internet
     if inet is None:
         return []
-    from netlab.plan.build import COMMON_SYSCTLS
-
     names = dict(lab.internet_hosts)  # role/host name -> namespace
     gw_ns = names["gateway"]
     lb_ns = names.get("lb")
@@ -81,10 +80,10 @@ def resources(lab: Lab) -> list[Resource]:
     res += [Netns(netns=ns) for ns in all_ns]
     for ns in all_ns:
         res += [Sysctl(netns=ns, name=k, value=v) for k, v in COMMON_SYSCTLS]
-    res.append(Sysctl(netns=gw_ns, name="net.ipv4.ip_forward", value="1"))
-    if lb_ns:
-        res.append(Sysctl(netns=lb_ns, name="net.ipv4.ip_forward", value="1"))
-    res += [Sysctl(netns=ns, name="net.ipv4.ip_forward", value="0") for _, ns, _ in hosts]
+    for ns in [gw_ns] + ([lb_ns] if lb_ns else []):
+        res += [Sysctl(netns=ns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
+    for _, ns, _ in hosts:
+        res += [Sysctl(netns=ns, name=k, value=v) for k, v in HOST_SYSCTLS]
 
     # The internet's switch lives in the gateway; the gateway's LAN port is a
     # port of the underlay's br0 like every node's eth0.
@@ -119,8 +118,6 @@ def resources(lab: Lab) -> list[Resource]:
 
 
 def gateway_nat(lab: Lab, netns: str) -> NatRules:
-    from netlab.plan.services import Ruleset
-
     underlay = lab.topo.network.underlay.cidr
     rs = Ruleset("nat")
     rs.chain(GATEWAY_SNAT)
@@ -132,8 +129,6 @@ def gateway_nat(lab: Lab, netns: str) -> NatRules:
 
 def lb_nat(lab: Lab, netns: str, lbs: dict[tuple[str, str], IPv4Address]) -> NatRules:
     """DNAT each LoadBalancer IP:port to <node>:<nodePort>, spread at random over the nodes."""
-    from netlab.plan.services import Ruleset, node_ports, probability, service_port_name
-
     nps = node_ports(lab)
     rs = Ruleset("nat")
     rs.chain(LB_SERVICES)

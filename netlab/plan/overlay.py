@@ -18,7 +18,7 @@ the nodes must share an L2 segment (they do: the underlay bridge).
 
 from __future__ import annotations
 
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface
 
 from netlab.model import naming
 from netlab.model.lab import Lab, NodeInfo
@@ -60,7 +60,3 @@ def host_gw_routes(lab: Lab, node: NodeInfo) -> list[Resource]:
         for peer in lab.nodes
         if peer.name != node.name
     ]
-
-
-def underlay_network(lab: Lab) -> IPv4Network:
-    return lab.topo.network.underlay.cidr

@@ -6,10 +6,16 @@ whole) and ``# field: path`` for the problem carrying that text. The cases too
 big or too strange to commit (100,000-deep nesting, an over-size file, a FIFO,
 a 1024-pod node, bytes that are not UTF-8) are written at run time.
 
-For every case the CLI runs as a user would run it, as a separate process, and
-must: exit 2, print ``FILE:LINE: field: message`` lines (``FILE: message`` for
-file-level problems) and no traceback, mention the expected text, and finish
-in under 2 seconds.
+For every case ``netlab validate -t FILE`` must: exit 2, print
+``FILE:LINE: field: message`` lines (``FILE: message`` for file-level
+problems) and no traceback, mention the expected text, and finish in under 2
+seconds. Every case runs through the CLI's own entry point inside this process
+(``netlab.cli.main``, see cli_inprocess.py: an escaping exception counts as the
+traceback a process would print); a handful that cover each layer (YAML
+syntax and limits, the file itself, the model, the cross-field checks, both
+parsers) run again as separate processes the way a user runs netlab,
+where only a real process can show a traceback at start-up or a crash, and
+where the 2 seconds include Python's start.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from cli_inprocess import run_cli
 
+from netlab.model import yamlsource
 from netlab.model.load import MAX_BYTES
 
 BAD = Path(__file__).parent / "bad"
@@ -108,11 +117,21 @@ PARSERS = {
 }
 
 
-def _run(case: Case, parser: str) -> Result:
+def _run_process(case: Case, parser: str) -> Result:
     start = time.monotonic()
     proc = subprocess.run(PARSERS[parser] + ["validate", "-t", str(case.path)],
                           capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+
+
+def _run_in_process(case: Case, parser: str) -> Result:
+    """The same command through netlab.cli.main; "python": the loader without libyaml's parser."""
+    with mock.patch.object(yamlsource, "_FastParser", None if parser == "python" else yamlsource._FastParser):
+        assert (yamlsource._FastParser is None) == (parser == "python")
+        start = time.monotonic()
+        proc = run_cli("validate", "-t", str(case.path))
+        elapsed = time.monotonic() - start
+    return Result(proc.returncode, proc.stdout, proc.stderr, elapsed)
 
 
 COMMITTED = _committed_cases()
@@ -122,22 +141,36 @@ GENERATED_NAMES = ["deep-flow-100000", "deep-mapping-100000", "deep-block-100000
 
 
 # Every case on libyaml; the generated ones (depth, size, bytes: where the two parsers have
-# limits and readers of their own) on the pure-Python parser too.
+# limits and readers of their own) on the pure-Python parser too. All of them in this process.
 RUNS = [(c.name, "libyaml") for c in COMMITTED] + [(n, p) for n in GENERATED_NAMES for p in PARSERS]
+# Again as separate processes: one case per layer, and both parsers at their limits.
+PROCESS_RUNS = [
+    ("syntax-unclosed-quote", "libyaml"),  # YAML syntax error, located
+    ("mode-invalid", "libyaml"),  # the pydantic model
+    ("duplicate-node", "libyaml"),  # the cross-field checks
+    ("deep-flow-100000", "libyaml"),  # nesting: libyaml's own limit speaks first
+    ("deep-unclosed-100000", "python"),  # nesting on the pure-Python parser
+    ("fifo", "libyaml"),  # the file: not a regular file, must not block
+]
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[tuple[str, str], tuple[Case, Result]]:
-    """Run every case once per parser, one at a time, so each timing is its own process's wall time."""
+def results(tmp_path_factory) -> dict[tuple[str, str, str], tuple[Case, Result]]:
+    """Run every case once per parser (and the PROCESS_RUNS again as processes), one at a time,
+    so each timing is its own run's wall time."""
     root = tmp_path_factory.mktemp("bad-generated")
     cases = COMMITTED + _generated_cases(root)
     assert [c.name for c in cases[len(COMMITTED):]] == GENERATED_NAMES
     by_name = {c.name: c for c in cases}
-    return {(name, parser): (by_name[name], _run(by_name[name], parser)) for name, parser in RUNS}
+    out = {(name, parser, "in-process"): (by_name[name], _run_in_process(by_name[name], parser))
+           for name, parser in RUNS}
+    out.update({(name, parser, "process"): (by_name[name], _run_process(by_name[name], parser))
+                for name, parser in PROCESS_RUNS})
+    return out
 
 
 def test_the_python_parser_runs_really_lack_libyaml():
-    code = NO_LIBYAML + "import yaml, netlab.model.load as l; print(yaml.__with_libyaml__, l._FastParser)"
+    code = NO_LIBYAML + "import yaml, netlab.model.yamlsource as y; print(yaml.__with_libyaml__, y._FastParser)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stdout == "False None\n", proc.stdout + proc.stderr
 
@@ -152,9 +185,35 @@ def test_corpus_files_are_small():
         assert case.path.stat().st_size < 8 * 1024, f"{case.name}: keep corpus files small; generate big ones"
 
 
-@pytest.mark.parametrize("name,parser", RUNS)
-def test_bad_topology_is_refused(results, name, parser):
-    case, res = results[(name, parser)]
+def test_the_process_runs_are_cases_of_the_corpus():
+    assert set(PROCESS_RUNS) <= set(RUNS)
+    assert {p for _, p in PROCESS_RUNS} == set(PARSERS)
+
+
+@pytest.mark.parametrize("name,parser", PROCESS_RUNS)
+def test_in_process_and_process_runs_say_the_same(results, name, parser):
+    _, inside = results[(name, parser, "in-process")]
+    _, process = results[(name, parser, "process")]
+    assert (inside.returncode, inside.stdout, inside.stderr) == (process.returncode, process.stdout, process.stderr)
+
+
+def test_an_exception_escaping_the_cli_in_process_shows_as_a_traceback(monkeypatch):
+    """What makes "no traceback" checkable in-process: an escaping error is printed as a process would."""
+    import netlab.cli.topology as commands
+
+    def broken(path):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(commands, "load_topology", broken)
+    res = run_cli("validate", "-t", "x.yaml")
+    assert res.returncode == 1
+    assert res.stderr.startswith("Traceback (most recent call last):") and "KeyError: 'boom'" in res.stderr
+
+
+@pytest.mark.parametrize("name,parser,how", [(n, p, "in-process") for n, p in RUNS]
+                         + [(n, p, "process") for n, p in PROCESS_RUNS])
+def test_bad_topology_is_refused(results, name, parser, how):
+    case, res = results[(name, parser, how)]
     output = res.stdout + res.stderr
     assert res.returncode == 2, f"exit {res.returncode}, want 2\n{output}"
     assert "Traceback" not in output, output

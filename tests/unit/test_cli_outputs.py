@@ -12,9 +12,13 @@ import subprocess
 import sys
 
 import pytest
+from cli_inprocess import run_cli
 
 
-def netlab(*args: str) -> subprocess.CompletedProcess:
+def netlab(*args: str, how: str = "in-process") -> subprocess.CompletedProcess:
+    """The CLI through its entry point in this process (cli_inprocess.py), or as a separate process."""
+    if how == "in-process":
+        return run_cli(*args)
     return subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True, timeout=60)
 
 
@@ -27,17 +31,18 @@ def one_line_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
-@pytest.mark.parametrize("command", [
-    ["graph", "-w", "{missing}/lab.mmd"],
-    ["graph", "-o", "svg", "-w", "{missing}/lab.svg"],
-    ["probe", "--lab", "ibnone", "--junit", "{missing}/probe.xml"],
-    ["trace", "--lab", "ibnone", "a", "b", "--pcap", "{missing}/t.pcap"],
-    ["capture", "--lab", "ibnone", "a:eth0", "-w", "{missing}/c.pcap"],
+@pytest.mark.parametrize("command,how", [
+    (["graph", "-w", "{missing}/lab.mmd"], "in-process"),
+    (["graph", "-o", "svg", "-w", "{missing}/lab.svg"], "in-process"),
+    (["probe", "--lab", "ibnone", "--junit", "{missing}/probe.xml"], "in-process"),
+    (["trace", "--lab", "ibnone", "a", "b", "--pcap", "{missing}/t.pcap"], "in-process"),
+    (["capture", "--lab", "ibnone", "a:eth0", "-w", "{missing}/c.pcap"], "in-process"),
+    (["probe", "--lab", "ibnone", "--junit", "{missing}/probe.xml"], "process"),
 ])
-def test_writing_into_a_missing_folder_is_a_clear_exit_2(tmp_path, command):
+def test_writing_into_a_missing_folder_is_a_clear_exit_2(tmp_path, command, how):
     missing = tmp_path / "no" / "such"
     args = [a.format(missing=missing) for a in command]
-    one_line_exit_2(netlab(*args), str(missing), "not a directory")
+    one_line_exit_2(netlab(*args, how=how), str(missing), "not a directory")
     assert not (tmp_path / "no").exists()
 
 

@@ -11,11 +11,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cli_inprocess import run_cli
 
 from netlab import graph
 from netlab.errors import EnvironmentNotReady
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
+from netlab.realize import state
 
 REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -175,14 +177,16 @@ def test_deterministic(tmp_path):
     path = topo_file(tmp_path)
     first = graph.render(resolve(load_topology(str(path))), "mermaid")
     assert graph.render(resolve(load_topology(str(path))), "mermaid") == first
+    # One process per hash seed renders both formats, separated by a NUL (in neither format).
     code = ("import sys; from netlab import graph; from netlab.model.lab import resolve; "
-            "from netlab.model.load import load_topology; "
-            "sys.stdout.buffer.write(graph.render(resolve(load_topology(sys.argv[1])), sys.argv[2]))")
-    for fmt in ("mermaid", "dot"):
-        outs = {subprocess.run([sys.executable, "-c", code, str(path), fmt], check=True, capture_output=True,
-                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
-        assert len(outs) == 1
-    assert outs.pop() == graph.render(resolve(load_topology(str(path))), "dot")
+            "from netlab.model.load import load_topology; lab = resolve(load_topology(sys.argv[1])); "
+            "sys.stdout.buffer.write(graph.render(lab, 'mermaid') + b'\\0' + graph.render(lab, 'dot'))")
+    outs = {subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1
+    mermaid, dot = outs.pop().split(b"\0")
+    assert mermaid == first
+    assert dot == graph.render(resolve(load_topology(str(path))), "dot")
 
 
 NASTY = 'a "q" <b>&amp; |p| #x; `t` [s] {c} \\N \\n\u00fc'
@@ -262,8 +266,16 @@ def netlab(*args: str, tmp_path: Path, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "netlab", *args], cwd=REPO, env=env, **kw)
 
 
+@pytest.fixture
+def netlab_here(tmp_path, monkeypatch):
+    """The CLI in this process (cli_inprocess.py), with the same empty state directory."""
+    monkeypatch.setattr(state, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.chdir(REPO)
+    return run_cli
+
+
 @needs_dot
-def test_cli_svg_from_file(tmp_path):
+def test_cli_svg_from_file(tmp_path, netlab_here):
     out = tmp_path / "lab.svg"
     done = netlab("graph", "-t", str(topo_file(tmp_path)), "-o", "svg", "-w", str(out),
                   tmp_path=tmp_path, capture_output=True, text=True)
@@ -272,20 +284,19 @@ def test_cli_svg_from_file(tmp_path):
     assert root.tag == f"{SVG}svg"
     assert "pod web-a" in {t.text for t in root.iter(f"{SVG}text")}
     # And to stdout, as the acceptance line runs it.
-    done = netlab("graph", "-t", str(topo_file(tmp_path)), "-o", "svg", tmp_path=tmp_path, capture_output=True)
+    done = netlab_here("graph", "-t", str(topo_file(tmp_path)), "-o", "svg")
     assert done.returncode == 0 and ET.fromstring(done.stdout).tag == f"{SVG}svg"
 
 
-def test_cli_defaults_to_builtin_lab(tmp_path):
-    done = netlab("graph", tmp_path=tmp_path, capture_output=True, text=True)
+def test_cli_defaults_to_builtin_lab(netlab_here):
+    done = netlab_here("graph")
     assert done.returncode == 0, done.stderr
     assert done.stdout == graph.to_mermaid(graph.build(resolve(load_topology(None))))
     assert "built-in default" in done.stderr
 
 
-def test_cli_errors(tmp_path):
-    both = netlab("graph", "--lab", "demo", "-t", str(topo_file(tmp_path)), tmp_path=tmp_path,
-                  capture_output=True, text=True)
+def test_cli_errors(tmp_path, netlab_here):
+    both = netlab_here("graph", "--lab", "demo", "-t", str(topo_file(tmp_path)))
     assert both.returncode == 2 and "not both" in both.stderr
     # PNG to a terminal is refused; the message says how to write it instead.
     master, slave = os.openpty()

@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from netlab.errors import TopologyError
-from netlab.model import load
-from netlab.model.load import MAX_BYTES, MAX_DEPTH, format_path, load_source, load_topology, parse_yaml
+from netlab.model import yamlsource
+from netlab.model.load import MAX_BYTES, load_source, load_topology, parse_yaml
+from netlab.model.location import format_path
+from netlab.model.yamlsource import MAX_DEPTH
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,8 +53,8 @@ def deadline(seconds: int):
 def parser(request, monkeypatch):
     """Run a test on libyaml's C parser and on PyYAML's pure-Python one: the loader must not care."""
     if request.param == "python":
-        monkeypatch.setattr(load, "_FastParser", None)
-    elif load._FastParser is None:
+        monkeypatch.setattr(yamlsource, "_FastParser", None)
+    elif yamlsource._FastParser is None:
         pytest.skip("this PyYAML was built without libyaml (the locked wheels have it)")
     return request.param
 
@@ -165,7 +167,7 @@ def test_duplicate_keys_are_all_reported():
 
 
 def test_soft_problems_let_reading_go_on():
-    src = load._parse("a: 010\na: 2\nb: [0x1, 3]\nc: ok\n", "t")
+    src = yamlsource.parse("a: 010\na: 2\nb: [0x1, 3]\nc: ok\n", "t")
     assert [(p.line, p.field) for p in src.problems] == [(1, "a"), (2, "a"), (3, "b[0]")]
     assert src.data == {"a": "010", "b": ["0x1", 3], "c": "ok"}  # first value kept, flagged ones as text
     assert src.flagged == {("a",), ("b", 0)}
@@ -240,7 +242,7 @@ def test_libyaml_depth_limit_gives_way_to_ours(monkeypatch):
             raise yaml.scanner.ScannerError("while increasing flow level", mark,
                                             "exceeded maximum nesting depth", mark)
 
-    monkeypatch.setattr(load, "_FastParser", LimitedCParser)
+    monkeypatch.setattr(yamlsource, "_FastParser", LimitedCParser)
     line, field, message = one("a: " + "[" * 2000)
     assert calls, "the C parser was not tried first"
     assert (line, field, message) == (1, "a" + "[0]" * (MAX_DEPTH - 2),
@@ -251,7 +253,7 @@ def test_libyaml_depth_limit_gives_way_to_ours(monkeypatch):
             mark = yaml.Mark("<byte string>", 3, 2, 3, None, None)
             raise yaml.scanner.ScannerError(None, None, "found character '\\t' that cannot start any token", mark)
 
-    monkeypatch.setattr(load, "_FastParser", BrokenCParser)
+    monkeypatch.setattr(yamlsource, "_FastParser", BrokenCParser)
     assert one("a: 1\n")[:2] == (3, "yaml")
 
 
@@ -268,7 +270,7 @@ def test_pure_python_parser_gives_the_same_result(monkeypatch):
            deep_text("[", "]"), deep_text("{a: ", "}"), "[" * 100_000, "a:\n  b: 1\n  " + "[" * 100_000,
            "a: 1\x07\n", 'a:\n  b: "\\ud800"\n', 'a: {"\\udc80": 1}\n', 'a: ["\\ud83d\\ude00"]\n']
     fast_bad = [fail(t)[0] for t in bad]
-    monkeypatch.setattr(load, "_FastParser", None)
+    monkeypatch.setattr(yamlsource, "_FastParser", None)
     for src, text in zip(fast, texts):
         slow = parse_yaml(text, "t")
         assert (slow.data, slow.lines, slow.raw) == (src.data, src.lines, src.raw)

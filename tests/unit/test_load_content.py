@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_inprocess import run_cli
 
 from netlab.errors import TopologyError
 from netlab.model.load import load_topology
@@ -34,16 +35,23 @@ NOT_TOPOLOGIES = {
 }
 
 
-def run_validate(path: str, *extra: str) -> subprocess.CompletedProcess:
+def run_validate(path: str, *extra: str, how: str = "in-process") -> subprocess.CompletedProcess:
+    """``netlab validate -t PATH``: through netlab.cli.main in this process, or as a separate process."""
+    if how == "in-process":
+        return run_cli("validate", "-t", path, *extra)
     return subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", path, *extra],
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("kind", sorted(NOT_TOPOLOGIES))
-def test_a_file_that_is_not_a_topology_is_not_echoed(tmp_path, kind):
+# Every case in this process; a few again as a separate process, as a user runs netlab.
+NOT_TOPOLOGY_RUNS = [(k, "in-process") for k in sorted(NOT_TOPOLOGIES)] + [("syntax-error", "process")]
+
+
+@pytest.mark.parametrize("kind,how", NOT_TOPOLOGY_RUNS)
+def test_a_file_that_is_not_a_topology_is_not_echoed(tmp_path, kind, how):
     path = tmp_path / "secrets.conf"
     path.write_text(NOT_TOPOLOGIES[kind])
-    proc = run_validate(str(path))
+    proc = run_validate(str(path), how=how)
     assert proc.returncode == 2, proc.stderr
     assert SECRET not in proc.stderr + proc.stdout, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -58,7 +66,7 @@ def test_etc_shadow_is_not_echoed():
         pytest.skip("/etc/shadow is not readable here (not root)")
     with open("/etc/shadow") as fh:
         lines = [line.rstrip("\n") for line in fh if line.strip()]
-    proc = run_validate("/etc/shadow")
+    proc = run_validate("/etc/shadow", how="process")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     for line in lines:
@@ -80,11 +88,15 @@ NAMES = ["new\nline.yaml", "tab\there.yaml", "esc\x1b[31mred.yaml", "cr\rreturn.
          "rtl\u202eoverride.yaml", "quote\"d.yaml"]
 
 
-@pytest.mark.parametrize("name", NAMES, ids=[repr(n) for n in NAMES])
-def test_an_odd_file_name_is_quoted_and_stays_one_line(tmp_path, name):
+# Every name in this process; one again as a separate process (argv and stderr through the OS).
+NAME_RUNS = [(n, "in-process") for n in NAMES] + [(NAMES[0], "process")]
+
+
+@pytest.mark.parametrize("name,how", NAME_RUNS, ids=[f"{n!r}-{how}" for n, how in NAME_RUNS])
+def test_an_odd_file_name_is_quoted_and_stays_one_line(tmp_path, name, how):
     path = tmp_path / name
     path.write_text("name: x\nnodes: [{name: a, ip: 1.2.3}]\n")
-    proc = run_validate(str(path))
+    proc = run_validate(str(path), how=how)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, lines
@@ -92,7 +104,7 @@ def test_an_odd_file_name_is_quoted_and_stays_one_line(tmp_path, name):
     assert not any(c in lines[0] for c in "\n\r\t\x1b\x07\u202e")
     ok = tmp_path / ("ok-" + name)
     ok.write_text("name: x\nnodes: [{name: a}]\n")
-    proc = run_validate(str(ok))
+    proc = run_validate(str(ok), how=how)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) == 1, proc.stdout
-    missing = run_validate(str(tmp_path / ("missing-" + name)))
+    missing = run_validate(str(tmp_path / ("missing-" + name)), how=how)
     assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1, missing.stderr

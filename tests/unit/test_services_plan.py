@@ -17,7 +17,7 @@ import yaml
 from netlab.model.addressing import allocate
 from netlab.model.lab import Lab
 from netlab.model.topology import Topology
-from netlab.plan import services
+from netlab.plan import iptables, services
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NatRules, Route, Sysctl, resource_from_json
 from netlab.realize.netfilter import Table, compute_change, parse_save
@@ -88,7 +88,7 @@ def test_chain_names_fit_and_are_deterministic():
 @pytest.mark.parametrize("n,expected", [(2, "0.50000000000"), (3, "0.33333333349"), (4, "0.25000000000"),
                                         (5, "0.20000000019")])
 def test_probability_is_printed_like_iptables_save(n, expected):
-    assert services.probability(n) == expected
+    assert iptables.probability(n) == expected
 
 
 def test_two_endpoint_service_shapes():
@@ -163,18 +163,18 @@ def test_payload_declares_only_lab_chains_and_never_appends_to_builtins():
         lines = res.payload.splitlines()
         declared = [l[1:].split()[0] for l in lines if l.startswith(":")]
         assert declared == sorted(res.chains)
-        assert not set(declared) & set(services.BUILTIN_CHAINS)
+        assert not set(declared) & set(iptables.BUILTIN_CHAINS)
         for line in lines:
             if line.startswith("-"):
-                assert services.chain_of(line) in res.chains, line
+                assert iptables.chain_of(line) in res.chains, line
         # The jumps are documented in the payload, as comments.
-        for jump in (r for r in res.rules if services.chain_of(r) in services.BUILTIN_CHAINS):
+        for jump in (r for r in res.rules if iptables.chain_of(r) in iptables.BUILTIN_CHAINS):
             assert f"#   {jump}" in lines
 
 
 def test_rules_are_in_canonical_order():
     res = node_res(golden_lab(), "nat")
-    assert res.rules == services.canonical_order(list(res.rules))
+    assert res.rules == iptables.canonical_order(list(res.rules))
     # the plan's rules, read back through the same parser status uses, compare equal
     text = "*nat\n" + "\n".join(f":{c} - [0:0]" for c in res.chains) + "\n" + "\n".join(res.rules) + "\nCOMMIT\n"
     tab = parse_save(text, "nat")

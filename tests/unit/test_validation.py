@@ -11,7 +11,8 @@ import pytest
 from netlab.errors import Problem, TopologyError
 from netlab.model import naming
 from netlab.model.load import load_topology
-from netlab.model.topology import Node, Topology, check_topology
+from netlab.model.checks import check_topology
+from netlab.model.topology import Node, Topology
 
 BASE = "name: x\nnodes: [{name: a}]\n"
 

@@ -1,0 +1,28 @@
+"""A progress bar on a terminal, for the commands that wait on the kernel (up, down, trace)."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def progress_bar(title: str | None = None):
+    """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise.
+
+    Returns (bar, update) where update(what, done, total) advances one task
+    per ``what`` (shown as ``title`` when one is given). Use ``with bar:``.
+    """
+    if not sys.stderr.isatty():
+        return None, None
+    bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                   console=Console(stderr=True), transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = bar.add_task(title or what, total=total)
+        bar.update(tasks[what], completed=done)
+
+    return bar, update

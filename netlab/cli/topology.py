@@ -1,0 +1,57 @@
+"""Topology commands: validate and plan, which read a file and never touch the system (no root)."""
+
+from __future__ import annotations
+
+import click
+
+from netlab.cli.base import cli, output_option, print_json
+from netlab.errors import TopologyError, display_path
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import build_plan
+from netlab.plan.render import render_commands
+
+TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
+
+
+@cli.command()
+@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
+@output_option("text", "json")
+def validate(topology: str | None, output: str) -> None:
+    """Check a topology file without touching the system (no root needed).
+
+    Every problem is reported as FILE:LINE: field: message (with -o json, as
+    a list of {file, line, field, message} on standard output); exit code 2
+    when the topology is invalid.
+    """
+    try:
+        lab = resolve(load_topology(topology))
+    except TopologyError as exc:
+        if output != "json":
+            raise
+        print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
+                                                  "message": p.message} for p in exc.problems]})
+        raise SystemExit(exc.exit_code) from None
+    if output == "json":
+        print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
+                    "services": len(lab.services)})
+    else:
+        click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
+                   f"(lab {lab.name}: {len(lab.nodes)} nodes, "
+                   f"{len(lab.pods)} pods, {len(lab.services)} services)")
+
+
+@cli.command()
+@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
+@output_option("text", "json")
+def plan(topology: str | None, output: str) -> None:
+    """Print what `up` would create, as ip(8)-like commands (a dry run, no root needed).
+
+    The plan is deterministic: the same topology gives the same namespaces,
+    names, addresses and MACs every time. `-o json` lists every object.
+    """
+    p = build_plan(resolve(load_topology(topology)))
+    if output == "json":
+        print_json(p.to_json())
+    else:
+        click.echo(render_commands(p), nl=False)

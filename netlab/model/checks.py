@@ -1,0 +1,212 @@
+"""Cross-field rules of a topology: what one field alone cannot say.
+
+References (a pod's node, an expectation's ends), duplicates (names, ports,
+nodePorts), overlapping or special address ranges, kernel names that would
+not fit or would collide, and every address handed out (:mod:`addressing`,
+then the cluster DNS add-on, which is part of the lab). Each rule returns
+(location, message) pairs instead of raising, so a user sees every problem
+of a file at once, each on its own line.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+
+from netlab.model import clusterdns, naming
+from netlab.model.addressing import allocate
+from netlab.model.location import Loc, format_path
+from netlab.model.topology import ECHO_DEFAULT_PORT, NETNS_NAME_MAX, RESERVED_NAMES, SPECIAL_RANGES, Topology
+
+
+def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
+    """Cross-field rules; returns (location, message) pairs, empty when valid."""
+    out: list[tuple[Loc, str]] = []
+    names = _check_names(topo)
+    cidrs = _check_cidrs(topo)
+    out += names + cidrs
+    out += _check_services(topo)
+    out += _check_expectations(topo)
+    out += _check_kernel_names(topo)
+    if not names and not cidrs:  # allocation needs sane names and CIDRs
+        addressing, problems = allocate(topo)
+        out += problems
+        if not out:  # the cluster DNS add-on must fit too: it is part of the lab
+            out += clusterdns.problems(topo, addressing)
+    return out
+
+
+def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    seen: dict[str, Loc] = {}
+    things: list[tuple[Loc, str]] = [(("nodes", i, "name"), n.name) for i, n in enumerate(topo.nodes)]
+    things += [(("pods", i, "name"), p.name) for i, p in enumerate(topo.pods)]
+    if topo.internet:
+        things += [(("internet", "hosts", i, "name"), h.name) for i, h in enumerate(topo.internet.hosts)]
+    for loc, name in things:
+        if name in RESERVED_NAMES:
+            out.append((loc, f"{name!r} is reserved for the lab's own {name} namespace; pick another name"))
+        elif name in seen:
+            out.append((loc, f"{name!r} is already used by {_fmt(seen[name])} "
+                             "(nodes, pods and internet hosts share namespace names); rename one"))
+        else:
+            seen[name] = loc
+        netns = f"{topo.name}-{name}"
+        if len(netns) > NETNS_NAME_MAX:
+            out.append((loc, f"namespace name {netns[:30]!r}... would be {len(netns)} characters; "
+                             f"lab name + name must stay within {NETNS_NAME_MAX - 1}, shorten one"))
+    node_names = {n.name for n in topo.nodes}
+    for i, pod in enumerate(topo.pods):
+        if pod.node not in node_names:
+            known = ", ".join(sorted(node_names)[:10]) + (", ..." if len(node_names) > 10 else "")
+            out.append((("pods", i, "node"), f"unknown node {pod.node!r}; use one of the nodes: {known}"))
+        cnames: set[str] = set()
+        for j, c in enumerate(pod.containers):
+            if c.name in cnames:
+                out.append((("pods", i, "containers", j, "name"),
+                            f"duplicate container name {c.name!r} in pod {pod.name!r}; rename one"))
+            cnames.add(c.name)
+        ports: dict[tuple[int, str], str] = {}
+        for j, c in enumerate(pod.containers):  # containers share the pod's network namespace
+            if c.command is None and not c.ports:  # netlab's echo server on its default port
+                key = (ECHO_DEFAULT_PORT, "TCP")
+                if key in ports:
+                    out.append((("pods", i, "containers", j),
+                                f"container {c.name!r} runs netlab's echo server on its default port "
+                                f"{ECHO_DEFAULT_PORT}/TCP, which container {ports[key]!r} of this pod already "
+                                "takes (they share one network namespace); give one of them ports: "
+                                "[{containerPort: N}]"))
+                else:
+                    ports[key] = c.name
+            for k, p in enumerate(c.ports):
+                key = (p.container_port, p.protocol)
+                if key in ports:
+                    out.append((("pods", i, "containers", j, "ports", k),
+                                f"port {p.container_port}/{p.protocol} is already declared by container "
+                                f"{ports[key]!r} of this pod (they share one network namespace); remove one"))
+                else:
+                    ports[key] = c.name
+    svc_names: dict[str, Loc] = {}
+    for i, svc in enumerate(topo.services):
+        # Addresses and kube-proxy chains are keyed by the service name, so it is unique across namespaces.
+        if svc.name in svc_names:
+            out.append((("services", i, "name"), f"service {svc.name!r} is already defined by "
+                                                 f"{_fmt(svc_names[svc.name])}; rename one"))
+        else:
+            svc_names[svc.name] = ("services", i)
+    return out
+
+
+def _check_kernel_names(topo: Topology) -> list[tuple[Loc, str]]:
+    """Generated kernel names must fit and must not collide (hashes are short)."""
+    out: list[tuple[Loc, str]] = []
+    if topo.network.mode == "vxlan":
+        try:
+            naming.vxlan_name(topo.network.vxlan.vni)
+        except ValueError:
+            out.append((("network", "vxlan", "vni"),
+                        f"VNI {topo.network.vxlan.vni} would name the VXLAN device "
+                        f"'flannel.{topo.network.vxlan.vni}', over the kernel's {naming.IFNAMSIZ}-byte limit; "
+                        "use a VNI of at most 9999999"))
+    veths: dict[str, Loc] = {}
+    owners = [(("nodes", i, "name"), "node/" + n.name) for i, n in enumerate(topo.nodes)]
+    owners += [(("pods", i, "name"), "pod/" + p.name) for i, p in enumerate(topo.pods)]
+    for loc, owner in owners:
+        veth = naming.veth_name(topo.name, owner)
+        if veth in veths and veths[veth] != loc:
+            out.append((loc, f"its veth name {veth} collides with the one of {_fmt(veths[veth])} "
+                             "(an 8-digit hash); rename one of them"))
+        veths.setdefault(veth, loc)
+    return out
+
+
+def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    nets: list[tuple[Loc, str, IPv4Network]] = [
+        (("cluster", "podCIDR"), "cluster.podCIDR", topo.cluster.pod_cidr),
+        (("cluster", "serviceCIDR"), "cluster.serviceCIDR", topo.cluster.service_cidr),
+        (("network", "underlay", "cidr"), "network.underlay.cidr", topo.network.underlay.cidr),
+    ]
+    if topo.internet:
+        nets.append((("internet", "cidr"), "internet.cidr", topo.internet.cidr))
+    for i, (loc_a, _, a) in enumerate(nets):
+        for _, name_b, b in nets[:i]:
+            if a.overlaps(b):
+                out.append((loc_a, f"{a} overlaps {name_b} {b}; the pod, service, underlay and internet "
+                                   "ranges must be disjoint"))
+    for loc, _, net in nets:
+        special = next((s for s in SPECIAL_RANGES if net.overlaps(s[0])), None)
+        if net.prefixlen == 0 or special is None and (net.is_loopback or net.is_multicast or net.is_link_local
+                                                      or net.is_unspecified or net.is_reserved):
+            out.append((loc, f"{net} is a loopback, link-local, multicast, reserved or unspecified range; "
+                             "use a private range such as 10.0.0.0/8 or 192.168.0.0/16"))
+        elif special is not None:
+            out.append((loc, f"{net} overlaps {special[0]} ({special[1]}), where the kernel refuses or treats "
+                             "addresses specially; use a private range such as 10.0.0.0/8 or 192.168.0.0/16"))
+    if topo.cluster.pod_cidr.prefixlen > topo.cluster.node_mask:
+        out.append((("cluster", "nodeMask"), f"nodeMask /{topo.cluster.node_mask} is larger than podCIDR "
+                                             f"{topo.cluster.pod_cidr}; use a nodeMask of at least "
+                                             f"/{topo.cluster.pod_cidr.prefixlen} or a wider podCIDR"))
+    if topo.network.underlay.cidr.prefixlen > 29:
+        out.append((("network", "underlay", "cidr"), f"{topo.network.underlay.cidr} is too small; "
+                                                     "the underlay needs at least a /29"))
+    return out
+
+
+def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    node_ports: dict[tuple[int, str], Loc] = {}
+    for i, svc in enumerate(topo.services):
+        seen_ports: set[tuple[int, str]] = set()
+        seen_names: set[str] = set()
+        for j, port in enumerate(svc.ports):
+            loc = ("services", i, "ports", j)
+            if (port.port, port.protocol) in seen_ports:
+                out.append((loc + ("port",), f"port {port.port}/{port.protocol} is listed twice in this service; "
+                                             "remove one"))
+            seen_ports.add((port.port, port.protocol))
+            if port.name is not None:
+                if port.name in seen_names:
+                    out.append((loc + ("name",), f"port name {port.name!r} is used twice in this service; rename one"))
+                seen_names.add(port.name)
+            if port.node_port is not None:
+                if svc.type == "ClusterIP":
+                    out.append((loc + ("nodePort",), "nodePort needs type NodePort or LoadBalancer; "
+                                                     "set the service's type or remove nodePort"))
+                key = (port.node_port, port.protocol)
+                if key in node_ports:
+                    out.append((loc + ("nodePort",), f"nodePort {port.node_port}/{port.protocol} is already used by "
+                                                     f"{_fmt(node_ports[key])}; pick another"))
+                else:
+                    node_ports[key] = loc
+                if (topo.network.mode == "vxlan" and port.protocol == "UDP"
+                        and port.node_port == topo.network.vxlan.port):
+                    out.append((loc + ("nodePort",), f"nodePort {port.node_port}/UDP is the VXLAN port "
+                                                     "(network.vxlan.port) on every node; pick another"))
+        if svc.type == "LoadBalancer" and topo.internet is None:
+            out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "
+                                                 "(the load balancer lives there); add one"))
+        if svc.load_balancer_ip is not None and svc.type != "LoadBalancer":
+            out.append((("services", i, "loadBalancerIP"), "loadBalancerIP needs type LoadBalancer; "
+                                                           "set the type or remove loadBalancerIP"))
+    return out
+
+
+def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    names = {n.name for n in topo.nodes} | {p.name for p in topo.pods}
+    if topo.internet:
+        names |= {h.name for h in topo.internet.hosts}
+    for i, exp in enumerate(topo.expect):
+        for field, value in (("from", exp.source), ("to", exp.to)):
+            if value not in names:
+                out.append((("expect", i, field), f"unknown pod, node or internet host {value!r}; "
+                                                  "use a name defined in this topology"))
+        if exp.proto == "icmp" and exp.port is not None:
+            out.append((("expect", i, "port"), "icmp has no port; remove port: or set proto: tcp or udp"))
+        if exp.proto != "icmp" and exp.port is None:
+            out.append((("expect", i, "port"), f"{exp.proto} needs a port; add port:"))
+    return out
+
+
+def _fmt(loc: Loc) -> str:
+    return format_path(loc)

@@ -1,0 +1,141 @@
+"""iptables-restore payloads: the lab's chains in one table, written the way iptables-save prints them.
+
+Rules carry no ``-m comment``: the payload has ``#`` lines for people instead,
+which iptables-restore skips.
+
+Jumps from the built-in chains (PREROUTING, OUTPUT, POSTROUTING, INPUT,
+FORWARD) are listed in ``NatRules.rules`` but not written into the payload:
+``iptables-restore --noflush`` has no "add if missing", ``-A`` would add the
+jump again on every run and ``-D`` of an absent rule aborts the whole
+transaction. So, like kube-proxy's ``EnsureRule`` (``iptables -C`` then
+``-I``), :mod:`netlab.realize.netfilter` reads the table first and adds, inside
+the same single restore transaction, only the ``-D``/``-I`` lines needed to
+make those chains hold exactly one copy of each jump, in plan order. The
+payload itself only declares (``:CHAIN - [0:0]``, which creates or flushes)
+the lab's own chains and is idempotent: it can be replayed at will, and never
+flushes a built-in chain or a chain someone else made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from netlab.model import naming
+from netlab.plan.resources import NatRules
+
+# The order iptables-save prints built-in chains in; lab chains follow, by name.
+BUILTIN_CHAINS = ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")
+
+
+def probability(n: int) -> str:
+    """1/n as iptables-save prints it (xt_statistic keeps it as a fraction of 2^31)."""
+    fixed = round(0x80000000 / n)
+    return f"{fixed / 0x80000000:.11f}"
+
+
+@dataclass
+class Ruleset:
+    """The lab's chains in one table: declarations, rules, notes for people, jumps."""
+
+    table: str
+    chains: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)  # "-A ..." and "# ..." lines, payload order
+    jumps: list[str] = field(default_factory=list)  # "-A PREROUTING ... -j KUBE-SERVICES"
+    _by_chain: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _cache: dict[str, object] = field(default_factory=dict, repr=False)
+
+    def chain(self, name: str) -> str:
+        if name in self._by_chain:
+            return name
+        naming.check_chain(name)
+        if name in BUILTIN_CHAINS:
+            raise ValueError(f"{name} is a built-in chain; the lab only jumps from it")
+        self.chains.append(name)
+        self._by_chain[name] = []
+        self._cache.clear()
+        return name
+
+    def add(self, chain: str, spec: str) -> None:
+        lines = self._by_chain.get(chain)
+        if lines is None:
+            raise ValueError(f"rule for undeclared chain {chain}")
+        line = f"-A {chain} {spec}"
+        self.body.append(line)
+        lines.append(line)
+        self._cache.clear()
+
+    def jump(self, builtin: str, spec: str) -> None:
+        if builtin not in BUILTIN_CHAINS:
+            raise ValueError(f"{builtin} is not a built-in chain")
+        self.jumps.append(f"-A {builtin} {spec}")
+
+    def note(self, text: str) -> None:
+        self.body.append(f"# {text}")
+
+    def rules(self) -> tuple[str, ...]:
+        """Canonical order (see :func:`canonical_order`), built without sorting the rules."""
+        if "rules" not in self._cache:
+            out = list(canonical_order(self.jumps))
+            for chain in sorted(self.chains):
+                out += self._by_chain[chain]
+            self._cache["rules"] = tuple(out)
+        return self._cache["rules"]  # type: ignore[return-value]
+
+    def payload(self, title: str) -> str:
+        key = "payload:" + title
+        if key not in self._cache:
+            self._cache[key] = render_payload(self.table, sorted(self.chains), self.body, self.jumps, title)
+        return self._cache[key]  # type: ignore[return-value]
+
+    def resource(self, netns: str, title: str) -> NatRules:
+        """The NatRules of one namespace; nodes with the same rules share the strings."""
+        return NatRules(netns=netns, table=self.table, chains=tuple(sorted(self.chains)),
+                        payload=self.payload(title), rules=self.rules())
+
+
+def chain_of(line: str) -> str:
+    """``-A KUBE-SERVICES ...`` -> ``KUBE-SERVICES``."""
+    return line.split(None, 2)[1]
+
+
+def target_of(line: str) -> str | None:
+    """The chain or target a rule jumps to (``-j X``), or None."""
+    words = line.split()
+    for i, word in enumerate(words[:-1]):
+        if word in ("-j", "-g"):
+            return words[i + 1]
+    return None
+
+
+def canonical_order(lines: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Sort rule lines the way status compares them: built-in chains in hook
+    order, then the other chains by name; order within a chain is kept."""
+    def key(item: tuple[int, str]) -> tuple:
+        pos, line = item
+        chain = chain_of(line)
+        if chain in BUILTIN_CHAINS:
+            return (0, BUILTIN_CHAINS.index(chain), "", pos)
+        return (1, 0, chain, pos)
+
+    return tuple(line for _, line in sorted(enumerate(lines), key=key))
+
+
+def render_payload(table: str, declare: list[str], body: list[str], jumps: list[str], title: str = "",
+                   extra: list[str] = ()) -> str:
+    """An ``iptables-restore --noflush`` payload for one table.
+
+    ``declare`` chains are created, or flushed if they exist; ``body`` holds
+    their rules; ``jumps`` are shown as comments (see the module docstring);
+    ``extra`` lines (``-D``/``-I``/``-X``) go before COMMIT.
+    """
+    out = [f"# {title}"] if title else []
+    out.append(f"*{table}")
+    out += [f":{c} - [0:0]" for c in declare]
+    out += body
+    if jumps:
+        out.append("# Jumps from built-in chains, added by netlab only when missing (kube-proxy:")
+        out.append("# iptables -C, then -I), never by this payload, which --noflush would duplicate:")
+        out += [f"#   {line}" for line in jumps]
+    out += list(extra)
+    out.append("COMMIT")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,39 @@
+"""The command table: every command is where COMMANDS says, and a command loads only what it uses."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from netlab.cli.base import COMMANDS, cli
+
+
+def test_every_module_registers_exactly_the_commands_the_table_gives_it():
+    for module in sorted(set(COMMANDS.values())):
+        importlib.import_module(module)
+    assert set(cli.commands) == set(COMMANDS)
+    for name, command in cli.commands.items():
+        assert command.callback.__module__ == COMMANDS[name], name
+
+
+def test_help_lists_the_commands_in_table_order():
+    out = CliRunner().invoke(cli, ["--help"])
+    assert out.exit_code == 0, out.output
+    listed = [line.split()[0] for line in out.output.split("Commands:\n", 1)[1].splitlines() if line.startswith("  ")]
+    assert listed == list(COMMANDS)
+
+
+def test_validate_loads_no_kernel_probe_or_trace_code():
+    """`netlab validate` and `plan` need no root and stay quick: the netlink, probe and trace stack is not loaded."""
+    code = ("import sys; from netlab.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = ('pyroute2', 'scapy', 'netlab.realize', 'netlab.probe', 'netlab.trace', 'netlab.kernel',"
+            " 'netlab.workload', 'netlab.services', 'netlab.doctor')\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith(heavy))), file=sys.stderr)")
+    for command in (["validate"], ["plan"]):
+        proc = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip() == "", f"netlab {command[0]} loaded: {proc.stderr.strip()}"
