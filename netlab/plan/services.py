@@ -44,10 +44,7 @@ from ipaddress import IPv4Address, IPv4Network
 from netlab.model import naming
 from netlab.model.lab import DEFAULT_ECHO_PORT, Lab, PodInfo
 from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
-# BUILTIN_CHAINS ... target_of: re-exported for netlab.realize.netfilter, which still imports them
-# from here; they go once it imports them from netlab.plan.iptables, where they live.
-from netlab.plan.iptables import (BUILTIN_CHAINS, Ruleset, canonical_order, chain_of,  # noqa: F401
-                                  probability, render_payload, target_of)
+from netlab.plan.iptables import Ruleset, probability
 from netlab.plan.resources import Resource, Route, Sysctl
 
 # kube-proxy's constants.

@@ -41,7 +41,7 @@ from netlab.errors import ApplyFailed
 from netlab.kernel import iptables
 from netlab.kernel.iptables import tools  # noqa: F401 - part of this module's interface
 from netlab.plan.resources import NatRules
-from netlab.plan.services import BUILTIN_CHAINS, canonical_order, chain_of, render_payload, target_of
+from netlab.plan.iptables import BUILTIN_CHAINS, canonical_order, chain_of, render_payload, target_of
 
 
 @dataclass

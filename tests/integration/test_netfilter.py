@@ -17,7 +17,7 @@ from netlab.model.load import load_topology
 from netlab.plan import services
 from netlab.plan.resources import NatRules
 from netlab.realize import netfilter
-from netlab.realize.netns import create_netns, remove_netns, run_in_netns
+from netlab.kernel.netns import create_netns, make_tag, remove_netns, run_in_netns
 
 pytestmark = pytest.mark.root
 
@@ -28,7 +28,7 @@ BACKENDS = ["nft", "legacy"]
 @pytest.fixture
 def netns():
     name = f"nlsvc-{uuid.uuid4().hex[:6]}-n1"
-    create_netns(name, f"nlsvc-test:{name}")
+    create_netns(name, make_tag("nlsvc-test", name))
     try:
         yield name
     finally:
