@@ -7,6 +7,7 @@ from the kernel's wire format without a failing test.
 
 from __future__ import annotations
 
+import socket
 import struct
 
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
@@ -16,7 +17,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.kernel import netlink as nl
-from netlab.kernel import rtnl
+from netlab.kernel import nfnl, rtnl
 
 
 def decode(cls, data: bytes):
@@ -146,6 +147,24 @@ def test_rules():
 def test_attributes_are_padded_to_four_bytes():
     assert len(nl.string(3, "eth0")) == 12  # 4 header + "eth0\\0" (5) + 3 padding
     assert len(nl.u8(7, 0)) == 8
+
+
+def test_ct_delete_is_one_flow_by_its_original_tuple():
+    """``conntrack -D -s 10.244.0.3 -d 10.96.0.20 -p tcp --sport 61234 --dport 80`` as ctnetlink."""
+    from pyroute2.netlink.nfnetlink.nfctsocket import nfct_msg
+
+    data = nfnl.ct_delete("10.244.0.3", "10.96.0.20", socket.IPPROTO_TCP, 61234, 80)
+    length, mtype, flags, _seq, _pid = struct.unpack_from("=IHHII", data)
+    assert length == len(data) and mtype == (nfnl.NFNL_SUBSYS_CTNETLINK << 8 | nfnl.IPCTNL_MSG_CT_DELETE)
+    assert flags == nl.NLM_F_REQUEST  # no ACK asked: the prober sends hundreds and drains the errors
+    msg = nfct_msg(data)
+    msg.decode()
+    assert (msg["nfgen_family"], msg["version"]) == (socket.AF_INET, 0)
+    tup = msg.get_attr("CTA_TUPLE_ORIG")
+    ip, ports = tup.get_attr("CTA_TUPLE_IP"), tup.get_attr("CTA_TUPLE_PROTO")
+    assert ip.get_attr("CTA_IP_V4_SRC") == "10.244.0.3" and ip.get_attr("CTA_IP_V4_DST") == "10.96.0.20"
+    assert ports.get_attr("CTA_PROTO_NUM") == socket.IPPROTO_TCP
+    assert ports.get_attr("CTA_PROTO_SRC_PORT") == 61234 and ports.get_attr("CTA_PROTO_DST_PORT") == 80
 
 
 # --- answers, encoded by pyroute2 ---------------------------------------------------
