@@ -35,8 +35,8 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from netlab.kernel import netlink, rtnl  # noqa: E402
 from netlab.probe import neighbours as nb  # noqa: E402
-from netlab.realize import nlmsg  # noqa: E402
 from netlab.workload.processes import CLONE_NEWNET, netns_path, setns  # noqa: E402
 
 NETLAB = [sys.executable, "-m", "netlab"]
@@ -111,20 +111,20 @@ class Sockets:
             s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
             s.setsockopt(socket.SOL_SOCKET, 32, 4 << 20)
             self.raw[ns] = s
-            self.nl[ns] = nb.netlink_socket()
+            self.nl[ns] = netlink.Conn(timeout=2.0)
             self.ifindex[ns] = socket.if_nametoindex("eth0")
             setns(self.home, CLONE_NEWNET)
-        self.before = {ns: {(e.ifindex, e.dst) for e in nb.dump_neighbours(self.nl[ns])} for ns in netns_names}
-        for s in self.nl.values():
-            s.setblocking(False)
+        self.before = {ns: {(n.index, n.dst) for n in nb.dump(self.nl[ns])} for ns in netns_names}
+        for c in self.nl.values():
+            c.sock.setblocking(False)
 
     def forget(self, entries) -> None:
         for ns, ip in entries:
             key = (self.ifindex[ns], ip)
             if key not in self.before[ns]:
-                self.nl[ns].send(nb.delete_request(*key))
-        for s in self.nl.values():
-            nb.drain(s)
+                self.nl[ns].sock.send(rtnl.neigh_del(*key))  # no ACK: only failures are answered
+        for c in self.nl.values():
+            netlink.drain(c.sock)
 
 
 def _csum(data: bytes) -> int:
@@ -207,10 +207,10 @@ def raw_resolved(pods, home, timeout=1.0):
     for ns, _, _ in pods:
         for dns, dst, mac in pods:
             if dns != ns:
-                socks.nl[ns].send(nlmsg.neigh_replace(0, socks.ifindex[ns], dst, mac))
+                socks.nl[ns].sock.send(rtnl.neigh_replace(socks.ifindex[ns], dst, mac))
                 added.append((ns, dst))
-    for s in socks.nl.values():
-        nb.drain(s)
+    for c in socks.nl.values():
+        netlink.drain(c.sock)
     ep = select.epoll()
     by_fd = {}
     for ns, s in socks.raw.items():

@@ -70,6 +70,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from netlab.kernel import conntrack, netlink, rtnl
 from netlab.probe import neighbours as nb
 from netlab.probe.matrix import Observation
 from netlab.workload.processes import CLONE_NEWNET, netns_path, setns
@@ -86,6 +87,7 @@ MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it save
 SIOCGIFHWADDR = 0x8927
 SEEDED_MAX = 512  # seeded pairs in flight per worker (their PERMANENT entries are not GC-counted, but stay few)
 SERVICE_PORTS = (61000, 65535)  # source ports of Service probes: above the default ephemeral 32768-60999
+NEIGH_TIMEOUT = 2.0  # seconds a neighbour dump may take
 
 Entry = tuple[str, str, str]  # (netns, ifname, ip): one neighbour entry
 
@@ -160,7 +162,10 @@ class _Ns:
                 _bufs(self.udp)
                 self.udp.bind(("0.0.0.0", 0))
                 self.udp_port = self.udp.getsockname()[1]
-            self.nl = nb.netlink_socket()
+            # Neighbour requests go out without NLM_F_ACK, with sequence number 0: the
+            # socket's own dumps never use 0, so the kernel's error answers to them
+            # (entry exists, no such entry) are never taken for a dump's messages.
+            self.nl = netlink.Conn(timeout=NEIGH_TIMEOUT)
 
     def entered(self) -> "_Entered":
         return _Entered(self.fd, self.home_fd)
@@ -281,7 +286,7 @@ class Worker:
         ns = self.ns.get(name)
         if ns is None:
             ns = self.ns[name] = _Ns(name, len(self.ns), self.home_fd)
-            ns.nl.setblocking(False)
+            ns.nl.sock.setblocking(False)
             self.ep.register(ns.raw.fileno(), select.EPOLLIN)
             self.by_fd[ns.raw.fileno()] = ("raw", ns)
             self.ep.register(ns.udp.fileno(), select.EPOLLIN)
@@ -383,8 +388,8 @@ class Worker:
                 idx = ns.index(ifname)
                 if idx is not None:
                     # NLM_F_EXCL: an entry that exists (the learner's) is used, never replaced.
-                    ns.nl.send(nb.add_permanent_request(idx, ip, mac))
-                    nb.drain(ns.nl)
+                    ns.nl.sock.send(rtnl.neigh_add(idx, ip, mac.hex(":")))
+                    netlink.drain(ns.nl.sock)
             else:
                 self._delete_entry((netns, ifname, ip))
         self.stats["seeded"] = self.stats.get("seeded", 0) + (len(unit.seed) if add else 0)
@@ -401,11 +406,11 @@ class Worker:
         if idx is None or (idx, ip) in self.snapshot.get(netns, ()):
             return  # the entry was there before the run: not ours to delete
         try:
-            ns.nl.send(nb.delete_request(idx, ip))
+            ns.nl.sock.send(rtnl.neigh_del(idx, ip))
             self.stats["deleted"] += 1
         except OSError:
             pass
-        nb.drain(ns.nl)
+        netlink.drain(ns.nl.sock)
 
     # --- sending ----------------------------------------------------------------
 
@@ -722,7 +727,7 @@ class Agent:
         snapshot: dict[str, set[tuple[int, str]]] = {}
         for name in job.sweep:
             try:
-                snapshot[name] = {(e.ifindex, e.dst) for e in nb.dump_neighbours(ns(name).nl)}
+                snapshot[name] = {(n.index, n.dst) for n in nb.dump(ns(name).nl)}
             except OSError:
                 pass
         self_ip = {name: ns(name).address_of(ifname) for name, ifname in job.self_ip.items()}
@@ -803,37 +808,15 @@ class Agent:
             if not t.service or o is None or o.reached or not o.local or o.local.startswith(("0.0.0.0", ":")):
                 continue
             ip, _, port = o.local.rpartition(":")
-            flows.append((t.proto, ip, int(port), t.dst, t.port))
+            proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
+            flows.append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
         if not flows:
             return 0
-        msgs = [ct_delete_request(*f) for f in flows]
         for name in self.job.untrack:
             try:
-                fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+                conntrack.delete_flows(name, flows)
             except OSError:
-                continue
-            try:
-                with _Entered(fd, self.home_fd):
-                    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
-            except OSError:
-                os.close(fd)
-                continue
-            os.close(fd)
-            with sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-                sock.bind((0, 0))
-                # No ACK asked; the kernel still answers "no such entry" (most namespaces hold none of
-                # a flow): drain those as we go so they never fill the receive buffer.
-                for i, m in enumerate(msgs):
-                    for _attempt in range(2):
-                        try:
-                            sock.send(m)
-                            break
-                        except OSError:
-                            nb.drain(sock)
-                    if i % 64 == 63:
-                        nb.drain(sock)
-                nb.drain(sock)
+                continue  # the namespace is gone: so are its entries
         return len(flows)
 
     def _sweep(self, setup, ns, snapshot) -> int:
@@ -842,13 +825,17 @@ class Agent:
         for name in self.job.sweep:
             if name not in snapshot:
                 continue
-            sock = ns(name).nl
-            nb.drain(sock)
-            for e in nb.dump_neighbours(sock, seq=2):
-                if e.dynamic and (e.ifindex, e.dst) not in snapshot[name]:
-                    sock.send(nb.delete_request(e.ifindex, e.dst))
+            conn = ns(name).nl
+            netlink.drain(conn.sock)
+            try:
+                entries = nb.dump(conn)
+            except OSError:
+                continue  # no answer: nothing known to sweep there
+            for n in entries:
+                if nb.dynamic(n) and (n.index, n.dst) not in snapshot[name]:
+                    conn.sock.send(rtnl.neigh_del(n.index, n.dst))
                     swept += 1
-            nb.drain(sock)
+            netlink.drain(conn.sock)
         return swept
 
 
@@ -872,31 +859,6 @@ def _bind_service_port(s: socket.socket) -> None:
             if exc.errno != errno.EADDRINUSE:
                 raise
     raise OSError(errno.EADDRINUSE, f"no free source port in {lo}-{hi} for a Service probe")
-
-
-# ctnetlink (linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h)
-NETLINK_NETFILTER = 12
-NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE = 1, 2
-CTA_TUPLE_ORIG, CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 1, 2
-CTA_IP_V4_SRC, CTA_IP_V4_DST = 1, 2
-CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
-NLA_F_NESTED = 0x8000
-
-
-def _nla(kind: int, payload: bytes) -> bytes:
-    return struct.pack("=HH", 4 + len(payload), kind) + payload + b"\0" * (-len(payload) % 4)
-
-
-def ct_delete_request(proto: str, src: str, sport: int, dst: str, dport: int) -> bytes:
-    """IPCTNL_MSG_CT_DELETE for one flow, by its original tuple (no ACK asked)."""
-    ip = _nla(CTA_IP_V4_SRC, socket.inet_aton(src)) + _nla(CTA_IP_V4_DST, socket.inet_aton(dst))
-    num = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
-    ports = (_nla(CTA_PROTO_NUM, struct.pack("B", num)) + _nla(CTA_PROTO_SRC_PORT, struct.pack("!H", sport))
-             + _nla(CTA_PROTO_DST_PORT, struct.pack("!H", dport)))
-    tup = _nla(CTA_TUPLE_IP | NLA_F_NESTED, ip) + _nla(CTA_TUPLE_PROTO | NLA_F_NESTED, ports)
-    body = struct.pack("=BBH", socket.AF_INET, 0, 0) + _nla(CTA_TUPLE_ORIG | NLA_F_NESTED, tup)
-    kind = NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_DELETE
-    return struct.pack("=IHHII", 16 + len(body), kind, 0x1, 0, 0) + body
 
 
 _UNREACH = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL}

@@ -80,15 +80,6 @@ def test_units_pair_same_bridge_pods_and_stay_within_budget():
     assert all(len(set(u.entries)) <= 100 // 4 or len(u.phases[0]) == 1 for u in job.units)
 
 
-def test_delete_request_is_a_well_formed_rtm_delneigh():
-    msg = nb.delete_request(3, "10.244.0.2", seq=7)
-    length, kind, flags, seq, _ = nb.NLMSG.unpack_from(msg)
-    assert length == len(msg) == 36 and kind == nb.RTM_DELNEIGH and flags == nb.NLM_F_REQUEST and seq == 7
-    fam, _, _, ifindex, _, _, _ = nb.NDMSG.unpack_from(msg, 16)
-    assert (fam, ifindex) == (2, 3)
-    assert msg[-4:] == bytes([10, 244, 0, 2])
-
-
 def test_auto_arp_seeds_only_big_bridges():
     from netlab.probe.runner import SEED_ABOVE, arp_flood_cost, choose_arp
 
