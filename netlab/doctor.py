@@ -169,7 +169,7 @@ def _kernel(name: str, probe: features.KernelProbe, needed: bool) -> Check:
 
 def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
     """The check of one tool and its absolute path (None when missing)."""
-    from netlab.realize.netns import binary
+    from netlab.kernel.netns import binary
 
     command = "conntrack" if name == "conntrack-tool" else name
     fix = f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)"

@@ -36,8 +36,8 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from netlab.kernel import netlink, rtnl  # noqa: E402
+from netlab.kernel.netns import CLONE_NEWNET, netns_path, setns  # noqa: E402
 from netlab.probe import neighbours as nb  # noqa: E402
-from netlab.workload.processes import CLONE_NEWNET, netns_path, setns  # noqa: E402
 
 NETLAB = [sys.executable, "-m", "netlab"]
 

@@ -38,7 +38,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     require_root()
     from netlab.realize.state import select_lab
     from netlab.workload import lifecycle
-    from netlab.workload.processes import enter_pod_here, netns_path
+    from netlab.kernel.netns import netns_path
+    from netlab.kernel.processes import enter_pod_here
 
     if command and command[0] == "--":  # click keeps it once NAME stopped option parsing
         command = command[1:]

@@ -71,9 +71,9 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from netlab.kernel import conntrack, netlink, rtnl
+from netlab.kernel import netns as nsmod
 from netlab.probe import neighbours as nb
 from netlab.probe.matrix import Observation
-from netlab.workload.processes import CLONE_NEWNET, netns_path, setns
 
 SOL_RAW = 255
 ICMP_FILTER = 1
@@ -143,8 +143,7 @@ class _Ns:
 
     def __init__(self, name: str, idx: int, home_fd: int, probing: bool = True):
         self.name, self.idx = name, idx
-        self.fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-        self.home_fd = home_fd
+        self.held = nsmod.Held(name, home_fd)
         self.raw = self.udp = None
         self.udp_port = 0
         self.ifindex: dict[str, int | None] = {}
@@ -167,8 +166,8 @@ class _Ns:
             # (entry exists, no such entry) are never taken for a dump's messages.
             self.nl = netlink.Conn(timeout=NEIGH_TIMEOUT)
 
-    def entered(self) -> "_Entered":
-        return _Entered(self.fd, self.home_fd)
+    def entered(self) -> nsmod.Held:
+        return self.held
 
     def sources_for(self, dsts: list[str]) -> dict[str, str | None]:
         """The address the kernel sends from towards each dst: connect a fresh UDP socket (that
@@ -221,18 +220,7 @@ class _Ns:
         for s in (self.raw, self.udp, self.nl):
             if s is not None:
                 s.close()
-        os.close(self.fd)
-
-
-class _Entered:
-    def __init__(self, fd: int, home: int):
-        self.fd, self.home = fd, home
-
-    def __enter__(self) -> None:
-        setns(self.fd, CLONE_NEWNET)
-
-    def __exit__(self, *exc: object) -> None:
-        setns(self.home, CLONE_NEWNET)
+        self.held.close()
 
 
 def _bufs(s: socket.socket) -> None:
@@ -261,7 +249,7 @@ class Worker:
         self.id_base, self.snapshot = id_base, snapshot
         self.tasks = {t.id: t for t in job.tasks}
         self.now = time.monotonic
-        self.home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.home_fd = nsmod.current_fd()
         self.ns: dict[str, _Ns] = {}
         self.ep = select.epoll()
         self.by_fd: dict[int, tuple] = {}
@@ -700,7 +688,7 @@ class Agent:
 
     def __init__(self, job: Job):
         self.job = job
-        self.home_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.home_fd = nsmod.current_fd()
 
     def run(self) -> Output:
         job = self.job
@@ -908,11 +896,7 @@ def _read_all(fd: int, deadline: float) -> bytes:
 def run_job(job: Job) -> Output:
     """Run a job in this process (the caller is the forked child). Joins job.home first."""
     nb.keep_stats_open()
-    fd = os.open(netns_path(job.home), os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        setns(fd, CLONE_NEWNET)
-    finally:
-        os.close(fd)
+    nsmod.join(job.home)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -188,7 +188,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     egress to the internet hosts.
     """
     from netlab.probe import listeners
-    from netlab.workload.processes import is_netns_mount
+    from netlab.kernel.netns import is_netns_mount
 
     t0 = time.monotonic()
     if not is_netns_mount(lab.underlay_netns):

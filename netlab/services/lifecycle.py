@@ -50,11 +50,12 @@ import stat
 from ipaddress import IPv4Address
 from typing import Iterable
 
-from netlab.kernel import testhooks
 from netlab.feature import StartResult
+from netlab.kernel import conntrack, testhooks
+from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
+from netlab.model.naming import check_netns
 from netlab.plan.services import service_ports
-from netlab.realize import netns as nsmod
 from netlab.realize.state import LabState
 from netlab.model import clusterdns as dns
 
@@ -135,7 +136,7 @@ def dns_ip(lab: Lab) -> IPv4Address | None:
 
 def _valid(netns: str) -> bool:
     try:
-        nsmod.check_netns(netns)
+        check_netns(netns)
     except ValueError:
         return False
     return True
@@ -147,7 +148,7 @@ def _lab_netns(lab_name: str, netns: str) -> bool:
 
 
 def netns_dir(netns: str) -> str:
-    return os.path.join(ETC_NETNS, nsmod.check_netns(netns))
+    return os.path.join(ETC_NETNS, check_netns(netns))
 
 
 def resolv_path(netns: str) -> str:
@@ -341,20 +342,6 @@ def conntrack_deletions(before: set[tuple], after: set[tuple], empty_before: set
     return out
 
 
-def delete_conntrack(netns: str, filters: list[list[str]]) -> list[str]:
-    """Run ``conntrack -D`` in a node's namespace; "nothing matched" is success."""
-    if not filters:
-        return []
-    tool = nsmod.binary("conntrack")
-    problems = []
-    for f in filters:
-        proc = nsmod.run_in_netns(netns, [tool, "-D", *f], check=False)
-        if proc.returncode not in (0, 1):
-            msg = proc.stderr.decode(errors="replace").strip().splitlines()
-            problems.append(f"{netns}: conntrack -D {' '.join(f)}: {msg[-1] if msg else proc.returncode}")
-    return problems
-
-
 def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     done = StartResult()
     after, empty = udp_endpoints(lab)
@@ -363,7 +350,7 @@ def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     filters = conntrack_deletions(before, after, empty_before)
     nodes = [node.netns for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
     for netns in nodes:
-        done.problems += delete_conntrack(netns, filters)
+        done.problems += conntrack.delete_matching(netns, filters)
     if filters and nodes:
         done.actions.append(f"deleted stale UDP conntrack entries ({len(filters)} filters) in {len(nodes)} nodes")
     rec["udp"] = sorted([list(x) for x in after], key=str)

@@ -46,10 +46,10 @@ from typing import Iterable
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import DNS_LABEL, Container
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
+from netlab.kernel import processes as proc
 from netlab.realize.state import LabState, lab_dir
 from netlab.workload import ports
-from netlab.workload import processes as proc
 from netlab.workload.launch import await_echo, launch_echo
 from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
 

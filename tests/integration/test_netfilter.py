@@ -17,7 +17,7 @@ from netlab.model.load import load_topology
 from netlab.plan import services
 from netlab.plan.resources import NatRules
 from netlab.realize import netfilter
-from netlab.realize.netns import create_netns, remove_netns, run_in_netns
+from netlab.kernel.netns import create_netns, remove_netns, run_in_netns
 
 pytestmark = pytest.mark.root
 
