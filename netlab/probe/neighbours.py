@@ -33,12 +33,13 @@ import os
 import socket
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from netlab.kernel import netlink, rtnl
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
+    from netlab.probe.matrix import Endpoint
 
 SYSCTL_DIR = "/proc/sys/net/ipv4/neigh/default"
 ARP_STAT = "/proc/net/stat/arp_cache"
@@ -168,7 +169,21 @@ def raise_limit_command(need: int) -> str:
 # --- which entries a probe's packets create -------------------------------------------
 
 
-def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
+class Entry(NamedTuple):
+    """One neighbour entry: ``ip`` resolved on ``ifname`` in namespace ``netns``."""
+
+    netns: str
+    ifname: str
+    ip: str
+
+
+class _Node(NamedTuple):
+    netns: str
+    ip: str
+    gateway: str  # cni0's address: its pods' gateway
+
+
+def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> list[Entry]:
     """Dynamic neighbour entries (netns, ifname, ip) that a probe and its reply create.
 
     ``source``/``destination`` are matrix Endpoints. Pods on one bridge resolve
@@ -180,25 +195,25 @@ def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
     at the end of the run removes what they cause).
     """
     nodes = _node_facts(lab)
-    out: list[tuple[str, str, str]] = []
+    out: list[Entry] = []
 
-    def pod_side(pod) -> None:  # pod <-> its node's cni0
-        netns, _, gateway = nodes[pod.node]
-        out.append((pod.netns, "eth0", gateway))
-        out.append((netns, "cni0", pod.addr))
+    def pod_side(pod: "Endpoint") -> None:  # pod <-> its node's cni0
+        node = nodes[pod.node]
+        out.append(Entry(pod.netns, "eth0", node.gateway))
+        out.append(Entry(node.netns, "cni0", pod.addr))
 
     def underlay(a: str, b: str) -> None:
         if a != b:
-            out.append((nodes[a][0], "eth0", nodes[b][1]))
-            out.append((nodes[b][0], "eth0", nodes[a][1]))
+            out.append(Entry(nodes[a].netns, "eth0", nodes[b].ip))
+            out.append(Entry(nodes[b].netns, "eth0", nodes[a].ip))
 
     s, d = source, destination
     if d.kind != "pod" or s.kind not in ("pod", "node"):
         return out
     if s.kind == "pod" and s.node == d.node:
-        return [(s.netns, "eth0", d.addr), (d.netns, "eth0", s.addr)]
+        return [Entry(s.netns, "eth0", d.addr), Entry(d.netns, "eth0", s.addr)]
     if s.kind == "node" and s.node == d.node:
-        return [(s.netns, "cni0", d.addr), (d.netns, "eth0", nodes[d.node][2])]
+        return [Entry(s.netns, "cni0", d.addr), Entry(d.netns, "eth0", nodes[d.node].gateway)]
     if s.kind == "pod":
         pod_side(s)
     pod_side(d)
@@ -206,11 +221,11 @@ def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
     return out
 
 
-def _node_facts(lab: "Lab") -> dict[str, tuple[str, str, str]]:
-    """node name -> (netns, node IP, gateway IP), as text; cached on the lab object."""
+def _node_facts(lab: "Lab") -> dict[str, _Node]:
+    """node name -> its namespace, IP and gateway IP, as text; cached on the lab object."""
     facts = lab.__dict__.get("_neigh_node_facts")
     if facts is None:
-        facts = {n.name: (n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
+        facts = {n.name: _Node(n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
         lab.__dict__["_neigh_node_facts"] = facts
     return facts
 

@@ -6,7 +6,7 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import neighbours as nb
 from netlab.probe.matrix import build_matrix, endpoints
-from netlab.probe.runner import make_job
+from netlab.probe.job import SEED_ABOVE, arp_flood_cost, choose_arp, make_job
 
 DEFAULT = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
 
@@ -81,8 +81,6 @@ def test_units_pair_same_bridge_pods_and_stay_within_budget():
 
 
 def test_auto_arp_seeds_only_big_bridges():
-    from netlab.probe.runner import SEED_ABOVE, arp_flood_cost, choose_arp
-
     assert choose_arp(one_bridge(50)) == "real"
     assert arp_flood_cost(one_bridge(200)) > SEED_ABOVE
     assert choose_arp(one_bridge(200)) == "seeded"

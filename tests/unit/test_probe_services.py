@@ -9,7 +9,10 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
-from netlab.probe.matrix import Observation, Result, build_matrix, judge
+from netlab.probe.job import make_job
+from netlab.probe.judge import Result, judge
+from netlab.probe.matrix import Observation, build_matrix
+from netlab.probe.neighbours import Entry
 
 # topologies/services.yaml's shape, with every address fixed.
 SVC = {
@@ -277,11 +280,12 @@ def test_path_entries_of_service_probes(lab, plan):
     e = set(svcs.path_entries(lab, egress))
     assert {("svc-node-1", "eth0", "192.168.122.1"), ("svc-gateway", "inet0", "203.0.113.10"),
             ("svc-example", "eth0", "203.0.113.1")} <= e
+    # Typed entries whatever the path (the prober's budget reads their fields by name).
+    for p in [egress, lbp, *np.values(), *by(plan, "web", "ClusterIP")]:
+        assert all(isinstance(x, Entry) for x in svcs.path_entries(lab, p)), p.label
 
 
 def test_job_holds_service_tasks_and_distributions(lab, plan):
-    from netlab.probe.runner import make_job
-
     probes = build_matrix(lab) + plan.probes
     job = make_job(lab, probes, 1.0, budget=400, dists=plan.distributions)
     n = len(probes)
