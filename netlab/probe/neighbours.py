@@ -15,7 +15,7 @@ one bridge already need 1056. So:
 - the prober keeps the dynamic entries *it* causes bounded: it knows which
   entries each probe's packets create (:func:`path_entries`), starts probes
   only while those fit a budget below gc_thresh2, and deletes each entry as
-  soon as no running probe needs it (see agent.py); whatever else the run
+  soon as no running probe needs it (see budget.py); whatever else the run
   caused is swept at the end. Entries that existed before the run are left
   alone;
 - ``netlab up`` prints :func:`neighbour_budget_warning` when a lab's full-mesh

@@ -118,7 +118,7 @@ def rule_lines(report: Report) -> list[str]:
     return lines
 
 
-def text(report: Report, color: bool = False) -> str:
+def text(report: Report) -> str:
     dists = report.distributions
     what = f"{len(report.results)} probes"
     if dists:

@@ -251,7 +251,7 @@ def clusterip_rule(lab: "Lab", client: "PodInfo", endpoint: str, server: str) ->
                                            f"{node.name}'s cni0 address {cni0} (KUBE-SEP marks it)", server=server)
     # The address, not the port: conntrack may give a flow another source port when its reply tuple
     # would clash with another flow's after DNAT (one client port to two Services with a common
-    # endpoint); that keeps flows apart and is not NAT of the client (agent.py, "Service probes").
+    # endpoint); that keeps flows apart and is not NAT of the client (sockets.py, on Service probes).
     return SeenRule(endpoint, (str(client.ip),), "pod to Service to pod: only the destination is translated "
                                                  "(rule 1: no NAT)", server=server)
 

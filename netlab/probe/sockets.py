@@ -38,7 +38,7 @@ from netlab.kernel import netns as nsmod
 
 SOL_RAW = 255
 ICMP_FILTER = 1
-# Types the raw sockets receive: echo reply, destination unreachable, time exceeded.
+# ICMP types the raw sockets receive: echo reply, destination unreachable, time exceeded.
 ICMP_WANTED = (0, 3, 11)
 SIOCGIFADDR, SIOCGIFHWADDR = 0x8915, 0x8927
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
@@ -85,7 +85,7 @@ class NsSockets:
             for dst in dsts:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
                     try:
-                        s.connect((dst, 9))
+                        s.connect((dst, 9))  # the discard port: any would do, nothing is sent
                         out[dst] = s.getsockname()[0]
                     except OSError:
                         out[dst] = None

@@ -43,6 +43,9 @@ from netlab.probe.sockets import NsSockets
 if TYPE_CHECKING:
     from netlab.probe.worker import Worker
 
+# ICMP types and codes (RFC 792)
+ICMP_ECHO_REPLY, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST = 0, 3, 8
+ICMP_PORT_UNREACH = 3  # a code of ICMP_DEST_UNREACH
 UNREACH = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL}
 REPLY_MAX = 4096  # bytes of an echo reply read before it is judged anyway
 
@@ -75,7 +78,7 @@ class Icmp:
             if len(data) < 28:
                 continue
             ihl = (data[0] & 0x0F) * 4
-            if data[ihl] == 0:  # echo reply: fixed header, matched by id; the payload proves it is this run's
+            if data[ihl] == ICMP_ECHO_REPLY:  # fixed header, matched by id; the payload proves it is this run's
                 ident = struct.unpack_from("!H", data, ihl + 4)[0]
                 t = self.wait.get((ns.idx, ident))
                 if t is None or data[ihl + 8:ihl + 8 + len(marker)] != marker or t.id in w.obs:
@@ -100,11 +103,11 @@ class Icmp:
         inner = pkt[IPerror]
         t = None
         outcome = "unreachable"
-        if pkt.haslayer(ICMPerror) and pkt[ICMPerror].type == 8:
+        if pkt.haslayer(ICMPerror) and pkt[ICMPerror].type == ICMP_ECHO_REQUEST:
             t = self.wait.get((ns.idx, pkt[ICMPerror].id))
         elif pkt.haslayer(UDPerror) and pkt[UDPerror].sport == ns.udp_port:
             t = self.udp.wait.get((ns.idx, inner.dst, pkt[UDPerror].dport))
-            if pkt[ICMP].type == 3 and pkt[ICMP].code == 3:
+            if pkt[ICMP].type == ICMP_DEST_UNREACH and pkt[ICMP].code == ICMP_PORT_UNREACH:
                 outcome = "refused"
         if t is not None and t.id not in self.w.obs and t.dst == inner.dst:
             self.w.finish(t.id, Observation(outcome=outcome, detail=detail, rtt=self.w.now() - self.w.sent_at[t.id]))

@@ -50,12 +50,15 @@ import stat
 from ipaddress import IPv4Address
 from typing import Iterable
 
+from netlab import doctor
 from netlab.feature import StartResult
 from netlab.kernel import conntrack, testhooks
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
 from netlab.model.naming import check_netns
+from netlab.plan.build import EXTENSIONS
 from netlab.plan.services import service_ports
+from netlab.realize import netfilter
 from netlab.realize.state import LabState
 from netlab.model import clusterdns as dns
 
@@ -80,8 +83,6 @@ def preflight(lab: Lab) -> None:
     would start sending bridged frames through iptables. The user decides.
     Also iptables-save/-restore, and dnsmasq for the cluster DNS pod.
     """
-    from netlab import doctor
-
     doctor.require_for(lab, only=PREFLIGHT)
 
 
@@ -368,9 +369,6 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
     time is what proves such a chain is the lab's (a look-alike chain someone
     made by hand in a node is never in it), so only those are deleted.
     """
-    from netlab.plan.build import EXTENSIONS
-    from netlab.realize import netfilter
-
     done = StartResult()
     now: dict[str, list[str]] = {}
     # Only the rule builders make chains; no need to build the whole plan again.
