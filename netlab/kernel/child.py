@@ -61,9 +61,11 @@ class Child:
         try:
             data = self._read(time.monotonic() + timeout)
         except ChildTimeout:
-            self.kill()
-            os.waitpid(self.pid, 0)
+            self._end()
             raise ChildTimeout(f"{self.what} did not finish within {timeout:g} s; killed it") from None
+        except BaseException:  # Ctrl-C while waiting: the child goes too, and leaves no zombie
+            self._end()
+            raise
         finally:
             os.close(self.fd)
         status = os.waitpid(self.pid, 0)[1]
@@ -78,11 +80,13 @@ class Child:
         value.add_note(f"in {self.what} (pid {self.pid}):\n{text}")
         raise value
 
-    def kill(self) -> None:
+    def _end(self) -> None:
+        """Kill the child and reap it."""
         try:
             os.kill(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        os.waitpid(self.pid, 0)
 
     def _read(self, deadline: float) -> bytes | None:
         """LENGTH + payload from the pipe; None at end of file before all of it came."""

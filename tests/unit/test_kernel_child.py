@@ -85,3 +85,21 @@ def test_a_grandchild_holding_the_pipe_does_not_delay_the_result():
         assert time.monotonic() - t0 < 5
     finally:
         os.kill(grandchild, signal.SIGKILL)
+
+
+def test_a_caller_interrupted_while_waiting_takes_the_child_with_it():
+    """Ctrl-C (here: an alarm whose handler raises) while waiting: the child is killed and reaped."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    child = start_child(time.sleep, (60,))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            child.result(timeout=30)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child.pid, 0)  # killed and reaped: no zombie left
