@@ -21,7 +21,6 @@ Usage (root): sudo .venv/bin/python scripts/bench_probe.py [--pods 50] [--big 20
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import shutil
@@ -36,6 +35,7 @@ import uuid
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from netlab.kernel import netlink, rtnl  # noqa: E402
+from netlab.kernel.child import run_in_child  # noqa: E402
 from netlab.kernel.netns import CLONE_NEWNET, netns_path, setns  # noqa: E402
 from netlab.probe import neighbours as nb  # noqa: E402
 
@@ -77,25 +77,15 @@ class Lab:
 
 
 def in_child(fn, *args):
-    """Run fn in a forked child that joined the lab's underlay namespace; return its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            nb.keep_stats_open()
-            res = fn(*args)
-        except BaseException as exc:  # noqa: BLE001
-            res = {"error": repr(exc)}
-        os.write(w, json.dumps(res).encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 1 << 16):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
+    """Run fn in a forked child (fn joins the lab's underlay namespace itself); its result, or {"error": ...}."""
+    def body():
+        nb.keep_stats_open()  # before fn leaves the host's namespace: the counters are only there
+        return fn(*args)
+
+    try:
+        return run_in_child(body, timeout=300, what=fn.__name__)
+    except Exception as exc:  # noqa: BLE001 - a baseline that failed is reported beside the others
+        return {"error": repr(exc)}
 
 
 class Sockets:
