@@ -52,7 +52,7 @@ from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.probe import neighbours
 from netlab.realize import netfilter, state
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 MISSING_HOOK = "NETLAB_DOCTOR_MISSING"

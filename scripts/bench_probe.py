@@ -21,7 +21,6 @@ Usage (root): sudo .venv/bin/python scripts/bench_probe.py [--pods 50] [--big 20
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import select
 import shutil
@@ -35,9 +34,10 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from netlab.kernel import netlink, rtnl  # noqa: E402
+from netlab.kernel.child import run_in_child  # noqa: E402
+from netlab.kernel.netns import CLONE_NEWNET, netns_path, setns  # noqa: E402
 from netlab.probe import neighbours as nb  # noqa: E402
-from netlab.realize import nlmsg  # noqa: E402
-from netlab.workload.processes import CLONE_NEWNET, netns_path, setns  # noqa: E402
 
 NETLAB = [sys.executable, "-m", "netlab"]
 
@@ -77,25 +77,15 @@ class Lab:
 
 
 def in_child(fn, *args):
-    """Run fn in a forked child that joined the lab's underlay namespace; return its JSON result."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            nb.keep_stats_open()
-            res = fn(*args)
-        except BaseException as exc:  # noqa: BLE001
-            res = {"error": repr(exc)}
-        os.write(w, json.dumps(res).encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 1 << 16):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
+    """Run fn in a forked child (fn joins the lab's underlay namespace itself); its result, or {"error": ...}."""
+    def body():
+        nb.keep_stats_open()  # before fn leaves the host's namespace: the counters are only there
+        return fn(*args)
+
+    try:
+        return run_in_child(body, timeout=300, what=fn.__name__)
+    except Exception as exc:  # noqa: BLE001 - a baseline that failed is reported beside the others
+        return {"error": repr(exc)}
 
 
 class Sockets:
@@ -111,20 +101,20 @@ class Sockets:
             s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
             s.setsockopt(socket.SOL_SOCKET, 32, 4 << 20)
             self.raw[ns] = s
-            self.nl[ns] = nb.netlink_socket()
+            self.nl[ns] = netlink.Conn(timeout=2.0)
             self.ifindex[ns] = socket.if_nametoindex("eth0")
             setns(self.home, CLONE_NEWNET)
-        self.before = {ns: {(e.ifindex, e.dst) for e in nb.dump_neighbours(self.nl[ns])} for ns in netns_names}
-        for s in self.nl.values():
-            s.setblocking(False)
+        self.before = {ns: {(n.index, n.dst) for n in nb.dump(self.nl[ns])} for ns in netns_names}
+        for c in self.nl.values():
+            c.sock.setblocking(False)
 
     def forget(self, entries) -> None:
         for ns, ip in entries:
             key = (self.ifindex[ns], ip)
             if key not in self.before[ns]:
-                self.nl[ns].send(nb.delete_request(*key))
-        for s in self.nl.values():
-            nb.drain(s)
+                self.nl[ns].sock.send(rtnl.neigh_del(*key))  # no ACK: only failures are answered
+        for c in self.nl.values():
+            netlink.drain(c.sock)
 
 
 def _csum(data: bytes) -> int:
@@ -207,10 +197,10 @@ def raw_resolved(pods, home, timeout=1.0):
     for ns, _, _ in pods:
         for dns, dst, mac in pods:
             if dns != ns:
-                socks.nl[ns].send(nlmsg.neigh_replace(0, socks.ifindex[ns], dst, mac))
+                socks.nl[ns].sock.send(rtnl.neigh_replace(socks.ifindex[ns], dst, mac))
                 added.append((ns, dst))
-    for s in socks.nl.values():
-        nb.drain(s)
+    for c in socks.nl.values():
+        netlink.drain(c.sock)
     ep = select.epoll()
     by_fd = {}
     for ns, s in socks.raw.items():

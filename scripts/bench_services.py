@@ -27,7 +27,7 @@ from netlab.model.topology import Topology  # noqa: E402
 from netlab.plan import services  # noqa: E402
 from netlab.plan.resources import NatRules  # noqa: E402
 from netlab.realize import netfilter  # noqa: E402
-from netlab.realize.netns import create_netns, remove_netns  # noqa: E402
+from netlab.kernel.netns import create_netns, remove_netns  # noqa: E402
 
 
 def topology(n_svc: int, n_ep: int, n_nodes: int, drop: int | None = None) -> Topology:

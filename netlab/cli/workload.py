@@ -12,7 +12,8 @@ from netlab.cli.base import cli, lab_options, require_root
 from netlab.errors import UsageError
 from netlab.realize.state import select_lab
 from netlab.workload import lifecycle
-from netlab.workload.processes import enter_pod_here, netns_path
+from netlab.kernel.netns import netns_path
+from netlab.kernel.processes import enter_pod_here
 
 
 def _names(lab) -> str:

@@ -1,21 +1,91 @@
-"""conntrack in a namespace, read: the entries as ``conntrack -L`` prints them.
+"""conntrack in a namespace: reading the entries, deleting them by filter or by exact tuple.
 
-Each entry holds a connection's original tuple and the reply tuple the
-kernel expects, so it shows what NAT did to the connection: which endpoint a
-Service's DNAT picked, which source a masquerade chose. The text is the one a
-learner compares with (``ip netns exec NS conntrack -L``), so it is read with
-the tool itself, run inside the namespace.
+Each entry holds a connection's original tuple and the reply tuple the kernel
+expects, so it carries what NAT decided for the flow (which endpoint a
+Service's DNAT picked, which source a masquerade chose). ``trace`` and
+``inspect`` read them as ``conntrack -L`` prints them, the text a learner
+compares with (:func:`list_entries`). An entry that outlives the decision
+keeps applying it: a UDP client that keeps sending from one port keeps
+reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
+
+- by filter (:func:`delete_matching`): "every UDP flow to ClusterIP:port
+  DNATed to this endpoint", the way kube-proxy cleans up after an endpoint
+  change. ctnetlink has no filtered delete (a dump, a match and a delete
+  per entry); ``conntrack -D`` does exactly that, so the tool is run inside
+  the namespace (:func:`netns.run_in_netns`), with the filters a learner
+  would type;
+- by exact original tuple (:func:`delete_flows`): the prober's own
+  unanswered Service flows, hundreds per run, one IPCTNL_MSG_CT_DELETE each
+  on one ctnetlink socket (nfnl.ct_delete), no process per flow.
 """
 
 from __future__ import annotations
 
-from netlab.kernel.netns import binary, run_in_netns
+from dataclasses import dataclass
+from typing import Iterable, Sequence
 
-TIMEOUT = 10.0
+from netlab.kernel import netlink, netns, nfnl
+
+TIMEOUT = 30.0  # seconds one conntrack -D may take
+LIST_TIMEOUT = 10.0
+DRAIN_EVERY = 64  # requests sent between two reads of the kernel's answers
 
 
-def list_entries(netns: str, proto: str | None = None) -> list[str]:
+@dataclass(frozen=True)
+class Flow:
+    """A connection's original tuple, as the client sent it."""
+
+    proto: int  # socket.IPPROTO_TCP or IPPROTO_UDP
+    src: str
+    sport: int
+    dst: str
+    dport: int
+
+
+def list_entries(ns: str, proto: str | None = None) -> list[str]:
     """``conntrack -L [-p PROTO]`` inside the namespace: one line per entry (the summary goes to stderr)."""
-    argv = [binary("conntrack"), "-L"] + (["-p", proto] if proto else [])
-    proc = run_in_netns(netns, argv, timeout=TIMEOUT, check=False)
+    argv = [netns.binary("conntrack"), "-L"] + (["-p", proto] if proto else [])
+    proc = netns.run_in_netns(ns, argv, timeout=LIST_TIMEOUT, check=False)
     return [line for line in proc.stdout.decode(errors="replace").splitlines() if line.strip()]
+
+
+def delete_matching(ns: str, filters: Iterable[Sequence[str]]) -> list[str]:
+    """``conntrack -D FILTER...`` in namespace ``ns``, once per filter; problems in words.
+
+    "Nothing matched" (exit code 1) is success: there was nothing to delete.
+    """
+    problems = []
+    tool = None
+    for f in filters:
+        tool = tool or netns.binary("conntrack")
+        proc = netns.run_in_netns(ns, [tool, "-D", *f], timeout=TIMEOUT, check=False)
+        if proc.returncode not in (0, 1):
+            msg = proc.stderr.decode(errors="replace").strip().splitlines()
+            problems.append(f"{ns}: conntrack -D {' '.join(f)}: {msg[-1] if msg else proc.returncode}")
+    return problems
+
+
+def delete_flows(ns: str, flows: Sequence[Flow]) -> None:
+    """Delete the entries of these flows in namespace ``ns``, by their original tuples.
+
+    No acknowledgement is asked; the kernel still answers "no such entry"
+    (ENOENT) for each flow it does not hold (most namespaces hold none of a
+    given flow). Those answers are read and dropped as the requests go, so
+    they never fill the socket's receive buffer. Raises OSError when the
+    namespace is gone.
+    """
+    with netns.entered(ns):
+        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+    with conn:
+        for i, f in enumerate(flows):
+            msg = nfnl.ct_delete(f.src, f.dst, f.proto, f.sport, f.dport)
+            for _attempt in range(2):
+                try:
+                    conn.sock.send(msg)
+                    break
+                except OSError:  # ENOBUFS or EAGAIN: the answers fill the buffer; read them, try again
+                    netlink.drain(conn.sock)
+            if i % DRAIN_EVERY == DRAIN_EVERY - 1:
+                netlink.drain(conn.sock)
+        netlink.drain(conn.sock)
+

@@ -358,3 +358,21 @@ class Conn:
                 if m.mtype == NLMSG_ERROR:
                     raise NetlinkError(error_code(m.body) or errno.EPROTO, what)
                 return m
+
+
+def drain(sock: socket.socket) -> int:
+    """Read and drop what the kernel queued on a netlink socket, without waiting; returns the bytes read.
+
+    For requests sent without NLM_F_ACK (the prober's neighbour and conntrack
+    deletions, thousands a run): the kernel still answers the ones that fail
+    ("no such entry"), and those answers must not fill the receive buffer.
+    """
+    n = 0
+    while True:
+        try:
+            data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
+        except OSError:  # EAGAIN: nothing left (or a socket that cannot be read: nothing to drop either)
+            return n
+        if not data:
+            return n
+        n += len(data)

@@ -39,10 +39,12 @@ from netlab.errors import EnvironmentNotReady
 from netlab.model.naming import check_netns
 
 NETNS_DIR = "/run/netns"
+CLONE_NEWNS = 0x00020000  # a mount namespace
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUTS = 0x04000000
 MS_BIND = 4096
 MS_REC = 16384
+MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
 TAG_PREFIX = "netlab:"
@@ -117,6 +119,84 @@ def entered(name: str) -> Iterator[None]:
     finally:
         os.close(fd)
         os.close(home)
+
+
+def is_nsfs(path: str) -> bool:
+    """``path`` is a bind-mounted namespace (nsfs: another device than its folder), not a plain file."""
+    try:
+        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
+    except OSError:
+        return False
+
+
+def current_fd(kind: str = "net") -> int:
+    """A descriptor of the calling thread's own namespace of that kind ("net", "uts"), to come back to."""
+    return os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def open_fd(name: str) -> int:
+    """A descriptor of network namespace ``name``, for ``setns``."""
+    return os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+
+
+def join(name: str) -> None:
+    """Move the calling thread into namespace ``name`` for good (a forked child that lives there)."""
+    fd = open_fd(name)
+    try:
+        setns(fd)
+    finally:
+        os.close(fd)
+
+
+class Held:
+    """Namespace ``name`` held open by a descriptor: entered and left many times, no path lookup.
+
+    ``with held:`` switches the calling thread in, and back to ``home`` (a
+    :func:`current_fd` descriptor the caller owns). The prober enters a source
+    namespace for every socket it opens there: thousands of times a run.
+    """
+
+    __slots__ = ("name", "fd", "home")
+
+    def __init__(self, name: str, home: int):
+        self.name, self.home = name, home
+        self.fd = open_fd(name)
+
+    def __enter__(self) -> None:
+        setns(self.fd)
+
+    def __exit__(self, *exc: object) -> None:
+        setns(self.home)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+# The C library, for the system calls Python's os module lacks (setns, unshare,
+# mount, umount2, sethostname, prctl).
+libc = _libc
+
+
+def unshare(flags: int) -> None:
+    """unshare(2) for the calling thread: CLONE_NEWNET, CLONE_NEWUTS, CLONE_NEWNS."""
+    _check(_libc.unshare(flags), "unshare")
+
+
+def sethostname(name: str) -> None:
+    """The hostname of the calling thread's UTS namespace."""
+    data = name.encode()
+    _check(_libc.sethostname(data, len(data)), "sethostname")
+
+
+def mount(source: str, target: str, fstype: str | None = None, flags: int = 0) -> None:
+    """mount(2): a bind mount (``flags=MS_BIND``), a sysfs, or a propagation change (source "none")."""
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags, None),
+           "mount", target)
+
+
+def detach(path: str) -> None:
+    """``umount -l PATH``: the mount goes now, its users keep what they hold."""
+    _check(_libc.umount2(path.encode(), MNT_DETACH), "umount", path)
 
 
 def netlink_socket(proto: int = 0) -> socket.socket:

@@ -20,8 +20,6 @@ port, TCP and UDP, in each host's namespace for the run, and stops it after:
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import select
@@ -29,7 +27,9 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-PR_SET_PDEATHSIG = 1
+from netlab.kernel import netns as nsmod
+from netlab.kernel.processes import die_with_parent, set_comm
+from netlab.workload.echo import Server
 
 
 @dataclass
@@ -62,15 +62,18 @@ class Listeners:
 
 def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeout: float = 5.0) -> Listeners:
     """Start an echo server on ``port`` (TCP and UDP) in each (host name, namespace); wait (bounded) until
-    each listens. The caller must call ``stop()`` (or use the result as a context manager)."""
-    from netlab.workload.processes import netns_path
+    each listens. The caller must call ``stop()`` (or use the result as a context manager).
 
+    Not netlab.kernel.child: a listener does not return a result, it reports
+    "listening" on its pipe and then serves until it is killed.
+    """
     out = Listeners(port)
     pending: dict[int, tuple[str, int]] = {}  # read fd -> (host, pid)
+    me = os.getpid()
     try:
         for host, netns in hosts:
             try:
-                path = netns_path(netns)
+                nsmod.netns_path(netns)
             except ValueError as exc:
                 out.errors[host] = str(exc)
                 continue
@@ -78,7 +81,7 @@ def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeou
             pid = os.fork()
             if pid == 0:
                 os.close(r)
-                _serve(host, path, port, w, lifetime)  # never returns
+                _serve(host, netns, port, w, lifetime, me)  # never returns
             os.close(w)
             out.started[host] = pid
             pending[r] = (host, pid)
@@ -121,14 +124,11 @@ def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeou
     return out
 
 
-def _serve(host: str, path: str, port: int, report: int, lifetime: float) -> None:
+def _serve(host: str, netns: str, port: int, report: int, lifetime: float, parent: int) -> None:
     """In the forked child: join the host's namespace, listen, report, serve until killed."""
     code = 1
     try:
-        parent = os.getppid()
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the prober died before the line above
+        if not die_with_parent(parent):  # the prober died before it could be asked
             os._exit(1)
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
             signal.signal(sig, signal.SIG_DFL)
@@ -139,12 +139,7 @@ def _serve(host: str, path: str, port: int, report: int, lifetime: float) -> Non
         os.close(null)
         os.closerange(3, report)
         os.closerange(report + 1, 1 << 16)
-        from netlab.workload.echo import Server
-        from netlab.workload.processes import CLONE_NEWNET, set_comm, setns
-
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        setns(fd, CLONE_NEWNET)
-        os.close(fd)
+        nsmod.join(netns)
         set_comm(f"probe-echo {host}"[:15])
         try:
             server = Server(host, [(port, "TCP"), (port, "UDP")])

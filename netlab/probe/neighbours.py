@@ -15,47 +15,36 @@ one bridge already need 1056. So:
 - the prober keeps the dynamic entries *it* causes bounded: it knows which
   entries each probe's packets create (:func:`path_entries`), starts probes
   only while those fit a budget below gc_thresh2, and deletes each entry as
-  soon as no running probe needs it (see agent.py); whatever else the run
+  soon as no running probe needs it (see budget.py); whatever else the run
   caused is swept at the end. Entries that existed before the run are left
   alone;
 - ``netlab up`` prints :func:`neighbour_budget_warning` when a lab's full-mesh
   traffic would reach the limit. netlab never writes these sysctls.
 
-The netlink messages here are written with ``struct`` on purpose: the prober
-sends thousands of fire-and-forget RTM_DELNEIGH requests on sockets opened once
-per namespace, where pyroute2's request/acknowledge API costs a round trip and
-tens of microseconds of Python per entry. pyroute2 stays the way the lab is
-*built* (realize/).
+Entries are read and deleted through netlab's one netlink codec
+(kernel/rtnl.py). The prober sends its thousands of RTM_DELNEIGH requests
+without NLM_F_ACK, on a socket opened once per namespace: a request and an
+acknowledgement each would cost a round trip per entry.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import struct
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, NamedTuple
 
-from netlab.realize import nlmsg
+from netlab.kernel import netlink, rtnl
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
+    from netlab.probe.matrix import Endpoint
 
 SYSCTL_DIR = "/proc/sys/net/ipv4/neigh/default"
 ARP_STAT = "/proc/net/stat/arp_cache"
 DEFAULTS = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
 MARGIN = 64  # entries left for the host and everything else on the machine
-
-# linux/neighbour.h, linux/netlink.h, linux/rtnetlink.h
-NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
-NDMSG = struct.Struct("=BBHiHBB")  # family, pad1, pad2, ifindex, state, flags, type
-RTA = struct.Struct("=HH")  # len, type
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
-NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
-NDA_DST = 1
-NUD_NOARP, NUD_PERMANENT = 0x40, 0x80
 
 
 # --- limits -------------------------------------------------------------------
@@ -180,7 +169,21 @@ def raise_limit_command(need: int) -> str:
 # --- which entries a probe's packets create -------------------------------------------
 
 
-def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
+class Entry(NamedTuple):
+    """One neighbour entry: ``ip`` resolved on ``ifname`` in namespace ``netns``."""
+
+    netns: str
+    ifname: str
+    ip: str
+
+
+class _Node(NamedTuple):
+    netns: str
+    ip: str
+    gateway: str  # cni0's address: its pods' gateway
+
+
+def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> list[Entry]:
     """Dynamic neighbour entries (netns, ifname, ip) that a probe and its reply create.
 
     ``source``/``destination`` are matrix Endpoints. Pods on one bridge resolve
@@ -192,25 +195,25 @@ def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
     at the end of the run removes what they cause).
     """
     nodes = _node_facts(lab)
-    out: list[tuple[str, str, str]] = []
+    out: list[Entry] = []
 
-    def pod_side(pod) -> None:  # pod <-> its node's cni0
-        netns, _, gateway = nodes[pod.node]
-        out.append((pod.netns, "eth0", gateway))
-        out.append((netns, "cni0", pod.addr))
+    def pod_side(pod: "Endpoint") -> None:  # pod <-> its node's cni0
+        node = nodes[pod.node]
+        out.append(Entry(pod.netns, "eth0", node.gateway))
+        out.append(Entry(node.netns, "cni0", pod.addr))
 
     def underlay(a: str, b: str) -> None:
         if a != b:
-            out.append((nodes[a][0], "eth0", nodes[b][1]))
-            out.append((nodes[b][0], "eth0", nodes[a][1]))
+            out.append(Entry(nodes[a].netns, "eth0", nodes[b].ip))
+            out.append(Entry(nodes[b].netns, "eth0", nodes[a].ip))
 
     s, d = source, destination
     if d.kind != "pod" or s.kind not in ("pod", "node"):
         return out
     if s.kind == "pod" and s.node == d.node:
-        return [(s.netns, "eth0", d.addr), (d.netns, "eth0", s.addr)]
+        return [Entry(s.netns, "eth0", d.addr), Entry(d.netns, "eth0", s.addr)]
     if s.kind == "node" and s.node == d.node:
-        return [(s.netns, "cni0", d.addr), (d.netns, "eth0", nodes[d.node][2])]
+        return [Entry(s.netns, "cni0", d.addr), Entry(d.netns, "eth0", nodes[d.node].gateway)]
     if s.kind == "pod":
         pod_side(s)
     pod_side(d)
@@ -218,105 +221,28 @@ def path_entries(lab: "Lab", source, destination) -> list[tuple[str, str, str]]:
     return out
 
 
-def _node_facts(lab: "Lab") -> dict[str, tuple[str, str, str]]:
-    """node name -> (netns, node IP, gateway IP), as text; cached on the lab object."""
+def _node_facts(lab: "Lab") -> dict[str, _Node]:
+    """node name -> its namespace, IP and gateway IP, as text; cached on the lab object."""
     facts = lab.__dict__.get("_neigh_node_facts")
     if facts is None:
-        facts = {n.name: (n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
+        facts = {n.name: _Node(n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
         lab.__dict__["_neigh_node_facts"] = facts
     return facts
 
 
-# --- netlink: dump and delete neighbour entries on a socket opened in a namespace ------------
+# --- the entries of one namespace, read through the codec -----------------------------------
 
 
-def netlink_socket() -> socket.socket:
-    """A NETLINK_ROUTE socket in the calling thread's current namespace."""
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    s.bind((0, 0))
-    return s
+def dump(conn: netlink.Conn) -> list[rtnl.NeighMsg]:
+    """The IPv4 neighbour entries of the namespace ``conn`` was opened in (``ip -4 neigh``; bounded wait)."""
+    out = []
+    for m in conn.dump("neighbours", rtnl.neigh_dump()):
+        n = rtnl.parse_neigh(m)
+        if n.family == socket.AF_INET and n.dst is not None:
+            out.append(n)
+    return out
 
 
-def _attrs(data: bytes, offset: int, end: int) -> Iterable[tuple[int, bytes]]:
-    while offset + 4 <= end:
-        length, kind = RTA.unpack_from(data, offset)
-        if length < 4:
-            break
-        yield kind & 0x3FFF, data[offset + 4:offset + length]
-        offset += (length + 3) & ~3
-
-
-@dataclass(frozen=True)
-class NeighEntry:
-    ifindex: int
-    dst: str
-    state: int
-
-    @property
-    def dynamic(self) -> bool:
-        return not self.state & (NUD_PERMANENT | NUD_NOARP)
-
-
-def dump_neighbours(sock: socket.socket, seq: int = 1, timeout: float = 2.0) -> list[NeighEntry]:
-    """All IPv4 neighbour entries of the socket's namespace (blocking, bounded)."""
-    req = NLMSG.pack(NLMSG.size + NDMSG.size, RTM_GETNEIGH, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
-    req += NDMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0, 0)
-    old = sock.gettimeout()
-    sock.settimeout(timeout)
-    out: list[NeighEntry] = []
-    try:
-        sock.send(req)
-        while True:
-            data = sock.recv(1 << 16)
-            off = 0
-            while off + NLMSG.size <= len(data):
-                length, kind, _flags, mseq, _pid = NLMSG.unpack_from(data, off)
-                if length < NLMSG.size:
-                    return out
-                if mseq == seq:
-                    if kind == NLMSG_DONE:
-                        return out
-                    if kind == NLMSG_ERROR:
-                        return out
-                    if kind == RTM_NEWNEIGH:
-                        fam, _p1, _p2, ifindex, state, _fl, _ty = NDMSG.unpack_from(data, off + NLMSG.size)
-                        if fam == socket.AF_INET:
-                            for akind, value in _attrs(data, off + NLMSG.size + NDMSG.size, off + length):
-                                if akind == NDA_DST and len(value) == 4:
-                                    out.append(NeighEntry(ifindex, socket.inet_ntoa(value), state))
-                off += (length + 3) & ~3
-    except (socket.timeout, BlockingIOError):
-        return out
-    finally:
-        sock.settimeout(old)
-
-
-def delete_request(ifindex: int, dst: str, seq: int = 0) -> bytes:
-    """One RTM_DELNEIGH message (no ACK asked: the kernel answers only on error)."""
-    return nlmsg.neigh_delete(seq, ifindex, dst)
-
-
-def add_permanent_request(ifindex: int, dst: str, mac: bytes, seq: int = 0) -> bytes:
-    """RTM_NEWNEIGH for a PERMANENT entry, refused (not replaced) if an entry exists.
-
-    PERMANENT entries are exempt from the garbage collector's count
-    (gc_thresh*), which is what lets the prober seed pairs without touching
-    the machine-wide budget.
-    """
-    return nlmsg.neigh_add_permanent(seq, ifindex, dst, mac.hex(":"))
-
-
-def drain(sock: socket.socket) -> int:
-    """Read (and drop) pending replies on a non-blocking netlink socket; returns how many bytes."""
-    n = 0
-    while True:
-        try:
-            data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
-        except (BlockingIOError, InterruptedError):
-            return n
-        except OSError:
-            return n
-        if not data:
-            return n
-        n += len(data)
+def dynamic(n: rtnl.NeighMsg) -> bool:
+    """An entry the kernel made and will expire (and the GC counts): neither PERMANENT nor NOARP."""
+    return not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP)

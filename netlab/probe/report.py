@@ -1,6 +1,6 @@
 """Render a probe run: a pingall-style matrix, a summary line, failures in words, JSON, JUnit XML.
 
-Pure: works on :class:`netlab.probe.runner.Report` data, no kernel access.
+Pure: works on :class:`netlab.probe.judge.Report` data, no kernel access.
 
 The matrix is what a Mininet ``pingall`` user knows, one block per protocol
 and port, one row per source, ``X`` for a miss::
@@ -29,12 +29,8 @@ then one line per distribution check (connections per endpoint).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
-
-from netlab.probe.matrix import PROTOS, Result, failure_line
-
-if TYPE_CHECKING:
-    from netlab.probe.runner import Report
+from netlab.probe.judge import Report, Result, failure_line
+from netlab.probe.matrix import PROTOS
 
 WIDE = 16  # more destinations than this: rows list only the misses
 
@@ -93,7 +89,7 @@ def matrix_text(results: list[Result]) -> list[str]:
     return lines
 
 
-def summary_line(report: "Report") -> str:
+def summary_line(report: Report) -> str:
     line = f"{report.as_expected}/{len(report.results)} probes as expected"
     dists = report.distributions
     if dists:
@@ -101,7 +97,7 @@ def summary_line(report: "Report") -> str:
     return line
 
 
-def rule_lines(report: "Report") -> list[str]:
+def rule_lines(report: Report) -> list[str]:
     echo = [r for r in report.results if r.obs.reached and r.obs.seen_client and r.probe.expected]
     plain = [r for r in echo if not r.probe.rules]
     ruled = [r for r in echo if r.probe.rules]
@@ -122,7 +118,7 @@ def rule_lines(report: "Report") -> list[str]:
     return lines
 
 
-def text(report: "Report", color: bool = False) -> str:
+def text(report: Report) -> str:
     dists = report.distributions
     what = f"{len(report.results)} probes"
     if dists:
@@ -154,7 +150,7 @@ def dist_failure_line(d) -> str:
     return f"{d.dist.title} distribution from {d.dist.probe.source.name}: {'; '.join(d.problems)}"
 
 
-def to_json(report: "Report") -> dict:
+def to_json(report: Report) -> dict:
     dists = report.distributions
     return {
         "lab": report.lab,
@@ -176,7 +172,7 @@ def to_json(report: "Report") -> dict:
     }
 
 
-def junit(report: "Report") -> bytes:
+def junit(report: Report) -> bytes:
     """JUnit XML: one test case per probe, per pod address check and per distribution check."""
     dists = report.distributions
     cases = len(report.results) + len(report.self_checks) + len(dists)

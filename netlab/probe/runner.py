@@ -14,170 +14,19 @@ the agent and stops them after it, whatever happens.
 from __future__ import annotations
 
 import os
-import pickle
-import select
-import signal
 import time
-from dataclasses import dataclass, field
 from typing import Iterable
 
 from netlab.errors import EnvironmentNotReady
+from netlab.kernel.child import ChildDied, ChildError, ChildTimeout, run_in_child
+from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import neighbours as nb
+from netlab.probe import listeners
 from netlab.probe import services as svcs
-from netlab.probe.matrix import (ECHO_PORT, PROTOS, Observation, Probe, Result, SelfCheck, build_matrix,
-                                 echo_ports, internet_host_names, judge)
-
-POD_IF = "eth0"
-FREE_UNIT = 256  # routed probes per unit
-
-
-@dataclass
-class Report:
-    lab: str
-    timeout: float
-    results: list[Result]
-    self_checks: list[SelfCheck]
-    stats: dict = field(default_factory=dict)
-    elapsed: float = 0.0
-    distributions: list = field(default_factory=list)  # services.DistResult
-    notes: list[str] = field(default_factory=list)  # what was not probed, and why
-
-    @property
-    def failures(self) -> list[Result]:
-        return [r for r in self.results if not r.ok]
-
-    @property
-    def self_failures(self) -> list[SelfCheck]:
-        return [c for c in self.self_checks if not c.ok]
-
-    @property
-    def dist_failures(self) -> list:
-        return [d for d in self.distributions if not d.ok]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures and not self.self_failures and not self.dist_failures
-
-    @property
-    def as_expected(self) -> int:
-        return sum(1 for r in self.results if r.ok)
-
-
-ARP_MODES = ("auto", "real", "seeded")
-# Above this many ARP deliveries (pairs of pods on one bridge x ports on that
-# bridge: every ARP request is flooded to every port) "auto" seeds the pairs.
-# 50 pods on a bridge: 61,250 (real ARP, about 0.3 s); 200 pods: 3,980,000
-# (about 6 s of kernel time with real ARP, under 2 s seeded).
-SEED_ABOVE = 1_000_000
-
-
-def arp_flood_cost(lab: Lab) -> int:
-    per_node: dict[str, int] = {}
-    for p in lab.pods:
-        per_node[p.node] = per_node.get(p.node, 0) + 1
-    return sum(k * (k - 1) // 2 * (k + 1) for k in per_node.values())
-
-
-def choose_arp(lab: Lab, arp: str = "auto") -> str:
-    """real: every pair of pods on one bridge resolves the other by ARP (what a learner sees).
-    seeded: each pod's ARP is still checked from its node (node -> pod probes resolve it),
-    but pod pairs use the pods' own MACs as temporary PERMANENT entries: no ARP floods."""
-    if arp not in ARP_MODES:
-        raise ValueError(f"arp mode {arp!r}: want one of {', '.join(ARP_MODES)}")
-    if arp == "auto":
-        return "seeded" if arp_flood_cost(lab) > SEED_ABOVE else "real"
-    return arp
-
-
-def probe_entries(lab: Lab, p: Probe) -> list:
-    if p.svc is not None or p.destination.kind == "host":
-        return svcs.path_entries(lab, p)
-    return nb.path_entries(lab, p.source, p.destination)
-
-
-def task_for(i: int, p: Probe):
-    from netlab.probe.agent import Task
-
-    return Task(id=i, src=p.source.netns, dst=p.destination.addr, proto=p.proto, port=p.port or 0,
-                service=p.svc is not None, wait_reply=p.echo is not False)
-
-
-def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real",
-             dists: list | None = None):
-    """The agent's job: tasks, and units that say which neighbour entries their packets create.
-
-    Units (see agent.py): a pair of pods on one bridge (both directions, the
-    first before the second), a node and one of its own pods, and batches of
-    routed probes from one source (Service and egress probes among them), cut
-    so that one batch never needs more than a quarter of the budget. With
-    ``arp="seeded"`` pair units carry the PERMANENT entries to make instead of
-    dynamic entries to count. Each distribution check (services.Distribution)
-    is a unit of its own, task ids after the probes' in order: its first
-    connection alone (so a ClientIP affinity entry exists), then the rest at once.
-    """
-    from netlab.probe.agent import Job, Task, Unit
-
-    budget = budget if budget is not None else nb.probe_budget()
-    order = {p.name: i for i, p in enumerate(lab.pods)}
-    tasks: list[Task] = []
-    pairs: dict[tuple[str, str], Unit] = {}
-    local: dict[tuple[str, str], Unit] = {}
-    routed: dict[str, list[tuple[int, list]]] = {}
-    route_src: set[tuple[str, str]] = set()
-    for i, p in enumerate(probes):
-        s, d = p.source, p.destination
-        tasks.append(task_for(i, p))
-        if s.kind != "pod":
-            route_src.add((s.netns, d.addr))
-        entries = probe_entries(lab, p)
-        if p.same_bridge:
-            a, b = sorted((s.name, d.name), key=lambda n: order.get(n, 0))
-            unit = pairs.get((a, b))
-            if unit is None:
-                if arp == "seeded":
-                    pa, pb = (s, d) if s.name == a else (d, s)
-                    unit = pairs[(a, b)] = Unit(phases=[[], []], seed=[(pa.netns, POD_IF, pb.addr, pb.netns),
-                                                                      (pb.netns, POD_IF, pa.addr, pa.netns)])
-                else:
-                    unit = pairs[(a, b)] = Unit(phases=[[], []], entries=entries)
-            unit.phases[0 if s.name == a else 1].append(i)
-        elif s.kind == "node" and d.kind == "pod" and d.node == s.name:
-            unit = local.get((s.name, d.name))
-            if unit is None:
-                unit = local[(s.name, d.name)] = Unit(phases=[[]], entries=entries)
-            unit.phases[0].append(i)
-        else:
-            routed.setdefault(s.netns, []).append((i, entries))
-    units = list(pairs.values()) + list(local.values())
-    cap = max(4, budget // 4)
-    for src, items in routed.items():
-        ids: list[int] = []
-        seen: set = set()
-        for i, entries in items:
-            if ids and (len(ids) >= FREE_UNIT or len(seen | set(entries)) > cap):
-                units.append(Unit(phases=[ids], entries=sorted(seen)))
-                ids, seen = [], set()
-            ids.append(i)
-            seen |= set(entries)
-        if ids:
-            units.append(Unit(phases=[ids], entries=sorted(seen)))
-    for d in dists or ():
-        first = len(tasks)
-        for k in range(d.connections):
-            tasks.append(task_for(first + k, d.probe))
-        units.append(Unit(phases=[[first], list(range(first + 1, len(tasks)))],
-                          entries=probe_entries(lab, d.probe)))
-    for u in units:
-        u.phases = [ph for ph in u.phases if ph]
-    names = lab.netns_names() + [ns for _, ns in lab.internet_hosts]
-    sweep = list(names) + sorted({p.source.netns for p in probes} - set(names))
-    untrack = [n.netns for n in lab.nodes] + [ns for name, ns in lab.internet_hosts if name == "lb"]
-    if not any(p.svc is not None for p in probes) and not dists:
-        untrack = []
-    return Job(tasks=tasks, units=units, home=lab.underlay_netns, timeout=timeout, budget=budget,
-               self_ip={p.netns: POD_IF for p in lab.pods}, route_src=sorted(route_src), sweep=sweep,
-               untrack=untrack)
+from netlab.probe.agent import run_job
+from netlab.probe.job import Job, Output, choose_arp, make_job
+from netlab.probe.judge import Report, Result, SelfCheck, judge
+from netlab.probe.matrix import ECHO_PORT, PROTOS, Observation, Probe, build_matrix, echo_ports, internet_host_names
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
@@ -187,9 +36,6 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     ``services``: also probe the lab's Services, their distribution, and
     egress to the internet hosts.
     """
-    from netlab.probe import listeners
-    from netlab.workload.processes import is_netns_mount
-
     t0 = time.monotonic()
     if not is_netns_mount(lab.underlay_netns):
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
@@ -247,7 +93,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes)
 
 
-def _sender(p: Probe, obs: Observation, out) -> str | None:
+def _sender(p: Probe, obs: Observation, out: Output) -> str | None:
     """The address the source sent from; completes the agent's view of shared-socket UDP probes."""
     if p.source.kind == "pod":
         sender = p.source.addr
@@ -275,54 +121,16 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
     return out
 
 
-def _fork_agent(job, limit: float):
-    """Fork the agent, collect its pickled output from a pipe within ``limit`` seconds."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the agent
-        code = 0
-        try:
-            os.close(r)
-            from netlab.probe.agent import run_job
-
-            out = run_job(job)
-            payload = pickle.dumps(("ok", out.obs, out.self_ip, out.route_src, out.stats))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent
-            import traceback
-
-            payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-            code = 1
-        try:
-            view = memoryview(payload)
-            while view:
-                n = os.write(w, view)
-                view = view[n:]
-        finally:
-            os._exit(code)
-    os.close(w)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + limit
+def _fork_agent(job: Job, limit: float) -> Output:
+    """The agent in a forked child (it joins the lab's namespace and imports scapy there); bounded wait."""
     try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([r], [], [], left)[0]:
-                os.kill(pid, signal.SIGKILL)
-                raise EnvironmentNotReady(f"the probe agent did not finish within {limit:.0f} s; killed it")
-            chunk = os.read(r, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-        os.waitpid(pid, 0)
-    try:
-        msg = pickle.loads(b"".join(chunks))
-    except Exception:  # noqa: BLE001
+        return run_in_child(run_job, (job,), timeout=limit, what="the probe agent")
+    except ChildTimeout:
+        raise EnvironmentNotReady(f"the probe agent did not finish within {limit:.0f} s; killed it") from None
+    except ChildDied:
         raise EnvironmentNotReady("the probe agent died without a result (run with --debug for details)") from None
-    if msg[0] != "ok":
+    except Exception as exc:  # noqa: BLE001 - whatever the agent raised, in one line
         if os.environ.get("NETLAB_DEBUG"):
-            print(msg[2])
-        raise EnvironmentNotReady(f"the probe agent failed: {msg[1]}")
-    from netlab.probe.agent import Output
-
-    return Output(*msg[1:])
+            print("\n".join(getattr(exc, "__notes__", [])))
+        what = str(exc) if type(exc) is ChildError else f"{type(exc).__name__}: {exc}"
+        raise EnvironmentNotReady(f"the probe agent failed: {what}") from None

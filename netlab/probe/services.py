@@ -37,11 +37,18 @@ reply; all verified against the kernel):
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
-from netlab.probe.matrix import PROTOS, Endpoint, Observation, Probe, SeenRule, echo_ports, endpoints, judge
+from netlab.model import naming
+from netlab.model.addressing import underlay_gateway
+from netlab.plan.internet import load_balancer_ips
+from netlab.plan.services import service_ports
+from netlab.probe.judge import judge
+from netlab.probe.matrix import PROTOS, Endpoint, Observation, Probe, SeenRule, echo_ports, endpoints
+from netlab.probe.neighbours import Entry
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, NodeInfo, PodInfo
@@ -49,7 +56,6 @@ if TYPE_CHECKING:
 
 DIST_CONNECTIONS = 200  # connections per distribution check (at least)
 DIST_PER_ENDPOINT = 40  # ... and at least this many per endpoint: 10 endpoints get 400
-Entry = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -144,8 +150,6 @@ def _pods_by_ip(lab: "Lab") -> dict[str, "PodInfo"]:
 
 def targets(lab: "Lab") -> list[tuple["ServicePortInfo", tuple[tuple[str, str, int], ...], bool]]:
     """Every Service port with its endpoints as (pod, ip, targetPort), and whether all run the echo server."""
-    from netlab.plan.services import service_ports
-
     by_ip = _pods_by_ip(lab)
     echo_of = {p.name: echo_ports(p) for p in lab.pods}
     out = []
@@ -247,7 +251,7 @@ def clusterip_rule(lab: "Lab", client: "PodInfo", endpoint: str, server: str) ->
                                            f"{node.name}'s cni0 address {cni0} (KUBE-SEP marks it)", server=server)
     # The address, not the port: conntrack may give a flow another source port when its reply tuple
     # would clash with another flow's after DNAT (one client port to two Services with a common
-    # endpoint); that keeps flows apart and is not NAT of the client (agent.py, "Service probes").
+    # endpoint); that keeps flows apart and is not NAT of the client (sockets.py, on Service probes).
     return SeenRule(endpoint, (str(client.ip),), "pod to Service to pod: only the destination is translated "
                                                  "(rule 1: no NAT)", server=server)
 
@@ -362,8 +366,6 @@ def judge_distribution(dist: Distribution, observations: list[Observation], time
 
 def _generic(problem: str) -> str:
     """A problem without the port numbers that differ per connection, so equal ones are counted together."""
-    import re
-
     return re.sub(r"(\d+\.\d+\.\d+\.\d+):\d+", r"\1", problem)
 
 
@@ -378,21 +380,18 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
     With an internet, the run also snapshots and sweeps the gateway's, the
     balancer's and the hosts' namespaces.
     """
-    from netlab.model import naming
-    from netlab.model.addressing import underlay_gateway
-
     nodes = {n.name: n for n in lab.nodes}
     pods = {p.name: p for p in lab.pods}
     inet = lab.topo.internet
     names = dict(lab.internet_hosts)
-    out: list[Entry] = []
+    out: list[tuple[str, str, str]] = []
     gw_ns = names.get("gateway", "")
     gw_under = str(underlay_gateway(lab.topo.network.underlay.cidr)) if inet else ""
     gw_inet = str(inet.gateway.ip) if inet else ""
     eth0, cni0 = naming.NODE_IF, "cni0"
 
-    def pod_gw(pod) -> Entry:
-        return (pod.netns, eth0, str(nodes[pod.node].gateway.ip))
+    def pod_gw(pod: "PodInfo") -> Entry:
+        return Entry(pod.netns, eth0, str(nodes[pod.node].gateway.ip))
 
     def underlay(a: str, b: str) -> None:
         if a != b:
@@ -417,7 +416,7 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
             n = nodes[pod.node]
             out.extend([pod_gw(pod), (n.netns, cni0, s.addr), (n.netns, eth0, gw_under), (gw_ns, eth0, str(n.ip)),
                         (gw_ns, "inet0", d.addr), (d.netns, eth0, gw_inet)])
-        return out
+        return [Entry(*e) for e in out]
     members = [pods[name] for name, _, _ in t.endpoints if name in pods]
     if t.kind == "ClusterIP" and s.kind == "pod":
         client = pods[s.name]
@@ -441,8 +440,6 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
     elif t.kind == "LoadBalancer" and s.kind == "host" and inet is not None:
         lb_ns = names.get("lb", "")
         out.extend([(s.netns, eth0, t.address), (lb_ns, eth0, s.addr), (lb_ns, eth0, gw_inet)])
-        from netlab.plan.internet import load_balancer_ips
-
         lb_src = min((str(ip) for ip in load_balancer_ips(lab).values()), key=lambda a: tuple(map(int, a.split("."))),
                      default=t.address)
         out.append((gw_ns, "inet0", lb_src))
@@ -450,4 +447,4 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
             out.extend([(gw_ns, eth0, str(m.ip)), (m.netns, eth0, gw_under)])
             for e in members:
                 node_to_pod(m, e)
-    return list(dict.fromkeys(out))
+    return [Entry(*e) for e in dict.fromkeys(out)]

@@ -18,7 +18,7 @@ import os
 import re
 from typing import Any
 
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
 from netlab.realize import state as statemod
 from netlab.realize.state_schema import ETC_NETNS
 

@@ -50,11 +50,15 @@ import stat
 from ipaddress import IPv4Address
 from typing import Iterable
 
-from netlab.kernel import testhooks
+from netlab import doctor
 from netlab.feature import StartResult
+from netlab.kernel import conntrack, testhooks
+from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
+from netlab.model.naming import check_netns
+from netlab.plan.build import EXTENSIONS
 from netlab.plan.services import service_ports
-from netlab.realize import netns as nsmod
+from netlab.realize import netfilter
 from netlab.realize.state import LabState
 from netlab.model import clusterdns as dns
 
@@ -79,8 +83,6 @@ def preflight(lab: Lab) -> None:
     would start sending bridged frames through iptables. The user decides.
     Also iptables-save/-restore, and dnsmasq for the cluster DNS pod.
     """
-    from netlab import doctor
-
     doctor.require_for(lab, only=PREFLIGHT)
 
 
@@ -135,7 +137,7 @@ def dns_ip(lab: Lab) -> IPv4Address | None:
 
 def _valid(netns: str) -> bool:
     try:
-        nsmod.check_netns(netns)
+        check_netns(netns)
     except ValueError:
         return False
     return True
@@ -147,7 +149,7 @@ def _lab_netns(lab_name: str, netns: str) -> bool:
 
 
 def netns_dir(netns: str) -> str:
-    return os.path.join(ETC_NETNS, nsmod.check_netns(netns))
+    return os.path.join(ETC_NETNS, check_netns(netns))
 
 
 def resolv_path(netns: str) -> str:
@@ -341,20 +343,6 @@ def conntrack_deletions(before: set[tuple], after: set[tuple], empty_before: set
     return out
 
 
-def delete_conntrack(netns: str, filters: list[list[str]]) -> list[str]:
-    """Run ``conntrack -D`` in a node's namespace; "nothing matched" is success."""
-    if not filters:
-        return []
-    tool = nsmod.binary("conntrack")
-    problems = []
-    for f in filters:
-        proc = nsmod.run_in_netns(netns, [tool, "-D", *f], check=False)
-        if proc.returncode not in (0, 1):
-            msg = proc.stderr.decode(errors="replace").strip().splitlines()
-            problems.append(f"{netns}: conntrack -D {' '.join(f)}: {msg[-1] if msg else proc.returncode}")
-    return problems
-
-
 def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     done = StartResult()
     after, empty = udp_endpoints(lab)
@@ -363,7 +351,7 @@ def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     filters = conntrack_deletions(before, after, empty_before)
     nodes = [node.netns for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
     for netns in nodes:
-        done.problems += delete_conntrack(netns, filters)
+        done.problems += conntrack.delete_matching(netns, filters)
     if filters and nodes:
         done.actions.append(f"deleted stale UDP conntrack entries ({len(filters)} filters) in {len(nodes)} nodes")
     rec["udp"] = sorted([list(x) for x in after], key=str)
@@ -381,9 +369,6 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
     time is what proves such a chain is the lab's (a look-alike chain someone
     made by hand in a node is never in it), so only those are deleted.
     """
-    from netlab.plan.build import EXTENSIONS
-    from netlab.realize import netfilter
-
     done = StartResult()
     now: dict[str, list[str]] = {}
     # Only the rule builders make chains; no need to build the whole plan again.

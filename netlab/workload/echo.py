@@ -25,8 +25,9 @@ the client reads the reply instead of a reset).
 UDP: the reply goes back from the address the datagram was sent to
 (``IP_PKTINFO``), as a connected client socket and conntrack require.
 
-Deliberately small: standard library only, one thread, ``selectors``. Each
-request is logged as one line on stdout (the container's log file).
+Deliberately small: the server is standard library only, one thread,
+``selectors`` (the launcher below enters the pods with netlab.kernel.processes).
+Each request is logged as one line on stdout (the container's log file).
 
 Starting one Python interpreter per pod costs about 25 ms of CPU each (500 pods:
 over 10 s on two cores), so ``up`` starts all the lab's echo containers through
@@ -55,6 +56,8 @@ import socket
 import struct
 import sys
 import time
+
+from netlab.kernel.processes import enter_pod_here, set_comm
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 DRAIN_SECONDS = 5.0  # how long a half-closed TCP connection may linger
@@ -252,8 +255,6 @@ class Server:
 
 def _spawn_one(spec: dict, report: int) -> None:
     """In a forked child: become container ``spec`` and serve; never returns."""
-    from netlab.workload.processes import enter_pod_here, set_comm
-
     cid = spec["id"]
     try:
         os.setsid()
@@ -298,8 +299,6 @@ def _spawn_one(spec: dict, report: int) -> None:
 
 def spawn_all(specs: list[dict], report: int) -> int:
     """Fork one echo container per spec (see the module docstring); returns how many forks failed."""
-    import netlab.workload.processes  # noqa: F401 - imported once here, not in every child
-
     failed = 0
     for spec in specs:
         try:

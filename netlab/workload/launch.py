@@ -12,13 +12,20 @@ import subprocess
 import sys
 import time
 
-from netlab.workload import processes as proc
+from netlab.kernel import processes as proc
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo servers to listen, all together
 
 
 def launch_echo(specs: list[dict]) -> subprocess.Popen:
-    """Start one launcher (echo.py --spawn) that forks an echo container per spec."""
+    """Start one launcher (echo.py --spawn) that forks an echo container per spec.
+
+    A fresh interpreter on purpose, not a fork of this process (as
+    netlab.kernel.child makes): 500 forks of a small new process copy small
+    page tables and nothing of the CLI's (its lock file, threads and netlink
+    sockets), and the launcher streams a line per server as each listens,
+    where run_in_child brings back one result at the end.
+    """
     launcher = subprocess.Popen([sys.executable, "-I", "-m", "netlab.workload.echo", "--spawn"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 close_fds=True, start_new_session=True, cwd="/")

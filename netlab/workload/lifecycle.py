@@ -10,7 +10,7 @@ container holds them in Kubernetes:
   network namespace), so ``hostname`` prints the pod name in every container
   and in ``netlab exec``.
 
-Each container is a process that joins both (see processes.py), started
+Each container is a process that joins both (see kernel/processes.py), started
 detached from the CLI (new session, re-parented to init), with stdout and
 stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
 without a ``command`` runs the built-in echo server (echo.py; a run's are
@@ -26,7 +26,7 @@ answers nothing, so it is drift, and ``up`` replaces it (SIGTERM with SIGCONT,
 then a new process).
 
 ``stop`` does not trust those records: it stops every process whose network or
-UTS namespace *is* one of the lab's (namespace identity, see processes.py).
+UTS namespace *is* one of the lab's (namespace identity, see kernel/processes.py).
 
 Interface used by apply.py (see FEATURES there)::
 
@@ -46,10 +46,10 @@ from typing import Iterable
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import DNS_LABEL, Container
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
+from netlab.kernel import processes as proc
 from netlab.realize.state import LabState, lab_dir
 from netlab.workload import ports
-from netlab.workload import processes as proc
 from netlab.workload.launch import await_echo, launch_echo
 from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
 

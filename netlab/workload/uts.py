@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
 from netlab.realize.state import lab_dir
 
 
@@ -43,10 +43,7 @@ def _in_thread(fn) -> object:
 
 def is_uts_mount(path: str) -> bool:
     """True when ``path`` is a bind-mounted namespace (nsfs), not a plain file."""
-    try:
-        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
-    except OSError:
-        return False
+    return nsmod.is_nsfs(path)
 
 
 def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
@@ -60,20 +57,17 @@ def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
     if not todo:
         return out
     os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
-    libc = nsmod._libc
 
     def make() -> None:
-        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        home = nsmod.current_fd("uts")
         try:
             for pod in todo:
                 path = out[pod]
                 os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
                 try:
-                    nsmod._check(libc.unshare(nsmod.CLONE_NEWUTS), "unshare(CLONE_NEWUTS)")
-                    name = pod.encode()
-                    nsmod._check(libc.sethostname(name, len(name)), "sethostname")
-                    nsmod._check(libc.mount(b"/proc/thread-self/ns/uts", path.encode(), b"none",
-                                            nsmod.MS_BIND, None), "mount", path)
+                    nsmod.unshare(nsmod.CLONE_NEWUTS)
+                    nsmod.sethostname(pod)
+                    nsmod.mount("/proc/thread-self/ns/uts", path, None, nsmod.MS_BIND)
                 except BaseException:
                     remove_uts(path)
                     raise
@@ -90,7 +84,7 @@ def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:
 
     def read() -> dict[str, str | None]:
         res: dict[str, str | None] = {}
-        home = os.open("/proc/thread-self/ns/uts", os.O_RDONLY | os.O_CLOEXEC)
+        home = nsmod.current_fd("uts")
         try:
             for key, path in paths.items():
                 if not is_uts_mount(path):
@@ -112,7 +106,9 @@ def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:
 
 def remove_uts(path: str) -> None:
     if is_uts_mount(path):
-        if nsmod._libc.umount2(path.encode(), nsmod.MNT_DETACH) != 0:
+        try:
+            nsmod.detach(path)
+        except OSError:
             pass  # unlink below fails with EBUSY and says so
     try:
         os.unlink(path)

@@ -34,7 +34,9 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
     left unrecorded (the reader stopped at the last "ready" and closed the pipe, the launcher died
     of a broken pipe): `up` reported a failure, and every later `up` met "Address already in use".
     """
-    from netlab.workload import launch, lifecycle, processes
+    from netlab.kernel import netns as nsmod
+    from netlab.kernel import processes
+    from netlab.workload import launch, lifecycle
 
     lab = labs.name("ec")
     labs.up(two_node_topology(lab, pods_per_node=1))
@@ -44,7 +46,7 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
         # Four containers per launch, as `up` launches every new pod's echo server at once: the
         # last child's "ready" and the launcher's last pid report are the two that race.
         names = [f"race{i}x{k}" for k in range(4)]
-        specs = [{"id": f"fedora-1/{c}", "pod": "fedora-1", "netns": netns, "netns_path": processes.netns_path(netns),
+        specs = [{"id": f"fedora-1/{c}", "pod": "fedora-1", "netns": netns, "netns_path": nsmod.netns_path(netns),
                   "uts": None, "log": str(tmp_path / f"{c}.log"), "ports": [[9100 + k, "TCP"]],
                   "env": {"PATH": lifecycle.CONTAINER_PATH}} for k, c in enumerate(names)]
         pods = {"fedora-1": {"containers": {c: {} for c in names}}}

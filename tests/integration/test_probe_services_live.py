@@ -16,7 +16,7 @@ import pytest
 
 from helpers import in_netns, ip, netlab
 from netlab.plan.services import sep_chain
-from netlab.probe.agent import SERVICE_PORTS
+from netlab.probe.sockets import SERVICE_PORTS
 
 pytestmark = pytest.mark.root
 

@@ -216,3 +216,29 @@ def test_containers_do_not_hold_the_lock_or_die_with_the_cli(labs):
     t0 = time.monotonic()
     netlab("status", "--lab", lab)
     assert time.monotonic() - t0 < 10
+
+
+def test_a_container_that_cannot_start_is_reported_recorded_and_tried_again(labs):
+    """A command that is not there, and one the kernel refuses to exec: each is a clear problem, no pid."""
+    lab = labs.name("wl")
+    topo = two_node_topology(lab, pods_per_node=1) + """  - name: broken
+    node: minikube
+    ip: 10.244.0.9
+    containers:
+      - name: missing
+        command: ["no-such-program-netlab"]
+      - name: notexec
+        command: ["/etc"]
+"""
+    path, proc = labs.up(topo, check=False)
+    out = proc.stdout + proc.stderr
+    assert "pod broken container missing: could not start: no-such-program-netlab: command not found" in out, out
+    assert "pod broken container notexec: could not start: " in out and "Permission denied" in out, out
+    recs = state(lab)["broken"]["containers"]
+    assert "command not found" in recs["missing"]["error"] and "pid" not in recs["missing"]
+    assert "Permission denied" in recs["notexec"]["error"] and "pid" not in recs["notexec"]
+    status = netlab("status", "--lab", lab, check=False)
+    assert "pod broken container notexec could not start" in status.stdout + status.stderr
+    # The next up tries again (and fails the same way): it never counts a failed start as running.
+    again = netlab("up", "-t", path, check=False)
+    assert "pod broken container missing: could not start" in again.stdout + again.stderr

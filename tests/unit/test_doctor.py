@@ -21,7 +21,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import load_topology, parse_yaml, validate_source
 from netlab.probe import neighbours
 from netlab.realize import netfilter, state
-from netlab.realize import netns as nsmod
+from netlab.kernel import netns as nsmod
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^(ok  |warn|FAIL|info)  (kernel|tool|host) [^:]+: \S.*$")

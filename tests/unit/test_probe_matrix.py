@@ -6,7 +6,8 @@ from ipaddress import IPv4Address
 
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
-from netlab.probe.matrix import Observation, build_matrix, endpoints, judge
+from netlab.probe.judge import judge
+from netlab.probe.matrix import Observation, build_matrix, endpoints
 
 DEMO = {
     "name": "demo",

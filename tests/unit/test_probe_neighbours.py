@@ -6,7 +6,7 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import neighbours as nb
 from netlab.probe.matrix import build_matrix, endpoints
-from netlab.probe.runner import make_job
+from netlab.probe.job import SEED_ABOVE, arp_flood_cost, choose_arp, make_job
 
 DEFAULT = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
 
@@ -80,18 +80,7 @@ def test_units_pair_same_bridge_pods_and_stay_within_budget():
     assert all(len(set(u.entries)) <= 100 // 4 or len(u.phases[0]) == 1 for u in job.units)
 
 
-def test_delete_request_is_a_well_formed_rtm_delneigh():
-    msg = nb.delete_request(3, "10.244.0.2", seq=7)
-    length, kind, flags, seq, _ = nb.NLMSG.unpack_from(msg)
-    assert length == len(msg) == 36 and kind == nb.RTM_DELNEIGH and flags == nb.NLM_F_REQUEST and seq == 7
-    fam, _, _, ifindex, _, _, _ = nb.NDMSG.unpack_from(msg, 16)
-    assert (fam, ifindex) == (2, 3)
-    assert msg[-4:] == bytes([10, 244, 0, 2])
-
-
 def test_auto_arp_seeds_only_big_bridges():
-    from netlab.probe.runner import SEED_ABOVE, arp_flood_cost, choose_arp
-
     assert choose_arp(one_bridge(50)) == "real"
     assert arp_flood_cost(one_bridge(200)) > SEED_ABOVE
     assert choose_arp(one_bridge(200)) == "seeded"

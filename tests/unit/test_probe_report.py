@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import report as render
-from netlab.probe.matrix import Observation, Result, SelfCheck, build_matrix, judge
-from netlab.probe.runner import Report
+from netlab.probe.judge import Report, Result, SelfCheck, judge
+from netlab.probe.matrix import Observation, build_matrix
 
 TOPO = {
     "name": "demo",

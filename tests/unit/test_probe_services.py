@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import struct
 from collections import Counter
 
 import pytest
@@ -11,7 +9,10 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
-from netlab.probe.matrix import Observation, Result, build_matrix, judge
+from netlab.probe.job import make_job
+from netlab.probe.judge import Result, judge
+from netlab.probe.matrix import Observation, build_matrix
+from netlab.probe.neighbours import Entry
 
 # topologies/services.yaml's shape, with every address fixed.
 SVC = {
@@ -279,11 +280,12 @@ def test_path_entries_of_service_probes(lab, plan):
     e = set(svcs.path_entries(lab, egress))
     assert {("svc-node-1", "eth0", "192.168.122.1"), ("svc-gateway", "inet0", "203.0.113.10"),
             ("svc-example", "eth0", "203.0.113.1")} <= e
+    # Typed entries whatever the path (the prober's budget reads their fields by name).
+    for p in [egress, lbp, *np.values(), *by(plan, "web", "ClusterIP")]:
+        assert all(isinstance(x, Entry) for x in svcs.path_entries(lab, p)), p.label
 
 
 def test_job_holds_service_tasks_and_distributions(lab, plan):
-    from netlab.probe.runner import make_job
-
     probes = build_matrix(lab) + plan.probes
     job = make_job(lab, probes, 1.0, budget=400, dists=plan.distributions)
     n = len(probes)
@@ -299,31 +301,6 @@ def test_job_holds_service_tasks_and_distributions(lab, plan):
     assert dns_tcp.wait_reply is False  # dnsmasq sends nothing on connect: the connect is the answer
     assert {"svc-gateway", "svc-lb", "svc-example"} <= set(job.sweep)  # snapshot and swept like the rest
     assert job.untrack == ["svc-node-1", "svc-node-2", "svc-lb"]
-
-
-def test_ct_delete_request_is_a_well_formed_ctnetlink_message():
-    from netlab.probe.agent import ct_delete_request
-
-    msg = ct_delete_request("tcp", "10.244.0.3", 61234, "10.96.0.20", 80)
-    length, kind, flags, _seq, _pid = struct.unpack_from("=IHHII", msg)
-    assert length == len(msg) and kind == (1 << 8 | 2) and flags == 1
-    family, version, _res = struct.unpack_from("=BBH", msg, 16)
-    assert (family, version) == (socket.AF_INET, 0)
-
-    def attrs(data, off, end):
-        while off < end:
-            alen, akind = struct.unpack_from("=HH", data, off)
-            yield akind & 0x3FFF, data[off + 4:off + alen]
-            off += (alen + 3) & ~3
-
-    (orig_kind, orig), = attrs(msg, 20, len(msg))
-    assert orig_kind == 1
-    parts = dict(attrs(orig, 0, len(orig)))
-    ips = dict(attrs(parts[1], 0, len(parts[1])))
-    ports = dict(attrs(parts[2], 0, len(parts[2])))
-    assert socket.inet_ntoa(ips[1]) == "10.244.0.3" and socket.inet_ntoa(ips[2]) == "10.96.0.20"
-    assert ports[1][0] == socket.IPPROTO_TCP
-    assert struct.unpack("!H", ports[2])[0] == 61234 and struct.unpack("!H", ports[3])[0] == 80
 
 
 def test_results_of_service_probes_serialise(plan):

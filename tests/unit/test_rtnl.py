@@ -7,6 +7,7 @@ from the kernel's wire format without a failing test.
 
 from __future__ import annotations
 
+import socket
 import struct
 
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
@@ -16,7 +17,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.kernel import netlink as nl
-from netlab.kernel import rtnl
+from netlab.kernel import nfnl, rtnl
 
 
 def decode(cls, data: bytes):
@@ -55,6 +56,7 @@ def test_veth_add_carries_both_ends_their_indexes_and_the_link_group():
     peer = info.get_attr("IFLA_INFO_DATA").get_attr("VETH_INFO_PEER")
     assert peer["index"] == 2 and peer.get_attr("IFLA_IFNAME") == "eth0"
     assert peer.get_attr("IFLA_ADDRESS") == "0a:58:0a:f4:00:02" and peer.get_attr("IFLA_NET_NS_FD") == 99
+    assert peer.get_attr("IFLA_MTU") == 1450
 
 
 def test_vxlan_add_is_flannels_device():
@@ -65,6 +67,18 @@ def test_vxlan_add_is_flannels_device():
     assert vx.get_attr("IFLA_VXLAN_ID") == 1 and vx.get_attr("IFLA_VXLAN_PORT") == 8472
     assert vx.get_attr("IFLA_VXLAN_LOCAL") == "192.168.122.215"
     assert vx.get_attr("IFLA_VXLAN_LINK") == 3 and vx.get_attr("IFLA_VXLAN_LEARNING") == 0
+
+
+def test_bridge_add_and_link_up_with_the_ownership_alias():
+    msg, mtype, flags = decode(ifinfmsg, rtnl.bridge_add(2, "cni0", "02:00:00:00:00:01", 1450))
+    assert mtype == rtnl.RTM_NEWLINK and flags & nl.NLM_F_CREATE and flags & nl.NLM_F_EXCL
+    assert msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_KIND") == "bridge" and msg["index"] == 2
+    assert msg.get_attr("IFLA_IFNAME") == "cni0" and msg.get_attr("IFLA_MTU") == 1450
+    msg, mtype, _ = decode(ifinfmsg, rtnl.link_up(1, "netlab:demo:abc"))
+    assert mtype == rtnl.RTM_NEWLINK and msg["index"] == 1 and msg["flags"] & 1 and msg["change"] & 1
+    assert msg.get_attr("IFLA_IFALIAS") == "netlab:demo:abc"
+    get, mtype, _ = decode(ifinfmsg, rtnl.link_get(1))
+    assert mtype == rtnl.RTM_GETLINK and get["index"] == 1
 
 
 def test_link_set_changes_only_what_it_names():
@@ -108,7 +122,7 @@ def test_routes_carry_protocol_scope_type_table_and_metric():
     assert msg.get_attr("RTA_DST") == "10.244.1.0" and msg.get_attr("RTA_GATEWAY") == "10.244.1.0"
     assert msg.get_attr("RTA_OIF") == 5 and msg.get_attr("RTA_TABLE") == 254
     msg, *_ = decode(rtmsg, rtnl.route_replace("0.0.0.0", 0, 2, "10.244.0.1", table=1000, priority=7))
-    assert msg["dst_len"] == 0 and msg.get_attr("RTA_DST") is None and msg["table"] == 0
+    assert msg["dst_len"] == 0 and msg.get_attr("RTA_DST") is None and msg["table"] == 0 and msg["flags"] == 0
     assert msg.get_attr("RTA_TABLE") == 1000 and msg.get_attr("RTA_PRIORITY") == 7
     # A deletion names everything the kernel matches on, or it finds nothing.
     msg, mtype, _ = decode(rtmsg, rtnl.route_del("10.55.0.0", 16, 254, rtnl.RTPROT_BOOT, rtnl.RT_SCOPE_LINK,
@@ -147,6 +161,20 @@ def test_route_get_is_ip_route_get_from_iif_and_fibmatch():
     assert rtnl.route_get("10.244.1.3", "10.244.0.2", 2)[16:] == body
 
 
+def test_the_probers_neighbour_requests_ask_no_ack():
+    """Sent by the thousand without NLM_F_ACK: the kernel answers only the ones that fail."""
+    data = nl.with_seq(rtnl.neigh_add(3, "10.244.0.2", "0a:58:0a:f4:00:02"), 9)
+    msg, mtype, flags = decode(ndmsg, data)
+    assert mtype == rtnl.RTM_NEWNEIGH and not flags & nl.NLM_F_ACK and struct.unpack_from("=I", data, 8)[0] == 9
+    assert flags & nl.NLM_F_EXCL and msg["state"] == rtnl.NUD_PERMANENT  # an existing entry is used, never replaced
+    assert msg.get_attr("NDA_LLADDR") == "0a:58:0a:f4:00:02" and msg.get_attr("NDA_DST") == "10.244.0.2"
+    data = nl.with_seq(rtnl.neigh_del(3, "10.244.0.2"), 7)
+    length, mtype, flags, seq, _ = nl.HDR.unpack_from(data)
+    assert length == len(data) == 36 and mtype == rtnl.RTM_DELNEIGH and flags == nl.NLM_F_REQUEST and seq == 7
+    family, ifindex = struct.unpack_from("=Bxxxi", data, 16)
+    assert (family, ifindex) == (socket.AF_INET, 3) and data[-4:] == bytes([10, 244, 0, 2])
+
+
 def test_rules():
     data = rtnl.rule_add(10, 100, src="10.244.0.0", src_len=16, iif="eth0", fwmark=0x4000, fwmask=0x4000)
     msg, mtype, flags = decode(fibmsg, data)
@@ -161,6 +189,24 @@ def test_rules():
 def test_attributes_are_padded_to_four_bytes():
     assert len(nl.string(3, "eth0")) == 12  # 4 header + "eth0\\0" (5) + 3 padding
     assert len(nl.u8(7, 0)) == 8
+
+
+def test_ct_delete_is_one_flow_by_its_original_tuple():
+    """``conntrack -D -s 10.244.0.3 -d 10.96.0.20 -p tcp --sport 61234 --dport 80`` as ctnetlink."""
+    from pyroute2.netlink.nfnetlink.nfctsocket import nfct_msg
+
+    data = nfnl.ct_delete("10.244.0.3", "10.96.0.20", socket.IPPROTO_TCP, 61234, 80)
+    length, mtype, flags, _seq, _pid = struct.unpack_from("=IHHII", data)
+    assert length == len(data) and mtype == (nfnl.NFNL_SUBSYS_CTNETLINK << 8 | nfnl.IPCTNL_MSG_CT_DELETE)
+    assert flags == nl.NLM_F_REQUEST  # no ACK asked: the prober sends hundreds and drains the errors
+    msg = nfct_msg(data)
+    msg.decode()
+    assert (msg["nfgen_family"], msg["version"]) == (socket.AF_INET, 0)
+    tup = msg.get_attr("CTA_TUPLE_ORIG")
+    ip, ports = tup.get_attr("CTA_TUPLE_IP"), tup.get_attr("CTA_TUPLE_PROTO")
+    assert ip.get_attr("CTA_IP_V4_SRC") == "10.244.0.3" and ip.get_attr("CTA_IP_V4_DST") == "10.96.0.20"
+    assert ports.get_attr("CTA_PROTO_NUM") == socket.IPPROTO_TCP
+    assert ports.get_attr("CTA_PROTO_SRC_PORT") == 61234 and ports.get_attr("CTA_PROTO_DST_PORT") == 80
 
 
 # --- answers, encoded by pyroute2 ---------------------------------------------------
@@ -180,6 +226,14 @@ def test_parse_link_of_a_vxlan_device():
     assert (link.index, link.name, link.kind, link.up, link.mtu) == (4, "flannel.1", "vxlan", True, 1450)
     assert link.mac == "02:7d:63:dd:1d:06" and link.txqlen == 0 and link.alias == "x"
     assert link.data == {"id": 1, "link": 2, "local": "192.168.122.215", "learning": 0, "port": 8472}
+
+
+def test_parse_link_reads_the_ownership_tag_on_lo():
+    m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 1},
+               [("IFLA_IFNAME", "lo"), ("IFLA_MTU", 65536), ("IFLA_IFALIAS", "netlab:demo:0123abcd")])
+    assert rtnl.parse_link(m).alias == "netlab:demo:0123abcd"
+    m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 1}, [("IFLA_IFNAME", "lo")])
+    assert rtnl.parse_link(m).alias is None
 
 
 def test_parse_link_of_a_veth_end_and_a_bridge_port():
@@ -258,6 +312,19 @@ def test_a_lost_ack_is_a_timeout_not_a_hang(monkeypatch):
         assert "no answer from the kernel within 0.05 s" in str(exc)
     else:
         raise AssertionError("a lost ACK must raise NetlinkTimeout")
+
+
+def test_get_raises_the_kernels_refusal(monkeypatch):
+    """An RTM_GETLINK answered by an error (no such device) is a NetlinkError, not a link."""
+    sock = FakeSocket(errors={1: 19})
+    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    conn = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]
+    try:
+        conn.get("lo in x", rtnl.link_get(1))
+    except nl.NetlinkError as exc:
+        assert exc.errno == 19 and "lo in x" in str(exc)
+    else:
+        raise AssertionError("an error answer must raise NetlinkError")
 
 
 def test_batch_reports_each_request_and_stops_after_the_failing_chunk(monkeypatch):

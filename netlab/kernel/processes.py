@@ -13,20 +13,24 @@ through a pidfd (``pidfd_open``), which names one process for good, and
 exits are awaited by polling the pidfds (a pidfd becomes readable when its
 process exits), so every wait is bounded and no pid race can hit a stranger.
 
-Containers are started with a double fork: the intermediate child calls
-``setsid`` and exits at once, so the container is re-parented to init (no
-zombies in the netlab CLI, nothing dies with it), and the grandchild enters the
-pod's network and UTS namespaces, gets a private mount namespace where
-``/etc/netns/<netns>/*`` (resolv.conf, hosts) is bind-mounted over ``/etc``
-and ``/sys`` shows the namespace's devices (as ``ip netns exec`` does), and
-execs the command with stdout and stderr on its log file. It closes every other
-descriptor first, so the CLI's lock file is never inherited.
+Containers are started with a double fork: the intermediate child (run with
+:func:`netlab.kernel.child.run_in_child`, which brings its answer back)
+calls ``setsid`` and forks the container, so the container is re-parented to
+init when the intermediate exits (no zombies in the netlab CLI, nothing dies
+with it). The container enters the pod's network and UTS namespaces, gets a
+private mount namespace where ``/etc/netns/<netns>/*`` (resolv.conf, hosts)
+is bind-mounted over ``/etc`` and ``/sys`` shows the namespace's devices (as
+``ip netns exec`` does), and execs the command with stdout and stderr on its
+log file. It closes every other descriptor first, so the CLI's lock file is
+never inherited. The intermediate waits (bounded) for the exec: a pipe that
+closes on exec says it happened, a line on it says why it did not.
+
+This module is imported by the echo launcher too (a fresh interpreter that
+forks hundreds of servers), so it stays light: no pyroute2.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import select
@@ -35,46 +39,23 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
-# This module is imported by the echo server's launcher too, so it stays light:
-# no pyroute2 (the prober's agent and the echo launcher import it).
-MS_REC = 16384
-MS_SLAVE = 1 << 19
-MS_BIND = 4096
-MNT_DETACH = 2
-CLONE_NEWNS = 0x00020000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWNET = 0x40000000
-PR_SET_NAME = 15
-NETNS_DIR = "/run/netns"
+from netlab.kernel import netns as nsmod
+from netlab.kernel.child import ChildError, run_in_child
+
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 ETC_NETNS = "/etc/netns"
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-def setns(fd: int, nstype: int) -> None:
-    if _libc.setns(fd, nstype) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns: {os.strerror(err)}")
+EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exec
 
 
 def set_comm(name: str) -> None:
     """The process name ps/top show (15 bytes), e.g. "echo fedora-1"."""
-    _libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    nsmod.libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
-def netns_path(name: str) -> str:
-    """/run/netns/<name>, for a checked name (same rule as netlab.realize.netns, without pyroute2)."""
-    from netlab.model.naming import check_netns
-
-    return os.path.join(NETNS_DIR, check_netns(name))
-
-
-def is_netns_mount(name: str) -> bool:
-    """A mounted namespace (nsfs: another device than /run/netns itself), not a placeholder."""
-    try:
-        return os.stat(netns_path(name)).st_dev != os.stat(NETNS_DIR).st_dev
-    except OSError:
-        return False
+def die_with_parent(parent: int) -> bool:
+    """In a forked child: SIGKILL when the parent (its pid before the fork) dies; False if it already has."""
+    nsmod.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    return os.getppid() == parent
 
 
 @dataclass(frozen=True)
@@ -92,9 +73,7 @@ def ns_identity(path: str) -> tuple[int, int] | None:
     """(st_dev, st_ino) of a namespace file or /proc/<pid>/ns/<kind> link; None if gone."""
     try:
         st = os.stat(path)
-    except (FileNotFoundError, ProcessLookupError, PermissionError, NotADirectoryError):
-        return None
-    except OSError:
+    except OSError:  # gone (ENOENT, ESRCH), or not ours to look at
         return None
     return st.st_dev, st.st_ino
 
@@ -159,14 +138,14 @@ def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str]
     """
     wanted: dict[tuple[int, int], str] = {}
     for name in netns_names:
-        ident = ns_identity(netns_path(name))
+        ident = ns_identity(nsmod.netns_path(name))
         # A placeholder (not a mount) has the /run/netns filesystem's identity: skip it.
-        if ident is not None and is_netns_mount(name):
+        if ident is not None and nsmod.is_netns_mount(name):
             wanted[ident] = name
     uts_wanted: dict[tuple[int, int], str] = {}
     for path in extra_ns_files:
         ident = ns_identity(path)
-        if ident is not None and _is_nsfs_file(path):
+        if ident is not None and nsmod.is_nsfs(path):
             uts_wanted[ident] = path
     if not wanted and not uts_wanted:
         return {}
@@ -184,13 +163,6 @@ def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str]
             if ident in uts_wanted:
                 out[pid] = uts_wanted[ident]
     return out
-
-
-def _is_nsfs_file(path: str) -> bool:
-    try:
-        return os.stat(path).st_dev != os.stat(os.path.dirname(path)).st_dev
-    except OSError:
-        return False
 
 
 def _pidfd(pid: int) -> int | None:
@@ -264,7 +236,7 @@ def stop_namespaces(netns_names: Sequence[str], uts_files: Sequence[str] = (), g
     found = find_in_namespaces(netns_names, uts_files)
     if not found:
         return []
-    wanted = {ns_identity(netns_path(n)) for n in netns_names} | {ns_identity(p) for p in uts_files}
+    wanted = {ns_identity(nsmod.netns_path(n)) for n in netns_names} | {ns_identity(p) for p in uts_files}
     wanted.discard(None)
 
     def still_ours(pid: int) -> bool:
@@ -301,21 +273,27 @@ def enter_pod_here(net_fd: int, uts_fd: int | None, netns: str, mounts: bool = T
     /etc/netns nor /sys, skips it (``mounts=False``). Mount failures are not
     fatal: the network namespace is what matters.
     """
-    setns(net_fd, CLONE_NEWNET)
+    nsmod.setns(net_fd, nsmod.CLONE_NEWNET)
     if uts_fd is not None:
-        setns(uts_fd, CLONE_NEWUTS)
+        nsmod.setns(uts_fd, nsmod.CLONE_NEWUTS)
     if not mounts:
         return
-    libc = _libc
-    if libc.unshare(CLONE_NEWNS) != 0:
+    try:
+        nsmod.unshare(nsmod.CLONE_NEWNS)
+        # Stop our mounts propagating back to the host (as `ip netns exec` does).
+        nsmod.mount("none", "/", None, nsmod.MS_SLAVE | nsmod.MS_REC)
+    except OSError:
         return
-    # Stop our mounts propagating back to the host (as `ip netns exec` does).
-    if libc.mount(b"none", b"/", None, MS_SLAVE | MS_REC, None) != 0:
-        return
-    if libc.umount2(b"/sys", MNT_DETACH) == 0:
-        libc.mount(netns.encode(), b"/sys", b"sysfs", 0, None)
+    try:
+        nsmod.detach("/sys")
+        nsmod.mount(netns, "/sys", "sysfs")
+    except OSError:
+        pass
     for src, dst in _etc_overrides(netns):
-        libc.mount(src.encode(), dst.encode(), b"none", MS_BIND, None)
+        try:
+            nsmod.mount(src, dst, None, nsmod.MS_BIND)
+        except OSError:
+            pass
 
 
 def _which(cmd: str, env: Mapping[str, str]) -> str:
@@ -335,75 +313,69 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
     Raises SpawnError (an OSError) when the command cannot be executed.
     """
     exe = _which(argv[0], env)
-    net_fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+    net_fd = nsmod.open_fd(netns)
     uts_fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC) if uts_path else None
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    args = list(argv)
     envb = {k.encode(): v.encode() for k, v in env.items()}
     try:
-        pid = os.fork()
-        if pid == 0:  # intermediate child
+        pid, failure = run_in_child(_detach, (exe, list(argv), envb, net_fd, uts_fd, log_fd, null_fd, netns),
+                                    timeout=EXEC_WAIT + 5, what=f"the launcher of {argv[0]}")
+    except ChildError as exc:
+        raise SpawnError(errno.ECHILD, f"could not start {argv[0]}: {exc}") from None
+    finally:
+        for fd in (net_fd, uts_fd, log_fd, null_fd):
+            if fd is not None:
+                os.close(fd)
+    if failure is not None:
+        raise SpawnError(*failure)
+    start = start_time(pid)
+    if start is None:
+        raise SpawnError(errno.ESRCH, f"{argv[0]} exited at once")
+    return ProcId(pid, start)
+
+
+def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, uts_fd: int | None, log_fd: int,
+            null_fd: int, netns: str) -> tuple[int, tuple[int, str] | None]:
+    """In the intermediate child: a session of its own, then fork the container.
+
+    Returns the container's pid, and (errno, why) when it could not exec
+    (None when it did, or was still on its way at EXEC_WAIT).
+    """
+    os.setsid()
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)  # closes on a successful exec
+    pid = os.fork()
+    if pid == 0:  # the container
+        try:
+            enter_pod_here(net_fd, uts_fd, netns)
+            os.chdir("/")
+            os.dup2(null_fd, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.closerange(3, report_w)
+            os.closerange(report_w + 1, 1 << 16)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execve(exe, args, envb)
+        except BaseException as exc:  # noqa: BLE001 - report anything, then die
+            code = getattr(exc, "errno", 0) or 0
             try:
-                os.close(report_r)
-                os.setsid()
-                grand = os.fork()
-                if grand:
-                    os.write(report_w, b"P%d\n" % grand)
-                    os._exit(0)
-                # The container.
-                try:
-                    enter_pod_here(net_fd, uts_fd, netns)
-                    os.chdir("/")
-                    os.dup2(null_fd, 0)
-                    os.dup2(log_fd, 1)
-                    os.dup2(log_fd, 2)
-                    os.closerange(3, report_w)
-                    os.closerange(report_w + 1, 1 << 16)
-                    signal.pthread_sigmask(signal.SIG_SETMASK, [])
-                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
-                        signal.signal(sig, signal.SIG_DFL)
-                    os.execve(exe, args, envb)
-                except BaseException as exc:  # noqa: BLE001 - report anything, then die
-                    code = getattr(exc, "errno", 0) or 0
-                    try:
-                        os.write(report_w, b"E%d %s\n" % (code, str(exc).encode(errors="replace")[:200]))
-                    finally:
-                        os._exit(127)
-            except BaseException:  # noqa: BLE001
-                os._exit(126)
-            os._exit(0)
-        os.close(report_w)
-        report_w = -1
-        os.waitpid(pid, 0)
-        data = b""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([report_r], [], [], max(0.0, deadline - time.monotonic()))
-            if not r:
-                break
+                os.write(report_w, b"%d %s" % (code, str(exc).encode(errors="replace")[:200]))
+            finally:
+                os._exit(127)
+    os.close(report_w)
+    data = b""
+    deadline = time.monotonic() + EXEC_WAIT
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([report_r], [], [], left)[0]:
             chunk = os.read(report_r, 4096)
             if not chunk:
                 break
             data += chunk
-        grand_pid = None
-        for line in data.decode(errors="replace").splitlines():
-            if line.startswith("P"):
-                grand_pid = int(line[1:])
-            elif line.startswith("E"):
-                code, _, msg = line[1:].partition(" ")
-                raise SpawnError(int(code or 0), msg)
-        if grand_pid is None:
-            raise SpawnError(errno.ECHILD, f"could not start {argv[0]}")
-        start = start_time(grand_pid)
-        if start is None:
-            raise SpawnError(errno.ESRCH, f"{argv[0]} exited at once")
-        return ProcId(grand_pid, start)
     finally:
-        for fd in (net_fd, uts_fd, log_fd, null_fd, report_r, report_w):
-            if fd is not None and fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        os.close(report_r)
+    if not data:
+        return pid, None
+    code, _, why = data.decode(errors="replace").partition(" ")
+    return pid, (int(code) if code.isdigit() else 0, why)

@@ -1,0 +1,162 @@
+"""A function run in a forked child, its result returned through a pipe, every wait bounded.
+
+Why a child: a thread can change namespace and come back, but some work must
+not leave a trace in the caller: scapy reads interfaces and routes when it is
+imported (the prober imports it only in a child that joined a lab
+namespace), a process that detaches from the CLI (``setsid``), or several
+cores working at once (the prober's workers).
+
+The child pickles ``fn``'s return value (or the exception it raised, with its
+traceback in words) behind an 8-byte length, writes it to a pipe and exits
+with ``os._exit`` (no atexit handlers, no buffers flushed twice). The parent
+reads exactly that many bytes, so a grandchild that inherited the pipe never
+keeps it waiting; at the deadline it kills the child (SIGKILL) and says so.
+
+Not for everything that forks: a long-lived child that reports "listening"
+and then serves (the prober's echo listeners, probe/listeners.py), or the
+echo launcher, a fresh small interpreter that forks hundreds of servers
+(workload/launch.py), speak a line protocol of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import struct
+import time
+import traceback
+from typing import Any, Callable
+
+from netlab.kernel import netns as nsmod
+
+LENGTH = struct.Struct("=Q")
+
+
+class ChildError(Exception):
+    """A child did not return a result: it raised something that cannot be sent back, or never answered."""
+
+
+class ChildTimeout(ChildError):
+    """The child was still running at the deadline; it was killed."""
+
+
+class ChildDied(ChildError):
+    """The child ended without a result (killed by a signal, or exited on its own)."""
+
+
+class Child:
+    """A forked child running one function; :meth:`result` waits for its answer."""
+
+    def __init__(self, pid: int, fd: int, what: str):
+        self.pid, self.fd, self.what = pid, fd, what
+
+    def result(self, timeout: float) -> Any:
+        """``fn``'s return value, or its exception raised here (its traceback as a note).
+
+        Raises ChildTimeout after ``timeout`` seconds (the child is killed),
+        ChildDied when the child ended without an answer.
+        """
+        try:
+            data = self._read(time.monotonic() + timeout)
+        except ChildTimeout:
+            self._end()
+            raise ChildTimeout(f"{self.what} did not finish within {timeout:g} s; killed it") from None
+        except BaseException:  # Ctrl-C while waiting: the child goes too, and leaves no zombie
+            self._end()
+            raise
+        finally:
+            os.close(self.fd)
+        status = os.waitpid(self.pid, 0)[1]
+        if data is None:
+            raise ChildDied(f"{self.what} ended without a result ({_how(status)})")
+        try:
+            ok, value, text = pickle.loads(data)
+        except Exception as exc:  # noqa: BLE001 - an unreadable answer is no answer
+            raise ChildDied(f"{self.what} sent a result that cannot be read: {exc}") from None
+        if ok:
+            return value
+        value.add_note(f"in {self.what} (pid {self.pid}):\n{text}")
+        raise value
+
+    def _end(self) -> None:
+        """Kill the child and reap it."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        os.waitpid(self.pid, 0)
+
+    def _read(self, deadline: float) -> bytes | None:
+        """LENGTH + payload from the pipe; None at end of file before all of it came."""
+        buf = bytearray()
+        want = LENGTH.size
+        while len(buf) < want:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                raise ChildTimeout(self.what)
+            chunk = os.read(self.fd, min(1 << 20, want - len(buf)))
+            if not chunk:
+                return None
+            buf += chunk
+            if want == LENGTH.size and len(buf) == want:
+                want += LENGTH.unpack(buf)[0]
+        return bytes(buf[LENGTH.size:])
+
+
+def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = None, what: str = "a child") -> Child:
+    """Fork; the child joins ``netns`` (if given), runs ``fn(*args)`` and sends back what came of it."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(r)
+        try:
+            if netns is not None:
+                nsmod.join(netns)
+            answer = (True, fn(*args), "")
+        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+            answer = (False, _sendable(exc), traceback.format_exc())
+        try:
+            payload = pickle.dumps(answer)
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be pickled
+            payload = pickle.dumps((False, ChildError(f"cannot send the result back: {exc}"), ""))
+        try:
+            _write_all(w, LENGTH.pack(len(payload)) + payload)
+        finally:
+            os._exit(0 if answer[0] else 1)
+    os.close(w)
+    return Child(pid, r, what)
+
+
+def run_in_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = None, timeout: float = 60.0,
+                 what: str = "a child") -> Any:
+    """``fn(*args)`` in a forked child (in namespace ``netns``), its result here within ``timeout`` seconds."""
+    return start_child(fn, args, netns, what).result(timeout)
+
+
+def _sendable(exc: BaseException) -> Exception:
+    """The exception itself if it can cross the pipe and be raised here as an error, else a ChildError."""
+    if isinstance(exc, Exception):
+        try:
+            pickle.loads(pickle.dumps(exc))
+            return exc
+        except Exception:  # noqa: BLE001 - an exception that does not survive pickling
+            pass
+    # KeyboardInterrupt, SystemExit: the child's ending, not the parent's
+    return ChildError(f"{type(exc).__name__}: {exc}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _how(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        try:
+            return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+        except ValueError:
+            return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"

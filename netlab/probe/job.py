@@ -1,0 +1,195 @@
+"""The agent's job: every probe as a task, in units that say which neighbour entries their packets create.
+
+The runner makes the job from the matrix (:func:`make_job`), the agent
+(agent.py) sends it and hands back one :class:`Observation` per task.
+
+Units keep the machine-wide neighbour table bounded (see neighbours.py and
+budget.py). A unit is a group of probes started together, in *phases* run
+one after the other, naming the dynamic neighbour entries its packets
+create:
+
+- a pair of pods on one bridge: both directions, the first before the
+  second, so one ARP exchange serves both (A asks for B; B learns A from the
+  request). With ``arp="seeded"`` the pair carries the PERMANENT entries to
+  make instead (each pod's MAC for the other), which the kernel's garbage
+  collector does not count;
+- a node and one of its own pods;
+- a batch of routed probes from one source (Service and egress probes among
+  them), cut so that one batch never needs more than a quarter of the budget;
+- a Service's distribution check: its first connection alone (so a ClientIP
+  affinity entry exists), then the rest at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from netlab.model.lab import Lab
+from netlab.probe import neighbours as nb
+from netlab.probe import services as svcs
+from netlab.probe.matrix import Observation, Probe
+from netlab.probe.neighbours import Entry
+
+POD_IF = "eth0"
+FREE_UNIT = 256  # routed probes per unit
+ARP_MODES = ("auto", "real", "seeded")
+# Above this many ARP deliveries (pairs of pods on one bridge x ports on that
+# bridge: every ARP request is flooded to every port) "auto" seeds the pairs.
+# 50 pods on a bridge: 61,250 (real ARP, about 0.3 s); 200 pods: 3,980,000
+# (about 6 s of kernel time with real ARP, under 2 s seeded).
+SEED_ABOVE = 1_000_000
+
+
+@dataclass
+class Task:
+    """One probe as the agent sees it."""
+
+    id: int
+    src: str  # source namespace
+    dst: str  # destination IP
+    proto: str  # icmp | tcp | udp
+    port: int = 0
+    service: bool = False  # a Service probe: source port from sockets.SERVICE_PORTS; udp: a socket of its own
+    wait_reply: bool = True  # tcp: wait for an echo line after connect (False: no echo server there)
+
+
+class Seed(NamedTuple):
+    """A PERMANENT entry a seeded pair makes in ``netns``: ``ip`` on ``ifname`` is ``peer``'s own MAC."""
+
+    netns: str
+    ifname: str
+    ip: str
+    peer: str  # the namespace whose ``ifname`` MAC the entry carries
+
+
+@dataclass
+class Unit:
+    """Probes started together; ``phases`` run one after the other (task ids)."""
+
+    phases: list[list[int]]
+    entries: list[Entry] = field(default_factory=list)  # dynamic neighbour entries its packets create
+    # Seeded pairs: PERMANENT entries made before the first phase and deleted after the last;
+    # no ARP between the two, nothing GC-counted.
+    seed: list[Seed] = field(default_factory=list)
+
+
+@dataclass
+class Job:
+    tasks: list[Task]
+    units: list[Unit]
+    home: str  # namespace the agent joins before importing scapy
+    timeout: float = 1.0
+    budget: int = 400  # dynamic neighbour entries the run may hold at once
+    workers: int = 0  # 0: one per CPU (for big jobs)
+    self_ip: dict[str, str] = field(default_factory=dict)  # pod netns -> ifname to read its address (and MAC) from
+    route_src: list[tuple[str, str]] = field(default_factory=list)  # (netns, dst): kernel's source address
+    sweep: list[str] = field(default_factory=list)  # namespaces whose new dynamic entries are removed at the end
+    untrack: list[str] = field(default_factory=list)  # namespaces where unanswered Service flows are deleted
+
+
+@dataclass
+class Output:
+    """What the agent hands back: an observation per task id, what it read, and how the run went."""
+
+    obs: dict[int, Observation]
+    self_ip: dict[str, str | None]
+    route_src: dict[tuple[str, str], str | None]
+    stats: dict
+
+
+# --- making a job from the matrix -----------------------------------------------------
+
+
+def arp_flood_cost(lab: Lab) -> int:
+    per_node: dict[str, int] = {}
+    for p in lab.pods:
+        per_node[p.node] = per_node.get(p.node, 0) + 1
+    return sum(k * (k - 1) // 2 * (k + 1) for k in per_node.values())
+
+
+def choose_arp(lab: Lab, arp: str = "auto") -> str:
+    """real: every pair of pods on one bridge resolves the other by ARP (what a learner sees).
+    seeded: each pod's ARP is still checked from its node (node -> pod probes resolve it),
+    but pod pairs use the pods' own MACs as temporary PERMANENT entries: no ARP floods."""
+    if arp not in ARP_MODES:
+        raise ValueError(f"arp mode {arp!r}: want one of {', '.join(ARP_MODES)}")
+    if arp == "auto":
+        return "seeded" if arp_flood_cost(lab) > SEED_ABOVE else "real"
+    return arp
+
+
+def probe_entries(lab: Lab, p: Probe) -> list[Entry]:
+    if p.svc is not None or p.destination.kind == "host":
+        return svcs.path_entries(lab, p)
+    return nb.path_entries(lab, p.source, p.destination)
+
+
+def task_for(i: int, p: Probe) -> Task:
+    return Task(id=i, src=p.source.netns, dst=p.destination.addr, proto=p.proto, port=p.port or 0,
+                service=p.svc is not None, wait_reply=p.echo is not False)
+
+
+def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real",
+             dists: list[svcs.Distribution] | None = None) -> Job:
+    """The agent's job: a task per probe (and per distribution connection, ids after the probes'), in units."""
+    budget = budget if budget is not None else nb.probe_budget()
+    order = {p.name: i for i, p in enumerate(lab.pods)}
+    tasks: list[Task] = []
+    pairs: dict[tuple[str, str], Unit] = {}
+    local: dict[tuple[str, str], Unit] = {}
+    routed: dict[str, list[tuple[int, list[Entry]]]] = {}
+    route_src: set[tuple[str, str]] = set()
+    for i, p in enumerate(probes):
+        s, d = p.source, p.destination
+        tasks.append(task_for(i, p))
+        if s.kind != "pod":
+            route_src.add((s.netns, d.addr))
+        entries = probe_entries(lab, p)
+        if p.same_bridge:
+            a, b = sorted((s.name, d.name), key=lambda n: order.get(n, 0))
+            unit = pairs.get((a, b))
+            if unit is None:
+                if arp == "seeded":
+                    pa, pb = (s, d) if s.name == a else (d, s)
+                    unit = pairs[(a, b)] = Unit(phases=[[], []], seed=[Seed(pa.netns, POD_IF, pb.addr, pb.netns),
+                                                                      Seed(pb.netns, POD_IF, pa.addr, pa.netns)])
+                else:
+                    unit = pairs[(a, b)] = Unit(phases=[[], []], entries=entries)
+            unit.phases[0 if s.name == a else 1].append(i)
+        elif s.kind == "node" and d.kind == "pod" and d.node == s.name:
+            unit = local.get((s.name, d.name))
+            if unit is None:
+                unit = local[(s.name, d.name)] = Unit(phases=[[]], entries=entries)
+            unit.phases[0].append(i)
+        else:
+            routed.setdefault(s.netns, []).append((i, entries))
+    units = list(pairs.values()) + list(local.values())
+    cap = max(4, budget // 4)
+    for items in routed.values():
+        ids: list[int] = []
+        seen: set[Entry] = set()
+        for i, entries in items:
+            if ids and (len(ids) >= FREE_UNIT or len(seen | set(entries)) > cap):
+                units.append(Unit(phases=[ids], entries=sorted(seen)))
+                ids, seen = [], set()
+            ids.append(i)
+            seen |= set(entries)
+        if ids:
+            units.append(Unit(phases=[ids], entries=sorted(seen)))
+    for dist in dists or ():
+        first = len(tasks)
+        for k in range(dist.connections):
+            tasks.append(task_for(first + k, dist.probe))
+        units.append(Unit(phases=[[first], list(range(first + 1, len(tasks)))],
+                          entries=probe_entries(lab, dist.probe)))
+    for u in units:
+        u.phases = [ph for ph in u.phases if ph]
+    names = lab.netns_names() + [ns for _, ns in lab.internet_hosts]
+    sweep = list(names) + sorted({p.source.netns for p in probes} - set(names))
+    untrack = [n.netns for n in lab.nodes] + [ns for name, ns in lab.internet_hosts if name == "lb"]
+    if not any(p.svc is not None for p in probes) and not dists:
+        untrack = []
+    return Job(tasks=tasks, units=units, home=lab.underlay_netns, timeout=timeout, budget=budget,
+               self_ip={p.netns: POD_IF for p in lab.pods}, route_src=sorted(route_src), sweep=sweep,
+               untrack=untrack)

@@ -1,0 +1,217 @@
+"""Judging what came back: each probe's observation against what the matrix expects.
+
+Judging a reply checks the three rules as such, not only "it answered":
+
+1. and 2. no NAT between pods and from nodes to pods: the echo server reports
+   the client address it saw; it must be the address the sender used (a pod's
+   IP; for a node, its own address on the path, the one the kernel picked);
+3. the server saw the request arrive at the address the client sent it to,
+   and each pod's eth0 carries the address others reach it at (checked per
+   pod, see :class:`SelfCheck`).
+
+A Service or egress probe carries client-address rules instead (where NAT
+must happen, and where it must not); a reply is checked against those.
+Pure: no sockets, no root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from netlab.probe.matrix import Observation, Probe
+
+if TYPE_CHECKING:
+    from netlab.probe.services import DistResult
+
+
+@dataclass
+class Report:
+    """A probe run, judged: what ``netlab probe`` prints (report.py renders it)."""
+
+    lab: str
+    timeout: float
+    results: list["Result"]
+    self_checks: list["SelfCheck"]
+    stats: dict = field(default_factory=dict)
+    elapsed: float = 0.0
+    distributions: list["DistResult"] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was not probed, and why
+
+    @property
+    def failures(self) -> list["Result"]:
+        return [r for r in self.results if not r.ok]
+
+    @property
+    def self_failures(self) -> list["SelfCheck"]:
+        return [c for c in self.self_checks if not c.ok]
+
+    @property
+    def dist_failures(self) -> list["DistResult"]:
+        return [d for d in self.distributions if not d.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.self_failures and not self.dist_failures
+
+    @property
+    def as_expected(self) -> int:
+        return sum(1 for r in self.results if r.ok)
+
+
+@dataclass
+class Result:
+    probe: Probe
+    obs: Observation
+    timeout: float = 1.0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict:
+        p, o = self.probe, self.obs
+        return {
+            "source": p.source.name,
+            "destination": p.destination.name,
+            "protocol": p.proto,
+            "port": p.port,
+            "destination_ip": str(p.destination.ip),
+            "expected": "reachable" if p.expected else "unreachable",
+            "observed": "reachable" if o.reached else "unreachable",
+            "outcome": o.outcome,
+            "detail": o.detail or None,
+            "as_expected": self.ok,
+            "problems": list(self.problems),
+            "local_address": o.local,
+            "seen_client_address": o.seen_client,
+            "server_address": o.server,
+            "answered_by": o.answered_by,
+            "ttl": o.ttl,
+            "rtt_ms": None if o.rtt is None else round(o.rtt * 1000, 3),
+            "reason": p.reason,
+            "section": p.section,
+            "expected_client": _expected_client(p, o),
+            "service": p.svc.to_json() if p.svc is not None else None,
+        }
+
+
+def _expected_client(p: Probe, o: Observation) -> list[str] | None:
+    """The client addresses the rules allow for this reply (None: the sender's own, or not an echo reply)."""
+    rule = p.rule_for(o.answered_by) if o.answered_by else None
+    return list(rule.allowed) if rule is not None else None
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """Rule 3 from the pod's side: the address on its eth0 is the one others reach it at."""
+
+    pod: str
+    expected: str
+    seen: str | None  # eth0's address read inside the pod; None if it has none
+
+    @property
+    def ok(self) -> bool:
+        return self.seen == self.expected
+
+    @property
+    def problem(self) -> str:
+        seen = self.seen or "no address"
+        return (f"{self.pod}: sees itself as {seen} on eth0, but others reach it at {self.expected} "
+                f"(rule 3: the IP a pod sees itself as is the IP others see it as)")
+
+    def to_json(self) -> dict:
+        return {"pod": self.pod, "eth0_address": self.seen, "reached_at": self.expected, "ok": self.ok}
+
+
+def _ip(addr: str | None) -> str | None:
+    return addr.rsplit(":", 1)[0] if addr else None
+
+
+def _seconds(t: float) -> str:
+    return f"{t:g} s"
+
+
+def why_unreached(obs: Observation, timeout: float) -> str:
+    if obs.outcome == "timeout":
+        return f"no reply in {_seconds(timeout)}"
+    if obs.outcome == "refused":
+        return "connection refused" if not obs.detail else obs.detail
+    if obs.outcome == "skipped":
+        return obs.detail or "not probed"
+    return obs.detail or obs.outcome
+
+
+def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None) -> list[str]:
+    """Problems with one probe's result, in words (empty: as expected).
+
+    ``sender_ip`` is the address the source used (a pod's IP; for nodes and
+    hosts the kernel's choice of source address towards the destination).
+    Probes with client-address rules (egress, Services) are checked against
+    those instead: they say where NAT must happen, and where it must not.
+    """
+    dst = probe.destination
+    if not probe.expected:
+        if obs.reached:
+            rtt = f" in {obs.rtt * 1000:.1f} ms" if obs.rtt is not None else ""
+            by = f" from {obs.answered_by}" if obs.answered_by and obs.answered_by != dst.name else ""
+            return [f"expected unreachable, got a reply{by}{rtt}"]
+        return []
+    if not obs.reached:
+        why = why_unreached(obs, timeout)
+        if probe.proto == "udp" and probe.echo is False and obs.outcome == "timeout":
+            why += (f" (not netlab's echo server: whatever serves udp/{probe.port} on {dst.name} need not "
+                    f"answer a probe datagram, so silence proves nothing either way)")
+        return [f"expected reachable, {why}"]
+    out: list[str] = []
+    if probe.proto == "icmp":
+        if obs.reply_from and obs.reply_from != dst.addr:
+            out.append(f"the reply came from {obs.reply_from}, not {dst.ip} (address translated on the way)")
+        return out
+    if obs.answered_by is None:
+        return out  # not netlab's echo server (a container with its own command): reachability only
+    if probe.rules:
+        return _judge_rules(probe, obs)
+    if dst.kind in ("pod", "host") and obs.answered_by != dst.name:
+        out.append(f"answered by {obs.answered_by}, not {dst.name}")
+    seen_ip = _ip(obs.seen_client)
+    if sender_ip and seen_ip and seen_ip != sender_ip:
+        rule = "rule 1, pod to pod" if probe.source.kind == "pod" else "rule 2, node to pod"
+        out.append(f"NAT: {dst.name} saw the client as {seen_ip}, but {probe.source.name} sent from "
+                   f"{sender_ip} ({rule}: no NAT)")
+    elif obs.local and obs.seen_client and ":" in obs.local and obs.local != obs.seen_client:
+        out.append(f"NAT: {dst.name} saw the client as {obs.seen_client}, but {probe.source.name} sent from "
+                   f"{obs.local} (source port translated)")
+    server_ip = _ip(obs.server)
+    if server_ip and server_ip != dst.addr:
+        out.append(f"{dst.name} saw the request arrive at {server_ip}, but it was sent to {dst.ip} "
+                   f"(rule 3: the IP a pod sees itself as is the IP others see it as)")
+    return out
+
+
+def _judge_rules(probe: Probe, obs: Observation) -> list[str]:
+    """An echo reply against the probe's client-address rules."""
+    who = obs.answered_by
+    rule = probe.rule_for(who)
+    if rule is None:
+        if probe.svc is not None:
+            names = ", ".join(name for name, _, _ in probe.svc.endpoints) or "none"
+            return [f"answered by {who}, which is not an endpoint of svc/{probe.svc.service} (endpoints: {names})"]
+        return [f"answered by {who}, not {probe.destination.name}"]
+    out: list[str] = []
+    if probe.svc is None and who != probe.destination.name:
+        out.append(f"answered by {who}, not {probe.destination.name}")
+    seen_ip = _ip(obs.seen_client)
+    if seen_ip is not None and seen_ip not in rule.allowed:
+        allowed = " or ".join(rule.allowed)
+        out.append(f"NAT: {who} saw the client as {seen_ip}, expected {allowed} ({rule.why})")
+    server = rule.server or f"{probe.destination.addr}:{probe.port}"
+    if obs.server and obs.server != server:
+        what = "the Service's DNAT target" if probe.svc is not None else "the address it was sent to"
+        out.append(f"{who} saw the request arrive at {obs.server}, not {server} ({what})")
+    return out
+
+
+def failure_line(r: Result) -> str:
+    return f"{r.probe.label}: {'; '.join(r.problems)}"
