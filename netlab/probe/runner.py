@@ -326,3 +326,35 @@ def _fork_agent(job, limit: float):
     from netlab.probe.agent import Output
 
     return Output(*msg[1:])
+
+
+def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Result]:
+    """Send only ``probes`` (the Python API's ``Lab.reach``): one agent job, judged as :func:`run` judges.
+
+    Pairs of pods on one bridge resolve each other by real ARP; an internet host
+    gets its temporary echo listener while the job runs.
+    """
+    from netlab.probe import listeners
+    from netlab.workload.processes import is_netns_mount
+
+    if not is_netns_mount(lab.underlay_netns):
+        raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
+                                  f"run `sudo netlab up` first")
+    job = make_job(lab, probes, timeout, arp="real")
+    job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
+    job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
+    limit = 60 + timeout * (3 + len(job.tasks) / 50)
+    host_ns = dict(lab.internet_hosts)
+    wanted = sorted({p.destination.name for p in probes if p.destination.kind == "host"}
+                    & set(internet_host_names(lab)))
+    with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
+                         lifetime=limit + 30) as heard:
+        out = _fork_agent(job, limit=limit)
+    results = []
+    for i, p in enumerate(probes):
+        obs = out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent")
+        if p.destination.name in heard.errors and not obs.reached and p.destination.kind == "host":
+            obs.outcome = "error"
+            obs.detail = f"no echo listener on {p.destination.name}: {heard.errors[p.destination.name]}"
+        results.append(Result(p, obs, timeout, judge(p, obs, timeout, _sender(p, obs, out))))
+    return results
