@@ -19,6 +19,7 @@ the CLI's ``-o json`` (netlab.api.results).
 from __future__ import annotations
 
 import collections
+import json
 import os
 import subprocess
 from dataclasses import replace
@@ -64,6 +65,7 @@ class Lab:
         self.last_up: R.UpResult | None = None
         self.traces: collections.deque[R.Trace] = collections.deque(maxlen=KEEP_TRACES)
         self._model: ModelLab | None = None
+        self._model_key = ""
         self._down = False
 
     def __repr__(self) -> str:
@@ -97,7 +99,6 @@ class Lab:
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings))
-        lab._model = loaded.lab
         return lab
 
     @classmethod
@@ -140,9 +141,12 @@ class Lab:
 
     @property
     def model(self) -> ModelLab:
-        """The resolved topology of the running lab: every name, address and MAC."""
-        if self._model is None:
-            self._model = self.state().resolved()
+        """The resolved topology of the running lab: every name, address and MAC (read from its
+        state each time: another process, or another ``Lab``, may have changed the lab since)."""
+        state = self.state()
+        key = json.dumps(state.topology, sort_keys=True)
+        if self._model is None or self._model_key != key:
+            self._model, self._model_key = state.resolved(), key
         return self._model
 
     def pods(self, selector: str | None = None) -> tuple[R.PodInfo, ...]:
@@ -278,10 +282,8 @@ class Lab:
     # --- helpers ---------------------------------------------------------------------------------
 
     def _loaded_for(self, topology: TopologyInput) -> Loaded:
-        loaded = load(topology)
-        if loaded.lab.name != self.name:
-            raise UsageError(f"{loaded.origin} is lab {loaded.lab.name}, not {self.name}")
-        return loaded
+        """A topology to compare or probe this lab with, under this lab's name."""
+        return load(topology, self.name)
 
     def _against(self, topology: TopologyInput) -> tuple[LabState, str | None]:
         state = self.state()

@@ -214,7 +214,10 @@ class ProbeReport:
 
 @dataclass(frozen=True)
 class TraceEnd:
-    """One end of a trace: a pod, node, internet host, Service or bare address."""
+    """One end of a trace: a pod, node, internet host, Service or bare address (the JSON
+    leaves out the fields that do not apply, as ``netlab trace -o json`` does)."""
+
+    __json_omit_none__ = True
 
     name: str
     kind: str
@@ -397,7 +400,9 @@ def _ip_of(addr: str | None) -> str | None:
 def to_json(obj: Any) -> Any:
     """The JSON the CLI prints for a result (dataclasses to dicts, tuples to lists)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        omit = getattr(obj, "__json_omit_none__", False)
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (omit and getattr(obj, f.name) is None)}
     if isinstance(obj, Mapping):
         return {k: to_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
