@@ -273,9 +273,15 @@ def _resolve_path(request: pytest.FixtureRequest, topology: TopologyInput) -> To
     return topology
 
 
+def watch(item: pytest.Item, lab: Lab) -> None:
+    """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up
+    itself (through the CLI, or ``Lab.up``). It is not taken down by the plugin."""
+    _used_by(item, lab)
+
+
 def _used_by(item: Any, lab: Lab) -> None:
     used = item.stash.setdefault(LABS, [])
-    if lab not in used:
+    if all(other.name != lab.name for other in used):
         used.append(lab)
 
 
