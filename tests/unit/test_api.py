@@ -1,7 +1,7 @@
 """The Python API without root: topologies from files and dicts, the results' JSON, selectors (issue 13).
 
 What needs a running lab (up, reach, probe, trace, exec ...) is in
-tests/integration/test_api.py; the API example of the README runs from a
+tests/integration/test_api_live.py; the API example of the README runs from a
 fresh virtualenv in tests/integration/test_examples.py.
 """
 

@@ -2,7 +2,7 @@
 completion, plain tables when piped, colour only on a terminal, the new commands' help.
 
 With a running lab (get, exec without a command, status/probe -t FILE,
-inspect --section, NETLAB_LAB) they are in tests/integration/test_cli_habits.py.
+inspect --section, NETLAB_LAB) they are in tests/integration/test_cli_habits_live.py.
 """
 
 from __future__ import annotations
