@@ -9,6 +9,7 @@ import sys
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from netlab import __version__
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
@@ -73,13 +74,22 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """$NETLAB_LAB is the default of --lab; a -t FILE on the command line picks the lab instead."""
+    if value is not None and ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT:
+        if ctx.params.get("topology") is not None or not value.strip():
+            return None
+    return value
+
+
 def lab_options(func: Callable) -> Callable:
-    """--lab NAME / -t FILE: which running lab a command acts on."""
+    """--lab NAME / -t FILE: which running lab a command acts on ($NETLAB_LAB when neither is given)."""
     from netlab.cli.complete import complete_labs
 
     func = click.option("-t", "--topology", "topology", metavar="FILE", type=click.Path(dir_okay=False),
                         help="Topology file of the lab (its name: field picks the lab).")(func)
-    func = click.option("--lab", "lab_name", metavar="NAME", shell_complete=complete_labs,
+    func = click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
+                        callback=_lab_from_env, shell_complete=complete_labs,
                         help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")(func)
     return func
 

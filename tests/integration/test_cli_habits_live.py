@@ -40,6 +40,8 @@ def test_netlab_lab_picks_the_lab_when_several_are_up(netlab_lab, netlab_factory
     assert json.loads(picked.stdout)["lab"] == other.name
     given = netlab("get", "pods", "--lab", netlab_lab.name, "-o", "json", env={"NETLAB_LAB": other.name})
     assert json.loads(given.stdout)["lab"] == netlab_lab.name  # --lab wins over the environment
+    traced = netlab("trace", "a", "kube-dns", "--proto", "icmp", "-o", "json", env={"NETLAB_LAB": other.name})
+    assert json.loads(traced.stdout)["lab"] == other.name  # every command with --lab reads it
 
 
 def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
