@@ -65,7 +65,7 @@ def bench_down_inprocess(pods: int) -> float:
     """down through the library in this process (excludes Python start-up)."""
     from netlab.model.load import load_topology
     from netlab.model.lab import resolve
-    from netlab import api as apply
+    from netlab.api import lifecycle as apply
 
     lab = f"bd{uuid.uuid4().hex[:6]}"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
@@ -84,7 +84,7 @@ def bench_network_only(pods: int) -> float:
     """up through the library with containers off: the part ip -batch also does."""
     from netlab.model.load import load_topology
     from netlab.model.lab import resolve
-    from netlab import api as apply
+    from netlab.api import lifecycle as apply
 
     lab = f"bw{uuid.uuid4().hex[:6]}"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
+from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node, two_node_topology
 
 pytestmark = pytest.mark.root
 
@@ -39,9 +39,8 @@ def kernel_view(lab: str) -> dict:
             for ns in lab_namespaces(lab)}
 
 
-def test_vxlan_lab_matches_flannel(labs, tmp_path):
-    lab = labs.name()
-    labs.up(two_node_topology(lab))
+def test_vxlan_lab_matches_flannel(netlab_factory):
+    lab = netlab_factory(two_node()).name
     node, node2 = f"{lab}-minikube", f"{lab}-minikube-m02"
 
     # flannel.1: VNI 1, dstport 8472, local node IP, nolearning, MTU 1450, /32 address.
@@ -78,12 +77,11 @@ def test_vxlan_lab_matches_flannel(labs, tmp_path):
     assert ping_ttl(pod, "10.244.0.3") == 64
 
 
-def test_underlay_carries_vxlan_vni_1(labs):
+def test_underlay_carries_vxlan_vni_1(netlab_factory):
     """A capture on the underlay shows UDP 8472 carrying VXLAN VNI 1 with the pod IPs inside."""
     from scapy.all import IP, UDP, VXLAN, rdpcap  # noqa: PLC0415 - tests only
 
-    lab = labs.name()
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    lab = netlab_factory(two_node(pods_per_node=1)).name
     pcap = f"/tmp/{lab}.pcap"
     underlay = f"{lab}-underlay"
     cap = subprocess.Popen(["ip", "netns", "exec", underlay, "tcpdump", "-i", "br0", "-U", "-c", "2", "-w", pcap,
@@ -110,9 +108,9 @@ def test_underlay_carries_vxlan_vni_1(labs):
     assert {outer[IP].src, outer[IP].dst} == {"192.168.122.215", "192.168.122.7"}
 
 
-def test_host_gw_routes_without_encapsulation(labs):
-    lab = labs.name()
-    labs.up(two_node_topology(lab, mode="host-gw"))
+@pytest.mark.netlab(two_node(mode="host-gw"))
+def test_host_gw_routes_without_encapsulation(netlab_lab):
+    lab = netlab_lab.name
     node, pod = f"{lab}-minikube", f"{lab}-fedora-1"
     links = [l["ifname"] for l in ip_json("link", netns=node)]
     assert "flannel.1" not in links
