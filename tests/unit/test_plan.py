@@ -76,7 +76,7 @@ def test_pods_get_overlay_mtu_and_default_route():
     plan = default_plan()
     veths = [r for r in plan.resources if isinstance(r, Veth) and r.peer_netns == "demo-fedora-1"]
     assert len(veths) == 1 and veths[0].mtu == 1450 and veths[0].master == "cni0" and veths[0].hairpin
-    assert veths[0].peer_mac == "0a:58:0a:f4:00:02"
+    assert veths[0].peer_mac == "9e:b4:a1:d1:ba:d3"
     routes = [r for r in plan.resources if isinstance(r, Route) and r.netns == "demo-fedora-1"]
     assert [(str(r.dst), str(r.gateway), r.dev) for r in routes] == [("0.0.0.0/0", "10.244.0.1", "eth0")]
 
