@@ -25,6 +25,10 @@ from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import Address, Bridge, Netns, Resource, Route, Sysctl, Veth
 from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
+# The CNI bridge plugin makes the pair with txqueuelen 0 on both ends (its netlink
+# library sends the zero of an unset field), where the kernel would give 1000.
+CNI_VETH_TXQLEN = 0
+
 ORDER = ("netns", "sysctl", "bridge", "veth", "vxlan", "address", "neigh", "fdb", "route", "nat")
 
 # Features that add resources of their own: the simulated internet and the
@@ -88,7 +92,7 @@ def build_plan(lab: Lab) -> Plan:
         res.append(Veth(netns=node.netns, name=pod.host_veth, mtu=lab.pod_mtu,
                         mac=naming.mac_from_hash(lab.name, "cni-port", pod.name),
                         peer_netns=pod.netns, peer_name=naming.POD_IF, peer_mac=pod.mac,
-                        master=naming.BRIDGE, hairpin=True))
+                        master=naming.BRIDGE, hairpin=True, txqlen=CNI_VETH_TXQLEN))
 
     # VTEPs.
     if lab.mode == "vxlan":
