@@ -168,6 +168,18 @@ class Vxlan(Link):
                 f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
 
 
+def broadcast_of(address: IPv4Interface) -> IPv4Address | None:
+    """The broadcast address an address gets on a real node (``brd`` in ``ip addr``).
+
+    The netlink library the CNI plugins use fills IFA_BROADCAST in itself for an
+    IPv4 address shorter than /31 (so ``brd 10.244.0.255`` on cni0 and on a pod's
+    eth0), and a DHCP client sets it on a node's NIC; /31 and /32 (flannel.1's
+    10.244.0.0/32) have none.
+    """
+    net = address.network
+    return net.broadcast_address if net.prefixlen < 31 else None
+
+
 @dataclass(frozen=True)
 class Address(Resource):
     kind: ClassVar[str] = "address"
@@ -187,6 +199,11 @@ class Address(Resource):
 
     def describe(self) -> str:
         return f"address {self.address} on {self.dev} in {self.netns}"
+
+
+def address_with_brd(netns: str, dev: str, address: IPv4Interface) -> Address:
+    """An address as the real tools add it: with its broadcast (see :func:`broadcast_of`)."""
+    return Address(netns=netns, dev=dev, address=address, broadcast=broadcast_of(address))
 
 
 @dataclass(frozen=True)

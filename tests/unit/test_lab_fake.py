@@ -87,7 +87,8 @@ def test_a_link_that_is_only_down_is_set_up_and_its_routes_put_back(lab):
     def breaker(k):
         k.apply([Op("set", replace(link(k, "fk-a", "eth0"), up=False), old=link(k, "fk-a", "eth0"))])
     ops = break_and_repair(lab, FakeKernel(), breaker)
-    assert [(op.verb, op.res.kind) for op in ops] == [("set", "veth-peer"), ("replace", "route")]
+    # The pod's two routes (the cluster pod CIDR and the default, both via cni0) went with the link.
+    assert [(op.verb, op.res.kind) for op in ops] == [("set", "veth-peer"), ("replace", "route"), ("replace", "route")]
 
 
 def link(k, ns, name) -> Link:
@@ -162,7 +163,7 @@ def test_a_failed_repair_takes_back_exactly_its_own_ops(lab):
             assert snapshot_all(k) == before, f"fault at {at}"
             assert status(lab, k).drift == drift
             continue
-        assert at == 6  # five repairs (a link set up, a route put back, a route, a rule deleted, a sysctl)
+        assert at == 7  # six repairs (a link set up, two routes put back, a route, a rule deleted, a sysctl)
         assert status(lab, k).ok
         break
     else:
@@ -184,7 +185,7 @@ def test_a_kernel_refusal_mid_repair_rolls_back_and_keeps_what_existed(lab):
 
 
 def test_a_failed_up_of_a_fresh_lab_leaves_nothing(lab):
-    for at in range(1, 40):
+    for at in range(1, 80):
         k = FakeKernel()
         try:
             up(lab, k, fault_at=at)
