@@ -12,6 +12,7 @@ from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
 from netlab.kernel import netns as nsmod
 from netlab.realize.state import select_lab
+from netlab.services import flannel_files
 from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
 from netlab.trace.inspect import inspect
 from netlab.trace.kernel import LiveKernel
@@ -198,6 +199,9 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, output: s
     netns = _netns_of(lab, name)
     data = inspect(netns, lab_map(lab))
     data = {"lab": lab.name, "name": name, **data}
+    if any(n.name == name for n in lab.nodes):  # Flannel's files of the node, kept in the state directory
+        data["files"] = {path: {"kept": kept, "content": text}
+                         for path, (kept, text) in flannel_files.read(lab.name, name).items()}
     if output == "json":
         print_json(data)
         return
@@ -252,4 +256,8 @@ def render_inspect(d: dict[str, Any]) -> str:
     if d.get("conntrack_total", 0) > len(ct):
         ct.append(f"... {d['conntrack_total'] - len(ct)} more")
     section("conntrack", f"ip netns exec {ns} conntrack -L", ct)
+    for path, f in d.get("files", {}).items():
+        text = f["content"]
+        section(f"file {path}", f"sudo cat {f['kept']}",
+                text.splitlines() if text is not None else ["(missing: run `sudo netlab up` again)"])
     return "\n".join(out)
