@@ -31,7 +31,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import in_netns, netlab, unique_lab, write_topology
+from flannel_e2e import FLANNEL_E2E_FORWARD, FLANNEL_E2E_POSTROUTING
+from helpers import netlab, unique_lab, write_topology
+from kube_proxy_golden import GOLDEN as KUBE_PROXY_GOLDEN, port_nat
 from netlab.kernel.netns import create_netns, make_tag, remove_netns
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -180,3 +182,163 @@ def test_netlab_pod_differs_from_the_cni_pod_only_in_random_fields(world):
     named = {(what, pattern) for what, key, a, _ in differences(real, mine)
              for (obj, pattern), why in KNOWN.items() if obj == what and re.match(pattern, key)}
     assert named == set(KNOWN)
+
+
+# --- the tutorial's outputs ---------------------------------------------------------------
+
+MAC = re.compile(r"\b(?!ff:ff:ff:ff:ff:ff\b)(?!00:00:00:00:00:00\b)(?:[0-9a-f]{2}:){5}[0-9a-f]{2}\b")
+TUTORIAL_POD_ROUTES = ("default via 10.244.0.1 dev eth0\n"
+                       "10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2\n"
+                       "10.244.0.0/16 via 10.244.0.1 dev eth0\n")
+NODE_DEFAULT = ("the tutorial's minikube VM has its LAN on a second NIC, eth1, leased by DHCP (proto dhcp, "
+                "src, metric); a netlab node has one NIC, eth0, with a static address, and Flannel's route "
+                "protocol (boot, not printed)")
+
+
+def normalize(text: str, names: dict[str, str]) -> str:
+    """Mask what is random or named after the lab (MACs, ifindexes, veth suffixes, timers, namespaces);
+    runs of blanks become one (``ip -br`` pads its columns to the longest name)."""
+    for mine, shown in names.items():
+        text = text.replace(mine, shown)
+    text = MAC.sub("<mac>", text)
+    text = re.sub(r"fe80::[0-9a-f:]+/64", "fe80::<from the mac>/64", text)
+    text = re.sub(r"^\d+: ", "<n>: ", text, flags=re.M)
+    text = re.sub(r"@if\d+", "@if<n>", text)
+    text = re.sub(r"\bveth[0-9a-f]{8}\b", "veth<hex>", text)
+    text = re.sub(r"(_timer)\s+[\d.]+", r"\1 <t>", text)
+    text = re.sub(r"(bridge_id|designated_root|designated_bridge) 8000\.<mac>", r"\1 8000.<mac>", text)
+    text = re.sub(r"8000\.(?:[0-9a-f]{1,2}:){5}[0-9a-f]{1,2}", "8000.<mac>", text)
+    return "\n".join(re.sub(r"[ \t]+", " ", line).rstrip() for line in text.strip().splitlines()) + "\n"
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=True, timeout=30).stdout
+
+
+def rows(world) -> list[dict]:
+    """Every compared object: netlab's output, the real one, where the real one comes from, and why they differ."""
+    veth = world.resolved.pod("fedora-1").host_veth
+    node, pod = world.ns("minikube"), world.ns("fedora-1")
+    names = {world.cni_node: "demo-minikube", world.cni_pod: "demo-fedora-1", f"{world.lab}-": "demo-"}
+
+    def both(cmd, real_cmd):
+        return normalize(sh(*cmd), names), normalize(sh(*real_cmd), names)
+
+    cni = "the pod Debian's CNI bridge plugin made (test above), on this machine"
+    out = []
+
+    def row(obj, cmd_text, mine, real, source, known=None):
+        out.append({"object": obj, "command": cmd_text, "netlab": mine, "real": real, "source": source,
+                    "known": known})
+
+    mine, real = both(["ip", "-n", pod, "route"], ["ip", "-n", world.cni_pod, "route"])
+    row("pod routes", "ip route (in the pod)", mine, real, f"{cni}; the tutorial prints the same three lines")
+    assert real == TUTORIAL_POD_ROUTES
+    mine, real = both(["ip", "-n", pod, "addr", "show", "eth0"], ["ip", "-n", world.cni_pod, "addr", "show", "eth0"])
+    row("pod eth0 addresses", "ip addr show eth0 (in the pod)", mine, real, cni, IPV6)
+    mine, real = both(["ip", "-n", pod, "-br", "addr"], ["ip", "-n", world.cni_pod, "-br", "addr"])
+    row("pod addresses, brief", "ip -br addr (in the pod)", mine, real, cni, IPV6)
+    mine, real = both(["ip", "-n", pod, "-d", "link", "show", "eth0"],
+                      ["ip", "-n", world.cni_pod, "-d", "link", "show", "eth0"])
+    row("pod eth0", "ip -d link show eth0 (in the pod)", mine, real, cni)
+    mine, real = both(["ip", "-n", node, "-d", "link", "show", veth],
+                      ["ip", "-n", world.cni_node, "-d", "link", "show", world.cni_veth])
+    row("host veth", "ip -d link show veth<hex> (in the node)", mine, real, cni)
+    mine, real = both(["bridge", "-n", node, "-d", "link", "show", "dev", veth],
+                      ["bridge", "-n", world.cni_node, "-d", "link", "show", "dev", world.cni_veth])
+    row("cni0 port", "bridge -d link show dev veth<hex> (in the node)", mine, real, cni)
+    mine, real = both(["ip", "-n", node, "-d", "link", "show", "cni0"],
+                      ["ip", "-n", world.cni_node, "-d", "link", "show", "cni0"])
+    row("cni0", "ip -d link show cni0 (in the node)", mine, real, cni)
+
+    # Node objects: what the tutorial and Flannel's source say; the lines netlab's output must hold.
+    mine = normalize(sh("ip", "-n", node, "route"), names)
+    cni0_route = normalize(sh("ip", "-n", world.cni_node, "route"), names)
+    real = ("default via 192.168.122.1 dev eth1 proto dhcp ...\n" + cni0_route
+            + "10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink\n")
+    row("node routes", "ip route (in the node)", mine, real,
+        "the tutorial (default, flannel.1 lines); the CNI bridge plugin's node (cni0 line)", NODE_DEFAULT)
+    mine = normalize(sh("ip", "-n", node, "-d", "link", "show", "flannel.1"), names)
+    row("flannel.1", "ip -d link show flannel.1 (in the node)", mine,
+        "<n>: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 ... group default\n"
+        "vxlan id 1 local 192.168.122.215 dev eth0 ... dstport 8472 nolearning ...\n",
+        "Flannel pkg/backend/vxlan (VNI 1, port 8472, Learning false, MTU of eth0 - 50, TxQLen 0: no qlen) "
+        "and the tutorial")
+    assert "qlen" not in mine
+    mine = normalize(sh("ip", "netns", "exec", node, "arp", "-an"), names)
+    row("ARP (neighbours)", "arp -an (in the node)", mine, "? (10.244.1.0) at <mac> [ether] PERM on flannel.1\n",
+        "Flannel's static entry for the remote VTEP (network model: 10.244.1.0 lladdr <remote MAC> PERMANENT)")
+    mine = normalize(sh("bridge", "-n", node, "fdb", "show", "dev", "flannel.1"), names)
+    row("flannel.1 FDB", "bridge fdb show dev flannel.1 (in the node)", mine,
+        "<mac> dst 192.168.122.7 self permanent\n", "Flannel's FDB entry for the remote VTEP (network model)")
+    mine = normalize(sh("ip", "-n", node, "-br", "addr"), names)
+    row("node addresses, brief", "ip -br addr (in the node)", mine,
+        "cni0 UP 10.244.0.1/24\nflannel.1 UNKNOWN 10.244.0.0/32\n",
+        "the CNI bridge plugin's cni0 (isGateway) and Flannel's VTEP address (.0/32)")
+    for table, chains in (("nat", ("POSTROUTING", "FLANNEL-POSTRTG")), ("filter", ("FORWARD", "FLANNEL-FWD"))):
+        saved = sh("ip", "netns", "exec", node, "iptables", "-t", table, "-S")
+        mine = "".join(line + "\n" for line in saved.splitlines()
+                       if line.split()[:2] in (["-A", c] for c in chains) and ("FLANNEL" in line or table == "filter"))
+        real = _flannel_e2e(table)
+        row(f"Flannel rules ({table})", f"iptables -t {table} -S (in the node)", mine, real,
+            "flannel-io/flannel e2e/rules.go (iptablesPostroutingRules, iptablesForwardRules)")
+    case = "internal_traffic_policy_cluster"
+    row("kube-proxy nat payload", "the iptables-restore input of one Service (ns1/svc1, 3 endpoints)",
+        port_nat(case), (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
+        "kubernetes proxier_test.go TestInternalTrafficPolicyE2E, rendered with its fake proxier's mark and "
+        "iptables (tests/unit/test_kube_proxy_golden.py)")
+    return out
+
+
+def _flannel_e2e(table: str) -> str:
+    """flannel's e2e golden for node minikube (lease 10.244.0.0/24, network 10.244.0.0/16)."""
+    lines = FLANNEL_E2E_POSTROUTING if table == "nat" else FLANNEL_E2E_FORWARD
+    return "".join(line.format(pod="10.244.0.0/24", net="10.244.0.0/16") + "\n" for line in lines)
+
+
+def same(r: dict) -> bool:
+    """Equal text; for a partial reference ('...'), each of its lines is in netlab's output, in order."""
+    if r["netlab"] == r["real"]:
+        return True
+    mine = r["netlab"].splitlines()
+    for want in r["real"].splitlines():
+        parts = [p.strip() for p in want.split("...") if p.strip()]
+        if not any(all(p in line for p in parts) for line in mine):
+            return False
+    return "..." in r["real"] or all(line in mine for line in r["real"].splitlines())
+
+
+def render_doc(rs: list[dict]) -> str:
+    out = ["# netlab next to the real components", "",
+           "Written by `tests/integration/test_fidelity.py` from what it ran (regenerate with",
+           "`NETLAB_REGEN_GOLDEN=1`; the test fails when this file and the lab disagree). Outputs are",
+           "normalized: MACs `<mac>`, ifindexes `<n>`, the veth suffix `veth<hex>`, timers `<t>`, the",
+           "lab's name `demo`. \"Real\" is what Debian's CNI plugins print on this machine for the same",
+           "pod, or what the tutorial and the components' own sources print; `...` stands for text the",
+           "source leaves out.", "",
+           "| object | the real command output | netlab's output | same? |", "|---|---|---|---|"]
+
+    def cell(text: str) -> str:
+        return "<pre>" + text.rstrip("\n").replace("|", "&#124;").replace("<", "&lt;").replace(">", "&gt;") \
+            .replace("\n", "<br>") + "</pre>"
+
+    for r in rs:
+        verdict = "yes" if same(r) else f"no: {r['known']}"
+        out.append(f"| {r['object']}: `{r['command']}` | {cell(r['real'])}<br>({r['source']}) | "
+                   f"{cell(r['netlab'])} | {verdict} |")
+    return "\n".join(out) + "\n"
+
+
+def test_tutorial_outputs_golden_and_fidelity_table(world):
+    rs = rows(world)
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for r in rs:
+        path = GOLDEN / (re.sub(r"[^a-z0-9]+", "-", r["object"].lower()).strip("-") + ".txt")
+        if REGEN:
+            path.write_text(r["netlab"])
+        assert r["netlab"] == path.read_text(), f"{r['object']}: netlab's output changed ({path})"
+        assert same(r) or r["known"], f"{r['object']} differs from the real output:\n{r['real']}\n{r['netlab']}"
+    doc = render_doc(rs)
+    if REGEN:
+        DOC.write_text(doc)
+    assert DOC.read_text() == doc, "docs/fidelity.md is stale: run this test with NETLAB_REGEN_GOLDEN=1"
