@@ -95,8 +95,10 @@ CASES = {
                                           check=True),
                        "iptables raw rules in {L}-minikube (extra rule: -A PREROUTING -j DROP)"),
     "a lab chain's jump deleted": (lambda L: in_netns(f"{L}-minikube", "iptables", "-t", "nat", "-D", "POSTROUTING",
+                                                      "-m", "comment", "--comment", "flanneld masq",
                                                       "-j", "FLANNEL-POSTRTG", check=True),
-                                   "missing rule: -A POSTROUTING -j FLANNEL-POSTRTG"),
+                                   'missing rule: -A POSTROUTING -m comment --comment "flanneld masq" '
+                                   "-j FLANNEL-POSTRTG"),
     "lo down in a pod": (lambda L: sh("ip", "-n", f"{L}-fedora-3", "link", "set", "lo", "down"),
                          "link lo in {L}-fedora-3 (down)"),
 }
