@@ -35,7 +35,11 @@ from netlab.model.lab import Lab as ModelLab
 from netlab.probe import report as probe_report
 from netlab.probe import runner
 from netlab.probe.neighbours import neighbour_budget_warning
+from netlab.services import flannel_files
 from netlab.realize.state import LabState, check_lab_name, running_lab, select_lab_name
+
+# netlab inspect's sections: the kernel's tables (netlab.trace.inspect.SECTIONS) and a node's files
+INSPECT_SECTIONS = ("links", "addrs", "routes", "neigh", "fdb", "bridge", "iptables", "conntrack", "files")
 
 Progress = Callable[[str, int, int], None]
 LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
@@ -231,17 +235,23 @@ class Lab:
         """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
 
         ``sections``: some of links, addrs, routes, neigh, fdb, bridge, iptables,
-        conntrack (default: all, with conntrack counted; asked for by name, its
-        entries are listed too).
+        conntrack, files (default: all, with conntrack counted; asked for by name,
+        its entries are listed too). ``files`` are a node's Flannel files, kept in
+        the lab's state directory.
         """
-        from netlab.trace.inspect import SECTIONS, inspect
+        from netlab.trace.inspect import inspect
         from netlab.trace.targets import lab_map
 
-        if sections is not None and set(sections) - set(SECTIONS):
-            raise UsageError(f"unknown sections {sorted(set(sections) - set(SECTIONS))}: want some of "
-                             f"{', '.join(SECTIONS)}")
+        if sections is not None and set(sections) - set(INSPECT_SECTIONS):
+            raise UsageError(f"unknown sections {sorted(set(sections) - set(INSPECT_SECTIONS))}: want some of "
+                             f"{', '.join(INSPECT_SECTIONS)}")
         netns = exec_target(self.state(), self.model, name).netns
-        data = inspect(netns, lab_map(self.model), sections)
+        kernel_sections = None if sections is None else [s for s in sections if s != "files"]
+        data: dict[str, Any] = inspect(netns, lab_map(self.model), kernel_sections) if kernel_sections != [] \
+            else {"netns": netns, "what": lab_map(self.model).where(netns)}
+        if (sections is None or "files" in sections) and any(n.name == name for n in self.model.nodes):
+            data["files"] = {path: {"kept": kept, "content": text}
+                             for path, (kept, text) in flannel_files.read(self.name, name).items()}
         return from_json(R.Inspection, {"lab": self.name, "name": name, **data})
 
     def namespaces(self) -> tuple[tuple[str, str], ...]:

@@ -388,6 +388,7 @@ class Inspection:
     sysctls: Mapping[str, str | None] | None = None
     iptables: Mapping[str, tuple[str, ...]] | None = None
     conntrack: Mapping[str, Any] | None = None
+    files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
 
 
 # --- JSON in and out ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from netlab.errors import ChecksFailed, UsageError
 from netlab.kernel import netns as nsmod
 from netlab.realize.state import select_lab
 from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
-from netlab.trace.inspect import SECTIONS as INSPECT_SECTIONS
+from netlab.api.lab import INSPECT_SECTIONS
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.render import render_text
 from netlab.trace.run import run
@@ -280,6 +280,10 @@ def render_inspect(d: dict[str, Any]) -> str:
         section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
     if "conntrack" in d:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
+    for path, f in (d.get("files") or {}).items():
+        text = f["content"]
+        section(f"file {path}", f"sudo cat {f['kept']}",
+                text.splitlines() if text is not None else ["(missing: run `sudo netlab up` again)"])
     return "\n".join(out)
 
 

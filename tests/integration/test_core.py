@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -161,7 +162,7 @@ def test_status_names_drift_and_up_repairs_it(labs):
     # A DNAT rule of the Service, deleted by hand.
     saved = in_netns(node, "iptables-save", "-t", "nat", check=True).stdout
     dnat = next(line for line in saved.splitlines() if "-j DNAT" in line and "10.244.0.2:8080" in line)
-    in_netns(node, "iptables", "-t", "nat", *dnat.replace("-A ", "-D ", 1).split(), check=True)
+    in_netns(node, "iptables", "-t", "nat", *shlex.split(dnat.replace("-A ", "-D ", 1)), check=True)
     veth = next(l["ifname"] for l in ip_json("link", netns=node) if l["ifname"].startswith("veth"))
     ip("link", "del", veth, netns=node)
     ip("route", "del", "10.244.1.0/24", netns=node)

@@ -237,6 +237,9 @@ def test_no_route_is_a_drop_row(world):
     w = walk(k, m, "demo-fedora-1", Flow.icmp("10.244.0.2", "10.244.0.2", 1))
     assert w.outcome == "delivered"  # its own address: local
     k.no_route.add(("demo-minikube", "10.244.1.0/24"))  # ip -n demo-minikube route del 10.244.1.0/24
+    # Without its own route the packet would take the node's default route to the
+    # underlay's router; with that one gone too, the node has no route at all.
+    k.no_route.add(("demo-minikube", "0.0.0.0/0"))  # ip -n demo-minikube route del default
     w = ping(k, m)
     assert w.outcome == "stopped"
     last = w.hops[-1]
@@ -445,3 +448,4 @@ def test_explain_without_observations_trusts_the_walk():
     v = explain(Walk(hops, "stopped", reason="no route"))
     assert not v.delivered and v.reason == "no route"
     assert isinstance(v, Verdict)
+
