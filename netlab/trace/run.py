@@ -68,14 +68,18 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
     kernel = LiveKernel()
+    # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
+    counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if lm.services else []
     try:
         with cap.Capture(namespaces) as capture:
             capture.settle()
             step(1)
+            kernel.count_nat_before(counted)
             sent = send.send_marked(src.netns, proto, dst.ip, port, nonce)
             try:
                 send.wait_reply(sent, timeout)
                 kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
+                kernel.snapshot_nat(counted)
                 step(2)
             finally:
                 sent.close()

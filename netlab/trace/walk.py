@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netlab.trace import nat
+from netlab.trace import kubeproxy, nat
 from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
@@ -478,25 +478,35 @@ class Walker:
             return None, self._not_dnated(ns, iif)
         self._ct_hit[ns] = hit
         old, new = self.flow, nat.new_destination(self.flow, hit)
-        if new == old:
-            return None, None
+        if new == old:  # an entry (a masquerade, say) but no DNAT
+            return None, self._not_dnated(ns, iif)
         row = self.rows.row(ns, iif or "-", "dnat", nat.describe(self.lab, "dst", hit, old, new),
                             nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
                             after=str(new), **nat.service_facts(self.lab, old, new, hit))
         return new, row
 
     def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
-        """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why."""
+        """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.
+
+        Only a node (a namespace with kube-proxy's chains) DNATs Services. When
+        its nat table lacks a rule or chain of the packet's path, that is the
+        reason, and the packet is doomed here although it travels on: the
+        ClusterIP is an address no interface owns, so it follows the node's
+        routes as it is (to the gateway, say) and disappears somewhere else.
+        """
         f = self.flow
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
-        if not (svc and ns in self.lab.nat_netns and self.direction == "forward"):
+        if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
             return None
-        why = (f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack entry for this packet: "
-               "it was not DNATed here")
-        if not svc.endpoints:
-            why = f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects the packet"
-        return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}",
-                             [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"], problem=why)
+        if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
+            return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
+        why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+        return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
+                             cause=why.cause, **why.facts)
+
+    def _local(self, ns: str, ip: str) -> bool:
+        """``ip`` is an address of this namespace (iptables' ``-m addrtype --dst-type LOCAL``)."""
+        return any(a.split("/")[0] == ip for link in self.k.links(ns).values() for a in link.addresses)
 
     def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
         """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""

@@ -1,0 +1,76 @@
+"""trace through Services on a real lab (root): topologies/services.yaml under a unique name.
+
+One lab for the module (client, web-1/web-2 behind web, web-np's NodePort, web-lb's load balancer, kube-dns,
+an internet host), taken down at the end. Tests that break it (delete a kube-proxy rule) put back exactly what
+they broke, with the fix the trace printed, and check that the lab is as planned again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import lab_namespaces, netlab, unique_lab, write_topology
+from netlab.plan.services import svc_chain
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_CHAIN = svc_chain("default/web:http", "tcp")
+WEB_RULE = f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {WEB_CHAIN}"
+
+
+@pytest.fixture(scope="module")
+def svc_lab(tmp_path_factory):
+    lab = unique_lab("tb")
+    text = re.sub(r"(?m)^name: svc$", f"name: {lab}", (ROOT / "topologies/services.yaml").read_text())
+    path = write_topology(tmp_path_factory.mktemp("trace-svc"), text)
+    netlab("up", "-t", path)
+    try:
+        yield lab, path
+    finally:
+        netlab("down", "--lab", lab, check=False)
+        assert not lab_namespaces(lab)
+
+
+def trace(lab: str, *args: str) -> tuple[int, dict]:
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def as_planned(lab: str) -> bool:
+    return netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_lab):
+    lab, path = svc_lab
+    n1 = f"{lab}-node-1"
+    fix = None
+    subprocess.run(["ip", "netns", "exec", n1, "iptables", "-t", "nat", *shlex.split(WEB_RULE.replace("-A", "-D", 1))],
+                   check=True)
+    try:
+        rc, d = trace(lab, "client", "svc/web")
+        assert rc == 1 and not d["delivered"]
+        lost = d["lost"]
+        fix = lost["fix"]
+        assert lost["netns"] == n1, lost  # not the gateway the packet went on to
+        assert f"`{WEB_RULE}`" in lost["reason"] and "missing from node-1's nat table" in lost["reason"]
+        row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+        assert row["kind"] == "dnat" and row["facts"]["missing_rule"] == WEB_RULE
+        # The packet really went on: seen leaving node-1 towards the gateway, masqueraded.
+        assert any(h["netns"] == f"{lab}-gateway" and h["seen"] for h in d["hops"])
+        assert not any(h["kind"] == "dnat" and h["netns"] == f"{lab}-gateway" for h in d["hops"])
+        text = netlab("trace", "--lab", lab, "client", "svc/web", check=False).stdout
+        assert f"result: LOST at hop {lost['hop']} ({n1} cni0): node-1 did not DNAT this packet" in text
+    finally:
+        # The printed fix puts back exactly the deleted rule (else `up` repairs it for the next tests).
+        subprocess.run(shlex.split(fix), check=False) if fix else netlab("up", "-t", path)
+    assert as_planned(lab)
+    rc, d = trace(lab, "client", "svc/web")
+    assert rc == 0 and d["delivered"] and d["reply_received"]

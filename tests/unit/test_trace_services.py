@@ -1,0 +1,113 @@
+"""The trace through kube-proxy's rules, with a fake kernel (no root): what a node did not DNAT and why, which rule
+chose the endpoint.
+
+The lab is topologies/services.yaml (two nodes, web-1/web-2 behind web, a NodePort, a LoadBalancer, kube-dns,
+an internet gateway); the fake kernel (test_trace_walk.FakeKernel) answers from its plan, and the tests delete
+rules and chains from its nat tables the way a learner would (``iptables -t nat -D``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netlab.plan.build import build_plan
+from netlab.trace.facts import CtEntry
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import LabMap
+from netlab.trace.verdict import explain, mark_seen
+from netlab.trace.walk import walk
+from test_trace_walk import FakeKernel, _seen_everywhere, lab_from
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT, WEB_IP = "10.244.0.3", "10.96.0.20"
+SERVICES_RULE = "-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-CDGGSHYLG3RE2FKL"
+
+
+@pytest.fixture
+def svc():
+    lab = lab_from((ROOT / "topologies/services.yaml").read_text())
+    plan = build_plan(lab)
+    return lab, LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+
+
+def to_web(k, masquerade: bool = True):
+    """client → web's ClusterIP, not DNATed on node-1: Flannel's masquerade is all conntrack holds."""
+    flow = Flow("tcp", CLIENT, WEB_IP, 40000, 80)
+    if masquerade:
+        k.ct["svc-node-1"] = [CtEntry(flow, Flow("tcp", WEB_IP, "192.168.122.2", 80, 40000), "SYN_SENT")]
+    return flow
+
+
+def traced(m, k, flow, src="svc-client"):
+    """Walk, and let the capture see the packet everywhere it can (it does travel on, undelivered)."""
+    w = walk(k, m, src, flow)
+    mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
+    return w, explain(w)
+
+
+def test_a_deleted_kube_services_rule_blames_the_node_and_names_the_rule(svc):
+    _, m, k = svc
+    k.no_rule.add(("svc-node-1", SERVICES_RULE))  # iptables -t nat -D KUBE-SERVICES ...
+    w, v = traced(m, k, to_web(k))
+    assert w.outcome == "stopped" and not v.delivered
+    lost = w.hops[v.lost_at]
+    assert (lost.netns, lost.device, lost.kind) == ("svc-node-1", "cni0", "dnat")
+    assert f"`{SERVICES_RULE}`" in v.reason and "missing from node-1's nat table" in v.reason
+    assert v.reason.startswith("node-1 did not DNAT this packet for Service default/web:http")
+    assert "lost in svc-gateway eth0: no route to 10.96.0.20" in v.reason  # where it finally went
+    assert v.fix == ("ip netns exec svc-node-1 iptables -t nat -I KUBE-SERVICES 1 -d 10.96.0.20/32 -p tcp -m tcp "
+                     "--dport 80 -j KUBE-SVC-CDGGSHYLG3RE2FKL")
+    assert lost.facts["missing_rule"] == SERVICES_RULE
+    # The gateway never DNATs Services: it is not blamed, not even mentioned as "not DNATed".
+    assert not any(h.kind == "dnat" for h in w.hops if h.netns == "svc-gateway")
+    # The packet's real way on is shown: masqueraded out of node-1 to the gateway.
+    assert any(h.kind == "snat" and h.netns == "svc-node-1" for h in w.hops)
+
+
+def test_a_deleted_service_chain_is_named(svc):
+    _, m, k = svc
+    k.no_chain.add(("svc-node-1", "KUBE-SVC-CDGGSHYLG3RE2FKL"))
+    k.no_rule.add(("svc-node-1", SERVICES_RULE))  # iptables refuses -X while a rule jumps to it
+    _, v = traced(m, k, to_web(k))
+    assert "chain KUBE-SVC-CDGGSHYLG3RE2FKL (Service default/web:http's entry in KUBE-SERVICES)" not in v.reason
+    assert f"`{SERVICES_RULE}`" in v.reason  # the first thing missing on the packet's way
+    k.no_rule.clear()
+    _, v = traced(m, k, to_web(k))
+    assert "chain KUBE-SVC-CDGGSHYLG3RE2FKL (Service default/web:http's choice of an endpoint) is missing" in v.reason
+    assert v.fix.startswith("ip netns exec svc-node-1 iptables -t nat -N KUBE-SVC-CDGGSHYLG3RE2FKL && ")
+    assert "-A KUBE-SVC-CDGGSHYLG3RE2FKL -m statistic --mode random --probability 0.50000000000" in v.fix
+
+
+def test_the_deleted_prerouting_jump_is_named(svc):
+    _, m, k = svc
+    k.no_rule.add(("svc-node-1", "-A PREROUTING -j KUBE-SERVICES"))
+    w, v = traced(m, k, to_web(k))
+    assert w.hops[v.lost_at].netns == "svc-node-1"
+    assert "`-A PREROUTING -j KUBE-SERVICES` (the jump into kube-proxy's rules)" in v.reason
+    assert v.fix == "ip netns exec svc-node-1 iptables -t nat -I PREROUTING 1 -j KUBE-SERVICES"
+
+
+def test_a_node_sending_to_a_service_enters_at_output(svc):
+    _, m, k = svc
+    k.no_rule.add(("svc-node-1", "-A OUTPUT -j KUBE-SERVICES"))
+    w, v = traced(m, k, Flow("tcp", "192.168.122.2", WEB_IP, 40000, 80), src="svc-node-1")
+    assert w.hops[v.lost_at].kind == "dnat" and "`-A OUTPUT -j KUBE-SERVICES`" in v.reason
+
+
+def test_a_missing_node_port_rule_is_named_on_the_node_it_reached(svc):
+    _, m, k = svc
+    rule = "-A KUBE-NODEPORTS -p tcp -m tcp --dport 30080 -j KUBE-EXT-2262UYG6EQJDKK3I"
+    k.no_rule.add(("svc-node-2", rule))
+    w, v = traced(m, k, Flow("tcp", "203.0.113.10", "192.168.122.3", 40000, 30080), src="svc-example")
+    lost = w.hops[v.lost_at]
+    assert (lost.netns, lost.kind) == ("svc-node-2", "dnat") and f"`{rule}`" in v.reason
+    assert "Service default/web-np:http's nodePort 30080 in KUBE-NODEPORTS" in v.reason
+
+
+def test_all_rules_in_place_but_no_dnat_keeps_the_plain_reason(svc):
+    _, m, k = svc
+    w, _ = traced(m, k, to_web(k))
+    row = next(h for h in w.hops if h.kind == "dnat")
+    assert row.netns == "svc-node-1" and not row.cause and "it was not DNATed here" in row.problem
