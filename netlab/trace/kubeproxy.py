@@ -158,6 +158,7 @@ class Choice:
     probability: float  # the rule's own: taken with this probability when the packet gets to it
     chance: Fraction  # of any new connection ending there: the rules before it let it pass, then this one takes it
     affinity: bool = False  # a `recent --rcheck` rule: this client went there before (sessionAffinity: ClientIP)
+    passed: tuple[float, ...] = ()  # the probabilities of the rules before it, which let the packet pass
 
     def text(self) -> str:
         counted = ""
@@ -167,12 +168,35 @@ class Choice:
         if self.affinity:
             return (f"`{self.rule.line}`: sessionAffinity ClientIP, this client's address was sent there before "
                     f"(the recent match remembers it){counted}")
+        before = ", ".join(f"--probability {p:g}" for p in self.passed)
         if PROBABILITY.search(self.rule.line):
-            how = (f"rule {self.position} of {self.of}, taken with probability {self.probability:g}"
-                   + (f" by what the {self.position - 1} before it let pass" if self.position > 1 else ""))
+            how = f"rule {self.position} of {self.of}, taken with probability {self.probability:g}"
+            if self.passed:
+                how += f" once the rules before it ({before}) let the packet pass"
         else:
-            how = f"rule {self.position} of {self.of}, no statistic match: it takes every packet the rules before it let pass"
+            how = (f"rule {self.position} of {self.of}, no statistic match: it takes every packet the rules before "
+                   f"it ({before}) let pass")
         return f"`{self.rule.line}` ({how}; {self.chance.numerator} in {self.chance.denominator} overall){counted}"
+
+    def short(self) -> str:
+        """For the DNAT row: which rule of the Service's chain, with which probability."""
+        chain = self.rule.chain
+        if self.affinity:
+            return f"{chain}'s sessionAffinity rule (recent --rcheck) chose it: this client went there before"
+        p = f"--probability {self.probability:g}" if PROBABILITY.search(self.rule.line) else "no statistic match"
+        return f"{chain} rule {self.position} of {self.of} chose it ({p}; {self.chance} overall)"
+
+    def facts(self) -> dict[str, object]:
+        return {"rule": self.rule.line, "probability": self.probability, "chance": str(self.chance),
+                "rule_position": self.position, "rules": self.of, "affinity": self.affinity,
+                "rule_counted": self.rule.delta, "chosen_by": self.text()}
+
+
+def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow) -> Choice | None:
+    """The rule that chose the endpoint of a Service's DNAT ``old`` → ``new`` (None: unknown)."""
+    svc = lab.service_for(old.dst, old.dport, old.proto)
+    ep = svc.endpoint(new.dst, new.dport) if svc else None
+    return choice(table, svc, ep) if table is not None and svc is not None and ep is not None else None
 
 
 def choice(table: NatTable, svc: ServiceFacts, ep: ServiceEndpoint) -> Choice | None:
@@ -188,7 +212,7 @@ def choice(table: NatTable, svc: ServiceFacts, ep: ServiceEndpoint) -> Choice | 
     if not mine:
         return None
     rule = next((r for r in mine if r.delta), mine[0])
-    chance, passed = Fraction(1), Fraction(1)
+    chance, passed, earlier = Fraction(1), Fraction(1), []
     for r in random:
         m = PROBABILITY.search(r.line)
         p = Fraction(m.group(1)).limit_denominator(1000) if m else Fraction(1)
@@ -196,5 +220,7 @@ def choice(table: NatTable, svc: ServiceFacts, ep: ServiceEndpoint) -> Choice | 
             chance = passed * p
             break
         passed *= 1 - p
+        earlier.append(float(m.group(1)) if m else 1.0)
     m = PROBABILITY.search(rule.line)
-    return Choice(rule, random.index(rule) + 1, len(random), float(m.group(1)) if m else 1.0, chance)
+    return Choice(rule, random.index(rule) + 1, len(random), float(m.group(1)) if m else 1.0, chance,
+                  passed=tuple(earlier))

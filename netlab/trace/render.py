@@ -44,7 +44,8 @@ class TraceResult:
         for h in self.forward.hops:
             if h.kind == "dnat" and "endpoint" in h.facts:
                 return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
-                                                "sep_chain") if k in h.facts}
+                                                "sep_chain", "rule", "probability", "chance", "rule_position",
+                                                "rules", "affinity", "rule_counted", "chosen_by") if k in h.facts}
         return None
 
     @property
@@ -114,6 +115,8 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
     if ep:
         out.append(f"Service {ep['service']}: the DNAT picked endpoint {ep.get('endpoint')} "
                    f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep['svc_chain']} → {ep.get('sep_chain')}")
+        if ep.get("chosen_by"):
+            out.append(f"  chosen by {ep['chosen_by']}")
     v = r.verdict
     if v.delivered:
         ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)

@@ -480,9 +480,14 @@ class Walker:
         old, new = self.flow, nat.new_destination(self.flow, hit)
         if new == old:  # an entry (a masquerade, say) but no DNAT
             return None, self._not_dnated(ns, iif)
-        row = self.rows.row(ns, iif or "-", "dnat", nat.describe(self.lab, "dst", hit, old, new),
-                            nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
-                            after=str(new), **nat.service_facts(self.lab, old, new, hit))
+        text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
+        if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
+            chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)
+            if chosen is not None:
+                text += f"; {chosen.short()}"
+                facts.update(chosen.facts())
+        row = self.rows.row(ns, iif or "-", "dnat", text, nat.commands(ns, hit.entry), None,
+                            conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
 
     def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:

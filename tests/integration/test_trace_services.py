@@ -74,3 +74,28 @@ def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_la
     assert as_planned(lab)
     rc, d = trace(lab, "client", "svc/web")
     assert rc == 0 and d["delivered"] and d["reply_received"]
+
+
+def test_the_statistic_rule_that_chose_the_endpoint_is_shown_and_counted(svc_lab):
+    lab, _ = svc_lab
+    n1 = f"{lab}-node-1"
+    for _ in range(2):
+        rc, d = trace(lab, "client", "svc/web")
+        assert rc == 0 and d["delivered"]
+        ep = d["endpoint"]
+        live = subprocess.run(["ip", "netns", "exec", n1, "iptables-save", "-t", "nat"], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+        # The rule is the kernel's own line, in the Service's chain, jumping to the endpoint's chain ...
+        assert ep["rule"] in live and ep["rule"].startswith(f"-A {WEB_CHAIN} ")
+        assert ep["rule"].endswith(f"-j {ep['sep_chain']}")
+        # ... and its counter went up while the packet passed (iptables-save -c before and after).
+        assert ep["rule_counted"] >= 1
+        if ep["endpoint"] == "web-1":  # the first endpoint: the statistic match, 1/2
+            assert "-m statistic --mode random --probability 0.50000000000" in ep["rule"]
+            assert ep["probability"] == 0.5 and ep["rule_position"] == 1
+        else:  # the last: unconditional, it takes what the statistic rule let pass
+            assert ep["endpoint"] == "web-2" and "statistic" not in ep["rule"] and ep["rule_position"] == 2
+            assert "(--probability 0.5) let pass" in ep["chosen_by"]
+        assert ep["chance"] == "1/2" and ep["rules"] == 2
+    text = netlab("trace", "--lab", lab, "client", "svc/web").stdout
+    assert f"  chosen by `-A {WEB_CHAIN} " in text and "1 in 2 overall" in text

@@ -111,3 +111,61 @@ def test_all_rules_in_place_but_no_dnat_keeps_the_plain_reason(svc):
     w, _ = traced(m, k, to_web(k))
     row = next(h for h in w.hops if h.kind == "dnat")
     assert row.netns == "svc-node-1" and not row.cause and "it was not DNATed here" in row.problem
+
+
+# --- the rule that chose the endpoint ---------------------------------------------------------------------------
+
+WEB_SVC = "KUBE-SVC-CDGGSHYLG3RE2FKL"
+TO_WEB_1 = f"-A {WEB_SVC} -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-QA4PSDNF5R2OJOPA"
+TO_WEB_2 = f"-A {WEB_SVC} -j KUBE-SEP-UIQK3OSOSTRHRPBX"
+
+
+def dnat_to(k, ep_ip: str):
+    flow = Flow("tcp", CLIENT, WEB_IP, 40000, 80)
+    k.ct["svc-node-1"] = [CtEntry(flow, Flow("tcp", ep_ip, CLIENT, 8080, 40000), "SYN_RECV")]
+    return flow
+
+
+def test_the_dnat_row_names_the_statistic_rule_and_its_probability(svc):
+    _, m, k = svc
+    k.counted[("svc-node-1", TO_WEB_1)] = 1  # the packet's own count: iptables-save -c before and after
+    w = walk(k, m, "svc-client", dnat_to(k, "10.244.0.2"))
+    row = next(h for h in w.hops if h.kind == "dnat")
+    assert row.facts["endpoint"] == "web-1" and row.facts["rule"] == TO_WEB_1
+    assert row.facts["probability"] == 0.5 and row.facts["chance"] == "1/2" and row.facts["rule_counted"] == 1
+    assert f"{WEB_SVC} rule 1 of 2 chose it (--probability 0.5; 1/2 overall)" in row.decision
+    assert f"`{TO_WEB_1}` (rule 1 of 2, taken with probability 0.5; 1 in 2 overall); its counter went up by 1" \
+        in row.facts["chosen_by"]
+
+
+def test_the_last_endpoint_is_chosen_by_the_unconditional_rule(svc):
+    _, m, k = svc
+    w = walk(k, m, "svc-client", dnat_to(k, "10.244.1.2"))
+    row = next(h for h in w.hops if h.kind == "dnat")
+    assert row.facts["rule"] == TO_WEB_2 and row.facts["probability"] == 1.0 and row.facts["chance"] == "1/2"
+    assert "rule 2 of 2, no statistic match: it takes every packet the rules before it (--probability 0.5) let pass" \
+        in row.facts["chosen_by"]
+
+
+def test_three_endpoints_each_get_a_third_and_the_counter_decides():
+    from netlab.trace.facts import NatRule, NatTable
+    from netlab.trace.kubeproxy import choice
+    from netlab.trace.labmap import ServiceEndpoint, ServiceFacts
+
+    eps = tuple(ServiceEndpoint(f"10.0.0.{i}", 80, f"p{i}", f"KUBE-SEP-{i}") for i in range(3))
+    svc = ServiceFacts("default/s", "10.96.0.9", 80, "tcp", "KUBE-SVC-S", endpoints=eps)
+    lines = ["-A KUBE-SVC-S -m statistic --mode random --probability 0.33333333349 -j KUBE-SEP-0",
+             "-A KUBE-SVC-S -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-1",
+             "-A KUBE-SVC-S -j KUBE-SEP-2"]
+    table = NatTable(frozenset({"KUBE-SVC-S"}), tuple(NatRule(line, 0, 0) for line in lines))
+    got = [choice(table, svc, ep) for ep in eps]
+    assert [str(c.chance) for c in got] == ["1/3", "1/3", "1/3"]
+    assert [c.position for c in got] == [1, 2, 3] and got[1].probability == 0.5
+    assert "taken with probability 0.5 once the rules before it (--probability 0.333333) let the packet pass" \
+        in got[1].text()
+    # sessionAffinity: a `recent --rcheck` rule that counted the packet chose it, not chance.
+    sticky = "-A KUBE-SVC-S -m recent --rcheck --seconds 10800 --reap --name KUBE-SEP-1 --mask 255.255.255.255 " \
+             "--rsource -j KUBE-SEP-1"
+    table = NatTable(table.chains, (NatRule(sticky, 5, 1),) + table.rules)
+    c = choice(table, svc, eps[1])
+    assert c.affinity and c.rule.line == sticky and "sessionAffinity ClientIP" in c.text()
