@@ -120,7 +120,7 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
     v = r.verdict
     if v.delivered:
         ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)
-        line = f"result: delivered to {dst['name']}"
+        line = f"result: delivered to {_receiver(r)}"
         if ttl is not None:
             line += f" (TTL {ttl} on arrival)"
         if r.reply_received:
@@ -148,6 +148,16 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
         out.append(f"pcap: {r.pcap} (pcapng, one interface per namespace/device); read it with:")
         out.append(f"  tshark -r {r.pcap} -d udp.port=={r.vxlan_port},vxlan")
     return "\n".join(out) + "\n"
+
+
+def _receiver(r: TraceResult) -> str:
+    """Who got the packet: the destination, or the endpoint a Service's DNAT (ClusterIP, nodePort) chose."""
+    ep = r.endpoint
+    if not ep or not ep.get("endpoint"):
+        return str(r.dst["name"])
+    port = f":{r.port}" if r.port and r.proto != "icmp" else ""
+    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({r.dst['name']}{port} DNATed to "
+            f"{ep['endpoint_ip']}:{ep['endpoint_port']})")
 
 
 def _rows(hops: list[Hop]) -> list[str]:

@@ -99,3 +99,23 @@ def test_the_statistic_rule_that_chose_the_endpoint_is_shown_and_counted(svc_lab
         assert ep["chance"] == "1/2" and ep["rules"] == 2
     text = netlab("trace", "--lab", lab, "client", "svc/web").stdout
     assert f"  chosen by `-A {WEB_CHAIN} " in text and "1 in 2 overall" in text
+
+
+def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):
+    lab, _ = svc_lab
+    rc, d = trace(lab, "example", "node-2", "--port", "30080")  # tcp: the nodePort's protocol
+    assert rc == 0 and d["delivered"] and d["reply_received"], d["reply"]
+    assert d["proto"] == "tcp" and d["dst"]["service"] == "web-np"
+    ep = d["endpoint"]
+    assert ep["service"] == "default/web-np:http" and ep["endpoint"] in ("web-1", "web-2")
+    dnat = next(h for h in d["hops"] if h["kind"] == "dnat")
+    assert dnat["netns"] == f"{lab}-node-2" and dnat["facts"]["before"].endswith("192.168.122.3:30080 tcp")
+    # Followed through the DNAT (to node-1 over the overlay for web-1) to the endpoint, seen there.
+    last = d["hops"][-1]
+    assert (last["netns"], last["kind"], last["seen"]) == (f"{lab}-{ep['endpoint']}", "deliver", True)
+    assert f"{lab}-{ep['endpoint']}" in d["captured_netns"]
+    observable = [h for h in d["hops"] if "observe" in h]
+    assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
+    text = netlab("trace", "--lab", lab, "example", "node-2", "--proto", "tcp", "--port", "30080").stdout
+    assert "result: delivered to web-" in text
+    assert "endpoint of Service default/web-np:http (node-2:30080 DNATed to 10.244." in text

@@ -169,3 +169,40 @@ def test_three_endpoints_each_get_a_third_and_the_counter_decides():
     table = NatTable(table.chains, (NatRule(sticky, 5, 1),) + table.rules)
     c = choice(table, svc, eps[1])
     assert c.affinity and c.rule.line == sticky and "sessionAffinity ClientIP" in c.text()
+
+
+# --- internet → NodePort: the endpoint's hop --------------------------------------------------------------------
+
+def test_a_node_port_is_the_service_behind_it_and_its_endpoints_are_captured(svc):
+    from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
+
+    lab, _, _ = svc
+    src = resolve_source(lab, "example")
+    for spec in ("node-2", "192.168.122.3"):
+        dst = resolve_target(lab, spec, None, 30080, src)
+        assert (dst.kind, dst.name, dst.port, dst.proto, dst.service) == ("node", "node-2", 30080, "tcp", "web-np")
+    ns = capture_namespaces(lab, src, dst)
+    assert {"svc-web-1", "svc-web-2", "svc-gateway", "svc-node-2"} <= set(ns)
+    plain = resolve_target(lab, "node-2", "tcp", 22, src)  # not a nodePort: the node itself
+    assert plain.service is None and "svc-web-1" not in capture_namespaces(lab, src, plain)
+
+
+def test_internet_to_node_port_follows_the_dnat_to_the_endpoint_on_the_other_node(svc):
+    from netlab.trace.render import TraceResult, number, render_text
+
+    _, m, k = svc
+    flow = Flow("tcp", "203.0.113.10", "192.168.122.3", 40000, 30080)
+    # node-2 DNATs to web-1 (node-1) and masquerades (KUBE-EXT marks it): the reply must come back through node-2.
+    k.ct["svc-node-2"] = [CtEntry(flow, Flow("tcp", "10.244.0.2", "10.244.1.0", 8080, 20000), "SYN_SENT")]
+    w, v = traced(m, k, flow, src="svc-example")
+    assert w.outcome == "delivered" and w.end_netns == "svc-web-1" and v.delivered
+    last = w.hops[-1]
+    assert (last.netns, last.kind, last.seen) == ("svc-web-1", "deliver", True)
+    assert [h.netns for h in w.hops if h.kind == "decap"] == ["svc-node-1"]  # across the overlay
+    r = TraceResult(lab="svc", src={"name": "example", "ip": "203.0.113.10"},
+                    dst={"name": "node-2", "ip": "192.168.122.3"}, proto="tcp", port=30080, marker="m",
+                    forward=w, reply=None, verdict=v, reply_verdict=None, reply_received=True)
+    number(r)
+    text = render_text(r)
+    assert ("result: delivered to web-1, endpoint of Service default/web-np:http (node-2:30080 DNATed to "
+            "10.244.0.2:8080)") in text
