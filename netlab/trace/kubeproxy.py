@@ -173,9 +173,11 @@ class Choice:
             how = f"rule {self.position} of {self.of}, taken with probability {self.probability:g}"
             if self.passed:
                 how += f" once the rules before it ({before}) let the packet pass"
-        else:
+        elif self.passed:
             how = (f"rule {self.position} of {self.of}, no statistic match: it takes every packet the rules before "
                    f"it ({before}) let pass")
+        else:
+            how = f"rule {self.position} of {self.of}, no statistic match: the only endpoint takes every packet"
         return f"`{self.rule.line}` ({how}; {self.chance.numerator} in {self.chance.denominator} overall){counted}"
 
     def short(self) -> str:

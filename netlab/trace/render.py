@@ -108,7 +108,7 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
             out.append("")
             hidden = len(r.reply.hops) - len(rows)
             more = f" ({hidden} more rows with --full-reply)" if hidden else ""
-            out.append(f"reply {r.reply.hops[0].observe.flow if r.reply.hops and r.reply.hops[0].observe else ''}{more}:")
+            out.append(f"reply {_reply_flow(r)}{more}:")
             out += _rows(rows)
     out.append("")
     ep = r.endpoint
@@ -120,7 +120,7 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
     v = r.verdict
     if v.delivered:
         ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)
-        line = f"result: delivered to {_receiver(r)}"
+        line = f"result: delivered to {_receiver(r)}{_itself(r)}"
         if ttl is not None:
             line += f" (TTL {ttl} on arrival)"
         if r.reply_received:
@@ -158,6 +158,32 @@ def _receiver(r: TraceResult) -> str:
     port = f":{r.port}" if r.port and r.proto != "icmp" else ""
     return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({r.dst['name']}{port} DNATed to "
             f"{ep['endpoint_ip']}:{ep['endpoint_port']})")
+
+
+def _reply_flow(r: TraceResult) -> str:
+    """The reply as it leaves the destination: the request as it arrived, turned around."""
+    first = r.reply.hops[0].observe if r.reply and r.reply.hops else None
+    if first is not None:
+        return str(first.flow)
+    return str(r.forward.final.reversed()) if r.forward.final else "(no packet)"
+
+
+def _itself(r: TraceResult) -> str:
+    """A packet to its own sender: through lo, or out and back in through a Service (hairpin)."""
+    home = r.src.get("netns")
+    if not home or r.forward.end_netns != home:
+        return ""
+    if all(h.netns == home for h in r.forward.hops):
+        return (f" (itself: {r.dst['ip']} is its own address, so the kernel loops the packet back through lo and "
+                f"it never leaves {home})")
+    hair = next((h for h in r.forward.hops if h.kind == "bridge" and h.facts.get("hairpin")), None)
+    node = hair.where.split()[-1] if hair else "the node"
+    via = (f"{node}'s bridge {hair.facts['bridge']} sent the frame back out the port it came in on, {hair.device} "
+           "in hairpin mode" if hair else "the node sent it back")
+    src = r.forward.final.src if r.forward.final else None
+    masq = f", masqueraded to {src} so that the reply comes back through {node} to be un-DNATed" \
+        if src and src != r.src.get("ip") else ""
+    return f" (itself, through the Service: {via}{masq})"
 
 
 def _rows(hops: list[Hop]) -> list[str]:

@@ -62,14 +62,16 @@ class IpIn:
     """The IP layer of ``netns`` got the packet from ``dev``: PREROUTING (DNAT), then routing.
 
     ``came`` says where the frame came from. ``bridge_mac`` is set when ``dev``
-    is a bridge that handed the frame up because that MAC is its own; the
-    bridge's row is written here, once this namespace's DNAT and route are known.
+    is a bridge that handed the frame up because that MAC is its own (``port``:
+    the bridge port it came in on); the bridge's row is written here, once this
+    namespace's DNAT and route are known.
     """
 
     netns: str
     dev: str
     came: str = ""
     bridge_mac: str | None = None
+    port: str | None = None
 
 
 State = LocalOut | FrameIn | IpIn
@@ -102,6 +104,7 @@ class Walker:
         self.flow: Flow
         self._ct_hit: dict[str, nat.Hit] = {}  # per namespace: found in PREROUTING, used in POSTROUTING
         self._unseen: tuple[str, str] | None = None  # a bridge the packet skips (bridged DNAT)
+        self._port_in: str | None = None  # ... and the port it came in on, which it may go back out (hairpin)
 
     # -- where the capture should see the packet, and the end of a walk
 
@@ -220,7 +223,9 @@ class Walker:
         if link.kind == "vxlan":
             return self._vxlan_out(ns, link, mac)
         if link.kind == "bridge":
-            return self._bridge_forward(ns, link, mac, ingress=None)
+            # Bridged DNAT: the frame never left the bridge, it goes on from the port it came in on.
+            ingress = self._port_in if self._unseen == (ns, link.name) else None
+            return self._bridge_forward(ns, link, mac, ingress=ingress)
         return self._leave(ns, oif, mac)
 
     def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
@@ -333,7 +338,8 @@ class Walker:
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), port=port, lladdr=mac)
+                      self._obs(ns, port, "out"), port=port, lladdr=mac, bridge=bridge.name,
+                      hairpin=True if hair else None)
         if peer is None:
             return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)
@@ -370,7 +376,7 @@ class Walker:
             # The bridge's own MAC and its ports' MACs are its "permanent" local FDB entries.
             local = {bridge.mac} | {p.mac for p in links.values() if p.master == bridge.name and p.mac}
             if mac in local:
-                return IpIn(ns, bridge.name, bridge_mac=mac)
+                return IpIn(ns, bridge.name, bridge_mac=mac, port=dev)
             return self._bridge_forward(ns, bridge, mac, ingress=dev)
         if link.mac and mac not in (link.mac, BROADCAST):
             why = f"the frame is for {mac} but {dev} in {ns} is {link.mac}: the kernel drops it (not for this host)"
@@ -382,6 +388,7 @@ class Walker:
     def _ip_in(self, s: IpIn) -> State | Walk:
         """The IP layer: this namespace's DNAT (from conntrack), then the route lookup decides."""
         ns, iif = s.netns, s.dev
+        self._port_in = s.port
         seen = self._obs(ns, iif, "in")  # the packet as it arrives, before this namespace's DNAT
         if s.bridge_mac is None:
             self.rows.hold_arrival(ns, iif, f"arrives{' ' + s.came if s.came else ''}: {self.flow}", seen)
@@ -456,10 +463,11 @@ class Walker:
             if new is not None:
                 self.flow = new
             return self._route(ns, vx.name)
+        # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
+        how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns
         self.rows.add(ns, iif or "lo", "deliver",
-                      f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; "
-                      "delivered",
-                      [cmd], self._obs(ns, iif or "lo", "in") if iif else None)
+                      f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; {how}",
+                      [cmd], self._obs(ns, iif or "lo", "in"))
         return Walk(self.rows.hops, "delivered", f, ns)
 
     # -- NAT, from the conntrack entry of the packet (see nat.py)

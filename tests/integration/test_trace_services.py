@@ -119,3 +119,25 @@ def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):
     text = netlab("trace", "--lab", lab, "example", "node-2", "--proto", "tcp", "--port", "30080").stdout
     assert "result: delivered to web-" in text
     assert "endpoint of Service default/web-np:http (node-2:30080 DNATed to 10.244." in text
+
+
+def test_a_pod_to_itself_says_what_happens(svc_lab):
+    lab, _ = svc_lab
+    rc, d = trace(lab, "client", "client")
+    assert rc == 0 and d["delivered"] and d["reply_received"]
+    assert [(h["device"], h["kind"], h["seen"]) for h in d["hops"]] == [("lo", "deliver", True)]
+    assert [(h["device"], h["seen"]) for h in d["reply_hops"]] == [("lo", True)]
+    text = netlab("trace", "--lab", lab, "client", "client").stdout
+    assert "\nreply :" not in text and "\nreply 10.244.0.3 → 10.244.0.3 icmp id " in text
+    assert "result: delivered to client (itself: 10.244.0.3 is its own address, so the kernel loops the packet " \
+           f"back through lo and it never leaves {lab}-client)" in text
+    # Through its own Service (kube-dns is the only endpoint of kube-dns): out to node-1 and back in hairpin.
+    rc, d = trace(lab, "kube-dns", "svc/kube-dns", "--proto", "tcp")
+    assert rc == 0 and d["delivered"] and d["reply_received"]
+    back_out = [h for h in d["hops"] if h["kind"] == "bridge" and h["facts"].get("hairpin")]
+    assert back_out and back_out[0]["netns"] == f"{lab}-node-1" and back_out[0]["seen"]
+    assert d["hops"][-1]["netns"] == f"{lab}-kube-dns" and d["hops"][-1]["seen"]
+    text = netlab("trace", "--lab", lab, "kube-dns", "svc/kube-dns", "--proto", "tcp").stdout
+    assert "(itself, through the Service: node-1's bridge cni0 sent the frame back out the port it came in on, " \
+           f"{back_out[0]['device']} in hairpin mode, masqueraded to 10.244.0.1 so that the reply comes back " \
+           "through node-1 to be un-DNATed)" in text

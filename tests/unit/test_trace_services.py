@@ -206,3 +206,62 @@ def test_internet_to_node_port_follows_the_dnat_to_the_endpoint_on_the_other_nod
     text = render_text(r)
     assert ("result: delivered to web-1, endpoint of Service default/web-np:http (node-2:30080 DNATed to "
             "10.244.0.2:8080)") in text
+
+
+# --- a pod to itself ---------------------------------------------------------------------------------------------
+
+def _result(w, back, src, dst, proto="icmp", port=None):
+    from netlab.trace.render import TraceResult, number
+
+    r = TraceResult(lab="svc", src=src, dst=dst, proto=proto, port=port, marker="m", forward=w, reply=back,
+                    verdict=explain(w), reply_verdict=explain(back) if back else None, reply_received=True,
+                    reply_text="echo reply from 10.244.0.3 ttl 64")
+    number(r)
+    return r
+
+
+def test_a_pod_to_its_own_address_is_delivered_through_lo(svc):
+    from netlab.trace.render import render_text
+
+    _, m, k = svc
+    w = walk(k, m, "svc-client", Flow.icmp(None, CLIENT, 9))
+    assert [(h.netns, h.device, h.kind) for h in w.hops] == [("svc-client", "lo", "deliver")]
+    assert "loops it back through lo" in w.hops[0].decision
+    o = w.hops[0].observe  # the capture sees it on lo: the row can be seen, not "-"
+    assert (o.netns, o.ifname, o.direction, o.role) == ("svc-client", "lo", "in", "request")
+    back = walk(k, m, w.end_netns, w.final.reversed(), role="reply", direction="reply")
+    assert back.hops[0].observe.role == "reply" and back.hops[0].device == "lo"
+    pod = {"name": "client", "ip": CLIENT, "netns": "svc-client"}
+    text = render_text(_result(w, back, pod, pod))
+    assert "\nreply :" not in text
+    assert f"reply {CLIENT} → {CLIENT} icmp id 9" in text
+    assert ("result: delivered to client (itself: 10.244.0.3 is its own address, so the kernel loops the packet "
+            "back through lo and it never leaves svc-client); reply received") in text
+
+
+def test_a_pod_to_its_own_service_comes_back_through_the_bridge_in_hairpin(svc):
+    from dataclasses import replace
+
+    from netlab.trace.render import render_text
+
+    lab, m, k = svc
+    web1 = "10.244.0.2"
+    flow = Flow("tcp", web1, WEB_IP, 40000, 80)
+    # DNAT to web-1 itself, and KUBE-SEP's `-s 10.244.0.2/32 -j KUBE-MARK-MASQ` masquerades it to cni0's address.
+    k.ct["svc-node-1"] = [CtEntry(flow, Flow("tcp", web1, "10.244.0.1", 8080, 40000), "SYN_RECV")]
+    w = walk(k, m, "svc-web-1", flow)
+    assert w.outcome == "delivered" and w.end_netns == "svc-web-1"
+    port = lab.pod("web-1").host_veth
+    out = next(h for h in w.hops if h.kind == "bridge" and h.device == port)
+    assert "(hairpin)" in out.decision and out.problem is None
+    assert w.final == Flow("tcp", "10.244.0.1", web1, 40000, 8080)
+    pod = {"name": "web-1", "ip": web1, "netns": "svc-web-1"}
+    text = render_text(_result(w, None, pod, {"name": "svc/web", "ip": WEB_IP}, "tcp", 80))
+    assert ("(itself, through the Service: node-1's bridge cni0 sent the frame back out the port it came in on, "
+            f"{port} in hairpin mode, masqueraded to 10.244.0.1 so that the reply comes back through node-1 to "
+            "be un-DNATed)") in text
+    # Hairpin off on that port: the bridge drops the frame, and the trace says so.
+    k._links["svc-node-1"][port] = replace(k._links["svc-node-1"][port], hairpin=False)
+    w = walk(k, m, "svc-web-1", flow)
+    assert w.outcome == "stopped" and "only sends a frame back out its ingress port in hairpin mode" \
+        in w.hops[-1].problem
