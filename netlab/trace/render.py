@@ -38,6 +38,7 @@ class TraceResult:
     packets: int = 0
     pcap: str | None = None
     vxlan_port: int = 8472
+    dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -69,7 +70,7 @@ class TraceResult:
             "endpoint": self.endpoint, "icmp_errors": self.icmp_errors, "arp": self.arp,
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
-            "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap,
+            "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
         }
 
 
@@ -94,6 +95,8 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
     out: list[str] = []
     src, dst = r.src, r.dst
     what = {"icmp": "ICMP echo request", "tcp": f"TCP SYN to port {r.port}", "udp": f"UDP datagram to port {r.port}"}
+    if r.dns:
+        what["udp"] = f"DNS query (UDP port {r.port}) for A {r.dns['question']}"
     out.append(f"trace {src['name']} ({src['ip']}) → {dst['name']} ({dst['ip']}"
                f"{':' + str(r.port) if r.port and r.proto != 'icmp' else ''}): {what[r.proto]}, lab {r.lab}, "
                f"marker {r.marker}")

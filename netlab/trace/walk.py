@@ -21,20 +21,22 @@ The packet is always in one of three places (the walker's states):
 device, addressed to a MAC) and :class:`IpIn` (a namespace's IP layer got it
 from a device). Each row is written once, when everything it says is known.
 
-Everything here is pure: the kernel is behind the
-:class:`~netlab.trace.facts.Kernel` protocol (kernel.py answers from netlink;
-the unit tests answer from a fake).
+The NAT steps (DNAT, masquerade, their reversal, and why a Service packet
+was not DNATed) are in natsteps.py. Everything here is pure: the kernel is
+behind the :class:`~netlab.trace.facts.Kernel` protocol (kernel.py answers
+from netlink; the unit tests answer from a fake).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netlab.trace import kubeproxy, nat
+from netlab.trace import nat
 from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
 from netlab.trace.labmap import LabMap
+from netlab.trace.natsteps import NatSteps
 
 NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -89,7 +91,7 @@ class _Encap:
     shown: bool = False  # the encapsulation row was written
 
 
-class Walker:
+class Walker(NatSteps):
     """Follows one packet through the lab, asking the kernel at every namespace."""
 
     MAX_STEPS = 64
@@ -334,6 +336,11 @@ class Walker:
             self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
                           [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
             return self._stop(why)
+        snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
+                          "on the bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""
@@ -377,6 +384,7 @@ class Walker:
             local = {bridge.mac} | {p.mac for p in links.values() if p.master == bridge.name and p.mac}
             if mac in local:
                 return IpIn(ns, bridge.name, bridge_mac=mac, port=dev)
+            self._bridged_nat(ns, dev)
             return self._bridge_forward(ns, bridge, mac, ingress=dev)
         if link.mac and mac not in (link.mac, BROADCAST):
             why = f"the frame is for {mac} but {dev} in {ns} is {link.mac}: the kernel drops it (not for this host)"
@@ -469,68 +477,6 @@ class Walker:
                       f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; {how}",
                       [cmd], self._obs(ns, iif or "lo", "in"))
         return Walk(self.rows.hops, "delivered", f, ns)
-
-    # -- NAT, from the conntrack entry of the packet (see nat.py)
-
-    def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
-        """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.
-
-        The packet's conntrack entry and its direction are found here, once per
-        namespace, before any translation; POSTROUTING (:meth:`_snat`) uses the
-        same. The new flow is None when the destination stays.
-        """
-        hit = None
-        if not self.stack and ns in self.lab.nat_netns:
-            hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
-        if hit is None:
-            return None, self._not_dnated(ns, iif)
-        self._ct_hit[ns] = hit
-        old, new = self.flow, nat.new_destination(self.flow, hit)
-        if new == old:  # an entry (a masquerade, say) but no DNAT
-            return None, self._not_dnated(ns, iif)
-        text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
-        if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
-            chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)
-            if chosen is not None:
-                text += f"; {chosen.short()}"
-                facts.update(chosen.facts())
-        row = self.rows.row(ns, iif or "-", "dnat", text, nat.commands(ns, hit.entry), None,
-                            conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
-        return new, row
-
-    def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
-        """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.
-
-        Only a node (a namespace with kube-proxy's chains) DNATs Services. When
-        its nat table lacks a rule or chain of the packet's path, that is the
-        reason, and the packet is doomed here although it travels on: the
-        ClusterIP is an address no interface owns, so it follows the node's
-        routes as it is (to the gateway, say) and disappears somewhere else.
-        """
-        f = self.flow
-        svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
-        if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
-            return None
-        if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
-            return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
-        why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
-        return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
-                             cause=why.cause, **why.facts)
-
-    def _local(self, ns: str, ip: str) -> bool:
-        """``ip`` is an address of this namespace (iptables' ``-m addrtype --dst-type LOCAL``)."""
-        return any(a.split("/")[0] == ip for link in self.k.links(ns).values() for a in link.addresses)
-
-    def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
-        """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""
-        hit = self._ct_hit.pop(ns, None)
-        if hit is None:
-            return None
-        new = nat.new_source(self.flow, hit)
-        if new == self.flow:
-            return None
-        old, self.flow = self.flow, new
-        return old, hit
 
 
 def walk(kernel: Kernel, lab: LabMap, netns: str, flow: Flow, role: str = "request",

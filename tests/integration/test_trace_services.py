@@ -141,3 +141,26 @@ def test_a_pod_to_itself_says_what_happens(svc_lab):
     assert "(itself, through the Service: node-1's bridge cni0 sent the frame back out the port it came in on, " \
            f"{back_out[0]['device']} in hairpin mode, masqueraded to 10.244.0.1 so that the reply comes back " \
            "through node-1 to be un-DNATed)" in text
+
+
+def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
+    lab, _ = svc_lab
+    rc, d = trace(lab, "client", "svc/kube-dns")  # udp/53: the Service's first port
+    assert rc == 0 and d["delivered"] and d["reply_received"], d["reply_lost"]
+    assert d["dns"]["question"] == "kube-dns.kube-system.svc.cluster.local"
+    answer = d["dns"]["answer"]
+    assert answer["rcode"] == "NOERROR" and answer["id"] == d["dns"]["id"]
+    assert [(a["name"], a["type"], a["data"]) for a in answer["answers"]] == [
+        ("kube-dns.kube-system.svc.cluster.local.", "A", "10.96.0.10")]
+    # Seen all the way there and back: the answer comes from the ClusterIP (un-DNATed on node-1's bridge).
+    observable = [h for h in d["hops"] + d["reply_hops"] if "observe" in h]
+    assert all(h["seen"] for h in observable), [(h["direction"], h["index"], h["netns"], h["device"])
+                                                for h in observable if not h["seen"]]
+    assert d["reply_hops"][-1]["observe"]["flow"].startswith("10.96.0.10:53 → 10.244.0.3:")
+    # dnsmasq itself logged the question, from the client's own address (no NAT on the way in).
+    log = netlab("logs", "--lab", lab, "kube-dns").stdout
+    assert "query[A] kube-dns.kube-system.svc.cluster.local from 10.244.0.3" in log
+    text = netlab("trace", "--lab", lab, "client", "svc/kube-dns").stdout
+    assert "DNS query (UDP port 53) for A kube-dns.kube-system.svc.cluster.local" in text.splitlines()[0]
+    assert "reply received: DNS answer: kube-dns.kube-system.svc.cluster.local. A 10.96.0.10 (NOERROR)" in text
+    assert "is a server listening" not in text
