@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -60,8 +61,11 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     remote VTEP, VXLAN encapsulation, Service DNAT from conntrack, masquerade,
     bridge port), and the command that shows you the same fact. Then one real
     marked packet is sent from SRC and captured on every interface of the
-    path at once: each row says whether the packet was seen there, and a lost
-    packet is reported at the first hop where it disappeared, with the reason.
+    path at once: each row says whether the packet was seen there ("-": a
+    decision no capture can show, such as a NAT), and a lost packet is
+    reported at the hop where it disappeared or was doomed, with the reason.
+    To port 53 the packet is a real DNS query, and the answer is shown.
+    On a terminal, lines wrap to its width; -o json keeps them whole.
 
     \b
     Examples:
@@ -90,7 +94,9 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
             click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",
                        err=True)
     else:
-        click.echo(render_text(result, full_reply=full_reply), nl=False)
+        # On a terminal, lines wrap to its width (-o json keeps every line whole).
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        click.echo(render_text(result, full_reply=full_reply, width=width), nl=False)
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
 

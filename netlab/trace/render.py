@@ -9,6 +9,7 @@ hop N with the kernel's reason and the fix the lab's plan gives.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,8 +91,11 @@ SEEN = {True: "seen", False: "NOT SEEN", None: "-"}
 REPLY_KINDS = ("dnat", "snat", "deliver", "drop")
 
 
-def render_text(r: TraceResult, full_reply: bool = False) -> str:
-    """The trace as a learner reads it: one row per hop, with the command that shows the same fact."""
+def render_text(r: TraceResult, full_reply: bool = False, width: int | None = None) -> str:
+    """The trace as a learner reads it: one row per hop, with the command that shows the same fact.
+
+    ``width``: wrap every line to it (a terminal's width); None keeps each on one line.
+    """
     out: list[str] = []
     src, dst = r.src, r.dst
     what = {"icmp": "ICMP echo request", "tcp": f"TCP SYN to port {r.port}", "udp": f"UDP datagram to port {r.port}"}
@@ -102,7 +106,7 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
                f"marker {r.marker}")
     out.append(f"captured in {len(r.captured_netns)} namespaces at once, {r.packets} frames of this packet")
     out.append("")
-    out += _rows(r.forward.hops)
+    out += _rows(r.forward.hops, width)
     if r.reply is not None:
         rows = r.reply.hops if full_reply else [
             h for i, h in enumerate(r.reply.hops)
@@ -112,7 +116,7 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
             hidden = len(r.reply.hops) - len(rows)
             more = f" ({hidden} more rows with --full-reply)" if hidden else ""
             out.append(f"reply {_reply_flow(r)}{more}:")
-            out += _rows(rows)
+            out += _rows(rows, width)
     out.append("")
     ep = r.endpoint
     if ep:
@@ -150,7 +154,25 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
     if r.pcap:
         out.append(f"pcap: {r.pcap} (pcapng, one interface per namespace/device); read it with:")
         out.append(f"  tshark -r {r.pcap} -d udp.port=={r.vxlan_port},vxlan")
+    out += _legend(r.forward.hops + (r.reply.hops if r.reply else []))
+    if width:
+        out = [piece for line in out for piece in _wrap(line, width)]
     return "\n".join(out) + "\n"
+
+
+LEGEND = {
+    True: "seen      the capture saw the packet there",
+    False: "NOT SEEN  that namespace was captured, the packet did not show up there",
+    None: ("-         nothing a capture can show: a decision the kernel takes inside a namespace (a NAT, a route "
+           "lookup, a bridge that switches a frame straight back out), or a namespace that was not captured"),
+}
+
+
+def _legend(hops: list[Hop]) -> list[str]:
+    """What the status column means, for the statuses this trace shows."""
+    used = {h.seen for h in hops}
+    lines = [f"  {LEGEND[k]}" for k in (True, False, None) if k in used]
+    return ["", "status:", *lines] if lines else []
 
 
 def _receiver(r: TraceResult) -> str:
@@ -189,17 +211,45 @@ def _itself(r: TraceResult) -> str:
     return f" (itself, through the Service: {via}{masq})"
 
 
-def _rows(hops: list[Hop]) -> list[str]:
+PAD = 15  # where a row's details start
+MIN_COLUMN = 40  # narrower than this, a row's decision continues under its details instead
+
+
+def _rows(hops: list[Hop], width: int | None = None) -> list[str]:
     out = []
+    pad = " " * PAD
     for h in hops:
         status = SEEN[h.seen]
-        head = f"{label(h):>3}  {status:<8}  {h.netns:<22} {h.device:<13} {h.decision}"
-        out.append(head)
-        pad = " " * 15
+        head = f"{label(h):>3}  {status:<8}  {h.netns:<22} {h.device:<13} "
+        if width:
+            indent = len(head) if width - len(head) >= MIN_COLUMN else PAD
+            out += _wrap(head + h.decision, width, " " * indent)
+        else:
+            out.append(head + h.decision)
         if h.evidence and h.kind in ("encap", "decap", "deliver"):
             out.append(f"{pad}saw: {h.evidence}")
         if h.problem:
             out.append(f"{pad}!! {h.problem}")
         for c in h.commands:
-            out.append(f"{pad}$ {c}")
+            out += _wrap_command(f"{pad}$ {c}", width, pad + "    ") if width else [f"{pad}$ {c}"]
     return out
+
+
+def _wrap(line: str, width: int, indent: str | None = None) -> list[str]:
+    """One line cut at spaces to ``width``; continuations indented like the line (a little more)."""
+    if len(line) <= width:
+        return [line]
+    if indent is None:
+        lead = len(line) - len(line.lstrip())
+        indent = " " * (lead + (3 if line.lstrip().startswith("!! ") else 2 if lead else 4))
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False,
+                         drop_whitespace=True) or [line]
+
+
+def _wrap_command(line: str, width: int, indent: str) -> list[str]:
+    """A command cut with shell continuations (`` \\``), so it can still be copied and pasted."""
+    if len(line) <= width:
+        return [line]
+    parts = textwrap.wrap(line, width - 2, subsequent_indent=indent, break_long_words=False,
+                          break_on_hyphens=False)
+    return [p + " \\" for p in parts[:-1]] + parts[-1:]

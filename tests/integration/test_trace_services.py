@@ -164,3 +164,48 @@ def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     assert "DNS query (UDP port 53) for A kube-dns.kube-system.svc.cluster.local" in text.splitlines()[0]
     assert "reply received: DNS answer: kube-dns.kube-system.svc.cluster.local. A 10.96.0.10 (NOERROR)" in text
     assert "is a server listening" not in text
+
+
+def run_on_terminal(argv: list[str], columns: int) -> str:
+    """Run a command with its output on a pseudo-terminal ``columns`` wide, as a learner's shell would."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait(timeout=60)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_on_a_terminal_lines_wrap_to_its_width_and_json_keeps_them_whole(svc_lab):
+    import sys
+
+    lab, _ = svc_lab
+    text = run_on_terminal([sys.executable, "-m", "netlab", "trace", "--lab", lab, "client", "svc/web"], 100)
+    lines = text.splitlines()
+    assert any(line.startswith("result: delivered to web-") for line in lines), text
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert "status:" in lines and any(line.startswith("  -         nothing a capture can show") for line in lines)
+    _, d = trace(lab, "client", "svc/web")  # -o json, piped: every decision whole, on one line
+    dnat = next(h for h in d["hops"] if h["kind"] == "dnat")
+    assert len(dnat["decision"]) > 100 and "\n" not in dnat["decision"]
+    piped = netlab("trace", "--lab", lab, "client", "svc/web").stdout  # not a terminal: not wrapped
+    assert max(len(line) for line in piped.splitlines()) > 100

@@ -265,3 +265,31 @@ def test_a_pod_to_its_own_service_comes_back_through_the_bridge_in_hairpin(svc):
     w = walk(k, m, "svc-web-1", flow)
     assert w.outcome == "stopped" and "only sends a frame back out its ingress port in hairpin mode" \
         in w.hops[-1].problem
+
+
+# --- on a terminal: wrapped to its width, with a legend ------------------------------------------------------------
+
+def test_text_wraps_to_the_width_and_explains_the_status_column(svc):
+    from netlab.trace.render import render_text
+
+    _, m, k = svc
+    k.no_rule.add(("svc-node-1", SERVICES_RULE))
+    w, v = traced(m, k, to_web(k))
+    pod = {"name": "client", "ip": CLIENT, "netns": "svc-client"}
+    r = _result(w, None, pod, {"name": "svc/web", "ip": WEB_IP}, "tcp", 80)
+    whole = render_text(r)
+    assert max(len(line) for line in whole.splitlines()) > 200  # what a terminal got before
+    for width in (80, 120):
+        text = render_text(r, width=width)
+        lines = text.splitlines()
+        assert max(len(line) for line in lines) <= width, width
+        # Nothing is lost: the words are the same, in the same order (commands cut with shell continuations).
+        assert " ".join(text.replace(" \\\n", " ").split()) == " ".join(whole.split())
+    # The "-" status (a NAT row: nothing a capture can see) is explained; so is "seen".
+    assert "\nstatus:\n" in whole and "\n  -         nothing a capture can show: a decision the kernel takes" in whole
+    assert "\n  seen      the capture saw the packet there" in whole and "NOT SEEN  that namespace" not in whole
+    # A long decision continues under its own column when there is room for it.
+    lines = render_text(r, width=120).splitlines()
+    row = next(i for i, line in enumerate(lines) if "no DNAT for" in line)
+    column = lines[row].index("no DNAT for")
+    assert column > 40 and lines[row + 1][:column].strip() == "" and lines[row + 1][column] != " "
