@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 
 from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, progress_bar,
-                             require_root)
+                             require_root, write_output_file)
 from netlab.errors import ChecksFailed, UsageError
 
 
@@ -47,9 +48,11 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
 @click.option("--full-reply", is_flag=True, help="Show every row of the reply's path, not only its translations.")
-@output_option("text", "json")
+@output_option("text", "json", "svg", "png", "dot")
+@click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it).")
 def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
-              timeout: float, pcap: str | None, full_reply: bool, output: str) -> None:
+              timeout: float, pcap: str | None, full_reply: bool, output: str, write: str | None) -> None:
     """Follow one real packet from SRC to DST, hop by hop, with the kernel's decisions.
 
     SRC is a pod or node (or an internet host); DST a pod, a node, svc/NAME,
@@ -67,16 +70,26 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     To port 53 the packet is a real DNS query, and the answer is shown.
     On a terminal, lines wrap to its width; -o json keeps them whole.
 
+    -o svg or png draws the lab's picture (as `netlab graph` does) with the
+    packet's path on it: every hop numbered on the box where it happened,
+    with the kernel's decision, and the hop where it was lost in red with the
+    reason (-o dot: the Graphviz text of the same).
+
     \b
     Examples:
       sudo netlab trace fedora-1 fedora-2                   # across the VXLAN overlay
       sudo netlab trace fedora-1 svc/web --proto tcp --port 80
       sudo netlab trace fedora-1 fedora-2 --pcap /tmp/p.pcapng
       tshark -r /tmp/p.pcapng -d udp.port==8472,vxlan      # inner and outer headers
+      sudo netlab trace fedora-1 fedora-2 -o svg -w /tmp/path.svg
 
     Exit code 1 when the packet does not reach DST.
     """
     check_output_file(pcap)
+    check_output_file(write)
+    if output == "png" and write is None and sys.stdout.isatty():
+        raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
+                         "or redirect it: netlab trace SRC DST -o png > path.png")
     require_root()
     from netlab.trace.render import render_text
     from netlab.trace.run import run
@@ -88,17 +101,33 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
             result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
     else:
         result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
-    if output == "json":
-        print_json(result.to_json())
+    if output in ("svg", "png", "dot"):
+        from netlab.trace import picture
+
+        data = picture.render(lab, result, output)
+        _emit(data, write)
+        click.echo(f"netlab: {picture.title(result)}" + (f"; wrote {write}" if write else ""), err=True)
+    elif output == "json":
+        _emit((json.dumps(result.to_json(), indent=2, default=str) + "\n").encode(), write)
         if pcap:
             click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",
                        err=True)
     else:
         # On a terminal, lines wrap to its width (-o json keeps every line whole).
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        click.echo(render_text(result, full_reply=full_reply, width=width), nl=False)
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() and not write else None
+        _emit(render_text(result, full_reply=full_reply, width=width).encode(), write)
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
+
+
+def _emit(data: bytes, path: str | None) -> None:
+    """To FILE (-w), or standard output."""
+    if path:
+        write_output_file(path, data)
+        return
+    stream = click.get_binary_stream("stdout")
+    stream.write(data)
+    stream.flush()
 
 
 # --- capture -----------------------------------------------------------------

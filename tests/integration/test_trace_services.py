@@ -209,3 +209,37 @@ def test_on_a_terminal_lines_wrap_to_its_width_and_json_keeps_them_whole(svc_lab
     assert len(dnat["decision"]) > 100 and "\n" not in dnat["decision"]
     piped = netlab("trace", "--lab", lab, "client", "svc/web").stdout  # not a terminal: not wrapped
     assert max(len(line) for line in piped.splitlines()) > 100
+
+
+def test_the_picture_numbers_every_hop_and_shows_the_lost_one_in_red(svc_lab, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    lab, path = svc_lab
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    n1 = f"{lab}-node-1"
+    subprocess.run(["ip", "netns", "exec", n1, "iptables", "-t", "nat", *shlex.split(WEB_RULE.replace("-A", "-D", 1))],
+                   check=True)
+    try:
+        _, d = trace(lab, "client", "svc/web")
+        picture = tmp_path / "lost.svg"
+        proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "svg", "-w", str(picture), check=False,
+                      timeout=60)
+    finally:
+        netlab("up", "-t", path)
+    assert proc.returncode == 1 and f"wrote {picture}" in proc.stderr and "LOST at hop" in proc.stderr
+    root = ET.fromstring(picture.read_text())
+    texts = [(t.text or "").replace("\xa0", " ") for t in root.iter(f"{svg_ns}text")]
+    hops = {h["index"] for h in d["hops"]}
+    numbered = {int(m.group(1)) for t in texts for m in [re.match(r"(\d+)  \S", t)] if m}
+    assert hops <= numbered, sorted(hops - numbered)
+    words = " ".join(" ".join(texts).split())
+    reason = " ".join(d["lost"]["reason"].split())
+    assert f"LOST here: {reason}" in words  # the lost hop's reason, on the lost hop's note
+    assert any(t.startswith(f"{d['lost']['hop']}  no DNAT for ") for t in texts)
+    red = [g for g in root.iter(f"{svg_ns}g") if g.get("class") == "node"
+           and any(p.get("stroke") == "#d1242f" for p in g.iter() if p.get("stroke"))]
+    assert any((g.find(f"{svg_ns}title").text or "") == "node_node_1_cni0" for g in red)  # node-1's cni0: hop 5
+    # Repaired: the picture of a delivered packet, as PNG.
+    png = tmp_path / "ok.png"
+    proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "png", "-w", str(png), timeout=60)
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and ": delivered" in proc.stderr
