@@ -28,6 +28,7 @@ class NatSteps:
     direction: str
     stack: list  # the VXLAN encapsulations under way: an encapsulated packet is not NATed
     _ct_hit: dict[str, nat.Hit]  # per namespace: found in PREROUTING, used in POSTROUTING
+    _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
 
     def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
         """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.
@@ -45,6 +46,7 @@ class NatSteps:
         old, new = self.flow, nat.new_destination(self.flow, hit)
         if new == old:  # an entry (a masquerade, say) but no DNAT
             return None, self._not_dnated(ns, iif)
+        self._pre_nat[ns] = old
         text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
         if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
             chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)

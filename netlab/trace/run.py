@@ -104,7 +104,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         kernel.close()
     step(4)
 
-    flows = {h.observe.flow for h in fwd.hops + (back.hops if back else []) if h.observe}
+    # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
+    flows = {f for h in fwd.hops + (back.hops if back else []) if h.observe for f in (h.observe.flow, h.observe.alt)
+             if f is not None}
     packets: list[Packet] = []
     ours: list[tuple[cap.Frame, Packet]] = []
     for frame, d in cap.frames_in(frames, [vx_port]):

@@ -105,6 +105,7 @@ class Walker(NatSteps):
         self.stack: list[_Encap] = []
         self.flow: Flow
         self._ct_hit: dict[str, nat.Hit] = {}  # per namespace: found in PREROUTING, used in POSTROUTING
+        self._pre_nat: dict[str, Flow] = {}  # per namespace: the packet before its PREROUTING translation
         self._unseen: tuple[str, str] | None = None  # a bridge the packet skips (bridged DNAT)
         self._port_in: str | None = None  # ... and the port it came in on, which it may go back out (hairpin)
 
@@ -471,11 +472,22 @@ class Walker(NatSteps):
             if new is not None:
                 self.flow = new
             return self._route(ns, vx.name)
+        # The capture sees the packet as it came in, before this namespace's NAT.
+        seen = self._obs(ns, iif or "lo", "in")
+        before = self._pre_nat.get(ns)
+        if seen is not None and before is not None:
+            seen = replace(seen, flow=before, alt=seen.flow)
+        snat = self._snat(ns)  # INPUT: a reply to this namespace's own DNATed connection gets its source back
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, iif or "lo", "snat", nat.describe(self.lab, "src", hit, old, self.flow),
+                          nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
+            f = self.flow
         # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
         how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns
         self.rows.add(ns, iif or "lo", "deliver",
                       f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; {how}",
-                      [cmd], self._obs(ns, iif or "lo", "in"))
+                      [cmd], seen)
         return Walk(self.rows.hops, "delivered", f, ns)
 
 

@@ -243,3 +243,18 @@ def test_the_picture_numbers_every_hop_and_shows_the_lost_one_in_red(svc_lab, tm
     png = tmp_path / "ok.png"
     proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "png", "-w", str(png), timeout=60)
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and ": delivered" in proc.stderr
+
+
+def test_a_nodes_own_connection_to_a_service_on_another_node_is_answered_and_seen_back(svc_lab):
+    """node-2 → kube-dns (on node-1): OUTPUT DNAT, masqueraded into the overlay; the answer comes back un-SNATed and
+    un-DNATed on node-2. It was reported lost "seen on flannel.1, never on flannel.1"."""
+    lab, _ = svc_lab
+    n2 = f"{lab}-node-2"
+    rc, d = trace(lab, "node-2", "svc/kube-dns", "--proto", "tcp")
+    assert rc == 0 and d["delivered"] and d["reply_received"] and d["reply_lost"] is None, d["reply_lost"]
+    observable = [h for h in d["reply_hops"] if "observe" in h]
+    assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
+    last = d["reply_hops"][-1]
+    assert (last["netns"], last["device"], last["kind"]) == (n2, "flannel.1", "deliver")
+    undo = [h for h in d["reply_hops"] if h["netns"] == n2 and h["kind"] == "snat"]
+    assert undo and "source 10.244.0.4:53 → 10.96.0.10:53" in undo[0]["decision"]  # what node-2's socket gets

@@ -293,3 +293,23 @@ def test_text_wraps_to_the_width_and_explains_the_status_column(svc):
     row = next(i for i, line in enumerate(lines) if "no DNAT for" in line)
     column = lines[row].index("no DNAT for")
     assert column > 40 and lines[row + 1][:column].strip() == "" and lines[row + 1][column] != " "
+
+
+def test_a_nodes_own_service_connection_is_answered_from_the_cluster_ip_and_seen_arriving():
+    """node-1 → web (OUTPUT DNAT to web-2, masqueraded into the overlay): the reply is un-SNATed in PREROUTING and
+    un-DNATed in INPUT; the capture on flannel.1 sees it before both."""
+    lab = lab_from((ROOT / "topologies/services.yaml").read_text())
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+    fwd = Flow("tcp", "192.168.122.2", WEB_IP, 40000, 80)
+    k.ct["svc-node-1"] = [CtEntry(fwd, Flow("tcp", "10.244.1.2", "10.244.0.0", 8080, 50000), "SYN_SENT")]
+    w = walk(k, m, "svc-node-1", fwd)
+    assert w.outcome == "delivered" and w.end_netns == "svc-web-2"
+    back = walk(k, m, "svc-web-2", w.final.reversed(), role="reply", direction="reply")
+    assert back.outcome == "delivered" and back.end_netns == "svc-node-1"
+    assert back.final == Flow("tcp", WEB_IP, "192.168.122.2", 80, 40000)  # what node-1's socket gets
+    undo = next(h for h in back.hops if h.kind == "snat")
+    assert undo.netns == "svc-node-1" and "un-DNAT" in undo.decision
+    wire = Flow("tcp", "10.244.1.2", "10.244.0.0", 8080, 50000)
+    last = back.hops[-1]
+    assert (last.kind, last.device) == ("deliver", "flannel.1") and last.observe.flow == wire
