@@ -142,8 +142,11 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
     lacks = f"chain {gap.chain}" if gap.chain else gap.step.role
-    why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; without it "
-           f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is")
+    if f.dst in (svc.ip, svc.lb_ip):
+        then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
+    else:  # a nodePort: the node's own address
+        then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
+    why = f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; without it {then}"
     return NoDnat(f"no DNAT for {f}: {lacks} is missing", why, commands, gap.fix(ns, planned), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain})
 

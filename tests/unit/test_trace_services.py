@@ -104,6 +104,8 @@ def test_a_missing_node_port_rule_is_named_on_the_node_it_reached(svc):
     lost = w.hops[v.lost_at]
     assert (lost.netns, lost.kind) == ("svc-node-2", "dnat") and f"`{rule}`" in v.reason
     assert "Service default/web-np:http's nodePort 30080 in KUBE-NODEPORTS" in v.reason
+    assert "without it the packet stays addressed to node-2 itself, port 30080, where no socket listens" in v.reason
+    assert "no interface owns" not in v.reason
 
 
 def test_all_rules_in_place_but_no_dnat_keeps_the_plain_reason(svc):
