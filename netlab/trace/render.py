@@ -154,7 +154,7 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     if r.pcap:
         out.append(f"pcap: {r.pcap} (pcapng, one interface per namespace/device); read it with:")
         out.append(f"  tshark -r {r.pcap} -d udp.port=={r.vxlan_port},vxlan")
-    out += _legend(r.forward.hops + (r.reply.hops if r.reply else []))
+    out += _legend(r.forward.hops + (r.reply.hops if r.reply else []), width)
     if width:
         out = [piece for line in out for piece in _wrap(line, width)]
     return "\n".join(out) + "\n"
@@ -168,10 +168,12 @@ LEGEND = {
 }
 
 
-def _legend(hops: list[Hop]) -> list[str]:
-    """What the status column means, for the statuses this trace shows."""
+def _legend(hops: list[Hop], width: int | None = None) -> list[str]:
+    """What the status column means, for the statuses this trace shows (continued under the meaning)."""
     used = {h.seen for h in hops}
     lines = [f"  {LEGEND[k]}" for k in (True, False, None) if k in used]
+    if width:
+        lines = [piece for line in lines for piece in _wrap(line, width, " " * 12)]
     return ["", "status:", *lines] if lines else []
 
 

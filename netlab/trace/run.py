@@ -75,7 +75,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         query_id, payload = dns.query(question, send.marker_of(nonce))
     kernel = LiveKernel()
     # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
-    counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if lm.services else []
+    counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
     try:
         with cap.Capture(namespaces) as capture:
             capture.settle()
