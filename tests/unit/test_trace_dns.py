@@ -12,7 +12,7 @@ from netlab.trace.facts import CtEntry
 from netlab.trace.flow import Flow
 from netlab.trace.verdict import explain, mark_seen
 from netlab.trace.walk import walk
-from test_trace_services import svc  # noqa: F401  (the fixture)
+from test_trace_service_paths import svc  # noqa: F401  (the fixture)
 from test_trace_walk import _seen_everywhere
 
 scapy = pytest.importorskip("scapy")
