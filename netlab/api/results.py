@@ -249,6 +249,18 @@ class ServiceEndpoint:
     endpoint_port: int | None = None
     svc_chain: str | None = None
     sep_chain: str | None = None
+    # kube-proxy's rule in svc_chain that chose the endpoint (iptables-save's text), the probability written
+    # in it, the overall chance ("1/2"), its position among the chain's `rules` endpoint rules, whether
+    # sessionAffinity's recent match chose it, how many packets its counter took during the trace, and
+    # all of that in words
+    rule: str | None = None
+    probability: float | None = None
+    chance: str | None = None
+    rule_position: int | None = None
+    rules: int | None = None
+    affinity: bool | None = None
+    rule_counted: int | None = None
+    chosen_by: str | None = None
 
     @property
     def pod(self) -> str | None:
@@ -274,6 +286,7 @@ class TraceHop:
     evidence: str | None
     index: int
     observe: Mapping[str, Any] | None = None
+    cause: bool = False  # this hop's problem dooms the packet, although it travels on (a Service not DNATed)
 
 
 @dataclass(frozen=True)
@@ -299,6 +312,7 @@ class Trace:
     captured_netns: tuple[str, ...]
     packets: int
     pcap: str | None
+    dns: Mapping[str, Any] | None = None  # to port 53: the question asked (name, id) and the answer
 
 
 # --- what a lab holds (netlab get, inspect) ---------------------------------------------

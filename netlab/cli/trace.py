@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from typing import Any
 
 import click
+import yaml
 
 from netlab import api
 from netlab.api.results import to_json
-from netlab.cli.base import check_output_file, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
+                            write_output_file)
 from netlab.cli.complete import complete_names
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
@@ -52,9 +56,11 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
 @click.option("--full-reply", is_flag=True, help="Show every row of the reply's path, not only its translations.")
-@output_option("text", "json")
+@output_option("text", "json", "svg", "png", "dot")
+@click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it).")
 def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
-              timeout: float, pcap: str | None, full_reply: bool, output: str) -> None:
+              timeout: float, pcap: str | None, full_reply: bool, output: str, write: str | None) -> None:
     """Follow one real packet from SRC to DST, hop by hop, with the kernel's decisions.
 
     SRC is a pod or node (or an internet host); DST a pod, a node, svc/NAME,
@@ -66,8 +72,16 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     remote VTEP, VXLAN encapsulation, Service DNAT from conntrack, masquerade,
     bridge port), and the command that shows you the same fact. Then one real
     marked packet is sent from SRC and captured on every interface of the
-    path at once: each row says whether the packet was seen there, and a lost
-    packet is reported at the first hop where it disappeared, with the reason.
+    path at once: each row says whether the packet was seen there ("-": a
+    decision no capture can show, such as a NAT), and a lost packet is
+    reported at the hop where it disappeared or was doomed, with the reason.
+    To port 53 the packet is a real DNS query, and the answer is shown.
+    On a terminal, lines wrap to its width; -o json keeps them whole.
+
+    -o svg or png draws the lab's picture (as `netlab graph` does) with the
+    packet's path on it: every hop numbered on the box where it happened,
+    with the kernel's decision, and the hop where it was lost in red with the
+    reason (-o dot: the Graphviz text of the same).
 
     \b
     Examples:
@@ -75,10 +89,15 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
       sudo netlab trace fedora-1 svc/web --proto tcp --port 80
       sudo netlab trace fedora-1 fedora-2 --pcap /tmp/p.pcapng
       tshark -r /tmp/p.pcapng -d udp.port==8472,vxlan      # inner and outer headers
+      sudo netlab trace fedora-1 fedora-2 -o svg -w /tmp/path.svg
 
     Exit code 1 when the packet does not reach DST.
     """
     check_output_file(pcap)
+    check_output_file(write)
+    if output == "png" and write is None and sys.stdout.isatty():
+        raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
+                         "or redirect it: netlab trace SRC DST -o png > path.png")
     require_root()
     lab = _running_lab(lab_name, topology)
     bar, progress = progress_bar(f"tracing {src} → {dst}")
@@ -87,15 +106,38 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
             result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
     else:
         result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
-    if output == "json":
-        print_json(result.to_json())
+    if output in ("svg", "png", "dot"):
+        from netlab.trace import picture
+
+        data = picture.render(lab, result, output)
+        _emit(data, write)
+        click.echo(f"netlab: {picture.title(result)}" + (f"; wrote {write}" if write else ""), err=True)
+    elif output in ("json", "yaml"):
+        if write:
+            _emit((json.dumps(result.to_json(), indent=2, default=str) + "\n").encode() if output == "json"
+                  else yaml.safe_dump(json.loads(json.dumps(result.to_json(), default=str)), sort_keys=False).encode(),
+                  write)
+        else:
+            print_json(result.to_json())
         if pcap:
             click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",
                        err=True)
     else:
-        click.echo(render_text(result, full_reply=full_reply), nl=False)
+        # On a terminal, lines wrap to its width (-o json keeps every line whole).
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() and not write else None
+        _emit(render_text(result, full_reply=full_reply, width=width).encode(), write)
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
+
+
+def _emit(data: bytes, path: str | None) -> None:
+    """To FILE (-w), or standard output."""
+    if path:
+        write_output_file(path, data)
+        return
+    stream = click.get_binary_stream("stdout")
+    stream.write(data)
+    stream.flush()
 
 
 # --- capture -----------------------------------------------------------------

@@ -19,8 +19,10 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Address, Bridge, Fdb, Neigh, Route, Veth, Vxlan
-from netlab.trace.facts import CtEntry, FdbFacts, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.plan.resources import Address, Bridge, Fdb, NatRules, Neigh, Route, Veth, Vxlan
+from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
+from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, RouteFacts, RouteFailure,
+                                VxlanFacts)
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.labmap import LabMap
 from netlab.trace.render import TraceResult, number, render_text
@@ -42,6 +44,9 @@ class FakeKernel:
         self.no_fdb: set[tuple[str, str, str]] = set()
         self.no_route: set[tuple[str, str]] = set()  # (netns, dst cidr)
         self.ct: dict[str, list[CtEntry]] = {}
+        self.no_rule: set[tuple[str, str]] = set()  # (netns, nat rule line): iptables -t nat -D
+        self.no_chain: set[tuple[str, str]] = set()  # (netns, nat chain): iptables -t nat -F, -X
+        self.counted: dict[tuple[str, str], int] = {}  # (netns, nat rule line) -> packets during the trace
         self.calls: list[tuple] = []
         self._links: dict[str, dict[str, LinkFacts]] = {}
         addrs: dict[tuple[str, str], list[str]] = {}
@@ -130,6 +135,16 @@ class FakeKernel:
 
     def bridge_nf(self, netns):
         return True
+
+    def nat_table(self, netns):
+        planned = next((r for r in self.plan.resources if isinstance(r, NatRules) and r.netns == netns
+                        and r.table == "nat"), None)
+        if planned is None:
+            return None
+        chains = {c for c in planned.chains if (netns, c) not in self.no_chain} | set(BUILTIN_CHAINS)
+        return NatTable(frozenset(chains), tuple(
+            NatRule(line, self.counted.get((netns, line), 0), self.counted.get((netns, line), 0))
+            for line in planned.rules if (netns, line) not in self.no_rule and chain_of(line) in chains))
 
 
 @pytest.fixture
