@@ -61,8 +61,7 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
         parts.append(f"{len(result.created_netns)} namespaces created")
     if result.removed_netns:
         parts.append(f"{len(result.removed_netns)} removed")
-    if result.fixed:
-        parts.append(f"{len(result.fixed)} objects, containers or files added, changed or repaired")
+    parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
     if not result.created_netns:  # a repair or a change: say what was done
         for line in result.fixed[:20]:
@@ -73,6 +72,15 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
         first = model.pods[0]
         other = next((p for p in model.pods if p.node != first.node), None) or model.pods[-1]
         click.echo(f"try: sudo ip netns exec {first.netns} ping -c1 {other.ip}")
+
+
+def fixed_words(fixed: list[str]) -> list[str]:
+    """up's actions counted by what they were: containers started, files written, objects added or repaired."""
+    started = sum(1 for line in fixed if line.startswith(("started container", "restarted container")))
+    written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
+    other = len(fixed) - started - written
+    return ([f"{started} containers started"] if started else []) + ([f"{written} files written"] if written else []) \
+        + ([f"{other} objects added, changed or repaired"] if other else [])
 
 
 def network_words(loaded: Loaded) -> str:

@@ -136,3 +136,15 @@ def test_exec_get_and_inspect_help_say_what_they_do():
 def test_inspect_refuses_an_unknown_section_before_anything_else():
     res = run_cli("inspect", "minikube", "--section", "routes,bogus")
     assert res.returncode == 2 and "bogus: want some of links, addrs" in res.stderr
+
+
+def test_up_counts_its_actions_by_what_they_were():
+    """A fresh up starts containers and writes files; it repairs nothing (it used to say 'repaired')."""
+    from netlab.cli.lab import fixed_words
+
+    fresh = ["wrote /etc/netns/a-web/resolv.conf", "started container web/http", "started container dns/dnsmasq"]
+    assert fixed_words(fresh) == ["2 containers started", "1 files written"]
+    repair = ["set up of link eth0 in a-web", "restarted container web/http (it was stopped)",
+              "rewrote /etc/netns/a-web/resolv.conf (edited)"]
+    assert fixed_words(repair) == ["1 containers started", "1 files written", "1 objects added, changed or repaired"]
+    assert fixed_words([]) == []
