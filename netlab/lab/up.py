@@ -18,6 +18,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from netlab.realize.attachments import attached_lab
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, Op
 from netlab.feature import Feature
@@ -86,6 +87,9 @@ class _Up:
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
+        attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
+        if attached is not self.lab:
+            self.lab, self.plan = attached, build_plan(attached)
         fresh = state is None
         state = state or LabState(lab=self.lab.name)
         tag = tag_for(state)
