@@ -38,9 +38,11 @@ LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": 
 REFERENCE_VERSION = "1.0.0"
 
 
-def bin_dir(lab: Lab) -> str:
+def bin_dirs(lab: Lab) -> list[str]:
+    """CNI_PATH: the user's binDir, then Debian's (the runtime's own loopback is there)."""
     cni = lab.topo.network.cni
-    return cni.bin_dir if isinstance(cni, CniConflist) else CNI_BIN_DIR
+    user = [cni.bin_dir] if isinstance(cni, CniConflist) and cni.bin_dir != CNI_BIN_DIR else []
+    return user + [CNI_BIN_DIR]
 
 
 def reference_conflist(lab: Lab, node: NodeInfo, data_dir: str) -> Conflist:
@@ -163,6 +165,12 @@ def check_result(result: Any, version: str) -> dict[str, Any]:
         if not isinstance(ip, dict) or "address" not in ip:
             raise ValueError("its result has an ips entry without address")
     return convert_result(result, version)
+
+
+def host_interfaces(result: dict[str, Any]) -> list[str]:
+    """The interfaces a result says the plugins made outside the pod (a bridge, the host end of a veth)."""
+    return [i["name"] for i in result.get("interfaces", [])
+            if isinstance(i, dict) and not i.get("sandbox") and isinstance(i.get("name"), str)]
 
 
 def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | None:

@@ -17,12 +17,13 @@ from typing import Any, Iterable
 from netlab.cni import conf as C
 from netlab.cni.invoke import CallLog, PluginFailed
 from netlab.realize.attachments import attachment_json, pod_records
-from netlab.cni.runtime import Runtime, RuntimeConf
+from netlab.cni.runtime import Runtime, RuntimeConf, find_plugin
 from netlab.errors import ApplyFailed, EnvironmentNotReady
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
 from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import CNI_BIN_DIR
 from netlab.realize.state import LabState, ensure_dir, lab_dir
 
 WORKERS = max(1, os.cpu_count() or 1)
@@ -41,15 +42,15 @@ def host_local_dir(lab_name: str) -> str:
     return os.path.join(lab_dir(lab_name), "cni", "networks")
 
 
-def runtime(lab_name: str, bin_dir: str) -> Runtime:
+def runtime(lab_name: str, bin_dirs: list[str]) -> Runtime:
     base = cni_dir(lab_name)
-    return Runtime(base, bin_dir, CallLog(os.path.join(base, "calls.jsonl")))
+    return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl")))
 
 
 def preflight(lab: Lab) -> None:
     if lab.cni == "builtin":
         return
-    bindir = C.bin_dir(lab)
+    dirs = C.bin_dirs(lab)
     kinds = ["loopback"] + (["bridge", "host-local"] if lab.cni == "reference" else [])
     if lab.cni == "conflist":
         try:
@@ -57,9 +58,9 @@ def preflight(lab: Lab) -> None:
         except ConflistError as exc:
             raise EnvironmentNotReady(f"network.cni.conflist: {exc}") from None
     for kind in kinds:
-        if not os.access(os.path.join(bindir, kind), os.X_OK):
-            hint = " (sudo ./scripts/setup.sh installs containernetworking-plugins)" if bindir == "/usr/lib/cni" else ""
-            raise EnvironmentNotReady(f"CNI plugin {kind} not found in {bindir}{hint}")
+        if find_plugin(kind, dirs) is None:
+            hint = " (sudo ./scripts/setup.sh installs containernetworking-plugins)" if lab.cni == "reference" else ""
+            raise EnvironmentNotReady(f"CNI plugin {kind} not found in {':'.join(dirs)}{hint}")
 
 
 def _rt(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
@@ -104,7 +105,7 @@ def start(lab: Lab, state: LabState) -> StartResult:
     if lab.cni == "builtin":
         return out
     records = pod_records(state)
-    rt_ = runtime(lab.name, C.bin_dir(lab))
+    rt_ = runtime(lab.name, C.bin_dirs(lab))
     todo: list[PodInfo] = []
     for pod in lab.pods:
         prec = records.get(pod.name)
@@ -139,7 +140,7 @@ def start(lab: Lab, state: LabState) -> StartResult:
             if att is None:
                 failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
                 continue
-            records[name].update({"phase": "added", "attachment": attachment_json(att)})
+            records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
             if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
                 out.actions.append(f"attached pod {name} through CNI ({att.ip})")
     state.save()
@@ -181,8 +182,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     names = set(netns_names)
     records = pod_records(state)
     problems: list[str] = []
-    bindir = _bin_dir_of(state)
-    rt_ = runtime(state.lab, bindir)
+    rt_ = runtime(state.lab, _bin_dirs_of(state))
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
             continue
@@ -197,18 +197,18 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     return problems
 
 
-def _bin_dir_of(state: LabState) -> str:
+def _bin_dirs_of(state: LabState) -> list[str]:
+    """CNI_PATH from the saved topology (down needs no file)."""
     cni = ((state.topology.get("network") or {}).get("cni")) if isinstance(state.topology, dict) else None
-    if isinstance(cni, dict) and isinstance(cni.get("binDir"), str):
-        return cni["binDir"]
-    return "/usr/lib/cni"
+    user = cni.get("binDir") if isinstance(cni, dict) else None
+    return ([user] if isinstance(user, str) and user != CNI_BIN_DIR else []) + [CNI_BIN_DIR]
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
     if lab.cni == "builtin":
         return []
     records = pod_records(state)
-    rt_ = runtime(lab.name, C.bin_dir(lab))
+    rt_ = runtime(lab.name, C.bin_dirs(lab))
     out: list[str] = []
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
@@ -232,7 +232,7 @@ def result_of(state: LabState, pod: str) -> dict[str, Any] | None:
         return None
     raw, ifname = prec["networks"][-1]
     rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=prec["netns"], ifname=ifname, node_netns=None)
-    rt_ = Runtime(os.path.join(lab_dir(state.lab, create=False), "cni"), _bin_dir_of(state), CallLog(None))
+    rt_ = Runtime(os.path.join(lab_dir(state.lab, create=False), "cni"), _bin_dirs_of(state), CallLog(None))
     return rt_.cached_result(raw.get("name", ""), rt)
 
 

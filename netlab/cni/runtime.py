@@ -41,17 +41,29 @@ class RuntimeConf:
     capability_args: dict[str, Any] = field(default_factory=dict)
 
 
+def find_plugin(kind: str, bin_dirs: list[str]) -> str | None:
+    """The first executable file named ``kind`` in the directories (``kind`` is a file name, never a path)."""
+    if "/" in kind or kind in ("", ".", ".."):
+        return None
+    for d in bin_dirs:
+        path = os.path.join(d, kind)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 class Runtime:
-    def __init__(self, cache_dir: str, bin_dir: str, log: CallLog, timeout: float | None = None):
-        self.cache_dir, self.bin_dir, self.log, self.timeout = cache_dir, bin_dir, log, timeout
+    def __init__(self, cache_dir: str, bin_dirs: list[str], log: CallLog, timeout: float | None = None):
+        self.cache_dir, self.bin_dirs, self.log, self.timeout = cache_dir, list(bin_dirs), log, timeout
+        self.bin_dir = ":".join(self.bin_dirs)  # CNI_PATH: searched in order, like libcni's FindInPath
 
     # --- one plugin -----------------------------------------------------------------------
 
     def plugin_path(self, kind: str) -> str:
-        path = os.path.join(self.bin_dir, kind)
-        if not os.access(path, os.X_OK):
+        found = find_plugin(kind, self.bin_dirs)
+        if found is None:
             raise PluginFailed(f"CNI plugin {kind!r} not found in {self.bin_dir} (or not executable)")
-        return path
+        return found
 
     def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:
         return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id, "CNI_NETNS": netns_path(rt.netns),
@@ -139,9 +151,15 @@ class Runtime:
         return data if isinstance(data, dict) and data.get("kind") == CACHE_KIND else None
 
     def _cache_read(self, net: Conflist, rt: RuntimeConf) -> tuple[Conflist | None, dict[str, Any] | None]:
+        """The cached config and result; ``rt`` takes the cached CNI_ARGS and capability arguments,
+        as containerd's DEL does (libcni's GetNetworkListCachedConfig)."""
         data = self._cache_load(net.name, rt)
         if data is None:
             return None, None
+        if isinstance(data.get("cniArgs"), list):
+            rt.args = [(str(a[0]), str(a[1])) for a in data["cniArgs"] if isinstance(a, list) and len(a) == 2]
+        if isinstance(data.get("capabilityArgs"), dict):
+            rt.capability_args = data["capabilityArgs"]
         try:
             cached = parse_conflist(json.dumps(data.get("config")))
         except ConflistError:

@@ -43,8 +43,50 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
     return out
 
 
-def attachment_json(att: CniAttachment) -> dict[str, Any]:
-    return {"ip": str(att.ip), "mac": att.mac, "host_veth": att.host_veth, "host_mac": att.host_mac}
+def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:
+    return {"ip": str(att.ip), "mac": att.mac, "host_veth": att.host_veth, "host_mac": att.host_mac,
+            "host_ifaces": list(host_ifaces or [])}
+
+
+def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None]:
+    """Namespace -> devices a user's plugins made there (None: the whole namespace is theirs).
+
+    With a user's conflist the pod side is whatever the plugins did: a pod's
+    namespace is theirs (but for what netlab itself plans there: lo, sysctls),
+    and so are the node-side interfaces their results name (a bridge, veths)
+    with the addresses and routes on them. Status and up leave those to the
+    plugins' CHECK instead of calling them extra (or deleting them).
+    """
+    if state is None or lab.cni != "conflist":
+        return {}
+    out: dict[str, set[str] | None] = {}
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    for name, prec in (pods or {}).items():
+        if not isinstance(prec, dict):
+            continue
+        if isinstance(prec.get("netns"), str):
+            out[prec["netns"]] = None
+        att = prec.get("attachment")
+        node_ns = prec.get("node_netns")
+        if isinstance(att, dict) and isinstance(node_ns, str):
+            devs = out.setdefault(node_ns, set())
+            if devs is not None:
+                devs.update(d for d in att.get("host_ifaces") or [] if isinstance(d, str))
+    return out
+
+
+def is_plugin_made(drift: Any, made: dict[str, set[str] | None]) -> bool:
+    """An ``extra`` drift that is the plugins' (see plugin_made)."""
+    if not made or drift.state != "extra":
+        return False
+    res = drift.resource
+    if res.netns not in made:
+        return False
+    devs = made[res.netns]
+    if devs is None:
+        return res.kind not in ("nat",)
+    return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master"))
 
 
 def attached_lab(lab: Lab, state: "LabState | None") -> Lab:

@@ -140,6 +140,7 @@ class CniAttachmentRecord(Strict):
     mac: StrictStr | None = None
     host_veth: IfName | None = None
     host_mac: StrictStr | None = None
+    host_ifaces: list[IfName] = []
 
 
 class CniPodRecord(Strict):
