@@ -176,8 +176,7 @@ def host_interfaces(result: dict[str, Any]) -> list[str]:
 def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | None:
     """The pod as a result describes it: its address on ``ifname``, its MAC, the host's end of its veth.
 
-    The container's interface is the one with a ``sandbox``; the host end of a
-    veth is, by the reference plugins' habit, the first ``veth*`` without one.
+    The container's interface is the one with a ``sandbox`` and the name ``ifname``.
     """
     ifaces = [i for i in result.get("interfaces", []) if isinstance(i, dict)]
     pod_idx = next((n for n, i in enumerate(ifaces) if i.get("sandbox") and i.get("name") == ifname), None)
@@ -191,7 +190,11 @@ def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | 
                 break
     if ip is None:
         return None
-    host = next((i for i in ifaces if not i.get("sandbox") and str(i.get("name", "")).startswith("veth")), None)
+    # The host end of the pod's pair: the reference plugins list it just before the pod's interface
+    # (bridge: [cni0, vethX, eth0]; ptp: [vethX, eth0]); a plugin that names no such interface has none.
+    host = None
+    if pod_idx is not None and pod_idx > 0 and not ifaces[pod_idx - 1].get("sandbox"):
+        host = ifaces[pod_idx - 1]
     return CniAttachment(ip=ip, mac=ifaces[pod_idx].get("mac") if pod_idx is not None else None,
                          host_veth=host.get("name") if host else None, host_mac=host.get("mac") if host else None)
 

@@ -82,6 +82,11 @@ class LabMap:
         for pod in lab.pods:
             m.names[pod.netns] = f"pod {pod.name}"
             m.ip_names[str(pod.ip)] = pod.name
+            att = lab.attached.get(pod.name)
+            if att is not None and att.host_veth:  # a pair a CNI plugin made (its result names the host end)
+                node_ns = lab.node(pod.node).netns
+                m.peers[(node_ns, att.host_veth)] = (pod.netns, "eth0")
+                m.peers[(pod.netns, "eth0")] = (node_ns, att.host_veth)
         for host, netns in lab.internet_hosts:
             m.names[netns] = f"internet {host}"
         for r in plan.resources:

@@ -175,5 +175,6 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
     up = netlab("up", "-t", labs.tmp_path / "topo.yaml")
     assert "re-attached pod web-3 through CNI" in up.stdout
     netlab("status", "--lab", lab)
-    seq = [c["command"] for c in calls(lab, "web-3") if c["plugin"] == "bash-bridge"]
-    assert seq[:1] == ["ADD"] and seq[-3:] == ["CHECK", "DEL", "ADD"]
+    seq = [(c["command"], c["exit_code"]) for c in calls(lab, "web-3") if c["plugin"] == "bash-bridge"]
+    # ADD; status: CHECK fails; up: CHECK fails, DEL, ADD; status: CHECK passes.
+    assert seq[0] == ("ADD", 0) and seq[-5:] == [("CHECK", 1), ("CHECK", 1), ("DEL", 0), ("ADD", 0), ("CHECK", 0)]
