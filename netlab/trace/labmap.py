@@ -76,7 +76,8 @@ class LabMap:
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"
             m.ip_names[str(node.ip)] = node.name
-            m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
+            if lab.cni != "conflist":  # a user's plugins put the pods' gateway where they like (or nowhere)
+                m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         for pod in lab.pods:

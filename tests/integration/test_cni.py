@@ -178,3 +178,28 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
     seq = [(c["command"], c["exit_code"]) for c in calls(lab, "web-3") if c["plugin"] == "bash-bridge"]
     # ADD; status: CHECK fails; up: CHECK fails, DEL, ADD; status: CHECK passes.
     assert seq[0] == ("ADD", 0) and seq[-5:] == [("CHECK", 1), ("CHECK", 1), ("DEL", 0), ("ADD", 0), ("CHECK", 0)]
+
+
+def test_ptp_pods_have_host_routes_and_no_bridge(labs, tmp_path):
+    """Debian's ptp: a veth per pod with a /32 route to it in the node, no bridge, over netlab's VXLAN."""
+    leases = tmp_path / "leases"
+    (tmp_path / "ptp.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "ptp-net", "plugins": [
+        {"type": "ptp", "mtu": 1450, "ipMasq": False, "capabilities": {"ips": True, "ipRanges": True},
+         "ipam": {"type": "host-local", "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(leases)}}]}))
+    lab = labs.name("cn")
+    labs.up(f"name: {lab}\nnetwork:\n  cni: {{conflist: ptp.conflist}}\n"
+            "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
+            "pods: [{name: p1, node: n1}, {name: p2, node: n2}, {name: p3, node: n1}]\n")
+    netlab("status", "--lab", lab)
+    assert "24/24 probes as expected" in netlab("probe", "--lab", lab).stdout
+    links = ip_json("-d", "link", netns=f"{lab}-n1")
+    assert not [ln for ln in links if (ln.get("linkinfo") or {}).get("info_kind") == "bridge"]
+    host_routes = {r["dst"]: r["dev"] for r in ip_json("route", netns=f"{lab}-n1") if r["dst"].startswith("10.244.0.")}
+    assert set(host_routes) == {"10.244.0.2", "10.244.0.3"} and all(d.startswith("veth") for d in host_routes.values())
+    trace = netlab("trace", "--lab", lab, "p1", "p2").stdout
+    assert "result: delivered to p2" in trace and "cni0" not in trace
+    p2_veth = next(r["dev"] for r in ip_json("route", netns=f"{lab}-n2") if r["dst"] == "10.244.1.2")
+    assert f"matched: 10.244.1.2 dev {p2_veth} scope host" in trace  # the host route to the veth
+    assert f"arrives from {p2_veth} in {lab}-n2 (its veth peer)" in trace
+    netlab("down", "--lab", lab)
+    assert not [f for f in os.listdir(leases / "ptp-net") if f.startswith("10.")]  # DEL released every lease
