@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from helpers import ip, ip_json, lab_namespaces, netlab, state_path, write_topology
+from helpers import NETLAB, ip, ip_json, lab_namespaces, netlab, state_path, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -203,3 +204,28 @@ def test_ptp_pods_have_host_routes_and_no_bridge(labs, tmp_path):
     assert f"arrives from {p2_veth} in {lab}-n2 (its veth peer)" in trace
     netlab("down", "--lab", lab)
     assert not [f for f in os.listdir(leases / "ptp-net") if f.startswith("10.")]  # DEL released every lease
+
+
+def test_kill_9_during_add_then_down_leaves_nothing(labs, tmp_path):
+    """netlab dies mid-ADD: the write-ahead record makes down DEL the pods, and the plugin still
+    running in the node's namespace is stopped with the lab's other processes."""
+    pids, dels = tmp_path / "pids", tmp_path / "dels"
+    _plugin(tmp_path, "slow", f'cat >/dev/null\nif [ "$CNI_COMMAND" = DEL ]; then echo "$CNI_CONTAINERID" >> {dels}; '
+                              f'exit 0; fi\necho $$ >> {pids}\nexec sleep 300\n')
+    lab = labs.name("cn")
+    path = write_topology(tmp_path, _two_pods(lab, "slow"))
+    proc = subprocess.Popen(NETLAB + ["up", "-t", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(pids.read_text().split() if pids.exists() else []) < 2:
+            time.sleep(0.1)
+        plugin_pids = [int(p) for p in pids.read_text().split()]
+        assert len(plugin_pids) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
+    assert len(set(dels.read_text().split())) == 2  # both pods DELed, by their sandbox ids
+    for pid in plugin_pids:
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
