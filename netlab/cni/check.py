@@ -26,7 +26,7 @@ def plugin_problems(lab: Lab) -> list[tuple[tuple[str, ...], str]]:
     except ConflistError as exc:
         return [(where, str(exc))]
     rt = Runtime("/nonexistent", dirs, CallLog(None), timeout=10)
-    out = []
+    out: list[tuple[tuple[str, ...], str]] = []
     lists: list[Conflist] = [C.LOOPBACK, main]
     ipam = [p["ipam"]["type"] for p in main.plugins
             if isinstance(p.get("ipam"), dict) and isinstance(p["ipam"].get("type"), str)]

@@ -147,13 +147,14 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     if not call.stdout.strip():
         return None
     try:
-        return json.loads(call.stdout)
+        answer: dict[str, Any] | None = json.loads(call.stdout)
+        return answer
     except ValueError:
         raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: its output is not JSON: "
                            f"{call.stdout.strip()[:200]}") from None
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
     """The plugin and whatever it started (a shell's children hold its stdout open)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)

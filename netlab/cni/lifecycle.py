@@ -83,7 +83,7 @@ def _detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str) -> None
     netns, node_netns = prec["netns"], prec.get("node_netns")
     for raw, ifname in reversed(prec["networks"]):
         rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
-                         node_netns=node_netns, args=[tuple(a) for a in prec.get("args", [])])  # type: ignore[misc]
+                         node_netns=node_netns, args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])])
         rt_.delete(parse_conflist(_text(raw)), rt)
 
 

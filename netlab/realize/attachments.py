@@ -24,7 +24,8 @@ def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
     if not isinstance(rec, dict) or not isinstance(rec.get("pods"), dict):
         rec = {"pods": {}}
         state.extra[KEY] = rec
-    return rec["pods"]
+    pods: dict[str, dict[str, Any]] = rec["pods"]
+    return pods
 
 
 def attachments(state: "LabState") -> dict[str, CniAttachment]:

@@ -205,3 +205,50 @@ def test_conflist_plan_has_no_cni0_and_no_pod_side(tmp_path):
     assert not [r for r in plan.resources if getattr(r, "name", None) == "cni0" or getattr(r, "dev", None) == "cni0"]
     assert len(plan.of_kind("veth")) == 2  # the nodes' underlay ports only
     assert [r for r in plan.of_kind("vxlan")]  # the overlay stays netlab's
+
+
+# --- what the state remembers ----------------------------------------------------------------
+
+
+def _state(lab, cni_pods):
+    from netlab.realize.state import LabState
+    st = LabState(lab=lab.name, topology=lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True))
+    st.extra["cni"] = {"pods": cni_pods}
+    return st
+
+
+def test_attached_lab_takes_names_macs_and_the_real_address_from_the_state(tmp_path):
+    from netlab.realize.attachments import attached_lab
+    (tmp_path / "n.conflist").write_text('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "ptp"}]}')
+    lab = lab_with(tmp_path, "{conflist: n.conflist}")
+    st = _state(lab, {"fedora-1": {"phase": "added", "netns": lab.pod("fedora-1").netns, "attachment": {
+        "ip": "10.244.0.77", "mac": "aa:00:00:00:00:03", "host_veth": "vethabc", "host_mac": None}},
+        "fedora-2": {"phase": "adding", "netns": lab.pod("fedora-2").netns}})
+    got = attached_lab(lab, st)
+    assert got.pod("fedora-1").ip == IPv4Address("10.244.0.77") and got.pod("fedora-1").host_veth == "vethabc"
+    assert got.pod("fedora-2").ip == lab.pod("fedora-2").ip  # an unfinished ADD: as planned
+    builtin = resolve(load_topology(None))
+    assert attached_lab(builtin, st) is builtin
+
+
+def test_with_a_users_conflist_the_plugins_objects_are_not_extra(tmp_path):
+    from netlab.plan.resources import Route
+    from netlab.realize.attachments import is_plugin_made, plugin_made
+    from netlab.realize.diff import Drift
+    from ipaddress import IPv4Network
+    (tmp_path / "n.conflist").write_text('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "ptp"}]}')
+    lab = lab_with(tmp_path, "{conflist: n.conflist}")
+    pod, node = lab.pod("fedora-1"), lab.node("minikube")
+    st = _state(lab, {"fedora-1": {"phase": "added", "netns": pod.netns, "node_netns": node.netns, "attachment": {
+        "ip": "10.244.0.2", "host_ifaces": ["veth1"]}}})
+    made = plugin_made(lab, st)
+    assert made == {pod.netns: None, node.netns: {"veth1"}}
+
+    def route(ns, dev, state="extra"):
+        return Drift(state, Route(netns=ns, dst=IPv4Network("10.244.0.2/32"), gateway=None, dev=dev))
+
+    assert is_plugin_made(route(node.netns, "veth1"), made)
+    assert is_plugin_made(route(pod.netns, "eth0"), made)
+    assert not is_plugin_made(route(node.netns, "eth0"), made)  # netlab's own device
+    assert not is_plugin_made(route(pod.netns, "eth0", "missing"), made)
+    assert plugin_made(lab_with(tmp_path, "reference"), st) == {}  # reference: the plan holds the pod side
