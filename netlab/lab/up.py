@@ -18,7 +18,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from netlab.realize.attachments import attached_lab, is_plugin_made, plugin_made
+from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, Op
 from netlab.feature import Feature
@@ -87,6 +87,7 @@ class _Up:
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
+        check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)

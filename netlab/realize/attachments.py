@@ -11,6 +11,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
+from netlab.errors import UsageError
 from netlab.model.lab import CniAttachment, Lab
 
 if TYPE_CHECKING:
@@ -42,6 +43,27 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
         except (KeyError, ValueError, TypeError):
             continue  # a damaged record: status shows the pod as netlab planned it
     return out
+
+
+def check_cni_change(lab: Lab, state: "LabState | None") -> None:
+    """A running lab whose pods a CNI chain attached keeps that chain: another ``network.cni`` needs a new lab.
+
+    From builtin to a CNI mode netlab's own pod side is replaced (extras, then
+    ADD); the other way round the plugins' objects and netlab's would meet
+    half-made, and from one chain to another the old chain's DEL must run
+    with the old config first. ``down`` then ``up`` does both in order.
+    """
+    if state is None or not isinstance(state.topology, dict):
+        return
+    old = (state.topology.get("network") or {}).get("cni", "builtin")
+    new = lab.topo.network.cni
+    new_json = new if isinstance(new, str) else new.model_dump(mode="json", by_alias=True)
+    if old == "builtin" or old == new_json:
+        return
+    show = lambda v: v if isinstance(v, str) else f"conflist {v.get('conflist')}"  # noqa: E731
+    raise UsageError(f"lab {lab.name}: network.cni changed from {show(old)} to {show(new_json)} while the lab "
+                     f"is up; its pods were attached by the old chain: take it down first (`sudo netlab down "
+                     f"--lab {lab.name}`), then `up`")
 
 
 def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:

@@ -252,3 +252,13 @@ def test_with_a_users_conflist_the_plugins_objects_are_not_extra(tmp_path):
     assert not is_plugin_made(route(node.netns, "eth0"), made)  # netlab's own device
     assert not is_plugin_made(route(pod.netns, "eth0", "missing"), made)
     assert plugin_made(lab_with(tmp_path, "reference"), st) == {}  # reference: the plan holds the pod side
+
+
+def test_another_cni_chain_for_a_running_lab_is_refused_but_builtin_to_reference_is_not(tmp_path):
+    from netlab.realize.attachments import check_cni_change
+    from netlab.errors import UsageError
+    ref, builtin = lab_with(tmp_path, "reference"), lab_with(tmp_path, "builtin")
+    check_cni_change(ref, _state(builtin, {}))  # netlab's pod side is replaced by the plugins'
+    check_cni_change(ref, _state(ref, {}))
+    with pytest.raises(UsageError, match=r"network.cni changed from reference to builtin while the lab is up.*down"):
+        check_cni_change(builtin, _state(ref, {}))
