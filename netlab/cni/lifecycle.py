@@ -141,6 +141,10 @@ def start(lab: Lab, state: LabState) -> StartResult:
                 failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
                 continue
             records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
+            planned = lab.addressing.pod_ip[name]
+            if att.ip != planned and lab.services:
+                out.problems.append(f"pod {name} got {att.ip} from its CNI plugins (the topology gives {planned}); "
+                                    "probe and trace use it now, Services' rules from the next `netlab up`")
             if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
                 out.actions.append(f"attached pod {name} through CNI ({att.ip})")
     state.save()
