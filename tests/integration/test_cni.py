@@ -229,3 +229,13 @@ def test_kill_9_during_add_then_down_leaves_nothing(labs, tmp_path):
     assert len(set(dels.read_text().split())) == 2  # both pods DELed, by their sandbox ids
     for pid in plugin_pids:
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_a_missing_plugin_stops_up_before_any_change(labs, tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "gone.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "n",
+                                                        "plugins": [{"type": "gone"}]}))
+    lab = labs.name("cn")
+    _, proc = labs.up(_two_pods(lab, "gone"), check=False)
+    assert proc.returncode == 3 and f"CNI plugin gone not found in {tmp_path / 'bin'}:/usr/lib/cni" in proc.stderr
+    assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))

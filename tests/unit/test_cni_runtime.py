@@ -156,3 +156,24 @@ def test_version_asks_the_plugin(bins, tmp_path):
     d, _ = bins
     runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(None))
     assert runtime.version("first")["supportedVersions"] == ["0.4.0", "1.0.0"]
+
+
+def test_validate_asks_each_plugin_version_and_names_the_line(tmp_path):
+    """`netlab validate`: a plugin that does not speak the list's version, and one that is missing."""
+    import subprocess
+    import sys
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "oldie").write_text('#!/bin/sh\necho \'{"cniVersion":"0.3.1","supportedVersions":["0.3.0","0.3.1"]}\'\n')
+    (bindir / "oldie").chmod(0o755)
+    (tmp_path / "n.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "n",
+                                                     "plugins": [{"type": "oldie"}, {"type": "gone"}]}))
+    (tmp_path / "t.yaml").write_text("name: cnv\nnodes: [{name: a}]\nnetwork:\n"
+                                     "  cni: {conflist: n.conflist, binDir: bin}\n")
+    proc = subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", str(tmp_path / "t.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert f"{tmp_path / 't.yaml'}:4: network.cni.conflist: plugin oldie does not speak cniVersion 1.0.0 " \
+           "(it speaks 0.3.0, 0.3.1)" in lines[0]
+    assert "network.cni.conflist: plugin 'gone' not found in" in lines[1] and len(lines) == 2
