@@ -323,6 +323,9 @@ def render_inspect(d: dict[str, Any]) -> str:
         section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
     if "conntrack" in d:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
+    if "cni" in d:
+        section("CNI result (the plugins' answer to ADD)", f"sudo netlab cni log {d['name']}",
+                json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: run `sudo netlab up` again)"])
     for path, f in (d.get("files") or {}).items():
         text = f["content"]
         section(f"file {path}", f"sudo cat {f['kept']}",
