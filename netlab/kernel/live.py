@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, rtnl
-from netlab.kernel.base import GONE, KernelError, Op, Snapshot, TableText, link_changes
+from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, nft as nftmod, rtnl
+from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
 
@@ -156,7 +156,23 @@ class LiveKernel:
         snap.nft_tables = nft
         if tables:
             snap.tables = self._read_tables(netns, legacy, nft)
+            snap.nft = self._read_nft(netns, nft)
         return snap
+
+    def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict, str]]:
+        """nf_tables tables that iptables-nft did not make (kube-proxy's), as JSON and as text."""
+        out: dict[tuple[str, str], tuple[dict, str]] = {}
+        for family, name in nft:
+            if family == "ip" and name in IPTABLES_TABLES:
+                continue
+            try:
+                data = nftmod.list_table(netns, family, name)
+                text = nftmod.list_text(netns, family, name)
+            except nftmod.NftError as exc:
+                raise KernelError(None, errno.EIO, str(exc)) from None
+            if data is not None and text is not None:
+                out[(family, name)] = (data, text)
+        return out
 
     def _read_tables(self, netns: str, legacy: list[str], nft: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
         """The iptables tables that exist here, as ``iptables-save`` prints them, per backend."""
@@ -218,7 +234,7 @@ class LiveKernel:
                 step = steps[i]
                 try:
                     step.run()
-                except (OSError, iptables.IptablesError) as exc:
+                except (OSError, iptables.IptablesError, nftmod.NftError) as exc:
                     code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
                     raise KernelError(step.op, code, f"{step.what}: {_reason(exc)}", applied=done) from None
                 _mark(done, step)
@@ -280,6 +296,9 @@ class LiveKernel:
             text, noflush, backend, table = res.text, res.noflush, res.backend, res.table
             return [_Step(ns, op, True, what,
                           run=lambda: iptables.restore(ns, text, noflush, backend or None, label=table))]
+        if isinstance(res, NftText):
+            payload, label = res.text, f"table {res.family} {res.table}"
+            return [_Step(ns, op, True, what, run=lambda: nftmod.run(ns, payload, label))]
         if isinstance(res, Sysctl):
             key, value = res.name, res.value
 

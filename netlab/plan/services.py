@@ -387,3 +387,4 @@ def resources(lab: Lab) -> list[Resource]:
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
         out.append(filt.resource(node.netns, filter_title))
     return out
+

@@ -1,0 +1,276 @@
+"""nftables tables of a namespace: the kernel's ``nft -j`` JSON in the plan's words, drift, and the transaction.
+
+The plan (:class:`~netlab.plan.resources.NftRules`) holds kube-proxy's table
+as the ``nft -f`` transaction kube-proxy writes, and its ``listing``: one line
+per set, map, chain, rule and element, sorted. :func:`listing` prints the
+kernel's ``nft -j list table`` in the same words (``ip daddr . meta l4proto .
+th dport vmap @service-ips``, ``mark set mark or 0x00004000``, ``numgen random
+mod 2 vmap { 0 : goto a, 1 : goto b }``), so status compares like with like
+and shows a difference in kube-proxy's own words. An expression netlab does
+not write is printed as its JSON: it can only differ from the plan, as it
+should. Elements of dynamic sets (session affinity: the clients seen) are the
+kernel's to keep and are not compared.
+
+Applying is always the plan's whole table in one transaction (``add table``,
+``delete table``, then everything): the kernel swaps it atomically, and a
+drifted table comes back exactly as planned. :func:`delta_payload` is
+kube-proxy's partial sync for a running table (only the chains, sets and
+elements that changed since the last transaction), used where the last
+transaction is known to be in place (scripts/bench_services.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+from netlab.plan.resources import NftRules
+
+# JSON operators as kube-proxy writes them
+_BINOP = {"|": "or", "^": "xor", "&": "and"}
+
+
+def _value(v: Any) -> str:
+    """A right-hand side: an address, a port, a set reference, a prefix, an anonymous set."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, str)):
+        return str(v)
+    if isinstance(v, list):
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, dict):
+        if "prefix" in v:
+            return f"{v['prefix']['addr']}/{v['prefix']['len']}"
+        if "set" in v:
+            items = v["set"]
+            return "{ " + ", ".join(_value(x) for x in (items if isinstance(items, list) else [items])) + " }"
+        if "concat" in v:
+            return " . ".join(_value(x) for x in v["concat"])
+        if "range" in v:
+            return "-".join(_value(x) for x in v["range"])
+        if "elem" in v:
+            e = v["elem"]
+            return _value(e.get("val")) + (f' comment "{e["comment"]}"' if e.get("comment") else "")
+        return _expr(v)
+    return json.dumps(v, sort_keys=True)
+
+
+def _mark(v: Any) -> str:
+    return f"{v:#010x}" if isinstance(v, int) else _value(v)
+
+
+def _expr(e: Any) -> str:
+    """A left-hand side or a statement's argument."""
+    if not isinstance(e, dict) or len(e) != 1:
+        return _value(e)
+    (k, v), = e.items()
+    if k == "payload":
+        return f"{v['protocol']} {v['field']}"
+    if k == "meta":
+        return "mark" if v["key"] == "mark" else f"meta {v['key']}"
+    if k == "ct":
+        return f"ct {v['key']}"
+    if k == "fib":
+        flags = v.get("flags", [])
+        return f"fib {' '.join(flags if isinstance(flags, list) else [flags])} {v['result']}"
+    if k == "concat":
+        return " . ".join(_expr(x) for x in v)
+    if k == "numgen":
+        return f"numgen {v['mode']} mod {v['mod']}" + (f" offset {v['offset']}" if v.get("offset") else "")
+    if k in _BINOP:
+        left, right = v
+        return f"{_expr(left)} {_BINOP[k]} {_mark(right) if _expr(left) == 'mark' else _value(right)}"
+    return json.dumps(e, sort_keys=True)
+
+
+def _verdict(v: Any) -> str | None:
+    if not isinstance(v, dict) or len(v) != 1:
+        return None
+    (k, arg), = v.items()
+    if k in ("jump", "goto"):
+        return f"{k} {arg['target']}"
+    if k in ("accept", "drop", "return", "continue"):
+        return k
+    return None
+
+
+def _statement(s: dict) -> str:
+    (k, v), = s.items()
+    verdict = _verdict(s)
+    if verdict:
+        return verdict
+    if k == "match":
+        left = _expr(v["left"])
+        op = {"==": "", "in": "", "!=": "!= "}.get(v["op"], v["op"] + " ")
+        right = _mark(v["right"]) if left == "mark" else _value(v["right"])
+        if left.startswith("mark and") and v["op"] == "==":  # kube-proxy spells this comparison out
+            return f"{left} == {right}"
+        return f"{left} {op}{right}"
+    if k == "vmap":
+        data = v["data"]
+        if isinstance(data, dict) and "set" in data:
+            items = ", ".join(f"{_value(key)} : {_verdict(val)}" for key, val in data["set"])
+            data = f"{{ {items} }}"
+        return f"{_expr(v['key'])} vmap {data}"
+    if k == "mangle":
+        value = v["value"]
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _BINOP:
+            op = next(iter(value))
+            left, right = value[op]
+            return f"{_expr(v['key'])} set {_expr(left)} {_BINOP[op]} {_mark(right)}"
+        return f"{_expr(v['key'])} set {_mark(value)}"
+    if k == "masquerade":
+        flags = (v or {}).get("flags", [])
+        flags = flags if isinstance(flags, list) else [flags]
+        return " ".join(["masquerade"] + flags)
+    if k == "dnat":
+        port = f":{v['port']}" if "port" in v else ""
+        return f"dnat to {_value(v['addr'])}{port}"
+    if k == "reject":
+        if v is None or (v.get("type") == "icmp" and v.get("expr") == "port-unreachable"):
+            return "reject"
+        return f"reject with {v.get('type')} {v.get('expr')}"
+    if k == "set" and v.get("op") in ("update", "add"):
+        return f"{v['op']} {v['set']} {{ {_expr(v['elem'])} }}"
+    if k == "counter":
+        return "counter"
+    return json.dumps(s, sort_keys=True)
+
+
+def rule_text(expr: Sequence[dict], comment: str | None = None) -> str:
+    """One rule's statements, as kube-proxy writes them (a ``counter``, which kube-proxy never writes, as a bare word)."""
+    words = [_statement(s) for s in expr]
+    return " ".join(words) + (f' comment "{comment}"' if comment else "")
+
+
+def counters(expr: Sequence[dict]) -> int | None:
+    """The packets a rule's ``counter`` counted, or None when it has none."""
+    for s in expr:
+        if "counter" in s and isinstance(s["counter"], dict):
+            return int(s["counter"].get("packets", 0))
+    return None
+
+
+def objects(data: dict | None) -> list[dict]:
+    """The ``nftables`` array of ``nft -j``'s answer, without its metainfo."""
+    return [o for o in (data or {}).get("nftables", []) if "metainfo" not in o]
+
+
+def chain_rules(data: dict | None) -> dict[str, list[tuple[str, int | None]]]:
+    """chain -> [(rule text, counted packets)], in the kernel's order (for trace)."""
+    out: dict[str, list[tuple[str, int | None]]] = {}
+    for o in objects(data):
+        if "chain" in o:
+            out.setdefault(o["chain"]["name"], [])
+        elif "rule" in o:
+            r = o["rule"]
+            out.setdefault(r["chain"], []).append((rule_text(r.get("expr", []), r.get("comment")),
+                                                   counters(r.get("expr", []))))
+    return out
+
+
+def set_elements(data: dict | None, name: str) -> list[str]:
+    """The elements of a set or map, printed (a dynamic set's too: trace reads session affinity there)."""
+    for o in objects(data):
+        s = o.get("set") or o.get("map")
+        if s and s.get("name") == name:
+            return [_element(e) for e in s.get("elem", [])]
+    return []
+
+
+def _element(e: Any) -> str:
+    if isinstance(e, list) and len(e) == 2:
+        key, val = e
+        return f"{_value(key)} : {_verdict(val) or _value(val)}"  # a comment is in the key's "elem"
+    return _value(e)
+
+
+def listing(data: dict | None) -> tuple[str, ...]:
+    """The table in the plan's words (:meth:`netlab.plan.nftables.Table.listing`), sorted."""
+    if data and "netlab-listing" in data:  # the fake kernel's answer (kernel/fake.py): already listed
+        return tuple(sorted(data["netlab-listing"]))
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for o in objects(data):
+        if "set" in o or "map" in o:
+            kind = "set" if "set" in o else "map"
+            s = o[kind]
+            types = s["type"] if isinstance(s["type"], list) else [s["type"]]
+            line = f"{kind} {s['name']} type {' . '.join(types)}" + (f" : {s['map']}" if kind == "map" else "")
+            if "timeout" in s:
+                line += f" timeout {s['timeout']}s"
+            out.append(line)
+            flags = s.get("flags", [])
+            dynamic = "timeout" in s or "dynamic" in (flags if isinstance(flags, list) else [flags])
+            if not dynamic:
+                out += [f"element {s['name']} {_element(e)}" for e in s.get("elem", [])]
+        elif "chain" in o:
+            c = o["chain"]
+            base = f" type {c['type']} hook {c['hook']} priority {c['prio']}" if "hook" in c else ""
+            out.append(f"chain {c['name']}{base}")
+        elif "rule" in o:
+            r = o["rule"]
+            i = seen[r["chain"]] = seen.get(r["chain"], -1) + 1
+            out.append(f"rule {r['chain']} {i:04d} {rule_text(r.get('expr', []), r.get('comment'))}")
+    return tuple(sorted(out))
+
+
+def drift(planned: NftRules, data: dict | None) -> list[str]:
+    """How the kernel's table differs from the plan's, in lines (missing first)."""
+    if data is None:
+        return [f"table {planned.family} {planned.table} is missing"]
+    have = set(listing(data))
+    want = set(planned.listing)
+    out = [f"missing {line}" for line in planned.listing if line not in have]
+    out += [f"extra {line}" for line in sorted(have - want)]
+    return out
+
+
+def delete_payload(family: str, table: str) -> str:
+    """Take a table away whether it is there or not (``add`` first makes ``delete`` never fail)."""
+    return f"add table {family} {table}\ndelete table {family} {table}\n"
+
+
+def delta_payload(old: "Table", new: "Table") -> str | None:  # noqa: F821 - plan/nftables.Table
+    """kube-proxy's partial sync: the ``nft -f`` lines that turn table ``old`` (in place) into ``new``.
+
+    New chains and sets are added, chains whose rules changed are flushed and
+    written again, elements that went or changed are deleted before the new
+    ones are added, and chains and sets the new table no longer has are
+    flushed and deleted last (a deleted map element no longer names them).
+    None when nothing differs.
+    """
+    pre = "ip kube-proxy"
+    out: list[str] = []
+    for name, s in new.sets.items():
+        if name not in old.sets:
+            out.append(f"add {'map' if s.is_map else 'set'} {pre} {name} {s.spec()}")
+    for name, c in new.chains.items():
+        if name not in old.chains:
+            out.append(f"add chain {pre} {name}{c.spec()}")
+    for name, rules in new.rules.items():
+        if name in old.chains and old.rules.get(name) != rules:
+            out.append(f"flush chain {pre} {name}")
+        if name not in old.chains or old.rules.get(name) != rules:
+            out += [f"add rule {pre} {name} {r}" for r in rules]
+    for name, elems in new.elements.items():
+        before = old.elements.get(name, [])
+        gone = [e for e in before if e not in elems]
+        out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in gone]
+        out += [f"add element {pre} {name} {{ {e} }}" for e in elems if e not in before]
+    for name in old.chains:
+        if name not in new.chains:
+            out += [f"flush chain {pre} {name}", f"delete chain {pre} {name}"]
+    for name, s in old.sets.items():
+        if name not in new.sets:
+            out.append(f"delete {'map' if s.is_map else 'set'} {pre} {name}")
+    return "\n".join(out) + "\n" if out else None
+
+
+def _key(element: str) -> str:
+    """An element's key: what comes before its comment or ``:`` value."""
+    return element.split(" comment ", 1)[0].split(" : ", 1)[0]
+
+
+def tables_of(items: Iterable[NftRules]) -> list[tuple[str, str]]:
+    return sorted({(r.family, r.table) for r in items})
