@@ -165,3 +165,25 @@ def test_switching_modes_converges_both_ways(nft_lab):
     assert "KUBE-" not in in_netns(ns, "iptables-save", check=True).stdout
     assert json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080",
                                check=True).stdout)["pod"] in ("web-1", "web-2")
+
+
+def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
+    """kube-proxy's partial sync (realize/nftables.delta_payload) in a live node: the kernel then lists exactly
+    the table a full sync of the new topology would make; `up` puts the lab back."""
+    from netlab.kernel import nft
+    from netlab.plan import nftables as plan_nft, services
+
+    lab, ns = nft_lab["name"], f"{nft_lab['name']}-node-1"
+    old_lab = resolve(load_topology(nft_lab["path"]))
+    text = TOPOLOGY.format(lab=lab, mode="nftables").replace("{name: web-2, node: node-2, labels: {app: web}}",
+                                                              "{name: web-2, node: node-2}")
+    new_lab = resolve(load_topology(write_topology(nft_lab["tmp"], text, f"{lab}-one-less.yaml")))
+    old = plan_nft.kube_proxy_table(old_lab, old_lab.nodes[0], services.service_ports(old_lab))
+    new = plan_nft.kube_proxy_table(new_lab, new_lab.nodes[0], services.service_ports(new_lab))
+    delta = listing.delta_payload(old, new)
+    assert delta and len(delta.splitlines()) < 40
+    nft.run(ns, delta)
+    assert listing.listing(kernel_table(ns)) == new.listing()
+    assert not as_planned(lab)  # the lab's topology still has web-2 behind web
+    netlab("up", "-t", nft_lab["path"])
+    assert as_planned(lab)
