@@ -139,8 +139,8 @@ class Snapshot:
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
     nft_tables: list[tuple[str, str]] = field(default_factory=list)  # (family, name) of every nf_tables table
     # nf_tables tables that are not iptables-nft's (kube-proxy's ip kube-proxy): (family, name) ->
-    # (``nft -j list table`` parsed, ``nft list table`` text)
-    nft: dict[tuple[str, str], tuple[dict, str]] = field(default_factory=dict)
+    # ``nft -j list table`` parsed
+    nft: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def by_index(self) -> dict[int, LinkMsg]:
         return {link.index: link for link in self.links.values()}

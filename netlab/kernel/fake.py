@@ -186,7 +186,7 @@ class FakeKernel:
             for backend, tabs in ns.tables.items():
                 snap.tables[backend] = {name: _save(name, t) for name, t in tabs.items()}
             # nf_tables in miniature: the listing the last transaction made (see realize/nftables.listing)
-            snap.nft = {key: ({"netlab-listing": list(t.listing)}, t.text) for key, t in ns.nft.items()}
+            snap.nft = {key: {"netlab-listing": list(t.listing)} for key, t in ns.nft.items()}
         return snap
 
     def _sysctl(self, ns: FNetns, key: str) -> str | None:

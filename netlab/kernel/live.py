@@ -160,19 +160,18 @@ class LiveKernel:
             snap.nft = self._read_nft(netns, nft)
         return snap
 
-    def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[dict, str]]:
-        """nf_tables tables that iptables-nft did not make (kube-proxy's), as JSON and as text."""
-        out: dict[tuple[str, str], tuple[dict, str]] = {}
+    def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """nf_tables tables that iptables-nft did not make (kube-proxy's), as ``nft -j`` prints them."""
+        out: dict[tuple[str, str], dict] = {}
         for family, name in nft:
             if family == "ip" and name in IPTABLES_TABLES:
                 continue
             try:
                 data = nftmod.list_table(netns, family, name)
-                text = nftmod.list_text(netns, family, name)
             except nftmod.NftError as exc:
                 raise KernelError(None, errno.EIO, str(exc)) from None
-            if data is not None and text is not None:
-                out[(family, name)] = (data, text)
+            if data is not None:
+                out[(family, name)] = data
         return out
 
     def _read_tables(self, netns: str, legacy: list[str], nft: list[tuple[str, str]]) -> dict[str, dict[str, str]]:

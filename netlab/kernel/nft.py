@@ -53,19 +53,6 @@ def list_table(netns: str, family: str, table: str) -> dict | None:
         raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
 
 
-def list_text(netns: str, family: str, table: str) -> str | None:
-    """``nft list table FAMILY TABLE``: valid ``nft -f`` input that makes the table again (a rollback's)."""
-    try:
-        proc = run_in_netns(netns, [binary("nft"), "list", "table", family, table], check=False)
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        raise NftError(f"{netns}: nft list table {family} {table} failed") from None
-    if proc.returncode != 0:
-        if b"No such file or directory" in proc.stderr:
-            return None
-        raise NftError(f"{netns}: nft list table {family} {table} failed: {explain(proc.stderr)}")
-    return proc.stdout.decode(errors="replace")
-
-
 def explain(stderr: bytes) -> str:
     """nft's error (``-:12:5-20: Error: ...``) and the input line it names."""
     lines = stderr.decode(errors="replace").strip().splitlines()

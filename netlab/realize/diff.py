@@ -115,7 +115,7 @@ def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
     out: list[Drift] = []
     want = {(r.family, r.table): r for r in planned}
     for key, r in want.items():
-        data = obs.nft.get(key, (None, ""))[0]
+        data = obs.nft.get(key)
         detail = nftables.drift(r, data)
         if detail:
             more = f" (and {len(detail) - 6} more)" if len(detail) > 6 else ""

@@ -226,6 +226,27 @@ def drift(planned: NftRules, data: dict | None) -> list[str]:
     return out
 
 
+def replay_payload(family: str, table: str, lines: Sequence[str]) -> str:
+    """A table again from its listing (what a rollback puts back): the listing is kube-proxy's own syntax.
+    An expression printed as JSON (one netlab never writes) cannot be made again: nft refuses the payload."""
+    pre = f"{family} {table}"
+    out = [f"add table {pre}", f"delete table {pre}", f"add table {pre}"]
+    sets, chains, rules, elements = [], [], [], []
+    for line in lines:
+        kind, name, rest = (line.split(" ", 2) + ["", ""])[:3]
+        if kind in ("set", "map"):
+            spec, _, timeout = rest.partition(" timeout ")
+            flags = f" flags dynamic,timeout ; timeout {timeout} ;" if timeout else ""
+            sets.append(f"add {kind} {pre} {name} {{ {spec} ;{flags} }}")
+        elif kind == "chain":
+            chains.append(f"add chain {pre} {name}" + (f" {{ {rest} ; }}" if rest else ""))
+        elif kind == "rule":
+            rules.append(f"add rule {pre} {name} {rest.split(' ', 1)[1]}")
+        elif kind == "element":
+            elements.append(f"add element {pre} {name} {{ {rest} }}")
+    return "\n".join(out + sets + chains + rules + elements) + "\n"
+
+
 def delete_payload(family: str, table: str) -> str:
     """Take a table away whether it is there or not (``add`` first makes ``delete`` never fail)."""
     return f"add table {family} {table}\ndelete table {family} {table}\n"

@@ -32,7 +32,7 @@ class Observed:
     sysctls: dict[str, str | None] = field(default_factory=dict)
     tables: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> table -> iptables-save text
     nft_tables: list[tuple[str, str]] = field(default_factory=list)
-    nft: dict[tuple[str, str], tuple[dict, str]] = field(default_factory=dict)  # kube-proxy's table: (JSON, text)
+    nft: dict[tuple[str, str], dict] = field(default_factory=dict)  # kube-proxy's table, as nft -j printed it
 
     def add(self, r: Resource) -> None:
         self.objects.setdefault(r.key, r)

@@ -178,8 +178,10 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
     have = obs.nft.get((planned.family, planned.table)) if obs else None
     gone = nftables.delete_payload(planned.family, planned.table)
     old = None
-    if have is not None:
-        old = NftText(planned.netns, planned.family, planned.table, gone + have[1], nftables.listing(have[0]))
+    if have is not None:  # what was there, made again from its listing (a dynamic set's elements are lost)
+        seen = nftables.listing(have)
+        old = NftText(planned.netns, planned.family, planned.table,
+                      nftables.replay_payload(planned.family, planned.table, seen), seen)
     text = planned.payload or gone
     return Op("restore", NftText(planned.netns, planned.family, planned.table, text, planned.listing),
               old=old or NftText(planned.netns, planned.family, planned.table, gone))

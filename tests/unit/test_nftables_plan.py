@@ -246,3 +246,38 @@ def test_trace_blames_the_first_missing_line_with_its_nft_fix(lab):
                                                                      40000, 5432), "cni0")
     assert why.facts["missing_rule"].startswith(f"rule {svc.svc_chain} 0001 numgen random mod 1 vmap")
     assert f"flush chain ip kube-proxy {svc.svc_chain}; add rule ip kube-proxy {svc.svc_chain} ip daddr" in why.fix
+
+
+def test_a_rollback_makes_the_old_table_again_from_its_listing(lab):
+    """The listing is kube-proxy's own syntax: replayed, it makes the same table (checked live in
+    test_nftables_mode.py's repair path; here the transaction it writes)."""
+    res = next(r for r in build_plan(lab).of_kind("nft") if r.netns.endswith("-n1"))
+    payload = realize.replay_payload("ip", "kube-proxy", realize.listing(kernel_view()))
+    lines = payload.splitlines()
+    assert lines[:3] == ["add table ip kube-proxy", "delete table ip kube-proxy", "add table ip kube-proxy"]
+    assert "add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }" in lines
+    aff = next(line for line in lines if line.startswith("add set ip kube-proxy affinity-"))
+    assert aff.endswith("{ type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }")
+    assert len([line for line in lines if line.startswith("add rule ")]) == \
+        len([line for line in res.listing if line.startswith("rule ")])
+
+
+def test_a_failed_up_puts_the_old_tables_back(tmp_path, monkeypatch):
+    """Both nodes' tables drifted; up replaces them and fails at the last one: the first goes back as it was."""
+    import copy
+
+    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    nft_lab = _lab(VIEW.read_text().replace("name: nfkv", "name: nfrb"))
+    k = FakeKernel()
+    lab_up.up(nft_lab, k, features=(), journal=Journal(k))
+    key = ("ip", "kube-proxy")
+    for node in nft_lab.nodes:
+        t = k.ns[node.netns].nft[key]
+        k.ns[node.netns].nft[key] = type(t)(t.netns, t.family, t.table, t.text, t.listing[1:])  # one line less
+    drifted = {n.netns: k.ns[n.netns].nft[key].listing for n in nft_lab.nodes}
+    dry = copy.deepcopy(k)
+    journal = Journal(dry)
+    lab_up.up(nft_lab, dry, features=(), journal=journal)
+    with pytest.raises(Exception, match="injected fault"):
+        lab_up.up(nft_lab, k, features=(), journal=Journal(k, fault_at=journal.count))
+    assert {n.netns: k.ns[n.netns].nft[key].listing for n in nft_lab.nodes} == drifted
