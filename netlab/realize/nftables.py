@@ -22,8 +22,9 @@ transaction is known to be in place (scripts/bench_services.py).
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
+from netlab.plan.nftables import Table
 from netlab.plan.resources import NftRules
 
 # JSON operators as kube-proxy writes them
@@ -252,7 +253,7 @@ def delete_payload(family: str, table: str) -> str:
     return f"add table {family} {table}\ndelete table {family} {table}\n"
 
 
-def delta_payload(old: "Table", new: "Table") -> str | None:  # noqa: F821 - plan/nftables.Table
+def delta_payload(old: Table, new: Table) -> str | None:
     """kube-proxy's partial sync: the ``nft -f`` lines that turn table ``old`` (in place) into ``new``.
 
     New chains and sets are added, chains whose rules changed are flushed and
@@ -292,6 +293,3 @@ def _key(element: str) -> str:
     """An element's key: what comes before its comment or ``:`` value."""
     return element.split(" comment ", 1)[0].split(" : ", 1)[0]
 
-
-def tables_of(items: Iterable[NftRules]) -> list[tuple[str, str]]:
-    return sorted({(r.family, r.table) for r in items})
