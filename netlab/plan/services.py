@@ -387,4 +387,3 @@ def resources(lab: Lab) -> list[Resource]:
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
         out.append(filt.resource(node.netns, filter_title))
     return out
-
