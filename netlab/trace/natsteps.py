@@ -56,7 +56,10 @@ class NatSteps:
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
-        row = self.rows.row(ns, iif or "-", "dnat", text, nat.commands(ns, hit.entry), None,
+        commands = nat.commands(ns, hit.entry)
+        if ns in self.lab.nft_netns:  # kube-proxy's DNAT is in its nftables table there
+            commands.append(f"ip netns exec {ns} nft list table {kubeproxy_nft.TABLE}")
+        row = self.rows.row(ns, iif or "-", "dnat", text, commands, None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
 
