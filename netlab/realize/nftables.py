@@ -11,12 +11,14 @@ not write is printed as its JSON: it can only differ from the plan, as it
 should. Elements of dynamic sets (session affinity: the clients seen) are the
 kernel's to keep and are not compared.
 
-Applying is always the plan's whole table in one transaction (``add table``,
-``delete table``, then everything): the kernel swaps it atomically, and a
-drifted table comes back exactly as planned. :func:`delta_payload` is
-kube-proxy's partial sync for a running table (only the chains, sets and
-elements that changed since the last transaction), used where the last
-transaction is known to be in place (scripts/bench_services.py).
+Applying is one transaction per node: a new node gets the plan's whole
+table (``add table``, ``delete table``, then everything); a node whose table
+differs gets kube-proxy's partial sync between what the kernel lists and the
+plan (:func:`listing_delta`: only the chains, sets and elements that differ,
+so the affinity sets of untouched Services keep their clients), or the whole
+table again when a base chain or a set changed its definition.
+:func:`delta_payload` is the same partial sync trusting that the last
+transaction is in place, reading nothing (scripts/bench_services.py).
 """
 
 from __future__ import annotations
@@ -236,9 +238,7 @@ def replay_payload(family: str, table: str, lines: Sequence[str]) -> str:
     for line in lines:
         kind, name, rest = (line.split(" ", 2) + ["", ""])[:3]
         if kind in ("set", "map"):
-            spec, _, timeout = rest.partition(" timeout ")
-            flags = f" flags dynamic,timeout ; timeout {timeout} ;" if timeout else ""
-            sets.append(f"add {kind} {pre} {name} {{ {spec} ;{flags} }}")
+            sets.append(_set_line(pre, name, kind, rest))
         elif kind == "chain":
             chains.append(f"add chain {pre} {name}" + (f" {{ {rest} ; }}" if rest else ""))
         elif kind == "rule":
@@ -254,38 +254,72 @@ def delete_payload(family: str, table: str) -> str:
 
 
 def delta_payload(old: Table, new: Table) -> str | None:
-    """kube-proxy's partial sync: the ``nft -f`` lines that turn table ``old`` (in place) into ``new``.
+    """kube-proxy's partial sync from the last transaction (``old``, trusted to be in place) to ``new``."""
+    return listing_delta("ip", "kube-proxy", old.listing(), new.listing())
 
-    New chains and sets are added, chains whose rules changed are flushed and
-    written again, elements that went or changed are deleted before the new
-    ones are added, and chains and sets the new table no longer has are
-    flushed and deleted last (a deleted map element no longer names them).
-    None when nothing differs.
+
+def _parse(lines: Sequence[str]) -> tuple[dict, dict, dict, dict]:
+    """A listing as (sets and maps: name -> (kind, spec), chains: name -> spec, rules, elements)."""
+    sets: dict[str, tuple[str, str]] = {}
+    chains: dict[str, str] = {}
+    rules: dict[str, list[str]] = {}
+    elements: dict[str, list[str]] = {}
+    for line in lines:
+        kind, name, rest = (line.split(" ", 2) + ["", ""])[:3]
+        if kind in ("set", "map"):
+            sets[name] = (kind, rest)
+        elif kind == "chain":
+            chains[name] = rest
+            rules.setdefault(name, [])
+        elif kind == "rule":
+            rules.setdefault(name, []).append(rest.split(" ", 1)[1])
+        elif kind == "element":
+            elements.setdefault(name, []).append(rest)
+    return sets, chains, rules, elements
+
+
+def _set_line(pre: str, name: str, kind: str, spec: str) -> str:
+    spec, _, timeout = spec.partition(" timeout ")
+    flags = f" flags dynamic,timeout ; timeout {timeout} ;" if timeout else ""
+    return f"add {kind} {pre} {name} {{ {spec} ;{flags} }}"
+
+
+def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[str]) -> str | None:
+    """kube-proxy's partial sync, between two listings: the ``nft -f`` lines that turn ``have`` into ``want``.
+
+    New sets and chains are added; chains whose rules differ are flushed and
+    written again; elements that went or changed are deleted before the new
+    ones are added; chains and sets ``want`` no longer has are flushed and
+    deleted last (no rule or map element names them by then). The elements of
+    dynamic sets (session affinity: the clients seen) are not in a listing, so
+    a set that stays keeps them. A base chain or a set whose definition changed
+    cannot be changed in place: then the whole table is made again. None when
+    nothing differs.
     """
-    pre = "ip kube-proxy"
-    out: list[str] = []
-    for name, s in new.sets.items():
-        if name not in old.sets:
-            out.append(f"add {'map' if s.is_map else 'set'} {pre} {name} {s.spec()}")
-    for name, c in new.chains.items():
-        if name not in old.chains:
-            out.append(f"add chain {pre} {name}{c.spec()}")
-    for name, rules in new.rules.items():
-        if name in old.chains and old.rules.get(name) != rules:
+    pre = f"{family} {table}"
+    h_sets, h_chains, h_rules, h_elems = _parse(have)
+    w_sets, w_chains, w_rules, w_elems = _parse(want)
+    if any(h_sets.get(n, v) != v for n, v in w_sets.items()) or \
+            any(h_chains.get(n, v) != v for n, v in w_chains.items()):
+        return replay_payload(family, table, want)
+    out = [_set_line(pre, n, kind, spec) for n, (kind, spec) in w_sets.items() if n not in h_sets]
+    out += [f"add chain {pre} {n}" + (f" {{ {spec} ; }}" if spec else "") for n, spec in w_chains.items()
+            if n not in h_chains]
+    for name, rules in w_rules.items():
+        if h_rules.get(name) == rules:
+            continue
+        if name in h_chains:
             out.append(f"flush chain {pre} {name}")
-        if name not in old.chains or old.rules.get(name) != rules:
-            out += [f"add rule {pre} {name} {r}" for r in rules]
-    for name, elems in new.elements.items():
-        before = old.elements.get(name, [])
-        gone = [e for e in before if e not in elems]
-        out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in gone]
-        out += [f"add element {pre} {name} {{ {e} }}" for e in elems if e not in before]
-    for name in old.chains:
-        if name not in new.chains:
+        out += [f"add rule {pre} {name} {r}" for r in rules]
+    for name in sorted(set(w_elems) | set(h_elems)):
+        now, before = w_elems.get(name, []), h_elems.get(name, [])
+        if name in w_sets:
+            out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in before if e not in now]
+        out += [f"add element {pre} {name} {{ {e} }}" for e in now if e not in before]
+    for name in h_chains:
+        if name not in w_chains:
             out += [f"flush chain {pre} {name}", f"delete chain {pre} {name}"]
-    for name, s in old.sets.items():
-        if name not in new.sets:
-            out.append(f"delete {'map' if s.is_map else 'set'} {pre} {name}")
+    out += [f"delete {kind} {pre} {n}" for n, (kind, _) in h_sets.items() if n not in w_sets]
     return "\n".join(out) + "\n" if out else None
 
 

@@ -173,7 +173,8 @@ def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) ->
 
 
 def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
-    """Replace (or, unplanned, take away) an nftables table in one transaction; the old one can be put back."""
+    """Make an nftables table as planned (or, unplanned, take it away) in one transaction; the old one can be
+    put back."""
     obs = observed.get(planned.netns)
     have = obs.nft.get((planned.family, planned.table)) if obs else None
     gone = nftables.delete_payload(planned.family, planned.table)
@@ -183,6 +184,8 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
         old = NftText(planned.netns, planned.family, planned.table,
                       nftables.replay_payload(planned.family, planned.table, seen), seen)
     text = planned.payload or gone
+    if planned.payload and old is not None:  # the table is there: only what differs (kube-proxy's partial sync)
+        text = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing) or text
     return Op("restore", NftText(planned.netns, planned.family, planned.table, text, planned.listing),
               old=old or NftText(planned.netns, planned.family, planned.table, gone))
 

@@ -108,8 +108,21 @@ def test_traffic_affinity_and_refusal(nft_lab):
     assert json.loads(from_node)["pod"] in ("web-1", "web-2")
 
 
-def test_status_shows_drift_in_kube_proxys_words_and_up_replaces_the_table(nft_lab):
+def affinity_clients(netns: str) -> set[str]:
+    """The clients in kube-proxy's affinity sets (dynamic: the kernel's own elements)."""
+    out = set()
+    for o in kernel_table(netns)["nftables"]:
+        s = o.get("set", {})
+        if s.get("name", "").startswith("affinity-"):
+            out |= {e["elem"]["val"] if isinstance(e, dict) else e for e in s.get("elem", [])}
+    return out
+
+
+def test_status_shows_drift_in_kube_proxys_words_and_up_repairs_only_that(nft_lab):
     lab, ns = nft_lab["name"], f"{nft_lab['name']}-node-2"
+    in_netns(f"{lab}-node-2", PY, "-c", CLIENT, "10.96.0.20", "80", check=True)  # node-2's own connection
+    sticky = affinity_clients(ns)
+    assert sticky, "the connection put node-2's address in an affinity set"
     in_netns(ns, "nft", "delete", "element", "ip", "kube-proxy", "service-ips", "{ 10.96.0.21 . tcp . 8080 }",
              check=True)
     in_netns(ns, "nft", "add", "rule", "ip", "kube-proxy", "services", "counter", "drop", check=True)
@@ -121,6 +134,8 @@ def test_status_shows_drift_in_kube_proxys_words_and_up_replaces_the_table(nft_l
     out = netlab("up", "-t", nft_lab["path"]).stdout
     assert f"restore nftables table ip kube-proxy in {ns}" in out
     assert as_planned(lab)
+    # Only what differed was written (kube-proxy's partial sync): the affinity sets kept their clients.
+    assert affinity_clients(ns) == sticky
     # A table the lab does not plan, in one of its namespaces, is drift too, and goes.
     in_netns(ns, "nft", "add", "table", "ip", "stray", check=True)
     assert "an nftables table the lab does not plan" in netlab("status", "--lab", lab, check=False).stdout

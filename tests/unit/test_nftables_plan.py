@@ -281,3 +281,23 @@ def test_a_failed_up_puts_the_old_tables_back(tmp_path, monkeypatch):
     with pytest.raises(Exception, match="injected fault"):
         lab_up.up(nft_lab, k, features=(), journal=Journal(k, fault_at=journal.count))
     assert {n.netns: k.ns[n.netns].nft[key].listing for n in nft_lab.nodes} == drifted
+
+
+def test_a_drifted_table_gets_only_what_differs(lab):
+    """up's repair: kube-proxy's partial sync from what the kernel lists to the plan."""
+    res = next(r for r in build_plan(lab).of_kind("nft") if r.netns.endswith("-n1"))
+    have = [line for line in res.listing if not line.startswith("element service-ips ")] + \
+        ["rule services 0002 counter drop"]
+    delta = realize.listing_delta("ip", "kube-proxy", have, res.listing).splitlines()
+    elems = [line for line in res.listing if line.startswith("element service-ips ")]
+    assert delta == ["flush chain ip kube-proxy services",
+                     "add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips",
+                     "add rule ip kube-proxy services ip daddr @nodeport-ips meta l4proto . th dport vmap "
+                     "@service-nodeports"] + \
+        [f"add element ip kube-proxy service-ips {{ {e.split(' ', 2)[2]} }}" for e in elems]
+    assert realize.listing_delta("ip", "kube-proxy", res.listing, res.listing) is None
+    # A base chain with another priority cannot be changed in place: the whole table again.
+    moved = [line.replace("priority -100", "priority -90") if line.startswith("chain nat-prerouting") else line
+             for line in res.listing]
+    assert realize.listing_delta("ip", "kube-proxy", moved, res.listing).startswith(
+        "add table ip kube-proxy\ndelete table ip kube-proxy\n")
