@@ -21,10 +21,11 @@ iptables mode
 nftables mode
   full sync      baseline: one ``nft -f`` per node, nodes one after the other;
                  new: nodes in parallel.
-  one endpoint   baseline: the whole table replaced (what ``netlab up`` does);
+  one endpoint   baseline: the whole table replaced (a full sync);
                  new: kube-proxy's partial sync (the changed chains flushed and
-                 written, the changed map elements deleted and added), nodes in
-                 parallel.
+                 written, the changed map elements deleted and added), trusting
+                 the last transaction, nodes in parallel. (``netlab up`` reads
+                 the table first, then writes the same partial sync.)
 
 Render (the plan) is timed apart; each result is checked against the plan
 (``iptables-save``, ``nft -j list table``) outside the timings. Targets
