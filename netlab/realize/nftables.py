@@ -316,9 +316,9 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
         if name in w_sets:
             out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in before if e not in now]
         out += [f"add element {pre} {name} {{ {e} }}" for e in now if e not in before]
-    for name in h_chains:
-        if name not in w_chains:
-            out += [f"flush chain {pre} {name}", f"delete chain {pre} {name}"]
+    stale = [name for name in h_chains if name not in w_chains]
+    out += [f"flush chain {pre} {name}" for name in stale]  # all first: a stale chain may jump to another
+    out += [f"delete chain {pre} {name}" for name in stale]
     out += [f"delete {kind} {pre} {n}" for n, (kind, _) in h_sets.items() if n not in w_sets]
     return "\n".join(out) + "\n" if out else None
 

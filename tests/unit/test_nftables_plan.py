@@ -179,8 +179,10 @@ def test_partial_sync_of_a_service_that_lost_its_endpoints_swaps_its_map_element
     assert (f'add element ip kube-proxy no-endpoint-services {{ {db.cluster_ip} . tcp . 5432 comment "default/db" '
             ": goto reject-chain }") in lines
     deletes = [i for i, line in enumerate(lines) if line.startswith("delete chain")]
+    flushes = [i for i, line in enumerate(lines) if line.startswith("flush chain")]
     elements = [i for i, line in enumerate(lines) if "element" in line]
-    assert deletes and min(deletes) > max(elements)
+    # The Service's chain jumps to its endpoints' chains: every stale chain is emptied before any goes.
+    assert len(deletes) == 4 and min(deletes) > max(elements) and min(deletes) > max(flushes)  # 2 ports
 
 
 # --- against the fake kernel ---------------------------------------------------------------------
