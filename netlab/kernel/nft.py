@@ -10,6 +10,8 @@ iptables-nft (``ip nat``, ``ip filter``) are iptables' business
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 
 from netlab.kernel.netns import binary, run_in_netns
@@ -51,6 +53,13 @@ def list_table(netns: str, family: str, table: str) -> dict | None:
         return json.loads(proc.stdout or b"{}")
     except ValueError:
         raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
+
+
+def frees_chains_at_once(release: str | None = None) -> bool:
+    """Linux 6.2 and later let a transaction delete a chain right after the map element that named it
+    (kube-proxy: before 6.2 the kernel notices a moment later, so it deletes stale chains a sync later)."""
+    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
+    return m is not None and (int(m.group(1)), int(m.group(2))) >= (6, 2)
 
 
 def explain(stderr: bytes) -> str:

@@ -284,7 +284,8 @@ def _set_line(pre: str, name: str, kind: str, spec: str) -> str:
     return f"add {kind} {pre} {name} {{ {spec} ;{flags} }}"
 
 
-def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[str]) -> str | None:
+def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[str],
+                  delete_chains: bool = True) -> str | None:
     """kube-proxy's partial sync, between two listings: the ``nft -f`` lines that turn ``have`` into ``want``.
 
     New sets and chains are added; chains whose rules differ are flushed and
@@ -293,8 +294,10 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
     deleted last (no rule or map element names them by then). The elements of
     dynamic sets (session affinity: the clients seen) are not in a listing, so
     a set that stays keeps them. A base chain or a set whose definition changed
-    cannot be changed in place: then the whole table is made again. None when
-    nothing differs.
+    cannot be changed in place: then the whole table is made again, and so when
+    chains must go and ``delete_chains`` is False (a kernel before 6.2, which
+    frees a chain only a moment after the map element that named it is
+    deleted). None when nothing differs.
     """
     pre = f"{family} {table}"
     h_sets, h_chains, h_rules, h_elems = _parse(have)
@@ -317,6 +320,8 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
             out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in before if e not in now]
         out += [f"add element {pre} {name} {{ {e} }}" for e in now if e not in before]
     stale = [name for name in h_chains if name not in w_chains]
+    if stale and not delete_chains:
+        return replay_payload(family, table, want)
     out += [f"flush chain {pre} {name}" for name in stale]  # all first: a stale chain may jump to another
     out += [f"delete chain {pre} {name}" for name in stale]
     out += [f"delete {kind} {pre} {n}" for n, (kind, _) in h_sets.items() if n not in w_sets]

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable
 
+from netlab.kernel import nft
 from netlab.kernel.base import NftText, Op, TableText
 from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route, Rule,
                                    Sysctl, Veth, VethPeer, Vxlan)
@@ -185,7 +186,8 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
                       nftables.replay_payload(planned.family, planned.table, seen), seen)
     text = planned.payload or gone
     if planned.payload and old is not None:  # the table is there: only what differs (kube-proxy's partial sync)
-        text = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing) or text
+        text = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing,
+                                      delete_chains=nft.frees_chains_at_once()) or text
     return Op("restore", NftText(planned.netns, planned.family, planned.table, text, planned.listing),
               old=old or NftText(planned.netns, planned.family, planned.table, gone))
 

@@ -303,3 +303,19 @@ def test_a_drifted_table_gets_only_what_differs(lab):
              for line in res.listing]
     assert realize.listing_delta("ip", "kube-proxy", moved, res.listing).startswith(
         "add table ip kube-proxy\ndelete table ip kube-proxy\n")
+
+
+def test_before_linux_6_2_a_sync_that_deletes_chains_makes_the_table_again(lab):
+    from netlab.kernel import nft
+
+    assert nft.frees_chains_at_once("6.18.0-1-amd64") and nft.frees_chains_at_once("6.2.0")
+    assert not nft.frees_chains_at_once("6.1.0-28-amd64") and not nft.frees_chains_at_once("5.15.0-91-generic")
+    old = table_of(lab)
+    changed = _lab(VIEW.read_text().replace("labels: {app: db}", "labels: {app: gone}"))
+    new = nftables.kube_proxy_table(changed, changed.nodes[0], services.service_ports(changed))
+    whole = realize.listing_delta("ip", "kube-proxy", old.listing(), new.listing(), delete_chains=False)
+    assert whole.startswith("add table ip kube-proxy\ndelete table ip kube-proxy\n")
+    # A change that deletes no chain stays a partial sync there too.
+    have = [line for line in old.listing() if not line.startswith("element service-ips ")]
+    assert realize.listing_delta("ip", "kube-proxy", have, old.listing(), delete_chains=False).startswith(
+        "add element ip kube-proxy service-ips ")
