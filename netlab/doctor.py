@@ -67,9 +67,9 @@ CHECKS = KERNEL + TOOLS + HOST
 ALWAYS = {"netns", "veth", "bridge", "state-dir"}
 # What some netlab feature uses: plain `netlab doctor` requires all of it.
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
-                       "dnsmasq", "state-space"}
+                       "dnsmasq", "state-space", "nft"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
-ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "tbf", "htb", "netem", "nft", "tcpdump"}
+ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "tbf", "htb", "netem", "tcpdump"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
@@ -95,7 +95,8 @@ WHY = {
     "tbf": "needed only for rate impairments, which netlab does not have yet",
     "htb": "needed only for rate impairments, which netlab does not have yet",
     "netem": "needed only for delay and loss impairments, which netlab does not have yet",
-    "nft": "netlab itself does not run it; tests and learners may",
+    "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables); tests and learners "
+           "run it too",
     "tcpdump": "netlab itself does not run it; learners and tests do",
 }
 BR_NETFILTER_DIR = "/proc/sys/net/bridge"
@@ -135,6 +136,8 @@ def needs(lab: Lab) -> set[str]:
         out.add("br_netfilter")
     if "nat" in kinds:
         out |= {"iptables-restore", "conntrack", "nf_tables"}  # nf_tables only if iptables is nft: see _iptables
+    if "nft" in kinds:  # kube-proxy in nftables mode: its table, written with nft -f
+        out |= {"nf_tables", "nft", "conntrack"}
     if lab.services:
         out.add("conntrack-tool")
     if dns.dns_service(lab.topo) is not None and any(p.name == dns.DNS_NAME for p in lab.pods):
@@ -193,6 +196,47 @@ def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] 
             fix = "unset NETLAB_IPTABLES (the system's default backend), or set it to nft or legacy"
         return _verdict("iptables-restore", False, str(exc).split(";")[0], needed, fix), None
     return None, [restore, "--version"]
+
+
+# kube-proxy's nftables objects in miniature (plan/nftables.py): a verdict map keyed ip . proto . port, a
+# numgen vmap, a dynamic set with a timeout and its update, DNAT, a reject, masquerade fully-random, committed
+# for real in the throwaway namespace (which the kernel frees with it): the kernel has what nftables mode needs.
+KUBE_PROXY_SHAPE = "; ".join((
+    "add table ip netlab-doctor",
+    "add set ip netlab-doctor aff { type ipv4_addr ; flags dynamic,timeout ; timeout 10800s ; }",
+    "add map ip netlab-doctor ips { type ipv4_addr . inet_proto . inet_service : verdict ; }",
+    "add chain ip netlab-doctor nat { type nat hook prerouting priority -100 ; }",
+    "add chain ip netlab-doctor post { type nat hook postrouting priority 100 ; }",
+    "add chain ip netlab-doctor filter { type filter hook forward priority 0 ; }",
+    "add chain ip netlab-doctor ep",
+    "add rule ip netlab-doctor nat ip daddr . meta l4proto . th dport vmap @ips",
+    "add rule ip netlab-doctor nat numgen random mod 2 vmap { 0 : goto ep, 1 : goto ep }",
+    "add rule ip netlab-doctor ep update @aff { ip saddr }",
+    "add rule ip netlab-doctor ep meta l4proto tcp dnat to 10.0.0.1:80",
+    "add rule ip netlab-doctor filter ct state new ip daddr 10.96.0.0/12 reject",
+    "add rule ip netlab-doctor post mark and 0x00004000 == 0 return",
+    "add rule ip netlab-doctor post masquerade fully-random",
+))
+
+
+def _nft_path() -> str | None:
+    try:
+        return nsmod.binary("nft")
+    except EnvironmentNotReady:
+        return None
+
+
+def _kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) -> Check:
+    """The nf_tables check, told whether kube-proxy's nftables objects load (``nft`` in the throwaway netns)."""
+    status, text = probe.outputs.get("nft-kube-proxy", (-1, "did not run"))
+    if status == 0:
+        if check.status != OK:
+            return check
+        return Check("nf_tables", OK, f"{check.detail}; kube-proxy's nftables objects (verdict maps, numgen, "
+                     "dynamic sets with timeouts, dnat, masquerade fully-random) load", needed=check.needed)
+    first = text.splitlines()[0] if text else "no output"
+    detail = f"{check.detail}; kube-proxy's nftables objects do not load (`nft`: {first})"
+    return _verdict("nf_tables", False, detail, needed, KERNEL_FIX["nf_tables"])
 
 
 def _backend(version: str) -> str:
@@ -288,6 +332,9 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
             out["iptables-restore"] = check
         if argv:
             commands["iptables-restore"] = argv
+    nft_path = _nft_path() if "nf_tables" in only else None
+    if nft_path:
+        commands["nft-kube-proxy"] = [nft_path, KUBE_PROXY_SHAPE]
     wanted_kernel = {k for k in only if k in features.FEATURES}
     if "fallback-tunnels" in only:
         wanted_kernel.add("netns")
@@ -306,11 +353,13 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
             out["iptables-restore"] = _verdict("iptables-restore", False, f"`{' '.join(commands['iptables-restore'])}` "
                                                f"failed: {text}", "iptables-restore" in needed,
                                                "reinstall iptables (or sudo ./scripts/setup.sh)")
-        if backend == "legacy":
+        if backend == "legacy" and "nft" not in needed:
             needed = needed - {"nf_tables"}  # the legacy backend uses x_tables, not nf_tables
     for name in KERNEL:
         if name in only:
             out[name] = _kernel(name, probe, name in needed)
+    if "nf_tables" in out and "nft-kube-proxy" in commands:
+        out["nf_tables"] = _kube_proxy_shape(out["nf_tables"], probe, "nft" in needed)
     for name in TOOLS:
         if name in only and name != "iptables-restore":
             if name in pretend:

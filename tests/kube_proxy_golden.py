@@ -44,3 +44,45 @@ def port_nat(case: str) -> str:
     sps = [sp for sp in services.service_ports(lab) if sp.svc.namespace == "ns1"]
     rs = services.kube_nat(lab, sps, masq_mark=FAKE_PROXIER_MARK, random_fully=False)
     return sort_iptables_rules(rs.payload(""))
+
+
+# --- nftables mode (kubernetes pkg/proxy/nftables/helpers_test.go) ------------------------
+
+NFT_OBJECT_ORDER = {"table": 10, "chain": 9, "rule": 8, "set": 7, "map": 6, "element": 5}
+
+
+def sort_nftables_transaction(tx: str) -> str:
+    """kube-proxy's sortNFTablesTransaction: no blank or # lines; by object kind, then name;
+    rules keep their order, other lines of one object sort by their text."""
+    lines = [line for line in tx.split("\n") if line and not line.startswith("#")]
+
+    def before(li: str, lj: str) -> bool:
+        wi, wj = li.split(" "), lj.split(" ")
+        if len(wi) < 5 or len(wj) < 5:
+            return False
+        if wi[1] != wj[1]:
+            return NFT_OBJECT_ORDER.get(wi[1], 0) >= NFT_OBJECT_ORDER.get(wj[1], 0)
+        if wi[4] != wj[4]:
+            return wi[4] < wj[4]
+        if wi[1] == "rule":
+            return False
+        return li < lj
+
+    # sort.SliceStable with a less function: a stable insertion order, as Go's does it
+    out: list[str] = []
+    for line in lines:
+        i = len(out)
+        while i > 0 and before(line, out[i - 1]):
+            i -= 1
+        out.insert(i, line)
+    return "\n".join(out)
+
+
+def port_nft(case: str, namespaces: tuple[str, ...]) -> str:
+    """netlab's nftables transaction for the case's node, as the fake proxier would write it, sorted alike."""
+    from netlab.plan import nftables
+
+    lab = resolve(load_topology(str(GOLDEN / f"{case}.yaml")))
+    sps = [sp for sp in services.service_ports(lab) if sp.svc.namespace in namespaces]
+    table = nftables.kube_proxy_table(lab, lab.nodes[0], sps, mark=FAKE_PROXIER_MARK)
+    return sort_nftables_transaction("\n".join(table.transaction()))

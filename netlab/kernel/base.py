@@ -42,12 +42,28 @@ class TableText:
 
 
 @dataclass(frozen=True)
+class NftText:
+    """An nf_tables table of a namespace: one ``nft -f`` transaction (kube-proxy's table, replaced whole,
+    or taken away), or the table as ``nft list table`` printed it, with its replacement header."""
+
+    kind: ClassVar[str] = "nftables"
+    netns: str
+    family: str
+    table: str
+    text: str
+    listing: tuple[str, ...] = ()  # the plan's listing of what ``text`` makes (the fake kernel keeps it)
+
+    def describe(self) -> str:
+        return f"nftables table {self.family} {self.table} in {self.netns}"
+
+
+@dataclass(frozen=True)
 class Op:
     """One change: ``verb`` applied to ``res``; ``old`` is what was there before (set/replace/write/restore)."""
 
     verb: str
-    res: Resource | TableText
-    old: Resource | TableText | None = None
+    res: Resource | TableText | NftText
+    old: Resource | TableText | NftText | None = None
     # "del" of something that may be gone already (an extra object; an undo): absent is done, not a failure
     missing_ok: bool = False
 
@@ -122,6 +138,9 @@ class Snapshot:
     # other backend also has tables here): table -> iptables-save text of that table
     tables: dict[str, dict[str, str]] = field(default_factory=dict)
     nft_tables: list[tuple[str, str]] = field(default_factory=list)  # (family, name) of every nf_tables table
+    # nf_tables tables that are not iptables-nft's (kube-proxy's ip kube-proxy): (family, name) ->
+    # ``nft -j list table`` parsed
+    nft: dict[tuple[str, str], dict] = field(default_factory=dict)
 
     def by_index(self) -> dict[int, LinkMsg]:
         return {link.index: link for link in self.links.values()}

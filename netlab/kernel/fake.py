@@ -26,7 +26,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Callable, Sequence
 
 from netlab.kernel import rtnl
-from netlab.kernel.base import GONE, KernelError, Op, Snapshot, TableText, link_changes
+from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.rtnl import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
@@ -72,6 +72,7 @@ class FNetns:
     rules: list[Rule] = field(default_factory=list)
     sysctls: dict[str, str] = field(default_factory=dict)
     tables: dict[str, dict[str, FTable]] = field(default_factory=dict)  # backend -> table -> chains
+    nft: dict[tuple[str, str], NftText] = field(default_factory=dict)  # nf_tables tables, as last written
     next_index: int = 2
 
     def link(self, name: str) -> FLink:
@@ -184,6 +185,8 @@ class FakeKernel:
         if tables:
             for backend, tabs in ns.tables.items():
                 snap.tables[backend] = {name: _save(name, t) for name, t in tabs.items()}
+            # nf_tables in miniature: the listing the last transaction made (see realize/nftables.listing)
+            snap.nft = {key: {"netlab-listing": list(t.listing)} for key, t in ns.nft.items()}
         return snap
 
     def _sysctl(self, ns: FNetns, key: str) -> str | None:
@@ -251,6 +254,13 @@ class FakeKernel:
         res = op.res
         if isinstance(res, TableText):
             return self._restore(self.ns[res.netns], res)
+        if isinstance(res, NftText):  # a whole table replaced (or taken away: no listing)
+            tabs = self.ns[res.netns].nft
+            if res.listing:
+                tabs[(res.family, res.table)] = res
+            else:
+                tabs.pop((res.family, res.table), None)
+            return None
         ns = self.ns[res.netns]
         if isinstance(res, Sysctl):
             ns.sysctls[res.name] = res.value

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import errno
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, rtnl
-from netlab.kernel.base import GONE, KernelError, Op, Snapshot, TableText, link_changes
+from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, nft as nftmod, rtnl
+from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
 
@@ -156,7 +157,22 @@ class LiveKernel:
         snap.nft_tables = nft
         if tables:
             snap.tables = self._read_tables(netns, legacy, nft)
+            snap.nft = self._read_nft(netns, nft)
         return snap
+
+    def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """nf_tables tables that iptables-nft did not make (kube-proxy's), as ``nft -j`` prints them."""
+        out: dict[tuple[str, str], dict] = {}
+        for family, name in nft:
+            if family == "ip" and name in IPTABLES_TABLES:
+                continue
+            try:
+                data = nftmod.list_table(netns, family, name)
+            except nftmod.NftError as exc:
+                raise KernelError(None, errno.EIO, str(exc)) from None
+            if data is not None:
+                out[(family, name)] = data
+        return out
 
     def _read_tables(self, netns: str, legacy: list[str], nft: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
         """The iptables tables that exist here, as ``iptables-save`` prints them, per backend."""
@@ -204,9 +220,11 @@ class LiveKernel:
             groups.setdefault(step.netns, []).append(step)
         names = sorted(groups, key=lambda ns: rank.get(ns, len(rank)))
         done: list[Op] = []
+        tails = {ns: _table_tail(groups[ns]) for ns in names}
         try:
             for ns in names:
-                self._send_group(ns, groups[ns], done)
+                self._send_group(ns, groups[ns][:len(groups[ns]) - len(tails[ns])], done)
+            _restore_in_parallel({ns: tail for ns, tail in tails.items() if tail}, done)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -218,7 +236,7 @@ class LiveKernel:
                 step = steps[i]
                 try:
                     step.run()
-                except (OSError, iptables.IptablesError) as exc:
+                except (OSError, iptables.IptablesError, nftmod.NftError) as exc:
                     code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
                     raise KernelError(step.op, code, f"{step.what}: {_reason(exc)}", applied=done) from None
                 _mark(done, step)
@@ -280,6 +298,9 @@ class LiveKernel:
             text, noflush, backend, table = res.text, res.noflush, res.backend, res.table
             return [_Step(ns, op, True, what,
                           run=lambda: iptables.restore(ns, text, noflush, backend or None, label=table))]
+        if isinstance(res, NftText):
+            payload, label = res.text, f"table {res.family} {res.table}"
+            return [_Step(ns, op, True, what, run=lambda: nftmod.run(ns, payload, label))]
         if isinstance(res, Sysctl):
             key, value = res.name, res.value
 
@@ -377,6 +398,41 @@ class LiveKernel:
                             label=f"link {res.peer_name} up in {res.peer_netns}"))
             return out
         raise KernelError(op, errno.EOPNOTSUPP, f"cannot create a {res.kind} link ({res.name} in {ns})")
+
+
+def _table_tail(steps: list[_Step]) -> list[_Step]:
+    """The rule tables a namespace's steps end with (iptables-restore, nft -f): nothing after them needs them."""
+    i = len(steps)
+    while i > 0 and isinstance(steps[i - 1].op.res, (TableText, NftText)) and steps[i - 1].run is not None:
+        i -= 1
+    return steps[i:]
+
+
+def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
+    """Each namespace's rule tables in order, the namespaces side by side (one restore process each, up to
+    the core count): a node's iptables-restore of thousands of rules does not wait for the other nodes'."""
+    def run(ns: str) -> tuple[list[Op], KernelError | None]:
+        mine: list[Op] = []
+        for step in tails[ns]:
+            try:
+                step.run()  # type: ignore[misc]
+            except (OSError, iptables.IptablesError, nftmod.NftError) as exc:
+                code = exc.errno if isinstance(exc, OSError) and exc.errno else errno.EIO
+                return mine, KernelError(step.op, code, f"{step.what}: {_reason(exc)}")
+            _mark(mine, step)
+        return mine, None
+
+    if len(tails) <= 1:
+        results = [run(ns) for ns in tails]
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(tails), os.cpu_count() or 1)) as pool:
+            results = list(pool.map(run, tails))
+    failure = None
+    for mine, error in results:
+        done += mine
+        failure = failure or error
+    if failure is not None:
+        raise KernelError(failure.op, failure.code, str(failure), applied=done)
 
 
 def what_of(res: Resource) -> str:

@@ -169,6 +169,10 @@ class Cluster(Model):
                                description="Where Service ClusterIPs come from.")
     node_mask: StrictInt = Field(24, alias="nodeMask", ge=NODE_MASK_RANGE[0], le=NODE_MASK_RANGE[1],
                                  description="Prefix length of each node's pod CIDR.")
+    kube_proxy_mode: Literal["iptables", "nftables"] = Field(
+        "iptables", alias="kubeProxyMode",
+        description="kube-proxy's mode on every node (kind's name for it): iptables (KUBE-* chains in the nat and "
+                    "filter tables) or nftables (the table ip kube-proxy). Flannel's rules are iptables in both.")
 
 
 class VxlanSettings(Model):

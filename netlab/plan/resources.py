@@ -368,8 +368,41 @@ class NatRules(Resource):
         return out
 
 
+@dataclass(frozen=True)
+class NftRules(Resource):
+    """One nf_tables table of a namespace (kube-proxy's ``ip kube-proxy``), as one ``nft -f`` transaction.
+
+    ``payload`` replaces the whole table atomically (``add table``, ``delete
+    table``, then every object); ``listing`` is the table in the words
+    :mod:`netlab.kernel.nft` prints ``nft -j list table`` in, sorted, which
+    status compares with the kernel (see plan/nftables.py).
+    """
+
+    kind: ClassVar[str] = "nft"
+    family: str
+    table: str
+    payload: str
+    listing: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return ("nft", self.netns, self.family, self.table)
+
+    def command(self) -> str:
+        return f"ip netns exec {self.netns} nft -f - <<'EOF'\n{self.payload.rstrip()}\nEOF"
+
+    def describe(self) -> str:
+        return f"nftables table {self.family} {self.table} in {self.netns}"
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["listing"] = list(self.listing)
+        return out
+
+
 RESOURCE_TYPES: dict[str, type[Resource]] = {
-    cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb, NatRules)
+    cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb, NatRules,
+                              NftRules)
 }
 
 
@@ -377,7 +410,7 @@ def resource_from_json(data: dict[str, Any]) -> Resource:
     """Inverse of :meth:`Resource.to_json` (tests prove with it that a lab's saved plan loses nothing)."""
     data = dict(data)
     cls = RESOURCE_TYPES[data.pop("kind")]
-    for name in ("chains", "rules"):
+    for name in ("chains", "rules", "listing"):
         if name in data:
             data[name] = tuple(data[name])
     conv = {"local": IPv4Address, "dst": None, "src": IPv4Network, "gateway": IPv4Address,

@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Iterable
 
-from netlab.plan.resources import Link, NatRules, Resource, Sysctl
-from netlab.realize import netfilter
+from netlab.plan.resources import Link, NatRules, NftRules, Resource, Sysctl
+from netlab.realize import netfilter, nftables
 from netlab.realize.expect import interface_of
 from netlab.realize.observe import Observed, link_kind
 
@@ -93,7 +93,7 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
                 out.append(Drift("different", r, f"is {value if value is not None else 'absent'}, want {r.value}",
                                  live=Sysctl(netns=r.netns, name=r.name, value=value or "")))
             continue
-        if isinstance(r, NatRules):
+        if isinstance(r, (NatRules, NftRules)):
             continue
         have = obs.objects.get(r.key)
         if have is None:
@@ -106,6 +106,23 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
             continue
         out.append(Drift("extra", have, link_kind(have) if isinstance(have, Link) else ""))
     out += diff_tables(obs, [r for r in want if isinstance(r, NatRules)])
+    out += diff_nft(obs, [r for r in want if isinstance(r, NftRules)])
+    return out
+
+
+def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
+    """nf_tables tables other than iptables-nft's: the planned ones (kube-proxy's) as planned, no others."""
+    out: list[Drift] = []
+    want = {(r.family, r.table): r for r in planned}
+    for key, r in want.items():
+        data = obs.nft.get(key)
+        detail = nftables.drift(r, data)
+        if detail:
+            more = f" (and {len(detail) - 6} more)" if len(detail) > 6 else ""
+            out.append(Drift("missing" if data is None else "different", r, "; ".join(detail[:6]) + more))
+    for (family, table) in sorted(set(obs.nft) - set(want)):
+        out.append(Drift("extra", NftRules(netns=obs.netns, family=family, table=table, payload=""),
+                         "an nftables table the lab does not plan"))
     return out
 
 

@@ -32,6 +32,7 @@ class Observed:
     sysctls: dict[str, str | None] = field(default_factory=dict)
     tables: dict[str, dict[str, str]] = field(default_factory=dict)  # backend -> table -> iptables-save text
     nft_tables: list[tuple[str, str]] = field(default_factory=list)
+    nft: dict[tuple[str, str], dict] = field(default_factory=dict)  # kube-proxy's table, as nft -j printed it
 
     def add(self, r: Resource) -> None:
         self.objects.setdefault(r.key, r)
@@ -40,7 +41,8 @@ class Observed:
 def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Snapshot]) -> Observed:
     """Resources of one namespace; ``planned`` (key -> resource) says which veths to pair with which peers."""
     ns = snap.netns
-    out = Observed(netns=ns, sysctls=dict(snap.sysctls), tables=snap.tables, nft_tables=list(snap.nft_tables))
+    out = Observed(netns=ns, sysctls=dict(snap.sysctls), tables=snap.tables, nft_tables=list(snap.nft_tables),
+                   nft=dict(snap.nft))
     names = {link.index: link.name for link in snap.links.values()}
     for link in snap.links.values():
         out.add(_link(ns, link, snap, names, planned.get(("link", ns, link.name)), peers))

@@ -25,10 +25,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable
 
-from netlab.kernel.base import Op, TableText
-from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, Resource, Route, Rule, Sysctl,
-                                   Veth, VethPeer, Vxlan)
-from netlab.realize import netfilter
+from netlab.kernel import nft
+from netlab.kernel.base import NftText, Op, TableText
+from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route, Rule,
+                                   Sysctl, Veth, VethPeer, Vxlan)
+from netlab.realize import netfilter, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
 
@@ -78,6 +79,8 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
         if d.state == "extra":
             if isinstance(r, NatRules):
                 tables.append(_table_op(r, observed, d.backend))
+            elif isinstance(r, NftRules):
+                tables.append(_nft_op(r, observed))
             elif isinstance(r, Link):
                 extra_links.append(Op("del", r, missing_ok=True))
             else:
@@ -88,6 +91,8 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
             sysctls.append(Op("write", r, old=d.live))
         elif isinstance(r, NatRules):
             tables.append(_table_op(r, observed, ""))
+        elif isinstance(r, NftRules):
+            tables.append(_nft_op(r, observed))
         elif isinstance(r, Link):
             if d.state == "missing":
                 if isinstance(r, (VethPeer, Loopback)):
@@ -139,7 +144,7 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
 def _phase(op: Op) -> int:
     """Which step of the order in the module docstring an op belongs to."""
     r = op.res
-    if isinstance(r, TableText):
+    if isinstance(r, (TableText, NftText)):
         return 5
     if isinstance(r, Sysctl):
         return 1
@@ -184,6 +189,25 @@ def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) ->
     return Op("restore", TableText(planned.netns, planned.table, payload, backend, noflush=True), old=old)
 
 
+def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
+    """Make an nftables table as planned (or, unplanned, take it away) in one transaction; the old one can be
+    put back."""
+    obs = observed.get(planned.netns)
+    have = obs.nft.get((planned.family, planned.table)) if obs else None
+    gone = nftables.delete_payload(planned.family, planned.table)
+    old = None
+    if have is not None:  # what was there, made again from its listing (a dynamic set's elements are lost)
+        seen = nftables.listing(have)
+        old = NftText(planned.netns, planned.family, planned.table,
+                      nftables.replay_payload(planned.family, planned.table, seen), seen)
+    text = planned.payload or gone
+    if planned.payload and old is not None:  # the table is there: only what differs (kube-proxy's partial sync)
+        text = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing,
+                                      delete_chains=nft.frees_chains_at_once()) or text
+    return Op("restore", NftText(planned.netns, planned.family, planned.table, text, planned.listing),
+              old=old or NftText(planned.netns, planned.family, planned.table, gone))
+
+
 def create_ops(resources: Iterable[Resource]) -> list[Op]:
     """Everything of namespaces made in this run, in plan order (they hold nothing yet)."""
     ops: list[Op] = []
@@ -194,6 +218,8 @@ def create_ops(resources: Iterable[Resource]) -> list[Op]:
             payload = netfilter.table_payload(r, None)
             if payload:
                 ops.append(Op("restore", TableText(r.netns, r.table, payload, noflush=True)))
+        elif isinstance(r, NftRules):
+            ops.append(Op("restore", NftText(r.netns, r.family, r.table, r.payload, r.listing)))
         elif isinstance(r, (Route, Neigh)):
             ops.append(Op("replace", r))
         else:

@@ -68,7 +68,7 @@ class PlanEntry(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
     kind: Literal["netns", "sysctl", "loopback", "bridge", "veth", "veth-peer", "vxlan", "address", "route", "rule",
-                  "neigh", "fdb", "nat"]
+                  "neigh", "fdb", "nat", "nft"]
     netns: NetnsName
 
 

@@ -162,6 +162,19 @@ class NatTable:
         return [r for r in self.rules if r.chain == chain]
 
 
+@dataclass(frozen=True)
+class NftTable:
+    """kube-proxy's table ``ip kube-proxy`` (nftables mode) as the kernel lists it, in the plan's words."""
+
+    listing: frozenset[str]  # "chain X", "rule X 0001 ...", "element service-ips ..." (realize/nftables.py)
+    rules: dict[str, tuple[str, ...]]  # chain -> its rules, in order
+    elements: dict[str, tuple[str, ...]]  # set or map -> its elements, a dynamic set's (affinity) too
+    elements_before: dict[str, tuple[str, ...]] | None = None  # the same, read before the packet
+
+    def chain_rules(self, chain: str) -> tuple[str, ...]:
+        return self.rules.get(chain, ())
+
+
 class Kernel(Protocol):
     """The kernel's answers the walker needs, per namespace."""
 
@@ -183,4 +196,8 @@ class Kernel(Protocol):
 
     def nat_table(self, netns: str) -> NatTable | None:
         """``iptables-save -c -t nat`` after the packet (None: it could not be read)."""
+        ...
+
+    def nft_table(self, netns: str) -> NftTable | None:
+        """``nft -j list table ip kube-proxy`` after the packet (None: absent or unreadable)."""
         ...

@@ -28,8 +28,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, rtnl
-from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, RouteFacts,
+from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl
+from netlab.realize import nftables as nftlisting
+from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, NftTable, RouteFacts,
                                 RouteFailure, VxlanFacts)
 from netlab.trace.flow import Flow
 
@@ -93,6 +94,8 @@ class LiveKernel:
         self._brnf: dict[str, bool] = {}
         self._nat: dict[str, NatTable | None] = {}
         self._nat_before: dict[str, NatTable | None] = {}
+        self._nft: dict[str, NftTable | None] = {}
+        self._nft_before: dict[str, NftTable | None] = {}
 
     def conn(self, netns: str) -> netlink.Conn:
         c = self._conns.get(netns)
@@ -284,14 +287,41 @@ class LiveKernel:
         return self._nat[netns]
 
     def count_nat_before(self, namespaces: list[str]) -> None:
-        """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta."""
+        """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta.
+        kube-proxy's nftables table too: its affinity sets before the packet say whether one chose."""
         for ns in namespaces:
             self._nat_before[ns] = read_nat_table(ns)
+            self._nft_before[ns] = read_nft_table(ns)
 
     def snapshot_nat(self, namespaces: list[str]) -> None:
         """Read the nat tables now (right after the packet)."""
         for ns in namespaces:
             self._nat[ns] = read_nat_table(ns, self._nat_before.get(ns))
+            self._nft[ns] = read_nft_table(ns, self._nft_before.get(ns))
+
+    def nft_table(self, netns: str) -> NftTable | None:
+        if netns not in self._nft:
+            self._nft[netns] = read_nft_table(netns, self._nft_before.get(netns))
+        return self._nft[netns]
+
+
+def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | None:
+    """kube-proxy's table (nftables mode) in the plan's words; None when absent or unreadable."""
+    try:
+        data = nft.list_table(netns, "ip", "kube-proxy")
+    except (nft.NftError, OSError):
+        return None
+    if data is None:
+        return None
+    return nft_table_of(data, before)
+
+
+def nft_table_of(data: dict, before: NftTable | None = None) -> NftTable:
+    rules = {chain: tuple(text for text, _ in items) for chain, items in nftlisting.chain_rules(data).items()}
+    names = [o.get("set", o.get("map", {})).get("name") for o in nftlisting.objects(data) if "set" in o or "map" in o]
+    elements = {name: tuple(nftlisting.set_elements(data, name)) for name in names if name}
+    return NftTable(frozenset(nftlisting.listing(data)), rules, elements,
+                    before.elements if before is not None else None)
 
 
 def read_nat_table(netns: str, before: NatTable | None = None) -> NatTable | None:

@@ -18,7 +18,8 @@ from typing import NamedTuple
 
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
-from netlab.plan.resources import Address, Fdb, NatRules, Neigh, Route, Veth
+from netlab.plan import nftables
+from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth
 from netlab.plan.services import KUBE_SERVICES, service_ports
 
 
@@ -68,6 +69,8 @@ class LabMap:
     planned_fdb: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> command
     planned_route: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> command
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
+    # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
+    planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
@@ -102,6 +105,8 @@ class LabMap:
                 m.planned_route[(r.netns, str(IPv4Network(r.dst)))] = r.command()
             elif isinstance(r, NatRules) and r.table == "nat":
                 m.planned_nat[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
+            elif isinstance(r, NftRules) and (r.family, r.table) == (nftables.FAMILY, nftables.TABLE):
+                m.planned_nft[r.netns] = r.listing
             elif isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
                 # the internet's machines (gateway, lb, hosts) are named after their netns
                 m.ip_names.setdefault(str(r.address.ip), m.names[r.netns].split()[-1])
@@ -114,7 +119,12 @@ class LabMap:
     @property
     def kube_proxy_netns(self) -> tuple[str, ...]:
         """The namespaces where kube-proxy's rules DNAT Service traffic (the nodes)."""
-        return tuple(ns for ns, nat in self.planned_nat.items() if KUBE_SERVICES in nat.chains)
+        return tuple(ns for ns, nat in self.planned_nat.items() if KUBE_SERVICES in nat.chains) + self.nft_netns
+
+    @property
+    def nft_netns(self) -> tuple[str, ...]:
+        """The namespaces where kube-proxy's nftables table DNATs Service traffic (nodes, in nftables mode)."""
+        return tuple(sorted(self.planned_nft))
 
     def where(self, netns: str) -> str:
         return self.names.get(netns, netns)
@@ -146,12 +156,16 @@ class LabMap:
 def services(lab: Lab) -> list[ServiceFacts]:
     """Every Service port of the lab with kube-proxy's chain names and its endpoints' pods."""
     names = {str(p.ip): p.name for p in lab.pods}
+    nft = lab.topo.cluster.kube_proxy_mode == "nftables"  # kube-proxy's chains have other names there
     out = []
     for sp in service_ports(lab):
-        eps = tuple(ServiceEndpoint(str(ip), port, names.get(str(ip), "?"), sp.sep_chain(ip, port))
+        eps = tuple(ServiceEndpoint(str(ip), port, names.get(str(ip), "?"),
+                                    nftables.endpoint_chain(sp, ip, port) if nft else sp.sep_chain(ip, port))
                     for ip, port in sp.endpoints)
+        ext = nftables.external_chain(sp) if nft else sp.ext_chain
         out.append(ServiceFacts(name=sp.name, ip=str(sp.cluster_ip), port=sp.port.port, protocol=sp.protocol,
-                                svc_chain=sp.svc_chain, node_port=sp.node_port, endpoints=eps,
-                                ext_chain=sp.ext_chain if sp.node_port is not None else None,
+                                svc_chain=nftables.service_chain(sp) if nft else sp.svc_chain,
+                                node_port=sp.node_port, endpoints=eps,
+                                ext_chain=ext if sp.node_port is not None else None,
                                 lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None))
     return out

@@ -11,7 +11,7 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 
 from __future__ import annotations
 
-from netlab.trace import kubeproxy, nat
+from netlab.trace import kubeproxy, kubeproxy_nft, nat
 from netlab.trace.facts import Kernel
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop, Rows
@@ -49,11 +49,17 @@ class NatSteps:
         self._pre_nat[ns] = old
         text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
         if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
-            chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)
+            if ns in self.lab.nft_netns:  # kube-proxy in nftables mode: the numgen map's element
+                chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new)
+            else:
+                chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
-        row = self.rows.row(ns, iif or "-", "dnat", text, nat.commands(ns, hit.entry), None,
+        commands = nat.commands(ns, hit.entry)
+        if ns in self.lab.nft_netns:  # kube-proxy's DNAT is in its nftables table there
+            commands.append(f"ip netns exec {ns} nft list table {kubeproxy_nft.TABLE}")
+        row = self.rows.row(ns, iif or "-", "dnat", text, commands, None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
 
@@ -72,7 +78,10 @@ class NatSteps:
             return None
         if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
             return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
-        why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+        if ns in self.lab.nft_netns:
+            why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+        else:
+            why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **why.facts)
 

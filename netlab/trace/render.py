@@ -47,7 +47,8 @@ class TraceResult:
             if h.kind == "dnat" and "endpoint" in h.facts:
                 return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
                                                 "sep_chain", "rule", "probability", "chance", "rule_position",
-                                                "rules", "affinity", "rule_counted", "chosen_by") if k in h.facts}
+                                                "rules", "affinity", "rule_counted", "chosen_by", "vmap_element")
+                        if k in h.facts}
         return None
 
     @property

@@ -21,6 +21,7 @@ from netlab.probe.sockets import SERVICE_PORTS
 pytestmark = pytest.mark.root
 
 TOPOLOGY = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
 network:
   mode: vxlan
   underlay: {{cidr: 192.168.122.0/24, mtu: 1500}}
@@ -85,9 +86,12 @@ def probe(lab: str, *args: str) -> tuple[int, dict]:
     return proc.returncode, json.loads(proc.stdout)
 
 
-def up(labs) -> tuple[str, str]:
+MODES = pytest.mark.parametrize("mode", ["iptables", "nftables"])  # kube-proxy's, cluster.kubeProxyMode
+
+
+def up(labs, mode: str = "iptables") -> tuple[str, str]:
     lab = labs.name("ps")
-    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    path, _ = labs.up(TOPOLOGY.format(lab=lab, mode=mode))
     return lab, path
 
 
@@ -103,8 +107,9 @@ def neighbours(lab: str) -> dict[str, list[str]]:
     return out
 
 
-def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path):
-    lab, _ = up(labs)
+@MODES
+def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
+    lab, _ = up(labs, mode)
     proc = netlab("probe", "--lab", lab, "--junit", str(tmp_path / "junit.xml"), check=False)
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
@@ -177,16 +182,13 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path):
     assert not [r for r in data["probes"] if r["service"] or r["destination"] == "example"]
 
 
-def test_deleted_dnat_rule_fails_the_run_and_repair_passes_at_once(labs):
-    lab, path = up(labs)
-    sep = sep_chain("default/web:http", "tcp", "10.244.1.2:8080")
-    # As iptables-save prints kube-proxy's rule (its comment quoted).
-    rule = ["-p", "tcp", "-m", "comment", "--comment", "default/web:http", "-m", "tcp", "-j", "DNAT",
-            "--to-destination", "10.244.1.2:8080"]
-    save = in_netns(f"{lab}-node-1", "iptables-save", "-t", "nat").stdout
-    assert f'-A {sep} -p tcp -m comment --comment "default/web:http" -m tcp -j DNAT --to-destination 10.244.1.2:8080' \
-        in save
-    subprocess.run(["ip", "netns", "exec", f"{lab}-node-1", "iptables", "-t", "nat", "-D", sep, *rule], check=True)
+@MODES
+def test_deleted_dnat_rule_fails_the_run_and_repair_passes_at_once(labs, mode):
+    lab, path = up(labs, mode)
+    if mode == "nftables":
+        _delete_nft_dnat(f"{lab}-node-1", "10.244.1.2:8080")
+    else:
+        _delete_iptables_dnat(f"{lab}-node-1")
 
     proc = netlab("probe", "--lab", lab, check=False)
     assert proc.returncode == 1, proc.stdout
@@ -206,3 +208,26 @@ def test_deleted_dnat_rule_fails_the_run_and_repair_passes_at_once(labs):
     code, data = probe(lab)
     assert code == 0, ([r for r in data["distributions"] if not r["as_expected"]],
                        [r for r in data["probes"] if not r["as_expected"]])
+
+
+def _delete_iptables_dnat(netns: str) -> None:
+    sep = sep_chain("default/web:http", "tcp", "10.244.1.2:8080")
+    # As iptables-save prints kube-proxy's rule (its comment quoted).
+    rule = ["-p", "tcp", "-m", "comment", "--comment", "default/web:http", "-m", "tcp", "-j", "DNAT",
+            "--to-destination", "10.244.1.2:8080"]
+    save = in_netns(netns, "iptables-save", "-t", "nat").stdout
+    assert f'-A {sep} -p tcp -m comment --comment "default/web:http" -m tcp -j DNAT --to-destination 10.244.1.2:8080' \
+        in save
+    subprocess.run(["ip", "netns", "exec", netns, "iptables", "-t", "nat", "-D", sep, *rule], check=True)
+
+
+def _delete_nft_dnat(netns: str, endpoint: str) -> None:
+    """Delete the DNAT rule of web's endpoint chain for ``endpoint`` in kube-proxy's table, by its handle."""
+    listed = json.loads(in_netns(netns, "nft", "-j", "-a", "list", "table", "ip", "kube-proxy").stdout)["nftables"]
+    chain = next(o["chain"]["name"] for o in listed if "chain" in o
+                 and o["chain"]["name"].startswith("endpoint-") and "-default/web/tcp/http__" in o["chain"]["name"]
+                 and o["chain"]["name"].endswith(endpoint.replace(":", "/")))
+    handle = next(o["rule"]["handle"] for o in listed if "rule" in o and o["rule"]["chain"] == chain
+                  and any("dnat" in e for e in o["rule"]["expr"]))
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "rule", "ip", "kube-proxy", chain, "handle",
+                    str(handle)], check=True)

@@ -19,7 +19,7 @@ import pytest
 
 from helpers import diff_snapshots, host_snapshot, in_netns, netlab, unique_lab
 from netlab.model.load import load_topology
-from netlab.plan import services
+from netlab.plan import nftables, services
 from netlab.plan.internet import load_balancer_ips
 from netlab.model.clusterdns import with_cluster_dns
 
@@ -58,6 +58,7 @@ print(s.recv(4096).decode().strip())
 """
 
 TOPOLOGY = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
 network:
   mode: vxlan
   underlay: {{cidr: 192.168.122.0/24, mtu: 1500}}
@@ -105,25 +106,27 @@ internet:
 NODES = {"minikube": "192.168.122.215", "minikube-m02": "192.168.122.7"}
 
 
-def write_topology(path, lab: str, udp_label: str = "app: udp") -> str:
+def write_topology(path, lab: str, udp_label: str = "app: udp", mode: str = "iptables") -> str:
     """The topology with the cluster DNS add-on applied (idempotent if netlab adds it itself)."""
     raw = path / "raw.yaml"
-    raw.write_text(TOPOLOGY.format(lab=lab, udp_label=udp_label))
+    raw.write_text(TOPOLOGY.format(lab=lab, udp_label=udp_label, mode=mode))
     topo = with_cluster_dns(load_topology(str(raw)))
     out = path / f"{lab}.yaml"
     out.write_text(json.dumps(topo.model_dump(mode="json", by_alias=True, exclude_none=True), indent=1))
     return str(out)
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(scope="module", params=["iptables", "nftables"])
+def lab(request, tmp_path_factory):
+    """The lab in each of kube-proxy's modes (cluster.kubeProxyMode): every test runs against both."""
+    mode = request.param
     name = unique_lab("svc")
     tmp = tmp_path_factory.mktemp("services")
     before = host_snapshot()
-    path = write_topology(tmp, name)
+    path = write_topology(tmp, name, mode=mode)
     try:
         netlab("up", "-t", path)
-        yield {"name": name, "path": path, "tmp": tmp}
+        yield {"name": name, "path": path, "tmp": tmp, "mode": mode}
     finally:
         netlab("down", "--lab", name, check=False)
     leftovers = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
@@ -154,6 +157,12 @@ def test_node_tables_are_exactly_the_plan(lab):
     proc = netlab("status", "--lab", lab["name"], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     save = in_netns(ns(lab, "minikube"), "iptables-save", "-t", "nat").stdout
+    if lab["mode"] == "nftables":
+        assert "KUBE-" not in save and "FLANNEL-POSTRTG" in save  # Flannel's chains stay iptables
+        listed = in_netns(ns(lab, "minikube"), "nft", "list", "map", "ip", "kube-proxy", "service-ips").stdout
+        chain = nftables.service_chain(_service_port(lab, "web"))
+        assert f"10.96.0.20 . tcp . 80 : goto {chain}" in listed, listed
+        return
     svc = services.svc_chain("default/web:http", "tcp")
     assert (f'-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" '
             f"-m tcp --dport 80 -j {svc}") in save
@@ -252,17 +261,26 @@ def test_endpoint_removed_rerenders_and_clears_udp_conntrack(lab):
     listed = in_netns(node, "conntrack", "-L", "-p", "udp", "--orig-dst", "10.96.0.23").stdout
     assert "10.244.1.4" in listed, listed
     # udp-1 loses its label: the endpoint goes, the rules are re-rendered, the entry is deleted.
-    path = write_topology(lab["tmp"], lab["name"], udp_label="app: gone")
+    path = write_topology(lab["tmp"], lab["name"], udp_label="app: gone", mode=lab["mode"])
     netlab("up", "-t", path)
     assert in_netns(node, "conntrack", "-L", "-p", "udp", "--orig-dst", "10.96.0.23").stdout.strip() == ""
-    save = in_netns(node, "iptables-save").stdout
-    assert "10.244.1.4:5353" not in save
-    assert '-A KUBE-SERVICES -d 10.96.0.23/32 -p udp -m comment --comment "default/resolver:dns has no endpoints" ' \
-        "-m udp --dport 53 -j REJECT" in save
+    if lab["mode"] == "nftables":
+        listed = in_netns(node, "nft", "list", "table", "ip", "kube-proxy").stdout
+        assert "10.244.1.4" not in listed
+        assert '10.96.0.23 . udp . 53 comment "default/resolver:dns" : goto reject-chain' in listed, listed
+    else:
+        save = in_netns(node, "iptables-save").stdout
+        assert "10.244.1.4:5353" not in save
+        assert '-A KUBE-SERVICES -d 10.96.0.23/32 -p udp -m comment --comment "default/resolver:dns has no ' \
+            'endpoints" -m udp --dport 53 -j REJECT' in save
     assert netlab("status", "--lab", lab["name"], check=False).returncode == 0
     # And back.
-    netlab("up", "-t", write_topology(lab["tmp"], lab["name"]))
+    netlab("up", "-t", write_topology(lab["tmp"], lab["name"], mode=lab["mode"]))
     assert netlab("status", "--lab", lab["name"], check=False).returncode == 0
+
+
+def _service_port(lab, name: str):
+    return next(sp for sp in services.service_ports(_lab_model(lab)) if sp.svc.name == name)
 
 
 def _lab_model(lab):

@@ -36,6 +36,7 @@ def lab_of(path: str | None = None, text: str | None = None):
 DEFAULT = lab_of()
 HOST_GW = lab_of(str(ROOT / "topologies/host-gw-3node.yaml"))
 SERVICES = lab_of(str(ROOT / "topologies/services.yaml"))
+NFT_MODE = lab_of(str(ROOT / "tests/unit/golden/kube_proxy/sync_proxy_rules_repeated.yaml"))
 
 
 class Machine:
@@ -105,8 +106,31 @@ def test_needs_follow_the_plan():
     assert not doctor.needs(SERVICES) & {"tbf", "htb", "netem", "nft", "tcpdump"}  # nothing uses them yet
 
 
+def test_a_lab_in_nftables_mode_needs_nf_tables_and_nft_even_with_legacy_iptables(machine):
+    assert {"nf_tables", "nft", "conntrack"} <= doctor.needs(NFT_MODE)
+    machine.iptables_version = (0, "iptables-restore v1.8.9 (legacy)")
+    machine.missing |= {"nft"}
+    checks = by_name(doctor.report(NFT_MODE, for_this_lab=True))
+    assert checks["nft"].status == doctor.FAIL and checks["nf_tables"].needed
+
+
+def test_nf_tables_fails_for_nftables_mode_when_kube_proxys_objects_do_not_load(machine, monkeypatch):
+    real = machine.probe_kernel
+
+    def probe(wanted, commands=None, **kw):
+        out = real(wanted, commands, **kw)
+        out.outputs["nft-kube-proxy"] = (1, "Error: Could not process rule: No such file or directory")
+        return out
+
+    monkeypatch.setattr(features, "probe_kernel", probe)
+    line = by_name(doctor.report(NFT_MODE, for_this_lab=True))["nf_tables"].line()
+    assert line.startswith("FAIL  kernel nf_tables: ") and "kube-proxy's nftables objects do not load (`nft`: " \
+        "Error: Could not process rule: No such file or directory)" in line
+    assert by_name(doctor.report(DEFAULT, for_this_lab=True))["nf_tables"].status == doctor.WARN
+
+
 def test_everything_is_what_some_lab_needs():
-    labs = [DEFAULT, HOST_GW, SERVICES]
+    labs = [DEFAULT, HOST_GW, SERVICES, NFT_MODE]
     assert set().union(*(doctor.needs(lab) for lab in labs)) <= doctor.EVERYTHING
     assert set(doctor.CHECKS) == set(doctor.TITLES)
 
@@ -124,8 +148,11 @@ def test_all_present_every_line_ok(machine):
     assert lines["iptables-restore"].line() == "ok    tool iptables-restore: /usr/sbin/iptables-restore, v1.8.9, nft backend"
     assert lines["fallback-tunnels"].line() == "info  host fallback tunnels: a new namespace holds only lo"
     # One visit to a throwaway namespace for every kernel feature, with iptables-restore --version run there too.
+    # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load).
     assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
-                                                                             "--version"]})]
+                                                                             "--version"],
+                                                        "nft-kube-proxy": ["/usr/sbin/nft", doctor.KUBE_PROXY_SHAPE]})]
+    assert "kube-proxy's nftables objects (verdict maps, numgen" in lines["nf_tables"].line()
 
 
 def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
@@ -143,8 +170,9 @@ def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
         "warn  kernel qdisc netem: not in this kernel (EOPNOTSUPP: ...); needed only for delay and loss impairments, "
         "which netlab does not have yet; fix: modprobe sch_netem (CONFIG_NET_SCH_NETEM; on Ubuntu in "
         "linux-modules-extra-$(uname -r))")
-    assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed; netlab itself does not run it; tests "
-                                       "and learners may; fix: apt-get install nftables (or sudo ./scripts/setup.sh)")
+    assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed; needed only for kube-proxy's nftables "
+                                       "mode (cluster.kubeProxyMode: nftables); tests and learners run it too; fix: "
+                                       "apt-get install nftables (or sudo ./scripts/setup.sh)")
 
 
 def test_plain_doctor_requires_every_feature(machine):

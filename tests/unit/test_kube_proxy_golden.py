@@ -27,3 +27,13 @@ def test_nat_payload_is_kube_proxys_own_golden(case):
 def test_a_running_kube_proxy_writes_its_mark_with_eight_digits():
     """NewProxier: fmt.Sprintf("%#08x", 1<<14) pads eight digits after 0x; iptables-save prints 0x4000."""
     assert services.MASQ_MARK == "0x00004000"
+
+
+def test_nftables_transaction_is_kube_proxys_own_golden():
+    """kubernetes pkg/proxy/nftables/proxier_test.go, TestSyncProxyRulesRepeated (second sync), verbatim:
+    netlab's table for the same Services, compared after the test's own sortNFTablesTransaction."""
+    from kube_proxy_golden import port_nft, sort_nftables_transaction
+
+    case = "sync_proxy_rules_repeated"
+    want = sort_nftables_transaction((GOLDEN / f"{case}.nft").read_text())
+    assert port_nft(case, ("ns1", "ns2", "ns3")) == want

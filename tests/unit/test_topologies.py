@@ -88,7 +88,7 @@ def test_schema_generation_is_deterministic_and_by_alias():
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"name", "cluster", "network", "nodes", "pods", "services", "internet",
                                          "expect"}
-    assert set(schema["$defs"]["Cluster"]["properties"]) == {"podCIDR", "serviceCIDR", "nodeMask"}
+    assert set(schema["$defs"]["Cluster"]["properties"]) == {"podCIDR", "serviceCIDR", "nodeMask", "kubeProxyMode"}
     assert "pod_cidr" not in text and "containerPort" in text and "clusterIP" in text
 
 

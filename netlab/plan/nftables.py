@@ -1,0 +1,339 @@
+"""kube-proxy's nftables mode: the table ``ip kube-proxy`` every node gets, as kube-proxy writes it.
+
+One table holds everything (kubernetes ``pkg/proxy/nftables/proxier.go``)::
+
+    nat-prerouting / nat-output (dstnat) ─► services
+        ip daddr . meta l4proto . th dport vmap @service-ips        ClusterIP, LB IP
+        ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
+    service-ips:        <ClusterIP> . tcp . 80 : goto service-<hash>-<ns>/<svc>/tcp/<port>
+                        <LB IP> . tcp . 80     : goto external-<hash>-...     (marks for masquerade first)
+    service-<hash>-...: ip daddr <ClusterIP> ip saddr != <podCIDR> jump mark-for-masquerade
+                        [ip saddr @affinity-<hash>-... goto endpoint-...]    (sessionAffinity: ClientIP)
+                        numgen random mod N vmap { 0 : goto endpoint-A , 1 : goto endpoint-B ... }
+    endpoint-<hash>-...__<ip>/<port>: ip saddr <ip> jump mark-for-masquerade   (hairpin)
+                        [update @affinity-... { ip saddr }]
+                        meta l4proto tcp dnat to <ip>:<port>
+    nat-postrouting (srcnat) ─► masquerading: masquerade what mark-for-masquerade marked 0x4000
+    filter-input/forward/output ─► service-endpoints-check: vmap @no-endpoint-services (reject-chain)
+                                   nodeport-endpoints-check: vmap @no-endpoint-nodeports
+                                   cluster-ips-check: reject other ports of a ClusterIP, drop unallocated ones
+
+Names: ``service-`` + the first 8 characters of base32(sha256(name)) + ``-`` +
+``<ns>/<svc>/<proto>/<port name>``; endpoints the same over
+``...__<ip>/<port>`` (kube-proxy's ``hashAndTruncate``). nodePorts answer on
+the node's own address only (``nodeport-ips``: kube-proxy's default
+``--nodeport-addresses primary`` in this mode).
+
+The payload is one ``nft -f`` transaction that replaces the table (``add``,
+``delete``, then the whole table: the kernel sees all of it or none).
+:attr:`NftRules.listing` is the same table in the words :mod:`netlab.kernel.nft`
+prints the kernel's ``nft -j list table`` in, so status compares like with
+like. Flannel's rules stay iptables (plan/flannel.py), as on a real node.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+
+from netlab.model.lab import Lab, NodeInfo
+from netlab.plan import flannel
+from netlab.plan.iptables import Ruleset
+from netlab.plan.resources import NftRules, Resource, Sysctl
+from netlab.plan.services import AFFINITY_SECONDS, BRIDGE_NF_SYSCTL, MASQ_MARK, ServicePortInfo, service_ports
+
+FAMILY = "ip"
+TABLE = "kube-proxy"
+NAME_MAX = 256  # knftables.NameLengthMax
+PREFIX_MAX = 16  # chainNamePrefixLengthMax
+
+MARK_MASQ = "mark-for-masquerade"
+MASQUERADING = "masquerading"
+SERVICES = "services"
+REJECT_CHAIN = "reject-chain"
+
+# Base chains: (name, type, hook, priority), as the table holds them.
+BASE_CHAINS = (
+    ("filter-prerouting-pre-dnat", "filter", "prerouting", -110),
+    ("filter-output-pre-dnat", "filter", "output", -110),
+    ("filter-forward", "filter", "forward", 0),
+    ("filter-input", "filter", "input", 0),
+    ("filter-output", "filter", "output", 0),
+    ("nat-output", "nat", "output", -100),
+    ("nat-postrouting", "nat", "postrouting", 100),
+    ("nat-prerouting", "nat", "prerouting", -100),
+)
+# Jumps from the base chains, in kube-proxy's order (nftablesJumpChains).
+JUMPS = (
+    ("filter-input", "ct state new", "nodeport-endpoints-check"),
+    ("filter-input", "ct state new", "service-endpoints-check"),
+    ("filter-forward", "ct state new", "service-endpoints-check"),
+    ("filter-output", "ct state new", "service-endpoints-check"),
+    ("filter-prerouting-pre-dnat", "ct state new", "firewall-check"),
+    ("filter-output-pre-dnat", "ct state new", "firewall-check"),
+    ("nat-output", "", SERVICES),
+    ("nat-prerouting", "", SERVICES),
+    ("nat-postrouting", "", MASQUERADING),
+    ("filter-forward", "ct state new", "cluster-ips-check"),
+    ("filter-output", "ct state new", "cluster-ips-check"),
+)
+SERVICE_KEY = "ipv4_addr . inet_proto . inet_service"
+PORT_KEY = "inet_proto . inet_service"
+
+
+# --- names ---------------------------------------------------------------------
+
+def hash_and_truncate(name: str) -> str:
+    """kube-proxy's hashAndTruncate: base32(sha256(name))[:8] + "-" + name, cut to fit."""
+    encoded = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()
+    out = encoded[:8] + "-" + name
+    limit = NAME_MAX - PREFIX_MAX
+    return out[:limit - 3] + "..." if len(out) > limit else out
+
+
+def port_base(sp: ServicePortInfo) -> str:
+    """``<hash>-ns/svc/proto/portname`` (servicePortChainNameBase)."""
+    return hash_and_truncate(f"{sp.svc.namespace}/{sp.svc.name}/{sp.protocol}/{sp.port.name or ''}")
+
+
+def endpoint_base(sp: ServicePortInfo, ip: object, port: int) -> str:
+    """``<hash>-ns/svc/proto/portname__ip/port`` (servicePortEndpointChainNameBase)."""
+    return hash_and_truncate(f"{sp.svc.namespace}/{sp.svc.name}/{sp.protocol}/{sp.port.name or ''}__{ip}/{port}")
+
+
+def service_chain(sp: ServicePortInfo) -> str:
+    return "service-" + port_base(sp)
+
+
+def external_chain(sp: ServicePortInfo) -> str:
+    return "external-" + port_base(sp)
+
+
+def endpoint_chain(sp: ServicePortInfo, ip: object, port: int) -> str:
+    return "endpoint-" + endpoint_base(sp, ip, port)
+
+
+def affinity_set(sp: ServicePortInfo, ip: object, port: int) -> str:
+    return "affinity-" + endpoint_base(sp, ip, port)
+
+
+# --- the table as objects ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Chain:
+    name: str
+    type: str | None = None  # base chains: filter | nat
+    hook: str | None = None
+    priority: int | None = None
+    comment: str | None = None
+
+    def spec(self) -> str:
+        if self.type:
+            return f" {{ type {self.type} hook {self.hook} priority {self.priority} ; }}"
+        return f' {{ comment "{self.comment}" ; }}' if self.comment else ""
+
+    def listed(self) -> str:
+        base = f" type {self.type} hook {self.hook} priority {self.priority}" if self.type else ""
+        return f"chain {self.name}{base}"
+
+
+@dataclass(frozen=True)
+class Set:
+    name: str
+    type: str
+    comment: str | None = None
+    is_map: bool = False
+    timeout: int | None = None  # seconds; a dynamic set that forgets its elements (session affinity)
+
+    def spec(self) -> str:
+        out = f"type {self.type}" + (" : verdict" if self.is_map else "") + " ;"
+        if self.timeout is not None:
+            out += f" flags dynamic,timeout ; timeout {self.timeout}s ;"
+        if self.comment:
+            out += f' comment "{self.comment}" ;'
+        return f"{{ {out} }}"
+
+    def listed(self) -> str:
+        kind = "map" if self.is_map else "set"
+        out = f"{kind} {self.name} type {self.type}" + (" : verdict" if self.is_map else "")
+        return out + (f" timeout {self.timeout}s" if self.timeout is not None else "")
+
+
+@dataclass
+class Table:
+    """kube-proxy's table: sets and maps, chains with their rules, elements; in the order they are added."""
+
+    sets: dict[str, Set] = field(default_factory=dict)
+    chains: dict[str, Chain] = field(default_factory=dict)
+    rules: dict[str, list[str]] = field(default_factory=dict)
+    elements: dict[str, list[str]] = field(default_factory=dict)
+
+    def set(self, s: Set) -> None:
+        self.sets.setdefault(s.name, s)
+        self.elements.setdefault(s.name, [])
+
+    def chain(self, c: Chain | str) -> str:
+        c = Chain(c) if isinstance(c, str) else c
+        self.chains.setdefault(c.name, c)
+        self.rules.setdefault(c.name, [])
+        return c.name
+
+    def rule(self, chain: str, text: str) -> None:
+        self.rules[chain].append(text)
+
+    def element(self, name: str, text: str) -> None:
+        if text not in self.elements[name]:  # ensureElem: once per key
+            self.elements[name].append(text)
+
+    def transaction(self) -> list[str]:
+        """The ``nft -f`` lines that add it all (objects first, so that rules can name them)."""
+        pre = f"{FAMILY} {TABLE}"
+        out = [f'add table {pre} {{ comment "rules for kube-proxy" ; }}']
+        out += [f"add {'map' if s.is_map else 'set'} {pre} {s.name} {s.spec()}" for s in self.sets.values()]
+        out += [f"add chain {pre} {c.name}{c.spec()}" for c in self.chains.values()]
+        out += [f"add rule {pre} {chain} {r}" for chain, rules in self.rules.items() for r in rules]
+        out += [f"add element {pre} {name} {{ {e} }}" for name, elems in self.elements.items() for e in elems]
+        return out
+
+    def listing(self) -> tuple[str, ...]:
+        """The table in :mod:`netlab.kernel.nft`'s words, sorted: what status compares with the kernel."""
+        out = [s.listed() for s in self.sets.values()]
+        out += [c.listed() for c in self.chains.values()]
+        out += [f"rule {chain} {i:04d} {listed_rule(r)}" for chain, rules in self.rules.items()
+                for i, r in enumerate(rules)]
+        out += [f"element {name} {e}" for name, elems in self.elements.items() for e in elems]
+        return tuple(sorted(out))
+
+
+def listed_rule(text: str) -> str:
+    """A rule as kube-proxy writes it -> as the kernel lists it back: a one-element anonymous set
+    ``{ 172.30.0.0/16 }`` is kept as the plain value, and vmap elements are separated by ", "."""
+    text = text.replace(" , ", ", ")
+    if " { " in text and "vmap {" not in text and "update @" not in text:
+        head, _, rest = text.partition(" { ")
+        inner, _, tail = rest.partition(" }")
+        if "," not in inner:
+            text = f"{head} {inner}{tail}"
+    return text
+
+
+# --- what kube-proxy writes -------------------------------------------------------
+
+def base_table(lab: Lab, node: NodeInfo, mark: str) -> Table:
+    """setupNFTables: the base chains, the jumps, masquerading, and the empty sets and maps."""
+    t = Table()
+    t.set(Set("cluster-ips", "ipv4_addr", "Active ClusterIPs"))
+    t.set(Set("nodeport-ips", "ipv4_addr", "IPs that accept NodePort traffic"))
+    t.set(Set("firewall-ips", SERVICE_KEY, "destinations that are subject to LoadBalancerSourceRanges", is_map=True))
+    t.set(Set("no-endpoint-nodeports", PORT_KEY,
+              "vmap to drop or reject packets to service nodeports with no endpoints", is_map=True))
+    t.set(Set("no-endpoint-services", SERVICE_KEY,
+              "vmap to drop or reject packets to services with no endpoints", is_map=True))
+    t.set(Set("service-ips", SERVICE_KEY, "ClusterIP, ExternalIP and LoadBalancer IP traffic", is_map=True))
+    t.set(Set("service-nodeports", PORT_KEY, "NodePort traffic", is_map=True))
+    for name, kind, hook, prio in BASE_CHAINS:
+        t.chain(Chain(name, kind, hook, prio))
+    for src, extra, dst in JUMPS:
+        t.chain(dst)
+        t.rule(src, " ".join(filter(None, (extra, "jump", dst))))
+    for name in (SERVICES, "cluster-ips-check", MASQUERADING, MARK_MASQ):
+        t.chain(name)
+    t.rule(MARK_MASQ, f"mark set mark or {mark}")
+    t.rule(MASQUERADING, f"mark and {mark} == 0 return")
+    t.rule(MASQUERADING, f"mark set mark xor {mark}")
+    t.rule(MASQUERADING, "masquerade fully-random")
+    t.rule("cluster-ips-check", 'ip daddr @cluster-ips reject comment "Reject traffic to invalid ports of ClusterIPs"')
+    t.rule("cluster-ips-check", f"ip daddr {{ {lab.topo.cluster.service_cidr} }} drop comment "
+                                '"Drop traffic to unallocated ClusterIPs"')
+    t.element("nodeport-ips", str(node.ip))
+    t.chain(Chain(REJECT_CHAIN, comment="helper for @no-endpoint-services / @no-endpoint-nodeports"))
+    t.rule(REJECT_CHAIN, "reject")
+    t.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
+    t.rule("nodeport-endpoints-check", "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports")
+    t.rule("firewall-check", "ip daddr . meta l4proto . th dport vmap @firewall-ips")
+    t.rule(SERVICES, "ip daddr . meta l4proto . th dport vmap @service-ips")
+    t.rule(SERVICES, "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports")
+    return t
+
+
+def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo) -> None:
+    """syncProxyRules for one Service port (both traffic policies are Cluster in a lab)."""
+    proto, port, cip = sp.protocol, sp.port.port, sp.cluster_ip
+    svc, ext = service_chain(sp), external_chain(sp)
+    external = sp.node_port is not None or sp.lb_ip is not None
+    t.element("cluster-ips", str(cip))
+    if not sp.endpoints:
+        reject = f'comment "{sp.name}" : goto {REJECT_CHAIN}'
+        t.element("no-endpoint-services", f"{cip} . {proto} . {port} {reject}")
+        if sp.lb_ip is not None:
+            t.element("no-endpoint-services", f"{sp.lb_ip} . {proto} . {port} {reject}")
+        if sp.node_port is not None:
+            t.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} {reject}")
+        return
+    eps = [(ip, p, endpoint_chain(sp, ip, p)) for ip, p in sp.endpoints]
+    for _, _, chain in eps:
+        t.chain(chain)
+    t.chain(svc)
+    if external:
+        t.chain(ext)
+    t.element("service-ips", f"{cip} . {proto} . {port} : goto {svc}")
+    if sp.lb_ip is not None:
+        t.element("service-ips", f"{sp.lb_ip} . {proto} . {port} : goto {ext}")
+    if sp.node_port is not None:
+        t.element("service-nodeports", f"{proto} . {sp.node_port} : goto {ext}")
+    t.rule(svc, f"ip daddr {cip} ip saddr != {lab.topo.cluster.pod_cidr} jump {MARK_MASQ}")
+    if external:
+        t.rule(ext, f"jump {MARK_MASQ}")
+        t.rule(ext, f"goto {svc}")
+    if sp.affinity:
+        for ip, p, chain in eps:
+            t.set(Set(affinity_set(sp, ip, p), "ipv4_addr", timeout=AFFINITY_SECONDS))
+            t.rule(svc, f"ip saddr @{affinity_set(sp, ip, p)} goto {chain}")
+    choices = " , ".join(f"{i} : goto {chain}" for i, (_, _, chain) in enumerate(eps))
+    t.rule(svc, f"numgen random mod {len(eps)} vmap {{ {choices} }}")
+    for ip, p, chain in eps:
+        t.rule(chain, f"ip saddr {ip} jump {MARK_MASQ}")
+        if sp.affinity:
+            t.rule(chain, f"update @{affinity_set(sp, ip, p)} {{ ip saddr }}")
+        t.rule(chain, f"meta l4proto {proto} dnat to {ip}:{p}")
+
+
+def kube_proxy_table(lab: Lab, node: NodeInfo, sps: list[ServicePortInfo], mark: str = MASQ_MARK) -> Table:
+    """The whole table of one node (the same on every node but for ``nodeport-ips``)."""
+    t = base_table(lab, node, mark)
+    for sp in sps:
+        add_service_port(t, lab, sp)
+    return t
+
+
+def replace_payload(t: Table, title: str = "") -> str:
+    """One ``nft -f`` transaction: make the table if absent, delete it, add it again whole."""
+    head = [f"# {title}"] if title else []
+    pre = f"{FAMILY} {TABLE}"
+    return "\n".join(head + [f"add table {pre}", f"delete table {pre}"] + t.transaction()) + "\n"
+
+
+def resource(lab: Lab, node: NodeInfo, sps: list[ServicePortInfo]) -> NftRules:
+    t = kube_proxy_table(lab, node, sps)
+    return NftRules(netns=node.netns, family=FAMILY, table=TABLE,
+                    payload=replace_payload(t, f"netlab {lab.name}: kube-proxy (nftables mode) on {node.name}"),
+                    listing=t.listing())
+
+
+def resources(lab: Lab) -> list[Resource]:
+    """Per node: the bridge-netfilter sysctl, Flannel's own chains (iptables, as on a real node:
+    FLANNEL-POSTRTG, FLANNEL-FWD) and kube-proxy's table ``ip kube-proxy``."""
+    sps = service_ports(lab)
+    filt = Ruleset("filter")
+    flannel.forward_rules(filt, lab)
+    out: list[Resource] = []
+    for node in lab.nodes:
+        nat = Ruleset("nat")
+        flannel.masq_rules(nat, lab, node)
+        out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
+        out.append(nat.resource(node.netns, f"netlab {lab.name}: Flannel's nat rules for this node (kube-proxy is "
+                                            "in nftables mode)"))
+        out.append(filt.resource(node.netns, f"netlab {lab.name}: Flannel's filter rules"))
+        out.append(resource(lab, node, sps))
+    return out

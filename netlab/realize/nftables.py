@@ -1,0 +1,334 @@
+"""nftables tables of a namespace: the kernel's ``nft -j`` JSON in the plan's words, drift, and the transaction.
+
+The plan (:class:`~netlab.plan.resources.NftRules`) holds kube-proxy's table
+as the ``nft -f`` transaction kube-proxy writes, and its ``listing``: one line
+per set, map, chain, rule and element, sorted. :func:`listing` prints the
+kernel's ``nft -j list table`` in the same words (``ip daddr . meta l4proto .
+th dport vmap @service-ips``, ``mark set mark or 0x00004000``, ``numgen random
+mod 2 vmap { 0 : goto a, 1 : goto b }``), so status compares like with like
+and shows a difference in kube-proxy's own words. An expression netlab does
+not write is printed as its JSON: it can only differ from the plan, as it
+should. Elements of dynamic sets (session affinity: the clients seen) are the
+kernel's to keep and are not compared.
+
+Applying is one transaction per node: a new node gets the plan's whole
+table (``add table``, ``delete table``, then everything); a node whose table
+differs gets kube-proxy's partial sync between what the kernel lists and the
+plan (:func:`listing_delta`: only the chains, sets and elements that differ,
+so the affinity sets of untouched Services keep their clients), or the whole
+table again when a base chain or a set changed its definition.
+:func:`delta_payload` is the same partial sync trusting that the last
+transaction is in place, reading nothing (scripts/bench_services.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from netlab.plan.nftables import Table
+from netlab.plan.resources import NftRules
+
+# JSON operators as kube-proxy writes them
+_BINOP = {"|": "or", "^": "xor", "&": "and"}
+
+
+def _value(v: Any) -> str:
+    """A right-hand side: an address, a port, a set reference, a prefix, an anonymous set."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (int, str)):
+        return str(v)
+    if isinstance(v, list):
+        return ", ".join(_value(x) for x in v)
+    if isinstance(v, dict):
+        if "prefix" in v:
+            return f"{v['prefix']['addr']}/{v['prefix']['len']}"
+        if "set" in v:
+            items = v["set"]
+            return "{ " + ", ".join(_value(x) for x in (items if isinstance(items, list) else [items])) + " }"
+        if "concat" in v:
+            return " . ".join(_value(x) for x in v["concat"])
+        if "range" in v:
+            return "-".join(_value(x) for x in v["range"])
+        if "elem" in v:
+            e = v["elem"]
+            return _value(e.get("val")) + (f' comment "{e["comment"]}"' if e.get("comment") else "")
+        return _expr(v)
+    return json.dumps(v, sort_keys=True)
+
+
+def _mark(v: Any) -> str:
+    return f"{v:#010x}" if isinstance(v, int) else _value(v)
+
+
+def _expr(e: Any) -> str:
+    """A left-hand side or a statement's argument."""
+    if not isinstance(e, dict) or len(e) != 1:
+        return _value(e)
+    (k, v), = e.items()
+    if k == "payload":
+        return f"{v['protocol']} {v['field']}"
+    if k == "meta":
+        return "mark" if v["key"] == "mark" else f"meta {v['key']}"
+    if k == "ct":
+        return f"ct {v['key']}"
+    if k == "fib":
+        flags = v.get("flags", [])
+        return f"fib {' '.join(flags if isinstance(flags, list) else [flags])} {v['result']}"
+    if k == "concat":
+        return " . ".join(_expr(x) for x in v)
+    if k == "numgen":
+        return f"numgen {v['mode']} mod {v['mod']}" + (f" offset {v['offset']}" if v.get("offset") else "")
+    if k in _BINOP:
+        left, right = v
+        return f"{_expr(left)} {_BINOP[k]} {_mark(right) if _expr(left) == 'mark' else _value(right)}"
+    return json.dumps(e, sort_keys=True)
+
+
+def _verdict(v: Any) -> str | None:
+    if not isinstance(v, dict) or len(v) != 1:
+        return None
+    (k, arg), = v.items()
+    if k in ("jump", "goto"):
+        return f"{k} {arg['target']}"
+    if k in ("accept", "drop", "return", "continue"):
+        return k
+    return None
+
+
+def _statement(s: dict) -> str:
+    (k, v), = s.items()
+    verdict = _verdict(s)
+    if verdict:
+        return verdict
+    if k == "match":
+        left = _expr(v["left"])
+        op = {"==": "", "in": "", "!=": "!= "}.get(v["op"], v["op"] + " ")
+        right = _mark(v["right"]) if left == "mark" else _value(v["right"])
+        if left.startswith("mark and") and v["op"] == "==":  # kube-proxy spells this comparison out
+            return f"{left} == {right}"
+        return f"{left} {op}{right}"
+    if k == "vmap":
+        data = v["data"]
+        if isinstance(data, dict) and "set" in data:
+            items = ", ".join(f"{_value(key)} : {_verdict(val)}" for key, val in data["set"])
+            data = f"{{ {items} }}"
+        return f"{_expr(v['key'])} vmap {data}"
+    if k == "mangle":
+        value = v["value"]
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in _BINOP:
+            op = next(iter(value))
+            left, right = value[op]
+            return f"{_expr(v['key'])} set {_expr(left)} {_BINOP[op]} {_mark(right)}"
+        return f"{_expr(v['key'])} set {_mark(value)}"
+    if k == "masquerade":
+        flags = (v or {}).get("flags", [])
+        flags = flags if isinstance(flags, list) else [flags]
+        return " ".join(["masquerade"] + flags)
+    if k == "dnat":
+        port = f":{v['port']}" if "port" in v else ""
+        return f"dnat to {_value(v['addr'])}{port}"
+    if k == "reject":
+        if v is None or (v.get("type") == "icmp" and v.get("expr") == "port-unreachable"):
+            return "reject"
+        return f"reject with {v.get('type')} {v.get('expr')}"
+    if k == "set" and v.get("op") in ("update", "add"):
+        return f"{v['op']} {v['set']} {{ {_expr(v['elem'])} }}"
+    if k == "counter":
+        return "counter"
+    return json.dumps(s, sort_keys=True)
+
+
+def rule_text(expr: Sequence[dict], comment: str | None = None) -> str:
+    """One rule's statements, as kube-proxy writes them (a ``counter``, which kube-proxy never writes, as a bare word)."""
+    words = [_statement(s) for s in expr]
+    return " ".join(words) + (f' comment "{comment}"' if comment else "")
+
+
+def counters(expr: Sequence[dict]) -> int | None:
+    """The packets a rule's ``counter`` counted, or None when it has none."""
+    for s in expr:
+        if "counter" in s and isinstance(s["counter"], dict):
+            return int(s["counter"].get("packets", 0))
+    return None
+
+
+def objects(data: dict | None) -> list[dict]:
+    """The ``nftables`` array of ``nft -j``'s answer, without its metainfo."""
+    return [o for o in (data or {}).get("nftables", []) if "metainfo" not in o]
+
+
+def chain_rules(data: dict | None) -> dict[str, list[tuple[str, int | None]]]:
+    """chain -> [(rule text, counted packets)], in the kernel's order (for trace)."""
+    out: dict[str, list[tuple[str, int | None]]] = {}
+    for o in objects(data):
+        if "chain" in o:
+            out.setdefault(o["chain"]["name"], [])
+        elif "rule" in o:
+            r = o["rule"]
+            out.setdefault(r["chain"], []).append((rule_text(r.get("expr", []), r.get("comment")),
+                                                   counters(r.get("expr", []))))
+    return out
+
+
+def set_elements(data: dict | None, name: str) -> list[str]:
+    """The elements of a set or map, printed (a dynamic set's too: trace reads session affinity there)."""
+    for o in objects(data):
+        s = o.get("set") or o.get("map")
+        if s and s.get("name") == name:
+            return [_element(e) for e in s.get("elem", [])]
+    return []
+
+
+def _element(e: Any) -> str:
+    if isinstance(e, list) and len(e) == 2:
+        key, val = e
+        return f"{_value(key)} : {_verdict(val) or _value(val)}"  # a comment is in the key's "elem"
+    return _value(e)
+
+
+def listing(data: dict | None) -> tuple[str, ...]:
+    """The table in the plan's words (:meth:`netlab.plan.nftables.Table.listing`), sorted."""
+    if data and "netlab-listing" in data:  # the fake kernel's answer (kernel/fake.py): already listed
+        return tuple(sorted(data["netlab-listing"]))
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for o in objects(data):
+        if "set" in o or "map" in o:
+            kind = "set" if "set" in o else "map"
+            s = o[kind]
+            types = s["type"] if isinstance(s["type"], list) else [s["type"]]
+            line = f"{kind} {s['name']} type {' . '.join(types)}" + (f" : {s['map']}" if kind == "map" else "")
+            if "timeout" in s:
+                line += f" timeout {s['timeout']}s"
+            out.append(line)
+            flags = s.get("flags", [])
+            dynamic = "timeout" in s or "dynamic" in (flags if isinstance(flags, list) else [flags])
+            if not dynamic:
+                out += [f"element {s['name']} {_element(e)}" for e in s.get("elem", [])]
+        elif "chain" in o:
+            c = o["chain"]
+            base = f" type {c['type']} hook {c['hook']} priority {c['prio']}" if "hook" in c else ""
+            out.append(f"chain {c['name']}{base}")
+        elif "rule" in o:
+            r = o["rule"]
+            i = seen[r["chain"]] = seen.get(r["chain"], -1) + 1
+            out.append(f"rule {r['chain']} {i:04d} {rule_text(r.get('expr', []), r.get('comment'))}")
+    return tuple(sorted(out))
+
+
+def drift(planned: NftRules, data: dict | None) -> list[str]:
+    """How the kernel's table differs from the plan's, in lines (missing first)."""
+    if data is None:
+        return [f"table {planned.family} {planned.table} is missing"]
+    have = set(listing(data))
+    want = set(planned.listing)
+    out = [f"missing {line}" for line in planned.listing if line not in have]
+    out += [f"extra {line}" for line in sorted(have - want)]
+    return out
+
+
+def replay_payload(family: str, table: str, lines: Sequence[str]) -> str:
+    """A table again from its listing (what a rollback puts back): the listing is kube-proxy's own syntax.
+    An expression printed as JSON (one netlab never writes) cannot be made again: nft refuses the payload."""
+    pre = f"{family} {table}"
+    out = [f"add table {pre}", f"delete table {pre}", f"add table {pre}"]
+    sets, chains, rules, elements = [], [], [], []
+    for line in lines:
+        kind, name, rest = (line.split(" ", 2) + ["", ""])[:3]
+        if kind in ("set", "map"):
+            sets.append(_set_line(pre, name, kind, rest))
+        elif kind == "chain":
+            chains.append(f"add chain {pre} {name}" + (f" {{ {rest} ; }}" if rest else ""))
+        elif kind == "rule":
+            rules.append(f"add rule {pre} {name} {rest.split(' ', 1)[1]}")
+        elif kind == "element":
+            elements.append(f"add element {pre} {name} {{ {rest} }}")
+    return "\n".join(out + sets + chains + rules + elements) + "\n"
+
+
+def delete_payload(family: str, table: str) -> str:
+    """Take a table away whether it is there or not (``add`` first makes ``delete`` never fail)."""
+    return f"add table {family} {table}\ndelete table {family} {table}\n"
+
+
+def delta_payload(old: Table, new: Table) -> str | None:
+    """kube-proxy's partial sync from the last transaction (``old``, trusted to be in place) to ``new``."""
+    return listing_delta("ip", "kube-proxy", old.listing(), new.listing())
+
+
+def _parse(lines: Sequence[str]) -> tuple[dict, dict, dict, dict]:
+    """A listing as (sets and maps: name -> (kind, spec), chains: name -> spec, rules, elements)."""
+    sets: dict[str, tuple[str, str]] = {}
+    chains: dict[str, str] = {}
+    rules: dict[str, list[str]] = {}
+    elements: dict[str, list[str]] = {}
+    for line in lines:
+        kind, name, rest = (line.split(" ", 2) + ["", ""])[:3]
+        if kind in ("set", "map"):
+            sets[name] = (kind, rest)
+        elif kind == "chain":
+            chains[name] = rest
+            rules.setdefault(name, [])
+        elif kind == "rule":
+            rules.setdefault(name, []).append(rest.split(" ", 1)[1])
+        elif kind == "element":
+            elements.setdefault(name, []).append(rest)
+    return sets, chains, rules, elements
+
+
+def _set_line(pre: str, name: str, kind: str, spec: str) -> str:
+    spec, _, timeout = spec.partition(" timeout ")
+    flags = f" flags dynamic,timeout ; timeout {timeout} ;" if timeout else ""
+    return f"add {kind} {pre} {name} {{ {spec} ;{flags} }}"
+
+
+def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[str],
+                  delete_chains: bool = True) -> str | None:
+    """kube-proxy's partial sync, between two listings: the ``nft -f`` lines that turn ``have`` into ``want``.
+
+    New sets and chains are added; chains whose rules differ are flushed and
+    written again; elements that went or changed are deleted before the new
+    ones are added; chains and sets ``want`` no longer has are flushed and
+    deleted last (no rule or map element names them by then). The elements of
+    dynamic sets (session affinity: the clients seen) are not in a listing, so
+    a set that stays keeps them. A base chain or a set whose definition changed
+    cannot be changed in place: then the whole table is made again, and so when
+    chains must go and ``delete_chains`` is False (a kernel before 6.2, which
+    frees a chain only a moment after the map element that named it is
+    deleted). None when nothing differs.
+    """
+    pre = f"{family} {table}"
+    h_sets, h_chains, h_rules, h_elems = _parse(have)
+    w_sets, w_chains, w_rules, w_elems = _parse(want)
+    if any(h_sets.get(n, v) != v for n, v in w_sets.items()) or \
+            any(h_chains.get(n, v) != v for n, v in w_chains.items()):
+        return replay_payload(family, table, want)
+    out = [_set_line(pre, n, kind, spec) for n, (kind, spec) in w_sets.items() if n not in h_sets]
+    out += [f"add chain {pre} {n}" + (f" {{ {spec} ; }}" if spec else "") for n, spec in w_chains.items()
+            if n not in h_chains]
+    for name, rules in w_rules.items():
+        if h_rules.get(name) == rules:
+            continue
+        if name in h_chains:
+            out.append(f"flush chain {pre} {name}")
+        out += [f"add rule {pre} {name} {r}" for r in rules]
+    for name in sorted(set(w_elems) | set(h_elems)):
+        now, before = w_elems.get(name, []), h_elems.get(name, [])
+        if name in w_sets:
+            out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in before if e not in now]
+        out += [f"add element {pre} {name} {{ {e} }}" for e in now if e not in before]
+    stale = [name for name in h_chains if name not in w_chains]
+    if stale and not delete_chains:
+        return replay_payload(family, table, want)
+    out += [f"flush chain {pre} {name}" for name in stale]  # all first: a stale chain may jump to another
+    out += [f"delete chain {pre} {name}" for name in stale]
+    out += [f"delete {kind} {pre} {n}" for n, (kind, _) in h_sets.items() if n not in w_sets]
+    return "\n".join(out) + "\n" if out else None
+
+
+def _key(element: str) -> str:
+    """An element's key: what comes before its comment or ``:`` value."""
+    return element.split(" comment ", 1)[0].split(" : ", 1)[0]
+

@@ -1,0 +1,192 @@
+"""kube-proxy's nftables table as the trace reads it: what a Service packet was missing, what chose its endpoint.
+
+In nftables mode a Service packet crosses (plan/nftables.py)::
+
+    nat-prerouting / nat-output: jump services
+    services: ip daddr . meta l4proto . th dport vmap @service-ips
+              (nodePorts: ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports)
+    service-ips element  <ClusterIP> . tcp . 80 : goto service-<hash>-<ns>/<svc>/tcp/<port>
+    service-...:  [ip saddr @affinity-... goto endpoint-...]  numgen random mod N vmap { i : goto endpoint-... }
+    endpoint-...: meta l4proto tcp dnat to <pod IP>:<port>
+
+When the node did not DNAT, the first of those lines (a rule, a chain or a
+map element) that the plan has and the kernel's table lacks is the reason.
+When it did, conntrack names the endpoint, and the element of the ``numgen``
+verdict map that leads to its chain is the random choice (1 in N); when the
+client's address was in that endpoint's affinity set before the packet, the
+affinity rule chose it. kube-proxy writes no counters in this mode, so there
+is no counter to show.
+
+Pure: the kernel's table (:class:`~netlab.trace.facts.NftTable`) and the plan's listing come in as data.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from netlab.plan import nftables
+from netlab.trace.flow import Flow
+from netlab.trace.facts import NftTable
+from netlab.trace.kubeproxy import NoDnat
+from netlab.trace.labmap import LabMap, ServiceEndpoint, ServiceFacts
+
+VMAP = re.compile(r"^numgen random mod (\d+) vmap \{ (.*) \}$")
+TABLE = f"{nftables.FAMILY} {nftables.TABLE}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned line (``rule CHAIN NNNN ...``, ``chain X`` or ``element MAP ...``) on the packet's path."""
+
+    line: str
+    role: str
+
+
+def _rules(planned: tuple[str, ...], chain: str) -> list[str]:
+    return [line for line in planned if line.startswith(f"rule {chain} ")]
+
+
+def path(planned: tuple[str, ...], svc: ServiceFacts, dst: str, dport: int | None, iif: str | None) -> list[Step]:
+    """The planned lines a packet for ``dst:dport`` (this Service) crosses in a node's table, in order."""
+    hook = "nat-prerouting" if iif else "nat-output"
+    steps = [Step(line, "the jump into kube-proxy's table") for line in _rules(planned, hook)]
+    services = _rules(planned, nftables.SERVICES)
+    key = f"{dst} . {svc.protocol} . {dport} : "
+    entry = [line for line in planned if line.startswith(f"element service-ips {key}")]
+    if entry:
+        steps += [Step(services[0], "the Service dispatch (map service-ips)")] if services else []
+        steps += [Step(line, f"Service {svc.name}'s element in map service-ips") for line in entry]
+    elif svc.node_port is not None and dport == svc.node_port:
+        steps += [Step(line, "the nodePort dispatch (map service-nodeports)") for line in services[1:2]]
+        steps += [Step(line, "the node's address in set nodeport-ips") for line in planned
+                  if line.startswith("element nodeport-ips ")]
+        steps += [Step(line, f"Service {svc.name}'s nodePort {dport} in map service-nodeports") for line in planned
+                  if line.startswith(f"element service-nodeports {svc.protocol} . {dport} : ")]
+    if svc.ext_chain and any(s.line.endswith(f"goto {svc.ext_chain}") for s in steps):
+        steps += [Step(f"chain {svc.ext_chain}", f"{svc.name}'s way in from outside the cluster")]
+        steps += [Step(line, f"{svc.name}'s way in from outside the cluster") for line in _rules(planned, svc.ext_chain)]
+    steps.append(Step(f"chain {svc.svc_chain}", f"Service {svc.name}'s chain"))
+    steps += [Step(line, f"Service {svc.name}'s choice of an endpoint") for line in _rules(planned, svc.svc_chain)]
+    for ep in svc.endpoints:
+        steps.append(Step(f"chain {ep.sep_chain}", f"the DNAT to endpoint {ep.pod}"))
+        steps += [Step(line, f"the DNAT to endpoint {ep.pod}") for line in _rules(planned, ep.sep_chain)]
+    return [s for s in steps if s.line in planned]
+
+
+def missing(table: NftTable, steps: list[Step]) -> Step | None:
+    return next((s for s in steps if s.line not in table.listing), None)
+
+
+def describe(step: Step) -> str:
+    """``the rule `...` of chain X`` / ``chain X`` / ``the element `...` of map M``, in nft's words."""
+    kind, name, rest = (step.line.split(" ", 2) + [""])[:3]
+    if kind == "chain":
+        return f"chain {name}"
+    if kind == "rule":
+        return f"the rule `{rest.split(' ', 1)[1]}` of chain {name}"
+    return f"the element `{rest}` of {'set' if name == 'nodeport-ips' else 'map'} {name}"
+
+
+def fix(netns: str, step: Step, planned: tuple[str, ...]) -> str:
+    """The ``nft`` command that puts back what is missing: one transaction, in the plan's order."""
+    kind, name, rest = (step.line.split(" ", 2) + [""])[:3]
+    if kind == "element":
+        cmd = f"add element {TABLE} {name} {{ {rest} }}"
+    else:  # a chain, or a rule: the chain again, whole, in the plan's order
+        chain = name
+        rules = [line.split(" ", 3)[3] for line in _rules(planned, chain)]
+        head = f"add chain {TABLE} {chain}; flush chain {TABLE} {chain}"
+        cmd = "; ".join([head] + [f"add rule {TABLE} {chain} {r}" for r in rules])
+    return f"ip netns exec {netns} nft {shlex.quote(cmd)}"
+
+
+def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
+    """A Service packet node ``ns`` did not DNAT: the line of kube-proxy's table it lacks."""
+    node = lab.where(ns).split()[-1]
+    commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
+    if not svc.endpoints:
+        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
+                      "no-endpoint-services) rejects the packet", commands, cause=True)
+    commands.append(f"ip netns exec {ns} nft list table {TABLE}")
+    planned = lab.planned_nft.get(ns, ())
+    gap = missing(table, path(planned, svc, f.dst, f.dport, iif)) if table else None
+    if gap is None:
+        return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
+                      "entry for this packet: it was not DNATed here", commands)
+    what = describe(gap)
+    if f.dst == svc.ip and any(line == f"element cluster-ips {svc.ip}" for line in table.listing):
+        then = (f"cluster-ips-check rejects it in the filter chains: {f.dst} is in set cluster-ips, and kube-proxy "
+                "refuses a port of a ClusterIP it has no entry for")
+    elif f.dst in (svc.ip, svc.lb_ip):
+        then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
+    else:
+        then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
+    why = (f"{node} did not DNAT this packet for Service {svc.name}: {what} ({gap.role}) is missing from "
+           f"{node}'s table {TABLE}; without it {then}")
+    return NoDnat(f"no DNAT for {f}: {what} is missing", why, commands, fix(ns, gap, planned), cause=True,
+                  facts={"service": svc.name, "missing_rule": gap.line, "missing_chain": gap.line.split()[1]
+                         if gap.line.startswith("chain ") else None})
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What sent the packet to its endpoint's chain: the numgen verdict map's element, or session affinity."""
+
+    chain: str
+    rule: str  # the rule's text, as nft lists it
+    element: str  # "1 : goto endpoint-..."
+    position: int  # 1..of
+    of: int
+    affinity: bool = False
+    chance: Fraction = field(default=Fraction(1))
+
+    def text(self) -> str:
+        if self.affinity:
+            return (f"`{self.rule}` in {self.chain}: sessionAffinity ClientIP, this client's address was in the "
+                    "endpoint's affinity set before the packet (it went there before)")
+        return (f"`{self.rule}` in {self.chain}: element `{self.element}`, the number numgen drew "
+                f"({self.position - 1} of 0..{self.of - 1}; {self.chance.numerator} in {self.chance.denominator} "
+                "overall; kube-proxy's rules have no counters in nftables mode)")
+
+    def short(self) -> str:
+        if self.affinity:
+            return f"{self.chain}'s affinity rule chose it: this client went there before"
+        return (f"{self.chain}'s numgen vmap chose it (element {self.element.split(' :')[0]} of {self.of}; "
+                f"{self.chance} overall)")
+
+    def facts(self) -> dict[str, object]:
+        return {"rule": self.rule, "probability": float(self.chance), "chance": str(self.chance),
+                "rule_position": self.position, "rules": self.of, "affinity": self.affinity, "rule_counted": None,
+                "vmap_element": self.element, "chosen_by": self.text()}
+
+
+def chosen_by(lab: LabMap, table: NftTable | None, old: Flow, new: Flow) -> Choice | None:
+    svc = lab.service_for(old.dst, old.dport, old.proto)
+    ep = svc.endpoint(new.dst, new.dport) if svc else None
+    if table is None or svc is None or ep is None:
+        return None
+    return choice(table, svc, ep, old.src)
+
+
+def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str) -> Choice | None:
+    """The element of the Service chain's numgen map that leads to ``ep`` (or its affinity rule)."""
+    rules = table.chain_rules(svc.svc_chain)
+    sticky = next((r for r in rules if r.startswith("ip saddr @affinity-") and r.endswith(f"goto {ep.sep_chain}")),
+                  None)
+    if sticky is not None and table.elements_before is not None:
+        name = sticky.split()[2][1:]
+        if client in table.elements_before.get(name, ()):
+            return Choice(svc.svc_chain, sticky, "", 1, 1, affinity=True)
+    for rule in rules:
+        m = VMAP.match(rule)
+        if not m:
+            continue
+        elements = [e.strip() for e in m.group(2).split(",")]
+        for i, element in enumerate(elements):
+            if element.endswith(f"goto {ep.sep_chain}"):
+                n = int(m.group(1))
+                return Choice(svc.svc_chain, rule, element, i + 1, n, chance=Fraction(1, n))
+    return None

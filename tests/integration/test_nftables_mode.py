@@ -1,0 +1,204 @@
+"""kube-proxy's nftables mode on a real lab (root): the table the kernel holds, drift, repair, trace, mode switch.
+
+One small lab (two nodes, two web pods, a client; a NodePort Service with
+ClientIP affinity, a ClusterIP one, one without endpoints), unique name,
+always taken down. The Service traffic tests themselves run in both modes in
+test_services.py and test_probe_services_live.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+
+import pytest
+
+from helpers import in_netns, lab_namespaces, netlab, unique_lab, write_topology
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import build_plan
+from netlab.realize import nftables as listing
+
+pytestmark = pytest.mark.root
+
+TOPOLOGY = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
+nodes:
+  - {{name: node-1, ip: 192.168.122.2}}
+  - {{name: node-2, ip: 192.168.122.3}}
+pods:
+  - {{name: web-1, node: node-1, labels: {{app: web}}}}
+  - {{name: web-2, node: node-2, labels: {{app: web}}}}
+  - {{name: client, node: node-1}}
+services:
+  - name: web
+    selector: {{app: web}}
+    type: NodePort
+    clusterIP: 10.96.0.20
+    sessionAffinity: ClientIP
+    ports: [{{name: http, port: 80, targetPort: 8080, nodePort: 30080}}]
+  - name: plain
+    selector: {{app: web}}
+    clusterIP: 10.96.0.21
+    ports: [{{port: 8080}}]
+  - name: empty
+    selector: {{app: nothing}}
+    clusterIP: 10.96.0.22
+    ports: [{{port: 80}}]
+"""
+PY = sys.executable
+CLIENT = ("import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=3)\n"
+          "s.sendall(b'hi\\n');print(s.recv(4096).decode().strip())")
+
+
+@pytest.fixture(scope="module")
+def nft_lab(tmp_path_factory):
+    lab = unique_lab("nf")
+    tmp = tmp_path_factory.mktemp("nftables")
+    path = write_topology(tmp, TOPOLOGY.format(lab=lab, mode="nftables"), f"{lab}.yaml")
+    netlab("up", "-t", path)
+    try:
+        yield {"name": lab, "path": path, "tmp": tmp}
+    finally:
+        netlab("down", "--lab", lab, check=False)
+        assert not lab_namespaces(lab)
+
+
+def kernel_table(netns: str) -> dict:
+    return json.loads(in_netns(netns, "nft", "-j", "list", "table", "ip", "kube-proxy", check=True).stdout)
+
+
+def planned(path: str, netns: str):
+    plan = build_plan(resolve(load_topology(path)))
+    return next(r for r in plan.of_kind("nft") if r.netns == netns)
+
+
+def as_planned(lab: str) -> bool:
+    return netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_the_kernel_lists_exactly_the_planned_table_and_flannel_stays_iptables(nft_lab):
+    lab = nft_lab["name"]
+    for node in ("node-1", "node-2"):
+        ns = f"{lab}-{node}"
+        res = planned(nft_lab["path"], ns)
+        assert listing.listing(kernel_table(ns)) == res.listing  # nft -j, printed in kube-proxy's words
+        save = in_netns(ns, "iptables-save", check=True).stdout
+        assert "KUBE-" not in save and "-j FLANNEL-POSTRTG" in save and "-j FLANNEL-FWD" in save
+    text = in_netns(f"{lab}-node-1", "nft", "list", "table", "ip", "kube-proxy", check=True).stdout
+    assert "numgen random mod 2 vmap" in text and "flags dynamic,timeout" in text
+    assert "elements = { 192.168.122.2 }" in text  # nodeport-ips: the node's own address
+    assert as_planned(lab)
+
+
+def test_traffic_affinity_and_refusal(nft_lab):
+    lab = nft_lab["name"]
+    seen = {json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.20", "80", check=True).stdout)["pod"]
+            for _ in range(8)}
+    assert len(seen) == 1  # ClientIP affinity: the dynamic set keeps this client on one endpoint
+    pods = {json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080",
+                                check=True).stdout)["pod"] for _ in range(30)}
+    assert pods == {"web-1", "web-2"}
+    refused = in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.22", "80")
+    assert "ConnectionRefusedError" in refused.stderr  # reject-chain, not a timeout
+    from_node = in_netns(f"{lab}-node-2", PY, "-c", CLIENT, "192.168.122.2", "30080", check=True).stdout
+    assert json.loads(from_node)["pod"] in ("web-1", "web-2")
+
+
+def affinity_clients(netns: str) -> set[str]:
+    """The clients in kube-proxy's affinity sets (dynamic: the kernel's own elements)."""
+    out = set()
+    for o in kernel_table(netns)["nftables"]:
+        s = o.get("set", {})
+        if s.get("name", "").startswith("affinity-"):
+            out |= {e["elem"]["val"] if isinstance(e, dict) else e for e in s.get("elem", [])}
+    return out
+
+
+def test_status_shows_drift_in_kube_proxys_words_and_up_repairs_only_that(nft_lab):
+    lab, ns = nft_lab["name"], f"{nft_lab['name']}-node-2"
+    in_netns(f"{lab}-node-2", PY, "-c", CLIENT, "10.96.0.20", "80", check=True)  # node-2's own connection
+    sticky = affinity_clients(ns)
+    assert sticky, "the connection put node-2's address in an affinity set"
+    in_netns(ns, "nft", "delete", "element", "ip", "kube-proxy", "service-ips", "{ 10.96.0.21 . tcp . 8080 }",
+             check=True)
+    in_netns(ns, "nft", "add", "rule", "ip", "kube-proxy", "services", "counter", "drop", check=True)
+    proc = netlab("status", "--lab", lab, check=False)
+    assert proc.returncode == 1
+    assert re.search(r"missing element service-ips 10\.96\.0\.21 \. tcp \. 8080 : goto service-\w+-default/plain/tcp/",
+                     proc.stdout), proc.stdout
+    assert "extra rule services 0002 counter drop" in proc.stdout
+    out = netlab("up", "-t", nft_lab["path"]).stdout
+    assert f"restore nftables table ip kube-proxy in {ns}" in out
+    assert as_planned(lab)
+    # Only what differed was written (kube-proxy's partial sync): the affinity sets kept their clients.
+    assert affinity_clients(ns) == sticky
+    # A table the lab does not plan, in one of its namespaces, is drift too, and goes.
+    in_netns(ns, "nft", "add", "table", "ip", "stray", check=True)
+    assert "an nftables table the lab does not plan" in netlab("status", "--lab", lab, check=False).stdout
+    netlab("up", "-t", nft_lab["path"])
+    assert "stray" not in in_netns(ns, "nft", "list", "tables", check=True).stdout and as_planned(lab)
+
+
+def test_trace_names_the_numgen_element_and_blames_a_missing_map_element(nft_lab):
+    lab = nft_lab["name"]
+    proc = netlab("trace", "--lab", lab, "client", "svc/plain", "--proto", "tcp", "-o", "json", check=False,
+                  timeout=60)
+    d = json.loads(proc.stdout)
+    assert proc.returncode == 0 and d["delivered"], proc.stderr
+    ep = d["endpoint"]
+    assert ep["rule"].startswith("numgen random mod 2 vmap { 0 : goto endpoint-") and ep["chance"] == "1/2"
+    assert ep["vmap_element"].endswith(f"goto {ep['sep_chain']}") and ep["rules"] == 2
+
+    ns = f"{lab}-node-1"
+    in_netns(ns, "nft", "delete", "element", "ip", "kube-proxy", "service-ips", "{ 10.96.0.21 . tcp . 8080 }",
+             check=True)
+    proc = netlab("trace", "--lab", lab, "client", "svc/plain", "--proto", "tcp", "-o", "json", check=False,
+                  timeout=60)
+    d = json.loads(proc.stdout)
+    lost = d["lost"]
+    assert proc.returncode == 1 and lost["netns"] == ns, d
+    assert "the element `10.96.0.21 . tcp . 8080 : goto service-" in lost["reason"]
+    assert "is missing from node-1's table ip kube-proxy" in lost["reason"]
+    subprocess.run(shlex.split(lost["fix"]), check=True)  # the printed fix puts back exactly that element
+    assert as_planned(lab)
+
+
+def test_switching_modes_converges_both_ways(nft_lab):
+    lab, tmp = nft_lab["name"], nft_lab["tmp"]
+    ns = f"{lab}-node-1"
+    ipt = write_topology(tmp, TOPOLOGY.format(lab=lab, mode="iptables"), f"{lab}-ipt.yaml")
+    netlab("up", "--reconfigure", "-t", ipt)
+    assert as_planned(lab)
+    assert "kube-proxy" not in in_netns(ns, "nft", "list", "tables", check=True).stdout
+    assert "-j KUBE-SERVICES" in in_netns(ns, "iptables-save", "-t", "nat", check=True).stdout
+    netlab("up", "--reconfigure", "-t", nft_lab["path"])
+    assert as_planned(lab)
+    assert "KUBE-" not in in_netns(ns, "iptables-save", check=True).stdout
+    assert json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080",
+                               check=True).stdout)["pod"] in ("web-1", "web-2")
+
+
+def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
+    """kube-proxy's partial sync (realize/nftables.delta_payload) in a live node: the kernel then lists exactly
+    the table a full sync of the new topology would make; `up` puts the lab back."""
+    from netlab.kernel import nft
+    from netlab.plan import nftables as plan_nft, services
+
+    lab, ns = nft_lab["name"], f"{nft_lab['name']}-node-1"
+    old_lab = resolve(load_topology(nft_lab["path"]))
+    text = TOPOLOGY.format(lab=lab, mode="nftables").replace("{name: web-2, node: node-2, labels: {app: web}}",
+                                                              "{name: web-2, node: node-2}")
+    new_lab = resolve(load_topology(write_topology(nft_lab["tmp"], text, f"{lab}-one-less.yaml")))
+    old = plan_nft.kube_proxy_table(old_lab, old_lab.nodes[0], services.service_ports(old_lab))
+    new = plan_nft.kube_proxy_table(new_lab, new_lab.nodes[0], services.service_ports(new_lab))
+    delta = listing.delta_payload(old, new)
+    assert delta and len(delta.splitlines()) < 40
+    nft.run(ns, delta)
+    assert listing.listing(kernel_table(ns)) == new.listing()
+    assert not as_planned(lab)  # the lab's topology still has web-2 behind web
+    netlab("up", "-t", nft_lab["path"])
+    assert as_planned(lab)
