@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.processes import die_with_parent, set_comm
-from netlab.workload.echo import Server
+from netlab.workload.echo import EchoLoop, Log, Served, listen
 
 
 @dataclass
@@ -142,7 +142,7 @@ def _serve(host: str, netns: str, port: int, report: int, lifetime: float, paren
         nsmod.join(netns)
         set_comm(f"probe-echo {host}"[:15])
         try:
-            server = Server(host, [(port, "TCP"), (port, "UDP")])
+            socks = listen([(port, "TCP"), (port, "UDP")])
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 os.write(report, b"B\n")
@@ -151,7 +151,10 @@ def _serve(host: str, netns: str, port: int, report: int, lifetime: float, paren
         os.write(report, b"R\n")
         os.close(report)
         report = -1
-        server.serve()
+        loop = EchoLoop()
+        loop.serve(Served(host, host, Log(1, own=False)), socks)  # its request log goes to /dev/null
+        while True:
+            loop.run_once()
     except BaseException as exc:  # noqa: BLE001 - reported to the prober
         if report >= 0:
             try:
