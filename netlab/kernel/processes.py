@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from netlab.kernel import netns as nsmod
-from netlab.kernel.child import ChildError, run_in_child
+from netlab.kernel.child import ChildError, readable, run_in_child
 
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 ETC_NETNS = "/etc/netns"
@@ -413,7 +413,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
     data = b""
     deadline = time.monotonic() + EXEC_WAIT
     try:
-        while (left := deadline - time.monotonic()) > 0 and select.select([report_r], [], [], left)[0]:
+        while (left := deadline - time.monotonic()) > 0 and readable(report_r, left):
             chunk = os.read(report_r, 4096)
             if not chunk:
                 break

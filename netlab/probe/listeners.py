@@ -89,7 +89,10 @@ def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeou
         buf: dict[int, bytes] = {fd: b"" for fd in pending}
         while pending:
             left = deadline - time.monotonic()
-            ready = select.select(list(pending), [], [], max(0.0, left))[0] if left > 0 else []
+            poller = select.poll()
+            for fd in pending:
+                poller.register(fd, select.POLLIN)
+            ready = [fd for fd, _ev in poller.poll(left * 1000)] if left > 0 else []
             if not ready:
                 for fd, (host, _pid) in pending.items():
                     out.errors[host] = f"the echo listener did not report ready within {ready_timeout:g} s"

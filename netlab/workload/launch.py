@@ -148,7 +148,10 @@ def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, b
 
     def read_some(timeout: float) -> bool:
         """One select round; False when nothing came within ``timeout``."""
-        readable = select.select(list(open_fds), [], [], max(0.0, timeout))[0]
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        readable = [fd for fd, _ev in poller.poll(max(0.0, timeout) * 1000)]
         for fd in readable:
             chunk = os.read(fd, 65536)
             if chunk:

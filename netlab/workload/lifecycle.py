@@ -54,7 +54,8 @@ from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import DNS_LABEL, Container
 from netlab.realize.state import LabState, lab_dir
 from netlab.workload import launch, ports
-from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
+from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_uts_many, uts_dir, uts_hostnames,
+                                 uts_path)
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
            "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH"]
@@ -381,6 +382,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         if ids and launch.server_pid(state.lab) is not None:
             launch.ask(state.lab, {"op": "remove", "ids": ids}, len(ids))
     survivors += proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
+    remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = _log_files(state.lab)
     for pod in sorted(doomed):
         _forget_pod(state, pod, pods.pop(pod, {}), logs)
