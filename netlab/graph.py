@@ -16,6 +16,12 @@ The module is pure: :func:`build` turns a resolved :class:`Lab` into a small
 :class:`Graph` (boxes, groups, links) and the renderers turn that into text.
 Only :func:`run_dot` runs a program (Graphviz's ``dot``) for svg and png.
 The same topology always gives the same text.
+
+A traced packet's path can be drawn on the picture (``netlab trace -o svg``):
+:func:`with_path` puts each hop on the box where it happened (the graph
+knows which box stands for which namespace and device, :attr:`Graph.places`),
+numbered in order with the kernel's decision, the stops joined by arrows, and
+the hop where the packet was lost in red with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import os
 import re
 import shutil
 import subprocess
+import textwrap
 from dataclasses import dataclass, field
 
 from netlab.errors import EnvironmentNotReady
@@ -63,11 +70,28 @@ class Group:
     boxes: list[Box] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PathStep:
+    """One hop of a traced packet: where it happened, its number, the kernel's decision, and a loss."""
+
+    netns: str
+    device: str
+    number: str  # "3", "r2"
+    label: str  # "route via 10.244.1.0 dev flannel.1"
+    lost: str | None = None  # the reason, on the hop where the packet was lost
+
+
 @dataclass
 class Graph:
     title: str
     groups: list[Group] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
+    # Which box stands for a namespace's device: (netns, device) or (netns, "*") -> box id.
+    places: dict[tuple[str, str], str] = field(default_factory=dict)
+    path: list[tuple[str, PathStep]] = field(default_factory=list)  # (box id, step), in order
+
+    def place(self, netns: str, device: str) -> str | None:
+        return self.places.get((netns, device)) or self.places.get((netns, "*"))
 
 
 class _Ids:
@@ -102,6 +126,7 @@ def build(lab: Lab) -> Graph:
     g.groups.append(Group(ids("grp", "underlay"), f"underlay  netns {lab.underlay_netns}", [
         Box(br0, f"{naming.UNDERLAY_BRIDGE} (bridge)\n{underlay}\nMTU {lab.underlay_mtu}", "bridge"),
     ]))
+    g.places[(lab.underlay_netns, "*")] = br0
 
     for node in lab.nodes:
         eth0, cni0, vtep = (ids("node", node.name, dev) for dev in ("eth0", "cni0", "vtep"))
@@ -111,6 +136,8 @@ def build(lab: Lab) -> Graph:
         # cni0: the node's pod bridge; its address is every local pod's default gateway.
         grp.boxes.append(Box(cni0, f"{naming.BRIDGE} (bridge)\n{node.gateway}\npod CIDR {node.pod_cidr}", "bridge"))
         g.links.append(Link(eth0, br0, f"veth {node.underlay_veth}", "veth"))
+        g.places.update({(node.netns, "*"): eth0, (node.netns, naming.NODE_IF): eth0,
+                         (node.netns, naming.BRIDGE): cni0})
         # The node routes between cni0 and the other nodes (ip_forward=1): the
         # link from cni0 carries the node's routes to every other pod CIDR.
         peers = [p for p in lab.nodes if p.name != node.name]
@@ -118,6 +145,7 @@ def build(lab: Lab) -> Graph:
             # flannel.1: the VTEP; wraps pod packets in UDP and sends them out of eth0.
             grp.boxes.append(Box(vtep, f"{vtep_name} (VXLAN)\n{node.vtep_ip}/32\n"
                                        f"VNI {net.vxlan.vni} UDP {net.vxlan.port}\n{node.vxlan_mac}", "vtep"))
+            g.places[(node.netns, vtep_name)] = vtep
             routes = [f"{p.pod_cidr} via {p.vtep_ip} onlink" for p in peers]
             g.links.append(Link(cni0, vtep, "\n".join(["routed (ip_forward)", *routes]), "internal"))
             g.links.append(Link(vtep, eth0, f"encap, local {node.ip}", "internal"))
@@ -131,6 +159,7 @@ def build(lab: Lab) -> Graph:
             lines += [f"{k}={v}" for k, v in sorted(pod.labels.items())]
             grp.boxes.append(Box(ids("pod", pod.name), "\n".join(lines), "pod"))
             g.links.append(Link(ids("pod", pod.name), cni0, f"veth {pod.host_veth}", "veth"))
+            g.places.update({(pod.netns, "*"): ids("pod", pod.name), (node.netns, pod.host_veth): cni0})
         g.groups.append(grp)
 
     # VXLAN: a tunnel between every pair of flannel.1 devices (each node has
@@ -168,11 +197,40 @@ def build(lab: Lab) -> Graph:
                                  f"{underlay_gateway(underlay)} on the underlay\n{inet.gateway.ip} on the internet",
                              "host"))
         g.links.append(Link(gw, br0, "underlay", "veth"))
+        g.places[(naming.netns_name(lab.name, "gateway"), "*")] = gw
+        hosts = dict(lab.internet_hosts)
+        if "lb" in hosts:
+            # The L4 load balancer: holds the LoadBalancer addresses, DNATs them to a nodePort.
+            lb = ids("inet", "lb")
+            addrs = [f"{ip} ({svc})" for (_, svc), ip in sorted(lab.addressing.lb_ip.items())]
+            grp.boxes.append(Box(lb, "\n".join(["load balancer", f"netns {hosts['lb']}", *addrs]), "host"))
+            g.links.append(Link(lb, gw, "internet", "veth"))
+            g.places[(hosts["lb"], "*")] = lb
         for host in inet.hosts:
             hid = ids("host", host.name)
             grp.boxes.append(Box(hid, f"host {host.name}\n{host.ip}", "host"))
             g.links.append(Link(hid, gw, "internet", "veth"))
+            g.places[(hosts[host.name], "*")] = hid
         g.groups.append(grp)
+    return g
+
+
+def with_path(g: Graph, steps: list[PathStep], title: str | None = None) -> Graph:
+    """The picture with a traced packet's path on it; a hop in a namespace the picture lacks gets a box."""
+    other: Group | None = None
+    for step in steps:
+        box = g.place(step.netns, step.device)
+        if box is None:
+            if other is None:
+                other = Group("grp_other", "other namespaces")
+                g.groups.append(other)
+            box = "other_" + re.sub(r"[^A-Za-z0-9]+", "_", step.netns).strip("_")
+            if box not in {b.id for b in other.boxes}:
+                other.boxes.append(Box(box, f"netns {step.netns}", "host"))
+            g.places[(step.netns, "*")] = box
+        g.path.append((box, step))
+    if title:
+        g.title = title
     return g
 
 
@@ -251,12 +309,15 @@ def to_dot(g: Graph) -> str:
         '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
         '  edge [fontname="Helvetica", fontsize=9];',
     ]
+    stops = _stops(g.path)
     for grp in g.groups:
         out.append(f'  subgraph "cluster_{grp.id}" {{')
         out.append(f'    label="{dot_text(grp.title)}"; style=rounded; color="#999999";')
         for box in grp.boxes:
             fill, stroke = COLORS[box.kind]
             out.append(f'    {box.id} [label="{dot_text(box.label)}", fillcolor="{fill}", color="{stroke}"];')
+            # The path's notes sit in the frame of the box they are about.
+            out += [f"    {line}" for i, stop in enumerate(stops) if stop[0] == box.id for line in _dot_note(i, stop)]
         out.append("  }")
     for link in g.links:
         # Tunnels leave the ranking alone (constraint=false) and carry their
@@ -264,8 +325,62 @@ def to_dot(g: Graph) -> str:
         # with "lost edge" on labs of a few nodes and more.
         attr = "xlabel" if link.style == "tunnel" else "label"
         out.append(f'  {link.src} -> {link.dst} [{attr}="{dot_text(link.label)}", {_DOT_LINKS[link.style]}];')
+    out += _dot_path(stops)
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- a packet's path
+
+PATH_COLOR, LOST_COLOR = "#1f6feb", "#d1242f"
+NOTE_WIDTH = 56  # characters per line of a note
+
+
+def _stops(path: list[tuple[str, PathStep]]) -> list[tuple[str, list[PathStep]]]:
+    """Consecutive hops on one box make one stop: (box id, its hops), in path order."""
+    stops: list[tuple[str, list[PathStep]]] = []
+    for box, step in path:
+        if stops and stops[-1][0] == box:
+            stops[-1][1].append(step)
+        else:
+            stops.append((box, [step]))
+    return stops
+
+
+def _note_lines(step: PathStep) -> list[str]:
+    """A hop in a note: its number, then its decision (and for the lost one, the reason), wrapped."""
+    text = f"{step.number}  {step.label}"
+    lines = textwrap.wrap(text, NOTE_WIDTH, subsequent_indent="     ", break_long_words=False,
+                          break_on_hyphens=False) or [text]
+    if step.lost:
+        lines += textwrap.wrap(f"LOST here: {step.lost}", NOTE_WIDTH, initial_indent="     ",
+                               subsequent_indent="     ", break_long_words=False, break_on_hyphens=False)
+    return lines
+
+
+def _dot_note(i: int, stop: tuple[str, list[PathStep]]) -> list[str]:
+    """One stop's note (hop numbers and decisions, left-aligned), tied to its box by a dotted line."""
+    box, steps = stop
+    lost = any(s.lost for s in steps)
+    color = LOST_COLOR if lost else PATH_COLOR
+    fill = "#fde2e1" if lost else "#eef5ff"
+    # "\l" ends a left-aligned line in a DOT label.
+    label = "".join(dot_text(line) + "\\l" for s in steps for line in _note_lines(s))
+    return [f'path_{i} [shape=note, style=filled, label="{label}", fillcolor="{fill}", color="{color}", '
+            f'fontcolor="{color if lost else "#1b1f24"}", fontsize=9];',
+            f'{box} -> path_{i} [dir=none, style=dotted, color="{color}"];']
+
+
+def _dot_path(stops: list[tuple[str, list[PathStep]]]) -> list[str]:
+    """Arrows from stop to stop, each labelled with the hop it leads to; the lost hop's box outlined in red."""
+    out = []
+    for (a, _), (b, steps) in zip(stops, stops[1:], strict=False):
+        out.append(f'  {a} -> {b} [xlabel="{dot_text(steps[0].number)}", color="{PATH_COLOR}", '
+                   f'fontcolor="{PATH_COLOR}", penwidth=2.5, constraint=false];')
+    for box, steps in stops:
+        if any(s.lost for s in steps):
+            out.append(f'  {box} [color="{LOST_COLOR}", penwidth=3];')
+    return out
 
 
 def run_dot(dot_source: str, fmt: str) -> bytes:
@@ -290,9 +405,13 @@ def run_dot(dot_source: str, fmt: str) -> bytes:
     return done.stdout
 
 
-def render(lab: Lab, fmt: str) -> bytes:
-    """The lab's picture in one of :data:`FORMATS`, as bytes ready to write."""
+def render(lab: Lab, fmt: str, path: list[PathStep] | None = None, title: str | None = None) -> bytes:
+    """The lab's picture in one of :data:`FORMATS`, as bytes ready to write (with a packet's ``path`` on it)."""
     g = build(lab)
+    if path:
+        g = with_path(g, path, title)
+        if fmt == "mermaid":
+            raise ValueError("a packet's path is drawn with dot (dot, svg, png)")
     if fmt == "mermaid":
         return to_mermaid(g).encode()
     if fmt == "dot":

@@ -14,7 +14,7 @@ For each lab size, in one run (the machine may be loaded: compare ratios, not se
   down`, each a new process, so the figures include Python start-up, loading
   and validation, the pods' UTS namespaces and echo containers, and the
   nodes' iptables rules, none of which the baseline does;
-- the same three as library calls (`netlab.api`) in this process;
+- the same three as library calls (`netlab.api.lifecycle`) in this process;
 - "network only": `api.up(..., features=[])`, no containers: the work the
   baseline does.
 
@@ -196,7 +196,7 @@ def bench_cli(prefix: str, pods: int, tmp: str) -> dict:
 
 def bench_library(prefix: str, pods: int, tmp: str) -> dict:
     """The same through netlab.api in this process (no interpreter start-up, no loading of the CLI)."""
-    from netlab import api
+    from netlab.api import lifecycle as api
     from netlab.model.lab import resolve
     from netlab.model.load import load_topology
     from netlab.realize.state import load_state

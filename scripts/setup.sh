@@ -25,6 +25,8 @@ packages=(
   tcpdump tshark    # captures (tshark decodes VXLAN)
   dnsmasq-base      # cluster DNS
   graphviz          # netlab graph -o svg/png
+  net-tools         # arp -an, as the tutorials show the ARP table
+  containernetworking-plugins   # the CNI reference plugins (bridge, host-local): tests compare a pod they make with netlab's
   kmod procps util-linux
 )
 missing=()

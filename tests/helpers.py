@@ -76,6 +76,13 @@ pods:
 """ + "\n".join(pods) + "\n"
 
 
+def two_node(base: str = "t", mode: str = "vxlan", pods_per_node: int = 2) -> dict:
+    """:func:`two_node_topology` as a dict, for the pytest plugin's fixtures (they give it a unique name)."""
+    import yaml
+
+    return yaml.safe_load(two_node_topology(base, mode, pods_per_node))
+
+
 def lab_namespaces(lab: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return sorted(line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith(lab + "-"))
@@ -116,16 +123,3 @@ def diff_snapshots(before: dict, after: dict) -> list[str]:
         elif before[key] != after[key]:
             out.append(f"{key} changed:\n--- before\n{before[key]}\n--- after\n{after[key]}")
     return out
-
-
-def dump_lab(lab: str) -> str:
-    """ip/bridge/iptables-save of every namespace of a lab, for a failing test's report."""
-    parts = []
-    for ns in lab_namespaces(lab):
-        parts.append(f"=== {ns}")
-        for argv in (["ip", "-n", ns, "-br", "addr"], ["ip", "-n", ns, "route"], ["ip", "-n", ns, "neigh"],
-                     ["bridge", "-n", ns, "fdb", "show"]):
-            parts.append(subprocess.run(argv, capture_output=True, text=True).stdout)
-        parts.append(subprocess.run(["ip", "netns", "exec", ns, "iptables-save"], capture_output=True,
-                                    text=True).stdout)
-    return "\n".join(parts)

@@ -9,6 +9,7 @@ import sys
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from netlab import __version__
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
@@ -22,11 +23,13 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 COMMANDS = {
     "validate": "netlab.cli.topology", "plan": "netlab.cli.topology",
     "up": "netlab.cli.lab", "down": "netlab.cli.lab", "status": "netlab.cli.lab", "list": "netlab.cli.lab",
+    "get": "netlab.cli.get",
     "exec": "netlab.cli.workload", "logs": "netlab.cli.workload",
     "probe": "netlab.cli.probe",
     "trace": "netlab.cli.trace", "capture": "netlab.cli.trace", "inspect": "netlab.cli.trace",
     "graph": "netlab.cli.graph",
     "doctor": "netlab.cli.doctor",
+    "completion": "netlab.cli.completion",
 }
 
 
@@ -71,21 +74,53 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """$NETLAB_LAB is the default of --lab; a -t FILE on the command line picks the lab instead."""
+    if value is not None and ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT:
+        if ctx.params.get("topology") is not None or not value.strip():
+            return None
+    return value
+
+
 def lab_options(func: Callable) -> Callable:
-    """--lab NAME / -t FILE: which running lab a command acts on."""
-    func = click.option("-t", "--topology", "topology", metavar="FILE",
+    """--lab NAME / -t FILE: which running lab a command acts on ($NETLAB_LAB when neither is given)."""
+    from netlab.cli.complete import complete_labs
+
+    func = click.option("-t", "--topology", "topology", metavar="FILE", type=click.Path(dir_okay=False),
                         help="Topology file of the lab (its name: field picks the lab).")(func)
-    func = click.option("--lab", "lab_name", metavar="NAME",
-                        help="Name of a running lab. Default: the only lab that is up.")(func)
+    func = click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
+                        callback=_lab_from_env, shell_complete=complete_labs,
+                        help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")(func)
     return func
 
 
+FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)
+
+
+def _data_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """-o yaml is -o json written as YAML: the command sees "json" (machine-readable data), and
+    print_json writes the format asked for. So every command with -o json has -o yaml."""
+    ctx.meta[FORMAT_KEY] = value
+    return "json" if value == "yaml" else value
+
+
 def output_option(*choices: str, default: str = "text") -> Callable:
-    return click.option("-o", "--output", "output", type=click.Choice(list(choices)), default=default,
-                        show_default=True, help="Output format.")
+    """-o/--output; a command that offers json offers yaml too (the same data)."""
+    names = list(choices) + (["yaml"] if "json" in choices and "yaml" not in choices else [])
+    return click.option("-o", "--output", "output", type=click.Choice(names), default=default,
+                        show_default=True, callback=_data_format, help="Output format.")
 
 
 def print_json(data: Any) -> None:
+    """Data as JSON, or as YAML when the command was given -o yaml."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
+        import yaml
+
+        # Through JSON first: the same values as -o json (addresses as strings, tuples as lists).
+        plain = json.loads(json.dumps(data, default=str))
+        click.echo(yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True), nl=False)
+        return
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 

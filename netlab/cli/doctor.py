@@ -6,6 +6,7 @@ import click
 
 from netlab import doctor
 from netlab.cli.base import cli, output_option, print_json, require_root
+from netlab.cli.style import highlight
 from netlab.errors import EXIT_ENVIRONMENT
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -44,7 +45,7 @@ def doctor_cmd(topology: str | None, output: str) -> None:
                     "checks": [c.to_json() for c in checks]})
     else:
         for check in checks:
-            click.echo(check.line())
+            click.echo(highlight(check.line()))
         counts = {s: sum(c.status == s for c in checks) for s in (doctor.OK, doctor.WARN, doctor.FAIL)}
         what = f"lab {lab.name}" if topology else "every netlab feature"
         click.echo(f"{counts[doctor.OK]} ok, {counts[doctor.WARN]} warnings, {counts[doctor.FAIL]} failed "

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from netlab import api
+from netlab.api.results import to_json
+from netlab.api.topology import Loaded
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 from netlab.cli.progress import progress_bar
+from netlab.cli.style import highlight, table
 from netlab.cli.topology import TOPOLOGY_HELP
 from netlab.errors import ChecksFailed, display_path
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
-from netlab.probe.neighbours import neighbour_budget_warning
-from netlab.realize.state import StateCorrupt, iter_states, select_lab, select_lab_name
 
 
 @cli.command()
@@ -40,46 +37,59 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
       sudo ip -n demo-minikube -d link show flannel.1          # the VXLAN device
       sudo netlab status
     """
-    lab = resolve(load_topology(topology))
+    loaded = api.load(topology)
     require_root()
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = api.up(lab, source=topology, progress=progress, wait=wait, reconfigure=reconfigure)
+            lab = api.Lab.up_loaded(loaded, progress=progress, wait=wait, reconfigure=reconfigure)
     else:
-        result = api.up(lab, source=topology, wait=wait, reconfigure=reconfigure)
-    warnings = list(result.warnings)
-    warning = neighbour_budget_warning(lab)
-    if warning:
-        warnings.append(warning)
+        lab = api.Lab.up_loaded(loaded, wait=wait, reconfigure=reconfigure)
+    result = lab.last_up
+    assert result is not None
     if output == "json":
-        print_json({"lab": lab.name, "changed": result.changed, "created_netns": result.created_netns,
-                    "removed_netns": result.removed_netns, "fixed": result.fixed,
-                    "operations": result.operations, "warnings": warnings})
+        print_json(to_json(result))
         return
-    for w in warnings:
+    for w in result.warnings:
         click.echo(f"netlab: warning: {w}", err=True)
+    model = loaded.lab
     if not result.changed:
-        click.echo(f"lab {lab.name} is up and matches its topology; nothing to change")
+        click.echo(f"lab {model.name} is up and matches its topology; nothing to change")
         return
     parts = []
     if result.created_netns:
         parts.append(f"{len(result.created_netns)} namespaces created")
     if result.removed_netns:
         parts.append(f"{len(result.removed_netns)} removed")
-    if result.fixed:
-        parts.append(f"{len(result.fixed)} objects, containers or files added, changed or repaired")
-    click.echo(f"lab {lab.name} is up ({', '.join(parts)}): {len(lab.nodes)} nodes, {len(lab.pods)} pods, "
-               f"{lab.mode} overlay")
+    parts += fixed_words(result.fixed)
+    click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
     if not result.created_netns:  # a repair or a change: say what was done
         for line in result.fixed[:20]:
             click.echo(f"  {line}")
         if len(result.fixed) > 20:
             click.echo(f"  ... and {len(result.fixed) - 20} more (`-o json` lists them all)")
-    if lab.pods:
-        first = lab.pods[0]
-        other = next((p for p in lab.pods if p.node != first.node), None) or lab.pods[-1]
+    if model.pods:
+        first = model.pods[0]
+        other = next((p for p in model.pods if p.node != first.node), None) or model.pods[-1]
         click.echo(f"try: sudo ip netns exec {first.netns} ping -c1 {other.ip}")
+
+
+def fixed_words(fixed: list[str]) -> list[str]:
+    """up's actions counted by what they were: containers started, files written, objects added or repaired."""
+    started = sum(1 for line in fixed if line.startswith(("started container", "restarted container")))
+    written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
+    other = len(fixed) - started - written
+    return ([f"{started} containers started"] if started else []) + ([f"{written} files written"] if written else []) \
+        + ([f"{other} objects added, changed or repaired"] if other else [])
+
+
+def network_words(loaded: Loaded) -> str:
+    """How pods on different nodes reach each other, in the words of the lab's mode."""
+    lab = loaded.lab
+    if lab.mode == "vxlan":
+        vx = lab.topo.network.vxlan
+        return f"VXLAN overlay (flannel.{vx.vni}, UDP {vx.port})"
+    return "host-gw routing (no overlay: each node routes the others' pod CIDRs via their node IPs)"
 
 
 @cli.command()
@@ -98,22 +108,21 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     with --force, what the namespaces' own netlab tags prove.
     """
     require_root()
-    lab_name = select_lab_name(lab_name, topology, required=False)
+    lab_name = api.selected_name(lab_name, topology, required=False)
     if lab_name is None:
         if output == "json":
-            print_json({"lab": None, "was_up": False, "removed_netns": []})
+            print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": []})
         else:
             click.echo("no lab is up; nothing to do")
         return
     bar, progress = progress_bar()
     if bar:
         with bar:
-            result = api.down(lab_name, wait=wait, progress=progress, force=force)
+            result = api.Lab(lab_name).down(wait=wait, progress=progress, force=force)
     else:
-        result = api.down(lab_name, wait=wait, force=force)
+        result = api.Lab(lab_name).down(wait=wait, force=force)
     if output == "json":
-        print_json({"lab": lab_name, "was_up": result.was_up, "removed_netns": result.removed_netns,
-                    "skipped": result.skipped})
+        print_json(to_json(result))
         return
     for line in result.skipped:
         click.echo(f"netlab: warning: {line}", err=True)
@@ -132,21 +141,26 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     Lists every missing, extra or different namespace, link, address, route,
     neighbour, FDB entry, sysctl and rule, and containers that exited.
     `sudo netlab up` again repairs the drift.
+
+    With -t FILE the lab is the one the file names, and the kernel is compared
+    with the file's plan (not the one the lab was brought up with): after
+    editing the file, `status -t FILE` shows what `up -t FILE` would change.
     """
     require_root()
-    state = select_lab(lab_name, topology)
-    result = api.status(state)
+    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    result = lab.status(topology)
     if output == "json":
-        print_json({"lab": result.lab, "ok": result.ok, "objects": result.objects, "drift": result.drift,
-                    "details": result.details})
+        print_json(to_json(result))
     else:
+        against = f" against {display_path(result.against)}" if result.against else ""
         if result.ok:
-            click.echo(f"lab {result.lab}: {result.objects} objects, all as planned")
+            click.echo(highlight(f"lab {result.lab}{against}: {result.objects} objects, all as planned"))
         else:
-            click.echo(f"lab {result.lab}: {len(result.drift)} differences from the plan:")
+            click.echo(f"lab {result.lab}{against}: {len(result.drift)} differences from the plan:")
             for line in result.drift:
-                click.echo(f"  {line}")
-            click.echo("run `sudo netlab up` again to repair")
+                click.echo(highlight(f"  {line}"))
+            fix = f"sudo netlab up -t {display_path(topology)}" if topology else "sudo netlab up"
+            click.echo(f"run `{fix}` again to repair" if not topology else f"run `{fix}` to apply it")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
 
@@ -154,31 +168,25 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 @cli.command(name="list")
 @output_option("text", "json")
 def list_labs(output: str) -> None:
-    """Show the labs that are up."""
+    """Show the labs that are up (a table on a terminal, plain columns when piped)."""
     require_root()
-    rows = []
-    for st in iter_states():
-        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
-            rows.append({"lab": st.lab, "phase": "corrupt", "namespaces": None, "nodes": None, "pods": None,
-                         "source": None, "error": str(st)})
-            continue
-        topo = st.topology
-        rows.append({"lab": st.lab, "phase": st.phase, "namespaces": len(st.netns),
-                     "nodes": len(topo.get("nodes", [])), "pods": len(topo.get("pods", [])),
-                     "source": st.source or "built-in default"})
+    rows = api.labs()
     if output == "json":
-        print_json(rows)
+        print_json([_row_json(r) for r in rows])
         return
     if not rows:
         click.echo("no lab is up")
         return
-    table = Table("lab", "phase", "nodes", "pods", "namespaces", "topology")
+    cells = [[r.lab, r.phase, *("?" if c is None else str(c) for c in (r.nodes, r.pods, r.namespaces)),
+              "?" if r.source is None else display_path(r.source)] for r in rows]
+    click.echo(table(["lab", "phase", "nodes", "pods", "namespaces", "topology"], cells), nl=False)
     for r in rows:
-        cells = [r["nodes"], r["pods"], r["namespaces"]]
-        table.add_row(r["lab"], r["phase"], *("?" if c is None else str(c) for c in cells),
-                      "?" if r["source"] is None else display_path(r["source"]))
-    Console().print(table)
-    for r in rows:
-        if r.get("error"):
-            click.echo(f"netlab: {r['error']}", err=True)
+        if r.error:
+            click.echo(f"netlab: {r.error}", err=True)
 
+
+def _row_json(row: api.LabInfo) -> dict[str, object]:
+    data: dict[str, object] = to_json(row)
+    if data.get("error") is None:  # only a corrupt lab's row says why
+        data.pop("error", None)
+    return data

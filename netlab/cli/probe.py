@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from netlab import api
+from netlab.api.lab import internal
+from netlab.api.results import to_json
 from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
                              write_output_file)
+from netlab.cli.style import highlight
 from netlab.probe import report as render
-from netlab.probe import runner
-from netlab.realize.state import select_lab
 
 
 @cli.command()
@@ -48,21 +50,24 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
       affinity).
 
     By default everything must reach everything (the Kubernetes model); the
-    topology's `expect:` entries override pairs (e.g. `reach: false`).
+    topology's `expect:` entries override pairs (e.g. `reach: false`). With
+    -t FILE the lab is the one the file names, probed as the file says: its
+    pods, Services and `expect:` entries (edit the expectations, probe again,
+    no `up` needed).
     Probes only go to the lab's own addresses, and every wait is bounded.
     The machine-wide neighbour (ARP) table stays bounded: the entries probing
     creates are deleted as it goes, and entries that were there before stay.
     """
     check_output_file(junit_file)
     require_root()
-    state = select_lab(lab_name, topology)
-    lab = state.resolved()
-    result = runner.run(lab, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp, services=services)
+    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    result = lab.probe(topology, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp,
+                       services=services)
     if junit_file:
-        write_output_file(junit_file, render.junit(result))
+        write_output_file(junit_file, render.junit(internal(result)))
     if output == "json":
-        print_json(render.to_json(result))
+        print_json(to_json(result))
     else:
-        click.echo(render.text(result))
+        click.echo(highlight(render.text(internal(result))))
     if not result.ok:
         raise SystemExit(1)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import click
 
+from netlab.api.topology import load
 from netlab.cli.base import cli, output_option, print_json
 from netlab.errors import TopologyError, display_path
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
 from netlab.plan.render import render_commands
 
@@ -25,20 +24,21 @@ def validate(topology: str | None, output: str) -> None:
     when the topology is invalid.
     """
     try:
-        lab = resolve(load_topology(topology))
+        loaded = load(topology)
     except TopologyError as exc:
         if output != "json":
             raise
         print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
                                                   "message": p.message} for p in exc.problems]})
         raise SystemExit(exc.exit_code) from None
+    lab = loaded.lab
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
-                    "services": len(lab.services)})
+                    "services": len(lab.services), "added": {"pods": loaded.added_pods,
+                                                             "services": loaded.added_services}})
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
-                   f"(lab {lab.name}: {len(lab.nodes)} nodes, "
-                   f"{len(lab.pods)} pods, {len(lab.services)} services)")
+                   f"(lab {lab.name}: {loaded.counts()})")
 
 
 @cli.command()
@@ -50,7 +50,7 @@ def plan(topology: str | None, output: str) -> None:
     The plan is deterministic: the same topology gives the same namespaces,
     names, addresses and MACs every time. `-o json` lists every object.
     """
-    p = build_plan(resolve(load_topology(topology)))
+    p = build_plan(load(topology).lab)
     if output == "json":
         print_json(p.to_json())
     else:

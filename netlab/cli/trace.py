@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from typing import Any
 
 import click
+import yaml
 
-from netlab.cli.base import check_output_file, cli, lab_options, output_option, print_json, require_root
+from netlab import api
+from netlab.api.results import to_json
+from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
+                            write_output_file)
+from netlab.cli.complete import complete_names
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
 from netlab.kernel import netns as nsmod
 from netlab.realize.state import select_lab
 from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
-from netlab.trace.inspect import inspect
+from netlab.api.lab import INSPECT_SECTIONS
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.render import render_text
 from netlab.trace.run import run
-from netlab.trace.targets import lab_map
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
@@ -50,9 +56,11 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
 @click.option("--full-reply", is_flag=True, help="Show every row of the reply's path, not only its translations.")
-@output_option("text", "json")
+@output_option("text", "json", "svg", "png", "dot")
+@click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
+              help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it).")
 def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
-              timeout: float, pcap: str | None, full_reply: bool, output: str) -> None:
+              timeout: float, pcap: str | None, full_reply: bool, output: str, write: str | None) -> None:
     """Follow one real packet from SRC to DST, hop by hop, with the kernel's decisions.
 
     SRC is a pod or node (or an internet host); DST a pod, a node, svc/NAME,
@@ -64,8 +72,16 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     remote VTEP, VXLAN encapsulation, Service DNAT from conntrack, masquerade,
     bridge port), and the command that shows you the same fact. Then one real
     marked packet is sent from SRC and captured on every interface of the
-    path at once: each row says whether the packet was seen there, and a lost
-    packet is reported at the first hop where it disappeared, with the reason.
+    path at once: each row says whether the packet was seen there ("-": a
+    decision no capture can show, such as a NAT), and a lost packet is
+    reported at the hop where it disappeared or was doomed, with the reason.
+    To port 53 the packet is a real DNS query, and the answer is shown.
+    On a terminal, lines wrap to its width; -o json keeps them whole.
+
+    -o svg or png draws the lab's picture (as `netlab graph` does) with the
+    packet's path on it: every hop numbered on the box where it happened,
+    with the kernel's decision, and the hop where it was lost in red with the
+    reason (-o dot: the Graphviz text of the same).
 
     \b
     Examples:
@@ -73,10 +89,15 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
       sudo netlab trace fedora-1 svc/web --proto tcp --port 80
       sudo netlab trace fedora-1 fedora-2 --pcap /tmp/p.pcapng
       tshark -r /tmp/p.pcapng -d udp.port==8472,vxlan      # inner and outer headers
+      sudo netlab trace fedora-1 fedora-2 -o svg -w /tmp/path.svg
 
     Exit code 1 when the packet does not reach DST.
     """
     check_output_file(pcap)
+    check_output_file(write)
+    if output == "png" and write is None and sys.stdout.isatty():
+        raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
+                         "or redirect it: netlab trace SRC DST -o png > path.png")
     require_root()
     lab = _running_lab(lab_name, topology)
     bar, progress = progress_bar(f"tracing {src} → {dst}")
@@ -85,15 +106,38 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
             result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
     else:
         result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
-    if output == "json":
-        print_json(result.to_json())
+    if output in ("svg", "png", "dot"):
+        from netlab.trace import picture
+
+        data = picture.render(lab, result, output)
+        _emit(data, write)
+        click.echo(f"netlab: {picture.title(result)}" + (f"; wrote {write}" if write else ""), err=True)
+    elif output in ("json", "yaml"):
+        if write:
+            _emit((json.dumps(result.to_json(), indent=2, default=str) + "\n").encode() if output == "json"
+                  else yaml.safe_dump(json.loads(json.dumps(result.to_json(), default=str)), sort_keys=False).encode(),
+                  write)
+        else:
+            print_json(result.to_json())
         if pcap:
             click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",
                        err=True)
     else:
-        click.echo(render_text(result, full_reply=full_reply), nl=False)
+        # On a terminal, lines wrap to its width (-o json keeps every line whole).
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() and not write else None
+        _emit(render_text(result, full_reply=full_reply, width=width).encode(), write)
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
+
+
+def _emit(data: bytes, path: str | None) -> None:
+    """To FILE (-w), or standard output."""
+    if path:
+        write_output_file(path, data)
+        return
+    stream = click.get_binary_stream("stdout")
+    stream.write(data)
+    stream.flush()
 
 
 # --- capture -----------------------------------------------------------------
@@ -181,23 +225,42 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
 # --- inspect -----------------------------------------------------------------
 
+def _sections(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
+    """--section a,b --section c -> [a, b, c]; None (everything) when not given."""
+    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in INSPECT_SECTIONS]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: want some of {', '.join(INSPECT_SECTIONS)}")
+    return names or None
+
+
 @cli.command("inspect")
 @lab_options
-@click.argument("name")
+@click.argument("name", shell_complete=complete_names)
+@click.option("-s", "--section", "sections", multiple=True, callback=_sections, metavar="SECTION[,SECTION]",
+              help=f"Only these sections ({', '.join(INSPECT_SECTIONS)}); repeatable or comma-separated. "
+                   "Default: all, with conntrack counted; `--section conntrack` lists its entries.")
 @output_option("text", "json")
-def inspect_cmd(lab_name: str | None, topology: str | None, name: str, output: str) -> None:
+def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections: list[str] | None,
+                output: str) -> None:
     """Show what the tutorials show for a node or pod, read from the kernel.
 
     Links in the `ip -br` style with their veth peers, addresses, routes,
     neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
     bridge ports, the lab's iptables chains with their packet counters, and
-    conntrack entries. Each section names the command that shows the same.
+    conntrack: counted by protocol, TCP state and NAT (a node behind a busy
+    Service holds hundreds of entries); `--section conntrack` lists them.
+    Each section names the command that shows the same.
+
+    \b
+      sudo netlab inspect minikube                       # everything, conntrack counted
+      sudo netlab inspect minikube --section routes,neigh,fdb
+      sudo netlab inspect minikube -s conntrack          # every conntrack entry
     """
     require_root()
-    lab = _running_lab(lab_name, topology)
-    netns = _netns_of(lab, name)
-    data = inspect(netns, lab_map(lab))
-    data = {"lab": lab.name, "name": name, **data}
+    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    data = to_json(lab.inspect(name, sections))
+    data = {k: v for k, v in data.items() if v is not None}
     if output == "json":
         print_json(data)
         return
@@ -213,43 +276,72 @@ def render_inspect(d: dict[str, Any]) -> str:
         out.extend(f"  {line}" for line in lines) if lines else out.append("  (none)")
         out.append("")
 
-    links = []
-    for link in d["links"]:
-        extra = []
-        if link["kind"]:
-            extra.append(link["kind"])
-        if link.get("vxlan"):
-            v = link["vxlan"]
-            extra.append(f"id {v['vni']} local {v['local']} dev {v['dev']} dstport {v['port']}"
-                         f"{'' if v['learning'] else ' nolearning'}")
-        if link["master"]:
-            extra.append(f"master {link['master']}" + (" hairpin" if link.get("hairpin") else ""))
-        if link["peer"]:
-            extra.append(f"peer {link['peer']['name']} in {link['peer']['netns']}")
-        extra.append(f"mtu {link['mtu']}")
-        links.append(f"{link['name']:<16} {link['state']:<5} {link['mac'] or '':<18} {', '.join(extra)}")
-    section("links", f"ip -n {ns} -br link  (and -d link for details)", links)
-    by_dev: dict[str, list[str]] = {}
-    for a in d["addresses"]:
-        by_dev.setdefault(a["dev"], []).append(a["address"])
-    section("addresses", f"ip -n {ns} -br addr", [f"{dev:<16} {' '.join(addrs)}" for dev, addrs in by_dev.items()])
-    section("routes", f"ip -n {ns} route", [r["text"] for r in d["routes"]])
-    section("neighbours", f"ip -n {ns} neigh",
-            [f"{n['dst']} dev {n['dev']}" + (f" lladdr {n['lladdr']}" if n["lladdr"] else "") + f" {n['state']}"
-             for n in d["neighbours"]])
-    section("fdb", f"bridge -n {ns} fdb show  (multicast entries left out)", [f["text"] for f in d["fdb"]])
-    section("bridge ports", f"bridge -n {ns} -d link",
-            [f"{p['port']} master {p['bridge']} state {p['state']}" + (" hairpin on" if p["hairpin"] else "")
-             for p in d["bridge_ports"]])
-    section("sysctls", f"ip netns exec {ns} sysctl net.ipv4.ip_forward ...",
-            [f"{k} = {v}" for k, v in d["sysctls"].items() if v is not None])
-    ipt = []
-    for table, lines in d["iptables"].items():
-        ipt.append(f"*{table}")
-        ipt += lines
-    section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
-    ct = list(d["conntrack"])
-    if d.get("conntrack_total", 0) > len(ct):
-        ct.append(f"... {d['conntrack_total'] - len(ct)} more")
-    section("conntrack", f"ip netns exec {ns} conntrack -L", ct)
+    if "links" in d:
+        links = []
+        for link in d["links"]:
+            extra = []
+            if link["kind"]:
+                extra.append(link["kind"])
+            if link.get("vxlan"):
+                v = link["vxlan"]
+                extra.append(f"id {v['vni']} local {v['local']} dev {v['dev']} dstport {v['port']}"
+                             f"{'' if v['learning'] else ' nolearning'}")
+            if link["master"]:
+                extra.append(f"master {link['master']}" + (" hairpin" if link.get("hairpin") else ""))
+            if link["peer"]:
+                extra.append(f"peer {link['peer']['name']} in {link['peer']['netns']}")
+            extra.append(f"mtu {link['mtu']}")
+            links.append(f"{link['name']:<16} {link['state']:<5} {link['mac'] or '':<18} {', '.join(extra)}")
+        section("links", f"ip -n {ns} -br link  (and -d link for details)", links)
+    if "addresses" in d:
+        by_dev: dict[str, list[str]] = {}
+        for a in d["addresses"]:
+            by_dev.setdefault(a["dev"], []).append(a["address"])
+        section("addresses", f"ip -n {ns} -br addr",
+                [f"{dev:<16} {' '.join(addrs)}" for dev, addrs in by_dev.items()])
+    if "routes" in d:
+        section("routes", f"ip -n {ns} route", [r["text"] for r in d["routes"]])
+    if "neighbours" in d:
+        section("neighbours", f"ip -n {ns} neigh",
+                [f"{n['dst']} dev {n['dev']}" + (f" lladdr {n['lladdr']}" if n["lladdr"] else "") + f" {n['state']}"
+                 for n in d["neighbours"]])
+    if "fdb" in d:
+        section("fdb", f"bridge -n {ns} fdb show  (multicast entries left out)", [f["text"] for f in d["fdb"]])
+    if "bridge_ports" in d:
+        section("bridge ports", f"bridge -n {ns} -d link",
+                [f"{p['port']} master {p['bridge']} state {p['state']}" + (" hairpin on" if p["hairpin"] else "")
+                 for p in d["bridge_ports"]])
+    if "sysctls" in d:
+        section("sysctls", f"ip netns exec {ns} sysctl net.ipv4.ip_forward ...",
+                [f"{k} = {v}" for k, v in d["sysctls"].items() if v is not None])
+    if "iptables" in d:
+        ipt = []
+        for table, lines in d["iptables"].items():
+            ipt.append(f"*{table}")
+            ipt += lines
+        section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
+    if "conntrack" in d:
+        section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
+    for path, f in (d.get("files") or {}).items():
+        text = f["content"]
+        section(f"file {path}", f"sudo cat {f['kept']}",
+                text.splitlines() if text is not None else ["(missing: run `sudo netlab up` again)"])
     return "\n".join(out)
+
+
+def conntrack_lines(ct: dict[str, Any], name: str) -> list[str]:
+    """The summary (entries by protocol, TCP state, NAT), then the entries when they were asked for."""
+    if ct.get("error"):
+        return [f"({ct['error']})"]
+    if not ct["total"]:
+        return []
+    counts = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
+    lines = [f"{ct['total']} entries: {counts(ct['by_protocol'])}"
+             + (f"; {ct['translated']} NATed (Service DNAT, masquerade)" if ct["translated"] else "")]
+    if ct["by_state"]:
+        lines.append(f"tcp states: {counts(ct['by_state'])}")
+    if ct.get("entries") is None:
+        lines.append(f"(every entry: netlab inspect {name} --section conntrack)")
+    else:
+        lines += ct["entries"]
+    return lines

@@ -52,6 +52,7 @@ class FLink:
     vxlan: dict = field(default_factory=dict)
     group: int = 0
     alias: str | None = None
+    txqlen: int = 1000
 
 
 @dataclass
@@ -163,7 +164,8 @@ class FakeKernel:
                 peer = self.ns[link.peer[0]].links[link.peer[1]].index
             snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
                                             mac=link.mac, master=master, peer=peer, peer_netnsid=None,
-                                            alias=link.alias, group=link.group, txqlen=1000, data=dict(link.vxlan))
+                                            alias=link.alias, group=link.group, txqlen=link.txqlen,
+                                            data=dict(link.vxlan))
             if link.master:
                 snap.hairpin[link.index] = link.hairpin
         for a in ns.addrs:
@@ -330,12 +332,14 @@ class FakeKernel:
         if res.name in ns.links:
             raise _Err(errno.EEXIST, f"{res.name} exists")
         if isinstance(res, Bridge):
-            ns.links[res.name] = FLink(res.name, self._index(ns), "bridge", res.mtu, res.mac, res.up)
+            ns.links[res.name] = FLink(res.name, self._index(ns), "bridge", res.mtu, res.mac, res.up,
+                                       txqlen=res.txqlen)
         elif isinstance(res, Vxlan):
             dev = ns.link(res.dev)
             ns.links[res.name] = FLink(res.name, self._index(ns), "vxlan", res.mtu, res.mac, res.up,
                                        vxlan={"id": res.vni, "port": res.port, "local": str(res.local),
-                                              "learning": int(res.learning), "link": dev.index})
+                                              "learning": int(res.learning), "link": dev.index},
+                                       txqlen=res.txqlen)
         elif isinstance(res, Veth):
             if res.master:
                 ns.link(res.master)
@@ -343,9 +347,9 @@ class FakeKernel:
             if res.peer_name in peer_ns.links:
                 raise _Err(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
             ns.links[res.name] = FLink(res.name, self._index(ns), "veth", res.mtu, res.mac, res.up, res.master,
-                                       res.hairpin, (res.peer_netns, res.peer_name))
+                                       res.hairpin, (res.peer_netns, res.peer_name), txqlen=res.txqlen)
             peer_ns.links[res.peer_name] = FLink(res.peer_name, self._index(peer_ns), "veth", res.mtu, res.peer_mac,
-                                                 True, peer=(res.netns, res.name))
+                                                 True, peer=(res.netns, res.name), txqlen=res.txqlen)
         else:
             raise _Err(errno.EOPNOTSUPP, f"cannot create a {res.kind} link")
         return None

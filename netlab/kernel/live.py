@@ -341,18 +341,20 @@ class LiveKernel:
                     master = self.index(ns, res.master) if getattr(res, "master", None) else 0
                 out.append(step(rtnl.link_set(idx, up=res.up if "up" in plain else None,
                                               mtu=res.mtu if "mtu" in plain else None,
-                                              address=res.mac if "mac" in plain else None, master=master)))
+                                              address=res.mac if "mac" in plain else None, master=master,
+                                              txqlen=res.txqlen if "txqlen" in plain else None)))
             if "hairpin" in changes:
                 out.append(step(rtnl.hairpin_set(idx, bool(getattr(res, "hairpin", False))), primary=not plain))
             return out
         if op.verb != "add":
             raise KernelError(op, errno.EINVAL, f"cannot {op.verb} link {res.name}")
         if isinstance(res, Bridge):
-            return [step(rtnl.bridge_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, up=res.up))]
+            return [step(rtnl.bridge_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, up=res.up,
+                                         txqlen=res.txqlen))]
         if isinstance(res, Vxlan):
             link = self.index(ns, res.dev)
             return [step(rtnl.vxlan_add(self._alloc(ns, res.name), res.name, res.mac, res.mtu, res.vni,
-                                        str(res.local), res.port, link, up=res.up))]
+                                        str(res.local), res.port, link, up=res.up, txqlen=res.txqlen))]
         if isinstance(res, Veth):
             master = self.index(ns, res.master) if res.master else None
             if not nsmod.is_netns_mount(res.peer_netns):
@@ -363,7 +365,7 @@ class LiveKernel:
             fd = os.open(nsmod.netns_path(res.peer_netns), os.O_RDONLY | os.O_CLOEXEC)
             fds.append(fd)
             out = [step(rtnl.veth_add(mine, res.name, res.mac, res.mtu, master, theirs, res.peer_name, res.peer_mac,
-                                      fd, up=res.up))]
+                                      fd, up=res.up, txqlen=res.txqlen))]
             if res.hairpin:
                 out.append(step(rtnl.hairpin_set(mine, True), primary=False,
                                 label=f"hairpin on {res.name} in {ns}"))

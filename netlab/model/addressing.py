@@ -8,7 +8,7 @@ the same addresses.
     cluster podCIDR 10.244.0.0/16
       node minikube      10.244.0.0/24   .0 flannel.1 (/32), .1 cni0, .2.. pods
       node minikube-m02  10.244.1.0/24
-    underlay 192.168.122.0/24            .1 the lab's gateway, nodes from .2
+    underlay 192.168.122.0/24            .1 the underlay's router (br0, or the internet gateway), nodes from .2
     serviceCIDR 10.96.0.0/12             .1 reserved (kubernetes), Services from .10
 """
 
@@ -38,7 +38,7 @@ class Addressing:
 
 
 def underlay_gateway(cidr: IPv4Network) -> IPv4Address:
-    """The first host address of the underlay, kept for the lab's gateway."""
+    """The first host address of the underlay: its router, every node's default gateway (plan/build.py)."""
     return cidr.network_address + 1
 
 
@@ -78,7 +78,7 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
 
 
 def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
-    """Node IPs on the underlay; its first address is the lab's gateway."""
+    """Node IPs on the underlay; its first address is its router (see underlay_gateway)."""
     underlay = topo.network.underlay.cidr
     addr.gateway_underlay_ip = underlay_gateway(underlay)
     used: dict[IPv4Address, str] = {addr.gateway_underlay_ip: "the lab's gateway (first address of the underlay)"}

@@ -106,7 +106,7 @@ class Lab:
                 netns=naming.netns_name(lab, p.name),
                 node=p.node,
                 ip=a.pod_ip[p.name],
-                mac=naming.mac_from_ip(a.pod_ip[p.name]),
+                mac=naming.mac_from_hash(lab, "pod-eth0", p.name),
                 host_veth=naming.veth_name(lab, "pod/" + p.name),
                 spec=p,
             )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from ipaddress import IPv4Address
 
 IFNAMSIZ = 15  # bytes, without the trailing NUL
 CHAIN_MAX = 28  # XT_EXTENSION_MAXNAMELEN - 1 minus room kube-proxy keeps
@@ -67,11 +66,17 @@ def vxlan_name(vni: int) -> str:
 
 
 def mac_from_hash(*parts: str) -> str:
-    """A locally administered unicast MAC (02:...) that depends only on ``parts``."""
-    digest = short_hash(*parts, length=10)
-    return "02:" + ":".join(digest[i:i + 2] for i in range(0, 10, 2))
+    """A locally administered unicast MAC that depends only on ``parts``.
 
-
-def mac_from_ip(ip: IPv4Address) -> str:
-    """The CNI bridge plugin's pod MAC: ``0a:58`` followed by the IPv4 address."""
-    return "0a:58:" + ":".join(f"{b:02x}" for b in ip.packed)
+    The form the kernel gives a device it makes a random address for
+    (``eth_random_addr``): six random bytes, then in the first one the
+    multicast bit (0x01) cleared and the locally administered bit (0x02) set.
+    That is what today's CNI plugins (veth and bridge addresses chosen by the
+    kernel) and Flannel (``flannel.1``) leave, so ``ip link`` shows addresses
+    such as ``6e:1f:...`` or ``be:02:...``. Here the six bytes come from a
+    hash of the lab's name and the device's role instead of the random pool,
+    so the same file gives the same lab, MACs included.
+    """
+    digest = bytearray(hashlib.sha256("\0".join(parts).encode()).digest()[:6])
+    digest[0] = (digest[0] & 0xFE) | 0x02
+    return ":".join(f"{b:02x}" for b in digest)

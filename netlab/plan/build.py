@@ -15,15 +15,22 @@ then the pods' default routes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from netlab.model import naming
+from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab
 from netlab.plan import internet, overlay, services
 from netlab.plan.iptables import BUILTIN_CHAINS
-from netlab.plan.resources import Address, Bridge, Netns, Resource, Route, Sysctl, Veth
+from netlab.plan.resources import Bridge, Netns, Resource, Route, Sysctl, Veth, address_with_brd
 from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
+
+# The CNI bridge plugin makes the pair with txqueuelen 0 on both ends (its netlink
+# library sends the zero of an unset field), where the kernel would give 1000.
+CNI_VETH_TXQLEN = 0
+
+DEFAULT = IPv4Network("0.0.0.0/0")
 
 ORDER = ("netns", "sysctl", "bridge", "veth", "vxlan", "address", "neigh", "fdb", "route", "nat")
 
@@ -88,7 +95,7 @@ def build_plan(lab: Lab) -> Plan:
         res.append(Veth(netns=node.netns, name=pod.host_veth, mtu=lab.pod_mtu,
                         mac=naming.mac_from_hash(lab.name, "cni-port", pod.name),
                         peer_netns=pod.netns, peer_name=naming.POD_IF, peer_mac=pod.mac,
-                        master=naming.BRIDGE, hairpin=True))
+                        master=naming.BRIDGE, hairpin=True, txqlen=CNI_VETH_TXQLEN))
 
     # VTEPs.
     if lab.mode == "vxlan":
@@ -97,16 +104,20 @@ def build_plan(lab: Lab) -> Plan:
 
     # Addresses.
     underlay = lab.topo.network.underlay.cidr
+    if lab.topo.internet is None:
+        # The underlay's router: without an internet: section, the host side of the
+        # nodes' LAN holds it, as libvirt's virbr0 holds 192.168.122.1 on the machine
+        # that runs the tutorial's minikube VMs (see underlay_router).
+        res.append(address_with_brd(uns, naming.UNDERLAY_BRIDGE,
+                                    IPv4Interface(f"{underlay_router(lab)}/{underlay.prefixlen}")))
     for node in lab.nodes:
-        res.append(Address(netns=node.netns, dev=naming.NODE_IF,
-                           address=IPv4Interface(f"{node.ip}/{underlay.prefixlen}")))
-        res.append(Address(netns=node.netns, dev=naming.BRIDGE, address=node.gateway))
+        res.append(address_with_brd(node.netns, naming.NODE_IF, IPv4Interface(f"{node.ip}/{underlay.prefixlen}")))
+        res.append(address_with_brd(node.netns, naming.BRIDGE, node.gateway))
         if lab.mode == "vxlan":
             res += [r for r in overlay.vtep(lab, node) if r.kind == "address"]
     for pod in lab.pods:
         node = lab.node(pod.node)
-        res.append(Address(netns=pod.netns, dev=naming.POD_IF,
-                           address=IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")))
+        res.append(address_with_brd(pod.netns, naming.POD_IF, IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")))
 
     # Cross-node reachability: ARP, FDB, then routes (see overlay.py for why).
     if lab.mode == "vxlan":
@@ -121,11 +132,19 @@ def build_plan(lab: Lab) -> Plan:
         for node in lab.nodes:
             res += overlay.host_gw_routes(lab, node)
 
-    # Pods: default route via cni0's address.
+    # Nodes: the default route via the underlay's router, as a real node's DHCP
+    # client sets it (the tutorial's "default via 192.168.122.1").
+    router = underlay_router(lab)
+    for node in lab.nodes:
+        res.append(Route(netns=node.netns, dst=DEFAULT, gateway=router, dev=naming.NODE_IF))
+
+    # Pods: the routes of Flannel's CNI delegate config, in the order the bridge
+    # plugin adds them: the ipam "routes" entry (the cluster pod CIDR), then the
+    # default route of isDefaultGateway, both via cni0's address.
     for pod in lab.pods:
         node = lab.node(pod.node)
-        res.append(Route(netns=pod.netns, dst=IPv4Network("0.0.0.0/0"),
-                         gateway=node.gateway.ip, dev=naming.POD_IF))
+        res.append(Route(netns=pod.netns, dst=lab.topo.cluster.pod_cidr, gateway=node.gateway.ip, dev=naming.POD_IF))
+        res.append(Route(netns=pod.netns, dst=DEFAULT, gateway=node.gateway.ip, dev=naming.POD_IF))
 
     for module in EXTENSIONS:
         res += module.resources(lab)
@@ -133,6 +152,19 @@ def build_plan(lab: Lab) -> Plan:
 
     _check_unique(res)
     return Plan(lab=lab.name, resources=tuple(res))
+
+
+def underlay_router(lab: Lab) -> IPv4Address:
+    """The first address of the underlay: the router of the nodes' LAN, every node's default gateway.
+
+    With an ``internet:`` section it is the lab's gateway (its eth0, plan/internet.py),
+    which forwards to the internet and masquerades. Without one it is ``br0`` in
+    ``<lab>-underlay``: the switch's own port, the way libvirt's default network
+    puts 192.168.122.1 on virbr0 on the host of the tutorial's VMs. That host
+    forwards nowhere (the lab has no outside), so a packet for an address outside
+    the lab is dropped there, as on a LAN whose router has no uplink.
+    """
+    return underlay_gateway(lab.topo.network.underlay.cidr)
 
 
 def _check_unique(res: list[Resource]) -> None:

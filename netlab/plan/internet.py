@@ -35,7 +35,7 @@ from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab
 from netlab.plan.iptables import Ruleset, probability
-from netlab.plan.resources import Address, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth
+from netlab.plan.resources import Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth, address_with_brd
 from netlab.plan.services import node_ports, port_proto_hash, service_port_name
 from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
@@ -98,18 +98,17 @@ def resources(lab: Lab) -> list[Resource]:
                         peer_netns=ns, peer_name=naming.NODE_IF,
                         peer_mac=naming.mac_from_hash(lab_name, "eth0", who), master=INTERNET_BRIDGE))
 
-    res.append(Address(netns=gw_ns, dev=naming.NODE_IF, address=IPv4Interface(f"{gw_underlay}/{underlay.prefixlen}")))
-    res.append(Address(netns=gw_ns, dev=INTERNET_BRIDGE, address=IPv4Interface(f"{inet.gateway.ip}/{prefix}")))
+    res.append(address_with_brd(gw_ns, naming.NODE_IF, IPv4Interface(f"{gw_underlay}/{underlay.prefixlen}")))
+    res.append(address_with_brd(gw_ns, INTERNET_BRIDGE, IPv4Interface(f"{inet.gateway.ip}/{prefix}")))
     for _, ns, ip in hosts:
-        res.append(Address(netns=ns, dev=naming.NODE_IF, address=IPv4Interface(f"{ip}/{prefix}")))
+        res.append(address_with_brd(ns, naming.NODE_IF, IPv4Interface(f"{ip}/{prefix}")))
     if lb_ns:
         for ip in sorted(set(lbs.values())):
-            res.append(Address(netns=lb_ns, dev=naming.NODE_IF, address=IPv4Interface(f"{ip}/{prefix}")))
+            res.append(address_with_brd(lb_ns, naming.NODE_IF, IPv4Interface(f"{ip}/{prefix}")))
 
+    # (Nodes' default route via the gateway's LAN address: plan/build.py, for every lab.)
     for ns in ([lb_ns] if lb_ns else []) + [ns for _, ns, _ in hosts]:
         res.append(Route(netns=ns, dst=DEFAULT, gateway=inet.gateway.ip, dev=naming.NODE_IF))
-    for node in lab.nodes:
-        res.append(Route(netns=node.netns, dst=DEFAULT, gateway=gw_underlay, dev=naming.NODE_IF))
 
     res.append(gateway_nat(lab, gw_ns))
     if lb_ns:

@@ -1,6 +1,15 @@
-"""iptables-restore payloads: the lab's chains in one table, written the way iptables-save prints them.
+"""iptables-restore payloads: the lab's chains in one table, in two forms.
 
-Rules carry no ``-m comment``: the payload has ``#`` lines for people instead,
+A rule is written the way the real component writes it into its
+``iptables-restore`` input (kube-proxy's ``-m comment --comment "..." -m tcp
+-p tcp -d 10.96.0.10 --dport 53``, probabilities ``%0.10f``, marks
+``--or-mark 0x00004000``; Flannel's ``-s ... -d ... -m comment ...``), and
+:func:`saved_rule` turns it into the form ``iptables-save`` prints it back in
+(``-d 10.96.0.10/32 -p tcp -m comment --comment "..." -m tcp --dport 53``,
+the probability re-rendered from the kernel's fixed-point value, ``--set-xmark
+0x4000/0x4000``). The payload holds the first form, ``NatRules.rules`` the
+second, which status compares with the kernel, so a payload a real node would
+get and an exact comparison go together. ``#`` lines are notes for people,
 which iptables-restore skips.
 
 Jumps from the built-in chains (PREROUTING, OUTPUT, POSTROUTING, INPUT,
@@ -21,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netlab.model import naming
+from netlab.plan.iptables_save import saved_rule
 from netlab.plan.resources import NatRules
 
 # The order iptables-save prints built-in chains in; lab chains follow, by name.
@@ -33,16 +43,31 @@ def probability(n: int) -> str:
     return f"{fixed / 0x80000000:.11f}"
 
 
+def kube_probability(n: int) -> str:
+    """1/n as kube-proxy writes it into its restore payload (``computeProbability``: ``%0.10f``)."""
+    return f"{1.0 / n:0.10f}"
+
+
 @dataclass
 class Ruleset:
-    """The lab's chains in one table: declarations, rules, notes for people, jumps."""
+    """The lab's chains in one table: declarations, rules, notes for people, jumps.
+
+    Rules are given as the component writes them (the payload keeps that form);
+    ``rules()`` holds them as iptables-save prints them (:func:`saved_rule`).
+    """
 
     table: str
     chains: list[str] = field(default_factory=list)
-    body: list[str] = field(default_factory=list)  # "-A ..." and "# ..." lines, payload order
-    jumps: list[str] = field(default_factory=list)  # "-A PREROUTING ... -j KUBE-SERVICES"
-    _by_chain: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    body: list[str] = field(default_factory=list)  # "-A ..." (as written) and "# ..." lines, payload order
+    jumps: list[str] = field(default_factory=list)  # "-A PREROUTING ... -j KUBE-SERVICES", as iptables-save prints
+    jumps_written: list[str] = field(default_factory=list)  # the same jumps as the component writes them
+    _by_chain: dict[str, list[str]] = field(default_factory=dict, repr=False)  # saved form
     _cache: dict[str, object] = field(default_factory=dict, repr=False)
+
+    def copy(self) -> "Ruleset":
+        """An independent copy (nodes share kube-proxy's rules and add their own Flannel chain)."""
+        return Ruleset(self.table, list(self.chains), list(self.body), list(self.jumps), list(self.jumps_written),
+                       {c: list(lines) for c, lines in self._by_chain.items()})
 
     def chain(self, name: str) -> str:
         if name in self._by_chain:
@@ -61,13 +86,15 @@ class Ruleset:
             raise ValueError(f"rule for undeclared chain {chain}")
         line = f"-A {chain} {spec}"
         self.body.append(line)
-        lines.append(line)
+        lines.append(saved_rule(line))
         self._cache.clear()
 
     def jump(self, builtin: str, spec: str) -> None:
         if builtin not in BUILTIN_CHAINS:
             raise ValueError(f"{builtin} is not a built-in chain")
-        self.jumps.append(f"-A {builtin} {spec}")
+        self.jumps_written.append(f"-A {builtin} {spec}")
+        self.jumps.append(saved_rule(f"-A {builtin} {spec}"))
+        self._cache.clear()
 
     def note(self, text: str) -> None:
         self.body.append(f"# {text}")
@@ -84,7 +111,7 @@ class Ruleset:
     def payload(self, title: str) -> str:
         key = "payload:" + title
         if key not in self._cache:
-            self._cache[key] = render_payload(self.table, sorted(self.chains), self.body, self.jumps, title)
+            self._cache[key] = render_payload(self.table, sorted(self.chains), self.body, self.jumps_written, title)
         return self._cache[key]  # type: ignore[return-value]
 
     def resource(self, netns: str, title: str) -> NatRules:

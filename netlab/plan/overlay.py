@@ -24,6 +24,9 @@ from netlab.model import naming
 from netlab.model.lab import Lab, NodeInfo
 from netlab.plan.resources import Address, Fdb, Neigh, Resource, Route, Vxlan
 
+# Flannel makes flannel.1 from a netlink.Vxlan literal whose TxQLen is 0, which the
+# netlink library sends as is: a real flannel.1 has txqueuelen 0 ("qlen" not printed).
+FLANNEL_TXQLEN = 0
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
 
@@ -33,7 +36,7 @@ def vtep(lab: Lab, node: NodeInfo) -> list[Resource]:
     name = naming.vxlan_name(vx.vni)
     return [
         Vxlan(netns=node.netns, name=name, mtu=lab.underlay_mtu - VXLAN_OVERHEAD, mac=node.vxlan_mac,
-              vni=vx.vni, port=vx.port, local=node.ip, dev=naming.NODE_IF),
+              vni=vx.vni, port=vx.port, local=node.ip, dev=naming.NODE_IF, txqlen=FLANNEL_TXQLEN),
         Address(netns=node.netns, dev=name, address=IPv4Interface(f"{node.vtep_ip}/32")),
     ]
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, ClassVar
 
+DEFAULT_TXQLEN = 1000  # DEFAULT_TX_QUEUE_LEN: what ether_setup() gives a new device
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -79,10 +81,17 @@ class Link(Resource):
     mtu: int
     mac: str
     up: bool = field(default=True, kw_only=True)
+    # txqueuelen: the kernel gives every Ethernet-like device 1000 (``ip link`` prints
+    # "qlen 1000"); the CNI bridge plugin's veths and Flannel's flannel.1 are made with 0,
+    # which ``ip link`` does not print.
+    txqlen: int = field(default=DEFAULT_TXQLEN, kw_only=True)
 
     @property
     def key(self) -> tuple:
         return ("link", self.netns, self.name)
+
+    def _qlen(self) -> str:
+        return f" txqueuelen {self.txqlen}" if self.txqlen != DEFAULT_TXQLEN else ""
 
     def describe(self) -> str:
         return f"link {self.name} in {self.netns}"
@@ -122,8 +131,9 @@ class Veth(Link):
     hairpin: bool = False
 
     def command(self) -> str:
-        cmd = (f"ip -n {self.netns} link add {self.name} mtu {self.mtu} address {self.mac} type veth "
-               f"peer name {self.peer_name} netns {self.peer_netns} mtu {self.mtu} address {self.peer_mac}")
+        qlen = self._qlen()
+        cmd = (f"ip -n {self.netns} link add {self.name} mtu {self.mtu} address {self.mac}{qlen} type veth "
+               f"peer name {self.peer_name} netns {self.peer_netns} mtu {self.mtu} address {self.peer_mac}{qlen}")
         if self.master:
             cmd += f" && ip -n {self.netns} link set {self.name} master {self.master}"
         if self.hairpin:
@@ -153,9 +163,21 @@ class Vxlan(Link):
     learning: bool = False
 
     def command(self) -> str:
-        return (f"ip -n {self.netns} link add {self.name} type vxlan id {self.vni} local {self.local} "
+        return (f"ip -n {self.netns} link add {self.name}{self._qlen()} type vxlan id {self.vni} local {self.local} "
                 f"dev {self.dev} dstport {self.port} nolearning && "
                 f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
+
+
+def broadcast_of(address: IPv4Interface) -> IPv4Address | None:
+    """The broadcast address an address gets on a real node (``brd`` in ``ip addr``).
+
+    The netlink library the CNI plugins use fills IFA_BROADCAST in itself for an
+    IPv4 address shorter than /31 (so ``brd 10.244.0.255`` on cni0 and on a pod's
+    eth0), and a DHCP client sets it on a node's NIC; /31 and /32 (flannel.1's
+    10.244.0.0/32) have none.
+    """
+    net = address.network
+    return net.broadcast_address if net.prefixlen < 31 else None
 
 
 @dataclass(frozen=True)
@@ -177,6 +199,11 @@ class Address(Resource):
 
     def describe(self) -> str:
         return f"address {self.address} on {self.dev} in {self.netns}"
+
+
+def address_with_brd(netns: str, dev: str, address: IPv4Interface) -> Address:
+    """An address as the real tools add it: with its broadcast (see :func:`broadcast_of`)."""
+    return Address(netns=netns, dev=dev, address=address, broadcast=broadcast_of(address))
 
 
 @dataclass(frozen=True)

@@ -39,26 +39,29 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
 
 from netlab.model import naming
-from netlab.model.lab import DEFAULT_ECHO_PORT, Lab, PodInfo
+from netlab.model.lab import DEFAULT_ECHO_PORT, Lab, NodeInfo, PodInfo
 from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
-from netlab.plan.iptables import Ruleset, probability
-from netlab.plan.resources import Resource, Route, Sysctl
+from netlab.plan import flannel
+from netlab.plan.iptables import Ruleset, kube_probability
+from netlab.plan.resources import Resource, Sysctl
 
-# kube-proxy's constants.
-MASQ_MARK = "0x4000"
+# kube-proxy's constants. The masquerade mark: bit 14 (--iptables-masquerade-bit),
+# written like NewProxier does, fmt.Sprintf("%#08x", 1<<14): Go pads 8 digits after 0x.
+MASQ_BIT = 14
+MASQ_MARK = f"0x{1 << MASQ_BIT:08x}"
 AFFINITY_SECONDS = 10800  # v1.DefaultClientIPServiceAffinitySeconds (3 h)
+LARGE_CLUSTER_ENDPOINTS = 1000  # largeClusterEndpointsThreshold
 
 KUBE_SERVICES = "KUBE-SERVICES"
 KUBE_NODEPORTS = "KUBE-NODEPORTS"
 KUBE_MARK_MASQ = "KUBE-MARK-MASQ"
 KUBE_POSTROUTING = "KUBE-POSTROUTING"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
-FLANNEL_POSTRTG = "FLANNEL-POSTRTG"
-
-MULTICAST = IPv4Network("224.0.0.0/4")
+KUBE_FORWARD = "KUBE-FORWARD"
+KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
 
 # Bridged frames (pod to pod on one cni0) must pass iptables, or a reply from a
 # same-node endpoint bypasses conntrack and never gets its DNAT undone. The
@@ -217,109 +220,170 @@ def service_ports(lab: Lab) -> list[ServicePortInfo]:
 
 # --- the node's tables --------------------------------------------------------
 
-def node_nat(lab: Lab, sps: list[ServicePortInfo]) -> Ruleset:
-    """kube-proxy's and Flannel's nat chains (the same on every node)."""
-    rs = Ruleset("nat")
-    for name in (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_MARK_MASQ, KUBE_POSTROUTING, FLANNEL_POSTRTG):
-        rs.chain(name)
-    rs.jump("PREROUTING", f"-j {KUBE_SERVICES}")
-    rs.jump("OUTPUT", f"-j {KUBE_SERVICES}")
-    rs.jump("POSTROUTING", f"-j {KUBE_POSTROUTING}")
-    rs.jump("POSTROUTING", f"-j {FLANNEL_POSTRTG}")
-    pod_cidr = lab.topo.cluster.pod_cidr
+# kube-proxy's jumps from the built-in chains (iptablesJumpChains), in its list order:
+# (table, built-in chain, extra matches, comment, target). EnsureRule prepends each one
+# that is missing, so on a fresh node each built-in chain holds them in reverse order.
+JUMPS = (
+    ("filter", "INPUT", "-m conntrack --ctstate NEW", "kubernetes externally-visible service portals",
+     KUBE_EXTERNAL_SERVICES),
+    ("filter", "FORWARD", "-m conntrack --ctstate NEW", "kubernetes externally-visible service portals",
+     KUBE_EXTERNAL_SERVICES),
+    ("filter", "INPUT", "", "kubernetes health check service ports", KUBE_NODEPORTS),
+    ("filter", "FORWARD", "-m conntrack --ctstate NEW", "kubernetes service portals", KUBE_SERVICES),
+    ("filter", "OUTPUT", "-m conntrack --ctstate NEW", "kubernetes service portals", KUBE_SERVICES),
+    ("filter", "FORWARD", "", "kubernetes forwarding rules", KUBE_FORWARD),
+    ("filter", "INPUT", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall", KUBE_PROXY_FIREWALL),
+    ("filter", "OUTPUT", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall", KUBE_PROXY_FIREWALL),
+    ("filter", "FORWARD", "-m conntrack --ctstate NEW", "kubernetes load balancer firewall", KUBE_PROXY_FIREWALL),
+    ("nat", "OUTPUT", "", "kubernetes service portals", KUBE_SERVICES),
+    ("nat", "PREROUTING", "", "kubernetes service portals", KUBE_SERVICES),
+    ("nat", "POSTROUTING", "", "kubernetes postrouting rules", KUBE_POSTROUTING),
+)
 
-    rs.note("Mark a connection for masquerading on its way out (KUBE-POSTROUTING).")
-    rs.add(KUBE_MARK_MASQ, f"-j MARK --set-xmark {MASQ_MARK}/{MASQ_MARK}")
-    rs.note("Masquerade marked connections; clear the mark so it does not leak into the VXLAN packet.")
-    rs.add(KUBE_POSTROUTING, f"-m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
-    rs.add(KUBE_POSTROUTING, f"-j MARK --set-xmark {MASQ_MARK}/0x0")
-    rs.add(KUBE_POSTROUTING, "-j MASQUERADE --random-fully")
-    rs.note(f"Flannel: pod traffic that leaves the pod network {pod_cidr} goes out with the node's address;")
-    rs.note("pod to pod (also after a Service's DNAT) keeps its source: rule 1 of the network model.")
-    rs.add(FLANNEL_POSTRTG, f"-m mark --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
-    rs.add(FLANNEL_POSTRTG, f"-s {pod_cidr} -d {pod_cidr} -j RETURN")
-    rs.add(FLANNEL_POSTRTG, f"-s {pod_cidr} ! -d {MULTICAST} -j MASQUERADE --random-fully")
+
+def _jumps(rs: Ruleset) -> None:
+    """kube-proxy's jumps into ``rs``'s table, in the order a fresh node ends up with them."""
+    for table, builtin, extra, comment, target in reversed(JUMPS):
+        if table == rs.table:
+            rs.jump(builtin, " ".join(filter(None, (extra, f'-m comment --comment "{comment}"', f"-j {target}"))))
+
+
+def large_cluster(sps: list[ServicePortInfo]) -> bool:
+    """kube-proxy's largeClusterMode: over 1000 endpoints, the per-endpoint comments are left out."""
+    return sum(len(sp.endpoints) for sp in sps) > LARGE_CLUSTER_ENDPOINTS
+
+
+def kube_nat(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK,
+             random_fully: bool = True) -> Ruleset:
+    """kube-proxy's nat table, rule for rule as ``syncProxyRules`` writes it (the same on every node).
+
+    ``masq_mark`` and ``random_fully`` are what a running kube-proxy uses; its
+    unit tests' fake proxier uses ``0x4000`` and an iptables without
+    ``--random-fully`` (tests/unit/test_kube_proxy_golden.py ports one).
+    """
+    rs = Ruleset("nat")
+    for name in (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ):
+        rs.chain(name)
+    _jumps(rs)
+    pod_cidr = lab.topo.cluster.pod_cidr
+    large = large_cluster(sps)
+
+    rs.note("Masquerade what KUBE-MARK-MASQ marked; clear the mark so it does not leak into the VXLAN packet.")
+    rs.add(KUBE_POSTROUTING, f"-m mark ! --mark {masq_mark}/{masq_mark} -j RETURN")
+    rs.add(KUBE_POSTROUTING, f"-j MARK --xor-mark {masq_mark}")
+    rs.add(KUBE_POSTROUTING, '-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE'
+                             + (" --random-fully" if random_fully else ""))
+    rs.add(KUBE_MARK_MASQ, f"-j MARK --or-mark {masq_mark}")
 
     for sp in sps:
         if not sp.endpoints:
             rs.note(f"{sp.name} has no endpoints: rejected in the filter table")
             continue
-        proto, match = sp.protocol, f"-p {sp.protocol} -m {sp.protocol}"
-        cip = str(sp.cluster_ip)
+        proto, port, cip, name = sp.protocol, sp.port.port, str(sp.cluster_ip), sp.name
+        match = f"-m {proto} -p {proto}"
         svc, ext = rs.chain(sp.svc_chain), None
-        eps = ", ".join(f"{ip}:{port}" for ip, port in sp.endpoints)
-        rs.note(f"{sp.name} cluster IP {sp.cluster_ip}:{sp.port.port}/{proto} -> {eps}")
-        rs.add(KUBE_SERVICES, f"-d {cip}/32 {match} --dport {sp.port.port} -j {svc}")
+        eps = ", ".join(f"{ip}:{p}" for ip, p in sp.endpoints)
+        rs.note(f"{name} cluster IP {cip}:{port}/{proto} -> {eps}")
+        cluster_ip = f'-m comment --comment "{name} cluster IP" {match} -d {cip} --dport {port}'
+        rs.add(KUBE_SERVICES, f"{cluster_ip} -j {svc}")
+        if sp.lb_ip is not None and sp.node_port is not None:
+            rs.note(f"{name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
+            rs.add(KUBE_SERVICES, f'-m comment --comment "{name} loadbalancer IP" {match} -d {sp.lb_ip} '
+                                  f"--dport {port} -j {sp.ext_chain}")
         if sp.node_port is not None:
             ext = rs.chain(sp.ext_chain)
-            rs.note(f"{sp.name} node port {sp.node_port}/{proto}")
-            rs.add(KUBE_NODEPORTS, f"{match} --dport {sp.node_port} -j {ext}")
-            rs.add(ext, f"-j {KUBE_MARK_MASQ}")
+            rs.note(f"{name} node port {sp.node_port}/{proto}")
+            rs.add(KUBE_NODEPORTS, f"-m comment --comment {name} {match} --dport {sp.node_port} -j {ext}")
+            rs.add(ext, f'-m comment --comment "masquerade traffic for {name} external destinations" '
+                        f"-j {KUBE_MARK_MASQ}")
             rs.add(ext, f"-j {svc}")
-        if sp.lb_ip is not None and ext is not None:
-            rs.note(f"{sp.name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
-            rs.add(KUBE_SERVICES, f"-d {sp.lb_ip}/32 {match} --dport {sp.port.port} -j {ext}")
-        rs.add(svc, f"! -s {pod_cidr} -d {cip}/32 {match} --dport {sp.port.port} -j {KUBE_MARK_MASQ}")
-        seps = [(sp.sep_chain(ip, port), ip, port) for ip, port in ((str(ip), port) for ip, port in sp.endpoints)]
+        rs.add(svc, f"{cluster_ip} ! -s {pod_cidr} -j {KUBE_MARK_MASQ}")
+        seps = [(sp.sep_chain(ip, p), f"{ip}:{p}", str(ip)) for ip, p in sp.endpoints]
+
+        # appendServiceCommentLocked: these comments go in a large cluster.
+        sep_comment = "" if large else f"-m comment --comment {name} "
         if sp.affinity:
-            for sep, _, _ in seps:
-                rs.add(svc, f"-m recent --rcheck --seconds {AFFINITY_SECONDS} --reap --name {sep} "
-                            f"--mask 255.255.255.255 --rsource -j {sep}")
+            for sep, ep, _ in seps:
+                rs.add(svc, f"{_to_endpoint(name, ep, large)}-m recent --name {sep} --rcheck "
+                            f"--seconds {AFFINITY_SECONDS} --reap -j {sep}")
         n = len(seps)
-        for i, (sep, _, _) in enumerate(seps):
-            if i < n - 1:
-                rs.add(svc, f"-m statistic --mode random --probability {probability(n - i)} -j {sep}")
-            else:
-                rs.add(svc, f"-j {sep}")
-        for sep, ip, port in seps:
+        for i, (sep, ep, _) in enumerate(seps):
+            stat = f"-m statistic --mode random --probability {kube_probability(n - i)} " if i < n - 1 else ""
+            rs.add(svc, f"{_to_endpoint(name, ep, large)}{stat}-j {sep}")
+        for sep, ep, ip in seps:
             rs.chain(sep)
-            rs.add(sep, f"-s {ip}/32 -j {KUBE_MARK_MASQ}")
-            recent = f" -m recent --set --name {sep} --mask 255.255.255.255 --rsource" if sp.affinity else ""
-            rs.add(sep, f"{match}{recent} -j DNAT --to-destination {ip}:{port}")
+            rs.add(sep, f"{sep_comment}-s {ip} -j {KUBE_MARK_MASQ}")
+            recent = f"-m recent --name {sep} --set " if sp.affinity else ""
+            rs.add(sep, f"{sep_comment}{recent}{match} -j DNAT --to-destination {ep}")
 
     rs.note("Node ports: any local address of the node; must stay the last rule of KUBE-SERVICES.")
-    rs.add(KUBE_SERVICES, f"-m addrtype --dst-type LOCAL -j {KUBE_NODEPORTS}")
+    rs.add(KUBE_SERVICES, '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
+                          f'in this chain" -m addrtype --dst-type LOCAL -j {KUBE_NODEPORTS}')
     return rs
 
 
-def node_filter(lab: Lab, sps: list[ServicePortInfo]) -> Ruleset:
-    """kube-proxy's filter chains: reject connections to Service ports without endpoints."""
+def _to_endpoint(name: str, endpoint: str, large: bool) -> str:
+    """The comment of a KUBE-SVC rule that picks an endpoint (none in a large cluster)."""
+    return "" if large else f'-m comment --comment "{name} -> {endpoint}" '
+
+
+def node_nat(lab: Lab, node: NodeInfo, kube: Ruleset) -> Ruleset:
+    """A node's nat table: kube-proxy's chains, and Flannel's FLANNEL-POSTRTG for its own lease."""
+    rs = kube.copy()
+    flannel.masq_rules(rs, lab, node)
+    return rs
+
+
+def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK) -> Ruleset:
+    """kube-proxy's filter chains, then Flannel's FLANNEL-FWD (the same on every node).
+
+    A Service port without endpoints is refused at once (REJECT: the client gets
+    "connection refused" instead of a timeout), on its ClusterIP in
+    KUBE-SERVICES and on its node port and load balancer IP in
+    KUBE-EXTERNAL-SERVICES. KUBE-FORWARD drops packets conntrack finds INVALID
+    (the node's nf_conntrack_tcp_be_liberal is 0) and accepts what kube-proxy
+    marked and the rest of its connections, whatever FORWARD's policy.
+    """
     rs = Ruleset("filter")
-    rs.chain(KUBE_SERVICES)
-    rs.chain(KUBE_EXTERNAL_SERVICES)
-    rs.jump("INPUT", f"-m conntrack --ctstate NEW -j {KUBE_EXTERNAL_SERVICES}")
-    rs.jump("FORWARD", f"-m conntrack --ctstate NEW -j {KUBE_SERVICES}")
-    rs.jump("FORWARD", f"-m conntrack --ctstate NEW -j {KUBE_EXTERNAL_SERVICES}")
-    rs.jump("OUTPUT", f"-m conntrack --ctstate NEW -j {KUBE_SERVICES}")
+    for name in (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL):
+        rs.chain(name)
+    _jumps(rs)
     for sp in sps:
         if sp.endpoints:
             continue
-        match = f"-p {sp.protocol} -m {sp.protocol}"
+        match = f"-m {sp.protocol} -p {sp.protocol}"
+        why = f'-m comment --comment "{sp.name} has no endpoints"'
         rs.note(f"{sp.name} has no endpoints: refuse at once instead of letting the client time out")
-        rs.add(KUBE_SERVICES, f"-d {sp.cluster_ip}/32 {match} --dport {sp.port.port} "
-                              "-j REJECT --reject-with icmp-port-unreachable")
+        rs.add(KUBE_SERVICES, f"{why} {match} -d {sp.cluster_ip} --dport {sp.port.port} -j REJECT")
+        if sp.lb_ip is not None:
+            rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {sp.lb_ip} --dport {sp.port.port} -j REJECT")
         if sp.node_port is not None:
-            rs.add(KUBE_EXTERNAL_SERVICES, f"-p {sp.protocol} -m addrtype --dst-type LOCAL -m {sp.protocol} "
-                                           f"--dport {sp.node_port} -j REJECT --reject-with icmp-port-unreachable")
+            rs.add(KUBE_EXTERNAL_SERVICES, f"{why} -m addrtype --dst-type LOCAL {match} --dport {sp.node_port} "
+                                           "-j REJECT")
+    rs.add(KUBE_FORWARD, "-m conntrack --ctstate INVALID -j DROP")
+    rs.add(KUBE_FORWARD, f'-m comment --comment "kubernetes forwarding rules" -m mark --mark {masq_mark}/{masq_mark} '
+                         "-j ACCEPT")
+    rs.add(KUBE_FORWARD, '-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate '
+                         "RELATED,ESTABLISHED -j ACCEPT")
+    flannel.forward_rules(rs, lab)
     return rs
 
 
 def resources(lab: Lab) -> list[Resource]:
-    """Per node: the bridge-netfilter sysctl, a route for the service CIDR when
-    the node has no default route, and the nat and filter rules."""
+    """Per node: the bridge-netfilter sysctl, and the nat and filter rules.
+
+    No route for the Service CIDR: like a real node, a node's own connection to a
+    ClusterIP is routed by its default route (plan/build.py) before OUTPUT's DNAT
+    runs, and the kernel routes it again to the endpoint after the DNAT
+    (``ip_route_me_harder``); a Service without endpoints is refused by the filter
+    table's REJECT in OUTPUT before the packet leaves."""
     sps = service_ports(lab)
-    nat, filt = node_nat(lab, sps), node_filter(lab, sps)
-    nat_title = f"netlab {lab.name}: kube-proxy and Flannel nat rules (the same on every node)"
-    filter_title = f"netlab {lab.name}: kube-proxy filter rules (the same on every node)"
+    kube, filt = kube_nat(lab, sps), node_filter(lab, sps)
+    nat_title = f"netlab {lab.name}: kube-proxy's nat rules (the same on every node), then Flannel's for this node"
+    filter_title = f"netlab {lab.name}: kube-proxy and Flannel filter rules (the same on every node)"
     out: list[Resource] = []
     for node in lab.nodes:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
-        if lab.topo.internet is None:
-            # A node's own connections to a ClusterIP need a route before OUTPUT's
-            # DNAT runs (real nodes use their default route; this lab has none
-            # without an internet: section). Packets that are not DNATed (a
-            # Service without endpoints) then meet the filter table's REJECT.
-            out.append(Route(netns=node.netns, dst=lab.topo.cluster.service_cidr, gateway=None, dev=naming.NODE_IF))
-        out.append(nat.resource(node.netns, nat_title))
+        out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
         out.append(filt.resource(node.netns, filter_title))
     return out

@@ -47,20 +47,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     runnable = [p for p in probes if p.source.netns not in missing]
     dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
     arp = choose_arp(lab, arp)
-    job = make_job(lab, runnable, timeout, budget, arp, dists)
-    job.workers = workers
-    job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if ns not in missing}
-    job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
-    job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
-    limit = 60 + timeout * (3 + len(job.tasks) / 50)
-
-    host_ns = dict(lab.internet_hosts)
-    wanted = sorted({p.destination.name for p in runnable if p.destination.kind == "host"}
-                    & set(internet_host_names(lab)))
-    with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
-                         lifetime=limit + 30) as heard:
-        out = _fork_agent(job, limit=limit)
-
+    out, heard = _send(lab, runnable, timeout, arp, budget, dists, workers)
     results: list[Result] = []
     obs_by_probe = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
     for p in probes:
@@ -68,11 +55,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
             obs = Observation(outcome="error", detail=f"namespace {p.source.netns} does not exist")
         else:
             obs = obs_by_probe[id(p)] or Observation(outcome="skipped", detail="no result from the agent")
-        sender = _sender(p, obs, out)
-        if p.destination.name in heard.errors and not obs.reached and p.destination.kind == "host":
-            obs.outcome = "error"
-            obs.detail = f"no echo listener on {p.destination.name}: {heard.errors[p.destination.name]}"
-        results.append(Result(p, obs, timeout, judge(p, obs, timeout, sender)))
+        results.append(_result(p, obs, timeout, out, heard))
     dist_results = []
     offset = len(runnable)
     sent = {id(d) for d in dists}
@@ -91,6 +74,47 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes)
+
+
+def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Result]:
+    """Send only ``probes`` (the Python API's ``Lab.reach``): one agent job, judged as :func:`run` judges.
+
+    Pairs of pods on one bridge resolve each other by real ARP; an internet host
+    gets its temporary echo listener while the job runs.
+    """
+    if not is_netns_mount(lab.underlay_netns):
+        raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
+                                  f"run `sudo netlab up` first")
+    out, heard = _send(lab, probes, timeout, "real")
+    return [_result(p, out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent"),
+                    timeout, out, heard) for i, p in enumerate(probes)]
+
+
+def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int | None = None,
+          dists: list = (), workers: int = 0) -> tuple[Output, listeners.Listeners]:
+    """One agent job for these probes (and distribution checks), with echo listeners on the
+    internet hosts they go to; every wait bounded."""
+    job = make_job(lab, probes, timeout, budget, arp, list(dists))
+    job.workers = workers
+    job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if is_netns_mount(ns)}
+    job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
+    job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
+    limit = 60 + timeout * (3 + len(job.tasks) / 50)
+    host_ns = dict(lab.internet_hosts)
+    wanted = sorted({p.destination.name for p in probes if p.destination.kind == "host"}
+                    & set(internet_host_names(lab)))
+    with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
+                         lifetime=limit + 30) as heard:
+        out = _fork_agent(job, limit=limit)
+    return out, heard
+
+
+def _result(p: Probe, obs: Observation, timeout: float, out: Output, heard: listeners.Listeners) -> Result:
+    sender = _sender(p, obs, out)
+    if p.destination.name in heard.errors and not obs.reached and p.destination.kind == "host":
+        obs.outcome = "error"
+        obs.detail = f"no echo listener on {p.destination.name}: {heard.errors[p.destination.name]}"
+    return Result(p, obs, timeout, judge(p, obs, timeout, sender))
 
 
 def _sender(p: Probe, obs: Observation, out: Output) -> str | None:

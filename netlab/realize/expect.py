@@ -42,7 +42,7 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
     for r in plan.of_kind("veth"):
         assert isinstance(r, Veth)
         out.setdefault(r.peer_netns, []).append(VethPeer(netns=r.peer_netns, name=r.peer_name, mtu=r.mtu,
-                                                         mac=r.peer_mac))
+                                                         mac=r.peer_mac, txqlen=r.txqlen))
     for ns, items in out.items():
         planned = {(r.netns, r.kind, getattr(r, "name", None)) for r in items if isinstance(r, Sysctl)}
         items.append(Loopback(netns=ns))

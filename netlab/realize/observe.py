@@ -76,7 +76,8 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
 
 def _link(ns: str, link: rtnl.LinkMsg, snap: Snapshot, names: dict[int, str], planned: Resource | None,
           peers: dict[str, Snapshot]) -> Link:
-    common = dict(netns=ns, name=link.name, mtu=link.mtu or 0, mac=link.mac or "", up=link.up)
+    common = dict(netns=ns, name=link.name, mtu=link.mtu or 0, mac=link.mac or "", up=link.up,
+                  txqlen=link.txqlen if link.txqlen is not None else 0)
     if link.name == "lo" and link.kind is None:
         return Loopback(**common)
     if link.kind == "bridge":

@@ -1,10 +1,12 @@
-"""Services after the network is up: pods' resolv.conf, and stale UDP conntrack entries.
+"""Services after the network is up: Flannel's files, pods' resolv.conf, and stale UDP conntrack entries.
 
 The iptables rules themselves are plan resources (netlab.plan.services,
 applied by netlab.realize.netfilter); the DNS server is the ``kube-dns`` pod's
 container (netlab.model.clusterdns), run by the containers feature. What is left
 is host-side work that has no plan resource:
 
+- each node's ``/run/flannel/subnet.env`` and ``10-flannel.conflist``, kept in
+  the lab's state directory (netlab.services.flannel_files);
 - ``/etc/netns/<pod namespace>/resolv.conf`` for every pod (not the DNS pod
   itself, which like kube-dns uses ``dnsPolicy: Default``), pointing at the DNS
   Service's ClusterIP with the cluster search domains. ``ip netns exec`` and
@@ -60,6 +62,7 @@ from netlab.plan.build import EXTENSIONS
 from netlab.plan.services import service_ports
 from netlab.realize import netfilter
 from netlab.realize.state import LabState
+from netlab.services import flannel_files
 from netlab.model import clusterdns as dns
 
 RECORD = "services"
@@ -396,6 +399,7 @@ def start(lab: Lab, state: LabState) -> StartResult:
     done = StartResult()
     try:
         done += sync_chains(lab, rec)
+        done += flannel_files.sync(lab)  # each node's subnet.env and CNI conflist, in the state directory
         done += sync_resolv(lab, state, rec)
         done += sync_conntrack(lab, rec)
     finally:
@@ -419,12 +423,12 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
-    """Pods whose resolv.conf is missing or not the cluster DNS's."""
+    """Nodes whose Flannel files, and pods whose resolv.conf, are missing or not as planned."""
+    out = flannel_files.drift(lab)
     ip = dns_ip(lab)
     if ip is None:
-        return []
+        return out
     text = dns.resolv_conf(lab.name, ip)
-    out = []
     for pod in lab.pods:
         if pod.name == dns.DNS_NAME:
             continue

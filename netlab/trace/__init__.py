@@ -13,7 +13,10 @@ The pure part, tested with a fake kernel:
 - facts.py: the kernel's answers as data, and the questions (``Kernel``);
 - labmap.py: the lab's plan as the trace sees it (veth peers, names,
   Services, the commands that make missing entries again);
-- walk.py (with nat.py and hops.py): the walk and its rows;
+- walk.py (with hops.py): the walk and its rows; natsteps.py: its NAT steps,
+  read from conntrack (nat.py) and kube-proxy's rules (kubeproxy.py: the
+  rule a node lacks when it did not DNAT a Service packet, the rule that
+  chose the endpoint when it did);
 - verdict.py: seen or not seen, where the packet was lost and why;
 - render.py: the text a learner reads, and JSON.
 
@@ -22,7 +25,8 @@ Talking to the kernel and the wire:
 - kernel.py: the ``Kernel`` answered by netlink (netlab.kernel's codec) and
   conntrack; inspect.py: what ``netlab inspect`` shows;
 - capture.py: packet sockets in many namespaces, pcaps; decode.py: frames
-  decoded and classified; send.py: the marked packet;
+  decoded and classified; send.py: the marked packet (dns.py: to port 53, a
+  real DNS question that carries the marker, and its answer);
 - targets.py: who a trace is from and to, where it captures; run.py: one
   trace, start to end.
 """

@@ -12,7 +12,11 @@ kernel what it decides for this very packet, the way a learner would with
 - ``ip -d link``: kinds, masters, VXLAN settings, hairpin (:class:`LinkFacts`);
 - ``conntrack -L``: the NAT the kernel did for the packet (:class:`CtEntry`);
 - ``sysctl net.bridge.bridge-nf-call-iptables``: whether bridged frames pass
-  iptables (a Service DNAT then happens at the bridge port).
+  iptables (a Service DNAT then happens at the bridge port);
+- ``iptables-save -c -t nat``: kube-proxy's rules as the kernel holds them,
+  with their packet counters (:class:`NatTable`): which rule is missing when
+  a Service's packet was not DNATed, which ``statistic`` rule picked the
+  endpoint when it was.
 
 :class:`Kernel` is that list of questions. kernel.py answers it from the
 running kernel; the unit tests answer it from a fake built from the plan.
@@ -126,6 +130,38 @@ class CtEntry:
                 f"{r.endpoint('dst')}{flags}")
 
 
+@dataclass(frozen=True)
+class NatRule:
+    """One rule of the nat table as ``iptables-save -c`` prints it, and its packet counter."""
+
+    line: str  # "-A KUBE-SVC-... -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-..."
+    packets: int = 0
+    delta: int | None = None  # packets it counted while the trace ran (None: not counted before)
+
+    @property
+    def chain(self) -> str:
+        return self.line.split(None, 2)[1]
+
+    @property
+    def target(self) -> str | None:
+        words = self.line.split()
+        return next((words[i + 1] for i, w in enumerate(words[:-1]) if w in ("-j", "-g")), None)
+
+
+@dataclass(frozen=True)
+class NatTable:
+    """A namespace's nat table: its chains and rules, in the kernel's order."""
+
+    chains: frozenset[str]
+    rules: tuple[NatRule, ...]
+
+    def rule(self, line: str) -> NatRule | None:
+        return next((r for r in self.rules if r.line == line), None)
+
+    def chain_rules(self, chain: str) -> list[NatRule]:
+        return [r for r in self.rules if r.chain == chain]
+
+
 class Kernel(Protocol):
     """The kernel's answers the walker needs, per namespace."""
 
@@ -143,4 +179,8 @@ class Kernel(Protocol):
 
     def bridge_nf(self, netns: str) -> bool:
         """net.bridge.bridge-nf-call-iptables in this namespace (bridged frames pass iptables)."""
+        ...
+
+    def nat_table(self, netns: str) -> NatTable | None:
+        """``iptables-save -c -t nat`` after the packet (None: it could not be read)."""
         ...

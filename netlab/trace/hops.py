@@ -32,6 +32,9 @@ class Hop:
     fix: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     direction: str = "forward"  # "forward" | "reply"
+    # The problem dooms the packet although it travels on (a Service packet a node did not DNAT):
+    # when it is lost, it is lost here, wherever it finally disappears (see verdict.py).
+    cause: bool = False
     seen: bool | None = None  # None: nothing to observe (or not captured there)
     evidence: str | None = None
     index: int = 0
@@ -81,11 +84,12 @@ class Rows:
 
     def row(self, netns: str, device: str, kind: str, decision: str, commands: Iterable[str] = (),
             observe: Observe | None = None, problem: str | None = None, fix: str | None = None,
-            **facts: Any) -> Hop:
+            cause: bool = False, **facts: Any) -> Hop:
         """A row, not written yet (facts that are None are left out)."""
         return Hop(netns=netns, where=self._where(netns), device=device, kind=kind, decision=decision,
                    commands=list(commands), observe=observe, problem=problem, fix=fix,
-                   facts={k: v for k, v in facts.items() if v is not None}, direction=self._direction)
+                   facts={k: v for k, v in facts.items() if v is not None}, direction=self._direction,
+                   cause=cause)
 
     def add(self, netns: str, device: str, kind: str, decision: str, commands: Iterable[str] = (),
             observe: Observe | None = None, problem: str | None = None, fix: str | None = None,

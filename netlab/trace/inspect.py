@@ -4,8 +4,10 @@ Links with their veth peers (from the lab's plan: the kernel only knows a
 peer's ifindex in another namespace), addresses, the main routing table,
 neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
 bridge ports, the sysctls that decide forwarding, the lab's own iptables
-chains with their packet counters, and conntrack entries. Each section of the
-text (cli/trace.py) names the command that shows the same.
+chains with their packet counters, and conntrack: counted by protocol, state
+and NAT, each entry only when asked for (a node behind a busy Service holds
+hundreds). Each section of the text (cli/trace.py) names the command that
+shows the same.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import re
 import subprocess
 from ipaddress import IPv4Interface
-from typing import Any
+from typing import Any, Collection
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import conntrack, iptables, netns as nsmod
@@ -23,10 +25,37 @@ from netlab.trace.labmap import LabMap
 LAB_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|NETLAB-)")
 RULE = re.compile(r"^(\[\d+:\d+\] )?-A (\S+)(.*)$")
 SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.rp_filter")
+# `inspect --section NAME`: the sections and the keys of the data they fill.
+SECTIONS = {"links": "links", "addrs": "addresses", "routes": "routes", "neigh": "neighbours", "fdb": "fdb",
+            "bridge": "bridge_ports", "iptables": "iptables", "conntrack": "conntrack"}
 
 
-def inspect(netns: str, lab: LabMap | None = None, conntrack_limit: int = 200) -> dict[str, Any]:
-    """What the tutorials show for one namespace, as plain data."""
+def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | None = None) -> dict[str, Any]:
+    """What the tutorials show for one namespace, as plain data.
+
+    ``sections`` (names of :data:`SECTIONS`): only those are read; None reads
+    all of them and the sysctls. Conntrack is summarised; its entries are
+    listed only when ``conntrack`` is asked for by name.
+    """
+    want = set(SECTIONS) if sections is None else set(sections)
+    unknown = want - set(SECTIONS)
+    if unknown:
+        raise ValueError(f"unknown inspect sections: {sorted(unknown)}")
+    data: dict[str, Any] = {"netns": netns, "what": lab.where(netns) if lab else netns}
+    if want & {"links", "addrs", "routes", "neigh", "fdb", "bridge"}:
+        data.update(_links_and_tables(netns, lab, want))
+    if sections is None:
+        with nsmod.entered(netns):
+            data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
+    if "iptables" in want:
+        data["iptables"] = lab_iptables(netns)
+    if "conntrack" in want:
+        data["conntrack"] = conntrack_view(netns, entries=sections is not None)
+    return data
+
+
+def _links_and_tables(netns: str, lab: LabMap | None, want: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
     with LiveKernel() as k:
         links = sorted(k.links(netns).items(), key=lambda kv: kv[1].index)
         out_links = []
@@ -46,29 +75,60 @@ def inspect(netns: str, lab: LabMap | None = None, conntrack_limit: int = 200) -
             out_links.append(item)
         addresses = [{"dev": name, "address": a, "network": str(IPv4Interface(a).network)}
                      for name, link in links for a in link.addresses]
-        fdb = [{"mac": e.lladdr, "dev": e.dev, "master": e.master, "dst": e.dst, "state": e.state, "self": e.self_,
-                "text": e.text()}
-               for e in k.fdb(netns) if not (int(e.lladdr.split(":")[0], 16) & 1)]  # multicast entries: noise
-        data = {
-            "netns": netns,
-            "what": lab.where(netns) if lab else netns,
-            "links": out_links,
-            "addresses": addresses,
-            "routes": k.routes(netns),
-            "neighbours": k.neighbours(netns),
-            "fdb": fdb,
-            "bridge_ports": k.bridge_ports(netns),
-        }
-    with nsmod.entered(netns):
-        data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
-    data["iptables"] = lab_iptables(netns)
+        if "links" in want:
+            data["links"] = out_links
+        if "addrs" in want:
+            data["addresses"] = addresses
+        if "routes" in want:
+            data["routes"] = k.routes(netns)
+        if "neigh" in want:
+            data["neighbours"] = k.neighbours(netns)
+        if "fdb" in want:
+            data["fdb"] = [{"mac": e.lladdr, "dev": e.dev, "master": e.master, "dst": e.dst, "state": e.state,
+                            "self": e.self_, "text": e.text()}
+                           for e in k.fdb(netns) if not (int(e.lladdr.split(":")[0], 16) & 1)]  # multicast: noise
+        if "bridge" in want:
+            data["bridge_ports"] = k.bridge_ports(netns)
+    return data
+
+
+def conntrack_view(netns: str, entries: bool = False) -> dict[str, Any]:
+    """The namespace's conntrack table, counted; with ``entries``, every entry as ``conntrack -L`` prints it."""
     try:
         lines = conntrack.list_entries(netns)
     except (EnvironmentNotReady, OSError, subprocess.SubprocessError) as exc:
-        lines = [f"(conntrack unavailable: {exc})"]  # say so instead of failing the whole inspect
-    data["conntrack"] = lines[:conntrack_limit]
-    data["conntrack_total"] = len(lines)
-    return data
+        # Say so instead of failing the whole inspect.
+        return {"total": None, "by_protocol": {}, "by_state": {}, "translated": None, "entries": None,
+                "error": f"conntrack unavailable: {exc}"}
+    out = summarise_conntrack(lines)
+    out["entries"] = lines if entries else None
+    out["error"] = None
+    return out
+
+
+def summarise_conntrack(lines: list[str]) -> dict[str, Any]:
+    """Entries counted by protocol and by TCP state, and how many are NATed (a Service's DNAT, a masquerade).
+
+    An entry (``tcp 6 117 TIME_WAIT src=A dst=B sport=P dport=Q src=C dst=D sport=R dport=S ...``)
+    holds the original tuple, then the reply tuple; when the reply does not come
+    back from the original destination to the original source, the flow was translated.
+    """
+    by_proto: dict[str, int] = {}
+    by_state: dict[str, int] = {}
+    translated = 0
+    for line in lines:
+        words = line.split()
+        if not words:
+            continue
+        by_proto[words[0]] = by_proto.get(words[0], 0) + 1
+        if words[0] == "tcp" and len(words) > 3 and "=" not in words[3]:
+            by_state[words[3]] = by_state.get(words[3], 0) + 1
+        pairs = [w.split("=", 1) for w in words if w.startswith(("src=", "dst="))]
+        if len(pairs) >= 4:
+            (_, osrc), (_, odst), (_, rsrc), (_, rdst) = pairs[:4]
+            if rsrc != odst or rdst != osrc:
+                translated += 1
+    return {"total": len(lines), "by_protocol": by_proto, "by_state": by_state, "translated": translated}
 
 
 def lab_iptables(netns: str) -> dict[str, list[str]]:

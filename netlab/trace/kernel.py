@@ -14,8 +14,11 @@ processes), every wait bounded:
 - link dumps: kind, master, VXLAN settings, and (``AF_BRIDGE``) each bridge
   port's STP state, hairpin and learning flags.
 
-conntrack through ``conntrack -L`` (netlab.kernel.conntrack), parsed here:
-its text is what a learner compares with.
+conntrack through ``conntrack -L`` (netlab.kernel.conntrack), and the nat
+table through ``iptables-save -c -t nat`` (netlab.kernel.iptables), parsed
+here: their text is what a learner compares with. The nat table is read
+twice around the packet, so each rule's counter says whether the packet (or
+something else at the same time) crossed it.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.kernel import conntrack, netlink, netns as nsmod, rtnl
-from netlab.trace.facts import CtEntry, FdbFacts, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, rtnl
+from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, RouteFacts,
+                                RouteFailure, VxlanFacts)
 from netlab.trace.flow import Flow
 
 NUD = [(0x80, "PERMANENT"), (0x40, "NOARP"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"),
@@ -87,6 +91,8 @@ class LiveKernel:
         self._fdb: dict[str, list[FdbFacts]] = {}
         self._ct: dict[tuple[str, str], list[CtEntry]] = {}
         self._brnf: dict[str, bool] = {}
+        self._nat: dict[str, NatTable | None] = {}
+        self._nat_before: dict[str, NatTable | None] = {}
 
     def conn(self, netns: str) -> netlink.Conn:
         c = self._conns.get(netns)
@@ -268,6 +274,55 @@ class LiveKernel:
         """Read the entries now (right after the packet, before its socket closes)."""
         for ns in namespaces:
             self._ct[(ns, proto)] = read_conntrack(ns, proto)
+
+
+    # -- kube-proxy's rules
+
+    def nat_table(self, netns: str) -> NatTable | None:
+        if netns not in self._nat:
+            self._nat[netns] = read_nat_table(netns, self._nat_before.get(netns))
+        return self._nat[netns]
+
+    def count_nat_before(self, namespaces: list[str]) -> None:
+        """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta."""
+        for ns in namespaces:
+            self._nat_before[ns] = read_nat_table(ns)
+
+    def snapshot_nat(self, namespaces: list[str]) -> None:
+        """Read the nat tables now (right after the packet)."""
+        for ns in namespaces:
+            self._nat[ns] = read_nat_table(ns, self._nat_before.get(ns))
+
+
+def read_nat_table(netns: str, before: NatTable | None = None) -> NatTable | None:
+    try:
+        text = iptables.save(netns, "nat", counters=True)
+    except (iptables.IptablesError, OSError):
+        return None
+    return parse_nat_table(text, before)
+
+
+def parse_nat_table(text: str, before: NatTable | None = None) -> NatTable:
+    """``iptables-save -c -t nat``: chains, and rules with their packet counters (deltas against ``before``)."""
+    chains: set[str] = set()
+    rules: list[NatRule] = []
+    counted: dict[str, list[int]] = {}
+    for r in before.rules if before else ():
+        counted.setdefault(r.line, []).append(r.packets)
+    for line in text.splitlines():
+        if line.startswith(":"):
+            chains.add(line[1:].split()[0])
+            continue
+        packets = 0
+        if line.startswith("["):
+            counters, _, line = line.partition("] ")
+            packets = int(counters[1:].split(":")[0] or 0)
+        if not line.startswith("-A "):
+            continue
+        earlier = counted.get(line)
+        delta = packets - earlier.pop(0) if earlier else None
+        rules.append(NatRule(line, packets, delta))
+    return NatTable(frozenset(chains), tuple(rules))
 
 
 def read_conntrack(netns: str, proto: str) -> list[CtEntry]:

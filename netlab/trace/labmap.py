@@ -19,7 +19,7 @@ from typing import NamedTuple
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, Route, Veth
-from netlab.plan.services import service_ports
+from netlab.plan.services import KUBE_SERVICES, service_ports
 
 
 class ServiceEndpoint(NamedTuple):
@@ -40,9 +40,18 @@ class ServiceFacts:
     svc_chain: str
     node_port: int | None = None
     endpoints: tuple[ServiceEndpoint, ...] = ()
+    ext_chain: str | None = None  # KUBE-EXT-...: where a nodePort or the load balancer's address enters
+    lb_ip: str | None = None
 
     def endpoint(self, ip: str, port: int | None) -> ServiceEndpoint | None:
         return next((e for e in self.endpoints if e.ip == ip and e.port == port), None)
+
+
+class PlannedNat(NamedTuple):
+    """A namespace's nat table as the plan makes it: the lab's chains, and every rule as iptables-save prints it."""
+
+    chains: frozenset[str]
+    rules: tuple[str, ...]
 
 
 @dataclass
@@ -58,6 +67,7 @@ class LabMap:
     planned_neigh: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, ip) -> command
     planned_fdb: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> command
     planned_route: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> command
+    planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
@@ -84,6 +94,8 @@ class LabMap:
                 m.planned_fdb[(r.netns, r.dev, r.lladdr.lower())] = r.command()
             elif isinstance(r, Route):
                 m.planned_route[(r.netns, str(IPv4Network(r.dst)))] = r.command()
+            elif isinstance(r, NatRules) and r.table == "nat":
+                m.planned_nat[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
                 # the internet's machines (gateway, lb, hosts) are named after their netns
                 m.ip_names.setdefault(str(r.address.ip), m.names[r.netns].split()[-1])
@@ -92,6 +104,11 @@ class LabMap:
         for s in m.services:
             m.ip_names.setdefault(s.ip, f"Service {s.name}")
         return m
+
+    @property
+    def kube_proxy_netns(self) -> tuple[str, ...]:
+        """The namespaces where kube-proxy's rules DNAT Service traffic (the nodes)."""
+        return tuple(ns for ns, nat in self.planned_nat.items() if KUBE_SERVICES in nat.chains)
 
     def where(self, netns: str) -> str:
         return self.names.get(netns, netns)
@@ -128,5 +145,7 @@ def services(lab: Lab) -> list[ServiceFacts]:
         eps = tuple(ServiceEndpoint(str(ip), port, names.get(str(ip), "?"), sp.sep_chain(ip, port))
                     for ip, port in sp.endpoints)
         out.append(ServiceFacts(name=sp.name, ip=str(sp.cluster_ip), port=sp.port.port, protocol=sp.protocol,
-                                svc_chain=sp.svc_chain, node_port=sp.node_port, endpoints=eps))
+                                svc_chain=sp.svc_chain, node_port=sp.node_port, endpoints=eps,
+                                ext_chain=sp.ext_chain if sp.node_port is not None else None,
+                                lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None))
     return out

@@ -9,6 +9,7 @@ hop N with the kernel's reason and the fix the lab's plan gives.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,13 +39,15 @@ class TraceResult:
     packets: int = 0
     pcap: str | None = None
     vxlan_port: int = 8472
+    dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
         for h in self.forward.hops:
             if h.kind == "dnat" and "endpoint" in h.facts:
                 return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
-                                                "sep_chain") if k in h.facts}
+                                                "sep_chain", "rule", "probability", "chance", "rule_position",
+                                                "rules", "affinity", "rule_counted", "chosen_by") if k in h.facts}
         return None
 
     @property
@@ -68,7 +71,7 @@ class TraceResult:
             "endpoint": self.endpoint, "icmp_errors": self.icmp_errors, "arp": self.arp,
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
-            "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap,
+            "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
         }
 
 
@@ -88,17 +91,22 @@ SEEN = {True: "seen", False: "NOT SEEN", None: "-"}
 REPLY_KINDS = ("dnat", "snat", "deliver", "drop")
 
 
-def render_text(r: TraceResult, full_reply: bool = False) -> str:
-    """The trace as a learner reads it: one row per hop, with the command that shows the same fact."""
+def render_text(r: TraceResult, full_reply: bool = False, width: int | None = None) -> str:
+    """The trace as a learner reads it: one row per hop, with the command that shows the same fact.
+
+    ``width``: wrap every line to it (a terminal's width); None keeps each on one line.
+    """
     out: list[str] = []
     src, dst = r.src, r.dst
     what = {"icmp": "ICMP echo request", "tcp": f"TCP SYN to port {r.port}", "udp": f"UDP datagram to port {r.port}"}
+    if r.dns:
+        what["udp"] = f"DNS query (UDP port {r.port}) for A {r.dns['question']}"
     out.append(f"trace {src['name']} ({src['ip']}) → {dst['name']} ({dst['ip']}"
                f"{':' + str(r.port) if r.port and r.proto != 'icmp' else ''}): {what[r.proto]}, lab {r.lab}, "
                f"marker {r.marker}")
     out.append(f"captured in {len(r.captured_netns)} namespaces at once, {r.packets} frames of this packet")
     out.append("")
-    out += _rows(r.forward.hops)
+    out += _rows(r.forward.hops, width)
     if r.reply is not None:
         rows = r.reply.hops if full_reply else [
             h for i, h in enumerate(r.reply.hops)
@@ -107,17 +115,19 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
             out.append("")
             hidden = len(r.reply.hops) - len(rows)
             more = f" ({hidden} more rows with --full-reply)" if hidden else ""
-            out.append(f"reply {r.reply.hops[0].observe.flow if r.reply.hops and r.reply.hops[0].observe else ''}{more}:")
-            out += _rows(rows)
+            out.append(f"reply {_reply_flow(r)}{more}:")
+            out += _rows(rows, width)
     out.append("")
     ep = r.endpoint
     if ep:
         out.append(f"Service {ep['service']}: the DNAT picked endpoint {ep.get('endpoint')} "
                    f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep['svc_chain']} → {ep.get('sep_chain')}")
+        if ep.get("chosen_by"):
+            out.append(f"  chosen by {ep['chosen_by']}")
     v = r.verdict
     if v.delivered:
         ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)
-        line = f"result: delivered to {dst['name']}"
+        line = f"result: delivered to {_receiver(r)}{_itself(r)}"
         if ttl is not None:
             line += f" (TTL {ttl} on arrival)"
         if r.reply_received:
@@ -144,20 +154,104 @@ def render_text(r: TraceResult, full_reply: bool = False) -> str:
     if r.pcap:
         out.append(f"pcap: {r.pcap} (pcapng, one interface per namespace/device); read it with:")
         out.append(f"  tshark -r {r.pcap} -d udp.port=={r.vxlan_port},vxlan")
+    out += _legend(r.forward.hops + (r.reply.hops if r.reply else []), width)
+    if width:
+        out = [piece for line in out for piece in _wrap(line, width)]
     return "\n".join(out) + "\n"
 
 
-def _rows(hops: list[Hop]) -> list[str]:
+LEGEND = {
+    True: "seen      the capture saw the packet there",
+    False: "NOT SEEN  that namespace was captured, the packet did not show up there",
+    None: ("-         nothing a capture can show: a decision the kernel takes inside a namespace (a NAT, a route "
+           "lookup, a bridge that switches a frame straight back out), or a namespace that was not captured"),
+}
+
+
+def _legend(hops: list[Hop], width: int | None = None) -> list[str]:
+    """What the status column means, for the statuses this trace shows (continued under the meaning)."""
+    used = {h.seen for h in hops}
+    lines = [f"  {LEGEND[k]}" for k in (True, False, None) if k in used]
+    if width:
+        lines = [piece for line in lines for piece in _wrap(line, width, " " * 12)]
+    return ["", "status:", *lines] if lines else []
+
+
+def _receiver(r: TraceResult) -> str:
+    """Who got the packet: the destination, or the endpoint a Service's DNAT (ClusterIP, nodePort) chose."""
+    ep = r.endpoint
+    if not ep or not ep.get("endpoint"):
+        return str(r.dst["name"])
+    port = f":{r.port}" if r.port and r.proto != "icmp" else ""
+    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({r.dst['name']}{port} DNATed to "
+            f"{ep['endpoint_ip']}:{ep['endpoint_port']})")
+
+
+def _reply_flow(r: TraceResult) -> str:
+    """The reply as it leaves the destination: the request as it arrived, turned around."""
+    first = r.reply.hops[0].observe if r.reply and r.reply.hops else None
+    if first is not None:
+        return str(first.flow)
+    return str(r.forward.final.reversed()) if r.forward.final else "(no packet)"
+
+
+def _itself(r: TraceResult) -> str:
+    """A packet to its own sender: through lo, or out and back in through a Service (hairpin)."""
+    home = r.src.get("netns")
+    if not home or r.forward.end_netns != home:
+        return ""
+    if all(h.netns == home for h in r.forward.hops):
+        return (f" (itself: {r.dst['ip']} is its own address, so the kernel loops the packet back through lo and "
+                f"it never leaves {home})")
+    hair = next((h for h in r.forward.hops if h.kind == "bridge" and h.facts.get("hairpin")), None)
+    node = hair.where.split()[-1] if hair else "the node"
+    via = (f"{node}'s bridge {hair.facts['bridge']} sent the frame back out the port it came in on, {hair.device} "
+           "in hairpin mode" if hair else "the node sent it back")
+    src = r.forward.final.src if r.forward.final else None
+    masq = f", masqueraded to {src} so that the reply comes back through {node} to be un-DNATed" \
+        if src and src != r.src.get("ip") else ""
+    return f" (itself, through the Service: {via}{masq})"
+
+
+PAD = 15  # where a row's details start
+MIN_COLUMN = 40  # narrower than this, a row's decision continues under its details instead
+
+
+def _rows(hops: list[Hop], width: int | None = None) -> list[str]:
     out = []
+    pad = " " * PAD
     for h in hops:
         status = SEEN[h.seen]
-        head = f"{label(h):>3}  {status:<8}  {h.netns:<22} {h.device:<13} {h.decision}"
-        out.append(head)
-        pad = " " * 15
+        head = f"{label(h):>3}  {status:<8}  {h.netns:<22} {h.device:<13} "
+        if width:
+            indent = len(head) if width - len(head) >= MIN_COLUMN else PAD
+            out += _wrap(head + h.decision, width, " " * indent)
+        else:
+            out.append(head + h.decision)
         if h.evidence and h.kind in ("encap", "decap", "deliver"):
             out.append(f"{pad}saw: {h.evidence}")
         if h.problem:
             out.append(f"{pad}!! {h.problem}")
         for c in h.commands:
-            out.append(f"{pad}$ {c}")
+            out += _wrap_command(f"{pad}$ {c}", width, pad + "    ") if width else [f"{pad}$ {c}"]
     return out
+
+
+def _wrap(line: str, width: int, indent: str | None = None) -> list[str]:
+    """One line cut at spaces to ``width``; continuations indented like the line (a little more)."""
+    if len(line) <= width:
+        return [line]
+    if indent is None:
+        lead = len(line) - len(line.lstrip())
+        indent = " " * (lead + (3 if line.lstrip().startswith("!! ") else 2 if lead else 4))
+    return textwrap.wrap(line, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False,
+                         drop_whitespace=True) or [line]
+
+
+def _wrap_command(line: str, width: int, indent: str) -> list[str]:
+    """A command cut with shell continuations (`` \\``), so it can still be copied and pasted."""
+    if len(line) <= width:
+        return [line]
+    parts = textwrap.wrap(line, width - 2, subsequent_indent=indent, break_long_words=False,
+                          break_on_hyphens=False)
+    return [p + " \\" for p in parts[:-1]] + parts[-1:]

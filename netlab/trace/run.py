@@ -24,7 +24,7 @@ from typing import Any, Callable
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
-from netlab.trace import capture as cap, decode, send
+from netlab.trace import capture as cap, decode, dns, send
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.kernel import LiveKernel
@@ -67,15 +67,25 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
          pcap: str | None, namespaces: list[str], step: Callable[[int], None]) -> TraceResult:
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
+    question: str | None = None
+    payload: bytes | None = None
+    query_id = 0
+    if proto == "udp" and port == dns.PORT:  # a real query: a DNS server drops a bare marker
+        question = dns.question_name(lab, dst.service)
+        query_id, payload = dns.query(question, send.marker_of(nonce))
     kernel = LiveKernel()
+    # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
+    counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
     try:
         with cap.Capture(namespaces) as capture:
             capture.settle()
             step(1)
-            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce)
+            kernel.count_nat_before(counted)
+            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload)
             try:
                 send.wait_reply(sent, timeout)
                 kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
+                kernel.snapshot_nat(counted)
                 step(2)
             finally:
                 sent.close()
@@ -94,7 +104,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         kernel.close()
     step(4)
 
-    flows = {h.observe.flow for h in fwd.hops + (back.hops if back else []) if h.observe}
+    # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
+    flows = {f for h in fwd.hops + (back.hops if back else []) if h.observe for f in (h.observe.flow, h.observe.alt)
+             if f is not None}
     packets: list[Packet] = []
     ours: list[tuple[cap.Frame, Packet]] = []
     for frame, d in cap.frames_in(frames, [vx_port]):
@@ -114,6 +126,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             why = f"{dst.name} sent no reply"
             if sent.error:
                 why += f" ({sent.error})"
+            elif question is not None:
+                why += f" (nothing answered the DNS query for {question}: is the DNS server running?)"
             elif proto == "udp":
                 why += " (nothing answered the datagram: is a server listening on that port?)"
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
@@ -122,6 +136,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         forward=fwd, reply=back, verdict=fverdict, reply_verdict=bverdict, reply_received=sent.reply,
         reply_text=sent.reply_text, captured_netns=namespaces, vxlan_port=vx_port,
         packets=sum(1 for p in packets if p.flow is not None and p.role in ("request", "reply", "error")))
+    if question is not None:
+        result.dns = {"question": question, "id": query_id}
+        if sent.reply_data is not None:
+            result.dns["answer"] = dns.answer(sent.reply_data, query_id)
+            result.reply_text = dns.text(result.dns["answer"])
     number(result)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))

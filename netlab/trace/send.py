@@ -6,7 +6,8 @@ It is real traffic the kernel handles like any other:
   ``netlab-trace <nonce>``;
 - TCP: a kernel connection (``connect`` from a random source port), closed with
   a reset as soon as the handshake ends or the time is up;
-- UDP: one datagram carrying the marker, from a random source port.
+- UDP: one datagram carrying the marker, from a random source port (to port
+  53 a real DNS query that carries it, see dns.py).
 
 Nothing is sent from or to the host's namespace: the socket is opened inside
 the source pod or node (``setns``, open, back), addressed to a lab address.
@@ -47,6 +48,7 @@ class Sent:
     marker: bytes
     reply: bool = False
     reply_text: str | None = None
+    reply_data: bytes | None = None  # a UDP reply's bytes
     error: str | None = None
     _sock: socket.socket | None = field(default=None, repr=False)
 
@@ -61,9 +63,17 @@ class Sent:
             self._sock = None
 
 
-def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str) -> Sent:
-    """Open a socket inside ``netns`` and send the one marked packet (non-blocking)."""
-    marker = f"netlab-trace {nonce}".encode()
+def marker_of(nonce: str) -> bytes:
+    return f"netlab-trace {nonce}".encode()
+
+
+def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
+                payload: bytes | None = None) -> Sent:
+    """Open a socket inside ``netns`` and send the one marked packet (non-blocking).
+
+    ``payload``: a UDP datagram's content instead of the bare marker (it must carry the marker).
+    """
+    marker = marker_of(nonce)
     rnd = random.SystemRandom()
     with nsmod.entered(netns):
         if proto == "icmp":
@@ -93,7 +103,7 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str)
     else:
         try:
             s.connect((dst, dport))  # a connected UDP socket also gets the ICMP errors
-            s.send(marker + b"\n")
+            s.send(payload if payload is not None else marker + b"\n")
         except OSError as exc:
             sent.error = sent.reply_text = f"not sent: {exc.strerror}"
     try:
@@ -147,7 +157,7 @@ def wait_reply(sent: Sent, timeout: float) -> None:
             sent.reply_text = f"error: {exc.strerror}"
             return
         if sent.proto == "udp":
-            sent.reply = True
+            sent.reply, sent.reply_data = True, data
             sent.reply_text = data.decode(errors="replace").strip()[:200]
             return
         ihl = (data[0] & 0x0F) * 4

@@ -1,9 +1,10 @@
 """Who a trace is from and to, and where it captures.
 
 A trace starts in a namespace (a pod, a node, an internet host: something
-with a socket) and goes to a name or an address of the lab: a pod, a node,
-``svc/NAME`` (the ClusterIP, or from the internet the LoadBalancer address),
-an internet host, or any of the lab's addresses. The packet may cross every
+with a socket) and goes to a name or an address of the lab: a pod, a node
+(on a nodePort: the Service behind it), ``svc/NAME`` (the ClusterIP, or from
+the internet the LoadBalancer address), an internet host, or any of the
+lab's addresses. The packet may cross every
 node and the underlay (a Service's DNAT can send it to any endpoint), so all
 of them are captured at once, with the endpoints' namespaces and the
 internet's gateway and load balancer when the packet may pass them.
@@ -18,6 +19,7 @@ from netlab.errors import UsageError
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.plan.internet import load_balancer_ips
+from netlab.plan.services import service_ports
 from netlab.trace.flow import is_ip
 from netlab.trace.labmap import LabMap
 
@@ -78,7 +80,7 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
             return Endpoint(p.name, "pod", str(p.ip), p.netns, port=_pod_port(p, proto, port))
     for n in lab.nodes:
         if n.name == spec or str(n.ip) == spec:
-            return Endpoint(n.name, "node", str(n.ip), n.netns, port=port)
+            return _node_target(lab, n.name, str(n.ip), n.netns, proto, port)
     hosts = _host_ips(lab)
     for host, netns in lab.internet_hosts:
         if host == spec or hosts.get(host) == spec:
@@ -94,6 +96,14 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         raise UsageError(f"{spec} is not an address of lab {lab.name}; netlab only traces packets inside the lab")
     raise UsageError(f"lab {lab.name} has no pod, node, internet host or Service {spec!r} "
                      f"({_names(lab)}; Services as svc/NAME)")
+
+
+def _node_target(lab: Lab, name: str, ip: str, netns: str, proto: str | None, port: int | None) -> Endpoint:
+    """A node; on a Service's nodePort, that Service: kube-proxy DNATs it to an endpoint, maybe on another node."""
+    for sp in service_ports(lab) if port is not None else ():
+        if sp.node_port == port and proto in (None, sp.protocol):
+            return Endpoint(name, "node", ip, netns, port=port, proto=sp.protocol, service=sp.svc.name)
+    return Endpoint(name, "node", ip, netns, port=port)
 
 
 def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:

@@ -62,13 +62,29 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
 
     The why is the kernel's: the first row with a problem from there on (no ARP
     entry, no FDB entry, no route ...), else the walk's stop reason, else a
-    pointer to what to look at next.
+    pointer to what to look at next. A row that doomed the packet although it
+    travelled on (a node that did not DNAT a Service packet: it then goes
+    where the ClusterIP leads, nowhere) is blamed before anything after it.
     """
     hops = hops if hops is not None else w.hops
     observable = [i for i, h in enumerate(hops) if h.seen is not None]
     seen = [i for i in observable if hops[i].seen]
     last_seen = seen[-1] if seen else -1
     after = [i for i in observable if i > last_seen]
+    cause = next((i for i, h in enumerate(hops) if h.cause and h.problem), None)
+    if cause is not None:
+        # Doomed at that hop although it went on: blame it, and say where it finally went.
+        h = hops[cause]
+        later = next((x for x in hops[cause + 1:] if x.problem), None)
+        if later is not None:
+            end = f" and was lost in {later.netns} {later.device}: {later.problem}"
+        elif w.outcome == "delivered" and not after:
+            end = f" and was delivered to {w.end_netns} itself, where no endpoint is"
+        elif after:
+            end = f" and was not seen on {hops[after[0]].netns} {hops[after[0]].device}"
+        else:
+            end = f": {w.reason}" if w.reason else ""
+        return Verdict(False, cause, f"{h.problem} (it went on as it was{end})", h.fix)
     if w.outcome == "delivered" and not after:
         return Verdict(True, None, None)
     # Lost at the first observable row after the last seen one; a walk that stopped without one

@@ -21,9 +21,10 @@ The packet is always in one of three places (the walker's states):
 device, addressed to a MAC) and :class:`IpIn` (a namespace's IP layer got it
 from a device). Each row is written once, when everything it says is known.
 
-Everything here is pure: the kernel is behind the
-:class:`~netlab.trace.facts.Kernel` protocol (kernel.py answers from netlink;
-the unit tests answer from a fake).
+The NAT steps (DNAT, masquerade, their reversal, and why a Service packet
+was not DNATed) are in natsteps.py. Everything here is pure: the kernel is
+behind the :class:`~netlab.trace.facts.Kernel` protocol (kernel.py answers
+from netlink; the unit tests answer from a fake).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteF
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
 from netlab.trace.labmap import LabMap
+from netlab.trace.natsteps import NatSteps
 
 NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -62,14 +64,16 @@ class IpIn:
     """The IP layer of ``netns`` got the packet from ``dev``: PREROUTING (DNAT), then routing.
 
     ``came`` says where the frame came from. ``bridge_mac`` is set when ``dev``
-    is a bridge that handed the frame up because that MAC is its own; the
-    bridge's row is written here, once this namespace's DNAT and route are known.
+    is a bridge that handed the frame up because that MAC is its own (``port``:
+    the bridge port it came in on); the bridge's row is written here, once this
+    namespace's DNAT and route are known.
     """
 
     netns: str
     dev: str
     came: str = ""
     bridge_mac: str | None = None
+    port: str | None = None
 
 
 State = LocalOut | FrameIn | IpIn
@@ -87,7 +91,7 @@ class _Encap:
     shown: bool = False  # the encapsulation row was written
 
 
-class Walker:
+class Walker(NatSteps):
     """Follows one packet through the lab, asking the kernel at every namespace."""
 
     MAX_STEPS = 64
@@ -101,7 +105,9 @@ class Walker:
         self.stack: list[_Encap] = []
         self.flow: Flow
         self._ct_hit: dict[str, nat.Hit] = {}  # per namespace: found in PREROUTING, used in POSTROUTING
+        self._pre_nat: dict[str, Flow] = {}  # per namespace: the packet before its PREROUTING translation
         self._unseen: tuple[str, str] | None = None  # a bridge the packet skips (bridged DNAT)
+        self._port_in: str | None = None  # ... and the port it came in on, which it may go back out (hairpin)
 
     # -- where the capture should see the packet, and the end of a walk
 
@@ -220,7 +226,9 @@ class Walker:
         if link.kind == "vxlan":
             return self._vxlan_out(ns, link, mac)
         if link.kind == "bridge":
-            return self._bridge_forward(ns, link, mac, ingress=None)
+            # Bridged DNAT: the frame never left the bridge, it goes on from the port it came in on.
+            ingress = self._port_in if self._unseen == (ns, link.name) else None
+            return self._bridge_forward(ns, link, mac, ingress=ingress)
         return self._leave(ns, oif, mac)
 
     def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
@@ -329,11 +337,17 @@ class Walker:
             self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
                           [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
             return self._stop(why)
+        snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
+                          "on the bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), port=port, lladdr=mac)
+                      self._obs(ns, port, "out"), port=port, lladdr=mac, bridge=bridge.name,
+                      hairpin=True if hair else None)
         if peer is None:
             return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)
@@ -370,7 +384,8 @@ class Walker:
             # The bridge's own MAC and its ports' MACs are its "permanent" local FDB entries.
             local = {bridge.mac} | {p.mac for p in links.values() if p.master == bridge.name and p.mac}
             if mac in local:
-                return IpIn(ns, bridge.name, bridge_mac=mac)
+                return IpIn(ns, bridge.name, bridge_mac=mac, port=dev)
+            self._bridged_nat(ns, dev)
             return self._bridge_forward(ns, bridge, mac, ingress=dev)
         if link.mac and mac not in (link.mac, BROADCAST):
             why = f"the frame is for {mac} but {dev} in {ns} is {link.mac}: the kernel drops it (not for this host)"
@@ -382,6 +397,7 @@ class Walker:
     def _ip_in(self, s: IpIn) -> State | Walk:
         """The IP layer: this namespace's DNAT (from conntrack), then the route lookup decides."""
         ns, iif = s.netns, s.dev
+        self._port_in = s.port
         seen = self._obs(ns, iif, "in")  # the packet as it arrives, before this namespace's DNAT
         if s.bridge_mac is None:
             self.rows.hold_arrival(ns, iif, f"arrives{' ' + s.came if s.came else ''}: {self.flow}", seen)
@@ -456,58 +472,23 @@ class Walker:
             if new is not None:
                 self.flow = new
             return self._route(ns, vx.name)
+        # The capture sees the packet as it came in, before this namespace's NAT.
+        seen = self._obs(ns, iif or "lo", "in")
+        before = self._pre_nat.get(ns)
+        if seen is not None and before is not None:
+            seen = replace(seen, flow=before, alt=seen.flow)
+        snat = self._snat(ns)  # INPUT: a reply to this namespace's own DNATed connection gets its source back
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, iif or "lo", "snat", nat.describe(self.lab, "src", hit, old, self.flow),
+                          nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
+            f = self.flow
+        # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
+        how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns
         self.rows.add(ns, iif or "lo", "deliver",
-                      f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; "
-                      "delivered",
-                      [cmd], self._obs(ns, iif or "lo", "in") if iif else None)
+                      f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; {how}",
+                      [cmd], seen)
         return Walk(self.rows.hops, "delivered", f, ns)
-
-    # -- NAT, from the conntrack entry of the packet (see nat.py)
-
-    def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
-        """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.
-
-        The packet's conntrack entry and its direction are found here, once per
-        namespace, before any translation; POSTROUTING (:meth:`_snat`) uses the
-        same. The new flow is None when the destination stays.
-        """
-        hit = None
-        if not self.stack and ns in self.lab.nat_netns:
-            hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
-        if hit is None:
-            return None, self._not_dnated(ns, iif)
-        self._ct_hit[ns] = hit
-        old, new = self.flow, nat.new_destination(self.flow, hit)
-        if new == old:
-            return None, None
-        row = self.rows.row(ns, iif or "-", "dnat", nat.describe(self.lab, "dst", hit, old, new),
-                            nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
-                            after=str(new), **nat.service_facts(self.lab, old, new, hit))
-        return new, row
-
-    def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
-        """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why."""
-        f = self.flow
-        svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
-        if not (svc and ns in self.lab.nat_netns and self.direction == "forward"):
-            return None
-        why = (f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack entry for this packet: "
-               "it was not DNATed here")
-        if not svc.endpoints:
-            why = f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects the packet"
-        return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}",
-                             [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"], problem=why)
-
-    def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
-        """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""
-        hit = self._ct_hit.pop(ns, None)
-        if hit is None:
-            return None
-        new = nat.new_source(self.flow, hit)
-        if new == self.flow:
-            return None
-        old, self.flow = self.flow, new
-        return old, hit
 
 
 def walk(kernel: Kernel, lab: LabMap, netns: str, flow: Flow, role: str = "request",

@@ -1,10 +1,19 @@
-"""Root integration fixtures: unique labs that always come down, and a host that never changes."""
+"""Root integration fixtures: unique labs that always come down, and a host that never changes.
+
+Labs that a test only needs come from netlab's own pytest plugin (``netlab_lab``,
+``netlab_factory``: unique names, teardown, a dump of every namespace when a test
+fails). ``labs`` is for tests of the CLI itself (``netlab up`` and its output):
+it brings labs up through the CLI, hands them to the plugin for the failure dump,
+and takes them down through the CLI, checking that nothing is left.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from helpers import diff_snapshots, dump_lab, host_snapshot, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import diff_snapshots, host_snapshot, lab_namespaces, netlab, unique_lab, write_topology
+from netlab import Lab
+from netlab.pytest_plugin import watch
 
 pytestmark = pytest.mark.root
 
@@ -19,10 +28,11 @@ def host_untouched():
 
 
 class Labs:
-    """Brings labs up for a test and always takes them down."""
+    """Brings labs up through the CLI for a test and always takes them down."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, item):
         self.tmp_path = tmp_path
+        self.item = item
         self.names: list[str] = []
 
     def name(self, prefix: str = "t") -> str:
@@ -32,27 +42,21 @@ class Labs:
 
     def up(self, text: str, file: str = "topo.yaml", *args: str, check: bool = True, env: dict | None = None):
         path = write_topology(self.tmp_path, text, file)
-        return path, netlab("up", "-t", path, *args, check=check, env=env)
-
-    def teardown(self, failed: bool) -> None:
+        proc = netlab("up", "-t", path, *args, check=check, env=env)
         for lab in self.names:
-            if failed:
-                print(dump_lab(lab))
+            if lab_namespaces(lab):
+                watch(self.item, Lab(lab))  # the plugin dumps it if the test fails
+        return path, proc
+
+    def teardown(self) -> None:
+        for lab in self.names:
             netlab("down", "--lab", lab, check=False)
             left = lab_namespaces(lab)
             assert not left, f"lab {lab} left namespaces: {left}"
 
 
-@pytest.hookimpl(tryfirst=True, hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    rep = outcome.get_result()
-    setattr(item, "rep_" + rep.when, rep)
-
-
 @pytest.fixture
 def labs(tmp_path, request):
-    labs = Labs(tmp_path)
+    labs = Labs(tmp_path, request.node)
     yield labs
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    labs.teardown(failed)
+    labs.teardown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
+from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node, two_node_topology
 
 pytestmark = pytest.mark.root
 
@@ -39,9 +40,8 @@ def kernel_view(lab: str) -> dict:
             for ns in lab_namespaces(lab)}
 
 
-def test_vxlan_lab_matches_flannel(labs, tmp_path):
-    lab = labs.name()
-    labs.up(two_node_topology(lab))
+def test_vxlan_lab_matches_flannel(netlab_factory):
+    lab = netlab_factory(two_node()).name
     node, node2 = f"{lab}-minikube", f"{lab}-minikube-m02"
 
     # flannel.1: VNI 1, dstport 8472, local node IP, nolearning, MTU 1450, /32 address.
@@ -78,12 +78,11 @@ def test_vxlan_lab_matches_flannel(labs, tmp_path):
     assert ping_ttl(pod, "10.244.0.3") == 64
 
 
-def test_underlay_carries_vxlan_vni_1(labs):
+def test_underlay_carries_vxlan_vni_1(netlab_factory):
     """A capture on the underlay shows UDP 8472 carrying VXLAN VNI 1 with the pod IPs inside."""
     from scapy.all import IP, UDP, VXLAN, rdpcap  # noqa: PLC0415 - tests only
 
-    lab = labs.name()
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    lab = netlab_factory(two_node(pods_per_node=1)).name
     pcap = f"/tmp/{lab}.pcap"
     underlay = f"{lab}-underlay"
     cap = subprocess.Popen(["ip", "netns", "exec", underlay, "tcpdump", "-i", "br0", "-U", "-c", "2", "-w", pcap,
@@ -110,9 +109,9 @@ def test_underlay_carries_vxlan_vni_1(labs):
     assert {outer[IP].src, outer[IP].dst} == {"192.168.122.215", "192.168.122.7"}
 
 
-def test_host_gw_routes_without_encapsulation(labs):
-    lab = labs.name()
-    labs.up(two_node_topology(lab, mode="host-gw"))
+@pytest.mark.netlab(two_node(mode="host-gw"))
+def test_host_gw_routes_without_encapsulation(netlab_lab):
+    lab = netlab_lab.name
     node, pod = f"{lab}-minikube", f"{lab}-fedora-1"
     links = [l["ifname"] for l in ip_json("link", netns=node)]
     assert "flannel.1" not in links
@@ -163,7 +162,7 @@ def test_status_names_drift_and_up_repairs_it(labs):
     # A DNAT rule of the Service, deleted by hand.
     saved = in_netns(node, "iptables-save", "-t", "nat", check=True).stdout
     dnat = next(line for line in saved.splitlines() if "-j DNAT" in line and "10.244.0.2:8080" in line)
-    in_netns(node, "iptables", "-t", "nat", *dnat.replace("-A ", "-D ", 1).split(), check=True)
+    in_netns(node, "iptables", "-t", "nat", *shlex.split(dnat.replace("-A ", "-D ", 1)), check=True)
     veth = next(l["ifname"] for l in ip_json("link", netns=node) if l["ifname"].startswith("veth"))
     ip("link", "del", veth, netns=node)
     ip("route", "del", "10.244.1.0/24", netns=node)

@@ -6,6 +6,7 @@ afterwards; nothing runs in the host's namespace.
 
 from __future__ import annotations
 
+import shlex
 import uuid
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from netlab.errors import ApplyFailed
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import services
+from netlab.plan.iptables import kube_probability
+from netlab.plan.iptables_save import saved_probability, saved_rule
 from netlab.plan.resources import NatRules
 from netlab.realize import netfilter
 from netlab.kernel.netns import create_netns, make_tag, remove_netns, run_in_netns
@@ -103,7 +106,8 @@ def test_sentinels_survive_apply_rerender_and_remove(netns, backend, tmp_path):
         assert line in text.splitlines()
     # The lab's jumps sit on top of PREROUTING/POSTROUTING, the sentinels after them.
     pre = [l for l in text.splitlines() if l.startswith("-A PREROUTING")]
-    assert pre == ["-A PREROUTING -j KUBE-SERVICES", "-A PREROUTING -s 198.51.100.7/32 -j SENTINEL"]
+    assert pre == ['-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+                   "-A PREROUTING -s 198.51.100.7/32 -j SENTINEL"]
     assert netfilter.observe_rules(netns, "nat", res.chains, backend=backend) == res.rules
 
     # Re-render with one endpoint fewer: only the changed chains are rewritten.
@@ -134,7 +138,7 @@ def test_drift_is_seen_and_repaired(netns, backend):
     netfilter.apply_rules(res, backend=backend)
     dnat = next(l for l in res.rules if "-j DNAT" in l)
     tool = "iptables-legacy" if backend == "legacy" else "iptables-nft"
-    run_in_netns(netns, [f"/usr/sbin/{tool}", "-t", "nat", "-D", *dnat.split()[1:]])
+    run_in_netns(netns, [f"/usr/sbin/{tool}", "-t", "nat", "-D", *shlex.split(dnat)[1:]])
     # A duplicated jump, as a second careless "-A PREROUTING" would make.
     run_in_netns(netns, [f"/usr/sbin/{tool}", "-t", "nat", "-A", "PREROUTING", "-j", "KUBE-SERVICES"])
     seen = netfilter.observe_rules(netns, "nat", res.chains, backend=backend)
@@ -162,3 +166,16 @@ def test_missing_namespace_is_apply_failed():
     with pytest.raises(ApplyFailed):
         netfilter.apply_rules(res)
 
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_probabilities_come_back_as_saved_probability_says(netns, backend):
+    """kube-proxy writes 1/n as %0.10f; the kernel keeps a fraction of 2^31; iptables-save prints %.11f of it."""
+    ns = range(2, 41)
+    body = "\n".join(f"-A NETLAB-P -m statistic --mode random --probability {kube_probability(n)} -j RETURN"
+                     for n in ns)
+    restore(netns, f"*nat\n:NETLAB-P - [0:0]\n{body}\nCOMMIT\n", backend)
+    lines = [l for l in save(netns, "nat", backend).splitlines() if l.startswith("-A NETLAB-P ")]
+    assert lines == [saved_rule(f"-A NETLAB-P -m statistic --mode random --probability {kube_probability(n)} "
+                                "-j RETURN") for n in ns]
+    assert [l.split()[-3] for l in lines] == [saved_probability(kube_probability(n)) for n in ns]

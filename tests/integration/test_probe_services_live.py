@@ -180,9 +180,12 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path):
 def test_deleted_dnat_rule_fails_the_run_and_repair_passes_at_once(labs):
     lab, path = up(labs)
     sep = sep_chain("default/web:http", "tcp", "10.244.1.2:8080")
-    rule = ["-p", "tcp", "-m", "tcp", "-j", "DNAT", "--to-destination", "10.244.1.2:8080"]
+    # As iptables-save prints kube-proxy's rule (its comment quoted).
+    rule = ["-p", "tcp", "-m", "comment", "--comment", "default/web:http", "-m", "tcp", "-j", "DNAT",
+            "--to-destination", "10.244.1.2:8080"]
     save = in_netns(f"{lab}-node-1", "iptables-save", "-t", "nat").stdout
-    assert f"-A {sep} {' '.join(rule)}" in save
+    assert f'-A {sep} -p tcp -m comment --comment "default/web:http" -m tcp -j DNAT --to-destination 10.244.1.2:8080' \
+        in save
     subprocess.run(["ip", "netns", "exec", f"{lab}-node-1", "iptables", "-t", "nat", "-D", sep, *rule], check=True)
 
     proc = netlab("probe", "--lab", lab, check=False)

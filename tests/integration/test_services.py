@@ -155,8 +155,9 @@ def test_node_tables_are_exactly_the_plan(lab):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     save = in_netns(ns(lab, "minikube"), "iptables-save", "-t", "nat").stdout
     svc = services.svc_chain("default/web:http", "tcp")
-    assert f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {svc}" in save
-    assert "-A PREROUTING -j KUBE-SERVICES" in save.splitlines()
+    assert (f'-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" '
+            f"-m tcp --dport 80 -j {svc}") in save
+    assert '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in save.splitlines()
 
 
 def test_cluster_ip_spreads_over_both_endpoints_without_snat(lab):
@@ -256,7 +257,8 @@ def test_endpoint_removed_rerenders_and_clears_udp_conntrack(lab):
     assert in_netns(node, "conntrack", "-L", "-p", "udp", "--orig-dst", "10.96.0.23").stdout.strip() == ""
     save = in_netns(node, "iptables-save").stdout
     assert "10.244.1.4:5353" not in save
-    assert "-A KUBE-SERVICES -d 10.96.0.23/32 -p udp -m udp --dport 53 -j REJECT" in save
+    assert '-A KUBE-SERVICES -d 10.96.0.23/32 -p udp -m comment --comment "default/resolver:dns has no endpoints" ' \
+        "-m udp --dport 53 -j REJECT" in save
     assert netlab("status", "--lab", lab["name"], check=False).returncode == 0
     # And back.
     netlab("up", "-t", write_topology(lab["tmp"], lab["name"]))

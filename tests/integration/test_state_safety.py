@@ -311,7 +311,8 @@ def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
     lab = labs.name("ibd")
     path = write_topology(tmp_path, small(lab))
     outcomes = []
-    for pages in range(1, 13):
+    # 16 pages: the state, the uts pins, and each node's two Flannel files (a tmpfs page each).
+    for pages in range(1, 17):
         fs = tmpfs(f"{pages * 4}k")
         proc = netlab("up", "-t", path, check=False, env=fs.env)
         assert "Traceback" not in proc.stderr, (pages, proc.stderr)

@@ -184,7 +184,8 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
     assert any(f["dev"] == "flannel.1" and f["dst"] == "192.168.122.7" for f in node["fdb"])
     assert any(p["bridge"] == "cni0" and p["hairpin"] for p in node["bridge_ports"])
     nat = node["iptables"]["nat"]
-    assert any(" -A PREROUTING -j KUBE-SERVICES" in line and line.startswith("[") for line in nat)
+    assert any(' -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in line
+               and line.startswith("[") for line in nat)
     assert any(line.startswith(":KUBE-SVC-") for line in nat)
     assert all("DOCKER" not in line for line in nat)
 

@@ -36,10 +36,10 @@ def test_default_lab_matches_the_tutorial():
         ("minikube-m02", "192.168.122.7", "10.244.1.0/24", "10.244.1.1/24", "10.244.1.0"),
     ]
     assert {p.name: (str(p.ip), p.mac) for p in lab.pods} == {
-        "fedora-1": ("10.244.0.2", "0a:58:0a:f4:00:02"),
-        "fedora-2": ("10.244.1.3", "0a:58:0a:f4:01:03"),
-        "fedora-3": ("10.244.0.3", "0a:58:0a:f4:00:03"),
-        "fedora-4": ("10.244.1.2", "0a:58:0a:f4:01:02"),
+        "fedora-1": ("10.244.0.2", "9e:b4:a1:d1:ba:d3"),
+        "fedora-2": ("10.244.1.3", "c2:a5:48:33:74:76"),
+        "fedora-3": ("10.244.0.3", "9e:c9:f8:b9:73:45"),
+        "fedora-4": ("10.244.1.2", "12:ba:03:a5:20:1a"),
     }
     assert str(lab.addressing.gateway_underlay_ip) == "192.168.122.1"
 

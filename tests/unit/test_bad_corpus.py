@@ -204,7 +204,7 @@ def test_an_exception_escaping_the_cli_in_process_shows_as_a_traceback(monkeypat
     def broken(path):
         raise KeyError("boom")
 
-    monkeypatch.setattr(commands, "load_topology", broken)
+    monkeypatch.setattr(commands, "load", broken)
     res = run_cli("validate", "-t", "x.yaml")
     assert res.returncode == 1
     assert res.stderr.startswith("Traceback (most recent call last):") and "KeyError: 'boom'" in res.stderr

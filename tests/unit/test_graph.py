@@ -306,3 +306,19 @@ def test_cli_errors(tmp_path, netlab_here):
         os.close(slave)
         os.close(master)
     assert png.returncode == 2 and "-w FILE.png" in png.stderr
+
+
+def test_the_load_balancer_is_drawn_and_every_namespace_has_its_box():
+    lab = resolve(load_topology(str(REPO / "topologies/services.yaml")))
+    g = graph.build(lab)
+    inet = next(grp for grp in g.groups if grp.title.startswith("internet"))
+    lb = next(b for b in inet.boxes if b.id == "inet_lb")
+    assert lb.label.split("\n") == ["load balancer", "netns svc-lb", "203.0.113.100 (web-lb)"]
+    assert ("inet_lb", "inet_gateway", "internet") in links(g, "veth")
+    # Where a traced packet's hops are drawn: each namespace of the lab, and each node's devices.
+    assert g.place("svc-lb", "eth0") == "inet_lb" and g.place("svc-gateway", "inet0") == "inet_gateway"
+    assert g.place("svc-node-1", "flannel.1") == "node_node_1_vtep"
+    assert g.place("svc-node-1", lab.pod("client").host_veth) == "node_node_1_cni0"
+    assert g.place("svc-node-1", "-") == "node_node_1_eth0" and g.place("svc-underlay", "vethx") == "underlay_br0"
+    assert g.place("svc-client", "lo") == "pod_client" and g.place("svc-example", "eth0") == "host_example"
+    assert g.place("elsewhere", "eth0") is None

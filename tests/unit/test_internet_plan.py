@@ -47,11 +47,16 @@ def test_gateway_is_the_underlay_router_and_nodes_default_to_it():
     res = internet.resources(lab)
     up = next(r for r in res if isinstance(r, Veth) and r.netns == lab.underlay_netns)
     assert (up.master, up.peer_netns, up.peer_name) == ("br0", "golden-gateway", "eth0")
-    assert Address(netns="golden-gateway", dev="eth0", address=IPv4Interface("192.168.122.1/24")) in res
-    assert Address(netns="golden-gateway", dev="inet0", address=IPv4Interface("203.0.113.1/24")) in res
+    assert Address(netns="golden-gateway", dev="eth0", address=IPv4Interface("192.168.122.1/24"),
+                   broadcast=IPv4Address("192.168.122.255")) in res
+    assert Address(netns="golden-gateway", dev="inet0", address=IPv4Interface("203.0.113.1/24"),
+                   broadcast=IPv4Address("203.0.113.255")) in res
+    full = build_plan(lab).resources
     for node in lab.nodes:
         assert Route(netns=node.netns, dst=IPv4Network("0.0.0.0/0"), gateway=IPv4Address("192.168.122.1"),
-                     dev="eth0") in res
+                     dev="eth0") in full
+    # The gateway holds the underlay's first address; br0 then has none.
+    assert not [r for r in full if isinstance(r, Address) and r.netns == lab.underlay_netns]
     assert Route(netns="golden-example", dst=IPv4Network("0.0.0.0/0"), gateway=IPv4Address("203.0.113.1"),
                  dev="eth0") in res
     gw = next(r for r in res if isinstance(r, NatRules) and r.netns == "golden-gateway")
@@ -76,7 +81,8 @@ def test_load_balancer_spreads_over_every_node_port():
             "-j DNAT --to-destination 192.168.122.215:30000") in lb.rules
     assert f"-A {chain} -p tcp -m tcp -j DNAT --to-destination 192.168.122.7:30000" in lb.rules
     assert "-A NETLAB-LB-POSTRTG -m conntrack --ctstate DNAT -j MASQUERADE" in lb.rules
-    assert Address(netns="golden-lb", dev="eth0", address=IPv4Interface("203.0.113.254/24")) in internet.resources(lab)
+    assert Address(netns="golden-lb", dev="eth0", address=IPv4Interface("203.0.113.254/24"),
+                   broadcast=IPv4Address("203.0.113.255")) in internet.resources(lab)
 
 
 def test_whole_plan_has_unique_keys_and_lab_order():

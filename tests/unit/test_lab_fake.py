@@ -87,18 +87,19 @@ def test_a_link_that_is_only_down_is_set_up_and_its_routes_put_back(lab):
     def breaker(k):
         k.apply([Op("set", replace(link(k, "fk-a", "eth0"), up=False), old=link(k, "fk-a", "eth0"))])
     ops = break_and_repair(lab, FakeKernel(), breaker)
-    assert [(op.verb, op.res.kind) for op in ops] == [("set", "veth-peer"), ("replace", "route")]
+    # The pod's two routes (the cluster pod CIDR and the default, both via cni0) went with the link.
+    assert [(op.verb, op.res.kind) for op in ops] == [("set", "veth-peer"), ("replace", "route"), ("replace", "route")]
 
 
 def link(k, ns, name) -> Link:
     from netlab.plan.resources import VethPeer
 
     f = k.ns[ns].links[name]
-    return VethPeer(netns=ns, name=name, mtu=f.mtu, mac=f.mac, up=f.up)
+    return VethPeer(netns=ns, name=name, mtu=f.mtu, mac=f.mac, up=f.up, txqlen=f.txqlen)
 
 
 @pytest.mark.parametrize("what", ["extra route", "changed fdb", "extra rule", "sysctl", "missing address",
-                                  "missing route"])
+                                  "missing route", "txqlen"])
 def test_each_drift_is_repaired_with_the_minimal_ops(lab, what):
     extra_route = Route(netns="fk-n1", dst=IPv4Network("10.55.0.0/16"), gateway=None, dev="eth0", scope="link")
     wrong_fdb = None
@@ -119,12 +120,15 @@ def test_each_drift_is_repaired_with_the_minimal_ops(lab, what):
             k.apply([Op("del", Address(netns="fk-n1", dev="cni0", address=IPv4Interface("10.244.0.1/24")))])
         elif what == "missing route":
             k.ns["fk-n1"].routes = [r for r in k.ns["fk-n1"].routes if r.dev != "flannel.1"]
+        elif what == "txqlen":  # `ip link set flannel.1 txqueuelen 1000`: status names it, up sets it back
+            k.ns["fk-n1"].links["flannel.1"].txqlen = 1000
 
     ops = break_and_repair(lab, FakeKernel(), breaker)
     verbs = [(op.verb, op.res.kind) for op in ops]
     expect = {"extra route": [("del", "route")], "changed fdb": [("del", "fdb"), ("add", "fdb")],
               "extra rule": [("del", "rule")], "sysctl": [("write", "sysctl")],
-              "missing address": [("add", "address")], "missing route": [("replace", "route")]}[what]
+              "missing address": [("add", "address")], "missing route": [("replace", "route")],
+              "txqlen": [("set", "vxlan")]}[what]
     assert sorted(verbs) == sorted(expect)
     if what == "extra route":
         # deleted with what the kernel matches on: its table, scope and protocol
@@ -132,6 +136,8 @@ def test_each_drift_is_repaired_with_the_minimal_ops(lab, what):
         assert (op.res.table, op.res.scope, op.res.proto) == (254, "link", "boot")
     if what == "changed fdb":
         assert Op("del", wrong_fdb, missing_ok=True) in ops
+    if what == "txqlen":
+        assert ops[0].describe() == "set txqlen of link flannel.1 in fk-n1" and ops[0].res.txqlen == 0
 
 
 def snapshot_all(k) -> dict:
@@ -157,7 +163,7 @@ def test_a_failed_repair_takes_back_exactly_its_own_ops(lab):
             assert snapshot_all(k) == before, f"fault at {at}"
             assert status(lab, k).drift == drift
             continue
-        assert at == 6  # five repairs (a link set up, a route put back, a route, a rule deleted, a sysctl)
+        assert at == 7  # six repairs (a link set up, two routes put back, a route, a rule deleted, a sysctl)
         assert status(lab, k).ok
         break
     else:
@@ -179,7 +185,7 @@ def test_a_kernel_refusal_mid_repair_rolls_back_and_keeps_what_existed(lab):
 
 
 def test_a_failed_up_of_a_fresh_lab_leaves_nothing(lab):
-    for at in range(1, 40):
+    for at in range(1, 80):
         k = FakeKernel()
         try:
             up(lab, k, fault_at=at)

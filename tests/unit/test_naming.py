@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
@@ -73,8 +72,21 @@ def test_hashes_and_macs_are_stable():
     assert mac == naming.mac_from_hash("demo", "eth0", "minikube")
     assert mac != naming.mac_from_hash("demo", "eth0", "minikube-m02")
     octets = mac.split(":")
-    assert len(octets) == 6 and octets[0] == "02" and all(len(o) == 2 and int(o, 16) >= 0 for o in octets)
-    assert naming.mac_from_ip(IPv4Address("10.244.1.3")) == "0a:58:0a:f4:01:03"
+    assert len(octets) == 6 and all(len(o) == 2 and int(o, 16) >= 0 for o in octets)
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.text(max_size=20), min_size=1, max_size=4))
+def test_macs_are_locally_administered_unicast(parts):
+    """The kernel's eth_random_addr form: multicast bit clear, locally administered bit set."""
+    first = int(naming.mac_from_hash(*parts).split(":")[0], 16)
+    assert first & 0x01 == 0 and first & 0x02 == 0x02
+
+
+def test_macs_spread_over_the_first_octet():
+    """Not a fixed 02: prefix: the first octet varies like a random address's."""
+    firsts = {naming.mac_from_hash("demo", "pod-eth0", f"p{i}").split(":")[0] for i in range(64)}
+    assert len(firsts) > 16
 
 
 DNS_LABEL = st.from_regex(r"\A[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?\Z")

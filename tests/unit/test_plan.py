@@ -12,7 +12,7 @@ from netlab.model.load import load_topology, parse_yaml
 from netlab.model.topology import Topology
 from netlab.plan.build import ORDER, build_plan
 from netlab.plan.render import render_commands
-from netlab.plan.resources import Fdb, Neigh, Route, Veth, Vxlan, resource_from_json
+from netlab.plan.resources import Address, Fdb, Neigh, Route, Veth, Vxlan, resource_from_json
 
 GOLDEN = Path(__file__).parent / "golden" / "default_plan.txt"
 
@@ -76,9 +76,34 @@ def test_pods_get_overlay_mtu_and_default_route():
     plan = default_plan()
     veths = [r for r in plan.resources if isinstance(r, Veth) and r.peer_netns == "demo-fedora-1"]
     assert len(veths) == 1 and veths[0].mtu == 1450 and veths[0].master == "cni0" and veths[0].hairpin
-    assert veths[0].peer_mac == "0a:58:0a:f4:00:02"
+    assert veths[0].peer_mac == "9e:b4:a1:d1:ba:d3"
     routes = [r for r in plan.resources if isinstance(r, Route) and r.netns == "demo-fedora-1"]
-    assert [(str(r.dst), str(r.gateway), r.dev) for r in routes] == [("0.0.0.0/0", "10.244.0.1", "eth0")]
+    # Flannel's CNI delegate config: ipam routes [{dst: 10.244.0.0/16}], then isDefaultGateway.
+    assert [(str(r.dst), str(r.gateway), r.dev, r.proto) for r in routes] == [
+        ("10.244.0.0/16", "10.244.0.1", "eth0", "boot"), ("0.0.0.0/0", "10.244.0.1", "eth0", "boot")]
+    assert [r.command() for r in routes] == ["ip -n demo-fedora-1 route add 10.244.0.0/16 via 10.244.0.1 dev eth0",
+                                             "ip -n demo-fedora-1 route add default via 10.244.0.1 dev eth0"]
+
+
+def test_nodes_default_to_the_underlay_router_on_br0_without_internet():
+    """Like libvirt's virbr0 (192.168.122.1) on the host of the tutorial's VMs."""
+    plan = default_plan()
+    br0 = [r for r in plan.resources if isinstance(r, Address) and r.netns == "demo-underlay"]
+    assert [(r.dev, str(r.address), str(r.broadcast)) for r in br0] == [("br0", "192.168.122.1/24", "192.168.122.255")]
+    for ns in ("demo-minikube", "demo-minikube-m02"):
+        routes = [r for r in plan.resources if isinstance(r, Route) and r.netns == ns and r.dst.prefixlen == 0]
+        assert [r.command() for r in routes] == [f"ip -n {ns} route add default via 192.168.122.1 dev eth0"]
+    assert not [r for r in plan.resources if isinstance(r, Route) and str(r.dst) == "10.96.0.0/12"]
+
+
+def test_addresses_carry_their_broadcast_like_the_real_tools_set_them():
+    plan = default_plan()
+    got = {(r.netns, r.dev): (str(r.address), str(r.broadcast) if r.broadcast else None)
+           for r in plan.resources if isinstance(r, Address)}
+    assert got[("demo-minikube", "cni0")] == ("10.244.0.1/24", "10.244.0.255")
+    assert got[("demo-fedora-1", "eth0")] == ("10.244.0.2/24", "10.244.0.255")
+    assert got[("demo-minikube", "eth0")] == ("192.168.122.215/24", "192.168.122.255")
+    assert got[("demo-minikube", "flannel.1")] == ("10.244.0.0/32", None)  # a /32 has none
 
 
 def test_host_gw_has_no_vxlan_and_routes_via_node_ips():

@@ -8,6 +8,7 @@ and review the diff.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from netlab.model.lab import Lab
 from netlab.model.topology import Topology
 from netlab.plan import iptables, services
 from netlab.plan.build import build_plan
+from netlab.plan.iptables_save import saved_probability
 from netlab.plan.resources import NatRules, Route, Sysctl, resource_from_json
 from netlab.realize.netfilter import Table, compute_change, parse_save
 from netlab.model import clusterdns as dns
@@ -92,40 +94,90 @@ def test_probability_is_printed_like_iptables_save(n, expected):
 
 
 def test_two_endpoint_service_shapes():
+    """Each rule as kube-proxy's syncProxyRules writes it (payload) and as iptables-save prints it (rules)."""
     lab = golden_lab()
-    rules = node_res(lab, "nat").rules
+    res = node_res(lab, "nat")
+    payload, rules = res.payload.splitlines(), res.rules
     svc = services.svc_chain("default/web:http", "tcp")
     sep1 = services.sep_chain("default/web:http", "tcp", "10.244.0.2:8080")
     sep2 = services.sep_chain("default/web:http", "tcp", "10.244.1.3:8080")
-    for line in [
-        "-A PREROUTING -j KUBE-SERVICES",
-        "-A OUTPUT -j KUBE-SERVICES",
-        "-A POSTROUTING -j KUBE-POSTROUTING",
-        f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {svc}",
-        f"-A {svc} -m statistic --mode random --probability 0.50000000000 -j {sep1}",
-        f"-A {svc} -j {sep2}",
-        f"-A {sep1} -s 10.244.0.2/32 -j KUBE-MARK-MASQ",
-        f"-A {sep1} -p tcp -m tcp -j DNAT --to-destination 10.244.0.2:8080",
-        "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000",
-        "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN",
-        "-A KUBE-POSTROUTING -j MASQUERADE --random-fully",
-        "-A KUBE-NODEPORTS -p tcp -m tcp --dport 30080 -j KUBE-EXT-" + svc[9:],
-    ]:
-        assert line in rules, line
+    ext = "KUBE-EXT-" + svc[9:]
+    written_and_saved = [
+        (f'-A KUBE-SERVICES -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 '
+         f"--dport 80 -j {svc}",
+         f'-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" -m tcp '
+         f"--dport 80 -j {svc}"),
+        (f'-A {svc} -m comment --comment "default/web:http cluster IP" -m tcp -p tcp -d 10.96.0.20 --dport 80 '
+         "! -s 10.244.0.0/16 -j KUBE-MARK-MASQ",
+         f'-A {svc} ! -s 10.244.0.0/16 -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" '
+         "-m tcp --dport 80 -j KUBE-MARK-MASQ"),
+        (f'-A {svc} -m comment --comment "default/web:http -> 10.244.0.2:8080" -m statistic --mode random '
+         f"--probability 0.5000000000 -j {sep1}",
+         f'-A {svc} -m comment --comment "default/web:http -> 10.244.0.2:8080" -m statistic --mode random '
+         f"--probability 0.50000000000 -j {sep1}"),
+        (f'-A {svc} -m comment --comment "default/web:http -> 10.244.1.3:8080" -j {sep2}',
+         f'-A {svc} -m comment --comment "default/web:http -> 10.244.1.3:8080" -j {sep2}'),
+        (f"-A {sep1} -m comment --comment default/web:http -s 10.244.0.2 -j KUBE-MARK-MASQ",
+         f'-A {sep1} -s 10.244.0.2/32 -m comment --comment "default/web:http" -j KUBE-MARK-MASQ'),
+        (f"-A {sep1} -m comment --comment default/web:http -m tcp -p tcp -j DNAT --to-destination 10.244.0.2:8080",
+         f'-A {sep1} -p tcp -m comment --comment "default/web:http" -m tcp -j DNAT --to-destination 10.244.0.2:8080'),
+        ("-A KUBE-MARK-MASQ -j MARK --or-mark 0x00004000", "-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000"),
+        ("-A KUBE-POSTROUTING -m mark ! --mark 0x00004000/0x00004000 -j RETURN",
+         "-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN"),
+        ("-A KUBE-POSTROUTING -j MARK --xor-mark 0x00004000", "-A KUBE-POSTROUTING -j MARK --set-xmark 0x4000/0x0"),
+        ('-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE '
+         "--random-fully",
+         '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE '
+         "--random-fully"),
+        (f"-A KUBE-NODEPORTS -m comment --comment default/web:http -m tcp -p tcp --dport 30080 -j {ext}",
+         f'-A KUBE-NODEPORTS -p tcp -m comment --comment "default/web:http" -m tcp --dport 30080 -j {ext}'),
+        (f'-A {ext} -m comment --comment "masquerade traffic for default/web:http external destinations" '
+         "-j KUBE-MARK-MASQ",
+         f'-A {ext} -m comment --comment "masquerade traffic for default/web:http external destinations" '
+         "-j KUBE-MARK-MASQ"),
+    ]
+    for written, saved in written_and_saved:
+        assert written in payload, written
+        assert saved in rules, saved
+    for jump in ('-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+                 '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+                 '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING'):
+        assert jump in rules and f"#   {jump}" in payload
     # NodePorts: the last rule of KUBE-SERVICES.
     ks = [r for r in rules if r.startswith("-A KUBE-SERVICES ")]
-    assert ks[-1] == "-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
-    assert not any("-m comment" in r for r in rules)
+    assert ks[-1] == ('-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be '
+                      'the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')
+
+
+def test_hashes_are_kube_proxys():
+    """The issue's golden values: servicePortChainName and servicePortEndpointChainName."""
+    assert services.svc_chain("ns1/svc1:p80", "tcp") == "KUBE-SVC-XPGD46QRK7WJZT7O"
+    assert services.sep_chain("ns1/svc1:p80", "tcp", "10.180.0.1:80") == "KUBE-SEP-SXIVWICOYRO3J4NJ"
+
+
+# "saved": what iptables-save (1.8.9, nft and legacy alike) printed for the "written" value restored in a
+# scratch namespace on the project's CI machine.
+@pytest.mark.parametrize("n,written,saved", [(2, "0.5000000000", "0.50000000000"),
+                                             (3, "0.3333333333", "0.33333333349"),
+                                             (5, "0.2000000000", "0.20000000019"),
+                                             (7, "0.1428571429", "0.14285714272"),
+                                             (1000, "0.0010000000", "0.00100000016")])
+def test_probabilities_are_written_0_10f_and_saved_from_the_fixed_point(n, written, saved):
+    assert iptables.kube_probability(n) == written
+    assert saved_probability(written) == saved
 
 
 def test_client_ip_affinity_uses_recent_like_kube_proxy():
-    rules = node_res(golden_lab(), "nat").rules
+    res = node_res(golden_lab(), "nat")
+    rules = res.rules
     svc = services.svc_chain("default/sticky", "tcp")
     sep = services.sep_chain("default/sticky", "tcp", "10.244.0.2:8080")
-    assert (f"-A {svc} -m recent --rcheck --seconds 10800 --reap --name {sep} --mask 255.255.255.255 "
-            f"--rsource -j {sep}") in rules
-    assert (f"-A {sep} -p tcp -m tcp -m recent --set --name {sep} --mask 255.255.255.255 --rsource "
-            "-j DNAT --to-destination 10.244.0.2:8080") in rules
+    assert (f'-A {svc} -m comment --comment "default/sticky -> 10.244.0.2:8080" -m recent --name {sep} --rcheck '
+            f"--seconds 10800 --reap -j {sep}") in res.payload.splitlines()
+    assert (f'-A {svc} -m comment --comment "default/sticky -> 10.244.0.2:8080" -m recent --rcheck --seconds 10800 '
+            f"--reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}") in rules
+    assert (f'-A {sep} -p tcp -m comment --comment "default/sticky" -m recent --set --name {sep} '
+            "--mask 255.255.255.255 --rsource -m tcp -j DNAT --to-destination 10.244.0.2:8080") in rules
     mine = [r for r in rules if r.startswith(f"-A {svc} ")]
     # recent checks come before the random spread
     assert [("recent" in r) for r in mine[1:]] == [True, True, False, False]
@@ -135,26 +187,54 @@ def test_service_without_endpoints_rejects_in_filter_and_has_no_nat():
     lab = golden_lab()
     nat, filt = node_res(lab, "nat"), node_res(lab, "filter")
     assert not any("10.96.0.22" in r for r in nat.rules)
-    assert ("-A KUBE-SERVICES -d 10.96.0.22/32 -p tcp -m tcp --dport 80 -j REJECT --reject-with "
-            "icmp-port-unreachable") in filt.rules
-    assert ("-A KUBE-EXTERNAL-SERVICES -p tcp -m addrtype --dst-type LOCAL -m tcp --dport 30081 -j REJECT "
-            "--reject-with icmp-port-unreachable") in filt.rules
-    assert "-A FORWARD -m conntrack --ctstate NEW -j KUBE-SERVICES" in filt.rules
-    assert "-A OUTPUT -m conntrack --ctstate NEW -j KUBE-SERVICES" in filt.rules
-    assert "-A INPUT -m conntrack --ctstate NEW -j KUBE-EXTERNAL-SERVICES" in filt.rules
+    assert ('-A KUBE-SERVICES -m comment --comment "default/empty:http has no endpoints" -m tcp -p tcp '
+            "-d 10.96.0.22 --dport 80 -j REJECT") in filt.payload.splitlines()
+    assert ('-A KUBE-SERVICES -d 10.96.0.22/32 -p tcp -m comment --comment "default/empty:http has no endpoints" '
+            "-m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable") in filt.rules
+    assert ('-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment "default/empty:http has no endpoints" '
+            "-m addrtype --dst-type LOCAL -m tcp --dport 30081 -j REJECT --reject-with icmp-port-unreachable"
+            ) in filt.rules
+    # kube-proxy's jumps, in the order EnsureRule's prepends leave them on a fresh node.
+    builtin = [r for r in filt.rules if iptables.chain_of(r) in iptables.BUILTIN_CHAINS]
+    assert builtin == [
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" '
+        "-j KUBE-PROXY-FIREWALL",
+        '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+        '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" '
+        "-j KUBE-EXTERNAL-SERVICES",
+        '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" '
+        "-j KUBE-PROXY-FIREWALL",
+        '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+        '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" '
+        "-j KUBE-EXTERNAL-SERVICES",
+        '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
+        '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" '
+        "-j KUBE-PROXY-FIREWALL",
+        '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+    ]
 
 
 def test_udp_service():
     rules = node_res(golden_lab(), "nat").rules
     sep = services.sep_chain("default/resolver:dns", "udp", "10.244.1.4:5353")
-    assert f"-A {sep} -p udp -m udp -j DNAT --to-destination 10.244.1.4:5353" in rules
+    assert (f'-A {sep} -p udp -m comment --comment "default/resolver:dns" -m udp -j DNAT '
+            "--to-destination 10.244.1.4:5353") in rules
 
 
-def test_egress_masquerade_leaves_pod_to_pod_alone():
-    rules = node_res(golden_lab(), "nat").rules
-    assert "-A POSTROUTING -j FLANNEL-POSTRTG" in rules
-    assert "-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -j RETURN" in rules
-    assert "-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -j MASQUERADE --random-fully" in rules
+def test_large_cluster_mode_drops_the_per_endpoint_comments():
+    """Over 1000 endpoints, kube-proxy leaves out the comments of KUBE-SVC -> KUBE-SEP and KUBE-SEP rules."""
+    lab = golden_lab()
+    sps = services.service_ports(lab)
+    assert not services.large_cluster(sps)
+    many = [replace(sps[0], endpoints=tuple((IPv4Address(f"10.244.{i // 250}.{i % 250 + 2}"), 8080)
+                                            for i in range(1001)))]
+    assert services.large_cluster(many)
+    rules = services.kube_nat(lab, many).rules()
+    sep_lines = [r for r in rules if r.startswith("-A KUBE-SEP-")]
+    assert sep_lines and not any("-m comment" in r for r in sep_lines)
+    svc_lines = [r for r in rules if r.startswith(f"-A {many[0].svc_chain} ")]
+    assert "cluster IP" in svc_lines[0] and not any("-m comment" in r for r in svc_lines[1:])
 
 
 def test_payload_declares_only_lab_chains_and_never_appends_to_builtins():
@@ -190,18 +270,26 @@ def test_every_node_gets_the_same_rules_and_sysctl():
         mine = [r for r in out if r.netns == node.netns]
         assert Sysctl(netns=node.netns, name="net.bridge.bridge-nf-call-iptables", value="1") in mine
         assert {r.table for r in mine if isinstance(r, NatRules)} == {"nat", "filter"}
+    # kube-proxy's rules are the same on every node; Flannel's FLANNEL-POSTRTG names the node's own lease.
     nats = [r for r in out if isinstance(r, NatRules) and r.table == "nat"]
-    assert len({r.rules for r in nats}) == 1
+    assert len({tuple(x for x in r.rules if "FLANNEL" not in x) for r in nats}) == 1
+    assert len({r.rules for r in nats}) == len(lab.nodes)
+    filters = [r for r in out if isinstance(r, NatRules) and r.table == "filter"]
+    assert len({r.rules for r in filters}) == 1
 
 
-def test_service_cidr_route_only_without_internet():
+def test_no_service_cidr_route_nodes_use_their_default_route():
+    """A real node has no route for the Service CIDR: its default route carries a connection to a
+    ClusterIP until OUTPUT's DNAT, then the kernel routes it again to the endpoint."""
     data = yaml.safe_load(TOPO.read_text())
     data.pop("internet")
     data["services"] = [s for s in data["services"] if s.get("type") != "LoadBalancer"]
-    lab = lab_of(data)
-    routes = [r for r in services.resources(lab) if isinstance(r, Route)]
-    assert {(r.netns, str(r.dst), r.dev) for r in routes} == {(n.netns, "10.96.0.0/12", "eth0") for n in lab.nodes}
-    assert not [r for r in services.resources(golden_lab()) if isinstance(r, Route)]
+    for lab in (lab_of(data), golden_lab()):
+        assert not [r for r in services.resources(lab) if isinstance(r, Route)]
+        routes = [r for r in build_plan(lab).resources if isinstance(r, Route) and r.dst.prefixlen == 0
+                  and r.netns in {n.netns for n in lab.nodes}]
+        assert sorted((r.netns, str(r.gateway), r.dev) for r in routes) == sorted(
+            (n.netns, "192.168.122.1", "eth0") for n in lab.nodes)
 
 
 def test_endpoint_index_agrees_with_lab_endpoints():
@@ -241,10 +329,11 @@ def test_apply_change_from_empty_writes_everything_and_inserts_jumps():
     ch = compute_change(res, Table())
     assert set(ch.written) == set(res.chains)
     lines = ch.payload.splitlines()
-    assert "-I PREROUTING -j KUBE-SERVICES" in lines
+    assert '-I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' in lines
     # the last -I lands on top: POSTROUTING ends up KUBE-POSTROUTING first, then FLANNEL-POSTRTG
     post = [l for l in lines if l.startswith("-I POSTROUTING")]
-    assert post == ["-I POSTROUTING -j FLANNEL-POSTRTG", "-I POSTROUTING -j KUBE-POSTROUTING"]
+    assert post == ['-I POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG',
+                    '-I POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING']
 
 
 def test_apply_change_is_empty_when_kernel_matches():

@@ -111,3 +111,13 @@ def test_capture_target_must_be_name_colon_iface():
     with pytest.raises(SystemExit) as exc:
         main(["capture", "minikube"])
     assert exc.value.code == 2
+
+
+def test_trace_picture_options_and_an_unwritable_file_fail_before_any_work(tmp_path, capsys):
+    from netlab.cli import cli, main
+
+    out = CliRunner().invoke(cli, ["trace", "--help"])
+    assert "[text|json|svg|png|dot|yaml]" in out.output and "--write FILE" in out.output
+    with pytest.raises(SystemExit) as exc:
+        main(["trace", "fedora-1", "fedora-2", "-o", "svg", "-w", str(tmp_path / "missing" / "p.svg")])
+    assert exc.value.code == 2 and "is not a directory" in capsys.readouterr().err

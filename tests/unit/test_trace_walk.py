@@ -19,8 +19,10 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Address, Bridge, Fdb, Neigh, Route, Veth, Vxlan
-from netlab.trace.facts import CtEntry, FdbFacts, LinkFacts, NeighFacts, RouteFacts, RouteFailure, VxlanFacts
+from netlab.plan.resources import Address, Bridge, Fdb, NatRules, Neigh, Route, Veth, Vxlan
+from netlab.plan.iptables import BUILTIN_CHAINS, chain_of
+from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, RouteFacts, RouteFailure,
+                                VxlanFacts)
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.labmap import LabMap
 from netlab.trace.render import TraceResult, number, render_text
@@ -42,6 +44,9 @@ class FakeKernel:
         self.no_fdb: set[tuple[str, str, str]] = set()
         self.no_route: set[tuple[str, str]] = set()  # (netns, dst cidr)
         self.ct: dict[str, list[CtEntry]] = {}
+        self.no_rule: set[tuple[str, str]] = set()  # (netns, nat rule line): iptables -t nat -D
+        self.no_chain: set[tuple[str, str]] = set()  # (netns, nat chain): iptables -t nat -F, -X
+        self.counted: dict[tuple[str, str], int] = {}  # (netns, nat rule line) -> packets during the trace
         self.calls: list[tuple] = []
         self._links: dict[str, dict[str, LinkFacts]] = {}
         addrs: dict[tuple[str, str], list[str]] = {}
@@ -130,6 +135,16 @@ class FakeKernel:
 
     def bridge_nf(self, netns):
         return True
+
+    def nat_table(self, netns):
+        planned = next((r for r in self.plan.resources if isinstance(r, NatRules) and r.netns == netns
+                        and r.table == "nat"), None)
+        if planned is None:
+            return None
+        chains = {c for c in planned.chains if (netns, c) not in self.no_chain} | set(BUILTIN_CHAINS)
+        return NatTable(frozenset(chains), tuple(
+            NatRule(line, self.counted.get((netns, line), 0), self.counted.get((netns, line), 0))
+            for line in planned.rules if (netns, line) not in self.no_rule and chain_of(line) in chains))
 
 
 @pytest.fixture
@@ -237,6 +252,9 @@ def test_no_route_is_a_drop_row(world):
     w = walk(k, m, "demo-fedora-1", Flow.icmp("10.244.0.2", "10.244.0.2", 1))
     assert w.outcome == "delivered"  # its own address: local
     k.no_route.add(("demo-minikube", "10.244.1.0/24"))  # ip -n demo-minikube route del 10.244.1.0/24
+    # Without its own route the packet would take the node's default route to the
+    # underlay's router; with that one gone too, the node has no route at all.
+    k.no_route.add(("demo-minikube", "0.0.0.0/0"))  # ip -n demo-minikube route del default
     w = ping(k, m)
     assert w.outcome == "stopped"
     last = w.hops[-1]
@@ -445,3 +463,4 @@ def test_explain_without_observations_trusts_the_walk():
     v = explain(Walk(hops, "stopped", reason="no route"))
     assert not v.delivered and v.reason == "no route"
     assert isinstance(v, Verdict)
+

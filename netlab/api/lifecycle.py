@@ -1,25 +1,25 @@
-"""netlab's Python API: a lab's lifecycle on the real kernel, with the features every lab has.
+"""A lab's lifecycle on the real kernel, with the features every lab has.
 
 The work is in netlab.lab (up, repair, rollback, down, status over the Kernel
 protocol); this module binds it to :class:`~netlab.kernel.live.LiveKernel`,
 the features every lab has (netlab.features) and the machine's checks
-(netlab.doctor). The CLI is built on it.
+(netlab.doctor). :class:`netlab.api.Lab` and the benchmarks call it.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 from netlab import doctor
+from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown as lab_teardown
 from netlab.lab import up as lab_up
-from netlab.lab.ownership import tag_for  # noqa: F401 - part of this module's interface
 from netlab.lab.status import StatusResult
 from netlab.lab.teardown import DownResult
-from netlab.lab.up import Interrupted, UpResult  # noqa: F401
+from netlab.lab.up import UpResult
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
 
@@ -27,7 +27,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wait: float = 60.0,
-       features: list | None = None, reconfigure: bool = False) -> UpResult:
+       features: Sequence[Feature] | None = None, reconfigure: bool = False) -> UpResult:
     """Create or converge a lab to its topology. Idempotent.
 
     First the checks this lab needs from the machine (netlab doctor): a missing
@@ -52,7 +52,7 @@ def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, fo
 
 
 def status(state: LabState) -> StatusResult:
-    """Compare the live kernel with the saved plan of a running lab."""
+    """Compare the live kernel with the plan of ``state``'s topology."""
     kernel = LiveKernel()
     try:
         return lab_status.status(state, kernel, default_features())

@@ -1,0 +1,19 @@
+"""netlab's Python API: `sudo python quickstart.py` brings the lab up, checks it and takes it down."""
+
+import sys
+from pathlib import Path
+
+from netlab import Lab
+
+name = sys.argv[1] if len(sys.argv) > 1 else "quickstart"
+with Lab.up(Path(__file__).with_name("lab.yaml"), name=name) as lab:   # down when the block ends, even on errors
+    assert lab.exec("web-1", ["hostname"]).stdout.strip() == "web-1"      # in the pod's network and UTS namespaces
+    r = lab.reach("client", "web-2", proto="tcp", port=8080)
+    assert r.reachable and r.seen_source == lab.pod("client").ip        # no NAT between pods
+    assert not lab.reach("client", "web-2", proto="tcp", port=9999).reachable
+    t = lab.trace("client", "svc/web", proto="tcp", port=80)
+    assert t.delivered and t.endpoint.pod in {"web-1", "web-2"}         # the endpoint the Service's DNAT picked
+    report = lab.probe()
+    assert report.ok, report.failures
+    assert lab.status().clean
+    print(f"lab {lab.name}: {report.summary.text}")

@@ -1,0 +1,95 @@
+"""Into a lab: the namespaces a command joins (``netlab exec``, ``Lab.exec``) and the containers' logs.
+
+A pod's command joins the pod's network and UTS namespaces, like its
+containers (``hostname`` prints the pod's name); a node's or internet host's
+joins its network namespace. Mounts are set up as ``ip netns exec`` does
+(netlab.kernel.processes.enter_pod_here): /etc/netns/<namespace>/ files over
+/etc, and a /sys of the namespace's devices.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from netlab.errors import UsageError
+from netlab.model.lab import Lab
+from netlab.realize.state import LabState
+from netlab.workload import lifecycle
+from netlab.kernel.netns import netns_path
+from netlab.kernel.processes import enter_pod_here
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command runs: a namespace, and a pod's UTS namespace file."""
+
+    name: str
+    netns: str
+    uts: str | None
+    lab: str
+
+    @contextmanager
+    def opened(self) -> Iterator[Enter]:
+        """The namespaces' files, open while the block runs; the value joins them when called."""
+        try:
+            net_fd = os.open(netns_path(self.netns), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise UsageError(f"namespace {self.netns} does not exist; is lab {self.lab} up? "
+                             "(`sudo netlab status`)") from None
+        uts_fd = None
+        try:
+            if self.uts is not None:
+                uts_fd = os.open(self.uts, os.O_RDONLY | os.O_CLOEXEC)
+            yield Enter(net_fd, uts_fd, self.netns)
+        finally:
+            os.close(net_fd)
+            if uts_fd is not None:
+                os.close(uts_fd)
+
+
+class Enter:
+    """Called in a process (a child before exec, or ``netlab exec`` itself): join the target's namespaces."""
+
+    def __init__(self, net_fd: int, uts_fd: int | None, netns: str):
+        self.net_fd, self.uts_fd, self.netns = net_fd, uts_fd, netns
+        self.fds = tuple(fd for fd in (net_fd, uts_fd) if fd is not None)
+
+    def __call__(self) -> None:
+        enter_pod_here(self.net_fd, self.uts_fd, self.netns)
+
+
+def names(lab: Lab) -> list[str]:
+    return [n.name for n in lab.nodes] + [p.name for p in lab.pods] + [h for h, _ in lab.internet_hosts]
+
+
+def exec_target(state: LabState, lab: Lab, name: str) -> Target:
+    """The namespaces of pod, node or internet host ``name`` (or ``underlay``) of a running lab."""
+    netns = lab.netns_of(name)
+    if netns is None:
+        known = names(lab)
+        shown = ", ".join(known[:15]) + (", ..." if len(known) > 15 else "")
+        raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} (it has: {shown}, underlay)")
+    if netns not in state.netns:
+        raise UsageError(f"{name} is not part of the running lab {lab.name}; run `sudo netlab up` first")
+    uts = None
+    if any(p.name == name for p in lab.pods):
+        path = lifecycle.uts_path(lab.name, name)
+        uts = path if lifecycle.is_uts_mount(path) else None
+    return Target(name, netns, uts, lab.name)
+
+
+def log_file(lab: Lab, pod: str, container: str | None = None) -> tuple[str, str]:
+    """(container, path of its log) of a pod's container; the pod's first container by default."""
+    info = next((p for p in lab.pods if p.name == pod), None)
+    if info is None:
+        pods = ", ".join(p.name for p in lab.pods) or "none"
+        raise UsageError(f"lab {lab.name} has no pod {pod!r} (pods: {pods})")
+    containers = [c.name for c in info.containers]
+    if container is None:
+        container = containers[0]
+    elif container not in containers:
+        raise UsageError(f"pod {pod} has no container {container!r} (containers: {', '.join(containers)})")
+    return container, lifecycle.log_path(lab.name, pod, container)

@@ -1,0 +1,324 @@
+"""``netlab.Lab``: a running lab in Python, with everything the CLI does to one.
+
+::
+
+    from netlab import Lab
+
+    with Lab.up("topologies/services.yaml", name="t1") as lab:   # down on leaving, also on an exception
+        assert lab.exec("web-1", ["hostname"]).stdout.strip() == "web-1"
+        r = lab.reach("client", "web-2", proto="tcp", port=8080)
+        assert r.reachable and r.seen_source == lab.pod("client").ip   # no NAT
+        assert lab.probe().ok and lab.status().clean
+
+Errors are netlab's own (netlab.errors: TopologyError, UsageError,
+EnvironmentNotReady, ApplyFailed, ChecksFailed ...), each with the CLI's
+exit code in ``exit_code``; results are frozen dataclasses with the fields of
+the CLI's ``-o json`` (netlab.api.results).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+from dataclasses import replace
+from types import TracebackType
+from typing import Any, Callable, Collection, Self, Sequence, TypeVar
+
+from netlab.api import lifecycle, reach as reach_mod, results as R, views
+from netlab.api.exec import exec_target, log_file
+from netlab.api.results import from_json
+from netlab.api.topology import Loaded, TopologyInput, load
+from netlab.errors import UsageError
+from netlab.model.lab import Lab as ModelLab
+from netlab.probe import report as probe_report
+from netlab.probe import runner
+from netlab.probe.neighbours import neighbour_budget_warning
+from netlab.services import flannel_files
+from netlab.realize.state import LabState, check_lab_name, running_lab, select_lab_name
+
+# netlab inspect's sections: the kernel's tables (netlab.trace.inspect.SECTIONS) and a node's files
+INSPECT_SECTIONS = ("links", "addrs", "routes", "neigh", "fdb", "bridge", "iptables", "conntrack", "files")
+
+Progress = Callable[[str, int, int], None]
+LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
+KEEP_TRACES = 10
+
+
+def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
+    """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
+    only lab that is up (with ``required``, a usage error when there is none)."""
+    if name is None and topology is None:
+        env = os.environ.get(LAB_ENV, "").strip()
+        if env:
+            return check_lab_name(env, LAB_ENV)
+    return select_lab_name(name, topology, required=required)
+
+
+class Lab:
+    """A lab that is up (or was, before :meth:`down`), by name.
+
+    Get one with :meth:`up` (brings it up; leaving a ``with`` block takes it
+    down) or :meth:`attach` (a lab that is already up; left up).
+    """
+
+    def __init__(self, name: str, *, owned: bool = False) -> None:
+        self.name: str = check_lab_name(name, "lab name")
+        self.owned = owned  # brought up by this object: a ``with`` block takes it down
+        self.last_up: R.UpResult | None = None
+        self.traces: collections.deque[R.Trace] = collections.deque(maxlen=KEEP_TRACES)
+        self._model: ModelLab | None = None
+        self._model_key = ""
+        self._down = False
+
+    def __repr__(self) -> str:
+        return f"<netlab.Lab {self.name}{' (down)' if self._down else ''}>"
+
+    # --- getting a lab -------------------------------------------------------------------
+
+    @classmethod
+    def up(cls, topology: TopologyInput = None, name: str | None = None, *, wait: float = 60.0,
+           reconfigure: bool = False, progress: Progress | None = None) -> Lab:
+        """Bring a lab up (or converge a running one) and return it.
+
+        ``topology``: a file's path, a dict shaped like the YAML, or None for the
+        built-in default lab; ``name`` replaces its ``name:``. Checks what the
+        machine must have first (EnvironmentNotReady, nothing changed); a failed
+        ``up`` is rolled back (ApplyFailed).
+        """
+        loaded = load(topology, name)
+        return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
+
+    @classmethod
+    def up_loaded(cls, loaded: Loaded, *, wait: float = 60.0, reconfigure: bool = False,
+                  progress: Progress | None = None) -> Lab:
+        """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
+        done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
+        warnings = list(done.warnings)
+        budget = neighbour_budget_warning(loaded.lab)
+        if budget:
+            warnings.append(budget)
+        lab = cls(loaded.lab.name, owned=True)
+        lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
+                                 removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
+                                 operations=done.operations, warnings=tuple(warnings))
+        return lab
+
+    @classmethod
+    def attach(cls, name: str | None = None) -> Lab:
+        """A lab that is up: by name, else ``$NETLAB_LAB``, else the only lab up. Leaving a ``with`` block
+        leaves it up (call :meth:`down` to take it down)."""
+        chosen = selected_name(name)
+        assert chosen is not None
+        running_lab(chosen)  # a usage error naming the labs that are up, when it is not
+        return cls(chosen)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self.owned or self._down:
+            return
+        try:
+            self.down()
+        except Exception as err:
+            if exc is None:
+                raise
+            exc.add_note(f"netlab: taking lab {self.name} down failed too: {err}")
+
+    def down(self, *, wait: float = 60.0, force: bool = False, progress: Progress | None = None) -> R.DownResult:
+        """Delete everything the lab made (safe to call twice; ``force``: by the namespaces' tags,
+        for a corrupt or lost state)."""
+        done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
+        self._down = True
+        self._model = None
+        return R.DownResult(lab=done.lab, was_up=done.was_up, removed_netns=tuple(done.removed_netns),
+                            skipped=tuple(done.skipped))
+
+    # --- what it is ------------------------------------------------------------------------
+
+    def state(self) -> LabState:
+        """The lab's saved state (UsageError when it is not up)."""
+        return running_lab(self.name)
+
+    @property
+    def model(self) -> ModelLab:
+        """The resolved topology of the running lab: every name, address and MAC (read from its
+        state each time: another process, or another ``Lab``, may have changed the lab since)."""
+        state = self.state()
+        key = json.dumps(state.topology, sort_keys=True)
+        if self._model is None or self._model_key != key:
+            self._model, self._model_key = state.resolved(), key
+        return self._model
+
+    def pods(self, selector: str | None = None) -> tuple[R.PodInfo, ...]:
+        """The pods, with their containers' states; ``selector`` as kubectl's ``-l`` (``app=web``)."""
+        return views.pods(self.state(), self.model, selector)
+
+    def nodes(self) -> tuple[R.NodeInfo, ...]:
+        return views.nodes(self.model)
+
+    def services(self) -> tuple[R.ServiceInfo, ...]:
+        return views.services(self.model)
+
+    def pod(self, name: str) -> R.PodInfo:
+        """One pod: ``lab.pod("web-1").ip``."""
+        return _one(self.pods(), name, "pod", self.name)
+
+    def node(self, name: str) -> R.NodeInfo:
+        return _one(self.nodes(), name, "node", self.name)
+
+    def service(self, name: str, namespace: str | None = None) -> R.ServiceInfo:
+        """One Service by name (and namespace, when two share a name)."""
+        found = [s for s in self.services() if s.name == name and namespace in (None, s.namespace)]
+        if len(found) != 1:
+            known = ", ".join(f"{s.namespace}/{s.name}" for s in self.services()) or "none"
+            why = "several Services are" if found else "no Service is"
+            raise UsageError(f"lab {self.name}: {why} named {name!r} (Services: {known})")
+        return found[0]
+
+    # --- checking it -------------------------------------------------------------------------
+
+    def status(self, topology: TopologyInput = None) -> R.Status:
+        """The live kernel against the plan: every missing, extra or different object, and containers
+        that do not run. ``topology``: compare with this file or dict instead of the lab's own."""
+        state, against = self._against(topology)
+        done = lifecycle.status(state)
+        return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
+                        details=tuple(done.details), against=against)
+
+    def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
+              timeout: float = 1.0, arp: str = "auto", services: bool = True) -> R.ProbeReport:
+        """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
+        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology."""
+        model = self.model if topology is None else self._loaded_for(topology).lab
+        unknown = set(protos) - set(reach_mod.PROTOS)
+        if unknown:
+            raise UsageError(f"protos {sorted(unknown)}: want some of {', '.join(reach_mod.PROTOS)}")
+        report = runner.run(model, timeout=timeout, protos=tuple(protos), arp=arp, services=services)
+        out = from_json(R.ProbeReport, probe_report.to_json(report))
+        _keep(out, report)
+        return out
+
+    def reach(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
+              timeout: float = 1.0) -> R.ProbeResult:
+        """Send one real probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``).
+
+        ``proto``: tcp, udp or icmp; by default TCP to the destination's first
+        served port (a Service's first port), ICMP when it serves none.
+        ``.reachable``: it answered; ``.seen_source``: the client address the
+        destination's echo server saw (no NAT: the source's own);
+        ``.answered_by``: which pod answered (a Service's endpoint).
+        """
+        result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
+        return from_json(R.ProbeResult, result.to_json())
+
+    def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
+              timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None) -> R.Trace:
+        """Follow one real packet from ``src`` to ``dst`` hop by hop, as ``netlab trace``.
+
+        ``.delivered``; ``.endpoint.pod``: the endpoint a Service's DNAT picked;
+        ``.lost``: where and why it disappeared. Kept in :attr:`traces` (the
+        last few), which the pytest plugin saves when a test fails.
+        """
+        from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
+
+        result = run(self.model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
+        out = from_json(R.Trace, result.to_json())
+        _keep(out, result)
+        self.traces.append(out)
+        return out
+
+    def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
+        """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
+
+        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, iptables,
+        conntrack, files (default: all, with conntrack counted; asked for by name,
+        its entries are listed too). ``files`` are a node's Flannel files, kept in
+        the lab's state directory.
+        """
+        from netlab.trace.inspect import inspect
+        from netlab.trace.targets import lab_map
+
+        if sections is not None and set(sections) - set(INSPECT_SECTIONS):
+            raise UsageError(f"unknown sections {sorted(set(sections) - set(INSPECT_SECTIONS))}: want some of "
+                             f"{', '.join(INSPECT_SECTIONS)}")
+        netns = exec_target(self.state(), self.model, name).netns
+        kernel_sections = None if sections is None else [s for s in sections if s != "files"]
+        data: dict[str, Any] = inspect(netns, lab_map(self.model), kernel_sections) if kernel_sections != [] \
+            else {"netns": netns, "what": lab_map(self.model).where(netns)}
+        if (sections is None or "files" in sections) and any(n.name == name for n in self.model.nodes):
+            data["files"] = {path: {"kept": kept, "content": text}
+                             for path, (kept, text) in flannel_files.read(self.name, name).items()}
+        return from_json(R.Inspection, {"lab": self.name, "name": name, **data})
+
+    def namespaces(self) -> tuple[tuple[str, str], ...]:
+        """(name, namespace) of every pod, node and internet host, and the underlay."""
+        m = self.model
+        return tuple([(n.name, n.netns) for n in m.nodes] + [(p.name, p.netns) for p in m.pods]
+                     + list(m.internet_hosts) + [("underlay", m.underlay_netns)])
+
+    # --- inside it -----------------------------------------------------------------------------
+
+    def exec(self, name: str, command: Sequence[str] | str, *, input: str | None = None,
+             timeout: float | None = 60.0, check: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command in a pod's network and UTS namespaces (a node's or host's network namespace),
+        as ``netlab exec`` does, and return what it printed. A string runs with ``/bin/sh -c``."""
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        if not argv:
+            raise UsageError("no command given")
+        target = exec_target(self.state(), self.model, name)
+        with target.opened() as enter:
+            return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=check,
+                                  env=env, pass_fds=enter.fds, preexec_fn=enter)
+
+    def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
+        """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first."""
+        _, path = log_file(self.model, pod, container)
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise UsageError(f"no log for {pod} yet (was it started? `sudo netlab status`)") from None
+        text = data.decode(errors="replace")
+        if tail is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail:]) if tail > 0 else ""
+        return text
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _loaded_for(self, topology: TopologyInput) -> Loaded:
+        """A topology to compare or probe this lab with, under this lab's name."""
+        return load(topology, self.name)
+
+    def _against(self, topology: TopologyInput) -> tuple[LabState, str | None]:
+        state = self.state()
+        if topology is None:
+            return state, None
+        loaded = self._loaded_for(topology)
+        saved = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return replace(state, topology=saved), loaded.origin
+
+
+_Named = TypeVar("_Named", R.PodInfo, R.NodeInfo)
+
+
+def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
+    for item in items:
+        if item.name == name:
+            return item
+    raise UsageError(f"lab {lab} has no {what} {name!r} ({what}s: {', '.join(i.name for i in items) or 'none'})")
+
+
+def _keep(result: Any, internal: Any) -> None:
+    """The library's own result beside the API's, for the CLI's text rendering (not a field: not in the JSON)."""
+    object.__setattr__(result, "_internal", internal)
+
+
+def internal(result: Any) -> Any:
+    """The library's result behind an API result (probe: netlab.probe.runner.Report; trace: TraceResult)."""
+    return getattr(result, "_internal", None)

@@ -1,0 +1,103 @@
+"""``Lab.reach``: one real probe, sent and judged as ``netlab probe`` sends and judges each of its own.
+
+The probe is the matrix's own (netlab.probe.matrix, .services): the same
+echo-server check (who answered, which client address it saw, at which
+address it was reached), the same bounded waits, the same agent. Only the
+expectation differs: ``reach`` asks "does it get through", so the probe
+always expects a reply, whatever the topology's ``expect:`` entries say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from netlab.errors import UsageError
+from netlab.model.lab import Lab
+from netlab.probe import runner
+from netlab.probe import services as svcs
+from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints
+from netlab.probe.judge import Result as ProbeOutcome
+
+PROTOS = ("icmp", "tcp", "udp")
+
+
+def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | None = None,
+          timeout: float = 1.0) -> ProbeOutcome:
+    """Send one probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``) and judge it."""
+    if proto is not None and proto not in PROTOS:
+        raise UsageError(f"proto {proto!r}: want one of {', '.join(PROTOS)}")
+    if proto == "icmp" and port is not None:
+        raise UsageError("an ICMP probe has no port")
+    eps = endpoints(lab)
+    if src not in eps:
+        raise UsageError(f"lab {lab.name} has no pod, node or internet host {src!r} to probe from "
+                         f"({', '.join(eps)})")
+    if dst.startswith(("svc/", "service/")):
+        probe = _service_probe(lab, src, dst.split("/", 1)[1], proto, port)
+    else:
+        probe = _probe(lab, src, dst, proto, port)
+    (result,) = runner.run_probes(lab, [probe], timeout=timeout)
+    return result
+
+
+def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) -> Probe:
+    eps = endpoints(lab)
+    if dst not in eps:
+        raise UsageError(f"lab {lab.name} has no pod, node or internet host {dst!r} "
+                         f"({', '.join(eps)}; Services as svc/NAME)")
+    destination = eps[dst]
+    pod = next((p for p in lab.pods if p.name == dst), None)
+    if proto is None:  # what the destination serves: its first TCP port (the echo server's 8080), else ICMP
+        served = [p for p, protocol in pod.ports if protocol == "TCP"] if pod else []
+        if destination.kind == "host":
+            proto, port = "tcp", port or ECHO_PORT
+        elif served:
+            proto, port = "tcp", port or served[0]
+        else:
+            proto = "icmp"
+    if proto != "icmp" and port is None:
+        if pod is None:
+            port = ECHO_PORT if destination.kind == "host" else None
+        else:
+            port = next((p for p, protocol in pod.ports if protocol == proto.upper()), None)
+        if port is None:
+            raise UsageError(f"{dst} serves no {proto.upper()} port netlab knows of; give one with port=N")
+    key = (src, dst, proto, None if proto == "icmp" else port)
+    known = next((p for p in build_matrix(lab, (proto,)) if p.key == key), None)
+    if known is not None:
+        return dataclasses.replace(known, expected=True, reason="reach")
+    echo = None
+    rules: tuple[SeenRule, ...] = ()
+    if pod is not None and port is not None:
+        echo = (port, proto.upper()) in echo_ports(pod)
+    elif destination.kind == "host" and port is not None:
+        echo = port == ECHO_PORT  # the prober's temporary listener
+        rule = egress_rule(lab)
+        rules = (rule,) if rule is not None and eps[src].kind in ("pod", "node") else ()
+    return Probe(eps[src], destination, proto, None if proto == "icmp" else port, True, reason="reach",
+                 rules=rules, echo=echo)
+
+
+def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int | None) -> Probe:
+    svc = next((s for s in lab.services if s.name == name), None)
+    if svc is None:
+        names = ", ".join(f"svc/{s.name}" for s in lab.services) or "none"
+        raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+    if proto == "icmp":
+        raise UsageError(f"svc/{name}: a Service is reached over TCP or UDP (kube-proxy does not answer pings)")
+    ports = [p for p in svc.ports if (proto is None or p.protocol == proto.upper()) and port in (None, p.port)]
+    if not ports:
+        listed = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
+        raise UsageError(f"svc/{name} has no port {port or ''}{'/' + proto.upper() if proto else ''} "
+                         f"(ports: {listed})")
+    chosen = ports[0]
+    candidates = [p for p in svcs.build(lab, (chosen.protocol.lower(),)).probes
+                  if p.svc is not None and p.svc.service == name and p.source.name == src
+                  and p.svc.service_port == chosen.port]
+    order = {"ClusterIP": 0, "LoadBalancer": 1, "NodePort": 2}  # pods dial the ClusterIP, hosts the balancer
+    candidates.sort(key=lambda p: order.get(p.svc.kind if p.svc else "", 3))
+    if not candidates:
+        raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: pods reach "
+                         "a ClusterIP, nodes and internet hosts a NodePort or LoadBalancer (and UDP only where "
+                         "every endpoint runs netlab's echo server)")
+    return dataclasses.replace(candidates[0], expected=True, reason="reach")

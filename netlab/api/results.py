@@ -1,0 +1,465 @@
+"""What the Python API returns: frozen dataclasses with the fields of the CLI's ``-o json``.
+
+Each class is built from the very JSON the CLI prints (:func:`from_json`), and
+:func:`to_json` gives that JSON back, so a test written against ``netlab probe
+-o json`` reads the same names as one written against ``Lab.probe()``. Lists
+become tuples and nested objects become these classes; free-form parts
+(a trace hop's ``facts``, an inspected route) stay mappings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+JSON = dict[str, Any]
+
+
+# --- lifecycle -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did (``netlab up -o json``)."""
+
+    lab: str
+    changed: bool
+    created_netns: tuple[str, ...]
+    removed_netns: tuple[str, ...]
+    fixed: tuple[str, ...]  # repairs, and containers restarted or files rewritten
+    operations: int
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DownResult:
+    """What ``down`` removed (``netlab down -o json``)."""
+
+    lab: str
+    was_up: bool
+    removed_netns: tuple[str, ...]
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Status:
+    """The live kernel against the lab's plan (``netlab status -o json``)."""
+
+    lab: str
+    ok: bool
+    objects: int
+    drift: tuple[str, ...]  # one line per difference
+    details: tuple[Mapping[str, Any], ...]
+    against: str | None = None  # the file (or "<dict>") compared with, when not the lab's own topology
+
+    @property
+    def clean(self) -> bool:
+        """Nothing differs from the plan."""
+        return self.ok
+
+
+@dataclass(frozen=True)
+class LabInfo:
+    """One lab that is up (a row of ``netlab list -o json``)."""
+
+    lab: str
+    phase: str  # creating | up | failed | deleting | corrupt
+    namespaces: int | None
+    nodes: int | None
+    pods: int | None
+    source: str | None  # the topology file, "built-in default", or None when unknown
+    error: str | None = None  # a corrupt state: why, and how to take the lab down anyway
+
+
+# --- probes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbedService:
+    """The Service a probe dialed (``service`` of a probe in ``netlab probe -o json``)."""
+
+    name: str
+    namespace: str
+    port_name: str
+    via: str  # ClusterIP | NodePort | LoadBalancer
+    type: str
+    address: str
+    port: int
+    service_port: int
+    protocol: str
+    node: str | None
+    endpoints: tuple[str, ...]  # "pod ip:port"
+    echo: bool
+    session_affinity: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe (an entry of ``probes`` in ``netlab probe -o json``); ``Lab.reach`` returns one."""
+
+    source: str
+    destination: str
+    protocol: str  # icmp | tcp | udp
+    port: int | None
+    destination_ip: str
+    expected: str  # reachable | unreachable
+    observed: str  # reachable | unreachable
+    outcome: str  # reply | timeout | refused | unreachable | error | skipped
+    detail: str | None
+    as_expected: bool
+    problems: tuple[str, ...]
+    local_address: str | None  # "ip:port" the sender used
+    seen_client_address: str | None  # "ip:port" the echo server saw
+    server_address: str | None  # "ip:port" the echo server was reached at
+    answered_by: str | None  # the pod (or host) whose echo server answered
+    ttl: int | None
+    rtt_ms: float | None
+    reason: str
+    section: str | None
+    expected_client: tuple[str, ...] | None
+    service: ProbedService | None
+
+    @property
+    def reachable(self) -> bool:
+        """The destination answered."""
+        return self.observed == "reachable"
+
+    @property
+    def seen_source(self) -> str | None:
+        """The client address the destination's echo server saw, without the port (None for ICMP)."""
+        return _ip_of(self.seen_client_address)
+
+    @property
+    def sent_from(self) -> str | None:
+        """The address the source sent from, without the port."""
+        return _ip_of(self.local_address)
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    probes: int
+    as_expected: int
+    not_as_expected: int
+    distributions: int
+    distributions_as_expected: int
+    text: str
+
+
+@dataclass(frozen=True)
+class PodAddressCheck:
+    """Rule 3 from the pod's side: the address on eth0 is the one others reach it at."""
+
+    pod: str
+    eth0_address: str | None
+    reached_at: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Connections from one client pod to a ClusterIP, counted per endpoint."""
+
+    service: str
+    namespace: str
+    port_name: str
+    protocol: str
+    port: int
+    cluster_ip: str
+    client: str
+    connections: int
+    session_affinity: str
+    endpoints: Mapping[str, int]  # endpoint pod -> connections it served
+    other_answers: Mapping[str, int]
+    no_reply: Mapping[str, int]
+    min_per_endpoint: float | None
+    as_expected: bool
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The connectivity matrix and the three rules (``netlab probe -o json``)."""
+
+    lab: str
+    ok: bool
+    summary: ProbeSummary
+    timeout_s: float
+    elapsed_s: float
+    probes: tuple[ProbeResult, ...]
+    pods: tuple[PodAddressCheck, ...]
+    distributions: tuple[Distribution, ...]
+    not_probed: tuple[str, ...]
+    conntrack: Mapping[str, Any]
+    neighbour_table: Mapping[str, Any]
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """Every check that is not as expected, one line each (empty when ``ok``)."""
+        out = [f"{p.source} -> {p.destination} {p.protocol}{'' if p.port is None else '/' + str(p.port)}: "
+               f"{'; '.join(p.problems)}" for p in self.probes if not p.as_expected]
+        out += [f"{c.pod}: eth0 has {c.eth0_address or 'no address'}, others reach it at {c.reached_at}"
+                for c in self.pods if not c.ok]
+        out += [f"svc/{d.service} distribution from {d.client}: {'; '.join(d.problems)}"
+                for d in self.distributions if not d.as_expected]
+        return tuple(out)
+
+
+# --- trace -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceEnd:
+    """One end of a trace: a pod, node, internet host, Service or bare address (the JSON
+    leaves out the fields that do not apply, as ``netlab trace -o json`` does)."""
+
+    __json_omit_none__ = True
+
+    name: str
+    kind: str
+    ip: str
+    netns: str | None = None
+    port: int | None = None
+    proto: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceLoss:
+    """Where a packet disappeared, and why."""
+
+    hop: int | None
+    netns: str | None
+    device: str | None
+    reason: str | None
+    fix: str | None
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    """The endpoint a Service's DNAT picked for the traced packet."""
+
+    service: str | None = None
+    endpoint: str | None = None
+    endpoint_ip: str | None = None
+    endpoint_port: int | None = None
+    svc_chain: str | None = None
+    sep_chain: str | None = None
+    # kube-proxy's rule in svc_chain that chose the endpoint (iptables-save's text), the probability written
+    # in it, the overall chance ("1/2"), its position among the chain's `rules` endpoint rules, whether
+    # sessionAffinity's recent match chose it, how many packets its counter took during the trace, and
+    # all of that in words
+    rule: str | None = None
+    probability: float | None = None
+    chance: str | None = None
+    rule_position: int | None = None
+    rules: int | None = None
+    affinity: bool | None = None
+    rule_counted: int | None = None
+    chosen_by: str | None = None
+
+    @property
+    def pod(self) -> str | None:
+        """The endpoint pod's name."""
+        return self.endpoint
+
+
+@dataclass(frozen=True)
+class TraceHop:
+    """One row of a trace: where, what the kernel decided there, and whether the packet was seen."""
+
+    netns: str
+    where: str
+    device: str
+    kind: str
+    decision: str
+    commands: tuple[str, ...]
+    problem: str | None
+    fix: str | None
+    facts: Mapping[str, Any]
+    direction: str
+    seen: bool | None
+    evidence: str | None
+    index: int
+    observe: Mapping[str, Any] | None = None
+    cause: bool = False  # this hop's problem dooms the packet, although it travels on (a Service not DNATed)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The life of one packet (``netlab trace -o json``)."""
+
+    lab: str
+    src: TraceEnd
+    dst: TraceEnd
+    proto: str
+    port: int | None
+    marker: str
+    delivered: bool
+    reply_received: bool
+    reply: str | None
+    lost: TraceLoss | None
+    reply_lost: TraceLoss | None
+    endpoint: ServiceEndpoint | None
+    icmp_errors: tuple[Mapping[str, Any], ...]
+    arp: tuple[Mapping[str, Any], ...]
+    hops: tuple[TraceHop, ...]
+    reply_hops: tuple[TraceHop, ...]
+    captured_netns: tuple[str, ...]
+    packets: int
+    pcap: str | None
+    dns: Mapping[str, Any] | None = None  # to port 53: the question asked (name, id) and the answer
+
+
+# --- what a lab holds (netlab get, inspect) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    state: str  # running | stopped | exited | not started | failed
+    pid: int | None
+    command: tuple[str, ...] | None  # None: netlab's echo server
+    ports: tuple[str, ...]  # "8080/TCP"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod (``netlab get pods -o json``)."""
+
+    name: str
+    node: str
+    ip: str
+    netns: str
+    mac: str
+    labels: Mapping[str, str]
+    containers: tuple[ContainerInfo, ...]
+    added: bool = False  # made by netlab, not in the topology (the cluster DNS pod kube-dns)
+
+    @property
+    def ready(self) -> str:
+        """Running containers out of all, as kubectl's READY column: ``1/1``."""
+        return f"{sum(c.state == 'running' for c in self.containers)}/{len(self.containers)}"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node (``netlab get nodes -o json``)."""
+
+    name: str
+    ip: str
+    pod_cidr: str
+    netns: str
+    cni0: str  # the pods' gateway: cni0's address
+    vtep: str | None  # flannel.1's address in vxlan mode
+    pods: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServicePortInfo:
+    name: str | None
+    port: int
+    target_port: int
+    protocol: str
+    node_port: int | None
+    endpoints: tuple[str, ...]  # "pod ip:port"
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A Service (``netlab get services -o json``)."""
+
+    name: str
+    namespace: str
+    type: str
+    cluster_ip: str
+    external_ip: str | None
+    session_affinity: str
+    selector: Mapping[str, str]
+    ports: tuple[ServicePortInfo, ...]
+    dns: str  # <name>.<namespace>.svc.cluster.local
+    added: bool = False  # made by netlab (the cluster DNS Service kube-system/kube-dns)
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``netlab inspect -o json`` shows for one namespace; sections not asked for are None."""
+
+    lab: str
+    name: str
+    netns: str
+    what: str
+    links: tuple[Mapping[str, Any], ...] | None = None
+    addresses: tuple[Mapping[str, Any], ...] | None = None
+    routes: tuple[Mapping[str, Any], ...] | None = None
+    neighbours: tuple[Mapping[str, Any], ...] | None = None
+    fdb: tuple[Mapping[str, Any], ...] | None = None
+    bridge_ports: tuple[Mapping[str, Any], ...] | None = None
+    sysctls: Mapping[str, str | None] | None = None
+    iptables: Mapping[str, tuple[str, ...]] | None = None
+    conntrack: Mapping[str, Any] | None = None
+    files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
+
+
+# --- JSON in and out ----------------------------------------------------------------------
+
+
+def _ip_of(addr: str | None) -> str | None:
+    return addr.rsplit(":", 1)[0] if addr else None
+
+
+def to_json(obj: Any) -> Any:
+    """The JSON the CLI prints for a result (dataclasses to dicts, tuples to lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        omit = getattr(obj, "__json_omit_none__", False)
+        return {f.name: to_json(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not (omit and getattr(obj, f.name) is None)}
+    if isinstance(obj, Mapping):
+        return {k: to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    return obj
+
+
+def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build ``cls`` from JSON data with exactly its fields (a missing or unknown key is a bug: TypeError)."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise TypeError(f"{cls.__name__}: unexpected fields {sorted(unknown)}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise TypeError(f"{cls.__name__}: missing field {name!r}")
+            continue
+        kwargs[name] = _convert(hints[name], data[name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(options[0], value) if len(options) == 1 else value
+    if origin is tuple:
+        (item, *_) = typing.get_args(hint)
+        return tuple(_convert(item, v) for v in value)
+    if origin is Mapping or hint is Mapping:
+        args = typing.get_args(hint)
+        inner = args[1] if args else Any
+        return types.MappingProxyType({k: _convert(inner, v) for k, v in value.items()})
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return from_json(hint, value)
+    if hint is float and isinstance(value, int):
+        return float(value)
+    return value
+
+

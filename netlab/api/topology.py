@@ -1,0 +1,100 @@
+"""A topology from a file, a plain dict shaped like the YAML, or the built-in default.
+
+Every form goes through the loader's checks (netlab.model.load), so a dict
+with a mistake gets the same one-line problems as a file, located by field
+(``<dict>: pods[1].node: ...``) instead of by line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+from netlab.errors import UsageError
+from netlab.model.clusterdns import DNS_NAME
+from netlab.model.lab import Lab, resolve
+from netlab.model.load import load_source, validate_source
+from netlab.model.topology import Topology, lab_name_problem
+from netlab.model.yamlsource import Source
+
+DICT_SOURCE = "<dict>"
+TopologyInput = Union[str, "os.PathLike[str]", Mapping[str, Any], None]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A validated topology, resolved, and where it came from."""
+
+    lab: Lab
+    topology: Topology  # as written (without what netlab adds, such as cluster DNS)
+    source: str | None  # the file's path; None for a dict or the built-in default
+    origin: str  # the file's path, "<dict>" or "built-in default", for messages
+
+    @property
+    def added_pods(self) -> list[str]:
+        """Pods netlab added to the file's (the cluster DNS pod of a lab with Services)."""
+        mine = {p.name for p in self.topology.pods}
+        return [p.name for p in self.lab.pods if p.name not in mine]
+
+    @property
+    def added_services(self) -> list[str]:
+        mine = {(s.namespace, s.name) for s in self.topology.services}
+        return [f"{s.namespace}/{s.name}" for s in self.lab.services if (s.namespace, s.name) not in mine]
+
+    def counts(self) -> str:
+        """``1 node, 2 pods (1 + kube-dns, the cluster DNS ...), 2 services (1 + kube-system/kube-dns)``."""
+        return describe_counts(self.lab, self.added_pods, self.added_services)
+
+
+def describe_counts(lab: Lab, added_pods: list[str], added_services: list[str]) -> str:
+    """Nodes, pods and Services, naming what netlab added so that the numbers add up:
+    ``1 node, 2 pods (1 + kube-dns, the cluster DNS netlab adds to a lab with Services), 2 services (...)``."""
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}" + ("" if n == 1 else "s")
+
+    pods = count(len(lab.pods), "pod")
+    if added_pods:
+        why = ", the cluster DNS netlab adds to a lab with Services" if added_pods == [DNS_NAME] else \
+            ", added by netlab"
+        pods += f" ({len(lab.pods) - len(added_pods)} + {', '.join(added_pods)}{why})"
+    services = count(len(lab.services), "service")
+    if added_services:
+        services += f" ({len(lab.services) - len(added_services)} + {', '.join(added_services)})"
+    return f"{count(len(lab.nodes), 'node')}, {pods}, {services}"
+
+
+def load(topology: TopologyInput = None, name: str | None = None) -> Loaded:
+    """Load, validate and resolve a topology; ``name`` replaces its ``name:``.
+
+    ``topology``: a path, a dict shaped like the YAML (``{"name": ..., "nodes": [...]}``,
+    with the YAML's field names such as ``podCIDR``), or None for the built-in default.
+    Raises TopologyError with every problem, UsageError for a bad ``name``.
+    """
+    if name is not None:
+        problem = lab_name_problem(name)
+        if problem:
+            raise UsageError(f"name {problem}")
+    if topology is None or isinstance(topology, (str, os.PathLike)):
+        path = None if topology is None else os.fspath(topology)
+        src = load_source(path)
+        origin = path if path is not None else "built-in default"
+    elif isinstance(topology, Mapping):
+        path, origin = None, DICT_SOURCE
+        src = Source(file=DICT_SOURCE, data=_plain(topology), lines={}, raw={})
+    else:
+        raise TypeError(f"a topology is a path, a dict or None, not {type(topology).__name__}")
+    if name is not None:
+        src.data = {**src.data, "name": name}
+    topo = validate_source(src)
+    return Loaded(resolve(topo), topo, path, origin)
+
+
+def _plain(value: Any) -> Any:
+    """A copy made of dicts and lists, as the YAML reader gives (tuples become lists)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,194 @@
+"""What a running lab holds, as ``netlab get`` shows it: pods, nodes, Services, and the labs that are up.
+
+Read from the lab's saved state (its topology and the containers' records)
+and ``/proc`` (whether each container's process still runs in the pod);
+nothing here changes anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from netlab.api.results import ContainerInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo, ServicePortInfo
+from netlab.errors import UsageError
+from netlab.model.clusterdns import DNS_CONTAINER, DNS_LABELS, DNS_NAME, fqdn, is_dns_service
+from netlab.model.lab import Lab
+from netlab.model.lab import PodInfo as ModelPod
+from netlab.model.topology import Service
+from netlab.plan.services import service_ports
+from netlab.realize.state import LabState, StateCorrupt, iter_states
+from netlab.kernel import processes as proc
+from netlab.kernel.netns import netns_path
+from netlab.workload.lifecycle import container_argv
+from netlab.workload.ports import echo_ports
+
+WORKLOAD_RECORD = "workload"  # state.extra key of the containers' records (netlab.workload.lifecycle.RECORD)
+
+
+def labs() -> tuple[LabInfo, ...]:
+    """Every lab that is up, in name order; a lab with a corrupt state is listed with the error."""
+    rows: list[LabInfo] = []
+    for st in iter_states():
+        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
+            rows.append(LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
+                                error=str(st)))
+            continue
+        topo = st.topology
+        rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
+                            pods=len(topo.get("pods", [])), source=st.source or "built-in default"))
+    return tuple(rows)
+
+
+# --- pods ------------------------------------------------------------------------------
+
+
+def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[str, int | None]]:
+    """(pod, container) -> (state, pid), from the records ``up`` keeps and /proc.
+
+    running: the recorded process lives in the pod's network namespace; stopped:
+    it is stopped by SIGSTOP/SIGTSTP; exited: it is gone; failed: it could not
+    start; not started: there is no record of it.
+    """
+    rec = state.extra.get(WORKLOAD_RECORD)
+    pods: Mapping[str, Any] = rec.get("pods", {}) if isinstance(rec, dict) else {}
+    out: dict[tuple[str, str], tuple[str, int | None]] = {}
+    for pod in lab.pods:
+        prec = pods.get(pod.name)
+        records = prec.get("containers", {}) if isinstance(prec, dict) else {}
+        want = proc.ns_identity(netns_path(pod.netns))
+        for c in pod.containers:
+            crec = records.get(c.name)
+            out[(pod.name, c.name)] = _container_state(crec, want)
+    return out
+
+
+def _container_state(crec: Any, netns_id: tuple[int, int] | None) -> tuple[str, int | None]:
+    if not isinstance(crec, dict):
+        return "not started", None
+    if "error" in crec:
+        return "failed", None
+    try:
+        p = proc.ProcId(int(crec["pid"]), int(crec["start"]))
+    except (KeyError, TypeError, ValueError):
+        return "not started", None
+    if not proc.alive(p) or netns_id is None or proc.ns_identity(f"/proc/{p.pid}/ns/net") != netns_id:
+        return "exited", p.pid
+    if proc.stopped(p):
+        return "stopped", p.pid
+    return "running", p.pid
+
+
+def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInfo, ...]:
+    """The lab's pods (those whose labels match ``selector``), in topology order."""
+    match = parse_selector(selector)
+    states = container_states(state, lab)
+    out = []
+    for pod in lab.pods:
+        if not match(pod.labels):
+            continue
+        containers = []
+        for c in pod.containers:
+            st, pid = states[(pod.name, c.name)]
+            served = [(p.container_port, p.protocol) for p in c.ports] or \
+                (echo_ports(pod.containers, c) if not c.command else [])
+            containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
+                                            command=tuple(container_argv(pod, c)) if c.command else None,
+                                            ports=tuple(f"{port}/{protocol}" for port, protocol in served)))
+        out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
+                           labels=MappingProxyType(dict(pod.labels)), containers=tuple(containers),
+                           added=is_added_pod(pod)))
+    return tuple(out)
+
+
+def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
+    return tuple(NodeInfo(name=n.name, ip=str(n.ip), pod_cidr=str(n.pod_cidr), netns=n.netns,
+                          cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
+                          pods=tuple(p.name for p in lab.pods_on(n.name)))
+                 for n in lab.nodes)
+
+
+def services(lab: Lab) -> tuple[ServiceInfo, ...]:
+    pod_by_ip = {p.ip: p.name for p in lab.pods}
+    by_service: dict[tuple[str, str], list[ServicePortInfo]] = {}
+    for sp in service_ports(lab):
+        by_service.setdefault((sp.svc.namespace, sp.svc.name), []).append(ServicePortInfo(
+            name=sp.port.name, port=sp.port.port, target_port=sp.port.target_port or sp.port.port,
+            protocol=sp.port.protocol, node_port=sp.node_port,
+            endpoints=tuple(f"{pod_by_ip.get(ip, '?')} {ip}:{port}" for ip, port in sp.endpoints)))
+    out = []
+    for svc in lab.services:
+        lb = lab.addressing.lb_ip.get((svc.namespace, svc.name))
+        out.append(ServiceInfo(
+            name=svc.name, namespace=svc.namespace, type=svc.type, cluster_ip=str(lab.addressing.service_ip[svc.name]),
+            external_ip=str(lb) if lb is not None else None, session_affinity=svc.session_affinity,
+            selector=MappingProxyType(dict(svc.selector)), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
+            dns=fqdn(svc), added=is_added_service(svc)))
+    return tuple(out)
+
+
+def is_added_pod(pod: ModelPod) -> bool:
+    """The cluster DNS add-on's pod (model/clusterdns.py), which the topology does not declare."""
+    return (pod.name == DNS_NAME and dict(pod.spec.labels) == DNS_LABELS
+            and [c.name for c in pod.spec.containers] == [DNS_CONTAINER])
+
+
+def is_added_service(svc: Service) -> bool:
+    """The cluster DNS add-on's Service kube-system/kube-dns."""
+    return is_dns_service(svc) and [p.name for p in svc.ports] == ["dns", "dns-tcp"]
+
+
+# --- label selectors ---------------------------------------------------------------------
+
+_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
+_VALUE = r"[A-Za-z0-9]?[-A-Za-z0-9_.]*"
+_REQUIREMENT = re.compile(
+    rf"^\s*(?:(?P<not>!)\s*(?P<absent>{_KEY})"
+    rf"|(?P<key>{_KEY})\s*(?:(?P<op>==|!=|=)\s*(?P<value>{_VALUE})"
+    rf"|\s+(?P<setop>in|notin)\s*\((?P<values>[^()]*)\))?)\s*$")
+
+
+def parse_selector(selector: str | None) -> Any:
+    """kubectl's label selector (``app=web``, ``tier!=db``, ``env in (a,b)``, ``env notin (c)``,
+    ``app``, ``!app``; requirements joined by commas, all must hold) as a predicate on labels."""
+    if not selector or not selector.strip():
+        return lambda labels: True
+    checks = []
+    for part in _split(selector):
+        m = _REQUIREMENT.match(part)
+        if not m:
+            raise UsageError(f"label selector {selector!r}: cannot read {part.strip()!r}; write e.g. app=web, "
+                             "tier!=db, 'env in (a,b)', app or !app, joined by commas")
+        checks.append(_requirement(m))
+    return lambda labels: all(check(labels) for check in checks)
+
+
+def _split(selector: str) -> list[str]:
+    """Split on the commas that are not inside ``( )``."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(selector):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(selector[start:i])
+            start = i + 1
+    parts.append(selector[start:])
+    return parts
+
+
+def _requirement(m: re.Match[str]) -> Any:
+    if m.group("absent"):
+        key = m.group("absent")
+        return lambda labels: key not in labels
+    key, op, value, setop = m.group("key"), m.group("op"), m.group("value"), m.group("setop")
+    if op in ("=", "=="):
+        return lambda labels: labels.get(key) == value
+    if op == "!=":
+        return lambda labels: labels.get(key) != value
+    if setop:
+        values = {v.strip() for v in m.group("values").split(",") if v.strip()}
+        if setop == "in":
+            return lambda labels: labels.get(key) in values
+        return lambda labels: labels.get(key) not in values
+    return lambda labels: key in labels

@@ -1,0 +1,118 @@
+"""Shell completion of lab, pod, node and Service names (``netlab completion bash|zsh|fish``).
+
+Completion runs as the user at the prompt, often not root: the labs' state
+(root only) is read when it can be, else the names come from ``/run/netns``,
+which anyone may list (``<lab>-underlay`` names a lab, ``<lab>-<name>`` its
+pods, nodes and hosts). Service names need the state. A completion never
+prints an error: it offers nothing instead.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+from click.shell_completion import CompletionItem
+
+NETNS_DIR = "/run/netns"
+UNDERLAY = "-underlay"
+
+
+def _netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except OSError:
+        return []
+
+
+def lab_names() -> list[str]:
+    from netlab.realize.state import known_labs
+
+    try:
+        return known_labs()
+    except Exception:  # noqa: BLE001 - not root, or no state directory: the namespaces tell
+        return [n[: -len(UNDERLAY)] for n in _netns() if n.endswith(UNDERLAY)]
+
+
+def _chosen_lab(ctx: click.Context) -> str | None:
+    """The lab the command line picks so far: --lab, -t FILE, $NETLAB_LAB, or the only lab up."""
+    from netlab.api.lab import LAB_ENV
+
+    params = ctx.params
+    if params.get("lab_name"):
+        return str(params["lab_name"])
+    if params.get("topology"):
+        from netlab.model.load import load_topology
+
+        return load_topology(params["topology"]).name
+    if os.environ.get(LAB_ENV):
+        return os.environ[LAB_ENV].strip()
+    labs = lab_names()
+    return labs[0] if len(labs) == 1 else None
+
+
+def lab_members(ctx: click.Context) -> tuple[list[str], list[str], list[str]]:
+    """(pods, nodes and hosts, Services) of the chosen lab."""
+    lab = _chosen_lab(ctx)
+    if lab is None:
+        return [], [], []
+    try:
+        from netlab.realize.state import running_lab
+
+        model = running_lab(lab).resolved()
+    except Exception:  # noqa: BLE001 - the state is root's: the namespaces tell (no Services)
+        prefix = f"{lab}-"
+        names = [n[len(prefix):] for n in _netns() if n.startswith(prefix) and n != f"{lab}{UNDERLAY}"]
+        return names, [], []
+    return ([p.name for p in model.pods], [n.name for n in model.nodes] + [h for h, _ in model.internet_hosts],
+            [s.name for s in model.services])
+
+
+def _items(words: list[str], incomplete: str) -> list[CompletionItem]:
+    return [CompletionItem(w) for w in words if w.startswith(incomplete)]
+
+
+def _safe(fn: Any) -> Any:
+    def wrapped(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        try:
+            return fn(ctx, incomplete)  # type: ignore[no-any-return]
+        except Exception:  # noqa: BLE001 - a completion offers nothing rather than an error
+            return []
+
+    return wrapped
+
+
+@_safe
+def complete_labs(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    return _items(lab_names(), incomplete)
+
+
+@_safe
+def complete_pods(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    return _items(lab_members(ctx)[0], incomplete)
+
+
+@_safe
+def complete_names(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """A pod, node or internet host (exec, inspect, trace's SRC)."""
+    pods, others, _ = lab_members(ctx)
+    return _items(pods + others, incomplete)
+
+
+@_safe
+def complete_targets(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """A pod, node, internet host or svc/NAME (trace's DST)."""
+    pods, others, services = lab_members(ctx)
+    return _items(pods + others + [f"svc/{s}" for s in services], incomplete)
+
+
+@_safe
+def complete_interfaces(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """NAME:IFACE for capture: the names, then the usual interfaces."""
+    pods, others, _ = lab_members(ctx)
+    if ":" in incomplete:
+        name = incomplete.split(":", 1)[0]
+        ifaces = ["eth0"] if name in pods else ["eth0", "cni0", "flannel.1"]
+        return _items([f"{name}:{i}" for i in ifaces], incomplete)
+    return _items([f"{n}:" for n in pods + others], incomplete)

@@ -1,0 +1,114 @@
+"""``netlab get pods|nodes|services``: what a running lab holds, the way ``kubectl get`` shows a cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from netlab import api
+from netlab.api.results import NodeInfo, PodInfo, ServiceInfo, to_json
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.style import highlight, table
+from netlab.errors import UsageError
+
+KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": "nodes", "no": "nodes",
+         "services": "services", "service": "services", "svc": "services"}
+
+
+@cli.command("get")
+@lab_options
+@click.argument("kind", metavar="pods|nodes|services", type=click.Choice(sorted(KINDS)), callback=lambda c, p, v: KINDS[v])
+@click.argument("names", nargs=-1)
+@click.option("-l", "--selector", metavar="SELECTOR",
+              help="Pods whose labels match, as kubectl's: app=web, tier!=db, 'env in (a,b)', app, !app; "
+                   "comma-separated requirements must all hold.")
+@output_option("text", "wide", "json")
+def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str, ...], selector: str | None,
+        output: str) -> None:
+    """List the pods, nodes or Services of a running lab (NAMES: only those).
+
+    \b
+    pods      NAME, READY (running containers/all), STATUS, NODE, IP; -o wide adds
+              the namespace, each container with its state, and the labels
+    nodes     NAME, IP, POD-CIDR, PODS; -o wide adds the namespace, cni0 and flannel.1
+    services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
+              the selector and the DNS name
+
+    \b
+      sudo netlab get pods -o wide
+      sudo netlab get pods -l app=web -o json
+      sudo netlab get svc
+    """
+    require_root()
+    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    items: tuple[Any, ...]
+    if kind == "pods":
+        items = lab.pods(selector)
+    elif selector:
+        raise UsageError(f"-l selects pods by their labels; a topology's {kind} carry no labels")
+    else:
+        items = lab.nodes() if kind == "nodes" else lab.services()
+    if names:
+        unknown = sorted(set(names) - {i.name for i in items})
+        if unknown:
+            raise UsageError(f"lab {lab.name} has no {kind[:-1]} {', '.join(repr(n) for n in unknown)} "
+                             f"({kind}: {', '.join(i.name for i in items) or 'none'})")
+        items = tuple(i for i in items if i.name in names)
+    if output == "json":
+        print_json({"lab": lab.name, "kind": kind, "items": [to_json(i) for i in items]})
+        return
+    if not items:
+        click.echo(f"no {kind} in lab {lab.name}" + (f" match {selector!r}" if selector else ""))
+        return
+    wide = output == "wide"
+    headers, rows = {"pods": _pods, "nodes": _nodes, "services": _services}[kind](items, wide)
+    click.echo(highlight(table(headers, rows)), nl=False)
+    added = [i.name for i in items if getattr(i, "added", False)]
+    if added:  # on stderr: the table stays one name per row for scripts
+        click.echo(f"({', '.join(added)}: the cluster DNS netlab adds to a lab with Services; "
+                   "not in the topology file)", err=True)
+
+
+def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["name", "ready", "status", "node", "ip"]
+    if wide:
+        headers += ["namespace", "containers", "labels"]
+    rows = []
+    for p in pods:
+        states = {c.state for c in p.containers}
+        status = "Running" if states == {"running"} else ", ".join(sorted(states))
+        row = [p.name, p.ready, status, p.node, p.ip]
+        if wide:
+            row += [p.netns, " ".join(f"{c.name}:{c.state}" for c in p.containers),
+                    ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
+        rows.append(row)
+    return headers, rows
+
+
+def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["name", "ip", "pod-cidr", "pods"]
+    if wide:
+        headers += ["namespace", "cni0", "flannel.1"]
+    rows = []
+    for n in nodes:
+        row = [n.name, n.ip, n.pod_cidr, str(len(n.pods))]
+        if wide:
+            row += [n.netns, n.cni0, n.vtep or "<none: host-gw>"]
+        rows.append(row)
+    return headers, rows
+
+
+def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
+    headers = ["name", "type", "cluster-ip", "external-ip", "port(s)", "endpoints"]
+    if wide:
+        headers += ["namespace", "selector", "dns"]
+    rows = []
+    for s in services:
+        ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}" for p in s.ports)
+        eps = sorted({e.split()[1] for p in s.ports for e in p.endpoints})
+        row = [s.name, s.type, s.cluster_ip, s.external_ip or "<none>", ports, ",".join(eps) or "<none>"]
+        if wide:
+            row += [s.namespace, ",".join(f"{k}={v}" for k, v in s.selector.items()) or "<none>", s.dns]
+        rows.append(row)
+    return headers, rows

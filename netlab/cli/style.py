@@ -1,0 +1,64 @@
+"""Colour and tables, only on a terminal.
+
+Colour marks what failed (red: ``X!``, ``NOT SEEN``, ``FAIL``, drift) and,
+sparingly, what passed (green); it is used only when the stream is a
+terminal and ``NO_COLOR`` is not set (https://no-color.org), so piped output
+and files stay plain. Tables: a rich box table on a terminal, plain aligned
+columns (like ``kubectl get``) when piped, so ``netlab list | awk`` works.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import IO, Any, Sequence
+
+import click
+
+# Words that say something failed or was not seen, in netlab's text outputs.
+FAILURE = re.compile(r"(?<![\w-])(X!|X:[\w.-]+!?|[\w.-]+!(?=\s|$)|NOT SEEN|NOT AS EXPECTED|FAIL(?:ED)?|LOST|"
+                     r"missing:|extra:|different:|exited|stopped)(?![\w-])")
+SUCCESS = re.compile(r"(?<![\w-])(ok|seen|delivered|all as planned)(?![\w-])")
+
+
+def use_color(stream: IO[str] | None = None) -> bool:
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def highlight(text: str, stream: IO[str] | None = None) -> str:
+    """``text`` with failures in red (and the few success words in green) when ``stream`` is a terminal."""
+    if not use_color(stream):
+        return text
+    text = FAILURE.sub(lambda m: click.style(m.group(1), fg="red", bold=True), text)
+    return SUCCESS.sub(lambda m: click.style(m.group(1), fg="green"), text)
+
+
+def red(text: str, stream: IO[str] | None = None) -> str:
+    return click.style(text, fg="red", bold=True) if use_color(stream) else text
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: IO[str] | None = None) -> str:
+    """Rows under headers: a rich table on a terminal, plain columns otherwise (no trailing spaces)."""
+    cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    if use_color(stream):
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(*headers)
+        for row in cells:
+            t.add_row(*row)
+        console = Console(file=stream or sys.stdout)
+        with console.capture() as cap:
+            console.print(t)
+        return cap.get()
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lines = ["   ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    lines += ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines) + "\n"

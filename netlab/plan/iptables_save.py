@@ -1,0 +1,158 @@
+"""How ``iptables-save`` prints back a rule that was written another way.
+
+iptables parses a rule into the kernel's structures (``ipt_entry``: addresses,
+interfaces and protocol, then each match, then the target) and ``iptables-save``
+prints those structures, not the text it was given. So the same rule comes back
+in a fixed form, whichever way kube-proxy or Flannel wrote it:
+
+- ``-s``, ``-d``, ``-i``, ``-o``, ``-p`` first, in that order, addresses with
+  their mask (``-d 10.96.0.10`` -> ``-d 10.96.0.10/32``);
+- then the matches in the order given, each with its options as its
+  extension's ``save`` function prints them: a comment quoted unless it is only
+  ``[A-Za-z0-9_-]`` (libxtables ``xtables_save_string``); a probability as the
+  fixed-point fraction of 2^31 the kernel keeps (``lround(p * 2^31)``, printed
+  ``%.11f``); ``recent`` options in a fixed order with their defaults
+  (``--mask 255.255.255.255 --rsource``); marks in hexadecimal without
+  leading zeros;
+- then the target: ``MARK --or-mark M`` is kept as ``--set-xmark M/M``,
+  ``--xor-mark M`` as ``--set-xmark M/0x0``; a ``REJECT`` without
+  ``--reject-with`` gets the default ``icmp-port-unreachable``.
+
+Only what the lab's rules use is handled; anything else is kept as written.
+``tests/integration/test_netfilter.py`` restores the lab's payloads in a real
+namespace and checks that ``iptables-save`` prints exactly these forms.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+_TOKEN = re.compile(r'"[^"]*"|\S+')
+_NO_QUOTE = frozenset("_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_BASIC = ("-s", "-d", "-i", "-o", "-p")
+_RECENT_ORDER = ("--set", "--rcheck", "--update", "--remove", "--seconds", "--reap", "--hitcount", "--rttl",
+                 "--name", "--mask", "--rsource", "--rdest")
+FIXED_ONE = 0x80000000  # xt_statistic: a probability is kept as a fraction of 2^31
+
+
+def save_string(value: str) -> str:
+    """libxtables ``xtables_save_string``: bare when only [A-Za-z0-9_-], else quoted with \\ escapes."""
+    if value and all(c in _NO_QUOTE for c in value):
+        return value
+    return '"' + "".join("\\" + c if c in "\"\\'" else c for c in value) + '"'
+
+
+def saved_probability(text: str) -> str:
+    """``--probability 0.3333333333`` as iptables-save prints it: ``0.33333333349``."""
+    fixed = math.floor(FIXED_ONE * float(text) + 0.5)  # lround: half away from zero (p >= 0)
+    return f"{fixed / FIXED_ONE:.11f}"
+
+
+def _hex(value: str) -> str:
+    return f"{int(value, 0):#x}"
+
+
+def _mark(value: str) -> str:
+    """``0x00004000/0x00004000`` -> ``0x4000/0x4000`` (a full mask is not printed)."""
+    mark, _, mask = value.partition("/")
+    if not mask or int(mask, 0) == 0xFFFFFFFF:
+        return _hex(mark)
+    return f"{_hex(mark)}/{_hex(mask)}"
+
+
+def _options(words: list[str], start: int) -> list[tuple[bool, str, list[str]]]:
+    """``[! ]--opt [values...]`` runs from ``start``, as (inverted, option, values)."""
+    out: list[tuple[bool, str, list[str]]] = []
+    i, neg = start, False
+    while i < len(words):
+        w = words[i]
+        if w == "!":
+            neg, i = True, i + 1
+            continue
+        j = i + 1
+        while j < len(words) and not words[j].startswith("-") and words[j] != "!":
+            j += 1
+        out.append((neg, w, words[i + 1:j]))
+        neg, i = False, j
+    return out
+
+
+def _match(name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
+    if name == "recent":
+        given = {opt: vals for _, opt, vals in opts}
+        given.setdefault("--mask", ["255.255.255.255"])
+        if "--rsource" not in given and "--rdest" not in given:
+            given["--rsource"] = []
+        opts = [(False, opt, given[opt]) for opt in _RECENT_ORDER if opt in given]
+    parts = []
+    for neg, opt, vals in opts:
+        if name == "comment" and opt == "--comment":
+            vals = [save_string(" ".join(vals))]
+        elif name == "statistic" and opt == "--probability":
+            vals = [saved_probability(vals[0])]
+        elif name == "mark" and opt == "--mark":
+            vals = [_mark(vals[0])]
+        parts.append(" ".join((["!"] if neg else []) + [opt] + vals))
+    return " ".join([f"-m {name}"] + parts)
+
+
+def _target(flag: str, name: str, opts: list[tuple[bool, str, list[str]]]) -> str:
+    parts = []
+    for _, opt, vals in opts:
+        if name == "MARK" and opt == "--or-mark":
+            opt, vals = "--set-xmark", [f"{_hex(vals[0])}/{_hex(vals[0])}"]
+        elif name == "MARK" and opt == "--xor-mark":
+            opt, vals = "--set-xmark", [f"{_hex(vals[0])}/0x0"]
+        elif name == "MARK" and opt == "--set-mark":
+            opt, vals = "--set-xmark", [f"{_hex(vals[0])}/0xffffffff"]
+        elif name == "MARK" and opt == "--set-xmark":
+            mark, _, mask = vals[0].partition("/")
+            vals = [f"{_hex(mark)}/{_hex(mask or '0xffffffff')}"]
+        parts.append(" ".join([opt] + vals))
+    if name == "REJECT" and not any(opt == "--reject-with" for _, opt, _ in opts):
+        parts.append("--reject-with icmp-port-unreachable")
+    return " ".join([f"{flag} {name}"] + parts)
+
+
+def saved_rule(line: str) -> str:
+    """``-A CHAIN <spec as written>`` -> the line ``iptables-save`` prints for that rule."""
+    words = [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in _TOKEN.findall(line)]
+    if len(words) < 2 or words[0] != "-A":
+        raise ValueError(f"not an -A rule: {line!r}")
+    basic: dict[str, str] = {}
+    matches: list[tuple[str, list[tuple[bool, str, list[str]]]]] = []
+    target = ""
+    i, neg = 2, False
+    while i < len(words):
+        w = words[i]
+        if w == "!":
+            neg, i = True, i + 1
+        elif w in _BASIC:
+            value = words[i + 1]
+            if w in ("-s", "-d") and "/" not in value:
+                value += "/32"
+            elif w == "-p":
+                value = value.lower()
+            basic[w] = ("! " if neg else "") + f"{w} {value}"
+            neg, i = False, i + 2
+        elif w == "-m":
+            matches.append((words[i + 1], []))
+            i += 2
+        elif w in ("-j", "-g"):
+            target = _target(w, words[i + 1], _options(words, i + 2))
+            break
+        else:
+            # An option of the latest match (kube-proxy writes "-m tcp -p tcp -d X --dport 80").
+            j = i + 1
+            while j < len(words) and not words[j].startswith("-") and words[j] != "!":
+                j += 1
+            if not matches:
+                raise ValueError(f"option {w} outside any match: {line!r}")
+            matches[-1][1].append((neg, w, words[i + 1:j]))
+            neg, i = False, j
+    out = [f"-A {words[1]}"] + [basic[k] for k in _BASIC if k in basic]
+    out += [_match(name, opts) for name, opts in matches]
+    if target:
+        out.append(target)
+    return " ".join(out)

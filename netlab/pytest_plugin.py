@@ -1,0 +1,393 @@
+"""netlab's pytest plugin: real labs as fixtures (registered with the ``pytest11`` entry point).
+
+::
+
+    import pytest
+
+    @pytest.mark.netlab("lab.yaml")               # a path (beside the test file) or a dict shaped like the YAML
+    def test_cross_node(netlab_lab):
+        assert netlab_lab.reach("client", "web-2").reachable
+
+    @pytest.mark.netlab("lab.yaml", scope="module")   # one lab for every test of the module that uses it
+    def test_no_snat(netlab_lab): ...
+
+    def test_two_labs(netlab_factory):
+        a = netlab_factory("a.yaml")
+        b = netlab_factory({"name": "b", "nodes": [{"name": "n1"}]})
+
+Every lab gets a name of its own (the topology's name, the xdist worker and a
+random suffix: ``demo-g1-3fa9c1``), so parallel runs and other people's labs
+never collide, and is taken down after its last test, whatever happened.
+
+When a test fails, the plugin writes what the lab looked like into the test's
+folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
+``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
+``status.json`` and the last traces the test ran (``traces.json``).
+``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
+and how to take it down.
+
+Without root, or on a machine that lacks a kernel feature or tool the lab
+needs, lab tests are skipped with the reason ``netlab doctor`` gives, and the
+reasons are repeated at the end of the run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from netlab.api import Lab, TopologyInput
+
+SCOPES = ("function", "class", "module", "package", "session")
+SKIP_PREFIX = "netlab: "
+KEEP_SECTION = "netlab: lab kept up"
+LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
+FAILED = pytest.StashKey[bool]()
+REGISTRY = pytest.StashKey["_Registry"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("netlab", "netlab labs (real network namespaces)")
+    group.addoption("--netlab-keep", action="store_true", default=False,
+                    help="leave the lab of a failed test up for debugging; the end of the run says how to reach "
+                         "it and how to take it down")
+    group.addoption("--netlab-artifacts", metavar="DIR", default=None,
+                    help="where the state of a failed test's labs is written (default: <basetemp>/netlab)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "netlab(topology=None, scope='function', name=None): the lab of the netlab_lab fixture: "
+                   "a topology file (relative to the test's folder), a dict shaped like the YAML, or None for the "
+                   "built-in default; scope: function, class, module, package or session; name: the base of the "
+                   "lab's unique name (default: the topology's name)")
+    config.stash[REGISTRY] = _Registry(config)
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab]]:
+    """Bring up labs in a test: ``netlab_factory(topology, name=None, wait=60.0) -> netlab.Lab``.
+
+    ``topology``: a file (relative paths are looked up beside the test file,
+    then in the rootdir), a dict shaped like the YAML, or None for the
+    built-in default. Each lab gets a unique name (``name`` or the topology's
+    name, the xdist worker, a random suffix) and is taken down when the test
+    ends, also when it fails (with ``--netlab-keep`` a failed test's labs stay
+    up). Skips the test, with netlab doctor's reason, without root or when the
+    machine lacks what the lab needs.
+    """
+    registry = request.config.stash[REGISTRY]
+    made: list[Lab] = []
+
+    def factory(topology: TopologyInput = None, name: str | None = None, wait: float = 60.0) -> Lab:
+        lab = registry.bring_up(_resolve_path(request, topology), name, wait)
+        made.append(lab)
+        _used_by(request.node, lab)
+        return lab
+
+    try:
+        yield factory
+    finally:
+        registry.take_down(made, failed=_failed(request.node))
+
+
+@pytest.fixture
+def netlab_lab(request: pytest.FixtureRequest) -> Lab:
+    """The lab of the test's ``@pytest.mark.netlab(topology, scope="function", name=None)`` marker.
+
+    A ``netlab.Lab`` that is up: ``netlab_lab.reach("a", "b")``,
+    ``.exec(pod, argv)``, ``.probe()``, ``.trace(src, dst)``, ``.pod(name).ip``...
+    With ``scope="module"`` (or class, package, session) the tests of that
+    scope that ask for the same topology share one lab, taken down after the
+    last of them. Unique name, teardown, skips and failure dumps as for
+    ``netlab_factory``.
+    """
+    marker = request.node.get_closest_marker("netlab")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: the netlab_lab fixture needs a "
+                                "@pytest.mark.netlab(topology) marker (or use netlab_factory)")
+    topology, scope, name = _marker_args(marker)
+    topology = _resolve_path(request, topology)
+    registry = request.config.stash[REGISTRY]
+    if scope == "function":
+        lab = registry.bring_up(topology, name, 60.0)
+        request.addfinalizer(lambda: registry.take_down([lab], failed=_failed(request.node)))
+    else:
+        cache: _Shared = request.getfixturevalue(f"_netlab_{scope}_labs")
+        lab = cache.get(topology, name)
+        cache.users.setdefault(lab.name, []).append(request.node)
+    _used_by(request.node, lab)
+    return lab
+
+
+class _Shared:
+    """Labs shared by the tests of one scope, keyed by topology and name."""
+
+    def __init__(self, registry: _Registry):
+        self.registry = registry
+        self.labs: dict[str, Lab] = {}
+        self.skips: dict[str, str] = {}
+        self.users: dict[str, list[pytest.Item]] = {}
+
+    def get(self, topology: TopologyInput, name: str | None) -> Lab:
+        key = json.dumps([os.fspath(topology) if isinstance(topology, os.PathLike) else topology, name],
+                         sort_keys=True, default=str)
+        if key in self.skips:
+            pytest.skip(self.skips[key])
+        if key not in self.labs:
+            try:
+                self.labs[key] = self.registry.bring_up(topology, name, 60.0)
+            except pytest.skip.Exception as exc:
+                self.skips[key] = str(exc.msg)
+                raise
+        return self.labs[key]
+
+    def close(self) -> None:
+        for lab in self.labs.values():
+            failed = any(_failed(item) for item in self.users.get(lab.name, []))
+            self.registry.take_down([lab], failed=failed)
+
+
+def _shared_fixture(scope: Any) -> Any:
+    @pytest.fixture(scope=scope)
+    def fixture(request: pytest.FixtureRequest) -> Generator[_Shared, None, None]:
+        shared = _Shared(request.config.stash[REGISTRY])
+        try:
+            yield shared
+        finally:
+            shared.close()
+
+    fixture.__doc__ = f"(netlab plugin) labs shared by the tests of one {scope}."
+    return fixture
+
+
+_netlab_class_labs = _shared_fixture("class")
+_netlab_module_labs = _shared_fixture("module")
+_netlab_package_labs = _shared_fixture("package")
+_netlab_session_labs = _shared_fixture("session")
+
+
+# --- bringing labs up and down ------------------------------------------------------------------
+
+
+class _Registry:
+    """Every lab this pytest process brought up: made with unique names, taken down once."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.live: dict[str, Lab] = {}
+        self.kept: list[str] = []
+        self.machine_ok: set[frozenset[str]] = set()
+
+    def unique_name(self, base: str) -> str:
+        """``<base>-<worker><random>``, at most 24 characters (netlab's limit for a lab name)."""
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        tag = f"{worker[:1]}{re.sub(r'[^0-9]', '', worker)}-" if worker else ""
+        suffix = f"{tag}{uuid.uuid4().hex[:6]}"
+        return f"{base[: 24 - len(suffix) - 1].rstrip('-')}-{suffix}"
+
+    def bring_up(self, topology: TopologyInput, name: str | None, wait: float) -> Lab:
+        from netlab import doctor
+        from netlab.api import Lab, load
+        from netlab.errors import EnvironmentNotReady
+
+        if os.geteuid() != 0:
+            pytest.skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
+        loaded = load(topology, name)
+        loaded = load(topology, self.unique_name(name or loaded.lab.name))
+        needs = frozenset(doctor.needs(loaded.lab))
+        if needs not in self.machine_ok:
+            try:
+                doctor.require_for(loaded.lab)
+            except EnvironmentNotReady as exc:
+                pytest.skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
+                            "`sudo netlab doctor` says how to fix it")
+            self.machine_ok.add(needs)
+        lab = Lab.up_loaded(loaded, wait=wait)
+        self.live[lab.name] = lab
+        return lab
+
+    def take_down(self, labs: list[Lab], failed: bool) -> None:
+        errors = []
+        for lab in labs:
+            if lab.name not in self.live:
+                continue
+            if failed and self.config.getoption("netlab_keep"):
+                self.kept.append(lab.name)
+                del self.live[lab.name]
+                continue
+            try:
+                lab.down()
+            except Exception as exc:  # noqa: BLE001 - the others still go down; reported below
+                errors.append(f"{lab.name}: {exc}")
+            finally:
+                self.live.pop(lab.name, None)
+        if errors:
+            raise RuntimeError("netlab: could not take down " + "; ".join(errors))
+
+    def close(self) -> None:
+        """The end of the session: whatever is still up (an interrupted run) goes down."""
+        labs = list(self.live.values())
+        for lab in labs:
+            try:
+                lab.down()
+            except Exception:  # noqa: BLE001 - best effort at the very end; the test already reported
+                pass
+        self.live.clear()
+
+
+def _marker_args(marker: pytest.Mark) -> tuple[TopologyInput, str, str | None]:
+    if len(marker.args) > 1:
+        raise pytest.UsageError("@pytest.mark.netlab takes one topology (a path or a dict)")
+    unknown = set(marker.kwargs) - {"topology", "scope", "name"}
+    if unknown:
+        raise pytest.UsageError(f"@pytest.mark.netlab: unknown arguments {sorted(unknown)} "
+                                "(it takes topology, scope and name)")
+    topology = marker.args[0] if marker.args else marker.kwargs.get("topology")
+    scope = marker.kwargs.get("scope", "function")
+    if scope not in SCOPES:
+        raise pytest.UsageError(f"@pytest.mark.netlab: scope {scope!r}: want one of {', '.join(SCOPES)}")
+    return topology, scope, marker.kwargs.get("name")
+
+
+def _resolve_path(request: pytest.FixtureRequest, topology: TopologyInput) -> TopologyInput:
+    """A relative path is looked up beside the test file, then in the rootdir, then as given."""
+    if not isinstance(topology, (str, os.PathLike)) or os.path.isabs(topology):
+        return topology
+    for base in (Path(str(request.node.path)).parent, Path(str(request.config.rootpath))):
+        candidate = base / topology
+        if candidate.exists():
+            return str(candidate)
+    return topology
+
+
+def watch(item: pytest.Item, lab: Lab) -> None:
+    """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up
+    itself (through the CLI, or ``Lab.up``). It is not taken down by the plugin."""
+    _used_by(item, lab)
+
+
+def _used_by(item: Any, lab: Lab) -> None:
+    used = item.stash.setdefault(LABS, [])
+    if all(other.name != lab.name for other in used):
+        used.append(lab)
+
+
+def _failed(item: Any) -> bool:
+    return bool(item.stash.get(FAILED, False))
+
+
+# --- when a test fails ---------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    labs = item.stash.get(LABS, None)
+    if not labs:
+        return
+    rep: pytest.TestReport = outcome.get_result()
+    if rep.when != "call" or not rep.failed:
+        return
+    item.stash[FAILED] = True
+    folder = _artifacts_dir(item)
+    written = []
+    for lab in labs:
+        written.append(str(dump_lab(lab, folder / lab.name)))
+    rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
+    if item.config.getoption("netlab_keep"):
+        state = os.environ.get("NETLAB_STATE_DIR")
+        env = f"NETLAB_STATE_DIR={state} " if state else ""
+        lines = [f"lab {lab.name} stays up: sudo {env}netlab status --lab {lab.name}; "
+                 f"sudo {env}netlab exec --lab {lab.name} NAME; take it down with: "
+                 f"sudo {env}netlab down --lab {lab.name}" for lab in labs]
+        rep.sections.append((KEEP_SECTION, "\n".join(lines)))
+
+
+def _artifacts_dir(item: pytest.Item) -> Path:
+    root = item.config.getoption("netlab_artifacts")
+    if root is None:
+        factory = getattr(item.config, "_tmp_path_factory", None)  # pytest's tmp_path_factory
+        root = factory.getbasetemp() / "netlab" if factory is not None else Path("netlab-artifacts")
+    name = re.sub(r"[^\w.-]+", "_", item.nodeid.split("::", 1)[-1])[-120:] or "test"
+    return Path(root) / name
+
+
+def dump_lab(lab: Lab, folder: Path) -> Path:
+    """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
+    traces.json. What cannot be read is written as an error, never raised."""
+    from netlab.api import to_json
+
+    inspected = folder / "inspect"
+    inspected.mkdir(parents=True, exist_ok=True)
+
+    def write(path: Path, produce: Callable[[], Any]) -> None:
+        try:
+            data = to_json(produce())
+        except Exception as exc:  # noqa: BLE001 - a dump must not hide the test's own failure
+            data = {"error": f"{type(exc).__name__}: {exc}"}
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+    names: list[tuple[str, str]] = []
+    try:
+        names = list(lab.namespaces())
+    except Exception as exc:  # noqa: BLE001
+        (folder / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+    for name, _ in names:
+        write(inspected / f"{name}.json", functools.partial(lab.inspect, name))
+    write(folder / "status.json", lab.status)
+    write(folder / "probe.json", lab.probe)
+    write(folder / "traces.json", lambda: list(lab.traces))
+    return folder
+
+
+# --- the end of the run --------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    registry = session.config.stash.get(REGISTRY, None)
+    if registry is not None:
+        registry.close()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    skips: dict[str, int] = {}
+    kept: list[str] = []
+    for rep in terminalreporter.stats.get("skipped", []):
+        reason = _skip_reason(rep)
+        if reason is not None and reason.startswith(SKIP_PREFIX):
+            skips[reason] = skips.get(reason, 0) + 1
+    for rep in terminalreporter.stats.get("failed", []):
+        for title, text in getattr(rep, "sections", []):
+            if title == KEEP_SECTION:
+                kept.append(text)
+    if skips:
+        terminalreporter.section("netlab: lab tests skipped", sep="-")
+        for reason, n in skips.items():
+            terminalreporter.line(f"{n} test{'s' if n > 1 else ''}: {reason}")
+    if kept:
+        terminalreporter.section("netlab: labs kept up (--netlab-keep)", sep="-")
+        for text in kept:
+            terminalreporter.line(text)
+
+
+def _skip_reason(rep: Any) -> str | None:
+    longrepr = getattr(rep, "longrepr", None)
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = str(longrepr[2])
+        return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    return None
+

@@ -1,0 +1,78 @@
+"""A real DNS question for a trace to port 53, and the answer read back.
+
+A trace's UDP datagram normally carries only its marker, which a DNS server
+such as the lab's dnsmasq drops as garbage: no reply, although the server
+listens. To port 53 the trace sends a real query instead, for a name the
+cluster DNS knows (``<svc>.<namespace>.svc.cluster.local``), and shows the
+answer. The marker still travels in the packet, as an EDNS(0) option of a
+code reserved for local use (RFC 6891, 65001-65534) that servers ignore, so
+the capture recognises the query on every hop as it does any marked packet::
+
+    DNS id 0x1a2b, RD | question: A web.default.svc.cluster.local | OPT: option 65001 "netlab-trace 1f2e3d4c"
+
+scapy builds and parses the messages; it is imported here, lazily, from the
+host's namespace (never from inside a lab namespace, see capture.py).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from netlab.model.clusterdns import CLUSTER_DOMAIN, fqdn
+from netlab.model.lab import Lab
+
+PORT = 53
+MARKER_OPTION = 65001  # EDNS0 option code for local/experimental use
+DEFAULT_NAME = f"kubernetes.default.svc.{CLUSTER_DOMAIN}"
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def question_name(lab: Lab, service: str | None) -> str:
+    """The name to ask for: the Service traced to, else the cluster DNS Service's own name."""
+    svc = next((s for s in lab.services if s.name == service), None) or \
+        next((s for s in lab.services if s.name == "kube-dns"), None)
+    return fqdn(svc) if svc is not None else DEFAULT_NAME
+
+
+def query(name: str, marker: bytes, ident: int | None = None) -> tuple[int, bytes]:
+    """A recursive A query for ``name`` carrying ``marker`` in an EDNS(0) option: (its id, its bytes)."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRROPT, EDNS0TLV  # scapy: lazily, see above
+
+    ident = random.SystemRandom().randrange(1, 0xFFFF) if ident is None else ident
+    msg = DNS(id=ident, rd=1, qd=[DNSQR(qname=name, qtype="A")],
+              ar=[DNSRROPT(rclass=1232, rdata=[EDNS0TLV(optcode=MARKER_OPTION, optdata=marker)])])
+    return ident, bytes(msg)
+
+
+def answer(data: bytes, ident: int | None = None) -> dict[str, Any]:
+    """A DNS response as plain data: rcode, the question, the answer records (name, type, data, ttl)."""
+    from scapy.layers.dns import DNS, dnstypes  # scapy: lazily, see above
+
+    try:
+        msg = DNS(data)
+    except Exception as exc:  # scapy raises many kinds on a malformed message
+        return {"error": f"not a DNS message ({exc.__class__.__name__})"}
+    out: dict[str, Any] = {"id": msg.id, "rcode": RCODES.get(msg.rcode, str(msg.rcode)), "answers": []}
+    if ident is not None and msg.id != ident:
+        out["error"] = f"answer id {msg.id} is not the query's {ident}"
+    if msg.qd:
+        out["question"] = _name(msg.qd[0].qname)
+    for rr in msg.an or []:
+        data_ = rr.rdata
+        out["answers"].append({"name": _name(rr.rrname), "type": dnstypes.get(rr.type, str(rr.type)),
+                               "data": _name(data_) if isinstance(data_, bytes) else str(data_), "ttl": rr.ttl})
+    return out
+
+
+def _name(raw: bytes | str) -> str:
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+
+
+def text(ans: dict[str, Any]) -> str:
+    """``DNS answer: web.default.svc.cluster.local. A 10.96.0.20 (NOERROR)``."""
+    if "error" in ans and "rcode" not in ans:
+        return f"DNS: {ans['error']}"
+    records = "; ".join(f"{a['name']} {a['type']} {a['data']}" for a in ans["answers"])
+    what = records or f"no records for {ans.get('question', '?')}"
+    return f"DNS answer: {what} ({ans['rcode']})" + (f"; {ans['error']}" if "error" in ans else "")

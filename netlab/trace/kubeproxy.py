@@ -1,0 +1,232 @@
+"""kube-proxy's nat rules as the trace reads them: the rule a Service packet was missing, the rule that chose its endpoint.
+
+A packet for a Service crosses a fixed chain of rules in the node's nat
+table (see :mod:`netlab.plan.services`)::
+
+    PREROUTING / OUTPUT ─► KUBE-SERVICES ─► -d <ClusterIP>/32 ... --dport <port> ─► KUBE-SVC-<hash>
+                                          └► (last) --dst-type LOCAL ─► KUBE-NODEPORTS ─► --dport <nodePort> ─► KUBE-EXT-<hash>
+    KUBE-SVC-<hash>: -m statistic --mode random --probability 1/n ─► KUBE-SEP-1, 1/(n-1) ─► KUBE-SEP-2, ... ─► KUBE-SEP-n
+    KUBE-SEP-<hash>: DNAT --to-destination <pod IP>:<targetPort>
+
+When the node did not DNAT the packet, the first rule (or chain) of that
+path that the plan has and the kernel lacks is the reason: without it the
+ClusterIP, an address no interface owns, follows the node's routes as it is.
+When it did, conntrack names the endpoint, and the rule of ``KUBE-SVC-...``
+that jumps to that endpoint's chain (its counter went up while the trace
+ran) is the random choice, with its ``--probability``.
+
+Pure: the kernel's table (:class:`~netlab.trace.facts.NatTable`) and the
+plan's (:class:`~netlab.trace.labmap.PlannedNat`) come in as data.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from netlab.plan.iptables import BUILTIN_CHAINS
+from netlab.plan.services import KUBE_NODEPORTS, KUBE_SERVICES
+from netlab.trace.facts import NatRule, NatTable
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import LabMap, PlannedNat, ServiceEndpoint, ServiceFacts
+
+PROBABILITY = re.compile(r"--probability (\S+)")
+SAFE = re.compile(r"[\w@%+=:,./!-]+")  # words a shell takes as they are
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned rule on a Service packet's path, and what it does for the packet."""
+
+    line: str
+    role: str  # "the jump into kube-proxy's rules", "Service web's entry in KUBE-SERVICES" ...
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What the kernel lacks of a Service packet's path: a rule, or a whole chain."""
+
+    step: Step
+    chain: str | None = None  # set when the chain itself is missing
+    position: int = 1  # the rule's place in its chain, as planned (for iptables -I)
+
+    def text(self, node: str) -> str:
+        if self.chain:
+            return f"chain {self.chain} ({self.step.role}) is missing from {node}'s nat table"
+        return f"the rule `{self.step.line}` ({self.step.role}) is missing from {node}'s nat table"
+
+    def fix(self, netns: str, planned: PlannedNat) -> str:
+        """The iptables commands that put back what is missing, in the plan's order."""
+        ipt = f"ip netns exec {netns} iptables -t nat"
+        if self.chain:
+            rules = [line for line in planned.rules if line.split(None, 2)[1] == self.chain]
+            return " && ".join([f"{ipt} -N {self.chain}"] + [f"{ipt} {_quoted(line)}" for line in rules])
+        words = self.step.line.split(None, 2)
+        return f"{ipt} -I {words[1]} {self.position} {_quoted(words[2])}"
+
+
+def _quoted(spec: str) -> str:
+    return " ".join(w if SAFE.fullmatch(w) else shlex.quote(w) for w in shlex.split(spec))
+
+
+def hook(iif: str | None) -> str:
+    """A node's own sockets enter nat at OUTPUT; packets from a device at PREROUTING."""
+    return "PREROUTING" if iif else "OUTPUT"
+
+
+def path(planned: PlannedNat, svc: ServiceFacts, dst: str, dport: int | None, iif: str | None) -> list[Step]:
+    """The planned rules a packet for ``dst:dport`` (this Service) crosses in a node's nat table, in order."""
+    def chain(name: str) -> list[str]:
+        return [line for line in planned.rules if line.split(None, 2)[1] == name]
+
+    def entry(line: str) -> bool:
+        return f"-d {dst}/32 " in line and f"--dport {dport} " in line + " "
+
+    steps = [Step(line, "the jump into kube-proxy's rules") for line in chain(hook(iif))
+             if line.endswith(f"-j {KUBE_SERVICES}")]
+    svc_port = f"Service {svc.name}"
+    direct = [line for line in chain(KUBE_SERVICES) if entry(line)]
+    if direct:
+        steps += [Step(line, f"{svc_port}'s entry in {KUBE_SERVICES}") for line in direct]
+    elif svc.node_port is not None and dport == svc.node_port:
+        steps += [Step(line, f"the jump to the nodePorts, last in {KUBE_SERVICES}") for line in chain(KUBE_SERVICES)
+                  if line.endswith(f"-j {KUBE_NODEPORTS}")]
+        steps += [Step(line, f"{svc_port}'s nodePort {dport} in {KUBE_NODEPORTS}") for line in chain(KUBE_NODEPORTS)
+                  if f"--dport {dport} " in line + " "]
+    if svc.ext_chain and any(s.line.endswith(f"-j {svc.ext_chain}") for s in steps):
+        steps += [Step(line, f"{svc_port}'s way in from outside the cluster") for line in chain(svc.ext_chain)]
+    steps += [Step(line, f"{svc_port}'s choice of an endpoint") for line in chain(svc.svc_chain)]
+    for ep in svc.endpoints:
+        steps += [Step(line, f"the DNAT to endpoint {ep.pod}") for line in chain(ep.sep_chain)]
+    return steps
+
+
+def missing(table: NatTable, planned: PlannedNat, steps: list[Step]) -> Missing | None:
+    """The first rule or chain of the packet's path that the plan has and the kernel lacks."""
+    for step in steps:
+        chain = step.line.split(None, 2)[1]
+        if chain not in BUILTIN_CHAINS and chain not in table.chains:
+            return Missing(step, chain=chain)
+        if table.rule(step.line) is None:
+            same = [line for line in planned.rules if line.split(None, 2)[1] == chain]
+            before = same[:same.index(step.line)] if step.line in same else []
+            present = sum(1 for line in before if table.rule(line) is not None)
+            return Missing(step, position=present + 1)
+    return None
+
+
+@dataclass(frozen=True)
+class NoDnat:
+    """Why a node did not DNAT a Service packet: the row the walker writes."""
+
+    decision: str
+    problem: str
+    commands: list[str]
+    fix: str | None = None
+    cause: bool = False  # doomed here: the packet goes on, to nowhere (see verdict.explain)
+    facts: dict[str, str | None] = field(default_factory=dict)
+
+
+def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
+    """A Service packet that node ``ns`` did not DNAT: the rule or chain it lacks, when the kernel's table says so."""
+    node = lab.where(ns).split()[-1]
+    commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
+    if not svc.endpoints:
+        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects "
+                      "the packet", commands, cause=True)
+    commands.append(f"ip netns exec {ns} iptables-save -c -t nat")
+    planned = lab.planned_nat.get(ns)
+    gap = missing(table, planned, path(planned, svc, f.dst, f.dport, iif)) if table and planned else None
+    if gap is None or planned is None:
+        return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
+                      "entry for this packet: it was not DNATed here", commands)
+    lacks = f"chain {gap.chain}" if gap.chain else gap.step.role
+    if f.dst in (svc.ip, svc.lb_ip):
+        then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
+    else:  # a nodePort: the node's own address
+        then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
+    why = f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; without it {then}"
+    return NoDnat(f"no DNAT for {f}: {lacks} is missing", why, commands, gap.fix(ns, planned), cause=True,
+                  facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain})
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The rule of ``KUBE-SVC-...`` that sent the packet to its endpoint's chain."""
+
+    rule: NatRule
+    position: int  # among the chain's jumps to endpoints, 1..
+    of: int
+    probability: float  # the rule's own: taken with this probability when the packet gets to it
+    chance: Fraction  # of any new connection ending there: the rules before it let it pass, then this one takes it
+    affinity: bool = False  # a `recent --rcheck` rule: this client went there before (sessionAffinity: ClientIP)
+    passed: tuple[float, ...] = ()  # the probabilities of the rules before it, which let the packet pass
+
+    def text(self) -> str:
+        counted = ""
+        if self.rule.delta is not None:
+            counted = f"; its counter went up by {self.rule.delta} during the trace" if self.rule.delta else \
+                "; its counter did not move during the trace (an earlier packet of the connection?)"
+        if self.affinity:
+            return (f"`{self.rule.line}`: sessionAffinity ClientIP, this client's address was sent there before "
+                    f"(the recent match remembers it){counted}")
+        before = ", ".join(f"--probability {p:g}" for p in self.passed)
+        if PROBABILITY.search(self.rule.line):
+            how = f"rule {self.position} of {self.of}, taken with probability {self.probability:g}"
+            if self.passed:
+                how += f" once the rules before it ({before}) let the packet pass"
+        elif self.passed:
+            how = (f"rule {self.position} of {self.of}, no statistic match: it takes every packet the rules before "
+                   f"it ({before}) let pass")
+        else:
+            how = f"rule {self.position} of {self.of}, no statistic match: the only endpoint takes every packet"
+        return f"`{self.rule.line}` ({how}; {self.chance.numerator} in {self.chance.denominator} overall){counted}"
+
+    def short(self) -> str:
+        """For the DNAT row: which rule of the Service's chain, with which probability."""
+        chain = self.rule.chain
+        if self.affinity:
+            return f"{chain}'s sessionAffinity rule (recent --rcheck) chose it: this client went there before"
+        p = f"--probability {self.probability:g}" if PROBABILITY.search(self.rule.line) else "no statistic match"
+        return f"{chain} rule {self.position} of {self.of} chose it ({p}; {self.chance} overall)"
+
+    def facts(self) -> dict[str, object]:
+        return {"rule": self.rule.line, "probability": self.probability, "chance": str(self.chance),
+                "rule_position": self.position, "rules": self.of, "affinity": self.affinity,
+                "rule_counted": self.rule.delta, "chosen_by": self.text()}
+
+
+def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow) -> Choice | None:
+    """The rule that chose the endpoint of a Service's DNAT ``old`` → ``new`` (None: unknown)."""
+    svc = lab.service_for(old.dst, old.dport, old.proto)
+    ep = svc.endpoint(new.dst, new.dport) if svc else None
+    return choice(table, svc, ep) if table is not None and svc is not None and ep is not None else None
+
+
+def choice(table: NatTable, svc: ServiceFacts, ep: ServiceEndpoint) -> Choice | None:
+    """The rule of the Service's chain that chose ``ep``: the one whose counter moved, else the random one."""
+    rules = table.chain_rules(svc.svc_chain)
+    seps = {e.sep_chain for e in svc.endpoints}
+    random = [r for r in rules if r.target in seps and "--rcheck" not in r.line]
+    sticky = [r for r in rules if r.target == ep.sep_chain and "--rcheck" in r.line]
+    if any(r.delta for r in sticky):
+        rule = next(r for r in sticky if r.delta)
+        return Choice(rule, 1, 1, 1.0, Fraction(1), affinity=True)
+    mine = [r for r in random if r.target == ep.sep_chain]
+    if not mine:
+        return None
+    rule = next((r for r in mine if r.delta), mine[0])
+    chance, passed, earlier = Fraction(1), Fraction(1), []
+    for r in random:
+        m = PROBABILITY.search(r.line)
+        p = Fraction(m.group(1)).limit_denominator(1000) if m else Fraction(1)
+        if r is rule:
+            chance = passed * p
+            break
+        passed *= 1 - p
+        earlier.append(float(m.group(1)) if m else 1.0)
+    m = PROBABILITY.search(rule.line)
+    return Choice(rule, random.index(rule) + 1, len(random), float(m.group(1)) if m else 1.0, chance,
+                  passed=tuple(earlier))

@@ -1,0 +1,112 @@
+"""The walker's NAT steps: what conntrack and kube-proxy did to the packet in a namespace.
+
+The walker (walk.py) calls these where the kernel runs its nat hooks:
+PREROUTING (OUTPUT for a namespace's own sockets) when a packet enters a
+namespace's IP layer, POSTROUTING when it leaves through a device, and both
+for a frame a bridge switches when ``bridge-nf-call-iptables`` is on. The
+translation itself is read from the packet's conntrack entry (nat.py); when
+a Service packet was not DNATed on a node, kube-proxy's rules say why
+(kubeproxy.py), and when it was, which rule chose the endpoint.
+"""
+
+from __future__ import annotations
+
+from netlab.trace import kubeproxy, nat
+from netlab.trace.facts import Kernel
+from netlab.trace.flow import Flow
+from netlab.trace.hops import Hop, Rows
+from netlab.trace.labmap import LabMap
+
+
+class NatSteps:
+    """The NAT half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
+
+    k: Kernel
+    lab: LabMap
+    rows: Rows
+    flow: Flow
+    direction: str
+    stack: list  # the VXLAN encapsulations under way: an encapsulated packet is not NATed
+    _ct_hit: dict[str, nat.Hit]  # per namespace: found in PREROUTING, used in POSTROUTING
+    _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
+
+    def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
+        """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.
+
+        The packet's conntrack entry and its direction are found here, once per
+        namespace, before any translation; POSTROUTING (:meth:`_snat`) uses the
+        same. The new flow is None when the destination stays.
+        """
+        hit = None
+        if not self.stack and ns in self.lab.nat_netns:
+            hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        if hit is None:
+            return None, self._not_dnated(ns, iif)
+        self._ct_hit[ns] = hit
+        old, new = self.flow, nat.new_destination(self.flow, hit)
+        if new == old:  # an entry (a masquerade, say) but no DNAT
+            return None, self._not_dnated(ns, iif)
+        self._pre_nat[ns] = old
+        text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
+        if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
+            chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)
+            if chosen is not None:
+                text += f"; {chosen.short()}"
+                facts.update(chosen.facts())
+        row = self.rows.row(ns, iif or "-", "dnat", text, nat.commands(ns, hit.entry), None,
+                            conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
+        return new, row
+
+    def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
+        """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.
+
+        Only a node (a namespace with kube-proxy's chains) DNATs Services. When
+        its nat table lacks a rule or chain of the packet's path, that is the
+        reason, and the packet is doomed here although it travels on: the
+        ClusterIP is an address no interface owns, so it follows the node's
+        routes as it is (to the gateway, say) and disappears somewhere else.
+        """
+        f = self.flow
+        svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
+        if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
+            return None
+        if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
+            return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
+        why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+        return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
+                             cause=why.cause, **why.facts)
+
+    def _local(self, ns: str, ip: str) -> bool:
+        """``ip`` is an address of this namespace (iptables' ``-m addrtype --dst-type LOCAL``)."""
+        return any(a.split("/")[0] == ip for link in self.k.links(ns).values() for a in link.addresses)
+
+    def _bridged_nat(self, ns: str, port: str) -> None:
+        """A frame the bridge switches: with br_netfilter it passes nat PREROUTING and POSTROUTING too.
+
+        So conntrack translates it on the bridge: a same-node endpoint's reply,
+        sent straight to the client's MAC, gets its source turned back into the
+        ClusterIP there (:meth:`_snat`, when it leaves the port).
+        """
+        if self.stack or ns not in self.lab.nat_netns or not self.k.bridge_nf(ns):
+            return
+        hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        if hit is None:
+            return
+        self._ct_hit[ns] = hit
+        old, new = self.flow, nat.new_destination(self.flow, hit)
+        if new != old:
+            self.rows.add(ns, port, "dnat", nat.describe(self.lab, "dst", hit, old, new) + " (br_netfilter, on the "
+                          "bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
+                          after=str(new))
+            self.flow = new
+
+    def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
+        """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""
+        hit = self._ct_hit.pop(ns, None)
+        if hit is None:
+            return None
+        new = nat.new_source(self.flow, hit)
+        if new == self.flow:
+            return None
+        old, self.flow = self.flow, new
+        return old, hit

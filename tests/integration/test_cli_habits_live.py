@@ -1,0 +1,145 @@
+"""CLI habits on real labs (root), run as a user types them (issue 13 section 3): NETLAB_LAB with two
+labs up, get, exec without a command, status/probe -t FILE, list piped, inspect --section, the wording of up.
+
+The labs come from the project's pytest plugin (netlab_lab, netlab_factory); the commands run as
+separate processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+import yaml
+
+from helpers import NETLAB, netlab
+
+WEB = {
+    "name": "habits",
+    "nodes": [{"name": "node-1"}, {"name": "node-2"}],
+    "pods": [{"name": "client", "node": "node-1"},
+             {"name": "web-1", "node": "node-1", "labels": {"app": "web", "tier": "front"}},
+             {"name": "web-2", "node": "node-2", "labels": {"app": "web"}}],
+    "services": [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}],
+}
+ONE = {"name": "one", "network": {"mode": "host-gw"}, "nodes": [{"name": "n1"}],
+       "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}}],
+       "services": [{"name": "s", "selector": {"app": "a"}, "ports": [{"port": 80, "targetPort": 8080}]}]}
+
+pytestmark = [pytest.mark.root, pytest.mark.netlab(WEB, scope="module")]
+
+
+def test_netlab_lab_picks_the_lab_when_several_are_up(netlab_lab, netlab_factory):
+    other = netlab_factory(ONE)
+    bare = netlab("get", "pods", check=False)
+    assert bare.returncode == 2 and "several labs are up" in bare.stderr
+    picked = netlab("get", "pods", "-o", "json", env={"NETLAB_LAB": other.name})
+    assert json.loads(picked.stdout)["lab"] == other.name
+    given = netlab("get", "pods", "--lab", netlab_lab.name, "-o", "json", env={"NETLAB_LAB": other.name})
+    assert json.loads(given.stdout)["lab"] == netlab_lab.name  # --lab wins over the environment
+    traced = netlab("trace", "a", "kube-dns", "--proto", "icmp", "-o", "json", env={"NETLAB_LAB": other.name})
+    assert json.loads(traced.stdout)["lab"] == other.name  # every command with --lab reads it
+
+
+def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
+    lab = ["--lab", netlab_lab.name]
+    wide = netlab("get", "pods", *lab, "-o", "wide").stdout.splitlines()
+    assert wide[0].split() == ["NAME", "READY", "STATUS", "NODE", "IP", "NAMESPACE", "CONTAINERS", "LABELS"]
+    rows = {line.split()[0]: line.split() for line in wide[1:]}
+    assert rows["web-1"][1:6] == ["1/1", "Running", "node-1", netlab_lab.pod("web-1").ip, f"{netlab_lab.name}-web-1"]
+    assert rows["web-1"][6:] == ["main:running", "app=web,tier=front"]
+    assert "kube-dns" in rows  # the cluster DNS pod is listed; stderr says netlab added it
+    data = json.loads(netlab("get", "pods", *lab, "-l", "app=web,tier!=front", "-o", "json").stdout)
+    assert [p["name"] for p in data["items"]] == ["web-2"]
+    assert yaml.safe_load(netlab("get", "pods", *lab, "-l", "app=web", "-o", "yaml").stdout)["items"][0]["ip"] \
+        == netlab_lab.pod("web-1").ip
+    svc = netlab("get", "svc", *lab).stdout.splitlines()
+    assert svc[0].split()[:4] == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP"]
+    web = next(line.split() for line in svc if line.startswith("web "))
+    assert web[1] == "ClusterIP" and web[4] == "80/TCP"
+    assert sorted(web[5].split(",")) == sorted(f"{netlab_lab.pod(p).ip}:8080" for p in ("web-1", "web-2"))
+    nodes = netlab("get", "nodes", *lab, "node-2", "-o", "json").stdout
+    assert [n["pods"] for n in json.loads(nodes)["items"]] == [["web-2"]]
+    refused = netlab("get", "nodes", *lab, "-l", "app=web", check=False)
+    assert refused.returncode == 2 and "carry no labels" in refused.stderr
+
+
+def test_get_shows_a_stopped_container(netlab_factory):
+    lab = netlab_factory(ONE)
+    pid = lab.pod("a").containers[0].pid
+    subprocess.run(["kill", "-STOP", str(pid)], check=True)
+    try:
+        row = netlab("get", "pods", "--lab", lab.name).stdout.splitlines()[1].split()
+        assert row[:3] == ["a", "0/1", "stopped"], row
+    finally:
+        subprocess.run(["kill", "-CONT", str(pid)], check=True)
+
+
+def test_exec_without_a_command_opens_a_shell_in_the_pod(netlab_lab):
+    proc = subprocess.run(NETLAB + ["exec", "--lab", netlab_lab.name, "web-2"], input="hostname; ip -br addr show eth0\n",
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "SHELL": "/bin/sh"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "web-2" and netlab_lab.pod("web-2").ip in lines[1]
+
+
+def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab, tmp_path):
+    changed = json.loads(json.dumps(WEB))
+    changed["name"] = netlab_lab.name
+    changed["pods"].append({"name": "web-3", "node": "node-2", "labels": {"app": "web"}})
+    path = tmp_path / "changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    status = netlab("status", "-t", str(path), check=False)
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert f"lab {netlab_lab.name} against {path}:" in status.stdout
+    assert f"missing: namespace {netlab_lab.name}-web-3" in status.stdout
+    assert f"sudo netlab up -t {path}` to apply it" in status.stdout
+    same = dict(WEB, name=netlab_lab.name)
+    path.write_text(yaml.safe_dump(same))
+    assert netlab("status", "-t", str(path)).returncode == 0
+    # The file's expectations are what probe checks: here one that the running lab cannot meet.
+    same["expect"] = [{"from": "client", "to": "web-2", "proto": "tcp", "port": 8080, "reach": False}]
+    path.write_text(yaml.safe_dump(same))
+    probe = netlab("probe", "-t", str(path), "-o", "json", check=False)
+    assert probe.returncode == 1
+    bad = [p for p in json.loads(probe.stdout)["probes"] if not p["as_expected"]]
+    assert [(p["source"], p["destination"], p["reason"]) for p in bad] == [("client", "web-2", "expect[0]")]
+    assert netlab("probe", "--lab", netlab_lab.name).returncode == 0  # the lab's own topology expects no such thing
+
+
+def test_list_piped_is_plain_text(netlab_lab):
+    out = netlab("list").stdout
+    assert out.splitlines()[0].split() == ["LAB", "PHASE", "NODES", "PODS", "NAMESPACES", "TOPOLOGY"]
+    assert not set("┏┃━│─┡") & set(out), out
+    assert any(line.split()[:2] == [netlab_lab.name, "up"] for line in out.splitlines())
+    assert "\x1b[" not in netlab("probe", "--lab", netlab_lab.name).stdout  # no colour when piped
+
+
+def test_inspect_sections_and_conntrack_counted(netlab_lab):
+    netlab_lab.reach("client", "svc/web")  # a conntrack entry on node-1, at least
+    text = netlab("inspect", "--lab", netlab_lab.name, "node-1").stdout
+    conntrack = text.split("conntrack   $", 1)[1].splitlines()
+    assert " entries: " in conntrack[1] and "(every entry: netlab inspect node-1 --section conntrack)" in text
+    assert len(conntrack) <= 5, conntrack  # counted, not listed
+    routes = netlab("inspect", "--lab", netlab_lab.name, "node-1", "-s", "routes", "-o", "json").stdout
+    assert set(json.loads(routes)) == {"lab", "name", "netns", "what", "routes"}
+    listed = json.loads(netlab("inspect", "--lab", netlab_lab.name, "node-1", "--section", "conntrack",
+                               "-o", "json").stdout)["conntrack"]
+    assert listed["total"] >= 1 and len(listed["entries"]) == listed["total"]
+
+
+def test_up_says_host_gw_is_not_an_overlay_and_names_the_dns_pod_it_adds(tmp_path):
+    from netlab import Lab
+
+    name = f"ap{uuid.uuid4().hex[:6]}"
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(dict(ONE, name=name)))
+    try:
+        out = netlab("up", "-t", str(path)).stdout
+        assert "host-gw routing (no overlay" in out and "host-gw overlay" not in out, out
+        assert "1 node, 2 pods (1 + kube-dns, the cluster DNS netlab adds to a lab with Services)" in out, out
+    finally:
+        Lab(name).down()

@@ -1,0 +1,194 @@
+"""The pytest plugin as a test author meets it (root): pytest runs a small test file in a subprocess.
+
+Each case writes a test file into a fresh folder and runs ``python -m pytest``
+there (this checkout's netlab, through the ``pytest11`` entry point of the
+editable install), then checks the outcome, the files the plugin wrote, and
+the kernel: which namespaces exist afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from helpers import lab_namespaces, netlab
+
+pytestmark = pytest.mark.root
+
+TINY = '{"name": "plug", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]}'
+
+
+def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None,
+              user: str | None = None) -> subprocess.CompletedProcess:
+    (folder / "test_case.py").write_text(source)
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args, str(folder)]
+    if user is not None:
+        argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    return subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def names_written(folder: Path) -> list[str]:
+    """Lab names the test file wrote down (one file each)."""
+    return sorted(p.read_text() for p in folder.glob("name-*"))
+
+
+def test_a_failed_test_writes_the_lab_into_its_folder_and_the_lab_goes_down(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.netlab({TINY})
+def test_breaks(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+    assert netlab_lab.trace("a", "b").delivered
+    assert False, "on purpose"
+''', "--netlab-artifacts", str(artifacts))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "1 failed" in out, out
+    (name,) = names_written(tmp_path)
+    assert re.fullmatch(r"plug-[0-9a-f]{6}", name), name
+    folder = artifacts / "test_breaks" / name
+    assert f"the lab as it was when the test failed: {folder}" in out, out
+    inspected = {p.stem: json.loads(p.read_text()) for p in (folder / "inspect").glob("*.json")}
+    assert set(inspected) == {"n1", "a", "b", "underlay"}
+    assert inspected["a"]["netns"] == f"{name}-a" and inspected["a"]["addresses"]
+    probe = json.loads((folder / "probe.json").read_text())
+    assert probe["ok"] is True and probe["summary"]["probes"] > 0
+    traces = json.loads((folder / "traces.json").read_text())
+    assert len(traces) == 1 and traces[0]["delivered"] is True
+    assert json.loads((folder / "status.json").read_text())["ok"] is True
+    assert lab_namespaces(name) == []  # teardown ran after the failure
+
+
+def test_netlab_keep_leaves_a_failed_tests_lab_up_and_says_how_to_remove_it(tmp_path):
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.netlab({TINY})
+def test_breaks(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+    assert False
+
+@pytest.mark.netlab({TINY})
+def test_passes(netlab_lab):
+    open("name-2", "w").write(netlab_lab.name)
+''', "--netlab-keep")
+    out = proc.stdout + proc.stderr
+    failed = (tmp_path / "name-1").read_text()
+    passed = (tmp_path / "name-2").read_text()
+    try:
+        assert proc.returncode == 1, out
+        assert "netlab: labs kept up (--netlab-keep)" in out, out
+        assert f"take it down with: sudo {_env()}netlab down --lab {failed}" in out, out
+        assert lab_namespaces(failed), "the failed test's lab stays up"
+        assert lab_namespaces(passed) == [], "a passing test's lab goes down"
+    finally:
+        netlab("down", "--lab", failed, check=False)
+    assert lab_namespaces(failed) == []
+
+
+def test_scopes_share_a_lab_and_names_are_unique_per_test(tmp_path):
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+shared = pytest.mark.netlab({TINY}, scope="module")
+
+@shared
+def test_one(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+
+@shared
+def test_two(netlab_lab):
+    open("name-2", "w").write(netlab_lab.name)
+
+@pytest.mark.netlab({TINY})
+def test_own(netlab_lab):
+    open("name-3", "w").write(netlab_lab.name)
+
+def test_factory(netlab_factory):
+    a, b = netlab_factory({TINY}), netlab_factory({TINY}, name="other")
+    open("name-4", "w").write(a.name)
+    open("name-5", "w").write(b.name)
+    assert a.reach("a", "b").reachable and b.reach("b", "a").reachable
+''')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    one, two, own, a, b = [(tmp_path / f"name-{i}").read_text() for i in range(1, 6)]
+    assert one == two and len({one, own, a, b}) == 4
+    assert b.startswith("other-")
+    assert all(lab_namespaces(n) == [] for n in (one, own, a, b))
+
+
+def test_xdist_workers_never_collide(tmp_path):
+    """Two workers bring up the same topology at once: two labs, two names, both pass."""
+    proc = pytest_in(tmp_path, f'''
+import os, pytest
+
+@pytest.mark.parametrize("i", [1, 2, 3, 4])
+@pytest.mark.netlab({TINY})
+def test_same_topology(netlab_lab, i):
+    open(f"name-{{i}}", "w").write(netlab_lab.name + " " + os.environ["PYTEST_XDIST_WORKER"])
+    assert netlab_lab.reach("a", "b").reachable
+''', "-n", "2")
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
+    rows = [line.split() for line in names_written(tmp_path)]
+    assert len({name for name, _ in rows}) == 4 and {w for _, w in rows} == {"gw0", "gw1"}
+    for name, worker in rows:
+        assert name.startswith(f"plug-g{worker[2:]}-"), (name, worker)
+        assert lab_namespaces(name) == []
+
+
+def test_a_machine_without_a_needed_feature_skips_with_the_doctors_reason(tmp_path):
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.netlab({TINY})
+def test_needs_a_lab(netlab_lab):
+    pass
+
+def test_no_lab():
+    pass
+''', env={"NETLAB_DOCTOR_MISSING": "veth"})
+    out = proc.stdout
+    assert proc.returncode == 0 and "1 passed, 1 skipped" in out, out
+    assert "netlab: lab tests skipped" in out, out  # the plugin's own summary, whatever -r says
+    line = next(line for line in out.splitlines() if line.startswith("1 test: netlab: this machine cannot run"))
+    assert "veth" in line and "sudo netlab doctor" in line, line
+
+
+def test_without_root_lab_tests_skip_and_say_so(tmp_path):
+    """As uid 65534 (nobody): every lab test is skipped, with the reason, in the summary."""
+    can = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
+                          "import netlab.pytest_plugin"], capture_output=True, text=True, timeout=60)
+    if can.returncode != 0:
+        pytest.skip(f"this checkout's virtualenv cannot be run by uid 65534: {can.stderr.strip()[-200:]}")
+    folder = Path(tempfile.mkdtemp(prefix="netlab-plugin-", dir="/tmp"))
+    try:
+        os.chmod(folder, 0o777)
+        proc = pytest_in(folder, f'''
+import pytest
+
+@pytest.mark.netlab({TINY})
+def test_needs_a_lab(netlab_lab):
+    pass
+
+def test_factory(netlab_factory):
+    netlab_factory({TINY})
+''', "--basetemp", str(folder / "tmp"), user="65534", env={"HOME": str(folder)})
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 0 and "2 skipped" in out, out
+        assert "2 tests: netlab: needs root: a lab is made of network namespaces (run pytest with sudo)" in out, out
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], check=False)
+
+
+def _env() -> str:
+    state = os.environ.get("NETLAB_STATE_DIR")
+    return f"NETLAB_STATE_DIR={state} " if state else ""

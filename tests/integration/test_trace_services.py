@@ -1,0 +1,260 @@
+"""trace through Services on a real lab (root): topologies/services.yaml under a unique name.
+
+One lab for the module (client, web-1/web-2 behind web, web-np's NodePort, web-lb's load balancer, kube-dns,
+an internet host), taken down at the end. Tests that break it (delete a kube-proxy rule) put back exactly what
+they broke, with the fix the trace printed, and check that the lab is as planned again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from helpers import lab_namespaces, netlab, unique_lab, write_topology
+from netlab.plan.services import svc_chain
+
+pytestmark = pytest.mark.root
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_CHAIN = svc_chain("default/web:http", "tcp")
+WEB_RULE = f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {WEB_CHAIN}"
+
+
+@pytest.fixture(scope="module")
+def svc_lab(tmp_path_factory):
+    lab = unique_lab("tb")
+    text = re.sub(r"(?m)^name: svc$", f"name: {lab}", (ROOT / "topologies/services.yaml").read_text())
+    path = write_topology(tmp_path_factory.mktemp("trace-svc"), text)
+    netlab("up", "-t", path)
+    try:
+        yield lab, path
+    finally:
+        netlab("down", "--lab", lab, check=False)
+        assert not lab_namespaces(lab)
+
+
+def trace(lab: str, *args: str) -> tuple[int, dict]:
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def as_planned(lab: str) -> bool:
+    return netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_lab):
+    lab, path = svc_lab
+    n1 = f"{lab}-node-1"
+    fix = None
+    subprocess.run(["ip", "netns", "exec", n1, "iptables", "-t", "nat", *shlex.split(WEB_RULE.replace("-A", "-D", 1))],
+                   check=True)
+    try:
+        rc, d = trace(lab, "client", "svc/web")
+        assert rc == 1 and not d["delivered"]
+        lost = d["lost"]
+        fix = lost["fix"]
+        assert lost["netns"] == n1, lost  # not the gateway the packet went on to
+        assert f"`{WEB_RULE}`" in lost["reason"] and "missing from node-1's nat table" in lost["reason"]
+        row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+        assert row["kind"] == "dnat" and row["facts"]["missing_rule"] == WEB_RULE
+        # The packet really went on: seen leaving node-1 towards the gateway, masqueraded.
+        assert any(h["netns"] == f"{lab}-gateway" and h["seen"] for h in d["hops"])
+        assert not any(h["kind"] == "dnat" and h["netns"] == f"{lab}-gateway" for h in d["hops"])
+        text = netlab("trace", "--lab", lab, "client", "svc/web", check=False).stdout
+        assert f"result: LOST at hop {lost['hop']} ({n1} cni0): node-1 did not DNAT this packet" in text
+    finally:
+        # The printed fix puts back exactly the deleted rule (else `up` repairs it for the next tests).
+        subprocess.run(shlex.split(fix), check=False) if fix else netlab("up", "-t", path)
+    assert as_planned(lab)
+    rc, d = trace(lab, "client", "svc/web")
+    assert rc == 0 and d["delivered"] and d["reply_received"]
+
+
+def test_the_statistic_rule_that_chose_the_endpoint_is_shown_and_counted(svc_lab):
+    lab, _ = svc_lab
+    n1 = f"{lab}-node-1"
+    for _ in range(2):
+        rc, d = trace(lab, "client", "svc/web")
+        assert rc == 0 and d["delivered"]
+        ep = d["endpoint"]
+        live = subprocess.run(["ip", "netns", "exec", n1, "iptables-save", "-t", "nat"], capture_output=True,
+                              text=True, check=True).stdout.splitlines()
+        # The rule is the kernel's own line, in the Service's chain, jumping to the endpoint's chain ...
+        assert ep["rule"] in live and ep["rule"].startswith(f"-A {WEB_CHAIN} ")
+        assert ep["rule"].endswith(f"-j {ep['sep_chain']}")
+        # ... and its counter went up while the packet passed (iptables-save -c before and after).
+        assert ep["rule_counted"] >= 1
+        if ep["endpoint"] == "web-1":  # the first endpoint: the statistic match, 1/2
+            assert "-m statistic --mode random --probability 0.50000000000" in ep["rule"]
+            assert ep["probability"] == 0.5 and ep["rule_position"] == 1
+        else:  # the last: unconditional, it takes what the statistic rule let pass
+            assert ep["endpoint"] == "web-2" and "statistic" not in ep["rule"] and ep["rule_position"] == 2
+            assert "(--probability 0.5) let pass" in ep["chosen_by"]
+        assert ep["chance"] == "1/2" and ep["rules"] == 2
+    text = netlab("trace", "--lab", lab, "client", "svc/web").stdout
+    assert f"  chosen by `-A {WEB_CHAIN} " in text and "1 in 2 overall" in text
+
+
+def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):
+    lab, _ = svc_lab
+    rc, d = trace(lab, "example", "node-2", "--port", "30080")  # tcp: the nodePort's protocol
+    assert rc == 0 and d["delivered"] and d["reply_received"], d["reply"]
+    assert d["proto"] == "tcp" and d["dst"]["service"] == "web-np"
+    ep = d["endpoint"]
+    assert ep["service"] == "default/web-np:http" and ep["endpoint"] in ("web-1", "web-2")
+    dnat = next(h for h in d["hops"] if h["kind"] == "dnat")
+    assert dnat["netns"] == f"{lab}-node-2" and dnat["facts"]["before"].endswith("192.168.122.3:30080 tcp")
+    # Followed through the DNAT (to node-1 over the overlay for web-1) to the endpoint, seen there.
+    last = d["hops"][-1]
+    assert (last["netns"], last["kind"], last["seen"]) == (f"{lab}-{ep['endpoint']}", "deliver", True)
+    assert f"{lab}-{ep['endpoint']}" in d["captured_netns"]
+    observable = [h for h in d["hops"] if "observe" in h]
+    assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
+    text = netlab("trace", "--lab", lab, "example", "node-2", "--proto", "tcp", "--port", "30080").stdout
+    assert "result: delivered to web-" in text
+    assert "endpoint of Service default/web-np:http (node-2:30080 DNATed to 10.244." in text
+
+
+def test_a_pod_to_itself_says_what_happens(svc_lab):
+    lab, _ = svc_lab
+    rc, d = trace(lab, "client", "client")
+    assert rc == 0 and d["delivered"] and d["reply_received"]
+    assert [(h["device"], h["kind"], h["seen"]) for h in d["hops"]] == [("lo", "deliver", True)]
+    assert [(h["device"], h["seen"]) for h in d["reply_hops"]] == [("lo", True)]
+    text = netlab("trace", "--lab", lab, "client", "client").stdout
+    assert "\nreply :" not in text and "\nreply 10.244.0.3 → 10.244.0.3 icmp id " in text
+    assert "result: delivered to client (itself: 10.244.0.3 is its own address, so the kernel loops the packet " \
+           f"back through lo and it never leaves {lab}-client)" in text
+    # Through its own Service (kube-dns is the only endpoint of kube-dns): out to node-1 and back in hairpin.
+    rc, d = trace(lab, "kube-dns", "svc/kube-dns", "--proto", "tcp")
+    assert rc == 0 and d["delivered"] and d["reply_received"]
+    back_out = [h for h in d["hops"] if h["kind"] == "bridge" and h["facts"].get("hairpin")]
+    assert back_out and back_out[0]["netns"] == f"{lab}-node-1" and back_out[0]["seen"]
+    assert d["hops"][-1]["netns"] == f"{lab}-kube-dns" and d["hops"][-1]["seen"]
+    text = netlab("trace", "--lab", lab, "kube-dns", "svc/kube-dns", "--proto", "tcp").stdout
+    assert "(itself, through the Service: node-1's bridge cni0 sent the frame back out the port it came in on, " \
+           f"{back_out[0]['device']} in hairpin mode, masqueraded to 10.244.0.1 so that the reply comes back " \
+           "through node-1 to be un-DNATed)" in text
+
+
+def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
+    lab, _ = svc_lab
+    rc, d = trace(lab, "client", "svc/kube-dns")  # udp/53: the Service's first port
+    assert rc == 0 and d["delivered"] and d["reply_received"], d["reply_lost"]
+    assert d["dns"]["question"] == "kube-dns.kube-system.svc.cluster.local"
+    answer = d["dns"]["answer"]
+    assert answer["rcode"] == "NOERROR" and answer["id"] == d["dns"]["id"]
+    assert [(a["name"], a["type"], a["data"]) for a in answer["answers"]] == [
+        ("kube-dns.kube-system.svc.cluster.local.", "A", "10.96.0.10")]
+    # Seen all the way there and back: the answer comes from the ClusterIP (un-DNATed on node-1's bridge).
+    observable = [h for h in d["hops"] + d["reply_hops"] if "observe" in h]
+    assert all(h["seen"] for h in observable), [(h["direction"], h["index"], h["netns"], h["device"])
+                                                for h in observable if not h["seen"]]
+    assert d["reply_hops"][-1]["observe"]["flow"].startswith("10.96.0.10:53 → 10.244.0.3:")
+    # dnsmasq itself logged the question, from the client's own address (no NAT on the way in).
+    log = netlab("logs", "--lab", lab, "kube-dns").stdout
+    assert "query[A] kube-dns.kube-system.svc.cluster.local from 10.244.0.3" in log
+    text = netlab("trace", "--lab", lab, "client", "svc/kube-dns").stdout
+    assert "DNS query (UDP port 53) for A kube-dns.kube-system.svc.cluster.local" in text.splitlines()[0]
+    assert "reply received: DNS answer: kube-dns.kube-system.svc.cluster.local. A 10.96.0.10 (NOERROR)" in text
+    assert "is a server listening" not in text
+
+
+def run_on_terminal(argv: list[str], columns: int) -> str:
+    """Run a command with its output on a pseudo-terminal ``columns`` wide, as a learner's shell would."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen(argv, stdout=slave, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        proc.wait(timeout=60)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_on_a_terminal_lines_wrap_to_its_width_and_json_keeps_them_whole(svc_lab):
+    import sys
+
+    lab, _ = svc_lab
+    text = run_on_terminal([sys.executable, "-m", "netlab", "trace", "--lab", lab, "client", "svc/web"], 100)
+    lines = text.splitlines()
+    assert any(line.startswith("result: delivered to web-") for line in lines), text
+    assert max(len(line) for line in lines) <= 100, max(lines, key=len)
+    assert "status:" in lines and any(line.startswith("  -         nothing a capture can show") for line in lines)
+    _, d = trace(lab, "client", "svc/web")  # -o json, piped: every decision whole, on one line
+    dnat = next(h for h in d["hops"] if h["kind"] == "dnat")
+    assert len(dnat["decision"]) > 100 and "\n" not in dnat["decision"]
+    piped = netlab("trace", "--lab", lab, "client", "svc/web").stdout  # not a terminal: not wrapped
+    assert max(len(line) for line in piped.splitlines()) > 100
+
+
+def test_the_picture_numbers_every_hop_and_shows_the_lost_one_in_red(svc_lab, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    lab, path = svc_lab
+    svg_ns = "{http://www.w3.org/2000/svg}"
+    n1 = f"{lab}-node-1"
+    subprocess.run(["ip", "netns", "exec", n1, "iptables", "-t", "nat", *shlex.split(WEB_RULE.replace("-A", "-D", 1))],
+                   check=True)
+    try:
+        _, d = trace(lab, "client", "svc/web")
+        picture = tmp_path / "lost.svg"
+        proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "svg", "-w", str(picture), check=False,
+                      timeout=60)
+    finally:
+        netlab("up", "-t", path)
+    assert proc.returncode == 1 and f"wrote {picture}" in proc.stderr and "LOST at hop" in proc.stderr
+    root = ET.fromstring(picture.read_text())
+    texts = [(t.text or "").replace("\xa0", " ") for t in root.iter(f"{svg_ns}text")]
+    hops = {h["index"] for h in d["hops"]}
+    numbered = {int(m.group(1)) for t in texts for m in [re.match(r"(\d+)  \S", t)] if m}
+    assert hops <= numbered, sorted(hops - numbered)
+    words = " ".join(" ".join(texts).split())
+    reason = " ".join(d["lost"]["reason"].split())
+    assert f"LOST here: {reason}" in words  # the lost hop's reason, on the lost hop's note
+    assert any(t.startswith(f"{d['lost']['hop']}  no DNAT for ") for t in texts)
+    red = [g for g in root.iter(f"{svg_ns}g") if g.get("class") == "node"
+           and any(p.get("stroke") == "#d1242f" for p in g.iter() if p.get("stroke"))]
+    assert any((g.find(f"{svg_ns}title").text or "") == "node_node_1_cni0" for g in red)  # node-1's cni0: hop 5
+    # Repaired: the picture of a delivered packet, as PNG.
+    png = tmp_path / "ok.png"
+    proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "png", "-w", str(png), timeout=60)
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and ": delivered" in proc.stderr
+
+
+def test_a_nodes_own_connection_to_a_service_on_another_node_is_answered_and_seen_back(svc_lab):
+    """node-2 → kube-dns (on node-1): OUTPUT DNAT, masqueraded into the overlay; the answer comes back un-SNATed and
+    un-DNATed on node-2. It was reported lost "seen on flannel.1, never on flannel.1"."""
+    lab, _ = svc_lab
+    n2 = f"{lab}-node-2"
+    rc, d = trace(lab, "node-2", "svc/kube-dns", "--proto", "tcp")
+    assert rc == 0 and d["delivered"] and d["reply_received"] and d["reply_lost"] is None, d["reply_lost"]
+    observable = [h for h in d["reply_hops"] if "observe" in h]
+    assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
+    last = d["reply_hops"][-1]
+    assert (last["netns"], last["device"], last["kind"]) == (n2, "flannel.1", "deliver")
+    undo = [h for h in d["reply_hops"] if h["netns"] == n2 and h["kind"] == "snat"]
+    assert undo and "source 10.244.0.4:53 → 10.96.0.10:53" in undo[0]["decision"]  # what node-2's socket gets

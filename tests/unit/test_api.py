@@ -1,0 +1,156 @@
+"""The Python API without root: topologies from files and dicts, the results' JSON, selectors (issue 13).
+
+What needs a running lab (up, reach, probe, trace, exec ...) is in
+tests/integration/test_api_live.py; the API example of the README runs from a
+fresh virtualenv in tests/integration/test_examples.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netlab import api
+from netlab.api import results as R
+from netlab.api.topology import load
+from netlab.api.views import parse_selector
+from netlab.errors import TopologyError, UsageError
+from netlab.probe import report as render
+from test_probe_report import fake_report
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"name": "small", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1", "labels": {"app": "x"}}]}
+
+
+def test_lab_is_importable_from_netlab_and_light():
+    """``from netlab import Lab`` is the API; ``import netlab`` alone loads none of it (nor validate)."""
+    code = ("import sys, netlab\nassert 'netlab.api.lab' not in sys.modules\n"
+            "from netlab import Lab\nimport netlab.api.lab\nassert Lab is netlab.api.lab.Lab\nprint('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_a_dict_is_a_topology_and_name_replaces_its_name():
+    loaded = load(SMALL, name="other")
+    assert loaded.lab.name == "other" and [p.name for p in loaded.lab.pods] == ["a"]
+    assert loaded.source is None and loaded.origin == "<dict>"
+    assert SMALL["name"] == "small"  # the caller's dict is not changed
+    assert load(tuple_free := json.loads(json.dumps(SMALL))).lab.name == "small" and tuple_free
+
+
+def test_a_file_loads_as_the_cli_loads_it(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("name: filelab\nnodes: [{name: n1}]\n")
+    loaded = load(path, name="renamed")  # a pathlib.Path is a path too
+    assert loaded.lab.name == "renamed" and loaded.source == str(path)
+
+
+def test_a_bad_dict_gets_every_problem_located_by_field():
+    bad = {"name": "x", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n2"}, {"name": "b", "node": "n3"}]}
+    with pytest.raises(TopologyError) as exc:
+        load(bad)
+    assert str(exc.value).splitlines() == ["<dict>: pods[0].node: unknown node 'n2'; use one of the nodes: n1",
+                                           "<dict>: pods[1].node: unknown node 'n3'; use one of the nodes: n1"]
+    assert exc.value.exit_code == 2
+    with pytest.raises(TopologyError, match=r"^<dict>: pods\[0\]\.node: required field is missing"):
+        load({"name": "x", "nodes": [{"name": "n1"}], "pods": [{"name": "b"}]})
+
+
+def test_a_bad_name_is_a_usage_error_and_a_non_topology_a_type_error():
+    with pytest.raises(UsageError, match="name"):
+        load(SMALL, name="Not_A/Name")
+    with pytest.raises(TypeError):
+        load(42)  # type: ignore[arg-type]
+
+
+def test_counts_name_what_netlab_added():
+    """A 1-pod file with a Service: 2 pods, and the second one is named."""
+    topo = dict(SMALL, services=[{"name": "s", "selector": {"app": "x"}, "ports": [{"port": 80}]}])
+    loaded = load(topo)
+    assert loaded.added_pods == ["kube-dns"] and loaded.added_services == ["kube-system/kube-dns"]
+    assert loaded.counts() == ("1 node, 2 pods (1 + kube-dns, the cluster DNS netlab adds to a lab with Services), "
+                               "2 services (1 + kube-system/kube-dns)")
+    assert load(SMALL).counts() == "1 node, 1 pod, 0 services"
+
+
+def test_the_probe_report_has_exactly_the_fields_of_probe_json():
+    report = fake_report(down="fedora-2")
+    data = render.to_json(report)
+    out = R.from_json(R.ProbeReport, data)
+    assert R.to_json(out) == json.loads(json.dumps(data))  # the same JSON, field for field
+    assert not out.ok and out.failures and all("fedora-2" in line for line in out.failures)
+    probe = out.probes[0]
+    assert dataclasses.is_dataclass(probe) and isinstance(probe.problems, tuple)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        probe.outcome = "reply"  # type: ignore[misc]
+    reached = next(p for p in out.probes if p.protocol == "tcp" and p.reachable)
+    assert reached.seen_source == reached.sent_from == reached.seen_client_address.rsplit(":", 1)[0]
+
+
+def test_from_json_refuses_fields_it_does_not_know():
+    """A field the CLI's JSON gains must be added to the API's class (the two stay the same)."""
+    data = R.to_json(R.DownResult(lab="x", was_up=True, removed_netns=("x-a",), skipped=()))
+    assert R.from_json(R.DownResult, data) == R.DownResult("x", True, ("x-a",), ())
+    with pytest.raises(TypeError, match="unexpected fields"):
+        R.from_json(R.DownResult, {**data, "new": 1})
+    with pytest.raises(TypeError, match="missing field"):
+        R.from_json(R.DownResult, {k: v for k, v in data.items() if k != "skipped"})
+
+
+@pytest.mark.parametrize("selector,labels,match", [
+    ("app=web", {"app": "web"}, True),
+    ("app==web", {"app": "db"}, False),
+    ("app!=web", {}, True),
+    ("app", {"app": "x"}, True),
+    ("!app", {"app": "x"}, False),
+    ("env in (a, b),tier", {"env": "b", "tier": "1"}, True),
+    ("env in (a,b),tier", {"env": "b"}, False),
+    ("env notin (a)", {"env": "c"}, True),
+    ("", {"x": "y"}, True),
+])
+def test_label_selectors_read_as_kubectls(selector, labels, match):
+    assert parse_selector(selector)(labels) is match
+
+
+def test_a_label_selector_it_cannot_read_is_one_line():
+    with pytest.raises(UsageError, match=r"cannot read 'app=\(x'"):
+        parse_selector("app=(x")
+
+
+def test_selected_name_takes_netlab_lab_from_the_environment(monkeypatch):
+    monkeypatch.setenv("NETLAB_LAB", "fromenv")
+    assert api.selected_name() == "fromenv"
+    assert api.selected_name("given") == "given"
+    monkeypatch.setenv("NETLAB_LAB", "../etc")
+    with pytest.raises(UsageError, match="NETLAB_LAB"):
+        api.selected_name()
+
+
+def test_the_public_api_is_typed_and_passes_mypy_strict(tmp_path):
+    """py.typed ships with the package, and ``mypy`` (strict, configured in pyproject.toml) passes on
+    netlab, netlab.api and the pytest plugin."""
+    assert (ROOT / "netlab" / "py.typed").exists()
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"Success: no issues found in \d+ source files", proc.stdout), proc.stdout
+
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_the_readme_section_is_the_tested_example():
+    """"Use netlab in your own tests" shows examples/pytest file for file, as they are."""
+    section = README.split("## Use netlab in your own tests", 1)[1].split("\n## ", 1)[0]
+    shown = re.findall(r"^`(examples/pytest/[\w.]+)`:\n\n```\w+\n(.*?)^```$", section, re.S | re.M)
+    files = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "examples" / "pytest").iterdir()
+                   if p.is_file() and p.suffix in (".py", ".yaml"))
+    assert sorted(name for name, _ in shown) == files
+    for name, text in shown:
+        assert text == (ROOT / name).read_text(), f"README shows another {name}"

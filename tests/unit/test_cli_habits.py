@@ -1,0 +1,150 @@
+"""CLI habits from kubectl and containerlab, without root (issue 13): -o yaml wherever -o json,
+completion, plain tables when piped, colour only on a terminal, the new commands' help.
+
+With a running lab (get, exec without a command, status/probe -t FILE,
+inspect --section, NETLAB_LAB) they are in tests/integration/test_cli_habits_live.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from cli_inprocess import run_cli
+from netlab.cli import cli
+from netlab.cli.base import COMMANDS
+from netlab.cli.style import highlight, table
+
+
+def test_yaml_is_the_same_data_as_json():
+    as_json = json.loads(run_cli("validate", "-o", "json").stdout)
+    as_yaml = yaml.safe_load(run_cli("validate", "-o", "yaml").stdout)
+    assert as_yaml == as_json and as_json["valid"] is True
+    plan_json = json.loads(run_cli("plan", "-o", "json").stdout)
+    assert yaml.safe_load(run_cli("plan", "-o", "yaml").stdout) == plan_json
+
+
+def test_every_command_with_json_output_offers_yaml():
+    runner = CliRunner()
+    offered = []
+    for name in COMMANDS:
+        out = runner.invoke(cli, [name, "--help"]).output
+        if "json" in out and "-o, --output" in out:
+            offered.append(name)
+            assert "yaml" in out.split("-o, --output", 1)[1].split("\n  -", 1)[0], name
+    assert {"validate", "plan", "up", "down", "status", "list", "get", "probe", "trace", "capture", "inspect",
+            "doctor"} <= set(offered)
+
+
+def test_invalid_yaml_output_of_a_bad_topology_is_data_too(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nnodes: []\n")
+    res = run_cli("validate", "-t", str(bad), "-o", "yaml")
+    data = yaml.safe_load(res.stdout)
+    assert res.returncode == 2 and data["valid"] is False and data["problems"][0]["field"] == "nodes"
+
+
+def test_validate_counts_and_names_the_cluster_dns_it_adds(tmp_path):
+    one = tmp_path / "one.yaml"
+    one.write_text("name: one\nnodes: [{name: n1}]\npods: [{name: a, node: n1, labels: {app: a}}]\n"
+                   "services: [{name: s, selector: {app: a}, ports: [{port: 80}]}]\n")
+    res = run_cli("validate", "-t", str(one))
+    assert res.returncode == 0
+    assert "1 node, 2 pods (1 + kube-dns, the cluster DNS netlab adds to a lab with Services), " \
+           "2 services (1 + kube-system/kube-dns)" in res.stdout, res.stdout
+    data = json.loads(run_cli("validate", "-t", str(one), "-o", "json").stdout)
+    assert data["added"] == {"pods": ["kube-dns"], "services": ["kube-system/kube-dns"]}
+
+
+@pytest.mark.parametrize("shell,marker", [("bash", "complete -o nosort -F _netlab_completion netlab"),
+                                          ("zsh", "#compdef netlab"), ("fish", "complete --no-files --command netlab")])
+def test_completion_prints_the_shells_script(shell, marker):
+    res = run_cli("completion", shell)
+    assert res.returncode == 0 and marker in res.stdout and "_NETLAB_COMPLETE" in res.stdout, res.stdout
+
+
+def _complete(words: str, env: dict | None = None) -> list[str]:
+    """What bash completion offers for the command line ``words`` (the last word is being completed)."""
+    parts = words.split(" ")
+    env = {"COMP_WORDS": words, "COMP_CWORD": str(len(parts) - 1), "_NETLAB_COMPLETE": "bash_complete",
+           **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "netlab"], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, **env})
+    return [line.split(",", 1)[1] for line in proc.stdout.splitlines() if line.startswith("plain,")]
+
+
+def test_completion_offers_commands_kinds_and_formats():
+    assert "completion" in _complete("netlab comp")
+    assert _complete("netlab get s") == ["service", "services", "svc"]
+    assert _complete("netlab get pods -o ") == ["text", "wide", "json", "yaml"]
+
+
+def test_completion_reads_lab_names_from_namespaces_without_the_state(tmp_path, monkeypatch):
+    """As a user (the state is root's), lab, pod and node names come from /run/netns's listing."""
+    from netlab.cli import complete
+
+    netns = tmp_path / "netns"
+    netns.mkdir()
+    for name in ("ab-underlay", "ab-n1", "ab-web-1", "cd-underlay", "cd-x", "unrelated"):
+        (netns / name).touch()
+    monkeypatch.setattr(complete, "NETNS_DIR", str(netns))
+    monkeypatch.setattr("netlab.realize.state.known_labs", lambda: (_ for _ in ()).throw(PermissionError()))
+    assert complete.lab_names() == ["ab", "cd"]
+    ctx = type("Ctx", (), {"params": {"lab_name": "ab"}})()
+    assert complete.lab_members(ctx)[0] == ["n1", "web-1"]
+    items = complete.complete_names(ctx, None, "w")
+    assert [i.value for i in items] == ["web-1"]
+
+
+def test_tables_are_plain_columns_when_piped():
+    out = table(["lab", "pods"], [["demo", 4], ["other-lab", None]], stream=io.StringIO())
+    assert out == "LAB         PODS\ndemo        4\nother-lab\n"
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(monkeypatch):
+    text = "fedora-1 -> X!       fedora-3\nFAIL vxlan\nlab x: 3 objects, all as planned"
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert highlight(text, io.StringIO()) == text  # piped: plain
+    coloured = highlight(text, Tty())
+    assert "\x1b[31m\x1b[1mX!\x1b[0m" in coloured and "\x1b[31m\x1b[1mFAIL\x1b[0m" in coloured
+    assert "\x1b[32mall as planned\x1b[0m" in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert highlight(text, Tty()) == text
+
+
+def test_exec_get_and_inspect_help_say_what_they_do():
+    runner = CliRunner()
+    assert "without COMMAND, a shell" in runner.invoke(cli, ["exec", "--help"]).output
+    out = runner.invoke(cli, ["get", "--help"]).output
+    assert "pods|nodes|services" in out and "-l, --selector" in out and "wide" in out
+    out = " ".join(runner.invoke(cli, ["inspect", "--help"]).output.split())
+    assert "(links, addrs, routes, neigh, fdb, bridge, iptables, conntrack, files)" in out and "--section conntrack" in out
+
+
+def test_inspect_refuses_an_unknown_section_before_anything_else():
+    res = run_cli("inspect", "minikube", "--section", "routes,bogus")
+    assert res.returncode == 2 and "bogus: want some of links, addrs" in res.stderr
+
+
+def test_up_counts_its_actions_by_what_they_were():
+    """A fresh up starts containers and writes files; it repairs nothing (it used to say 'repaired')."""
+    from netlab.cli.lab import fixed_words
+
+    fresh = ["wrote /etc/netns/a-web/resolv.conf", "started container web/http", "started container dns/dnsmasq"]
+    assert fixed_words(fresh) == ["2 containers started", "1 files written"]
+    repair = ["set up of link eth0 in a-web", "restarted container web/http (it was stopped)",
+              "rewrote /etc/netns/a-web/resolv.conf (edited)"]
+    assert fixed_words(repair) == ["1 containers started", "1 files written", "1 objects added, changed or repaired"]
+    assert fixed_words([]) == []

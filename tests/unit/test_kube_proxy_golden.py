@@ -1,0 +1,29 @@
+"""One Service example of kube-proxy's own unit tests, ported: the whole nat payload, byte for byte.
+
+kubernetes ``pkg/proxy/iptables/proxier_test.go``, ``TestInternalTrafficPolicyE2E``,
+case "internalTrafficPolicy is cluster": ``golden/kube_proxy/*.yaml`` is its
+Service and endpoints as a netlab topology, ``*.nat`` the nat table of its
+``clusterExpectedIPTables``, verbatim. kube-proxy's ``NewFakeProxier`` uses the
+mark ``0x4000`` and an iptables without ``--random-fully`` (a running
+kube-proxy writes ``0x00004000`` and, on this machine, ``--random-fully``), and
+``assertIPTablesRulesEqual`` compares after ``sortIPTablesRules`` (chains
+KUBE-NODEPORTS, KUBE-SERVICES, then by name; each chain's rules in order): the
+port renders with the former and compares after the latter.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.plan import services
+from kube_proxy_golden import GOLDEN, port_nat
+
+
+@pytest.mark.parametrize("case", ["internal_traffic_policy_cluster"])
+def test_nat_payload_is_kube_proxys_own_golden(case):
+    assert port_nat(case) == (GOLDEN / f"{case}.nat").read_text()
+
+
+def test_a_running_kube_proxy_writes_its_mark_with_eight_digits():
+    """NewProxier: fmt.Sprintf("%#08x", 1<<14) pads eight digits after 0x; iptables-save prints 0x4000."""
+    assert services.MASQ_MARK == "0x00004000"
