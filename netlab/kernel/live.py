@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, rtnl
-from netlab.kernel.threads import side_by_side
+from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
 from netlab.kernel.base import GONE, KernelError, Op, Snapshot, TableText, link_changes
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
@@ -114,10 +114,10 @@ class LiveKernel:
         nsmod.remove_netns(name)
 
     def delete_netns_many(self, names: Sequence[str]) -> None:
-        """``delete_netns`` of each, by a few threads side by side (their unmounts' waits overlap)."""
+        """``delete_netns`` of each, by several threads side by side (their unmounts' waits overlap)."""
         for name in names:
             self.forget(name)
-        side_by_side(nsmod.remove_netns, list(names))
+        side_by_side(nsmod.remove_netns, list(names), UNMOUNT_WORKERS)
 
     def remove_placeholder(self, name: str) -> bool:
         return nsmod.remove_placeholder(name)

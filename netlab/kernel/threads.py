@@ -16,6 +16,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 WORKERS = 2  # a machine of 2 cores is the case to serve
+# An unmount spends most of its time waiting (for an RCU grace period), not
+# on a core: more threads than cores overlap more of those waits
+# (500 namespaces: ~0.15 s with 2 threads, ~0.03 s with 8, on 2 cores).
+UNMOUNT_WORKERS = 8
 
 
 def side_by_side(fn: Callable[[T], R], items: list[T], workers: int | None = None) -> dict[T, R]:

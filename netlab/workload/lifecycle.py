@@ -383,7 +383,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
             launch.ask(state.lab, {"op": "remove", "ids": ids}, len(ids))
     survivors += proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
     remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
-    logs = _log_files(state.lab)
+    logs = _logs_by_pod(state.lab)
     for pod in sorted(doomed):
         _forget_pod(state, pod, pods.pop(pod, {}), logs)
     for d in (udir, log_dir(state.lab)):
@@ -461,20 +461,30 @@ def _log_files(lab_name: str) -> list[str]:
         return []
 
 
-def _forget_pod(state: LabState, pod: str, prec: dict, logs: list[str] | None = None) -> None:
+def _forget_pod(state: LabState, pod: str, prec: dict, logs: dict[str, list[str]] | None = None) -> None:
     """Unpin the pod's UTS namespace and drop its logs (its processes are already stopped).
 
     Paths are computed from the lab and pod names (never taken from the state
     file), and the pod name must be a DNS label, so nothing outside the lab's
-    state directory can be touched.
+    state directory can be touched. ``logs``: the lab's log files by pod
+    (:func:`_logs_by_pod`, read once for many pods).
     """
     if not DNS_LABEL.match(pod):
         return
     remove_uts(uts_path(state.lab, pod))
     base = log_dir(state.lab)
-    for name in _log_files(state.lab) if logs is None else logs:
-        if name.startswith(f"{pod}.") and name.endswith(".log"):
-            try:
-                os.unlink(os.path.join(base, name))
-            except FileNotFoundError:
-                pass
+    for name in (_logs_by_pod(state.lab) if logs is None else logs).get(pod, []):
+        try:
+            os.unlink(os.path.join(base, name))
+        except FileNotFoundError:
+            pass
+
+
+def _logs_by_pod(lab_name: str) -> dict[str, list[str]]:
+    """The lab's log files (``<pod>.<container>.log``; a pod name has no dot) by pod."""
+    out: dict[str, list[str]] = {}
+    for name in _log_files(lab_name):
+        pod, dot, rest = name.partition(".")
+        if dot and rest.endswith(".log"):
+            out.setdefault(pod, []).append(name)
+    return out
