@@ -18,6 +18,9 @@ For each lab size, in one run (the machine may be loaded: compare ratios, not se
 - "network only": `api.up(..., features=[])`, no containers: the work the
   baseline does.
 
+Before each `up`, a pause lets the kernel finish freeing the namespaces the
+previous step deleted (it does so asynchronously, after `down` returned).
+
 Memory per pod: the proportional set size (PSS, /proc/PID/smaps_rollup) of
 every process that has a thread in the lab's namespaces, divided by the pods
 (the containers' own memory, beyond the kernel's objects), and the drop of
@@ -110,6 +113,17 @@ def pss_kb(pid: int) -> int:
     return 0
 
 
+def settle(pods: int) -> None:
+    """Give the kernel time to finish destroying the namespaces the last step deleted.
+
+    ``down`` and ``ip netns del`` return once the namespaces are unmounted;
+    the kernel then frees them and their devices in a work queue, under the
+    RTNL lock. Without a pause that work would be counted in the next
+    measured ``up``, whichever tool comes next.
+    """
+    time.sleep(1.0 + pods / 250)
+
+
 # --- the baseline -----------------------------------------------------------------------
 
 
@@ -143,6 +157,7 @@ def bench_ip_batch(prefix: str, pods: int) -> tuple[float, float]:
         with open(del_batch, "w") as fh:
             fh.writelines(f"netns del {n}\n" for n in [node] + names)
         try:
+            settle(pods)
             start = time.perf_counter()
             subprocess.run([IP, "-batch", ns_batch], check=True)
             subprocess.run([IP, "-n", node, "-batch", node_batch], check=True)
@@ -180,6 +195,7 @@ def bench_cli(prefix: str, pods: int, tmp: str) -> dict:
     """As a user runs it: each command a new process."""
     lab = Lab(prefix, pods, tmp)
     try:
+        settle(pods)
         mem0 = mem_available_kb()
         out = {"up": timed(NETLAB + ["up", "-t", lab.path])}
         time.sleep(0.5)  # the kernel frees what up's own process held
@@ -204,6 +220,7 @@ def bench_library(prefix: str, pods: int, tmp: str) -> dict:
     out = {}
     lab = Lab(prefix, pods, tmp)
     try:
+        settle(pods)
         start = time.perf_counter()
         api.up(resolve(load_topology(lab.path)), source=lab.path)
         out["up"] = time.perf_counter() - start
@@ -218,6 +235,7 @@ def bench_library(prefix: str, pods: int, tmp: str) -> dict:
         lab.down()
     lab = Lab(prefix, pods, tmp)
     try:
+        settle(pods)
         start = time.perf_counter()
         api.up(resolve(load_topology(lab.path)), source=lab.path, features=[])
         out["net_up"] = time.perf_counter() - start
@@ -236,6 +254,9 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_up.py needs root")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set: every CLI run compiles netlab again (unset it to time what "
+              "a user's second run costs)")
     with tempfile.TemporaryDirectory() as tmp:
         for pods in args.pods:
             base_up, base_down = bench_ip_batch(args.prefix, pods)

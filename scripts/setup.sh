@@ -27,6 +27,7 @@ packages=(
   graphviz          # netlab graph -o svg/png
   net-tools         # arp -an, as the tutorials show the ARP table
   containernetworking-plugins   # the CNI reference plugins (bridge, host-local): tests compare a pod they make with netlab's
+  mininet bridge-utils          # scripts/bench_peers.py: the same lab shapes built by Mininet (LinuxBridge uses brctl)
   kmod procps util-linux
 )
 missing=()
