@@ -134,7 +134,10 @@ def build(lab: Lab) -> Graph:
         # eth0: the node's leg on the underlay, the address other nodes know it by.
         grp.boxes.append(Box(eth0, f"{naming.NODE_IF}\n{node.ip}/{underlay.prefixlen}\n{node.eth0_mac}", "iface"))
         # cni0: the node's pod bridge; its address is every local pod's default gateway.
-        grp.boxes.append(Box(cni0, f"{naming.BRIDGE} (bridge)\n{node.gateway}\npod CIDR {node.pod_cidr}", "bridge"))
+        # With a user's conflist the pod side is whatever the plugins make (a bridge, or only routes).
+        pod_side = (f"{naming.BRIDGE} (bridge)\n{node.gateway}" if lab.cni != "conflist"
+                    else "made by the CNI plugins\n(network.cni: conflist)")
+        grp.boxes.append(Box(cni0, f"{pod_side}\npod CIDR {node.pod_cidr}", "bridge"))
         g.links.append(Link(eth0, br0, f"veth {node.underlay_veth}", "veth"))
         g.places.update({(node.netns, "*"): eth0, (node.netns, naming.NODE_IF): eth0,
                          (node.netns, naming.BRIDGE): cni0})
@@ -158,7 +161,8 @@ def build(lab: Lab) -> Graph:
             lines = [f"pod {pod.name}", f"eth0 {pod.ip}/{node.pod_cidr.prefixlen}", f"netns {pod.netns}"]
             lines += [f"{k}={v}" for k, v in sorted(pod.labels.items())]
             grp.boxes.append(Box(ids("pod", pod.name), "\n".join(lines), "pod"))
-            g.links.append(Link(ids("pod", pod.name), cni0, f"veth {pod.host_veth}", "veth"))
+            veth = f"veth {pod.host_veth}" if lab.cni == "builtin" or pod.name in lab.attached else "CNI ADD"
+            g.links.append(Link(ids("pod", pod.name), cni0, veth, "veth"))
             g.places.update({(pod.netns, "*"): ids("pod", pod.name), (node.netns, pod.host_veth): cni0})
         g.groups.append(grp)
 

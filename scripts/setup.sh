@@ -26,7 +26,8 @@ packages=(
   dnsmasq-base      # cluster DNS
   graphviz          # netlab graph -o svg/png
   net-tools         # arp -an, as the tutorials show the ARP table
-  containernetworking-plugins   # the CNI reference plugins (bridge, host-local): tests compare a pod they make with netlab's
+  containernetworking-plugins   # the CNI reference plugins (bridge, host-local, loopback, ptp): network.cni: reference
+  jq                # examples/cni/bash-bridge, the CNI plugin in bash
   mininet bridge-utils          # scripts/bench_peers.py: the same lab shapes built by Mininet (LinuxBridge uses brctl)
   kmod procps util-linux
 )

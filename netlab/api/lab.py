@@ -252,6 +252,10 @@ class Lab:
         if (sections is None or "files" in sections) and any(n.name == name for n in self.model.nodes):
             data["files"] = {path: {"kept": kept, "content": text}
                              for path, (kept, text) in flannel_files.read(self.name, name).items()}
+        if sections is None and self.model.cni != "builtin" and any(p.name == name for p in self.model.pods):
+            from netlab.cni.lifecycle import result_of
+
+            data["cni"] = result_of(self.state(), name) or {}
         return from_json(R.Inspection, {"lab": self.name, "name": name, **data})
 
     def namespaces(self) -> tuple[tuple[str, str], ...]:

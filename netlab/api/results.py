@@ -403,6 +403,7 @@ class Inspection:
     iptables: Mapping[str, tuple[str, ...]] | None = None
     conntrack: Mapping[str, Any] | None = None
     files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
+    cni: Mapping[str, Any] | None = None  # a CNI pod's cached result (network.cni: reference or a conflist)
 
 
 # --- JSON in and out ----------------------------------------------------------------------

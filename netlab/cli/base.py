@@ -30,6 +30,7 @@ COMMANDS = {
     "graph": "netlab.cli.graph",
     "doctor": "netlab.cli.doctor",
     "completion": "netlab.cli.completion",
+    "cni": "netlab.cli.cni",
 }
 
 

@@ -6,7 +6,8 @@ import click
 
 from netlab.api.topology import load
 from netlab.cli.base import cli, output_option, print_json
-from netlab.errors import TopologyError, display_path
+from netlab.errors import Problem, TopologyError, display_path
+from netlab.model.load import load_source
 from netlab.plan.build import build_plan
 from netlab.plan.render import render_commands
 
@@ -32,6 +33,13 @@ def validate(topology: str | None, output: str) -> None:
                                                   "message": p.message} for p in exc.problems]})
         raise SystemExit(exc.exit_code) from None
     lab = loaded.lab
+    cni_problems = cni_check(loaded)  # the plugins answer VERSION
+    if cni_problems:
+        if output == "json":
+            print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
+                                                      "message": p.message} for p in cni_problems]})
+            raise SystemExit(TopologyError(cni_problems).exit_code)
+        raise TopologyError(cni_problems)
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services), "added": {"pods": loaded.added_pods,
@@ -39,6 +47,20 @@ def validate(topology: str | None, output: str) -> None:
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
+
+
+def cni_check(loaded) -> list[Problem]:
+    """network.cni's plugins, asked VERSION, as located problems (builtin: nothing to ask)."""
+    if loaded.lab.cni == "builtin":
+        return []
+    from netlab.cni.check import plugin_problems  # runs plugins: loaded only for a CNI lab
+
+    found = plugin_problems(loaded.lab)
+    if not found:
+        return []
+    src = load_source(loaded.source) if loaded.source else None
+    file = loaded.source or loaded.origin
+    return [Problem(file, src.line_of(loc) if src else None, ".".join(loc), msg) for loc, msg in found]
 
 
 @cli.command()

@@ -11,10 +11,11 @@ import click
 import yaml
 
 from netlab import api
+from netlab.api.lab import internal
 from netlab.api.results import to_json
 from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
                             write_output_file)
-from netlab.cli.complete import complete_names
+from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
 from netlab.kernel import netns as nsmod
@@ -23,7 +24,6 @@ from netlab.trace import capture as cap  # imports scapy only inside its functio
 from netlab.api.lab import INSPECT_SECTIONS
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.render import render_text
-from netlab.trace.run import run
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
@@ -45,8 +45,8 @@ def _netns_of(lab: Any, name: str) -> str:
 
 @cli.command("trace")
 @lab_options
-@click.argument("src")
-@click.argument("dst")
+@click.argument("src", shell_complete=complete_names)
+@click.argument("dst", shell_complete=complete_targets)
 @click.option("--proto", type=click.Choice(["icmp", "tcp", "udp"]), default=None,
               help="Protocol of the marked packet. Default: the Service port's protocol for svc/NAME, else icmp.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
@@ -99,17 +99,18 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
                          "or redirect it: netlab trace SRC DST -o png > path.png")
     require_root()
-    lab = _running_lab(lab_name, topology)
+    lab = api.Lab.attach(api.selected_name(lab_name, topology))
     bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
         with bar:
-            result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
+            traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
     else:
-        result = run(lab, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
+        traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
+    result = internal(traced)  # the walk and its verdicts, for the text and the picture
     if output in ("svg", "png", "dot"):
         from netlab.trace import picture
 
-        data = picture.render(lab, result, output)
+        data = picture.render(lab.model, result, output)
         _emit(data, write)
         click.echo(f"netlab: {picture.title(result)}" + (f"; wrote {write}" if write else ""), err=True)
     elif output in ("json", "yaml"):
@@ -144,7 +145,7 @@ def _emit(data: bytes, path: str | None) -> None:
 
 @cli.command("capture")
 @lab_options
-@click.argument("target", metavar="NAME:IFACE")
+@click.argument("target", metavar="NAME:IFACE", shell_complete=complete_interfaces)
 @click.option("-c", "--count", type=click.IntRange(1, 100000), default=20, show_default=True,
               help="Stop after this many frames.")
 @click.option("--timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
@@ -322,6 +323,9 @@ def render_inspect(d: dict[str, Any]) -> str:
         section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
     if "conntrack" in d:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
+    if "cni" in d:
+        section("CNI result (the plugins' answer to ADD)", f"sudo netlab cni log {d['name']}",
+                json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: run `sudo netlab up` again)"])
     for path, f in (d.get("files") or {}).items():
         text = f["content"]
         section(f"file {path}", f"sudo cat {f['kept']}",

@@ -234,6 +234,9 @@ class FakeKernel:
     # --- changing --------------------------------------------------------------------------
 
     def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
+        # As the live kernel sends them: namespace by namespace in ``order``, each one's ops in their order.
+        rank = {ns: i for i, ns in enumerate(order)}
+        ops = sorted(ops, key=lambda op: rank.get(op.netns, len(rank)))  # stable within a namespace
         done: list[Op] = []
         for op in ops:
             code = self.fail(op)

@@ -20,6 +20,7 @@ from typing import Sequence
 from netlab.errors import ApplyFailed
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
+from netlab.realize.repair import stages
 
 
 class Journal:
@@ -47,16 +48,21 @@ class Journal:
         self._hook(what)
 
     def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
-        """Apply ops in order; a failure raises ApplyFailed after recording what took effect."""
-        ops = list(ops)
-        start = 0
-        for i, op in enumerate(ops):
-            try:
-                self._hook(op.describe())
-            except BaseException:
-                self._send(ops[start:i], order)  # "after the k-th": what came before is applied
-                raise
-        self._send(ops[start:], order)
+        """Apply ops in order; a failure raises ApplyFailed after recording what took effect.
+
+        The kernel sends a stage's ops namespace by namespace (one batch each, in
+        ``order``), so ops that depend on another namespace's are cut into stages
+        (realize.repair.stages): a pod's stray eth0 is deleted before the node
+        makes the pod's veth pair, whose peer is named eth0 in the pod.
+        """
+        for stage in stages(list(ops)):
+            for i, op in enumerate(stage):
+                try:
+                    self._hook(op.describe())
+                except BaseException:
+                    self._send(stage[:i], order)  # "after the k-th": what came before is applied
+                    raise
+            self._send(stage, order)
 
     def _send(self, ops: list[Op], order: Sequence[str]) -> None:
         if not ops:

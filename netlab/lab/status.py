@@ -16,6 +16,7 @@ from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.lab.up import kernel_links
 from netlab.plan.build import build_plan
+from netlab.realize.attachments import is_plugin_made, plugin_made
 from netlab.realize.diff import diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
@@ -55,9 +56,12 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
         else:
             present.append(name)
     links = kernel_links(state)
+    made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
     for ns in present:
         obs = observe(snaps[ns], {r.key: r for r in want.get(ns, [])}, snaps)
         for d in diff_netns(want.get(ns, []), obs, links.get(ns, ())):
+            if is_plugin_made(d, made):
+                continue
             result.drift.append(str(d))
             result.details.append(d.to_json())
     for feature in features:

@@ -18,6 +18,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, Op
 from netlab.feature import Feature
@@ -86,6 +87,10 @@ class _Up:
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
+        check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
+        attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
+        if attached is not self.lab:
+            self.lab, self.plan = attached, build_plan(attached)
         fresh = state is None
         state = state or LabState(lab=self.lab.name)
         tag = tag_for(state)
@@ -193,6 +198,7 @@ class _Up:
         if not namespaces:
             return []
         links = kernel_links(state)
+        made = plugin_made(self.lab, state)  # what a user's CNI plugins made is theirs
         names = set(namespaces)
         # A veth's peer may live in a namespace outside those asked for: read it too.
         peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
@@ -206,7 +212,8 @@ class _Up:
                 raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
             planned = {r.key: r for r in want.get(ns, [])}
             self._observed[ns] = observe(self._snaps[ns], planned, self._snaps)
-            out += diff_netns(want.get(ns, []), self._observed[ns], links.get(ns, ()))
+            out += [d for d in diff_netns(want.get(ns, []), self._observed[ns], links.get(ns, ()))
+                    if not is_plugin_made(d, made)]
         return out
 
     def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:

@@ -72,13 +72,37 @@ class PodInfo:
         return out
 
 
+@dataclass(frozen=True)
+class CniAttachment:
+    """What a pod's CNI plugins made, from their result (netlab.cni): the pod side as it is in the kernel.
+
+    ``host_veth``/``host_mac``: the node's end of the pod's veth (None when the result names none).
+    """
+
+    ip: IPv4Address
+    mac: str | None = None
+    host_veth: str | None = None
+    host_mac: str | None = None
+
+
 class Lab:
     """A validated topology with its addressing resolved."""
 
-    def __init__(self, topo: Topology, addressing: Addressing):
+    def __init__(self, topo: Topology, addressing: Addressing, attached: dict[str, CniAttachment] | None = None):
         self.topo = topo
         self.addressing = addressing
         self.name = topo.name
+        self.attached: dict[str, CniAttachment] = dict(attached or {})
+
+    @property
+    def cni(self) -> str:
+        """How pods are attached: builtin (netlab's netlink), reference (the CNI reference plugins) or conflist."""
+        cni = self.topo.network.cni
+        return cni if isinstance(cni, str) else "conflist"
+
+    def with_attachments(self, attached: dict[str, CniAttachment]) -> "Lab":
+        """This lab with its pods as their CNI plugins made them (names, MACs, the real address)."""
+        return Lab(self.topo, self.addressing, attached) if attached else self
 
     @cached_property
     def nodes(self) -> list[NodeInfo]:
@@ -100,18 +124,19 @@ class Lab:
     @cached_property
     def pods(self) -> list[PodInfo]:
         lab, a = self.name, self.addressing
-        return [
-            PodInfo(
+        out = []
+        for p in self.topo.pods:
+            att = self.attached.get(p.name)
+            out.append(PodInfo(
                 name=p.name,
                 netns=naming.netns_name(lab, p.name),
                 node=p.node,
-                ip=a.pod_ip[p.name],
-                mac=naming.mac_from_hash(lab, "pod-eth0", p.name),
-                host_veth=naming.veth_name(lab, "pod/" + p.name),
+                ip=att.ip if att else a.pod_ip[p.name],
+                mac=(att.mac if att and att.mac else naming.mac_from_hash(lab, "pod-eth0", p.name)),
+                host_veth=(att.host_veth if att and att.host_veth else naming.veth_name(lab, "pod/" + p.name)),
                 spec=p,
-            )
-            for p in self.topo.pods
-        ]
+            ))
+        return out
 
     @property
     def services(self) -> list[Service]:

@@ -20,9 +20,10 @@ from pydantic import ValidationError
 
 from netlab.errors import Problem, TopologyError
 from netlab.model.checks import check_topology
+from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
-from netlab.model.topology import Topology
+from netlab.model.topology import CniConflist, Topology
 from netlab.model.yamlsource import Source, parse
 
 MAX_BYTES = 512 * 1024
@@ -111,9 +112,33 @@ def validate_source(src: Source) -> Topology:
         raise topology_error(problems + problems_from_validation(exc, src)) from None
     problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg)
                  for loc, msg in check_topology(topo)]
+    topo, cni_problems = resolve_cni_paths(topo, src.file)
+    problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
     if problems:
         raise topology_error(problems)
     return topo
+
+
+def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[tuple, str]]]:
+    """``network.cni.conflist`` and ``binDir`` made absolute from the topology's folder, and the conflist read.
+
+    The saved state holds the absolute paths, so ``down`` and ``status`` work from anywhere.
+    """
+    cni = topo.network.cni
+    if not isinstance(cni, CniConflist):
+        return topo, []
+    base = os.path.dirname(os.path.abspath(file)) if file and not file.startswith("<") else os.getcwd()
+    conflist = os.path.normpath(os.path.join(base, cni.conflist))
+    bin_dir = os.path.normpath(os.path.join(base, cni.bin_dir))
+    problems: list[tuple[tuple, str]] = []
+    try:
+        read_conflist(conflist)
+    except ConflistError as exc:
+        problems.append((("network", "cni", "conflist"), str(exc)))
+    if not os.path.isdir(bin_dir):
+        problems.append((("network", "cni", "binDir"), f"{bin_dir}: no such directory"))
+    network = topo.network.model_copy(update={"cni": cni.model_copy(update={"conflist": conflist, "bin_dir": bin_dir})})
+    return topo.model_copy(update={"network": network}), problems
 
 
 def load_topology(path: str | None = None) -> Topology:

@@ -184,10 +184,32 @@ class Underlay(Model):
     mtu: StrictInt = Field(1500, ge=MTU_RANGE[0], le=MTU_RANGE[1], description="MTU of the nodes' eth0.")
 
 
+CNI_BIN_DIR = "/usr/lib/cni"  # Debian's containernetworking-plugins
+
+
+def _path(value: Any) -> Any:
+    if isinstance(value, str) and ("\0" in value or not value.strip()):
+        raise ValueError("must be a path to a file")
+    return value
+
+
+class CniConflist(Model):
+    """The user's own plugin chain: a CNI network configuration list and where its plugins live."""
+
+    conflist: Annotated[StrictStr, BeforeValidator(_path)] = Field(
+        description="A .conflist file (JSON); a relative path is resolved from the topology file's folder.")
+    bin_dir: Annotated[StrictStr, BeforeValidator(_path)] = Field(
+        CNI_BIN_DIR, alias="binDir", description="Where the plugins are (CNI_PATH); Debian's is /usr/lib/cni.")
+
+
 class Network(Model):
     mode: Literal["vxlan", "host-gw"] = Field("vxlan", description="vxlan (Flannel-style overlay) or host-gw (static routes).")
     vxlan: VxlanSettings = VxlanSettings()
     underlay: Underlay = Underlay()
+    cni: Literal["builtin", "reference"] | CniConflist = Field(
+        "builtin", description="How pods are attached: builtin (netlab's own netlink wiring), reference (Debian's "
+                               "CNI bridge and host-local plugins, configured as Flannel delegates them), or "
+                               "{conflist: FILE, binDir: DIR} (the user's plugin chain).")
 
 
 class Node(Model):

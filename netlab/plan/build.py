@@ -20,7 +20,7 @@ from typing import Any
 
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
-from netlab.model.lab import Lab
+from netlab.model.lab import Lab, PodInfo
 from netlab.plan import internet, overlay, services
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import Bridge, Netns, Resource, Route, Sysctl, Veth, address_with_brd
@@ -79,7 +79,7 @@ def build_plan(lab: Lab) -> Plan:
     # Bridges: the underlay switch, and cni0 in every node.
     res.append(Bridge(netns=uns, name=naming.UNDERLAY_BRIDGE, mtu=lab.underlay_mtu,
                       mac=naming.mac_from_hash(lab.name, "underlay-br0")))
-    for node in lab.nodes:
+    for node in lab.nodes if lab.cni != "conflist" else ():  # a user's plugins make their own bridge, or none
         res.append(Bridge(netns=node.netns, name=naming.BRIDGE, mtu=lab.pod_mtu, mac=node.bridge_mac))
 
     # veths: node eth0 <-> underlay br0 port; pod eth0 <-> node cni0 port.
@@ -88,12 +88,12 @@ def build_plan(lab: Lab) -> Plan:
                         mac=naming.mac_from_hash(lab.name, "underlay-port", node.name),
                         peer_netns=node.netns, peer_name=naming.NODE_IF, peer_mac=node.eth0_mac,
                         master=naming.UNDERLAY_BRIDGE))
-    for pod in lab.pods:
+    for pod in pod_side(lab):
         node = lab.node(pod.node)
         # hairpin: a pod that reaches its own Service gets the DNATed packet back
         # out of the port it came in on; a bridge only does that in hairpin mode.
         res.append(Veth(netns=node.netns, name=pod.host_veth, mtu=lab.pod_mtu,
-                        mac=naming.mac_from_hash(lab.name, "cni-port", pod.name),
+                        mac=host_veth_mac(lab, pod),
                         peer_netns=pod.netns, peer_name=naming.POD_IF, peer_mac=pod.mac,
                         master=naming.BRIDGE, hairpin=True, txqlen=CNI_VETH_TXQLEN))
 
@@ -112,10 +112,11 @@ def build_plan(lab: Lab) -> Plan:
                                     IPv4Interface(f"{underlay_router(lab)}/{underlay.prefixlen}")))
     for node in lab.nodes:
         res.append(address_with_brd(node.netns, naming.NODE_IF, IPv4Interface(f"{node.ip}/{underlay.prefixlen}")))
-        res.append(address_with_brd(node.netns, naming.BRIDGE, node.gateway))
+        if lab.cni != "conflist":
+            res.append(address_with_brd(node.netns, naming.BRIDGE, node.gateway))
         if lab.mode == "vxlan":
             res += [r for r in overlay.vtep(lab, node) if r.kind == "address"]
-    for pod in lab.pods:
+    for pod in pod_side(lab):
         node = lab.node(pod.node)
         res.append(address_with_brd(pod.netns, naming.POD_IF, IPv4Interface(f"{pod.ip}/{node.pod_cidr.prefixlen}")))
 
@@ -141,7 +142,7 @@ def build_plan(lab: Lab) -> Plan:
     # Pods: the routes of Flannel's CNI delegate config, in the order the bridge
     # plugin adds them: the ipam "routes" entry (the cluster pod CIDR), then the
     # default route of isDefaultGateway, both via cni0's address.
-    for pod in lab.pods:
+    for pod in pod_side(lab):
         node = lab.node(pod.node)
         res.append(Route(netns=pod.netns, dst=lab.topo.cluster.pod_cidr, gateway=node.gateway.ip, dev=naming.POD_IF))
         res.append(Route(netns=pod.netns, dst=DEFAULT, gateway=node.gateway.ip, dev=naming.POD_IF))
@@ -152,6 +153,27 @@ def build_plan(lab: Lab) -> Plan:
 
     _check_unique(res)
     return Plan(lab=lab.name, resources=tuple(res))
+
+
+def pod_side(lab: Lab) -> list[PodInfo]:
+    """Pods whose veth, address and routes the plan holds.
+
+    builtin: every pod (netlab makes them). reference: the pods the CNI bridge
+    plugin has attached (netlab.cni makes them with the plugin, after the
+    network; the plugin's result names the veth and MACs), so status compares
+    them as it compares netlab's own. A user's conflist: none; what the
+    plugins make is theirs, and their CHECK is the judge.
+    """
+    if lab.cni == "builtin":
+        return lab.pods
+    if lab.cni == "reference":
+        return [p for p in lab.pods if p.name in lab.attached]
+    return []
+
+
+def host_veth_mac(lab: Lab, pod: PodInfo) -> str:
+    att = lab.attached.get(pod.name)
+    return att.host_mac if att and att.host_mac else naming.mac_from_hash(lab.name, "cni-port", pod.name)
 
 
 def underlay_router(lab: Lab) -> IPv4Address:

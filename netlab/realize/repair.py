@@ -160,6 +160,22 @@ def ordered(ops: Iterable[Op]) -> list[Op]:
     return sorted(ops, key=key)
 
 
+def stages(ops: list[Op]) -> list[list[Op]]:
+    """``ops`` (in :func:`ordered` order) cut where one namespace's step needs another's done first.
+
+    The kernel sends each stage namespace by namespace. What is taken away
+    (steps 1 and 2 of the order above, and links made again) must be gone in
+    every namespace before anything is made in any: a veth is made from its
+    node's side with its peer already named in the pod. Extra links go last,
+    after everything else everywhere.
+    """
+    cut: list[list[Op]] = [[], [], []]
+    for op in ops:
+        phase = _phase(op)
+        cut[0 if phase <= 2 else 2 if phase == 6 else 1].append(op)
+    return [stage for stage in cut if stage]
+
+
 def _table_op(planned: NatRules, observed: dict[str, Observed], backend: str) -> Op:
     obs = observed.get(planned.netns)
     text = obs.tables.get(backend, {}).get(planned.table) if obs else None

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError, display_path
+from netlab.realize.attachments import attached_lab
 from netlab.model.lab import Lab, resolve
 from netlab.model.topology import Topology
 from netlab.realize.state_schema import STATE_VERSION
@@ -219,7 +220,7 @@ class LabState:
     def resolved(self) -> Lab:
         """The saved topology, resolved; a saved topology that no longer resolves is a corrupt state."""
         try:
-            return resolve(self.model())
+            return attached_lab(resolve(self.model()), self)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StateCorrupt(self.lab, os.path.join(STATE_ROOT, self.lab, "state.json"),

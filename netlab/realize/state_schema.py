@@ -135,9 +135,37 @@ class WorkloadRecord(Strict):
 IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
 
 
+class CniAttachmentRecord(Strict):
+    ip: StrictStr
+    mac: StrictStr | None = None
+    host_veth: IfName | None = None
+    host_mac: StrictStr | None = None
+    host_ifaces: list[IfName] = []
+
+
+class CniPodRecord(Strict):
+    """One pod's CNI attachment: its sandbox id, namespaces, the networks (config, ifname) it was ADDed to."""
+
+    phase: Literal["adding", "added"]
+    node: Label
+    containerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
+    netns: NetnsName
+    node_netns: NetnsName
+    args: list[tuple[StrictStr, StrictStr]]
+    networks: list[tuple[dict[StrictStr, Any], IfName]]
+    attachment: CniAttachmentRecord | None = None
+
+
+class CniRecord(Strict):
+    """netlab.cni.lifecycle: what a rollback or down DELs."""
+
+    pods: dict[Label, CniPodRecord]
+
+
 class Extra(Strict):
     services: ServicesRecord | ServicesRecordV1 | None = None
     workload: WorkloadRecord | None = None
+    cni: CniRecord | None = None
     # netlab.lab.up: links the kernel put in each new namespace (fallback tunnels), left alone
     kernel_links: dict[NetnsName, list[IfName]] | None = None
 

@@ -76,12 +76,18 @@ class LabMap:
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"
             m.ip_names[str(node.ip)] = node.name
-            m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
+            if lab.cni != "conflist":  # a user's plugins put the pods' gateway where they like (or nowhere)
+                m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         for pod in lab.pods:
             m.names[pod.netns] = f"pod {pod.name}"
             m.ip_names[str(pod.ip)] = pod.name
+            att = lab.attached.get(pod.name)
+            if att is not None and att.host_veth:  # a pair a CNI plugin made (its result names the host end)
+                node_ns = lab.node(pod.node).netns
+                m.peers[(node_ns, att.host_veth)] = (pod.netns, "eth0")
+                m.peers[(pod.netns, "eth0")] = (node_ns, att.host_veth)
         for host, netns in lab.internet_hosts:
             m.names[netns] = f"internet {host}"
         for r in plan.resources:

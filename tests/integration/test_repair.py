@@ -99,6 +99,12 @@ CASES = {
                                                       "-j", "FLANNEL-POSTRTG", check=True),
                                    'missing rule: -A POSTROUTING -m comment --comment "flanneld masq" '
                                    "-j FLANNEL-POSTRTG"),
+    # The pod's veth pair is made from the node's side, its peer named eth0 in the pod: the stray eth0 must go
+    # first (the kernel batches per namespace, node before pod; it failed with "already exists").
+    "eth0 of another kind in a pod": (lambda L: (sh("ip", "-n", f"{L}-fedora-1", "link", "del", "eth0"),
+                                                 sh("ip", "-n", f"{L}-fedora-1", "link", "add", "eth0", "type",
+                                                    "bridge")),
+                                      "different: link eth0 in {L}-fedora-1 (is a bridge, want a veth)"),
     "lo down in a pod": (lambda L: sh("ip", "-n", f"{L}-fedora-3", "link", "set", "lo", "down"),
                          "link lo in {L}-fedora-3 (down)"),
 }

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.root
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_CHAIN = svc_chain("default/web:http", "tcp")
-WEB_RULE = f"-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m tcp --dport 80 -j {WEB_CHAIN}"
+WEB_RULE = (f'-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "default/web:http cluster IP" '
+            f"-m tcp --dport 80 -j {WEB_CHAIN}")
 
 
 @pytest.fixture(scope="module")

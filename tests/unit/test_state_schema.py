@@ -48,6 +48,12 @@ def sample() -> state.LabState:
         "netns": pod.netns, "uts": f"/run/netlab/{LAB}/uts/{pod.name}",
         "containers": {"main": {"argv": ["python3", "-m", "netlab.workload.echo"], "log": "/x.log", "restarts": 0,
                                 "pid": 4242, "start": 99}}}}}
+    st.extra["cni"] = {"pods": {pod.name: {
+        "phase": "added", "node": pod.node, "containerId": "a" * 64, "netns": pod.netns,
+        "node_netns": f"{LAB}-{pod.node}", "args": [["IgnoreUnknown", "1"], ["IP", str(pod.ip)]],
+        "networks": [[{"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}, "lo"]],
+        "attachment": {"ip": str(pod.ip), "mac": "aa:00:00:00:00:01", "host_veth": "veth12345678",
+                       "host_mac": "aa:00:00:00:00:02", "host_ifaces": ["cni0", "veth12345678"]}}}}
     return st
 
 
@@ -75,7 +81,13 @@ def edit(data: dict, keys: tuple, value) -> dict:
 NS = f"{LAB}-fedora-1"
 W = ("extra", "workload", "pods", "fedora-1")
 S = ("extra", "services")
+C = ("extra", "cni", "pods", "fedora-1")
 EDITS = {
+    "cni-netns-path": (C + ("netns",), "../../etc"),
+    "cni-container-id": (C + ("containerId",), "x; rm -rf /"),
+    "cni-phase": (C + ("phase",), "done"),
+    "cni-host-veth": (C + ("attachment", "host_veth"), "a/b"),
+    "cni-ifname": (C + ("networks", 0, 1), "../lo"),
     "version-2": (("version",), 2),
     "version-missing": (("version",), KeyError),
     "lab-other": (("lab",), "other"),

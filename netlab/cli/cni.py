@@ -1,0 +1,94 @@
+"""``netlab cni``: how a runtime calls a CNI plugin, and every call a lab's runtime made."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from netlab import api
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.errors import UsageError
+
+EXPLAIN = """\
+How a container runtime calls a CNI plugin (what netlab does for network.cni: reference or a conflist)
+
+  The kubelet asks the runtime (containerd) to run a pod sandbox: SetupPod -> addToNetwork.
+  The runtime creates the pod's network namespace, then, for each plugin of the node's
+  conflist (/etc/cni/net.d/*.conflist), in order, runs the plugin's executable, found by its
+  "type" in CNI_PATH (/opt/cni/bin; Debian: /usr/lib/cni), in the host's network namespace
+  (in a lab: the node's), with:
+
+    environment   CNI_COMMAND=ADD | DEL | CHECK | VERSION
+                  CNI_CONTAINERID=<sandbox id>      CNI_NETNS=/run/netns/<pod namespace>
+                  CNI_IFNAME=eth0                   CNI_PATH=<where the plugins are>
+                  CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=<pod>;
+                           K8S_POD_INFRA_CONTAINER_ID=<sandbox id>
+    stdin         the plugin's entry of the conflist, plus the list's "name" and "cniVersion",
+                  "prevResult" (the previous plugin's result: chaining), and "runtimeConfig"
+                  for the capabilities the plugin declares (ips, mac, portMappings, ipRanges)
+    stdout        ADD: a result {"cniVersion", "interfaces", "ips", "routes", "dns"};
+                  an error: exit code != 0 and {"code", "msg", "details"}
+
+  ADD runs the plugins in order and caches the last result; DEL runs them in reverse with that
+  result as prevResult (and must succeed when things are already gone); CHECK (cniVersion >=
+  0.4.0) asks each plugin whether what it made is still there. "A CNI conformant plugin could
+  be realized via a BASH script": examples/cni/bash-bridge is one.
+
+  Try it:
+    sudo netlab up -t examples/cni/bash-bridge/topology.yaml
+    sudo netlab cni log web-1        # every call for web-1: environment, stdin, stdout, exit, duration
+    sudo netlab inspect web-1        # ... and the pod's CNI result
+"""
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def cni(ctx: click.Context) -> None:
+    """How a runtime calls a CNI plugin (no lab needed); `netlab cni log` shows a lab's calls."""
+    if ctx.invoked_subcommand is None:
+        click.echo(EXPLAIN, nl=False)
+
+
+@cni.command("log")
+@lab_options
+@click.argument("pod", required=False)
+@output_option("text", "json")
+def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output: str) -> None:
+    """Every CNI plugin call of a lab (or of one POD), in order: command, environment, stdin, stdout, exit, duration."""
+    require_root()
+    from netlab.cni.invoke import read_log
+    from netlab.cni.lifecycle import log_path
+
+    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    if lab.model.cni == "builtin":
+        raise UsageError(f"lab {lab.name} attaches pods with netlab's builtin wiring (network.cni: builtin); "
+                         "no CNI plugin was called. `netlab cni` explains how one would be")
+    if pod is not None and all(p.name != pod for p in lab.model.pods):
+        raise UsageError(f"lab {lab.name} has no pod {pod!r}")
+    calls = [c for c in read_log(log_path(lab.name)) if pod is None or c.get("pod") == pod]
+    if output == "json":
+        print_json(calls)
+        return
+    if not calls:
+        click.echo("(no CNI calls recorded)")
+        return
+    for i, c in enumerate(calls, 1):
+        click.echo(render_call(i, c))
+
+
+def render_call(i: int, c: dict[str, Any]) -> str:
+    when = time.strftime("%H:%M:%S", time.localtime(c.get("started", 0)))
+    code = "timed out" if c.get("exit_code") is None else f"exit {c.get('exit_code')}"
+    out = [f"#{i} {when} pod {c.get('pod')}: {c.get('plugin')} {c.get('command')} (network {c.get('network')}, "
+           f"run in {c.get('runs_in')}): {code}, {1000 * float(c.get('duration') or 0):.0f} ms"]
+    env = c.get("env") or {}
+    out += [f"  env    {k}={v}" for k, v in sorted(env.items()) if k.startswith("CNI_")]
+    out.append("  stdin  " + json.dumps(c.get("stdin"), sort_keys=True))
+    if (c.get("stdout") or "").strip():
+        out.append("  stdout " + " ".join(c["stdout"].split()))
+    if (c.get("stderr") or "").strip():
+        out.append("  stderr " + " ".join(c["stderr"].split()))
+    return "\n".join(out) + "\n"

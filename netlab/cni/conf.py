@@ -1,0 +1,203 @@
+"""What a runtime hands CNI plugins, as data: no process is run here.
+
+A kubelet's ``SetupPod`` asks the runtime (containerd) to attach the pod's
+network namespace to each network: first ``cni-loopback`` (``lo``), then the
+node's conflist (``eth0``). For each plugin of a list the runtime writes one
+JSON config on the plugin's stdin, made of the plugin's own entry plus what
+libcni injects (``buildOneConfig``):
+
+* ``name`` and ``cniVersion`` of the list, so every plugin speaks the list's version;
+* ``prevResult``: the previous plugin's result on ADD (chaining), the cached
+  result of the last ADD on CHECK and on DEL (from 0.4.0);
+* ``runtimeConfig``: only the capabilities the plugin declares in
+  ``capabilities`` (``ips``, ``mac``, ``portMappings``, ``ipRanges``), with the
+  values the runtime has for this pod.
+
+The environment carries CNI_COMMAND, CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME,
+CNI_PATH and CNI_ARGS (``IgnoreUnknown=1;K8S_POD_NAMESPACE=...;...``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
+
+from netlab.model.cniconf import Conflist, at_least, parse_conflist, read_conflist
+from netlab.model.lab import CniAttachment, Lab, NodeInfo, PodInfo
+from netlab.model.topology import CNI_BIN_DIR, CniConflist
+from netlab.plan import flannel
+
+POD_IF = "eth0"
+LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": "loopback"},),
+                    raw={"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]})
+# CHECK came with 0.4.0; Flannel's manifest says 0.3.1, so the reference list speaks 1.0.0 to
+# the same plugins (they make the same kernel objects) and status can ask them to CHECK.
+REFERENCE_VERSION = "1.0.0"
+
+
+def bin_dirs(lab: Lab) -> list[str]:
+    """CNI_PATH: the user's binDir, then Debian's (the runtime's own loopback is there)."""
+    cni = lab.topo.network.cni
+    user = [cni.bin_dir] if isinstance(cni, CniConflist) and cni.bin_dir != CNI_BIN_DIR else []
+    return user + [CNI_BIN_DIR]
+
+
+def reference_conflist(lab: Lab, node: NodeInfo, data_dir: str) -> Conflist:
+    """The bridge plugin as Flannel's CNI plugin delegates to it on ``node`` (plan/flannel.py).
+
+    Three additions: the ``ips`` capability, so host-local gives the pod its
+    planned address from ``runtimeConfig.ips``; a host-local ``dataDir`` inside
+    the lab's state directory instead of /var/lib/cni/networks; and the
+    gateway written into the cluster route. The bridge plugin adds that route
+    via the gateway anyway (the kernel holds the same route), but its CHECK
+    looks for a route with no gateway when the result has none, and fails
+    (containernetworking/plugins#886): with ``gw`` the result says what the
+    plugin did, and CHECK can pass.
+    """
+    conf = flannel.delegate_config(lab, node)
+    conf.pop("cniVersion", None)
+    name = conf.pop("name")
+    conf["capabilities"] = {"ips": True}
+    conf["ipam"]["dataDir"] = data_dir
+    for route in conf["ipam"].get("routes", []):
+        route.setdefault("gw", str(node.gateway.ip))
+    raw = {"cniVersion": REFERENCE_VERSION, "name": name, "plugins": [conf]}
+    return parse_conflist(_dump(raw))
+
+
+def user_conflist(lab: Lab) -> Conflist:
+    cni = lab.topo.network.cni
+    assert isinstance(cni, CniConflist)
+    return read_conflist(cni.conflist)
+
+
+def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, str]]:
+    """(network, interface) a pod of ``node`` is attached to, in order: loopback first, as containerd does."""
+    main = reference_conflist(lab, node, data_dir) if lab.cni == "reference" else user_conflist(lab)
+    return [(LOOPBACK, "lo"), (main, POD_IF)]
+
+
+def container_id(lab: Lab, pod: PodInfo, run_id: str) -> str:
+    """The pod's sandbox id (64 hex, like containerd's), unique per lab run."""
+    return hashlib.sha256(f"{lab.name}/{pod.name}/{run_id}".encode()).hexdigest()
+
+
+def cni_args(pod: PodInfo, cid: str) -> list[tuple[str, str]]:
+    """CNI_ARGS as the kubelet's runtime sets them; IP= asks static IPAM for the planned address."""
+    return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", "default"), ("K8S_POD_NAME", pod.name),
+            ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(pod.ip))]
+
+
+def args_text(args: list[tuple[str, str]]) -> str:
+    return ";".join(f"{k}={v}" for k, v in args)
+
+
+def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address) -> dict[str, Any]:
+    """What the runtime has for each capability: the planned address, MAC, ports, the node's pod CIDR."""
+    node = lab.node(pod.node)
+    return {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
+            "mac": pod.mac,
+            "portMappings": [],  # no pod declares a hostPort
+            "ipRanges": [[{"subnet": str(node.pod_cidr)}]]}
+
+
+def build_one_config(net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,
+                     capabilities: dict[str, Any]) -> dict[str, Any]:
+    """One plugin's stdin: its entry, with the list's name and version, prevResult, runtimeConfig."""
+    conf = copy.deepcopy(plugin)
+    conf["name"] = net.name
+    conf["cniVersion"] = net.cni_version
+    if prev is not None:
+        conf["prevResult"] = convert_result(prev, net.cni_version)
+    declared = plugin.get("capabilities") or {}
+    runtime = {cap: capabilities[cap] for cap, on in declared.items() if on is True and cap in capabilities}
+    if runtime:
+        conf["runtimeConfig"] = runtime
+    return conf
+
+
+def supports_check(net: Conflist) -> bool:
+    return at_least(net.cni_version, "0.4.0")
+
+
+# --- results -----------------------------------------------------------------------------
+
+
+def convert_result(result: dict[str, Any], version: str) -> dict[str, Any]:
+    """A result in another spec version (libcni's GetAsVersion), between 0.2.0, 0.3.x/0.4.0 and 1.x.
+
+    0.2.0 has ``ip4: {ip, gateway, routes}``; 0.3.0 brought ``interfaces`` and
+    ``ips`` with ``version: "4"`` and an ``interface`` index; 1.0.0 dropped ``version``.
+    """
+    out = copy.deepcopy(result)
+    if "ip4" in out or "ip6" in out:  # 0.1.0/0.2.0 -> 0.3.x
+        ips, routes = [], []
+        for fam in ("ip4", "ip6"):
+            sect = out.pop(fam, None)
+            if sect:
+                ip = {"version": fam[2], "address": sect["ip"]}
+                if sect.get("gateway"):
+                    ip["gateway"] = sect["gateway"]
+                ips.append(ip)
+                routes += sect.get("routes", [])
+        out.update({"interfaces": [], "ips": ips, "routes": routes})
+    if at_least(version, "1.0.0"):
+        for ip in out.get("ips", []):
+            ip.pop("version", None)
+    elif at_least(version, "0.3.0"):
+        for ip in out.get("ips", []):
+            ip.setdefault("version", "6" if ":" in ip.get("address", "") else "4")
+    out["cniVersion"] = version
+    return out
+
+
+def check_result(result: Any, version: str) -> dict[str, Any]:
+    """A plugin's stdout as a result; ValueError (one line) when it is not one."""
+    if not isinstance(result, dict):
+        raise ValueError("its output is not a JSON object")
+    for key in ("interfaces", "ips", "routes"):
+        if key in result and not isinstance(result[key], list):
+            raise ValueError(f"its result's {key} is not a list")
+    for ip in result.get("ips", []):
+        if not isinstance(ip, dict) or "address" not in ip:
+            raise ValueError("its result has an ips entry without address")
+    return convert_result(result, version)
+
+
+def host_interfaces(result: dict[str, Any]) -> list[str]:
+    """The interfaces a result says the plugins made outside the pod (a bridge, the host end of a veth)."""
+    return [i["name"] for i in result.get("interfaces", [])
+            if isinstance(i, dict) and not i.get("sandbox") and isinstance(i.get("name"), str)]
+
+
+def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | None:
+    """The pod as a result describes it: its address on ``ifname``, its MAC, the host's end of its veth.
+
+    The container's interface is the one with a ``sandbox`` and the name ``ifname``.
+    """
+    ifaces = [i for i in result.get("interfaces", []) if isinstance(i, dict)]
+    pod_idx = next((n for n, i in enumerate(ifaces) if i.get("sandbox") and i.get("name") == ifname), None)
+    ip = None
+    for entry in result.get("ips", []):
+        idx = entry.get("interface")
+        if pod_idx is None or idx is None or idx == pod_idx:
+            iface = IPv4Interface(entry["address"]) if ":" not in entry["address"] else None
+            if iface is not None:
+                ip = iface.ip
+                break
+    if ip is None:
+        return None
+    # The host end of the pod's pair: the reference plugins list it just before the pod's interface
+    # (bridge: [cni0, vethX, eth0]; ptp: [vethX, eth0]); a plugin that names no such interface has none.
+    host = None
+    if pod_idx is not None and pod_idx > 0 and not ifaces[pod_idx - 1].get("sandbox"):
+        host = ifaces[pod_idx - 1]
+    return CniAttachment(ip=ip, mac=ifaces[pod_idx].get("mac") if pod_idx is not None else None,
+                         host_veth=host.get("name") if host else None, host_mac=host.get("mac") if host else None)
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj)

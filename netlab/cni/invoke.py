@@ -1,0 +1,163 @@
+"""One plugin call, as libcni's ``pkg/invoke`` makes it, recorded for ``netlab cni log``.
+
+The plugin is an executable in CNI_PATH named by its ``type``. It gets its
+config on stdin and the CNI_* variables in its environment, and answers on
+stdout: a result (ADD), nothing (DEL, CHECK), its versions (VERSION), or, with
+a non-zero exit, an error object ``{"code", "msg", "details"}``.
+
+A runtime runs plugins in the host's network namespace; in a lab the node's
+namespace is the host, so the plugin starts there (``nsenter --net``, which
+then execs it) and reaches the pod's namespace through CNI_NETNS, as it would
+on a real node. Every call has a deadline: a plugin that hangs is killed with
+its whole process group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from netlab.errors import ApplyFailed
+from netlab.kernel.netns import netns_path
+
+TIMEOUT = float(os.environ.get("NETLAB_CNI_TIMEOUT", "20"))
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class PluginFailed(ApplyFailed):
+    """A plugin said no (exit != 0), timed out, or answered what is not JSON: one line naming pod, plugin, command."""
+
+
+@dataclass
+class Call:
+    """One plugin call, as ``netlab cni log`` shows it."""
+
+    pod: str
+    network: str
+    plugin: str
+    command: str
+    env: dict[str, str]
+    stdin: dict[str, Any]
+    runs_in: str  # the namespace the plugin ran in (the node's)
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    duration: float = 0.0
+    started: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CallLog:
+    """Every call, appended as one JSON line to ``<lab dir>/cni/calls.jsonl`` (from any thread)."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self._lock = threading.Lock()
+
+    def record(self, call: Call) -> None:
+        if self.path is None:
+            return
+        line = (json.dumps(call.to_json(), sort_keys=True) + "\n").encode()
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+
+def read_log(path: str) -> list[dict[str, Any]]:
+    out = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut by a crash
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def plugin_error(call: Call) -> str:
+    """The plugin's error object and stderr, in one line."""
+    what = f"pod {call.pod}: CNI plugin {call.plugin} {call.command}"
+    if call.exit_code is None:
+        text = f"{what}: timed out"
+    else:
+        text = f"{what}: failed (exit {call.exit_code})"
+    try:
+        err = json.loads(call.stdout) if call.stdout.strip() else None
+    except ValueError:
+        err = None
+    if isinstance(err, dict) and "msg" in err:
+        text += f": {err.get('msg')}"
+        if err.get("details"):
+            text += f" ({err['details']})"
+        if err.get("code") is not None:
+            text += f" [code {err['code']}]"
+    elif call.stdout.strip():
+        text += f": {call.stdout.strip()[:200]}"
+    stderr = " ".join(call.stderr.split())
+    if stderr:
+        text += f"; stderr: {stderr[:300]}"
+    return text
+
+
+def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, command: str, conf: dict[str, Any],
+                env: dict[str, str], node_netns: str | None, timeout: float | None = None) -> dict[str, Any] | None:
+    """Run one plugin; its stdout as JSON (None when empty); PluginFailed otherwise."""
+    plugin = os.path.basename(plugin_path)
+    full_env = {"PATH": PATH, **env, "CNI_COMMAND": command}
+    call = Call(pod=pod, network=network, plugin=plugin, command=command, env=full_env, stdin=conf,
+                runs_in=node_netns or "(this namespace)")
+    argv = [plugin_path]
+    if node_netns is not None:
+        argv = ["nsenter", f"--net={netns_path(node_netns)}", "--", plugin_path]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=full_env, start_new_session=True, close_fds=True)
+    except OSError as exc:
+        call.stderr, call.exit_code = f"cannot run {plugin_path}: {exc.strerror}", 127
+        log.record(call)
+        raise PluginFailed(plugin_error(call)) from None
+    try:
+        out, err = proc.communicate(json.dumps(conf).encode(), timeout=timeout or TIMEOUT)
+        call.exit_code = proc.returncode
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        out, err = proc.communicate()
+        call.exit_code = None
+        err = err + f"\n(killed after {timeout or TIMEOUT:g} s)".encode()
+    call.duration = time.monotonic() - t0
+    call.stdout, call.stderr = out.decode(errors="replace"), err.decode(errors="replace")
+    log.record(call)
+    if call.exit_code != 0:
+        raise PluginFailed(plugin_error(call))
+    if not call.stdout.strip():
+        return None
+    try:
+        answer: dict[str, Any] | None = json.loads(call.stdout)
+        return answer
+    except ValueError:
+        raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: its output is not JSON: "
+                           f"{call.stdout.strip()[:200]}") from None
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    """The plugin and whatever it started (a shell's children hold its stdout open)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

@@ -1,0 +1,244 @@
+"""The CNI feature of a lab: ``up`` ADDs each pod, ``status`` CHECKs it, ``down`` DELs it.
+
+As on a node, where the kubelet asks the runtime to set up each pod's
+sandbox: the namespaces and the node's network (underlay, overlay, Flannel's
+routes) are netlab's, as they are flanneld's; the pod's interface, address
+and routes are the plugins'. Pods are attached concurrently, as many at once
+as the machine has cores. A failed ADD fails ``up``, which rolls the lab back:
+stop() DELs every pod that has a record (written before its ADD began).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterable
+
+from netlab.cni import conf as C
+from netlab.cni.invoke import CallLog, PluginFailed
+from netlab.realize.attachments import attachment_json, pod_records
+from netlab.cni.runtime import Runtime, RuntimeConf, find_plugin
+from netlab.errors import ApplyFailed, EnvironmentNotReady
+from netlab.feature import StartResult
+from netlab.kernel.netns import is_netns_mount
+from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
+from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import CNI_BIN_DIR
+from netlab.realize.state import LabState, ensure_dir, lab_dir
+
+WORKERS = max(1, os.cpu_count() or 1)
+
+
+def cni_dir(lab_name: str) -> str:
+    return ensure_dir(os.path.join(lab_dir(lab_name), "cni"))
+
+
+def log_path(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name, create=False), "cni", "calls.jsonl")
+
+
+def host_local_dir(lab_name: str) -> str:
+    """host-local's leases: inside the lab's state directory, gone with it (never /var/lib/cni)."""
+    return os.path.join(lab_dir(lab_name), "cni", "networks")
+
+
+def runtime(lab_name: str, bin_dirs: list[str]) -> Runtime:
+    base = cni_dir(lab_name)
+    return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl")))
+
+
+def preflight(lab: Lab) -> None:
+    if lab.cni == "builtin":
+        return
+    dirs = C.bin_dirs(lab)
+    kinds = ["loopback"] + (["bridge", "host-local"] if lab.cni == "reference" else [])
+    if lab.cni == "conflist":
+        try:
+            kinds += C.user_conflist(lab).types
+        except ConflistError as exc:
+            raise EnvironmentNotReady(f"network.cni.conflist: {exc}") from None
+    for kind in kinds:
+        if find_plugin(kind, dirs) is None:
+            hint = " (sudo ./scripts/setup.sh installs containernetworking-plugins)" if lab.cni == "reference" else ""
+            raise EnvironmentNotReady(f"CNI plugin {kind} not found in {':'.join(dirs)}{hint}")
+
+
+def _rt(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
+    node = lab.node(pod.node)
+    return RuntimeConf(pod=pod.name, container_id=prec["containerId"], netns=pod.netns, ifname=ifname,
+                       node_netns=node.netns, args=C.cni_args(pod, prec["containerId"]),
+                       capability_args=C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name]))
+
+
+def _attach(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
+    """ADD the pod to every network; the main network's result."""
+    result: dict[str, Any] = {}
+    for raw, ifname in prec["networks"]:
+        result = rt_.add(parse_conflist(_text(raw)), _rt(lab, pod, prec, ifname))
+    return result
+
+
+def _detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str) -> None:
+    """DEL the pod from every network, the last attached first (from the record: no lab file needed)."""
+    netns, node_netns = prec["netns"], prec.get("node_netns")
+    for raw, ifname in reversed(prec["networks"]):
+        rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
+                         node_netns=node_netns, args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])])
+        rt_.delete(parse_conflist(_text(raw)), rt)
+
+
+def _text(raw: Any) -> str:
+    import json
+    return json.dumps(raw)
+
+
+def _record(lab: Lab, pod: PodInfo, state: LabState) -> dict[str, Any]:
+    node = lab.node(pod.node)
+    cid = C.container_id(lab, pod, state.run_id)
+    nets = C.networks(lab, node, host_local_dir(lab.name))
+    return {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
+            "args": [list(a) for a in C.cni_args(pod, cid)], "networks": [[n.raw, ifname] for n, ifname in nets]}
+
+
+def start(lab: Lab, state: LabState) -> StartResult:
+    out = StartResult()
+    if lab.cni == "builtin":
+        return out
+    records = pod_records(state)
+    rt_ = runtime(lab.name, C.bin_dirs(lab))
+    todo: list[PodInfo] = []
+    for pod in lab.pods:
+        prec = records.get(pod.name)
+        if prec is None or prec.get("phase") != "added":
+            if prec is not None:  # an ADD that never finished: take it back first
+                _safe_detach(rt_, lab.name, prec, pod.name, out)
+            todo.append(pod)
+            continue
+        why = _check_pod(rt_, lab, pod, prec)
+        if why:
+            _safe_detach(rt_, lab.name, prec, pod.name, out)
+            todo.append(pod)
+            out.actions.append(f"re-attached pod {pod.name} through CNI (CHECK said: {why})")
+    if not todo:
+        return out
+    try:
+        for pod in todo:
+            records[pod.name] = _record(lab, pod, state)
+    except ConflistError as exc:
+        raise ApplyFailed(f"network.cni.conflist: {exc}") from None
+    state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
+    failures: list[str] = []
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
+        futures = {pod.name: pool.submit(_attach, rt_, lab, pod, records[pod.name]) for pod in todo}
+        for name, fut in futures.items():
+            try:
+                result = fut.result()
+            except PluginFailed as exc:
+                failures.append(str(exc))
+                continue
+            att = C.attachment(result)
+            if att is None:
+                failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
+                continue
+            records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
+            planned = lab.addressing.pod_ip[name]
+            if att.ip != planned and lab.services:
+                out.problems.append(f"pod {name} got {att.ip} from its CNI plugins (the topology gives {planned}); "
+                                    "probe and trace use it now, Services' rules from the next `netlab up`")
+            if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
+                out.actions.append(f"attached pod {name} through CNI ({att.ip})")
+    state.save()
+    if failures:
+        raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
+    return out
+
+
+def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> str | None:
+    for raw, ifname in prec.get("networks", []):
+        try:
+            net = parse_conflist(_text(raw))
+        except ConflistError:
+            return "its cached network config is damaged"
+        if not C.supports_check(net):
+            continue
+        why = rt_.check(net, _rt(lab, pod, prec, ifname))
+        if why:
+            return why
+    return None
+
+
+def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, out: StartResult | None) -> list[str]:
+    try:
+        _detach(rt_, lab_name, prec, pod)
+    except (PluginFailed, ConflistError, KeyError, TypeError) as exc:
+        msg = f"CNI DEL of pod {pod}: {exc}"
+        if out is not None:
+            out.problems.append(msg)
+        return [msg]
+    return []
+
+
+def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
+    """DEL every pod of these namespaces (all, with ``everything``), while their node is still there."""
+    rec = state.extra.get("cni")
+    if not isinstance(rec, dict) or not rec.get("pods"):
+        return []
+    names = set(netns_names)
+    records = pod_records(state)
+    problems: list[str] = []
+    rt_ = runtime(state.lab, _bin_dirs_of(state))
+    for pod, prec in list(records.items()):
+        if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
+            continue
+        if prec.get("node_netns") and not is_netns_mount(prec["node_netns"]):
+            # The node (the plugins' "host") is gone: what they made went with it. Never run a
+            # plugin in the machine's own namespace instead.
+            records.pop(pod, None)
+            continue
+        problems += _safe_detach(rt_, state.lab, prec, pod, None)
+        records.pop(pod, None)
+    state.save(best_effort=True)
+    return problems
+
+
+def _bin_dirs_of(state: LabState) -> list[str]:
+    """CNI_PATH from the saved topology (down needs no file)."""
+    cni = ((state.topology.get("network") or {}).get("cni")) if isinstance(state.topology, dict) else None
+    user = cni.get("binDir") if isinstance(cni, dict) else None
+    return ([user] if isinstance(user, str) and user != CNI_BIN_DIR else []) + [CNI_BIN_DIR]
+
+
+def drift(lab: Lab, state: LabState) -> list[str]:
+    if lab.cni == "builtin":
+        return []
+    records = pod_records(state)
+    rt_ = runtime(lab.name, C.bin_dirs(lab))
+    out: list[str] = []
+    checks: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for pod in lab.pods:
+            prec = records.get(pod.name)
+            if prec is None or prec.get("phase") != "added":
+                out.append(f"cni: pod {pod.name} is not attached through CNI (run `netlab up`)")
+                continue
+            checks[pod.name] = pool.submit(_check_pod, rt_, lab, pod, prec)
+        for name, fut in checks.items():
+            why = fut.result()
+            if why:
+                out.append(f"cni: CHECK of pod {name} failed: {why}")
+    return out
+
+
+def result_of(state: LabState, pod: str) -> dict[str, Any] | None:
+    """The pod's cached CNI result (its main network), for inspect."""
+    prec = pod_records(state).get(pod)
+    if not isinstance(prec, dict) or not prec.get("networks"):
+        return None
+    raw, ifname = prec["networks"][-1]
+    rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=prec["netns"], ifname=ifname, node_netns=None)
+    rt_ = Runtime(os.path.join(lab_dir(state.lab, create=False), "cni"), _bin_dirs_of(state), CallLog(None))
+    return rt_.cached_result(raw.get("name", ""), rt)
+
+
+def known_conflist(raw: Any) -> Conflist:
+    return parse_conflist(_text(raw))

@@ -1,0 +1,178 @@
+"""ADD, CHECK and DEL through a plugin chain, with libcni's result cache.
+
+* ADD runs the plugins in list order; each gets the previous one's result as
+  ``prevResult`` (converted to the list's version), and the last result is the
+  network's. It is cached (``results/<network>-<containerID>-<ifname>``) with
+  the config and arguments it was made with.
+* CHECK (list version >= 0.4.0, unless ``disableCheck``) runs the plugins in
+  list order, each with the cached result as ``prevResult``.
+* DEL runs them in reverse order, with the cached result from 0.4.0 on, and
+  with the cached config when there is one (so a changed or deleted conflist
+  file still deletes what its plugins made). It goes on when nothing is cached:
+  plugins treat "already gone" as success, so DEL is safe twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.cni import conf as C
+from netlab.cni.invoke import CallLog, PluginFailed, exec_plugin
+from netlab.kernel.netns import netns_path
+from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
+from netlab.realize.state import write_atomic
+
+CACHE_KIND = "cniCacheV1"
+
+
+@dataclass
+class RuntimeConf:
+    """One pod's attachment to one network: libcni's RuntimeConf."""
+
+    pod: str
+    container_id: str
+    netns: str  # the pod's namespace (CNI_NETNS is its path)
+    ifname: str
+    node_netns: str | None  # where plugins run: the node's namespace, the lab's "host"
+    args: list[tuple[str, str]] = field(default_factory=list)
+    capability_args: dict[str, Any] = field(default_factory=dict)
+
+
+def find_plugin(kind: str, bin_dirs: list[str]) -> str | None:
+    """The first executable file named ``kind`` in the directories (``kind`` is a file name, never a path)."""
+    if "/" in kind or kind in ("", ".", ".."):
+        return None
+    for d in bin_dirs:
+        path = os.path.join(d, kind)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+class Runtime:
+    def __init__(self, cache_dir: str, bin_dirs: list[str], log: CallLog, timeout: float | None = None):
+        self.cache_dir, self.bin_dirs, self.log, self.timeout = cache_dir, list(bin_dirs), log, timeout
+        self.bin_dir = ":".join(self.bin_dirs)  # CNI_PATH: searched in order, like libcni's FindInPath
+
+    # --- one plugin -----------------------------------------------------------------------
+
+    def plugin_path(self, kind: str) -> str:
+        found = find_plugin(kind, self.bin_dirs)
+        if found is None:
+            raise PluginFailed(f"CNI plugin {kind!r} not found in {self.bin_dir} (or not executable)")
+        return found
+
+    def _env(self, command: str, rt: RuntimeConf) -> dict[str, str]:
+        return {"CNI_COMMAND": command, "CNI_CONTAINERID": rt.container_id, "CNI_NETNS": netns_path(rt.netns),
+                "CNI_IFNAME": rt.ifname, "CNI_PATH": self.bin_dir, "CNI_ARGS": C.args_text(rt.args)}
+
+    def _call(self, command: str, net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,
+              rt: RuntimeConf) -> dict[str, Any] | None:
+        stdin = C.build_one_config(net, plugin, prev, rt.capability_args)
+        return exec_plugin(self.log, pod=rt.pod, network=net.name, plugin_path=self.plugin_path(plugin["type"]),
+                           command=command, conf=stdin, env=self._env(command, rt), node_netns=rt.node_netns,
+                           timeout=self.timeout)
+
+    def version(self, kind: str) -> dict[str, Any]:
+        """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``)."""
+        out = exec_plugin(self.log, pod="-", network="-", plugin_path=self.plugin_path(kind), command="VERSION",
+                          conf={"cniVersion": "1.0.0"}, env={"CNI_PATH": self.bin_dir}, node_netns=None,
+                          timeout=self.timeout)
+        if not isinstance(out, dict) or not isinstance(out.get("supportedVersions"), list):
+            raise PluginFailed(f"CNI plugin {kind}: VERSION did not answer supportedVersions")
+        return out
+
+    # --- a chain --------------------------------------------------------------------------
+
+    def add(self, net: Conflist, rt: RuntimeConf) -> dict[str, Any]:
+        result: dict[str, Any] | None = None
+        for plugin in net.plugins:
+            out = self._call("ADD", net, plugin, result, rt)
+            if out is None:
+                raise PluginFailed(f"pod {rt.pod}: CNI plugin {plugin['type']} ADD printed no result")
+            try:
+                result = C.check_result(out, net.cni_version)
+            except ValueError as exc:
+                raise PluginFailed(f"pod {rt.pod}: CNI plugin {plugin['type']} ADD: {exc}") from None
+        assert result is not None
+        self._cache_write(net, rt, result)
+        return result
+
+    def check(self, net: Conflist, rt: RuntimeConf) -> str | None:
+        """None when every plugin agrees, else why CHECK cannot run or what failed (one line)."""
+        if not C.supports_check(net):
+            return f"CHECK needs cniVersion 0.4.0 or later (network {net.name} is {net.cni_version})"
+        if net.disable_check:
+            return None
+        cached, result = self._cache_read(net, rt)
+        if result is None:
+            return f"pod {rt.pod}: no cached result for network {net.name}"
+        net = cached or net
+        for plugin in net.plugins:
+            try:
+                self._call("CHECK", net, plugin, result, rt)
+            except PluginFailed as exc:
+                return str(exc)
+        return None
+
+    def delete(self, net: Conflist, rt: RuntimeConf) -> None:
+        cached, result = self._cache_read(net, rt)
+        net = cached or net
+        prev = result if C.supports_check(net) else None  # prevResult on DEL came with 0.4.0 too
+        for plugin in reversed(net.plugins):
+            self._call("DEL", net, plugin, prev, rt)
+        self._cache_remove(net, rt)
+
+    def cached_result(self, net_name: str, rt: RuntimeConf) -> dict[str, Any] | None:
+        data = self._cache_load(net_name, rt)
+        return data.get("result") if data else None
+
+    # --- the cache ------------------------------------------------------------------------
+
+    def _cache_path(self, net_name: str, rt: RuntimeConf) -> str:
+        return os.path.join(self.cache_dir, "results", f"{net_name}-{rt.container_id}-{rt.ifname}")
+
+    def _cache_write(self, net: Conflist, rt: RuntimeConf, result: dict[str, Any]) -> None:
+        os.makedirs(os.path.join(self.cache_dir, "results"), mode=0o700, exist_ok=True)
+        data = {"kind": CACHE_KIND, "containerId": rt.container_id, "config": net.raw, "ifName": rt.ifname,
+                "networkName": net.name, "netns": netns_path(rt.netns), "cniArgs": [list(a) for a in rt.args],
+                "capabilityArgs": rt.capability_args, "result": result}
+        write_atomic(self._cache_path(net.name, rt), json.dumps(data, sort_keys=True).encode())
+
+    def _cache_load(self, net_name: str, rt: RuntimeConf) -> dict[str, Any] | None:
+        try:
+            with open(self._cache_path(net_name, rt), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return None  # no cache (or a cut one): DEL goes on without it, as libcni does
+        return data if isinstance(data, dict) and data.get("kind") == CACHE_KIND else None
+
+    def _cache_read(self, net: Conflist, rt: RuntimeConf) -> tuple[Conflist | None, dict[str, Any] | None]:
+        """The cached config and result; ``rt`` takes the cached CNI_ARGS and capability arguments,
+        as containerd's DEL does (libcni's GetNetworkListCachedConfig)."""
+        data = self._cache_load(net.name, rt)
+        if data is None:
+            return None, None
+        if isinstance(data.get("cniArgs"), list):
+            rt.args = [(str(a[0]), str(a[1])) for a in data["cniArgs"] if isinstance(a, list) and len(a) == 2]
+        if isinstance(data.get("capabilityArgs"), dict):
+            rt.capability_args = data["capabilityArgs"]
+        try:
+            cached = parse_conflist(json.dumps(data.get("config")))
+        except ConflistError:
+            cached = None
+        result = data.get("result")
+        if isinstance(result, dict):
+            result = C.convert_result(result, (cached or net).cni_version)
+        else:
+            result = None
+        return cached, result
+
+    def _cache_remove(self, net: Conflist, rt: RuntimeConf) -> None:
+        try:
+            os.unlink(self._cache_path(net.name, rt))
+        except FileNotFoundError:
+            pass

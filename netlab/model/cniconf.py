@@ -1,0 +1,111 @@
+"""A CNI network configuration list (a ``.conflist``), read and checked without running anything.
+
+The CNI spec's format: ``{"cniVersion", "name", "disableCheck", "plugins": [
+{"type": ..., "capabilities": {...}, ...}, ...]}``. The runtime (netlab.cni)
+runs the plugins in this order for ADD and in the reverse order for DEL,
+looking each ``type`` up as a file name in the bin directory (``CNI_PATH``),
+so a type is a plain file name: never a path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# libcni's rules for the network name and plugin types (a file name in CNI_PATH).
+NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+PLUGIN_TYPE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+MAX_BYTES = 1 << 20
+SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")  # what netlab's runtime speaks
+
+
+class ConflistError(ValueError):
+    """What is wrong with a conflist, in one line."""
+
+
+@dataclass(frozen=True)
+class Conflist:
+    name: str
+    cni_version: str
+    plugins: tuple[dict[str, Any], ...]
+    disable_check: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def types(self) -> list[str]:
+        return [p["type"] for p in self.plugins]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.raw
+
+
+def version_tuple(version: str) -> tuple[int, int, int]:
+    if not isinstance(version, str) or not VERSION.fullmatch(version):
+        raise ConflistError(f"cniVersion {version!r} is not a version like 1.0.0")
+    a, b, c = (int(x) for x in version.split("."))
+    return a, b, c
+
+
+def at_least(version: str, minimum: str) -> bool:
+    return version_tuple(version) >= version_tuple(minimum)
+
+
+def parse_conflist(text: str) -> Conflist:
+    """A conflist from its JSON text (a single plugin's .conf becomes a one-plugin list, as libcni does)."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ConflistError(f"is not JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConflistError("must be a JSON object with cniVersion, name and plugins")
+    if "plugins" not in data and "type" in data:  # a .conf: one plugin
+        data = {"cniVersion": data.get("cniVersion"), "name": data.get("name"), "plugins": [data]}
+    version = data.get("cniVersion")
+    if version is None:
+        raise ConflistError("has no cniVersion")
+    version_tuple(version)
+    if version not in SUPPORTED_VERSIONS:
+        raise ConflistError(f"cniVersion {version} is not one netlab speaks ({', '.join(SUPPORTED_VERSIONS)})")
+    name = data.get("name")
+    if not isinstance(name, str) or not NETWORK_NAME.fullmatch(name):
+        raise ConflistError(f"name {name!r} is not a CNI network name (letters, digits, '_', '.', '-')")
+    plugins = data.get("plugins")
+    if not isinstance(plugins, list) or not plugins:
+        raise ConflistError("plugins must be a non-empty list")
+    for i, p in enumerate(plugins):
+        if not isinstance(p, dict):
+            raise ConflistError(f"plugins[{i}] must be an object")
+        kind = p.get("type")
+        if not isinstance(kind, str) or not PLUGIN_TYPE.fullmatch(kind):
+            raise ConflistError(f"plugins[{i}].type {kind!r} must be a plugin's file name (no '/')")
+        caps = p.get("capabilities", {})
+        if not isinstance(caps, dict):
+            raise ConflistError(f"plugins[{i}].capabilities must be an object")
+    disable = data.get("disableCheck", False)
+    if not isinstance(disable, bool):
+        raise ConflistError("disableCheck must be true or false")
+    return Conflist(name=name, cni_version=version, plugins=tuple(plugins), disable_check=disable, raw=data)
+
+
+def read_conflist(path: str) -> Conflist:
+    """Read and parse a conflist file; ConflistError (one line) for every failure."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise ConflistError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConflistError(f"{path}: is a directory, not a conflist") from None
+    except OSError as exc:
+        raise ConflistError(f"{path}: cannot read it ({exc.strerror})") from None
+    if len(data) > MAX_BYTES:
+        raise ConflistError(f"{path}: over {MAX_BYTES} bytes")
+    try:
+        return parse_conflist(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConflistError(f"{path}: is not UTF-8 text") from None
+    except ConflistError as exc:
+        raise ConflistError(f"{path}: {exc}") from None

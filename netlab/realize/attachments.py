@@ -1,0 +1,120 @@
+"""What the lab's state remembers of each pod's CNI attachment (``state.extra["cni"]``), without running anything.
+
+``{"pods": {POD: {"phase": "adding" | "added", "node", "containerId", "netns",
+"networks": [[conflist, ifname], ...], "attachment": {ip, mac, host_veth, host_mac}}}}``.
+"adding" is written before the first plugin runs, so a crash or a failed ADD
+still leaves the lab a record to DEL.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Any
+
+from netlab.errors import UsageError
+from netlab.model.lab import CniAttachment, Lab
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
+
+KEY = "cni"
+
+
+def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
+    rec = state.extra.get(KEY)
+    if not isinstance(rec, dict) or not isinstance(rec.get("pods"), dict):
+        rec = {"pods": {}}
+        state.extra[KEY] = rec
+    pods: dict[str, dict[str, Any]] = rec["pods"]
+    return pods
+
+
+def attachments(state: "LabState") -> dict[str, CniAttachment]:
+    out = {}
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    for name, prec in (pods or {}).items():
+        att = prec.get("attachment") if isinstance(prec, dict) and prec.get("phase") == "added" else None
+        if not isinstance(att, dict):
+            continue
+        try:
+            out[name] = CniAttachment(ip=IPv4Address(att["ip"]), mac=att.get("mac"), host_veth=att.get("host_veth"),
+                                      host_mac=att.get("host_mac"))
+        except (KeyError, ValueError, TypeError):
+            continue  # a damaged record: status shows the pod as netlab planned it
+    return out
+
+
+def check_cni_change(lab: Lab, state: "LabState | None") -> None:
+    """A running lab whose pods a CNI chain attached keeps that chain: another ``network.cni`` needs a new lab.
+
+    From builtin to a CNI mode netlab's own pod side is replaced (extras, then
+    ADD); the other way round the plugins' objects and netlab's would meet
+    half-made, and from one chain to another the old chain's DEL must run
+    with the old config first. ``down`` then ``up`` does both in order.
+    """
+    if state is None or not isinstance(state.topology, dict):
+        return
+    old = (state.topology.get("network") or {}).get("cni", "builtin")
+    new = lab.topo.network.cni
+    new_json = new if isinstance(new, str) else new.model_dump(mode="json", by_alias=True)
+    if old == "builtin" or old == new_json:
+        return
+    show = lambda v: v if isinstance(v, str) else f"conflist {v.get('conflist')}"  # noqa: E731
+    raise UsageError(f"lab {lab.name}: network.cni changed from {show(old)} to {show(new_json)} while the lab "
+                     f"is up; its pods were attached by the old chain: take it down first (`sudo netlab down "
+                     f"--lab {lab.name}`), then `up`")
+
+
+def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:
+    return {"ip": str(att.ip), "mac": att.mac, "host_veth": att.host_veth, "host_mac": att.host_mac,
+            "host_ifaces": list(host_ifaces or [])}
+
+
+def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None]:
+    """Namespace -> devices a user's plugins made there (None: the whole namespace is theirs).
+
+    With a user's conflist the pod side is whatever the plugins did: a pod's
+    namespace is theirs (but for what netlab itself plans there: lo, sysctls),
+    and so are the node-side interfaces their results name (a bridge, veths)
+    with the addresses and routes on them. Status and up leave those to the
+    plugins' CHECK instead of calling them extra (or deleting them).
+    """
+    if state is None or lab.cni != "conflist":
+        return {}
+    out: dict[str, set[str] | None] = {}
+    rec = state.extra.get(KEY)
+    pods = rec.get("pods") if isinstance(rec, dict) else None
+    for name, prec in (pods or {}).items():
+        if not isinstance(prec, dict):
+            continue
+        if isinstance(prec.get("netns"), str):
+            out[prec["netns"]] = None
+        att = prec.get("attachment")
+        node_ns = prec.get("node_netns")
+        if isinstance(att, dict) and isinstance(node_ns, str):
+            devs = out.setdefault(node_ns, set())
+            if devs is not None:
+                devs.update(d for d in att.get("host_ifaces") or [] if isinstance(d, str))
+    return out
+
+
+def is_plugin_made(drift: Any, made: dict[str, set[str] | None]) -> bool:
+    """An ``extra`` drift that is the plugins' (see plugin_made)."""
+    if not made or drift.state != "extra":
+        return False
+    res = drift.resource
+    if res.netns not in made:
+        return False
+    devs = made[res.netns]
+    if devs is None:
+        return res.kind not in ("nat",)
+    return any(getattr(res, attr, None) in devs for attr in ("name", "dev", "master"))
+
+
+def attached_lab(lab: Lab, state: "LabState | None") -> Lab:
+    """``lab`` with its pods as their plugins made them (a builtin lab is left as it is)."""
+    if state is None or lab.cni == "builtin":
+        return lab
+    known = {p.name for p in lab.pods}
+    return lab.with_attachments({k: v for k, v in attachments(state).items() if k in known})
