@@ -1,21 +1,34 @@
 #!/usr/bin/env python3
-"""Benchmark: `netlab up`/`down` of one node with N pods, beside an `ip -batch` baseline.
+"""Benchmark: `up`, `status` and `down` of one node with N pods, beside an `ip -batch` baseline.
 
-    sudo .venv/bin/python scripts/bench_up.py [--pods 100 500] [--repeat 1]
+    sudo .venv/bin/python scripts/bench_up.py [--pods 100 500 1000] [--prefix bn]
 
-The baseline builds the same shape with iproute2 batches: one `ip -batch`
-for the namespaces, one `ip -n NODE -batch` for the bridge and the veths
-(each born with its peer in the pod's namespace), and one `ip -n POD -batch`
-per pod for its address, links and default route (iproute2 takes `-n` only
-once per process). netlab is run as a user runs it (`netlab up -t FILE`),
-so its figure includes Python start-up, loading and validation, the pods' UTS
-namespaces and echo-server containers, and the nodes' iptables rules, none of
-which the baseline does; "network only" is the library call with containers
-off, the same work as the baseline.
+For each lab size, in one run (the machine may be loaded: compare ratios, not seconds):
 
-Targets (issue 2): netlab up <= the ip -batch time (aim 0.8x), per-pod cost at
-500 pods <= 1.3x the cost at 100, down of the 500-pod lab within 0.5 s.
-Prints figures; asserts nothing. Cleans up exactly the namespaces it made.
+- the baseline builds the same shape with iproute2 batches: one `ip -batch`
+  for the namespaces, one `ip -n NODE -batch` for the bridge and the veths
+  (each born with its peer in the pod's namespace), one `ip -n POD -batch` per
+  pod for its address, links and default route (iproute2 takes `-n` only once
+  per process), then one `ip -batch` of `netns del`;
+- netlab as a user runs it: `netlab up -t FILE`, `netlab status`, `netlab
+  down`, each a new process, so the figures include Python start-up, loading
+  and validation, the pods' UTS namespaces and echo containers, and the
+  nodes' iptables rules, none of which the baseline does;
+- the same three as library calls (`netlab.api.lifecycle`) in this process;
+- "network only": `api.up(..., features=[])`, no containers: the work the
+  baseline does.
+
+Before each `up`, a pause lets the kernel finish freeing the namespaces the
+previous step deleted (it does so asynchronously, after `down` returned).
+
+Memory per pod: the proportional set size (PSS, /proc/PID/smaps_rollup) of
+every process that has a thread in the lab's namespaces, divided by the pods
+(the containers' own memory, beyond the kernel's objects), and the drop of
+MemAvailable from before `up` to after it, divided by the pods (everything:
+namespaces, devices, sockets, processes; noisy on a shared machine).
+
+Prints figures; asserts nothing. Cleans up exactly the labs and namespaces it made
+(`netlab down` of its own labs, `ip netns del` of its own baseline namespaces).
 """
 
 from __future__ import annotations
@@ -28,8 +41,10 @@ import tempfile
 import time
 import uuid
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 NETLAB = [sys.executable, "-m", "netlab"]
+IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
 
 
 def topology(lab: str, pods: int) -> str:
@@ -41,68 +56,82 @@ def topology(lab: str, pods: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(argv: list[str], **kw) -> float:
+def timed(argv: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, **kw)
-    return time.perf_counter() - start
+    proc = subprocess.run(argv, check=False, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv[2:])} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return elapsed
 
 
-def bench_netlab(pods: int) -> tuple[float, float]:
-    lab = f"bn{uuid.uuid4().hex[:6]}"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        fh.write(topology(lab, pods))
+# --- memory -----------------------------------------------------------------------------
+
+
+def mem_available_kb() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return 0
+
+
+def lab_processes(netns_names: list[str]) -> list[int]:
+    """Every process with a thread in one of these network namespaces (by namespace identity)."""
+    want = set()
+    for name in netns_names:
+        try:
+            st = os.stat(f"/run/netns/{name}")
+        except FileNotFoundError:
+            continue
+        want.add((st.st_dev, st.st_ino))
+    out = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                st = os.stat(f"/proc/{pid}/task/{tid}/ns/net")
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in want:
+                out.append(pid)
+                break
+    return out
+
+
+def pss_kb(pid: int) -> int:
     try:
-        t_up = run(NETLAB + ["up", "-t", fh.name])
-        t_down = run(NETLAB + ["down", "--lab", lab])
-        # The library call alone (no interpreter start-up), for down's 0.5 s target.
-        return t_up, t_down
-    finally:
-        subprocess.run(NETLAB + ["down", "--lab", lab], capture_output=True)
-        os.unlink(fh.name)
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
-def bench_down_inprocess(pods: int) -> float:
-    """down through the library in this process (excludes Python start-up)."""
-    from netlab.model.load import load_topology
-    from netlab.model.lab import resolve
-    from netlab.api import lifecycle as apply
+def settle(pods: int) -> None:
+    """Give the kernel time to finish destroying the namespaces the last step deleted.
 
-    lab = f"bd{uuid.uuid4().hex[:6]}"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        fh.write(topology(lab, pods))
-    try:
-        apply.up(resolve(load_topology(fh.name)), source=fh.name)
-        start = time.perf_counter()
-        apply.down(lab)
-        return time.perf_counter() - start
-    finally:
-        apply.down(lab)
-        os.unlink(fh.name)
+    ``down`` and ``ip netns del`` return once the namespaces are unmounted;
+    the kernel then frees them and their devices in a work queue, under the
+    RTNL lock. Without a pause that work would be counted in the next
+    measured ``up``, whichever tool comes next.
+    """
+    time.sleep(1.0 + pods / 250)
 
 
-def bench_network_only(pods: int) -> float:
-    """up through the library with containers off: the part ip -batch also does."""
-    from netlab.model.load import load_topology
-    from netlab.model.lab import resolve
-    from netlab.api import lifecycle as apply
-
-    lab = f"bw{uuid.uuid4().hex[:6]}"
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
-        fh.write(topology(lab, pods))
-    try:
-        start = time.perf_counter()
-        apply.up(resolve(load_topology(fh.name)), source=fh.name, features=[])
-        return time.perf_counter() - start
-    finally:
-        apply.down(lab)
-        os.unlink(fh.name)
+# --- the baseline -----------------------------------------------------------------------
 
 
-def bench_ip_batch(pods: int) -> tuple[float, float]:
-    tag = f"bi{uuid.uuid4().hex[:6]}"
+def bench_ip_batch(prefix: str, pods: int) -> tuple[float, float]:
+    tag = f"{prefix}i{uuid.uuid4().hex[:5]}"
     node = f"{tag}-n1"
     names = [f"{tag}-p{i}" for i in range(pods)]
-    ip = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
+    plen = min(24, 32 - (pods + 3 - 1).bit_length())
     with tempfile.TemporaryDirectory() as tmp:
         ns_batch = os.path.join(tmp, "ns")
         with open(ns_batch, "w") as fh:
@@ -111,7 +140,7 @@ def bench_ip_batch(pods: int) -> tuple[float, float]:
         node_batch = os.path.join(tmp, "node")
         with open(node_batch, "w") as fh:
             fh.write("link set lo up\nlink add cni0 type bridge\nlink set cni0 up\n")
-            fh.write("addr add 10.244.0.1/22 dev cni0\n")
+            fh.write(f"addr add 10.244.0.1/{plen} dev cni0\n")
             for i, n in enumerate(names):
                 fh.write(f"link add veth{i} type veth peer name eth0 netns {n}\n")
                 fh.write(f"link set veth{i} master cni0 up\n")
@@ -120,51 +149,129 @@ def bench_ip_batch(pods: int) -> tuple[float, float]:
             path = os.path.join(tmp, f"p{i}")
             host = 2 + i
             with open(path, "w") as fh:
-                fh.write(f"link set lo up\nlink set eth0 up\naddr add 10.244.{host // 256}.{host % 256}/22 dev eth0\n")
+                fh.write(f"link set lo up\nlink set eth0 up\n"
+                         f"addr add 10.244.{host // 256}.{host % 256}/{plen} dev eth0\n")
                 fh.write("route add default via 10.244.0.1 dev eth0\n")
             pod_batches.append((n, path))
+        del_batch = os.path.join(tmp, "del")
+        with open(del_batch, "w") as fh:
+            fh.writelines(f"netns del {n}\n" for n in [node] + names)
         try:
+            settle(pods)
             start = time.perf_counter()
-            subprocess.run([ip, "-batch", ns_batch], check=True)
-            subprocess.run([ip, "-n", node, "-batch", node_batch], check=True)
+            subprocess.run([IP, "-batch", ns_batch], check=True)
+            subprocess.run([IP, "-n", node, "-batch", node_batch], check=True)
             for n, path in pod_batches:
-                subprocess.run([ip, "-n", n, "-batch", path], check=True)
+                subprocess.run([IP, "-n", n, "-batch", path], check=True)
             t_up = time.perf_counter() - start
             start = time.perf_counter()
-            del_batch = os.path.join(tmp, "del")
-            with open(del_batch, "w") as fh:
-                fh.writelines(f"netns del {n}\n" for n in [node] + names)
-            subprocess.run([ip, "-batch", del_batch], check=True)
-            t_down = time.perf_counter() - start
-            return t_up, t_down
+            subprocess.run([IP, "-batch", del_batch], check=True)
+            return t_up, time.perf_counter() - start
         finally:
-            existing = set(subprocess.run([ip, "netns", "list"], capture_output=True, text=True).stdout.split())
+            existing = set(subprocess.run([IP, "netns", "list"], check=False, capture_output=True, text=True).stdout.split())
             for n in [node] + names:
-                if n in existing:
-                    subprocess.run([ip, "netns", "del", n], capture_output=True)
+                if n in existing:  # only what this run made and did not delete already
+                    subprocess.run([IP, "netns", "del", n], check=False, capture_output=True)
+
+
+# --- netlab --------------------------------------------------------------------------------
+
+
+class Lab:
+    def __init__(self, prefix: str, pods: int, tmp: str):
+        self.name = f"{prefix}{uuid.uuid4().hex[:6]}"
+        self.path = os.path.join(tmp, f"{self.name}.yaml")
+        with open(self.path, "w") as fh:
+            fh.write(topology(self.name, pods))
+
+    def netns(self) -> list[str]:
+        return [n for n in os.listdir("/run/netns") if n.startswith(self.name + "-")]
+
+    def down(self) -> None:
+        subprocess.run(NETLAB + ["down", "--lab", self.name], check=False, capture_output=True)
+
+
+def bench_cli(prefix: str, pods: int, tmp: str) -> dict:
+    """As a user runs it: each command a new process."""
+    lab = Lab(prefix, pods, tmp)
+    try:
+        settle(pods)
+        mem0 = mem_available_kb()
+        out = {"up": timed(NETLAB + ["up", "-t", lab.path])}
+        time.sleep(0.5)  # the kernel frees what up's own process held
+        procs = lab_processes(lab.netns())
+        out["procs"] = len(procs)
+        out["pss_kb"] = sum(pss_kb(p) for p in procs)
+        out["avail_kb"] = mem0 - mem_available_kb()
+        out["status"] = timed(NETLAB + ["status", "--lab", lab.name])
+        out["down"] = timed(NETLAB + ["down", "--lab", lab.name])
+        return out
+    finally:
+        lab.down()
+
+
+def bench_library(prefix: str, pods: int, tmp: str) -> dict:
+    """The same through netlab.api in this process (no interpreter start-up, no loading of the CLI)."""
+    from netlab.api import lifecycle as api
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+    from netlab.realize.state import load_state
+
+    out = {}
+    lab = Lab(prefix, pods, tmp)
+    try:
+        settle(pods)
+        start = time.perf_counter()
+        api.up(resolve(load_topology(lab.path)), source=lab.path)
+        out["up"] = time.perf_counter() - start
+        start = time.perf_counter()
+        result = api.status(load_state(lab.name))
+        out["status"] = time.perf_counter() - start
+        out["status_ok"] = result.ok
+        start = time.perf_counter()
+        api.down(lab.name)
+        out["down"] = time.perf_counter() - start
+    finally:
+        lab.down()
+    lab = Lab(prefix, pods, tmp)
+    try:
+        settle(pods)
+        start = time.perf_counter()
+        api.up(resolve(load_topology(lab.path)), source=lab.path, features=[])
+        out["net_up"] = time.perf_counter() - start
+        start = time.perf_counter()
+        api.down(lab.name)
+        out["net_down"] = time.perf_counter() - start
+    finally:
+        lab.down()
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pods", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--pods", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--prefix", default="bn", help="lab names start with this (a DNS label; default bn)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_up.py needs root")
-    rows = []
-    for pods in args.pods:
-        base_up, base_down = bench_ip_batch(pods)
-        up, down = bench_netlab(pods)
-        down_lib = bench_down_inprocess(pods)
-        net = bench_network_only(pods)
-        rows.append((pods, base_up, up, base_down, down, down_lib))
-        print(f"{pods:4d} pods: ip -batch up {base_up:6.2f} s | netlab up {up:6.2f} s "
-              f"(ratio {up / base_up:4.2f}x, {1000 * up / pods:5.2f} ms/pod; network only, library call "
-              f"{net:5.2f} s = {net / base_up:4.2f}x) | "
-              f"ip netns del {base_down:5.2f} s | netlab down {down:5.2f} s (library call {down_lib:5.2f} s)",
-              flush=True)
-    if len(rows) >= 2:
-        (p1, _, u1, *_), (p2, _, u2, *_) = rows[0], rows[-1]
-        print(f"per-pod cost at {p2} vs {p1} pods: {(u2 / p2) / (u1 / p1):.2f}x (target <= 1.3x)")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("note: PYTHONDONTWRITEBYTECODE is set: every CLI run compiles netlab again (unset it to time what "
+              "a user's second run costs)")
+    with tempfile.TemporaryDirectory() as tmp:
+        for pods in args.pods:
+            base_up, base_down = bench_ip_batch(args.prefix, pods)
+            cli = bench_cli(args.prefix, pods, tmp)
+            lib = bench_library(args.prefix, pods, tmp)
+            print(f"{pods} pods   ip -batch: up {base_up:.2f} s, netns del {base_down:.2f} s")
+            print(f"  as a user runs it: up {cli['up']:.2f} s ({cli['up'] / base_up:.2f}x ip -batch), "
+                  f"status {cli['status']:.2f} s, down {cli['down']:.2f} s")
+            print(f"  library call:      up {lib['up']:.2f} s ({lib['up'] / base_up:.2f}x), "
+                  f"status {lib['status']:.2f} s{'' if lib['status_ok'] else ' (drift!)'}, down {lib['down']:.2f} s; "
+                  f"network only: up {lib['net_up']:.2f} s ({lib['net_up'] / base_up:.2f}x), "
+                  f"down {lib['net_down']:.2f} s")
+            print(f"  memory: {cli['procs']} processes, PSS {cli['pss_kb'] / pods:.0f} kB per pod; "
+                  f"MemAvailable {cli['avail_kb'] / pods:.0f} kB lower per pod (incl. the kernel's objects)",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ packages=(
   net-tools         # arp -an, as the tutorials show the ARP table
   containernetworking-plugins   # the CNI reference plugins (bridge, host-local, loopback, ptp): network.cni: reference
   jq                # examples/cni/bash-bridge, the CNI plugin in bash
+  mininet bridge-utils          # scripts/bench_peers.py: the same lab shapes built by Mininet (LinuxBridge uses brctl)
   kmod procps util-linux
 )
 missing=()

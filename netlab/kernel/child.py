@@ -94,7 +94,7 @@ class Child:
         want = LENGTH.size
         while len(buf) < want:
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+            if left <= 0 or not readable(self.fd, left):
                 raise ChildTimeout(self.what)
             chunk = os.read(self.fd, min(1 << 20, want - len(buf)))
             if not chunk:
@@ -160,3 +160,10 @@ def _how(status: int) -> str:
         except ValueError:
             return f"killed by signal {os.WTERMSIG(status)}"
     return f"exit code {os.waitstatus_to_exitcode(status)}"
+
+
+def readable(fd: int, timeout: float) -> bool:
+    """``fd`` has something to read within ``timeout`` seconds (poll(2): descriptors past 1,024 too)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))

@@ -27,6 +27,7 @@ from typing import Callable, Sequence
 
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
+from netlab.kernel.netns import TAG_SYSCTLS, tag_values
 from netlab.kernel.rtnl import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
@@ -141,6 +142,16 @@ class FakeKernel:
         ns = self.ns.get(name)
         return ns.tag if ns else None
 
+    def read_tags(self, names: Sequence[str]) -> dict[str, str | None]:
+        return {name: self.read_tag(name) for name in names}
+
+    def delete_netns_many(self, names: Sequence[str]) -> None:
+        for name in names:
+            self.delete_netns(name)
+
+    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
+        return {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items()}
+
     # --- reading --------------------------------------------------------------------------
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
@@ -192,6 +203,11 @@ class FakeKernel:
     def _sysctl(self, ns: FNetns, key: str) -> str | None:
         if key in ns.sysctls:
             return ns.sysctls[key]
+        if key in TAG_SYSCTLS:  # the tag is two sysctls, as in the real kernel
+            try:
+                return str(tag_values(ns.tag or "")[TAG_SYSCTLS.index(key)])
+            except ValueError:
+                return "0"
         parts = key.split(".")
         if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \
                 and ".".join(parts[3:-1]) not in ns.links:

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, nft as nftmod, rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
+from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
 
@@ -52,6 +54,7 @@ class LiveKernel:
 
     def __init__(self, timeout: float = netlink.DEFAULT_TIMEOUT):
         self.timeout = timeout
+        _enough_descriptors()
         self._conns: dict[str, netlink.Conn] = {}
         self._index: dict[str, dict[str, int]] = {}
 
@@ -111,6 +114,12 @@ class LiveKernel:
         self.forget(name)
         nsmod.remove_netns(name)
 
+    def delete_netns_many(self, names: Sequence[str]) -> None:
+        """``delete_netns`` of each, by several threads side by side (their unmounts' waits overlap)."""
+        for name in names:
+            self.forget(name)
+        side_by_side(nsmod.remove_netns, list(names), UNMOUNT_WORKERS)
+
     def remove_placeholder(self, name: str) -> bool:
         return nsmod.remove_placeholder(name)
 
@@ -123,42 +132,29 @@ class LiveKernel:
     # --- reading ---------------------------------------------------------------------
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
-        snap = Snapshot(netns=netns)
-        c = self.conn(netns)
-        what = f"dump of {netns}"
-        for m in c.dump(what, rtnl.link_dump()):
-            link = rtnl.parse_link(m)
-            snap.links[link.name] = link
-        self._index[netns] = {link.name: link.index for link in snap.links.values()}
-        # An interface's IPv4 sysctls came with its link; the others are files in /proc/sys.
-        rest = []
-        for key in sysctls:
-            dev, _, name = _interface_sysctl(key)
-            if dev in snap.links and name in snap.links[dev].inet_conf:
-                snap.sysctls[key] = snap.links[dev].inet_conf[name]
-            elif dev is not None and dev not in snap.links:
-                snap.sysctls[key] = None  # no such interface
-            else:
-                rest.append(key)
-        with nsmod.entered(netns):
-            for key in rest:
-                snap.sysctls[key] = nsmod.read_sysctl_here(key)
-            legacy = _legacy_tables() if tables else []
-            with netlink.Conn(netlink.NETLINK_NETFILTER, timeout=self.timeout) as nf:
-                nft = nfnl.nft_tables(nf, f"nf_tables in {netns}") if tables else []
-        for m in c.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
-            index, hairpin = rtnl.parse_bridge_port(m)
-            snap.hairpin[index] = hairpin
-        snap.addrs = [rtnl.parse_addr(m) for m in c.dump(what, rtnl.addr_dump())]
-        snap.routes = [rtnl.parse_route(m) for m in c.dump(what, rtnl.route_dump())]
-        snap.neighs = [rtnl.parse_neigh(m) for m in c.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
-        snap.fdb = [rtnl.parse_neigh(m) for m in c.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
-        snap.rules = [rtnl.parse_rule(m) for m in c.dump(what, rtnl.rule_dump())]
-        snap.nft_tables = nft
+        snap, conn, legacy = _read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
+        return self._keep(snap, conn, legacy, tables)
+
+    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
+        """``snapshot(ns, sysctls, tables)`` of every namespace of ``asks``, read by a few threads side by side (kernel/threads.py):
+        most of a namespace's reading is the kernel's work in system calls, which runs without the GIL."""
+        conns = dict(self._conns)
+        read = side_by_side(lambda ns: _read_netns(ns, asks[ns][0], asks[ns][1], self.timeout, conns.get(ns)),
+                           list(asks))
+        return {ns: self._keep(snap, conn, legacy, asks[ns][1]) for ns, (snap, conn, legacy) in read.items()}
+
+    def _keep(self, snap: Snapshot, conn: netlink.Conn, legacy: list[str], tables: bool) -> Snapshot:
+        """Cache what a read learnt (the namespace's socket, its links' indexes), add its iptables tables."""
+        self._conns[snap.netns] = conn
+        self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
         if tables:
-            snap.tables = self._read_tables(netns, legacy, nft)
-            snap.nft = self._read_nft(netns, nft)
+            snap.tables = self._read_tables(snap.netns, legacy, snap.nft_tables)
+            snap.nft = self._read_nft(snap.netns, snap.nft_tables)
         return snap
+
+    def read_tags(self, names: Sequence[str]) -> dict[str, str | None]:
+        """``read_tag`` of each namespace, by a few threads side by side."""
+        return side_by_side(self.read_tag, list(names))
 
     def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         """nf_tables tables that iptables-nft did not make (kube-proxy's), as ``nft -j`` prints them."""
@@ -433,6 +429,69 @@ def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
         failure = failure or error
     if failure is not None:
         raise KernelError(failure.op, failure.code, str(failure), applied=done)
+
+
+def _enough_descriptors(want: int = 1 << 16) -> None:
+    """A socket per namespace: a 1,000-pod lab holds more descriptors than the usual soft limit
+    (1,024). Raise this process's soft RLIMIT_NOFILE towards its hard limit, as far as ``want``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            pass  # stays as it was: a big lab then fails with "Too many open files", in one line
+
+
+def _read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
+                conn: netlink.Conn | None) -> tuple[Snapshot, netlink.Conn, list[str]]:
+    """One namespace as the kernel reports it (its iptables-save text aside), and the socket that read it.
+
+    The namespace is entered once: to open its sockets (rtnetlink, if not
+    open yet, and nf_tables), read its legacy iptables tables and the sysctls
+    that are files (those of ``all`` and ``default``; an interface's come with
+    its link). Then one dump per object kind, the bridge ports' and the FDB
+    only where a bridge port or a VXLAN device makes them matter.
+    """
+    snap = Snapshot(netns=netns)
+    what = f"dump of {netns}"
+    nf = None
+    legacy: list[str] = []
+    with nsmod.entered(netns):
+        if conn is None:
+            conn = netlink.Conn(timeout=timeout)
+        for m in conn.dump(what, rtnl.link_dump()):
+            link = rtnl.parse_link(m)
+            snap.links[link.name] = link
+        files = []
+        for key in sysctls:
+            dev, _, name = _interface_sysctl(key)
+            if dev is not None and dev not in snap.links:
+                snap.sysctls[key] = None  # no such interface
+            elif dev is not None and name in snap.links[dev].inet_conf:
+                snap.sysctls[key] = snap.links[dev].inet_conf[name]
+            else:
+                files.append(key)
+        read = nsmod.read_sysctls_here(files)
+        snap.sysctls.update((key, read[key]) for key in files)  # in the order asked
+        if tables:
+            legacy = _legacy_tables()
+            nf = netlink.Conn(netlink.NETLINK_NETFILTER, timeout=timeout)
+    if nf is not None:
+        with nf:
+            snap.nft_tables = nfnl.nft_tables(nf, f"nf_tables in {netns}")
+    links = snap.links.values()
+    if any(link.master for link in links):
+        for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
+            index, hairpin = rtnl.parse_bridge_port(m)
+            snap.hairpin[index] = hairpin
+    snap.addrs = [rtnl.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
+    snap.routes = [rtnl.parse_route(m) for m in conn.dump(what, rtnl.route_dump())]
+    snap.neighs = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
+    if any(link.kind == "vxlan" for link in links):
+        snap.fdb = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
+    snap.rules = [rtnl.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
+    return snap, conn, legacy
 
 
 def what_of(res: Resource) -> str:

@@ -44,6 +44,7 @@ HDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 NLA = struct.Struct("=HH")  # len, type
 
 CHUNK = 64 * 1024  # bytes per send(): its acknowledgements fit the receive buffer
+FD_SETSIZE = 1024  # select(2) takes descriptors below this only
 DEFAULT_TIMEOUT = 10.0  # seconds a batch chunk or a dump may take before it is a failure
 
 
@@ -259,7 +260,7 @@ class Conn:
 
     def _recv(self, deadline: float, what: str) -> bytes:
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+        if left <= 0 or not _readable(self.sock, left):
             raise NetlinkTimeout(what, self.timeout)
         try:
             return self.sock.recv(1 << 20)
@@ -358,6 +359,20 @@ class Conn:
                 if m.mtype == NLMSG_ERROR:
                     raise NetlinkError(error_code(m.body) or errno.EPROTO, what)
                 return m
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    """``sock`` has something to read within ``timeout`` seconds.
+
+    select(2) takes descriptors below FD_SETSIZE (1,024) only, and a process
+    holding a socket per namespace of a 1,000-pod lab has more: past it, poll(2).
+    """
+    fd = sock.fileno()
+    if fd < FD_SETSIZE:
+        return bool(select.select([sock], [], [], timeout)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
 
 
 def drain(sock: socket.socket) -> int:

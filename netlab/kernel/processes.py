@@ -2,13 +2,17 @@
 
 Identity, not names: a namespace is the pair (device, inode) that ``stat`` gives
 for its file (``/run/netns/<name>``, a bind mount of the nsfs object) and for
-``/proc/<pid>/ns/net`` of every process inside it. ``down`` compares these
-pairs, never command lines or name patterns, so it stops exactly what runs in
-the lab's namespaces (a learner's ``ip netns exec demo-fedora-1 bash`` too) and
-nothing else.
+``/proc/<pid>/task/<tid>/ns/net`` of every thread inside it. ``down`` compares
+these pairs, never command lines or name patterns, so it stops exactly what
+runs in the lab's namespaces (a learner's ``ip netns exec demo-fedora-1 bash``
+too, and the lab's echo server, whose threads sit in the pods) and nothing
+else. Namespaces are per thread: a process is in a lab when any of its
+threads is.
 
-A process is remembered as (pid, start time in clock ticks since boot, field 22
-of ``/proc/<pid>/stat``): a recycled pid has another start time. Signals go
+A task is remembered as (id, start time in clock ticks since boot, field 22
+of ``/proc/<id>/stat``): a recycled id has another start time. The id of a
+thread works there as a process's does (``/proc/<tid>/stat``, ``/proc/<tid>/ns/``),
+and stopping it stops its process. Signals go
 through a pidfd (``pidfd_open``), which names one process for good, and
 exits are awaited by polling the pidfds (a pidfd becomes readable when its
 process exits), so every wait is bounded and no pid race can hit a stranger.
@@ -40,7 +44,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
 from netlab.kernel import netns as nsmod
-from netlab.kernel.child import ChildError, run_in_child
+from netlab.kernel.child import ChildError, readable, run_in_child
 
 PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
 ETC_NETNS = "/etc/netns"
@@ -108,6 +112,16 @@ def alive(proc: ProcId) -> bool:
     return start_time(proc.pid) == proc.start and proc_state(proc.pid) not in (None, "Z", "X")
 
 
+def task_state(proc: ProcId) -> str | None:
+    """The state letter (R, S, T ...) of this very task, a process or a thread; None once it is gone
+    (exited, a zombie, or its id recycled: another start time). One read of /proc/<id>/stat."""
+    rest = _stat_fields(proc.pid)
+    if not rest or len(rest) <= 19 or int(rest[19]) != proc.start:
+        return None
+    state = rest[0].decode()
+    return None if state in ("Z", "X") else state
+
+
 def stopped(proc: ProcId) -> bool:
     """The very process is stopped by a signal (SIGSTOP, SIGTSTP: state T): it exists but serves nothing.
 
@@ -129,11 +143,34 @@ def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str] = ()) -> dict[int, str]:
-    """pid -> namespace name, for every process whose net namespace is one of ``netns_names``.
+def _tasks(pid: int) -> list[str]:
+    """The thread ids of a process (its own id first when it is there)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    return sorted(tids, key=lambda t: t != str(pid))
 
-    ``extra_ns_files`` are other namespace files (the pods' UTS namespaces): a
-    process inside one of those is included too, under that file's path. The
+
+def thread_group(tid: int) -> int | None:
+    """The process a thread id belongs to (its own id for a process's first thread); None if gone."""
+    try:
+        with open(f"/proc/{tid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        return None
+    return None
+
+
+def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str] = ()) -> dict[int, str]:
+    """pid -> namespace name, for every process with a thread in one of the network namespaces ``netns_names``.
+
+    Threads count: the lab's echo server (workload/echoserver.py) is one
+    process whose threads each sit in a pod's namespaces. ``extra_ns_files``
+    are other namespace files (the pods' UTS namespaces): a process with a
+    thread inside one of those is included too, under that file's path. The
     calling process is never included.
     """
     wanted: dict[tuple[int, int], str] = {}
@@ -142,27 +179,30 @@ def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str]
         # A placeholder (not a mount) has the /run/netns filesystem's identity: skip it.
         if ident is not None and nsmod.is_netns_mount(name):
             wanted[ident] = name
-    uts_wanted: dict[tuple[int, int], str] = {}
     for path in extra_ns_files:
         ident = ns_identity(path)
         if ident is not None and nsmod.is_nsfs(path):
-            uts_wanted[ident] = path
-    if not wanted and not uts_wanted:
+            wanted[ident] = path
+    if not wanted:
         return {}
     me = os.getpid()
     out: dict[int, str] = {}
     for pid in _pids():
-        if pid == me:
-            continue
-        ident = ns_identity(f"/proc/{pid}/ns/net")
-        if ident in wanted:
-            out[pid] = wanted[ident]
-            continue
-        if uts_wanted:
-            ident = ns_identity(f"/proc/{pid}/ns/uts")
-            if ident in uts_wanted:
-                out[pid] = uts_wanted[ident]
+        if pid != me:
+            where = _inside(pid, wanted)
+            if where is not None:
+                out[pid] = where
     return out
+
+
+def _inside(pid: int, wanted: dict[tuple[int, int], str]) -> str | None:
+    """Which of the ``wanted`` namespaces (net or UTS) a thread of process ``pid`` is in, if any."""
+    for tid in _tasks(pid):
+        for kind in ("net", "uts"):
+            ident = ns_identity(f"/proc/{pid}/task/{tid}/ns/{kind}")
+            if ident in wanted:
+                return wanted[ident]
+    return None
 
 
 def _pidfd(pid: int) -> int | None:
@@ -180,22 +220,27 @@ def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: flo
               kill_wait: float = 2.0) -> list[int]:
     """SIGTERM (and SIGCONT), wait up to ``grace`` s, SIGKILL the rest, wait up to ``kill_wait`` s.
 
-    ``still_ours(pid)`` is called after each pidfd is opened (so it names the
-    same process the check sees) and decides whether to signal it at all.
-    Returns the pids that were still running at the end (should be empty).
+    A thread id stands for its whole process (an echo container is a thread
+    of the lab's echo server, which this stops). ``still_ours(pid)`` is
+    called with the id given, after the process's pidfd is opened (so it
+    names the same process the check sees), and decides whether to signal it
+    at all. Returns the processes still running at the end (should be none).
     """
     fds: dict[int, int] = {}
     try:
         for pid in pids:
-            fd = _pidfd(pid)
+            leader = thread_group(pid) or pid
+            if leader in fds:
+                continue
+            fd = _pidfd(leader)
             if fd is None:
                 continue
-            if not still_ours(pid):
+            if not still_ours(pid) or (leader != pid and not os.path.exists(f"/proc/{leader}/task/{pid}")):
                 os.close(fd)
                 continue
-            fds[pid] = fd
+            fds[leader] = fd
         for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
-            for pid, fd in fds.items():
+            for fd in fds.values():
                 try:
                     signal.pidfd_send_signal(fd, sig)
                     if sig == signal.SIGTERM:
@@ -232,18 +277,18 @@ def _wait_exit(fds: dict[int, int], timeout: float) -> None:
 
 
 def stop_namespaces(netns_names: Sequence[str], uts_files: Sequence[str] = (), grace: float = 3.0) -> list[str]:
-    """Stop every process in these namespaces; returns descriptions of survivors (none expected)."""
+    """Stop every process with a thread in these namespaces; returns descriptions of survivors (none expected)."""
     found = find_in_namespaces(netns_names, uts_files)
     if not found:
         return []
-    wanted = {ns_identity(nsmod.netns_path(n)) for n in netns_names} | {ns_identity(p) for p in uts_files}
-    wanted.discard(None)
+    wanted = {ident: name for name in netns_names if (ident := ns_identity(nsmod.netns_path(name))) is not None}
+    wanted.update({ident: p for p in uts_files if (ident := ns_identity(p)) is not None})
 
     def still_ours(pid: int) -> bool:
-        return (ns_identity(f"/proc/{pid}/ns/net") in wanted or ns_identity(f"/proc/{pid}/ns/uts") in wanted)
+        return _inside(pid, wanted) is not None
 
     left = terminate(found, still_ours, grace=grace)
-    return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {found[pid]}" for pid in left if still_ours(pid)]
+    return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {found.get(pid, '?')}" for pid in left if still_ours(pid)]
 
 
 # --- starting containers ------------------------------------------------------
@@ -368,7 +413,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
     data = b""
     deadline = time.monotonic() + EXEC_WAIT
     try:
-        while (left := deadline - time.monotonic()) > 0 and select.select([report_r], [], [], left)[0]:
+        while (left := deadline - time.monotonic()) > 0 and readable(report_r, left):
             chunk = os.read(report_r, 4096)
             if not chunk:
                 break

@@ -1,13 +1,19 @@
-"""Status: the live kernel compared with the saved plan of a running lab, and each feature's drift."""
+"""Status: the live kernel compared with the saved plan of a running lab, and each feature's drift.
+
+Every namespace is read once (its tag, then one snapshot: a dump per object
+kind), by the kernel's batch calls, which read several namespaces side by
+side; the comparison is made in memory.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
 from netlab.feature import Feature
-from netlab.lab.ownership import owned, tag_for
+from netlab.lab.ownership import tag_for
 from netlab.lab.up import kernel_links
 from netlab.plan.build import build_plan
 from netlab.realize.attachments import is_plugin_made, plugin_made
@@ -36,16 +42,19 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     tag = tag_for(state)
     want = expected(plan)
     result = StatusResult(lab=lab.name, objects=sum(len(v) for v in want.values()))
+    # Each namespace is read once: its tag (two sysctls no plan holds) with everything else.
+    tag_keys = list(nsmod.TAG_SYSCTLS)
+    asks = {ns: ([r.name for r in want.get(ns, []) if r.kind == "sysctl"] + tag_keys, True)  # type: ignore
+            for ns in plan.netns if kernel.netns_mounted(ns)}
+    snaps = kernel.snapshot_many(asks)
     present = []
     for name in plan.netns:
-        if not kernel.netns_mounted(name):
+        if name not in snaps:
             result.drift.append(f"missing: namespace {name}")
-        elif not owned(kernel, name, tag):
+        elif nsmod.tag_of([snaps[name].sysctls.pop(key, None) for key in tag_keys]) != tag:
             result.drift.append(f"different: namespace {name} is not tagged as this lab's")
         else:
             present.append(name)
-    snaps = {ns: kernel.snapshot(ns, [r.name for r in want.get(ns, []) if r.kind == "sysctl"])  # type: ignore
-             for ns in present}
     links = kernel_links(state)
     made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
     for ns in present:

@@ -1,11 +1,15 @@
 """Take a lab down: exactly what its state and its tags prove it made, safe to run twice.
 
-veths are deleted first, all of a namespace's at once (kernel.delete_veths,
-on the bridge side: their peers in pods go with them): the kernel
-frees a dead namespace's devices asynchronously, and a quick ``up`` could
-otherwise meet the old ones. That is kernel work under the RTNL lock, so it
-runs in a thread while this one stops the lab's processes, which must be gone
-before the namespaces are.
+``down`` reads the tags of the namespaces the state lists, stops the lab's
+processes (they must be gone before the namespaces are), then unmounts the
+namespaces, several side by side (kernel.delete_netns_many). It deletes no
+veth: the kernel destroys a namespace, and its devices, once nothing holds
+it; the next ``up`` makes new namespaces, so it never meets an old device.
+
+A namespace that goes while the lab stays (``up`` converging to a topology
+without it, or taking back a failed run) loses its veths first
+(:func:`delete_namespaces`, on the bridge side: their peers go with them), so
+that a quick ``up`` that brings it back does not meet its old veth in the node.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
 from netlab.feature import Feature
-from netlab.lab.ownership import owned, tag_for
+from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.state import LabLock, LabState, forget, load_state
 
@@ -71,23 +75,26 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
     state.phase = "deleting"
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
     mine: list[str] = []
+    valid = []
     for name in list(state.netns):
         try:
             nsmod.check_netns(name)
         except ValueError:
             result.skipped.append(f"{name!r}: not a valid namespace name")
             continue
-        if owned(kernel, name, tag):
+        valid.append(name)
+    tags = kernel.read_tags([name for name in valid if kernel.netns_mounted(name)])
+    for name in valid:
+        if name in tags and tags[name] == tag:
             mine.append(name)
         elif kernel.remove_placeholder(name):
             result.removed_netns.append(name)
         elif kernel.netns_exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
     stop_features(features, state, mine, everything=True)
-    for i, name in enumerate(mine):
-        kernel.delete_netns(name)
-        result.removed_netns.append(name)
-        if progress and i % 25 == 0:
-            progress("namespaces", i, len(mine))
+    if progress and mine:
+        progress("namespaces", 0, len(mine))
+    kernel.delete_netns_many(mine)
+    result.removed_netns += mine
     forget(state.lab)
     return result

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.processes import die_with_parent, set_comm
-from netlab.workload.echo import Server
+from netlab.workload.echo import EchoLoop, Log, Served, listen
 
 
 @dataclass
@@ -89,7 +89,10 @@ def start(hosts: list[tuple[str, str]], port: int, lifetime: float, ready_timeou
         buf: dict[int, bytes] = {fd: b"" for fd in pending}
         while pending:
             left = deadline - time.monotonic()
-            ready = select.select(list(pending), [], [], max(0.0, left))[0] if left > 0 else []
+            poller = select.poll()
+            for fd in pending:
+                poller.register(fd, select.POLLIN)
+            ready = [fd for fd, _ev in poller.poll(left * 1000)] if left > 0 else []
             if not ready:
                 for fd, (host, _pid) in pending.items():
                     out.errors[host] = f"the echo listener did not report ready within {ready_timeout:g} s"
@@ -142,7 +145,7 @@ def _serve(host: str, netns: str, port: int, report: int, lifetime: float, paren
         nsmod.join(netns)
         set_comm(f"probe-echo {host}"[:15])
         try:
-            server = Server(host, [(port, "TCP"), (port, "UDP")])
+            socks = listen([(port, "TCP"), (port, "UDP")])
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 os.write(report, b"B\n")
@@ -151,7 +154,10 @@ def _serve(host: str, netns: str, port: int, report: int, lifetime: float, paren
         os.write(report, b"R\n")
         os.close(report)
         report = -1
-        server.serve()
+        loop = EchoLoop()
+        loop.serve(Served(host, host, Log(1, own=False)), socks)  # its request log goes to /dev/null
+        while True:
+            loop.run_once()
     except BaseException as exc:  # noqa: BLE001 - reported to the prober
         if report >= 0:
             try:

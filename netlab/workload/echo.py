@@ -1,7 +1,6 @@
 """netlab's built-in echo server: the role ``agnhost netexec`` plays in Kubernetes' network tests.
 
-Run inside a pod (``python -m netlab.workload.echo --pod fedora-2 --port 8080/TCP
---port 53/UDP``), it answers every TCP connection and every UDP datagram with
+It answers every TCP connection and every UDP datagram on a pod's ports with
 one JSON line::
 
     {"pod": "fedora-2", "client": "10.244.0.2:41234", "server": "10.244.1.3:8080"}
@@ -25,24 +24,16 @@ the client reads the reply instead of a reset).
 UDP: the reply goes back from the address the datagram was sent to
 (``IP_PKTINFO``), as a connected client socket and conntrack require.
 
-Deliberately small: the server is standard library only, one thread,
-``selectors`` (the launcher below enters the pods with netlab.kernel.processes).
-Each request is logged as one line on stdout (the container's log file).
+One loop serves many pods. A socket keeps the network namespace it was
+opened in, so the lab's echo server (echoserver.py) opens each container's
+listening sockets inside that container's pod and hands them all to one
+:class:`EchoLoop`: each listening socket carries the pod whose name goes in
+its replies and the log its requests are written to (one line each, buffered
+and written once per round of the loop). Run alone (``python -m
+netlab.workload.echo --pod fedora-2 --port 8080/TCP --port 53/UDP``) it serves
+one pod from the namespace it runs in, logging on stdout.
 
-Starting one Python interpreter per pod costs about 25 ms of CPU each (500 pods:
-over 10 s on two cores), so ``up`` starts all the lab's echo containers through
-one launcher, ``--spawn`` (the zygote idea of Android and of pre-forking
-servers): it reads the containers' specs as JSON on stdin and forks one child
-per container; each child starts its own session, joins the pod's network and
-UTS namespaces, puts stdout/stderr on its log file and serves. The launcher
-reports ``P <id> <pid>`` after each fork, and each child ``R <id> <pid>`` once
-it listens (or ``E <id> <why>``), on stdout; the launcher then exits, the
-children live on, re-parented to init. A child may report before its
-launcher does (each runs on its own core): so every child names its own pid,
-and the reader (workload.lifecycle) reads the pipe until every writer has
-closed it, never stopping at the last "ready" (closing the pipe early once
-killed the launcher with a broken pipe before it reported the last pid, and
-left that server running unrecorded).
+Standard library only, one thread, ``selectors``.
 """
 
 from __future__ import annotations
@@ -56,8 +47,7 @@ import socket
 import struct
 import sys
 import time
-
-from netlab.kernel.processes import enter_pod_here, set_comm
+from typing import Callable
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 DRAIN_SECONDS = 5.0  # how long a half-closed TCP connection may linger
@@ -106,62 +96,179 @@ def http_response(body: bytes, head_request: bool = False) -> bytes:
     return "\r\n".join(lines).encode() + (b"" if head_request else body)
 
 
+def listening_line(pod: str, ports: list[tuple[int, str]]) -> str:
+    """The first line of a container's log."""
+    return f"echo server for pod {pod} listening on {', '.join(f'{p}/{proto}' for p, proto in ports)}"
+
+
+def listen(ports: list[tuple[int, str]], address: str = "0.0.0.0") -> list[socket.socket]:
+    """Listening sockets for (port, "TCP"|"UDP") on ``address``, in the calling thread's network namespace.
+
+    All or nothing: on an error (``Address already in use``) the ones made are closed.
+    """
+    out: list[socket.socket] = []
+    try:
+        for port, proto in ports:
+            if proto == "TCP":
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+                out.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((address, port))
+                s.listen(1024)
+            else:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                out.append(s)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+                s.bind((address, port))
+            s.setblocking(False)
+    except BaseException:
+        for s in out:
+            s.close()
+        raise
+    return out
+
+
+# --- logs ---------------------------------------------------------------------------
+
+
+class Log:
+    """Where one container's lines go: a file descriptor, written once per round of the loop."""
+
+    __slots__ = ("fd", "pending", "own")
+
+    def __init__(self, fd: int, own: bool = True):
+        self.fd, self.own = fd, own
+        self.pending: list[str] = []
+
+    @classmethod
+    def open(cls, path: str) -> "Log":
+        return cls(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+    def write(self, line: str) -> None:
+        self.pending.append(line + "\n")
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        data = "".join(self.pending).encode(errors="replace")
+        self.pending.clear()
+        try:
+            os.write(self.fd, data)  # O_APPEND: a few kB, one write
+        except OSError:
+            pass  # a full disk costs log lines, never answers
+
+    def close(self) -> None:
+        self.flush()
+        if self.own:
+            os.close(self.fd)
+
+
+_stamp_cache = [0, ""]
+
+
+def _stamp() -> str:
+    now = int(time.time())
+    if now != _stamp_cache[0]:
+        _stamp_cache[0], _stamp_cache[1] = now, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now))
+    return _stamp_cache[1]
+
+
+# --- the loop -------------------------------------------------------------------------
+
+
+class Served:
+    """What a listening socket serves: a container of a pod (``key``: "pod/container")."""
+
+    __slots__ = ("key", "pod", "log")
+
+    def __init__(self, key: str, pod: str, log: Log):
+        self.key, self.pod, self.log = key, pod, log
+
+
 class _Conn:
     """One accepted TCP connection: waiting for the client's first words, then draining."""
 
-    __slots__ = ("client", "server", "deadline", "head", "answered", "seen")
+    __slots__ = ("served", "client", "server", "deadline", "head", "answered", "seen")
 
-    def __init__(self, client: tuple[str, int], server: tuple[str, int]):
-        self.client, self.server = client, server
+    def __init__(self, served: Served, client: tuple[str, int], server: tuple[str, int]):
+        self.served, self.client, self.server = served, client, server
         self.deadline = time.monotonic() + GREETING_WAIT
         self.head = b""
         self.answered = False
         self.seen = 0
 
 
-def _log(proto: str, client: tuple[str, int], server: tuple[str, int]) -> None:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
-    print(f"{stamp} {proto} {client[0]}:{client[1]} -> {server[0]}:{server[1]}", flush=True)
+class EchoLoop:
+    """One ``selectors`` loop for every pod's listening sockets (and, for echoserver.py, its control socket)."""
 
-
-class Server:
-    def __init__(self, pod: str, ports: list[tuple[int, str]]):
-        self.pod = pod
+    def __init__(self) -> None:
         self.sel = selectors.DefaultSelector()
         self.conns: dict[socket.socket, _Conn] = {}
-        for port, proto in ports:
-            if proto == "TCP":
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("0.0.0.0", port))
-                s.listen(1024)
-                s.setblocking(False)
-                self.sel.register(s, selectors.EVENT_READ, self._accept)
-            else:
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
-                s.bind(("0.0.0.0", port))
-                s.setblocking(False)
-                self.sel.register(s, selectors.EVENT_READ, self._datagram)
+        self.listening: dict[str, list[socket.socket]] = {}  # key -> its listening sockets
+        self.dirty: set[Log] = set()
 
-    def _accept(self, lsock: socket.socket) -> None:
+    # --- what is served ---
+
+    def serve(self, served: Served, socks: list[socket.socket]) -> None:
+        """Answer on these listening sockets (made by :func:`listen`, in the pod's namespace) as ``served``."""
+        for s in socks:
+            handler = self._accept if s.type == socket.SOCK_STREAM else self._datagram
+            self.sel.register(s, selectors.EVENT_READ, (handler, served))
+        self.listening[served.key] = list(socks)
+
+    def drop(self, key: str) -> None:
+        """Stop serving ``key``: close its listening sockets and its open connections."""
+        for s in self.listening.pop(key, []):
+            self._forget(s)
+        for conn in [conn for conn, c in self.conns.items() if c.served.key == key]:
+            self._close(conn)
+
+    def watch(self, sock: socket.socket, callback: Callable[[socket.socket], None]) -> None:
+        """Call ``callback(sock)`` when ``sock`` is readable (echoserver.py's control socket)."""
+        self.sel.register(sock, selectors.EVENT_READ, (callback, None))
+
+    def unwatch(self, sock: socket.socket) -> None:
+        self._forget(sock)
+
+    # --- the work ---
+
+    def run_once(self, longest: float | None = None) -> None:
+        """Wait for events (at most ``longest`` seconds; None: until one comes), handle them, write the logs."""
+        timeout = longest
+        if self.conns:
+            soonest = max(0.0, min(c.deadline for c in self.conns.values()) - time.monotonic())
+            timeout = soonest if timeout is None else min(timeout, soonest)
+        for key, _ in self.sel.select(timeout):
+            handler, served = key.data
+            if served is None:
+                handler(key.fileobj)
+            else:
+                handler(key.fileobj, served)
+        self._expire(time.monotonic())
+        for log in self.dirty:
+            log.flush()
+        self.dirty.clear()
+
+    def _log(self, served: Served, proto: str, client: tuple[str, int], server: tuple[str, int]) -> None:
+        served.log.write(f"{_stamp()} {proto} {client[0]}:{client[1]} -> {server[0]}:{server[1]}")
+        self.dirty.add(served.log)
+
+    def _accept(self, lsock: socket.socket, served: Served) -> None:
         for _ in range(64):  # accept a burst, then let others run
             try:
                 conn, client = lsock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError: nothing more now
                 return
             try:
                 conn.setblocking(False)
-                self.conns[conn] = _Conn(client, conn.getsockname())
-                self.sel.register(conn, selectors.EVENT_READ, self._read)
+                self.conns[conn] = _Conn(served, client, conn.getsockname())
+                self.sel.register(conn, selectors.EVENT_READ, (self._read, served))
             except OSError:
                 self.conns.pop(conn, None)
                 conn.close()
 
-    def _read(self, conn: socket.socket) -> None:
+    def _read(self, conn: socket.socket, served: Served) -> None:
         c = self.conns.get(conn)
         if c is None:
             return
@@ -188,17 +295,14 @@ class Server:
 
     def _answer(self, conn: socket.socket, c: _Conn, kind: str) -> None:
         """Send the reply (as HTTP for an HTTP request), half-close, then drain until the client closes."""
-        body = reply(self.pod, c.client, c.server)
-        if kind == "http":
-            out = http_response(body, head_request=c.head.startswith(b"HEAD "))
-        else:
-            out = body
+        body = reply(c.served.pod, c.client, c.server)
+        out = http_response(body, head_request=c.head.startswith(b"HEAD ")) if kind == "http" else body
         c.answered = True
         c.deadline = time.monotonic() + DRAIN_SECONDS
         try:
             conn.send(out)  # a few hundred bytes: fits any fresh socket's send buffer
             conn.shutdown(socket.SHUT_WR)
-            _log("http" if kind == "http" else "tcp", c.client, c.server)
+            self._log(c.served, "http" if kind == "http" else "tcp", c.client, c.server)
         except OSError:
             self._close(conn)
 
@@ -212,21 +316,22 @@ class Server:
                 kind = "http" if classify(c.head, final=True) == "http" else "line"
                 self._answer(conn, c, kind)  # silent client (nc), or a request head that never ended
 
-    def _close(self, conn: socket.socket) -> None:
-        self.conns.pop(conn, None)
+    def _forget(self, sock: socket.socket) -> None:
         try:
-            self.sel.unregister(conn)
+            self.sel.unregister(sock)
         except (KeyError, ValueError):
             pass
-        conn.close()
+        sock.close()
 
-    def _datagram(self, sock: socket.socket) -> None:
+    def _close(self, conn: socket.socket) -> None:
+        self.conns.pop(conn, None)
+        self._forget(conn)
+
+    def _datagram(self, sock: socket.socket, served: Served) -> None:
         for _ in range(256):
             try:
                 _data, anc, _flags, client = sock.recvmsg(2048, socket.CMSG_SPACE(12))
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
+            except OSError:  # BlockingIOError: nothing more now
                 return
             local = sock.getsockname()
             cmsgs = []
@@ -238,107 +343,35 @@ class Server:
                     # Reply from the address the datagram was sent to.
                     cmsgs = [(socket.IPPROTO_IP, IP_PKTINFO, struct.pack("i4s4s", 0, spec_dst, b"\0" * 4))]
             try:
-                sock.sendmsg([reply(self.pod, client, local)], cmsgs, 0, client)
-                _log("udp", client, local)
+                sock.sendmsg([reply(served.pod, client, local)], cmsgs, 0, client)
+                self._log(served, "udp", client, local)
             except OSError as exc:
-                print(f"udp reply to {client[0]}:{client[1]} failed: {exc}", flush=True)
-
-    def serve(self) -> None:
-        while True:
-            timeout = None
-            if self.conns:
-                timeout = max(0.0, min(c.deadline for c in self.conns.values()) - time.monotonic())
-            for key, _ in self.sel.select(timeout):
-                key.data(key.fileobj)
-            self._expire(time.monotonic())
-
-
-def _spawn_one(spec: dict, report: int) -> None:
-    """In a forked child: become container ``spec`` and serve; never returns."""
-    cid = spec["id"]
-    try:
-        os.setsid()
-        net_fd = os.open(spec["netns_path"], os.O_RDONLY)
-        uts_fd = os.open(spec["uts"], os.O_RDONLY) if spec.get("uts") else None
-        log_fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-        null_fd = os.open(os.devnull, os.O_RDONLY)
-        enter_pod_here(net_fd, uts_fd, spec["netns"], mounts=False)
-        os.chdir("/")
-        os.dup2(null_fd, 0)
-        os.dup2(log_fd, 1)
-        os.dup2(log_fd, 2)
-        keep = {0, 1, 2, report}
-        for fd in (net_fd, uts_fd, log_fd, null_fd):
-            if fd is not None and fd not in keep:
-                os.close(fd)
-        os.closerange(3, report)
-        os.closerange(report + 1, 1 << 16)
-        os.environ.clear()
-        os.environ.update(spec.get("env", {}))
-        sys.stdout = open(1, "w", buffering=1, closefd=False)
-        sys.stderr = open(2, "w", buffering=1, closefd=False)
-        set_comm(f"echo {spec['pod']}")
-        ports = [(int(p), str(proto)) for p, proto in spec["ports"]]
-        server = Server(spec["pod"], ports)
-        print(f"echo server for pod {spec['pod']} listening on "
-              f"{', '.join(f'{p}/{proto}' for p, proto in ports)}", flush=True)
-        os.write(report, f"R {cid} {os.getpid()}\n".encode())
-        os.close(report)
-        report = -1
-        server.serve()
-    except BaseException as exc:  # noqa: BLE001 - report, log, exit
-        msg = str(exc).replace("\n", " ")[:300]
-        try:
-            print(f"echo: {msg}", file=sys.stderr, flush=True)
-            if report >= 0:
-                os.write(report, f"E {cid} {msg}\n".encode())
-        finally:
-            os._exit(1)
-    os._exit(0)
-
-
-def spawn_all(specs: list[dict], report: int) -> int:
-    """Fork one echo container per spec (see the module docstring); returns how many forks failed."""
-    failed = 0
-    for spec in specs:
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            os.write(report, f"E {spec['id']} fork: {exc}\n".encode())
-            failed += 1
-            continue
-        if pid == 0:
-            _spawn_one(spec, report)
-        os.write(report, f"P {spec['id']} {pid}\n".encode())
-    return failed
+                served.log.write(f"udp reply to {client[0]}:{client[1]} failed: {exc}")
+                self.dirty.add(served.log)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m netlab.workload.echo",
                                  description="Answer each TCP connection and UDP datagram with "
                                              "the pod's name and the client address as seen here.")
-    ap.add_argument("--pod", help="Pod name to put in replies.")
+    ap.add_argument("--pod", required=True, help="Pod name to put in replies.")
     ap.add_argument("--port", action="append", type=parse_port, default=[], metavar="PORT/PROTO",
                     help="Port to serve, e.g. 8080/TCP or 53/UDP (repeatable; default 8080/TCP and 8080/UDP).")
-    ap.add_argument("--spawn", action="store_true",
-                    help="Launcher mode: read container specs (JSON list) on stdin, fork one server each.")
     args = ap.parse_args(argv)
-    if args.spawn:
-        specs = json.loads(sys.stdin.buffer.read() or b"[]")
-        report = os.dup(1)
-        return 1 if spawn_all(specs, report) else 0
-    if not args.pod:
-        ap.error("--pod is required")
     ports = args.port or [(8080, "TCP"), (8080, "UDP")]
     try:
-        server = Server(args.pod, ports)
+        socks = listen(ports)
     except OSError as exc:
         print(f"echo: cannot listen: {exc}", file=sys.stderr, flush=True)
         return 1
-    listening = ", ".join(f"{p}/{proto}" for p, proto in ports)
-    print(f"echo server for pod {args.pod} listening on {listening}", flush=True)
+    loop = EchoLoop()
+    log = Log(1, own=False)
+    loop.serve(Served(args.pod, args.pod, log), socks)
+    log.write(listening_line(args.pod, ports))
+    log.flush()
     try:
-        server.serve()
+        while True:
+            loop.run_once()
     except KeyboardInterrupt:
         pass
     return 0

@@ -1,6 +1,10 @@
-"""Launching echo containers: one launcher process (echo.py --spawn) forks them all; wait until they listen.
+"""The lab's echo server seen from netlab: start it, ask it to serve or drop containers, stop it.
 
-See netlab/workload/echo.py for the launcher's side of the report pipe.
+The server's side is echoserver.py. It is found through its control socket,
+``<state dir>/<lab>/echo.sock``: the process listening there (the socket's
+peer credentials name it) is the lab's echo server, so no pid is recorded
+for it and one started by an ``up`` that was killed before it saved the
+state is found all the same.
 """
 
 from __future__ import annotations
@@ -8,26 +12,77 @@ from __future__ import annotations
 import json
 import os
 import select
+import socket
+import stat
+import struct
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 from netlab.kernel import processes as proc
+from netlab.realize.state import lab_dir
 
-READY_TIMEOUT = 5.0  # seconds up waits for echo servers to listen, all together
+READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
+CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)
+UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 
-def launch_echo(specs: list[dict]) -> subprocess.Popen:
-    """Start one launcher (echo.py --spawn) that forks an echo container per spec.
+def control_path(lab_name: str, create: bool = False) -> str:
+    return os.path.join(lab_dir(lab_name, create=create), "echo.sock")
 
-    A fresh interpreter on purpose, not a fork of this process (as
-    netlab.kernel.child makes): 500 forks of a small new process copy small
-    page tables and nothing of the CLI's (its lock file, threads and netlink
-    sockets), and the launcher streams a line per server as each listens,
-    where run_in_child brings back one result at the end.
+
+def server_log(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name), "echo.log")
+
+
+@dataclass
+class Answer:
+    """What the server said about each container: ``ready`` id -> (tid, start time), ``errors`` id -> why."""
+
+    ready: dict[str, tuple[int, int]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+    server: int | None = None
+    complete: bool = False  # the answer's last line came
+    stderr: str = ""
+
+    def read(self, text: str) -> None:
+        for line in text.split("\n"):
+            kind, _, rest = line.partition(" ")
+            cid, _, arg = rest.partition(" ")
+            if kind == "R":
+                tid, _, start = arg.partition(" ")
+                if tid.isdigit() and start.isdigit():
+                    self.ready[cid] = (int(tid), int(start))
+            elif kind == "E":
+                self.errors[cid] = arg
+            elif kind == "D":
+                self.removed.add(cid)
+            elif kind == "P" and arg.isdigit():
+                self.server = int(arg)
+            elif kind in ("S", "H"):
+                self.server = int(cid) if cid.isdigit() else self.server
+                self.complete = self.complete or kind == "S"
+            elif kind == "OK":
+                self.complete = True
+
+
+# --- a new server ---------------------------------------------------------------------------
+
+
+def launch_echo(specs: list[dict], control: str | None = None, log: str | None = None) -> subprocess.Popen:
+    """Start an echo server for these containers (through its launcher); :func:`await_echo` reads its answer.
+
+    ``control``: the lab's control socket, for later requests (without one the
+    server serves these containers until it is stopped). A fresh interpreter,
+    not a fork of this process: nothing of the CLI (its lock file, threads and
+    netlink sockets) is inherited.
     """
-    launcher = subprocess.Popen([sys.executable, "-I", "-m", "netlab.workload.echo", "--spawn"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    argv = [sys.executable, "-I", "-m", "netlab.workload.echoserver"]
+    argv += ["--control", control] if control else []
+    argv += ["--log", log] if log else []
+    launcher = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 close_fds=True, start_new_session=True, cwd="/")
     assert launcher.stdin
     try:
@@ -38,59 +93,53 @@ def launch_echo(specs: list[dict]) -> subprocess.Popen:
     return launcher
 
 
-def await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> list[str]:
-    """Wait, bounded, until every launched echo container listens; record their pids.
+def read_launch(launcher: subprocess.Popen, count: int) -> Answer:
+    """The launcher's and the server's reports, read until both closed the pipe (or the deadline).
 
-    The report pipe is read to its end: it closes when the launcher (after its
-    last ``P`` line) and every child (after its ``R`` or ``E`` line) have
-    closed it. Stopping at the last "ready" instead once closed the pipe while
-    the launcher still had a pid to report: the launcher died of a broken pipe
-    and a listening server went unrecorded (so every later ``up`` met "Address
-    already in use"). Only at the deadline is the pipe closed early; then the
-    launcher is killed first and what it and the children wrote is still read.
+    The pipe closes when the launcher (after its ``P`` line) and the server
+    (after its last ``R``/``E`` line and ``S``) have closed it; stopping at the
+    last "ready" instead once killed a launcher with a broken pipe before it
+    reported, and left a listening server unrecorded. At the deadline the
+    launcher is killed, and what was written is still read.
     """
-    problems: list[str] = []
-    pids: dict[str, int] = {}
-    ready: set[str] = set()
-    errors: dict[str, str] = {}
-    assert launcher.stdout and launcher.stderr
-    deadline = time.monotonic() + READY_TIMEOUT + 0.002 * len(specs)
-    out, err = _read_reports(launcher, deadline)
-    for line in out.split(b"\n"):
-        kind, _, rest = line.decode(errors="replace").partition(" ")
-        cid, _, arg = rest.partition(" ")
-        if kind == "P" and arg.isdigit():
-            pids[cid] = int(arg)
-        elif kind == "R":
-            ready.add(cid)
-            if arg.isdigit():
-                pids[cid] = int(arg)  # the child's own word: it may come before the launcher's
-        elif kind == "E":
-            errors[cid] = arg
-    err_text = err.decode(errors="replace").strip()
+    out, err = _read_reports(launcher, time.monotonic() + READY_TIMEOUT + 0.002 * count)
+    answer = Answer(stderr=err.decode(errors="replace").strip())
+    answer.read(out.decode(errors="replace"))
+    return answer
+
+
+def await_echo(launcher: subprocess.Popen, specs: list[dict], pods: dict) -> list[str]:
+    """Wait, bounded, until a new server listens for every container; record each container's thread."""
+    return record(read_launch(launcher, len(specs)), specs, pods)
+
+
+def record(answer: Answer, specs: list[dict], pods: dict) -> list[str]:
+    """Each container's record gets its thread (pid, start time) or its error; returns the problems, in words."""
+    problems = []
     for spec in specs:
         cid = spec["id"]
         pod, cname = cid.split("/", 1)
         crec = pods[pod]["containers"][cname]
-        pid = pids.get(cid)
-        started = proc.start_time(pid) if pid else None
-        if pid and started is not None:
-            crec.update(pid=pid, start=started)
-        if cid in errors or started is None:
-            why = errors.get(cid) or (err_text.splitlines()[-1] if err_text else "exited at once")
-            crec["error"] = why
-            problems.append(f"pod {pod} container {cname}: could not start the echo server: {why}")
-        elif cid not in ready:
-            problems.append(f"pod {pod} container {cname}: echo server not listening after "
-                            f"{READY_TIMEOUT:.0f} s; see `netlab logs {pod} -c {cname}`")
+        if cid in answer.ready:
+            crec["pid"], crec["start"] = answer.ready[cid]
+            crec.pop("error", None)
+            continue
+        why = answer.errors.get(cid)
+        if why is None:
+            last = answer.stderr.splitlines()[-1] if answer.stderr else ""
+            why = last or f"no answer from the echo server within {READY_TIMEOUT:.0f} s"
+        for key in ("pid", "start"):
+            crec.pop(key, None)
+        crec["error"] = why
+        problems.append(f"pod {pod} container {cname}: could not start the echo server: {why}")
     return problems
 
 
 def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, bytes]:
-    """What the launcher and its children write on stdout and stderr, until both close or the deadline.
+    """What the launcher and the server write on stdout and stderr, until both close or the deadline.
 
-    stderr too: a child that fails before it redirects its output reports there,
-    and it holds that pipe open as long as it lives.
+    stderr too: a server that fails before it redirects its output reports
+    there, and it holds that pipe open as long as it lives.
     """
     assert launcher.stdout and launcher.stderr
     out_fd, err_fd = launcher.stdout.fileno(), launcher.stderr.fileno()
@@ -99,7 +148,10 @@ def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, b
 
     def read_some(timeout: float) -> bool:
         """One select round; False when nothing came within ``timeout``."""
-        readable = select.select(list(open_fds), [], [], max(0.0, timeout))[0]
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        readable = [fd for fd, _ev in poller.poll(max(0.0, timeout) * 1000)]
         for fd in readable:
             chunk = os.read(fd, 65536)
             if chunk:
@@ -111,10 +163,72 @@ def _read_reports(launcher: subprocess.Popen, deadline: float) -> tuple[bytes, b
     while open_fds and time.monotonic() < deadline:
         read_some(deadline - time.monotonic())
     if launcher.poll() is None:
-        launcher.kill()  # stuck past the deadline; its children are in sessions of their own
+        launcher.kill()  # stuck past the deadline; the server is in a session of its own
     launcher.wait()
     while open_fds and read_some(0):  # what was written before the kill
         pass
     launcher.stdout.close()
     launcher.stderr.close()
     return bytes(bufs[out_fd]), bytes(bufs[err_fd])
+
+
+# --- the running server -----------------------------------------------------------------------
+
+
+def _connect(path: str, timeout: float) -> socket.socket | None:
+    """A connection to the server listening on ``path``; None when nobody listens there."""
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError:  # ECONNREFUSED: a dead server's socket
+        sock.close()
+        return None
+    return sock
+
+
+def server_pid(lab_name: str) -> int | None:
+    """The pid of the process listening on the lab's control socket (answering or not: SIGSTOP), or None."""
+    sock = _connect(control_path(lab_name), 1.0)
+    if sock is None:
+        return None
+    with sock:
+        pid, _uid, _gid = UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
+    return pid or None
+
+
+def ask(lab_name: str, request: dict, count: int = 0) -> Answer | None:
+    """Send one request to the lab's running server; its answer, or None (no server, or no answer in time)."""
+    sock = _connect(control_path(lab_name), CONTROL_TIMEOUT + 0.002 * count)
+    if sock is None:
+        return None
+    answer = Answer()
+    with sock:
+        try:
+            sock.sendall(json.dumps(request).encode())
+            sock.shutdown(socket.SHUT_WR)
+            data = bytearray()
+            while chunk := sock.recv(1 << 16):
+                data += chunk
+        except OSError:  # timed out (a stopped server), or it went away
+            return None
+    answer.read(data.decode(errors="replace"))
+    return answer if answer.complete else None
+
+
+def stop_server(lab_name: str, grace: float = 3.0) -> list[int]:
+    """SIGTERM (SIGKILL after ``grace``) the lab's echo server, whatever its state; returns survivors (none expected).
+
+    The process is named by the control socket's peer credentials, and checked
+    again once its pidfd is open (it still listens there), so a pid recycled
+    in between is never signalled.
+    """
+    pid = server_pid(lab_name)
+    if pid is None:
+        return []
+    return proc.terminate([pid], lambda p: server_pid(lab_name) == p, grace=grace)

@@ -3,32 +3,37 @@
 A pod is a set of namespaces that outlive any one container, as the pause
 container holds them in Kubernetes:
 
-- the network namespace ``<lab>-<pod>`` (made by apply.py), shared by every
-  container of the pod, so they reach each other on ``localhost``;
+- the network namespace ``<lab>-<pod>``, shared by every container of the
+  pod, so they reach each other on ``localhost``;
 - a UTS namespace whose hostname is the pod's name, made by uts.py and kept
-  alive by a bind mount onto ``<state dir>/uts/<pod>`` (the way ``ip netns`` keeps a
-  network namespace), so ``hostname`` prints the pod name in every container
-  and in ``netlab exec``.
+  alive by a bind mount onto ``<state dir>/<lab>/uts/<pod>`` (the way ``ip
+  netns`` keeps a network namespace), so ``hostname`` prints the pod name in
+  every container and in ``netlab exec``.
 
-Each container is a process that joins both (see kernel/processes.py), started
-detached from the CLI (new session, re-parented to init), with stdout and
-stderr appended to ``<state dir>/logs/<pod>/<container>.log``. A container
-without a ``command`` runs the built-in echo server (echo.py; a run's are
-all launched at once by launch.py) on its declared ports, 8080/TCP if none,
-and on the UDP twin of each TCP port (ports.py).
+A container with a ``command`` is a process that joins both (see
+kernel/processes.py), started detached from the CLI (new session,
+re-parented to init). A container without one runs netlab's echo server on
+its declared ports, 8080/TCP if none, and on the UDP twin of each TCP port
+(ports.py); all of a lab's are served by one process, the lab's echo server
+(echoserver.py, reached through launch.py), in which each echo container is a
+thread that sits in its pod's namespaces. Every container's output is
+appended to ``<state dir>/<lab>/logs/<pod>.<container>.log``.
 
-The lab's state records, per container, the process identity (pid + start
-time) and the argv, so ``up`` again starts only what is missing, exited,
-stopped or changed (it converges; no duplicates), and ``status`` reports the
-same. A container's running state is the lab's: a process stopped by SIGSTOP
-still holds its sockets (the kernel completes TCP handshakes for it) but
-answers nothing, so it is drift, and ``up`` replaces it (SIGTERM with SIGCONT,
-then a new process).
+The lab's state records, per container, the task's identity (pid, or the
+echo container's thread id, plus its start time) and the argv, so ``up``
+again starts only what is missing, exited, stopped or changed (it converges;
+no duplicates), and ``status`` reports the same. A container's running state
+is the lab's: a process stopped by SIGSTOP still holds its sockets (the
+kernel completes TCP handshakes for it) but answers nothing, so it is drift,
+and ``up`` replaces it (SIGTERM with SIGCONT, then a new one). Stopping one
+echo container stops the lab's echo server: all of them are then stopped,
+and ``up`` starts a new server for them all.
 
-``stop`` does not trust those records: it stops every process whose network or
-UTS namespace *is* one of the lab's (namespace identity, see kernel/processes.py).
+``stop`` does not trust those records: it stops every process with a thread
+in the lab's namespaces (namespace identity, see kernel/processes.py), and
+the lab's echo server, found through its control socket.
 
-Interface used by apply.py (see FEATURES there)::
+Interface used by netlab.lab (a feature, netlab/feature.py)::
 
     start(lab, state)  -> StartResult  containers started or restarted; problems (could not start)
     stop(state, netns_names)          before the namespaces are deleted
@@ -38,20 +43,19 @@ Interface used by apply.py (see FEATURES there)::
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 from typing import Iterable
 
 from netlab.feature import StartResult
-from netlab.model.lab import Lab, PodInfo
-from netlab.model.topology import DNS_LABEL, Container
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
+from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import DNS_LABEL, Container
 from netlab.realize.state import LabState, lab_dir
-from netlab.workload import ports
-from netlab.workload.launch import await_echo, launch_echo
-from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
+from netlab.workload import launch, ports
+from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_uts_many, uts_dir, uts_hostnames,
+                                 uts_path)
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
            "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH"]
@@ -64,13 +68,13 @@ CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # --- paths --------------------------------------------------------------------
 
 
-def log_dir(lab_name: str, pod: str | None = None) -> str:
-    base = os.path.join(lab_dir(lab_name), "logs")
-    return os.path.join(base, pod) if pod else base
+def log_dir(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name, create=False), "logs")
 
 
 def log_path(lab_name: str, pod: str, container: str) -> str:
-    return os.path.join(log_dir(lab_name, pod), f"{container}.log")
+    """``logs/<pod>.<container>.log``: one folder for the lab (pod and container names are DNS labels, no dots)."""
+    return os.path.join(log_dir(lab_name), f"{pod}.{container}.log")
 
 
 # --- what runs in a container ---------------------------------------------------
@@ -82,12 +86,8 @@ def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
 
 
 def container_argv(pod: PodInfo, container: Container) -> list[str]:
-    """argv of a container: its command, or the echo server's.
-
-    The echo server runs on this installation's interpreter (sys.executable);
-    it is recorded as plain ``python3`` so that ``up`` from another entry
-    point (``netlab``, ``python -m netlab``) sees the same command.
-    """
+    """argv of a container: its command, or the echo server's (as ``python3 -m netlab.workload.echo``
+    would serve it alone: the record of what the lab's echo server serves it with)."""
     if container.command:
         return list(container.command)
     argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
@@ -98,7 +98,7 @@ def container_argv(pod: PodInfo, container: Container) -> list[str]:
 
 def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str]:
     """A clean environment, with the pod's facts like Kubernetes' downward API."""
-    env = {
+    return {
         "PATH": CONTAINER_PATH,
         "HOME": "/root",
         "LANG": "C.UTF-8",
@@ -109,10 +109,6 @@ def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str
         "NETLAB_LAB": lab.name,
         "NETLAB_CONTAINER": container.name,
     }
-    if not container.command:
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-    return env
 
 
 # --- records in state.extra ------------------------------------------------------
@@ -134,26 +130,47 @@ def _proc_of(crec: dict) -> proc.ProcId | None:
         return None
 
 
-def _running_in(crec: dict, netns: str) -> bool:
-    """The recorded process is alive and still inside the pod's network namespace (stopped or not)."""
+def _task_in(crec: dict, netns: str) -> str | None:
+    """The recorded task's state letter while it lives inside the pod's network namespace; None otherwise."""
     p = _proc_of(crec)
-    if p is None or not proc.alive(p):
-        return False
+    if p is None:
+        return None
+    state = proc.task_state(p)
+    if state is None:
+        return None
     want = proc.ns_identity(nsmod.netns_path(netns))
-    return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want
+    return state if want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want else None
 
 
-def _stopped(crec: dict) -> bool:
-    """The recorded process is stopped (SIGSTOP): a container that exists but runs nothing is not running."""
+def _is_echo_thread(crec: dict) -> bool:
+    """The record names a thread of an echo server (not a process of its own: a command, or an echo
+    container started before echo containers shared one process)."""
     p = _proc_of(crec)
-    return p is not None and proc.stopped(p)
+    group = proc.thread_group(p.pid) if p else None
+    return group is not None and group != p.pid
+
+
+def _why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
+    """Why a container must be (re)started, in words; None when it runs as specified."""
+    if not crec:
+        return "never started"
+    if "error" in crec:
+        return "it had failed to start"
+    state = _task_in(crec, netns)
+    if state is None:
+        return "it had exited"
+    if state == "T":
+        return "it was stopped"
+    if crec.get("argv") != argv:
+        return "its command changed"
+    return None
 
 
 # --- the three entry points -------------------------------------------------------
 
 
 class EarlyEcho:
-    """Echo containers being launched by :func:`start_early`, in a thread of their own."""
+    """The lab's echo server being launched by :func:`start_early`, in a thread of its own."""
 
     def __init__(self, lab: Lab, pods: list[PodInfo]):
         self.specs = [{"id": f"{p.name}/{c.name}"} for p in pods for c in p.containers if not c.command]
@@ -164,16 +181,15 @@ class EarlyEcho:
         self._thread.start()
 
     def _run(self, lab: Lab, pods: list[PodInfo]) -> None:
-        # Pinning UTS namespaces and making log directories are mount and
-        # mkdir system calls: they overlap with the lead thread's netlink work.
+        # Pinning UTS namespaces is a mount per pod: it overlaps with the lead thread's netlink work.
         try:
             uts = ensure_uts(lab.name, [p.name for p in pods])
-            specs = []
-            for pod in pods:
-                os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
-                specs += [_echo_spec(lab, pod, c, uts[pod.name]) for c in pod.containers if not c.command]
-            self.specs = specs
-            self.launcher = launch_echo(specs)
+            os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
+            self.specs = [_echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
+                          if not c.command]
+            launch.stop_server(lab.name)  # a fresh lab: whatever still listens there is a leftover
+            self.launcher = launch.launch_echo(self.specs, launch.control_path(lab.name, create=True),
+                                               launch.server_log(lab.name))
         except BaseException as exc:  # noqa: BLE001 - reported by join()
             self.error = exc
 
@@ -186,19 +202,18 @@ class EarlyEcho:
 
 
 def _echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:
-    return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns,
-            "netns_path": nsmod.netns_path(pod.netns), "uts": uts, "log": log_path(lab.name, pod.name, c.name),
-            "ports": echo_ports(pod, c), "env": container_env(lab, pod, c)}
+    return {"id": f"{pod.name}/{c.name}", "pod": pod.name, "netns": pod.netns, "uts": uts,
+            "log": log_path(lab.name, pod.name, c.name), "ports": echo_ports(pod, c)}
 
 
 def start_early(lab: Lab, state: LabState) -> EarlyEcho | None:
-    """A fresh lab: pin the UTS namespaces and launch the echo servers now.
+    """A fresh lab: pin the UTS namespaces and launch the lab's echo server now.
 
     ``up`` calls this as soon as the namespaces exist, and configures links,
-    addresses and routes while the launcher forks (on the other core). An echo
-    server needs only its pod's namespaces: it listens on 0.0.0.0. Containers
-    with a command still start in :func:`start`, after the network, as in
-    Kubernetes where CNI ADD completes before any container runs.
+    addresses and routes while the server starts (on the other core). An echo
+    container needs only its pod's namespaces: it listens on 0.0.0.0.
+    Containers with a command still start in :func:`start`, after the network,
+    as in Kubernetes where CNI ADD completes before any container runs.
     """
     if _records(state)["pods"]:
         return None  # not a fresh lab: start() compares with what runs
@@ -209,16 +224,16 @@ def start_early(lab: Lab, state: LabState) -> EarlyEcho | None:
 
 
 def abort_early(early: EarlyEcho | None) -> None:
-    """Stop a launcher whose lab is being rolled back (its children go with the namespaces' stop)."""
+    """Stop the echo server of a lab that is being rolled back, and its launcher."""
     if early is None:
         return
     try:
         launcher = early.join()
     except BaseException:  # noqa: BLE001 - nothing was launched
         return
-    if launcher.poll() is None:
-        launcher.kill()
-        launcher.wait()
+    answer = launch.read_launch(launcher, len(early.specs))  # bounded; names the server
+    if answer.server is not None:
+        proc.terminate([answer.server], lambda pid: proc.proc_state(pid) not in (None, "Z", "X"))
 
 
 def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartResult:
@@ -228,14 +243,13 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
     in words (containers that could not start); those are also recorded, so
     ``status`` shows them.
     """
-    rec = _records(state)
-    pods = rec["pods"]
+    pods = _records(state)["pods"]
     done = StartResult()
-    echo_specs: list[dict] = []
+    echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
     starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
     try:
         if early is not None:
-            early.join()  # its UTS namespaces and launcher exist before we look
+            early.join()  # its UTS namespaces and server exist before we look
         # Pods the topology no longer has (their namespaces went through stop()).
         for name in [n for n in pods if n not in {p.name for p in lab.pods}]:
             _forget_pod(state, name, pods.pop(name))
@@ -246,6 +260,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
             else:
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
         uts = ensure_uts(lab.name, [pod.name for pod in present])
+        os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
+        running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:
             prec = pods.setdefault(pod.name, {})
             prec["netns"] = pod.netns
@@ -253,29 +269,29 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
             containers = prec.setdefault("containers", {})
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
-                _stop_container(containers.pop(cname), pod.netns)
+                _stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns)
                 done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
-            os.makedirs(log_dir(lab.name, pod.name), mode=0o700, exist_ok=True)
             for c in pod.containers:
                 argv = container_argv(pod, c)
                 crec = containers.get(c.name)
                 why = _why_replace(crec, argv, pod.netns)
                 if why is None:
+                    if not c.command:
+                        running_echo.append((pod, c))
                     continue  # runs as specified
-                if crec:
-                    _stop_container(crec, pod.netns)  # changed, exited or stopped: replace it
                 cid = f"{pod.name}/{c.name}"
+                if crec and (c.command or not _is_echo_thread(crec)):
+                    _stop_container(state.lab, cid, crec, pod.netns)  # changed, exited or stopped: replace it
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
-                log = log_path(lab.name, pod.name, c.name)
-                new = {"argv": argv, "log": log, "restarts": restarts}
+                new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
                 if not c.command:
                     if early is None or cid not in early.ids:
-                        echo_specs.append(_echo_spec(lab, pod, c, prec["uts"]))
+                        echo.append((pod, c, why))
                     continue
                 try:
-                    p = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=log,
+                    p = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
                                    env=container_env(lab, pod, c))
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
@@ -283,11 +299,11 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
                     continue
                 new.update(pid=p.pid, start=p.start)
         if early is not None:
-            done.problems += await_echo(early.join(), early.specs, pods)
-        if echo_specs:
-            done.problems += await_echo(launch_echo(echo_specs), echo_specs, pods)
+            done.problems += launch.await_echo(early.join(), early.specs, pods)
+        if echo:
+            done.problems += _start_echo(lab, pods, echo, running_echo, starting)
     finally:
-        abort_early(early)
+        abort_early_launcher(early)
         state.save()
     for cid, action in starting.items():
         pod, cname = cid.split("/", 1)
@@ -296,53 +312,86 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
     return done
 
 
-def _why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
-    """Why a container must be (re)started, in words; None when it runs as specified."""
-    if not crec:
-        return "never started"
-    if "error" in crec:
-        return "it had failed to start"
-    if not _running_in(crec, netns):
-        return "it had exited"
-    if _stopped(crec):
-        return "it was stopped"
-    if crec.get("argv") != argv:
-        return "its command changed"
-    return None
+def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
+                running: list[tuple[PodInfo, Container]], starting: dict[str, str]) -> list[str]:
+    """Echo containers to (re)start: through the lab's running server, or a new one for all of them."""
+    server = launch.server_pid(lab.name)
+    if server is not None and proc.proc_state(server) != "T":
+        specs = [_echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
+        answer = launch.ask(lab.name, {"op": "add", "specs": specs}, len(specs))
+        if answer is not None:
+            return launch.record(answer, specs, pods)
+    # No server, a stopped one (SIGSTOP), or one that did not answer: a new server takes every
+    # echo container of the lab. Threads of a server that cannot be reached go with it.
+    launch.stop_server(lab.name)
+    orphans = [(pod, c) for pod, c in running if _is_echo_thread(pods[pod.name]["containers"][c.name])]
+    tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
+    proc.terminate(tids, lambda tid: proc.proc_state(tid) not in (None, "Z", "X"))
+    for pod, c in orphans:
+        cid = f"{pod.name}/{c.name}"
+        crec = pods[pod.name]["containers"][c.name]
+        starting[cid] = f"restarted container {cid} (its echo server did not answer)"
+        crec["restarts"] = int(crec.get("restarts", 0)) + 1
+        for key in ("pid", "start"):
+            crec.pop(key, None)
+        echo.append((pod, c, "its echo server did not answer"))
+    specs = [_echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
+    launcher = launch.launch_echo(specs, launch.control_path(lab.name, create=True), launch.server_log(lab.name))
+    return launch.await_echo(launcher, specs, pods)
+
+
+def abort_early_launcher(early: EarlyEcho | None) -> None:
+    """The launcher of start_early, if it is somehow still there (it exits right after forking)."""
+    launcher = early.launcher if early is not None else None
+    if launcher is not None and launcher.poll() is None:
+        launcher.kill()
+        launcher.wait()
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
     """Stop every process in these namespaces (and the pods' UTS namespaces), then unpin those.
 
-    ``everything``: the whole lab goes. Then every pod's UTS namespace is
-    doomed too, even one whose network namespace is no longer the lab's
-    (deleted and remade by someone else): its containers still run in the
-    lab's UTS namespace and in the lab's old, now nameless, network namespace.
+    ``everything``: the whole lab goes. Then its echo server is stopped, and
+    every pod's UTS namespace is doomed too, even one whose network namespace
+    is no longer the lab's (deleted and remade by someone else): its
+    containers still run in the lab's UTS namespace and in the lab's old, now
+    nameless, network namespace. Otherwise the echo server is asked to drop
+    the containers of the pods that go (should it not answer, it has a
+    thread in their namespaces and is stopped with the rest).
 
     Returns descriptions of processes that survived SIGKILL (none expected).
     """
     names = list(netns_names)
-    rec = _records(state)
-    pods = rec["pods"]
+    pods = _records(state)["pods"]
     name_set = set(names)
     # Pods whose namespace goes: from the records, and from the UTS files on disk
     # (a crash between mount and save leaves a pinned namespace unrecorded).
     doomed = {pod for pod, prec in pods.items() if everything or prec.get("netns") in name_set}
-    udir = os.path.join(lab_dir(state.lab), "uts")
+    udir = uts_dir(state.lab)
+    uts_files = []
     if os.path.isdir(udir):
         for pod in os.listdir(udir):
             if everything or f"{state.lab}-{pod}" in name_set:
                 doomed.add(pod)
     uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
-    survivors = proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
+    if everything:
+        survivors = [f"the lab's echo server (pid {pid})" for pid in launch.stop_server(state.lab)]
+    else:
+        survivors = []
+        ids = [f"{pod}/{c}" for pod in sorted(doomed) for c in pods.get(pod, {}).get("containers", {})]
+        if ids and launch.server_pid(state.lab) is not None:
+            launch.ask(state.lab, {"op": "remove", "ids": ids}, len(ids))
+    survivors += proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
+    remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
+    logs = _logs_by_pod(state.lab)
     for pod in sorted(doomed):
-        _forget_pod(state, pod, pods.pop(pod, {}))
-    for d in (udir, os.path.join(lab_dir(state.lab), "logs")):
+        _forget_pod(state, pod, pods.pop(pod, {}), logs)
+    for d in (udir, log_dir(state.lab)):
         try:
             os.rmdir(d)
         except OSError:
             pass
-    if doomed:
+    if doomed and not everything:  # the whole lab's state goes with it
         try:
             state.save()
         except OSError:
@@ -366,14 +415,15 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for c in pod.containers:
             crec = containers.get(c.name)
             where = f"pod {pod.name} container {c.name}"
+            state_letter = _task_in(crec, pod.netns) if crec and "error" not in crec else None
             if crec is None:
                 out.append(f"containers: {where} was never started")
             elif "error" in crec:
                 out.append(f"containers: {where} could not start: {crec['error']}")
-            elif not _running_in(crec, pod.netns):
+            elif state_letter is None:
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
                            f"see `netlab logs {pod.name} -c {c.name}`")
-            elif _stopped(crec):
+            elif state_letter == "T":
                 out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
                            f"`sudo netlab up` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
@@ -384,10 +434,17 @@ def drift(lab: Lab, state: LabState) -> list[str]:
 # --- helpers -------------------------------------------------------------------------
 
 
-def _stop_container(crec: dict, netns: str) -> None:
-    """Stop one recorded container (only if it is still that process, in that namespace)."""
+def _stop_container(lab_name: str, cid: str, crec: dict, netns: str) -> None:
+    """Stop one recorded container (only if it is still that task, in that namespace).
+
+    An echo container is dropped by the lab's echo server; should the server
+    not answer, it is left to :func:`start`, which then replaces the server.
+    """
     p = _proc_of(crec)
-    if p is None or not proc.alive(p):
+    if p is None or _task_in(crec, netns) is None:
+        return
+    if _is_echo_thread(crec):
+        launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
         return
     want = proc.ns_identity(nsmod.netns_path(netns))
 
@@ -397,14 +454,37 @@ def _stop_container(crec: dict, netns: str) -> None:
     proc.terminate([p.pid], still_ours)
 
 
-def _forget_pod(state: LabState, pod: str, prec: dict) -> None:
+def _log_files(lab_name: str) -> list[str]:
+    try:
+        return os.listdir(log_dir(lab_name))
+    except OSError:
+        return []
+
+
+def _forget_pod(state: LabState, pod: str, prec: dict, logs: dict[str, list[str]] | None = None) -> None:
     """Unpin the pod's UTS namespace and drop its logs (its processes are already stopped).
 
     Paths are computed from the lab and pod names (never taken from the state
     file), and the pod name must be a DNS label, so nothing outside the lab's
-    state directory can be touched.
+    state directory can be touched. ``logs``: the lab's log files by pod
+    (:func:`_logs_by_pod`, read once for many pods).
     """
     if not DNS_LABEL.match(pod):
         return
     remove_uts(uts_path(state.lab, pod))
-    shutil.rmtree(log_dir(state.lab, pod), ignore_errors=True)
+    base = log_dir(state.lab)
+    for name in (_logs_by_pod(state.lab) if logs is None else logs).get(pod, []):
+        try:
+            os.unlink(os.path.join(base, name))
+        except FileNotFoundError:
+            pass
+
+
+def _logs_by_pod(lab_name: str) -> dict[str, list[str]]:
+    """The lab's log files (``<pod>.<container>.log``; a pod name has no dot) by pod."""
+    out: dict[str, list[str]] = {}
+    for name in _log_files(lab_name):
+        pod, dot, rest = name.partition(".")
+        if dot and rest.endswith(".log"):
+            out.setdefault(pod, []).append(name)
+    return out

@@ -60,7 +60,8 @@ def alive(pid: int) -> bool:
 
 
 def in_lab(lab: str) -> list[int]:
-    """Pids whose network namespace is one of the lab's (by identity, as down finds them)."""
+    """Pids of processes with a thread in one of the lab's network namespaces (by identity, as down finds
+    them: the lab's echo server is one process whose threads sit in the pods)."""
     want = set()
     for ns in lab_namespaces(lab):
         st = os.stat(f"/run/netns/{ns}")
@@ -69,12 +70,23 @@ def in_lab(lab: str) -> list[int]:
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                st = os.stat(f"/proc/{name}/ns/net")
+                tids = os.listdir(f"/proc/{name}/task")
             except OSError:
                 continue
-            if (st.st_dev, st.st_ino) in want and alive(int(name)):
-                out.append(int(name))
+            for tid in tids:
+                try:
+                    st = os.stat(f"/proc/{name}/task/{tid}/ns/net")
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) in want and alive(int(name)):
+                    out.append(int(name))
+                    break
     return sorted(out)
+
+
+def thread_group(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fh:
+        return int(next(line for line in fh if line.startswith("Tgid:")).split()[1])
 
 
 def wait_for(pred, timeout: float = 5.0) -> bool:
@@ -171,7 +183,7 @@ def test_up_twice_starts_no_duplicates(labs):
     lab = labs.name("wl")
     path, _ = labs.up(duo_topology(lab))
     before = in_lab(lab)
-    assert len(before) == 4  # three echo servers and container a
+    assert len(before) == 2  # container a, and the lab's echo server (one process for its three echo containers)
     netlab("up", "-t", path)
     assert in_lab(lab) == before
 
@@ -185,7 +197,7 @@ def test_down_stops_every_process_in_the_lab(labs):
         subprocess.Popen(["ip", "netns", "exec", f"{lab}-duo", "sh", "-c", "trap '' TERM; sleep 1000 & wait"]),
         subprocess.Popen(["ip", "netns", "exec", f"{lab}-minikube", "sleep", "1000"]),
     ]
-    assert wait_for(lambda: len(in_lab(lab)) >= 4 + 4)
+    assert wait_for(lambda: len(in_lab(lab)) >= 2 + 4)
     pids = in_lab(lab)
     uts = state_path(lab, "uts", "duo")
     assert os.path.exists(uts)
@@ -211,7 +223,7 @@ def test_containers_do_not_hold_the_lock_or_die_with_the_cli(labs):
     # Its own session, and the CLI that started it is gone.
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
-    assert int(fields[3]) == pid  # session id: a session of its own
+    assert int(fields[3]) == thread_group(pid)  # session id: a session of its own (the lab's echo server's)
     # Another command takes the lock at once (nobody else holds it).
     t0 = time.monotonic()
     netlab("status", "--lab", lab)

@@ -1,0 +1,48 @@
+"""Many namespaces' system calls in a few threads, side by side.
+
+Reading or unmounting hundreds of namespaces is mostly the kernel's work in
+system calls, which Python runs without holding the GIL: two threads keep
+both cores of a small machine busy, and the waits some calls make (an unmount
+waits for an RCU grace period after it let go of the mount lock) overlap.
+Namespaces are per thread, so each thread enters and leaves its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+WORKERS = 2  # a machine of 2 cores is the case to serve
+# An unmount spends most of its time waiting (for an RCU grace period), not
+# on a core: more threads than cores overlap more of those waits
+# (500 namespaces: ~0.15 s with 2 threads, ~0.03 s with 8, on 2 cores).
+UNMOUNT_WORKERS = 8
+
+
+def side_by_side(fn: Callable[[T], R], items: list[T], workers: int | None = None) -> dict[T, R]:
+    """``fn(item)`` of every item, by ``workers`` threads (the caller's among them; each item in one);
+    results by item, in the items' order. The first exception is raised once every thread is done."""
+    results: dict = {}
+    errors: list[BaseException] = []
+    workers = WORKERS if workers is None else workers
+    parts = [items[i::workers] for i in range(max(1, workers))]
+
+    def work(part: list[T]) -> None:
+        try:
+            for item in part:
+                results[item] = fn(item)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(part,), name="netlab-side") for part in parts[1:] if part]
+    for t in threads:
+        t.start()
+    work(parts[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return {item: results[item] for item in items}

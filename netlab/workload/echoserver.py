@@ -1,0 +1,325 @@
+"""The lab's echo server: one process serves every echo container of a lab.
+
+A pod needs a process only where the user asked for a command. Every
+container without one runs netlab's echo server (echo.py), and all of a lab's
+are served by one process:
+
+- each echo container is a thread of it (:class:`PodThread`) that joins its
+  pod's network and UTS namespaces, opens the container's listening sockets
+  there (a socket keeps the namespace it was opened in) and stays, parked,
+  until the container is removed; then it goes back to the server's own
+  namespaces and ends. The container's recorded pid is this thread's id: a
+  task in the pod's namespaces, like any container's process
+  (``/proc/<tid>/ns/net`` is the pod's, ``nsenter -t <tid> -u hostname``
+  prints the pod's name, and ``down``, which stops every task in the lab's
+  namespaces, finds it). The server itself stays in the namespaces it was
+  started in and opens no network socket there;
+- the main thread runs one :class:`~netlab.workload.echo.EchoLoop` for every
+  container's sockets and writes each container's log file;
+- it listens on a control socket, ``<state dir>/<lab>/echo.sock`` (in the
+  lab's root-only directory; root peers only): ``up`` adds and replaces
+  containers and removes them through it, one JSON request per connection
+  answered with one line per container (launch.py is the other side).
+
+It exits when its last container is removed, and when its control socket is
+removed or replaced (its lab is gone): it never outlives its lab by more than
+:data:`WATCH_SECONDS`. Its own output (a traceback, should it fail) goes to
+``<state dir>/<lab>/echo.log``; each container's lines go to the container's
+log.
+
+Started through a launcher, so that it is re-parented to init at once and no
+netlab process ever has to reap it: ``python -m netlab.workload.echoserver
+[--control PATH] [--log PATH]`` reads the first containers' specs (JSON) on
+stdin, forks the server and reports ``P - <pid>``; the server reports, for
+each container, ``R <id> <tid> <start time>`` once it listens or ``E <id>
+<why>``, then ``S <pid>``, on the same pipe, and closes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import stat
+import struct
+import sys
+import threading
+from typing import Iterator
+
+from netlab.kernel import netns as nsmod
+from netlab.kernel.processes import set_comm, start_time
+from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line
+
+STACK = 256 * 1024  # a parked thread touches a few pages of it
+READY_WAIT = 5.0  # seconds a container's thread may take to join its pod and listen
+CONTROL_WAIT = 10.0  # seconds a control peer may take to send its request and read the answer
+MAX_REQUEST = 16 << 20  # bytes of one control request (a spec is ~300 bytes)
+WATCH_SECONDS = 2.0  # how often the server checks that its control socket is still its lab's
+UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
+
+
+class PodThread(threading.Thread):
+    """One echo container: a thread in its pod's network and UTS namespaces, holding its listening sockets."""
+
+    def __init__(self, spec: dict, home: tuple[int, int]):
+        super().__init__(name=f"echo {spec.get('id')}", daemon=True)
+        self.spec, self.home = spec, home
+        self.ready, self.release, self.left = threading.Event(), threading.Event(), threading.Event()
+        self.socks: list[socket.socket] = []
+        self.error: str | None = None
+        self.tid = self.ticks = 0
+        self.moved = False  # this thread joined the pod's namespaces
+
+    def run(self) -> None:
+        try:
+            self._enter()
+            self.socks = listen([(int(p), str(proto)) for p, proto in self.spec["ports"]])
+            self.tid = threading.get_native_id()
+            self.ticks = start_time(self.tid) or 0
+            set_comm(f"echo {self.spec['pod']}")
+        except BaseException as exc:  # noqa: BLE001 - reported by the server
+            self.error = str(exc).replace("\n", " ")[:300] or type(exc).__name__
+        finally:
+            self.ready.set()
+        if self.error is None:
+            self.release.wait()
+        try:
+            if self.moved:  # leave the pod's namespaces before saying so: `down` may look for tasks in them next
+                nsmod.setns(self.home[0], nsmod.CLONE_NEWNET)
+                nsmod.setns(self.home[1], nsmod.CLONE_NEWUTS)
+        finally:
+            self.left.set()
+
+    def _enter(self) -> None:
+        net_fd = nsmod.open_fd(self.spec["netns"])  # the name is checked; the path derived from it
+        uts_fd = os.open(self.spec["uts"], os.O_RDONLY | os.O_CLOEXEC) if self.spec.get("uts") else None
+        try:
+            nsmod.setns(net_fd, nsmod.CLONE_NEWNET)
+            self.moved = True
+            if uts_fd is not None:
+                nsmod.setns(uts_fd, nsmod.CLONE_NEWUTS)
+        finally:
+            os.close(net_fd)
+            if uts_fd is not None:
+                os.close(uts_fd)
+
+
+class EchoServer:
+    """The containers this process serves, each a :class:`PodThread` whose sockets the loop answers on."""
+
+    def __init__(self, loop: EchoLoop):
+        self.loop = loop
+        self.home = (nsmod.current_fd("net"), nsmod.current_fd("uts"))
+        self.threads: dict[str, PodThread] = {}
+        self.logs: dict[str, Log] = {}
+
+    def add(self, specs: list[dict]) -> Iterator[str]:
+        """Serve these containers (a container already served is replaced); one report line each."""
+        threads = []
+        for spec in specs:
+            cid = str(spec.get("id"))
+            self.remove(cid)
+            t = PodThread(spec, self.home)
+            try:
+                t.start()
+            except RuntimeError as exc:  # no more threads
+                t.error = str(exc)
+                t.ready.set()
+            threads.append((cid, t))
+        for cid, t in threads:
+            yield self._admit(cid, t)
+
+    def _admit(self, cid: str, t: PodThread) -> str:
+        if not t.ready.wait(READY_WAIT):
+            t.release.set()
+            return f"E {cid} did not listen within {READY_WAIT:.0f} s"
+        try:
+            log = Log.open(t.spec["log"])
+        except (OSError, KeyError) as exc:
+            for s in t.socks:
+                s.close()
+            t.release.set()
+            return f"E {cid} cannot open its log: {exc}"
+        if t.error is not None:
+            log.write(f"echo: cannot listen: {t.error}")
+            log.close()
+            return f"E {cid} {t.error}"
+        ports = [(int(p), str(proto)) for p, proto in t.spec["ports"]]
+        self.loop.serve(Served(cid, t.spec["pod"], log), t.socks)
+        log.write(listening_line(t.spec["pod"], ports))
+        log.flush()
+        self.threads[cid], self.logs[cid] = t, log
+        return f"R {cid} {t.tid} {t.ticks}"
+
+    def remove(self, cid: str) -> bool:
+        """Stop serving a container: close its sockets; its thread leaves the pod and ends."""
+        t = self.threads.pop(cid, None)
+        if t is None:
+            return False
+        self.loop.drop(cid)
+        t.release.set()
+        t.left.wait(READY_WAIT)
+        self.logs.pop(cid).close()
+        return True
+
+    def fail(self, why: str) -> None:
+        """The server is going down on an error: say so in every container's log."""
+        for log in self.logs.values():
+            log.write(f"echo: the lab's echo server stopped: {why}")
+            log.flush()
+
+
+# --- the control socket -------------------------------------------------------------------
+
+
+def bind_control(path: str) -> tuple[socket.socket, int]:
+    """Listen on ``path`` (root only); returns the socket and its inode. Refuses when another server answers there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            probe.connect(path)
+            raise OSError(f"another echo server answers on {path}")
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # a dead server's socket
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o077)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock, os.stat(path).st_ino
+
+
+def still_there(path: str, ino: int) -> bool:
+    try:
+        return os.stat(path).st_ino == ino
+    except OSError:
+        return False
+
+
+def handle_control(server: EchoServer, lsock: socket.socket) -> None:
+    """One request from a root peer: add, remove, or hello; answered one line per container, then ``OK``."""
+    try:
+        conn, _ = lsock.accept()
+    except OSError:
+        return
+    with conn:
+        try:
+            conn.setblocking(True)
+            conn.settimeout(CONTROL_WAIT)
+            _pid, uid, _gid = UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
+            if uid not in (0, os.geteuid()):
+                return
+            data = bytearray()
+            while len(data) <= MAX_REQUEST:
+                chunk = conn.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+            req = json.loads(data or b"{}")
+            op = req.get("op") if isinstance(req, dict) else None
+            if op == "add":
+                lines = list(server.add([s for s in req.get("specs", []) if isinstance(s, dict)]))
+            elif op == "remove":
+                lines = [f"D {cid}" for cid in req.get("ids", []) if server.remove(str(cid))]
+            elif op == "hello":
+                lines = [f"H {os.getpid()} {len(server.threads)}"]
+            else:
+                lines = [f"? unknown request {str(op)[:40]!r}"]
+            conn.sendall(("".join(line + "\n" for line in lines) + "OK\n").encode())
+        except (OSError, ValueError) as exc:
+            print(f"echo: control request failed: {exc}", file=sys.stderr, flush=True)
+
+
+# --- the process ----------------------------------------------------------------------------
+
+
+def serve(specs: list[dict], report: int, control_path: str | None) -> int:
+    """In the forked server: listen on the control socket, serve ``specs``, report, then loop."""
+    threading.stack_size(STACK)
+    loop = EchoLoop()
+    server = EchoServer(loop)
+    control = None
+    if control_path:
+        try:
+            control, ino = bind_control(control_path)
+        except OSError as exc:
+            why = str(exc).replace("\n", " ")[:300]
+            os.write(report, "".join(f"E {s.get('id')} {why}\n" for s in specs).encode())
+            os.close(report)
+            return 1
+        loop.watch(control, lambda lsock: handle_control(server, lsock))
+    for line in server.add(specs):
+        os.write(report, (line + "\n").encode())
+    os.write(report, f"S {os.getpid()}\n".encode())
+    os.close(report)
+    try:
+        while server.threads:
+            loop.run_once(WATCH_SECONDS)
+            if control_path and not still_there(control_path, ino):
+                server.fail("its control socket is gone (the lab was taken down)")
+                break
+    except BaseException as exc:  # noqa: BLE001 - logged; the process ends
+        server.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    return 0
+
+
+def _server_child(specs: list[dict], report: int, args: argparse.Namespace) -> None:
+    """The forked server: a session of its own, output on its log, nothing else inherited; never returns."""
+    code = 1
+    try:
+        os.setsid()
+        null_fd = os.open(os.devnull, os.O_RDWR)
+        log_fd = (os.open(args.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+                  if args.log else null_fd)
+        os.dup2(null_fd, 0)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        os.closerange(3, report)
+        os.closerange(report + 1, 1 << 16)
+        os.chdir("/")
+        sys.stdout = open(1, "w", buffering=1, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, closefd=False)
+        set_comm("netlab-echo")
+        code = serve(specs, report, args.control)
+    except BaseException as exc:  # noqa: BLE001 - logged, then exit
+        try:
+            print(f"echo: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        finally:
+            os._exit(1)
+    os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m netlab.workload.echoserver",
+                                 description="Serve a lab's echo containers (specs as JSON on stdin).")
+    ap.add_argument("--control", help="Control socket to listen on (the lab's echo.sock).")
+    ap.add_argument("--log", help="The server's own output (a file, appended to).")
+    args = ap.parse_args(argv)
+    specs = json.loads(sys.stdin.buffer.read() or b"[]")
+    report = os.dup(1)
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.write(report, "".join(f"E {s.get('id')} fork: {exc}\n" for s in specs).encode())
+        return 1
+    if pid == 0:
+        _server_child(specs, report, args)
+    os.write(report, f"P - {pid}\n".encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""One echo loop for many pods: each listening socket answers with its own pod's name, logs to its own
+container's log, and goes alone when dropped (sockets made in-process on 127.0.0.1; no root)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from netlab.workload import launch
+from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line
+from netlab.workload.echoserver import EchoServer
+
+
+class Running:
+    """An EchoLoop turned by a thread of the test; ``call`` runs a function between two rounds."""
+
+    def __init__(self, loop: EchoLoop):
+        self.loop = loop
+        self.stop = threading.Event()
+        self.calls: list = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            self.loop.run_once(0.02)
+            while self.calls:
+                fn, done = self.calls.pop(0)
+                fn()
+                done.set()
+
+    def call(self, fn) -> None:
+        done = threading.Event()
+        self.calls.append((fn, done))
+        assert done.wait(5)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def pods(tmp_path):
+    """Two pods' echo containers in one loop, each on its own TCP and UDP port of 127.0.0.1."""
+    loop = EchoLoop()
+    out = {}
+    for pod in ("fedora-1", "fedora-2"):
+        socks = listen([(0, "TCP"), (0, "UDP")], address="127.0.0.1")
+        log = Log.open(str(tmp_path / f"{pod}.main.log"))
+        loop.serve(Served(f"{pod}/main", pod, log), socks)
+        out[pod] = {s.type: s.getsockname()[1] for s in socks}
+    running = Running(loop)
+    yield running, out, tmp_path
+    running.close()
+    for key in list(loop.listening):
+        loop.drop(key)
+
+
+def tcp(port: int, send: bytes | None = b"netlab probe 1\n") -> tuple[dict, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        if send is not None:
+            s.sendall(send)
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+        return json.loads(data.decode().splitlines()[-1]), "{}:{}".format(*s.getsockname())
+
+
+def udp(port: int) -> tuple[dict, str]:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(3)
+        s.connect(("127.0.0.1", port))
+        s.send(b"hello")
+        return json.loads(s.recv(500)), "{}:{}".format(*s.getsockname())
+
+
+def test_each_pods_sockets_answer_with_that_pods_name_and_the_client_as_seen(pods):
+    _running, ports, _ = pods
+    for pod, p in ports.items():
+        got, me = tcp(p[socket.SOCK_STREAM])
+        assert got == {"pod": pod, "client": me, "server": f"127.0.0.1:{p[socket.SOCK_STREAM]}"}
+        got, me = udp(p[socket.SOCK_DGRAM])
+        assert got == {"pod": pod, "client": me, "server": f"127.0.0.1:{p[socket.SOCK_DGRAM]}"}
+
+
+def test_http_and_a_silent_client_get_the_same_line(pods):
+    _running, ports, _ = pods
+    port = ports["fedora-2"][socket.SOCK_STREAM]
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        s.sendall(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and json.loads(body)["pod"] == "fedora-2"
+    got, _ = tcp(port, send=None)  # says nothing: answered after GREETING_WAIT
+    assert got["pod"] == "fedora-2"
+
+
+def test_each_request_is_logged_in_its_own_containers_log(pods):
+    running, ports, tmp = pods
+    tcp(ports["fedora-1"][socket.SOCK_STREAM])
+    udp(ports["fedora-1"][socket.SOCK_DGRAM])
+    running.call(lambda: None)  # one more round: the logs are written at the end of each
+    one = (tmp / "fedora-1.main.log").read_text().splitlines()
+    assert [line.split()[1] for line in one] == ["tcp", "udp"]
+    assert (tmp / "fedora-2.main.log").read_text() == ""
+
+
+def test_dropping_one_pod_closes_its_ports_and_connections_and_leaves_the_other(pods):
+    running, ports, _ = pods
+    # A connection of fedora-1 that is still open (answered, draining) when it is dropped.
+    held = socket.create_connection(("127.0.0.1", ports["fedora-1"][socket.SOCK_STREAM]), timeout=3)
+    held.sendall(b"netlab probe 2\n")
+    assert json.loads(held.makefile().readline())["pod"] == "fedora-1"
+    running.call(lambda: running.loop.drop("fedora-1/main"))
+    assert held.recv(100) == b""  # closed by the server
+    held.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", ports["fedora-1"][socket.SOCK_STREAM]), timeout=3)
+    assert tcp(ports["fedora-2"][socket.SOCK_STREAM])[0]["pod"] == "fedora-2"
+    assert set(running.loop.listening) == {"fedora-2/main"}
+
+
+def test_the_listening_line_names_every_port():
+    assert listening_line("duo", [(9000, "UDP"), (9053, "UDP")]) == "echo server for pod duo listening on 9000/UDP, 9053/UDP"
+
+
+def test_listen_is_all_or_nothing():
+    taken = listen([(0, "TCP")], address="127.0.0.1")[0]
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(OSError):
+            listen([(0, "UDP"), (port, "TCP")], address="127.0.0.1")
+    finally:
+        taken.close()
+
+
+def test_a_container_whose_pod_cannot_be_entered_is_reported_and_not_served(tmp_path):
+    """The server's add(): a namespace that does not exist is an error line for that container only."""
+    server = EchoServer(EchoLoop())
+    spec = {"id": "ghost/main", "pod": "ghost", "netns": "netlab-unit-no-such-ns", "uts": None,
+            "log": str(tmp_path / "ghost.main.log"), "ports": [[8080, "TCP"]]}
+    (line,) = list(server.add([spec]))
+    assert line.startswith("E ghost/main ") and "No such file" in line
+    assert server.threads == {} and "cannot listen" in (tmp_path / "ghost.main.log").read_text()
+
+
+def test_the_servers_answer_is_recorded_per_container():
+    answer = launch.Answer()
+    answer.read("P - 41\nR a/main 42 1000\nE b/main Address already in use\nS 41\n")
+    assert answer.server == 41 and answer.complete
+    pods = {"a": {"containers": {"main": {"error": "old"}}}, "b": {"containers": {"main": {"pid": 7, "start": 1}}},
+            "c": {"containers": {"main": {}}}}
+    specs = [{"id": "a/main"}, {"id": "b/main"}, {"id": "c/main"}]
+    problems = launch.record(answer, specs, pods)
+    assert pods["a"]["containers"]["main"] == {"pid": 42, "start": 1000}
+    assert pods["b"]["containers"]["main"] == {"error": "Address already in use"}
+    assert "no answer from the echo server" in pods["c"]["containers"]["main"]["error"]
+    assert [p.split(":")[0] for p in problems] == ["pod b container main", "pod c container main"]
+
+
+def test_a_control_answer_without_its_last_line_is_no_answer():
+    cut = launch.Answer()
+    cut.read("R a/main 42 1000\n")
+    assert not cut.complete
+    whole = launch.Answer()
+    whole.read("D a/main\nOK\n")
+    assert whole.complete and whole.removed == {"a/main"}
