@@ -261,6 +261,7 @@ class ServiceEndpoint:
     affinity: bool | None = None
     rule_counted: int | None = None
     chosen_by: str | None = None
+    vmap_element: str | None = None  # nftables mode: the numgen vmap's element that chose it ("0 : goto endpoint-...")
 
     @property
     def pod(self) -> str | None:
