@@ -216,7 +216,12 @@ class _Up:
 
     def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
         """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
-        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, signal.SIG_IGN)
+            except ValueError:  # not the main thread (up --watch repairs in one): signals are not ours
+                pass
         try:
             for feature in self.features:
                 if feature.name in self.early:

@@ -41,7 +41,7 @@ import os
 import shutil
 import subprocess
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, PodInfo
@@ -54,7 +54,8 @@ from netlab.workload.launch import await_echo, launch_echo
 from netlab.workload.uts import ensure_uts, is_uts_mount, remove_uts, uts_dir, uts_hostnames, uts_path
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
-           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH"]
+           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH", "containers", "why_replace",
+           "Hold"]
 
 RECORD = "workload"
 RECORD_VERSION = 1
@@ -221,12 +222,18 @@ def abort_early(early: EarlyEcho | None) -> None:
         launcher.wait()
 
 
-def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartResult:
+# hold(pod, container, record, why) -> a reason not to restart it now, or None (netlab up --watch:
+# restartPolicy and back-off); plain `up` restarts every container that is not running.
+Hold = Callable[[PodInfo, Container, dict, str], "str | None"]
+
+
+def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold | None = None) -> StartResult:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
     Returns what it did (containers started, restarted, stopped) and problems
     in words (containers that could not start); those are also recorded, so
-    ``status`` shows them.
+    ``status`` shows them. ``hold`` may keep an exited container down (it is
+    then neither restarted nor reported).
     """
     rec = _records(state)
     pods = rec["pods"]
@@ -262,6 +269,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
                 why = _why_replace(crec, argv, pod.netns)
                 if why is None:
                     continue  # runs as specified
+                if crec and hold is not None and hold(pod, c, crec, why):
+                    continue
                 if crec:
                     _stop_container(crec, pod.netns)  # changed, exited or stopped: replace it
                 cid = f"{pod.name}/{c.name}"
@@ -294,6 +303,18 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
         if "error" not in pods.get(pod, {}).get("containers", {}).get(cname, {"error": ""}):
             done.actions.append(action)
     return done
+
+
+def containers(lab: Lab, state: LabState) -> list[tuple[PodInfo, Container, dict | None]]:
+    """Every container of the topology with its record (None: never started), in topology order."""
+    pods = _records(state)["pods"]
+    return [(pod, c, pods.get(pod.name, {}).get("containers", {}).get(c.name)) for pod in lab.pods
+            for c in pod.containers]
+
+
+def why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
+    """Why a container must be (re)started, in words; None when it runs as specified."""
+    return _why_replace(crec, argv, netns)
 
 
 def _why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
