@@ -220,7 +220,7 @@ class Watcher:
                     return
                 kernel = LiveKernel()
                 try:
-                    box["done"] = lab_up.up(lab, kernel, self.features(checked=True), source)
+                    box["done"] = lab_up.up(lab, kernel, self.features(checked=True), source, existing_only=True)
                 finally:
                     kernel.close()
             except BaseException as exc:  # noqa: BLE001 - raised again in the loop's thread
@@ -290,6 +290,9 @@ class Watcher:
             if now >= next_file:
                 next_file = now + FILE_POLL
                 if self._file_id() != self.file_id:
+                    if load_state(self.lab_name) is None:
+                        self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                        break
                     self._file_changed()
                     continue
             full = now >= next_resync or (self.retry_at is not None and now >= self.retry_at)
@@ -306,7 +309,17 @@ class Watcher:
                 self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
                 break
             next_resync = self.clock() + self.resync
-            next_due = self._converge(state, saw)
+            try:
+                next_due = self._converge(state, saw)
+            except Exception as exc:  # noqa: BLE001 - a namespace vanishing mid-read, a full disk ...: logged
+                if load_state(self.lab_name) is None:
+                    self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                    break
+                self.repairs.restarted("repair", self.clock())
+                wait = self.repairs.wait("repair", self.clock())
+                self.retry_at = self.clock() + wait
+                self.log(f"saw: {'; '.join(saw) or 'a periodic check'}; did: nothing, the check failed "
+                         f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
 
     def _converge(self, state: LabState, saw: list[str]) -> float | None:
         """Compare with the plan and repair; returns when the next held container may restart."""
@@ -332,6 +345,10 @@ class Watcher:
             return next_due  # a failed repair waits for its back-off
         try:
             done = self._apply(lab, state.source, doctor=False)
+        except lab_up.LabGone:
+            self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+            self.stop = True
+            return None
         except NetlabError as exc:
             self.repairs.restarted("repair", self.clock())
             wait = self.repairs.wait("repair", self.clock())

@@ -220,3 +220,23 @@ def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
             watcher.stop()
         netlab("down", "--lab", name, check=False)
         assert lab_namespaces(name) == []
+
+
+def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        netlab("down", "--lab", name)
+        line = watcher.wait_for_line(f"saw: lab {name} was taken down; did: stop watching", timeout=15) \
+            if watcher.proc.poll() is None else next(x for x in watcher.lines if "was taken down" in x)
+        assert line
+        assert watcher.proc.wait(15) == 0
+        time.sleep(1)
+        assert lab_namespaces(name) == [] and not os.path.exists(state_path(name))  # not brought back
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
