@@ -339,7 +339,8 @@ class Watcher:
             return next_due
         what = "; ".join(_dedupe(saw)) or "a periodic check"
         # What the plan comparison found, when the notification alone does not say it.
-        found = [line for line in _dedupe(drift + restart) if not any(line.startswith(x) for x in saw)]
+        found = [line for line in _dedupe(drift + restart)
+                 if not any(line.startswith(x) or x.startswith(line.split(" exited")[0] + " exited") for x in saw)]
         what += f" ({'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})" if found else ""
         if self.retry_at is not None and self.clock() < self.retry_at:
             return next_due  # a failed repair waits for its back-off

@@ -240,3 +240,43 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
             watcher.stop()
         netlab("down", "--lab", name, check=False)
         assert lab_namespaces(name) == []
+
+
+def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
+    name = unique_lab("im")
+    extra = """\
+  - name: job
+    node: node-1
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep 0.3; exit 0"]
+  - name: crash
+    node: node-2
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep 0.3; exit 3"]
+"""
+    path = write_topology(tmp_path, topology(name, extra))
+    watcher = None
+    try:
+        watcher = Watcher(path)  # it starts the containers: they are its children, their exit status known
+        line = watcher.wait_for_line("saw: container job/main exited (exit 0)")
+        assert line.endswith("did: nothing (restartPolicy OnFailure)")
+        watcher.wait_for_line("container crash/main exited (exit 3)")
+        watcher.wait_for_line("did: restarted container crash/main")
+        # It keeps failing: after the first restart, each waits out its back-off (0.5 s, 1 s, 2 s ...).
+        watcher.wait_for_line("saw: container crash/main exited (exit 3); did: nothing (back-off: restart in",
+                              timeout=15)
+        time.sleep(3)
+        restarts = [x for x in watcher.lines if "restarted container crash/main" in x]
+        assert 2 <= len(restarts) <= 4, "\n".join(watcher.lines)  # ~0.3 s runs: not one restart per exit
+        # The completed job is said once and never restarted.
+        assert sum("job/main exited (exit 0); did: nothing (restartPolicy OnFailure)" in x for x in watcher.lines) == 1
+        assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
