@@ -215,3 +215,19 @@ def test_new_namespaces_with_kernel_links_are_numbered_after_them(lab):
     up(lab, k)
     assert status(lab, k).ok  # the kernel's links are recorded, not reported as extra
     assert state_mod.load_state(lab.name).extra["kernel_links"]["fk-a"] == ["sit0", "tunl0"]
+
+
+def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab):
+    """`up --watch` repairs with existing_only: a `down` it waited for is not undone."""
+    k = FakeKernel()
+    with pytest.raises(lab_up.LabGone, match="taken down meanwhile"):
+        lab_up.up(lab, k, features=(), existing_only=True)
+    assert not k.ns and state_mod.load_state(lab.name) is None
+    up(lab, k)
+    k.apply([Op("del", next(r for r in build_plan(lab).of_kind("route") if r.netns == "fk-n1"))])
+    done = lab_up.up(lab, k, features=(), existing_only=True)
+    assert [line for line in done.fixed if line.startswith("add route") or line.startswith("replace route")]
+    teardown.down(lab.name, k, ())
+    with pytest.raises(lab_up.LabGone):
+        lab_up.up(lab, k, features=(), existing_only=True)
+    assert not k.ns
