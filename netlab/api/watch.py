@@ -41,6 +41,7 @@ from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.features import default_features
 from netlab.impair import lifecycle as impair_feature
 from netlab.kernel import events as kevents
+from netlab.kernel import processes
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
@@ -126,6 +127,8 @@ class Watcher:
         """Why an exited container stays down now (None: restart it)."""
         if why not in ("it had exited", "it had failed to start"):
             return None  # stopped or changed: up replaces it, whatever the policy
+        if _alive(crec):
+            return None  # it runs, in a namespace that is no longer the pod's (deleted, made again)
         key = f"{pod.name}/{c.name}"
         code = self.exit_codes.get(key)
         if not should_restart(pod.spec.restart_policy, code):
@@ -150,7 +153,8 @@ class Watcher:
                 continue
             reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
             if reason is None:
-                now_due.append(f"container {key} {why.removeprefix('it had ')}{self._code(key)}")
+                what = "runs outside its pod's namespace" if _alive(crec or {}) else why.removeprefix("it had ")
+                now_due.append(f"container {key} {what}{self._code(key)}")
                 continue
             if reason.startswith("back-off"):
                 due = self.clock() + self.restarts.wait(key, self.clock())
@@ -235,9 +239,14 @@ class Watcher:
         done: lab_up.UpResult = box["done"]
         return done
 
-    def _listen(self, lab: Lab) -> None:
+    def _listen(self, lab: Lab, made: Iterable[str] = ()) -> None:
+        """Sockets in the lab's namespaces as they are now. A namespace made again (``made``) is
+        another namespace: the old sockets would listen to the deleted one, and keep it alive. Else
+        the sockets stay (reopening loses what happens meanwhile) and the echo of our own changes
+        (carriers coming up a few ms after a link) is read and dropped."""
         names = [n.netns for n in lab.nodes] + [p.netns for p in lab.pods]
-        if self.listener is not None and self.listener.namespaces == sorted(names):
+        if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
+            time.sleep(SETTLE)
             self.listener.drain()
             return
         if self.listener is not None:
@@ -302,6 +311,9 @@ class Watcher:
             if seen:
                 time.sleep(SETTLE)
                 saw += _summary(self.listener.drain())
+            if self.children:  # a container that exited while the rest was read
+                for key in self._reaped(select.select(list(self.children), [], [], 0)[0]):
+                    saw.append(f"container {key} exited{self._code(key)}")
             if due and not saw:
                 saw.append("a container's back-off is over")
             state = load_state(self.lab_name)
@@ -361,7 +373,7 @@ class Watcher:
         self.log(f"saw: {what}; did: {_did(done, 'nothing to change')} in {self.clock() - t0:.2f}s")
         state = load_state(self.lab_name) or state
         self._track(lab, state)
-        self._listen(lab)
+        self._listen(lab, done.created_netns)
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -388,7 +400,7 @@ class Watcher:
         state = load_state(self.lab_name)
         if state is not None:
             self._track(loaded.lab, state)
-            self._listen(loaded.lab)
+            self._listen(loaded.lab, done.created_netns)
 
     def close(self) -> None:
         if self.listener is not None:
@@ -397,6 +409,14 @@ class Watcher:
         for fd in list(self.children):
             os.close(fd)
         self.children.clear()
+
+
+def _alive(crec: dict[str, Any]) -> bool:
+    """The recorded process of a container still exists (wherever it runs)."""
+    try:
+        return processes.alive(processes.ProcId(int(crec["pid"]), int(crec["start"])))
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _summary(events: list[kevents.Event]) -> list[str]:

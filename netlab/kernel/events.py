@@ -11,17 +11,20 @@ not own are dropped here: neighbour entries the kernel learns and forgets all
 the time (only PERMANENT ones are the lab's), bridge FDB entries it learns.
 
 A socket keeps its namespace alive: :meth:`Listener.close` must run before
-the lab goes, and the watcher reopens its sockets when the lab's namespaces
-change. A full receive buffer (ENOBUFS) means changes were lost: reported as
+the lab goes, and the watcher reopens its sockets after every repair (a
+namespace made again is a new one). A namespace deleted with ``ip netns
+del`` sends no message at all: an inotify watch on /run/netns reports it. A full receive buffer (ENOBUFS) means changes were lost: reported as
 an event of its own, so the watcher reads the whole lab.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import select
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -58,7 +61,9 @@ class Listener:
     def __init__(self, namespaces: Sequence[str]):
         self._socks: dict[int, tuple[str, socket.socket, int]] = {}  # fd -> (netns, socket, proto)
         self.namespaces = sorted(namespaces)
+        self.names: NetnsNames | None = None
         try:
+            self.names = NetnsNames(self.namespaces)
             for ns in self.namespaces:
                 self._open(ns)
         except BaseException:
@@ -94,6 +99,12 @@ class Listener:
         for _, sock, _ in self._socks.values():
             sock.close()
         self._socks.clear()
+        if self.names is not None:
+            self.names.close()
+            self.names = None
+
+    def _fds(self) -> list[int]:
+        return list(self._socks) + ([self.names.fd] if self.names is not None else [])
 
     def __enter__(self) -> "Listener":
         return self
@@ -106,19 +117,22 @@ class Listener:
 
         Returns the lab's changes and the ``extra`` fds that are readable.
         """
+        mine = self._fds()
         try:
-            ready = select.select(list(self._socks) + list(extra), [], [], max(timeout, 0))[0]
+            ready = select.select(mine + list(extra), [], [], max(timeout, 0))[0]
         except InterruptedError:
             return [], []
         events = []
         for fd in ready:
             if fd in self._socks:
                 events += self._read(fd)
-        return events, [fd for fd in ready if fd not in self._socks]
+            elif self.names is not None and fd == self.names.fd:
+                events += self.names.read()
+        return events, [fd for fd in ready if fd not in mine]
 
     def drain(self) -> list[Event]:
         """Read what is queued now, without waiting (the echo of the watcher's own repairs)."""
-        out = []
+        out = self.names.read() if self.names is not None else []
         for fd in list(self._socks):
             out += self._read(fd)
         return out
@@ -178,6 +192,49 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE) -> str | None:
     if t == RTM_NEWNETCONF:
         return "forwarding or rp_filter changed"
     return None
+
+
+# inotify(7): a namespace deleted with `ip netns del` sends no netlink message (and a socket of
+# ours keeps it alive), but its name leaves /run/netns.
+IN_CREATE, IN_DELETE, IN_NONBLOCK, IN_CLOEXEC = 0x100, 0x200, 0o4000, 0o2000000
+_INOTIFY_EVENT = struct.Struct("=iIII")  # wd, mask, cookie, len
+
+
+class NetnsNames:
+    """An inotify descriptor on /run/netns: readable when a namespace name is added or removed."""
+
+    def __init__(self, namespaces: Iterable[str]):
+        self.namespaces = set(namespaces)
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if libc.inotify_add_watch(self.fd, nsmod.NETNS_DIR.encode(), IN_CREATE | IN_DELETE) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(err, f"inotify_add_watch {nsmod.NETNS_DIR}")
+
+    def read(self) -> list[Event]:
+        """The lab's namespaces whose names went away (or came back) since the last read."""
+        out = []
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return out
+            off = 0
+            while off + _INOTIFY_EVENT.size <= len(data):
+                _wd, mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, off)
+                name = data[off + _INOTIFY_EVENT.size:off + _INOTIFY_EVENT.size + length].split(b"\0", 1)[0]
+                off += _INOTIFY_EVENT.size + length
+                netns = name.decode(errors="replace")
+                if netns in self.namespaces:
+                    out.append(Event(netns, "namespace deleted" if mask & IN_DELETE else "namespace added"))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def pidfd(pid: int) -> int | None:

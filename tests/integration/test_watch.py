@@ -154,13 +154,23 @@ def test_a_link_set_down_is_healed(lab):
                           capture_output=True).returncode == 0
 
 
+def test_a_deleted_namespace_is_made_again_at_once(lab):
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "netns", "del", f"{name}-a"], check=True)  # no netlink message: inotify on /run/netns
+    line = watcher.wait_for_line(f"saw: namespace deleted in {name}-a", after=mark, timeout=5)
+    assert "did: created 1 namespaces" in line and "restarted container a/main" in line
+    assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
+                          capture_output=True).returncode == 0
+
+
 def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(lab):
     name, _, watcher = lab
     mark = len(watcher.lines)
     old = container_pid(name, "a")
     os.kill(old, signal.SIGKILL)
     wait_until(lambda: container_pid(name, "a") != old and running(container_pid(name, "a")), 5.0)
-    line = watcher.wait_for_line("saw: container a/main exited", after=mark)
+    line = watcher.wait_for_line("container a/main exited (exit 137)", after=mark)
     assert "did: restarted container a/main" in line
     # Killed again at once: the kubelet's back-off makes it wait (0.5 s here, then 1 s ...).
     mark = len(watcher.lines)
