@@ -93,6 +93,7 @@ def test_a_rate_is_what_iperf3_measures(lab):
     assert root["kind"] == "tbf" and root["options"]["rate"] == RATE // 8  # tc -j: bytes a second
     measured = iperf_bits_per_second(name, "shaped", "server")
     assert abs(measured - RATE) <= 0.15 * RATE, f"{measured / 1e6:.2f} Mbit/s, set 20mbit"
+    print(f"rate: iperf3 received {measured / 1e6:.2f} Mbit/s with rate 20mbit")
     # The unimpaired pod is not held to that rate: the limit is the qdisc's, not the lab's.
     assert iperf_bits_per_second(name, "server", "shaped", seconds=2) > 2 * RATE
 
@@ -109,6 +110,7 @@ def test_a_loss_is_within_a_binomial_bound(lab):
     mean, sd = PINGS * LOSS, math.sqrt(PINGS * LOSS * (1 - LOSS))
     # 4.5 standard deviations: a correct 10% loss falls outside about once in 150,000 runs.
     assert sent == PINGS and abs(lost - mean) <= 4.5 * sd, f"{lost} of {PINGS} lost, expected {mean:.0f} ± {4.5 * sd:.0f}"
+    print(f"loss: {lost} of {PINGS} pings lost with loss 10% (bound {mean:.0f} ± {4.5 * sd:.0f})")
     # Echo replies come back through the server's eth0, which loses nothing: every loss is the request's.
     clean = in_netns(f"{name}-server", "ping", "-q", "-n", "-c", "200", "-i", "0.002", "-W", "1",
                      pod_ip(name, "shaped"), timeout=30)

@@ -120,3 +120,70 @@ def test_shaping_in_words():
 
 def test_tbf_burst_holds_ten_milliseconds_and_two_frames():
     assert tc.burst_bytes(10_000_000) == 12_500 and tc.burst_bytes(100_000) == 3200
+
+
+class RecordingIPRoute:
+    """Stands in for pyroute2's IPRoute in one namespace: records tc calls (order and arguments)."""
+
+    def __init__(self, txqlen: int = 0):
+        self.calls: list[tuple] = []
+        self.txqlen = txqlen
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def link_lookup(self, ifname):
+        return [2] if ifname == "eth0" else []
+
+    def get_links(self, idx):
+        qlen = self.txqlen
+
+        class Link:
+            def get_attr(self, name):
+                return qlen
+
+        return [Link()]
+
+    def tc(self, verb, kind=None, index=None, **kw):
+        self.calls.append((verb, kind, index, kw))
+        if verb == "add":
+            self.txqlen = 1000  # what the kernel does to a txqueuelen-0 device given a qdisc
+
+    def link(self, verb, **kw):
+        self.calls.append(("link", verb, kw))
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    import contextlib
+
+    rec = RecordingIPRoute()
+    monkeypatch.setattr(tc, "_ipr", lambda: rec)
+    monkeypatch.setattr(tc.nsmod, "entered", lambda name: contextlib.nullcontext())
+    return rec
+
+
+def test_a_delay_with_a_rate_is_netem_with_tbf_under_it(recorder):
+    tc.replace_root("x-p1", "eth0", 10_000_000, delay_us=20_000, jitter_us=5_000)
+    verbs = [(c[0], c[1]) for c in recorder.calls]
+    assert verbs == [("del", None), ("add", "netem"), ("add", "tbf"), ("link", "set")]
+    netem, tbf = recorder.calls[1][3], recorder.calls[2][3]
+    assert netem == {"handle": tc.ROOT_HANDLE, "delay": 20_000, "jitter": 5_000}
+    assert tbf["parent"] == tc.ROOT_HANDLE + 1 and tbf["handle"] == tc.CHILD_HANDLE
+    assert tbf["rate"] == "10000000bit" and tbf["burst"] == 12_500 and tbf["latency"] == tc.LATENCY
+    assert recorder.calls[3][2] == {"index": 2, "txqlen": 0}  # the CNI plugin's txqueuelen 0 comes back
+
+
+def test_a_rate_alone_is_a_root_tbf(recorder):
+    recorder.txqlen = 1000  # a node's eth0 keeps the kernel's 1000: nothing to give back
+    tc.replace_root("x-n1", "eth0", 50_000_000)
+    assert [(c[0], c[1]) for c in recorder.calls] == [("del", None), ("add", "tbf")]
+    assert recorder.calls[1][3]["handle"] == tc.ROOT_HANDLE and "parent" not in recorder.calls[1][3]
+
+
+def test_a_missing_interface_is_one_line(recorder):
+    with pytest.raises(tc.TcError, match="eth9 does not exist in x-p1"):
+        tc.replace_root("x-p1", "eth9", 1_000_000)
