@@ -25,6 +25,7 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from netlab import doctor
@@ -42,7 +43,8 @@ Spec = dict[str, "str | None"]
 
 def preflight(lab: Lab) -> None:
     """A rate needs tbf, a delay netem: refused before any change, with the doctor's line (exit 3)."""
-    doctor.require_for(lab, only=("tbf", "netem"))
+    if any(spec.get("rate") or spec.get("delay") or spec.get("jitter") for _, _, spec in impaired(lab)):
+        doctor.require_for(lab, only=("tbf", "netem"))
 
 
 def _record(state: LabState) -> dict:
@@ -128,16 +130,23 @@ def _observe(targets: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tc.Sha
 def start(lab: Lab, state: LabState) -> StartResult:
     """Make every impaired interface's qdiscs match the topology, and undo those it no longer names."""
     rec = _record(state)
+    before = json.dumps(rec, sort_keys=True)
     want = wanted(lab)
     done = StartResult()
     lab_netns = set(n.netns for n in lab.nodes) | set(p.netns for p in lab.pods)
     old = {(ns, i) for ns, ifaces in rec["shaped"].items() for i in ifaces if ns in lab_netns}
+    if not want and not old and not rec["runtime"]:
+        if rec["shaped"]:
+            rec["shaped"] = {}
+            state.save()
+        return done  # nothing impaired, before or now: no qdisc to read
     have = _observe(set(want) | old)
     # Write-ahead: the record names an interface before it is shaped.
     for ns, iface in want:
         rec["shaped"][ns] = sorted(set(rec["shaped"].get(ns, [])) | {iface})
     rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if ns in lab_netns}
-    state.save()
+    if json.dumps(rec, sort_keys=True) != before:
+        state.save()
     for (ns, iface), target in sorted(want.items()):
         now = have.get((ns, iface))
         if now is None:
@@ -166,7 +175,8 @@ def start(lab: Lab, state: LabState) -> StartResult:
     specs = {f"{ns}:{iface}": spec for ns, iface, spec in impaired(lab)}
     for key in [k for k, v in rec["runtime"].items() if specs.get(k, {}) != v.get("spec")]:
         rec["runtime"].pop(key)
-    state.save()
+    if json.dumps(rec, sort_keys=True) != before:
+        state.save()
     return done
 
 
