@@ -146,6 +146,7 @@ class Watcher:
         if self.children:  # exits not read yet (during a repair): their status first
             self._reaped(select.select(list(self.children), [], [], 0)[0])
         for pod, c, crec in workload.containers(lab, state):
+            self._reap_untracked(f"{pod.name}/{c.name}", crec or {})
             why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
             key = f"{pod.name}/{c.name}"
             if why is None:
@@ -183,6 +184,21 @@ class Watcher:
                 fd = kevents.pidfd(pid)
                 if fd is not None:
                     self.children[fd] = _Child(f"{pod.name}/{c.name}", pid, fd)
+
+    def _reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
+        """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
+        child: reap it (only that very process: its start time is checked), keeping its status."""
+        pid, start = crec.get("pid"), crec.get("start")
+        if not isinstance(pid, int) or any(ch.pid == pid for ch in self.children.values()):
+            return
+        if processes.proc_state(pid) != "Z" or processes.start_time(pid) != start:
+            return
+        try:
+            res = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours: init reaps it
+        if res is not None:
+            self.exit_codes[key] = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
 
     def _reaped(self, fds: Iterable[int]) -> list[str]:
         out = []
