@@ -193,3 +193,17 @@ def test_a_delay_is_what_ping_measures(lab):
         assert abs(avg - 50) <= 10, f"average RTT {avg} ms, set 50ms one way"
     finally:
         netlab("up", "-t", path)
+
+
+def test_the_python_api_switches_an_impairment(lab):
+    from netlab import Lab
+
+    name, path = lab
+    api_lab = Lab.attach(name)
+    done = api_lab.impair("server:eth0", rate="8mbit")
+    assert f"set rate 8mbit on eth0 in {name}-server (it had none)" in done.fixed
+    assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [1_000_000]
+    assert api_lab.status().ok and not api_lab.status(path).ok
+    api_lab.impair("server:eth0", clear=True)
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+    assert api_lab.status(path).ok
