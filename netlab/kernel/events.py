@@ -11,10 +11,11 @@ not own are dropped here: neighbour entries the kernel learns and forgets all
 the time (only PERMANENT ones are the lab's), bridge FDB entries it learns.
 
 A socket keeps its namespace alive: :meth:`Listener.close` must run before
-the lab goes, and the watcher reopens its sockets after every repair (a
-namespace made again is a new one). A namespace deleted with ``ip netns
-del`` sends no message at all: an inotify watch on /run/netns reports it. A full receive buffer (ENOBUFS) means changes were lost: reported as
-an event of its own, so the watcher reads the whole lab.
+the lab goes, and the watcher reopens its sockets after a repair that made
+a namespace again (a new namespace). A namespace deleted with ``ip netns
+del`` sends no message at all: an inotify watch on /run/netns reports it.
+A full receive buffer (ENOBUFS) means changes were lost: reported as an
+event of its own, so the watcher reads the whole lab.
 """
 
 from __future__ import annotations
