@@ -2,8 +2,9 @@
 
 An impairment slows, delays or drops what an interface *sends* (a qdisc acts on
 a device's transmit queue), so on a pod's ``eth0`` it shapes what the pod
-sends; to shape both ways, impair both ends (the pod's ``eth0`` and the node's
-``cni0``, which sends to the pod).
+sends; to shape both ways, impair both ends (the pod's ``eth0``, and the node's
+``cni0`` for what the node routes to its pods: frames bridged between two
+pods of one node leave through the bridge's ports, not through ``cni0``).
 
 - ``rate`` (``10mbit``, ``512kbit``, ``1gbit``; tc's units, ``kbps`` being
   kilo*bytes* a second): a token bucket (``tbf``) as the root qdisc;
