@@ -207,3 +207,31 @@ def test_the_python_api_switches_an_impairment(lab):
     api_lab.impair("server:eth0", clear=True)
     assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
     assert api_lab.status(path).ok
+
+
+def test_a_nodes_interfaces_shape_what_it_routes(tmp_path):
+    """flannel.1 shapes what node-1 sends to node-2's pods, cni0 what it routes to its own pods."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"""\
+name: {name}
+nodes:
+  - name: node-1
+    impair:
+      flannel.1: {{rate: 40mbit}}
+      cni0: {{rate: 30mbit}}
+  - name: node-2
+pods:
+  - {{name: shaped, node: node-1}}
+  - {{name: server, node: node-2}}
+""")
+    netlab("up", "-t", path)
+    try:
+        assert netlab("status", "--lab", name).returncode == 0  # flannel.1 keeps its txqueuelen 0
+        out = iperf_bits_per_second(name, "shaped", "server", seconds=3)
+        back = iperf_bits_per_second(name, "server", "shaped", seconds=3)
+        print(f"node impairments: {out / 1e6:.2f} Mbit/s through flannel.1 (40mbit), "
+              f"{back / 1e6:.2f} Mbit/s through cni0 (30mbit)")
+        assert abs(out - 40e6) <= 0.15 * 40e6 and abs(back - 30e6) <= 0.15 * 30e6
+    finally:
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
