@@ -8,10 +8,10 @@ what a lab needs. Each check ends in one of:
     present (a feature whose module is on disk counts: the kernel loads it
     when netlab first uses it);
 ``warn``
-    missing or short, but the lab does not need it: tc qdiscs (``netem`` is
-    for delay and loss impairments, which netlab does not have yet, so a
-    machine without it, like a kernel built without CONFIG_NET_SCH_NETEM, is
-    fine today), ``nft`` and ``tcpdump`` (tests and learners run them, netlab
+    missing or short, but the lab does not need it: tc qdiscs (``tbf`` for
+    rate impairments, ``netem`` for delay and jitter: a machine without
+    netem, like a kernel built without CONFIG_NET_SCH_NETEM, runs every lab
+    without ``delay:``), ``nft`` and ``tcpdump`` (tests and learners run them, netlab
     does not), a neighbour table smaller than the lab's all-pairs traffic
     (``netlab probe`` keeps its own entries bounded), low free space;
 ``FAIL``
@@ -69,7 +69,7 @@ ALWAYS = {"netns", "veth", "bridge", "state-dir"}
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
                        "dnsmasq", "state-space", "nft"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
-ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "tbf", "htb", "netem", "tcpdump"}
+ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "htb", "tcpdump"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
@@ -92,9 +92,9 @@ KERNEL_FIX = {
 }
 WHY = {
     "br_netfilter": "same-node Service traffic cannot pass iptables without it",
-    "tbf": "needed only for rate impairments, which netlab does not have yet",
-    "htb": "needed only for rate impairments, which netlab does not have yet",
-    "netem": "needed only for delay and loss impairments, which netlab does not have yet",
+    "tbf": "needed only for rate impairments (impair: rate)",
+    "htb": "netlab shapes rates with tbf; htb is not used",
+    "netem": "needed only for delay and jitter impairments (impair: delay; loss is an iptables rule)",
     "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables); tests and learners "
            "run it too",
     "tcpdump": "netlab itself does not run it; learners and tests do",
@@ -140,6 +140,12 @@ def needs(lab: Lab) -> set[str]:
         out |= {"nf_tables", "nft", "conntrack"}
     if lab.services:
         out.add("conntrack-tool")
+    specs = [imp for n in lab.topo.nodes for imp in n.impair.values()]
+    specs += [imp for p in lab.topo.pods for imp in p.impair.values()]
+    if any(s.rate for s in specs):
+        out.add("tbf")
+    if any(s.delay or s.jitter for s in specs):
+        out.add("netem")
     if dns.dns_service(lab.topo) is not None and any(p.name == dns.DNS_NAME for p in lab.pods):
         out.add("dnsmasq")
     return out

@@ -25,6 +25,7 @@ packages=(
   tcpdump tshark    # captures (tshark decodes VXLAN)
   dnsmasq-base      # cluster DNS
   graphviz          # netlab graph -o svg/png
+  iperf3            # tests measure a rate impairment with it; learners too
   net-tools         # arp -an, as the tutorials show the ARP table
   containernetworking-plugins   # the CNI reference plugins (bridge, host-local, loopback, ptp): network.cni: reference
   jq                # examples/cni/bash-bridge, the CNI plugin in bash
@@ -39,6 +40,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   # tshark asks whether non-root users may capture; keep Debian's default (no).
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  # iperf3 asks whether to run a server on the host at boot: no (tests start their own in a lab pod).
+  echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

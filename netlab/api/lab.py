@@ -189,6 +189,22 @@ class Lab:
         return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                         details=tuple(done.details), against=against)
 
+    def impair(self, target: str, *, rate: str | None = None, delay: str | None = None, jitter: str | None = None,
+               loss: str | None = None, clear: bool = False, wait: float = 60.0) -> R.UpResult:
+        """``netlab impair NAME:IFACE``: set what the interface sends suffers (``rate="10mbit"``,
+        ``delay="20ms"``, ``jitter="5ms"``, ``loss="1%"``), or ``clear=True``; the lab's desired state
+        until ``up`` from its file. Returns what the convergence did."""
+        from netlab.api import impair as impair_api
+
+        name, iface = impair_api.parse_target(target)
+        if clear and any(v is not None for v in (rate, delay, jitter, loss)):
+            raise UsageError("clear takes no rate, delay, jitter or loss")
+        spec = None if clear else impair_api.spec_of(rate, delay, jitter, loss)
+        done = impair_api.impair(self.name, name, iface, spec, wait=wait).up
+        return R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
+                          removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
+                          operations=done.operations, warnings=tuple(done.warnings))
+
     def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
               timeout: float = 1.0, arp: str = "auto", services: bool = True) -> R.ProbeReport:
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this

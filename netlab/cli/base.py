@@ -25,6 +25,7 @@ COMMANDS = {
     "up": "netlab.cli.lab", "down": "netlab.cli.lab", "status": "netlab.cli.lab", "list": "netlab.cli.lab",
     "get": "netlab.cli.get",
     "exec": "netlab.cli.workload", "logs": "netlab.cli.workload",
+    "impair": "netlab.cli.impair",
     "probe": "netlab.cli.probe",
     "trace": "netlab.cli.trace", "capture": "netlab.cli.trace", "inspect": "netlab.cli.trace",
     "graph": "netlab.cli.graph",

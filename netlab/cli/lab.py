@@ -20,8 +20,18 @@ from netlab.errors import ChecksFailed, display_path
               help="Seconds to wait for another netlab command that holds the lab.")
 @click.option("--reconfigure", is_flag=True,
               help="Replace a running lab of the same name that was brought up from another file.")
+@click.option("--watch", is_flag=True,
+              help="Then keep the lab converged until Ctrl-C: re-apply the file when it changes, repair drift "
+                   "as the kernel reports it, restart exited containers by their pod's restartPolicy; one line "
+                   "per action. The lab stays up.")
+@click.option("--restart-backoff", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="With --watch: the first back-off between restarts of a crashing container (and between "
+                   "retries of a failed repair), doubling up to 5 minutes, as the kubelet's.")
+@click.option("--resync", type=float, default=10.0, show_default=True, metavar="SECONDS",
+              help="With --watch: how often a full status runs besides the kernel's notifications.")
 @output_option("text", "json")
-def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> None:
+def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restart_backoff: float, resync: float,
+       output: str) -> None:
     """Create the lab, or converge a running lab to its topology.
 
     Namespaces are <lab>-underlay, <lab>-<node>, <lab>-<pod>. Running `up`
@@ -39,6 +49,9 @@ def up(topology: str | None, wait: float, reconfigure: bool, output: str) -> Non
     """
     loaded = api.load(topology)
     require_root()
+    if watch:
+        _watch(loaded, reconfigure, restart_backoff, resync)
+        return
     bar, progress = progress_bar()
     if bar:
         with bar:
@@ -81,6 +94,25 @@ def fixed_words(fixed: list[str]) -> list[str]:
     other = len(fixed) - started - written
     return ([f"{started} containers started"] if started else []) + ([f"{written} files written"] if written else []) \
         + ([f"{other} objects added, changed or repaired"] if other else [])
+
+
+def _watch(loaded: Loaded, reconfigure: bool, backoff: float, resync: float) -> None:
+    import sys
+    import time
+
+    from netlab.api.watch import watch
+    from netlab.errors import UsageError
+
+    if reconfigure:
+        raise UsageError("--watch applies the file as it is: run `netlab up --reconfigure` first, then --watch")
+    if backoff <= 0 or resync <= 0:
+        raise UsageError("--restart-backoff and --resync take a number of seconds above 0")
+
+    def log(line: str) -> None:
+        sys.stdout.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+        sys.stdout.flush()
+
+    watch(loaded.source, loaded.lab.name, log, backoff_base=backoff, resync=resync)
 
 
 def network_words(loaded: Loaded) -> str:

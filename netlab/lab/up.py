@@ -58,15 +58,23 @@ class UpResult:
         return bool(self.created_netns or self.removed_netns or self.fixed)
 
 
+class LabGone(NetlabError):
+    """A repair found the lab taken down meanwhile (``up(..., existing_only=True)``)."""
+
+
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
        progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None,
-       reconfigure: bool = False) -> UpResult:
+       reconfigure: bool = False, existing_only: bool = False) -> UpResult:
     """Create or converge a lab to its topology. Idempotent.
 
     A lab that is up from another file is refused unless ``reconfigure``.
+    ``existing_only``: only repair a lab that is up (``up --watch``, whose
+    repair may wait for the lock of a ``down``): LabGone when it is not.
     """
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait):
+        if existing_only and load_state(lab.name) is None:
+            raise LabGone(f"lab {lab.name} is not up (taken down meanwhile); nothing repaired")
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 
@@ -223,7 +231,12 @@ class _Up:
 
     def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
         """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
-        old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+        old = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                old[sig] = signal.signal(sig, signal.SIG_IGN)
+            except ValueError:  # not the main thread (up --watch repairs in one): signals are not ours
+                pass
         try:
             for feature in self.features:
                 if feature.name in self.early:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ipaddress import IPv4Network
 
 from netlab.model import clusterdns, naming
+from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
 from netlab.model.location import Loc, format_path
 from netlab.model.topology import ECHO_DEFAULT_PORT, NETNS_NAME_MAX, RESERVED_NAMES, SPECIAL_RANGES, Topology
@@ -27,6 +28,7 @@ def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
     out += _check_services(topo)
     out += _check_expectations(topo)
     out += _check_kernel_names(topo)
+    out += _check_impairments(topo)
     if not names and not cidrs:  # allocation needs sane names and CIDRs
         addressing, problems = allocate(topo)
         out += problems
@@ -205,6 +207,24 @@ def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:
             out.append((("expect", i, "port"), "icmp has no port; remove port: or set proto: tcp or udp"))
         if exp.proto != "icmp" and exp.port is None:
             out.append((("expect", i, "port"), f"{exp.proto} needs a port; add port:"))
+    return out
+
+
+def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
+    """Impairments name an interface the lab makes there, and say something that stands on its own."""
+    out: list[tuple[Loc, str]] = []
+    node_ifaces = node_interfaces(topo.network.mode, topo.network.vxlan.vni)
+    owners = [(("nodes", i), n.impair, node_ifaces) for i, n in enumerate(topo.nodes)]
+    owners += [(("pods", i), p.impair, POD_INTERFACES) for i, p in enumerate(topo.pods)]
+    for where, impair, allowed in owners:
+        for iface, imp in impair.items():
+            loc: Loc = (*where, "impair", iface)
+            if iface not in allowed:
+                out.append((loc, f"no interface {iface!r} here to impair; use one of {', '.join(allowed)}"))
+            if not any(imp.spec().values()):
+                out.append((loc, "an impairment needs at least one of rate, delay, jitter, loss"))
+            if imp.jitter and not imp.delay:
+                out.append(((*loc, "jitter"), "jitter varies a delay: add delay: too"))
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+from netlab.model.impair import IfName, Impairment
 from netlab.model.location import show, yaml_kind
 
 # A DNS label (RFC 1123), as Kubernetes requires for most names.
@@ -221,6 +222,8 @@ class Node(Model):
     ip: Ip | None = Field(None, description="Underlay address; allocated from network.underlay.cidr when absent.")
     pod_cidr: Cidr | None = Field(None, alias="podCIDR",
                                   description="This node's pod block; allocated from cluster.podCIDR when absent.")
+    impair: dict[IfName, Impairment] = Field({}, description="Impairments of the node's interfaces' egress "
+                                                             "(eth0, cni0, flannel.<vni>), by interface.")
 
 
 class ContainerPort(Model):
@@ -243,6 +246,11 @@ class Pod(Model):
     labels: dict[LabelKey, LabelValue] = Field({}, description="Labels that Service selectors match.")
     containers: list[Container] = Field([], description="Processes sharing the pod's network namespace; "
                                                         "none means one echo server on 8080/TCP.")
+    restart_policy: Literal["Always", "OnFailure", "Never"] = Field(
+        "Always", alias="restartPolicy",
+        description="What `netlab up --watch` does when a container exits, as the kubelet does: Always restart it, "
+                    "OnFailure only after a non-zero exit, Never (with back-off: 10 s doubling up to 5 min).")
+    impair: dict[IfName, Impairment] = Field({}, description="Impairments of the pod's eth0 egress.")
 
 
 class ServicePort(Model):

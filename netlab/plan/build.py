@@ -21,7 +21,7 @@ from typing import Any
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab, PodInfo
-from netlab.plan import internet, kubeproxy, overlay
+from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import Bridge, Netns, Resource, Route, Sysctl, Veth, address_with_brd
 from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
@@ -34,11 +34,11 @@ DEFAULT = IPv4Network("0.0.0.0/0")
 
 ORDER = ("netns", "sysctl", "bridge", "veth", "vxlan", "address", "neigh", "fdb", "route", "nat", "nft")
 
-# Features that add resources of their own: the simulated internet and the
-# Service rules. Each has ``resources(lab) -> list[Resource]``; the merged
+# Features that add resources of their own: the simulated internet, the
+# Service rules and impairments' loss rules. Each has ``resources(lab) -> list[Resource]``; the merged
 # list is sorted by ORDER (stable, so each builder's own order within a kind
 # holds).
-EXTENSIONS = (internet, kubeproxy)
+EXTENSIONS = (internet, kubeproxy, impair)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ becomes a path to delete: paths are derived from the lab and namespace names,
 and the few recorded ones must equal what those names give.
 
 The records under ``extra`` belong to the features (netlab.services.lifecycle,
-netlab.workload.lifecycle); their shapes are typed here so that a wrong type
+netlab.workload.lifecycle, netlab.impair.lifecycle); their shapes are typed here so that a wrong type
 is caught on load instead of deep inside ``down``. A feature that adds a
 record adds its model here.
 """
@@ -110,6 +110,9 @@ class ServicesRecordV1(Strict):
         return self
 
 
+IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
+
+
 class ContainerRecord(Strict):
     argv: list[StrictStr]
     log: Path
@@ -132,7 +135,16 @@ class WorkloadRecord(Strict):
     pods: dict[Label, PodRecord]
 
 
-IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
+class RuntimeImpairment(Strict):
+    spec: dict[Literal["rate", "delay", "jitter", "loss"], StrictStr | None]
+    at: StrictStr  # when `netlab impair` set it (ISO 8601, UTC)
+
+
+class ImpairRecord(Strict):
+    """netlab.impair.lifecycle: interfaces it put qdiscs on; impairments set at run time ("<netns>:<iface>")."""
+
+    shaped: dict[NetnsName, list[IfName]]
+    runtime: dict[StrictStr, RuntimeImpairment]
 
 
 class CniAttachmentRecord(Strict):
@@ -166,6 +178,7 @@ class Extra(Strict):
     services: ServicesRecord | ServicesRecordV1 | None = None
     workload: WorkloadRecord | None = None
     cni: CniRecord | None = None
+    impair: ImpairRecord | None = None
     # netlab.lab.up: links the kernel put in each new namespace (fallback tunnels), left alone
     kernel_links: dict[NetnsName, list[IfName]] | None = None
 

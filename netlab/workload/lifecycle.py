@@ -45,7 +45,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from typing import Iterable
+from typing import Callable, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
@@ -58,7 +58,8 @@ from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_ut
                                  uts_path)
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
-           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH"]
+           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH", "containers", "why_replace",
+           "Hold"]
 
 RECORD = "workload"
 RECORD_VERSION = 1
@@ -236,12 +237,18 @@ def abort_early(early: EarlyEcho | None) -> None:
         proc.terminate([answer.server], lambda pid: proc.proc_state(pid) not in (None, "Z", "X"))
 
 
-def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartResult:
+# hold(pod, container, record, why) -> a reason not to restart it now, or None (netlab up --watch:
+# restartPolicy and back-off); plain `up` restarts every container that is not running.
+Hold = Callable[[PodInfo, Container, dict, str], "str | None"]
+
+
+def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold | None = None) -> StartResult:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
     Returns what it did (containers started, restarted, stopped) and problems
     in words (containers that could not start); those are also recorded, so
-    ``status`` shows them.
+    ``status`` shows them. ``hold`` may keep an exited container down (it is
+    then neither restarted nor reported).
     """
     pods = _records(state)["pods"]
     done = StartResult()
@@ -279,6 +286,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None) -> StartRes
                     if not c.command:
                         running_echo.append((pod, c))
                     continue  # runs as specified
+                if crec and hold is not None and hold(pod, c, crec, why):
+                    continue
                 cid = f"{pod.name}/{c.name}"
                 if crec and (c.command or not _is_echo_thread(crec)):
                     _stop_container(state.lab, cid, crec, pod.netns)  # changed, exited or stopped: replace it
@@ -346,6 +355,18 @@ def abort_early_launcher(early: EarlyEcho | None) -> None:
     if launcher is not None and launcher.poll() is None:
         launcher.kill()
         launcher.wait()
+
+
+def containers(lab: Lab, state: LabState) -> list[tuple[PodInfo, Container, dict | None]]:
+    """Every container of the topology with its record (None: never started), in topology order."""
+    pods = _records(state)["pods"]
+    return [(pod, c, pods.get(pod.name, {}).get("containers", {}).get(c.name)) for pod in lab.pods
+            for c in pod.containers]
+
+
+def why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
+    """Why a container must be (re)started, in words; None when it runs as specified."""
+    return _why_replace(crec, argv, netns)
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:

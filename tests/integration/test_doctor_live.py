@@ -65,8 +65,8 @@ def test_doctor_on_this_machine():
     netem = lines["kernel qdisc netem"]
     if not in_fresh_netns(IPROUTE2["netem"]):  # this machine: a kernel without CONFIG_NET_SCH_NETEM
         assert netem[0].startswith("warn  kernel qdisc netem: not in this kernel (ENOENT: No such file or directory); "
-                                   "needed only for delay and loss impairments, which netlab does not have yet; "
-                                   "fix: modprobe sch_netem"), netem[0]
+                                   "needed only for delay and jitter impairments (impair: delay; loss is an iptables "
+                                   "rule); fix: modprobe sch_netem"), netem[0]
     assert (lines["kernel br_netfilter"]["status"] == "ok  ") == os.path.isdir("/proc/sys/net/bridge")
     version = subprocess.run(["iptables-restore", "--version"], capture_output=True, text=True).stdout
     backend = "nft" if "(nf_tables)" in version else "legacy"

@@ -18,6 +18,7 @@ from netlab import doctor
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
 from netlab.kernel import features
 from netlab.model.lab import resolve
+from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
 from netlab.probe import neighbours
 from netlab.realize import netfilter, state
@@ -164,12 +165,18 @@ def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
     assert for_host_gw["vxlan"].status == doctor.WARN
     assert for_host_gw["vxlan"].line().endswith("; this lab does not need it; fix: modprobe vxlan (CONFIG_VXLAN), "
                                                 "or use network.mode: host-gw")
-    # netem: no netlab feature uses it yet, so never a failure; it says so and how to get it.
+    # netem: only a lab with a delay needs it; others get a warning that says so and how to get it.
     netem = for_vxlan["netem"]
     assert netem.status == doctor.WARN and netem.line() == (
-        "warn  kernel qdisc netem: not in this kernel (EOPNOTSUPP: ...); needed only for delay and loss impairments, "
-        "which netlab does not have yet; fix: modprobe sch_netem (CONFIG_NET_SCH_NETEM; on Ubuntu in "
-        "linux-modules-extra-$(uname -r))")
+        "warn  kernel qdisc netem: not in this kernel (EOPNOTSUPP: ...); needed only for delay and jitter "
+        "impairments (impair: delay; loss is an iptables rule); fix: modprobe sch_netem (CONFIG_NET_SCH_NETEM; "
+        "on Ubuntu in linux-modules-extra-$(uname -r))")
+    delayed = resolve(Topology.model_validate({"name": "d", "nodes": [{"name": "n"}], "pods": [
+        {"name": "p", "node": "n", "impair": {"eth0": {"delay": "20ms"}}}]}))
+    netem = by_name(doctor.report(delayed, for_this_lab=True))["netem"]
+    assert netem.status == doctor.FAIL and netem.needed
+    with pytest.raises(EnvironmentNotReady, match="FAIL  kernel qdisc netem: not in this kernel"):
+        doctor.require_for(delayed, only=("tbf", "netem"))
     assert for_vxlan["nft"].line() == ("warn  tool nft: nft is not installed; needed only for kube-proxy's nftables "
                                        "mode (cluster.kubeProxyMode: nftables); tests and learners run it too; fix: "
                                        "apt-get install nftables (or sudo ./scripts/setup.sh)")

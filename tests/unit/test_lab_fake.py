@@ -234,3 +234,19 @@ def test_a_stray_eth0_in_a_pod_goes_before_the_node_makes_the_pods_veth_pair(lab
     ops = break_and_repair(lab, FakeKernel(), breaker)
     verbs = [(op.verb, op.res.kind, op.res.netns) for op in ops]
     assert verbs.index(("del", "bridge", "fk-a")) < verbs.index(("add", "veth", "fk-n1"))
+
+
+def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab):
+    """`up --watch` repairs with existing_only: a `down` it waited for is not undone."""
+    k = FakeKernel()
+    with pytest.raises(lab_up.LabGone, match="taken down meanwhile"):
+        lab_up.up(lab, k, features=(), existing_only=True)
+    assert not k.ns and state_mod.load_state(lab.name) is None
+    up(lab, k)
+    k.apply([Op("del", next(r for r in build_plan(lab).of_kind("route") if r.netns == "fk-n1"))])
+    done = lab_up.up(lab, k, features=(), existing_only=True)
+    assert [line for line in done.fixed if line.startswith("add route") or line.startswith("replace route")]
+    teardown.down(lab.name, k, ())
+    with pytest.raises(lab_up.LabGone):
+        lab_up.up(lab, k, features=(), existing_only=True)
+    assert not k.ns

@@ -1,0 +1,95 @@
+"""``netlab impair NAME:IFACE``: change one interface's impairment of a running lab.
+
+A run-time impairment is an edit of the lab's desired state, like ``kubectl
+edit`` next to ``kubectl apply -f``: the lab's saved topology gets the new
+``impair:`` entry (or loses it, with ``--clear``), and the lab is converged
+to it by the same ``up`` that applies a file (the loss rule is a plan
+resource, the qdiscs are the impairment feature's). So ``status`` compares
+the kernel with it and does not call it drift; ``status -t FILE`` shows it as
+a difference from the file, and ``up -t FILE`` (or ``up --watch`` seeing the
+file change) puts the file's impairments back. The lab's state remembers
+which interfaces were set at run time and when (``extra.impair.runtime``).
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from netlab.api import lifecycle
+from netlab.errors import UsageError
+from netlab.impair import lifecycle as feature
+from netlab.lab.up import UpResult
+from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.realize.state import LabLock, running_lab
+
+
+@dataclass
+class ImpairResult:
+    lab: str
+    target: str  # "<name>:<iface>"
+    netns: str
+    before: str  # "rate 10mbit loss 1%" or "none"
+    after: str
+    up: UpResult
+
+
+def parse_target(text: str) -> tuple[str, str]:
+    name, sep, iface = text.partition(":")
+    if not sep or not name or not iface:
+        raise UsageError(f"{text[:60]!r}: write the target as NAME:IFACE, such as fedora-1:eth0 or minikube:cni0")
+    return name, iface
+
+
+def spec_of(rate: str | None, delay: str | None, jitter: str | None, loss: str | None) -> Impairment:
+    """The options as an Impairment, checked like the topology's ``impair:`` (one line per mistake)."""
+    try:
+        return Impairment.model_validate({"rate": rate, "delay": delay, "jitter": jitter, "loss": loss})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise UsageError(f"--{err['loc'][0]}: {msg}") from None
+
+
+def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: float = 60.0) -> ImpairResult:
+    """Set (or with ``spec`` None clear) the impairment of ``name``'s ``iface`` and converge the lab to it."""
+    state = running_lab(lab_name)
+    topo = state.model()
+    data = topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+    pods = {p["name"]: p for p in data.get("pods", [])}
+    nodes = {n["name"]: n for n in data.get("nodes", [])}
+    allowed: tuple[str, ...]
+    if name in pods:
+        entry, allowed = pods[name], POD_INTERFACES
+    elif name in nodes:
+        entry, allowed = nodes[name], node_interfaces(topo.network.mode, topo.network.vxlan.vni)
+    else:
+        raise UsageError(f"lab {lab_name} has no pod or node {name!r}")
+    if iface not in allowed:
+        raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
+    if spec is not None and not any(spec.spec().values()):
+        raise UsageError("say what to do: --rate, --delay, --jitter, --loss, or --clear")
+    if spec is not None and spec.jitter and not spec.delay:
+        raise UsageError("--jitter varies a delay: give --delay too")
+    impairs = dict(entry.get("impair", {}))
+    before = describe(impairs.get(iface, {}))
+    if spec is None:
+        impairs.pop(iface, None)
+    else:
+        impairs[iface] = spec.model_dump(exclude_none=True)
+    entry["impair"] = impairs
+    lab = resolve(Topology.model_validate(data))
+    netns = f"{lab_name}-{name}"
+    done = lifecycle.up(lab, source=state.source, wait=wait)
+    with LabLock(lab_name, "netlab impair", wait=wait):
+        st = running_lab(lab_name)
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rec_spec = spec.spec() if spec is not None else {}
+        feature.runtime(st)[f"{netns}:{iface}"] = {"spec": rec_spec, "at": now}
+        st.save()
+    return ImpairResult(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
+                        after=describe(spec.spec()) if spec is not None else "none", up=done)

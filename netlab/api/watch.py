@@ -1,0 +1,472 @@
+"""``netlab up --watch``: keep a lab converged until Ctrl-C, the articles' controller loop.
+
+Desired state is the file (and what ``netlab impair`` set since); current
+state is the kernel. The loop sleeps in ``select`` on:
+
+- the lab's rtnetlink and nf_tables notifications (netlab.kernel.events):
+  a change is checked against the plan at once (``status``, ~0.1 s), and
+  drift is repaired by the same ``up`` a user would run;
+- a pidfd per container, readable when it exits: the pod's ``restartPolicy``
+  and the kubelet's back-off decide (netlab.lab.restart). The watcher makes
+  itself a child subreaper, so the containers it starts are its children
+  and their exit status is known; it reaps them;
+- a timer: the topology file is looked at twice a second (its change is
+  re-applied; an invalid file is reported and the lab kept as it is), and a
+  full ``status`` runs every ``resync`` seconds as the backstop for what
+  sends no notification (iptables-legacy rules, a sysctl other than
+  forwarding/rp_filter, a deleted namespace, a file).
+
+Each action is one line: what it saw, what it did. A repair that fails
+(rolled back by ``up``) is retried after a back-off that doubles, as a
+container restart is. SIGINT and SIGTERM wait for the repair in progress to
+finish (it runs in a thread of its own, which signals do not interrupt), then the loop ends and the lab stays up
+as the last repair left it; the loop also ends when the lab is taken down.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from netlab.api import lifecycle
+from netlab.api.topology import load
+from netlab.errors import NetlabError, TopologyError
+from netlab.feature import Feature, ModuleFeature, StartResult
+from netlab.features import default_features
+from netlab.kernel import events as kevents
+from netlab.kernel import processes
+from netlab.kernel.live import LiveKernel
+from netlab.lab import status as lab_status
+from netlab.lab import up as lab_up
+from netlab.lab.restart import Backoff, should_restart
+from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import Container
+from netlab.realize.state import LabState, load_state
+from netlab.workload import lifecycle as workload
+
+PR_SET_CHILD_SUBREAPER = 36
+FILE_POLL = 0.5  # seconds between looks at the topology file
+SETTLE = 0.05  # seconds to let a burst of notifications (one `ip` command makes several) arrive
+RESYNC = 10.0  # seconds between full status checks
+
+Log = Callable[[str], None]
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (the containers, once their launcher exits) become our children."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+
+
+class HeldWorkload(ModuleFeature):
+    """The containers feature, restarting exited containers only as restartPolicy and back-off allow."""
+
+    def __init__(self, watcher: "Watcher"):
+        super().__init__(workload)
+        self.watcher = watcher
+
+    def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
+        kwargs = {"early": early} if early is not None else {}
+        return workload.start(lab, state, hold=self.watcher.hold, **kwargs)
+
+
+class _Checked:
+    """A feature whose preflight already passed in this process."""
+
+    def __init__(self, feature: Feature):
+        self.feature = feature
+        self.name = feature.name
+
+    def preflight(self, lab: Lab) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.feature, name)
+
+
+@dataclass
+class _Child:
+    key: str  # pod/container
+    pid: int
+    fd: int
+
+
+@dataclass
+class Watcher:
+    path: str | None
+    lab_name: str
+    log: Log
+    backoff_base: float = 10.0
+    resync: float = RESYNC
+    clock: Callable[[], float] = time.monotonic
+    stop: bool = False
+    restarts: Backoff = field(init=False)
+    repairs: Backoff = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.restarts = Backoff(self.backoff_base)
+        self.repairs = Backoff(self.backoff_base)
+        self.exit_codes: dict[str, int | None] = {}  # pod/container -> exit status of its last run
+        self.children: dict[int, _Child] = {}  # pidfd -> container
+        self.said: dict[str, str] = {}  # pod/container -> the last thing logged about it being held
+        self.listener: kevents.Listener | None = None
+        self.file_id: tuple[int, ...] | tuple[str] | None = None
+        self.retry_at: float | None = None
+
+    # --- restart policy ------------------------------------------------------------
+
+    def hold(self, pod: PodInfo, c: Container, crec: dict[str, Any], why: str, commit: bool = True) -> str | None:
+        """Why an exited container stays down now (None: restart it)."""
+        if why not in ("it had exited", "it had failed to start"):
+            return None  # stopped or changed: up replaces it, whatever the policy
+        if _alive(crec):
+            return None  # it runs, in a namespace that is no longer the pod's (deleted, made again)
+        key = f"{pod.name}/{c.name}"
+        code = self.exit_codes.get(key)
+        if not should_restart(pod.spec.restart_policy, code):
+            return f"restartPolicy {pod.spec.restart_policy}"
+        wait = self.restarts.wait(key, self.clock())
+        if wait > 0:
+            return f"back-off {wait:.1f}s"
+        if commit:
+            self.restarts.restarted(key, self.clock())
+        return None
+
+    def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
+        """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
+        now_due, lines, next_due = [], [], None
+        if self.children:  # exits not read yet (during a repair): their status first
+            self._reaped(select.select(list(self.children), [], [], 0)[0])
+        for pod, c, crec in workload.containers(lab, state):
+            self._reap_untracked(f"{pod.name}/{c.name}", crec or {})
+            why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
+            key = f"{pod.name}/{c.name}"
+            if why is None:
+                self.said.pop(key, None)
+                continue
+            reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
+            if reason is None:
+                what = "runs outside its pod's namespace" if _alive(crec or {}) else why.removeprefix("it had ")
+                now_due.append(f"container {key} {what}{self._code(key)}")
+                continue
+            if reason.startswith("back-off"):
+                due = self.clock() + self.restarts.wait(key, self.clock())
+                next_due = due if next_due is None else min(next_due, due)
+                reason = f"back-off: restart in {self.restarts.wait(key, self.clock()):.1f}s"
+            if self.said.get(key) != reason.split(":")[0]:
+                self.said[key] = reason.split(":")[0]
+                lines.append(f"saw: container {key} exited{self._code(key)}; did: nothing ({reason})")
+        return now_due, lines, next_due
+
+    def _code(self, key: str) -> str:
+        if key not in self.exit_codes:
+            return ""
+        code = self.exit_codes[key]
+        return " (exit status unknown: not started by this watcher)" if code is None else f" (exit {code})"
+
+    # --- containers as children ------------------------------------------------------
+
+    def _track(self, lab: Lab, state: LabState) -> None:
+        """A pidfd for every recorded container (new ones after each apply)."""
+        known = {ch.pid for ch in self.children.values()}
+        for pod, c, crec in workload.containers(lab, state):
+            pid = (crec or {}).get("pid")
+            if isinstance(pid, int) and pid not in known and workload.why_replace(
+                    crec, workload.container_argv(pod, c), pod.netns) is None:
+                fd = kevents.pidfd(pid)
+                if fd is not None:
+                    self.children[fd] = _Child(f"{pod.name}/{c.name}", pid, fd)
+
+    def _reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
+        """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
+        child: reap it (only that very process: its start time is checked), keeping its status."""
+        pid, start = crec.get("pid"), crec.get("start")
+        if not isinstance(pid, int) or any(ch.pid == pid for ch in self.children.values()):
+            return
+        if processes.proc_state(pid) != "Z" or processes.start_time(pid) != start:
+            return
+        try:
+            res = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours: init reaps it
+        if res is not None:
+            self.exit_codes[key] = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+
+    def _reaped(self, fds: Iterable[int]) -> list[str]:
+        out = []
+        for fd in fds:
+            ch = self.children.pop(fd, None)
+            if ch is None:
+                continue
+            code: int | None = None
+            try:
+                res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+                if res is not None:
+                    code = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+            except ChildProcessError:
+                code = None  # not our child (started before the watcher): its status went to init
+            os.close(fd)
+            self.exit_codes[ch.key] = code
+            out.append(ch.key)
+        return out
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def features(self, checked: bool = False) -> list[Feature]:
+        """The lab's features, containers held by restartPolicy; ``checked``: the machine was checked
+        already (the first apply ran the doctor's checks), so repairs skip the features' preflight,
+        which tries the kernel in a throwaway namespace (~0.2 s: a repair must take well under 1 s)."""
+        # The lab's own features (netlab.features), the containers' held by restartPolicy.
+        out: list[Feature] = [HeldWorkload(self) if f.name == "workload" else f for f in default_features()]
+        return [_Checked(f) for f in out] if checked else out
+
+    def _apply(self, lab: Lab, source: str | None, doctor: bool) -> lab_up.UpResult:
+        """One up, in a thread of its own, waited for whole: SIGINT/SIGTERM (delivered to the main
+        thread) only set ``stop``, so the lab is never left half-repaired; up's own handlers, which
+        roll back, are for the main thread only."""
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                if doctor:
+                    box["done"] = lifecycle.up(lab, source=source, features=self.features())
+                    return
+                kernel = LiveKernel()
+                try:
+                    box["done"] = lab_up.up(lab, kernel, self.features(checked=True), source, existing_only=True)
+                finally:
+                    kernel.close()
+            except BaseException as exc:  # noqa: BLE001 - raised again in the loop's thread
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, name="netlab-watch-apply")
+        worker.start()
+        while worker.is_alive():
+            worker.join(0.2)
+        if "error" in box:
+            raise box["error"]
+        done: lab_up.UpResult = box["done"]
+        return done
+
+    def _listen(self, lab: Lab, made: Iterable[str] = ()) -> None:
+        """Sockets in the lab's namespaces as they are now. A namespace made again (``made``) is
+        another namespace: the old sockets would listen to the deleted one, and keep it alive. Else
+        the sockets stay (reopening loses what happens meanwhile) and the echo of our own changes
+        (carriers coming up a few ms after a link) is read and dropped."""
+        names = [n.netns for n in lab.nodes] + [p.netns for p in lab.pods]
+        if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
+            time.sleep(SETTLE)
+            self.listener.drain()
+            return
+        if self.listener is not None:
+            self.listener.close()
+        self.listener = kevents.Listener(names)
+
+    def _file_id(self) -> tuple[int, ...] | tuple[str] | None:
+        if self.path is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return ("missing",)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def start(self) -> Lab:
+        become_subreaper()
+        loaded = load(self.path)
+        self.file_id = self._file_id()
+        done = self._apply(loaded.lab, loaded.source, doctor=True)
+        state = load_state(self.lab_name)
+        assert state is not None
+        self._track(state.resolved(), state)
+        self._listen(state.resolved())
+        time.sleep(4 * SETTLE)  # carriers coming up after a fresh apply: the echo of our own work
+        assert self.listener is not None
+        self.listener.drain()
+        # Said once the watcher listens: what happens from now on is seen.
+        self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {_did(done, 'it was up and as the file says')}"
+                 "; watching")
+        return loaded.lab
+
+    def run(self) -> None:
+        """Until ``stop`` is set (by SIGINT/SIGTERM) or the lab is taken down."""
+        self.start()
+        next_resync = self.clock() + self.resync
+        next_file = self.clock() + FILE_POLL
+        next_due: float | None = None
+        while not self.stop:
+            now = self.clock()
+            deadline = min(d for d in (next_resync, next_file, next_due, self.retry_at) if d is not None)
+            assert self.listener is not None
+            seen, ready = self.listener.wait(deadline - now, list(self.children))
+            if self.stop:
+                break
+            saw = _summary(seen)
+            for key in self._reaped(ready):
+                saw.append(f"container {key} exited{self._code(key)}")
+            now = self.clock()
+            if now >= next_file:
+                next_file = now + FILE_POLL
+                if self._file_id() != self.file_id:
+                    if load_state(self.lab_name) is None:
+                        self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                        break
+                    self._file_changed()
+                    continue
+            full = now >= next_resync or (self.retry_at is not None and now >= self.retry_at)
+            due = next_due is not None and now >= next_due
+            if not (saw or full or due):
+                continue
+            if seen:
+                time.sleep(SETTLE)
+                saw += _summary(self.listener.drain())
+            if self.children:  # a container that exited while the rest was read
+                for key in self._reaped(select.select(list(self.children), [], [], 0)[0]):
+                    saw.append(f"container {key} exited{self._code(key)}")
+            if due and not saw:
+                saw.append("a container's back-off is over")
+            state = load_state(self.lab_name)
+            if state is None:
+                self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                break
+            next_resync = self.clock() + self.resync
+            try:
+                next_due = self._converge(state, saw)
+            except Exception as exc:  # noqa: BLE001 - a namespace vanishing mid-read, a full disk ...: logged
+                if load_state(self.lab_name) is None:
+                    self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                    break
+                self.repairs.restarted("repair", self.clock())
+                wait = self.repairs.wait("repair", self.clock())
+                self.retry_at = self.clock() + wait
+                self.log(f"saw: {'; '.join(saw) or 'a periodic check'}; did: nothing, the check failed "
+                         f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
+
+    def _converge(self, state: LabState, saw: list[str]) -> float | None:
+        """Compare with the plan and repair; returns when the next held container may restart."""
+        lab = state.resolved()
+        t0 = self.clock()
+        kernel = LiveKernel()
+        try:
+            # Containers are judged by _held (restartPolicy and back-off), not as drift.
+            drift = lab_status.status(state, kernel, [f for f in default_features() if f.name != "workload"]).drift
+        finally:
+            kernel.close()
+        restart, held_lines, next_due = self._held(lab, state)
+        for line in held_lines:
+            self.log(line)
+        if not drift and not restart:
+            self.retry_at = None
+            return next_due
+        what = "; ".join(_dedupe(saw)) or "a periodic check"
+        # What the plan comparison found, when the notification alone does not say it.
+        found = [line for line in _dedupe(drift + restart)
+                 if not any(line.startswith(x) or x.startswith(line.split(" exited")[0] + " exited") for x in saw)]
+        what += f" ({'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})" if found else ""
+        if self.retry_at is not None and self.clock() < self.retry_at:
+            return next_due  # a failed repair waits for its back-off
+        try:
+            done = self._apply(lab, state.source, doctor=False)
+        except lab_up.LabGone:
+            self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+            self.stop = True
+            return None
+        except NetlabError as exc:
+            self.repairs.restarted("repair", self.clock())
+            wait = self.repairs.wait("repair", self.clock())
+            self.retry_at = self.clock() + wait
+            self.log(f"saw: {what}; did: repair failed: {exc}; retry in {wait:.1f}s")
+            return next_due
+        self.retry_at = None
+        self.repairs.forget("repair")
+        self.log(f"saw: {what}; did: {_did(done, 'nothing to change')} in {self.clock() - t0:.2f}s")
+        state = load_state(self.lab_name) or state
+        self._track(lab, state)
+        self._listen(lab, done.created_netns)
+        _, held_lines, next_due = self._held(lab, state)
+        for line in held_lines:
+            self.log(line)
+        return next_due
+
+    def _file_changed(self) -> None:
+        self.file_id = self._file_id()
+        try:
+            loaded = load(self.path)
+        except (TopologyError, NetlabError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.log(f"saw: {self.path} changed; did: nothing, it is not valid ({first})")
+            return
+        if loaded.lab.name != self.lab_name:
+            self.log(f"saw: {self.path} now names lab {loaded.lab.name}; did: nothing (this watcher keeps lab "
+                     f"{self.lab_name}: stop it and start one for the new name)")
+            return
+        try:
+            done = self._apply(loaded.lab, loaded.source, doctor=True)
+        except NetlabError as exc:
+            self.log(f"saw: {self.path} changed; did: apply failed: {exc}")
+            return
+        self.log(f"saw: {self.path} changed; did: {_did(done, 'nothing to change')}")
+        state = load_state(self.lab_name)
+        if state is not None:
+            self._track(loaded.lab, state)
+            self._listen(loaded.lab, done.created_netns)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        for fd in list(self.children):
+            os.close(fd)
+        self.children.clear()
+
+
+def _alive(crec: dict[str, Any]) -> bool:
+    """The recorded process of a container still exists (wherever it runs)."""
+    try:
+        return processes.alive(processes.ProcId(int(crec["pid"]), int(crec["start"])))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _summary(events: list[kevents.Event]) -> list[str]:
+    return _dedupe([f"{e.what} in {e.netns}" for e in events])
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    return list(dict.fromkeys(lines))
+
+
+def _did(done: lab_up.UpResult, nothing: str) -> str:
+    parts = []
+    if done.created_netns:
+        parts.append(f"created {len(done.created_netns)} namespaces")
+    if done.removed_netns:
+        parts.append(f"removed {', '.join(done.removed_netns)}")
+    parts += done.fixed[:6]
+    if len(done.fixed) > 6:
+        parts.append(f"... and {len(done.fixed) - 6} more")
+    parts += [f"warning: {w}" for w in done.warnings[:3]]
+    return "; ".join(parts) or nothing
+
+
+def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0, resync: float = RESYNC) -> None:
+    """Run the loop until SIGINT/SIGTERM; the lab stays up."""
+    w = Watcher(path, lab_name, log, backoff_base=backoff_base, resync=resync)
+
+    def stop(signum: int, frame: object) -> None:
+        w.stop = True
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        w.run()
+    finally:
+        w.close()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    log(f"stopped watching lab {lab_name}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")

@@ -1,0 +1,58 @@
+"""``netlab impair``: switch an interface's impairment of a running lab (root only)."""
+
+from __future__ import annotations
+
+import click
+
+from netlab import api
+from netlab.api import impair as impair_api
+from netlab.api.results import to_json
+from netlab.cli.base import cli, output_option, print_json, require_root
+from netlab.errors import UsageError
+
+
+@cli.command()
+@click.argument("target", metavar="NAME:IFACE")
+@click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
+              help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")
+@click.option("--rate", metavar="RATE", help="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
+@click.option("--delay", metavar="TIME", help="Added delay (netem): 20ms. Refused (exit 3) without sch_netem.")
+@click.option("--jitter", metavar="TIME", help="Delay variation (netem), with --delay: 5ms.")
+@click.option("--loss", metavar="PCT", help="Random loss: 1%% (an iptables statistic DROP rule in the namespace).")
+@click.option("--clear", is_flag=True, help="Remove the interface's impairment.")
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for another netlab command that holds the lab.")
+@output_option("text", "json")
+def impair(target: str, lab_name: str | None, rate: str | None, delay: str | None, jitter: str | None,
+           loss: str | None, clear: bool, wait: float, output: str) -> None:
+    """Set what an interface's egress suffers, now: rate, delay, jitter, loss; or --clear it.
+
+    The options replace the interface's whole impairment (options left out
+    are not kept). The change is recorded as the lab's desired state: `status`
+    does not call it drift, `status -t FILE` shows it differs from the file,
+    and `up -t FILE` puts the file's impairments back.
+
+    \b
+    For example:
+      sudo netlab impair fedora-1:eth0 --rate 10mbit --loss 1%
+      sudo netlab impair minikube:cni0 --rate 50mbit     # what the node sends to its pods
+      sudo netlab impair fedora-1:eth0 --clear
+    """
+    name, iface = impair_api.parse_target(target)
+    if clear and any(v is not None for v in (rate, delay, jitter, loss)):
+        raise UsageError("--clear takes no --rate, --delay, --jitter or --loss")
+    spec = None if clear else impair_api.spec_of(rate, delay, jitter, loss)
+    require_root()
+    chosen = api.selected_name(lab_name, None)
+    assert chosen is not None
+    result = impair_api.impair(chosen, name, iface, spec, wait=wait)
+    if output == "json":
+        print_json({"lab": result.lab, "target": result.target, "netns": result.netns, "before": result.before,
+                    "after": result.after, "changes": to_json(result.up)["fixed"],
+                    "warnings": list(result.up.warnings)})
+        return
+    for w in result.up.warnings:
+        click.echo(f"netlab: warning: {w}", err=True)
+    click.echo(f"{result.target} in lab {result.lab}: {result.after} (was {result.before})")
+    for line in result.up.fixed:
+        click.echo(f"  {line}")

@@ -1,0 +1,215 @@
+"""Impairments' qdiscs: rate (tbf) and delay (netem) on the interfaces the topology names.
+
+Loss is a plan resource (netlab.plan.impair: an iptables rule, compared and
+repaired with the lab's other rules); the qdiscs are this feature's. It
+starts after the network (the interfaces must exist), reads each impaired
+interface's root qdisc and changes only those that differ, and reports the
+difference to ``status``. The lab's state records every interface it shaped
+(``impair.shaped``, written before the change), so an impairment removed
+from the topology is taken off again; ``down`` has nothing to do: qdiscs go
+with their namespaces.
+
+Run-time impairments (``netlab impair``, netlab.impair.runtime) change the
+lab's saved topology, so ``status`` compares the kernel with them and does
+not call them drift; ``status -t FILE`` shows where they differ from the
+file, and ``up -t FILE`` puts the file's back. ``impair.runtime`` remembers
+which interfaces were set at run time, for those messages.
+
+Interface used by netlab.lab (a feature, netlab/feature.py)::
+
+    preflight(lab)                    tbf/netem missing: EnvironmentNotReady with the doctor's line
+    start(lab, state) -> StartResult  qdiscs set, replaced or removed
+    stop(state, netns_names)          forget the records of those namespaces
+    drift(lab, state) -> list[str]    one line per interface shaped otherwise than wanted
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Iterable
+
+from netlab import doctor
+from netlab.feature import StartResult
+from netlab.kernel import netns as nsmod
+from netlab.kernel import tc
+from netlab.model.impair import describe, rate_bits, time_us
+from netlab.model.lab import Lab
+from netlab.plan.impair import impaired
+from netlab.realize.state import LabState
+
+RECORD = "impair"
+Spec = dict[str, "str | None"]
+
+
+def preflight(lab: Lab) -> None:
+    """A rate needs tbf, a delay netem: refused before any change, with the doctor's line (exit 3)."""
+    if any(spec.get("rate") or spec.get("delay") or spec.get("jitter") for _, _, spec in impaired(lab)):
+        doctor.require_for(lab, only=("tbf", "netem"))
+
+
+def _record(state: LabState) -> dict:
+    rec = state.extra.get(RECORD)
+    if not isinstance(rec, dict):
+        rec = {}
+    shaped = rec.get("shaped") if isinstance(rec.get("shaped"), dict) else {}
+    runtime = rec.get("runtime") if isinstance(rec.get("runtime"), dict) else {}
+    out = {"shaped": {ns: sorted({i for i in v if isinstance(i, str)}) for ns, v in shaped.items()
+                      if isinstance(ns, str) and isinstance(v, list)},
+           "runtime": {k: v for k, v in runtime.items() if isinstance(k, str) and isinstance(v, dict)}}
+    state.extra[RECORD] = out
+    return out
+
+
+def runtime(state: LabState) -> dict[str, dict]:
+    """``{"<netns>:<iface>": spec}`` of impairments set by ``netlab impair`` and not yet replaced by ``up``."""
+    return _record(state)["runtime"]
+
+
+def wanted(lab: Lab) -> dict[tuple[str, str], tc.Shaping]:
+    """The qdisc shaping every impaired interface should have (loss is not a qdisc's)."""
+    out = {}
+    for netns, iface, spec in impaired(lab):
+        out[(netns, iface)] = shaping(spec)
+    return out
+
+
+def shaping(spec: Spec) -> tc.Shaping:
+    return tc.Shaping(rate_bits=rate_bits(spec["rate"]) if spec.get("rate") else None,
+                      delay_us=time_us(spec["delay"]) if spec.get("delay") else None,
+                      jitter_us=time_us(spec["jitter"]) if spec.get("jitter") else None)
+
+
+def same(have: tc.Shaping, want: tc.Shaping) -> bool:
+    """Equal as the kernel keeps them: a rate in whole bytes a second, times in scheduler ticks (~1 us)."""
+    def near(a: int | None, b: int | None, slack: int) -> bool:
+        return (a or 0) == (b or 0) or (a is not None and b is not None and abs(a - b) <= slack)
+
+    return (have.other is None and near(have.rate_bits, want.rate_bits, 8)
+            and near(have.delay_us, want.delay_us, 2) and near(have.jitter_us, want.jitter_us, 2))
+
+
+def words(s: tc.Shaping | None) -> str:
+    if s is None:
+        return "no such interface"
+    parts = []
+    if s.other:
+        parts.append(f"root qdisc {s.other}")
+    if s.rate_bits:
+        parts.append(f"rate {_rate_words(s.rate_bits)}")
+    if s.delay_us:
+        parts.append(f"delay {_time_words(s.delay_us)}")
+    if s.jitter_us:
+        parts.append(f"jitter {_time_words(s.jitter_us)}")
+    return " ".join(parts) or "none"
+
+
+def _rate_words(bits: int) -> str:
+    for unit, n in (("gbit", 10**9), ("mbit", 10**6), ("kbit", 10**3)):
+        if bits >= n and bits % n == 0:
+            return f"{bits // n}{unit}"
+    return f"{bits}bit"
+
+
+def _time_words(us: int) -> str:
+    return f"{us // 1000}ms" if us % 1000 == 0 else f"{us}us"
+
+
+def _observe(targets: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tc.Shaping | None]:
+    by_ns: dict[str, list[str]] = {}
+    for ns, iface in targets:
+        by_ns.setdefault(ns, []).append(iface)
+    out: dict[tuple[str, str], tc.Shaping | None] = {}
+    for ns, ifaces in sorted(by_ns.items()):
+        if not nsmod.is_netns_mount(ns):
+            out.update({(ns, i): None for i in ifaces})
+            continue
+        out.update({(ns, i): s for i, s in tc.read(ns, ifaces).items()})
+    return out
+
+
+def start(lab: Lab, state: LabState) -> StartResult:
+    """Make every impaired interface's qdiscs match the topology, and undo those it no longer names."""
+    rec = _record(state)
+    before = json.dumps(rec, sort_keys=True)
+    want = wanted(lab)
+    done = StartResult()
+    lab_netns = set(n.netns for n in lab.nodes) | set(p.netns for p in lab.pods)
+    old = {(ns, i) for ns, ifaces in rec["shaped"].items() for i in ifaces if ns in lab_netns}
+    if not want and not old and not rec["runtime"]:
+        if rec["shaped"]:
+            rec["shaped"] = {}
+            state.save()
+        return done  # nothing impaired, before or now: no qdisc to read
+    have = _observe(set(want) | old)
+    # Write-ahead: the record names an interface before it is shaped.
+    for ns, iface in want:
+        rec["shaped"][ns] = sorted(set(rec["shaped"].get(ns, [])) | {iface})
+    rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if ns in lab_netns}
+    if json.dumps(rec, sort_keys=True) != before:
+        state.save()
+    for (ns, iface), target in sorted(want.items()):
+        now = have.get((ns, iface))
+        if now is None:
+            done.problems.append(f"impair: {iface} does not exist in {ns}; not shaped")
+            continue
+        if same(now, target):
+            continue
+        try:
+            tc.replace_root(ns, iface, target.rate_bits, target.delay_us, target.jitter_us)
+        except tc.TcError as exc:
+            done.problems.append(f"impair: {exc}")
+            continue
+        done.actions.append(f"set {words(target)} on {iface} in {ns} (it had {words(now)})")
+    for ns, iface in sorted(old - set(want)):
+        now = have.get((ns, iface))
+        if now is not None and not now.empty:
+            try:
+                tc.delete_root(ns, iface)
+            except tc.TcError as exc:
+                done.problems.append(f"impair: {exc}")
+                continue
+            done.actions.append(f"removed {words(now)} from {iface} in {ns} (no longer in the topology)")
+        rec["shaped"][ns] = [i for i in rec["shaped"].get(ns, []) if i != iface]
+    rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if v}
+    # Run-time impairments the topology now says otherwise about were replaced (by `up` from the file).
+    specs = {f"{ns}:{iface}": spec for ns, iface, spec in impaired(lab)}
+    for key in [k for k, v in rec["runtime"].items() if specs.get(k, {}) != v.get("spec")]:
+        rec["runtime"].pop(key)
+    if json.dumps(rec, sort_keys=True) != before:
+        state.save()
+    return done
+
+
+def stop(state: LabState, netns_names: list[str], everything: bool = False) -> list[str]:
+    """Qdiscs go with their namespace: only the records are dropped."""
+    rec = _record(state)
+    gone = set(netns_names)
+    for part in ("shaped",):
+        rec[part] = {} if everything else {ns: v for ns, v in rec[part].items() if ns not in gone}
+    rec["runtime"] = {} if everything else {k: v for k, v in rec["runtime"].items() if k.split(":")[0] not in gone}
+    return []
+
+
+def drift(lab: Lab, state: LabState) -> list[str]:
+    """One line per interface whose qdiscs differ from the topology's impairment."""
+    rec = _record(state)
+    want = wanted(lab)
+    lab_netns = set(n.netns for n in lab.nodes) | set(p.netns for p in lab.pods)
+    old = {(ns, i) for ns, ifaces in rec["shaped"].items() for i in ifaces if ns in lab_netns}
+    have = _observe(set(want) | old)
+    out = []
+    for key in sorted(set(want) | old):
+        ns, iface = key
+        target = want.get(key, tc.Shaping())
+        now = have.get(key)
+        if now is None:
+            if key in want:
+                out.append(f"impair: {iface} in {ns} does not exist (wanted {words(target)})")
+            continue
+        if not same(now, target):
+            note = ""
+            rt = rec["runtime"].get(f"{ns}:{iface}")
+            if rt is not None:
+                note = f" (set at run time by `netlab impair`: {describe(rt.get('spec') or {})})"
+            out.append(f"impair: {iface} in {ns} has {words(now)}, the topology says {words(target)}{note}")
+    return out

@@ -1,0 +1,246 @@
+"""What the kernel tells a listener when a lab's namespaces change: rtnetlink and nf_tables notifications.
+
+``ip monitor`` and ``nft monitor`` in code. One NETLINK_ROUTE socket per
+namespace joins the multicast groups of the objects a lab is made of (links,
+IPv4 addresses and routes, neighbours and FDB entries, qdiscs, and the
+``netconf`` group that reports ``forwarding`` and ``rp_filter`` changes), and
+one NETLINK_NETFILTER socket joins NFNLGRP_NFTABLES, which carries every
+change iptables-nft makes. The kernel sends each change as it happens; the
+watcher sleeps in ``select`` until one comes (no polling). Changes a lab does
+not own are dropped here: neighbour entries the kernel learns and forgets all
+the time (only PERMANENT ones are the lab's), bridge FDB entries it learns.
+
+A socket keeps its namespace alive: :meth:`Listener.close` must run before
+the lab goes, and the watcher reopens its sockets after a repair that made
+a namespace again (a new namespace). A namespace deleted with ``ip netns
+del`` sends no message at all: an inotify watch on /run/netns reports it.
+A full receive buffer (ENOBUFS) means changes were lost: reported as an
+event of its own, so the watcher reads the whole lab.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import select
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from netlab.kernel import netlink, netns as nsmod, rtnl
+
+# Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
+RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_TC, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE = 1, 3, 4, 5, 7
+RTNLGRP_IPV4_NETCONF = 24
+NFNLGRP_NFTABLES = 7
+NETLINK_ADD_MEMBERSHIP = 1
+RTM_NEWQDISC, RTM_DELQDISC = 36, 37
+RTM_NEWNETCONF = 80
+NFNL_SUBSYS_NFTABLES = 10
+NFT_MSG_NAMES = {0: "table", 3: "chain", 6: "rule", 9: "set", 12: "element", 16: "generation"}
+
+_ROUTE_GROUPS = (RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_TC, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE)
+
+
+def _mask(groups: Iterable[int]) -> int:
+    return sum(1 << (g - 1) for g in groups)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change the kernel reported: where, and what in ``ip monitor``'s words."""
+
+    netns: str
+    what: str
+
+
+class Listener:
+    """Sockets subscribed to the changes of some namespaces; :meth:`wait` returns what changed."""
+
+    def __init__(self, namespaces: Sequence[str]):
+        self._socks: dict[int, tuple[str, socket.socket, int]] = {}  # fd -> (netns, socket, proto)
+        self.namespaces = sorted(namespaces)
+        self.names: NetnsNames | None = None
+        try:
+            self.names = NetnsNames(self.namespaces)
+            for ns in self.namespaces:
+                self._open(ns)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, netns: str) -> None:
+        if not nsmod.is_netns_mount(netns):
+            return  # gone already: the resync sees it
+        with nsmod.entered(netns):
+            route = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, netlink.NETLINK_ROUTE)
+            route.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            route.bind((0, _mask(_ROUTE_GROUPS)))
+            route.setsockopt(netlink.SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV4_NETCONF)
+            self._socks[route.fileno()] = (netns, route, netlink.NETLINK_ROUTE)
+            try:
+                nft = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                    netlink.NETLINK_NETFILTER)
+            except OSError:
+                return  # no nfnetlink: legacy iptables changes are seen by the periodic resync only
+            nft.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            try:
+                nft.bind((0, _mask([NFNLGRP_NFTABLES])))
+            except OSError:
+                nft.close()
+                return
+            self._socks[nft.fileno()] = (netns, nft, netlink.NETLINK_NETFILTER)
+
+    def fileno_list(self) -> list[int]:
+        return list(self._socks)
+
+    def close(self) -> None:
+        for _, sock, _ in self._socks.values():
+            sock.close()
+        self._socks.clear()
+        if self.names is not None:
+            self.names.close()
+            self.names = None
+
+    def _fds(self) -> list[int]:
+        return list(self._socks) + ([self.names.fd] if self.names is not None else [])
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait(self, timeout: float, extra: Sequence[int] = ()) -> tuple[list[Event], list[int]]:
+        """Sleep until the kernel reports a change (or one of ``extra`` fds is readable), at most ``timeout`` s.
+
+        Returns the lab's changes and the ``extra`` fds that are readable.
+        """
+        mine = self._fds()
+        try:
+            ready = select.select(mine + list(extra), [], [], max(timeout, 0))[0]
+        except InterruptedError:
+            return [], []
+        events = []
+        for fd in ready:
+            if fd in self._socks:
+                events += self._read(fd)
+            elif self.names is not None and fd == self.names.fd:
+                events += self.names.read()
+        return events, [fd for fd in ready if fd not in mine]
+
+    def drain(self) -> list[Event]:
+        """Read what is queued now, without waiting (the echo of the watcher's own repairs)."""
+        out = self.names.read() if self.names is not None else []
+        for fd in list(self._socks):
+            out += self._read(fd)
+        return out
+
+    def _read(self, fd: int) -> list[Event]:
+        netns, sock, proto = self._socks[fd]
+        out: list[Event] = []
+        while True:
+            try:
+                data = sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return out
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    out.append(Event(netns, "changes were lost (receive buffer full)"))
+                    continue
+                raise
+            if not data:
+                return out
+            for m in netlink.split(data):
+                what = describe(m, proto)
+                if what:
+                    out.append(Event(netns, what))
+
+
+def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE) -> str | None:
+    """A notification in words, or None for a change the lab does not own."""
+    if proto == netlink.NETLINK_NETFILTER:
+        subsys, msg = m.mtype >> 8, m.mtype & 0xFF
+        if subsys != NFNL_SUBSYS_NFTABLES:
+            return None
+        verb = "deleted" if msg in (2, 5, 8, 11, 14) else "changed"
+        return f"nf_tables {NFT_MSG_NAMES.get(msg - (msg % 3) if msg < 15 else 16, 'object')} {verb}"
+    t = m.mtype
+    if t in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK):
+        link = rtnl.parse_link(m)
+        if t == rtnl.RTM_DELLINK:
+            return f"link {link.name} deleted"
+        return f"link {link.name} {'up' if link.up else 'down'}"
+    if t in (rtnl.RTM_NEWADDR, rtnl.RTM_DELADDR):
+        a = rtnl.parse_addr(m)
+        return f"address {a.address}/{a.prefixlen} {'deleted' if t == rtnl.RTM_DELADDR else 'added'}"
+    if t in (rtnl.RTM_NEWROUTE, rtnl.RTM_DELROUTE):
+        r = rtnl.parse_route(m)
+        if r.table == rtnl.RT_TABLE_LOCAL:
+            return None  # the kernel's own, made and removed with addresses
+        dst = "default" if r.dst_len == 0 else f"{r.dst}/{r.dst_len}"
+        return f"route {dst} {'deleted' if t == rtnl.RTM_DELROUTE else 'added'}"
+    if t in (rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH):
+        n = rtnl.parse_neigh(m)
+        if not n.state & rtnl.NUD_PERMANENT:
+            return None  # learned and forgotten by the kernel all the time
+        kind = "fdb entry" if n.family == rtnl.AF_BRIDGE else "neighbour"
+        return f"{kind} {n.dst or n.lladdr} {'deleted' if t == rtnl.RTM_DELNEIGH else 'changed'}"
+    if t in (RTM_NEWQDISC, RTM_DELQDISC):
+        return f"qdisc {'deleted' if t == RTM_DELQDISC else 'changed'}"
+    if t == RTM_NEWNETCONF:
+        return "forwarding or rp_filter changed"
+    return None
+
+
+# inotify(7): a namespace deleted with `ip netns del` sends no netlink message (and a socket of
+# ours keeps it alive), but its name leaves /run/netns.
+IN_CREATE, IN_DELETE, IN_NONBLOCK, IN_CLOEXEC = 0x100, 0x200, 0o4000, 0o2000000
+_INOTIFY_EVENT = struct.Struct("=iIII")  # wd, mask, cookie, len
+
+
+class NetnsNames:
+    """An inotify descriptor on /run/netns: readable when a namespace name is added or removed."""
+
+    def __init__(self, namespaces: Iterable[str]):
+        self.namespaces = set(namespaces)
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        if libc.inotify_add_watch(self.fd, nsmod.NETNS_DIR.encode(), IN_CREATE | IN_DELETE) < 0:
+            err = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(err, f"inotify_add_watch {nsmod.NETNS_DIR}")
+
+    def read(self) -> list[Event]:
+        """The lab's namespaces whose names went away (or came back) since the last read."""
+        out = []
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return out
+            off = 0
+            while off + _INOTIFY_EVENT.size <= len(data):
+                _wd, mask, _cookie, length = _INOTIFY_EVENT.unpack_from(data, off)
+                name = data[off + _INOTIFY_EVENT.size:off + _INOTIFY_EVENT.size + length].split(b"\0", 1)[0]
+                off += _INOTIFY_EVENT.size + length
+                netns = name.decode(errors="replace")
+                if netns in self.namespaces:
+                    out.append(Event(netns, "namespace deleted" if mask & IN_DELETE else "namespace added"))
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when process ``pid`` exits (None if it is gone already)."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None

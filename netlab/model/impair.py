@@ -1,0 +1,126 @@
+"""Impairments of an interface: what ``tc`` would set on its egress, written as ``tc`` writes it.
+
+An impairment slows, delays or drops what an interface *sends* (a qdisc acts on
+a device's transmit queue), so on a pod's ``eth0`` it shapes what the pod
+sends; to shape both ways, impair both ends (the pod's ``eth0``, and the node's
+``cni0`` for what the node routes to its pods: frames bridged between two
+pods of one node leave through the bridge's ports, not through ``cni0``).
+
+- ``rate`` (``10mbit``, ``512kbit``, ``1gbit``; tc's units, ``kbps`` being
+  kilo*bytes* a second): a token bucket (``tbf``) as the root qdisc;
+- ``delay`` and ``jitter`` (``20ms``, ``500us``, ``1s``): ``netem``, where the
+  kernel has ``sch_netem``;
+- ``loss`` (``1%``): an ``iptables -m statistic --mode random --probability``
+  DROP in the namespace's ``mangle`` table, on every kernel, so a lab drops the
+  same way on every machine and ``iptables-save`` shows it.
+
+The values are kept as written (the topology round-trips); the numbers the
+kernel takes come from the ``*_bits``/``*_us``/``loss_fraction`` helpers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+
+from netlab.model.location import show
+
+# tc(8)'s rate units: bits, or bytes ("bps" is bytes a second in tc), decimal multipliers.
+RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9,
+              "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9}
+TIME_UNITS = {"us": 1, "ms": 1000, "s": 1_000_000}
+_RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$")
+_TIME = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(us|ms|s)$")
+_LOSS = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
+RATE_MIN = 8_000  # bits/s: below one 1500-byte packet every 1.5 s nothing sensible gets through
+RATE_MAX = 100 * 10**9
+DELAY_MAX_US = 60 * 1_000_000
+
+
+def rate_bits(text: str) -> int:
+    m = _RATE.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    return round(float(m.group(1)) * RATE_UNITS[m.group(2)])
+
+
+def time_us(text: str) -> int:
+    m = _TIME.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    return round(float(m.group(1)) * TIME_UNITS[m.group(2)])
+
+
+def loss_fraction(text: str) -> float:
+    m = _LOSS.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    return float(m.group(1)) / 100
+
+
+def _rate(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # StrictStr says what type it wanted
+    if not _RATE.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a rate like 10mbit, 512kbit or 1gbit (tc's units: bit, kbit, mbit, "
+                         "gbit; bps, kbps, mbps, gbps are bytes a second)")
+    bits = rate_bits(value)
+    if not RATE_MIN <= bits <= RATE_MAX:
+        raise ValueError(f"{show(value)} is out of range: a rate is 8kbit to 100gbit")
+    return value
+
+
+def _time(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not _TIME.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a time like 20ms, 500us or 1s")
+    if time_us(value) > DELAY_MAX_US:
+        raise ValueError(f"{show(value)} is more than 60s")
+    return value
+
+
+def _loss(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    if not _LOSS.fullmatch(value):
+        raise ValueError(f"{show(value)} is not a percentage like 1% or 0.5% (quote it in YAML: loss: \"1%\")")
+    if loss_fraction(value) > 1:
+        raise ValueError(f"{show(value)} is more than 100%")
+    return value
+
+
+Rate = Annotated[StrictStr, Field(pattern=_RATE.pattern), BeforeValidator(_rate)]
+Time = Annotated[StrictStr, Field(pattern=_TIME.pattern), BeforeValidator(_time)]
+Loss = Annotated[StrictStr, Field(pattern=_LOSS.pattern), BeforeValidator(_loss)]
+# Interface names as the kernel takes them (IFNAMSIZ - 1 bytes, no '/', no blanks).
+IfName = Annotated[StrictStr, Field(min_length=1, max_length=15, pattern=r"^[A-Za-z0-9_.-]+$")]
+
+# Which interfaces of a pod and of a node can be impaired (the ones the lab makes there).
+POD_INTERFACES = ("eth0",)
+
+
+def node_interfaces(mode: str, vni: int) -> tuple[str, ...]:
+    return ("eth0", "cni0") + ((f"flannel.{vni}",) if mode == "vxlan" else ())
+
+
+def describe(spec: dict[str, str | None]) -> str:
+    """``rate 10mbit delay 20ms jitter 5ms loss 1%`` (only what is set), or ``none``."""
+    parts = [f"{k} {spec[k]}" for k in ("rate", "delay", "jitter", "loss") if spec.get(k)]
+    return " ".join(parts) or "none"
+
+
+class Impairment(BaseModel):
+    """What one interface's egress suffers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    rate: Rate | None = Field(None, description="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
+    delay: Time | None = Field(None, description="Added delay (netem; refused where the kernel lacks sch_netem).")
+    jitter: Time | None = Field(None, description="Delay variation (netem), with delay.")
+    loss: Loss | None = Field(None, description="Random loss, like \"1%\" (an iptables statistic DROP rule).")
+
+    def spec(self) -> dict[str, str | None]:
+        return {"rate": self.rate, "delay": self.delay, "jitter": self.jitter, "loss": self.loss}

@@ -1,0 +1,237 @@
+"""Impairments measured with real traffic: iperf3 for a rate, 2,000 pings for a loss, ping RTTs for a delay.
+
+One small lab for the module (a node, three pods): ``shaped`` sends at most
+20mbit, ``lossy`` loses 10% of what it sends, ``server`` runs iperf3 and
+answers pings. Each test checks the kernel's own view too (``tc -j``,
+``iptables-save``), and the lifecycle: ``status`` sees a qdisc removed behind
+netlab's back, ``up`` restores it, a run-time ``netlab impair`` is the lab's
+desired state (not drift) but differs from the file, ``down`` takes it all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import time
+
+import pytest
+
+from helpers import in_netns, lab_namespaces, netlab, unique_lab, write_topology
+from netlab import doctor
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+
+pytestmark = pytest.mark.root
+
+RATE = 20_000_000
+LOSS = 0.10
+PINGS = 2000
+
+
+def topology(name: str) -> str:
+    return f"""\
+name: {name}
+nodes:
+  - name: node-1
+pods:
+  - name: shaped
+    node: node-1
+    impair:
+      eth0: {{rate: 20mbit}}
+  - name: lossy
+    node: node-1
+    impair:
+      eth0: {{loss: "10%"}}
+  - name: server
+    node: node-1
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("im")
+    path = write_topology(tmp_path_factory.mktemp("impair"), topology(name))
+    netlab("up", "-t", path)
+    try:
+        yield name, path
+    finally:
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
+
+
+def pod_ip(lab: str, pod: str) -> str:
+    out = json.loads(netlab("get", "pods", pod, "--lab", lab, "-o", "json").stdout)
+    return out[0]["ip"] if isinstance(out, list) else out["items"][0]["ip"]
+
+
+def qdiscs(netns: str, dev: str = "eth0") -> list[dict]:
+    return json.loads(subprocess.run(["tc", "-j", "-n", netns, "qdisc", "show", "dev", dev],
+                                     capture_output=True, text=True, check=True).stdout)
+
+
+def iperf_bits_per_second(lab: str, src: str, dst: str, seconds: int = 4) -> float:
+    """What an iperf3 client in pod ``src`` gets through to a server in pod ``dst`` (TCP, as received)."""
+    dst_ip = pod_ip(lab, dst)
+    server = subprocess.Popen(["ip", "netns", "exec", f"{lab}-{dst}", "iperf3", "-s", "-1", "-p", "5201"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        proc = in_netns(f"{lab}-{src}", "iperf3", "-c", dst_ip, "-p", "5201", "-t", str(seconds), "-O", "1", "-J",
+                        timeout=seconds + 20)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return float(json.loads(proc.stdout)["end"]["sum_received"]["bits_per_second"])
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_a_rate_is_what_iperf3_measures(lab):
+    name, _ = lab
+    (root,) = [q for q in qdiscs(f"{name}-shaped") if q.get("root")]
+    assert root["kind"] == "tbf" and root["options"]["rate"] == RATE // 8  # tc -j: bytes a second
+    measured = iperf_bits_per_second(name, "shaped", "server")
+    assert abs(measured - RATE) <= 0.15 * RATE, f"{measured / 1e6:.2f} Mbit/s, set 20mbit"
+    print(f"rate: iperf3 received {measured / 1e6:.2f} Mbit/s with rate 20mbit")
+    # The unimpaired pod is not held to that rate: the limit is the qdisc's, not the lab's.
+    assert iperf_bits_per_second(name, "server", "shaped", seconds=2) > 2 * RATE
+
+
+def test_a_loss_is_within_a_binomial_bound(lab):
+    name, _ = lab
+    save = in_netns(f"{name}-lossy", "iptables-save", "-t", "mangle", check=True).stdout
+    assert "-A POSTROUTING -j NETLAB-IMPAIR" in save
+    assert re.search(r"-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0\.1\d+ -j DROP", save)
+    proc = in_netns(f"{name}-lossy", "ping", "-q", "-n", "-c", str(PINGS), "-i", "0.002", "-W", "1",
+                    pod_ip(name, "server"), timeout=60)
+    sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", proc.stdout).groups())
+    lost = sent - received
+    mean, sd = PINGS * LOSS, math.sqrt(PINGS * LOSS * (1 - LOSS))
+    # 4.5 standard deviations: a correct 10% loss falls outside about once in 150,000 runs.
+    assert sent == PINGS and abs(lost - mean) <= 4.5 * sd, f"{lost} of {PINGS} lost, expected {mean:.0f} ± {4.5 * sd:.0f}"
+    print(f"loss: {lost} of {PINGS} pings lost with loss 10% (bound {mean:.0f} ± {4.5 * sd:.0f})")
+    # Echo replies come back through the server's eth0, which loses nothing: every loss is the request's.
+    clean = in_netns(f"{name}-server", "ping", "-q", "-n", "-c", "200", "-i", "0.002", "-W", "1",
+                     pod_ip(name, "shaped"), timeout=30)
+    assert " 0% packet loss" in clean.stdout
+
+
+def test_status_sees_a_qdisc_removed_and_up_restores_it(lab):
+    name, path = lab
+    subprocess.run(["tc", "-n", f"{name}-shaped", "qdisc", "del", "dev", "eth0", "root"], check=True)
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.returncode == 1
+    assert f"impair: eth0 in {name}-shaped has none, the topology says rate 20mbit" in drift.stdout
+    fixed = netlab("up", "-t", path)
+    assert f"set rate 20mbit on eth0 in {name}-shaped (it had none)" in fixed.stdout
+    assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["tbf"]
+    # The CNI plugin's txqueuelen 0 stays, although the kernel gives a device 1000 when a qdisc is attached.
+    assert netlab("status", "--lab", name).returncode == 0
+
+
+def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
+    name, path = lab
+    out = netlab("impair", "--lab", name, "server:eth0", "--rate", "5mbit", "--loss", "2%")
+    assert "server:eth0 in lab " + name + ": rate 5mbit loss 2% (was none)" in out.stdout
+    assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [5_000_000 // 8]
+    assert netlab("status", "--lab", name).returncode == 0  # the lab's desired state now
+    against = netlab("status", "-t", path, check=False)
+    assert against.returncode == 1
+    assert (f"impair: eth0 in {name}-server has rate 5mbit, the topology says none "
+            "(set at run time by `netlab impair`: rate 5mbit loss 2%)") in against.stdout
+    assert "extra rule: -A POSTROUTING -j NETLAB-IMPAIR" in against.stdout
+    netlab("impair", "--lab", name, "shaped:eth0", "--clear")
+    assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
+    restored = netlab("up", "-t", path)
+    assert f"removed rate 5mbit from eth0 in {name}-server" in restored.stdout
+    assert f"set rate 20mbit on eth0 in {name}-shaped" in restored.stdout
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+    assert "-j NETLAB-IMPAIR" not in in_netns(f"{name}-server", "iptables-save", "-t", "mangle").stdout
+    assert netlab("status", "-t", path).returncode == 0
+
+
+def test_bad_run_time_impairments_are_refused_in_one_line(lab):
+    name, _ = lab
+    for args, rc, text in ((["nosuch:eth0", "--rate", "1mbit"], 2, f"lab {name} has no pod or node 'nosuch'"),
+                           (["server:eth1", "--rate", "1mbit"], 2, "server has no interface 'eth1' to impair"),
+                           (["server:eth0", "--rate", "1mbyte"], 2, "--rate: '1mbyte' is not a rate"),
+                           (["server:eth0", "--jitter", "5ms"], 2, "--jitter varies a delay"),
+                           (["server", "--rate", "1mbit"], 2, "write the target as NAME:IFACE")):
+        proc = netlab("impair", "--lab", name, *args, check=False)
+        assert proc.returncode == rc and text in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+
+
+def netem_check() -> doctor.Check:
+    lab = resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n"}], "pods": [
+        {"name": "p", "node": "n", "impair": {"eth0": {"delay": "20ms"}}}]}))
+    (check,) = doctor.diagnose(lab, doctor.needs(lab), ["netem"])
+    return check
+
+
+def test_a_delay_without_netem_is_refused_with_the_doctors_line(lab):
+    name, _ = lab
+    check = netem_check()
+    if check.status == doctor.OK:
+        pytest.skip("this kernel has sch_netem: the refusal cannot happen here")
+    proc = netlab("impair", "--lab", name, "server:eth0", "--delay", "20ms", check=False)
+    assert proc.returncode == 3 and proc.stderr.strip() == f"netlab: {check.line()}"
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+
+
+def test_a_delay_is_what_ping_measures(lab):
+    name, path = lab
+    check = netem_check()
+    if check.status != doctor.OK:
+        pytest.skip(f"netlab doctor: {check.line()}")
+    netlab("impair", "--lab", name, "server:eth0", "--delay", "50ms")
+    try:
+        proc = in_netns(f"{name}-shaped", "ping", "-q", "-n", "-c", "20", "-i", "0.05", pod_ip(name, "server"),
+                        timeout=30)
+        avg = float(re.search(r"= [\d.]+/([\d.]+)/", proc.stdout).group(1))
+        assert abs(avg - 50) <= 10, f"average RTT {avg} ms, set 50ms one way"
+    finally:
+        netlab("up", "-t", path)
+
+
+def test_the_python_api_switches_an_impairment(lab):
+    from netlab import Lab
+
+    name, path = lab
+    api_lab = Lab.attach(name)
+    done = api_lab.impair("server:eth0", rate="8mbit")
+    assert f"set rate 8mbit on eth0 in {name}-server (it had none)" in done.fixed
+    assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [1_000_000]
+    assert api_lab.status().ok and not api_lab.status(path).ok
+    api_lab.impair("server:eth0", clear=True)
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+    assert api_lab.status(path).ok
+
+
+def test_a_nodes_interfaces_shape_what_it_routes(tmp_path):
+    """flannel.1 shapes what node-1 sends to node-2's pods, cni0 what it routes to its own pods."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"""\
+name: {name}
+nodes:
+  - name: node-1
+    impair:
+      flannel.1: {{rate: 40mbit}}
+      cni0: {{rate: 30mbit}}
+  - name: node-2
+pods:
+  - {{name: shaped, node: node-1}}
+  - {{name: server, node: node-2}}
+""")
+    netlab("up", "-t", path)
+    try:
+        assert netlab("status", "--lab", name).returncode == 0  # flannel.1 keeps its txqueuelen 0
+        out = iperf_bits_per_second(name, "shaped", "server", seconds=3)
+        back = iperf_bits_per_second(name, "server", "shaped", seconds=3)
+        print(f"node impairments: {out / 1e6:.2f} Mbit/s through flannel.1 (40mbit), "
+              f"{back / 1e6:.2f} Mbit/s through cni0 (30mbit)")
+        assert abs(out - 40e6) <= 0.15 * 40e6 and abs(back - 30e6) <= 0.15 * 30e6
+    finally:
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []

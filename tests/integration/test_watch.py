@@ -1,0 +1,292 @@
+"""`netlab up --watch`, run as a user runs it (a separate process, stopped with SIGINT), against real breakage.
+
+The watcher's lab: two nodes, pod ``a`` (restartPolicy Always, the default)
+on node-1 and pod ``b`` (restartPolicy Never) on node-2. Each case breaks
+something with ordinary tools (``ip route del``, ``ip link set down``,
+``kill -9``, an edit of the file) and waits for the kernel's view to be
+right again, with the watcher's one-line log saying what it saw and did.
+The fixture always stops the watcher and checks that Ctrl-C left the lab up
+and consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from helpers import NETLAB, ip_json, lab_namespaces, netlab, state_path, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+BACKOFF = "0.5"
+
+
+def topology(name: str, extra: str = "") -> str:
+    return f"""\
+name: {name}
+nodes:
+  - name: node-1
+  - name: node-2
+pods:
+  - name: a
+    node: node-1
+  - name: b
+    node: node-2
+    restartPolicy: Never
+{extra}"""
+
+
+class Watcher:
+    """``netlab up -t FILE --watch`` in a process of its own; its lines, as they come."""
+
+    def __init__(self, path: str, env: dict | None = None):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(NETLAB + ["up", "-t", path, "--watch", "--restart-backoff", BACKOFF,
+                                               "--resync", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for_line("saw: lab ", timeout=60)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, timeout: float = 10.0, after: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if text in line:
+                    return line
+            assert self.proc.poll() is None, "the watcher ended:\n" + "\n".join(self.lines)
+            time.sleep(0.02)
+        raise AssertionError(f"no line with {text!r} within {timeout} s:\n" + "\n".join(self.lines))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("the watcher did not stop on SIGINT:\n" + "\n".join(self.lines))
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+def container_pid(lab: str, pod: str) -> int | None:
+    with open(state_path(lab, "state.json")) as fh:
+        rec = json.load(fh)["extra"]["workload"]["pods"][pod]["containers"]["main"]
+    return rec.get("pid")
+
+
+def running(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def wait_until(check, timeout: float, step: float = 0.01) -> float:
+    """Seconds until ``check()`` held; AssertionError after ``timeout``."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    name = unique_lab("im")
+    path = write_topology(tmp_path_factory.mktemp("watch"), topology(name))
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        yield name, path, watcher
+        # Ctrl-C: the watcher ends at once, says so, and the lab stays up and as the plan says
+        # (b, restartPolicy Never, stays exited: the only difference status may report).
+        assert watcher.stop() == 0
+        assert "stopped watching lab" in watcher.lines[-1] and "it stays up" in watcher.lines[-1]
+        assert f"{name}-a" in lab_namespaces(name)
+        status = netlab("status", "--lab", name, check=False)
+        drift = [line for line in status.stdout.splitlines()[1:-1]]
+        assert all(line.strip().startswith("containers: pod b ") for line in drift), status.stdout
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
+
+
+def test_a_deleted_route_comes_back_within_a_second(lab):
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
+    took = wait_until(lambda: ip_json("route", "show", "10.244.1.0/24", netns=f"{name}-node-1") != [], 1.0)
+    line = watcher.wait_for_line(f"route 10.244.1.0/24 deleted in {name}-node-1", after=mark)
+    assert f"did: replace route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in {name}-node-1" in line
+    print(f"route back after {took:.3f} s: {line}")
+
+
+def test_a_link_set_down_is_healed(lab):
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "-n", f"{name}-a", "link", "set", "eth0", "down"], check=True)
+    wait_until(lambda: "UP" in ip_json("link", "show", "eth0", netns=f"{name}-a")[0]["flags"], 1.0)
+    line = watcher.wait_for_line(f"link eth0 down in {name}-a", after=mark)
+    assert f"set up of link eth0 in {name}-a" in line
+    # The pod's routes went with its link; they are back too, and traffic flows.
+    wait_until(lambda: len(ip_json("route", netns=f"{name}-a")) == 3, 2.0)
+    assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
+                          capture_output=True).returncode == 0
+
+
+def test_a_deleted_namespace_is_made_again_at_once(lab):
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "netns", "del", f"{name}-a"], check=True)  # no netlink message: inotify on /run/netns
+    line = watcher.wait_for_line(f"saw: namespace deleted in {name}-a", after=mark, timeout=5)
+    assert "did: created 1 namespaces" in line and "restarted container a/main" in line
+    assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
+                          capture_output=True).returncode == 0
+
+
+def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(lab):
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    old = container_pid(name, "a")
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: container_pid(name, "a") != old and running(container_pid(name, "a")), 5.0)
+    line = watcher.wait_for_line("container a/main exited (exit 137)", after=mark)
+    assert "did: restarted container a/main" in line
+    # Killed again at once: the kubelet's back-off makes it wait (0.5 s here, then 1 s ...).
+    mark = len(watcher.lines)
+    again = container_pid(name, "a")
+    os.kill(again, signal.SIGKILL)
+    wait_until(lambda: container_pid(name, "a") != again and running(container_pid(name, "a")), 5.0)
+    assert any("back-off" in x for x in watcher.lines[mark:]) or \
+        watcher.wait_for_line("did: restarted container a/main", after=mark)
+    # b's restartPolicy is Never: it stays exited, and the watcher says why, once.
+    mark = len(watcher.lines)
+    b = container_pid(name, "b")
+    os.kill(b, signal.SIGKILL)
+    line = watcher.wait_for_line("saw: container b/main exited", after=mark)
+    assert "did: nothing (restartPolicy Never)" in line and "(exit 137)" in line
+    time.sleep(2.5)  # past a resync
+    assert container_pid(name, "b") == b and not running(b)
+    assert sum("b/main" in x for x in watcher.lines[mark:]) == 1
+
+
+def test_an_edited_topology_adds_a_pod(lab):
+    name, path, watcher = lab
+    mark = len(watcher.lines)
+    with open(path, "a") as fh:
+        fh.write("  - name: c\n    node: node-1\n")
+    wait_until(lambda: f"{name}-c" in lab_namespaces(name), 10.0)
+    line = watcher.wait_for_line(f"saw: {path} changed; did: created 1 namespaces", after=mark)
+    assert "started container c/main" in line
+    assert subprocess.run(["ip", "netns", "exec", f"{name}-c", "ping", "-c1", "-W2", "10.244.1.2"],
+                          capture_output=True).returncode == 0
+    # An invalid edit is reported and changes nothing.
+    mark = len(watcher.lines)
+    with open(path, "a") as fh:
+        fh.write("  - name: d\n    node: node-9\n")
+    line = watcher.wait_for_line(f"saw: {path} changed; did: nothing, it is not valid", after=mark)
+    assert "node-9" in line and f"{name}-d" not in lab_namespaces(name)
+
+
+def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    netlab("up", "-t", path)
+    watcher = None
+    try:
+        # Every repair's 4th step fails (a test hook of netlab.lab.journal): the repair is rolled back.
+        watcher = Watcher(path, env={"NETLAB_FAULT_AT": "4"})
+        subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
+        first = watcher.wait_for_line("did: repair failed: injected fault")
+        assert first.endswith("retry in 0.5s") and f"route 10.244.1.0/24 deleted in {name}-node-1" in first
+        watcher.wait_for_line("retry in 1.0s", timeout=10)
+        watcher.wait_for_line("retry in 2.0s", timeout=10)
+        assert watcher.proc.poll() is None  # still watching
+        assert watcher.stop() == 0
+        fixed = netlab("up", "-t", path)  # a plain up repairs what the failed ones could not
+        assert "10.244.1.0/24" in fixed.stdout
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
+
+
+def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        netlab("down", "--lab", name)
+        line = watcher.wait_for_line(f"saw: lab {name} was taken down; did: stop watching", timeout=15) \
+            if watcher.proc.poll() is None else next(x for x in watcher.lines if "was taken down" in x)
+        assert line
+        assert watcher.proc.wait(15) == 0
+        time.sleep(1)
+        assert lab_namespaces(name) == [] and not os.path.exists(state_path(name))  # not brought back
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
+
+
+def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
+    name = unique_lab("im")
+    extra = """\
+  - name: job
+    node: node-1
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep 0.3; exit 0"]
+  - name: crash
+    node: node-2
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep 0.3; exit 3"]
+"""
+    path = write_topology(tmp_path, topology(name, extra))
+    watcher = None
+    try:
+        watcher = Watcher(path)  # it starts the containers: they are its children, their exit status known
+        line = watcher.wait_for_line("saw: container job/main exited (exit 0)")
+        assert line.endswith("did: nothing (restartPolicy OnFailure)")
+        watcher.wait_for_line("container crash/main exited (exit 3)")
+        watcher.wait_for_line("did: restarted container crash/main")
+        # It keeps failing: after the first restart, each waits out its back-off (0.5 s, 1 s, 2 s ...).
+        watcher.wait_for_line("saw: container crash/main exited (exit 3); did: nothing (back-off: restart in",
+                              timeout=15)
+        time.sleep(3)
+        restarts = [x for x in watcher.lines if "restarted container crash/main" in x]
+        assert 2 <= len(restarts) <= 4, "\n".join(watcher.lines)  # ~0.3 s runs: not one restart per exit
+        # The completed job is said once and never restarted.
+        assert sum("job/main exited (exit 0); did: nothing (restartPolicy OnFailure)" in x for x in watcher.lines) == 1
+        assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []

@@ -1,0 +1,189 @@
+"""Impairments without root: the topology's impair:/restartPolicy fields, their errors, the loss rules' plan,
+and how the feature compares a kernel's qdiscs with what is wanted."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.errors import TopologyError
+from netlab.impair import lifecycle as feature
+from netlab.kernel import tc
+from netlab.model.impair import describe, loss_fraction, rate_bits, time_us
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.model.topology import Topology
+from netlab.plan.build import build_plan
+from netlab.plan.iptables_save import saved_probability
+
+
+def problems(tmp_path, text: str) -> list[str]:
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    try:
+        load_topology(str(path))
+    except TopologyError as exc:
+        return [str(p) for p in exc.problems]
+    return []
+
+
+BASE = "name: x\nnodes:\n  - name: n1\n{node}pods:\n  - name: p1\n    node: n1\n{pod}"
+
+
+@pytest.mark.parametrize("node,pod,expect", [
+    ("", "    restartPolicy: Sometimes\n",
+     "t.yaml:7: pods[0].restartPolicy: 'Sometimes' is not allowed; use 'Always', 'OnFailure' or 'Never'"),
+    ("", "    impair:\n      eth0: {rate: 10mbyte}\n",
+     "t.yaml:8: pods[0].impair.eth0.rate: '10mbyte' is not a rate like 10mbit"),
+    ("", "    impair:\n      eth0: {rate: 1bit}\n", "t.yaml:8: pods[0].impair.eth0.rate: '1bit' is out of range"),
+    ("", "    impair:\n      eth0: {delay: 20}\n", "t.yaml:8: pods[0].impair.eth0.delay: 20 is a number here"),
+    ("", "    impair:\n      eth0: {delay: 2min}\n", "t.yaml:8: pods[0].impair.eth0.delay: '2min' is not a time"),
+    ("", "    impair:\n      eth0: {loss: \"101%\"}\n", "t.yaml:8: pods[0].impair.eth0.loss: '101%' is more than 100%"),
+    ("", "    impair:\n      eth0: {loss: 1}\n", "t.yaml:8: pods[0].impair.eth0.loss: 1 is a number here"),
+    ("", "    impair:\n      eth0: {rate: 1mbit, burst: 10}\n", "t.yaml:8: pods[0].impair.eth0.burst:"),
+    ("", "    impair:\n      eth0: {jitter: 5ms}\n",
+     "t.yaml:8: pods[0].impair.eth0.jitter: jitter varies a delay: add delay: too"),
+    ("", "    impair:\n      eth0: {}\n",
+     "t.yaml:8: pods[0].impair.eth0: an impairment needs at least one of rate, delay, jitter, loss"),
+    ("", "    impair:\n      eth1: {rate: 1mbit}\n",
+     "t.yaml:8: pods[0].impair.eth1: no interface 'eth1' here to impair; use one of eth0"),
+    ("    impair:\n      br0: {rate: 1mbit}\n", "",
+     "t.yaml:5: nodes[0].impair.br0: no interface 'br0' here to impair; use one of eth0, cni0, flannel.1"),
+])
+def test_bad_impairments_are_one_line_with_file_line_and_field(tmp_path, node, pod, expect):
+    lines = problems(tmp_path, BASE.format(node=node, pod=pod))
+    assert len(lines) == 1 and lines[0].startswith(str(tmp_path / expect.split(":", 1)[0])), lines
+    assert expect.split(":", 1)[1] in lines[0], lines
+
+
+def test_good_impairments_and_restart_policies_load(tmp_path):
+    text = BASE.format(node="    impair:\n      cni0: {rate: 50mbit}\n      flannel.1: {loss: \"0.5%\"}\n",
+                       pod="    restartPolicy: OnFailure\n    impair:\n      eth0: {rate: 1gbit, delay: 20ms, "
+                           "jitter: 500us, loss: \"1%\"}\n")
+    assert problems(tmp_path, text) == []
+    topo = load_topology(str(tmp_path / "t.yaml"))
+    assert topo.pods[0].restart_policy == "OnFailure" and Topology.model_validate(
+        {"name": "y", "nodes": [{"name": "n"}], "pods": [{"name": "p", "node": "n"}]}).pods[0].restart_policy == "Always"
+    # host-gw has no flannel.1 to impair
+    assert "use one of eth0, cni0" in " ".join(problems(tmp_path, "network: {mode: host-gw}\n" + text))
+
+
+def test_units_are_tcs():
+    assert rate_bits("10mbit") == 10_000_000 and rate_bits("1kbps") == 8_000 and rate_bits("1.5gbit") == 1_500_000_000
+    assert time_us("20ms") == 20_000 and time_us("500us") == 500 and time_us("1.5s") == 1_500_000
+    assert loss_fraction("0.5%") == 0.005
+    assert describe({"rate": "1mbit", "delay": None, "loss": "1%"}) == "rate 1mbit loss 1%" and describe({}) == "none"
+
+
+def lab_with(pod_impair: dict, node_impair: dict | None = None):
+    return resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n1", "impair": node_impair or {}}],
+                                            "pods": [{"name": "p1", "node": "n1", "impair": pod_impair},
+                                                     {"name": "p2", "node": "n1"}]}))
+
+
+def test_loss_is_a_mangle_rule_in_the_impaired_namespace_only():
+    plan = build_plan(lab_with({"eth0": {"loss": "1%", "rate": "1mbit"}}, {"cni0": {"loss": "100%"}}))
+    rules = {r.netns: r for r in plan.of_kind("nat") if r.table == "mangle"}
+    assert set(rules) == {"x-p1", "x-n1"}
+    assert rules["x-p1"].rules == (
+        "-A POSTROUTING -j NETLAB-IMPAIR",
+        f"-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability {saved_probability('0.0100000000')} -j DROP")
+    assert rules["x-n1"].rules == ("-A POSTROUTING -j NETLAB-IMPAIR", "-A NETLAB-IMPAIR -o cni0 -j DROP")
+    assert "--probability 0.0100000000 -j DROP" in rules["x-p1"].payload  # as written; iptables-save prints 0.01000000009
+    # A rate alone is no rule: the qdisc is the feature's.
+    assert not [r for r in build_plan(lab_with({"eth0": {"rate": "1mbit"}})).of_kind("nat") if r.table == "mangle"]
+
+
+def test_the_feature_wants_qdiscs_for_rates_and_delays_only():
+    want = feature.wanted(lab_with({"eth0": {"rate": "10mbit", "loss": "1%"}}, {"cni0": {"loss": "1%"}}))
+    assert want == {("x-p1", "eth0"): tc.Shaping(rate_bits=10_000_000), ("x-n1", "cni0"): tc.Shaping()}
+
+
+@pytest.mark.parametrize("have,want,same", [
+    (tc.Shaping(rate_bits=10_000_000), tc.Shaping(rate_bits=10_000_000), True),
+    (tc.Shaping(rate_bits=9_999_996), tc.Shaping(rate_bits=10_000_000), True),  # whole bytes a second
+    (tc.Shaping(rate_bits=5_000_000), tc.Shaping(rate_bits=10_000_000), False),
+    (tc.Shaping(), tc.Shaping(rate_bits=10_000_000), False),
+    (tc.Shaping(other="htb"), tc.Shaping(), False),  # someone else's root qdisc is drift
+    (tc.Shaping(delay_us=20_001), tc.Shaping(delay_us=20_000), True),  # scheduler ticks
+    (tc.Shaping(delay_us=20_000, jitter_us=5_000), tc.Shaping(delay_us=20_000), False),
+])
+def test_shaping_compares_as_the_kernel_keeps_it(have, want, same):
+    assert feature.same(have, want) is same
+
+
+def test_shaping_in_words():
+    assert feature.words(tc.Shaping(rate_bits=10_000_000, delay_us=20_000, jitter_us=500)) == \
+        "rate 10mbit delay 20ms jitter 500us"
+    assert feature.words(tc.Shaping()) == "none" and feature.words(None) == "no such interface"
+    assert feature.words(tc.Shaping(other="htb")) == "root qdisc htb"
+
+
+def test_tbf_burst_holds_ten_milliseconds_and_two_frames():
+    assert tc.burst_bytes(10_000_000) == 12_500 and tc.burst_bytes(100_000) == 3200
+
+
+class RecordingIPRoute:
+    """Stands in for pyroute2's IPRoute in one namespace: records tc calls (order and arguments)."""
+
+    def __init__(self, txqlen: int = 0):
+        self.calls: list[tuple] = []
+        self.txqlen = txqlen
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def link_lookup(self, ifname):
+        return [2] if ifname == "eth0" else []
+
+    def get_links(self, idx):
+        qlen = self.txqlen
+
+        class Link:
+            def get_attr(self, name):
+                return qlen
+
+        return [Link()]
+
+    def tc(self, verb, kind=None, index=None, **kw):
+        self.calls.append((verb, kind, index, kw))
+        if verb == "add":
+            self.txqlen = 1000  # what the kernel does to a txqueuelen-0 device given a qdisc
+
+    def link(self, verb, **kw):
+        self.calls.append(("link", verb, kw))
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    import contextlib
+
+    rec = RecordingIPRoute()
+    monkeypatch.setattr(tc, "_ipr", lambda: rec)
+    monkeypatch.setattr(tc.nsmod, "entered", lambda name: contextlib.nullcontext())
+    return rec
+
+
+def test_a_delay_with_a_rate_is_netem_with_tbf_under_it(recorder):
+    tc.replace_root("x-p1", "eth0", 10_000_000, delay_us=20_000, jitter_us=5_000)
+    verbs = [(c[0], c[1]) for c in recorder.calls]
+    assert verbs == [("del", None), ("add", "netem"), ("add", "tbf"), ("link", "set")]
+    netem, tbf = recorder.calls[1][3], recorder.calls[2][3]
+    assert netem == {"handle": tc.ROOT_HANDLE, "delay": 20_000, "jitter": 5_000}
+    assert tbf["parent"] == tc.ROOT_HANDLE + 1 and tbf["handle"] == tc.CHILD_HANDLE
+    assert tbf["rate"] == "10000000bit" and tbf["burst"] == 12_500 and tbf["latency"] == tc.LATENCY
+    assert recorder.calls[3][2] == {"index": 2, "txqlen": 0}  # the CNI plugin's txqueuelen 0 comes back
+
+
+def test_a_rate_alone_is_a_root_tbf(recorder):
+    recorder.txqlen = 1000  # a node's eth0 keeps the kernel's 1000: nothing to give back
+    tc.replace_root("x-n1", "eth0", 50_000_000)
+    assert [(c[0], c[1]) for c in recorder.calls] == [("del", None), ("add", "tbf")]
+    assert recorder.calls[1][3]["handle"] == tc.ROOT_HANDLE and "parent" not in recorder.calls[1][3]
+
+
+def test_a_missing_interface_is_one_line(recorder):
+    with pytest.raises(tc.TcError, match="eth9 does not exist in x-p1"):
+        tc.replace_root("x-p1", "eth9", 1_000_000)

@@ -1,0 +1,62 @@
+"""The watcher's pure parts without root: restartPolicy, the kubelet's back-off, notifications in words."""
+
+from __future__ import annotations
+
+import struct
+from socket import AF_INET
+
+import pytest
+
+from netlab.kernel import events, netlink, rtnl
+from netlab.lab.restart import Backoff, should_restart
+
+
+@pytest.mark.parametrize("policy,code,restart", [
+    ("Always", 0, True), ("Always", 1, True), ("Always", None, True),
+    ("OnFailure", 0, False), ("OnFailure", 2, True), ("OnFailure", 137, True),
+    ("OnFailure", None, True),  # nobody saw the status (not the watcher's child): treated as a failure
+    ("Never", 1, False), ("Never", None, False),
+])
+def test_restart_policy(policy, code, restart):
+    assert should_restart(policy, code) is restart
+
+
+def test_backoff_is_the_kubelets():
+    b = Backoff(base=10, cap=300)
+    assert b.wait("p/c", 0) == 0  # the first restart is at once
+    b.restarted("p/c", 0)
+    assert b.wait("p/c", 1) == 9  # exited again a second later: waits out the 10 s
+    t = 10.0
+    delays = []
+    for _ in range(7):
+        assert b.wait("p/c", t) == 0
+        b.restarted("p/c", t)
+        delays.append(b.delay("p/c"))
+        t += b.delay("p/c")
+    assert delays == [20, 40, 80, 160, 300, 300, 300]  # doubling, capped at 5 minutes
+    assert b.wait("other", t) == 0  # per container
+    b.restarted("p/c", t)
+    late = t + 601  # 10 minutes without a restart: it starts over
+    assert b.wait("p/c", late) == 0
+    b.restarted("p/c", late)
+    assert b.delay("p/c") == 10
+
+
+def _msg(mtype: int, body: bytes) -> netlink.Msg:
+    return netlink.Msg(mtype, 0, 0, body)
+
+
+def test_notifications_in_words():
+    route = rtnl.RTMSG.pack(AF_INET, 24, 0, 0, 254, 3, 0, 1, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.1.0")
+    assert events.describe(_msg(rtnl.RTM_DELROUTE, route)) == "route 10.244.1.0/24 deleted"
+    local = rtnl.RTMSG.pack(AF_INET, 32, 0, 0, 255, 2, 254, 2, 0) + netlink.ipv4(rtnl.RTA_DST, "10.244.0.1")
+    assert events.describe(_msg(rtnl.RTM_NEWROUTE, local)) is None  # the local table is the kernel's
+    learned = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_REACHABLE, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.0.3")
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned)) is None  # learned and forgotten all the time
+    permanent = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_PERMANENT, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.1.0")
+    assert events.describe(_msg(rtnl.RTM_DELNEIGH, permanent)) == "neighbour 10.244.1.0 deleted"
+    link = rtnl.IFINFO.pack(0, 1, 2, 0, 0) + netlink.string(rtnl.IFLA_IFNAME, "eth0")
+    assert events.describe(_msg(rtnl.RTM_NEWLINK, link)) == "link eth0 down"
+    assert events.describe(_msg((10 << 8) | 8, b"\0" * 4), netlink.NETLINK_NETFILTER) == "nf_tables rule deleted"
+    assert events.describe(_msg((1 << 8) | 0, b"\0" * 4), netlink.NETLINK_NETFILTER) is None  # conntrack
+    assert events.describe(_msg(events.RTM_NEWNETCONF, struct.pack("=Bxxx", 2))) == "forwarding or rp_filter changed"
