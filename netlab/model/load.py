@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from netlab.errors import Problem, TopologyError
 from netlab.model.checks import check_topology
 from netlab.model.diagnostics import problems_from_validation, topology_error
+from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
 from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source, parse
@@ -111,6 +112,8 @@ def validate_source(src: Source) -> Topology:
         raise topology_error(problems + problems_from_validation(exc, src)) from None
     problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg)
                  for loc, msg in check_topology(topo)]
+    topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))  # NetworkPolicies and Namespaces, with their own files' lines
+    problems += included
     if problems:
         raise topology_error(problems)
     return topo

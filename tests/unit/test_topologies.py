@@ -87,7 +87,7 @@ def test_schema_generation_is_deterministic_and_by_alias():
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"name", "cluster", "network", "nodes", "pods", "services", "internet",
-                                         "expect"}
+                                         "expect", "namespaces", "networkPolicies", "include"}
     assert set(schema["$defs"]["Cluster"]["properties"]) == {"podCIDR", "serviceCIDR", "nodeMask"}
     assert "pod_cidr" not in text and "containerPort" in text and "clusterIP" in text
 
