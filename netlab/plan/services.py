@@ -44,7 +44,7 @@ from ipaddress import IPv4Address
 from netlab.model import naming
 from netlab.model.lab import DEFAULT_ECHO_PORT, Lab, NodeInfo, PodInfo
 from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
-from netlab.plan import flannel
+from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.resources import Resource, Sysctl
 
@@ -385,5 +385,5 @@ def resources(lab: Lab) -> list[Resource]:
     for node in lab.nodes:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
-        out.append(filt.resource(node.netns, filter_title))
+        out.append(policy.node_filter(lab, node, filt).resource(node.netns, filter_title))
     return out
