@@ -146,7 +146,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}],
     })
     pod_data: dict[str, Any] = {
-        "name": DNS_NAME, "node": node.name, "labels": dict(DNS_LABELS),
+        "name": DNS_NAME, "namespace": DNS_NAMESPACE, "node": node.name, "labels": dict(DNS_LABELS),
         "containers": [{"name": DNS_CONTAINER, "command": ["dnsmasq"],
                         "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
                                   {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}]}],

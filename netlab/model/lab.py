@@ -157,8 +157,8 @@ class Lab:
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:
         """Pods backing one Service port: labels match the selector and the pod serves targetPort.
 
-        Like the EndpointSlice controller: a Service with an empty selector has no
-        endpoints. Sorted by pod IP so rule order is stable.
+        Like the EndpointSlice controller: only pods of the Service's namespace, and a
+        Service with an empty selector has no endpoints. Sorted by pod IP so rule order is stable.
         """
         if not svc.selector:
             return []
@@ -166,7 +166,8 @@ class Lab:
         out = [
             (p, target)
             for p in self.pods
-            if all(p.spec.labels.get(k) == v for k, v in svc.selector.items()) and (target, port.protocol) in p.ports
+            if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
+            and all(p.spec.labels.get(k) == v for k, v in svc.selector.items()) and (target, port.protocol) in p.ports
         ]
         return sorted(out, key=lambda item: item[0].ip)
 

@@ -164,7 +164,7 @@ def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
 def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodInfo, int]]]:
     """``Lab.endpoints`` for every Service port at once, without an O(services x pods) scan.
 
-    Same rule: every selector label matches, the pod serves targetPort/protocol,
+    Same rule: a pod of the Service's namespace, every selector label matches, it serves targetPort/protocol,
     sorted by pod IP; an empty selector selects nothing.
     """
     by_label: dict[tuple[str, str], list[int]] = {}
@@ -184,7 +184,7 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
         chosen: set[int] = set()
         if svc.selector:
             sets = [set(by_label.get(item, ())) for item in svc.selector.items()]
-            chosen = set.intersection(*sets)
+            chosen = {i for i in set.intersection(*sets) if pods[i].spec.namespace == svc.namespace}
         for port in svc.ports:
             target = port.target_port or port.port
             eps = [(pods[i], target) for i in chosen if (target, port.protocol) in ports(i)]

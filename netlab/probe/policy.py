@@ -40,3 +40,43 @@ def policy_judge(lab: "Lab") -> Judge | None:
         return verdict.allowed, "policy: " + verdict.describe()
 
     return judge
+
+
+class ServiceJudge:
+    """Service probes under NetworkPolicies: judged against the endpoint pods, after DNAT.
+
+    A ClusterIP probe reaches one endpoint, picked at random by kube-proxy: it is
+    expected to reach when the policies allow every endpoint, to be refused when
+    they allow none, and is not probed when they allow some only (its result
+    would depend on the pick). NodePort and LoadBalancer traffic reaches the
+    endpoint from an address the nodes' NAT chooses; probes to a Service whose
+    endpoints a policy isolates for ingress are left out, with a note.
+    """
+
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+        self.ps = policy_set(lab)
+
+    def clusterip(self, src: str, endpoints: list[tuple[str, int]], proto: str) -> tuple[bool | None, str]:
+        """(expected, reason) for a ClusterIP probe from pod ``src``; expected None: do not probe."""
+        s = lab_peer(self.lab, self.ps, src)
+        if s is None:
+            return True, "service"
+        verdicts = [(pod, self.ps.flow(s, lab_peer(self.lab, self.ps, pod), proto.upper(), port,  # type: ignore[arg-type]
+                                       via_service=True)) for pod, port in endpoints]
+        allowed = [pod for pod, v in verdicts if v.allowed]
+        if len(allowed) == len(verdicts):
+            return True, "service; policy: " + verdicts[0][1].describe()
+        if not allowed:
+            return False, "service; policy: " + verdicts[0][1].describe()
+        return None, (f"policies allow {', '.join(allowed)} but not every endpoint: the result depends on the "
+                      "endpoint kube-proxy picks")
+
+    def isolated(self, endpoints: list[str]) -> bool:
+        """Some endpoint is isolated for ingress by a policy."""
+        views = {p.name: p for p in self.ps.pods}
+        return any(self.ps.isolating(views[pod], "ingress") for pod in endpoints if pod in views)
+
+
+def service_judge(lab: "Lab") -> ServiceJudge | None:
+    return ServiceJudge(lab) if lab.topo.network_policies else None
