@@ -228,3 +228,25 @@ def test_random_policies_evaluator_equals_kernel(lab):
         done += 1
         assert time.monotonic() - start < RANDOM_BUDGET, f"only {done} sets in {RANDOM_BUDGET} s (seed {seed})"
     assert done == RANDOM_SETS
+
+
+# --- a Service behind a policy, hairpin, and trace naming the verdict ---------------------
+
+WEB = [{"name": "web", "namespace": "x", "selector": {"pod": "a"}, "ports": [{"port": 80}]}]
+
+
+def test_service_behind_policy_hairpin_and_trace(lab):
+    allow_y = next(c for c in CASES if c["name"] == "allow-from-namespace")["policies"]
+    running = Lab.up(model(lab.name, allow_y, WEB))
+    report = running.probe(protos=("tcp",))
+    assert report.ok, [p for p in report.probes if not p.as_expected][:5]
+    lost = running.trace("z-b", "svc/web", "tcp", 80)
+    assert not lost.delivered
+    assert lost.lost.reason.startswith("dropped in node n1, chain NETPOL-IN-") and "by policy x/allow-from-y" in \
+        lost.lost.reason and lost.lost.reason.endswith("the kernel's REJECT rule there counted it"), lost.lost
+    hairpin = running.trace("x-a", "svc/web", "tcp", 80)
+    assert not hairpin.delivered and "x/allow-from-y" in hairpin.lost.reason
+    ok = running.trace("y-b", "svc/web", "tcp", 80)
+    assert ok.delivered and ok.endpoint.endpoint == "x-a"
+    assert [p["text"] for p in ok.policy] == [
+        "allowed by policy x/allow-from-y, ingress rule 1, peer 1 namespaceSelector ns=y, any port"]
