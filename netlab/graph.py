@@ -256,6 +256,7 @@ _MERMAID_LINKS = {  # style -> Mermaid edge
     "internal": "-.-",
     "tunnel": "-.-",
     "service": "-->",
+    "policy": "==>",
 }
 
 
@@ -289,6 +290,7 @@ _DOT_LINKS = {  # style -> edge attributes
     "internal": 'dir=none, style=dotted',
     "tunnel": 'dir=none, style=dashed, color="#c0392b", fontcolor="#c0392b", penwidth=2, constraint=false',
     "service": 'color="#2e8b57", fontcolor="#2e8b57"',
+    "policy": 'color="#8e44ad", fontcolor="#8e44ad"',
 }
 
 
@@ -412,6 +414,11 @@ def render(lab: Lab, fmt: str, path: list[PathStep] | None = None, title: str | 
         g = with_path(g, path, title)
         if fmt == "mermaid":
             raise ValueError("a packet's path is drawn with dot (dot, svg, png)")
+    return render_graph(g, fmt)
+
+
+def render_graph(g: Graph, fmt: str) -> bytes:
+    """A built picture in one of :data:`FORMATS`."""
     if fmt == "mermaid":
         return to_mermaid(g).encode()
     if fmt == "dot":

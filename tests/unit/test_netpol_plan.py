@@ -171,3 +171,15 @@ def test_cli_policy_table_no_probe_json_and_text(tmp_path):
 def test_evaluated_table_counts():
     table = evaluate(load(model("npp", [])).lab)
     assert len(table.flows) == 324 and all(f.allowed for f in table.flows)
+
+
+def test_graph_policy_draws_an_arrow_per_allowed_pair(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(json.dumps(model("npp", BY_NAME["allow-from-namespace"]["policies"])))
+    proc = run_cli("graph", "-t", str(path), "--policy")
+    assert proc.returncode == 0, proc.stderr
+    arrows = [line.split() for line in proc.stdout.splitlines() if "==>" in line]
+    pairs = {(a[0], a[-1]) for a in arrows}
+    assert len(pairs) == 72 - 5  # into x-a only from y's three pods (and x-a itself, never drawn)
+    assert ("pod_y_b", "pod_x_a") in pairs and ("pod_z_b", "pod_x_a") not in pairs
+    assert 'subgraph ns_x ["namespace x"]' in proc.stdout
