@@ -250,3 +250,40 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert ok.delivered and ok.endpoint.endpoint == "x-a"
     assert [p["text"] for p in ok.policy] == [
         "allowed by policy x/allow-from-y, ingress rule 1, peer 1 namespaceSelector ns=y, any port"]
+
+
+def test_removing_every_policy_removes_their_chains(lab):
+    apply(lab, next(c for c in CASES if c["name"] == "both-policy-types")["policies"])
+    running = apply(lab, [])
+    for node in running.model.nodes:
+        tab = parse_save(iptables_save(node.netns, "filter"), "filter")
+        assert not [c for c in tab.chains if c.startswith("NETPOL-")]
+        assert not [r for r in tab.of("FORWARD") if "NETPOL" in r]
+    assert running.status().ok
+
+
+# --- the example topology, through the CLI, with its included manifests ------------------
+
+def test_example_with_included_manifests_through_the_cli(labs, tmp_path):
+    import json
+    import re
+    import shutil
+    from pathlib import Path
+
+    from helpers import netlab
+
+    root = Path(__file__).resolve().parents[2] / "topologies"
+    name = labs.name("np")
+    shutil.copytree(root / "netpol", tmp_path / "netpol")
+    text = re.sub(r"(?m)^name: netpol$", f"name: {name}", (root / "netpol-3x3.yaml").read_text())
+    labs.up(text, "netpol-3x3.yaml")
+    proc = netlab("policy", "table", "--lab", name, "-o", "json", check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["probed"] and data["mismatches"] == 0 and len(data["flows"]) == 324
+    flows = {(f["from"], f["to"], f["proto"], f["port"]): f["reached"] for f in data["flows"]}
+    assert flows[("y-c", "x-a", "tcp", 80)] and not flows[("y-c", "x-a", "tcp", 81)]  # the named port
+    assert flows[("z-b", "x-a", "udp", 81)] and not flows[("z-c", "x-a", "udp", 81)]  # pod=b, any namespace
+    assert not flows[("y-a", "x-b", "tcp", 80)] and flows[("x-a", "y-b", "udp", 80)]
+    probe = netlab("probe", "--lab", name, check=False)
+    assert probe.returncode == 0, probe.stdout[-3000:]
