@@ -114,10 +114,12 @@ def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:
 
 
 def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
-    svc = next((s for s in lab.services if s.name == name), None)
+    namespace, _, name = name.rpartition("/")  # svc/x/web: the Service web of namespace x
+    svc = next((s for s in lab.services if s.name == name and namespace in ("", s.namespace)), None)
     if svc is None:
         names = ", ".join("svc/" + s.name for s in lab.services) or "none"
-        raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+        what = f"{namespace}/{name}" if namespace else name
+        raise UsageError(f"lab {lab.name} has no Service {what!r} (Services: {names})")
     ports = [p for p in svc.ports if proto in (None, "icmp") or p.protocol.lower() == proto]
     if port is not None:
         chosen = next((p for p in ports if p.port == port), None)

@@ -121,3 +121,12 @@ def test_trace_picture_options_and_an_unwritable_file_fail_before_any_work(tmp_p
     with pytest.raises(SystemExit) as exc:
         main(["trace", "fedora-1", "fedora-2", "-o", "svg", "-w", str(tmp_path / "missing" / "p.svg")])
     assert exc.value.code == 2 and "is not a directory" in capsys.readouterr().err
+
+
+def test_service_by_namespace_and_name(lab):
+    src = resolve_source(lab, "fedora-1")
+    web = lab.services[[s.name for s in lab.services].index("web")]
+    qualified = resolve_target(lab, f"svc/{web.namespace}/web", None, None, src)
+    assert qualified == resolve_target(lab, "svc/web", None, None, src)
+    with pytest.raises(UsageError, match="no Service 'elsewhere/web'"):
+        resolve_target(lab, "svc/elsewhere/web", None, None, src)
