@@ -73,7 +73,7 @@ class TraceResult:
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
-            **({"policy": self.policy} if self.policy else {}),
+            "policy": self.policy,
         }
 
 
