@@ -13,7 +13,7 @@ pod, as in Kubernetes::
                  ├─ -s <local pod> ─► NETPOL-OUT-<pod>    (its egress, if a policy isolates it)
                  └─ -d <local pod> ─► NETPOL-IN-<pod>     (its ingress, likewise)
     NETPOL-IN-<pod>:  -j NETPOL-ING-<policy>   (one per policy selecting the pod: marks 0x10000 if a rule allows)
-                      ! mark 0x10000 ─► REJECT (no rule of any of them allows it)
+                      ! mark 0x10000 ─► REJECT (no rule of any of them allows it; TCP with a reset)
                       clear the mark, RETURN to judge the other direction / the rest of FORWARD
     NETPOL-ING-<policy>: one rule per (rule, peer, port): -s <peer pod>/32 | <ipBlock>, -p/--dport ─► MARK
                          an ipBlock with except: ─► NETPOL-EXC-<hash>: RETURN for each except, else MARK
@@ -177,8 +177,11 @@ def node_rules(rs: Ruleset, lab: Lab, node: NodeInfo, ps: PolicySet) -> None:
                 policy_rules(rs, ps, pol, direction)
                 done.add(target)
             rs.add(chain, f"{_comment(f'{who} {direction} policy {pol.namespace}/{pol.name}')} -j {target}")
-        rs.add(chain, f"-m mark ! --mark {MARK}/{MARK} {_comment(f'{who} {direction}: no rule of {names} allows it')}"
-                      " -j REJECT")
+        refused = _comment(f"{who} {direction}: no rule of {names} allows it")
+        # TCP is refused with a reset, as a closed port refuses it: the kernel rate-limits the
+        # ICMP errors a plain REJECT sends (icmp_ratelimit), a reset it does not.
+        rs.add(chain, f"-p tcp -m mark ! --mark {MARK}/{MARK} {refused} -j REJECT --reject-with tcp-reset")
+        rs.add(chain, f"-m mark ! --mark {MARK}/{MARK} {refused} -j REJECT")
         rs.add(chain, f"-j MARK --set-xmark 0x0/{MARK}")
 
 

@@ -27,7 +27,7 @@ _COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
 
 
 def reject_counters(netns_list: list[str]) -> dict[tuple[str, str], int]:
-    """(netns, chain) -> packets its REJECT rule counted, for every NETPOL chain of these namespaces."""
+    """(netns, chain) -> packets its REJECT rules counted, for every NETPOL chain of these namespaces."""
     out: dict[tuple[str, str], int] = {}
     for ns in netns_list:
         try:
@@ -37,7 +37,7 @@ def reject_counters(netns_list: list[str]) -> dict[tuple[str, str], int]:
         for line in text.splitlines():
             m = _COUNTED.match(line)
             if m:
-                out[(ns, m.group(2))] = int(m.group(1))
+                out[(ns, m.group(2))] = out.get((ns, m.group(2)), 0) + int(m.group(1))
     return out
 
 
