@@ -195,6 +195,6 @@ def node_filter(lab: Lab, node: NodeInfo, filt: Ruleset) -> Ruleset:
     return rs
 
 
-def chains_of(rs: Ruleset) -> list[str]:
-    return [c for c in rs.chains if c.startswith("NETPOL-")]
-
+def filter_title(lab: Lab, title: str) -> str:
+    """The payload's first line: what it holds (the policy chains differ per node)."""
+    return title + ", then this node's NetworkPolicy chains" if lab.topo.network_policies else title

@@ -385,5 +385,5 @@ def resources(lab: Lab) -> list[Resource]:
     for node in lab.nodes:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
-        out.append(policy.node_filter(lab, node, filt).resource(node.netns, filter_title))
+        out.append(policy.node_filter(lab, node, filt).resource(node.netns, policy.filter_title(lab, filter_title)))
     return out
