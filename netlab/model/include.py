@@ -158,7 +158,7 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
         if os.path.commonpath([real, folder]) != folder:
             return [], f"{os.path.relpath(match, folder)} leads outside the topology's folder (a symlink); refused"
         if os.path.isfile(real):
-            out.append(match)
+            out.append(real)  # read by its resolved path: what was checked is what is opened
     if not out:
         return [], "matches no file; patterns are relative to the topology's folder"
     return out, None
@@ -206,7 +206,7 @@ def _duplicates(objects: list[tuple[NetworkPolicy | Namespace, Origin]]) -> list
 def _included(topo: Topology, src: Source, read: Reader) -> tuple[list[tuple[NetworkPolicy | Namespace, Origin]], list[Problem]]:
     folder = os.path.realpath(os.path.dirname(os.path.abspath(src.file)))
     problems: list[Problem] = []
-    files: list[str] = []
+    files: list[str] = []  # resolved paths, inside ``folder``
     for i, pattern in enumerate(topo.include):
         matched, why = _matches(folder, pattern)
         if why:
