@@ -246,6 +246,11 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert ok.delivered and ok.endpoint.endpoint == "x-a"
     assert [p["text"] for p in ok.policy] == [
         "allowed by policy x/allow-from-y, ingress rule 1, peer 1 namespaceSelector ns=y, any port"]
+    # Each pod's resolv.conf searches its own namespace first: "web" is x's web from x, not from y.
+    cip = str(running.model.addressing.service_ip["web"])
+    assert running.exec("x-b", "getent hosts web").stdout.split()[0] == cip
+    assert running.exec("y-b", "getent hosts web.x").stdout.split()[0] == cip
+    assert running.exec("y-b", "getent hosts web").returncode != 0
 
 
 def test_removing_every_policy_removes_their_chains(lab):
