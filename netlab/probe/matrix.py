@@ -192,7 +192,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     probes: dict[tuple, Probe] = {}
 
     def add(p: Probe) -> None:
-        if policy is not None and p.reason == "default" and p.destination.kind == "pod":
+        if policy is not None and p.reason == "default" and p.destination.kind in ("pod", "host"):
             expected, why = policy(p.source, p.destination, p.proto, p.port)
             p = replace(p, expected=expected, reason=why)
         probes[p.key] = p

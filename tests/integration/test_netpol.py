@@ -288,3 +288,31 @@ def test_example_with_included_manifests_through_the_cli(labs, tmp_path):
     assert not flows[("y-a", "x-b", "tcp", 80)] and flows[("x-a", "y-b", "udp", 80)]
     probe = netlab("probe", "--lab", name, check=False)
     assert probe.returncode == 0, probe.stdout[-3000:]
+
+
+
+def test_egress_to_the_internet_is_enforced_and_probed(labs):
+    """A pod whose egress only allows TCP 8080 to the internet: the probe matrix (egress to the
+    internet host included) expects exactly that, and the kernel agrees."""
+    import json
+
+    from helpers import netlab
+
+    name = labs.name("np")
+    labs.up(json.dumps({
+        "name": name, "nodes": [{"name": "n1"}, {"name": "n2"}],
+        "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}},
+                 {"name": "b", "node": "n2", "labels": {"app": "b"}}],
+        "internet": {"hosts": [{"name": "example", "ip": "203.0.113.10"}]},
+        "networkPolicies": [{"name": "a-out", "spec": {
+            "podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}],
+                        "ports": [{"port": 8080, "protocol": "TCP"}]}]}}],
+    }))
+    proc = netlab("probe", "--lab", name, "-o", "json", check=False)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 0, [p for p in data["probes"] if not p["as_expected"]]
+    got = {(p["source"], p["destination"], p["protocol"], p["port"]): p["observed"] == "reachable"
+           for p in data["probes"]}
+    assert got[("a", "example", "tcp", 8080)] and not got[("a", "example", "udp", 8080)]
+    assert not got[("a", "b", "tcp", 8080)] and got[("b", "a", "tcp", 8080)]

@@ -183,3 +183,22 @@ def test_graph_policy_draws_an_arrow_per_allowed_pair(tmp_path):
     assert len(pairs) == 72 - 5  # into x-a only from y's three pods (and x-a itself, never drawn)
     assert ("pod_y_b", "pod_x_a") in pairs and ("pod_z_b", "pod_x_a") not in pairs
     assert 'subgraph ns_x ["namespace x"]' in proc.stdout
+
+
+EGRESS_TOPO = {
+    "name": "npi", "nodes": [{"name": "n1"}, {"name": "n2"}],
+    "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}}, {"name": "b", "node": "n2", "labels": {"app": "b"}}],
+    "internet": {"hosts": [{"name": "example", "ip": "203.0.113.10"}]},
+    "networkPolicies": [{"name": "a-out", "spec": {
+        "podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}], "ports": [{"port": 8080, "protocol": "TCP"}]}]}}],
+}
+
+
+def test_egress_to_internet_hosts_is_judged_by_the_pods_egress_rules():
+    probes = {p.key: p for p in build_matrix(load(EGRESS_TOPO).lab)}
+    assert probes[("a", "example", "tcp", 8080)].expected is True
+    assert probes[("a", "example", "udp", 8080)].expected is False  # the rule names TCP only
+    assert probes[("a", "b", "tcp", 8080)].expected is False
+    assert probes[("b", "example", "udp", 8080)].expected is True
+    assert probes[("b", "a", "tcp", 8080)].expected is True
