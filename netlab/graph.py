@@ -174,7 +174,7 @@ def build(lab: Lab) -> Graph:
         grp = Group(ids("grp", "services"), "Services (kube-proxy iptables DNAT in every node)")
         for svc in lab.services:
             sid = ids("svc", svc.namespace, svc.name)
-            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {lab.addressing.service_ip.get(svc.name)}"]
+            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {lab.cluster_ip(svc)}"]
             if svc.load_balancer_ip:
                 lines.append(f"load balancer {svc.load_balancer_ip}")
             for port in svc.ports:

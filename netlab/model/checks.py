@@ -85,14 +85,15 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
                                 f"{ports[key]!r} of this pod (they share one network namespace); remove one"))
                 else:
                     ports[key] = c.name
-    svc_names: dict[str, Loc] = {}
+    svc_names: dict[tuple[str, str], Loc] = {}
     for i, svc in enumerate(topo.services):
-        # Addresses and kube-proxy chains are keyed by the service name, so it is unique across namespaces.
-        if svc.name in svc_names:
-            out.append((("services", i, "name"), f"service {svc.name!r} is already defined by "
-                                                 f"{_fmt(svc_names[svc.name])}; rename one"))
+        # A Service is namespace/name, as in Kubernetes: web in x and web in y are two Services.
+        key = (svc.namespace, svc.name)
+        if key in svc_names:
+            out.append((("services", i, "name"), f"service {svc.namespace}/{svc.name} is already defined by "
+                                                 f"{_fmt(svc_names[key])}; rename one"))
         else:
-            svc_names[svc.name] = ("services", i)
+            svc_names[key] = ("services", i)
     return out
 
 

@@ -139,7 +139,7 @@ class ServicePortInfo:
 
 
 def cluster_ip(lab: Lab, svc: Service) -> IPv4Address:
-    return lab.addressing.service_ip[svc.name]
+    return lab.cluster_ip(svc)
 
 
 def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:

@@ -177,7 +177,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
     for sp, eps_t, echo in targets(lab):
         svc, proto = sp.svc, sp.protocol
-        name = svc.name
+        name = lab.service_ref(svc)  # web, or x/web when another namespace has a web
         if proto not in want:
             continue
         reach = bool(eps_t)
@@ -254,7 +254,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: the lab has no internet host "
                                   f"to probe from")
     for sp, eps_t, echo in targets(lab):
-        name = sp.svc.name
+        name = lab.service_ref(sp.svc)
         if len(eps_t) >= 2 and name not in dist_done and not echo and sp.protocol in want:
             dist_done.add(name)
             plan.notes.append(f"svc/{name}: distribution not checked: its endpoints do not run netlab's echo "

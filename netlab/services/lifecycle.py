@@ -135,7 +135,7 @@ def _from_v1(rec: dict) -> dict:
 
 def dns_ip(lab: Lab) -> IPv4Address | None:
     svc = dns.dns_service(lab.topo)
-    return lab.addressing.service_ip.get(svc.name) if svc else None
+    return lab.addressing.service_ip.get((svc.namespace, svc.name)) if svc else None
 
 
 def _valid(netns: str) -> bool:

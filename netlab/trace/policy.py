@@ -54,7 +54,9 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
         return [(views[dst.name], port)]
     if dst.kind != "service" or dst.service is None:
         return []
-    svc = next(s for s in lab.services if s.name == dst.service)
+    svc = lab.find_service(dst.service)
+    if svc is None:
+        return []
     out = []
     for sp in svc.ports:
         if sp.port != dst.port or sp.protocol.lower() != (dst.proto or "tcp"):

@@ -247,7 +247,7 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert [p["text"] for p in ok.policy] == [
         "allowed by policy x/allow-from-y, ingress rule 1, peer 1 namespaceSelector ns=y, any port"]
     # Each pod's resolv.conf searches its own namespace first: "web" is x's web from x, not from y.
-    cip = str(running.model.addressing.service_ip["web"])
+    cip = str(running.model.cluster_ip(running.model.find_service("web")))
     assert running.exec("x-b", "getent hosts web").stdout.split()[0] == cip
     assert running.exec("y-b", "getent hosts web.x").stdout.split()[0] == cip
     assert running.exec("y-b", "getent hosts web").returncode != 0
@@ -316,3 +316,17 @@ def test_egress_to_the_internet_is_enforced_and_probed(labs):
            for p in data["probes"]}
     assert got[("a", "example", "tcp", 8080)] and not got[("a", "example", "udp", 8080)]
     assert not got[("a", "b", "tcp", 8080)] and got[("b", "a", "tcp", 8080)]
+
+
+def test_two_services_named_web_in_two_namespaces(lab):
+    """web in x and web in y: two ClusterIPs, two DNS names, each pod's "web" is its own namespace's."""
+    twins = [{"name": "web", "namespace": ns, "selector": {"pod": "a"}, "ports": [{"port": 80}]} for ns in "xy"]
+    running = Lab.up(model(lab.name, [], twins))
+    m = running.model
+    wx, wy = (m.find_service(f"{ns}/web") for ns in "xy")
+    assert running.probe(protos=("tcp",)).ok
+    assert running.exec("x-b", "getent hosts web").stdout.split()[0] == str(m.cluster_ip(wx))
+    assert running.exec("y-b", "getent hosts web").stdout.split()[0] == str(m.cluster_ip(wy))
+    assert running.exec("z-b", "getent hosts web.y.svc.cluster.local").stdout.split()[0] == str(m.cluster_ip(wy))
+    assert running.trace("x-b", "svc/web", "tcp", 80).endpoint.endpoint == "x-a"
+    assert running.trace("z-b", "svc/y/web", "tcp", 80).endpoint.endpoint == "y-a"

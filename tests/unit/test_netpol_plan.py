@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cli_inprocess import run_cli
 from netpol_cases import CASES, model
 
@@ -202,3 +204,30 @@ def test_egress_to_internet_hosts_is_judged_by_the_pods_egress_rules():
     assert probes[("a", "b", "tcp", 8080)].expected is False
     assert probes[("b", "example", "udp", 8080)].expected is True
     assert probes[("b", "a", "tcp", 8080)].expected is True
+
+
+TWINS = [{"name": "web", "namespace": "x", "selector": {"pod": "a"}, "ports": [{"port": 80}]},
+         {"name": "web", "namespace": "y", "selector": {"pod": "a"}, "ports": [{"port": 80}]}]
+
+
+def test_two_services_of_one_name_in_two_namespaces():
+    from netlab.errors import UsageError
+    from netlab.model.clusterdns import fqdn
+    from netlab.plan.services import service_ports
+    from netlab.trace.targets import resolve_source, resolve_target
+
+    lab = load(model("npp", [], TWINS)).lab
+    wx, wy = lab.services[0], lab.services[1]
+    assert lab.cluster_ip(wx) != lab.cluster_ip(wy)
+    assert (fqdn(wx), fqdn(wy)) == ("web.x.svc.cluster.local", "web.y.svc.cluster.local")
+    sps = [sp for sp in service_ports(lab) if sp.svc.name == "web"]
+    assert [sp.name for sp in sps] == ["x/web", "y/web"] and sps[0].svc_chain != sps[1].svc_chain
+    assert [[str(ip) for ip, _ in sp.endpoints] for sp in sps] == [["10.244.0.11"], ["10.244.0.21"]]
+    assert (lab.service_ref(wx), lab.service_ref(lab.services[-1])) == ("x/web", "kube-dns")
+    from_x = resolve_source(lab, "x-b")
+    assert resolve_target(lab, "svc/web", None, None, from_x).ip == str(lab.cluster_ip(wx))  # its own namespace
+    assert resolve_target(lab, "svc/y/web", None, None, from_x).ip == str(lab.cluster_ip(wy))
+    with pytest.raises(UsageError, match="2 namespaces have a Service 'web'; name one: svc/NAMESPACE/web"):
+        resolve_target(lab, "svc/web", None, None, resolve_source(lab, "z-a"))
+    labels = {p.svc.label for p in build_services(lab).probes if p.svc and p.source.name == "z-a"}
+    assert {lbl.split()[0] for lbl in labels} >= {"svc/x/web", "svc/y/web"}

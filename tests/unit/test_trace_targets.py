@@ -52,7 +52,7 @@ def test_targets(lab):
     assert resolve_target(lab, "example", None, None, src).kind == "internet"
     web = resolve_target(lab, "svc/web", None, None, src)
     assert (web.kind, web.port, web.proto, web.service) == ("service", 80, "tcp", "web")
-    assert web.ip == str(lab.addressing.service_ip["web"])
+    assert web.ip == str(lab.addressing.service_ip[("default", "web")])
     dns = resolve_target(lab, "svc/dns", None, None, src)
     assert (dns.port, dns.proto) == (53, "udp")
     by_ip = resolve_target(lab, web.ip, None, None, src)
@@ -87,7 +87,7 @@ def test_lab_map_knows_peers_names_and_services(lab):
     assert m.peers[("tt-minikube", pod.host_veth)] == ("tt-fedora-1", "eth0")
     assert m.where("tt-minikube") == "node minikube" and m.where("tt-underlay") == "underlay"
     assert m.name_ip("10.244.1.0") == "10.244.1.0 (minikube-m02 flannel.1)"
-    web = m.service_for(str(lab.addressing.service_ip["web"]), 80, "tcp")
+    web = m.service_for(str(lab.addressing.service_ip[("default", "web")]), 80, "tcp")
     assert web.endpoints[0][:3] == ("10.244.1.3", 8080, "fedora-2")
     assert "tt-minikube" in m.nat_netns and "tt-gateway" in m.nat_netns
 
