@@ -80,12 +80,12 @@ def ask(s):
     except OSError:
         return "blocked"
 old = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-old.settimeout(0.5)
+old.settimeout(2.0)
 print(ask(old), flush=True)
 sys.stdin.readline()                      # the test edits the policy meanwhile
 print(ask(old), flush=True)               # the same flow: conntrack knows it
 new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-new.settimeout(0.5)
+new.settimeout(2.0)
 print(ask(new), flush=True)               # a new flow is judged by the new policy
 """
 
@@ -107,13 +107,15 @@ def test_policy_update_in_place(lab):
     client = subprocess.Popen(["ip", "netns", "exec", m.pod("y-a").netns, sys.executable, "-c", CLIENT,
                                str(m.pod("x-a").ip)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert client.stdout.readline().strip() == "reached"
+        first = client.stdout.readline().strip()
+        assert first == "reached", f"y-a could not reach x-a before the edit: {first!r}"
         edited = {**allow, "spec": {**allow["spec"], "ingress": [
             {"from": [{"namespaceSelector": {"matchLabels": {"ns": "z"}}}]}]}}
         apply(lab, [edited, deny])
         after = filter_chains(n1)
         changed = {c for c in set(before) | set(after) if before.get(c) != after.get(c)}
-        assert changed == {policy_chain("ingress", NetworkPolicy.model_validate(edited))}, changed
+        assert changed == {policy_chain("ingress", NetworkPolicy.model_validate(edited))}, \
+            {c: (before.get(c), after.get(c)) for c in changed}
         client.stdin.write("go\n")
         client.stdin.flush()
         assert client.stdout.readline().strip() == "reached"  # the established flow survives
