@@ -203,7 +203,10 @@ def _duplicates(objects: list[tuple[NetworkPolicy | Namespace, Origin]]) -> list
     return out
 
 
-def _included(topo: Topology, src: Source, read: Reader) -> tuple[list[tuple[NetworkPolicy | Namespace, Origin]], list[Problem]]:
+Objects = list[tuple[NetworkPolicy | Namespace, Origin]]
+
+
+def _included(topo: Topology, src: Source, read: Reader) -> tuple[Objects, list[Problem]]:
     folder = os.path.realpath(os.path.dirname(os.path.abspath(src.file)))
     problems: list[Problem] = []
     files: list[str] = []  # resolved paths, inside ``folder``

@@ -135,10 +135,10 @@ def selector_matches(sel: LabelSelector, labels: dict[str, str]) -> bool:
         if labels.get(key) != value:
             return False
     for req in sel.match_expressions:
-        has = key_in = req.key in labels
+        has = req.key in labels
         if req.operator == "In" and not (has and labels[req.key] in (req.values or [])):
             return False
-        if req.operator == "NotIn" and key_in and labels[req.key] in (req.values or []):
+        if req.operator == "NotIn" and has and labels[req.key] in (req.values or []):
             return False
         if req.operator == "Exists" and not has:
             return False
@@ -307,19 +307,19 @@ def policy_set(lab: "Lab") -> PolicySet:
     return PolicySet(list(topo.network_policies), namespace_labels(topo.namespaces, used), pods)
 
 
-def node_address(lab: "Lab", node: str, towards: IPv4Address) -> IPv4Address:
+def node_address(lab: "Lab", node: str) -> IPv4Address:
     """The source address a node's packet to a pod elsewhere carries: flannel.1's in
     VXLAN mode (the route to a remote pod block goes out of it), eth0's with host-gw."""
     info = lab.node(node)
     return info.vtep_ip if lab.mode == "vxlan" else info.ip
 
 
-def lab_peer(lab: "Lab", ps: PolicySet, name: str, towards: IPv4Address | None = None) -> Peer | None:
+def lab_peer(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
     """A pod or node of the lab as a policy peer (None for other names)."""
     for p in ps.pods:
         if p.name == name:
             return Peer(p.ip, p)
     for n in lab.nodes:
         if n.name == name:
-            return Peer(node_address(lab, n.name, towards or n.ip), None, n.name)
+            return Peer(node_address(lab, n.name), None, n.name)
     return None

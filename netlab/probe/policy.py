@@ -64,8 +64,13 @@ class ServiceJudge:
         s = lab_peer(self.lab, self.ps, src)
         if s is None:
             return True, "service"
-        verdicts = [(pod, self.ps.flow(s, lab_peer(self.lab, self.ps, pod), proto.upper(), port,  # type: ignore[arg-type]
-                                       via_service=True)) for pod, port in endpoints]
+        verdicts = []
+        for pod, port in endpoints:
+            d = lab_peer(self.lab, self.ps, pod)
+            if d is not None:
+                verdicts.append((pod, self.ps.flow(s, d, proto.upper(), port, via_service=True)))
+        if not verdicts:
+            return True, "service"
         allowed = [pod for pod, v in verdicts if v.allowed]
         if len(allowed) == len(verdicts):
             return True, "service; policy: " + verdicts[0][1].describe()

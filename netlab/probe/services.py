@@ -217,7 +217,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         if len(eps_t) >= 2 and name not in dist_done and not isolated:
             members = {pod for pod, _, _ in eps_t}
             client = next((s for s in pods if s.name not in members), pods[0])
-            if policy is not None and policy.clusterip(client.name, [(p, n) for p, _, n in eps_t], proto)[0] is not True:
+            judged = policy.clusterip(client.name, [(p, n) for p, _, n in eps_t], proto)[0] if policy else True
+            if judged is not True:
                 echo = False  # its egress is not allowed to every endpoint: nothing to count
                 dist_done.add(name)
                 plan.notes.append(f"svc/{name}: distribution not checked: the policies do not let {client.name} "
