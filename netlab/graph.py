@@ -178,7 +178,7 @@ def build(lab: Lab) -> Graph:
         grp = Group(ids("grp", "services"), "Services (kube-proxy iptables DNAT in every node)")
         for svc in lab.services:
             sid = ids("svc", svc.namespace, svc.name)
-            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {lab.addressing.service_ip.get(svc.name)}"]
+            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {lab.cluster_ip(svc)}"]
             if svc.load_balancer_ip:
                 lines.append(f"load balancer {svc.load_balancer_ip}")
             for port in svc.ports:
@@ -260,6 +260,7 @@ _MERMAID_LINKS = {  # style -> Mermaid edge
     "internal": "-.-",
     "tunnel": "-.-",
     "service": "-->",
+    "policy": "==>",
 }
 
 
@@ -293,6 +294,7 @@ _DOT_LINKS = {  # style -> edge attributes
     "internal": 'dir=none, style=dotted',
     "tunnel": 'dir=none, style=dashed, color="#c0392b", fontcolor="#c0392b", penwidth=2, constraint=false',
     "service": 'color="#2e8b57", fontcolor="#2e8b57"',
+    "policy": 'color="#8e44ad", fontcolor="#8e44ad"',
 }
 
 
@@ -416,6 +418,11 @@ def render(lab: Lab, fmt: str, path: list[PathStep] | None = None, title: str | 
         g = with_path(g, path, title)
         if fmt == "mermaid":
             raise ValueError("a packet's path is drawn with dot (dot, svg, png)")
+    return render_graph(g, fmt)
+
+
+def render_graph(g: Graph, fmt: str) -> bytes:
+    """A built picture in one of :data:`FORMATS`."""
     if fmt == "mermaid":
         return to_mermaid(g).encode()
     if fmt == "dot":

@@ -79,10 +79,12 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
 
 
 def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int | None) -> Probe:
-    svc = next((s for s in lab.services if s.name == name), None)
+    client_ns = next((p.spec.namespace for p in lab.pods if p.name == src), None)
+    svc = lab.find_service(name, client_ns)
     if svc is None:
-        names = ", ".join(f"svc/{s.name}" for s in lab.services) or "none"
+        names = ", ".join(f"svc/{lab.service_ref(s)}" for s in lab.services) or "none"
         raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+    name = lab.service_ref(svc)
     if proto == "icmp":
         raise UsageError(f"svc/{name}: a Service is reached over TCP or UDP (kube-proxy does not answer pings)")
     ports = [p for p in svc.ports if (proto is None or p.protocol == proto.upper()) and port in (None, p.port)]

@@ -314,6 +314,8 @@ class Trace:
     packets: int
     pcap: str | None
     dns: Mapping[str, Any] | None = None  # to port 53: the question asked (name, id) and the answer
+    # NetworkPolicy verdicts, one per destination pod judged: allowed, text, and for a drop node, chain, counted
+    policy: tuple[Mapping[str, Any], ...] = ()
 
 
 # --- what a lab holds (netlab get, inspect) ---------------------------------------------

@@ -122,7 +122,7 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
     for svc in lab.services:
         lb = lab.addressing.lb_ip.get((svc.namespace, svc.name))
         out.append(ServiceInfo(
-            name=svc.name, namespace=svc.namespace, type=svc.type, cluster_ip=str(lab.addressing.service_ip[svc.name]),
+            name=svc.name, namespace=svc.namespace, type=svc.type, cluster_ip=str(lab.cluster_ip(svc)),
             external_ip=str(lb) if lb is not None else None, session_affinity=svc.session_affinity,
             selector=MappingProxyType(dict(svc.selector)), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
             dns=fqdn(svc), added=is_added_service(svc)))

@@ -29,6 +29,7 @@ COMMANDS = {
     "probe": "netlab.cli.probe",
     "trace": "netlab.cli.trace", "capture": "netlab.cli.trace", "inspect": "netlab.cli.trace",
     "graph": "netlab.cli.graph",
+    "policy": "netlab.cli.policy",
     "doctor": "netlab.cli.doctor",
     "completion": "netlab.cli.completion",
     "cni": "netlab.cli.cni",

@@ -23,7 +23,10 @@ from netlab.realize import state
               help="mermaid and dot are text; svg and png are laid out by Graphviz's dot.")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write to FILE instead of standard output.")
-def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: str | None) -> None:
+@click.option("--policy", "policy", is_flag=True,
+              help="Draw the pods by Kubernetes namespace and an arrow per pod-to-pod flow the "
+                   "NetworkPolicies allow (labelled with its ports when not all are allowed).")
+def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: str | None, policy: bool) -> None:
     """Draw a lab: underlay, nodes, bridges, pods, veths, tunnels, Services.
 
     \b
@@ -47,6 +50,7 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
       netlab graph -t lab.yaml -o svg -w lab.svg           # needs graphviz
       netlab graph -o dot | dot -Tpdf -o lab.pdf           # lay it out yourself
       sudo netlab graph --lab demo -o png -w demo.png
+      netlab graph -t lab.yaml --policy                    # what the NetworkPolicies allow
 
     Mermaid text renders on GitHub and GitLab inside a ```mermaid block, or at
     mermaid.live. The same topology always gives the same text, so a graph
@@ -57,7 +61,12 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
     if output == "png" and write is None and sys.stdout.isatty():
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
                          "or redirect it: netlab graph -o png > lab.png")
-    data = graph.render(lab, output)
+    if policy:
+        from netlab.graph_policy import policy_graph
+
+        data = graph.render_graph(policy_graph(lab), output)
+    else:
+        data = graph.render(lab, output)
     if write is None:
         stream = sys.stdout.buffer  # click.get_binary_stream is deprecated (Click 8.5), and returns this
         stream.write(data)

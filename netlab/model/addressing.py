@@ -26,12 +26,12 @@ BRIDGE_PORT_LIMIT = 1023  # BR_MAX_PORTS is 1024, port numbers start at 1
 
 @dataclass
 class Addressing:
-    """Every address of a lab, keyed by node, pod or service name."""
+    """Every address of a lab, keyed by node or pod name, or a Service's (namespace, name)."""
 
     node_ip: dict[str, IPv4Address] = field(default_factory=dict)
     node_pod_cidr: dict[str, IPv4Network] = field(default_factory=dict)
     pod_ip: dict[str, IPv4Address] = field(default_factory=dict)
-    service_ip: dict[str, IPv4Address] = field(default_factory=dict)
+    service_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)  # (namespace, name)
     gateway_underlay_ip: IPv4Address | None = None
     # External IP of every LoadBalancer Service, keyed (namespace, name).
     lb_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)
@@ -208,7 +208,7 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
                              "pick another or leave clusterIP out"))
         else:
             svc_used[svc.cluster_ip] = f"service {svc.name!r}"
-            addr.service_ip[svc.name] = svc.cluster_ip
+            addr.service_ip[(svc.namespace, svc.name)] = svc.cluster_ip
     free_svc = _free_hosts(scidr, 10, _ints(svc_used))
     for i, svc in enumerate(topo.services):
         if svc.cluster_ip is None:
@@ -216,7 +216,7 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
             if ip is None:
                 out.append((("services", i), f"cluster.serviceCIDR {scidr} has no free address left; widen it"))
                 break
-            addr.service_ip[svc.name] = ip
+            addr.service_ip[(svc.namespace, svc.name)] = ip
 
 
 def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:

@@ -87,14 +87,15 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
                                 f"{ports[key]!r} of this pod (they share one network namespace); remove one"))
                 else:
                     ports[key] = c.name
-    svc_names: dict[str, Loc] = {}
+    svc_names: dict[tuple[str, str], Loc] = {}
     for i, svc in enumerate(topo.services):
-        # Addresses and kube-proxy chains are keyed by the service name, so it is unique across namespaces.
-        if svc.name in svc_names:
-            out.append((("services", i, "name"), f"service {svc.name!r} is already defined by "
-                                                 f"{_fmt(svc_names[svc.name])}; rename one"))
+        # A Service is namespace/name, as in Kubernetes: web in x and web in y are two Services.
+        key = (svc.namespace, svc.name)
+        if key in svc_names:
+            out.append((("services", i, "name"), f"service {svc.namespace}/{svc.name} is already defined by "
+                                                 f"{_fmt(svc_names[key])}; rename one"))
         else:
-            svc_names[svc.name] = ("services", i)
+            svc_names[key] = ("services", i)
     return out
 
 
@@ -154,6 +155,21 @@ def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
     return out
 
 
+def _selector_namespace(topo: Topology, i: int) -> list[tuple[Loc, str]]:
+    """A Service selects pods of its own namespace only: say so when its selector matches pods
+    of other namespaces and none of its own (a pod without namespace: is in "default")."""
+    svc = topo.services[i]
+    if not svc.selector:
+        return []
+    matching = [p for p in topo.pods if all(p.labels.get(k) == v for k, v in svc.selector.items())]
+    if not matching or any(p.namespace == svc.namespace for p in matching):
+        return []
+    names = ", ".join(f"{p.namespace}/{p.name}" for p in matching[:3]) + (", ..." if len(matching) > 3 else "")
+    return [(("services", i, "selector"), f"selects no pod of namespace {svc.namespace!r} ({names} match, in other "
+                                          "namespaces); a Service selects pods of its own namespace: set the "
+                                          f"pods' namespace: {svc.namespace}, or the Service's")]
+
+
 def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
     out: list[tuple[Loc, str]] = []
     node_ports: dict[tuple[int, str], Loc] = {}
@@ -184,6 +200,7 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
                         and port.node_port == topo.network.vxlan.port):
                     out.append((loc + ("nodePort",), f"nodePort {port.node_port}/UDP is the VXLAN port "
                                                      "(network.vxlan.port) on every node; pick another"))
+        out += _selector_namespace(topo, i)
         if svc.type == "LoadBalancer" and topo.internet is None:
             out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "
                                                  "(the load balancer lives there); add one"))

@@ -146,7 +146,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                   {"name": "dns-tcp", "port": 53, "protocol": "TCP"}],
     })
     pod_data: dict[str, Any] = {
-        "name": DNS_NAME, "node": node.name, "labels": dict(DNS_LABELS),
+        "name": DNS_NAME, "namespace": DNS_NAMESPACE, "node": node.name, "labels": dict(DNS_LABELS),
         "containers": [{"name": DNS_CONTAINER, "command": ["dnsmasq"],
                         "ports": [{"containerPort": 53, "protocol": "UDP", "name": "dns"},
                                   {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"}]}],
@@ -159,7 +159,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                              f"cluster.serviceCIDR {scidr} is full: the cluster DNS Service "
                              f"{DNS_NAMESPACE}/{DNS_NAME} (added because the topology has Services) needs one more "
                              "address; widen it")]
-    records = [(fqdn(s), final.service_ip[s.name]) for s in candidate.services]
+    records = [(fqdn(s), final.service_ip[(s.namespace, s.name)]) for s in candidate.services]
     pod_data["containers"][0]["command"] = dnsmasq_argv(records)
     added = topo.model_copy(update={"pods": [*topo.pods, Pod.model_validate(pod_data)],
                                     "services": [*topo.services, svc]})

@@ -179,11 +179,28 @@ class Lab:
     def pods_on(self, node: str) -> list[PodInfo]:
         return [p for p in self.pods if p.node == node]
 
+    def cluster_ip(self, svc: Service) -> IPv4Address:
+        return self.addressing.service_ip[(svc.namespace, svc.name)]
+
+    def service_ref(self, svc: Service) -> str:
+        """How people name a Service: ``web``, or ``x/web`` when another namespace has a ``web`` too."""
+        twins = sum(1 for s in self.topo.services if s.name == svc.name)
+        return svc.name if twins == 1 else f"{svc.namespace}/{svc.name}"
+
+    def find_service(self, ref: str, namespace: str | None = None) -> Service | None:
+        """The Service ``ref`` names (``web`` or ``x/web``); a bare name two namespaces share is the
+        one in ``namespace`` (the client's own, as its DNS search list resolves it), else None."""
+        ns, _, name = ref.rpartition("/")
+        found = [s for s in self.topo.services if s.name == name and ns in ("", s.namespace)]
+        if len(found) > 1:
+            found = [s for s in found if s.namespace == namespace]
+        return found[0] if len(found) == 1 else None
+
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:
         """Pods backing one Service port: labels match the selector and the pod serves targetPort.
 
-        Like the EndpointSlice controller: a Service with an empty selector has no
-        endpoints. Sorted by pod IP so rule order is stable.
+        Like the EndpointSlice controller: only pods of the Service's namespace, and a
+        Service with an empty selector has no endpoints. Sorted by pod IP so rule order is stable.
         """
         if not svc.selector:
             return []
@@ -191,7 +208,8 @@ class Lab:
         out = [
             (p, target)
             for p in self.pods
-            if all(p.spec.labels.get(k) == v for k, v in svc.selector.items()) and (target, port.protocol) in p.ports
+            if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
+            and all(p.spec.labels.get(k) == v for k, v in svc.selector.items()) and (target, port.protocol) in p.ports
         ]
         return sorted(out, key=lambda item: item[0].ip)
 

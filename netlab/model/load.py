@@ -22,6 +22,7 @@ from netlab.errors import Problem, TopologyError
 from netlab.model.checks import check_topology
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
+from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
 from netlab.model.topology import CniConflist, Topology
 from netlab.model.yamlsource import Source, parse
@@ -114,6 +115,8 @@ def validate_source(src: Source) -> Topology:
                  for loc, msg in check_topology(topo)]
     topo, cni_problems = resolve_cni_paths(topo, src.file)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
+    topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))  # NetworkPolicies and Namespaces, with their own files' lines
+    problems += included
     if problems:
         raise topology_error(problems)
     return topo

@@ -16,7 +16,7 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from netlab.model.impair import IfName, Impairment
 from netlab.model.location import show, yaml_kind
@@ -242,6 +242,8 @@ class Container(Model):
 class Pod(Model):
     name: Name = Field(description="Pod name (a DNS label); its namespace is <lab>-<name>.")
     node: Name = Field(description="Name of the node the pod runs on.")
+    namespace: Name = Field("default", description="Kubernetes namespace (not a network namespace); pod names "
+                                                   "stay unique across the lab.")
     ip: Ip | None = Field(None, description="Pod address; allocated from the node's pod CIDR when absent.")
     labels: dict[LabelKey, LabelValue] = Field({}, description="Labels that Service selectors match.")
     containers: list[Container] = Field([], description="Processes sharing the pod's network namespace; "
@@ -297,6 +299,167 @@ class Expectation(Model):
     reach: StrictBool = Field(True, description="Whether the probe must get through.")
 
 
+# --- Kubernetes namespaces and NetworkPolicy (networking.k8s.io/v1) ------------------------
+#
+# The field names are the API's own (``podSelector``, ``namespaceSelector``,
+# ``matchExpressions``, ``ipBlock.except``, ``endPort``, ``policyTypes``), so a
+# policy copied from a cluster's manifest validates unchanged. What the fields
+# mean is in :mod:`netlab.model.netpol`; these models only say what is well
+# formed, with the API server's own rules:
+#
+# * a label selector requirement with ``In``/``NotIn`` has values, one with
+#   ``Exists``/``DoesNotExist`` has none;
+# * a peer has ``ipBlock`` alone, or a pod and/or namespace selector;
+# * every ``except`` lies inside its ``cidr``;
+# * ``endPort`` needs a numeric ``port`` not above it;
+# * a named ``port`` is an IANA service name (at most 15 characters).
+#
+# A *missing* list and an *empty* one differ (``ingress: []`` allows nothing,
+# ``from:`` missing or empty allows every source), so the lists stay ``None``
+# when absent.
+
+# A qualified label key: an optional DNS-subdomain prefix and "/", then a name
+# (``kubernetes.io/metadata.name``): selectors name the labels Kubernetes sets.
+QUALIFIED_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# IANA_SVC_NAME: what a named containerPort and a policy's named port are.
+PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PORT_NAME_MAX = 15
+# The label the API server puts on every namespace (Kubernetes >= 1.21).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _qualified_key(value: Any) -> Any:
+    if isinstance(value, str) and (len(value) > 253 or not QUALIFIED_KEY.fullmatch(value)):
+        raise ValueError(f"label key {show(value, 30)} is not valid; use [prefix/]name with letters, digits, "
+                         "'-', '_' and '.'")
+    return value
+
+
+def _port_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a port number or a port name, not a boolean")
+    if isinstance(value, int):
+        if not PORT_RANGE[0] <= value <= PORT_RANGE[1]:
+            raise ValueError(f"{value} is not a port; ports are {PORT_RANGE[0]}-{PORT_RANGE[1]}")
+        return value
+    if isinstance(value, str):
+        if len(value) > PORT_NAME_MAX or not PORT_NAME.fullmatch(value) or not re.search("[a-z]", value):
+            raise ValueError(f"{show(value, 30)} is not a port name (lower-case letters, digits and '-', at most "
+                             f"{PORT_NAME_MAX}, at least one letter) nor a number; write numbers without quotes")
+        return value
+    raise ValueError("must be a port number or a port name")
+
+
+LabelKeyQ = Annotated[StrictStr, BeforeValidator(_qualified_key)]
+PolicyPort = Annotated[StrictInt | StrictStr, BeforeValidator(_port_value)]
+
+
+class Namespace(Model):
+    name: Name = Field(description="Kubernetes namespace name (not a network namespace).")
+    labels: dict[LabelKeyQ, LabelValue] = Field({}, description="Labels that namespaceSelectors match; "
+                                                                f"{NAMESPACE_NAME_LABEL} is always set.")
+
+
+class LabelSelectorRequirement(Model):
+    key: LabelKeyQ
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] | None = None
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> "LabelSelectorRequirement":
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs a non-empty values: list")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values:; remove them")
+        return self
+
+
+class LabelSelector(Model):
+    """matchLabels AND matchExpressions; an empty selector ({}) selects everything."""
+
+    match_labels: dict[LabelKeyQ, LabelValue] = Field({}, alias="matchLabels")
+    match_expressions: list[LabelSelectorRequirement] = Field([], alias="matchExpressions")
+
+
+class IPBlock(Model):
+    cidr: Cidr
+    except_: list[Cidr] = Field([], alias="except")
+
+    @model_validator(mode="after")
+    def _except_inside(self) -> "IPBlock":
+        for net in self.except_:
+            if not net.subnet_of(self.cidr):
+                raise ValueError(f"except {net} is not inside cidr {self.cidr}; every except must be")
+        return self
+
+
+class NetworkPolicyPeer(Model):
+    pod_selector: LabelSelector | None = Field(None, alias="podSelector")
+    namespace_selector: LabelSelector | None = Field(None, alias="namespaceSelector")
+    ip_block: IPBlock | None = Field(None, alias="ipBlock")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "NetworkPolicyPeer":
+        if self.ip_block is not None and (self.pod_selector is not None or self.namespace_selector is not None):
+            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector in one peer; "
+                             "make them two peers (a separate '- ' item)")
+        if self.ip_block is None and self.pod_selector is None and self.namespace_selector is None:
+            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
+        return self
+
+
+class NetworkPolicyPort(Model):
+    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
+    port: PolicyPort | None = None
+    end_port: Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])] | None = Field(None, alias="endPort")
+
+    @model_validator(mode="after")
+    def _range(self) -> "NetworkPolicyPort":
+        if self.end_port is not None:
+            if not isinstance(self.port, int):
+                raise ValueError("endPort needs a numeric port: (the start of the range)")
+            if self.end_port < self.port:
+                raise ValueError(f"endPort {self.end_port} is below port {self.port}")
+        return self
+
+
+class NetworkPolicyIngressRule(Model):
+    ports: list[NetworkPolicyPort] | None = None
+    from_: list[NetworkPolicyPeer] | None = Field(None, alias="from")
+
+
+class NetworkPolicyEgressRule(Model):
+    ports: list[NetworkPolicyPort] | None = None
+    to: list[NetworkPolicyPeer] | None = None
+
+
+class NetworkPolicySpec(Model):
+    pod_selector: LabelSelector = Field(alias="podSelector", description="Pods of the policy's namespace it applies "
+                                                                         "to; {} selects all of them.")
+    ingress: list[NetworkPolicyIngressRule] | None = None
+    egress: list[NetworkPolicyEgressRule] | None = None
+    policy_types: list[Literal["Ingress", "Egress"]] | None = Field(None, alias="policyTypes")
+
+    @model_validator(mode="after")
+    def _types_once(self) -> "NetworkPolicySpec":
+        if self.policy_types is not None and len(set(self.policy_types)) != len(self.policy_types):
+            raise ValueError("policyTypes lists a type twice")
+        return self
+
+    @property
+    def types(self) -> tuple[str, ...]:
+        """policyTypes, or the API's default: Ingress, plus Egress when egress rules are given."""
+        if self.policy_types:
+            return tuple(t for t in ("Ingress", "Egress") if t in self.policy_types)
+        return ("Ingress", "Egress") if self.egress is not None else ("Ingress",)
+
+
+class NetworkPolicy(Model):
+    name: Name = Field(description="Policy name, unique within its namespace.")
+    namespace: Name = Field("default", description="The Kubernetes namespace the policy lives in.")
+    spec: NetworkPolicySpec
+
+
 class Topology(Model):
     """A whole lab."""
 
@@ -313,3 +476,10 @@ class Topology(Model):
     internet: Internet | None = Field(None, description="A simulated internet behind the lab's gateway.")
     expect: list[Expectation] = Field([], description="Probe expectations that override 'everything reaches "
                                                       "everything'.")
+    namespaces: list[Namespace] = Field([], description="Kubernetes namespaces and their labels (any namespace a "
+                                                        "pod names exists, with no labels but its name).")
+    network_policies: list[NetworkPolicy] = Field([], alias="networkPolicies",
+                                                  description="NetworkPolicies (networking.k8s.io/v1), enforced by "
+                                                              "iptables in every node.")
+    include: list[StrictStr] = Field([], description="Kubernetes manifests (kind NetworkPolicy or Namespace, "
+                                                     "multi-document) to add, as globs relative to this file's folder.")

@@ -96,6 +96,15 @@ class Ruleset:
         self.jumps.append(saved_rule(f"-A {builtin} {spec}"))
         self._cache.clear()
 
+    def jump_first(self, builtin: str, spec: str) -> None:
+        """A jump that must come before every other one of its chain (network policies judge
+        a packet before kube-proxy's and Flannel's chains accept it)."""
+        if builtin not in BUILTIN_CHAINS:
+            raise ValueError(f"{builtin} is not a built-in chain")
+        self.jumps_written.insert(0, f"-A {builtin} {spec}")
+        self.jumps.insert(0, saved_rule(f"-A {builtin} {spec}"))
+        self._cache.clear()
+
     def note(self, text: str) -> None:
         self.body.append(f"# {text}")
 

@@ -44,7 +44,7 @@ from ipaddress import IPv4Address
 from netlab.model import naming
 from netlab.model.lab import DEFAULT_ECHO_PORT, Lab, NodeInfo, PodInfo
 from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
-from netlab.plan import flannel
+from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.resources import Resource, Sysctl
 
@@ -139,7 +139,7 @@ class ServicePortInfo:
 
 
 def cluster_ip(lab: Lab, svc: Service) -> IPv4Address:
-    return lab.addressing.service_ip[svc.name]
+    return lab.cluster_ip(svc)
 
 
 def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
@@ -164,7 +164,7 @@ def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
 def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodInfo, int]]]:
     """``Lab.endpoints`` for every Service port at once, without an O(services x pods) scan.
 
-    Same rule: every selector label matches, the pod serves targetPort/protocol,
+    Same rule: a pod of the Service's namespace, every selector label matches, it serves targetPort/protocol,
     sorted by pod IP; an empty selector selects nothing.
     """
     by_label: dict[tuple[str, str], list[int]] = {}
@@ -184,7 +184,7 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
         chosen: set[int] = set()
         if svc.selector:
             sets = [set(by_label.get(item, ())) for item in svc.selector.items()]
-            chosen = set.intersection(*sets)
+            chosen = {i for i in set.intersection(*sets) if pods[i].spec.namespace == svc.namespace}
         for port in svc.ports:
             target = port.target_port or port.port
             eps = [(pods[i], target) for i in chosen if (target, port.protocol) in ports(i)]
@@ -385,5 +385,5 @@ def resources(lab: Lab) -> list[Resource]:
     for node in lab.nodes:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
-        out.append(filt.resource(node.netns, filter_title))
+        out.append(policy.node_filter(lab, node, filt).resource(node.netns, policy.filter_title(lab, filter_title)))
     return out

@@ -25,11 +25,12 @@ holds on silence or refusal.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.model.lab import DEFAULT_ECHO_PORT
+from netlab.probe.policy import policy_judge
 from netlab.workload.ports import pod_echo_ports
 
 if TYPE_CHECKING:
@@ -187,9 +188,13 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     echo = {p.name: echo_ports(p) for p in lab.pods}
     hosts = [eps[h] for h in internet_host_names(lab) if h in eps]
     out_rule = egress_rule(lab)
+    policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"
     probes: dict[tuple, Probe] = {}
 
     def add(p: Probe) -> None:
+        if policy is not None and p.reason == "default" and p.destination.kind in ("pod", "host"):
+            expected, why = policy(p.source, p.destination, p.proto, p.port)
+            p = replace(p, expected=expected, reason=why)
         probes[p.key] = p
 
     for src in pods + nodes:

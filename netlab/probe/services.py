@@ -49,6 +49,7 @@ from netlab.plan.services import service_ports
 from netlab.probe.judge import judge
 from netlab.probe.matrix import PROTOS, Endpoint, Observation, Probe, SeenRule, echo_ports, endpoints
 from netlab.probe.neighbours import Entry
+from netlab.probe.policy import service_judge
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, NodeInfo, PodInfo
@@ -173,9 +174,10 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     hosts = [eps[h.name] for h in lab.topo.internet.hosts if h.name in eps] if lab.topo.internet else []
     lb_ns = dict(lab.internet_hosts).get("lb", "")
     dist_done: set[str] = set()
+    policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
     for sp, eps_t, echo in targets(lab):
         svc, proto = sp.svc, sp.protocol
-        name = svc.name
+        name = lab.service_ref(svc)  # web, or x/web when another namespace has a web
         if proto not in want:
             continue
         reach = bool(eps_t)
@@ -195,16 +197,34 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         title = section(cip)
         for src in pods:
             rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in eps_t)
-            p = Probe(src, dst, proto, sp.port.port, reach, reason=reason, section=title, rules=rules,
+            expected, why = reach, reason
+            if policy is not None and eps_t:
+                judged, why = policy.clusterip(src.name, [(pod, port) for pod, _, port in eps_t], proto)
+                if judged is None:
+                    plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port}: not probed: {why}")
+                    continue
+                expected = judged
+            p = Probe(src, dst, proto, sp.port.port, expected, reason=why, section=title, rules=rules,
                       echo=echo, svc=cip)
             plan.probes.append(p)
+        isolated = policy is not None and policy.isolated([pod for pod, _, _ in eps_t])
+        if isolated:
+            plan.notes.append(f"svc/{name} {proto}/{sp.port.port}: distribution, NodePort and LoadBalancer not "
+                              "probed: a NetworkPolicy isolates its endpoints, and those clients reach them from "
+                              "addresses the nodes' NAT picks")
 
         # Distribution: from a pod that is not an endpoint, over the ClusterIP.
-        if len(eps_t) >= 2 and name not in dist_done:
+        if len(eps_t) >= 2 and name not in dist_done and not isolated:
+            members = {pod for pod, _, _ in eps_t}
+            client = next((s for s in pods if s.name not in members), pods[0])
+            judged = policy.clusterip(client.name, [(p, n) for p, _, n in eps_t], proto)[0] if policy else True
+            if judged is not True:
+                echo = False  # its egress is not allowed to every endpoint: nothing to count
+                dist_done.add(name)
+                plan.notes.append(f"svc/{name}: distribution not checked: the policies do not let {client.name} "
+                                  "reach every endpoint")
             if echo:
                 dist_done.add(name)
-                members = {pod for pod, _, _ in eps_t}
-                client = next((s for s in pods if s.name not in members), pods[0])
                 rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod]) for pod, _, _ in eps_t)
                 first = Probe(client, dst, proto, sp.port.port, True, reason="distribution", section=title,
                               rules=rules, echo=True, svc=cip)
@@ -212,7 +232,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 plan.distributions.append(Distribution(first, n))
 
         # NodePort on every node, from every node and every internet host.
-        if sp.node_port is not None:
+        if sp.node_port is not None and not isolated:
             for m in nodes:
                 t = ServiceTarget(kind="NodePort", address=str(m.ip), port=sp.node_port, node=m.name, **base)
                 title = section(t, sp.node_port)
@@ -223,7 +243,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                                              rules=rules, echo=echo, svc=t))
 
         # The LoadBalancer IP from every internet host.
-        if sp.lb_ip is not None and sp.node_port is not None:
+        if sp.lb_ip is not None and sp.node_port is not None and not isolated:
             t = ServiceTarget(kind="LoadBalancer", address=str(sp.lb_ip), port=sp.port.port, node=None, **base)
             title = section(t)
             rules = tuple(lb_rule(lab, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
@@ -235,7 +255,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: the lab has no internet host "
                                   f"to probe from")
     for sp, eps_t, echo in targets(lab):
-        name = sp.svc.name
+        name = lab.service_ref(sp.svc)
         if len(eps_t) >= 2 and name not in dist_done and not echo and sp.protocol in want:
             dist_done.add(name)
             plan.notes.append(f"svc/{name}: distribution not checked: its endpoints do not run netlab's echo "

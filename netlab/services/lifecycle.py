@@ -135,7 +135,7 @@ def _from_v1(rec: dict) -> dict:
 
 def dns_ip(lab: Lab) -> IPv4Address | None:
     svc = dns.dns_service(lab.topo)
-    return lab.addressing.service_ip.get(svc.name) if svc else None
+    return lab.addressing.service_ip.get((svc.namespace, svc.name)) if svc else None
 
 
 def _valid(netns: str) -> bool:
@@ -270,7 +270,8 @@ def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
     for netns in [n for n in set(rec["resolv"]) | set(rec["dirs"]) if n not in want]:
         _remove_resolv(lab.name, rec, netns, done)
     if want:
-        text = dns.resolv_conf(lab.name, ip)
+        # Each pod searches its own Kubernetes namespace first (<ns>.svc.cluster.local), as kubelet writes it.
+        texts = {p.netns: dns.resolv_conf(lab.name, ip, p.spec.namespace) for p in lab.pods if p.netns in want}
         # Write-ahead: name everything this run may make before it exists.
         intent = False
         if rec["etc_netns"] is None and not os.path.lexists(ETC_NETNS):
@@ -287,6 +288,7 @@ def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
         written = 0
         for netns, pod in want.items():
             path = resolv_path(netns)
+            text = texts[netns]
             try:
                 if _make_dir(netns_dir(netns)):
                     rec["dirs"][netns] = "created"
@@ -428,10 +430,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     ip = dns_ip(lab)
     if ip is None:
         return out
-    text = dns.resolv_conf(lab.name, ip)
     for pod in lab.pods:
         if pod.name == dns.DNS_NAME:
             continue
+        text = dns.resolv_conf(lab.name, ip, pod.spec.namespace)
         path = resolv_path(pod.netns)
         have = _read(path)
         if have != text:

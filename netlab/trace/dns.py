@@ -30,7 +30,7 @@ RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
 
 def question_name(lab: Lab, service: str | None) -> str:
     """The name to ask for: the Service traced to, else the cluster DNS Service's own name."""
-    svc = next((s for s in lab.services if s.name == service), None) or \
+    svc = (lab.find_service(service) if service else None) or \
         next((s for s in lab.services if s.name == "kube-dns"), None)
     return fqdn(svc) if svc is not None else DEFAULT_NAME
 

@@ -40,6 +40,7 @@ class TraceResult:
     pcap: str | None = None
     vxlan_port: int = 8472
     dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
+    policy: list[dict[str, Any]] = field(default_factory=list)  # NetworkPolicy verdicts (trace/policy.py)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -73,6 +74,7 @@ class TraceResult:
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
+            "policy": self.policy,
         }
 
 
@@ -147,6 +149,9 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         out.append(f"result: LOST{where}: {v.reason}")
         if v.fix:
             out.append(f"  fix: {v.fix}   (or: sudo netlab up, which repairs the lab)")
+    for entry in r.policy:
+        if entry["text"] != v.reason:
+            out.append(f"policy: {entry['text']}")
     for e in r.icmp_errors:
         out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
     for a in r.arp:

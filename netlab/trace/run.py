@@ -25,6 +25,7 @@ from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
 from netlab.trace import capture as cap, decode, dns, send
+from netlab.trace import policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.kernel import LiveKernel
@@ -81,11 +82,13 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             capture.settle()
             step(1)
             kernel.count_nat_before(counted)
+            policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
             sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload)
             try:
                 send.wait_reply(sent, timeout)
                 kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
                 kernel.snapshot_nat(counted)
+                policy_after = tpolicy.reject_counters(tpolicy.node_namespaces(lab))
                 step(2)
             finally:
                 sent.close()
@@ -142,6 +145,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
+    _policy_verdict(lab, result, src, dst, policy_before, policy_after)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
     result.arp = _arp_story(fwd, packets)
@@ -152,6 +156,17 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
+
+
+def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
+                    before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> None:
+    """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it."""
+    ep = result.endpoint
+    result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
+                                  before, after)
+    blamed = next((e for e in result.policy if not e["allowed"] and e.get("counted")), None)
+    if blamed is not None and not result.verdict.delivered:
+        result.verdict = Verdict(False, result.verdict.lost_at, blamed["text"])
 
 
 def _unique(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:

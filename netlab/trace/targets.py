@@ -86,9 +86,8 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         if host == spec or hosts.get(host) == spec:
             return Endpoint(host, "internet", hosts.get(host, ""), netns, port=port)
     for svc in lab.services:
-        ip = str(lab.addressing.service_ip.get(svc.name, ""))
-        if ip == spec:
-            return _service_target(lab, svc.name, proto, port, src)
+        if str(lab.cluster_ip(svc)) == spec:
+            return _service_target(lab, f"{svc.namespace}/{svc.name}", proto, port, src)
     if is_ip(spec):
         lm = lab_map(lab)
         if spec in lm.ip_names:
@@ -102,7 +101,7 @@ def _node_target(lab: Lab, name: str, ip: str, netns: str, proto: str | None, po
     """A node; on a Service's nodePort, that Service: kube-proxy DNATs it to an endpoint, maybe on another node."""
     for sp in service_ports(lab) if port is not None else ():
         if sp.node_port == port and proto in (None, sp.protocol):
-            return Endpoint(name, "node", ip, netns, port=port, proto=sp.protocol, service=sp.svc.name)
+            return Endpoint(name, "node", ip, netns, port=port, proto=sp.protocol, service=lab.service_ref(sp.svc))
     return Endpoint(name, "node", ip, netns, port=port)
 
 
@@ -114,10 +113,15 @@ def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:
 
 
 def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
-    svc = next((s for s in lab.services if s.name == name), None)
+    # svc/x/web: the Service web of namespace x; svc/web: the only web, or the one in the client's namespace
+    client_ns = next((p.spec.namespace for p in lab.pods if p.name == src.name), None) if src.kind == "pod" else None
+    svc = lab.find_service(name, client_ns)
     if svc is None:
-        names = ", ".join("svc/" + s.name for s in lab.services) or "none"
-        raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+        names = ", ".join("svc/" + lab.service_ref(s) for s in lab.services) or "none"
+        twins = [s for s in lab.services if s.name == name]
+        why = (f"{len(twins)} namespaces have a Service {name!r}; name one: svc/NAMESPACE/{name}" if len(twins) > 1
+               else f"lab {lab.name} has no Service {name!r}")
+        raise UsageError(f"{why} (Services: {names})")
     ports = [p for p in svc.ports if proto in (None, "icmp") or p.protocol.lower() == proto]
     if port is not None:
         chosen = next((p for p in ports if p.port == port), None)
@@ -126,15 +130,16 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
     if chosen is None and proto != "icmp":
         have = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
         raise UsageError(f"Service {name} has no port {port or ''}{'/' + proto if proto else ''} (ports: {have})")
-    ip = str(lab.addressing.service_ip[svc.name])
+    ip = str(lab.cluster_ip(svc))
     if src.kind == "internet":
         lb = load_balancer_ips(lab).get((svc.namespace, svc.name))
         if lb is None:
             raise UsageError(f"Service {name} has no address on the internet (only a LoadBalancer has one); trace "
                              f"to a node and its nodePort instead: netlab trace {src.name} NODE --proto tcp --port N")
         ip = str(lb)
-    return Endpoint(f"svc/{name}", "service", ip, None, port=(chosen.port if chosen else port),
-                    proto=chosen.protocol.lower() if chosen else proto, service=svc.name)
+    ref = lab.service_ref(svc)
+    return Endpoint(f"svc/{ref}", "service", ip, None, port=(chosen.port if chosen else port),
+                    proto=chosen.protocol.lower() if chosen else proto, service=ref)
 
 
 def _names(lab: Lab) -> str:
@@ -150,8 +155,8 @@ def capture_namespaces(lab: Lab, src: Endpoint, dst: Endpoint) -> list[str]:
     if dst.netns:
         out.append(dst.netns)
     if dst.service:
-        svc = next(s for s in lab.services if s.name == dst.service)
-        for port in svc.ports:
+        svc = lab.find_service(dst.service)
+        for port in svc.ports if svc else ():
             out += [p.netns for p, _ in lab.endpoints(svc, port)]
     if lab.internet_hosts and (src.kind == "internet" or dst.kind in ("internet", "ip", "service")):
         out += [ns for name, ns in lab.internet_hosts if name in ("gateway", "lb")]

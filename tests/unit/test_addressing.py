@@ -71,7 +71,8 @@ def test_services_get_cluster_ips_from_10_around_explicit_ones():
                        services=[{"name": "s1", "ports": [{"port": 80}]},
                                  {"name": "s2", "clusterIP": "10.96.0.10", "ports": [{"port": 80}]},
                                  {"name": "s3", "ports": [{"port": 80}]}]))
-    assert strs(a.service_ip) == {"s1": "10.96.0.11", "s2": "10.96.0.10", "s3": "10.96.0.12"}
+    assert strs(a.service_ip) == {("default", "s1"): "10.96.0.11", ("default", "s2"): "10.96.0.10",
+                                  ("default", "s3"): "10.96.0.12"}
 
 
 def test_an_explicit_address_never_moves_other_explicit_ones():
@@ -134,7 +135,7 @@ print(json.dumps({
     "nodes": [[n.name, str(n.ip), str(n.pod_cidr), n.eth0_mac, n.bridge_mac, n.vxlan_mac, n.underlay_veth]
               for n in lab.nodes],
     "pods": [[p.name, str(p.ip), p.mac, p.host_veth, p.netns] for p in lab.pods],
-    "services": {k: str(v) for k, v in lab.addressing.service_ip.items()},
+    "services": {"/".join(k): str(v) for k, v in lab.addressing.service_ip.items()},
 }, sort_keys=True))
 """
 
@@ -153,7 +154,8 @@ def test_addresses_and_macs_do_not_depend_on_the_process(tmp_path):
         outputs.append(json.loads(proc.stdout))
     assert outputs[0] == outputs[1]
     # (kube-dns is added to every lab with Services; 10.96.0.10 is taken here, so it is allocated)
-    assert outputs[0]["services"] == {"s": "10.96.0.11", "t": "10.96.0.10", "kube-dns": "10.96.0.12"}
+    assert outputs[0]["services"] == {"default/s": "10.96.0.11", "default/t": "10.96.0.10",
+                                      "kube-system/kube-dns": "10.96.0.12"}
 
 
 def test_macs_are_locally_administered_unicast_and_distinct():

@@ -35,7 +35,7 @@ def test_there_are_examples():
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_validates(path):
     lab = resolve(load_topology(str(path)))
-    assert len(lab.pods) <= 8, "examples are small labs"
+    assert len(lab.pods) <= 9, "examples are small labs (the NetworkPolicy e2e model has nine pods)"
     assert path.read_text("utf-8").splitlines()[0] == SCHEMA_LINE
 
 
@@ -87,7 +87,7 @@ def test_schema_generation_is_deterministic_and_by_alias():
     assert schema["$schema"].startswith("https://json-schema.org/")
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"name", "cluster", "network", "nodes", "pods", "services", "internet",
-                                         "expect"}
+                                         "expect", "namespaces", "networkPolicies", "include"}
     assert set(schema["$defs"]["Cluster"]["properties"]) == {"podCIDR", "serviceCIDR", "nodeMask", "kubeProxyMode"}
     assert "pod_cidr" not in text and "containerPort" in text and "clusterIP" in text
 

@@ -52,7 +52,7 @@ def test_targets(lab):
     assert resolve_target(lab, "example", None, None, src).kind == "internet"
     web = resolve_target(lab, "svc/web", None, None, src)
     assert (web.kind, web.port, web.proto, web.service) == ("service", 80, "tcp", "web")
-    assert web.ip == str(lab.addressing.service_ip["web"])
+    assert web.ip == str(lab.addressing.service_ip[("default", "web")])
     dns = resolve_target(lab, "svc/dns", None, None, src)
     assert (dns.port, dns.proto) == (53, "udp")
     by_ip = resolve_target(lab, web.ip, None, None, src)
@@ -87,7 +87,7 @@ def test_lab_map_knows_peers_names_and_services(lab):
     assert m.peers[("tt-minikube", pod.host_veth)] == ("tt-fedora-1", "eth0")
     assert m.where("tt-minikube") == "node minikube" and m.where("tt-underlay") == "underlay"
     assert m.name_ip("10.244.1.0") == "10.244.1.0 (minikube-m02 flannel.1)"
-    web = m.service_for(str(lab.addressing.service_ip["web"]), 80, "tcp")
+    web = m.service_for(str(lab.addressing.service_ip[("default", "web")]), 80, "tcp")
     assert web.endpoints[0][:3] == ("10.244.1.3", 8080, "fedora-2")
     assert "tt-minikube" in m.nat_netns and "tt-gateway" in m.nat_netns
 
@@ -121,3 +121,12 @@ def test_trace_picture_options_and_an_unwritable_file_fail_before_any_work(tmp_p
     with pytest.raises(SystemExit) as exc:
         main(["trace", "fedora-1", "fedora-2", "-o", "svg", "-w", str(tmp_path / "missing" / "p.svg")])
     assert exc.value.code == 2 and "is not a directory" in capsys.readouterr().err
+
+
+def test_service_by_namespace_and_name(lab):
+    src = resolve_source(lab, "fedora-1")
+    web = lab.services[[s.name for s in lab.services].index("web")]
+    qualified = resolve_target(lab, f"svc/{web.namespace}/web", None, None, src)
+    assert qualified == resolve_target(lab, "svc/web", None, None, src)
+    with pytest.raises(UsageError, match="no Service 'elsewhere/web'"):
+        resolve_target(lab, "svc/elsewhere/web", None, None, src)

@@ -280,7 +280,7 @@ def test_service_dnat_comes_from_conntrack_and_names_the_endpoint():
     lab = lab_from(text)
     plan = build_plan(lab)
     m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
-    cip = str(lab.addressing.service_ip["web"])
+    cip = str(lab.addressing.service_ip[("default", "web")])
     fwd = Flow("tcp", "10.244.0.2", cip, 40000, 80)
     k.ct["svc-minikube"] = [CtEntry(fwd, Flow("tcp", "10.244.1.3", "10.244.0.2", 8080, 40000), "SYN_RECV")]
     w = walk(k, m, "svc-fedora-1", fwd)
@@ -308,7 +308,7 @@ def test_service_without_conntrack_entry_says_it_was_not_dnated():
     lab = lab_from(text)
     plan = build_plan(lab)
     m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
-    cip = str(lab.addressing.service_ip["web"])
+    cip = str(lab.addressing.service_ip[("default", "web")])
     w = walk(k, m, "nd-fedora-1", Flow("tcp", "10.244.0.2", cip, 40000, 80))
     row = next(h for h in w.hops if h.kind == "dnat")
     assert "no endpoints" in row.problem

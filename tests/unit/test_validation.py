@@ -71,8 +71,9 @@ CASES = [
      BASE + "pods: [{name: p, node: a, containers: [{name: c, ports: [{containerPort: 80}]}, "
             "{name: d, ports: [{containerPort: 80}]}]}]\n",
      "already declared by container 'c'", "pods[0].containers[1].ports[0]"),
-    ("duplicate-service", BASE + "services: [{name: w, ports: [{port: 80}]}, {name: w, namespace: o, ports: [{port: 1}]}]\n",
-     "service 'w' is already defined", "services[1].name"),
+    ("duplicate-service", BASE + "services: [{name: w, namespace: o, ports: [{port: 80}]}, "
+                                 "{name: w, namespace: o, ports: [{port: 1}]}]\n",
+     "service o/w is already defined", "services[1].name"),
     ("duplicate-service-port", BASE + "services: [{name: w, ports: [{port: 80}, {port: 80}]}]\n",
      "listed twice", "services[0].ports[1].port"),
     ("unknown-node", BASE + "pods: [{name: p, node: b}]\n", "unknown node 'b'; use one of the nodes: a",

@@ -1,0 +1,61 @@
+"""``netlab policy table``: the NetworkPolicy truth table, evaluated and probed."""
+
+from __future__ import annotations
+
+import click
+
+from netlab import api
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.probe import policytable
+
+
+@cli.group("policy")
+def policy_group() -> None:
+    """NetworkPolicies: what they allow, and whether the kernel agrees."""
+
+
+@policy_group.command("table")
+@lab_options
+@output_option("text", "json")
+@click.option("--probe/--no-probe", "send", default=True, show_default=True,
+              help="Send every flow for real and compare (root, a running lab); --no-probe only evaluates "
+                   "the policies (with -t FILE: no root, no lab).")
+@click.option("--timeout", type=click.FloatRange(0.05, 30), default=0.5, show_default=True,
+              help="Seconds to wait for each reply.")
+def table(lab_name: str | None, topology: str | None, output: str, send: bool, timeout: float) -> None:
+    """Print the cyclonus-style matrix of every pod-to-pod flow; exit 1 on any mismatch.
+
+    \b
+    One matrix per protocol/port the pods serve; rows are sources, columns
+    destinations:
+      .  allowed by the policies, and reached
+      X  denied by the policies, and blocked
+      !  allowed but BLOCKED   (a mismatch: the kernel disagrees)
+      ?  denied but REACHED    (a mismatch)
+      -  the destination does not serve this port
+
+    What is allowed comes from the policies' meaning alone (netlab's
+    evaluator, not the iptables rules it wrote); --probe sends every flow.
+    A pod reaching its own address never leaves it (loopback): always allowed.
+
+    \b
+    Examples:
+      sudo netlab policy table --lab np
+      netlab policy table -t lab.yaml --no-probe -o json
+    """
+    if not send and topology is not None and lab_name is None:
+        model = resolve(load_topology(topology))
+        result = policytable.evaluate(model)
+    else:
+        require_root()
+        lab = api.Lab.attach(api.selected_name(lab_name, topology))
+        model = lab.model
+        result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
+    if output == "json":
+        print_json(result.to_json())
+    else:
+        click.echo(result.render())
+    if result.mismatches:
+        raise SystemExit(1)

@@ -1,0 +1,325 @@
+"""What NetworkPolicies allow, from their semantics alone: the independent truth table.
+
+This module never looks at the iptables rules netlab generates
+(:mod:`netlab.plan.policy`); it reads the policies the way the Kubernetes API
+documents them, so comparing its answer with real traffic tests the rules.
+
+For a flow from S to D (protocol, destination port after any Service DNAT):
+
+* D's **ingress** is isolated when some policy of D's namespace selects D and
+  has ``Ingress`` in its policyTypes; then the flow needs at least one ingress
+  rule of one of those policies that matches S and the port (policies add up,
+  their union allows). Not isolated: allowed.
+* S's **egress** likewise, with egress rules matching D and the port. S and D
+  must both allow: a pod's egress and the other's ingress are judged apart.
+* A rule with ``from``/``to`` missing or empty matches every peer (pods and
+  any address); with ``ports`` missing or empty, every port and protocol
+  (ICMP too). ``ingress: []`` or a missing ``ingress`` on an Ingress policy
+  allows nothing.
+* A peer with ``podSelector`` alone: pods of the *policy's* namespace; with
+  ``namespaceSelector`` alone: every pod of matching namespaces; with both:
+  matching pods of matching namespaces (AND in one peer, OR across peers).
+  ``ipBlock``: the peer's address is in ``cidr`` and in no ``except``.
+* A named port is looked up in the containerPorts of the pod that serves it
+  (D), with the port's protocol; a flow to something that is not a pod never
+  matches a named port.
+* A pod reaching its own address never leaves its namespace (loopback): always
+  allowed, as the upstream suite's ``AllowLoopback``. A pod reaching itself
+  through a Service (hairpin) passes its node and is judged like any flow.
+* Traffic from the node a pod runs on is always allowed (the kubelet's
+  probes; it never crosses the node's FORWARD path); another node is an
+  address, which only a rule without peers or an ``ipBlock`` matches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Iterable
+
+from netlab.model.topology import (NAMESPACE_NAME_LABEL, LabelSelector, NetworkPolicy, NetworkPolicyPeer,
+                                 NetworkPolicyPort)
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+
+PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMP")
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What policies see of a pod: where it lives, its labels, its named ports."""
+
+    name: str
+    namespace: str
+    ip: IPv4Address
+    labels: tuple[tuple[str, str], ...]
+    node: str = ""
+    named_ports: tuple[tuple[str, str, int], ...] = ()  # (name, PROTOCOL, port)
+
+    def port_named(self, name: str, protocol: str) -> int | None:
+        for pname, proto, port in self.named_ports:
+            if pname == name and proto == protocol:
+                return port
+        return None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One end of a flow: a pod, or only an address (a node, an internet host)."""
+
+    ip: IPv4Address
+    pod: PodView | None = None
+    node: str | None = None  # a node's own address: the node it is
+
+    @property
+    def label(self) -> str:
+        if self.pod is not None:
+            return f"{self.pod.namespace}/{self.pod.name}"
+        return f"node {self.node}" if self.node else str(self.ip)
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """The rule that let a flow through."""
+
+    policy: str  # namespace/name
+    direction: str  # ingress | egress
+    rule: int  # 1-based, as people count
+    peer: str  # "any peer", "peer 1 namespaceSelector ns=y", ...
+    port: str  # "any port", "port 80/TCP"
+
+    def describe(self) -> str:
+        return f"allowed by policy {self.policy}, {self.direction} rule {self.rule}, {self.peer}, {self.port}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One direction (a pod's ingress or egress) for one flow."""
+
+    direction: str
+    pod: str  # namespace/name of the judged pod
+    allowed: bool
+    isolating: tuple[str, ...] = ()  # policies that select the pod for this direction
+    by: Allowance | None = None
+    note: str = ""  # why, when no policy was consulted
+
+    def describe(self) -> str:
+        if self.by is not None:
+            return self.by.describe()
+        if not self.isolating:
+            return self.note or f"no policy selects {self.pod} for {self.direction}: allowed"
+        names = ", ".join(self.isolating)
+        word = "policy" if len(self.isolating) == 1 else "policies"
+        return f"denied by {word} {names} (no {self.direction} rule allows it for pod {self.pod})"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    egress: Decision
+    ingress: Decision
+
+    def describe(self) -> str:
+        if not self.egress.allowed:
+            return self.egress.describe()
+        if not self.ingress.allowed:
+            return self.ingress.describe()
+        parts = [d.describe() for d in (self.egress, self.ingress) if d.by is not None]
+        return "; ".join(parts) or self.ingress.describe()
+
+
+def selector_matches(sel: LabelSelector, labels: dict[str, str]) -> bool:
+    """matchLabels AND every matchExpressions requirement (an empty selector matches all)."""
+    for key, value in sel.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for req in sel.match_expressions:
+        has = req.key in labels
+        if req.operator == "In" and not (has and labels[req.key] in (req.values or [])):
+            return False
+        if req.operator == "NotIn" and has and labels[req.key] in (req.values or []):
+            return False
+        if req.operator == "Exists" and not has:
+            return False
+        if req.operator == "DoesNotExist" and has:
+            return False
+    return True
+
+
+def describe_selector(sel: LabelSelector) -> str:
+    parts = [f"{k}={v}" for k, v in sel.match_labels.items()]
+    for r in sel.match_expressions:
+        vals = ",".join(r.values or [])
+        parts.append({"In": f"{r.key} in ({vals})", "NotIn": f"{r.key} notin ({vals})",
+                      "Exists": r.key, "DoesNotExist": f"!{r.key}"}[r.operator])
+    return " ".join(parts) or "{} (all)"
+
+
+def describe_peer(peer: NetworkPolicyPeer) -> str:
+    out = []
+    if peer.namespace_selector is not None:
+        out.append(f"namespaceSelector {describe_selector(peer.namespace_selector)}")
+    if peer.pod_selector is not None:
+        out.append(f"podSelector {describe_selector(peer.pod_selector)}")
+    if peer.ip_block is not None:
+        exc = f" except {','.join(map(str, peer.ip_block.except_))}" if peer.ip_block.except_ else ""
+        out.append(f"ipBlock {peer.ip_block.cidr}{exc}")
+    return " and ".join(out)
+
+
+def describe_port(p: NetworkPolicyPort) -> str:
+    if p.port is None:
+        return f"any {p.protocol} port"
+    if p.end_port is not None:
+        return f"ports {p.port}-{p.end_port}/{p.protocol}"
+    return f"port {p.port}/{p.protocol}"
+
+
+@dataclass
+class PolicySet:
+    """The policies of a lab with the namespaces and pods they are judged against."""
+
+    policies: list[NetworkPolicy]
+    namespace_labels: dict[str, dict[str, str]]
+    pods: list[PodView] = field(default_factory=list)
+
+    # --- who a policy applies to and who a peer is --------------------------------
+
+    def ns_labels(self, ns: str) -> dict[str, str]:
+        return self.namespace_labels.get(ns) or {NAMESPACE_NAME_LABEL: ns}
+
+    def selects(self, pol: NetworkPolicy, pod: PodView) -> bool:
+        return pol.namespace == pod.namespace and selector_matches(pol.spec.pod_selector, dict(pod.labels))
+
+    def selected_pods(self, pol: NetworkPolicy) -> list[PodView]:
+        return [p for p in self.pods if self.selects(pol, p)]
+
+    def isolating(self, pod: PodView, direction: str) -> list[NetworkPolicy]:
+        kind = "Ingress" if direction == "ingress" else "Egress"
+        return [p for p in self.policies if kind in p.spec.types and self.selects(p, pod)]
+
+    def peer_matches(self, pol: NetworkPolicy, peer: NetworkPolicyPeer, other: Peer) -> bool:
+        if peer.ip_block is not None:
+            blk = peer.ip_block
+            return other.ip in blk.cidr and not any(other.ip in net for net in blk.except_)
+        if other.pod is None:
+            return False  # selectors pick pods only
+        pod = other.pod
+        if peer.namespace_selector is not None:
+            if not selector_matches(peer.namespace_selector, self.ns_labels(pod.namespace)):
+                return False
+        elif pod.namespace != pol.namespace:
+            return False
+        return peer.pod_selector is None or selector_matches(peer.pod_selector, dict(pod.labels))
+
+    @staticmethod
+    def port_matches(p: NetworkPolicyPort, protocol: str, port: int | None, server: PodView | None) -> bool:
+        if protocol != p.protocol or port is None:
+            return False
+        if p.port is None:
+            return True
+        if isinstance(p.port, str):
+            return server is not None and server.port_named(p.port, protocol) == port
+        if p.end_port is not None:
+            return p.port <= port <= p.end_port
+        return p.port == port
+
+    # --- verdicts -------------------------------------------------------------------
+
+    def decide(self, pod: PodView, direction: str, other: Peer, protocol: str, port: int | None,
+               server: PodView | None) -> Decision:
+        """One pod's ingress (``other`` is the source) or egress (``other`` is the destination)."""
+        who = f"{pod.namespace}/{pod.name}"
+        pols = self.isolating(pod, direction)
+        if not pols:
+            return Decision(direction, who, True)
+        names = tuple(f"{p.namespace}/{p.name}" for p in pols)
+        for pol in pols:
+            rules = (pol.spec.ingress if direction == "ingress" else pol.spec.egress) or []
+            for i, rule in enumerate(rules, 1):
+                peers = rule.from_ if direction == "ingress" else rule.to
+                if peers:
+                    hit = next((j for j, pr in enumerate(peers, 1) if self.peer_matches(pol, pr, other)), None)
+                    if hit is None:
+                        continue
+                    peer_text = f"peer {hit} {describe_peer(peers[hit - 1])}"
+                else:
+                    peer_text = "any peer"
+                if rule.ports:
+                    ok = next((pt for pt in rule.ports if self.port_matches(pt, protocol, port, server)), None)
+                    if ok is None:
+                        continue
+                    port_text = describe_port(ok)
+                else:
+                    port_text = "any port"
+                return Decision(direction, who, True, names,
+                                Allowance(f"{pol.namespace}/{pol.name}", direction, i, peer_text, port_text))
+        return Decision(direction, who, False, names)
+
+    def flow(self, src: Peer, dst: Peer, protocol: str, port: int | None, via_service: bool = False) -> Verdict:
+        """May ``src`` reach ``dst`` on protocol/port (the port the server sees)?"""
+        protocol = protocol.upper()
+        if src.pod is not None and dst.pod is not None and src.pod == dst.pod and not via_service:
+            note = f"{src.label} reaches itself over loopback: never judged"
+            return Verdict(True, Decision("egress", src.label, True, note=note),
+                           Decision("ingress", dst.label, True, note=note))
+        if src.pod is not None:
+            egress = self.decide(src.pod, "egress", dst, protocol, port, dst.pod)
+        else:
+            egress = Decision("egress", src.label, True, note=f"{src.label} is not a pod: no egress policy applies")
+        if dst.pod is None:
+            ingress = Decision("ingress", dst.label, True, note=f"{dst.label} is not a pod: no ingress policy applies")
+        elif src.node is not None and src.node == dst.pod.node:
+            ingress = Decision("ingress", dst.label, True,
+                               note=f"{src.label} is {dst.label}'s own node: always allowed (kubelet probes)")
+        else:
+            ingress = self.decide(dst.pod, "ingress", src, protocol, port, dst.pod)
+        return Verdict(egress.allowed and ingress.allowed, egress, ingress)
+
+    def pod(self, name: str) -> PodView:
+        return next(p for p in self.pods if p.name == name)
+
+
+def named_ports(pod: object) -> tuple[tuple[str, str, int], ...]:
+    out = []
+    for c in getattr(pod, "containers", []):
+        for p in c.ports:
+            if p.name:
+                out.append((p.name, p.protocol, p.container_port))
+    return tuple(out)
+
+
+def namespace_labels(namespaces: Iterable[object], used: Iterable[str]) -> dict[str, dict[str, str]]:
+    """Every namespace's labels, with the name label the API server adds to each."""
+    out: dict[str, dict[str, str]] = {ns: {NAMESPACE_NAME_LABEL: ns} for ns in used}
+    for ns in namespaces:
+        out[ns.name] = {**dict(ns.labels), NAMESPACE_NAME_LABEL: ns.name}  # type: ignore[attr-defined]
+    return out
+
+
+def policy_set(lab: "Lab") -> PolicySet:
+    """The policy view of a resolved lab."""
+    topo = lab.topo
+    pods = [PodView(p.name, p.spec.namespace, p.ip, tuple(sorted(p.spec.labels.items())), p.node,
+                    named_ports(p.spec)) for p in lab.pods]
+    used = {p.namespace for p in pods} | {"default"}
+    return PolicySet(list(topo.network_policies), namespace_labels(topo.namespaces, used), pods)
+
+
+def node_address(lab: "Lab", node: str) -> IPv4Address:
+    """The source address a node's packet to a pod elsewhere carries: flannel.1's in
+    VXLAN mode (the route to a remote pod block goes out of it), eth0's with host-gw."""
+    info = lab.node(node)
+    return info.vtep_ip if lab.mode == "vxlan" else info.ip
+
+
+def lab_peer(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
+    """A pod or node of the lab as a policy peer (None for other names)."""
+    for p in ps.pods:
+        if p.name == name:
+            return Peer(p.ip, p)
+    for n in lab.nodes:
+        if n.name == name:
+            return Peer(node_address(lab, n.name), None, n.name)
+    return None

@@ -1,0 +1,89 @@
+"""What the probe matrix expects once NetworkPolicies exist: the evaluator's verdict.
+
+Pure (model only). Without policies every pod and node reaches every pod (the
+Kubernetes network model); with them, :mod:`netlab.model.netpol` says which
+flows are allowed, from the policies' meaning alone, and the prober checks
+the kernel agrees. ``expect:`` entries still override (matrix.py applies them
+after this).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from netlab.model.netpol import Peer, lab_peer, policy_set
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.probe.matrix import Endpoint
+
+Judge = Callable[["Endpoint", "Endpoint", str, "int | None"], "tuple[bool, str]"]
+
+
+def policy_judge(lab: "Lab") -> Judge | None:
+    """(source, destination, proto, port) -> (expected reachable, reason); None without policies."""
+    if not lab.topo.network_policies:
+        return None
+    ps = policy_set(lab)
+    peers: dict[str, Peer | None] = {}
+
+    def peer(name: str) -> Peer | None:
+        if name not in peers:
+            peers[name] = lab_peer(lab, ps, name)
+        return peers[name]
+
+    def judge(src: "Endpoint", dst: "Endpoint", proto: str, port: int | None) -> tuple[bool, str]:
+        s, d = peer(src.name), peer(dst.name)
+        if d is None and dst.kind == "host":  # an internet host: a pod's egress rules see its address
+            d = Peer(dst.ip)
+        if s is None or d is None:
+            return True, "default"
+        verdict = ps.flow(s, d, "ICMP" if proto == "icmp" else proto.upper(), port)
+        return verdict.allowed, "policy: " + verdict.describe()
+
+    return judge
+
+
+class ServiceJudge:
+    """Service probes under NetworkPolicies: judged against the endpoint pods, after DNAT.
+
+    A ClusterIP probe reaches one endpoint, picked at random by kube-proxy: it is
+    expected to reach when the policies allow every endpoint, to be refused when
+    they allow none, and is not probed when they allow some only (its result
+    would depend on the pick). NodePort and LoadBalancer traffic reaches the
+    endpoint from an address the nodes' NAT chooses; probes to a Service whose
+    endpoints a policy isolates for ingress are left out, with a note.
+    """
+
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+        self.ps = policy_set(lab)
+
+    def clusterip(self, src: str, endpoints: list[tuple[str, int]], proto: str) -> tuple[bool | None, str]:
+        """(expected, reason) for a ClusterIP probe from pod ``src``; expected None: do not probe."""
+        s = lab_peer(self.lab, self.ps, src)
+        if s is None:
+            return True, "service"
+        verdicts = []
+        for pod, port in endpoints:
+            d = lab_peer(self.lab, self.ps, pod)
+            if d is not None:
+                verdicts.append((pod, self.ps.flow(s, d, proto.upper(), port, via_service=True)))
+        if not verdicts:
+            return True, "service"
+        allowed = [pod for pod, v in verdicts if v.allowed]
+        if len(allowed) == len(verdicts):
+            return True, "service; policy: " + verdicts[0][1].describe()
+        if not allowed:
+            return False, "service; policy: " + verdicts[0][1].describe()
+        return None, (f"policies allow {', '.join(allowed)} but not every endpoint: the result depends on the "
+                      "endpoint kube-proxy picks")
+
+    def isolated(self, endpoints: list[str]) -> bool:
+        """Some endpoint is isolated for ingress by a policy."""
+        views = {p.name: p for p in self.ps.pods}
+        return any(self.ps.isolating(views[pod], "ingress") for pod in endpoints if pod in views)
+
+
+def service_judge(lab: "Lab") -> ServiceJudge | None:
+    return ServiceJudge(lab) if lab.topo.network_policies else None

@@ -1,0 +1,132 @@
+"""The policy truth table: every (source pod, destination pod, protocol, port) flow,
+what the evaluator allows, and what real traffic did; cyclonus-style rendering.
+
+    tcp/80   x-a x-b x-c ...        .  allowed and reached
+    x-a      .   X   X              X  denied and blocked
+    x-b      X   .   X              !  allowed but BLOCKED (a mismatch)
+                                    ?  denied but REACHED (a mismatch)
+
+Flows are the ports the destination serves (TCP on every declared port, UDP
+where netlab's echo server answers: a silent UDP port proves nothing), as the
+probe matrix does. A pod reaching its own address never leaves its namespace
+(loopback); it is probed too, and policies never judge it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from netlab.model.lab import Lab
+from netlab.model.netpol import Peer, Verdict, policy_set
+from netlab.probe.matrix import Probe, endpoints, probe_ports
+
+MARKS = {(True, True): ".", (False, False): "X", (True, False): "!", (False, True): "?"}
+
+
+@dataclass
+class Flow:
+    src: str
+    dst: str
+    proto: str  # tcp | udp
+    port: int
+    verdict: Verdict
+    reached: bool | None = None  # None: not probed
+    detail: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict.allowed
+
+    @property
+    def mismatch(self) -> bool:
+        return self.reached is not None and self.reached != self.allowed
+
+    @property
+    def mark(self) -> str:
+        if self.reached is None:
+            return "." if self.allowed else "X"
+        return MARKS[(self.allowed, self.reached)]
+
+    def to_json(self) -> dict:
+        return {"from": self.src, "to": self.dst, "proto": self.proto, "port": self.port, "allowed": self.allowed,
+                "reached": self.reached, "mismatch": self.mismatch, "why": self.verdict.describe(),
+                **({"detail": self.detail} if self.detail else {})}
+
+
+@dataclass
+class PolicyTable:
+    pods: list[str]
+    flows: list[Flow] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def mismatches(self) -> list[Flow]:
+        return [f for f in self.flows if f.mismatch]
+
+    @property
+    def services(self) -> list[tuple[str, int]]:
+        return sorted({(f.proto, f.port) for f in self.flows})
+
+    def to_json(self) -> dict:
+        return {"pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
+                "flows": [f.to_json() for f in self.flows], "mismatches": len(self.mismatches),
+                "seconds": round(self.seconds, 3)}
+
+    def render(self) -> str:
+        """One cyclonus-style matrix per protocol/port: rows from, columns to."""
+        width = max([len(p) for p in self.pods] + [1]) + 1
+        first = max([len(p) for p in self.pods] + [len(f"{p}/{n}") for p, n in self.services]) + 2
+        cells = {(f.src, f.dst, f.proto, f.port): f for f in self.flows}
+        out: list[str] = []
+        for proto, port in self.services:
+            out.append(f"{proto}/{port}".ljust(first) + "".join(p.ljust(width) for p in self.pods).rstrip())
+            for src in self.pods:
+                row = [cells[(src, dst, proto, port)].mark if (src, dst, proto, port) in cells else "-"
+                       for dst in self.pods]
+                out.append(src.ljust(first) + "".join(m.ljust(width) for m in row).rstrip())
+            out.append("")
+        probed = any(f.reached is not None for f in self.flows)
+        out.append(". allowed" + (" and reached" if probed else "") + ", X denied" + (" and blocked" if probed else "")
+                   + (", ! allowed but BLOCKED, ? denied but REACHED, - not served" if probed else ", - not served"))
+        for f in self.mismatches:
+            what = "allowed but BLOCKED" if f.allowed else "denied but REACHED"
+            out.append(f"MISMATCH {f.src} -> {f.dst} {f.proto}/{f.port}: {what} ({f.verdict.describe()})"
+                       + (f"; {f.detail}" if f.detail else ""))
+        if probed:
+            n = len([f for f in self.flows if f.reached is not None])
+            out.append(f"{n - len(self.mismatches)}/{n} flows as the policies say in {self.seconds:.2f} s")
+        return "\n".join(out)
+
+
+def evaluate(lab: Lab) -> PolicyTable:
+    """The table from the policies alone (nothing is sent)."""
+    ps = policy_set(lab)
+    views = {p.name: p for p in ps.pods}
+    table = PolicyTable([p.name for p in lab.pods])
+    for dst in lab.pods:
+        for port, proto, echo in probe_ports(dst):
+            for src in lab.pods:
+                s, d = views[src.name], views[dst.name]
+                verdict = ps.flow(Peer(s.ip, s), Peer(d.ip, d), proto.upper(), port)
+                table.flows.append(Flow(src.name, dst.name, proto, port, verdict))
+    table.flows.sort(key=lambda f: (f.proto, f.port, table.pods.index(f.src), table.pods.index(f.dst)))
+    return table
+
+
+def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
+    """The table, with every flow sent for real (one agent job) and compared."""
+    from netlab.probe.runner import run_probes  # the prober's door to the kernel
+
+    table = evaluate(lab)
+    eps = endpoints(lab)
+    probes = [Probe(eps[f.src], eps[f.dst], f.proto, f.port, f.allowed, reason="policy: " + f.verdict.describe(),
+                    echo=True) for f in table.flows]
+    start = time.monotonic()
+    results = run_probes(lab, probes, timeout=timeout)
+    table.seconds = time.monotonic() - start
+    for f, r in zip(table.flows, results):
+        f.reached = r.obs.reached
+        if f.reached != f.allowed:
+            f.detail = r.obs.outcome + (f": {r.obs.detail}" if r.obs.detail else "")
+    return table

@@ -1,0 +1,108 @@
+"""The NetworkPolicy verdict of a traced packet: which policy, rule and peer let it
+through, or which node and chain dropped it and why, confirmed by the kernel.
+
+The words come from :mod:`netlab.model.netpol` (the policies' meaning); the
+node and chain from :mod:`netlab.plan.policy` (where netlab put the rules);
+the confirmation from the kernel: the packet counters of the ``REJECT`` rules
+in the lab's ``NETPOL-`` chains, read before and after the packet is sent (a
+rule whose counter moved is the one that dropped it).
+
+    dropped in node n1, chain NETPOL-IN-..., by policy x/deny-all-ingress
+      (no ingress rule allows it for pod x/x-a); the kernel's REJECT rule counted it
+    allowed by policy y/allow-b, ingress rule 2, peer 1 namespaceSelector ns=y, any port
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from netlab.kernel import iptables
+from netlab.model.lab import Lab
+from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
+from netlab.plan.policy import pod_chain
+from netlab.trace.targets import Endpoint
+
+_COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
+
+
+def reject_counters(netns_list: list[str]) -> dict[tuple[str, str], int]:
+    """(netns, chain) -> packets its REJECT rules counted, for every NETPOL chain of these namespaces."""
+    out: dict[tuple[str, str], int] = {}
+    for ns in netns_list:
+        try:
+            text = iptables.save(ns, "filter", counters=True)
+        except iptables.IptablesError:
+            continue
+        for line in text.splitlines():
+            m = _COUNTED.match(line)
+            if m:
+                out[(ns, m.group(2))] = out.get((ns, m.group(2)), 0) + int(m.group(1))
+    return out
+
+
+def node_namespaces(lab: Lab) -> list[str]:
+    return [n.netns for n in lab.nodes] if lab.topo.network_policies else []
+
+
+def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None) -> list[tuple[PodView, int | None]]:
+    """The pods the packet is judged against: the destination pod, or a Service's endpoint
+    (the one the DNAT picked when known, else every endpoint of the port)."""
+    ps = policy_set(lab)
+    views = {p.name: p for p in ps.pods}
+    if dst.kind == "pod":
+        return [(views[dst.name], port)]
+    if dst.kind != "service" or dst.service is None:
+        return []
+    svc = lab.find_service(dst.service)
+    if svc is None:
+        return []
+    out = []
+    for sp in svc.ports:
+        if sp.port != dst.port or sp.protocol.lower() != (dst.proto or "tcp"):
+            continue
+        for pod, target in lab.endpoints(svc, sp):
+            if endpoint_ip is None or str(pod.ip) == endpoint_ip:
+                out.append((views[pod.name], target))
+    return out
+
+
+def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
+          before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+    """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count."""
+    if not lab.topo.network_policies:
+        return []
+    ps = policy_set(lab)
+    source = lab_peer(lab, ps, src.name)
+    if source is None:
+        return []
+    out = []
+    for pod, target in _targets(lab, dst, port, endpoint_ip):
+        verdict = ps.flow(source, Peer(pod.ip, pod), "ICMP" if proto == "icmp" else proto.upper(),
+                          None if proto == "icmp" else target, via_service=dst.kind == "service")
+        out.append(_entry(lab, source, pod, verdict, before, after))
+    return out
+
+
+def _entry(lab: Lab, source: Peer, pod: PodView, verdict: Verdict, before: dict[tuple[str, str], int],
+           after: dict[tuple[str, str], int]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"pod": f"{pod.namespace}/{pod.name}", "allowed": verdict.allowed}
+    if verdict.allowed:
+        entry["text"] = verdict.describe()
+        return entry
+    side = verdict.egress if not verdict.egress.allowed else verdict.ingress
+    judged = source.pod if side is verdict.egress else pod
+    assert judged is not None
+    node = lab.node(judged.node)
+    chain = pod_chain(side.direction, judged)
+    moved = after.get((node.netns, chain), 0) - before.get((node.netns, chain), 0)
+    names = ", ".join(side.isolating)
+    word = "policy" if len(side.isolating) == 1 else "policies"
+    text = (f"dropped in node {node.name}, chain {chain}, by {word} {names} "
+            f"(no {side.direction} rule allows it for pod {judged.namespace}/{judged.name})")
+    if before or after:
+        text += ("; the kernel's REJECT rule there counted it" if moved > 0
+                 else "; but the kernel's REJECT rule there counted nothing: look at the node's filter table")
+    entry.update(text=text, node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
+                 counted=moved > 0)
+    return entry
