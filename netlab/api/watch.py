@@ -92,7 +92,7 @@ class _Checked:
 
 @dataclass
 class _Child:
-    key: str  # pod/container
+    keys: list[str]  # pod/container: a command container, or every echo container its process serves
     pid: int
     fd: int
 
@@ -173,15 +173,24 @@ class Watcher:
     # --- containers as children ------------------------------------------------------
 
     def _track(self, lab: Lab, state: LabState) -> None:
-        """A pidfd for every recorded container (new ones after each apply)."""
-        known = {ch.pid for ch in self.children.values()}
+        """A pidfd for every recorded container's process (new ones after each apply). Echo containers
+        are threads of the lab's one echo server (a thread has no pidfd): its process is watched for
+        all of them, since a signal that kills one of its threads (kill -9 TID) kills them all."""
+        by_pid = {ch.pid: ch for ch in self.children.values()}
         for pod, c, crec in workload.containers(lab, state):
             pid = (crec or {}).get("pid")
-            if isinstance(pid, int) and pid not in known and workload.why_replace(
-                    crec, workload.container_argv(pod, c), pod.netns) is None:
-                fd = kevents.pidfd(pid)
-                if fd is not None:
-                    self.children[fd] = _Child(f"{pod.name}/{c.name}", pid, fd)
+            if not isinstance(pid, int) or workload.why_replace(
+                    crec, workload.container_argv(pod, c), pod.netns) is not None:
+                continue
+            key = f"{pod.name}/{c.name}"
+            process = processes.thread_group(pid) or pid
+            if process in by_pid:
+                if key not in by_pid[process].keys:
+                    by_pid[process].keys.append(key)
+                continue
+            fd = kevents.pidfd(process)
+            if fd is not None:
+                by_pid[process] = self.children[fd] = _Child([key], process, fd)
 
     def _reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
         """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
@@ -212,8 +221,9 @@ class Watcher:
             except ChildProcessError:
                 code = None  # not our child (started before the watcher): its status went to init
             os.close(fd)
-            self.exit_codes[ch.key] = code
-            out.append(ch.key)
+            for key in ch.keys:
+                self.exit_codes[key] = code
+            out += ch.keys
         return out
 
     # --- the loop --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """`netlab up --watch`, run as a user runs it (a separate process, stopped with SIGINT), against real breakage.
 
 The watcher's lab: two nodes, pod ``a`` (restartPolicy Always, the default)
-on node-1 and pod ``b`` (restartPolicy Never) on node-2. Each case breaks
+on node-1 and pod ``b`` (restartPolicy Never) on node-2, each with a command
+container of its own process (echo containers are threads of the lab's one
+echo server: killing one kills them all, as a shared process does). Each case breaks
 something with ordinary tools (``ip route del``, ``ip link set down``,
 ``kill -9``, an edit of the file) and waits for the kernel's view to be
 right again, with the watcher's one-line log saying what it saw and did.
@@ -36,9 +38,15 @@ nodes:
 pods:
   - name: a
     node: node-1
+    containers:
+      - name: main
+        command: [sleep, infinity]
   - name: b
     node: node-2
     restartPolicy: Never
+    containers:
+      - name: main
+        command: [sleep, infinity]
 {extra}"""
 
 
@@ -214,8 +222,10 @@ def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
     netlab("up", "-t", path)
     watcher = None
     try:
-        # Every repair's 4th step fails (a test hook of netlab.lab.journal): the repair is rolled back.
-        watcher = Watcher(path, env={"NETLAB_FAULT_AT": "4"})
+        # Every repair's 5th step fails (a test hook of netlab.lab.journal): the repair is rolled back.
+        # The watcher's first up has 4 steps (the features' starts: services, cni, workload, impair);
+        # a repair has its route op before them, so its 5th step is a feature's start.
+        watcher = Watcher(path, env={"NETLAB_FAULT_AT": "5"})
         subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
         first = watcher.wait_for_line("did: repair failed: injected fault")
         assert first.endswith("retry in 0.5s") and f"route 10.244.1.0/24 deleted in {name}-node-1" in first
@@ -285,6 +295,34 @@ def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_compl
         # The completed job is said once and never restarted.
         assert sum("job/main exited (exit 0); did: nothing (restartPolicy OnFailure)" in x for x in watcher.lines) == 1
         assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        netlab("down", "--lab", name, check=False)
+        assert lab_namespaces(name) == []
+
+
+def test_killed_echo_containers_come_back_with_their_server(tmp_path):
+    """Echo containers are threads of the lab's one echo server: kill -9 of one's thread id kills the
+    server with all of them; the watcher watches the server's process and restarts them (Always)."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: node-1\npods:\n  - {{name: e1, node: node-1}}\n"
+                                    "  - {name: e2, node: node-1}\n")
+    netlab("up", "-t", path)
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        mark = len(watcher.lines)
+        old = container_pid(name, "e1")
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: running(container_pid(name, "e1")) and container_pid(name, "e1") != old, 10.0)
+        # (exit status unknown: the server was started by the `up` before the watcher, not its child)
+        line = watcher.wait_for_line("saw: container e1/main exited", after=mark)
+        assert "container e2/main exited" in line and "did: restarted container e1/main" in line
+        reply = subprocess.run(["ip", "netns", "exec", f"{name}-e2", "hostname"], capture_output=True, text=True)
+        assert reply.returncode == 0
+        assert watcher.stop() == 0
+        assert netlab("status", "--lab", name, check=False).returncode == 0
     finally:
         if watcher is not None:
             watcher.stop()
