@@ -68,6 +68,8 @@ class LabMap:
     planned_fdb: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> command
     planned_route: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> command
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
+    node_pod_cidrs: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (netns, pod CIDR)
+    node_ips: set[str] = field(default_factory=set)  # the nodes' underlay addresses (their VTEPs)
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
@@ -76,6 +78,8 @@ class LabMap:
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"
             m.ip_names[str(node.ip)] = node.name
+            m.node_pod_cidrs[node.name] = (node.netns, str(node.pod_cidr))
+            m.node_ips.add(str(node.ip))
             m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"

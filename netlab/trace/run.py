@@ -24,7 +24,7 @@ from typing import Any, Callable
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
-from netlab.trace import capture as cap, decode, dns, send
+from netlab.trace import capture as cap, decode, dns, faults, send
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.kernel import LiveKernel
@@ -117,11 +117,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
-    fverdict = explain(fwd)
+    fverdict = _firewall(kernel, explain(fwd), fwd.hops)
     bverdict: Verdict | None = None
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = explain(back)
+        bverdict = _firewall(kernel, explain(back), back.hops)
         if not bverdict.delivered and not any(h.seen for h in back.hops):
             why = f"{dst.name} sent no reply"
             if sent.error:
@@ -195,3 +195,11 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
     if rows:
         return f"hop {label(rows[0])}: {where}: {rows[0].kind}: {rows[0].decision}"[:400]
     return f"{where}: {p.summary}"
+
+
+def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop]) -> Verdict:
+    """A packet that vanished where route, ARP and FDB look right: a FORWARD policy of DROP says why."""
+    if v.delivered or v.lost_at is None or "look at the firewall" not in (v.reason or ""):
+        return v
+    drop = faults.forward_policy(kernel, hops[v.lost_at].netns)
+    return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netlab.trace import nat
+from netlab.trace import faults, nat
 from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
@@ -170,10 +170,16 @@ class Walker(NatSteps):
         """The route lookup's answer: a drop, this namespace (local), or out through a device."""
         f = self.flow
         if isinstance(ans, RouteFailure):
-            why = f"no route to {f.dst} in {ns}: {ans.message}"
+            why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
+                (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
             self.rows.add(ns, iif or "-", "drop", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"],
-                          problem=why, fix=self.lab.route_fix(ns, f.dst))
+                          problem=why, fix=fix)
             return self._stop(why)
+        missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched) if ans.type == "unicast" else None
+        if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
+            self.rows.add(ns, ans.oif or "-", "drop", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
+                          problem=missing[0], fix=missing[1])
+            return self._stop(missing[0])
         if ans.type == "local":
             return self._local_in(ns, iif, ans, cmd)
         if ans.type != "unicast" or not ans.oif:
@@ -275,9 +281,13 @@ class Walker(NatSteps):
             return self._stop(why)
         entry = (hit or default)[0]
         remote = entry.dst or ""
+        stale = faults.unknown_vtep(self.lab, remote)
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
-                      self._obs(ns, link.name, "out"), lladdr=mac, remote_vtep=remote)
+                      self._obs(ns, link.name, "out"), stale, self.lab.planned_fdb.get((ns, link.name, mac.lower()))
+                      if stale else None, lladdr=mac, remote_vtep=remote)
+        if stale:
+            return self._stop(stale)
         if vx is None:
             return self._stop(f"{link.name} has no VXLAN settings")
         self.stack.append(_Encap(self.flow, vx.vni, link.name, link.mac, mac))
