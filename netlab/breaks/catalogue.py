@@ -140,18 +140,6 @@ SCENARIOS: tuple[Scenario, ...] = (
       hop="pod", fact="the endpoint the Service DNATed to refuses the connection: nothing listens there",
       fix="start the pod again (or take it out of the Service's endpoints); sudo netlab up restarts it",
       lesson="a pod whose readiness probe passes but whose process died, or endpoints not yet updated"),
-    S("conntrack-stale-entry",
-      "a stale conntrack entry keeps a client's UDP flow on an endpoint that is gone",
-      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
-      change="a UDP conntrack entry in the client's node: client:<port> -> DNS ClusterIP:53, DNATed to an "
-             "address where kube-dns no longer is (conntrack -I), as left by an endpoint change kube-proxy "
-             "did not clean up",
-      symptom="probe --stale: DNS queries from the client's fixed source port get no answer; every probe from a "
-              "new source port passes",
-      hop="the client's node", fact="conntrack already holds this flow, DNATed to an address that is no endpoint",
-      fix="conntrack -D -p udp --orig-dst <ClusterIP> --dport 53 in the node; or sudo netlab up",
-      lesson="the DNS timeouts after a CoreDNS restart: kube-proxy must delete UDP entries of removed "
-             "endpoints; a client that keeps its port keeps its dead entry alive"),
     S("dns-pod-stopped",
       "the cluster DNS pod (kube-dns) is stopped",
       target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
@@ -173,8 +161,8 @@ SCENARIOS: tuple[Scenario, ...] = (
       target="node", needs=("services",), example=SERVICES_EXAMPLE,
       change="sysctl -w net.bridge.bridge-nf-call-iptables=0 in the node",
       symptom="Service flows from a pod to an endpoint on its own node fail (the reply is bridged, never "
-              "un-DNATed: it comes from the pod's address, not the ClusterIP), hairpin too; cross-node "
-              "Service flows pass, so about half fail and the spread over endpoints fails",
+              "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "
+              "so a Service with endpoints on both nodes fails about half the time and its spread fails",
       hop="node", fact="bridge-nf-call-iptables = 0: the reply is bridged without passing iptables, so "
                        "conntrack never un-DNATs it",
       fix="sysctl -w net.bridge.bridge-nf-call-iptables=1; or sudo netlab up",
@@ -246,9 +234,9 @@ def default_target(s: Scenario, lab: Lab) -> str:
         return lab.nodes[0].name
     if s.name in ("dns-pod-stopped",):
         return dns_pod(lab).name  # type: ignore[union-attr]
-    if s.name == "endpoint-pod-down":  # an endpoint on another node than the first pod
-        eps = _service_endpoints(lab)
-        return eps[-1].name
+    if s.name == "endpoint-pod-down":  # an application endpoint (not DNS), the last one
+        eps = [p for p in _service_endpoints(lab) if p.spec.labels.get("k8s-app") != "kube-dns"]
+        return (eps or _service_endpoints(lab))[-1].name
     if s.name == "conntrack-stale-entry":  # a client: a pod that is no endpoint and not DNS
         eps = {p.name for p in _service_endpoints(lab)}
         return next(p.name for p in lab.pods if p.name not in eps and p.spec.labels.get("k8s-app") != "kube-dns")

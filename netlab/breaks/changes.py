@@ -29,7 +29,7 @@ from netlab.plan.resources import Fdb, Neigh, Resource, Route, Sysctl, Veth, Vxl
 class Action:
     """A change that is not a kernel object: ``kind`` says which, ``args`` what with."""
 
-    kind: str  # "stop-pod" | "conntrack-stale"
+    kind: str  # "stop-pod"
     netns: str
     args: tuple = ()
 
@@ -183,15 +183,6 @@ def stop_pod(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
     return [Action("stop-pod", pod.netns, (pod.name,))]
 
 
-def conntrack_stale(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
-    """A UDP conntrack entry that still DNATs a client's flow to an endpoint that is gone.
-
-    See :mod:`netlab.breaks.stale`: the entry is put where kube-proxy's DNAT
-    happens (the client's node), for the fixed source port the client uses.
-    """
-    return [Action("conntrack-stale", pod.netns, (pod.name,))]
-
-
 # Scenario name -> its change (the catalogue holds the words, this module the kernel objects).
 CHANGES: dict[str, Change] = {
     "vxlan-arp-missing": vxlan_arp_missing,
@@ -202,7 +193,6 @@ CHANGES: dict[str, Change] = {
     "pod-cidr-route-missing": pod_cidr_route_missing,
     "kube-services-jump-missing": kube_services_jump_missing,
     "endpoint-pod-down": stop_pod,
-    "conntrack-stale-entry": conntrack_stale,
     "dns-pod-stopped": stop_pod,
     "bridge-port-down": bridge_port_down,
     "bridge-nf-call-off": bridge_nf_call_off,

@@ -87,8 +87,4 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
             raise ApplyFailed(f"pod {action.args[0]} runs no container to stop (is it down already? "
                               f"`sudo netlab status`)")
         return [f"stopped container {c}" for c in stopped]
-    if action.kind == "conntrack-stale":
-        from netlab.breaks import stale
-
-        return stale.insert(lab, lab.pod(action.args[0]))
     raise ValueError(action.kind)

@@ -28,6 +28,7 @@ COMMANDS = {
     "probe": "netlab.cli.probe",
     "trace": "netlab.cli.trace", "capture": "netlab.cli.trace", "inspect": "netlab.cli.trace",
     "graph": "netlab.cli.graph",
+    "break": "netlab.cli.breaks", "quiz": "netlab.cli.breaks",
     "doctor": "netlab.cli.doctor",
     "completion": "netlab.cli.completion",
 }

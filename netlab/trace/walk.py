@@ -355,9 +355,13 @@ class Walker(NatSteps):
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""
+        down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
+                                            f"the bridge does not forward to it")
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), port=port, lladdr=mac, bridge=bridge.name,
-                      hairpin=True if hair else None)
+                      self._obs(ns, port, "out"), down, f"ip -n {ns} link set {port} up" if down else None,
+                      port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
+        if down:
+            return self._stop(down)
         if peer is None:
             return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)
