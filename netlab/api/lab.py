@@ -190,14 +190,16 @@ class Lab:
                         details=tuple(done.details), against=against)
 
     def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
-              timeout: float = 1.0, arp: str = "auto", services: bool = True) -> R.ProbeReport:
+              timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
-        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology."""
+        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
+        ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``)."""
         model = self.model if topology is None else self._loaded_for(topology).lab
         unknown = set(protos) - set(reach_mod.PROTOS)
         if unknown:
             raise UsageError(f"protos {sorted(unknown)}: want some of {', '.join(reach_mod.PROTOS)}")
-        report = runner.run(model, timeout=timeout, protos=tuple(protos), arp=arp, services=services)
+        report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
+                            services=services)
         out = from_json(R.ProbeReport, probe_report.to_json(report))
         _keep(out, report)
         return out

@@ -42,12 +42,14 @@ class Scenario:
     fix: str  # how to put it right by hand (`netlab up` does it too)
     needs: tuple[str, ...] = ()  # "vxlan", "two-nodes", "services", "dns", "endpoints"
     example: str = ""  # the topology it needs ("" = the built-in default lab)
+    probe: tuple[str, ...] = ()  # options probe needs to see it (e.g. "--mtu": full-size echoes)
     lesson: str = ""  # why this one costs people a day
 
     def to_json(self) -> dict:
         return {"name": self.name, "breaks": self.breaks, "target": self.target, "needs": list(self.needs),
                 "example": self.example or "built-in default lab", "change": self.change,
-                "symptom": self.symptom, "trace": {"hop": self.hop, "fact": self.fact}, "fix": self.fix,
+                "symptom": self.symptom, "probe": " ".join(("netlab probe",) + self.probe),
+                "trace": {"hop": self.hop, "fact": self.fact}, "fix": self.fix,
                 "lesson": self.lesson}
 
 
@@ -78,12 +80,13 @@ SCENARIOS: tuple[Scenario, ...] = (
              "in every other node"),
     S("pod-mtu-too-big",
       "the pods' MTU is bigger than the overlay carries: small packets pass, full-size ones vanish",
-      target="node", needs=("vxlan", "two-nodes"),
+      target="node", needs=("vxlan", "two-nodes"), probe=("--mtu",),
       change="lower the MTU of the node's port on the underlay switch by 50 "
              "(ip -n <lab>-underlay link set <port> mtu 1450): the overlay now carries 1400, the pods send 1450",
       symptom="probe --mtu: full-size (DF, the pod's MTU) pings between the node's pods and the other nodes' "
               "pods are lost both ways; every small probe passes",
-      hop="node", fact="the encapsulated packet is bigger than the MTU of the node's underlay path",
+      hop="node", fact="trace --size 1422: the encapsulated packet (1500 bytes) is bigger than the MTU of the "
+                       "node's port on the underlay (1450), which drops it without an ICMP",
       fix="give the underlay port its MTU back (or lower the pods' MTU to underlay - 50); or sudo netlab up",
       lesson="ping works, curl of a big page hangs: the MTU black hole of every overlay on a smaller underlay "
              "(OpenStack, some clouds' 1460)"),

@@ -33,6 +33,7 @@ class TraceCheck:
     blamed_netns: str  # the namespace of the hop trace must blame
     fact: str  # a regular expression the blamed hop's reason must match
     reply: bool = False  # the request arrives; its reply is what is lost
+    size: int = 0  # trace --size: a full-size ICMP echo (payload bytes)
 
 
 def _pods(lab: Lab, node: str) -> set[str]:
@@ -65,8 +66,9 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
             bad = (src in here and dst in all_pods - {src}) or (src in elsewhere | other_nodes and dst in here)
         elif name == "bridge-port-down":
             bad = target.name in (src, dst)
-        elif name == "pod-mtu-too-big":
-            bad = False  # small probes all pass: the symptom is the full-size ping (see the test)
+        elif name == "pod-mtu-too-big":  # only full-size echoes (probe --mtu) across the node's port fail
+            bad = row["protocol"] == "mtu" and ((src in here | {target.name} and dst in elsewhere) or
+                                                (src in elsewhere | other_nodes and dst in here))
         elif name == "kube-services-jump-missing":
             if svc is None:
                 return "pass"
@@ -119,8 +121,8 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         if name == "vxlan-wrong-vni":
             ns = peer.netns  # the receiving node drops a VNI it has no device for
         return TraceCheck(src, dst, None, None, ns, fact, reply=name == "rp-filter-strict")
-    if name == "pod-mtu-too-big":  # trace sends a small packet: it passes (see the test's full-size ping)
-        return TraceCheck(src, dst, None, None, "", r"")
+    if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
+        return TraceCheck(src, dst, None, None, target.netns, r"bigger than its MTU", size=lab.pod_mtu - 28)
     if name == "bridge-port-down":
         pod = target
         assert isinstance(pod, PodInfo)
@@ -141,10 +143,11 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         assert isinstance(target, PodInfo)
         client = next(p for p in lab.pods if p.name != target.name)
         return TraceCheck(client.name, "svc/kube-dns", "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
-    if name == "bridge-nf-call-off":  # trace does not name this one yet: the reply walk does not flag it
+    if name == "bridge-nf-call-off":  # to the DNS pod on the client's own node: the reply is bridged
         dns = dns_pod(lab)
         client = next(p for p in here if dns is None or p.name != dns.name)
-        return TraceCheck(client.name, "svc/kube-dns", "tcp", 53, "", r"")
+        return TraceCheck(client.name, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
+                          reply=True)
     raise ValueError(name)
 
 

@@ -13,7 +13,10 @@ that holds it:
   the overlay route to that CIDR is missing, so it is lost further on, at the
   underlay's gateway, but the fault is the node's;
 - an FDB entry names a remote VTEP that is no node of the lab;
-- a forwarded packet vanishes inside a node whose FORWARD policy is DROP.
+- a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
+- a full-size packet (``trace --size``) meets a device whose MTU is smaller:
+  a veth or a bridge port drops the frame without a word (no ICMP), the MTU
+  black hole of an overlay on a smaller underlay.
 
 Kernels that cannot read sysctls or tables (the unit tests' fakes) skip the
 checks that need them.
@@ -88,3 +91,20 @@ def forward_policy(k: Any, ns: str) -> Reason | None:
     return (f"the FORWARD chain's policy is DROP in {ns} and no rule accepted the packet (no FLANNEL-FWD "
             f"accept for the pod network: Docker's FORWARD DROP)",
             f"ip netns exec {ns} iptables -P FORWARD ACCEPT")
+
+
+def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:
+    """A ``size``-byte packet (IP length, outer headers included) that device ``to`` cannot take.
+
+    ``own``: the device it leaves by; the kernel itself refuses a DF packet bigger than that MTU
+    (``ping -M do`` says "message too long"; a router answers "fragmentation needed")."""
+    mtu = getattr(link, "mtu", 0)
+    if not size or not mtu or size <= mtu:
+        return None
+    if own:
+        return (f"the packet is {size} bytes but {to[1]} in {to[0]} has MTU {mtu}: with DF set the kernel does "
+                f"not send it (message too long / fragmentation needed)", None)
+    return (f"the packet is {size} bytes (IP, with its encapsulation) but {to[1]} in {to[0]} takes at most {mtu}: "
+            f"a veth or bridge port drops a frame bigger than its MTU, and no ICMP comes back (an MTU black hole; "
+            f"the overlay needs the underlay's MTU to be the pods' MTU + 50)",
+            f"ip -n {to[0]} link set {to[1]} mtu {size}   (or lower the pods' MTU)")

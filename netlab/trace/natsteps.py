@@ -87,7 +87,10 @@ class NatSteps:
         sent straight to the client's MAC, gets its source turned back into the
         ClusterIP there (:meth:`_snat`, when it leaves the port).
         """
-        if self.stack or ns not in self.lab.nat_netns or not self.k.bridge_nf(ns):
+        if self.stack or ns not in self.lab.nat_netns:
+            return
+        if not self.k.bridge_nf(ns):
+            self._unnat_skipped(ns, port)
             return
         hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
         if hit is None:
@@ -99,6 +102,20 @@ class NatSteps:
                           "bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
                           after=str(new))
             self.flow = new
+
+    def _unnat_skipped(self, ns: str, port: str) -> None:
+        """Without br_netfilter a bridged reply skips conntrack: a DNATed flow's reply keeps the endpoint's
+        source, the client (which talks to the Service address) drops it. Doomed here, though it arrives."""
+        hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        new = nat.new_source(self.flow, hit) if hit is not None else self.flow
+        if hit is None or new.src == self.flow.src:
+            return
+        why = (f"net.bridge.bridge-nf-call-iptables = 0 in {ns}: this reply is bridged straight to the client "
+               f"without passing iptables, so conntrack never turns its source {self.flow.src} back into "
+               f"{new.src}; the client, which talks to {new.src}, drops it")
+        self.rows.add(ns, port, "dnat", f"bridged without iptables: the reply keeps source {self.flow.src}",
+                      [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"], None, problem=why,
+                      fix=f"ip netns exec {ns} sysctl -w net.bridge.bridge-nf-call-iptables=1", cause=True)
 
     def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
         """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""

@@ -39,13 +39,18 @@ DEFAULT_TIMEOUT = 1.0
 
 
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
-        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None) -> TraceResult:
-    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab."""
+        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
+        size: int = 0) -> TraceResult:
+    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
+
+    ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``)."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
     src = resolve_source(lab, src_name)
     dst = resolve_target(lab, dst_spec, proto, port, src)
     proto = proto or dst.proto or "icmp"
     port = dst.port if proto != "icmp" else None
+    if size and proto != "icmp":
+        raise UsageError("--size makes an ICMP echo of that size; it takes no --proto tcp/udp")
     if proto in ("tcp", "udp") and port is None:
         raise UsageError(f"{dst.name} serves no {proto.upper()} port netlab knows of; give one with --port N")
     lm = lab_map(lab)
@@ -57,14 +62,14 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
     step(0)
     try:
-        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step)
+        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size)
     except FileNotFoundError as exc:  # a namespace vanished under us
         raise UsageError(f"{exc.filename or 'a namespace'} vanished during the trace: is lab {lab.name} being "
                          "taken down? (`sudo netlab status`)") from None
 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
-         pcap: str | None, namespaces: list[str], step: Callable[[int], None]) -> TraceResult:
+         pcap: str | None, namespaces: list[str], step: Callable[[int], None], size: int = 0) -> TraceResult:
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
     question: str | None = None
@@ -81,7 +86,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             capture.settle()
             step(1)
             kernel.count_nat_before(counted)
-            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload)
+            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size)
             try:
                 send.wait_reply(sent, timeout)
                 kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
@@ -96,7 +101,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             flow = Flow.icmp(None, dst.ip, sent.sport)  # the kernel picks the source address
         else:
             flow = Flow(proto, sent.src, dst.ip, sent.sport, port)
-        fwd = walk(kernel, lm, src.netns, flow)
+        fwd = walk(kernel, lm, src.netns, flow, size=size + 28 if size else 0)  # + IP and ICMP headers
         back: Walk | None = None
         if fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns:
             back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply")

@@ -29,6 +29,10 @@ from netlab.kernel import netns as nsmod
 from netlab.trace.decode import ICMP_TYPES, UNREACH, ip_text
 
 
+# <linux/in.h>; Python's socket module names them only from 3.12
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
+
+
 def _checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
@@ -68,10 +72,12 @@ def marker_of(nonce: str) -> bytes:
 
 
 def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
-                payload: bytes | None = None) -> Sent:
+                payload: bytes | None = None, size: int = 0) -> Sent:
     """Open a socket inside ``netns`` and send the one marked packet (non-blocking).
 
     ``payload``: a UDP datagram's content instead of the bare marker (it must carry the marker).
+    ``size``: an ICMP echo of that many payload bytes (``ping -s``); the raw socket sets DF on a
+    packet that fits the route's MTU, so a path that cannot carry it loses it (``ping -M do``).
     """
     marker = marker_of(nonce)
     rnd = random.SystemRandom()
@@ -86,6 +92,9 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
     if proto == "icmp":
         ident = rnd.randrange(1, 0xFFFF)
         body = marker + b"\n"
+        body += bytes(max(0, size - len(body)))
+        if size:  # DF always, as ping -M do: a packet bigger than the route's MTU is refused, not fragmented
+            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
         csum = _checksum(hdr + body)
         sent = Sent("icmp", None, ident, marker, _sock=s)

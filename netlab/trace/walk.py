@@ -95,6 +95,7 @@ class Walker(NatSteps):
     """Follows one packet through the lab, asking the kernel at every namespace."""
 
     MAX_STEPS = 64
+    size = 0  # the packet's IP length (walk(size=...)); each VXLAN encapsulation adds 50
 
     def __init__(self, kernel: Kernel, lab: LabMap, role: str = "request", direction: str = "forward"):
         self.k = kernel
@@ -314,6 +315,12 @@ class Walker(NatSteps):
         peer = self.lab.peers.get((ns, dev))
         if peer is None:
             return self._stop(f"{dev} in {ns} leads nowhere the lab knows (not a veth of the lab)")
+        size = self.size + 50 * len(self.stack)
+        big = faults.too_big(self.k.links(ns).get(dev), size, ns, dev, (ns, dev), own=True) or \
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
+        if big:
+            self.rows.add(ns, dev, "mtu", big[0], [f"ip -n {peer[0]} link show {peer[1]}"], None, big[0], big[1])
+            return self._stop(big[0])
         return FrameIn(peer[0], peer[1], mac)
 
     def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
@@ -357,8 +364,11 @@ class Walker(NatSteps):
         hair = " (hairpin)" if port == ingress else ""
         down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
                                             f"the bridge does not forward to it")
+        big = faults.too_big(links[port], self.size + 50 * len(self.stack), ns, bridge.name, (ns, port))
+        down = down or (big[0] if big else None)
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), down, f"ip -n {ns} link set {port} up" if down else None,
+                      self._obs(ns, port, "out"), down, (big[1] if big else f"ip -n {ns} link set {port} up") if down
+                      else None,
                       port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
         if down:
             return self._stop(down)
@@ -506,5 +516,8 @@ class Walker(NatSteps):
 
 
 def walk(kernel: Kernel, lab: LabMap, netns: str, flow: Flow, role: str = "request",
-         direction: str = "forward") -> Walk:
-    return Walker(kernel, lab, role=role, direction=direction).walk(netns, flow)
+         direction: str = "forward", size: int = 0) -> Walk:
+    """``size``: the packet's IP length when it matters (a full-size echo); 0: small, never too big."""
+    w = Walker(kernel, lab, role=role, direction=direction)
+    w.size = size
+    return w.walk(netns, flow)
