@@ -144,6 +144,20 @@ SCENARIOS: tuple[Scenario, ...] = (
       hop="pod", fact="the endpoint the Service DNATed to refuses the connection: nothing listens there",
       fix="start the pod again (or take it out of the Service's endpoints); sudo netlab up restarts it",
       lesson="a pod whose readiness probe passes but whose process died, or endpoints not yet updated"),
+    S("conntrack-stale-entry",
+      "a stale conntrack entry keeps a client's UDP flow to cluster DNS on an endpoint that is gone",
+      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
+      change="a UDP conntrack entry in the client's node: client:40053 -> the DNS ClusterIP:53, DNATed to an "
+             "address of the DNS pod's node where no pod is (conntrack -I ... --dst-nat), as an endpoint change "
+             "leaves it when nobody deletes the old entries",
+      symptom="DNS queries from the client's port 40053 get no answer; every probe passes (each uses a new "
+              "source port, so a new entry and kube-proxy's rules): the fault hides from a fresh client",
+      hop="the client's node", fact="trace --sport 40053: conntrack already holds this flow and DNATs it to an "
+                                    "address that is no endpoint of the Service",
+      fix="conntrack -D -p udp --orig-dst <DNS ClusterIP> --orig-port-dst 53 --dst-nat <gone address> in the "
+          "node; sudo netlab up deletes such entries",
+      lesson="the DNS timeouts after a CoreDNS restart: kube-proxy must delete the UDP entries of removed "
+             "endpoints; a client that keeps its port keeps its dead entry alive"),
     S("dns-pod-stopped",
       "the cluster DNS pod (kube-dns) is stopped",
       target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
@@ -236,6 +250,9 @@ def default_target(s: Scenario, lab: Lab) -> str:
             eps = {p.node for p in _service_endpoints(lab)}
             return next((n.name for n in lab.nodes if n.name in eps), lab.nodes[0].name)
         return lab.nodes[0].name
+    if s.name == "conntrack-stale-entry":  # a client: a pod that is no endpoint and not DNS
+        eps = {p.name for p in _service_endpoints(lab)}
+        return next(p.name for p in lab.pods if p.name not in eps)
     if s.name in ("dns-pod-stopped",):
         return dns_pod(lab).name  # type: ignore[union-attr]
     if s.name == "endpoint-pod-down":  # an application endpoint (not DNS), the last one

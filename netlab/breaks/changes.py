@@ -29,7 +29,7 @@ from netlab.plan.resources import Fdb, Neigh, Resource, Route, Sysctl, Veth, Vxl
 class Action:
     """A change that is not a kernel object: ``kind`` says which, ``args`` what with."""
 
-    kind: str  # "stop-pod"
+    kind: str  # "stop-pod" | "conntrack-stale"
     netns: str
     args: tuple = ()
 
@@ -183,6 +183,32 @@ def stop_pod(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
     return [Action("stop-pod", pod.netns, (pod.name,))]
 
 
+STALE_SPORT = 40053  # the source port the client keeps (a resolver or a statsd client that never reopens)
+
+
+def dns_udp(lab: Lab) -> tuple[str, int, str]:
+    """(ClusterIP, port, the DNS pod's IP) of cluster DNS over UDP."""
+    from netlab.plan.services import service_ports
+
+    sp = next(sp for sp in service_ports(lab) if sp.protocol == "udp" and sp.port.port == 53 and sp.endpoints)
+    return str(sp.cluster_ip), sp.port.port, str(sp.endpoints[0][0])
+
+
+def gone_endpoint(lab: Lab) -> IPv4Address:
+    """Where the DNS pod was before an endpoint change: an address of its node's pod CIDR no pod holds."""
+    _, _, ip = dns_udp(lab)
+    cidr = next(n.pod_cidr for n in lab.nodes if IPv4Address(ip) in n.pod_cidr)
+    taken = {p.ip for p in lab.pods}
+    return next(h for h in (cidr.broadcast_address - k for k in range(2, 64)) if h not in taken)
+
+
+def conntrack_stale(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
+    """A UDP entry in the client's node: client:40053 -> DNS ClusterIP:53, DNATed to where DNS no longer is."""
+    cip, port, _ = dns_udp(lab)
+    node = lab.node(pod.node)
+    return [Action("conntrack-stale", node.netns, (str(pod.ip), STALE_SPORT, cip, port, str(gone_endpoint(lab))))]
+
+
 # Scenario name -> its change (the catalogue holds the words, this module the kernel objects).
 CHANGES: dict[str, Change] = {
     "vxlan-arp-missing": vxlan_arp_missing,
@@ -193,6 +219,7 @@ CHANGES: dict[str, Change] = {
     "pod-cidr-route-missing": pod_cidr_route_missing,
     "kube-services-jump-missing": kube_services_jump_missing,
     "endpoint-pod-down": stop_pod,
+    "conntrack-stale-entry": conntrack_stale,
     "dns-pod-stopped": stop_pod,
     "bridge-port-down": bridge_port_down,
     "bridge-nf-call-off": bridge_nf_call_off,

@@ -87,4 +87,13 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
             raise ApplyFailed(f"pod {action.args[0]} runs no container to stop (is it down already? "
                               f"`sudo netlab status`)")
         return [f"stopped container {c}" for c in stopped]
+    if action.kind == "conntrack-stale":
+        from netlab.kernel import conntrack
+
+        src, sport, cip, port, gone = action.args
+        try:
+            conntrack.insert_dnat(action.netns, "udp", src, sport, cip, port, gone, port)
+        except OSError as exc:
+            raise ApplyFailed(f"break conntrack-stale-entry: {exc}") from None
+        return [f"conntrack entry in {action.netns}: udp {src}:{sport} → {cip}:{port} DNATed to {gone}:{port}"]
     raise ValueError(action.kind)

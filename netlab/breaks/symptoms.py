@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from netlab.breaks.catalogue import Scenario, dns_pod
-from netlab.breaks.changes import peer_node
+from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 
 Verdict = str  # "fail" | "pass" | "any"
@@ -34,6 +34,7 @@ class TraceCheck:
     fact: str  # a regular expression the blamed hop's reason must match
     reply: bool = False  # the request arrives; its reply is what is lost
     size: int = 0  # trace --size: a full-size ICMP echo (payload bytes)
+    sport: int = 0  # trace --sport: the source port the client keeps
 
 
 def _pods(lab: Lab, node: str) -> set[str]:
@@ -85,6 +86,8 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
         elif name == "dns-pod-stopped":
             bad = (dst == target.name and row["protocol"] != "icmp") or \
                 (svc is not None and svc.get("name") == "kube-dns")
+        elif name == "conntrack-stale-entry":
+            bad = False  # every probe uses a new source port: the stale entry catches none of them
         elif name == "bridge-nf-call-off":
             if svc is None or src not in here:
                 return "pass"
@@ -143,6 +146,10 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         assert isinstance(target, PodInfo)
         client = next(p for p in lab.pods if p.name != target.name)
         return TraceCheck(client.name, "svc/kube-dns", "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
+    if name == "conntrack-stale-entry":  # the client's own flow, from the port it keeps
+        assert isinstance(target, PodInfo)
+        return TraceCheck(target.name, "svc/kube-dns", "udp", 53, lab.node(target.node).netns,
+                          r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
     if name == "bridge-nf-call-off":  # to the DNS pod on the client's own node: the reply is bridged
         dns = dns_pod(lab)
         client = next(p for p in here if dns is None or p.name != dns.name)

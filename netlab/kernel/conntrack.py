@@ -89,3 +89,29 @@ def delete_flows(ns: str, flows: Sequence[Flow]) -> None:
                 netlink.drain(conn.sock)
         netlink.drain(conn.sock)
 
+
+
+def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int, to: str, to_port: int,
+                timeout: int = 600) -> None:
+    """``conntrack -I``: an entry for one flow, DNATed to ``to:to_port``, as a kube-proxy DNAT leaves it.
+
+    ``netlab break`` uses it to leave what an endpoint change leaves when nobody cleans up: the
+    flow's next packets skip the nat table and follow the entry.
+    """
+    argv = [netns.binary("conntrack"), "-I", "-p", proto, "-s", src, "-d", dst, "--sport", str(sport),
+            "--dport", str(dport), "--dst-nat", f"{to}:{to_port}", "-t", str(timeout)]
+    proc = netns.run_in_netns(ns, argv, timeout=TIMEOUT, check=False)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise OSError(f"{ns}: conntrack -I: {msg[-1] if msg else proc.returncode}")
+
+
+def parse_tuples(line: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """A ``conntrack -L`` line's original and reply tuples (src, dst, sport, dport)."""
+    orig: dict[str, str] = {}
+    reply: dict[str, str] = {}
+    for word in line.split():
+        key, eq, value = word.partition("=")
+        if eq and key in ("src", "dst", "sport", "dport"):
+            (reply if key in orig else orig)[key] = value
+    return (orig, reply) if len(orig) == 4 and len(reply) == 4 else None

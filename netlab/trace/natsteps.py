@@ -53,9 +53,23 @@ class NatSteps:
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
+        stale = self._stale(ns, old, new)
         row = self.rows.row(ns, iif or "-", "dnat", text, nat.commands(ns, hit.entry), None,
+                            stale[0] if stale else None, stale[1] if stale else None, cause=stale is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
+
+    def _stale(self, ns: str, old: Flow, new: Flow) -> tuple[str, str] | None:
+        """A Service flow DNATed to an address that is none of its endpoints: an entry an endpoint change left."""
+        svc = self.lab.service_for(old.dst, old.dport, old.proto)
+        if svc is None or old.dst != svc.ip or svc.endpoint(new.dst, new.dport) is not None:
+            return None
+        eps = ", ".join(f"{e.ip}:{e.port} ({e.pod})" for e in svc.endpoints) or "none"
+        return (f"conntrack already holds this flow and DNATs it to {new.dst}:{new.dport}, which is no endpoint of "
+                f"Service {svc.name} (endpoints: {eps}): a stale entry an endpoint change left; packets of a known "
+                f"flow skip the nat table, so kube-proxy's rules never see them",
+                f"ip netns exec {ns} conntrack -D -p {old.proto} --orig-src {old.src} --orig-port-src {old.sport} "
+                f"--orig-dst {old.dst} --orig-port-dst {old.dport}")
 
     def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
         """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.

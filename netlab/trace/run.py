@@ -40,10 +40,11 @@ DEFAULT_TIMEOUT = 1.0
 
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
         timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
-        size: int = 0) -> TraceResult:
+        size: int = 0, sport: int = 0) -> TraceResult:
     """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
 
-    ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``)."""
+    ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
+    ``sport``: TCP or UDP from that source port."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
     src = resolve_source(lab, src_name)
     dst = resolve_target(lab, dst_spec, proto, port, src)
@@ -51,6 +52,8 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     port = dst.port if proto != "icmp" else None
     if size and proto != "icmp":
         raise UsageError("--size makes an ICMP echo of that size; it takes no --proto tcp/udp")
+    if sport and proto == "icmp":
+        raise UsageError("--sport is for TCP and UDP; give --proto tcp|udp (or a Service)")
     if proto in ("tcp", "udp") and port is None:
         raise UsageError(f"{dst.name} serves no {proto.upper()} port netlab knows of; give one with --port N")
     lm = lab_map(lab)
@@ -62,14 +65,15 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
     step(0)
     try:
-        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size)
+        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport)
     except FileNotFoundError as exc:  # a namespace vanished under us
         raise UsageError(f"{exc.filename or 'a namespace'} vanished during the trace: is lab {lab.name} being "
                          "taken down? (`sudo netlab status`)") from None
 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
-         pcap: str | None, namespaces: list[str], step: Callable[[int], None], size: int = 0) -> TraceResult:
+         pcap: str | None, namespaces: list[str], step: Callable[[int], None], size: int = 0,
+         sport: int = 0) -> TraceResult:
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
     question: str | None = None
@@ -86,7 +90,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             capture.settle()
             step(1)
             kernel.count_nat_before(counted)
-            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size)
+            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport)
             try:
                 send.wait_reply(sent, timeout)
                 kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)

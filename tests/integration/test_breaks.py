@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
 from helpers import in_netns, lab_namespaces, netlab, unique_lab
 from netlab.breaks import catalogue, symptoms
+from netlab.breaks.changes import STALE_SPORT, dns_udp
 from netlab.realize.state import running_lab
 
 pytestmark = pytest.mark.root
@@ -87,6 +89,8 @@ def _check(lab: str, path: str, name: str) -> None:
     assert rc == 0, [(r["source"], r["destination"], r["outcome"]) for r in report["probes"] if not r["as_expected"]]
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout
+    if name == "conntrack-stale-entry":  # up deleted the entry: the client's own port works again
+        assert _dns_answers(model, target, STALE_SPORT)
 
 
 def _check_probe(lab: str, name: str, s, model, target) -> None:
@@ -104,6 +108,11 @@ def _check_probe(lab: str, name: str, s, model, target) -> None:
     if name == "pod-mtu-too-big":
         _check_mtu(model, target)
         assert _probe(lab)[0] == 0, "small probes pass"
+    if name == "conntrack-stale-entry":  # it hides from probe (new ports); the client's own port shows it
+        assert rc == 0, "every probe uses a new source port, so none meets the stale entry"
+        assert not _dns_answers(model, target, STALE_SPORT), "the client's fixed-port query was answered"
+        assert _dns_answers(model, target, 0), "a query from a new port must be answered"
+        return
     assert rc == 1 and not report["ok"], f"{name}: probe should fail"
 
 
@@ -113,6 +122,7 @@ def _check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
     args += ["--proto", check.proto] if check.proto else []
     args += ["--port", str(check.port)] if check.port else []
     args += ["--size", str(check.size)] if check.size else []
+    args += ["--sport", str(check.sport)] if check.sport else []
     tr = netlab(*args, check=False)
     trace = json.loads(tr.stdout)
     # exit 1 when the packet does not reach its destination; a lost reply or a refused connection
@@ -129,6 +139,31 @@ def _check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
         assert (trace["lost"] is None) == check.reply, f"{name}: request/reply side: {blamed}"
     else:  # the fact is in what trace says about the reply (a refused connection, no DNS answer)
         assert symptoms.matches(check, json.dumps(trace.get("reply"))), trace.get("reply")
+
+
+DNS_QUERY = r"""
+import socket, struct, sys
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in "kube-dns.kube-system.svc.cluster.local".split(".")) + b"\0"
+q += struct.pack("!HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[2])))
+s.settimeout(1.5)
+s.sendto(q, (sys.argv[1], 53))
+try:
+    data = s.recv(512)
+    sys.exit(0 if data[:2] == q[:2] else 3)
+except socket.timeout:
+    sys.exit(1)
+"""
+
+
+def _dns_answers(model, client, sport: int) -> bool:
+    """One real DNS query from ``client``'s port ``sport`` (0: a new one) to cluster DNS: answered?"""
+    cip, _, _ = dns_udp(model)
+    proc = in_netns(client.netns, sys.executable, "-c", DNS_QUERY, cip, str(sport))
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode == 0
 
 
 def _check_mtu(model, target) -> None:
