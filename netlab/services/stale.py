@@ -40,25 +40,32 @@ def _udp_ports(lab: Lab) -> dict[tuple[str, str], set[str]]:
 
 
 def find(lab: Lab) -> list[Stale]:
+    """Every stale entry in the lab's nodes (one ``conntrack -L -p udp`` per node, only with UDP Services)."""
     ports = _udp_ports(lab)
     if not ports:
         return []
     out = []
     for node in lab.nodes:
-        if not nsmod.is_netns_mount(node.netns):
+        if nsmod.is_netns_mount(node.netns):
+            out += stale_in(node.netns, conntrack.list_entries(node.netns, "udp"), ports)
+    return out
+
+
+def stale_in(netns: str, lines: list[str], ports: dict[tuple[str, str], set[str]]) -> list[Stale]:
+    """The entries among ``conntrack -L`` lines that DNAT a Service port to an address none of its endpoints has."""
+    out = []
+    for line in lines:
+        tuples = conntrack.parse_tuples(line)
+        if tuples is None:
             continue
-        for line in conntrack.list_entries(node.netns, "udp"):
-            tuples = conntrack.parse_tuples(line)
-            if tuples is None:
-                continue
-            orig, reply = tuples
-            eps = ports.get((orig["dst"], orig["dport"]))
-            if eps is None or reply["src"] == orig["dst"] or reply["src"] in eps:
-                continue
-            out.append(Stale(node.netns, f"{orig['src']}:{orig['sport']} → {orig['dst']}:{orig['dport']}",
-                             f"{reply['src']}:{reply['sport']}",
-                             ("-p", "udp", "--orig-src", orig["src"], "--orig-port-src", orig["sport"],
-                              "--orig-dst", orig["dst"], "--orig-port-dst", orig["dport"], "--dst-nat", reply["src"])))
+        orig, reply = tuples
+        eps = ports.get((orig["dst"], orig["dport"]))
+        if eps is None or reply["src"] == orig["dst"] or reply["src"] in eps:
+            continue  # not a Service flow, not DNATed, or DNATed to an endpoint
+        out.append(Stale(netns, f"{orig['src']}:{orig['sport']} → {orig['dst']}:{orig['dport']}",
+                         f"{reply['src']}:{reply['sport']}",
+                         ("-p", "udp", "--orig-src", orig["src"], "--orig-port-src", orig["sport"],
+                          "--orig-dst", orig["dst"], "--orig-port-dst", orig["dport"], "--dst-nat", reply["src"])))
     return out
 
 
