@@ -180,7 +180,9 @@ SCENARIOS: tuple[Scenario, ...] = (
       change="sysctl -w net.bridge.bridge-nf-call-iptables=0 in the node",
       symptom="Service flows from a pod to an endpoint on its own node fail (the reply is bridged, never "
               "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "
-              "so a Service with endpoints on both nodes fails about half the time and its spread fails",
+              "so a Service with endpoints on both nodes fails about half the time and its spread fails. "
+              "Hairpin (a pod to its own Service) still works here: kube-proxy masquerades it to cni0's "
+              "address, so the reply is routed, not bridged",
       hop="node", fact="bridge-nf-call-iptables = 0: the reply is bridged without passing iptables, so "
                        "conntrack never un-DNATs it",
       fix="sysctl -w net.bridge.bridge-nf-call-iptables=1; or sudo netlab up",

@@ -226,3 +226,38 @@ CHANGES: dict[str, Change] = {
     "forward-policy-drop": forward_policy_drop,
     "vxlan-wrong-vni": vxlan_wrong_vni,
 }
+
+
+def command_of(step: Step) -> str:
+    """The command a person would type to make the same change (what `netlab break` prints)."""
+    if isinstance(step, Action):
+        return step.describe()
+    res = step.res
+    ns = res.netns
+    if isinstance(res, TableText):
+        out = []
+        for line in res.text.splitlines():
+            if line.startswith("-"):
+                out.append(f"ip netns exec {ns} iptables -t {res.table} {line}")
+            elif line.startswith(":"):
+                chain, policy = line[1:].split()[:2]
+                out.append(f"ip netns exec {ns} iptables -t {res.table} -P {chain} {policy}")
+        return "; ".join(out)
+    if step.verb == "del":
+        if isinstance(res, Neigh):
+            return f"ip -n {ns} neigh del {res.dst} dev {res.dev}"
+        if isinstance(res, Fdb):
+            return f"bridge -n {ns} fdb del {res.lladdr} dev {res.dev} dst {res.dst} self"
+        if isinstance(res, Route):
+            return f"ip -n {ns} route del {res.dst}"
+        if isinstance(res, Vxlan):
+            return f"ip -n {ns} link del {res.name}"
+    if step.verb == "set" and isinstance(step.old, Veth) and isinstance(res, Veth):
+        what = [("up" if res.up else "down")] if res.up != step.old.up else []
+        what += [f"mtu {res.mtu}"] if res.mtu != step.old.mtu else []
+        return f"ip -n {ns} link set {res.name} {' '.join(what)}"
+    if step.verb == "replace" and isinstance(res, Route):
+        return res.command().replace(" route add ", " route replace ", 1)
+    if isinstance(res, Resource):
+        return res.command()
+    return step.describe()

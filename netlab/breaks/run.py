@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from netlab.breaks import catalogue
-from netlab.breaks.changes import CHANGES, Action, Step
+from netlab.breaks.changes import CHANGES, Action, Step, command_of
 from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.base import KernelError, Op
 from netlab.model.lab import Lab
@@ -69,7 +69,7 @@ def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) ->
     try:
         if ops:
             kernel.apply(ops)
-            result.done += [op.describe() for op in ops]
+            result.done += [command_of(op) for op in ops]
     except KernelError as exc:
         raise ApplyFailed(f"break {result.scenario}: {exc}; `sudo netlab up` puts back what was done") from None
     finally:

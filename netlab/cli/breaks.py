@@ -71,7 +71,17 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     for line in result.done:
         click.echo(f"  {line}")
     click.echo(f"expect: {s.symptom}")
-    click.echo("investigate: sudo netlab probe; sudo netlab trace SRC DST; repair: sudo netlab up")
+    click.echo(f"investigate: sudo netlab {' '.join(('probe',) + s.probe)}; sudo netlab trace SRC DST; "
+               f"repair: {_up_command(result.lab)}")
+
+
+def _up_command(lab: str) -> str:
+    """The `up` that repairs this lab: with -t FILE when it was brought up from a file."""
+    from netlab.errors import display_path
+    from netlab.realize.state import running_lab
+
+    source = running_lab(lab).source
+    return f"sudo netlab up -t {display_path(source)}" if source else "sudo netlab up"
 
 
 @cli.group("quiz", invoke_without_command=True)

@@ -39,7 +39,7 @@ def test_names_unique_and_well_formed():
 
 
 def test_every_scenario_has_a_change_a_symptom_and_a_trace():
-    from netlab.breaks.changes import CHANGES
+    from netlab.breaks.changes import CHANGES, command_of
 
     assert set(CHANGES) == {s.name for s in catalogue.SCENARIOS}
     default, services = _lab(None), _lab("topologies/services.yaml")
@@ -49,6 +49,9 @@ def test_every_scenario_has_a_change_a_symptom_and_a_trace():
         target = catalogue.resolve_target(s, lab, None)
         steps = CHANGES[s.name](lab, __import__("netlab.plan.build", fromlist=["x"]).build_plan(lab), target)
         assert steps, s.name
+        for step in steps:  # what `netlab break` prints: the command a person would type
+            text = command_of(step)
+            assert text.startswith(("ip ", "bridge ", "stop-pod ", "conntrack-stale ")), (s.name, text)
         check = symptoms.trace_check(s, lab, target)
         assert check.src and check.dst
         rule = symptoms.expect(s, lab, target)
