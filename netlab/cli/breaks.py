@@ -22,8 +22,12 @@ def _list(output: str) -> None:
         click.echo(f"{s.name:<{width}}  {s.breaks}{needs}")
 
 
+def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [s.name for s in catalogue.SCENARIOS if s.name.startswith(incomplete)]
+
+
 @cli.command("break")
-@click.argument("scenario", required=False)
+@click.argument("scenario", required=False, shell_complete=_complete_scenarios)
 @lab_options
 @click.option("--target", metavar="POD|NODE", help="The node or pod to break (default: the scenario's choice).")
 @click.option("--list", "list_", is_flag=True, help="List the scenarios, one a line: name, then what it breaks.")
@@ -123,7 +127,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
 
 
 @quiz.command("answer")
-@click.argument("scenario")
+@click.argument("scenario", shell_complete=_complete_scenarios)
 @lab_options
 def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> None:
     """Answer the open quiz: right or wrong, the trace that proves it, then the repair."""

@@ -108,3 +108,12 @@ def test_list_cli():
     assert [d["name"] for d in data] == [s.name for s in catalogue.SCENARIOS]
     bad = subprocess.run([sys.executable, "-m", "netlab", "break", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "break --list" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_scenario_names_complete():
+    env = {"COMP_WORDS": "netlab break vxlan-f", "COMP_CWORD": "2", "_NETLAB_COMPLETE": "bash_complete"}
+    import os
+
+    out = subprocess.run([sys.executable, "-m", "netlab"], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    assert out.stdout.split() == ["plain,vxlan-fdb-wrong-vtep"], out.stdout + out.stderr
