@@ -476,7 +476,8 @@ class Walker(NatSteps):
                           vni=enc.vni, vxlan_device=vx.name)
             problem = None
             if vx.vxlan.vni != enc.vni:
-                problem = f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped"
+                problem = (f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped "
+                           f"(the sender, {self.lab.name_ip(f.src)}, has a VXLAN device of another VNI)")
             elif vx.mac and enc.dst_mac.lower() != vx.mac.lower():
                 problem = (f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops "
                            "it (stale ARP/FDB entries on the sending node?)")
