@@ -152,9 +152,10 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     click.echo(f"  the fault: {s.change}")
     click.echo(f"  the lesson: {s.lesson}")
     check = symptoms.trace_check(s, lab, catalogue.resolve_target(s, lab, open_quiz["target"]))
-    click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}"
-               + (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else ""))
-    result = run(lab, check.src, check.dst, proto=check.proto, port=check.port)
+    flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
+        + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
+    click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}{flags}")
+    result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport)
     click.echo(render_text(result), nl=False)
     repaired = api.Lab.up_loaded(api.load(state.source))
     qz.close(name)

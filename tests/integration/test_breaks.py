@@ -215,3 +215,11 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     again = netlab("quiz", "answer", picked, "--lab", lab, check=False)
     assert again.returncode == 2 and "no open quiz" in again.stderr
+    # A wrong answer: exit 1, the right name, the proving trace, and the lab repaired all the same.
+    netlab("quiz", "--lab", lab, "--seed", "1")
+    picked = quiz.pick(running_lab(lab).resolved(), 1).name
+    wrong = next(s.name for s in catalogue.SCENARIOS if s.name != picked and not s.example)
+    ans = netlab("quiz", "answer", wrong, "--lab", lab, check=False)
+    assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stdout + ans.stderr
+    assert "repaired" in ans.stdout
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
