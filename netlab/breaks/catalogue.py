@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable
-
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # lowercase words joined by "-"
@@ -249,8 +247,8 @@ def default_target(s: Scenario, lab: Lab) -> str:
     """The node or pod a scenario breaks when --target is not given."""
     if s.target == "node":
         if s.name == "bridge-nf-call-off":  # the node where a client meets an endpoint on its own bridge
-            eps = {p.node for p in _service_endpoints(lab)}
-            return next((n.name for n in lab.nodes if n.name in eps), lab.nodes[0].name)
+            nodes = {p.node for p in _service_endpoints(lab)}
+            return next((n.name for n in lab.nodes if n.name in nodes), lab.nodes[0].name)
         return lab.nodes[0].name
     if s.name == "conntrack-stale-entry":  # a client: a pod that is no endpoint and not DNS
         eps = {p.name for p in _service_endpoints(lab)}
@@ -258,11 +256,8 @@ def default_target(s: Scenario, lab: Lab) -> str:
     if s.name in ("dns-pod-stopped",):
         return dns_pod(lab).name  # type: ignore[union-attr]
     if s.name == "endpoint-pod-down":  # an application endpoint (not DNS), the last one
-        eps = [p for p in _service_endpoints(lab) if p.spec.labels.get("k8s-app") != "kube-dns"]
-        return (eps or _service_endpoints(lab))[-1].name
-    if s.name == "conntrack-stale-entry":  # a client: a pod that is no endpoint and not DNS
-        eps = {p.name for p in _service_endpoints(lab)}
-        return next(p.name for p in lab.pods if p.name not in eps and p.spec.labels.get("k8s-app") != "kube-dns")
+        apps = [p for p in _service_endpoints(lab) if p.spec.labels.get("k8s-app") != "kube-dns"]
+        return (apps or _service_endpoints(lab))[-1].name
     return lab.pods[1].name if len(lab.pods) > 1 else lab.pods[0].name
 
 
@@ -286,5 +281,3 @@ def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodI
         raise ValueError(f"{s.name}: pod {name} is not the DNS pod (it is {dns_pod(lab).name})")  # type: ignore
     return pod
 
-
-Target = Callable[[Lab, str], object]

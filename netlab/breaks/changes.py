@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network
-from typing import Callable
+from typing import Any, Callable
 
 from netlab.kernel.base import Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
@@ -38,14 +38,14 @@ class Action:
 
 
 Step = Op | Action
-Change = Callable[[Lab, Plan, "NodeInfo | PodInfo"], list[Step]]
+Change = Callable[[Lab, Plan, Any], list[Step]]  # the target: a NodeInfo or PodInfo, as the scenario says
 
 
 # --- finding the planned objects a change takes away --------------------------------
 
 
 def _vxlan(plan: Plan, netns: str) -> Vxlan:
-    return next(r for r in plan.resources if isinstance(r, Vxlan) and r.netns == netns)  # type: ignore[return-value]
+    return next(r for r in plan.resources if isinstance(r, Vxlan) and r.netns == netns)
 
 
 def peer_node(lab: Lab, node: NodeInfo) -> NodeInfo:
@@ -100,7 +100,8 @@ def pod_mtu_too_big(lab: Lab, plan: Plan, node: NodeInfo) -> list[Step]:
     """
     port = _one(plan, lambda r: isinstance(r, Veth) and r.peer_netns == node.netns and r.peer_name == "eth0",
                 f"underlay port of {node.name}")
-    return [Op("set", replace(port, mtu=lab.underlay_mtu - 50), old=port)]  # type: ignore[arg-type]
+    assert isinstance(port, Veth)
+    return [Op("set", replace(port, mtu=lab.underlay_mtu - 50), old=port)]
 
 
 def _sysctl(netns: str, key: str, value: str, old: str) -> Op:
@@ -159,7 +160,8 @@ def bridge_port_down(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
     """Set the pod's port on its node's bridge (the host end of its veth) down."""
     veth = _one(plan, lambda r: isinstance(r, Veth) and r.peer_netns == pod.netns,
                 f"bridge port of {pod.name}")
-    return [Op("set", replace(veth, up=False), old=veth)]  # type: ignore[arg-type]
+    assert isinstance(veth, Veth)
+    return [Op("set", replace(veth, up=False), old=veth)]
 
 
 def bridge_nf_call_off(lab: Lab, plan: Plan, node: NodeInfo) -> list[Step]:
@@ -176,7 +178,8 @@ def vxlan_wrong_vni(lab: Lab, plan: Plan, node: NodeInfo) -> list[Step]:
     vx = _vxlan(plan, node.netns)
     hanging = [r for r in plan.resources
                if r.netns == node.netns and getattr(r, "dev", None) == vx.name and not isinstance(r, Vxlan)]
-    return [Op("del", vx), Op("add", replace(vx, vni=vx.vni + 1))] + [Op("add", r) for r in hanging]
+    steps: list[Step] = [Op("del", vx), Op("add", replace(vx, vni=vx.vni + 1))]
+    return steps + [Op("add", r) for r in hanging]
 
 
 def stop_pod(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:

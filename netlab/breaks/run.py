@@ -15,7 +15,7 @@ from netlab.breaks import catalogue
 from netlab.breaks.changes import CHANGES, Action, Step, command_of
 from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.base import KernelError, Op
-from netlab.model.lab import Lab
+from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabLock, LabState, running_lab
 
@@ -31,7 +31,7 @@ class BreakResult:
         return {"lab": self.lab, "scenario": self.scenario, "target": self.target, "changes": self.done}
 
 
-def check(name: str, lab: Lab, target: str | None) -> tuple[catalogue.Scenario, object]:
+def check(name: str, lab: Lab, target: str | None) -> tuple[catalogue.Scenario, NodeInfo | PodInfo]:
     """The scenario and its target on this lab, or a UsageError (exit 2) saying why not."""
     s = catalogue.scenario(name)
     if s is None:
@@ -45,8 +45,8 @@ def check(name: str, lab: Lab, target: str | None) -> tuple[catalogue.Scenario, 
         raise UsageError(str(exc)) from None
 
 
-def steps_of(name: str, lab: Lab, target: object) -> list[Step]:
-    return CHANGES[name](lab, build_plan(lab), target)  # type: ignore[arg-type]
+def steps_of(name: str, lab: Lab, target: NodeInfo | PodInfo) -> list[Step]:
+    return CHANGES[name](lab, build_plan(lab), target)
 
 
 def break_lab(lab_name: str, name: str, target: str | None = None, wait: float = 60.0) -> BreakResult:
@@ -55,7 +55,7 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
     lab = state.resolved()
     s, tgt = check(name, lab, target)
     steps = steps_of(s.name, lab, tgt)
-    result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)  # type: ignore[attr-defined]
+    result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
     with LabLock(lab.name, f"netlab break {s.name}", wait=wait):
         _apply(steps, lab, state, result)
     return result

@@ -65,7 +65,9 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     require_root()
     from netlab.breaks.run import break_lab
 
-    result = break_lab(api.selected_name(lab_name, topology), scenario, target)
+    name = api.selected_name(lab_name, topology)
+    assert name is not None  # required: a usage error when no lab is up
+    result = break_lab(name, scenario, target)
     if output == "json":
         print_json(result.to_json())
         return
@@ -113,6 +115,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     from netlab.breaks.run import break_lab
 
     name = api.selected_name(lab_name, topology)
+    assert name is not None
     if qz.load(name) is not None:
         raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer SCENARIO")
     from netlab.realize.state import running_lab
@@ -138,6 +141,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     from netlab.trace.run import run
 
     name = api.selected_name(lab_name, topology)
+    assert name is not None
     open_quiz = qz.load(name)
     if open_quiz is None:
         raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz")
