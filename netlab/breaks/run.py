@@ -9,12 +9,13 @@ drift and ``up`` repairs it.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field
 
 from netlab.breaks import catalogue
 from netlab.breaks.changes import CHANGES, Action, Step, command_of
 from netlab.errors import ApplyFailed, UsageError
-from netlab.kernel.base import KernelError, Op
+from netlab.kernel.base import GONE, KernelError, Op
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabLock, LabState, running_lab
@@ -71,6 +72,9 @@ def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) ->
             kernel.apply(ops)
             result.done += [command_of(op) for op in ops]
     except KernelError as exc:
+        if exc.code in GONE or exc.code == errno.EEXIST:  # the object is not as the plan says: broken already?
+            raise ApplyFailed(f"break {result.scenario}: {exc}: the lab is not as planned (broken already?); "
+                              f"`sudo netlab status` shows how, `sudo netlab up` repairs it") from None
         raise ApplyFailed(f"break {result.scenario}: {exc}; `sudo netlab up` puts back what was done") from None
     finally:
         kernel.close()
