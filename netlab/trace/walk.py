@@ -173,14 +173,11 @@ class Walker(NatSteps):
         if isinstance(ans, RouteFailure):
             why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
-            self.rows.add(ns, iif or "-", "drop", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"],
-                          problem=why, fix=fix)
-            return self._stop(why)
+            return self._drop(ns, iif or "-", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"], why, fix)
         missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched) if ans.type == "unicast" else None
         if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
-            self.rows.add(ns, ans.oif or "-", "drop", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
-                          problem=missing[0], fix=missing[1])
-            return self._stop(missing[0])
+            return self._drop(ns, ans.oif or "-", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
+                              *missing)
         if ans.type == "local":
             return self._local_in(ns, iif, ans, cmd)
         if ans.type != "unicast" or not ans.oif:
@@ -189,6 +186,12 @@ class Walker(NatSteps):
                           problem=why + ": the kernel drops it")
             return self._stop(why)
         return self._forward(ns, iif, ans, cmd)
+
+    def _drop(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
+              kind: str = "drop") -> Walk:
+        """A row that loses the packet here, and the end of the walk."""
+        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix)
+        return self._stop(why)
 
     def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
         """Out through the route's device: POSTROUTING, the route (or encapsulation) row, the next hop's MAC."""
@@ -319,8 +322,7 @@ class Walker(NatSteps):
         big = faults.too_big(self.k.links(ns).get(dev), size, ns, dev, (ns, dev), own=True) or \
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
         if big:
-            self.rows.add(ns, dev, "mtu", big[0], [f"ip -n {peer[0]} link show {peer[1]}"], None, big[0], big[1])
-            return self._stop(big[0])
+            return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
         return FrameIn(peer[0], peer[1], mac)
 
     def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
