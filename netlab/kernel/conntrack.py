@@ -21,6 +21,7 @@ reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -106,12 +107,15 @@ def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int,
         raise OSError(f"{ns}: conntrack -I: {msg[-1] if msg else proc.returncode}")
 
 
-def parse_tuples(line: str) -> tuple[dict[str, str], dict[str, str]] | None:
-    """A ``conntrack -L`` line's original and reply tuples (src, dst, sport, dport)."""
-    orig: dict[str, str] = {}
-    reply: dict[str, str] = {}
-    for word in line.split():
-        key, eq, value = word.partition("=")
-        if eq and key in ("src", "dst", "sport", "dport"):
-            (reply if key in orig else orig)[key] = value
-    return (orig, reply) if len(orig) == 4 and len(reply) == 4 else None
+def udp_tuples(ns: str) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """The original and reply tuples of every UDP entry in namespace ``ns``: one ctnetlink dump."""
+    with netns.entered(ns):
+        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+    with conn:
+        msgs = conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump())
+    out = []
+    for m in msgs:
+        t = nfnl.ct_tuples(m)
+        if t is not None and t[0] == socket.IPPROTO_UDP:
+            out.append((t[1], t[2]))
+    return out

@@ -40,25 +40,29 @@ def _udp_ports(lab: Lab) -> dict[tuple[str, str], set[str]]:
 
 
 def find(lab: Lab) -> list[Stale]:
-    """Every stale entry in the lab's nodes (one ``conntrack -L -p udp`` per node, only with UDP Services)."""
+    """Every stale entry in the lab's nodes (one ctnetlink dump per node, only in a lab with UDP Services)."""
     ports = _udp_ports(lab)
     if not ports:
         return []
     out = []
     for node in lab.nodes:
-        if nsmod.is_netns_mount(node.netns):
-            out += stale_in(node.netns, conntrack.list_entries(node.netns, "udp"), ports)
+        if not nsmod.is_netns_mount(node.netns):
+            continue
+        try:
+            entries = conntrack.udp_tuples(node.netns)
+        except OSError:  # NetlinkError too: no ctnetlink here, or the namespace went; nothing to say
+            continue
+        out += stale_in(node.netns, entries, ports)
     return out
 
 
-def stale_in(netns: str, lines: list[str], ports: dict[tuple[str, str], set[str]]) -> list[Stale]:
-    """The entries among ``conntrack -L`` lines that DNAT a Service port to an address none of its endpoints has."""
+Tuples = list[tuple[dict[str, str], dict[str, str]]]
+
+
+def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]) -> list[Stale]:
+    """The entries (original, reply tuples) that DNAT a Service port to an address none of its endpoints has."""
     out = []
-    for line in lines:
-        tuples = conntrack.parse_tuples(line)
-        if tuples is None:
-            continue
-        orig, reply = tuples
+    for orig, reply in entries:
         eps = ports.get((orig["dst"], orig["dport"]))
         if eps is None or reply["src"] == orig["dst"] or reply["src"] in eps:
             continue  # not a Service flow, not DNATed, or DNATed to an endpoint

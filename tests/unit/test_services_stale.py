@@ -1,24 +1,41 @@
-"""Stale UDP conntrack entries: which status reports and up deletes (netlab/services/stale.py)."""
+"""Stale UDP conntrack entries: which status reports and up deletes (netlab/services/stale.py),
+and the ctnetlink dump they are read from (nfnl.ct_tuples)."""
 
 from __future__ import annotations
 
-from netlab.kernel.conntrack import parse_tuples
+import socket
+import struct
+
+from netlab.kernel import nfnl
+from netlab.kernel.netlink import Msg, attr, nested
 from netlab.services.stale import stale_in
 
 PORTS = {("10.96.0.10", "53"): {"10.244.0.4"}}
-STALE = ("udp      17 599 src=10.244.0.3 dst=10.96.0.10 sport=40053 dport=53 [UNREPLIED] src=10.244.0.250 "
-         "dst=10.244.0.3 sport=53 dport=40053 mark=0 use=1")
-GOOD = ("udp      17 29 src=10.244.0.3 dst=10.96.0.10 sport=41000 dport=53 src=10.244.0.4 dst=10.244.0.3 sport=53 "
-        "dport=41000 mark=0 use=1")
-OTHER = ("udp      17 29 src=10.244.0.3 dst=10.244.1.2 sport=41000 dport=8080 src=10.244.1.2 dst=10.244.0.3 "
-         "sport=8080 dport=41000 mark=0 use=1")
 
 
-def test_parse_tuples():
-    orig, reply = parse_tuples(STALE)
-    assert orig == {"src": "10.244.0.3", "dst": "10.96.0.10", "sport": "40053", "dport": "53"}
-    assert reply["src"] == "10.244.0.250" and reply["dport"] == "40053"
-    assert parse_tuples("conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.") is None
+def flow(src, dst, sport, dport):
+    return {"src": src, "dst": dst, "sport": str(sport), "dport": str(dport)}
+
+
+STALE = (flow("10.244.0.3", "10.96.0.10", 40053, 53), flow("10.244.0.250", "10.244.0.3", 53, 40053))
+GOOD = (flow("10.244.0.3", "10.96.0.10", 41000, 53), flow("10.244.0.4", "10.244.0.3", 53, 41000))
+OTHER = (flow("10.244.0.3", "10.244.1.2", 41000, 8080), flow("10.244.1.2", "10.244.0.3", 8080, 41000))
+
+
+def _tuple(kind, t):
+    ip = attr(nfnl.CTA_IP_V4_SRC, socket.inet_aton(t["src"])) + attr(nfnl.CTA_IP_V4_DST, socket.inet_aton(t["dst"]))
+    ports = (attr(nfnl.CTA_PROTO_NUM, bytes([socket.IPPROTO_UDP]))
+             + attr(nfnl.CTA_PROTO_SRC_PORT, struct.pack("!H", int(t["sport"])))
+             + attr(nfnl.CTA_PROTO_DST_PORT, struct.pack("!H", int(t["dport"]))))
+    return nested(kind, nested(nfnl.CTA_TUPLE_IP, ip) + nested(nfnl.CTA_TUPLE_PROTO, ports))
+
+
+def test_ct_tuples_reads_what_the_kernel_sends():
+    body = nfnl.NFGENMSG.pack(socket.AF_INET, 0, 0) + _tuple(nfnl.CTA_TUPLE_ORIG, STALE[0]) \
+        + _tuple(nfnl.CTA_TUPLE_REPLY, STALE[1])
+    proto, orig, reply = nfnl.ct_tuples(Msg(0, 0, 0, body))
+    assert proto == socket.IPPROTO_UDP and (orig, reply) == STALE
+    assert nfnl.ct_tuples(Msg(0, 0, 0, nfnl.NFGENMSG.pack(socket.AF_INET, 0, 0))) is None
 
 
 def test_only_entries_dnated_to_no_endpoint_are_stale():
