@@ -38,7 +38,7 @@ class Scenario:
     hop: str  # where trace must blame it ("node", "pod", "peer node", "the client's node" ...)
     fact: str  # what trace must say there
     fix: str  # how to put it right by hand (`netlab up` does it too)
-    needs: tuple[str, ...] = ()  # "vxlan", "two-nodes", "services", "dns", "endpoints"
+    needs: tuple[str, ...] = ()  # "vxlan", "two-nodes", "services", "dns", "endpoints", "kube-proxy-iptables"
     example: str = ""  # the topology it needs ("" = the built-in default lab)
     probe: tuple[str, ...] = ()  # options probe needs to see it (e.g. "--mtu": full-size echoes)
     lesson: str = ""  # why this one costs people a day
@@ -124,7 +124,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       lesson="Flannel adds the route last, after ARP and FDB; a failed subnet lease leaves it out"),
     S("kube-services-jump-missing",
       "nat PREROUTING's jump to KUBE-SERVICES is gone on a node: it DNATs no Service traffic",
-      target="node", needs=("services",), example=SERVICES_EXAMPLE,
+      target="node", needs=("services", "kube-proxy-iptables"), example=SERVICES_EXAMPLE,
       change='iptables -t nat -D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES '
              "in the node (iptables-restore --noflush)",
       symptom="every ClusterIP flow from the node's pods fails (DNS too), and NodePorts on the node's IP",
@@ -236,6 +236,9 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
         return f"{s.name} needs two nodes; lab {lab.name} has {len(lab.nodes)}{where}"
     if "services" in s.needs and not any(lab.endpoints(svc, p) for svc in lab.services for p in svc.ports):
         return f"{s.name} needs a Service with endpoints; lab {lab.name} has none{where}"
+    mode = getattr(lab.topo.cluster, "kube_proxy_mode", "iptables")  # kube-proxy's nftables mode has no such jump
+    if "kube-proxy-iptables" in s.needs and mode != "iptables":
+        return f"{s.name} needs kube-proxy in iptables mode; lab {lab.name} runs it in {mode} mode"
     if "dns" in s.needs and dns_pod(lab) is None:
         return f"{s.name} needs cluster DNS (a lab with Services); lab {lab.name} has none{where}"
     if "endpoints" in s.needs and not _service_endpoints(lab):
