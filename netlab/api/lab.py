@@ -206,14 +206,16 @@ class Lab:
                           operations=done.operations, warnings=tuple(done.warnings))
 
     def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
-              timeout: float = 1.0, arp: str = "auto", services: bool = True) -> R.ProbeReport:
+              timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
-        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology."""
+        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
+        ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``)."""
         model = self.model if topology is None else self._loaded_for(topology).lab
         unknown = set(protos) - set(reach_mod.PROTOS)
         if unknown:
             raise UsageError(f"protos {sorted(unknown)}: want some of {', '.join(reach_mod.PROTOS)}")
-        report = runner.run(model, timeout=timeout, protos=tuple(protos), arp=arp, services=services)
+        report = runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
+                            services=services)
         out = from_json(R.ProbeReport, probe_report.to_json(report))
         _keep(out, report)
         return out
@@ -232,16 +234,20 @@ class Lab:
         return from_json(R.ProbeResult, result.to_json())
 
     def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
-              timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None) -> R.Trace:
+              timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None,
+              size: int = 0, sport: int = 0) -> R.Trace:
         """Follow one real packet from ``src`` to ``dst`` hop by hop, as ``netlab trace``.
 
         ``.delivered``; ``.endpoint.pod``: the endpoint a Service's DNAT picked;
         ``.lost``: where and why it disappeared. Kept in :attr:`traces` (the
-        last few), which the pytest plugin saves when a test fails.
+        last few), which the pytest plugin saves when a test fails. ``size``:
+        the packet's size with DF set (as ``ping -M do -s``); ``sport``: the
+        source port of a TCP/UDP packet (0: any).
         """
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
-        result = run(self.model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
+        result = run(self.model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress,
+                     size=size, sport=sport)
         out = from_json(R.Trace, result.to_json())
         _keep(out, result)
         self.traces.append(out)

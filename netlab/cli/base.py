@@ -30,6 +30,7 @@ COMMANDS = {
     "trace": "netlab.cli.trace", "capture": "netlab.cli.trace", "inspect": "netlab.cli.trace",
     "graph": "netlab.cli.graph",
     "policy": "netlab.cli.policy",
+    "break": "netlab.cli.breaks", "quiz": "netlab.cli.breaks",
     "doctor": "netlab.cli.doctor",
     "completion": "netlab.cli.completion",
     "cni": "netlab.cli.cni",

@@ -29,8 +29,11 @@ from netlab.probe import report as render
 @click.option("--services/--no-services", default=True, show_default=True,
               help="Also probe the lab's Services (ClusterIP, NodePort, LoadBalancer, the spread over "
                    "endpoints) and egress to the internet hosts.")
+@click.option("--mtu", is_flag=True,
+              help="Also a full-size ICMP echo (DF set, as big as the pods' MTU: ping -M do -s MTU-28) between "
+                   "every pair: an overlay that carries less than the pods send loses exactly these.")
 def probe(lab_name: str | None, topology: str | None, output: str, junit_file: str | None, timeout: float,
-          protos: tuple[str, ...], arp: str, services: bool) -> None:
+          protos: tuple[str, ...], arp: str, services: bool, mtu: bool) -> None:
     """Probe every pod from every pod and node; exit 1 if anything is not as expected.
 
     \b
@@ -62,7 +65,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     result = lab.probe(topology, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp,
-                       services=services)
+                       services=services, mtu=mtu)
     if junit_file:
         write_output_file(junit_file, render.junit(internal(result)))
     if output == "json":

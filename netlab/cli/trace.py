@@ -56,11 +56,18 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
 @click.option("--full-reply", is_flag=True, help="Show every row of the reply's path, not only its translations.")
+@click.option("--size", type=click.IntRange(1, 65000), default=None, metavar="BYTES",
+              help="An ICMP echo with this many payload bytes and DF set, as ping -M do -s BYTES "
+                   "(the pods' MTU - 28 is the biggest that fits): finds where a full-size packet is lost.")
+@click.option("--sport", type=click.IntRange(1, 65535), default=None, metavar="PORT",
+              help="TCP/UDP source port (default: a random one): follow the flow of a client that keeps its "
+                   "port, which an old conntrack entry may still steer.")
 @output_option("text", "json", "svg", "png", "dot")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write the output to FILE (for -o svg/png: the lab's picture with the packet's path on it).")
 def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, proto: str | None, port: int | None,
-              timeout: float, pcap: str | None, full_reply: bool, output: str, write: str | None) -> None:
+              timeout: float, pcap: str | None, full_reply: bool, size: int | None, sport: int | None, output: str,
+              write: str | None) -> None:
     """Follow one real packet from SRC to DST, hop by hop, with the kernel's decisions.
 
     SRC is a pod or node (or an internet host); DST a pod, a node, svc/NAME,
@@ -103,9 +110,11 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
         with bar:
-            traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress)
+            traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress,
+                               size=size or 0, sport=sport or 0)
     else:
-        traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap)
+        traced = lab.trace(src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, size=size or 0,
+                             sport=sport or 0)
     result = internal(traced)  # the walk and its verdicts, for the text and the picture
     if output in ("svg", "png", "dot"):
         from netlab.trace import picture

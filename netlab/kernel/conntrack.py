@@ -21,6 +21,7 @@ reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -89,3 +90,32 @@ def delete_flows(ns: str, flows: Sequence[Flow]) -> None:
                 netlink.drain(conn.sock)
         netlink.drain(conn.sock)
 
+
+
+def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int, to: str, to_port: int,
+                timeout: int = 600) -> None:
+    """``conntrack -I``: an entry for one flow, DNATed to ``to:to_port``, as a kube-proxy DNAT leaves it.
+
+    ``netlab break`` uses it to leave what an endpoint change leaves when nobody cleans up: the
+    flow's next packets skip the nat table and follow the entry.
+    """
+    argv = [netns.binary("conntrack"), "-I", "-p", proto, "-s", src, "-d", dst, "--sport", str(sport),
+            "--dport", str(dport), "--dst-nat", f"{to}:{to_port}", "-t", str(timeout)]
+    proc = netns.run_in_netns(ns, argv, timeout=TIMEOUT, check=False)
+    if proc.returncode != 0:
+        msg = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise OSError(f"{ns}: conntrack -I: {msg[-1] if msg else proc.returncode}")
+
+
+def udp_tuples(ns: str) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """The original and reply tuples of every UDP entry in namespace ``ns``: one ctnetlink dump."""
+    with netns.entered(ns):
+        conn = netlink.Conn(netlink.NETLINK_NETFILTER)
+    with conn:
+        msgs = conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump())
+    out = []
+    for m in msgs:
+        t = nfnl.ct_tuples(m)
+        if t is not None and t[0] == socket.IPPROTO_UDP:
+            out.append((t[1], t[2]))
+    return out

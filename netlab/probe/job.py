@@ -52,6 +52,7 @@ class Task:
     port: int = 0
     service: bool = False  # a Service probe: source port from sockets.SERVICE_PORTS; udp: a socket of its own
     wait_reply: bool = True  # tcp: wait for an echo line after connect (False: no echo server there)
+    size: int = 0  # mtu: bytes of the ICMP echo (the pod's MTU minus the IP header)
 
 
 class Seed(NamedTuple):
@@ -127,7 +128,7 @@ def probe_entries(lab: Lab, p: Probe) -> list[Entry]:
 
 def task_for(i: int, p: Probe) -> Task:
     return Task(id=i, src=p.source.netns, dst=p.destination.addr, proto=p.proto, port=p.port or 0,
-                service=p.svc is not None, wait_reply=p.echo is not False)
+                service=p.svc is not None, wait_reply=p.echo is not False, size=p.size)
 
 
 def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real",

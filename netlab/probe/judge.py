@@ -165,7 +165,7 @@ def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None)
                     f"answer a probe datagram, so silence proves nothing either way)")
         return [f"expected reachable, {why}"]
     out: list[str] = []
-    if probe.proto == "icmp":
+    if probe.proto in ("icmp", "mtu"):
         if obs.reply_from and obs.reply_from != dst.addr:
             out.append(f"the reply came from {obs.reply_from}, not {dst.ip} (address translated on the way)")
         return out

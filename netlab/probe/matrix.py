@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from netlab.probe.services import ServiceTarget
 
 PROTOS = ("icmp", "tcp", "udp")
+# "mtu": an ICMP echo as big as the pod's MTU allows (DF set), asked for with `probe --mtu`: an overlay
+# that carries less than the pods send loses exactly these, while every small probe passes.
+ORDER = PROTOS + ("mtu",)
+ICMP_IP_HEADERS = 20  # the IP header; the pod's MTU minus it is the ICMP message of a full-size echo
 ECHO_PORT = DEFAULT_ECHO_PORT[0]  # the echo server's default port; the prober's listeners on internet hosts too
 
 
@@ -91,6 +95,7 @@ class Probe:
     rules: tuple[SeenRule, ...] = ()
     echo: bool | None = None  # netlab's echo server answers there (None: not known)
     svc: "ServiceTarget | None" = None  # a Service probe: what it targets (services.py)
+    size: int = 0  # "mtu" probes: bytes of the ICMP message (header and payload)
 
     @property
     def key(self) -> tuple[str, str, str, int | None]:
@@ -203,6 +208,8 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
                 continue
             if "icmp" in want:
                 add(Probe(src, dst, "icmp", None, True))
+            if "mtu" in want:
+                add(Probe(src, dst, "mtu", None, True, size=lab.pod_mtu - ICMP_IP_HEADERS))
             for port, proto, is_echo in ports[dst.name]:
                 if proto in want:
                     add(Probe(src, dst, proto, port, True, echo=is_echo))
@@ -238,7 +245,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     order: dict[str, int] = {}
     for name in [p.name for p in pods] + [n.name for n in nodes] + list(eps):
         order.setdefault(name, len(order))
-    return sorted(probes.values(), key=lambda p: (PROTOS.index(p.proto), p.port or 0, order[p.source.name],
+    return sorted(probes.values(), key=lambda p: (ORDER.index(p.proto), p.port or 0, order[p.source.name],
                                                   order[p.destination.name]))
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from netlab.probe.judge import Report, Result, failure_line
-from netlab.probe.matrix import PROTOS
+from netlab.probe.matrix import ORDER
 
 WIDE = 16  # more destinations than this: rows list only the misses
 
@@ -39,7 +39,7 @@ def _blocks(results: list[Result]) -> list[tuple[str, list[Result]]]:
     """Protocol/port blocks first (icmp, tcp/..., udp/...), then titled sections in the order they come."""
     blocks: dict[str, list[Result]] = {}
     for r in sorted((r for r in results if r.probe.section is None),
-                    key=lambda r: (PROTOS.index(r.probe.proto), r.probe.port or 0)):
+                    key=lambda r: (ORDER.index(r.probe.proto), r.probe.port or 0)):
         blocks.setdefault(r.probe.service, []).append(r)
     for r in results:
         if r.probe.section is not None:

@@ -123,7 +123,7 @@ def _sender(p: Probe, obs: Observation, out: Output) -> str | None:
         sender = p.source.addr
     else:
         sender = out.route_src.get((p.source.netns, p.destination.addr))
-    if p.proto == "icmp" and obs.local is None:
+    if p.proto in ("icmp", "mtu") and obs.local is None:
         obs.local = sender
     elif p.proto == "udp" and obs.local and obs.local.startswith(":") and sender:
         obs.local = sender + obs.local  # the agent knows the port, the kernel picked the address

@@ -61,7 +61,9 @@ class Icmp:
 
     def send(self, ns: NsSockets, t: Task) -> None:
         ident = (self.id_base + t.id) & 0xFFFF
-        pkt = bytearray(self.template)
+        # A full-size echo ("mtu"): padded to t.size bytes; the raw socket sets DF on what fits the route
+        # (IP_PMTUDISC_WANT), so a packet the path cannot carry is lost, not fragmented.
+        pkt = bytearray(self.template) + bytes(max(0, t.size - len(self.template)))
         struct.pack_into("!HH", pkt, 2, 0, ident)
         struct.pack_into("!H", pkt, 2, self.checksum(bytes(pkt)))
         self.wait[(ns.idx, ident)] = t

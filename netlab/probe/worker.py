@@ -184,7 +184,7 @@ class Worker:
                 self.sent_at[t.id] = now
                 self.deadlines.append((now + self.job.timeout, t.id))
                 try:
-                    if t.proto == "icmp":
+                    if t.proto in ("icmp", "mtu"):
                         self.icmp.send(ns, t)
                     elif t.proto == "udp" and t.service:
                         self.service_udp.send(t, socks[t.id])

@@ -62,7 +62,7 @@ from netlab.plan.build import EXTENSIONS
 from netlab.plan.services import service_ports
 from netlab.realize import netfilter
 from netlab.realize.state import LabState
-from netlab.services import flannel_files
+from netlab.services import flannel_files, stale
 from netlab.model import clusterdns as dns
 
 RECORD = "services"
@@ -404,6 +404,9 @@ def start(lab: Lab, state: LabState) -> StartResult:
         done += flannel_files.sync(lab)  # each node's subnet.env and CNI conflist, in the state directory
         done += sync_resolv(lab, state, rec)
         done += sync_conntrack(lab, rec)
+        actions, problems = stale.delete(stale.find(lab))  # entries an endpoint change left (netlab break)
+        done.actions += actions
+        done.problems += problems
     finally:
         state.save()
     return done
@@ -427,6 +430,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 def drift(lab: Lab, state: LabState) -> list[str]:
     """Nodes whose Flannel files, and pods whose resolv.conf, are missing or not as planned."""
     out = flannel_files.drift(lab)
+    out += [f"conntrack: {s.describe()}; `sudo netlab up` deletes it" for s in stale.find(lab)]
     ip = dns_ip(lab)
     if ip is None:
         return out

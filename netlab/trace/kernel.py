@@ -265,6 +265,21 @@ class LiveKernel:
                 self._brnf[netns] = nsmod.read_sysctl_here("net.bridge.bridge-nf-call-iptables") == "1"
         return self._brnf[netns]
 
+    def sysctl(self, netns: str, key: str) -> str | None:
+        """A sysctl of the namespace (None: it does not exist there)."""
+        with nsmod.entered(netns):
+            return nsmod.read_sysctl_here(key)
+
+    def filter_policy(self, netns: str, chain: str) -> str | None:
+        """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line)."""
+        from netlab.kernel import iptables
+
+        try:
+            text = iptables.save(netns, "filter")
+        except Exception:  # no iptables, or the namespace is gone: nothing to say
+            return None
+        return next((line.split()[1] for line in text.splitlines() if line.startswith(f":{chain} ")), None)
+
     # -- conntrack
 
     def conntrack(self, netns: str, proto: str) -> list[CtEntry]:

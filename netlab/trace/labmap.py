@@ -71,6 +71,8 @@ class LabMap:
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
     # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    node_pod_cidrs: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (netns, pod CIDR)
+    node_ips: set[str] = field(default_factory=set)  # the nodes' underlay addresses (their VTEPs)
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
@@ -79,6 +81,8 @@ class LabMap:
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"
             m.ip_names[str(node.ip)] = node.name
+            m.node_pod_cidrs[node.name] = (node.netns, str(node.pod_cidr))
+            m.node_ips.add(str(node.ip))
             if lab.cni != "conflist":  # a user's plugins put the pods' gateway where they like (or nowhere)
                 m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
             if lab.mode == "vxlan":

@@ -56,12 +56,26 @@ class NatSteps:
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
+        stale = self._stale(ns, old, new)
         commands = nat.commands(ns, hit.entry)
         if ns in self.lab.nft_netns:  # kube-proxy's DNAT is in its nftables table there
             commands.append(f"ip netns exec {ns} nft list table {kubeproxy_nft.TABLE}")
         row = self.rows.row(ns, iif or "-", "dnat", text, commands, None,
+                            stale[0] if stale else None, stale[1] if stale else None, cause=stale is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
+
+    def _stale(self, ns: str, old: Flow, new: Flow) -> tuple[str, str] | None:
+        """A Service flow DNATed to an address that is none of its endpoints: an entry an endpoint change left."""
+        svc = self.lab.service_for(old.dst, old.dport, old.proto)
+        if svc is None or old.dst != svc.ip or svc.endpoint(new.dst, new.dport) is not None:
+            return None
+        eps = ", ".join(f"{e.ip}:{e.port} ({e.pod})" for e in svc.endpoints) or "none"
+        return (f"conntrack already holds this flow and DNATs it to {new.dst}:{new.dport}, which is no endpoint of "
+                f"Service {svc.name} (endpoints: {eps}): a stale entry an endpoint change left; packets of a known "
+                f"flow skip the nat table, so kube-proxy's rules never see them",
+                f"ip netns exec {ns} conntrack -D -p {old.proto} --orig-src {old.src} --orig-port-src {old.sport} "
+                f"--orig-dst {old.dst} --orig-port-dst {old.dport}")
 
     def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
         """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.
@@ -96,7 +110,10 @@ class NatSteps:
         sent straight to the client's MAC, gets its source turned back into the
         ClusterIP there (:meth:`_snat`, when it leaves the port).
         """
-        if self.stack or ns not in self.lab.nat_netns or not self.k.bridge_nf(ns):
+        if self.stack or ns not in self.lab.nat_netns:
+            return
+        if not self.k.bridge_nf(ns):
+            self._unnat_skipped(ns, port)
             return
         hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
         if hit is None:
@@ -108,6 +125,20 @@ class NatSteps:
                           "bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
                           after=str(new))
             self.flow = new
+
+    def _unnat_skipped(self, ns: str, port: str) -> None:
+        """Without br_netfilter a bridged reply skips conntrack: a DNATed flow's reply keeps the endpoint's
+        source, the client (which talks to the Service address) drops it. Doomed here, though it arrives."""
+        hit = nat.find(self.k.conntrack(ns, self.flow.proto), self.flow)
+        new = nat.new_source(self.flow, hit) if hit is not None else self.flow
+        if hit is None or new.src == self.flow.src:
+            return
+        why = (f"net.bridge.bridge-nf-call-iptables = 0 in {ns}: this reply is bridged straight to the client "
+               f"without passing iptables, so conntrack never turns its source {self.flow.src} back into "
+               f"{new.src}; the client, which talks to {new.src}, drops it")
+        self.rows.add(ns, port, "dnat", f"bridged without iptables: the reply keeps source {self.flow.src}",
+                      [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"], None, problem=why,
+                      fix=f"ip netns exec {ns} sysctl -w net.bridge.bridge-nf-call-iptables=1", cause=True)
 
     def _snat(self, ns: str) -> tuple[Flow, nat.Hit] | None:
         """POSTROUTING: the source change (masquerade, or a reply's un-DNAT); the flow before it, and the entry."""

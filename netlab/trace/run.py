@@ -24,7 +24,7 @@ from typing import Any, Callable
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
-from netlab.trace import capture as cap, decode, dns, send
+from netlab.trace import capture as cap, decode, dns, faults, send
 from netlab.trace import policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -40,13 +40,21 @@ DEFAULT_TIMEOUT = 1.0
 
 
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
-        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None) -> TraceResult:
-    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab."""
+        timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
+        size: int = 0, sport: int = 0) -> TraceResult:
+    """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
+
+    ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
+    ``sport``: TCP or UDP from that source port."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
     src = resolve_source(lab, src_name)
     dst = resolve_target(lab, dst_spec, proto, port, src)
     proto = proto or dst.proto or "icmp"
     port = dst.port if proto != "icmp" else None
+    if size and proto != "icmp":
+        raise UsageError("--size makes an ICMP echo of that size; it takes no --proto tcp/udp")
+    if sport and proto == "icmp":
+        raise UsageError("--sport is for TCP and UDP; give --proto tcp|udp (or a Service)")
     if proto in ("tcp", "udp") and port is None:
         raise UsageError(f"{dst.name} serves no {proto.upper()} port netlab knows of; give one with --port N")
     lm = lab_map(lab)
@@ -58,14 +66,15 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
     step(0)
     try:
-        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step)
+        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport)
     except FileNotFoundError as exc:  # a namespace vanished under us
         raise UsageError(f"{exc.filename or 'a namespace'} vanished during the trace: is lab {lab.name} being "
                          "taken down? (`sudo netlab status`)") from None
 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
-         pcap: str | None, namespaces: list[str], step: Callable[[int], None]) -> TraceResult:
+         pcap: str | None, namespaces: list[str], step: Callable[[int], None], size: int = 0,
+         sport: int = 0) -> TraceResult:
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
     question: str | None = None
@@ -83,7 +92,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             step(1)
             kernel.count_nat_before(counted)
             policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
-            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload)
+            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport)
             try:
                 send.wait_reply(sent, timeout)
                 kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
@@ -99,7 +108,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             flow = Flow.icmp(None, dst.ip, sent.sport)  # the kernel picks the source address
         else:
             flow = Flow(proto, sent.src, dst.ip, sent.sport, port)
-        fwd = walk(kernel, lm, src.netns, flow)
+        fwd = walk(kernel, lm, src.netns, flow, size=size + 28 if size else 0)  # + IP and ICMP headers
         back: Walk | None = None
         if fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns:
             back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply")
@@ -120,11 +129,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
-    fverdict = explain(fwd)
+    fverdict = _firewall(kernel, explain(fwd), fwd.hops)
     bverdict: Verdict | None = None
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = explain(back)
+        bverdict = _firewall(kernel, explain(back), back.hops)
         if not bverdict.delivered and not any(h.seen for h in back.hops):
             why = f"{dst.name} sent no reply"
             if sent.error:
@@ -210,3 +219,11 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
     if rows:
         return f"hop {label(rows[0])}: {where}: {rows[0].kind}: {rows[0].decision}"[:400]
     return f"{where}: {p.summary}"
+
+
+def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop]) -> Verdict:
+    """A packet that vanished where route, ARP and FDB look right: a FORWARD policy of DROP says why."""
+    if v.delivered or v.lost_at is None or "look at the firewall" not in (v.reason or ""):
+        return v
+    drop = faults.forward_policy(kernel, hops[v.lost_at].netns)
+    return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v

@@ -25,8 +25,13 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.trace.decode import ICMP_TYPES, UNREACH, ip_text
+
+
+# <linux/in.h>; Python's socket module names them only from 3.12
+IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
 
 
 def _checksum(data: bytes) -> int:
@@ -68,10 +73,13 @@ def marker_of(nonce: str) -> bytes:
 
 
 def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
-                payload: bytes | None = None) -> Sent:
+                payload: bytes | None = None, size: int = 0, sport: int = 0) -> Sent:
     """Open a socket inside ``netns`` and send the one marked packet (non-blocking).
 
     ``payload``: a UDP datagram's content instead of the bare marker (it must carry the marker).
+    ``size``: an ICMP echo of that many payload bytes (``ping -s``); the raw socket sets DF on a
+    packet that fits the route's MTU, so a path that cannot carry it loses it (``ping -M do``).
+    ``sport``: send TCP or UDP from this source port (a client that keeps its port), not a random one.
     """
     marker = marker_of(nonce)
     rnd = random.SystemRandom()
@@ -86,6 +94,9 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
     if proto == "icmp":
         ident = rnd.randrange(1, 0xFFFF)
         body = marker + b"\n"
+        body += bytes(max(0, size - len(body)))
+        if size:  # DF always, as ping -M do: a packet bigger than the route's MTU is refused, not fragmented
+            s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
         csum = _checksum(hdr + body)
         sent = Sent("icmp", None, ident, marker, _sock=s)
@@ -94,7 +105,14 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
         except OSError as exc:  # no route: the walk will show the kernel's answer
             sent.error = sent.reply_text = f"not sent: {exc.strerror}"
         return sent
-    sport = _bind_random_port(s, rnd)
+    if sport:
+        try:
+            s.bind(("0.0.0.0", sport))
+        except OSError as exc:
+            s.close()
+            raise UsageError(f"cannot send from port {sport} in {netns}: {exc.strerror}") from None
+    else:
+        sport = _bind_random_port(s, rnd)
     sent = Sent(proto, None, sport, marker, _sock=s)
     if proto == "tcp":
         err = s.connect_ex((dst, dport))

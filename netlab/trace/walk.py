@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netlab.trace import nat
+from netlab.trace import faults, nat
 from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
@@ -95,6 +95,7 @@ class Walker(NatSteps):
     """Follows one packet through the lab, asking the kernel at every namespace."""
 
     MAX_STEPS = 64
+    size = 0  # the packet's IP length (walk(size=...)); each VXLAN encapsulation adds 50
 
     def __init__(self, kernel: Kernel, lab: LabMap, role: str = "request", direction: str = "forward"):
         self.k = kernel
@@ -170,10 +171,13 @@ class Walker(NatSteps):
         """The route lookup's answer: a drop, this namespace (local), or out through a device."""
         f = self.flow
         if isinstance(ans, RouteFailure):
-            why = f"no route to {f.dst} in {ns}: {ans.message}"
-            self.rows.add(ns, iif or "-", "drop", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"],
-                          problem=why, fix=self.lab.route_fix(ns, f.dst))
-            return self._stop(why)
+            why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
+                (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
+            return self._drop(ns, iif or "-", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"], why, fix)
+        missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched) if ans.type == "unicast" else None
+        if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
+            return self._drop(ns, ans.oif or "-", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
+                              *missing)
         if ans.type == "local":
             return self._local_in(ns, iif, ans, cmd)
         if ans.type != "unicast" or not ans.oif:
@@ -182,6 +186,12 @@ class Walker(NatSteps):
                           problem=why + ": the kernel drops it")
             return self._stop(why)
         return self._forward(ns, iif, ans, cmd)
+
+    def _drop(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
+              kind: str = "drop") -> Walk:
+        """A row that loses the packet here, and the end of the walk."""
+        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix)
+        return self._stop(why)
 
     def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
         """Out through the route's device: POSTROUTING, the route (or encapsulation) row, the next hop's MAC."""
@@ -256,9 +266,24 @@ class Walker(NatSteps):
         else:
             why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
         fix = self.lab.planned_neigh.get((ns, dev, ip))
+        port = self._port_down_toward(ns, link, ip) if link.kind == "bridge" else None
+        if port is not None:  # the ARP request never reached the pod: its bridge port is down
+            why = (f"no ARP answer for {ip} on {dev} ({state}): the bridge port {port} of {dev} in {ns} "
+                   f"(veth peer of {whose}'s eth0) is down, so the bridge does not forward to it")
+            fix = f"ip -n {ns} link set {port} up"
         self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
                       problem=why, fix=fix, state=state, ip=ip)
         return self._stop(why)
+
+    def _port_down_toward(self, ns: str, bridge: LinkFacts, ip: str) -> str | None:
+        """The port of ``bridge`` whose veth peer is the pod owning ``ip``, when that port is down."""
+        pod = self.lab.ip_names.get(ip)
+        pod_ns = next((pns for pns, what in self.lab.names.items() if what == f"pod {pod}"), None)
+        for name, link in self.k.links(ns).items():
+            peer = self.lab.peers.get((ns, name))
+            if link.master == bridge.name and not link.up and peer is not None and peer[0] == pod_ns:
+                return name
+        return None
 
     def _vxlan_out(self, ns: str, link: LinkFacts, mac: str) -> State | Walk:
         """The VXLAN device's FDB names the remote VTEP for ``mac``; the frame goes into UDP to it."""
@@ -275,9 +300,13 @@ class Walker(NatSteps):
             return self._stop(why)
         entry = (hit or default)[0]
         remote = entry.dst or ""
+        stale = faults.unknown_vtep(self.lab, remote)
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
-                      self._obs(ns, link.name, "out"), lladdr=mac, remote_vtep=remote)
+                      self._obs(ns, link.name, "out"), stale, self.lab.planned_fdb.get((ns, link.name, mac.lower()))
+                      if stale else None, lladdr=mac, remote_vtep=remote)
+        if stale:
+            return self._stop(stale)
         if vx is None:
             return self._stop(f"{link.name} has no VXLAN settings")
         self.stack.append(_Encap(self.flow, vx.vni, link.name, link.mac, mac))
@@ -304,6 +333,11 @@ class Walker(NatSteps):
         peer = self.lab.peers.get((ns, dev))
         if peer is None:
             return self._stop(f"{dev} in {ns} leads nowhere the lab knows (not a veth of the lab)")
+        size = self.size + 50 * len(self.stack)
+        big = faults.too_big(self.k.links(ns).get(dev), size, ns, dev, (ns, dev), own=True) or \
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
+        if big:
+            return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
         return FrameIn(peer[0], peer[1], mac)
 
     def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
@@ -345,9 +379,16 @@ class Walker(NatSteps):
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""
+        down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
+                                            f"the bridge does not forward to it")
+        big = faults.too_big(links[port], self.size + 50 * len(self.stack), ns, bridge.name, (ns, port))
+        down = down or (big[0] if big else None)
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), port=port, lladdr=mac, bridge=bridge.name,
-                      hairpin=True if hair else None)
+                      self._obs(ns, port, "out"), down, (big[1] if big else f"ip -n {ns} link set {port} up") if down
+                      else None,
+                      port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
+        if down:
+            return self._stop(down)
         if peer is None:
             return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)
@@ -452,7 +493,8 @@ class Walker(NatSteps):
                           vni=enc.vni, vxlan_device=vx.name)
             problem = None
             if vx.vxlan.vni != enc.vni:
-                problem = f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped"
+                problem = (f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped "
+                           f"(the sender, {self.lab.name_ip(f.src)}, has a VXLAN device of another VNI)")
             elif vx.mac and enc.dst_mac.lower() != vx.mac.lower():
                 problem = (f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops "
                            "it (stale ARP/FDB entries on the sending node?)")
@@ -492,5 +534,8 @@ class Walker(NatSteps):
 
 
 def walk(kernel: Kernel, lab: LabMap, netns: str, flow: Flow, role: str = "request",
-         direction: str = "forward") -> Walk:
-    return Walker(kernel, lab, role=role, direction=direction).walk(netns, flow)
+         direction: str = "forward", size: int = 0) -> Walk:
+    """``size``: the packet's IP length when it matters (a full-size echo); 0: small, never too big."""
+    w = Walker(kernel, lab, role=role, direction=direction)
+    w.size = size
+    return w.walk(netns, flow)

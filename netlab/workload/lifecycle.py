@@ -452,6 +452,21 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     return out
 
 
+def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
+    """Stop a pod's running containers, keeping their records: the pod is down, as after a crash.
+
+    ``status`` then reports them exited and ``up`` starts them again (``netlab break``).
+    Returns the containers stopped, as "pod/container".
+    """
+    prec = _records(state)["pods"].get(pod.name) or {}
+    out = []
+    for name, crec in sorted((prec.get("containers") or {}).items()):
+        if isinstance(crec, dict) and _task_in(crec, pod.netns) not in (None, "Z", "X"):
+            _stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns)
+            out.append(f"{pod.name}/{name}")
+    return out
+
+
 # --- helpers -------------------------------------------------------------------------
 
 

@@ -42,6 +42,8 @@ COMMANDS = {
     "capture": ["capture", "--lab", None, "a:eth0"],
     "inspect": ["inspect", "--lab", None, "a"],
     "graph": ["graph"],
+    "break": ["break", "ip-forward-off"],
+    "quiz": ["quiz"],
 }
 
 

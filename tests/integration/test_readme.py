@@ -164,7 +164,8 @@ class Runner:
         new = self.lab(m.group(1))
         path = self.tmp / f"{new}.yaml"
         path.write_text(text[:m.start(1)] + new + text[m.end(1):])
-        if re.search(r"^include:", text, re.M) and where != "default":  # its manifests, beside the copy
+        # Its included manifests or its CNI conflist (paths from the topology's folder), beside the copy.
+        if re.search(r"^include:|^\s+cni:\s*\{?\s*conflist:", text, re.M) and where != "default":
             shutil.copytree((ROOT / where).parent, self.tmp, dirs_exist_ok=True)
         return str(path)
 

@@ -1,0 +1,286 @@
+"""The catalogue of faults ``netlab break`` makes: each one real, each one a day someone lost.
+
+A :class:`Scenario` is data: what it breaks (one line), the kernel change,
+the symptom ``probe`` shows, the hop and fact ``trace`` names, and the fix.
+Most apply to the built-in default lab (two nodes, four pods); those about
+Services need a lab with Services (``topologies/services.yaml``), and
+``break`` refuses them (exit 2) on a lab where they would change nothing.
+
+The catalogue is plain data and pure functions of the lab's model, so other
+parts (a quiz, a watching controller that heals a break, the tests) import
+it without touching the kernel::
+
+    from netlab.breaks import catalogue
+    for s in catalogue.SCENARIOS: print(s.name, s.breaks)
+
+The symptom and the trace expectation are also functions of the lab and the
+target (:func:`expected_failures`, :func:`trace_check`), so a test can check
+that exactly the predicted flows fail and that trace blames the predicted hop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from netlab.model.lab import Lab, NodeInfo, PodInfo
+
+NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # lowercase words joined by "-"
+SERVICES_EXAMPLE = "topologies/services.yaml"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str  # lowercase words joined by "-"
+    breaks: str  # one line: what it breaks
+    target: str  # "node" or "pod": what --target names
+    change: str  # the kernel change, and the command a person would type to make it
+    symptom: str  # which flows probe shows failing
+    hop: str  # where trace must blame it ("node", "pod", "peer node", "the client's node" ...)
+    fact: str  # what trace must say there
+    fix: str  # how to put it right by hand (`netlab up` does it too)
+    needs: tuple[str, ...] = ()  # "vxlan", "two-nodes", "services", "dns", "endpoints", "kube-proxy-iptables"
+    example: str = ""  # the topology it needs ("" = the built-in default lab)
+    probe: tuple[str, ...] = ()  # options probe needs to see it (e.g. "--mtu": full-size echoes)
+    lesson: str = ""  # why this one costs people a day
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "breaks": self.breaks, "target": self.target, "needs": list(self.needs),
+                "example": self.example or "built-in default lab", "change": self.change,
+                "symptom": self.symptom, "probe": " ".join(("netlab probe",) + self.probe),
+                "trace": {"hop": self.hop, "fact": self.fact}, "fix": self.fix,
+                "lesson": self.lesson}
+
+
+S = Scenario
+SCENARIOS: tuple[Scenario, ...] = (
+    S("vxlan-arp-missing",
+      "the ARP entry for a remote node's VTEP is missing on flannel.1",
+      target="node", needs=("vxlan", "two-nodes"),
+      change="delete the PERMANENT neighbour <peer VTEP IP> on flannel.N of the node "
+             "(ip -n <node> neigh del 10.244.1.0 dev flannel.1)",
+      symptom="every flow between the node's pods (and the node) and the peer node's pods fails, both ways; "
+              "same-node flows pass",
+      hop="node", fact="no ARP entry for the peer's VTEP address on flannel.N (Flannel adds it; nolearning: "
+                       "nothing will answer an ARP request there)",
+      fix="ip -n <node> neigh replace <peer VTEP IP> lladdr <peer VTEP MAC> dev flannel.N nud permanent; "
+          "or sudo netlab up",
+      lesson="flanneld writes these entries from the node's annotations; a restarted flanneld that cannot "
+             "read them leaves cross-node traffic dead while everything local works"),
+    S("vxlan-fdb-wrong-vtep",
+      "the FDB entry for a remote node's VTEP MAC points at the wrong VTEP IP",
+      target="node", needs=("vxlan", "two-nodes"),
+      change="replace the FDB entry <peer VTEP MAC> dst <peer IP> on flannel.N with dst <an unused underlay IP> "
+             "(bridge fdb del ...; bridge fdb append <mac> dev flannel.1 dst 192.168.122.254)",
+      symptom="every flow between the node's pods (and the node) and the peer node's pods fails, both ways",
+      hop="node", fact="the FDB entry sends the frame to a remote VTEP that is no node of the lab",
+      fix="bridge -n <node> fdb replace <peer VTEP MAC> dev flannel.N dst <peer IP> self permanent; or sudo netlab up",
+      lesson="a node that changed its IP (a DHCP renewal, a rebuilt VM) but kept its name leaves stale VTEPs "
+             "in every other node"),
+    S("pod-mtu-too-big",
+      "the pods' MTU is bigger than the overlay carries: small packets pass, full-size ones vanish",
+      target="node", needs=("vxlan", "two-nodes"), probe=("--mtu",),
+      change="lower the MTU of the node's port on the underlay switch by 50 "
+             "(ip -n <lab>-underlay link set <port> mtu 1450): the overlay now carries 1400, the pods send 1450",
+      symptom="probe --mtu: full-size (DF, the pod's MTU) pings between the node's pods and the other nodes' "
+              "pods are lost both ways; every small probe passes",
+      hop="node", fact="trace --size 1422: the encapsulated packet (1500 bytes) is bigger than the MTU of the "
+                       "node's port on the underlay (1450), which drops it without an ICMP",
+      fix="give the underlay port its MTU back (or lower the pods' MTU to underlay - 50); or sudo netlab up",
+      lesson="ping works, curl of a big page hangs: the MTU black hole of every overlay on a smaller underlay "
+             "(OpenStack, some clouds' 1460)"),
+    S("ip-forward-off",
+      "net.ipv4.ip_forward is 0 on a node: it stops routing for its pods",
+      target="node", needs=("two-nodes",),
+      change="sysctl -w net.ipv4.ip_forward=0 in the node's namespace",
+      symptom="every flow between the node's pods and other nodes' pods, and from other nodes to the node's "
+              "pods, fails; same-bridge pod traffic and the node to its own pods pass",
+      hop="node", fact="net.ipv4.ip_forward = 0: the node does not forward",
+      fix="sysctl -w net.ipv4.ip_forward=1 in the node; or sudo netlab up",
+      lesson="a hardening script or a reboot without the sysctl.d file; kubeadm's preflight checks it for this"),
+    S("rp-filter-strict",
+      "strict rp_filter on a node that a peer reaches by an asymmetric path (direct routing one way only)",
+      target="node", needs=("vxlan", "two-nodes"),
+      change="the peer routes the node's pod CIDR straight over the underlay (Flannel's DirectRouting on one "
+             "node only) while the node routes back through flannel.N, and the node sets "
+             "net.ipv4.conf.all.rp_filter=1",
+      symptom="every flow between the node's pods and the peer's pods fails both ways, and the node's own "
+              "flows to the peer's pods; the peer node still reaches the node's pods, from its eth0 address "
+              "(not its flannel.N one), so its TCP probes fail the no-NAT check",
+      hop="node", fact="strict rp_filter: the route back to the source leaves by another interface than the "
+                       "packet came in on",
+      fix="sysctl -w net.ipv4.conf.all.rp_filter=0 (or 2, loose) on the node, and make the paths symmetric; "
+          "or sudo netlab up",
+      lesson="the default of many distributions is strict (1); asymmetric paths appear with a second NIC, "
+             "DirectRouting on some nodes, or a policy route"),
+    S("pod-cidr-route-missing",
+      "the node's route to a remote node's pod CIDR is missing",
+      target="node", needs=("two-nodes",),
+      change="delete the route <peer pod CIDR> via <peer VTEP> dev flannel.N onlink in the node "
+             "(ip -n <node> route del 10.244.1.0/24)",
+      symptom="every flow from the node's pods (and the node) to the peer's pods fails, and the replies to "
+              "the peer's pods' requests: so every flow between the two, both ways",
+      hop="node", fact="no route to the peer's pod CIDR: the default route sends it to the underlay gateway",
+      fix="ip -n <node> route replace <peer pod CIDR> via <peer VTEP> dev flannel.N onlink; or sudo netlab up",
+      lesson="Flannel adds the route last, after ARP and FDB; a failed subnet lease leaves it out"),
+    S("kube-services-jump-missing",
+      "nat PREROUTING's jump to KUBE-SERVICES is gone on a node: it DNATs no Service traffic",
+      target="node", needs=("services", "kube-proxy-iptables"), example=SERVICES_EXAMPLE,
+      change='iptables -t nat -D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES '
+             "in the node (iptables-restore --noflush)",
+      symptom="every ClusterIP flow from the node's pods fails (DNS too), and NodePorts on the node's IP",
+      hop="node", fact="the node did not DNAT: its nat PREROUTING lacks the jump to KUBE-SERVICES",
+      fix='iptables -t nat -I PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES; '
+          "or sudo netlab up",
+      lesson="an `iptables -F` or a firewall reload (firewalld, ufw) on a node; kube-proxy puts the jump back "
+             "only at its next full sync"),
+    S("endpoint-pod-down",
+      "an endpoint pod is down while its Service still lists it",
+      target="pod", needs=("services", "endpoints"), example=SERVICES_EXAMPLE,
+      change="stop the pod's containers; the Service's KUBE-SEP chain still DNATs to it",
+      symptom="every flow to the pod's served ports fails (connection refused); Service flows fail when "
+              "kube-proxy picks it (about 1 in n endpoints), and the spread over endpoints fails",
+      hop="pod", fact="the endpoint the Service DNATed to refuses the connection: nothing listens there",
+      fix="start the pod again (or take it out of the Service's endpoints); sudo netlab up restarts it",
+      lesson="a pod whose readiness probe passes but whose process died, or endpoints not yet updated"),
+    S("conntrack-stale-entry",
+      "a stale conntrack entry keeps a client's UDP flow to cluster DNS on an endpoint that is gone",
+      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
+      change="a UDP conntrack entry in the client's node: client:40053 -> the DNS ClusterIP:53, DNATed to an "
+             "address of the DNS pod's node where no pod is (conntrack -I ... --dst-nat), as an endpoint change "
+             "leaves it when nobody deletes the old entries",
+      symptom="DNS queries from the client's port 40053 get no answer; every probe passes (each uses a new "
+              "source port, so a new entry and kube-proxy's rules): the fault hides from a fresh client",
+      hop="the client's node", fact="trace --sport 40053: conntrack already holds this flow and DNATs it to an "
+                                    "address that is no endpoint of the Service",
+      fix="conntrack -D -p udp --orig-dst <DNS ClusterIP> --orig-port-dst 53 --dst-nat <gone address> in the "
+          "node; sudo netlab up deletes such entries",
+      lesson="the DNS timeouts after a CoreDNS restart: kube-proxy must delete the UDP entries of removed "
+             "endpoints; a client that keeps its port keeps its dead entry alive"),
+    S("dns-pod-stopped",
+      "the cluster DNS pod (kube-dns) is stopped",
+      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
+      change="stop the kube-dns pod's dnsmasq",
+      symptom="every flow to kube-dns (its pod and its ClusterIP, port 53) fails; everything else passes",
+      hop="pod", fact="the query reaches the kube-dns pod and nothing answers: no process listens on port 53",
+      fix="start the DNS pod again; sudo netlab up restarts it",
+      lesson="'could not resolve host' while every IP works"),
+    S("bridge-port-down",
+      "a pod's port on its node's bridge cni0 is down",
+      target="pod", needs=(),
+      change="ip -n <node> link set <pod's host veth> down",
+      symptom="every flow to and from the pod fails",
+      hop="node", fact="the pod's bridge port (its veth on cni0) is down",
+      fix="ip -n <node> link set <veth> up; or sudo netlab up",
+      lesson="a CNI DEL that half ran, or a pod restart whose veth never came up"),
+    S("bridge-nf-call-off",
+      "bridge-nf-call-iptables is 0 on a node: bridged Service replies escape un-DNAT",
+      target="node", needs=("services",), example=SERVICES_EXAMPLE,
+      change="sysctl -w net.bridge.bridge-nf-call-iptables=0 in the node",
+      symptom="Service flows from a pod to an endpoint on its own node fail (the reply is bridged, never "
+              "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "
+              "so a Service with endpoints on both nodes fails about half the time and its spread fails. "
+              "Hairpin (a pod to its own Service) still works here: kube-proxy masquerades it to cni0's "
+              "address, so the reply is routed, not bridged",
+      hop="node", fact="bridge-nf-call-iptables = 0: the reply is bridged without passing iptables, so "
+                       "conntrack never un-DNATs it",
+      fix="sysctl -w net.bridge.bridge-nf-call-iptables=1; or sudo netlab up",
+      lesson="kubeadm's preflight checks it: br_netfilter not loaded after a reboot"),
+    S("forward-policy-drop",
+      "the FORWARD policy is DROP on a node, with no Flannel rule to accept pod traffic (Docker's fault)",
+      target="node", needs=("two-nodes",),
+      change="iptables -P FORWARD DROP, and the jump to FLANNEL-FWD deleted (iptables-restore --noflush)",
+      symptom="every flow the node forwards fails: between its pods and other nodes' pods both ways, other "
+              "nodes to its pods, and between its own pods (bridged, but br_netfilter sends them through FORWARD)",
+      hop="node", fact="the FORWARD chain's policy is DROP and no rule accepts the packet",
+      fix="iptables -P FORWARD ACCEPT (or Flannel's FLANNEL-FWD accept rules); or sudo netlab up",
+      lesson="Docker 1.13 set FORWARD to DROP on every node where it ran; Flannel added FLANNEL-FWD for it"),
+    S("vxlan-wrong-vni",
+      "one node's flannel.1 has another VNI than the rest of the cluster",
+      target="node", needs=("vxlan", "two-nodes"),
+      change="make flannel.N again with VNI N+1 (a VXLAN device's VNI cannot change in place), with its "
+             "address, ARP and FDB entries and routes",
+      symptom="every flow between the node's pods (and the node) and other nodes' pods fails both ways",
+      hop="peer node", fact="the VXLAN packet arrives with a VNI that no VXLAN device of the receiving node has",
+      fix="make flannel.N again with the cluster's VNI; sudo netlab up does",
+      lesson="one node with another Flannel config (a VNI or a port: 8472 versus the IANA 4789)"),
+)
+
+BY_NAME = {s.name: s for s in SCENARIOS}
+
+
+def scenario(name: str) -> Scenario | None:
+    return BY_NAME.get(name)
+
+
+# --- where a scenario applies ----------------------------------------------------------
+
+
+def _service_endpoints(lab: Lab) -> list[PodInfo]:
+    out = []
+    for svc in lab.services:
+        for port in svc.ports:
+            out += [p for p, _ in lab.endpoints(svc, port) if p not in out]
+    return out
+
+
+def dns_pod(lab: Lab) -> PodInfo | None:
+    return next((p for p in lab.pods if p.spec.labels.get("k8s-app") == "kube-dns"), None)
+
+
+def why_not(s: Scenario, lab: Lab) -> str | None:
+    """Why the scenario would change nothing on this lab (None: it applies)."""
+    where = f"; it needs {s.example}" if s.example else ""
+    if "vxlan" in s.needs and lab.mode != "vxlan":
+        return f"{s.name} needs a VXLAN lab; lab {lab.name} is {lab.mode}{where}"
+    if "two-nodes" in s.needs and len(lab.nodes) < 2:
+        return f"{s.name} needs two nodes; lab {lab.name} has {len(lab.nodes)}{where}"
+    if "services" in s.needs and not any(lab.endpoints(svc, p) for svc in lab.services for p in svc.ports):
+        return f"{s.name} needs a Service with endpoints; lab {lab.name} has none{where}"
+    mode = getattr(lab.topo.cluster, "kube_proxy_mode", "iptables")  # kube-proxy's nftables mode has no such jump
+    if "kube-proxy-iptables" in s.needs and mode != "iptables":
+        return f"{s.name} needs kube-proxy in iptables mode; lab {lab.name} runs it in {mode} mode"
+    if "dns" in s.needs and dns_pod(lab) is None:
+        return f"{s.name} needs cluster DNS (a lab with Services); lab {lab.name} has none{where}"
+    if "endpoints" in s.needs and not _service_endpoints(lab):
+        return f"{s.name} needs a Service endpoint pod; lab {lab.name} has none{where}"
+    return None
+
+
+def default_target(s: Scenario, lab: Lab) -> str:
+    """The node or pod a scenario breaks when --target is not given."""
+    if s.target == "node":
+        if s.name == "bridge-nf-call-off":  # the node where a client meets an endpoint on its own bridge
+            nodes = {p.node for p in _service_endpoints(lab)}
+            return next((n.name for n in lab.nodes if n.name in nodes), lab.nodes[0].name)
+        return lab.nodes[0].name
+    if s.name == "conntrack-stale-entry":  # a client: a pod that is no endpoint and not DNS
+        eps = {p.name for p in _service_endpoints(lab)}
+        return next(p.name for p in lab.pods if p.name not in eps)
+    if s.name in ("dns-pod-stopped",):
+        return dns_pod(lab).name  # type: ignore[union-attr]
+    if s.name == "endpoint-pod-down":  # an application endpoint (not DNS), the last one
+        apps = [p for p in _service_endpoints(lab) if p.spec.labels.get("k8s-app") != "kube-dns"]
+        return (apps or _service_endpoints(lab))[-1].name
+    return lab.pods[1].name if len(lab.pods) > 1 else lab.pods[0].name
+
+
+def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodInfo:
+    """The node or pod to break; raises ValueError with a one-line reason when ``target`` does not fit."""
+    name = target or default_target(s, lab)
+    if s.target == "node":
+        found = next((n for n in lab.nodes if n.name == name), None)
+        if found is None:
+            raise ValueError(f"{s.name} breaks a node; lab {lab.name} has no node {name!r} "
+                             f"(nodes: {', '.join(n.name for n in lab.nodes)})")
+        return found
+    pod = next((p for p in lab.pods if p.name == name), None)
+    if pod is None:
+        raise ValueError(f"{s.name} breaks a pod; lab {lab.name} has no pod {name!r} "
+                         f"(pods: {', '.join(p.name for p in lab.pods)})")
+    if s.name == "endpoint-pod-down" and pod not in _service_endpoints(lab):
+        raise ValueError(f"{s.name}: pod {name} is no Service's endpoint "
+                         f"(endpoints: {', '.join(p.name for p in _service_endpoints(lab))})")
+    if s.name == "dns-pod-stopped" and pod.spec.labels.get("k8s-app") != "kube-dns":
+        raise ValueError(f"{s.name}: pod {name} is not the DNS pod (it is {dns_pod(lab).name})")  # type: ignore
+    return pod
+

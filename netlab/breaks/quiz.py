@@ -1,0 +1,58 @@
+"""``netlab quiz``: break a lab with a scenario picked at random (seeded), and check the answer.
+
+The pick depends only on the seed and the scenarios that apply to the lab
+(:func:`pick`), so a seed is a reproducible exercise. The quiz is recorded in
+the lab's state directory (``quiz.json``: the scenario, target and seed)
+until it is answered; the answer is checked against it, and ``up`` repairs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+
+from netlab.breaks import catalogue
+from netlab.model.lab import Lab
+from netlab.realize.state import lab_dir, write_atomic
+
+QUIZ_FILE = "quiz.json"
+
+
+def candidates(lab: Lab) -> list[catalogue.Scenario]:
+    """The scenarios that would change something on this lab, in catalogue order."""
+    return [s for s in catalogue.SCENARIOS if catalogue.why_not(s, lab) is None]
+
+
+def pick(lab: Lab, seed: int) -> catalogue.Scenario:
+    """The scenario seed ``seed`` picks for this lab (the same every time)."""
+    options = candidates(lab)
+    return options[random.Random(seed).randrange(len(options))]
+
+
+def path(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name, create=False), QUIZ_FILE)
+
+
+def record(lab_name: str, scenario: str, target: str, seed: int) -> None:
+    data = {"scenario": scenario, "target": target, "seed": seed}
+    write_atomic(path(lab_name), (json.dumps(data) + "\n").encode())
+
+
+def load(lab_name: str) -> dict | None:
+    """The open quiz of a lab (None: none; a file that is not a quiz is treated as none)."""
+    try:
+        with open(path(lab_name), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or catalogue.scenario(str(data.get("scenario"))) is None:
+        return None
+    return data
+
+
+def close(lab_name: str) -> None:
+    try:
+        os.unlink(path(lab_name))
+    except FileNotFoundError:
+        pass

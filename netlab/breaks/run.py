@@ -1,0 +1,103 @@
+"""Carry out a break: resolve the scenario and target on the running lab, then make the change.
+
+The change goes through the kernel door (``LiveKernel.apply``: netlink, the
+sysctl writer, ``iptables-restore --noflush``), under the lab's lock so it
+never meets a running ``up``. Nothing is recorded in the lab's state: the
+plan still says how the lab should be, which is how ``status`` sees the
+drift and ``up`` repairs it.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass, field
+
+from netlab.breaks import catalogue
+from netlab.breaks.changes import CHANGES, Action, Step, command_of
+from netlab.errors import ApplyFailed, UsageError
+from netlab.kernel.base import GONE, KernelError, Op
+from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.plan.build import build_plan
+from netlab.realize.state import LabLock, LabState, running_lab
+
+
+@dataclass
+class BreakResult:
+    lab: str
+    scenario: str
+    target: str
+    done: list[str] = field(default_factory=list)  # each change, in words
+
+    def to_json(self) -> dict:
+        return {"lab": self.lab, "scenario": self.scenario, "target": self.target, "changes": self.done}
+
+
+def check(name: str, lab: Lab, target: str | None) -> tuple[catalogue.Scenario, NodeInfo | PodInfo]:
+    """The scenario and its target on this lab, or a UsageError (exit 2) saying why not."""
+    s = catalogue.scenario(name)
+    if s is None:
+        raise UsageError(f"no break scenario {name!r}; `netlab break --list` lists them")
+    reason = catalogue.why_not(s, lab)
+    if reason:
+        raise UsageError(reason)
+    try:
+        return s, catalogue.resolve_target(s, lab, target)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def steps_of(name: str, lab: Lab, target: NodeInfo | PodInfo) -> list[Step]:
+    return CHANGES[name](lab, build_plan(lab), target)
+
+
+def break_lab(lab_name: str, name: str, target: str | None = None, wait: float = 60.0) -> BreakResult:
+    """Make the scenario's kernel change in the running lab ``lab_name``."""
+    state = running_lab(lab_name)
+    lab = state.resolved()
+    s, tgt = check(name, lab, target)
+    steps = steps_of(s.name, lab, tgt)
+    result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
+    with LabLock(lab.name, f"netlab break {s.name}", wait=wait):
+        _apply(steps, lab, state, result)
+    return result
+
+
+def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) -> None:
+    from netlab.kernel.live import LiveKernel
+
+    ops = [s for s in steps if isinstance(s, Op)]
+    kernel = LiveKernel()
+    try:
+        if ops:
+            kernel.apply(ops)
+            result.done += [command_of(op) for op in ops]
+    except KernelError as exc:
+        if exc.code in GONE or exc.code == errno.EEXIST:  # the object is not as the plan says: broken already?
+            raise ApplyFailed(f"break {result.scenario}: {exc}: the lab is not as planned (broken already?); "
+                              f"`sudo netlab status` shows how, `sudo netlab up` repairs it") from None
+        raise ApplyFailed(f"break {result.scenario}: {exc}; `sudo netlab up` puts back what was done") from None
+    finally:
+        kernel.close()
+    for action in (s for s in steps if isinstance(s, Action)):
+        result.done += _act(action, lab, state)
+
+
+def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
+    if action.kind == "stop-pod":
+        from netlab.workload.lifecycle import stop_pod
+
+        stopped = stop_pod(state, lab.pod(action.args[0]))
+        if not stopped:
+            raise ApplyFailed(f"pod {action.args[0]} runs no container to stop (is it down already? "
+                              f"`sudo netlab status`)")
+        return [f"stopped container {c}" for c in stopped]
+    if action.kind == "conntrack-stale":
+        from netlab.kernel import conntrack
+
+        src, sport, cip, port, gone = action.args
+        try:
+            conntrack.insert_dnat(action.netns, "udp", src, sport, cip, port, gone, port)
+        except OSError as exc:
+            raise ApplyFailed(f"break conntrack-stale-entry: {exc}") from None
+        return [f"conntrack entry in {action.netns}: udp {src}:{sport} → {cip}:{port} DNATed to {gone}:{port}"]
+    raise ValueError(action.kind)

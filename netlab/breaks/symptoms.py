@@ -1,0 +1,162 @@
+"""What ``probe`` must show after a break, and where ``trace`` must blame it: pure functions of the lab.
+
+:func:`expect` answers, for one probe row (``netlab probe -o json``'s
+``probes`` entries), "fail", "pass" or "any". "any" is for a Service flow whose
+endpoint kube-proxy picks at random (``statistic --probability``): it fails
+only when the pick lands on the broken side. A test checks every row against
+it, so "exactly these flows fail" is checked flow by flow.
+
+:func:`trace_check` names the trace that proves a scenario: source,
+destination, protocol and port, the namespace whose hop must be blamed, and
+a pattern its reason must match.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from netlab.breaks.catalogue import Scenario, dns_pod
+from netlab.breaks.changes import STALE_SPORT, peer_node
+from netlab.model.lab import Lab, NodeInfo, PodInfo
+
+Verdict = str  # "fail" | "pass" | "any"
+
+
+@dataclass(frozen=True)
+class TraceCheck:
+    src: str
+    dst: str
+    proto: str | None
+    port: int | None
+    blamed_netns: str  # the namespace of the hop trace must blame
+    fact: str  # a regular expression the blamed hop's reason must match
+    reply: bool = False  # the request arrives; its reply is what is lost
+    size: int = 0  # trace --size: a full-size ICMP echo (payload bytes)
+    sport: int = 0  # trace --sport: the source port the client keeps
+
+
+def _pods(lab: Lab, node: str) -> set[str]:
+    return {p.name for p in lab.pods_on(node)}
+
+
+def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict], Verdict]:
+    """The verdict each probe row must have after scenario ``s`` broke ``target``."""
+    name = s.name
+    all_pods = {p.name for p in lab.pods}
+    if isinstance(target, NodeInfo):
+        here = _pods(lab, target.name)
+        peer = peer_node(lab, target)
+        there = _pods(lab, peer.name)
+        elsewhere = all_pods - here
+        other_nodes = {n.name for n in lab.nodes} - {target.name}
+
+    def rule(row: dict) -> Verdict:
+        src, dst, svc = row["source"], row["destination"], row.get("service")
+        if name in ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing"):
+            bad = (src in here | {target.name} and dst in there) or (src in there | {peer.name} and dst in here)
+        elif name == "ip-forward-off":
+            bad = (src in here and dst in elsewhere) or (src in elsewhere | other_nodes and dst in here)
+        elif name == "rp-filter-strict":
+            # The peer node itself now reaches the node's pods straight from its eth0 address: pings pass,
+            # but the echo server sees 192.168.x, not the peer's flannel.N address (the no-NAT check fails).
+            bad = (src in here | {target.name} and dst in there) or (src in there and dst in here) or \
+                (src == peer.name and dst in here and row["protocol"] != "icmp")
+        elif name == "forward-policy-drop":
+            bad = (src in here and dst in all_pods - {src}) or (src in elsewhere | other_nodes and dst in here)
+        elif name == "bridge-port-down":
+            bad = target.name in (src, dst)
+        elif name == "pod-mtu-too-big":  # only full-size echoes (probe --mtu) across the node's port fail
+            bad = row["protocol"] == "mtu" and ((src in here | {target.name} and dst in elsewhere) or
+                                                (src in elsewhere | other_nodes and dst in here))
+        elif name == "kube-services-jump-missing":
+            if svc is None:
+                return "pass"
+            via = svc.get("via")
+            if via == "ClusterIP":
+                return "fail" if src in here else "pass"
+            if via == "NodePort" and svc.get("node") == target.name and src != target.name:
+                return "fail"
+            return "any" if via not in ("ClusterIP", "NodePort") else "pass"
+        elif name == "endpoint-pod-down":
+            if svc is not None:
+                return "any" if any(e.startswith(f"{target.name} ") for e in svc.get("endpoints", [])) else "pass"
+            bad = dst == target.name and row["protocol"] != "icmp"  # the pod's network is up: pings pass
+        elif name == "dns-pod-stopped":
+            bad = (dst == target.name and row["protocol"] != "icmp") or \
+                (svc is not None and svc.get("name") == "kube-dns")
+        elif name == "conntrack-stale-entry":
+            bad = False  # every probe uses a new source port: the stale entry catches none of them
+        elif name == "bridge-nf-call-off":
+            if svc is None or src not in here:
+                return "pass"
+            local = [e for e in svc.get("endpoints", []) if e.split()[0] in here and e.split()[0] != src]
+            if not local:
+                return "pass"
+            return "fail" if len(local) == len(svc.get("endpoints", [])) else "any"
+        else:
+            raise ValueError(name)
+        return "fail" if bad else "pass"
+
+    return rule
+
+
+def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck:
+    """The trace that proves scenario ``s``, and the hop and fact it must name."""
+    name = s.name
+    if isinstance(target, NodeInfo):
+        here = lab.pods_on(target.name)
+        peer = peer_node(lab, target)
+        there = lab.pods_on(peer.name)
+        src, dst = (here[0].name, there[0].name) if here and there else (target.name, peer.name)
+    facts = {
+        "vxlan-arp-missing": (target.netns if isinstance(target, NodeInfo) else "", r"no ARP entry for .* on flannel"),
+        "vxlan-fdb-wrong-vtep": (getattr(target, "netns", ""), r"FDB entry sends the frame to remote VTEP .* no node"),
+        "vxlan-wrong-vni": ("", r"carries VNI \d+ but flannel\.\d+ in .* is VNI"),
+        "pod-cidr-route-missing": (getattr(target, "netns", ""), r"no route to .*pod CIDR.*default route"),
+        "ip-forward-off": (getattr(target, "netns", ""), r"net\.ipv4\.ip_forward = 0"),
+        "rp-filter-strict": (getattr(target, "netns", ""), r"strict rp_filter"),
+        "forward-policy-drop": (getattr(target, "netns", ""), r"FORWARD chain's policy is DROP"),
+    }
+    if name in facts:
+        ns, fact = facts[name]
+        if name == "vxlan-wrong-vni":
+            ns = peer.netns  # the receiving node drops a VNI it has no device for
+        return TraceCheck(src, dst, None, None, ns, fact, reply=name == "rp-filter-strict")
+    if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
+        return TraceCheck(src, dst, None, None, target.netns, r"bigger than its MTU", size=lab.pod_mtu - 28)
+    if name == "bridge-port-down":
+        pod = target
+        assert isinstance(pod, PodInfo)
+        other = next(p for p in lab.pods if p.node != pod.node)
+        return TraceCheck(other.name, pod.name, None, None, lab.node(pod.node).netns,
+                          r"bridge port .* is down")
+    if name == "kube-services-jump-missing":
+        client = next(p for p in here if p.spec.labels.get("k8s-app") != "kube-dns")
+        svc = next(sv for sv in lab.services if sv.selector and sv.selector.get("k8s-app") != "kube-dns")
+        return TraceCheck(client.name, f"svc/{svc.name}", "tcp", svc.ports[0].port, target.netns,
+                          r"did not DNAT.*KUBE-SERVICES")
+    if name == "endpoint-pod-down":
+        assert isinstance(target, PodInfo)
+        client = next(p for p in lab.pods if p.name != target.name and p.spec.labels.get("k8s-app") != "kube-dns")
+        port = target.ports[0][0]
+        return TraceCheck(client.name, target.name, "tcp", port, target.netns, r"[Rr]efused", reply=True)
+    if name == "dns-pod-stopped":
+        assert isinstance(target, PodInfo)
+        client = next(p for p in lab.pods if p.name != target.name)
+        return TraceCheck(client.name, "svc/kube-dns", "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
+    if name == "conntrack-stale-entry":  # the client's own flow, from the port it keeps
+        assert isinstance(target, PodInfo)
+        return TraceCheck(target.name, "svc/kube-dns", "udp", 53, lab.node(target.node).netns,
+                          r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
+    if name == "bridge-nf-call-off":  # to the DNS pod on the client's own node: the reply is bridged
+        dns = dns_pod(lab)
+        client = next(p for p in here if dns is None or p.name != dns.name)
+        return TraceCheck(client.name, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
+                          reply=True)
+    raise ValueError(name)
+
+
+def matches(check: TraceCheck, reason: str | None) -> bool:
+    return bool(reason) and re.search(check.fact, reason or "") is not None

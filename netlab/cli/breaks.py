@@ -1,0 +1,169 @@
+"""``netlab break`` and ``netlab quiz``: learn by breaking a lab on purpose."""
+
+from __future__ import annotations
+
+import random
+
+import click
+
+from netlab import api
+from netlab.breaks import catalogue
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.errors import UsageError
+
+
+def _list(output: str) -> None:
+    if output == "json":
+        print_json([s.to_json() for s in catalogue.SCENARIOS])
+        return
+    width = max(len(s.name) for s in catalogue.SCENARIOS)
+    for s in catalogue.SCENARIOS:
+        needs = f"  [needs {s.example}]" if s.example else ""
+        click.echo(f"{s.name:<{width}}  {s.breaks}{needs}")
+
+
+def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [s.name for s in catalogue.SCENARIOS if s.name.startswith(incomplete)]
+
+
+@cli.command("break")
+@click.argument("scenario", required=False, shell_complete=_complete_scenarios)
+@lab_options
+@click.option("--target", metavar="POD|NODE", help="The node or pod to break (default: the scenario's choice).")
+@click.option("--list", "list_", is_flag=True, help="List the scenarios, one a line: name, then what it breaks.")
+@output_option("text", "json")
+def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, target: str | None, list_: bool,
+              output: str) -> None:
+    """Break a running lab on purpose, the way real clusters break; `netlab up` repairs it.
+
+    Each SCENARIO is a real kernel change (netlink, a sysctl, an
+    iptables-restore --noflush payload, a stopped pod) that someone once
+    spent a day on. Investigate with `netlab probe`, `netlab trace`,
+    `netlab inspect`, `netlab status` and plain `ip`, then repair with
+    `sudo netlab up` (it puts back everything the plan says).
+
+    \b
+    Examples:
+      netlab break --list                                # the catalogue
+      sudo netlab break vxlan-arp-missing                # on the only lab that is up
+      sudo netlab probe                                  # which flows fail (exit 1)
+      sudo netlab trace fedora-1 fedora-2                # which hop, and why
+      sudo netlab up                                     # repaired
+      sudo netlab break bridge-port-down --target fedora-3
+
+    A scenario about Services needs a lab with Services
+    (topologies/services.yaml); on a lab where it would change nothing it is
+    refused with exit 2. Practise without knowing the answer: `netlab quiz`.
+    """
+    if list_:
+        _list(output)
+        return
+    if scenario is None:
+        raise UsageError("name a scenario (netlab break --list shows them) or give --list")
+    if catalogue.scenario(scenario) is None:  # a usage error before root is needed
+        raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
+    require_root()
+    from netlab.breaks.run import break_lab
+
+    name = api.selected_name(lab_name, topology)
+    assert name is not None  # required: a usage error when no lab is up
+    result = break_lab(name, scenario, target)
+    if output == "json":
+        print_json(result.to_json())
+        return
+    s = catalogue.scenario(scenario)
+    assert s is not None
+    click.echo(f"lab {result.lab}: broke {s.name} on {s.target} {result.target}: {s.breaks}")
+    for line in result.done:
+        click.echo(f"  {line}")
+    click.echo(f"expect: {s.symptom}")
+    click.echo(f"investigate: sudo netlab {' '.join(('probe',) + s.probe)}; sudo netlab trace SRC DST; "
+               f"repair: {_up_command(result.lab)}")
+
+
+def _up_command(lab: str) -> str:
+    """The `up` that repairs this lab: with -t FILE when it was brought up from a file."""
+    from netlab.errors import display_path
+    from netlab.realize.state import running_lab
+
+    source = running_lab(lab).source
+    return f"sudo netlab up -t {display_path(source)}" if source else "sudo netlab up"
+
+
+@cli.group("quiz", invoke_without_command=True)
+@lab_options
+@click.option("--seed", type=int, default=None, help="Seed of the random pick (the same seed, the same fault).")
+@click.pass_context
+def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: int | None) -> None:
+    """Break the lab with a fault picked at random, without saying which; then find it.
+
+    \b
+    Investigate with probe, trace, inspect, status and plain `ip`, then answer:
+      sudo netlab quiz --seed 7          # picks and breaks; says nothing more
+      sudo netlab probe                  # what fails?
+      sudo netlab trace fedora-1 fedora-2
+      sudo netlab quiz answer vxlan-arp-missing
+
+    The answer says right or wrong, shows the trace that proves it, and
+    repairs the lab (`netlab up`). Only scenarios that change something on
+    this lab are picked; `netlab break --list` names them all.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    require_root()
+    from netlab.breaks import quiz as qz
+    from netlab.breaks.run import break_lab
+
+    name = api.selected_name(lab_name, topology)
+    assert name is not None
+    if qz.load(name) is not None:
+        raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer SCENARIO")
+    from netlab.realize.state import running_lab
+
+    lab = running_lab(name).resolved()
+    seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
+    s = qz.pick(lab, seed)
+    result = break_lab(name, s.name)
+    qz.record(name, s.name, result.target, seed)
+    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: netlab probe, netlab trace, "
+               f"netlab inspect, ip ...; then: sudo netlab quiz answer SCENARIO (netlab break --list)")
+
+
+@quiz.command("answer")
+@click.argument("scenario", shell_complete=_complete_scenarios)
+@lab_options
+def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> None:
+    """Answer the open quiz: right or wrong, the trace that proves it, then the repair."""
+    require_root()
+    from netlab.breaks import quiz as qz, symptoms
+    from netlab.realize.state import running_lab
+    from netlab.trace.render import render_text
+    from netlab.trace.run import run
+
+    name = api.selected_name(lab_name, topology)
+    assert name is not None
+    open_quiz = qz.load(name)
+    if open_quiz is None:
+        raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz")
+    if catalogue.scenario(scenario) is None:
+        raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
+    state = running_lab(name)
+    lab = state.resolved()
+    s = catalogue.scenario(open_quiz["scenario"])
+    assert s is not None
+    right = scenario == s.name
+    click.echo(("right" if right else f"wrong: it was {s.name}") + f" ({s.breaks}, on {open_quiz['target']})")
+    click.echo(f"  the fault: {s.change}")
+    click.echo(f"  the lesson: {s.lesson}")
+    check = symptoms.trace_check(s, lab, catalogue.resolve_target(s, lab, open_quiz["target"]))
+    flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
+        + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
+    click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}{flags}")
+    result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport)
+    click.echo(render_text(result), nl=False)
+    repaired = api.Lab.up_loaded(api.load(state.source))
+    qz.close(name)
+    fixed = repaired.last_up.fixed if repaired.last_up else []
+    click.echo(f"repaired: lab {name} is up again ({len(fixed)} objects or containers put back)")
+    if not right:
+        raise SystemExit(1)

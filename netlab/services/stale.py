@@ -1,0 +1,82 @@
+"""Stale UDP conntrack entries: a Service flow still DNATed to an address that is no endpoint.
+
+kube-proxy deletes the UDP entries of an endpoint it removes (UDP has no
+connection to end, so an entry lives as long as its client keeps sending).
+One it missed keeps a client that reuses its source port on a dead
+endpoint. ``status`` reports such entries and ``up`` deletes them, as
+kube-proxy's next sync would: every UDP entry in a node whose original
+destination is a Service port and whose reply comes from an address that is
+not one of that port's endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netlab.kernel import conntrack
+from netlab.kernel import netns as nsmod
+from netlab.model.lab import Lab
+from netlab.plan.services import service_ports
+
+
+@dataclass(frozen=True)
+class Stale:
+    netns: str
+    flow: str  # "client:port → ClusterIP:port"
+    to: str  # the address it is DNATed to
+    filter: tuple[str, ...]  # conntrack -D filter that deletes it
+
+    def describe(self) -> str:
+        return f"a UDP conntrack entry in {self.netns} DNATs {self.flow} to {self.to}, which is no endpoint"
+
+
+def _udp_ports(lab: Lab) -> dict[tuple[str, str], set[str]]:
+    """(ClusterIP, port) of every UDP Service port -> its endpoints' addresses."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for sp in service_ports(lab):
+        if sp.protocol == "udp":
+            out[(str(sp.cluster_ip), str(sp.port.port))] = {str(ip) for ip, _ in sp.endpoints}
+    return out
+
+
+def find(lab: Lab) -> list[Stale]:
+    """Every stale entry in the lab's nodes (one ctnetlink dump per node, only in a lab with UDP Services)."""
+    ports = _udp_ports(lab)
+    if not ports:
+        return []
+    out = []
+    for node in lab.nodes:
+        if not nsmod.is_netns_mount(node.netns):
+            continue
+        try:
+            entries = conntrack.udp_tuples(node.netns)
+        except OSError:  # NetlinkError too: no ctnetlink here, or the namespace went; nothing to say
+            continue
+        out += stale_in(node.netns, entries, ports)
+    return out
+
+
+Tuples = list[tuple[dict[str, str], dict[str, str]]]
+
+
+def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]) -> list[Stale]:
+    """The entries (original, reply tuples) that DNAT a Service port to an address none of its endpoints has."""
+    out = []
+    for orig, reply in entries:
+        eps = ports.get((orig["dst"], orig["dport"]))
+        if eps is None or reply["src"] == orig["dst"] or reply["src"] in eps:
+            continue  # not a Service flow, not DNATed, or DNATed to an endpoint
+        out.append(Stale(netns, f"{orig['src']}:{orig['sport']} → {orig['dst']}:{orig['dport']}",
+                         f"{reply['src']}:{reply['sport']}",
+                         ("-p", "udp", "--orig-src", orig["src"], "--orig-port-src", orig["sport"],
+                          "--orig-dst", orig["dst"], "--orig-port-dst", orig["dport"], "--dst-nat", reply["src"])))
+    return out
+
+
+def delete(stale: list[Stale]) -> tuple[list[str], list[str]]:
+    """Delete them; (what was done, problems)."""
+    done, problems = [], []
+    for s in stale:
+        problems += conntrack.delete_matching(s.netns, [list(s.filter)])
+        done.append(f"deleted {s.describe()}")
+    return done, problems

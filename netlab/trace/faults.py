@@ -1,0 +1,110 @@
+"""Why the kernel refused or misrouted a packet, when its own answer does not say.
+
+Some faults leave ``ip route get`` with a bare errno, or let the packet go on
+to die somewhere later; the walker asks here for the real reason at the hop
+that holds it:
+
+- a forwarded packet's lookup fails with "No route to host" although a route
+  exists: ``net.ipv4.ip_forward`` is 0 (the kernel refuses to forward);
+- it fails with "Invalid argument" or "Invalid cross-device link": strict
+  ``rp_filter``, the route back to the source leaves by another interface
+  than the packet came in on;
+- a node sends a packet for another node's pod CIDR down its default route:
+  the overlay route to that CIDR is missing, so it is lost further on, at the
+  underlay's gateway, but the fault is the node's;
+- an FDB entry names a remote VTEP that is no node of the lab;
+- a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
+- a full-size packet (``trace --size``) meets a device whose MTU is smaller:
+  a veth or a bridge port drops the frame without a word (no ICMP), the MTU
+  black hole of an overlay on a smaller underlay.
+
+Kernels that cannot read sysctls or tables (the unit tests' fakes) skip the
+checks that need them.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+Reason = tuple[str, str | None]  # (why, fix)
+
+
+def _sysctl(k: Any, netns: str, key: str) -> str | None:
+    read = getattr(k, "sysctl", None)
+    return read(netns, key) if read is not None else None
+
+
+def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str) -> Reason | None:
+    """The reason a forwarded packet's route lookup failed, when it is a sysctl and not a route."""
+    if iif is None:
+        return None
+    if _sysctl(k, ns, "net.ipv4.ip_forward") == "0":
+        return (f"net.ipv4.ip_forward = 0 in {ns}: the node does not forward, so a packet in on {iif} for "
+                f"{dst} is dropped (route get says: {message})",
+                f"ip netns exec {ns} sysctl -w net.ipv4.ip_forward=1")
+    modes = [_sysctl(k, ns, f"net.ipv4.conf.{dev}.rp_filter") for dev in ("all", iif)]
+    if "1" in modes and src:
+        back = "another interface"
+        try:
+            back = k.route_get(ns, src).oif or back
+        except Exception:  # the reverse lookup failing is itself the reason; say it plainly
+            pass
+        key = "all" if modes[0] == "1" else iif
+        return (f"strict rp_filter (net.ipv4.conf.{key}.rp_filter = 1) in {ns}: the packet from {src} came in on "
+                f"{iif}, but the route back to {src} leaves by {back}, so the kernel drops it as spoofed "
+                f"(route get says: {message})",
+                f"ip netns exec {ns} sysctl -w net.ipv4.conf.{key}.rp_filter=0   (or 2, loose)")
+    return None
+
+
+def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None) -> Reason | None:
+    """A node routing another node's pod address by its default route: the overlay route is missing."""
+    node_cidrs = getattr(lab, "node_pod_cidrs", {})
+    if not node_cidrs or ns not in {n for n, _ in node_cidrs.values()} or not matched:
+        return None
+    if not matched.startswith("default"):
+        return None
+    for node, (node_ns, cidr) in node_cidrs.items():
+        if node_ns != ns and IPv4Address(dst) in IPv4Network(cidr):
+            return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: the default route sends {dst} to the "
+                    f"underlay's gateway, which has no route to pods (the overlay route is missing)",
+                    lab.route_fix(ns, dst))
+    return None
+
+
+def unknown_vtep(lab: Any, remote: str) -> str | None:
+    """An FDB entry's remote VTEP that no node of the lab holds."""
+    node_ips = getattr(lab, "node_ips", None)
+    if not node_ips or remote in node_ips:
+        return None
+    return (f"the FDB entry sends the frame to remote VTEP {remote}, which is no node of the lab "
+            f"(nodes: {', '.join(sorted(node_ips))}): a stale or wrong VTEP")
+
+
+def forward_policy(k: Any, ns: str) -> Reason | None:
+    """FORWARD's policy in ``ns``, when it is DROP: a packet no rule accepted is dropped there."""
+    read = getattr(k, "filter_policy", None)
+    policy = read(ns, "FORWARD") if read is not None else None
+    if policy != "DROP":
+        return None
+    return (f"the FORWARD chain's policy is DROP in {ns} and no rule accepted the packet (no FLANNEL-FWD "
+            f"accept for the pod network: Docker's FORWARD DROP)",
+            f"ip netns exec {ns} iptables -P FORWARD ACCEPT")
+
+
+def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:
+    """A ``size``-byte packet (IP length, outer headers included) that device ``to`` cannot take.
+
+    ``own``: the device it leaves by; the kernel itself refuses a DF packet bigger than that MTU
+    (``ping -M do`` says "message too long"; a router answers "fragmentation needed")."""
+    mtu = getattr(link, "mtu", 0)
+    if not size or not mtu or size <= mtu:
+        return None
+    if own:
+        return (f"the packet is {size} bytes but {to[1]} in {to[0]} has MTU {mtu}: with DF set the kernel does "
+                f"not send it (message too long / fragmentation needed)", None)
+    return (f"the packet is {size} bytes (IP, with its encapsulation) but {to[1]} in {to[0]} takes at most {mtu}: "
+            f"a veth or bridge port drops a frame bigger than its MTU, and no ICMP comes back (an MTU black hole; "
+            f"the overlay needs the underlay's MTU to be the pods' MTU + 50)",
+            f"ip -n {to[0]} link set {to[1]} mtu {size}   (or lower the pods' MTU)")

@@ -1,0 +1,225 @@
+"""netlab break, end to end: every scenario is a real fault that probe sees, trace blames, and up repairs.
+
+One lab per topology is shared by its scenarios (break, check, up, next), so
+the suite stays fast: the built-in default lab (two nodes, four pods) and the
+Services example. For every scenario:
+
+- ``netlab break`` makes the change;
+- ``netlab probe`` exits 1, and every flow fails or passes exactly as the
+  catalogue's symptom says (a Service flow whose endpoint is picked at random
+  may go either way only where the symptom says so);
+- ``netlab trace`` blames the hop and fact the catalogue names, not an
+  earlier or later one;
+- ``netlab up`` repairs: probe exits 0 and status is clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from helpers import in_netns, lab_namespaces, netlab, unique_lab
+from netlab.breaks import catalogue, symptoms
+from netlab.breaks.changes import STALE_SPORT, dns_udp
+from netlab.realize.state import running_lab
+
+pytestmark = pytest.mark.root
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT = os.path.join(ROOT, "netlab", "data", "default.yaml")
+SERVICES = os.path.join(ROOT, "topologies", "services.yaml")
+
+
+def _lab(tmp_path_factory, source: str):
+    name = unique_lab("bk")
+    text = open(source, encoding="utf-8").read()
+    lines = [f"name: {name}" if line.startswith("name:") else line for line in text.splitlines()]
+    path = tmp_path_factory.mktemp(name) / "topo.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    netlab("up", "-t", str(path))
+    return name, str(path)
+
+
+@pytest.fixture(scope="module")
+def default_lab(tmp_path_factory):
+    name, path = _lab(tmp_path_factory, DEFAULT)
+    yield name, path
+    netlab("down", "--lab", name, check=False)
+    assert not lab_namespaces(name)
+
+
+@pytest.fixture(scope="module")
+def services_lab(tmp_path_factory):
+    name, path = _lab(tmp_path_factory, SERVICES)
+    yield name, path
+    netlab("down", "--lab", name, check=False)
+    assert not lab_namespaces(name)
+
+
+def _probe(lab: str, *args: str) -> tuple[int, dict]:
+    proc = netlab("probe", "--lab", lab, "-o", "json", *args, check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def _blamed(trace: dict) -> dict | None:
+    return trace.get("lost") or trace.get("reply_lost")
+
+
+def _check(lab: str, path: str, name: str) -> None:
+    s = catalogue.scenario(name)
+    assert s is not None
+    model = running_lab(lab).resolved()
+    target = catalogue.resolve_target(s, model, None)
+    try:
+        out = netlab("break", name, "--lab", lab)
+        assert f"broke {name}" in out.stdout
+        assert netlab("status", "--lab", lab, check=False).returncode == 1  # the kernel really changed
+        _check_probe(lab, name, s, model, target)
+        check = symptoms.trace_check(s, model, target)
+        if check.fact:
+            _check_trace(lab, name, check)
+    finally:
+        repaired = netlab("up", "-t", path, check=False)  # always: the next scenario needs a sound lab
+    assert repaired.returncode == 0, repaired.stderr
+    assert "nothing to change" not in repaired.stdout, repaired.stdout  # up found the fault and repaired it
+    rc, report = _probe(lab, *s.probe)
+    assert rc == 0, [(r["source"], r["destination"], r["outcome"]) for r in report["probes"] if not r["as_expected"]]
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 0, status.stdout
+    if name == "conntrack-stale-entry":  # up deleted the entry: the client's own port works again
+        assert _dns_answers(model, target, STALE_SPORT)
+
+
+def _check_probe(lab: str, name: str, s, model, target) -> None:
+    """probe exits 1 and every flow fails or passes as the symptom says."""
+    rc, report = _probe(lab, *s.probe)
+    verdict = symptoms.expect(s, model, target)
+    wrong = []
+    for row in report["probes"]:
+        want = verdict(row)
+        failed = not row["as_expected"]
+        if (want == "fail" and not failed) or (want == "pass" and failed):
+            wrong.append(f"{row['source']} -> {row['destination']} {row['protocol']}/{row['port']}: "
+                         f"want {want}, got {row['outcome']}")
+    assert not wrong, f"{name}: flows not as the catalogue says:\n" + "\n".join(wrong)
+    if name == "pod-mtu-too-big":
+        _check_mtu(model, target)
+        assert _probe(lab)[0] == 0, "small probes pass"
+    if name == "conntrack-stale-entry":  # it hides from probe (new ports); the client's own port shows it
+        assert rc == 0, "every probe uses a new source port, so none meets the stale entry"
+        assert not _dns_answers(model, target, STALE_SPORT), "the client's fixed-port query was answered"
+        assert _dns_answers(model, target, 0), "a query from a new port must be answered"
+        return
+    assert rc == 1 and not report["ok"], f"{name}: probe should fail"
+
+
+def _check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
+    """trace exits 1 and blames the hop and fact the catalogue names."""
+    args = ["trace", "--lab", lab, check.src, check.dst, "-o", "json"]
+    args += ["--proto", check.proto] if check.proto else []
+    args += ["--port", str(check.port)] if check.port else []
+    args += ["--size", str(check.size)] if check.size else []
+    args += ["--sport", str(check.sport)] if check.sport else []
+    tr = netlab(*args, check=False)
+    trace = json.loads(tr.stdout)
+    # exit 1 when the packet does not reach its destination; a lost reply or a refused connection
+    # reached it (exit 0), and the reason is in the reply's part
+    lost = check.blamed_netns and not check.reply
+    assert tr.returncode == (1 if lost else 0), f"{name}: trace exit {tr.returncode}\n{tr.stderr}"
+    if check.blamed_netns:
+        blamed = _blamed(trace)
+        if blamed is None and check.reply and trace["delivered"]:  # a refused TCP connection: the RST came back
+            blamed = {"netns": trace["dst"]["netns"], "reason": str(trace["reply"])}
+        assert blamed is not None, f"{name}: trace blamed no hop: {trace.get('reply')}"
+        assert blamed["netns"] == check.blamed_netns, f"{name}: trace blamed {blamed}"
+        assert symptoms.matches(check, blamed["reason"]), f"{name}: trace said {blamed['reason']}"
+        assert (trace["lost"] is None) == check.reply, f"{name}: request/reply side: {blamed}"
+    else:  # the fact is in what trace says about the reply (a refused connection, no DNS answer)
+        assert symptoms.matches(check, json.dumps(trace.get("reply"))), trace.get("reply")
+
+
+DNS_QUERY = r"""
+import socket, struct, sys
+q = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in "kube-dns.kube-system.svc.cluster.local".split(".")) + b"\0"
+q += struct.pack("!HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[2])))
+s.settimeout(1.5)
+s.sendto(q, (sys.argv[1], 53))
+try:
+    data = s.recv(512)
+    sys.exit(0 if data[:2] == q[:2] else 3)
+except socket.timeout:
+    sys.exit(1)
+"""
+
+
+def _dns_answers(model, client, sport: int) -> bool:
+    """One real DNS query from ``client``'s port ``sport`` (0: a new one) to cluster DNS: answered?"""
+    cip, _, _ = dns_udp(model)
+    proc = in_netns(client.netns, sys.executable, "-c", DNS_QUERY, cip, str(sport))
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode == 0
+
+
+def _check_mtu(model, target) -> None:
+    """Small pings pass, full-size ones (DF, the pod's MTU: 1422 + 28 = 1450) are lost, both ways."""
+    here = model.pods_on(target.name)[0]
+    there = next(p for p in model.pods if p.node != target.name)
+    size = str(model.pod_mtu - 28)
+    for a, b in ((here, there), (there, here)):
+        small = in_netns(a.netns, "ping", "-c1", "-W1", str(b.ip))
+        assert small.returncode == 0, small.stdout
+        big = in_netns(a.netns, "ping", "-c1", "-W1", "-M", "do", "-s", size, str(b.ip))
+        assert big.returncode != 0, f"{a.name} -> {b.name}: a {size}-byte DF ping passed\n{big.stdout}"
+
+
+DEFAULT_SCENARIOS = [s.name for s in catalogue.SCENARIOS if not s.example]
+SERVICES_SCENARIOS = [s.name for s in catalogue.SCENARIOS if s.example]
+
+
+@pytest.mark.parametrize("name", DEFAULT_SCENARIOS)
+def test_break_default_lab(default_lab, name):
+    _check(*default_lab, name)
+
+
+@pytest.mark.parametrize("name", SERVICES_SCENARIOS)
+def test_break_services_lab(services_lab, name):
+    _check(*services_lab, name)
+
+
+def test_refused_where_it_would_change_nothing(default_lab):
+    """A Services scenario on a lab without Services: exit 2, one line naming the example; nothing changes."""
+    lab, _ = default_lab
+    proc = netlab("break", "kube-services-jump-missing", "--lab", lab, check=False)
+    assert proc.returncode == 2
+    assert "topologies/services.yaml" in proc.stderr and "Traceback" not in proc.stderr
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_quiz_breaks_and_answer_repairs(default_lab):
+    lab, _ = default_lab
+    proc = netlab("quiz", "--lab", lab, "--seed", "3")
+    assert "broken" in proc.stdout
+    assert netlab("status", "--lab", lab, check=False).returncode == 1  # something really changed
+    from netlab.breaks import quiz
+
+    picked = quiz.pick(running_lab(lab).resolved(), 3).name
+    ans = netlab("quiz", "answer", picked, "--lab", lab, check=False)
+    assert ans.returncode == 0, ans.stdout + ans.stderr
+    assert ans.stdout.startswith("right") and "trace " in ans.stdout and "repaired" in ans.stdout
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    again = netlab("quiz", "answer", picked, "--lab", lab, check=False)
+    assert again.returncode == 2 and "no open quiz" in again.stderr
+    # A wrong answer: exit 1, the right name, the proving trace, and the lab repaired all the same.
+    netlab("quiz", "--lab", lab, "--seed", "1")
+    picked = quiz.pick(running_lab(lab).resolved(), 1).name
+    wrong = next(s.name for s in catalogue.SCENARIOS if s.name != picked and not s.example)
+    ans = netlab("quiz", "answer", wrong, "--lab", lab, check=False)
+    assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stdout + ans.stderr
+    assert "repaired" in ans.stdout
+    assert netlab("status", "--lab", lab, check=False).returncode == 0

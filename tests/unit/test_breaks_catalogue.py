@@ -1,0 +1,119 @@
+"""The break catalogue is complete, well-formed data; the quiz's pick depends only on its seed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from netlab.breaks import catalogue, quiz, symptoms
+from netlab.api.topology import load
+
+FIELDS = ("name", "breaks", "target", "change", "symptom", "hop", "fact", "fix", "lesson")
+
+
+def _lab(path: str | None):
+    return load(path).lab
+
+
+def test_every_scenario_is_complete():
+    assert len(catalogue.SCENARIOS) >= 13
+    for s in catalogue.SCENARIOS:
+        for f in FIELDS:
+            assert isinstance(getattr(s, f), str) and getattr(s, f).strip(), f"{s.name}: {f} is empty"
+        assert s.target in ("node", "pod"), s.name
+        assert set(s.needs) <= {"vxlan", "two-nodes", "services", "dns", "endpoints", "kube-proxy-iptables"}, s.name
+        assert s.example in ("", catalogue.SERVICES_EXAMPLE), s.name
+        json.dumps(s.to_json())
+
+
+def test_names_unique_and_well_formed():
+    names = [s.name for s in catalogue.SCENARIOS]
+    assert len(names) == len(set(names))
+    for n in names:
+        assert catalogue.NAME.match(n), n
+    assert catalogue.scenario("vxlan-arp-missing") is catalogue.SCENARIOS[0]
+    assert catalogue.scenario("no-such-thing") is None
+
+
+def test_every_scenario_has_a_change_a_symptom_and_a_trace():
+    from netlab.breaks.changes import CHANGES, command_of
+
+    assert set(CHANGES) == {s.name for s in catalogue.SCENARIOS}
+    default, services = _lab(None), _lab("topologies/services.yaml")
+    for s in catalogue.SCENARIOS:
+        lab = services if s.example else default
+        assert catalogue.why_not(s, lab) is None, s.name
+        target = catalogue.resolve_target(s, lab, None)
+        steps = CHANGES[s.name](lab, __import__("netlab.plan.build", fromlist=["x"]).build_plan(lab), target)
+        assert steps, s.name
+        for step in steps:  # what `netlab break` prints: the command a person would type
+            text = command_of(step)
+            assert text.startswith(("ip ", "bridge ", "stop-pod ", "conntrack-stale ")), (s.name, text)
+        check = symptoms.trace_check(s, lab, target)
+        assert check.src and check.dst
+        rule = symptoms.expect(s, lab, target)
+        assert rule({"source": "x", "destination": "y", "protocol": "icmp", "port": None, "service": None}) \
+            in ("pass", "fail", "any")
+
+
+def test_services_scenarios_refused_on_the_default_lab():
+    default = _lab(None)
+    for s in catalogue.SCENARIOS:
+        reason = catalogue.why_not(s, default)
+        if s.example:
+            assert reason and s.example in reason, s.name
+        else:
+            assert reason is None, s.name
+
+
+def test_bad_target_is_one_line():
+    default = _lab(None)
+    s = catalogue.scenario("ip-forward-off")
+    with pytest.raises(ValueError, match="no node 'fedora-1'"):
+        catalogue.resolve_target(s, default, "fedora-1")
+    assert catalogue.resolve_target(s, default, "minikube-m02").name == "minikube-m02"
+
+
+def test_quiz_pick_is_seeded():
+    default = _lab(None)
+    picks = [quiz.pick(default, seed).name for seed in range(40)]
+    assert picks == [quiz.pick(default, seed).name for seed in range(40)]  # the same seed, the same fault
+    assert len(set(picks)) > 3  # and seeds spread over the catalogue
+    assert all(catalogue.why_not(catalogue.scenario(p), default) is None for p in picks)
+    services = _lab("topologies/services.yaml")
+    assert len(quiz.candidates(services)) == len(catalogue.SCENARIOS)
+
+
+def test_catalogue_is_plain_data():
+    """Importing the catalogue loads no kernel, probe or trace code (a controller may import it)."""
+    code = ("import sys; from netlab.breaks import catalogue; "
+            "bad = [m for m in sys.modules if m.startswith(('netlab.kernel', 'netlab.trace', 'netlab.probe', "
+            "'pyroute2', 'scapy'))]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_list_cli():
+    out = subprocess.run([sys.executable, "-m", "netlab", "break", "--list"], capture_output=True, text=True)
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert len(lines) == len(catalogue.SCENARIOS)
+    for line, s in zip(lines, catalogue.SCENARIOS):
+        assert line.split()[0] == s.name
+    data = json.loads(subprocess.run([sys.executable, "-m", "netlab", "break", "--list", "-o", "json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    assert [d["name"] for d in data] == [s.name for s in catalogue.SCENARIOS]
+    bad = subprocess.run([sys.executable, "-m", "netlab", "break", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "break --list" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_scenario_names_complete():
+    env = {"COMP_WORDS": "netlab break vxlan-f", "COMP_CWORD": "2", "_NETLAB_COMPLETE": "bash_complete"}
+    import os
+
+    out = subprocess.run([sys.executable, "-m", "netlab"], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    assert out.stdout.split() == ["plain,vxlan-fdb-wrong-vtep"], out.stdout + out.stderr

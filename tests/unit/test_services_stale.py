@@ -1,0 +1,49 @@
+"""Stale UDP conntrack entries: which status reports and up deletes (netlab/services/stale.py),
+and the ctnetlink dump they are read from (nfnl.ct_tuples)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from netlab.kernel import nfnl
+from netlab.kernel.netlink import Msg, attr, nested
+from netlab.services.stale import stale_in
+
+PORTS = {("10.96.0.10", "53"): {"10.244.0.4"}}
+
+
+def flow(src, dst, sport, dport):
+    return {"src": src, "dst": dst, "sport": str(sport), "dport": str(dport)}
+
+
+STALE = (flow("10.244.0.3", "10.96.0.10", 40053, 53), flow("10.244.0.250", "10.244.0.3", 53, 40053))
+GOOD = (flow("10.244.0.3", "10.96.0.10", 41000, 53), flow("10.244.0.4", "10.244.0.3", 53, 41000))
+OTHER = (flow("10.244.0.3", "10.244.1.2", 41000, 8080), flow("10.244.1.2", "10.244.0.3", 8080, 41000))
+
+
+def _tuple(kind, t):
+    ip = attr(nfnl.CTA_IP_V4_SRC, socket.inet_aton(t["src"])) + attr(nfnl.CTA_IP_V4_DST, socket.inet_aton(t["dst"]))
+    ports = (attr(nfnl.CTA_PROTO_NUM, bytes([socket.IPPROTO_UDP]))
+             + attr(nfnl.CTA_PROTO_SRC_PORT, struct.pack("!H", int(t["sport"])))
+             + attr(nfnl.CTA_PROTO_DST_PORT, struct.pack("!H", int(t["dport"]))))
+    return nested(kind, nested(nfnl.CTA_TUPLE_IP, ip) + nested(nfnl.CTA_TUPLE_PROTO, ports))
+
+
+def test_ct_tuples_reads_what_the_kernel_sends():
+    body = nfnl.NFGENMSG.pack(socket.AF_INET, 0, 0) + _tuple(nfnl.CTA_TUPLE_ORIG, STALE[0]) \
+        + _tuple(nfnl.CTA_TUPLE_REPLY, STALE[1])
+    proto, orig, reply = nfnl.ct_tuples(Msg(0, 0, 0, body))
+    assert proto == socket.IPPROTO_UDP and (orig, reply) == STALE
+    assert nfnl.ct_tuples(Msg(0, 0, 0, nfnl.NFGENMSG.pack(socket.AF_INET, 0, 0))) is None
+
+
+def test_only_entries_dnated_to_no_endpoint_are_stale():
+    found = stale_in("lab-node-1", [STALE, GOOD, OTHER], PORTS)
+    assert len(found) == 1
+    s = found[0]
+    assert s.netns == "lab-node-1" and s.to == "10.244.0.250:53"
+    assert "10.244.0.3:40053 → 10.96.0.10:53" in s.describe()
+    assert s.filter == ("-p", "udp", "--orig-src", "10.244.0.3", "--orig-port-src", "40053", "--orig-dst",
+                        "10.96.0.10", "--orig-port-dst", "53", "--dst-nat", "10.244.0.250")
+    assert stale_in("lab-node-1", [GOOD, OTHER], PORTS) == []

@@ -1,0 +1,82 @@
+"""trace's reasons for faults the kernel's own answer does not name (netlab/trace/faults.py)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from netlab.api.topology import load
+from netlab.plan.build import build_plan
+from netlab.trace import faults
+from netlab.trace.labmap import LabMap
+
+
+class Sysctls:
+    """Answers sysctls and route lookups from a table, as the trace's kernel does."""
+
+    def __init__(self, values: dict, back: str = "flannel.1", policy: str | None = None):
+        self.values, self.back, self.policy = values, back, policy
+
+    def sysctl(self, netns, key):
+        return self.values.get((netns, key))
+
+    def route_get(self, netns, dst):
+        return SimpleNamespace(oif=self.back)
+
+    def filter_policy(self, netns, chain):
+        return self.policy
+
+
+def _map() -> LabMap:
+    lab = load(None).lab
+    return LabMap.from_lab(lab, build_plan(lab))
+
+
+def test_ip_forward_off_is_named():
+    k = Sysctls({("n", "net.ipv4.ip_forward"): "0"})
+    why, fix = faults.refused(k, "n", "cni0", "10.244.0.2", "10.244.1.3", "No route to host")
+    assert "net.ipv4.ip_forward = 0" in why and fix.endswith("net.ipv4.ip_forward=1")
+    assert faults.refused(k, "n", None, "10.244.0.2", "10.244.1.3", "x") is None  # not forwarded: no claim
+
+
+def test_strict_rp_filter_names_both_interfaces():
+    k = Sysctls({("n", "net.ipv4.ip_forward"): "1", ("n", "net.ipv4.conf.all.rp_filter"): "1"})
+    why, fix = faults.refused(k, "n", "eth0", "10.244.1.3", "10.244.0.2", "Invalid argument")
+    assert "strict rp_filter" in why and "came in on eth0" in why and "leaves by flannel.1" in why
+    loose = Sysctls({("n", "net.ipv4.conf.all.rp_filter"): "2"})
+    assert faults.refused(loose, "n", "eth0", "10.244.1.3", "10.244.0.2", "x") is None
+
+
+def test_kernels_without_sysctls_skip_the_checks():
+    assert faults.refused(object(), "n", "eth0", "a", "b", "x") is None
+    assert faults.forward_policy(object(), "n") is None
+
+
+def test_pod_cidr_by_the_default_route():
+    m = _map()
+    ns = m.node_pod_cidrs["minikube"][0]
+    why, fix = faults.pod_cidr_by_default(m, ns, "10.244.1.3", "default via 192.168.122.1 dev eth0")
+    assert "10.244.1.0/24 (minikube-m02's pod CIDR)" in why and "flannel.1" in fix
+    assert faults.pod_cidr_by_default(m, ns, "10.244.1.3", "10.244.1.0/24 via 10.244.1.0 dev flannel.1") is None
+    assert faults.pod_cidr_by_default(m, ns, "203.0.113.10", "default via 192.168.122.1 dev eth0") is None
+
+
+def test_unknown_vtep():
+    m = _map()
+    assert faults.unknown_vtep(m, "192.168.122.7") is None
+    assert "192.168.122.254, which is no node" in faults.unknown_vtep(m, "192.168.122.254")
+
+
+def test_forward_policy_drop():
+    why, fix = faults.forward_policy(Sysctls({}, policy="DROP"), "n")
+    assert "policy is DROP" in why and "-P FORWARD ACCEPT" in fix
+    assert faults.forward_policy(Sysctls({}, policy="ACCEPT"), "n") is None
+
+
+def test_too_big():
+    port = SimpleNamespace(mtu=1450)
+    why, fix = faults.too_big(port, 1500, "node", "eth0", ("underlay", "veth1"))
+    assert "1500 bytes" in why and "at most 1450" in why and "mtu 1500" in fix
+    assert faults.too_big(port, 1450, "node", "eth0", ("underlay", "veth1")) is None
+    assert faults.too_big(port, 0, "node", "eth0", ("underlay", "veth1")) is None  # a small packet: never
+    why, fix = faults.too_big(port, 1451, "pod", "eth0", ("pod", "eth0"), own=True)
+    assert "with DF set the kernel does not send it" in why and fix is None
