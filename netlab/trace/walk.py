@@ -22,7 +22,8 @@ device, addressed to a MAC) and :class:`IpIn` (a namespace's IP layer got it
 from a device). Each row is written once, when everything it says is known.
 
 The NAT steps (DNAT, masquerade, their reversal, and why a Service packet
-was not DNATed) are in natsteps.py. Everything here is pure: the kernel is
+was not DNATed) are in natsteps.py; ARP and the bridges' switching in
+l2steps.py; the states in states.py. Everything here is pure: the kernel is
 behind the :class:`~netlab.trace.facts.Kernel` protocol (kernel.py answers
 from netlink; the unit tests answer from a fake).
 """
@@ -32,51 +33,15 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from netlab.trace import faults, nat
-from netlab.trace.facts import Kernel, LinkFacts, NeighFacts, RouteFacts, RouteFailure
+from netlab.trace.facts import Kernel, LinkFacts, RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Rows, Walk
 from netlab.trace.labmap import LabMap
+from netlab.trace.l2steps import ZERO_MAC, L2Steps
 from netlab.trace.natsteps import NatSteps
+from netlab.trace.states import FrameIn, IpIn, LocalOut, State
 
-NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
 BROADCAST = "ff:ff:ff:ff:ff:ff"
-ZERO_MAC = "00:00:00:00:00:00"
-
-
-@dataclass(frozen=True)
-class LocalOut:
-    """A socket in ``netns`` sent the packet: OUTPUT (a node reaching a Service is DNATed here), then routing."""
-
-    netns: str
-
-
-@dataclass(frozen=True)
-class FrameIn:
-    """A frame arrives on ``dev`` in ``netns``, addressed to ``mac``: a bridge port, the wrong host, or up to IP."""
-
-    netns: str
-    dev: str
-    mac: str
-
-
-@dataclass(frozen=True)
-class IpIn:
-    """The IP layer of ``netns`` got the packet from ``dev``: PREROUTING (DNAT), then routing.
-
-    ``came`` says where the frame came from. ``bridge_mac`` is set when ``dev``
-    is a bridge that handed the frame up because that MAC is its own (``port``:
-    the bridge port it came in on); the bridge's row is written here, once this
-    namespace's DNAT and route are known.
-    """
-
-    netns: str
-    dev: str
-    came: str = ""
-    bridge_mac: str | None = None
-    port: str | None = None
-
-
-State = LocalOut | FrameIn | IpIn
 
 
 @dataclass
@@ -91,7 +56,7 @@ class _Encap:
     shown: bool = False  # the encapsulation row was written
 
 
-class Walker(NatSteps):
+class Walker(NatSteps, L2Steps):
     """Follows one packet through the lab, asking the kernel at every namespace."""
 
     MAX_STEPS = 64
@@ -241,50 +206,6 @@ class Walker(NatSteps):
             return self._bridge_forward(ns, link, mac, ingress=ingress)
         return self._leave(ns, oif, mac)
 
-    def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
-        """The next hop's ARP entry; without a usable one the packet goes no further (and why)."""
-        n = self.k.neigh(ns, dev, ip)
-        cmd = f"ip -n {ns} neigh show {ip} dev {dev}"
-        whose = self.lab.name_ip(ip)
-        if n is not None and n.state in NEIGH_OK and n.lladdr:
-            self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
-                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip)
-            return n
-        state = n.state if n else "no entry"
-        default = [e for e in self.k.fdb(ns) if e.dev == dev and e.lladdr == ZERO_MAC and e.dst] \
-            if link.kind == "vxlan" else []
-        if link.kind == "vxlan" and link.vxlan and not link.vxlan.learning and not default:
-            why = (f"no ARP entry for {ip} on {dev} ({state}): a nolearning VXLAN device cannot resolve it "
-                   f"(its ARP requests have no FDB entry to go to and are dropped); Flannel writes this entry "
-                   f"statically for every remote node")
-        elif link.kind == "vxlan":
-            where = ", ".join(e.dst or "" for e in default) or "the learned VTEPs"
-            why = (f"no ARP answer for {ip} on {dev} ({state}): its ARP requests went to {where} in VXLAN and "
-                   f"nobody answered")
-        elif n is None:
-            why = f"no ARP entry for {ip} on {dev}: the packet never made the kernel ask (it did not get here?)"
-        else:
-            why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
-        fix = self.lab.planned_neigh.get((ns, dev, ip))
-        port = self._port_down_toward(ns, link, ip) if link.kind == "bridge" else None
-        if port is not None:  # the ARP request never reached the pod: its bridge port is down
-            why = (f"no ARP answer for {ip} on {dev} ({state}): the bridge port {port} of {dev} in {ns} "
-                   f"(veth peer of {whose}'s eth0) is down, so the bridge does not forward to it")
-            fix = f"ip -n {ns} link set {port} up"
-        self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
-                      problem=why, fix=fix, state=state, ip=ip)
-        return self._stop(why)
-
-    def _port_down_toward(self, ns: str, bridge: LinkFacts, ip: str) -> str | None:
-        """The port of ``bridge`` whose veth peer is the pod owning ``ip``, when that port is down."""
-        pod = self.lab.ip_names.get(ip)
-        pod_ns = next((pns for pns, what in self.lab.names.items() if what == f"pod {pod}"), None)
-        for name, link in self.k.links(ns).items():
-            peer = self.lab.peers.get((ns, name))
-            if link.master == bridge.name and not link.up and peer is not None and peer[0] == pod_ns:
-                return name
-        return None
-
     def _vxlan_out(self, ns: str, link: LinkFacts, mac: str) -> State | Walk:
         """The VXLAN device's FDB names the remote VTEP for ``mac``; the frame goes into UDP to it."""
         vx = link.vxlan
@@ -338,59 +259,6 @@ class Walker(NatSteps):
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
         if big:
             return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
-        return FrameIn(peer[0], peer[1], mac)
-
-    def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
-        """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer."""
-        links = self.k.links(ns)
-        cmd = f"bridge -n {ns} fdb show br {bridge.name}"
-        entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
-        if entries:
-            port = entries[0].dev
-            how = f"FDB: {mac} is behind port {port} ({entries[0].state})"
-        else:
-            found = None
-            for name, link in links.items():
-                if link.master != bridge.name:
-                    continue
-                peer = self.lab.peers.get((ns, name))
-                peer_link = self.k.links(peer[0]).get(peer[1]) if peer else None
-                if peer_link and peer_link.mac == mac:
-                    found = name
-                    break
-            if found is None:
-                why = f"{mac} is in no FDB entry of {bridge.name} and behind none of its ports: the flood finds nobody"
-                self.rows.add(ns, bridge.name, "bridge", f"FDB lookup {mac}: unknown", [cmd],
-                              self._obs(ns, bridge.name, "out"), problem=why)
-                return self._stop(why)
-            port = found
-            how = f"{mac} is not in the FDB yet: the bridge floods the frame; it reaches port {port}"
-        if port == ingress and not links[port].hairpin:
-            why = (f"{mac} is behind {port}, the port the frame came in on: a bridge only sends a frame back out "
-                   f"its ingress port in hairpin mode (bridge -n {ns} link set dev {port} hairpin on)")
-            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
-                          [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
-            return self._stop(why)
-        snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
-        if snat is not None:
-            old, hit = snat
-            self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
-                          "on the bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
-        peer = self.lab.peers.get((ns, port))
-        peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
-        hair = " (hairpin)" if port == ingress else ""
-        down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
-                                            f"the bridge does not forward to it")
-        big = faults.too_big(links[port], self.size + 50 * len(self.stack), ns, bridge.name, (ns, port))
-        down = down or (big[0] if big else None)
-        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), down, (big[1] if big else f"ip -n {ns} link set {port} up") if down
-                      else None,
-                      port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
-        if down:
-            return self._stop(down)
-        if peer is None:
-            return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)
 
     def _frame_in(self, s: FrameIn) -> State | Walk:

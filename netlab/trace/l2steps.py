@@ -1,0 +1,132 @@
+"""Layer 2 of the walk: the next hop's ARP entry, and a bridge switching a frame to one of its ports.
+
+The ARP half of :class:`~netlab.trace.walk.Walker`: without a usable
+neighbour entry the packet goes no further, and the reason names what is
+wrong on the link (a nolearning VXLAN device without Flannel's static entry,
+nobody answering, the pod's bridge port down). The bridge half: the FDB
+names the port behind a MAC (or the frame is flooded), a frame goes back out
+its ingress port only in hairpin mode, br_netfilter's POSTROUTING runs on the
+bridge, and a port that is down or too small for the frame stops it.
+"""
+
+from __future__ import annotations
+
+from netlab.trace import faults, nat
+from netlab.trace.facts import Kernel, LinkFacts, NeighFacts
+from netlab.trace.flow import Flow
+from netlab.trace.hops import Rows, Walk
+from netlab.trace.labmap import LabMap
+from netlab.trace.states import FrameIn, State
+
+NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
+ZERO_MAC = "00:00:00:00:00:00"
+
+
+class L2Steps:
+    """ARP and bridging for :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
+
+    k: Kernel
+    lab: LabMap
+    rows: Rows
+    flow: Flow
+    stack: list  # the VXLAN encapsulations under way (each adds 50 bytes to a frame)
+    size: int
+    # and from the Walker: _obs (where a capture sees a row), _stop (the walk ends, with why);
+    # from NatSteps: _snat (a switched frame's POSTROUTING)
+
+    def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
+        """The next hop's ARP entry; without a usable one the packet goes no further (and why)."""
+        n = self.k.neigh(ns, dev, ip)
+        cmd = f"ip -n {ns} neigh show {ip} dev {dev}"
+        whose = self.lab.name_ip(ip)
+        if n is not None and n.state in NEIGH_OK and n.lladdr:
+            self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
+                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip)
+            return n
+        state = n.state if n else "no entry"
+        default = [e for e in self.k.fdb(ns) if e.dev == dev and e.lladdr == ZERO_MAC and e.dst] \
+            if link.kind == "vxlan" else []
+        if link.kind == "vxlan" and link.vxlan and not link.vxlan.learning and not default:
+            why = (f"no ARP entry for {ip} on {dev} ({state}): a nolearning VXLAN device cannot resolve it "
+                   f"(its ARP requests have no FDB entry to go to and are dropped); Flannel writes this entry "
+                   f"statically for every remote node")
+        elif link.kind == "vxlan":
+            where = ", ".join(e.dst or "" for e in default) or "the learned VTEPs"
+            why = (f"no ARP answer for {ip} on {dev} ({state}): its ARP requests went to {where} in VXLAN and "
+                   f"nobody answered")
+        elif n is None:
+            why = f"no ARP entry for {ip} on {dev}: the packet never made the kernel ask (it did not get here?)"
+        else:
+            why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
+        fix = self.lab.planned_neigh.get((ns, dev, ip))
+        port = self._port_down_toward(ns, link, ip) if link.kind == "bridge" else None
+        if port is not None:  # the ARP request never reached the pod: its bridge port is down
+            why = (f"no ARP answer for {ip} on {dev} ({state}): the bridge port {port} of {dev} in {ns} "
+                   f"(veth peer of {whose}'s eth0) is down, so the bridge does not forward to it")
+            fix = f"ip -n {ns} link set {port} up"
+        self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
+                      problem=why, fix=fix, state=state, ip=ip)
+        return self._stop(why)
+
+    def _port_down_toward(self, ns: str, bridge: LinkFacts, ip: str) -> str | None:
+        """The port of ``bridge`` whose veth peer is the pod owning ``ip``, when that port is down."""
+        pod = self.lab.ip_names.get(ip)
+        pod_ns = next((pns for pns, what in self.lab.names.items() if what == f"pod {pod}"), None)
+        for name, link in self.k.links(ns).items():
+            peer = self.lab.peers.get((ns, name))
+            if link.master == bridge.name and not link.up and peer is not None and peer[0] == pod_ns:
+                return name
+        return None
+
+    def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
+        """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer."""
+        links = self.k.links(ns)
+        cmd = f"bridge -n {ns} fdb show br {bridge.name}"
+        entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
+        if entries:
+            port = entries[0].dev
+            how = f"FDB: {mac} is behind port {port} ({entries[0].state})"
+        else:
+            found = None
+            for name, link in links.items():
+                if link.master != bridge.name:
+                    continue
+                peer = self.lab.peers.get((ns, name))
+                peer_link = self.k.links(peer[0]).get(peer[1]) if peer else None
+                if peer_link and peer_link.mac == mac:
+                    found = name
+                    break
+            if found is None:
+                why = f"{mac} is in no FDB entry of {bridge.name} and behind none of its ports: the flood finds nobody"
+                self.rows.add(ns, bridge.name, "bridge", f"FDB lookup {mac}: unknown", [cmd],
+                              self._obs(ns, bridge.name, "out"), problem=why)
+                return self._stop(why)
+            port = found
+            how = f"{mac} is not in the FDB yet: the bridge floods the frame; it reaches port {port}"
+        if port == ingress and not links[port].hairpin:
+            why = (f"{mac} is behind {port}, the port the frame came in on: a bridge only sends a frame back out "
+                   f"its ingress port in hairpin mode (bridge -n {ns} link set dev {port} hairpin on)")
+            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
+                          [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
+            return self._stop(why)
+        snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
+                          "on the bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
+        peer = self.lab.peers.get((ns, port))
+        peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
+        hair = " (hairpin)" if port == ingress else ""
+        down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
+                                            f"the bridge does not forward to it")
+        big = faults.too_big(links[port], self.size + 50 * len(self.stack), ns, bridge.name, (ns, port))
+        down = down or (big[0] if big else None)
+        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
+                      self._obs(ns, port, "out"), down, (big[1] if big else f"ip -n {ns} link set {port} up") if down
+                      else None,
+                      port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
+        if down:
+            return self._stop(down)
+        if peer is None:
+            return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
+        return FrameIn(peer[0], peer[1], mac)
