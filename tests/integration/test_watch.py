@@ -172,6 +172,20 @@ def test_a_deleted_namespace_is_made_again_at_once(lab):
                           capture_output=True).returncode == 0
 
 
+@pytest.mark.parametrize("scenario,target", [("ip-forward-off", "node-1"), ("vxlan-arp-missing", "node-2")])
+def test_a_break_scenario_is_healed(lab, scenario, target):
+    """`netlab break` (the catalogue's real faults) under the watcher: healed without anyone running up."""
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    out = netlab("break", scenario, "--lab", name, "--target", target)
+    assert f"broke {scenario}" in out.stdout
+    line = watcher.wait_for_line("did: ", after=mark, timeout=5)
+    assert "saw: " in line and "repair failed" not in line, line
+    wait_until(lambda: netlab("status", "--lab", name, check=False).returncode == 0, 5.0, step=0.2)
+    probe = netlab("probe", "--lab", name, check=False)
+    assert probe.returncode == 0, probe.stdout
+
+
 def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(lab):
     name, _, watcher = lab
     mark = len(watcher.lines)
