@@ -6,9 +6,9 @@ stdout: a result (ADD), nothing (DEL, CHECK), its versions (VERSION), or, with
 a non-zero exit, an error object ``{"code", "msg", "details"}``.
 
 A runtime runs plugins in the host's network namespace; in a lab the node's
-namespace is the host, so the plugin starts there (``nsenter --net``, which
-then execs it) and reaches the pod's namespace through CNI_NETNS, as it would
-on a real node. Every call has a deadline: a plugin that hangs is killed with
+namespace is the host, so the plugin starts there (the child enters it with
+setns between fork and exec, through netlab.kernel.netns) and reaches the
+pod's namespace through CNI_NETNS, as it would on a real node. Every call has a deadline: a plugin that hangs is killed with
 its whole process group.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from netlab.errors import ApplyFailed
-from netlab.kernel.netns import netns_path
+from netlab.kernel.netns import open_fd, setns
 
 TIMEOUT = float(os.environ.get("NETLAB_CNI_TIMEOUT", "20"))
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -120,17 +120,24 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     full_env = {"PATH": PATH, **env, "CNI_COMMAND": command}
     call = Call(pod=pod, network=network, plugin=plugin, command=command, env=full_env, stdin=conf,
                 runs_in=node_netns or "(this namespace)")
-    argv = [plugin_path]
-    if node_netns is not None:
-        argv = ["nsenter", f"--net={netns_path(node_netns)}", "--", plugin_path]
+    # The plugin runs in the node's network namespace (the runtime's "host"), entered through the
+    # kernel door between fork and exec; CNI_NETNS names the pod's.
+    fd = None
     t0 = time.monotonic()
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=full_env, start_new_session=True, close_fds=True)
-    except OSError as exc:
-        call.stderr, call.exit_code = f"cannot run {plugin_path}: {exc.strerror}", 127
+        fd = open_fd(node_netns) if node_netns is not None else None
+        proc = subprocess.Popen([plugin_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=full_env, start_new_session=True, close_fds=True,
+                                pass_fds=(fd,) if fd is not None else (),
+                                preexec_fn=(lambda: setns(fd)) if fd is not None else None)
+    except (OSError, subprocess.SubprocessError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        call.stderr, call.exit_code = f"cannot run {plugin_path}: {why}", 127
         log.record(call)
         raise PluginFailed(plugin_error(call)) from None
+    finally:
+        if fd is not None:
+            os.close(fd)
     try:
         out, err = proc.communicate(json.dumps(conf).encode(), timeout=timeout or TIMEOUT)
         call.exit_code = proc.returncode
