@@ -115,17 +115,21 @@ def output_option(*choices: str, default: str = "text") -> Callable:
                         show_default=True, callback=_data_format, help="Output format.")
 
 
-def print_json(data: Any) -> None:
-    """Data as JSON, or as YAML when the command was given -o yaml."""
+def format_data(data: Any) -> str:
+    """Data as JSON text, or as YAML when the command was given -o yaml (what print_json prints)."""
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
         import yaml
 
         # Through JSON first: the same values as -o json (addresses as strings, tuples as lists).
         plain = json.loads(json.dumps(data, default=str))
-        click.echo(yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True), nl=False)
-        return
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+        return yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+
+
+def print_json(data: Any) -> None:
+    """Data as JSON, or as YAML when the command was given -o yaml."""
+    click.echo(format_data(data), nl=False)
 
 
 def check_output_file(path: str | None) -> None:

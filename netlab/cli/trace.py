@@ -8,13 +8,12 @@ import sys
 from typing import Any
 
 import click
-import yaml
 
 from netlab import api
 from netlab.api.lab import internal
 from netlab.api.results import to_json
-from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
-                            write_output_file)
+from netlab.cli.base import (check_output_file, cli, format_data, lab_options, output_option, print_json,
+                            require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
@@ -122,13 +121,8 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         data = picture.render(lab.model, result, output)
         _emit(data, write)
         click.echo(f"netlab: {picture.title(result)}" + (f"; wrote {write}" if write else ""), err=True)
-    elif output in ("json", "yaml"):
-        if write:
-            _emit((json.dumps(result.to_json(), indent=2, default=str) + "\n").encode() if output == "json"
-                  else yaml.safe_dump(json.loads(json.dumps(result.to_json(), default=str)), sort_keys=False).encode(),
-                  write)
-        else:
-            print_json(result.to_json())
+    elif output == "json":  # or -o yaml (cli.base: the command sees "json", format_data writes YAML)
+        _emit(format_data(result.to_json()).encode(), write)
         if pcap:
             click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",
                        err=True)

@@ -148,3 +148,20 @@ def test_up_counts_its_actions_by_what_they_were():
               "rewrote /etc/netns/a-web/resolv.conf (edited)"]
     assert fixed_words(repair) == ["1 containers started", "1 files written", "1 objects added, changed or repaired"]
     assert fixed_words([]) == []
+
+
+def test_format_data_writes_the_format_asked_for():
+    """What print_json prints and what `trace -o json|yaml -w FILE` writes: one formatter, the asked format
+    (the command itself sees "json" for -o yaml)."""
+    import click
+    from click.testing import CliRunner
+
+    from netlab.cli.base import format_data, output_option
+
+    @click.command()
+    @output_option("text", "json")
+    def cmd(output: str) -> None:
+        click.echo(f"{output}|{format_data({'a': [1, '10.0.0.1']})}", nl=False)
+
+    assert CliRunner().invoke(cmd, ["-o", "json"]).output == 'json|{\n  "a": [\n    1,\n    "10.0.0.1"\n  ]\n}\n'
+    assert CliRunner().invoke(cmd, ["-o", "yaml"]).output == "json|a:\n- 1\n- 10.0.0.1\n"
