@@ -36,10 +36,11 @@ from netlab.probe import report as probe_report
 from netlab.probe import runner
 from netlab.probe.neighbours import neighbour_budget_warning
 from netlab.services import flannel_files
+from netlab.trace.inspect import SECTIONS
 from netlab.realize.state import LabState, check_lab_name, running_lab, select_lab_name
 
-# netlab inspect's sections: the kernel's tables (netlab.trace.inspect.SECTIONS) and a node's files
-INSPECT_SECTIONS = ("links", "addrs", "routes", "neigh", "fdb", "bridge", "iptables", "conntrack", "files")
+# netlab inspect's sections: the kernel's tables, and a node's files (kept in the lab's state directory)
+INSPECT_SECTIONS = (*SECTIONS, "files")
 
 Progress = Callable[[str, int, int], None]
 LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
@@ -269,8 +270,7 @@ class Lab:
                              f"{', '.join(INSPECT_SECTIONS)}")
         netns = exec_target(self.state(), self.model, name).netns
         kernel_sections = None if sections is None else [s for s in sections if s != "files"]
-        data: dict[str, Any] = inspect(netns, lab_map(self.model), kernel_sections) if kernel_sections != [] \
-            else {"netns": netns, "what": lab_map(self.model).where(netns)}
+        data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
         if (sections is None or "files" in sections) and any(n.name == name for n in self.model.nodes):
             data["files"] = {path: {"kept": kept, "content": text}
                              for path, (kept, text) in flannel_files.read(self.name, name).items()}
