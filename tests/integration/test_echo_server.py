@@ -12,6 +12,7 @@ import time
 import pytest
 
 from helpers import in_netns, netlab, two_node_topology
+from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
 
@@ -70,14 +71,6 @@ def _records(lab: str) -> dict:
         return json.load(fh)["extra"]["workload"]["pods"]
 
 
-def _state_letter(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return None
-
-
 def _tcp_echo(lab: str, src: str, dst: str, port: int = 8080) -> str:
     """The first line a TCP client in SRC reads from DST:PORT (empty on failure)."""
     code = ("import socket\n"
@@ -102,7 +95,7 @@ def test_a_stopped_container_is_drift_and_up_restarts_it(labs):
     for pid in before.values():
         os.kill(pid, signal.SIGSTOP)
     for pid in before.values():
-        assert wait_for(lambda: _state_letter(pid) == "T")
+        assert wait_for(lambda: proc_state(pid) == "T")
     assert _tcp_echo(lab, "fedora-2", "10.244.0.9") == ""  # connects (the kernel accepts), no reply
 
     status = netlab("status", "--lab", lab, check=False)
@@ -117,7 +110,7 @@ def test_a_stopped_container_is_drift_and_up_restarts_it(labs):
     after = {c: r["pid"] for c, r in _records(lab)["duo"]["containers"].items()}
     for c, pid in before.items():
         assert after[c] != pid
-        assert wait_for(lambda: _state_letter(pid) is None)  # the stopped one is gone, not left behind
+        assert wait_for(lambda: proc_state(pid) is None)  # the stopped one is gone, not left behind
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     assert '"pod": "duo"' in _tcp_echo(lab, "fedora-2", "10.244.0.9")
 

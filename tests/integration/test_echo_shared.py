@@ -12,6 +12,7 @@ import time
 import pytest
 
 from helpers import in_netns, netlab, state_path, two_node_topology
+from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
 
@@ -52,11 +53,7 @@ def ns(path: str) -> int:
 
 
 def gone(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
+    return proc_state(pid) in (None, "Z", "X")
 
 
 def wait_for(pred, timeout: float = 8.0) -> bool:

@@ -23,6 +23,7 @@ import time
 import pytest
 
 from helpers import NETLAB, ip_json, lab_namespaces, netlab, state_path, unique_lab, write_topology
+from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
 
@@ -97,13 +98,7 @@ def container_pid(lab: str, pod: str) -> int | None:
 
 
 def running(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
+    return pid is not None and proc_state(pid) not in (None, "Z", "X")
 
 
 def wait_until(check, timeout: float, step: float = 0.01) -> float:

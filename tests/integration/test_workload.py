@@ -12,6 +12,7 @@ import time
 import pytest
 
 from helpers import lab_namespaces, netlab, state_path, two_node_topology
+from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
 
@@ -52,11 +53,7 @@ def pid_of(lab: str, pod: str, container: str) -> int:
 
 
 def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
+    return proc_state(pid) not in (None, "Z", "X")
 
 
 def in_lab(lab: str) -> list[int]:
