@@ -42,8 +42,10 @@ from __future__ import annotations
 import os
 import re
 import stat
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features
@@ -395,6 +397,27 @@ def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
     """
     needed = needs(lab) - ADVISORY
     wanted = needed if only is None else needed & set(only)
+    wanted -= _PASSED.get()
+    if not wanted:
+        return
     failed = [c for c in diagnose(lab, needed, wanted) if c.status == FAIL]
     if failed:
         raise EnvironmentNotReady("\n".join(c.line() for c in failed))
+
+
+# The checks that passed at the start of the ``up`` running in this context:
+# its features ask for some of them again (Services: br_netfilter, iptables,
+# dnsmasq) a moment later; each check tries the kernel in a throwaway namespace
+# or runs a tool, so they are not run twice for one ``up``.
+_PASSED: ContextVar[frozenset[str]] = ContextVar("netlab_doctor_passed", default=frozenset())
+
+
+@contextmanager
+def required(lab: Lab) -> Iterator[None]:
+    """``require_for(lab)``, then, inside the block, its checks count as passed (not run again)."""
+    require_for(lab)
+    token = _PASSED.set(_PASSED.get() | (needs(lab) - ADVISORY))
+    try:
+        yield
+    finally:
+        _PASSED.reset(token)

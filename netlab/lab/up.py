@@ -180,7 +180,8 @@ class _Up:
                 raise ApplyFailed(f"could not converge: {left[0]}")
 
         # Namespaces the lab no longer has: last, since they cannot be brought back.
-        for name in [n for n in state.netns if n not in self.plan.netns]:
+        planned = set(self.plan.netns)
+        for name in [n for n in state.netns if n not in planned]:
             if owned(self.kernel, name, tag):
                 stop_features(self.features, state, [name])
                 self.journal.step(f"delete namespace {name}")

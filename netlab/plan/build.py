@@ -14,7 +14,9 @@ then the pods' default routes.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
@@ -51,16 +53,31 @@ class Plan:
     def of_kind(self, *kinds: str) -> list[Resource]:
         return [r for r in self.resources if r.kind in kinds]
 
-    @property
+    @cached_property
     def netns(self) -> list[str]:
+        """The lab's namespaces, in creation order (computed once: a plan never changes)."""
         return [r.netns for r in self.resources if r.kind == "netns"]
 
     def to_json(self) -> dict[str, Any]:
         return {"lab": self.lab, "resources": [r.to_json() for r in self.resources]}
 
 
+# The plans already built, by lab object: ``up`` asks for its lab's plan
+# several times (the doctor's checks read which kinds of objects it holds, up
+# and status the whole plan); a Lab is never changed once made, so its plan is
+# built once. Weak keys: a plan goes with its lab.
+_BUILT: "weakref.WeakKeyDictionary[Lab, Plan]" = weakref.WeakKeyDictionary()
+
+
 def build_plan(lab: Lab) -> Plan:
-    """The whole plan of a lab, deterministic for a given topology."""
+    """The whole plan of a lab, deterministic for a given topology (built once per Lab object)."""
+    plan = _BUILT.get(lab)
+    if plan is None:
+        plan = _BUILT[lab] = _build_plan(lab)
+    return plan
+
+
+def _build_plan(lab: Lab) -> Plan:
     res: list[Resource] = []
     uns = lab.underlay_netns
 
