@@ -240,42 +240,60 @@ def read_sysctl_here(key: str) -> str | None:
         os.close(fd)
 
 
-def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:
-    """Sysctls of the calling thread's namespace (None where one does not exist), read together.
+class _SysctlDirs:
+    """Sysctl files of the calling thread's namespace, opened by walking /proc/sys one directory at a time.
 
-    /proc/sys is walked one directory at a time (``openat``), each directory
-    opened once for all its files. A namespace's sysctl directories exist once
-    per namespace under the same names, so a whole path given to one open(2)
-    is walked a second time under locks; with hundreds of namespaces that costs
-    five times as much as these short steps.
+    Each directory is opened once (``openat`` from its parent's descriptor)
+    for all its files. A namespace's sysctl directories exist once per
+    namespace under the same names, so a whole path given to one open(2) is
+    walked a second time under locks; with hundreds of namespaces that costs
+    five times as much as these short steps. Use as a context manager.
     """
-    out: dict[str, str | None] = {}
-    dirs: dict[str, int | None] = {}
 
-    def opened(path: str) -> int | None:
+    def __init__(self) -> None:
+        self.dirs: dict[str, int | None] = {}
+
+    def __enter__(self) -> "_SysctlDirs":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for fd in self.dirs.values():
+            if fd is not None:
+                os.close(fd)
+
+    def _dir(self, path: str) -> int | None:
         """A descriptor of directory ``path`` (under /proc/sys), opened from its parent's; None if absent."""
-        if path not in dirs:
+        if path not in self.dirs:
             parent, _, name = path.rpartition("/")
-            base = opened(parent) if path != SYSCTL_ROOT else None
             try:
                 if path == SYSCTL_ROOT:
-                    dirs[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                elif base is None:
-                    dirs[path] = None
+                    self.dirs[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 else:
-                    dirs[path] = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=base)
+                    base = self._dir(parent)
+                    self.dirs[path] = (None if base is None else
+                                       os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=base))
             except FileNotFoundError:
-                dirs[path] = None
-        return dirs[path]
+                self.dirs[path] = None
+        return self.dirs[path]
 
-    try:
+    def open(self, key: str, flags: int) -> int | None:
+        """A descriptor of sysctl ``key``'s file; None when it does not exist (no such interface)."""
+        folder, _, name = sysctl_path(key).rpartition("/")
+        where = self._dir(folder)
+        if where is None:
+            return None
+        try:
+            return os.open(name, flags | os.O_CLOEXEC, dir_fd=where)
+        except FileNotFoundError:
+            return None
+
+
+def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:
+    """Sysctls of the calling thread's namespace (None where one does not exist), read together."""
+    out: dict[str, str | None] = {}
+    with _SysctlDirs() as dirs:
         for key in keys:
-            folder, _, name = sysctl_path(key).rpartition("/")
-            where = opened(folder)
-            try:
-                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=where) if where is not None else None
-            except FileNotFoundError:
-                fd = None
+            fd = dirs.open(key, os.O_RDONLY)
             if fd is None:
                 out[key] = None
                 continue
@@ -283,11 +301,20 @@ def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:
                 out[key] = os.read(fd, 4096).decode().strip()
             finally:
                 os.close(fd)
-    finally:
-        for fd in dirs.values():
-            if fd is not None:
-                os.close(fd)
     return out
+
+
+def write_sysctls_here(items: Sequence[tuple[str, str]]) -> None:
+    """Write sysctls of the calling thread's namespace, in order (FileNotFoundError for one that does not exist)."""
+    with _SysctlDirs() as dirs:
+        for key, value in items:
+            fd = dirs.open(key, os.O_WRONLY)
+            if fd is None:
+                raise FileNotFoundError(errno.ENOENT, "no such sysctl", sysctl_path(key))
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
 
 
 def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
@@ -312,10 +339,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     try:
         _check(_libc.unshare(CLONE_NEWNET), "unshare")
         try:
-            for key, value in sysctls:
-                write_sysctl_here(key, value)
-            for key, value in zip(TAG_SYSCTLS, tag_values(tag)):
-                write_sysctl_here(key, str(value))
+            write_sysctls_here([*sysctls, *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
             with netlink.Conn() as conn:
                 testhooks.add_fallback_links(conn)
                 links = [rtnl.parse_link(m) for m in conn.dump(f"links in {name}", rtnl.link_dump())]
