@@ -24,20 +24,23 @@ import os
 import subprocess
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, Callable, Collection, Self, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, TypeVar
 
-from netlab.api import lifecycle, reach as reach_mod, results as R, views
-from netlab.api.exec import exec_target, log_file
+from netlab.api import lifecycle, results as R
 from netlab.api.results import from_json
-from netlab.api.topology import Loaded, TopologyInput, load
 from netlab.errors import UsageError
-from netlab.model.lab import Lab as ModelLab
-from netlab.probe import report as probe_report
-from netlab.probe import runner
-from netlab.probe.neighbours import neighbour_budget_warning
-from netlab.services import flannel_files
 from netlab.trace.inspect import SECTIONS
-from netlab.realize.state import LabState, check_lab_name, running_lab, select_lab_name
+from netlab.realize.state import check_lab_name, running_lab, select_lab_name
+
+# What only some methods need (loading a topology, probes, views of the model)
+# is imported in those methods: ``netlab down`` or ``status`` then starts
+# without the topology's models, the prober and their imports (a third of the
+# CLI's start-up).
+
+if TYPE_CHECKING:
+    from netlab.api.topology import Loaded, TopologyInput
+    from netlab.model.lab import Lab as ModelLab
+    from netlab.realize.state import LabState
 
 # netlab inspect's sections: the kernel's tables, and a node's files (kept in the lab's state directory)
 INSPECT_SECTIONS = (*SECTIONS, "files")
@@ -88,6 +91,8 @@ class Lab:
         machine must have first (EnvironmentNotReady, nothing changed); a failed
         ``up`` is rolled back (ApplyFailed).
         """
+        from netlab.api.topology import load
+
         loaded = load(topology, name)
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
 
@@ -95,6 +100,8 @@ class Lab:
     def up_loaded(cls, loaded: Loaded, *, wait: float = 60.0, reconfigure: bool = False,
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
+        from netlab.probe.neighbours import neighbour_budget_warning
+
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings)
         budget = neighbour_budget_warning(loaded.lab)
@@ -156,12 +163,18 @@ class Lab:
 
     def pods(self, selector: str | None = None) -> tuple[R.PodInfo, ...]:
         """The pods, with their containers' states; ``selector`` as kubectl's ``-l`` (``app=web``)."""
+        from netlab.api import views
+
         return views.pods(self.state(), self.model, selector)
 
     def nodes(self) -> tuple[R.NodeInfo, ...]:
+        from netlab.api import views
+
         return views.nodes(self.model)
 
     def services(self) -> tuple[R.ServiceInfo, ...]:
+        from netlab.api import views
+
         return views.services(self.model)
 
     def pod(self, name: str) -> R.PodInfo:
@@ -211,6 +224,9 @@ class Lab:
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
         file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
         ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``)."""
+        from netlab.api import reach as reach_mod
+        from netlab.probe import report as probe_report, runner
+
         model = self.model if topology is None else self._loaded_for(topology).lab
         unknown = set(protos) - set(reach_mod.PROTOS)
         if unknown:
@@ -231,6 +247,8 @@ class Lab:
         destination's echo server saw (no NAT: the source's own);
         ``.answered_by``: which pod answered (a Service's endpoint).
         """
+        from netlab.api import reach as reach_mod
+
         result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
         return from_json(R.ProbeResult, result.to_json())
 
@@ -264,6 +282,9 @@ class Lab:
         """
         from netlab.trace.inspect import inspect
         from netlab.trace.targets import lab_map
+        from netlab.api.exec import exec_target
+        from netlab.services import flannel_files
+
 
         if sections is not None and set(sections) - set(INSPECT_SECTIONS):
             raise UsageError(f"unknown sections {sorted(set(sections) - set(INSPECT_SECTIONS))}: want some of "
@@ -293,6 +314,8 @@ class Lab:
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command in a pod's network and UTS namespaces (a node's or host's network namespace),
         as ``netlab exec`` does, and return what it printed. A string runs with ``/bin/sh -c``."""
+        from netlab.api.exec import exec_target
+
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         if not argv:
             raise UsageError("no command given")
@@ -303,6 +326,8 @@ class Lab:
 
     def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
         """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first."""
+        from netlab.api.exec import log_file
+
         _, path = log_file(self.model, pod, container)
         try:
             with open(path, "rb") as fh:
@@ -319,6 +344,8 @@ class Lab:
 
     def _loaded_for(self, topology: TopologyInput) -> Loaded:
         """A topology to compare or probe this lab with, under this lab's name."""
+        from netlab.api.topology import load
+
         return load(topology, self.name)
 
     def _against(self, topology: TopologyInput) -> tuple[LabState, str | None]:

@@ -8,20 +8,19 @@ the features every lab has (netlab.features) and the machine's checks
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from netlab import doctor
-from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
-from netlab.lab import status as lab_status
 from netlab.lab import teardown as lab_teardown
-from netlab.lab import up as lab_up
-from netlab.lab.status import StatusResult
-from netlab.lab.teardown import DownResult
-from netlab.lab.up import UpResult
-from netlab.model.lab import Lab
-from netlab.realize.state import LabState
+
+if TYPE_CHECKING:
+    from netlab.feature import Feature
+    from netlab.lab.status import StatusResult
+    from netlab.lab.teardown import DownResult
+    from netlab.lab.up import UpResult
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
 
 Progress = Callable[[str, int, int], None]
 
@@ -33,13 +32,16 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     First the checks this lab needs from the machine (netlab doctor): a missing
     feature is EnvironmentNotReady (exit 3) before anything changes.
     """
-    doctor.require_for(lab)
-    kernel = LiveKernel()
-    try:
-        return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress, wait,
-                         reconfigure=reconfigure)
-    finally:
-        kernel.close()
+    from netlab import doctor
+    from netlab.lab import up as lab_up
+
+    with doctor.required(lab):
+        kernel = LiveKernel()
+        try:
+            return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
+                             wait, reconfigure=reconfigure)
+        finally:
+            kernel.close()
 
 
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
@@ -53,6 +55,8 @@ def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, fo
 
 def status(state: LabState) -> StatusResult:
     """Compare the live kernel with the plan of ``state``'s topology."""
+    from netlab.lab import status as lab_status  # the plan's modules: not loaded for a down
+
     kernel = LiveKernel()
     try:
         return lab_status.status(state, kernel, default_features())

@@ -14,6 +14,7 @@ from click.core import ParameterSource
 from netlab import __version__
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
 
+TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from netlab import api
 from netlab.api.results import to_json
-from netlab.api.topology import Loaded
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import TOPOLOGY_HELP, cli, lab_options, output_option, print_json, require_root
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
-from netlab.cli.topology import TOPOLOGY_HELP
 from netlab.errors import ChecksFailed, display_path
+
+if TYPE_CHECKING:
+    from netlab.api.topology import Loaded
 
 
 @cli.command()

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
 
 def progress_bar(title: str | None = None):
     """A transient rich progress bar on stderr when it is a terminal; (None, None) otherwise.
@@ -16,6 +13,10 @@ def progress_bar(title: str | None = None):
     """
     if not sys.stderr.isatty():
         return None, None
+    # rich is loaded only for a terminal: a script's run starts without it.
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     bar = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TimeElapsedColumn(),
                    console=Console(stderr=True), transient=True)
     tasks: dict[str, int] = {}

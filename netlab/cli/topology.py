@@ -5,14 +5,11 @@ from __future__ import annotations
 import click
 
 from netlab.api.topology import load
-from netlab.cli.base import cli, output_option, print_json
+from netlab.cli.base import TOPOLOGY_HELP, cli, output_option, print_json
 from netlab.errors import Problem, TopologyError, display_path
 from netlab.model.load import load_source
 from netlab.plan.build import build_plan
 from netlab.plan.render import render_commands
-
-TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
-
 
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)

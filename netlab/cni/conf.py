@@ -23,12 +23,15 @@ import copy
 import hashlib
 import json
 from ipaddress import IPv4Address, IPv4Interface
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netlab.model.cniconf import Conflist, at_least, parse_conflist, read_conflist
-from netlab.model.lab import CniAttachment, Lab, NodeInfo, PodInfo
+from netlab.model.lab import CniAttachment
 from netlab.model.topology import CNI_BIN_DIR, CniConflist
 from netlab.plan import flannel
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, NodeInfo, PodInfo
 
 POD_IF = "eth0"
 LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": "loopback"},),

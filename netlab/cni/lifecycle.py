@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import CallLog, PluginFailed
@@ -21,10 +21,14 @@ from netlab.cni.runtime import Runtime, RuntimeConf, find_plugin
 from netlab.errors import ApplyFailed, EnvironmentNotReady
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
-from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
-from netlab.model.lab import Lab, PodInfo
+from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.topology import CNI_BIN_DIR
-from netlab.realize.state import LabState, ensure_dir, lab_dir
+from netlab.realize.state import ensure_dir, lab_dir
+
+if TYPE_CHECKING:
+    from netlab.model.cniconf import Conflist
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.realize.state import LabState
 
 WORKERS = max(1, os.cpu_count() or 1)
 

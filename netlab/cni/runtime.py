@@ -17,13 +17,17 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
-from netlab.cni.invoke import CallLog, PluginFailed, exec_plugin
+from netlab.cni.invoke import PluginFailed, exec_plugin
 from netlab.kernel.netns import netns_path
-from netlab.model.cniconf import Conflist, ConflistError, parse_conflist
+from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.realize.state import write_atomic
+
+if TYPE_CHECKING:
+    from netlab.cni.invoke import CallLog
+    from netlab.model.cniconf import Conflist
 
 CACHE_KIND = "cniCacheV1"
 

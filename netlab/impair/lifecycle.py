@@ -26,16 +26,18 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
 from __future__ import annotations
 
 import json
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from netlab import doctor
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import tc
 from netlab.model.impair import describe, rate_bits, time_us
-from netlab.model.lab import Lab
 from netlab.plan.impair import impaired
-from netlab.realize.state import LabState
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
 
 RECORD = "impair"
 Spec = dict[str, "str | None"]

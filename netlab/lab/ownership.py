@@ -8,12 +8,16 @@ edited to list someone else's namespace, is left alone.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from netlab.errors import OwnershipConflict
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
-from netlab.plan.build import Plan
 from netlab.realize import ownership
 from netlab.realize.state import LabState
+
+if TYPE_CHECKING:
+    from netlab.plan.build import Plan
 
 
 

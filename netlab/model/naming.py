@@ -16,7 +16,9 @@ IFNAMSIZ = 15  # bytes, without the trailing NUL
 CHAIN_MAX = 28  # XT_EXTENSION_MAXNAMELEN - 1 minus room kube-proxy keeps
 NETNS_MAX = 63
 
-_SAFE_NETNS = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# A DNS label (RFC 1123), as Kubernetes requires for most names.
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SAFE_NETNS = DNS_LABEL
 _SAFE_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFE_CHAIN = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
 

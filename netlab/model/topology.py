@@ -20,9 +20,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from netlab.model.impair import IfName, Impairment
 from netlab.model.location import show, yaml_kind
+from netlab.model.naming import DNS_LABEL
 
-# A DNS label (RFC 1123), as Kubernetes requires for most names.
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Kubernetes label keys and values, simplified: no "prefix/" part. Keys are not empty.
 LABEL_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")

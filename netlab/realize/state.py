@@ -22,13 +22,14 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError, display_path
-from netlab.realize.attachments import attached_lab
-from netlab.model.lab import Lab, resolve
-from netlab.model.topology import Topology
 from netlab.realize.state_schema import STATE_VERSION
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.model.topology import Topology
 
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
 
@@ -215,10 +216,17 @@ class LabState:
         return True
 
     def model(self) -> Topology:
+        # Imported here: a command that needs only the state's records (down) does
+        # without the topology's models, which take a third of the CLI's start-up.
+        from netlab.model.topology import Topology
+
         return Topology.model_validate(self.topology)
 
     def resolved(self) -> Lab:
         """The saved topology, resolved; a saved topology that no longer resolves is a corrupt state."""
+        from netlab.model.lab import resolve
+        from netlab.realize.attachments import attached_lab
+
         try:
             return attached_lab(resolve(self.model()), self)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too

@@ -22,8 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
                       model_validator)
 
-from netlab.model.naming import check_chain, check_ifname, check_netns
-from netlab.model.topology import DNS_LABEL
+from netlab.model.naming import DNS_LABEL, check_chain, check_ifname, check_netns
 
 STATE_VERSION = 1
 ETC_NETNS = "/etc/netns"  # where services.lifecycle writes the pods' resolv.conf

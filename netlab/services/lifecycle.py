@@ -50,20 +50,22 @@ import errno
 import os
 import stat
 from ipaddress import IPv4Address
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from netlab import doctor
 from netlab.feature import StartResult
 from netlab.kernel import conntrack, testhooks
 from netlab.kernel import netns as nsmod
-from netlab.model.lab import Lab
 from netlab.model.naming import check_netns
 from netlab.plan.build import EXTENSIONS
 from netlab.plan.services import service_ports
 from netlab.realize import netfilter
-from netlab.realize.state import LabState
 from netlab.services import flannel_files, stale
 from netlab.model import clusterdns as dns
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
 
 RECORD = "services"
 RECORD_VERSION = 2

@@ -45,17 +45,21 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
-from netlab.model.lab import Lab, PodInfo
+from netlab.model.lab import PodInfo
 from netlab.model.topology import DNS_LABEL, Container
-from netlab.realize.state import LabState, lab_dir
+from netlab.realize.state import lab_dir
 from netlab.workload import launch, ports
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_uts_many, uts_dir, uts_hostnames,
                                  uts_path)
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.realize.state import LabState
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
            "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH", "containers", "why_replace",
