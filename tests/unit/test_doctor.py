@@ -22,6 +22,7 @@ from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
 from netlab.probe import neighbours
 from netlab.realize import netfilter, state
+from netlab.services import lifecycle as services_lifecycle
 from netlab.kernel import netns as nsmod
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,6 +308,23 @@ def test_require_for_checks_only_what_the_lab_needs(machine):
     assert not wanted & {"vxlan", "tbf", "htb", "netem"}  # not even tried
     machine.missing.discard("conntrack")
     doctor.require_for(HOST_GW)
+
+
+def test_the_checks_of_an_up_run_once_for_it_and_again_for_the_next(machine):
+    """doctor.required: up's features (Services' preflight) do not try the kernel again within one up;
+    a check that failed is not remembered, and the next up checks afresh."""
+    with doctor.required(SERVICES):
+        tried = len(machine.probes)
+        assert tried == 1
+        services_lifecycle.preflight(SERVICES)
+        doctor.require_for(SERVICES)
+        assert len(machine.probes) == tried
+    machine.missing |= {"dnsmasq"}
+    with pytest.raises(EnvironmentNotReady):
+        services_lifecycle.preflight(SERVICES)  # outside the block: tried again, and it fails
+    with pytest.raises(EnvironmentNotReady):
+        with doctor.required(SERVICES):
+            pass
 
 
 def test_services_preflight_is_the_doctors(machine):

@@ -40,6 +40,14 @@ def test_plan_is_deterministic():
     assert json.dumps(default_plan().to_json()) == json.dumps(default_plan().to_json())
 
 
+def test_a_labs_plan_is_built_once_and_another_lab_gets_its_own():
+    lab = resolve(load_topology(None))
+    assert build_plan(lab) is build_plan(lab)  # up, the doctor and status ask for the same object
+    other = resolve(load_topology(None))
+    assert build_plan(other) is not build_plan(lab) and build_plan(other) == build_plan(lab)
+    assert build_plan(lab).netns == [r.netns for r in build_plan(lab).resources if r.kind == "netns"]
+
+
 lab_pod_cidr = __import__("ipaddress").IPv4Network("10.244.0.0/16")
 
 
