@@ -314,7 +314,7 @@ def main() -> int:
         print(f"  raw sockets, neighbours pre-resolved      {best(res):7.3f} s  ({res[0].get('replies')} replies)")
         a = min(nl, key=lambda r: r["s"])
         print(f"  netlab probe --proto icmp (library call)  {a['s']:7.3f} s  ({a['as_expected']}/{a['probes']} as "
-              f"expected incl. node->pod; scapy import {a['agent'].get('import_s')} s, peak "
+              f"expected incl. node->pod; agent set-up {a['agent'].get('setup_s')} s, peak "
               f"{max(r['agent'].get('peak_entries', 0) for r in nl)} entries, table_fulls "
               f"{sum(r['table_fulls'] or 0 for r in nl)})")
         print(f"  netlab probe --proto icmp (CLI, wall)     {best(cli):7.3f} s  (includes Python start-up; "

@@ -1,1 +1,1 @@
-"""Probes: children that enter a namespace, then import scapy."""
+"""Probes: a forked agent that enters the lab's namespaces and sends every probe from sockets opened there."""

@@ -3,16 +3,16 @@
 How it works, and why (figures from this project's 2-core VM, 50 pods on one
 bridge, 2,450 ICMP probes):
 
-- The agent first joins one of the lab's namespaces (the underlay), *then*
-  imports scapy: scapy reads interfaces and routes at import, and those must
-  never be the host's. Every socket it uses is opened inside a lab namespace
-  (sockets.py), so no probe can leave the lab.
+- The agent first joins one of the lab's namespaces (the underlay). Every
+  socket it uses is opened inside a lab namespace (sockets.py), so no probe
+  can leave the lab. Packets are written and read with ``struct`` (icmp.py):
+  no packet library to load.
 - Read-only set-up first: the neighbour entries each namespace holds before
   the run (never deleted, see budget.py), each pod's own address and MAC, the
   source address the kernel picks from a node or host towards each
   destination.
 - Both cores: the units (job.py) are dealt to one worker per CPU (worker.py),
-  forked after scapy was imported, each with its share of the neighbour
+  forked from the agent, each with its share of the neighbour
   budget and sockets of its own; the agent is the first worker itself.
   Each worker's observations come back through netlab.kernel.child, within
   the run's time limit.
@@ -35,6 +35,7 @@ import time
 from netlab.kernel import conntrack, netlink, rtnl
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import ChildError, start_child
+from netlab.probe import icmp
 from netlab.probe import neighbours as nb
 from netlab.probe.job import Job, Output, Unit
 from netlab.probe.matrix import Observation
@@ -63,14 +64,8 @@ class Agent:
         now = time.monotonic
         t0 = now()
         stats0 = nb.table_stats()
-        # scapy only here, in the agent, after it joined a lab namespace (see the module's docstring).
-        from scapy.layers.inet import ICMP
-        from scapy.packet import Raw
-        from scapy.utils import checksum
-
         nonce = os.urandom(NONCE_LEN)
-        template = bytes(ICMP(type="echo-request", code=0, id=0, seq=1) / Raw(load=b"netlab" + nonce))
-        t_import = now() - t0
+        template = icmp.echo_request(b"netlab" + nonce)
 
         snapshot: dict[str, set[tuple[int, str]]] = {}
         for name in job.sweep:
@@ -96,7 +91,7 @@ class Agent:
         for i, unit in enumerate(job.units):
             shares[i % workers].append(unit)
         budget = max(8, job.budget // workers)
-        args = (template, checksum, nonce, random.randrange(1 << 16), snapshot, macs)
+        args = (template, nonce, random.randrange(1 << 16), snapshot, macs)
         children = [start_child(work, (job, share, budget, *args), what=f"probe worker {k}")
                     for k, share in enumerate(shares[1:], start=1)]
         leader = Worker(job, shares[0], budget, *args).run()
@@ -122,7 +117,7 @@ class Agent:
             stats.update(table_fulls=stats1.table_fulls - stats0.table_fulls,
                          forced_gc_runs=stats1.forced_gc_runs - stats0.forced_gc_runs,
                          entries_before=stats0.entries, entries_after=stats1.entries)
-        stats.update(import_s=round(t_import, 4), setup_s=round(t_setup, 4), probe_s=round(t_probe, 4),
+        stats.update(setup_s=round(t_setup, 4), probe_s=round(t_probe, 4),
                      total_s=round(now() - t0, 4), probes=len(job.tasks), units=len(job.units),
                      budget=job.budget, workers=workers)
         return Output(obs, self_ip, route_src, stats)

@@ -79,7 +79,7 @@ class Unit:
 class Job:
     tasks: list[Task]
     units: list[Unit]
-    home: str  # namespace the agent joins before importing scapy
+    home: str  # namespace the agent joins before anything else
     timeout: float = 1.0
     budget: int = 400  # dynamic neighbour entries the run may hold at once
     workers: int = 0  # 0: one per CPU (for big jobs)

@@ -1,9 +1,8 @@
 """Run a lab's probes: build the matrix, hand it to a forked agent, judge what came back.
 
-The calling process never imports scapy and never enters a namespace: the
-agent (agent.py) is a forked child that joins the lab's underlay namespace
-before importing scapy, sends everything, and sends its observations back on a
-pipe. The parent's wait is bounded too, and it kills the child at the limit.
+The calling process never enters a namespace: the agent (agent.py) is a
+forked child that joins the lab's underlay namespace, sends everything, and
+sends its observations back on a pipe. The parent's wait is bounded too, and it kills the child at the limit.
 
 Service probes and the distribution checks (services.py) go into the same job
 as the pod matrix. Egress probes need someone to answer on the internet
@@ -146,7 +145,7 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
 
 
 def _fork_agent(job: Job, limit: float) -> Output:
-    """The agent in a forked child (it joins the lab's namespace and imports scapy there); bounded wait."""
+    """The agent in a forked child (it joins the lab's namespace); bounded wait."""
     try:
         return run_in_child(run_job, (job,), timeout=limit, what="the probe agent")
     except ChildTimeout:

@@ -2,7 +2,7 @@
 
 A socket keeps the namespace it was opened in. So the agent enters a source
 namespace (``setns``), opens what it needs there, and comes back; one epoll
-loop then drives the sockets of every namespace at once (a scapy process per
+loop then drives the sockets of every namespace at once (a process per
 namespace costs 50 s for 50 pods, this well under a second):
 
 - per source namespace, once (:class:`NsSockets`): a raw ICMP socket, with an

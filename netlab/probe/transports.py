@@ -1,13 +1,11 @@
 """The four ways a probe travels, each a real kernel path: ICMP echo, UDP, UDP to a Service, TCP.
 
-- ICMP (:class:`Icmp`): scapy builds the echo request once per run (ICMP
-  header and a payload carrying the run's nonce); each probe gets its own ICMP
-  id, unique in the run, so conntrack never merges two probes, and the
-  checksum is recomputed with scapy's ``checksum``. Replies are matched on the
-  fixed ICMP header fields; anything else (destination unreachable, time
-  exceeded) is dissected by scapy to find which probe the quoted header
-  belongs to and who reported it. Dissecting every reply with scapy would
-  cost about 100 us each, more than all the I/O of a probe.
+- ICMP (:class:`Icmp`): the echo request is built once per run (icmp.py:
+  ICMP header and a payload carrying the run's nonce); each probe gets its
+  own ICMP id, unique in the run, so conntrack never merges two probes, and
+  its checksum. Replies are matched on the fixed ICMP header fields; anything
+  else (destination unreachable, time exceeded) is read as an error whose
+  quoted header names the probe and whose sender is who reported it.
 - UDP (:class:`Udp`): one socket per source namespace; a reply is matched by
   the address and port it came from, an ICMP port unreachable quoting the
   probe (read on the raw socket) says "refused".
@@ -34,8 +32,9 @@ import select
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
+from netlab.probe import icmp
 from netlab.probe.job import Task
 from netlab.probe.matrix import Observation
 from netlab.probe.sockets import NsSockets
@@ -43,9 +42,6 @@ from netlab.probe.sockets import NsSockets
 if TYPE_CHECKING:
     from netlab.probe.worker import Worker
 
-# ICMP types and codes (RFC 792)
-ICMP_ECHO_REPLY, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST = 0, 3, 8
-ICMP_PORT_UNREACH = 3  # a code of ICMP_DEST_UNREACH
 UNREACH = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.EADDRNOTAVAIL}
 REPLY_MAX = 4096  # bytes of an echo reply read before it is judged anyway
 
@@ -53,9 +49,8 @@ REPLY_MAX = 4096  # bytes of an echo reply read before it is judged anyway
 class Icmp:
     """Echo requests on each namespace's raw socket; replies and ICMP errors read back there."""
 
-    def __init__(self, w: "Worker", template: bytes, checksum: Callable[[bytes], int], nonce: bytes, id_base: int,
-                 udp: "Udp"):
-        self.w, self.template, self.checksum, self.id_base, self.udp = w, template, checksum, id_base, udp
+    def __init__(self, w: "Worker", template: bytes, nonce: bytes, id_base: int, udp: "Udp"):
+        self.w, self.template, self.id_base, self.udp = w, template, id_base, udp
         self.marker = b"netlab" + nonce
         self.wait: dict[tuple[int, int], Task] = {}  # (namespace index, ICMP id) -> task
 
@@ -65,7 +60,7 @@ class Icmp:
         # (IP_PMTUDISC_WANT), so a packet the path cannot carry is lost, not fragmented.
         pkt = bytearray(self.template) + bytes(max(0, t.size - len(self.template)))
         struct.pack_into("!HH", pkt, 2, 0, ident)
-        struct.pack_into("!H", pkt, 2, self.checksum(bytes(pkt)))
+        struct.pack_into("!H", pkt, 2, icmp.checksum(bytes(pkt)))
         self.wait[(ns.idx, ident)] = t
         ns.raw.sendto(pkt, (t.dst, 0))
 
@@ -80,7 +75,7 @@ class Icmp:
             if len(data) < 28:
                 continue
             ihl = (data[0] & 0x0F) * 4
-            if data[ihl] == ICMP_ECHO_REPLY:  # fixed header, matched by id; the payload proves it is this run's
+            if data[ihl] == icmp.ECHO_REPLY:  # fixed header, matched by id; the payload proves it is this run's
                 ident = struct.unpack_from("!H", data, ihl + 4)[0]
                 t = self.wait.get((ns.idx, ident))
                 if t is None or data[ihl + 8:ihl + 8 + len(marker)] != marker or t.id in w.obs:
@@ -91,28 +86,21 @@ class Icmp:
                 self._error(ns, data)
 
     def _error(self, ns: NsSockets, data: bytes) -> None:
-        """Destination unreachable / time exceeded: scapy dissects it and the quoted header names the probe."""
-        # scapy only here: the agent imported it after joining a lab namespace (agent.py), so this
-        # costs a dictionary lookup; a module-level import would make every importer of the
-        # prober read the host's interfaces and routes.
-        from scapy.layers.inet import ICMP, IP, ICMPerror, IPerror, UDPerror
-
-        pkt = IP(data)
-        if not pkt.haslayer(IPerror):
+        """Destination unreachable / time exceeded: the quoted header names the probe."""
+        err = icmp.parse_error(data)
+        if err is None:
             return
-        what = pkt[ICMP].sprintf("%ICMP.type%: %ICMP.code%").replace("dest-unreach", "destination unreachable")
-        detail = f"{what} (ICMP from {pkt.src})"
-        inner = pkt[IPerror]
         t = None
         outcome = "unreachable"
-        if pkt.haslayer(ICMPerror) and pkt[ICMPerror].type == ICMP_ECHO_REQUEST:
-            t = self.wait.get((ns.idx, pkt[ICMPerror].id))
-        elif pkt.haslayer(UDPerror) and pkt[UDPerror].sport == ns.udp_port:
-            t = self.udp.wait.get((ns.idx, inner.dst, pkt[UDPerror].dport))
-            if pkt[ICMP].type == ICMP_DEST_UNREACH and pkt[ICMP].code == ICMP_PORT_UNREACH:
+        if err.echo_id is not None:
+            t = self.wait.get((ns.idx, err.echo_id))
+        elif err.udp_ports is not None and err.udp_ports[0] == ns.udp_port:
+            t = self.udp.wait.get((ns.idx, err.quoted_dst, err.udp_ports[1]))
+            if err.type == icmp.DEST_UNREACH and err.code == icmp.PORT_UNREACH:
                 outcome = "refused"
-        if t is not None and t.id not in self.w.obs and t.dst == inner.dst:
-            self.w.finish(t.id, Observation(outcome=outcome, detail=detail, rtt=self.w.now() - self.w.sent_at[t.id]))
+        if t is not None and t.id not in self.w.obs and t.dst == err.quoted_dst:
+            self.w.finish(t.id, Observation(outcome=outcome, detail=err.describe(),
+                                            rtt=self.w.now() - self.w.sent_at[t.id]))
 
 
 class Udp:

@@ -45,7 +45,7 @@ class _Running:
 class Worker:
     """Sends a share of the units, within a share of the neighbour budget."""
 
-    def __init__(self, job: Job, units: list[Unit], budget: int, template: bytes, checksum: Callable[[bytes], int],
+    def __init__(self, job: Job, units: list[Unit], budget: int, template: bytes,
                  nonce: bytes, id_base: int, snapshot: dict[str, set[tuple[int, str]]],
                  macs: dict[str, bytes | None]):
         self.job, self.units = job, units
@@ -64,7 +64,7 @@ class Worker:
         self.peak_entries = self.peak_live = 0
         self.budget = Budget(budget, snapshot, macs, self.sockets)
         self.udp = Udp(self)
-        self.icmp = Icmp(self, template, checksum, nonce, id_base, self.udp)
+        self.icmp = Icmp(self, template, nonce, id_base, self.udp)
         self.service_udp = ServiceUdp(self)
         self.tcp = Tcp(self)
 
@@ -214,8 +214,8 @@ class Worker:
                 self.phase_done.append(run)
 
 
-def work(job: Job, units: list[Unit], budget: int, template: bytes, checksum: Callable[[bytes], int], nonce: bytes,
+def work(job: Job, units: list[Unit], budget: int, template: bytes, nonce: bytes,
          id_base: int, snapshot: dict[str, set[tuple[int, str]]], macs: dict[str, bytes | None]) -> WorkerResult:
     """A worker's whole life, in a forked child (agent.py): its own sockets, its share of the units."""
-    return Worker(job, units, budget, template, checksum, nonce, id_base, snapshot, macs).run()
+    return Worker(job, units, budget, template, nonce, id_base, snapshot, macs).run()
 
