@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -431,49 +431,71 @@ def to_json(obj: Any) -> Any:
 
 def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
     """Build ``cls`` from JSON data with exactly its fields (a missing or unknown key is a bug: TypeError)."""
-    hints, fields = _shape(cls)
-    unknown = set(data) - set(fields)
-    if unknown:
-        raise TypeError(f"{cls.__name__}: unexpected fields {sorted(unknown)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise TypeError(f"{cls.__name__}: missing field {name!r}")
-            continue
-        kwargs[name] = _convert(hints[name], data[name])
-    return cls(**kwargs)
+    return _converter(cls)(data)  # type: ignore[no-any-return]
 
 
-_SHAPES: dict[type, tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]] = {}
+# A converter per type hint, worked out once: a 500-pod probe's result holds
+# 250,000 objects of a few classes, so the hint is read once per class and
+# field, not once per value (resolving string annotations compiles each one).
+_CONVERTERS: dict[Any, Callable[[Any], Any]] = {}
 
 
-def _shape(cls: type) -> tuple[dict[str, Any], dict[str, dataclasses.Field[Any]]]:
-    """A result class's resolved annotations and fields, worked out once per class: resolving string
-    annotations compiles each one, and a 500-pod probe's result holds 250,000 objects of a few classes."""
-    if cls not in _SHAPES:
-        _SHAPES[cls] = typing.get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
-    return _SHAPES[cls]
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """The function that turns JSON data into a value of type ``hint`` (None stays None)."""
+    try:
+        return _CONVERTERS[hint]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable hint: not cached
+        return _make_converter(hint)
+    _CONVERTERS[hint] = _make_converter(hint)
+    return _CONVERTERS[hint]
 
 
-def _convert(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _make_converter(hint: Any) -> Callable[[Any], Any]:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _convert(options[0], value) if len(options) == 1 else value
+        if len(options) != 1:
+            return _same
+        inner = _converter(options[0])
+        return lambda v: None if v is None else inner(v)
     if origin is tuple:
-        (item, *_) = typing.get_args(hint)
-        return tuple(_convert(item, v) for v in value)
+        item = _converter(typing.get_args(hint)[0])
+        return lambda v: None if v is None else tuple(item(x) for x in v)
     if origin is Mapping or hint is Mapping:
         args = typing.get_args(hint)
-        inner = args[1] if args else Any
-        return types.MappingProxyType({k: _convert(inner, v) for k, v in value.items()})
+        inner = _converter(args[1] if args else Any)
+        return lambda v: None if v is None else types.MappingProxyType({k: inner(x) for k, x in v.items()})
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_json(hint, value)
-    if hint is float and isinstance(value, int):
-        return float(value)
+        return _dataclass_converter(hint)
+    if hint is float:
+        return lambda v: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+    return _same
+
+
+def _same(value: Any) -> Any:
     return value
 
 
+def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = {name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    convert: dict[str, Callable[[Any], Any]] = {}
+
+    def build(data: Any) -> Any:
+        if data is None:
+            return None
+        if not convert:  # filled on first use: a class may name itself among its fields
+            convert.update((name, _converter(hints[name])) for name in fields)
+        unknown = data.keys() - fields.keys()
+        if unknown:
+            raise TypeError(f"{cls.__name__}: unexpected fields {sorted(unknown)}")
+        missing = required - data.keys()
+        if missing:
+            raise TypeError(f"{cls.__name__}: missing field {sorted(missing)[0]!r}")
+        return cls(**{name: convert[name](value) for name, value in data.items()})
+
+    return build

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import random
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP, ICMPerror, IPerror, UDPerror
@@ -12,7 +12,11 @@ from scapy.utils import checksum as scapy_checksum
 from netlab.probe import icmp
 
 
-@pytest.mark.parametrize("data", [b"", b"\x01", b"netlab", b"\xff" * 1471, os.urandom(64), os.urandom(1473)])
+RANDOM = random.Random(15)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x01", b"netlab", b"\xff" * 1471, RANDOM.randbytes(64), RANDOM.randbytes(1473)],
+                         ids=["empty", "one-byte", "text", "ones-odd", "random-64", "random-1473"])
 def test_the_internet_checksum_is_scapys(data):
     assert icmp.checksum(data) == scapy_checksum(data)
 
