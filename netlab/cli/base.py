@@ -6,7 +6,7 @@ import importlib
 import json
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 from click.core import ParameterSource
@@ -97,6 +97,35 @@ def lab_options(func: Callable) -> Callable:
                         callback=_lab_from_env, shell_complete=complete_labs,
                         help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")(func)
     return func
+
+
+Callback = Callable[[click.Context, click.Parameter, Any], Any]
+
+
+def comma_separated(choices: Sequence[str]) -> Callback:
+    """A callback for a repeatable option that also takes a comma-separated list (``--proto icmp,udp
+    --proto tcp``), each item one of ``choices``: the items in order, once each; () when not given."""
+
+    def split(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+        names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown:
+            raise click.BadParameter(f"{', '.join(unknown)}: want some of {', '.join(choices)}")
+        return tuple(dict.fromkeys(names))
+
+    return split
+
+
+def complete_comma_separated(choices: Sequence[str]) -> Callback:
+    """Shell completion for such an option: the choices for the item after the last comma."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+        from click.shell_completion import CompletionItem
+
+        head, comma, last = incomplete.rpartition(",")
+        return [CompletionItem(head + comma + c) for c in choices if c.startswith(last)]
+
+    return complete
 
 
 FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)

@@ -7,10 +7,12 @@ import click
 from netlab import api
 from netlab.api.lab import internal
 from netlab.api.results import to_json
-from netlab.cli.base import (check_output_file, cli, lab_options, output_option, print_json, require_root,
-                             write_output_file)
+from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
+                             output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight
 from netlab.probe import report as render
+
+PROTOS = ("icmp", "tcp", "udp")
 
 
 @cli.command()
@@ -20,8 +22,9 @@ from netlab.probe import report as render
               help="Also write the results as JUnit XML to FILE (for CI systems).")
 @click.option("--timeout", type=click.FloatRange(0.05, 30), default=1.0, show_default=True,
               help="Seconds to wait for each reply.")
-@click.option("--proto", "protos", type=click.Choice(["icmp", "tcp", "udp"]), multiple=True,
-              help="Only these protocols (repeatable). Default: all.")
+@click.option("--proto", "protos", multiple=True, callback=comma_separated(PROTOS),
+              shell_complete=complete_comma_separated(PROTOS), metavar="PROTO[,PROTO]",
+              help="Only these protocols (icmp, tcp, udp); repeatable or comma-separated. Default: all.")
 @click.option("--arp", type=click.Choice(["auto", "real", "seeded"]), default="auto", show_default=True,
               help="Pods on one bridge: resolve every pair by ARP (real), or use the pods' own MACs as "
                    "temporary PERMANENT entries (seeded: no ARP floods, for big labs). auto seeds only "
@@ -64,7 +67,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     check_output_file(junit_file)
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
-    result = lab.probe(topology, timeout=timeout, protos=protos or ("icmp", "tcp", "udp"), arp=arp,
+    result = lab.probe(topology, timeout=timeout, protos=protos or PROTOS, arp=arp,
                        services=services, mtu=mtu)
     if junit_file:
         write_output_file(junit_file, render.junit(internal(result)))

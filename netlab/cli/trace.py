@@ -12,8 +12,8 @@ import click
 from netlab import api
 from netlab.api.lab import internal
 from netlab.api.results import to_json
-from netlab.cli.base import (check_output_file, cli, format_data, lab_options, output_option, print_json,
-                            require_root, write_output_file)
+from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, format_data,
+                             lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
@@ -229,23 +229,16 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
 # --- inspect -----------------------------------------------------------------
 
-def _sections(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str] | None:
-    """--section a,b --section c -> [a, b, c]; None (everything) when not given."""
-    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
-    unknown = [n for n in names if n not in INSPECT_SECTIONS]
-    if unknown:
-        raise click.BadParameter(f"{', '.join(unknown)}: want some of {', '.join(INSPECT_SECTIONS)}")
-    return names or None
-
-
 @cli.command("inspect")
 @lab_options
 @click.argument("name", shell_complete=complete_names)
-@click.option("-s", "--section", "sections", multiple=True, callback=_sections, metavar="SECTION[,SECTION]",
+@click.option("-s", "--section", "sections", multiple=True, callback=comma_separated(INSPECT_SECTIONS),
+              shell_complete=complete_comma_separated(INSPECT_SECTIONS),
+              metavar="SECTION[,SECTION]",
               help=f"Only these sections ({', '.join(INSPECT_SECTIONS)}); repeatable or comma-separated. "
                    "Default: all, with conntrack counted; `--section conntrack` lists its entries.")
 @output_option("text", "json")
-def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections: list[str] | None,
+def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections: tuple[str, ...],
                 output: str) -> None:
     """Show what the tutorials show for a node or pod, read from the kernel.
 
@@ -263,7 +256,7 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections:
     """
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
-    data = to_json(lab.inspect(name, sections))
+    data = to_json(lab.inspect(name, sections or None))  # none named: every section
     data = {k: v for k, v in data.items() if v is not None}
     if output == "json":
         print_json(data)

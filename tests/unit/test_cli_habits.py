@@ -138,6 +138,18 @@ def test_inspect_refuses_an_unknown_section_before_anything_else():
     assert res.returncode == 2 and "bogus: want some of links, addrs" in res.stderr
 
 
+def test_probe_protocols_are_repeatable_or_comma_separated_and_complete_after_the_comma():
+    res = run_cli("probe", "--lab", "x", "--proto", "icmp,bogus")
+    assert res.returncode == 2 and "bogus: want some of icmp, tcp, udp" in res.stderr
+    assert _complete("netlab probe --proto icmp,") == ["icmp,icmp", "icmp,tcp", "icmp,udp"]
+    assert _complete("netlab inspect x --section routes,ne") == ["routes,neigh"]
+    from netlab.cli.base import comma_separated
+
+    split = comma_separated(("icmp", "tcp", "udp"))
+    assert split(None, None, ("udp,icmp", "tcp", "icmp")) == ("udp", "icmp", "tcp")  # in order, once each
+    assert split(None, None, ()) == ()
+
+
 def test_up_counts_its_actions_by_what_they_were():
     """A fresh up starts containers and writes files; it repairs nothing (it used to say 'repaired')."""
     from netlab.cli.lab import fixed_words
