@@ -52,8 +52,8 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.model.lab import PodInfo
 from netlab.model.topology import DNS_LABEL, Container
-from netlab.realize.state import lab_dir
-from netlab.workload import launch, ports
+from netlab.workload import launch
+from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_uts_many, uts_dir, uts_hostnames,
                                  uts_path)
 
@@ -67,53 +67,6 @@ __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "
 
 RECORD = "workload"
 RECORD_VERSION = 1
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-# --- paths --------------------------------------------------------------------
-
-
-def log_dir(lab_name: str) -> str:
-    return os.path.join(lab_dir(lab_name, create=False), "logs")
-
-
-def log_path(lab_name: str, pod: str, container: str) -> str:
-    """``logs/<pod>.<container>.log``: one folder for the lab (pod and container names are DNS labels, no dots)."""
-    return os.path.join(log_dir(lab_name), f"{pod}.{container}.log")
-
-
-# --- what runs in a container ---------------------------------------------------
-
-
-def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
-    """Ports the built-in echo server of this container listens on (see workload/ports.py)."""
-    return ports.echo_ports(pod.containers, container)
-
-
-def container_argv(pod: PodInfo, container: Container) -> list[str]:
-    """argv of a container: its command, or the echo server's (as ``python3 -m netlab.workload.echo``
-    would serve it alone: the record of what the lab's echo server serves it with)."""
-    if container.command:
-        return list(container.command)
-    argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
-    for port, protocol in echo_ports(pod, container):
-        argv += ["--port", f"{port}/{protocol}"]
-    return argv
-
-
-def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str]:
-    """A clean environment, with the pod's facts like Kubernetes' downward API."""
-    return {
-        "PATH": CONTAINER_PATH,
-        "HOME": "/root",
-        "LANG": "C.UTF-8",
-        "HOSTNAME": pod.name,
-        "POD_NAME": pod.name,
-        "POD_IP": str(pod.ip),
-        "NODE_NAME": pod.node,
-        "NETLAB_LAB": lab.name,
-        "NETLAB_CONTAINER": container.name,
-    }
 
 
 # --- records in state.extra ------------------------------------------------------

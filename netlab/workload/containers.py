@@ -1,0 +1,67 @@
+"""What a container is, apart from running it: its argv, its environment, its log file.
+
+A container with a ``command`` runs it; one without runs netlab's echo server
+on its declared ports (ports.py). The argv recorded for an echo container is
+the one ``python3 -m netlab.workload.echo`` would serve it with alone, though
+the lab's echo server serves them all in one process (lifecycle.py).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from netlab.realize.state import lab_dir
+from netlab.workload import ports
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.model.topology import Container
+
+CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# --- paths --------------------------------------------------------------------
+
+
+def log_dir(lab_name: str) -> str:
+    return os.path.join(lab_dir(lab_name, create=False), "logs")
+
+
+def log_path(lab_name: str, pod: str, container: str) -> str:
+    """``logs/<pod>.<container>.log``: one folder for the lab (pod and container names are DNS labels, no dots)."""
+    return os.path.join(log_dir(lab_name), f"{pod}.{container}.log")
+
+
+# --- what runs in a container ---------------------------------------------------
+
+
+def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
+    """Ports the built-in echo server of this container listens on (see workload/ports.py)."""
+    return ports.echo_ports(pod.containers, container)
+
+
+def container_argv(pod: PodInfo, container: Container) -> list[str]:
+    """argv of a container: its command, or the echo server's (as ``python3 -m netlab.workload.echo``
+    would serve it alone: the record of what the lab's echo server serves it with)."""
+    if container.command:
+        return list(container.command)
+    argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
+    for port, protocol in echo_ports(pod, container):
+        argv += ["--port", f"{port}/{protocol}"]
+    return argv
+
+
+def container_env(lab: Lab, pod: PodInfo, container: Container) -> dict[str, str]:
+    """A clean environment, with the pod's facts like Kubernetes' downward API."""
+    return {
+        "PATH": CONTAINER_PATH,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "HOSTNAME": pod.name,
+        "POD_NAME": pod.name,
+        "POD_IP": str(pod.ip),
+        "NODE_NAME": pod.node,
+        "NETLAB_LAB": lab.name,
+        "NETLAB_CONTAINER": container.name,
+    }
