@@ -19,8 +19,11 @@ iptables mode
                  changed since the last restore, trusting it, nothing read),
                  nodes in parallel.
 nftables mode
-  full sync      baseline: one ``nft -f`` per node, nodes one after the other;
-                 new: nodes in parallel.
+  full sync      baseline: one ``nft -f`` transaction per node, nodes one after
+                 the other; new: nodes in parallel. Either goes the way
+                 netlab does (kernel/nft.py): through nft's own library in
+                 this process when it is free, else the ``nft`` program;
+                 ``NETLAB_NFT=library|process`` picks one way for both.
   one endpoint   baseline: the whole table replaced (a full sync);
                  new: kube-proxy's partial sync (the changed chains flushed and
                  written, the changed map elements deleted and added), trusting
@@ -183,7 +186,8 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int) 
     tables2 = [nftables.kube_proxy_table(changed, node, sps2) for node in changed.nodes]
     lines = sum(len(v) for v in tables[0].rules.values()) + sum(len(v) for v in tables[0].elements.values())
     print(f"nftables mode: per node {len(tables[0].chains)} chains, {lines} rules and elements, payload "
-          f"{len(payloads[0]) / 1e6:.2f} MB (render {t_render * 1000:.0f} ms, not in the figures below)")
+          f"{len(payloads[0]) / 1e6:.2f} MB (render {t_render * 1000:.0f} ms, not in the figures below); "
+          f"nft: {nft.mode() or 'the library when free, else the program'}")
 
     def run(item: tuple[str, str]) -> None:
         nft.run(item[0], item[1])

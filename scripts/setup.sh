@@ -19,6 +19,7 @@ packages=(
   iproute2          # ip/bridge: for learners and for the tests' independent view of the kernel
   iptables          # iptables-restore/iptables-save: kube-proxy-style Service rules
   nftables          # nft: the nf_tables view of those rules, for learners and tests (netlab doctor checks it)
+  libnftables1      # nft's own library: netlab writes kube-proxy's nftables table through it, in its process
   conntrack         # conntrack -L/-D: Service NAT state
   python3 python3-venv python3-pip
   iputils-ping fping socat curl   # ordinary tools learners and tests use

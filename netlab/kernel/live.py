@@ -407,8 +407,9 @@ def _table_tail(steps: list[_Step]) -> list[_Step]:
 
 
 def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
-    """Each namespace's rule tables in order, the namespaces side by side (one restore process each, up to
-    the core count): a node's iptables-restore of thousands of rules does not wait for the other nodes'."""
+    """Each namespace's rule tables in order, the namespaces side by side (up to the core count; an
+    iptables-restore process each, an nft transaction through libnftables or the nft program, see
+    kernel/nft.py): a node's thousands of rules do not wait for the other nodes'."""
     def run(ns: str) -> tuple[list[Op], KernelError | None]:
         mine: list[Op] = []
         for step in tails[ns]:
