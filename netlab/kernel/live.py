@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from netlab.kernel import iptables, netlink, netns as nsmod, nfnl, nft as nftmod, rtnl
+from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
+from netlab.kernel.readns import read_netns
 from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
@@ -35,7 +36,6 @@ from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, 
 # lab's links stay in the default group, as on a real node (`ip link` would
 # print "group 1").
 DOOMED_GROUP = 1
-LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
 
 
@@ -132,7 +132,7 @@ class LiveKernel:
     # --- reading ---------------------------------------------------------------------
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
-        snap, conn, legacy = _read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
+        snap, conn, legacy = read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
         return self._keep(snap, conn, legacy, tables)
 
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
@@ -142,7 +142,7 @@ class LiveKernel:
         thread only makes the two take turns (500 pods on 2 cores: ~0.5 s in
         one thread, ~0.7 s in two)."""
         conns = dict(self._conns)
-        read = {ns: _read_netns(ns, asks[ns][0], asks[ns][1], self.timeout, conns.get(ns)) for ns in asks}
+        read = {ns: read_netns(ns, asks[ns][0], asks[ns][1], self.timeout, conns.get(ns)) for ns in asks}
         return {ns: self._keep(snap, conn, legacy, asks[ns][1]) for ns, (snap, conn, legacy) in read.items()}
 
     def _keep(self, snap: Snapshot, conn: netlink.Conn, legacy: list[str], tables: bool) -> Snapshot:
@@ -446,57 +446,6 @@ def _enough_descriptors(want: int = 1 << 16) -> None:
             pass  # stays as it was: a big lab then fails with "Too many open files", in one line
 
 
-def _read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
-                conn: netlink.Conn | None) -> tuple[Snapshot, netlink.Conn, list[str]]:
-    """One namespace as the kernel reports it (its iptables-save text aside), and the socket that read it.
-
-    The namespace is entered once: to open its sockets (rtnetlink, if not
-    open yet, and nf_tables), read its legacy iptables tables and the sysctls
-    that are files (those of ``all`` and ``default``; an interface's come with
-    its link). Then one dump per object kind, the bridge ports' and the FDB
-    only where a bridge port or a VXLAN device makes them matter.
-    """
-    snap = Snapshot(netns=netns)
-    what = f"dump of {netns}"
-    nf = None
-    legacy: list[str] = []
-    with nsmod.entered(netns):
-        if conn is None:
-            conn = netlink.Conn(timeout=timeout)
-        for m in conn.dump(what, rtnl.link_dump()):
-            link = rtnl.parse_link(m)
-            snap.links[link.name] = link
-        files = []
-        for key in sysctls:
-            dev, _, name = _interface_sysctl(key)
-            if dev is not None and dev not in snap.links:
-                snap.sysctls[key] = None  # no such interface
-            elif dev is not None and name in snap.links[dev].inet_conf:
-                snap.sysctls[key] = snap.links[dev].inet_conf[name]
-            else:
-                files.append(key)
-        read = nsmod.read_sysctls_here(files)
-        snap.sysctls.update((key, read[key]) for key in files)  # in the order asked
-        if tables:
-            legacy = _legacy_tables()
-            nf = netlink.Conn(netlink.NETLINK_NETFILTER, timeout=timeout)
-    if nf is not None:
-        with nf:
-            snap.nft_tables = nfnl.nft_tables(nf, f"nf_tables in {netns}")
-    links = snap.links.values()
-    if any(link.master for link in links):
-        for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
-            index, hairpin = rtnl.parse_bridge_port(m)
-            snap.hairpin[index] = hairpin
-    snap.addrs = [rtnl.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
-    snap.routes = [rtnl.parse_route(m) for m in conn.dump(what, rtnl.route_dump())]
-    snap.neighs = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
-    if any(link.kind == "vxlan" for link in links):
-        snap.fdb = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
-    snap.rules = [rtnl.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
-    return snap, conn, legacy
-
-
 def what_of(res: Resource) -> str:
     return res.describe()
 
@@ -504,23 +453,6 @@ def what_of(res: Resource) -> str:
 def _mark(done: list[Op], step: _Step) -> None:
     if step.primary and (not done or done[-1] is not step.op):
         done.append(step.op)
-
-
-def _interface_sysctl(key: str) -> tuple[str | None, str, str]:
-    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "", "arp_ignore"); (None, "", key) for others."""
-    parts = key.split(".")
-    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5 or parts[3] in ("all", "default"):
-        return None, "", key
-    return ".".join(parts[3:-1]), "", parts[-1]
-
-
-def _legacy_tables() -> list[str]:
-    """Tables of the legacy iptables backend loaded in the calling thread's namespace."""
-    try:
-        with open(LEGACY_TABLES) as fh:
-            return [line.strip() for line in fh if line.strip()]
-    except FileNotFoundError:
-        return []
 
 
 def _errno_text(code: int) -> str:

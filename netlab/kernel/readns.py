@@ -1,0 +1,81 @@
+"""A namespace read whole, as the kernel reports it: one entry, then one dump per object kind.
+
+``status`` and ``up``'s drift check read every namespace of a lab this way
+(kernel/live.py keeps the sockets and adds the iptables and nftables text).
+The namespace is entered once: to open its sockets (rtnetlink, if not open
+yet, and nf_tables), read its legacy iptables tables and the sysctls that are
+files (those of ``all`` and ``default``; an interface's come with its link).
+Then one dump per object kind, the bridge ports' and the FDB only where a
+bridge port or a VXLAN device makes them matter.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl
+from netlab.kernel.base import Snapshot
+
+LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
+
+
+def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
+                conn: netlink.Conn | None) -> tuple[Snapshot, netlink.Conn, list[str]]:
+    """One namespace as the kernel reports it (its iptables-save text aside), the socket that read it,
+    and the legacy iptables tables it has (their text is read by the caller)."""
+    snap = Snapshot(netns=netns)
+    what = f"dump of {netns}"
+    nf = None
+    legacy: list[str] = []
+    with nsmod.entered(netns):
+        if conn is None:
+            conn = netlink.Conn(timeout=timeout)
+        for m in conn.dump(what, rtnl.link_dump()):
+            link = rtnl.parse_link(m)
+            snap.links[link.name] = link
+        files = []
+        for key in sysctls:
+            dev, _, name = _interface_sysctl(key)
+            if dev is not None and dev not in snap.links:
+                snap.sysctls[key] = None  # no such interface
+            elif dev is not None and name in snap.links[dev].inet_conf:
+                snap.sysctls[key] = snap.links[dev].inet_conf[name]
+            else:
+                files.append(key)
+        read = nsmod.read_sysctls_here(files)
+        snap.sysctls.update((key, read[key]) for key in files)  # in the order asked
+        if tables:
+            legacy = _legacy_tables()
+            nf = netlink.Conn(netlink.NETLINK_NETFILTER, timeout=timeout)
+    if nf is not None:
+        with nf:
+            snap.nft_tables = nfnl.nft_tables(nf, f"nf_tables in {netns}")
+    links = snap.links.values()
+    if any(link.master for link in links):
+        for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
+            index, hairpin = rtnl.parse_bridge_port(m)
+            snap.hairpin[index] = hairpin
+    snap.addrs = [rtnl.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
+    snap.routes = [rtnl.parse_route(m) for m in conn.dump(what, rtnl.route_dump())]
+    snap.neighs = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
+    if any(link.kind == "vxlan" for link in links):
+        snap.fdb = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
+    snap.rules = [rtnl.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
+    return snap, conn, legacy
+
+
+def _interface_sysctl(key: str) -> tuple[str | None, str, str]:
+    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "", "arp_ignore"); (None, "", key) for others."""
+    parts = key.split(".")
+    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5 or parts[3] in ("all", "default"):
+        return None, "", key
+    return ".".join(parts[3:-1]), "", parts[-1]
+
+
+def _legacy_tables() -> list[str]:
+    """Tables of the legacy iptables backend loaded in the calling thread's namespace."""
+    try:
+        with open(LEGACY_TABLES) as fh:
+            return [line.strip() for line in fh if line.strip()]
+    except FileNotFoundError:
+        return []
