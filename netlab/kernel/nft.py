@@ -171,13 +171,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def frees_chains_at_once(release: str | None = None) -> bool:
-    """Linux 6.2 and later let a transaction delete a chain right after the map element that named it
-    (kube-proxy: before 6.2 the kernel notices a moment later, so it deletes stale chains a sync later)."""
-    m = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
-    return m is not None and (int(m.group(1)), int(m.group(2))) >= (6, 2)
-
-
 def explain(stderr: bytes) -> str:
     """nft's error (``/dev/stdin:12:5-20: Error: ...``) and the input line it names."""
     lines = stderr.decode(errors="replace").strip().splitlines()

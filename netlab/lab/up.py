@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
-from netlab.kernel.base import Kernel, Op
+from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.feature import Feature
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import namespaces_to_create, owned, tag_for
@@ -30,7 +30,7 @@ from netlab.plan.build import Plan, build_plan
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.repair import create_ops, ordered, repair_ops
+from netlab.realize.repair import create_ops, ordered, repair_ops, stale_chain_ops
 from netlab.realize.state import LabLock, LabState, check_source, forget, load_state
 
 Progress = Callable[[str, int, int], None]
@@ -163,6 +163,7 @@ class _Up:
         ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
         existing = [ns for ns in self.plan.netns if ns not in made]
         drifts = self._drift(existing, want, state)
+        self._delete_stale_chains(want)
         repairs = self._repairs(drifts, want)
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
         self.result.fixed += [op.describe() for op in repairs]
@@ -224,6 +225,19 @@ class _Up:
             out += [d for d in diff_netns(want.get(ns, []), self._observed[ns], links.get(ns, ()))
                     if not is_plugin_made(d, made)]
         return out
+
+    def _delete_stale_chains(self, want: dict) -> None:
+        """kube-proxy's nftables chains an earlier sync emptied: deleted now, before this sync, each node in a
+        transaction of its own (not journaled: an empty chain nothing names is nothing to put back). One that
+        cannot go yet (a kernel before 6.2 frees it a moment later) stays for the next up, as in kube-proxy."""
+        for op, chains in stale_chain_ops(want, self._observed):
+            try:
+                self.kernel.apply([op])
+            except KernelError as exc:
+                self.result.warnings.append(f"{op.res.netns}: emptied nftables chains stay until the next up ({exc})")
+                continue
+            self.result.fixed.append(f"deleted {len(chains)} nftables chain{'s' if len(chains) > 1 else ''} an "
+                                     f"earlier sync emptied in {op.res.netns} (kube-proxy deletes them a sync later)")
 
     def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:
         return repair_ops(drifts, want, self._observed) if drifts else []

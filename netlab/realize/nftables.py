@@ -19,6 +19,15 @@ so the affinity sets of untouched Services keep their clients), or the whole
 table again when a base chain or a set changed its definition.
 :func:`delta_payload` is the same partial sync trusting that the last
 transaction is in place, reading nothing (scripts/bench_services.py).
+
+A chain that leaves the plan (a Service or an endpoint gone) is emptied by
+the sync and deleted by a later one, in a transaction of its own, as
+kube-proxy does (pkg/proxy/nftables: its ``staleChains``): before Linux 6.2
+the kernel frees a chain only a moment after the map element that named it
+goes, and deleting a chain costs the kernel an RCU grace period (~15 ms
+here) where emptying it costs nothing. Meanwhile the empty chain is not drift
+(:func:`stale_chains`); ``up`` deletes the ones an earlier sync left
+(:func:`delete_chains_payload`) before it syncs.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import json
 from typing import Any, Sequence
 
+from netlab.kernel.nft import NAME
 from netlab.plan.nftables import Table
 from netlab.plan.resources import NftRules
 
@@ -219,14 +229,54 @@ def listing(data: dict | None) -> tuple[str, ...]:
 
 
 def drift(planned: NftRules, data: dict | None) -> list[str]:
-    """How the kernel's table differs from the plan's, in lines (missing first)."""
+    """How the kernel's table differs from the plan's, in lines (missing first). An empty chain the plan no
+    longer has is not drift: a sync emptied it and a later one deletes it (:func:`stale_chains`)."""
     if data is None:
         return [f"table {planned.family} {planned.table} is missing"]
-    have = set(listing(data))
+    seen = listing(data)
+    have = set(seen) - {f"chain {name}" for name in _empty_unplanned(seen, planned.listing)}
     want = set(planned.listing)
     out = [f"missing {line}" for line in planned.listing if line not in have]
     out += [f"extra {line}" for line in sorted(have - want)]
     return out
+
+
+def stale_chains(planned: NftRules, data: dict | None) -> list[str]:
+    """The chains of the kernel's table that an earlier sync emptied and the plan no longer has: kube-proxy
+    deletes them a sync later, in a transaction of their own."""
+    return [] if data is None else _empty_unplanned(listing(data), planned.listing)
+
+
+def _empty_unplanned(have: Sequence[str], want: Sequence[str]) -> list[str]:
+    """Chains of ``have`` with no rules (and no base-chain hook) that ``want`` does not name; only names nft
+    reads unquoted (kube-proxy's all are): a name that is not is drift, never a line of a payload."""
+    planned = {line.split(" ", 2)[1] for line in want if line.startswith("chain ")}
+    with_rules = {line.split(" ", 2)[1] for line in have if line.startswith("rule ")}
+    return sorted(name for line in have if line.startswith("chain ")
+                  for name, _, spec in [line[len("chain "):].partition(" ")]
+                  if not spec and name not in planned and name not in with_rules and NAME.fullmatch(name))
+
+
+def after_sync(have: Sequence[str], want: Sequence[str]) -> tuple[str, ...]:
+    """The listing a partial sync from ``have`` to ``want`` leaves: ``want``, and the chains it emptied (those
+    already empty are deleted before the sync: lab/up.py)."""
+    planned = {line.split(" ", 2)[1] for line in want if line.startswith("chain ")}
+    with_rules = {line.split(" ", 2)[1] for line in have if line.startswith("rule ")}
+    kept = {line for line in have if line.startswith("chain ") and " " not in line[len("chain "):]
+            and line.split(" ", 2)[1] not in planned and line.split(" ", 2)[1] in with_rules}
+    return tuple(sorted(set(want) | kept))
+
+
+def delete_chains_payload(family: str, table: str, chains: Sequence[str]) -> str:
+    """Delete chains in one transaction (``add`` first: a chain already gone is no failure; a chain that holds
+    rules or is named by one is, and the transaction changes nothing)."""
+    pre = f"{family} {table}"
+    return "".join(f"add chain {pre} {name}\ndelete chain {pre} {name}\n" for name in chains)
+
+
+def is_replay(text: str, family: str, table: str) -> bool:
+    """True when ``text`` makes the whole table again (:func:`replay_payload`), not a partial sync."""
+    return text.startswith(f"add table {family} {table}\ndelete table {family} {table}\n")
 
 
 def replay_payload(family: str, table: str, lines: Sequence[str]) -> str:
@@ -284,20 +334,18 @@ def _set_line(pre: str, name: str, kind: str, spec: str) -> str:
     return f"add {kind} {pre} {name} {{ {spec} ;{flags} }}"
 
 
-def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[str],
-                  delete_chains: bool = True) -> str | None:
+def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[str]) -> str | None:
     """kube-proxy's partial sync, between two listings: the ``nft -f`` lines that turn ``have`` into ``want``.
 
     New sets and chains are added; chains whose rules differ are flushed and
     written again; elements that went or changed are deleted before the new
-    ones are added; chains and sets ``want`` no longer has are flushed and
-    deleted last (no rule or map element names them by then). The elements of
-    dynamic sets (session affinity: the clients seen) are not in a listing, so
-    a set that stays keeps them. A base chain or a set whose definition changed
-    cannot be changed in place: then the whole table is made again, and so when
-    chains must go and ``delete_chains`` is False (a kernel before 6.2, which
-    frees a chain only a moment after the map element that named it is
-    deleted). None when nothing differs.
+    ones are added; chains ``want`` no longer has are emptied last (a later
+    sync deletes them: see the module's docstring), sets it no longer has are
+    deleted (no rule names them by then). The elements of dynamic sets
+    (session affinity: the clients seen) are not in a listing, so a set that
+    stays keeps them. A base chain or a set whose definition changed cannot be
+    changed in place: then the whole table is made again. None when nothing
+    differs.
     """
     pre = f"{family} {table}"
     h_sets, h_chains, h_rules, h_elems = _parse(have)
@@ -319,11 +367,8 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
         if name in w_sets:
             out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in before if e not in now]
         out += [f"add element {pre} {name} {{ {e} }}" for e in now if e not in before]
-    stale = [name for name in h_chains if name not in w_chains]
-    if stale and not delete_chains:
-        return replay_payload(family, table, want)
-    out += [f"flush chain {pre} {name}" for name in stale]  # all first: a stale chain may jump to another
-    out += [f"delete chain {pre} {name}" for name in stale]
+    # Emptied, not deleted (a later sync deletes them); already empty: nothing to do.
+    out += [f"flush chain {pre} {name}" for name in h_chains if name not in w_chains and h_rules.get(name)]
     out += [f"delete {kind} {pre} {n}" for n, (kind, _) in h_sets.items() if n not in w_sets]
     return "\n".join(out) + "\n" if out else None
 

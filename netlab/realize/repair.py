@@ -25,7 +25,6 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable
 
-from netlab.kernel import nft
 from netlab.kernel.base import NftText, Op, TableText
 from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route, Rule,
                                    Sysctl, Veth, VethPeer, Vxlan)
@@ -200,12 +199,32 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
         seen = nftables.listing(have)
         old = NftText(planned.netns, planned.family, planned.table,
                       nftables.replay_payload(planned.family, planned.table, seen), seen)
-    text = planned.payload or gone
+    text, after = planned.payload or gone, planned.listing
     if planned.payload and old is not None:  # the table is there: only what differs (kube-proxy's partial sync)
-        text = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing,
-                                      delete_chains=nft.frees_chains_at_once()) or text
-    return Op("restore", NftText(planned.netns, planned.family, planned.table, text, planned.listing),
+        delta = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing)
+        if delta and not nftables.is_replay(delta, planned.family, planned.table):
+            text, after = delta, nftables.after_sync(old.listing, planned.listing)  # emptied chains stay a while
+    return Op("restore", NftText(planned.netns, planned.family, planned.table, text, after),
               old=old or NftText(planned.netns, planned.family, planned.table, gone))
+
+
+def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observed]) -> list[tuple[Op, list[str]]]:
+    """kube-proxy's belated deletion: per node, one transaction deleting the chains an earlier sync emptied
+    (realize/nftables.py), with their names; run before the sync, apart from it."""
+    out = []
+    for ns, resources in want.items():
+        obs = observed.get(ns)
+        for r in resources:
+            if not isinstance(r, NftRules) or obs is None:
+                continue
+            have = obs.nft.get((r.family, r.table))
+            chains = nftables.stale_chains(r, have)
+            if chains:
+                gone = {f"chain {name}" for name in chains}
+                left = tuple(line for line in nftables.listing(have) if line not in gone)
+                text = nftables.delete_chains_payload(r.family, r.table, chains)
+                out.append((Op("restore", NftText(ns, r.family, r.table, text, left)), chains))
+    return out
 
 
 def create_ops(resources: Iterable[Resource]) -> list[Op]:

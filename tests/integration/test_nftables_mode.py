@@ -196,9 +196,49 @@ def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
     old = plan_nft.kube_proxy_table(old_lab, old_lab.nodes[0], services.service_ports(old_lab))
     new = plan_nft.kube_proxy_table(new_lab, new_lab.nodes[0], services.service_ports(new_lab))
     delta = listing.delta_payload(old, new)
-    assert delta and len(delta.splitlines()) < 40
+    assert delta and len(delta.splitlines()) < 40 and "delete chain" not in delta
     nft.run(ns, delta)
-    assert listing.listing(kernel_table(ns)) == new.listing()
+    # The new table, and web-2's endpoint chain emptied: kube-proxy deletes it a sync later.
+    assert listing.listing(kernel_table(ns)) == listing.after_sync(old.listing(), new.listing())
+    extra = set(listing.after_sync(old.listing(), new.listing())) - set(new.listing())
+    assert extra and all(line.startswith("chain endpoint-") for line in extra)  # web-2's, of web and plain
     assert not as_planned(lab)  # the lab's topology still has web-2 behind web
     netlab("up", "-t", nft_lab["path"])
     assert as_planned(lab)
+
+
+def test_an_endpoint_gone_leaves_its_chain_empty_until_the_next_up_deletes_it(nft_lab):
+    """kube-proxy's staleChains, live: up with web-2 gone empties web-2's endpoint chains (status is clean and
+    the Service answers from web-1 only); the next up deletes them, each node in a transaction of its own."""
+    lab = nft_lab["name"]
+    text = TOPOLOGY.format(lab=lab, mode="nftables").replace("{name: web-2, node: node-2, labels: {app: web}}",
+                                                              "{name: web-2, node: node-2}")
+    fewer = write_topology(nft_lab["tmp"], text, f"{lab}.yaml")  # the same file: the lab's own source
+    original = TOPOLOGY.format(lab=lab, mode="nftables")
+    try:
+        netlab("up", "-t", fewer)
+        ns = f"{lab}-node-1"
+        chains = {o["chain"]["name"]: o["chain"] for o in kernel_table(ns)["nftables"] if "chain" in o}
+        rules = {o["rule"]["chain"] for o in kernel_table(ns)["nftables"] if "rule" in o}
+        web2 = next(p.ip for p in resolve(load_topology(fewer)).pods if p.name == "web-2")
+        unplanned = sorted(set(chains) - {line.split()[1] for line in planned(fewer, ns).listing
+                                          if line.startswith("chain ")})
+        # web-2's endpoint chains (kube-proxy names them by address), of web and plain: there, and empty.
+        assert len(unplanned) == 2 and all(f"__{web2}/" in name for name in unplanned), unplanned
+        assert not set(unplanned) & rules
+        emptied = unplanned
+        assert as_planned(lab)
+        for _ in range(4):
+            reply = json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080", check=True).stdout)
+            assert reply["pod"] == "web-1"
+        fixed = json.loads(netlab("up", "-t", fewer, "-o", "json").stdout)["fixed"]
+        assert [line for line in fixed if line.startswith("deleted 2 nftables chains an earlier sync emptied in "
+                                                          f"{ns}")], fixed
+        left = {o["chain"]["name"] for o in kernel_table(ns)["nftables"] if "chain" in o}
+        assert not set(emptied) & left
+        assert listing.listing(kernel_table(ns)) == planned(fewer, ns).listing
+        assert as_planned(lab)
+    finally:
+        write_topology(nft_lab["tmp"], original, f"{lab}.yaml")
+        netlab("up", "-t", nft_lab["path"])
+        assert as_planned(lab)

@@ -21,6 +21,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import load_topology, parse_yaml, validate_source
 from netlab.plan import nftables, services
 from netlab.plan.build import build_plan
+from netlab.plan.resources import NftRules
 from netlab.realize import nftables as realize
 from netlab.realize import state as state_mod
 from netlab.trace import kubeproxy_nft
@@ -161,9 +162,10 @@ def test_partial_sync_touches_only_what_changed(lab):
     assert lines[0] == f"flush chain ip kube-proxy {svc}"
     assert f"add rule ip kube-proxy {svc} numgen random mod 1 vmap {{ 0 : goto " \
            f"{nftables.endpoint_chain(web, ip1, p1)} }}" in lines
-    # Stale chains and sets go last, once nothing names them any more.
-    assert lines[-3:] == [f"flush chain ip kube-proxy {gone_chain}", f"delete chain ip kube-proxy {gone_chain}",
-                          f"delete set ip kube-proxy {gone_set}"]
+    # Last, once nothing names them any more: the stale chain is emptied (a later sync deletes it, as
+    # kube-proxy does), the stale set deleted.
+    assert lines[-2:] == [f"flush chain ip kube-proxy {gone_chain}", f"delete set ip kube-proxy {gone_set}"]
+    assert not [line for line in lines if line.startswith("delete chain")]
     assert not [line for line in lines if "service-ips" in line]  # the Service's entry did not change
     assert realize.delta_payload(new, new) is None
 
@@ -178,11 +180,12 @@ def test_partial_sync_of_a_service_that_lost_its_endpoints_swaps_its_map_element
     assert f"delete element ip kube-proxy service-ips {{ {db.cluster_ip} . tcp . 5432 }}" in lines
     assert (f'add element ip kube-proxy no-endpoint-services {{ {db.cluster_ip} . tcp . 5432 comment "default/db" '
             ": goto reject-chain }") in lines
-    deletes = [i for i, line in enumerate(lines) if line.startswith("delete chain")]
-    flushes = [i for i, line in enumerate(lines) if line.startswith("flush chain")]
+    stale = [nftables.service_chain(db)] + [nftables.endpoint_chain(db, ip, p) for ip, p in db.endpoints]
+    flushes = [i for i, line in enumerate(lines) if line.startswith("flush chain") and line.split()[-1] in stale]
     elements = [i for i, line in enumerate(lines) if "element" in line]
-    # The Service's chain jumps to its endpoints' chains: every stale chain is emptied before any goes.
-    assert len(deletes) == 4 and min(deletes) > max(elements) and min(deletes) > max(flushes)  # 2 ports
+    # The map elements that named the Service's chain go first; then its chains are emptied, not deleted.
+    assert len(flushes) == len(stale) and min(flushes) > max(elements)
+    assert not [line for line in lines if line.startswith("delete chain")]
 
 
 # --- against the fake kernel ---------------------------------------------------------------------
@@ -205,6 +208,31 @@ def test_up_status_and_mode_switch_against_the_fake_kernel(tmp_path, monkeypatch
 
 
 # --- trace ---------------------------------------------------------------------------------------
+
+def test_an_endpoint_gone_empties_its_chain_and_the_next_up_deletes_it_against_the_fake_kernel(tmp_path, monkeypatch):
+    """up with an endpoint fewer: its chain stays, emptied, and status is clean; the next up deletes it in a
+    transaction of its own, before its sync (kube-proxy's staleChains), and the table is the plan's again."""
+    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    text = VIEW.read_text().replace("name: nfkv", "name: nfst")
+    before = _lab(text)
+    k = FakeKernel()
+    lab_up.up(before, k, features=(), journal=Journal(k))
+    after = _lab(text.replace("{name: b, node: n2, labels: {app: web}}", "{name: b, node: n2}"))
+    web = port(before, "web", "http")
+    gone = nftables.endpoint_chain(web, *web.endpoints[1])
+    key = ("ip", "kube-proxy")
+    node = after.nodes[0].netns
+    planned = next(r for r in build_plan(after).of_kind("nft") if r.netns == node)
+    first = lab_up.up(after, k, features=(), journal=Journal(k))
+    assert f"chain {gone}" in k.ns[node].nft[key].listing and f"chain {gone}" not in planned.listing
+    assert not [line for line in first.fixed if "emptied" in line]
+    assert lab_status.status(state_mod.load_state("nfst"), k).ok
+    second = lab_up.up(after, k, features=(), journal=Journal(k))
+    assert [line for line in second.fixed if "an earlier sync emptied" in line]
+    assert k.ns[node].nft[key].listing == planned.listing
+    third = lab_up.up(after, k, features=(), journal=Journal(k))
+    assert not third.changed
+
 
 def test_trace_names_the_numgen_element_or_the_affinity_set(lab):
     m = LabMap.from_lab(lab, build_plan(lab))
@@ -305,17 +333,23 @@ def test_a_drifted_table_gets_only_what_differs(lab):
         "add table ip kube-proxy\ndelete table ip kube-proxy\n")
 
 
-def test_before_linux_6_2_a_sync_that_deletes_chains_makes_the_table_again(lab):
-    from netlab.kernel import nft
-
-    assert nft.frees_chains_at_once("6.18.0-1-amd64") and nft.frees_chains_at_once("6.2.0")
-    assert not nft.frees_chains_at_once("6.1.0-28-amd64") and not nft.frees_chains_at_once("5.15.0-91-generic")
-    old = table_of(lab)
-    changed = _lab(VIEW.read_text().replace("labels: {app: db}", "labels: {app: gone}"))
+def test_a_chain_the_plan_dropped_is_emptied_then_deleted_by_a_later_sync_and_is_no_drift_meanwhile(lab):
+    """kube-proxy's staleChains: the sync empties a chain that left the plan; the kernel's table then holds it
+    empty, which is not drift; the next up deletes it in a transaction of its own (add first: never fails)."""
+    changed = _lab(VIEW.read_text().replace("{name: b, node: n2, labels: {app: web}}", "{name: b, node: n2}"))
     new = nftables.kube_proxy_table(changed, changed.nodes[0], services.service_ports(changed))
-    whole = realize.listing_delta("ip", "kube-proxy", old.listing(), new.listing(), delete_chains=False)
-    assert whole.startswith("add table ip kube-proxy\ndelete table ip kube-proxy\n")
-    # A change that deletes no chain stays a partial sync there too.
-    have = [line for line in old.listing() if not line.startswith("element service-ips ")]
-    assert realize.listing_delta("ip", "kube-proxy", have, old.listing(), delete_chains=False).startswith(
-        "add element ip kube-proxy service-ips ")
+    web = port(lab, "web", "http")
+    gone = nftables.endpoint_chain(web, *web.endpoints[1])
+    planned = NftRules(netns="t-n1", family="ip", table="kube-proxy", payload="x", listing=new.listing())
+    after_sync = {"netlab-listing": list(new.listing()) + [f"chain {gone}"]}  # emptied, still there
+    assert realize.drift(planned, after_sync) == []
+    assert realize.stale_chains(planned, after_sync) == [gone]
+    assert realize.listing_delta("ip", "kube-proxy", after_sync["netlab-listing"], new.listing()) is None
+    assert realize.delete_chains_payload("ip", "kube-proxy", [gone]) == \
+        f"add chain ip kube-proxy {gone}\ndelete chain ip kube-proxy {gone}\n"
+    # A chain the plan does not have that holds rules, is a base chain, or has a name nft would need quoted
+    # is drift, and never a stale chain.
+    for extra in ([f"chain {gone}", f"rule {gone} 0000 counter"], ["chain hooked type nat hook output priority 0"],
+                  ["chain bad;name"]):
+        seen = {"netlab-listing": list(new.listing()) + extra}
+        assert realize.drift(planned, seen) and realize.stale_chains(planned, seen) == []
