@@ -27,20 +27,12 @@ from dataclasses import dataclass, field
 
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
+from netlab.probe.icmp import checksum
 from netlab.trace.decode import ICMP_TYPES, UNREACH, ip_text
 
 
 # <linux/in.h>; Python's socket module names them only from 3.12
 IP_MTU_DISCOVER, IP_PMTUDISC_DO = 10, 2
-
-
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 @dataclass
@@ -98,7 +90,7 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
         if size:  # DF always, as ping -M do: a packet bigger than the route's MTU is refused, not fragmented
             s.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO)
         hdr = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
-        csum = _checksum(hdr + body)
+        csum = checksum(hdr + body)
         sent = Sent("icmp", None, ident, marker, _sock=s)
         try:
             s.sendto(struct.pack("!BBHHH", 8, 0, csum, ident, 1) + body, (dst, 0))

@@ -144,7 +144,7 @@ def test_describe_shows_outer_and_inner():
 
 
 def test_checksum_of_the_marked_echo():
-    from netlab.trace.send import _checksum
+    from netlab.probe.icmp import checksum as _checksum  # the one trace sends with (trace/send.py)
 
     hdr = struct.pack("!BBHHH", 8, 0, 0, 4242, 1) + MARK
     csum = _checksum(hdr)
