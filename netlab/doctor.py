@@ -44,7 +44,7 @@ import re
 import stat
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
@@ -189,6 +189,21 @@ def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
     except EnvironmentNotReady:
         return _verdict(name, False, f"{command} is not installed", needed, fix), None
     return _verdict(name, True, path, needed, fix), path
+
+
+def _nft_way() -> str:
+    """How netlab gives nft its transactions here (kernel/nft.py): in its own process through libnftables, or
+    by running the program."""
+    from netlab.kernel import libnftables, nft
+
+    try:
+        if nft.mode() == "process":
+            return f"; transactions run the program ({nft.ENV}=process)"
+    except EnvironmentNotReady as exc:
+        return f"; {exc}"
+    if libnftables.load() is None:
+        return f"; {libnftables.SONAME} does not load ({libnftables.load_error()}): transactions run the program"
+    return f"; transactions in netlab's process through {libnftables.SONAME}"
 
 
 def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:
@@ -375,6 +390,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
                                      f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)")
             else:
                 out[name] = _tool(name, name in needed)[0]
+    if "nft" in out and out["nft"].status == OK:
+        out["nft"] = replace(out["nft"], detail=out["nft"].detail + _nft_way())
     if "neighbours" in only:
         out["neighbours"] = _neighbours(lab)
     if "fallback-tunnels" in only:

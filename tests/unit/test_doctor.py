@@ -327,6 +327,23 @@ def test_the_checks_of_an_up_run_once_for_it_and_again_for_the_next(machine):
             pass
 
 
+def test_the_nft_line_says_how_transactions_reach_nft(machine, monkeypatch):
+    from netlab.kernel import libnftables
+
+    def nft_line():
+        return by_name(doctor.report(NFT_MODE, for_this_lab=True))["nft"].line()
+
+    monkeypatch.setenv("NETLAB_NFT", "process")
+    assert nft_line() == "ok    tool nft: /usr/sbin/nft; transactions run the program (NETLAB_NFT=process)"
+    monkeypatch.setenv("NETLAB_NFT", "bogus")
+    assert "NETLAB_NFT='bogus': use library or process" in nft_line()
+    monkeypatch.delenv("NETLAB_NFT")
+    monkeypatch.setattr(libnftables, "load", lambda: None)
+    monkeypatch.setattr(libnftables, "load_error", lambda: "libnftables.so.1: cannot open shared object file")
+    assert nft_line().endswith("; libnftables.so.1 does not load (libnftables.so.1: cannot open shared object file): "
+                               "transactions run the program")
+
+
 def test_services_preflight_is_the_doctors(machine):
     from netlab.services import lifecycle
 
