@@ -25,9 +25,10 @@ ECHO_REPLY, DEST_UNREACH, ECHO_REQUEST, TIME_EXCEEDED = 0, 3, 8, 11
 PORT_UNREACH = 3  # a code of DEST_UNREACH
 PROTO_ICMP, PROTO_UDP = 1, 17
 
-# Type and code names as ping(8) and tcpdump(8) print them.
-TYPES = {DEST_UNREACH: "destination unreachable", TIME_EXCEEDED: "time exceeded", 5: "redirect",
-         12: "parameter problem"}
+# Type and code names as ping(8) and tcpdump(8) print them (trace's decoder prints them too).
+TYPE_NAMES = {ECHO_REPLY: "echo reply", DEST_UNREACH: "destination unreachable", 5: "redirect",
+              ECHO_REQUEST: "echo request", TIME_EXCEEDED: "time exceeded", 12: "parameter problem"}
+ERRORS = (DEST_UNREACH, 5, TIME_EXCEEDED, 12)  # the types that quote the packet they are about
 UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable",
                  4: "fragmentation needed", 9: "net prohibited", 10: "host prohibited",
                  13: "administratively prohibited"}
@@ -65,7 +66,7 @@ class IcmpError:
 
     def describe(self) -> str:
         """``destination unreachable: host unreachable (ICMP from 10.244.1.1)``."""
-        kind = TYPES.get(self.type, f"type {self.type}")
+        kind = TYPE_NAMES.get(self.type, f"type {self.type}")
         codes = UNREACH_CODES if self.type == DEST_UNREACH else EXCEEDED_CODES if self.type == TIME_EXCEEDED else {}
         return f"{kind}: {codes.get(self.code, f'code {self.code}')} (ICMP from {self.reporter})"
 
@@ -75,7 +76,7 @@ def parse_error(packet: bytes) -> IcmpError | None:
     try:
         ihl = (packet[0] & 0x0F) * 4
         itype, code = packet[ihl], packet[ihl + 1]
-        if itype not in TYPES:
+        if itype not in ERRORS:
             return None
         inner = packet[ihl + 8:]
         inner_ihl = (inner[0] & 0x0F) * 4

@@ -21,14 +21,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from netlab.probe.icmp import TYPE_NAMES, UNREACH_CODES
 from netlab.trace.flow import Flow, Packet
 
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
-ICMP_TYPES = {0: "echo reply", 3: "destination unreachable", 5: "redirect", 8: "echo request", 11: "time exceeded"}
-UNREACH = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable",
-           4: "fragmentation needed", 9: "net prohibited", 10: "host prohibited", 13: "administratively prohibited"}
+ICMP_TYPES, UNREACH = TYPE_NAMES, UNREACH_CODES  # ICMP's names, as the prober prints them (probe/icmp.py)
 TCP_FLAGS = [(0x02, "S"), (0x10, "."), (0x01, "F"), (0x04, "R"), (0x08, "P")]
 
 
