@@ -250,21 +250,23 @@ def stale_chains(planned: NftRules, data: dict | None) -> list[str]:
 def _empty_unplanned(have: Sequence[str], want: Sequence[str]) -> list[str]:
     """Chains of ``have`` with no rules (and no base-chain hook) that ``want`` does not name; only names nft
     reads unquoted (kube-proxy's all are): a name that is not is drift, never a line of a payload."""
-    planned = {line.split(" ", 2)[1] for line in want if line.startswith("chain ")}
-    with_rules = {line.split(" ", 2)[1] for line in have if line.startswith("rule ")}
-    return sorted(name for line in have if line.startswith("chain ")
-                  for name, _, spec in [line[len("chain "):].partition(" ")]
-                  if not spec and name not in planned and name not in with_rules and NAME.fullmatch(name))
+    return sorted(name for name, rules in _unplanned_chains(have, want).items() if not rules and NAME.fullmatch(name))
 
 
 def after_sync(have: Sequence[str], want: Sequence[str]) -> tuple[str, ...]:
     """The listing a partial sync from ``have`` to ``want`` leaves: ``want``, and the chains it emptied (those
     already empty are deleted before the sync: lab/up.py)."""
+    emptied = {f"chain {name}" for name, rules in _unplanned_chains(have, want).items() if rules}
+    return tuple(sorted(set(want) | emptied))
+
+
+def _unplanned_chains(have: Sequence[str], want: Sequence[str]) -> dict[str, bool]:
+    """The regular chains (no base-chain hook) of listing ``have`` that ``want`` does not name: whether each
+    holds rules."""
     planned = {line.split(" ", 2)[1] for line in want if line.startswith("chain ")}
     with_rules = {line.split(" ", 2)[1] for line in have if line.startswith("rule ")}
-    kept = {line for line in have if line.startswith("chain ") and " " not in line[len("chain "):]
-            and line.split(" ", 2)[1] not in planned and line.split(" ", 2)[1] in with_rules}
-    return tuple(sorted(set(want) | kept))
+    return {name: name in with_rules for line in have if line.startswith("chain ")
+            for name, _, spec in [line[len("chain "):].partition(" ")] if not spec and name not in planned}
 
 
 def delete_chains_payload(family: str, table: str, chains: Sequence[str]) -> str:
