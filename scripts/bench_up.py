@@ -77,29 +77,11 @@ def mem_available_kb() -> int:
 
 
 def lab_processes(netns_names: list[str]) -> list[int]:
-    """Every process with a thread in one of these network namespaces (by namespace identity)."""
-    want = set()
-    for name in netns_names:
-        try:
-            st = os.stat(f"/run/netns/{name}")
-        except FileNotFoundError:
-            continue
-        want.add((st.st_dev, st.st_ino))
-    out = []
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                st = os.stat(f"/proc/{pid}/task/{tid}/ns/net")
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in want:
-                out.append(pid)
-                break
-    return out
+    """Every process with a thread in one of these network namespaces (by namespace identity, as down finds
+    them)."""
+    from netlab.kernel.processes import find_in_namespaces
+
+    return list(find_in_namespaces(netns_names))
 
 
 def pss_kb(pid: int) -> int:

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -51,6 +52,16 @@ def ip_json(*args: str, netns: str | None = None) -> list:
 def in_netns(netns: str, *argv: str, check: bool = False, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=check,
                           timeout=timeout)
+
+
+def wait_for(pred, timeout: float = 5.0, step: float = 0.05) -> bool:
+    """True once ``pred()`` holds, asked every ``step`` seconds for up to ``timeout``; then its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
 
 
 def write_topology(tmp_path: Path, text: str, name: str = "topo.yaml") -> str:

@@ -7,25 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import in_netns, netlab, two_node_topology
+from helpers import in_netns, netlab, two_node_topology, wait_for
 from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
 
 LAUNCHES = 40  # a 1-in-6 race survives 40 launches with probability (5/6)**40 < 0.1 %
-
-
-def wait_for(pred, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def test_every_launched_echo_server_is_recorded(labs, tmp_path):

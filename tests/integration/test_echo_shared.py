@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from helpers import in_netns, netlab, state_path, two_node_topology
-from netlab.kernel.processes import proc_state
+from helpers import in_netns, netlab, state_path, two_node_topology, wait_for
+from netlab.kernel.processes import proc_state, thread_group
 
 pytestmark = pytest.mark.root
 
@@ -40,29 +39,12 @@ def echo_tasks(lab: str) -> dict[str, int]:
             if r["argv"][:3] == ["python3", "-m", "netlab.workload.echo"]}
 
 
-def thread_group(tid: int) -> int | None:
-    try:
-        with open(f"/proc/{tid}/status") as fh:
-            return int(next(line for line in fh if line.startswith("Tgid:")).split()[1])
-    except FileNotFoundError:
-        return None
-
-
 def ns(path: str) -> int:
     return os.stat(path).st_ino
 
 
 def gone(pid: int) -> bool:
     return proc_state(pid) in (None, "Z", "X")
-
-
-def wait_for(pred, timeout: float = 8.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return pred()
 
 
 def tcp_pod(lab: str, src: str, dst: str, port: int = 8080) -> str:
@@ -128,7 +110,7 @@ def test_a_killed_echo_server_is_drift_and_up_starts_a_new_one(labs):
     path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
     server = thread_group(echo_tasks(lab)["fedora-1/main"])
     os.kill(server, signal.SIGKILL)
-    assert wait_for(lambda: gone(server))
+    assert wait_for(lambda: gone(server), timeout=8)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1
     for pod in ("fedora-1", "fedora-2"):

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from helpers import lab_namespaces, netlab, state_path, two_node_topology
-from netlab.kernel.processes import proc_state
+from helpers import lab_namespaces, netlab, state_path, two_node_topology, wait_for
+from netlab.kernel.processes import proc_state, thread_group
 
 pytestmark = pytest.mark.root
 
@@ -81,18 +81,6 @@ def in_lab(lab: str) -> list[int]:
     return sorted(out)
 
 
-def thread_group(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as fh:
-        return int(next(line for line in fh if line.startswith("Tgid:")).split()[1])
-
-
-def wait_for(pred, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 def echo_request(lab: str, name: str, dst: str, port: int = 8080, proto: str = "tcp") -> dict:
