@@ -16,12 +16,19 @@ bridge, 2,450 ICMP probes):
   budget and sockets of its own; the agent is the first worker itself.
   Each worker's observations come back through netlab.kernel.child, within
   the run's time limit.
-- Then the clean-up, in the namespaces that translate (nodes, balancer):
-  a Service flow that got no answer leaves a conntrack entry holding its NAT
-  decision (SYN_SENT, 2 minutes), which a later flow reusing the tuple would
-  inherit; those entries are deleted, by their exact tuples only
-  (kernel/conntrack.py). And every dynamic neighbour entry the run created
-  that is still there is swept.
+- Then the clean-up, in the nodes' namespaces and the balancer's, by exact
+  tuples only (kernel/conntrack.py):
+  - a Service flow that got no answer leaves a conntrack entry holding its
+    NAT decision (SYN_SENT, 2 minutes), which a later flow reusing the tuple
+    would inherit;
+  - a UDP flow that got an answer leaves an entry that has seen its reply
+    (30 s, 120 s once assured). Each run's UDP socket gets a random source
+    port: a later run's socket that gets the same one (1 in ~28,000 per pod,
+    but a suite probes hundreds of times) would be ESTABLISHED at once and
+    pass a NetworkPolicy that now denies it (policies judge new flows only,
+    plan/policy.py). Its entries are deleted, so every run probes new flows.
+  And every dynamic neighbour entry the run created that is still there is
+  swept.
 """
 
 from __future__ import annotations
@@ -108,7 +115,7 @@ class Agent:
             for key in ("peak_entries", "peak_live"):
                 stats[key] = max(stats[key], res.stats[key])
         t_probe = now() - t0
-        stats["untracked"] = self._untrack(obs)
+        stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src)
         stats["swept"] = self._sweep(snapshot)
         for s in self.setup.values():
             s.close()
@@ -122,24 +129,33 @@ class Agent:
                      budget=job.budget, workers=workers)
         return Output(obs, self_ip, route_src, stats)
 
-    def _untrack(self, obs: dict[int, Observation]) -> int:
-        """Delete the conntrack entries of Service flows that got no answer (their exact tuples)."""
-        flows = []
+    def _untrack(self, obs: dict[int, Observation], self_ip: dict[str, str | None],
+                 route_src: dict[tuple[str, str], str | None]) -> tuple[int, int]:
+        """Delete the conntrack entries of Service flows that got no answer and of the UDP flows that
+        got one (their exact tuples); how many of each."""
+        service, udp = [], []
         for t in self.job.tasks:
             o = obs.get(t.id)
-            if not t.service or o is None or o.reached or not o.local or o.local.startswith(("0.0.0.0", ":")):
+            if o is None or not o.local:
                 continue
-            ip, _, port = o.local.rpartition(":")
-            proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
-            flows.append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
-        if not flows:
-            return 0
-        for name in self.job.untrack:
-            try:
-                conntrack.delete_flows(name, flows)
-            except OSError:
-                continue  # the namespace is gone: so are its entries
-        return len(flows)
+            if t.service and not o.reached and not o.local.startswith(("0.0.0.0", ":")):
+                ip, _, port = o.local.rpartition(":")
+                proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
+                service.append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
+            elif t.proto == "udp" and not t.service and o.reached:
+                # The namespace's one UDP socket: the observation knows its port, the source address is
+                # the pod's own or, from a node or host, the one its route picks.
+                src = self_ip.get(t.src) or route_src.get((t.src, t.dst))
+                if src:
+                    udp.append(conntrack.Flow(socket.IPPROTO_UDP, src, int(o.local.rpartition(":")[2]),
+                                              t.dst, t.port))
+        if service or udp:
+            for name in self.job.untrack:
+                try:
+                    conntrack.delete_flows(name, service + udp)
+                except OSError:
+                    continue  # the namespace is gone: so are its entries
+        return len(service), len(udp)
 
     def _sweep(self, snapshot: dict[str, set[tuple[int, str]]]) -> int:
         """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot)."""

@@ -86,7 +86,7 @@ class Job:
     self_ip: dict[str, str] = field(default_factory=dict)  # pod netns -> ifname to read its address (and MAC) from
     route_src: list[tuple[str, str]] = field(default_factory=list)  # (netns, dst): kernel's source address
     sweep: list[str] = field(default_factory=list)  # namespaces whose new dynamic entries are removed at the end
-    untrack: list[str] = field(default_factory=list)  # namespaces where unanswered Service flows are deleted
+    untrack: list[str] = field(default_factory=list)  # namespaces where the run's conntrack entries are deleted
 
 
 @dataclass
@@ -189,7 +189,7 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
     names = lab.netns_names() + [ns for _, ns in lab.internet_hosts]
     sweep = list(names) + sorted({p.source.netns for p in probes} - set(names))
     untrack = [n.netns for n in lab.nodes] + [ns for name, ns in lab.internet_hosts if name == "lb"]
-    if not any(p.svc is not None for p in probes) and not dists:
+    if not any(p.svc is not None or p.proto == "udp" for p in probes) and not dists:
         untrack = []
     return Job(tasks=tasks, units=units, home=lab.underlay_netns, timeout=timeout, budget=budget,
                self_ip={p.netns: POD_IF for p in lab.pods}, route_src=sorted(route_src), sweep=sweep,

@@ -164,7 +164,8 @@ def to_json(report: Report) -> dict:
         "pods": [c.to_json() for c in report.self_checks],
         "distributions": [d.to_json() for d in dists],
         "not_probed": list(report.notes),
-        "conntrack": {"unanswered_service_flows_deleted": report.stats.get("untracked", 0)},
+        "conntrack": {"unanswered_service_flows_deleted": report.stats.get("untracked", 0),
+                      "answered_udp_flows_deleted": report.stats.get("untracked_udp", 0)},
         "neighbour_table": {k: v for k, v in report.stats.items()
                             if k in ("peak_entries", "entries_before", "entries_after", "table_fulls",
                                      "forced_gc_runs", "deleted", "swept", "budget", "peak_live", "arp",

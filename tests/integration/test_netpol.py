@@ -9,6 +9,7 @@ policies), so the module costs one lab's set-up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -18,7 +19,10 @@ import pytest
 
 from helpers import lab_namespaces, unique_lab
 from netlab import Lab
+from netlab.kernel.conntrack import list_entries as conntrack_entries
 from netlab.kernel.iptables import save as iptables_save
+from netlab.kernel.netns import entered as netns_entered
+from netlab.kernel.netns import read_sysctl_here, write_sysctl_here
 from netlab.model.topology import NetworkPolicy
 from netlab.plan.policy import policy_chain
 from netlab.probe import policytable
@@ -125,6 +129,40 @@ def test_policy_update_in_place(lab):
         client.wait()
     table = probed(running)
     assert not table.mismatches, table.render()
+
+
+@contextlib.contextmanager
+def one_ephemeral_port(netns: str, port: int):
+    """Every socket x-b binds to port 0 gets ``port``: each probe run's UDP socket reuses the last one's."""
+    key = "net.ipv4.ip_local_port_range"
+    with netns_entered(netns):
+        old = read_sysctl_here(key)
+        write_sysctl_here(key, f"{port} {port}")
+    try:
+        yield
+    finally:
+        with netns_entered(netns):
+            write_sysctl_here(key, old)
+
+
+def test_each_probe_run_judges_new_udp_flows(lab):
+    """A probe run deletes the conntrack entries of the UDP flows it got answers for, so the next run's
+    flows are new even when its socket gets the same source port: the new policy judges them, not an
+    ESTABLISHED entry of the last run (this is what made a random set fail about once in ten runs)."""
+    running = apply(lab, [])
+    m = running.model
+    with one_ephemeral_port(m.pod("x-b").netns, 40000):
+        table = probed(running)
+        assert all(f.reached for f in table.flows), table.render()
+        for node in ("n1", "n2"):
+            left = [e for e in conntrack_entries(m.node(node).netns, "udp")
+                    if f"src={m.pod('x-b').ip} " in e and "sport=40000 " in e]
+            assert not left, f"{node} still holds the probe's UDP flows: {left[:3]}"
+        deny = {"name": "x-b-egress", "namespace": "x", "spec": {
+            "podSelector": {"matchLabels": {"pod": "b"}}, "policyTypes": ["Egress"]}}
+        table = probed(apply(lab, [deny]))
+    assert not table.mismatches, table.render()
+    assert not any(f.reached for f in table.flows if f.src == "x-b" and f.dst != "x-b")
 
 
 def test_status_reports_drift_in_policy_chains_and_up_repairs_it(lab):

@@ -99,3 +99,14 @@ def test_seeded_pairs_carry_permanent_entries_not_counted_ones():
     # Node -> pod probes still resolve by ARP: each pod's ARP is checked once.
     assert [u.entries for u in job.units if not u.seed][0] == [("nb-n1", "cni0", "10.244.0.2"),
                                                                 ("nb-p0", "eth0", "10.244.0.1")]
+
+
+def test_conntrack_clean_up_only_where_the_run_leaves_entries_that_matter():
+    """UDP probes (their answered flows' entries would make a later run's flows ESTABLISHED) and Service
+    probes (NAT decisions) are cleaned up in the nodes' namespaces; ICMP and TCP alone leave nothing to."""
+    ports = [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 80, "protocol": "UDP"}]
+    pods = [{"name": f"p{i}", "node": "n1", "containers": [{"name": "c", "ports": ports}]} for i in range(3)]
+    lab = resolve(Topology.model_validate({"name": "nb", "nodes": [{"name": "n1"}, {"name": "n2"}], "pods": pods}))
+    assert make_job(lab, build_matrix(lab, ["icmp", "tcp"]), 1.0, budget=100).untrack == []
+    udp = build_matrix(lab, ["udp"])
+    assert udp and make_job(lab, udp, 1.0, budget=100).untrack == ["nb-n1", "nb-n2"]
