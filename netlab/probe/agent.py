@@ -143,9 +143,9 @@ class Agent:
                 proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
                 service.append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
             elif t.proto == "udp" and not t.service and o.reached:
-                # The namespace's one UDP socket: the observation knows its port, the source address is
-                # the pod's own or, from a node or host, the one its route picks.
-                src = self_ip.get(t.src) or route_src.get((t.src, t.dst))
+                # The namespace's one UDP socket: the observation knows its port; the source address is
+                # the one the route picks from a node or host, else the pod's own.
+                src = route_src.get((t.src, t.dst)) or self_ip.get(t.src)
                 if src:
                     udp.append(conntrack.Flow(socket.IPPROTO_UDP, src, int(o.local.rpartition(":")[2]),
                                               t.dst, t.port))
