@@ -22,11 +22,14 @@ bridge, 2,450 ICMP probes):
     NAT decision (SYN_SENT, 2 minutes), which a later flow reusing the tuple
     would inherit;
   - a UDP flow that got an answer leaves an entry that has seen its reply
-    (30 s, 120 s once assured). Each run's UDP socket gets a random source
-    port: a later run's socket that gets the same one (1 in ~28,000 per pod,
-    but a suite probes hundreds of times) would be ESTABLISHED at once and
-    pass a NetworkPolicy that now denies it (policies judge new flows only,
-    plan/policy.py). Its entries are deleted, so every run probes new flows.
+    (30 s, 120 s once assured). Each run's UDP sockets get random source
+    ports: a later run's socket that gets the same one (1 in ~28,000 per pod
+    for the matrix, 1 in ~4,500 per Service probe, but a suite probes
+    hundreds of times) would be ESTABLISHED at once, keep the old endpoint
+    and pass a NetworkPolicy that now denies it (policies judge new flows
+    only, plan/policy.py). Those entries are deleted too, so every run
+    probes new flows. (TCP needs nothing: the prober closes with RST, and a
+    new SYN reopens a closed entry as a new connection.)
   And every dynamic neighbour entry the run created that is still there is
   swept.
 """
@@ -131,31 +134,29 @@ class Agent:
 
     def _untrack(self, obs: dict[int, Observation], self_ip: dict[str, str | None],
                  route_src: dict[tuple[str, str], str | None]) -> tuple[int, int]:
-        """Delete the conntrack entries of Service flows that got no answer and of the UDP flows that
-        got one (their exact tuples); how many of each."""
-        service, udp = [], []
+        """Delete, by exact tuple, the conntrack entries of the Service flows that got no answer and of
+        every UDP flow that got one; how many of each."""
+        unanswered, udp = [], []
         for t in self.job.tasks:
             o = obs.get(t.id)
-            if o is None or not o.local:
+            if o is None or not o.local or not (t.proto == "udp" and o.reached or t.service and not o.reached):
                 continue
-            if t.service and not o.reached and not o.local.startswith(("0.0.0.0", ":")):
-                ip, _, port = o.local.rpartition(":")
-                proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
-                service.append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
-            elif t.proto == "udp" and not t.service and o.reached:
+            proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
+            ip, _, port = o.local.rpartition(":")
+            if not t.service:
                 # The namespace's one UDP socket: the observation knows its port; the source address is
                 # the one the route picks from a node or host, else the pod's own.
-                src = route_src.get((t.src, t.dst)) or self_ip.get(t.src)
-                if src:
-                    udp.append(conntrack.Flow(socket.IPPROTO_UDP, src, int(o.local.rpartition(":")[2]),
-                                              t.dst, t.port))
-        if service or udp:
+                ip = route_src.get((t.src, t.dst)) or self_ip.get(t.src) or ""
+            if not ip or ip == "0.0.0.0":
+                continue
+            (udp if o.reached else unanswered).append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
+        if unanswered or udp:
             for name in self.job.untrack:
                 try:
-                    conntrack.delete_flows(name, service + udp)
+                    conntrack.delete_flows(name, unanswered + udp)
                 except OSError:
                     continue  # the namespace is gone: so are its entries
-        return len(service), len(udp)
+        return len(unanswered), len(udp)
 
     def _sweep(self, snapshot: dict[str, set[tuple[int, str]]]) -> int:
         """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot)."""
