@@ -30,7 +30,7 @@ from netlab.api import lifecycle, results as R
 from netlab.api.results import from_json
 from netlab.errors import UsageError
 from netlab.trace.inspect import SECTIONS
-from netlab.realize.state import check_lab_name, running_lab, select_lab_name
+from netlab.realize.state import check_lab_name, running_lab, select_lab_name, state_version
 
 # What only some methods need (loading a topology, probes, views of the model)
 # is imported in those methods: ``netlab down`` or ``status`` then starts
@@ -75,6 +75,9 @@ class Lab:
         self._model: ModelLab | None = None
         self._model_key = ""
         self._down = False
+        # The state attach() read to check the lab is up, with the file's version then: the next
+        # state() takes it if the file has not changed since, instead of reading it again.
+        self._attached: tuple[tuple[int, int, int, int] | None, LabState] | None = None
 
     def __repr__(self) -> str:
         return f"<netlab.Lab {self.name}{' (down)' if self._down else ''}>"
@@ -119,8 +122,11 @@ class Lab:
         leaves it up (call :meth:`down` to take it down)."""
         chosen = selected_name(name)
         assert chosen is not None
-        running_lab(chosen)  # a usage error naming the labs that are up, when it is not
-        return cls(chosen)
+        version = state_version(chosen)
+        state = running_lab(chosen)  # a usage error naming the labs that are up, when it is not
+        lab = cls(chosen)
+        lab._attached = (version, state)
+        return lab
 
     def __enter__(self) -> Self:
         return self
@@ -148,7 +154,10 @@ class Lab:
     # --- what it is ------------------------------------------------------------------------
 
     def state(self) -> LabState:
-        """The lab's saved state (UsageError when it is not up)."""
+        """The lab's saved state (UsageError when it is not up), read from its file each time."""
+        attached, self._attached = self._attached, None
+        if attached is not None and attached[0] is not None and attached[0] == state_version(self.name):
+            return attached[1]  # read by attach(), and the file is still the one it read: used once
         return running_lab(self.name)
 
     @property

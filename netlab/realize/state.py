@@ -274,6 +274,17 @@ def load_state(lab: str) -> LabState | None:
                     netns=data["netns"], plan=data["plan"], extra=data["extra"], phase=data["phase"])
 
 
+def state_version(lab: str) -> tuple[int, int, int, int] | None:
+    """What tells one written state file from the next (each save is a new file, renamed over
+    the old: a new inode); None when there is none. A state read earlier with the same version
+    is the file's content now."""
+    try:
+        st = os.stat(os.path.join(lab_dir(lab, create=False), "state.json"), follow_symlinks=False)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def forget(lab: str) -> None:
     """Remove a lab's state directory after a complete teardown."""
     path = lab_dir(lab, create=False)

@@ -219,3 +219,24 @@ def test_a_recorded_resolv_path_is_never_what_is_deleted(root, tmp_path, monkeyp
     assert not ours.exists() and not (etc / NS).exists()
 
 
+
+
+def test_attach_hands_its_state_to_the_next_read_only_while_the_file_is_unchanged(root):
+    """Lab.attach() reads the state to check the lab is up; the command's next read takes that copy
+    (one parse instead of two) unless a save replaced the file since; later reads read the file."""
+    from netlab.api import Lab
+
+    sample().save()
+    lab = Lab.attach(LAB)
+    first = lab._attached[1]
+    assert lab.state() is first
+    again = lab.state()
+    assert again is not first and again.topology == first.topology  # read from the file again
+
+    lab = Lab.attach(LAB)
+    stale = lab._attached[1]
+    changed = sample()
+    changed.phase = "deleting"
+    changed.save()  # a new file renamed over the one attach read
+    fresh = lab.state()
+    assert fresh is not stale and fresh.phase == "deleting" and stale.phase == "up"
