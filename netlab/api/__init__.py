@@ -37,8 +37,8 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.results import Status as Status
     from netlab.api.results import Trace as Trace
     from netlab.api.results import UpResult as UpResult
-    from netlab.api.results import from_json as from_json
-    from netlab.api.results import to_json as to_json
+    from netlab.api.jsonio import from_json as from_json
+    from netlab.api.jsonio import to_json as to_json
     from netlab.api.topology import TopologyInput as TopologyInput
     from netlab.api.topology import load as load
     from netlab.api.views import labs as labs
@@ -57,7 +57,8 @@ _WHERE = {
     "labs": "netlab.api.views", "load": "netlab.api.topology", "TopologyInput": "netlab.api.topology",
     **{name: "netlab.api.results" for name in (
         "UpResult", "DownResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace", "Inspection",
-        "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo", "to_json", "from_json")},
+        "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo")},
+    "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
         "LabBusy")},

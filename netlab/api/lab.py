@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
-from netlab.api.results import from_json
+from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
 from netlab.trace.inspect import SECTIONS
 from netlab.realize.state import check_lab_name, running_lab, select_lab_name, state_version

@@ -7,7 +7,8 @@ from typing import Any
 import click
 
 from netlab import api
-from netlab.api.results import NodeInfo, PodInfo, ServiceInfo, to_json
+from netlab.api.jsonio import to_json
+from netlab.api.results import NodeInfo, PodInfo, ServiceInfo
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 from netlab.cli.style import highlight, table
 from netlab.errors import UsageError

@@ -6,7 +6,7 @@ import click
 
 from netlab import api
 from netlab.api import impair as impair_api
-from netlab.api.results import to_json
+from netlab.api.jsonio import to_json
 from netlab.cli.base import cli, output_option, print_json, require_root
 from netlab.errors import UsageError
 

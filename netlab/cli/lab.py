@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from netlab import api
-from netlab.api.results import to_json
+from netlab.api.jsonio import to_json
 from netlab.cli.base import TOPOLOGY_HELP, cli, lab_options, output_option, print_json, require_root
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table

@@ -6,7 +6,7 @@ import click
 
 from netlab import api
 from netlab.api.lab import internal
-from netlab.api.results import to_json
+from netlab.api.jsonio import to_json
 from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
                              output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight

@@ -11,7 +11,7 @@ import click
 
 from netlab import api
 from netlab.api.lab import internal
-from netlab.api.results import to_json
+from netlab.api.jsonio import to_json
 from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from netlab import api
+from netlab.api import jsonio
 from netlab.api import results as R
 from netlab.api.topology import load
 from netlab.api.views import parse_selector
@@ -82,8 +83,8 @@ def test_counts_name_what_netlab_added():
 def test_the_probe_report_has_exactly_the_fields_of_probe_json():
     report = fake_report(down="fedora-2")
     data = render.to_json(report)
-    out = R.from_json(R.ProbeReport, data)
-    assert R.to_json(out) == json.loads(json.dumps(data))  # the same JSON, field for field
+    out = jsonio.from_json(R.ProbeReport, data)
+    assert jsonio.to_json(out) == json.loads(json.dumps(data))  # the same JSON, field for field
     assert not out.ok and out.failures and all("fedora-2" in line for line in out.failures)
     probe = out.probes[0]
     assert dataclasses.is_dataclass(probe) and isinstance(probe.problems, tuple)
@@ -93,14 +94,24 @@ def test_the_probe_report_has_exactly_the_fields_of_probe_json():
     assert reached.seen_source == reached.sent_from == reached.seen_client_address.rsplit(":", 1)[0]
 
 
+def test_to_json_leaves_out_none_only_where_a_class_asks_and_keeps_other_values_as_they_are():
+    end = R.TraceEnd(name="web", kind="service", ip="10.96.0.20", port=80)
+    assert jsonio.to_json(end) == {"name": "web", "kind": "service", "ip": "10.96.0.20", "port": 80}
+    down = jsonio.to_json(R.DownResult(lab="x", was_up=False, removed_netns=(), skipped=()))
+    assert down == {"lab": "x", "was_up": False, "removed_netns": [], "skipped": []}
+    # A class (not an instance) and other values pass through; mappings and tuples nest.
+    assert jsonio.to_json({"k": (R.TraceEnd, 1.5, None, [end])}) == {
+        "k": [R.TraceEnd, 1.5, None, [{"name": "web", "kind": "service", "ip": "10.96.0.20", "port": 80}]]}
+
+
 def test_from_json_refuses_fields_it_does_not_know():
     """A field the CLI's JSON gains must be added to the API's class (the two stay the same)."""
-    data = R.to_json(R.DownResult(lab="x", was_up=True, removed_netns=("x-a",), skipped=()))
-    assert R.from_json(R.DownResult, data) == R.DownResult("x", True, ("x-a",), ())
+    data = jsonio.to_json(R.DownResult(lab="x", was_up=True, removed_netns=("x-a",), skipped=()))
+    assert jsonio.from_json(R.DownResult, data) == R.DownResult("x", True, ("x-a",), ())
     with pytest.raises(TypeError, match="unexpected fields"):
-        R.from_json(R.DownResult, {**data, "new": 1})
+        jsonio.from_json(R.DownResult, {**data, "new": 1})
     with pytest.raises(TypeError, match="missing field"):
-        R.from_json(R.DownResult, {k: v for k, v in data.items() if k != "skipped"})
+        jsonio.from_json(R.DownResult, {k: v for k, v in data.items() if k != "skipped"})
 
 
 @pytest.mark.parametrize("selector,labels,match", [
