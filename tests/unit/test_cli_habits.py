@@ -177,3 +177,12 @@ def test_format_data_writes_the_format_asked_for():
 
     assert CliRunner().invoke(cmd, ["-o", "json"]).output == 'json|{\n  "a": [\n    1,\n    "10.0.0.1"\n  ]\n}\n'
     assert CliRunner().invoke(cmd, ["-o", "yaml"]).output == "json|a:\n- 1\n- 10.0.0.1\n"
+
+
+def test_print_json_prints_what_format_data_gives_through_the_file_descriptor(capfd):
+    """print_json writes big JSON as it encodes it, through a buffer of its own on stdout's descriptor."""
+    from netlab.cli.base import format_data, print_json
+
+    data = {"a": [1, "10.0.0.1"], "b": {"c": None, "d": 1.5}, "e": ("x",)}
+    print_json(data)
+    assert capfd.readouterr().out == format_data(data) == json.dumps(data, indent=2) + "\n"
