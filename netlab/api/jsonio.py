@@ -80,6 +80,8 @@ def _make_converter(hint: Any) -> Callable[[Any], Any]:
         if len(options) != 1:
             return _same
         inner = _converter(options[0])
+        if inner is _same:
+            return _same
         return lambda v: None if v is None else inner(v)
     if origin is tuple:
         item = _converter(typing.get_args(hint)[0])
@@ -104,19 +106,27 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     required = {name for name, f in fields.items()
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
-    convert: dict[str, Callable[[Any], Any]] = {}
+    names = frozenset(fields)
+    # The converters of the fields whose values change (plain values are taken as they are),
+    # worked out on first use: a class may name itself among its fields.
+    worked_out: list[dict[str, Callable[[Any], Any]]] = []
 
     def build(data: Any) -> Any:
         if data is None:
             return None
-        if not convert:  # filled on first use: a class may name itself among its fields
-            convert.update((name, _converter(hints[name])) for name in fields)
-        unknown = data.keys() - fields.keys()
-        if unknown:
-            raise TypeError(f"{cls.__name__}: unexpected fields {sorted(unknown)}")
-        missing = required - data.keys()
-        if missing:
-            raise TypeError(f"{cls.__name__}: missing field {sorted(missing)[0]!r}")
-        return cls(**{name: convert[name](value) for name, value in data.items()})
+        if not worked_out:
+            every = {name: _converter(hints[name]) for name in fields}
+            worked_out.append({name: fn for name, fn in every.items() if fn is not _same})
+        convert = worked_out[0]
+        keys = data.keys()
+        if not keys <= names:
+            raise TypeError(f"{cls.__name__}: unexpected fields {sorted(keys - names)}")
+        if not required <= keys:
+            raise TypeError(f"{cls.__name__}: missing field {sorted(required - keys)[0]!r}")
+        kwargs = dict(data)
+        for name, fn in convert.items():
+            if name in kwargs:
+                kwargs[name] = fn(kwargs[name])
+        return cls(**kwargs)
 
     return build
