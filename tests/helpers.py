@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -97,6 +98,17 @@ def two_node(base: str = "t", mode: str = "vxlan", pods_per_node: int = 2) -> di
 def lab_namespaces(lab: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     return sorted(line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith(lab + "-"))
+
+
+@contextlib.contextmanager
+def lab_up(path: str, name: str):
+    """``netlab up -t PATH`` for the body, then always ``netlab down``: nothing of the lab may be left."""
+    netlab("up", "-t", path)
+    try:
+        yield
+    finally:
+        netlab("down", "--lab", name, check=False)
+        assert not lab_namespaces(name), f"lab {name} left namespaces behind"
 
 
 def host_snapshot() -> dict:

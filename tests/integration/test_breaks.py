@@ -21,7 +21,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, netlab, unique_lab
+from helpers import in_netns, lab_up, netlab, unique_lab
 from netlab.breaks import catalogue, symptoms
 from netlab.breaks.changes import STALE_SPORT, dns_udp
 from netlab.realize.state import running_lab
@@ -39,24 +39,21 @@ def _lab(tmp_path_factory, source: str):
     lines = [f"name: {name}" if line.startswith("name:") else line for line in text.splitlines()]
     path = tmp_path_factory.mktemp(name) / "topo.yaml"
     path.write_text("\n".join(lines) + "\n")
-    netlab("up", "-t", str(path))
     return name, str(path)
 
 
 @pytest.fixture(scope="module")
 def default_lab(tmp_path_factory):
     name, path = _lab(tmp_path_factory, DEFAULT)
-    yield name, path
-    netlab("down", "--lab", name, check=False)
-    assert not lab_namespaces(name)
+    with lab_up(path, name):
+        yield name, path
 
 
 @pytest.fixture(scope="module")
 def services_lab(tmp_path_factory):
     name, path = _lab(tmp_path_factory, SERVICES)
-    yield name, path
-    netlab("down", "--lab", name, check=False)
-    assert not lab_namespaces(name)
+    with lab_up(path, name):
+        yield name, path
 
 
 def _probe(lab: str, *args: str) -> tuple[int, dict]:

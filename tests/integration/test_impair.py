@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_namespaces, lab_up, netlab, unique_lab, write_topology
 from netlab import doctor
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
@@ -53,12 +53,8 @@ pods:
 def lab(tmp_path_factory):
     name = unique_lab("im")
     path = write_topology(tmp_path_factory.mktemp("impair"), topology(name))
-    netlab("up", "-t", path)
-    try:
+    with lab_up(path, name):
         yield name, path
-    finally:
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
 
 
 def pod_ip(lab: str, pod: str) -> str:

@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -59,12 +59,8 @@ def nft_lab(tmp_path_factory):
     lab = unique_lab("nf")
     tmp = tmp_path_factory.mktemp("nftables")
     path = write_topology(tmp, TOPOLOGY.format(lab=lab, mode="nftables"), f"{lab}.yaml")
-    netlab("up", "-t", path)
-    try:
+    with lab_up(path, lab):
         yield {"name": lab, "path": path, "tmp": tmp}
-    finally:
-        netlab("down", "--lab", lab, check=False)
-        assert not lab_namespaces(lab)
 
 
 def kernel_table(netns: str) -> dict:

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology, unique_lab, write_topology
+from helpers import in_netns, ip, ip_json, lab_up, netlab, two_node_topology, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -22,12 +22,8 @@ pytestmark = pytest.mark.root
 def lab(tmp_path_factory):
     name = unique_lab("rp")
     path = write_topology(tmp_path_factory.mktemp("repair"), two_node_topology(name, pods_per_node=2))
-    netlab("up", "-t", path)
-    try:
+    with lab_up(path, name):
         yield name, path
-    finally:
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
 
 
 def sh(*argv: str) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import lab_namespaces, netlab, unique_lab, write_topology
+from helpers import lab_up, netlab, unique_lab, write_topology
 from netlab.plan.services import svc_chain
 
 pytestmark = pytest.mark.root
@@ -31,12 +31,8 @@ def svc_lab(tmp_path_factory):
     lab = unique_lab("tb")
     text = re.sub(r"(?m)^name: svc$", f"name: {lab}", (ROOT / "topologies/services.yaml").read_text())
     path = write_topology(tmp_path_factory.mktemp("trace-svc"), text)
-    netlab("up", "-t", path)
-    try:
+    with lab_up(path, lab):
         yield lab, path
-    finally:
-        netlab("down", "--lab", lab, check=False)
-        assert not lab_namespaces(lab)
 
 
 def trace(lab: str, *args: str) -> tuple[int, dict]:
