@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import teardown as lab_teardown
 
@@ -23,6 +22,13 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 Progress = Callable[[str, int, int], None]
+
+
+def default_features() -> list[Feature]:
+    """The features every lab has, loaded on first use: probe, trace and get never need them."""
+    from netlab.features import default_features as features
+
+    return features()
 
 
 def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wait: float = 60.0,
