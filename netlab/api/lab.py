@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, Typ
 from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
-from netlab.trace.inspect import SECTIONS
+from netlab.trace.sections import SECTIONS
 from netlab.realize.state import check_lab_name, running_lab, select_lab_name, state_version
 
 # What only some methods need (loading a topology, probes, views of the model)

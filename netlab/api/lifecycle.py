@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from netlab.kernel.live import LiveKernel
 from netlab.lab import teardown as lab_teardown
 
 if TYPE_CHECKING:
     from netlab.feature import Feature
+    from netlab.kernel.live import LiveKernel
     from netlab.lab.status import StatusResult
     from netlab.lab.teardown import DownResult
     from netlab.lab.up import UpResult
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 Progress = Callable[[str, int, int], None]
+
+
+def live_kernel() -> LiveKernel:
+    """The real kernel's door, loaded on first use (probe and trace open their own sockets)."""
+    from netlab.kernel.live import LiveKernel
+
+    return LiveKernel()
 
 
 def default_features() -> list[Feature]:
@@ -42,7 +49,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
     from netlab.lab import up as lab_up
 
     with doctor.required(lab):
-        kernel = LiveKernel()
+        kernel = live_kernel()
         try:
             return lab_up.up(lab, kernel, default_features() if features is None else features, source, progress,
                              wait, reconfigure=reconfigure)
@@ -52,7 +59,7 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
 
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice."""
-    kernel = LiveKernel()
+    kernel = live_kernel()
     try:
         return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, force=force)
     finally:
@@ -63,7 +70,7 @@ def status(state: LabState) -> StatusResult:
     """Compare the live kernel with the plan of ``state``'s topology."""
     from netlab.lab import status as lab_status  # the plan's modules: not loaded for a down
 
-    kernel = LiveKernel()
+    kernel = live_kernel()
     try:
         return lab_status.status(state, kernel, default_features())
     finally:

@@ -21,13 +21,11 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel import conntrack, iptables, netns as nsmod
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
+from netlab.trace.sections import SECTIONS
 
 LAB_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|NETLAB-)")
 RULE = re.compile(r"^(\[\d+:\d+\] )?-A (\S+)(.*)$")
 SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv4.conf.all.rp_filter")
-# `inspect --section NAME`: the sections and the keys of the data they fill.
-SECTIONS = {"links": "links", "addrs": "addresses", "routes": "routes", "neigh": "neighbours", "fdb": "fdb",
-            "bridge": "bridge_ports", "iptables": "iptables", "conntrack": "conntrack"}
 
 
 def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | None = None) -> dict[str, Any]:
