@@ -266,9 +266,9 @@ def netlab_probe(lab, protos=("icmp",), arp="auto"):
             "agent": dict(rep.stats), "table_fulls": (s1.table_fulls - s0.table_fulls) if s0 and s1 else None}
 
 
-def cli_probe(lab_name, proto="icmp"):
+def cli_probe(lab_name, proto="icmp", *extra):
     t0 = time.monotonic()
-    proc = netlab("probe", "--lab", lab_name, "--proto", proto, "-o", "json")
+    proc = netlab("probe", "--lab", lab_name, "--proto", proto, "-o", "json", *extra)
     return {"s": time.monotonic() - t0, "exit": proc.returncode}
 
 

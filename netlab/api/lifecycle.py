@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from netlab.lab import teardown as lab_teardown
-
 if TYPE_CHECKING:
     from netlab.feature import Feature
     from netlab.kernel.live import LiveKernel
@@ -59,6 +57,8 @@ def up(lab: Lab, source: str | None = None, progress: Progress | None = None, wa
 
 def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, force: bool = False) -> DownResult:
     """Delete everything the lab's state proves it created. Safe to run twice."""
+    from netlab.lab import teardown as lab_teardown
+
     kernel = live_kernel()
     try:
         return lab_teardown.down(lab_name, kernel, default_features(), wait, progress, force=force)
