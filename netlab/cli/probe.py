@@ -63,6 +63,9 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     Probes only go to the lab's own addresses, and every wait is bounded.
     The machine-wide neighbour (ARP) table stays bounded: the entries probing
     creates are deleted as it goes, and entries that were there before stay.
+    Every run probes new flows: the conntrack entries of the UDP flows it was
+    answered on are deleted after it (NetworkPolicy judges new flows only, so a
+    policy edit shows at the next run).
     """
     check_output_file(junit_file)
     require_root()
