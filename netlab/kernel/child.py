@@ -122,7 +122,7 @@ def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = No
         except Exception as exc:  # noqa: BLE001 - a result that cannot be pickled
             payload = pickle.dumps((False, ChildError(f"cannot send the result back: {exc}"), ""))
         try:
-            _write_all(w, LENGTH.pack(len(payload)) + payload)
+            write_all(w, LENGTH.pack(len(payload)) + payload)
         finally:
             os._exit(0 if answer[0] else 1)
     os.close(w)
@@ -147,7 +147,8 @@ def _sendable(exc: BaseException) -> Exception:
     return ChildError(f"{type(exc).__name__}: {exc}")
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte of ``data`` to ``fd`` (os.write may write less than it was given: a pipe, a signal)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]

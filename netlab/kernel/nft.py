@@ -34,6 +34,7 @@ from typing import Callable, TypeVar
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import libnftables
 from netlab.kernel import netns as nsmod
+from netlab.kernel.child import write_all
 from netlab.kernel.netns import binary, run_in_netns
 
 NFT_TIMEOUT = 120.0
@@ -70,7 +71,7 @@ def _run_library(lib: ctypes.CDLL, netns: str, payload: str) -> tuple[int, bytes
     and quote that line (in nftables 1.0.6 ``nft_run_cmd_from_buffer``'s errors quote the first line)."""
     fd = os.memfd_create("nft-input", os.MFD_CLOEXEC)
     try:
-        _write_all(fd, payload.encode())
+        write_all(fd, payload.encode())
         path = f"/proc/self/fd/{fd}"
         rc, _, err = _inside(netns, "writing nftables rules", lambda: libnftables.run_file(lib, path))
     finally:
@@ -163,12 +164,6 @@ def _inside(netns: str, doing: str, fn: Callable[[], T]) -> T:
         except FileNotFoundError:
             raise NftError(f"{netns}: namespace not found while {doing}") from None
         return fn()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def explain(stderr: bytes) -> str:
