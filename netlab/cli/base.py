@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence, TextIO
 
 import click
 from click.core import ParameterSource
@@ -170,18 +171,21 @@ def print_json(data: Any) -> None:
     if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
         click.echo(format_data(data), nl=False)
         return
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (click's test runner): write to it as it is
-        json.dump(data, sys.stdout, **JSON_STYLE)
-        sys.stdout.write("\n")
-        return
-    # Through a buffer of our own: stdout may write every piece through at once (PYTHONUNBUFFERED,
-    # python -u), and a 500-pod probe's JSON is 22 million pieces.
-    sys.stdout.flush()
-    with open(fd, "w", buffering=1 << 16, encoding="utf-8", closefd=False) as out:
+    with _stdout_buffered() as out:
         json.dump(data, out, **JSON_STYLE)
         out.write("\n")
+
+
+def _stdout_buffered() -> ContextManager[TextIO]:
+    """stdout through a 64 kB buffer of our own: stdout may write every piece through at once
+    (PYTHONUNBUFFERED, python -u), and a 500-pod probe's JSON is 22 million pieces. stdout itself
+    when it is not a file (click's test runner)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return contextlib.nullcontext(sys.stdout)
+    sys.stdout.flush()
+    return open(fd, "w", buffering=1 << 16, encoding="utf-8", closefd=False)
 
 
 def check_output_file(path: str | None) -> None:
