@@ -100,15 +100,21 @@ def lab_namespaces(lab: str) -> list[str]:
     return sorted(line.split()[0] for line in out.splitlines() if line.split() and line.split()[0].startswith(lab + "-"))
 
 
+def lab_down(name: str) -> None:
+    """``netlab down``, then nothing of the lab may be left."""
+    netlab("down", "--lab", name, check=False)
+    left = lab_namespaces(name)
+    assert not left, f"lab {name} left namespaces: {left}"
+
+
 @contextlib.contextmanager
 def lab_up(path: str, name: str):
-    """``netlab up -t PATH`` for the body, then always ``netlab down``: nothing of the lab may be left."""
+    """``netlab up -t PATH`` for the body, then always :func:`lab_down`."""
     netlab("up", "-t", path)
     try:
         yield
     finally:
-        netlab("down", "--lab", name, check=False)
-        assert not lab_namespaces(name), f"lab {name} left namespaces behind"
+        lab_down(name)
 
 
 def host_snapshot() -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import diff_snapshots, host_snapshot, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import diff_snapshots, host_snapshot, lab_down, lab_namespaces, netlab, unique_lab, write_topology
 from netlab import Lab
 from netlab.pytest_plugin import watch
 
@@ -50,9 +50,7 @@ class Labs:
 
     def teardown(self) -> None:
         for lab in self.names:
-            netlab("down", "--lab", lab, check=False)
-            left = lab_namespaces(lab)
-            assert not left, f"lab {lab} left namespaces: {left}"
+            lab_down(lab)
 
 
 @pytest.fixture

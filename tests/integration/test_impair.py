@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_down, lab_up, netlab, unique_lab, write_topology
 from netlab import doctor
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
@@ -229,5 +229,4 @@ pods:
               f"{back / 1e6:.2f} Mbit/s through cni0 (30mbit)")
         assert abs(out - 40e6) <= 0.15 * 40e6 and abs(back - 30e6) <= 0.15 * 30e6
     finally:
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
+        lab_down(name)

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from helpers import NETLAB, ip_json, lab_namespaces, netlab, state_path, unique_lab, write_topology
+from helpers import NETLAB, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
 from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
@@ -130,8 +130,7 @@ def lab(tmp_path_factory):
     finally:
         if watcher is not None:
             watcher.stop()
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
+        lab_down(name)
 
 
 def test_a_deleted_route_comes_back_within_a_second(lab):
@@ -247,8 +246,7 @@ def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
     finally:
         if watcher is not None:
             watcher.stop()
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
+        lab_down(name)
 
 
 def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
@@ -267,8 +265,7 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
     finally:
         if watcher is not None:
             watcher.stop()
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
+        lab_down(name)
 
 
 def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
@@ -307,8 +304,7 @@ def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_compl
     finally:
         if watcher is not None:
             watcher.stop()
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
+        lab_down(name)
 
 
 def test_killed_echo_containers_come_back_with_their_server(tmp_path):
@@ -335,5 +331,4 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
     finally:
         if watcher is not None:
             watcher.stop()
-        netlab("down", "--lab", name, check=False)
-        assert lab_namespaces(name) == []
+        lab_down(name)
