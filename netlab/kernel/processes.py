@@ -107,9 +107,14 @@ def proc_state(pid: int) -> str | None:
     return rest[0].decode() if rest else None
 
 
+def running(pid: int) -> bool:
+    """A process (or thread) with this id exists and is not a zombie."""
+    return proc_state(pid) not in (None, "Z", "X")
+
+
 def alive(proc: ProcId) -> bool:
     """The very process (pid and start time) still runs and is not a zombie."""
-    return start_time(proc.pid) == proc.start and proc_state(proc.pid) not in (None, "Z", "X")
+    return start_time(proc.pid) == proc.start and running(proc.pid)
 
 
 def task_state(proc: ProcId) -> str | None:

@@ -191,7 +191,7 @@ def abort_early(early: EarlyEcho | None) -> None:
         return
     answer = launch.read_launch(launcher, len(early.specs))  # bounded; names the server
     if answer.server is not None:
-        proc.terminate([answer.server], lambda pid: proc.proc_state(pid) not in (None, "Z", "X"))
+        proc.terminate([answer.server], proc.running)
 
 
 # hold(pod, container, record, why) -> a reason not to restart it now, or None (netlab up --watch:
@@ -292,7 +292,7 @@ def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]]
     launch.stop_server(lab.name)
     orphans = [(pod, c) for pod, c in running if _is_echo_thread(pods[pod.name]["containers"][c.name])]
     tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
-    proc.terminate(tids, lambda tid: proc.proc_state(tid) not in (None, "Z", "X"))
+    proc.terminate(tids, proc.running)
     for pod, c in orphans:
         cid = f"{pod.name}/{c.name}"
         crec = pods[pod.name]["containers"][c.name]

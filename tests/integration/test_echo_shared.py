@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from helpers import in_netns, netlab, state_path, two_node_topology, wait_for
-from netlab.kernel.processes import proc_state, thread_group
+from netlab.kernel.processes import running, thread_group
 
 pytestmark = pytest.mark.root
 
@@ -44,7 +44,7 @@ def ns(path: str) -> int:
 
 
 def gone(pid: int) -> bool:
-    return proc_state(pid) in (None, "Z", "X")
+    return not running(pid)
 
 
 def tcp_pod(lab: str, src: str, dst: str, port: int = 8080) -> str:

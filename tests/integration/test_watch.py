@@ -23,7 +23,7 @@ import time
 import pytest
 
 from helpers import NETLAB, ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
-from netlab.kernel.processes import proc_state
+from netlab.kernel import processes
 
 pytestmark = pytest.mark.root
 
@@ -98,7 +98,7 @@ def container_pid(lab: str, pod: str) -> int | None:
 
 
 def running(pid: int | None) -> bool:
-    return pid is not None and proc_state(pid) not in (None, "Z", "X")
+    return pid is not None and processes.running(pid)
 
 
 def wait_until(check, timeout: float, step: float = 0.01) -> float:

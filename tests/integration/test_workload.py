@@ -12,7 +12,7 @@ import time
 import pytest
 
 from helpers import lab_namespaces, netlab, state_path, two_node_topology, wait_for
-from netlab.kernel.processes import proc_state, thread_group
+from netlab.kernel.processes import running, thread_group
 
 pytestmark = pytest.mark.root
 
@@ -52,10 +52,6 @@ def pid_of(lab: str, pod: str, container: str) -> int:
     return int(state(lab)[pod]["containers"][container]["pid"])
 
 
-def alive(pid: int) -> bool:
-    return proc_state(pid) not in (None, "Z", "X")
-
-
 def in_lab(lab: str) -> list[int]:
     """Pids of processes with a thread in one of the lab's network namespaces (by identity, as down finds
     them: the lab's echo server is one process whose threads sit in the pods)."""
@@ -75,7 +71,7 @@ def in_lab(lab: str) -> list[int]:
                     st = os.stat(f"/proc/{name}/task/{tid}/ns/net")
                 except OSError:
                     continue
-                if (st.st_dev, st.st_ino) in want and alive(int(name)):
+                if (st.st_dev, st.st_ino) in want and running(int(name)):
                     out.append(int(name))
                     break
     return sorted(out)
@@ -151,8 +147,8 @@ def test_two_container_pod_shares_network_and_hostname(labs):
 
     # Killing container A leaves the pod's namespaces and container B running.
     os.kill(a, signal.SIGKILL)
-    assert wait_for(lambda: not alive(a))
-    assert alive(b) and f"{lab}-duo" in lab_namespaces(lab)
+    assert wait_for(lambda: not running(a))
+    assert running(b) and f"{lab}-duo" in lab_namespaces(lab)
     assert netlab("exec", "--lab", lab, "duo", "--", "hostname").stdout.strip() == "duo"
     assert echo_request(lab, "duo", "127.0.0.1", 9000)["pod"] == "duo"
     status = netlab("status", "--lab", lab, check=False)
@@ -191,7 +187,7 @@ def test_down_stops_every_process_in_the_lab(labs):
     assert time.monotonic() - t0 < 15
     for p in extra:
         p.wait(timeout=5)
-    assert not [p for p in pids if alive(p)]
+    assert not [p for p in pids if running(p)]
     assert not lab_namespaces(lab)
     assert not os.path.exists(state_path(lab))
     with open("/proc/self/mountinfo") as fh:
