@@ -33,9 +33,9 @@ from netlab.trace.sections import SECTIONS
 from netlab.realize.state import check_lab_name, running_lab, select_lab_name, state_version
 
 # What only some methods need (loading a topology, probes, views of the model)
-# is imported in those methods: ``netlab down`` or ``status`` then starts
-# without the topology's models, the prober and their imports (a third of the
-# CLI's start-up).
+# is imported in those methods, so each command loads what it uses: down and
+# status never load the prober, probe and trace never load the features
+# (api/lifecycle.py).
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded, TopologyInput

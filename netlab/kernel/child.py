@@ -1,10 +1,9 @@
 """A function run in a forked child, its result returned through a pipe, every wait bounded.
 
 Why a child: a thread can change namespace and come back, but some work must
-not leave a trace in the caller: scapy reads interfaces and routes when it is
-imported (the prober imports it only in a child that joined a lab
-namespace), a process that detaches from the CLI (``setsid``), or several
-cores working at once (the prober's workers).
+not leave a trace in the caller: the prober's agent, which joins a lab
+namespace for the whole run, a process that detaches from the CLI
+(``setsid``), or several cores working at once (the prober's workers).
 
 The child pickles ``fn``'s return value (or the exception it raised, with its
 traceback in words) behind an 8-byte length, writes it to a pipe and exits

@@ -216,8 +216,8 @@ class LabState:
         return True
 
     def model(self) -> Topology:
-        # Imported here: a command that needs only the state's records (down) does
-        # without the topology's models, which take a third of the CLI's start-up.
+        # Imported here, like resolved()'s imports: every command imports this module,
+        # and only those that read a lab's topology load the models.
         from netlab.model.topology import Topology
 
         return Topology.model_validate(self.topology)

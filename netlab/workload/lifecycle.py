@@ -51,7 +51,8 @@ from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.model.lab import PodInfo
-from netlab.model.topology import DNS_LABEL, Container
+from netlab.model.naming import DNS_LABEL
+from netlab.model.topology import Container
 from netlab.workload import launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_uts_many, uts_dir, uts_hostnames,
