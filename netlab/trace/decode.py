@@ -27,7 +27,6 @@ from netlab.trace.flow import Flow, Packet
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
-ICMP_TYPES, UNREACH = TYPE_NAMES, UNREACH_CODES  # ICMP's names, as the prober prints them (probe/icmp.py)
 TCP_FLAGS = [(0x02, "S"), (0x10, "."), (0x01, "F"), (0x04, "R"), (0x08, "P")]
 
 
@@ -87,7 +86,7 @@ class Decoded:
         elif self.flow is not None:
             f = self.flow
             if f.proto == "icmp":
-                kind = ICMP_TYPES.get(self.icmp_type or 0, f"type {self.icmp_type}")
+                kind = TYPE_NAMES.get(self.icmp_type or 0, f"type {self.icmp_type}")
                 parts.append(f"{f.src} > {f.dst} ICMP {kind} id {f.sport}")
             elif f.proto == "tcp":
                 flags = "".join(c for bit, c in TCP_FLAGS if (self.tcp_flags or 0) & bit)
@@ -99,8 +98,8 @@ class Decoded:
         else:
             parts.append(f"ethertype 0x{self.ethertype:04x}")
         if self.quoted is not None and self.quoted.flow is not None:
-            code = UNREACH.get(self.icmp_code or 0, f"code {self.icmp_code}") if self.icmp_type == 3 else ""
-            kind = ICMP_TYPES.get(self.icmp_type or 0, f"type {self.icmp_type}")
+            code = UNREACH_CODES.get(self.icmp_code or 0, f"code {self.icmp_code}") if self.icmp_type == 3 else ""
+            kind = TYPE_NAMES.get(self.icmp_type or 0, f"type {self.icmp_type}")
             parts = [f"{self.ip_src} > {self.flow.dst if self.flow else '?'} ICMP {kind} {code} "
                      f"(about {self.quoted.flow})"]
         return " ".join(parts)
@@ -201,8 +200,8 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
     if d.quoted is not None:
         q = d.quoted
         if q.flow is not None and (q.flow in flows or (marker and marker in q.payload)):
-            kind = ICMP_TYPES.get(d.icmp_type or 0, str(d.icmp_type))
-            code = UNREACH.get(d.icmp_code or 0, f"code {d.icmp_code}") if d.icmp_type == 3 else f"code {d.icmp_code}"
+            kind = TYPE_NAMES.get(d.icmp_type or 0, str(d.icmp_type))
+            code = UNREACH_CODES.get(d.icmp_code or 0, f"code {d.icmp_code}") if d.icmp_type == 3 else f"code {d.icmp_code}"
             err = {"from": d.ip_src, "type": d.icmp_type, "code": d.icmp_code, "text": f"{kind} ({code})",
                    "about": str(q.flow)}
             return Packet(netns, ifname, direction, ts, f, "error", d.outer is not None, d.outer, d.ttl, d.summary(),
