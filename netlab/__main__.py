@@ -1,5 +1,5 @@
 """``python -m netlab`` runs the CLI."""
 
-from netlab.cli import main
+from netlab.launch import main
 
 main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -49,7 +50,17 @@ class Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(COMMANDS[cmd_name])
+        collect_from_here()
         return super().get_command(ctx, cmd_name)
+
+
+def collect_from_here() -> None:
+    """The command is loaded: if the program started with the cycle collector off (netlab/launch.py),
+    set aside everything loaded so far (``gc.freeze``) and switch the collector on for what the
+    command makes. Where the collector is on (another program, click's test runner), nothing changes."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 @click.group(cls=Group, context_settings=CONTEXT)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from netlab.cli.base import COMMANDS, cli
+
+DEMO = Path(__file__).resolve().parents[2] / "netlab" / "data" / "default.yaml"
 
 
 def test_every_module_registers_exactly_the_commands_the_table_gives_it():
@@ -37,3 +41,29 @@ def test_validate_loads_no_kernel_probe_or_trace_code():
         proc = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert proc.stderr.strip() == "", f"netlab {command[0]} loaded: {proc.stderr.strip()}"
+
+
+def test_the_program_loads_its_command_with_the_cycle_collector_off_and_collects_after():
+    """netlab/launch.py: the collector is off while the program loads, then on, with what was loaded
+    frozen (click's core among it); the command's own garbage is collected."""
+    code = ("import atexit, gc, sys\n"
+            "import netlab.launch, netlab.cli.base as base\n"
+            "seen = []\n"
+            "load = base.Group.get_command\n"
+            "def spy(self, ctx, name):\n"
+            "    seen.append(gc.isenabled())\n"
+            "    return load(self, ctx, name)\n"
+            "base.Group.get_command = spy\n"
+            "atexit.register(lambda: print(seen[:1], gc.isenabled(), gc.get_freeze_count() > 10000, file=sys.stderr))\n"
+            "sys.argv = ['netlab', 'validate', '-t', sys.argv[1]]\n"
+            "netlab.launch.main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[False] True True"
+
+
+def test_a_command_run_in_process_leaves_the_callers_collector_as_it_was():
+    frozen = gc.get_freeze_count()
+    out = CliRunner().invoke(cli, ["validate", "-t", str(DEMO)])
+    assert out.exit_code == 0, out.output
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

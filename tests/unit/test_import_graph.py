@@ -32,7 +32,7 @@ def _script():
 def test_netlab_has_no_import_cycle_and_kernel_imports_nothing_above_it():
     proc = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    assert proc.stdout.startswith("__main__   -> cli\n"), proc.stdout  # the graph, printed by package
+    assert proc.stdout.startswith("__main__   -> launch\n"), proc.stdout  # the graph, by package
 
 
 # A made-up tree: a module cycle inside model, a package cycle lab <-> realize, kernel importing lab.

@@ -1,0 +1,27 @@
+"""The ``netlab`` program's first lines: load the command with Python's cycle collector off.
+
+Starting a command loads tens of thousands of objects that live as long as the
+process: click, pydantic's validators, the topology and result classes. While
+they load, Python's cyclic garbage collector runs every few hundred allocations
+and walks them again and again, for nothing: ~0.1 s of CPU in ``netlab probe``
+of 50 pods (scripts/bench_probe.py). So the program starts with the collector
+off, and the command group switches it back on once the command's module is
+loaded (``cli.base.collect_from_here``), after ``gc.freeze()`` has set aside
+what is loaded by then. Garbage the command itself makes is collected as
+usual, and a forked child (the probe agent) does not dirty the parent's shared
+pages by collecting them.
+
+Only the program does this: ``import netlab`` in another program, and click's
+test runner, leave that program's collector as it is.
+"""
+
+from __future__ import annotations
+
+import gc
+
+
+def main() -> None:
+    gc.disable()
+    from netlab.cli import main as cli_main
+
+    cli_main()
