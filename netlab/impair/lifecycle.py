@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Iterable
 
-from netlab import doctor
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import tc
@@ -46,6 +45,7 @@ Spec = dict[str, "str | None"]
 def preflight(lab: Lab) -> None:
     """A rate needs tbf, a delay netem: refused before any change, with the doctor's line (exit 3)."""
     if any(spec.get("rate") or spec.get("delay") or spec.get("jitter") for _, _, spec in impaired(lab)):
+        from netlab import doctor  # the machine's checks: only up's preflight loads them
         doctor.require_for(lab, only=("tbf", "netem"))
 
 

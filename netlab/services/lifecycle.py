@@ -52,7 +52,6 @@ import stat
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
-from netlab import doctor
 from netlab.feature import StartResult
 from netlab.kernel import conntrack, testhooks
 from netlab.kernel import netns as nsmod
@@ -88,6 +87,7 @@ def preflight(lab: Lab) -> None:
     would start sending bridged frames through iptables. The user decides.
     Also iptables-save/-restore, and dnsmasq for the cluster DNS pod.
     """
+    from netlab import doctor  # the machine's checks: only up's preflight loads them
     doctor.require_for(lab, only=PREFLIGHT)
 
 
