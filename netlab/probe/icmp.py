@@ -25,7 +25,7 @@ ECHO_REPLY, DEST_UNREACH, ECHO_REQUEST, TIME_EXCEEDED = 0, 3, 8, 11
 PORT_UNREACH = 3  # a code of DEST_UNREACH
 PROTO_ICMP, PROTO_UDP = 1, 17
 
-# Type and code names as ping(8) and tcpdump(8) print them (trace's decoder prints them too).
+# Type and code names as ping(8) and tcpdump(8) print them (the prober and trace print them with icmp_words).
 TYPE_NAMES = {ECHO_REPLY: "echo reply", DEST_UNREACH: "destination unreachable", 5: "redirect",
               ECHO_REQUEST: "echo request", TIME_EXCEEDED: "time exceeded", 12: "parameter problem"}
 ERRORS = (DEST_UNREACH, 5, TIME_EXCEEDED, 12)  # the types that quote the packet they are about
@@ -33,6 +33,16 @@ UNREACH_CODES = {0: "net unreachable", 1: "host unreachable", 2: "protocol unrea
                  4: "fragmentation needed", 9: "net prohibited", 10: "host prohibited",
                  13: "administratively prohibited"}
 EXCEEDED_CODES = {0: "ttl exceeded in transit", 1: "fragment reassembly time exceeded"}
+CODE_NAMES = {DEST_UNREACH: UNREACH_CODES, TIME_EXCEEDED: EXCEEDED_CODES}
+NO_CODES = (ECHO_REPLY, ECHO_REQUEST)  # RFC 792: code 0 is their only code, so it says nothing
+
+
+def icmp_words(itype: int, code: int) -> str:
+    """An ICMP type and code in words: ``destination unreachable: host unreachable``, ``type 42: code 0``."""
+    kind = TYPE_NAMES.get(itype, f"type {itype}")
+    if itype in NO_CODES and code == 0:
+        return kind
+    return f"{kind}: {CODE_NAMES.get(itype, {}).get(code, f'code {code}')}"
 
 
 def checksum(data: bytes) -> int:
@@ -66,9 +76,7 @@ class IcmpError:
 
     def describe(self) -> str:
         """``destination unreachable: host unreachable (ICMP from 10.244.1.1)``."""
-        kind = TYPE_NAMES.get(self.type, f"type {self.type}")
-        codes = UNREACH_CODES if self.type == DEST_UNREACH else EXCEEDED_CODES if self.type == TIME_EXCEEDED else {}
-        return f"{kind}: {codes.get(self.code, f'code {self.code}')} (ICMP from {self.reporter})"
+        return f"{icmp_words(self.type, self.code)} (ICMP from {self.reporter})"
 
 
 def parse_error(packet: bytes) -> IcmpError | None:

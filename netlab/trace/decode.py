@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from netlab.probe.icmp import TYPE_NAMES, UNREACH_CODES
+from netlab.probe.icmp import icmp_words
 from netlab.trace.flow import Flow, Packet
 
 ETH_P_IP = 0x0800
@@ -86,8 +86,8 @@ class Decoded:
         elif self.flow is not None:
             f = self.flow
             if f.proto == "icmp":
-                kind = TYPE_NAMES.get(self.icmp_type or 0, f"type {self.icmp_type}")
-                parts.append(f"{f.src} > {f.dst} ICMP {kind} id {f.sport}")
+                words = icmp_words(self.icmp_type or 0, self.icmp_code or 0)
+                parts.append(f"{f.src} > {f.dst} ICMP {words} id {f.sport}")
             elif f.proto == "tcp":
                 flags = "".join(c for bit, c in TCP_FLAGS if (self.tcp_flags or 0) & bit)
                 parts.append(f"{f.src}:{f.sport} > {f.dst}:{f.dport} TCP [{flags}] seq {self.tcp_seq}")
@@ -98,10 +98,8 @@ class Decoded:
         else:
             parts.append(f"ethertype 0x{self.ethertype:04x}")
         if self.quoted is not None and self.quoted.flow is not None:
-            code = UNREACH_CODES.get(self.icmp_code or 0, f"code {self.icmp_code}") if self.icmp_type == 3 else ""
-            kind = TYPE_NAMES.get(self.icmp_type or 0, f"type {self.icmp_type}")
-            parts = [f"{self.ip_src} > {self.flow.dst if self.flow else '?'} ICMP {kind} {code} "
-                     f"(about {self.quoted.flow})"]
+            words = icmp_words(self.icmp_type or 0, self.icmp_code or 0)
+            parts = [f"{self.ip_src} > {self.flow.dst if self.flow else '?'} ICMP {words} (about {self.quoted.flow})"]
         return " ".join(parts)
 
 
@@ -200,10 +198,8 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
     if d.quoted is not None:
         q = d.quoted
         if q.flow is not None and (q.flow in flows or (marker and marker in q.payload)):
-            kind = TYPE_NAMES.get(d.icmp_type or 0, str(d.icmp_type))
-            code = UNREACH_CODES.get(d.icmp_code or 0, f"code {d.icmp_code}") if d.icmp_type == 3 else f"code {d.icmp_code}"
-            err = {"from": d.ip_src, "type": d.icmp_type, "code": d.icmp_code, "text": f"{kind} ({code})",
-                   "about": str(q.flow)}
+            err = {"from": d.ip_src, "type": d.icmp_type, "code": d.icmp_code,
+                   "text": icmp_words(d.icmp_type or 0, d.icmp_code or 0), "about": str(q.flow)}
             return Packet(netns, ifname, direction, ts, f, "error", d.outer is not None, d.outer, d.ttl, d.summary(),
                           icmp_error=err)
         return None

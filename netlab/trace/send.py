@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
-from netlab.probe.icmp import TYPE_NAMES, UNREACH_CODES, checksum
+from netlab.probe.icmp import checksum, icmp_words
 from netlab.trace.decode import ip_text
 
 
@@ -180,8 +180,6 @@ def wait_reply(sent: Sent, timeout: float) -> None:
             q = icmp[8:]
             qihl = (q[0] & 0x0F) * 4 if q else 0
             if len(q) >= qihl + 8 and q[9] == 1 and struct.unpack("!H", q[qihl + 4:qihl + 6])[0] == sent.sport:
-                kind = TYPE_NAMES.get(icmp[0], str(icmp[0]))
-                code = UNREACH_CODES.get(icmp[1], f"code {icmp[1]}") if icmp[0] == 3 else f"code {icmp[1]}"
-                sent.error = f"{kind} ({code}) from {ip_text(data[12:16])}"
+                sent.error = f"{icmp_words(icmp[0], icmp[1])} from {ip_text(data[12:16])}"
                 sent.reply_text = sent.error
                 return

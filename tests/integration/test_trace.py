@@ -234,7 +234,7 @@ def test_trace_udp_without_a_server_reports_the_icmp_error(labs):
     d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp", "--port", "9999")
     assert d["delivered"] and not d["reply_received"]
     assert d["reply_lost"]["reason"].startswith("fedora-2 sent no reply")
-    assert any(e["text"] == "destination unreachable (port unreachable)" for e in d["icmp_errors"])
+    assert any(e["text"] == "destination unreachable: port unreachable" for e in d["icmp_errors"])
 
 
 def test_trace_refuses_unknown_names_and_outside_addresses(labs):

@@ -59,3 +59,15 @@ def test_time_exceeded_is_an_error_and_an_echo_reply_or_garbage_is_not():
     reply = IP(src="10.244.1.9", dst="10.244.0.2") / ICMP(type="echo-reply", id=7)
     assert icmp.parse_error(bytes(reply)) is None
     assert icmp.parse_error(b"") is None and icmp.parse_error(bytes(exceeded)[:30]) is None
+
+
+@pytest.mark.parametrize("itype, code, words", [
+    (3, 1, "destination unreachable: host unreachable"),
+    (11, 0, "time exceeded: ttl exceeded in transit"),
+    (8, 0, "echo request"),  # an echo's only code says nothing
+    (42, 0, "type 42: code 0"),
+    (3, 99, "destination unreachable: code 99"),
+    (12, 0, "parameter problem: code 0"),
+], ids=["known", "time-exceeded", "echo", "unknown-type", "unknown-code", "type-without-named-codes"])
+def test_icmp_words(itype, code, words):
+    assert icmp.icmp_words(itype, code) == words

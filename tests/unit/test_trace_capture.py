@@ -109,8 +109,33 @@ def test_icmp_error_quoting_our_packet():
     d = decode(bytes(err))
     assert d.quoted is not None and d.quoted.flow == Flow("udp", POD_A, POD_B, 40001, 9999)
     p = classify(d, "demo-fedora-1", "eth0", "in", 0, MARK, set())
-    assert p.role == "error" and p.icmp_error["text"] == "destination unreachable (port unreachable)"
+    assert p.role == "error" and p.icmp_error["text"] == "destination unreachable: port unreachable"
     assert p.icmp_error["from"] == POD_B
+    assert d.summary() == f"{POD_B} > {POD_A} ICMP destination unreachable: port unreachable (about {d.quoted.flow})"
+
+
+def test_a_ttl_exceeded_is_named_like_the_prober_names_it():
+    quoted = IP(src=POD_A, dst=POD_B, ttl=1) / ICMP(type=8, id=4242) / Raw(MARK)
+    err = Ether() / IP(src="192.168.122.1", dst=POD_A) / ICMP(type=11, code=0) / quoted
+    p = classify(decode(bytes(err)), "demo-fedora-1", "eth0", "in", 0, MARK, set())
+    assert p.icmp_error["text"] == "time exceeded: ttl exceeded in transit"
+
+
+def test_the_marked_echos_socket_names_the_error_that_came_back():
+    import socket
+
+    from netlab.trace.send import Sent, wait_reply
+
+    quoted = IP(src=POD_A, dst=POD_B, ttl=1) / ICMP(type=8, id=4242) / Raw(MARK)
+    ours, router = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)  # stands in for the raw ICMP socket
+    sent = Sent("icmp", None, 4242, MARK, _sock=ours)
+    try:
+        router.send(bytes(IP(src="192.168.122.1", dst=POD_A) / ICMP(type=11, code=0) / quoted))
+        wait_reply(sent, 1.0)
+    finally:
+        sent.close()
+        router.close()
+    assert not sent.reply and sent.error == "time exceeded: ttl exceeded in transit from 192.168.122.1"
 
 
 def _frames():
