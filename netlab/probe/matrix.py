@@ -257,7 +257,7 @@ class Observation:
     """What the agent saw for one probe (plain data; the agent fills it)."""
 
     outcome: str = "timeout"  # reply | timeout | refused | unreachable | error | skipped
-    detail: str = ""  # e.g. "host unreachable (ICMP from 10.244.1.1)"
+    detail: str = ""  # e.g. "destination unreachable: host unreachable (ICMP from 10.244.1.1)"
     rtt: float | None = None  # seconds
     local: str | None = None  # "ip:port" (or "ip" for icmp) the sender used
     seen_client: str | None = None  # "ip:port" the echo server saw

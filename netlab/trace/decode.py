@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from netlab.probe.icmp import icmp_words
+from netlab.probe.icmp import ECHO_REPLY, ECHO_REQUEST, ERRORS, icmp_words
 from netlab.trace.flow import Flow, Packet
 
 ETH_P_IP = 0x0800
@@ -87,7 +87,7 @@ class Decoded:
             f = self.flow
             if f.proto == "icmp":
                 words = icmp_words(self.icmp_type or 0, self.icmp_code or 0)
-                parts.append(f"{f.src} > {f.dst} ICMP {words} id {f.sport}")
+                parts.append(f"{f.src} > {f.dst} ICMP {words}" + (f" id {f.sport}" if f.sport is not None else ""))
             elif f.proto == "tcp":
                 flags = "".join(c for bit, c in TCP_FLAGS if (self.tcp_flags or 0) & bit)
                 parts.append(f"{f.src}:{f.sport} > {f.dst}:{f.dport} TCP [{flags}] seq {self.tcp_seq}")
@@ -139,11 +139,11 @@ def _decode_ip(pkt: bytes, d: Decoded, ports: tuple[int, ...], depth: int, quote
     if proto == 1:
         itype, code = l4[0], l4[1]
         d.icmp_type, d.icmp_code = itype, code
-        if itype in (0, 8):
+        if itype in (ECHO_REPLY, ECHO_REQUEST):
             ident = struct.unpack("!H", l4[4:6])[0]
             d.flow = Flow.icmp(src, dst, ident)
             d.payload = l4[8:]
-        elif itype in (3, 5, 11) and not quoted:
+        elif itype in ERRORS and not quoted:  # they quote the packet they are about
             q = Decoded()
             try:
                 _decode_ip(l4[8:], q, ports, depth, quoted=True)

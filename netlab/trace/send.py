@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
-from netlab.probe.icmp import checksum, icmp_words
+from netlab.probe.icmp import DEST_UNREACH, TIME_EXCEEDED, checksum, icmp_words
 from netlab.trace.decode import ip_text
 
 
@@ -176,7 +176,7 @@ def wait_reply(sent: Sent, timeout: float) -> None:
                 and sent.marker in icmp[8:]:
             sent.reply, sent.reply_text = True, f"echo reply from {ip_text(data[12:16])} ttl {data[8]}"
             return
-        if len(icmp) >= 8 and icmp[0] in (3, 11):
+        if len(icmp) >= 8 and icmp[0] in (DEST_UNREACH, TIME_EXCEEDED):
             q = icmp[8:]
             qihl = (q[0] & 0x0F) * 4 if q else 0
             if len(q) >= qihl + 8 and q[9] == 1 and struct.unpack("!H", q[qihl + 4:qihl + 6])[0] == sent.sport:

@@ -121,6 +121,17 @@ def test_a_ttl_exceeded_is_named_like_the_prober_names_it():
     assert p.icmp_error["text"] == "time exceeded: ttl exceeded in transit"
 
 
+def test_a_parameter_problem_quotes_our_packet_too_and_other_icmp_has_no_id():
+    """Every ICMP error type quotes the packet it is about (RFC 792), parameter problem (12) included;
+    an ICMP message that is neither echo nor error has no identifier to print."""
+    quoted = IP(src=POD_A, dst=POD_B) / UDP(sport=40001, dport=9999) / Raw(MARK)
+    err = Ether() / IP(src=POD_B, dst=POD_A) / ICMP(type=12, code=0) / quoted
+    p = classify(decode(bytes(err)), "demo-fedora-1", "eth0", "in", 0, MARK, set())
+    assert p.role == "error" and p.icmp_error["text"] == "parameter problem: code 0"
+    stamp = decode(bytes(Ether() / IP(src=POD_A, dst=POD_B) / ICMP(type=13)))
+    assert stamp.summary() == f"{POD_A} > {POD_B} ICMP type 13: code 0 ttl 64"
+
+
 def test_the_marked_echos_socket_names_the_error_that_came_back():
     import socket
 
