@@ -14,6 +14,7 @@ import click
 from click.core import ParameterSource
 
 from netlab import __version__
+from netlab.cli import jsonout
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
 
 TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
@@ -157,8 +158,6 @@ def output_option(*choices: str, default: str = "text") -> Callable:
                         show_default=True, callback=_data_format, help="Output format.")
 
 
-JSON_STYLE: dict[str, Any] = {"indent": 2, "sort_keys": False, "default": str}  # -o json, printed or written
-
 
 def format_data(data: Any) -> str:
     """Data as JSON text, or as YAML when the command was given -o yaml (what print_json prints)."""
@@ -169,21 +168,21 @@ def format_data(data: Any) -> str:
         # Through JSON first: the same values as -o json (addresses as strings, tuples as lists).
         plain = json.loads(json.dumps(data, default=str))
         return yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    return json.dumps(data, **JSON_STYLE) + "\n"
+    return jsonout.dumps(data) + "\n"
 
 
 def print_json(data: Any) -> None:
     """Data as JSON, or as YAML when the command was given -o yaml.
 
-    JSON is written as it is encoded: a 500-pod probe's is ~150 MB, and the whole
-    text (with the encoder's millions of pieces) would take a gigabyte more.
+    JSON is written as it is encoded (cli/jsonout.py: json.dumps(indent=2)'s text): a
+    500-pod probe's is ~150 MB, and the whole text would take a gigabyte more.
     """
     ctx = click.get_current_context(silent=True)
     if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
         click.echo(format_data(data), nl=False)
         return
     with _stdout_buffered() as out:
-        json.dump(data, out, **JSON_STYLE)
+        jsonout.dump(data, out.write)
         out.write("\n")
 
 

@@ -1,0 +1,52 @@
+"""cli/jsonout.py writes exactly json.dumps(data, indent=2, default=str), faster."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import math
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from netlab.cli import jsonout
+
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8)
+KEYS = st.text(max_size=6) | st.integers(-5, 5) | st.booleans() | st.none() | st.floats(allow_nan=False)
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+                      | st.dictionaries(KEYS, inner, max_size=4), max_leaves=30)
+
+
+def reference(data):
+    return json.dumps(data, indent=2, default=str)
+
+
+@settings(max_examples=400, deadline=None)
+@given(VALUES)
+def test_the_text_is_json_dumps_indent_2_byte_for_byte(data):
+    assert jsonout.dumps(data) == reference(data)
+    pieces = []
+    jsonout.dump(data, pieces.append)
+    assert "".join(pieces) == reference(data)
+
+
+def test_a_probe_report_shaped_document():
+    """Flat objects (written whole by the C encoder) beside nested ones, empty lists, non-ASCII, objects as str."""
+    probe = {"source": "p0", "port": None, "as_expected": True, "problems": [], "rtt_ms": 10.526, "ttl": 64,
+             "detail": "l'écho « répond »", "ip": ipaddress.ip_address("10.244.0.3")}
+    failed = dict(probe, as_expected=False, problems=["no reply within 1.0 s", "NAT: seen 10.244.1.0"])
+    data = {"lab": "x", "summary": {"probes": 2, "text": "1/2"}, "probes": [probe, failed], "pods": [],
+            "stats": {1: math.inf, None: -0.0, True: float("nan")}, "nested": [[], [{}], [[1, [2, {"a": ()}]]]]}
+    assert jsonout.dumps(data) == reference(data)
+
+
+def test_print_json_streams_the_same_text():
+    out = io.StringIO()
+    jsonout.dump({"a": [1, {"b": None}], "c": ()}, out.write)
+    assert out.getvalue() == reference({"a": [1, {"b": None}], "c": ()})
+
+
+def test_a_key_json_cannot_write_is_refused_as_json_refuses_it():
+    with pytest.raises(TypeError, match="keys must be str, int, float, bool or None"):
+        jsonout.dumps({"a": [1, {("x",): 1, "y": [2]}]})
