@@ -37,7 +37,7 @@ def test_a_probe_report_shaped_document():
              "detail": "l'écho « répond »", "ip": ipaddress.ip_address("10.244.0.3")}
     failed = dict(probe, as_expected=False, problems=["no reply within 1.0 s", "NAT: seen 10.244.1.0"])
     data = {"lab": "x", "summary": {"probes": 2, "text": "1/2"}, "probes": [probe, failed], "pods": [],
-            "stats": {1: math.inf, None: -0.0, True: float("nan")}, "nested": [[], [{}], [[1, [2, {"a": ()}]]]]}
+            "stats": {2: math.inf, None: -0.0, True: float("nan")}, "nested": [[], [{}], [[1, [2, {"a": ()}]]]]}
     assert jsonout.dumps(data) == reference(data)
 
 
