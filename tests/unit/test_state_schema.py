@@ -17,7 +17,7 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
-from netlab.realize import state
+from netlab.realize import state, state_dir
 from netlab.realize.state_schema import ETC_NETNS
 
 LAB = "demo"
@@ -27,10 +27,10 @@ LAB = "demo"
 def root(tmp_path, monkeypatch):
     path = tmp_path / "state"
     path.mkdir(mode=0o700)
-    monkeypatch.setattr(state, "STATE_ROOT", str(path))
-    state._checked.clear()
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+    state_dir._checked.clear()
     yield path
-    state._checked.clear()
+    state_dir._checked.clear()
 
 
 def sample() -> state.LabState:
