@@ -42,6 +42,10 @@ class LabState:
     # Extra records owned by later features (containers, nat payloads ...).
     extra: dict[str, Any] = field(default_factory=dict)
     phase: str = "creating"  # creating | up | failed | deleting
+    # The topology as validated, beside the dict it was validated from: a topology is validated once
+    # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
+    # edited in place).
+    _model: tuple[dict[str, Any], Topology] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def path(self) -> str:
@@ -74,11 +78,13 @@ class LabState:
         return True
 
     def model(self) -> Topology:
-        # Imported here, like resolved()'s imports: every command imports this module,
-        # and only those that read a lab's topology load the models.
-        from netlab.model.topology import Topology
+        if self._model is None or self._model[0] is not self.topology:
+            # Imported here, like resolved()'s imports: every command imports this module,
+            # and only those that read a lab's topology load the models.
+            from netlab.model.topology import Topology
 
-        return Topology.model_validate(self.topology)
+            self._model = (self.topology, Topology.model_validate(self.topology))
+        return self._model[1]
 
     def resolved(self) -> Lab:
         """The saved topology, resolved; a saved topology that no longer resolves is a corrupt state."""
@@ -125,11 +131,13 @@ def load_state(lab: str) -> LabState | None:
     finally:
         os.close(fd)
     try:
-        data = check_state(raw, lab)
+        data, topo = check_state(raw, lab)
     except ValueError as exc:
         raise StateCorrupt(lab, path, str(exc)) from None
-    return LabState(lab=lab, run_id=data["run_id"], topology=data["topology"], source=data["source"],
-                    netns=data["netns"], plan=data["plan"], extra=data["extra"], phase=data["phase"])
+    st = LabState(lab=lab, run_id=data["run_id"], topology=data["topology"], source=data["source"],
+                  netns=data["netns"], plan=data["plan"], extra=data["extra"], phase=data["phase"])
+    st._model = (st.topology, topo)  # validated by check_state: model() does not validate it again
+    return st
 
 
 def state_version(lab: str) -> tuple[int, int, int, int] | None:
