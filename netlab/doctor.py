@@ -53,7 +53,7 @@ from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.probe import neighbours
-from netlab.realize import netfilter, state
+from netlab.realize import netfilter, state_dir
 from netlab.kernel import netns as nsmod
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
@@ -397,7 +397,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if "fallback-tunnels" in only:
         out["fallback-tunnels"] = _fallback_tunnels(probe)
     if only & {"state-dir", "state-space"}:
-        perm, space = _state_dir(state.STATE_ROOT, "state-dir" in needed)
+        perm, space = _state_dir(state_dir.STATE_ROOT, "state-dir" in needed)
         out.update((c.name, c) for c in (perm, space) if c.name in only)
     return [out[name] for name in CHECKS if name in out]
 

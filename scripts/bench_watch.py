@@ -28,7 +28,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from netlab.kernel import events, netlink, rtnl  # noqa: E402
+from netlab.kernel import events, netlink, rtnl, rtnl_parse  # noqa: E402
 from netlab.kernel import netns as nsmod  # noqa: E402
 
 NETLAB = [sys.executable, "-m", "netlab"]
@@ -59,7 +59,7 @@ def wait_route_back(conn: netlink.Conn, timeout: float = 30.0) -> float:
             break
         for m in netlink.split(conn.sock.recv(1 << 16)):
             if m.mtype == rtnl.RTM_NEWROUTE:
-                r = rtnl.parse_route(m)
+                r = rtnl_parse.parse_route(m)
                 if f"{r.dst}/{r.dst_len}" == ROUTE:
                     return time.monotonic() - t0
     raise TimeoutError("the route did not come back")

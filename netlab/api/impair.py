@@ -25,7 +25,8 @@ from netlab.lab.up import UpResult
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
-from netlab.realize.state import LabLock, running_lab
+from netlab.realize.state import running_lab
+from netlab.realize.state_dir import LabLock
 
 
 @dataclass

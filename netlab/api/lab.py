@@ -30,7 +30,8 @@ from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
 from netlab.trace.sections import SECTIONS
-from netlab.realize.state import check_lab_name, running_lab, select_lab_name, state_version
+from netlab.realize.state import running_lab, select_lab_name, state_version
+from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
 # is imported in those methods, so each command loads what it uses: down and

@@ -14,7 +14,7 @@ import random
 
 from netlab.breaks import catalogue
 from netlab.model.lab import Lab
-from netlab.realize.state import lab_dir, write_atomic
+from netlab.realize.state_dir import lab_dir, write_atomic
 
 QUIZ_FILE = "quiz.json"
 

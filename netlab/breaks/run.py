@@ -18,7 +18,8 @@ from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.base import GONE, KernelError, Op
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
-from netlab.realize.state import LabLock, LabState, running_lab
+from netlab.realize.state import LabState, running_lab
+from netlab.realize.state_dir import LabLock
 
 
 @dataclass

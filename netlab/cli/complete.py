@@ -27,7 +27,7 @@ def _netns() -> list[str]:
 
 
 def lab_names() -> list[str]:
-    from netlab.realize.state import known_labs
+    from netlab.realize.state_dir import known_labs
 
     try:
         return known_labs()

@@ -23,7 +23,7 @@ from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
 from netlab.model.topology import CNI_BIN_DIR
-from netlab.realize.state import ensure_dir, lab_dir
+from netlab.realize.state_dir import ensure_dir, lab_dir
 
 if TYPE_CHECKING:
     from netlab.model.cniconf import Conflist

@@ -23,7 +23,7 @@ from netlab.cni import conf as C
 from netlab.cni.invoke import PluginFailed, exec_plugin
 from netlab.kernel.netns import netns_path
 from netlab.model.cniconf import ConflistError, parse_conflist
-from netlab.realize.state import write_atomic
+from netlab.realize.state_dir import write_atomic
 
 if TYPE_CHECKING:
     from netlab.cni.invoke import CallLog

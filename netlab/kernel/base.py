@@ -20,7 +20,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, Sequence
 
-from netlab.kernel.rtnl import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Bridge, Link, NatRules, Resource, Sysctl, Veth, Vxlan
 
 VERBS = ("add", "del", "set", "replace", "write", "restore")

@@ -29,7 +29,7 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from netlab.kernel import netlink, netns as nsmod, rtnl
+from netlab.kernel import netlink, netns as nsmod, rtnl, rtnl_parse
 
 # Multicast groups (linux/rtnetlink.h RTNLGRP_*), as bit masks for bind() where they fit in 32 bits.
 RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_TC, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV4_ROUTE = 1, 3, 4, 5, 7
@@ -169,21 +169,21 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE) -> str | None:
         return f"nf_tables {NFT_MSG_NAMES.get(msg - (msg % 3) if msg < 15 else 16, 'object')} {verb}"
     t = m.mtype
     if t in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK):
-        link = rtnl.parse_link(m)
+        link = rtnl_parse.parse_link(m)
         if t == rtnl.RTM_DELLINK:
             return f"link {link.name} deleted"
         return f"link {link.name} {'up' if link.up else 'down'}"
     if t in (rtnl.RTM_NEWADDR, rtnl.RTM_DELADDR):
-        a = rtnl.parse_addr(m)
+        a = rtnl_parse.parse_addr(m)
         return f"address {a.address}/{a.prefixlen} {'deleted' if t == rtnl.RTM_DELADDR else 'added'}"
     if t in (rtnl.RTM_NEWROUTE, rtnl.RTM_DELROUTE):
-        r = rtnl.parse_route(m)
+        r = rtnl_parse.parse_route(m)
         if r.table == rtnl.RT_TABLE_LOCAL:
             return None  # the kernel's own, made and removed with addresses
         dst = "default" if r.dst_len == 0 else f"{r.dst}/{r.dst_len}"
         return f"route {dst} {'deleted' if t == rtnl.RTM_DELROUTE else 'added'}"
     if t in (rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH):
-        n = rtnl.parse_neigh(m)
+        n = rtnl_parse.parse_neigh(m)
         if not n.state & rtnl.NUD_PERMANENT:
             return None  # learned and forgotten by the kernel all the time
         kind = "fdb entry" if n.family == rtnl.AF_BRIDGE else "neighbour"

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, rtnl
+from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.readns import read_netns
 from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
@@ -71,7 +71,7 @@ class LiveKernel:
         table = self._index.get(netns)
         if table is None:
             msgs = self.conn(netns).dump(f"links in {netns}", rtnl.link_dump())
-            table = self._index[netns] = {m.name: m.index for m in map(rtnl.parse_link, msgs)}
+            table = self._index[netns] = {m.name: m.index for m in map(rtnl_parse.parse_link, msgs)}
         return table
 
     def index(self, netns: str, name: str) -> int:
@@ -270,7 +270,7 @@ class LiveKernel:
         (cheap), then ``ip link del group 1``. Their peers in other namespaces go with them."""
         c = self.conn(netns)
         try:
-            links = [rtnl.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
+            links = [rtnl_parse.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
             veths = [link for link in links if link.kind == "veth"]
             if veths:
                 codes = c.batch([(f"group of {link.name} in {netns}", rtnl.link_set(link.index, group=DOOMED_GROUP))

@@ -4,8 +4,8 @@ A netlink message is ``nlmsghdr`` (length, type, flags, sequence, port) + a
 fixed family header (ifinfomsg, rtmsg, ndmsg, nfgenmsg ...) + attributes,
 each a type-length-value padded to 4 bytes; nested attributes hold more
 attributes. This module knows only that shape. What the fields mean is in
-rtnl.py (routing: links, addresses, routes, neighbours, rules) and ctnl.py
-(conntrack, nf_tables).
+rtnl.py and rtnl_parse.py (routing: links, addresses, routes, neighbours,
+rules) and nfnl.py (conntrack, nf_tables).
 
 :class:`Conn` is one socket in one namespace. Requests go out in batches, like
 ``ip -batch``: many messages in one ``send()``, then one acknowledgement read

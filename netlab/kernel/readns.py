@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl
+from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse
 from netlab.kernel.base import Snapshot
 
 LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
@@ -31,7 +31,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
         if conn is None:
             conn = netlink.Conn(timeout=timeout)
         for m in conn.dump(what, rtnl.link_dump()):
-            link = rtnl.parse_link(m)
+            link = rtnl_parse.parse_link(m)
             snap.links[link.name] = link
         files = []
         for key in sysctls:
@@ -53,14 +53,14 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     links = snap.links.values()
     if any(link.master for link in links):
         for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
-            index, hairpin = rtnl.parse_bridge_port(m)
+            index, hairpin = rtnl_parse.parse_bridge_port(m)
             snap.hairpin[index] = hairpin
-    snap.addrs = [rtnl.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
-    snap.routes = [rtnl.parse_route(m) for m in conn.dump(what, rtnl.route_dump())]
-    snap.neighs = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
+    snap.addrs = [rtnl_parse.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
+    snap.routes = [rtnl_parse.parse_route(m) for m in conn.dump(what, rtnl.route_dump())]
+    snap.neighs = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
     if any(link.kind == "vxlan" for link in links):
-        snap.fdb = [rtnl.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
-    snap.rules = [rtnl.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
+        snap.fdb = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]
+    snap.rules = [rtnl_parse.parse_rule(m) for m in conn.dump(what, rtnl.rule_dump())]
     return snap, conn, legacy
 
 

@@ -22,7 +22,8 @@ from netlab.kernel.base import Kernel
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
-from netlab.realize.state import LabLock, LabState, forget, load_state
+from netlab.realize.state import LabState, load_state
+from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
 

@@ -31,7 +31,8 @@ from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.repair import create_ops, ordered, repair_ops, stale_chain_ops
-from netlab.realize.state import LabLock, LabState, check_source, forget, load_state
+from netlab.realize.state import LabState, check_source, load_state
+from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded

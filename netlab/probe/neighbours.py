@@ -22,7 +22,7 @@ one bridge already need 1056. So:
   traffic would reach the limit. netlab never writes these sysctls.
 
 Entries are read and deleted through netlab's one netlink codec
-(kernel/rtnl.py). The prober sends its thousands of RTM_DELNEIGH requests
+(kernel/rtnl.py and rtnl_parse.py). The prober sends its thousands of RTM_DELNEIGH requests
 without NLM_F_ACK, on a socket opened once per namespace: a request and an
 acknowledgement each would cost a round trip per entry.
 """
@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from netlab.kernel import netlink, rtnl
+from netlab.kernel import netlink, rtnl, rtnl_parse
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -233,16 +233,16 @@ def _node_facts(lab: "Lab") -> dict[str, _Node]:
 # --- the entries of one namespace, read through the codec -----------------------------------
 
 
-def dump(conn: netlink.Conn) -> list[rtnl.NeighMsg]:
+def dump(conn: netlink.Conn) -> list[rtnl_parse.NeighMsg]:
     """The IPv4 neighbour entries of the namespace ``conn`` was opened in (``ip -4 neigh``; bounded wait)."""
     out = []
     for m in conn.dump("neighbours", rtnl.neigh_dump()):
-        n = rtnl.parse_neigh(m)
+        n = rtnl_parse.parse_neigh(m)
         if n.family == socket.AF_INET and n.dst is not None:
             out.append(n)
     return out
 
 
-def dynamic(n: rtnl.NeighMsg) -> bool:
+def dynamic(n: rtnl_parse.NeighMsg) -> bool:
     """An entry the kernel made and will expire (and the GC counts): neither PERMANENT nor NOARP."""
     return not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP)

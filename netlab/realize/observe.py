@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from netlab.kernel import rtnl
+from netlab.kernel import rtnl, rtnl_parse
 from netlab.kernel.base import Snapshot
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Veth, VethPeer,
                                    Vxlan)
@@ -76,7 +76,7 @@ def observe(snap: Snapshot, planned: dict[tuple, Resource], peers: dict[str, Sna
     return out
 
 
-def _link(ns: str, link: rtnl.LinkMsg, snap: Snapshot, names: dict[int, str], planned: Resource | None,
+def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, str], planned: Resource | None,
           peers: dict[str, Snapshot]) -> Link:
     common = dict(netns=ns, name=link.name, mtu=link.mtu or 0, mac=link.mac or "", up=link.up,
                   txqlen=link.txqlen if link.txqlen is not None else 0)

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from netlab.kernel import netns as nsmod
-from netlab.realize import state as statemod
+from netlab.realize import state as statemod, state_dir
 from netlab.realize.state_schema import ETC_NETNS
 
 _TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})$")
@@ -41,7 +41,7 @@ def owner_of(name: str) -> tuple[str, str] | None:
 
 def lab_of(lab_hash: str) -> str | None:
     """The lab with saved state whose name gives this hash (None: no such lab here)."""
-    return next((lab for lab in statemod.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
+    return next((lab for lab in state_dir.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
 
 
 def tagged_namespaces(lab: str) -> dict[str, list[str]]:
@@ -124,7 +124,7 @@ def force_down(lab: str, teardown, tag_for) -> Any:
             result.removed_netns += done.removed_netns
             result.skipped += done.skipped
     if result is None:
-        statemod.forget(lab)  # a corrupt state and no namespace: forget the file
+        state_dir.forget(lab)  # a corrupt state and no namespace: forget the file
     return result
 
 
@@ -156,10 +156,10 @@ def collision_message(name: str, lab: str) -> str:
         why = f"it is a leftover of an earlier run of lab {lab}, not listed by its state"
         force = lab
     elif owner[0] == nsmod.lab_hash(lab):
-        why = f"it was made by netlab for lab {lab} in a run that has no state in {statemod.STATE_ROOT} any more"
+        why = f"it was made by netlab for lab {lab} in a run that has no state in {state_dir.STATE_ROOT} any more"
         force = lab
     else:
-        why = f"it was made by netlab for another lab, which has no state in {statemod.STATE_ROOT} any more"
+        why = f"it was made by netlab for another lab, which has no state in {state_dir.STATE_ROOT} any more"
         force = None
     how = f"ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "")
     return f"namespace {name} already exists: {why}; it is stale: remove it ({how}) and run up again"

@@ -214,8 +214,10 @@ def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observe
     out = []
     for ns, resources in want.items():
         obs = observed.get(ns)
+        if obs is None:
+            continue  # not observed (a namespace made in this run): no chain of an earlier sync in it
         for r in resources:
-            if not isinstance(r, NftRules) or obs is None:
+            if not isinstance(r, NftRules):
                 continue
             have = obs.nft.get((r.family, r.table))
             chains = nftables.stale_chains(r, have)

@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
                       model_validator)
+from pydantic import Strict as StrictMode
+from pydantic_core import from_json
 
 from netlab.model.naming import DNS_LABEL, check_chain, check_ifname, check_netns
+
+if TYPE_CHECKING:
+    from netlab.model.topology import Topology
 
 STATE_VERSION = 1
 ETC_NETNS = "/etc/netns"  # where services.lifecycle writes the pods' resolv.conf
@@ -56,6 +61,18 @@ def _chain(value: str) -> str:
 NetnsName = Annotated[StrictStr, AfterValidator(_netns)]
 Label = Annotated[StrictStr, AfterValidator(_label)]
 Path = Annotated[StrictStr, Field(max_length=PATH_MAX)]
+IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
+
+# A row: a JSON array of a fixed length and typed items (a tuple here). check_state validates the
+# parsed file, in which an array is a list, and a strict tuple takes nothing but a tuple: the row
+# itself is lax (a list or a tuple; of what JSON gives, a list only), each item in it strict.
+ROW = StrictMode(False)
+# (ClusterIP, port, nodePort, endpoint IP, endpoint port) of a UDP Service port; (ClusterIP, port, nodePort)
+# of one without endpoints
+UdpEndpoint = Annotated[tuple[StrictStr, StrictInt, StrictInt | None, StrictStr, StrictInt], ROW]
+UdpNoEndpoint = Annotated[tuple[StrictStr, StrictInt, StrictInt | None], ROW]
+CniArg = Annotated[tuple[StrictStr, StrictStr], ROW]
+CniNetwork = Annotated[tuple[dict[StrictStr, Any], IfName], ROW]
 
 
 class Strict(BaseModel):
@@ -82,8 +99,8 @@ class ServicesRecord(Strict):
     resolv: dict[NetnsName, Made]
     dirs: dict[NetnsName, Made]
     etc_netns: Made | None = None
-    udp: list[tuple[StrictStr, StrictInt, StrictInt | None, StrictStr, StrictInt]]
-    udp_empty: list[tuple[StrictStr, StrictInt, StrictInt | None]]
+    udp: list[UdpEndpoint]
+    udp_empty: list[UdpNoEndpoint]
     chains: dict[Annotated[StrictStr, AfterValidator(_chain_key)], list[Annotated[StrictStr, AfterValidator(_chain)]]]
 
 
@@ -93,8 +110,8 @@ class ServicesRecordV1(Strict):
     version: Literal[1]
     resolv: dict[NetnsName, Path]
     dirs: list[Path]
-    udp: list[tuple[StrictStr, StrictInt, StrictInt | None, StrictStr, StrictInt]]
-    udp_empty: list[tuple[StrictStr, StrictInt, StrictInt | None]]
+    udp: list[UdpEndpoint]
+    udp_empty: list[UdpNoEndpoint]
     chains: dict[Annotated[StrictStr, AfterValidator(_chain_key)], list[Annotated[StrictStr, AfterValidator(_chain)]]]
 
     @model_validator(mode="after")
@@ -107,9 +124,6 @@ class ServicesRecordV1(Strict):
             if path != ETC_NETNS and (parent != ETC_NETNS or not _is_netns(name)):
                 raise ValueError(f"dirs: {path[:60]!r} is not a directory netlab makes")
         return self
-
-
-IfName = Annotated[StrictStr, AfterValidator(check_ifname)]
 
 
 class ContainerRecord(Strict):
@@ -162,8 +176,8 @@ class CniPodRecord(Strict):
     containerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
     netns: NetnsName
     node_netns: NetnsName
-    args: list[tuple[StrictStr, StrictStr]]
-    networks: list[tuple[dict[StrictStr, Any], IfName]]
+    args: list[CniArg]
+    networks: list[CniNetwork]
     attachment: CniAttachmentRecord | None = None
 
 
@@ -202,29 +216,45 @@ def _is_netns(name: str) -> bool:
     return True
 
 
-def check_state(raw: bytes, lab: str) -> dict[str, Any]:
-    """The state file's data when it is a valid state of ``lab``; ValueError saying why not (one line)."""
-    import json
+def check_state(raw: bytes, lab: str) -> tuple[dict[str, Any], Topology]:
+    """The state file's data and its topology when it is a valid state of ``lab``; ValueError saying
+    why not (one line).
+
+    The file is parsed once, by the parser model_validate_json uses (so exactly the same files are
+    JSON), and the parsed data, which the LabState then holds, is validated as it is; its topology
+    once too (LabState.model() takes that model). A refused file is validated again as JSON text,
+    only to say why in JSON's words ("should be an object", not "a valid dictionary or instance of
+    StateFile").
+    """
+    from netlab.model.topology import Topology
 
     try:
-        parsed = StateFile.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValueError(_first_error(exc)) from None
+        data = from_json(raw)
+        parsed = StateFile.model_validate(data)
+    except ValueError as exc:  # not JSON, or not a state
+        raise ValueError(_refusal(raw, exc)) from None
     if parsed.lab != lab:
         raise ValueError(f"it describes lab {parsed.lab[:40]!r}, not {lab!r}")
     for name in parsed.netns:
         if not name.startswith(lab + "-"):
             raise ValueError(f"netns: {name!r} is not a namespace of lab {lab} ({lab}-*)")
-    data = json.loads(raw)
-    from netlab.model.topology import Topology
-
     try:
         topo = Topology.model_validate(data["topology"])
     except ValidationError as exc:
         raise ValueError("topology: " + _first_error(exc)) from None
     if topo.name != lab:
         raise ValueError(f"topology: its name is {topo.name!r}, not {lab!r}")
-    return data
+    return data, topo
+
+
+def _refusal(raw: bytes, exc: ValueError) -> str:
+    """Why check_state refused a file, as validating the JSON text words it."""
+    try:
+        StateFile.model_validate_json(raw)
+    except ValidationError as as_json:
+        return _first_error(as_json)
+    # Both validations accept the same files; should they ever differ, the file is still refused.
+    return _first_error(exc) if isinstance(exc, ValidationError) else f"the file: Invalid JSON: {exc}"
 
 
 def _first_error(exc: ValidationError) -> str:

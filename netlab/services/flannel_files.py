@@ -26,7 +26,7 @@ import os
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, NodeInfo
 from netlab.plan import flannel
-from netlab.realize.state import lab_dir, write_atomic
+from netlab.realize.state_dir import lab_dir, write_atomic
 
 FILE_MODE = 0o644  # as flanneld's writeFile and the CNI config leave them
 

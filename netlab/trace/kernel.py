@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl
+from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse
 from netlab.realize import nftables as nftlisting
 from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, NftTable, RouteFacts,
                                 RouteFailure, VxlanFacts)
@@ -70,7 +70,7 @@ class BridgePort:
 
 def parse_bridge_port(m: netlink.Msg) -> BridgePort | None:
     """An entry of the AF_BRIDGE link dump; None when it carries no port attributes."""
-    link = rtnl.parse_link(m)
+    link = rtnl_parse.parse_link(m)
     info = netlink.attrs(m.body, rtnl.IFINFO.size).get(rtnl.IFLA_PROTINFO)
     if info is None:
         return None
@@ -128,10 +128,10 @@ class LiveKernel:
 
     def _load_links(self, netns: str) -> None:
         c = self.conn(netns)
-        raw = [rtnl.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
+        raw = [rtnl_parse.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
         names = {link.index: link.name for link in raw}
         addrs: dict[int, list[str]] = {}
-        for a in map(rtnl.parse_addr, c.dump(f"addresses in {netns}", rtnl.addr_dump())):
+        for a in map(rtnl_parse.parse_addr, c.dump(f"addresses in {netns}", rtnl.addr_dump())):
             addrs.setdefault(a.index, []).append(f"{a.address}/{a.prefixlen}")
         hairpin = {p.index: p.hairpin for p in self.bridge_port_list(netns)}
         out: dict[str, LinkFacts] = {}
@@ -168,21 +168,22 @@ class LiveKernel:
         c = self.conn(netns)
         what = f"route get {dst} in {netns}"
         try:
-            ans = rtnl.parse_route(c.get(what, rtnl.route_get(dst, src, index)))
+            ans = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index)))
         except netlink.NetlinkTimeout:
             raise
         except netlink.NetlinkError as exc:  # the kernel's answer: no route, invalid source ...
             raise RouteFailure(exc.errno, os.strerror(exc.errno)) from None
         matched = None
         try:
-            matched = self._route_text(netns, rtnl.parse_route(c.get(what, rtnl.route_get(dst, src, index, True))))
+            fib = rtnl_parse.parse_route(c.get(what, rtnl.route_get(dst, src, index, True)))
+            matched = self._route_text(netns, fib)
         except netlink.NetlinkError:
             pass
         return RouteFacts(type=rtnl.ROUTE_TYPE_NAMES.get(ans.type, str(ans.type)),
                           oif=self.ifname(netns, ans.oif) if ans.oif else None, gateway=ans.gateway,
                           prefsrc=ans.prefsrc, matched=matched)
 
-    def _route_text(self, netns: str, r: rtnl.RouteMsg) -> str:
+    def _route_text(self, netns: str, r: rtnl_parse.RouteMsg) -> str:
         """A route as ``ip route`` prints it."""
         rtype = rtnl.ROUTE_TYPE_NAMES.get(r.type, str(r.type))
         text = "default" if r.dst_len == 0 else f"{r.dst}/{r.dst_len}" if r.dst_len != 32 else r.dst
@@ -207,7 +208,7 @@ class LiveKernel:
     def routes(self, netns: str) -> list[dict[str, Any]]:
         """``ip route``: the main table."""
         out = []
-        for r in map(rtnl.parse_route, self.conn(netns).dump(f"routes in {netns}", rtnl.route_dump())):
+        for r in map(rtnl_parse.parse_route, self.conn(netns).dump(f"routes in {netns}", rtnl.route_dump())):
             if r.table != rtnl.RT_TABLE_MAIN:
                 continue
             out.append({"dst": f"{r.dst}/{r.dst_len}" if r.dst_len else "default", "gateway": r.gateway,
@@ -219,8 +220,8 @@ class LiveKernel:
 
     # -- neighbours and FDB
 
-    def _neigh_dump(self, netns: str) -> list[rtnl.NeighMsg]:
-        return [rtnl.parse_neigh(m) for m in self.conn(netns).dump(f"neighbours in {netns}", rtnl.neigh_dump())]
+    def _neigh_dump(self, netns: str) -> list[rtnl_parse.NeighMsg]:
+        return [rtnl_parse.parse_neigh(m) for m in self.conn(netns).dump(f"neighbours in {netns}", rtnl.neigh_dump())]
 
     def neigh(self, netns: str, dev: str, ip: str) -> NeighFacts | None:
         """``ip neigh show IP dev DEV``: the entry as it is now (never cached)."""
@@ -244,7 +245,8 @@ class LiveKernel:
     def fdb(self, netns: str) -> list[FdbFacts]:
         if netns not in self._fdb:
             out = []
-            for n in map(rtnl.parse_neigh, self.conn(netns).dump(f"fdb in {netns}", rtnl.neigh_dump(rtnl.AF_BRIDGE))):
+            dump = self.conn(netns).dump(f"fdb in {netns}", rtnl.neigh_dump(rtnl.AF_BRIDGE))
+            for n in map(rtnl_parse.parse_neigh, dump):
                 if not n.lladdr:
                     continue
                 out.append(FdbFacts(lladdr=n.lladdr, dev=self.ifname(netns, n.index) or str(n.index),

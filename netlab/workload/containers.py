@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from netlab.realize.state import lab_dir
+from netlab.realize.state_dir import lab_dir
 from netlab.workload import ports
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from netlab.kernel import processes as proc
-from netlab.realize.state import lab_dir
+from netlab.realize.state_dir import lab_dir
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
 CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)

@@ -13,7 +13,7 @@ import threading
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
-from netlab.realize.state import lab_dir
+from netlab.realize.state_dir import lab_dir
 
 
 def uts_dir(lab_name: str) -> str:

@@ -55,7 +55,7 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
 
 
 def _records(lab: str) -> dict:
-    from netlab.realize.state import STATE_ROOT
+    from netlab.realize.state_dir import STATE_ROOT
 
     with open(os.path.join(STATE_ROOT, lab, "state.json")) as fh:
         return json.load(fh)["extra"]["workload"]["pods"]

@@ -20,7 +20,7 @@ import uuid
 import pytest
 
 from helpers import in_netns, lab_namespaces, netlab
-from netlab.realize.state import STATE_ROOT
+from netlab.realize.state_dir import STATE_ROOT
 
 pytestmark = pytest.mark.root
 

@@ -48,7 +48,7 @@ def wait_for_line(proc: subprocess.Popen, text: bytes, within: float = 20.0) -> 
 @pytest.mark.parametrize("first", ["down", "up"])
 def test_up_and_down_waiting_on_each_other_both_finish(labs, tmp_path, first):
     """Both wait on a lock this test holds, then race for it: whichever wins, neither crashes."""
-    from netlab.realize import state
+    from netlab.realize import state, state_dir
 
     lab = labs.name("ibl")
     path, _ = labs.up(small(lab))
@@ -56,7 +56,7 @@ def test_up_and_down_waiting_on_each_other_both_finish(labs, tmp_path, first):
     order = [first, "up" if first == "down" else "down"]
     for _ in range(3):
         netlab("up", "-t", path)
-        with state.LabLock(lab, "the test"):
+        with state_dir.LabLock(lab, "the test"):
             procs = {}
             for name in order:
                 procs[name] = start(*commands[name])
@@ -86,9 +86,9 @@ services: [{{name: web, selector: {{app: a}}, ports: [{{port: 80, targetPort: 80
 
 
 def state_file(lab: str) -> str:
-    from netlab.realize import state
+    from netlab.realize import state_dir
 
-    return os.path.join(state.STATE_ROOT, lab, "state.json")
+    return os.path.join(state_dir.STATE_ROOT, lab, "state.json")
 
 
 def corruptions(good: bytes, lab: str) -> dict[str, bytes]:
@@ -124,7 +124,7 @@ def corruptions(good: bytes, lab: str) -> dict[str, bytes]:
 
 
 def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(labs, tmp_path):
-    from netlab.realize import state
+    from netlab.realize import state_dir
 
     good_lab = labs.name("ibg")
     path, _ = labs.up(f"name: {good_lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n")
@@ -133,7 +133,7 @@ def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(
     for kind in ("binary", "json-list", "netns-a-list", "unknown-version"):
         bad = every[kind]
         lab = labs.name("ibc")
-        os.mkdir(os.path.join(state.STATE_ROOT, lab), 0o700)
+        os.mkdir(os.path.join(state_dir.STATE_ROOT, lab), 0o700)
         # The same corruption, for a lab of its own (no namespaces: nothing to break for real).
         with open(state_file(lab), "wb") as fh:
             fh.write(bad.replace(good_lab.encode(), lab.encode()))
@@ -154,7 +154,7 @@ def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(
         assert good_lab in text.stdout and lab in text.stdout and "Traceback" not in text.stderr
         gone = netlab("down", "--lab", lab, "--force")
         assert "Traceback" not in gone.stderr
-        assert not os.path.exists(os.path.join(state.STATE_ROOT, lab)), kind
+        assert not os.path.exists(os.path.join(state_dir.STATE_ROOT, lab)), kind
     assert netlab("status", "--lab", good_lab).returncode == 0
 
 

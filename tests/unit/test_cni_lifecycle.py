@@ -22,7 +22,7 @@ from netlab.lab import teardown, up as lab_up
 from netlab.lab.journal import Journal
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.realize import state as state_mod
+from netlab.realize import state as state_mod, state_dir
 
 TOPO = """name: fkcni
 network:
@@ -66,8 +66,8 @@ class Plugins:
 
 @pytest.fixture
 def world(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
-    state_mod._checked.clear()
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    state_dir._checked.clear()
     (tmp_path / "bin").mkdir()
     for name in ("loopback", "chain"):
         (tmp_path / "bin" / name).write_text("#!/bin/sh\nexit 1\n")  # found, never run: Plugins answers
@@ -79,7 +79,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "exec_plugin", plugins)
     monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
     yield resolve(load_topology(str(tmp_path / "t.yaml"))), plugins
-    state_mod._checked.clear()
+    state_dir._checked.clear()
 
 
 def up(lab, kernel):

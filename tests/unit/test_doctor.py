@@ -21,7 +21,7 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
 from netlab.probe import neighbours
-from netlab.realize import netfilter, state
+from netlab.realize import netfilter, state_dir
 from netlab.services import lifecycle as services_lifecycle
 from netlab.kernel import netns as nsmod
 
@@ -89,7 +89,7 @@ def machine(tmp_path, monkeypatch):
     monkeypatch.setattr(netfilter, "tools", m.tools)
     monkeypatch.setattr(neighbours, "read_thresholds", lambda: dict(m.thresholds))
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
-    monkeypatch.setattr(state, "STATE_ROOT", "/run/netlab")
+    monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.delenv(doctor.MISSING_HOOK, raising=False)
     return m
 

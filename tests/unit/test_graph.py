@@ -17,7 +17,7 @@ from netlab import graph
 from netlab.errors import EnvironmentNotReady
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.realize import state
+from netlab.realize import state_dir
 
 REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -269,7 +269,7 @@ def netlab(*args: str, tmp_path: Path, **kw) -> subprocess.CompletedProcess:
 @pytest.fixture
 def netlab_here(tmp_path, monkeypatch):
     """The CLI in this process (cli_inprocess.py), with the same empty state directory."""
-    monkeypatch.setattr(state, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     monkeypatch.chdir(REPO)
     return run_cli
 

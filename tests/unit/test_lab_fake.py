@@ -23,7 +23,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import ORDER, build_plan
 from netlab.plan.resources import Address, Fdb, Link, Route, Rule, Sysctl
-from netlab.realize import state as state_mod
+from netlab.realize import state as state_mod, state_dir
 
 TOPO = """name: fk
 nodes:
@@ -37,7 +37,7 @@ pods:
 
 @pytest.fixture
 def lab(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     path = tmp_path / "t.yaml"
     path.write_text(TOPO)
     return resolve(load_topology(str(path)))

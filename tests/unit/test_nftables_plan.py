@@ -23,7 +23,7 @@ from netlab.plan import nftables, services
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NftRules
 from netlab.realize import nftables as realize
-from netlab.realize import state as state_mod
+from netlab.realize import state as state_mod, state_dir
 from netlab.trace import kubeproxy_nft
 from netlab.trace.flow import Flow
 from netlab.trace.kernel import nft_table_of
@@ -191,7 +191,7 @@ def test_partial_sync_of_a_service_that_lost_its_endpoints_swaps_its_map_element
 # --- against the fake kernel ---------------------------------------------------------------------
 
 def test_up_status_and_mode_switch_against_the_fake_kernel(tmp_path, monkeypatch):
-    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     text = VIEW.read_text().replace("name: nfkv", "name: nffk")
     nft_lab = _lab(text)
     k = FakeKernel()
@@ -212,7 +212,7 @@ def test_up_status_and_mode_switch_against_the_fake_kernel(tmp_path, monkeypatch
 def test_an_endpoint_gone_empties_its_chain_and_the_next_up_deletes_it_against_the_fake_kernel(tmp_path, monkeypatch):
     """up with an endpoint fewer: its chain stays, emptied, and status is clean; the next up deletes it in a
     transaction of its own, before its sync (kube-proxy's staleChains), and the table is the plan's again."""
-    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     text = VIEW.read_text().replace("name: nfkv", "name: nfst")
     before = _lab(text)
     k = FakeKernel()
@@ -296,7 +296,7 @@ def test_a_failed_up_puts_the_old_tables_back(tmp_path, monkeypatch):
     """Both nodes' tables drifted; up replaces them and fails at the last one: the first goes back as it was."""
     import copy
 
-    monkeypatch.setattr(state_mod, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     nft_lab = _lab(VIEW.read_text().replace("name: nfkv", "name: nfrb"))
     k = FakeKernel()
     lab_up.up(nft_lab, k, features=(), journal=Journal(k))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from netlab.kernel import netlink as nl
-from netlab.kernel import rtnl
+from netlab.kernel import rtnl, rtnl_parse
 from netlab.probe.budget import SEEDED_MAX, Budget
 from netlab.probe.job import Seed, Unit
 from netlab.probe.neighbours import Entry
@@ -48,7 +48,7 @@ def sent(ns: FakeNs) -> list[tuple[int, int, str | None, str | None, int]]:
     out = []
     for data in ns.nl.sock.sent:
         (m,) = nl.split(data)
-        n = rtnl.parse_neigh(m)
+        n = rtnl_parse.parse_neigh(m)
         out.append((m.mtype, m.flags, n.dst, n.lladdr, n.state))
     return out
 

@@ -17,7 +17,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from netlab.kernel import netlink as nl
-from netlab.kernel import nfnl, rtnl
+from netlab.kernel import nfnl, rtnl, rtnl_parse
 
 
 def decode(cls, data: bytes):
@@ -222,7 +222,7 @@ def test_parse_link_of_a_vxlan_device():
                                                                            ("IFLA_VXLAN_LOCAL", "192.168.122.215"),
                                                                            ("IFLA_VXLAN_LEARNING", 0),
                                                                            ("IFLA_VXLAN_PORT", 8472)]})]})])
-    link = rtnl.parse_link(m)
+    link = rtnl_parse.parse_link(m)
     assert (link.index, link.name, link.kind, link.up, link.mtu) == (4, "flannel.1", "vxlan", True, 1450)
     assert link.mac == "02:7d:63:dd:1d:06" and link.txqlen == 0 and link.alias == "x"
     assert link.data == {"id": 1, "link": 2, "local": "192.168.122.215", "learning": 0, "port": 8472}
@@ -231,40 +231,41 @@ def test_parse_link_of_a_vxlan_device():
 def test_parse_link_reads_the_ownership_tag_on_lo():
     m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 1},
                [("IFLA_IFNAME", "lo"), ("IFLA_MTU", 65536), ("IFLA_IFALIAS", "netlab:demo:0123abcd")])
-    assert rtnl.parse_link(m).alias == "netlab:demo:0123abcd"
+    assert rtnl_parse.parse_link(m).alias == "netlab:demo:0123abcd"
     m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 1}, [("IFLA_IFNAME", "lo")])
-    assert rtnl.parse_link(m).alias is None
+    assert rtnl_parse.parse_link(m).alias is None
 
 
 def test_parse_link_of_a_veth_end_and_a_bridge_port():
     m = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 9, "flags": 0},
                [("IFLA_IFNAME", "veth1"), ("IFLA_MASTER", 3), ("IFLA_LINK", 2), ("IFLA_LINK_NETNSID", 0),
                 ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "veth")]})])
-    link = rtnl.parse_link(m)
+    link = rtnl_parse.parse_link(m)
     assert (link.kind, link.up, link.master, link.peer, link.peer_netnsid) == ("veth", False, 3, 2, 0)
     port = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 9, "family": rtnl.AF_BRIDGE},
                   [("IFLA_IFNAME", "veth1"), ("IFLA_PROTINFO", {"attrs": [("IFLA_BRPORT_MODE", 1)]})])
-    assert rtnl.parse_bridge_port(port) == (9, True)
+    assert rtnl_parse.parse_bridge_port(port) == (9, True)
 
 
 def test_parse_addr_route_neigh_rule():
-    a = rtnl.parse_addr(encode(ifaddrmsg, rtnl.RTM_NEWADDR, {"index": 2, "prefixlen": 24, "family": 2},
-                               [("IFA_LOCAL", "10.244.0.2"), ("IFA_ADDRESS", "10.244.0.2"),
-                                ("IFA_BROADCAST", "10.244.0.255"), ("IFA_LABEL", "eth0")]))
+    a = rtnl_parse.parse_addr(encode(ifaddrmsg, rtnl.RTM_NEWADDR, {"index": 2, "prefixlen": 24, "family": 2},
+                                     [("IFA_LOCAL", "10.244.0.2"), ("IFA_ADDRESS", "10.244.0.2"),
+                                      ("IFA_BROADCAST", "10.244.0.255"), ("IFA_LABEL", "eth0")]))
     assert (a.index, a.address, a.prefixlen, a.broadcast, a.label) == (2, "10.244.0.2", 24, "10.244.0.255", "eth0")
-    r = rtnl.parse_route(encode(rtmsg, rtnl.RTM_NEWROUTE,
-                                {"family": 2, "dst_len": 24, "table": 254, "proto": 3, "scope": 0, "type": 1,
-                                 "flags": rtnl.RTNH_F_ONLINK},
-                                [("RTA_DST", "10.244.1.0"), ("RTA_GATEWAY", "10.244.1.0"), ("RTA_OIF", 5),
-                                 ("RTA_TABLE", 254), ("RTA_PRIORITY", 20)]))
+    r = rtnl_parse.parse_route(encode(rtmsg, rtnl.RTM_NEWROUTE,
+                                      {"family": 2, "dst_len": 24, "table": 254, "proto": 3, "scope": 0, "type": 1,
+                                       "flags": rtnl.RTNH_F_ONLINK},
+                                      [("RTA_DST", "10.244.1.0"), ("RTA_GATEWAY", "10.244.1.0"), ("RTA_OIF", 5),
+                                       ("RTA_TABLE", 254), ("RTA_PRIORITY", 20)]))
     assert (r.dst, r.dst_len, r.gateway, r.oif, r.proto, r.priority) == ("10.244.1.0", 24, "10.244.1.0", 5, 3, 20)
     assert r.flags & rtnl.RTNH_F_ONLINK and r.table == 254
-    n = rtnl.parse_neigh(encode(ndmsg, rtnl.RTM_NEWNEIGH, {"family": 2, "ifindex": 5, "state": 0x80},
-                                [("NDA_DST", "10.244.1.0"), ("NDA_LLADDR", "02:6b:ac:b7:3a:c5")]))
+    n = rtnl_parse.parse_neigh(encode(ndmsg, rtnl.RTM_NEWNEIGH, {"family": 2, "ifindex": 5, "state": 0x80},
+                                      [("NDA_DST", "10.244.1.0"), ("NDA_LLADDR", "02:6b:ac:b7:3a:c5")]))
     assert (n.index, n.dst, n.lladdr, n.state) == (5, "10.244.1.0", "02:6b:ac:b7:3a:c5", 0x80)
-    rule = rtnl.parse_rule(encode(fibmsg, rtnl.RTM_NEWRULE, {"family": 2, "table": 100, "action": 1, "src_len": 16},
-                                  [("FRA_PRIORITY", 10), ("FRA_TABLE", 100), ("FRA_SRC", "10.244.0.0"),
-                                   ("FRA_IIFNAME", "eth0")]))
+    rule = rtnl_parse.parse_rule(encode(fibmsg, rtnl.RTM_NEWRULE,
+                                        {"family": 2, "table": 100, "action": 1, "src_len": 16},
+                                        [("FRA_PRIORITY", 10), ("FRA_TABLE", 100), ("FRA_SRC", "10.244.0.0"),
+                                         ("FRA_IIFNAME", "eth0")]))
     assert (rule.priority, rule.table, rule.src, rule.src_len, rule.iif) == (10, 100, "10.244.0.0", 16, "eth0")
 
 
@@ -345,7 +346,7 @@ def test_parse_link_reads_the_interfaces_ipv4_sysctls():
     conf = nl.attr(rtnl.IFLA_INET_CONF, struct.pack(f"={len(values)}I", *values))
     spec = nl.nested(rtnl.IFLA_AF_SPEC, nl.nested(rtnl.AF_INET, conf))
     body = rtnl.IFINFO.pack(0, 0, 3, 1, 0) + nl.string(rtnl.IFLA_IFNAME, "eth0") + spec
-    link = rtnl.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body))
+    link = rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body))
     assert link.inet_conf["forwarding"] == "100" and link.inet_conf["rp_filter"] == "107"
     assert link.inet_conf["tag"] == "111" and link.inet_conf["arp_ignore"] == "118"
-    assert rtnl.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body[:-len(spec)])).inet_conf == {}
+    assert rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body[:-len(spec)])).inet_conf == {}

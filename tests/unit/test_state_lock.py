@@ -16,13 +16,14 @@ import time
 
 import pytest
 
-from netlab.realize import state
+from netlab.realize import state_dir
 
 LAB = "iblock"
 
 WAITER = r"""
 import os, sys, time
-from netlab.realize.state import LabLock, LabState, lab_dir
+from netlab.realize.state import LabState
+from netlab.realize.state_dir import LabLock
 marker = sys.argv[1]
 with LabLock("iblock", sys.argv[2], wait=30):
     fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)   # fails if another is inside
@@ -38,10 +39,10 @@ print("done")
 def root(tmp_path, monkeypatch):
     path = tmp_path / "state"
     path.mkdir(mode=0o700)
-    monkeypatch.setattr(state, "STATE_ROOT", str(path))
-    state._checked.clear()
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+    state_dir._checked.clear()
     yield path
-    state._checked.clear()
+    state_dir._checked.clear()
 
 
 def start_waiter(root, marker, name) -> subprocess.Popen:
@@ -69,10 +70,10 @@ def wait_until_waiting(proc: subprocess.Popen, within: float = 10.0) -> None:
 def test_a_waiter_survives_the_holder_deleting_the_lab(root, tmp_path):
     """up waiting for down: down forgets the lab (lock file and all); up must proceed, not crash."""
     marker = tmp_path / "inside"
-    with state.LabLock(LAB, "netlab down"):
+    with state_dir.LabLock(LAB, "netlab down"):
         waiter = start_waiter(root, marker, "netlab up")
         wait_until_waiting(waiter)
-        state.forget(LAB)
+        state_dir.forget(LAB)
         assert not (root / LAB).exists()
     out, err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0, err.decode()
@@ -83,10 +84,10 @@ def test_a_waiter_survives_the_holder_deleting_the_lab(root, tmp_path):
 def test_one_proceeds_the_other_waits_after_the_lock_file_was_deleted(root, tmp_path):
     """A waiter on the deleted lock file and a newcomer on the new one are never inside together."""
     marker = tmp_path / "inside"
-    with state.LabLock(LAB, "netlab down"):
+    with state_dir.LabLock(LAB, "netlab down"):
         first = start_waiter(root, marker, "first")
         wait_until_waiting(first)
-        state.forget(LAB)
+        state_dir.forget(LAB)
     second = start_waiter(root, marker, "second")
     results = [p.communicate(timeout=30) + (p.returncode,) for p in (first, second)]
     for out, err, code in results:
@@ -95,7 +96,7 @@ def test_one_proceeds_the_other_waits_after_the_lock_file_was_deleted(root, tmp_
 
 
 def test_the_lock_file_is_the_one_at_the_path(root):
-    with state.LabLock(LAB, "test") as lock:
+    with state_dir.LabLock(LAB, "test") as lock:
         held = os.fstat(lock.fd)
         now = os.stat(root / LAB / "lock")
         assert (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)

@@ -12,7 +12,7 @@ import pytest
 
 from netlab.errors import UsageError
 from netlab.model.topology import lab_name_problem
-from netlab.realize import state
+from netlab.realize import state, state_dir
 
 BAD = ["/tmp/x", "../../tmp/x", ".", "..", "/etc", "/", "a" * 300, "", "demo\n", "Demo", "de mo", "-demo",
        "demo-", "a" * 25, "de\x00mo", "de/mo", "\u202edemo"]
@@ -21,19 +21,19 @@ BAD = ["/tmp/x", "../../tmp/x", ".", "..", "/etc", "/", "a" * 300, "", "demo\n",
 @pytest.mark.parametrize("value", BAD, ids=[repr(v)[:20] for v in BAD])
 def test_bad_lab_values_are_refused_before_any_path_is_made(value):
     with pytest.raises(UsageError) as info:
-        state.check_lab_name(value)
+        state_dir.check_lab_name(value)
     text = str(info.value)
     assert "\n" not in text and "\x1b" not in text and len(text) < 300
     with pytest.raises(UsageError):
-        state.lab_dir(value, create=False)
+        state_dir.lab_dir(value, create=False)
     with pytest.raises(UsageError):
-        state.forget(value)
+        state_dir.forget(value)
     assert lab_name_problem(value) is not None
 
 
 @pytest.mark.parametrize("value", ["demo", "a", "a" * 24, "ib-1", "0lab"])
 def test_good_lab_names_pass(value):
-    assert state.check_lab_name(value) == value
+    assert state_dir.check_lab_name(value) == value
     assert lab_name_problem(value) is None
 
 

@@ -17,7 +17,7 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
-from netlab.realize import state
+from netlab.realize import state, state_dir
 from netlab.realize.state_schema import ETC_NETNS
 
 LAB = "demo"
@@ -27,10 +27,10 @@ LAB = "demo"
 def root(tmp_path, monkeypatch):
     path = tmp_path / "state"
     path.mkdir(mode=0o700)
-    monkeypatch.setattr(state, "STATE_ROOT", str(path))
-    state._checked.clear()
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+    state_dir._checked.clear()
     yield path
-    state._checked.clear()
+    state_dir._checked.clear()
 
 
 def sample() -> state.LabState:
@@ -155,6 +155,53 @@ def test_an_edited_state_is_refused_in_one_line(root, kind):
 @pytest.mark.parametrize("kind", sorted(RAW))
 def test_a_state_that_is_not_a_state_is_refused_in_one_line(root, kind):
     check_refused(root, RAW[kind])
+
+
+def test_a_refusal_says_what_is_wrong_in_json_words(root):
+    """The file is validated as parsed data; a refusal is worded as for the JSON text: arrays and
+    objects, never a Python type or a schema class."""
+    assert "(the file: Input should be an object)" in check_refused(root, b"[]")
+    assert "(the file: Invalid JSON: expected value at line 1 column 1)" in check_refused(root, b"\x00")
+    sample().save()
+    good = json.loads((root / LAB / "state.json").read_text())
+    for path, value, said in [(("plan",), {}, "plan: Input should be a valid array"),
+                              (("plan", 0), [], "plan.0: Input should be an object"),
+                              (C + ("args",), [{"IP": "x"}], "args.0: Input should be a valid array"),
+                              (C + ("networks", 0, 0), [], "networks.0.0: Input should be an object")]:
+        text = check_refused(root, json.dumps(edit(json.loads(json.dumps(good)), path, value)).encode())
+        assert said + ")" in text, text
+
+
+@pytest.mark.parametrize("kind", sorted(EDITS) + sorted(RAW))
+def test_the_parsed_state_and_its_json_text_are_refused_alike(root, kind):
+    """check_state validates the parsed file and words a refusal from the JSON text: both must
+    take exactly the same files (a JSON array is a list once parsed, so rows are lax tuples)."""
+    from pydantic import ValidationError
+    from pydantic_core import from_json
+
+    from netlab.realize.state_schema import StateFile
+
+    sample().save()
+    raw = RAW[kind] if kind in RAW else json.dumps(edit(json.loads((root / LAB / "state.json").read_text()),
+                                                        *EDITS[kind])).encode()
+    outcomes = []
+    for validate in (lambda: StateFile.model_validate(from_json(raw)), lambda: StateFile.model_validate_json(raw)):
+        try:
+            validate()
+            outcomes.append(True)
+        except (ValidationError, ValueError):
+            outcomes.append(False)
+    assert outcomes[0] == outcomes[1], outcomes
+
+
+def test_a_loaded_topology_is_validated_once(root):
+    st = sample()
+    st.save()
+    back = state.load_state(LAB)
+    assert back._model is not None and back._model[0] is back.topology  # validated by the load
+    assert back.model() is back._model[1] and back.model() is back.model()
+    back.topology = dict(back.topology, name="other")  # a new topology is validated anew
+    assert back.model().name == "other" and back.model() is back.model()
 
 
 def test_a_truncated_state_is_refused(root):

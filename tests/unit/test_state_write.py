@@ -13,7 +13,7 @@ import os
 import pytest
 
 from netlab.errors import EXIT_APPLY_FAILED, EXIT_ENVIRONMENT
-from netlab.realize import state
+from netlab.realize import state, state_dir
 
 DATA = bytes(range(256)) * 64  # 16 KiB
 
@@ -26,9 +26,9 @@ def test_short_writes_are_continued(tmp_path, monkeypatch):
         calls.append(len(data))
         return real(fd, bytes(data[:1000]))
 
-    monkeypatch.setattr(state.os, "write", dribble)
+    monkeypatch.setattr(state_dir.os, "write", dribble)
     path = tmp_path / "state.json"
-    state.write_atomic(str(path), DATA)
+    state_dir.write_atomic(str(path), DATA)
     assert path.read_bytes() == DATA
     assert len(calls) > 1
 
@@ -41,9 +41,9 @@ def test_a_write_that_makes_no_progress_fails_and_leaves_the_old_file(tmp_path, 
     def stuck(fd, data):
         return real(fd, bytes(data[:100])) if len(data) == len(DATA) else 0
 
-    monkeypatch.setattr(state.os, "write", stuck)
-    with pytest.raises(state.StateWriteFailed) as info:
-        state.write_atomic(str(path), DATA)
+    monkeypatch.setattr(state_dir.os, "write", stuck)
+    with pytest.raises(state_dir.StateWriteFailed) as info:
+        state_dir.write_atomic(str(path), DATA)
     assert info.value.exit_code == EXIT_APPLY_FAILED
     assert str(path) in str(info.value) and "\n" not in str(info.value)
     assert path.read_bytes() == b"old"
@@ -58,9 +58,9 @@ def test_a_failed_write_or_fsync_is_state_write_failed(tmp_path, monkeypatch, co
             raise OSError(_code, os.strerror(_code))
 
         with monkeypatch.context() as m:
-            m.setattr(state.os, name, fail)
-            with pytest.raises(state.StateWriteFailed) as info:
-                state.write_atomic(str(path), DATA)
+            m.setattr(state_dir.os, name, fail)
+            with pytest.raises(state_dir.StateWriteFailed) as info:
+                state_dir.write_atomic(str(path), DATA)
         assert isinstance(info.value, OSError)  # features that ignore OSError on teardown still do
         assert os.strerror(code) in str(info.value)
         assert os.listdir(tmp_path) == []
@@ -70,23 +70,23 @@ def test_a_read_only_state_directory_is_environment_not_ready(tmp_path, monkeypa
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(state.os, "open", read_only)
-    with pytest.raises(state.EnvironmentNotReady) as info:
-        state.write_atomic(str(tmp_path / "state.json"), DATA)
+    monkeypatch.setattr(state_dir.os, "open", read_only)
+    with pytest.raises(state_dir.EnvironmentNotReady) as info:
+        state_dir.write_atomic(str(tmp_path / "state.json"), DATA)
     assert info.value.exit_code == EXIT_ENVIRONMENT and "read-only" in str(info.value)
 
 
 def test_best_effort_save_reports_instead_of_raising(tmp_path, monkeypatch):
-    monkeypatch.setattr(state, "STATE_ROOT", str(tmp_path))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path))
     os.chmod(tmp_path, 0o700)
-    state._checked.clear()
+    state_dir._checked.clear()
     st = state.LabState(lab="ibw", topology={"name": "ibw"})
 
     def full(*args):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(state.os, "write", full)
+    monkeypatch.setattr(state_dir.os, "write", full)
     assert st.save(best_effort=True) is False
-    with pytest.raises(state.StateWriteFailed):
+    with pytest.raises(state_dir.StateWriteFailed):
         st.save()
-    state._checked.clear()
+    state_dir._checked.clear()

@@ -1,0 +1,177 @@
+"""rtnetlink, the kernel's answers: link, address, route, neighbour and rule messages, decoded.
+
+What a dump (``ip link``/``ip addr``/``ip route``/``ip neigh``/``bridge fdb``/
+``ip rule`` show), a ``get`` (``ip route get``, ``ip link show dev``) and a
+multicast notification (kernel/events.py) carry is the same message, so one
+parser per message type serves all three. The constants and header layouts
+are rtnl.py's, the requests' own; ``tests/unit/test_rtnl.py`` feeds every
+parser messages encoded by pyroute2.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from netlab.kernel.netlink import Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
+from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
+                                FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
+                                IFADDR, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE, IFLA_GROUP,
+                                IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK,
+                                IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_PROTINFO, IFLA_TXQLEN,
+                                IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
+                                IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG, RTA_DST,
+                                RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTMSG)
+
+
+@dataclass(frozen=True)
+class LinkMsg:
+    index: int
+    name: str
+    kind: str | None
+    up: bool
+    mtu: int | None
+    mac: str | None
+    master: int | None
+    peer: int | None  # IFLA_LINK: a veth's peer index (in the peer's namespace)
+    peer_netnsid: int | None
+    alias: str | None
+    group: int
+    txqlen: int | None
+    data: dict = field(default_factory=dict, compare=False)  # kind-specific settings (vxlan id, port ...)
+    inet_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv4.conf.<dev>.* values (INET_CONF)
+
+
+@dataclass(frozen=True)
+class AddrMsg:
+    index: int
+    address: str
+    prefixlen: int
+    broadcast: str | None
+    scope: int
+    label: str | None
+
+
+@dataclass(frozen=True)
+class RouteMsg:
+    table: int
+    dst: str
+    dst_len: int
+    tos: int
+    gateway: str | None
+    oif: int | None
+    proto: int
+    scope: int
+    type: int
+    flags: int
+    priority: int | None
+    prefsrc: str | None
+    multipath: bool
+
+
+@dataclass(frozen=True)
+class NeighMsg:
+    family: int
+    index: int
+    dst: str | None
+    lladdr: str | None
+    state: int
+    flags: int
+    master: int | None
+
+
+@dataclass(frozen=True)
+class RuleMsg:
+    priority: int
+    table: int
+    action: int
+    src: str | None
+    src_len: int
+    dst: str | None
+    dst_len: int
+    iif: str | None
+    oif: str | None
+    fwmark: int | None
+    fwmask: int | None
+    tos: int
+
+
+_VXLAN_FIELDS = {IFLA_VXLAN_ID: ("id", "u32"), IFLA_VXLAN_LINK: ("link", "u32"), IFLA_VXLAN_LOCAL: ("local", "ip"),
+                 IFLA_VXLAN_LEARNING: ("learning", "u8"), IFLA_VXLAN_PORT: ("port", "be16"),
+                 IFLA_VXLAN_TTL: ("ttl", "u8")}
+
+
+def parse_link(m: Msg) -> LinkMsg:
+    _family, _type, index, flags, _change = IFINFO.unpack_from(m.body)
+    a = attrs(m.body, IFINFO.size)
+    kind = None
+    data: dict = {}
+    info = a.get(IFLA_LINKINFO)
+    if info is not None:
+        ia = attrs(info)
+        kind = get_str(ia, IFLA_INFO_KIND)
+        if kind == "vxlan" and IFLA_INFO_DATA in ia:
+            va = attrs(ia[IFLA_INFO_DATA])
+            for key, (name, how) in _VXLAN_FIELDS.items():
+                if key in va:
+                    data[name] = {"u32": get_u32, "u8": get_u8, "be16": get_be16, "ip": get_ipv4}[how](va, key)
+    return LinkMsg(index=index, name=get_str(a, IFLA_IFNAME) or "", kind=kind, up=bool(flags & IFF_UP),
+                   mtu=get_u32(a, IFLA_MTU), mac=get_mac(a, IFLA_ADDRESS), master=get_u32(a, IFLA_MASTER),
+                   peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),
+                   alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
+                   txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)))
+
+
+def _inet_conf(spec: bytes | None) -> dict:
+    """net.ipv4.conf.<dev>.* values from IFLA_AF_SPEC (absent when the interface has no IPv4 config)."""
+    conf = attrs(attrs(spec).get(AF_INET, b"")).get(IFLA_INET_CONF) if spec else None
+    if not conf:
+        return {}
+    values = struct.unpack_from(f"={len(conf) // 4}I", conf)
+    return {name: str(values[i - 1]) for name, i in INET_CONF.items() if i <= len(values)}
+
+
+def _signed(value: int | None) -> int | None:
+    return None if value is None else struct.unpack("=i", struct.pack("=I", value))[0]
+
+
+def parse_bridge_port(m: Msg) -> tuple[int, bool]:
+    """(index, hairpin) of an AF_BRIDGE link dump entry (a bridge port)."""
+    index = IFINFO.unpack_from(m.body)[2]
+    a = attrs(m.body, IFINFO.size)
+    info = a.get(IFLA_PROTINFO)
+    hairpin = bool(get_u8(attrs(info), IFLA_BRPORT_MODE, 0)) if info and len(info) > 1 else False
+    return index, hairpin
+
+
+def parse_addr(m: Msg) -> AddrMsg:
+    family, prefixlen, _flags, scope, index = IFADDR.unpack_from(m.body)
+    a = attrs(m.body, IFADDR.size)
+    return AddrMsg(index=index, address=get_ipv4(a, IFA_LOCAL) or get_ipv4(a, IFA_ADDRESS) or "",
+                   prefixlen=prefixlen, broadcast=get_ipv4(a, IFA_BROADCAST), scope=scope,
+                   label=get_str(a, IFA_LABEL))
+
+
+def parse_route(m: Msg) -> RouteMsg:
+    _f, dst_len, _src_len, tos, table, proto, scope, rtype, flags = RTMSG.unpack_from(m.body)
+    a = attrs(m.body, RTMSG.size)
+    return RouteMsg(table=get_u32(a, RTA_TABLE, table) or table, dst=get_ipv4(a, RTA_DST) or "0.0.0.0",
+                    dst_len=dst_len, tos=tos, gateway=get_ipv4(a, RTA_GATEWAY), oif=get_u32(a, RTA_OIF),
+                    proto=proto, scope=scope, type=rtype, flags=flags, priority=get_u32(a, RTA_PRIORITY),
+                    prefsrc=get_ipv4(a, RTA_PREFSRC), multipath=RTA_MULTIPATH in a)
+
+
+def parse_neigh(m: Msg) -> NeighMsg:
+    family, index, state, flags, _type = NDMSG.unpack_from(m.body)
+    a = attrs(m.body, NDMSG.size)
+    return NeighMsg(family=family, index=index, dst=get_ipv4(a, NDA_DST), lladdr=get_mac(a, NDA_LLADDR),
+                    state=state, flags=flags, master=get_u32(a, NDA_MASTER))
+
+
+def parse_rule(m: Msg) -> RuleMsg:
+    _f, dst_len, src_len, tos, table, _r1, _r2, action, _flags = FIBRULE.unpack_from(m.body)
+    a = attrs(m.body, FIBRULE.size)
+    return RuleMsg(priority=get_u32(a, FRA_PRIORITY, 0) or 0, table=get_u32(a, FRA_TABLE, table) or table,
+                   action=action, src=get_ipv4(a, FRA_SRC), src_len=src_len, dst=get_ipv4(a, FRA_DST),
+                   dst_len=dst_len, iif=get_str(a, FRA_IIFNAME), oif=get_str(a, FRA_OIFNAME),
+                   fwmark=get_u32(a, FRA_FWMARK), fwmask=get_u32(a, FRA_FWMASK), tos=tos)

@@ -1,0 +1,308 @@
+"""The lab's state directory under ``/run/netlab/<lab>/``: where it is, how it is written, its lock.
+
+Everything a lab keeps between commands lives there: the state file
+(state.py), the containers' logs and UTS namespaces, the CNI plugins'
+files. The directory is root-only (0700), checked before use (not a
+symlink, owned by root, not group/world writable), and every write is
+atomic (write a temporary file, fsync, rename). ``/run`` is a tmpfs: a
+reboot forgets the labs, as it forgets their namespaces.
+
+One flock per lab (``lock`` in its directory) keeps two commands from
+changing the same lab's kernel objects at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+import sys
+import time
+
+from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
+
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
+
+
+def _check_dir(path: str) -> None:
+    """Refuse a state directory someone else could have prepared for us."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise EnvironmentNotReady(f"{path} is a symlink; refusing to use it (remove it and retry)")
+    if not stat.S_ISDIR(st.st_mode):
+        raise EnvironmentNotReady(f"{path} is not a directory; remove it and retry")
+    if st.st_uid != os.geteuid():
+        raise EnvironmentNotReady(f"{path} is owned by uid {st.st_uid}, not by us; remove it and retry")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise EnvironmentNotReady(f"{path} is group- or world-writable; refusing to use it (chmod 700 {path})")
+
+
+_checked: set[str] = set()  # directories created or checked by this process
+
+
+def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
+    """An OS error on the state directory itself, in words: exit 3, nothing was changed."""
+    where = os.path.dirname(path) or path
+    if exc.errno == errno.EROFS:
+        return EnvironmentNotReady(f"cannot write {path}: {where} is on a read-only file system; "
+                                   "make it writable or point NETLAB_STATE_DIR at a writable directory")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return EnvironmentNotReady(f"cannot write {path}: permission denied; run it with sudo")
+    return EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc}")
+
+
+def ensure_dir(path: str) -> str:
+    """Create (0700) or check a state directory (once per process)."""
+    if path in _checked:
+        return path
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        raise EnvironmentNotReady(f"cannot create {path}: its parent does not exist") from None
+    except OSError as exc:
+        raise state_dir_error(path, exc) from None
+    _check_dir(path)
+    _checked.add(path)
+    return path
+
+
+def state_root() -> str:
+    return ensure_dir(STATE_ROOT)
+
+
+def check_lab_name(value: str, what: str = "--lab") -> str:
+    """A lab name a user typed, checked by the rule of a topology's ``name:`` before it
+    becomes a path: ``--lab /etc``, ``..`` or ``.`` never reach a file operation."""
+    from netlab.model.topology import lab_name_problem
+
+    problem = lab_name_problem(value)
+    if problem:
+        raise UsageError(f"{what} {problem}")
+    return value
+
+
+def lab_dir(lab: str, create: bool = True) -> str:
+    path = os.path.join(STATE_ROOT, check_lab_name(lab, "lab name"))
+    if create:
+        state_root()
+        return ensure_dir(path)
+    if os.path.lexists(path):
+        _check_dir(STATE_ROOT)
+        _check_dir(path)
+    return path
+
+
+class StateWriteFailed(OSError, ApplyFailed):
+    """A state write did not reach the disk whole (full disk, quota, I/O error): exit 4.
+
+    Also an OSError, so the features' "best effort on teardown" handlers still
+    treat it as one.
+    """
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(errno.EIO, reason, path)
+        self.message = (f"cannot write {path}: {reason}; free space in {os.path.dirname(path)} "
+                        "(or point NETLAB_STATE_DIR at another directory)")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _write_error(path: str, exc: OSError) -> NetlabError:
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return state_dir_error(path, exc)
+    return StateWriteFailed(path, exc.strerror or str(exc))
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write a file so readers see the old or the new content, never half.
+
+    Every byte is written (os.write may write less than asked), fsynced, then
+    renamed over the old file. Any failure leaves the old file and no
+    temporary one, and raises StateWriteFailed (exit 4), or EnvironmentNotReady
+    (exit 3) for a read-only or forbidden directory.
+    """
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                if n <= 0:
+                    raise StateWriteFailed(path, f"short write ({len(data) - len(view)} of {len(data)} bytes)")
+                view = view[n:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and not isinstance(exc, StateWriteFailed):
+            raise _write_error(path, exc) from None
+        raise
+    try:  # the rename itself reaches the disk (NETLAB_STATE_DIR may be on one)
+        dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+def forget(lab: str) -> None:
+    """Remove a lab's state directory after a complete teardown."""
+    path = lab_dir(lab, create=False)
+    if not os.path.isdir(path):
+        return
+    _remove_tree(path, os.stat(path).st_dev, keep={os.path.join(path, "lock")})
+    # The lock file goes last; holders of the lock keep their open fd.
+    _checked.discard(path)
+    try:
+        os.unlink(os.path.join(path, "lock"))
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _remove_tree(path: str, dev: int, keep: set[str]) -> None:
+    """Delete a state tree without following symlinks or crossing mount points
+    (a UTS namespace still pinned by a bind mount is left, and so is its directory)."""
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if full in keep:
+            continue
+        st = os.lstat(full)
+        if st.st_dev != dev:
+            continue  # a mount point: not ours to delete through
+        if stat.S_ISDIR(st.st_mode):
+            _remove_tree(full, dev, keep)
+            try:
+                os.rmdir(full)
+            except OSError:
+                pass
+        else:
+            os.unlink(full)
+
+
+def known_labs() -> list[str]:
+    """Labs with saved state, sorted."""
+    if not os.path.isdir(STATE_ROOT):
+        return []
+    _check_dir(STATE_ROOT)
+    from netlab.model.topology import lab_name_problem
+
+    return sorted(name for name in os.listdir(STATE_ROOT)
+                  if lab_name_problem(name) is None and os.path.isfile(os.path.join(STATE_ROOT, name, "state.json")))
+
+
+class LabLock:
+    """A per-lab flock; the lock file names the holder so others can say who.
+
+    ``down`` deletes the lab's directory, lock file included, while it holds
+    the lock. A command waiting on that file then locks a file nobody else
+    will ever open, while a newcomer locks the new file at the path: both
+    would proceed. So after ``flock`` the locked fd must still be the file at
+    the path; if not, the lock is taken again on the file that is there now.
+    """
+
+    def __init__(self, lab: str, command: str = "netlab", wait: float = 60.0):
+        self.lab, self.command, self.wait = lab, command, wait
+        self.fd: int | None = None
+
+    def __enter__(self) -> "LabLock":
+        deadline = time.monotonic() + self.wait
+        told = False
+        while True:
+            fd, path = self._open()
+            try:
+                told = self._flock(fd, deadline, told)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, path):
+                break
+            os.close(fd)  # locked a deleted file: its holder removed the lab; lock the one there now
+        self.fd = fd
+        try:  # who holds it, for the others' "waiting for ..." (a full disk only loses the note)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} ({self.command})\n".encode(), 0)
+        except OSError:
+            pass
+        return self
+
+    def _open(self) -> tuple[int, str]:
+        """Open (or create) the lock file, making the lab's directory again if a holder removed it."""
+        for _ in range(100):
+            directory = lab_dir(self.lab)
+            path = os.path.join(directory, "lock")
+            try:
+                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
+            except FileNotFoundError:
+                _checked.discard(directory)  # removed since we checked it: make it again
+            except OSError as exc:
+                raise state_dir_error(path, exc) from None
+        raise EnvironmentNotReady(f"{self.lab}: its state directory keeps disappearing; is another netlab "
+                                  "removing it?")
+
+    def _flock(self, fd: int, deadline: float, told: bool) -> bool:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return told
+            except BlockingIOError:
+                holder = _holder(fd)
+                if time.monotonic() >= deadline:
+                    raise LabBusy(f"lab {self.lab} is in use by {holder}; try again when it finishes") from None
+                if not told:
+                    print(f"netlab: waiting for {holder} to release lab {self.lab}", file=sys.stderr)
+                    told = True
+                time.sleep(0.05)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            _drop_if_only_lock(self.lab)
+            os.close(self.fd)
+            self.fd = None
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """The open file ``fd`` is the one at ``path`` now (not deleted, not replaced)."""
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _holder(fd: int) -> str:
+    try:
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "another netlab process"
+
+
+def _drop_if_only_lock(lab: str) -> None:
+    """A lab directory that holds nothing but the lock (an up that failed before its
+    first state write, a status of a lab that is not up) is removed by the lock's holder."""
+    path = os.path.join(STATE_ROOT, lab)
+    try:
+        if os.listdir(path) != ["lock"]:
+            return
+        os.unlink(os.path.join(path, "lock"))
+        os.rmdir(path)
+    except OSError:
+        return
+    _checked.discard(path)
