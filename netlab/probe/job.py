@@ -146,7 +146,7 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
         tasks.append(task_for(i, p))
         if s.kind != "pod":
             route_src.add((s.netns, d.addr))
-        entries = probe_entries(lab, p)
+        # A pair's or a node-pod unit's entries are its first probe's (the others take the same path).
         if p.same_bridge:
             a, b = sorted((s.name, d.name), key=lambda n: order.get(n, 0))
             unit = pairs.get((a, b))
@@ -156,15 +156,15 @@ def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None =
                     unit = pairs[(a, b)] = Unit(phases=[[], []], seed=[Seed(pa.netns, POD_IF, pb.addr, pb.netns),
                                                                       Seed(pb.netns, POD_IF, pa.addr, pa.netns)])
                 else:
-                    unit = pairs[(a, b)] = Unit(phases=[[], []], entries=entries)
+                    unit = pairs[(a, b)] = Unit(phases=[[], []], entries=probe_entries(lab, p))
             unit.phases[0 if s.name == a else 1].append(i)
         elif s.kind == "node" and d.kind == "pod" and d.node == s.name:
             unit = local.get((s.name, d.name))
             if unit is None:
-                unit = local[(s.name, d.name)] = Unit(phases=[[]], entries=entries)
+                unit = local[(s.name, d.name)] = Unit(phases=[[]], entries=probe_entries(lab, p))
             unit.phases[0].append(i)
         else:
-            routed.setdefault(s.netns, []).append((i, entries))
+            routed.setdefault(s.netns, []).append((i, probe_entries(lab, p)))
     units = list(pairs.values()) + list(local.values())
     cap = max(4, budget // 4)
     for items in routed.values():
