@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from netlab import api
-from netlab.api.lab import internal
+from netlab.api.lab import internal_probe
 from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
                              output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight
@@ -69,13 +69,13 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     check_output_file(junit_file)
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
-    result = lab.probe(topology, timeout=timeout, protos=protos or PROTOS, arp=arp,
-                       services=services, mtu=mtu)
+    report = internal_probe(lab, topology, timeout=timeout, protos=protos or PROTOS, arp=arp,
+                            services=services, mtu=mtu)
     if junit_file:
-        write_output_file(junit_file, render.junit(internal(result)))
+        write_output_file(junit_file, render.junit(report))
     if output == "json":
-        print_json(render.to_json(internal(result)))  # = to_json(result) (test_api.py), without its second pass
+        print_json(render.to_json(report))  # what Lab.probe() returns, field for field (test_api.py)
     else:
-        click.echo(highlight(render.text(internal(result))))
-    if not result.ok:
+        click.echo(highlight(render.text(report)))
+    if not report.ok:
         raise SystemExit(1)
