@@ -158,7 +158,6 @@ def output_option(*choices: str, default: str = "text") -> Callable:
                         show_default=True, callback=_data_format, help="Output format.")
 
 
-
 def format_data(data: Any) -> str:
     """Data as JSON text, or as YAML when the command was given -o yaml (what print_json prints)."""
     ctx = click.get_current_context(silent=True)
