@@ -1,8 +1,9 @@
-"""nftables in a namespace: one ``nft -f`` transaction and ``nft -j list table``, run inside it.
+"""nftables in a namespace: one ``nft -f`` transaction and ``nft [-j] list table``, run inside it.
 
 kube-proxy's nftables mode lives in one table of its own (``ip kube-proxy``);
 netlab writes it with one ``nft -f`` transaction per node, so the kernel sees
-the whole change or none of it, and reads it back as JSON. Tables of
+the whole change or none of it, and reads it back as JSON (and, for
+``netlab inspect``, as the text nft prints to a person). Tables of
 iptables-nft (``ip nat``, ``ip filter``) are iptables' business
 (kernel/iptables.py); nothing here touches them.
 
@@ -92,32 +93,48 @@ def _run_process(netns: str, payload: str, what: str) -> tuple[int, bytes]:
 
 def list_table(netns: str, family: str, table: str) -> dict | None:
     """``nft -j list table FAMILY TABLE``: the parsed JSON, or None when there is no such table."""
-    for name in (family, table):
-        if not NAME.fullmatch(name):
-            raise NftError(f"{netns}: nft cannot name the table {family} {table!r} unquoted")
-    command = f"list table {family} {table}"
-    lib = _take_library()
-    if lib is None:
-        rc, out, err = _list_process(netns, family, table)
-    else:
-        try:
-            rc, out, err = _inside(netns, "reading nftables",
-                                   lambda: libnftables.run_command(lib, command, json=True))
-        finally:
-            _library_lock.release()
-    if rc != 0:
-        if "No such file or directory" in err.decode(errors="replace"):
-            return None
-        raise NftError(f"{netns}: nft -j {command} failed: {explain(err)}")
+    out = _list(netns, family, table, json_output=True)
+    if out is None:
+        return None
     try:
         return json.loads(out or b"{}")
     except ValueError:
         raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
 
 
-def _list_process(netns: str, family: str, table: str) -> tuple[int, bytes, bytes]:
+def list_table_text(netns: str, family: str, table: str) -> str | None:
+    """``nft list table FAMILY TABLE``: the table as nft prints it to a person (counters in place), or None
+    when there is no such table."""
+    out = _list(netns, family, table, json_output=False)
+    return None if out is None else out.decode(errors="replace")
+
+
+def _list(netns: str, family: str, table: str, json_output: bool) -> bytes | None:
+    """``nft [-j] list table``'s output, or None when there is no such table; the library or the program."""
+    for name in (family, table):
+        if not NAME.fullmatch(name):
+            raise NftError(f"{netns}: nft cannot name the table {family} {table!r} unquoted")
+    command = f"list table {family} {table}"
+    lib = _take_library()
+    if lib is None:
+        rc, out, err = _list_process(netns, family, table, json_output)
+    else:
+        try:
+            rc, out, err = _inside(netns, "reading nftables",
+                                   lambda: libnftables.run_command(lib, command, json=json_output))
+        finally:
+            _library_lock.release()
+    if rc != 0:
+        if "No such file or directory" in err.decode(errors="replace"):
+            return None
+        raise NftError(f"{netns}: nft{' -j' if json_output else ''} {command} failed: {explain(err)}")
+    return out
+
+
+def _list_process(netns: str, family: str, table: str, json_output: bool = True) -> tuple[int, bytes, bytes]:
+    argv = [binary("nft")] + (["-j"] if json_output else []) + ["list", "table", family, table]
     try:
-        proc = run_in_netns(netns, [binary("nft"), "-j", "list", "table", family, table], check=False)
+        proc = run_in_netns(netns, argv, check=False)
     except FileNotFoundError:
         raise NftError(f"{netns}: namespace not found while reading nftables") from None
     except subprocess.TimeoutExpired:

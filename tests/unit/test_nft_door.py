@@ -129,6 +129,34 @@ def test_list_table_answers(door, monkeypatch, answer, expected):
     assert seen == [("list table ip kube-proxy", True)]
 
 
+def test_list_table_text_is_nfts_own_listing_through_the_same_door(door, monkeypatch):
+    """inspect's text: ``nft list table`` (no -j) by the library, or the program when the library is busy."""
+    seen = []
+    answers = iter([(0, b"table ip kube-proxy {\n}\n", b""),
+                    (1, b"", b"Error: No such file or directory\nlist table ip kube-proxy\n")])
+
+    def run_command(lib, command, json=False):
+        seen.append((command, json))
+        return next(answers)
+    monkeypatch.setattr(libnftables, "run_command", run_command)
+    assert nft.list_table_text("nfl-a", "ip", "kube-proxy") == "table ip kube-proxy {\n}\n"
+    assert nft.list_table_text("nfl-a", "ip", "kube-proxy") is None  # no such table
+    assert seen == [("list table ip kube-proxy", False)] * 2 and not nft._library_lock.locked()
+    argv = []
+
+    def list_process(netns, family, table, json_output=True):
+        argv.append(["nft"] + (["-j"] if json_output else []) + ["list", "table", family, table])
+        return 0, b"table ip kube-proxy {\n}\n", b""
+    monkeypatch.setattr(nft, "_list_process", list_process)
+    with nft._library_lock:  # another thread is in the library: the program, without -j
+        assert nft.list_table_text("nfl-a", "ip", "kube-proxy") == "table ip kube-proxy {\n}\n"
+    assert argv == [["nft", "list", "table", "ip", "kube-proxy"]]
+    monkeypatch.setattr(libnftables, "run_command", lambda lib, command, json=False: (
+        -1, b"", b"netlink: Error: cache initialization failed: Operation not permitted\n"))
+    with pytest.raises(nft.NftError, match=r"^nfl-a: nft list table ip kube-proxy failed: netlink: Error: cache "):
+        nft.list_table_text("nfl-a", "ip", "kube-proxy")
+
+
 def test_list_table_errors_are_one_line(door, monkeypatch):
     monkeypatch.setattr(libnftables, "run_command", lambda lib, command, json=False: (
         -1, b"", b"netlink: Error: cache initialization failed: Operation not permitted\n"))
