@@ -158,9 +158,15 @@ def rule_text(expr: Sequence[dict], comment: str | None = None) -> str:
 
 def counters(expr: Sequence[dict]) -> int | None:
     """The packets a rule's ``counter`` counted, or None when it has none."""
+    both = counted(expr)
+    return None if both is None else both[0]
+
+
+def counted(expr: Sequence[dict]) -> tuple[int, int] | None:
+    """The packets and bytes a rule's ``counter`` counted, or None when it has none (kube-proxy writes none)."""
     for s in expr:
         if "counter" in s and isinstance(s["counter"], dict):
-            return int(s["counter"].get("packets", 0))
+            return int(s["counter"].get("packets", 0)), int(s["counter"].get("bytes", 0))
     return None
 
 
@@ -187,8 +193,13 @@ def set_elements(data: dict | None, name: str) -> list[str]:
     for o in objects(data):
         s = o.get("set") or o.get("map")
         if s and s.get("name") == name:
-            return [_element(e) for e in s.get("elem", [])]
+            return elements_of(s)
     return []
+
+
+def elements_of(s: dict) -> list[str]:
+    """The elements of one set or map object of ``nft -j``'s answer, printed as :func:`set_elements` does."""
+    return [_element(e) for e in s.get("elem", [])]
 
 
 def _element(e: Any) -> str:
