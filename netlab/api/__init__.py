@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.results import DownResult as DownResult
     from netlab.api.results import Inspection as Inspection
     from netlab.api.results import LabInfo as LabInfo
+    from netlab.api.results import NftTableInfo as NftTableInfo
     from netlab.api.results import NodeInfo as NodeInfo
     from netlab.api.results import PodInfo as PodInfo
     from netlab.api.results import ProbeReport as ProbeReport
@@ -57,7 +58,7 @@ _WHERE = {
     "labs": "netlab.api.views", "load": "netlab.api.topology", "TopologyInput": "netlab.api.topology",
     **{name: "netlab.api.results" for name in (
         "UpResult", "DownResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace", "Inspection",
-        "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo")},
+        "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo", "NftTableInfo")},
     "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",

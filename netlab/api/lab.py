@@ -280,9 +280,11 @@ class Lab:
         """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
 
         ``sections``: some of links, addrs, routes, neigh, fdb, bridge, iptables,
-        conntrack, files (default: all, with conntrack counted; asked for by name,
-        its entries are listed too). ``files`` are a node's Flannel files, kept in
-        the lab's state directory.
+        nftables, conntrack, files (default: all, with conntrack counted; asked for
+        by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
+        kube-proxy's table (:class:`~netlab.api.results.NftTableInfo`) on a node in
+        nftables mode, and is empty elsewhere. ``files`` are a node's Flannel
+        files, kept in the lab's state directory.
         """
         from netlab.trace.inspect import inspect
         from netlab.trace.targets import lab_map

@@ -385,6 +385,32 @@ class ServiceInfo:
 
 
 @dataclass(frozen=True)
+class NftTableInfo:
+    """One nftables table of the lab in a namespace, as ``netlab inspect`` shows it (kube-proxy's ``ip
+    kube-proxy`` on a node in nftables mode)."""
+
+    family: str  # ip
+    name: str  # kube-proxy
+    listing: tuple[str, ...]  # `nft list table FAMILY NAME`, line by line as nft prints it (counters in place)
+    # From `nft -j list table`, in the kernel's order. A chain: name, and for a base chain type, hook,
+    # priority, policy (else None); rules: [{rule, packets, bytes}], the rule in kube-proxy's words (as
+    # `netlab status` and `netlab plan` print it), packets/bytes of its `counter` (None: the rule has none,
+    # as no rule kube-proxy writes does).
+    chains: tuple[Mapping[str, Any], ...]
+    # Sets and maps: name, kind (set | map), type ("ipv4_addr . inet_proto . inet_service : verdict"),
+    # flags, timeout (seconds or None), elements ("10.96.0.20 . tcp . 80 : goto service-...").
+    sets: tuple[Mapping[str, Any], ...]
+
+    def chain(self, name: str) -> Mapping[str, Any] | None:
+        """The chain of that name, or None."""
+        return next((c for c in self.chains if c["name"] == name), None)
+
+    def elements(self, name: str) -> tuple[str, ...]:
+        """The elements of the set or map of that name (none when there is no such set)."""
+        return next((tuple(s["elements"]) for s in self.sets if s["name"] == name), ())
+
+
+@dataclass(frozen=True)
 class Inspection:
     """What ``netlab inspect -o json`` shows for one namespace; sections not asked for are None."""
 
@@ -400,6 +426,8 @@ class Inspection:
     bridge_ports: tuple[Mapping[str, Any], ...] | None = None
     sysctls: Mapping[str, str | None] | None = None
     iptables: Mapping[str, tuple[str, ...]] | None = None
+    # the lab's nftables tables here, keyed "ip kube-proxy"; {}: none (iptables mode, a pod)
+    nftables: Mapping[str, NftTableInfo] | None = None
     conntrack: Mapping[str, Any] | None = None
     files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
     cni: Mapping[str, Any] | None = None  # a CNI pod's cached result (network.cni: reference or a conflist)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from typing import Any
@@ -21,6 +22,9 @@ from netlab.kernel import netns as nsmod
 from netlab.realize.state import select_lab
 from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
 from netlab.api.lab import INSPECT_SECTIONS
+from netlab.trace.sections import NFT_TABLES
+
+SERVICE_CHAIN = re.compile(r"^service-[A-Z2-7]{8}-")  # kube-proxy's hashAndTruncate: base32, 8 characters
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.render import render_text
 
@@ -244,15 +248,19 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections:
 
     Links in the `ip -br` style with their veth peers, addresses, routes,
     neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
-    bridge ports, the lab's iptables chains with their packet counters, and
-    conntrack: counted by protocol, TCP state and NAT (a node behind a busy
-    Service holds hundreds of entries); `--section conntrack` lists them.
-    Each section names the command that shows the same.
+    bridge ports, the lab's iptables chains with their packet counters, the
+    lab's nftables tables as nft lists them (kube-proxy's `table ip kube-proxy`
+    on a node of a lab in nftables mode: service-ips map, service and
+    endpoint chains, counters where a rule has one), and conntrack: counted
+    by protocol, TCP state and NAT (a node behind a busy Service holds
+    hundreds of entries); `--section conntrack` lists them. Each section
+    names the command that shows the same.
 
     \b
       sudo netlab inspect minikube                       # everything, conntrack counted
       sudo netlab inspect minikube --section routes,neigh,fdb
       sudo netlab inspect minikube -s conntrack          # every conntrack entry
+      sudo netlab inspect node-1 -s nftables             # kube-proxy's table (nftables mode)
     """
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -317,6 +325,10 @@ def render_inspect(d: dict[str, Any]) -> str:
             ipt.append(f"*{table}")
             ipt += lines
         section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
+    if "nftables" in d:
+        keys = list(d["nftables"]) or [f"{family} {table}" for family, table in NFT_TABLES]
+        section("nftables (the lab's tables, as nft lists them)",
+                "; ".join(f"ip netns exec {ns} nft list table {key}" for key in keys), nftables_lines(d["nftables"], ns))
     if "conntrack" in d:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
     if "cni" in d:
@@ -327,6 +339,22 @@ def render_inspect(d: dict[str, Any]) -> str:
         section(f"file {path}", f"sudo cat {f['kept']}",
                 text.splitlines() if text is not None else ["(missing: run `sudo netlab up` again)"])
     return "\n".join(out)
+
+
+def nftables_lines(tables: dict[str, Any], ns: str) -> list[str]:
+    """Each table as nft lists it; one line when there is none, and how to count when no rule counts."""
+    if not tables:
+        names = " or ".join(f"table {family} {table}" for family, table in NFT_TABLES)
+        return [f"(no {names} here: kube-proxy writes it on the nodes of a lab in nftables mode; "
+                "in iptables mode its rules are in the iptables section)"]
+    lines = [line for t in tables.values() for line in t["listing"]]
+    if not any(r["packets"] is not None for t in tables.values() for c in t["chains"] for r in c["rules"]):
+        key, t = next(iter(tables.items()))
+        # a Service's own chain (service-<hash>-ns/svc/proto/port) counts the new connections to that Service
+        chain = next((c["name"] for c in t["chains"] if SERVICE_CHAIN.match(c["name"])), "services")
+        lines.append(f"(kube-proxy writes no counters in nftables mode; to count what enters a chain: "
+                     f"ip netns exec {ns} nft insert rule {key} {chain} counter, and `netlab up` takes it out)")
+    return lines
 
 
 def conntrack_lines(ct: dict[str, Any], name: str) -> list[str]:

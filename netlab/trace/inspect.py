@@ -4,10 +4,11 @@ Links with their veth peers (from the lab's plan: the kernel only knows a
 peer's ifindex in another namespace), addresses, the main routing table,
 neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
 bridge ports, the sysctls that decide forwarding, the lab's own iptables
-chains with their packet counters, and conntrack: counted by protocol, state
-and NAT, each entry only when asked for (a node behind a busy Service holds
-hundreds). Each section of the text (cli/trace.py) names the command that
-shows the same.
+chains with their packet counters, the lab's nftables tables (kube-proxy's
+``ip kube-proxy`` on a node in nftables mode), and conntrack: counted by
+protocol, state and NAT, each entry only when asked for (a node behind a busy
+Service holds hundreds). Each section of the text (cli/trace.py) names the
+command that shows the same.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from ipaddress import IPv4Interface
 from typing import Any, Collection
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import conntrack, iptables, netns as nsmod
+from netlab.kernel import conntrack, iptables, netns as nsmod, nft
+from netlab.realize import nftables as nftlisting
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
-from netlab.trace.sections import SECTIONS
+from netlab.trace.sections import NFT_TABLES, SECTIONS
 
 LAB_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|NETLAB-)")
 RULE = re.compile(r"^(\[\d+:\d+\] )?-A (\S+)(.*)$")
@@ -47,6 +49,8 @@ def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | N
             data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
     if "iptables" in want:
         data["iptables"] = lab_iptables(netns)
+    if "nftables" in want:
+        data["nftables"] = lab_nftables(netns)
     if "conntrack" in want:
         data["conntrack"] = conntrack_view(netns, entries=sections is not None)
     return data
@@ -155,3 +159,55 @@ def lab_iptables(netns: str) -> dict[str, list[str]]:
         if LAB_CHAIN.match(chain) or (target and LAB_CHAIN.match(target.group(1))):
             tables.setdefault(table, []).append(line)
     return tables
+
+
+def lab_nftables(netns: str) -> dict[str, dict[str, Any]]:
+    """The lab's nftables tables here (kube-proxy's ``ip kube-proxy``), keyed ``"ip kube-proxy"``; {} where
+    there is none (iptables mode, a pod) or nft cannot read it: the section says so, inspect goes on."""
+    tables: dict[str, dict[str, Any]] = {}
+    for family, name in NFT_TABLES:
+        try:
+            data = nft.list_table(netns, family, name)
+            # The same door again for the text nft prints to a person, a moment later (a counter may have moved).
+            text = nft.list_table_text(netns, family, name) if data is not None else None
+        except (nft.NftError, EnvironmentNotReady, OSError):
+            continue
+        if data is not None:
+            tables[f"{family} {name}"] = nft_table_view(family, name, data, text or "")
+    return tables
+
+
+def nft_table_view(family: str, name: str, data: dict, text: str) -> dict[str, Any]:
+    """One table as inspect shows it: ``listing``, nft's own text (``nft list table``, counters in place),
+    and from ``nft -j``: ``chains`` (base chains with type, hook, priority and policy; rules in kube-proxy's
+    words, as status and plan print them, with the packets and bytes of their ``counter``, None without one)
+    and ``sets`` (sets and maps: kind, type, flags, timeout, elements)."""
+    chains: dict[str, dict[str, Any]] = {}
+    sets: list[dict[str, Any]] = []
+
+    def chain(cname: str) -> dict[str, Any]:
+        return chains.setdefault(cname, {"name": cname, "type": None, "hook": None, "priority": None,
+                                         "policy": None, "rules": []})
+
+    for o in nftlisting.objects(data):
+        if "chain" in o:
+            c = o["chain"]
+            chain(c["name"]).update(type=c.get("type"), hook=c.get("hook"), priority=c.get("prio"),
+                                    policy=c.get("policy"))
+        elif "rule" in o:
+            r = o["rule"]
+            count = nftlisting.counted(r.get("expr", []))
+            chain(r["chain"])["rules"].append({"rule": nftlisting.rule_text(r.get("expr", []), r.get("comment")),
+                                               "packets": count[0] if count else None,
+                                               "bytes": count[1] if count else None})
+        elif "set" in o or "map" in o:
+            kind = "set" if "set" in o else "map"
+            s = o[kind]
+            types = s["type"] if isinstance(s["type"], list) else [s["type"]]
+            flags = s.get("flags", [])
+            sets.append({"name": s["name"], "kind": kind,
+                         "type": " . ".join(types) + (f" : {s['map']}" if kind == "map" else ""),
+                         "flags": flags if isinstance(flags, list) else [flags], "timeout": s.get("timeout"),
+                         "elements": nftlisting.elements_of(s)})
+    return {"family": family, "name": name, "listing": text.rstrip("\n").splitlines(),
+            "chains": list(chains.values()), "sets": sets}

@@ -3,4 +3,8 @@ data each fills. Apart from trace/inspect.py so that the API and the CLI name th
 loading the kernel readers."""
 
 SECTIONS = {"links": "links", "addrs": "addresses", "routes": "routes", "neigh": "neighbours", "fdb": "fdb",
-            "bridge": "bridge_ports", "iptables": "iptables", "conntrack": "conntrack"}
+            "bridge": "bridge_ports", "iptables": "iptables", "nftables": "nftables", "conntrack": "conntrack"}
+
+# The nf_tables tables a lab writes, (family, name): kube-proxy's, on every node in its nftables mode
+# (plan/nftables.py). iptables-nft's tables (ip nat, ip filter) are the iptables section's.
+NFT_TABLES = (("ip", "kube-proxy"),)
