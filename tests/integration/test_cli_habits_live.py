@@ -131,6 +131,20 @@ def test_inspect_sections_and_conntrack_counted(netlab_lab):
     assert listed["total"] >= 1 and len(listed["entries"]) == listed["total"]
 
 
+def test_inspect_nftables_in_an_iptables_mode_lab_says_there_is_none(netlab_lab):
+    """kube-proxy's iptables mode (the default) writes no nftables table: one line, {} in JSON, exit 0."""
+    text = netlab("inspect", "--lab", netlab_lab.name, "node-1", "--section", "nftables").stdout
+    ns = f"{netlab_lab.name}-node-1"
+    assert text.split("\n", 2)[2].splitlines() == [
+        f"nftables (the lab's tables, as nft lists them)   $ ip netns exec {ns} nft list table ip kube-proxy",
+        "  (no table ip kube-proxy here: kube-proxy writes it on the nodes of a lab in nftables mode; in iptables "
+        "mode its rules are in the iptables section)"]
+    data = json.loads(netlab("inspect", "--lab", netlab_lab.name, "node-1", "-s", "nftables", "-o", "json").stdout)
+    assert data["nftables"] == {} and netlab_lab.inspect("client", ["nftables"]).nftables == {}
+    full = netlab_lab.inspect("node-1")  # every section: nftables too, empty, beside kube-proxy's iptables chains
+    assert full.nftables == {} and any(line.startswith(":KUBE-SERVICES") for line in full.iptables["nat"])
+
+
 def test_up_says_host_gw_is_not_an_overlay_and_names_the_dns_pod_it_adds(tmp_path):
     from netlab import Lab
 

@@ -1,4 +1,5 @@
-"""kube-proxy's nftables mode on a real lab (root): the table the kernel holds, drift, repair, trace, mode switch.
+"""kube-proxy's nftables mode on a real lab (root): the table the kernel holds, inspect, drift, repair, trace, mode
+switch.
 
 One small lab (two nodes, two web pods, a client; a NodePort Service with
 ClientIP affinity, a ClusterIP one, one without endpoints), unique name,
@@ -17,6 +18,7 @@ import sys
 import pytest
 
 from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from netlab import Lab
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -102,6 +104,51 @@ def test_traffic_affinity_and_refusal(nft_lab):
     assert "ConnectionRefusedError" in refused.stderr  # reject-chain, not a timeout
     from_node = in_netns(f"{lab}-node-2", PY, "-c", CLIENT, "192.168.122.2", "30080", check=True).stdout
     assert json.loads(from_node)["pod"] in ("web-1", "web-2")
+
+
+def test_inspect_shows_kube_proxys_table_as_the_kernel_lists_it_and_its_counters_move(nft_lab):
+    """`netlab inspect NODE --section nftables`: nft's own listing under the command that prints it, in -o json
+    the chains and map elements `nft -j` gives; a counter added to a Service's chain counts its connections."""
+    lab, ns = nft_lab["name"], f"{nft_lab['name']}-node-1"
+    client = json.loads(netlab("get", "pods", "--lab", lab, "client", "-o", "json").stdout)["items"][0]["ip"]
+    in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.20", "80", check=True)  # web: ClientIP affinity
+    text = netlab("inspect", "--lab", lab, "node-1", "--section", "nftables").stdout
+    section = text.split("\nnftables ", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert section[0].endswith(f"$ ip netns exec {ns} nft list table ip kube-proxy")
+    nft_text = in_netns(ns, "nft", "list", "table", "ip", "kube-proxy", check=True).stdout.splitlines()
+    shown = [line[2:] for line in section[1:]]
+    # as nft prints it, line for line (an affinity element's "expires" ticks between the two reads)
+    assert [x for x in shown[:len(nft_text)] if "expires" not in x] == [x for x in nft_text if "expires" not in x]
+    assert "kube-proxy writes no counters in nftables mode" in shown[-1]  # no rule counts: how to count
+
+    kernel = kernel_table(ns)
+    table = json.loads(netlab("inspect", "--lab", lab, "node-1", "-s", "nftables", "-o", "json").stdout)[
+        "nftables"]["ip kube-proxy"]
+    assert [c["name"] for c in table["chains"]] == [o["chain"]["name"] for o in kernel["nftables"] if "chain" in o]
+    assert {c["name"]: [r["rule"] for r in c["rules"]] for c in table["chains"]} == \
+        {name: [text for text, _ in rules] for name, rules in listing.chain_rules(kernel).items()}
+    sets = {x["name"]: x for x in table["sets"]}
+    assert sets["service-ips"]["elements"] == listing.set_elements(kernel, "service-ips")
+    assert "10.96.0.21 . tcp . 8080 : goto service-" in " ".join(sets["service-ips"]["elements"])
+    assert any(client in x["elements"] for name, x in sets.items() if name.startswith("affinity-"))
+    assert all(r["packets"] is None for c in table["chains"] for r in c["rules"])  # kube-proxy's rules: none
+
+    # The command inspect prints, on plain's chain; then real connections to the Service.
+    chain = next(c["name"] for c in table["chains"] if "/plain/" in c["name"] and c["name"].startswith("service-"))
+    in_netns(ns, "nft", "insert", "rule", "ip", "kube-proxy", chain, "counter", check=True)
+    try:
+        def counted() -> int:
+            api = Lab.attach(lab).inspect("node-1", ["nftables"]).nftables["ip kube-proxy"]  # the API, the same
+            return api.chain(chain)["rules"][0]["packets"]
+        assert counted() == 0
+        for _ in range(5):
+            in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080", check=True)
+        assert counted() == 5  # nat chains see a connection's first packet only: one per connection
+        text = netlab("inspect", "--lab", lab, "node-1", "-s", "nftables").stdout
+        assert "\t\tcounter packets 5 bytes " in text and "writes no counters" not in text
+    finally:
+        netlab("up", "-t", nft_lab["path"])  # takes the counter out again (partial sync of that chain)
+    assert as_planned(lab)
 
 
 def affinity_clients(netns: str) -> set[str]:
