@@ -335,8 +335,8 @@ def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | Non
 
 def nft_table_of(data: dict, before: NftTable | None = None) -> NftTable:
     rules = {chain: tuple(text for text, _ in items) for chain, items in nftlisting.chain_rules(data).items()}
-    names = [o.get("set", o.get("map", {})).get("name") for o in nftlisting.objects(data) if "set" in o or "map" in o]
-    elements = {name: tuple(nftlisting.set_elements(data, name)) for name in names if name}
+    sets = [o.get("set") or o.get("map") for o in nftlisting.objects(data) if "set" in o or "map" in o]
+    elements = {s["name"]: tuple(nftlisting.elements_of(s)) for s in sets if s and s.get("name")}  # one pass
     return NftTable(frozenset(nftlisting.listing(data)), rules, elements,
                     before.elements if before is not None else None)
 
