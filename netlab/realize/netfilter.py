@@ -263,13 +263,25 @@ def owned_lines(tab: Table, chains: Iterable[str]) -> list[str]:
     return list(canonical_order(out))
 
 
+# netlab's own chains (impairments' loss, the gateway's SNAT, the balancer's): in a lab's namespace a
+# chain of that name is the lab's, and one the plan no longer holds is left over from an earlier plan.
+LAB_PREFIX = "NETLAB-"
+
+
+def stale_chains(tab: Table, planned: NatRules) -> list[str]:
+    """netlab's own chains the table holds and the plan does not (an impairment cleared, a Service gone)."""
+    return sorted(c for c in tab.chains if c.startswith(LAB_PREFIX) and c not in planned.chains)
+
+
 def table_drift(planned: NatRules, text: str | None) -> list[str]:
-    """How a table differs from the lab's: rules missing or extra, built-in policies not ACCEPT."""
+    """How a table differs from the lab's: rules missing or extra, built-in policies not ACCEPT, netlab's
+    own chains the plan no longer has."""
     tab = parse_save(text or "", planned.table)
     out = [f"policy of {c} is {p}, want ACCEPT" for c, p in tab.policies.items() if p != "ACCEPT"]
     have = owned_lines(tab, planned.chains)
     out += [f"missing rule: {line}" for line in planned.rules if line not in have]
     out += [f"extra rule: {line}" for line in have if line not in planned.rules]
+    out += [f"extra chain: {c}" for c in stale_chains(tab, planned)]
     if not out and tuple(have) != tuple(planned.rules):
         out.append("rules in another order")
     return out
@@ -277,8 +289,10 @@ def table_drift(planned: NatRules, text: str | None) -> list[str]:
 
 def table_payload(planned: NatRules, text: str | None) -> str | None:
     """An ``iptables-restore --noflush`` payload that makes the table hold exactly the lab's
-    rules (None when it already does). Chains that are not the lab's stay as they are."""
+    rules (None when it already does). netlab's own chains the plan no longer has are flushed and
+    deleted, after the built-in chains' jumps to them are gone; other chains stay as they are."""
     tab = parse_save(text or "", planned.table)
+    stale = stale_chains(tab, planned)
     want: dict[str, list[str]] = {c: [] for c in planned.chains}
     builtins: dict[str, list[str]] = {}
     for line in planned.rules:
@@ -293,9 +307,9 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
         if tab.of(builtin) != builtins.get(builtin, []):
             fixes.append(f"-F {builtin}")
             fixes += builtins.get(builtin, [])
-    if not declare and not fixes:
+    if not declare and not fixes and not stale:
         return None
     policies = [f for f in fixes if f.startswith(":")]
-    rest = [f for f in fixes if not f.startswith(":")]
-    return render_payload(planned.table, declare, body, [], extra=rest).replace(
+    rest = [f for f in fixes if not f.startswith(":")] + [f"-X {c}" for c in stale]
+    return render_payload(planned.table, declare + stale, body, [], extra=rest).replace(
         f"*{planned.table}\n", f"*{planned.table}\n" + "".join(p + "\n" for p in policies), 1)

@@ -126,8 +126,15 @@ def test_status_sees_a_qdisc_removed_and_up_restores_it(lab):
     assert netlab("status", "--lab", name).returncode == 0
 
 
+def mangle(netns: str) -> str:
+    """The namespace's mangle table as iptables-save prints it, without its dated comment lines."""
+    text = in_netns(netns, "iptables-save", "-t", "mangle", check=True).stdout
+    return "".join(line + "\n" for line in text.splitlines() if not line.startswith("#"))
+
+
 def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     name, path = lab
+    before = mangle(f"{name}-server")
     out = netlab("impair", "--lab", name, "server:eth0", "--rate", "5mbit", "--loss", "2%")
     assert "server:eth0 in lab " + name + ": rate 5mbit loss 2% (was none)" in out.stdout
     assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [5_000_000 // 8]
@@ -143,8 +150,22 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     assert f"removed rate 5mbit from eth0 in {name}-server" in restored.stdout
     assert f"set rate 20mbit on eth0 in {name}-shaped" in restored.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
-    assert "-j NETLAB-IMPAIR" not in in_netns(f"{name}-server", "iptables-save", "-t", "mangle").stdout
+    assert mangle(f"{name}-server") == before  # no jump, no chain left: the table is as it was
     assert netlab("status", "-t", path).returncode == 0
+
+
+def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
+    """`impair --clear` of a namespace's only loss takes its chain away too, not only the jump to it
+    (the chain, with its DROP rule, used to stay), and the pod's traffic flows."""
+    name, _ = lab
+    before = mangle(f"{name}-server")
+    netlab("impair", "--lab", name, "server:eth0", "--loss", "5%")
+    assert ":NETLAB-IMPAIR - " in mangle(f"{name}-server")
+    netlab("impair", "--lab", name, "server:eth0", "--clear")
+    assert mangle(f"{name}-server") == before
+    assert netlab("status", "--lab", name).returncode == 0
+    ping = in_netns(f"{name}-server", "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
+    assert ping.returncode == 0, ping.stdout
 
 
 def test_bad_run_time_impairments_are_refused_in_one_line(lab):
