@@ -187,8 +187,13 @@ class CniRecord(Strict):
     pods: dict[Label, CniPodRecord]
 
 
+# The record's own "version" picks its schema, so an error names the field of that version's record
+# (extra.services.1.resolv...), not the other version's "version" field.
+Services = Annotated[ServicesRecord | ServicesRecordV1, Field(discriminator="version")]
+
+
 class Extra(Strict):
-    services: ServicesRecord | ServicesRecordV1 | None = None
+    services: Services | None = None
     workload: WorkloadRecord | None = None
     cni: CniRecord | None = None
     impair: ImpairRecord | None = None

@@ -172,6 +172,20 @@ def test_a_refusal_says_what_is_wrong_in_json_words(root):
         assert said + ")" in text, text
 
 
+def test_a_services_record_is_checked_against_its_own_version(root):
+    """The record's "version" picks its schema: a wrong field of a version-1 record is named as such,
+    not as the version-2 schema's "version" field, and a version neither schema has says so."""
+    sample().save()
+    good = json.loads((root / LAB / "state.json").read_text())
+    pod_ns = next(iter(good["extra"]["services"]["resolv"]))
+    for path, value, said in [(("extra", "services", "resolv", pod_ns), 5,
+                               f"extra.services.1.resolv.{pod_ns}: Input should be a valid string"),
+                              (("extra", "services", "version"), 3, "extra.services: Input tag '3' found using "
+                               "'version' does not match any of the expected tags: 2, 1")]:
+        text = check_refused(root, json.dumps(edit(json.loads(json.dumps(good)), path, value)).encode())
+        assert said + ")" in text, text
+
+
 @pytest.mark.parametrize("kind", sorted(EDITS) + sorted(RAW))
 def test_the_parsed_state_and_its_json_text_are_refused_alike(root, kind):
     """check_state validates the parsed file and words a refusal from the JSON text: both must
