@@ -33,7 +33,8 @@ here) where emptying it costs nothing. Meanwhile the empty chain is not drift
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections import Counter
+from typing import Any, Iterable, Sequence
 
 from netlab.kernel.nft import NAME
 from netlab.plan.nftables import Table
@@ -247,8 +248,42 @@ def drift(planned: NftRules, data: dict | None) -> list[str]:
     seen = listing(data)
     have = set(seen) - {f"chain {name}" for name in _empty_unplanned(seen, planned.listing)}
     want = set(planned.listing)
-    out = [f"missing {line}" for line in planned.listing if line not in have]
-    out += [f"extra {line}" for line in sorted(have - want)]
+    # Rules are compared chain by chain as sequences, not by their numbered lines: one rule put at the
+    # head of a chain (a counter, as inspect suggests) is one extra rule, not every rule of it moved.
+    have_rules, want_rules = _numbered(have), _numbered(want)
+    missing = [line for line in planned.listing if line not in have and not line.startswith("rule ")]
+    extra = [line for line in sorted(have - want) if not line.startswith("rule ")]
+    for chain in sorted(set(have_rules) | set(want_rules)):
+        h, w = have_rules.get(chain, []), want_rules.get(chain, [])
+        if [t for _, t in h] == [t for _, t in w]:
+            continue
+        gone, more = _surplus(w, h), _surplus(h, w)
+        missing += [f"rule {chain} {i} {t}" for i, t in gone]
+        extra += [f"rule {chain} {i} {t}" for i, t in more]
+        if not gone and not more:
+            extra.append(f"rules of chain {chain} in another order")
+    return [f"missing {line}" for line in missing] + [f"extra {line}" for line in extra]
+
+
+def _surplus(these: list[tuple[str, str]], than: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The rules of ``these`` that ``than`` does not have as often (each copy beyond its count)."""
+    left = Counter(t for _, t in these)
+    left.subtract(t for _, t in than)
+    out = []
+    for i, t in these:
+        if left[t] > 0:
+            out.append((i, t))
+            left[t] -= 1
+    return out
+
+
+def _numbered(lines: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """``rule CHAIN NNNN TEXT`` lines -> chain: [(NNNN, TEXT)] in their order."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for line in sorted(lines):
+        if line.startswith("rule "):
+            _, chain, i, text = line.split(" ", 3)
+            out.setdefault(chain, []).append((i, text))
     return out
 
 

@@ -132,6 +132,24 @@ def test_drift_names_what_is_missing_and_extra_in_kube_proxys_words(lab):
     assert any('{"queue": {"num": 1}}' in line for line in realize.drift(res, view))
 
 
+def test_a_rule_put_at_the_head_of_a_chain_is_one_extra_rule_and_a_reorder_says_so(lab):
+    """Rules are compared chain by chain as sequences: a counter inserted at the head of masquerading
+    (as inspect suggests, to count what enters a chain) is that one rule, not every rule of the chain
+    missing at one position and extra at the next."""
+    res = next(r for r in build_plan(lab).of_kind("nft") if r.netns.endswith("-n1"))
+    view = kernel_view()
+    objs = view["nftables"]
+    first = next(i for i, o in enumerate(objs) if o.get("rule", {}).get("chain") == "masquerading")
+    objs.insert(first, {"rule": {"family": "ip", "table": "kube-proxy", "chain": "masquerading",
+                                 "expr": [{"counter": {"packets": 0, "bytes": 0}}]}})
+    assert realize.drift(res, view) == ["extra rule masquerading 0000 counter"]
+    view = kernel_view()
+    objs = view["nftables"]
+    at = [i for i, o in enumerate(objs) if o.get("rule", {}).get("chain") == "masquerading"]
+    objs[at[0]], objs[at[1]] = objs[at[1]], objs[at[0]]
+    assert realize.drift(res, view) == ["extra rules of chain masquerading in another order"]
+
+
 def test_dynamic_set_elements_are_the_kernels_and_not_compared(lab):
     res = next(r for r in build_plan(lab).of_kind("nft") if r.netns.endswith("-n1"))
     view = kernel_view()
