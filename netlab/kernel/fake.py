@@ -11,6 +11,10 @@ the kernel's errno:
 - deleting a route, neighbour, FDB entry or rule that is not there exactly as
   described: the kernel matches a route deletion on its type, scope and
   protocol too (ESRCH).
+- ``iptables-restore``: a rule for a chain that does not exist, ``-D`` of a
+  rule that is not there (ENOENT), ``-X`` of a chain that still has rules or
+  that a rule still jumps to (EBUSY, nf_tables' CHAIN_DEL); a payload is one
+  transaction, so a refused line leaves the table as it was.
 
 Taking a device down removes the routes through it and its connected routes,
 as the kernel does; deleting a veth deletes its peer. Every op applied is kept
@@ -29,6 +33,7 @@ from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.netns import TAG_SYSCTLS, tag_values
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+from netlab.plan.iptables import target_of
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
 DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
@@ -231,8 +236,9 @@ class FakeKernel:
         return out + list(ns.routes)
 
     def iptables_save(self, netns: str, table: str, backend: str = "") -> str:
+        """As ``iptables-save -t TABLE`` prints it: a table never written shows its built-in chains."""
         tabs = self.ns[netns].tables.get(backend, {})
-        return _save(table, tabs[table]) if table in tabs else ""
+        return _save(table, tabs[table] if table in tabs else _empty(table))
 
     # --- changing --------------------------------------------------------------------------
 
@@ -414,7 +420,9 @@ class FakeKernel:
     # --- iptables-restore, in miniature -----------------------------------------------------
 
     def _restore(self, ns: FNetns, res: TableText) -> None:
-        tabs = ns.tables.setdefault(res.backend, {})
+        # One transaction: the lines work on copies of the tables, which replace them only at the end.
+        tabs = {name: FTable(dict(t.chains), {c: list(r) for c, r in t.rules.items()})
+                for name, t in ns.tables.get(res.backend, {}).items()}
         current = None
         for raw in res.text.splitlines():
             line = raw.strip()
@@ -422,11 +430,9 @@ class FakeKernel:
                 continue
             if line.startswith("*"):
                 name = line[1:]
-                if res.noflush and name in tabs:
-                    current = tabs[name]
-                else:
-                    current = tabs[name] = FTable({c: "ACCEPT" for c in BUILTIN.get(name, ())},
-                                                  {c: [] for c in BUILTIN.get(name, ())})
+                if not (res.noflush and name in tabs):
+                    tabs[name] = _empty(name)
+                current = tabs[name]
                 continue
             if current is None:
                 raise _Err(errno.EINVAL, f"iptables-restore: line outside a table: {line}")
@@ -439,25 +445,40 @@ class FakeKernel:
                 current.chains[chain] = policy
                 current.rules.setdefault(chain, [])
             else:
-                verb, chain = line.split()[:2]
-                if chain not in current.chains:
-                    raise _Err(errno.ENOENT, f"iptables-restore: no chain {chain}")
-                rule = "-A" + line[2:]
-                if verb == "-A":
-                    current.rules[chain].append(rule)
-                elif verb == "-I":
-                    current.rules[chain].insert(0, rule)
-                elif verb == "-D":
-                    if rule not in current.rules[chain]:
-                        raise _Err(errno.ENOENT, f"iptables-restore: no such rule: {line}")
-                    current.rules[chain].remove(rule)
-                elif verb == "-F":
-                    current.rules[chain] = []
-                elif verb == "-X":
-                    current.chains.pop(chain)
-                    current.rules.pop(chain, None)
-                else:
-                    raise _Err(errno.EINVAL, f"iptables-restore: cannot {line}")
+                _restore_line(current, line)
+        ns.tables[res.backend] = tabs
+
+
+def _restore_line(current: FTable, line: str) -> None:
+    verb, chain = line.split()[:2]
+    if chain not in current.chains:
+        raise _Err(errno.ENOENT, f"iptables-restore: no chain {chain}")
+    rule = "-A" + line[2:]
+    if verb == "-A":
+        current.rules[chain].append(rule)
+    elif verb == "-I":
+        current.rules[chain].insert(0, rule)
+    elif verb == "-D":
+        if rule not in current.rules[chain]:
+            raise _Err(errno.ENOENT, f"iptables-restore: no such rule: {line}")
+        current.rules[chain].remove(rule)
+    elif verb == "-F":
+        current.rules[chain] = []
+    elif verb == "-X":
+        # nf_tables deletes only an empty chain nothing jumps to (CHAIN_DEL: EBUSY), so a payload
+        # must flush it and take the jumps to it away first.
+        jumps = [r for rules in current.rules.values() for r in rules if target_of(r) == chain]
+        if current.rules.get(chain) or jumps:
+            raise _Err(errno.EBUSY, f"iptables-restore: CHAIN_DEL failed (Device or resource busy): chain {chain}")
+        current.chains.pop(chain)
+        current.rules.pop(chain, None)
+    else:
+        raise _Err(errno.EINVAL, f"iptables-restore: cannot {line}")
+
+
+def _empty(name: str) -> FTable:
+    """A table as the kernel makes it: its built-in chains, empty, policy ACCEPT."""
+    return FTable({c: "ACCEPT" for c in BUILTIN.get(name, ())}, {c: [] for c in BUILTIN.get(name, ())})
 
 
 def _save(name: str, t: FTable) -> str:

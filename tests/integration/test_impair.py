@@ -156,15 +156,31 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
 
 def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
     """`impair --clear` of a namespace's only loss takes its chain away too, not only the jump to it
-    (the chain, with its DROP rule, used to stay), and the pod's traffic flows."""
-    name, _ = lab
-    before = mangle(f"{name}-server")
+    (the chain, with its DROP rule, used to stay): iptables-save -t mangle prints what it printed before
+    the loss, status finds nothing either way, and the pod's traffic flows."""
+    name, path = lab
+    server = f"{name}-server"
+    before = mangle(server)
+    assert "NETLAB-IMPAIR" not in before
     netlab("impair", "--lab", name, "server:eth0", "--loss", "5%")
-    assert ":NETLAB-IMPAIR - " in mangle(f"{name}-server")
+    assert mangle(server) == before.replace("COMMIT\n", ":NETLAB-IMPAIR - [0:0]\n-A POSTROUTING -j NETLAB-IMPAIR\n"
+                                            "-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability "
+                                            "0.04999999981 -j DROP\nCOMMIT\n")
+    assert netlab("status", "--lab", name).returncode == 0  # the loss is the lab's desired state
     netlab("impair", "--lab", name, "server:eth0", "--clear")
-    assert mangle(f"{name}-server") == before
+    assert mangle(server) == before  # byte for byte, but for iptables-save's dated comments
     assert netlab("status", "--lab", name).returncode == 0
-    ping = in_netns(f"{name}-server", "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
+    ping = in_netns(server, "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
+    assert ping.returncode == 0, ping.stdout
+    # What an older netlab's --clear left (the chain and its rule, no jump) is drift, and up deletes it.
+    left = "*mangle\n:NETLAB-IMPAIR - [0:0]\n-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n"
+    subprocess.run(["ip", "netns", "exec", server, "iptables-restore", "--noflush"], input=left, text=True, check=True)
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.returncode == 1 and f"iptables mangle rules in {server} (extra chain: NETLAB-IMPAIR)" in drift.stdout
+    assert f"restore iptables mangle in {server}" in netlab("up", "-t", path).stdout
+    assert mangle(server) == before
+    assert netlab("status", "--lab", name).returncode == 0
+    ping = in_netns(server, "ping", "-c", "3", "-W", "1", pod_ip(name, "shaped"))
     assert ping.returncode == 0, ping.stdout
 
 

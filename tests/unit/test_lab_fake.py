@@ -14,7 +14,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 import pytest
 
 from netlab.errors import ApplyFailed
-from netlab.kernel.base import Op
+from netlab.kernel.base import KernelError, Op, TableText
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown, up as lab_up
@@ -250,3 +250,59 @@ def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab):
     with pytest.raises(lab_up.LabGone):
         lab_up.up(lab, k, features=(), existing_only=True)
     assert not k.ns
+
+
+# --- a loss impairment's mangle chain: there while a loss is, gone with the last one ---------------------
+
+LEFT_BEHIND = "*mangle\n:NETLAB-IMPAIR - [0:0]\n-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n"
+
+
+def lossy(tmp_path):
+    """The same lab with pod a's eth0 losing 5% of what it sends (netlab impair a:eth0 --loss 5%)."""
+    path = tmp_path / "lossy.yaml"
+    path.write_text(TOPO.replace("{name: a, node: n1, ip: 10.244.0.2}",
+                                 "{name: a, node: n1, ip: 10.244.0.2, impair: {eth0: {loss: '5%'}}}"))
+    return resolve(load_topology(str(path)))
+
+
+def test_clearing_the_last_loss_leaves_the_mangle_table_as_it_was(lab, tmp_path):
+    """With the loss the pod's mangle table has the jump and the chain; without it again the table is what
+    iptables-save printed before the first loss, changed by one iptables-restore --noflush, and status is
+    clean at every step (a loss set is the lab's desired state, a loss cleared leaves nothing to report)."""
+    k = FakeKernel()
+    up(lab, k)
+    before = k.iptables_save("fk-a", "mangle")
+    up(lossy(tmp_path), k)
+    impaired = k.iptables_save("fk-a", "mangle")
+    assert "-A POSTROUTING -j NETLAB-IMPAIR\n" in impaired
+    assert "-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0.04999999981 -j DROP\n" in impaired
+    assert status(lab, k).ok
+    k.log.clear()
+    up(lab, k)
+    assert k.iptables_save("fk-a", "mangle") == before
+    assert [(op.verb, op.res.describe(), op.res.noflush) for op in k.log] == [("restore", "iptables mangle in fk-a",
+                                                                              True)]
+    assert status(lab, k).ok
+    k.log.clear()
+    up(lab, k)
+    assert k.log == []
+
+
+def test_a_chain_an_older_netlab_left_is_drift_and_up_deletes_it(lab):
+    """What `impair --clear` used to leave (the chain and its DROP rule, the jump gone) is named by status and
+    deleted by up; the fake refuses, as nf_tables does, to delete a chain something still jumps to."""
+    k = FakeKernel()
+    up(lab, k)
+    before = k.iptables_save("fk-a", "mangle")
+    jumped = LEFT_BEHIND.replace("COMMIT", "-A POSTROUTING -j NETLAB-IMPAIR\nCOMMIT")
+    k.apply([Op("restore", TableText("fk-a", "mangle", jumped, noflush=True))])
+    with pytest.raises(KernelError, match="Device or resource busy"):
+        k.apply([Op("restore", TableText("fk-a", "mangle", "*mangle\n:NETLAB-IMPAIR - [0:0]\n-X NETLAB-IMPAIR\n"
+                                                           "COMMIT\n", noflush=True))])
+    assert "-A POSTROUTING -j NETLAB-IMPAIR\n" in k.iptables_save("fk-a", "mangle")  # refused: nothing changed
+    k.apply([Op("restore", TableText("fk-a", "mangle", "*mangle\n-D POSTROUTING -j NETLAB-IMPAIR\nCOMMIT\n",
+                                     noflush=True))])
+    assert status(lab, k).drift == ["different: iptables mangle rules in fk-a (extra chain: NETLAB-IMPAIR)"]
+    up(lab, k)
+    assert k.iptables_save("fk-a", "mangle") == before
+    assert status(lab, k).ok
