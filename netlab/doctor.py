@@ -25,7 +25,9 @@ what a lab needs. Each check ends in one of:
 What a lab needs is read from its plan: veth and bridge always, vxlan for a
 ``vxlan`` overlay, br_netfilter for the plan's ``net.bridge.*`` sysctl,
 iptables-restore, conntrack (and nf_tables, for the nft backend) for its NAT
-rules, dnsmasq for the cluster DNS pod, the conntrack tool for Services.
+rules, dnsmasq for the cluster DNS pod, the conntrack tool for Services,
+the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
+is not ``builtin``.
 ``netlab doctor -t FILE`` checks what that lab needs; plain ``netlab doctor``
 requires everything any netlab feature uses, and sizes the neighbour check
 with the built-in default lab.
@@ -45,7 +47,7 @@ import stat
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, replace
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import features
@@ -63,19 +65,20 @@ LOW_FREE = 16 << 20  # below this: warn
 
 KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
+CNI = ("cni-plugins",)
 HOST = ("neighbours", "fallback-tunnels", "state-dir", "state-space")
-CHECKS = KERNEL + TOOLS + HOST
+CHECKS = KERNEL + TOOLS + CNI + HOST
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
 ALWAYS = {"netns", "veth", "bridge", "state-dir"}
 # What some netlab feature uses: plain `netlab doctor` requires all of it.
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
-                       "dnsmasq", "state-space", "nft"}
+                       "dnsmasq", "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
 ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "htb", "tcpdump"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
-          **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack",
+          **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels",
           "state-dir": "host state directory", "state-space": "host state free space"}
 PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
@@ -100,6 +103,7 @@ WHY = {
     "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables); tests and learners "
            "run it too",
     "tcpdump": "netlab itself does not run it; learners and tests do",
+    "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
 }
 BR_NETFILTER_DIR = "/proc/sys/net/bridge"
 FB_TUNNELS = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
@@ -114,6 +118,7 @@ class Check:
     detail: str
     fix: str = ""
     needed: bool = False
+    items: tuple[dict[str, Any], ...] = ()  # the parts of a check of several things (each CNI plugin); empty otherwise
 
     @property
     def title(self) -> str:
@@ -124,7 +129,7 @@ class Check:
         return text + (f"; fix: {self.fix}" if self.fix and self.status in (FAIL, WARN) else "")
 
     def to_json(self) -> dict:
-        return {"title": self.title, **asdict(self)}
+        return {"title": self.title, **asdict(self), "items": [dict(i) for i in self.items]}
 
 
 # --- what a lab needs ---------------------------------------------------------------------------
@@ -150,6 +155,8 @@ def needs(lab: Lab) -> set[str]:
         out.add("netem")
     if dns.dns_service(lab.topo) is not None and any(p.name == dns.DNS_NAME for p in lab.pods):
         out.add("dnsmasq")
+    if lab.cni != "builtin":
+        out.add("cni-plugins")
     return out
 
 
@@ -189,6 +196,16 @@ def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
     except EnvironmentNotReady:
         return _verdict(name, False, f"{command} is not installed", needed, fix), None
     return _verdict(name, True, path, needed, fix), path
+
+
+def _cni_plugins(lab: Lab, needed: bool, pretend: set[str]) -> Check:
+    """The plugins the lab runs (Debian's, for a builtin lab), each found and asked VERSION (netlab.cni.check,
+    the same answers as netlab validate's)."""
+    from netlab.cni import check as cni  # runs the plugins: loaded only for this check
+
+    found = cni.verdict(lab, f"{MISSING_HOOK} (a test hook)" if "cni-plugins" in pretend else "")
+    items = tuple(a.to_json() for a in found.answers)
+    return replace(_verdict("cni-plugins", found.present, found.detail, needed, found.fix), items=items)
 
 
 def _nft_way() -> str:
@@ -390,6 +407,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
                                      f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)")
             else:
                 out[name] = _tool(name, name in needed)[0]
+    if "cni-plugins" in only:
+        out["cni-plugins"] = _cni_plugins(lab, "cni-plugins" in needed, pretend)
     if "nft" in out and out["nft"].status == OK:
         out["nft"] = replace(out["nft"], detail=out["nft"].detail + _nft_way())
     if "neighbours" in only:

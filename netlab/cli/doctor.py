@@ -26,7 +26,9 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             throwaway network namespace that vanishes afterwards (no module is
             loaded, the host's namespace is not touched)
     tools   iptables-restore (and its backend, nft or legacy), conntrack,
-            dnsmasq, nft, tcpdump
+            dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
+            else Debian's loopback, bridge, host-local, portmap in
+            /usr/lib/cni), each found and asked VERSION as libcni asks
     host    neighbour-table limits (gc_thresh1/2/3) against the lab's size, links
             a new namespace is born with (fallback tunnels), the state
             directory (NETLAB_STATE_DIR, default /run/netlab): root-only, not a

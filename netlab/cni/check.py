@@ -1,10 +1,26 @@
-"""``netlab validate`` for CNI: the conflist parses, every plugin is there, and each speaks the list's version.
+"""Are a lab's CNI plugins there, and do they speak its cniVersion? Each is asked VERSION, as libcni asks.
 
-Each plugin is asked with VERSION (no namespace, no root: a plugin answers it
-from its own code), as a runtime would learn what it supports.
+A runtime learns what a plugin supports by running it with
+``CNI_COMMAND=VERSION`` and ``{"cniVersion": ...}`` on stdin; the plugin
+answers ``{"cniVersion", "supportedVersions"}`` from its own code, with no
+namespace and no root. The same answers serve two readers:
+
+- ``netlab validate``: one problem per plugin, at ``network.cni`` (file:line);
+- ``netlab doctor``'s ``tool CNI plugins`` line, which ``up`` of a lab whose
+  ``network.cni`` is not ``builtin`` runs before it changes anything (exit 3).
+
+Which plugins: a lab's chain (the runtime's ``loopback``, then the list's
+types and their ``ipam`` types), in ``CNI_PATH`` (the user's ``binDir``, then
+Debian's ``/usr/lib/cni``); for a builtin lab, and plain ``netlab doctor``,
+the Debian plugins netlab's reference chain runs and Flannel's conflist names.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import CallLog, PluginFailed
@@ -13,36 +29,162 @@ from netlab.model.cniconf import Conflist, ConflistError
 from netlab.model.lab import Lab
 
 FIELD = ("network", "cni")
+VERSION_TIMEOUT = 10.0  # seconds a plugin has to answer VERSION (it answers in milliseconds)
+# Debian's containernetworking-plugins that a lab uses: loopback (every pod's lo), bridge and host-local (the
+# reference chain, as Flannel delegates to them), portmap (the second plugin of Flannel's 10-flannel.conflist).
+DEBIAN_PLUGINS = ("loopback", "bridge", "host-local", "portmap")
+# Everything that package puts in /usr/lib/cni (Debian 12, 1.1.1): a missing one of these is apt's to install.
+PACKAGE_PLUGINS = frozenset(DEBIAN_PLUGINS) | {"bandwidth", "dhcp", "firewall", "host-device", "ipvlan", "macvlan",
+                                               "ptp", "sbr", "static", "tuning", "vlan", "vrf"}
+PACKAGE = "containernetworking-plugins"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One plugin, found (or not) in CNI_PATH and asked VERSION."""
+
+    plugin: str
+    speaks: str  # the cniVersion of the list it runs in: it must be among the supported ones
+    path: str | None  # None: in no directory of CNI_PATH (or not executable)
+    versions: tuple[str, ...] = ()  # its supportedVersions
+    error: str = ""  # VERSION failed, hung or answered something else
+
+    @property
+    def state(self) -> str:
+        """ok, missing, broken (VERSION failed) or unsupported (it does not speak the list's version)."""
+        if self.path is None:
+            return "missing"
+        if self.error:
+            return "broken"
+        return "ok" if self.speaks in self.versions else "unsupported"
+
+    def problem(self, dirs: list[str]) -> str:
+        """What is wrong, in one phrase ('' when nothing is)."""
+        state = self.state
+        if state == "missing":
+            return f"plugin {self.plugin!r} not found in {':'.join(dirs)} (or not executable)"
+        if state == "broken":
+            return f"plugin {self.plugin}: VERSION failed: {self.error}"
+        if state == "unsupported":
+            speaks = ", ".join(self.versions) or "none"
+            return f"plugin {self.plugin} does not speak cniVersion {self.speaks} (it speaks {speaks})"
+        return ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.plugin, "path": self.path, "state": self.state, "cniVersion": self.speaks,
+                "supportedVersions": list(self.versions), "error": self.error}
+
+
+def wanted(lab: Lab) -> list[tuple[str, str]]:
+    """(plugin, the cniVersion it is spoken to in) of every plugin the lab runs, in chain order; Debian's
+    plugins for a builtin lab. A conflist that does not parse raises ConflistError."""
+    if lab.cni == "builtin":
+        return [(kind, C.REFERENCE_VERSION) for kind in DEBIAN_PLUGINS]
+    main: Conflist = C.networks(lab, lab.nodes[0], "/nonexistent")[1][0]
+    ipam = [p["ipam"]["type"] for p in main.plugins
+            if isinstance(p.get("ipam"), dict) and isinstance(p["ipam"].get("type"), str)]
+    out = [(kind, C.LOOPBACK.cni_version) for kind in C.LOOPBACK.types]
+    out += [(kind, main.cni_version) for kind in list(main.types) + ipam]
+    return list(dict.fromkeys(out))
+
+
+def ask(plugins: list[tuple[str, str]], dirs: list[str], timeout: float | None = None) -> list[Answer]:
+    """Find each plugin in ``dirs`` and ask it VERSION, side by side (a hung plugin costs one deadline)."""
+    rt = Runtime("/nonexistent", dirs, CallLog(None), timeout=timeout or VERSION_TIMEOUT)
+
+    def one(item: tuple[str, str]) -> Answer:
+        kind, speaks = item
+        path = find_plugin(kind, dirs)
+        if path is None:
+            return Answer(kind, speaks, None)
+        try:
+            answer = rt.version(kind)
+        except PluginFailed as exc:
+            return Answer(kind, speaks, path, error=str(exc).removeprefix("pod -: "))
+        return Answer(kind, speaks, path, tuple(str(v) for v in answer["supportedVersions"]))
+
+    if len(plugins) <= 1:
+        return [one(p) for p in plugins]
+    with ThreadPoolExecutor(max_workers=min(8, len(plugins))) as pool:
+        return list(pool.map(one, plugins))
 
 
 def plugin_problems(lab: Lab) -> list[tuple[tuple[str, ...], str]]:
-    """(field, message) for every problem of the lab's CNI chain; none for builtin."""
+    """``netlab validate``: (field, message) for every problem of the lab's CNI chain; none for builtin."""
     if lab.cni == "builtin":
         return []
-    dirs = C.bin_dirs(lab)
     where = ("network", "cni", "conflist") if lab.cni == "conflist" else FIELD
     try:
-        main = C.networks(lab, lab.nodes[0], "/nonexistent")[1][0]
+        plugins = wanted(lab)
     except ConflistError as exc:
         return [(where, str(exc))]
-    rt = Runtime("/nonexistent", dirs, CallLog(None), timeout=10)
-    out: list[tuple[tuple[str, ...], str]] = []
-    lists: list[Conflist] = [C.LOOPBACK, main]
-    ipam = [p["ipam"]["type"] for p in main.plugins
-            if isinstance(p.get("ipam"), dict) and isinstance(p["ipam"].get("type"), str)]
-    for net in lists:
-        kinds = list(net.types) + (ipam if net is main else [])
-        for kind in kinds:
-            if find_plugin(kind, dirs) is None:
-                out.append((where, f"plugin {kind!r} not found in {':'.join(dirs)} (or not executable)"))
-                continue
-            try:
-                answer = rt.version(kind)
-            except PluginFailed as exc:
-                out.append((where, f"plugin {kind}: VERSION failed: {exc}"))
-                continue
-            supported = answer.get("supportedVersions", [])
-            if net.cni_version not in supported:
-                out.append((where, f"plugin {kind} does not speak cniVersion {net.cni_version} "
-                                   f"(it speaks {', '.join(map(str, supported))})"))
-    return out
+    dirs = C.bin_dirs(lab)
+    return [(where, a.problem(dirs)) for a in ask(plugins, dirs) if a.state != "ok"]
+
+
+# --- netlab doctor's line ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the doctor says about a lab's plugins: present (every one answers), the line's detail, its fix."""
+
+    present: bool
+    detail: str
+    fix: str
+    answers: tuple[Answer, ...] = ()
+
+
+def verdict(lab: Lab, pretend_missing: str = "") -> Verdict:
+    """The doctor's judgement of the plugins ``lab`` runs (``pretend_missing``: a test hook's reason)."""
+    dirs = C.bin_dirs(lab)
+    try:
+        plugins = wanted(lab)
+    except ConflistError as exc:
+        return Verdict(False, f"network.cni.conflist: {exc}", "correct the conflist (netlab validate -t FILE says "
+                       "where)")
+    if pretend_missing:
+        answers = [Answer(kind, speaks, None) for kind, speaks in plugins]
+        return Verdict(False, f"{', '.join(a.plugin for a in answers)} reported missing by {pretend_missing}",
+                       _fix(answers, dirs), tuple(answers))
+    answers = ask(plugins, dirs)
+    bad = [a for a in answers if a.state != "ok"]
+    gone = [d for d in dirs if not os.path.isdir(d)]
+    if bad and len(bad) == len(answers) and all(a.state == "missing" for a in bad) and len(gone) == len(dirs):
+        detail = f"{' and '.join(gone)} does not exist: no plugin ({', '.join(a.plugin for a in answers)})"
+        return Verdict(False, detail, _fix(answers, dirs), tuple(answers))
+    good = [a for a in answers if a.state == "ok"]
+    parts = [a.problem(dirs) for a in bad]
+    if good:
+        speaks = ", ".join(sorted({a.speaks for a in good}))
+        parts.append(f"{_where(good)} answer VERSION and speak cniVersion {speaks}")
+    if gone and bad:
+        parts.append(f"{', '.join(gone)} does not exist")
+    return Verdict(not bad, "; ".join(parts), _fix(bad, dirs), tuple(answers))
+
+
+def _where(answers: list[Answer]) -> str:
+    """``loopback, bridge in /usr/lib/cni and bash-bridge in /lab/bin``: the plugins by the directory they are in."""
+    by_dir: dict[str, list[str]] = {}
+    for a in answers:
+        by_dir.setdefault(os.path.dirname(a.path or ""), []).append(a.plugin)
+    return " and ".join(f"{', '.join(names)} in {d}" for d, names in by_dir.items())
+
+
+def _fix(bad: list[Answer], dirs: list[str]) -> str:
+    """Debian's plugins come from its package (its directory ends CNI_PATH); a user's own plugin goes into
+    network.cni.binDir."""
+    debian = [a for a in bad if a.plugin in PACKAGE_PLUGINS and (a.path is None or os.path.dirname(a.path) == dirs[-1])]
+    own = [a for a in bad if a not in debian]
+    states = {a.state for a in debian}
+    out = []
+    if "missing" in states:
+        out.append(f"apt-get install {PACKAGE} (or sudo ./scripts/setup.sh)")
+    elif "broken" in states:
+        out.append(f"apt-get install --reinstall {PACKAGE} (or sudo ./scripts/setup.sh)")
+    elif states:
+        out.append(f"a {PACKAGE} whose plugins speak cniVersion {debian[0].speaks} (Debian 12's 1.1.1 does)")
+    if own:
+        names = ", ".join(a.plugin for a in own)
+        what = f"an executable {names} that answers" if len(own) == 1 else f"executables {names} that answer"
+        out.append(f"put {what} VERSION for cniVersion {own[0].speaks} in {dirs[0]} (network.cni.binDir)")
+    return "; ".join(out)

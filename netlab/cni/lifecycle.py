@@ -6,6 +6,11 @@ routes) are netlab's, as they are flanneld's; the pod's interface, address
 and routes are the plugins'. Pods are attached concurrently, as many at once
 as the machine has cores. A failed ADD fails ``up``, which rolls the lab back:
 stop() DELs every pod that has a record (written before its ADD began).
+
+The feature has no preflight of its own: whether the plugins are there and
+speak the chain's cniVersion is ``netlab doctor``'s ``tool CNI plugins``
+check (netlab.cni.check), which ``up`` runs for a CNI lab before it changes
+anything (exit 3 with the doctor's line).
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 from netlab.cni import conf as C
 from netlab.cni.invoke import CallLog, PluginFailed
 from netlab.realize.attachments import attachment_json, pod_records
-from netlab.cni.runtime import Runtime, RuntimeConf, find_plugin
-from netlab.errors import ApplyFailed, EnvironmentNotReady
+from netlab.cni.runtime import Runtime, RuntimeConf
+from netlab.errors import ApplyFailed
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
@@ -49,22 +54,6 @@ def host_local_dir(lab_name: str) -> str:
 def runtime(lab_name: str, bin_dirs: list[str]) -> Runtime:
     base = cni_dir(lab_name)
     return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl")))
-
-
-def preflight(lab: Lab) -> None:
-    if lab.cni == "builtin":
-        return
-    dirs = C.bin_dirs(lab)
-    kinds = ["loopback"] + (["bridge", "host-local"] if lab.cni == "reference" else [])
-    if lab.cni == "conflist":
-        try:
-            kinds += C.user_conflist(lab).types
-        except ConflistError as exc:
-            raise EnvironmentNotReady(f"network.cni.conflist: {exc}") from None
-    for kind in kinds:
-        if find_plugin(kind, dirs) is None:
-            hint = " (sudo ./scripts/setup.sh installs containernetworking-plugins)" if lab.cni == "reference" else ""
-            raise EnvironmentNotReady(f"CNI plugin {kind} not found in {':'.join(dirs)}{hint}")
 
 
 def _rt(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:

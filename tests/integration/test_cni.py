@@ -112,11 +112,17 @@ def test_services_example_with_reference_cni(labs):
     assert dns.stdout.split()[0].startswith("10.96.")
 
 
+# Every plugin answers VERSION, as the spec asks: up asks it first (the doctor's CNI plugins line), as CRI-O's
+# libcni ValidateNetworkList does before any pod; ``body`` handles the other commands.
+VERSION = ('[ "$CNI_COMMAND" = VERSION ] && { cat >/dev/null; '
+           'echo \'{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\'; exit 0; }\n')
+
+
 def _plugin(tmp_path: Path, name: str, body: str) -> Path:
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     p = bindir / name
-    p.write_text("#!/bin/sh\n" + body)
+    p.write_text("#!/bin/sh\n" + VERSION + body)
     p.chmod(0o755)
     (tmp_path / f"{name}.conflist").write_text(json.dumps(
         {"cniVersion": "1.0.0", "name": "broken", "plugins": [{"type": name}]}))
@@ -236,6 +242,12 @@ def test_a_missing_plugin_stops_up_before_any_change(labs, tmp_path):
     (tmp_path / "gone.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "n",
                                                         "plugins": [{"type": "gone"}]}))
     lab = labs.name("cn")
-    _, proc = labs.up(_two_pods(lab, "gone"), check=False)
-    assert proc.returncode == 3 and f"CNI plugin gone not found in {tmp_path / 'bin'}:/usr/lib/cni" in proc.stderr
+    path, proc = labs.up(_two_pods(lab, "gone"), check=False)
+    bindir = tmp_path / "bin"
+    line = (f"FAIL  tool CNI plugins: plugin 'gone' not found in {bindir}:/usr/lib/cni (or not executable); loopback "
+            f"in /usr/lib/cni answer VERSION and speak cniVersion 1.0.0; fix: put an executable gone that answers "
+            f"VERSION for cniVersion 1.0.0 in {bindir} (network.cni.binDir)")
+    assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stderr
+    doctor = netlab("doctor", "-t", path, check=False)  # the same line, from the same check
+    assert doctor.returncode == 3 and line in doctor.stdout.splitlines()
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))

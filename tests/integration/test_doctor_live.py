@@ -154,3 +154,35 @@ def test_symlinked_state_directory_stops_up_with_the_doctors_line(labs, tmp_path
     assert doctor_proc.returncode == 3
     assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
     assert lab_namespaces(lab) == [] and list(target.iterdir()) == []
+
+
+def test_doctor_reports_this_machines_cni_plugins():
+    """`netlab doctor -o json` finds Debian's plugins in /usr/lib/cni, each answering VERSION as it answers when
+    run by hand the way libcni runs it (CNI_COMMAND=VERSION, the config's cniVersion on stdin)."""
+    data = json.loads(netlab("doctor", "-o", "json").stdout)
+    (check,) = [c for c in data["checks"] if c["name"] == "cni-plugins"]
+    assert (check["title"], check["status"], check["needed"], check["fix"]) == ("tool CNI plugins", "ok", True, "")
+    assert check["detail"] == ("loopback, bridge, host-local, portmap in /usr/lib/cni answer VERSION and speak "
+                               "cniVersion 1.0.0")
+    assert [item["name"] for item in check["items"]] == ["loopback", "bridge", "host-local", "portmap"]
+    for item in check["items"]:
+        assert (item["path"], item["state"], item["error"]) == (f"/usr/lib/cni/{item['name']}", "ok", "")
+        by_hand = subprocess.run([item["path"]], input='{"cniVersion": "1.0.0"}', env={"CNI_COMMAND": "VERSION"},
+                                 capture_output=True, text=True, check=True, timeout=10)
+        assert json.loads(by_hand.stdout)["supportedVersions"] == item["supportedVersions"]
+        assert "1.0.0" in item["supportedVersions"]
+
+
+def test_up_of_a_cni_lab_without_plugins_stops_with_the_doctors_line(labs, tmp_path):
+    lab = labs.name("dr")
+    path = write_topology(tmp_path, two_node_topology(lab, pods_per_node=1).replace(
+        "  mode: vxlan\n", "  mode: vxlan\n  cni: reference\n", 1))
+    env = {doctor.MISSING_HOOK: "cni-plugins"}
+    proc = netlab("up", "-t", path, check=False, env=env)
+    doctor_proc, lines = report_lines("-t", path, env=env)
+    line = lines["tool CNI plugins"][0]
+    assert line == (f"FAIL  tool CNI plugins: loopback, bridge, host-local reported missing by {doctor.MISSING_HOOK} "
+                    "(a test hook); fix: apt-get install containernetworking-plugins (or sudo ./scripts/setup.sh)")
+    assert doctor_proc.returncode == 3
+    assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
+    assert lab_namespaces(lab) == [] and not os.path.lexists(os.path.join(STATE_ROOT, lab))

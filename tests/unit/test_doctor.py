@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from netlab import doctor
+from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
 from netlab.kernel import features
 from netlab.model.lab import resolve
@@ -41,6 +42,22 @@ SERVICES = lab_of(str(ROOT / "topologies/services.yaml"))
 NFT_MODE = lab_of(str(ROOT / "tests/unit/golden/kube_proxy/sync_proxy_rules_repeated.yaml"))
 
 
+# A CNI plugin in miniature: it logs how it was asked, then answers VERSION as Debian's plugins do.
+PLUGIN = """#!/bin/sh
+echo "$CNI_COMMAND $(cat)" >> "$(dirname "$0")/asked"
+[ "$CNI_COMMAND" = VERSION ] || exit 1
+echo '{"cniVersion":"1.0.0","supportedVersions":["0.1.0","0.2.0","0.3.0","0.3.1","0.4.0","1.0.0"]}'
+"""
+
+
+def fake_plugins(directory: Path, names=cni_check.DEBIAN_PLUGINS, text: str = PLUGIN) -> Path:
+    directory.mkdir(exist_ok=True)
+    for name in names:
+        (directory / name).write_text(text)
+        (directory / name).chmod(0o755)
+    return directory
+
+
 class Machine:
     """What the fake machine has; every check passes until a test takes something away."""
 
@@ -55,6 +72,7 @@ class Machine:
         self.br_netfilter = tmp_path / "bridge"
         self.br_netfilter.mkdir()
         self.probes: list[tuple[set[str], dict]] = []
+        self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
 
     def probe_kernel(self, wanted, commands=None, timeout=None):
         wanted = set(wanted) | {"netns"}
@@ -82,6 +100,11 @@ class Machine:
 
 @pytest.fixture
 def machine(tmp_path, monkeypatch):
+    return install_machine(tmp_path, monkeypatch)
+
+
+def install_machine(tmp_path, monkeypatch) -> Machine:
+    """The fake machine, in place of the real one's facts for the doctor (undone by ``monkeypatch``)."""
     m = Machine(tmp_path)
     monkeypatch.setattr(features, "probe_kernel", m.probe_kernel)
     monkeypatch.setattr(features, "directory", lambda path: m.dir)
@@ -90,6 +113,7 @@ def machine(tmp_path, monkeypatch):
     monkeypatch.setattr(neighbours, "read_thresholds", lambda: dict(m.thresholds))
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
+    monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
     monkeypatch.delenv(doctor.MISSING_HOOK, raising=False)
     return m
 
@@ -372,7 +396,7 @@ def test_hook_can_only_make_checks_fail(machine, monkeypatch):
 def test_json_has_every_field(machine):
     data = [c.to_json() for c in doctor.report(DEFAULT, for_this_lab=False)]
     json.dumps(data)
-    assert set(data[0]) == {"title", "name", "status", "detail", "fix", "needed"}
+    assert {frozenset(c) for c in data} == {frozenset({"title", "name", "status", "detail", "fix", "needed", "items"})}
     assert data[0]["title"] == "kernel network namespaces" and data[0]["needed"] is True
 
 
