@@ -23,10 +23,10 @@ from netlab.realize.state import select_lab
 from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
 from netlab.api.lab import INSPECT_SECTIONS
 from netlab.trace.sections import NFT_TABLES
-
-SERVICE_CHAIN = re.compile(r"^service-[A-Z2-7]{8}-")  # kube-proxy's hashAndTruncate: base32, 8 characters
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.render import render_text
+
+SERVICE_CHAIN = re.compile(r"^service-[A-Z2-7]{8}-")  # kube-proxy's hashAndTruncate: base32, 8 characters
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
