@@ -203,6 +203,19 @@ def elements_of(s: dict) -> list[str]:
     return [_element(e) for e in s.get("elem", [])]
 
 
+def set_type(kind: str, s: dict) -> str:
+    """A set's or map's type as nft prints it: ``ipv4_addr . inet_proto . inet_service : verdict``
+    (nft -j gives one type, or a list for a concatenation, and a map's value type apart)."""
+    types = s["type"] if isinstance(s["type"], list) else [s["type"]]
+    return " . ".join(types) + (f" : {s['map']}" if kind == "map" else "")
+
+
+def set_flags(s: dict) -> list[str]:
+    """A set's flags (nft -j gives one flag as a string, several as a list)."""
+    flags = s.get("flags", [])
+    return flags if isinstance(flags, list) else [flags]
+
+
 def _element(e: Any) -> str:
     if isinstance(e, list) and len(e) == 2:
         key, val = e
@@ -220,14 +233,11 @@ def listing(data: dict | None) -> tuple[str, ...]:
         if "set" in o or "map" in o:
             kind = "set" if "set" in o else "map"
             s = o[kind]
-            types = s["type"] if isinstance(s["type"], list) else [s["type"]]
-            line = f"{kind} {s['name']} type {' . '.join(types)}" + (f" : {s['map']}" if kind == "map" else "")
+            line = f"{kind} {s['name']} type {set_type(kind, s)}"
             if "timeout" in s:
                 line += f" timeout {s['timeout']}s"
             out.append(line)
-            flags = s.get("flags", [])
-            dynamic = "timeout" in s or "dynamic" in (flags if isinstance(flags, list) else [flags])
-            if not dynamic:
+            if not ("timeout" in s or "dynamic" in set_flags(s)):
                 out += [f"element {s['name']} {_element(e)}" for e in s.get("elem", [])]
         elif "chain" in o:
             c = o["chain"]

@@ -203,11 +203,8 @@ def nft_table_view(family: str, name: str, data: dict, text: str) -> dict[str, A
         elif "set" in o or "map" in o:
             kind = "set" if "set" in o else "map"
             s = o[kind]
-            types = s["type"] if isinstance(s["type"], list) else [s["type"]]
-            flags = s.get("flags", [])
-            sets.append({"name": s["name"], "kind": kind,
-                         "type": " . ".join(types) + (f" : {s['map']}" if kind == "map" else ""),
-                         "flags": flags if isinstance(flags, list) else [flags], "timeout": s.get("timeout"),
+            sets.append({"name": s["name"], "kind": kind, "type": nftlisting.set_type(kind, s),
+                         "flags": nftlisting.set_flags(s), "timeout": s.get("timeout"),
                          "elements": nftlisting.elements_of(s)})
     return {"family": family, "name": name, "listing": text.rstrip("\n").splitlines(),
             "chains": list(chains.values()), "sets": sets}
