@@ -49,7 +49,7 @@ class LabState:
 
     @property
     def path(self) -> str:
-        return os.path.join(lab_dir(self.lab), "state.json")
+        return state_file(self.lab, create=True)
 
     def save(self, best_effort: bool = False) -> bool:
         """Write the state atomically; StateWriteFailed if it cannot be written whole.
@@ -109,12 +109,17 @@ class StateCorrupt(EnvironmentNotReady):
                          "(it deletes only namespaces tagged as the lab's)")
 
 
+def state_file(lab: str, create: bool = False) -> str:
+    """The path of a lab's state file (``create``: make its directory when it is missing)."""
+    return os.path.join(lab_dir(lab, create=create), "state.json")
+
+
 def load_state(lab: str) -> LabState | None:
     """Read a lab's state; None when the lab is not known, StateCorrupt when the file is not
     a valid state of this lab (see state_schema.py)."""
     from netlab.realize.state_schema import check_state
 
-    path = os.path.join(lab_dir(lab, create=False), "state.json")
+    path = state_file(lab)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -145,7 +150,7 @@ def state_version(lab: str) -> tuple[int, int, int, int] | None:
     the old: a new inode); None when there is none. A state read earlier with the same version
     is the file's content now."""
     try:
-        st = os.stat(os.path.join(lab_dir(lab, create=False), "state.json"), follow_symlinks=False)
+        st = os.stat(state_file(lab), follow_symlinks=False)
     except (OSError, ValueError):
         return None
     return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
