@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -69,14 +70,25 @@ class Watcher:
             self.lines.append(line.rstrip("\n"))
 
     def wait_for_line(self, text: str, timeout: float = 10.0, after: int = 0) -> str:
+        return self._wait(lambda line: text in line, f"no line with {text!r}", timeout, after)
+
+    def wait_for_event(self, event: str, timeout: float = 10.0, after: int = 0) -> str:
+        """The line whose ``saw:`` list reports ``event``: the watcher joins the events of one batch with
+        "; " ("saw: link eth0 up in X; namespace deleted in Y (drift); did: ..."), and an event of an
+        earlier change (a link coming up after a repair) may arrive in the same batch, before it."""
+        seen = re.compile(r"saw: (?:[^;]*; )*?" + re.escape(event))
+        return self._wait(lambda line: seen.search(line) is not None, f"no saw: line reporting {event!r}",
+                          timeout, after)
+
+    def _wait(self, matches, missing: str, timeout: float, after: int) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in self.lines[after:]:
-                if text in line:
+                if matches(line):
                     return line
             assert self.proc.poll() is None, "the watcher ended:\n" + "\n".join(self.lines)
             time.sleep(0.02)
-        raise AssertionError(f"no line with {text!r} within {timeout} s:\n" + "\n".join(self.lines))
+        raise AssertionError(f"{missing} within {timeout} s:\n" + "\n".join(self.lines))
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -160,7 +172,7 @@ def test_a_deleted_namespace_is_made_again_at_once(lab):
     name, _, watcher = lab
     mark = len(watcher.lines)
     subprocess.run(["ip", "netns", "del", f"{name}-a"], check=True)  # no netlink message: inotify on /run/netns
-    line = watcher.wait_for_line(f"saw: namespace deleted in {name}-a", after=mark, timeout=5)
+    line = watcher.wait_for_event(f"namespace deleted in {name}-a", after=mark, timeout=5)
     assert "did: created 1 namespaces" in line and "restarted container a/main" in line
     assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
                           capture_output=True).returncode == 0
@@ -199,7 +211,7 @@ def test_a_killed_container_is_restarted_and_restart_policy_never_is_kept(lab):
     mark = len(watcher.lines)
     b = container_pid(name, "b")
     os.kill(b, signal.SIGKILL)
-    line = watcher.wait_for_line("saw: container b/main exited", after=mark)
+    line = watcher.wait_for_event("container b/main exited", after=mark)
     assert "did: nothing (restartPolicy Never)" in line and "(exit 137)" in line
     time.sleep(2.5)  # past a resync
     assert container_pid(name, "b") == b and not running(b)
@@ -322,7 +334,7 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: running(container_pid(name, "e1")) and container_pid(name, "e1") != old, 10.0)
         # (exit status unknown: the server was started by the `up` before the watcher, not its child)
-        line = watcher.wait_for_line("saw: container e1/main exited", after=mark)
+        line = watcher.wait_for_event("container e1/main exited", after=mark)
         assert "container e2/main exited" in line and "did: restarted container e1/main" in line
         reply = subprocess.run(["ip", "netns", "exec", f"{name}-e2", "hostname"], capture_output=True, text=True)
         assert reply.returncode == 0
