@@ -11,8 +11,8 @@ is measured in this run, beside its baseline, and printed with the ratio:
 iptables mode
   full sync      baseline: what ``netlab up`` does for a new node, one
                  ``iptables-restore`` per table, the nodes one after the other;
-                 new: the same payloads, the nodes in parallel (up to the core
-                 count).
+                 new: the same payloads, the nodes in parallel (as netlab runs
+                 them: all at once, up to 8, see kernel/threads.py).
   one endpoint   baseline: the verified path (``iptables-save`` of each node,
                  then a restore of the chains that differ), nodes one after the
                  other; new: kube-proxy's partial sync (only the chains that
@@ -53,6 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from netlab.kernel import nft  # noqa: E402
 from netlab.kernel.netns import create_netns, make_tag, remove_netns  # noqa: E402
+from netlab.kernel.threads import transaction_workers  # noqa: E402
 from netlab.model.lab import resolve  # noqa: E402
 from netlab.model.topology import Topology  # noqa: E402
 from netlab.plan import nftables, services  # noqa: E402
@@ -228,13 +229,13 @@ def main() -> int:
     ap.add_argument("--endpoints", type=int, default=3)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--backend", choices=["nft", "legacy"], default=None, help="iptables: default the system's")
-    ap.add_argument("--workers", type=int, default=0, help="nodes at once (default: the core count)")
+    ap.add_argument("--workers", type=int, default=0, help="nodes at once (default: as netlab does, all of them up to 8)")
     ap.add_argument("--mode", choices=["iptables", "nftables", "both"], default="both")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("needs root (it builds scratch network namespaces)", file=sys.stderr)
         return 3
-    workers = args.workers or min(args.nodes, os.cpu_count() or 1)
+    workers = args.workers or transaction_workers(args.nodes)
     print(f"{os.cpu_count()} cores, nodes in parallel: {workers}")
     tag = uuid.uuid4().hex[:6]
     made: list[str] = []

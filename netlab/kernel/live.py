@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.readns import read_netns
-from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
+from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
 
@@ -407,9 +407,10 @@ def _table_tail(steps: list[_Step]) -> list[_Step]:
 
 
 def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
-    """Each namespace's rule tables in order, the namespaces side by side (up to the core count; an
-    iptables-restore process each, an nft transaction through libnftables or the nft program, see
-    kernel/nft.py): a node's thousands of rules do not wait for the other nodes'."""
+    """Each namespace's rule tables in order, the namespaces side by side (all at once, see
+    threads.transaction_workers; an iptables-restore process each, an nft transaction through
+    libnftables or the nft program, see kernel/nft.py): a node's thousands of rules do not wait for
+    the other nodes'."""
     def run(ns: str) -> tuple[list[Op], KernelError | None]:
         mine: list[Op] = []
         for step in tails[ns]:
@@ -424,7 +425,7 @@ def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
     if len(tails) <= 1:
         results = [run(ns) for ns in tails]
     else:
-        with ThreadPoolExecutor(max_workers=min(len(tails), os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=transaction_workers(len(tails))) as pool:
             results = list(pool.map(run, tails))
     failure = None
     for mine, error in results:

@@ -32,7 +32,6 @@ the two in one namespace: rules of the other backend are invisible to it.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -40,6 +39,7 @@ from typing import Iterable, Sequence
 from netlab.errors import ApplyFailed
 from netlab.kernel import iptables
 from netlab.kernel.iptables import tools  # noqa: F401 - part of this module's interface
+from netlab.kernel.threads import transaction_workers
 from netlab.plan.resources import NatRules
 from netlab.plan.iptables import BUILTIN_CHAINS, canonical_order, chain_of, render_payload, target_of
 
@@ -209,7 +209,7 @@ def apply_many(items: Sequence[tuple[NatRules, NatRules | None]], backend: str |
     """Apply several resources, one namespace per thread (iptables runs as its own process)."""
     if len(items) <= 1:
         return [apply_rules(r, p, backend, verify) for r, p in items]
-    workers = workers or min(len(items), max(2, os.cpu_count() or 2))
+    workers = workers or transaction_workers(len({r.netns for r, _ in items}))
     by_ns: dict[str, list[tuple[NatRules, NatRules | None]]] = {}
     for r, p in items:
         by_ns.setdefault(r.netns, []).append((r, p))
