@@ -14,6 +14,7 @@ its whole process group.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from netlab.errors import ApplyFailed
-from netlab.kernel.netns import open_fd, setns
+from netlab.kernel.netns import entered
 
 TIMEOUT = float(os.environ.get("NETLAB_CNI_TIMEOUT", "20"))
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -120,24 +121,19 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     full_env = {"PATH": PATH, **env, "CNI_COMMAND": command}
     call = Call(pod=pod, network=network, plugin=plugin, command=command, env=full_env, stdin=conf,
                 runs_in=node_netns or "(this namespace)")
-    # The plugin runs in the node's network namespace (the runtime's "host"), entered through the
-    # kernel door between fork and exec; CNI_NETNS names the pod's.
-    fd = None
+    # The plugin runs in the node's network namespace (the runtime's "host"): this thread enters it
+    # and starts the plugin, which is born there (by vfork: no function runs between fork and exec);
+    # CNI_NETNS names the pod's.
     t0 = time.monotonic()
     try:
-        fd = open_fd(node_netns) if node_netns is not None else None
-        proc = subprocess.Popen([plugin_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                env=full_env, start_new_session=True, close_fds=True,
-                                pass_fds=(fd,) if fd is not None else (),
-                                preexec_fn=(lambda: setns(fd)) if fd is not None else None)
+        with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
+            proc = subprocess.Popen([plugin_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=full_env, start_new_session=True, close_fds=True)
     except (OSError, subprocess.SubprocessError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         call.stderr, call.exit_code = f"cannot run {plugin_path}: {why}", 127
         log.record(call)
         raise PluginFailed(plugin_error(call)) from None
-    finally:
-        if fd is not None:
-            os.close(fd)
     try:
         out, err = proc.communicate(json.dumps(conf).encode(), timeout=timeout or TIMEOUT)
         call.exit_code = proc.returncode

@@ -436,10 +436,11 @@ def binary(name: str) -> str:
 
 def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, timeout: float = 30.0,
                  check: bool = True) -> subprocess.CompletedProcess:
-    """Run argv (absolute binary path, no shell) inside namespace ``name``."""
-    fd = os.open(netns_path(name), os.O_RDONLY)
-    try:
-        return subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=check,
-                              preexec_fn=lambda: setns(fd), pass_fds=(fd,))
-    finally:
-        os.close(fd)
+    """Run argv (absolute binary path, no shell) inside namespace ``name``.
+
+    This thread enters the namespace, starts the program (a child is born in its parent thread's
+    namespace) and comes back. With no function to run between fork and exec, Python starts the
+    child by vfork instead of copying this process's page tables: ~1.5 ms instead of ~10 ms for a
+    process holding 200 MB, as a 1,000-Service lab's does."""
+    with entered(name):
+        return subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=check)

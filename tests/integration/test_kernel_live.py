@@ -85,3 +85,21 @@ def test_delete_veths_takes_every_veth_and_its_peer_at_once(pair):
     k.delete_veths(a)
     assert [x["ifname"] for x in ip_json("link", netns=a)] == ["lo", "br0"]
     assert [x["ifname"] for x in ip_json("link", netns=b)] == ["lo"]
+
+
+def test_a_program_runs_in_the_namespace_and_the_thread_comes_back(pair):
+    """run_in_netns: the thread enters, the child is born there, the thread returns (also when the program
+    fails, or the namespace does not exist)."""
+    import os
+
+    _, (a, _b) = pair
+    home = os.readlink("/proc/thread-self/ns/net")
+    inside = f"net:[{os.stat(nsmod.netns_path(a)).st_ino}]"
+    assert inside != home
+    out = nsmod.run_in_netns(a, ["/usr/bin/readlink", "/proc/self/ns/net"]).stdout.decode().strip()
+    assert out == inside
+    with pytest.raises(subprocess.CalledProcessError):
+        nsmod.run_in_netns(a, ["/usr/bin/false"])
+    with pytest.raises(FileNotFoundError):
+        nsmod.run_in_netns(f"{a}-nosuch", ["/usr/bin/true"])
+    assert os.readlink("/proc/thread-self/ns/net") == home
