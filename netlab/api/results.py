@@ -431,6 +431,8 @@ class Inspection:
     conntrack: Mapping[str, Any] | None = None
     files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
     cni: Mapping[str, Any] | None = None  # a CNI pod's cached result (network.cni: reference or a conflist)
+    # sections asked for that the tools could not read (iptables, nftables), with why; they are empty
+    unreadable: Mapping[str, str] | None = None
 
 
 def _ip_of(addr: str | None) -> str | None:

@@ -319,16 +319,21 @@ def render_inspect(d: dict[str, Any]) -> str:
     if "sysctls" in d:
         section("sysctls", f"ip netns exec {ns} sysctl net.ipv4.ip_forward ...",
                 [f"{k} = {v}" for k, v in d["sysctls"].items() if v is not None])
+    unreadable = d.get("unreadable") or {}
     if "iptables" in d:
         ipt = []
         for table, lines in d["iptables"].items():
             ipt.append(f"*{table}")
             ipt += lines
+        if "iptables" in unreadable:
+            ipt = [f"(cannot read: {unreadable['iptables']})"]
         section("iptables (the lab's chains, [packets:bytes])", f"ip netns exec {ns} iptables-save -c", ipt)
     if "nftables" in d:
         keys = list(d["nftables"]) or [f"{family} {table}" for family, table in NFT_TABLES]
+        nft_lines = ([f"(cannot read: {unreadable['nftables']})"] if "nftables" in unreadable
+                     else nftables_lines(d["nftables"], ns))
         section("nftables (the lab's tables, as nft lists them)",
-                "; ".join(f"ip netns exec {ns} nft list table {key}" for key in keys), nftables_lines(d["nftables"], ns))
+                "; ".join(f"ip netns exec {ns} nft list table {key}" for key in keys), nft_lines)
     if "conntrack" in d:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
     if "cni" in d:

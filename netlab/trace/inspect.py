@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import subprocess
 from ipaddress import IPv4Interface
-from typing import Any, Collection
+from typing import Any, Callable, Collection
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import conntrack, iptables, netns as nsmod, nft
@@ -47,13 +47,26 @@ def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | N
     if sections is None:
         with nsmod.entered(netns):
             data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
+    unreadable: dict[str, str] = {}
     if "iptables" in want:
-        data["iptables"] = lab_iptables(netns)
+        data["iptables"] = _readable("iptables", lambda: lab_iptables(netns), unreadable)
     if "nftables" in want:
-        data["nftables"] = lab_nftables(netns)
+        data["nftables"] = _readable("nftables", lambda: lab_nftables(netns), unreadable)
+    if unreadable:
+        data["unreadable"] = unreadable
     if "conntrack" in want:
         data["conntrack"] = conntrack_view(netns, entries=sections is not None)
     return data
+
+
+def _readable(section: str, read: Callable[[], dict[str, Any]], unreadable: dict[str, str]) -> dict[str, Any]:
+    """A section the tools could not read is empty, and ``unreadable`` says why: inspect goes on with the
+    others, and the section does not pass for one that has nothing of the lab."""
+    try:
+        return read()
+    except (iptables.IptablesError, nft.NftError, EnvironmentNotReady, OSError) as exc:
+        unreadable[section] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {}
 
 
 def _links_and_tables(netns: str, lab: LabMap | None, want: set[str]) -> dict[str, Any]:
@@ -134,11 +147,9 @@ def summarise_conntrack(lines: list[str]) -> dict[str, Any]:
 
 
 def lab_iptables(netns: str) -> dict[str, list[str]]:
-    """``iptables-save -c``, only the lab's chains (KUBE-*, FLANNEL-*, NETLAB-*) and the jumps into them."""
-    try:
-        text = iptables.save(netns, counters=True)
-    except iptables.IptablesError:
-        return {}
+    """``iptables-save -c``, only the lab's chains (KUBE-*, FLANNEL-*, NETLAB-*) and the jumps into them;
+    IptablesError when it cannot be read."""
+    text = iptables.save(netns, counters=True)
     tables: dict[str, list[str]] = {}
     table = None
     for line in text.splitlines():
@@ -163,15 +174,12 @@ def lab_iptables(netns: str) -> dict[str, list[str]]:
 
 def lab_nftables(netns: str) -> dict[str, dict[str, Any]]:
     """The lab's nftables tables here (kube-proxy's ``ip kube-proxy``), keyed ``"ip kube-proxy"``; {} where
-    there is none (iptables mode, a pod) or nft cannot read it: the section says so, inspect goes on."""
+    there is none (iptables mode, a pod); NftError (or EnvironmentNotReady, OSError) when nft cannot read it."""
     tables: dict[str, dict[str, Any]] = {}
     for family, name in NFT_TABLES:
-        try:
-            data = nft.list_table(netns, family, name)
-            # The same door again for the text nft prints to a person, a moment later (a counter may have moved).
-            text = nft.list_table_text(netns, family, name) if data is not None else None
-        except (nft.NftError, EnvironmentNotReady, OSError):
-            continue
+        data = nft.list_table(netns, family, name)
+        # The same door again for the text nft prints to a person, a moment later (a counter may have moved).
+        text = nft.list_table_text(netns, family, name) if data is not None else None
         if data is not None:
             tables[f"{family} {name}"] = nft_table_view(family, name, data, text or "")
     return tables

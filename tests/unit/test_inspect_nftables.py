@@ -18,7 +18,7 @@ from netlab.api import jsonio
 from netlab.api import results as R
 from netlab.cli.trace import render_inspect
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import nft
+from netlab.kernel import iptables, nft
 from netlab.plan import nftables as plan_nft
 from netlab.trace import inspect as tinspect
 from netlab.trace.sections import NFT_TABLES, SECTIONS
@@ -123,13 +123,29 @@ def test_inspect_reads_kube_proxys_table_through_the_nft_door(door):
     assert asked[-1] == ("json", "x-a", "ip", "kube-proxy")  # no table: its text is not asked for
 
 
-@pytest.mark.parametrize("error", [nft.NftError("x-n1: nft -j list table ip kube-proxy failed: ..."),
+@pytest.mark.parametrize("error", [nft.NftError("x-n1: nft -j list table ip kube-proxy failed: no permission"),
                                    EnvironmentNotReady("nft is not installed"), OSError(24, "Too many open files")])
-def test_a_table_nft_cannot_read_leaves_the_section_empty_and_inspect_goes_on(monkeypatch, error):
+def test_a_table_nft_cannot_read_is_reported_and_inspect_goes_on(monkeypatch, error):
     def broken(netns, family, table):
         raise error
     monkeypatch.setattr(nft, "list_table", broken)
-    assert tinspect.lab_nftables("x-n1") == {}
+    data = tinspect.inspect("x-n1", None, ["nftables"])
+    assert data["nftables"] == {} and data["unreadable"] == {"nftables": str(error)}
+    lines = section_of(render_inspect(base(nftables={}, unreadable=data["unreadable"])), "nftables")
+    assert lines[1:] == [f"  (cannot read: {error})"]  # not the 'no table here' line of an iptables-mode node
+
+
+def test_iptables_that_cannot_be_read_is_reported_too(monkeypatch):
+    def broken(netns, counters=False):
+        raise iptables.IptablesError("x-n1: iptables-save failed: Permission denied")
+    monkeypatch.setattr(iptables, "save", broken)
+    data = tinspect.inspect("x-n1", None, ["iptables"])
+    assert data == {"netns": "x-n1", "what": "x-n1", "iptables": {},
+                    "unreadable": {"iptables": "x-n1: iptables-save failed: Permission denied"}}
+    lines = section_of(render_inspect(base(iptables={}, unreadable=data["unreadable"])), "iptables")
+    assert lines[1:] == ["  (cannot read: x-n1: iptables-save failed: Permission denied)"]
+    assert R.Inspection(lab="x", name="n1", netns="x-n1", what="node",
+                        unreadable=data["unreadable"]).unreadable == data["unreadable"]
 
 
 def base(**sections) -> dict:
