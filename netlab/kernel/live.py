@@ -70,8 +70,7 @@ class LiveKernel:
     def _links(self, netns: str) -> dict[str, int]:
         table = self._index.get(netns)
         if table is None:
-            msgs = self.conn(netns).dump(f"links in {netns}", rtnl.link_dump())
-            table = self._index[netns] = {m.name: m.index for m in map(rtnl_parse.parse_link, msgs)}
+            table = self._index[netns] = {m.name: m.index for m in rtnl_parse.dump_links(self.conn(netns), netns)}
         return table
 
     def index(self, netns: str, name: str) -> int:
@@ -270,7 +269,7 @@ class LiveKernel:
         (cheap), then ``ip link del group 1``. Their peers in other namespaces go with them."""
         c = self.conn(netns)
         try:
-            links = [rtnl_parse.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
+            links = rtnl_parse.dump_links(c, netns)
             veths = [link for link in links if link.kind == "veth"]
             if veths:
                 codes = c.batch([(f"group of {link.name} in {netns}", rtnl.link_set(link.index, group=DOOMED_GROUP))

@@ -342,7 +342,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
             write_sysctls_here([*sysctls, *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
             with netlink.Conn() as conn:
                 testhooks.add_fallback_links(conn)
-                links = [rtnl_parse.parse_link(m) for m in conn.dump(f"links in {name}", rtnl.link_dump())]
+                links = rtnl_parse.dump_links(conn, name)
                 lo = next(link.index for link in links if link.name == "lo")
                 conn.request(f"lo in {name}", rtnl.link_up(lo))
             _check(_libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None), "mount", path)

@@ -189,13 +189,14 @@ def chain_rules(data: dict | None) -> dict[str, list[tuple[str, int | None]]]:
     return out
 
 
+def sets_of(data: dict | None) -> list[dict]:
+    """The set and map objects of ``nft -j``'s answer, in the kernel's order."""
+    return [o.get("set") or o.get("map") for o in objects(data) if o.get("set") or o.get("map")]
+
+
 def set_elements(data: dict | None, name: str) -> list[str]:
     """The elements of a set or map, printed (a dynamic set's too: trace reads session affinity there)."""
-    for o in objects(data):
-        s = o.get("set") or o.get("map")
-        if s and s.get("name") == name:
-            return elements_of(s)
-    return []
+    return next((elements_of(s) for s in sets_of(data) if s.get("name") == name), [])
 
 
 def elements_of(s: dict) -> list[str]:

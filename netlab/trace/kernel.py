@@ -128,7 +128,7 @@ class LiveKernel:
 
     def _load_links(self, netns: str) -> None:
         c = self.conn(netns)
-        raw = [rtnl_parse.parse_link(m) for m in c.dump(f"links in {netns}", rtnl.link_dump())]
+        raw = rtnl_parse.dump_links(c, netns)
         names = {link.index: link.name for link in raw}
         addrs: dict[int, list[str]] = {}
         for a in map(rtnl_parse.parse_addr, c.dump(f"addresses in {netns}", rtnl.addr_dump())):
@@ -335,8 +335,7 @@ def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | Non
 
 def nft_table_of(data: dict, before: NftTable | None = None) -> NftTable:
     rules = {chain: tuple(text for text, _ in items) for chain, items in nftlisting.chain_rules(data).items()}
-    sets = [o.get("set") or o.get("map") for o in nftlisting.objects(data) if "set" in o or "map" in o]
-    elements = {s["name"]: tuple(nftlisting.elements_of(s)) for s in sets if s and s.get("name")}  # one pass
+    elements = {s["name"]: tuple(nftlisting.elements_of(s)) for s in nftlisting.sets_of(data) if s.get("name")}
     return NftTable(frozenset(nftlisting.listing(data)), rules, elements,
                     before.elements if before is not None else None)
 
