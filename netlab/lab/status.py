@@ -1,4 +1,4 @@
-"""Status: the live kernel compared with the saved plan of a running lab, and each feature's drift.
+"""Status: the live kernel compared with the plan of a running lab (built again from its saved topology), and each feature's drift.
 
 Every namespace is read once (its tag, then one snapshot: a dump per object
 kind), by the kernel's batch calls, which read several namespaces side by

@@ -194,7 +194,6 @@ class _Up:
             state.netns.pop(name, None)
             kernel_links(state).pop(name, None)
 
-        state.plan = [r.to_json() for r in self.plan.resources]
         state.phase = "up"
         state.save()
         for feature in self.features:

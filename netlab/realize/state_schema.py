@@ -80,7 +80,8 @@ class Strict(BaseModel):
 
 
 class PlanEntry(BaseModel):
-    """One plan resource as saved (Resource.to_json): its kind and namespace are what ``down`` reads."""
+    """One plan resource (Resource.to_json) as older netlab versions saved them: still checked (a state of
+    such a version is loaded), never used; new states save an empty list."""
 
     model_config = ConfigDict(extra="allow", strict=True)
     kind: Literal["netns", "sysctl", "loopback", "bridge", "veth", "veth-peer", "vxlan", "address", "route", "rule",

@@ -38,8 +38,7 @@ def sample() -> state.LabState:
     plan = build_plan(lab)
     pod = lab.pods[0]
     st = state.LabState(lab=LAB, topology=lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True),
-                        netns={n: "created" for n in plan.netns}, plan=[r.to_json() for r in plan.resources],
-                        phase="up", source="/home/me/demo.yaml")
+                        netns={n: "created" for n in plan.netns}, phase="up", source="/home/me/demo.yaml")
     st.extra["services"] = {"version": 1, "resolv": {pod.netns: f"{ETC_NETNS}/{pod.netns}/resolv.conf"},
                             "dirs": [ETC_NETNS, f"{ETC_NETNS}/{pod.netns}"],
                             "udp": [["10.96.0.10", 53, None, "10.244.0.5", 53]],
@@ -62,9 +61,26 @@ def test_a_saved_state_loads_back(root):
     st.save()
     back = state.load_state(LAB)
     assert back is not None
-    assert (back.run_id, back.netns, back.plan, back.extra, back.source) == \
-        (st.run_id, st.netns, st.plan, st.extra, st.source)
+    assert (back.run_id, back.netns, back.extra, back.source) == (st.run_id, st.netns, st.extra, st.source)
     assert back.resolved().name == LAB
+    assert json.loads((root / LAB / "state.json").read_text())["plan"] == []  # built again from the topology
+
+
+def older(root) -> dict:
+    """The saved state as an older netlab wrote it: with every plan resource under "plan"."""
+    data = json.loads((root / LAB / "state.json").read_text())
+    data["plan"] = [r.to_json() for r in build_plan(resolve(load_topology(None))).resources]
+    return data
+
+
+def test_a_state_of_an_older_netlab_with_its_plan_loads(root):
+    st = sample()
+    st.save()
+    (root / LAB / "state.json").write_text(json.dumps(older(root)))
+    back = state.load_state(LAB)
+    assert back is not None and (back.run_id, back.netns, back.extra) == (st.run_id, st.netns, st.extra)
+    back.save()  # the next save drops the plan
+    assert json.loads((root / LAB / "state.json").read_text())["plan"] == []
 
 
 def edit(data: dict, keys: tuple, value) -> dict:
@@ -147,7 +163,7 @@ def test_an_edited_state_is_refused_in_one_line(root, kind):
     path, value = EDITS[kind]
     st = sample()
     st.save()
-    data = edit(json.loads((root / LAB / "state.json").read_text()), path, value)
+    data = edit(older(root), path, value)
     text = check_refused(root, json.dumps(data).encode())
     assert "/etc/shadow" not in text or "resolv" in text
 
@@ -163,7 +179,7 @@ def test_a_refusal_says_what_is_wrong_in_json_words(root):
     assert "(the file: Input should be an object)" in check_refused(root, b"[]")
     assert "(the file: Invalid JSON: expected value at line 1 column 1)" in check_refused(root, b"\x00")
     sample().save()
-    good = json.loads((root / LAB / "state.json").read_text())
+    good = older(root)
     for path, value, said in [(("plan",), {}, "plan: Input should be a valid array"),
                               (("plan", 0), [], "plan.0: Input should be an object"),
                               (C + ("args",), [{"IP": "x"}], "args.0: Input should be a valid array"),
@@ -196,8 +212,7 @@ def test_the_parsed_state_and_its_json_text_are_refused_alike(root, kind):
     from netlab.realize.state_schema import StateFile
 
     sample().save()
-    raw = RAW[kind] if kind in RAW else json.dumps(edit(json.loads((root / LAB / "state.json").read_text()),
-                                                        *EDITS[kind])).encode()
+    raw = RAW[kind] if kind in RAW else json.dumps(edit(older(root), *EDITS[kind])).encode()
     outcomes = []
     for validate in (lambda: StateFile.model_validate(from_json(raw)), lambda: StateFile.model_validate_json(raw)):
         try:
