@@ -120,6 +120,9 @@ class KernelError(Exception):
         super().__init__(message)
         self.op, self.code, self.applied = op, code, list(applied)
 
+    def __reduce__(self):  # whole through pickle: a forked reader (kernel/readns.py) sends it back
+        return (type(self), (self.op, self.code, str(self), self.applied))
+
 
 @dataclass
 class Snapshot:

@@ -79,6 +79,11 @@ class Child:
         value.add_note(f"in {self.what} (pid {self.pid}):\n{text}")
         raise value
 
+    def stop(self) -> None:
+        """Its result is not wanted: kill the child, reap it, close the pipe."""
+        self._end()
+        os.close(self.fd)
+
     def _end(self) -> None:
         """Kill the child and reap it."""
         try:

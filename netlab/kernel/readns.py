@@ -7,16 +7,56 @@ yet, and nf_tables), read its legacy iptables tables and the sysctls that are
 files (those of ``all`` and ``default``; an interface's come with its link).
 Then one dump per object kind, the bridge ports' and the FDB only where a
 bridge port or a VXLAN device makes them matter.
+
+Most of a read is Python decoding the dumps, under the GIL: a second thread
+only takes turns with the first (500 pods on 2 cores: ~0.5 s in one thread,
+~0.7 s in two). Many namespaces are read in shares instead (:func:`shares`,
+:func:`in_children`): the first here, each other one in a forked child on
+another core, which sends its snapshots back pickled (500 pods: 0.39 ->
+0.24 s, 0.43 MB through the pipe).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import errno
+import os
+from typing import Callable, Sequence
 
 from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse
-from netlab.kernel.base import Snapshot
+from netlab.kernel.base import KernelError, Snapshot
+from netlab.kernel.child import ChildError, start_child
 
 LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
+MIN_SHARE = 64  # namespaces a reader gets at least: fewer are read faster than a child forks
+MAX_SHARES = 4
+SHARE_DEADLINE = 120.0  # seconds a child may take for its share (~0.25 s for 250 namespaces)
+
+
+def shares(names: list[str]) -> list[list[str]]:
+    """The namespaces dealt out to readers, one per core (up to MAX_SHARES), each at least MIN_SHARE;
+    dealt in turn, so the nodes (listed first, and the biggest) are spread over them."""
+    n = max(1, min(os.cpu_count() or 1, MAX_SHARES, len(names) // MIN_SHARE))
+    return [names[i::n] for i in range(n)]
+
+
+def in_children(parts: list[list[str]], here: Callable[[list[str]], dict[str, Snapshot]],
+                there: Callable[[list[str]], dict[str, Snapshot]]) -> dict[str, Snapshot]:
+    """``here(part)`` of the first part in this process and, side by side, ``there(part)`` of each other
+    part in a forked child (it leaves nothing behind here). The first failure is raised (a child's
+    KernelError as itself) once every child is reaped."""
+    waiting = [start_child(there, (part,), what=f"the reader of {len(part)} namespaces") for part in parts[1:]]
+    try:
+        out = here(parts[0]) if parts else {}
+        while waiting:
+            child = waiting.pop(0)
+            try:
+                out.update(child.result(SHARE_DEADLINE))
+            except ChildError as exc:
+                raise KernelError(None, errno.EIO, f"reading namespaces: {exc}") from None
+        return out
+    finally:
+        for child in waiting:
+            child.stop()
 
 
 def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,

@@ -103,3 +103,28 @@ def test_a_program_runs_in_the_namespace_and_the_thread_comes_back(pair):
     with pytest.raises(FileNotFoundError):
         nsmod.run_in_netns(f"{a}-nosuch", ["/usr/bin/true"])
     assert os.readlink("/proc/thread-self/ns/net") == home
+
+
+def test_namespaces_read_in_shares_by_forked_children_equal_one_read_here(pair, monkeypatch):
+    """snapshot_many: with the shares made small, the second namespace is read by a forked child; its
+    snapshot (links, addresses, routes, neighbours, sysctls, iptables tables) equals the one read here."""
+    from netlab.kernel import readns
+
+    k, (a, b) = pair
+    k.apply([Op("add", Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
+                            peer_mac="02:00:00:00:00:0b")),
+             Op("add", Address(netns=b, dev="eth0", address=IPv4Interface("10.9.0.2/24")))], order=[a, b])
+    asks = {a: (["net.ipv4.ip_forward"], True), b: (["net.ipv4.conf.eth0.rp_filter"], True)}
+    here = LiveKernel().snapshot_many(asks)
+    monkeypatch.setattr(readns, "MIN_SHARE", 1)
+    monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
+    assert readns.shares(list(asks)) == [[a], [b]]
+    split = LiveKernel()
+    shared = split.snapshot_many(asks)
+    assert list(shared) == [a, b]
+    for ns in (a, b):
+        for field in ("links", "addrs", "routes", "neighs", "sysctls", "tables", "nft_tables", "rules"):
+            assert getattr(shared[ns], field) == getattr(here[ns], field), (ns, field)
+    assert "10.9.0.2" in repr(shared[b].addrs) and shared[b].links["eth0"].kind == "veth"  # not two empty reads
+    assert split.index(b, "eth0") == here[b].links["eth0"].index  # known here, though a child read it
+    split.close()
