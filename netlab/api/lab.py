@@ -284,7 +284,9 @@ class Lab:
         by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
         kube-proxy's table (:class:`~netlab.api.results.NftTableInfo`) on a node in
         nftables mode, and is empty elsewhere. ``files`` are a node's Flannel
-        files, kept in the lab's state directory.
+        files, kept in the lab's state directory. A section the tools could
+        not read (iptables-save or nft failing) is empty, and ``unreadable``
+        maps it to why.
         """
         from netlab.trace.inspect import inspect
         from netlab.trace.targets import lab_map
