@@ -10,6 +10,12 @@ the namespace any more, and the kernel frees it with everything in it. The
 host's own namespace is only read (``/proc/sys``, the state directory's
 metadata).
 
+Links, nf_tables and conntrack are asked through netlab's own netlink codec
+(kernel/netlink.py, rtnl.py, nfnl.py), as ``up`` will ask; qdiscs through
+pyroute2's tc encoder, as kernel/tc.py sets them, and only when qdiscs are
+wanted (an impairment, or the doctor's full report): loading pyroute2 took
+~0.1 s of every ``up``'s preflight.
+
 Modules: asking for a link kind, qdisc or netfilter subsystem the kernel does
 not have makes it run modprobe (``request_module``). Probing loads nothing:
 loading sit or gre puts tunnel devices into every new namespace, loading
@@ -31,16 +37,18 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
+from netlab.kernel import netlink, nfnl, rtnl, rtnl_parse
+
 CLONE_NEWNET = 0x40000000
 PROBE_TIMEOUT = 10.0  # seconds for the whole probe; a netlink answer takes microseconds
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
-# Link kinds netlab creates, with the attributes a minimal one needs.
-LINK_KINDS: dict[str, dict] = {
-    "veth": {"peer": "probe-peer"},
-    "bridge": {},
-    "vxlan": {"vxlan_id": 1, "vxlan_port": 4789},
+# Link kinds netlab creates, each made as a minimal one (kernel/rtnl.py, the project's codec).
+LINK_KINDS: dict[str, Callable[[], bytes]] = {
+    "veth": lambda: rtnl.veth_add(0, "probe-veth", None, None, None, 0, "probe-peer", None, None, up=False),
+    "bridge": lambda: rtnl.bridge_add(0, "probe-bridge", None, None, up=False),
+    "vxlan": lambda: rtnl.vxlan_add(0, "probe-vxlan", None, None, 1, None, 4789, None, up=False),
 }
 # tc qdiscs link impairments will use (rate: tbf/htb; delay, loss: netem), with minimal options.
 QDISCS: dict[str, dict] = {
@@ -203,7 +211,9 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
     def body() -> None:
         probe.scratch_netns = os.readlink("/proc/thread-self/ns/net")
         probe.features["netns"] = Feature("netns", True, "a new network namespace was created")
-        _probe_links_and_qdiscs(probe, [f for f in wanted if f not in skipped])
+        _probe_links(probe, [f for f in wanted if f not in skipped])
+        if any(f in QDISCS and f not in skipped for f in wanted):
+            _probe_qdiscs(probe, [f for f in wanted if f not in skipped])
         for name in NETFILTER:
             if name in wanted and name not in skipped:
                 probe.features[name] = _probe_netfilter(name)
@@ -225,24 +235,31 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
     return probe
 
 
-def _probe_links_and_qdiscs(probe: KernelProbe, names: list[str]) -> None:
+def _probe_links(probe: KernelProbe, names: list[str]) -> None:
+    """The links the namespace was born with, and one link of each wanted kind, through netlab's codec."""
+    with netlink.Conn() as conn:
+        probe.fresh_links = tuple(sorted(link.name for link in rtnl_parse.dump_links(conn, "a throwaway namespace")
+                                         if link.name != "lo"))
+        for kind, request in LINK_KINDS.items():
+            if kind not in names:
+                continue
+            try:
+                conn.request(f"a {kind} in a throwaway namespace", request())
+                probe.features[kind] = Feature(kind, True, "created one in a throwaway namespace")
+            except netlink.NetlinkError as exc:
+                what = "not in this kernel" if exc.errno == errno.EOPNOTSUPP else "creating one failed"
+                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.errno)})")
+
+
+def _probe_qdiscs(probe: KernelProbe, names: list[str]) -> None:
+    """Each wanted qdisc as lo's root, through pyroute2's tc encoder as kernel/tc.py sets them (loaded only
+    when a lab shapes traffic, or for the doctor's full report)."""
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
     from netlab.kernel.netns import netlink_socket
 
     with IPRoute(use_socket=netlink_socket()) as ipr:
-        probe.fresh_links = tuple(sorted(link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
-                                         if link.get_attr("IFLA_IFNAME") != "lo"))
-        for kind, options in LINK_KINDS.items():
-            if kind not in names:
-                continue
-            try:
-                ipr.link("add", ifname=f"probe-{kind}", kind=kind, **options)
-                probe.features[kind] = Feature(kind, True, "created one in a throwaway namespace")
-            except NetlinkError as exc:
-                what = "not in this kernel" if exc.code == errno.EOPNOTSUPP else "creating one failed"
-                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.code)})")
         lo = ipr.link_lookup(ifname="lo")[0]
         for kind, options in QDISCS.items():
             if kind not in names:
@@ -257,29 +274,16 @@ def _probe_links_and_qdiscs(probe: KernelProbe, names: list[str]) -> None:
 
 
 def _probe_netfilter(name: str) -> Feature:
-    """Ask nf_tables for its tables, or conntrack for its counters, over NETLINK_NETFILTER."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
+    """Ask nf_tables for its tables, or conntrack for its entries, over NETLINK_NETFILTER (netlab's codec)."""
     try:
-        if name == "nf_tables":
-            from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETTABLE, NFTSocket, nfgen_msg
-
-            sock = NFTSocket(nfgen_family=0)
-            try:
-                sock.request_get(nfgen_msg(), NFT_MSG_GETTABLE)
-            finally:
-                sock.close()
-            return Feature(name, True, "nf_tables answered a table dump in a throwaway namespace")
-        from pyroute2.netlink.nfnetlink.nfctsocket import NFCTSocket
-
-        sock = NFCTSocket()
-        try:
-            sock.stat()
-        finally:
-            sock.close()
-        return Feature(name, True, "conntrack answered over ctnetlink in a throwaway namespace")
-    except NetlinkError as exc:
-        return Feature(name, False, f"the kernel refused the netlink request ({_errno_text(exc.code)})")
+        with netlink.Conn(netlink.NETLINK_NETFILTER) as conn:
+            if name == "nf_tables":
+                conn.dump("nf_tables in a throwaway namespace", nfnl.table_dump())
+                return Feature(name, True, "nf_tables answered a table dump in a throwaway namespace")
+            conn.dump("conntrack in a throwaway namespace", nfnl.ct_dump())
+            return Feature(name, True, "conntrack answered a table dump over ctnetlink in a throwaway namespace")
+    except netlink.NetlinkError as exc:
+        return Feature(name, False, f"the kernel refused the netlink request ({_errno_text(exc.errno)})")
     except OSError as exc:
         return Feature(name, False, f"no netfilter netlink socket ({_errno_text(exc.errno or 0)})")
 

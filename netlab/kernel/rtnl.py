@@ -158,11 +158,16 @@ def veth_add(index: int, name: str, address: str | None, mtu: int | None, master
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
 
 
-def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: int, local: str, port: int,
-              link: int, learning: bool = False, up: bool = True, txqlen: int | None = None) -> bytes:
-    """``ip link add flannel.1 type vxlan id VNI local IP dev eth0 dstport PORT nolearning``."""
+def vxlan_add(index: int, name: str, address: str | None, mtu: int | None, vni: int, local: str | None, port: int,
+              link: int | None, learning: bool = False, up: bool = True, txqlen: int | None = None) -> bytes:
+    """``ip link add flannel.1 type vxlan id VNI local IP dev eth0 dstport PORT nolearning`` (no local and no
+    dev: the doctor's throwaway one)."""
     body = _ifinfo(index, up) + _link_common(name, address, mtu, txqlen, None, None)
-    data = u32(IFLA_VXLAN_ID, vni) + u32(IFLA_VXLAN_LINK, link) + ipv4(IFLA_VXLAN_LOCAL, local)
+    data = u32(IFLA_VXLAN_ID, vni)
+    if link is not None:
+        data += u32(IFLA_VXLAN_LINK, link)
+    if local is not None:
+        data += ipv4(IFLA_VXLAN_LOCAL, local)
     data += u8(IFLA_VXLAN_LEARNING, int(learning)) + be16(IFLA_VXLAN_PORT, port)
     body += nested(IFLA_LINKINFO, string(IFLA_INFO_KIND, "vxlan"), nested(IFLA_INFO_DATA, data))
     return message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, body)
