@@ -97,6 +97,8 @@ class _Err(Exception):
 class FakeKernel:
     """The Kernel protocol over in-memory namespaces."""
 
+    create_workers = 1  # one at a time, so that tests see one order (a test may set 2)
+
     def __init__(self, fallback_links: Sequence[str] = ()):
         self.ns: dict[str, FNetns] = {}
         self.placeholders: set[str] = set()

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readns, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.readns import read_netns
-from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side, transaction_workers
+from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
 
@@ -50,7 +50,9 @@ class _Step:
 
 
 class LiveKernel:
-    """Real system calls. Not thread-safe: one per thread."""
+    """Real system calls. Not thread-safe: one per thread, except create_netns (``create_workers``)."""
+
+    create_workers = CREATE_WORKERS
 
     def __init__(self, timeout: float = netlink.DEFAULT_TIMEOUT):
         self.timeout = timeout

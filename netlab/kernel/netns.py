@@ -32,6 +32,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
@@ -69,13 +70,20 @@ def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
 
 
 def ensure_netns_dir() -> None:
-    """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate."""
-    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
-    if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
-        return
-    # Not a mount point yet: bind it onto itself, then make it shared.
-    _check(_libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None), "mount", NETNS_DIR)
-    _check(_libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None), "mount", NETNS_DIR)
+    """Make /run/netns a shared mount point, as iproute2 does, so mounts propagate. One thread at a time:
+    two threads that both found no mount point would stack two bind mounts (namespaces are made side by
+    side, kernel/threads.CREATE_WORKERS)."""
+    with _netns_dir_lock:
+        os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+        if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) == 0:
+            return
+        # Not a mount point yet: bind it onto itself, then make it shared.
+        _check(_libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None), "mount",
+               NETNS_DIR)
+        _check(_libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None), "mount", NETNS_DIR)
+
+
+_netns_dir_lock = threading.Lock()
 
 
 def is_netns_mount(name: str) -> bool:

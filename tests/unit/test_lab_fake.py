@@ -201,6 +201,31 @@ def test_a_failed_up_of_a_fresh_lab_leaves_nothing(lab):
         raise AssertionError("up never succeeded")
 
 
+def test_namespaces_made_by_two_threads_fail_and_roll_back_as_one_by_one(lab):
+    """The live kernel makes namespaces on two threads (create_workers): a fault at any step of them leaves
+    nothing, the journal counts each step once, and a run without a fault reports them in plan order."""
+    one = FakeKernel()
+    result = up(lab, one)
+    made = sorted(one.ns)
+    teardown.down(lab.name, one)
+    for at in range(1, len(result.created_netns) + 2):
+        k = FakeKernel()
+        k.create_workers = 2
+        try:
+            up(lab, k, fault_at=at)
+        except ApplyFailed as exc:
+            assert f"injected fault at operation {at} (" in str(exc)
+            assert k.ns == {} and state_mod.load_state(lab.name) is None, f"fault at {at}"
+            continue
+        raise AssertionError(f"a fault at step {at} of {len(result.created_netns)} namespaces did not stop up")
+    k = FakeKernel()
+    k.create_workers = 2
+    both = up(lab, k)
+    assert both.created_netns == result.created_netns == build_plan(lab).netns
+    assert both.operations == result.operations
+    assert sorted(k.ns) == made
+
+
 def test_down_deletes_only_tagged_namespaces_listed_by_the_state(lab):
     k = FakeKernel()
     up(lab, k)

@@ -28,3 +28,53 @@ def test_side_by_side_keeps_the_items_order_and_raises_the_first_error():
 
     with pytest.raises(ValueError):
         threads.side_by_side(fail, [1, 2, 3], 2)
+
+
+def test_after_a_failure_the_other_threads_stop_at_their_next_item():
+    import time
+
+    done = []
+
+    def fn(x: int) -> int:
+        if x == 0:
+            raise ValueError("first")
+        time.sleep(0.01)
+        done.append(x)
+        return x
+
+    with pytest.raises(ValueError, match="first"):
+        threads.side_by_side(fn, list(range(20)), 2, stop_on_error=True)
+    assert len(done) <= 1  # the other thread had at most one item under way
+    done.clear()
+    with pytest.raises(ValueError, match="first"):
+        threads.side_by_side(fn, list(range(20)), 2)  # without: the others finish their share
+    assert sorted(done) == list(range(1, 20, 2))
+
+
+def test_an_exception_in_the_callers_wait_still_waits_for_the_threads(monkeypatch):
+    """A signal's exception (Ctrl-C) raised while the caller joins: the threads are stopped and waited for,
+    so none runs on behind a rollback; then the exception is raised."""
+    import time
+
+    running = []
+
+    def fn(x: int) -> int:  # the caller's share (even items) is quick, the other thread's is not
+        running.append(x)
+        time.sleep(0.05 if x % 2 else 0)
+        running.remove(x)
+        return x
+
+    real_join = threads.threading.Thread.join
+    calls = []
+
+    def join(self, timeout=None):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # as a signal handler would, in the caller's thread
+        return real_join(self, timeout)
+
+    monkeypatch.setattr(threads.threading.Thread, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        threads.side_by_side(fn, list(range(10)), 2)
+    assert running == []  # nothing still under way when side_by_side gave up
+    assert len(calls) >= 2  # it went on waiting after the exception
