@@ -150,7 +150,15 @@ class _Up:
         def make(name: str) -> None:
             with lock:
                 self.journal.step(f"create namespace {name}")
-            extra = self.kernel.create_netns(name, tag, sysctls.get(name, ()))
+            try:
+                extra = self.kernel.create_netns(name, tag, sysctls.get(name, ()))
+            except BaseException:
+                # Made, then interrupted before it returned (a signal's exception lands in the main
+                # thread wherever it is): its tag proves it is this run's, so the rollback takes it too.
+                if self.kernel.netns_mounted(name) and self.kernel.read_tag(name) == tag:
+                    with lock:
+                        self.created.append(name)
+                raise
             with lock:
                 self.created.append(name)
                 if extra:

@@ -226,6 +226,27 @@ def test_namespaces_made_by_two_threads_fail_and_roll_back_as_one_by_one(lab):
     assert sorted(k.ns) == made
 
 
+def test_a_namespace_made_then_interrupted_before_create_returned_is_rolled_back(lab, tmp_path):
+    """A signal's exception can land in the main thread after the namespace was mounted and before
+    create_netns returned: a running lab that grows must not keep that namespace after the rollback."""
+    k = FakeKernel()
+    up(lab, k)
+    before = sorted(k.ns)
+    path = tmp_path / "t.yaml"
+    path.write_text(TOPO + "  - {name: c, node: n1, ip: 10.244.0.3}\n")
+    bigger = resolve(load_topology(str(path)))
+    real = k.create_netns
+
+    def create_then_interrupted(name, tag, sysctls):
+        real(name, tag, sysctls)
+        raise KeyboardInterrupt  # as the SIGINT handler would raise it, a moment too late
+
+    k.create_netns = create_then_interrupted
+    with pytest.raises(KeyboardInterrupt):
+        up(bigger, k)
+    assert sorted(k.ns) == before  # fk-c went with the rollback
+
+
 def test_down_deletes_only_tagged_namespaces_listed_by_the_state(lab):
     k = FakeKernel()
     up(lab, k)
