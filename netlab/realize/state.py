@@ -96,8 +96,7 @@ class LabState:
             return attached_lab(resolve(self.model()), self)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise StateCorrupt(self.lab, os.path.join(state_dir.STATE_ROOT, self.lab, "state.json"),
-                               f"topology: {why[:160]}") from None
+            raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None
 
 
 class StateCorrupt(EnvironmentNotReady):
@@ -112,7 +111,7 @@ class StateCorrupt(EnvironmentNotReady):
 
 def state_file(lab: str, create: bool = False) -> str:
     """The path of a lab's state file (``create``: make its directory when it is missing)."""
-    return os.path.join(lab_dir(lab, create=create), "state.json")
+    return os.path.join(lab_dir(lab, create=create), state_dir.STATE_FILE)
 
 
 def load_state(lab: str) -> LabState | None:

@@ -23,6 +23,7 @@ import time
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
 
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
+STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 
 
 def _check_dir(path: str) -> None:
@@ -203,7 +204,7 @@ def known_labs() -> list[str]:
     from netlab.model.topology import lab_name_problem
 
     return sorted(name for name in os.listdir(STATE_ROOT)
-                  if lab_name_problem(name) is None and os.path.isfile(os.path.join(STATE_ROOT, name, "state.json")))
+                  if lab_name_problem(name) is None and os.path.isfile(os.path.join(STATE_ROOT, name, STATE_FILE)))
 
 
 class LabLock:
