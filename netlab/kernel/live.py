@@ -154,7 +154,7 @@ class LiveKernel:
         got = readns.in_children(parts, here, there)
         for part in parts[1:]:  # read by a child: only the links' indexes are known here (no socket)
             for ns in part:
-                self._index[ns] = {link.name: link.index for link in got[ns].links.values()}
+                self._remember_links(got[ns])
         return {ns: got[ns] for ns in asks}
 
     def _snapshot_each(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
@@ -165,11 +165,15 @@ class LiveKernel:
     def _keep(self, snap: Snapshot, conn: netlink.Conn, legacy: list[str], tables: bool) -> Snapshot:
         """Cache what a read learnt (the namespace's socket, its links' indexes), add its iptables tables."""
         self._conns[snap.netns] = conn
-        self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
+        self._remember_links(snap)
         if tables:
             snap.tables = self._read_tables(snap.netns, legacy, snap.nft_tables)
             snap.nft = self._read_nft(snap.netns, snap.nft_tables)
         return snap
+
+    def _remember_links(self, snap: Snapshot) -> None:
+        """The namespace's link indexes, as the snapshot found them (requests name links by index)."""
+        self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
 
     def read_tags(self, names: Sequence[str]) -> dict[str, str | None]:
         """``read_tag`` of each namespace, by a few threads side by side."""
