@@ -209,10 +209,10 @@ def apply_many(items: Sequence[tuple[NatRules, NatRules | None]], backend: str |
     """Apply several resources, one namespace per thread (iptables runs as its own process)."""
     if len(items) <= 1:
         return [apply_rules(r, p, backend, verify) for r, p in items]
-    workers = workers or transaction_workers(len({r.netns for r, _ in items}))
     by_ns: dict[str, list[tuple[NatRules, NatRules | None]]] = {}
     for r, p in items:
         by_ns.setdefault(r.netns, []).append((r, p))
+    workers = workers or transaction_workers(len(by_ns))
 
     def run(group: list[tuple[NatRules, NatRules | None]]) -> list[Change]:
         return [apply_rules(r, p, backend, verify) for r, p in group]
