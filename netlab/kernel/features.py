@@ -211,11 +211,12 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
     def body() -> None:
         probe.scratch_netns = os.readlink("/proc/thread-self/ns/net")
         probe.features["netns"] = Feature("netns", True, "a new network namespace was created")
-        _probe_links(probe, [f for f in wanted if f not in skipped])
-        if any(f in QDISCS and f not in skipped for f in wanted):
-            _probe_qdiscs(probe, [f for f in wanted if f not in skipped])
+        tried = [f for f in wanted if f not in skipped]
+        _probe_links(probe, tried)
+        if any(f in QDISCS for f in tried):
+            _probe_qdiscs(probe, tried)
         for name in NETFILTER:
-            if name in wanted and name not in skipped:
+            if name in tried:
                 probe.features[name] = _probe_netfilter(name)
         for name, argv in (commands or {}).items():
             try:
