@@ -178,10 +178,11 @@ def lab_nftables(netns: str) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
     for family, name in NFT_TABLES:
         data = nft.list_table(netns, family, name)
+        if data is None:
+            continue
         # The same door again for the text nft prints to a person, a moment later (a counter may have moved).
-        text = nft.list_table_text(netns, family, name) if data is not None else None
-        if data is not None:
-            tables[f"{family} {name}"] = nft_table_view(family, name, data, text or "")
+        text = nft.list_table_text(netns, family, name)
+        tables[f"{family} {name}"] = nft_table_view(family, name, data, text or "")
     return tables
 
 
