@@ -167,7 +167,7 @@ class _Up:
                     self.progress("namespaces", len(self.created) - 1, len(names))
 
         try:
-            side_by_side(make, names, max(1, getattr(self.kernel, "create_workers", 1)), stop_on_error=True)
+            side_by_side(make, names, self.kernel.create_workers, stop_on_error=True)
         finally:
             self.created.sort(key=lambda name: order.get(name, -1))
 
