@@ -19,8 +19,8 @@ import os
 import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError,
-                      model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictInt,
+                      StrictStr, Tag, ValidationError, model_validator)
 from pydantic import Strict as StrictMode
 from pydantic_core import from_json
 
@@ -58,6 +58,15 @@ def _chain(value: str) -> str:
     return check_chain(value)
 
 
+def _integer(value: Any) -> Any:
+    # JSON's true and 1.0 are equal to 1 in Python, so a Literal[1] takes them: a version is an integer.
+    if type(value) is not int:
+        raise ValueError("should be an integer")
+    return value
+
+
+Version1 = Annotated[Literal[1], BeforeValidator(_integer)]
+Version2 = Annotated[Literal[2], BeforeValidator(_integer)]
 NetnsName = Annotated[StrictStr, AfterValidator(_netns)]
 Label = Annotated[StrictStr, AfterValidator(_label)]
 Path = Annotated[StrictStr, Field(max_length=PATH_MAX)]
@@ -96,7 +105,7 @@ class ServicesRecord(Strict):
     """netlab.services.lifecycle (version 2): the pods' resolv.conf files and /etc/netns directories it
     made, by namespace name (paths are derived from the names), UDP endpoints, chains."""
 
-    version: Literal[2]
+    version: Version2
     resolv: dict[NetnsName, Made]
     dirs: dict[NetnsName, Made]
     etc_netns: Made | None = None
@@ -108,7 +117,7 @@ class ServicesRecord(Strict):
 class ServicesRecordV1(Strict):
     """Version 1 recorded paths; they must be the paths the namespace names give (converted on load)."""
 
-    version: Literal[1]
+    version: Version1
     resolv: dict[NetnsName, Path]
     dirs: list[Path]
     udp: list[UdpEndpoint]
@@ -145,7 +154,7 @@ class PodRecord(Strict):
 class WorkloadRecord(Strict):
     """netlab.workload.lifecycle: each pod's UTS namespace and containers (pid, start time, argv)."""
 
-    version: Literal[1]
+    version: Version1
     pods: dict[Label, PodRecord]
 
 
@@ -188,9 +197,16 @@ class CniRecord(Strict):
     pods: dict[Label, CniPodRecord]
 
 
-# The record's own "version" picks its schema, so an error names the field of that version's record
-# (extra.services.1.resolv...), not the other version's "version" field.
-Services = Annotated[ServicesRecord | ServicesRecordV1, Field(discriminator="version")]
+def _services_version(record: Any) -> str | None:
+    version = record.get("version") if isinstance(record, dict) else getattr(record, "version", None)
+    return str(version) if type(version) is int else None
+
+
+# The record's own "version" (an integer, not true) picks its schema, so an error names the field of that
+# version's record (extra.services.1.resolv...), not the other version's "version" field.
+Services = Annotated[Annotated[ServicesRecord, Tag("2")] | Annotated[ServicesRecordV1, Tag("1")],
+                     Discriminator(_services_version, custom_error_type="services_version",
+                                   custom_error_message="its version should be the integer 1 or 2")]
 
 
 class Extra(Strict):
@@ -203,7 +219,7 @@ class Extra(Strict):
 
 
 class StateFile(Strict):
-    version: Literal[1]
+    version: Version1
     lab: StrictStr
     run_id: Annotated[StrictStr, Field(pattern=RUN_ID.pattern)]
     phase: Literal["creating", "up", "failed", "deleting"]

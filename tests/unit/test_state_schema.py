@@ -105,6 +105,10 @@ EDITS = {
     "cni-host-veth": (C + ("attachment", "host_veth"), "a/b"),
     "cni-ifname": (C + ("networks", 0, 1), "../lo"),
     "version-2": (("version",), 2),
+    "version-true": (("version",), True),
+    "version-float": (("version",), 1.0),
+    "services-version-true": (S + ("version",), True),
+    "workload-version-float": (("extra", "workload", "version"), 1.0),
     "version-missing": (("version",), KeyError),
     "lab-other": (("lab",), "other"),
     "run-id-number": (("run_id",), 5),
@@ -196,8 +200,10 @@ def test_a_services_record_is_checked_against_its_own_version(root):
     pod_ns = next(iter(good["extra"]["services"]["resolv"]))
     for path, value, said in [(("extra", "services", "resolv", pod_ns), 5,
                                f"extra.services.1.resolv.{pod_ns}: Input should be a valid string"),
-                              (("extra", "services", "version"), 3, "extra.services: Input tag '3' found using "
-                               "'version' does not match any of the expected tags: 2, 1")]:
+                              (("extra", "services", "version"), 3,
+                               "extra.services: its version should be the integer 1 or 2"),
+                              (("extra", "services", "version"), True,
+                               "extra.services: its version should be the integer 1 or 2")]:
         text = check_refused(root, json.dumps(edit(json.loads(json.dumps(good)), path, value)).encode())
         assert said + ")" in text, text
 
