@@ -18,6 +18,13 @@ sync of several nodes is CPU-bound parsing, and the nodes go side by side as
 before). Without the library (``libnftables1`` not installed), or with
 ``NETLAB_NFT=process``, every call runs the ``nft`` program;
 ``NETLAB_NFT=library`` waits for the library instead.
+
+A forked child (``status``'s readers, kernel/readns.py) has only the thread
+that forked: if another thread was in the library then, its lock would stay
+held for ever in the child and the library's state would be half-way through
+that call. Such a child never uses the library (the program, whatever
+``NETLAB_NFT`` says); a child forked while the library was free gets a lock
+of its own.
 """
 
 from __future__ import annotations
@@ -45,7 +52,17 @@ STDIN = "/dev/stdin"  # the input's name in nft's errors, as ``nft -f -`` prints
 NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9/\-_.]*")
 
 _library_lock = threading.Lock()  # libnftables 1.0.6 keeps process-wide state: one thread in it at a time
+_library_busy_at_fork = False  # in a forked child: another thread was in the library when this process forked
 T = TypeVar("T")
+
+
+def _after_fork_in_child() -> None:
+    global _library_lock, _library_busy_at_fork
+    _library_busy_at_fork = _library_busy_at_fork or _library_lock.locked()
+    _library_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class NftError(Exception):
@@ -154,7 +171,7 @@ def mode() -> str:
 def _take_library() -> ctypes.CDLL | None:
     """libnftables, held by this thread (the caller releases ``_library_lock``), or None: run the program."""
     choice = mode()
-    if choice == "process":
+    if choice == "process" or _library_busy_at_fork:
         return None
     lib = libnftables.load()
     if lib is None:

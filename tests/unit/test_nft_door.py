@@ -181,3 +181,24 @@ def test_loading_a_library_that_is_not_there(monkeypatch):
     monkeypatch.setattr(libnftables, "_load_error", None)
     assert libnftables.load() is None
     assert "libnftables-netlab-missing.so.1" in (libnftables.load_error() or "")
+
+
+def test_a_child_forked_while_another_thread_is_in_the_library_runs_the_program(door, monkeypatch):
+    """The child has no thread to let the lock go (it would wait for ever, even with NETLAB_NFT=library)
+    and the library may be half-way through that thread's call: the child runs the program; the parent
+    keeps the library, and a child forked while it is free has it too."""
+    from netlab.kernel.child import run_in_child
+
+    monkeypatch.setenv(nft.ENV, "library")
+
+    def way() -> str:  # in the child: its own copy of the calls
+        door.ways.clear()
+        nft.run("nfl-a", "add table ip t\n")
+        return door.ways[0]
+
+    with nft._library_lock:  # another thread is in the library
+        assert run_in_child(way, timeout=10) == "process"
+    assert run_in_child(way, timeout=10) == "library"
+    door.ways.clear()
+    nft.run("nfl-a", "add table ip t\n")
+    assert door.ways[0] == "library"
