@@ -70,9 +70,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
     with nsmod.entered(netns):
         if conn is None:
             conn = netlink.Conn(timeout=timeout)
-        for m in conn.dump(what, rtnl.link_dump()):
-            link = rtnl_parse.parse_link(m)
-            snap.links[link.name] = link
+        snap.links = {link.name: link for link in rtnl_parse.dump_links(conn, netns)}
         files = []
         for key in sysctls:
             dev, _, name = _interface_sysctl(key)
