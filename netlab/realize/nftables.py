@@ -189,9 +189,17 @@ def chain_rules(data: dict | None) -> dict[str, list[tuple[str, int | None]]]:
     return out
 
 
+def set_or_map(o: dict) -> tuple[str, dict] | None:
+    """("set", the set) or ("map", the map) when one object of ``nft -j``'s answer is one, else None."""
+    for kind in ("set", "map"):
+        if kind in o:
+            return kind, o[kind]
+    return None
+
+
 def sets_of(data: dict | None) -> list[dict]:
     """The set and map objects of ``nft -j``'s answer, in the kernel's order."""
-    return [o.get("set") or o.get("map") for o in objects(data) if o.get("set") or o.get("map")]
+    return [found[1] for found in map(set_or_map, objects(data)) if found]
 
 
 def set_elements(data: dict | None, name: str) -> list[str]:
@@ -231,9 +239,8 @@ def listing(data: dict | None) -> tuple[str, ...]:
     out: list[str] = []
     seen: dict[str, int] = {}
     for o in objects(data):
-        if "set" in o or "map" in o:
-            kind = "set" if "set" in o else "map"
-            s = o[kind]
+        if found := set_or_map(o):
+            kind, s = found
             line = f"{kind} {s['name']} type {set_type(kind, s)}"
             if "timeout" in s:
                 line += f" timeout {s['timeout']}s"

@@ -209,9 +209,8 @@ def nft_table_view(family: str, name: str, data: dict, text: str) -> dict[str, A
             chain(r["chain"])["rules"].append({"rule": nftlisting.rule_text(r.get("expr", []), r.get("comment")),
                                                "packets": count[0] if count else None,
                                                "bytes": count[1] if count else None})
-        elif "set" in o or "map" in o:
-            kind = "set" if "set" in o else "map"
-            s = o[kind]
+        elif found := nftlisting.set_or_map(o):
+            kind, s = found
             sets.append({"name": s["name"], "kind": kind, "type": nftlisting.set_type(kind, s),
                          "flags": nftlisting.set_flags(s), "timeout": s.get("timeout"),
                          "elements": nftlisting.elements_of(s)})
