@@ -80,9 +80,10 @@ class Runtime:
                            command=command, conf=stdin, env=self._env(command, rt), node_netns=rt.node_netns,
                            timeout=self.timeout)
 
-    def version(self, kind: str) -> dict[str, Any]:
-        """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``)."""
-        out = exec_plugin(self.log, pod="-", network="-", plugin_path=self.plugin_path(kind), command="VERSION",
+    def version(self, kind: str, path: str | None = None) -> dict[str, Any]:
+        """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``); ``path``:
+        the plugin's program when the caller found it already."""
+        out = exec_plugin(self.log, pod="-", network="-", plugin_path=path or self.plugin_path(kind), command="VERSION",
                           conf={"cniVersion": "1.0.0"}, env={"CNI_PATH": self.bin_dir}, node_netns=None,
                           timeout=self.timeout)
         if not isinstance(out, dict) or not isinstance(out.get("supportedVersions"), list):
