@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 
 
 
+KERNEL_LINKS = "kernel_links"  # state.extra: links the kernel put in each new namespace (fallback tunnels)
+
+
+def kernel_links(state: LabState) -> dict[str, list[str]]:
+    """The links the kernel itself put in each of the lab's namespaces: left alone, never the lab's drift."""
+    rec = state.extra.get(KERNEL_LINKS)
+    return rec if isinstance(rec, dict) else {}
+
+
 def tag_for(state: LabState) -> str:
     return nsmod.make_tag(state.lab, state.run_id)
 

@@ -13,8 +13,7 @@ from typing import Sequence
 from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
 from netlab.feature import Feature
-from netlab.lab.ownership import tag_for
-from netlab.lab.up import kernel_links
+from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
 from netlab.realize.attachments import is_plugin_made, plugin_made
 from netlab.realize.diff import diff_netns

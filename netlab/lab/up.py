@@ -25,7 +25,7 @@ from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
 from netlab.lab.journal import Journal
-from netlab.lab.ownership import namespaces_to_create, owned, tag_for
+from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan, build_plan
@@ -38,7 +38,6 @@ from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
-KERNEL_LINKS = "kernel_links"  # state.extra: links the kernel put in each namespace (fallback tunnels)
 
 
 class Interrupted(NetlabError):
@@ -79,11 +78,6 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
         if existing_only and load_state(lab.name) is None:
             raise LabGone(f"lab {lab.name} is not up (taken down meanwhile); nothing repaired")
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
-
-
-def kernel_links(state: LabState) -> dict[str, list[str]]:
-    rec = state.extra.get(KERNEL_LINKS)
-    return rec if isinstance(rec, dict) else {}
 
 
 class _Up:
