@@ -33,7 +33,7 @@ the two in one namespace: rules of the other backend are invisible to it.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 from netlab.errors import ApplyFailed
@@ -41,7 +41,8 @@ from netlab.kernel import iptables
 from netlab.kernel.iptables import tools  # noqa: F401 - part of this module's interface
 from netlab.kernel.threads import transaction_workers
 from netlab.plan.resources import NatRules
-from netlab.plan.iptables import BUILTIN_CHAINS, canonical_order, chain_of, render_payload, target_of
+from netlab.plan.iptables import (BUILTIN_CHAINS, builtin_end, canonical_order, chain_lines, chain_of, differing_chains,
+                                  render_payload, target_of)
 
 
 @dataclass
@@ -175,6 +176,25 @@ def trusted_table(previous: NatRules) -> Table:
     return tab
 
 
+def trusted_change(res: NatRules, previous: NatRules) -> Change:
+    """``compute_change(res, trusted_table(previous), previous)``, looking only at the chains that can
+    differ: those whose lines differ, those that came or went, and those a built-in chain jumps to (the
+    jumps are told apart by their targets). The other chains hold the same lines on both sides, so they
+    are neither written nor deleted; leaving them out changes nothing else."""
+    ends = builtin_end(previous.rules), builtin_end(res.rules)
+    look = differing_chains(previous.rules, res.rules) | (set(previous.chains) ^ set(res.chains))
+    look |= {target_of(line) or "" for line in previous.rules[:ends[0]] + res.rules[:ends[1]]}
+    before, after = _only(previous, look, ends[0]), _only(res, look, ends[1])
+    return compute_change(after, trusted_table(before), before)
+
+
+def _only(r: NatRules, chains: set[str], lo: int) -> NatRules:
+    """``r`` with only these of its chains (and every built-in chain's lines, which end at ``lo``)."""
+    keep = tuple(c for c in r.chains if c in chains)
+    rules = r.rules[:lo] + tuple(line for c in keep for line in chain_lines(r.rules, c, lo))
+    return replace(r, chains=keep, rules=rules)
+
+
 def apply_rules(res: NatRules, previous: NatRules | None = None, backend: str | None = None,
                 verify: bool = True) -> Change:
     """Make the kernel hold ``res`` (one atomic restore; nothing when already so).
@@ -193,12 +213,11 @@ def apply_rules(res: NatRules, previous: NatRules | None = None, backend: str | 
     repair, as kube-proxy leaves it to its periodic full sync.
     """
     if verify or previous is None:
-        current = save_table(res.netns, res.table, backend)
+        ch = compute_change(res, save_table(res.netns, res.table, backend), previous)
     elif previous.rules == res.rules and previous.chains == res.chains:
         return Change(res.netns, res.table)
     else:
-        current = trusted_table(previous)
-    ch = compute_change(res, current, previous)
+        ch = trusted_change(res, previous)
     if ch.changed:
         restore(res.netns, res.table, ch.payload, backend)
     return ch
