@@ -28,7 +28,8 @@ nftables mode
                  new: kube-proxy's partial sync (the changed chains flushed and
                  written, the changed map elements deleted and added, the
                  endpoint's chain emptied), trusting the last transaction,
-                 nodes in parallel. (``netlab up`` reads the table first, then
+                 nodes in parallel; computing it from the two plans' listings
+                 is in the timing, as the iptables one's is. (``netlab up`` reads the table first, then
                  writes the same partial sync.) The emptied chain's deletion,
                  which kube-proxy and the next ``up`` do a sync later in a
                  transaction of their own, is timed on a line of its own.
@@ -203,11 +204,20 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int) 
         assert nft_realize.listing(nft.list_table(ns, "ip", "kube-proxy")) == t.listing(), "kernel differs from plan"
 
     whole = [nftables.replace_payload(t) for t in tables2]
-    deltas = [nft_realize.delta_payload(old, new) or "" for old, new in zip(tables, tables2)]
+    # The plan holds each table's listing (NftRules.listing, made with it, as the iptables rules' canonical
+    # lines are); the partial sync computes its delta from the two and writes it, in the timing.
+    listings = [(t.listing(), t2.listing()) for t, t2 in zip(tables, tables2)]
+    deltas: dict[str, str] = {}
+
+    def partial(item: tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
+        ns, (old, now) = item
+        deltas[ns] = nft_realize.listing_delta("ip", "kube-proxy", old, now) or ""
+        nft.run(ns, deltas[ns])
+
     base = timed(lambda: each(list(zip(names_base, whole)), run, 1))
-    new = timed(lambda: each(list(zip(names, deltas)), run, workers))
+    new = timed(lambda: each(list(zip(names, listings)), partial, workers))
     print(line("one endpoint removed, all nodes", base, new, 0.05)
-          + f"   (partial sync: {len(deltas[0].splitlines())} nft lines per node)")
+          + f"   (partial sync: {len(deltas[names[0]].splitlines())} nft lines per node)")
     assert nft_realize.listing(nft.list_table(names_base[0], "ip", "kube-proxy")) == tables2[0].listing(), \
         "kernel differs from the plan"
     # The partial sync empties the endpoint's chain; the next sync deletes it in a transaction of its own
