@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import ClassVar, Protocol, Sequence
+from typing import Callable, ClassVar, Protocol, Sequence
 
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Bridge, Link, NatRules, Resource, Sysctl, Veth, Vxlan
@@ -166,8 +166,10 @@ class Kernel(Protocol):
 
     # reading
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot: ...
-    # snapshot(ns, sysctls, tables) of each namespace of ``asks``, maybe side by side
-    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]: ...
+    # snapshot(ns, sysctls, tables) of each namespace of ``asks``, maybe side by side; ``meanwhile()`` runs
+    # in this thread once its own share is read, while other readers may still read theirs
+    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
+                      meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]: ...
 
     # changing: ops in order, grouped by namespace as given; stops at the first failure
     def apply(self, ops: Sequence[Op]) -> None: ...

@@ -156,8 +156,12 @@ class FakeKernel:
         for name in names:
             self.delete_netns(name)
 
-    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
-        return {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items()}
+    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
+                      meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]:
+        out = {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items()}
+        if meanwhile is not None:
+            meanwhile()
+        return out
 
     # --- reading --------------------------------------------------------------------------
 

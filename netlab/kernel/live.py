@@ -136,9 +136,11 @@ class LiveKernel:
         snap, conn, legacy = read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
         return self._keep(snap, conn, legacy, tables)
 
-    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
+    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
+                      meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]:
         """``snapshot(ns, sysctls, tables)`` of every namespace of ``asks``: many in shares, the others'
-        in forked children at the same time (kernel/readns.py), few here one after the other."""
+        in forked children at the same time (kernel/readns.py), few here one after the other;
+        ``meanwhile()`` once this process's share is read, before it waits for the children's."""
         parts = readns.shares(list(asks))
 
         def here(part: list[str]) -> dict[str, Snapshot]:
@@ -151,7 +153,7 @@ class LiveKernel:
             finally:
                 kernel.close()
 
-        got = readns.in_children(parts, here, there)
+        got = readns.in_children(parts, here, there, meanwhile)
         for part in parts[1:]:  # read by a child: only the links' indexes are known here (no socket)
             for ns in part:
                 self._remember_links(got[ns])

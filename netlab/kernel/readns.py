@@ -40,13 +40,17 @@ def shares(names: list[str]) -> list[list[str]]:
 
 
 def in_children(parts: list[list[str]], here: Callable[[list[str]], dict[str, Snapshot]],
-                there: Callable[[list[str]], dict[str, Snapshot]]) -> dict[str, Snapshot]:
+                there: Callable[[list[str]], dict[str, Snapshot]],
+                meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]:
     """``here(part)`` of the first part in this process and, side by side, ``there(part)`` of each other
-    part in a forked child (it leaves nothing behind here). The first failure is raised (a child's
-    KernelError as itself) once every child is reaped."""
+    part in a forked child (it leaves nothing behind here); then ``meanwhile()``, the caller's other work,
+    while the children may still read (they are forked before it runs, so nothing it starts is in them).
+    The first failure is raised (a child's KernelError as itself) once every child is reaped."""
     waiting = [start_child(there, (part,), what=f"the reader of {len(part)} namespaces") for part in parts[1:]]
     try:
         out = here(parts[0]) if parts else {}
+        if meanwhile is not None:
+            meanwhile()
         while waiting:
             child = waiting.pop(0)
             try:

@@ -83,3 +83,22 @@ def test_a_child_that_dies_is_a_kernel_error_and_a_failing_read_here_reaps_the_c
     with pytest.raises(KernelError, match="here failed"):
         readns.in_children([["a"], ["b"], ["c"]], here, lambda part: time.sleep(30) or {})
     assert len(started) == 2 and reaped(started) and time.monotonic() - t0 < 10  # killed, not waited for
+
+
+def test_the_callers_other_work_runs_here_after_its_share_while_the_children_read(started):
+    """``meanwhile`` runs in this process once its share is read and the children are started (so nothing it
+    does is in them), before their shares are collected; if it fails, the children are reaped all the same."""
+    order: list[str] = []
+    got = readns.in_children([["a"], ["b"]], lambda part: order.append("here") or {"a": 1},
+                             lambda part: time.sleep(0.2) or {"b": os.getpid()},
+                             lambda: order.append(f"meanwhile in {os.getpid()}, {len(started)} child"))
+    assert order == ["here", f"meanwhile in {os.getpid()}, 1 child"] and got["b"] != os.getpid()
+
+    def fails():
+        raise KernelError(None, errno.EIO, "meanwhile failed")
+
+    started.clear()
+    t0 = time.monotonic()
+    with pytest.raises(KernelError, match="meanwhile failed"):
+        readns.in_children([["a"], ["b"]], lambda part: {}, lambda part: time.sleep(30) or {}, fails)
+    assert reaped(started) and time.monotonic() - t0 < 10
