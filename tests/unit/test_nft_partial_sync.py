@@ -3,7 +3,8 @@
 It looks only at the lines in which two sorted listings differ, and finds a
 chain written again by bisection. Whatever the change, it must write exactly
 what comparing the two listings whole writes: ``whole`` below, the definition
-it replaced, parses both listings and compares every set, chain, rule and element.
+it replaced, parses both listings (with the module's own parser) and compares every
+set, chain, rule and element.
 """
 
 from __future__ import annotations
@@ -12,26 +13,7 @@ from typing import Sequence
 
 from hypothesis import given, settings, strategies as st
 
-from netlab.realize.nftables import _key, _set_line, listing_delta, replay_payload
-
-
-def parse(lines: Sequence[str]) -> tuple[dict, dict, dict, dict]:
-    sets: dict[str, tuple[str, str]] = {}
-    chains: dict[str, str] = {}
-    rules: dict[str, list[str]] = {}
-    elements: dict[str, list[str]] = {}
-    for line in lines:
-        kind, name, rest = (line.split(" ", 2) + ["", ""])[:3]
-        if kind in ("set", "map"):
-            sets[name] = (kind, rest)
-        elif kind == "chain":
-            chains[name] = rest
-            rules.setdefault(name, [])
-        elif kind == "rule":
-            rules.setdefault(name, []).append(rest.split(" ", 1)[1])
-        elif kind == "element":
-            elements.setdefault(name, []).append(rest)
-    return sets, chains, rules, elements
+from netlab.realize.nftables import _key, _parse as parse, _set_line, listing_delta, replay_payload
 
 
 def whole(family: str, table: str, have: Sequence[str], want: Sequence[str]) -> str | None:
