@@ -60,7 +60,7 @@ from netlab.model.topology import Topology  # noqa: E402
 from netlab.plan import nftables, services  # noqa: E402
 from netlab.plan.resources import NatRules  # noqa: E402
 from netlab.realize import netfilter  # noqa: E402
-from netlab.realize import nftables as nft_realize  # noqa: E402
+from netlab.realize import nft_sync, nftables as nft_realize  # noqa: E402
 
 
 def topology(n_svc: int, n_ep: int, n_nodes: int, mode: str, drop: int | None = None) -> Topology:
@@ -211,7 +211,7 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int) 
 
     def partial(item: tuple[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> None:
         ns, (old, now) = item
-        deltas[ns] = nft_realize.listing_delta("ip", "kube-proxy", old, now) or ""
+        deltas[ns] = nft_sync.listing_delta("ip", "kube-proxy", old, now) or ""
         nft.run(ns, deltas[ns])
 
     base = timed(lambda: each(list(zip(names_base, whole)), run, 1))
@@ -225,7 +225,7 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int) 
     after = nft_realize.after_sync(tables[0].listing(), tables2[0].listing())
     assert nft_realize.listing(nft.list_table(names[0], "ip", "kube-proxy")) == after, "kernel differs from plan"
     gone = [line.split(" ", 1)[1] for line in sorted(set(after) - set(tables2[0].listing()))]
-    later = timed(lambda: each([(ns, nft_realize.delete_chains_payload("ip", "kube-proxy", gone)) for ns in names],
+    later = timed(lambda: each([(ns, nft_sync.delete_chains_payload("ip", "kube-proxy", gone)) for ns in names],
                                run, workers))
     print(f"  ... its emptied chain deleted by the next sync          {later * 1000:7.1f} ms   "
           f"({len(gone)} chain per node, a transaction of its own, as kube-proxy does a sync later)")

@@ -28,7 +28,7 @@ from typing import Iterable
 from netlab.kernel.base import NftText, Op, TableText
 from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route, Rule,
                                    Sysctl, Veth, VethPeer, Vxlan)
-from netlab.realize import netfilter, nftables
+from netlab.realize import netfilter, nft_sync, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
 
@@ -193,16 +193,16 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
     put back."""
     obs = observed.get(planned.netns)
     have = obs.nft.get((planned.family, planned.table)) if obs else None
-    gone = nftables.delete_payload(planned.family, planned.table)
+    gone = nft_sync.delete_payload(planned.family, planned.table)
     old = None
     if have is not None:  # what was there, made again from its listing (a dynamic set's elements are lost)
         seen = nftables.listing(have)
         old = NftText(planned.netns, planned.family, planned.table,
-                      nftables.replay_payload(planned.family, planned.table, seen), seen)
+                      nft_sync.replay_payload(planned.family, planned.table, seen), seen)
     text, after = planned.payload or gone, planned.listing
     if planned.payload and old is not None:  # the table is there: only what differs (kube-proxy's partial sync)
-        delta = nftables.listing_delta(planned.family, planned.table, old.listing, planned.listing)
-        if delta and not nftables.is_replay(delta, planned.family, planned.table):
+        delta = nft_sync.listing_delta(planned.family, planned.table, old.listing, planned.listing)
+        if delta and not nft_sync.is_replay(delta, planned.family, planned.table):
             text, after = delta, nftables.after_sync(old.listing, planned.listing)  # emptied chains stay a while
     return Op("restore", NftText(planned.netns, planned.family, planned.table, text, after),
               old=old or NftText(planned.netns, planned.family, planned.table, gone))
@@ -224,7 +224,7 @@ def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observe
             if chains:
                 gone = {f"chain {name}" for name in chains}
                 left = tuple(line for line in nftables.listing(have) if line not in gone)
-                text = nftables.delete_chains_payload(r.family, r.table, chains)
+                text = nft_sync.delete_chains_payload(r.family, r.table, chains)
                 out.append((Op("restore", NftText(ns, r.family, r.table, text, left)), chains))
     return out
 

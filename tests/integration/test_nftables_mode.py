@@ -22,7 +22,7 @@ from netlab import Lab
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
-from netlab.realize import nftables as listing
+from netlab.realize import nft_sync, nftables as listing
 
 pytestmark = pytest.mark.root
 
@@ -226,7 +226,7 @@ def test_switching_modes_converges_both_ways(nft_lab):
 
 
 def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
-    """kube-proxy's partial sync (realize/nftables.delta_payload) in a live node: the kernel then lists exactly
+    """kube-proxy's partial sync (realize/nft_sync.delta_payload) in a live node: the kernel then lists exactly
     the table a full sync of the new topology would make; `up` puts the lab back."""
     from netlab.kernel import nft
     from netlab.plan import nftables as plan_nft, services
@@ -238,7 +238,7 @@ def test_partial_sync_of_one_endpoint_gives_exactly_the_new_table(nft_lab):
     new_lab = resolve(load_topology(write_topology(nft_lab["tmp"], text, f"{lab}-one-less.yaml")))
     old = plan_nft.kube_proxy_table(old_lab, old_lab.nodes[0], services.service_ports(old_lab))
     new = plan_nft.kube_proxy_table(new_lab, new_lab.nodes[0], services.service_ports(new_lab))
-    delta = listing.delta_payload(old, new)
+    delta = nft_sync.delta_payload(old, new)
     assert delta and len(delta.splitlines()) < 40 and "delete chain" not in delta
     nft.run(ns, delta)
     # The new table, and web-2's endpoint chain emptied: kube-proxy deletes it a sync later.

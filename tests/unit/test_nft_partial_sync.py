@@ -1,4 +1,4 @@
-"""kube-proxy's partial sync in nftables mode (realize/nftables.listing_delta) without root.
+"""kube-proxy's partial sync in nftables mode (realize/nft_sync.listing_delta) without root.
 
 It looks only at the lines in which two sorted listings differ, and finds a
 chain written again by bisection. Whatever the change, it must write exactly
@@ -13,7 +13,7 @@ from typing import Sequence
 
 from hypothesis import given, settings, strategies as st
 
-from netlab.realize.nftables import _key, _parse as parse, _set_line, listing_delta, replay_payload
+from netlab.realize.nft_sync import _key, _parse as parse, _set_line, listing_delta, replay_payload
 
 
 def whole(family: str, table: str, have: Sequence[str], want: Sequence[str]) -> str | None:

@@ -22,7 +22,7 @@ from netlab.model.load import load_topology, parse_yaml, validate_source
 from netlab.plan import nftables, services
 from netlab.plan.build import build_plan
 from netlab.plan.resources import NftRules
-from netlab.realize import nftables as realize
+from netlab.realize import nft_sync, nftables as realize
 from netlab.realize import state as state_mod, state_dir
 from netlab.trace import kubeproxy_nft
 from netlab.trace.flow import Flow
@@ -169,7 +169,7 @@ def test_partial_sync_touches_only_what_changed(lab):
     text = VIEW.read_text().replace("{name: b, node: n2, labels: {app: web}}", "{name: b, node: n2}")
     changed = _lab(text)
     new = nftables.kube_proxy_table(changed, changed.nodes[0], services.service_ports(changed))
-    delta = realize.delta_payload(old, new)
+    delta = nft_sync.delta_payload(old, new)
     assert delta is not None
     lines = delta.splitlines()
     web = port(lab, "web", "http")
@@ -185,7 +185,7 @@ def test_partial_sync_touches_only_what_changed(lab):
     assert lines[-2:] == [f"flush chain ip kube-proxy {gone_chain}", f"delete set ip kube-proxy {gone_set}"]
     assert not [line for line in lines if line.startswith("delete chain")]
     assert not [line for line in lines if "service-ips" in line]  # the Service's entry did not change
-    assert realize.delta_payload(new, new) is None
+    assert nft_sync.delta_payload(new, new) is None
 
 
 def test_partial_sync_of_a_service_that_lost_its_endpoints_swaps_its_map_elements(lab):
@@ -193,7 +193,7 @@ def test_partial_sync_of_a_service_that_lost_its_endpoints_swaps_its_map_element
     text = VIEW.read_text().replace("labels: {app: db}", "labels: {app: gone}")
     changed = _lab(text)
     new = nftables.kube_proxy_table(changed, changed.nodes[0], services.service_ports(changed))
-    lines = realize.delta_payload(old, new).splitlines()
+    lines = nft_sync.delta_payload(old, new).splitlines()
     db = port(lab, "db")
     assert f"delete element ip kube-proxy service-ips {{ {db.cluster_ip} . tcp . 5432 }}" in lines
     assert (f'add element ip kube-proxy no-endpoint-services {{ {db.cluster_ip} . tcp . 5432 comment "default/db" '
@@ -300,7 +300,7 @@ def test_a_rollback_makes_the_old_table_again_from_its_listing(lab):
     """The listing is kube-proxy's own syntax: replayed, it makes the same table (checked live in
     test_nftables_mode.py's repair path; here the transaction it writes)."""
     res = next(r for r in build_plan(lab).of_kind("nft") if r.netns.endswith("-n1"))
-    payload = realize.replay_payload("ip", "kube-proxy", realize.listing(kernel_view()))
+    payload = nft_sync.replay_payload("ip", "kube-proxy", realize.listing(kernel_view()))
     lines = payload.splitlines()
     assert lines[:3] == ["add table ip kube-proxy", "delete table ip kube-proxy", "add table ip kube-proxy"]
     assert "add chain ip kube-proxy nat-prerouting { type nat hook prerouting priority -100 ; }" in lines
@@ -336,18 +336,18 @@ def test_a_drifted_table_gets_only_what_differs(lab):
     res = next(r for r in build_plan(lab).of_kind("nft") if r.netns.endswith("-n1"))
     have = [line for line in res.listing if not line.startswith("element service-ips ")] + \
         ["rule services 0002 counter drop"]
-    delta = realize.listing_delta("ip", "kube-proxy", have, res.listing).splitlines()
+    delta = nft_sync.listing_delta("ip", "kube-proxy", have, res.listing).splitlines()
     elems = [line for line in res.listing if line.startswith("element service-ips ")]
     assert delta == ["flush chain ip kube-proxy services",
                      "add rule ip kube-proxy services ip daddr . meta l4proto . th dport vmap @service-ips",
                      "add rule ip kube-proxy services ip daddr @nodeport-ips meta l4proto . th dport vmap "
                      "@service-nodeports"] + \
         [f"add element ip kube-proxy service-ips {{ {e.split(' ', 2)[2]} }}" for e in elems]
-    assert realize.listing_delta("ip", "kube-proxy", res.listing, res.listing) is None
+    assert nft_sync.listing_delta("ip", "kube-proxy", res.listing, res.listing) is None
     # A base chain with another priority cannot be changed in place: the whole table again.
     moved = [line.replace("priority -100", "priority -90") if line.startswith("chain nat-prerouting") else line
              for line in res.listing]
-    assert realize.listing_delta("ip", "kube-proxy", moved, res.listing).startswith(
+    assert nft_sync.listing_delta("ip", "kube-proxy", moved, res.listing).startswith(
         "add table ip kube-proxy\ndelete table ip kube-proxy\n")
 
 
@@ -362,8 +362,8 @@ def test_a_chain_the_plan_dropped_is_emptied_then_deleted_by_a_later_sync_and_is
     after_sync = {"netlab-listing": list(new.listing()) + [f"chain {gone}"]}  # emptied, still there
     assert realize.drift(planned, after_sync) == []
     assert realize.stale_chains(planned, after_sync) == [gone]
-    assert realize.listing_delta("ip", "kube-proxy", after_sync["netlab-listing"], new.listing()) is None
-    assert realize.delete_chains_payload("ip", "kube-proxy", [gone]) == \
+    assert nft_sync.listing_delta("ip", "kube-proxy", after_sync["netlab-listing"], new.listing()) is None
+    assert nft_sync.delete_chains_payload("ip", "kube-proxy", [gone]) == \
         f"add chain ip kube-proxy {gone}\ndelete chain ip kube-proxy {gone}\n"
     # A chain the plan does not have that holds rules, is a base chain, or has a name nft would need quoted
     # is drift, and never a stale chain.
