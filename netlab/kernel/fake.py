@@ -11,10 +11,7 @@ the kernel's errno:
 - deleting a route, neighbour, FDB entry or rule that is not there exactly as
   described: the kernel matches a route deletion on its type, scope and
   protocol too (ESRCH).
-- ``iptables-restore``: a rule for a chain that does not exist, ``-D`` of a
-  rule that is not there (ENOENT), ``-X`` of a chain that still has rules or
-  that a rule still jumps to (EBUSY, nf_tables' CHAIN_DEL); a payload is one
-  transaction, so a refused line leaves the table as it was.
+- ``iptables-restore`` as kernel/fake_iptables.py refuses it (one transaction).
 
 Taking a device down removes the routes through it and its connected routes,
 as the kernel does; deleting a veth deletes its peer. Every op applied is kept
@@ -33,14 +30,11 @@ from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.netns import TAG_SYSCTLS, tag_values
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
-from netlab.plan.iptables import target_of
+from netlab.kernel.fake_iptables import FakeError, FTable, empty_table, restore, save_table
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
 DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
                  Rule(netns="", priority=32767, table=253))
-BUILTIN = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
-           "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"), "raw": ("PREROUTING", "OUTPUT"),
-           "security": ("INPUT", "FORWARD", "OUTPUT")}
 
 
 @dataclass
@@ -58,12 +52,6 @@ class FLink:
     group: int = 0
     alias: str | None = None
     txqlen: int = 1000
-
-
-@dataclass
-class FTable:
-    chains: dict[str, str] = field(default_factory=dict)  # name -> policy ("-" for user chains)
-    rules: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,13 +73,7 @@ class FNetns:
         try:
             return self.links[name]
         except KeyError:
-            raise _Err(errno.ENODEV, f"{name} does not exist in {self.name}") from None
-
-
-class _Err(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
+            raise FakeError(errno.ENODEV, f"{name} does not exist in {self.name}") from None
 
 
 class FakeKernel:
@@ -206,7 +188,7 @@ class FakeKernel:
             snap.sysctls[key] = self._sysctl(ns, key)
         if tables:
             for backend, tabs in ns.tables.items():
-                snap.tables[backend] = {name: _save(name, t) for name, t in tabs.items()}
+                snap.tables[backend] = {name: save_table(name, t) for name, t in tabs.items()}
             # nf_tables in miniature: the listing the last transaction made (see realize/nftables.listing)
             snap.nft = {key: {"netlab-listing": list(t.listing)} for key, t in ns.nft.items()}
         return snap
@@ -244,7 +226,7 @@ class FakeKernel:
     def iptables_save(self, netns: str, table: str, backend: str = "") -> str:
         """As ``iptables-save -t TABLE`` prints it: a table never written shows its built-in chains."""
         tabs = self.ns[netns].tables.get(backend, {})
-        return _save(table, tabs[table] if table in tabs else _empty(table))
+        return save_table(table, tabs[table] if table in tabs else empty_table(table))
 
     # --- changing --------------------------------------------------------------------------
 
@@ -257,9 +239,9 @@ class FakeKernel:
             code = self.fail(op)
             try:
                 if code:
-                    raise _Err(code, os.strerror(code))
+                    raise FakeError(code, os.strerror(code))
                 self._apply(op)
-            except _Err as exc:
+            except FakeError as exc:
                 if op.missing_ok and op.verb == "del" and exc.code in GONE:
                     continue  # already gone: done, nothing to take back
                 raise KernelError(op, exc.code, f"{op.describe()}: {exc}", applied=done) from None
@@ -281,7 +263,7 @@ class FakeKernel:
     def _apply(self, op: Op) -> None:
         res = op.res
         if isinstance(res, TableText):
-            return self._restore(self.ns[res.netns], res)
+            return restore(self.ns[res.netns].tables, res)
         if isinstance(res, NftText):  # a whole table replaced (or taken away: no listing)
             tabs = self.ns[res.netns].nft
             if res.listing:
@@ -299,10 +281,10 @@ class FakeKernel:
             same = [a for a in ns.addrs if a.key == res.key]
             if op.verb == "del":
                 if not same:
-                    raise _Err(errno.EADDRNOTAVAIL, "no such address")
+                    raise FakeError(errno.EADDRNOTAVAIL, "no such address")
                 ns.addrs.remove(same[0])
             elif same:
-                raise _Err(errno.EEXIST, "address exists")
+                raise FakeError(errno.EEXIST, "address exists")
             else:
                 ns.addrs.append(res)
         elif isinstance(res, Route):
@@ -311,34 +293,34 @@ class FakeKernel:
             ns.link(res.dev)
             if op.verb == "del":
                 if ns.neighs.pop((res.dev, str(res.dst)), None) is None:
-                    raise _Err(errno.ENOENT, "no such neighbour")
+                    raise FakeError(errno.ENOENT, "no such neighbour")
             else:
                 ns.neighs[(res.dev, str(res.dst))] = (res.lladdr, rtnl.NUD_PERMANENT)
         elif isinstance(res, Fdb):
             if ns.link(res.dev).kind != "vxlan":
-                raise _Err(errno.EOPNOTSUPP, "not a vxlan device")
+                raise FakeError(errno.EOPNOTSUPP, "not a vxlan device")
             entry = (res.dev, res.lladdr, str(res.dst))
             if op.verb == "del":
                 if entry not in ns.fdb:
-                    raise _Err(errno.ENOENT, "no such fdb entry")
+                    raise FakeError(errno.ENOENT, "no such fdb entry")
                 ns.fdb.remove(entry)
             elif entry in ns.fdb:
-                raise _Err(errno.EEXIST, "fdb entry exists")
+                raise FakeError(errno.EEXIST, "fdb entry exists")
             else:
                 ns.fdb.append(entry)
         elif isinstance(res, Rule):
             same = [r for r in ns.rules if r.key[2:] == res.key[2:]]
             if op.verb == "del":
                 if not same:
-                    raise _Err(errno.ENOENT, "no such rule")
+                    raise FakeError(errno.ENOENT, "no such rule")
                 ns.rules.remove(same[0])
             elif same:
-                raise _Err(errno.EEXIST, "rule exists")
+                raise FakeError(errno.EEXIST, "rule exists")
             else:
                 ns.rules.append(res)
                 ns.rules.sort(key=lambda r: r.priority)
         else:
-            raise _Err(errno.EINVAL, f"cannot {op.verb} {res.kind}")
+            raise FakeError(errno.EINVAL, f"cannot {op.verb} {res.kind}")
 
     def _link(self, ns: FNetns, op: Op, res: Link) -> None:
         if op.verb == "del":
@@ -355,7 +337,7 @@ class FakeKernel:
                 self._link_down(ns, res.name)
             return None
         if res.name in ns.links:
-            raise _Err(errno.EEXIST, f"{res.name} exists")
+            raise FakeError(errno.EEXIST, f"{res.name} exists")
         if isinstance(res, Bridge):
             ns.links[res.name] = FLink(res.name, self._index(ns), "bridge", res.mtu, res.mac, res.up,
                                        txqlen=res.txqlen)
@@ -370,13 +352,13 @@ class FakeKernel:
                 ns.link(res.master)
             peer_ns = self.ns[res.peer_netns]
             if res.peer_name in peer_ns.links:
-                raise _Err(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
+                raise FakeError(errno.EEXIST, f"{res.peer_name} exists in {res.peer_netns}")
             ns.links[res.name] = FLink(res.name, self._index(ns), "veth", res.mtu, res.mac, res.up, res.master,
                                        res.hairpin, (res.peer_netns, res.peer_name), txqlen=res.txqlen)
             peer_ns.links[res.peer_name] = FLink(res.peer_name, self._index(peer_ns), "veth", res.mtu, res.peer_mac,
                                                  True, peer=(res.netns, res.name), txqlen=res.txqlen)
         else:
-            raise _Err(errno.EOPNOTSUPP, f"cannot create a {res.kind} link")
+            raise FakeError(errno.EOPNOTSUPP, f"cannot create a {res.kind} link")
         return None
 
     @staticmethod
@@ -410,89 +392,15 @@ class FakeKernel:
         if op.verb == "del":
             match = [r for r in same if r.type == res.type and r.scope == res.scope and r.proto == res.proto]
             if not match:
-                raise _Err(errno.ESRCH, "no such route")
+                raise FakeError(errno.ESRCH, "no such route")
             ns.routes.remove(match[0])
             return
         if res.dev:
             link = ns.link(res.dev)
             if res.gateway and not res.onlink and not self._reachable(ns, res.gateway, res.dev):
-                raise _Err(errno.ENETUNREACH, "network unreachable")
+                raise FakeError(errno.ENETUNREACH, "network unreachable")
             if (res.onlink or not res.gateway) and not link.up:
-                raise _Err(errno.ENETDOWN, "network is down")
+                raise FakeError(errno.ENETDOWN, "network is down")
         for r in same:
             ns.routes.remove(r)
         ns.routes.append(res)
-
-    # --- iptables-restore, in miniature -----------------------------------------------------
-
-    def _restore(self, ns: FNetns, res: TableText) -> None:
-        # One transaction: the lines work on copies of the tables, which replace them only at the end.
-        tabs = {name: FTable(dict(t.chains), {c: list(r) for c, r in t.rules.items()})
-                for name, t in ns.tables.get(res.backend, {}).items()}
-        current = None
-        for raw in res.text.splitlines():
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            if line.startswith("*"):
-                name = line[1:]
-                if not (res.noflush and name in tabs):
-                    tabs[name] = _empty(name)
-                current = tabs[name]
-                continue
-            if current is None:
-                raise _Err(errno.EINVAL, f"iptables-restore: line outside a table: {line}")
-            if line == "COMMIT":
-                current = None
-            elif line.startswith(":"):
-                chain, policy = line[1:].split()[:2]
-                if policy == "-":
-                    current.rules[chain] = []
-                current.chains[chain] = policy
-                current.rules.setdefault(chain, [])
-            else:
-                _restore_line(current, line)
-        ns.tables[res.backend] = tabs
-
-
-def _restore_line(current: FTable, line: str) -> None:
-    verb, chain = line.split()[:2]
-    if chain not in current.chains:
-        raise _Err(errno.ENOENT, f"iptables-restore: no chain {chain}")
-    rule = "-A" + line[2:]
-    if verb == "-A":
-        current.rules[chain].append(rule)
-    elif verb == "-I":
-        current.rules[chain].insert(0, rule)
-    elif verb == "-D":
-        if rule not in current.rules[chain]:
-            raise _Err(errno.ENOENT, f"iptables-restore: no such rule: {line}")
-        current.rules[chain].remove(rule)
-    elif verb == "-F":
-        current.rules[chain] = []
-    elif verb == "-X":
-        # nf_tables deletes only an empty chain nothing jumps to (CHAIN_DEL: EBUSY), so a payload
-        # must flush it and take the jumps to it away first.
-        jumps = [r for rules in current.rules.values() for r in rules if target_of(r) == chain]
-        if current.rules.get(chain) or jumps:
-            raise _Err(errno.EBUSY, f"iptables-restore: CHAIN_DEL failed (Device or resource busy): chain {chain}")
-        current.chains.pop(chain)
-        current.rules.pop(chain, None)
-    else:
-        raise _Err(errno.EINVAL, f"iptables-restore: cannot {line}")
-
-
-def _empty(name: str) -> FTable:
-    """A table as the kernel makes it: its built-in chains, empty, policy ACCEPT."""
-    return FTable({c: "ACCEPT" for c in BUILTIN.get(name, ())}, {c: [] for c in BUILTIN.get(name, ())})
-
-
-def _save(name: str, t: FTable) -> str:
-    out = [f"*{name}"]
-    builtin = [c for c in BUILTIN.get(name, ()) if c in t.chains]
-    user = sorted(c for c in t.chains if c not in builtin)
-    out += [f":{c} {t.chains[c]} [0:0]" for c in builtin + user]
-    for c in builtin + user:
-        out += t.rules.get(c, [])
-    out.append("COMMIT")
-    return "\n".join(out) + "\n"
