@@ -114,8 +114,8 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
     one endpoint gone, ~1 ms instead of ~25 ms to parse both listings whole.
     """
     pre = f"{family} {table}"
-    g_sets, g_chains, g_rules, g_elems = _parse(gone := _sorted_diff(have, want))
-    c_sets, c_chains, c_rules, c_elems = _parse(came := _sorted_diff(want, have))
+    g_sets, g_chains, g_rules, g_elems = _parse(_sorted_diff(have, want))  # the lines that went
+    c_sets, c_chains, c_rules, c_elems = _parse(_sorted_diff(want, have))  # the lines that came
     if set(g_sets) & set(c_sets) or set(g_chains) & set(c_chains):  # a definition changed
         return replay_payload(family, table, want)
     out = [_set_line(pre, n, kind, spec) for n, (kind, spec) in c_sets.items()]
