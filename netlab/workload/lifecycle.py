@@ -55,8 +55,8 @@ from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
 from netlab.workload import launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
-from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_uts, remove_uts_many, uts_dir, uts_hostnames,
-                                 uts_path)
+from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_template, remove_uts, remove_uts_many, uts_dir,
+                                 uts_hostnames, uts_path)
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -349,8 +349,8 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     udir = uts_dir(state.lab)
     uts_files = []
     if os.path.isdir(udir):
-        for pod in os.listdir(udir):
-            if everything or f"{state.lab}-{pod}" in name_set:
+        for pod in os.listdir(udir):  # pods' pins (DNS labels), not the file they are links of
+            if DNS_LABEL.match(pod) and (everything or f"{state.lab}-{pod}" in name_set):
                 doomed.add(pod)
     uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
     if everything:
@@ -365,6 +365,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     logs = _logs_by_pod(state.lab)
     for pod in sorted(doomed):
         _forget_pod(state, pod, pods.pop(pod, {}), logs)
+    remove_template(state.lab)
     for d in (udir, log_dir(state.lab)):
         try:
             os.rmdir(d)

@@ -8,6 +8,7 @@ Namespace changes happen in short-lived threads, never in the caller's.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 
@@ -42,6 +43,40 @@ def _in_thread(fn) -> object:
     return box.get("value")
 
 
+# The one empty file of a lab's UTS directory that every pod's pin is a hard link of (not a DNS label, so
+# never a pod's name). A link only adds a name; a new file costs the file system an inode too: on an ext4
+# /run, 0.2-0.9 ms a file against ~0.01 ms a link, for 500 pods on the path that starts the echo server.
+TEMPLATE = ".pin"
+
+
+def _make_file(path: str) -> None:
+    """An empty regular file at ``path`` (one already there is kept; a symlink there is refused: ELOOP)."""
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+
+
+def _pin_file(template: str, path: str) -> None:
+    """The file a pod's UTS namespace is mounted on: a new hard link of ``template``, or the file already
+    there (a pin left unmounted by a crash); a file of its own when a link cannot be made (too many links)."""
+    try:
+        os.link(template, path)
+    except FileExistsError:
+        _make_file(path)
+    except OSError as exc:
+        if exc.errno != errno.EMLINK:
+            raise
+        _make_file(path)
+
+
+def remove_template(lab_name: str) -> None:
+    """The empty file the pins are links of, once no pod's pin is left beside it."""
+    udir = uts_dir(lab_name)
+    try:
+        if os.listdir(udir) == [TEMPLATE]:
+            os.unlink(os.path.join(udir, TEMPLATE))
+    except FileNotFoundError:
+        pass
+
+
 def is_uts_mount(path: str) -> bool:
     """True when ``path`` is a bind-mounted namespace (nsfs), not a plain file."""
     return nsmod.is_nsfs(path)
@@ -51,20 +86,23 @@ def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
     """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing.
 
     All are made in one short-lived thread (unshare, sethostname, bind-mount,
-    next), so the calling thread never changes namespace.
+    next), so the calling thread never changes namespace. The files the
+    namespaces are mounted on are hard links of one empty file (:func:`_pin_file`).
     """
     out = {pod: uts_path(lab_name, pod) for pod in pods}
     todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
     if not todo:
         return out
     os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
+    template = os.path.join(uts_dir(lab_name), TEMPLATE)
+    _make_file(template)
 
     def make() -> None:
         home = nsmod.current_fd("uts")
         try:
             for pod in todo:
                 path = out[pod]
-                os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+                _pin_file(template, path)
                 try:
                     nsmod.unshare(nsmod.CLONE_NEWUTS)
                     nsmod.sethostname(pod)

@@ -1,0 +1,57 @@
+"""The files pods' UTS namespaces are mounted on (workload/uts.py), without root: hard links of one empty file."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from netlab.workload import uts
+
+
+def test_a_pin_is_a_new_link_of_the_template_or_the_file_already_there(tmp_path):
+    template, pin = tmp_path / uts.TEMPLATE, tmp_path / "fedora-1"
+    uts._make_file(str(template))
+    uts._pin_file(str(template), str(pin))
+    assert os.stat(pin).st_ino == os.stat(template).st_ino and os.stat(template).st_nlink == 2
+    left = tmp_path / "fedora-2"
+    left.write_bytes(b"")  # a pin a crash left unmounted: used as it is
+    uts._pin_file(str(template), str(left))
+    assert os.stat(left).st_ino != os.stat(template).st_ino and os.stat(template).st_nlink == 2
+
+
+def test_a_symlink_where_a_pin_or_the_template_goes_is_refused(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_bytes(b"")
+    (tmp_path / "fedora-1").symlink_to(target)
+    (tmp_path / uts.TEMPLATE).symlink_to(target)
+    with pytest.raises(OSError) as info:
+        uts._make_file(str(tmp_path / uts.TEMPLATE))
+    assert info.value.errno == errno.ELOOP
+    with pytest.raises(OSError) as info:
+        uts._pin_file(str(target), str(tmp_path / "fedora-1"))
+    assert info.value.errno == errno.ELOOP  # never mounted through a link that points elsewhere
+
+
+def test_a_file_of_its_own_when_the_template_has_too_many_links(tmp_path, monkeypatch):
+    def link(src, dst):
+        raise OSError(errno.EMLINK, "Too many links")
+
+    template, pin = tmp_path / uts.TEMPLATE, tmp_path / "fedora-1"
+    uts._make_file(str(template))
+    monkeypatch.setattr(uts.os, "link", link)
+    uts._pin_file(str(template), str(pin))
+    assert pin.is_file() and os.stat(pin).st_ino != os.stat(template).st_ino
+
+
+def test_the_template_goes_when_no_pin_is_left_beside_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(uts, "uts_dir", lambda lab: str(tmp_path))
+    uts._make_file(str(tmp_path / uts.TEMPLATE))
+    (tmp_path / "fedora-1").write_bytes(b"")
+    uts.remove_template("lab")
+    assert (tmp_path / uts.TEMPLATE).exists()
+    (tmp_path / "fedora-1").unlink()
+    uts.remove_template("lab")
+    assert not any(tmp_path.iterdir())
+    uts.remove_template("lab")  # nothing left: nothing to do
