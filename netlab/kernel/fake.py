@@ -28,9 +28,9 @@ from typing import Callable, Sequence
 
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
+from netlab.kernel.fake_iptables import FakeError, FTable, empty_table, restore, save_table
 from netlab.kernel.netns import TAG_SYSCTLS, tag_values
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
-from netlab.kernel.fake_iptables import FakeError, FTable, empty_table, restore, save_table
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
 DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
