@@ -29,10 +29,11 @@ nftables mode
                  written, the changed map elements deleted and added, the
                  endpoint's chain emptied), trusting the last transaction,
                  nodes in parallel; computing it from the two plans' listings
-                 is in the timing, as the iptables one's is. (``netlab up`` reads the table first, then
-                 writes the same partial sync.) The emptied chain's deletion,
-                 which kube-proxy and the next ``up`` do a sync later in a
-                 transaction of their own, is timed on a line of its own.
+                 is in the timing, as the iptables one's is. (``netlab up``
+                 reads the table first, then writes the same partial sync.)
+                 The emptied chain's deletion, which kube-proxy and the next
+                 ``up`` do a sync later in a transaction of their own, is
+                 timed on a line of its own.
 
 Render (the plan) is timed apart; each result is checked against the plan
 (``iptables-save``, ``nft -j list table``) outside the timings. Targets
