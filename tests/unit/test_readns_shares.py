@@ -89,10 +89,13 @@ def test_the_callers_other_work_runs_here_after_its_share_while_the_children_rea
     """``meanwhile`` runs in this process once its share is read and the children are started (so nothing it
     does is in them), before their shares are collected; if it fails, the children are reaped all the same."""
     order: list[str] = []
+    ran: list[float] = []
     got = readns.in_children([["a"], ["b"]], lambda part: order.append("here") or {"a": 1},
-                             lambda part: time.sleep(0.2) or {"b": os.getpid()},
-                             lambda: order.append(f"meanwhile in {os.getpid()}, {len(started)} child"))
-    assert order == ["here", f"meanwhile in {os.getpid()}, 1 child"] and got["b"] != os.getpid()
+                             lambda part: time.sleep(0.2) or {"b": (os.getpid(), time.monotonic())},
+                             lambda: order.append(f"meanwhile in {os.getpid()}, {len(started)} child")
+                             or ran.append(time.monotonic()))
+    assert order == ["here", f"meanwhile in {os.getpid()}, 1 child"] and got["b"][0] != os.getpid()
+    assert ran[0] < got["b"][1]  # before the child was done, not after its share was collected
 
     def fails():
         raise KernelError(None, errno.EIO, "meanwhile failed")
