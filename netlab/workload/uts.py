@@ -59,10 +59,8 @@ def _pin_file(template: str, path: str) -> None:
     there (a pin left unmounted by a crash); a file of its own when a link cannot be made (too many links)."""
     try:
         os.link(template, path)
-    except FileExistsError:
-        _make_file(path)
     except OSError as exc:
-        if exc.errno != errno.EMLINK:
+        if exc.errno not in (errno.EEXIST, errno.EMLINK):
             raise
         _make_file(path)
 
