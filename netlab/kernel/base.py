@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Protocol, Sequence
+from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Bridge, Link, NatRules, Resource, Sysctl, Veth, Vxlan
@@ -167,9 +167,12 @@ class Kernel(Protocol):
     # reading
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot: ...
     # snapshot(ns, sysctls, tables) of each namespace of ``asks``, maybe side by side; ``meanwhile()`` runs
-    # in this thread once its own share is read, while other readers may still read theirs
+    # in this thread while other readers (if any) read. With ``digest``,
+    # each namespace's entry is digest(ns, snapshot), called by the reader (maybe a forked child: what it
+    # returns must pickle, and it sees this process as it was when the readers started)
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
-                      meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]: ...
+                      meanwhile: Callable[[], None] | None = None,
+                      digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]: ...
 
     # changing: ops in order, grouped by namespace as given; stops at the first failure
     def apply(self, ops: Sequence[Op]) -> None: ...

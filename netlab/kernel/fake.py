@@ -24,7 +24,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
@@ -139,11 +139,12 @@ class FakeKernel:
             self.delete_netns(name)
 
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
-                      meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]:
-        out = {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items()}
+                      meanwhile: Callable[[], None] | None = None,
+                      digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]:
         if meanwhile is not None:
             meanwhile()
-        return out
+        out = {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items()}
+        return out if digest is None else {ns: digest(ns, snap) for ns, snap in out.items()}
 
     # --- reading --------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readns, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
@@ -137,27 +137,30 @@ class LiveKernel:
         return self._keep(snap, conn, legacy, tables)
 
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
-                      meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]:
-        """``snapshot(ns, sysctls, tables)`` of every namespace of ``asks``: many in shares, the others'
-        in forked children at the same time (kernel/readns.py), few here one after the other;
-        ``meanwhile()`` once this process's share is read, before it waits for the children's."""
-        parts = readns.shares(list(asks))
+                      meanwhile: Callable[[], None] | None = None,
+                      digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]:
+        """``snapshot(ns, sysctls, tables)`` of every namespace of ``asks`` (or what ``digest`` makes of it):
+        many by this process and forked children at the same time, few here one after the other
+        (kernel/readns.py); ``meanwhile()`` first, while the children start. A child sends back each
+        namespace's entry and its links' indexes."""
+        def entries(kernel: LiveKernel, parts: Iterator[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:
+            out = {}
+            for part in parts:
+                read = kernel._snapshot_each({ns: asks[ns] for ns in part})
+                out.update((ns, (digest(ns, snap) if digest else snap, kernel._index[ns])) for ns, snap in read.items())
+            return out
 
-        def here(part: list[str]) -> dict[str, Snapshot]:
-            return self._snapshot_each({ns: asks[ns] for ns in part})
-
-        def there(part: list[str]) -> dict[str, Snapshot]:  # in a child: sockets of its own, not this one's
-            kernel = LiveKernel(self.timeout)
+        def there(parts: Iterator[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:  # in a child
+            kernel = LiveKernel(self.timeout)  # sockets of its own, not this process's
             try:
-                return kernel._snapshot_each({ns: asks[ns] for ns in part})
+                return entries(kernel, parts)
             finally:
                 kernel.close()
 
-        got = readns.in_children(parts, here, there, meanwhile)
-        for part in parts[1:]:  # read by a child: only the links' indexes are known here (no socket)
-            for ns in part:
-                self._remember_links(got[ns])
-        return {ns: got[ns] for ns in asks}
+        got = readns.in_children(list(asks), lambda parts: entries(self, parts), there, meanwhile)
+        for ns in asks:  # those a child read: only the links' indexes are known here (no socket)
+            self._index[ns] = got[ns][1]
+        return {ns: got[ns][0] for ns in asks}
 
     def _snapshot_each(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
         conns = dict(self._conns)
@@ -167,15 +170,12 @@ class LiveKernel:
     def _keep(self, snap: Snapshot, conn: netlink.Conn, legacy: list[str], tables: bool) -> Snapshot:
         """Cache what a read learnt (the namespace's socket, its links' indexes), add its iptables tables."""
         self._conns[snap.netns] = conn
-        self._remember_links(snap)
+        # the namespace's link indexes, as the snapshot found them (requests name links by index)
+        self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
         if tables:
             snap.tables = self._read_tables(snap.netns, legacy, snap.nft_tables)
             snap.nft = self._read_nft(snap.netns, snap.nft_tables)
         return snap
-
-    def _remember_links(self, snap: Snapshot) -> None:
-        """The namespace's link indexes, as the snapshot found them (requests name links by index)."""
-        self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
 
     def read_tags(self, names: Sequence[str]) -> dict[str, str | None]:
         """``read_tag`` of each namespace, by a few threads side by side."""

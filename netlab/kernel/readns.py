@@ -10,47 +10,94 @@ bridge port or a VXLAN device makes them matter.
 
 Most of a read is Python decoding the dumps, under the GIL: a second thread
 only takes turns with the first (500 pods on 2 cores: ~0.5 s in one thread,
-~0.7 s in two). Many namespaces are read in shares instead (:func:`shares`,
-:func:`in_children`): the first here, each other one in a forked child on
-another core, which sends its snapshots back pickled (500 pods: 0.39 ->
-0.24 s, 0.43 MB through the pipe).
+~0.7 s in two). Many namespaces are read by processes instead, one per core
+(:func:`readers`, :func:`in_children`): this one and forked children, each
+taking a few namespaces at a time from one :class:`Dealer` until none are
+left, so a reader that starts late or has other work (the caller's
+``meanwhile``) simply reads fewer. A child sends back what it read, pickled
+(or what the caller's digest made of it: ``status`` compares a pod there).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
-from typing import Callable, Sequence
+import termios
+from typing import Callable, Iterator, Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse
+from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, testhooks
 from netlab.kernel.base import KernelError, Snapshot
-from netlab.kernel.child import ChildError, start_child
+from netlab.kernel.child import ChildError, start_child, write_all
 
 LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
-MIN_SHARE = 64  # namespaces a reader gets at least: fewer are read faster than a child forks
-MAX_SHARES = 4
-SHARE_DEADLINE = 120.0  # seconds a child may take for its share (~0.25 s for 250 namespaces)
+MIN_SHARE = testhooks.READ_SHARE or 64  # namespaces per reader at least: fewer are read faster than a child forks
+MAX_READERS = 4
+SHARE_DEADLINE = 120.0  # seconds a child may take for its namespaces (~0.25 s for 250)
+
+Reader = Callable[[Iterator[list[str]]], dict]
 
 
-def shares(names: list[str]) -> list[list[str]]:
-    """The namespaces dealt out to readers, one per core (up to MAX_SHARES), each at least MIN_SHARE;
-    dealt in turn, so the nodes (listed first, and the biggest) are spread over them."""
-    n = max(1, min(os.cpu_count() or 1, MAX_SHARES, len(names) // MIN_SHARE))
-    return [names[i::n] for i in range(n)]
+def readers(count: int) -> int:
+    """How many processes read ``count`` namespaces: one per core (up to MAX_READERS), at least
+    MIN_SHARE namespaces each."""
+    return max(1, min(os.cpu_count() or 1, MAX_READERS, count // MIN_SHARE))
 
 
-def in_children(parts: list[list[str]], here: Callable[[list[str]], dict[str, Snapshot]],
-                there: Callable[[list[str]], dict[str, Snapshot]],
-                meanwhile: Callable[[], None] | None = None) -> dict[str, Snapshot]:
-    """``here(part)`` of the first part in this process and, side by side, ``there(part)`` of each other
-    part in a forked child (it leaves nothing behind here); then ``meanwhile()``, the caller's other work,
-    while the children may still read (they are forked before it runs, so nothing it starts is in them).
+class Dealer:
+    """Namespaces handed out a few at a time to whichever reader asks next, across fork.
+
+    A pipe holds one two-byte token per part, its write end closed before any
+    reader starts; every reader reads tokens from it until end-of-file. The
+    kernel hands each read of a pipe whole to one reader, and every read here
+    takes exactly one token, so no part is read twice or lost. Parts are dealt
+    in the order the names are listed (a lab's nodes, the biggest, first), a
+    few namespaces each (one syscall a part; the last part is the most a reader
+    can be left waiting for another).
+    """
+
+    PART = 16  # namespaces a part at most, unless there are more than TOKENS parts of them
+    TOKENS = 2048  # parts at most: 4 KiB of tokens, what the smallest pipe holds
+
+    def __init__(self, names: Sequence[str], readers: int = 1):
+        self.names = list(names)
+        self.size = max(-(-len(self.names) // self.TOKENS), min(self.PART, len(self.names) // (4 * readers)), 1)
+        count = -(-len(self.names) // self.size)
+        self.fd, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            write_all(w, b"".join(i.to_bytes(2, "little") for i in range(count)))
+        finally:
+            os.close(w)
+
+    def parts(self) -> Iterator[list[str]]:
+        """The parts this reader gets, one by one, as it asks for them."""
+        while token := os.read(self.fd, 2):
+            i = int.from_bytes(token, "little")
+            yield self.names[i * self.size:(i + 1) * self.size]
+
+    def left(self) -> int:
+        """Parts no reader has taken yet."""
+        return int.from_bytes(fcntl.ioctl(self.fd, termios.FIONREAD, bytes(4)), "little") // 2
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def in_children(names: Sequence[str], here: Reader, there: Reader,
+                meanwhile: Callable[[], None] | None = None) -> dict:
+    """The namespaces ``names`` read by :func:`readers` processes: ``here(parts)`` in this one and
+    ``there(parts)`` in each forked child (it leaves nothing behind here), each reading the parts its
+    iterator deals it, together every name once. ``meanwhile()``, the caller's other work, runs here first,
+    while the children start reading (they are forked before it runs, so nothing it starts is in them).
     The first failure is raised (a child's KernelError as itself) once every child is reaped."""
-    waiting = [start_child(there, (part,), what=f"the reader of {len(part)} namespaces") for part in parts[1:]]
+    count = readers(len(names))
+    dealer = Dealer(names, count)
+    waiting = []
     try:
-        out = here(parts[0]) if parts else {}
+        waiting = [start_child(there, (dealer.parts(),), what="a reader of namespaces") for _ in range(count - 1)]
         if meanwhile is not None:
             meanwhile()
+        out = here(dealer.parts())
         while waiting:
             child = waiting.pop(0)
             try:
@@ -61,6 +108,7 @@ def in_children(parts: list[list[str]], here: Callable[[list[str]], dict[str, Sn
     finally:
         for child in waiting:
             child.stop()
+        dealer.close()
 
 
 def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,

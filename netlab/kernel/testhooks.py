@@ -18,7 +18,11 @@ when this module is imported, never inside a loop; all are off unless set.
     every namespace netlab creates starts with two extra links (bridges named
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the
     sit/ipip modules loaded gives every new namespace its fallback tunnels
-    (this machine cannot load those modules).
+    (this machine cannot load those modules);
+``NETLAB_TEST_READ_SHARE=k``
+    a process that reads many namespaces (``status``) starts a forked reader
+    per core once there are k namespaces a reader (64 otherwise): a small
+    lab's status then goes through the forked readers too (kernel/readns.py).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ FAULT_SIGNUM = getattr(signal, f"SIG{_signal[2] or 'TERM'}", signal.SIGTERM)
 FAULT_POINT = _env.get("NETLAB_FAULT_POINT", "")
 FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
+READ_SHARE = _int("NETLAB_TEST_READ_SHARE") or None
 
 
 def add_fallback_links(conn) -> None:

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from netlab.kernel import netns as nsmod
-from netlab.kernel.base import Kernel
+from netlab.kernel.base import Kernel, Snapshot
 from netlab.feature import Feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
+from netlab.plan.resources import Veth
 from netlab.realize.attachments import is_plugin_made, plugin_made
 from netlab.realize.diff import diff_netns
 from netlab.realize.expect import expected
@@ -45,27 +46,53 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     tag_keys = list(nsmod.TAG_SYSCTLS)
     asks = {ns: ([r.name for r in want.get(ns, []) if r.kind == "sysctl"] + tag_keys, True)  # type: ignore
             for ns in plan.netns if kernel.netns_mounted(ns)}
+    links = kernel_links(state)
+    made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
+
+    def compare(ns: str, snap: Snapshot, peers: dict[str, Snapshot]) -> Compared:
+        obs = observe(snap, {r.key: r for r in want.get(ns, [])}, peers)
+        found = [d for d in diff_netns(want.get(ns, []), obs, links.get(ns, ())) if not is_plugin_made(d, made)]
+        return Compared(True, [str(d) for d in found], [d.to_json() for d in found], snap.links)
+
+    def judge(ns: str, snap: Snapshot) -> Compared:
+        # Run by whichever process read the namespace (a forked reader too): the tag, and the comparison of a
+        # namespace whose veths have no peer elsewhere (a pod's); the others go back whole, to be compared
+        # once every namespace's links are known.
+        if nsmod.tag_of([snap.sysctls.pop(key, None) for key in tag_keys]) != tag:
+            return Compared(False)
+        if any(isinstance(r, Veth) for r in want.get(ns, ())):
+            return Compared(True, snapshot=snap)
+        return compare(ns, snap, {})
+
     # The features' drift (containers, Services' files, plugins' CHECK) needs no snapshot: it is worked out
     # while the other readers finish theirs.
     feature_drift: list[str] = []
-    snaps = kernel.snapshot_many(asks, lambda: feature_drift.extend(
-        line for feature in features for line in feature.drift(lab, state)))
-    present = []
+    judged = kernel.snapshot_many(asks, lambda: feature_drift.extend(
+        line for feature in features for line in feature.drift(lab, state)), judge)
+    peers = {ns: c.snapshot or Snapshot(netns=ns, links=c.links) for ns, c in judged.items() if c.tagged}
     for name in plan.netns:
-        if name not in snaps:
+        got = judged.get(name)
+        if got is None:
             result.drift.append(f"missing: namespace {name}")
-        elif nsmod.tag_of([snaps[name].sysctls.pop(key, None) for key in tag_keys]) != tag:
+            continue
+        if not got.tagged:
             result.drift.append(f"different: namespace {name} is not tagged as this lab's")
-        else:
-            present.append(name)
-    links = kernel_links(state)
-    made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
-    for ns in present:
-        obs = observe(snaps[ns], {r.key: r for r in want.get(ns, [])}, snaps)
-        for d in diff_netns(want.get(ns, []), obs, links.get(ns, ())):
-            if is_plugin_made(d, made):
-                continue
-            result.drift.append(str(d))
-            result.details.append(d.to_json())
+            continue
+        if got.snapshot is not None:
+            got = compare(name, got.snapshot, peers)
+        result.drift += got.drift
+        result.details += got.details
     result.drift += feature_drift
     return result
+
+
+@dataclass
+class Compared:
+    """One namespace as its reader judged it: tagged as this lab's, its drift, and its links (other
+    namespaces' veths are paired with them); or, for a namespace whose veths end elsewhere, its snapshot."""
+
+    tagged: bool
+    drift: list[str] = field(default_factory=list)
+    details: list[dict] = field(default_factory=list)
+    links: dict = field(default_factory=dict)
+    snapshot: Snapshot | None = None

@@ -170,9 +170,15 @@ def test_status_names_drift_and_up_repairs_it(labs):
     subprocess.run(["bridge", "-n", node2, "fdb", "del", mac, "dev", "flannel.1", "dst", "192.168.122.215", "self"],
                    check=True)
     in_netns(node2, "sysctl", "-qw", "net.ipv4.ip_forward=0", check=True)
-    st = netlab("status", "--lab", lab, check=False)
+    in_netns(f"{lab}-fedora-2", "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", check=True)
+    # Read by forked readers too, as a big lab is: a pod is compared by whichever reader read it, a node
+    # (its veths end in the pods) once all are read.
+    st = netlab("status", "--lab", lab, check=False, env={"NETLAB_TEST_READ_SHARE": "1"})
     assert st.returncode == 1
+    assert st.stdout == netlab("status", "--lab", lab, check=False).stdout
     text = st.stdout
+    assert f"sysctl net.ipv4.conf.all.rp_filter in {lab}-fedora-2 (is 1, want 0)" in text
+    assert f"missing: route default via 10.244.0.1 dev eth0 in {lab}-fedora-1" in text  # its veth went
     assert f"link {veth} in {node}" in text
     assert "route 10.244.1.0/24" in text
     assert f"fdb {mac}" in text

@@ -7,7 +7,9 @@ it makes must be what they then see. Each test makes its own namespaces
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 import uuid
 from ipaddress import IPv4Interface
 
@@ -105,9 +107,10 @@ def test_a_program_runs_in_the_namespace_and_the_thread_comes_back(pair):
     assert os.readlink("/proc/thread-self/ns/net") == home
 
 
-def test_namespaces_read_in_shares_by_forked_children_equal_one_read_here(pair, monkeypatch):
-    """snapshot_many: with the shares made small, the second namespace is read by a forked child; its
-    snapshot (links, addresses, routes, neighbours, sysctls, iptables tables) equals the one read here."""
+def test_namespaces_read_by_a_forked_child_equal_one_read_here(pair, monkeypatch):
+    """snapshot_many: with a reader per namespace allowed, and this process busy until a forked child has
+    taken every namespace, each snapshot (links, addresses, routes, neighbours, sysctls, iptables tables)
+    equals the one read here; the digest ran in the child, and the links' indexes are known here."""
     from netlab.kernel import readns
 
     k, (a, b) = pair
@@ -116,15 +119,28 @@ def test_namespaces_read_in_shares_by_forked_children_equal_one_read_here(pair, 
              Op("add", Address(netns=b, dev="eth0", address=IPv4Interface("10.9.0.2/24")))], order=[a, b])
     asks = {a: (["net.ipv4.ip_forward"], True), b: (["net.ipv4.conf.eth0.rp_filter"], True)}
     here = LiveKernel().snapshot_many(asks)
+    dealers = []
+
+    class Dealer(readns.Dealer):
+        def __init__(self, *args):
+            super().__init__(*args)
+            dealers.append(self)
+
+    def busy() -> None:  # until the child has taken both namespaces (10 s at most)
+        deadline = time.monotonic() + 10
+        while dealers[0].left() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
     monkeypatch.setattr(readns, "MIN_SHARE", 1)
     monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
-    assert readns.shares(list(asks)) == [[a], [b]]
+    monkeypatch.setattr(readns, "Dealer", Dealer)
     split = LiveKernel()
-    shared = split.snapshot_many(asks)
-    assert list(shared) == [a, b]
+    shared = split.snapshot_many(asks, busy, lambda ns, snap: (os.getpid(), snap))
+    assert list(shared) == [a, b] and {pid for pid, _ in shared.values()} - {os.getpid()}
+    assert len({pid for pid, _ in shared.values()}) == 1  # both read by the child
     for ns in (a, b):
         for field in ("links", "addrs", "routes", "neighs", "sysctls", "tables", "nft_tables", "rules"):
-            assert getattr(shared[ns], field) == getattr(here[ns], field), (ns, field)
-    assert "10.9.0.2" in repr(shared[b].addrs) and shared[b].links["eth0"].kind == "veth"  # not two empty reads
-    assert split.index(b, "eth0") == here[b].links["eth0"].index  # known here, though a child read it
+            assert getattr(shared[ns][1], field) == getattr(here[ns], field), (ns, field)
+    assert "10.9.0.2" in repr(shared[b][1].addrs) and shared[b][1].links["eth0"].kind == "veth"  # not empty reads
+    assert split.index(b, "eth0") == here[b].links["eth0"].index  # known here, though the child read it
     split.close()
