@@ -208,10 +208,7 @@ class Lab:
     def status(self, topology: TopologyInput = None) -> R.Status:
         """The live kernel against the plan: every missing, extra or different object, and containers
         that do not run. ``topology``: compare with this file or dict instead of the lab's own."""
-        state, against = self._against(topology)
-        done = lifecycle.status(state)
-        return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
-                        details=tuple(done.details), against=against)
+        return internal_status(self, topology)
 
     def impair(self, target: str, *, rate: str | None = None, delay: str | None = None, jitter: str | None = None,
                loss: str | None = None, clear: bool = False, wait: float = 60.0) -> R.UpResult:
@@ -373,6 +370,14 @@ def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
         if item.name == name:
             return item
     raise UsageError(f"lab {lab} has no {what} {name!r} ({what}s: {', '.join(i.name for i in items) or 'none'})")
+
+
+def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None) -> R.Status:
+    """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here)."""
+    state, against = lab._against(topology)
+    done = lifecycle.status(state, kernel)
+    return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
+                    details=tuple(done.details), against=against)
 
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),

@@ -66,11 +66,11 @@ def down(lab_name: str, wait: float = 60.0, progress: Progress | None = None, fo
         kernel.close()
 
 
-def status(state: LabState) -> StatusResult:
-    """Compare the live kernel with the plan of ``state``'s topology."""
+def status(state: LabState, kernel: LiveKernel | None = None) -> StatusResult:
+    """Compare the live kernel with the plan of ``state``'s topology (on ``kernel``, closed here, if given)."""
     from netlab.lab import status as lab_status  # the plan's modules: not loaded for a down
 
-    kernel = live_kernel()
+    kernel = kernel or live_kernel()
     try:
         return lab_status.status(state, kernel, default_features())
     finally:

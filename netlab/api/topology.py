@@ -16,7 +16,8 @@ from netlab.errors import UsageError
 from netlab.model.clusterdns import DNS_NAME
 from netlab.model.lab import Lab, resolve
 from netlab.model.load import load_source, validate_source
-from netlab.model.topology import Topology, lab_name_problem
+from netlab.model.naming import lab_name_problem
+from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source
 
 DICT_SOURCE = "<dict>"

@@ -182,8 +182,17 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     editing the file, `status -t FILE` shows what `up -t FILE` would change.
     """
     require_root()
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
-    result = lab.status(topology)
+    from netlab.lab import readahead
+
+    # A big lab's namespaces are read from here on, while the rest of netlab loads (lab/readahead.py).
+    kernel = readahead.start(lab_name, topology)
+    try:
+        from netlab.api.lab import internal_status
+
+        lab = api.Lab.attach(api.selected_name(lab_name, topology))
+        result = internal_status(lab, topology, kernel)
+    finally:
+        kernel.close()
     if output == "json":
         print_json(to_json(result))
     else:

@@ -21,11 +21,11 @@ import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readns, rtnl, rtnl_parse
-from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
-from netlab.kernel.readns import read_netns
+from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
+from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
@@ -36,7 +36,6 @@ from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, 
 # lab's links stay in the default group, as on a real node (`ip link` would
 # print "group 1").
 DOOMED_GROUP = 1
-IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
 
 
 @dataclass
@@ -49,7 +48,7 @@ class _Step:
     run: Callable[[], None] | None = None  # anything else (sysctl, iptables-restore)
 
 
-class LiveKernel:
+class LiveKernel(Reading):
     """Real system calls. Not thread-safe: one per thread, except create_netns (``create_workers``)."""
 
     create_workers = CREATE_WORKERS
@@ -59,6 +58,7 @@ class LiveKernel:
         _enough_descriptors()
         self._conns: dict[str, netlink.Conn] = {}
         self._index: dict[str, dict[str, int]] = {}
+        self._ahead: readns.Ahead | None = None
 
     # --- sockets and indexes ---------------------------------------------------
 
@@ -94,6 +94,9 @@ class LiveKernel:
             c.close()
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.stop()
+            self._ahead = None
         for netns in list(self._conns):
             self.forget(netns)
         self._index.clear()
@@ -130,92 +133,11 @@ class LiveKernel:
         except (OSError, ValueError):
             return None
 
-    # --- reading ---------------------------------------------------------------------
-
-    def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
-        snap, conn, legacy = read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
-        return self._keep(snap, conn, legacy, tables)
-
-    def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
-                      meanwhile: Callable[[], None] | None = None,
-                      digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]:
-        """``snapshot(ns, sysctls, tables)`` of every namespace of ``asks`` (or what ``digest`` makes of it):
-        many by this process and forked children at the same time, few here one after the other
-        (kernel/readns.py); ``meanwhile()`` first, while the children start. A child sends back each
-        namespace's entry and its links' indexes."""
-        def entries(kernel: LiveKernel, parts: Iterator[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:
-            out = {}
-            for part in parts:
-                read = kernel._snapshot_each({ns: asks[ns] for ns in part})
-                out.update((ns, (digest(ns, snap) if digest else snap, kernel._index[ns])) for ns, snap in read.items())
-            return out
-
-        def there(parts: Iterator[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:  # in a child
-            kernel = LiveKernel(self.timeout)  # sockets of its own, not this process's
-            try:
-                return entries(kernel, parts)
-            finally:
-                kernel.close()
-
-        got = readns.in_children(list(asks), lambda parts: entries(self, parts), there, meanwhile)
-        for ns in asks:  # those a child read: only the links' indexes are known here (no socket)
-            self._index[ns] = got[ns][1]
-        return {ns: got[ns][0] for ns in asks}
-
-    def _snapshot_each(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
-        conns = dict(self._conns)
-        read = {ns: read_netns(ns, asks[ns][0], asks[ns][1], self.timeout, conns.get(ns)) for ns in asks}
-        return {ns: self._keep(snap, conn, legacy, asks[ns][1]) for ns, (snap, conn, legacy) in read.items()}
-
-    def _keep(self, snap: Snapshot, conn: netlink.Conn, legacy: list[str], tables: bool) -> Snapshot:
-        """Cache what a read learnt (the namespace's socket, its links' indexes), add its iptables tables."""
-        self._conns[snap.netns] = conn
-        # the namespace's link indexes, as the snapshot found them (requests name links by index)
-        self._index[snap.netns] = {link.name: link.index for link in snap.links.values()}
-        if tables:
-            snap.tables = self._read_tables(snap.netns, legacy, snap.nft_tables)
-            snap.nft = self._read_nft(snap.netns, snap.nft_tables)
-        return snap
+    # --- reading: kernel/live_read.py ---------------------------------------------
 
     def read_tags(self, names: Sequence[str]) -> dict[str, str | None]:
         """``read_tag`` of each namespace, by a few threads side by side."""
         return side_by_side(self.read_tag, list(names))
-
-    def _read_nft(self, netns: str, nft: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-        """nf_tables tables that iptables-nft did not make (kube-proxy's), as ``nft -j`` prints them."""
-        out: dict[tuple[str, str], dict] = {}
-        for family, name in nft:
-            if family == "ip" and name in IPTABLES_TABLES:
-                continue
-            try:
-                data = nftmod.list_table(netns, family, name)
-            except nftmod.NftError as exc:
-                raise KernelError(None, errno.EIO, str(exc)) from None
-            if data is not None:
-                out[(family, name)] = data
-        return out
-
-    def _read_tables(self, netns: str, legacy: list[str], nft: list[tuple[str, str]]) -> dict[str, dict[str, str]]:
-        """The iptables tables that exist here, as ``iptables-save`` prints them, per backend."""
-        out: dict[str, dict[str, str]] = {}
-        have = {"nft": any(fam == "ip" and name in IPTABLES_TABLES for fam, name in nft), "legacy": bool(legacy)}
-        default = iptables.default_backend()
-        for backend in ("nft", "legacy"):
-            if not have[backend]:
-                continue
-            key = "" if backend == default else backend
-            try:
-                text = iptables.save(netns, backend=backend if key else None)
-            except iptables.IptablesError as exc:
-                raise KernelError(None, errno.EIO, str(exc)) from None
-            out[key] = iptables.split_tables(text)
-        return out
-
-    def iptables_save(self, netns: str, table: str, backend: str = "") -> str:
-        try:
-            return iptables.split_tables(iptables.save(netns, table, backend or None)).get(table, "")
-        except iptables.IptablesError as exc:
-            raise KernelError(None, errno.EIO, str(exc)) from None
 
     # --- changing ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from netlab.kernel.base import Kernel, Snapshot
 from netlab.feature import Feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Veth
+from netlab.plan.resources import Resource, Sysctl, Veth
 from netlab.realize.attachments import is_plugin_made, plugin_made
 from netlab.realize.diff import diff_netns
 from netlab.realize.expect import expected
@@ -42,10 +42,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     tag = tag_for(state)
     want = expected(plan)
     result = StatusResult(lab=lab.name, objects=sum(len(v) for v in want.values()))
-    # Each namespace is read once: its tag (two sysctls no plan holds) with everything else.
     tag_keys = list(nsmod.TAG_SYSCTLS)
-    asks = {ns: ([r.name for r in want.get(ns, []) if r.kind == "sysctl"] + tag_keys, True)  # type: ignore
-            for ns in plan.netns if kernel.netns_mounted(ns)}
+    asks = {ns: (asked_sysctls(want, ns), True) for ns in plan.netns if kernel.netns_mounted(ns)}
     links = kernel_links(state)
     made = plugin_made(lab, state)  # what a user's CNI plugins made: their CHECK judges it
 
@@ -84,6 +82,12 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
         result.details += got.details
     result.drift += feature_drift
     return result
+
+
+def asked_sysctls(want: dict[str, list[Resource]], ns: str) -> list[str]:
+    """The sysctls read of a namespace: the expected ones and its tag (two sysctls no plan holds), so
+    that each namespace is read once."""
+    return [r.name for r in want.get(ns, []) if isinstance(r, Sysctl)] + list(nsmod.TAG_SYSCTLS)
 
 
 @dataclass

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
+
+from netlab.model.location import show, yaml_kind
 
 IFNAMSIZ = 15  # bytes, without the trailing NUL
 CHAIN_MAX = 28  # XT_EXTENSION_MAXNAMELEN - 1 minus room kube-proxy keeps
@@ -18,6 +21,8 @@ NETNS_MAX = 63
 
 # A DNS label (RFC 1123), as Kubernetes requires for most names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+NAME_MAX = 63
+LAB_NAME_MAX = 24  # a lab name prefixes every namespace name
 _SAFE_NETNS = DNS_LABEL
 _SAFE_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SAFE_CHAIN = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
@@ -27,6 +32,27 @@ POD_IF = "eth0"
 NODE_IF = "eth0"
 BRIDGE = "cni0"
 UNDERLAY_BRIDGE = "br0"
+
+
+def dns_label_problem(value: str) -> str | None:
+    """What keeps a name from being a DNS label, or None."""
+    if len(value) > NAME_MAX:
+        return f"{show(value, 30)} is {len(value)} characters; names are at most {NAME_MAX}, shorten it"
+    if not DNS_LABEL.fullmatch(value):
+        return (f"{show(value, 30)} is not a DNS label; use lower-case letters, digits and '-', "
+                "starting and ending with a letter or digit")
+    return None
+
+
+def lab_name_problem(value: Any) -> str | None:
+    """What is wrong with a lab name, or None: one rule for a topology's ``name:``
+    and for every ``--lab`` value, which becomes a directory name under the state root."""
+    if not isinstance(value, str):
+        return f"must be a string, not {yaml_kind(value)}"
+    if len(value) > LAB_NAME_MAX:
+        return (f"{show(value, 30)} is {len(value)} characters; a lab name is at most {LAB_NAME_MAX} "
+                "(it prefixes every namespace name), shorten it")
+    return dns_label_problem(value)
 
 
 def short_hash(*parts: str, length: int = 8) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, 
 
 from netlab.model.impair import IfName, Impairment
 from netlab.model.location import show, yaml_kind
-from netlab.model.naming import DNS_LABEL
+from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX, dns_label_problem, lab_name_problem
 
 # Kubernetes label keys and values, simplified: no "prefix/" part. Keys are not empty.
 LABEL_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
@@ -28,8 +28,6 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
 _CIDR = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
 
-LAB_NAME_MAX = 24
-NAME_MAX = 63
 LABEL_MAX = 63
 # Namespace names are "<lab>-<name>"; keep them DNS labels too.
 NETNS_NAME_MAX = 63
@@ -56,31 +54,11 @@ RANGES: dict[str, tuple[int, int, str]] = {
 
 
 def _dns_label(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value  # StrictStr reports the type
-    if len(value) > NAME_MAX:
-        raise ValueError(f"{show(value, 30)} is {len(value)} characters; names are at most {NAME_MAX}, shorten it")
-    if not DNS_LABEL.fullmatch(value):
-        raise ValueError(
-            f"{show(value, 30)} is not a DNS label; use lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit"
-        )
+    if isinstance(value, str):  # StrictStr reports other types
+        problem = dns_label_problem(value)
+        if problem:
+            raise ValueError(problem)
     return value
-
-
-def lab_name_problem(value: Any) -> str | None:
-    """What is wrong with a lab name, or None: one rule for a topology's ``name:``
-    and for every ``--lab`` value, which becomes a directory name under the state root."""
-    if not isinstance(value, str):
-        return f"must be a string, not {yaml_kind(value)}"
-    if len(value) > LAB_NAME_MAX:
-        return (f"{show(value, 30)} is {len(value)} characters; a lab name is at most {LAB_NAME_MAX} "
-                "(it prefixes every namespace name), shorten it")
-    try:
-        _dns_label(value)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 def _lab_name(value: Any) -> Any:

@@ -41,7 +41,8 @@ from netlab.model.lab import Lab, NodeInfo
 from netlab.plan import flannel
 from netlab.plan.iptables import Ruleset
 from netlab.plan.resources import NftRules, Resource, Sysctl
-from netlab.plan.services import AFFINITY_SECONDS, BRIDGE_NF_SYSCTL, MASQ_MARK, ServicePortInfo, service_ports
+from netlab.plan.services import AFFINITY_SECONDS, MASQ_MARK, ServicePortInfo, service_ports
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL
 
 FAMILY = "ip"
 TABLE = "kube-proxy"

@@ -47,6 +47,7 @@ from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.resources import Resource, Sysctl
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL
 
 # kube-proxy's constants. The masquerade mark: bit 14 (--iptables-masquerade-bit),
 # written like NewProxier does, fmt.Sprintf("%#08x", 1<<14): Go pads 8 digits after 0x.
@@ -63,11 +64,6 @@ KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
 KUBE_FORWARD = "KUBE-FORWARD"
 KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
 
-# Bridged frames (pod to pod on one cni0) must pass iptables, or a reply from a
-# same-node endpoint bypasses conntrack and never gets its DNAT undone. The
-# sysctl is per network namespace (Linux >= 5.3), so this sets it in the node
-# only; it exists when br_netfilter is loaded (see netlab.services.lifecycle).
-BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "1")
 
 
 # --- names -------------------------------------------------------------------

@@ -16,3 +16,10 @@ COMMON_SYSCTLS = (
 ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"),)
 # Hosts and switches do not: pods, internet hosts, the underlay (a plain switch).
 HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
+# Bridged frames (pod to pod on one cni0) must pass iptables, or a reply from a
+# same-node endpoint bypasses conntrack and never gets its DNAT undone. The
+# sysctl is per network namespace (Linux >= 5.3), so the Services' plan sets it in
+# the nodes only; it exists when br_netfilter is loaded (see netlab.services.lifecycle).
+BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "1")
+# What the kernel starts every namespace and interface with, and the lab keeps: 0 for each.
+ARP_SYSCTLS = ("arp_ignore", "arp_announce", "arp_filter")

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from netlab.plan.build import Plan
 from netlab.plan.resources import Address, Link, Loopback, Netns, Resource, Rule, Sysctl, Veth, VethPeer
+from netlab.plan.sysctls import ARP_SYSCTLS
 
 from ipaddress import IPv4Interface
 
 DEFAULT_RULES = ((0, 255), (32766, 254), (32767, 253))  # (priority, table): local, main, default
-ARP_SYSCTLS = ("arp_ignore", "arp_announce", "arp_filter")
 
 
 def expected(plan: Plan) -> dict[str, list[Resource]]:

@@ -21,6 +21,7 @@ import sys
 import time
 
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
+from netlab.model.naming import lab_name_problem
 
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
@@ -77,8 +78,6 @@ def state_root() -> str:
 def check_lab_name(value: str, what: str = "--lab") -> str:
     """A lab name a user typed, checked by the rule of a topology's ``name:`` before it
     becomes a path: ``--lab /etc``, ``..`` or ``.`` never reach a file operation."""
-    from netlab.model.topology import lab_name_problem
-
     problem = lab_name_problem(value)
     if problem:
         raise UsageError(f"{what} {problem}")
@@ -201,8 +200,6 @@ def known_labs() -> list[str]:
     if not os.path.isdir(STATE_ROOT):
         return []
     _check_dir(STATE_ROOT)
-    from netlab.model.topology import lab_name_problem
-
     return sorted(name for name in os.listdir(STATE_ROOT)
                   if lab_name_problem(name) is None and os.path.isfile(os.path.join(STATE_ROOT, name, STATE_FILE)))
 

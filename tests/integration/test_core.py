@@ -179,6 +179,10 @@ def test_status_names_drift_and_up_repairs_it(labs):
     text = st.stdout
     assert f"sysctl net.ipv4.conf.all.rp_filter in {lab}-fedora-2 (is 1, want 0)" in text
     assert f"missing: route default via 10.244.0.1 dev eth0 in {lab}-fedora-1" in text  # its veth went
+    ip("netns", "del", f"{lab}-fedora-1")  # the state still lists it: read ahead, it cannot be read
+    st = netlab("status", "--lab", lab, check=False, env={"NETLAB_TEST_READ_SHARE": "1"})
+    assert st.returncode == 1 and f"missing: namespace {lab}-fedora-1" in st.stdout and not st.stderr
+    assert st.stdout == netlab("status", "--lab", lab, check=False).stdout
     assert f"link {veth} in {node}" in text
     assert "route 10.244.1.0/24" in text
     assert f"fdb {mac}" in text

@@ -144,3 +144,38 @@ def test_namespaces_read_by_a_forked_child_equal_one_read_here(pair, monkeypatch
     assert "10.9.0.2" in repr(shared[b][1].addrs) and shared[b][1].links["eth0"].kind == "veth"  # not empty reads
     assert split.index(b, "eth0") == here[b].links["eth0"].index  # known here, though the child read it
     split.close()
+
+
+def test_namespaces_read_ahead_by_a_forked_child_equal_one_read_here_as_asked(pair, monkeypatch):
+    """read_ahead (status's CLI): a child reads both namespaces with one list of sysctl files before
+    anything is asked; snapshot_many then takes them as asked (an interface's sysctl from its link), and
+    reads again here a namespace asked a file the child did not read."""
+    from netlab.kernel import readns
+
+    k, (a, b) = pair
+    k.apply([Op("add", Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
+                            peer_mac="02:00:00:00:00:0b"))], order=[a, b])
+    in_netns(b, "sysctl", "-qw", "net.ipv4.conf.default.arp_ignore=2", check=True)
+    asks = {a: (["net.ipv4.ip_forward", "net.ipv4.conf.va.rp_filter"], True),
+            b: (["net.ipv4.ip_forward", "net.ipv4.conf.default.arp_ignore"], True)}
+    here = LiveKernel().snapshot_many(asks)
+    assert here[b].sysctls["net.ipv4.conf.default.arp_ignore"] == "2"
+    monkeypatch.setattr(readns, "MIN_SHARE", 1)
+    monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
+    ahead = LiveKernel()
+    ahead.read_ahead([a, b], ["net.ipv4.ip_forward"])
+    dealer = ahead._ahead.readers.dealer
+
+    def busy() -> None:  # until the child has taken both namespaces (10 s at most)
+        deadline = time.monotonic() + 10
+        while dealer.left() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    got = ahead.snapshot_many(asks, busy, lambda ns, snap: (os.getpid(), snap))
+    assert list(got) == [a, b] and all(pid == os.getpid() for pid, _ in got.values())  # digested here
+    for ns in (a, b):
+        for field in ("links", "addrs", "routes", "neighs", "sysctls", "tables", "nft_tables", "rules"):
+            assert getattr(got[ns][1], field) == getattr(here[ns], field), (ns, field)
+    assert a not in ahead._conns and b in ahead._conns  # a: the child's read; b: read again here (no socket for a)
+    assert ahead.index(b, "eth0") == here[b].links["eth0"].index and ahead._ahead is None
+    ahead.close()

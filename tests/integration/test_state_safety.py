@@ -139,8 +139,11 @@ def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(
             fh.write(bad.replace(good_lab.encode(), lab.encode()))
         topo = write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\n", f"{lab}.yaml")
         for args in (["status", "--lab", lab], ["graph", "--lab", lab], ["probe", "--lab", lab],
-                     ["up", "-t", topo], ["down", "--lab", lab], ["exec", "--lab", lab, "a", "--", "true"]):
-            proc = netlab(*args, check=False)
+                     ["up", "-t", topo], ["down", "--lab", lab], ["exec", "--lab", lab, "a", "--", "true"],
+                     ["status", "--lab", lab, "read ahead"]):
+            ahead = args[-1] == "read ahead"  # then the file is read before it is checked (lab/readahead.py)
+            proc = netlab(*args[:-1] if ahead else args, check=False,
+                          env={"NETLAB_TEST_READ_SHARE": "1"} if ahead else {})
             where = f"{kind}: netlab {' '.join(args)}"
             assert proc.returncode == 3, (where, proc.returncode, proc.stderr)
             assert len(proc.stderr.splitlines()) == 1, (where, proc.stderr)

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from netlab.errors import UsageError
-from netlab.model.topology import lab_name_problem
+from netlab.model.naming import lab_name_problem
 from netlab.realize import state, state_dir
 
 BAD = ["/tmp/x", "../../tmp/x", ".", "..", "/etc", "/", "a" * 300, "", "demo\n", "Demo", "de mo", "-demo",

@@ -1,0 +1,77 @@
+"""``netlab status`` of a big lab reads its namespaces while Python loads the rest of netlab.
+
+The command spends ~0.2 s loading (pydantic, the state's strict schema, the
+topology's models, the plan's modules) before it knows what to ask the
+kernel. Which namespaces it will read is known much sooner: the lab's state
+file lists them. So when the lab is big enough to be read by forked readers
+anyway (kernel/readns.py), those are forked first, and read with every
+sysctl file a lab's status can ask (:data:`SYSCTLS`) while this process
+loads; status then takes what they read, and reads again itself a namespace
+that is asked anything else (kernel/live.py's ``read_ahead``).
+
+Reading ahead only reads. The lab name is checked like any ``--lab``, the
+state directory and file like ``load_state`` checks them, a namespace is
+entered only if its name is a safe one, and nothing is judged before the
+state has been validated: should it turn out corrupt, the command fails as
+it would have, and the readers are stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+from netlab.errors import NetlabError
+from netlab.kernel.live import LiveKernel
+from netlab.kernel.netns import TAG_SYSCTLS
+from netlab.model.naming import check_netns
+from netlab.plan.sysctls import ARP_SYSCTLS, BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, ROUTER_SYSCTLS
+from netlab.realize.state_dir import STATE_FILE, check_lab_name, known_labs, lab_dir
+
+# Every sysctl a lab's status asks of a namespace but an interface's: the plan's by role
+# (plan/sysctls.py), the all/default ARP ones every namespace keeps (realize/expect.py), and the tag.
+# tests/unit/test_readahead.py checks them against the plans of several labs.
+SYSCTLS = (*dict.fromkeys(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), BRIDGE_NF_SYSCTL[0],
+           *(f"net.ipv4.conf.{which}.{key}" for which in ("all", "default") for key in ARP_SYSCTLS),
+           *TAG_SYSCTLS)
+
+
+def start(lab_name: str | None, topology: str | None) -> LiveKernel:
+    """The kernel door for ``status`` (``--lab NAME`` / ``-t FILE``), already reading the lab's namespaces
+    when that can be known now: not with ``-t FILE`` (the lab is the one a file still to be parsed names),
+    nor without ``--lab`` when more than one lab is up."""
+    kernel = LiveKernel()
+    if topology is None:
+        names = saved_netns(lab_name)
+        if names:
+            kernel.read_ahead(names, SYSCTLS)
+    return kernel
+
+
+def saved_netns(lab_name: str | None) -> list[str]:
+    """The namespaces the lab's state file lists (with a safe name), unvalidated; [] when anything is
+    amiss (the command then finds it, and says so)."""
+    try:
+        if lab_name is None:
+            labs = known_labs()
+            if len(labs) != 1:
+                return []
+            lab_name = labs[0]
+        path = os.path.join(lab_dir(check_lab_name(lab_name), create=False), STATE_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            saved = json.load(fh)
+    except (NetlabError, OSError, ValueError):
+        return []
+    names = saved.get("netns") if isinstance(saved, dict) else None  # name -> what came of it
+    return [name for name in names if _safe(name)] if isinstance(names, dict) else []
+
+
+def _safe(name: object) -> bool:
+    try:
+        return isinstance(name, str) and check_netns(name) == name
+    except ValueError:
+        return False

@@ -1,0 +1,150 @@
+"""Status's CLI reads a big lab's namespaces ahead (lab/readahead.py, kernel/readns.Ahead), without root:
+the sysctls it reads cover what status asks, a snapshot read ahead becomes one read as asked, and the
+parts the forked readers took come back through the parent's digest."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from netlab.kernel import readns
+from netlab.kernel.base import Snapshot
+from netlab.kernel.rtnl_parse import LinkMsg
+from netlab.lab import readahead
+from netlab.lab.status import asked_sysctls
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import build_plan
+from netlab.realize.expect import expected
+from test_services_plan import TOPO, lab_of
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "topologies").glob("*.yaml"))
+
+
+def labs():
+    for path in EXAMPLES:
+        yield path.name, resolve(load_topology(str(path)))
+    data = yaml.safe_load(TOPO.read_text())  # Services, internet hosts, a load balancer
+    yield "services+internet", lab_of(data)
+    data["cluster"] = {**data.get("cluster", {}), "kubeProxyMode": "nftables"}
+    yield "services+internet, nftables", lab_of(data)
+
+
+@pytest.mark.parametrize("name, lab", list(labs()), ids=[name for name, _ in labs()])
+def test_every_sysctl_file_status_asks_is_read_ahead(name, lab):
+    want = expected(build_plan(lab))
+    asked = {key for ns in want for key in asked_sysctls(want, ns)}
+    files = {key for key in asked if readns._interface_sysctl(key)[0] is None}  # an interface's: its link
+    assert files and files <= set(readahead.SYSCTLS), files - set(readahead.SYSCTLS)
+
+
+def link(name: str, index: int, **conf: str) -> LinkMsg:
+    return LinkMsg(index=index, name=name, kind=None, up=True, mtu=1500, mac="", master=None, peer=None,
+                   peer_netnsid=None, alias=None, group=0, txqlen=1000, inet_conf=dict(conf))
+
+
+def snapshot() -> Snapshot:
+    snap = Snapshot(netns="x-p1", links={"lo": link("lo", 1, tag="7"), "eth0": link("eth0", 2, rp_filter="0")})
+    snap.sysctls = {"net.ipv4.ip_forward": "0", "net.ipv4.conf.all.tag": "5", "net.ipv4.conf.lo.tag": "7"}
+    snap.tables = {"": {"nat": "*nat\n"}}
+    snap.nft_tables = [("ip", "nat")]
+    return snap
+
+
+def test_a_snapshot_read_ahead_becomes_one_read_as_asked():
+    snap = snapshot()
+    asked = ["net.ipv4.conf.eth0.rp_filter", "net.ipv4.conf.all.tag", "net.ipv4.conf.eth1.arp_ignore",
+             "net.ipv4.conf.lo.tag"]
+    assert readns.as_asked(snap, asked, True)
+    assert list(snap.sysctls.items()) == [("net.ipv4.conf.eth0.rp_filter", "0"), ("net.ipv4.conf.all.tag", "5"),
+                                          ("net.ipv4.conf.eth1.arp_ignore", None), ("net.ipv4.conf.lo.tag", "7")]
+    assert snap.tables and snap.nft_tables  # asked with the tables: kept
+
+    snap = snapshot()
+    assert readns.as_asked(snap, ["net.ipv4.ip_forward"], False)
+    assert snap.sysctls == {"net.ipv4.ip_forward": "0"} and not snap.tables and not snap.nft_tables
+
+    snap = snapshot()
+    assert not readns.as_asked(snap, ["net.ipv4.conf.default.rp_filter"], True)  # a file not read ahead
+
+
+@pytest.fixture
+def two_readers(monkeypatch):
+    monkeypatch.setattr(readns, "MIN_SHARE", 1)
+    monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
+
+
+def read(where: str):
+    """A reader that reads each namespace it is dealt as a snapshot with a file sysctl, and says who read it."""
+    def reader(parts):
+        out = {}
+        for part in parts:
+            for ns in part:
+                snap = Snapshot(netns=ns, sysctls={"net.ipv4.ip_forward": "1"})
+                snap.links = {"lo": link("lo", 1)}
+                out[ns] = ((where, os.getpid(), snap), {"lo": 1})
+        return out
+
+    def there(parts):  # a child's entries are raw snapshots
+        return {ns: (entry[2], index) for ns, (entry, index) in reader(parts).items()}
+
+    return reader, there
+
+
+def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(two_readers):
+    names = [f"x-{i}" for i in range(40)]
+    here, there = read("here")
+    ahead = readns.Ahead(names, ["net.ipv4.ip_forward"], there)
+    asks = {ns: (["net.ipv4.ip_forward"], True) for ns in names[:30]}
+    asks["x-5"] = (["net.ipv4.conf.all.rp_filter"], True)  # a file the children did not read
+    asks["y-new"] = (["net.ipv4.ip_forward"], True)  # not in the state file: not read ahead
+    digested = []
+
+    def loading() -> None:  # this process is busy until the child has taken most parts (10 s at most)
+        deadline = time.monotonic() + 10
+        while ahead.readers.dealer.left() > 3 and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    got = ahead.finish(asks, here, loading, lambda ns, snap: digested.append(ns) or ("digested", os.getpid(), snap))
+    children = {ns for ns, (entry, _) in got.items() if entry[0] == "digested"}
+    assert len(children) >= 20 and "x-5" not in children  # read here (as asked), or left to the caller
+    assert set(got) <= set(asks) - {"y-new"} and set(got) | {"x-5", "y-new"} == set(asks)
+    assert sorted(digested) == sorted(children) and all(got[ns][0][1] == os.getpid() for ns in children)
+    assert all(got[ns][1] == {"lo": 1} for ns in got)
+    assert ahead.readers.dealer.fd == -1 and not ahead.readers.waiting  # reaped, closed
+
+
+def test_the_readers_stop_when_the_command_fails_before_it_asks(two_readers):
+    here, there = read("here")
+    ahead = readns.Ahead([f"x-{i}" for i in range(40)], ["net.ipv4.ip_forward"], there)
+    pids = [child.pid for child in ahead.readers.waiting]
+    assert pids
+    ahead.stop()
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reaped
+
+
+def test_the_namespaces_come_from_the_state_file_and_only_safe_names(tmp_path, monkeypatch):
+    from netlab.realize import state_dir
+
+    root = tmp_path / "state"
+    (root / "big").mkdir(parents=True, mode=0o700)
+    root.chmod(0o700)
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
+    (root / "big" / "state.json").write_text(json.dumps(
+        {"netns": {"big-n1": "created", "big-p1": "created", "../etc": "created", "Big": "created"}}))
+    assert readahead.saved_netns("big") == ["big-n1", "big-p1"]
+    assert readahead.saved_netns(None) == ["big-n1", "big-p1"]  # the only lab
+    assert readahead.saved_netns("../etc") == [] and readahead.saved_netns("nosuch") == []
+    (root / "big" / "state.json").write_text("{not json")
+    assert readahead.saved_netns("big") == []
+    (root / "two").mkdir(mode=0o700)
+    (root / "two" / "state.json").write_text("{}")
+    assert readahead.saved_netns(None) == []  # two labs: the command asks which
