@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readns, rtnl, rtnl_parse
+from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readmany, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
@@ -58,7 +58,7 @@ class LiveKernel(Reading):
         _enough_descriptors()
         self._conns: dict[str, netlink.Conn] = {}
         self._index: dict[str, dict[str, int]] = {}
-        self._ahead: readns.Ahead | None = None
+        self._ahead: readmany.Ahead | None = None
 
     # --- sockets and indexes ---------------------------------------------------
 

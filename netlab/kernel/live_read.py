@@ -1,5 +1,5 @@
 """Reading the real kernel: namespaces whole (:class:`~netlab.kernel.base.Snapshot`), many at once by forked
-readers (kernel/readns.py), or read ahead, and their iptables and nftables text. Part of
+readers (kernel/readmany.py), or read ahead, and their iptables and nftables text. Part of
 :class:`~netlab.kernel.live.LiveKernel`, which keeps the sockets and the links' indexes a read learns.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from netlab.kernel import iptables, netlink, nft as nftmod, readns
+from netlab.kernel import iptables, netlink, nft as nftmod, readmany
 from netlab.kernel.base import KernelError, Snapshot
 from netlab.kernel.readns import read_netns
 
@@ -21,7 +21,7 @@ class Reading:
     timeout: float
     _conns: dict[str, netlink.Conn]
     _index: dict[str, dict[str, int]]
-    _ahead: readns.Ahead | None
+    _ahead: readmany.Ahead | None
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
         snap, conn, legacy = read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
@@ -32,23 +32,23 @@ class Reading:
         children now, before the caller knows what it will ask: the next :meth:`snapshot_many` takes what
         they read of each namespace it asks, and reads the rest itself. For a command that loads much of
         netlab before it can ask (``status``' CLI); a lab too small to share is read then instead."""
-        if self._ahead is None and readns.readers(len(names)) > 1:
+        if self._ahead is None and readmany.readers(len(names)) > 1:
             keys = list(sysctls)
-            self._ahead = readns.Ahead(names, keys, self._in_child(lambda ns: (keys, True), None))
+            self._ahead = readmany.Ahead(names, keys, self._in_child(lambda ns: (keys, True), None))
 
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
                       meanwhile: Callable[[], None] | None = None,
                       digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]:
         """``snapshot(ns, sysctls, tables)`` of every namespace of ``asks`` (or what ``digest`` makes of it):
         many by this process and forked children at the same time, few here one after the other
-        (kernel/readns.py); ``meanwhile()`` first, while the children start. A child sends back each
+        (kernel/readmany.py); ``meanwhile()`` first, while the children start. A child sends back each
         namespace's entry and its links' indexes."""
         def here(parts: Iterable[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:
             return self._entries(parts, asks.__getitem__, digest)
 
         ahead, self._ahead = self._ahead, None
         if ahead is None:
-            got = readns.in_children(list(asks), here, self._in_child(asks.__getitem__, digest), meanwhile)
+            got = readmany.in_children(list(asks), here, self._in_child(asks.__getitem__, digest), meanwhile)
         else:
             got = ahead.finish(asks, here, meanwhile, digest)
             got.update(here([[ns for ns in asks if ns not in got]]))
@@ -65,7 +65,7 @@ class Reading:
         return out
 
     def _in_child(self, asks: Callable[[str], tuple[Sequence[str], bool]],
-                  digest: Callable[[str, Snapshot], Any] | None) -> readns.Reader:
+                  digest: Callable[[str, Snapshot], Any] | None) -> readmany.Reader:
         def there(parts: Iterator[list[str]]) -> dict[str, tuple[Any, dict[str, int]]]:  # in a forked child
             kernel = type(self)(self.timeout)  # sockets of its own, not this process's
             try:

@@ -4,7 +4,7 @@ The command spends ~0.2 s loading (pydantic, the state's strict schema, the
 topology's models, the plan's modules) before it knows what to ask the
 kernel. Which namespaces it will read is known much sooner: the lab's state
 file lists them. So when the lab is big enough to be read by forked readers
-anyway (kernel/readns.py), those are forked first, and read with every
+anyway (kernel/readmany.py), those are forked first, and read with every
 sysctl file a lab's status can ask (:data:`SYSCTLS`) while this process
 loads; status then takes what they read, and reads again itself a namespace
 that is asked anything else (kernel/live.py's ``read_ahead``).

@@ -111,7 +111,7 @@ def test_namespaces_read_by_a_forked_child_equal_one_read_here(pair, monkeypatch
     """snapshot_many: with a reader per namespace allowed, and this process busy until a forked child has
     taken every namespace, each snapshot (links, addresses, routes, neighbours, sysctls, iptables tables)
     equals the one read here; the digest ran in the child, and the links' indexes are known here."""
-    from netlab.kernel import readns
+    from netlab.kernel import readmany
 
     k, (a, b) = pair
     k.apply([Op("add", Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
@@ -121,7 +121,7 @@ def test_namespaces_read_by_a_forked_child_equal_one_read_here(pair, monkeypatch
     here = LiveKernel().snapshot_many(asks)
     dealers = []
 
-    class Dealer(readns.Dealer):
+    class Dealer(readmany.Dealer):
         def __init__(self, *args):
             super().__init__(*args)
             dealers.append(self)
@@ -131,9 +131,9 @@ def test_namespaces_read_by_a_forked_child_equal_one_read_here(pair, monkeypatch
         while dealers[0].left() and time.monotonic() < deadline:
             time.sleep(0.005)
 
-    monkeypatch.setattr(readns, "MIN_SHARE", 1)
-    monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(readns, "Dealer", Dealer)
+    monkeypatch.setattr(readmany, "MIN_SHARE", 1)
+    monkeypatch.setattr(readmany.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(readmany, "Dealer", Dealer)
     split = LiveKernel()
     shared = split.snapshot_many(asks, busy, lambda ns, snap: (os.getpid(), snap))
     assert list(shared) == [a, b] and {pid for pid, _ in shared.values()} - {os.getpid()}
@@ -150,7 +150,7 @@ def test_namespaces_read_ahead_by_a_forked_child_equal_one_read_here_as_asked(pa
     """read_ahead (status's CLI): a child reads both namespaces with one list of sysctl files before
     anything is asked; snapshot_many then takes them as asked (an interface's sysctl from its link), and
     reads again here a namespace asked a file the child did not read."""
-    from netlab.kernel import readns
+    from netlab.kernel import readmany
 
     k, (a, b) = pair
     k.apply([Op("add", Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
@@ -160,11 +160,11 @@ def test_namespaces_read_ahead_by_a_forked_child_equal_one_read_here_as_asked(pa
             b: (["net.ipv4.ip_forward", "net.ipv4.conf.default.arp_ignore"], True)}
     here = LiveKernel().snapshot_many(asks)
     assert here[b].sysctls["net.ipv4.conf.default.arp_ignore"] == "2"
-    monkeypatch.setattr(readns, "MIN_SHARE", 1)
-    monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(readmany, "MIN_SHARE", 1)
+    monkeypatch.setattr(readmany.os, "cpu_count", lambda: 2)
     ahead = LiveKernel()
     ahead.read_ahead([a, b], ["net.ipv4.ip_forward"])
-    dealer = ahead._ahead.readers.dealer
+    dealer = ahead._ahead.dealer
 
     def busy() -> None:  # until the child has taken both namespaces (10 s at most)
         deadline = time.monotonic() + 10

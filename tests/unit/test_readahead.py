@@ -1,4 +1,4 @@
-"""Status's CLI reads a big lab's namespaces ahead (lab/readahead.py, kernel/readns.Ahead), without root:
+"""Status's CLI reads a big lab's namespaces ahead (lab/readahead.py, kernel/readmany.Ahead), without root:
 the sysctls it reads cover what status asks, a snapshot read ahead becomes one read as asked, and the
 parts the forked readers took come back through the parent's digest."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from netlab.kernel import readns
+from netlab.kernel import readmany, readns
 from netlab.kernel.base import Snapshot
 from netlab.kernel.rtnl_parse import LinkMsg
 from netlab.lab import readahead
@@ -76,8 +76,8 @@ def test_a_snapshot_read_ahead_becomes_one_read_as_asked():
 
 @pytest.fixture
 def two_readers(monkeypatch):
-    monkeypatch.setattr(readns, "MIN_SHARE", 1)
-    monkeypatch.setattr(readns.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(readmany, "MIN_SHARE", 1)
+    monkeypatch.setattr(readmany.os, "cpu_count", lambda: 2)
 
 
 def read(where: str):
@@ -100,7 +100,7 @@ def read(where: str):
 def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(two_readers):
     names = [f"x-{i}" for i in range(40)]
     here, there = read("here")
-    ahead = readns.Ahead(names, ["net.ipv4.ip_forward"], there)
+    ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], there)
     asks = {ns: (["net.ipv4.ip_forward"], True) for ns in names[:30]}
     asks["x-5"] = (["net.ipv4.conf.all.rp_filter"], True)  # a file the children did not read
     asks["y-new"] = (["net.ipv4.ip_forward"], True)  # not in the state file: not read ahead
@@ -108,7 +108,7 @@ def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(tw
 
     def loading() -> None:  # this process is busy until the child has taken most parts (10 s at most)
         deadline = time.monotonic() + 10
-        while ahead.readers.dealer.left() > 3 and time.monotonic() < deadline:
+        while ahead.dealer.left() > 3 and time.monotonic() < deadline:
             time.sleep(0.002)
 
     got = ahead.finish(asks, here, loading, lambda ns, snap: digested.append(ns) or ("digested", os.getpid(), snap))
@@ -117,13 +117,13 @@ def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(tw
     assert set(got) <= set(asks) - {"y-new"} and set(got) | {"x-5", "y-new"} == set(asks)
     assert sorted(digested) == sorted(children) and all(got[ns][0][1] == os.getpid() for ns in children)
     assert all(got[ns][1] == {"lo": 1} for ns in got)
-    assert ahead.readers.dealer.fd == -1 and not ahead.readers.waiting  # reaped, closed
+    assert ahead.dealer.fd == -1 and not ahead.streams  # reaped, closed
 
 
 def test_the_readers_stop_when_the_command_fails_before_it_asks(two_readers):
     here, there = read("here")
-    ahead = readns.Ahead([f"x-{i}" for i in range(40)], ["net.ipv4.ip_forward"], there)
-    pids = [child.pid for child in ahead.readers.waiting]
+    ahead = readmany.Ahead([f"x-{i}" for i in range(40)], ["net.ipv4.ip_forward"], there)
+    pids = [stream.child.pid for stream in ahead.streams]
     assert pids
     ahead.stop()
     for pid in pids:

@@ -1,4 +1,4 @@
-"""Many namespaces read by this process and forked children (kernel/readns.py), without root: how many
+"""Many namespaces read by this process and forked children (kernel/readmany.py), without root: how many
 readers, the dealing of parts across fork, the merge, and what a failing reader leaves (nothing)."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import time
 
 import pytest
 
-from netlab.kernel import readns
+from netlab.kernel import readmany
 from netlab.kernel.base import KernelError
 
 
 @pytest.mark.parametrize("cores, count, readers", [(2, 500, 2), (2, 100, 1), (2, 128, 2), (8, 1000, 4), (1, 500, 1),
                                                    (None, 500, 1), (2, 0, 1)])
 def test_one_reader_per_core_each_with_a_fair_share(monkeypatch, cores, count, readers):
-    monkeypatch.setattr(readns.os, "cpu_count", lambda: cores)
-    assert readns.readers(count) == readers
+    monkeypatch.setattr(readmany.os, "cpu_count", lambda: cores)
+    assert readmany.readers(count) == readers
 
 
 def drain(parts) -> list[list[str]]:
@@ -28,9 +28,9 @@ def drain(parts) -> list[list[str]]:
                                                   (100_000, 2, 49)])
 def test_parts_are_dealt_in_order_a_few_namespaces_each(count, readers, size):
     names = [f"x-{i}" for i in range(count)]
-    dealer = readns.Dealer(names, readers)
+    dealer = readmany.Dealer(names, readers)
     try:
-        assert dealer.size == size and dealer.left() == -(-count // size) <= readns.Dealer.TOKENS
+        assert dealer.size == size and dealer.left() == -(-count // size) <= readmany.Dealer.TOKENS
         parts = drain(dealer.parts())
         assert [n for part in parts for n in part] == names and all(len(p) == size for p in parts[:-1])
         assert dealer.left() == 0 and drain(dealer.parts()) == []  # dealt once: an empty pipe is its end
@@ -40,7 +40,7 @@ def test_parts_are_dealt_in_order_a_few_namespaces_each(count, readers, size):
 
 def test_two_processes_taking_parts_at_once_get_each_part_once():
     names = [f"x-{i}" for i in range(2000)]
-    dealer = readns.Dealer(names, 2)
+    dealer = readmany.Dealer(names, 2)
     assert dealer.size == 16
     r, w = os.pipe()
     pid = os.fork()
@@ -64,23 +64,23 @@ def test_two_processes_taking_parts_at_once_get_each_part_once():
 def started(monkeypatch):
     """The pids of the children in_children starts, and the dealers it makes."""
     pids: list[int] = []
-    dealers: list[readns.Dealer] = []
-    real = readns.start_child
+    dealers: list[readmany.Dealer] = []
+    real = readmany.start_child
 
     def start_child(*args, **kwargs):
         child = real(*args, **kwargs)
         pids.append(child.pid)
         return child
 
-    class Dealer(readns.Dealer):
+    class Dealer(readmany.Dealer):
         def __init__(self, *args):
             super().__init__(*args)
             dealers.append(self)
 
-    monkeypatch.setattr(readns, "start_child", start_child)
-    monkeypatch.setattr(readns, "Dealer", Dealer)
-    monkeypatch.setattr(readns, "MIN_SHARE", 1)
-    monkeypatch.setattr(readns.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(readmany, "start_child", start_child)
+    monkeypatch.setattr(readmany, "Dealer", Dealer)
+    monkeypatch.setattr(readmany, "MIN_SHARE", 1)
+    monkeypatch.setattr(readmany.os, "cpu_count", lambda: 3)
     return pids, dealers
 
 
@@ -109,14 +109,14 @@ def until_dealt(dealers) -> None:
 def test_every_namespace_is_read_once_by_one_reader_and_merged(started):
     pids, dealers = started
     names = [f"x-{i}" for i in range(40)]
-    got = readns.in_children(names, lambda parts: each(parts, lambda n: ("here", os.getpid())),
+    got = readmany.in_children(names, lambda parts: each(parts, lambda n: ("here", os.getpid())),
                              lambda parts: each(parts, lambda n: ("child", os.getpid())))
     assert sorted(got) == sorted(names) and len(pids) == 2 and reaped(pids)
     assert {pid for where, pid in got.values() if where == "child"} <= set(pids)
     assert all(pid == os.getpid() for where, pid in got.values() if where == "here")
 
     pids.clear()  # this process busy elsewhere: the children read everything
-    got = readns.in_children(names, lambda parts: each(parts, lambda n: os.getpid()),
+    got = readmany.in_children(names, lambda parts: each(parts, lambda n: os.getpid()),
                              lambda parts: each(parts, lambda n: os.getpid()), lambda: until_dealt(dealers[1:]))
     assert sorted(got) == sorted(names) and set(got.values()) <= set(pids) and reaped(pids)
 
@@ -128,7 +128,7 @@ def test_a_childs_kernel_error_comes_back_as_itself(started):
         raise KernelError(None, errno.ENOENT, "b: namespace not found")
 
     with pytest.raises(KernelError) as info:
-        readns.in_children(["a", "b"], lambda parts: each(parts, str), there)
+        readmany.in_children(["a", "b"], lambda parts: each(parts, str), there)
     assert (info.value.code, str(info.value)) == (errno.ENOENT, "b: namespace not found")
     assert reaped(pids)
 
@@ -136,7 +136,7 @@ def test_a_childs_kernel_error_comes_back_as_itself(started):
 def test_a_child_that_dies_is_a_kernel_error_and_a_failing_read_here_reaps_the_children(started):
     pids, dealers = started
     with pytest.raises(KernelError) as info:
-        readns.in_children(["a", "b"], lambda parts: each(parts, str), lambda parts: os._exit(3))
+        readmany.in_children(["a", "b"], lambda parts: each(parts, str), lambda parts: os._exit(3))
     assert info.value.code == errno.EIO and "reading namespaces:" in str(info.value)
     assert "exit code 3" in str(info.value)
 
@@ -146,7 +146,7 @@ def test_a_child_that_dies_is_a_kernel_error_and_a_failing_read_here_reaps_the_c
     pids.clear()
     t0 = time.monotonic()
     with pytest.raises(KernelError, match="here failed"):
-        readns.in_children(["a", "b", "c"], here, lambda parts: time.sleep(30) or {})
+        readmany.in_children(["a", "b", "c"], here, lambda parts: time.sleep(30) or {})
     assert len(pids) == 2 and reaped(pids) and time.monotonic() - t0 < 10  # killed, not waited for
 
 
@@ -155,7 +155,7 @@ def test_the_callers_other_work_runs_here_first_while_the_children_read(started)
     before this process reads; if it fails, the children are reaped all the same."""
     pids, dealers = started
     order: list[str] = []
-    got = readns.in_children(["a", "b", "c"], lambda parts: order.append("here") or each(parts, lambda n: os.getpid()),
+    got = readmany.in_children(["a", "b", "c"], lambda parts: order.append("here") or each(parts, lambda n: os.getpid()),
                              lambda parts: each(parts, lambda n: os.getpid()),
                              lambda: order.append(f"meanwhile in {os.getpid()}, {len(pids)} children"))
     assert order == [f"meanwhile in {os.getpid()}, 2 children", "here"] and sorted(got) == ["a", "b", "c"]
@@ -166,5 +166,5 @@ def test_the_callers_other_work_runs_here_first_while_the_children_read(started)
     pids.clear()
     t0 = time.monotonic()
     with pytest.raises(KernelError, match="meanwhile failed"):
-        readns.in_children(["a", "b"], lambda parts: {}, lambda parts: time.sleep(30) or {}, fails)
+        readmany.in_children(["a", "b"], lambda parts: {}, lambda parts: time.sleep(30) or {}, fails)
     assert reaped(pids) and time.monotonic() - t0 < 10
