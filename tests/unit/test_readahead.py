@@ -148,3 +148,42 @@ def test_the_namespaces_come_from_the_state_file_and_only_safe_names(tmp_path, m
     (root / "two").mkdir(mode=0o700)
     (root / "two" / "state.json").write_text("{}")
     assert readahead.saved_netns(None) == []  # two labs: the command asks which
+
+
+def test_a_namespace_a_child_cannot_read_is_left_to_the_caller_and_a_child_that_dies_is_a_kernel_error(
+        two_readers):
+    from netlab.kernel.base import KernelError
+
+    here, there = read("here")
+
+    def flaky(parts):
+        (part,) = list(parts)
+        if part == ["x-3"]:
+            raise FileNotFoundError(2, "no such namespace", "/run/netns/x-3")
+        return there(iter([part]))
+
+    names = [f"x-{i}" for i in range(40)]
+    ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], flaky)
+
+    def loading() -> None:  # until the child has taken every part (10 s at most)
+        deadline = time.monotonic() + 10
+        while ahead.dealer.left() and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    got = ahead.finish({ns: (["net.ipv4.ip_forward"], True) for ns in names}, lambda parts: {}, loading, None)
+    assert sorted(got) == sorted(set(names) - {"x-3"})  # all from the child, but the one it could not read
+
+    ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], lambda parts: os._exit(3))
+    pids = [stream.child.pid for stream in ahead.streams]
+    parts = ahead.dealer.left()
+
+    def until_taken() -> None:  # until the child has taken a part, and died of it (10 s at most)
+        deadline = time.monotonic() + 10
+        while ahead.dealer.left() == parts and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+    with pytest.raises(KernelError, match="reading namespaces:.*exit code 3"):
+        ahead.finish({ns: (["net.ipv4.ip_forward"], True) for ns in names}, lambda parts: {}, until_taken, None)
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
