@@ -21,7 +21,7 @@ import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readmany, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
@@ -136,8 +136,12 @@ class LiveKernel(Reading):
     # --- reading: kernel/live_read.py ---------------------------------------------
 
     def read_tags(self, names: Sequence[str]) -> dict[str, str | None]:
-        """``read_tag`` of each namespace, by a few threads side by side."""
-        return side_by_side(self.read_tag, list(names))
+        """``read_tag`` of each namespace: many by this process and forked children (kernel/readmany.py:
+        most of a tag's read is Python, which threads would only take turns at)."""
+        def read(parts: Iterable[list[str]]) -> dict[str, str | None]:
+            return {name: self.read_tag(name) for part in parts for name in part}
+
+        return readmany.in_children(list(names), read, read)
 
     # --- changing ---------------------------------------------------------------------
 

@@ -75,6 +75,21 @@ def test_the_tag_is_where_ip_link_does_not_show_it(pair):
         subprocess.run(["ip", "netns", "del", f"{a}x"], check=True)
 
 
+def test_tags_read_by_forked_children_are_the_tags(pair, monkeypatch):
+    """read_tags (down): with a reader per namespace allowed, the children's answers are read_tag's, and a
+    name that is no namespace has none."""
+    from netlab.kernel import readmany
+
+    k, (a, b) = pair
+    monkeypatch.setattr(readmany, "MIN_SHARE", 1)
+    monkeypatch.setattr(readmany.os, "cpu_count", lambda: 3)
+    started = []
+    real = readmany.start_child
+    monkeypatch.setattr(readmany, "start_child", lambda *args, **kw: started.append(1) or real(*args, **kw))
+    got = k.read_tags([a, b, f"{a}-nosuch"])
+    assert got == {a: k.read_tag(a), b: k.read_tag(b), f"{a}-nosuch": None} and got[a] and started == [1, 1]
+
+
 def test_delete_veths_takes_every_veth_and_its_peer_at_once(pair):
     k, (a, b) = pair
     ops = [Op("add", Bridge(netns=a, name="br0", mtu=1500, mac="02:00:00:00:01:00"))]
