@@ -79,18 +79,29 @@ def launch_echo(specs: list[dict], control: str | None = None, log: str | None =
     not a fork of this process: nothing of the CLI (its lock file, threads and
     netlink sockets) is inherited.
     """
+    launcher = start_launcher(control, log)
+    send_specs(launcher, specs)
+    return launcher
+
+
+def start_launcher(control: str | None = None, log: str | None = None) -> subprocess.Popen:
+    """:func:`launch_echo`'s launcher, started now: it loads Python and netlab's echo server, then waits
+    for its containers' specs (:func:`send_specs`); nothing listens or binds before they come."""
     argv = [sys.executable, "-I", "-m", "netlab.workload.echoserver"]
     argv += ["--control", control] if control else []
     argv += ["--log", log] if log else []
-    launcher = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                close_fds=True, start_new_session=True, cwd="/")
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            close_fds=True, start_new_session=True, cwd="/")
+
+
+def send_specs(launcher: subprocess.Popen, specs: list[dict]) -> None:
+    """The specs of the containers a launcher's server starts with (it reads them to the end of input)."""
     assert launcher.stdin
     try:
         launcher.stdin.write(json.dumps(specs).encode())
         launcher.stdin.close()
     except BrokenPipeError:
         pass
-    return launcher
 
 
 def read_launch(launcher: subprocess.Popen, count: int) -> Answer:

@@ -140,17 +140,23 @@ class EarlyEcho:
         self._thread.start()
 
     def _run(self, lab: Lab, pods: list[PodInfo]) -> None:
-        # Pinning UTS namespaces is a mount per pod: it overlaps with the lead thread's netlink work.
+        # Pinning UTS namespaces is a mount per pod: it overlaps with the lead thread's netlink work. The
+        # server's interpreter starts first, and loads while they are pinned (it waits for its specs).
+        launcher = None
         try:
+            launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
             uts = ensure_uts(lab.name, [p.name for p in pods])
             os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
             self.specs = [_echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
                           if not c.command]
             launch.stop_server(lab.name)  # a fresh lab: whatever still listens there is a leftover
-            self.launcher = launch.launch_echo(self.specs, launch.control_path(lab.name, create=True),
-                                               launch.server_log(lab.name))
+            launch.send_specs(launcher, self.specs)
+            self.launcher = launcher
         except BaseException as exc:  # noqa: BLE001 - reported by join()
             self.error = exc
+            if launcher is not None and self.launcher is None:  # it never got its specs: it goes
+                launcher.kill()
+                launcher.wait()
 
     def join(self) -> subprocess.Popen:
         self._thread.join()
