@@ -16,6 +16,7 @@ from netlab.model.clusterdns import add_cluster_dns
 from netlab.model.topology import ECHO_DEFAULT_PORT, Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
+ECHO_CONTAINER = Container(name=DEFAULT_CONTAINER)  # frozen: one for every pod that lists no container
 DEFAULT_ECHO_PORT = (ECHO_DEFAULT_PORT, "TCP")
 
 
@@ -58,7 +59,7 @@ class PodInfo:
     @property
     def containers(self) -> list[Container]:
         """The pod's containers; a pod that lists none gets one echo-server container."""
-        return list(self.spec.containers) or [Container(name=DEFAULT_CONTAINER)]
+        return list(self.spec.containers) or [ECHO_CONTAINER]
 
     @property
     def ports(self) -> list[tuple[int, str]]:
