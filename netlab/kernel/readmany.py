@@ -86,72 +86,19 @@ class Dealer:
 
 class Readers:
     """Forked children reading the namespaces ``names`` as a :class:`Dealer` deals them, from their start
-    until :meth:`finish` (this process then reads what is left) or :meth:`stop`."""
+    until :meth:`finish` (this process then reads what is left) or :meth:`stop`.
+
+    Each child sends the entries of every part as soon as it has read them, on a pipe of its own (made
+    big enough for a big lab's share, so that a child does not wait while this process is busy), then its
+    result on its result pipe when no part is left: the number of parts it sent.
+    """
+
+    PIPE = 1 << 20  # bytes a child's pipe holds (what a user may ask for: fs.pipe-max-size)
 
     def __init__(self, names: Sequence[str], there: Reader, count: int | None = None):
         self.names = list(names)
         count = readers(len(self.names)) if count is None else count
         self.dealer = Dealer(self.names, count)
-        self.waiting: list = []
-        try:
-            self.waiting = [start_child(there, (self.dealer.parts(),), what="a reader of namespaces")
-                            for _ in range(count - 1)]
-        except BaseException:
-            self.stop()
-            raise
-
-    def finish(self, here: Reader, meanwhile: Callable[[], None] | None = None) -> dict:
-        """``meanwhile()``, then ``here(parts)`` of the parts no child has taken, then every child's
-        entries; the first failure is raised (a child's KernelError as itself) once every child is
-        reaped."""
-        try:
-            if meanwhile is not None:
-                meanwhile()
-            out = here(self.dealer.parts())
-            while self.waiting:
-                child = self.waiting.pop(0)
-                try:
-                    out.update(child.result(SHARE_DEADLINE))
-                except ChildError as exc:
-                    raise KernelError(None, errno.EIO, f"reading namespaces: {exc}") from None
-            return out
-        finally:
-            self.stop()
-
-    def stop(self) -> None:
-        """Kill and reap the children still reading (nothing they read is wanted), close the dealer."""
-        for child in self.waiting:
-            child.stop()
-        self.waiting = []
-        if self.dealer.fd >= 0:
-            self.dealer.close()
-
-
-def in_children(names: Sequence[str], here: Reader, there: Reader,
-                meanwhile: Callable[[], None] | None = None) -> dict:
-    """The namespaces ``names`` read by :func:`readers` processes: ``here(parts)`` in this one and
-    ``there(parts)`` in each forked child (it leaves nothing behind here), each reading the parts its
-    iterator deals it, together every name once. ``meanwhile()``, the caller's other work, runs here first,
-    while the children start reading (they are forked before it runs, so nothing it starts is in them).
-    The first failure is raised (a child's KernelError as itself) once every child is reaped."""
-    return Readers(names, there).finish(here, meanwhile)
-
-
-class Ahead:
-    """Namespaces read by forked children before the caller knows what it will ask of them: with the
-    sysctl files ``sysctls`` and the iptables tables (kernel/live_read.py's read_ahead).
-
-    Each child sends the entries of every part it reads at once, on a pipe of its own (made big enough
-    for a big lab's share, so that a child does not wait while this process loads), then its result on
-    its result pipe when no part is left: the number of parts it sent.
-    """
-
-    PIPE = 1 << 20  # bytes a child's pipe holds (what a user may ask for: fs.pipe-max-size)
-
-    def __init__(self, names: Sequence[str], sysctls: Sequence[str], there: Reader):
-        self.sysctls = list(sysctls)
-        count = readers(len(names))
-        self.dealer = Dealer(names, count)
         self.streams: list[_Stream] = []
         try:
             for _ in range(count - 1):
@@ -172,38 +119,33 @@ class Ahead:
             self.stop()
             raise
 
-    def finish(self, asks: dict[str, tuple[Sequence[str], bool]], here: Reader,
-               meanwhile: Callable[[], None] | None, digest: Callable[[str, Snapshot], Any] | None) -> dict:
-        """``meanwhile()``; then, part by part, what the children have sent so far, digested here, and
-        ``here(parts)`` of the next part no child took (its asked namespaces); then what the children send
-        until they end. Each asked namespace a child read is taken as if read as asked. A namespace missing
-        from the result (not read ahead, or asked a sysctl file the children did not read) is the caller's
-        to read. The first failure is raised once every child is reaped."""
-        mine: dict = {}
-
-        def take(parts: list[dict]) -> None:
-            for entries in parts:
-                for ns, (snap, index) in entries.items():
-                    if ns in asks and as_asked(snap, *asks[ns]):
-                        mine[ns] = (digest(ns, snap) if digest else snap, index)
-
+    def finish(self, here: Reader, meanwhile: Callable[[], None] | None = None,
+               take: Callable[[dict], None] | None = None) -> dict:
+        """``meanwhile()``; then, part by part, the children's entries that have come (``take(entries)``, or
+        merged into the result) and ``here(parts)`` of the next part no child took; then what the
+        children send until they end. Returns ``here``'s entries and, without ``take``, the children's.
+        The first failure is raised (a child's KernelError as itself) once every child is reaped."""
+        out: dict = {}
+        take = take or out.update
         try:
             if meanwhile is not None:
                 meanwhile()
             for part in self.dealer.parts():
                 for stream in self.streams:
-                    take(stream.arrived())
-                mine.update(here(iter([[ns for ns in part if ns in asks]])))
+                    for entries in stream.arrived():
+                        take(entries)
+                out.update(here(iter([part])))
             deadline = time.monotonic() + SHARE_DEADLINE
             for stream in list(self.streams):
                 try:
-                    take(stream.rest(deadline))
+                    for entries in stream.rest(deadline):
+                        take(entries)
                     self.streams.remove(stream)  # result() reaps the child, whatever it answers
                     stream.close()
                     stream.child.result(max(0.0, deadline - time.monotonic()))
                 except ChildError as exc:
                     raise KernelError(None, errno.EIO, f"reading namespaces: {exc}") from None
-            return mine
+            return out
         finally:
             self.stop()
 
@@ -217,23 +159,66 @@ class Ahead:
             self.dealer.close()
 
 
+def in_children(names: Sequence[str], here: Reader, there: Reader,
+                meanwhile: Callable[[], None] | None = None) -> dict:
+    """The namespaces ``names`` read by :func:`readers` processes: ``here(parts)`` in this one and
+    ``there(parts)`` in each forked child (it leaves nothing behind here), each reading the parts its
+    iterator deals it, together every name once. ``meanwhile()``, the caller's other work, runs here first,
+    while the children start reading (they are forked before it runs, so nothing it starts is in them).
+    The first failure is raised (a child's KernelError as itself) once every child is reaped."""
+    return Readers(names, there).finish(here, meanwhile)
+
+
 def _send_parts(there: Reader, parts: Iterator[list[str]], w: int) -> int:
-    """In a child: read each part dealt, and send its entries at once (LENGTH, then them pickled). A
-    namespace that cannot be read (gone since the state was saved) is left out: whoever asks for it reads
-    it again, and says what it found."""
+    """In a child: read each part dealt, and send its entries at once (LENGTH, then them pickled)."""
     sent = 0
     for part in parts:
-        entries: dict = {}
-        for ns in part:
-            try:
-                entries.update(there(iter([[ns]])))
-            except (KernelError, OSError, ValueError):
-                pass
-        data = pickle.dumps(entries, pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(there(iter([part])), pickle.HIGHEST_PROTOCOL)
         write_all(w, LENGTH.pack(len(data)) + data)
         sent += 1
     os.close(w)  # the end of the parts; the result follows on the result pipe
     return sent
+
+
+class Ahead:
+    """Namespaces read by forked children before the caller knows what it will ask of them: with the
+    sysctl files ``sysctls`` and the iptables tables (kernel/live_read.py's read_ahead)."""
+
+    def __init__(self, names: Sequence[str], sysctls: Sequence[str], there: Reader):
+        self.sysctls = list(sysctls)
+
+        def each(parts: Iterator[list[str]]) -> dict:
+            # A namespace that cannot be read (gone since the state was saved) is left out: whoever asks
+            # for it reads it again, and says what it found.
+            out: dict = {}
+            for ns in (ns for part in parts for ns in part):
+                try:
+                    out.update(there(iter([[ns]])))
+                except (KernelError, OSError, ValueError):
+                    pass
+            return out
+
+        self.readers = Readers(names, each)
+
+    def finish(self, asks: dict[str, tuple[Sequence[str], bool]], here: Reader,
+               meanwhile: Callable[[], None] | None, digest: Callable[[str, Snapshot], Any] | None) -> dict:
+        """:meth:`Readers.finish` with ``here(parts)`` of the asked namespaces no child took; each asked
+        namespace a child read is taken as if read as asked (``digest`` applied here). A namespace missing
+        from the result (not read ahead, or asked a sysctl file the children did not read) is the caller's
+        to read."""
+        theirs: dict = {}
+
+        def take(entries: dict) -> None:
+            for ns, (snap, index) in entries.items():
+                if ns in asks and as_asked(snap, *asks[ns]):
+                    theirs[ns] = (digest(ns, snap) if digest else snap, index)
+
+        mine = self.readers.finish(lambda parts: here([ns for ns in part if ns in asks] for part in parts),
+                                   meanwhile, take)
+        return {**theirs, **mine}
+
+    def stop(self) -> None:
+        self.readers.stop()
 
 
 class _Stream:

@@ -108,7 +108,7 @@ def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(tw
 
     def loading() -> None:  # this process is busy until the child has taken most parts (10 s at most)
         deadline = time.monotonic() + 10
-        while ahead.dealer.left() > 3 and time.monotonic() < deadline:
+        while ahead.readers.dealer.left() > 3 and time.monotonic() < deadline:
             time.sleep(0.002)
 
     got = ahead.finish(asks, here, loading, lambda ns, snap: digested.append(ns) or ("digested", os.getpid(), snap))
@@ -117,13 +117,13 @@ def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(tw
     assert set(got) <= set(asks) - {"y-new"} and set(got) | {"x-5", "y-new"} == set(asks)
     assert sorted(digested) == sorted(children) and all(got[ns][0][1] == os.getpid() for ns in children)
     assert all(got[ns][1] == {"lo": 1} for ns in got)
-    assert ahead.dealer.fd == -1 and not ahead.streams  # reaped, closed
+    assert ahead.readers.dealer.fd == -1 and not ahead.readers.streams  # reaped, closed
 
 
 def test_the_readers_stop_when_the_command_fails_before_it_asks(two_readers):
     here, there = read("here")
     ahead = readmany.Ahead([f"x-{i}" for i in range(40)], ["net.ipv4.ip_forward"], there)
-    pids = [stream.child.pid for stream in ahead.streams]
+    pids = [stream.child.pid for stream in ahead.readers.streams]
     assert pids
     ahead.stop()
     for pid in pids:
@@ -167,19 +167,19 @@ def test_a_namespace_a_child_cannot_read_is_left_to_the_caller_and_a_child_that_
 
     def loading() -> None:  # until the child has taken every part (10 s at most)
         deadline = time.monotonic() + 10
-        while ahead.dealer.left() and time.monotonic() < deadline:
+        while ahead.readers.dealer.left() and time.monotonic() < deadline:
             time.sleep(0.002)
 
     got = ahead.finish({ns: (["net.ipv4.ip_forward"], True) for ns in names}, lambda parts: {}, loading, None)
     assert sorted(got) == sorted(set(names) - {"x-3"})  # all from the child, but the one it could not read
 
     ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], lambda parts: os._exit(3))
-    pids = [stream.child.pid for stream in ahead.streams]
-    parts = ahead.dealer.left()
+    pids = [stream.child.pid for stream in ahead.readers.streams]
+    parts = -(-len(names) // ahead.readers.dealer.size)  # all of them, before any child took one
 
     def until_taken() -> None:  # until the child has taken a part, and died of it (10 s at most)
         deadline = time.monotonic() + 10
-        while ahead.dealer.left() == parts and time.monotonic() < deadline:
+        while ahead.readers.dealer.left() == parts and time.monotonic() < deadline:
             time.sleep(0.002)
 
     with pytest.raises(KernelError, match="reading namespaces:.*exit code 3"):

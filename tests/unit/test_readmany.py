@@ -106,6 +106,14 @@ def until_dealt(dealers) -> None:
         time.sleep(0.005)
 
 
+def until_taken(dealers) -> None:
+    """Waits (10 s at most) until a child has taken a part."""
+    deadline = time.monotonic() + 10
+    parts = -(-len(dealers[0].names) // dealers[0].size)
+    while dealers[0].left() == parts and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def test_every_namespace_is_read_once_by_one_reader_and_merged(started):
     pids, dealers = started
     names = [f"x-{i}" for i in range(40)]
@@ -127,8 +135,8 @@ def test_a_childs_kernel_error_comes_back_as_itself(started):
     def there(parts):
         raise KernelError(None, errno.ENOENT, "b: namespace not found")
 
-    with pytest.raises(KernelError) as info:
-        readmany.in_children(["a", "b"], lambda parts: each(parts, str), there)
+    with pytest.raises(KernelError) as info:  # this process busy until the child has taken a part
+        readmany.in_children(["a", "b"], lambda parts: each(parts, str), there, lambda: until_taken(dealers[-1:]))
     assert (info.value.code, str(info.value)) == (errno.ENOENT, "b: namespace not found")
     assert reaped(pids)
 
@@ -136,7 +144,8 @@ def test_a_childs_kernel_error_comes_back_as_itself(started):
 def test_a_child_that_dies_is_a_kernel_error_and_a_failing_read_here_reaps_the_children(started):
     pids, dealers = started
     with pytest.raises(KernelError) as info:
-        readmany.in_children(["a", "b"], lambda parts: each(parts, str), lambda parts: os._exit(3))
+        readmany.in_children(["a", "b"], lambda parts: each(parts, str), lambda parts: os._exit(3),
+                             lambda: until_taken(dealers[-1:]))
     assert info.value.code == errno.EIO and "reading namespaces:" in str(info.value)
     assert "exit code 3" in str(info.value)
 
@@ -145,8 +154,8 @@ def test_a_child_that_dies_is_a_kernel_error_and_a_failing_read_here_reaps_the_c
 
     pids.clear()
     t0 = time.monotonic()
-    with pytest.raises(KernelError, match="here failed"):
-        readmany.in_children(["a", "b", "c"], here, lambda parts: time.sleep(30) or {})
+    with pytest.raises(KernelError, match="here failed"):  # each child keeps one part: the others are here's
+        readmany.in_children([f"x-{i}" for i in range(6)], here, lambda parts: time.sleep(30) or {})
     assert len(pids) == 2 and reaped(pids) and time.monotonic() - t0 < 10  # killed, not waited for
 
 
@@ -155,10 +164,12 @@ def test_the_callers_other_work_runs_here_first_while_the_children_read(started)
     before this process reads; if it fails, the children are reaped all the same."""
     pids, dealers = started
     order: list[str] = []
-    got = readmany.in_children(["a", "b", "c"], lambda parts: order.append("here") or each(parts, lambda n: os.getpid()),
-                             lambda parts: each(parts, lambda n: os.getpid()),
-                             lambda: order.append(f"meanwhile in {os.getpid()}, {len(pids)} children"))
-    assert order == [f"meanwhile in {os.getpid()}, 2 children", "here"] and sorted(got) == ["a", "b", "c"]
+    names = [f"x-{i}" for i in range(6)]
+    got = readmany.in_children(names, lambda parts: order.append("here") or each(parts, lambda n: os.getpid()),
+                               lambda parts: time.sleep(0.2) or each(parts, lambda n: os.getpid()),
+                               lambda: order.append(f"meanwhile in {os.getpid()}, {len(pids)} children"))
+    assert order[0] == f"meanwhile in {os.getpid()}, 2 children" and order[1:] and set(order[1:]) == {"here"}
+    assert sorted(got) == names and set(got.values()) - {os.getpid()} <= set(pids)
 
     def fails():
         raise KernelError(None, errno.EIO, "meanwhile failed")
