@@ -6,14 +6,14 @@ GIL: a second thread only takes turns with the first (500 pods on 2 cores:
 processes instead (:func:`readers`, :func:`in_children`): this one and forked
 children, each taking a few namespaces at a time from one :class:`Dealer`
 until none are left, so a reader that starts late or has other work (the
-caller's ``meanwhile``) simply reads fewer. A child sends back what it read,
-pickled, or what the caller's digest made of it (``status`` compares a pod
-there).
+caller's ``meanwhile``) simply reads fewer. A child sends every part as soon
+as it has read it, pickled (what it read, or what the caller's digest made of
+it: ``status`` compares a pod there), and this process takes what has come in
+between the parts it reads itself.
 
 :class:`Ahead` starts the children before the caller knows what it will ask
 (``status``' CLI, while Python loads the plan's modules: lab/readahead.py);
-each sends every part as soon as it has read it, and the caller digests what
-came in between the parts it reads itself.
+the caller then takes each namespace as if read as asked, and digests it.
 """
 
 from __future__ import annotations
