@@ -1,8 +1,12 @@
-"""Status: the live kernel compared with the plan of a running lab (built again from its saved topology), and each feature's drift.
+"""Status: the live kernel compared with the plan of a running lab (built again from its saved topology),
+and each feature's drift.
 
-Every namespace is read once (its tag, then one snapshot: a dump per object
-kind), by the kernel's batch calls, which read several namespaces side by
-side; the comparison is made in memory.
+Every namespace is read once (its tag with everything else: a dump per object
+kind), by the kernel's batch call, which reads many namespaces in forked
+readers at once; each reader compares the pods it read with their plan (a pod's
+veth ends in its node, and needs nothing else), and a node is compared once
+every namespace's links are known. The features' drift is worked out while
+the readers read.
 """
 
 from __future__ import annotations
