@@ -18,7 +18,13 @@ DEFAULT = Path(__file__).resolve().parents[2] / "topologies" / "default-2node.ya
 
 
 @pytest.fixture
-def lab():
+def lab(monkeypatch, tmp_path):
+    """The default lab, its state directory in tmp_path (nothing is made under the real one)."""
+    from netlab.realize import state_dir
+
+    root = tmp_path / "state"
+    root.mkdir(mode=0o700)
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
     return resolve(load_topology(str(DEFAULT)))
 
 
