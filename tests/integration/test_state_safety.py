@@ -137,27 +137,31 @@ def test_a_corrupt_state_is_one_line_in_every_command_and_list_shows_the_others(
         # The same corruption, for a lab of its own (no namespaces: nothing to break for real).
         with open(state_file(lab), "wb") as fh:
             fh.write(bad.replace(good_lab.encode(), lab.encode()))
-        topo = write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\n", f"{lab}.yaml")
-        for args in (["status", "--lab", lab], ["graph", "--lab", lab], ["probe", "--lab", lab],
-                     ["up", "-t", topo], ["down", "--lab", lab], ["exec", "--lab", lab, "a", "--", "true"],
-                     ["status", "--lab", lab, "read ahead"]):
-            ahead = args[-1] == "read ahead"  # then the file is read before it is checked (lab/readahead.py)
-            proc = netlab(*args[:-1] if ahead else args, check=False,
-                          env={"NETLAB_TEST_READ_SHARE": "1"} if ahead else {})
-            where = f"{kind}: netlab {' '.join(args)}"
-            assert proc.returncode == 3, (where, proc.returncode, proc.stderr)
-            assert len(proc.stderr.splitlines()) == 1, (where, proc.stderr)
-            assert "corrupt" in proc.stderr and "--force" in proc.stderr, (where, proc.stderr)
-            assert "Traceback" not in proc.stderr
-        listed = netlab("list", "-o", "json")
-        rows = {r["lab"]: r for r in json.loads(listed.stdout)}
-        assert rows[good_lab]["phase"] == "up", (kind, rows)
-        assert rows[lab]["phase"] == "corrupt", (kind, rows)
-        text = netlab("list")
-        assert good_lab in text.stdout and lab in text.stdout and "Traceback" not in text.stderr
-        gone = netlab("down", "--lab", lab, "--force")
-        assert "Traceback" not in gone.stderr
-        assert not os.path.exists(os.path.join(state_dir.STATE_ROOT, lab)), kind
+        try:
+            topo = write_topology(tmp_path, f"name: {lab}\nnodes: [{{name: n1}}]\n", f"{lab}.yaml")
+            for args in (["status", "--lab", lab], ["graph", "--lab", lab], ["probe", "--lab", lab],
+                         ["up", "-t", topo], ["down", "--lab", lab],
+                         ["exec", "--lab", lab, "a", "--", "true"], ["status", "--lab", lab, "read ahead"]):
+                ahead = args[-1] == "read ahead"  # the file is read before it is checked (lab/readahead.py)
+                proc = netlab(*args[:-1] if ahead else args, check=False,
+                              env={"NETLAB_TEST_READ_SHARE": "1"} if ahead else {})
+                where = f"{kind}: netlab {' '.join(args)}"
+                assert proc.returncode == 3, (where, proc.returncode, proc.stderr)
+                assert len(proc.stderr.splitlines()) == 1, (where, proc.stderr)
+                assert "corrupt" in proc.stderr and "--force" in proc.stderr, (where, proc.stderr)
+                assert "Traceback" not in proc.stderr
+            listed = netlab("list", "-o", "json")
+            rows = {r["lab"]: r for r in json.loads(listed.stdout)}
+            assert rows[good_lab]["phase"] == "up", (kind, rows)
+            assert rows[lab]["phase"] == "corrupt", (kind, rows)
+            text = netlab("list")
+            assert good_lab in text.stdout and lab in text.stdout and "Traceback" not in text.stderr
+            gone = netlab("down", "--lab", lab, "--force")
+            assert "Traceback" not in gone.stderr
+            assert not os.path.exists(os.path.join(state_dir.STATE_ROOT, lab)), kind
+        finally:  # a failed assertion leaves no corrupt lab behind either
+            if os.path.exists(os.path.join(state_dir.STATE_ROOT, lab)):
+                netlab("down", "--lab", lab, "--force", check=False)
     assert netlab("status", "--lab", good_lab).returncode == 0
 
 
