@@ -34,7 +34,7 @@ class Reading:
         netlab before it can ask (``status``' CLI); a lab too small to share is read then instead."""
         if self._ahead is None and readmany.readers(len(names)) > 1:
             keys = list(sysctls)
-            self._ahead = readmany.Ahead(names, keys, self._in_child(lambda ns: (keys, True), None))
+            self._ahead = readmany.Ahead(names, self._in_child(lambda ns: (keys, True), None))
 
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
                       meanwhile: Callable[[], None] | None = None,

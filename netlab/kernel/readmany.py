@@ -95,10 +95,9 @@ class Readers:
 
     PIPE = 1 << 20  # bytes a child's pipe holds (what a user may ask for: fs.pipe-max-size)
 
-    def __init__(self, names: Sequence[str], there: Reader, count: int | None = None):
-        self.names = list(names)
-        count = readers(len(self.names)) if count is None else count
-        self.dealer = Dealer(self.names, count)
+    def __init__(self, names: Sequence[str], there: Reader):
+        count = readers(len(names))
+        self.dealer = Dealer(names, count)
         self.streams: list[_Stream] = []
         try:
             for _ in range(count - 1):
@@ -182,11 +181,9 @@ def _send_parts(there: Reader, parts: Iterator[list[str]], w: int) -> int:
 
 class Ahead:
     """Namespaces read by forked children before the caller knows what it will ask of them: with the
-    sysctl files ``sysctls`` and the iptables tables (kernel/live_read.py's read_ahead)."""
+    sysctl files ``there`` reads and the iptables tables (kernel/live_read.py's read_ahead)."""
 
-    def __init__(self, names: Sequence[str], sysctls: Sequence[str], there: Reader):
-        self.sysctls = list(sysctls)
-
+    def __init__(self, names: Sequence[str], there: Reader):
         def each(parts: Iterator[list[str]]) -> dict:
             # A namespace that cannot be read (gone since the state was saved) is left out: whoever asks
             # for it reads it again, and says what it found.

@@ -22,7 +22,7 @@ when this module is imported, never inside a loop; all are off unless set.
 ``NETLAB_TEST_READ_SHARE=k``
     a process that reads many namespaces (``status``) starts a forked reader
     per core once there are k namespaces a reader (64 otherwise): a small
-    lab's status then goes through the forked readers too (kernel/readns.py).
+    lab's status then goes through the forked readers too (kernel/readmany.py).
 """
 
 from __future__ import annotations

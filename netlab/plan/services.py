@@ -65,7 +65,6 @@ KUBE_FORWARD = "KUBE-FORWARD"
 KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
 
 
-
 # --- names -------------------------------------------------------------------
 
 def _b32_16(data: bytes) -> str:

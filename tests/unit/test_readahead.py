@@ -100,7 +100,7 @@ def read(where: str):
 def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(two_readers):
     names = [f"x-{i}" for i in range(40)]
     here, there = read("here")
-    ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], there)
+    ahead = readmany.Ahead(names, there)
     asks = {ns: (["net.ipv4.ip_forward"], True) for ns in names[:30]}
     asks["x-5"] = (["net.ipv4.conf.all.rp_filter"], True)  # a file the children did not read
     asks["y-new"] = (["net.ipv4.ip_forward"], True)  # not in the state file: not read ahead
@@ -122,7 +122,7 @@ def test_what_the_children_read_ahead_is_digested_here_and_only_what_is_asked(tw
 
 def test_the_readers_stop_when_the_command_fails_before_it_asks(two_readers):
     here, there = read("here")
-    ahead = readmany.Ahead([f"x-{i}" for i in range(40)], ["net.ipv4.ip_forward"], there)
+    ahead = readmany.Ahead([f"x-{i}" for i in range(40)], there)
     pids = [stream.child.pid for stream in ahead.readers.streams]
     assert pids
     ahead.stop()
@@ -163,7 +163,7 @@ def test_a_namespace_a_child_cannot_read_is_left_to_the_caller_and_a_child_that_
         return there(iter([part]))
 
     names = [f"x-{i}" for i in range(40)]
-    ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], flaky)
+    ahead = readmany.Ahead(names, flaky)
 
     def loading() -> None:  # until the child has taken every part (10 s at most)
         deadline = time.monotonic() + 10
@@ -173,7 +173,7 @@ def test_a_namespace_a_child_cannot_read_is_left_to_the_caller_and_a_child_that_
     got = ahead.finish({ns: (["net.ipv4.ip_forward"], True) for ns in names}, lambda parts: {}, loading, None)
     assert sorted(got) == sorted(set(names) - {"x-3"})  # all from the child, but the one it could not read
 
-    ahead = readmany.Ahead(names, ["net.ipv4.ip_forward"], lambda parts: os._exit(3))
+    ahead = readmany.Ahead(names, lambda parts: os._exit(3))
     pids = [stream.child.pid for stream in ahead.readers.streams]
     parts = -(-len(names) // ahead.readers.dealer.size)  # all of them, before any child took one
 
