@@ -19,15 +19,13 @@ it would have, and the readers are stopped.
 from __future__ import annotations
 
 import json
-import os
-import stat
 
 from netlab.errors import NetlabError
 from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import check_netns
 from netlab.plan.sysctls import ARP_SYSCTLS, BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, ROUTER_SYSCTLS
-from netlab.realize.state_dir import STATE_FILE, check_lab_name, known_labs, lab_dir
+from netlab.realize.state_dir import known_labs, read_state_file
 
 # Every sysctl a lab's status asks of a namespace but an interface's: the plan's by role
 # (plan/sysctls.py), the all/default ARP ones every namespace keeps (realize/expect.py), and the tag.
@@ -58,13 +56,9 @@ def saved_netns(lab_name: str | None) -> list[str]:
             if len(labs) != 1:
                 return []
             lab_name = labs[0]
-        path = os.path.join(lab_dir(check_lab_name(lab_name), create=False), STATE_FILE)
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return []
-            saved = json.load(fh)
-    except (NetlabError, OSError, ValueError):
+        raw = read_state_file(lab_name)  # the lab name and its directory checked as load_state's are
+        saved = json.loads(raw) if raw is not None else None
+    except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors
         return []
     names = saved.get("netns") if isinstance(saved, dict) else None  # name -> what came of it
     return [name for name in names if _safe(name)] if isinstance(names, dict) else []

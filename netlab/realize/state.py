@@ -12,14 +12,13 @@ from __future__ import annotations
 import errno
 import json
 import os
-import stat
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 
 from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, display_path
-from netlab.realize import state_dir
-from netlab.realize.state_dir import check_lab_name, known_labs, lab_dir, state_dir_error, write_atomic
+from netlab.realize.state_dir import (NotRegularFile, check_lab_name, known_labs, read_state_file, state_dir_error,
+                                     state_file, write_atomic)
 from netlab.realize.state_schema import STATE_VERSION
 
 if TYPE_CHECKING:
@@ -109,11 +108,6 @@ class StateCorrupt(EnvironmentNotReady):
                          "(it deletes only namespaces tagged as the lab's)")
 
 
-def state_file(lab: str, create: bool = False) -> str:
-    """The path of a lab's state file (``create``: make its directory when it is missing)."""
-    return os.path.join(lab_dir(lab, create=create), state_dir.STATE_FILE)
-
-
 def load_state(lab: str) -> LabState | None:
     """Read a lab's state; None when the lab is not known, StateCorrupt when the file is not
     a valid state of this lab (see state_schema.py)."""
@@ -121,20 +115,15 @@ def load_state(lab: str) -> LabState | None:
 
     path = state_file(lab)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
+        raw = read_state_file(lab)
+    except NotRegularFile:
+        raise StateCorrupt(lab, path, "it is not a regular file") from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StateCorrupt(lab, path, "it is a symlink") from None
         raise state_dir_error(path, exc) from None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StateCorrupt(lab, path, "it is not a regular file")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            raw = fh.read()
-    finally:
-        os.close(fd)
+    if raw is None:
+        return None
     try:
         data, topo = check_state(raw, lab)
     except ValueError as exc:

@@ -95,6 +95,32 @@ def lab_dir(lab: str, create: bool = True) -> str:
     return path
 
 
+def state_file(lab: str, create: bool = False) -> str:
+    """The path of a lab's state file (``create``: make its directory when it is missing)."""
+    return os.path.join(lab_dir(lab, create=create), STATE_FILE)
+
+
+class NotRegularFile(ValueError):
+    """Where a lab's state file should be there is something else (a directory, a FIFO, a device)."""
+
+
+def read_state_file(lab: str) -> bytes | None:
+    """A lab's state file as it is on disk, never through a symlink (OSError ELOOP); None when there is
+    none; NotRegularFile when something else is there. Read, not checked (realize/state_schema.py)."""
+    path = state_file(lab)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(path)
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
 class StateWriteFailed(OSError, ApplyFailed):
     """A state write did not reach the disk whole (full disk, quota, I/O error): exit 4.
 
