@@ -12,7 +12,9 @@ iptables mode
   full sync      baseline: what ``netlab up`` does for a new node, one
                  ``iptables-restore`` per table, the nodes one after the other;
                  new: the same payloads, the nodes in parallel (as netlab runs
-                 them: all at once, up to 8, see kernel/threads.py).
+                 them: all at once, up to 8, see kernel/threads.py). A line of
+                 its own: the same payloads without their leading ``-Z``
+                 (plan/iptables.py's ZERO_FIRST), in parallel, beside them.
   one endpoint   baseline: the verified path (``iptables-save`` of each node,
                  then a restore of the chains that differ), nodes one after the
                  other; new: kube-proxy's partial sync (only the chains that
@@ -58,7 +60,7 @@ from netlab.kernel.netns import create_netns, make_tag, remove_netns  # noqa: E4
 from netlab.kernel.threads import transaction_workers  # noqa: E402
 from netlab.model.lab import resolve  # noqa: E402
 from netlab.model.topology import Topology  # noqa: E402
-from netlab.plan import nftables, services  # noqa: E402
+from netlab.plan import iptables, nftables, services  # noqa: E402
 from netlab.plan.resources import NatRules  # noqa: E402
 from netlab.realize import netfilter  # noqa: E402
 from netlab.realize import nft_sync, nftables as nft_realize  # noqa: E402
@@ -128,7 +130,8 @@ def iptables_rules(lab, names: list[str]) -> list[NatRules]:
     return out
 
 
-def bench_iptables(args, backend: str | None, names: list[str], names_base: list[str], workers: int) -> None:
+def bench_iptables(args, backend: str | None, names: list[str], names_base: list[str], plain: list[str],
+                   workers: int) -> None:
     t0 = time.perf_counter()
     lab = resolve(topology(args.services, args.endpoints, args.nodes, "iptables"))
     changed = resolve(topology(args.services, args.endpoints, args.nodes, "iptables",
@@ -158,6 +161,19 @@ def bench_iptables(args, backend: str | None, names: list[str], names_base: list
     print(line("full sync, all nodes", base, new, 0.5))
     for r in (nat, next(r for r in res_base if r.table == "nat")):
         assert netfilter.observe_rules(r.netns, "nat", r.chains, backend) == r.rules, "kernel differs from the plan"
+
+    # The same payloads without their first command, -Z (plan/iptables.py's ZERO_FIRST), into new namespaces.
+    lead = "".join(f"{z}\n" for z in iptables.ZERO_FIRST)
+    assert lead in netfilter.table_payload(nat, None), "the nat payload does not start with -Z"
+
+    def restore_plain(group: list[NatRules]) -> None:
+        for r in group:
+            payload = netfilter.table_payload(r, None)
+            netfilter.restore(plain[names.index(r.netns)], r.table, payload.replace(lead, "", 1), backend)
+
+    without = timed(lambda: each(groups(res, names), restore_plain, workers))
+    print(line("full sync, all nodes: without -Z", without, new))
+    assert netfilter.observe_rules(plain[0], "nat", nat.chains, backend) == nat.rules, "kernel differs from the plan"
 
     res2, res2_base = iptables_rules(changed, names), iptables_rules(changed, names_base)
     prev = {(r.netns, r.table): r for r in res + res_base}
@@ -257,11 +273,12 @@ def main() -> int:
             short = "ipt" if mode == "iptables" else "nft"
             names = [f"nlsvc-{tag}-{short}-n{i + 1}" for i in range(args.nodes)]
             names_base = [f"nlsvc-{tag}-{short}-b{i + 1}" for i in range(args.nodes)]
-            for name in names + names_base:
+            plain = [f"nlsvc-{tag}-{short}-z{i + 1}" for i in range(args.nodes)] if mode == "iptables" else []
+            for name in names + names_base + plain:
                 create_netns(name, make_tag(f"nlsvc-{tag}", tag))
                 made.append(name)
             if mode == "iptables":
-                bench_iptables(args, args.backend, names, names_base, workers)
+                bench_iptables(args, args.backend, names, names_base, plain, workers)
             else:
                 bench_nftables(args, names, names_base, workers)
     finally:

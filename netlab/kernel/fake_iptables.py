@@ -65,6 +65,8 @@ def restore(tables: dict[str, dict[str, FTable]], res: TableText) -> None:
 
 
 def _restore_line(current: FTable, line: str) -> None:
+    if line == "-Z":
+        return  # zero every counter of the table: this fake keeps none
     verb, chain = line.split()[:2]
     if chain not in current.chains:
         raise FakeError(errno.ENOENT, f"iptables-restore: no chain {chain}")

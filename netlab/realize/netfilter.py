@@ -80,6 +80,10 @@ def parse_save(text: str, table: str) -> Table:
     return out
 
 
+def holds_rules(tab: Table) -> bool:
+    return any(tab.rules.values())
+
+
 def save_table(netns: str, table: str, backend: str | None = None) -> Table:
     try:
         return parse_save(iptables.save(netns, table, backend), table)
@@ -128,8 +132,9 @@ class Change:
         return bool(self.payload)
 
 
-def compute_change(res: NatRules, current: Table, previous: NatRules | None = None) -> Change:
-    """The minimal restore payload that makes ``current`` hold exactly ``res``."""
+def compute_change(res: NatRules, current: Table, previous: NatRules | None = None, read: bool = True) -> Change:
+    """The minimal restore payload that makes ``current`` hold exactly ``res``. ``read``: ``current`` is what
+    the kernel showed (not what it is trusted to hold), so a table with no rule in it is known empty."""
     want: dict[str, list[str]] = {c: [] for c in res.chains}
     jumps: dict[str, list[str]] = {}
     for line in res.rules:
@@ -161,7 +166,8 @@ def compute_change(res: NatRules, current: Table, previous: NatRules | None = No
     if not (ch.written or ch.deleted or ch.jumps):
         return ch
     body = [line for c in ch.written for line in want[c]]
-    ch.payload = render_payload(res.table, ch.written + ch.deleted, body, [], extra=fixes)
+    ch.payload = render_payload(res.table, ch.written + ch.deleted, body, [], extra=fixes,
+                                empty=read and not holds_rules(current))
     return ch
 
 
@@ -185,7 +191,7 @@ def trusted_change(res: NatRules, previous: NatRules) -> Change:
     look = differing_chains(previous.rules, res.rules) | (set(previous.chains) ^ set(res.chains))
     look |= {target_of(line) or "" for line in previous.rules[:ends[0]] + res.rules[:ends[1]]}
     before, after = _only(previous, look, ends[0]), _only(res, look, ends[1])
-    return compute_change(after, trusted_table(before), before)
+    return compute_change(after, trusted_table(before), before, read=False)
 
 
 def _only(r: NatRules, chains: set[str], lo: int) -> NatRules:
@@ -330,5 +336,5 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
         return None
     policies = [f for f in fixes if f.startswith(":")]
     rest = [f for f in fixes if not f.startswith(":")] + [f"-X {c}" for c in stale]
-    return render_payload(planned.table, declare + stale, body, [], extra=rest).replace(
-        f"*{planned.table}\n", f"*{planned.table}\n" + "".join(p + "\n" for p in policies), 1)
+    payload = render_payload(planned.table, declare + stale, body, [], extra=rest, empty=not holds_rules(tab))
+    return payload.replace(f"*{planned.table}\n", f"*{planned.table}\n" + "".join(p + "\n" for p in policies), 1)

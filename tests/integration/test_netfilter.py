@@ -16,7 +16,7 @@ from netlab.errors import ApplyFailed
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import services
-from netlab.plan.iptables import kube_probability
+from netlab.plan.iptables import ZERO_FIRST_CHAINS, kube_probability
 from netlab.plan.iptables_save import saved_probability, saved_rule
 from netlab.plan.resources import NatRules
 from netlab.realize import netfilter
@@ -196,3 +196,40 @@ def test_probabilities_come_back_as_saved_probability_says(netns, backend):
     assert lines == [saved_rule(f"-A NETLAB-P -m statistic --mode random --probability {kube_probability(n)} "
                                 "-j RETURN") for n in ns]
     assert [l.split()[-3] for l in lines] == [saved_probability(kube_probability(n)) for n in ns]
+
+
+def many_services(n: int) -> str:
+    """A lab of n ClusterIP Services of one endpoint each: 2n chains of kube-proxy's and its own few."""
+    pods = "".join(f"  - {{name: p{i}, node: minikube, ip: 10.244.0.{i + 2}, labels: {{app: s{i}}}}}\n"
+                   for i in range(n))
+    svcs = "".join(f"  - {{name: s{i}, selector: {{app: s{i}}}, clusterIP: 10.96.1.{i + 1}, "
+                   f"ports: [{{port: 80, targetPort: 8080}}]}}\n"
+                   for i in range(n))
+    return ("name: many\nnetwork: {mode: vxlan, underlay: {cidr: 192.168.122.0/24, mtu: 1500}}\n"
+            "nodes:\n  - {name: minikube, ip: 192.168.122.215, podCIDR: 10.244.0.0/24}\n"
+            f"pods:\n{pods}services:\n{svcs}")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_chains_into_an_empty_table_start_with_zero_and_hold_the_plan(netns, backend, tmp_path):
+    """plan/iptables.py's ZERO_FIRST: the restore starts with -Z, and the kernel holds exactly the plan."""
+    res = node_rules(lab_from(many_services(ZERO_FIRST_CHAINS // 2), tmp_path), "nat", netns)
+    assert len(res.chains) >= ZERO_FIRST_CHAINS
+    ch = netfilter.apply_rules(res, backend=backend)
+    assert "\n-Z\n" in ch.payload and set(ch.written) == set(res.chains)
+    lines = [l for l in save(netns, "nat", backend).splitlines() if l.startswith("-A ")]
+    assert sorted(lines) == sorted(res.rules)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_chains_into_a_table_holding_a_rule_leave_its_counters(netns, backend, tmp_path):
+    """No -Z where the table holds a rule: someone's counters stay as they were."""
+    tool = netfilter.tools(backend)[1]
+    run_in_netns(netns, [tool, "--noflush", "--counters"],
+                 input=b"*nat\n:SENTINEL - [0:0]\n[5:300] -A SENTINEL -j RETURN\nCOMMIT\n")
+    res = node_rules(lab_from(many_services(ZERO_FIRST_CHAINS // 2), tmp_path), "nat", netns)
+    ch = netfilter.apply_rules(res, backend=backend)
+    assert ch.written and "-Z" not in ch.payload.splitlines()
+    counted = run_in_netns(netns, [netfilter.tools(backend)[0], "-c", "-t", "nat"]).stdout.decode()
+    assert "[5:300] -A SENTINEL -j RETURN" in counted.splitlines()
+    assert netfilter.observe_rules(netns, "nat", res.chains, backend=backend) == res.rules
