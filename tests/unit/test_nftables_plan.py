@@ -107,6 +107,20 @@ def test_listed_rule_is_how_the_kernel_gives_a_rule_back():
     assert nftables.listed_rule("update @aff { ip saddr }") == "update @aff { ip saddr }"
 
 
+def test_the_transaction_adds_anonymous_sets_first_and_each_chains_rules_in_order(lab):
+    """Table.transaction: rules holding an anonymous set (the numgen vmaps) early in the transaction, where
+    the kernel's walk of it per set is short; every chain's rules still in the chain's order."""
+    t = table_of(lab)
+    rules = [line.split(" ", 4)[4] for line in t.transaction() if line.startswith("add rule ")]
+    chains = [r.split(" ", 1)[0] for r in rules]
+    holding = {c for c, rs in t.rules.items() if any(" { " in r for r in rs)}
+    assert any("vmap {" in r for c in holding for r in t.rules[c]) and set(t.rules) - holding
+    first_other = next(i for i, c in enumerate(chains) if c not in holding)
+    assert all(c not in holding for c in chains[first_other:])
+    for chain, want in t.rules.items():
+        assert [r.split(" ", 1)[1] for r in rules if r.split(" ", 1)[0] == chain] == want
+
+
 # --- the kernel's view ---------------------------------------------------------------------------
 
 def test_the_kernels_json_lists_as_the_plan_does(lab):
