@@ -81,6 +81,7 @@ def parse_save(text: str, table: str) -> Table:
 
 
 def holds_rules(tab: Table) -> bool:
+    """Whether any chain of the table, built-in or not, holds a rule."""
     return any(tab.rules.values())
 
 
