@@ -26,6 +26,16 @@ def unique_lab(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:7]}"
 
 
+def many_services_topology(lab: str, n: int) -> str:
+    """A one-node lab of n ClusterIP Services (10.96.1.1, ...), each selecting a pod of its own (p0, ...):
+    two kube-proxy chains a Service (KUBE-SVC, KUBE-SEP) beside its own few."""
+    pods = "".join(f"  - {{name: p{i}, node: n1, labels: {{app: s{i}}}}}\n" for i in range(n))
+    svcs = "".join(f"  - {{name: s{i}, selector: {{app: s{i}}}, clusterIP: 10.96.1.{i + 1}, "
+                   f"ports: [{{port: 80, targetPort: 8080}}]}}\n" for i in range(n))
+    return (f"name: {lab}\ncluster: {{nodeMask: 24}}\nnetwork: {{mode: host-gw}}\n"
+            f"nodes:\n  - {{name: n1}}\npods:\n{pods}services:\n{svcs}")
+
+
 def netlab(*args: str, check: bool = True, env: dict | None = None, timeout: float = 300,
            input: str | None = None) -> subprocess.CompletedProcess:
     """Run the netlab CLI as a user would (a separate process)."""

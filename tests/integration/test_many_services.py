@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from helpers import diff_snapshots, host_snapshot, in_netns, netlab, unique_lab
+from helpers import diff_snapshots, host_snapshot, in_netns, many_services_topology, netlab, unique_lab
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import services
@@ -25,19 +25,11 @@ CLIENT = ("import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.ar
           "s.sendall(b'hi\\n');print(s.recv(4096).decode().strip())")  # the echo server answers one line
 
 
-def topology(lab: str) -> str:
-    pods = "".join(f"  - {{name: p{i}, node: n1, labels: {{app: s{i}}}}}\n" for i in range(SERVICES))
-    svcs = "".join(f"  - {{name: s{i}, selector: {{app: s{i}}}, clusterIP: 10.96.1.{i + 1}, "
-                   f"ports: [{{port: 80, targetPort: 8080}}]}}\n" for i in range(SERVICES))
-    return (f"name: {lab}\ncluster: {{nodeMask: 24}}\nnetwork: {{mode: host-gw}}\n"
-            f"nodes:\n  - {{name: n1}}\npods:\n{pods}services:\n{svcs}")
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     name = unique_lab("msvc")
     path = tmp_path_factory.mktemp("many") / f"{name}.yaml"
-    path.write_text(topology(name))
+    path.write_text(many_services_topology(name, SERVICES))
     before = host_snapshot()
     try:
         netlab("up", "-t", str(path))

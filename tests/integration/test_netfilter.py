@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import many_services_topology
 from netlab.errors import ApplyFailed
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -198,22 +199,10 @@ def test_probabilities_come_back_as_saved_probability_says(netns, backend):
     assert [l.split()[-3] for l in lines] == [saved_probability(kube_probability(n)) for n in ns]
 
 
-def many_services(n: int) -> str:
-    """A lab of n ClusterIP Services of one endpoint each: 2n chains of kube-proxy's and its own few."""
-    pods = "".join(f"  - {{name: p{i}, node: minikube, ip: 10.244.0.{i + 2}, labels: {{app: s{i}}}}}\n"
-                   for i in range(n))
-    svcs = "".join(f"  - {{name: s{i}, selector: {{app: s{i}}}, clusterIP: 10.96.1.{i + 1}, "
-                   f"ports: [{{port: 80, targetPort: 8080}}]}}\n"
-                   for i in range(n))
-    return ("name: many\nnetwork: {mode: vxlan, underlay: {cidr: 192.168.122.0/24, mtu: 1500}}\n"
-            "nodes:\n  - {name: minikube, ip: 192.168.122.215, podCIDR: 10.244.0.0/24}\n"
-            f"pods:\n{pods}services:\n{svcs}")
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_many_chains_into_an_empty_table_start_with_zero_and_hold_the_plan(netns, backend, tmp_path):
     """plan/iptables.py's ZERO_FIRST: the restore starts with -Z, and the kernel holds exactly the plan."""
-    res = node_rules(lab_from(many_services(ZERO_FIRST_CHAINS // 2), tmp_path), "nat", netns)
+    res = node_rules(lab_from(many_services_topology("many", ZERO_FIRST_CHAINS // 2), tmp_path), "nat", netns)
     assert len(res.chains) >= ZERO_FIRST_CHAINS
     ch = netfilter.apply_rules(res, backend=backend)
     assert "\n-Z\n" in ch.payload and set(ch.written) == set(res.chains)
@@ -227,7 +216,7 @@ def test_many_chains_into_a_table_holding_a_rule_leave_its_counters(netns, backe
     tool = netfilter.tools(backend)[1]
     run_in_netns(netns, [tool, "--noflush", "--counters"],
                  input=b"*nat\n:SENTINEL - [0:0]\n[5:300] -A SENTINEL -j RETURN\nCOMMIT\n")
-    res = node_rules(lab_from(many_services(ZERO_FIRST_CHAINS // 2), tmp_path), "nat", netns)
+    res = node_rules(lab_from(many_services_topology("many", ZERO_FIRST_CHAINS // 2), tmp_path), "nat", netns)
     ch = netfilter.apply_rules(res, backend=backend)
     assert ch.written and "-Z" not in ch.payload.splitlines()
     counted = run_in_netns(netns, [netfilter.tools(backend)[0], "-c", "-t", "nat"]).stdout.decode()
