@@ -124,4 +124,3 @@ class Reading:
             return iptables.split_tables(iptables.save(netns, table, backend or None)).get(table, "")
         except iptables.IptablesError as exc:
             raise KernelError(None, errno.EIO, str(exc)) from None
-
