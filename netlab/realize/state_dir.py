@@ -14,12 +14,11 @@ changing the same lab's kernel objects at once.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import stat
-import sys
 import time
 
+from netlab import lockfile
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
 from netlab.model.naming import lab_name_problem
 
@@ -250,7 +249,10 @@ class LabLock:
         while True:
             fd, path = self._open()
             try:
-                told = self._flock(fd, deadline, told)
+                told = lockfile.take(fd, deadline, told=told,
+                                     waiting=lambda holder: f"waiting for {holder} to release lab {self.lab}",
+                                     busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
+                                                                 "try again when it finishes"))
             except BaseException:
                 os.close(fd)
                 raise
@@ -258,11 +260,7 @@ class LabLock:
                 break
             os.close(fd)  # locked a deleted file: its holder removed the lab; lock the one there now
         self.fd = fd
-        try:  # who holds it, for the others' "waiting for ..." (a full disk only loses the note)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} ({self.command})\n".encode(), 0)
-        except OSError:
-            pass
+        lockfile.name_holder(fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for ..."
         return self
 
     def _open(self) -> tuple[int, str]:
@@ -279,20 +277,6 @@ class LabLock:
         raise EnvironmentNotReady(f"{self.lab}: its state directory keeps disappearing; is another netlab "
                                   "removing it?")
 
-    def _flock(self, fd: int, deadline: float, told: bool) -> bool:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return told
-            except BlockingIOError:
-                holder = _holder(fd)
-                if time.monotonic() >= deadline:
-                    raise LabBusy(f"lab {self.lab} is in use by {holder}; try again when it finishes") from None
-                if not told:
-                    print(f"netlab: waiting for {holder} to release lab {self.lab}", file=sys.stderr)
-                    told = True
-                time.sleep(0.05)
-
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             _drop_if_only_lock(self.lab)
@@ -308,14 +292,6 @@ def _same_file(fd: int, path: str) -> bool:
         return False
     held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
-
-
-def _holder(fd: int) -> str:
-    try:
-        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
-    except OSError:
-        text = ""
-    return text or "another netlab process"
 
 
 def _drop_if_only_lock(lab: str) -> None:
