@@ -169,7 +169,7 @@ def to_json(report: Report) -> dict:
         "neighbour_table": {k: v for k, v in report.stats.items()
                             if k in ("peak_entries", "entries_before", "entries_after", "table_fulls",
                                      "forced_gc_runs", "deleted", "swept", "budget", "peak_live", "arp",
-                                     "seeded")},
+                                     "seeded", "turn_wait_s")},
     }
 
 

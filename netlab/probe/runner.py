@@ -20,7 +20,7 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel.child import ChildDied, ChildError, ChildTimeout, run_in_child
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import listeners
+from netlab.probe import listeners, turns
 from netlab.probe import services as svcs
 from netlab.probe.agent import run_job
 from netlab.probe.job import Job, Output, choose_arp, make_job
@@ -93,18 +93,22 @@ def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int |
           dists: list = (), workers: int = 0) -> tuple[Output, listeners.Listeners]:
     """One agent job for these probes (and distribution checks), with echo listeners on the
     internet hosts they go to; every wait bounded."""
-    job = make_job(lab, probes, timeout, budget, arp, list(dists))
-    job.workers = workers
-    job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if is_netns_mount(ns)}
-    job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
-    job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
-    limit = 60 + timeout * (3 + len(job.tasks) / 50)
-    host_ns = dict(lab.internet_hosts)
-    wanted = sorted({p.destination.name for p in probes if p.destination.kind == "host"}
-                    & set(internet_host_names(lab)))
-    with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
-                         lifetime=limit + 30) as heard:
-        out = _fork_agent(job, limit=limit)
+    # The run's turn on the machine's neighbour table (turns.py) comes first: the budget
+    # is the room the table has once the run before has swept its entries.
+    with turns.probing_turn(lab.name) as waited:
+        job = make_job(lab, probes, timeout, budget, arp, list(dists))
+        job.workers = workers
+        job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if is_netns_mount(ns)}
+        job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
+        job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
+        limit = 60 + timeout * (3 + len(job.tasks) / 50)
+        host_ns = dict(lab.internet_hosts)
+        wanted = sorted({p.destination.name for p in probes if p.destination.kind == "host"}
+                        & set(internet_host_names(lab)))
+        with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
+                             lifetime=limit + 30) as heard:
+            out = _fork_agent(job, limit=limit)
+    out.stats["turn_wait_s"] = round(waited, 3)
     return out, heard
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
+from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
 
 pytestmark = pytest.mark.root
 
@@ -141,6 +143,41 @@ def test_probing_leaves_the_neighbour_tables_as_found(labs):
     code, data = probe(lab, "--arp", "seeded")
     assert code == 0
     assert tables() == (perm_before, all_before)
+
+
+def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs):
+    """While another run holds the machine's probing turn, a probe sends nothing and says whom it
+    waits for; once the turn is free it runs, and its report says how long it waited."""
+    from netlab.probe import turns
+
+    lab = labs.name("pr")
+    labs.up(two_node_topology(lab))
+
+    def learned():
+        return {ns: sorted(n["dst"] for n in ip_json("neigh", netns=ns) if "PERMANENT" not in n.get("state", []))
+                for ns in lab_namespaces(lab)}
+
+    before = learned()
+    with turns.probing_turn(f"{lab}-holder"):
+        proc = subprocess.Popen(NETLAB + ["probe", "--lab", lab, "-o", "json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            ready, _, _ = select.select([proc.stderr], [], [], 60)
+            assert ready, "no word from the waiting probe within 60 s"
+            line = proc.stderr.readline()
+            assert line == (f"netlab: lab {lab}: waiting for pid {os.getpid()} (netlab probe of lab {lab}-holder) to "
+                            "finish: one probe runs at a time on a machine (they share its neighbour table)\n")
+            assert proc.poll() is None
+            assert learned() == before  # nothing sent yet: no pod has resolved another
+        except BaseException:
+            proc.kill()
+            raise
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    data = json.loads(out)
+    assert data["ok"] and data["summary"]["as_expected"] == 40
+    assert data["neighbour_table"]["turn_wait_s"] >= turns.QUIET_FOR
+    assert data["neighbour_table"]["table_fulls"] == 0
 
 
 def test_probe_needs_a_running_lab(labs):

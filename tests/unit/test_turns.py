@@ -1,0 +1,115 @@
+"""Probe runs take turns on a machine (probe/turns.py): one fills the shared neighbour table at a time.
+
+Each test uses a lock file of its own in tmp_path, never the machine's, so a
+probe elsewhere on the machine neither waits for these tests nor disturbs them.
+A second ``open`` of the file in this process is a second open file
+description: ``flock`` makes it wait as it would another process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from netlab.errors import EnvironmentNotReady
+from netlab.probe import turns
+
+
+def test_a_second_run_waits_for_the_first_and_gets_the_turn_when_it_ends(tmp_path, monkeypatch):
+    monkeypatch.setattr(turns, "QUIET_FOR", 0.0)
+    path = str(tmp_path / "lock")
+    order = []
+
+    def second():
+        with turns.probing_turn("lab-b", path=path) as waited:
+            order.append(("b", waited))
+
+    with turns.probing_turn("lab-a", path=path) as waited:
+        assert waited < 0.5
+        assert open(path).read() == f"pid {os.getpid()} (netlab probe of lab lab-a)\n"
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.3)
+        assert order == []  # still waiting
+        order.append(("a", None))
+    other.join(timeout=10)
+    assert [who for who, _ in order] == ["a", "b"]
+    assert order[1][1] >= 0.25
+    assert open(path).read() == f"pid {os.getpid()} (netlab probe of lab lab-b)\n"
+
+
+def test_the_wait_is_bounded_and_names_the_holder(tmp_path, capfd):
+    path = str(tmp_path / "lock")
+    with turns.probing_turn("lab-a", path=path):
+        with pytest.raises(EnvironmentNotReady) as err:
+            with turns.probing_turn("lab-b", wait=0.2, path=path):
+                pass
+    assert str(err.value).startswith(f"lab lab-b: pid {os.getpid()} (netlab probe of lab lab-a) has been probing "
+                                     "for over 0 s; one probe runs at a time on a machine")
+    assert capfd.readouterr().err == ""  # shorter than QUIET_FOR: not announced
+    with turns.probing_turn("lab-b", wait=0.2, path=path) as waited:  # released: no wait at all
+        assert waited < 0.1
+
+
+def test_a_longer_wait_is_announced_once(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(turns, "QUIET_FOR", 0.05)
+    path = str(tmp_path / "lock")
+    with turns.probing_turn("lab-a", path=path):
+        with pytest.raises(EnvironmentNotReady):
+            with turns.probing_turn("lab-b", wait=0.3, path=path):
+                pass
+    err = capfd.readouterr().err
+    assert err == (f"netlab: lab lab-b: waiting for pid {os.getpid()} (netlab probe of lab lab-a) to finish: one "
+                   "probe runs at a time on a machine (they share its neighbour table)\n")
+
+
+def test_a_killed_holder_gives_the_turn_back(tmp_path):
+    path = str(tmp_path / "lock")
+    code = ("import sys, time; from netlab.probe import turns\n"
+            "with turns.probing_turn('lab-a', path=sys.argv[1]):\n"
+            "    print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(EnvironmentNotReady):
+            with turns.probing_turn("lab-b", wait=0.1, path=path):
+                pass
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    with turns.probing_turn("lab-b", wait=5, path=path) as waited:
+        assert waited < 1
+
+
+def test_no_lock_file_where_none_can_be_made_and_the_run_goes_on(tmp_path):
+    with turns.probing_turn("lab-a", path=str(tmp_path / "missing-dir" / "lock")) as waited:
+        assert waited == 0.0
+    assert not (tmp_path / "missing-dir").exists()
+
+
+def test_a_symlink_or_a_stranger_file_is_refused(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("keep\n")
+    link = tmp_path / "lock"
+    link.symlink_to(target)
+    with pytest.raises(EnvironmentNotReady, match="is a symlink; refusing to use it"):
+        with turns.probing_turn("lab-a", path=str(link)):
+            pass
+    assert target.read_text() == "keep\n"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(EnvironmentNotReady, match="cannot use .*/folder: Is a directory"):
+        with turns.probing_turn("lab-a", path=str(folder)):
+            pass
+    if os.geteuid() == 0:  # only root can give a file away
+        stranger = tmp_path / "stranger"
+        stranger.write_text("")
+        os.chown(stranger, 65534, 65534)
+        with pytest.raises(EnvironmentNotReady, match=r"is not a regular file of ours \(uid 65534\)"):
+            with turns.probing_turn("lab-a", path=str(stranger)):
+                pass
