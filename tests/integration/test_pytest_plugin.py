@@ -31,8 +31,10 @@ def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None,
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args, str(folder)]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
+    # The inner run is a pytest of its own: not a worker of this run's xdist, if this run has one.
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
     return subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+                          env={**outer, **(env or {})})
 
 
 def names_written(folder: Path) -> list[str]:
