@@ -27,11 +27,14 @@ def ping_ttl(netns: str, dst: str) -> int | None:
 def kernel_view(lab: str) -> dict:
     """Links (with details), addresses and routes of a lab, minus what the kernel changes by
     itself: the bridges' running timers and operstate (a bridge goes UNKNOWN -> UP as its
-    ports come up)."""
+    ports come up), and operstate's shadow in the flags: ``ip`` prints NO-CARRIER for a link
+    that is up but not yet RUNNING, and the kernel's linkwatch sets a bridge RUNNING up to a
+    second after its first port's carrier (later on a loaded machine)."""
 
     def strip(obj):
         if isinstance(obj, dict):
-            return {k: strip(v) for k, v in obj.items() if "timer" not in k and k != "operstate"}
+            return {k: [f for f in v if f != "NO-CARRIER"] if k == "flags" else strip(v) for k, v in obj.items()
+                    if "timer" not in k and k != "operstate"}
         if isinstance(obj, list):
             return [strip(v) for v in obj]
         return obj
