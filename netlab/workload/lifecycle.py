@@ -54,6 +54,7 @@ from netlab.model.lab import PodInfo
 from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
 from netlab.workload import launch
+from netlab.workload.tasks import in_old_sandbox, is_echo_thread, proc_of, task_in, why_replace
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_template, remove_uts, remove_uts_many, uts_dir,
                                  uts_hostnames, uts_path)
@@ -80,49 +81,6 @@ def _records(state: LabState) -> dict:
         state.extra[RECORD] = rec
     rec.setdefault("pods", {})
     return rec
-
-
-def _proc_of(crec: dict) -> proc.ProcId | None:
-    try:
-        return proc.ProcId(int(crec["pid"]), int(crec["start"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def _task_in(crec: dict, netns: str) -> str | None:
-    """The recorded task's state letter while it lives inside the pod's network namespace; None otherwise."""
-    p = _proc_of(crec)
-    if p is None:
-        return None
-    state = proc.task_state(p)
-    if state is None:
-        return None
-    want = proc.ns_identity(nsmod.netns_path(netns))
-    return state if want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/net") == want else None
-
-
-def _is_echo_thread(crec: dict) -> bool:
-    """The record names a thread of an echo server (not a process of its own: a command, or an echo
-    container started before echo containers shared one process)."""
-    p = _proc_of(crec)
-    group = proc.thread_group(p.pid) if p else None
-    return group is not None and group != p.pid
-
-
-def _why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
-    """Why a container must be (re)started, in words; None when it runs as specified."""
-    if not crec:
-        return "never started"
-    if "error" in crec:
-        return "it had failed to start"
-    state = _task_in(crec, netns)
-    if state is None:
-        return "it had exited"
-    if state == "T":
-        return "it was stopped"
-    if crec.get("argv") != argv:
-        return "its command changed"
-    return None
 
 
 # --- the three entry points -------------------------------------------------------
@@ -240,12 +198,12 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             containers = prec.setdefault("containers", {})
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
-                _stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns)
+                _stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns, prec["uts"])
                 done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
             for c in pod.containers:
                 argv = container_argv(pod, c)
                 crec = containers.get(c.name)
-                why = _why_replace(crec, argv, pod.netns)
+                why = why_replace(crec, argv, pod.netns, prec["uts"])
                 if why is None:
                     if not c.command:
                         running_echo.append((pod, c))
@@ -253,8 +211,9 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 if crec and hold is not None and hold(pod, c, crec, why):
                     continue
                 cid = f"{pod.name}/{c.name}"
-                if crec and (c.command or not _is_echo_thread(crec)):
-                    _stop_container(state.lab, cid, crec, pod.netns)  # changed, exited or stopped: replace it
+                if crec and (c.command or not is_echo_thread(crec)):
+                    # Changed, exited, stopped, or left in the pod's old namespace: replace it.
+                    _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
@@ -297,7 +256,7 @@ def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]]
     # No server, a stopped one (SIGSTOP), or one that did not answer: a new server takes every
     # echo container of the lab. Threads of a server that cannot be reached go with it.
     launch.stop_server(lab.name)
-    orphans = [(pod, c) for pod, c in running if _is_echo_thread(pods[pod.name]["containers"][c.name])]
+    orphans = [(pod, c) for pod, c in running if is_echo_thread(pods[pod.name]["containers"][c.name])]
     tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
     proc.terminate(tids, proc.running)
     for pod, c in orphans:
@@ -326,11 +285,6 @@ def containers(lab: Lab, state: LabState) -> list[tuple[PodInfo, Container, dict
     pods = _records(state)["pods"]
     return [(pod, c, pods.get(pod.name, {}).get("containers", {}).get(c.name)) for pod in lab.pods
             for c in pod.containers]
-
-
-def why_replace(crec: dict | None, argv: list[str], netns: str) -> str | None:
-    """Why a container must be (re)started, in words; None when it runs as specified."""
-    return _why_replace(crec, argv, netns)
 
 
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
@@ -401,7 +355,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for c in pod.containers:
             crec = containers.get(c.name)
             where = f"pod {pod.name} container {c.name}"
-            state_letter = _task_in(crec, pod.netns) if crec and "error" not in crec else None
+            state_letter = task_in(crec, pod.netns) if crec and "error" not in crec else None
             if crec is None:
                 out.append(f"containers: {where} was never started")
             elif "error" in crec:
@@ -426,7 +380,7 @@ def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
     prec = _records(state)["pods"].get(pod.name) or {}
     out = []
     for name, crec in sorted((prec.get("containers") or {}).items()):
-        if isinstance(crec, dict) and _task_in(crec, pod.netns) not in (None, "Z", "X"):
+        if isinstance(crec, dict) and task_in(crec, pod.netns) not in (None, "Z", "X"):
             _stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns)
             out.append(f"{pod.name}/{name}")
     return out
@@ -435,22 +389,29 @@ def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
 # --- helpers -------------------------------------------------------------------------
 
 
-def _stop_container(lab_name: str, cid: str, crec: dict, netns: str) -> None:
-    """Stop one recorded container (only if it is still that task, in that namespace).
+def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | None = None) -> None:
+    """Stop one recorded container: only if it is still that task, in that network namespace, or
+    (``uts``: the pod's pinned UTS namespace) in the pod's UTS namespace with its network namespace gone
+    from under it.
 
     An echo container is dropped by the lab's echo server; should the server
     not answer, it is left to :func:`start`, which then replaces the server.
     """
-    p = _proc_of(crec)
-    if p is None or _task_in(crec, netns) is None:
+    p = proc_of(crec)
+    if p is None:
         return
-    if _is_echo_thread(crec):
-        launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
+    if task_in(crec, netns) is not None:
+        if is_echo_thread(crec):
+            launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
+            return
+        kind, want = "net", proc.ns_identity(nsmod.netns_path(netns))
+    elif uts is not None and not is_echo_thread(crec) and in_old_sandbox(crec, uts):
+        kind, want = "uts", proc.ns_identity(uts)
+    else:
         return
-    want = proc.ns_identity(nsmod.netns_path(netns))
 
     def still_ours(pid: int) -> bool:
-        return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/net") == want
+        return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
 
     proc.terminate([p.pid], still_ours)
 

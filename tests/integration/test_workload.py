@@ -160,6 +160,32 @@ def test_two_container_pod_shares_network_and_hostname(labs):
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
+def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_ones_stop(labs):
+    """The pod's sandbox died (its network namespace deleted under running containers): up makes the
+    namespace again and restarts the pod's containers in it, and the command container left running in
+    the old, nameless namespace is stopped, as the kubelet kills a dead sandbox's containers."""
+    lab = labs.name("wl")
+    path, _ = labs.up(duo_topology(lab))
+    a = pid_of(lab, "duo", "a")
+    old_net = os.stat(f"/proc/{a}/ns/net").st_ino
+    subprocess.run(["ip", "netns", "del", f"{lab}-duo"], check=True)
+    assert running(a)  # the container holds the old namespace: it lives on, nameless
+    out = netlab("up", "-t", path, "-o", "json")
+    actions = json.loads(out.stdout)["fixed"]
+    assert "restarted container duo/a (its pod's network namespace was made again)" in actions, actions
+    assert wait_for(lambda: not running(a)), "the old container a still runs in the old namespace"
+    new_a = pid_of(lab, "duo", "a")
+    assert new_a != a and running(new_a)
+    assert os.stat(f"/proc/{new_a}/ns/net").st_ino == os.stat(f"/run/netns/{lab}-duo").st_ino != old_net
+    assert state(lab)["duo"]["containers"]["a"]["restarts"] == 1
+    # Container a reaches b on localhost in the new namespace, and nothing of the pod is left behind.
+    log_a = lambda: netlab("logs", "--lab", lab, "duo", "-c", "a").stdout  # noqa: E731
+    seen = log_a().count('"pod": "duo"')
+    assert wait_for(lambda: log_a().count('"pod": "duo"') > seen + 1), log_a()
+    assert len(in_lab(lab)) == 2  # a, and the lab's echo server
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
 def test_up_twice_starts_no_duplicates(labs):
     lab = labs.name("wl")
     path, _ = labs.up(duo_topology(lab))
