@@ -360,6 +360,9 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 out.append(f"containers: {where} was never started")
             elif "error" in crec:
                 out.append(f"containers: {where} could not start: {crec['error']}")
+            elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name)):
+                out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
+                           f"{crec.get('pid')}); `sudo netlab up` stops it and starts it in the pod's new one")
             elif state_letter is None:
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
                            f"see `netlab logs {pod.name} -c {c.name}`")

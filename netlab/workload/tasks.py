@@ -45,8 +45,9 @@ def is_echo_thread(crec: dict) -> bool:
 
 
 def in_old_sandbox(crec: dict, uts: str | None) -> bool:
-    """The recorded task still runs in the pod's UTS namespace (pinned by the lab: ours), but not in the
-    pod's network namespace: that was deleted, and maybe made again, under it (the pod's sandbox died)."""
+    """The recorded task still runs in the pod's UTS namespace (pinned by the lab: ours). Asked once it is
+    not in the pod's network namespace: that was deleted, and maybe made again, under it (the pod's
+    sandbox died), and the task runs on in the old, nameless one."""
     p = proc_of(crec)
     if p is None or uts is None or proc.task_state(p) is None:
         return False
@@ -66,7 +67,7 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
         return "it had failed to start"
     state = task_in(crec, netns)
     if state is None:
-        if not is_echo_thread(crec) and in_old_sandbox(crec, uts):
+        if in_old_sandbox(crec, uts):
             return "its pod's network namespace was made again"
         return "it had exited"
     if state == "T":
