@@ -180,6 +180,34 @@ def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs):
     assert data["neighbour_table"]["table_fulls"] == 0
 
 
+def test_two_labs_probed_at_once_hold_one_budget_of_the_neighbour_table_not_two(labs):
+    """Each run may hold the table's room below gc_thresh2 (its budget); two side by side would hold
+    two (past gc_thresh2, where the kernel's forced garbage collection evicts other namespaces' entries).
+    Both runs are made to start together (they wait for a turn this test holds), and then take turns:
+    the machine's count never passes one budget's worth."""
+    from netlab.probe import turns
+
+    names = [labs.name("pt"), labs.name("pt")]
+    for i, lab in enumerate(names):  # 30 pods on one bridge: 900 entries for all pairs, over one budget
+        pods = "".join(f"  - {{name: p{k}, node: n1}}\n" for k in range(30))
+        labs.up(f"name: {lab}\ncluster: {{nodeMask: 24}}\nnodes:\n  - {{name: n1}}\npods:\n{pods}", f"t{i}.yaml")
+    with open("/proc/sys/net/ipv4/neigh/default/gc_thresh2") as fh:
+        thresh2 = int(fh.read())
+    with turns.probing_turn("the test"):
+        runs = [subprocess.Popen(NETLAB + ["probe", "--lab", lab, "--proto", "icmp", "-o", "json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for lab in names]
+        for run in runs:  # both wait for the turn now
+            ready, _, _ = select.select([run.stderr], [], [], 60)
+            assert ready and "waiting for" in run.stderr.readline()
+    reports = [json.loads(run.communicate(timeout=300)[0]) for run in runs]
+    for data in reports:
+        assert data["ok"] and data["summary"]["as_expected"] == 30 * 29 + 30
+        table = data["neighbour_table"]
+        assert table["peak_live"] > thresh2 // 2  # the run held about a budget's worth itself
+        assert table["peak_entries"] <= thresh2, table
+        assert table["table_fulls"] == 0 and table["forced_gc_runs"] == 0
+
+
 def test_probe_needs_a_running_lab(labs):
     proc = netlab("probe", "--lab", "nosuchlab", check=False)
     assert proc.returncode == 2 and "not up" in proc.stderr
