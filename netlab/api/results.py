@@ -338,6 +338,7 @@ class PodInfo:
     labels: Mapping[str, str]
     containers: tuple[ContainerInfo, ...]
     added: bool = False  # made by netlab, not in the topology (the cluster DNS pod kube-dns)
+    namespace: str = "default"  # the pod's Kubernetes namespace (netns is its network namespace)
 
     @property
     def ready(self) -> str:

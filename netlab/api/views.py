@@ -99,7 +99,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
                                             ports=tuple(f"{port}/{protocol}" for port, protocol in served)))
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
                            labels=MappingProxyType(dict(pod.labels)), containers=tuple(containers),
-                           added=is_added_pod(pod)))
+                           added=is_added_pod(pod), namespace=pod.spec.namespace))
     return tuple(out)
 
 

@@ -31,8 +31,10 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
 
     \b
     pods      NAME, READY (running containers/all), STATUS, NODE, IP; -o wide adds
-              the namespace, each container with its state, and the labels
-    nodes     NAME, IP, POD-CIDR, PODS; -o wide adds the namespace, cni0 and flannel.1
+              the Kubernetes namespace, the network namespace (NETNS), each
+              container with its state, and the labels
+    nodes     NAME, IP, POD-CIDR, PODS; -o wide adds the network namespace (NETNS),
+              cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
               the selector and the DNS name
 
@@ -74,14 +76,14 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
 def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "ready", "status", "node", "ip"]
     if wide:
-        headers += ["namespace", "containers", "labels"]
+        headers += ["namespace", "netns", "containers", "labels"]
     rows = []
     for p in pods:
         states = {c.state for c in p.containers}
         status = "Running" if states == {"running"} else ", ".join(sorted(states))
         row = [p.name, p.ready, status, p.node, p.ip]
         if wide:
-            row += [p.netns, " ".join(f"{c.name}:{c.state}" for c in p.containers),
+            row += [p.namespace, p.netns, " ".join(f"{c.name}:{c.state}" for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
         rows.append(row)
     return headers, rows
@@ -90,7 +92,7 @@ def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[s
 def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "ip", "pod-cidr", "pods"]
     if wide:
-        headers += ["namespace", "cni0", "flannel.1"]
+        headers += ["netns", "cni0", "flannel.1"]
     rows = []
     for n in nodes:
         row = [n.name, n.ip, n.pod_cidr, str(len(n.pods))]

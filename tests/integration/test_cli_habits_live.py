@@ -47,11 +47,12 @@ def test_netlab_lab_picks_the_lab_when_several_are_up(netlab_lab, netlab_factory
 def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
     lab = ["--lab", netlab_lab.name]
     wide = netlab("get", "pods", *lab, "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "READY", "STATUS", "NODE", "IP", "NAMESPACE", "CONTAINERS", "LABELS"]
+    assert wide[0].split() == ["NAME", "READY", "STATUS", "NODE", "IP", "NAMESPACE", "NETNS", "CONTAINERS", "LABELS"]
     rows = {line.split()[0]: line.split() for line in wide[1:]}
-    assert rows["web-1"][1:6] == ["1/1", "Running", "node-1", netlab_lab.pod("web-1").ip, f"{netlab_lab.name}-web-1"]
-    assert rows["web-1"][6:] == ["main:running", "app=web,tier=front"]
-    assert "kube-dns" in rows  # the cluster DNS pod is listed; stderr says netlab added it
+    assert rows["web-1"][1:7] == ["1/1", "Running", "node-1", netlab_lab.pod("web-1").ip, "default",
+                                  f"{netlab_lab.name}-web-1"]
+    assert rows["web-1"][7:] == ["main:running", "app=web,tier=front"]
+    assert rows["kube-dns"][5] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
     data = json.loads(netlab("get", "pods", *lab, "-l", "app=web,tier!=front", "-o", "json").stdout)
     assert [p["name"] for p in data["items"]] == ["web-2"]
     assert yaml.safe_load(netlab("get", "pods", *lab, "-l", "app=web", "-o", "yaml").stdout)["items"][0]["ip"] \
