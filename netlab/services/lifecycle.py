@@ -386,8 +386,10 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
         stale = sorted(set(before) - set(now.get(key, [])))
         if stale and key in now and nsmod.is_netns_mount(netns):
             try:
-                netfilter.delete_chains(netns, table, stale)
-                done.actions.append(f"{netns}: deleted stale {table} chains {', '.join(stale)}")
+                # Chains already gone are skipped: netlab's own (NETLAB-*) went with the rules' restore.
+                deleted = netfilter.delete_chains(netns, table, stale).deleted
+                if deleted:
+                    done.actions.append(f"{netns}: deleted stale {table} chains {', '.join(deleted)}")
             except Exception as exc:  # noqa: BLE001 - reported, and kept in the record for next time
                 done.problems.append(f"{netns}: could not delete stale {table} chains: {exc}")
                 now[key] = sorted(set(now[key]) | set(stale))

@@ -262,8 +262,13 @@ def test_endpoint_removed_rerenders_and_clears_udp_conntrack(lab):
     assert "10.244.1.4" in listed, listed
     # udp-1 loses its label: the endpoint goes, the rules are re-rendered, the entry is deleted.
     path = write_topology(lab["tmp"], lab["name"], udp_label="app: gone", mode=lab["mode"])
-    netlab("up", "-t", path)
+    fixed = json.loads(netlab("up", "-t", path, "-o", "json").stdout)["fixed"]
     assert in_netns(node, "conntrack", "-L", "-p", "udp", "--orig-dst", "10.96.0.23").stdout.strip() == ""
+    stale = [line for line in fixed if line.startswith(f"{node}: deleted stale nat chains ")]
+    if lab["mode"] == "iptables":  # the endpoint's KUBE-SEP chain, on every node (not in nftables mode)
+        assert len(stale) == 1 and stale[0].split("chains ")[1].startswith("KUBE-SEP-"), fixed
+    else:
+        assert stale == [], fixed
     if lab["mode"] == "nftables":
         listed = in_netns(node, "nft", "list", "table", "ip", "kube-proxy").stdout
         data = json.loads(in_netns(node, "nft", "-j", "list", "table", "ip", "kube-proxy").stdout)["nftables"]
