@@ -1,5 +1,5 @@
 """Stale UDP conntrack entries: which status reports and up deletes (netlab/services/stale.py),
-and the ctnetlink dump they are read from (nfnl.ct_tuples)."""
+and the ctnetlink dump they are read from (nfnl.ct_tuples); stale chains: what up says it deleted."""
 
 from __future__ import annotations
 
@@ -47,3 +47,31 @@ def test_only_entries_dnated_to_no_endpoint_are_stale():
     assert s.filter == ("-p", "udp", "--orig-src", "10.244.0.3", "--orig-port-src", "40053", "--orig-dst",
                         "10.96.0.10", "--orig-port-dst", "53", "--dst-nat", "10.244.0.250")
     assert stale_in("lab-node-1", [GOOD, OTHER], PORTS) == []
+
+
+def test_up_reports_the_stale_chains_it_deleted_not_the_ones_it_asked_for(monkeypatch):
+    """services.lifecycle.sync_chains: the chains the record holds and the plan no longer does are asked
+    to go; a chain already gone (netlab's own NETLAB-* go with the rules' restore) is not reported."""
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+    from netlab.realize import netfilter
+    from netlab.services import lifecycle
+
+    lab = resolve(Topology.model_validate({"name": "sc", "nodes": [{"name": "n1"}],
+                                           "pods": [{"name": "a", "node": "n1"}]}))
+    asked = []
+
+    def delete_chains(netns, table, chains, backend=None):
+        asked.append((netns, table, list(chains)))
+        return netfilter.Change(netns, table, deleted=[c for c in chains if c.startswith("KUBE-")])
+
+    monkeypatch.setattr(netfilter, "delete_chains", delete_chains)
+    monkeypatch.setattr(lifecycle.nsmod, "is_netns_mount", lambda name: True)
+    rec = {"chains": {"sc-n1/nat": ["FLANNEL-POSTRTG", "KUBE-SEP-GONE", "NETLAB-LB-GONE"]}}
+    done = lifecycle.sync_chains(lab, rec)
+    assert asked == [("sc-n1", "nat", ["KUBE-SEP-GONE", "NETLAB-LB-GONE"])]
+    assert done.actions == ["sc-n1: deleted stale nat chains KUBE-SEP-GONE"]
+    rec["chains"]["sc-n1/nat"] += ["NETLAB-LB-GONE"]
+    monkeypatch.setattr(netfilter, "delete_chains", lambda netns, table, chains, backend=None:
+                        netfilter.Change(netns, table, deleted=[]))
+    assert lifecycle.sync_chains(lab, rec).actions == []  # nothing was there to delete: nothing said
