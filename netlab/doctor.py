@@ -54,7 +54,7 @@ from netlab.kernel import features
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
-from netlab.probe import neighbours
+from netlab.probe import neighbours, turns
 from netlab.realize import netfilter, state_dir
 from netlab.kernel import netns as nsmod
 
@@ -290,11 +290,28 @@ def _neighbours(lab: Lab) -> Check:
     need = neighbours.full_mesh_entries(lab)
     detail = (f"gc_thresh1/2/3 = {t['gc_thresh1']}/{t['gc_thresh2']}/{t['gc_thresh3']} (the whole machine's "
               f"table); all-pairs traffic in lab {lab.name} needs up to {need} entries")
+    now, crowded = _neighbours_now(t)
     if neighbours.fits(need, t):
-        return Check("neighbours", OK, detail)
+        return Check("neighbours", WARN if crowded else OK, detail + now)
     return Check("neighbours", WARN, detail + f" plus {neighbours.MARGIN} for the host; past gc_thresh3 the kernel "
-                 "drops packets (netlab probe keeps its own entries bounded; netlab never changes these)",
+                 "drops packets (netlab probe keeps its own entries bounded; netlab never changes these)" + now,
                  neighbours.raise_limit_command(need))
+
+
+def _neighbours_now(t: dict[str, int]) -> tuple[str, bool]:
+    """What the table holds at this moment, and who is probing: words to add to the check, and whether
+    the table is past gc_thresh2 now (the kernel's forced GC then evicts every namespace's entries)."""
+    words = ""
+    crowded = False
+    stats = neighbours.table_stats()
+    if stats is not None:
+        crowded = stats.entries > t["gc_thresh2"]
+        words += f"; {stats.entries} entries in it now" + (
+            " (past gc_thresh2: the kernel is evicting entries to make room)" if crowded else "")
+    holder = turns.holder()
+    if holder is not None:
+        words += f"; {holder} holds the probing turn now: other probes wait for it"
+    return words, crowded
 
 
 def _fallback_tunnels(probe: features.KernelProbe) -> Check:

@@ -29,7 +29,9 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
             else Debian's loopback, bridge, host-local, portmap in
             /usr/lib/cni), each found and asked VERSION as libcni asks
-    host    neighbour-table limits (gc_thresh1/2/3) against the lab's size, links
+    host    neighbour-table limits (gc_thresh1/2/3) against the lab's size,
+            the entries the table holds now and which probe holds the
+            machine's probing turn, links
             a new namespace is born with (fallback tunnels), the state
             directory (NETLAB_STATE_DIR, default /run/netlab): root-only, not a
             symlink, writable, free space

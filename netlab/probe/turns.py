@@ -21,6 +21,7 @@ it waits for.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import time
@@ -60,6 +61,32 @@ def probing_turn(lab: str, wait: float = WAIT, path: str | None = None) -> Itera
         yield waited
     finally:
         os.close(fd)  # closing the descriptor releases the flock
+
+
+def holder(path: str | None = None) -> str | None:
+    """Who holds the machine's probing turn now, as the lock file names them; None when nobody does.
+
+    Only looks: the file is opened read-only and never made, and a shared
+    ``flock`` taken without waiting tells whether an exclusive one is held
+    (held for an instant only; a run about to take its turn tries again 20 ms
+    later).
+    """
+    path = path or LOCK_PATH
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return None  # no file (no probe ran since boot), or not one to trust
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            return None  # not a lock file of ours: its text names nobody we know
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return lockfile.holder_of(fd)
+        return None
+    finally:
+        os.close(fd)  # also lets go of the shared flock
 
 
 def _open(path: str) -> int | None:

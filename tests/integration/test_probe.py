@@ -170,6 +170,9 @@ def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs):
                             "finish: one probe runs at a time on a machine (they share its neighbour table)\n")
             assert proc.poll() is None
             assert learned() == before  # nothing sent yet: no pod has resolved another
+            checks = {c["name"]: c for c in json.loads(netlab("doctor", "-o", "json").stdout)["checks"]}
+            assert (f"; pid {os.getpid()} (netlab probe of lab {lab}-holder) holds the probing turn now: other "
+                    "probes wait for it") in checks["neighbours"]["detail"]
         except BaseException:
             proc.kill()
             raise

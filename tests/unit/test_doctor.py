@@ -21,7 +21,7 @@ from netlab.kernel import features
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
-from netlab.probe import neighbours
+from netlab.probe import neighbours, turns
 from netlab.realize import netfilter, state_dir
 from netlab.services import lifecycle as services_lifecycle
 from netlab.kernel import netns as nsmod
@@ -67,6 +67,8 @@ class Machine:
         self.fresh_links: tuple[str, ...] = ()
         self.iptables_version = (0, "iptables-restore v1.8.9 (nf_tables)")
         self.thresholds = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
+        self.entries = 4  # in the machine's neighbour table now
+        self.prober: str | None = None  # who holds the probing turn
         self.dir = features.DirFacts("/run/netlab", True, False, True, os.geteuid(), 0o700, "/run/netlab",
                                      1 << 30, False)
         self.br_netfilter = tmp_path / "bridge"
@@ -111,6 +113,8 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(nsmod, "binary", m.binary)
     monkeypatch.setattr(netfilter, "tools", m.tools)
     monkeypatch.setattr(neighbours, "read_thresholds", lambda: dict(m.thresholds))
+    monkeypatch.setattr(neighbours, "table_stats", lambda: neighbours.TableStats(m.entries, 0, 0))
+    monkeypatch.setattr(turns, "holder", lambda: m.prober)
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
@@ -270,6 +274,20 @@ def test_neighbour_table_is_sized_with_the_lab(machine):
                          "net.ipv4.neigh.default.gc_thresh1=512")
     machine.thresholds = {"gc_thresh1": 512, "gc_thresh2": 2048, "gc_thresh3": 4096}
     assert by_name(doctor.report(big, for_this_lab=True))["neighbours"].status == doctor.OK
+
+
+def test_the_neighbour_check_says_how_full_the_table_is_now_and_who_is_probing(machine):
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["neighbours"]
+    assert check.status == doctor.OK and check.detail.endswith("needs up to 12 entries; 4 entries in it now")
+    machine.prober = "pid 77 (netlab probe of lab other)"
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["neighbours"]
+    assert check.status == doctor.OK
+    assert check.detail.endswith("; 4 entries in it now; pid 77 (netlab probe of lab other) holds the probing turn "
+                                 "now: other probes wait for it")
+    machine.entries = 600  # past gc_thresh2: somebody's traffic is making the kernel evict entries
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["neighbours"]
+    assert check.status == doctor.WARN and not check.fix
+    assert "; 600 entries in it now (past gc_thresh2: the kernel is evicting entries to make room)" in check.detail
 
 
 def test_fallback_tunnels_are_information(machine):

@@ -114,3 +114,22 @@ def test_a_symlink_or_a_stranger_file_is_refused(tmp_path):
         with pytest.raises(EnvironmentNotReady, match=r"is not a regular file of ours \(uid 65534\)"):
             with turns.probing_turn("lab-a", path=str(stranger)):
                 pass
+
+
+def test_who_holds_the_turn_is_read_without_taking_it(tmp_path):
+    """``holder`` (netlab doctor's line) names the run holding the turn, and nobody when it is free or
+    there is no lock file; it never makes the file, and a run can take the turn right after it looked."""
+    path = str(tmp_path / "lock")
+    assert turns.holder(path) is None
+    assert not os.path.exists(path)
+    with turns.probing_turn("lab-a", path=path):
+        assert turns.holder(path) == f"pid {os.getpid()} (netlab probe of lab lab-a)"
+    assert turns.holder(path) is None  # the name stays in the file, the lock does not
+    with turns.probing_turn("lab-b", wait=0.1, path=path):
+        pass
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert turns.holder(str(folder)) is None
+    link = tmp_path / "link"
+    link.symlink_to(path)
+    assert turns.holder(str(link)) is None
