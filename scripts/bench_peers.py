@@ -109,7 +109,7 @@ def netlab_round(hosts: int, prefix: str, tmp: str) -> dict:
         # Like for like with Mininet's autoStaticArp: the pods use each other's MACs, no ARP.
         static = bench_probe.cli_probe(lab.name, "icmp", "--arp", "seeded")
         out["ping_static"], out["probe_static_exit"] = static["s"], static["exit"]
-        fp = bench_probe.in_child(bench_probe.fping_baseline, lab.pods, lab.lab.underlay_netns, nb.probe_budget())
+        fp = bench_probe.baseline(lab.name, bench_probe.fping_baseline, lab.pods, lab.lab.underlay_netns)
         out["fping"] = fp.get("s")
         out["fping_replies"] = fp.get("replies")
         out["fping_error"] = fp.get("error")

@@ -12,7 +12,10 @@ see netlab/probe/neighbours.py; nothing here changes gc_thresh*):
   entries, which the kernel's GC does not count): the floor without ARP.
 
 After each wave the dynamic neighbour entries it created are deleted, exactly
-as netlab's prober does; that cost is part of each time. Then a 500-pod matrix
+as netlab's prober does; that cost is part of each time. Like a netlab probe
+run, each baseline holds the machine's probing turn (netlab/probe/turns.py)
+while it runs, so a probe elsewhere on the machine waits instead of adding to
+the table. Then a 500-pod matrix
 (249,500 probes) through netlab, against the 30 s target, with the kernel's
 count of neighbour-table overflows (table_fulls, expected 0).
 
@@ -38,7 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from netlab.kernel import netlink, rtnl  # noqa: E402
 from netlab.kernel.child import run_in_child  # noqa: E402
 from netlab.kernel.netns import CLONE_NEWNET, netns_path, setns  # noqa: E402
-from netlab.probe import neighbours as nb  # noqa: E402
+from netlab.probe import neighbours as nb, turns  # noqa: E402
 
 NETLAB = [sys.executable, "-m", "netlab"]
 
@@ -89,6 +92,14 @@ def in_child(fn, *args):
         return run_in_child(body, timeout=300, what=fn.__name__)
     except Exception as exc:  # noqa: BLE001 - a baseline that failed is reported beside the others
         return {"error": repr(exc)}
+
+
+def baseline(lab_name, fn, pods, home):
+    """A baseline that resolves neighbours (fping, raw sockets in waves) takes the machine's probing turn,
+    as a netlab probe run does (netlab/probe/turns.py), and sizes its budget inside it: a probe running
+    beside the bench waits rather than adding its entries to the baseline's."""
+    with turns.probing_turn(f"{lab_name} (a baseline of scripts/bench_probe.py)"):
+        return in_child(fn, pods, home, nb.probe_budget())
 
 
 class Sockets:
@@ -297,8 +308,8 @@ def main() -> int:
         home = lab.lab.underlay_netns
         fp, raw, res, nl, cli = [], [], [], [], []
         for _ in range(args.rounds):
-            fp.append(in_child(fping_baseline, lab.pods, home, budget))
-            raw.append(in_child(raw_baseline, lab.pods, home, budget))
+            fp.append(baseline(lab.name, fping_baseline, lab.pods, home))
+            raw.append(baseline(lab.name, raw_baseline, lab.pods, home))
             res.append(in_child(raw_resolved, lab.pods, home))
             nl.append(netlab_probe(lab.lab))
             cli.append(cli_probe(lab.name))
