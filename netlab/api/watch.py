@@ -49,6 +49,7 @@ from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Container
 from netlab.realize.state import LabState, load_state
 from netlab.workload import lifecycle as workload
+from netlab.workload.tasks import SANDBOX_REMADE
 
 PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -123,6 +124,10 @@ class Watcher:
 
     def hold(self, pod: PodInfo, c: Container, crec: dict[str, Any], why: str, commit: bool = True) -> str | None:
         """Why an exited container stays down now (None: restart it)."""
+        if why == SANDBOX_REMADE and pod.spec.restart_policy == "Never":
+            # Its pod's sandbox died: the kubelet kills the containers and, for a pod that must not
+            # restart, makes no new sandbox to start them in (kuberuntime's computePodActions).
+            return "restartPolicy Never"
         if why not in ("it had exited", "it had failed to start"):
             return None  # stopped or changed: up replaces it, whatever the policy
         if _alive(crec):

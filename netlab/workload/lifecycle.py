@@ -55,7 +55,7 @@ from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
 from netlab.workload import launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
-from netlab.workload.tasks import in_old_sandbox, is_echo_thread, proc_of, task_in, why_replace
+from netlab.workload.tasks import SANDBOX_REMADE, in_old_sandbox, is_echo_thread, proc_of, task_in, why_replace
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_template, remove_uts, remove_uts_many, uts_dir,
                                  uts_hostnames, uts_path)
 
@@ -208,9 +208,15 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     if not c.command:
                         running_echo.append((pod, c))
                     continue  # runs as specified
-                if crec and hold is not None and hold(pod, c, crec, why):
-                    continue
                 cid = f"{pod.name}/{c.name}"
+                held = hold(pod, c, crec, why) if crec and hold is not None else None
+                if held:
+                    if why == SANDBOX_REMADE:
+                        # The kubelet kills a dead sandbox's containers whatever the policy; held, this one
+                        # is not started again in the new namespace.
+                        _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
+                        done.actions.append(f"stopped container {cid} ({why}; {held})")
+                    continue
                 if crec and (c.command or not is_echo_thread(crec)):
                     # Changed, exited, stopped, or left in the pod's old namespace: replace it.
                     _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
@@ -408,7 +414,10 @@ def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | 
             launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
             return
         kind, want = "net", proc.ns_identity(nsmod.netns_path(netns))
-    elif uts is not None and not is_echo_thread(crec) and in_old_sandbox(crec, uts):
+    elif uts is not None and in_old_sandbox(crec, uts):
+        if is_echo_thread(crec):
+            launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
+            return
         kind, want = "uts", proc.ns_identity(uts)
     else:
         return

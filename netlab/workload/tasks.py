@@ -55,6 +55,9 @@ def in_old_sandbox(crec: dict, uts: str | None) -> bool:
     return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/uts") == want
 
 
+SANDBOX_REMADE = "its pod's network namespace was made again"
+
+
 def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None = None) -> str | None:
     """Why a container must be (re)started, in words; None when it runs as specified.
 
@@ -68,7 +71,7 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
     state = task_in(crec, netns)
     if state is None:
         if in_old_sandbox(crec, uts):
-            return "its pod's network namespace was made again"
+            return SANDBOX_REMADE
         return "it had exited"
     if state == "T":
         return "it was stopped"

@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -340,6 +341,64 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
         assert reply.returncode == 0
         assert watcher.stop() == 0
         assert netlab("status", "--lab", name, check=False).returncode == 0
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)
+
+
+def test_a_never_pods_dead_sandbox_has_its_containers_stopped_and_not_started_again(tmp_path):
+    """Pods of restartPolicy Never whose network namespace is deleted under their running containers (the
+    sandbox died): the watcher makes the namespace again, as it does any, but, as the kubelet does for such
+    a pod (it kills a dead sandbox's containers, and makes no new sandbox for a pod that must not
+    restart), stops the containers left in the old namespace and starts none in the new one: a command
+    container (its own process) and an echo container (a thread of the lab's echo server) alike."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"""\
+name: {name}
+nodes:
+  - name: node-1
+pods:
+  - name: n
+    node: node-1
+    restartPolicy: Never
+    containers:
+      - name: main
+        command: [sleep, infinity]
+  - name: e
+    node: node-1
+    restartPolicy: Never
+  - name: keep
+    node: node-1
+    restartPolicy: Never
+""")
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        n, e, keep = (container_pid(name, pod) for pod in ("n", "e", "keep"))
+        assert running(n) and running(e) and running(keep)
+        mark = len(watcher.lines)
+        for pod in ("n", "e"):
+            subprocess.run(["ip", "netns", "del", f"{name}-{pod}"], check=True)
+        for pod in ("n", "e"):
+            watcher.wait_for_line(f"stopped container {pod}/main (its pod's network namespace was made again; "
+                                  "restartPolicy Never)", after=mark, timeout=10)
+        wait_until(lambda: not running(n) and not running(e), 5.0)
+        assert {f"{name}-n", f"{name}-e"} <= set(lab_namespaces(name))  # the network is the lab's: made again
+        time.sleep(2.5)  # past a resync: still not started again, and said no more than once each
+        assert container_pid(name, "n") == n and container_pid(name, "e") == e
+        for pod in ("n", "e"):
+            inside = subprocess.run(["ip", "netns", "pids", f"{name}-{pod}"], capture_output=True, text=True)
+            assert inside.stdout.split() == [], f"pod {pod}'s new namespace holds {inside.stdout.split()}"
+            assert sum(f"stopped container {pod}/main" in x for x in watcher.lines[mark:]) == 1
+        assert not any("restarted container" in x for x in watcher.lines[mark:]), "\n".join(watcher.lines)
+        assert running(keep) and container_pid(name, "keep") == keep  # the server's other thread serves on
+        client = ("import socket; s = socket.create_connection(('127.0.0.1', 8080), timeout=5); "
+                  "print(s.recv(300).decode())")
+        reply = subprocess.run(["ip", "netns", "exec", f"{name}-keep", sys.executable, "-c", client],
+                               capture_output=True, text=True, timeout=30)
+        assert json.loads(reply.stdout)["pod"] == "keep", reply
+        assert watcher.stop() == 0
     finally:
         if watcher is not None:
             watcher.stop()

@@ -7,8 +7,12 @@ from socket import AF_INET
 
 import pytest
 
+from netlab.api.watch import Watcher
 from netlab.kernel import events, netlink, rtnl
 from netlab.lab.restart import Backoff, should_restart
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml, validate_source
+from netlab.workload.tasks import SANDBOX_REMADE
 
 
 @pytest.mark.parametrize("policy,code,restart", [
@@ -19,6 +23,16 @@ from netlab.lab.restart import Backoff, should_restart
 ])
 def test_restart_policy(policy, code, restart):
     assert should_restart(policy, code) is restart
+
+
+@pytest.mark.parametrize("policy,held", [("Always", None), ("OnFailure", None), ("Never", "restartPolicy Never")])
+def test_a_dead_sandbox_has_its_containers_started_again_unless_its_pod_never_restarts(policy, held):
+    """As the kubelet's computePodActions: a pod whose sandbox changed is killed, and started again in a new
+    sandbox unless its restartPolicy is Never (a running container is not a succeeded one for OnFailure)."""
+    text = f"name: w\nnodes: [{{name: a}}]\npods:\n  - {{name: p, node: a, restartPolicy: {policy}}}\n"
+    pod = resolve(validate_source(parse_yaml(text, "t.yaml"))).pods[0]
+    watcher = Watcher(None, "w", log=lambda line: None)
+    assert watcher.hold(pod, pod.containers[0], {"pid": 1, "start": 1}, SANDBOX_REMADE) == held
 
 
 def test_backoff_is_the_kubelets():
