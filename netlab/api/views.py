@@ -20,10 +20,9 @@ from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.services import service_ports
 from netlab.realize.state import LabState, StateCorrupt, iter_states
-from netlab.kernel import processes as proc
-from netlab.kernel.netns import netns_path
 from netlab.workload.lifecycle import container_argv
 from netlab.workload.ports import echo_ports
+from netlab.workload.tasks import proc_of, task_of
 
 WORKLOAD_RECORD = "workload"  # state.extra key of the containers' records (netlab.workload.lifecycle.RECORD)
 
@@ -58,25 +57,24 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[s
     for pod in lab.pods:
         prec = pods.get(pod.name)
         records = prec.get("containers", {}) if isinstance(prec, dict) else {}
-        want = proc.ns_identity(netns_path(pod.netns))
         for c in pod.containers:
             crec = records.get(c.name)
-            out[(pod.name, c.name)] = _container_state(crec, want)
+            out[(pod.name, c.name)] = _container_state(crec, pod.netns)
     return out
 
 
-def _container_state(crec: Any, netns_id: tuple[int, int] | None) -> tuple[str, int | None]:
+def _container_state(crec: Any, netns: str) -> tuple[str, int | None]:
     if not isinstance(crec, dict):
         return "not started", None
     if "error" in crec:
         return "failed", None
-    try:
-        p = proc.ProcId(int(crec["pid"]), int(crec["start"]))
-    except (KeyError, TypeError, ValueError):
+    p = proc_of(crec)
+    if p is None:
         return "not started", None
-    if not proc.alive(p) or netns_id is None or proc.ns_identity(f"/proc/{p.pid}/ns/net") != netns_id:
+    letter = task_of(crec, netns)  # in the pod's network namespace, or in one it made itself
+    if letter is None:
         return "exited", p.pid
-    if proc.stopped(p):
+    if letter == "T":
         return "stopped", p.pid
     return "running", p.pid
 

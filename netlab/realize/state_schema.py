@@ -142,6 +142,7 @@ class ContainerRecord(Strict):
     restarts: StrictInt
     pid: StrictInt | None = None
     start: StrictInt | None = None
+    net: Annotated[tuple[StrictInt, StrictInt], ROW] | None = None  # (st_dev, st_ino) of the netns it started in
     error: StrictStr | None = None
 
 

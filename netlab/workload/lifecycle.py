@@ -55,7 +55,8 @@ from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
 from netlab.workload import launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
-from netlab.workload.tasks import SANDBOX_REMADE, in_old_sandbox, is_echo_thread, proc_of, task_in, why_replace
+from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in, task_of,
+                                  why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_template, remove_uts, remove_uts_many, uts_dir,
                                  uts_hostnames, uts_path)
 
@@ -228,6 +229,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     if early is None or cid not in early.ids:
                         echo.append((pod, c, why))
                     continue
+                net = proc.ns_identity(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
                 try:
                     p = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
                                    env=container_env(lab, pod, c))
@@ -236,6 +238,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
                 new.update(pid=p.pid, start=p.start)
+                if net is not None:
+                    new["net"] = list(net)
         if early is not None:
             done.problems += launch.await_echo(early.join(), early.specs, pods)
         if echo:
@@ -361,12 +365,12 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for c in pod.containers:
             crec = containers.get(c.name)
             where = f"pod {pod.name} container {c.name}"
-            state_letter = task_in(crec, pod.netns) if crec and "error" not in crec else None
+            state_letter = task_of(crec, pod.netns) if crec and "error" not in crec else None
             if crec is None:
                 out.append(f"containers: {where} was never started")
             elif "error" in crec:
                 out.append(f"containers: {where} could not start: {crec['error']}")
-            elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name)):
+            elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name), pod.netns):
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
                            f"{crec.get('pid')}); `sudo netlab up` stops it and starts it in the pod's new one")
             elif state_letter is None:
@@ -389,8 +393,8 @@ def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
     prec = _records(state)["pods"].get(pod.name) or {}
     out = []
     for name, crec in sorted((prec.get("containers") or {}).items()):
-        if isinstance(crec, dict) and task_in(crec, pod.netns) not in (None, "Z", "X"):
-            _stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns)
+        if isinstance(crec, dict) and task_of(crec, pod.netns) not in (None, "Z", "X"):
+            _stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns, uts_path(state.lab, pod.name))
             out.append(f"{pod.name}/{name}")
     return out
 
@@ -400,8 +404,8 @@ def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
 
 def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | None = None) -> None:
     """Stop one recorded container: only if it is still that task, in that network namespace, or
-    (``uts``: the pod's pinned UTS namespace) in the pod's UTS namespace with its network namespace gone
-    from under it.
+    (``uts``: the pod's pinned UTS namespace) in the pod's UTS namespace, wherever its network namespace
+    is (gone from under it, or one it made itself).
 
     An echo container is dropped by the lab's echo server; should the server
     not answer, it is left to :func:`start`, which then replaces the server.
@@ -414,7 +418,7 @@ def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | 
             launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
             return
         kind, want = "net", proc.ns_identity(nsmod.netns_path(netns))
-    elif uts is not None and in_old_sandbox(crec, uts):
+    elif uts is not None and in_pod_uts(crec, uts):
         if is_echo_thread(crec):
             launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
             return

@@ -8,7 +8,11 @@ namespace (``/run/netns/<lab>-<pod>``) and its UTS namespace, which the lab
 pins itself (uts.py). Someone may delete the network namespace under a
 running container (the pod's sandbox dies, as a pause container can): the
 task then runs on in a nameless namespace, and the pinned UTS namespace is
-what still proves it is the pod's.
+what still proves it is the pod's. A command container's record also keeps
+the identity of the network namespace it was started in (``net``), which
+tells that case from a container that made a network namespace of its own
+(``unshare --net``, as a privileged container may): that one still runs as
+specified.
 """
 
 from __future__ import annotations
@@ -44,15 +48,49 @@ def is_echo_thread(crec: dict) -> bool:
     return group is not None and group != p.pid
 
 
-def in_old_sandbox(crec: dict, uts: str | None) -> bool:
-    """The recorded task still runs in the pod's UTS namespace (pinned by the lab: ours). Asked once it is
-    not in the pod's network namespace: that was deleted, and maybe made again, under it (the pod's
-    sandbox died), and the task runs on in the old, nameless one."""
+def in_pod_uts(crec: dict, uts: str | None) -> bool:
+    """The recorded task still runs in the pod's UTS namespace (pinned by the lab: ours), wherever its
+    network namespace is."""
     p = proc_of(crec)
     if p is None or uts is None or proc.task_state(p) is None:
         return False
     want = proc.ns_identity(uts)
     return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/uts") == want
+
+
+def started_in(crec: dict) -> tuple[int, int] | None:
+    """The identity of the network namespace the container was started in, as recorded (None: not recorded,
+    as for an echo container or a record of an older netlab)."""
+    net = crec.get("net")
+    return (net[0], net[1]) if isinstance(net, (list, tuple)) and len(net) == 2 else None
+
+
+def in_old_sandbox(crec: dict, uts: str | None, netns: str) -> bool:
+    """The recorded task runs on in the pod's UTS namespace while the pod's network namespace is no longer
+    the one it was started in: that was deleted, and maybe made again, under it (the pod's sandbox
+    died), and the task runs on in the old, nameless one. Asked once it is not in the pod's network
+    namespace."""
+    if not in_pod_uts(crec, uts):
+        return False
+    first = started_in(crec)
+    return first is None or proc.ns_identity(nsmod.netns_path(netns)) != first
+
+
+def in_own_netns(crec: dict, netns: str) -> str | None:
+    """The recorded task's state letter when it lives in a network namespace it made itself: it was started
+    in the pod's, which is still there, and has left it (``unshare --net``); None otherwise."""
+    first, p = started_in(crec), proc_of(crec)
+    if first is None or p is None or proc.ns_identity(nsmod.netns_path(netns)) != first:
+        return None
+    state = proc.task_state(p)
+    now = proc.ns_identity(f"/proc/{p.pid}/ns/net")
+    return state if state is not None and now is not None and now != first else None
+
+
+def task_of(crec: dict, netns: str) -> str | None:
+    """The recorded task's state letter while it is the pod's container: in the pod's network namespace,
+    or in one of its own making (:func:`in_own_netns`); None otherwise."""
+    return task_in(crec, netns) or in_own_netns(crec, netns)
 
 
 SANDBOX_REMADE = "its pod's network namespace was made again"
@@ -70,9 +108,11 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
         return "it had failed to start"
     state = task_in(crec, netns)
     if state is None:
-        if in_old_sandbox(crec, uts):
+        if in_old_sandbox(crec, uts, netns):
             return SANDBOX_REMADE
-        return "it had exited"
+        state = in_own_netns(crec, netns)
+        if state is None:
+            return "it had exited"
     if state == "T":
         return "it was stopped"
     if crec.get("argv") != argv:

@@ -190,6 +190,45 @@ def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_o
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
+def test_a_container_that_makes_its_own_network_namespace_runs_as_specified(labs):
+    """A privileged container may leave the pod's network namespace for one of its own (``unshare --net``).
+    It still runs as specified: status is clean, get pods says Running, up leaves it alone. Its record
+    keeps the namespace it was started in, which tells it from a container whose pod's namespace was
+    deleted under it: that case (the namespace deleted now) is still found, and up replaces it; down
+    stops it wherever it runs."""
+    lab = labs.name("wl")
+    path, _ = labs.up(f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: own
+    node: n1
+    containers:
+      - name: main
+        command: [unshare, --net, sleep, infinity]
+""")
+    pid = pid_of(lab, "own", "main")
+    pod_net = os.stat(f"/run/netns/{lab}-own")
+    assert state(lab)["own"]["containers"]["main"]["net"] == [pod_net.st_dev, pod_net.st_ino]
+    assert wait_for(lambda: os.stat(f"/proc/{pid}/ns/net").st_ino != pod_net.st_ino)  # unshare has run
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 0, status.stdout
+    pods = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)
+    assert [c["state"] for p in pods["items"] for c in p["containers"]] == ["running"], pods
+    out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+    assert out["fixed"] == [] and pid_of(lab, "own", "main") == pid and running(pid), out
+    subprocess.run(["ip", "netns", "del", f"{lab}-own"], check=True)
+    status = netlab("status", "--lab", lab, check=False)
+    assert "runs on in the pod's old, deleted network namespace" in status.stdout, status.stdout
+    out = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
+    assert "restarted container own/main (its pod's network namespace was made again)" in out["fixed"], out
+    assert wait_for(lambda: not running(pid)), "the container left behind still runs"
+    new = pid_of(lab, "own", "main")
+    assert running(new) and netlab("status", "--lab", lab, check=False).returncode == 0
+    netlab("down", "--lab", lab)
+    assert wait_for(lambda: not running(new)), "down left the container running in its own namespace"
+
+
 def test_up_twice_starts_no_duplicates(labs):
     lab = labs.name("wl")
     path, _ = labs.up(duo_topology(lab))

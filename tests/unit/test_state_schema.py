@@ -46,7 +46,7 @@ def sample() -> state.LabState:
     st.extra["workload"] = {"version": 1, "pods": {pod.name: {
         "netns": pod.netns, "uts": f"/run/netlab/{LAB}/uts/{pod.name}",
         "containers": {"main": {"argv": ["python3", "-m", "netlab.workload.echo"], "log": "/x.log", "restarts": 0,
-                                "pid": 4242, "start": 99}}}}}
+                                "pid": 4242, "start": 99, "net": [4, 4026531840]}}}}}
     st.extra["cni"] = {"pods": {pod.name: {
         "phase": "added", "node": pod.node, "containerId": "a" * 64, "netns": pod.netns,
         "node_netns": f"{LAB}-{pod.node}", "args": [["IgnoreUnknown", "1"], ["IP", str(pod.ip)]],
@@ -137,6 +137,8 @@ EDITS = {
     "workload-pods-list": (("extra", "workload", "pods"), []),
     "workload-pid-text": (W + ("containers", "main", "pid"), "4242"),
     "workload-restarts-missing": (W + ("containers", "main", "restarts"), KeyError),
+    "workload-net-text": (W + ("containers", "main", "net"), "4026531840"),
+    "workload-net-three": (W + ("containers", "main", "net"), [4, 4026531840, 1]),
     "workload-bad-netns": (W + ("netns",), "/run/netns/x"),
 }
 
