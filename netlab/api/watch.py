@@ -54,6 +54,7 @@ from netlab.workload.tasks import SANDBOX_REMADE
 PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
 SETTLE = 0.05  # seconds to let a burst of notifications (one `ip` command makes several) arrive
+SETTLE_MAX = 2.0  # seconds the first apply's echo is read for at most, before the watcher says it watches
 RESYNC = 10.0  # seconds between full status checks
 
 Log = Callable[[str], None]
@@ -301,9 +302,14 @@ class Watcher:
         assert state is not None
         self._track(state.resolved(), state)
         self._listen(state.resolved())
-        time.sleep(4 * SETTLE)  # carriers coming up after a fresh apply: the echo of our own work
+        # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
+        # machine) are the echo of our own work: read until the links have been quiet for a moment.
         assert self.listener is not None
-        self.listener.drain()
+        quiet_by = time.monotonic() + SETTLE_MAX
+        while True:
+            time.sleep(4 * SETTLE)
+            if not self.listener.drain() or time.monotonic() >= quiet_by:
+                break
         # Said once the watcher listens: what happens from now on is seen.
         self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {_did(done, 'it was up and as the file says')}"
                  "; watching")
