@@ -55,8 +55,8 @@ from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
 from netlab.workload import launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
-from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in, task_of,
-                                  why_replace)
+from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in,
+                                  task_of, why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_template, remove_uts, remove_uts_many, uts_dir,
                                  uts_hostnames, uts_path)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 
+SANDBOX_REMADE = "its pod's network namespace was made again"  # why_replace's reason for a dead sandbox
+
 
 def proc_of(crec: dict) -> proc.ProcId | None:
     try:
@@ -91,9 +93,6 @@ def task_of(crec: dict, netns: str) -> str | None:
     """The recorded task's state letter while it is the pod's container: in the pod's network namespace,
     or in one of its own making (:func:`in_own_netns`); None otherwise."""
     return task_in(crec, netns) or in_own_netns(crec, netns)
-
-
-SANDBOX_REMADE = "its pod's network namespace was made again"
 
 
 def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None = None) -> str | None:
