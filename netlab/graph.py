@@ -32,11 +32,13 @@ import shutil
 import subprocess
 import textwrap
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from netlab.errors import EnvironmentNotReady
 from netlab.model import naming
-from netlab.model.addressing import underlay_gateway
-from netlab.model.lab import Lab
+
+if TYPE_CHECKING:  # the topology's models load only when a lab is drawn (`netlab --help` names FORMATS)
+    from netlab.model.lab import Lab
 
 FORMATS = ("mermaid", "dot", "svg", "png")
 DOT_TIMEOUT = 120  # seconds
@@ -113,6 +115,8 @@ class _Ids:
 
 def build(lab: Lab) -> Graph:
     """The picture of a resolved lab, in topology order."""
+    from netlab.model.addressing import underlay_gateway
+
     ids = _Ids()
     topo = lab.topo
     net = topo.network

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, Typ
 from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
-from netlab.trace.sections import SECTIONS
+from netlab.trace.sections import INSPECT_SECTIONS
 from netlab.realize.state import running_lab, select_lab_name, state_version
 from netlab.realize.state_dir import check_lab_name
 
@@ -42,9 +42,6 @@ if TYPE_CHECKING:
     from netlab.api.topology import Loaded, TopologyInput
     from netlab.model.lab import Lab as ModelLab
     from netlab.realize.state import LabState
-
-# netlab inspect's sections: the kernel's tables, and a node's files (kept in the lab's state directory)
-INSPECT_SECTIONS = (*SECTIONS, "files")
 
 Progress = Callable[[str, int, int], None]
 LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's

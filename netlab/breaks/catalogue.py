@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from netlab.model.lab import Lab, NodeInfo, PodInfo
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # `netlab break --help` lists the scenarios without loading the topology's models
+    from netlab.model.lab import Lab, NodeInfo, PodInfo
 
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # lowercase words joined by "-"
 SERVICES_EXAMPLE = "topologies/services.yaml"

@@ -23,7 +23,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # Every command and the module that defines it, in the order of `netlab --help`. A command's
 # module is imported when the command runs (or --help lists it), so `netlab validate` does
-# not load the netlink, probe and trace code that only `up` or `trace` need.
+# not load the netlink, probe and trace code that only `up` or `trace` need. A module keeps at
+# its top only what its options need; the modules its commands use are its LOADS, imported when
+# one of them runs (Command.invoke): `netlab --help` and tab completion load none of them.
 COMMANDS = {
     "validate": "netlab.cli.topology", "plan": "netlab.cli.topology",
     "up": "netlab.cli.lab", "down": "netlab.cli.lab", "status": "netlab.cli.lab", "list": "netlab.cli.lab",
@@ -41,9 +43,42 @@ COMMANDS = {
 }
 
 
+def load_for(command: click.Command) -> None:
+    """Before ``command`` runs: import the modules its module names in ``LOADS``, then
+    :func:`collect_from_here`."""
+    module = sys.modules.get(getattr(command.callback, "__module__", "") or "")
+    for name in getattr(module, "LOADS", ()):
+        importlib.import_module(name)
+    collect_from_here()
+
+
+class Command(click.Command):
+    """A netlab command: its module's LOADS are imported when it runs, not when --help lists it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        load_for(self)
+        return super().invoke(ctx)
+
+
+class SubGroup(click.Group):
+    """A command with subcommands (``policy``, ``cni``, ``quiz``), loaded as a Command is."""
+
+    command_class = Command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        load_for(self)
+        return super().invoke(ctx)
+
+
+SubGroup.group_class = SubGroup
+
+
 class Group(click.Group):
     """The commands of COMMANDS, in that order, each module imported on first use
     (click's "lazily loading subcommands"); the modules register their commands on import."""
+
+    command_class = Command
+    group_class = SubGroup
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
@@ -51,14 +86,14 @@ class Group(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             importlib.import_module(COMMANDS[cmd_name])
-        collect_from_here()
         return super().get_command(ctx, cmd_name)
 
 
 def collect_from_here() -> None:
-    """The command is loaded: if the program started with the cycle collector off (netlab/launch.py),
-    set aside everything loaded so far (``gc.freeze``) and switch the collector on for what the
-    command makes. Where the collector is on (another program, click's test runner), nothing changes."""
+    """The command and what it uses are loaded: if the program started with the cycle collector off
+    (netlab/launch.py), set aside everything loaded so far (``gc.freeze``) and switch the collector on
+    for what the command makes. Where the collector is on (another program, click's test runner),
+    nothing changes."""
     if not gc.isenabled():
         gc.freeze()
         gc.enable()

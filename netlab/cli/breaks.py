@@ -11,6 +11,8 @@ from netlab.breaks import catalogue
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 from netlab.errors import UsageError
 
+LOADS = ("netlab.api.lab", "netlab.breaks.run", "netlab.realize.state")  # what they use (cli.base.COMMANDS)
+
 
 def _list(output: str) -> None:
     if output == "json":

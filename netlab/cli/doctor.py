@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
-from netlab import doctor
 from netlab.cli.base import cli, output_option, print_json, require_root
 from netlab.cli.style import highlight
 from netlab.errors import EXIT_ENVIRONMENT
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
+
+LOADS = ("netlab.doctor", "netlab.model.lab", "netlab.model.load")  # what it uses (cli.base.COMMANDS)
 
 
 @cli.command("doctor")
@@ -40,6 +39,10 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     with the fix) or info. Exit 0 when nothing needed is missing, 3 otherwise.
     `netlab up` runs the checks its topology needs before it changes anything.
     """
+    from netlab import doctor
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+
     require_root()
     lab = resolve(load_topology(topology))
     checks = doctor.report(lab, for_this_lab=topology is not None)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.api.results import NodeInfo, PodInfo, ServiceInfo
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 from netlab.cli.style import highlight, table
 from netlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from netlab.api.results import NodeInfo, PodInfo, ServiceInfo
+
+LOADS = ("netlab.api.lab", "netlab.api.results")  # what it uses (cli.base.COMMANDS)
 
 KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": "nodes", "no": "nodes",
          "services": "services", "service": "services", "svc": "services"}

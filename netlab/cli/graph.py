@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from netlab import graph
 from netlab.cli.base import check_output_file, cli, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
-from netlab.model.lab import Lab, resolve
-from netlab.model.load import load_topology
-from netlab.realize import state
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+
+LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")  # what it uses (cli.base.COMMANDS)
 
 
 @cli.command("graph")
@@ -78,6 +81,10 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
 
 def _pick_lab(lab_name: str | None, topology: str | None) -> Lab:
     """-t FILE, --lab NAME, the only running lab, or the built-in default."""
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+    from netlab.realize import state
+
     if topology is not None and lab_name is None:
         return resolve(load_topology(topology))  # a file is drawn as it is, running or not
     try:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from netlab import api
-from netlab.api import impair as impair_api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import cli, output_option, print_json, require_root
 from netlab.errors import UsageError
+
+LOADS = ("netlab.api.impair", "netlab.api.lab")  # what the command uses (cli.base.COMMANDS)
 
 
 @cli.command()
@@ -38,6 +39,8 @@ def impair(target: str, lab_name: str | None, rate: str | None, delay: str | Non
       sudo netlab impair minikube:cni0 --rate 50mbit     # what the node sends to its pods
       sudo netlab impair fedora-1:eth0 --clear
     """
+    from netlab.api import impair as impair_api
+
     name, iface = impair_api.parse_target(target)
     if clear and any(v is not None for v in (rate, delay, jitter, loss)):
         raise UsageError("--clear takes no --rate, --delay, --jitter or --loss")

@@ -16,6 +16,9 @@ from netlab.errors import ChecksFailed, display_path
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
 
+# No LOADS (cli.base.COMMANDS): `status` starts its kernel readers (lab/readahead.py) before it loads
+# the API, and the other commands reach it through netlab.api's names.
+
 
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)

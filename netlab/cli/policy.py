@@ -6,9 +6,8 @@ import click
 
 from netlab import api
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
-from netlab.probe import policytable
+
+LOADS = ("netlab.api.lab", "netlab.model.lab", "netlab.model.load", "netlab.probe.policytable")  # cli.base.COMMANDS
 
 
 @cli.group("policy")
@@ -45,6 +44,10 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
       sudo netlab policy table --lab np
       netlab policy table -t lab.yaml --no-probe -o json
     """
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+    from netlab.probe import policytable
+
     if not send and topology is not None and lab_name is None:
         model = resolve(load_topology(topology))
         result = policytable.evaluate(model)

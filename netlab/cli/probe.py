@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from netlab import api
-from netlab.api.lab import internal_probe
 from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
                              output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight
-from netlab.probe import report as render
 
 PROTOS = ("icmp", "tcp", "udp")
+LOADS = ("netlab.api.lab", "netlab.probe.report", "netlab.probe.runner")  # what it uses (cli.base.COMMANDS)
 
 
 @cli.command()
@@ -68,6 +67,9 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     answered on are deleted after it (NetworkPolicy judges new flows only, so a
     policy edit shows at the next run).
     """
+    from netlab.api.lab import internal_probe
+    from netlab.probe import report as render
+
     check_output_file(junit_file)
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import click
 
-from netlab.api.topology import load
 from netlab.cli.base import TOPOLOGY_HELP, cli, output_option, print_json
 from netlab.errors import Problem, TopologyError, display_path
-from netlab.model.load import load_source
-from netlab.plan.build import build_plan
-from netlab.plan.render import render_commands
+
+LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.render")  # cli.base.COMMANDS
 
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
@@ -21,6 +19,8 @@ def validate(topology: str | None, output: str) -> None:
     a list of {file, line, field, message} on standard output); exit code 2
     when the topology is invalid.
     """
+    from netlab.api.topology import load
+
     try:
         loaded = load(topology)
     except TopologyError as exc:
@@ -51,6 +51,7 @@ def cni_check(loaded) -> list[Problem]:
     if loaded.lab.cni == "builtin":
         return []
     from netlab.cni.check import plugin_problems  # runs plugins: loaded only for a CNI lab
+    from netlab.model.load import load_source
 
     found = plugin_problems(loaded.lab)
     if not found:
@@ -69,6 +70,10 @@ def plan(topology: str | None, output: str) -> None:
     The plan is deterministic: the same topology gives the same namespaces,
     names, addresses and MACs every time. `-o json` lists every object.
     """
+    from netlab.api.topology import load
+    from netlab.plan.build import build_plan
+    from netlab.plan.render import render_commands
+
     p = build_plan(load(topology).lab)
     if output == "json":
         print_json(p.to_json())

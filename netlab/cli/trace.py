@@ -11,29 +11,30 @@ from typing import Any
 import click
 
 from netlab import api
-from netlab.api.lab import internal
 from netlab.api.jsonio import to_json
 from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
-from netlab.kernel import netns as nsmod
-from netlab.realize.state import select_lab
-from netlab.trace import capture as cap  # imports scapy only inside its functions, after entering namespaces
-from netlab.api.lab import INSPECT_SECTIONS
-from netlab.trace.sections import NFT_TABLES
-from netlab.trace.kernel import LiveKernel
-from netlab.trace.render import render_text
+from netlab.trace.sections import INSPECT_SECTIONS, NFT_TABLES
+
+# What the commands use (cli.base.COMMANDS); trace.capture imports scapy only inside its functions.
+LOADS = ("netlab.api.lab", "netlab.kernel.netns", "netlab.realize.state", "netlab.trace.capture",
+         "netlab.trace.kernel", "netlab.trace.render")
 
 SERVICE_CHAIN = re.compile(r"^service-[A-Z2-7]{8}-")  # kube-proxy's hashAndTruncate: base32, 8 characters
 
 
 def _running_lab(lab_name: str | None, topology: str | None):
+    from netlab.realize.state import select_lab
+
     return select_lab(lab_name, topology).resolved()
 
 
 def _netns_of(lab: Any, name: str) -> str:
+    from netlab.kernel import netns as nsmod
+
     netns = lab.netns_of(name)
     if netns is None:
         names = [p.name for p in lab.pods] + [n.name for n in lab.nodes] + [h for h, _ in lab.internet_hosts]
@@ -103,6 +104,9 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
 
     Exit code 1 when the packet does not reach DST.
     """
+    from netlab.api.lab import internal
+    from netlab.trace.render import render_text
+
     check_output_file(pcap)
     check_output_file(write)
     if output == "png" and write is None and sys.stdout.isatty():
@@ -175,6 +179,9 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
       sudo netlab capture fedora-2:eth0 --timeout 5 -w /tmp/f2.pcap
       tshark -r /tmp/f2.pcap -d udp.port==8472,vxlan
     """
+    from netlab.trace import capture as cap
+    from netlab.trace.kernel import LiveKernel
+
     name, sep, iface = target.rpartition(":")
     if not sep or not name or not iface:
         raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")

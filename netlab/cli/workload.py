@@ -9,9 +9,10 @@ import time
 import click
 
 from netlab import api
-from netlab.api.exec import exec_target, log_file
 from netlab.cli.base import cli, lab_options, require_root
 from netlab.cli.complete import complete_names, complete_pods
+
+LOADS = ("netlab.api.lab", "netlab.api.exec")  # what the commands use (cli.base.COMMANDS)
 
 SHELLS = ("/bin/bash", "/bin/sh")
 
@@ -48,6 +49,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     require_root()
     if command and command[0] == "--":  # click keeps it once NAME stopped option parsing
         command = command[1:]
+    from netlab.api.exec import exec_target
+
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     target = exec_target(lab.state(), lab.model, name)
     argv = list(command) or _shell()
@@ -80,6 +83,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 def logs(lab_name: str | None, topology: str | None, pod: str, container: str | None, tail: int | None,
          follow: bool) -> None:
     """Print what a container of POD wrote to stdout and stderr."""
+    from netlab.api.exec import log_file
+
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     model = lab.model

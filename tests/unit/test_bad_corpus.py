@@ -198,12 +198,12 @@ def test_in_process_and_process_runs_say_the_same(results, name, parser):
 
 def test_an_exception_escaping_the_cli_in_process_shows_as_a_traceback(monkeypatch):
     """What makes "no traceback" checkable in-process: an escaping error is printed as a process would."""
-    import netlab.cli.topology as commands
+    import netlab.api.topology as topology  # where netlab validate's load comes from
 
     def broken(path):
         raise KeyError("boom")
 
-    monkeypatch.setattr(commands, "load", broken)
+    monkeypatch.setattr(topology, "load", broken)
     res = run_cli("validate", "-t", "x.yaml")
     assert res.returncode == 1
     assert res.stderr.startswith("Traceback (most recent call last):") and "KeyError: 'boom'" in res.stderr

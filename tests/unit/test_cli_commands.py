@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,44 @@ def test_a_command_run_in_process_leaves_the_callers_collector_as_it_was():
     out = CliRunner().invoke(cli, ["validate", "-t", str(DEMO)])
     assert out.exit_code == 0, out.output
     assert gc.isenabled() and gc.get_freeze_count() == frozen
+
+
+def test_help_and_completion_load_no_command_code():
+    """`netlab --help` and tab completion list every command from its module's top alone: what the
+    commands use (the topology's models, pydantic, the API, netlink) waits for a command to run."""
+    code = ("import os, sys; from netlab.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = ('pydantic', 'pyroute2', 'scapy', 'yaml', 'netlab.model.topology', 'netlab.model.lab',"
+            " 'netlab.api.lab', 'netlab.api.results', 'netlab.kernel', 'netlab.realize', 'netlab.probe.report',"
+            " 'netlab.doctor')\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith(heavy))), file=sys.stderr)")
+    env = {**os.environ, "_NETLAB_COMPLETE": "bash_complete", "COMP_WORDS": "netlab ", "COMP_CWORD": "1"}
+    for argv, extra in ((["--help"], {}), ([], env)):
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=60,
+                              env=extra or None)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stderr.strip().splitlines()[-1:] in ([], [""]), f"{argv or 'completion'} loaded: {proc.stderr}"
+        assert "validate" in proc.stdout and "doctor" in proc.stdout
+
+
+def test_what_a_command_uses_is_loaded_before_the_collector_resumes():
+    """Each module's LOADS name real modules; when a command runs, they are imported first, while the
+    collector is still off (cli.base.load_for), then it resumes."""
+    for module in sorted(set(COMMANDS.values())):
+        for name in getattr(importlib.import_module(module), "LOADS", ()):
+            importlib.import_module(name)
+    code = ("import atexit, gc, sys\n"
+            "import netlab.launch, netlab.cli.base as base\n"
+            "seen = []\n"
+            "resume = base.collect_from_here\n"
+            "def spy():\n"
+            "    loads = sys.modules['netlab.cli.topology'].LOADS\n"
+            "    seen.append((gc.isenabled(), all(m in sys.modules for m in loads)))\n"
+            "    resume()\n"
+            "base.collect_from_here = spy\n"
+            "atexit.register(lambda: print(seen, file=sys.stderr))\n"
+            "sys.argv = ['netlab', 'validate', '-t', sys.argv[1]]\n"
+            "netlab.launch.main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "[(False, True)]"
