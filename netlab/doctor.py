@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features
+from netlab.kernel import features, taskstats
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
@@ -66,7 +66,7 @@ LOW_FREE = 16 << 20  # below this: warn
 KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
-HOST = ("neighbours", "fallback-tunnels", "state-dir", "state-space")
+HOST = ("neighbours", "fallback-tunnels", "taskstats", "state-dir", "state-space")
 CHECKS = KERNEL + TOOLS + CNI + HOST
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
 ALWAYS = {"netns", "veth", "bridge", "state-dir"}
@@ -74,12 +74,13 @@ ALWAYS = {"netns", "veth", "bridge", "state-dir"}
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
                        "dnsmasq", "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
-ADVISORY = {"neighbours", "fallback-tunnels", "state-space", "htb", "tcpdump"}
+ADVISORY = {"neighbours", "fallback-tunnels", "taskstats", "state-space", "htb", "tcpdump"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels",
+          "taskstats": "host taskstats",
           "state-dir": "host state directory", "state-space": "host state free space"}
 PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
             "nft": "nftables", "tcpdump": "tcpdump"}
@@ -314,6 +315,16 @@ def _neighbours_now(t: dict[str, int]) -> tuple[str, bool]:
     return words, crowded
 
 
+def _taskstats() -> Check:
+    """The kernel's exit records, which tell `up --watch` how containers it did not start exited."""
+    present, detail = taskstats.available()
+    if present:
+        return Check("taskstats", OK, f"{detail}: up --watch reads how containers it did not start exited")
+    return Check("taskstats", WARN, f"{detail}; up --watch cannot tell how containers it did not start exited, "
+                 "and restartPolicy OnFailure restarts them whatever their exit status",
+                 "a kernel built with CONFIG_TASKSTATS")
+
+
 def _fallback_tunnels(probe: features.KernelProbe) -> Check:
     if probe.fresh_links is None:
         return Check("fallback-tunnels", INFO, "unknown: no new namespace could be made")
@@ -432,6 +443,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         out["neighbours"] = _neighbours(lab)
     if "fallback-tunnels" in only:
         out["fallback-tunnels"] = _fallback_tunnels(probe)
+    if "taskstats" in only:
+        out["taskstats"] = _taskstats()
     if only & {"state-dir", "state-space"}:
         perm, space = _state_dir(state_dir.STATE_ROOT, "state-dir" in needed)
         out.update((c.name, c) for c in (perm, space) if c.name in only)

@@ -9,7 +9,9 @@ state is the kernel. The loop sleeps in ``select`` on:
 - a pidfd per container, readable when it exits: the pod's ``restartPolicy``
   and the kubelet's back-off decide (netlab.lab.restart). The watcher makes
   itself a child subreaper, so the containers it starts are its children
-  and their exit status is known; it reaps them;
+  and their exit status is known; it reaps them. Those a plain ``up``
+  started before it are init's: their exit status comes from the kernel's
+  taskstats records (netlab.kernel.taskstats), where the kernel has them;
 - a timer: the topology file is looked at twice a second (its change is
   re-applied; an invalid file is reported and the lab kept as it is), and a
   full ``status`` runs every ``resync`` seconds as the backstop for what
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import select
 import signal
 import threading
 import time
@@ -36,6 +37,7 @@ from typing import Any, Callable, Iterable
 
 from netlab.api import lifecycle
 from netlab.api.topology import load
+from netlab.api.watch_children import Children
 from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.features import default_features
@@ -93,13 +95,6 @@ class _Checked:
 
 
 @dataclass
-class _Child:
-    keys: list[str]  # pod/container: a command container, or every echo container its process serves
-    pid: int
-    fd: int
-
-
-@dataclass
 class Watcher:
     path: str | None
     lab_name: str
@@ -114,8 +109,7 @@ class Watcher:
     def __post_init__(self) -> None:
         self.restarts = Backoff(self.backoff_base)
         self.repairs = Backoff(self.backoff_base)
-        self.exit_codes: dict[str, int | None] = {}  # pod/container -> exit status of its last run
-        self.children: dict[int, _Child] = {}  # pidfd -> container
+        self.kids = Children()  # the containers' processes, and how each exited
         self.said: dict[str, str] = {}  # pod/container -> the last thing logged about it being held
         self.listener: kevents.Listener | None = None
         self.file_id: tuple[int, ...] | tuple[str] | None = None
@@ -134,7 +128,7 @@ class Watcher:
         if _alive(crec):
             return None  # it runs, in a namespace that is no longer the pod's (deleted, made again)
         key = f"{pod.name}/{c.name}"
-        code = self.exit_codes.get(key)
+        code = self.kids.exit_codes.get(key)
         if not should_restart(pod.spec.restart_policy, code):
             return f"restartPolicy {pod.spec.restart_policy}"
         wait = self.restarts.wait(key, self.clock())
@@ -147,10 +141,9 @@ class Watcher:
     def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
         """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
         now_due, lines, next_due = [], [], None
-        if self.children:  # exits not read yet (during a repair): their status first
-            self._reaped(select.select(list(self.children), [], [], 0)[0])
+        self.kids.reaped_now()  # exits not read yet (during a repair): their status first
         for pod, c, crec in workload.containers(lab, state):
-            self._reap_untracked(f"{pod.name}/{c.name}", crec or {})
+            self.kids.reap_untracked(f"{pod.name}/{c.name}", crec or {})
             why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
             key = f"{pod.name}/{c.name}"
             if why is None:
@@ -159,7 +152,7 @@ class Watcher:
             reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
             if reason is None:
                 what = "runs outside its pod's namespace" if _alive(crec or {}) else why.removeprefix("it had ")
-                now_due.append(f"container {key} {what}{self._code(key)}")
+                now_due.append(f"container {key} {what}{self.kids.code(key)}")
                 continue
             if reason.startswith("back-off"):
                 due = self.clock() + self.restarts.wait(key, self.clock())
@@ -167,70 +160,8 @@ class Watcher:
                 reason = f"back-off: restart in {self.restarts.wait(key, self.clock()):.1f}s"
             if self.said.get(key) != reason.split(":")[0]:
                 self.said[key] = reason.split(":")[0]
-                lines.append(f"saw: container {key} exited{self._code(key)}; did: nothing ({reason})")
+                lines.append(f"saw: container {key} exited{self.kids.code(key)}; did: nothing ({reason})")
         return now_due, lines, next_due
-
-    def _code(self, key: str) -> str:
-        if key not in self.exit_codes:
-            return ""
-        code = self.exit_codes[key]
-        return " (exit status unknown: not started by this watcher)" if code is None else f" (exit {code})"
-
-    # --- containers as children ------------------------------------------------------
-
-    def _track(self, lab: Lab, state: LabState) -> None:
-        """A pidfd for every recorded container's process (new ones after each apply). Echo containers
-        are threads of the lab's one echo server (a thread has no pidfd): its process is watched for
-        all of them, since a signal that kills one of its threads (kill -9 TID) kills them all."""
-        by_pid = {ch.pid: ch for ch in self.children.values()}
-        for pod, c, crec in workload.containers(lab, state):
-            pid = (crec or {}).get("pid")
-            if not isinstance(pid, int) or workload.why_replace(
-                    crec, workload.container_argv(pod, c), pod.netns) is not None:
-                continue
-            key = f"{pod.name}/{c.name}"
-            process = processes.thread_group(pid) or pid
-            if process in by_pid:
-                if key not in by_pid[process].keys:
-                    by_pid[process].keys.append(key)
-                continue
-            fd = kevents.pidfd(process)
-            if fd is not None:
-                by_pid[process] = self.children[fd] = _Child([key], process, fd)
-
-    def _reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
-        """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
-        child: reap it (only that very process: its start time is checked), keeping its status."""
-        pid, start = crec.get("pid"), crec.get("start")
-        if not isinstance(pid, int) or any(ch.pid == pid for ch in self.children.values()):
-            return
-        if processes.proc_state(pid) != "Z" or processes.start_time(pid) != start:
-            return
-        try:
-            res = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
-        except ChildProcessError:
-            return  # not ours: init reaps it
-        if res is not None:
-            self.exit_codes[key] = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
-
-    def _reaped(self, fds: Iterable[int]) -> list[str]:
-        out = []
-        for fd in fds:
-            ch = self.children.pop(fd, None)
-            if ch is None:
-                continue
-            code: int | None = None
-            try:
-                res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
-                if res is not None:
-                    code = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
-            except ChildProcessError:
-                code = None  # not our child (started before the watcher): its status went to init
-            os.close(fd)
-            for key in ch.keys:
-                self.exit_codes[key] = code
-            out += ch.keys
-        return out
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -295,12 +226,13 @@ class Watcher:
 
     def start(self) -> Lab:
         become_subreaper()
+        self.kids.listen_for_exits()
         loaded = load(self.path)
         self.file_id = self._file_id()
         done = self._apply(loaded.lab, loaded.source, doctor=True)
         state = load_state(self.lab_name)
         assert state is not None
-        self._track(state.resolved(), state)
+        self.kids.track(state.resolved(), state)
         self._listen(state.resolved())
         # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
         # machine) are the echo of our own work: read until the links have been quiet for a moment.
@@ -325,12 +257,13 @@ class Watcher:
             now = self.clock()
             deadline = min(d for d in (next_resync, next_file, next_due, self.retry_at) if d is not None)
             assert self.listener is not None
-            seen, ready = self.listener.wait(deadline - now, list(self.children))
+            seen, ready = self.listener.wait(deadline - now, self.kids.fds())
             if self.stop:
                 break
+            self.kids.read_exits()  # every wake (at least every FILE_POLL): the other exits are dropped
             saw = _summary(seen)
-            for key in self._reaped(ready):
-                saw.append(f"container {key} exited{self._code(key)}")
+            for key in self.kids.reaped(ready):
+                saw.append(f"container {key} exited{self.kids.code(key)}")
             now = self.clock()
             if now >= next_file:
                 next_file = now + FILE_POLL
@@ -347,9 +280,8 @@ class Watcher:
             if seen:
                 time.sleep(SETTLE)
                 saw += _summary(self.listener.drain())
-            if self.children:  # a container that exited while the rest was read
-                for key in self._reaped(select.select(list(self.children), [], [], 0)[0]):
-                    saw.append(f"container {key} exited{self._code(key)}")
+            for key in self.kids.reaped_now():  # a container that exited while the rest was read
+                saw.append(f"container {key} exited{self.kids.code(key)}")
             if due and not saw:
                 saw.append("a container's back-off is over")
             state = load_state(self.lab_name)
@@ -408,7 +340,7 @@ class Watcher:
         self.repairs.forget("repair")
         self.log(f"saw: {what}; did: {_did(done, 'nothing to change')} in {self.clock() - t0:.2f}s")
         state = load_state(self.lab_name) or state
-        self._track(lab, state)
+        self.kids.track(lab, state)
         self._listen(lab, done.created_netns)
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
@@ -435,16 +367,14 @@ class Watcher:
         self.log(f"saw: {self.path} changed; did: {_did(done, 'nothing to change')}")
         state = load_state(self.lab_name)
         if state is not None:
-            self._track(loaded.lab, state)
+            self.kids.track(loaded.lab, state)
             self._listen(loaded.lab, done.created_netns)
 
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
             self.listener = None
-        for fd in list(self.children):
-            os.close(fd)
-        self.children.clear()
+        self.kids.close()
 
 
 def _alive(crec: dict[str, Any]) -> bool:

@@ -31,7 +31,9 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     host    neighbour-table limits (gc_thresh1/2/3) against the lab's size,
             the entries the table holds now and which probe holds the
             machine's probing turn, links
-            a new namespace is born with (fallback tunnels), the state
+            a new namespace is born with (fallback tunnels), the kernel's
+            taskstats (how `up --watch` learns the exit status of containers
+            it did not start), the state
             directory (NETLAB_STATE_DIR, default /run/netlab): root-only, not a
             symlink, writable, free space
 

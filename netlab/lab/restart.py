@@ -2,8 +2,9 @@
 
 ``restartPolicy`` is the pod's, for all its containers, as in Kubernetes:
 ``Always`` restarts a container whatever its exit status, ``OnFailure`` only
-after a non-zero one (or a status nobody saw: a container started before
-the watcher, whose parent was not the watcher), ``Never`` leaves it exited.
+after a non-zero one (or a status nobody saw: a container that was not the
+watcher's child, on a kernel without taskstats, or one that exited while no
+watcher ran), ``Never`` leaves it exited.
 
 The back-off is the kubelet's (``pkg/kubelet/kuberuntime``'s ``doBackOff``
 over ``flowcontrol.Backoff``, keyed by pod and container): the first restart

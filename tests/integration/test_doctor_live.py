@@ -77,6 +77,9 @@ def test_doctor_on_this_machine():
     thresholds = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}").read_text().strip() for i in (1, 2, 3)]
     assert f"gc_thresh1/2/3 = {'/'.join(thresholds)} " in lines["host neighbour table"]["detail"]
     assert lines["host state directory"]["detail"].startswith(STATE_ROOT)
+    family = subprocess.run(["genl", "ctrl", "get", "name", "TASKSTATS"], capture_output=True, text=True)
+    assert (lines["host taskstats"]["status"] == "ok  ") == (family.returncode == 0), (lines["host taskstats"][0],
+                                                                                        family.stdout + family.stderr)
     # The same report as JSON.
     data = json.loads(netlab("doctor", "-o", "json").stdout)
     assert data["ok"] is True and data["needs"] == "everything"

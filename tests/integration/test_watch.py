@@ -326,6 +326,42 @@ def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_compl
         lab_down(name)
 
 
+def test_on_failure_knows_how_containers_it_did_not_start_exited(tmp_path):
+    """Containers a plain `up` started are init's children once it has exited: a watcher started later
+    reads their exit status from the kernel's taskstats records, so OnFailure leaves the one that
+    completed and restarts the one that failed, as the kubelet would."""
+    name = unique_lab("im")
+    extra = """\
+  - name: job
+    node: node-1
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep 8; exit 0"]
+  - name: crash
+    node: node-2
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep 8; exit 3"]
+"""
+    path = write_topology(tmp_path, topology(name, extra))
+    netlab("up", "-t", path)  # the containers' parent exits with it
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        assert not any("exited" in x for x in watcher.lines), "\n".join(watcher.lines)  # they outlive the start
+        line = watcher.wait_for_line("saw: container job/main exited (exit 0)", timeout=20)
+        assert line.endswith("did: nothing (restartPolicy OnFailure)")
+        watcher.wait_for_line("container crash/main exited (exit 3)", timeout=20)
+        watcher.wait_for_line("did: restarted container crash/main")
+        assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)
+
+
 def test_killed_echo_containers_come_back_with_their_server(tmp_path):
     """Echo containers are threads of the lab's one echo server: kill -9 of one's thread id kills the
     server with all of them; the watcher watches the server's process and restarts them (Always)."""
@@ -340,7 +376,7 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
         old = container_pid(name, "e1")
         os.kill(old, signal.SIGKILL)
         wait_until(lambda: running(container_pid(name, "e1")) and container_pid(name, "e1") != old, 10.0)
-        # (exit status unknown: the server was started by the `up` before the watcher, not its child)
+        # (the server was started by the `up` before the watcher, not its child: its status is taskstats')
         line = watcher.wait_for_event("container e1/main exited", after=mark)
         assert "container e2/main exited" in line and "did: restarted container e1/main" in line
         reply = subprocess.run(["ip", "netns", "exec", f"{name}-e2", "hostname"], capture_output=True, text=True)

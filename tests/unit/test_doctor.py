@@ -17,7 +17,7 @@ import pytest
 from netlab import doctor
 from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
-from netlab.kernel import features
+from netlab.kernel import features, taskstats
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
@@ -69,6 +69,7 @@ class Machine:
         self.thresholds = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
         self.entries = 4  # in the machine's neighbour table now
         self.prober: str | None = None  # who holds the probing turn
+        self.taskstats = (True, "generic netlink family TASKSTATS (31)")
         self.dir = features.DirFacts("/run/netlab", True, False, True, os.geteuid(), 0o700, "/run/netlab",
                                      1 << 30, False)
         self.br_netfilter = tmp_path / "bridge"
@@ -115,6 +116,7 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(neighbours, "read_thresholds", lambda: dict(m.thresholds))
     monkeypatch.setattr(neighbours, "table_stats", lambda: neighbours.TableStats(m.entries, 0, 0))
     monkeypatch.setattr(turns, "holder", lambda: m.prober)
+    monkeypatch.setattr(taskstats, "available", lambda: m.taskstats)
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
@@ -288,6 +290,19 @@ def test_the_neighbour_check_says_how_full_the_table_is_now_and_who_is_probing(m
     check = by_name(doctor.report(DEFAULT, for_this_lab=True))["neighbours"]
     assert check.status == doctor.WARN and not check.fix
     assert "; 600 entries in it now (past gc_thresh2: the kernel is evicting entries to make room)" in check.detail
+
+
+def test_taskstats_is_advice_for_the_watcher(machine):
+    check = by_name(doctor.report(DEFAULT, for_this_lab=False))["taskstats"]
+    assert check.line() == ("ok    host taskstats: generic netlink family TASKSTATS (31): up --watch reads how "
+                            "containers it did not start exited")
+    machine.taskstats = (False, "the kernel has no TASKSTATS family (CONFIG_TASKSTATS)")
+    checks = doctor.report(DEFAULT, for_this_lab=False)
+    check = by_name(checks)["taskstats"]
+    assert check.status == doctor.WARN and check.fix == "a kernel built with CONFIG_TASKSTATS"
+    assert "restartPolicy OnFailure restarts them whatever their exit status" in check.detail
+    assert not [c for c in checks if c.status == doctor.FAIL]  # up and doctor go on without it
+    doctor.require_for(DEFAULT)  # up is never stopped for it
 
 
 def test_fallback_tunnels_are_information(machine):

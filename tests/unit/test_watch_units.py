@@ -8,7 +8,7 @@ from socket import AF_INET
 import pytest
 
 from netlab.api.watch import Watcher
-from netlab.kernel import events, netlink, rtnl
+from netlab.kernel import events, netlink, rtnl, taskstats
 from netlab.lab.restart import Backoff, should_restart
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
@@ -74,3 +74,19 @@ def test_notifications_in_words():
     assert events.describe(_msg((10 << 8) | 8, b"\0" * 4), netlink.NETLINK_NETFILTER) == "nf_tables rule deleted"
     assert events.describe(_msg((1 << 8) | 0, b"\0" * 4), netlink.NETLINK_NETFILTER) is None  # conntrack
     assert events.describe(_msg(events.RTM_NEWNETCONF, struct.pack("=Bxxx", 2))) == "forwarding or rp_filter changed"
+
+
+def exit_record(family: int, pid: int, ac_exitcode: int, kind: int = taskstats.TASKSTATS_TYPE_AGGR_PID) -> bytes:
+    """A TASKSTATS_CMD_NEW message as the kernel sends it at a task's exit (struct taskstats cut short)."""
+    stats = struct.pack("=HxxIBB", 1, ac_exitcode, 0, 0) + bytes(320)
+    inner = netlink.u32(taskstats.TASKSTATS_TYPE_PID, pid) + netlink.attr(taskstats.TASKSTATS_TYPE_STATS, stats)
+    body = taskstats.GENL_HDR.pack(taskstats.TASKSTATS_CMD_NEW, 1, 0) + netlink.nested(kind, inner)
+    return netlink.message(family, 0, body)
+
+
+def test_exit_records_give_each_pid_its_exit_code_as_wait_says_it():
+    data = (exit_record(31, 100, 0x300) + exit_record(31, 101, 9) + exit_record(31, 102, 0)
+            + exit_record(31, 103, 0x86)  # SIGABRT with a core
+            + exit_record(31, 104, 0x100, kind=5)  # a thread group's total: the leader's own record says it
+            + exit_record(32, 105, 0x100))  # another family's message
+    assert list(taskstats.exits_in(data, 31)) == [(100, 3), (101, 137), (102, 0), (103, 134)]

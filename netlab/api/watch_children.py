@@ -1,0 +1,131 @@
+"""The watcher's containers as processes: a pidfd each, their reaping, and how each exited.
+
+``netlab up --watch`` (api/watch.py) holds a pidfd per container's process,
+readable when it exits. The containers it starts itself are its children (it
+is a child subreaper): ``waitid`` reaps them and gives their exit status.
+Those a plain ``up`` started before it are init's children: their status
+comes from the kernel's taskstats record of the exit (kernel/taskstats.py),
+queued on our socket before the pidfd became readable; without taskstats it
+stays unknown. restartPolicy OnFailure reads the status (lab/restart.py).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from netlab.kernel import events as kevents
+from netlab.kernel import processes, taskstats
+from netlab.model.lab import Lab
+from netlab.realize.state import LabState
+from netlab.workload import lifecycle as workload
+
+
+@dataclass
+class _Child:
+    keys: list[str]  # pod/container: a command container, or every echo container its process serves
+    pid: int
+    fd: int
+
+
+class Children:
+    """The pidfds of a lab's containers, and the exit status of each container's last run."""
+
+    def __init__(self) -> None:
+        self.by_fd: dict[int, _Child] = {}  # pidfd -> container(s)
+        self.exit_codes: dict[str, int | None] = {}  # pod/container -> exit status of its last run
+        self.exits: taskstats.ExitListener | None = None
+        self._told: dict[int, int] = {}  # pid -> exit status, from taskstats, until its pidfd is read
+
+    def listen_for_exits(self) -> None:
+        """From now on, the kernel's taskstats records say how containers that are not our children exit."""
+        if self.exits is None:
+            self.exits = taskstats.listen()
+
+    def fds(self) -> list[int]:
+        return list(self.by_fd)
+
+    def track(self, lab: Lab, state: LabState) -> None:
+        """A pidfd for every recorded container's process (new ones after each apply). Echo containers
+        are threads of the lab's one echo server (a thread has no pidfd): its process is watched for
+        all of them, since a signal that kills one of its threads (kill -9 TID) kills them all."""
+        by_pid = {ch.pid: ch for ch in self.by_fd.values()}
+        for pod, c, crec in workload.containers(lab, state):
+            pid = (crec or {}).get("pid")
+            if not isinstance(pid, int) or workload.why_replace(
+                    crec, workload.container_argv(pod, c), pod.netns) is not None:
+                continue
+            key = f"{pod.name}/{c.name}"
+            process = processes.thread_group(pid) or pid
+            if process in by_pid:
+                if key not in by_pid[process].keys:
+                    by_pid[process].keys.append(key)
+                continue
+            fd = kevents.pidfd(process)
+            if fd is not None:
+                by_pid[process] = self.by_fd[fd] = _Child([key], process, fd)
+
+    def reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
+        """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
+        child: reap it (only that very process: its start time is checked), keeping its status."""
+        pid, start = crec.get("pid"), crec.get("start")
+        if not isinstance(pid, int) or any(ch.pid == pid for ch in self.by_fd.values()):
+            return
+        if processes.proc_state(pid) != "Z" or processes.start_time(pid) != start:
+            return
+        try:
+            res = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            return  # not ours: init reaps it
+        if res is not None:
+            self.exit_codes[key] = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+
+    def reaped(self, fds: Iterable[int]) -> list[str]:
+        """The containers whose pidfd among ``fds`` says they exited, their status kept; "pod/container"."""
+        out = []
+        for fd in fds:
+            ch = self.by_fd.pop(fd, None)
+            if ch is None:
+                continue
+            self.read_exits([ch.pid])
+            told = self._told.pop(ch.pid, None)
+            code: int | None = None
+            try:
+                res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+                if res is not None:
+                    code = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+            except ChildProcessError:
+                code = told  # not our child (started before the watcher): its status went to init
+            os.close(fd)
+            for key in ch.keys:
+                self.exit_codes[key] = code
+            out += ch.keys
+        return out
+
+    def reaped_now(self) -> list[str]:
+        """:meth:`reaped` of the pidfds readable at this moment (no wait)."""
+        return self.reaped(select.select(self.fds(), [], [], 0)[0]) if self.by_fd else []
+
+    def read_exits(self, pids: Iterable[int] = ()) -> None:
+        """Read the exit records queued now, keeping those of ``pids`` and of the containers watched (the
+        rest of the machine's are dropped)."""
+        if self.exits is not None:
+            self._told.update(self.exits.read({*pids, *(ch.pid for ch in self.by_fd.values())}))
+
+    def code(self, key: str) -> str:
+        """How the container last exited, as the watcher's lines say it ("" when it has not)."""
+        if key not in self.exit_codes:
+            return ""
+        code = self.exit_codes[key]
+        return (" (exit status unknown: not started by this watcher, and no taskstats record of it)" if code is None
+                else f" (exit {code})")
+
+    def close(self) -> None:
+        if self.exits is not None:
+            self.exits.close()
+            self.exits = None
+        for fd in list(self.by_fd):
+            os.close(fd)
+        self.by_fd.clear()
