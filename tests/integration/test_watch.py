@@ -53,6 +53,18 @@ pods:
 {extra}"""
 
 
+def jobs_topology(name: str, seconds: float) -> str:
+    """The watcher's lab and two OnFailure pods whose command runs ``seconds``: job exits 0, crash 3."""
+    return topology(name, "".join(f"""\
+  - name: {pod}
+    node: {node}
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep {seconds:g}; exit {code}"]
+""" for pod, node, code in (("job", "node-1", 0), ("crash", "node-2", 3))))
+
+
 class Watcher:
     """``netlab up -t FILE --watch`` in a process of its own; its lines, as they come."""
 
@@ -289,21 +301,7 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
 
 def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
     name = unique_lab("im")
-    extra = """\
-  - name: job
-    node: node-1
-    restartPolicy: OnFailure
-    containers:
-      - name: main
-        command: [sh, -c, "sleep 0.3; exit 0"]
-  - name: crash
-    node: node-2
-    restartPolicy: OnFailure
-    containers:
-      - name: main
-        command: [sh, -c, "sleep 0.3; exit 3"]
-"""
-    path = write_topology(tmp_path, topology(name, extra))
+    path = write_topology(tmp_path, jobs_topology(name, 0.3))
     watcher = None
     try:
         watcher = Watcher(path)  # it starts the containers: they are its children, their exit status known
@@ -331,21 +329,7 @@ def test_on_failure_knows_how_containers_it_did_not_start_exited(tmp_path):
     reads their exit status from the kernel's taskstats records, so OnFailure leaves the one that
     completed and restarts the one that failed, as the kubelet would."""
     name = unique_lab("im")
-    extra = """\
-  - name: job
-    node: node-1
-    restartPolicy: OnFailure
-    containers:
-      - name: main
-        command: [sh, -c, "sleep 8; exit 0"]
-  - name: crash
-    node: node-2
-    restartPolicy: OnFailure
-    containers:
-      - name: main
-        command: [sh, -c, "sleep 8; exit 3"]
-"""
-    path = write_topology(tmp_path, topology(name, extra))
+    path = write_topology(tmp_path, jobs_topology(name, 8))
     netlab("up", "-t", path)  # the containers' parent exits with it
     watcher = None
     try:

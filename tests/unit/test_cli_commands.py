@@ -45,22 +45,24 @@ def test_validate_loads_no_kernel_probe_or_trace_code():
 
 
 def test_the_program_loads_its_command_with_the_cycle_collector_off_and_collects_after():
-    """netlab/launch.py: the collector is off while the program loads, then on, with what was loaded
-    frozen (click's core among it); the command's own garbage is collected."""
+    """netlab/launch.py: the collector is off while the program loads the command and what it uses (its
+    module's LOADS, cli.base.load_for), then on, with what was loaded frozen (click's core among it); the
+    command's own garbage is collected."""
     code = ("import atexit, gc, sys\n"
             "import netlab.launch, netlab.cli.base as base\n"
             "seen = []\n"
-            "load = base.Group.get_command\n"
-            "def spy(self, ctx, name):\n"
-            "    seen.append(gc.isenabled())\n"
-            "    return load(self, ctx, name)\n"
-            "base.Group.get_command = spy\n"
-            "atexit.register(lambda: print(seen[:1], gc.isenabled(), gc.get_freeze_count() > 10000, file=sys.stderr))\n"
+            "resume = base.collect_from_here\n"
+            "def spy():\n"
+            "    loads = sys.modules['netlab.cli.topology'].LOADS\n"
+            "    seen.append((gc.isenabled(), all(m in sys.modules for m in loads)))\n"
+            "    resume()\n"
+            "base.collect_from_here = spy\n"
+            "atexit.register(lambda: print(seen, gc.isenabled(), gc.get_freeze_count() > 10000, file=sys.stderr))\n"
             "sys.argv = ['netlab', 'validate', '-t', sys.argv[1]]\n"
             "netlab.launch.main()\n")
     proc = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "[False] True True"
+    assert proc.stderr.strip().splitlines()[-1] == "[(False, True)] True True"
 
 
 def test_a_command_run_in_process_leaves_the_callers_collector_as_it_was():
@@ -88,24 +90,7 @@ def test_help_and_completion_load_no_command_code():
         assert "validate" in proc.stdout and "doctor" in proc.stdout
 
 
-def test_what_a_command_uses_is_loaded_before_the_collector_resumes():
-    """Each module's LOADS name real modules; when a command runs, they are imported first, while the
-    collector is still off (cli.base.load_for), then it resumes."""
+def test_every_modules_loads_are_modules():
     for module in sorted(set(COMMANDS.values())):
         for name in getattr(importlib.import_module(module), "LOADS", ()):
             importlib.import_module(name)
-    code = ("import atexit, gc, sys\n"
-            "import netlab.launch, netlab.cli.base as base\n"
-            "seen = []\n"
-            "resume = base.collect_from_here\n"
-            "def spy():\n"
-            "    loads = sys.modules['netlab.cli.topology'].LOADS\n"
-            "    seen.append((gc.isenabled(), all(m in sys.modules for m in loads)))\n"
-            "    resume()\n"
-            "base.collect_from_here = spy\n"
-            "atexit.register(lambda: print(seen, file=sys.stderr))\n"
-            "sys.argv = ['netlab', 'validate', '-t', sys.argv[1]]\n"
-            "netlab.launch.main()\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(DEMO)], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == "[(False, True)]"
