@@ -11,7 +11,8 @@ from netlab.breaks import catalogue
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 from netlab.errors import UsageError
 
-LOADS = ("netlab.api.lab", "netlab.breaks.run", "netlab.realize.state")  # what they use (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.lab", "netlab.breaks.run", "netlab.realize.state")
 
 
 def _list(output: str) -> None:

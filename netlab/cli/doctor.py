@@ -8,7 +8,8 @@ from netlab.cli.base import cli, output_option, print_json, require_root
 from netlab.cli.style import highlight
 from netlab.errors import EXIT_ENVIRONMENT
 
-LOADS = ("netlab.doctor", "netlab.model.lab", "netlab.model.load")  # what it uses (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.doctor", "netlab.model.lab", "netlab.model.load")
 
 
 @cli.command("doctor")

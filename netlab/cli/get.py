@@ -15,7 +15,8 @@ from netlab.errors import UsageError
 if TYPE_CHECKING:
     from netlab.api.results import NodeInfo, PodInfo, ServiceInfo
 
-LOADS = ("netlab.api.lab", "netlab.api.results")  # what it uses (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.lab", "netlab.api.results")
 
 KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": "nodes", "no": "nodes",
          "services": "services", "service": "services", "svc": "services"}

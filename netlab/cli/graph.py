@@ -14,7 +14,8 @@ from netlab.errors import EnvironmentNotReady, UsageError
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
 
-LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")  # what it uses (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")
 
 
 @cli.command("graph")

@@ -9,7 +9,8 @@ from netlab.api.jsonio import to_json
 from netlab.cli.base import cli, output_option, print_json, require_root
 from netlab.errors import UsageError
 
-LOADS = ("netlab.api.impair", "netlab.api.lab")  # what the command uses (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.impair", "netlab.api.lab")
 
 
 @cli.command()

@@ -7,7 +7,8 @@ import click
 from netlab import api
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 
-LOADS = ("netlab.api.lab", "netlab.model.lab", "netlab.model.load", "netlab.probe.policytable")  # cli.base.COMMANDS
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.lab", "netlab.model.lab", "netlab.model.load", "netlab.probe.policytable")
 
 
 @cli.group("policy")

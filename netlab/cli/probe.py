@@ -10,7 +10,8 @@ from netlab.cli.base import (check_output_file, cli, comma_separated, complete_c
 from netlab.cli.style import highlight
 
 PROTOS = ("icmp", "tcp", "udp")
-LOADS = ("netlab.api.lab", "netlab.probe.report", "netlab.probe.runner")  # what it uses (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.lab", "netlab.probe.report", "netlab.probe.runner")
 
 
 @cli.command()

@@ -7,7 +7,8 @@ import click
 from netlab.cli.base import TOPOLOGY_HELP, cli, output_option, print_json
 from netlab.errors import Problem, TopologyError, display_path
 
-LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.render")  # cli.base.COMMANDS
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.render")
 
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)

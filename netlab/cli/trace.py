@@ -19,7 +19,8 @@ from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
 from netlab.trace.sections import INSPECT_SECTIONS, NFT_TABLES
 
-# What the commands use (cli.base.COMMANDS); trace.capture imports scapy only inside its functions.
+# What the commands use, imported when one runs (cli.base.load_for), not for --help; trace.capture
+# imports scapy only inside its functions, after entering namespaces.
 LOADS = ("netlab.api.lab", "netlab.kernel.netns", "netlab.realize.state", "netlab.trace.capture",
          "netlab.trace.kernel", "netlab.trace.render")
 

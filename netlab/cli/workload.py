@@ -12,7 +12,8 @@ from netlab import api
 from netlab.cli.base import cli, lab_options, require_root
 from netlab.cli.complete import complete_names, complete_pods
 
-LOADS = ("netlab.api.lab", "netlab.api.exec")  # what the commands use (cli.base.COMMANDS)
+# What the commands use, imported when one runs (cli.base.load_for), not for --help.
+LOADS = ("netlab.api.lab", "netlab.api.exec")
 
 SHELLS = ("/bin/bash", "/bin/sh")
 
