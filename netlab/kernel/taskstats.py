@@ -28,7 +28,6 @@ import errno
 import os
 import socket
 import struct
-import time
 from typing import Iterable
 
 from netlab.kernel import netlink
@@ -154,20 +153,11 @@ def _online_cpus() -> str:
 
 def _family_id(conn: netlink.Conn) -> int | None:
     """The TASKSTATS family's number, asked of the generic netlink controller; None if it has none."""
-    seq = 1
     body = GENL_HDR.pack(CTRL_CMD_GETFAMILY, 1, 0) + netlink.string(CTRL_ATTR_FAMILY_NAME, FAMILY)
-    conn.sock.send(netlink.message(GENL_ID_CTRL, 0, body, seq))
-    deadline = time.monotonic() + conn.timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not netlink._readable(conn.sock, left):
-            raise netlink.NetlinkTimeout("taskstats: find the family", conn.timeout)
-        for m in netlink.split(conn.sock.recv(1 << 16)):
-            if m.seq != seq:
-                continue
-            if m.mtype == netlink.NLMSG_ERROR:
-                code = netlink.error_code(m.body)
-                if code == errno.ENOENT:
-                    return None
-                raise netlink.NetlinkError(code, "taskstats: find the family")
-            return netlink.get_u16(netlink.attrs(m.body, GENL_HDR.size), CTRL_ATTR_FAMILY_ID)
+    try:
+        reply = conn.get("taskstats: find the family", netlink.message(GENL_ID_CTRL, 0, body))
+    except netlink.NetlinkError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    return netlink.get_u16(netlink.attrs(reply.body, GENL_HDR.size), CTRL_ATTR_FAMILY_ID)

@@ -90,3 +90,30 @@ def test_exit_records_give_each_pid_its_exit_code_as_wait_says_it():
             + exit_record(31, 104, 0x100, kind=5)  # a thread group's total: the leader's own record says it
             + exit_record(32, 105, 0x100))  # another family's message
     assert list(taskstats.exits_in(data, 31)) == [(100, 3), (101, 137), (102, 0), (103, 134)]
+
+
+def test_a_kernel_without_taskstats_gives_no_family_and_no_listener(monkeypatch):
+    """The controller answers ENOENT for a family the kernel lacks: no listener, and the doctor says why."""
+    import errno
+
+    class NoFamily:
+        timeout = 1.0
+
+        def __init__(self, *args):
+            self.closed = False
+
+        def get(self, what, msg):
+            raise netlink.NetlinkError(errno.ENOENT, what)
+
+        def close(self):
+            self.closed = True
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(netlink, "Conn", NoFamily)
+    assert taskstats.listen() is None
+    assert taskstats.available() == (False, "the kernel has no TASKSTATS family (CONFIG_TASKSTATS)")
