@@ -80,22 +80,22 @@ class Children:
         except ChildProcessError:
             return  # not ours: init reaps it
         if res is not None:
-            self.exit_codes[key] = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+            self.exit_codes[key] = _exit_code(res)
 
     def reaped(self, fds: Iterable[int]) -> list[str]:
         """The containers whose pidfd among ``fds`` says they exited, their status kept; "pod/container"."""
         out = []
+        self.read_exits()  # before any is popped: the records of every one of them are kept
         for fd in fds:
             ch = self.by_fd.pop(fd, None)
             if ch is None:
                 continue
-            self.read_exits([ch.pid])
             told = self._told.pop(ch.pid, None)
             code: int | None = None
             try:
                 res = os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
                 if res is not None:
-                    code = res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+                    code = _exit_code(res)
             except ChildProcessError:
                 code = told  # not our child (started before the watcher): its status went to init
             os.close(fd)
@@ -108,11 +108,11 @@ class Children:
         """:meth:`reaped` of the pidfds readable at this moment (no wait)."""
         return self.reaped(select.select(self.fds(), [], [], 0)[0]) if self.by_fd else []
 
-    def read_exits(self, pids: Iterable[int] = ()) -> None:
-        """Read the exit records queued now, keeping those of ``pids`` and of the containers watched (the
-        rest of the machine's are dropped)."""
+    def read_exits(self) -> None:
+        """Read the exit records queued now, keeping those of the containers watched (the rest of the
+        machine's are dropped)."""
         if self.exits is not None:
-            self._told.update(self.exits.read({*pids, *(ch.pid for ch in self.by_fd.values())}))
+            self._told.update(self.exits.read(ch.pid for ch in self.by_fd.values()))
 
     def code(self, key: str) -> str:
         """How the container last exited, as the watcher's lines say it ("" when it has not)."""
@@ -129,3 +129,8 @@ class Children:
         for fd in list(self.by_fd):
             os.close(fd)
         self.by_fd.clear()
+
+
+def _exit_code(res: os.waitid_result) -> int:
+    """A reaped child's exit code, or 128 + the signal that killed it (as a shell says it)."""
+    return res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
