@@ -77,8 +77,7 @@ def holder(path: str | None = None) -> str | None:
     except OSError:
         return None  # no file (no probe ran since boot), or not one to trust
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        if not _ours(os.fstat(fd)):
             return None  # not a lock file of ours: its text names nobody we know
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -100,8 +99,13 @@ def _open(path: str) -> int | None:
             raise EnvironmentNotReady(f"{path} is a symlink; refusing to use it (remove it and retry)") from None
         raise EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc} (remove it and retry)") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+    if not _ours(st):
         os.close(fd)
         raise EnvironmentNotReady(f"{path} is not a regular file of ours (uid {st.st_uid}); "
                                   "refusing to use it (remove it and retry)")
     return fd
+
+
+def _ours(st: os.stat_result) -> bool:
+    """A regular file of this user's: one a run of ours made (never a device, a FIFO, a stranger's file)."""
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
