@@ -414,16 +414,13 @@ def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | 
     if p is None:
         return
     if task_in(crec, netns) is not None:
-        if is_echo_thread(crec):
-            launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
-            return
         kind, want = "net", proc.ns_identity(nsmod.netns_path(netns))
     elif uts is not None and in_pod_uts(crec, uts):
-        if is_echo_thread(crec):
-            launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
-            return
         kind, want = "uts", proc.ns_identity(uts)
     else:
+        return
+    if is_echo_thread(crec):
+        launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
         return
 
     def still_ours(pid: int) -> bool:
