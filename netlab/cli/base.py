@@ -52,22 +52,22 @@ def load_for(command: click.Command) -> None:
     collect_from_here()
 
 
-class Command(click.Command):
-    """A netlab command: its module's LOADS are imported when it runs, not when --help lists it."""
+class _LoadsFirst:
+    """Its module's LOADS are imported when it runs, not when --help lists it."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        load_for(self)
-        return super().invoke(ctx)
+        load_for(self)  # type: ignore[arg-type]  # mixed into click.Command and click.Group only
+        return super().invoke(ctx)  # type: ignore[misc]
 
 
-class SubGroup(click.Group):
-    """A command with subcommands (``policy``, ``cni``, ``quiz``), loaded as a Command is."""
+class Command(_LoadsFirst, click.Command):
+    """A netlab command."""
+
+
+class SubGroup(_LoadsFirst, click.Group):
+    """A command with subcommands (``policy``, ``cni``, ``quiz``)."""
 
     command_class = Command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        load_for(self)
-        return super().invoke(ctx)
 
 
 SubGroup.group_class = SubGroup
