@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features, taskstats
+from netlab.kernel import features, pidfd, taskstats
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
@@ -66,7 +66,7 @@ LOW_FREE = 16 << 20  # below this: warn
 KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
-HOST = ("neighbours", "fallback-tunnels", "taskstats", "state-dir", "state-space")
+HOST = ("neighbours", "fallback-tunnels", "taskstats", "exit-status", "state-dir", "state-space")
 CHECKS = KERNEL + TOOLS + CNI + HOST
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
 ALWAYS = {"netns", "veth", "bridge", "state-dir"}
@@ -74,13 +74,13 @@ ALWAYS = {"netns", "veth", "bridge", "state-dir"}
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
                        "dnsmasq", "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
-ADVISORY = {"neighbours", "fallback-tunnels", "taskstats", "state-space", "htb", "tcpdump"}
+ADVISORY = {"neighbours", "fallback-tunnels", "taskstats", "exit-status", "state-space", "htb", "tcpdump"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels",
-          "taskstats": "host taskstats",
+          "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
           "state-dir": "host state directory", "state-space": "host state free space"}
 PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
             "nft": "nftables", "tcpdump": "tcpdump"}
@@ -325,6 +325,15 @@ def _taskstats() -> Check:
                  "a kernel built with CONFIG_TASKSTATS")
 
 
+def _exit_status() -> Check:
+    """Whether a pidfd keeps its process's exit status (Linux 6.15): how command containers exited."""
+    if pidfd.exit_info_supported():
+        return Check("exit-status", OK, "a pidfd keeps its process's exit status: get pods, status and up --watch "
+                     "say how command containers exited (Completed, Error, the code)")
+    return Check("exit-status", INFO, "a pidfd keeps no exit status here (Linux 6.15 and later do): how a command "
+                 "container exited is known only to an up --watch that saw it")
+
+
 def _fallback_tunnels(probe: features.KernelProbe) -> Check:
     if probe.fresh_links is None:
         return Check("fallback-tunnels", INFO, "unknown: no new namespace could be made")
@@ -445,6 +454,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         out["fallback-tunnels"] = _fallback_tunnels(probe)
     if "taskstats" in only:
         out["taskstats"] = _taskstats()
+    if "exit-status" in only:
+        out["exit-status"] = _exit_status()
     if only & {"state-dir", "state-space"}:
         perm, space = _state_dir(state_dir.STATE_ROOT, "state-dir" in needed)
         out.update((c.name, c) for c in (perm, space) if c.name in only)

@@ -324,6 +324,15 @@ class ContainerInfo:
     pid: int | None
     command: tuple[str, ...] | None  # None: netlab's echo server
     ports: tuple[str, ...]  # "8080/TCP"
+    exit_code: int | None = None  # exited: its code (128 + signal when killed), when the kernel kept it
+
+    @property
+    def status(self) -> str:
+        """Its state as ``get pods`` words it: an exited container with a known code is ``completed`` (0) or
+        ``error`` (anything else), as the kubelet's reasons Completed and Error."""
+        if self.state != "exited" or self.exit_code is None:
+            return self.state
+        return "completed" if self.exit_code == 0 else "error"
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from netlab.plan.services import service_ports
 from netlab.realize.state import LabState, StateCorrupt, iter_states
 from netlab.workload.lifecycle import container_argv
 from netlab.workload.ports import echo_ports
+from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import proc_of, task_of
 
 WORKLOAD_RECORD = "workload"  # state.extra key of the containers' records (netlab.workload.lifecycle.RECORD)
@@ -44,22 +45,31 @@ def labs() -> tuple[LabInfo, ...]:
 # --- pods ------------------------------------------------------------------------------
 
 
-def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[str, int | None]]:
-    """(pod, container) -> (state, pid), from the records ``up`` keeps and /proc.
+def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[str, int | None, int | None]]:
+    """(pod, container) -> (state, pid, exit code), from the records ``up`` keeps, /proc, and the lab's echo
+    server.
 
     running: the recorded process lives in the pod's network namespace; stopped:
-    it is stopped by SIGSTOP/SIGTSTP; exited: it is gone; failed: it could not
-    start; not started: there is no record of it.
+    it is stopped by SIGSTOP/SIGTSTP; exited: it is gone (with its exit code when
+    the lab's echo server held a pidfd of it: workload/exits.py); failed: it
+    could not start; not started: there is no record of it.
     """
     rec = state.extra.get(WORKLOAD_RECORD)
     pods: Mapping[str, Any] = rec.get("pods", {}) if isinstance(rec, dict) else {}
-    out: dict[tuple[str, str], tuple[str, int | None]] = {}
+    out: dict[tuple[str, str], tuple[str, int | None, int | None]] = {}
+    gone: dict[str, dict[str, Any]] = {}  # command containers that exited: their records, to ask how
     for pod in lab.pods:
         prec = pods.get(pod.name)
         records = prec.get("containers", {}) if isinstance(prec, dict) else {}
         for c in pod.containers:
             crec = records.get(c.name)
-            out[(pod.name, c.name)] = _container_state(crec, pod.netns)
+            st, pid = _container_state(crec, pod.netns)
+            out[(pod.name, c.name)] = (st, pid, None)
+            if st == "exited" and c.command and isinstance(crec, dict):
+                gone[f"{pod.name}/{c.name}"] = crec
+    for cid, code in exit_codes(state.lab, gone).items():
+        pod_name, cname = cid.split("/", 1)
+        out[(pod_name, cname)] = ("exited", out[(pod_name, cname)][1], code)
     return out
 
 
@@ -89,12 +99,13 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
             continue
         containers = []
         for c in pod.containers:
-            st, pid = states[(pod.name, c.name)]
+            st, pid, code = states[(pod.name, c.name)]
             served = [(p.container_port, p.protocol) for p in c.ports] or \
                 (echo_ports(pod.containers, c) if not c.command else [])
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
-                                            ports=tuple(f"{port}/{protocol}" for port, protocol in served)))
+                                            ports=tuple(f"{port}/{protocol}" for port, protocol in served),
+                                            exit_code=code))
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
                            labels=MappingProxyType(dict(pod.labels)), containers=tuple(containers),
                            added=is_added_pod(pod), namespace=pod.spec.namespace))

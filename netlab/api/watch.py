@@ -129,6 +129,8 @@ class Watcher:
             return None  # it runs, in a namespace that is no longer the pod's (deleted, made again)
         key = f"{pod.name}/{c.name}"
         code = self.kids.exit_codes.get(key)
+        if code is None and c.command:  # it exited before this watcher saw it: the lab's echo server may know
+            code = self.kids.ask_lab(self.lab_name, key, crec)
         if not should_restart(pod.spec.restart_policy, code):
             return f"restartPolicy {pod.spec.restart_policy}"
         wait = self.restarts.wait(key, self.clock())

@@ -5,8 +5,11 @@ readable when it exits. The containers it starts itself are its children (it
 is a child subreaper): ``waitid`` reaps them and gives their exit status.
 Those a plain ``up`` started before it are init's children: their status
 comes from the kernel's taskstats record of the exit (kernel/taskstats.py),
-queued on our socket before the pidfd became readable; without taskstats it
-stays unknown. restartPolicy OnFailure reads the status (lab/restart.py).
+queued on our socket before the pidfd became readable. One that exited
+before the watcher started is asked of the lab's echo server, which holds a
+pidfd of every command container (workload/exits.py, Linux 6.15 and later);
+else its status stays unknown. restartPolicy OnFailure reads the status
+(lab/restart.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from netlab.kernel import events as kevents
 from netlab.kernel import processes, taskstats
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
-from netlab.workload import lifecycle as workload
+from netlab.workload import exits, lifecycle as workload
 
 
 @dataclass
@@ -38,6 +41,7 @@ class Children:
         self.exit_codes: dict[str, int | None] = {}  # pod/container -> exit status of its last run
         self.exits: taskstats.ExitListener | None = None
         self._told: dict[int, int] = {}  # pid -> exit status, from taskstats, until its pidfd is read
+        self._asked: set[tuple[str, int | None, int | None]] = set()  # (key, pid, start) asked of the server
 
     def listen_for_exits(self) -> None:
         """From now on, the kernel's taskstats records say how containers that are not our children exit."""
@@ -54,8 +58,12 @@ class Children:
         by_pid = {ch.pid: ch for ch in self.by_fd.values()}
         for pod, c, crec in workload.containers(lab, state):
             pid = (crec or {}).get("pid")
-            if not isinstance(pid, int) or workload.why_replace(
-                    crec, workload.container_argv(pod, c), pod.netns) is not None:
+            if not isinstance(pid, int):
+                continue
+            why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
+            # One that exited before this (at once, as `true` does) is still a zombie: its pidfd is readable
+            # at once, and the loop reaps it now instead of at the next resync.
+            if why is not None and not (why == "it had exited" and _zombie(pid, (crec or {}).get("start"))):
                 continue
             key = f"{pod.name}/{c.name}"
             process = processes.thread_group(pid) or pid
@@ -108,6 +116,20 @@ class Children:
         """:meth:`reaped` of the pidfds readable at this moment (no wait)."""
         return self.reaped(select.select(self.fds(), [], [], 0)[0]) if self.by_fd else []
 
+    def ask_lab(self, lab_name: str, key: str, crec: dict[str, Any]) -> int | None:
+        """How a command container that exited before it was watched did, from the lab's echo server
+        (asked once per run of it); kept, and returned, when the server knew."""
+        run = (key, crec.get("pid"), crec.get("start"))
+        if run not in self._asked:
+            code = exits.exit_codes(lab_name, {key: crec}).get(key)
+            if code is not None:
+                self.exit_codes[key] = code
+            # Asked again while it is a zombie that init has not reaped yet (the kernel keeps the status then).
+            pid = run[1]
+            if code is not None or not isinstance(pid, int) or processes.start_time(pid) != run[2]:
+                self._asked.add(run)
+        return self.exit_codes.get(key)
+
     def read_exits(self) -> None:
         """Read the exit records queued now, keeping those of the containers watched (the rest of the
         machine's are dropped)."""
@@ -119,7 +141,8 @@ class Children:
         if key not in self.exit_codes:
             return ""
         code = self.exit_codes[key]
-        return (" (exit status unknown: not started by this watcher, and no taskstats record of it)" if code is None
+        return (" (exit status unknown: not started by this watcher, and no record of it in taskstats or the "
+                "lab's echo server)" if code is None
                 else f" (exit {code})")
 
     def close(self) -> None:
@@ -129,6 +152,11 @@ class Children:
         for fd in list(self.by_fd):
             os.close(fd)
         self.by_fd.clear()
+
+
+def _zombie(pid: int, start: Any) -> bool:
+    """That very process has exited and waits to be reaped."""
+    return processes.proc_state(pid) == "Z" and processes.start_time(pid) == start
 
 
 def _exit_code(res: os.waitid_result) -> int:

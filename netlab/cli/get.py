@@ -13,7 +13,7 @@ from netlab.cli.style import highlight, table
 from netlab.errors import UsageError
 
 if TYPE_CHECKING:
-    from netlab.api.results import NodeInfo, PodInfo, ServiceInfo
+    from netlab.api.results import ContainerInfo, NodeInfo, PodInfo, ServiceInfo
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.api.results")
@@ -37,7 +37,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     \b
     pods      NAME, READY (running containers/all), STATUS, NODE, IP; -o wide adds
               the Kubernetes namespace, the network namespace (NETNS), each
-              container with its state, and the labels
+              container with its state, and the labels. A pod whose containers
+              all exited is Completed (every exit code 0) or Error, as kubectl
+              says it (on Linux 6.15 and later: the kernel keeps the code)
     nodes     NAME, IP, POD-CIDR, PODS; -o wide adds the network namespace (NETNS),
               cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
@@ -84,14 +86,29 @@ def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[s
         headers += ["namespace", "netns", "containers", "labels"]
     rows = []
     for p in pods:
-        states = {c.state for c in p.containers}
-        status = "Running" if states == {"running"} else ", ".join(sorted(states))
-        row = [p.name, p.ready, status, p.node, p.ip]
+        row = [p.name, p.ready, _pod_status(p), p.node, p.ip]
         if wide:
-            row += [p.namespace, p.netns, " ".join(f"{c.name}:{c.state}" for c in p.containers),
+            row += [p.namespace, p.netns, " ".join(_container_column(c) for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
         rows.append(row)
     return headers, rows
+
+
+def _pod_status(pod: PodInfo) -> str:
+    """kubectl's STATUS words where they apply: Running, Completed (every container exited 0), Error (every
+    one exited, one of them not 0); else each state there is, "error, running"."""
+    states = {c.status for c in pod.containers}
+    if states in ({"running"}, {"completed"}):
+        return states.pop().capitalize()
+    if states <= {"completed", "error"}:
+        return "Error"
+    return ", ".join(sorted(states))
+
+
+def _container_column(c: ContainerInfo) -> str:
+    """``main:running``; an exited container with its code: ``job:exited(3)``."""
+    code = f"({c.exit_code})" if c.state == "exited" and c.exit_code is not None else ""
+    return f"{c.name}:{c.state}{code}"
 
 
 def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:

@@ -39,6 +39,7 @@ import errno
 import os
 import select
 import signal
+import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
@@ -357,20 +358,33 @@ def _which(cmd: str, env: Mapping[str, str]) -> str:
 
 
 def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
-          env: Mapping[str, str]) -> ProcId:
-    """Start ``argv`` in a pod's namespaces, detached; returns its identity.
+          env: Mapping[str, str]) -> tuple[ProcId, int | None]:
+    """Start ``argv`` in a pod's namespaces, detached; returns its identity and a pidfd of it (None if the
+    kernel gave none), the caller's to close.
 
-    Raises SpawnError (an OSError) when the command cannot be executed.
+    The intermediate child that forks the container opens the pidfd and reads
+    the start time while the container is still its child, unreaped: both
+    name the container even when it has exited at once (``true``), and the
+    pidfd then tells how (kernel/pidfd.py). Raises SpawnError (an OSError)
+    when the command cannot be executed.
     """
     exe = _which(argv[0], env)
     net_fd = nsmod.open_fd(netns)
     uts_fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC) if uts_path else None
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     envb = {k.encode(): v.encode() for k, v in env.items()}
     try:
-        pid, failure = run_in_child(_detach, (exe, list(argv), envb, net_fd, uts_fd, log_fd, null_fd, netns),
-                                    timeout=EXEC_WAIT + 5, what=f"the launcher of {argv[0]}")
+        with ours, theirs:
+            pid, start, failure = run_in_child(
+                _detach, (exe, list(argv), envb, net_fd, uts_fd, log_fd, null_fd, netns, theirs.fileno()),
+                timeout=EXEC_WAIT + 5, what=f"the launcher of {argv[0]}")
+            ours.setblocking(False)
+            try:
+                _msg, fds, _flags, _addr = socket.recv_fds(ours, 16, 1)
+            except BlockingIOError:
+                fds = []
     except ChildError as exc:
         raise SpawnError(errno.ECHILD, f"could not start {argv[0]}: {exc}") from None
     finally:
@@ -378,19 +392,19 @@ def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: st
             if fd is not None:
                 os.close(fd)
     if failure is not None:
+        for fd in fds:
+            os.close(fd)
         raise SpawnError(*failure)
-    start = start_time(pid)
-    if start is None:
-        raise SpawnError(errno.ESRCH, f"{argv[0]} exited at once")
-    return ProcId(pid, start)
+    return ProcId(pid, start), (fds[0] if fds else None)
 
 
 def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, uts_fd: int | None, log_fd: int,
-            null_fd: int, netns: str) -> tuple[int, tuple[int, str] | None]:
+            null_fd: int, netns: str, pidfd_to: int) -> tuple[int, int, tuple[int, str] | None]:
     """In the intermediate child: a session of its own, then fork the container.
 
-    Returns the container's pid, and (errno, why) when it could not exec
-    (None when it did, or was still on its way at EXEC_WAIT).
+    Returns the container's pid and start time, and (errno, why) when it could
+    not exec (None when it did, or was still on its way at EXEC_WAIT). A pidfd
+    of the container goes back on the socket ``pidfd_to``.
     """
     os.setsid()
     report_r, report_w = os.pipe2(os.O_CLOEXEC)  # closes on a successful exec
@@ -415,6 +429,15 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             finally:
                 os._exit(127)
     os.close(report_w)
+    try:
+        fd = os.pidfd_open(pid)  # our child, not reaped yet: this very process, exited or not
+        try:
+            with socket.socket(fileno=os.dup(pidfd_to)) as back:
+                socket.send_fds(back, [b"p"], [fd])
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # no pidfd (a kernel before 5.3): nobody will know how it exited
     data = b""
     deadline = time.monotonic() + EXEC_WAIT
     try:
@@ -425,7 +448,8 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             data += chunk
     finally:
         os.close(report_r)
+    start = start_time(pid) or 0  # our child, not reaped: /proc still has it, exited or not
     if not data:
-        return pid, None
+        return pid, start, None
     code, _, why = data.decode(errors="replace").partition(" ")
-    return pid, (int(code) if code.isdigit() else 0, why)
+    return pid, start, (int(code) if code.isdigit() else 0, why)

@@ -19,9 +19,16 @@ are served by one process:
 - it listens on a control socket, ``<state dir>/<lab>/echo.sock`` (in the
   lab's root-only directory; root peers only): ``up`` adds and replaces
   containers and removes them through it, one JSON request per connection
-  answered with one line per container (launch.py is the other side).
+  answered with one line per container (launch.py is the other side);
+- it holds a pidfd of each of the lab's command containers, which ``up`` hands
+  it over the control socket (SCM_RIGHTS) as it starts them: the containers
+  are init's children, and a kernel that keeps exit statuses with pidfds
+  (Linux 6.15, kernel/pidfd.py) tells the holder how each exited, so ``get
+  pods``, ``status`` and a watcher started later can say it. A lab whose pods
+  all run commands gets a server for this alone.
 
-It exits when its last container is removed, and when its control socket is
+It exits when its last container is removed (and no command container's
+pidfd is held), and when its control socket is
 removed or replaced (its lab is gone): it never outlives its lab by more than
 :data:`WATCH_SECONDS`. Its own output (a traceback, should it fail) goes to
 ``<state dir>/<lab>/echo.log``; each container's lines go to the container's
@@ -45,9 +52,11 @@ import stat
 import struct
 import sys
 import threading
+import time
 from typing import Iterator
 
 from netlab.kernel import netns as nsmod
+from netlab.kernel import pidfd
 from netlab.kernel.processes import set_comm, start_time
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line
 
@@ -113,6 +122,7 @@ class EchoServer:
         self.home = (nsmod.current_fd("net"), nsmod.current_fd("uts"))
         self.threads: dict[str, PodThread] = {}
         self.logs: dict[str, Log] = {}
+        self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
 
     def add(self, specs: list[dict]) -> Iterator[str]:
         """Serve these containers (a container already served is replaced); one report line each."""
@@ -163,6 +173,37 @@ class EchoServer:
         self.logs.pop(cid).close()
         return True
 
+    def hold(self, items: list, fds: list[int]) -> Iterator[str]:
+        """Keep a pidfd of each command container named (one fd each, in order), replacing one held before."""
+        for item, fd in zip(items, fds):
+            item = item if isinstance(item, dict) else {}
+            cid, pid, start = str(item.get("id")), item.get("pid"), item.get("start")
+            if not (isinstance(pid, int) and isinstance(start, int)) or pidfd.pid_of(fd) not in (pid, -1):
+                os.close(fd)  # -1 above: it exited and was reaped already
+                yield f"E {cid} not a pidfd of pid {pid}"
+                continue
+            self.drop(cid)
+            self.held[cid] = (fd, pid, start)
+            yield f"K {cid}"
+        for fd in fds[len(items):]:
+            os.close(fd)
+
+    def drop(self, cid: str) -> bool:
+        """Let go of a command container's pidfd (it was replaced, or its pod went)."""
+        held = self.held.pop(cid, None)
+        if held is not None:
+            os.close(held[0])
+        return held is not None
+
+    def exits(self, ids: list) -> Iterator[str]:
+        """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
+        runs, is a zombie not yet reaped by init, or is not held."""
+        for cid in ids:
+            held = self.held.get(str(cid))
+            status = pidfd.exit_status(held[0]) if held else None
+            if held and status is not None:
+                yield f"X {cid} {held[1]} {held[2]} {status}"
+
     def fail(self, why: str) -> None:
         """The server is going down on an error: say so in every container's log."""
         for log in self.logs.values():
@@ -209,7 +250,8 @@ def still_there(path: str, ino: int) -> bool:
 
 
 def handle_control(server: EchoServer, lsock: socket.socket) -> None:
-    """One request from a root peer: add, remove, or hello; answered one line per container, then ``OK``."""
+    """One request from a root peer: add, remove, hold, exits, or hello; answered one line per container, then
+    ``OK``."""
     try:
         conn, _ = lsock.accept()
     except OSError:
@@ -221,18 +263,31 @@ def handle_control(server: EchoServer, lsock: socket.socket) -> None:
             _pid, uid, _gid = UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
             if uid not in (0, os.geteuid()):
                 return
-            data = bytearray()
-            while len(data) <= MAX_REQUEST:
-                chunk = conn.recv(1 << 16)
-                if not chunk:
-                    break
-                data += chunk
-            req = json.loads(data or b"{}")
+            data, fds = bytearray(), []
+            try:
+                while len(data) <= MAX_REQUEST:
+                    chunk, more, _flags, _addr = socket.recv_fds(conn, 1 << 16, pidfd.SCM_MAX_FD)
+                    fds += more
+                    if not chunk:
+                        break
+                    data += chunk
+                req = json.loads(data or b"{}")
+            except (OSError, ValueError):
+                for fd in fds:
+                    os.close(fd)
+                raise
             op = req.get("op") if isinstance(req, dict) else None
+            if op != "hold":
+                for fd in fds:
+                    os.close(fd)
             if op == "add":
                 lines = list(server.add([s for s in req.get("specs", []) if isinstance(s, dict)]))
             elif op == "remove":
-                lines = [f"D {cid}" for cid in req.get("ids", []) if server.remove(str(cid))]
+                lines = [f"D {cid}" for cid in map(str, req.get("ids", [])) if server.remove(cid) | server.drop(cid)]
+            elif op == "hold":
+                lines = list(server.hold(list(req.get("items", [])), fds))
+            elif op == "exits":
+                lines = list(server.exits(list(req.get("ids", []))))
             elif op == "hello":
                 lines = [f"H {os.getpid()} {len(server.threads)}"]
             else:
@@ -264,8 +319,12 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
         os.write(report, (line + "\n").encode())
     os.write(report, f"S {os.getpid()}\n".encode())
     os.close(report)
+    # Started for command containers alone, it has nothing to keep until up hands it their pidfds.
+    idle_until = time.monotonic() + (0 if specs else CONTROL_WAIT)
     try:
-        while server.threads:
+        while server.threads or server.held or time.monotonic() < idle_until:
+            if server.threads or server.held:
+                idle_until = 0.0  # it has had something: it ends when that is gone
             loop.run_once(WATCH_SECONDS)
             if control_path and not still_there(control_path, ino):
                 server.fail("its control socket is gone (the lab was taken down)")

@@ -19,8 +19,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from netlab.kernel import processes as proc
+from netlab.kernel.pidfd import SCM_MAX_FD
 from netlab.realize.state_dir import lab_dir
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
@@ -43,6 +45,8 @@ class Answer:
     ready: dict[str, tuple[int, int]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)  # command containers whose pidfd the server keeps
+    exits: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # id -> (pid, start, wait status)
     server: int | None = None
     complete: bool = False  # the answer's last line came
     stderr: str = ""
@@ -59,6 +63,13 @@ class Answer:
                 self.errors[cid] = arg
             elif kind == "D":
                 self.removed.add(cid)
+            elif kind == "K":
+                self.held.add(cid)
+            elif kind == "X":
+                fields = arg.split(" ")
+                if len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
+                    pid, start, status = map(int, fields)
+                    self.exits[cid] = (pid, start, status)
             elif kind == "P" and arg.isdigit():
                 self.server = int(arg)
             elif kind in ("S", "H"):
@@ -213,15 +224,21 @@ def server_pid(lab_name: str) -> int | None:
     return pid or None
 
 
-def ask(lab_name: str, request: dict, count: int = 0) -> Answer | None:
-    """Send one request to the lab's running server; its answer, or None (no server, or no answer in time)."""
+def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = ()) -> Answer | None:
+    """Send one request to the lab's running server (``fds`` go with it, in order); its answer, or None (no
+    server, or no answer in time)."""
     sock = _connect(control_path(lab_name), CONTROL_TIMEOUT + 0.002 * count)
     if sock is None:
         return None
     answer = Answer()
+    data = json.dumps(request).encode()
     with sock:
         try:
-            sock.sendall(json.dumps(request).encode())
+            # A message carries at most SCM_MAX_FD descriptors: each batch rides on one byte of the request.
+            batches = [fds[i:i + SCM_MAX_FD] for i in range(0, len(fds), SCM_MAX_FD)]
+            for i, batch in enumerate(batches):
+                socket.send_fds(sock, [data[i:i + 1]], list(batch))
+            sock.sendall(data[len(batches):])
             sock.shutdown(socket.SHUT_WR)
             data = bytearray()
             while chunk := sock.recv(1 << 16):
@@ -230,6 +247,24 @@ def ask(lab_name: str, request: dict, count: int = 0) -> Answer | None:
             return None
     answer.read(data.decode(errors="replace"))
     return answer if answer.complete else None
+
+
+def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]]) -> set[str]:
+    """Hand the lab's server a pidfd of each command container, (id, process, pidfd), to keep while the lab
+    lives; the ids it holds (the pidfds stay the caller's to close)."""
+    request = {"op": "hold", "items": [{"id": cid, "pid": p.pid, "start": p.start} for cid, p, _fd in items]}
+    answer = ask(lab_name, request, len(items), [fd for _cid, _p, fd in items]) if items else None
+    return answer.held if answer is not None else set()
+
+
+def exits(lab_name: str, ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
+    """How the command containers ``ids`` exited, as far as the lab's server knows: id -> (pid, start time,
+    wait status) of those whose pidfd it holds and whose process has exited and been reaped."""
+    pid = server_pid(lab_name) if ids else None
+    if pid is None or proc.proc_state(pid) == "T":  # none, or stopped (it would keep us waiting)
+        return {}
+    answer = ask(lab_name, {"op": "exits", "ids": list(ids)}, len(ids))
+    return answer.exits if answer is not None else {}
 
 
 def stop_server(lab_name: str, grace: float = 3.0) -> list[int]:

@@ -53,7 +53,7 @@ from netlab.kernel import processes as proc
 from netlab.model.lab import PodInfo
 from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
-from netlab.workload import launch
+from netlab.workload import exits, launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
 from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in,
                                   task_of, why_replace)
@@ -177,6 +177,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
     done = StartResult()
     echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
     starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
+    spawned: list[tuple[str, proc.ProcId, int]] = []  # command containers started, with a pidfd each
     try:
         if early is not None:
             early.join()  # its UTS namespaces and server exist before we look
@@ -231,12 +232,14 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     continue
                 net = proc.ns_identity(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
                 try:
-                    p = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
-                                   env=container_env(lab, pod, c))
+                    p, fd = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
+                                       env=container_env(lab, pod, c))
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
                     done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
+                if fd is not None:
+                    spawned.append((cid, p, fd))
                 new.update(pid=p.pid, start=p.start)
                 if net is not None:
                     new["net"] = list(net)
@@ -244,7 +247,10 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             done.problems += launch.await_echo(early.join(), early.specs, pods)
         if echo:
             done.problems += _start_echo(lab, pods, echo, running_echo, starting)
+        exits.hold_commands(lab, pods, spawned)
     finally:
+        for _cid, _p, fd in spawned:
+            os.close(fd)
         abort_early_launcher(early)
         state.save()
     for cid, action in starting.items():
@@ -353,6 +359,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     """One line per container that is not running as the topology says."""
     pods = _records(state)["pods"]
     out: list[str] = []
+    gone: dict[str, tuple[int, str, dict]] = {}  # command containers that exited: (line, where, record)
     hosts = uts_hostnames({pod.name: uts_path(lab.name, pod.name) for pod in lab.pods})
     for pod in lab.pods:
         prec = pods.get(pod.name)
@@ -374,6 +381,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
                            f"{crec.get('pid')}); `sudo netlab up` stops it and starts it in the pod's new one")
             elif state_letter is None:
+                if c.command:
+                    gone[f"{pod.name}/{c.name}"] = (len(out), where, crec)
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
                            f"see `netlab logs {pod.name} -c {c.name}`")
             elif state_letter == "T":
@@ -381,6 +390,12 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                            f"`sudo netlab up` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
                 out.append(f"containers: {where} runs an old command; `sudo netlab up` restarts it")
+    codes = exits.exit_codes(lab.name, {cid: crec for cid, (_i, _w, crec) in gone.items()})  # how, asked once
+    for cid, code in codes.items():
+        i, where, crec = gone[cid]
+        pod_name, cname = cid.split("/", 1)
+        how = "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
+        out[i] = f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`"
     return out
 
 

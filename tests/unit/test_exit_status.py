@@ -1,0 +1,151 @@
+"""How command containers exited (kernel/pidfd.py, workload/exits.py, the echo server's held pidfds).
+
+Real processes and a real echo server on a control socket in tmp_path; no
+namespace is made. A pidfd keeps its process's exit status on Linux 6.15 and
+later; on an older kernel the tests of that are skipped, and the fallback
+(nothing known, nothing held) is tested with the ioctl refused.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import time
+
+import pytest
+
+from netlab.kernel import pidfd
+from netlab.kernel import processes as proc
+from netlab.workload import echoserver, exits, launch
+
+needs_exit_info = pytest.mark.skipif(not pidfd.exit_info_supported(),
+                                     reason="this kernel keeps no exit status with a pidfd (Linux < 6.15)")
+
+
+def status_when_reaped(fd: int, timeout: float = 10.0) -> int | None:
+    """The pidfd's exit status once its process is reaped (by us or by init), bounded."""
+    deadline = time.monotonic() + timeout
+    while (status := pidfd.exit_status(fd)) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return status
+
+
+def orphan(*argv: str) -> tuple[int, int]:
+    """``argv`` as init's child (its parent exits once we hold a pidfd of it, opened while it could not be
+    reaped yet): as ``up`` leaves a command container."""
+    out_r, out_w = os.pipe()
+    go_r, go_w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        child = subprocess.Popen(list(argv))
+        os.write(out_w, b"%d" % child.pid)
+        os.read(go_r, 1)  # until the parent holds its pidfd: the child is ours, not reaped, till then
+        os._exit(0)
+    pid = int(os.read(out_r, 64))
+    fd = os.pidfd_open(pid)
+    os.write(go_w, b"x")
+    os.waitpid(middle, 0)
+    for end in (out_r, out_w, go_r, go_w):
+        os.close(end)
+    return pid, fd
+
+
+@needs_exit_info
+def test_a_pidfd_tells_whoever_holds_it_how_its_process_exited():
+    pid, fd = orphan("sh", "-c", "sleep 0.1; exit 3")
+    try:
+        assert pidfd.pid_of(fd) == pid
+        status = status_when_reaped(fd)
+        assert status is not None and os.WIFEXITED(status) and pidfd.exit_code(status) == 3
+        assert pidfd.pid_of(fd) == -1  # reaped by init, not by us
+    finally:
+        os.close(fd)
+    sleeper = subprocess.Popen(["sleep", "30"])
+    fd = os.pidfd_open(sleeper.pid)
+    try:
+        assert pidfd.exit_status(fd) is None  # it runs
+        sleeper.kill()
+        sleeper.wait()
+        assert pidfd.exit_code(status_when_reaped(fd)) == 137  # 128 + SIGKILL, as the kubelet reports it
+    finally:
+        os.close(fd)
+
+
+def test_a_kernel_that_keeps_no_exit_status_gives_none(monkeypatch):
+    def refused(fd, request, arg):
+        raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
+
+    monkeypatch.setattr(pidfd.fcntl, "ioctl", refused)
+    pidfd.exit_info_supported.cache_clear()
+    try:
+        assert pidfd.exit_info_supported() is False
+        child = subprocess.Popen(["true"])
+        fd = os.pidfd_open(child.pid)
+        child.wait()
+        assert pidfd.exit_status(fd) is None
+        os.close(fd)
+    finally:
+        pidfd.exit_info_supported.cache_clear()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """A real echo server with no echo container (as a lab of command containers gets), on tmp_path."""
+    control = str(tmp_path / "echo.sock")
+    monkeypatch.setattr(launch, "control_path", lambda lab, create=False: control)
+    answer = launch.read_launch(launch.launch_echo([], control, str(tmp_path / "echo.log")), 0)
+    assert answer.server is not None, answer
+    yield answer.server
+    launch.stop_server("t")
+
+
+@needs_exit_info
+def test_the_echo_server_holds_the_pidfds_and_says_how_each_exited(server, tmp_path):
+    crash = subprocess.Popen(["sh", "-c", "exit 3"])
+    done = subprocess.Popen(["true"])
+    runs = subprocess.Popen(["sleep", "30"])
+    kids = {"p/crash": crash, "p/done": done, "p/runs": runs}
+    ids = {cid: proc.ProcId(p.pid, proc.start_time(p.pid)) for cid, p in kids.items()}
+    fds = {cid: os.pidfd_open(p.pid) for cid, p in kids.items()}
+    try:
+        wrong = proc.ProcId(runs.pid + 1, 1)  # a pidfd that is not of the pid claimed is refused
+        held = launch.hold("t", [(cid, ids[cid], fds[cid]) for cid in kids] + [("p/wrong", wrong, fds["p/runs"])])
+        assert held == set(kids)
+        assert sum(os.readlink(f"/proc/{server}/fd/{n}") == "anon_inode:[pidfd]"
+                   for n in os.listdir(f"/proc/{server}/fd")) == 3  # the kernel's view: three pidfds kept
+    finally:
+        for fd in fds.values():
+            os.close(fd)  # the server's own copies stay
+    crash.wait()
+    done.wait()
+    told = launch.exits("t", sorted(kids))
+    assert told == {"p/crash": (crash.pid, ids["p/crash"].start, 3 << 8),
+                    "p/done": (done.pid, ids["p/done"].start, 0)}  # the running one: nothing
+    records = {cid: {"pid": p.pid, "start": p.start} for cid, p in ids.items()}
+    assert exits.exit_codes("t", records) == {"p/crash": 3, "p/done": 0}
+    # A record of another process under that id (restarted since, the new one not held) gets nothing.
+    assert exits.exit_codes("t", {"p/crash": {"pid": crash.pid, "start": ids["p/crash"].start + 1}}) == {}
+    runs.kill()
+    runs.wait()
+    assert exits.exit_codes("t", records)["p/runs"] == 137
+    # Dropped with their pods; the server, with nothing left to serve or keep, ends.
+    answer = launch.ask("t", {"op": "remove", "ids": sorted(kids)})
+    assert answer is not None and answer.removed == set(kids)
+    deadline = time.monotonic() + 2 * echoserver.WATCH_SECONDS + 1  # one turn of its loop, and a margin
+    while proc.running(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not proc.running(server)
+
+
+def test_an_exits_question_to_a_stopped_server_is_not_asked(server):
+    os.kill(server, 19)  # SIGSTOP: it would keep the asker waiting for its timeout
+    try:
+        deadline = time.monotonic() + 10
+        while proc.proc_state(server) != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert launch.exits("t", ["p/crash"]) == {}
+        assert time.monotonic() - started < launch.CONTROL_TIMEOUT
+    finally:
+        os.kill(server, 18)
