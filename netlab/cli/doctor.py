@@ -34,7 +34,8 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             machine's probing turn, links
             a new namespace is born with (fallback tunnels), the kernel's
             taskstats (how `up --watch` learns the exit status of containers
-            it did not start), the state
+            it did not start), whether a pidfd keeps its process's exit
+            status (Linux 6.15: how command containers exited), the state
             directory (NETLAB_STATE_DIR, default /run/netlab): root-only, not a
             symlink, writable, free space
 

@@ -80,6 +80,10 @@ def test_doctor_on_this_machine():
     family = subprocess.run(["genl", "ctrl", "get", "name", "TASKSTATS"], capture_output=True, text=True)
     assert (lines["host taskstats"]["status"] == "ok  ") == (family.returncode == 0), (lines["host taskstats"][0],
                                                                                         family.stdout + family.stderr)
+    # A pidfd keeps its process's exit status from Linux 6.15 (the kernel's own version, against the line).
+    release = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    assert (lines["host pidfd exit status"]["status"] == "ok  ") == (release >= (6, 15)), \
+        (lines["host pidfd exit status"][0], release)
     # The same report as JSON.
     data = json.loads(netlab("doctor", "-o", "json").stdout)
     assert data["ok"] is True and data["needs"] == "everything"
