@@ -83,6 +83,22 @@ def ns_identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def ns_birth(path: str) -> tuple[int, int, int] | None:
+    """A pinned namespace's identity for good: (st_dev, st_ino) and the change time of its nsfs inode.
+
+    Inode numbers of namespaces are reused once a namespace is freed (the
+    lowest free number comes first), so a namespace deleted and made again
+    under the same name may get its predecessor's. Its nsfs inode, though, is
+    new, made when the namespace was first pinned, with that moment as its
+    change time; the pin holds it, so the time stays while the namespace does.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
 def _stat_fields(pid: int) -> list[bytes] | None:
     """/proc/<pid>/stat from field 3 on, None if the process is gone.
 

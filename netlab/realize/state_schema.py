@@ -142,7 +142,9 @@ class ContainerRecord(Strict):
     restarts: StrictInt
     pid: StrictInt | None = None
     start: StrictInt | None = None
-    net: Annotated[tuple[StrictInt, StrictInt], ROW] | None = None  # (st_dev, st_ino) of the netns it started in
+    # The netns it started in: (st_dev, st_ino, the pin's change time), or the first two (an older netlab).
+    net: (Annotated[tuple[StrictInt, StrictInt, StrictInt], ROW] | Annotated[tuple[StrictInt, StrictInt], ROW]
+          | None) = None
     error: StrictStr | None = None
 
 

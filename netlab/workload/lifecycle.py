@@ -230,7 +230,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     if early is None or cid not in early.ids:
                         echo.append((pod, c, why))
                     continue
-                net = proc.ns_identity(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
+                net = proc.ns_birth(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
                 try:
                     p, fd = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
                                        env=container_env(lab, pod, c))

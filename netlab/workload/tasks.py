@@ -60,11 +60,19 @@ def in_pod_uts(crec: dict, uts: str | None) -> bool:
     return want is not None and proc.ns_identity(f"/proc/{p.pid}/ns/uts") == want
 
 
-def started_in(crec: dict) -> tuple[int, int] | None:
-    """The identity of the network namespace the container was started in, as recorded (None: not recorded,
-    as for an echo container or a record of an older netlab)."""
+def started_in(crec: dict) -> tuple[int, ...] | None:
+    """The identity of the network namespace the container was started in, as recorded: (st_dev, st_ino,
+    the pin's change time) (kernel/processes.ns_birth), or the first two alone from an older netlab; None
+    when not recorded, as for an echo container."""
     net = crec.get("net")
-    return (net[0], net[1]) if isinstance(net, (list, tuple)) and len(net) == 2 else None
+    return tuple(net) if isinstance(net, (list, tuple)) and len(net) in (2, 3) else None
+
+
+def _still_first(netns: str, first: tuple[int, ...]) -> bool:
+    """The pod's network namespace is still the one the container was started in: the same inode and, where
+    recorded, the same pin (an inode number is reused once its namespace is freed)."""
+    now = proc.ns_birth(nsmod.netns_path(netns))
+    return now is not None and now[:len(first)] == first
 
 
 def in_old_sandbox(crec: dict, uts: str | None, netns: str) -> bool:
@@ -75,18 +83,18 @@ def in_old_sandbox(crec: dict, uts: str | None, netns: str) -> bool:
     if not in_pod_uts(crec, uts):
         return False
     first = started_in(crec)
-    return first is None or proc.ns_identity(nsmod.netns_path(netns)) != first
+    return first is None or not _still_first(netns, first)
 
 
 def in_own_netns(crec: dict, netns: str) -> str | None:
     """The recorded task's state letter when it lives in a network namespace it made itself: it was started
     in the pod's, which is still there, and has left it (``unshare --net``); None otherwise."""
     first, p = started_in(crec), proc_of(crec)
-    if first is None or p is None or proc.ns_identity(nsmod.netns_path(netns)) != first:
+    if first is None or p is None or not _still_first(netns, first):
         return None
     state = proc.task_state(p)
     now = proc.ns_identity(f"/proc/{p.pid}/ns/net")
-    return state if state is not None and now is not None and now != first else None
+    return state if state is not None and now is not None and now != first[:2] else None
 
 
 def task_of(crec: dict, netns: str) -> str | None:

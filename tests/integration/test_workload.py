@@ -209,7 +209,7 @@ pods:
 """)
     pid = pid_of(lab, "own", "main")
     pod_net = os.stat(f"/run/netns/{lab}-own")
-    assert state(lab)["own"]["containers"]["main"]["net"] == [pod_net.st_dev, pod_net.st_ino]
+    assert state(lab)["own"]["containers"]["main"]["net"] == [pod_net.st_dev, pod_net.st_ino, pod_net.st_ctime_ns]
     assert wait_for(lambda: os.stat(f"/proc/{pid}/ns/net").st_ino != pod_net.st_ino)  # unshare has run
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout

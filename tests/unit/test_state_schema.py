@@ -46,7 +46,7 @@ def sample() -> state.LabState:
     st.extra["workload"] = {"version": 1, "pods": {pod.name: {
         "netns": pod.netns, "uts": f"/run/netlab/{LAB}/uts/{pod.name}",
         "containers": {"main": {"argv": ["python3", "-m", "netlab.workload.echo"], "log": "/x.log", "restarts": 0,
-                                "pid": 4242, "start": 99, "net": [4, 4026531840]}}}}}
+                                "pid": 4242, "start": 99, "net": [4, 4026531840, 1796123767472362097]}}}}}
     st.extra["cni"] = {"pods": {pod.name: {
         "phase": "added", "node": pod.node, "containerId": "a" * 64, "netns": pod.netns,
         "node_netns": f"{LAB}-{pod.node}", "args": [["IgnoreUnknown", "1"], ["IP", str(pod.ip)]],
@@ -81,6 +81,14 @@ def test_a_state_of_an_older_netlab_with_its_plan_loads(root):
     assert back is not None and (back.run_id, back.netns, back.extra) == (st.run_id, st.netns, st.extra)
     back.save()  # the next save drops the plan
     assert json.loads((root / LAB / "state.json").read_text())["plan"] == []
+
+
+def test_a_container_record_of_an_older_netlab_keeps_its_two_number_namespace(root):
+    st = sample()
+    st.extra["workload"]["pods"][next(iter(st.extra["workload"]["pods"]))]["containers"]["main"]["net"] = [4, 5]
+    st.save()
+    back = state.load_state(LAB)
+    assert back is not None and back.extra == st.extra
 
 
 def edit(data: dict, keys: tuple, value) -> dict:
@@ -138,7 +146,8 @@ EDITS = {
     "workload-pid-text": (W + ("containers", "main", "pid"), "4242"),
     "workload-restarts-missing": (W + ("containers", "main", "restarts"), KeyError),
     "workload-net-text": (W + ("containers", "main", "net"), "4026531840"),
-    "workload-net-three": (W + ("containers", "main", "net"), [4, 4026531840, 1]),
+    "workload-net-four": (W + ("containers", "main", "net"), [4, 4026531840, 1, 2]),
+    "workload-net-one": (W + ("containers", "main", "net"), [4026531840]),
     "workload-bad-netns": (W + ("netns",), "/run/netns/x"),
 }
 
