@@ -281,13 +281,13 @@ def handle_control(server: EchoServer, lsock: socket.socket) -> None:
                 for fd in fds:
                     os.close(fd)
             if op == "add":
-                lines = list(server.add([s for s in req.get("specs", []) if isinstance(s, dict)]))
+                lines = list(server.add([s for s in _listed(req, "specs") if isinstance(s, dict)]))
             elif op == "remove":
-                lines = [f"D {cid}" for cid in map(str, req.get("ids", [])) if server.remove(cid) | server.drop(cid)]
+                lines = [f"D {cid}" for cid in map(str, _listed(req, "ids")) if server.remove(cid) | server.drop(cid)]
             elif op == "hold":
-                lines = list(server.hold(list(req.get("items", [])), fds))
+                lines = list(server.hold(_listed(req, "items"), fds))  # it keeps or closes each fd
             elif op == "exits":
-                lines = list(server.exits(list(req.get("ids", []))))
+                lines = list(server.exits(_listed(req, "ids")))
             elif op == "hello":
                 lines = [f"H {os.getpid()} {len(server.threads)}"]
             else:
@@ -295,6 +295,12 @@ def handle_control(server: EchoServer, lsock: socket.socket) -> None:
             conn.sendall(("".join(line + "\n" for line in lines) + "OK\n").encode())
         except (OSError, ValueError) as exc:
             print(f"echo: control request failed: {exc}", file=sys.stderr, flush=True)
+
+
+def _listed(req: dict, key: str) -> list:
+    """A request's list (a peer's mistake, anything else, is an empty one: the server stays up)."""
+    value = req.get(key)
+    return value if isinstance(value, list) else []
 
 
 # --- the process ----------------------------------------------------------------------------

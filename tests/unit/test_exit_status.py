@@ -149,3 +149,20 @@ def test_an_exits_question_to_a_stopped_server_is_not_asked(server):
         assert time.monotonic() - started < launch.CONTROL_TIMEOUT
     finally:
         os.kill(server, 18)
+
+
+def test_malformed_requests_are_answered_and_the_server_stays(server):
+    child = subprocess.Popen(["sleep", "30"])
+    fd = os.pidfd_open(child.pid)
+    try:
+        for request, fds in (({"op": "hold", "items": 5}, [fd]), ({"op": "exits", "ids": "p/x"}, []),
+                             ({"op": "remove", "ids": {"a": 1}}, []), ({"op": "hold", "items": ["x"]}, [fd])):
+            answer = launch.ask("t", request, fds=fds)
+            assert answer is not None and answer.complete and not answer.held, request
+        assert proc.running(server)
+        assert not any(os.readlink(f"/proc/{server}/fd/{n}") == "anon_inode:[pidfd]"
+                       for n in os.listdir(f"/proc/{server}/fd"))  # every fd it was sent and did not keep: closed
+    finally:
+        os.close(fd)
+        child.kill()
+        child.wait()
