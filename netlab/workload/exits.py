@@ -31,7 +31,8 @@ def hold_commands(lab: Lab, pods: dict, spawned: list[tuple[str, proc.ProcId, in
     """Have the lab's echo server keep a pidfd of every command container: those just started
     (``spawned``: id, process, pidfd) and those still running. A lab whose pods all run commands gets a
     server for this alone; a kernel that keeps no exit status gets nothing held."""
-    if not pidfd.exit_info_supported():
+    if not (spawned or any(c.command for pod in lab.pods for c in pod.containers)) \
+            or not pidfd.exit_info_supported():
         return
     items = list(spawned)
     opened: list[int] = []
@@ -59,6 +60,8 @@ def hold_commands(lab: Lab, pods: dict, spawned: list[tuple[str, proc.ProcId, in
         elif proc.proc_state(server) == "T":
             return  # stopped by SIGSTOP: it would not answer (the next up replaces it with its containers)
         launch.hold(lab.name, items)
+    except OSError:
+        pass  # no server could be started: how these exit stays unknown, and the containers run all the same
     finally:
         for fd in opened:
             os.close(fd)
