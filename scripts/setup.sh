@@ -15,6 +15,28 @@ fi
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export DEBIAN_FRONTEND=noninteractive
 
+# netlab needs Python 3.11 or newer with its venv module: the distribution's python3 on Debian 12 and
+# Ubuntu 24.04; elsewhere (Ubuntu 22.04: apt-get install python3.11 python3.11-venv) name one in
+# NETLAB_PYTHON. Checked before anything is installed when given, else once python3 is.
+version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+python_ok() {
+  "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1
+}
+too_old() {
+  echo "setup.sh: netlab needs Python 3.11 or newer with its venv module; $1 is $(version "$1" ||
+    echo "not a working Python")." >&2
+  echo "setup.sh: install one (Ubuntu 22.04: apt-get install python3.11 python3.11-venv), then" \
+       "sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh" >&2
+  exit 3
+}
+if [ -n "${NETLAB_PYTHON:-}" ] && ! python_ok "$NETLAB_PYTHON"; then
+  too_old "$NETLAB_PYTHON"
+fi
+if ! command -v apt-get >/dev/null || ! command -v dpkg-query >/dev/null; then
+  echo "setup.sh: this sets up Debian or Ubuntu (apt-get); elsewhere install what it lists by hand" >&2
+  exit 3
+fi
+
 packages=(
   iproute2          # ip/bridge: for learners and for the tests' independent view of the kernel
   iptables          # iptables-restore/iptables-save: kube-proxy-style Service rules
@@ -49,10 +71,13 @@ fi
 # The kernel modules a lab uses (loading a module changes no network namespace).
 for m in veth bridge vxlan; do modprobe -q "$m" 2>/dev/null || true; done
 
-python=/usr/bin/python3
+python="${NETLAB_PYTHON:-/usr/bin/python3}"
+python_ok "$python" || too_old "$python"
 venv="$here/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
+elif [ "$(version "$venv/bin/python")" != "$(version "$python")" ]; then
+  "$python" -m venv --clear "$venv"   # made by another Python (NETLAB_PYTHON changed): made again
 fi
 # The locked runtime and test dependencies and the build backend (setuptools), wheels only:
 # pip refuses any file whose sha256 is not in the lock, whichever index or find-links
