@@ -178,6 +178,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
     echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
     starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
     spawned: list[tuple[str, proc.ProcId, int]] = []  # command containers started, with a pidfd each
+    exited: dict[str, dict] = {}  # command containers restarted because they had exited: their old records
     try:
         if early is not None:
             early.join()  # its UTS namespaces and server exist before we look
@@ -223,6 +224,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     # Changed, exited, stopped, or left in the pod's old namespace: replace it.
                     _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
+                if crec and c.command and why == "it had exited":
+                    exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
                 restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
@@ -243,6 +246,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 new.update(pid=p.pid, start=p.start)
                 if net is not None:
                     new["net"] = list(net)
+        for cid, code in exits.exit_codes(lab.name, exited).items():
+            starting[cid] = f"restarted container {cid} (it had exited with code {code})"
         if early is not None:
             done.problems += launch.await_echo(early.join(), early.specs, pods)
         if echo:

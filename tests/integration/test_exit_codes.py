@@ -92,8 +92,10 @@ pods:
     assert status.returncode == 1
     assert f"pod done container main completed (exit code 0, pid {got['done/main']['pid']})" in status.stdout
     assert f"pod fails container main exited with code 3 (pid {got['fails/main']['pid']})" in status.stdout
-    # up starts them again; the server holds the new ones in place of the old.
-    netlab("up", "-t", path)
+    # up starts them again, saying how they had exited; the server holds the new ones in place of the old.
+    up = netlab("up", "-t", path)
+    assert "restarted container fails/main (it had exited with code 3)" in up.stdout, up.stdout
+    assert "restarted container done/main (it had exited with code 0)" in up.stdout, up.stdout
     again = containers(lab)
     assert again["fails/main"]["pid"] != got["fails/main"]["pid"]
     assert wait_for(lambda: containers(lab)["fails/main"].get("exit_code") == 3, 10)

@@ -365,7 +365,7 @@ def test_on_failure_knows_how_containers_exited_before_it_started(tmp_path):
         # No resync within the test: the restarted crash, which exits at once, is seen by its pidfd, which
         # the watcher opens on the zombie (nothing else would wake it).
         watcher = Watcher(path, resync="60")
-        assert "did: restarted container crash/main (it had exited)" in watcher.lines[0], watcher.lines
+        assert "did: restarted container crash/main (it had exited with code 3)" in watcher.lines[0], watcher.lines
         watcher.wait_for_line("saw: container crash/main exited (exit 3)")  # the new one: back-off
         watcher.wait_for_line("saw: container job/main exited (exit 0); did: nothing (restartPolicy OnFailure)")
         assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
