@@ -7,6 +7,8 @@ import gc
 import importlib
 import json
 import os
+import select
+import signal
 import sys
 from typing import Any, Callable, ContextManager, Sequence, TextIO
 
@@ -57,7 +59,25 @@ class _LoadsFirst:
 
     def invoke(self, ctx: click.Context) -> Any:
         load_for(self)  # type: ignore[arg-type]  # mixed into click.Command and click.Group only
-        return super().invoke(ctx)  # type: ignore[misc]
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except BrokenPipeError:
+            if not _reader_gone():
+                raise
+            # `netlab break --list | head -1`: end quietly with the status of a program that SIGPIPE killed,
+            # as cat and ls end there (click would say 1); Python's flush at exit then writes to /dev/null.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(128 + signal.SIGPIPE) from None
+
+
+def _reader_gone() -> bool:
+    """Standard output is a pipe whose reader has closed it (the kernel flags its write end with POLLERR)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), 0)
+        return any(event & select.POLLERR for _fd, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 class Command(_LoadsFirst, click.Command):

@@ -94,3 +94,20 @@ def test_every_modules_loads_are_modules():
     for module in sorted(set(COMMANDS.values())):
         for name in getattr(importlib.import_module(module), "LOADS", ()):
             importlib.import_module(name)
+
+
+def test_a_reader_that_goes_away_ends_the_program_quietly_as_sigpipe_would():
+    """`netlab break --list | head -1`: the pipe's reader is gone before netlab writes. The program ends as
+    cat does there (128 + SIGPIPE = 141), nothing on stderr; click alone would exit 1."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: the first write fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "netlab", "break", "--list"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (141, "")
+    # An error of another pipe is not taken for it: a command's output to a reader still there is whole.
+    listing = subprocess.run([sys.executable, "-m", "netlab", "break", "--list"], capture_output=True, text=True,
+                             timeout=60)
+    assert listing.returncode == 0 and len(listing.stdout.splitlines()) > 5
