@@ -353,15 +353,15 @@ def test_on_failure_knows_how_containers_exited_before_it_started(tmp_path):
     watcher restarts the one that failed and leaves the one that completed."""
     name = unique_lab("im")
     path = write_topology(tmp_path, jobs_topology(name, 0))
-    netlab("up", "-t", path)
 
     def codes() -> dict:
         pods = json.loads(netlab("get", "pods", "--lab", name, "-o", "json").stdout)["items"]
         return {p["name"]: p["containers"][0]["exit_code"] for p in pods if p["name"] in ("job", "crash")}
 
-    wait_until(lambda: codes() == {"job": 0, "crash": 3}, 10.0)  # both gone, and reaped by init
     watcher = None
     try:
+        netlab("up", "-t", path)
+        wait_until(lambda: codes() == {"job": 0, "crash": 3}, 10.0)  # both gone, and reaped by init
         # No resync within the test: the restarted crash, which exits at once, is seen by its pidfd, which
         # the watcher opens on the zombie (nothing else would wake it).
         watcher = Watcher(path, resync="60")
