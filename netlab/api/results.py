@@ -325,6 +325,7 @@ class ContainerInfo:
     command: tuple[str, ...] | None  # None: netlab's echo server
     ports: tuple[str, ...]  # "8080/TCP"
     exit_code: int | None = None  # exited: its code (128 + signal when killed), when the kernel kept it
+    restarts: int = 0  # how often up (or up --watch) started it again
 
     @property
     def status(self) -> str:
@@ -348,11 +349,17 @@ class PodInfo:
     containers: tuple[ContainerInfo, ...]
     added: bool = False  # made by netlab, not in the topology (the cluster DNS pod kube-dns)
     namespace: str = "default"  # the pod's Kubernetes namespace (netns is its network namespace)
+    created: str | None = None  # when its network namespace was made (UTC, RFC 3339: creationTimestamp)
 
     @property
     def ready(self) -> str:
         """Running containers out of all, as kubectl's READY column: ``1/1``."""
         return f"{sum(c.state == 'running' for c in self.containers)}/{len(self.containers)}"
+
+    @property
+    def restarts(self) -> int:
+        """Its containers' restarts, together, as kubectl's RESTARTS column."""
+        return sum(c.restarts for c in self.containers)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
 from netlab.api.results import ContainerInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo, ServicePortInfo
 from netlab.errors import UsageError
+from netlab.kernel.netns import netns_path
+from netlab.kernel.processes import ns_birth
 from netlab.model.clusterdns import DNS_CONTAINER, DNS_LABELS, DNS_NAME, fqdn, is_dns_service
 from netlab.model.lab import Lab
 from netlab.model.lab import PodInfo as ModelPod
@@ -45,9 +48,9 @@ def labs() -> tuple[LabInfo, ...]:
 # --- pods ------------------------------------------------------------------------------
 
 
-def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[str, int | None, int | None]]:
-    """(pod, container) -> (state, pid, exit code), from the records ``up`` keeps, /proc, and the lab's echo
-    server.
+def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[str, int | None, int | None, int]]:
+    """(pod, container) -> (state, pid, exit code, restarts), from the records ``up`` keeps, /proc, and the
+    lab's echo server.
 
     running: the recorded process lives in the pod's network namespace; stopped:
     it is stopped by SIGSTOP/SIGTSTP; exited: it is gone (with its exit code when
@@ -56,7 +59,7 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[s
     """
     rec = state.extra.get(WORKLOAD_RECORD)
     pods: Mapping[str, Any] = rec.get("pods", {}) if isinstance(rec, dict) else {}
-    out: dict[tuple[str, str], tuple[str, int | None, int | None]] = {}
+    out: dict[tuple[str, str], tuple[str, int | None, int | None, int]] = {}
     gone: dict[str, dict[str, Any]] = {}  # command containers that exited: their records, to ask how
     for pod in lab.pods:
         prec = pods.get(pod.name)
@@ -64,12 +67,14 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[s
         for c in pod.containers:
             crec = records.get(c.name)
             st, pid = _container_state(crec, pod.netns)
-            out[(pod.name, c.name)] = (st, pid, None)
+            restarts = crec.get("restarts") if isinstance(crec, dict) else 0
+            out[(pod.name, c.name)] = (st, pid, None, restarts if isinstance(restarts, int) else 0)
             if st == "exited" and c.command and isinstance(crec, dict):
                 gone[f"{pod.name}/{c.name}"] = crec
     for cid, code in exit_codes(state.lab, gone).items():
         pod_name, cname = cid.split("/", 1)
-        out[(pod_name, cname)] = ("exited", out[(pod_name, cname)][1], code)
+        _st, pid, _code, restarts = out[(pod_name, cname)]
+        out[(pod_name, cname)] = ("exited", pid, code, restarts)
     return out
 
 
@@ -99,17 +104,26 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
             continue
         containers = []
         for c in pod.containers:
-            st, pid, code = states[(pod.name, c.name)]
+            st, pid, code, restarts = states[(pod.name, c.name)]
             served = [(p.container_port, p.protocol) for p in c.ports] or \
                 (echo_ports(pod.containers, c) if not c.command else [])
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
                                             ports=tuple(f"{port}/{protocol}" for port, protocol in served),
-                                            exit_code=code))
+                                            exit_code=code, restarts=restarts))
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
                            labels=MappingProxyType(dict(pod.labels)), containers=tuple(containers),
-                           added=is_added_pod(pod), namespace=pod.spec.namespace))
+                           added=is_added_pod(pod), namespace=pod.spec.namespace, created=_created(pod.netns)))
     return tuple(out)
+
+
+def _created(netns: str) -> str | None:
+    """When a pod's network namespace was made: the change time of its pin, whose inode the kernel made
+    then (kernel/processes.ns_birth), as RFC 3339 UTC; None when it is not there."""
+    birth = ns_birth(netns_path(netns))
+    if birth is None:
+        return None
+    return datetime.fromtimestamp(birth[2] / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def nodes(lab: Lab) -> tuple[NodeInfo, ...]:

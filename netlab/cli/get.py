@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -35,7 +37,8 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     """List the pods, nodes or Services of a running lab (NAMES: only those).
 
     \b
-    pods      NAME, READY (running containers/all), STATUS, NODE, IP; -o wide adds
+    pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
+              network namespace), NODE, IP; -o wide adds
               the Kubernetes namespace, the network namespace (NETNS), each
               container with its state, and the labels. A pod whose containers
               all exited is Completed (every exit code 0) or Error, as kubectl
@@ -81,12 +84,13 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
 
 
 def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
-    headers = ["name", "ready", "status", "node", "ip"]
+    headers = ["name", "ready", "status", "restarts", "age", "node", "ip"]
     if wide:
         headers += ["namespace", "netns", "containers", "labels"]
     rows = []
+    now = time.time()
     for p in pods:
-        row = [p.name, p.ready, _pod_status(p), p.node, p.ip]
+        row = [p.name, p.ready, _pod_status(p), str(p.restarts), age(p.created, now), p.node, p.ip]
         if wide:
             row += [p.namespace, p.netns, " ".join(_container_column(c) for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
@@ -109,6 +113,35 @@ def _container_column(c: ContainerInfo) -> str:
     """``main:running``; an exited container with its code: ``job:exited(3)``."""
     code = f"({c.exit_code})" if c.state == "exited" and c.exit_code is not None else ""
     return f"{c.name}:{c.state}{code}"
+
+
+def age(created: str | None, now: float) -> str:
+    """kubectl's AGE: how long ago ``created`` (RFC 3339 UTC) was, to two or three figures ("45s", "3m20s",
+    "12m", "5h7m", "2d3h"), as apimachinery's HumanDuration words it; "<unknown>" without a time."""
+    if created is None:
+        return "<unknown>"
+    seconds = int(now - datetime.strptime(created, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp())
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 120:
+        return f"{max(seconds, 0)}s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if minutes < 10:
+        return f"{minutes}m{seconds % 60}s" if seconds % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    years = days // 365
+    if hours < 24 * 365 * 8 and days % 365:
+        return f"{years}y{days % 365}d"
+    return f"{years}y"
 
 
 def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -47,12 +49,18 @@ def test_netlab_lab_picks_the_lab_when_several_are_up(netlab_lab, netlab_factory
 def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
     lab = ["--lab", netlab_lab.name]
     wide = netlab("get", "pods", *lab, "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "READY", "STATUS", "NODE", "IP", "NAMESPACE", "NETNS", "CONTAINERS", "LABELS"]
+    assert wide[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE", "IP", "NAMESPACE", "NETNS",
+                               "CONTAINERS", "LABELS"]
     rows = {line.split()[0]: line.split() for line in wide[1:]}
-    assert rows["web-1"][1:7] == ["1/1", "Running", "node-1", netlab_lab.pod("web-1").ip, "default",
-                                  f"{netlab_lab.name}-web-1"]
-    assert rows["web-1"][7:] == ["main:running", "app=web,tier=front"]
-    assert rows["kube-dns"][5] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
+    assert rows["web-1"][1:4] == ["1/1", "Running", "0"]
+    assert rows["web-1"][5:9] == ["node-1", netlab_lab.pod("web-1").ip, "default", f"{netlab_lab.name}-web-1"]
+    assert rows["web-1"][9:] == ["main:running", "app=web,tier=front"]
+    assert rows["kube-dns"][7] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
+    # AGE is the pod's network namespace's, as the kernel dates its pin (stat's change time).
+    made = os.stat(f"/run/netns/{netlab_lab.name}-web-1").st_ctime
+    pods = {p["name"]: p for p in json.loads(netlab("get", "pods", *lab, "-o", "json").stdout)["items"]}
+    assert pods["web-1"]["created"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made))
+    assert re.fullmatch(r"\d+(s|m|m\d+s|h|h\d+m)", rows["web-1"][4]), rows["web-1"]
     data = json.loads(netlab("get", "pods", *lab, "-l", "app=web,tier!=front", "-o", "json").stdout)
     assert [p["name"] for p in data["items"]] == ["web-2"]
     assert yaml.safe_load(netlab("get", "pods", *lab, "-l", "app=web", "-o", "yaml").stdout)["items"][0]["ip"] \

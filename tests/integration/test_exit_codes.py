@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -100,6 +101,9 @@ pods:
     assert again["fails/main"]["pid"] != got["fails/main"]["pid"]
     assert wait_for(lambda: containers(lab)["fails/main"].get("exit_code") == 3, 10)
     assert len(held_pids(server_of(lab))) == 3
+    table = netlab("get", "pods", "--lab", lab).stdout.splitlines()
+    rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", line.strip()) for line in table[1:])}
+    assert (rows["done"][2:4], rows["fails"][2:4]) == (["Completed", "1"], ["error, running", "1"]), rows
     server = server_of(lab)
     netlab("down", "--lab", lab)
     assert wait_for(lambda: not running(server) and not running(side), 10), "down left the server or a container"

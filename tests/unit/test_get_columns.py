@@ -1,0 +1,56 @@
+"""``netlab get pods``' words for a pod, as kubectl's: STATUS, RESTARTS, AGE (cli/get.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import MappingProxyType
+
+import pytest
+
+from netlab.api.results import ContainerInfo, PodInfo
+from netlab.cli.get import _container_column, _pod_status, age
+
+CREATED = "2026-12-01T11:00:00Z"
+T0 = datetime(2026, 12, 1, 11, 0, 0, tzinfo=timezone.utc).timestamp()
+H, D = 3600, 86400
+
+
+@pytest.mark.parametrize("seconds, said", [
+    (-5, "<invalid>"), (-1, "0s"), (0, "0s"), (119, "119s"), (120, "2m"), (125, "2m5s"), (599, "9m59s"),
+    (600, "10m"), (10799, "179m"), (3 * H, "3h"), (3 * H + 7 * 60 + 30, "3h7m"), (8 * H, "8h"),
+    (47 * H + 59 * 60, "47h"), (48 * H, "2d"), (49 * H, "2d1h"), (8 * D, "8d"), (729 * D, "729d"),
+    (730 * D, "2y"), (735 * D, "2y5d"), (8 * 365 * D + 3 * D, "8y"),
+])
+def test_age_is_worded_as_kubectl_words_it(seconds, said):
+    # apimachinery's HumanDuration: seconds below 2 minutes, then minutes (and seconds below 10), hours
+    # (and minutes below 8), days (and hours below 8 days), years (and days below 8 years).
+    assert age(CREATED, T0 + seconds) == said
+    assert age(None, T0) == "<unknown>"
+
+
+def container(state: str, code: int | None = None, restarts: int = 0) -> ContainerInfo:
+    return ContainerInfo(name="c", state=state, pid=1, command=("x",), ports=(), exit_code=code, restarts=restarts)
+
+
+def pod(*containers: ContainerInfo) -> PodInfo:
+    return PodInfo(name="p", node="n", ip="10.0.0.2", netns="l-p", mac="aa:bb:cc:dd:ee:ff",
+                   labels=MappingProxyType({}), containers=containers, created=CREATED)
+
+
+@pytest.mark.parametrize("states, status", [
+    ([("running", None)], "Running"),
+    ([("exited", 0), ("exited", 0)], "Completed"),
+    ([("exited", 0), ("exited", 3)], "Error"),
+    ([("exited", 137)], "Error"),
+    ([("exited", 3), ("running", None)], "error, running"),
+    ([("exited", None), ("running", None)], "exited, running"),  # a kernel that keeps no exit status
+    ([("stopped", None)], "stopped"),
+])
+def test_a_pods_status_is_kubectls_where_it_applies(states, status):
+    assert _pod_status(pod(*(container(s, c) for s, c in states))) == status
+
+
+def test_restarts_add_up_and_an_exit_code_shows_in_the_wide_column():
+    p = pod(container("exited", 3, restarts=2), container("running", restarts=1))
+    assert p.restarts == 3
+    assert [_container_column(c) for c in p.containers] == ["c:exited(3)", "c:running"]
