@@ -166,3 +166,20 @@ def test_malformed_requests_are_answered_and_the_server_stays(server):
         os.close(fd)
         child.kill()
         child.wait()
+
+
+def test_more_pidfds_than_one_message_carries_are_all_held(server):
+    """A message carries at most SCM_MAX_FD (253) descriptors: 300 containers' go in two, in order."""
+    child = subprocess.Popen(["sleep", "30"])
+    p = proc.ProcId(child.pid, proc.start_time(child.pid))
+    fds = [os.pidfd_open(child.pid) for _ in range(300)]
+    try:
+        held = launch.hold("t", [(f"p{i}/main", p, fd) for i, fd in enumerate(fds)])
+        assert held == {f"p{i}/main" for i in range(300)}
+        assert sum(os.readlink(f"/proc/{server}/fd/{n}") == "anon_inode:[pidfd]"
+                   for n in os.listdir(f"/proc/{server}/fd")) == 300
+    finally:
+        for fd in fds:
+            os.close(fd)
+        child.kill()
+        child.wait()
