@@ -276,6 +276,8 @@ def handle_control(server: EchoServer, lsock: socket.socket) -> None:
                 for fd in fds:
                     os.close(fd)
                 raise
+            if not data and not fds:
+                return  # a peer that only looked who listens here (launch.server_pid): nothing to answer
             op = req.get("op") if isinstance(req, dict) else None
             if op != "hold":
                 for fd in fds:
