@@ -90,7 +90,8 @@ def ns_birth(path: str) -> tuple[int, int, int] | None:
     lowest free number comes first), so a namespace deleted and made again
     under the same name may get its predecessor's. Its nsfs inode, though, is
     new, made when the namespace was first pinned, with that moment as its
-    change time; the pin holds it, so the time stays while the namespace does.
+    change time; the pin holds it, so the time stays while the namespace does
+    (nothing changes a namespace file's attributes).
     """
     try:
         st = os.stat(path)
