@@ -100,7 +100,7 @@ def _check_probe(lab: str, name: str, s, model, target) -> None:
         failed = not row["as_expected"]
         if (want == "fail" and not failed) or (want == "pass" and failed):
             wrong.append(f"{row['source']} -> {row['destination']} {row['protocol']}/{row['port']}: "
-                         f"want {want}, got {row['outcome']}")
+                         f"want {want}, got {row['outcome']} {row['problems']}")
     assert not wrong, f"{name}: flows not as the catalogue says:\n" + "\n".join(wrong)
     if name == "pod-mtu-too-big":
         _check_mtu(model, target)
