@@ -9,6 +9,9 @@ It is real traffic the kernel handles like any other:
 - UDP: one datagram carrying the marker, from a random source port (to port
   53 a real DNS query that carries it, see dns.py).
 
+The random port lies above the namespace's ephemeral range (61000-65535, as the
+prober's Service probes' ports), where a later kernel-chosen port never meets it.
+
 Nothing is sent from or to the host's namespace: the socket is opened inside
 the source pod or node (``setns``, open, back), addressed to a lab address.
 The reply is waited for on that same socket, for a bounded time.
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.probe.icmp import DEST_UNREACH, TIME_EXCEEDED, checksum, icmp_words
+from netlab.probe.sockets import bind_service_port
 from netlab.trace.decode import ip_text
 
 
@@ -104,7 +108,11 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
             s.close()
             raise UsageError(f"cannot send from port {sport} in {netns}: {exc.strerror}") from None
     else:
-        sport = _bind_random_port(s, rnd)
+        # Above the namespace's ephemeral range, as the prober's Service probes: a traced flow that a
+        # Service DNATs shares its reply tuple with a later direct flow from the same port to the
+        # endpoint, and conntrack would rewrite that flow's source port (probe/sockets.py).
+        bind_service_port(s)
+        sport = s.getsockname()[1]
     sent = Sent(proto, None, sport, marker, _sock=s)
     if proto == "tcp":
         err = s.connect_ex((dst, dport))
@@ -122,19 +130,6 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
     except OSError:
         pass
     return sent
-
-
-def _bind_random_port(s: socket.socket, rnd: random.SystemRandom) -> int:
-    for _ in range(50):
-        port = rnd.randrange(33000, 60000)
-        try:
-            s.bind(("0.0.0.0", port))
-            return port
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-    s.bind(("0.0.0.0", 0))
-    return s.getsockname()[1]
 
 
 def wait_reply(sent: Sent, timeout: float) -> None:

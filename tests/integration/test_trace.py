@@ -138,6 +138,13 @@ def test_trace_to_a_service_names_the_endpoint_dnat_and_reverse_translation(labs
         arrival = d["reply_hops"][-1]
         assert arrival["kind"] == "deliver" and arrival["netns"] == f"{lab}-fedora-1" and arrival["seen"]
         assert arrival["observe"]["flow"].startswith(f"{cip}:80 → 10.244.0.2:")
+        # Its source port lies above the pod's ephemeral range (the kernel's own range in the pod): a later
+        # probe's kernel-chosen port towards the endpoint never shares this DNATed flow's reply tuple, which
+        # would make conntrack rewrite that probe's port (a spurious "source port translated").
+        sport = int(arrival["observe"]["flow"].rsplit(":", 1)[1].split()[0])
+        low, high = map(int, in_netns(f"{lab}-fedora-1", "cat", "/proc/sys/net/ipv4/ip_local_port_range",
+                                      check=True).stdout.split())
+        assert sport > high and sport <= 65535, (sport, low, high)
     text = netlab("trace", "--lab", lab, "fedora-1", "svc/web").stdout  # tcp/80: the Service's own port
     assert "Service default/web: the DNAT picked endpoint fedora-" in text
     assert "conntrack reverse translation (un-DNAT)" in text
