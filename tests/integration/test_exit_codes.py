@@ -99,7 +99,8 @@ pods:
     assert "restarted container done/main (it had exited with code 0)" in up.stdout, up.stdout
     again = containers(lab)
     assert again["fails/main"]["pid"] != got["fails/main"]["pid"]
-    assert wait_for(lambda: containers(lab)["fails/main"].get("exit_code") == 3, 10)
+    assert wait_for(lambda: [(c := containers(lab))["fails/main"].get("exit_code"),
+                             c["done/main"].get("exit_code")] == [3, 0], 10), containers(lab)
     assert len(held_pids(server_of(lab))) == 3
     table = netlab("get", "pods", "--lab", lab).stdout.splitlines()
     rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", line.strip()) for line in table[1:])}
