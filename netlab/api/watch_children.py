@@ -81,7 +81,7 @@ class Children:
         pid, start = crec.get("pid"), crec.get("start")
         if not isinstance(pid, int) or any(ch.pid == pid for ch in self.by_fd.values()):
             return
-        if processes.proc_state(pid) != "Z" or processes.start_time(pid) != start:
+        if not _zombie(pid, start):
             return
         try:
             res = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)

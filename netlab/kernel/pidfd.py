@@ -30,7 +30,7 @@ SCM_MAX_FD = 253  # descriptors one message over a unix socket may carry (SCM_RI
 
 def exit_status(fd: int) -> int | None:
     """The wait status of the process behind pidfd ``fd`` once it has exited and been reaped; None while it
-    runs or is a zombie, or when the kernel does not keep it."""
+    runs or is a zombie, or when the kernel does not keep it (taskstats.exit_status words it as a code)."""
     buf = bytearray(INFO.size)
     struct.pack_into("=Q", buf, 0, PIDFD_INFO_EXIT)
     try:
@@ -39,11 +39,6 @@ def exit_status(fd: int) -> int | None:
         return None
     fields = INFO.unpack(buf)
     return fields[-1] if fields[0] & PIDFD_INFO_EXIT else None
-
-
-def exit_code(status: int) -> int:
-    """A wait status as Kubernetes reports a container's exit code: the code, or 128 + the killing signal."""
-    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
 def pid_of(fd: int) -> int | None:

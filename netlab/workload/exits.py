@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Mapping
 
-from netlab.kernel import pidfd
+from netlab.kernel import pidfd, taskstats
 from netlab.kernel import processes as proc
 from netlab.workload import launch
 from netlab.workload.tasks import proc_of
@@ -75,5 +75,5 @@ def exit_codes(lab_name: str, records: Mapping[str, dict]) -> dict[str, int]:
     for cid, (pid, start, status) in told.items():
         p = proc_of(records.get(cid) or {})
         if p is not None and (p.pid, p.start) == (pid, start):
-            out[cid] = pidfd.exit_code(status)
+            out[cid] = taskstats.exit_status(status)  # a wait status, as the kernel's exit records hold
     return out

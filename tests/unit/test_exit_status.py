@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from netlab.kernel import pidfd
+from netlab.kernel import pidfd, taskstats
 from netlab.kernel import processes as proc
 from netlab.workload import echoserver, exits, launch
 
@@ -57,7 +57,7 @@ def test_a_pidfd_tells_whoever_holds_it_how_its_process_exited():
     try:
         assert pidfd.pid_of(fd) == pid
         status = status_when_reaped(fd)
-        assert status is not None and os.WIFEXITED(status) and pidfd.exit_code(status) == 3
+        assert status is not None and os.WIFEXITED(status) and taskstats.exit_status(status) == 3
         assert pidfd.pid_of(fd) == -1  # reaped by init, not by us
     finally:
         os.close(fd)
@@ -67,7 +67,7 @@ def test_a_pidfd_tells_whoever_holds_it_how_its_process_exited():
         assert pidfd.exit_status(fd) is None  # it runs
         sleeper.kill()
         sleeper.wait()
-        assert pidfd.exit_code(status_when_reaped(fd)) == 137  # 128 + SIGKILL, as the kubelet reports it
+        assert taskstats.exit_status(status_when_reaped(fd)) == 137  # 128 + SIGKILL, as the kubelet reports it
     finally:
         os.close(fd)
 
