@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from netlab.api import lifecycle
 from netlab.api.topology import load
@@ -42,7 +42,7 @@ from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.features import default_features
 from netlab.kernel import events as kevents
-from netlab.kernel import processes
+from netlab.kernel import netns as nsmod, processes
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
@@ -114,6 +114,7 @@ class Watcher:
         self.listener: kevents.Listener | None = None
         self.file_id: tuple[int, ...] | tuple[str] | None = None
         self.retry_at: float | None = None
+        self.pending: list[str] = []  # notifications read with a repair's echo that still need one
 
     # --- restart policy ------------------------------------------------------------
 
@@ -203,19 +204,40 @@ class Watcher:
         done: lab_up.UpResult = box["done"]
         return done
 
-    def _listen(self, lab: Lab, made: Iterable[str] = ()) -> None:
+    def _listen(self, lab: Lab, made: Iterable[str] = ()) -> list[kevents.Event]:
         """Sockets in the lab's namespaces as they are now. A namespace made again (``made``) is
         another namespace: the old sockets would listen to the deleted one, and keep it alive. Else
-        the sockets stay (reopening loses what happens meanwhile) and the echo of our own changes
-        (carriers coming up a few ms after a link) is read and dropped."""
+        the sockets stay (reopening loses what happens meanwhile). Returns what the old sockets had
+        queued: mostly the echo of our own changes (carriers coming up a few ms after a link)."""
         names = [n.netns for n in lab.nodes] + [p.netns for p in lab.pods]
         if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
             time.sleep(SETTLE)
-            self.listener.drain()
-            return
+            return self.listener.drain()
+        queued: list[kevents.Event] = []
         if self.listener is not None:
+            queued = self.listener.drain()
             self.listener.close()
         self.listener = kevents.Listener(names)
+        return queued
+
+    def _relisten(self, lab: Lab, made: Sequence[str]) -> list[str]:
+        """Listen again after an apply that made the namespaces ``made``, and sort what came meanwhile.
+
+        The echo of the apply is dropped. A lab namespace deleted meanwhile is not echo: one the
+        apply made again was answered by it (returned, for the apply's line to say), one still gone
+        is kept in ``pending`` for the next round, which makes it again. (A deletion that lands
+        while a repair started by another notification reads the lab is seen by that repair.)"""
+        names = {n.netns for n in lab.nodes} | {p.netns for p in lab.pods}
+        answered: list[str] = []
+        for e in self._listen(lab, made):
+            if e.what != "namespace deleted" or e.netns not in names:
+                continue
+            line = f"{e.what} in {e.netns}"
+            if not nsmod.is_netns_mount(e.netns):
+                self.pending.append(line)
+            elif e.netns in made:
+                answered.append(line)
+        return _dedupe(answered)
 
     def _file_id(self) -> tuple[int, ...] | tuple[str] | None:
         if self.path is None:
@@ -235,7 +257,7 @@ class Watcher:
         state = load_state(self.lab_name)
         assert state is not None
         self.kids.track(state.resolved(), state)
-        self._listen(state.resolved())
+        self._relisten(state.resolved(), [])
         # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
         # machine) are the echo of our own work: read until the links have been quiet for a moment.
         assert self.listener is not None
@@ -259,11 +281,11 @@ class Watcher:
             now = self.clock()
             deadline = min(d for d in (next_resync, next_file, next_due, self.retry_at) if d is not None)
             assert self.listener is not None
-            seen, ready = self.listener.wait(deadline - now, self.kids.fds())
+            seen, ready = self.listener.wait(0 if self.pending else deadline - now, self.kids.fds())
             if self.stop:
                 break
             self.kids.read_exits()  # every wake (at least every FILE_POLL): the other exits are dropped
-            saw = _summary(seen)
+            saw, self.pending = _dedupe(self.pending + _summary(seen)), []
             for key in self.kids.reaped(ready):
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             now = self.clock()
@@ -319,11 +341,10 @@ class Watcher:
         if not drift and not restart:
             self.retry_at = None
             return next_due
-        what = "; ".join(_dedupe(saw)) or "a periodic check"
         # What the plan comparison found, when the notification alone does not say it.
         found = [line for line in _dedupe(drift + restart)
                  if not any(line.startswith(x) or x.startswith(line.split(" exited")[0] + " exited") for x in saw)]
-        what += f" ({'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})" if found else ""
+        found_words = f" ({'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})" if found else ""
         if self.retry_at is not None and self.clock() < self.retry_at:
             return next_due  # a failed repair waits for its back-off
         try:
@@ -336,14 +357,17 @@ class Watcher:
             self.repairs.restarted("repair", self.clock())
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
-            self.log(f"saw: {what}; did: repair failed: {exc}; retry in {wait:.1f}s")
+            self.log(f"saw: {'; '.join(_dedupe(saw)) or 'a periodic check'}{found_words}; did: repair failed: {exc}; "
+                     f"retry in {wait:.1f}s")
             return next_due
         self.retry_at = None
         self.repairs.forget("repair")
-        self.log(f"saw: {what}; did: {_did(done, 'nothing to change')} in {self.clock() - t0:.2f}s")
+        took = self.clock() - t0
         state = load_state(self.lab_name) or state
         self.kids.track(lab, state)
-        self._listen(lab, done.created_netns)
+        saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
+        self.log(f"saw: {'; '.join(_dedupe(saw)) or 'a periodic check'}{found_words}; "
+                 f"did: {_did(done, 'nothing to change')} in {took:.2f}s")
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -366,11 +390,12 @@ class Watcher:
         except NetlabError as exc:
             self.log(f"saw: {self.path} changed; did: apply failed: {exc}")
             return
-        self.log(f"saw: {self.path} changed; did: {_did(done, 'nothing to change')}")
         state = load_state(self.lab_name)
+        answered = []
         if state is not None:
             self.kids.track(loaded.lab, state)
-            self._listen(loaded.lab, done.created_netns)
+            answered = self._relisten(loaded.lab, done.created_netns)
+        self.log(f"saw: {'; '.join([f'{self.path} changed'] + answered)}; did: {_did(done, 'nothing to change')}")
 
     def close(self) -> None:
         if self.listener is not None:

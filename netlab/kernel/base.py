@@ -166,6 +166,7 @@ class Kernel(Protocol):
 
     # reading
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot: ...
+    def running_links(self, netns: str) -> set[str]: ...  # names of the links operationally up (IFF_RUNNING)
     # snapshot(ns, sysctls, tables) of each namespace of ``asks``, maybe side by side; ``meanwhile()`` runs
     # in this thread while other readers (if any) read. With ``digest``,
     # each namespace's entry is digest(ns, snapshot), called by the reader (maybe a forked child: what it

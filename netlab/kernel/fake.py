@@ -89,6 +89,7 @@ class FakeKernel:
         # fail(op) -> errno or None: the op fails with that errno (after the ops before it took effect)
         self.fail: Callable[[Op], int | None] = lambda op: None
         self.snapshots = 0
+        self.no_carrier: set[tuple[str, str]] = set()  # (netns, link) whose carrier never comes
 
     # --- namespaces ----------------------------------------------------------------
 
@@ -223,6 +224,17 @@ class FakeKernel:
             out.append(Route(netns=ns.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
                              table=255, proto="kernel", scope="host", type="local"))
         return out + list(ns.routes)
+
+    def running_links(self, netns: str) -> set[str]:
+        """Up, and a veth's other end up too (a veth has carrier only then); ``no_carrier`` never are."""
+        ns = self.ns[netns]
+        return {name for name, link in ns.links.items()
+                if link.up and (netns, name) not in self.no_carrier
+                and (link.peer is None or self._peer_up(link.peer))}
+
+    def _peer_up(self, peer: tuple[str, str]) -> bool:
+        other = self.ns.get(peer[0])
+        return other is not None and peer[1] in other.links and other.links[peer[1]].up
 
     def iptables_save(self, netns: str, table: str, backend: str = "") -> str:
         """As ``iptables-save -t TABLE`` prints it: a table never written shows its built-in chains."""

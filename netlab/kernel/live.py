@@ -86,6 +86,10 @@ class LiveKernel(Reading):
         table[name] = max(table.values(), default=1) + 1
         return table[name]
 
+    def running_links(self, netns: str) -> set[str]:
+        """The links of ``netns`` that are operationally up: one link dump."""
+        return {m.name for m in rtnl_parse.dump_links(self.conn(netns), netns) if m.running}
+
     def forget(self, netns: str) -> None:
         """Drop what is cached about a namespace (its links changed behind our back)."""
         self._index.pop(netns, None)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
 from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
                                 FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
-                                IFADDR, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE, IFLA_GROUP,
+                                IFADDR, IFF_RUNNING, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE, IFLA_GROUP,
                                 IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK,
                                 IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_PROTINFO, IFLA_TXQLEN,
                                 IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
@@ -41,6 +41,7 @@ class LinkMsg:
     txqlen: int | None
     data: dict = field(default_factory=dict, compare=False)  # kind-specific settings (vxlan id, port ...)
     inet_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv4.conf.<dev>.* values (INET_CONF)
+    running: bool = field(default=True, compare=False)  # IFF_RUNNING: operationally up (rtnl.py)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,8 @@ def parse_link(m: Msg) -> LinkMsg:
                    mtu=get_u32(a, IFLA_MTU), mac=get_mac(a, IFLA_ADDRESS), master=get_u32(a, IFLA_MASTER),
                    peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),
                    alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
-                   txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)))
+                   txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)),
+                   running=bool(flags & IFF_RUNNING))
 
 
 def dump_links(conn: Conn, where: str) -> list[LinkMsg]:

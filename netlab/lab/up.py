@@ -24,6 +24,7 @@ from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
+from netlab.lab import carrier
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
@@ -32,7 +33,7 @@ from netlab.plan.build import Plan, build_plan
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.repair import create_ops, ordered, repair_ops, stale_chain_ops
+from netlab.realize.repair import create_ops, links_brought_up, ordered, repair_ops, stale_chain_ops
 from netlab.realize.state import LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
 
@@ -192,6 +193,7 @@ class _Up:
         repairs = self._repairs(drifts, want)
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
         self.result.fixed += [op.describe() for op in repairs]
+        repaired = list(repairs)
         rounds = 1
         while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
             touched = sorted({op.netns for op in repairs} & set(existing))
@@ -199,11 +201,16 @@ class _Up:
             repairs = self._repairs(drifts, want)
             self.journal.apply(repairs, order=self.plan.netns)
             self.result.fixed += [op.describe() for op in repairs]
+            repaired += repairs
             rounds += 1
         if repairs:
             left = self._drift(sorted({op.netns for op in repairs}), want, state)
             if left:
                 raise ApplyFailed(f"could not converge: {left[0]}")
+        # A link a repair brought up carries traffic only once the kernel says it runs (lab/carrier.py).
+        for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
+            self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "
+                                        f"{carrier.CARRIER_WAIT:g}s): traffic through it is dropped until it is")
 
         # Namespaces the lab no longer has: last, since they cannot be brought back.
         planned = set(self.plan.netns)

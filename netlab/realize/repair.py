@@ -229,6 +229,26 @@ def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observe
     return out
 
 
+def links_brought_up(ops: Iterable[Op], veths: Iterable[Resource]) -> list[tuple[str, str]]:
+    """The (namespace, link) whose carrier comes up through ``ops``: each link made, or set up from down, and
+    the other end of its veth (``veths``: the plan's), which has carrier only while both ends are up."""
+    other: dict[tuple[str, str], tuple[str, str]] = {}
+    for v in veths:
+        if isinstance(v, Veth):
+            other[(v.netns, v.name)] = (v.peer_netns, v.peer_name)
+            other[(v.peer_netns, v.peer_name)] = (v.netns, v.name)
+    out: list[tuple[str, str]] = []
+    for op in ops:
+        r = op.res
+        if not isinstance(r, Link) or not r.up or op.verb not in ("add", "set"):
+            continue
+        if op.verb == "set" and isinstance(op.old, Link) and op.old.up:
+            continue  # it was up already: its carrier stayed
+        here = (r.netns, r.name)
+        out += [here] + ([other[here]] if here in other else [])
+    return list(dict.fromkeys(out))
+
+
 def create_ops(resources: Iterable[Resource]) -> list[Op]:
     """Everything of namespaces made in this run, in plan order (they hold nothing yet)."""
     ops: list[Op] = []

@@ -83,7 +83,8 @@ def _check(lab: str, path: str, name: str) -> None:
     assert repaired.returncode == 0, repaired.stderr
     assert "nothing to change" not in repaired.stdout, repaired.stdout  # up found the fault and repaired it
     rc, report = _probe(lab, *s.probe)
-    assert rc == 0, [(r["source"], r["destination"], r["outcome"]) for r in report["probes"] if not r["as_expected"]]
+    assert rc == 0, ([(r["source"], r["destination"], r["outcome"], r["problems"]) for r in report["probes"]
+                      if not r["as_expected"]], repaired.stdout)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout
     if name == "conntrack-stale-entry":  # up deleted the entry: the client's own port works again

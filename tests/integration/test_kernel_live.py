@@ -59,6 +59,35 @@ def test_interface_sysctls_read_from_the_link_dump_equal_proc(pair):
     assert snap.sysctls["net.ipv4.conf.nosuch.arp_ignore"] is None
 
 
+def test_running_links_are_those_ip_link_shows_running(pair):
+    """A veth set up on one side only has no carrier; both up, both run once the link watch has seen them, as
+    ``ip link`` says (operstate UP, flag LOWER_UP; running_links reads IFF_RUNNING) and as lab/carrier.py waits."""
+    from dataclasses import replace
+
+    from netlab.lab.carrier import wait_running
+
+    k, (a, b) = pair
+    veth = Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
+                peer_mac="02:00:00:00:00:0b")
+    k.apply([Op("add", replace(veth, up=False))], order=[a, b])
+    in_netns(b, "ip", "link", "set", "eth0", "up", check=True)  # the far end alone: no carrier on either
+    assert "va" not in k.running_links(a) and "eth0" not in k.running_links(b) and "lo" in k.running_links(a)
+    k.apply([Op("set", veth, old=replace(veth, up=False))], order=[a])
+    assert wait_running(k, [(a, "va"), (b, "eth0")], timeout=5.0) == []
+    for ns, name in ((a, "va"), (b, "eth0")):
+        (shown,) = ip_json("link", "show", name, netns=ns)
+        assert shown["operstate"] == "UP" and "LOWER_UP" in shown["flags"]
+        assert name in k.running_links(ns)
+    # The peer down: the carrier goes at once, the running state when the link watch runs (as it came).
+    in_netns(b, "ip", "link", "set", "eth0", "down", check=True)
+    deadline = time.monotonic() + 5.0
+    while "va" in k.running_links(a) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (shown,) = ip_json("link", "show", "va", netns=a)
+    assert shown["operstate"] in ("DOWN", "LOWERLAYERDOWN") and "NO-CARRIER" in shown["flags"]
+    assert wait_running(k, [(a, "va"), (b, "eth0")], timeout=0.1) == [(a, "va"), (b, "eth0")]  # in vain
+
+
 def test_the_tag_is_where_ip_link_does_not_show_it(pair):
     k, (a, _) = pair
     tag = k.read_tag(a)

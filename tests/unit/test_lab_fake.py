@@ -95,6 +95,53 @@ def test_a_link_that_is_only_down_is_set_up_and_its_routes_put_back(lab):
     assert [(op.verb, op.res.kind) for op in ops] == [("set", "veth-peer"), ("replace", "route"), ("replace", "route")]
 
 
+@pytest.mark.parametrize("late", [False, True])
+def test_up_waits_for_the_links_it_brought_up_to_run_and_says_which_did_not(lab, monkeypatch, late):
+    """A pod's eth0 set up again: up asks the kernel whether it and its other end (the node's bridge port) run;
+    one whose carrier does not come within the bound is named in a warning, and up still succeeds."""
+    from netlab.lab import carrier
+
+    monkeypatch.setattr(carrier, "CARRIER_WAIT", 0.05)
+    k = FakeKernel()
+    up(lab, k)
+    k.apply([Op("set", replace(link(k, "fk-a", "eth0"), up=False), old=link(k, "fk-a", "eth0"))])
+    port = k.ns["fk-a"].links["eth0"].peer
+    asked = []
+    running = k.running_links
+    monkeypatch.setattr(k, "running_links", lambda ns: asked.append(ns) or running(ns))
+    if late:
+        k.no_carrier.add(port)
+    result = up(lab, k)
+    assert set(asked) == {"fk-a", port[0]}
+    if late:
+        assert result.warnings == [f"{port[1]} in {port[0]} is up but not running yet (no carrier after 0.05s): "
+                                   "traffic through it is dropped until it is"]
+        assert asked.count(port[0]) > 1  # it asked again until the bound
+    else:
+        assert result.warnings == [] and len(asked) == 2
+    # A repair that brings no link up asks nothing.
+    asked.clear()
+    up(lab, k)
+    assert asked == []
+
+
+def test_the_links_a_repair_brings_up_are_those_made_or_set_up_from_down_with_their_veths_other_end():
+    from netlab.plan.resources import Bridge, Veth, VethPeer
+    from netlab.realize.repair import links_brought_up
+
+    veth = Veth(netns="n", name="vethA", mtu=1450, mac="aa:00:00:00:00:01", peer_netns="p", peer_name="eth0",
+                peer_mac="aa:00:00:00:00:02", master="cni0")
+    peer = VethPeer(netns="p", name="eth0", mtu=1450, mac="aa:00:00:00:00:02")
+    bridge = Bridge(netns="n", name="cni0", mtu=1450, mac="aa:00:00:00:00:03")
+    down = [replace(x, up=False) for x in (veth, peer, bridge)]
+    assert links_brought_up([Op("add", veth)], [veth]) == [("n", "vethA"), ("p", "eth0")]
+    assert links_brought_up([Op("set", peer, old=down[1])], [veth]) == [("p", "eth0"), ("n", "vethA")]
+    assert links_brought_up([Op("set", bridge, old=down[2])], [veth]) == [("n", "cni0")]
+    # Up already (another MTU, enslaved again), set down, or taken away: no carrier comes.
+    assert links_brought_up([Op("set", replace(veth, mtu=1400), old=veth), Op("set", down[0], old=veth),
+                             Op("del", veth)], [veth]) == []
+
+
 def link(k, ns, name) -> Link:
     from netlab.plan.resources import VethPeer
 

@@ -1,0 +1,43 @@
+"""Waiting for the links a repair brought up to carry traffic.
+
+A link set up is not forwarding yet. The kernel's link watch (a work item that
+needs the RTNL lock) marks it operationally up a moment after its carrier
+comes; only then does its bridge enable the port, and does the device get its
+queueing discipline (until then what is sent on it is dropped). On an idle
+machine that is a millisecond; on a busy one, with other labs holding the RTNL
+lock, it has been seen to take long enough for a ``probe`` started right after
+``up`` to find a pod cut off. ``up`` waits for it, bounded, by asking the
+kernel (``ip link`` prints the state as ``state UP`` and the flag ``RUNNING``
+in ``ip -d link``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from netlab.kernel.base import Kernel, KernelError
+
+CARRIER_WAIT = 3.0  # seconds, at most
+POLL = 0.01
+
+
+def wait_running(kernel: Kernel, links: Iterable[tuple[str, str]], timeout: float | None = None) -> list[tuple[str, str]]:
+    """Wait until every (namespace, link) is operationally up; returns those that are not by ``timeout``.
+
+    A namespace that cannot be read (deleted meanwhile) is not waited for: the next check sees it."""
+    todo = list(dict.fromkeys(links))
+    deadline = time.monotonic() + (CARRIER_WAIT if timeout is None else timeout)
+    while todo:
+        left = []
+        for ns in dict.fromkeys(ns for ns, _ in todo):
+            try:
+                running = kernel.running_links(ns)
+            except (KernelError, OSError):
+                continue
+            left += [(n, name) for n, name in todo if n == ns and name not in running]
+        todo = left
+        if not todo or time.monotonic() >= deadline:
+            break
+        time.sleep(POLL)
+    return todo
