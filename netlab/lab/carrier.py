@@ -5,10 +5,10 @@ needs the RTNL lock) marks it operationally up a moment after its carrier
 comes; only then does its bridge enable the port, and does the device get its
 queueing discipline (until then what is sent on it is dropped). On an idle
 machine that is a millisecond; on a busy one, with other labs holding the RTNL
-lock, it has been seen to take long enough for a ``probe`` started right after
-``up`` to find a pod cut off. ``up`` waits for it, bounded, by asking the
-kernel (``ip link`` prints the state as ``state UP`` and the flag ``RUNNING``
-in ``ip -d link``).
+lock, it can be much longer: the likely cause of a ``probe`` started right
+after a repairing ``up`` finding the repaired pod cut off, once in a loaded
+test run. ``up`` waits for it, bounded, asking the kernel for the flag
+IFF_RUNNING (``ip link`` prints the same state as ``state UP``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ CARRIER_WAIT = 3.0  # seconds, at most
 POLL = 0.01
 
 
-def wait_running(kernel: Kernel, links: Iterable[tuple[str, str]], timeout: float | None = None) -> list[tuple[str, str]]:
+def wait_running(kernel: Kernel, links: Iterable[tuple[str, str]],
+                 timeout: float | None = None) -> list[tuple[str, str]]:
     """Wait until every (namespace, link) is operationally up; returns those that are not by ``timeout``.
 
     A namespace that cannot be read (deleted meanwhile) is not waited for: the next check sees it."""
