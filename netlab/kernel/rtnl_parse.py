@@ -18,11 +18,11 @@ from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMAS
                                 FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
                                 IFADDR, IFF_RUNNING, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE,
                                 IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND,
-                                IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_PROTINFO, IFLA_TXQLEN,
-                                IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
-                                IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG, RTA_DST,
-                                RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTMSG,
-                                link_dump)
+                                IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_PROTINFO,
+                                IFLA_TXQLEN, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL,
+                                IFLA_VXLAN_PORT, IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG,
+                                RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
+                                RTMSG, link_dump)
 
 
 @dataclass(frozen=True)
