@@ -373,6 +373,7 @@ class NodeInfo:
     cni0: str  # the pods' gateway: cni0's address
     vtep: str | None  # flannel.1's address in vxlan mode
     pods: tuple[str, ...]
+    created: str | None = None  # when its network namespace was made (UTC, RFC 3339: creationTimestamp)
 
 
 @dataclass(frozen=True)

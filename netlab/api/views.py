@@ -118,7 +118,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
 
 
 def _created(netns: str) -> str | None:
-    """When a pod's network namespace was made: the change time of its pin, whose inode the kernel made
+    """When a pod's (or node's) network namespace was made: the change time of its pin, whose inode the kernel made
     then (kernel/processes.ns_birth), as RFC 3339 UTC; None when it is not there."""
     birth = ns_birth(netns_path(netns))
     if birth is None:
@@ -129,7 +129,7 @@ def _created(netns: str) -> str | None:
 def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
     return tuple(NodeInfo(name=n.name, ip=str(n.ip), pod_cidr=str(n.pod_cidr), netns=n.netns,
                           cni0=str(n.gateway), vtep=f"{n.vtep_ip}/32" if lab.mode == "vxlan" else None,
-                          pods=tuple(p.name for p in lab.pods_on(n.name)))
+                          pods=tuple(p.name for p in lab.pods_on(n.name)), created=_created(n.netns))
                  for n in lab.nodes)
 
 

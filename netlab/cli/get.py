@@ -38,13 +38,13 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
 
     \b
     pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
-              network namespace), NODE, IP; -o wide adds
-              the Kubernetes namespace, the network namespace (NETNS), each
-              container with its state, and the labels. A pod whose containers
-              all exited is Completed (every exit code 0) or Error, as kubectl
-              says it (on Linux 6.15 and later: the kernel keeps the code)
-    nodes     NAME, IP, POD-CIDR, PODS; -o wide adds the network namespace (NETNS),
-              cni0 and flannel.1
+              network namespace), NODE, IP; -o wide adds the Kubernetes
+              namespace, the network namespace (NETNS), each container with
+              its state, and the labels. A pod whose containers all exited is
+              Completed (every exit code 0) or Error, as kubectl says it (on
+              Linux 6.15 and later: the kernel keeps the code)
+    nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
+              adds the network namespace (NETNS), cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
               the selector and the DNS name
 
@@ -145,12 +145,13 @@ def age(created: str | None, now: float) -> str:
 
 
 def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
-    headers = ["name", "ip", "pod-cidr", "pods"]
+    headers = ["name", "ip", "pod-cidr", "pods", "age"]
     if wide:
         headers += ["netns", "cni0", "flannel.1"]
     rows = []
+    now = time.time()
     for n in nodes:
-        row = [n.name, n.ip, n.pod_cidr, str(len(n.pods))]
+        row = [n.name, n.ip, n.pod_cidr, str(len(n.pods)), age(n.created, now)]
         if wide:
             row += [n.netns, n.cni0, n.vtep or "<none: host-gw>"]
         rows.append(row)

@@ -72,6 +72,11 @@ def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
     assert sorted(web[5].split(",")) == sorted(f"{netlab_lab.pod(p).ip}:8080" for p in ("web-1", "web-2"))
     nodes = netlab("get", "nodes", *lab, "node-2", "-o", "json").stdout
     assert [n["pods"] for n in json.loads(nodes)["items"]] == [["web-2"]]
+    made = os.stat(f"/run/netns/{netlab_lab.name}-node-2").st_ctime  # a node's AGE is its namespace's too
+    assert json.loads(nodes)["items"][0]["created"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made))
+    table = netlab("get", "nodes", *lab).stdout.splitlines()
+    assert table[0].split() == ["NAME", "IP", "POD-CIDR", "PODS", "AGE"]
+    assert re.fullmatch(r"\d+(s|m|m\d+s|h|h\d+m)", table[2].split()[4]), table
     refused = netlab("get", "nodes", *lab, "-l", "app=web", check=False)
     assert refused.returncode == 2 and "carry no labels" in refused.stderr
 
