@@ -26,8 +26,8 @@ from dataclasses import replace
 from typing import Iterable
 
 from netlab.kernel.base import NftText, Op, TableText
-from netlab.plan.resources import (Address, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route, Rule,
-                                   Sysctl, Veth, VethPeer, Vxlan)
+from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route,
+                                   Rule, Sysctl, Veth, VethPeer, Vxlan)
 from netlab.realize import netfilter, nft_sync, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
@@ -231,12 +231,16 @@ def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observe
 
 def links_brought_up(ops: Iterable[Op], veths: Iterable[Resource]) -> list[tuple[str, str]]:
     """The (namespace, link) whose carrier comes up through ``ops``: each link made, or set up from down, and
-    the other end of its veth (``veths``: the plan's), which has carrier only while both ends are up."""
+    the other end of its veth (``veths``: the plan's), which has carrier only while both ends are up. A bridge
+    has carrier from its ports: one without any (a node without pods) is not waited for."""
     other: dict[tuple[str, str], tuple[str, str]] = {}
+    bridged: set[tuple[str, str]] = set()
     for v in veths:
         if isinstance(v, Veth):
             other[(v.netns, v.name)] = (v.peer_netns, v.peer_name)
             other[(v.peer_netns, v.peer_name)] = (v.netns, v.name)
+            if v.master:
+                bridged.add((v.netns, v.master))
     out: list[tuple[str, str]] = []
     for op in ops:
         r = op.res
@@ -244,6 +248,8 @@ def links_brought_up(ops: Iterable[Op], veths: Iterable[Resource]) -> list[tuple
             continue
         if op.verb == "set" and isinstance(op.old, Link) and op.old.up:
             continue  # it was up already: its carrier stayed
+        if isinstance(r, Bridge) and (r.netns, r.name) not in bridged:
+            continue  # no port: no carrier (a bridge made anew says UNKNOWN, one set up again DOWN)
         here = (r.netns, r.name)
         out += [here] + ([other[here]] if here in other else [])
     return list(dict.fromkeys(out))

@@ -137,6 +137,7 @@ def test_the_links_a_repair_brings_up_are_those_made_or_set_up_from_down_with_th
     assert links_brought_up([Op("add", veth)], [veth]) == [("n", "vethA"), ("p", "eth0")]
     assert links_brought_up([Op("set", peer, old=down[1])], [veth]) == [("p", "eth0"), ("n", "vethA")]
     assert links_brought_up([Op("set", bridge, old=down[2])], [veth]) == [("n", "cni0")]
+    assert links_brought_up([Op("set", bridge, old=down[2]), Op("add", bridge)], []) == []  # no port, no carrier
     # Up already (another MTU, enslaved again), set down, or taken away: no carrier comes.
     assert links_brought_up([Op("set", replace(veth, mtu=1400), old=veth), Op("set", down[0], old=veth),
                              Op("del", veth)], [veth]) == []
