@@ -103,6 +103,9 @@ CASES = {
                                       "different: link eth0 in {L}-fedora-1 (is a bridge, want a veth)"),
     "lo down in a pod": (lambda L: sh("ip", "-n", f"{L}-fedora-3", "link", "set", "lo", "down"),
                          "link lo in {L}-fedora-3 (down)"),
+    # Its carrier (from its ports) comes back a moment after it is set up: up waits for it (lab/carrier.py).
+    "bridge down": (lambda L: sh("ip", "-n", f"{L}-minikube-m02", "link", "set", "cni0", "down"),
+                    "link cni0 in {L}-minikube-m02 (down)"),
 }
 
 
@@ -128,6 +131,7 @@ def test_drift_is_named_and_one_up_repairs_it(lab, case):
     up = netlab("up", "-t", path, check=False)
     assert up.returncode == 0, up.stderr
     assert "nothing to change" not in up.stdout
+    assert "warning" not in up.stderr, up.stderr  # among them: every link it brought up runs (lab/carrier.py)
     after = netlab("status", "--lab", name, check=False)
     assert after.returncode == 0, after.stdout
     assert traffic_flows(name) == []
@@ -159,6 +163,21 @@ def test_a_repair_that_fails_halfway_leaves_the_lab_as_it_found_it(lab):
     assert k > 6  # every repair operation was a fault point
     assert netlab("status", "--lab", name).returncode == 0
     assert traffic_flows(name) == []
+
+
+def test_a_bridge_without_ports_set_up_again_is_not_waited_for(labs):
+    """A node without pods: its cni0 has no port, so no carrier (``ip link``: NO-CARRIER, state DOWN once set
+    down and up); up sets it up and returns without waiting for a carrier that cannot come, or warning."""
+    name = labs.name("np")
+    path, _ = labs.up(two_node_topology(name, pods_per_node=1).replace(
+        "  - {name: fedora-2, node: minikube-m02, ip: 10.244.1.3}\n", ""))
+    sh("ip", "-n", f"{name}-minikube-m02", "link", "set", "cni0", "down")
+    up = netlab("up", "-t", path, check=False)
+    assert up.returncode == 0 and "set up of link cni0" in up.stdout, up.stdout + up.stderr
+    assert "warning" not in up.stderr, up.stderr
+    (cni0,) = ip_json("link", "show", "cni0", netns=f"{name}-minikube-m02")
+    assert "UP" in cni0["flags"] and "NO-CARRIER" in cni0["flags"], cni0  # up, and still without a carrier
+    assert netlab("status", "--lab", name).returncode == 0
 
 
 def test_up_works_where_new_namespaces_start_with_fallback_tunnels(labs):
