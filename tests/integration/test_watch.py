@@ -126,6 +126,28 @@ def running(pid: int | None) -> bool:
     return pid is not None and processes.running(pid)
 
 
+def _cmdline(pid: int | str) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None  # gone
+
+
+def residents(netns: str, watcher: "Watcher") -> list[str]:
+    """The processes in a namespace (``ip netns pids``), with their command lines, but for the watcher and the
+    readers it forks: they step into each namespace for a moment whenever they read the lab (a resync)."""
+    listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
+    theirs = _cmdline(watcher.proc.pid)
+    out = []
+    for pid in listed:
+        line = _cmdline(pid)
+        if line is not None and line != theirs:
+            words = line.replace(b"\0", b" ").decode(errors="replace").strip()
+            out.append(f"{pid} {words}")
+    return out
+
+
 def wait_until(check, timeout: float, step: float = 0.01) -> float:
     """Seconds until ``check()`` held; AssertionError after ``timeout``."""
     t0 = time.monotonic()
@@ -443,8 +465,8 @@ pods:
         time.sleep(2.5)  # past a resync: still not started again, and said no more than once each
         assert container_pid(name, "n") == n and container_pid(name, "e") == e
         for pod in ("n", "e"):
-            inside = subprocess.run(["ip", "netns", "pids", f"{name}-{pod}"], capture_output=True, text=True)
-            assert inside.stdout.split() == [], f"pod {pod}'s new namespace holds {inside.stdout.split()}"
+            inside = residents(f"{name}-{pod}", watcher)
+            assert inside == [], f"pod {pod}'s new namespace holds {inside}"
             assert sum(f"stopped container {pod}/main" in x for x in watcher.lines[mark:]) == 1
         assert not any("restarted container" in x for x in watcher.lines[mark:]), "\n".join(watcher.lines)
         assert running(keep) and container_pid(name, "keep") == keep  # the server's other thread serves on
