@@ -292,7 +292,7 @@ class Watcher:
             if now >= next_file:
                 next_file = now + FILE_POLL
                 if self._file_id() != self.file_id:
-                    if load_state(self.lab_name) is None:
+                    if self._taken_down():
                         self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
                         break
                     self._file_changed()
@@ -309,14 +309,14 @@ class Watcher:
             if due and not saw:
                 saw.append("a container's back-off is over")
             state = load_state(self.lab_name)
-            if state is None:
+            if state is None or state.phase == "deleting":
                 self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
                 break
             next_resync = self.clock() + self.resync
             try:
                 next_due = self._converge(state, saw)
             except Exception as exc:  # noqa: BLE001 - a namespace vanishing mid-read, a full disk ...: logged
-                if load_state(self.lab_name) is None:
+                if self._taken_down():
                     self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
                     break
                 self.repairs.restarted("repair", self.clock())
@@ -324,6 +324,12 @@ class Watcher:
                 self.retry_at = self.clock() + wait
                 self.log(f"saw: {'; '.join(saw) or 'a periodic check'}; did: nothing, the check failed "
                          f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
+
+    def _taken_down(self) -> bool:
+        """The lab's state is gone, or a ``down`` is deleting it (it says so in the state before it deletes
+        anything, and removes the state last): what fails meanwhile is the lab going, not a fault."""
+        state = load_state(self.lab_name)
+        return state is None or state.phase == "deleting"
 
     def _converge(self, state: LabState, saw: list[str]) -> float | None:
         """Compare with the plan and repair; returns when the next held container may restart."""
