@@ -322,7 +322,7 @@ class Watcher:
                 self.repairs.restarted("repair", self.clock())
                 wait = self.repairs.wait("repair", self.clock())
                 self.retry_at = self.clock() + wait
-                self.log(f"saw: {'; '.join(saw) or 'a periodic check'}; did: nothing, the check failed "
+                self.log(f"saw: {_saw(saw)}; did: nothing, the check failed "
                          f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
 
     def _taken_down(self) -> bool:
@@ -363,8 +363,7 @@ class Watcher:
             self.repairs.restarted("repair", self.clock())
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
-            self.log(f"saw: {'; '.join(_dedupe(saw)) or 'a periodic check'}{found_words}; did: repair failed: {exc}; "
-                     f"retry in {wait:.1f}s")
+            self.log(f"saw: {_saw(saw)}{found_words}; did: repair failed: {exc}; retry in {wait:.1f}s")
             return next_due
         self.retry_at = None
         self.repairs.forget("repair")
@@ -372,8 +371,7 @@ class Watcher:
         state = load_state(self.lab_name) or state
         self.kids.track(lab, state)
         saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
-        self.log(f"saw: {'; '.join(_dedupe(saw)) or 'a periodic check'}{found_words}; "
-                 f"did: {_did(done, 'nothing to change')} in {took:.2f}s")
+        self.log(f"saw: {_saw(saw)}{found_words}; did: {_did(done, 'nothing to change')} in {took:.2f}s")
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -416,6 +414,11 @@ def _alive(crec: dict[str, Any]) -> bool:
         return processes.alive(processes.ProcId(int(crec["pid"]), int(crec["start"])))
     except (KeyError, TypeError, ValueError):
         return False
+
+
+def _saw(saw: list[str]) -> str:
+    """What a line says it saw: the notifications, once each, or the timer's resync."""
+    return "; ".join(_dedupe(saw)) or "a periodic check"
 
 
 def _summary(events: list[kevents.Event]) -> list[str]:
