@@ -30,7 +30,7 @@ RTM_NEWRULE, RTM_DELRULE, RTM_GETRULE = 32, 33, 34
 
 AF_UNSPEC, AF_INET, AF_BRIDGE = 0, socket.AF_INET, 7
 IFF_UP, IFF_LOOPBACK = 0x1, 0x8
-# IFF_RUNNING: operationally up (RFC 2863 operstate UP), which the kernel's link watch sets a
+# IFF_RUNNING: operationally up (RFC 2863 operstate UP, or UNKNOWN), which the kernel's link watch sets a
 # moment after the carrier comes: only then does a bridge forward through the port and the
 # device get its queueing discipline (before, everything sent on it is dropped).
 IFF_RUNNING = 0x40

@@ -8,7 +8,9 @@ machine that is a millisecond; on a busy one, with other labs holding the RTNL
 lock, it can be much longer: the likely cause of a ``probe`` started right
 after a repairing ``up`` finding the repaired pod cut off, once in a loaded
 test run. ``up`` waits for it, bounded, asking the kernel for the flag
-IFF_RUNNING (``ip link`` prints the same state as ``state UP``).
+IFF_RUNNING: operstate UP, or UNKNOWN for a device that reports none (``lo``,
+a VXLAN device, a bridge that never had a port), as ``ip link`` prints after
+``state``.
 """
 
 from __future__ import annotations
