@@ -126,25 +126,16 @@ def running(pid: int | None) -> bool:
     return pid is not None and processes.running(pid)
 
 
-def _cmdline(pid: int | str) -> bytes | None:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return fh.read()
-    except OSError:
-        return None  # gone
-
-
 def residents(netns: str, watcher: "Watcher") -> list[str]:
     """The processes in a namespace (``ip netns pids``), with their command lines, but for the watcher and the
     readers it forks: they step into each namespace for a moment whenever they read the lab (a resync)."""
     listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
-    theirs = _cmdline(watcher.proc.pid)
+    theirs = processes.cmdline(watcher.proc.pid)
     out = []
     for pid in listed:
-        line = _cmdline(pid)
-        if line is not None and line != theirs:
-            words = line.replace(b"\0", b" ").decode(errors="replace").strip()
-            out.append(f"{pid} {words}")
+        argv = processes.cmdline(int(pid))  # [] once it is gone
+        if argv and argv != theirs:
+            out.append(f"{pid} {' '.join(argv)}")
     return out
 
 
