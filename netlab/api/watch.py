@@ -227,9 +227,11 @@ class Watcher:
         apply made again was answered by it (returned, for the apply's line to say), one still gone
         is kept in ``pending`` for the next round, which makes it again. (A deletion that lands
         while a repair started by another notification reads the lab is seen by that repair.)"""
-        names = {n.netns for n in lab.nodes} | {p.netns for p in lab.pods}
+        queued = self._listen(lab, made)
+        assert self.listener is not None
+        names = set(self.listener.namespaces)  # the lab's, as listened to now
         answered: list[str] = []
-        for e in self._listen(lab, made):
+        for e in queued:
             if e.what != "namespace deleted" or e.netns not in names:
                 continue
             line = f"{e.what} in {e.netns}"
@@ -399,7 +401,7 @@ class Watcher:
         if state is not None:
             self.kids.track(loaded.lab, state)
             answered = self._relisten(loaded.lab, done.created_netns)
-        self.log(f"saw: {'; '.join([f'{self.path} changed'] + answered)}; did: {_did(done, 'nothing to change')}")
+        self.log(f"saw: {_saw([f'{self.path} changed', *answered])}; did: {_did(done, 'nothing to change')}")
 
     def close(self) -> None:
         if self.listener is not None:
