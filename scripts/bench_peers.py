@@ -46,6 +46,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import bench_probe  # noqa: E402
+import bytecode  # noqa: E402
 from netlab.probe import neighbours as nb  # noqa: E402
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Mininet's Python package is a Debian one, beside this interpreter
@@ -135,9 +136,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_peers: needs root (it builds labs)", file=sys.stderr)
         return 3
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        print("note: PYTHONDONTWRITEBYTECODE is set: every CLI run compiles netlab again (unset it to time what "
-              "a user's second run costs)")
+    bytecode.compile_netlab()  # as setup.sh leaves it
     tmp = tempfile.mkdtemp(prefix="netlab-peers-")
     try:
         mn = [mininet_round(args.hosts) for _ in range(args.rounds)]

@@ -38,6 +38,8 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import bytecode  # noqa: E402 - scripts/bytecode.py, beside this file
+
 from netlab.kernel import netlink, rtnl  # noqa: E402
 from netlab.kernel.child import run_in_child  # noqa: E402
 from netlab.kernel.netns import CLONE_NEWNET, netns_path, setns  # noqa: E402
@@ -297,6 +299,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_probe: needs root (it builds labs)", file=sys.stderr)
         return 3
+    bytecode.compile_netlab()  # the CLI as setup.sh leaves it
     tmp = tempfile.mkdtemp(prefix="netlab-bench-")
     budget = nb.probe_budget()
     print(f"neighbour table: gc_thresh = {nb.read_thresholds()}, entries now {nb.table_stats().entries}, "

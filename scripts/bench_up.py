@@ -43,6 +43,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import bytecode  # noqa: E402 - scripts/bytecode.py, beside this file
+
 NETLAB = [sys.executable, "-m", "netlab"]
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
 
@@ -236,9 +238,7 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_up.py needs root")
-    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
-        print("note: PYTHONDONTWRITEBYTECODE is set: every CLI run compiles netlab again (unset it to time what "
-              "a user's second run costs)")
+    bytecode.compile_netlab()  # as setup.sh leaves it
     with tempfile.TemporaryDirectory() as tmp:
         for pods in args.pods:
             base_up, base_down = bench_ip_batch(args.prefix, pods)

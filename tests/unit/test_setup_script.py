@@ -1,18 +1,22 @@
-"""scripts/setup.sh refuses a Python older than 3.11 in one clear line, before it installs anything.
+"""scripts/setup.sh refuses a Python older than 3.11 in one clear line, before it installs anything, and
+leaves netlab byte-compiled.
 
 The README's first command runs it on a fresh machine; Ubuntu 22.04's python3 is 3.10, and netlab needs
-3.11 (NETLAB_PYTHON names another). Its full run is CI's first step (.ci/run), not repeated here.
+3.11 (NETLAB_PYTHON names another). Its full run is CI's first step (.ci/run), not repeated here: what it
+left is checked.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-SETUP = Path(__file__).resolve().parents[2] / "scripts" / "setup.sh"
+ROOT = Path(__file__).resolve().parents[2]
+SETUP = ROOT / "scripts" / "setup.sh"
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="setup.sh runs as root")
 
@@ -42,3 +46,14 @@ def test_a_python_too_old_is_refused_before_anything_is_installed(tmp_path, vers
         f"setup.sh: netlab needs Python 3.11 or newer with its venv module; {python} is {said}.",
         "setup.sh: install one (Ubuntu 22.04: apt-get install python3.11 python3.11-venv), then "
         "sudo NETLAB_PYTHON=/usr/bin/python3.11 ./scripts/setup.sh"]
+
+
+def test_setup_left_every_netlab_module_byte_compiled():
+    """An editable install leaves netlab as source; where nothing may write bytecode (PYTHONDONTWRITEBYTECODE,
+    as in this CI; a read-only checkout) each command would compile every module it loads, ~0.1 s of every
+    run. setup.sh compiles them. (Where bytecode is written, a module some earlier test imported has it
+    anyway; this fails for a module setup did not compile only where it is not.)"""
+    modules = sorted((ROOT / "netlab").rglob("*.py"))
+    missing = [str(m.relative_to(ROOT)) for m in modules if not os.path.exists(importlib.util.cache_from_source(m))]
+    assert len(modules) > 100 and not missing, f"no bytecode for {missing[:5]} (of {len(missing)}): run " \
+                                                "./scripts/setup.sh again"
