@@ -91,7 +91,7 @@ fi
 # An editable install leaves netlab's modules as source; each command would compile those it loads
 # where nothing may write their bytecode (PYTHONDONTWRITEBYTECODE set, a read-only checkout): ~0.1 s of
 # every `netlab` run here. Compiled once now; Python compiles again only a module edited since.
-"$venv/bin/python" -m compileall -q -j 0 "$here/netlab" >/dev/null
+"$venv/bin/python" -m compileall -q "$here/netlab" >/dev/null
 "$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/netlab
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/kube-netlab
