@@ -50,9 +50,10 @@ def test_a_python_too_old_is_refused_before_anything_is_installed(tmp_path, vers
 
 def test_setup_left_every_netlab_module_byte_compiled():
     """An editable install leaves netlab as source; where nothing may write bytecode (PYTHONDONTWRITEBYTECODE,
-    as in this CI; a read-only checkout) each command would compile every module it loads, ~0.1 s of every
-    run. setup.sh compiles them. (Where bytecode is written, a module some earlier test imported has it
-    anyway; this fails for a module setup did not compile only where it is not.)"""
+    set where these tests were written; a read-only checkout) each command would compile every module it
+    loads, ~0.1 s of every run. setup.sh compiles them (a module edited since is compiled again by Python).
+    Where Python writes bytecode itself, the modules earlier tests imported have it anyway and this may pass
+    without setup's step; where it does not, it fails without it."""
     modules = sorted((ROOT / "netlab").rglob("*.py"))
     missing = [str(m.relative_to(ROOT)) for m in modules if not os.path.exists(importlib.util.cache_from_source(m))]
     assert len(modules) > 100 and not missing, f"no bytecode for {missing[:5]} (of {len(missing)}): run " \
