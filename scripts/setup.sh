@@ -90,8 +90,10 @@ fi
 "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$here"
 # An editable install leaves netlab's modules as source; each command would compile those it loads
 # where nothing may write their bytecode (PYTHONDONTWRITEBYTECODE set, a read-only checkout): ~0.1 s of
-# every `netlab` run here. Compiled once now; Python compiles again only a module edited since.
-"$venv/bin/python" -m compileall -q "$here/netlab" >/dev/null
+# every `netlab` run here. Compiled once now; Python compiles again only a module edited since. Only
+# time is at stake: a checkout that takes no bytecode is said in a line, and setup goes on.
+"$venv/bin/python" -m compileall -q "$here/netlab" >/dev/null 2>&1 ||
+  echo "setup.sh: could not byte-compile $here/netlab; each netlab command compiles what it loads" >&2
 "$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/netlab
 ln -sf "$here/.venv/bin/netlab" /usr/local/bin/kube-netlab
