@@ -294,8 +294,8 @@ class Watcher:
             if now >= next_file:
                 next_file = now + FILE_POLL
                 if self._file_id() != self.file_id:
-                    if self._taken_down():
-                        self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                    if self._live_state() is None:
+                        self._say_taken_down()
                         break
                     self._file_changed()
                     continue
@@ -310,16 +310,16 @@ class Watcher:
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             if due and not saw:
                 saw.append("a container's back-off is over")
-            state = load_state(self.lab_name)
-            if state is None or state.phase == "deleting":
-                self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+            state = self._live_state()
+            if state is None:
+                self._say_taken_down()
                 break
             next_resync = self.clock() + self.resync
             try:
                 next_due = self._converge(state, saw)
             except Exception as exc:  # noqa: BLE001 - a namespace vanishing mid-read, a full disk ...: logged
-                if self._taken_down():
-                    self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+                if self._live_state() is None:
+                    self._say_taken_down()
                     break
                 self.repairs.restarted("repair", self.clock())
                 wait = self.repairs.wait("repair", self.clock())
@@ -327,11 +327,15 @@ class Watcher:
                 self.log(f"saw: {_saw(saw)}; did: nothing, the check failed "
                          f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
 
-    def _taken_down(self) -> bool:
-        """The lab's state is gone, or a ``down`` is deleting it (it says so in the state before it deletes
-        anything, and removes the state last): what fails meanwhile is the lab going, not a fault."""
+    def _live_state(self) -> LabState | None:
+        """The lab's state; None once it is gone, or while a ``down`` is deleting the lab (it says so in the
+        state before it deletes anything, and removes the state last): what fails then is the lab going, not
+        a fault."""
         state = load_state(self.lab_name)
-        return state is None or state.phase == "deleting"
+        return None if state is None or state.phase == "deleting" else state
+
+    def _say_taken_down(self) -> None:
+        self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
 
     def _converge(self, state: LabState, saw: list[str]) -> float | None:
         """Compare with the plan and repair; returns when the next held container may restart."""
@@ -358,7 +362,7 @@ class Watcher:
         try:
             done = self._apply(lab, state.source, doctor=False)
         except lab_up.LabGone:
-            self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
+            self._say_taken_down()
             self.stop = True
             return None
         except NetlabError as exc:
