@@ -25,7 +25,6 @@ and read them as one string, ``netlab:<lab hash>:<run hash>``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import errno
 import os
@@ -52,7 +51,9 @@ SYSCTL_ROOT = "/proc/sys"
 TAG_PREFIX = "netlab:"
 TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag")  # (lab hash, run hash)
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library as this process already has it (setns, unshare, mount, umount2): looking it up by name
+# (ctypes.util.find_library) would run ldconfig at every import.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _check(ret: int, what: str, path: str = "") -> None:
