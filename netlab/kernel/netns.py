@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady
+from netlab.kernel import testhooks
 from netlab.model.naming import check_netns
 
 NETNS_DIR = "/run/netns"
@@ -50,6 +51,11 @@ MNT_DETACH = 2
 SYSCTL_ROOT = "/proc/sys"
 TAG_PREFIX = "netlab:"
 TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag")  # (lab hash, run hash)
+# A kernel without IPv6 (booted with ipv6.disable=1, or built without it) has no net/ipv6 folder under
+# /proc/sys, in any namespace. IPv6 is then off everywhere, which is all a lab asks of it (plan/sysctls.py:
+# disable_ipv6 = 1): there such a key reads as "1", and writing "1" to it does nothing. Every other key of
+# the folder stays absent (None when read; writing it raises FileNotFoundError).
+IPV6_DIR = SYSCTL_ROOT + "/net/ipv6"
 
 # The C library as this process already has it (setns, unshare, mount, umount2): looking it up by name
 # (ctypes.util.find_library) would run ldconfig at every import.
@@ -230,6 +236,9 @@ def sysctl_path(key: str) -> str:
 def write_sysctl_here(key: str, value: str) -> None:
     """Write a sysctl of the calling thread's namespace (plain system calls: a status of a big
     lab reads and writes thousands of them)."""
+    if key.startswith("net.ipv6."):  # the walk knows a kernel without IPv6 (IPV6_DIR)
+        write_sysctls_here([(key, value)])
+        return
     fd = os.open(sysctl_path(key), os.O_WRONLY | os.O_CLOEXEC)
     try:
         os.write(fd, value.encode())
@@ -239,6 +248,8 @@ def write_sysctl_here(key: str, value: str) -> None:
 
 def read_sysctl_here(key: str) -> str | None:
     """A sysctl of the calling thread's namespace; None when it does not exist (no such interface)."""
+    if key.startswith("net.ipv6."):  # the walk knows a kernel without IPv6 (IPV6_DIR)
+        return read_sysctls_here([key])[key]
     try:
         fd = os.open(sysctl_path(key), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -275,7 +286,9 @@ class _SysctlDirs:
         if path not in self.dirs:
             parent, _, name = path.rpartition("/")
             try:
-                if path == SYSCTL_ROOT:
+                if path == IPV6_DIR and testhooks.NO_IPV6:
+                    self.dirs[path] = None  # as the kernel of a host without IPv6 shows it
+                elif path == SYSCTL_ROOT:
                     self.dirs[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 else:
                     base = self._dir(parent)
@@ -296,6 +309,10 @@ class _SysctlDirs:
         except FileNotFoundError:
             return None
 
+    def ipv6_off_by_kernel(self, key: str) -> bool:
+        """``key`` is a ``disable_ipv6`` of a kernel without IPv6 (IPV6_DIR): off, and nothing to write."""
+        return key.startswith("net.ipv6.conf.") and key.endswith(".disable_ipv6") and self._dir(IPV6_DIR) is None
+
 
 def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:
     """Sysctls of the calling thread's namespace (None where one does not exist), read together."""
@@ -304,7 +321,7 @@ def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:
         for key in keys:
             fd = dirs.open(key, os.O_RDONLY)
             if fd is None:
-                out[key] = None
+                out[key] = "1" if dirs.ipv6_off_by_kernel(key) else None
                 continue
             try:
                 out[key] = os.read(fd, 4096).decode().strip()
@@ -318,6 +335,8 @@ def write_sysctls_here(items: Sequence[tuple[str, str]]) -> None:
     with _SysctlDirs() as dirs:
         for key, value in items:
             fd = dirs.open(key, os.O_WRONLY)
+            if fd is None and value == "1" and dirs.ipv6_off_by_kernel(key):
+                continue
             if fd is None:
                 raise FileNotFoundError(errno.ENOENT, "no such sysctl", sysctl_path(key))
             try:

@@ -19,6 +19,11 @@ when this module is imported, never inside a loop; all are off unless set.
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the
     sit/ipip modules loaded gives every new namespace its fallback tunnels
     (this machine cannot load those modules);
+``NETLAB_TEST_NO_IPV6=1``
+    netlab's sysctl reads and writes find no ``net/ipv6`` folder under
+    ``/proc/sys``, as on a kernel booted with ``ipv6.disable=1`` (kernel/netns.py,
+    IPV6_DIR); the namespaces themselves still have IPv6 (on, since nothing
+    turns it off), which no IPv4 dump or probe of the lab sees;
 ``NETLAB_TEST_READ_SHARE=k``
     a process that reads many namespaces (``status``) starts a forked reader
     per core once there are k namespaces a reader (64 otherwise): a small
@@ -47,6 +52,7 @@ FAULT_POINT = _env.get("NETLAB_FAULT_POINT", "")
 FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
 READ_SHARE = _int("NETLAB_TEST_READ_SHARE") or None
+NO_IPV6 = _env.get("NETLAB_TEST_NO_IPV6") == "1"
 
 
 def add_fallback_links(conn) -> None:
