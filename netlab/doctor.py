@@ -20,7 +20,8 @@ what a lab needs. Each check ends in one of:
 ``info``
     a fact worth knowing that needs no fix: the links a new namespace is born
     with (``sit0``, ``tunl0``... when tunnel modules are loaded and
-    ``net.core.fb_tunnels_only_for_init_net=0``); netlab works there.
+    ``net.core.fb_tunnels_only_for_init_net=0``), whether the kernel has IPv6;
+    netlab works there.
 
 What a lab needs is read from its plan: veth and bridge always, vxlan for a
 ``vxlan`` overlay, br_netfilter for the plan's ``net.bridge.*`` sysctl,
@@ -50,7 +51,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features, pidfd, taskstats
+from netlab.kernel import features, pidfd, taskstats, testhooks
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
@@ -66,7 +67,7 @@ LOW_FREE = 16 << 20  # below this: warn
 KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
-HOST = ("neighbours", "fallback-tunnels", "taskstats", "exit-status", "state-dir", "state-space")
+HOST = ("neighbours", "fallback-tunnels", "ipv6", "taskstats", "exit-status", "state-dir", "state-space")
 CHECKS = KERNEL + TOOLS + CNI + HOST
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
 ALWAYS = {"netns", "veth", "bridge", "state-dir"}
@@ -74,12 +75,12 @@ ALWAYS = {"netns", "veth", "bridge", "state-dir"}
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
                        "dnsmasq", "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
-ADVISORY = {"neighbours", "fallback-tunnels", "taskstats", "exit-status", "state-space", "htb", "tcpdump"}
+ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "taskstats", "exit-status", "state-space", "htb", "tcpdump"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
-          "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels",
+          "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",
           "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
           "state-dir": "host state directory", "state-space": "host state free space"}
 PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
@@ -345,6 +346,14 @@ def _fallback_tunnels(probe: features.KernelProbe) -> Check:
                  f"loaded and net.core.fb_tunnels_only_for_init_net={setting}); netlab leaves them alone")
 
 
+def _ipv6() -> Check:
+    """Whether the kernel has IPv6 (the host's /proc/sys is only read): the lab's namespaces have none either way."""
+    if os.path.isdir(nsmod.IPV6_DIR) and not testhooks.NO_IPV6:
+        return Check("ipv6", INFO, "in this kernel; netlab turns it off in every lab namespace (disable_ipv6 = 1)")
+    return Check("ipv6", INFO, "not in this kernel (booted with ipv6.disable=1, or built without it): lab namespaces "
+                 "have none, as netlab wants them")
+
+
 def _state_dir(path: str, needed: bool) -> tuple[Check, Check]:
     """Permissions (root-only, not a symlink, writable) and free space of the state directory."""
     d = features.directory(path)
@@ -452,6 +461,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         out["neighbours"] = _neighbours(lab)
     if "fallback-tunnels" in only:
         out["fallback-tunnels"] = _fallback_tunnels(probe)
+    if "ipv6" in only:
+        out["ipv6"] = _ipv6()
     if "taskstats" in only:
         out["taskstats"] = _taskstats()
     if "exit-status" in only:

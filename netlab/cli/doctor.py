@@ -31,13 +31,14 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             /usr/lib/cni), each found and asked VERSION as libcni asks
     host    neighbour-table limits (gc_thresh1/2/3) against the lab's size,
             the entries the table holds now and which probe holds the
-            machine's probing turn, links
-            a new namespace is born with (fallback tunnels), the kernel's
-            taskstats (how `up --watch` learns the exit status of containers
-            it did not start), whether a pidfd keeps its process's exit
-            status (Linux 6.15: how command containers exited), the state
-            directory (NETLAB_STATE_DIR, default /run/netlab): root-only, not a
-            symlink, writable, free space
+            machine's probing turn, links a new namespace is born with
+            (fallback tunnels), whether the kernel has IPv6 (lab namespaces
+            have it off either way), the kernel's taskstats (how `up --watch`
+            learns the exit status of containers it did not start), whether
+            a pidfd keeps its process's exit status (Linux 6.15: how command
+            containers exited), the state directory (NETLAB_STATE_DIR,
+            default /run/netlab): root-only, not a symlink, writable, free
+            space
 
     Each line is ok, warn (missing, but not needed), FAIL (missing and needed,
     with the fix) or info. Exit 0 when nothing needed is missing, 3 otherwise.

@@ -74,6 +74,9 @@ def test_doctor_on_this_machine():
     born_with = subprocess.run(["unshare", "-n", "ip", "-o", "link"], capture_output=True, text=True).stdout
     if len(born_with.splitlines()) == 1:
         assert lines["host fallback tunnels"][0] == "info  host fallback tunnels: a new namespace holds only lo"
+    # IPv6: the kernel has it when /proc/sys has net/ipv6; lab namespaces have it off either way.
+    assert lines["host IPv6"]["detail"].startswith("in this kernel" if os.path.isdir("/proc/sys/net/ipv6")
+                                                   else "not in this kernel")
     thresholds = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}").read_text().strip() for i in (1, 2, 3)]
     assert f"gc_thresh1/2/3 = {'/'.join(thresholds)} " in lines["host neighbour table"]["detail"]
     assert lines["host state directory"]["detail"].startswith(STATE_ROOT)

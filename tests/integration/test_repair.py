@@ -202,6 +202,8 @@ def test_up_works_on_a_kernel_without_ipv6(labs):
     here): IPv6 is off there already, which is all the lab asks, so up, status and a repair go as anywhere."""
     name = labs.name("v6")
     env = {"NETLAB_TEST_NO_IPV6": "1"}
+    doctor = netlab("doctor", env=env)
+    assert "info  host IPv6: not in this kernel (booted with ipv6.disable=1" in doctor.stdout, doctor.stdout
     path, _ = labs.up(two_node_topology(name, pods_per_node=1), env=env)
     pod = f"{name}-fedora-1"
     # The kernel's view: netlab wrote no disable_ipv6 (this kernel has IPv6, so it stays on under the hook).

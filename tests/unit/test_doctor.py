@@ -74,6 +74,8 @@ class Machine:
                                      1 << 30, False)
         self.br_netfilter = tmp_path / "bridge"
         self.br_netfilter.mkdir()
+        self.ipv6 = tmp_path / "ipv6"  # /proc/sys/net/ipv6: the kernel has IPv6 (rmdir: booted without it)
+        self.ipv6.mkdir()
         self.probes: list[tuple[set[str], dict]] = []
         self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
 
@@ -118,6 +120,7 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(turns, "holder", lambda: m.prober)
     monkeypatch.setattr(taskstats, "available", lambda: m.taskstats)
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
+    monkeypatch.setattr(nsmod, "IPV6_DIR", str(m.ipv6))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
     monkeypatch.delenv(doctor.MISSING_HOOK, raising=False)
@@ -179,6 +182,8 @@ def test_all_present_every_line_ok(machine):
     lines = by_name(checks)
     assert lines["iptables-restore"].line() == "ok    tool iptables-restore: /usr/sbin/iptables-restore, v1.8.9, nft backend"
     assert lines["fallback-tunnels"].line() == "info  host fallback tunnels: a new namespace holds only lo"
+    assert lines["ipv6"].line() == ("info  host IPv6: in this kernel; netlab turns it off in every lab namespace "
+                                    "(disable_ipv6 = 1)")
     # One visit to a throwaway namespace for every kernel feature, with iptables-restore --version run there too.
     # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load).
     assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
@@ -303,6 +308,16 @@ def test_taskstats_is_advice_for_the_watcher(machine):
     assert "restartPolicy OnFailure restarts them whatever their exit status" in check.detail
     assert not [c for c in checks if c.status == doctor.FAIL]  # up and doctor go on without it
     doctor.require_for(DEFAULT)  # up is never stopped for it
+
+
+def test_a_kernel_without_ipv6_is_information(machine):
+    machine.ipv6.rmdir()
+    checks = doctor.report(DEFAULT, for_this_lab=False)
+    check = by_name(checks)["ipv6"]
+    assert check.line() == ("info  host IPv6: not in this kernel (booted with ipv6.disable=1, or built without it): "
+                            "lab namespaces have none, as netlab wants them")
+    assert not [c for c in checks if c.status in (doctor.FAIL, doctor.WARN)]
+    doctor.require_for(DEFAULT)  # up goes on: nothing to fix
 
 
 def test_fallback_tunnels_are_information(machine):
