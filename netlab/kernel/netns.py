@@ -357,7 +357,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
 
     Raises FileExistsError if the name is taken (by anyone).
     """
-    from netlab.kernel import netlink, rtnl, rtnl_parse, testhooks
+    from netlab.kernel import netlink, rtnl, rtnl_parse
 
     path = netns_path(name)
     ensure_netns_dir()
@@ -367,7 +367,8 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     try:
         _check(_libc.unshare(CLONE_NEWNET), "unshare")
         try:
-            write_sysctls_here([*sysctls, *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
+            write_sysctls_here([*testhooks.inherited_devconf(), *sysctls,
+                                *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
             with netlink.Conn() as conn:
                 testhooks.add_fallback_links(conn)
                 links = rtnl_parse.dump_links(conn, name)

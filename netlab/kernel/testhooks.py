@@ -19,6 +19,12 @@ when this module is imported, never inside a loop; all are off unless set.
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the
     sit/ipip modules loaded gives every new namespace its fallback tunnels
     (this machine cannot load those modules);
+``NETLAB_TEST_HOST_DEVCONF=1``
+    every namespace netlab creates starts with the IPv4 ``all`` and
+    ``default`` settings of a host tuned for IPVS or LVS (``arp_ignore=1``,
+    ``arp_announce=2``, with ``arp_filter`` and ``rp_filter`` on), as Linux
+    copies a host's into each new namespace (this machine's are the kernel's
+    defaults, and netlab never changes the host's);
 ``NETLAB_TEST_NO_IPV6=1``
     netlab's sysctl reads and writes find no ``net/ipv6`` folder under
     ``/proc/sys``, as on a kernel booted with ``ipv6.disable=1`` (kernel/netns.py,
@@ -53,6 +59,9 @@ FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
 READ_SHARE = _int("NETLAB_TEST_READ_SHARE") or None
 NO_IPV6 = _env.get("NETLAB_TEST_NO_IPV6") == "1"
+HOST_DEVCONF = _env.get("NETLAB_TEST_HOST_DEVCONF") == "1"
+TUNED = (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1"), ("rp_filter", "1"))
+TUNED_HOST = tuple((f"net.ipv4.conf.{which}.{key}", value) for which in ("all", "default") for key, value in TUNED)
 
 
 def add_fallback_links(conn) -> None:
@@ -63,6 +72,11 @@ def add_fallback_links(conn) -> None:
 
     for index, name in enumerate(FALLBACK_NAMES, start=2):
         conn.request(f"test hook: fallback link {name}", rtnl.bridge_add(index, name, None, None, up=False))
+
+
+def inherited_devconf() -> tuple[tuple[str, str], ...]:
+    """In a namespace being created: the sysctls it would have copied from a tuned host (when asked to)."""
+    return TUNED_HOST if HOST_DEVCONF else ()
 
 
 def fault_point(name: str) -> None:

@@ -8,11 +8,11 @@ made with it, which the lab needs as it came, and owns like the rest:
 - the three default policy-routing rules (``0: lookup local``, ``32766:
   lookup main``, ``32767: lookup default``); any other rule is not the lab's;
 - the far end of every veth (a pod's ``eth0``) up, with its MAC and MTU;
-- the ARP and forwarding sysctls that silently break a lab when changed:
-  ``arp_ignore``/``arp_announce``/``arp_filter`` at their defaults (0) for
-  ``all``, ``default`` and every interface, ``rp_filter`` 0 on every interface (the
-  effective value is the larger of ``all`` and the interface's), and each
-  interface's ``forwarding`` equal to the namespace's ``ip_forward``.
+- the ARP and forwarding sysctls of every interface that silently break a
+  lab when changed: ``arp_ignore``/``arp_announce``/``arp_filter`` 0, as the
+  plan writes them for ``all`` and ``default`` (which each new link copies),
+  ``rp_filter`` 0 (the effective value is the larger of ``all`` and the
+  interface's), and ``forwarding`` equal to the namespace's ``ip_forward``.
 
 Sysctls that netlab neither sets nor guards (hundreds of them) are out of
 scope: docs/reliability.md lists what the lab owns.
@@ -48,8 +48,7 @@ def expected(plan: Plan) -> dict[str, list[Resource]]:
         items.append(Loopback(netns=ns))
         items.append(Address(netns=ns, dev="lo", address=IPv4Interface("127.0.0.1/8"), scope="host"))
         items += [Rule(netns=ns, priority=prio, table=table) for prio, table in DEFAULT_RULES]
-        sysctls = [Sysctl(netns=ns, name=f"net.ipv4.conf.{which}.{key}", value="0")
-                   for which in ("all", "default") for key in ARP_SYSCTLS]
+        sysctls: list[Sysctl] = []
         for link in [r for r in items if isinstance(r, Link) and not isinstance(r, Loopback)]:
             conf = f"net.ipv4.conf.{link.name}"
             sysctls += [Sysctl(netns=ns, name=f"{conf}.{key}", value="0") for key in (*ARP_SYSCTLS, "rp_filter")]

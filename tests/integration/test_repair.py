@@ -218,3 +218,20 @@ def test_up_works_on_a_kernel_without_ipv6(labs):
     # Where the kernel has the sysctls, status reads them: the same lab, seen without the hook, has IPv6 on.
     st = netlab("status", "--lab", name, check=False)
     assert st.returncode == 1 and f"net.ipv6.conf.all.disable_ipv6 in {pod}" in st.stdout, st.stdout
+
+
+def test_a_host_tuned_for_ipvs_leaves_the_lab_as_the_tutorial_has_it(labs):
+    """Linux copies the host's IPv4 all/default settings into every new namespace (unless
+    net.core.devconf_inherit_init_net=2): a host tuned for IPVS or LVS (arp_ignore=1, arp_announce=2) must not make
+    a lab answer ARP its way, nor status report it (a test hook gives each new namespace such a host's values)."""
+    name = labs.name("dc")
+    labs.up(two_node_topology(name, pods_per_node=1), env={"NETLAB_TEST_HOST_DEVCONF": "1"})
+    for ns in (f"{name}-fedora-1", f"{name}-minikube"):
+        for key in ("all/arp_ignore", "all/arp_announce", "all/arp_filter", "default/arp_ignore",
+                    "default/arp_announce", "default/arp_filter", "all/rp_filter", "eth0/arp_ignore",
+                    "eth0/arp_announce"):
+            value = in_netns(ns, "cat", f"/proc/sys/net/ipv4/conf/{key}").stdout.strip()
+            assert value == "0", f"{key} in {ns}: {value}"
+    st = netlab("status", "--lab", name, check=False)
+    assert st.returncode == 0, st.stdout
+    assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
