@@ -24,15 +24,14 @@ from netlab.errors import NetlabError
 from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import check_netns
-from netlab.plan.sysctls import ARP_SYSCTLS, BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, ROUTER_SYSCTLS
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, ROUTER_SYSCTLS
 from netlab.realize.state_dir import known_labs, read_state_file
 
-# Every sysctl a lab's status asks of a namespace but an interface's: the plan's by role
-# (plan/sysctls.py), the all/default ARP ones every namespace keeps (realize/expect.py), and the tag.
+# Every sysctl a lab's status asks of a namespace but an interface's, once each: the plan's by role
+# (plan/sysctls.py, the all/default ARP ones among them) and the tag.
 # tests/unit/test_readahead.py checks them against the plans of several labs.
-SYSCTLS = (*dict.fromkeys(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), BRIDGE_NF_SYSCTL[0],
-           *(f"net.ipv4.conf.{which}.{key}" for which in ("all", "default") for key in ARP_SYSCTLS),
-           *TAG_SYSCTLS)
+SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), BRIDGE_NF_SYSCTL[0],
+                               *TAG_SYSCTLS)))
 
 
 def start(lab_name: str | None, topology: str | None) -> LiveKernel:

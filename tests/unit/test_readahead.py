@@ -42,6 +42,7 @@ def test_every_sysctl_file_status_asks_is_read_ahead(name, lab):
     asked = {key for ns in want for key in asked_sysctls(want, ns)}
     files = {key for key in asked if readns._interface_sysctl(key)[0] is None}  # an interface's: its link
     assert files and files <= set(readahead.SYSCTLS), files - set(readahead.SYSCTLS)
+    assert len(set(readahead.SYSCTLS)) == len(readahead.SYSCTLS)  # each file read once
 
 
 def link(name: str, index: int, **conf: str) -> LinkMsg:
