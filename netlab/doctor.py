@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features, pidfd, taskstats, testhooks
+from netlab.kernel import features, pidfd, taskstats
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
@@ -348,7 +348,7 @@ def _fallback_tunnels(probe: features.KernelProbe) -> Check:
 
 def _ipv6() -> Check:
     """Whether the kernel has IPv6 (the host's /proc/sys is only read): the lab's namespaces have none either way."""
-    if os.path.isdir(nsmod.IPV6_DIR) and not testhooks.NO_IPV6:
+    if nsmod.kernel_has_ipv6():
         return Check("ipv6", INFO, "in this kernel; netlab turns it off in every lab namespace (disable_ipv6 = 1)")
     return Check("ipv6", INFO, "not in this kernel (booted with ipv6.disable=1, or built without it): lab namespaces "
                  "have none, as netlab wants them")

@@ -234,30 +234,18 @@ def sysctl_path(key: str) -> str:
 
 
 def write_sysctl_here(key: str, value: str) -> None:
-    """Write a sysctl of the calling thread's namespace (plain system calls: a status of a big
-    lab reads and writes thousands of them)."""
-    if key.startswith("net.ipv6."):  # the walk knows a kernel without IPv6 (IPV6_DIR)
-        write_sysctls_here([(key, value)])
-        return
-    fd = os.open(sysctl_path(key), os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
+    """Write a sysctl of the calling thread's namespace (FileNotFoundError when it does not exist)."""
+    write_sysctls_here([(key, value)])
 
 
 def read_sysctl_here(key: str) -> str | None:
     """A sysctl of the calling thread's namespace; None when it does not exist (no such interface)."""
-    if key.startswith("net.ipv6."):  # the walk knows a kernel without IPv6 (IPV6_DIR)
-        return read_sysctls_here([key])[key]
-    try:
-        fd = os.open(sysctl_path(key), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
-    try:
-        return os.read(fd, 4096).decode().strip()
-    finally:
-        os.close(fd)
+    return read_sysctls_here([key])[key]
+
+
+def kernel_has_ipv6() -> bool:
+    """Whether the kernel has IPv6 (IPV6_DIR exists; the test hook NETLAB_TEST_NO_IPV6 says it has not)."""
+    return not testhooks.NO_IPV6 and os.path.isdir(IPV6_DIR)
 
 
 class _SysctlDirs:
@@ -367,7 +355,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     try:
         _check(_libc.unshare(CLONE_NEWNET), "unshare")
         try:
-            write_sysctls_here([*testhooks.inherited_devconf(), *sysctls,
+            write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
                                 *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
             with netlink.Conn() as conn:
                 testhooks.add_fallback_links(conn)

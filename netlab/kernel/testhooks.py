@@ -59,9 +59,10 @@ FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
 READ_SHARE = _int("NETLAB_TEST_READ_SHARE") or None
 NO_IPV6 = _env.get("NETLAB_TEST_NO_IPV6") == "1"
-HOST_DEVCONF = _env.get("NETLAB_TEST_HOST_DEVCONF") == "1"
 TUNED = (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1"), ("rp_filter", "1"))
-TUNED_HOST = tuple((f"net.ipv4.conf.{which}.{key}", value) for which in ("all", "default") for key, value in TUNED)
+# The sysctls a namespace being created copies from a tuned host (when asked to), written before its own.
+INHERITED_DEVCONF = tuple((f"net.ipv4.conf.{which}.{key}", value) for which in ("all", "default")
+                          for key, value in TUNED) if _env.get("NETLAB_TEST_HOST_DEVCONF") == "1" else ()
 
 
 def add_fallback_links(conn) -> None:
@@ -72,11 +73,6 @@ def add_fallback_links(conn) -> None:
 
     for index, name in enumerate(FALLBACK_NAMES, start=2):
         conn.request(f"test hook: fallback link {name}", rtnl.bridge_add(index, name, None, None, up=False))
-
-
-def inherited_devconf() -> tuple[tuple[str, str], ...]:
-    """In a namespace being created: the sysctls it would have copied from a tuned host (when asked to)."""
-    return TUNED_HOST if HOST_DEVCONF else ()
 
 
 def fault_point(name: str) -> None:
