@@ -43,6 +43,7 @@ NETNS_DIR = "/run/netns"
 CLONE_NEWNS = 0x00020000  # a mount namespace
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUTS = 0x04000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MS_BIND = 4096
 MS_REC = 16384
 MS_SLAVE = 1 << 19
@@ -204,10 +205,11 @@ def sethostname(name: str) -> None:
     _check(_libc.sethostname(data, len(data)), "sethostname")
 
 
-def mount(source: str, target: str, fstype: str | None = None, flags: int = 0) -> None:
-    """mount(2): a bind mount (``flags=MS_BIND``), a sysfs, or a propagation change (source "none")."""
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags, None),
-           "mount", target)
+def mount(source: str, target: str, fstype: str | None = None, flags: int = 0, data: str | None = None) -> None:
+    """mount(2): a bind mount (``flags=MS_BIND``), a sysfs or tmpfs (``data``: its options), or a propagation
+    change (source "none")."""
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                       data.encode() if data is not None else None), "mount", target)
 
 
 def detach(path: str) -> None:

@@ -57,8 +57,8 @@ from netlab.workload import exits, launch
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
 from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in,
                                   task_of, why_replace)
-from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_template, remove_uts, remove_uts_many, uts_dir,
-                                 uts_hostnames, uts_path)
+from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
+                                 uts_dir, uts_hostnames, uts_path)
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -319,6 +319,8 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     the containers of the pods that go (should it not answer, it has a
     thread in their namespaces and is stopped with the rest).
 
+    When the whole lab goes, its pins go at once with their tmpfs (uts.py).
+
     Returns descriptions of processes that survived SIGKILL (none expected).
     """
     names = list(netns_names)
@@ -342,7 +344,8 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         if ids and launch.server_pid(state.lab) is not None:
             launch.ask(state.lab, {"op": "remove", "ids": ids}, len(ids))
     survivors += proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
-    remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
+    if not (everything and remove_pins_fs(state.lab)):
+        remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = _logs_by_pod(state.lab)
     for pod in sorted(doomed):
         _forget_pod(state, pod, pods.pop(pod, {}), logs)

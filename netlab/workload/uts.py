@@ -4,6 +4,14 @@ A pod's containers and ``netlab exec`` join it, so ``hostname`` prints the
 pod's name everywhere in the pod. Like ``ip netns`` keeps a network namespace,
 the namespace is pinned by bind-mounting it onto ``<state dir>/<lab>/uts/<pod>``.
 Namespace changes happen in short-lived threads, never in the caller's.
+
+The pins of a lab live on a small file system of their own, a tmpfs netlab
+mounts on the lab's ``uts`` folder (``findmnt`` shows it as ``netlab-uts``),
+so that ``down`` lets go of every pin with one lazy unmount of that tmpfs.
+Unmounting waits for an RCU grace period: one for the whole tree, instead of
+one per pin (500 pins: ~3 ms, against 80-90 ms one by one and ~50 ms eight at
+a time). Where no tmpfs can be mounted, or a lab of an older netlab has its
+pins in a plain folder, each pin is unmounted by itself, as before.
 """
 
 from __future__ import annotations
@@ -23,6 +31,64 @@ def uts_dir(lab_name: str) -> str:
 
 def uts_path(lab_name: str, pod: str) -> str:
     return os.path.join(uts_dir(lab_name), pod)
+
+
+PINS_FS = "netlab-uts"  # the tmpfs's source: what findmnt and /proc/self/mountinfo show
+# The pins are empty files (hard links of one, below), so the tmpfs needs no room: a small size keeps
+# anything else written there from taking the machine's memory.
+PINS_FS_OPTIONS = "mode=0700,size=64k"
+
+
+def _escaped(path: str) -> str:
+    """``path`` as /proc/self/mountinfo writes it (the kernel's mangle(): space, tab, newline, backslash)."""
+    return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
+            .replace("\n", "\\012"))
+
+
+def is_pins_fs(udir: str) -> bool:
+    """True when the file system mounted last on ``udir`` is the lab's tmpfs of pins (mount point, type
+    and source checked in /proc/self/mountinfo), so that unmounting it lets go of nothing but pins."""
+    try:
+        if os.stat(udir).st_dev == os.stat(os.path.dirname(udir)).st_dev:
+            return False  # not a mount point: a plain folder
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return False
+    return top_fs(lines, _escaped(os.path.realpath(udir))) == ("tmpfs", PINS_FS)
+
+
+def top_fs(mountinfo: list[str], point: str) -> tuple[str, str] | None:
+    """(type, source) of the file system mounted last on ``point`` (escaped as mountinfo has it), or None."""
+    top = None
+    for line in mountinfo:  # "<id> <parent> <dev> <root> <mount point> <options> ... - <type> <source> ..."
+        fields, _, fs = line.partition(" - ")
+        parts = fields.split(" ", 5)
+        if len(parts) > 4 and parts[4] == point:
+            kind, _, rest = fs.partition(" ")
+            top = (kind, rest.partition(" ")[0])  # a later line is mounted over an earlier one
+    return top
+
+
+def _mount_pins_fs(udir: str) -> None:
+    """The lab's tmpfs of pins on ``udir``, when it is an empty plain folder (pins of an older netlab are
+    never hidden under it). A machine where it cannot be mounted keeps its pins in the folder itself."""
+    try:
+        if os.listdir(udir) or is_pins_fs(udir):
+            return
+        nsmod.mount(PINS_FS, udir, "tmpfs", nsmod.MS_NOSUID | nsmod.MS_NODEV | nsmod.MS_NOEXEC, PINS_FS_OPTIONS)
+    except OSError:
+        pass
+
+
+def remove_pins_fs(lab_name: str) -> bool:
+    """Let go of all the lab's pins at once by a lazy unmount of its tmpfs of pins; False (nothing done)
+    when its pins are not on one. The caller has stopped the processes the pins are looked up for."""
+    udir = uts_dir(lab_name)
+    if not is_pins_fs(udir):
+        return False
+    nsmod.detach(udir)
+    return True
 
 
 def _in_thread(fn) -> object:
@@ -92,6 +158,7 @@ def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
     if not todo:
         return out
     os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
+    _mount_pins_fs(uts_dir(lab_name))
     template = os.path.join(uts_dir(lab_name), TEMPLATE)
     _make_file(template)
 

@@ -304,3 +304,44 @@ def test_a_container_that_cannot_start_is_reported_recorded_and_tried_again(labs
     # The next up tries again (and fails the same way): it never counts a failed start as running.
     again = netlab("up", "-t", path, check=False)
     assert "pod broken container missing: could not start" in again.stdout + again.stderr
+
+
+def mounts_under(path: str) -> dict[str, tuple[str, str]]:
+    """The kernel's mount table at and under ``path``: mount point -> (file system type, source)."""
+    out = {}
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            fields, _, fs = line.partition(" - ")
+            point = fields.split(" ")[4]
+            if point == path or point.startswith(path + "/"):
+                out[point] = tuple(fs.split(" ")[:2])
+    return out
+
+
+def test_the_pins_live_on_the_labs_own_tmpfs_and_go_with_it_in_one_unmount(labs):
+    lab = labs.name("wl")
+    labs.up(duo_topology(lab))
+    udir = os.path.realpath(state_path(lab, "uts"))
+    mounts = mounts_under(udir)
+    # The tmpfs first, then a namespace (nsfs) pinned on it per pod, hostname = the pod's name.
+    assert mounts.pop(udir) == ("tmpfs", "netlab-uts")
+    assert mounts == {f"{udir}/{pod}": ("nsfs", "nsfs") for pod in ("fedora-1", "fedora-2", "duo")}
+    assert netlab("exec", "--lab", lab, "duo", "--", "hostname").stdout.strip() == "duo"
+    netlab("down", "--lab", lab)
+    assert mounts_under(os.path.dirname(udir)) == {}
+    assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
+
+
+def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
+    # A lab of an older netlab keeps its pins in the folder itself; netlab never mounts over a folder
+    # that is not empty (here: the empty file the pins are links of, left there before up).
+    lab = labs.name("wl")
+    os.makedirs(state_path(lab, "uts"), mode=0o700)
+    open(state_path(lab, "uts", ".pin"), "w").close()
+    labs.up(duo_topology(lab))
+    udir = os.path.realpath(state_path(lab, "uts"))
+    assert mounts_under(udir) == {f"{udir}/{pod}": ("nsfs", "nsfs") for pod in ("fedora-1", "fedora-2", "duo")}
+    assert netlab("exec", "--lab", lab, "fedora-2", "--", "hostname").stdout.strip() == "fedora-2"
+    netlab("down", "--lab", lab)
+    assert mounts_under(os.path.dirname(udir)) == {}
+    assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))

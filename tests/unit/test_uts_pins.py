@@ -55,3 +55,26 @@ def test_the_template_goes_when_no_pin_is_left_beside_it(tmp_path, monkeypatch):
     uts.remove_template("lab")
     assert not any(tmp_path.iterdir())
     uts.remove_template("lab")  # nothing left: nothing to do
+
+
+MOUNTINFO = [
+    "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw",
+    r"801 22 0:61 / /run/netlab/my\040lab/uts rw,nosuid - tmpfs netlab-uts rw,size=64k,mode=700",
+    r"802 801 0:4 net:[4026532311] /run/netlab/my\040lab/uts/duo rw - nsfs nsfs rw",
+]
+
+
+def test_the_file_system_on_a_folder_is_read_from_mountinfo_as_the_kernel_escapes_it():
+    point = uts._escaped("/run/netlab/my lab/uts")
+    assert point == r"/run/netlab/my\040lab/uts"
+    assert uts._escaped("a\\b\tc\nd") == r"a\134b\011c\012d"
+    assert uts.top_fs(MOUNTINFO, point) == ("tmpfs", "netlab-uts")
+    assert uts.top_fs(MOUNTINFO, "/run/netlab/my lab/uts") is None  # unescaped: not the kernel's spelling
+    assert uts.top_fs(MOUNTINFO, point + "/duo") == ("nsfs", "nsfs")
+    assert uts.top_fs(MOUNTINFO, "/run/netlab") is None
+
+
+def test_the_last_file_system_mounted_on_a_folder_is_the_one_seen_there():
+    # Someone else's mount over the lab's tmpfs: unmounting the folder would take theirs, so it is not ours.
+    over = MOUNTINFO + [r"900 801 0:70 / /run/netlab/my\040lab/uts rw - tmpfs other rw"]
+    assert uts.top_fs(over, r"/run/netlab/my\040lab/uts") == ("tmpfs", "other")
