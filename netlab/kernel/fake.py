@@ -81,11 +81,13 @@ class FakeKernel:
 
     create_workers = 1  # one at a time, so that tests see one order (a test may set 2)
 
-    def __init__(self, fallback_links: Sequence[str] = ()):
+    def __init__(self, fallback_links: Sequence[str] = (), host_devconf: dict[str, str] | None = None):
         self.ns: dict[str, FNetns] = {}
         self.placeholders: set[str] = set()
         self.log: list[Op] = []
         self.fallback_links = tuple(fallback_links)
+        # sysctls every new namespace starts with, as a host copies its IPv4 all/default (none: the kernel's)
+        self.host_devconf = dict(host_devconf or {})
         # fail(op) -> errno or None: the op fails with that errno (after the ops before it took effect)
         self.fail: Callable[[Op], int | None] = lambda op: None
         self.snapshots = 0
@@ -109,9 +111,13 @@ class FakeKernel:
         for extra in self.fallback_links:
             ns.links[extra] = FLink(extra, ns.next_index, "sit", 1480, "00:00:00:00", False)
             ns.next_index += 1
+        ns.sysctls.update(self.host_devconf)
         ns.sysctls.update(dict(sysctls))
         self.ns[name] = ns
         return sorted(self.fallback_links)
+
+    def inherited_devconf(self, keys: Sequence[str]) -> dict[str, str | None]:
+        return {key: self.host_devconf.get(key) for key in keys}
 
     def delete_netns(self, name: str) -> None:
         ns = self.ns.pop(name, None)

@@ -118,6 +118,9 @@ class LiveKernel(Reading):
         self._index[name] = dict(links)
         return sorted(n for n in links if n != "lo")
 
+    def inherited_devconf(self, keys: Sequence[str]) -> dict[str, str | None]:
+        return nsmod.inherited_devconf(keys)
+
     def delete_netns(self, name: str) -> None:
         self.forget(name)
         nsmod.remove_netns(name)

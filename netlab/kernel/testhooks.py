@@ -20,11 +20,14 @@ when this module is imported, never inside a loop; all are off unless set.
     sit/ipip modules loaded gives every new namespace its fallback tunnels
     (this machine cannot load those modules);
 ``NETLAB_TEST_HOST_DEVCONF=1``
-    every namespace netlab creates starts with the IPv4 ``all`` and
-    ``default`` settings of a host tuned for IPVS or LVS (``arp_ignore=1``,
-    ``arp_announce=2``, with ``arp_filter`` and ``rp_filter`` on), as Linux
-    copies a host's into each new namespace (this machine's are the kernel's
-    defaults, and netlab never changes the host's);
+    every namespace netlab creates (and the one it looks at a host's settings
+    in) starts with the IPv4 ``all`` and ``default`` settings of a host tuned
+    for IPVS or LVS (``arp_ignore=1``, ``arp_announce=2``, with ``arp_filter``
+    and ``rp_filter`` on) that is also a Kubernetes node (kube-proxy's
+    ``route_localnet=1``) with ``proxy_arp`` on and ICMP redirects off
+    (``send_redirects=0``), as Linux copies a host's into each new namespace
+    (this machine's are the kernel's defaults, and netlab never changes the
+    host's);
 ``NETLAB_TEST_NO_IPV6=1``
     netlab's sysctl reads and writes find no ``net/ipv6`` folder under
     ``/proc/sys``, as on a kernel booted with ``ipv6.disable=1`` (kernel/netns.py,
@@ -59,7 +62,8 @@ FALLBACK_LINKS = _env.get("NETLAB_TEST_FALLBACK_LINKS") == "1"
 FALLBACK_NAMES = ("sit0", "tunl0")
 READ_SHARE = _int("NETLAB_TEST_READ_SHARE") or None
 NO_IPV6 = _env.get("NETLAB_TEST_NO_IPV6") == "1"
-TUNED = (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1"), ("rp_filter", "1"))
+TUNED = (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1"), ("rp_filter", "1"),
+         ("route_localnet", "1"), ("proxy_arp", "1"), ("send_redirects", "0"))
 # The sysctls a namespace being created copies from a tuned host (when asked to), written before its own.
 INHERITED_DEVCONF = tuple((f"net.ipv4.conf.{which}.{key}", value) for which in ("all", "default")
                           for key, value in TUNED) if _env.get("NETLAB_TEST_HOST_DEVCONF") == "1" else ()

@@ -24,7 +24,7 @@ from netlab.errors import NetlabError
 from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import check_netns
-from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, ROUTER_SYSCTLS
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, KERNEL_DEVCONF, RESTORED, ROUTER_SYSCTLS, devconf_keys
 from netlab.realize.state_dir import known_labs, read_state_file
 
 # Every sysctl a lab's status asks of a namespace but an interface's, once each: the plan's by role
@@ -40,27 +40,34 @@ def start(lab_name: str | None, topology: str | None) -> LiveKernel:
     nor without ``--lab`` when more than one lab is up."""
     kernel = LiveKernel()
     if topology is None:
-        names = saved_netns(lab_name)
+        names, restored = saved_netns(lab_name)
         if names:
-            kernel.read_ahead(names, SYSCTLS)
+            kernel.read_ahead(names, SYSCTLS + restored)
     return kernel
 
 
-def saved_netns(lab_name: str | None) -> list[str]:
-    """The namespaces the lab's state file lists (with a safe name), unvalidated; [] when anything is
-    amiss (the command then finds it, and says so)."""
+def saved_netns(lab_name: str | None) -> tuple[list[str], tuple[str, ...]]:
+    """The namespaces the lab's state file lists (with a safe name), unvalidated, and the sysctls of the
+    settings it records as set back (those of plan/sysctls.py's KERNEL_DEVCONF, and only those); nothing
+    when anything is amiss (the command then finds it, and says so)."""
     try:
         if lab_name is None:
             labs = known_labs()
             if len(labs) != 1:
-                return []
+                return [], ()
             lab_name = labs[0]
         raw = read_state_file(lab_name)  # the lab name and its directory checked as load_state's are
         saved = json.loads(raw) if raw is not None else None
     except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors
-        return []
-    names = saved.get("netns") if isinstance(saved, dict) else None  # name -> what came of it
-    return [name for name in names if _safe(name)] if isinstance(names, dict) else []
+        return [], ()
+    if not isinstance(saved, dict):
+        return [], ()
+    names = saved.get("netns")  # name -> what came of it
+    extra = saved.get("extra")
+    keys = extra.get(RESTORED) if isinstance(extra, dict) else None
+    restored = tuple(key for key in KERNEL_DEVCONF if isinstance(keys, list) and key in keys)
+    return ([name for name in names if _safe(name)] if isinstance(names, dict) else [],
+            tuple(name for key in restored for name in devconf_keys(key)))
 
 
 def _safe(name: object) -> bool:

@@ -34,6 +34,7 @@ from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.repair import create_ops, links_brought_up, ordered, repair_ops, stale_chain_ops
+from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.state import LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
 
@@ -108,6 +109,7 @@ class _Up:
             if fresh:
                 forget(self.lab.name)  # nothing was made: leave no trace either
             raise
+        self._restore_host_settings(state, creating=bool(to_create))
         # Write-ahead: the state names every namespace before it can exist.
         state.netns.update({n: "intent" for n in to_create})
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -128,6 +130,20 @@ class _Up:
             raise
         self.result.operations = self.journal.count
         return self.result
+
+    def _restore_host_settings(self, state: LabState, creating: bool) -> None:
+        """Before namespaces are made: the IPv4 all/default settings this machine gives a new namespace
+        otherwise than the kernel does join the plan, set back in every namespace (plan/sysctls.py,
+        KERNEL_DEVCONF), and the state records them so that status checks them. Only new namespaces
+        copy the host's, so a run that makes none keeps the recorded ones."""
+        restored = state.restored()
+        if creating:
+            restored = to_restore(self.kernel.inherited_devconf(DEVCONF_SYSCTLS), restored)
+        if restored:
+            state.extra[RESTORED] = list(restored)
+        lab = self.lab.with_restored(restored)
+        if lab is not self.lab:
+            self.lab, self.plan = lab, build_plan(lab)
 
     # --- the work ---------------------------------------------------------------------
 

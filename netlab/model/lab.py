@@ -89,11 +89,15 @@ class CniAttachment:
 class Lab:
     """A validated topology with its addressing resolved."""
 
-    def __init__(self, topo: Topology, addressing: Addressing, attached: dict[str, CniAttachment] | None = None):
+    def __init__(self, topo: Topology, addressing: Addressing, attached: dict[str, CniAttachment] | None = None,
+                 restored: tuple[str, ...] = ()):
         self.topo = topo
         self.addressing = addressing
         self.name = topo.name
         self.attached: dict[str, CniAttachment] = dict(attached or {})
+        # IPv4 all/default settings this machine gives new namespaces otherwise than the kernel does, which
+        # every lab namespace sets back (plan/sysctls.py, KERNEL_DEVCONF); known from the host, not the topology
+        self.restored = restored
 
     @property
     def cni(self) -> str:
@@ -103,7 +107,11 @@ class Lab:
 
     def with_attachments(self, attached: dict[str, CniAttachment]) -> "Lab":
         """This lab with its pods as their CNI plugins made them (names, MACs, the real address)."""
-        return Lab(self.topo, self.addressing, attached) if attached else self
+        return Lab(self.topo, self.addressing, attached, self.restored) if attached else self
+
+    def with_restored(self, restored: tuple[str, ...]) -> "Lab":
+        """This lab on a machine whose new namespaces get these settings otherwise than the kernel's values."""
+        return Lab(self.topo, self.addressing, self.attached, restored) if restored != self.restored else self
 
     @cached_property
     def nodes(self) -> list[NodeInfo]:

@@ -26,7 +26,7 @@ from netlab.model.lab import Lab, PodInfo
 from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import Bridge, Netns, Resource, Route, Sysctl, Veth, address_with_brd
-from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
+from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS, restore_sysctls
 
 # The CNI bridge plugin makes the pair with txqueuelen 0 on both ends (its netlink
 # library sends the zero of an unset field), where the kernel would give 1000.
@@ -85,8 +85,9 @@ def _build_plan(lab: Lab) -> Plan:
     res += [Netns(netns=name) for name in lab.netns_names()]
 
     # Sysctls.
+    common = COMMON_SYSCTLS + restore_sysctls(lab.restored)
     for name in lab.netns_names():
-        res += [Sysctl(netns=name, name=k, value=v) for k, v in COMMON_SYSCTLS]
+        res += [Sysctl(netns=name, name=k, value=v) for k, v in common]
     res += [Sysctl(netns=uns, name=k, value=v) for k, v in HOST_SYSCTLS]
     for node in lab.nodes:
         res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in ROUTER_SYSCTLS]

@@ -18,6 +18,68 @@ COMMON_SYSCTLS = (
     ("net.ipv4.conf.default.rp_filter", "0"),
     *((f"net.ipv4.conf.{which}.{key}", "0") for which in ("all", "default") for key in ARP_SYSCTLS),
 )
+# The other IPv4 settings a new namespace copies from the host's "all" and "default", with the values the
+# kernel gives them (net/ipv4/devinet.c: ipv4_devconf, ipv4_devconf_dflt), as (all, default). A host that
+# changed one of them (a Kubernetes node: kube-proxy's route_localnet=1; a router: send_redirects=0; a VPN
+# gateway: proxy_arp=1) would make every lab namespace do so too. netlab looks once per `up` at what a new
+# namespace gets (kernel/netns.py: inherited_devconf); those that differ from these values are written
+# back to them in every namespace, beside COMMON_SYSCTLS, and the lab's state records which
+# (:func:`restore_sysctls`), so that `status` checks them. On a host left at the kernel's values none is.
+# ip_forward (all's forwarding) is every namespace's own sysctl already; rp_filter and ARP are always written.
+KERNEL_DEVCONF: dict[str, tuple[str, str]] = {
+    "accept_local": ("0", "0"),
+    "accept_redirects": ("1", "1"),
+    "accept_source_route": ("0", "1"),
+    "arp_accept": ("0", "0"),
+    "arp_evict_nocarrier": ("1", "1"),
+    "arp_notify": ("0", "0"),
+    "bc_forwarding": ("0", "0"),
+    "bootp_relay": ("0", "0"),
+    "disable_policy": ("0", "0"),
+    "disable_xfrm": ("0", "0"),
+    "drop_gratuitous_arp": ("0", "0"),
+    "drop_unicast_in_l2_multicast": ("0", "0"),
+    "ignore_routes_with_linkdown": ("0", "0"),
+    "log_martians": ("0", "0"),
+    "promote_secondaries": ("0", "0"),
+    "proxy_arp": ("0", "0"),
+    "proxy_arp_pvlan": ("0", "0"),
+    "route_localnet": ("0", "0"),
+    "secure_redirects": ("1", "1"),
+    "send_redirects": ("1", "1"),
+    "shared_media": ("1", "1"),
+    "src_valid_mark": ("0", "0"),
+}
+
+
+def devconf_keys(key: str) -> tuple[str, str]:
+    """The sysctls of one setting, for "all" and "default"."""
+    return f"net.ipv4.conf.all.{key}", f"net.ipv4.conf.default.{key}"
+
+
+# The state's record (state.extra) of the settings a lab sets back, a list of KERNEL_DEVCONF's keys.
+RESTORED = "restored_devconf"
+# Every sysctl of KERNEL_DEVCONF, "all" and "default": what is read of a new namespace.
+DEVCONF_SYSCTLS = tuple(name for key in KERNEL_DEVCONF for name in devconf_keys(key))
+
+
+def to_restore(found: dict[str, str | None], recorded: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The settings a lab's namespaces set back, in KERNEL_DEVCONF's order: those ``recorded`` before (its
+    older namespaces have them set back; the lab keeps checking them) and those whose value in a new
+    namespace (``found``: sysctl -> value, None where this kernel has no such file) is not the kernel's."""
+    out = []
+    for key, values in KERNEL_DEVCONF.items():
+        got = tuple(found.get(name) for name in devconf_keys(key))
+        if key in recorded or (None not in got and got != values):
+            out.append(key)
+    return tuple(out)
+
+
+def restore_sysctls(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The writes that give settings a host changed their kernel values again, "all" and "default"."""
+    return tuple((name, value) for key in keys for name, value in zip(devconf_keys(key), KERNEL_DEVCONF[key]))
+
+
 # Routers forward: nodes (between cni0, flannel.1 and eth0), the internet gateway, the load balancer.
 ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"),)
 # Hosts and switches do not: pods, internet hosts, the underlay (a plain switch).

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, display_path
 from netlab.realize.state_dir import (NotRegularFile, check_lab_name, known_labs, read_state_file, state_dir_error,
                                      state_file, write_atomic)
+from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_schema import STATE_VERSION
 
 if TYPE_CHECKING:
@@ -86,13 +87,19 @@ class LabState:
             self._model = (self.topology, Topology.model_validate(self.topology))
         return self._model[1]
 
+    def restored(self) -> tuple[str, ...]:
+        """The IPv4 all/default settings the lab's namespaces set back to the kernel's values, because the
+        machine gave new namespaces other values (plan/sysctls.py, KERNEL_DEVCONF; validated on load)."""
+        keys = self.extra.get(RESTORED)
+        return tuple(keys) if isinstance(keys, list) else ()
+
     def resolved(self) -> Lab:
         """The saved topology, resolved; a saved topology that no longer resolves is a corrupt state."""
         from netlab.model.lab import resolve
         from netlab.realize.attachments import attached_lab
 
         try:
-            return attached_lab(resolve(self.model()), self)
+            return attached_lab(resolve(self.model()).with_restored(self.restored()), self)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None

@@ -25,6 +25,7 @@ from pydantic import Strict as StrictMode
 from pydantic_core import from_json
 
 from netlab.model.naming import DNS_LABEL, check_chain, check_ifname, check_netns
+from netlab.plan.sysctls import KERNEL_DEVCONF
 
 if TYPE_CHECKING:
     from netlab.model.topology import Topology
@@ -219,6 +220,8 @@ class Extra(Strict):
     impair: ImpairRecord | None = None
     # netlab.lab.up: links the kernel put in each new namespace (fallback tunnels), left alone
     kernel_links: dict[NetnsName, list[IfName]] | None = None
+    # netlab.lab.up: settings a new namespace got from the host, set back to the kernel's (plan/sysctls.py)
+    restored_devconf: list[Literal[tuple(KERNEL_DEVCONF)]] | None = None  # type: ignore[valid-type]
 
 
 class StateFile(Strict):

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_up, netlab, two_node_topology, unique_lab, write_topology
+from helpers import in_netns, ip, ip_json, lab_up, netlab, state_path, two_node_topology, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -235,3 +235,28 @@ def test_a_host_tuned_for_ipvs_leaves_the_lab_as_the_tutorial_has_it(labs):
     st = netlab("status", "--lab", name, check=False)
     assert st.returncode == 0, st.stdout
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
+
+
+def test_other_settings_a_host_gives_new_namespaces_are_set_back_and_checked(labs):
+    """The same for the other IPv4 all/default settings (plan/sysctls.py, KERNEL_DEVCONF): a host that is a
+    Kubernetes node (route_localnet=1), proxies ARP and sends no redirects gives every new namespace those;
+    the lab sets them back to the kernel's values, records which, and status checks them."""
+    name = labs.name("dc")
+    hook = {"NETLAB_TEST_HOST_DEVCONF": "1"}
+    path, _ = labs.up(two_node_topology(name, pods_per_node=1), env=hook)
+    with open(state_path(name, "state.json")) as fh:
+        assert json.load(fh)["extra"]["restored_devconf"] == ["proxy_arp", "route_localnet", "send_redirects"]
+    want = {"route_localnet": "0", "proxy_arp": "0", "send_redirects": "1"}
+    for ns, links in ((f"{name}-fedora-1", ("all", "default", "eth0")), (f"{name}-minikube", ("all", "cni0"))):
+        for link in links:
+            for key, value in want.items():
+                got = in_netns(ns, "cat", f"/proc/sys/net/ipv4/conf/{link}/{key}").stdout.strip()
+                assert got == value, f"{link}/{key} in {ns}: {got}"
+    assert netlab("status", "--lab", name, check=False, env=hook).returncode == 0
+    assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
+    # Set by hand in a pod: drift that one up repairs.
+    assert in_netns(f"{name}-fedora-1", "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1").returncode == 0
+    st = netlab("status", "--lab", name, check=False)
+    assert st.returncode == 1 and "net.ipv4.conf.all.route_localnet" in st.stdout, st.stdout
+    netlab("up", "-t", path)
+    assert netlab("status", "--lab", name, check=False).returncode == 0

@@ -315,6 +315,35 @@ def test_new_namespaces_with_kernel_links_are_numbered_after_them(lab):
     assert state_mod.load_state(lab.name).extra["kernel_links"]["fk-a"] == ["sit0", "tunl0"]
 
 
+# A host that is a Kubernetes node (kube-proxy's route_localnet=1) and a hardened router (no redirects sent).
+K8S_HOST = {"net.ipv4.conf.all.route_localnet": "1", "net.ipv4.conf.default.route_localnet": "1",
+            "net.ipv4.conf.all.send_redirects": "0", "net.ipv4.conf.default.send_redirects": "1"}
+
+
+def test_settings_a_host_gives_new_namespaces_are_set_back_recorded_and_checked(lab):
+    k = FakeKernel(host_devconf=K8S_HOST)
+    up(lab, k)
+    assert state_mod.load_state(lab.name).extra["restored_devconf"] == ["route_localnet", "send_redirects"]
+    for ns in k.ns.values():  # the kernel's values, in every namespace
+        assert ns.sysctls["net.ipv4.conf.all.route_localnet"] == "0"
+        assert ns.sysctls["net.ipv4.conf.default.route_localnet"] == "0"
+        assert ns.sysctls["net.ipv4.conf.all.send_redirects"] == "1"
+    assert status(lab, k).ok
+    k.ns["fk-a"].sysctls["net.ipv4.conf.all.route_localnet"] = "1"  # drift: status checks what the lab set back
+    assert status(lab, k).drift == ["different: sysctl net.ipv4.conf.all.route_localnet in fk-a (is 1, want 0)"]
+    k.host_devconf = {}  # the host changed back: a repair that makes no namespace keeps what the lab records
+    up(lab, k)
+    assert status(lab, k).ok and k.ns["fk-a"].sysctls["net.ipv4.conf.all.route_localnet"] == "0"
+    assert state_mod.load_state(lab.name).extra["restored_devconf"] == ["route_localnet", "send_redirects"]
+
+
+def test_a_host_at_the_kernels_values_adds_nothing_to_the_plan_or_the_state(lab):
+    k = FakeKernel()
+    up(lab, k)
+    assert "restored_devconf" not in state_mod.load_state(lab.name).extra
+    assert not [r for r in build_plan(lab).of_kind("sysctl") if "route_localnet" in r.name]
+
+
 def test_a_stray_eth0_in_a_pod_goes_before_the_node_makes_the_pods_veth_pair(lab):
     """The kernel sends ops namespace by namespace (node before pod): the pod's eth0 of another kind must be
     deleted in an earlier stage, or the veth pair, made from the node with its peer named eth0, is refused."""

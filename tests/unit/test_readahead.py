@@ -141,14 +141,31 @@ def test_the_namespaces_come_from_the_state_file_and_only_safe_names(tmp_path, m
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
     (root / "big" / "state.json").write_text(json.dumps(
         {"netns": {"big-n1": "created", "big-p1": "created", "../etc": "created", "Big": "created"}}))
-    assert readahead.saved_netns("big") == ["big-n1", "big-p1"]
-    assert readahead.saved_netns(None) == ["big-n1", "big-p1"]  # the only lab
-    assert readahead.saved_netns("../etc") == [] and readahead.saved_netns("nosuch") == []
+    assert readahead.saved_netns("big") == (["big-n1", "big-p1"], ())
+    assert readahead.saved_netns(None) == (["big-n1", "big-p1"], ())  # the only lab
+    assert readahead.saved_netns("../etc") == ([], ()) and readahead.saved_netns("nosuch") == ([], ())
     (root / "big" / "state.json").write_text("{not json")
-    assert readahead.saved_netns("big") == []
+    assert readahead.saved_netns("big") == ([], ())
     (root / "two").mkdir(mode=0o700)
     (root / "two" / "state.json").write_text("{}")
-    assert readahead.saved_netns(None) == []  # two labs: the command asks which
+    assert readahead.saved_netns(None) == ([], ())  # two labs: the command asks which
+
+
+def test_the_settings_a_lab_sets_back_are_read_ahead_and_only_known_ones(tmp_path, monkeypatch):
+    from netlab.realize import state_dir
+
+    root = tmp_path / "state"
+    (root / "big").mkdir(parents=True, mode=0o700)
+    root.chmod(0o700)
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
+    (root / "big" / "state.json").write_text(json.dumps(
+        {"netns": {"big-n1": "created"}, "extra": {"restored_devconf": ["route_localnet", "../../x", "proxy_arp"]}}))
+    assert readahead.saved_netns("big") == (["big-n1"], (
+        "net.ipv4.conf.all.proxy_arp", "net.ipv4.conf.default.proxy_arp",
+        "net.ipv4.conf.all.route_localnet", "net.ipv4.conf.default.route_localnet"))
+    (root / "big" / "state.json").write_text(json.dumps({"netns": {"big-n1": "created"}, "extra": {
+        "restored_devconf": "route_localnet"}}))
+    assert readahead.saved_netns("big") == (["big-n1"], ())  # not a list: nothing
 
 
 def test_a_namespace_a_child_cannot_read_is_left_to_the_caller_and_a_child_that_dies_is_a_kernel_error(
