@@ -20,8 +20,12 @@ what a lab needs. Each check ends in one of:
 ``info``
     a fact worth knowing that needs no fix: the links a new namespace is born
     with (``sit0``, ``tunl0``... when tunnel modules are loaded and
-    ``net.core.fb_tunnels_only_for_init_net=0``), whether the kernel has IPv6;
-    netlab works there.
+    ``net.core.fb_tunnels_only_for_init_net=0``), the IPv4 settings it copies
+    from the host where they are not the kernel's, whether the kernel has
+    IPv6; netlab works there.
+
+The checks of the machine as a whole are netlab/doctor_host.py's; the names,
+titles and levels of all checks, netlab/doctor_lines.py's.
 
 What a lab needs is read from its plan: veth and bridge always, vxlan for a
 ``vxlan`` overlay, br_netfilter for the plan's ``net.bridge.*`` sysctl,
@@ -44,45 +48,28 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Iterator
+from dataclasses import replace
+from typing import Iterable, Iterator
 
+from netlab.doctor_host import (check_exit_status, check_fallback_tunnels, check_host_devconf, check_ipv6,
+                                check_neighbours, check_state_dir, check_taskstats)
+from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
+                                 TOOLS, WARN, Check)
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features, pidfd, taskstats
+from netlab.kernel import features
+from netlab.kernel import netns as nsmod
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
-from netlab.probe import neighbours, turns
 from netlab.realize import netfilter, state_dir
-from netlab.kernel import netns as nsmod
 
-OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+__all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "EVERYTHING", "FAIL", "HOST", "INFO", "KERNEL", "OK", "TITLES",
+           "TOOLS", "WARN", "Check", "needs", "diagnose", "report", "require_for", "required"]
+
 MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
-MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
-LOW_FREE = 16 << 20  # below this: warn
 
-KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
-TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
-CNI = ("cni-plugins",)
-HOST = ("neighbours", "fallback-tunnels", "ipv6", "taskstats", "exit-status", "state-dir", "state-space")
-CHECKS = KERNEL + TOOLS + CNI + HOST
-# What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
-ALWAYS = {"netns", "veth", "bridge", "state-dir"}
-# What some netlab feature uses: plain `netlab doctor` requires all of it.
-EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
-                       "dnsmasq", "state-space", "nft", "cni-plugins"}
-# Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
-ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "taskstats", "exit-status", "state-space", "htb", "tcpdump"}
-
-TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
-          **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
-          **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
-          "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",
-          "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
-          "state-dir": "host state directory", "state-space": "host state free space"}
 PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
             "nft": "nftables", "tcpdump": "tcpdump"}
 KERNEL_FIX = {
@@ -108,30 +95,6 @@ WHY = {
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
 }
 BR_NETFILTER_DIR = "/proc/sys/net/bridge"
-FB_TUNNELS = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
-
-
-@dataclass(frozen=True)
-class Check:
-    """One line of the report."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str = ""
-    needed: bool = False
-    items: tuple[dict[str, Any], ...] = ()  # the parts of a check of several things (each CNI plugin); empty otherwise
-
-    @property
-    def title(self) -> str:
-        return TITLES[self.name]
-
-    def line(self) -> str:
-        text = f"{self.status:<4}  {self.title}: {self.detail}"
-        return text + (f"; fix: {self.fix}" if self.fix and self.status in (FAIL, WARN) else "")
-
-    def to_json(self) -> dict:
-        return {"title": self.title, **asdict(self), "items": [dict(i) for i in self.items]}
 
 
 # --- what a lab needs ---------------------------------------------------------------------------
@@ -287,125 +250,6 @@ def _backend(version: str) -> str:
     return {"nf_tables": "nft", "legacy": "legacy"}.get(match.group(1), "") if match else ""
 
 
-def _neighbours(lab: Lab) -> Check:
-    t = neighbours.read_thresholds()
-    need = neighbours.full_mesh_entries(lab)
-    detail = (f"gc_thresh1/2/3 = {t['gc_thresh1']}/{t['gc_thresh2']}/{t['gc_thresh3']} (the whole machine's "
-              f"table); all-pairs traffic in lab {lab.name} needs up to {need} entries")
-    now, crowded = _neighbours_now(t)
-    if neighbours.fits(need, t):
-        return Check("neighbours", WARN if crowded else OK, detail + now)
-    return Check("neighbours", WARN, detail + f" plus {neighbours.MARGIN} for the host; past gc_thresh3 the kernel "
-                 "drops packets (netlab probe keeps its own entries bounded; netlab never changes these)" + now,
-                 neighbours.raise_limit_command(need))
-
-
-def _neighbours_now(t: dict[str, int]) -> tuple[str, bool]:
-    """What the table holds at this moment, and who is probing: words to add to the check, and whether
-    the table is past gc_thresh2 now (the kernel's forced GC then evicts every namespace's entries)."""
-    words = ""
-    crowded = False
-    stats = neighbours.table_stats()
-    if stats is not None:
-        crowded = stats.entries > t["gc_thresh2"]
-        words += f"; {stats.entries} entries in it now" + (
-            " (past gc_thresh2: the kernel is evicting entries to make room)" if crowded else "")
-    holder = turns.holder()
-    if holder is not None:
-        words += f"; {holder} holds the probing turn now: other probes wait for it"
-    return words, crowded
-
-
-def _taskstats() -> Check:
-    """The kernel's exit records, which tell `up --watch` how containers it did not start exited."""
-    present, detail = taskstats.available()
-    if present:
-        return Check("taskstats", OK, f"{detail}: up --watch reads how containers it did not start exited")
-    return Check("taskstats", WARN, f"{detail}; up --watch cannot tell how containers it did not start exited, "
-                 "and restartPolicy OnFailure restarts them whatever their exit status",
-                 "a kernel built with CONFIG_TASKSTATS")
-
-
-def _exit_status() -> Check:
-    """Whether a pidfd keeps its process's exit status (Linux 6.15): how command containers exited."""
-    if pidfd.exit_info_supported():
-        return Check("exit-status", OK, "a pidfd keeps its process's exit status: get pods, status and up --watch "
-                     "say how command containers exited (Completed, Error, the code)")
-    return Check("exit-status", INFO, "a pidfd keeps no exit status here (Linux 6.15 and later do): how a command "
-                 "container exited is known only to an up --watch that saw it")
-
-
-def _fallback_tunnels(probe: features.KernelProbe) -> Check:
-    if probe.fresh_links is None:
-        return Check("fallback-tunnels", INFO, "unknown: no new namespace could be made")
-    if not probe.fresh_links:
-        return Check("fallback-tunnels", INFO, "a new namespace holds only lo")
-    setting = features.read_host_file(FB_TUNNELS)
-    return Check("fallback-tunnels", INFO,
-                 f"a new namespace already holds {', '.join(probe.fresh_links)} besides lo (tunnel modules are "
-                 f"loaded and net.core.fb_tunnels_only_for_init_net={setting}); netlab leaves them alone")
-
-
-def _ipv6() -> Check:
-    """Whether the kernel has IPv6 (the host's /proc/sys is only read): the lab's namespaces have none either way."""
-    if nsmod.kernel_has_ipv6():
-        return Check("ipv6", INFO, "in this kernel; netlab turns it off in every lab namespace (disable_ipv6 = 1)")
-    return Check("ipv6", INFO, "not in this kernel (booted with ipv6.disable=1, or built without it): lab namespaces "
-                 "have none, as netlab wants them")
-
-
-def _state_dir(path: str, needed: bool) -> tuple[Check, Check]:
-    """Permissions (root-only, not a symlink, writable) and free space of the state directory."""
-    d = features.directory(path)
-    parent = os.path.dirname(os.path.abspath(path))
-    fix = ""
-    if not d.exists and not os.path.isdir(parent):
-        problem = f"{path} does not exist and neither does its parent {parent}"
-        fix = f"create {parent} or point NETLAB_STATE_DIR elsewhere"
-    elif d.symlink:
-        problem, fix = f"{path} is a symlink; netlab refuses to use it", f"remove it (rm {path})"
-    elif d.exists and not d.is_dir:
-        problem, fix = f"{path} is not a directory", f"remove it (rm {path})"
-    elif d.exists and d.uid != os.geteuid():
-        problem = f"{path} is owned by uid {d.uid}, not by root"
-        fix = f"remove it (rm -r {path}) and let netlab make it"
-    elif d.exists and d.mode is not None and d.mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem, fix = f"{path} is group- or world-writable (mode {d.mode:04o})", f"chmod 700 {path}"
-    elif d.read_only:
-        problem, fix = f"{d.measured} is on a read-only filesystem", "point NETLAB_STATE_DIR to a writable directory"
-    else:
-        problem = ""
-    if problem:
-        perm = Check("state-dir", FAIL if needed else WARN, problem, fix, needed)
-    elif d.exists:
-        who = "root-only" if d.mode is not None and not d.mode & 0o077 else "writable only by root"
-        perm = Check("state-dir", OK, f"{path}, {who} (mode {d.mode:04o})", needed=needed)
-    else:
-        perm = Check("state-dir", OK, f"{path} will be made (mode 0700) on {d.measured}", needed=needed)
-    free = d.free_bytes
-    if free is None:
-        space = Check("state-space", WARN, f"free space on {d.measured or path} is unknown")
-    else:
-        detail = f"{_size(free)} free on {d.measured}"
-        fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
-        if free < MIN_FREE:
-            space = Check("state-space", FAIL, detail + f" (under {_size(MIN_FREE)}: state and logs cannot be written)",
-                          fix, True)
-        elif free < LOW_FREE:
-            space = Check("state-space", WARN, detail + f" (under {_size(LOW_FREE)}: container logs may fill it)", fix)
-        else:
-            space = Check("state-space", OK, detail)
-    return perm, space
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:
     """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
     only = set(only)
@@ -422,7 +266,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if nft_path:
         commands["nft-kube-proxy"] = [nft_path, KUBE_PROXY_SHAPE]
     wanted_kernel = {k for k in only if k in features.FEATURES}
-    if "fallback-tunnels" in only:
+    if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
     probe = features.probe_kernel(wanted_kernel, commands) if wanted_kernel or commands else features.KernelProbe()
     for name in pretend & set(features.FEATURES):
@@ -458,17 +302,19 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     if "nft" in out and out["nft"].status == OK:
         out["nft"] = replace(out["nft"], detail=out["nft"].detail + _nft_way())
     if "neighbours" in only:
-        out["neighbours"] = _neighbours(lab)
+        out["neighbours"] = check_neighbours(lab)
     if "fallback-tunnels" in only:
-        out["fallback-tunnels"] = _fallback_tunnels(probe)
+        out["fallback-tunnels"] = check_fallback_tunnels(probe)
     if "ipv6" in only:
-        out["ipv6"] = _ipv6()
+        out["ipv6"] = check_ipv6()
+    if "host-devconf" in only:
+        out["host-devconf"] = check_host_devconf(probe)
     if "taskstats" in only:
-        out["taskstats"] = _taskstats()
+        out["taskstats"] = check_taskstats()
     if "exit-status" in only:
-        out["exit-status"] = _exit_status()
+        out["exit-status"] = check_exit_status()
     if only & {"state-dir", "state-space"}:
-        perm, space = _state_dir(state_dir.STATE_ROOT, "state-dir" in needed)
+        perm, space = check_state_dir(state_dir.STATE_ROOT, "state-dir" in needed)
         out.update((c.name, c) for c in (perm, space) if c.name in only)
     return [out[name] for name in CHECKS if name in out]
 

@@ -32,7 +32,9 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     host    neighbour-table limits (gc_thresh1/2/3) against the lab's size,
             the entries the table holds now and which probe holds the
             machine's probing turn, links a new namespace is born with
-            (fallback tunnels), whether the kernel has IPv6 (lab namespaces
+            (fallback tunnels), the IPv4 all/default settings it copies from
+            the host where they are not the kernel's (every lab namespace
+            sets them back), whether the kernel has IPv6 (lab namespaces
             have it off either way), the kernel's taskstats (how `up --watch`
             learns the exit status of containers it did not start), whether
             a pidfd keeps its process's exit status (Linux 6.15: how command

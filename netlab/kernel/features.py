@@ -37,7 +37,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import netlink, nfnl, rtnl, rtnl_parse
+from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, testhooks
+from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
 PROBE_TIMEOUT = 10.0  # seconds for the whole probe; a netlink answer takes microseconds
@@ -88,6 +89,9 @@ class KernelProbe:
     # Links a new namespace already holds besides lo (sit0, tunl0... when tunnel modules are
     # loaded and net.core.fb_tunnels_only_for_init_net=0); None if no namespace could be made.
     fresh_links: tuple[str, ...] | None = None
+    # The IPv4 all/default settings the namespace got from the host (plan/sysctls.py, DEVCONF_SYSCTLS: sysctl ->
+    # value, None where this kernel has no such file); None if no namespace could be made.
+    devconf: dict[str, str | None] | None = None
     # "net:[inode]" of the throwaway namespace, so a test can check that nothing holds it afterwards.
     scratch_netns: str | None = None
     # name -> (exit status, stdout + stderr) of each command run inside the throwaway namespace.
@@ -198,6 +202,21 @@ def in_throwaway_netns(body: Callable[[], object], timeout: float = PROBE_TIMEOU
     return box.get("result")
 
 
+def _devconf_here(keys: Sequence[str]) -> dict[str, str | None]:
+    """In a namespace just made: these sysctls as it got them from the host (under the test hook of a tuned
+    host, NETLAB_TEST_HOST_DEVCONF, that host's values first, as every namespace netlab makes gets them)."""
+    nsmod.write_sysctls_here(testhooks.INHERITED_DEVCONF)
+    return nsmod.read_sysctls_here(keys)
+
+
+def inherited_devconf(keys: Sequence[str], timeout: float = PROBE_TIMEOUT) -> dict[str, str | None]:
+    """These sysctls as a namespace made now starts with them: Linux copies the host's IPv4 ``all`` and
+    ``default`` into each new namespace (unless net.core.devconf_inherit_init_net=2), so only a new one tells
+    (netlab may itself run in a namespace of its own, whose settings are not what new ones copy)."""
+    found: dict[str, str | None] = in_throwaway_netns(lambda: _devconf_here(keys), timeout)  # type: ignore[assignment]
+    return found
+
+
 def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequence[str]] | None = None,
                  timeout: float = PROBE_TIMEOUT) -> KernelProbe:
     """Try each wanted feature in a throwaway namespace; run ``commands`` (argv lists) there too."""
@@ -211,6 +230,7 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
     def body() -> None:
         probe.scratch_netns = os.readlink("/proc/thread-self/ns/net")
         probe.features["netns"] = Feature("netns", True, "a new network namespace was created")
+        probe.devconf = _devconf_here(DEVCONF_SYSCTLS)
         tried = [f for f in wanted if f not in skipped]
         _probe_links(probe, tried)
         if any(f in QDISCS for f in tried):

@@ -119,7 +119,9 @@ class LiveKernel(Reading):
         return sorted(n for n in links if n != "lo")
 
     def inherited_devconf(self, keys: Sequence[str]) -> dict[str, str | None]:
-        return nsmod.inherited_devconf(keys)
+        from netlab.kernel.features import inherited_devconf  # the throwaway namespace's door, loaded when used
+
+        return inherited_devconf(keys)
 
     def delete_netns(self, name: str) -> None:
         self.forget(name)

@@ -33,7 +33,7 @@ import socket
 import subprocess
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import testhooks
@@ -373,29 +373,6 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     finally:
         os.close(home)
     return {link.name: link.index for link in links}
-
-
-def inherited_devconf(keys: Sequence[str]) -> dict[str, str | None]:
-    """These sysctls as a namespace made now starts with them (Linux copies the host's IPv4 ``all`` and
-    ``default`` into each new namespace): read in a namespace of its own that a short-lived thread makes
-    and takes with it when it ends (never named, nothing in it; the kernel frees it afterwards)."""
-    box: dict[str, Any] = {}
-
-    def look() -> None:
-        try:
-            _check(_libc.unshare(CLONE_NEWNET), "unshare")
-            write_sysctls_here(testhooks.INHERITED_DEVCONF)  # the tuned host's copy, when a test asks
-            box["found"] = read_sysctls_here(keys)
-        except BaseException as exc:  # noqa: BLE001 - raised in the caller
-            box["error"] = exc
-
-    thread = threading.Thread(target=look, name="netlab-devconf")
-    thread.start()
-    thread.join()
-    if "error" in box:
-        raise box["error"]
-    found: dict[str, str | None] = box["found"]
-    return found
 
 
 def _unlink_placeholder(path: str) -> None:

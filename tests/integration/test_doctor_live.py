@@ -21,6 +21,7 @@ from pathlib import Path
 from helpers import STATE_ROOT, lab_namespaces, netlab, two_node_topology, write_topology
 from netlab import doctor
 from netlab.kernel import features
+from netlab.plan.sysctls import DEVCONF_SYSCTLS, to_restore
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^(?P<status>ok  |warn|FAIL|info)  (?P<title>(kernel|tool|host) [^:]+): (?P<detail>\S.*)$")
@@ -77,6 +78,13 @@ def test_doctor_on_this_machine():
     # IPv6: the kernel has it when /proc/sys has net/ipv6; lab namespaces have it off either way.
     assert lines["host IPv6"]["detail"].startswith("in this kernel" if os.path.isdir("/proc/sys/net/ipv6")
                                                    else "not in this kernel")
+    # The IPv4 all/default settings a new namespace copies from this host, as `unshare -n` finds them.
+    read = "; ".join(f"echo {name} $(cat /proc/sys/{name.replace('.', '/')})" for name in DEVCONF_SYSCTLS)
+    fresh = subprocess.run(["unshare", "-n", "sh", "-c", read], capture_output=True, text=True).stdout
+    differ = to_restore(dict(line.split() for line in fresh.splitlines() if len(line.split()) == 2))
+    detail = lines["host IPv4 settings"]["detail"]
+    assert (detail == "a new namespace gets the kernel's IPv4 all/default settings") == (not differ), detail
+    assert all(f" {key} " in detail for key in differ), detail
     thresholds = [Path(f"/proc/sys/net/ipv4/neigh/default/gc_thresh{i}").read_text().strip() for i in (1, 2, 3)]
     assert f"gc_thresh1/2/3 = {'/'.join(thresholds)} " in lines["host neighbour table"]["detail"]
     assert lines["host state directory"]["detail"].startswith(STATE_ROOT)
@@ -91,6 +99,15 @@ def test_doctor_on_this_machine():
     data = json.loads(netlab("doctor", "-o", "json").stdout)
     assert data["ok"] is True and data["needs"] == "everything"
     assert [(c["title"], c["status"]) for c in data["checks"]] == [(t, m["status"].strip()) for t, m in lines.items()]
+
+
+def test_the_settings_a_tuned_host_gives_new_namespaces_are_named():
+    # The test hook gives each new namespace such a host's values, the doctor's throwaway one too.
+    _, lines = report_lines(env={"NETLAB_TEST_HOST_DEVCONF": "1"})
+    assert lines["host IPv4 settings"][0] == (
+        "info  host IPv4 settings: a new namespace gets this host's all/default proxy_arp 1/1 (the kernel's: 0/0), "
+        "route_localnet 1/1 (the kernel's: 0/0), send_redirects 0/0 (the kernel's: 1/1); every lab namespace sets "
+        "them back to the kernel's")
 
 
 def test_probe_leaves_no_namespace_behind():

@@ -21,6 +21,7 @@ from netlab.kernel import features, taskstats
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
+from netlab.plan.sysctls import KERNEL_DEVCONF, devconf_keys
 from netlab.probe import neighbours, turns
 from netlab.realize import netfilter, state_dir
 from netlab.services import lifecycle as services_lifecycle
@@ -65,6 +66,9 @@ class Machine:
         self.missing: set[str] = set()  # kernel features and tool commands
         self.loadable: set[str] = set()  # kernel features whose module is on disk, not loaded
         self.fresh_links: tuple[str, ...] = ()
+        # the IPv4 all/default settings a new namespace gets: the kernel's own
+        self.devconf = {name: value for key, values in KERNEL_DEVCONF.items()
+                        for name, value in zip(devconf_keys(key), values)}
         self.iptables_version = (0, "iptables-restore v1.8.9 (nf_tables)")
         self.thresholds = {"gc_thresh1": 128, "gc_thresh2": 512, "gc_thresh3": 1024}
         self.entries = 4  # in the machine's neighbour table now
@@ -82,7 +86,7 @@ class Machine:
     def probe_kernel(self, wanted, commands=None, timeout=None):
         wanted = set(wanted) | {"netns"}
         self.probes.append((wanted, dict(commands or {})))
-        probe = features.KernelProbe(scratch_netns="net:[1]", fresh_links=self.fresh_links)
+        probe = features.KernelProbe(scratch_netns="net:[1]", fresh_links=self.fresh_links, devconf=dict(self.devconf))
         for name in wanted:
             if name in self.loadable:
                 probe.features[name] = features.Feature(name, None, f"module for {name} is on disk but not loaded")
@@ -184,6 +188,8 @@ def test_all_present_every_line_ok(machine):
     assert lines["fallback-tunnels"].line() == "info  host fallback tunnels: a new namespace holds only lo"
     assert lines["ipv6"].line() == ("info  host IPv6: in this kernel; netlab turns it off in every lab namespace "
                                     "(disable_ipv6 = 1)")
+    assert lines["host-devconf"].line() == ("info  host IPv4 settings: a new namespace gets the kernel's IPv4 "
+                                            "all/default settings")
     # One visit to a throwaway namespace for every kernel feature, with iptables-restore --version run there too.
     # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load).
     assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
@@ -468,3 +474,18 @@ def test_would_load_module_only_when_on_disk_and_not_loaded(tmp_path, monkeypatc
     monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "absent"))  # no module support at all
     (tmp_path / "disabled").write_text("0\n")
     assert features.would_load_module("netem") is None
+
+
+def test_settings_a_host_gives_new_namespaces_are_information(machine):
+    machine.devconf["net.ipv4.conf.all.route_localnet"] = "1"  # kube-proxy's, on a Kubernetes node
+    del machine.devconf["net.ipv4.conf.all.arp_evict_nocarrier"]  # a kernel before 5.16: not judged
+    check = by_name(doctor.report(DEFAULT, for_this_lab=False))["host-devconf"]
+    assert check.line() == ("info  host IPv4 settings: a new namespace gets this host's all/default route_localnet "
+                            "1/0 (the kernel's: 0/0); every lab namespace sets them back to the kernel's")
+    assert "host-devconf" in doctor.ADVISORY  # never gates `up`
+
+
+def test_no_namespace_no_settings(machine, monkeypatch):
+    monkeypatch.setattr(features, "probe_kernel", lambda *a, **k: features.KernelProbe())
+    check = by_name(doctor.diagnose(DEFAULT, set(), ["host-devconf"]))["host-devconf"]
+    assert check.line() == "info  host IPv4 settings: unknown: no new namespace could be made"

@@ -132,13 +132,19 @@ def test_the_readers_stop_when_the_command_fails_before_it_asks(two_readers):
             os.waitpid(pid, os.WNOHANG)  # reaped
 
 
-def test_the_namespaces_come_from_the_state_file_and_only_safe_names(tmp_path, monkeypatch):
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    """A state directory holding lab "big" (its state.json is each test's to write)."""
     from netlab.realize import state_dir
 
     root = tmp_path / "state"
     (root / "big").mkdir(parents=True, mode=0o700)
     root.chmod(0o700)
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
+    return root
+
+
+def test_the_namespaces_come_from_the_state_file_and_only_safe_names(root):
     (root / "big" / "state.json").write_text(json.dumps(
         {"netns": {"big-n1": "created", "big-p1": "created", "../etc": "created", "Big": "created"}}))
     assert readahead.saved_netns("big") == (["big-n1", "big-p1"], ())
@@ -151,13 +157,7 @@ def test_the_namespaces_come_from_the_state_file_and_only_safe_names(tmp_path, m
     assert readahead.saved_netns(None) == ([], ())  # two labs: the command asks which
 
 
-def test_the_settings_a_lab_sets_back_are_read_ahead_and_only_known_ones(tmp_path, monkeypatch):
-    from netlab.realize import state_dir
-
-    root = tmp_path / "state"
-    (root / "big").mkdir(parents=True, mode=0o700)
-    root.chmod(0o700)
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(root))
+def test_the_settings_a_lab_sets_back_are_read_ahead_and_only_known_ones(root):
     (root / "big" / "state.json").write_text(json.dumps(
         {"netns": {"big-n1": "created"}, "extra": {"restored_devconf": ["route_localnet", "../../x", "proxy_arp"]}}))
     assert readahead.saved_netns("big") == (["big-n1"], (

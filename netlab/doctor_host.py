@@ -1,0 +1,152 @@
+"""The doctor's checks of the machine as a whole ("host" lines): its shared neighbour table, what a new
+namespace is born with (links, IPv4 settings) and whether the kernel has IPv6, how container exits can
+be learnt, and the state directory. Facts are read, never changed: the host's namespace is not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
+from netlab.kernel import features, netns as nsmod, pidfd, taskstats
+from netlab.model.lab import Lab
+from netlab.plan.sysctls import KERNEL_DEVCONF, devconf_keys, to_restore
+from netlab.probe import neighbours, turns
+
+MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
+LOW_FREE = 16 << 20  # below this: warn
+FB_TUNNELS = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
+
+
+def check_neighbours(lab: Lab) -> Check:
+    t = neighbours.read_thresholds()
+    need = neighbours.full_mesh_entries(lab)
+    detail = (f"gc_thresh1/2/3 = {t['gc_thresh1']}/{t['gc_thresh2']}/{t['gc_thresh3']} (the whole machine's "
+              f"table); all-pairs traffic in lab {lab.name} needs up to {need} entries")
+    now, crowded = _table_now(t)
+    if neighbours.fits(need, t):
+        return Check("neighbours", WARN if crowded else OK, detail + now)
+    return Check("neighbours", WARN, detail + f" plus {neighbours.MARGIN} for the host; past gc_thresh3 the kernel "
+                 "drops packets (netlab probe keeps its own entries bounded; netlab never changes these)" + now,
+                 neighbours.raise_limit_command(need))
+
+
+def _table_now(t: dict[str, int]) -> tuple[str, bool]:
+    """What the table holds at this moment, and who is probing: words to add to the check, and whether
+    the table is past gc_thresh2 now (the kernel's forced GC then evicts every namespace's entries)."""
+    words = ""
+    crowded = False
+    stats = neighbours.table_stats()
+    if stats is not None:
+        crowded = stats.entries > t["gc_thresh2"]
+        words += f"; {stats.entries} entries in it now" + (
+            " (past gc_thresh2: the kernel is evicting entries to make room)" if crowded else "")
+    holder = turns.holder()
+    if holder is not None:
+        words += f"; {holder} holds the probing turn now: other probes wait for it"
+    return words, crowded
+
+
+def check_taskstats() -> Check:
+    """The kernel's exit records, which tell `up --watch` how containers it did not start exited."""
+    present, detail = taskstats.available()
+    if present:
+        return Check("taskstats", OK, f"{detail}: up --watch reads how containers it did not start exited")
+    return Check("taskstats", WARN, f"{detail}; up --watch cannot tell how containers it did not start exited, "
+                 "and restartPolicy OnFailure restarts them whatever their exit status",
+                 "a kernel built with CONFIG_TASKSTATS")
+
+
+def check_exit_status() -> Check:
+    """Whether a pidfd keeps its process's exit status (Linux 6.15): how command containers exited."""
+    if pidfd.exit_info_supported():
+        return Check("exit-status", OK, "a pidfd keeps its process's exit status: get pods, status and up --watch "
+                     "say how command containers exited (Completed, Error, the code)")
+    return Check("exit-status", INFO, "a pidfd keeps no exit status here (Linux 6.15 and later do): how a command "
+                 "container exited is known only to an up --watch that saw it")
+
+
+def check_fallback_tunnels(probe: features.KernelProbe) -> Check:
+    if probe.fresh_links is None:
+        return Check("fallback-tunnels", INFO, "unknown: no new namespace could be made")
+    if not probe.fresh_links:
+        return Check("fallback-tunnels", INFO, "a new namespace holds only lo")
+    setting = features.read_host_file(FB_TUNNELS)
+    return Check("fallback-tunnels", INFO,
+                 f"a new namespace already holds {', '.join(probe.fresh_links)} besides lo (tunnel modules are "
+                 f"loaded and net.core.fb_tunnels_only_for_init_net={setting}); netlab leaves them alone")
+
+
+def check_ipv6() -> Check:
+    """Whether the kernel has IPv6 (the host's /proc/sys is only read): the lab's namespaces have none either way."""
+    if nsmod.kernel_has_ipv6():
+        return Check("ipv6", INFO, "in this kernel; netlab turns it off in every lab namespace (disable_ipv6 = 1)")
+    return Check("ipv6", INFO, "not in this kernel (booted with ipv6.disable=1, or built without it): lab namespaces "
+                 "have none, as netlab wants them")
+
+
+def check_host_devconf(probe: features.KernelProbe) -> Check:
+    """The IPv4 all/default settings a new namespace copies from this host, beside the kernel's own values
+    (plan/sysctls.py, KERNEL_DEVCONF): those that differ, every lab namespace sets back."""
+    if probe.devconf is None:
+        return Check("host-devconf", INFO, "unknown: no new namespace could be made")
+    differ = to_restore(probe.devconf)
+    if not differ:
+        return Check("host-devconf", INFO, "a new namespace gets the kernel's IPv4 all/default settings")
+    found = ", ".join(f"{key} {'/'.join(str(probe.devconf[name]) for name in devconf_keys(key))} "
+                      f"(the kernel's: {'/'.join(KERNEL_DEVCONF[key])})" for key in differ)
+    return Check("host-devconf", INFO, f"a new namespace gets this host's all/default {found}; every lab "
+                 "namespace sets them back to the kernel's")
+
+
+def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
+    """Permissions (root-only, not a symlink, writable) and free space of the state directory."""
+    d = features.directory(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    fix = ""
+    if not d.exists and not os.path.isdir(parent):
+        problem = f"{path} does not exist and neither does its parent {parent}"
+        fix = f"create {parent} or point NETLAB_STATE_DIR elsewhere"
+    elif d.symlink:
+        problem, fix = f"{path} is a symlink; netlab refuses to use it", f"remove it (rm {path})"
+    elif d.exists and not d.is_dir:
+        problem, fix = f"{path} is not a directory", f"remove it (rm {path})"
+    elif d.exists and d.uid != os.geteuid():
+        problem = f"{path} is owned by uid {d.uid}, not by root"
+        fix = f"remove it (rm -r {path}) and let netlab make it"
+    elif d.exists and d.mode is not None and d.mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem, fix = f"{path} is group- or world-writable (mode {d.mode:04o})", f"chmod 700 {path}"
+    elif d.read_only:
+        problem, fix = f"{d.measured} is on a read-only filesystem", "point NETLAB_STATE_DIR to a writable directory"
+    else:
+        problem = ""
+    if problem:
+        perm = Check("state-dir", FAIL if needed else WARN, problem, fix, needed)
+    elif d.exists:
+        who = "root-only" if d.mode is not None and not d.mode & 0o077 else "writable only by root"
+        perm = Check("state-dir", OK, f"{path}, {who} (mode {d.mode:04o})", needed=needed)
+    else:
+        perm = Check("state-dir", OK, f"{path} will be made (mode 0700) on {d.measured}", needed=needed)
+    free = d.free_bytes
+    if free is None:
+        space = Check("state-space", WARN, f"free space on {d.measured or path} is unknown")
+    else:
+        detail = f"{size(free)} free on {d.measured}"
+        fix = "free space there, or point NETLAB_STATE_DIR to a larger filesystem"
+        if free < MIN_FREE:
+            space = Check("state-space", FAIL, detail + f" (under {size(MIN_FREE)}: state and logs cannot be written)",
+                          fix, True)
+        elif free < LOW_FREE:
+            space = Check("state-space", WARN, detail + f" (under {size(LOW_FREE)}: container logs may fill it)", fix)
+        else:
+            space = Check("state-space", OK, detail)
+    return perm, space
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)

@@ -1,0 +1,61 @@
+"""The doctor's vocabulary: which checks there are, their titles and levels, and the line each prints.
+
+netlab/doctor.py runs the checks of a lab's needs (kernel features, tools, the CNI
+plugins), netlab/doctor_host.py those of the machine as a whole; both speak in
+:class:`Check` lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from netlab.kernel import features
+
+OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+
+KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
+TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
+CNI = ("cni-plugins",)
+HOST = ("neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-dir",
+        "state-space")
+CHECKS = KERNEL + TOOLS + CNI + HOST
+# What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
+ALWAYS = {"netns", "veth", "bridge", "state-dir"}
+# What some netlab feature uses: plain `netlab doctor` requires all of it.
+EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
+                       "dnsmasq", "state-space", "nft", "cni-plugins"}
+# Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
+ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-space", "htb",
+            "tcpdump"}
+
+TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
+          **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
+          **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
+          "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",
+          "host-devconf": "host IPv4 settings",
+          "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
+          "state-dir": "host state directory", "state-space": "host state free space"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+    needed: bool = False
+    items: tuple[dict[str, Any], ...] = ()  # the parts of a check of several things (each CNI plugin); empty otherwise
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
+    def line(self) -> str:
+        text = f"{self.status:<4}  {self.title}: {self.detail}"
+        return text + (f"; fix: {self.fix}" if self.fix and self.status in (FAIL, WARN) else "")
+
+    def to_json(self) -> dict:
+        return {"title": self.title, **asdict(self), "items": [dict(i) for i in self.items]}
