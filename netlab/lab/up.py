@@ -30,11 +30,11 @@ from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_creat
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan, build_plan
+from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.repair import create_ops, links_brought_up, ordered, repair_ops, stale_chain_ops
-from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
 from netlab.realize.state import LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
 

@@ -22,7 +22,7 @@ COMMON_SYSCTLS = (
 # kernel gives them (net/ipv4/devinet.c: ipv4_devconf, ipv4_devconf_dflt), as (all, default). A host that
 # changed one of them (a Kubernetes node: kube-proxy's route_localnet=1; a router: send_redirects=0; a VPN
 # gateway: proxy_arp=1) would make every lab namespace do so too. netlab looks once per `up` at what a new
-# namespace gets (kernel/netns.py: inherited_devconf); those that differ from these values are written
+# namespace gets (kernel/features.py: inherited_devconf); those that differ from these values are written
 # back to them in every namespace, beside COMMON_SYSCTLS, and the lab's state records which
 # (:func:`restore_sysctls`), so that `status` checks them. On a host left at the kernel's values none is.
 # ip_forward (all's forwarding) is every namespace's own sysctl already; rp_filter and ARP are always written.
