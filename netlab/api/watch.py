@@ -115,6 +115,8 @@ class Watcher:
         self.file_id: tuple[int, ...] | tuple[str] | None = None
         self.retry_at: float | None = None
         self.pending: list[str] = []  # notifications read with a repair's echo that still need one
+        # notifications seen while a failed check or repair waits for its back-off: said by the retry's line
+        self.deferred: list[str] = []
 
     # --- restart policy ------------------------------------------------------------
 
@@ -315,6 +317,7 @@ class Watcher:
                 self._say_taken_down()
                 break
             next_resync = self.clock() + self.resync
+            saw, self.deferred = _dedupe(self.deferred + saw), []
             try:
                 next_due = self._converge(state, saw)
             except Exception as exc:  # noqa: BLE001 - a namespace vanishing mid-read, a full disk ...: logged
@@ -324,6 +327,7 @@ class Watcher:
                 self.repairs.restarted("repair", self.clock())
                 wait = self.repairs.wait("repair", self.clock())
                 self.retry_at = self.clock() + wait
+                self.deferred = saw
                 self.log(f"saw: {_saw(saw)}; did: nothing, the check failed "
                          f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
 
@@ -358,7 +362,8 @@ class Watcher:
                  if not any(line.startswith(x) or x.startswith(line.split(" exited")[0] + " exited") for x in saw)]
         found_words = f" ({'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})" if found else ""
         if self.retry_at is not None and self.clock() < self.retry_at:
-            return next_due  # a failed repair waits for its back-off
+            self.deferred = _dedupe(self.deferred + saw)  # a failed repair waits for its back-off
+            return next_due
         try:
             done = self._apply(lab, state.source, doctor=False)
         except lab_up.LabGone:
@@ -369,6 +374,7 @@ class Watcher:
             self.repairs.restarted("repair", self.clock())
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
+            self.deferred = saw
             self.log(f"saw: {_saw(saw)}{found_words}; did: repair failed: {exc}; retry in {wait:.1f}s")
             return next_due
         self.retry_at = None

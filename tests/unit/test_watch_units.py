@@ -158,3 +158,30 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
     w.listener.events = [events.Event("w-b", "namespace deleted"), events.Event("w-a", "namespace deleted")]
     monkeypatch.setattr(watch_mod, "SETTLE", 0)
     assert w._relisten(lab, []) == [] and w.pending == ["namespace deleted in w-b"] and len(opened) == 1
+
+
+def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
+    """A check failed (a namespace vanished while it was read) and waits 0.5 s; the deletion's notification
+    wakes the watcher before that: the drift is not repaired yet, and what was seen is kept for the retry's
+    line instead of being lost (which made the retry say "a periodic check")."""
+    import types
+
+    import netlab.api.watch as watch_mod
+
+    text = "name: w\nnodes: [{name: n}]\npods:\n  - {name: a, node: n}\n"
+    lab = resolve(validate_source(parse_yaml(text, "t.yaml")))
+    now = [100.0]
+    lines: list[str] = []
+    w = Watcher(None, "w", lines.append, clock=lambda: now[0])
+    w.retry_at = now[0] + 0.5
+    w.deferred = ["link cni0 up in w-n"]  # what the failed round saw
+    state = types.SimpleNamespace(resolved=lambda: lab)
+    monkeypatch.setattr(watch_mod, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(watch_mod.lab_status, "status",
+                        lambda *a, **k: types.SimpleNamespace(drift=["missing: namespace w-a"]))
+    monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
+    applied = []
+    monkeypatch.setattr(Watcher, "_apply", lambda self, *a, **k: applied.append(a))
+    assert w._converge(state, ["namespace deleted in w-a"]) is None
+    assert not applied and not lines  # still backing off: nothing done, nothing said
+    assert w.deferred == ["link cni0 up in w-n", "namespace deleted in w-a"]
