@@ -85,9 +85,8 @@ def _build_plan(lab: Lab) -> Plan:
     res += [Netns(netns=name) for name in lab.netns_names()]
 
     # Sysctls.
-    common = COMMON_SYSCTLS + restore_sysctls(lab.restored)
     for name in lab.netns_names():
-        res += [Sysctl(netns=name, name=k, value=v) for k, v in common]
+        res += [Sysctl(netns=name, name=k, value=v) for k, v in COMMON_SYSCTLS]
     res += [Sysctl(netns=uns, name=k, value=v) for k, v in HOST_SYSCTLS]
     for node in lab.nodes:
         res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
@@ -167,10 +166,23 @@ def _build_plan(lab: Lab) -> Plan:
 
     for module in EXTENSIONS:
         res += module.resources(lab)
+    res += _restored_sysctls(lab, res)
     res.sort(key=lambda r: ORDER.index(r.kind))
 
     _check_unique(res)
     return Plan(lab=lab.name, resources=tuple(res))
+
+
+def _restored_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:
+    """The IPv4 all/default settings this machine gives new namespaces otherwise than the kernel does, set
+    back in every namespace of the plan (the internet's too), but where the plan itself sets one (kube-proxy's
+    route_localnet on a node: the node keeps kube-proxy's value)."""
+    restore = restore_sysctls(lab.restored)
+    if not restore:
+        return []
+    own = {(r.netns, r.name) for r in res if isinstance(r, Sysctl)}
+    return [Sysctl(netns=ns.netns, name=k, value=v) for ns in res if ns.kind == "netns" for k, v in restore
+            if (ns.netns, k) not in own]
 
 
 def pod_side(lab: Lab) -> list[PodInfo]:

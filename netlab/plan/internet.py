@@ -37,7 +37,7 @@ from netlab.model.lab import Lab
 from netlab.plan.iptables import Ruleset, probability
 from netlab.plan.resources import Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth, address_with_brd
 from netlab.plan.services import node_ports, port_proto_hash, service_port_name
-from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS, restore_sysctls
+from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
 INTERNET_BRIDGE = "inet0"
 GATEWAY_SNAT = "NETLAB-SNAT"
@@ -79,7 +79,7 @@ def resources(lab: Lab) -> list[Resource]:
     all_ns = [gw_ns] + ([lb_ns] if lb_ns else []) + [ns for _, ns, _ in hosts]
     res += [Netns(netns=ns) for ns in all_ns]
     for ns in all_ns:
-        res += [Sysctl(netns=ns, name=k, value=v) for k, v in COMMON_SYSCTLS + restore_sysctls(lab.restored)]
+        res += [Sysctl(netns=ns, name=k, value=v) for k, v in COMMON_SYSCTLS]
     for ns in [gw_ns] + ([lb_ns] if lb_ns else []):
         res += [Sysctl(netns=ns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
     for _, ns, _ in hosts:

@@ -47,7 +47,7 @@ from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.resources import Resource, Sysctl
-from netlab.plan.sysctls import BRIDGE_NF_SYSCTL
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, ROUTE_LOCALNET_SYSCTL
 
 # kube-proxy's constants. The masquerade mark: bit 14 (--iptables-masquerade-bit),
 # written like NewProxier does, fmt.Sprintf("%#08x", 1<<14): Go pads 8 digits after 0x.
@@ -63,6 +63,7 @@ KUBE_POSTROUTING = "KUBE-POSTROUTING"
 KUBE_EXTERNAL_SERVICES = "KUBE-EXTERNAL-SERVICES"
 KUBE_FORWARD = "KUBE-FORWARD"
 KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
+KUBE_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain, which kube-proxy also writes (localhostNodePorts)
 
 
 # --- names -------------------------------------------------------------------
@@ -340,9 +341,18 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
     marked and the rest of its connections, whatever FORWARD's policy.
     """
     rs = Ruleset("filter")
-    for name in (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL):
+    for name in (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL,
+                 KUBE_FIREWALL):
         rs.chain(name)
     _jumps(rs)
+    # A NodePort answers on the node's 127.0.0.1 too (kube-proxy's localhostNodePorts, on by default): the node
+    # routes 127/8 off lo (route_localnet, resources() below), so a packet from outside the node to 127.0.0.1
+    # is dropped here unless it is a connection the node's own DNAT made (issue 90259). kubelet made the chain
+    # and its jumps before kube-proxy ran, whose prepended jumps therefore come first.
+    rs.jump("INPUT", f"-j {KUBE_FIREWALL}")
+    rs.jump("OUTPUT", f"-j {KUBE_FIREWALL}")
+    rs.add(KUBE_FIREWALL, '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
+                          "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
     for sp in sps:
         if sp.endpoints:
             continue
@@ -365,7 +375,7 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
 
 
 def resources(lab: Lab) -> list[Resource]:
-    """Per node: the bridge-netfilter sysctl, and the nat and filter rules.
+    """Per node: the bridge-netfilter and route_localnet sysctls, and the nat and filter rules.
 
     No route for the Service CIDR: like a real node, a node's own connection to a
     ClusterIP is routed by its default route (plan/build.py) before OUTPUT's DNAT
@@ -379,6 +389,7 @@ def resources(lab: Lab) -> list[Resource]:
     out: list[Resource] = []
     for node in lab.nodes:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
+        out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value=ROUTE_LOCALNET_SYSCTL[1]))
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
         out.append(policy.node_filter(lab, node, filt).resource(node.netns, policy.filter_title(lab, filter_title)))
     return out

@@ -211,6 +211,27 @@ def test_node_port_from_every_node(lab):
             assert all(r.get("pod") in ("fedora-1", "fedora-2") for r in replies), (src, dst_ip, replies)
 
 
+def test_a_node_port_answers_on_the_nodes_localhost_in_iptables_mode_only(lab):
+    """kube-proxy's localhostNodePorts: in iptables mode a node's own 127.0.0.1:<nodePort> reaches the Service
+    (route_localnet=1 on the node, the connection masqueraded to leave it; KUBE-FIREWALL drops what comes to
+    127/8 from elsewhere); kube-proxy's nftables mode has no NodePort on localhost."""
+    node = ns(lab, "minikube")
+    route_localnet = in_netns(node, "cat", "/proc/sys/net/ipv4/conf/all/route_localnet").stdout.strip()
+    assert in_netns(ns(lab, "fedora-1"), "cat", "/proc/sys/net/ipv4/conf/all/route_localnet").stdout.strip() == "0"
+    save = in_netns(node, "iptables-save", "-t", "filter").stdout.splitlines()
+    replies = connect(lab, "minikube", "127.0.0.1", 30080, 6)
+    if lab["mode"] == "nftables":
+        assert route_localnet == "0" and not [line for line in save if "KUBE-FIREWALL" in line]
+        assert all(r.get("error") == "ConnectionRefusedError" for r in replies), replies  # nothing listens there
+        return
+    assert route_localnet == "1"
+    assert all(r.get("pod") in ("fedora-1", "fedora-2") for r in replies), replies
+    assert not [r for r in replies if r["client"].startswith("127.")], replies  # masqueraded on the way out
+    assert ('-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
+            'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP') in save
+    assert "-A INPUT -j KUBE-FIREWALL" in save and "-A OUTPUT -j KUBE-FIREWALL" in save
+
+
 def test_internet_host_reaches_node_ports_and_load_balancer(lab):
     for dst_ip in NODES.values():
         replies = connect(lab, "example", dst_ip, 30080, 4)

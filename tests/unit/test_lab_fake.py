@@ -324,8 +324,8 @@ def test_settings_a_host_gives_new_namespaces_are_set_back_recorded_and_checked(
     k = FakeKernel(host_devconf=K8S_HOST)
     up(lab, k)
     assert state_mod.load_state(lab.name).extra["restored_devconf"] == ["route_localnet", "send_redirects"]
-    for ns in k.ns.values():  # the kernel's values, in every namespace
-        assert ns.sysctls["net.ipv4.conf.all.route_localnet"] == "0"
+    for name, ns in k.ns.items():  # the kernel's values, in every namespace; a node keeps kube-proxy's
+        assert ns.sysctls["net.ipv4.conf.all.route_localnet"] == ("1" if name in ("fk-n1", "fk-n2") else "0")
         assert ns.sysctls["net.ipv4.conf.default.route_localnet"] == "0"
         assert ns.sysctls["net.ipv4.conf.all.send_redirects"] == "1"
     assert status(lab, k).ok
@@ -341,7 +341,9 @@ def test_a_host_at_the_kernels_values_adds_nothing_to_the_plan_or_the_state(lab)
     k = FakeKernel()
     up(lab, k)
     assert "restored_devconf" not in state_mod.load_state(lab.name).extra
-    assert not [r for r in build_plan(lab).of_kind("sysctl") if "route_localnet" in r.name]
+    # only kube-proxy's, on the nodes
+    assert [(r.netns, r.name, r.value) for r in build_plan(lab).of_kind("sysctl") if "route_localnet" in r.name] == [
+        ("fk-n1", "net.ipv4.conf.all.route_localnet", "1"), ("fk-n2", "net.ipv4.conf.all.route_localnet", "1")]
 
 
 def test_a_stray_eth0_in_a_pod_goes_before_the_node_makes_the_pods_veth_pair(lab):

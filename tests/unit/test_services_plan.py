@@ -194,7 +194,7 @@ def test_service_without_endpoints_rejects_in_filter_and_has_no_nat():
     assert ('-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment "default/empty:http has no endpoints" '
             "-m addrtype --dst-type LOCAL -m tcp --dport 30081 -j REJECT --reject-with icmp-port-unreachable"
             ) in filt.rules
-    # kube-proxy's jumps, in the order EnsureRule's prepends leave them on a fresh node.
+    # kube-proxy's jumps, in the order EnsureRule's prepends leave them on a fresh node, before kubelet's.
     builtin = [r for r in filt.rules if iptables.chain_of(r) in iptables.BUILTIN_CHAINS]
     assert builtin == [
         '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" '
@@ -202,6 +202,7 @@ def test_service_without_endpoints_rejects_in_filter_and_has_no_nat():
         '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
         '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" '
         "-j KUBE-EXTERNAL-SERVICES",
+        "-A INPUT -j KUBE-FIREWALL",
         '-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" '
         "-j KUBE-PROXY-FIREWALL",
         '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
@@ -212,7 +213,12 @@ def test_service_without_endpoints_rejects_in_filter_and_has_no_nat():
         '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" '
         "-j KUBE-PROXY-FIREWALL",
         '-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+        "-A OUTPUT -j KUBE-FIREWALL",
     ]
+    # localhostNodePorts: a packet to 127/8 from elsewhere is dropped unless the node's own DNAT made it; as
+    # iptables-save prints it on a real node.
+    assert ('-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
+            'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP') in filt.rules
 
 
 def test_udp_service():
