@@ -181,8 +181,8 @@ def _restored_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:
     if not restore:
         return []
     own = {(r.netns, r.name) for r in res if isinstance(r, Sysctl)}
-    return [Sysctl(netns=ns.netns, name=k, value=v) for ns in res if ns.kind == "netns" for k, v in restore
-            if (ns.netns, k) not in own]
+    return [Sysctl(netns=r.netns, name=k, value=v) for r in res if r.kind == "netns" for k, v in restore
+            if (r.netns, k) not in own]
 
 
 def pod_side(lab: Lab) -> list[PodInfo]:
