@@ -347,8 +347,8 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
     _jumps(rs)
     # A NodePort answers on the node's 127.0.0.1 too (kube-proxy's localhostNodePorts, on by default): the node
     # routes 127/8 off lo (route_localnet, resources() below), so a packet from outside the node to 127.0.0.1
-    # is dropped here unless it is a connection the node's own DNAT made (issue 90259). kubelet made the chain
-    # and its jumps before kube-proxy ran, whose prepended jumps therefore come first.
+    # is dropped here unless it is a connection the node's own DNAT made (Kubernetes issue 90259). kubelet
+    # made the chain and its jumps before kube-proxy ran, whose prepended jumps therefore come first.
     rs.jump("INPUT", f"-j {KUBE_FIREWALL}")
     rs.jump("OUTPUT", f"-j {KUBE_FIREWALL}")
     rs.add(KUBE_FIREWALL, '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
