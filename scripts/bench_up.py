@@ -21,6 +21,9 @@ For each lab size, in one run (the machine may be loaded: compare ratios, not se
 Before each `up`, a pause lets the kernel finish freeing the namespaces the
 previous step deleted (it does so asynchronously, after `down` returned).
 
+`down`'s unmount of the pods' UTS pins alone: the lab's tmpfs let go of at
+once, beside the same pins unmounted one by one, in a private mount namespace.
+
 Memory per pod: the proportional set size (PSS, /proc/PID/smaps_rollup) of
 every process that has a thread in the lab's namespaces, divided by the pods
 (the containers' own memory, beyond the kernel's objects), and the drop of
@@ -152,7 +155,8 @@ def bench_ip_batch(prefix: str, pods: int) -> tuple[float, float]:
             subprocess.run([IP, "-batch", del_batch], check=True)
             return t_up, time.perf_counter() - start
         finally:
-            existing = set(subprocess.run([IP, "netns", "list"], check=False, capture_output=True, text=True).stdout.split())
+            listed = subprocess.run([IP, "netns", "list"], check=False, capture_output=True, text=True)
+            existing = set(listed.stdout.split())
             for n in [node] + names:
                 if n in existing:  # only what this run made and did not delete already
                     subprocess.run([IP, "netns", "del", n], check=False, capture_output=True)
@@ -231,13 +235,61 @@ def bench_library(prefix: str, pods: int, tmp: str) -> dict:
     return out
 
 
+def pins_here(pods: int, outer_mnt: int) -> None:
+    """In a private mount namespace (see bench_pins): make ``pods`` UTS pins the way `up` does, on the lab's
+    tmpfs, and let go of them as `down` does (one lazy unmount); then the same pins in a plain folder, an
+    older netlab's layout, unmounted one by one (eight at a time). Prints both times as JSON."""
+    import json
+
+    from netlab.realize import state_dir
+    from netlab.workload import uts
+
+    if os.stat("/proc/self/ns/mnt").st_ino == outer_mnt:
+        sys.exit("--pins-here runs only in a mount namespace of its own (bench_pins starts it so)")
+    names = [f"p{i}" for i in range(pods)]
+    with tempfile.TemporaryDirectory() as root:
+        state_dir.STATE_ROOT = root
+        uts.ensure_uts("tree", names)
+        assert uts.is_pins_fs(uts.uts_dir("tree"))
+        start = time.perf_counter()
+        uts.remove_pins_fs("tree")
+        tree = time.perf_counter() - start
+        os.makedirs(uts.uts_dir("plain"), 0o700)
+        open(os.path.join(uts.uts_dir("plain"), uts.TEMPLATE), "w").close()  # not empty: no tmpfs
+        uts.ensure_uts("plain", names)
+        assert not uts.is_pins_fs(uts.uts_dir("plain"))
+        start = time.perf_counter()
+        uts.remove_uts_many([uts.uts_path("plain", pod) for pod in names])
+        each = time.perf_counter() - start
+        print(json.dumps({"tree": tree, "each": each}))
+
+
+def bench_pins(pods: int) -> str:
+    """`down`'s unmount of the pods' UTS pins, in a mount namespace of its own (the host's mount table never
+    sees them): the lab's tmpfs let go of at once, beside the pins unmounted one by one, in the same run."""
+    import json
+
+    here = str(os.stat("/proc/self/ns/mnt").st_ino)  # the child checks that it is not in this one
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, os.path.abspath(__file__),
+                           "--pins-here", str(pods), here], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        return f"not measured ({(proc.stderr.strip().splitlines() or ['?'])[-1]})"
+    got = json.loads(proc.stdout)
+    return (f"one unmount of their tmpfs {got['tree'] * 1000:.1f} ms, one by one (eight at a time, an older "
+            f"lab's folder) {got['each'] * 1000:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--prefix", default="bn", help="lab names start with this (a DNS label; default bn)")
+    parser.add_argument("--pins-here", type=int, nargs=2, help=argparse.SUPPRESS)  # bench_pins' child: pods, mnt
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_up.py needs root")
+    if args.pins_here:
+        pins_here(*args.pins_here)
+        return
     bytecode.compile_netlab()  # as setup.sh leaves it
     with tempfile.TemporaryDirectory() as tmp:
         for pods in args.pods:
@@ -252,8 +304,8 @@ def main() -> None:
                   f"network only: up {lib['net_up']:.2f} s ({lib['net_up'] / base_up:.2f}x), "
                   f"down {lib['net_down']:.2f} s")
             print(f"  memory: {cli['procs']} processes, PSS {cli['pss_kb'] / pods:.0f} kB per pod; "
-                  f"MemAvailable {cli['avail_kb'] / pods:.0f} kB lower per pod (incl. the kernel's objects)",
-                  flush=True)
+                  f"MemAvailable {cli['avail_kb'] / pods:.0f} kB lower per pod (incl. the kernel's objects)")
+            print(f"  down's UTS pins: {bench_pins(pods)}", flush=True)
 
 
 if __name__ == "__main__":
