@@ -268,7 +268,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     wanted_kernel = {k for k in only if k in features.FEATURES}
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
-    probe = features.probe_kernel(wanted_kernel, commands) if wanted_kernel or commands else features.KernelProbe()
+    probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only)
+             if wanted_kernel or commands else features.KernelProbe())
     for name in pretend & set(features.FEATURES):
         probe.features[name] = features.Feature(name, False, f"reported missing by {MISSING_HOOK} (a test hook)")
     if "iptables-restore" in commands:

@@ -90,7 +90,7 @@ class KernelProbe:
     # loaded and net.core.fb_tunnels_only_for_init_net=0); None if no namespace could be made.
     fresh_links: tuple[str, ...] | None = None
     # The IPv4 all/default settings the namespace got from the host (plan/sysctls.py, DEVCONF_SYSCTLS: sysctl ->
-    # value, None where this kernel has no such file); None if no namespace could be made.
+    # value, None where this kernel has no such file); None if not asked or no namespace could be made.
     devconf: dict[str, str | None] | None = None
     # "net:[inode]" of the throwaway namespace, so a test can check that nothing holds it afterwards.
     scratch_netns: str | None = None
@@ -218,8 +218,9 @@ def inherited_devconf(keys: Sequence[str], timeout: float = PROBE_TIMEOUT) -> di
 
 
 def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequence[str]] | None = None,
-                 timeout: float = PROBE_TIMEOUT) -> KernelProbe:
-    """Try each wanted feature in a throwaway namespace; run ``commands`` (argv lists) there too."""
+                 timeout: float = PROBE_TIMEOUT, devconf: bool = False) -> KernelProbe:
+    """Try each wanted feature in a throwaway namespace; run ``commands`` (argv lists) there too; with
+    ``devconf``, read the IPv4 settings it got from the host (the doctor's line: not `up`'s preflight)."""
     wanted = [f for f in FEATURES if f in set(wanted) | {"netns"}]
     probe = KernelProbe()
     skipped = {f: m for f in wanted if (m := would_load_module(f))}
@@ -230,7 +231,8 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
     def body() -> None:
         probe.scratch_netns = os.readlink("/proc/thread-self/ns/net")
         probe.features["netns"] = Feature("netns", True, "a new network namespace was created")
-        probe.devconf = _devconf_here(DEVCONF_SYSCTLS)
+        if devconf:
+            probe.devconf = _devconf_here(DEVCONF_SYSCTLS)
         tried = [f for f in wanted if f not in skipped]
         _probe_links(probe, tried)
         if any(f in QDISCS for f in tried):

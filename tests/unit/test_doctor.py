@@ -81,12 +81,15 @@ class Machine:
         self.ipv6 = tmp_path / "ipv6"  # /proc/sys/net/ipv6: the kernel has IPv6 (rmdir: booted without it)
         self.ipv6.mkdir()
         self.probes: list[tuple[set[str], dict]] = []
+        self.devconf_asked: list[bool] = []  # each probe: were the host's IPv4 settings read
         self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
 
-    def probe_kernel(self, wanted, commands=None, timeout=None):
+    def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False):
         wanted = set(wanted) | {"netns"}
         self.probes.append((wanted, dict(commands or {})))
-        probe = features.KernelProbe(scratch_netns="net:[1]", fresh_links=self.fresh_links, devconf=dict(self.devconf))
+        self.devconf_asked.append(devconf)
+        probe = features.KernelProbe(scratch_netns="net:[1]", fresh_links=self.fresh_links,
+                                     devconf=dict(self.devconf) if devconf else None)
         for name in wanted:
             if name in self.loadable:
                 probe.features[name] = features.Feature(name, None, f"module for {name} is on disk but not loaded")
@@ -489,3 +492,9 @@ def test_no_namespace_no_settings(machine, monkeypatch):
     monkeypatch.setattr(features, "probe_kernel", lambda *a, **k: features.KernelProbe())
     check = by_name(doctor.diagnose(DEFAULT, set(), ["host-devconf"]))["host-devconf"]
     assert check.line() == "info  host IPv4 settings: unknown: no new namespace could be made"
+
+
+def test_the_host_settings_are_read_for_the_report_not_for_ups_preflight(machine):
+    doctor.require_for(DEFAULT)  # `up`'s checks: the line is advisory, so its 44 files are not read
+    doctor.report(DEFAULT, for_this_lab=False)
+    assert machine.devconf_asked == [False, True]
