@@ -48,9 +48,9 @@ def _escaped(path: str) -> str:
 def is_pins_fs(udir: str) -> bool:
     """True when the file system mounted last on ``udir`` is the lab's tmpfs of pins (mount point, type
     and source checked in /proc/self/mountinfo), so that unmounting it lets go of nothing but pins."""
+    if not os.path.ismount(udir):
+        return False  # a plain folder
     try:
-        if os.stat(udir).st_dev == os.stat(os.path.dirname(udir)).st_dev:
-            return False  # not a mount point: a plain folder
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             lines = f.read().splitlines()
     except OSError:
