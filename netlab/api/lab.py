@@ -359,7 +359,7 @@ class Lab:
         return replace(state, topology=saved), loaded.origin
 
 
-_Named = TypeVar("_Named", R.PodInfo, R.NodeInfo)
+_Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for
 
 
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:

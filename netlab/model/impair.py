@@ -115,7 +115,7 @@ def describe(spec: dict[str, str | None]) -> str:
 class Impairment(BaseModel):
     """What one interface's egress suffers."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     rate: Rate | None = Field(None, description="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
     delay: Time | None = Field(None, description="Added delay (netem; refused where the kernel lacks sch_netem).")

@@ -137,7 +137,11 @@ Protocol = Literal["TCP", "UDP"]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # defer_build: a model's validator and serializer are built when it is first used, not when its class is
+    # defined. Validating a Topology builds one validator that holds every nested model's schema; the nested
+    # models' own, which pydantic would otherwise build for each of them at import, are built only if used
+    # alone (every command that reads a lab's state starts ~25 ms sooner on the 2-core VM).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Cluster(Model):
@@ -440,7 +444,7 @@ class NetworkPolicy(Model):
 class Topology(Model):
     """A whole lab."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True,
                               json_schema_extra={"title": "netlab topology"})
 
     name: LabName = Field(

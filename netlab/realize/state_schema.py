@@ -86,14 +86,15 @@ CniNetwork = Annotated[tuple[dict[StrictStr, Any], IfName], ROW]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Built when a state is first checked, the records inside the StateFile's validator (see model.topology.Model).
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class PlanEntry(BaseModel):
     """One plan resource (Resource.to_json) as older netlab versions saved them: still checked (a state of
     such a version is loaded), never used; new states save an empty list."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
     kind: Literal["netns", "sysctl", "loopback", "bridge", "veth", "veth-peer", "vxlan", "address", "route", "rule",
                   "neigh", "fdb", "nat", "nft"]
     netns: NetnsName

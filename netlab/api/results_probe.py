@@ -1,0 +1,142 @@
+"""The results of ``probe`` and ``Lab.reach`` (netlab.api.results says what they are)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProbedService:
+    """The Service a probe dialed (``service`` of a probe in ``netlab probe -o json``)."""
+
+    name: str
+    namespace: str
+    port_name: str
+    via: str  # ClusterIP | NodePort | LoadBalancer
+    type: str
+    address: str
+    port: int
+    service_port: int
+    protocol: str
+    node: str | None
+    endpoints: tuple[str, ...]  # "pod ip:port"
+    echo: bool
+    session_affinity: str
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe (an entry of ``probes`` in ``netlab probe -o json``); ``Lab.reach`` returns one."""
+
+    source: str
+    destination: str
+    protocol: str  # icmp | tcp | udp
+    port: int | None
+    destination_ip: str
+    expected: str  # reachable | unreachable
+    observed: str  # reachable | unreachable
+    outcome: str  # reply | timeout | refused | unreachable | error | skipped
+    detail: str | None
+    as_expected: bool
+    problems: tuple[str, ...]
+    local_address: str | None  # "ip:port" the sender used
+    seen_client_address: str | None  # "ip:port" the echo server saw
+    server_address: str | None  # "ip:port" the echo server was reached at
+    answered_by: str | None  # the pod (or host) whose echo server answered
+    ttl: int | None
+    rtt_ms: float | None
+    reason: str
+    section: str | None
+    expected_client: tuple[str, ...] | None
+    service: ProbedService | None
+
+    @property
+    def reachable(self) -> bool:
+        """The destination answered."""
+        return self.observed == "reachable"
+
+    @property
+    def seen_source(self) -> str | None:
+        """The client address the destination's echo server saw, without the port (None for ICMP)."""
+        return _ip_of(self.seen_client_address)
+
+    @property
+    def sent_from(self) -> str | None:
+        """The address the source sent from, without the port."""
+        return _ip_of(self.local_address)
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    probes: int
+    as_expected: int
+    not_as_expected: int
+    distributions: int
+    distributions_as_expected: int
+    text: str
+
+
+@dataclass(frozen=True)
+class PodAddressCheck:
+    """Rule 3 from the pod's side: the address on eth0 is the one others reach it at."""
+
+    pod: str
+    eth0_address: str | None
+    reached_at: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Connections from one client pod to a ClusterIP, counted per endpoint."""
+
+    service: str
+    namespace: str
+    port_name: str
+    protocol: str
+    port: int
+    cluster_ip: str
+    client: str
+    connections: int
+    session_affinity: str
+    endpoints: Mapping[str, int]  # endpoint pod -> connections it served
+    other_answers: Mapping[str, int]
+    no_reply: Mapping[str, int]
+    min_per_endpoint: float | None
+    as_expected: bool
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The connectivity matrix and the three rules (``netlab probe -o json``)."""
+
+    lab: str
+    ok: bool
+    summary: ProbeSummary
+    timeout_s: float
+    elapsed_s: float
+    probes: tuple[ProbeResult, ...]
+    pods: tuple[PodAddressCheck, ...]
+    distributions: tuple[Distribution, ...]
+    not_probed: tuple[str, ...]
+    conntrack: Mapping[str, Any]
+    neighbour_table: Mapping[str, Any]
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """Every check that is not as expected, one line each (empty when ``ok``)."""
+        out = [f"{p.source} -> {p.destination} {p.protocol}{'' if p.port is None else '/' + str(p.port)}: "
+               f"{'; '.join(p.problems)}" for p in self.probes if not p.as_expected]
+        out += [f"{c.pod}: eth0 has {c.eth0_address or 'no address'}, others reach it at {c.reached_at}"
+                for c in self.pods if not c.ok]
+        out += [f"svc/{d.service} distribution from {d.client}: {'; '.join(d.problems)}"
+                for d in self.distributions if not d.as_expected]
+        return tuple(out)
+
+
+def _ip_of(addr: str | None) -> str | None:
+    """The address of "ip:port"."""
+    return addr.rsplit(":", 1)[0] if addr else None

@@ -1,0 +1,113 @@
+"""The result of ``trace``: its ends, hops and losses (netlab.api.results says what they are)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TraceEnd:
+    """One end of a trace: a pod, node, internet host, Service or bare address (the JSON
+    leaves out the fields that do not apply, as ``netlab trace -o json`` does)."""
+
+    __json_omit_none__ = True
+
+    name: str
+    kind: str
+    ip: str
+    netns: str | None = None
+    port: int | None = None
+    proto: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True)
+class TraceLoss:
+    """Where a packet disappeared, and why."""
+
+    hop: int | None
+    netns: str | None
+    device: str | None
+    reason: str | None
+    fix: str | None
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    """The endpoint a Service's DNAT picked for the traced packet."""
+
+    service: str | None = None
+    endpoint: str | None = None
+    endpoint_ip: str | None = None
+    endpoint_port: int | None = None
+    svc_chain: str | None = None
+    sep_chain: str | None = None
+    # kube-proxy's rule in svc_chain that chose the endpoint (iptables-save's text), the probability written
+    # in it, the overall chance ("1/2"), its position among the chain's `rules` endpoint rules, whether
+    # sessionAffinity's recent match chose it, how many packets its counter took during the trace, and
+    # all of that in words
+    rule: str | None = None
+    probability: float | None = None
+    chance: str | None = None
+    rule_position: int | None = None
+    rules: int | None = None
+    affinity: bool | None = None
+    rule_counted: int | None = None
+    chosen_by: str | None = None
+    vmap_element: str | None = None  # nftables mode: the numgen vmap's element that chose it ("0 : goto endpoint-...")
+
+    @property
+    def pod(self) -> str | None:
+        """The endpoint pod's name."""
+        return self.endpoint
+
+
+@dataclass(frozen=True)
+class TraceHop:
+    """One row of a trace: where, what the kernel decided there, and whether the packet was seen."""
+
+    netns: str
+    where: str
+    device: str
+    kind: str
+    decision: str
+    commands: tuple[str, ...]
+    problem: str | None
+    fix: str | None
+    facts: Mapping[str, Any]
+    direction: str
+    seen: bool | None
+    evidence: str | None
+    index: int
+    observe: Mapping[str, Any] | None = None
+    cause: bool = False  # this hop's problem dooms the packet, although it travels on (a Service not DNATed)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """The life of one packet (``netlab trace -o json``)."""
+
+    lab: str
+    src: TraceEnd
+    dst: TraceEnd
+    proto: str
+    port: int | None
+    marker: str
+    delivered: bool
+    reply_received: bool
+    reply: str | None
+    lost: TraceLoss | None
+    reply_lost: TraceLoss | None
+    endpoint: ServiceEndpoint | None
+    icmp_errors: tuple[Mapping[str, Any], ...]
+    arp: tuple[Mapping[str, Any], ...]
+    hops: tuple[TraceHop, ...]
+    reply_hops: tuple[TraceHop, ...]
+    captured_netns: tuple[str, ...]
+    packets: int
+    pcap: str | None
+    dns: Mapping[str, Any] | None = None  # to port 53: the question asked (name, id) and the answer
+    # NetworkPolicy verdicts, one per destination pod judged: allowed, text, and for a drop node, chain, counted
+    policy: tuple[Mapping[str, Any], ...] = ()

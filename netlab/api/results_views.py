@@ -1,0 +1,143 @@
+"""What a lab holds, as ``get`` and ``inspect`` give it (netlab.api.results says what they are)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    state: str  # running | stopped | exited | not started | failed
+    pid: int | None
+    command: tuple[str, ...] | None  # None: netlab's echo server
+    ports: tuple[str, ...]  # "8080/TCP"
+    exit_code: int | None = None  # exited: its code (128 + signal when killed), when the kernel kept it
+    restarts: int = 0  # how often up (or up --watch) started it again
+
+    @property
+    def status(self) -> str:
+        """Its state as ``get pods`` words it: an exited container with a known code is ``completed`` (0) or
+        ``error`` (anything else), as the kubelet's reasons Completed and Error."""
+        if self.state != "exited" or self.exit_code is None:
+            return self.state
+        return "completed" if self.exit_code == 0 else "error"
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod (``netlab get pods -o json``)."""
+
+    name: str
+    node: str
+    ip: str
+    netns: str
+    mac: str
+    labels: Mapping[str, str]
+    containers: tuple[ContainerInfo, ...]
+    added: bool = False  # made by netlab, not in the topology (the cluster DNS pod kube-dns)
+    namespace: str = "default"  # the pod's Kubernetes namespace (netns is its network namespace)
+    created: str | None = None  # when its network namespace was made (UTC, RFC 3339: creationTimestamp)
+
+    @property
+    def ready(self) -> str:
+        """Running containers out of all, as kubectl's READY column: ``1/1``."""
+        return f"{sum(c.state == 'running' for c in self.containers)}/{len(self.containers)}"
+
+    @property
+    def restarts(self) -> int:
+        """Its containers' restarts, together, as kubectl's RESTARTS column."""
+        return sum(c.restarts for c in self.containers)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A node (``netlab get nodes -o json``)."""
+
+    name: str
+    ip: str
+    pod_cidr: str
+    netns: str
+    cni0: str  # the pods' gateway: cni0's address
+    vtep: str | None  # flannel.1's address in vxlan mode
+    pods: tuple[str, ...]
+    created: str | None = None  # when its network namespace was made (UTC, RFC 3339: creationTimestamp)
+
+
+@dataclass(frozen=True)
+class ServicePortInfo:
+    name: str | None
+    port: int
+    target_port: int
+    protocol: str
+    node_port: int | None
+    endpoints: tuple[str, ...]  # "pod ip:port"
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A Service (``netlab get services -o json``)."""
+
+    name: str
+    namespace: str
+    type: str
+    cluster_ip: str
+    external_ip: str | None
+    session_affinity: str
+    selector: Mapping[str, str]
+    ports: tuple[ServicePortInfo, ...]
+    dns: str  # <name>.<namespace>.svc.cluster.local
+    added: bool = False  # made by netlab (the cluster DNS Service kube-system/kube-dns)
+
+
+@dataclass(frozen=True)
+class NftTableInfo:
+    """One nftables table of the lab in a namespace, as ``netlab inspect`` shows it (kube-proxy's ``ip
+    kube-proxy`` on a node in nftables mode)."""
+
+    family: str  # ip
+    name: str  # kube-proxy
+    listing: tuple[str, ...]  # `nft list table FAMILY NAME`, line by line as nft prints it (counters in place)
+    # From `nft -j list table`, in the kernel's order. A chain: name, and for a base chain type, hook,
+    # priority, policy (else None); rules: [{rule, packets, bytes}], the rule in kube-proxy's words (as
+    # `netlab status` and `netlab plan` print it), packets/bytes of its `counter` (None: the rule has none,
+    # as no rule kube-proxy writes does).
+    chains: tuple[Mapping[str, Any], ...]
+    # Sets and maps: name, kind (set | map), type ("ipv4_addr . inet_proto . inet_service : verdict"),
+    # flags, timeout (seconds or None), elements ("10.96.0.20 . tcp . 80 : goto service-...").
+    sets: tuple[Mapping[str, Any], ...]
+
+    def chain(self, name: str) -> Mapping[str, Any] | None:
+        """The chain of that name, or None."""
+        return next((c for c in self.chains if c["name"] == name), None)
+
+    def elements(self, name: str) -> tuple[str, ...]:
+        """The elements of the set or map of that name (none when there is no such set)."""
+        return next((tuple(s["elements"]) for s in self.sets if s["name"] == name), ())
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What ``netlab inspect -o json`` shows for one namespace; sections not asked for are None."""
+
+    lab: str
+    name: str
+    netns: str
+    what: str
+    links: tuple[Mapping[str, Any], ...] | None = None
+    addresses: tuple[Mapping[str, Any], ...] | None = None
+    routes: tuple[Mapping[str, Any], ...] | None = None
+    neighbours: tuple[Mapping[str, Any], ...] | None = None
+    fdb: tuple[Mapping[str, Any], ...] | None = None
+    bridge_ports: tuple[Mapping[str, Any], ...] | None = None
+    sysctls: Mapping[str, str | None] | None = None
+    iptables: Mapping[str, tuple[str, ...]] | None = None
+    # the lab's nftables tables here, keyed "ip kube-proxy"; {}: none (iptables mode, a pod)
+    nftables: Mapping[str, NftTableInfo] | None = None
+    conntrack: Mapping[str, Any] | None = None
+    files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
+    cni: Mapping[str, Any] | None = None  # a CNI pod's cached result (network.cni: reference or a conflist)
+    # sections asked for that the tools could not read (iptables, nftables), with why; they are empty
+    unreadable: Mapping[str, str] | None = None
