@@ -320,7 +320,7 @@ class Watcher:
             saw, self.deferred = _dedupe(self.deferred + saw), []
             try:
                 next_due = self._converge(state, saw)
-            except Exception as exc:  # noqa: BLE001 - a namespace vanishing mid-read, a full disk ...: logged
+            except Exception as exc:  # noqa: BLE001 - a reader that failed, a full disk ...: logged
                 if self._live_state() is None:
                     self._say_taken_down()
                     break

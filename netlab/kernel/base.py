@@ -172,7 +172,8 @@ class Kernel(Protocol):
     # snapshot(ns, sysctls, tables) of each namespace of ``asks``, maybe side by side; ``meanwhile()`` runs
     # in this thread while other readers (if any) read. With ``digest``,
     # each namespace's entry is digest(ns, snapshot), called by the reader (maybe a forked child: what it
-    # returns must pickle, and it sees this process as it was when the readers started)
+    # returns must pickle, and it sees this process as it was when the readers started). A namespace deleted
+    # since the caller looked is left out (snapshot raises kernel.netns.NetnsGone for it)
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
                       meanwhile: Callable[[], None] | None = None,
                       digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]: ...

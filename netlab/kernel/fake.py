@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_iptables import FakeError, FTable, empty_table, restore, save_table
-from netlab.kernel.netns import TAG_SYSCTLS, tag_values
+from netlab.kernel.netns import TAG_SYSCTLS, NetnsGone, tag_values
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
@@ -150,13 +150,15 @@ class FakeKernel:
                       digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]:
         if meanwhile is not None:
             meanwhile()
-        out = {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items()}
+        out = {ns: self.snapshot(ns, sysctls, tables) for ns, (sysctls, tables) in asks.items() if ns in self.ns}
         return out if digest is None else {ns: digest(ns, snap) for ns, snap in out.items()}
 
     # --- reading --------------------------------------------------------------------------
 
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
         self.snapshots += 1
+        if netns not in self.ns:
+            raise NetnsGone(netns)
         ns = self.ns[netns]
         snap = Snapshot(netns=netns)
         for link in ns.links.values():

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from netlab.kernel import iptables, netlink, nft as nftmod, readmany
 from netlab.kernel.base import KernelError, Snapshot
+from netlab.kernel.netns import NetnsGone
 from netlab.kernel.readns import read_netns
 
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")
@@ -52,9 +53,10 @@ class Reading:
         else:
             got = ahead.finish(asks, here, meanwhile, digest)
             got.update(here([[ns for ns in asks if ns not in got]]))
-        for ns in asks:  # those a child read: only the links' indexes are known here (no socket)
+        read = [ns for ns in asks if ns in got]  # not those deleted since the caller looked
+        for ns in read:  # those a child read: only the links' indexes are known here (no socket)
             self._index[ns] = got[ns][1]
-        return {ns: got[ns][0] for ns in asks}
+        return {ns: got[ns][0] for ns in read}
 
     def _entries(self, parts: Iterable[list[str]], asks: Callable[[str], tuple[Sequence[str], bool]],
                  digest: Callable[[str, Snapshot], Any] | None) -> dict[str, tuple[Any, dict[str, int]]]:
@@ -76,7 +78,12 @@ class Reading:
 
     def _snapshot_each(self, asks: dict[str, tuple[Sequence[str], bool]]) -> dict[str, Snapshot]:
         conns = dict(self._conns)
-        read = {ns: read_netns(ns, asks[ns][0], asks[ns][1], self.timeout, conns.get(ns)) for ns in asks}
+        read = {}
+        for ns in asks:
+            try:
+                read[ns] = read_netns(ns, asks[ns][0], asks[ns][1], self.timeout, conns.get(ns))
+            except NetnsGone:
+                continue  # deleted since the caller looked: left out, the caller finds it missing
         return {ns: self._keep(snap, conn, legacy, asks[ns][1]) for ns, (snap, conn, legacy) in read.items()}
 
     def _keep(self, snap: Snapshot, conn: netlink.Conn, legacy: list[str], tables: bool) -> Snapshot:

@@ -122,13 +122,39 @@ def list_netns() -> list[str]:
         return []
 
 
+class NetnsGone(FileNotFoundError):
+    """The namespace was deleted since it was looked at: its file is gone, or left without the namespace.
+
+    ``ip netns del`` (and netlab's ``down``) first unmounts the namespace from its file, then removes the
+    file; a command that looked a moment before meets one or the other. Entering it gives this instead
+    of ENOENT or setns's EINVAL, so that a reader can say "missing", not fail (status, a watcher's check)."""
+
+    def __init__(self, name: str):
+        super().__init__(errno.ENOENT, f"namespace {name} is gone (deleted since it was listed)", netns_path(name))
+
+
 @contextmanager
 def entered(name: str) -> Iterator[None]:
-    """Run the body with this thread in namespace ``name``, then come back."""
-    fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    """Run the body with this thread in namespace ``name``, then come back (:class:`NetnsGone` when it was
+    deleted since the caller looked). Once entered, the namespace lives on until the thread leaves it."""
+    path = netns_path(name)
     try:
-        setns(fd)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise NetnsGone(name) from None
+    try:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        try:
+            setns(fd)
+        except OSError as exc:
+            # EINVAL: the file is no namespace (any more): unmounted, not yet removed
+            if exc.errno == errno.EINVAL and not is_nsfs(path):
+                raise NetnsGone(name) from None
+            raise
         try:
             yield
         finally:

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
+from netlab.kernel.netns import NetnsGone
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
 from netlab.lab import carrier
@@ -262,7 +263,10 @@ class _Up:
         for ns in sorted(names | peers):
             if self.kernel.netns_mounted(ns):
                 keys = [r.name for r in want.get(ns, []) if r.kind == "sysctl"]  # type: ignore[attr-defined]
-                self._snaps[ns] = self.kernel.snapshot(ns, keys, tables=ns in names)
+                try:
+                    self._snaps[ns] = self.kernel.snapshot(ns, keys, tables=ns in names)
+                except NetnsGone:
+                    pass  # deleted a moment ago: said below
         out: list[Drift] = []
         for ns in namespaces:
             if ns not in self._snaps:

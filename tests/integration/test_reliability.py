@@ -222,3 +222,47 @@ def test_namespace_remade_by_hand_under_a_lab_name_survives_down(labs, tmp_path)
         assert not os.path.exists(state_path(lab))
     finally:
         subprocess.run(["ip", "netns", "del", victim], check=True)
+
+
+@pytest.mark.parametrize("half, share", [("removed", None), ("unmounted", 1)],
+                         ids=["file-removed-read-here", "unmounted-forked-readers"])
+def test_a_namespace_deleted_while_status_reads_it_is_missing_not_an_error(labs, tmp_path, monkeypatch, half, share):
+    """`ip netns del` (or `netlab down` in another terminal) between status listing the lab and reading one
+    of its namespaces: the kernel's namespace is unmounted from its file, then the file removed. Met in either
+    half, by this process or a forked reader, status says the namespace is missing (exit 1, one line), as for
+    one deleted before it began; it used to end in a traceback (FileNotFoundError, or setns's EINVAL)."""
+    from click.testing import CliRunner
+
+    from netlab.cli import cli
+    from netlab.kernel import live_read, netns as nsmod, readmany
+
+    lab = labs.name()
+    labs.up(small(lab))
+    victim = f"{lab}-b"
+    path = nsmod.netns_path(victim)
+    read = live_read.read_netns
+
+    def delete_then_read(netns, *args, **kwargs):
+        # Just before the victim is read, wherever it is read (a forked reader runs this too): once.
+        if netns == victim and nsmod.is_nsfs(path):
+            if half == "removed":
+                ip("netns", "del", victim)
+            else:
+                subprocess.run(["umount", "-l", path], check=True)
+        return read(netns, *args, **kwargs)
+
+    monkeypatch.setattr(live_read, "read_netns", delete_then_read)
+    if share:
+        monkeypatch.setattr(readmany, "MIN_SHARE", share)  # a reader per core for this small lab
+    out = CliRunner().invoke(cli, ["status", "--lab", lab])
+    assert out.exit_code == 1, out.output
+    assert f"missing: namespace {victim}" in out.stdout
+    assert not isinstance(out.exception, OSError) and "Traceback" not in out.output
+    assert not nsmod.is_nsfs(path)  # the kernel's view: no namespace mounted there
+    assert os.path.exists(path) == (half == "unmounted")
+    monkeypatch.undo()
+    if half == "unmounted":
+        ip("netns", "del", victim)  # the other half of the deletion: its file (the lab's own)
+    labs.up(small(lab))
+    assert netlab("status", "--lab", lab).returncode == 0
+    assert in_netns(f"{lab}-a", "ping", "-c1", "-W2", "10.244.1.2").returncode == 0

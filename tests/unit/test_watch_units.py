@@ -161,7 +161,7 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
 
 
 def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
-    """A check failed (a namespace vanished while it was read) and waits 0.5 s; the deletion's notification
+    """A check failed (a reader that failed, say) and waits 0.5 s; a deletion's notification
     wakes the watcher before that: the drift is not repaired yet, and what was seen is kept for the retry's
     line instead of being lost (which made the retry say "a periodic check")."""
     import types
