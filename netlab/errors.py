@@ -89,3 +89,22 @@ class ChecksFailed(NetlabError):
     """Drift or unmet expectations (exit 1)."""
 
     exit_code = EXIT_CHECKS_FAILED
+
+
+class NetnsGone(FileNotFoundError, NetlabError):
+    """A lab's namespace that is not there when netlab enters it: deleted since it was listed, or never made.
+
+    ``ip netns del`` (and netlab's ``down``) first unmounts the namespace from its file, then removes the
+    file; a command that looked a moment before meets one or the other. kernel.netns.entered raises this
+    for both (ENOENT, or setns's EINVAL on the file left behind), so that a reader of many namespaces can
+    report this one missing (status, a watcher's check) and any other command says so in one line (exit 2,
+    as for a namespace found missing before). Still a FileNotFoundError for code that catches that."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+    def __init__(self, netns: str, path: str):
+        super().__init__(2, f"namespace {netns} does not exist", path)  # 2: ENOENT
+        self.netns = netns
+
+    def __str__(self) -> str:
+        return f"namespace {self.netns} does not exist; is the lab up? (`sudo netlab status`)"

@@ -173,7 +173,7 @@ class Kernel(Protocol):
     # in this thread while other readers (if any) read. With ``digest``,
     # each namespace's entry is digest(ns, snapshot), called by the reader (maybe a forked child: what it
     # returns must pickle, and it sees this process as it was when the readers started). A namespace deleted
-    # since the caller looked is left out (snapshot raises kernel.netns.NetnsGone for it)
+    # since the caller looked is left out (snapshot raises netlab.errors.NetnsGone for it)
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
                       meanwhile: Callable[[], None] | None = None,
                       digest: Callable[[str, Snapshot], Any] | None = None) -> dict[str, Any]: ...

@@ -27,9 +27,10 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, Callable, Sequence
 
 from netlab.kernel import rtnl
+from netlab.errors import NetnsGone
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_iptables import FakeError, FTable, empty_table, restore, save_table
-from netlab.kernel.netns import TAG_SYSCTLS, NetnsGone, tag_values
+from netlab.kernel.netns import TAG_SYSCTLS, netns_path, tag_values
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
@@ -158,7 +159,7 @@ class FakeKernel:
     def snapshot(self, netns: str, sysctls: Sequence[str] = (), tables: bool = True) -> Snapshot:
         self.snapshots += 1
         if netns not in self.ns:
-            raise NetnsGone(netns)
+            raise NetnsGone(netns, netns_path(netns))
         ns = self.ns[netns]
         snap = Snapshot(netns=netns)
         for link in ns.links.values():

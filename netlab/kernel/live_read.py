@@ -9,8 +9,8 @@ import errno
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from netlab.kernel import iptables, netlink, nft as nftmod, readmany
+from netlab.errors import NetnsGone
 from netlab.kernel.base import KernelError, Snapshot
-from netlab.kernel.netns import NetnsGone
 from netlab.kernel.readns import read_netns
 
 IPTABLES_TABLES = ("filter", "nat", "mangle", "raw", "security")

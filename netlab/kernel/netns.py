@@ -35,7 +35,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterable, Iterator, Sequence
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import testhooks
 from netlab.model.naming import check_netns
 
@@ -122,26 +122,15 @@ def list_netns() -> list[str]:
         return []
 
 
-class NetnsGone(FileNotFoundError):
-    """The namespace was deleted since it was looked at: its file is gone, or left without the namespace.
-
-    ``ip netns del`` (and netlab's ``down``) first unmounts the namespace from its file, then removes the
-    file; a command that looked a moment before meets one or the other. Entering it gives this instead
-    of ENOENT or setns's EINVAL, so that a reader can say "missing", not fail (status, a watcher's check)."""
-
-    def __init__(self, name: str):
-        super().__init__(errno.ENOENT, f"namespace {name} is gone (deleted since it was listed)", netns_path(name))
-
-
 @contextmanager
 def entered(name: str) -> Iterator[None]:
-    """Run the body with this thread in namespace ``name``, then come back (:class:`NetnsGone` when it was
+    """Run the body with this thread in namespace ``name``, then come back (netlab.errors.NetnsGone when it was
     deleted since the caller looked). Once entered, the namespace lives on until the thread leaves it."""
     path = netns_path(name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise NetnsGone(name) from None
+        raise NetnsGone(name, path) from None
     try:
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     except BaseException:
@@ -153,7 +142,7 @@ def entered(name: str) -> Iterator[None]:
         except OSError as exc:
             # EINVAL: the file is no namespace (any more): unmounted, not yet removed
             if exc.errno == errno.EINVAL and not is_nsfs(path):
-                raise NetnsGone(name) from None
+                raise NetnsGone(name, path) from None
             raise
         try:
             yield

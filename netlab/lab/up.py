@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made
-from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
+from netlab.errors import ApplyFailed, NetlabError, NetnsGone, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
-from netlab.kernel.netns import NetnsGone
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
 from netlab.lab import carrier

@@ -266,3 +266,18 @@ def test_a_namespace_deleted_while_status_reads_it_is_missing_not_an_error(labs,
     labs.up(small(lab))
     assert netlab("status", "--lab", lab).returncode == 0
     assert in_netns(f"{lab}-a", "ping", "-c1", "-W2", "10.244.1.2").returncode == 0
+
+
+def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
+    """The other commands that enter a namespace say the same one line for one that is gone (exit 2); inspect
+    ended in a traceback."""
+    lab = labs.name()
+    labs.up(small(lab))
+    ip("netns", "del", f"{lab}-b")
+    gone = f"namespace {lab}-b does not exist"
+    for args, hint in ((["inspect", "--lab", lab, "b"], "is the lab up?"),
+                       (["inspect", "--lab", lab, "b", "-o", "json"], "is the lab up?"),
+                       (["exec", "--lab", lab, "b", "--", "true"], f"is lab {lab} up?")):
+        proc = netlab(*args, check=False)
+        assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+        assert proc.stderr == f"netlab: {gone}; {hint} (`sudo netlab status`)\n"
