@@ -16,7 +16,7 @@ import os
 import time
 from typing import Iterable
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
 from netlab.kernel.child import ChildDied, ChildError, ChildTimeout, run_in_child
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
@@ -26,6 +26,7 @@ from netlab.probe.agent import run_job
 from netlab.probe.job import Job, Output, choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.matrix import ECHO_PORT, PROTOS, Observation, Probe, build_matrix, echo_ports, internet_host_names
+from netlab.realize.state import load_state
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
@@ -107,9 +108,27 @@ def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int |
                         & set(internet_host_names(lab)))
         with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
                              lifetime=limit + 30) as heard:
-            out = _fork_agent(job, limit=limit)
+            try:
+                out = _fork_agent(job, limit=limit)
+            except EnvironmentNotReady:
+                if _being_taken_down(lab, job):
+                    raise UsageError(f"lab {lab.name} is being taken down (`netlab down`): the probe's agent was "
+                                     "stopped with the lab's other processes") from None
+                raise
     out.stats["turn_wait_s"] = round(waited, 3)
     return out, heard
+
+
+def _being_taken_down(lab: Lab, job: Job) -> bool:
+    """`netlab down` has begun: it marks the lab's state "deleting" before it stops every process in the lab's
+    namespaces (the probe's agent among them), then deletes them."""
+    if any(not is_netns_mount(ns) for ns in (lab.underlay_netns, *job.sweep)):
+        return True
+    try:
+        state = load_state(lab.name)
+    except NetlabError:  # corrupt: not this question's to answer
+        return False
+    return state is None or state.phase == "deleting"
 
 
 def _result(p: Probe, obs: Observation, timeout: float, out: Output, heard: listeners.Listeners) -> Result:

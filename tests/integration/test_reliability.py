@@ -281,3 +281,46 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
         proc = netlab(*args, check=False)
         assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
         assert proc.stderr == f"netlab: {gone}; {hint} (`sudo netlab status`)\n"
+
+
+def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
+    """`netlab down` in another terminal while a probe runs: down stops every process in the lab's namespaces,
+    the probe's agent too. The probe says the lab is being taken down (exit 2), as trace does, not that its
+    agent died (exit 3). The agent's work is a sleep here, so that down surely finds it at work."""
+    import threading
+
+    from click.testing import CliRunner
+
+    from netlab.cli import cli
+    from netlab.errors import UsageError
+    from netlab.kernel import netns as nsmod
+    from netlab.probe import runner
+
+    lab = labs.name()
+    labs.up(small(lab))
+    inodes = {f"net:[{os.stat(nsmod.netns_path(ns)).st_ino}]" for ns in lab_namespaces(lab)}
+
+    def agent_at_work(job):  # in the forked agent: in the lab's namespace, as the real one
+        nsmod.join(job.home)
+        time.sleep(60)
+
+    def agent_in_the_lab() -> bool:
+        me = os.getpid()
+        children = open(f"/proc/{me}/task/{me}/children").read().split()
+        return any(os.readlink(f"/proc/{pid}/ns/net") in inodes for pid in children if os.path.exists(f"/proc/{pid}"))
+
+    def down_once_the_agent_is_there() -> None:
+        deadline = time.monotonic() + 30
+        while not agent_in_the_lab() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        netlab("down", "--lab", lab)
+
+    monkeypatch.setattr(runner, "run_job", agent_at_work)
+    other_terminal = threading.Thread(target=down_once_the_agent_is_there)
+    other_terminal.start()
+    out = CliRunner().invoke(cli, ["probe", "--lab", lab, "--proto", "icmp"])
+    other_terminal.join()
+    assert isinstance(out.exception, UsageError), out.output  # exit 2 from the program
+    assert str(out.exception) == (f"lab {lab} is being taken down (`netlab down`): the probe's agent was stopped with "
+                                  "the lab's other processes")
+    assert lab_namespaces(lab) == []
