@@ -80,7 +80,9 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 @click.argument("pod", shell_complete=complete_pods)
 @click.option("-c", "--container", help="Container name (default: the pod's only or first container).")
 @click.option("--tail", type=int, default=None, metavar="N", help="Only the last N lines.")
-@click.option("-f", "--follow", is_flag=True, help="Keep printing what the container writes (Ctrl-C stops).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing what the container writes, until Ctrl-C or the pod is gone (`netlab down`, or "
+                   "the pod taken out of the topology).")
 def logs(lab_name: str | None, topology: str | None, pod: str, container: str | None, tail: int | None,
          follow: bool) -> None:
     """Print what a container of POD wrote to stdout and stderr."""
@@ -111,5 +113,10 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
             if chunk:
                 out.write(chunk)
                 out.flush()
+            elif os.fstat(fh.fileno()).st_nlink == 0:
+                # The log was removed: the lab taken down, or the pod taken out of it. Nothing more comes
+                # (a restarted container appends to the same file), so following ends, as `kubectl logs -f`
+                # does when its pod is deleted.
+                break
             else:
                 time.sleep(0.2)

@@ -345,3 +345,37 @@ def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
     netlab("down", "--lab", lab)
     assert mounts_under(os.path.dirname(udir)) == {}
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
+
+
+def test_logs_follow_prints_lines_as_they_come_and_ends_when_the_pod_goes(labs, tmp_path):
+    """`netlab logs -f` prints a container's lines as it writes them, and ends (exit 0) once `down` removed the
+    log, as `kubectl logs -f` ends when its pod is deleted; it used to wait on an unlinked file forever."""
+    import select
+
+    lab = labs.name("lf")
+    labs.up(f"""name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - name: tick
+    node: n1
+    containers:
+      - {{name: c, command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"]}}
+""")
+    follow = subprocess.Popen([sys.executable, "-m", "netlab", "logs", "--lab", lab, "tick", "-f"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        got = b""
+        deadline = time.monotonic() + 10
+        while got.count(b"\n") < 12 and time.monotonic() < deadline:  # more than were written when it began
+            if select.select([follow.stdout], [], [], 0.5)[0]:
+                got += os.read(follow.stdout.fileno(), 4096)
+        ticks = [int(line.split()[1]) for line in got.decode().splitlines()]
+        assert len(ticks) >= 12 and ticks == list(range(1, len(ticks) + 1)), got
+        netlab("down", "--lab", lab)
+        assert follow.wait(timeout=10) == 0, follow.stderr.read()
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+        follow.stdout.close()
+        follow.stderr.close()
