@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import importlib
 import json
@@ -285,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="netlab", standalone_mode=False)
+        if sys.stdout is not None:  # None: started with standard output closed (`>&-`)
+            sys.stdout.flush()  # what is still buffered: a full disk is said below, not by Python at exit
     except NetlabError as exc:
         if debug:
             raise
@@ -308,6 +311,27 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
         sys.exit(EXIT_ENVIRONMENT)
+    except OSError as exc:
+        if debug or exc.errno not in DISK_FULL:
+            raise
+        click.echo(f"netlab: {_unwritable(exc)}", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _unwritable(exc: OSError) -> str:
+    """A write that a full disk refused, in words (``netlab probe -o json > report.json`` on a full disk).
+
+    Netlab's own files (the lab's state, --junit, -o FILE) say so where they are written, naming the file;
+    a write to a descriptor names none: standard output's. What it could not take is dropped (stdout onto
+    /dev/null), so that Python's own flush at exit does not fail again with a traceback."""
+    if exc.filename:
+        return f"cannot write {display_path(exc.filename)}: {exc.strerror}"
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return f"cannot write the output: {exc.strerror} (it is cut short)"
 
 
 def _located(line: str) -> bool:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from netlab.cli.base import COMMANDS, cli
@@ -111,3 +112,23 @@ def test_a_reader_that_goes_away_ends_the_program_quietly_as_sigpipe_would():
     listing = subprocess.run([sys.executable, "-m", "netlab", "break", "--list"], capture_output=True, text=True,
                              timeout=60)
     assert listing.returncode == 0 and len(listing.stdout.splitlines()) > 5
+
+
+@pytest.mark.parametrize("args", [["validate", "-t", str(DEMO)], ["validate", "-t", str(DEMO), "-o", "json"],
+                                  ["break", "--list"]], ids=["text", "json", "break-list"])
+def test_output_to_a_full_disk_is_one_line_not_a_traceback(args):
+    """`netlab ... > file` where the disk is full (/dev/full refuses every write with ENOSPC): one line naming
+    the output, exit 3, and nothing more from Python's own flush at exit; it was a traceback (exit 1)."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-m", "netlab", *args], stdout=full, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (
+        3, "netlab: cannot write the output: No space left on device (it is cut short)\n")
+
+
+def test_a_command_started_with_its_output_closed_runs_as_before():
+    """`netlab validate >&-`: Python starts with no sys.stdout; click writes nothing, and the program's last flush
+    of standard output is skipped (it once failed there)."""
+    proc = subprocess.run(["sh", "-c", 'exec "$0" -m netlab validate -t "$1" >&-', sys.executable, str(DEMO)],
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (0, "")
