@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 from netlab.kernel import netns as nsmod
 
+PR_SET_PDEATHSIG = 1
 LENGTH = struct.Struct("=Q")
 
 
@@ -109,12 +110,27 @@ class Child:
         return bytes(buf[LENGTH.size:])
 
 
+def die_with_parent(parent: int) -> bool:
+    """In a forked child: SIGKILL when the parent (its pid before the fork) dies; False if it already has.
+
+    The kernel sends it when the thread that forked ends, and clears it in the child's own children."""
+    nsmod.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    return os.getppid() == parent
+
+
 def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = None, what: str = "a child") -> Child:
-    """Fork; the child joins ``netns`` (if given), runs ``fn(*args)`` and sends back what came of it."""
+    """Fork; the child joins ``netns`` (if given), runs ``fn(*args)`` and sends back what came of it.
+
+    The child dies with this process: its result would have no reader. A probe agent killed at Ctrl-C (or
+    by `netlab down`, or SIGKILL) takes its workers with it; they went on probing in the lab's namespaces,
+    holding neighbour entries outside any run's budget, until their share was done."""
+    parent = os.getpid()
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(r)
+        if not die_with_parent(parent):
+            os._exit(1)  # the parent is gone already
         try:
             if netns is not None:
                 nsmod.join(netns)

@@ -47,7 +47,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import ChildError, readable, run_in_child
 
-PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15
+PR_SET_NAME = 15
 ETC_NETNS = "/etc/netns"
 EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exec
 
@@ -55,12 +55,6 @@ EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exe
 def set_comm(name: str) -> None:
     """The process name ps/top show (15 bytes), e.g. "echo fedora-1"."""
     nsmod.libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-
-
-def die_with_parent(parent: int) -> bool:
-    """In a forked child: SIGKILL when the parent (its pid before the fork) dies; False if it already has."""
-    nsmod.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    return os.getppid() == parent
 
 
 @dataclass(frozen=True)

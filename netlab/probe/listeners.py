@@ -28,7 +28,8 @@ import time
 from dataclasses import dataclass, field
 
 from netlab.kernel import netns as nsmod
-from netlab.kernel.processes import die_with_parent, set_comm
+from netlab.kernel.child import die_with_parent
+from netlab.kernel.processes import set_comm
 from netlab.workload.echo import EchoLoop, Log, Served, listen
 
 

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology
+from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -228,3 +228,55 @@ def test_two_labs_probed_at_once_hold_one_budget_of_the_neighbour_table_not_two(
 def test_probe_needs_a_running_lab(labs):
     proc = netlab("probe", "--lab", "nosuchlab", check=False)
     assert proc.returncode == 2 and "not up" in proc.stderr
+
+
+def test_ctrl_c_during_a_probe_leaves_no_agent_or_worker_behind(labs, tmp_path):
+    """Ctrl-C kills the probe's agent; its workers (forked by the agent) went on probing in the lab's
+    namespaces, holding neighbour entries outside any run's budget, until their share was done. Now every
+    forked helper dies with its parent. The workers' share is a long sleep here, so that they are surely
+    at work when Ctrl-C comes; the agent's own share is real."""
+    import signal
+    import sys
+
+    lab = labs.name()
+    labs.up(two_node_topology(lab, pods_per_node=2))
+    lab_ns = {os.stat(f"/run/netns/{ns}").st_ino for ns in lab_namespaces(lab)}
+
+    def in_lab() -> set[int]:  # processes in the lab's network namespaces (the echo server's threads too)
+        out = set()
+        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                if os.stat(f"/proc/{pid}/ns/net").st_ino in lab_ns:
+                    out.add(pid)
+            except OSError:  # gone, or not ours to look at (pid 1 of some VMs)
+                pass
+        return out
+
+    echo = in_lab()  # the lab's own: its echo server
+    script = tmp_path / "probe.py"
+    script.write_text(f"""import sys, time
+from netlab.kernel import netns as nsmod
+from netlab.probe import agent
+
+def sleeping(job, *args):
+    nsmod.join(job.home)
+    time.sleep(60)
+
+agent.work = sleeping
+agent.MIN_TASKS_PER_WORKER = 1  # a worker per core for this small lab
+sys.argv = ["netlab", "probe", "--lab", {lab!r}, "--proto", "icmp"]
+from netlab.launch import main
+main()
+""")
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert wait_for(lambda: len(in_lab() - echo) >= 2, timeout=30), "no agent and worker at work in the lab"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130, proc.stderr.read()
+        assert wait_for(lambda: not in_lab() - echo, timeout=5), f"left in the lab: {in_lab() - echo}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
