@@ -126,11 +126,11 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         return TraceCheck(src, dst, None, None, ns, fact, reply=name == "rp-filter-strict")
     if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
         return TraceCheck(src, dst, None, None, target.netns, r"bigger than its MTU", size=lab.pod_mtu - 28)
-    if name == "bridge-port-down":
-        pod = target
+    if name == "bridge-port-down":  # to the pod from across its bridge: from a pod on another node, else (a lab
+        pod = target  # of one node) from the node itself; either way the node's bridge is where it stops
         assert isinstance(pod, PodInfo)
-        other = next(p for p in lab.pods if p.node != pod.node)
-        return TraceCheck(other.name, pod.name, None, None, lab.node(pod.node).netns,
+        other = next((p for p in lab.pods if p.node != pod.node), None)
+        return TraceCheck(other.name if other else pod.node, pod.name, None, None, lab.node(pod.node).netns,
                           r"bridge port .* is down")
     if name == "kube-services-jump-missing":
         client = next(p for p in here if p.spec.labels.get("k8s-app") != "kube-dns")

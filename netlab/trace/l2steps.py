@@ -59,14 +59,33 @@ class L2Steps:
         else:
             why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
         fix = self.lab.planned_neigh.get((ns, dev, ip))
-        port = self._port_down_toward(ns, link, ip) if link.kind == "bridge" else None
-        if port is not None:  # the ARP request never reached the pod: its bridge port is down
-            why = (f"no ARP answer for {ip} on {dev} ({state}): the bridge port {port} of {dev} in {ns} "
-                   f"(veth peer of {whose}'s eth0) is down, so the bridge does not forward to it")
-            fix = f"ip -n {ns} link set {port} up"
+        down = self._bridge_port_down(ns, dev, link, ip)
+        if down is not None:  # the ARP request never reached the pod: its bridge port is down
+            where, bridge, port = down
+            why = (f"no ARP answer for {ip} on {dev} ({state}): the bridge port {port} of {bridge} in {where} "
+                   f"(veth peer of {self.lab.ip_names.get(ip)}'s eth0) is down, so the bridge does not forward to it")
+            fix = f"ip -n {where} link set {port} up"
         self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
                       problem=why, fix=fix, state=state, ip=ip)
         return self._stop(why)
+
+    def _bridge_port_down(self, ns: str, dev: str, link: LinkFacts, ip: str) -> tuple[str, str, str] | None:
+        """(namespace, bridge, port) when the ARP request for ``ip`` dies at a bridge port that is down: this
+        bridge's (the node asks on cni0), or that of the bridge the link's veth peer is a port of (a pod asks
+        for a pod on its own node: the request crosses the node's bridge)."""
+        if link.kind == "bridge":
+            port = self._port_down_toward(ns, link, ip)
+            return (ns, dev, port) if port is not None else None
+        peer = self.lab.peers.get((ns, dev))
+        if peer is None:
+            return None
+        links = self.k.links(peer[0])
+        master = links[peer[1]].master if peer[1] in links else None
+        bridge = links.get(master) if master else None
+        if bridge is None or bridge.kind != "bridge":
+            return None
+        port = self._port_down_toward(peer[0], bridge, ip)
+        return (peer[0], bridge.name, port) if port is not None else None
 
     def _port_down_toward(self, ns: str, bridge: LinkFacts, ip: str) -> str | None:
         """The port of ``bridge`` whose veth peer is the pod owning ``ip``, when that port is down."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import pytest
@@ -188,6 +189,42 @@ def test_break_default_lab(default_lab, name):
 @pytest.mark.parametrize("name", SERVICES_SCENARIOS)
 def test_break_services_lab(services_lab, name):
     _check(*services_lab, name)
+
+
+def test_a_one_node_lab_breaks_and_quizzes_as_the_catalogue_says(tmp_path):
+    """A lab of one node (one bridge, no overlay): every scenario that applies to it (a bridge port down) breaks
+    it, probe and trace show it, up repairs it; the quiz on it picks that one, and the answer traces it from the
+    node (it ended in a StopIteration traceback, looking for a pod on another node). A pod's trace to a pod on
+    its own bridge names the port too: its ARP request dies there."""
+    from netlab.breaks import quiz
+
+    name = unique_lab("bk1")
+    path = tmp_path / "topo.yaml"
+    path.write_text(f"name: {name}\nnetwork: {{mode: host-gw}}\nnodes: [{{name: n1}}]\n"
+                    "pods: [{name: a, node: n1}, {name: b, node: n1}]\n")
+    with lab_up(str(path), name):
+        model = running_lab(name).resolved()
+        applies = [s.name for s in quiz.candidates(model)]
+        assert applies == ["bridge-port-down"]
+        for scenario in applies:
+            _check(name, str(path), scenario)
+        netlab("quiz", "--lab", name, "--seed", "5")
+        ans = netlab("quiz", "answer", "vxlan-arp-missing", "--lab", name, check=False)
+        assert ans.returncode == 1 and ans.stdout.startswith("wrong: it was bridge-port-down"), ans.stderr
+        assert "netlab trace n1 b" in ans.stdout and "bridge port" in ans.stdout and "repaired" in ans.stdout
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+        try:
+            netlab("break", "bridge-port-down", "--lab", name, "--target", "b")
+            in_netns(f"{name}-a", "ip", "neigh", "flush", "dev", "eth0", check=True)  # a asks for b afresh
+            tr = netlab("trace", "--lab", name, "a", "b", "-o", "json", check=False)
+            lost = json.loads(tr.stdout)["lost"]
+            assert tr.returncode == 1 and lost["netns"] == f"{name}-a", tr.stdout
+            assert re.search(rf"no ARP answer for 10\.244\.0\.\d+ on eth0 .*the bridge port \S+ of cni0 in "
+                             rf"{name}-n1 \(veth peer of b's eth0\) is down", lost["reason"]), lost
+            assert re.fullmatch(rf"ip -n {name}-n1 link set \S+ up", lost["fix"]), lost
+        finally:
+            netlab("up", "-t", str(path))
+        assert netlab("status", "--lab", name, check=False).returncode == 0
 
 
 def test_refused_where_it_would_change_nothing(default_lab):

@@ -14,7 +14,7 @@ from netlab.api.topology import load
 FIELDS = ("name", "breaks", "target", "change", "symptom", "hop", "fact", "fix", "lesson")
 
 
-def _lab(path: str | None):
+def _lab(path: str | dict | None):
     return load(path).lab
 
 
@@ -57,6 +57,34 @@ def test_every_scenario_has_a_change_a_symptom_and_a_trace():
         rule = symptoms.expect(s, lab, target)
         assert rule({"source": "x", "destination": "y", "protocol": "icmp", "port": None, "service": None}) \
             in ("pass", "fail", "any")
+
+
+SHAPES = {
+    "default": None, "services": "topologies/services.yaml", "host-gw-3node": "topologies/host-gw-3node.yaml",
+    "vxlan-3node": "topologies/vxlan-3node.yaml",
+    "one node, two pods": {"name": "s1", "network": {"mode": "host-gw"}, "nodes": [{"name": "n1"}],
+                           "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]},
+    "one node, one pod": {"name": "s2", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}]},
+    "two nodes, pods on one": {"name": "s3", "nodes": [{"name": "n1"}, {"name": "n2"}],
+                               "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
+    """What `quiz answer` traces, for each scenario the quiz may pick on a lab of this shape and each target
+    `break --target` takes: two ends the lab has, not the same (bridge-port-down on a lab of one node looked for a
+    pod on another node: a StopIteration traceback)."""
+    lab = _lab(SHAPES[shape])
+    names = {p.name for p in lab.pods} | {n.name for n in lab.nodes} | {f"svc/{s.name}" for s in lab.services}
+    for s in quiz.candidates(lab):
+        for item in lab.nodes if s.target == "node" else lab.pods:
+            try:
+                target = catalogue.resolve_target(s, lab, item.name)
+            except ValueError:
+                continue  # not a target of this scenario (an endpoint pod, the DNS pod ...)
+            check = symptoms.trace_check(s, lab, target)
+            assert {check.src, check.dst} <= names and check.src != check.dst, (s.name, item.name, check)
 
 
 def test_services_scenarios_refused_on_the_default_lab():
