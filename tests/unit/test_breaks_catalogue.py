@@ -74,9 +74,12 @@ SHAPES = {
 def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
     """What `quiz answer` traces, for each scenario the quiz may pick on a lab of this shape and each target
     `break --target` takes: two ends the lab has, not the same (bridge-port-down on a lab of one node looked for a
-    pod on another node: a StopIteration traceback)."""
+    pod on another node: a StopIteration traceback); a node's fault is traced across the pod network, to a pod or
+    a podless node's cni0 address, never node to node (the underlay, which no scenario breaks)."""
     lab = _lab(SHAPES[shape])
     names = {p.name for p in lab.pods} | {n.name for n in lab.nodes} | {f"svc/{s.name}" for s in lab.services}
+    names |= {str(n.gateway.ip) for n in lab.nodes if not lab.pods_on(n.name)}
+    nodes = {n.name for n in lab.nodes}
     for s in quiz.candidates(lab):
         for item in lab.nodes if s.target == "node" else lab.pods:
             try:
@@ -85,6 +88,7 @@ def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
                 continue  # not a target of this scenario (an endpoint pod, the DNS pod ...)
             check = symptoms.trace_check(s, lab, target)
             assert {check.src, check.dst} <= names and check.src != check.dst, (s.name, item.name, check)
+            assert not {check.src, check.dst} <= nodes, (s.name, item.name, check)
 
 
 def test_services_scenarios_refused_on_the_default_lab():
