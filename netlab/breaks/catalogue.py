@@ -246,19 +246,42 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
         return f"{s.name} needs cluster DNS (a lab with Services); lab {lab.name} has none{where}"
     if "endpoints" in s.needs and not _service_endpoints(lab):
         return f"{s.name} needs a Service endpoint pod; lab {lab.name} has none{where}"
+    if s.name == "conntrack-stale-entry" and not _clients_no_endpoint(lab):
+        return f"{s.name} needs a client pod that is no Service's endpoint; lab {lab.name} has none{where}"
+    if s.target == "node" and all(target_problem(s, lab, n) for n in lab.nodes):
+        return f"{target_problem(s, lab, lab.nodes[0])}; no node of lab {lab.name} is{where}"
+    return None
+
+
+def _clients(lab: Lab, node: str) -> list[PodInfo]:
+    """The pods of ``node`` that a proving trace can start from as a Service's client: all but the DNS pod."""
+    return [p for p in lab.pods_on(node) if p.spec.labels.get("k8s-app") != "kube-dns"]
+
+
+def _clients_no_endpoint(lab: Lab) -> list[PodInfo]:
+    eps = {p.name for p in _service_endpoints(lab)}
+    return [p for p in lab.pods if p.name not in eps]
+
+
+def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
+    """Why a node scenario would show nothing on this node (None: it shows): a Service scenario needs a client
+    pod there, and bridge-nf-call-off the DNS pod beside it (the reply the bridge switches)."""
+    if s.name == "kube-services-jump-missing" and not _clients(lab, node.name):
+        return f"{s.name} breaks the Service path of a node's pods: it needs a pod (not DNS) on the node"
+    if s.name == "bridge-nf-call-off":
+        dns = dns_pod(lab)
+        if dns is None or dns.node != node.name or not _clients(lab, node.name):
+            return f"{s.name} shows where a pod meets a Service endpoint on its own bridge: it needs the DNS " \
+                   f"pod and another pod on the node"
     return None
 
 
 def default_target(s: Scenario, lab: Lab) -> str:
     """The node or pod a scenario breaks when --target is not given."""
-    if s.target == "node":
-        if s.name == "bridge-nf-call-off":  # the node where a client meets an endpoint on its own bridge
-            nodes = {p.node for p in _service_endpoints(lab)}
-            return next((n.name for n in lab.nodes if n.name in nodes), lab.nodes[0].name)
-        return lab.nodes[0].name
+    if s.target == "node":  # the first that shows it
+        return next((n.name for n in lab.nodes if target_problem(s, lab, n) is None), lab.nodes[0].name)
     if s.name == "conntrack-stale-entry":  # a client: a pod that is no endpoint and not DNS
-        eps = {p.name for p in _service_endpoints(lab)}
-        return next(p.name for p in lab.pods if p.name not in eps)
+        return (_clients_no_endpoint(lab) or lab.pods)[0].name
     if s.name in ("dns-pod-stopped",):
         return dns_pod(lab).name  # type: ignore[union-attr]
     if s.name == "endpoint-pod-down":  # an application endpoint (not DNS), the last one
@@ -275,6 +298,10 @@ def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodI
         if found is None:
             raise ValueError(f"{s.name} breaks a node; lab {lab.name} has no node {name!r} "
                              f"(nodes: {', '.join(n.name for n in lab.nodes)})")
+        problem = target_problem(s, lab, found)
+        if problem is not None:
+            fit = [n.name for n in lab.nodes if target_problem(s, lab, n) is None]
+            raise ValueError(f"{problem}; node {name} is not one (nodes that are: {', '.join(fit) or 'none'})")
         return found
     pod = next((p for p in lab.pods if p.name == name), None)
     if pod is None:

@@ -143,9 +143,10 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
                           r"did not DNAT.*KUBE-SERVICES")
     if name == "endpoint-pod-down":
         assert isinstance(target, PodInfo)
-        client = next(p for p in lab.pods if p.name != target.name and p.spec.labels.get("k8s-app") != "kube-dns")
+        others = [p.name for p in lab.pods if p.name != target.name and p.spec.labels.get("k8s-app") != "kube-dns"]
+        client = others[0] if others else target.node  # no other pod: its node dials it
         port = target.ports[0][0]
-        return TraceCheck(client.name, target.name, "tcp", port, target.netns, r"[Rr]efused", reply=True)
+        return TraceCheck(client, target.name, "tcp", port, target.netns, r"[Rr]efused", reply=True)
     if name == "dns-pod-stopped":
         assert isinstance(target, PodInfo)
         client = next(p for p in lab.pods if p.name != target.name)

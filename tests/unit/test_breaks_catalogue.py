@@ -59,6 +59,9 @@ def test_every_scenario_has_a_change_a_symptom_and_a_trace():
             in ("pass", "fail", "any")
 
 
+WEB = {"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}
+WEB_POD = {"name": "w", "node": "n1", "labels": {"app": "web"},
+           "containers": [{"name": "http", "ports": [{"containerPort": 8080}]}]}
 SHAPES = {
     "default": None, "services": "topologies/services.yaml", "host-gw-3node": "topologies/host-gw-3node.yaml",
     "vxlan-3node": "topologies/vxlan-3node.yaml",
@@ -67,6 +70,11 @@ SHAPES = {
     "one node, one pod": {"name": "s2", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}]},
     "two nodes, pods on one": {"name": "s3", "nodes": [{"name": "n1"}, {"name": "n2"}],
                                "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]},
+    "a Service, one node, its endpoint alone": {"name": "v1", "nodes": [{"name": "n1"}], "pods": [WEB_POD],
+                                                "services": [WEB]},
+    "a Service, all pods on the second node": {"name": "v2", "nodes": [{"name": "n1"}, {"name": "n2"}],
+                                               "pods": [{**WEB_POD, "node": "n2"}, {"name": "c", "node": "n2"}],
+                                               "services": [WEB]},
 }
 
 
@@ -89,6 +97,22 @@ def test_every_scenario_that_applies_has_a_trace_for_every_target(shape):
             check = symptoms.trace_check(s, lab, target)
             assert {check.src, check.dst} <= names and check.src != check.dst, (s.name, item.name, check)
             assert not {check.src, check.dst} <= nodes, (s.name, item.name, check)
+
+
+def test_a_node_that_cannot_show_a_service_scenario_is_refused_in_one_line():
+    """kube-services-jump-missing breaks the Service path of a node's pods: on a node with none (the DNS pod
+    aside) it would show nothing, and the quiz's trace found no client (a StopIteration traceback). Such a target
+    is refused, naming the nodes that fit; a lab where none fits is refused by why_not, so the quiz skips it."""
+    lab = _lab(SHAPES["a Service, all pods on the second node"])
+    s = catalogue.scenario("kube-services-jump-missing")
+    assert catalogue.default_target(s, lab) == "n2"
+    with pytest.raises(ValueError) as err:
+        catalogue.resolve_target(s, lab, "n1")
+    assert str(err.value).endswith("node n1 is not one (nodes that are: n2)") and "\n" not in str(err.value)
+    alone = _lab(SHAPES["a Service, one node, its endpoint alone"])
+    why = catalogue.why_not(catalogue.scenario("conntrack-stale-entry"), alone)
+    assert why is not None and "needs a client pod that is no Service's endpoint" in why
+    assert "conntrack-stale-entry" not in {c.name for c in quiz.candidates(alone)}
 
 
 def test_services_scenarios_refused_on_the_default_lab():
