@@ -7,6 +7,7 @@ the class's code. A traceback is only shown with ``--debug``.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass
 
@@ -103,7 +104,7 @@ class NetnsGone(FileNotFoundError, NetlabError):
     exit_code = EXIT_INVALID_INPUT
 
     def __init__(self, netns: str, path: str):
-        super().__init__(2, f"namespace {netns} does not exist", path)  # 2: ENOENT
+        super().__init__(errno.ENOENT, f"namespace {netns} does not exist", path)
         self.netns = netns
 
     def __str__(self) -> str:

@@ -249,7 +249,7 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
     if s.name == "conntrack-stale-entry" and not _clients_no_endpoint(lab):
         return f"{s.name} needs a client pod that is no Service's endpoint; lab {lab.name} has none{where}"
     if s.target == "node" and all(target_problem(s, lab, n) for n in lab.nodes):
-        return f"{target_problem(s, lab, lab.nodes[0])}; no node of lab {lab.name} is{where}"
+        return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
     return None
 
 

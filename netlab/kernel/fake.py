@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, Callable, Sequence
 
-from netlab.kernel import rtnl
 from netlab.errors import NetnsGone
+from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
 from netlab.kernel.fake_iptables import FakeError, FTable, empty_table, restore, save_table
 from netlab.kernel.netns import TAG_SYSCTLS, netns_path, tag_values

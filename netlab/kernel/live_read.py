@@ -8,8 +8,8 @@ from __future__ import annotations
 import errno
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from netlab.kernel import iptables, netlink, nft as nftmod, readmany
 from netlab.errors import NetnsGone
+from netlab.kernel import iptables, netlink, nft as nftmod, readmany
 from netlab.kernel.base import KernelError, Snapshot
 from netlab.kernel.readns import read_netns
 
