@@ -54,6 +54,10 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     target = exec_target(lab.state(), lab.model, name)
+    if target.uts is None and any(p.name == name for p in lab.model.pods):
+        # Its pin is gone (unmounted by hand): the command would run with the host's hostname, unsaid.
+        click.echo(f"netlab: pod {name}'s UTS namespace is missing, so `hostname` there is the host's; "
+                   f"`sudo netlab up` makes it again", err=True)
     argv = list(command) or _shell()
     if not command and sys.stdin.isatty():
         click.echo(f"netlab: a shell in {name} (namespace {target.netns} of lab {lab.name}); `exit` leaves it",

@@ -104,7 +104,7 @@ class EarlyEcho:
         launcher = None
         try:
             launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
-            uts = ensure_uts(lab.name, [p.name for p in pods])
+            uts, _ = ensure_uts(lab.name, [p.name for p in pods])
             os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
             self.specs = [_echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
                           if not c.command]
@@ -191,7 +191,9 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 present.append(pod)
             else:
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
-        uts = ensure_uts(lab.name, [pod.name for pod in present])
+        uts, made = ensure_uts(lab.name, [pod.name for pod in present])
+        # A pod recorded before whose pin is gone (unmounted by hand) got a UTS namespace anew: said.
+        done.actions += [f"made pod {name}'s UTS namespace again (hostname {name})" for name in made if name in pods]
         os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:

@@ -146,8 +146,9 @@ def is_uts_mount(path: str) -> bool:
     return nsmod.is_nsfs(path)
 
 
-def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
-    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing.
+def ensure_uts(lab_name: str, pods: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing. Returns the
+    pins' paths, and the pods whose namespace was made now.
 
     All are made in one short-lived thread (unshare, sethostname, bind-mount,
     next), so the calling thread never changes namespace. The files the
@@ -156,7 +157,7 @@ def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
     out = {pod: uts_path(lab_name, pod) for pod in pods}
     todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
     if not todo:
-        return out
+        return out, []
     os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
     _mount_pins_fs(uts_dir(lab_name))
     template = os.path.join(uts_dir(lab_name), TEMPLATE)
@@ -180,7 +181,7 @@ def ensure_uts(lab_name: str, pods: list[str]) -> dict[str, str]:
             os.close(home)
 
     _in_thread(make)
-    return out
+    return out, todo
 
 
 def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:

@@ -332,6 +332,29 @@ def test_the_pins_live_on_the_labs_own_tmpfs_and_go_with_it_in_one_unmount(labs)
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
 
 
+def test_pins_unmounted_by_hand_are_said_by_exec_and_status_and_made_again_by_up(labs):
+    """Someone unmounts the lab's pins (`umount -l` of its tmpfs): exec still runs, but says the hostname there
+    is the host's; status names each pod's UTS namespace; up makes them again and says so (it said "nothing to
+    change" while it made them)."""
+    lab = labs.name("wl")
+    labs.up(duo_topology(lab))
+    udir = os.path.realpath(state_path(lab, "uts"))
+    subprocess.run(["umount", "-l", udir], check=True)
+    assert mounts_under(udir) == {}
+    ran = netlab("exec", "--lab", lab, "duo", "--", "hostname")
+    assert ran.stdout.strip() == os.uname().nodename
+    assert ran.stderr == ("netlab: pod duo's UTS namespace is missing, so `hostname` there is the host's; "
+                          "`sudo netlab up` makes it again\n")
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 1 and "pod duo: UTS namespace (hostname duo) is missing" in st.stdout
+    out = labs.up(duo_topology(lab))[1].stdout
+    assert all(f"made pod {pod}'s UTS namespace again (hostname {pod})" in out
+               for pod in ("fedora-1", "fedora-2", "duo")), out
+    assert mounts_under(udir).pop(udir) == ("tmpfs", "netlab-uts")
+    assert netlab("exec", "--lab", lab, "duo", "--", "hostname").stdout.strip() == "duo"
+    assert netlab("status", "--lab", lab).returncode == 0
+
+
 def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
     # A lab of an older netlab keeps its pins in the folder itself; netlab never mounts over a folder
     # that is not empty (here: the empty file the pins are links of, left there before up).
