@@ -327,7 +327,8 @@ class Lab:
                                   env=env, pass_fds=enter.fds, preexec_fn=enter)
 
     def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
-        """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first."""
+        """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first, ``tail`` keeps
+        the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
         from netlab.api.exec import log_file
 
         _, path = log_file(self.model, pod, container)
@@ -337,7 +338,7 @@ class Lab:
         except FileNotFoundError:
             raise UsageError(f"no log for {pod} yet (was it started? `sudo netlab status`)") from None
         text = data.decode(errors="replace")
-        if tail is not None:
+        if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-tail:]) if tail > 0 else ""
         return text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
@@ -53,6 +54,13 @@ def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restar
       sudo ip -n demo-minikube -d link show flannel.1          # the VXLAN device
       sudo netlab status
     """
+    if not watch:  # the watcher's own options: given without it, they would do nothing, unsaid
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("restart_backoff", "resync")
+                 if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT]
+        if given:
+            raise api.UsageError(f"{' and '.join(given)} {'goes' if len(given) == 1 else 'go'} with --watch (the "
+                                 "loop that restarts containers and checks the lab)")
     loaded = api.load(topology)
     require_root()
     if watch:

@@ -83,7 +83,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 @lab_options
 @click.argument("pod", shell_complete=complete_pods)
 @click.option("-c", "--container", help="Container name (default: the pod's only or first container).")
-@click.option("--tail", type=int, default=None, metavar="N", help="Only the last N lines.")
+@click.option("--tail", type=int, default=None, metavar="N",
+              help="Only the last N lines (a negative N: all of them, as kubectl's --tail=-1).")
 @click.option("-f", "--follow", is_flag=True,
               help="Keep printing what the container writes, until Ctrl-C or the pod is gone (`netlab down`, or "
                    "the pod taken out of the topology).")
@@ -107,7 +108,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     out = sys.stdout.buffer
     with fh:
         data = fh.read()
-        if tail is not None:
+        if tail is not None and tail >= 0:
             lines = data.splitlines(keepends=True)
             data = b"".join(lines[-tail:]) if tail > 0 else b""
         out.write(data)

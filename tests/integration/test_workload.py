@@ -384,6 +384,9 @@ pods:
     containers:
       - {{name: c, command: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"]}}
 """)
+    assert wait_for(lambda: netlab("logs", "--lab", lab, "tick", "--tail", "2").stdout.count("\n") == 2)
+    whole = netlab("logs", "--lab", lab, "tick").stdout
+    assert netlab("logs", "--lab", lab, "tick", "--tail", "-1").stdout.startswith(whole)  # kubectl's -1: all
     follow = subprocess.Popen([sys.executable, "-m", "netlab", "logs", "--lab", lab, "tick", "-f"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -132,3 +132,16 @@ def test_a_command_started_with_its_output_closed_runs_as_before():
     proc = subprocess.run(["sh", "-c", 'exec "$0" -m netlab validate -t "$1" >&-', sys.executable, str(DEMO)],
                           stderr=subprocess.PIPE, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("given, said", [
+    (["--resync", "3"], "--resync goes"),
+    (["--restart-backoff", "1", "--resync", "3"], "--restart-backoff and --resync go"),
+])
+def test_the_watchers_options_without_watch_are_refused_before_anything(given, said):
+    """`up --resync 3` without --watch would do nothing, unsaid: refused (exit 2) before the file is read (a
+    file that does not exist here: without the check the error would be its)."""
+    proc = subprocess.run([sys.executable, "-m", "netlab", "up", "-t", "/nonexistent/netlab.yaml", *given],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"netlab: {said} with --watch (the loop that restarts containers and checks the lab)\n")
