@@ -268,12 +268,31 @@ sys.argv = ["netlab", "probe", "--lab", {lab!r}, "--proto", "icmp"]
 from netlab.launch import main
 main()
 """)
+    def as_a_terminal_starts_it() -> None:  # SIGINT as a shell gives it, whatever this test process inherited
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+    def where(pid: int) -> str:  # what a process is doing, for a failure's message
+        try:
+            status = dict(line.split(":\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines()
+                          if ":\t" in line)
+            wchan = open(f"/proc/{pid}/wchan").read()
+        except OSError as exc:
+            return f"pid {pid}: {exc}"
+        return f"pid {pid}: {status.get('State')}, wchan {wchan}, SigBlk {status.get('SigBlk')}, " \
+               f"SigIgn {status.get('SigIgn')}, SigPnd {status.get('SigPnd')}"
+
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=as_a_terminal_starts_it)
     try:
         assert wait_for(lambda: len(in_lab() - echo) >= 2, timeout=30), "no agent and worker at work in the lab"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 130, proc.stderr.read()
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the probe did not end on SIGINT: " + "; ".join(
+                where(pid) for pid in [proc.pid, *sorted(in_lab() - echo)])) from None
+        assert code == 130, proc.stderr.read()
         assert wait_for(lambda: not in_lab() - echo, timeout=5), f"left in the lab: {in_lab() - echo}"
     finally:
         if proc.poll() is None:
