@@ -22,6 +22,7 @@ from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
 from netlab.trace.flow import is_ip
 from netlab.trace.labmap import LabMap
+from netlab.workload.ports import pod_echo_ports
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,8 @@ def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:
     if port is not None or proto in (None, "icmp"):
         return port
     served = [p for p, pr in pod.ports if pr.lower() == proto]
+    if not served:  # netlab's echo server answers UDP on the pod's TCP ports too (its UDP twins)
+        served = sorted(p for p, pr in pod_echo_ports(pod) if pr.lower() == proto)
     return served[0] if served else None
 
 

@@ -242,6 +242,10 @@ def test_trace_udp_without_a_server_reports_the_icmp_error(labs):
     assert d["delivered"] and not d["reply_received"]
     assert d["reply_lost"]["reason"].startswith("fedora-2 sent no reply")
     assert any(e["text"] == "destination unreachable: port unreachable" for e in d["icmp_errors"])
+    # Without --port: the pod's echo server, which answers UDP on its TCP port too (it said "no UDP port").
+    d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp")
+    assert d["dst"]["port"] == 8080 and d["delivered"] and d["reply_received"], d
+    assert '"pod": "fedora-2"' in d["reply"]  # the echo server's answer
 
 
 def test_trace_refuses_unknown_names_and_outside_addresses(labs):
