@@ -253,7 +253,7 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
     return None
 
 
-def _clients(lab: Lab, node: str) -> list[PodInfo]:
+def clients(lab: Lab, node: str) -> list[PodInfo]:
     """The pods of ``node`` that a proving trace can start from as a Service's client: all but the DNS pod."""
     return [p for p in lab.pods_on(node) if p.spec.labels.get("k8s-app") != "kube-dns"]
 
@@ -266,11 +266,11 @@ def _clients_no_endpoint(lab: Lab) -> list[PodInfo]:
 def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
     """Why a node scenario would show nothing on this node (None: it shows): a Service scenario needs a client
     pod there, and bridge-nf-call-off the DNS pod beside it (the reply the bridge switches)."""
-    if s.name == "kube-services-jump-missing" and not _clients(lab, node.name):
+    if s.name == "kube-services-jump-missing" and not clients(lab, node.name):
         return f"{s.name} breaks the Service path of a node's pods: it needs a pod (not DNS) on the node"
     if s.name == "bridge-nf-call-off":
         dns = dns_pod(lab)
-        if dns is None or dns.node != node.name or not _clients(lab, node.name):
+        if dns is None or dns.node != node.name or not clients(lab, node.name):
             return f"{s.name} shows where a pod meets a Service endpoint on its own bridge: it needs the DNS " \
                    f"pod and another pod on the node"
     return None

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from netlab.breaks.catalogue import Scenario, dns_pod
+from netlab.breaks.catalogue import Scenario, clients
 from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 
@@ -137,7 +137,7 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         return TraceCheck(other.name if other else pod.node, pod.name, None, None, lab.node(pod.node).netns,
                           r"bridge port .* is down")
     if name == "kube-services-jump-missing":
-        client = next(p for p in here if p.spec.labels.get("k8s-app") != "kube-dns")
+        client = clients(lab, target.name)[0]  # there is one: catalogue.target_problem
         svc = next(sv for sv in lab.services if sv.selector and sv.selector.get("k8s-app") != "kube-dns")
         return TraceCheck(client.name, f"svc/{svc.name}", "tcp", svc.ports[0].port, target.netns,
                           r"did not DNAT.*KUBE-SERVICES")
@@ -156,8 +156,7 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         return TraceCheck(target.name, "svc/kube-dns", "udp", 53, lab.node(target.node).netns,
                           r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
     if name == "bridge-nf-call-off":  # to the DNS pod on the client's own node: the reply is bridged
-        dns = dns_pod(lab)
-        client = next(p for p in here if dns is None or p.name != dns.name)
+        client = clients(lab, target.name)[0]  # beside the DNS pod: catalogue.target_problem
         return TraceCheck(client.name, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
                           reply=True)
     raise ValueError(name)
