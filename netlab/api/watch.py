@@ -23,6 +23,7 @@ Each action is one line: what it saw, what it did. A repair that fails
 container restart is. SIGINT and SIGTERM wait for the repair in progress to
 finish (it runs in a thread of its own, which signals do not interrupt), then the loop ends and the lab stays up
 as the last repair left it; the loop also ends when the lab is taken down.
+One watcher per lab (realize/state_dir.WatcherLock): a second is refused before it applies anything.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from netlab.lab.restart import Backoff, should_restart
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Container
 from netlab.realize.state import LabState, load_state
+from netlab.realize.state_dir import WatcherLock
 from netlab.workload import lifecycle as workload
 from netlab.workload.tasks import SANDBOX_REMADE
 
@@ -461,11 +463,12 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
     def stop(signum: int, frame: object) -> None:
         w.stop = True
 
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        w.run()
-    finally:
-        w.close()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    with WatcherLock(lab_name):  # a second watcher of the lab is refused here, before anything is applied
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            w.run()
+        finally:
+            w.close()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
     log(f"stopped watching lab {lab_name}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")

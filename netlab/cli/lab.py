@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C: re-apply the file when it changes, repair drift "
                    "as the kernel reports it, restart exited containers by their pod's restartPolicy; one line "
-                   "per action. The lab stays up.")
+                   "per action. The lab stays up. One watcher per lab: a second is refused.")
 @click.option("--restart-backoff", type=float, default=10.0, show_default=True, metavar="SECONDS",
               help="With --watch: the first back-off between restarts of a crashing container (and between "
                    "retries of a failed repair), doubling up to 5 minutes, as the kubelet's.")

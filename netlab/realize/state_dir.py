@@ -247,7 +247,7 @@ class LabLock:
         deadline = time.monotonic() + self.wait
         told = False
         while True:
-            fd, path = self._open()
+            fd, path = _open_lab_file(self.lab, "lock")
             try:
                 told = lockfile.take(fd, deadline, told=told,
                                      waiting=lambda holder: f"waiting for {holder} to release lab {self.lab}",
@@ -263,25 +263,74 @@ class LabLock:
         lockfile.name_holder(fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for ..."
         return self
 
-    def _open(self) -> tuple[int, str]:
-        """Open (or create) the lock file, making the lab's directory again if a holder removed it."""
-        for _ in range(100):
-            directory = lab_dir(self.lab)
-            path = os.path.join(directory, "lock")
-            try:
-                return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
-            except FileNotFoundError:
-                _checked.discard(directory)  # removed since we checked it: make it again
-            except OSError as exc:
-                raise state_dir_error(path, exc) from None
-        raise EnvironmentNotReady(f"{self.lab}: its state directory keeps disappearing; is another netlab "
-                                  "removing it?")
-
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
             _drop_if_only_lock(self.lab)
             os.close(self.fd)
             self.fd = None
+
+
+def _open_lab_file(lab: str, name: str) -> tuple[int, str]:
+    """Open (or create) one of a lab's lock files, making the lab's directory again if a holder removed it."""
+    for _ in range(100):
+        directory = lab_dir(lab)
+        path = os.path.join(directory, name)
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600), path
+        except FileNotFoundError:
+            _checked.discard(directory)  # removed since we checked it: make it again
+        except OSError as exc:
+            raise state_dir_error(path, exc) from None
+    raise EnvironmentNotReady(f"{lab}: its state directory keeps disappearing; is another netlab removing it?")
+
+
+class WatcherLock:
+    """One ``netlab up --watch`` per lab. A second would repair the same drift as the first, each restarting
+    exited containers by a back-off of its own: it is refused at once, naming the first.
+
+    An exclusive flock on ``watcher`` in the lab's directory, taken without waiting and held until the
+    watcher ends, checked to be the file at the path as LabLock's is (``down`` removes the directory of a
+    watched lab: that watcher ends, and the next ``up --watch`` locks a new file). The watcher removes the
+    file when it ends, under the lab's lock, so a lab whose first ``up`` failed leaves no directory.
+    """
+
+    FILE = "watcher"
+
+    def __init__(self, lab: str):
+        self.lab = lab
+        self.fd: int | None = None
+        self.path = ""
+
+    def __enter__(self) -> "WatcherLock":
+        while True:
+            fd, path = _open_lab_file(self.lab, self.FILE)
+            try:
+                lockfile.take(fd, time.monotonic(), waiting=lambda holder: "",
+                              busy=lambda holder: LabBusy(f"lab {self.lab} is already watched by {holder}; one "
+                                                          "watcher per lab: stop that one (Ctrl-C) first"))
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, path):
+                break
+            os.close(fd)
+        self.fd, self.path = fd, path
+        lockfile.name_holder(fd, f"pid {os.getpid()} (netlab up --watch)")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fd, self.fd = self.fd, None
+        if fd is None:
+            return
+        try:
+            if _same_file(fd, self.path):  # not removed by a `down` of the lab while it was watched
+                with LabLock(self.lab, "netlab up --watch", wait=2.0):
+                    if _same_file(fd, self.path):
+                        os.unlink(self.path)
+        except (LabBusy, OSError):
+            pass  # left for `down`, which removes the lab's directory: its flock is free now
+        finally:
+            os.close(fd)
 
 
 def _same_file(fd: int, path: str) -> bool:

@@ -315,6 +315,39 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
         lab_down(name)
 
 
+def test_a_second_watcher_of_a_lab_is_refused_and_one_may_start_once_the_first_ends(tmp_path):
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    first = again = None
+    try:
+        first = Watcher(path)
+        with open(state_path(name, "state.json"), "rb") as fh:
+            before = fh.read()
+        second = netlab("up", "-t", path, "--watch", check=False, timeout=30)
+        assert second.returncode == 3 and second.stdout == "", second
+        assert second.stderr.strip().splitlines() == [
+            f"netlab: lab {name} is already watched by pid {first.proc.pid} (netlab up --watch); one watcher per "
+            "lab: stop that one (Ctrl-C) first"], second.stderr
+        with open(state_path(name, "state.json"), "rb") as fh:
+            assert fh.read() == before  # it applied nothing
+        assert first.proc.poll() is None
+        lines = len(first.lines)
+        subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
+        first.wait_for_line("did: replace route 10.244.1.0/24", after=lines)  # the first watches on
+        assert first.stop() == 0
+        assert not os.path.exists(state_path(name, "watcher"))  # it takes its lock file with it
+        again = Watcher(path)  # the lab is free to watch again
+        netlab("down", "--lab", name)
+        assert again.proc.wait(15) == 0
+        time.sleep(0.5)
+        assert not os.path.exists(state_path(name))  # nothing of the watchers' left either
+    finally:
+        for watcher in (first, again):
+            if watcher is not None:
+                watcher.stop()
+        lab_down(name)
+
+
 def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, jobs_topology(name, 0.3))

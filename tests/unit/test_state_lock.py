@@ -100,3 +100,28 @@ def test_the_lock_file_is_the_one_at_the_path(root):
         held = os.fstat(lock.fd)
         now = os.stat(root / LAB / "lock")
         assert (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def test_one_watcher_per_lab_and_it_leaves_no_directory_behind(root):
+    with state_dir.WatcherLock(LAB):
+        with pytest.raises(state_dir.LabBusy, match=rf"lab {LAB} is already watched by pid {os.getpid()} "
+                                                    r"\(netlab up --watch\); one watcher per lab"):
+            with state_dir.WatcherLock(LAB):
+                pass
+        with state_dir.LabLock(LAB, "test"):  # the lab's own lock is another: commands still run beside it
+            pass
+        assert sorted(os.listdir(root / LAB)) == ["lock", "watcher"]
+    assert not (root / LAB).exists()  # a lab that never came up: its directory goes with its watcher
+    with state_dir.WatcherLock(LAB):  # and the next may watch
+        pass
+
+
+def test_a_watcher_of_a_lab_taken_down_leaves_the_next_ones_file_alone(root):
+    first = state_dir.WatcherLock(LAB).__enter__()
+    with state_dir.LabLock(LAB, "down"):
+        state_dir.forget(LAB)  # `down` removes the directory, the first watcher's file with it
+    with state_dir.WatcherLock(LAB):  # the lab up again, watched by another: not refused
+        first.__exit__(None, None, None)  # the first ends (it saw the lab go)
+        assert (root / LAB / "watcher").exists()  # the second's file: not the first's to remove
+        with pytest.raises(state_dir.LabBusy, match="already watched"):
+            state_dir.WatcherLock(LAB).__enter__()
