@@ -15,13 +15,16 @@ they are not used).
 
 from __future__ import annotations
 
+import errno
 import select
 import socket
 import struct
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
 from netlab.trace.decode import Decoded, decode
 
@@ -136,13 +139,23 @@ def scapy_layers(vxlan_port: int = 8472):
     return Ether
 
 
+@contextmanager
+def _writing(path: str) -> Iterator[None]:
+    """A pcap the disk cannot take (full, a quota, a folder gone): one line naming it, not scapy's traceback."""
+    try:
+        yield
+    except OSError as exc:
+        cut = " (it is cut short)" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
+        raise EnvironmentNotReady(f"cannot write {path}: {exc.strerror or exc}{cut}") from None
+
+
 def write_pcapng(path: str, frames: list[tuple[Frame, str | None]], vxlan_port: int = 8472) -> int:
     """Write frames to a pcapng file: one interface per ``netns/ifname``, direction and a comment per frame."""
     Ether = scapy_layers(vxlan_port)
     from scapy.utils import PcapNgWriter  # scapy: lazily, see above
 
     n = 0
-    with PcapNgWriter(path) as w:
+    with _writing(path), PcapNgWriter(path) as w:
         for frame, comment in sorted(frames, key=lambda fc: fc[0].ts):
             pkt = Ether(frame.data)
             pkt.time = frame.ts
@@ -160,7 +173,7 @@ def write_pcap(path: str, frames: list[Frame], vxlan_port: int = 8472) -> int:
     Ether = scapy_layers(vxlan_port)
     from scapy.utils import PcapWriter  # scapy: lazily, see above
 
-    with PcapWriter(path, linktype=1, sync=True) as w:
+    with _writing(path), PcapWriter(path, linktype=1, sync=True) as w:
         for frame in frames:
             pkt = Ether(frame.data)
             pkt.time = frame.ts

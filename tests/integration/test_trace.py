@@ -222,8 +222,16 @@ def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
         netlab("capture", "--lab", lab, "minikube-m02:flannel.1", "-c", "2", "--timeout", "5", "-w", pcap, timeout=60)
         js = json.loads(netlab("capture", "--lab", lab, "fedora-2:eth0", "-c", "2", "--timeout", "5", "-o", "json",
                                timeout=60).stdout)
+        # A disk that cannot take the pcap (/dev/full: ENOSPC on every write): one line naming the file.
+        full = [netlab("capture", "--lab", lab, "fedora-2:eth0", "-c", "1", "--timeout", "5", "-w", "/dev/full",
+                       check=False, timeout=60),
+                netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--pcap", "/dev/full", check=False, timeout=60)]
     finally:
         pinger.wait(timeout=15)
+    for proc in full:
+        assert proc.returncode == 3 and proc.stderr.splitlines()[-1] == \
+            "netlab: cannot write /dev/full: No space left on device (it is cut short)", proc.stderr
+        assert "Traceback" not in proc.stderr
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 2
     assert all("UDP VXLAN vni 1" in line and "| inner" in line for line in lines), out

@@ -173,6 +173,20 @@ def test_classic_pcap(tmp_path):
     assert len(rdpcap(path)) == 2
 
 
+@pytest.mark.parametrize("write", [write_pcap, lambda path, frames: write_pcapng(path, [(f, None) for f in frames])],
+                         ids=["pcap", "pcapng"])
+def test_a_pcap_the_disk_cannot_take_is_one_line_naming_it(write, tmp_path):
+    """/dev/full refuses every write (ENOSPC), as a full disk does; a folder removed since is another OS error."""
+    from netlab.errors import EnvironmentNotReady
+
+    with pytest.raises(EnvironmentNotReady) as full:
+        write("/dev/full", _frames())
+    assert str(full.value) == "cannot write /dev/full: No space left on device (it is cut short)"
+    with pytest.raises(EnvironmentNotReady) as gone:
+        write(str(tmp_path / "gone" / "t.pcap"), _frames())
+    assert str(gone.value) == f"cannot write {tmp_path}/gone/t.pcap: No such file or directory"
+
+
 def test_describe_shows_outer_and_inner():
     line = describe(_frames()[1])
     assert "192.168.122.215:54896 > 192.168.122.7:8472 UDP VXLAN vni 1" in line
