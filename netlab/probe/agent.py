@@ -135,8 +135,18 @@ class Agent:
     def _untrack(self, obs: dict[int, Observation], self_ip: dict[str, str | None],
                  route_src: dict[tuple[str, str], str | None]) -> tuple[int, int]:
         """Delete, by exact tuple, the conntrack entries of the Service flows that got no answer and of
-        every UDP flow that got one; how many of each."""
-        unanswered, udp = [], []
+        every UDP flow that got one; how many of each.
+
+        A Service flow DNATed on the client's node reaches the endpoint's node as a flow of its own, client
+        to endpoint, which that node tracks too. One that got no answer (a SYN lost at a port set down) stays
+        there in SYN_SENT for two minutes; the next run's flow from the same port to that endpoint (Service
+        probes draw their ports from a range of 4,536) would meet it, and the node would drop its ACKs as
+        out of the old connection's window (kube-proxy's KUBE-FORWARD drops ctstate INVALID): "connected;
+        the server sent no echo reply". So each endpoint's tuple of the flow goes too (what a masquerade
+        rewrote, a NodePort's or the load balancer's, is not known here and is left to expire)."""
+        unanswered: list[conntrack.Flow] = []
+        udp: list[conntrack.Flow] = []
+        flows = 0  # unanswered Service flows (each has a tuple per endpoint besides its own)
         for t in self.job.tasks:
             o = obs.get(t.id)
             if o is None or not o.local or not (t.proto == "udp" and o.reached or t.service and not o.reached):
@@ -150,13 +160,16 @@ class Agent:
             if not ip or ip == "0.0.0.0":
                 continue
             (udp if o.reached else unanswered).append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
+            if t.service and not o.reached:
+                flows += 1
+                unanswered += [conntrack.Flow(proto, ip, int(port), ep, ep_port) for ep, ep_port in t.behind]
         if unanswered or udp:
             for name in self.job.untrack:
                 try:
                     conntrack.delete_flows(name, unanswered + udp)
                 except OSError:
                     continue  # the namespace is gone: so are its entries
-        return len(unanswered), len(udp)
+        return flows, len(udp)
 
     def _sweep(self, snapshot: dict[str, set[tuple[int, str]]]) -> int:
         """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot)."""

@@ -53,6 +53,9 @@ class Task:
     service: bool = False  # a Service probe: source port from sockets.SERVICE_PORTS; udp: a socket of its own
     wait_reply: bool = True  # tcp: wait for an echo line after connect (False: no echo server there)
     size: int = 0  # mtu: bytes of the ICMP echo (the pod's MTU minus the IP header)
+    # A Service probe: the (IP, port) of each endpoint its DNAT may pick. The endpoint's node tracks the
+    # DNATed flow under a tuple of its own, towards one of them (agent.py: _untrack).
+    behind: tuple[tuple[str, int], ...] = ()
 
 
 class Seed(NamedTuple):
@@ -128,7 +131,8 @@ def probe_entries(lab: Lab, p: Probe) -> list[Entry]:
 
 def task_for(i: int, p: Probe) -> Task:
     return Task(id=i, src=p.source.netns, dst=p.destination.addr, proto=p.proto, port=p.port or 0,
-                service=p.svc is not None, wait_reply=p.echo is not False, size=p.size)
+                service=p.svc is not None, wait_reply=p.echo is not False, size=p.size,
+                behind=tuple((ip, port) for _, ip, port in p.svc.endpoints) if p.svc is not None else ())
 
 
 def make_job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None = None, arp: str = "real",
