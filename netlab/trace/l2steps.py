@@ -22,6 +22,11 @@ NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
 ZERO_MAC = "00:00:00:00:00:00"
 
 
+# Said of a next hop with no ARP entry at all: the kernel would have made one (INCOMPLETE) had the packet come
+# this far, so the packet died before, where a capture did not see it (run.py: _firewall looks there).
+NEVER_ASKED = "the packet never made the kernel ask"
+
+
 class L2Steps:
     """ARP and bridging for :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
@@ -55,7 +60,7 @@ class L2Steps:
             why = (f"no ARP answer for {ip} on {dev} ({state}): its ARP requests went to {where} in VXLAN and "
                    f"nobody answered")
         elif n is None:
-            why = f"no ARP entry for {ip} on {dev}: the packet never made the kernel ask (it did not get here?)"
+            why = f"no ARP entry for {ip} on {dev}: {NEVER_ASKED} (it did not get here?)"
         else:
             why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
         fix = self.lab.planned_neigh.get((ns, dev, ip))

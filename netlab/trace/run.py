@@ -24,7 +24,7 @@ from typing import Any, Callable
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
-from netlab.trace import capture as cap, decode, dns, faults, send
+from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.trace import policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -222,8 +222,11 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
 
 
 def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop]) -> Verdict:
-    """A packet that vanished where route, ARP and FDB look right: a FORWARD policy of DROP says why."""
-    if v.delivered or v.lost_at is None or "look at the firewall" not in (v.reason or ""):
+    """A packet that vanished where route, ARP and FDB look right, or before a next hop it never asked for (a
+    node's VXLAN packet for a node whose underlay address it has no ARP entry for): a FORWARD policy of DROP
+    where it was lost says why."""
+    if v.delivered or v.lost_at is None or not any(m in (v.reason or "") for m in ("look at the firewall",
+                                                                                     l2steps.NEVER_ASKED)):
         return v
     drop = faults.forward_policy(kernel, hops[v.lost_at].netns)
     return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v
