@@ -20,6 +20,7 @@ from typing import Callable
 from netlab.breaks.catalogue import Scenario, clients
 from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.workload.ports import pod_echo_ports
 
 Verdict = str  # "fail" | "pass" | "any"
 
@@ -41,33 +42,126 @@ def _pods(lab: Lab, node: str) -> set[str]:
     return {p.name for p in lab.pods_on(node)}
 
 
+# The faults of one node's pod network, as a flow's path meets them: its overlay to the peer node, its forwarding,
+# its bridge, one pod's port.
+NODE_PATH_SCENARIOS = ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing",
+                       "ip-forward-off", "rp-filter-strict", "forward-policy-drop", "bridge-port-down")
+
+
+@dataclass(frozen=True)
+class Path:
+    """One way a probe's packets may go: from ``src`` (a pod, a node, or a host outside the cluster) to ``dst``
+    (a pod, or a host outside), and back. ``entry`` is how: None (straight: bridged on one node, routed across
+    two), ``ClusterIP`` (DNATed by the source's node, which routes it even to a pod on its own bridge), or the
+    node of a NodePort (it DNATs what reaches its eth0 and forwards it, masqueraded as itself, to ``dst``)."""
+
+    src: str
+    dst: str
+    entry: str | None = None
+
+
+def paths(row: dict, lab: Lab) -> list[Path]:
+    """Every way a probe row may go: one, or one per Service endpoint (kube-proxy picks one at random) and, for
+    a LoadBalancer, per node (the lab's balancer spreads its connections over every node's NodePort)."""
+    src, svc = row["source"], row.get("service")
+    if svc is None:
+        return [Path(src, row["destination"])]
+    ends = [e.split()[0] for e in svc.get("endpoints", [])]
+    via = svc.get("via")
+    if via == "ClusterIP":
+        return [Path(src, e, "ClusterIP") for e in ends]
+    if via == "NodePort":
+        return [Path(src, e, svc["node"]) for e in ends]
+    return [Path(src, e, n.name) for n in lab.nodes for e in ends]  # LoadBalancer
+
+
+class _Where:
+    """Which nodes a path uses, and how."""
+
+    def __init__(self, lab: Lab):
+        self.pods = {p.name: p.node for p in lab.pods}
+        self.nodes = {n.name for n in lab.nodes}
+        self.lab = lab
+
+    def node_of(self, name: str) -> str | None:
+        """The node a pod runs on, a node itself, None for a host outside the cluster."""
+        return self.pods.get(name, name if name in self.nodes else None)
+
+    def sender(self, p: Path) -> str:
+        """Who puts the path's packets on the pod network: a NodePort's node, unless the source is that node."""
+        return p.entry if p.entry not in (None, "ClusterIP") else p.src
+
+    def hops(self, p: Path) -> list[tuple[str, str]]:
+        """The nodes that pass the path's packets on, and how: ``bridged`` (pod to pod on one bridge: with
+        bridge-nf-call-iptables, through the FORWARD chain too), ``out`` (a pod's packet routed off its bridge:
+        to another node, outside, or to a ClusterIP, even one that sends it back to a pod of the same bridge),
+        ``in`` (routed from another node to the node's pod), ``hairpin`` (a pod's ClusterIP connection DNATed
+        back to itself) and ``nodeport`` (what reached a NodePort, DNATed and forwarded): those two are marked
+        for masquerade (0x4000), which kube-proxy's KUBE-FORWARD chain accepts. A node's own packets are not
+        forwarded by it."""
+        s, d = self.node_of(p.src), self.node_of(p.dst)
+        out: list[tuple[str | None, str]] = []
+        if p.entry is None:
+            if s == d and p.src in self.pods:
+                out.append((s, "bridged"))
+            else:
+                out += [(s, "out")] if p.src in self.pods else []
+                out += [(d, "in")] if d != s else []
+        elif p.entry == "ClusterIP":
+            out += [(s, "hairpin" if p.src == p.dst else "out")] if p.src in self.pods else []
+            out += [(d, "in")] if d != s else []
+        else:
+            out += [(p.entry, "nodeport")] if p.src != p.entry else []
+            out += [(d, "in")] if d != p.entry else []
+        return [(n, how) for n, how in out if n is not None]
+
+    def crosses(self, p: Path, a: str, b: str) -> bool:
+        """The path's packets go between nodes ``a`` and ``b`` across the pod network (the overlay, or host-gw's
+        routes): from one end's pod or the node itself (or a NodePort's node) to a pod of the other."""
+        s, d = self.node_of(self.sender(p)), self.node_of(p.dst)
+        return p.dst in self.pods and {s, d} == {a, b} and a != b
+
+
+def _path_fails(name: str, p: Path, w: _Where, target: NodeInfo | PodInfo, row: dict) -> bool:
+    """Whether scenario ``name`` on ``target`` breaks one path."""
+    if name == "bridge-port-down":
+        return target.name in (p.src, p.dst)
+    assert isinstance(target, NodeInfo)
+    peer = peer_node(w.lab, target)
+    if name in ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing"):
+        return w.crosses(p, target.name, peer.name)
+    if name == "ip-forward-off":  # every routed hop of the node
+        return any(n == target.name and how != "bridged" for n, how in w.hops(p))
+    if name == "forward-policy-drop":  # every hop through its FORWARD chain but those marked for masquerade
+        return any(n == target.name and how in ("bridged", "out", "in") for n, how in w.hops(p))
+    if name == "rp-filter-strict":
+        if not w.crosses(p, target.name, peer.name):
+            return False
+        if w.sender(p) != peer.name:
+            return True
+        # The peer node itself reaches the node's pods straight from its eth0 address: its packets pass, but
+        # netlab's echo server sees 192.168.x, not the peer's flannel.N address (the no-NAT check fails).
+        dst = w.lab.pod(p.dst)
+        return row["protocol"] != "icmp" and bool(pod_echo_ports(dst))
+    raise ValueError(name)
+
+
 def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict], Verdict]:
     """The verdict each probe row must have after scenario ``s`` broke ``target``."""
     name = s.name
     all_pods = {p.name for p in lab.pods}
     if isinstance(target, NodeInfo):
         here = _pods(lab, target.name)
-        peer = peer_node(lab, target)
-        there = _pods(lab, peer.name)
         elsewhere = all_pods - here
         other_nodes = {n.name for n in lab.nodes} - {target.name}
+    where = _Where(lab)
 
     def rule(row: dict) -> Verdict:
         src, dst, svc = row["source"], row["destination"], row.get("service")
-        if name in ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing"):
-            bad = (src in here | {target.name} and dst in there) or (src in there | {peer.name} and dst in here)
-        elif name == "ip-forward-off":
-            bad = (src in here and dst in elsewhere) or (src in elsewhere | other_nodes and dst in here)
-        elif name == "rp-filter-strict":
-            # The peer node itself now reaches the node's pods straight from its eth0 address: pings pass,
-            # but the echo server sees 192.168.x, not the peer's flannel.N address (the no-NAT check fails).
-            bad = (src in here | {target.name} and dst in there) or (src in there and dst in here) or \
-                (src == peer.name and dst in here and row["protocol"] != "icmp")
-        elif name == "forward-policy-drop":
-            bad = (src in here and dst in all_pods - {src}) or (src in elsewhere | other_nodes and dst in here)
-        elif name == "bridge-port-down":
-            bad = target.name in (src, dst)
-        elif name == "pod-mtu-too-big":  # only full-size echoes (probe --mtu) across the node's port fail
+        if name in NODE_PATH_SCENARIOS:
+            failing = [_path_fails(name, p, where, target, row) for p in paths(row, lab)]
+            return "fail" if all(failing) else "any" if any(failing) else "pass"
+        if name == "pod-mtu-too-big":  # only full-size echoes (probe --mtu) across the node's port fail
             bad = row["protocol"] == "mtu" and ((src in here | {target.name} and dst in elsewhere) or
                                                 (src in elsewhere | other_nodes and dst in here))
         elif name == "kube-services-jump-missing":

@@ -77,13 +77,13 @@ def _blamed(trace: dict) -> dict | None:
     return trace.get("lost") or trace.get("reply_lost")
 
 
-def _check(lab: str, path: str, name: str) -> None:
+def _check(lab: str, path: str, name: str, target_name: str | None = None) -> None:
     s = catalogue.scenario(name)
     assert s is not None
     model = running_lab(lab).resolved()
-    target = catalogue.resolve_target(s, model, None)
+    target = catalogue.resolve_target(s, model, target_name)
     try:
-        out = netlab("break", name, "--lab", lab)
+        out = netlab("break", name, "--lab", lab, *(["--target", target_name] if target_name else []))
         assert f"broke {name}" in out.stdout
         assert netlab("status", "--lab", lab, check=False).returncode == 1  # the kernel really changed
         _check_probe(lab, name, s, model, target)
@@ -204,6 +204,16 @@ def test_break_default_lab(default_lab, name):
 @pytest.mark.parametrize("name", SERVICES_SCENARIOS)
 def test_break_services_lab(services_lab, name):
     _check(*services_lab, name)
+
+
+@pytest.mark.parametrize("name, target", [("ip-forward-off", "node-1"), ("forward-policy-drop", "node-1"),
+                                          ("rp-filter-strict", "node-2"), ("vxlan-fdb-wrong-vtep", "node-2"),
+                                          ("bridge-port-down", "web-2")])
+def test_break_services_lab_by_a_node_fault(services_lab, name, target):
+    """A node's fault on the Services example: every Service flow (ClusterIP, NodePort, the load balancer) and
+    every flow to the internet fails or passes as its packets' path meets the fault, endpoint by endpoint
+    (symptoms.paths). The oracle said they all passed: nothing checked them."""
+    _check(*services_lab, name, target)
 
 
 @pytest.mark.parametrize("name", DEFAULT_SCENARIOS)

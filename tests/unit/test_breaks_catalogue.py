@@ -115,6 +115,46 @@ def test_a_node_that_cannot_show_a_service_scenario_is_refused_in_one_line():
     assert "conntrack-stale-entry" not in {c.name for c in quiz.candidates(alone)}
 
 
+def _svc_row(src: str, via: str, node: str | None = None, name: str = "web", proto: str = "tcp") -> dict:
+    eps = ["kube-dns 10.244.0.4:53"] if name == "kube-dns" else ["web-1 10.244.0.2:8080", "web-2 10.244.1.2:8080"]
+    return {"source": src, "destination": name if via != "NodePort" else node, "protocol": proto,
+            "service": {"name": name, "via": via, "node": node, "endpoints": eps}}
+
+
+@pytest.mark.parametrize("scenario, target, row, want", [
+    # A ClusterIP connection is routed by the client's node even to a pod of its own bridge.
+    ("ip-forward-off", "node-1", _svc_row("client", "ClusterIP"), "fail"),
+    ("ip-forward-off", "node-1", _svc_row("web-2", "ClusterIP"), "any"),  # only web-1's pick crosses node-1
+    # A pod's connection DNATed back to itself (hairpin) and what reached a NodePort are marked for masquerade:
+    # kube-proxy's KUBE-FORWARD accepts them whatever the FORWARD chain's policy; a pod's other flows are dropped.
+    ("forward-policy-drop", "node-1", _svc_row("kube-dns", "ClusterIP", name="kube-dns"), "pass"),
+    ("ip-forward-off", "node-1", _svc_row("kube-dns", "ClusterIP", name="kube-dns"), "fail"),
+    ("forward-policy-drop", "node-1", _svc_row("web-1", "ClusterIP"), "any"),
+    ("forward-policy-drop", "node-1", _svc_row("client", "ClusterIP"), "fail"),
+    ("forward-policy-drop", "node-1", _svc_row("example", "NodePort", "node-1"), "pass"),
+    ("ip-forward-off", "node-1", _svc_row("example", "NodePort", "node-1"), "fail"),
+    # A node's own connection to another node's NodePort comes back to it when the endpoint is its pod.
+    ("ip-forward-off", "node-1", _svc_row("node-1", "NodePort", "node-2"), "any"),
+    ("ip-forward-off", "node-1", _svc_row("node-1", "NodePort", "node-1"), "pass"),
+    # The overlay between the two nodes: every endpoint on the other side of it.
+    ("vxlan-arp-missing", "node-1", _svc_row("node-1", "NodePort", "node-1"), "any"),
+    ("vxlan-arp-missing", "node-2", _svc_row("web-2", "ClusterIP", name="kube-dns"), "fail"),
+    ("vxlan-arp-missing", "node-1", _svc_row("example", "LoadBalancer"), "any"),
+    ("bridge-port-down", "web-2", _svc_row("client", "ClusterIP"), "any"),
+    ("bridge-port-down", "web-2", _svc_row("web-2", "ClusterIP", name="kube-dns"), "fail"),
+    # Out to the internet: the pod's node routes it.
+    ("ip-forward-off", "node-1", {"source": "client", "destination": "example", "protocol": "tcp"}, "fail"),
+    ("ip-forward-off", "node-2", {"source": "client", "destination": "example", "protocol": "tcp"}, "pass"),
+])
+def test_node_faults_meet_service_and_internet_flows_where_their_packets_go(scenario, target, row, want):
+    """What probe shows of Service and internet flows after a node's fault, on the Services example: each
+    endpoint kube-proxy may pick is a path of its own ("any": some fail). Checked for real, every flow, by
+    test_breaks.py::test_break_services_lab_by_a_node_fault."""
+    lab = _lab(catalogue.SERVICES_EXAMPLE)
+    s = catalogue.scenario(scenario)
+    assert symptoms.expect(s, lab, catalogue.resolve_target(s, lab, target))(row) == want
+
+
 def test_services_scenarios_refused_on_the_default_lab():
     default = _lab(None)
     for s in catalogue.SCENARIOS:
