@@ -80,3 +80,19 @@ def test_too_big():
     assert faults.too_big(port, 0, "node", "eth0", ("underlay", "veth1")) is None  # a small packet: never
     why, fix = faults.too_big(port, 1451, "pod", "eth0", ("pod", "eth0"), own=True)
     assert "with DF set the kernel does not send it" in why and fix is None
+
+
+def test_a_packet_lost_before_a_next_hop_it_never_asked_for_is_blamed_on_the_forward_policy():
+    """A node's VXLAN packet for a peer whose underlay address has no ARP entry at all: the kernel would have made
+    one (INCOMPLETE) had the packet got there, so what dropped it is before, where it was lost; with FORWARD's
+    policy DROP there, that is the reason (it blamed the ARP entry). A missing entry elsewhere stays the reason."""
+    from netlab.trace import l2steps, run
+    from netlab.trace.verdict import Verdict
+
+    hops = [SimpleNamespace(netns="lab-node-1")]
+    never = Verdict(False, 0, f"no ARP entry for 192.168.122.3 on eth0: {l2steps.NEVER_ASKED} (it did not get here?)")
+    why = run._firewall(Sysctls({}, policy="DROP"), never, hops)
+    assert why.reason.startswith("the FORWARD chain's policy is DROP in lab-node-1") and "-P FORWARD ACCEPT" in why.fix
+    assert run._firewall(Sysctls({}, policy="ACCEPT"), never, hops) == never
+    unanswered = Verdict(False, 0, "no ARP answer for 10.244.1.3 on cni0 (FAILED): nothing on that link answers")
+    assert run._firewall(Sysctls({}, policy="DROP"), unanswered, hops) == unanswered
