@@ -11,7 +11,7 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 
 from __future__ import annotations
 
-from netlab.trace import kubeproxy, kubeproxy_nft, nat
+from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat
 from netlab.trace.facts import Kernel
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop, Rows
@@ -96,6 +96,14 @@ class NatSteps:
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         else:
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+        drop = faults.forward_policy(self.k, ns) if iif and not why.cause and svc.endpoints else None
+        if drop is not None:
+            # The rules are whole, yet no entry: conntrack keeps a flow's entry only once its first packet
+            # leaves the node, and a packet DNATed to a pod must pass FORWARD to leave.
+            why = kubeproxy.NoDnat(why.decision, f"{f.endpoint('dst')} is Service {svc.name}, whose DNAT {ns}'s "
+                                   f"rules hold, but {ns} has no conntrack entry for this packet: it was dropped "
+                                   f"before conntrack kept one; {drop[0]}", why.commands, drop[1], cause=True,
+                                   facts={**why.facts, "dropped_here": True})
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **why.facts)
 

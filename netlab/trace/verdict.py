@@ -75,6 +75,8 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
     if cause is not None:
         # Doomed at that hop although it went on: blame it, and say where it finally went.
         h = hops[cause]
+        if h.facts.get("dropped_here"):  # it did not go on: the walk only followed what its rows allow
+            return Verdict(False, cause, h.problem, h.fix)
         later = next((x for x in hops[cause + 1:] if x.problem), None)
         if later is not None:
             end = f" and was lost in {later.netns} {later.device}: {later.problem}"
