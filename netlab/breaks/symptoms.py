@@ -97,8 +97,8 @@ class _Where:
         to another node, outside, or to a ClusterIP, even one that sends it back to a pod of the same bridge),
         ``in`` (routed from another node to the node's pod), ``hairpin`` (a pod's ClusterIP connection DNATed
         back to itself) and ``nodeport`` (what reached a NodePort, DNATed and forwarded): those two are marked
-        for masquerade (0x4000), which kube-proxy's KUBE-FORWARD chain accepts. A node's own packets are not
-        forwarded by it."""
+        for masquerade (0x4000), which kube-proxy's KUBE-FORWARD chain accepts (iptables mode). A node's own
+        packets are not forwarded by it."""
         s, d = self.node_of(p.src), self.node_of(p.dst)
         out: list[tuple[str | None, str]] = []
         if p.entry is None:
@@ -132,8 +132,13 @@ def _path_fails(name: str, p: Path, w: _Where, target: NodeInfo | PodInfo, row: 
         return w.crosses(p, target.name, peer.name)
     if name == "ip-forward-off":  # every routed hop of the node
         return any(n == target.name and how != "bridged" for n, how in w.hops(p))
-    if name == "forward-policy-drop":  # every hop through its FORWARD chain but those marked for masquerade
-        return any(n == target.name and how in ("bridged", "out", "in") for n, how in w.hops(p))
+    if name == "forward-policy-drop":
+        # Every hop through its FORWARD chain; in iptables mode, kube-proxy's KUBE-FORWARD there accepts those
+        # marked for masquerade. In nftables mode its table is not iptables' filter table: its accepts cannot
+        # overrule the policy of another (a packet must pass every table's forward hook), so those are dropped too.
+        blocked = ("bridged", "out", "in") if w.lab.topo.cluster.kube_proxy_mode == "iptables" else \
+            ("bridged", "out", "in", "hairpin", "nodeport")
+        return any(n == target.name and how in blocked for n, how in w.hops(p))
     if name == "rp-filter-strict":
         if not w.crosses(p, target.name, peer.name):
             return False

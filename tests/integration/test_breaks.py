@@ -68,6 +68,15 @@ def services_lab(tmp_path_factory):
         yield name, path
 
 
+@pytest.fixture(scope="module")
+def services_nft_lab(tmp_path_factory):
+    name, path = _lab(tmp_path_factory, SERVICES)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("cluster: {kubeProxyMode: nftables}\n")
+    with lab_up(path, name):
+        yield name, path
+
+
 def _probe(lab: str, *args: str) -> tuple[int, dict]:
     proc = netlab("probe", "--lab", lab, "-o", "json", *args, check=False)
     return proc.returncode, json.loads(proc.stdout)
@@ -214,6 +223,33 @@ def test_break_services_lab_by_a_node_fault(services_lab, name, target):
     every flow to the internet fails or passes as its packets' path meets the fault, endpoint by endpoint
     (symptoms.paths). The oracle said they all passed: nothing checked them."""
     _check(*services_lab, name, target)
+
+
+def test_forward_policy_drop_in_nftables_mode_drops_what_iptables_mode_accepts(services_nft_lab):
+    """FORWARD's policy DROP (Docker's) on a node whose kube-proxy is in nftables mode: a pod's ClusterIP
+    connection DNATed back to itself and what reaches the node's NodePorts are dropped too (kube-proxy's table is
+    not iptables' filter table: there is no KUBE-FORWARD to accept what is marked for masquerade), and the trace
+    of each says so, at the node, though the node holds no conntrack entry of the packet (it said "it was not
+    DNATed here", and for the NodePort that the node itself got it and sent no reply)."""
+    lab, path = services_nft_lab
+    name = "forward-policy-drop"
+    s = catalogue.scenario(name)
+    model = running_lab(lab).resolved()
+    target = catalogue.resolve_target(s, model, "node-1")
+    try:
+        netlab("break", name, "--lab", lab, "--target", "node-1")
+        _check_probe(lab, name, s, model, target)
+        for src, dst, port in (("kube-dns", "svc/kube-dns", "53"), ("example", "node-1", "30080")):
+            tr = netlab("trace", "--lab", lab, src, dst, "--proto", "tcp", "--port", port, "-o", "json", check=False)
+            lost = json.loads(tr.stdout)["lost"]
+            assert tr.returncode == 1 and lost["netns"] == f"{lab}-node-1", tr.stdout
+            assert "no conntrack entry for this packet: it was dropped before conntrack kept one; the FORWARD " \
+                   "chain's policy is DROP" in lost["reason"] and "it went on" not in lost["reason"], lost
+            assert lost["fix"] == f"ip netns exec {lab}-node-1 iptables -P FORWARD ACCEPT", lost
+    finally:
+        repaired = netlab("up", "-t", path, check=False)
+    assert repaired.returncode == 0 and "nothing to change" not in repaired.stdout, repaired
+    assert _probe(lab)[0] == 0
 
 
 @pytest.mark.parametrize("name", DEFAULT_SCENARIOS)

@@ -213,3 +213,16 @@ def test_scenario_names_complete():
     out = subprocess.run([sys.executable, "-m", "netlab"], capture_output=True, text=True,
                          env={**os.environ, **env})
     assert out.stdout.split() == ["plain,vxlan-fdb-wrong-vtep"], out.stdout + out.stderr
+
+
+def test_forward_policy_drop_in_nftables_mode_drops_what_kube_forward_accepts_in_iptables_mode(tmp_path):
+    """kube-proxy's nftables table has no KUBE-FORWARD in iptables' filter table to accept what is marked for
+    masquerade: under FORWARD's policy DROP a pod's hairpin and a NodePort's flows fail there too."""
+    path = tmp_path / "svc-nft.yaml"
+    path.write_text(open(catalogue.SERVICES_EXAMPLE, encoding="utf-8").read() + "cluster: {kubeProxyMode: nftables}\n")
+    s = catalogue.scenario("forward-policy-drop")
+    for lab, want in ((_lab(catalogue.SERVICES_EXAMPLE), "pass"), (_lab(str(path)), "fail")):
+        verdict = symptoms.expect(s, lab, catalogue.resolve_target(s, lab, "node-1"))
+        assert verdict(_svc_row("kube-dns", "ClusterIP", name="kube-dns")) == want
+        assert verdict(_svc_row("example", "NodePort", "node-1")) == want
+        assert verdict(_svc_row("client", "ClusterIP")) == "fail"  # not marked: dropped in both modes
