@@ -180,7 +180,7 @@ def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None)
         rule = "rule 1, pod to pod" if probe.source.kind == "pod" else "rule 2, node to pod"
         out.append(f"NAT: {dst.name} saw the client as {seen_ip}, but {probe.source.name} sent from "
                    f"{sender_ip} ({rule}: no NAT)")
-    elif obs.local and obs.seen_client and ":" in obs.local and obs.local != obs.seen_client:
+    elif probe.port_kept and obs.local and obs.seen_client and ":" in obs.local and obs.local != obs.seen_client:
         out.append(f"NAT: {dst.name} saw the client as {obs.seen_client}, but {probe.source.name} sent from "
                    f"{obs.local} (source port translated)")
     server_ip = _ip(obs.server)

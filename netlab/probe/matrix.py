@@ -96,6 +96,11 @@ class Probe:
     echo: bool | None = None  # netlab's echo server answers there (None: not known)
     svc: "ServiceTarget | None" = None  # a Service probe: what it targets (services.py)
     size: int = 0  # "mtu" probes: bytes of the ICMP message (header and payload)
+    # The client's source port arrives as sent. Not so for a node's own connection to another node's pod in
+    # host-gw mode: it leaves with the node's eth0 address, outside the pod network, and Flannel's last
+    # FLANNEL-POSTRTG rule (! -s <pod network> -d <pod network> MASQUERADE --random-fully) gives it a new port;
+    # the address stays the node's (rule 2 is about a node's own pods, which it reaches unmasqueraded).
+    port_kept: bool = True
 
     @property
     def key(self) -> tuple[str, str, str, int | None]:
@@ -194,6 +199,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     hosts = [eps[h] for h in internet_host_names(lab) if h in eps]
     out_rule = egress_rule(lab)
     policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"
+    host_gw = lab.mode == "host-gw"
     probes: dict[tuple, Probe] = {}
 
     def add(p: Probe) -> None:
@@ -210,9 +216,10 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
                 add(Probe(src, dst, "icmp", None, True))
             if "mtu" in want:
                 add(Probe(src, dst, "mtu", None, True, size=lab.pod_mtu - ICMP_IP_HEADERS))
+            kept = not (host_gw and src.kind == "node" and dst.node != src.name)
             for port, proto, is_echo in ports[dst.name]:
                 if proto in want:
-                    add(Probe(src, dst, proto, port, True, echo=is_echo))
+                    add(Probe(src, dst, proto, port, True, echo=is_echo, port_kept=kept))
     if egress and out_rule is not None:
         for proto in ("tcp", "udp"):
             if proto not in want:
@@ -240,8 +247,10 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
                 is_echo = port == ECHO_PORT  # the prober's listener
                 if src.kind in ("pod", "node") and out_rule is not None:
                     rules = (out_rule,)
+        kept = old.port_kept if old is not None else \
+            not (host_gw and src.kind == "node" and dst.kind == "pod" and dst.node != src.name)
         add(Probe(src, dst, exp.proto, port, exp.reach, reason=f"expect[{i}]", section=section, rules=rules,
-                  echo=is_echo))
+                  echo=is_echo, port_kept=kept))
     order: dict[str, int] = {}
     for name in [p.name for p in pods] + [n.name for n in nodes] + list(eps):
         order.setdefault(name, len(order))

@@ -142,6 +142,28 @@ def test_judge_detects_nat_pod_to_pod_and_node_to_pod():
     assert "source port translated" in judge(p, obs, 1.0, "10.244.0.2")[0]
 
 
+def test_host_gw_lets_a_nodes_connection_to_another_nodes_pod_get_a_new_port_and_nothing_else():
+    """host-gw: a node reaches another node's pod from its eth0 address, outside the pod network, and Flannel's
+    ``! -s <pod network> -d <pod network> MASQUERADE --random-fully`` gives it a new port (the address stays).
+    Its own pods, pods' flows and every flow of a VXLAN lab (from flannel.1's address, in the pod network) keep
+    the exact port check."""
+    gw = {(p.source.name, p.destination.name): p for p in build_matrix(lab(network={"mode": "host-gw"}))
+          if p.proto == "tcp"}
+    vx = {(p.source.name, p.destination.name): p for p in build_matrix(lab()) if p.proto == "tcp"}
+    assert {k for k, p in gw.items() if not p.port_kept} == {(n, d) for n, d in gw if n.startswith("minikube")
+                                                              and gw[(n, d)].destination.node != n}
+    assert all(p.port_kept for p in vx.values())
+    obs = Observation(outcome="reply", local="192.168.122.215:40000", seen_client="192.168.122.215:5123",
+                      server="10.244.1.3:8080", answered_by="fedora-2")
+    assert judge(gw[("minikube", "fedora-2")], obs, 1.0, "192.168.122.215") == []
+    moved = Observation(outcome="reply", local="192.168.122.215:40000", seen_client="10.244.1.1:5123",
+                        server="10.244.1.3:8080", answered_by="fedora-2")
+    assert "rule 2" in judge(gw[("minikube", "fedora-2")], moved, 1.0, "192.168.122.215")[0]  # the address stays
+    own = Observation(outcome="reply", local="192.168.122.215:40000", seen_client="192.168.122.215:5123",
+                      server="10.244.0.2:8080", answered_by="fedora-1")
+    assert "source port translated" in judge(gw[("minikube", "fedora-1")], own, 1.0, "192.168.122.215")[0]
+
+
 def test_judge_rule_3_and_wrong_pod():
     p = _probe("fedora-1", "fedora-2")
     obs = Observation(outcome="reply", local="10.244.0.2:1", seen_client="10.244.0.2:1",
