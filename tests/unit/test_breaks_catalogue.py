@@ -226,3 +226,22 @@ def test_forward_policy_drop_in_nftables_mode_drops_what_kube_forward_accepts_in
         assert verdict(_svc_row("kube-dns", "ClusterIP", name="kube-dns")) == want
         assert verdict(_svc_row("example", "NodePort", "node-1")) == want
         assert verdict(_svc_row("client", "ClusterIP")) == "fail"  # not marked: dropped in both modes
+
+
+@pytest.mark.parametrize("path, scenario, target, src, dst, want", [
+    # host-gw: the peer node's own packets leave from its eth0 address, which needs no pod-CIDR route back.
+    ("topologies/host-gw-3node.yaml", "pod-cidr-route-missing", "node-a", "node-b", "web-1", "pass"),
+    ("topologies/host-gw-3node.yaml", "pod-cidr-route-missing", "node-a", "web-2", "web-1", "fail"),
+    ("topologies/host-gw-3node.yaml", "pod-cidr-route-missing", "node-a", "node-a", "web-2", "fail"),
+    ("topologies/vxlan-3node.yaml", "pod-cidr-route-missing", "n1", "n2", "a1", "fail"),  # from flannel.1's address
+    # A VNI of its own cuts a node off from every other node; an FDB entry only from its peer.
+    ("topologies/vxlan-3node.yaml", "vxlan-wrong-vni", "n1", "c1", "a1", "fail"),
+    ("topologies/vxlan-3node.yaml", "vxlan-fdb-wrong-vtep", "n1", "c1", "a1", "pass"),
+    ("topologies/vxlan-3node.yaml", "vxlan-fdb-wrong-vtep", "n1", "b1", "a1", "fail"),
+])
+def test_node_faults_on_other_shapes(path, scenario, target, src, dst, want):
+    """What every probe row of these shapes showed after the fault, for real (the suite's shapes run fewer)."""
+    lab = _lab(path)
+    s = catalogue.scenario(scenario)
+    row = {"source": src, "destination": dst, "protocol": "icmp"}
+    assert symptoms.expect(s, lab, catalogue.resolve_target(s, lab, target))(row) == want
