@@ -174,6 +174,8 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
         src, dst, svc = row["source"], row["destination"], row.get("service")
         if name in NODE_PATH_SCENARIOS:
             failing = [_path_fails(name, p, where, target, row) for p in paths(row, lab)]
+            if not failing:  # a Service without endpoints: refused on every node, as before the fault
+                return "pass"
             return "fail" if all(failing) else "any" if any(failing) else "pass"
         if name == "pod-mtu-too-big":  # only full-size echoes (probe --mtu) across the node's port fail
             bad = row["protocol"] == "mtu" and ((src in here | {target.name} and dst in elsewhere) or

@@ -245,3 +245,11 @@ def test_node_faults_on_other_shapes(path, scenario, target, src, dst, want):
     s = catalogue.scenario(scenario)
     row = {"source": src, "destination": dst, "protocol": "icmp"}
     assert symptoms.expect(s, lab, catalogue.resolve_target(s, lab, target))(row) == want
+
+
+def test_a_service_without_endpoints_stays_as_it_was_after_a_node_fault():
+    lab = _lab(catalogue.SERVICES_EXAMPLE)
+    s = catalogue.scenario("ip-forward-off")
+    row = {"source": "client", "destination": "web", "protocol": "tcp",
+           "service": {"name": "web", "via": "ClusterIP", "node": None, "endpoints": []}}
+    assert symptoms.expect(s, lab, catalogue.resolve_target(s, lab, "node-1"))(row) == "pass"
