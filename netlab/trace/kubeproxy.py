@@ -135,7 +135,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
     commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
     if not svc.endpoints:
         return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects "
-                      "the packet", commands, cause=True)
+                      "the packet", commands, cause=True, facts={"dropped_here": True})
     commands.append(f"ip netns exec {ns} iptables-save -c -t nat")
     planned = lab.planned_nat.get(ns)
     gap = missing(table, planned, path(planned, svc, f.dst, f.dport, iif)) if table and planned else None

@@ -109,7 +109,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
     if not svc.endpoints:
         return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
-                      "no-endpoint-services) rejects the packet", commands, cause=True)
+                      "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     planned = lab.planned_nft.get(ns, ())
     gap = missing(table, path(planned, svc, f.dst, f.dport, iif)) if table else None

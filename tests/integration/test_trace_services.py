@@ -255,3 +255,24 @@ def test_a_nodes_own_connection_to_a_service_on_another_node_is_answered_and_see
     assert (last["netns"], last["device"], last["kind"]) == (n2, "flannel.1", "deliver")
     undo = [h for h in d["reply_hops"] if h["netns"] == n2 and h["kind"] == "snat"]
     assert undo and "source 10.244.0.4:53 → 10.96.0.10:53" in undo[0]["decision"]  # what node-2's socket gets
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_a_service_without_endpoints_is_rejected_at_the_clients_node(mode, tmp_path):
+    """kube-proxy rejects a connection to a Service without endpoints at the client's node (ICMP port
+    unreachable); trace blames that node and says no more: the packet did not go on (it said it "went on as it
+    was" and was lost at the node's underlay ARP entry)."""
+    lab = unique_lab("tb0")
+    path = write_topology(tmp_path, f"""name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}]
+pods: [{{name: client, node: n1}}]
+services:
+  - {{name: ghost, selector: {{app: none}}, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    with lab_up(path, lab):
+        rc, tr = trace(lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80")
+        assert rc == 1 and tr["lost"]["netns"] == f"{lab}-n1", tr["lost"]
+        assert tr["lost"]["reason"].startswith("Service default/ghost has no endpoints: kube-proxy's "), tr["lost"]
+        assert "went on" not in tr["lost"]["reason"], tr["lost"]
+        assert any("port unreachable" in e["text"] for e in tr["icmp_errors"]), tr["icmp_errors"]
