@@ -20,7 +20,7 @@ LOADS = ("netlab.api.impair", "netlab.api.lab")
 @click.option("--rate", metavar="RATE", help="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
 @click.option("--delay", metavar="TIME", help="Added delay (netem): 20ms. Refused (exit 3) without sch_netem.")
 @click.option("--jitter", metavar="TIME", help="Delay variation (netem), with --delay: 5ms.")
-@click.option("--loss", metavar="PCT", help="Random loss: 1%% (an iptables statistic DROP rule in the namespace).")
+@click.option("--loss", metavar="PCT", help="Random loss: 1% (an iptables statistic DROP rule in the namespace).")
 @click.option("--clear", is_flag=True, help="Remove the interface's impairment.")
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")

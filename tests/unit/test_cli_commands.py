@@ -32,6 +32,27 @@ def test_help_lists_the_commands_in_table_order():
     assert listed == list(COMMANDS)
 
 
+def _subcommands(group, path=()):
+    import click
+
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if isinstance(command, click.Group):
+            yield from _subcommands(command, (*path, name))
+
+
+def test_every_help_reads_as_written():
+    """Every command's --help: exit 0, and no escaping meant for another formatter ("1%%": click prints help
+    text as it is, argparse would have halved it), no unformatted placeholder."""
+    for module in sorted(set(COMMANDS.values())):
+        importlib.import_module(module)
+    for path, _command in _subcommands(cli):
+        out = CliRunner().invoke(cli, [*path, "--help"])
+        assert out.exit_code == 0, (path, out.output)
+        for bad in ("%%", "%(", "{}", "{0}"):
+            assert bad not in out.output, (path, bad, out.output)
+
+
 def test_validate_loads_no_kernel_probe_or_trace_code():
     """`netlab validate` and `plan` need no root and stay quick: the netlink, probe and trace stack is not loaded."""
     code = ("import sys; from netlab.cli import main\n"
