@@ -44,7 +44,9 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
       server listens (it answers with the client address it saw; other UDP
       servers need not answer a probe, so their silence proves nothing);
     - the three rules: no NAT pod to pod and node to pod, and each pod carries
-      the address others reach it at;
+      the address others reach it at (with host-gw, a node's connection to
+      another node's pod keeps its address but not its port: Flannel
+      masquerades what leaves a node from outside the pod network);
     - Services: ClusterIP from every pod, NodePort on every node from every
       node and internet host, the LoadBalancer from every internet host, and
       egress from every pod to every internet host (a temporary echo listener
