@@ -14,6 +14,8 @@ that holds it:
   underlay's gateway, but the fault is the node's;
 - an FDB entry names a remote VTEP that is no node of the lab;
 - a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
+- a packet vanishes as it leaves an interface whose impairment (``netlab impair --loss``) drops a share of
+  what leaves it;
 - a full-size packet (``trace --size``) meets a device whose MTU is smaller:
   a veth or a bridge port drops the frame without a word (no ICMP), the MTU
   black hole of an overlay on a smaller underlay.
@@ -91,6 +93,19 @@ def forward_policy(k: Any, ns: str) -> Reason | None:
     return (f"the FORWARD chain's policy is DROP in {ns} and no rule accepted the packet (no FLANNEL-FWD "
             f"accept for the pod network: Docker's FORWARD DROP)",
             f"ip netns exec {ns} iptables -P FORWARD ACCEPT")
+
+
+def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev: str) -> Reason | None:
+    """A packet that vanished leaving ``dev`` of ``ns``, where netlab's impairment drops a share of what leaves
+    (``losses``: (namespace, interface) -> (the NAME:IFACE a user gives ``netlab impair``, the loss))."""
+    hit = losses.get((ns, dev))
+    if hit is None:
+        return None
+    target, loss = hit
+    share = "everything that" if loss.rstrip("%") in ("100", "100.0") else f"{loss} at random of what"
+    return (f"{target} has netlab's impairment loss {loss}: the rule NETLAB-IMPAIR in {ns}'s mangle POSTROUTING drops "
+            f"{share} leaves {dev}, and the packet did not leave",
+            f"sudo netlab impair {target} --clear")
 
 
 def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:

@@ -148,7 +148,9 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         where = f" at hop {lost.index} ({lost.netns} {lost.device})" if lost else ""
         out.append(f"result: LOST{where}: {v.reason}")
         if v.fix:
-            out.append(f"  fix: {v.fix}   (or: sudo netlab up, which repairs the lab)")
+            # A netlab command is the fix itself: an impairment is the lab's desired state, which `up` keeps.
+            also = "" if v.fix.startswith("sudo netlab ") else "   (or: sudo netlab up, which repairs the lab)"
+            out.append(f"  fix: {v.fix}{also}")
     for entry in r.policy:
         if entry["text"] != v.reason:
             out.append(f"policy: {entry['text']}")

@@ -25,6 +25,7 @@ from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
+from netlab.plan import impair as plan_impair
 from netlab.trace import policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -129,12 +130,13 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
-    fverdict = _firewall(kernel, explain(fwd), fwd.hops)
+    losses = _losses(lab)
+    fverdict = _impaired(losses, _firewall(kernel, explain(fwd), fwd.hops), fwd.hops)
     bverdict: Verdict | None = None
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = _firewall(kernel, explain(back), back.hops)
-        if not bverdict.delivered and not any(h.seen for h in back.hops):
+        bverdict = _impaired(losses, _firewall(kernel, explain(back), back.hops), back.hops)
+        if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:
                 why += f" ({sent.error})"
@@ -219,6 +221,26 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
     if rows:
         return f"hop {label(rows[0])}: {where}: {rows[0].kind}: {rows[0].decision}"[:400]
     return f"{where}: {p.summary}"
+
+
+def _losses(lab: Lab) -> dict[tuple[str, str], tuple[str, str]]:
+    """(namespace, interface) -> (NAME:IFACE, loss) of every impairment with a loss, run-time ones included
+    (``netlab impair`` changes the lab's saved topology, which ``lab`` is)."""
+    names = {n.netns: n.name for n in lab.nodes} | {p.netns: p.name for p in lab.pods}
+    return {(ns, iface): (f"{names.get(ns, ns)}:{iface}", str(spec["loss"]))
+            for ns, iface, spec in plan_impair.impaired(lab) if spec.get("loss")}
+
+
+def _impaired(losses: dict[tuple[str, str], tuple[str, str]], v: Verdict, hops: list[Hop]) -> Verdict:
+    """A packet lost as it left an interface netlab's impairment drops from: that is the reason, where the walk
+    found nothing wrong (the kernel's route, ARP and FDB answers look right; a reply never seen)."""
+    if v.delivered or v.lost_at is None or v.fix is not None:
+        return v
+    h = hops[v.lost_at]
+    if h.observe is None or h.observe.direction != "out":
+        return v
+    why = faults.impairment_loss(losses, h.observe.netns, h.observe.ifname)
+    return Verdict(False, v.lost_at, why[0], why[1]) if why else v
 
 
 def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop]) -> Verdict:

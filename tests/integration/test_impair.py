@@ -267,3 +267,27 @@ pods:
         assert abs(out - 40e6) <= 0.15 * 40e6 and abs(back - 30e6) <= 0.15 * 30e6
     finally:
         lab_down(name)
+
+
+def test_trace_names_the_impairment_that_dropped_the_packet(lab):
+    """A packet lost as it leaves an interface whose impairment drops it is blamed on that impairment, with
+    `netlab impair ... --clear` as the fix (not `up`: a run-time impairment is the lab's desired state); for the
+    request and for the reply. Before, trace said "look at the firewall" and "server sent no reply"."""
+    name, _ = lab
+    try:
+        netlab("impair", "--lab", name, "shaped:eth0", "--loss", "100%")
+        proc = netlab("trace", "--lab", name, "shaped", "server", "-o", "json", check=False)
+        lost = json.loads(proc.stdout)["lost"]
+        assert proc.returncode == 1 and (lost["netns"], lost["device"]) == (f"{name}-shaped", "eth0"), lost
+        assert lost["reason"].startswith("shaped:eth0 has netlab's impairment loss 100%: the rule NETLAB-IMPAIR in "
+                                         f"{name}-shaped's mangle POSTROUTING drops everything that leaves eth0")
+        assert lost["fix"] == "sudo netlab impair shaped:eth0 --clear"
+        text = netlab("trace", "--lab", name, "shaped", "server", check=False).stdout
+        assert "  fix: sudo netlab impair shaped:eth0 --clear\n" in text, text
+        reply = json.loads(netlab("trace", "--lab", name, "server", "shaped", "-o", "json", check=False).stdout)
+        assert reply["delivered"] and reply["reply_lost"]["netns"] == f"{name}-shaped", reply["reply_lost"]
+        assert "shaped:eth0 has netlab's impairment loss 100%" in reply["reply_lost"]["reason"], reply["reply_lost"]
+    finally:
+        netlab("impair", "--lab", name, "shaped:eth0", "--rate", "20mbit")  # as the file has it
+    assert netlab("status", "-t", lab[1]).returncode == 0  # as the file has it again
+    assert netlab("trace", "--lab", name, "shaped", "server", check=False).returncode == 0
