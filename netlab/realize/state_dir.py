@@ -17,6 +17,7 @@ import errno
 import os
 import stat
 import time
+from typing import Callable
 
 from netlab import lockfile
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
@@ -244,21 +245,10 @@ class LabLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "LabLock":
-        deadline = time.monotonic() + self.wait
-        told = False
-        while True:
-            fd, path = _open_lab_file(self.lab, "lock")
-            try:
-                told = lockfile.take(fd, deadline, told=told,
-                                     waiting=lambda holder: f"waiting for {holder} to release lab {self.lab}",
-                                     busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
-                                                                 "try again when it finishes"))
-            except BaseException:
-                os.close(fd)
-                raise
-            if _same_file(fd, path):
-                break
-            os.close(fd)  # locked a deleted file: its holder removed the lab; lock the one there now
+        fd, _ = _lock_lab_file(self.lab, "lock", time.monotonic() + self.wait,
+                               waiting=lambda holder: f"waiting for {holder} to release lab {self.lab}",
+                               busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
+                                                           "try again when it finishes"))
         self.fd = fd
         lockfile.name_holder(fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for ..."
         return self
@@ -284,6 +274,24 @@ def _open_lab_file(lab: str, name: str) -> tuple[int, str]:
     raise EnvironmentNotReady(f"{lab}: its state directory keeps disappearing; is another netlab removing it?")
 
 
+def _lock_lab_file(lab: str, name: str, deadline: float, waiting: Callable[[str], str],
+                   busy: Callable[[str], Exception]) -> tuple[int, str]:
+    """An exclusive flock on one of a lab's lock files (waiting until ``deadline``, as lockfile.take), checked
+    to be the file at the path: ``down`` deletes the lab's directory, lock files included, while it holds the
+    lab's lock, and a command that waited on the deleted file would lock a file nobody else opens."""
+    told = False
+    while True:
+        fd, path = _open_lab_file(lab, name)
+        try:
+            told = lockfile.take(fd, deadline, told=told, waiting=waiting, busy=busy)
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            return fd, path
+        os.close(fd)  # locked a deleted file: its holder removed the lab; lock the one there now
+
+
 class WatcherLock:
     """One ``netlab up --watch`` per lab. A second would repair the same drift as the first, each restarting
     exited containers by a back-off of its own: it is refused at once, naming the first.
@@ -302,20 +310,11 @@ class WatcherLock:
         self.path = ""
 
     def __enter__(self) -> "WatcherLock":
-        while True:
-            fd, path = _open_lab_file(self.lab, self.FILE)
-            try:
-                lockfile.take(fd, time.monotonic(), waiting=lambda holder: "",
-                              busy=lambda holder: LabBusy(f"lab {self.lab} is already watched by {holder}; one "
-                                                          "watcher per lab: stop that one (Ctrl-C) first"))
-            except BaseException:
-                os.close(fd)
-                raise
-            if _same_file(fd, path):
-                break
-            os.close(fd)
-        self.fd, self.path = fd, path
-        lockfile.name_holder(fd, f"pid {os.getpid()} (netlab up --watch)")
+        self.fd, self.path = _lock_lab_file(
+            self.lab, self.FILE, time.monotonic(), waiting=lambda holder: "",
+            busy=lambda holder: LabBusy(f"lab {self.lab} is already watched by {holder}; one watcher per lab: "
+                                        "stop that one (Ctrl-C) first"))
+        lockfile.name_holder(self.fd, f"pid {os.getpid()} (netlab up --watch)")
         return self
 
     def __exit__(self, *exc: object) -> None:
