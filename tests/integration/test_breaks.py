@@ -105,7 +105,8 @@ def _check(lab: str, path: str, name: str, target_name: str | None = None) -> No
     assert "nothing to change" not in repaired.stdout, repaired.stdout  # up found the fault and repaired it
     rc, report = _probe(lab, *s.probe)
     assert rc == 0, ([(r["source"], r["destination"], r["outcome"], r["problems"]) for r in report["probes"]
-                      if not r["as_expected"]], repaired.stdout)
+                      if not r["as_expected"]], [(d["service"], d["problems"]) for d in report.get("distributions", [])
+                                                 if not d["as_expected"]], repaired.stdout)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout
     if name == "conntrack-stale-entry":  # up deleted the entry: the client's own port works again
