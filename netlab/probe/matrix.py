@@ -200,6 +200,9 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     out_rule = egress_rule(lab)
     policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"
     host_gw = lab.mode == "host-gw"
+
+    def port_kept(src: Endpoint, dst: Endpoint) -> bool:  # see Probe.port_kept
+        return not (host_gw and src.kind == "node" and dst.kind == "pod" and dst.node != src.name)
     probes: dict[tuple, Probe] = {}
 
     def add(p: Probe) -> None:
@@ -216,7 +219,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
                 add(Probe(src, dst, "icmp", None, True))
             if "mtu" in want:
                 add(Probe(src, dst, "mtu", None, True, size=lab.pod_mtu - ICMP_IP_HEADERS))
-            kept = not (host_gw and src.kind == "node" and dst.node != src.name)
+            kept = port_kept(src, dst)
             for port, proto, is_echo in ports[dst.name]:
                 if proto in want:
                     add(Probe(src, dst, proto, port, True, echo=is_echo, port_kept=kept))
@@ -247,8 +250,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
                 is_echo = port == ECHO_PORT  # the prober's listener
                 if src.kind in ("pod", "node") and out_rule is not None:
                     rules = (out_rule,)
-        kept = old.port_kept if old is not None else \
-            not (host_gw and src.kind == "node" and dst.kind == "pod" and dst.node != src.name)
+        kept = old.port_kept if old is not None else port_kept(src, dst)
         add(Probe(src, dst, exp.proto, port, exp.reach, reason=f"expect[{i}]", section=section, rules=rules,
                   echo=is_echo, port_kept=kept))
     order: dict[str, int] = {}

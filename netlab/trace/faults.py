@@ -29,6 +29,8 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from netlab.model.impair import loss_fraction
+
 Reason = tuple[str, str | None]  # (why, fix)
 
 
@@ -102,7 +104,7 @@ def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev
     if hit is None:
         return None
     target, loss = hit
-    share = "everything that" if loss.rstrip("%") in ("100", "100.0") else f"{loss} at random of what"
+    share = "everything that" if loss_fraction(loss) >= 1 else f"{loss} at random of what"
     return (f"{target} has netlab's impairment loss {loss}: the rule NETLAB-IMPAIR in {ns}'s mangle POSTROUTING drops "
             f"{share} leaves {dev}, and the packet did not leave",
             f"sudo netlab impair {target} --clear")

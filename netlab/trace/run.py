@@ -130,7 +130,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
-    losses = _losses(lab)
+    losses = _losses(lab, lm)
     fverdict = _impaired(losses, _firewall(kernel, explain(fwd), fwd.hops), fwd.hops)
     bverdict: Verdict | None = None
     if back is not None:
@@ -223,11 +223,10 @@ def _comment(frame: cap.Frame, p: Packet, hops: list[Hop]) -> str:
     return f"{where}: {p.summary}"
 
 
-def _losses(lab: Lab) -> dict[tuple[str, str], tuple[str, str]]:
+def _losses(lab: Lab, lm: LabMap) -> dict[tuple[str, str], tuple[str, str]]:
     """(namespace, interface) -> (NAME:IFACE, loss) of every impairment with a loss, run-time ones included
     (``netlab impair`` changes the lab's saved topology, which ``lab`` is)."""
-    names = {n.netns: n.name for n in lab.nodes} | {p.netns: p.name for p in lab.pods}
-    return {(ns, iface): (f"{names.get(ns, ns)}:{iface}", str(spec["loss"]))
+    return {(ns, iface): (f"{lm.where(ns).split()[-1]}:{iface}", str(spec["loss"]))
             for ns, iface, spec in plan_impair.impaired(lab) if spec.get("loss")}
 
 
