@@ -183,7 +183,9 @@ SCENARIOS: tuple[Scenario, ...] = (
               "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "
               "so a Service with endpoints on both nodes fails about half the time and its spread fails. "
               "Hairpin (a pod to its own Service) still works here: kube-proxy masquerades it to cni0's "
-              "address, so the reply is routed, not bridged",
+              "address, so the reply is routed, not bridged. And NetworkPolicies stop holding between two pods "
+              "of the node: their rules are in FORWARD, which a frame the bridge switches reaches only through "
+              "br_netfilter, so a flow a policy denies there connects",
       hop="node", fact="bridge-nf-call-iptables = 0: the reply is bridged without passing iptables, so "
                        "conntrack never un-DNATs it",
       fix="sysctl -w net.bridge.bridge-nf-call-iptables=1; or sudo netlab up",
@@ -247,7 +249,8 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
     if "endpoints" in s.needs and not _service_endpoints(lab):
         return f"{s.name} needs a Service endpoint pod; lab {lab.name} has none{where}"
     if s.name == "conntrack-stale-entry" and not _clients_no_endpoint(lab):
-        return f"{s.name} needs a client pod that is no Service's endpoint; lab {lab.name} has none{where}"
+        return (f"{s.name} needs a client pod that is no Service's endpoint (and whose DNS queries the "
+                f"NetworkPolicies allow); lab {lab.name} has none{where}")
     if s.target == "node" and all(target_problem(s, lab, n) for n in lab.nodes):
         return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
     return None
@@ -259,8 +262,21 @@ def clients(lab: Lab, node: str) -> list[PodInfo]:
 
 
 def _clients_no_endpoint(lab: Lab) -> list[PodInfo]:
+    """conntrack-stale-entry's clients: pods that are no Service's endpoint, whose DNS queries the policies allow."""
     eps = {p.name for p in _service_endpoints(lab)}
-    return [p for p in lab.pods if p.name not in eps]
+    return [p for p in lab.pods if p.name not in eps and asks_dns(lab, p, "UDP")]
+
+
+def asks_dns(lab: Lab, pod: PodInfo, proto: str) -> bool:
+    """The lab's NetworkPolicies let the pod's DNS queries (``proto`` to port 53) reach the DNS pod: a scenario
+    shown by a query needs one (a denied query changes nothing)."""
+    dns = dns_pod(lab)
+    if dns is None or not lab.topo.network_policies:
+        return True
+    from netlab.model.netpol import lab_peer, policy_set
+    ps = policy_set(lab)
+    src, dst = lab_peer(lab, ps, pod.name), lab_peer(lab, ps, dns.name)
+    return src is None or dst is None or ps.flow(src, dst, proto, 53).allowed
 
 
 def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
@@ -270,9 +286,9 @@ def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
         return f"{s.name} breaks the Service path of a node's pods: it needs a pod (not DNS) on the node"
     if s.name == "bridge-nf-call-off":
         dns = dns_pod(lab)
-        if dns is None or dns.node != node.name or not clients(lab, node.name):
+        if dns is None or dns.node != node.name or not any(asks_dns(lab, c, "TCP") for c in clients(lab, node.name)):
             return f"{s.name} shows where a pod meets a Service endpoint on its own bridge: it needs the DNS " \
-                   f"pod and another pod on the node"
+                   f"pod and another pod on the node (one the NetworkPolicies let query it)"
     return None
 
 
@@ -310,6 +326,10 @@ def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodI
     if s.name == "endpoint-pod-down" and pod not in _service_endpoints(lab):
         raise ValueError(f"{s.name}: pod {name} is no Service's endpoint "
                          f"(endpoints: {', '.join(p.name for p in _service_endpoints(lab))})")
+    if s.name == "conntrack-stale-entry" and not asks_dns(lab, pod, "UDP"):
+        raise ValueError(f"{s.name}: the NetworkPolicies deny pod {name}'s DNS queries, so a stale entry for them "
+                         f"would change nothing (pods whose queries they allow: "
+                         f"{', '.join(p.name for p in _clients_no_endpoint(lab)) or 'none'})")
     if s.name == "dns-pod-stopped" and pod.spec.labels.get("k8s-app") != "kube-dns":
         raise ValueError(f"{s.name}: pod {name} is not the DNS pod (it is {dns_pod(lab).name})")  # type: ignore
     return pod

@@ -14,12 +14,15 @@ a pattern its reason must match.
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Address
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
-from netlab.breaks.catalogue import Scenario, clients
+from netlab.breaks.catalogue import Scenario, asks_dns, clients
 from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.model.netpol import Peer, lab_peer, policy_set
+from netlab.probe.matrix import probe_ports
 from netlab.workload.ports import pod_echo_ports
 
 Verdict = str  # "fail" | "pass" | "any"
@@ -172,6 +175,12 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
 
     def rule(row: dict) -> Verdict:
         src, dst, svc = row["source"], row["destination"], row.get("service")
+        if row.get("expected") == "unreachable":  # a flow a NetworkPolicy (or an expect: entry) denies
+            # A fault stops flows, it opens none: such a flow stays as expected, however it is stopped. But one:
+            # the policies' rules are in the node's FORWARD chain, which a frame its bridge switches from pod to
+            # pod passes only with bridge-nf-call-iptables = 1; without it the denied flow connects.
+            opened = name == "bridge-nf-call-off" and svc is None and src != dst and {src, dst} <= here
+            return "fail" if opened else "pass"
         if name in NODE_PATH_SCENARIOS:
             failing = [_path_fails(name, p, where, target, row) for p in paths(row, lab)]
             if not failing:  # a Service without endpoints: refused on every node, as before the fault
@@ -222,8 +231,8 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         here = lab.pods_on(target.name)
         peer = peer_node(lab, target)
         there = lab.pods_on(peer.name)
-        src = here[0].name if here else target.name
-        dst = there[0].name if there else str(peer.gateway.ip)
+        src, dst, proto, port = allowed_flow(lab, [p.name for p in here] or [target.name],
+                                             [p.name for p in there] or [str(peer.gateway.ip)])
     facts = {
         "vxlan-arp-missing": (target.netns if isinstance(target, NodeInfo) else "", r"no ARP entry for .* on flannel"),
         "vxlan-fdb-wrong-vtep": (getattr(target, "netns", ""), r"FDB entry sends the frame to remote VTEP .* no node"),
@@ -237,39 +246,77 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         ns, fact = facts[name]
         if name == "vxlan-wrong-vni":
             ns = peer.netns  # the receiving node drops a VNI it has no device for
-        return TraceCheck(src, dst, None, None, ns, fact, reply=name == "rp-filter-strict")
+        return TraceCheck(src, dst, proto, port, ns, fact, reply=name == "rp-filter-strict")
     if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
+        src, dst, _, _ = allowed_flow(lab, [src], [dst], only=("icmp", None))
         return TraceCheck(src, dst, None, None, target.netns, r"bigger than its MTU", size=lab.pod_mtu - 28)
     if name == "bridge-port-down":  # to the pod from across its bridge: from a pod on another node, else (a lab
         pod = target  # of one node) from the node itself; either way the node's bridge is where it stops
         assert isinstance(pod, PodInfo)
-        other = next((p for p in lab.pods if p.node != pod.node), None)
-        return TraceCheck(other.name if other else pod.node, pod.name, None, None, lab.node(pod.node).netns,
-                          r"bridge port .* is down")
+        # (its own node reaches it whatever the policies say: kubelet's probes come from there)
+        src, dst, proto, port = allowed_flow(lab, [p.name for p in lab.pods if p.node != pod.node] + [pod.node],
+                                             [pod.name])
+        return TraceCheck(src, dst, proto, port, lab.node(pod.node).netns, r"bridge port .* is down")
     if name == "kube-services-jump-missing":
-        client = clients(lab, target.name)[0]  # there is one: catalogue.target_problem
+        client = clients(lab, target.name)[0].name  # there is one: catalogue.target_problem
         svc = next(sv for sv in lab.services if sv.selector and sv.selector.get("k8s-app") != "kube-dns")
-        return TraceCheck(client.name, f"svc/{svc.name}", "tcp", svc.ports[0].port, target.netns,
+        return TraceCheck(client, f"svc/{svc.name}", "tcp", svc.ports[0].port, target.netns,
                           r"did not DNAT.*KUBE-SERVICES")
     if name == "endpoint-pod-down":
         assert isinstance(target, PodInfo)
         others = [p.name for p in lab.pods if p.name != target.name and p.spec.labels.get("k8s-app") != "kube-dns"]
-        client = others[0] if others else target.node  # no other pod: its node dials it
         port = target.ports[0][0]
+        # no other pod: its node dials it
+        client, *_ = allowed_flow(lab, others + [target.node], [target.name], only=("tcp", port))
         return TraceCheck(client, target.name, "tcp", port, target.netns, r"[Rr]efused", reply=True)
     if name == "dns-pod-stopped":
         assert isinstance(target, PodInfo)
-        client = next(p for p in lab.pods if p.name != target.name)
-        return TraceCheck(client.name, "svc/kube-dns", "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
+        client, *_ = allowed_flow(lab, [p.name for p in lab.pods if p.name != target.name], [target.name],
+                                  only=("udp", 53))
+        return TraceCheck(client, "svc/kube-dns", "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
     if name == "conntrack-stale-entry":  # the client's own flow, from the port it keeps
         assert isinstance(target, PodInfo)
         return TraceCheck(target.name, "svc/kube-dns", "udp", 53, lab.node(target.node).netns,
                           r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
     if name == "bridge-nf-call-off":  # to the DNS pod on the client's own node: the reply is bridged
-        client = clients(lab, target.name)[0]  # beside the DNS pod: catalogue.target_problem
-        return TraceCheck(client.name, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
+        # beside a client the policies let query it: catalogue.target_problem
+        client = next(p.name for p in clients(lab, target.name) if asks_dns(lab, p, "TCP"))
+        return TraceCheck(client, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
                           reply=True)
     raise ValueError(name)
+
+
+def allowed_flow(lab: Lab, sources: list[str], destinations: list[str],
+                 only: tuple[str, int | None] | None = None) -> tuple[str, str, str | None, int | None]:
+    """A flow from one of ``sources`` to one of ``destinations`` (pods, nodes, or an address) that the lab's
+    NetworkPolicies allow, so that its trace shows the fault and not a policy's REJECT: (source, destination,
+    protocol, port): ``only`` that flow, or a ping (None, None) where one is allowed, else TCP or UDP to a port
+    the destination serves. The first pair (pinged, or ``only``) when nothing is allowed, or without policies."""
+    first = (sources[0], destinations[0], *_traced(only or ("icmp", None)))
+    if not lab.topo.network_policies:
+        return first
+    ps = policy_set(lab)
+    for src in sources:
+        for dst in destinations:
+            s, d = lab_peer(lab, ps, src), lab_peer(lab, ps, dst)
+            if s is None:
+                continue
+            server = lab.pod(dst) if d is not None and d.pod is not None else None
+            for proto, port in [only] if only else _flows(server):
+                if ps.flow(s, d or Peer(IPv4Address(dst)), proto.upper(), port).allowed:
+                    return (src, dst, *_traced((proto, port)))
+    return first
+
+
+def _flows(server: PodInfo | None) -> Iterable[tuple[str, int | None]]:
+    yield "icmp", None
+    for port, proto, _ in probe_ports(server) if server is not None else []:
+        yield proto, port
+
+
+def _traced(flow: tuple[str, int | None]) -> tuple[str | None, int | None]:
+    """A flow as trace's --proto and --port take it: a ping is trace's default (no --proto)."""
+    return (None, None) if flow[0] == "icmp" else flow
 
 
 def matches(check: TraceCheck, reason: str | None) -> bool:

@@ -68,8 +68,11 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
 
 
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
-          before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
-    """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count."""
+          before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
+          unfiltered: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+    """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
+    ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
+    iptables, and so past the policies' rules)."""
     if not lab.topo.network_policies:
         return []
     ps = policy_set(lab)
@@ -80,12 +83,16 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     for pod, target in _targets(lab, dst, port, endpoint_ip):
         verdict = ps.flow(source, Peer(pod.ip, pod), "ICMP" if proto == "icmp" else proto.upper(),
                           None if proto == "icmp" else target, via_service=dst.kind == "service")
-        out.append(_entry(lab, source, pod, verdict, before, after))
+        bypass = None
+        if dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node:
+            bypass = next((ns for ns in unfiltered if ns == lab.node(pod.node).netns), None)
+        out.append(_entry(lab, source, pod, verdict, before, after, bypass))
     return out
 
 
 def _entry(lab: Lab, source: Peer, pod: PodView, verdict: Verdict, before: dict[tuple[str, str], int],
-           after: dict[tuple[str, str], int]) -> dict[str, Any]:
+           after: dict[tuple[str, str], int], bypass: str | None = None) -> dict[str, Any]:
+    """``bypass``: the namespace of the node whose bridge switches the flow, pod to pod, past iptables."""
     entry: dict[str, Any] = {"pod": f"{pod.namespace}/{pod.name}", "allowed": verdict.allowed}
     if verdict.allowed:
         entry["text"] = verdict.describe()
@@ -98,9 +105,16 @@ def _entry(lab: Lab, source: Peer, pod: PodView, verdict: Verdict, before: dict[
     moved = after.get((node.netns, chain), 0) - before.get((node.netns, chain), 0)
     names = ", ".join(side.isolating)
     word = "policy" if len(side.isolating) == 1 else "policies"
-    text = (f"dropped in node {node.name}, chain {chain}, by {word} {names} "
-            f"(no {side.direction} rule allows it for pod {judged.namespace}/{judged.name})")
-    if before or after:
+    why = f"no {side.direction} rule allows it for pod {judged.namespace}/{judged.name}"
+    text = f"dropped in node {node.name}, chain {chain}, by {word} {names} ({why})"
+    if moved <= 0 and bypass is not None:
+        # The policy's rules hang off FORWARD; a frame cni0 switches between two of its ports reaches FORWARD
+        # only through br_netfilter, when bridge-nf-call-iptables = 1.
+        text = (f"denied by {word} {names} ({why}), but NOT STOPPED: net.bridge.bridge-nf-call-iptables = 0 in "
+                f"{bypass}, so its bridge switches the frame from pod to pod without handing it to iptables, and "
+                f"the rules in node {node.name}'s chain {chain} never see it")
+        entry["fix"] = f"ip netns exec {bypass} sysctl -w net.bridge.bridge-nf-call-iptables=1"
+    elif before or after:
         text += ("; the kernel's REJECT rule there counted it" if moved > 0
                  else "; but the kernel's REJECT rule there counted nothing: look at the node's filter table")
     entry.update(text=text, node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),

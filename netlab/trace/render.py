@@ -154,6 +154,8 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     for entry in r.policy:
         if entry["text"] != v.reason:
             out.append(f"policy: {entry['text']}")
+            if entry.get("fix"):
+                out.append(f"  fix: {entry['fix']}   (or: sudo netlab up, which repairs the lab)")
     for e in r.icmp_errors:
         out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
     for a in r.arp:

@@ -113,6 +113,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         back: Walk | None = None
         if fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns:
             back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply")
+        # the nodes whose bridge switches frames past iptables, and so past the policies' rules
+        unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
     finally:
         kernel.close()
     step(4)
@@ -156,7 +158,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
-    _policy_verdict(lab, result, src, dst, policy_before, policy_after)
+    _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
     result.arp = _arp_story(fwd, packets)
@@ -170,11 +172,12 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
 
 
 def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
-                    before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> None:
+                    before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
+                    unfiltered: set[str]) -> None:
     """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it."""
     ep = result.endpoint
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after)
+                                  before, after, unfiltered)
     blamed = next((e for e in result.policy if not e["allowed"] and e.get("counted")), None)
     if blamed is not None and not result.verdict.delivered:
         result.verdict = Verdict(False, result.verdict.lost_at, blamed["text"])

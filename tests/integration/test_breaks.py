@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 
 import pytest
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.root
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT = os.path.join(ROOT, "netlab", "data", "default.yaml")
 SERVICES = os.path.join(ROOT, "topologies", "services.yaml")
+NETPOL = os.path.join(ROOT, "topologies", "netpol-3x3.yaml")
 
 
 def _lab(tmp_path_factory, source: str):
@@ -77,6 +79,18 @@ def services_nft_lab(tmp_path_factory):
         yield name, path
 
 
+@pytest.fixture(scope="module")
+def policy_lab(tmp_path_factory):
+    """The NetworkPolicy example (x, y, z × a, b, c; two policies on namespace x) with a Service of y's b pods,
+    so with the cluster DNS pod too (on n1)."""
+    name, path = _lab(tmp_path_factory, NETPOL)
+    shutil.copytree(os.path.join(ROOT, "topologies", "netpol"), os.path.join(os.path.dirname(path), "netpol"))
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("services:\n  - {name: svc-b, namespace: y, selector: {pod: b}, ports: [{port: 80}]}\n")
+    with lab_up(path, name):
+        yield name, path
+
+
 def _probe(lab: str, *args: str) -> tuple[int, dict]:
     proc = netlab("probe", "--lab", lab, "-o", "json", *args, check=False)
     return proc.returncode, json.loads(proc.stdout)
@@ -86,7 +100,8 @@ def _blamed(trace: dict) -> dict | None:
     return trace.get("lost") or trace.get("reply_lost")
 
 
-def _check(lab: str, path: str, name: str, target_name: str | None = None) -> None:
+def _check(lab: str, path: str, name: str, target_name: str | None = None, also=None) -> None:
+    """``also(model)``: more checks on the broken lab, before ``up`` repairs it."""
     s = catalogue.scenario(name)
     assert s is not None
     model = running_lab(lab).resolved()
@@ -99,6 +114,8 @@ def _check(lab: str, path: str, name: str, target_name: str | None = None) -> No
         check = symptoms.trace_check(s, model, target)
         if check.fact:
             _check_trace(lab, name, check)
+        if also is not None:
+            also(model)
     finally:
         repaired = netlab("up", "-t", path, check=False)  # always: the next scenario needs a sound lab
     assert repaired.returncode == 0, repaired.stderr
@@ -224,6 +241,31 @@ def test_break_services_lab_by_a_node_fault(services_lab, name, target):
     every flow to the internet fails or passes as its packets' path meets the fault, endpoint by endpoint
     (symptoms.paths). The oracle said they all passed: nothing checked them."""
     _check(*services_lab, name, target)
+
+
+@pytest.mark.parametrize("name, target", [("bridge-nf-call-off", "n1"), ("rp-filter-strict", "n1"),
+                                          ("bridge-port-down", "x-b")])
+def test_break_a_lab_with_network_policies(policy_lab, name, target):
+    """Faults on a lab whose policies deny some flows: a denied flow stays denied, whatever else stops it, and the
+    proving trace takes a flow the policies allow (it traced x-a to x-b, which x's default deny rejects before
+    the fault shows: the trace blamed the policy). Turning bridge-nf-call-iptables off opens the denied flows
+    between two pods of the node (the policies' rules are in FORWARD, which bridged frames then skip), and the
+    trace of one says so, with the fix."""
+    lab = policy_lab[0]
+
+    def bypassed(model) -> None:
+        tr = netlab("trace", "--lab", lab, "z-a", "x-c", "--proto", "tcp", "--port", "80", "-o", "json", check=False)
+        trace = json.loads(tr.stdout)
+        assert tr.returncode == 0 and trace["delivered"], tr.stdout  # the SYN-ACK came back
+        entry = trace["policy"][0]
+        assert not entry["allowed"] and not entry["counted"], entry
+        assert "NOT STOPPED: net.bridge.bridge-nf-call-iptables = 0" in entry["text"], entry
+        assert entry["fix"] == f"ip netns exec {lab}-n1 sysctl -w net.bridge.bridge-nf-call-iptables=1", entry
+        # from n2 (x-c accepts nothing): routed into n1, through FORWARD and the policy's REJECT
+        text = netlab("trace", "--lab", lab, "z-b", "x-c", "--proto", "tcp", "--port", "80", check=False)
+        assert text.returncode == 1 and "the kernel's REJECT rule there counted it" in text.stdout, text.stdout
+
+    _check(*policy_lab, name, target, also=bypassed if name == "bridge-nf-call-off" else None)
 
 
 def test_forward_policy_drop_in_nftables_mode_drops_what_iptables_mode_accepts(services_nft_lab):

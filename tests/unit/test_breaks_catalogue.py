@@ -253,3 +253,77 @@ def test_a_service_without_endpoints_stays_as_it_was_after_a_node_fault():
     row = {"source": "client", "destination": "web", "protocol": "tcp",
            "service": {"name": "web", "via": "ClusterIP", "node": None, "endpoints": []}}
     assert symptoms.expect(s, lab, catalogue.resolve_target(s, lab, "node-1"))(row) == "pass"
+
+
+def _policy_lab(case: str):
+    """The NetworkPolicy e2e model (x, y, z × a, b, c; b on n2) under one of its policy cases, with a Service (so
+    the DNS pod too, on n1)."""
+    from netpol_cases import CASES, model
+    policies = next(c["policies"] for c in CASES if c["name"] == case)
+    return _lab(model("npb", policies, [{"name": "svc-b", "namespace": "y", "selector": {"pod": "b"},
+                                         "ports": [{"port": 80}]}]))
+
+
+def _row(src: str, dst: str, reachable: bool, proto: str = "tcp") -> dict:
+    return {"source": src, "destination": dst, "protocol": proto, "port": None if proto == "icmp" else 80,
+            "expected": "reachable" if reachable else "unreachable"}
+
+
+def test_a_flow_a_policy_denies_stays_denied_after_a_fault_unless_the_bridge_skips_iptables():
+    """A fault stops flows and opens none, so a denied flow stays as expected (the oracle had it "fail": 60 rows of
+    the netpol example wrong). One fault opens them: with bridge-nf-call-iptables = 0, the flows a policy denies
+    between two pods of the node connect, since the policies' rules are in FORWARD (seen for real: 64 rows)."""
+    lab = _policy_lab("default-deny-ingress")
+    arp = catalogue.scenario("vxlan-arp-missing")
+    verdict = symptoms.expect(arp, lab, catalogue.resolve_target(arp, lab, "n1"))
+    assert verdict(_row("z-a", "x-b", False)) == "pass"
+    assert verdict(_row("z-a", "y-b", True)) == "fail"
+    brnf = catalogue.scenario("bridge-nf-call-off")
+    verdict = symptoms.expect(brnf, lab, catalogue.resolve_target(brnf, lab, "n1"))
+    assert verdict(_row("z-a", "x-a", False)) == "fail"  # both on n1: bridged past the policy
+    assert verdict(_row("kube-dns", "x-c", False, "icmp")) == "fail"
+    assert verdict(_row("z-b", "x-a", False)) == "pass"  # from n2: routed, through FORWARD
+    assert verdict(_row("z-a", "y-a", True)) == "pass"
+
+
+@pytest.mark.parametrize("case", ["default-deny-ingress", "default-deny-both"])
+def test_the_proving_trace_takes_a_flow_the_policies_allow(case):
+    """`quiz answer`'s trace on a lab with NetworkPolicies showed the policy's REJECT, not the fault: after
+    rp-filter-strict on n1 it traced x-a to x-b, which x's default deny stops before any reply; after
+    bridge-port-down of x-b, every pod of the lab is denied it (only its own node, kubelet's, may reach it)."""
+    from netlab.model.netpol import Peer, lab_peer, policy_set
+    lab = _policy_lab(case)
+    ps = policy_set(lab)
+    seen = set()
+    for s in quiz.candidates(lab):
+        for item in lab.nodes if s.target == "node" else lab.pods:
+            try:
+                target = catalogue.resolve_target(s, lab, item.name)
+            except ValueError:
+                continue
+            check = symptoms.trace_check(s, lab, target)
+            if s.name == "kube-services-jump-missing":
+                continue  # the Service is not DNATed: no policy judges that packet
+            dst = lab.pod("kube-dns" if check.dst == "svc/kube-dns" else check.dst) if not check.dst[0].isdigit() \
+                else None
+            src = lab_peer(lab, ps, check.src)
+            assert src is not None
+            to = lab_peer(lab, ps, dst.name) if dst else Peer(__import__("ipaddress").IPv4Address(check.dst))
+            assert ps.flow(src, to, (check.proto or "icmp").upper(), check.port).allowed, (s.name, item.name, check)
+            seen.add((s.name, item.name, check.src, check.dst))
+    assert ("bridge-port-down", "x-b", "n2", "x-b") in seen
+    assert not any(s == "rp-filter-strict" and src.startswith("x-") and dst.startswith("x-")
+                   for s, _, src, dst in seen)
+
+
+def test_a_client_whose_dns_queries_a_policy_denies_cannot_show_a_stale_entry():
+    """x's pods may send nothing (default deny of both directions): a stale entry for x-a's DNS flow would change
+    nothing, so conntrack-stale-entry is refused there in one line, and takes a pod of y by default."""
+    lab = _policy_lab("default-deny-both")
+    s = catalogue.scenario("conntrack-stale-entry")
+    assert catalogue.default_target(s, lab) == "y-a"
+    with pytest.raises(ValueError) as err:
+        catalogue.resolve_target(s, lab, "x-a")
+    assert str(err.value).startswith("conntrack-stale-entry: the NetworkPolicies deny pod x-a's DNS queries")
+    assert "\n" not in str(err.value)
+    assert catalogue.default_target(s, _policy_lab("default-deny-ingress")) == "x-a"

@@ -231,3 +231,28 @@ def test_two_services_of_one_name_in_two_namespaces():
         resolve_target(lab, "svc/web", None, None, resolve_source(lab, "z-a"))
     labels = {p.svc.label for p in build_services(lab).probes if p.svc and p.source.name == "z-a"}
     assert {lbl.split()[0] for lbl in labels} >= {"svc/x/web", "svc/y/web"}
+
+
+def test_trace_words_a_denied_flow_the_bridge_switched_past_iptables():
+    """With bridge-nf-call-iptables = 0 a node's bridge switches pod-to-pod frames without iptables, so the policy
+    chains in FORWARD never see them and a denied flow connects: trace says so, and how to mend it, rather than
+    "the REJECT rule counted nothing: look at the filter table". A flow from another node is routed through FORWARD
+    and keeps the usual words."""
+    lab = load(model("npp", BY_NAME["default-deny-ingress"]["policies"])).lab
+    n1 = lab.node("n1").netns
+    xa = lab.pod("x-a")
+    dst = Endpoint("x-a", "pod", str(xa.ip), xa.netns, port=80)
+    chain = pod_chain("ingress", policy_set(lab).pod("x-a"))
+    for src, bypassed in (("z-a", True), ("z-b", False)):
+        e = tpolicy.story(lab, Endpoint(src, "pod", str(lab.pod(src).ip), lab.pod(src).netns), dst, "tcp", 80, None,
+                          {(n1, chain): 3}, {(n1, chain): 3}, {n1})[0]
+        assert not e["allowed"] and not e["counted"]
+        if bypassed:
+            assert e["text"] == (f"denied by policy x/deny-all-ingress (no ingress rule allows it for pod x/x-a), but "
+                                 f"NOT STOPPED: net.bridge.bridge-nf-call-iptables = 0 in {n1}, so its bridge switches "
+                                 "the frame from pod to pod without handing it to iptables, and the rules in node "
+                                 f"n1's chain {chain} never see it")
+            assert e["fix"] == f"ip netns exec {n1} sysctl -w net.bridge.bridge-nf-call-iptables=1"
+        else:
+            assert e["text"].endswith("but the kernel's REJECT rule there counted nothing: look at the node's filter "
+                                      "table") and "fix" not in e
