@@ -38,7 +38,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from netlab.model.lab import Lab, NodeInfo
-from netlab.plan import flannel
+from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset
 from netlab.plan.resources import NftRules, Resource, Sysctl
 from netlab.plan.services import AFFINITY_SECONDS, MASQ_MARK, ServicePortInfo, service_ports
@@ -331,7 +331,7 @@ def resource(lab: Lab, node: NodeInfo, sps: list[ServicePortInfo]) -> NftRules:
 
 def resources(lab: Lab) -> list[Resource]:
     """Per node: the bridge-netfilter sysctl, Flannel's own chains (iptables, as on a real node:
-    FLANNEL-POSTRTG, FLANNEL-FWD) and kube-proxy's table ``ip kube-proxy``."""
+    FLANNEL-POSTRTG, FLANNEL-FWD), the node's NetworkPolicy chains and kube-proxy's table ``ip kube-proxy``."""
     sps = service_ports(lab)
     filt = Ruleset("filter")
     flannel.forward_rules(filt, lab)
@@ -342,6 +342,9 @@ def resources(lab: Lab) -> list[Resource]:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(nat.resource(node.netns, f"netlab {lab.name}: Flannel's nat rules for this node (kube-proxy is "
                                             "in nftables mode)"))
-        out.append(filt.resource(node.netns, f"netlab {lab.name}: Flannel's filter rules"))
+        # NetworkPolicies are iptables rules in both modes (as kube-router or Calico's iptables mode beside
+        # kube-proxy): the filter table's FORWARD judges a Service's packet after the kube-proxy table's DNAT.
+        out.append(policy.node_filter(lab, node, filt).resource(
+            node.netns, policy.filter_title(lab, f"netlab {lab.name}: Flannel's filter rules")))
         out.append(resource(lab, node, sps))
     return out

@@ -23,6 +23,7 @@ from netlab.kernel.conntrack import list_entries as conntrack_entries
 from netlab.kernel.iptables import save as iptables_save
 from netlab.kernel.netns import entered as netns_entered
 from netlab.kernel.netns import read_sysctl_here, write_sysctl_here
+from netlab.kernel.nft import list_table as nft_list_table
 from netlab.model.topology import NetworkPolicy
 from netlab.plan.policy import policy_chain
 from netlab.probe import policytable
@@ -291,6 +292,36 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert running.exec("x-b", "getent hosts web").stdout.split()[0] == cip
     assert running.exec("y-b", "getent hosts web.x").stdout.split()[0] == cip
     assert running.exec("y-b", "getent hosts web").returncode != 0
+
+
+def test_policies_hold_in_kube_proxy_nftables_mode():
+    """In kube-proxy's nftables mode the lab had no policy chains at all (the nftables plan wrote Flannel's filter
+    rules alone): every flow a policy denies connected, and probe failed on the healthy lab. The chains are
+    iptables in both modes (kube-router's or Calico's beside kube-proxy), and a Service's packet is judged after
+    the kube-proxy table's DNAT, against the endpoint pod."""
+    allow_y = next(c for c in CASES if c["name"] == "allow-from-namespace")["policies"]
+    name = unique_lab("npn")
+    running = Lab.up({**model(name, allow_y, WEB), "cluster": {"kubeProxyMode": "nftables"}})
+    try:
+        for node in running.model.nodes:  # the policy isolates x-a alone, on n1
+            forward = parse_save(iptables_save(node.netns, "filter"), "filter").of("FORWARD")
+            assert any("-j NETPOL-FORWARD" in r for r in forward) == (node.name == "n1"), (node.name, forward)
+            assert nft_list_table(node.netns, "ip", "kube-proxy") is not None
+        table = policytable.probe(running.model, timeout=0.5)
+        assert not table.mismatches, table.render()
+        reached = {(f.src, f.dst, f.proto, f.port): f.reached for f in table.flows}
+        assert not reached[("z-b", "x-a", "tcp", 80)] and reached[("y-b", "x-a", "tcp", 80)]
+        report = running.probe(protos=("tcp",))
+        assert report.ok, [p for p in report.probes if not p.as_expected][:5]
+        lost = running.trace("z-b", "svc/web", "tcp", 80)
+        assert not lost.delivered and "by policy x/allow-from-y" in lost.lost.reason and \
+            lost.lost.reason.endswith("the kernel's REJECT rule there counted it"), lost.lost
+        ok = running.trace("y-b", "svc/web", "tcp", 80)
+        assert ok.delivered and ok.endpoint.endpoint == "x-a"
+        assert running.status().ok
+    finally:
+        running.down()
+        assert not lab_namespaces(name)
 
 
 def test_removing_every_policy_removes_their_chains(lab):

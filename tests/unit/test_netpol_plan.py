@@ -256,3 +256,15 @@ def test_trace_words_a_denied_flow_the_bridge_switched_past_iptables():
         else:
             assert e["text"].endswith("but the kernel's REJECT rule there counted nothing: look at the node's filter "
                                       "table") and "fix" not in e
+
+
+def test_kube_proxy_nftables_mode_keeps_the_policy_chains():
+    """The nftables mode's plan wrote Flannel's filter rules alone: no policy was enforced in such a lab."""
+    policies = BY_NAME["default-deny-ingress"]["policies"]
+    for mode in ("iptables", "nftables"):
+        lab = load({**model("npp", policies, SERVICE[:1]), "cluster": {"kubeProxyMode": mode}}).lab
+        filt = {r.netns.split("-", 1)[1]: r for r in build_plan(lab).of_kind("nat") if r.table == "filter"}
+        for node in ("n1", "n2"):
+            assert f"-A FORWARD -m comment --comment \"netlab network policies\" -j {FORWARD_CHAIN}" in \
+                filt[node].payload, (mode, node)
+            assert pod_chain("ingress", policy_set(lab).pod("x-b" if node == "n2" else "x-a")) in filt[node].payload
