@@ -14,8 +14,8 @@ a pattern its reason must match.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from typing import Callable, Iterable
 
 from netlab.breaks.catalogue import Scenario, asks_dns, clients
@@ -231,8 +231,8 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         here = lab.pods_on(target.name)
         peer = peer_node(lab, target)
         there = lab.pods_on(peer.name)
-        src, dst, proto, port = allowed_flow(lab, [p.name for p in here] or [target.name],
-                                             [p.name for p in there] or [str(peer.gateway.ip)])
+        ends = ([p.name for p in here] or [target.name], [p.name for p in there] or [str(peer.gateway.ip)])
+        src, dst, proto, port = allowed_flow(lab, *ends)
     facts = {
         "vxlan-arp-missing": (target.netns if isinstance(target, NodeInfo) else "", r"no ARP entry for .* on flannel"),
         "vxlan-fdb-wrong-vtep": (getattr(target, "netns", ""), r"FDB entry sends the frame to remote VTEP .* no node"),
@@ -248,7 +248,7 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
             ns = peer.netns  # the receiving node drops a VNI it has no device for
         return TraceCheck(src, dst, proto, port, ns, fact, reply=name == "rp-filter-strict")
     if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
-        src, dst, _, _ = allowed_flow(lab, [src], [dst], only=("icmp", None))
+        src, dst, _, _ = allowed_flow(lab, *ends, only=("icmp", None))
         return TraceCheck(src, dst, None, None, target.netns, r"bigger than its MTU", size=lab.pod_mtu - 28)
     if name == "bridge-port-down":  # to the pod from across its bridge: from a pod on another node, else (a lab
         pod = target  # of one node) from the node itself; either way the node's bridge is where it stops
