@@ -398,7 +398,8 @@ class NetworkPolicyPort(Model):
     def _range(self) -> "NetworkPolicyPort":
         if self.end_port is not None:
             if not isinstance(self.port, int):
-                raise ValueError("endPort needs a numeric port: (the start of the range)")
+                got = "none is given" if self.port is None else f"not the named port {self.port!r}"
+                raise ValueError(f"endPort {self.end_port} needs a numeric port, the start of the range ({got})")
             if self.end_port < self.port:
                 raise ValueError(f"endPort {self.end_port} is below port {self.port}")
         return self
