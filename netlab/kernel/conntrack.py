@@ -109,6 +109,12 @@ def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int,
 
 def udp_tuples(ns: str) -> list[tuple[dict[str, str], dict[str, str]]]:
     """The original and reply tuples of every UDP entry in namespace ``ns``: one ctnetlink dump."""
+    return tuples(ns, socket.IPPROTO_UDP)
+
+
+def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """The original and reply tuples of every entry of protocol ``proto`` in namespace ``ns`` (one
+    ctnetlink dump): what each flow's NAT made of it."""
     with netns.entered(ns):
         conn = netlink.Conn(netlink.NETLINK_NETFILTER)
     with conn:
@@ -116,6 +122,34 @@ def udp_tuples(ns: str) -> list[tuple[dict[str, str], dict[str, str]]]:
     out = []
     for m in msgs:
         t = nfnl.ct_tuples(m)
-        if t is not None and t[0] == socket.IPPROTO_UDP:
+        if t is not None and t[0] == proto:
             out.append((t[1], t[2]))
+    return out
+
+
+def onward(flows: Sequence[Flow], entries: Iterable[tuple[dict[str, str], dict[str, str]]],
+           hops: int = 3) -> list[Flow]:
+    """Where these flows went on after a NAT, as the next namespace tracks them: an entry whose original
+    tuple is a flow's and whose reply tuple is not that flow turned around was translated (a Service's
+    DNAT, a masquerade), and the flow goes on as the reply tuple turned around: from the masqueraded
+    address and port to the endpoint. Followed up to ``hops`` translations (a load balancer's, then a
+    NodePort's); the flows given are not in the result."""
+    # A flow has an entry in each namespace it passed: the sender's untranslated, the NAT's translated.
+    replies: dict[tuple[str, int, str, int], list[dict[str, str]]] = {}
+    for o, r in entries:
+        replies.setdefault((o["src"], int(o["sport"]), o["dst"], int(o["dport"])), []).append(r)
+    seen = {(f.proto, f.src, f.sport, f.dst, f.dport) for f in flows}
+    out: list[Flow] = []
+    frontier = list(flows)
+    for _ in range(hops):
+        found = []
+        for f in frontier:
+            for r in replies.get((f.src, f.sport, f.dst, f.dport), []):
+                g = Flow(f.proto, r["dst"], int(r["dport"]), r["src"], int(r["sport"]))
+                key = (g.proto, g.src, g.sport, g.dst, g.dport)
+                if key not in seen:  # nor the flow itself (an entry it left untranslated): it is in seen
+                    seen.add(key)
+                    found.append(g)
+        out += found
+        frontier = found
     return out

@@ -142,8 +142,10 @@ class Agent:
         there in SYN_SENT for two minutes; the next run's flow from the same port to that endpoint (Service
         probes draw their ports from a range of 4,536) would meet it, and the node would drop its ACKs as
         out of the old connection's window (kube-proxy's KUBE-FORWARD drops ctstate INVALID): "connected;
-        the server sent no echo reply". So each endpoint's tuple of the flow goes too (what a masquerade
-        rewrote, a NodePort's or the load balancer's, is not known here and is left to expire)."""
+        the server sent no echo reply". So each endpoint's tuple of the flow goes too, and so does what a
+        masquerade made of it (a NodePort's node or the load balancer sends it on from its own address and a
+        port of its choosing, at random: ``--random-fully``): read from the namespaces' entries before they
+        go (:func:`conntrack.onward`)."""
         unanswered: list[conntrack.Flow] = []
         udp: list[conntrack.Flow] = []
         flows = 0  # unanswered Service flows (each has a tuple per endpoint besides its own)
@@ -163,6 +165,8 @@ class Agent:
             if t.service and not o.reached:
                 flows += 1
                 unanswered += [conntrack.Flow(proto, ip, int(port), ep, ep_port) for ep, ep_port in t.behind]
+        if flows:
+            unanswered += self._onward(unanswered)
         if unanswered or udp:
             for name in self.job.untrack:
                 try:
@@ -170,6 +174,19 @@ class Agent:
                 except OSError:
                     continue  # the namespace is gone: so are its entries
         return flows, len(udp)
+
+    def _onward(self, flows: list[conntrack.Flow]) -> list[conntrack.Flow]:
+        """The tuples these flows went on as after a NAT, as the lab's nodes and balancer track them."""
+        out: list[conntrack.Flow] = []
+        for proto in {f.proto for f in flows}:
+            entries = []
+            for name in self.job.untrack:
+                try:
+                    entries += conntrack.tuples(name, proto)
+                except OSError:
+                    continue  # the namespace is gone: so are its entries
+            out += conntrack.onward([f for f in flows if f.proto == proto], entries)
+        return out
 
     def _sweep(self, snapshot: dict[str, set[tuple[int, str]]]) -> int:
         """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot)."""

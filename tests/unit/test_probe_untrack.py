@@ -17,9 +17,11 @@ from netlab.probe.matrix import Observation
 UDP, TCP = socket.IPPROTO_UDP, socket.IPPROTO_TCP
 
 
-def untracked(tasks, obs, self_ip, route_src, monkeypatch):
+def untracked(tasks, obs, self_ip, route_src, monkeypatch, entries=None):
+    """``entries``: namespace -> the (original, reply) tuples its conntrack holds, as conntrack.tuples reads them."""
     deleted: dict[str, list[conntrack.Flow]] = {}
     monkeypatch.setattr(conntrack, "delete_flows", lambda ns, flows: deleted.setdefault(ns, []).extend(flows))
+    monkeypatch.setattr(conntrack, "tuples", lambda ns, proto: (entries or {}).get(ns, []))
     job = Job(tasks=tasks, units=[], home="u-underlay", untrack=["u-n1", "u-n2"])
     counts = agent.Agent(job)._untrack(obs, self_ip, route_src)
     return counts, deleted
@@ -49,3 +51,53 @@ def test_nothing_to_delete_asks_the_kernel_nothing(monkeypatch):
     tasks = [Task(0, "u-a", "10.244.0.3", "icmp"), Task(1, "u-a", "10.244.0.3", "udp", 80)]
     obs = {0: Observation("reply", local="10.244.0.2"), 1: Observation("refused", local=":40001")}
     assert untracked(tasks, obs, {"u-a": "10.244.0.2"}, {}, monkeypatch) == ((0, 0), {})
+
+
+def _t(src: str, sport: int, dst: str, dport: int) -> dict[str, str]:
+    return {"src": src, "sport": str(sport), "dst": dst, "dport": str(dport)}
+
+
+def test_what_a_masquerade_made_of_an_unanswered_service_flow_goes_too(monkeypatch):
+    """A NodePort's node sends a connection on to the endpoint from its own address and a port it picks at random
+    (--random-fully), and the endpoint's node tracks it under that tuple: left there (SYN_SENT, 2 minutes) when the
+    SYN was lost, a later run's connection that the masquerade gives the same port met it and had its ACKs dropped
+    as INVALID. Read from the entries before they go; the load balancer's translation is followed too."""
+    tasks = [Task(0, "u-ex", "192.168.122.2", "tcp", 30080, service=True),  # a NodePort, from outside
+             Task(1, "u-ex", "203.0.113.100", "tcp", 80, service=True),     # the load balancer, then a NodePort
+             Task(2, "u-ex", "192.168.122.3", "tcp", 30080, service=True)]  # answered: nothing to follow
+    obs = {0: Observation("timeout", local="203.0.113.10:61001"), 1: Observation("timeout", local="203.0.113.10:61002"),
+           2: Observation("reply", local="203.0.113.10:61003")}
+    entries = {
+        "u-n1": [(_t("203.0.113.10", 61001, "192.168.122.2", 30080), _t("10.244.1.2", 8080, "10.244.0.0", 4242)),
+                 (_t("203.0.113.9", 7777, "192.168.122.2", 30081), _t("10.244.1.2", 8080, "10.244.0.0", 999))],
+        "u-n2": [(_t("10.244.0.0", 4242, "10.244.1.2", 8080), _t("10.244.1.2", 8080, "10.244.0.0", 4242)),
+                 (_t("203.0.113.10", 61003, "192.168.122.3", 30080), _t("10.244.1.2", 8080, "10.244.1.1", 5))],
+        "u-lb": [(_t("203.0.113.10", 61002, "203.0.113.100", 80), _t("192.168.122.2", 30081, "203.0.113.9", 7777))],
+    }
+    job_untrack = ["u-n1", "u-n2", "u-lb"]
+    deleted: dict[str, list[conntrack.Flow]] = {}
+    monkeypatch.setattr(conntrack, "delete_flows", lambda ns, flows: deleted.setdefault(ns, []).extend(flows))
+    monkeypatch.setattr(conntrack, "tuples", lambda ns, proto: entries.get(ns, []) if proto == TCP else [])
+    job = Job(tasks=tasks, units=[], home="u-underlay", untrack=job_untrack)
+    assert agent.Agent(job)._untrack(obs, {}, {}) == (2, 0)
+    want = [conntrack.Flow(TCP, "203.0.113.10", 61001, "192.168.122.2", 30080),
+            conntrack.Flow(TCP, "203.0.113.10", 61002, "203.0.113.100", 80),
+            conntrack.Flow(TCP, "10.244.0.0", 4242, "10.244.1.2", 8080),     # node-1's masquerade, to web-2
+            conntrack.Flow(TCP, "203.0.113.9", 7777, "192.168.122.2", 30081),  # the balancer's, to node-1
+            conntrack.Flow(TCP, "10.244.0.0", 999, "10.244.1.2", 8080)]      # and node-1's after it
+    assert deleted == {ns: want for ns in job_untrack}
+
+
+def test_onward_follows_each_translation_once():
+    flow = conntrack.Flow(TCP, "10.244.0.2", 61000, "10.96.0.20", 80)
+    dnat = (_t("10.244.0.2", 61000, "10.96.0.20", 80), _t("10.244.1.2", 8080, "10.244.0.2", 61000))
+    plain = (_t("10.244.0.2", 61000, "10.244.1.2", 8080), _t("10.244.1.2", 8080, "10.244.0.2", 61000))
+    assert conntrack.onward([flow], [dnat, plain]) == [conntrack.Flow(TCP, "10.244.0.2", 61000, "10.244.1.2", 8080)]
+    assert conntrack.onward([flow], [plain]) == []  # no entry of the flow: nothing known of where it went
+    # The sender's namespace tracks the flow too, untranslated (a node's own connection to another's NodePort):
+    # that entry says nothing, the NodePort node's does (a map keyed by the flow kept only the last one read).
+    sent = (_t("10.244.0.2", 61000, "10.96.0.20", 80), _t("10.96.0.20", 80, "10.244.0.2", 61000))
+    for entries in ([sent, dnat], [dnat, sent]):
+        assert conntrack.onward([flow], entries) == [conntrack.Flow(TCP, "10.244.0.2", 61000, "10.244.1.2", 8080)]
+    loop = (_t("10.244.0.2", 61000, "10.244.1.2", 8080), _t("10.96.0.20", 80, "10.244.0.2", 61000))  # back to it
+    assert conntrack.onward([flow], [dnat, loop]) == [conntrack.Flow(TCP, "10.244.0.2", 61000, "10.244.1.2", 8080)]
