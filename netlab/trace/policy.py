@@ -15,7 +15,7 @@ rule whose counter moved is the one that dropped it).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Collection
 
 from netlab.kernel import iptables
 from netlab.model.lab import Lab
@@ -57,7 +57,7 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
     svc = lab.find_service(dst.service)
     if svc is None:
         return []
-    out = []
+    out: list[tuple[PodView, int | None]] = []
     for sp in svc.ports:
         if sp.port != dst.port or sp.protocol.lower() != (dst.proto or "tcp"):
             continue
@@ -69,7 +69,7 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
 
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
           before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-          unfiltered: set[str] = frozenset()) -> list[dict[str, Any]]:  # type: ignore[assignment]
+          unfiltered: Collection[str] = ()) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
     iptables, and so past the policies' rules)."""
@@ -83,9 +83,9 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     for pod, target in _targets(lab, dst, port, endpoint_ip):
         verdict = ps.flow(source, Peer(pod.ip, pod), "ICMP" if proto == "icmp" else proto.upper(),
                           None if proto == "icmp" else target, via_service=dst.kind == "service")
-        bypass = None
-        if dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node:
-            bypass = next((ns for ns in unfiltered if ns == lab.node(pod.node).netns), None)
+        node_ns = lab.node(pod.node).netns
+        bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
+        bypass = node_ns if bridged and node_ns in unfiltered else None
         out.append(_entry(lab, source, pod, verdict, before, after, bypass))
     return out
 
