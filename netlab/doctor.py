@@ -85,7 +85,8 @@ KERNEL_FIX = {
        for q in features.QDISCS},
 }
 WHY = {
-    "br_netfilter": "same-node Service traffic cannot pass iptables without it",
+    "br_netfilter": "same-node Service traffic and NetworkPolicies between pods of one node cannot pass iptables "
+                    "without it",
     "tbf": "needed only for rate impairments (impair: rate)",
     "htb": "netlab shapes rates with tbf; htb is not used",
     "netem": "needed only for delay and jitter impairments (impair: delay; loss is an iptables rule)",

@@ -176,8 +176,9 @@ SCENARIOS: tuple[Scenario, ...] = (
       fix="ip -n <node> link set <veth> up; or sudo netlab up",
       lesson="a CNI DEL that half ran, or a pod restart whose veth never came up"),
     S("bridge-nf-call-off",
-      "bridge-nf-call-iptables is 0 on a node: bridged Service replies escape un-DNAT",
-      target="node", needs=("services",), example=SERVICES_EXAMPLE,
+      "bridge-nf-call-iptables is 0 on a node: bridged Service replies escape un-DNAT, and bridged pod-to-pod "
+      "flows escape NetworkPolicy",
+      target="node", example=SERVICES_EXAMPLE,
       change="sysctl -w net.bridge.bridge-nf-call-iptables=0 in the node",
       symptom="Service flows from a pod to an endpoint on its own node fail (the reply is bridged, never "
               "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "
@@ -189,7 +190,8 @@ SCENARIOS: tuple[Scenario, ...] = (
       hop="node", fact="bridge-nf-call-iptables = 0: the reply is bridged without passing iptables, so "
                        "conntrack never un-DNATs it",
       fix="sysctl -w net.bridge.bridge-nf-call-iptables=1; or sudo netlab up",
-      lesson="kubeadm's preflight checks it: br_netfilter not loaded after a reboot"),
+      lesson="kubeadm's preflight checks it: br_netfilter not loaded after a reboot, and a bridge CNI's "
+             "NetworkPolicies then hold only between nodes"),
     S("forward-policy-drop",
       "the FORWARD policy is DROP on a node, with no Flannel rule to accept pod traffic (Docker's fault)",
       target="node", needs=("two-nodes",),
@@ -284,11 +286,36 @@ def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
     pod there, and bridge-nf-call-off the DNS pod beside it (the reply the bridge switches)."""
     if s.name == "kube-services-jump-missing" and not clients(lab, node.name):
         return f"{s.name} breaks the Service path of a node's pods: it needs a pod (not DNS) on the node"
-    if s.name == "bridge-nf-call-off":
-        dns = dns_pod(lab)
-        if dns is None or dns.node != node.name or not any(asks_dns(lab, c, "TCP") for c in clients(lab, node.name)):
-            return f"{s.name} shows where a pod meets a Service endpoint on its own bridge: it needs the DNS " \
-                   f"pod and another pod on the node (one the NetworkPolicies let query it)"
+    if s.name == "bridge-nf-call-off" and not meets_dns(lab, node.name) and policy_split(lab, node.name) is None:
+        return f"{s.name} shows where a pod meets a Service endpoint on its own bridge, or a pod a NetworkPolicy " \
+               f"keeps from another: it needs the DNS pod and another pod on the node (one the NetworkPolicies " \
+               f"let query it), or two pods there that a policy keeps apart"
+    return None
+
+
+def meets_dns(lab: Lab, node: str) -> bool:
+    """The DNS pod runs on ``node`` beside a client the NetworkPolicies let query it over TCP."""
+    dns = dns_pod(lab)
+    return dns is not None and dns.node == node and any(asks_dns(lab, c, "TCP") for c in clients(lab, node))
+
+
+def policy_split(lab: Lab, node: str) -> tuple[str, str, str | None, int | None] | None:
+    """Two pods of ``node`` and a flow between them that the NetworkPolicies deny: (source, destination,
+    protocol, port), a ping (None, None) where it is denied, else TCP to a port the destination declares.
+    None: the policies keep no two pods of the node apart."""
+    if not lab.topo.network_policies:
+        return None
+    from netlab.model.netpol import lab_peer, policy_set
+    ps = policy_set(lab)
+    pods = lab.pods_on(node)
+    for a in pods:
+        for b in pods:
+            src, dst = lab_peer(lab, ps, a.name), lab_peer(lab, ps, b.name)
+            if a is b or src is None or dst is None:
+                continue
+            for proto, port in [("icmp", None)] + [("tcp", n) for n, pr in b.ports if pr == "TCP"]:
+                if not ps.flow(src, dst, proto.upper(), port).allowed:
+                    return a.name, b.name, None if proto == "icmp" else proto, port
     return None
 
 

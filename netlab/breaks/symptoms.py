@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable
 
-from netlab.breaks.catalogue import Scenario, asks_dns, clients
+from netlab.breaks.catalogue import Scenario, asks_dns, clients, meets_dns, policy_split
 from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.netpol import Peer, lab_peer, policy_set
@@ -39,6 +39,7 @@ class TraceCheck:
     reply: bool = False  # the request arrives; its reply is what is lost
     size: int = 0  # trace --size: a full-size ICMP echo (payload bytes)
     sport: int = 0  # trace --sport: the source port the client keeps
+    policy: bool = False  # the fact is in trace's NetworkPolicy verdict: a denied flow that was not stopped
 
 
 def _pods(lab: Lab, node: str) -> set[str]:
@@ -278,11 +279,16 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         assert isinstance(target, PodInfo)
         return TraceCheck(target.name, "svc/kube-dns", "udp", 53, lab.node(target.node).netns,
                           r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
-    if name == "bridge-nf-call-off":  # to the DNS pod on the client's own node: the reply is bridged
-        # beside a client the policies let query it: catalogue.target_problem
-        client = next(p.name for p in clients(lab, target.name) if asks_dns(lab, p, "TCP"))
-        return TraceCheck(client, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
-                          reply=True)
+    if name == "bridge-nf-call-off":
+        if meets_dns(lab, target.name):  # to the DNS pod on the client's own node: the reply is bridged
+            client = next(p.name for p in clients(lab, target.name) if asks_dns(lab, p, "TCP"))
+            return TraceCheck(client, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
+                              reply=True)
+        # else two pods a policy keeps apart (catalogue.target_problem): the flow gets through
+        split = policy_split(lab, target.name)
+        assert split is not None
+        return TraceCheck(*split, "", rf"NOT STOPPED: net\.bridge\.bridge-nf-call-iptables = 0 in {target.netns}",
+                          policy=True)
     raise ValueError(name)
 
 

@@ -80,6 +80,15 @@ def services_nft_lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def netpol_example_lab(tmp_path_factory):
+    """The NetworkPolicy example as it ships: no Service."""
+    name, path = _lab(tmp_path_factory, NETPOL)
+    shutil.copytree(os.path.join(ROOT, "topologies", "netpol"), os.path.join(os.path.dirname(path), "netpol"))
+    with lab_up(path, name):
+        yield name, path
+
+
+@pytest.fixture(scope="module")
 def policy_lab(tmp_path_factory):
     """The NetworkPolicy example (x, y, z × a, b, c; two policies on namespace x) with a Service of y's b pods,
     so with the cluster DNS pod too (on n1)."""
@@ -162,6 +171,10 @@ def _check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
     args += ["--sport", str(check.sport)] if check.sport else []
     tr = netlab(*args, check=False)
     trace = json.loads(tr.stdout)
+    if check.policy:  # a flow a policy denies that got through: delivered, and its policy verdict says why
+        assert tr.returncode == 0 and trace["delivered"], f"{name}: trace exit {tr.returncode}\n{tr.stdout}"
+        assert any(symptoms.matches(check, e["text"]) for e in trace["policy"]), trace["policy"]
+        return
     # exit 1 when the packet does not reach its destination; a lost reply or a refused connection
     # reached it (exit 0), and the reason is in the reply's part
     lost = check.blamed_netns and not check.reply
@@ -290,6 +303,13 @@ def test_break_a_lab_with_network_policies(policy_lab, name, target):
         assert text.returncode == 1 and "the kernel's REJECT rule there counted it" in text.stdout, text.stdout
 
     _check(*policy_lab, name, target, also=bypassed if name == "bridge-nf-call-off" else None)
+
+
+def test_bridge_nf_call_off_lets_a_denied_flow_through_on_the_policy_example(netpol_example_lab):
+    """Without a Service the scenario was refused; on the NetworkPolicy example it opens every flow a policy denies
+    between two pods of the node (probe: each such row is "expected unreachable, got a reply"), and the proving
+    trace is one of them, delivered, its policy verdict "NOT STOPPED" with the fix."""
+    _check(*netpol_example_lab, "bridge-nf-call-off")
 
 
 def test_forward_policy_drop_in_nftables_mode_drops_what_iptables_mode_accepts(services_nft_lab):

@@ -245,7 +245,8 @@ def test_br_netfilter_is_its_sysctl_directory(machine):
     machine.br_netfilter.rmdir()
     check = by_name(doctor.report(DEFAULT, for_this_lab=True))["br_netfilter"]
     assert check.status == doctor.FAIL
-    assert "same-node Service traffic cannot pass iptables" in check.detail
+    assert "same-node Service traffic and NetworkPolicies between pods of one node cannot pass iptables" in \
+        check.detail
     assert check.fix.startswith("modprobe br_netfilter (note: this also makes the host's own bridges call iptables")
 
 
