@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # `netlab break --help` lists the scenarios without loading t
 
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")  # lowercase words joined by "-"
 SERVICES_EXAMPLE = "topologies/services.yaml"
+NETPOL_EXAMPLE = "topologies/netpol-3x3.yaml"
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     S("bridge-nf-call-off",
       "bridge-nf-call-iptables is 0 on a node: bridged Service replies escape un-DNAT, and bridged pod-to-pod "
       "flows escape NetworkPolicy",
-      target="node", example=SERVICES_EXAMPLE,
+      target="node", example=f"{SERVICES_EXAMPLE} or {NETPOL_EXAMPLE}",
       change="sysctl -w net.bridge.bridge-nf-call-iptables=0 in the node",
       symptom="Service flows from a pod to an endpoint on its own node fail (the reply is bridged, never "
               "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "

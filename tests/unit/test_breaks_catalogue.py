@@ -25,7 +25,8 @@ def test_every_scenario_is_complete():
             assert isinstance(getattr(s, f), str) and getattr(s, f).strip(), f"{s.name}: {f} is empty"
         assert s.target in ("node", "pod"), s.name
         assert set(s.needs) <= {"vxlan", "two-nodes", "services", "dns", "endpoints", "kube-proxy-iptables"}, s.name
-        assert s.example in ("", catalogue.SERVICES_EXAMPLE), s.name
+        assert s.example in ("", catalogue.SERVICES_EXAMPLE, f"{catalogue.SERVICES_EXAMPLE} or "
+                                                           f"{catalogue.NETPOL_EXAMPLE}"), s.name
         json.dumps(s.to_json())
 
 
