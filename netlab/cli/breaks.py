@@ -167,6 +167,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     repaired = api.Lab.up_loaded(api.load(state.source))
     qz.close(name)
     fixed = repaired.last_up.fixed if repaired.last_up else []
-    click.echo(f"repaired: lab {name} is up again ({len(fixed)} objects or containers put back)")
+    what = "object or container" if len(fixed) == 1 else "objects or containers"
+    click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
     if not right:
         raise SystemExit(1)

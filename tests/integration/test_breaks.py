@@ -24,7 +24,7 @@ import sys
 import pytest
 
 from helpers import in_netns, lab_up, netlab, unique_lab
-from netlab.breaks import catalogue, symptoms
+from netlab.breaks import catalogue, quiz, symptoms
 from netlab.breaks.changes import STALE_SPORT, dns_udp, peer_node
 from netlab.realize.state import running_lab
 
@@ -308,8 +308,16 @@ def test_break_a_lab_with_network_policies(policy_lab, name, target):
 def test_bridge_nf_call_off_lets_a_denied_flow_through_on_the_policy_example(netpol_example_lab):
     """Without a Service the scenario was refused; on the NetworkPolicy example it opens every flow a policy denies
     between two pods of the node (probe: each such row is "expected unreachable, got a reply"), and the proving
-    trace is one of them, delivered, its policy verdict "NOT STOPPED" with the fix."""
+    trace is one of them, delivered, its policy verdict "NOT STOPPED" with the fix; and the quiz answers with it."""
     _check(*netpol_example_lab, "bridge-nf-call-off")
+    lab = netpol_example_lab[0]
+    seed = next(n for n in range(100) if quiz.pick(running_lab(lab).resolved(), n).name == "bridge-nf-call-off")
+    netlab("quiz", "--lab", lab, "--seed", str(seed))
+    ans = netlab("quiz", "answer", "bridge-nf-call-off", "--lab", lab, check=False)
+    assert ans.returncode == 0 and ans.stdout.startswith("right"), ans.stdout + ans.stderr
+    assert "but NOT STOPPED: net.bridge.bridge-nf-call-iptables = 0" in ans.stdout, ans.stdout
+    assert "(1 object or container put back)" in ans.stdout, ans.stdout
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
 def test_forward_policy_drop_in_nftables_mode_drops_what_iptables_mode_accepts(services_nft_lab):
@@ -352,7 +360,6 @@ def test_a_one_node_lab_breaks_and_quizzes_as_the_catalogue_says(tmp_path):
     it, probe and trace show it, up repairs it; the quiz on it picks that one, and the answer traces it from the
     node (it ended in a StopIteration traceback, looking for a pod on another node). A pod's trace to a pod on
     its own bridge names the port too: its ARP request dies there."""
-    from netlab.breaks import quiz
 
     name = unique_lab("bk1")
     path = tmp_path / "topo.yaml"
@@ -397,7 +404,6 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     proc = netlab("quiz", "--lab", lab, "--seed", "3")
     assert "broken" in proc.stdout
     assert netlab("status", "--lab", lab, check=False).returncode == 1  # something really changed
-    from netlab.breaks import quiz
 
     picked = quiz.pick(running_lab(lab).resolved(), 3).name
     ans = netlab("quiz", "answer", picked, "--lab", lab, check=False)
