@@ -309,8 +309,16 @@ def test_bridge_nf_call_off_lets_a_denied_flow_through_on_the_policy_example(net
     """Without a Service the scenario was refused; on the NetworkPolicy example it opens every flow a policy denies
     between two pods of the node (probe: each such row is "expected unreachable, got a reply"), and the proving
     trace is one of them, delivered, its policy verdict "NOT STOPPED" with the fix; and the quiz answers with it."""
-    _check(*netpol_example_lab, "bridge-nf-call-off")
     lab = netpol_example_lab[0]
+
+    def table(model) -> None:  # the policy table's mismatches, and the node they come from
+        proc = netlab("policy", "table", "--lab", lab, "-o", "json", check=False)
+        data = json.loads(proc.stdout)
+        assert proc.returncode == 1 and data["mismatches"] > 0, proc.stdout[-2000:]
+        assert [h.split(":")[0] for h in data["hints"]] == [f"{data['mismatches']} denied flows between pods of node "
+                                                            "n1 got through"], data["hints"]
+
+    _check(*netpol_example_lab, "bridge-nf-call-off", also=table)
     seed = next(n for n in range(100) if quiz.pick(running_lab(lab).resolved(), n).name == "bridge-nf-call-off")
     netlab("quiz", "--lab", lab, "--seed", str(seed))
     ans = netlab("quiz", "answer", "bridge-nf-call-off", "--lab", lab, check=False)

@@ -3,6 +3,7 @@ the trace's words, and the CLI's table, all without root."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,6 +16,7 @@ from netlab.model.netpol import policy_set
 from netlab.plan.build import build_plan
 from netlab.plan.policy import FORWARD_CHAIN, pod_chain, policy_chain
 from netlab.probe.matrix import build_matrix
+from netlab.probe import policytable as tpolicytable
 from netlab.probe.policytable import evaluate
 from netlab.probe.services import build as build_services
 from netlab.trace import policy as tpolicy
@@ -268,3 +270,25 @@ def test_kube_proxy_nftables_mode_keeps_the_policy_chains():
             assert f"-A FORWARD -m comment --comment \"netlab network policies\" -j {FORWARD_CHAIN}" in \
                 filt[node].payload, (mode, node)
             assert pod_chain("ingress", policy_set(lab).pod("x-b" if node == "n2" else "x-a")) in filt[node].payload
+
+
+def test_policy_table_names_the_node_whose_bridge_skips_iptables():
+    """Denied flows that got through between two pods of a node whose bridge-nf-call-iptables is 0: one hint for
+    that node, with the fix and a trace to run; none for a node whose bridge passes frames to iptables, nor for
+    flows between nodes (something else let those through)."""
+    lab = load(model("npp", BY_NAME["default-deny-ingress"]["policies"])).lab
+    table = evaluate(lab)
+    for f in table.flows:
+        f.reached = f.allowed or f.dst in ("x-a", "x-b")  # x-a (on n1) and x-b (on n2) reached by everyone
+    n1, n2 = lab.node("n1").netns, lab.node("n2").netns
+    same = [f for f in table.flows if f.dst == "x-a" and not f.allowed and lab.pod(f.src).node == "n1"]
+    hints = tpolicytable.bypass_hints(lab, table, {n1})
+    assert len(hints) == 1 and hints[0].startswith(f"{len(same)} denied flows between pods of node n1 got through: "
+                                                   "its net.bridge.bridge-nf-call-iptables is 0")
+    assert f"fix: ip netns exec {n1} sysctl -w net.bridge.bridge-nf-call-iptables=1" in hints[0]
+    assert f"see: sudo netlab trace {same[0].src} x-a --proto {same[0].proto} --port {same[0].port})" in hints[0]
+    assert tpolicytable.bypass_hints(lab, table, set()) == []
+    assert [h.split(":")[0] for h in tpolicytable.bypass_hints(lab, table, {n2})] == [
+        f"{len([f for f in table.flows if f.dst == 'x-b' and not f.allowed and lab.pod(f.src).node == 'n2'])} "
+        "denied flows between pods of node n2 got through"]
+    assert "hint: " + hints[0] in dataclasses.replace(table, hints=hints).render()
