@@ -124,6 +124,7 @@ class ProbeReport:
     not_probed: tuple[str, ...]
     conntrack: Mapping[str, Any]
     neighbour_table: Mapping[str, Any]
+    hints: tuple[str, ...] = ()  # what the kernel says of the failures: a node whose bridge skips iptables
 
     @property
     def failures(self) -> tuple[str, ...]:

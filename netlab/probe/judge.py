@@ -37,6 +37,7 @@ class Report:
     elapsed: float = 0.0
     distributions: list["DistResult"] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not probed, and why
+    hints: list[str] = field(default_factory=list)  # what the kernel says of the failures (policytable.py)
 
     @property
     def failures(self) -> list["Result"]:

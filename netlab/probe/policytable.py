@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
+from netlab.probe import bypass
 from netlab.probe.matrix import Probe, endpoints, probe_ports
 
 MARKS = {(True, True): ".", (False, False): "X", (True, False): "!", (False, True): "?"}
@@ -131,42 +132,7 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
         f.reached = r.obs.reached
         if f.reached != f.allowed:
             f.detail = r.obs.outcome + (f": {r.obs.detail}" if r.obs.detail else "")
-    if any(f.reached and not f.allowed for f in table.flows):
-        table.hints = bypass_hints(lab, table, _unfiltered(lab))
+    opened = [(f.src, f.dst, f.proto, f.port) for f in table.flows if f.reached and not f.allowed]
+    if opened:
+        table.hints = bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
     return table
-
-
-def bypass_hints(lab: Lab, table: PolicyTable, unfiltered: set[str]) -> list[str]:
-    """A line per node whose bridge switches frames past iptables (``unfiltered``: the nodes' namespaces with
-    bridge-nf-call-iptables = 0) and whose pods reached each other where the policies deny it: the policies'
-    rules are in FORWARD, which such a frame never reaches."""
-    node_of = {p.name: p.node for p in lab.pods}
-    out = []
-    for node in lab.nodes:
-        if node.netns not in unfiltered:
-            continue
-        opened = [f for f in table.flows if f.reached and not f.allowed and node_of[f.src] == node.name
-                  and node_of[f.dst] == node.name and f.src != f.dst]
-        if opened:
-            f = opened[0]
-            out.append(f"{len(opened)} denied flows between pods of node {node.name} got through: its "
-                       f"net.bridge.bridge-nf-call-iptables is 0, so its bridge switches their frames without "
-                       f"iptables, past the policies' rules (fix: ip netns exec {node.netns} sysctl -w "
-                       f"net.bridge.bridge-nf-call-iptables=1, or sudo netlab up; see: sudo netlab trace {f.src} "
-                       f"{f.dst} --proto {f.proto} --port {f.port})")
-    return out
-
-
-def _unfiltered(lab: Lab) -> set[str]:
-    """The nodes' namespaces whose bridge-nf-call-iptables is not 1, as the kernel says."""
-    from netlab.kernel import netns as nsmod
-
-    out = set()
-    for node in lab.nodes:
-        try:
-            with nsmod.entered(node.netns):
-                if nsmod.read_sysctl_here("net.bridge.bridge-nf-call-iptables") != "1":
-                    out.add(node.netns)
-        except OSError:
-            continue  # the node is gone: its own line says so elsewhere
-    return out

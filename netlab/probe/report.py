@@ -143,6 +143,7 @@ def text(report: Report) -> str:
     if problems:
         lines.append(f"{len(problems)} not as expected:")
         lines += [f"  {p}" for p in problems]
+    lines += [f"hint: {h}" for h in report.hints]
     return "\n".join(lines)
 
 
@@ -164,6 +165,7 @@ def to_json(report: Report) -> dict:
         "pods": [c.to_json() for c in report.self_checks],
         "distributions": [d.to_json() for d in dists],
         "not_probed": list(report.notes),
+        "hints": list(report.hints),
         "conntrack": {"unanswered_service_flows_deleted": report.stats.get("untracked", 0),
                       "answered_udp_flows_deleted": report.stats.get("untracked_udp", 0)},
         "neighbour_table": {k: v for k, v in report.stats.items()

@@ -20,7 +20,7 @@ from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
 from netlab.kernel.child import ChildDied, ChildError, ChildTimeout, run_in_child
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import listeners, turns
+from netlab.probe import bypass, listeners, turns
 from netlab.probe import services as svcs
 from netlab.probe.agent import run_job
 from netlab.probe.job import Job, Output, choose_arp, make_job
@@ -73,7 +73,18 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     notes = unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
-    return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes)
+    return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes,
+                  _hints(lab, results))
+
+
+def _hints(lab: Lab, results: list[Result]) -> list[str]:
+    """Where a node's bridge let through the pod-to-pod flows a NetworkPolicy denies (bridge-nf-call-iptables 0)."""
+    opened = [(r.probe.source.name, r.probe.destination.name, r.probe.proto, r.probe.port) for r in results
+              if r.obs.reached and not r.probe.expected and r.probe.svc is None
+              and r.probe.source.kind == r.probe.destination.kind == "pod"]
+    if not opened or not lab.topo.network_policies:
+        return []
+    return bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
 
 
 def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Result]:

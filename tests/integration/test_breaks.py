@@ -311,12 +311,16 @@ def test_bridge_nf_call_off_lets_a_denied_flow_through_on_the_policy_example(net
     trace is one of them, delivered, its policy verdict "NOT STOPPED" with the fix; and the quiz answers with it."""
     lab = netpol_example_lab[0]
 
-    def table(model) -> None:  # the policy table's mismatches, and the node they come from
+    def table(model) -> None:  # the policy table's and probe's mismatches, and the node they come from
         proc = netlab("policy", "table", "--lab", lab, "-o", "json", check=False)
         data = json.loads(proc.stdout)
         assert proc.returncode == 1 and data["mismatches"] > 0, proc.stdout[-2000:]
         assert [h.split(":")[0] for h in data["hints"]] == [f"{data['mismatches']} denied flows between pods of node "
                                                             "n1 got through"], data["hints"]
+        rc, report = _probe(lab)
+        opened = [r for r in report["probes"] if r["expected"] == "unreachable" and r["observed"] == "reachable"]
+        assert rc == 1 and [h.split(":")[0] for h in report["hints"]] == [
+            f"{len(opened)} denied flows between pods of node n1 got through"], report["hints"]
 
     _check(*netpol_example_lab, "bridge-nf-call-off", also=table)
     seed = next(n for n in range(100) if quiz.pick(running_lab(lab).resolved(), n).name == "bridge-nf-call-off")

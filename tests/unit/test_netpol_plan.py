@@ -16,7 +16,7 @@ from netlab.model.netpol import policy_set
 from netlab.plan.build import build_plan
 from netlab.plan.policy import FORWARD_CHAIN, pod_chain, policy_chain
 from netlab.probe.matrix import build_matrix
-from netlab.probe import policytable as tpolicytable
+from netlab.probe import bypass
 from netlab.probe.policytable import evaluate
 from netlab.probe.services import build as build_services
 from netlab.trace import policy as tpolicy
@@ -282,13 +282,14 @@ def test_policy_table_names_the_node_whose_bridge_skips_iptables():
         f.reached = f.allowed or f.dst in ("x-a", "x-b")  # x-a (on n1) and x-b (on n2) reached by everyone
     n1, n2 = lab.node("n1").netns, lab.node("n2").netns
     same = [f for f in table.flows if f.dst == "x-a" and not f.allowed and lab.pod(f.src).node == "n1"]
-    hints = tpolicytable.bypass_hints(lab, table, {n1})
+    opened = [(f.src, f.dst, f.proto, f.port) for f in table.flows if f.reached and not f.allowed]
+    hints = bypass.hints(lab, opened, {n1})
     assert len(hints) == 1 and hints[0].startswith(f"{len(same)} denied flows between pods of node n1 got through: "
                                                    "its net.bridge.bridge-nf-call-iptables is 0")
     assert f"fix: ip netns exec {n1} sysctl -w net.bridge.bridge-nf-call-iptables=1" in hints[0]
     assert f"see: sudo netlab trace {same[0].src} x-a --proto {same[0].proto} --port {same[0].port})" in hints[0]
-    assert tpolicytable.bypass_hints(lab, table, set()) == []
-    assert [h.split(":")[0] for h in tpolicytable.bypass_hints(lab, table, {n2})] == [
+    assert bypass.hints(lab, opened, set()) == []
+    assert [h.split(":")[0] for h in bypass.hints(lab, opened, {n2})] == [
         f"{len([f for f in table.flows if f.dst == 'x-b' and not f.allowed and lab.pod(f.src).node == 'n2'])} "
         "denied flows between pods of node n2 got through"]
     assert "hint: " + hints[0] in dataclasses.replace(table, hints=hints).render()
