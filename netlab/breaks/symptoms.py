@@ -260,9 +260,10 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         return TraceCheck(src, dst, proto, port, lab.node(pod.node).netns, r"bridge port .* is down")
     if name == "kube-services-jump-missing":
         client = clients(lab, target.name)[0].name  # there is one: catalogue.target_problem
-        svc = next(sv for sv in lab.services if sv.selector and sv.selector.get("k8s-app") != "kube-dns")
-        return TraceCheck(client, f"svc/{svc.name}", "tcp", svc.ports[0].port, target.netns,
-                          r"did not DNAT.*KUBE-SERVICES")
+        # A Service with endpoints, an application's before the cluster DNS (which every lab with Services has)
+        served = [(sv, sp) for sv in lab.services for sp in sv.ports if sp.protocol == "TCP" and lab.endpoints(sv, sp)]
+        svc, sp = next((x for x in served if x[0].selector.get("k8s-app") != "kube-dns"), served[0])
+        return TraceCheck(client, f"svc/{svc.name}", "tcp", sp.port, target.netns, r"did not DNAT.*KUBE-SERVICES")
     if name == "endpoint-pod-down":
         assert isinstance(target, PodInfo)
         others = [p.name for p in lab.pods if p.name != target.name and p.spec.labels.get("k8s-app") != "kube-dns"]

@@ -352,3 +352,19 @@ def test_bridge_nf_call_off_breaks_a_policy_lab_without_services():
     assert verdict(_row("z-a", "y-a", True)) == "pass"
     why = catalogue.why_not(s, _lab(None))  # the default lab: no Service, no policy
     assert why is not None and "two pods there that a policy keeps apart" in why and "\n" not in why
+
+
+def test_the_kube_services_trace_takes_a_service_with_endpoints():
+    """A lab whose own Service has no selector (its endpoints managed elsewhere: none here) still has the cluster
+    DNS, so kube-services-jump-missing applies; its proving trace looked for a Service with a selector and
+    raised StopIteration (a traceback in `quiz answer`). It takes the DNS Service's TCP port instead."""
+    lab = _lab({"name": "ks", "nodes": [{"name": "n1"}, {"name": "n2"}],
+                "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n2"}],
+                "services": [{"name": "ext", "ports": [{"port": 80}]}]})
+    s = catalogue.scenario("kube-services-jump-missing")
+    assert catalogue.why_not(s, lab) is None
+    check = symptoms.trace_check(s, lab, catalogue.resolve_target(s, lab, None))
+    assert (check.dst, check.proto, check.port) == ("svc/kube-dns", "tcp", 53)
+    web = _lab(catalogue.SERVICES_EXAMPLE)  # an application's Service first, on its TCP port
+    check = symptoms.trace_check(s, web, catalogue.resolve_target(s, web, None))
+    assert (check.dst, check.proto, check.port) == ("svc/web", "tcp", 80)
