@@ -76,6 +76,10 @@ SHAPES = {
     "a Service, all pods on the second node": {"name": "v2", "nodes": [{"name": "n1"}, {"name": "n2"}],
                                                "pods": [{**WEB_POD, "node": "n2"}, {"name": "c", "node": "n2"}],
                                                "services": [WEB]},
+    "a Service without a selector": {"name": "v3", "nodes": [{"name": "n1"}, {"name": "n2"}],
+                                     "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n2"}],
+                                     "services": [{"name": "ext", "ports": [{"port": 80}]}]},
+    "NetworkPolicies": "topologies/netpol-3x3.yaml",
 }
 
 
