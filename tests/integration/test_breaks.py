@@ -1,15 +1,17 @@
 """netlab break, end to end: every scenario is a real fault that probe sees, trace blames, and up repairs.
 
 One lab per topology is shared by its scenarios (break, check, up, next), so
-the suite stays fast: the built-in default lab (two nodes, four pods) and the
-Services example. For every scenario:
+the suite stays fast: the built-in default lab (two nodes, four pods), the
+Services example (also in kube-proxy's nftables mode), and the NetworkPolicy
+example (as it ships, and with a Service). For every scenario:
 
 - ``netlab break`` makes the change;
 - ``netlab probe`` exits 1, and every flow fails or passes exactly as the
   catalogue's symptom says (a Service flow whose endpoint is picked at random
   may go either way only where the symptom says so);
 - ``netlab trace`` blames the hop and fact the catalogue names, not an
-  earlier or later one;
+  earlier or later one (or, for a flow a policy denies that a fault let
+  through, says so in its policy verdict);
 - ``netlab up`` repairs: probe exits 0 and status is clean.
 """
 
