@@ -189,7 +189,8 @@ SCENARIOS: tuple[Scenario, ...] = (
               "of the node: their rules are in FORWARD, which a frame the bridge switches reaches only through "
               "br_netfilter, so a flow a policy denies there connects",
       hop="node", fact="bridge-nf-call-iptables = 0: the reply is bridged without passing iptables, so "
-                       "conntrack never un-DNATs it",
+                       "conntrack never un-DNATs it; a flow a policy denies between two pods of the node is "
+                       "delivered, its policy verdict NOT STOPPED",
       fix="sysctl -w net.bridge.bridge-nf-call-iptables=1; or sudo netlab up",
       lesson="kubeadm's preflight checks it: br_netfilter not loaded after a reboot, and a bridge CNI's "
              "NetworkPolicies then hold only between nodes"),
