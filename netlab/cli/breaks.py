@@ -55,8 +55,10 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
       sudo netlab break bridge-port-down --target fedora-3
 
     A scenario about Services needs a lab with Services
-    (topologies/services.yaml); on a lab where it would change nothing it is
-    refused with exit 2. Practise without knowing the answer: `netlab quiz`.
+    (topologies/services.yaml); bridge-nf-call-off also breaks a lab whose
+    NetworkPolicies keep two pods of one node apart (topologies/netpol-3x3.yaml).
+    On a lab where it would change nothing a scenario is refused with exit 2.
+    Practise without knowing the answer: `netlab quiz`.
     """
     if list_:
         _list(output)
