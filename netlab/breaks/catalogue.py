@@ -268,19 +268,24 @@ def clients(lab: Lab, node: str) -> list[PodInfo]:
 def _clients_no_endpoint(lab: Lab) -> list[PodInfo]:
     """conntrack-stale-entry's clients: pods that are no Service's endpoint, whose DNS queries the policies allow."""
     eps = {p.name for p in _service_endpoints(lab)}
-    return [p for p in lab.pods if p.name not in eps and asks_dns(lab, p, "UDP")]
+    return dns_askers(lab, [p for p in lab.pods if p.name not in eps], "UDP")
 
 
-def asks_dns(lab: Lab, pod: PodInfo, proto: str) -> bool:
-    """The lab's NetworkPolicies let the pod's DNS queries (``proto`` to port 53) reach the DNS pod: a scenario
-    shown by a query needs one (a denied query changes nothing)."""
+def dns_askers(lab: Lab, pods: list[PodInfo], proto: str) -> list[PodInfo]:
+    """Those of ``pods`` whose DNS queries (``proto`` to port 53) the lab's NetworkPolicies let reach the DNS
+    pod: a scenario shown by a query needs one (a denied query changes nothing)."""
     dns = dns_pod(lab)
     if dns is None or not lab.topo.network_policies:
-        return True
+        return list(pods)
     from netlab.model.netpol import lab_peer, policy_set
-    ps = policy_set(lab)
-    src, dst = lab_peer(lab, ps, pod.name), lab_peer(lab, ps, dns.name)
-    return src is None or dst is None or ps.flow(src, dst, proto, 53).allowed
+    ps = policy_set(lab)  # once: it views every pod of the lab
+    server = lab_peer(lab, ps, dns.name)
+    out = []
+    for pod in pods:
+        client = lab_peer(lab, ps, pod.name)
+        if client is None or server is None or ps.flow(client, server, proto, 53).allowed:
+            out.append(pod)
+    return out
 
 
 def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
@@ -298,7 +303,7 @@ def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
 def meets_dns(lab: Lab, node: str) -> bool:
     """The DNS pod runs on ``node`` beside a client the NetworkPolicies let query it over TCP."""
     dns = dns_pod(lab)
-    return dns is not None and dns.node == node and any(asks_dns(lab, c, "TCP") for c in clients(lab, node))
+    return dns is not None and dns.node == node and bool(dns_askers(lab, clients(lab, node), "TCP"))
 
 
 def policy_split(lab: Lab, node: str) -> tuple[str, str, str | None, int | None] | None:
@@ -355,7 +360,7 @@ def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodI
     if s.name == "endpoint-pod-down" and pod not in _service_endpoints(lab):
         raise ValueError(f"{s.name}: pod {name} is no Service's endpoint "
                          f"(endpoints: {', '.join(p.name for p in _service_endpoints(lab))})")
-    if s.name == "conntrack-stale-entry" and not asks_dns(lab, pod, "UDP"):
+    if s.name == "conntrack-stale-entry" and not dns_askers(lab, [pod], "UDP"):
         raise ValueError(f"{s.name}: the NetworkPolicies deny pod {name}'s DNS queries, so a stale entry for them "
                          f"would change nothing (pods whose queries they allow: "
                          f"{', '.join(p.name for p in _clients_no_endpoint(lab)) or 'none'})")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable
 
-from netlab.breaks.catalogue import Scenario, asks_dns, clients, meets_dns, policy_split
+from netlab.breaks.catalogue import Scenario, clients, dns_askers, meets_dns, policy_split
 from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.netpol import Peer, lab_peer, policy_set
@@ -282,7 +282,7 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
                           r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
     if name == "bridge-nf-call-off":
         if meets_dns(lab, target.name):  # to the DNS pod on the client's own node: the reply is bridged
-            client = next(p.name for p in clients(lab, target.name) if asks_dns(lab, p, "TCP"))
+            client = dns_askers(lab, clients(lab, target.name), "TCP")[0].name
             return TraceCheck(client, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
                               reply=True)
         # else two pods a policy keeps apart (catalogue.target_problem): the flow gets through
