@@ -21,7 +21,6 @@ reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -105,11 +104,6 @@ def insert_dnat(ns: str, proto: str, src: str, sport: int, dst: str, dport: int,
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
         raise OSError(f"{ns}: conntrack -I: {msg[-1] if msg else proc.returncode}")
-
-
-def udp_tuples(ns: str) -> list[tuple[dict[str, str], dict[str, str]]]:
-    """The original and reply tuples of every UDP entry in namespace ``ns``: one ctnetlink dump."""
-    return tuples(ns, socket.IPPROTO_UDP)
 
 
 def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:

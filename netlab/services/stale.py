@@ -11,6 +11,7 @@ not one of that port's endpoints.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from netlab.kernel import conntrack
@@ -49,7 +50,7 @@ def find(lab: Lab) -> list[Stale]:
         if not nsmod.is_netns_mount(node.netns):
             continue
         try:
-            entries = conntrack.udp_tuples(node.netns)
+            entries = conntrack.tuples(node.netns, socket.IPPROTO_UDP)
         except OSError:  # NetlinkError too: no ctnetlink here, or the namespace went; nothing to say
             continue
         out += stale_in(node.netns, entries, ports)
