@@ -63,9 +63,11 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     no `up` needed).
     Probes only go to the lab's own addresses, and every wait is bounded.
     The machine-wide neighbour (ARP) table stays bounded: the entries probing
-    creates are deleted as it goes, and entries that were there before stay;
-    probe runs on one machine (other labs, other users, pytest-xdist workers)
-    take turns, and one that waits over a second says whom it waits for.
+    creates are deleted as it goes, and entries that were there before stay
+    (but for unresolved ones, INCOMPLETE or FAILED: a resolution a fault left
+    half done, just repaired, would fail the run's first packets); probe runs
+    on one machine (other labs, other users, pytest-xdist workers) take turns,
+    and one that waits over a second says whom it waits for.
     Every run probes new flows: the conntrack entries of the UDP flows it was
     answered on are deleted after it (NetworkPolicy judges new flows only, so a
     policy edit shows at the next run).

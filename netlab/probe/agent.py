@@ -78,11 +78,14 @@ class Agent:
         template = icmp.echo_request(b"netlab" + nonce)
 
         snapshot: dict[str, set[tuple[int, str]]] = {}
+        forgotten = 0
         for name in job.sweep:
             try:
-                snapshot[name] = {(n.index, n.dst) for n in nb.dump(self._ns(name).nl)}
+                entries = nb.dump(self._ns(name).nl)
             except OSError:
-                pass
+                continue
+            forgotten += nb.forget_unresolved(self._ns(name).nl, entries)
+            snapshot[name] = {(n.index, n.dst) for n in entries if not (nb.dynamic(n) and nb.unresolved(n))}
         self_ip = {name: self._ns(name).address_of(ifname) for name, ifname in job.self_ip.items()}
         macs: dict[str, bytes | None] = {}
         if any(u.seed for u in job.units):
@@ -119,7 +122,7 @@ class Agent:
                 stats[key] = max(stats[key], res.stats[key])
         t_probe = now() - t0
         stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src)
-        stats["swept"] = self._sweep(snapshot)
+        stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
         for s in self.setup.values():
             s.close()
         stats1 = nb.table_stats()

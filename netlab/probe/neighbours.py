@@ -17,7 +17,8 @@ one bridge already need 1056. So:
   only while those fit a budget below gc_thresh2, and deletes each entry as
   soon as no running probe needs it (see budget.py); whatever else the run
   caused is swept at the end. Entries that existed before the run are left
-  alone;
+  alone, but for unresolved ones (:func:`forget_unresolved`): a resolution a
+  fault left half done would fail the run's first packets after the repair;
 - ``netlab up`` prints :func:`neighbour_budget_warning` when a lab's full-mesh
   traffic would reach the limit. netlab never writes these sysctls.
 
@@ -246,3 +247,26 @@ def dump(conn: netlink.Conn) -> list[rtnl_parse.NeighMsg]:
 def dynamic(n: rtnl_parse.NeighMsg) -> bool:
     """An entry the kernel made and will expire (and the GC counts): neither PERMANENT nor NOARP."""
     return not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_NOARP)
+
+
+def unresolved(n: rtnl_parse.NeighMsg) -> bool:
+    """A resolution under way or given up (INCOMPLETE, FAILED): no MAC to send to."""
+    return bool(n.state & (rtnl.NUD_INCOMPLETE | rtnl.NUD_FAILED))
+
+
+def forget_unresolved(conn: netlink.Conn, entries: list[rtnl_parse.NeighMsg]) -> int:
+    """Delete the unresolved ``entries``: a packet sent now starts a resolution of its own.
+
+    The kernel asks a neighbour 3 times, 1 s apart (mcast_probes, retrans_time), and when the last question goes
+    unanswered fails every packet queued behind the entry with ICMP host unreachable. A fault repaired a moment
+    ago (a pod's port set up again) leaves such an entry with its questions asked: a packet sent now waits behind
+    it and fails, although the pod would answer now; a second later it would pass. Deleting the entry drops only
+    packets queued before (their senders got their answer). Sent without NLM_F_ACK; the kernel's refusals
+    (the entry went in between) are drained."""
+    gone = 0
+    for n in entries:
+        if dynamic(n) and unresolved(n):
+            conn.sock.send(rtnl.neigh_del(n.index, n.dst))
+            gone += 1
+    netlink.drain(conn.sock)
+    return gone

@@ -170,7 +170,7 @@ def to_json(report: Report) -> dict:
                       "answered_udp_flows_deleted": report.stats.get("untracked_udp", 0)},
         "neighbour_table": {k: v for k, v in report.stats.items()
                             if k in ("peak_entries", "entries_before", "entries_after", "table_fulls",
-                                     "forced_gc_runs", "deleted", "swept", "budget", "peak_live", "arp",
+                                     "forced_gc_runs", "deleted", "swept", "forgotten", "budget", "peak_live", "arp",
                                      "seeded", "turn_wait_s")},
     }
 

@@ -26,6 +26,7 @@ from netlab.kernel import netns as nsmod
 from netlab.model.lab import Lab
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
+from netlab.probe import neighbours as nb
 from netlab.trace import policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -88,6 +89,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
     counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
     try:
+        for ns in namespaces:  # a resolution a repaired fault left half done would fail this packet: start afresh
+            nb.forget_unresolved(kernel.conn(ns), nb.dump(kernel.conn(ns)))
         with cap.Capture(namespaces) as capture:
             capture.settle()
             step(1)
