@@ -257,12 +257,13 @@ def unresolved(n: rtnl_parse.NeighMsg) -> bool:
 def forget_unresolved(conn: netlink.Conn, entries: list[rtnl_parse.NeighMsg]) -> int:
     """Delete the unresolved ``entries``: a packet sent now starts a resolution of its own.
 
-    The kernel asks a neighbour 3 times, 1 s apart (mcast_probes, retrans_time), and when the last question goes
-    unanswered fails every packet queued behind the entry with ICMP host unreachable. A fault repaired a moment
-    ago (a pod's port set up again) leaves such an entry with its questions asked: a packet sent now waits behind
-    it and fails, although the pod would answer now; a second later it would pass. Deleting the entry drops only
-    packets queued before (their senders got their answer). Sent without NLM_F_ACK; the kernel's refusals
-    (the entry went in between) are drained."""
+    The kernel asks a neighbour 3 times, 1 s apart (the device's mcast_solicit and retrans_time_ms), and when
+    the last question goes unanswered fails every packet queued behind the entry with ICMP host unreachable. A
+    fault repaired a moment ago (a pod's port set up again) leaves such an entry with its questions asked: a
+    packet sent now waits behind it and fails, although the pod would answer now; a second later it would pass.
+    Deleting the entry fails at once only the packets queued before, sent while the fault was there. Sent
+    without NLM_F_ACK; the kernel's refusals (the entry went in between) are drained. Also what lets a seeded
+    pair's PERMANENT entry in (budget.py never replaces an entry it finds)."""
     gone = 0
     for n in entries:
         if dynamic(n) and unresolved(n):
