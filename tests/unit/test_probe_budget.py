@@ -6,6 +6,7 @@ from netlab.kernel import netlink as nl
 from netlab.kernel import rtnl, rtnl_parse
 from netlab.probe.budget import SEEDED_MAX, Budget
 from netlab.probe.job import Seed, Unit
+from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 
 
@@ -117,3 +118,15 @@ def test_a_pair_whose_mac_is_unknown_resolves_by_arp():
     b.hold(Unit(phases=[[0]], seed=[Seed("b", "eth0", "10.244.0.2", "a")]))
     assert sent(spaces["b"]) == []
 
+
+
+def test_only_unresolved_entries_from_before_the_run_are_forgotten():
+    """INCOMPLETE and FAILED entries are deleted before a run (a repaired fault's half-done resolution would fail
+    its first packets); resolved, PERMANENT and NOARP ones stay."""
+    ns = FakeNs({"cni0": 3})
+    entries = [rtnl_parse.NeighMsg(2, 3, f"10.244.0.{i}", None, state, 0, None)
+               for i, state in enumerate([rtnl.NUD_INCOMPLETE, rtnl.NUD_FAILED, rtnl.NUD_REACHABLE, rtnl.NUD_STALE,
+                                          rtnl.NUD_PERMANENT, rtnl.NUD_NOARP], start=2)]
+    assert nb.forget_unresolved(ns.nl, entries) == 2  # type: ignore[arg-type]
+    assert [(t, ip) for t, _, ip, _, _ in sent(ns)] == [(rtnl.RTM_DELNEIGH, "10.244.0.2"),
+                                                        (rtnl.RTM_DELNEIGH, "10.244.0.3")]
