@@ -73,7 +73,8 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
         shown = ", ".join(known[:15]) + (", ..." if len(known) > 15 else "")
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} (it has: {shown}, underlay)")
     if netns not in state.netns:
-        raise UsageError(f"{name} is not part of the running lab {lab.name}; run `sudo netlab up` first")
+        raise UsageError(f"{name} is not part of the running lab {lab.name}; `sudo netlab up -t FILE` of the file "
+                         "that has it adds it")
     uts = None
     if any(p.name == name for p in lab.pods):
         path = lifecycle.uts_path(lab.name, name)

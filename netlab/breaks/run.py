@@ -18,7 +18,7 @@ from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.base import GONE, KernelError, Op
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
-from netlab.realize.state import LabState, running_lab
+from netlab.realize.state import LabState, repair_command, running_lab
 from netlab.realize.state_dir import LabLock
 
 
@@ -75,8 +75,9 @@ def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) ->
     except KernelError as exc:
         if exc.code in GONE or exc.code == errno.EEXIST:  # the object is not as the plan says: broken already?
             raise ApplyFailed(f"break {result.scenario}: {exc}: the lab is not as planned (broken already?); "
-                              f"`sudo netlab status` shows how, `sudo netlab up` repairs it") from None
-        raise ApplyFailed(f"break {result.scenario}: {exc}; `sudo netlab up` puts back what was done") from None
+                              f"`sudo netlab status` shows how, `{repair_command(result.lab)}` repairs it") from None
+        raise ApplyFailed(f"break {result.scenario}: {exc}; `{repair_command(result.lab)}` puts back what was done"
+                          ) from None
     finally:
         kernel.close()
     for action in (s for s in steps if isinstance(s, Action)):

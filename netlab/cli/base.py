@@ -148,7 +148,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def _lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+def lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """$NETLAB_LAB is the default of --lab; a -t FILE on the command line picks the lab instead."""
     if value is not None and ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT:
         if ctx.params.get("topology") is not None or not value.strip():
@@ -163,7 +163,7 @@ def lab_options(func: Callable) -> Callable:
     func = click.option("-t", "--topology", "topology", metavar="FILE", type=click.Path(dir_okay=False),
                         help="Topology file of the lab (its name: field picks the lab).")(func)
     func = click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
-                        callback=_lab_from_env, shell_complete=complete_labs,
+                        callback=lab_from_env, shell_complete=complete_labs,
                         help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")(func)
     return func
 

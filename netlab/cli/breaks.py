@@ -69,6 +69,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     require_root()
     from netlab.breaks.run import break_lab
+    from netlab.realize.state import repair_command
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
@@ -83,16 +84,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
         click.echo(f"  {line}")
     click.echo(f"expect: {s.symptom}")
     click.echo(f"investigate: sudo netlab {' '.join(('probe',) + s.probe)}; sudo netlab trace SRC DST; "
-               f"repair: {_up_command(result.lab)}")
-
-
-def _up_command(lab: str) -> str:
-    """The `up` that repairs this lab: with -t FILE when it was brought up from a file."""
-    from netlab.errors import display_path
-    from netlab.realize.state import running_lab
-
-    source = running_lab(lab).source
-    return f"sudo netlab up -t {display_path(source)}" if source else "sudo netlab up"
+               f"repair: {repair_command(result.lab)}")
 
 
 @cli.group("quiz", invoke_without_command=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from netlab import graph
-from netlab.cli.base import check_output_file, cli, write_output_file
+from netlab.cli.base import check_output_file, cli, lab_from_env, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
 
 if TYPE_CHECKING:
@@ -19,8 +19,9 @@ LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")
 
 
 @cli.command("graph")
-@click.option("--lab", "lab_name", metavar="NAME",
-              help="Draw a running lab (its saved topology; reading it needs root).")
+@click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
+              callback=lab_from_env,
+              help="Draw a running lab (its saved topology; reading it needs root). Default: $NETLAB_LAB.")
 @click.option("-t", "--topology", "topology", type=click.Path(dir_okay=False),
               help="Draw this topology file. Needs no root and no running lab.")
 @click.option("-o", "--output", "output", type=click.Choice(graph.FORMATS), default="mermaid", show_default=True,
@@ -45,8 +46,9 @@ def graph_cmd(lab_name: str | None, topology: str | None, output: str, write: st
       Services   ClusterIP and ports, with an arrow to every endpoint pod
       internet   the gateway and hosts, when the topology has an internet: section
 
-    Which lab: -t FILE draws a topology file; --lab NAME a running lab; with
-    neither, the only lab that is up, or else the built-in default lab.
+    Which lab: -t FILE draws a topology file; --lab NAME (or $NETLAB_LAB) a
+    running lab; with neither, the only lab that is up, or else the built-in
+    default lab.
 
     \b
     Examples:

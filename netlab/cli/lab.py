@@ -186,7 +186,8 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 
     Lists every missing, extra or different namespace, link, address, route,
     neighbour, FDB entry, sysctl and rule, and containers that exited.
-    `sudo netlab up` again repairs the drift.
+    `sudo netlab up -t FILE` again (the file the lab came from) repairs the
+    drift; the last line says the command.
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after
@@ -214,8 +215,14 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
             click.echo(f"lab {result.lab}{against}: {len(result.drift)} differences from the plan:")
             for line in result.drift:
                 click.echo(highlight(f"  {line}"))
-            fix = f"sudo netlab up -t {display_path(topology)}" if topology else "sudo netlab up"
-            click.echo(f"run `{fix}` again to repair" if not topology else f"run `{fix}` to apply it")
+            from netlab.realize.state import load_state, replaces, repair_command, up_command
+
+            if topology is None:
+                click.echo(f"run `{repair_command(result.lab)}` again to repair")
+            else:  # a file the lab was not brought up from replaces it only with --reconfigure
+                running = load_state(result.lab)
+                other = running is not None and replaces(running, topology)
+                click.echo(f"run `{up_command(topology, reconfigure=other)}` to apply it")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
 

@@ -346,11 +346,11 @@ def render_inspect(d: dict[str, Any]) -> str:
         section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
     if "cni" in d:
         section("CNI result (the plugins' answer to ADD)", f"sudo netlab cni log {d['name']}",
-                json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: run `sudo netlab up` again)"])
+                json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: up writes it again)"])
     for path, f in (d.get("files") or {}).items():
         text = f["content"]
         section(f"file {path}", f"sudo cat {f['kept']}",
-                text.splitlines() if text is not None else ["(missing: run `sudo netlab up` again)"])
+                text.splitlines() if text is not None else ["(missing: up writes it again)"])
     return "\n".join(out)
 
 

@@ -212,7 +212,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for pod in lab.pods:
             prec = records.get(pod.name)
             if prec is None or prec.get("phase") != "added":
-                out.append(f"cni: pod {pod.name} is not attached through CNI (run `netlab up`)")
+                out.append(f"cni: pod {pod.name} is not attached through CNI (up attaches it)")
                 continue
             checks[pod.name] = pool.submit(_check_pod, rt_, lab, pod, prec)
         for name, fut in checks.items():

@@ -19,9 +19,9 @@ from netlab.kernel.base import Kernel, Snapshot
 from netlab.feature import Feature
 from netlab.lab.ownership import kernel_links, tag_for
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Resource, Sysctl, Veth
+from netlab.plan.resources import Netns, Resource, Sysctl, Veth
 from netlab.realize.attachments import is_plugin_made, plugin_made
-from netlab.realize.diff import diff_netns
+from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.state import LabState
@@ -72,18 +72,29 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     judged = kernel.snapshot_many(asks, lambda: feature_drift.extend(
         line for feature in features for line in feature.drift(lab, state)), judge)
     peers = {ns: c.snapshot or Snapshot(netns=ns, links=c.links) for ns, c in judged.items() if c.tagged}
+    def namespace(state: str, name: str, detail: str = "") -> None:
+        d = Drift(state, Netns(name), detail)
+        result.drift.append(str(d))
+        result.details.append(d.to_json())
+
     for name in plan.netns:
         got = judged.get(name)
         if got is None:
-            result.drift.append(f"missing: namespace {name}")
+            namespace("missing", name)
             continue
         if not got.tagged:
-            result.drift.append(f"different: namespace {name} is not tagged as this lab's")
+            namespace("different", name, "not tagged as this lab's")
             continue
         if got.snapshot is not None:
             got = compare(name, got.snapshot, peers)
         result.drift += got.drift
         result.details += got.details
+    # A namespace the lab made that the plan has no more (status -t FILE of a file without that pod): up deletes
+    # it, with the containers in it.
+    planned = set(plan.netns)
+    for name in state.netns:
+        if name not in planned:
+            namespace("extra", name, "not in the plan: up deletes it and what runs in it")
     result.drift += feature_drift
     return result
 

@@ -15,6 +15,8 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
     """A line per node whose bridge switches frames past iptables (``unfiltered``: the nodes' namespaces with
     bridge-nf-call-iptables = 0) and between whose pods flows the policies deny got through (``opened``): the
     policies' rules are in FORWARD, which such a frame never reaches."""
+    from netlab.realize.state import repair_command
+
     node_of = {p.name: p.node for p in lab.pods}
     out = []
     for node in lab.nodes:
@@ -27,7 +29,7 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
             out.append(f"{len(mine)} denied flows between pods of node {node.name} got through: its "
                        f"net.bridge.bridge-nf-call-iptables is 0, so its bridge switches their frames without "
                        f"iptables, past the policies' rules (fix: ip netns exec {node.netns} sysctl -w "
-                       f"net.bridge.bridge-nf-call-iptables=1, or sudo netlab up; see: sudo netlab trace {src} "
+                       f"net.bridge.bridge-nf-call-iptables=1, or {repair_command(lab.name)}; see: sudo netlab trace {src} "
                        f"{dst}{how})")
     return out
 

@@ -39,7 +39,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     t0 = time.monotonic()
     if not is_netns_mount(lab.underlay_netns):
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
-                                  f"run `sudo netlab up` first")
+                                  f"start it with `sudo netlab up -t FILE`")
     protos = tuple(protos)
     plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
     probes = build_matrix(lab, protos, egress=services) + plan.probes
@@ -95,7 +95,7 @@ def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Resu
     """
     if not is_netns_mount(lab.underlay_netns):
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
-                                  f"run `sudo netlab up` first")
+                                  f"start it with `sudo netlab up -t FILE`")
     out, heard = _send(lab, probes, timeout, "real")
     return [_result(p, out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent"),
                     timeout, out, heard) for i, p in enumerate(probes)]

@@ -110,6 +110,12 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     return out
 
 
+def first_of(detail: list[str], shown: int = 6) -> str:
+    """A table's differences in one line: the first ``shown``, and how many more there are."""
+    more = f" (and {len(detail) - shown} more)" if len(detail) > shown else ""
+    return "; ".join(detail[:shown]) + more
+
+
 def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
     """nf_tables tables other than iptables-nft's: the planned ones (kube-proxy's) as planned, no others."""
     out: list[Drift] = []
@@ -118,8 +124,7 @@ def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
         data = obs.nft.get(key)
         detail = nftables.drift(r, data)
         if detail:
-            more = f" (and {len(detail) - 6} more)" if len(detail) > 6 else ""
-            out.append(Drift("missing" if data is None else "different", r, "; ".join(detail[:6]) + more))
+            out.append(Drift("missing" if data is None else "different", r, first_of(detail)))
     for (family, table) in sorted(set(obs.nft) - set(want)):
         out.append(Drift("extra", NftRules(netns=obs.netns, family=family, table=table, payload=""),
                          "an nftables table the lab does not plan"))
@@ -137,7 +142,7 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
             continue
         detail = netfilter.table_drift(want, default.get(table))
         if detail:
-            out.append(Drift("different" if table in default else "missing", want, "; ".join(detail[:6])))
+            out.append(Drift("different" if table in default else "missing", want, first_of(detail)))
     for backend, tables in obs.tables.items():
         if not backend:
             continue
@@ -145,5 +150,5 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
             empty = NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=())
             detail = netfilter.table_drift(empty, text)
             if detail:
-                out.append(Drift("extra", empty, f"iptables-{backend}: " + "; ".join(detail[:6]), backend=backend))
+                out.append(Drift("extra", empty, f"iptables-{backend}: " + first_of(detail), backend=backend))
     return out

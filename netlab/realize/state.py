@@ -179,22 +179,40 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     return labs[0]
 
 
+def replaces(state: LabState, source: str | None) -> bool:
+    """Whether ``up -t source`` (None: the built-in default) would replace a lab brought up from another file."""
+    old, new = state.source, source
+    if old is None or new is None:
+        return old != new
+    return not (os.path.abspath(old) == os.path.abspath(new) or os.path.realpath(old) == os.path.realpath(new))
+
+
 def check_source(state: LabState | None, source: str | None, reconfigure: bool) -> None:
     """``up -t FILE`` of a lab that is up from another file (or from the built-in default)
     would silently replace it: refuse, naming the running file, unless ``--reconfigure``."""
-    if state is None or reconfigure:
+    if state is None or reconfigure or not replaces(state, source):
         return
     old, new = state.source, source
-
-    def same(a: str, b: str) -> bool:
-        return os.path.abspath(a) == os.path.abspath(b) or os.path.realpath(a) == os.path.realpath(b)
-
-    if (old is None and new is None) or (old is not None and new is not None and same(old, new)):
-        return
     running = display_path(old) if old is not None else "the built-in default"
     given = display_path(new) if new is not None else "the built-in default"
     raise UsageError(f"lab {state.lab} is up from {running}, and {given} has the same name: it would replace "
                      f"that lab; rename it, or replace the running lab with `netlab up --reconfigure`")
+
+
+def up_command(source: str | None, reconfigure: bool = False) -> str:
+    """The `up` that brings back the lab ``source`` made: with -t FILE when it came from a file (a plain `up`
+    makes the built-in default lab, "demo", whatever lab the user meant)."""
+    cmd = f"sudo netlab up -t {display_path(source)}" if source else "sudo netlab up"
+    return cmd + " --reconfigure" if reconfigure else cmd
+
+
+def repair_command(name: str) -> str:
+    """The `up` that repairs the running lab ``name`` (plain `sudo netlab up` when its state is unreadable)."""
+    try:
+        st = load_state(name)
+    except NetlabError:
+        st = None
+    return up_command(st.source if st is not None else None)
 
 
 def running_lab(name: str) -> LabState:

@@ -85,5 +85,5 @@ def drift(lab: Lab) -> list[str]:
             kept, content = have[path]
             if content != text:
                 word = "missing" if content is None else "different"
-                out.append(f"flannel: {path} of node {node.name} ({kept}) is {word}; run `sudo netlab up` again")
+                out.append(f"flannel: {path} of node {node.name} ({kept}) is {word}; up writes it again")
     return out

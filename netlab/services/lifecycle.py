@@ -434,7 +434,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 def drift(lab: Lab, state: LabState) -> list[str]:
     """Nodes whose Flannel files, and pods whose resolv.conf, are missing or not as planned."""
     out = flannel_files.drift(lab)
-    out += [f"conntrack: {s.describe()}; `sudo netlab up` deletes it" for s in stale.find(lab)]
+    out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab)]
     ip = dns_ip(lab)
     if ip is None:
         return out
@@ -447,5 +447,5 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         if have != text:
             state_word = "missing" if have is None else "different"
             out.append(f"dns: {path} is {state_word} (pod {pod.name} would not resolve Service names); "
-                       "run `sudo netlab up` again")
+                       "up writes it again")
     return out

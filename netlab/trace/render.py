@@ -41,6 +41,7 @@ class TraceResult:
     vxlan_port: int = 8472
     dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
     policy: list[dict[str, Any]] = field(default_factory=list)  # NetworkPolicy verdicts (trace/policy.py)
+    repair: str = "sudo netlab up"  # the `up` that repairs this lab (with -t FILE when it came from a file)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -74,7 +75,7 @@ class TraceResult:
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
-            "policy": self.policy,
+            "policy": self.policy, "repair": self.repair,
         }
 
 
@@ -149,13 +150,13 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         out.append(f"result: LOST{where}: {v.reason}")
         if v.fix:
             # A netlab command is the fix itself: an impairment is the lab's desired state, which `up` keeps.
-            also = "" if v.fix.startswith("sudo netlab ") else "   (or: sudo netlab up, which repairs the lab)"
+            also = "" if v.fix.startswith("sudo netlab ") else f"   (or: {r.repair}, which repairs the lab)"
             out.append(f"  fix: {v.fix}{also}")
     for entry in r.policy:
         if entry["text"] != v.reason:
             out.append(f"policy: {entry['text']}")
             if entry.get("fix"):
-                out.append(f"  fix: {entry['fix']}   (or: sudo netlab up, which repairs the lab)")
+                out.append(f"  fix: {entry['fix']}   (or: {r.repair}, which repairs the lab)")
     for e in r.icmp_errors:
         out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
     for a in r.arp:

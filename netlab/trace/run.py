@@ -27,6 +27,7 @@ from netlab.model.lab import Lab
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import neighbours as nb
+from netlab.realize.state import repair_command
 from netlab.trace import policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -161,6 +162,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
+    result.repair = repair_command(lab.name)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))

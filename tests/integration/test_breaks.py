@@ -28,6 +28,7 @@ import pytest
 from helpers import in_netns, lab_up, netlab, unique_lab
 from netlab.breaks import catalogue, quiz, symptoms
 from netlab.breaks.changes import STALE_SPORT, dns_udp, peer_node
+from netlab.errors import display_path
 from netlab.realize.state import running_lab
 
 pytestmark = pytest.mark.root
@@ -120,7 +121,10 @@ def _check(lab: str, path: str, name: str, target_name: str | None = None, also=
     try:
         out = netlab("break", name, "--lab", lab, *(["--target", target_name] if target_name else []))
         assert f"broke {name}" in out.stdout
-        assert netlab("status", "--lab", lab, check=False).returncode == 1  # the kernel really changed
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 1  # the kernel really changed
+        # the repair is up from the lab's own file (a plain `sudo netlab up` makes the built-in lab "demo")
+        assert status.stdout.splitlines()[-1] == f"run `sudo netlab up -t {display_path(path)}` again to repair"
         _check_probe(lab, name, s, model, target)
         check = symptoms.trace_check(s, model, target)
         if check.fact:

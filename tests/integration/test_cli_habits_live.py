@@ -44,6 +44,8 @@ def test_netlab_lab_picks_the_lab_when_several_are_up(netlab_lab, netlab_factory
     assert json.loads(given.stdout)["lab"] == netlab_lab.name  # --lab wins over the environment
     traced = netlab("trace", "a", "kube-dns", "--proto", "icmp", "-o", "json", env={"NETLAB_LAB": other.name})
     assert json.loads(traced.stdout)["lab"] == other.name  # every command with --lab reads it
+    drawn = netlab("graph", env={"NETLAB_LAB": other.name})  # graph too (it said "several labs are up")
+    assert f'title: "lab {other.name} ' in drawn.stdout, drawn.stdout[:300]
 
 
 def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
@@ -110,7 +112,8 @@ def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab
     assert status.returncode == 1, status.stdout + status.stderr
     assert f"lab {netlab_lab.name} against {path}:" in status.stdout
     assert f"missing: namespace {netlab_lab.name}-web-3" in status.stdout
-    assert f"sudo netlab up -t {path}` to apply it" in status.stdout
+    # the lab came from a dict, not this file: up -t FILE would be refused without --reconfigure
+    assert f"sudo netlab up -t {path} --reconfigure` to apply it" in status.stdout
     same = dict(WEB, name=netlab_lab.name)
     path.write_text(yaml.safe_dump(same))
     assert netlab("status", "-t", str(path)).returncode == 0

@@ -465,3 +465,24 @@ def test_a_chain_an_older_netlab_left_is_drift_and_up_deletes_it(lab):
     up(lab, k)
     assert k.iptables_save("fk-a", "mangle") == before
     assert status(lab, k).ok
+
+
+def test_status_against_a_file_without_a_pod_names_the_namespace_up_would_delete(lab):
+    """status -t FILE shows what up -t FILE would change: a pod the file no longer has is an extra namespace
+    (it listed the veth, the rules and the DNS, and not the pod's own namespace), in the text and the JSON."""
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    without_b = dict(st.topology, pods=[p for p in st.topology["pods"] if p["name"] != "b"])
+    result = lab_status.status(replace(st, topology=without_b), k)
+    assert "extra: namespace fk-b (not in the plan: up deletes it and what runs in it)" in result.drift
+    assert {"state": "extra", "object": "namespace fk-b"}.items() <= next(
+        d for d in result.details if d["object"] == "namespace fk-b").items()
+    assert status(lab, k).ok  # against its own file: nothing extra
+
+
+def test_a_tables_differences_past_six_say_how_many_more():
+    from netlab.realize.diff import first_of
+
+    assert first_of([f"rule {i}" for i in range(9)]) == "rule 0; rule 1; rule 2; rule 3; rule 4; rule 5 (and 3 more)"
+    assert first_of(["rule 0"]) == "rule 0"
