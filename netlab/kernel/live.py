@@ -156,6 +156,15 @@ class LiveKernel(Reading):
 
     def apply(self, ops: Sequence[Op], order: Sequence[str] = ()) -> None:
         """Apply ``ops``; on the first failure raise KernelError listing the ops that took effect."""
+        try:
+            self._apply(ops, order)
+        except KernelError:
+            # The batch gave the links it makes their indexes before the kernel made them (a veth's peer named
+            # eth0 in a pod that has an eth0 took its name): after a failure the names say nothing sure.
+            self._index.clear()
+            raise
+
+    def _apply(self, ops: Sequence[Op], order: Sequence[str]) -> None:
         fds: list[int] = []
         steps: list[_Step] = []
         try:

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made
+from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, moved_pods, plugin_made
 from netlab.errors import ApplyFailed, NetlabError, NetnsGone, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
@@ -90,11 +90,15 @@ class _Up:
         self.result = UpResult(lab=lab.name)
         self.created: list[str] = []
         self.early: dict[str, Any] = {}
+        self.moved: list[tuple[str, str, str]] = []  # (netns, old node, new node) of pods put on another node
+        self.moved_away: list[str] = []  # their old namespaces, deleted
+        self.before: tuple[Any, str | None, str] = ({}, None, "")
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
+        moved = moved_pods(self.lab, state)  # pods put on another node: made anew, as Kubernetes does
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)
@@ -109,8 +113,12 @@ class _Up:
             if fresh:
                 forget(self.lab.name)  # nothing was made: leave no trace either
             raise
-        self._restore_host_settings(state, creating=bool(to_create))
-        # Write-ahead: the state names every namespace before it can exist.
+        netns_of = {p.name: p.netns for p in self.lab.pods}
+        self.moved = [(netns_of[pod], old, new) for pod, old, new in moved if netns_of[pod] not in to_create]
+        self._restore_host_settings(state, creating=bool(to_create or self.moved))
+        # Write-ahead: the state names every namespace before it can exist. What it said of the lab before
+        # is what a failed run puts back.
+        self.before = (state.topology, state.source, state.phase)
         state.netns.update({n: "intent" for n in to_create})
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
         state.source = os.path.abspath(source) if source else None
@@ -187,6 +195,18 @@ class _Up:
         for r in self.plan.of_kind("sysctl"):
             sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
         links = kernel_links(state)
+        for name, old, new in self.moved:  # its old namespace goes first: the new one has its name
+            stop_features(self.features, state, [name])
+            self.journal.step(f"delete namespace {name}")
+            delete_namespaces(self.kernel, [name])
+            self.moved_away.append(name)
+            links.pop(name, None)
+            state.netns[name] = "intent"
+            self.result.fixed.append(f"pod {name.removeprefix(self.lab.name + '-')} moves from node {old} to "
+                                     f"{new}: made anew in a new namespace (Kubernetes makes a new pod)")
+        if self.moved:
+            again = {name for name, _, _ in self.moved}
+            to_create = [ns for ns in self.plan.netns if ns in again or ns in set(to_create)]
         self._create_namespaces(to_create, tag, sysctls, links)
         for name in self.created:
             state.netns[name] = "created"
@@ -316,6 +336,9 @@ class _Up:
             for name in self.created:
                 state.netns.pop(name, None)
                 kernel_links(state).pop(name, None)
+            for name in self.moved_away:  # deleted before the failure: the old pod cannot come back
+                state.netns.pop(name, None)
+            state.topology, state.source, state.phase = self.before  # the lab as its last good run left it
             state.save(best_effort=True)  # a full disk must not stop a rollback
         finally:
             for sig, handler in old.items():

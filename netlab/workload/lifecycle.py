@@ -374,7 +374,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     for pod in lab.pods:
         prec = pods.get(pod.name)
         if prec is None:
-            out.append(f"containers: pod {pod.name} has no containers started; run `sudo netlab up` again")
+            out.append(f"containers: pod {pod.name} has no containers started; up starts them")
             continue
         if hosts.get(pod.name) != pod.name:
             out.append(f"containers: pod {pod.name}: UTS namespace (hostname {pod.name}) is missing")

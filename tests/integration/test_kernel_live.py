@@ -223,3 +223,20 @@ def test_namespaces_read_ahead_by_a_forked_child_equal_one_read_here_as_asked(pa
     assert a not in ahead._conns and b in ahead._conns  # a: the child's read; b: read again here (no socket for a)
     assert ahead.index(b, "eth0") == here[b].links["eth0"].index and ahead._ahead is None
     ahead.close()
+
+
+def test_a_failed_batch_leaves_no_wrong_index_behind(pair):
+    """A veth whose peer is named like a link the other namespace has (a pod's eth0) fails with EEXIST; the
+    batch had given the peer's name its own index already, so the next op on the real eth0 (a rollback putting
+    its address back) failed "no such device", and the pod kept no address."""
+    from netlab.kernel.base import KernelError
+
+    k, (a, b) = pair
+    k.apply([Op("add", Veth(netns=a, name="va", mtu=1500, mac="02:00:00:00:00:0a", peer_netns=b, peer_name="eth0",
+                            peer_mac="02:00:00:00:00:0b"))], order=[a, b])
+    k.index(b, "eth0")  # the index cache holds b's links now
+    with pytest.raises(KernelError, match="exists"):
+        k.apply([Op("add", Veth(netns=a, name="vz", mtu=1500, mac="02:00:00:00:00:1a", peer_netns=b,
+                                peer_name="eth0", peer_mac="02:00:00:00:00:1b"))], order=[a, b])
+    k.apply([Op("add", Address(netns=b, dev="eth0", address=IPv4Interface("10.9.0.2/24")))], order=[b])
+    assert [x["local"] for x in ip_json("-4", "addr", "show", "eth0", netns=b)[0]["addr_info"]] == ["10.9.0.2"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -263,3 +264,34 @@ def test_other_settings_a_host_gives_new_namespaces_are_set_back_and_checked(lab
     assert st.returncode == 1 and "net.ipv4.conf.all.route_localnet" in st.stdout, st.stdout
     netlab("up", "-t", path)
     assert netlab("status", "--lab", name, check=False).returncode == 0
+
+
+def test_a_pod_put_on_another_node_is_made_anew_there_and_a_failure_keeps_the_old_file(labs):
+    """Kubernetes never moves a pod: it makes a new one on the other node. up failed instead ("add link veth...
+    already exists": the pod's eth0 was still the old pair's end), and its rollback left the pod without its
+    address and the state with the new file, so every later up failed the same way."""
+    name = labs.name("mv")
+    text = two_node_topology(name, pods_per_node=1)
+    path, _ = labs.up(text)
+    moved = text.replace("{name: fedora-2, node: minikube-m02, ip: 10.244.1.3}",
+                         "{name: fedora-2, node: minikube, ip: 10.244.0.3}")
+    write_topology(Path(path).parent, moved)
+    # A fault at the second step (its new namespace): the old one is gone, the state keeps the old file.
+    failed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": "2"})
+    assert failed.returncode == 4 and "rolled back" in failed.stderr, failed.stderr
+    saved = json.loads(open(state_path(name, "state.json")).read())["topology"]["pods"]
+    assert {p["name"]: p["node"] for p in saved}["fedora-2"] == "minikube-m02"
+    drift = netlab("status", "--lab", name, "-o", "json", check=False)
+    assert f"missing: namespace {name}-fedora-2" in json.loads(drift.stdout)["drift"], drift.stdout
+    done = netlab("up", "-t", path)
+    assert "pod fedora-2 moves from node minikube-m02 to minikube: made anew" not in done.stdout  # already gone
+    assert netlab("status", "--lab", name).returncode == 0
+    # And from a running pod: made anew, the old pair gone from the old node, traffic flows.
+    write_topology(Path(path).parent, text)
+    again = netlab("up", "-t", path)
+    assert "pod fedora-2 moves from node minikube to minikube-m02: made anew" in again.stdout, again.stdout
+    assert netlab("status", "--lab", name).returncode == 0
+    assert [link["ifname"] for link in ip_json("link", netns=f"{name}-minikube") if link["ifname"].startswith("veth")
+            ] == [pod_veth(name, "fedora-1")]
+    assert ip_json("-4", "addr", "show", "eth0", netns=f"{name}-fedora-2")[0]["addr_info"][0]["local"] == "10.244.1.3"
+    assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0

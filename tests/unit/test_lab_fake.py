@@ -486,3 +486,69 @@ def test_a_tables_differences_past_six_say_how_many_more():
 
     assert first_of([f"rule {i}" for i in range(9)]) == "rule 0; rule 1; rule 2; rule 3; rule 4; rule 5 (and 3 more)"
     assert first_of(["rule 0"]) == "rule 0"
+
+
+def moved(lab, tmp_path, node: str = "n1"):
+    """The lab with pod b on ``node`` (its file's other pods as they are)."""
+    path = tmp_path / "moved.yaml"
+    path.write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.3}", f"{{name: b, node: {node}, ip: 10.244.0.3}}"))
+    return resolve(load_topology(str(path))), str(path)
+
+
+def test_a_pod_put_on_another_node_is_made_anew_there(lab, tmp_path):
+    """Kubernetes never moves a pod: it makes a new one. up deleted nothing first and failed ("add link veth...
+    in n1: already exists": the pod's eth0, still the old pair's end), and its rollback kept the new topology."""
+    k = FakeKernel()
+    up(lab, k)
+    new, path = moved(lab, tmp_path)
+    done = lab_up.up(new, k, features=(), source=path, reconfigure=True)
+    assert done.created_netns == ["fk-b"] and any("pod b moves from node n2 to n1" in f for f in done.fixed)
+    assert status(new, k).ok
+    assert not [name for name in k.ns["fk-n2"].links if name.startswith("veth")]  # the old pair went with it
+
+
+def test_a_failed_run_puts_back_the_topology_it_had_saved(lab, tmp_path):
+    """The state names the new topology before the kernel is changed (write-ahead); a failed run leaves it as
+    the last good run did, so status compares with the lab that is there. A pod moved and deleted before the
+    failure is not listed any more: it is missing, and up of the old file makes it again."""
+    k = FakeKernel()
+    up(lab, k)
+    old = state_mod.load_state(lab.name)
+    new, path = moved(lab, tmp_path)
+    for at in range(1, 30):
+        try:
+            lab_up.up(new, k, features=(), source=path, reconfigure=True, journal=Journal(k, fault_at=at))
+        except ApplyFailed as exc:
+            assert "rolled back" in str(exc)
+        else:
+            assert at > 3 and status(new, k).ok  # the namespace deleted and made again, then its veth at least
+            break
+        st = state_mod.load_state(lab.name)
+        assert (st.topology, st.source, st.phase) == (old.topology, old.source, old.phase), at
+        drift = status(lab, k).drift
+        if "fk-b" in st.netns:
+            assert drift == [], (at, drift)
+        else:  # its old namespace was deleted before the fault
+            assert "missing: namespace fk-b" in drift, (at, drift)
+            up(lab, k)
+            assert status(lab, k).ok
+    else:
+        raise AssertionError("up never got past the injected faults")
+
+
+def test_a_pod_attached_by_cni_plugins_is_not_moved_in_one_run(lab, tmp_path):
+    """Its old chain's DEL on the old node and an ADD on the new one: refused in one line, with the two steps."""
+    from netlab.errors import UsageError
+    from netlab.realize.attachments import moved_pods
+
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    new, path = moved(lab, tmp_path)
+    assert moved_pods(new, st) == [("b", "n2", "n1")]
+    with open(path, "a") as fh:
+        fh.write("network: {cni: reference}\n")
+    cni = resolve(load_topology(path))
+    with pytest.raises(UsageError, match="pod b moves from node n2 to n1, and its CNI plugins attached it on n2: "
+                                         "take the pod out of the file and `up`"):
+        moved_pods(cni, st)
