@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, Typ
 from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
-from netlab.trace.sections import INSPECT_SECTIONS
+from netlab.trace.sections import section_names
 from netlab.realize.state import running_lab, select_lab_name, state_version
 from netlab.realize.state_dir import check_lab_name
 
@@ -273,9 +273,10 @@ class Lab:
     def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
         """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
 
-        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, iptables,
-        nftables, conntrack, files (default: all, with conntrack counted; asked for
-        by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
+        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, sysctls,
+        iptables, nftables, conntrack, cni, files, or the result's keys for them
+        (addresses, neighbours, bridge_ports) (default: all, with conntrack counted;
+        asked for by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
         kube-proxy's table (:class:`~netlab.api.results.NftTableInfo`) on a node in
         nftables mode, and is empty elsewhere. ``files`` are a node's Flannel
         files, kept in the lab's state directory. A section the tools could
@@ -288,16 +289,19 @@ class Lab:
         from netlab.services import flannel_files
 
 
-        if sections is not None and set(sections) - set(INSPECT_SECTIONS):
-            raise UsageError(f"unknown sections {sorted(set(sections) - set(INSPECT_SECTIONS))}: want some of "
-                             f"{', '.join(INSPECT_SECTIONS)}")
+        if sections is not None:
+            try:
+                sections = section_names(sections)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         netns = exec_target(self.state(), self.model, name).netns
-        kernel_sections = None if sections is None else [s for s in sections if s != "files"]
+        kernel_sections = None if sections is None else [s for s in sections if s not in ("cni", "files")]
         data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
         if (sections is None or "files" in sections) and any(n.name == name for n in self.model.nodes):
             data["files"] = {path: {"kept": kept, "content": text}
                              for path, (kept, text) in flannel_files.read(self.name, name).items()}
-        if sections is None and self.model.cni != "builtin" and any(p.name == name for p in self.model.pods):
+        if (sections is None or "cni" in sections) and self.model.cni != "builtin" \
+                and any(p.name == name for p in self.model.pods):
             from netlab.cni.lifecycle import result_of
 
             data["cni"] = result_of(self.state(), name) or {}

@@ -21,6 +21,9 @@ from netlab.cli import jsonout
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
 
 TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
+# The type of every -t FILE: it checks nothing (the loader says what is wrong with the path on one line,
+# exit 2, for every command alike: no such file, a directory, a FIFO) and lets the shell complete paths.
+TOPOLOGY_FILE = click.Path(readable=False)
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -160,7 +163,7 @@ def lab_options(func: Callable) -> Callable:
     """--lab NAME / -t FILE: which running lab a command acts on ($NETLAB_LAB when neither is given)."""
     from netlab.cli.complete import complete_labs
 
-    func = click.option("-t", "--topology", "topology", metavar="FILE", type=click.Path(dir_okay=False),
+    func = click.option("-t", "--topology", "topology", metavar="FILE", type=TOPOLOGY_FILE,
                         help="Topology file of the lab (its name: field picks the lab).")(func)
     func = click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
                         callback=lab_from_env, shell_complete=complete_labs,

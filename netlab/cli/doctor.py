@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from netlab.cli.base import cli, output_option, print_json, require_root
+from netlab.cli.base import TOPOLOGY_FILE, cli, output_option, print_json, require_root
 from netlab.cli.style import highlight
 from netlab.errors import EXIT_ENVIRONMENT
 
@@ -13,7 +13,7 @@ LOADS = ("netlab.doctor", "netlab.model.lab", "netlab.model.load")
 
 
 @cli.command("doctor")
-@click.option("-t", "--topology", metavar="FILE",
+@click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE,
               help="Check what this topology needs, and size the neighbour-table check with it. "
                    "Default: require everything netlab uses; size with the built-in lab 'demo'.")
 @output_option("text", "json")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from netlab import graph
-from netlab.cli.base import check_output_file, cli, lab_from_env, write_output_file
+from netlab.cli.base import TOPOLOGY_FILE, check_output_file, cli, lab_from_env, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ LOADS = ("netlab.model.lab", "netlab.model.load", "netlab.realize.state")
 @click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
               callback=lab_from_env,
               help="Draw a running lab (its saved topology; reading it needs root). Default: $NETLAB_LAB.")
-@click.option("-t", "--topology", "topology", type=click.Path(dir_okay=False),
+@click.option("-t", "--topology", "topology", metavar="FILE", type=TOPOLOGY_FILE,
               help="Draw this topology file. Needs no root and no running lab.")
 @click.option("-o", "--output", "output", type=click.Choice(graph.FORMATS), default="mermaid", show_default=True,
               help="mermaid and dot are text; svg and png are laid out by Graphviz's dot.")

@@ -9,7 +9,7 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import TOPOLOGY_HELP, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, lab_options, output_option, print_json, require_root
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
 from netlab.errors import ChecksFailed, display_path
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 @cli.command()
-@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
+@click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
 @click.option("--reconfigure", is_flag=True,
@@ -90,11 +90,13 @@ def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restar
         parts.append(f"{len(result.removed_netns)} removed")
     parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
-    if not result.created_netns:  # a repair or a change: say what was done
-        for line in result.fixed[:20]:
+    # a repair or a change: say what was done (with new namespaces, only why a pod's was made anew)
+    said = result.fixed if not result.created_netns else [line for line in result.fixed if " moves from node " in line]
+    if said:
+        for line in said[:20]:
             click.echo(f"  {line}")
-        if len(result.fixed) > 20:
-            click.echo(f"  ... and {len(result.fixed) - 20} more (`-o json` lists them all)")
+        if len(said) > 20:
+            click.echo(f"  ... and {len(said) - 20} more (`-o json` lists them all)")
     if model.pods:
         first = model.pods[0]
         other = next((p for p in model.pods if p.node != first.node), None) or model.pods[-1]

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from netlab.cli.base import TOPOLOGY_HELP, cli, output_option, print_json
+from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, output_option, print_json
 from netlab.errors import Problem, TopologyError, display_path
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.render")
 
 @cli.command()
-@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
+@click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
 @output_option("text", "json")
 def validate(topology: str | None, output: str) -> None:
     """Check a topology file without touching the system (no root needed).
@@ -63,7 +63,7 @@ def cni_check(loaded) -> list[Problem]:
 
 
 @cli.command()
-@click.option("-t", "--topology", metavar="FILE", help=TOPOLOGY_HELP)
+@click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
 @output_option("text", "json")
 def plan(topology: str | None, output: str) -> None:
     """Print what `up` would create, as ip(8)-like commands (a dry run, no root needed).

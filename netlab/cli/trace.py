@@ -12,12 +12,12 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (check_output_file, cli, comma_separated, complete_comma_separated, format_data,
+from netlab.cli.base import (check_output_file, cli, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError
-from netlab.trace.sections import INSPECT_SECTIONS, NFT_TABLES
+from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, NFT_TABLES, section_names, sections_wanted
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help; trace.capture
 # imports scapy only inside its functions, after entering namespaces.
@@ -241,13 +241,24 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
 # --- inspect -----------------------------------------------------------------
 
+def _inspect_sections(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
+    """-s: sections repeated or comma-separated, each by its name or its key in -o json; in order, once each."""
+    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    unknown = [n for n in names if n not in INSPECT_SECTIONS and n not in ALIASES]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: want some of {sections_wanted()}")
+    return section_names(names)
+
+
 @cli.command("inspect")
 @lab_options
 @click.argument("name", shell_complete=complete_names)
-@click.option("-s", "--section", "sections", multiple=True, callback=comma_separated(INSPECT_SECTIONS),
+@click.option("-s", "--section", "sections", multiple=True, callback=_inspect_sections,
               shell_complete=complete_comma_separated(INSPECT_SECTIONS),
               metavar="SECTION[,SECTION]",
-              help=f"Only these sections ({', '.join(INSPECT_SECTIONS)}); repeatable or comma-separated. "
+              help="Only these sections (links, addrs, routes, neigh, fdb, bridge, iptables, nftables, conntrack, "
+                   "files), and sysctls, cni (a CNI pod's result); addresses, neighbours and bridge_ports, the keys "
+                   "of -o json, are addrs, neigh and bridge. Repeatable or comma-separated. "
                    "Default: all, with conntrack counted; `--section conntrack` lists its entries.")
 @output_option("text", "json")
 def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections: tuple[str, ...],

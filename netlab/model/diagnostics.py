@@ -35,7 +35,9 @@ def _model_at(loc: Loc) -> type[BaseModel] | None:
                 tp = typing.get_args(tp)[0]
             elif origin in (typing.Union, types.UnionType):
                 args = [a for a in typing.get_args(tp) if a is not type(None)]
-                tp = args[0] if len(args) == 1 else None
+                models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+                # a union of words and one mapping (network.cni): the mapping's fields are the ones a key can be
+                tp = args[0] if len(args) == 1 else models[0] if len(models) == 1 else None
             elif origin is list:
                 return ("list", typing.get_args(tp)[0])  # type: ignore[return-value]
             else:
@@ -132,16 +134,139 @@ def _describe(err: dict, src: Source) -> str:
     return " ".join(msg.split())
 
 
+def _union_split(loc: Loc) -> tuple[Loc, str, Loc, tuple[Any, ...]] | None:
+    """Where ``loc`` passes through a union field: (the field's path, the member's tag, the path inside the
+    member, the union's members). pydantic puts a tag in the path of each member's errors
+    (``network.cni.CniConflist.conflist``, ``network.cni["literal['builtin','reference']"]``); it is not a key
+    the user wrote. None when the path crosses no union."""
+    current: Any = Topology
+    for i, part in enumerate(loc):
+        while True:  # Annotated[X, ...] and Optional[X] are X here
+            origin = typing.get_origin(current)
+            if origin is typing.Annotated:
+                current = typing.get_args(current)[0]
+                continue
+            if origin in (typing.Union, types.UnionType):
+                args = tuple(a for a in typing.get_args(current) if a is not type(None))
+                if len(args) > 1:
+                    return loc[:i], str(part), loc[i + 1:], args
+                current = args[0]
+                continue
+            break
+        origin = typing.get_origin(current)
+        if origin is list and isinstance(part, int):
+            current = typing.get_args(current)[0]
+        elif origin is dict:
+            current = typing.get_args(current)[1]
+        elif isinstance(current, type) and issubclass(current, BaseModel) and isinstance(part, str):
+            field = next((f for name, f in current.model_fields.items() if (f.alias or name) == part), None)
+            if field is None:
+                return None
+            current = field.annotation
+        else:
+            return None
+    return None
+
+
+def _value_at(data: Any, loc: Loc) -> Any:
+    for part in loc:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+# How a mapping member of a union is named in "want ...": its required fields, then the optional ones.
+_MAPPING_WANT = {"CniConflist": "a conflist mapping {conflist: FILE, binDir: DIR}"}
+
+
+def _wanted(members: tuple[Any, ...]) -> str:
+    """``builtin, reference, or a conflist mapping {...}``: every value a union field takes."""
+    words: list[str] = []
+    for member in members:
+        while typing.get_origin(member) is typing.Annotated:
+            member = typing.get_args(member)[0]
+        if typing.get_origin(member) is typing.Literal:
+            words += [str(v) for v in typing.get_args(member)]
+        elif _is_model(member):
+            keys = [f.alias or name for name, f in member.model_fields.items()]
+            words.append(_MAPPING_WANT.get(member.__name__, "a mapping {" + ", ".join(f"{k}: ..." for k in keys) + "}"))
+        else:
+            words.append(getattr(member, "__name__", str(member)))
+    return ", ".join(words[:-1]) + f", or {words[-1]}" if len(words) > 2 else " or ".join(words)
+
+
+def _union_problems(path: Loc, errors: list[tuple[dict, str, Loc]], members: tuple[Any, ...],
+                    src: Source) -> list[Problem]:
+    """One union field's errors, from every member pydantic tried, as what the user meant.
+
+    A mapping was meant for the mapping member: its own errors, at their own keys. Anything else
+    (a word misspelt, a number) is one line: what the field takes, and what it got."""
+    value = _value_at(src.data, path)
+    models = {m.__name__ for m in members if _is_model(m)}
+    if isinstance(value, dict) and models:
+        out = []
+        for err, tag, rest in errors:
+            if tag in models:
+                loc = path + rest
+                out.append(Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD,
+                                   _describe({**err, "loc": loc}, src)))
+        if out:
+            return out
+    field = format_path(path) or ROOT_FIELD
+    if value is None:  # YAML null: said as for any other field
+        return [Problem(src.file, src.line_of(path), field, _describe({**errors[0][0], "loc": path}, src))]
+    raw = src.raw.get(path)
+    if isinstance(value, bool):
+        got = f"{raw if raw is not None else str(value).lower()} (a YAML boolean)"
+    elif isinstance(value, (int, float)):
+        got = raw if raw is not None else str(value)
+    elif isinstance(value, str):
+        got = show(value)
+        words = [str(v) for m in members if typing.get_origin(m) is typing.Literal for v in typing.get_args(m)]
+        close = [w for w in words if w.lower() == value.lower()] or difflib.get_close_matches(value, words, n=1)
+        if close:
+            got += f"; did you mean {close[0]!r}?"
+    else:
+        got = yaml_kind(value)
+    return [Problem(src.file, src.line_of(path), field, f"want {_wanted(members)}; got {got}")]
+
+
 def problems_from_validation(exc: ValidationError, src: Source) -> list[Problem]:
-    """Turn every pydantic error into a located Problem, minus those about values the reader already flagged."""
-    out = []
+    """Turn every pydantic error into a located Problem, minus those about values the reader already flagged.
+
+    The errors of a union field (each member's, tagged) become the problems of the one field the user wrote."""
+    out: list[Problem | Loc] = []
+    unions: dict[Loc, tuple[tuple[Any, ...], list[tuple[dict, str, Loc]]]] = {}
     for err in exc.errors(include_url=False):
-        raw_loc = tuple(err["loc"])
-        if src.flagged and any(raw_loc[:n] in src.flagged for n in range(len(raw_loc) + 1)):
+        loc = tuple(p for p in err["loc"] if p != "[key]")
+        split = _union_split(loc)
+        plain = split[0] + split[2] if split else loc  # the path as written, without a member's tag
+        if src.flagged and any(plain[:n] in src.flagged for n in range(len(plain) + 1)):
             continue
-        loc = tuple(p for p in raw_loc if p != "[key]")
+        if split:
+            path, tag, rest, members = split
+            if path not in unions:
+                unions[path] = (members, [])
+                out.append(path)  # its problems go here, in the order pydantic found them
+            unions[path][1].append((err, tag, rest))
+            continue
         out.append(Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, _describe(err, src)))
-    return out
+    problems: list[Problem] = []
+    for item in out:
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            members, errors = unions[item]
+            problems += _union_problems(item, errors, members, src)
+    return problems
 
 
 def topology_error(problems: list[Problem]) -> TopologyError:

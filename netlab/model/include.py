@@ -24,7 +24,7 @@ from typing import Any, Callable, Literal
 from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
-from netlab.model.location import ROOT_FIELD, format_path
+from netlab.model.location import ROOT_FIELD, format_path, show, yaml_kind
 from netlab.model.topology import (LabelKeyQ, LabelValue, Model, Name, Namespace, NetworkPolicy, NetworkPolicySpec,
                                    Topology)
 from netlab.model.yamlsource import Source, parse
@@ -95,6 +95,22 @@ def _problems(exc: ValidationError, src: Source, offset: int) -> list[Problem]:
     return out
 
 
+_TOPOLOGY_SHAPE = "a topology is a mapping (name:, nodes:, pods: ...)"  # yamlsource.parse's words
+_MANIFEST_SHAPE = "a manifest is a mapping (apiVersion:, kind:, metadata:, spec:)"
+
+
+def _kind_problem(src: Source, kind: Any) -> str:
+    """Why a document's ``kind`` cannot be included, in the words of the YAML that was written."""
+    wanted = " or ".join(f"kind: {k}" for k in KINDS)
+    if "kind" not in src.data:
+        return f"missing; an included file needs {wanted}"
+    if kind is None:
+        return f"has no value (null); an included file needs {wanted}"
+    if not isinstance(kind, str):
+        return f"must be {' or '.join(KINDS)}, not {yaml_kind(kind)}"
+    return f"kind {show(kind)} cannot be included; include {' or '.join(KINDS)} manifests"
+
+
 Origin = tuple[str, "int | None", str]  # file, line, field: where an object was written
 
 
@@ -116,17 +132,16 @@ def read_manifests(path: str, shown: str, read: Reader) -> tuple[list[tuple[Netw
     for offset, body in docs:
         try:
             src = parse(body, shown)
-        except TopologyError as exc:
-            problems += [Problem(p.file, p.line + offset if p.line else None, p.field, p.message)
-                         for p in exc.problems]
+        except TopologyError as exc:  # the reader speaks of a topology; this document is a manifest
+            problems += [Problem(p.file, p.line + offset if p.line else None, p.field,
+                                 p.message.replace(_TOPOLOGY_SHAPE, _MANIFEST_SHAPE)) for p in exc.problems]
             continue
         problems += [Problem(p.file, p.line + offset if p.line else None, p.field, p.message) for p in src.problems]
         kind = src.data.get("kind")
         model = KINDS.get(kind) if isinstance(kind, str) else None
         if model is None:
             line = src.lines.get(("kind",), src.lines.get((), 1))
-            problems.append(Problem(shown, (line or 1) + offset, "kind",
-                                    f"kind {kind!r} cannot be included; include NetworkPolicy or Namespace manifests"))
+            problems.append(Problem(shown, (line or 1) + offset, "kind", _kind_problem(src, kind)))
             continue
         try:
             doc = model.model_validate(src.data, by_alias=True, by_name=False)
@@ -156,7 +171,10 @@ def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:
     for match in found:
         real = os.path.realpath(match)
         if os.path.commonpath([real, folder]) != folder:
-            return [], f"{os.path.relpath(match, folder)} leads outside the topology's folder (a symlink); refused"
+            rel = os.path.relpath(match, folder)
+            why = "leads outside the topology's folder (a symlink); refused"
+            # the pattern names the file itself: said once; a glob: which of its files
+            return [], why if os.path.normpath(pattern) == rel else f": {rel} {why}"
         if os.path.isfile(real):
             out.append(real)  # read by its resolved path: what was checked is what is opened
     if not out:
@@ -213,7 +231,8 @@ def _included(topo: Topology, src: Source, read: Reader) -> tuple[Objects, list[
     for i, pattern in enumerate(topo.include):
         matched, why = _matches(folder, pattern)
         if why:
-            problems.append(Problem(src.file, src.line_of(("include", i)), f"include[{i}]", f"{pattern!r} {why}"))
+            sep = "" if why.startswith(":") else " "  # "'*.yaml': a.yaml leads outside ..."
+            problems.append(Problem(src.file, src.line_of(("include", i)), f"include[{i}]", f"{pattern!r}{sep}{why}"))
         files += [m for m in matched if m not in files]
     if len(files) > MAX_FILES:
         return [], problems + [Problem(src.file, src.line_of(("include",)), "include",

@@ -115,7 +115,8 @@ def validate_source(src: Source) -> Topology:
                  for loc, msg in check_topology(topo)]
     topo, cni_problems = resolve_cni_paths(topo, src.file)
     problems += [Problem(src.file, src.line_of(loc), format_path(loc), msg) for loc, msg in cni_problems]
-    topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))  # NetworkPolicies and Namespaces, with their own files' lines
+    # NetworkPolicies and Namespaces, with their own files' lines
+    topo, included = expand_includes(topo, src, lambda path, shown: _decode(_read_file(path), shown))
     problems += included
     if problems:
         raise topology_error(problems)

@@ -189,7 +189,8 @@ class CniConflist(Model):
 
 
 class Network(Model):
-    mode: Literal["vxlan", "host-gw"] = Field("vxlan", description="vxlan (Flannel-style overlay) or host-gw (static routes).")
+    mode: Literal["vxlan", "host-gw"] = Field("vxlan",
+                                             description="vxlan (Flannel-style overlay) or host-gw (static routes).")
     vxlan: VxlanSettings = VxlanSettings()
     underlay: Underlay = Underlay()
     cni: Literal["builtin", "reference"] | CniConflist = Field(
@@ -250,7 +251,8 @@ class Service(Model):
                                                    "<name>.<namespace>.svc.cluster.local.")
     selector: dict[LabelKey, LabelValue] = Field({}, description="Pods whose labels match are the endpoints.")
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    cluster_ip: Ip | None = Field(None, alias="clusterIP", description="Allocated from cluster.serviceCIDR when absent.")
+    cluster_ip: Ip | None = Field(None, alias="clusterIP",
+                                  description="Allocated from cluster.serviceCIDR when absent.")
     session_affinity: Literal["None", "ClientIP"] = Field("None", alias="sessionAffinity")
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")

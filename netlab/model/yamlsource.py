@@ -202,7 +202,8 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
             value: Any = done.value
         else:
             if event.anchor:
-                raise _Fail(line, _where(stack), f"YAML anchor &{clip(event.anchor)} is not allowed; write the value out")
+                raise _Fail(line, _where(stack),
+                            f"YAML anchor &{clip(event.anchor)} is not allowed; write the value out")
             if event.tag is not None and event.tag != "!":
                 raise _Fail(line, _where(stack), f"YAML tag {clip(event.tag)} is not allowed; remove it")
             parent = stack[-1] if stack else None

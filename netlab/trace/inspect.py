@@ -23,7 +23,7 @@ from netlab.kernel import conntrack, iptables, netns as nsmod, nft
 from netlab.realize import nftables as nftlisting
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
-from netlab.trace.sections import NFT_TABLES, SECTIONS
+from netlab.trace.sections import NFT_TABLES, SECTIONS, section_names
 
 LAB_CHAIN = re.compile(r"^(KUBE-|FLANNEL-|NETLAB-)")
 RULE = re.compile(r"^(\[\d+:\d+\] )?-A (\S+)(.*)$")
@@ -33,18 +33,18 @@ SYSCTLS = ("net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.ipv
 def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | None = None) -> dict[str, Any]:
     """What the tutorials show for one namespace, as plain data.
 
-    ``sections`` (names of :data:`SECTIONS`): only those are read; None reads
-    all of them and the sysctls. Conntrack is summarised; its entries are
-    listed only when ``conntrack`` is asked for by name.
+    ``sections`` (names of :data:`SECTIONS`, or their keys, :data:`ALIASES`):
+    only those are read; None reads all of them. Conntrack is summarised; its
+    entries are listed only when ``conntrack`` is asked for by name.
     """
-    want = set(SECTIONS) if sections is None else set(sections)
+    want = set(SECTIONS) if sections is None else set(section_names(sections))
     unknown = want - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown inspect sections: {sorted(unknown)}")
     data: dict[str, Any] = {"netns": netns, "what": lab.where(netns) if lab else netns}
     if want & {"links", "addrs", "routes", "neigh", "fdb", "bridge"}:
         data.update(_links_and_tables(netns, lab, want))
-    if sections is None:
+    if "sysctls" in want:
         with nsmod.entered(netns):
             data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
     unreadable: dict[str, str] = {}

@@ -1,0 +1,85 @@
+"""netlab inspect -s takes every section its output has, by its name or by its key in -o json
+(sysctls and cni too), and --help and the error of an unknown name say them all."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import pytest
+from click.testing import CliRunner
+from cli_inprocess import run_cli
+
+from netlab import api
+from netlab.api import results as R
+from netlab.cli import cli
+from netlab.cli.trace import _inspect_sections, render_inspect
+from netlab.errors import UsageError
+from netlab.kernel import netns as nsmod
+from netlab.trace import inspect as tinspect
+from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, SECTIONS, section_names
+
+NOT_SECTIONS = {"lab", "name", "netns", "what", "unreadable"}  # who and where, and why a section is empty
+
+
+def output_keys() -> list[str]:
+    return [f.name for f in dataclasses.fields(R.Inspection) if f.name not in NOT_SECTIONS]
+
+
+@pytest.mark.parametrize("key", output_keys())
+def test_every_key_of_the_output_names_the_section_that_fills_it(key):
+    (name,) = section_names([key])
+    assert SECTIONS.get(name, name) == key
+    assert _inspect_sections(None, None, (key,)) == (name,)
+
+
+def test_old_names_and_keys_mix_in_order_once_each():
+    assert _inspect_sections(None, None, ("addresses,neigh", "sysctls", "addrs", " bridge_ports ")) == \
+        ("addrs", "neigh", "sysctls", "bridge")
+
+
+def test_help_and_error_say_every_name():
+    out = " ".join(CliRunner().invoke(cli, ["inspect", "--help"]).output.split())
+    for name in (*INSPECT_SECTIONS, *ALIASES):
+        assert name in out, name
+    res = run_cli("inspect", "node-1", "-s", "sysctls,bogus,cni")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    error = res.stderr.splitlines()[-1]
+    assert "bogus: want some of" in error and "sysctls" not in error.split("want some of")[0]
+    for name in (*INSPECT_SECTIONS, *ALIASES):
+        assert name in error.split("want some of")[1], name
+
+
+def test_the_api_says_the_names_too():
+    with pytest.raises(UsageError, match=r"unknown section bogus: want some of .*sysctls.*bridge_ports"):
+        api.Lab("x").inspect("n1", ["routes", "bogus"])
+
+
+def test_sysctls_alone_are_read_alone(monkeypatch):
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def enter(netns):
+        entered.append(netns)
+        yield
+
+    monkeypatch.setattr(nsmod, "entered", enter)
+    monkeypatch.setattr(nsmod, "read_sysctl_here", lambda key: "1")
+    monkeypatch.setattr(tinspect, "_links_and_tables", lambda *a: pytest.fail("no netlink wanted"))
+    data = tinspect.inspect("x-n1", None, ["sysctls"])
+    assert set(data) == {"netns", "what", "sysctls"} and entered == ["x-n1"]
+    assert set(data["sysctls"]) == set(tinspect.SYSCTLS)
+    text = render_inspect({"lab": "x", "name": "n1", **data})
+    assert "sysctls   $ ip netns exec x-n1 sysctl" in text and "net.ipv4.ip_forward = 1" in text
+
+
+def test_keys_read_their_sections(monkeypatch):
+    asked: list[set[str]] = []
+
+    def tables(netns, lab, want):
+        asked.append(set(want))
+        return {}
+
+    monkeypatch.setattr(tinspect, "_links_and_tables", tables)
+    tinspect.inspect("x-n1", None, ["addresses", "neighbours", "bridge_ports"])
+    assert asked == [{"addrs", "neigh", "bridge"}]
