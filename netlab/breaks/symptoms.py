@@ -23,7 +23,7 @@ from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.netpol import Peer, lab_peer, policy_set
 from netlab.probe.matrix import probe_ports
-from netlab.workload.ports import pod_echo_ports
+from netlab.model.echo_ports import pod_echo_ports
 
 Verdict = str  # "fail" | "pass" | "any"
 

@@ -38,13 +38,18 @@ def validate(topology: str | None, output: str) -> None:
                                                       "message": p.message} for p in cni_problems]})
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
+    from netlab.model.endpoints import service_notes
+
+    notes = service_notes(lab)  # valid, and probably not meant: said, not refused
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services), "added": {"pods": loaded.added_pods,
-                                                             "services": loaded.added_services}})
+                                                             "services": loaded.added_services}, "notes": notes})
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
+        for line in notes:
+            click.echo(f"netlab: note: {line}", err=True)
 
 
 def cni_check(loaded) -> list[Problem]:

@@ -206,10 +206,11 @@ class Lab:
         return found[0] if len(found) == 1 else None
 
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:
-        """Pods backing one Service port: labels match the selector and the pod serves targetPort.
+        """Pods backing one Service port: every pod of the Service's namespace whose labels match the selector.
 
-        Like the EndpointSlice controller: only pods of the Service's namespace, and a
-        Service with an empty selector has no endpoints. Sorted by pod IP so rule order is stable.
+        Like the EndpointSlice controller: a numeric targetPort makes every such pod an endpoint, whether or
+        not it declares the port (model/endpoints.py says when one does not), and a Service with an empty
+        selector has none. Sorted by pod IP so rule order is stable.
         """
         if not svc.selector:
             return []
@@ -218,7 +219,7 @@ class Lab:
             (p, target)
             for p in self.pods
             if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
-            and all(p.spec.labels.get(k) == v for k, v in svc.selector.items()) and (target, port.protocol) in p.ports
+            and all(p.spec.labels.get(k) == v for k, v in svc.selector.items())
         ]
         return sorted(out, key=lambda item: item[0].ip)
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from netlab.model.lab import DEFAULT_ECHO_PORT
 from netlab.probe.policy import policy_judge
-from netlab.workload.ports import pod_echo_ports
+from netlab.model.echo_ports import pod_echo_ports
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -148,7 +148,7 @@ def endpoints(lab: "Lab") -> dict[str, Endpoint]:
 def echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
     """(port, PROTOCOL) where netlab's echo server listens in this pod: every container
     without a ``command`` serves its declared ports (8080/TCP if it declares none) and
-    the UDP twin of each TCP port (one rule with the containers: workload/ports.py)."""
+    the UDP twin of each TCP port (one rule with the containers: model/echo_ports.py)."""
     return pod_echo_ports(pod)
 
 

@@ -78,13 +78,20 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
 
 
 def _hints(lab: Lab, results: list[Result]) -> list[str]:
-    """Where a node's bridge let through the pod-to-pod flows a NetworkPolicy denies (bridge-nf-call-iptables 0)."""
+    """Why some failures were to be expected: a Service whose endpoints do not serve its port (or that has
+    none), where its probes failed; where a node's bridge let through the pod-to-pod flows a NetworkPolicy
+    denies (bridge-nf-call-iptables 0)."""
+    from netlab.model.endpoints import service_notes
+
+    failed = {f"service {r.probe.svc.namespace}/{r.probe.svc.service.split('/')[-1]} port " for r in results
+              if r.problems and r.probe.svc is not None}
+    out = [note for note in service_notes(lab) if note.startswith(tuple(failed))] if failed else []
     opened = [(r.probe.source.name, r.probe.destination.name, r.probe.proto, r.probe.port) for r in results
               if r.obs.reached and not r.probe.expected and r.probe.svc is None
               and r.probe.source.kind == r.probe.destination.kind == "pod"]
     if not opened or not lab.topo.network_policies:
-        return []
-    return bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
+        return out
+    return out + bypass.hints(lab, opened, bypass.unfiltered_nodes(lab))
 
 
 def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Result]:

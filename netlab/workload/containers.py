@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING
 
 from netlab.realize.state_dir import lab_dir
-from netlab.workload import ports
+from netlab.model import echo_ports as ports
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -37,7 +37,7 @@ def log_path(lab_name: str, pod: str, container: str) -> str:
 
 
 def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
-    """Ports the built-in echo server of this container listens on (see workload/ports.py)."""
+    """Ports the built-in echo server of this container listens on (see model/echo_ports.py)."""
     return ports.echo_ports(pod.containers, container)
 
 

@@ -317,3 +317,31 @@ def _lab_model(lab):
     from netlab.model.lab import resolve
 
     return resolve(load_topology(lab["path"]))
+
+
+def test_a_selected_pod_that_does_not_serve_the_port_is_an_endpoint_all_the_same(labs):
+    """The EndpointSlice controller makes every pod the selector matches an endpoint of a numeric targetPort;
+    netlab left out the ones that declare no such port, so its kube-proxy rules were not a real node's. Now the
+    pod gets its share (its refusals show in probe), and up and probe say why."""
+    name = labs.name("ep")
+    _, proc = labs.up(f"""name: {name}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: a, node: n1, labels: {{app: a}}}}
+  - {{name: b, node: n1, labels: {{app: a}}, containers: [{{name: c, command: [sleep, infinity]}}]}}
+services:
+  - {{name: s, selector: {{app: a}}, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    note = ("service default/s port 80/TCP: endpoint b declares no 8080/TCP: kube-proxy sends it its share of the "
+            "connections anyway, and nothing listens there")
+    assert f"netlab: warning: {note}" in proc.stderr, proc.stderr
+    nat = in_netns(f"{name}-n1", "iptables-save", "-t", "nat", check=True).stdout
+    assert "-j DNAT --to-destination 10.244.0.3:8080" in nat, nat  # b's, beside a's 10.244.0.2:8080
+    refused = 0
+    for _ in range(20):  # each connection takes an endpoint at random: b's are refused
+        refused += in_netns(f"{name}-a", "python3", "-c", "import socket; socket.create_connection("
+                            "('10.96.0.11', 80), timeout=2)").returncode != 0
+    assert 0 < refused < 20, refused
+    probe = netlab("probe", "--lab", name, "--proto", "tcp", "-o", "json", check=False)
+    report = json.loads(probe.stdout)
+    assert probe.returncode == 1 and any(h.startswith(note) for h in report["hints"]), report["hints"]

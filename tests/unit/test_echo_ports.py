@@ -1,10 +1,10 @@
-"""The echo server's ports (workload/ports.py) and how it tells an HTTP request from a plain client (no root)."""
+"""The echo server's ports (model/echo_ports.py) and how it tells an HTTP request from a plain client (no root)."""
 
 from __future__ import annotations
 
 from netlab.model.topology import Container
 from netlab.workload.echo import classify, head_complete, http_response
-from netlab.workload.ports import echo_ports
+from netlab.model.echo_ports import echo_ports
 
 
 def c(name: str, *ports: tuple[int, str], command: list[str] | None = None) -> Container:

@@ -212,8 +212,9 @@ def test_no_distribution_without_echo_servers_says_so():
     plan = svcs.build(resolve(Topology.model_validate(data)))
     assert not plan.distributions
     assert any(n.startswith("svc/web: distribution not checked") for n in plan.notes)
-    # Its pods no longer declare 5353/UDP: no endpoints, so probed and expected refused (kube-proxy's REJECT).
-    assert by(plan, "echo-udp") and not any(p.expected for p in by(plan, "echo-udp"))
+    # Its pods no longer declare 5353/UDP, and are its endpoints all the same (the EndpointSlice controller's
+    # rule): their own command serves it, if anything does, so it is not probed, and said so.
+    assert not by(plan, "echo-udp") and any(n.startswith("svc/echo-udp udp/53: not probed") for n in plan.notes)
     assert by(plan, "web")[0].echo is False
 
 

@@ -1,6 +1,6 @@
 """Which ports netlab's echo server listens on in a pod: one rule for the containers and the prober.
 
-Pure (the model only): workload.lifecycle starts the servers with it, and
+Pure: workload.lifecycle starts the servers with it, model.endpoints says with it which endpoints answer, and
 probe.matrix decides with it which probes an echo server answers.
 
 - A container without ``command`` runs the echo server on its declared ports,
@@ -17,9 +17,10 @@ probe.matrix decides with it which probes an echo server answers.
   that container's port, and taking it would make one of them fail with
   "Address already in use".
 
-The twin is not a declared port: Services pick endpoints by declared
-(port, protocol) only (model.lab.PodInfo.ports), and the default probe matrix
-probes declared ports; an ``expect:`` entry may probe a twin like any port.
+The twin is not a declared port: the default probe matrix probes declared
+ports; an ``expect:`` entry may probe a twin like any port. A Service's
+endpoints are the pods its selector matches, declared port or not
+(model.lab.Lab.endpoints), and a UDP Service's traffic to a twin is answered.
 """
 
 from __future__ import annotations

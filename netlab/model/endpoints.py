@@ -1,0 +1,41 @@
+"""Whether a Service's endpoints will answer its traffic, said before the lab is up (pure: the model only).
+
+The EndpointSlice controller makes every ready pod the selector matches an
+endpoint of a numeric ``targetPort``, whether or not a container declares
+that port (``containerPort`` is informational in Kubernetes): kube-proxy
+sends such a pod its share of the connections, and the pod refuses them. A
+selector that matches no pod leaves the Service without endpoints: kube-proxy
+rejects its connections (KUBE-SVC-... holds no endpoint; the filter table's
+REJECT). Both are legal and both are usually a mistake, so ``validate`` and
+``up`` say so, as notes, and go on.
+"""
+
+from __future__ import annotations
+
+from netlab.model.lab import Lab
+from netlab.model.echo_ports import pod_echo_ports
+
+
+def service_notes(lab: Lab) -> list[str]:
+    """One line per Service port whose endpoints will not answer, or that has none."""
+    out = []
+    for svc in lab.services:
+        if not svc.selector:
+            continue  # endpoints managed elsewhere (a Service without a selector): nothing to say
+        for port in svc.ports:
+            eps = lab.endpoints(svc, port)
+            name = f"service {svc.namespace}/{svc.name} port {port.port}/{port.protocol}"
+            if not eps:
+                labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
+                out.append(f"{name}: no pod of namespace {svc.namespace} has the labels {labels}: no endpoints, "
+                           f"so kube-proxy rejects its connections")
+                continue
+            # what a pod serves: its declared ports, and the UDP twins its echo server answers on too
+            deaf = [p.name for p, target in eps if (target, port.protocol) not in set(p.ports) | pod_echo_ports(p)]
+            if deaf:
+                target = port.target_port or port.port
+                which = f"endpoints {', '.join(deaf)} declare" if len(deaf) > 1 else f"endpoint {deaf[0]} declares"
+                out.append(f"{name}: {which} no {target}/{port.protocol}: kube-proxy sends "
+                           f"{'them' if len(deaf) > 1 else 'it'} its share of the connections anyway, and nothing "
+                           f"listens there (declare the port, or serve it with a command)")
+    return out

@@ -1,0 +1,61 @@
+"""A Service's endpoints are the pods its selector matches, declared port or not, as the EndpointSlice controller
+makes them for a numeric targetPort; validate and up say when one will not answer (no root)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from netlab.cli import cli
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.plan import services
+from netlab.model.endpoints import service_notes
+
+TOPO = {"name": "ep", "nodes": [{"name": "n1"}],
+        "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}},  # netlab's echo server: 8080/TCP and UDP
+                 {"name": "b", "node": "n1", "labels": {"app": "a"},
+                  "containers": [{"name": "c", "command": ["sleep", "infinity"], "ports": [{"containerPort": 9090}]}]}],
+        "services": [{"name": "s", "selector": {"app": "a"}, "ports": [{"port": 80, "targetPort": 8080}]},
+                     {"name": "u", "selector": {"app": "a"}, "ports": [{"port": 80, "targetPort": 8080,
+                                                                        "protocol": "UDP"}]},
+                     {"name": "none", "selector": {"app": "zz"}, "ports": [{"port": 80}]}]}
+
+
+def lab_of(data: dict):
+    return resolve(Topology.model_validate(data))
+
+
+def test_every_selected_pod_is_an_endpoint_whatever_it_declares():
+    lab = lab_of(TOPO)
+    idx = services.endpoint_index(lab)
+    for svc in lab.services:
+        for port in svc.ports:
+            assert idx[(svc.namespace, svc.name, port.port, port.protocol)] == lab.endpoints(svc, port)
+    s = next(svc for svc in lab.services if svc.name == "s")
+    assert [(p.name, target) for p, target in lab.endpoints(s, s.ports[0])] == [("a", 8080), ("b", 8080)]
+
+
+def test_notes_name_the_endpoint_that_will_not_answer_and_the_service_without_any():
+    notes = service_notes(lab_of(TOPO))
+    assert notes == [
+        "service default/s port 80/TCP: endpoint b declares no 8080/TCP: kube-proxy sends it its share of the "
+        "connections anyway, and nothing listens there (declare the port, or serve it with a command)",
+        # a's echo server answers UDP on its TCP port (the UDP twin): only b is said
+        "service default/u port 80/UDP: endpoint b declares no 8080/UDP: kube-proxy sends it its share of the "
+        "connections anyway, and nothing listens there (declare the port, or serve it with a command)",
+        "service default/none port 80/TCP: no pod of namespace default has the labels app=zz: no endpoints, so "
+        "kube-proxy rejects its connections"]
+    served = dict(TOPO, services=TOPO["services"][:1], pods=TOPO["pods"][:1])
+    assert service_notes(lab_of(served)) == []
+
+
+def test_validate_says_the_notes_and_still_passes(tmp_path):
+    path = tmp_path / "ep.yaml"
+    path.write_text(yaml.safe_dump(TOPO))
+    text = CliRunner().invoke(cli, ["validate", "-t", str(path)])
+    assert text.exit_code == 0 and "netlab: note: service default/none port 80/TCP: no pod" in text.output
+    data = json.loads(CliRunner().invoke(cli, ["validate", "-t", str(path), "-o", "json"]).stdout)
+    assert data["valid"] and len(data["notes"]) == 3
