@@ -95,6 +95,8 @@ class Lab:
         from netlab.api.topology import load
 
         loaded = load(topology, name)
+        if not reconfigure:
+            _refuse_replacing(loaded)  # as `up` would (it checks again), in an API caller's words
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
 
     @classmethod
@@ -102,9 +104,12 @@ class Lab:
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
         from netlab.probe.neighbours import neighbour_budget_warning
+        from netlab.model.endpoints import service_notes
 
+        if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
+            _refuse_replacing(loaded)
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
-        warnings = list(done.warnings)
+        warnings = list(done.warnings) + service_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)
@@ -247,6 +252,7 @@ class Lab:
         """
         from netlab.api import reach as reach_mod
 
+        reach_mod.check_port("port", port)  # before the lab's state is read: a usage error, whatever the lab
         result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
         return from_json(R.ProbeResult, result.to_json())
 
@@ -259,9 +265,14 @@ class Lab:
         ``.lost``: where and why it disappeared. Kept in :attr:`traces` (the
         last few), which the pytest plugin saves when a test fails. ``size``:
         the packet's size with DF set (as ``ping -M do -s``); ``sport``: the
-        source port of a TCP/UDP packet (0: any).
+        source port of a TCP/UDP packet (0: any). A ``port`` without ``proto`` is
+        TCP (UDP when ``dst`` serves that port over UDP only).
         """
+        from netlab.api.reach import check_port
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
+
+        check_port("port", port)
+        check_port("sport", sport, zero_ok=True)
 
         result = run(self.model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress,
                      size=size, sport=sport)
@@ -365,6 +376,25 @@ class Lab:
 
 
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for
+
+
+def _refuse_replacing(loaded: Loaded) -> None:
+    """Another topology with a running lab's name would replace that lab: refused, saying where each came from
+    (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
+    from netlab.api.views import BUILT_IN, DICT_SOURCE, source_label
+    from netlab.errors import display_path
+    from netlab.realize.state import load_state, replaces
+
+    state = load_state(loaded.lab.name)
+    if state is None or not replaces(state, loaded.source):
+        return
+
+    def words(origin: str) -> str:
+        return {BUILT_IN: "the built-in default", DICT_SOURCE: "a dict"}.get(origin) or display_path(origin)
+
+    raise UsageError(f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has "
+                     "the same name: it would replace that lab; give it another name (name=...), or pass "
+                     "reconfigure=True to replace the running lab")
 
 
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:

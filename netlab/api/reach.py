@@ -19,6 +19,17 @@ from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_p
 from netlab.probe.judge import Result as ProbeOutcome
 
 PROTOS = ("icmp", "tcp", "udp")
+PORT_RANGE = (1, 65535)
+
+
+def check_port(what: str, port: int | None, zero_ok: bool = False) -> None:
+    """A UsageError for a port outside 1-65535 (0 too when ``zero_ok``: "any"), before anything is sent."""
+    if port is None or (zero_ok and port == 0 and not isinstance(port, bool)):
+        return
+    low, high = PORT_RANGE
+    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= high:
+        extra = " (0: any)" if zero_ok else ""
+        raise UsageError(f"{what} {port!r} is not in the range {low}-{high}{extra}")
 
 
 def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | None = None,
@@ -26,6 +37,7 @@ def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | No
     """Send one probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``) and judge it."""
     if proto is not None and proto not in PROTOS:
         raise UsageError(f"proto {proto!r}: want one of {', '.join(PROTOS)}")
+    check_port("port", port)
     if proto == "icmp" and port is not None:
         raise UsageError("an ICMP probe has no port")
     eps = endpoints(lab)
@@ -51,6 +63,10 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
         served = [p for p, protocol in pod.ports if protocol == "TCP"] if pod else []
         if destination.kind == "host":
             proto, port = "tcp", port or ECHO_PORT
+        elif port is not None:  # a port means TCP, or UDP where the pod serves it over UDP only (as trace)
+            over = {protocol for p, protocol in [*(pod.ports if pod else []), *(echo_ports(pod) if pod else [])]
+                    if p == port}
+            proto = "udp" if over == {"UDP"} else "tcp"
         elif served:
             proto, port = "tcp", port or served[0]
         else:

@@ -7,6 +7,7 @@ nothing here changes anything.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from netlab.model.topology import Service
 from netlab.plan.services import service_ports
 from netlab.realize.state import LabState, StateCorrupt, iter_states
 from netlab.workload.lifecycle import container_argv
-from netlab.workload.ports import echo_ports
+from netlab.model.echo_ports import echo_ports
 from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import proc_of, task_of
 
@@ -41,8 +42,31 @@ def labs() -> tuple[LabInfo, ...]:
             continue
         topo = st.topology
         rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
-                            pods=len(topo.get("pods", [])), source=st.source or "built-in default"))
+                            pods=len(topo.get("pods", [])), source=source_label(st)))
     return tuple(rows)
+
+
+BUILT_IN = "built-in default"
+DICT_SOURCE = "<dict>"  # netlab.api.topology.DICT_SOURCE: a topology given as a dict (API, pytest plugin)
+
+
+def source_label(st: LabState) -> str:
+    """Where a running lab's topology came from: its file; else (the state keeps no file for either) the
+    built-in default when the saved topology is the default's, whatever its name, or ``<dict>``: a dict
+    given to the API or the pytest plugin."""
+    if st.source:
+        return st.source
+    mine = {k: v for k, v in st.topology.items() if k != "name"}
+    return BUILT_IN if mine == _default_topology() else DICT_SOURCE
+
+
+@functools.lru_cache(maxsize=1)
+def _default_topology() -> dict[str, Any]:
+    """The built-in default topology without its name, as ``up`` saves a topology in the lab's state."""
+    from netlab.api.topology import load
+
+    saved = load(None).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {k: v for k, v in saved.items() if k != "name"}
 
 
 # --- pods ------------------------------------------------------------------------------

@@ -53,9 +53,11 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.argument("src", shell_complete=complete_names)
 @click.argument("dst", shell_complete=complete_targets)
 @click.option("--proto", type=click.Choice(["icmp", "tcp", "udp"]), default=None,
-              help="Protocol of the marked packet. Default: the Service port's protocol for svc/NAME, else icmp.")
+              help="Protocol of the marked packet. Default: the Service port's protocol for svc/NAME; with "
+                   "--port, tcp (udp when DST serves that port over UDP only); else icmp.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
-              help="Destination port (tcp/udp). Default: the Service's first port, or the pod's served port.")
+              help="Destination port (tcp/udp; without --proto it means tcp, or udp when DST serves that port "
+                   "over UDP only). Default: the Service's first port, or the pod's served port.")
 @click.option("--timeout", type=click.FloatRange(0.1, 30), default=1.0, show_default=True,
               help="Seconds to wait for the reply.")
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),

@@ -50,9 +50,13 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
     ``sport``: TCP or UDP from that source port."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
+    if proto == "icmp" and port is not None:
+        raise UsageError("an ICMP echo has no port; give --proto tcp|udp with --port (a port alone means TCP)")
     src = resolve_source(lab, src_name)
     dst = resolve_target(lab, dst_spec, proto, port, src)
-    proto = proto or dst.proto or "icmp"
+    # A port without a protocol is TCP (as reach takes it), or what the destination serves on it: a pod's
+    # UDP-only port, a Service's or nodePort's protocol (resolve_target); no port and no protocol: a ping.
+    proto = proto or dst.proto or ("tcp" if port is not None else "icmp")
     port = dst.port if proto != "icmp" else None
     if size and proto != "icmp":
         raise UsageError("--size makes an ICMP echo of that size; it takes no --proto tcp/udp")

@@ -22,7 +22,7 @@ from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
 from netlab.trace.flow import is_ip
 from netlab.trace.labmap import LabMap
-from netlab.workload.ports import pod_echo_ports
+from netlab.model.echo_ports import pod_echo_ports
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         return _service_target(lab, spec.split("/", 1)[1], proto, port, src)
     for p in lab.pods:
         if p.name == spec or str(p.ip) == spec:
-            return Endpoint(p.name, "pod", str(p.ip), p.netns, port=_pod_port(p, proto, port))
+            return Endpoint(p.name, "pod", str(p.ip), p.netns, port=_pod_port(p, proto, port),
+                            proto=_pod_proto(p, proto, port))
     for n in lab.nodes:
         if n.name == spec or str(n.ip) == spec:
             return _node_target(lab, n.name, str(n.ip), n.netns, proto, port)
@@ -113,6 +114,15 @@ def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:
     if not served:  # netlab's echo server answers UDP on the pod's TCP ports too (its UDP twins)
         served = sorted(p for p, pr in pod_echo_ports(pod) if pr.lower() == proto)
     return served[0] if served else None
+
+
+def _pod_proto(pod: Any, proto: str | None, port: int | None) -> str | None:
+    """A port without a protocol: TCP (as ``reach`` and ``validate`` take it), or UDP when the pod serves that
+    port over UDP only (a ``protocol: UDP`` port); None when a protocol was given or there is no port."""
+    if proto is not None or port is None:
+        return None
+    served = {pr.lower() for p, pr in [*pod.ports, *pod_echo_ports(pod)] if p == port}
+    return "udp" if served == {"udp"} else "tcp"
 
 
 def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:

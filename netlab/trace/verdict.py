@@ -35,15 +35,20 @@ def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> Non
         if hit:
             p = min(hit, key=lambda p: p.ts)
             bits = []
+            outer_ttl = p.outer.get("ttl") if p.outer else None
             if p.outer:
                 bits.append(f"outer {p.outer['src']}:{p.outer['sport']} → {p.outer['dst']}:{p.outer['dport']} "
                             f"VNI {p.outer['vni']}")
-            if p.ttl is not None:
-                bits.append(f"ttl {p.ttl}")
+                if outer_ttl is not None:
+                    bits.append(f"outer ttl {outer_ttl}")
+            if p.ttl is not None:  # the packet's own (the inner) header's TTL
+                bits.append(f"{'inner ' if p.outer else ''}ttl {p.ttl}")
             hop.evidence = ", ".join(bits) or None
             hop.facts["seen_at"] = p.ts
             if p.outer:
                 hop.facts["outer_sport"] = p.outer["sport"]
+                if outer_ttl is not None:
+                    hop.facts["outer_ttl"] = outer_ttl
             if p.ttl is not None:
                 hop.facts["ttl"] = p.ttl
 

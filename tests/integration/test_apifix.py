@@ -1,0 +1,92 @@
+"""Real labs (root): a port alone is TCP (or the pod's UDP-only port), ports are range-checked, a dict lab
+is listed as <dict>, and the VXLAN row's TTLs are the outer's and the inner's.
+
+Every lab is tiny, named fxe + 5 hex digits, and always taken down (the ``labs`` fixture checks nothing of
+it is left, and that the host's namespace did not change).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import yaml
+
+from helpers import netlab, two_node_topology
+from netlab import Lab
+from netlab.errors import UsageError
+
+pytestmark = pytest.mark.root
+
+# fedora-2 serves 5353 over UDP only, and 8080 over TCP (with the echo server's UDP twin).
+UDP_POD = "ip: 10.244.1.3, containers: [{name: s, ports: [{containerPort: 5353, protocol: UDP}, " \
+          "{containerPort: 8080}]}]}"
+
+
+def fxe_name(labs) -> str:
+    name = f"fxe{uuid.uuid4().hex[:5]}"
+    labs.names.append(name)  # the fixture takes it down
+    return name
+
+
+def trace_json(lab: str, *args: str) -> dict:
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_trace_port_range_and_ttls_on_a_real_lab(labs):
+    lab = fxe_name(labs)
+    labs.up(two_node_topology(lab, pods_per_node=1).replace("ip: 10.244.1.3}", UDP_POD))
+
+    # 1. a port without --proto: TCP, or UDP to a port the pod serves over UDP only; delivered either way
+    tcp = trace_json(lab, "fedora-1", "fedora-2", "--port", "8080")
+    assert (tcp["proto"], tcp["port"], tcp["delivered"]) == ("tcp", 8080, True), tcp["lost"]
+    udp = trace_json(lab, "fedora-1", "fedora-2", "--port", "5353")
+    assert (udp["proto"], udp["port"], udp["delivered"]) == ("udp", 5353, True), udp["lost"]
+    refused = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--proto", "icmp", "--port", "80", check=False)
+    assert refused.returncode == 2 and "ICMP echo has no port" in refused.stderr
+    api = Lab.attach(lab)
+    assert api.trace("fedora-1", "fedora-2", port=8080).proto == "tcp"
+
+    # 2. a port out of range: a usage error, before anything is sent
+    for port in (0, 70000):
+        with pytest.raises(UsageError, match=f"port {port} is not in the range 1-65535"):
+            api.reach("fedora-1", "fedora-2", proto="tcp", port=port)
+        with pytest.raises(UsageError, match=f"port {port} is not in the range 1-65535"):
+            api.trace("fedora-1", "fedora-2", proto="tcp", port=port)
+    with pytest.raises(UsageError, match="sport 70000 is not in the range"):
+        api.trace("fedora-1", "fedora-2", proto="tcp", port=8080, sport=70000)
+    assert api.reach("fedora-1", "fedora-2", port=8080).protocol == "tcp"
+
+    # 4. the VXLAN rows: the outer header's TTL (64, as sent by the node) and the inner one's (63: one router)
+    ping = trace_json(lab, "fedora-1", "fedora-2")
+    vxlan = [h for h in ping["hops"] if h["evidence"] and h["evidence"].startswith("outer ")]
+    assert vxlan, [h["evidence"] for h in ping["hops"]]
+    for h in vxlan:
+        assert h["evidence"].endswith(", outer ttl 64, inner ttl 63"), h["evidence"]
+        assert (h["facts"]["outer_ttl"], h["facts"]["ttl"]) == (64, 63)
+
+
+def test_a_lab_from_a_dict_is_listed_as_a_dict(labs, tmp_path):
+    name = fxe_name(labs)
+    topology = yaml.safe_load(two_node_topology(name, pods_per_node=1))
+    topology["nodes"], topology["pods"] = topology["nodes"][:1], topology["pods"][:1]
+    lab = Lab.up(topology)
+    try:
+        listed = {row["lab"]: row for row in json.loads(netlab("list", "-o", "json").stdout)}
+        assert listed[name]["source"] == "<dict>"
+        table = next(line for line in netlab("list").stdout.splitlines() if line.startswith(name + " "))
+        assert table.split()[-1] == "<dict>"
+        path = tmp_path / "same.yaml"
+        path.write_text(yaml.safe_dump(topology))
+        with pytest.raises(UsageError) as err:  # another topology with the running lab's name
+            Lab.up(str(path))
+        assert f"lab {name} is up from a dict, and {path} has the same name" in str(err.value)
+        assert "pass reconfigure=True" in str(err.value)
+        cli = netlab("up", "-t", str(path), check=False)
+        assert cli.returncode == 2 and "built-in default or a dict (no file)" in cli.stderr
+        assert "--reconfigure" in cli.stderr
+    finally:
+        lab.down()
