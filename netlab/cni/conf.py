@@ -89,8 +89,10 @@ def container_id(lab: Lab, pod: PodInfo, run_id: str) -> str:
 
 
 def cni_args(pod: PodInfo, cid: str) -> list[tuple[str, str]]:
-    """CNI_ARGS as the kubelet's runtime sets them; IP= asks static IPAM for the planned address."""
-    return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", "default"), ("K8S_POD_NAME", pod.name),
+    """CNI_ARGS as the kubelet's runtime sets them (the pod's Kubernetes namespace and name, its sandbox id);
+    IP= asks static IPAM for the planned address. No K8S_POD_UID: a lab's pods have no API object to take it
+    from."""
+    return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", pod.spec.namespace), ("K8S_POD_NAME", pod.name),
             ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(pod.ip))]
 
 

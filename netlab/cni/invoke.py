@@ -8,8 +8,8 @@ a non-zero exit, an error object ``{"code", "msg", "details"}``.
 A runtime runs plugins in the host's network namespace; in a lab the node's
 namespace is the host, so the plugin starts there (the child enters it with
 setns between fork and exec, through netlab.kernel.netns) and reaches the
-pod's namespace through CNI_NETNS, as it would on a real node. Every call has a deadline: a plugin that hangs is killed with
-its whole process group.
+pod's namespace through CNI_NETNS, as it would on a real node. Every call has a deadline
+(``NETLAB_CNI_TIMEOUT``, read when a lab's plugins run): a plugin that hangs is killed with its whole process group.
 """
 
 from __future__ import annotations
@@ -24,11 +24,38 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.netns import entered
 
-TIMEOUT = float(os.environ.get("NETLAB_CNI_TIMEOUT", "20"))
+TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
+DEFAULT_TIMEOUT = 20.0  # seconds one plugin call may take
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def timeout_problem(value: str | None) -> str | None:
+    """Why ``value`` (NETLAB_CNI_TIMEOUT's text) is no deadline (None: it is one, or it is unset)."""
+    if value is None or value.strip() == "":
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if seconds > 0 and seconds != float("inf"):  # nan and inf fail too
+        return None
+    return f"{TIMEOUT_VAR}={value!r}: it takes a positive number of seconds (such as 20 or 2.5), the deadline of " \
+           f"each CNI plugin call; unset it for {DEFAULT_TIMEOUT:g} s"
+
+
+def cni_timeout(lenient: bool = False) -> float:
+    """The deadline of one plugin call: NETLAB_CNI_TIMEOUT, read now (not when netlab is imported), else 20 s.
+    A bad value is a UsageError (exit 2); ``lenient`` (down, a rollback: they must finish) takes 20 s instead."""
+    value = os.environ.get(TIMEOUT_VAR)
+    problem = timeout_problem(value)
+    if problem is None:
+        return float(value) if value and value.strip() else DEFAULT_TIMEOUT
+    if lenient:
+        return DEFAULT_TIMEOUT
+    raise UsageError(problem)
 
 
 class PluginFailed(ApplyFailed):
@@ -124,6 +151,7 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     # The plugin runs in the node's network namespace (the runtime's "host"): this thread enters it
     # and starts the plugin, which is born there (by vfork: no function runs between fork and exec);
     # CNI_NETNS names the pod's.
+    deadline = timeout if timeout is not None else cni_timeout()
     t0 = time.monotonic()
     try:
         with entered(node_netns) if node_netns is not None else contextlib.nullcontext():
@@ -135,13 +163,13 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
         log.record(call)
         raise PluginFailed(plugin_error(call)) from None
     try:
-        out, err = proc.communicate(json.dumps(conf).encode(), timeout=timeout or TIMEOUT)
+        out, err = proc.communicate(json.dumps(conf).encode(), timeout=deadline)
         call.exit_code = proc.returncode
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         out, err = proc.communicate()
         call.exit_code = None
-        err = err + f"\n(killed after {timeout or TIMEOUT:g} s)".encode()
+        err = err + f"\n(killed after {deadline:g} s)".encode()
     call.duration = time.monotonic() - t0
     call.stdout, call.stderr = out.decode(errors="replace"), err.decode(errors="replace")
     log.record(call)

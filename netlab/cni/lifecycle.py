@@ -7,10 +7,11 @@ and routes are the plugins'. Pods are attached concurrently, as many at once
 as the machine has cores. A failed ADD fails ``up``, which rolls the lab back:
 stop() DELs every pod that has a record (written before its ADD began).
 
-The feature has no preflight of its own: whether the plugins are there and
-speak the chain's cniVersion is ``netlab doctor``'s ``tool CNI plugins``
-check (netlab.cni.check), which ``up`` runs for a CNI lab before it changes
-anything (exit 3 with the doctor's line).
+The feature's preflight checks only ``NETLAB_CNI_TIMEOUT`` (exit 2 before any
+change when it is no positive number of seconds): whether the plugins are
+there and speak the chain's cniVersion is ``netlab doctor``'s ``tool CNI
+plugins`` check (netlab.cni.check), which ``up`` runs for a CNI lab before it
+changes anything (exit 3 with the doctor's line).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
-from netlab.cni.invoke import CallLog, PluginFailed
+from netlab.cni.invoke import TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.realize.attachments import attachment_json, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.cniconf import ConflistError, parse_conflist
@@ -51,9 +52,44 @@ def host_local_dir(lab_name: str) -> str:
     return os.path.join(lab_dir(lab_name), "cni", "networks")
 
 
-def runtime(lab_name: str, bin_dirs: list[str]) -> Runtime:
+def runtime(lab_name: str, bin_dirs: list[str], timeout: float) -> Runtime:
     base = cni_dir(lab_name)
-    return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl")))
+    return Runtime(base, bin_dirs, CallLog(os.path.join(base, "calls.jsonl")), timeout=timeout)
+
+
+def preflight(lab: Lab) -> None:
+    """Before ``up`` changes anything (under the lab's lock): a CNI lab's plugin calls need a deadline, and a pod
+    its plugins attached keeps the address they gave it (UsageError, exit 2)."""
+    if lab.cni == "builtin":
+        return
+    cni_timeout()
+    from netlab.realize.state import load_state
+
+    state = load_state(lab.name)
+    changed = readdressed(lab, state) if state is not None else []
+    if changed:
+        pod, was, now = changed[0]
+        more = f" (and {len(changed) - 1} more pods)" if len(changed) > 1 else ""
+        raise UsageError(f"lab {lab.name}: pod {pod}'s ip changes from {was} to {now}{more}, and its CNI plugins "
+                         f"attached it with {was} (a sandbox keeps its address): take the pod out of the file and "
+                         f"`up` (its plugins' DEL runs), then put it back with ip {now} and `up` again")
+
+
+def readdressed(lab: Lab, state: LabState) -> list[tuple[str, str, str]]:
+    """Pods attached through CNI whose ``ip:`` in the topology is not the address their plugins were asked for:
+    (pod, asked, planned). A pod without ``ip:`` keeps the address it was attached with, as host-local keeps a
+    sandbox's lease."""
+    records = pod_records(state)
+    out = []
+    for pod in lab.topo.pods:
+        prec = records.get(pod.name)
+        if pod.ip is None or not isinstance(prec, dict) or prec.get("phase") != "added":
+            continue
+        asked = next((str(a[1]) for a in prec.get("args") or [] if isinstance(a, list) and len(a) == 2
+                      and a[0] == "IP"), None)
+        if asked is not None and asked != str(pod.ip):
+            out.append((pod.name, asked, str(pod.ip)))
+    return out
 
 
 def _rt(lab: Lab, pod: PodInfo, prec: dict[str, Any], ifname: str) -> RuntimeConf:
@@ -98,7 +134,7 @@ def start(lab: Lab, state: LabState) -> StartResult:
     if lab.cni == "builtin":
         return out
     records = pod_records(state)
-    rt_ = runtime(lab.name, C.bin_dirs(lab))
+    rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
     for pod in lab.pods:
         prec = records.get(pod.name)
@@ -179,7 +215,10 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     names = set(netns_names)
     records = pod_records(state)
     problems: list[str] = []
-    rt_ = runtime(state.lab, _bin_dirs_of(state))
+    bad = timeout_problem(os.environ.get(TIMEOUT_VAR))  # down and a rollback must finish: the default, and a word
+    if bad:
+        problems.append(f"{bad} (the CNI DEL calls had {cni_timeout(lenient=True):g} s each)")
+    rt_ = runtime(state.lab, _bin_dirs_of(state), cni_timeout(lenient=True))
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
             continue
@@ -205,8 +244,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     if lab.cni == "builtin":
         return []
     records = pod_records(state)
-    rt_ = runtime(lab.name, C.bin_dirs(lab))
-    out: list[str] = []
+    rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
+    out: list[str] = [f"cni: pod {pod} has {was} from its CNI plugins, but the topology gives it ip {now}: up does "
+                      f"not re-address an attached pod (take it out of the file and up, then put it back and up)"
+                      for pod, was, now in readdressed(lab, state)]
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:
