@@ -62,7 +62,8 @@ class Lab:
     """A lab that is up (or was, before :meth:`down`), by name.
 
     Get one with :meth:`up` (brings it up; leaving a ``with`` block takes it
-    down) or :meth:`attach` (a lab that is already up; left up).
+    down, unless it was up before: then it is only converged, and left up) or
+    :meth:`attach` (a lab that is already up; left up).
     """
 
     def __init__(self, name: str, *, owned: bool = False) -> None:
@@ -106,14 +107,18 @@ class Lab:
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.model.endpoints import service_notes
 
+        from netlab.realize.state import load_state
+
         if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
             _refuse_replacing(loaded)
+        # A lab that was up already (someone's `netlab up`, another test's) is theirs: a with block leaves it up.
+        was_up = load_state(loaded.lab.name) is not None
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings) + service_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)
-        lab = cls(loaded.lab.name, owned=True)
+        lab = cls(loaded.lab.name, owned=not was_up)
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings))

@@ -129,6 +129,15 @@ def test_attach_finds_the_running_lab_and_leaves_it_up(netlab_lab, monkeypatch):
     assert exc.value.exit_code == 2
 
 
+def test_a_with_block_leaves_up_a_lab_that_was_up_before_it(netlab_lab):
+    """Lab.up of a running lab converges it; the block did not bring it up, so it does not take it down (it took
+    down the lab someone had brought up with the CLI, or another test's)."""
+    with Lab.up(dict(WEB, name=netlab_lab.name)) as same:
+        assert same.last_up is not None and not same.last_up.changed and not same.owned
+    assert lab_namespaces(netlab_lab.name)  # still up
+    assert netlab_lab.status().clean
+
+
 def test_a_with_block_takes_the_lab_down_also_on_an_exception():
     name = f"ap{uuid.uuid4().hex[:6]}"
     try:
