@@ -383,6 +383,18 @@ class Lab:
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for
 
 
+def _same_pods(loaded: Loaded, running: ModelLab) -> None:
+    """A file probed against a running lab (its expectations, edited without `up`) must have the lab's pods at
+    the lab's addresses: a pod it adds would be judged at another pod's address (a false pass)."""
+    have = {p.name: p.ip for p in running.pods}
+    for pod in loaded.lab.pods:
+        if have.get(pod.name, pod.ip) != pod.ip or pod.name not in have:
+            where = f"at {have[pod.name]} in the lab" if pod.name in have else "not in the lab"
+            raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
+                             f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
+                             f"-t FILE` shows what `up -t FILE` would change")
+
+
 def _refuse_replacing(loaded: Loaded) -> None:
     """Another topology with a running lab's name would replace that lab: refused, saying where each came from
     (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
@@ -424,7 +436,11 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     from netlab.api import reach as reach_mod
     from netlab.probe import runner
 
-    model = lab.model if topology is None else lab._loaded_for(topology).lab
+    model = lab.model
+    if topology is not None:
+        loaded = lab._loaded_for(topology)
+        _same_pods(loaded, lab.model)
+        model = loaded.lab
     unknown = set(protos) - set(reach_mod.PROTOS)
     if unknown:
         raise UsageError(f"protos {sorted(unknown)}: want some of {', '.join(reach_mod.PROTOS)}")

@@ -149,19 +149,21 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     s = catalogue.scenario(open_quiz["scenario"])
     assert s is not None
     right = scenario == s.name
-    click.echo(("right" if right else f"wrong: it was {s.name}") + f" ({s.breaks}, on {open_quiz['target']})")
-    click.echo(f"  the fault: {s.change}")
-    click.echo(f"  the lesson: {s.lesson}")
     check = symptoms.trace_check(s, lab, catalogue.resolve_target(s, lab, open_quiz["target"]))
     flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
-    click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}{flags}")
     result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport)
-    click.echo(render_text(result), nl=False)
+    # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
+    # and the quiz open.
     repaired = api.Lab.up_loaded(api.load(state.source))
     qz.close(name)
     fixed = repaired.last_up.fixed if repaired.last_up else []
     what = "object or container" if len(fixed) == 1 else "objects or containers"
+    click.echo(("right" if right else f"wrong: it was {s.name}") + f" ({s.breaks}, on {open_quiz['target']})")
+    click.echo(f"  the fault: {s.change}")
+    click.echo(f"  the lesson: {s.lesson}")
+    click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}{flags}")
+    click.echo(render_text(result), nl=False)
     click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
     if not right:
         raise SystemExit(1)

@@ -85,7 +85,7 @@ def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restar
         return
     parts = []
     if result.created_netns:
-        parts.append(f"{len(result.created_netns)} namespaces created")
+        parts.append(plural(len(result.created_netns), "namespace") + " created")
     if result.removed_netns:
         parts.append(f"{len(result.removed_netns)} removed")
     parts += fixed_words(result.fixed)
@@ -108,8 +108,14 @@ def fixed_words(fixed: list[str]) -> list[str]:
     started = sum(1 for line in fixed if line.startswith(("started container", "restarted container")))
     written = sum(1 for line in fixed if line.startswith(("wrote ", "rewrote ")))
     other = len(fixed) - started - written
-    return ([f"{started} containers started"] if started else []) + ([f"{written} files written"] if written else []) \
-        + ([f"{other} objects added, changed or repaired"] if other else [])
+    return ([plural(started, "container") + " started"] if started else []) \
+        + ([plural(written, "file") + " written"] if written else []) \
+        + ([plural(other, "object") + " added, changed or repaired"] if other else [])
+
+
+def plural(n: int, word: str) -> str:
+    """``1 container``, ``2 containers``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _watch(loaded: Loaded, reconfigure: bool, backoff: float, resync: float) -> None:
@@ -214,7 +220,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
         if result.ok:
             click.echo(highlight(f"lab {result.lab}{against}: {result.objects} objects, all as planned"))
         else:
-            click.echo(f"lab {result.lab}{against}: {len(result.drift)} differences from the plan:")
+            click.echo(f"lab {result.lab}{against}: {plural(len(result.drift), 'difference')} from the plan:")
             for line in result.drift:
                 click.echo(highlight(f"  {line}"))
             from netlab.realize.state import load_state, replaces, repair_command, up_command

@@ -114,6 +114,11 @@ def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab
     assert f"missing: namespace {netlab_lab.name}-web-3" in status.stdout
     # the lab came from a dict, not this file: up -t FILE would be refused without --reconfigure
     assert f"sudo netlab up -t {path} --reconfigure` to apply it" in status.stdout
+    # probe -t FILE judges the file's expectations on the lab as it is: a pod the lab lacks is refused (it was
+    # judged at the address the running lab gives another pod: a false pass)
+    extra = netlab("probe", "-t", str(path), check=False)
+    assert extra.returncode == 2 and "pod web-3 (" in extra.stderr and "is not in the lab" in extra.stderr, \
+        extra.stderr
     same = dict(WEB, name=netlab_lab.name)
     path.write_text(yaml.safe_dump(same))
     assert netlab("status", "-t", str(path)).returncode == 0

@@ -156,10 +156,10 @@ def test_up_counts_its_actions_by_what_they_were():
     from netlab.cli.lab import fixed_words
 
     fresh = ["wrote /etc/netns/a-web/resolv.conf", "started container web/http", "started container dns/dnsmasq"]
-    assert fixed_words(fresh) == ["2 containers started", "1 files written"]
+    assert fixed_words(fresh) == ["2 containers started", "1 file written"]
     repair = ["set up of link eth0 in a-web", "restarted container web/http (it was stopped)",
               "rewrote /etc/netns/a-web/resolv.conf (edited)"]
-    assert fixed_words(repair) == ["1 containers started", "1 files written", "1 objects added, changed or repaired"]
+    assert fixed_words(repair) == ["1 container started", "1 file written", "1 object added, changed or repaired"]
     assert fixed_words([]) == []
 
 

@@ -1,0 +1,41 @@
+"""`quiz answer` repairs the lab before it writes a word: `quiz answer X | head -1` killed it with a broken pipe
+after "right" and before the repair, leaving the lab broken and the quiz open (no root: the lab is faked)."""
+
+from __future__ import annotations
+
+import types
+
+import click
+from click.testing import CliRunner
+
+from netlab import api
+from netlab.breaks import quiz as qz, symptoms
+from netlab.cli import base, breaks as cli_breaks, cli
+from netlab.realize import state as state_mod
+from netlab.trace import render, run as trace_run
+
+
+def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
+    events: list[str] = []
+    monkeypatch.setattr(base, "require_root", lambda: None)
+    monkeypatch.setattr(cli_breaks, "require_root", lambda: None)
+    monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
+    monkeypatch.setattr(qz, "load", lambda name: {"scenario": "ip-forward-off", "target": "n1"})
+    monkeypatch.setattr(qz, "close", lambda name: events.append("quiz closed"))
+    fake_state = types.SimpleNamespace(source="/t/qz.yaml", resolved=lambda: object())
+    monkeypatch.setattr(state_mod, "running_lab", lambda name: fake_state)
+    monkeypatch.setattr(cli_breaks.catalogue, "resolve_target", lambda s, lab, target: target)
+    monkeypatch.setattr(symptoms, "trace_check", lambda s, lab, target: symptoms.TraceCheck("a", "b", None, None, "qz-n1", "ip_forward"))
+    monkeypatch.setattr(trace_run, "run", lambda *a, **k: events.append("traced") or object())
+    monkeypatch.setattr(render, "render_text", lambda result: "the trace\n")
+    monkeypatch.setattr(api, "load", lambda source: source)
+    monkeypatch.setattr(api.Lab, "up_loaded", classmethod(
+        lambda cls, loaded: events.append("repaired") or types.SimpleNamespace(last_up=None)))
+
+    def echo(*args, **kwargs):  # the reader is gone: the first write fails
+        events.append("wrote")
+        raise BrokenPipeError
+
+    monkeypatch.setattr(click, "echo", echo)
+    result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
+    assert events[:4] == ["traced", "repaired", "quiz closed", "wrote"], (events, result.exception)
