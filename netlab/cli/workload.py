@@ -11,6 +11,7 @@ import click
 from netlab import api
 from netlab.cli.base import cli, lab_options, require_root
 from netlab.cli.complete import complete_names, complete_pods
+from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.api.exec")
@@ -25,6 +26,30 @@ def _shell() -> list[str]:
         if path and os.path.isabs(path) and os.access(path, os.X_OK):
             return [path, "-i"] if sys.stdin.isatty() else [path]
     return ["/bin/sh"]
+
+
+EXEC_OPTIONS = {"--lab": "--lab", "-t": "-t", "--topology": "-t"}
+
+
+def _options_before_command(words: tuple[str, ...], lab_name: str | None,
+                            topology: str | None) -> tuple[str | None, str | None]:
+    """``exec NAME --lab L -- CMD``: netlab's options between NAME and ``--`` (as kubectl takes them anywhere
+    before it); they came to COMMAND once NAME stopped option parsing."""
+    given = {"--lab": lab_name, "-t": topology}
+    names = EXEC_OPTIONS
+    i = 0
+    while i < len(words):
+        word, _, value = words[i].partition("=")
+        if word not in names:
+            raise UsageError(f"{words[i]}: netlab exec takes --lab and -t before `--`; the command comes after it")
+        if not value:
+            i += 1
+            if i == len(words):
+                raise UsageError(f"{word} needs a value")
+            value = words[i]
+        given[names[word]] = value
+        i += 1
+    return given["--lab"], given["-t"]
 
 
 @cli.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -48,16 +73,20 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
       sudo netlab exec fedora-1                # a shell in the pod
     """
     require_root()
-    if command and command[0] == "--":  # click keeps it once NAME stopped option parsing
-        command = command[1:]
+    if "--" in command and command[0].partition("=")[0] in ("--", *EXEC_OPTIONS):
+        # click keeps `--` once NAME stopped option parsing; netlab's own options may come before it
+        cut = command.index("--")
+        lab_name, topology = _options_before_command(command[:cut], lab_name, topology)
+        command = command[cut + 1:]
     from netlab.api.exec import exec_target
+    from netlab.realize.state import repair_command
 
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     target = exec_target(lab.state(), lab.model, name)
     if target.uts is None and any(p.name == name for p in lab.model.pods):
         # Its pin is gone (unmounted by hand): the command would run with the host's hostname, unsaid.
         click.echo(f"netlab: pod {name}'s UTS namespace is missing, so `hostname` there is the host's; "
-                   f"`sudo netlab up` makes it again", err=True)
+                   f"`{repair_command(lab.name)}` makes it again", err=True)
     argv = list(command) or _shell()
     if not command and sys.stdin.isatty():
         click.echo(f"netlab: a shell in {name} (namespace {target.netns} of lab {lab.name}); `exit` leaves it",

@@ -96,6 +96,9 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
         if name not in planned:
             namespace("extra", name, "not in the plan: up deletes it and what runs in it")
     result.drift += feature_drift
+    for line in feature_drift:  # containers, the Services' files, the CNI plugins' CHECK: said in words
+        what, _, detail = line.partition(": ")
+        result.details.append({"state": "problem", "object": what, "detail": detail or line, "resource": None})
     return result
 
 

@@ -187,3 +187,17 @@ def test_print_json_prints_what_format_data_gives_through_the_file_descriptor(ca
     data = {"a": [1, "10.0.0.1"], "b": {"c": None, "d": 1.5}, "e": ("x",)}
     print_json(data)
     assert capfd.readouterr().out == format_data(data) == json.dumps(data, indent=2) + "\n"
+
+
+def test_exec_takes_its_options_between_name_and_the_command():
+    """``netlab exec web-1 --lab L -- hostname`` (kubectl takes its options anywhere before ``--``): --lab came to
+    the command, which failed as "--lab: command not found"."""
+    from netlab.cli.workload import _options_before_command
+    from netlab.errors import UsageError
+
+    assert _options_before_command(("--lab", "a"), None, None) == ("a", None)
+    assert _options_before_command(("--lab=b", "--topology", "t.yaml"), "env", None) == ("b", "t.yaml")
+    assert _options_before_command((), "env", "f.yaml") == ("env", "f.yaml")
+    for bad, why in ((("-c1",), "netlab exec takes --lab and -t before `--`"), (("--lab",), "--lab needs a value")):
+        with pytest.raises(UsageError, match=why):
+            _options_before_command(bad, None, None)

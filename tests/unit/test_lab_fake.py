@@ -552,3 +552,20 @@ def test_a_pod_attached_by_cni_plugins_is_not_moved_in_one_run(lab, tmp_path):
     with pytest.raises(UsageError, match="pod b moves from node n2 to n1, and its CNI plugins attached it on n2: "
                                          "take the pod out of the file and `up`"):
         moved_pods(cni, st)
+
+
+def test_every_drift_line_has_its_details_entry(lab):
+    """status -o json: `details` held the kernel objects' differences only, not the features' lines."""
+    class Feature:
+        name = "fake"
+
+        def drift(self, lab, state):
+            return ["containers: pod a has no containers started; up starts them"]
+
+    k = FakeKernel()
+    up(lab, k)
+    k.delete_netns("fk-b")
+    result = lab_status.status(state_mod.load_state(lab.name), k, [Feature()])  # type: ignore[list-item]
+    assert len(result.details) == len(result.drift)
+    assert result.details[-1] == {"state": "problem", "object": "containers", "resource": None,
+                                  "detail": "pod a has no containers started; up starts them"}
