@@ -224,6 +224,13 @@ def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:
             out.append((("expect", i, "port"), "icmp has no port; remove port: or set proto: tcp or udp"))
         if exp.proto != "icmp" and exp.port is None:
             out.append((("expect", i, "port"), f"{exp.proto} needs a port; add port:"))
+    first: dict[tuple, int] = {}  # one flow, one expectation: a later one that says otherwise was the last word
+    for i, exp in enumerate(topo.expect):
+        j = first.setdefault((exp.source, exp.to, exp.proto, exp.port), i)
+        if topo.expect[j].reach != exp.reach:
+            out.append((("expect", i, "reach"), f"contradicts expect[{j}] (the same flow, {exp.source} to {exp.to} "
+                                                f"{exp.proto}{f'/{exp.port}' if exp.port else ''}, reach: "
+                                                f"{str(topo.expect[j].reach).lower()}); keep one"))
     return out
 
 

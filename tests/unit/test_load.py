@@ -357,3 +357,19 @@ def test_default_topology_loads():
     assert [n.name for n in topo.nodes] == ["minikube", "minikube-m02"]
     assert [(p.name, str(p.ip)) for p in topo.pods] == [
         ("fedora-1", "10.244.0.2"), ("fedora-2", "10.244.1.3"), ("fedora-3", "10.244.0.3"), ("fedora-4", "10.244.1.2")]
+
+
+def test_two_expectations_of_one_flow_that_disagree_are_refused():
+    """validate accepted them, and the last one won, unsaid."""
+    import pytest
+
+    from netlab.errors import TopologyError
+    from netlab.api.topology import load
+
+    data = {"name": "ex", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}],
+            "expect": [{"from": "a", "to": "b", "proto": "tcp", "port": 8080},
+                       {"from": "a", "to": "b"},
+                       {"from": "a", "to": "b", "proto": "tcp", "port": 8080, "reach": False}]}
+    with pytest.raises(TopologyError, match=r"expect\[2\]\.reach: contradicts expect\[0\] \(the same flow, a to b "
+                                            r"tcp/8080, reach: true\); keep one"):
+        load(data)

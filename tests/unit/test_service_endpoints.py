@@ -59,3 +59,4 @@ def test_validate_says_the_notes_and_still_passes(tmp_path):
     assert text.exit_code == 0 and "netlab: note: service default/none port 80/TCP: no pod" in text.output
     data = json.loads(CliRunner().invoke(cli, ["validate", "-t", str(path), "-o", "json"]).stdout)
     assert data["valid"] and len(data["notes"]) == 3
+
