@@ -182,9 +182,12 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             continue
         reach = bool(eps_t)
         if proto == "udp" and eps_t and not echo:
-            plan.notes.append(f"svc/{name} udp/{sp.port.port}: not probed: its endpoints serve it with their own "
-                              f"command, not netlab's echo server, and a silent UDP server cannot be told from a "
-                              f"lost packet")
+            others = [pod for pod, _, port in eps_t if (port, "UDP") not in echo_ports(pod_info[pod])]
+            who = "its endpoints answer" if len(others) == len(eps_t) else \
+                f"endpoint {others[0]} answers" if len(others) == 1 else f"endpoints {', '.join(others)} answer"
+            plan.notes.append(f"svc/{name} udp/{sp.port.port}: not probed: {who} it with no echo server of netlab's "
+                              f"(a command of their own may, or nothing), and a silent UDP server cannot be told "
+                              f"from a lost packet")
             continue
         reason = "service" if reach else "service without endpoints"
         base = dict(service=name, namespace=svc.namespace, port_name=sp.name, type=svc.type,

@@ -60,3 +60,12 @@ def test_validate_says_the_notes_and_still_passes(tmp_path):
     data = json.loads(CliRunner().invoke(cli, ["validate", "-t", str(path), "-o", "json"]).stdout)
     assert data["valid"] and len(data["notes"]) == 3
 
+
+
+def test_the_probe_names_the_endpoint_that_leaves_a_udp_service_unprobed():
+    from netlab.probe import services as svcs
+
+    plan = svcs.build(lab_of(TOPO))
+    assert [n for n in plan.notes if n.startswith("svc/u udp/80: not probed")] == [
+        "svc/u udp/80: not probed: endpoint b answers it with no echo server of netlab's (a command of their own "
+        "may, or nothing), and a silent UDP server cannot be told from a lost packet"]
