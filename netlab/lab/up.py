@@ -196,8 +196,8 @@ class _Up:
             sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
         links = kernel_links(state)
         for name, old, new in self.moved:  # its old namespace goes first: the new one has its name
+            self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was
             stop_features(self.features, state, [name])
-            self.journal.step(f"delete namespace {name}")
             delete_namespaces(self.kernel, [name])
             self.moved_away.append(name)
             links.pop(name, None)
