@@ -337,14 +337,14 @@ def test_pins_unmounted_by_hand_are_said_by_exec_and_status_and_made_again_by_up
     is the host's; status names each pod's UTS namespace; up makes them again and says so (it said "nothing to
     change" while it made them)."""
     lab = labs.name("wl")
-    labs.up(duo_topology(lab))
+    path, _ = labs.up(duo_topology(lab))
     udir = os.path.realpath(state_path(lab, "uts"))
     subprocess.run(["umount", "-l", udir], check=True)
     assert mounts_under(udir) == {}
     ran = netlab("exec", "--lab", lab, "duo", "--", "hostname")
     assert ran.stdout.strip() == os.uname().nodename
     assert ran.stderr == ("netlab: pod duo's UTS namespace is missing, so `hostname` there is the host's; "
-                          "`sudo netlab up` makes it again\n")
+                          f"`sudo netlab up -t {path}` makes it again\n")  # the lab's own file
     st = netlab("status", "--lab", lab, check=False)
     assert st.returncode == 1 and "pod duo: UTS namespace (hostname duo) is missing" in st.stdout
     out = labs.up(duo_topology(lab))[1].stdout
