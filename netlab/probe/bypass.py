@@ -29,8 +29,8 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
             out.append(f"{len(mine)} denied flows between pods of node {node.name} got through: its "
                        f"net.bridge.bridge-nf-call-iptables is 0, so its bridge switches their frames without "
                        f"iptables, past the policies' rules (fix: ip netns exec {node.netns} sysctl -w "
-                       f"net.bridge.bridge-nf-call-iptables=1, or {repair_command(lab.name)}; see: sudo netlab trace {src} "
-                       f"{dst}{how})")
+                       f"net.bridge.bridge-nf-call-iptables=1, or {repair_command(lab.name)}; see: sudo netlab "
+                       f"trace {src} {dst}{how})")
     return out
 
 
