@@ -13,6 +13,7 @@ import dataclasses
 
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
+from netlab.model.echo_ports import port_protocol
 from netlab.probe import runner
 from netlab.probe import services as svcs
 from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints
@@ -64,9 +65,7 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
         if destination.kind == "host":
             proto, port = "tcp", port or ECHO_PORT
         elif port is not None:  # a port means TCP, or UDP where the pod serves it over UDP only (as trace)
-            over = {protocol for p, protocol in [*(pod.ports if pod else []), *(echo_ports(pod) if pod else [])]
-                    if p == port}
-            proto = "udp" if over == {"UDP"} else "tcp"
+            proto = port_protocol(pod, port) if pod else "tcp"
         elif served:
             proto, port = "tcp", port or served[0]
         else:

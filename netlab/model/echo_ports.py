@@ -73,3 +73,10 @@ def pod_echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
         if c.command is None:
             out |= set(echo_ports(containers, c))
     return out
+
+
+def port_protocol(pod: "PodInfo", port: int) -> str:
+    """What a port given without a protocol means on this pod (trace, reach): tcp, or udp where the pod serves
+    that port over UDP only (a ``protocol: UDP`` port)."""
+    served = {protocol for p, protocol in [*pod.ports, *pod_echo_ports(pod)] if p == port}
+    return "udp" if served == {"UDP"} else "tcp"

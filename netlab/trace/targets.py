@@ -22,7 +22,7 @@ from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
 from netlab.trace.flow import is_ip
 from netlab.trace.labmap import LabMap
-from netlab.model.echo_ports import pod_echo_ports
+from netlab.model.echo_ports import pod_echo_ports, port_protocol
 
 
 @dataclass(frozen=True)
@@ -119,10 +119,7 @@ def _pod_port(pod: Any, proto: str | None, port: int | None) -> int | None:
 def _pod_proto(pod: Any, proto: str | None, port: int | None) -> str | None:
     """A port without a protocol: TCP (as ``reach`` and ``validate`` take it), or UDP when the pod serves that
     port over UDP only (a ``protocol: UDP`` port); None when a protocol was given or there is no port."""
-    if proto is not None or port is None:
-        return None
-    served = {pr.lower() for p, pr in [*pod.ports, *pod_echo_ports(pod)] if p == port}
-    return "udp" if served == {"udp"} else "tcp"
+    return None if proto is not None or port is None else port_protocol(pod, port)
 
 
 def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
