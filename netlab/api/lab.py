@@ -95,9 +95,11 @@ class Lab:
         """
         from netlab.api.topology import load
 
+        from netlab.realize.state import load_state
+
         loaded = load(topology, name)
-        if not reconfigure:
-            _refuse_replacing(loaded)  # as `up` would (it checks again), in an API caller's words
+        if not reconfigure and loaded.origin != "<dict>":  # a dict's: up_loaded's (the pytest plugin's way in)
+            _refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
 
     @classmethod
@@ -109,10 +111,11 @@ class Lab:
 
         from netlab.realize.state import load_state
 
+        state = load_state(loaded.lab.name)
         if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
-            _refuse_replacing(loaded)
+            _refuse_replacing(loaded, state)
         # A lab that was up already (someone's `netlab up`, another test's) is theirs: a with block leaves it up.
-        was_up = load_state(loaded.lab.name) is not None
+        was_up = state is not None
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings) + service_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
@@ -172,7 +175,10 @@ class Lab:
     def model(self) -> ModelLab:
         """The resolved topology of the running lab: every name, address and MAC (read from its
         state each time: another process, or another ``Lab``, may have changed the lab since)."""
-        state = self.state()
+        return self._model_of(self.state())
+
+    def _model_of(self, state: LabState) -> ModelLab:
+        """``state``'s resolved topology, kept while the saved topology stays the same."""
         key = json.dumps(state.topology, sort_keys=True)
         if self._model is None or self._model_key != key:
             self._model, self._model_key = state.resolved(), key
@@ -274,13 +280,15 @@ class Lab:
         TCP (UDP when ``dst`` serves that port over UDP only).
         """
         from netlab.api.reach import check_port
+        from netlab.realize.state import up_command
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
         check_port("port", port)
         check_port("sport", sport, zero_ok=True)
 
-        result = run(self.model, src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap, progress=progress,
-                     size=size, sport=sport)
+        state = self.state()  # read once: the lab, and the file that repairs it
+        result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
+                     progress=progress, size=size, sport=sport, repair=up_command(state.source))
         out = from_json(R.Trace, result.to_json())
         _keep(out, result)
         self.traces.append(out)
@@ -395,14 +403,13 @@ def _same_pods(loaded: Loaded, running: ModelLab) -> None:
                              f"-t FILE` shows what `up -t FILE` would change")
 
 
-def _refuse_replacing(loaded: Loaded) -> None:
-    """Another topology with a running lab's name would replace that lab: refused, saying where each came from
-    (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
+def _refuse_replacing(loaded: Loaded, state: LabState | None) -> None:
+    """Another topology with a running lab's name (``state``) would replace that lab: refused, saying where each
+    came from (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
     from netlab.api.views import BUILT_IN, DICT_SOURCE, source_label
     from netlab.errors import display_path
-    from netlab.realize.state import load_state, replaces
+    from netlab.realize.state import replaces
 
-    state = load_state(loaded.lab.name)
     if state is None or not replaces(state, loaded.source):
         return
 

@@ -215,10 +215,11 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     names = set(netns_names)
     records = pod_records(state)
     problems: list[str] = []
-    bad = timeout_problem(os.environ.get(TIMEOUT_VAR))  # down and a rollback must finish: the default, and a word
+    deadline = cni_timeout(lenient=True)  # down and a rollback must finish: the default, and a word
+    bad = timeout_problem(os.environ.get(TIMEOUT_VAR))
     if bad:
-        problems.append(f"{bad} (the CNI DEL calls had {cni_timeout(lenient=True):g} s each)")
-    rt_ = runtime(state.lab, _bin_dirs_of(state), cni_timeout(lenient=True))
+        problems.append(f"{bad} (the CNI DEL calls had {deadline:g} s each)")
+    rt_ = runtime(state.lab, _bin_dirs_of(state), deadline)
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
             continue

@@ -44,11 +44,12 @@ DEFAULT_TIMEOUT = 1.0
 
 def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: int | None = None,
         timeout: float = DEFAULT_TIMEOUT, pcap: str | None = None, progress: Progress | None = None,
-        size: int = 0, sport: int = 0) -> TraceResult:
+        size: int = 0, sport: int = 0, repair: str | None = None) -> TraceResult:
     """Trace one packet from ``src_name`` to ``dst_spec`` through a running lab.
 
     ``size``: an ICMP echo with that many payload bytes and DF (``ping -M do -s SIZE``);
-    ``sport``: TCP or UDP from that source port."""
+    ``sport``: TCP or UDP from that source port; ``repair``: the `up` that repairs the lab, for the text's
+    fixes (a caller holding the lab's state says it; else it is read)."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
     if proto == "icmp" and port is not None:
         raise UsageError("an ICMP echo has no port; give --proto tcp|udp with --port (a port alone means TCP)")
@@ -73,7 +74,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
     step(0)
     try:
-        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport)
+        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport, repair)
     except FileNotFoundError as exc:  # a namespace vanished under us
         raise UsageError(f"{exc.filename or 'a namespace'} vanished during the trace: is lab {lab.name} being "
                          "taken down? (`sudo netlab status`)") from None
@@ -81,7 +82,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
          pcap: str | None, namespaces: list[str], step: Callable[[int], None], size: int = 0,
-         sport: int = 0) -> TraceResult:
+         sport: int = 0, repair: str | None = None) -> TraceResult:
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
     question: str | None = None
@@ -166,7 +167,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
-    result.repair = repair_command(lab.name)
+    result.repair = repair if repair is not None else repair_command(lab.name)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
