@@ -7,11 +7,11 @@ The real plugins in real namespaces are tests/integration/test_cni.py's.
 
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
+from cni_fakes import add_result, conflist_lab
 from netlab.cni import lifecycle, runtime
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
@@ -51,14 +51,7 @@ class Plugins:
         assert node_netns.startswith("fkcni-n")  # plugins run in the node's namespace
         if (pod, plugin, command) in self.fail:
             raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: failed (exit 1): no")
-        if command != "ADD":
-            return None
-        ip = dict(kv.split("=", 1) for kv in env["CNI_ARGS"].split(";"))["IP"]
-        if env["CNI_IFNAME"] == "lo":
-            return {"cniVersion": "1.0.0", "interfaces": [{"name": "lo", "sandbox": env["CNI_NETNS"]}],
-                    "ips": [{"address": "127.0.0.1/8", "interface": 0}]}
-        return {"cniVersion": "1.0.0", "interfaces": [{"name": "veth" + pod}, {"name": "eth0", "sandbox": env["CNI_NETNS"]}],
-                "ips": [{"address": f"{ip}/24", "interface": 1}]}
+        return add_result(pod, env) if command == "ADD" else None
 
     def of(self, pod: str) -> list[tuple[str, str, str]]:
         return [(p, c, i) for q, p, c, i in self.calls if q == pod]
@@ -68,13 +61,7 @@ class Plugins:
 def world(tmp_path, monkeypatch):
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     state_dir._checked.clear()
-    (tmp_path / "bin").mkdir()
-    for name in ("loopback", "chain"):
-        (tmp_path / "bin" / name).write_text("#!/bin/sh\nexit 1\n")  # found, never run: Plugins answers
-        (tmp_path / "bin" / name).chmod(0o755)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net",
-                                                       "plugins": [{"type": "chain"}]}))
-    (tmp_path / "t.yaml").write_text(TOPO)
+    conflist_lab(tmp_path, TOPO)
     plugins = Plugins()
     monkeypatch.setattr(runtime, "exec_plugin", plugins)
     monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)

@@ -11,6 +11,7 @@ import threading
 
 import pytest
 
+from cni_fakes import add_result, conflist_lab
 from netlab.cni import conf as C
 from netlab.cni import invoke, lifecycle, runtime
 from netlab.cni.invoke import CallLog
@@ -46,15 +47,7 @@ class Plugins:
     def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None):
         with self.lock:
             self.calls.append((pod, plugin_path.rsplit("/", 1)[-1], command, env["CNI_ARGS"], timeout))
-        if command != "ADD":
-            return None
-        ip = dict(kv.split("=", 1) for kv in env["CNI_ARGS"].split(";"))["IP"]
-        if env["CNI_IFNAME"] == "lo":
-            return {"cniVersion": "1.0.0", "interfaces": [{"name": "lo", "sandbox": env["CNI_NETNS"]}],
-                    "ips": [{"address": "127.0.0.1/8", "interface": 0}]}
-        return {"cniVersion": "1.0.0", "interfaces": [{"name": "veth" + pod}, {"name": "eth0",
-                                                                               "sandbox": env["CNI_NETNS"]}],
-                "ips": [{"address": f"{ip}/24", "interface": 1}]}
+        return add_result(pod, env) if command == "ADD" else None
 
 
 @pytest.fixture
@@ -62,13 +55,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
     monkeypatch.delenv("NETLAB_CNI_TIMEOUT", raising=False)
     state_dir._checked.clear()
-    (tmp_path / "bin").mkdir()
-    for name in ("loopback", "chain"):
-        (tmp_path / "bin" / name).write_text("#!/bin/sh\nexit 1\n")
-        (tmp_path / "bin" / name).chmod(0o755)
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net",
-                                                       "plugins": [{"type": "chain"}]}))
-    (tmp_path / "t.yaml").write_text(TOPO)
+    conflist_lab(tmp_path, TOPO)
     plugins = Plugins()
     monkeypatch.setattr(runtime, "exec_plugin", plugins)
     monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
