@@ -160,7 +160,7 @@ class Lab:
         self._down = True
         self._model = None
         return R.DownResult(lab=done.lab, was_up=done.was_up, removed_netns=tuple(done.removed_netns),
-                            skipped=tuple(done.skipped))
+                            skipped=tuple(done.skipped), problems=tuple(done.problems))
 
     # --- what it is ------------------------------------------------------------------------
 

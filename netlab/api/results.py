@@ -83,6 +83,7 @@ class DownResult:
     was_up: bool
     removed_netns: tuple[str, ...]
     skipped: tuple[str, ...]
+    problems: tuple[str, ...] = ()  # what a feature could not undo (a CNI plugin's failed DEL): warnings
 
 
 @dataclass(frozen=True)

@@ -165,7 +165,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     lab_name = api.selected_name(lab_name, topology, required=False)
     if lab_name is None:
         if output == "json":
-            print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": []})
+            print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": [], "problems": []})
         else:
             click.echo("no lab is up; nothing to do")
         return
@@ -178,7 +178,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     if output == "json":
         print_json(to_json(result))
         return
-    for line in result.skipped:
+    for line in (*result.skipped, *result.problems):
         click.echo(f"netlab: warning: {line}", err=True)
     if not result.was_up:
         click.echo(f"lab {lab_name} is not up; nothing to do")

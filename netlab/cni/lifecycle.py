@@ -200,7 +200,7 @@ def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, ou
     try:
         _detach(rt_, lab_name, prec, pod)
     except (PluginFailed, ConflistError, KeyError, TypeError) as exc:
-        msg = f"CNI DEL of pod {pod}: {exc}"
+        msg = f"CNI DEL of pod {pod}: {str(exc).removeprefix(f'pod {pod}: ')}"  # a plugin's failure names the pod
         if out is not None:
             out.problems.append(msg)
         return [msg]

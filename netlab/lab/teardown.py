@@ -34,6 +34,9 @@ class DownResult:
     removed_netns: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     was_up: bool = True
+    # What the features could not undo: a CNI plugin's DEL that failed (what it made may be left in the node's
+    # namespace, which goes anyway), a process that outlived SIGKILL. Said as warnings; down goes on.
+    problems: list[str] = field(default_factory=list)
 
 
 def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: float = 60.0,
@@ -92,7 +95,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
             result.removed_netns.append(name)
         elif kernel.netns_exists(name):
             result.skipped.append(f"{name}: exists but is not this lab's (no matching tag); left alone")
-    stop_features(features, state, mine, everything=True)
+    result.problems += stop_features(features, state, mine, everything=True)
     if progress and mine:
         progress("namespaces", 0, len(mine))
     kernel.delete_netns_many(mine)

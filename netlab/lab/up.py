@@ -197,7 +197,7 @@ class _Up:
         links = kernel_links(state)
         for name, old, new in self.moved:  # its old namespace goes first: the new one has its name
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was
-            stop_features(self.features, state, [name])
+            self.result.warnings += stop_features(self.features, state, [name])
             delete_namespaces(self.kernel, [name])
             self.moved_away.append(name)
             links.pop(name, None)
@@ -252,7 +252,7 @@ class _Up:
         planned = set(self.plan.netns)
         for name in [n for n in state.netns if n not in planned]:
             if owned(self.kernel, name, tag):
-                stop_features(self.features, state, [name])
+                self.result.warnings += stop_features(self.features, state, [name])
                 self.journal.step(f"delete namespace {name}")
                 delete_namespaces(self.kernel, [name])
                 self.result.removed_netns.append(name)

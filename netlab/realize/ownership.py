@@ -123,6 +123,7 @@ def force_down(lab: str, teardown, tag_for) -> Any:
         else:
             result.removed_netns += done.removed_netns
             result.skipped += done.skipped
+            result.problems += done.problems
     if result is None:
         state_dir.forget(lab)  # a corrupt state and no namespace: forget the file
     return result

@@ -97,3 +97,44 @@ pods:
     netlab("status", "--lab", lab)  # nothing changed
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
+
+
+def test_a_del_that_fails_on_down_is_a_warning_and_the_lab_still_goes(labs, tmp_path):
+    """A plugin whose DEL fails: up of a file without a pod, and down, say so, one warning per pod (what the
+    plugin made may be left, in a node that goes anyway), still delete the pods and exit 0; `down -o json` lists
+    the same lines under problems."""
+    lab = _name(labs)
+    for f in ("bash-bridge", "bash-bridge.conflist"):
+        shutil.copy2(BASH / f, tmp_path / f)
+    path, _ = labs.up(f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: ./bash-bridge.conflist, binDir: .}}}}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: p1, node: n1}}
+  - {{name: p2, node: n1}}
+""")
+    # From now on the plugin refuses DEL, as a plugin whose IPAM store is gone does (CNI's error format).
+    shutil.move(tmp_path / "bash-bridge", tmp_path / "bash-bridge.real")
+    (tmp_path / "bash-bridge").write_text(
+        "#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ]; then cat >/dev/null\n"
+        "  echo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"lease store unreadable\"}'; exit 1; fi\n"
+        f"exec {tmp_path / 'bash-bridge.real'}\n")
+    (tmp_path / "bash-bridge").chmod(0o755)
+    text = Path(path).read_text()
+    Path(path).write_text(text.replace("  - {name: p2, node: n1}\n", ""))
+    proc = netlab("up", "-t", path)
+    assert ("netlab: warning: CNI DEL of pod p2: CNI plugin bash-bridge DEL: failed (exit 1): lease store unreadable "
+            "[code 11]") in proc.stderr.splitlines() and f"{lab}-p2" not in lab_namespaces(lab)
+    Path(path).write_text(text)
+    netlab("up", "-t", path)
+    proc = netlab("down", "--lab", lab)
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("netlab: warning: CNI DEL of pod ")]
+    assert sorted(warnings) == [f"netlab: warning: CNI DEL of pod {pod}: CNI plugin bash-bridge DEL: failed (exit 1): "
+                                "lease store unreadable [code 11]" for pod in ("p1", "p2")], proc.stderr
+    assert f"lab {lab} is down (4 namespaces removed)" in proc.stdout  # the node, two pods, the underlay
+    assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
+
+    labs.up(Path(path).read_text())  # again, and down as JSON
+    done = json.loads(netlab("down", "--lab", lab, "-o", "json").stdout)
+    assert sorted(done["problems"]) == sorted(ln.removeprefix("netlab: warning: ") for ln in warnings)
+    assert done["was_up"] and len(done["removed_netns"]) == 4 and not lab_namespaces(lab)
