@@ -178,8 +178,9 @@ class Lab:
         return self._model_of(self.state())
 
     def _model_of(self, state: LabState) -> ModelLab:
-        """``state``'s resolved topology, kept while the saved topology stays the same."""
-        key = json.dumps(state.topology, sort_keys=True)
+        """``state``'s resolved topology, kept while the saved topology, the pods' CNI attachments (a re-attached
+        pod's new address) and the settings set back stay the same."""
+        key = json.dumps([state.topology, state.extra.get("cni"), state.restored()], sort_keys=True, default=str)
         if self._model is None or self._model_key != key:
             self._model, self._model_key = state.resolved(), key
         return self._model

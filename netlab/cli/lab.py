@@ -79,7 +79,7 @@ def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restar
         return
     for w in result.warnings:
         click.echo(f"netlab: warning: {w}", err=True)
-    model = loaded.lab
+    model = loaded.lab if loaded.lab.cni == "builtin" else lab.model  # pods as their CNI plugins made them
     if not result.changed:
         click.echo(f"lab {model.name} is up and matches its topology; nothing to change")
         return

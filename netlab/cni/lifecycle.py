@@ -171,11 +171,10 @@ def start(lab: Lab, state: LabState) -> StartResult:
                 continue
             records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
             planned = lab.addressing.pod_ip[name]
-            if att.ip != planned and lab.services:
-                out.problems.append(f"pod {name} got {att.ip} from its CNI plugins (the topology gives {planned}); "
-                                    "probe and trace use it now, Services' rules from the next `netlab up`")
+            # Another address than the topology's (the conflist's own IPAM range): up makes the plan follow it.
+            other = f"; the topology gives {planned}: what names the pod follows" if att.ip != planned else ""
             if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
-                out.actions.append(f"attached pod {name} through CNI ({att.ip})")
+                out.actions.append(f"attached pod {name} through CNI ({att.ip}{other})")
     state.save()
     if failures:
         raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))

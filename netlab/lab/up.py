@@ -127,6 +127,7 @@ class _Up:
         try:
             with _signals_interrupt():
                 self._converge(state, tag, to_create, fresh)
+                self._follow_attachments(state)
         except BaseException as exc:
             self._rollback(state, fresh, tag)
             if isinstance(exc, Interrupted):
@@ -220,8 +221,49 @@ class _Up:
                 self.journal.step(f"start {feature.name} early")
                 self.early[feature.name] = feature.start_early(self.lab, state)
 
+        self._make_and_repair(state, set(self.created))
+
+        # Namespaces the lab no longer has: last, since they cannot be brought back.
+        planned = set(self.plan.netns)
+        for name in [n for n in state.netns if n not in planned]:
+            if owned(self.kernel, name, tag):
+                self.result.warnings += stop_features(self.features, state, [name])
+                self.journal.step(f"delete namespace {name}")
+                delete_namespaces(self.kernel, [name])
+                self.result.removed_netns.append(name)
+            else:
+                self.kernel.remove_placeholder(name)
+            state.netns.pop(name, None)
+            kernel_links(state).pop(name, None)
+
+        state.phase = "up"
+        state.save()
+        self._start_features(state)
+
+    def _start_features(self, state: LabState, again: str = "") -> None:
+        for feature in self.features:
+            self.journal.step(f"start {feature.name}{again}")
+            out = feature.start(self.lab, state, self.early.pop(feature.name, None))
+            self.result.fixed += out.actions
+            self.result.warnings += out.problems
+
+    def _follow_attachments(self, state: LabState) -> None:
+        """A user's conflist may give a pod another address than the topology's (its IPAM's own range). What
+        the plan says of the pod's address, the Services' endpoints above all, follows the plugins in the same
+        run, as kube-proxy follows the address the kubelet reports for the pod; so do the features (the Services'
+        UDP conntrack entries; the plugins' CHECK, which passes)."""
+        attached = attached_lab(self.lab, state)
+        if [(p.name, p.ip) for p in attached.pods] == [(p.name, p.ip) for p in self.lab.pods]:
+            return
+        self.lab, self.plan = attached, build_plan(attached)
+        self.journal.step("follow the addresses the CNI plugins gave")
+        self._make_and_repair(state, set())
+        self._start_features(state, again=" again, with those addresses")
+
+    def _make_and_repair(self, state: LabState, made: set[str]) -> None:
+        """Everything of the plan in the namespaces just ``made``, in one batch; the others read and repaired,
+        each repair proven by reading the kernel again."""
         want = expected(self.plan)
-        made = set(self.created)
         ops: list[Op] = create_ops(r for r in self.plan.resources if r.netns in made)
         existing = [ns for ns in self.plan.netns if ns not in made]
         drifts = self._drift(existing, want, state)
@@ -247,27 +289,6 @@ class _Up:
         for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
             self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "
                                         f"{carrier.CARRIER_WAIT:g}s): traffic through it is dropped until it is")
-
-        # Namespaces the lab no longer has: last, since they cannot be brought back.
-        planned = set(self.plan.netns)
-        for name in [n for n in state.netns if n not in planned]:
-            if owned(self.kernel, name, tag):
-                self.result.warnings += stop_features(self.features, state, [name])
-                self.journal.step(f"delete namespace {name}")
-                delete_namespaces(self.kernel, [name])
-                self.result.removed_netns.append(name)
-            else:
-                self.kernel.remove_placeholder(name)
-            state.netns.pop(name, None)
-            kernel_links(state).pop(name, None)
-
-        state.phase = "up"
-        state.save()
-        for feature in self.features:
-            self.journal.step(f"start {feature.name}")
-            out = feature.start(self.lab, state, self.early.pop(feature.name, None))
-            self.result.fixed += out.actions
-            self.result.warnings += out.problems
 
     def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
         self._snaps = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -40,7 +41,7 @@ pods:
 def test_reference_lab_namespace_args_timeout_and_a_changed_ip(labs):
     lab = _name(labs)
     path, _ = labs.up(_topo(lab, "10.244.0.20"))
-    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)
+    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
     args = {(c["pod"], c["plugin"]): c["env"]["CNI_ARGS"] for c in log if c["command"] == "ADD"}
     assert "K8S_POD_NAMESPACE=x;K8S_POD_NAME=a;" in args[("a", "bridge")]
     assert "K8S_POD_NAMESPACE=default;K8S_POD_NAME=b;" in args[("b", "bridge")]
@@ -138,3 +139,50 @@ pods:
     done = json.loads(netlab("down", "--lab", lab, "-o", "json").stdout)
     assert sorted(done["problems"]) == sorted(ln.removeprefix("netlab: warning: ") for ln in warnings)
     assert done["was_up"] and len(done["removed_netns"]) == 4 and not lab_namespaces(lab)
+
+
+def test_services_follow_the_address_a_conflists_ipam_gives_in_the_same_up(labs, tmp_path):
+    """Debian's ptp and host-local with a range of their own (from .100), called by a plugin that leaves out the
+    `IP=` of CNI_ARGS (as an IPAM that picks addresses itself does): the pods get other addresses than the
+    topology's, and the one `up` makes the Service's rules point at them."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "own-ipam").write_text(
+        "#!/bin/sh\nCNI_ARGS=$(printf '%s' \"$CNI_ARGS\" | tr ';' '\\n' | grep -v '^IP=' | paste -sd ';')\n"
+        "export CNI_ARGS\nexec /usr/lib/cni/ptp\n")
+    (tmp_path / "bin" / "own-ipam").chmod(0o755)
+    (tmp_path / "ptp.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "ptp-own", "plugins": [
+        {"type": "own-ipam", "mtu": 1450, "ipMasq": False,
+         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases"), "routes": [{"dst": "0.0.0.0/0"}],
+                  "ranges": [[{"subnet": "10.244.0.0/24", "rangeStart": "10.244.0.100"}]]}}]}))
+    lab = _name(labs)
+    text = f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: ptp.conflist, binDir: bin}}}}
+nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
+pods:
+  - {{name: web, node: n1, labels: {{app: web}}, containers: [{{name: http, ports: [{{containerPort: 8080}}]}}]}}
+  - {{name: client, node: n1}}
+services:
+  - {{name: web, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{port: 80, targetPort: 8080}}]}}
+"""
+    path, proc = labs.up(text, "topo.yaml", "-o", "json")
+    web, client = (ip_json("addr", "show", "eth0", netns=f"{lab}-{pod}")[0]["addr_info"][0]["local"]
+                   for pod in ("web", "client"))
+    assert int(web.rsplit(".", 1)[1]) >= 100 and int(client.rsplit(".", 1)[1]) >= 100, (web, client)
+    assert f"attached pod web through CNI ({web}; the topology gives 10.244.0.2: what names the pod follows)" in \
+        json.loads(proc.stdout)["fixed"], proc.stdout
+    assert not proc.stderr, proc.stderr
+    rules = subprocess.run(["ip", "netns", "exec", f"{lab}-n1", "iptables-save", "-t", "nat"], check=True,
+                           capture_output=True, text=True).stdout
+    assert f"--to-destination {web}:8080" in rules, rules
+    netlab("status", "--lab", lab)
+    trace = netlab("trace", "--lab", lab, "client", "10.96.0.20", "--port", "80", check=False)
+    assert trace.returncode == 0 and "result: delivered to web" in trace.stdout, trace.stdout + trace.stderr
+    assert "nothing to change" in netlab("up", "-t", path).stdout  # nothing for a second up
+    netlab("down", "--lab", lab)
+    proc = labs.up(text)[1]  # up's hint pings an address a pod has, not the topology's
+    [hint] = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"try: sudo ip netns exec {lab}-web ping -c1 ")]
+    others = [ns for ns in lab_namespaces(lab) if ns not in {f"{lab}-n1", f"{lab}-underlay", f"{lab}-web"}]
+    assert len(others) == 2 and hint.rsplit(" ", 1)[1] in {  # the client and kube-dns
+        ip_json("addr", "show", "eth0", netns=ns)[0]["addr_info"][0]["local"] for ns in others}, proc.stdout
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)
