@@ -24,6 +24,7 @@ from netlab.cni import conf as C
 from netlab.cni.invoke import TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.realize.attachments import attachment_json, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
+from netlab.cni.verify import verify
 from netlab.errors import ApplyFailed, UsageError
 from netlab.feature import StartResult
 from netlab.kernel.netns import is_netns_mount
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 WORKERS = max(1, os.cpu_count() or 1)
+NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
 
 
 def cni_dir(lab_name: str) -> str:
@@ -143,11 +145,12 @@ def start(lab: Lab, state: LabState) -> StartResult:
                 _safe_detach(rt_, lab.name, prec, pod.name, out)
             todo.append(pod)
             continue
-        why = _check_pod(rt_, lab, pod, prec)
-        if why:
+        found = _check_pod(rt_, lab, pod, prec)
+        if found:
             _safe_detach(rt_, lab.name, prec, pod.name, out)
             todo.append(pod)
-            out.actions.append(f"re-attached pod {pod.name} through CNI (CHECK said: {why})")
+            said = f"CHECK said: {found[1]}" if found[0] == "CHECK" else f"{found[0]}: {found[1]}"
+            out.actions.append(f"re-attached pod {pod.name} through CNI ({said})")
     if not todo:
         return out
     try:
@@ -181,17 +184,21 @@ def start(lab: Lab, state: LabState) -> StartResult:
     return out
 
 
-def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> str | None:
+def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> tuple[str, str] | None:
+    """Who found the pod changed, and what: the chain's CHECK, or for a chain without one (cniVersion before
+    0.4.0) netlab's comparison of the pod with the chain's cached result (cni/verify.py)."""
     for raw, ifname in prec.get("networks", []):
         try:
             net = parse_conflist(_text(raw))
         except ConflistError:
-            return "its cached network config is damaged"
-        if not C.supports_check(net):
-            continue
-        why = rt_.check(net, _rt(lab, pod, prec, ifname))
-        if why:
-            return why
+            return "CHECK", "its cached network config is damaged"
+        rt = _rt(lab, pod, prec, ifname)
+        if C.supports_check(net):
+            found = "CHECK", rt_.check(net, rt)
+        else:
+            found = NO_CHECK, verify(pod.netns, rt_.cached_result(net.name, rt), net.cni_version)
+        if found[1]:
+            return found[0], found[1]
     return None
 
 
@@ -257,9 +264,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 continue
             checks[pod.name] = pool.submit(_check_pod, rt_, lab, pod, prec)
         for name, fut in checks.items():
-            why = fut.result()
-            if why:
-                out.append(f"cni: CHECK of pod {name} failed: {why}")
+            found = fut.result()
+            if found:
+                out.append(f"cni: CHECK of pod {name} failed: {found[1]}" if found[0] == "CHECK" else
+                           f"cni: pod {name}: {found[0]}: {found[1]}")
     return out
 
 

@@ -186,3 +186,35 @@ services:
         ip_json("addr", "show", "eth0", netns=ns)[0]["addr_info"][0]["local"] for ns in others}, proc.stdout
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
+
+
+def test_a_chain_without_check_is_compared_with_its_cached_result(labs, tmp_path):
+    """cniVersion 0.3.1 (Flannel's own conflist's) has no CHECK: status compares the pod with the chain's cached ADD
+    result instead, names a deleted eth0, and up re-attaches the pod (DEL + ADD), never calling CHECK."""
+    (tmp_path / "old.conflist").write_text(json.dumps({"cniVersion": "0.3.1", "name": "old-net", "plugins": [
+        {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
+         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases"), "routes": [{"dst": "0.0.0.0/0"}],
+                  "ranges": [[{"subnet": "10.244.0.0/24"}]]}}]}))
+    lab = _name(labs)
+    path, _ = labs.up(f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: old.conflist}}}}
+nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
+pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
+""")
+    netlab("status", "--lab", lab)
+    subprocess.run(["ip", "-n", f"{lab}-a", "link", "del", "eth0"], check=True)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1, status.stdout
+    assert ("cni: pod a: it differs from its chain's cached ADD result: its eth0 is gone (cniVersion 0.3.1 has no "
+            "CHECK)") in status.stdout, status.stdout
+    up = netlab("up", "-t", path)
+    assert "re-attached pod a through CNI (it differs from its chain's cached ADD result: its eth0 is gone" in \
+        up.stdout, up.stdout
+    netlab("status", "--lab", lab)
+    [addr] = ip_json("addr", "show", "eth0", netns=f"{lab}-a")[0]["addr_info"]
+    assert addr["local"].startswith("10.244.0.")
+    calls = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
+    commands = [c["command"] for c in calls if c["plugin"] == "bridge"]  # netlab's loopback network is 1.0.0's
+    assert commands == ["ADD", "ADD", "DEL", "ADD"], commands
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)

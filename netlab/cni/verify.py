@@ -1,0 +1,66 @@
+"""A pod attached by a chain that has no CHECK, compared with what its plugins reported.
+
+CHECK came with CNI 0.4.0. A chain of an older cniVersion (Flannel's own
+``10-flannel.conflist`` says 0.3.1) has none, so libcni and the kubelet never
+look at the pod's network again: a deleted ``eth0`` goes unnoticed until a
+packet fails. netlab looks, for ``status`` and ``up``: the chain's cached ADD
+result names the pod-side interfaces (those with a ``sandbox``) and the
+addresses it gave them, and each must still be in the pod's namespace, with
+the MAC the result gives. Only what the result claims is compared; routes and
+the node side stay the plugins' (a CHECK would judge them).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netlab.cni.conf import convert_result
+from netlab.errors import NetnsGone
+from netlab.kernel.base import Snapshot
+
+
+def pod_side(result: dict[str, Any]) -> list[tuple[str, str | None, list[str]]]:
+    """(interface, MAC, addresses as a/len) of every interface the result puts in the pod's namespace."""
+    result = convert_result(result, "1.0.0")
+    ifaces = [i for i in result.get("interfaces") or [] if isinstance(i, dict)]
+    out = {}
+    for n, iface in enumerate(ifaces):
+        if iface.get("sandbox") and isinstance(iface.get("name"), str):
+            out[n] = (iface["name"], iface.get("mac"), [])
+    for ip in result.get("ips") or []:
+        n = ip.get("interface") if isinstance(ip, dict) else None
+        if n in out and isinstance(ip.get("address"), str):
+            out[n][2].append(ip["address"])
+    return list(out.values())
+
+
+def compare(result: dict[str, Any], snap: Snapshot) -> str | None:
+    """What of the result's pod side the namespace lacks, in words (None: all there)."""
+    by_index = snap.by_index()
+    have = {(by_index[a.index].name, f"{a.address}/{a.prefixlen}") for a in snap.addrs if a.index in by_index}
+    for name, mac, addresses in pod_side(result):
+        link = snap.links.get(name)
+        if link is None:
+            return f"its {name} is gone"
+        if mac and link.mac and link.mac.lower() != mac.lower():
+            return f"its {name} has MAC {link.mac}, the plugins gave {mac}"
+        for cidr in addresses:
+            if (name, cidr) not in have:
+                return f"its {name} lacks {cidr}"
+    return None
+
+
+def verify(netns: str, result: dict[str, Any] | None, version: str) -> str | None:
+    """The pod's namespace compared with the cached result, or why it cannot be (None: as reported)."""
+    from netlab.kernel.live import LiveKernel
+
+    if result is None:
+        return "no cached result to compare the pod with"
+    kernel = LiveKernel()
+    try:
+        why = compare(result, kernel.snapshot(netns, (), tables=False))
+    except NetnsGone:
+        return "its network namespace is gone"
+    finally:
+        kernel.close()
+    return f"{why} (cniVersion {version} has no CHECK)" if why else None
