@@ -46,7 +46,7 @@ def up_down(pods: int, cni: str) -> tuple[float, list[dict]]:
         if cni != "builtin":
             out = subprocess.run(NETLAB + ["cni", "log", "--lab", lab, "-o", "json"], check=True,
                                  capture_output=True, text=True).stdout
-            calls = json.loads(out)
+            calls = json.loads(out)["calls"]
         return t_up, calls
     finally:
         subprocess.run(NETLAB + ["down", "--lab", lab], capture_output=True)

@@ -38,6 +38,7 @@ How a container runtime calls a CNI plugin (what netlab does for network.cni: re
   be realized via a BASH script": examples/cni/bash-bridge is one.
 
   Try it:
+    netlab plan -t examples/cni/bash-bridge/topology.yaml   # ends with each pod's ADD: networks, plugins, CNI_*
     sudo netlab up -t examples/cni/bash-bridge/topology.yaml
     sudo netlab cni log web-1        # every call for web-1: environment, stdin, stdout, exit, duration
     sudo netlab inspect web-1        # ... and the pod's CNI result
@@ -57,7 +58,11 @@ def cni(ctx: click.Context) -> None:
 @click.argument("pod", required=False)
 @output_option("text", "json")
 def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output: str) -> None:
-    """Every CNI plugin call of a lab (or of one POD), in order: command, environment, stdin, stdout, exit, duration."""
+    """Every CNI plugin call of a lab (or of one POD), in order: command, environment, stdin, stdout, exit, duration.
+
+    POD may be a pod taken out of the topology since: the log keeps its ADD and DEL calls.
+    `-o json`: {"lab", "pod", "calls": [...]}.
+    """
     require_root()
     from netlab.cni.invoke import read_log
     from netlab.cni.lifecycle import log_path
@@ -66,12 +71,22 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
     if lab.model.cni == "builtin":
         raise UsageError(f"lab {lab.name} attaches pods with netlab's builtin wiring (network.cni: builtin); "
                          "no CNI plugin was called. `netlab cni` explains how one would be")
-    if pod is not None and all(p.name != pod for p in lab.model.pods):
-        raise UsageError(f"lab {lab.name} has no pod {pod!r}")
-    calls = [c for c in read_log(log_path(lab.name)) if pod is None or c.get("pod") == pod]
+    logged = read_log(log_path(lab.name))
+    gone = pod is not None and all(p.name != pod for p in lab.model.pods)
+    calls = [c for c in logged if pod is None or c.get("pod") == pod]
+    if gone and not calls:
+        # A pod taken out of the topology is gone from the lab, but its sandbox's ADD and DEL stay in the log.
+        held = sorted({c["pod"] for c in logged if isinstance(c.get("pod"), str) and c["pod"] != "-"}
+                      - {p.name for p in lab.model.pods})
+        raise UsageError(f"lab {lab.name} has no pod {pod!r}, and its CNI log holds no call for one (pods: "
+                         f"{', '.join(p.name for p in lab.model.pods) or 'none'}"
+                         + (f"; in the log only: {', '.join(held)}" if held else "") + ")")
     if output == "json":
-        print_json(calls)
+        print_json({"lab": lab.name, "pod": pod, "calls": calls})
         return
+    if gone:
+        click.echo(f"netlab: note: pod {pod} is no longer in lab {lab.name}; these are the calls its log holds",
+                   err=True)
     if not calls:
         click.echo("(no CNI calls recorded)")
         return

@@ -8,7 +8,7 @@ from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, output_option, pr
 from netlab.errors import Problem, TopologyError, display_path
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
-LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.render")
+LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.cniadd", "netlab.plan.render")
 
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
@@ -75,13 +75,19 @@ def plan(topology: str | None, output: str) -> None:
 
     The plan is deterministic: the same topology gives the same namespaces,
     names, addresses and MACs every time. `-o json` lists every object.
+    With network.cni reference or a conflist the plugins make the pods'
+    eth0, address and routes: the plan ends with each pod's CNI ADD step
+    (the networks and plugins, CNI_NETNS, CNI_IFNAME, CNI_ARGS, what they
+    are expected to make); `-o json` lists them under cni_add.
     """
     from netlab.api.topology import load
     from netlab.plan.build import build_plan
-    from netlab.plan.render import render_commands
+    from netlab.plan.cniadd import add_steps
+    from netlab.plan.render import plan_json, render_commands
 
-    p = build_plan(load(topology).lab)
+    lab = load(topology).lab
+    p, cni = build_plan(lab), add_steps(lab)
     if output == "json":
-        print_json(p.to_json())
+        print_json(plan_json(p, cni))
     else:
-        click.echo(render_commands(p), nl=False)
+        click.echo(render_commands(p, cni), nl=False)

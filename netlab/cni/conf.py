@@ -21,92 +21,32 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Interface
 from typing import TYPE_CHECKING, Any
 
-from netlab.model.cniconf import Conflist, at_least, parse_conflist, read_conflist
+from netlab.model.cniconf import Conflist, at_least
 from netlab.model.lab import CniAttachment
-from netlab.model.topology import CNI_BIN_DIR, CniConflist
-from netlab.plan import flannel
+from netlab.model.topology import CNI_BIN_DIR
+from netlab.plan import cniadd
+# The networks of a pod and what the runtime sets for each call are the plan's too (``netlab plan`` shows a CNI
+# lab's ADD steps): one definition, in plan/cniadd.py.
+from netlab.plan.cniadd import LOOPBACK as LOOPBACK, POD_IF as POD_IF, REFERENCE_VERSION as REFERENCE_VERSION
+from netlab.plan.cniadd import args_text as args_text, capability_args as capability_args
+from netlab.plan.cniadd import cni_args as cni_args, networks as networks, reference_conflist as reference_conflist
+from netlab.plan.cniadd import runtime_config, user_conflist as user_conflist
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab, NodeInfo, PodInfo
-
-POD_IF = "eth0"
-LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": "loopback"},),
-                    raw={"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]})
-# CHECK came with 0.4.0; Flannel's manifest says 0.3.1, so the reference list speaks 1.0.0 to
-# the same plugins (they make the same kernel objects) and status can ask them to CHECK.
-REFERENCE_VERSION = "1.0.0"
+    from netlab.model.lab import Lab, PodInfo
 
 
 def bin_dirs(lab: Lab) -> list[str]:
-    """CNI_PATH: the user's binDir, then Debian's (the runtime's own loopback is there)."""
-    cni = lab.topo.network.cni
-    user = [cni.bin_dir] if isinstance(cni, CniConflist) and cni.bin_dir != CNI_BIN_DIR else []
-    return user + [CNI_BIN_DIR]
-
-
-def reference_conflist(lab: Lab, node: NodeInfo, data_dir: str) -> Conflist:
-    """The bridge plugin as Flannel's CNI plugin delegates to it on ``node`` (plan/flannel.py).
-
-    Three additions: the ``ips`` capability, so host-local gives the pod its
-    planned address from ``runtimeConfig.ips``; a host-local ``dataDir`` inside
-    the lab's state directory instead of /var/lib/cni/networks; and the
-    gateway written into the cluster route. The bridge plugin adds that route
-    via the gateway anyway (the kernel holds the same route), but its CHECK
-    looks for a route with no gateway when the result has none, and fails
-    (containernetworking/plugins#886): with ``gw`` the result says what the
-    plugin did, and CHECK can pass.
-    """
-    conf = flannel.delegate_config(lab, node)
-    conf.pop("cniVersion", None)
-    name = conf.pop("name")
-    conf["capabilities"] = {"ips": True}
-    conf["ipam"]["dataDir"] = data_dir
-    for route in conf["ipam"].get("routes", []):
-        route.setdefault("gw", str(node.gateway.ip))
-    raw = {"cniVersion": REFERENCE_VERSION, "name": name, "plugins": [conf]}
-    return parse_conflist(_dump(raw))
-
-
-def user_conflist(lab: Lab) -> Conflist:
-    cni = lab.topo.network.cni
-    assert isinstance(cni, CniConflist)
-    return read_conflist(cni.conflist)
-
-
-def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, str]]:
-    """(network, interface) a pod of ``node`` is attached to, in order: loopback first, as containerd does."""
-    main = reference_conflist(lab, node, data_dir) if lab.cni == "reference" else user_conflist(lab)
-    return [(LOOPBACK, "lo"), (main, POD_IF)]
+    """CNI_PATH (plan/cniadd.py), with Debian's plugins where this module says (the doctor's tests move them)."""
+    return cniadd.bin_dirs(lab, CNI_BIN_DIR)
 
 
 def container_id(lab: Lab, pod: PodInfo, run_id: str) -> str:
     """The pod's sandbox id (64 hex, like containerd's), unique per lab run."""
     return hashlib.sha256(f"{lab.name}/{pod.name}/{run_id}".encode()).hexdigest()
-
-
-def cni_args(pod: PodInfo, cid: str) -> list[tuple[str, str]]:
-    """CNI_ARGS as the kubelet's runtime sets them (the pod's Kubernetes namespace and name, its sandbox id);
-    IP= asks static IPAM for the planned address. No K8S_POD_UID: a lab's pods have no API object to take it
-    from."""
-    return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", pod.spec.namespace), ("K8S_POD_NAME", pod.name),
-            ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(pod.ip))]
-
-
-def args_text(args: list[tuple[str, str]]) -> str:
-    return ";".join(f"{k}={v}" for k, v in args)
-
-
-def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address) -> dict[str, Any]:
-    """What the runtime has for each capability: the planned address, MAC, ports, the node's pod CIDR."""
-    node = lab.node(pod.node)
-    return {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
-            "mac": pod.mac,
-            "portMappings": [],  # no pod declares a hostPort
-            "ipRanges": [[{"subnet": str(node.pod_cidr)}]]}
 
 
 def build_one_config(net: Conflist, plugin: dict[str, Any], prev: dict[str, Any] | None,
@@ -117,8 +57,7 @@ def build_one_config(net: Conflist, plugin: dict[str, Any], prev: dict[str, Any]
     conf["cniVersion"] = net.cni_version
     if prev is not None:
         conf["prevResult"] = convert_result(prev, net.cni_version)
-    declared = plugin.get("capabilities") or {}
-    runtime = {cap: capabilities[cap] for cap, on in declared.items() if on is True and cap in capabilities}
+    runtime = runtime_config(plugin, capabilities)
     if runtime:
         conf["runtimeConfig"] = runtime
     return conf
@@ -202,7 +141,3 @@ def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | 
         host = ifaces[pod_idx - 1]
     return CniAttachment(ip=ip, mac=ifaces[pod_idx].get("mac") if pod_idx is not None else None,
                          host_veth=host.get("name") if host else None, host_mac=host.get("mac") if host else None)
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj)

@@ -61,6 +61,7 @@ class PolicyTable:
     flows: list[Flow] = field(default_factory=list)
     seconds: float = 0.0
     hints: list[str] = field(default_factory=list)  # where the kernel's view explains mismatches
+    lab: str = ""  # the lab's name, as every command's JSON gives it
 
     @property
     def mismatches(self) -> list[Flow]:
@@ -71,7 +72,7 @@ class PolicyTable:
         return sorted({(f.proto, f.port) for f in self.flows})
 
     def to_json(self) -> dict:
-        return {"pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
+        return {"lab": self.lab, "pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
                 "flows": [f.to_json() for f in self.flows], "mismatches": len(self.mismatches),
                 "seconds": round(self.seconds, 3), "hints": self.hints}
 
@@ -106,7 +107,7 @@ def evaluate(lab: Lab) -> PolicyTable:
     """The table from the policies alone (nothing is sent)."""
     ps = policy_set(lab)
     views = {p.name: p for p in ps.pods}
-    table = PolicyTable([p.name for p in lab.pods])
+    table = PolicyTable([p.name for p in lab.pods], lab=lab.name)
     for dst in lab.pods:
         for port, proto, echo in probe_ports(dst):
             for src in lab.pods:

@@ -46,7 +46,9 @@ def var_lib_cni() -> list[str]:
 
 def calls(lab: str, pod: str | None = None) -> list[dict]:
     args = ["cni", "log", "--lab", lab, "-o", "json"] + ([pod] if pod else [])
-    return json.loads(netlab(*args).stdout)
+    data = json.loads(netlab(*args).stdout)
+    assert data["lab"] == lab and data["pod"] == pod  # the lab's name, as every command's JSON gives it
+    return data["calls"]
 
 
 @pytest.fixture(autouse=True)
@@ -251,3 +253,29 @@ def test_a_missing_plugin_stops_up_before_any_change(labs, tmp_path):
     doctor = netlab("doctor", "-t", path, check=False)  # the same line, from the same check
     assert doctor.returncode == 3 and line in doctor.stdout.splitlines()
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
+
+
+def test_cni_log_names_its_lab_and_keeps_the_calls_of_a_pod_taken_out(labs):
+    """`cni log -o json` has the lab's name, as every command's JSON; a pod taken out of the topology is gone from
+    the lab but not from its log: `cni log POD` still shows its ADD and the DEL `up` ran when it went; a name neither
+    in the lab nor in its log is one line, exit 2."""
+    lab = labs.name("hca")
+    one = f"name: {lab}\nnetwork: {{cni: reference}}\nnodes: [{{name: n1}}]\npods:\n  - {{name: a, node: n1}}\n"
+    path, _ = labs.up(one + "  - {name: b, node: n1}\n")
+    data = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)
+    assert data["lab"] == lab and data["pod"] is None
+    assert {c["pod"] for c in data["calls"] if c["command"] == "ADD"} == {"a", "b"}
+    write_topology(Path(path).parent, one, Path(path).name)  # b taken out: up runs its plugins' DEL
+    netlab("up", "-t", path)
+    assert f"{lab}-b" not in lab_namespaces(lab)
+    gone = calls(lab, "b")  # from the log, though the lab has no pod b any more
+    assert [(c["plugin"], c["command"], c["exit_code"]) for c in gone] == [
+        ("loopback", "ADD", 0), ("bridge", "ADD", 0), ("bridge", "DEL", 0), ("loopback", "DEL", 0)]
+    shown = netlab("cni", "log", "--lab", lab, "b")
+    assert "pod b: bridge DEL" in shown.stdout and f"pod b is no longer in lab {lab}" in shown.stderr
+    kept = [c["command"] for c in calls(lab, "a")]
+    assert kept[:2] == ["ADD", "ADD"] and "DEL" not in kept  # a stays attached
+    proc = netlab("cni", "log", "--lab", lab, "zz", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert f"lab {lab} has no pod 'zz', and its CNI log holds no call for one (pods: a; in the log only: b)" \
+        in proc.stderr, proc.stderr

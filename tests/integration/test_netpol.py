@@ -352,7 +352,7 @@ def test_example_with_included_manifests_through_the_cli(labs, tmp_path):
     proc = netlab("policy", "table", "--lab", name, "-o", "json", check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr
     data = json.loads(proc.stdout)
-    assert data["probed"] and data["mismatches"] == 0 and len(data["flows"]) == 324
+    assert data["lab"] == name and data["probed"] and data["mismatches"] == 0 and len(data["flows"]) == 324
     flows = {(f["from"], f["to"], f["proto"], f["port"]): f["reached"] for f in data["flows"]}
     assert flows[("y-c", "x-a", "tcp", 80)] and not flows[("y-c", "x-a", "tcp", 81)]  # the named port
     assert flows[("z-b", "x-a", "udp", 81)] and not flows[("z-c", "x-a", "udp", 81)]  # pod=b, any namespace

@@ -163,6 +163,7 @@ def test_cli_policy_table_no_probe_json_and_text(tmp_path):
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["probed"] is False and len(data["flows"]) == 324 and data["mismatches"] == 0
+    assert data["lab"] == "npp"  # the lab's name, as every command's JSON gives it
     denied = {(f["from"], f["to"]) for f in data["flows"] if not f["allowed"] and f["proto"] == "tcp" and f["port"] == 80}
     assert ("y-a", "x-a") in denied and ("x-a", "x-a") not in denied and len(denied) == 24
     proc = run_cli("policy", "table", "-t", str(path), "--no-probe")

@@ -1,0 +1,229 @@
+"""The CNI side of a pod's sandbox, as data: which networks a runtime attaches a pod to, and the ADD it runs.
+
+A lab whose ``network.cni`` is ``reference`` or a conflist leaves the pod side
+to the plugins, as a node does: the kubelet's ``SetupPod`` asks the runtime
+(containerd) to attach the pod's namespace, and the runtime runs each plugin of
+each network in the node's own namespace (the lab's "host")::
+
+    <lab>-<node>:  loopback   CNI_COMMAND=ADD CNI_NETNS=/run/netns/<lab>-<pod> CNI_IFNAME=lo
+                   bridge     CNI_COMMAND=ADD CNI_NETNS=/run/netns/<lab>-<pod> CNI_IFNAME=eth0
+                     └─ makes: veth<8 hex> (a cni0 port) ═══ eth0 <pod's address>, its routes
+
+so the plan holds none of the pod's own objects before ``up`` (plan/build.py
+``pod_side``): :func:`add_steps` says, one step per pod, what the runtime will
+call and what the plugins are expected to make. ``netlab plan`` prints the
+steps after the objects, as ``up`` runs the ADDs after it made the network
+(netlab.cni.lifecycle). Pure: nothing here runs a plugin (netlab.cni does).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from typing import Any, ClassVar
+
+from netlab.errors import UsageError
+from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
+from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.model.topology import CNI_BIN_DIR, CniConflist
+from netlab.plan import flannel
+
+POD_IF = "eth0"
+LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": "loopback"},),
+                    raw={"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]})
+# CHECK came with 0.4.0; Flannel's manifest says 0.3.1, so the reference list speaks 1.0.0 to
+# the same plugins (they make the same kernel objects) and status can ask them to CHECK.
+REFERENCE_VERSION = "1.0.0"
+NETNS_DIR = "/run/netns"  # where ip-netns(8) (and netlab.kernel.netns) mounts a named namespace: CNI_NETNS
+SANDBOX_ID = "<sandbox id>"  # 64 hex, made per run by the runtime (netlab.cni.conf.container_id)
+HOST_LOCAL_DIR = "<state dir>/cni/networks"  # host-local's leases: in the lab's state directory, per run
+
+
+def bin_dirs(lab: Lab, debian: str = CNI_BIN_DIR) -> list[str]:
+    """CNI_PATH: the user's binDir, then Debian's (the runtime's own loopback is there)."""
+    cni = lab.topo.network.cni
+    user = [cni.bin_dir] if isinstance(cni, CniConflist) and cni.bin_dir != debian else []
+    return user + [debian]
+
+
+def reference_conflist(lab: Lab, node: NodeInfo, data_dir: str) -> Conflist:
+    """The bridge plugin as Flannel's CNI plugin delegates to it on ``node`` (plan/flannel.py).
+
+    Three additions: the ``ips`` capability, so host-local gives the pod its
+    planned address from ``runtimeConfig.ips``; a host-local ``dataDir`` inside
+    the lab's state directory instead of /var/lib/cni/networks; and the
+    gateway written into the cluster route. The bridge plugin adds that route
+    via the gateway anyway (the kernel holds the same route), but its CHECK
+    looks for a route with no gateway when the result has none, and fails
+    (containernetworking/plugins#886): with ``gw`` the result says what the
+    plugin did, and CHECK can pass.
+    """
+    conf = flannel.delegate_config(lab, node)
+    conf.pop("cniVersion", None)
+    name = conf.pop("name")
+    conf["capabilities"] = {"ips": True}
+    conf["ipam"]["dataDir"] = data_dir
+    for route in conf["ipam"].get("routes", []):
+        route.setdefault("gw", str(node.gateway.ip))
+    raw = {"cniVersion": REFERENCE_VERSION, "name": name, "plugins": [conf]}
+    return parse_conflist(json.dumps(raw))
+
+
+def user_conflist(lab: Lab) -> Conflist:
+    cni = lab.topo.network.cni
+    assert isinstance(cni, CniConflist)
+    return read_conflist(cni.conflist)
+
+
+def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, str]]:
+    """(network, interface) a pod of ``node`` is attached to, in order: loopback first, as containerd does."""
+    main = reference_conflist(lab, node, data_dir) if lab.cni == "reference" else user_conflist(lab)
+    return [(LOOPBACK, "lo"), (main, POD_IF)]
+
+
+def cni_args(pod: PodInfo, cid: str) -> list[tuple[str, str]]:
+    """CNI_ARGS as the kubelet's runtime sets them (the pod's Kubernetes namespace and name, its sandbox id);
+    IP= asks static IPAM for the planned address. No K8S_POD_UID: a lab's pods have no API object to take it
+    from."""
+    return [("IgnoreUnknown", "1"), ("K8S_POD_NAMESPACE", pod.spec.namespace), ("K8S_POD_NAME", pod.name),
+            ("K8S_POD_INFRA_CONTAINER_ID", cid), ("IP", str(pod.ip))]
+
+
+def args_text(args: list[tuple[str, str]]) -> str:
+    return ";".join(f"{k}={v}" for k, v in args)
+
+
+def capability_args(lab: Lab, pod: PodInfo, planned_ip: IPv4Address) -> dict[str, Any]:
+    """What the runtime has for each capability: the planned address, MAC, ports, the node's pod CIDR."""
+    node = lab.node(pod.node)
+    return {"ips": [f"{planned_ip}/{node.pod_cidr.prefixlen}"],
+            "mac": pod.mac,
+            "portMappings": [],  # no pod declares a hostPort
+            "ipRanges": [[{"subnet": str(node.pod_cidr)}]]}
+
+
+def runtime_config(plugin: dict[str, Any], capabilities: dict[str, Any]) -> dict[str, Any]:
+    """A plugin's ``runtimeConfig``: libcni hands it only the capabilities it declares."""
+    declared = plugin.get("capabilities") or {}
+    return {cap: capabilities[cap] for cap, on in declared.items() if on is True and cap in capabilities}
+
+
+# --- the plan's steps ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CniNetwork:
+    """One network of a pod's sandbox: its plugins run in this order for ADD, each with CNI_IFNAME=ifname."""
+
+    name: str
+    cni_version: str
+    ifname: str
+    plugins: tuple[str, ...]  # the plugins' types: file names in CNI_PATH
+    file: str | None = None  # the user's conflist; None: the runtime's loopback, or netlab's reference list
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "cniVersion": self.cni_version, "ifname": self.ifname,
+                "plugins": list(self.plugins), "file": self.file}
+
+
+@dataclass(frozen=True)
+class CniAdd:
+    """A pod attached by its node's runtime: every network's plugins with CNI_COMMAND=ADD, in order.
+
+    ``netns`` is where the plugins run (the node's namespace); ``env`` is the
+    environment of the ``eth0`` network's calls; ``runtime_config`` what each
+    plugin gets as ``runtimeConfig`` (the capabilities it declares); ``expected``
+    what the plugins are expected to make, one line each.
+    """
+
+    kind: ClassVar[str] = "cni-add"
+    netns: str
+    pod: str
+    pod_netns: str
+    networks: tuple[CniNetwork, ...]
+    env: tuple[tuple[str, str], ...]
+    expected: tuple[str, ...]
+    runtime_config: tuple[tuple[str, str], ...] = field(default=())  # (plugin type, its runtimeConfig as JSON)
+
+    def command(self) -> str:
+        """Shell comments: a learner reads what the runtime will run (a plugin call cannot be typed as one line)."""
+        out = [f"# CNI ADD of pod {self.pod}: its node's runtime runs in {self.netns}, one after another:"]
+        out += [f"#   network {n.name} (cniVersion {n.cni_version}" + (f", {n.file}" if n.file else "")
+                + f"), CNI_IFNAME={n.ifname}: " + ", then ".join(n.plugins) for n in self.networks]
+        out.append("#   " + " ".join(f"{k}={v}" for k, v in self.env))
+        out += [f"#   runtimeConfig of {kind}: {conf}" for kind, conf in self.runtime_config]
+        out += [f"#   expected: {line}" for line in self.expected]
+        return "\n".join(out)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "netns": self.netns, "pod": self.pod, "pod_netns": self.pod_netns,
+                "networks": [n.to_json() for n in self.networks], "env": dict(self.env),
+                "runtimeConfig": {kind: json.loads(conf) for kind, conf in self.runtime_config},
+                "expected": list(self.expected)}
+
+
+def add_steps(lab: Lab) -> list[CniAdd]:
+    """One ADD step per pod of a CNI lab, in the lab's pod order (none for builtin: netlab makes the pods).
+
+    A conflist is read again here, as the runtime reads it; one that became
+    unreadable since the topology was loaded is a UsageError (one line).
+    """
+    if lab.cni == "builtin":
+        return []
+    main: Conflist | None = None
+    if lab.cni == "conflist":
+        try:
+            main = user_conflist(lab)
+        except ConflistError as exc:
+            raise UsageError(f"network.cni.conflist: {exc}") from None
+    return [_step(lab, pod, main) for pod in lab.pods]
+
+
+def _step(lab: Lab, pod: PodInfo, user: Conflist | None) -> CniAdd:
+    node = lab.node(pod.node)
+    main = user or reference_conflist(lab, node, HOST_LOCAL_DIR)
+    file = lab.topo.network.cni.conflist if isinstance(lab.topo.network.cni, CniConflist) else None
+    nets = (CniNetwork(LOOPBACK.name, LOOPBACK.cni_version, "lo", tuple(LOOPBACK.types)),
+            CniNetwork(main.name, main.cni_version, POD_IF, tuple(main.types), file))
+    env = (("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", SANDBOX_ID), ("CNI_NETNS", f"{NETNS_DIR}/{pod.netns}"),
+           ("CNI_IFNAME", POD_IF), ("CNI_PATH", ":".join(bin_dirs(lab))),
+           ("CNI_ARGS", args_text(cni_args(pod, SANDBOX_ID))))
+    caps = capability_args(lab, pod, pod.ip)
+    runtime = [(p["type"], json.dumps(conf, sort_keys=True)) for p in main.plugins if (conf := runtime_config(p, caps))]
+    expected = _reference_makes(lab, node, pod) if user is None else _conflist_makes(lab, node, pod, caps, main)
+    return CniAdd(netns=node.netns, pod=pod.name, pod_netns=pod.netns, networks=nets, env=env,
+                  expected=tuple(expected), runtime_config=tuple(runtime))
+
+
+def _reference_makes(lab: Lab, node: NodeInfo, pod: PodInfo) -> list[str]:
+    """What Debian's bridge plugin makes with Flannel's delegate config: the builtin mode's pod side, but for
+    the names and MACs the plugin picks (plan/build.py, pod_side)."""
+    conf = flannel.delegate_config(lab, node)
+    bridge, gw = conf.get("bridge", "cni0"), node.gateway.ip
+    routes = [f"{r['dst']} via {gw} dev {POD_IF}" for r in conf["ipam"].get("routes", [])]
+    if conf.get("isDefaultGateway"):
+        routes.append(f"default via {gw} dev {POD_IF}")
+    hairpin = ", hairpin on" if conf.get("hairpinMode") else ""
+    return [f"loopback: lo up in {pod.netns} (127.0.0.1/8)",
+            f"bridge: a veth pair, {POD_IF} in {pod.netns} (mtu {conf['mtu']}) and its peer veth<8 hex> in "
+            f"{node.netns}, a port of {bridge}{hairpin} ({bridge} and its {node.gateway} are netlab's, made above)",
+            f"host-local: {POD_IF} {pod.ip}/{node.pod_cidr.prefixlen} in {pod.netns} (runtimeConfig.ips; "
+            f"its lease under the lab's state directory)",
+            f"bridge: routes in {pod.netns}: " + ", ".join(routes),
+            "the result (interfaces, ips, routes) cached for CHECK and DEL; status compares the pod with the plan"]
+
+
+def _conflist_makes(lab: Lab, node: NodeInfo, pod: PodInfo, caps: dict[str, Any], net: Conflist) -> list[str]:
+    """What a user's chain is asked for; what else it makes (a bridge, a veth, routes) is its own."""
+    declared = {c for p in net.plugins for c, on in (p.get("capabilities") or {}).items() if on is True}
+    asks = [f"CNI_ARGS IP={pod.ip}"]
+    if "ips" in declared:
+        asks.append(f"runtimeConfig.ips {caps['ips'][0]}")
+    if "ipRanges" in declared:
+        asks.append(f"the node's range {node.pod_cidr} in runtimeConfig.ipRanges")
+    return [f"loopback: lo up in {pod.netns} (127.0.0.1/8)",
+            f"{', '.join(net.types)}: {POD_IF} in {pod.netns} with an address ({'; '.join(asks)})",
+            f"the result names {POD_IF}'s address; netlab uses it for Services, probe and trace, and the plugins' "
+            + ("CHECK judges what they made" if at_least(net.cni_version, "0.4.0") else
+               f"cached result is what netlab holds the pod to (cniVersion {net.cni_version} has no CHECK)")]
