@@ -174,7 +174,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
     of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
-    frames or TIMEOUT seconds, whichever comes first.
+    frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C: what came
+    is still printed or written (-w), as tcpdump does.
 
     \b
     Examples:
@@ -201,31 +202,32 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     with cap.Capture([netns], iface=iface) as capture:
         # Every namespace was entered and left: scapy may be imported now.
         cap.scapy_layers(vx_port)
-        if write or output == "json":
-            bar, progress = progress_bar(f"capturing on {name}:{iface}") if write else (None, None)
+        try:  # Ctrl-C ends a capture as it ends tcpdump's: the frames that came are kept, written or printed
+            if write or output == "json":
+                bar, progress = progress_bar(f"capturing on {name}:{iface}") if write else (None, None)
 
-            def keep(frame: cap.Frame) -> None:
-                frames.append(frame)
-                if progress:
-                    progress("capture", len(frames), count)
+                def keep(frame: cap.Frame) -> None:
+                    frames.append(frame)
+                    if progress:
+                        progress("capture", len(frames), count)
 
-            if bar:
-                with bar:
+                if bar:
+                    with bar:
+                        cap.live(capture, count, timeout, keep)
+                else:
                     cap.live(capture, count, timeout, keep)
             else:
-                cap.live(capture, count, timeout, keep)
-        else:
-            if sys.stderr.isatty():
-                click.echo(f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s)", err=True)
+                if sys.stderr.isatty():
+                    click.echo(f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s)",
+                               err=True)
 
-            def show(frame: cap.Frame) -> None:
-                frames.append(frame)
-                click.echo(cap.describe(frame, vx_port, verbose=verbose))
+                def show(frame: cap.Frame) -> None:
+                    frames.append(frame)
+                    click.echo(cap.describe(frame, vx_port, verbose=verbose))
 
-            try:
                 cap.live(capture, count, timeout, show)
-            except KeyboardInterrupt:
-                pass
+        except KeyboardInterrupt:
+            pass
     if write:
         n = cap.write_pcap(write, frames, vx_port)
         click.echo(f"wrote {n} frames from {netns} {iface} to {write}; read it with: "

@@ -179,3 +179,36 @@ def test_up_says_host_gw_is_not_an_overlay_and_names_the_dns_pod_it_adds(tmp_pat
         assert "1 node, 2 pods (1 + kube-dns, the cluster DNS netlab adds to a lab with Services)" in out, out
     finally:
         Lab(name).down()
+
+
+def test_ctrl_c_ends_a_capture_to_a_file_and_keeps_its_frames(netlab_lab, tmp_path):
+    """`capture -w FILE`, stopped with Ctrl-C as tcpdump is: the frames that came are written, exit 0 (it lost them
+    all, with exit 130). The capture is known to be listening once its packet socket shows in the pod's namespace."""
+    import signal
+
+    from scapy.utils import rdpcap
+
+    pcap = tmp_path / "c.pcap"
+    ns = f"{netlab_lab.name}-client"
+    proc = subprocess.Popen(NETLAB + ["capture", "--lab", netlab_lab.name, "client:eth0", "--timeout", "60", "-w",
+                                      str(pcap)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 30
+        while f"pid={proc.pid}," not in subprocess.run(["ip", "netns", "exec", ns, "ss", "-0", "-a", "-p"],
+                                                        capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline and proc.poll() is None, "the capture never listened"
+            time.sleep(0.05)
+        web_1 = netlab_lab.pod("web-1").ip
+        subprocess.run(["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.2", "-W", "2", str(web_1)], check=True,
+                       capture_output=True)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    frames = rdpcap(str(pcap))
+    assert len(frames) >= 6, len(frames)  # the three echo requests and their replies, and perhaps ARP
+    assert f"wrote {len(frames)} frames from {ns} eth0 to {pcap}" in out + err, (out, err)
