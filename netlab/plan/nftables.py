@@ -42,7 +42,7 @@ from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset
 from netlab.plan.resources import NftRules, Resource, Sysctl
 from netlab.plan.services import AFFINITY_SECONDS, MASQ_MARK, ServicePortInfo, service_ports
-from netlab.plan.sysctls import BRIDGE_NF_SYSCTL
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, ROUTE_LOCALNET_SYSCTL
 
 FAMILY = "ip"
 TABLE = "kube-proxy"
@@ -340,6 +340,10 @@ def resources(lab: Lab) -> list[Resource]:
         nat = Ruleset("nat")
         flannel.masq_rules(nat, lab, node)
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
+        # No NodePort on 127.0.0.1 in this mode, so no route_localnet=1 either: the kernel's 0, said, so that a node
+        # that was in iptables mode (up --reconfigure) loses the 1 it had without KUBE-FIREWALL's drop of
+        # outside packets to 127/8 (CVE-2020-8558), and status sees a 1 set by hand.
+        out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value="0"))
         out.append(nat.resource(node.netns, f"netlab {lab.name}: Flannel's nat rules for this node (kube-proxy is "
                                             "in nftables mode)"))
         # NetworkPolicies are iptables rules in both modes (as kube-router or Calico's iptables mode beside

@@ -91,5 +91,6 @@ HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
 BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "1")
 # kube-proxy in iptables mode (localhostNodePorts, its default) sets this on its node so that a NodePort
 # answers on 127.0.0.1 too: after the DNAT, a packet from 127.0.0.1 may leave by eth0 (masqueraded by
-# KUBE-POSTROUTING). Its nftables mode does not, and has no NodePort on 127.0.0.1 (plan/services.py).
+# KUBE-POSTROUTING). Its nftables mode does not, and has no NodePort on 127.0.0.1 (plan/services.py): there
+# the plan says the kernel's 0 (plan/nftables.py).
 ROUTE_LOCALNET_SYSCTL = ("net.ipv4.conf.all.route_localnet", "1")

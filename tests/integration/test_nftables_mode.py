@@ -214,13 +214,27 @@ def test_switching_modes_converges_both_ways(nft_lab):
     lab, tmp = nft_lab["name"], nft_lab["tmp"]
     ns = f"{lab}-node-1"
     ipt = write_topology(tmp, TOPOLOGY.format(lab=lab, mode="iptables"), f"{lab}-ipt.yaml")
+    localnet = "net.ipv4.conf.all.route_localnet"
+
+    def route_localnet() -> str:
+        return in_netns(ns, "sysctl", "-n", localnet, check=True).stdout.strip()
+
+    assert route_localnet() == "0"
     netlab("up", "--reconfigure", "-t", ipt)
     assert as_planned(lab)
     assert "kube-proxy" not in in_netns(ns, "nft", "list", "tables", check=True).stdout
     assert "-j KUBE-SERVICES" in in_netns(ns, "iptables-save", "-t", "nat", check=True).stdout
+    assert route_localnet() == "1"  # kube-proxy's, for the NodePorts on 127.0.0.1, with KUBE-FIREWALL's guard
     netlab("up", "--reconfigure", "-t", nft_lab["path"])
     assert as_planned(lab)
     assert "KUBE-" not in in_netns(ns, "iptables-save", check=True).stdout
+    # ... and without the guard, the 1 goes too (it stayed, and status called the lab as planned)
+    assert route_localnet() == "0"
+    in_netns(ns, "sysctl", "-qw", f"{localnet}=1", check=True)
+    drift = netlab("status", "--lab", lab, check=False)
+    assert drift.returncode == 1 and f"sysctl {localnet} in {ns} (is 1, want 0)" in drift.stdout, drift.stdout
+    netlab("up", "-t", nft_lab["path"])
+    assert route_localnet() == "0" and as_planned(lab)
     assert json.loads(in_netns(f"{lab}-client", PY, "-c", CLIENT, "10.96.0.21", "8080",
                                check=True).stdout)["pod"] in ("web-1", "web-2")
 
