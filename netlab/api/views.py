@@ -12,22 +12,22 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from netlab.api.results import ContainerInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo, ServicePortInfo
 from netlab.errors import UsageError
 from netlab.kernel.netns import netns_path
-from netlab.kernel.processes import ns_birth
+from netlab.kernel.processes import ns_birth, task_state
 from netlab.model.clusterdns import DNS_CONTAINER, DNS_LABELS, DNS_NAME, fqdn, is_dns_service
 from netlab.model.lab import Lab
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.services import service_ports
 from netlab.realize.state import LabState, StateCorrupt, iter_states
-from netlab.workload.lifecycle import container_argv
+from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
 from netlab.workload.exits import exit_codes
-from netlab.workload.tasks import proc_of, task_of
+from netlab.workload.tasks import in_old_sandbox, proc_of, task_of
 
 WORKLOAD_RECORD = "workload"  # state.extra key of the containers' records (netlab.workload.lifecycle.RECORD)
 
@@ -72,50 +72,62 @@ def _default_topology() -> dict[str, Any]:
 # --- pods ------------------------------------------------------------------------------
 
 
-def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], tuple[str, int | None, int | None, int]]:
-    """(pod, container) -> (state, pid, exit code, restarts), from the records ``up`` keeps, /proc, and the
-    lab's echo server.
+class Seen(NamedTuple):
+    """A container as the kernel shows it now (:func:`container_states`)."""
 
-    running: the recorded process lives in the pod's network namespace; stopped:
-    it is stopped by SIGSTOP/SIGTSTP; exited: it is gone (with its exit code when
-    the lab's echo server held a pidfd of it: workload/exits.py); failed: it
-    could not start; not started: there is no record of it.
+    state: str  # running | stopped | exited | not started | failed
+    pid: int | None
+    exit_code: int | None
+    restarts: int
+    old_netns: bool = False  # it runs on in its pod's old network namespace, deleted under it
+
+
+def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
+    """(pod, container) -> how it is, from the records ``up`` keeps, /proc, and the lab's echo server.
+
+    running: the recorded process lives in the pod's network namespace, or in
+    the pod's old one that was deleted under it (``ip netns del``: the task runs
+    on there, in the pod's UTS namespace, as ``status`` says); stopped: it is
+    stopped by SIGSTOP/SIGTSTP; exited: it is gone (with its exit code when the
+    lab's echo server held a pidfd of it: workload/exits.py); failed: it could
+    not start; not started: there is no record of it.
     """
     rec = state.extra.get(WORKLOAD_RECORD)
     pods: Mapping[str, Any] = rec.get("pods", {}) if isinstance(rec, dict) else {}
-    out: dict[tuple[str, str], tuple[str, int | None, int | None, int]] = {}
+    out: dict[tuple[str, str], Seen] = {}
     gone: dict[str, dict[str, Any]] = {}  # command containers that exited: their records, to ask how
     for pod in lab.pods:
         prec = pods.get(pod.name)
         records = prec.get("containers", {}) if isinstance(prec, dict) else {}
         for c in pod.containers:
             crec = records.get(c.name)
-            st, pid = _container_state(crec, pod.netns)
+            st, pid, old = _container_state(crec, pod.netns, uts_path(lab.name, pod.name))
             restarts = crec.get("restarts") if isinstance(crec, dict) else 0
-            out[(pod.name, c.name)] = (st, pid, None, restarts if isinstance(restarts, int) else 0)
+            out[(pod.name, c.name)] = Seen(st, pid, None, restarts if isinstance(restarts, int) else 0, old)
             if st == "exited" and c.command and isinstance(crec, dict):
                 gone[f"{pod.name}/{c.name}"] = crec
     for cid, code in exit_codes(state.lab, gone).items():
         pod_name, cname = cid.split("/", 1)
-        _st, pid, _code, restarts = out[(pod_name, cname)]
-        out[(pod_name, cname)] = ("exited", pid, code, restarts)
+        out[(pod_name, cname)] = out[(pod_name, cname)]._replace(exit_code=code)
     return out
 
 
-def _container_state(crec: Any, netns: str) -> tuple[str, int | None]:
+def _container_state(crec: Any, netns: str, uts: str) -> tuple[str, int | None, bool]:
+    """(state, pid, whether it runs on in the pod's old network namespace)."""
     if not isinstance(crec, dict):
-        return "not started", None
+        return "not started", None, False
     if "error" in crec:
-        return "failed", None
+        return "failed", None, False
     p = proc_of(crec)
     if p is None:
-        return "not started", None
+        return "not started", None, False
     letter = task_of(crec, netns)  # in the pod's network namespace, or in one it made itself
+    old = letter is None and in_old_sandbox(crec, uts, netns)
+    if old:  # the pod's namespace was deleted (and maybe made again) under it: it runs on in the old one
+        letter = task_state(p)
     if letter is None:
-        return "exited", p.pid
-    if letter == "T":
-        return "stopped", p.pid
-    return "running", p.pid
+        return "exited", p.pid, False
+    return ("stopped" if letter == "T" else "running"), p.pid, old
 
 
 def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInfo, ...]:
@@ -127,17 +139,24 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         if not match(pod.labels):
             continue
         containers = []
+        old_netns = False
         for c in pod.containers:
-            st, pid, code, restarts = states[(pod.name, c.name)]
+            st, pid, code, restarts, old = states[(pod.name, c.name)]
+            old_netns |= old
             served = [(p.container_port, p.protocol) for p in c.ports] or \
                 (echo_ports(pod.containers, c) if not c.command else [])
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
                                             ports=tuple(f"{port}/{protocol}" for port, protocol in served),
                                             exit_code=code, restarts=restarts))
+        created = _created(pod.netns)
+        # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back
+        # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
+        netns_gone = old_netns or (created is None and state.netns.get(pod.netns) == "created")
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
                            labels=MappingProxyType(dict(pod.labels)), containers=tuple(containers),
-                           added=is_added_pod(pod), namespace=pod.spec.namespace, created=_created(pod.netns)))
+                           added=is_added_pod(pod), namespace=pod.spec.namespace, created=created,
+                           netns_gone=netns_gone))
     return tuple(out)
 
 

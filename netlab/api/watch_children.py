@@ -31,6 +31,7 @@ class _Child:
     keys: list[str]  # pod/container: a command container, or every echo container its process serves
     pid: int
     fd: int
+    start: Any = None  # the recorded start time of a command container's process (None: an echo server)
 
 
 class Children:
@@ -42,6 +43,7 @@ class Children:
         self.exits: taskstats.ExitListener | None = None
         self._told: dict[int, int] = {}  # pid -> exit status, from taskstats, until its pidfd is read
         self._asked: set[tuple[str, int | None, int | None]] = set()  # (key, pid, start) asked of the server
+        self._lab_told: dict[tuple[str, Any, Any], int] = {}  # (key, pid, start) -> exit status the server told
 
     def listen_for_exits(self) -> None:
         """From now on, the kernel's taskstats records say how containers that are not our children exit."""
@@ -73,7 +75,8 @@ class Children:
                 continue
             fd = kevents.pidfd(process)
             if fd is not None:
-                by_pid[process] = self.by_fd[fd] = _Child([key], process, fd)
+                start = (crec or {}).get("start") if process == pid else None
+                by_pid[process] = self.by_fd[fd] = _Child([key], process, fd, start)
 
     def reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
         """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
@@ -108,7 +111,8 @@ class Children:
                 code = told  # not our child (started before the watcher): its status went to init
             os.close(fd)
             for key in ch.keys:
-                self.exit_codes[key] = code
+                # A zombie that init had not reaped when the watcher began: the lab's server told its status.
+                self.exit_codes[key] = code if code is not None else self._lab_told.get((key, ch.pid, ch.start))
             out += ch.keys
         return out
 
@@ -123,7 +127,7 @@ class Children:
         if run not in self._asked:
             code = exits.exit_codes(lab_name, {key: crec}).get(key)
             if code is not None:
-                self.exit_codes[key] = code
+                self.exit_codes[key] = self._lab_told[run] = code
             # Asked again while it is a zombie that init has not reaped yet (the kernel keeps the status then).
             pid = run[1]
             if code is not None or not isinstance(pid, int) or processes.start_time(pid) != run[2]:

@@ -42,7 +42,9 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               namespace, the network namespace (NETNS), each container with
               its state, and the labels. A pod whose containers all exited is
               Completed (every exit code 0) or Error, as kubectl says it (on
-              Linux 6.15 and later: the kernel keeps the code)
+              Linux 6.15 and later: the kernel keeps the code); one whose
+              network namespace was deleted under it is SandboxChanged (its
+              containers run on in the old one; up makes it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
@@ -100,7 +102,11 @@ def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[s
 
 def _pod_status(pod: PodInfo) -> str:
     """kubectl's STATUS words where they apply: Running, Completed (every container exited 0), Error (every
-    one exited, one of them not 0); else each state there is, "error, running"."""
+    one exited, one of them not 0); else each state there is, "error, running". A pod whose network
+    namespace was deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason
+    when a pod's sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does."""
+    if pod.netns_gone:
+        return "SandboxChanged"
     states = {c.status for c in pod.containers}
     if states in ({"running"}, {"completed"}):
         return states.pop().capitalize()

@@ -139,6 +139,22 @@ def task_state(proc: ProcId) -> str | None:
     return None if state in ("Z", "X") else state
 
 
+def zombie_status(proc: ProcId) -> int | None:
+    """The wait status of this very process while it is a zombie: it has exited and its parent (init, for a
+    container) has not reaped it yet; None while it runs, once it is reaped, or when its id is another's.
+
+    The kernel shows it as field 52 of /proc/<pid>/stat (Linux 3.5, to a reader
+    allowed to ptrace it: root), read here with the state and start time in one
+    read. A thread-group leader that exited while its other threads run on is a
+    zombie too, but its status is not the process's: only a lone thread counts
+    (field 20, the number of threads, is 1 once they are all gone).
+    """
+    rest = _stat_fields(proc.pid)
+    if not rest or len(rest) <= 49 or rest[0] != b"Z" or int(rest[19]) != proc.start or rest[17] != b"1":
+        return None
+    return int(rest[49])
+
+
 def stopped(proc: ProcId) -> bool:
     """The very process is stopped by a signal (SIGSTOP, SIGTSTP: state T): it exists but serves nothing.
 

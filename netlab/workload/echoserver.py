@@ -57,7 +57,7 @@ from typing import Iterator
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
-from netlab.kernel.processes import set_comm, start_time
+from netlab.kernel.processes import ProcId, set_comm, start_time, zombie_status
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line
 
 STACK = 256 * 1024  # a parked thread touches a few pages of it
@@ -197,12 +197,24 @@ class EchoServer:
 
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
-        runs, is a zombie not yet reaped by init, or is not held."""
+        runs or is not held.
+
+        The pidfd has the status once init has reaped the container; until then
+        (init reaps when it gets to it: a second and more on some machines) the
+        container is a zombie, whose status /proc shows. Both are asked, so a
+        container is told exited with its code from the moment it dies, not
+        first exited without one and then with it.
+        """
         for cid in ids:
             held = self.held.get(str(cid))
-            status = pidfd.exit_status(held[0]) if held else None
-            if held and status is not None:
-                yield f"X {cid} {held[1]} {held[2]} {status}"
+            if held is None:
+                continue
+            fd, pid, start = held
+            status = pidfd.exit_status(fd)
+            if status is None and pidfd.pid_of(fd) == pid:  # not reaped: the pid is still that very process's
+                status = zombie_status(ProcId(pid, start))
+            if status is not None:
+                yield f"X {cid} {pid} {start} {status}"
 
     def fail(self, why: str) -> None:
         """The server is going down on an error: say so in every container's log."""

@@ -3,14 +3,18 @@
 A command container is re-parented to init as soon as ``up`` has started it
 (kernel/processes.py), so no netlab process is its parent to ``wait`` for it.
 Since Linux 6.15 whoever holds a pidfd of a process reads its exit status
-once init has reaped it (kernel/pidfd.py). The lab's echo server lives as long
-as the lab: ``up`` hands it a pidfd of every command container it starts
-(and of those still running, for a server started anew), and ``get pods``,
-``status`` and ``up --watch`` ask it how the ones that are gone exited. That
-is what the kubelet reports from the container runtime: exit code 0 is
-``Completed``, anything else ``Error``; a signal is 128 + its number (137:
-SIGKILL). On an older kernel nothing is held and the status stays unknown,
-as before.
+once init has reaped it (kernel/pidfd.py); before that, while it is a zombie,
+the holder reads it from /proc (kernel/processes.zombie_status), so a
+container's status is known from the moment it dies, whenever init gets to
+it. The lab's echo server lives as long as the lab: ``up`` hands it a pidfd
+of every command container it starts (and of those still running, for a
+server started anew), and ``get pods``, ``status`` and ``up --watch`` ask
+it how the ones that are gone exited. That is what the kubelet reports from
+the container runtime: exit code 0 is ``Completed``, anything else
+``Error``; a signal is 128 + its number (137: SIGKILL). On an older kernel
+nothing is held and the status stays unknown, as before (then also while
+the container is a zombie: a status told only until init reaps it would
+change under the user).
 """
 
 from __future__ import annotations

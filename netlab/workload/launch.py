@@ -259,7 +259,7 @@ def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]]) -> set[st
 
 def exits(lab_name: str, ids: Sequence[str]) -> dict[str, tuple[int, int, int]]:
     """How the command containers ``ids`` exited, as far as the lab's server knows: id -> (pid, start time,
-    wait status) of those whose pidfd it holds and whose process has exited and been reaped."""
+    wait status) of those whose pidfd it holds and whose process has exited (reaped by init, or a zombie yet)."""
     pid = server_pid(lab_name) if ids else None
     if pid is None or proc.proc_state(pid) == "T":  # none, or stopped (it would keep us waiting)
         return {}

@@ -15,12 +15,25 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 
 import pytest
 
-from helpers import netlab, wait_for
+from helpers import NETLAB, netlab, wait_for, write_topology
 from netlab.kernel import pidfd
-from netlab.kernel.processes import running
+from netlab.kernel.processes import proc_state, running, start_time
+
+# Runs `netlab up` (argv) as a subreaper that never reaps: the command containers it leaves are re-parented
+# to this process instead of init, and stay zombies until it ends (a slow init, held as long as a test needs).
+SLOW_INIT = """
+import ctypes, subprocess, sys
+if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # PR_SET_CHILD_SUBREAPER
+    sys.exit("prctl(PR_SET_CHILD_SUBREAPER) failed")
+up = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+print(up.returncode, flush=True)
+sys.stdin.read()  # until the test is done: then the zombies go to init, which reaps them
+"""
 
 pytestmark = pytest.mark.skipif(not pidfd.exit_info_supported(),
                                 reason="this kernel keeps no exit status with a pidfd (Linux < 6.15)")
@@ -75,7 +88,7 @@ pods:
       - {{name: side, command: [sleep, infinity]}}
 """)
     assert "could not start" not in proc.stdout + proc.stderr  # `true` is done at once, not a failed start
-    # init reaps them when it gets to it; the kernel keeps the status from then on.
+    # They exit at once; the status is told from then on (a zombie's from /proc, once reaped the pidfd's).
     assert wait_for(lambda: all(c.get("exit_code") is not None for key, c in containers(lab).items()
                                 if key != "fails/side"), 10), containers(lab)
     got = containers(lab)
@@ -83,8 +96,9 @@ pods:
     assert (got["fails/main"]["state"], got["fails/main"]["exit_code"]) == ("exited", 3)
     assert (got["fails/side"]["state"], got["fails/side"]["exit_code"]) == ("running", None)
     side = got["fails/side"]["pid"]
-    # The kernel's view: a lab of command containers has an echo server, holding a pidfd of each.
-    assert held_pids(server_of(lab)) == sorted([-1, -1, side])
+    # The kernel's view: a lab of command containers has an echo server, holding a pidfd of each (-1 once
+    # init, when it gets to it, has reaped the container).
+    assert wait_for(lambda: held_pids(server_of(lab)) == sorted([-1, -1, side]), 10), held_pids(server_of(lab))
     table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
     rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert rows["done"].split()[2] == "Completed" and "main:exited(0)" in rows["done"], table
@@ -108,3 +122,41 @@ pods:
     server = server_of(lab)
     netlab("down", "--lab", lab)
     assert wait_for(lambda: not running(server) and not running(side), 10), "down left the server or a container"
+
+
+def test_a_container_init_has_not_reaped_yet_is_told_as_it_will_be_once_reaped(labs, tmp_path):
+    """A container that fails at once is a zombie until init reaps it, a second and more on some machines:
+    get pods and status say Error and its code from the moment it dies, as they do once it is reaped,
+    never first "exited" without a code. Here the slow init is a subreaper that reaps nothing until the
+    test lets it end."""
+    lab = labs.name("xz")
+    path = write_topology(tmp_path, f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: fails
+    node: n1
+    restartPolicy: Never
+    containers:
+      - {{name: main, command: [sh, -c, "exit 3"]}}
+""")
+    slow_init = subprocess.Popen([sys.executable, "-c", SLOW_INIT, *NETLAB, "up", "-t", path],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert slow_init.stdout is not None and slow_init.stdout.readline().strip() == "0", "netlab up failed"
+        pid = containers(lab)["fails/main"]["pid"]
+        start = start_time(pid)
+        assert wait_for(lambda: proc_state(pid) == "Z", 10), "the container did not exit"
+        got = containers(lab)["fails/main"]
+        table = netlab("get", "pods", "--lab", lab).stdout.split()
+        status = netlab("status", "--lab", lab, check=False).stdout
+        # Asked while it was a zombie the whole time: the slow init still holds it.
+        assert proc_state(pid) == "Z" and start_time(pid) == start
+        assert (got["state"], got["exit_code"]) == ("exited", 3), got
+        assert table[table.index("fails") + 2] == "Error", table
+        assert f"pod fails container main exited with code 3 (pid {pid})" in status, status
+    finally:
+        slow_init.communicate(timeout=30)  # it ends: init gets the zombie
+    assert wait_for(lambda: start_time(pid) != start, 30), "init did not reap the container"
+    got = containers(lab)["fails/main"]
+    assert (got["state"], got["exit_code"]) == ("exited", 3), got

@@ -190,6 +190,55 @@ def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_o
     assert netlab("status", "--lab", lab, check=False).returncode == 0
 
 
+def test_get_pods_and_status_agree_on_a_pod_whose_namespace_was_deleted(labs):
+    """`ip netns del` under a pod: its containers run on in the old, nameless namespace, as status says;
+    get pods says so too (not "exited") and shows the lost sandbox as SandboxChanged, the kubelet's
+    reason for a dead sandbox, also for a pod whose containers had all exited (nothing held its
+    namespace: it is gone for good). up makes both again."""
+    lab = labs.name("wl")
+    path, _ = labs.up(f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: job
+    node: n1
+    containers:
+      - {{name: main, command: [sleep, infinity]}}
+      - {{name: side}}
+  - name: done
+    node: n1
+    restartPolicy: Never
+    containers:
+      - {{name: main, command: ["true"]}}
+""")
+
+    def pods() -> dict[str, dict]:
+        return {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+
+    assert wait_for(lambda: pods()["done"]["containers"][0]["state"] == "exited", 10), pods()
+    main, side = pid_of(lab, "job", "main"), pid_of(lab, "job", "side")
+    for pod in ("job", "done"):
+        subprocess.run(["ip", "netns", "del", f"{lab}-{pod}"], check=True)
+    status = netlab("status", "--lab", lab, check=False).stdout
+    for name, pid in (("main", main), ("side", side)):
+        assert f"pod job container {name} runs on in the pod's old, deleted network namespace (pid {pid})" in status
+    assert f"missing: namespace {lab}-job" in status and f"missing: namespace {lab}-done" in status, status
+    got = pods()
+    assert [(c["name"], c["state"], c["pid"]) for c in got["job"]["containers"]] == \
+        [("main", "running", main), ("side", "running", side)], got["job"]
+    assert got["job"]["netns_gone"] and got["done"]["netns_gone"]
+    assert got["done"]["containers"][0]["state"] == "exited"
+    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    assert rows["job"][1:3] == ["2/2", "SandboxChanged"] and "main:running" in rows["job"], table
+    assert rows["done"][1:3] == ["0/1", "SandboxChanged"], table
+    netlab("up", "-t", path)
+    got = pods()
+    assert not got["job"]["netns_gone"] and not got["done"]["netns_gone"], got
+    rows = {line.split()[0]: line.split() for line in netlab("get", "pods", "--lab", lab).stdout.splitlines()[1:]}
+    assert rows["job"][1:3] == ["2/2", "Running"], rows
+
+
 def test_a_container_that_makes_its_own_network_namespace_runs_as_specified(labs):
     """A privileged container may leave the pod's network namespace for one of its own (``unshare --net``).
     It still runs as specified: status is clean, get pods says Running, up leaves it alone. Its record

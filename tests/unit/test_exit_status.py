@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import subprocess
 import time
 
@@ -136,6 +137,91 @@ def test_the_echo_server_holds_the_pidfds_and_says_how_each_exited(server, tmp_p
     while proc.running(server) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not proc.running(server)
+
+
+def exited_unreaped(pid: int) -> None:
+    """Until our child ``pid`` has exited, leaving it a zombie (WNOWAIT: not reaped)."""
+    os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+
+
+@needs_exit_info
+def test_the_echo_server_says_how_a_zombie_exited_before_it_is_reaped(server):
+    """Init reaps an exited container when it gets to it (a second and more on some machines); until then
+    the server reads the zombie's status from /proc, so it tells the same from the moment the container
+    dies as once it is reaped, never first "exited" without a code."""
+    crash = subprocess.Popen(["sh", "-c", "exit 3"])
+    ident = proc.ProcId(crash.pid, proc.start_time(crash.pid))
+    fd = os.pidfd_open(crash.pid)
+    try:
+        assert launch.hold("t", [("p/crash", ident, fd)]) == {"p/crash"}
+        exited_unreaped(crash.pid)
+        assert proc.proc_state(crash.pid) == "Z" and pidfd.exit_status(fd) is None  # the pidfd alone says nothing
+        assert launch.exits("t", ["p/crash"]) == {"p/crash": (crash.pid, ident.start, 3 << 8)}
+        assert proc.proc_state(crash.pid) == "Z"  # asked and answered while it was still a zombie
+        crash.wait()
+        assert launch.exits("t", ["p/crash"]) == {"p/crash": (crash.pid, ident.start, 3 << 8)}
+    finally:
+        os.close(fd)
+        crash.wait()
+        launch.ask("t", {"op": "remove", "ids": ["p/crash"]})
+
+
+def test_a_zombies_wait_status_is_read_from_proc_for_that_very_process():
+    assert proc.zombie_status(proc.ProcId(os.getpid(), proc.start_time(os.getpid()))) is None  # it runs
+    killed = subprocess.Popen(["sleep", "30"])
+    ident = proc.ProcId(killed.pid, proc.start_time(killed.pid))
+    killed.kill()
+    exited_unreaped(killed.pid)
+    assert proc.zombie_status(ident) == 9  # a wait status: killed by SIGKILL
+    assert proc.zombie_status(proc.ProcId(ident.pid, ident.start + 1)) is None  # another process under its id
+    killed.wait()
+    assert proc.zombie_status(ident) is None  # reaped: /proc has no such process
+
+
+def test_a_leader_that_exited_before_its_threads_is_no_exited_process():
+    """pthread_exit in the main thread leaves it a zombie while the others run: the process has not exited."""
+    go_r, go_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            import ctypes
+            import threading
+            threading.Thread(target=lambda: (os.read(go_r, 1), os._exit(3))).start()
+            ctypes.CDLL(None).pthread_exit(None)
+        finally:
+            os._exit(99)  # only should the above fail: never back into pytest
+    os.close(go_r)
+    try:
+        ident = proc.ProcId(pid, proc.start_time(pid))
+        deadline = time.monotonic() + 10
+        while proc.proc_state(pid) != "Z" and time.monotonic() < deadline:  # the leader gone, its thread not
+            time.sleep(0.01)
+        assert proc.proc_state(pid) == "Z"
+        assert proc.zombie_status(ident) is None
+        os.write(go_w, b"x")
+        exited_unreaped(pid)
+        assert proc.zombie_status(ident) == 3 << 8  # the process's status, as wait tells it
+    finally:
+        os.close(go_w)
+        os.waitpid(pid, 0)
+
+
+def test_a_watcher_keeps_what_the_lab_told_of_a_zombie_when_its_pidfd_is_read(monkeypatch):
+    """up --watch, started while a container of a plain `up` is a zombie init has not reaped: the lab's
+    server tells its code, and the watcher's pidfd of it, readable at once, must not forget it (the
+    container is init's child: waitid refuses, and no taskstats record was read)."""
+    from netlab.api.watch_children import Children, _Child
+
+    pid, fd = orphan("sh", "-c", "exit 3")
+    start = 12345  # the recorded start time: the same run for the server's answer and the pidfd
+    monkeypatch.setattr(exits, "exit_codes", lambda lab, records: {"p/crash": 3})
+    kids = Children()
+    assert kids.ask_lab("t", "p/crash", {"pid": pid, "start": start}) == 3
+    kids.by_fd[fd] = child = _Child(["p/crash"], pid, fd)
+    child.start = start  # as track() records it from the container's record
+    assert select.select([fd], [], [], 10)[0] == [fd]  # it has exited
+    assert kids.reaped([fd]) == ["p/crash"]
+    assert kids.exit_codes["p/crash"] == 3 and kids.code("p/crash") == " (exit 3)"
 
 
 def test_an_exits_question_to_a_stopped_server_is_not_asked(server):

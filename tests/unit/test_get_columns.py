@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 from types import MappingProxyType
 
@@ -54,3 +55,12 @@ def test_restarts_add_up_and_an_exit_code_shows_in_the_wide_column():
     p = pod(container("exited", 3, restarts=2), container("running", restarts=1))
     assert p.restarts == 3
     assert [_container_column(c) for c in p.containers] == ["c:exited(3)", "c:running"]
+
+
+@pytest.mark.parametrize("states", [[("running", None)], [("exited", 0)], [("exited", 3), ("running", None)]])
+def test_a_pod_whose_network_namespace_was_deleted_is_sandbox_changed(states):
+    # Its containers run on in the old namespace (or had exited): they say so; the pod says its sandbox is gone.
+    p = pod(*(container(s, c) for s, c in states))
+    gone = dataclasses.replace(p, netns_gone=True)
+    assert _pod_status(gone) == "SandboxChanged"
+    assert [_container_column(c) for c in gone.containers] == [_container_column(c) for c in p.containers]
