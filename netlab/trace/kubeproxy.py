@@ -1,16 +1,23 @@
-"""kube-proxy's nat rules as the trace reads them: the rule a Service packet was missing, the rule that chose its endpoint.
+"""kube-proxy's nat rules as the trace reads them: the rule a Service packet was missing, the rule that chose its
+endpoint.
 
 A packet for a Service crosses a fixed chain of rules in the node's nat
 table (see :mod:`netlab.plan.services`)::
 
     PREROUTING / OUTPUT ─► KUBE-SERVICES ─► -d <ClusterIP>/32 ... --dport <port> ─► KUBE-SVC-<hash>
-                                          └► (last) --dst-type LOCAL ─► KUBE-NODEPORTS ─► --dport <nodePort> ─► KUBE-EXT-<hash>
-    KUBE-SVC-<hash>: -m statistic --mode random --probability 1/n ─► KUBE-SEP-1, 1/(n-1) ─► KUBE-SEP-2, ... ─► KUBE-SEP-n
+                             └► (last) --dst-type LOCAL ─► KUBE-NODEPORTS ─► --dport <nodePort> ─► KUBE-EXT-<hash>
+    KUBE-SVC-<hash>: -m statistic --mode random --probability 1/n ─► KUBE-SEP-1,
+                     1/(n-1) ─► KUBE-SEP-2, ... ─► KUBE-SEP-n
     KUBE-SEP-<hash>: DNAT --to-destination <pod IP>:<targetPort>
 
 When the node did not DNAT the packet, the first rule (or chain) of that
-path that the plan has and the kernel lacks is the reason: without it the
-ClusterIP, an address no interface owns, follows the node's routes as it is.
+path that the plan has and the kernel lacks, and without which the packet
+cannot reach its DNAT, is the reason: without it the ClusterIP, an address
+no interface owns, follows the node's routes as it is. ``-j KUBE-MARK-MASQ``
+(a mark that asks for a masquerade later) and sessionAffinity's ``recent
+--rcheck`` are on the way but decide nothing: a packet that lacks them is
+DNATed all the same. So a flushed ``KUBE-SEP-...`` is blamed on its DNAT
+rule, and its fix puts back every rule the chain lacks.
 When it did, conntrack names the endpoint, and the rule of ``KUBE-SVC-...``
 that jumps to that endpoint's chain (its counter went up while the trace
 ran) is the random choice, with its ``--probability``.
@@ -25,9 +32,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from netlab.plan.iptables import BUILTIN_CHAINS
-from netlab.plan.services import KUBE_NODEPORTS, KUBE_SERVICES
+from netlab.plan.services import KUBE_MARK_MASQ, KUBE_NODEPORTS, KUBE_SERVICES
 from netlab.trace.facts import NatRule, NatTable
 from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap, PlannedNat, ServiceEndpoint, ServiceFacts
@@ -51,11 +59,20 @@ class Missing:
     step: Step
     chain: str | None = None  # set when the chain itself is missing
     position: int = 1  # the rule's place in its chain, as planned (for iptables -I)
+    # Every rule of the step's chain the kernel lacks (the step's own too), in the plan's order, each with
+    # the place it goes back to: a flushed chain gets all its rules again, not only the one named.
+    restore: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def others(self) -> list[str]:
+        """The chain's other missing rules, beside the one that decides."""
+        return [line for line, _ in self.restore if line != self.step.line]
 
     def text(self, node: str) -> str:
         if self.chain:
             return f"chain {self.chain} ({self.step.role}) is missing from {node}'s nat table"
-        return f"the rule `{self.step.line}` ({self.step.role}) is missing from {node}'s nat table"
+        return (f"the rule `{self.step.line}` ({self.step.role}) is missing from {node}'s nat table"
+                f"{also(self.others)}")
 
     def fix(self, netns: str, planned: PlannedNat) -> str:
         """The iptables commands that put back what is missing, in the plan's order."""
@@ -63,8 +80,23 @@ class Missing:
         if self.chain:
             rules = [line for line in planned.rules if line.split(None, 2)[1] == self.chain]
             return " && ".join([f"{ipt} -N {self.chain}"] + [f"{ipt} {_quoted(line)}" for line in rules])
-        words = self.step.line.split(None, 2)
-        return f"{ipt} -I {words[1]} {self.position} {_quoted(words[2])}"
+        restore = self.restore or ((self.step.line, self.position),)
+        return " && ".join(f"{ipt} -I {chain_of(line)} {at} {_quoted(line.split(None, 2)[2])}"
+                           for line, at in restore)
+
+
+def chain_of(line: str) -> str:
+    return line.split(None, 2)[1]
+
+
+def also(rules: list[str]) -> str:
+    """`` (and so is the chain's other rule `...`)``: what the fix puts back beside the rule named."""
+    if not rules:
+        return ""
+    listed = ", ".join(f"`{rule}`" for rule in rules)
+    if len(rules) == 1:
+        return f" (and so is the chain's other rule {listed})"
+    return f" (and so are {len(rules)} more of the chain's rules: {listed})"
 
 
 def _quoted(spec: str) -> str:
@@ -103,17 +135,26 @@ def path(planned: PlannedNat, svc: ServiceFacts, dst: str, dport: int | None, ii
     return steps
 
 
+def decides(line: str) -> bool:
+    """Without this rule the packet misses its DNAT. A mark for the masquerade does not decide (the packet
+    goes on to its DNAT unmarked), nor does sessionAffinity's check (the statistic rules choose instead)."""
+    return not (line.endswith(f"-j {KUBE_MARK_MASQ}") or "--rcheck" in line)
+
+
 def missing(table: NatTable, planned: PlannedNat, steps: list[Step]) -> Missing | None:
-    """The first rule or chain of the packet's path that the plan has and the kernel lacks."""
+    """The first rule or chain of the packet's path that the plan has, the kernel lacks and the DNAT needs."""
     for step in steps:
-        chain = step.line.split(None, 2)[1]
+        chain = chain_of(step.line)
         if chain not in BUILTIN_CHAINS and chain not in table.chains:
             return Missing(step, chain=chain)
-        if table.rule(step.line) is None:
-            same = [line for line in planned.rules if line.split(None, 2)[1] == chain]
-            before = same[:same.index(step.line)] if step.line in same else []
-            present = sum(1 for line in before if table.rule(line) is not None)
-            return Missing(step, position=present + 1)
+        if table.rule(step.line) is None and decides(step.line):
+            restore, at = [], 0
+            for line in (line for line in planned.rules if chain_of(line) == chain):
+                at += 1  # its place once the rules before it are back
+                if table.rule(line) is None:
+                    restore.append((line, at))
+            position = next((p for line, p in restore if line == step.line), 1)
+            return Missing(step, position=position, restore=tuple(restore))
     return None
 
 
@@ -126,7 +167,7 @@ class NoDnat:
     commands: list[str]
     fix: str | None = None
     cause: bool = False  # doomed here: the packet goes on, to nowhere (see verdict.explain)
-    facts: dict[str, str | None] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
@@ -149,7 +190,8 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
         then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
     why = f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; without it {then}"
     return NoDnat(f"no DNAT for {f}: {lacks} is missing", why, commands, gap.fix(ns, planned), cause=True,
-                  facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain})
+                  facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain,
+                         "also_missing": gap.others or None})
 
 
 @dataclass(frozen=True)

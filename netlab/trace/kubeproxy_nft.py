@@ -10,7 +10,15 @@ In nftables mode a Service packet crosses (plan/nftables.py)::
     endpoint-...: meta l4proto tcp dnat to <pod IP>:<port>
 
 When the node did not DNAT, the first of those lines (a rule, a chain or a
-map element) that the plan has and the kernel's table lacks is the reason.
+map element) that the plan has and the kernel's table lacks, and without
+which the packet cannot reach its ``dnat``, is the reason. The mark that asks
+for a masquerade later (``jump mark-for-masquerade``) and sessionAffinity's
+bookkeeping (``ip saddr @affinity-...``, ``update @affinity-...``) are on the
+way but decide nothing: a packet that lacks them is DNATed all the same. So a
+flushed endpoint chain is blamed on its ``dnat to`` rule, its other rules
+named beside it. A rule is compared by its text within its chain: the
+kernel numbers a chain's rules by position, and one rule less renumbers the
+rest.
 When it did, conntrack names the endpoint, and the element of the ``numgen``
 verdict map that leads to its chain is the random choice (1 in N); when the
 client's address was in that endpoint's affinity set before the packet, the
@@ -30,7 +38,7 @@ from fractions import Fraction
 from netlab.plan import nftables
 from netlab.trace.flow import Flow
 from netlab.trace.facts import NftTable
-from netlab.trace.kubeproxy import NoDnat
+from netlab.trace.kubeproxy import NoDnat, also
 from netlab.trace.labmap import LabMap, ServiceEndpoint, ServiceFacts
 
 VMAP = re.compile(r"^numgen random mod (\d+) vmap \{ (.*) \}$")
@@ -67,7 +75,8 @@ def path(planned: tuple[str, ...], svc: ServiceFacts, dst: str, dport: int | Non
                   if line.startswith(f"element service-nodeports {svc.protocol} . {dport} : ")]
     if svc.ext_chain and any(s.line.endswith(f"goto {svc.ext_chain}") for s in steps):
         steps += [Step(f"chain {svc.ext_chain}", f"{svc.name}'s way in from outside the cluster")]
-        steps += [Step(line, f"{svc.name}'s way in from outside the cluster") for line in _rules(planned, svc.ext_chain)]
+        steps += [Step(line, f"{svc.name}'s way in from outside the cluster")
+                  for line in _rules(planned, svc.ext_chain)]
     steps.append(Step(f"chain {svc.svc_chain}", f"Service {svc.name}'s chain"))
     steps += [Step(line, f"Service {svc.name}'s choice of an endpoint") for line in _rules(planned, svc.svc_chain)]
     for ep in svc.endpoints:
@@ -76,8 +85,38 @@ def path(planned: tuple[str, ...], svc: ServiceFacts, dst: str, dport: int | Non
     return [s for s in steps if s.line in planned]
 
 
+def _text(line: str) -> str:
+    """``rule CHAIN NNNN TEXT`` -> TEXT."""
+    return line.split(" ", 3)[3]
+
+
+def present(table: NftTable, line: str) -> bool:
+    """The kernel's table holds this planned line (a rule: its text, anywhere in its chain)."""
+    if line.startswith("rule "):
+        return _text(line) in table.chain_rules(line.split(" ", 2)[1])
+    return line in table.listing
+
+
+def decides(step: Step) -> bool:
+    """Without this line the packet misses its DNAT: a chain, a map element, a rule that leads on or DNATs.
+    A mark for the masquerade and the affinity set's rules do not: the packet is DNATed without them."""
+    if not step.line.startswith("rule "):
+        return True
+    text = _text(step.line)
+    return not (text.endswith(f"jump {nftables.MARK_MASQ}") or "@affinity-" in text)
+
+
 def missing(table: NftTable, steps: list[Step]) -> Step | None:
-    return next((s for s in steps if s.line not in table.listing), None)
+    """The first line of the packet's path that the kernel's table lacks and the DNAT needs."""
+    return next((s for s in steps if decides(s) and not present(table, s.line)), None)
+
+
+def also_missing(table: NftTable, planned: tuple[str, ...], gap: Step) -> list[str]:
+    """The other planned rules of the gap's chain that the kernel lacks (a flushed chain: all of them)."""
+    if not gap.line.startswith("rule "):
+        return []
+    chain = gap.line.split(" ", 2)[1]
+    return [line for line in _rules(planned, chain) if line != gap.line and not present(table, line)]
 
 
 def describe(step: Step) -> str:
@@ -113,22 +152,44 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     planned = lab.planned_nft.get(ns, ())
     gap = missing(table, path(planned, svc, f.dst, f.dport, iif)) if table else None
-    if gap is None:
+    if gap is None or table is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
-    what = describe(gap)
-    if f.dst == svc.ip and any(line == f"element cluster-ips {svc.ip}" for line in table.listing):
+    if gap.line.startswith("rule "):  # the chain that lacks it, as nft lists it
+        commands.append(list_chain(ns, gap.line.split(" ", 2)[1]))
+    what, others = describe(gap), also_missing(table, planned, gap)
+    rejected = f.dst == svc.ip and f"element cluster-ips {svc.ip}" in table.listing and \
+        rejects(table, planned, iif)
+    if rejected:  # the packet does not go on: the node answers it with an ICMP error
         then = (f"cluster-ips-check rejects it in the filter chains: {f.dst} is in set cluster-ips, and kube-proxy "
-                "refuses a port of a ClusterIP it has no entry for")
+                "refuses a packet for a ClusterIP that its nat chains did not DNAT (as for a port the Service "
+                "does not have)")
     elif f.dst in (svc.ip, svc.lb_ip):
         then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
     else:
         then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {what} ({gap.role}) is missing from "
-           f"{node}'s table {TABLE}; without it {then}")
+           f"{node}'s table {TABLE}{also([_text(line) for line in others])}; without it {then}")
     return NoDnat(f"no DNAT for {f}: {what} is missing", why, commands, fix(ns, gap, planned), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.line, "missing_chain": gap.line.split()[1]
-                         if gap.line.startswith("chain ") else None})
+                         if gap.line.startswith("chain ") else None, "also_missing": others or None,
+                         "dropped_here": rejected or None})
+
+
+def rejects(table: NftTable, planned: tuple[str, ...], iif: str | None) -> bool:
+    """kube-proxy's filter chains reject a packet for a ClusterIP that its nat chains did not DNAT: the jump
+    to cluster-ips-check (from filter-forward for a pod's packet, filter-output for the node's own) and its
+    reject rule are both in the kernel's table."""
+    hook = "filter-forward" if iif else "filter-output"
+    needed = [line for line in _rules(planned, hook) if _text(line).endswith("jump cluster-ips-check")]
+    needed += [line for line in _rules(planned, "cluster-ips-check")
+               if _text(line).startswith("ip daddr @cluster-ips reject")]
+    return bool(needed) and all(present(table, line) for line in needed)
+
+
+def list_chain(ns: str, chain: str) -> str:
+    """``nft list chain ip kube-proxy CHAIN``: one chain of kube-proxy's table as the kernel holds it."""
+    return f"ip netns exec {ns} nft list chain {TABLE} {shlex.quote(chain)}"
 
 
 @dataclass(frozen=True)
@@ -156,6 +217,12 @@ class Choice:
             return f"{self.chain}'s affinity rule chose it: this client went there before"
         return (f"{self.chain}'s numgen vmap chose it (element {self.element.split(' :')[0]} of {self.of}; "
                 f"{self.chance} overall)")
+
+    def commands(self, netns: str) -> list[str]:
+        """sessionAffinity's choice: the affinity set, where the kernel keeps the client's address."""
+        if not self.affinity:
+            return []
+        return [f"ip netns exec {netns} nft list set {TABLE} {shlex.quote(self.rule.split()[2][1:])}"]
 
     def facts(self) -> dict[str, object]:
         return {"rule": self.rule, "probability": float(self.chance), "chance": str(self.chance),

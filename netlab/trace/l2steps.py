@@ -137,7 +137,8 @@ class L2Steps:
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
-                          "on the bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
+                          "on the bridge)", nat.commands(self.lab, ns, hit, "src"), None,
+                          conntrack=hit.entry.text())
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""

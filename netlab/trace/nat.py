@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, NamedTuple
 
+from netlab.plan.nftables import MASQUERADING
+from netlab.trace import kubeproxy_nft
 from netlab.trace.facts import CtEntry
 from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap
@@ -97,8 +99,33 @@ def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow) -> str:
             f"so the client sees replies from the address it sent to")
 
 
-def commands(netns: str, entry: CtEntry) -> list[str]:
-    """What a learner runs to see the same: the entry, and the nat table's rules with their counters."""
-    o = entry.orig
-    return [f"ip netns exec {netns} conntrack -L -p {o.proto} --orig-src {o.src} --orig-dst {o.dst}",
-            f"ip netns exec {netns} iptables-save -c -t nat"]
+def commands(lab: LabMap, netns: str, hit: Hit, which: str) -> list[str]:
+    """What a learner runs to see the same: the entry, and the rules that made the translation.
+
+    ``which`` is the address that changed, as for :func:`describe`. A DNAT,
+    and its reversal on the replies (un-DNAT), is kube-proxy's: in the nat
+    table (``iptables-save -c``, with the counters trace reads) in iptables
+    mode; in nftables mode in kube-proxy's own table, where the Service's
+    chain (its numgen map) and the endpoint's (its ``dnat to``) show it, and
+    iptables holds none of it. A masquerade, and its reversal (un-SNAT), is
+    Flannel's, whose rules stay iptables in both modes, or, in nftables mode,
+    kube-proxy's ``masquerading`` chain for a packet it marked: a connection
+    kube-proxy DNATed here (Flannel's first rule returns on kube-proxy's mark,
+    and kube-proxy marks every Service packet that needs a masquerade).
+    """
+    o, reply = hit.entry.orig, hit.entry.reply
+    out = [f"ip netns exec {netns} conntrack -L -p {o.proto} --orig-src {o.src} --orig-dst {o.dst}"]
+    save = f"ip netns exec {netns} iptables-save -c -t nat"
+    if netns not in lab.nft_netns:
+        return out + [save]
+    dnated = (reply.src, reply.sport) != (o.dst, o.dport)
+    if (which == "dst") != (hit.direction == "orig"):  # a masquerade, or a reply's un-SNAT
+        masquerading = kubeproxy_nft.list_chain(netns, MASQUERADING)
+        # not DNATed here: Flannel's; kube-proxy's only for a packet it marked yet did not DNAT (a broken chain)
+        return out + ([masquerading] if dnated else [save, masquerading])
+    svc = lab.service_for(o.dst, o.dport, o.proto)
+    ep = svc.endpoint(reply.src, reply.sport) if svc else None
+    if svc is None or ep is None:
+        return out + [f"ip netns exec {netns} nft list table {kubeproxy_nft.TABLE}"]
+    outside = [svc.ext_chain] if svc.ext_chain and o.dst != svc.ip else []  # a nodePort, the LB's address
+    return out + [kubeproxy_nft.list_chain(netns, c) for c in outside + [svc.svc_chain, ep.sep_chain]]

@@ -48,6 +48,7 @@ class NatSteps:
             return None, self._not_dnated(ns, iif)
         self._pre_nat[ns] = old
         text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
+        chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
         if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
             if ns in self.lab.nft_netns:  # kube-proxy in nftables mode: the numgen map's element
                 chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new)
@@ -57,9 +58,9 @@ class NatSteps:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
         stale = self._stale(ns, old, new)
-        commands = nat.commands(ns, hit.entry)
-        if ns in self.lab.nft_netns:  # kube-proxy's DNAT is in its nftables table there
-            commands.append(f"ip netns exec {ns} nft list table {kubeproxy_nft.TABLE}")
+        commands = nat.commands(self.lab, ns, hit, "dst")
+        if isinstance(chosen, kubeproxy_nft.Choice):  # sessionAffinity: the set that held the client
+            commands += chosen.commands(ns)
         row = self.rows.row(ns, iif or "-", "dnat", text, commands, None,
                             stale[0] if stale else None, stale[1] if stale else None, cause=stale is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
@@ -130,8 +131,8 @@ class NatSteps:
         old, new = self.flow, nat.new_destination(self.flow, hit)
         if new != old:
             self.rows.add(ns, port, "dnat", nat.describe(self.lab, "dst", hit, old, new) + " (br_netfilter, on the "
-                          "bridge)", nat.commands(ns, hit.entry), None, conntrack=hit.entry.text(), before=str(old),
-                          after=str(new))
+                          "bridge)", nat.commands(self.lab, ns, hit, "dst"), None, conntrack=hit.entry.text(),
+                          before=str(old), after=str(new))
             self.flow = new
 
     def _unnat_skipped(self, ns: str, port: str) -> None:

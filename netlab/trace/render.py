@@ -125,7 +125,8 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     ep = r.endpoint
     if ep:
         out.append(f"Service {ep['service']}: the DNAT picked endpoint {ep.get('endpoint')} "
-                   f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep['svc_chain']} → {ep.get('sep_chain')}")
+                   f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep['svc_chain']} → "
+                   f"{ep.get('sep_chain')}")
         if ep.get("chosen_by"):
             out.append(f"  chosen by {ep['chosen_by']}")
     v = r.verdict

@@ -189,7 +189,8 @@ class Walker(NatSteps, L2Steps):
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, oif, "snat", nat.describe(self.lab, "src", hit, old, self.flow),
-                          nat.commands(ns, hit.entry), self._obs(ns, oif, "out"), down, conntrack=hit.entry.text())
+                          nat.commands(self.lab, ns, hit, "src"), self._obs(ns, oif, "out"), down,
+                          conntrack=hit.entry.text())
         if link is None:
             return self._stop(f"{oif} is not a device the kernel listed in {ns}")
         if down:
@@ -391,7 +392,7 @@ class Walker(NatSteps, L2Steps):
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, iif or "lo", "snat", nat.describe(self.lab, "src", hit, old, self.flow),
-                          nat.commands(ns, hit.entry), None, conntrack=hit.entry.text())
+                          nat.commands(self.lab, ns, hit, "src"), None, conntrack=hit.entry.text())
             f = self.flow
         # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
         how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns
