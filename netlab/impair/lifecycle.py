@@ -7,7 +7,11 @@ interface's root qdisc and changes only those that differ, and reports the
 difference to ``status``. The lab's state records every interface it shaped
 (``impair.shaped``, written before the change), so an impairment removed
 from the topology is taken off again; ``down`` has nothing to do: qdiscs go
-with their namespaces.
+with their namespaces. A change the kernel refuses leaves the interface as it
+was (kernel/tc.py replaces qdiscs whole) and is a warning; a run that fails
+after changing qdiscs is rolled back to the lab's previous topology, and the
+interfaces it changed get what they had (``NETLAB_FAULT_POINT=impair-set``
+fails a run right after its first change: kernel/testhooks.py).
 
 Run-time impairments (``netlab impair``, netlab.impair.runtime) change the
 lab's saved topology, so ``status`` compares the kernel with them and does
@@ -26,11 +30,11 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
-from netlab.kernel import tc
+from netlab.kernel import tc, testhooks
 from netlab.model.impair import describe, rate_bits, time_us
 from netlab.plan.impair import impaired
 
@@ -149,6 +153,26 @@ def start(lab: Lab, state: LabState) -> StartResult:
     rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if ns in lab_netns}
     if json.dumps(rec, sort_keys=True) != before:
         state.save()
+    changed: list[tuple[str, str, tc.Shaping]] = []  # interfaces changed by this run, and what they had
+    try:
+        _change(want, old, have, rec, done, changed)
+    except BaseException:
+        _put_back(changed)
+        raise
+    rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if v}
+    # Run-time impairments the topology now says otherwise about were replaced (by `up` from the file).
+    specs = {f"{ns}:{iface}": spec for ns, iface, spec in impaired(lab)}
+    for key in [k for k, v in rec["runtime"].items() if specs.get(k, {}) != v.get("spec")]:
+        rec["runtime"].pop(key)
+    if json.dumps(rec, sort_keys=True) != before:
+        state.save()
+    return done
+
+
+def _change(want: dict[tuple[str, str], tc.Shaping], old: set[tuple[str, str]],
+            have: dict[tuple[str, str], tc.Shaping | None], rec: dict[str, Any], done: StartResult,
+            changed: list[tuple[str, str, tc.Shaping]]) -> None:
+    """Set the interfaces that differ, take the qdiscs off those the topology no longer names."""
     for (ns, iface), target in sorted(want.items()):
         now = have.get((ns, iface))
         if now is None:
@@ -158,9 +182,11 @@ def start(lab: Lab, state: LabState) -> StartResult:
             continue
         try:
             tc.replace_root(ns, iface, target.rate_bits, target.delay_us, target.jitter_us)
-        except tc.TcError as exc:
+        except tc.TcError as exc:  # refused: the interface keeps what it had (kernel/tc.py)
             done.problems.append(f"impair: {exc}")
             continue
+        changed.append((ns, iface, now))
+        testhooks.fault_point("impair-set")
         done.actions.append(f"set {words(target)} on {iface} in {ns} (it had {words(now)})")
     for ns, iface in sorted(old - set(want)):
         now = have.get((ns, iface))
@@ -170,16 +196,22 @@ def start(lab: Lab, state: LabState) -> StartResult:
             except tc.TcError as exc:
                 done.problems.append(f"impair: {exc}")
                 continue
+            changed.append((ns, iface, now))
             done.actions.append(f"removed {words(now)} from {iface} in {ns} (no longer in the topology)")
         rec["shaped"][ns] = [i for i in rec["shaped"].get(ns, []) if i != iface]
-    rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if v}
-    # Run-time impairments the topology now says otherwise about were replaced (by `up` from the file).
-    specs = {f"{ns}:{iface}": spec for ns, iface, spec in impaired(lab)}
-    for key in [k for k, v in rec["runtime"].items() if specs.get(k, {}) != v.get("spec")]:
-        rec["runtime"].pop(key)
-    if json.dumps(rec, sort_keys=True) != before:
-        state.save()
-    return done
+
+
+def _put_back(changed: list[tuple[str, str, tc.Shaping]]) -> None:
+    """A run that fails after changing qdiscs is rolled back to the lab's previous topology: the interfaces it
+    changed get what they had (best effort, as the rest of a rollback; a qdisc netlab does not make cannot be
+    made again: `status` names it)."""
+    for ns, iface, had in reversed(changed):
+        if had.other:
+            continue
+        try:
+            tc.replace_root(ns, iface, had.rate_bits, had.delay_us, had.jitter_us)
+        except OSError:  # TcError, or the namespace is gone (NetnsGone)
+            pass
 
 
 def stop(state: LabState, netns_names: list[str], everything: bool = False) -> list[str]:

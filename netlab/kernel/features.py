@@ -10,11 +10,9 @@ the namespace any more, and the kernel frees it with everything in it. The
 host's own namespace is only read (``/proc/sys``, the state directory's
 metadata).
 
-Links, nf_tables and conntrack are asked through netlab's own netlink codec
-(kernel/netlink.py, rtnl.py, nfnl.py), as ``up`` will ask; qdiscs through
-pyroute2's tc encoder, as kernel/tc.py sets them, and only when qdiscs are
-wanted (an impairment, or the doctor's full report): loading pyroute2 took
-~0.1 s of every ``up``'s preflight.
+Links, nf_tables, conntrack and qdiscs are asked through netlab's own netlink
+codec (kernel/netlink.py, rtnl.py, nfnl.py, tc.py), as ``up`` will ask; qdiscs
+only when they are wanted (an impairment, or the doctor's full report).
 
 Modules: asking for a link kind, qdisc or netfilter subsystem the kernel does
 not have makes it run modprobe (``request_module``). Probing loads nothing:
@@ -32,12 +30,13 @@ import ctypes
 import errno
 import os
 import stat
+import struct
 import subprocess
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, testhooks
+from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, tc, testhooks
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
@@ -52,10 +51,13 @@ LINK_KINDS: dict[str, Callable[[], bytes]] = {
     "vxlan": lambda: rtnl.vxlan_add(0, "probe-vxlan", None, None, 1, None, 4789, None, up=False),
 }
 # tc qdiscs link impairments will use (rate: tbf/htb; delay, loss: netem), with minimal options.
-QDISCS: dict[str, dict] = {
-    "tbf": {"rate": 125000, "burst": 10000, "latency": 50000},
-    "htb": {},
-    "netem": {},
+LO_INDEX = 1  # lo is the first device of every network namespace
+# Each qdisc as lo's root with what kernel/tc.py would give it; an htb as `tc qdisc add ... htb` makes one:
+# TCA_HTB_INIT's struct tc_htb_glob (version 3, rate2quantum 10, default class 0, no debug, direct_pkts 0).
+QDISCS: dict[str, Callable[[], bytes]] = {
+    "tbf": lambda: tc.tbf_options(1_000_000),
+    "htb": lambda: netlink.attr(2, struct.pack("=IIIII", 3, 10, 0, 0, 0)),
+    "netem": lambda: tc.netem_options(0),
 }
 NETFILTER = ("nf_tables", "conntrack")
 FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(QDISCS) + NETFILTER
@@ -275,25 +277,19 @@ def _probe_links(probe: KernelProbe, names: list[str]) -> None:
 
 
 def _probe_qdiscs(probe: KernelProbe, names: list[str]) -> None:
-    """Each wanted qdisc as lo's root, through pyroute2's tc encoder as kernel/tc.py sets them (loaded only
-    when a lab shapes traffic, or for the doctor's full report)."""
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    from netlab.kernel.netns import netlink_socket
-
-    with IPRoute(use_socket=netlink_socket()) as ipr:
-        lo = ipr.link_lookup(ifname="lo")[0]
+    """Each wanted qdisc as lo's root, encoded as kernel/tc.py sets them (netlab's codec)."""
+    with netlink.Conn() as conn:
         for kind, options in QDISCS.items():
             if kind not in names:
                 continue
             try:
-                ipr.tc("add", kind, lo, handle="1:", **options)
+                conn.request(f"a {kind} qdisc in a throwaway namespace",
+                             tc.qdisc_replace(LO_INDEX, tc.TC_H_ROOT, tc.ROOT_HANDLE, kind, options()))
                 probe.features[kind] = Feature(kind, True, "added one as lo's root qdisc in a throwaway namespace")
-                ipr.tc("del", index=lo, root=True)
-            except NetlinkError as exc:
-                what = "not in this kernel" if exc.code == errno.ENOENT else "adding one failed"
-                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.code)})")
+                conn.request(f"delete the {kind} qdisc", tc.qdisc_del(LO_INDEX))
+            except netlink.NetlinkError as exc:
+                what = "not in this kernel" if exc.errno == errno.ENOENT else "adding one failed"
+                probe.features[kind] = Feature(kind, False, f"{what} ({_errno_text(exc.errno)})")
 
 
 def _probe_netfilter(name: str) -> Feature:

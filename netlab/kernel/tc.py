@@ -1,15 +1,37 @@
-"""Traffic control: the root qdisc of an interface, set and read back over rtnetlink.
+"""Traffic control: the root qdisc of an interface, set and read back over rtnetlink (netlab's codec).
 
-What ``tc qdisc replace dev eth0 root tbf rate 10mbit burst 12500 latency 50ms``
-sends, through pyroute2's tc encoder (its ``tbf``/``netem`` option builders
-port tc(8)'s own arithmetic: the token bucket's ``buffer`` in scheduler ticks,
-the rate table). A socket is opened in the namespace for each call (a
-netlink socket keeps the namespace it was made in).
+What ``tc qdisc replace dev eth0 root handle 1: tbf rate 10mbit burst 12500 latency 50ms``
+sends. The options are encoded here with tc(8)'s own arithmetic (iproute2's
+tc/q_tbf.c and q_netem.c: the token bucket's ``buffer`` in scheduler ticks,
+the rate table), as pyroute2's tc encoder ports it, byte for byte
+(tests/unit/test_impair_tc.py checks both ways), plus what pyroute2's lacks:
+tbf's rate field (``struct tc_ratespec``) holds 32 bits of bytes a second,
+34.4 Gbit/s; a faster rate goes in ``TCA_TBF_RATE64`` beside a saturated
+field, as tc sends it and as the kernel dumps it. A socket is opened in the
+namespace for each call (a netlink socket keeps the namespace it was made in).
 
-- rate only: ``tbf`` as the root qdisc (handle 1:);
-- delay (and jitter): ``netem`` as the root (handle 1:), and with a rate a
-  ``tbf`` child under its one class (parent 1:1, handle 10:), the layout
-  tc-netem(8) shows for "delay plus rate".
+- rate only: ``tbf`` as the root qdisc;
+- delay (and jitter): ``netem`` as the root, and with a rate a ``tbf`` child
+  under its one class (parent <root>:1, handle 10:), the layout tc-netem(8)
+  shows for "delay plus rate".
+
+Every change is a replacement the kernel makes whole (RTM_NEWQDISC with
+NLM_F_CREATE | NLM_F_REPLACE, ``tc qdisc replace``), so a change the kernel
+refuses leaves the interface shaped as it was (net/sched/sch_api.c,
+tc_modify_qdisc):
+
+- a root of the same kind: its parameters are changed in place, after the
+  kernel has checked them (same handle);
+- a root of another kind: the kernel creates the new qdisc, and only then
+  grafts it in the old one's place; it takes a handle the kernel picks
+  (8001: ...), as a qdisc of another kind cannot take over the old handle
+  ("Invalid qdisc name: must match existing qdisc");
+- only the kernel's default there (``noqueue``, handle 0:): created as 1:.
+
+A delay with a rate takes two requests (netem, then tbf under it): when the
+second is refused, what the interface had is applied again. A delay that
+loses its rate gets a new netem (NLM_F_EXCL: created and grafted even over
+one of its kind), which drops the tbf under the old one.
 
 Packets a device *sends* pass its root qdisc; what it receives does not.
 Deleting the root qdisc gives the device its default back (``noqueue`` for
@@ -19,20 +41,41 @@ veth, bridge and vxlan devices).
 from __future__ import annotations
 
 import errno
+import functools
+import os
+import struct
 from dataclasses import dataclass
 
+from netlab.kernel import netlink, rtnl, rtnl_parse
 from netlab.kernel import netns as nsmod
+
+# linux/rtnetlink.h, linux/pkt_sched.h
+RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
+TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
+TCA_KIND, TCA_OPTIONS = 1, 2
+TCA_TBF_PARMS, TCA_TBF_RTAB, TCA_TBF_RATE64 = 1, 2, 4
+# struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec: cell_log, linklayer, overhead, cell_align, mpu,
+# rate in bytes a second), limit (bytes queued), buffer (scheduler ticks), mtu
+TBF_QOPT = struct.Struct("=BBHhHI" "BBHhHI" "III")
+# struct tc_netem_qopt: latency (ticks), limit (packets), loss, gap, duplicate, jitter (ticks)
+NETEM_QOPT = struct.Struct("=IIIIII")
+U32_MAX = 0xFFFFFFFF
 
 TC_H_ROOT = 0xFFFFFFFF
 ROOT_HANDLE = 0x10000  # 1:
 CHILD_HANDLE = 0xA0000  # 10:
-LATENCY = "50ms"  # how long a packet may wait in the token bucket before tbf drops it
+LATENCY_US = 50_000  # how long a packet may wait in the token bucket before tbf drops it
+NETEM_LIMIT = 1000  # packets netem holds (tc's default)
+RTAB_MTU = 1600  # the largest packet the rate table is sized for (cell_log 3: 256 cells of 8 bytes)
 # The kernel's own root qdiscs: an interface showing one of these is not impaired.
 DEFAULT_KINDS = frozenset({"noqueue", "pfifo_fast", "fq_codel", "mq", "fq", "pfifo", "noop"})
 
 
 class TcError(OSError):
     """The kernel refused a qdisc change: errno and a line saying which."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass(frozen=True)
@@ -54,110 +97,248 @@ def burst_bytes(rate_bits: int) -> int:
     return max(rate_bits // 8 // 100, 3200)
 
 
-def _ipr():  # noqa: ANN202 - pyroute2's IPRoute, opened in the current thread's namespace
-    from pyroute2 import IPRoute
-
-    return IPRoute(use_socket=nsmod.netlink_socket())
+# --- encoding ---------------------------------------------------------------------------------
 
 
-def _index(ipr, netns: str, iface: str) -> int:  # noqa: ANN001
-    found = ipr.link_lookup(ifname=iface)
-    if not found:
-        raise TcError(errno.ENODEV, f"{iface} does not exist in {netns}")
-    return int(found[0])
+@functools.lru_cache(maxsize=1)
+def ticks_per_us() -> float:
+    """Scheduler ticks a microsecond, as tc reads them from /proc/net/psched (a tick is 64 ns: 15.625)."""
+    try:
+        with open("/proc/net/psched") as fh:
+            t2us, us2t, clock_res, _ = (int(word, 16) for word in fh.read().split())
+        return t2us / us2t * (clock_res / 1_000_000)
+    except (OSError, ValueError):
+        return 1000 / 64
 
 
-def _tbf(rate_bits: int) -> dict:
-    return {"rate": f"{rate_bits}bit", "burst": burst_bytes(rate_bits), "latency": LATENCY}
+def _xmittime(rate: float, size: float) -> int:
+    """tc_calc_xmittime: the ticks ``size`` bytes take at ``rate`` bytes a second."""
+    return int(int(1_000_000 * (float(size) / rate)) * ticks_per_us())
+
+
+def tbf_options(rate_bits: int) -> bytes:
+    """TCA_OPTIONS of ``tbf rate <rate_bits>bit burst <burst_bytes> latency 50ms`` (tc/q_tbf.c)."""
+    rate = rate_bits / 8  # bytes a second
+    burst = burst_bytes(rate_bits)
+    limit = min(int(rate * float(LATENCY_US) / 1_000_000 + burst), U32_MAX)  # what 50 ms of waiting holds
+    rate32 = min(int(rate), U32_MAX)  # past 32 bits: saturated here, the rate itself in TCA_TBF_RATE64
+    cell_log = 0
+    while (RTAB_MTU >> cell_log) > 255:
+        cell_log += 1
+    # The rate table: the ticks a packet of each size takes (the kernel uses it only to tell the link layer).
+    rtab = [_xmittime(rate32, (i + 1) << cell_log) for i in range(256)]
+    parms = TBF_QOPT.pack(cell_log, 0, 0, -1, 0, rate32, 0, 0, 0, 0, 0, 0, limit, _xmittime(rate, burst), 0)
+    rate64 = netlink.attr(TCA_TBF_RATE64, struct.pack("=Q", int(rate))) if int(rate) > U32_MAX else b""
+    return netlink.attr(TCA_TBF_PARMS, parms) + rate64 + netlink.attr(TCA_TBF_RTAB, struct.pack("=256I", *rtab))
+
+
+def netem_options(delay_us: int, jitter_us: int = 0) -> bytes:
+    """TCA_OPTIONS of ``netem delay <delay_us>us <jitter_us>us`` (a struct, not attributes: tc/q_netem.c)."""
+    tick = ticks_per_us()
+    return NETEM_QOPT.pack(int(delay_us * tick), NETEM_LIMIT, 0, 0, 0, int(jitter_us * tick))
+
+
+def qdisc_replace(index: int, parent: int, handle: int, kind: str, options: bytes, fresh: bool = False) -> bytes:
+    """``tc qdisc replace dev IDX parent P [handle H] KIND ...``; ``fresh``: a new qdisc even where one of
+    that kind is (NLM_F_EXCL, handle 0: the kernel creates one and grafts it, dropping the old one's children)."""
+    flags = netlink.NLM_F_CREATE | netlink.NLM_F_REPLACE | (netlink.NLM_F_EXCL if fresh else 0)
+    body = TCMSG.pack(0, index, handle, parent, 0) + netlink.string(TCA_KIND, kind) + \
+        netlink.attr(TCA_OPTIONS, options)
+    return netlink.message(RTM_NEWQDISC, flags, body)
+
+
+def qdisc_del(index: int, parent: int = TC_H_ROOT, handle: int = 0) -> bytes:
+    """``tc qdisc del dev IDX parent P [handle H]`` (``root``: TC_H_ROOT)."""
+    return netlink.message(RTM_DELQDISC, 0, TCMSG.pack(0, index, handle, parent, 0))
+
+
+def qdisc_dump() -> bytes:
+    return netlink.message(RTM_GETQDISC, 0, TCMSG.pack(0, 0, 0, 0, 0))
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Qdisc:
+    """One qdisc of a dump: where it hangs, and what netlab reads of its options."""
+
+    index: int
+    handle: int
+    parent: int
+    kind: str
+    rate_bits: int | None = None  # tbf
+    delay_us: int | None = None  # netem
+    jitter_us: int | None = None
+
+
+def parse_qdisc(m: netlink.Msg) -> Qdisc:
+    _family, index, handle, parent, _info = TCMSG.unpack_from(m.body)
+    a = netlink.attrs(m.body, TCMSG.size)
+    kind = netlink.get_str(a, TCA_KIND) or ""
+    opts = a.get(TCA_OPTIONS)
+    rate = delay = jitter = None
+    if kind == "tbf" and opts:
+        o = netlink.attrs(opts)
+        parms, rate64 = o.get(TCA_TBF_PARMS, b""), o.get(TCA_TBF_RATE64, b"")
+        if len(parms) >= TBF_QOPT.size:
+            # The kernel dumps the rate field saturated and the rate itself in TCA_TBF_RATE64 past 32 bits.
+            rate = 8 * (struct.unpack_from("=Q", rate64)[0] if len(rate64) >= 8 else TBF_QOPT.unpack_from(parms)[5])
+    elif kind == "netem" and opts and len(opts) >= NETEM_QOPT.size:
+        latency, _limit, _loss, _gap, _dup, jit = NETEM_QOPT.unpack_from(opts)
+        delay = round(latency / ticks_per_us()) or None
+        jitter = round(jit / ticks_per_us()) or None
+    return Qdisc(index, handle, parent, kind, rate, delay, jitter)
+
+
+def shaping_of(qdiscs: list[Qdisc]) -> Shaping:
+    """The shaping one interface's qdiscs (of a dump) describe."""
+    rate = delay = jitter = None
+    other = None
+    for q in qdiscs:
+        if q.kind == "tbf":
+            rate = q.rate_bits
+        elif q.kind == "netem":
+            delay, jitter = q.delay_us, q.jitter_us
+        elif q.parent == TC_H_ROOT and q.kind not in DEFAULT_KINDS:
+            other = q.kind
+    return Shaping(rate, delay, jitter, other)
+
+
+# --- the kernel -------------------------------------------------------------------------------
+
+
+def _links(conn: netlink.Conn, netns: str) -> dict[str, rtnl_parse.LinkMsg]:
+    return {link.name: link for link in rtnl_parse.dump_links(conn, netns)}
+
+
+def _qdiscs(conn: netlink.Conn, netns: str, index: int | None = None) -> list[Qdisc]:
+    found = [parse_qdisc(m) for m in conn.dump(f"qdiscs in {netns}", qdisc_dump()) if m.mtype == RTM_NEWQDISC]
+    return [q for q in found if index is None or q.index == index]
+
+
+def _root(qdiscs: list[Qdisc]) -> Qdisc | None:
+    return next((q for q in qdiscs if q.parent == TC_H_ROOT), None)
+
+
+def _handle(there: Qdisc | None, kind: str, fresh: int) -> int:
+    """The handle a replacement asks for: the one there when it is of the same kind (changed in place),
+    ``fresh`` where only the kernel's default is, else 0 (the kernel picks one and grafts the new qdisc)."""
+    if there is None or not there.handle:
+        return fresh
+    return there.handle if there.kind == kind else 0
+
+
+def _shape(conn: netlink.Conn, where: str, index: int, have: list[Qdisc], want: Shaping) -> None:
+    """Requests that turn the qdiscs ``have`` into ``want``'s; each one is whole or refused."""
+    root = _root(have)
+    if not want.delay_us:
+        if want.rate_bits:
+            conn.request(f"set tbf (rate) as the root qdisc of {where}",
+                         qdisc_replace(index, TC_H_ROOT, _handle(root, "tbf", ROOT_HANDLE), "tbf",
+                                       tbf_options(want.rate_bits)))
+        elif root is not None and root.handle:
+            conn.request(f"delete the root qdisc of {where}", qdisc_del(index))
+        return
+    netem = netem_options(want.delay_us, want.jitter_us or 0)
+    handle = _handle(root, "netem", ROOT_HANDLE)
+    changed_in_place = root is not None and handle == root.handle
+    child = next((q for q in have if q.parent == handle + 1), None) if changed_in_place else None
+    fresh = child is not None and not want.rate_bits  # a new netem, without the tbf under the old one
+    conn.request(f"set netem (delay) as the root qdisc of {where}",
+                 qdisc_replace(index, TC_H_ROOT, 0 if fresh else handle, "netem", netem, fresh=fresh))
+    if not want.rate_bits:
+        return
+    if not handle:  # the kernel picked the new netem's handle: the tbf goes under its class
+        new_root = _root(_qdiscs(conn, where, index))
+        handle = new_root.handle if new_root else ROOT_HANDLE
+    conn.request(f"set tbf (rate) under netem on {where}",
+                 qdisc_replace(index, handle + 1, _handle(child, "tbf", CHILD_HANDLE), "tbf",
+                               tbf_options(want.rate_bits)))
+
+
+def _why(exc: netlink.NetlinkError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "the kernel lacks this qdisc"
+    return os.strerror(exc.errno or 0)
+
+
+def _refused(conn: netlink.Conn, where: str, iface: str, index: int, before: list[Qdisc],
+             exc: netlink.NetlinkError) -> TcError:
+    """The error of a refused change, once the interface has what it had before (put back if a first step of
+    two had been made)."""
+    had = shaping_of(before)
+    line = f"{exc.what}: {_why(exc)}"
+    try:
+        now = _qdiscs(conn, where, index)
+        if shaping_of(now) == had:
+            return TcError(exc.errno, f"{line} ({iface} keeps its qdiscs)")
+        if had.other:
+            return TcError(exc.errno, f"{line} ({iface}'s root qdisc {had.other} was replaced before the refusal)")
+        _shape(conn, where, index, now, had)
+    except netlink.NetlinkError as again:
+        return TcError(exc.errno, f"{line}; putting back what {iface} had failed too: {again}")
+    return TcError(exc.errno, f"{line} ({iface} has its qdiscs as before again)")
+
+
+def _keep_txqlen(conn: netlink.Conn, netns: str, iface: str, was: int | None) -> None:
+    # A qdisc attached to a txqueuelen-0 device (the CNI plugin's veths, flannel.1) makes the kernel give it
+    # the default 1000 (qdisc_create). tbf and netem keep their own limits, so the device gets its 0 back and
+    # stays as the CNI plugin made it.
+    if was != 0:
+        return
+    link = _links(conn, netns).get(iface)
+    if link is not None and link.txqlen != 0:
+        conn.request(f"set txqueuelen 0 on {iface} in {netns}", rtnl.link_set(link.index, txqlen=0))
 
 
 def replace_root(netns: str, iface: str, rate_bits: int | None, delay_us: int | None = None,
                  jitter_us: int | None = None) -> None:
-    """Make ``iface``'s egress shaped so (the old root qdisc goes first: its kind may differ)."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    with nsmod.entered(netns), _ipr() as ipr:
-        idx = _index(ipr, netns, iface)
-        step = f"delete the root qdisc of {iface} in {netns}"
+    """Make ``iface``'s egress shaped so; a change the kernel refuses is a TcError and leaves it as it was."""
+    want = Shaping(rate_bits or None, delay_us or None, jitter_us or None)
+    where = f"{iface} in {netns}"
+    with nsmod.entered(netns), netlink.Conn() as conn:
+        error = None
         try:
-            qlen = ipr.get_links(idx)[0].get_attr("IFLA_TXQLEN")
-            _delete_root(ipr, idx)
-            if delay_us:
-                step = f"add netem (delay) on {iface} in {netns}"
-                ipr.tc("add", "netem", idx, handle=ROOT_HANDLE, delay=delay_us, jitter=jitter_us or 0)
-                if rate_bits:
-                    step = f"add tbf (rate) under netem on {iface} in {netns}"
-                    ipr.tc("add", "tbf", idx, handle=CHILD_HANDLE, parent=ROOT_HANDLE + 1, **_tbf(rate_bits))
-            elif rate_bits:
-                step = f"add tbf (rate) on {iface} in {netns}"
-                ipr.tc("add", "tbf", idx, handle=ROOT_HANDLE, **_tbf(rate_bits))
-            if qlen == 0 and ipr.get_links(idx)[0].get_attr("IFLA_TXQLEN") != 0:
-                # A qdisc attached to a txqueuelen-0 device (the CNI plugin's veths, flannel.1) makes
-                # the kernel give it the default 1000 (qdisc_create). tbf and netem keep their own
-                # limits, so the device gets its 0 back and stays as the CNI plugin made it.
-                step = f"set txqueuelen 0 on {iface} in {netns}"
-                ipr.link("set", index=idx, txqlen=0)
-        except NetlinkError as exc:
-            why = "the kernel lacks this qdisc" if exc.code == errno.ENOENT else errno.errorcode.get(exc.code, "")
-            raise TcError(exc.code, f"{step}: {why} ({exc})") from None
-
-
-def _delete_root(ipr, idx: int) -> None:  # noqa: ANN001
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    try:
-        ipr.tc("del", index=idx, root=True)
-    except NetlinkError as exc:
-        # ENOENT/EINVAL: only the kernel's default is there (deleting noqueue is "invalid")
-        if exc.code not in (errno.ENOENT, errno.EINVAL):
-            raise
+            link = _links(conn, netns).get(iface)
+            if link is None:
+                raise TcError(errno.ENODEV, f"{iface} does not exist in {netns}")
+            before = _qdiscs(conn, netns, link.index)
+        except netlink.NetlinkError as exc:
+            raise TcError(exc.errno, str(exc)) from None
+        try:
+            _shape(conn, where, link.index, before, want)
+        except netlink.NetlinkError as exc:
+            error = _refused(conn, where, iface, link.index, before, exc)
+        try:
+            _keep_txqlen(conn, netns, iface, link.txqlen)
+        except netlink.NetlinkError as exc:
+            error = error or TcError(exc.errno, str(exc))
+        if error is not None:
+            raise error
 
 
 def delete_root(netns: str, iface: str) -> None:
     """Give ``iface`` its default root qdisc back (nothing to do when it has it)."""
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    with nsmod.entered(netns), _ipr() as ipr:
-        found = ipr.link_lookup(ifname=iface)
-        if not found:
+    with nsmod.entered(netns), netlink.Conn() as conn:
+        link = _links(conn, netns).get(iface)
+        if link is None:
             return  # the interface is gone, and its qdiscs with it
         try:
-            _delete_root(ipr, int(found[0]))
-        except NetlinkError as exc:
-            raise TcError(exc.code, f"delete the root qdisc of {iface} in {netns}: {exc}") from None
+            conn.request(f"delete the root qdisc of {iface} in {netns}", qdisc_del(link.index))
+        except netlink.NetlinkError as exc:
+            # ENOENT/EINVAL: only the kernel's default is there (its handle is 0: "cannot delete")
+            if exc.errno not in (errno.ENOENT, errno.EINVAL):
+                raise TcError(exc.errno, str(exc)) from None
 
 
 def read(netns: str, ifaces: list[str]) -> dict[str, Shaping | None]:
     """Each interface's shaping as the kernel reports it (None: no such interface)."""
-    with nsmod.entered(netns), _ipr() as ipr:
-        names = {int(link["index"]): link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
-        by_name = {n: i for i, n in names.items()}
-        qdiscs: dict[int, list] = {}
-        for msg in ipr.get_qdiscs():
-            qdiscs.setdefault(int(msg["index"]), []).append(msg)
+    with nsmod.entered(netns), netlink.Conn() as conn:
+        links = _links(conn, netns)
+        qdiscs = _qdiscs(conn, netns)
     out: dict[str, Shaping | None] = {}
     for iface in ifaces:
-        idx = by_name.get(iface)
-        out[iface] = None if idx is None else shaping_of(qdiscs.get(idx, []))
+        link = links.get(iface)
+        out[iface] = None if link is None else shaping_of([q for q in qdiscs if q.index == link.index])
     return out
-
-
-def shaping_of(msgs: list) -> Shaping:
-    """The shaping one interface's qdisc messages (RTM_NEWQDISC of a dump) describe."""
-    rate = delay = jitter = None
-    other = None
-    for msg in msgs:
-        kind = msg.get_attr("TCA_KIND")
-        opts = msg.get_attr("TCA_OPTIONS")
-        if kind == "tbf" and opts is not None:
-            parms = opts.get_attr("TCA_TBF_PARMS")
-            if parms is not None:
-                rate = int(parms["rate"]) * 8
-        elif kind == "netem" and opts is not None:
-            from pyroute2.netlink.rtnl.tcmsg.common import tick_in_usec
-
-            delay = round(int(opts["delay"]) / tick_in_usec) or None
-            jitter = round(int(opts["jitter"]) / tick_in_usec) or None
-        elif msg["parent"] == TC_H_ROOT and kind not in DEFAULT_KINDS:
-            other = kind
-    return Shaping(rate, delay, jitter, other)

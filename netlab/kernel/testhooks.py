@@ -12,8 +12,9 @@ when this module is imported, never inside a loop; all are off unless set.
     signal path, deterministic instead of a race with a fast machine;
 ``NETLAB_FAULT_POINT=NAME`` (with ``NETLAB_FAULT_MODE``)
     a named point inside a feature (``resolv-written``: right after the first
-    pod's resolv.conf is written, before the state records it as made) fails
-    or kills the process there;
+    pod's resolv.conf is written, before the state records it as made;
+    ``impair-set``: right after a run's first qdisc change) fails or kills
+    the process there;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
     every namespace netlab creates starts with two extra links (bridges named
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the

@@ -135,7 +135,8 @@ class _Up:
             if isinstance(exc, NetlabError):
                 raise ApplyFailed(f"{exc}; rolled back") from exc
             if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug
-                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back (run with --debug for details)") from exc
+                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back "
+                                  "(for details: netlab --debug <command> ...)") from exc
             raise
         self.result.operations = self.journal.count
         return self.result

@@ -192,7 +192,8 @@ def _fork_agent(job: Job, limit: float) -> Output:
     except ChildTimeout:
         raise EnvironmentNotReady(f"the probe agent did not finish within {limit:.0f} s; killed it") from None
     except ChildDied:
-        raise EnvironmentNotReady("the probe agent died without a result (run with --debug for details)") from None
+        raise EnvironmentNotReady("the probe agent died without a result "
+                                  "(for details: netlab --debug <command> ...)") from None
     except Exception as exc:  # noqa: BLE001 - whatever the agent raised, in one line
         if os.environ.get("NETLAB_DEBUG"):
             print("\n".join(getattr(exc, "__notes__", [])))

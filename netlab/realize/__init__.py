@@ -1,1 +1,1 @@
-"""Realize a plan in the kernel: the only code that changes it (pyroute2, iptables-restore)."""
+"""Realize a plan in the kernel: the only code that changes it (netlab's netlink codec, iptables-restore)."""

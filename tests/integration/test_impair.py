@@ -291,3 +291,91 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         netlab("impair", "--lab", name, "shaped:eth0", "--rate", "20mbit")  # as the file has it
     assert netlab("status", "-t", lab[1]).returncode == 0  # as the file has it again
     assert netlab("trace", "--lab", name, "shaped", "server", check=False).returncode == 0
+
+
+def root_qdisc(netns: str) -> dict:
+    (root,) = [q for q in qdiscs(netns) if q.get("root")]
+    return root
+
+
+def test_a_rate_past_32_bits_is_set_read_back_and_its_drift_seen(lab):
+    """tbf's rate field holds 32 bits of bytes a second (34.4 Gbit/s), and the model takes up to 100gbit: such a
+    rate crashed `up` and `netlab impair` with exit 4 ("'I' format requires 0 <= number <= 4294967295"). It
+    goes in TCA_TBF_RATE64, as tc sends it; status reads it back the same, and a rate changed by hand is drift."""
+    name, path = lab
+    server = f"{name}-server"
+    try:
+        out = netlab("impair", "--lab", name, "server:eth0", "--rate", "100gbit")
+        assert f"set rate 100gbit on eth0 in {server} (it had none)" in out.stdout
+        root = root_qdisc(server)
+        assert root["kind"] == "tbf" and root["options"]["rate"] == 100 * 10**9 // 8  # tc -j: bytes a second
+        assert netlab("status", "--lab", name).returncode == 0
+        ping = in_netns(f"{name}-shaped", "ping", "-c", "3", "-i", "0.2", "-W", "1", pod_ip(name, "server"))
+        assert ping.returncode == 0, ping.stdout  # the server's replies pass its tbf
+        subprocess.run(["ip", "netns", "exec", server, "tc", "qdisc", "replace", "dev", "eth0", "root", "tbf", "rate",
+                        "1gbit", "burst", "32kbit", "latency", "50ms"], check=True)
+        drift = netlab("status", "--lab", name, check=False)
+        assert drift.returncode == 1
+        assert f"impair: eth0 in {server} has rate 1gbit, the topology says rate 100gbit" in drift.stdout, drift.stdout
+        netlab("up", "-t", path)
+        assert netlab("status", "--lab", name).returncode == 0  # the file's: none
+    finally:
+        netlab("up", "-t", path)
+    assert [q["kind"] for q in qdiscs(server) if q.get("root")] == ["noqueue"]
+
+
+def test_a_failed_impair_leaves_the_qdisc_it_had(lab):
+    """Exit 4 says "rolled back": the lab's topology is the previous one again, and so must its qdiscs be. The
+    run fails right after the qdisc changed (NETLAB_FAULT_POINT=impair-set); it kept the new rate, so status
+    found drift after "rolled back"."""
+    name, path = lab
+    server = f"{name}-server"
+    try:
+        netlab("impair", "--lab", name, "server:eth0", "--rate", "10mbit", "--loss", "1%")
+        failed = netlab("impair", "--lab", name, "server:eth0", "--rate", "100gbit", check=False,
+                        env={"NETLAB_FAULT_POINT": "impair-set"})
+        assert failed.returncode == 4, failed.stderr
+        assert failed.stderr.strip() == "netlab: injected fault at impair-set; rolled back", failed.stderr
+        root = root_qdisc(server)
+        assert root["kind"] == "tbf" and root["options"]["rate"] == 10 * 10**6 // 8
+        assert "--probability 0.00999999978 -j DROP" in mangle(server)
+        status = netlab("status", "--lab", name, check=False)
+        assert status.returncode == 0, status.stdout
+    finally:
+        netlab("up", "-t", path)
+
+
+def test_a_change_the_kernel_refuses_keeps_the_qdisc_it_had(lab, monkeypatch):
+    """replace_root deleted the root qdisc before it added the new one: a refused add left the interface
+    unshaped. Now the kernel replaces a qdisc whole or not at all. Here it refuses a netem root where it has no
+    sch_netem, and a token bucket of no depth (tbf_change: max_size 0, EINVAL); the pod still sends at 20mbit."""
+    from netlab.kernel import netlink as nl
+    from netlab.kernel import tc
+
+    name, path = lab
+    shaped = f"{name}-shaped"
+
+    def no_depth(bits: int, real=getattr(tc, "tbf_options", None)) -> bytes:
+        opts = nl.attrs(real(bits))
+        fields = list(tc.TBF_QOPT.unpack(opts[tc.TCA_TBF_PARMS]))
+        fields[13] = 0  # buffer: ticks of the bucket's depth
+        return nl.attr(tc.TCA_TBF_PARMS, tc.TBF_QOPT.pack(*fields)) + nl.attr(tc.TCA_TBF_RTAB, opts[tc.TCA_TBF_RTAB])
+
+    def root_rate() -> tuple[str, int | None]:
+        root = root_qdisc(shaped)
+        return root["kind"], root.get("options", {}).get("rate")
+
+    try:
+        if netem_check().status != doctor.OK:
+            with pytest.raises(tc.TcError, match="netem .*: the kernel lacks this qdisc"):
+                tc.replace_root(shaped, "eth0", RATE, delay_us=20_000)
+            assert root_rate() == ("tbf", RATE // 8)
+        monkeypatch.setattr(tc, "tbf_options", no_depth)
+        with pytest.raises(tc.TcError, match=r"set tbf \(rate\) as the root qdisc of eth0 in .*: Invalid argument"):
+            tc.replace_root(shaped, "eth0", 5_000_000)
+        assert root_rate() == ("tbf", RATE // 8)
+        assert netlab("status", "--lab", name).returncode == 0
+        measured = iperf_bits_per_second(name, "shaped", "server", seconds=2)
+        assert measured <= 1.15 * RATE, f"{measured / 1e6:.2f} Mbit/s: no longer shaped to 20mbit"
+    finally:
+        netlab("up", "-t", path)

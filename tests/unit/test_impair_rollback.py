@@ -1,0 +1,121 @@
+"""A failed run and the impairments' qdiscs (no root): exit 4 says "rolled back", so the interfaces a failed
+run changed get what they had, and the hint of a failed run is a command line that works."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from netlab.cli.base import cli
+from netlab.errors import ApplyFailed
+from netlab.impair import lifecycle as feature
+from netlab.kernel import tc
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.realize import state_dir
+
+
+class State:
+    """What the feature uses of a lab's saved state."""
+
+    def __init__(self):
+        self.extra: dict = {}
+
+    def save(self) -> None:
+        pass
+
+
+def lab_with_two_rates():
+    return resolve(Topology.model_validate({
+        "name": "x", "nodes": [{"name": "n1", "impair": {"cni0": {"rate": "30mbit"}}}],
+        "pods": [{"name": "p1", "node": "n1", "impair": {"eth0": {"rate": "20mbit"}}}]}))
+
+
+HAD = {("x-n1", "cni0"): tc.Shaping(rate_bits=5_000_000), ("x-p1", "eth0"): tc.Shaping(delay_us=20_000)}
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """tc.replace_root's calls, the kernel reading as HAD."""
+    made: list[tuple] = []
+    monkeypatch.setattr(feature, "_observe", lambda targets: {k: v for k, v in HAD.items() if k in targets})
+
+    def replace_root(ns, iface, rate_bits, delay_us=None, jitter_us=None):
+        made.append((ns, iface, rate_bits, delay_us, jitter_us))
+
+    monkeypatch.setattr(feature.tc, "replace_root", replace_root)
+    return made
+
+
+def test_a_run_failing_after_a_change_puts_back_what_the_interface_had(calls, monkeypatch):
+    """NETLAB_FAULT_POINT=impair-set: the run fails right after cni0 got 30mbit; up rolls the lab back to its
+    previous topology, so cni0 must have its 5mbit again (it kept 30mbit: drift, after "rolled back")."""
+    monkeypatch.setattr(feature.testhooks, "FAULT_POINT", "impair-set")
+    with pytest.raises(ApplyFailed, match="injected fault at impair-set"):
+        feature.start(lab_with_two_rates(), State())
+    assert calls == [("x-n1", "cni0", 30_000_000, None, None), ("x-n1", "cni0", 5_000_000, None, None)]
+
+
+def test_an_interrupted_run_puts_back_only_what_it_changed(calls, monkeypatch):
+    real = feature.tc.replace_root
+
+    def second_interrupted(ns, iface, *args, **kw):
+        if iface == "eth0" and len(calls) == 1:
+            raise KeyboardInterrupt
+        real(ns, iface, *args, **kw)
+
+    monkeypatch.setattr(feature.tc, "replace_root", second_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        feature.start(lab_with_two_rates(), State())
+    assert calls == [("x-n1", "cni0", 30_000_000, None, None), ("x-n1", "cni0", 5_000_000, None, None)]
+
+
+def test_a_refused_change_is_a_warning_and_nothing_is_put_back(calls, monkeypatch):
+    def refused(ns, iface, *args, **kw):
+        raise tc.TcError(22, f"set tbf (rate) as the root qdisc of {iface} in {ns}: Invalid argument")
+
+    monkeypatch.setattr(feature.tc, "replace_root", refused)
+    done = feature.start(lab_with_two_rates(), State())
+    assert done.problems == ["impair: set tbf (rate) as the root qdisc of cni0 in x-n1: Invalid argument",
+                             "impair: set tbf (rate) as the root qdisc of eth0 in x-p1: Invalid argument"]
+    assert not done.actions and not calls
+
+
+class Broken:
+    """A feature with a bug: its start raises something netlab does not know."""
+
+    name = "broken"
+
+    def preflight(self, lab):
+        pass
+
+    def start_early(self, lab, state):
+        return None
+
+    def abort_early(self, handle):
+        pass
+
+    def start(self, lab, state, early=None):
+        raise RuntimeError("boom")
+
+    def stop(self, state, netns_names, everything=False):
+        return []
+
+    def drift(self, lab, state):
+        return []
+
+
+def test_the_hint_of_a_failed_run_is_a_command_line_that_works(tmp_path, monkeypatch):
+    """It said "run with --debug for details", and `netlab impair --debug ...` is "No such option"."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    lab = resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n1"}]}))
+    kernel = FakeKernel()
+    with pytest.raises(ApplyFailed) as exc:
+        lab_up.up(lab, kernel, features=(Broken(),), journal=Journal(kernel))
+    assert str(exc.value) == "RuntimeError: boom; rolled back (for details: netlab --debug <command> ...)"
+    cli.main(["--debug", "impair", "--help"], prog_name="netlab", standalone_mode=False)  # the hint's form
+    with pytest.raises(click.NoSuchOption):
+        cli.main(["impair", "--debug", "x:eth0"], prog_name="netlab", standalone_mode=False)
