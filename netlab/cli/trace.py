@@ -199,12 +199,18 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
         raise UsageError(f"{name} has no interface {iface!r} (it has: {', '.join(sorted(links))})")
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     frames: list[cap.Frame] = []
+    # Ctrl-C ends a capture as it ends tcpdump's, whenever it comes: the frames that came are kept, written or
+    # printed. Like tcpdump's "listening on", a line on stderr says when frames are being read (a terminal
+    # writing a pcap shows a progress bar instead).
+    listening = f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s; Ctrl-C stops it)"
     with cap.Capture([netns], iface=iface) as capture:
-        # Every namespace was entered and left: scapy may be imported now.
-        cap.scapy_layers(vx_port)
-        try:  # Ctrl-C ends a capture as it ends tcpdump's: the frames that came are kept, written or printed
+        try:
+            # Every namespace was entered and left: scapy may be imported now.
+            cap.scapy_layers(vx_port)
             if write or output == "json":
                 bar, progress = progress_bar(f"capturing on {name}:{iface}") if write else (None, None)
+                if bar is None:
+                    click.echo(listening, err=True)
 
                 def keep(frame: cap.Frame) -> None:
                     frames.append(frame)
@@ -217,9 +223,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
                 else:
                     cap.live(capture, count, timeout, keep)
             else:
-                if sys.stderr.isatty():
-                    click.echo(f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s)",
-                               err=True)
+                click.echo(listening, err=True)
 
                 def show(frame: cap.Frame) -> None:
                     frames.append(frame)

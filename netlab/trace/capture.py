@@ -89,6 +89,10 @@ class Capture:
                 out += _read_all(ns, s)
         return out
 
+    def drain(self) -> list[Frame]:
+        """The frames queued on the sockets now, without waiting."""
+        return [frame for ns, s in self.socks.items() for frame in _read_all(ns, s)]
+
     def close(self) -> None:
         for s in self.socks.values():
             s.close()
@@ -211,12 +215,18 @@ def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame
     """Read frames until ``count`` were seen or ``timeout`` seconds passed; return how many."""
     deadline = time.monotonic() + timeout
     seen = 0
-    while seen < count and time.monotonic() < deadline:
-        for frame in capture.wait(deadline):
+    try:
+        while seen < count and time.monotonic() < deadline:
+            for frame in capture.wait(deadline):
+                on_frame(frame)
+                seen += 1
+                if seen >= count:
+                    break
+    except KeyboardInterrupt:
+        # Ctrl-C: the frames the kernel had already queued on the socket came before it, so they count too.
+        for frame in capture.drain()[:max(0, count - seen)]:
             on_frame(frame)
-            seen += 1
-            if seen >= count:
-                break
+        raise
     return seen
 
 
