@@ -213,9 +213,10 @@ def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
     # after it comes up (IGMPv3: robustness 2, at most 1 s apart), and they cross minikube's eth0.
     # Let them pass, so that the frames captured below are the ping's.
     time.sleep(2 * IGMP_UNSOLICITED_REPORT_INTERVAL)
-    # Traffic first (bounded: 30 pings, 6 s at most), then the capture joins it.
-    pinger = subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "ping", "-q", "-c", "30", "-i", "0.2",
-                               "-w", "6", "10.244.1.3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Traffic first, then the captures join it; it goes on until they are done, however slow the machine is
+    # (a 6 s pinger ended before the third capture started on a loaded machine), and 60 s at most.
+    pinger = subprocess.Popen(["ip", "netns", "exec", f"{lab}-fedora-1", "ping", "-q", "-i", "0.2",
+                               "-w", "60", "10.244.1.3"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         out = netlab("capture", "--lab", lab, "minikube:eth0", "-c", "2", "--timeout", "5", timeout=60).stdout
         pcap = str(tmp_path / "c.pcap")
@@ -227,6 +228,7 @@ def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
                        check=False, timeout=60),
                 netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--pcap", "/dev/full", check=False, timeout=60)]
     finally:
+        pinger.terminate()
         pinger.wait(timeout=15)
     for proc in full:
         assert proc.returncode == 3 and proc.stderr.splitlines()[-1] == \
