@@ -71,6 +71,7 @@ class Capture:
         time.sleep(TIMESTAMP_SETTLE)
 
     def drain(self) -> list[Frame]:
+        """The frames queued on the sockets now, without waiting, in the order they came."""
         out: list[Frame] = []
         for ns, s in self.socks.items():
             out += _read_all(ns, s)
@@ -88,10 +89,6 @@ class Capture:
             if s in ready:
                 out += _read_all(ns, s)
         return out
-
-    def drain(self) -> list[Frame]:
-        """The frames queued on the sockets now, without waiting."""
-        return [frame for ns, s in self.socks.items() for frame in _read_all(ns, s)]
 
     def close(self) -> None:
         for s in self.socks.values():
