@@ -1,10 +1,12 @@
 """Into a lab: the namespaces a command joins (``netlab exec``, ``Lab.exec``) and the containers' logs.
 
 A pod's command joins the pod's network and UTS namespaces, like its
-containers (``hostname`` prints the pod's name); a node's or internet host's
-joins its network namespace. Mounts are set up as ``ip netns exec`` does
+containers (``hostname`` prints the pod's name); a node's joins the node's
+network and UTS namespaces (``hostname`` prints the node's name,
+netlab.workload.node_uts); an internet host's joins its network namespace.
+Mounts are set up as ``ip netns exec`` does
 (netlab.kernel.processes.enter_pod_here): /etc/netns/<namespace>/ files over
-/etc, and a /sys of the namespace's devices.
+/etc (a pod's resolv.conf and hosts), and a /sys of the namespace's devices.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from netlab.kernel.processes import enter_pod_here
 
 @dataclass(frozen=True)
 class Target:
-    """Where a command runs: a namespace, and a pod's UTS namespace file."""
+    """Where a command runs: a namespace, and a pod's or node's UTS namespace file."""
 
     name: str
     netns: str
@@ -76,7 +78,7 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
         raise UsageError(f"{name} is not part of the running lab {lab.name}; `sudo netlab up -t FILE` of the file "
                          "that has it adds it")
     uts = None
-    if any(p.name == name for p in lab.pods):
+    if name in {p.name for p in lab.pods} | {n.name for n in lab.nodes}:
         path = lifecycle.uts_path(lab.name, name)
         uts = path if lifecycle.is_uts_mount(path) else None
     return Target(name, netns, uts, lab.name)

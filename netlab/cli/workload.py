@@ -60,12 +60,14 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     """Run COMMAND inside pod, node or internet host NAME; without COMMAND, a shell.
 
     A pod's command joins the pod's network and UTS namespaces, like its
-    containers (``netlab exec fedora-1 -- hostname`` prints fedora-1); a node
-    or host's joins its network namespace. Files in /etc/netns/<namespace>/
-    (resolv.conf, hosts) are bind-mounted over /etc, and /sys shows the
-    namespace's devices, as with ``ip netns exec``. The exit code is the
-    command's. Without a command it opens your shell ($SHELL, else bash or
-    sh) there, like ``kubectl exec -it POD -- sh``; leave it with exit.
+    containers (``netlab exec fedora-1 -- hostname`` prints fedora-1); a
+    node's joins the node's (``hostname`` prints the node's name), an internet
+    host's its network namespace. Files in /etc/netns/<namespace>/ (a pod's
+    resolv.conf and the kubelet's hosts file) are bind-mounted over /etc, and
+    /sys shows the namespace's devices, as with ``ip netns exec``. The exit
+    code is the command's. Without a command it opens your shell ($SHELL,
+    else bash or sh) there, like ``kubectl exec -it POD -- sh``; leave it
+    with exit.
 
     \b
       sudo netlab exec fedora-1 -- ping -c1 10.244.1.3
@@ -83,9 +85,11 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     target = exec_target(lab.state(), lab.model, name)
-    if target.uts is None and any(p.name == name for p in lab.model.pods):
-        # Its pin is gone (unmounted by hand): the command would run with the host's hostname, unsaid.
-        click.echo(f"netlab: pod {name}'s UTS namespace is missing, so `hostname` there is the host's; "
+    kind = "pod" if any(p.name == name for p in lab.model.pods) else "node"
+    if target.uts is None and (kind == "pod" or any(n.name == name for n in lab.model.nodes)):
+        # Its pin is gone (unmounted by hand, or a lab up since before nodes had one): the command would run
+        # with the host's hostname, unsaid.
+        click.echo(f"netlab: {kind} {name}'s UTS namespace is missing, so `hostname` there is the host's; "
                    f"`{repair_command(lab.name)}` makes it again", err=True)
     argv = list(command) or _shell()
     if not command and sys.stdin.isatty():

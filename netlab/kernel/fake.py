@@ -11,7 +11,10 @@ the kernel's errno:
 - deleting a route, neighbour, FDB entry or rule that is not there exactly as
   described: the kernel matches a route deletion on its type, scope and
   protocol too (ESRCH).
-- ``iptables-restore`` as kernel/fake_iptables.py refuses it (one transaction).
+- ``iptables-restore`` as kernel/fake_iptables.py refuses it (one transaction);
+- a sysctl whose file does not exist (ENOENT): an interface's before its link
+  (the link's go with it), nf_conntrack's while the module is not loaded
+  (:attr:`FakeKernel.conntrack_loaded`; restoring rule tables loads it).
 
 Taking a device down removes the routes through it and its connected routes,
 as the kernel does; deleting a veth deletes its peer. Every op applied is kept
@@ -93,6 +96,9 @@ class FakeKernel:
         self.fail: Callable[[Op], int | None] = lambda op: None
         self.snapshots = 0
         self.no_carrier: set[tuple[str, str]] = set()  # (netns, link) whose carrier never comes
+        # nf_conntrack (net.netfilter.* files in every namespace): built in or loaded; False: a module the kernel
+        # loads once rules use it (the first table restored here)
+        self.conntrack_loaded = True
 
     # --- namespaces ----------------------------------------------------------------
 
@@ -113,6 +119,9 @@ class FakeKernel:
             ns.links[extra] = FLink(extra, ns.next_index, "sit", 1480, "00:00:00:00", False)
             ns.next_index += 1
         ns.sysctls.update(self.host_devconf)
+        for key, _ in sysctls:
+            if not self._sysctl_exists(ns, key):
+                raise FileNotFoundError(errno.ENOENT, "no such sysctl", key)
         ns.sysctls.update(dict(sysctls))
         self.ns[name] = ns
         return sorted(self.fallback_links)
@@ -220,6 +229,12 @@ class FakeKernel:
             return ns.sysctls.get("net.ipv4.ip_forward", "0")
         return "0"
 
+    def _sysctl_exists(self, ns: FNetns, key: str) -> bool:
+        parts = key.split(".")
+        if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
+            return ".".join(parts[3:-1]) in ns.links
+        return self.conntrack_loaded or parts[:2] != ["net", "netfilter"]
+
     def _all_routes(self, ns: FNetns) -> list[Route]:
         """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
         out = []
@@ -284,6 +299,8 @@ class FakeKernel:
 
     def _apply(self, op: Op) -> None:
         res = op.res
+        if isinstance(res, (TableText, NftText)):
+            self.conntrack_loaded = True  # the kernel loads what the rules use
         if isinstance(res, TableText):
             return restore(self.ns[res.netns].tables, res)
         if isinstance(res, NftText):  # a whole table replaced (or taken away: no listing)
@@ -295,6 +312,8 @@ class FakeKernel:
             return None
         ns = self.ns[res.netns]
         if isinstance(res, Sysctl):
+            if not self._sysctl_exists(ns, res.name):
+                raise FakeError(errno.ENOENT, f"no such sysctl {res.name}")
             ns.sysctls[res.name] = res.value
         elif isinstance(res, Link):
             self._link(ns, op, res)
@@ -396,6 +415,7 @@ class FakeKernel:
         ns.routes = [r for r in ns.routes if r.dev != name]
         ns.neighs = {k: v for k, v in ns.neighs.items() if k[0] != name}
         ns.fdb = [f for f in ns.fdb if f[0] != name]
+        ns.sysctls = {k: v for k, v in ns.sysctls.items() if not k.startswith(f"net.ipv4.conf.{name}.")}
         for other in ns.links.values():
             if other.master == name:
                 other.master = None

@@ -29,6 +29,7 @@ from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
+from netlab.plan.sysctls import when_written
 
 # `down` puts a namespace's veths in this link group, then deletes the group
 # with one RTM_DELLINK: one batched unregister in the kernel (~50 ms for
@@ -366,11 +367,16 @@ class LiveKernel(Reading):
 
 
 def _table_tail(steps: list[_Step]) -> list[_Step]:
-    """The rule tables a namespace's steps end with (iptables-restore, nft -f): nothing after them needs them."""
+    """The rule tables a namespace's steps end with (iptables-restore, nft -f), and the nf_conntrack sysctls
+    written after them (realize/repair.py's order): nothing after them needs them."""
     i = len(steps)
-    while i > 0 and isinstance(steps[i - 1].op.res, (TableText, NftText)) and steps[i - 1].run is not None:
+    while i > 0 and steps[i - 1].run is not None and _in_tail(steps[i - 1].op.res):
         i -= 1
     return steps[i:]
+
+
+def _in_tail(res: object) -> bool:
+    return isinstance(res, (TableText, NftText)) or (isinstance(res, Sysctl) and when_written(res.name) == "tables")
 
 
 def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:

@@ -44,7 +44,7 @@ IFLA_INET_CONF = 1  # in IFLA_AF_SPEC / AF_INET: the interface's IPv4 sysctls, u
 # net.ipv4.conf.<dev>.* sysctls netlab reads: one link dump answers them for every
 # interface, instead of one /proc/sys file each.
 INET_CONF = {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8, "tag": 12, "arp_filter": 13, "arp_announce": 18,
-             "arp_ignore": 19, "arp_accept": 21}
+             "arp_ignore": 19, "arp_accept": 21, "arp_notify": 22}
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL = 1, 3, 4, 5

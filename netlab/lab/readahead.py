@@ -24,15 +24,15 @@ from netlab.errors import NetlabError
 from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import check_netns
-from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, KERNEL_DEVCONF, RESTORED, ROUTE_LOCALNET_SYSCTL,
-                                 ROUTER_SYSCTLS, devconf_keys)
+from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
+                                 ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
 from netlab.realize.state_dir import known_labs, read_state_file
 
-# Every sysctl a lab's status asks of a namespace but an interface's, once each: the plan's by role
-# (plan/sysctls.py, the all/default ARP ones among them, kube-proxy's on nodes) and the tag.
-# tests/unit/test_readahead.py checks them against the plans of several labs.
+# Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the
+# plan's by role (plan/sysctls.py, the all/default ARP ones among them, kube-proxy's on nodes: route_localnet and
+# the conntrack timeouts) and the tag. tests/unit/test_readahead.py checks them against the plans of several labs.
 SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), BRIDGE_NF_SYSCTL[0],
-                               ROUTE_LOCALNET_SYSCTL[0], *TAG_SYSCTLS)))
+                               ROUTE_LOCALNET_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS), *TAG_SYSCTLS)))
 
 
 def start(lab_name: str | None, topology: str | None) -> LiveKernel:

@@ -30,7 +30,7 @@ from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_creat
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan, build_plan
-from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
+from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_written
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
@@ -194,8 +194,9 @@ class _Up:
 
     def _converge(self, state: LabState, tag: str, to_create: list[str], fresh: bool) -> None:
         sysctls: dict[str, list[tuple[str, str]]] = {}
-        for r in self.plan.of_kind("sysctl"):
-            sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
+        for r in self.plan.of_kind("sysctl"):  # those that exist before the namespace's links and tables
+            if when_written(r.name) == "netns":  # type: ignore[attr-defined]
+                sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
         links = kernel_links(state)
         for name, old, new in self.moved:  # its old namespace goes first: the new one has its name
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was

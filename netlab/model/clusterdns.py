@@ -1,4 +1,4 @@
-"""Cluster DNS: ``<service>.<namespace>.svc.cluster.local`` answers with the ClusterIP.
+"""Cluster DNS: the names a kubeadm or minikube cluster's CoreDNS answers, from dnsmasq.
 
 Like a real cluster's DNS add-on, it is an ordinary pod behind an ordinary
 Service, so the path of a query is the Service path of the rest of the lab::
@@ -12,13 +12,60 @@ topology has Services and does not bring its own ``kube-dns`` Service:
 
 - pod ``kube-dns`` (label ``k8s-app: kube-dns``) on the first node that has
   room, IP allocated like any pod's; its one container runs dnsmasq from
-  Debian with one ``--host-record`` per Service, so the container's command
-  changes when the Services change and the containers feature restarts it
-  (that also gives ``netlab logs kube-dns``, where ``--log-queries`` shows
-  every query);
+  Debian with every record on its command line, so the command changes when
+  the Services or their endpoints change and the containers feature restarts
+  it (that also gives ``netlab logs kube-dns``, where ``--log-queries`` shows
+  every query, ``auth[A] web.default.svc.cluster.local from 10.244.0.3``);
 - Service ``kube-system/kube-dns``, ports 53/UDP and 53/TCP, ClusterIP the
   10th address of the service CIDR (10.96.0.10, as kubeadm picks) unless a
   user's Service holds it explicitly.
+
+What it answers is what CoreDNS answers with the Corefile of kubeadm and
+minikube (``kubernetes cluster.local in-addr.arpa ip6.arpa { pods insecure;
+fallthrough in-addr.arpa ip6.arpa; ttl 30 }``), after the Kubernetes DNS
+specification (github.com/kubernetes/dns docs/specification.md) and CoreDNS's
+plugin/kubernetes (kubernetes.go findServices/findPods, reverse.go,
+plugin/backend_lookup.go SRV and SOA):
+
+==========================================================  =============================================
+``web.default.svc.cluster.local`` A                         the ClusterIP, TTL 30
+``_http._tcp.web.default.svc.cluster.local`` SRV            ``0 100 80 web.default.svc.cluster.local.``
+                                                            per named port; the bare name: every port
+``10-244-0-2.web.default.svc.cluster.local`` A              an endpoint of the Service, by its dashed IP
+``10-244-0-2.default.pod.cluster.local`` A                  the IP it spells, any IP (``pods insecure``),
+                                                            in a namespace that exists
+``20.0.96.10.in-addr.arpa`` PTR                             ``web.default.svc.cluster.local.``
+``2.0.244.10.in-addr.arpa`` PTR                             an endpoint: ``10-244-0-2.web.default.svc...``;
+                                                            a pod no Service selects: NXDOMAIN
+``kubernetes.default.svc.cluster.local`` A                  10.96.0.1, the first address (see below)
+``dns-version.cluster.local`` TXT                           ``1.1.0``, the schema CoreDNS implements
+a name or address of the cluster it does not know           NXDOMAIN with the SOA of ``cluster.local``
+                                                            (minimum 30), authoritative, no recursion
+==========================================================  =============================================
+
+dnsmasq answers the questions that arrive on the pod's eth0 (all of the
+lab's) as an authoritative server (``--auth-server``, ``--auth-zone``): that
+gives CoreDNS's flags (``aa``, no ``ra``), its SOA on negative answers, NODATA
+for a name that exists without the asked type, and NXDOMAIN, not REFUSED, for
+an address of the pod or service CIDR it has no name for. It answers a reverse
+question only with a name inside the zone whose subnets hold the address: the
+pod and service CIDRs belong to the zone ``svc.cluster.local``, so the pod
+names it makes up (``--synth-domain``, under ``pod.cluster.local``) answer
+forward only, as ``pods insecure`` does. Names outside the cluster get REFUSED
+(a real cluster forwards them upstream; a lab has no upstream). What dnsmasq
+cannot do as CoreDNS does (docs/fidelity.md): an address has one PTR, the
+first Service's, where CoreDNS has one per Service that selects the pod; a
+pod name's AAAA is NXDOMAIN (CoreDNS: no data); every answer names the zone's
+NS in its authority section, and an SRV answer has no A record of its target
+in the additional one.
+
+Every cluster has the Service ``default/kubernetes`` of the API server at the
+first address of the service CIDR (netlab never hands that address out). A
+lab has no API server, but the name answers all the same: it is the first
+step of Kubernetes' "Debugging DNS Resolution" (``nslookup kubernetes.default``)
+and the name the DNS specification's examples use. Nothing answers at
+10.96.0.1:443 (no kube-proxy rule: the packet leaves by the node's default
+route), which docs/fidelity.md and the README say.
 
 Pods find it the way kubelet's ``dnsPolicy: ClusterFirst`` tells them: a
 ``resolv.conf`` with the ClusterIP and the search domains, written by
@@ -29,7 +76,8 @@ which ``ip netns exec`` (and netlab's own exec and containers) bind-mount over
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Any
 
 from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, allocate, pod_capacity
@@ -43,6 +91,16 @@ DNS_LABELS = {"k8s-app": "kube-dns"}
 DNS_CONTAINER = "dnsmasq"
 DNS_IP_OFFSET = 10  # kubeadm: the 10th address of the service CIDR
 NDOTS = 5
+TTL = 30  # the Corefile's `ttl 30`: every record's TTL and the SOA's minimum (how long a "no" is cached)
+SCHEMA_VERSION = "1.1.0"  # CoreDNS plugin/kubernetes DNSSchemaVersion, the TXT of dns-version.<zone>
+NS_NAME = f"ns.dns.{CLUSTER_DOMAIN}"  # CoreDNS's SOA MNAME; its A record is the DNS Service's ClusterIP
+HOSTMASTER = f"hostmaster.{CLUSTER_DOMAIN}"  # CoreDNS's SOA RNAME
+SOA_TIMERS = (7200, 1800, 86400)  # CoreDNS's SOA refresh, retry, expire (plugin/backend_lookup.go SOA)
+API_NAMESPACE, API_NAME = "default", "kubernetes"  # the API server's Service, at the service CIDR's first address
+API_PORT = ("https", 443, "TCP")  # kubeadm's: port https 443/TCP (targetPort 6443 on the control plane)
+# Namespaces every cluster has: `pods insecure` answers a pod name only in a namespace that exists.
+BUILTIN_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
+SRV_WEIGHT = 100  # CoreDNS: 100 shared among the records of one answer, floor(100 / n) each, at least 1
 
 
 def fqdn(svc: Service) -> str:
@@ -53,16 +111,107 @@ def search_domains(namespace: str = "default") -> list[str]:
     return [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
 
 
-def dnsmasq_argv(records: list[tuple[str, IPv4Address]]) -> list[str]:
-    """dnsmasq in the foreground, logging to the container log, answering only ``records``.
+def dashed(ip: IPv4Address) -> str:
+    """How CoreDNS spells an address in a name: 10.244.0.2 is ``10-244-0-2``."""
+    return str(ip).replace(".", "-")
 
-    No upstream servers (the lab has no real internet); names under
-    cluster.local it does not know get NXDOMAIN at once (``--local``).
+
+@dataclass(frozen=True)
+class DnsService:
+    """What CoreDNS's kubernetes plugin knows of one Service: ClusterIP, ports, endpoint addresses."""
+
+    namespace: str
+    name: str
+    ip: IPv4Address
+    ports: tuple[tuple[str | None, int, str], ...]  # (name, port, protocol) as the Service lists them
+    endpoints: tuple[IPv4Address, ...] = ()
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+
+    def srv(self) -> list[tuple[str, int, int]]:
+        """(owner name, weight, port) of each SRV record, as CoreDNS answers them.
+
+        ``_<port>._<proto>.<svc>.<ns>.svc.<zone>`` per named port (unnamed ports
+        have none, the specification says); the Service's own name answers SRV
+        too, with every port: the n records of one answer share a weight of 100
+        (floor(100 / n)), and a port number listed twice (53/UDP and 53/TCP)
+        is one record, the duplicate dropped after the weights are counted.
+        """
+        out = [(f"_{name}._{proto.lower()}.{self.fqdn}", SRV_WEIGHT, port)
+               for name, port, proto in self.ports if name]
+        weight = max(SRV_WEIGHT // len(self.ports), 1)
+        for port in dict.fromkeys(port for _, port, _ in self.ports):
+            out.append((self.fqdn, weight, port))
+        return out
+
+
+@dataclass(frozen=True)
+class ClusterRecords:
+    """Everything the cluster DNS answers: Services (with their endpoints), namespaces, the cluster's networks."""
+
+    services: tuple[DnsService, ...]
+    namespaces: tuple[str, ...]
+    networks: tuple[IPv4Network, ...]  # pod and service CIDRs: the reverse zones it answers for, NXDOMAIN included
+    nameserver: IPv4Address  # the DNS Service's ClusterIP, the A record of ns.dns.cluster.local
+
+
+def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
+    """The records of a topology that holds the DNS Service, with its addressing (``allocate`` of it).
+
+    A Service's endpoints are the pods of its namespace its selector matches
+    (model/lab.py's ``endpoints``, which kube-proxy's rules use). The API
+    server's Service ``default/kubernetes`` is added at the first address of
+    the service CIDR unless the topology has its own or a Service holds that
+    address.
+    """
+    services = []
+    for svc in topo.services:
+        pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selector
+                and all(p.labels.get(k) == v for k, v in svc.selector.items())]
+        services.append(DnsService(svc.namespace, svc.name, addressing.service_ip[(svc.namespace, svc.name)],
+                                   tuple((p.name, p.port, p.protocol) for p in svc.ports),
+                                   tuple(sorted({addressing.pod_ip[p.name] for p in pods}))))
+    scidr = topo.cluster.service_cidr
+    api_ip = scidr.network_address + 1
+    if (api_ip < scidr.broadcast_address and api_ip not in addressing.service_ip.values()
+            and not any((s.namespace, s.name) == (API_NAMESPACE, API_NAME) for s in topo.services)):
+        services.append(DnsService(API_NAMESPACE, API_NAME, api_ip, (API_PORT,)))
+    namespaces = {*BUILTIN_NAMESPACES, *(n.name for n in topo.namespaces), *(p.namespace for p in topo.pods),
+                  *(s.namespace for s in topo.services)}
+    networks = collapse_addresses([topo.cluster.pod_cidr, *addressing.node_pod_cidr.values(), scidr])
+    nameserver = next(s.ip for s in services if (s.namespace, s.name) == (DNS_NAMESPACE, DNS_NAME))
+    return ClusterRecords(tuple(services), tuple(sorted(namespaces)), tuple(networks), nameserver)
+
+
+def dnsmasq_argv(records: ClusterRecords) -> list[str]:
+    """dnsmasq in the foreground, logging to the container log, answering like CoreDNS (see the module's table).
+
+    No upstream servers (the lab has no real internet). Order matters twice:
+    dnsmasq gives an address the PTR of its first ``--host-record`` (so the
+    ClusterIPs come first, then the endpoints, the Services in topology order),
+    and it consults its ``--auth-zone`` list last first (so ``cluster.local``,
+    last, is the zone of every forward name and the SOA of its negative
+    answers; ``svc.cluster.local`` holds only the reverse zones).
     """
     argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-", "--log-queries",
             "--no-resolv", "--no-hosts", "--no-poll", "--pid-file=", f"--local=/{CLUSTER_DOMAIN}/",
-            "--domain-needed"]
-    argv += [f"--host-record={name},{ip}" for name, ip in sorted(records)]
+            "--domain-needed", f"--local-ttl={TTL}", f"--auth-ttl={TTL}",
+            # serial 0: dnsmasq puts its start time there, as CoreDNS puts the time of the last change
+            f"--auth-soa=0,{HOSTMASTER},{','.join(map(str, SOA_TIMERS))}",
+            f"--auth-server={NS_NAME},eth0"]
+    argv += [f"--host-record={s.fqdn},{s.ip}" for s in records.services]
+    argv += [f"--host-record={dashed(ip)}.{s.fqdn},{ip}" for s in records.services for ip in s.endpoints]
+    argv.append(f"--host-record={NS_NAME},{records.nameserver}")
+    argv += [f"--srv-host={name},{s.fqdn},{port},0,{weight}"  # target, port, priority, weight
+             for s in records.services for name, weight, port in s.srv()]
+    argv.append(f"--txt-record=dns-version.{CLUSTER_DOMAIN},{SCHEMA_VERSION}")
+    # pods insecure: <a-b-c-d>.<namespace>.pod.<zone> is a.b.c.d, any address (0.0.0.0/0 is not a range dnsmasq
+    # takes: the first and last addresses are)
+    argv += [f"--synth-domain={ns}.pod.{CLUSTER_DOMAIN},0.0.0.0,255.255.255.255" for ns in records.namespaces]
+    argv.append(f"--auth-zone=svc.{CLUSTER_DOMAIN},{','.join(map(str, records.networks))}")
+    argv.append(f"--auth-zone={CLUSTER_DOMAIN}")
     return argv
 
 
@@ -159,8 +308,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                              f"cluster.serviceCIDR {scidr} is full: the cluster DNS Service "
                              f"{DNS_NAMESPACE}/{DNS_NAME} (added because the topology has Services) needs one more "
                              "address; widen it")]
-    records = [(fqdn(s), final.service_ip[(s.namespace, s.name)]) for s in candidate.services]
-    pod_data["containers"][0]["command"] = dnsmasq_argv(records)
+    pod_data["containers"][0]["command"] = dnsmasq_argv(cluster_records(candidate, final))
     added = topo.model_copy(update={"pods": [*topo.pods, Pod.model_validate(pod_data)],
                                     "services": [*topo.services, svc]})
     return added, final, []

@@ -9,7 +9,9 @@ Order: namespaces, their sysctls (IPv6 off before any link exists, so no
 link-local addresses or router solicitations clutter captures), bridges, veths
 (born with each end in place and the bridge end already a port), VTEPs,
 addresses, then per node ARP, FDB and routes (routes last, see overlay.py),
-then the pods' default routes.
+then the pods' default routes and their eth0's own sysctl (arp_notify, once
+eth0 exists), the rule tables, and last kube-proxy's conntrack sysctls (their
+files exist once nf_conntrack is loaded, which the tables' rules make sure of).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from netlab.model.lab import Lab, PodInfo
 from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import Bridge, Netns, Resource, Route, Sysctl, Veth, address_with_brd
-from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS, restore_sysctls
+from netlab.plan.sysctls import (COMMON_SYSCTLS, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS, interface_sysctls,
+                                 restore_sysctls, when_written)
 
 # The CNI bridge plugin makes the pair with txqueuelen 0 on both ends (its netlink
 # library sends the zero of an unset field), where the kernel would give 1000.
@@ -92,6 +95,8 @@ def _build_plan(lab: Lab) -> Plan:
         res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
     for pod in lab.pods:
         res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in HOST_SYSCTLS]
+    for pod in pod_side(lab):  # eth0's own, as the CNI bridge plugin sets it (written once eth0 exists)
+        res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in interface_sysctls(naming.POD_IF, POD_IF_DEVCONF)]
 
     # Bridges: the underlay switch, and cni0 in every node.
     res.append(Bridge(netns=uns, name=naming.UNDERLAY_BRIDGE, mtu=lab.underlay_mtu,
@@ -167,10 +172,23 @@ def _build_plan(lab: Lab) -> Plan:
     for module in EXTENSIONS:
         res += module.resources(lab)
     res += _restored_sysctls(lab, res)
-    res.sort(key=lambda r: ORDER.index(r.kind))
+    res.sort(key=place)
 
     _check_unique(res)
     return Plan(lab=lab.name, resources=tuple(res))
+
+
+def place(r: Resource) -> tuple[int, int]:
+    """Where ``r`` goes in the plan: its kind's place in ORDER, but a sysctl that exists only once something
+    later is made comes after it (plan/sysctls.py, when_written): an interface's after the links, addresses and
+    routes, nf_conntrack's after the rule tables."""
+    if isinstance(r, Sysctl):
+        when = when_written(r.name)
+        if when == "link":
+            return ORDER.index("route"), 1
+        if when == "tables":
+            return len(ORDER), 0
+    return ORDER.index(r.kind), 0
 
 
 def _restored_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:

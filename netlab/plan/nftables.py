@@ -42,7 +42,7 @@ from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset
 from netlab.plan.resources import NftRules, Resource, Sysctl
 from netlab.plan.services import AFFINITY_SECONDS, MASQ_MARK, ServicePortInfo, service_ports
-from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, ROUTE_LOCALNET_SYSCTL
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, CONNTRACK_SYSCTLS, ROUTE_LOCALNET_SYSCTL
 
 FAMILY = "ip"
 TABLE = "kube-proxy"
@@ -330,8 +330,9 @@ def resource(lab: Lab, node: NodeInfo, sps: list[ServicePortInfo]) -> NftRules:
 
 
 def resources(lab: Lab) -> list[Resource]:
-    """Per node: the bridge-netfilter sysctl, Flannel's own chains (iptables, as on a real node:
-    FLANNEL-POSTRTG, FLANNEL-FWD), the node's NetworkPolicy chains and kube-proxy's table ``ip kube-proxy``."""
+    """Per node: the bridge-netfilter, route_localnet and kube-proxy's conntrack timeout sysctls, Flannel's own
+    chains (iptables, as on a real node: FLANNEL-POSTRTG, FLANNEL-FWD), the node's NetworkPolicy chains and
+    kube-proxy's table ``ip kube-proxy``."""
     sps = service_ports(lab)
     filt = Ruleset("filter")
     flannel.forward_rules(filt, lab)
@@ -344,6 +345,7 @@ def resources(lab: Lab) -> list[Resource]:
         # that was in iptables mode (up --reconfigure) loses the 1 it had without KUBE-FIREWALL's drop of
         # outside packets to 127/8 (CVE-2020-8558), and status sees a 1 set by hand.
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value="0"))
+        out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]  # as in iptables mode
         out.append(nat.resource(node.netns, f"netlab {lab.name}: Flannel's nat rules for this node (kube-proxy is "
                                             "in nftables mode)"))
         # NetworkPolicies are iptables rules in both modes (as kube-router or Calico's iptables mode beside

@@ -47,7 +47,7 @@ from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.resources import Resource, Sysctl
-from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, ROUTE_LOCALNET_SYSCTL
+from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, CONNTRACK_SYSCTLS, ROUTE_LOCALNET_SYSCTL
 
 # kube-proxy's constants. The masquerade mark: bit 14 (--iptables-masquerade-bit),
 # written like NewProxier does, fmt.Sprintf("%#08x", 1<<14): Go pads 8 digits after 0x.
@@ -362,7 +362,7 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
 
 
 def resources(lab: Lab) -> list[Resource]:
-    """Per node: the bridge-netfilter and route_localnet sysctls, and the nat and filter rules.
+    """Per node: the bridge-netfilter, route_localnet and conntrack timeout sysctls, and the nat and filter rules.
 
     No route for the Service CIDR: like a real node, a node's own connection to a
     ClusterIP is routed by its default route (plan/build.py) before OUTPUT's DNAT
@@ -377,6 +377,7 @@ def resources(lab: Lab) -> list[Resource]:
     for node in lab.nodes:
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value=ROUTE_LOCALNET_SYSCTL[1]))
+        out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]
         out.append(node_nat(lab, node, kube).resource(node.netns, nat_title))
         out.append(policy.node_filter(lab, node, filt).resource(node.netns, policy.filter_title(lab, filter_title)))
     return out

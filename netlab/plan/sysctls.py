@@ -89,6 +89,45 @@ HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
 # sysctl is per network namespace (Linux >= 5.3), so the Services' plan sets it in
 # the nodes only; it exists when br_netfilter is loaded (see netlab.services.lifecycle).
 BRIDGE_NF_SYSCTL = ("net.bridge.bridge-nf-call-iptables", "1")
+# kube-proxy's conntrack settings (its configuration's defaults, in every mode: cmd/kube-proxy/app platformSetup
+# -> pkg/proxy/conntrack setSysctls): conntrack.tcpEstablishedTimeout 24h and tcpCloseWaitTimeout 1h, each
+# written when the node's value is another (lower or higher: setIntSysCtl writes when val != value), where the
+# kernel gives 5 days and 60 s. An idle established connection through the node is forgotten after a day; one
+# its server has half-closed (CLOSE_WAIT) keeps its entry, and its NAT, for an hour instead of a minute (to
+# outlast the servers' own FIN_WAIT timeouts, says kube-proxy's defaults.go). Both are per network namespace,
+# and a new one starts at the kernel's whatever the host has: the nodes get kube-proxy's, the host and the pods
+# keep theirs. Not nf_conntrack_max nor the module's hashsize, which kube-proxy only raises: they are the whole
+# host's (nf_conntrack_max is read-only in any namespace but the host's).
+CONNTRACK_SYSCTLS = (("net.netfilter.nf_conntrack_tcp_timeout_established", "86400"),
+                     ("net.netfilter.nf_conntrack_tcp_timeout_close_wait", "3600"))
+# The CNI plugins' own setting of a pod's interface: bridge (plugins/main/bridge, cmdAdd; macvlan, ipvlan and
+# tap alike) writes net.ipv4.conf.<ifname>.arp_notify=1 in the pod, just before ipam.ConfigureIface gives the
+# interface its address and routes (ConfigureIface itself writes only IPv6 ones, for an IPv6 address). With it
+# the kernel sends a gratuitous ARP for the interface's address each time it comes up or changes its MAC
+# (net/ipv4/devinet.c, inetdev_event: NETDEV_UP, NETDEV_CHANGEADDR): cni0 and the pods that know the pod's
+# address learn its MAC at once instead of sending to a stale one until their entry is probed again. Only the
+# interface's own setting: all and default keep the kernel's 0.
+POD_IF_DEVCONF = (("arp_notify", "1"),)
+
+
+def interface_sysctls(dev: str, settings: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """``arp_notify`` of ``eth0`` -> ``net.ipv4.conf.eth0.arp_notify``."""
+    return tuple((f"net.ipv4.conf.{dev}.{key}", value) for key, value in settings)
+
+
+def when_written(name: str) -> str:
+    """When a sysctl of the plan can be written: ``netns``, as the namespace is made, before its first link (each
+    new link copies ``default``); ``link``, an interface's own (net.ipv4.conf.<dev>.*), once the link is made;
+    ``tables``, nf_conntrack's (net.netfilter.*), after the node's rule tables, whose conntrack matches and NAT
+    make the kernel load nf_conntrack where it is a module not loaded yet (its files come with it)."""
+    parts = name.split(".")
+    if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
+        return "link"
+    if parts[:2] == ["net", "netfilter"]:
+        return "tables"
+    return "netns"
+
+
 # kube-proxy in iptables mode (localhostNodePorts, its default) sets this on its node so that a NodePort
 # answers on 127.0.0.1 too: after the DNAT, a packet from 127.0.0.1 may leave by eth0 (masqueraded by
 # KUBE-POSTROUTING). Its nftables mode does not, and has no NodePort on 127.0.0.1 (plan/services.py): there

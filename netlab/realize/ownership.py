@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import Any
 
 from netlab.kernel import netns as nsmod
@@ -64,23 +65,22 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
     return out
 
 
-def _resolv_record(lab: str, names: list[str]) -> dict[str, Any]:
-    """The services record for the pods' resolv.conf files that prove to be this lab's
-    (first line ``# netlab <lab>:``), paths derived from the namespace names."""
-    resolv: dict[str, str] = {}
-    dirs: list[str] = []
+def _files_record(lab: str, names: list[str]) -> dict[str, Any]:
+    """The services record for the pods' resolv.conf and hosts files that prove to be this lab's
+    (first line ``# netlab <lab>:``), by namespace name: paths are derived from the names."""
+    found: dict[str, dict[str, str]] = {"resolv": {}, "hosts": {}}
     for name in names:
-        path = os.path.join(ETC_NETNS, name, "resolv.conf")
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        with os.fdopen(fd, "r", errors="replace") as fh:
-            if not fh.readline().startswith(f"# netlab {lab}:"):
+        for kind, file in (("resolv", "resolv.conf"), ("hosts", "hosts")):
+            try:  # never through a symlink, never blocked by a FIFO
+                fd = os.open(os.path.join(ETC_NETNS, name, file),
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
                 continue
-        resolv[name] = path
-        dirs.append(os.path.dirname(path))  # removed only when empty
-    return {"version": 1, "resolv": resolv, "dirs": dirs, "udp": [], "udp_empty": [], "chains": {}}
+            with os.fdopen(fd, "r", errors="replace") as fh:
+                if stat.S_ISREG(os.fstat(fd).st_mode) and fh.readline().startswith(f"# netlab {lab}:"):
+                    found[kind][name] = "created"
+    dirs = {name: "created" for kind in found for name in found[kind]}  # removed only when empty
+    return {"version": 2, **found, "dirs": dirs, "etc_netns": None, "udp": [], "udp_empty": [], "chains": {}}
 
 
 def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statemod.LabState, str | None]]:
@@ -89,8 +89,8 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
     this lab's that it does not list.
 
     A stand-in lists exactly the tagged namespaces (``down`` checks the tag
-    again before deleting), and the resolv.conf files that say they are this
-    lab's; containers are found by namespace identity, as always.
+    again before deleting), and the resolv.conf and hosts files that say they
+    are this lab's; containers are found by namespace identity, as always.
     """
     out: list[tuple[statemod.LabState, str | None]] = [(state, None)] if state is not None else []
     mine = nsmod.make_tag(lab, state.run_id) if state is not None else None
@@ -100,7 +100,7 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
         if not names:
             continue
         stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
-        stand_in.extra["services"] = _resolv_record(lab, names)
+        stand_in.extra["services"] = _files_record(lab, names)
         out.append((stand_in, tag))
     return out
 

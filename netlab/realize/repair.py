@@ -14,10 +14,14 @@ reverse) and no step needs one that comes later:
 1. extra objects that are not links (rules, routes, ARP/FDB entries, addresses);
 2. sysctls (before links: a new interface copies ``default``);
 3. links: made again, made, set; bridges before veths before VTEPs;
-4. addresses, ARP, FDB, routes, rules (Flannel's order: the route last);
-5. iptables tables;
+4. addresses, ARP, FDB, routes, rules (Flannel's order: the route last), then
+   an interface's own sysctls (its link made again by step 3 has the defaults);
+5. iptables tables, then nf_conntrack's sysctls (the tables' rules have the
+   kernel load the module, whose files they are, where it is not loaded yet);
 6. extra links last: a deleted link of a kind netlab cannot make again
    cannot be put back, so nothing may fail after it.
+
+plan/sysctls.py's ``when_written`` says which sysctl goes where.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Iterable
 from netlab.kernel.base import NftText, Op, TableText
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, NatRules, Neigh, NftRules, Resource, Route,
                                    Rule, Sysctl, Veth, VethPeer, Vxlan)
+from netlab.plan.sysctls import when_written
 from netlab.realize import netfilter, nft_sync, nftables
 from netlab.realize.diff import Drift
 from netlab.realize.observe import Observed
@@ -146,7 +151,7 @@ def _phase(op: Op) -> int:
     if isinstance(r, (TableText, NftText)):
         return 5
     if isinstance(r, Sysctl):
-        return 1
+        return {"netns": 1, "link": 4, "tables": 5}[when_written(r.name)]
     if isinstance(r, Link):
         if op.verb == "del":
             return 6 if op.missing_ok else 2
@@ -158,7 +163,8 @@ def ordered(ops: Iterable[Op]) -> list[Op]:
     """Ops in kernel order (stable: the plan's own order holds within a kind)."""
     def key(op: Op) -> tuple:
         phase = _phase(op)
-        rank = _rank(op.res) if phase in (3, 4) else 0  # type: ignore[arg-type]
+        # An interface's sysctl ranks after every kind of object (_rank), nf_conntrack's after the tables.
+        rank = _rank(op.res) if phase in (3, 4) else int(isinstance(op.res, Sysctl))  # type: ignore[arg-type]
         return (phase, rank, op.verb != "del")
 
     return sorted(ops, key=key)
@@ -259,6 +265,9 @@ def create_ops(resources: Iterable[Resource]) -> list[Op]:
     """Everything of namespaces made in this run, in plan order (they hold nothing yet)."""
     ops: list[Op] = []
     for r in resources:
+        if isinstance(r, Sysctl) and when_written(r.name) != "netns":
+            ops.append(Op("write", r))  # once its link or nf_conntrack is there (ordered puts it there)
+            continue
         if r.kind in ("netns", "sysctl"):
             continue  # made with the namespace
         if isinstance(r, NatRules):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from netlab.model.topology import Topology
 
 STATE_VERSION = 1
-ETC_NETNS = "/etc/netns"  # where services.lifecycle writes the pods' resolv.conf
+ETC_NETNS = "/etc/netns"  # where netlab.services writes the pods' resolv.conf and hosts
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 TABLES = ("filter", "nat", "mangle", "raw")
 PATH_MAX = 4096
@@ -104,11 +104,12 @@ Made = Literal["intent", "created"]  # recorded before it is made, then after
 
 
 class ServicesRecord(Strict):
-    """netlab.services.lifecycle (version 2): the pods' resolv.conf files and /etc/netns directories it
-    made, by namespace name (paths are derived from the names), UDP endpoints, chains."""
+    """netlab.services.lifecycle (version 2): the pods' resolv.conf and hosts files and /etc/netns directories
+    it made, by namespace name (paths are derived from the names), UDP endpoints, chains."""
 
     version: Version2
     resolv: dict[NetnsName, Made]
+    hosts: dict[NetnsName, Made] = {}  # absent in the states of a netlab before the pods' hosts files
     dirs: dict[NetnsName, Made]
     etc_netns: Made | None = None
     udp: list[UdpEndpoint]

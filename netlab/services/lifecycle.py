@@ -1,4 +1,4 @@
-"""Services after the network is up: Flannel's files, pods' resolv.conf, and stale UDP conntrack entries.
+"""Services after the network is up: Flannel's files, pods' resolv.conf and hosts, and stale UDP conntrack entries.
 
 The iptables rules themselves are plan resources (netlab.plan.services,
 applied by netlab.realize.netfilter); the DNS server is the ``kube-dns`` pod's
@@ -9,19 +9,14 @@ is host-side work that has no plan resource:
   the lab's state directory (netlab.services.flannel_files);
 - ``/etc/netns/<pod namespace>/resolv.conf`` for every pod (not the DNS pod
   itself, which like kube-dns uses ``dnsPolicy: Default``), pointing at the DNS
-  Service's ClusterIP with the cluster search domains. ``ip netns exec`` and
-  netlab's containers and ``exec`` bind-mount it over ``/etc/resolv.conf``.
-  The file is rewritten in place, never replaced, so a container that already
-  has it mounted sees the new content. Every file and directory is recorded
-  in the state ("intent") before it is made and marked "created" after, as
-  namespaces are, so an ``up`` killed in between leaves nothing ``down``
-  misses. The records hold namespace names, never paths: every path is
-  derived from a name of this lab (``<lab>-...``). ``up`` rewrites a file that
-  starts with netlab's line for this lab, or that netlab created (an edited
-  file is drift, repaired like any other); a file someone else made is left
-  alone. ``down`` removes only files that start with netlab's line for this
-  lab (or are empty, if a create was cut short), and directories only when
-  they are empty: a resolv.conf that a person rewrote entirely is theirs.
+  Service's ClusterIP with the cluster search domains, and
+  ``/etc/netns/<pod namespace>/hosts`` for every pod, the kubelet's managed
+  hosts file (netlab.services.hosts). ``ip netns exec`` and netlab's
+  containers and ``exec`` bind-mount them over ``/etc/resolv.conf`` and
+  ``/etc/hosts``. Both are written, recorded, repaired and removed the same
+  way (netlab.services.netns_files): recorded before they are made, rewritten
+  in place, paths derived only from the lab's namespace names, and a file
+  someone else wrote is never touched.
 - conntrack: UDP has no connection to close, so a client that keeps sending
   from the same port keeps hitting the conntrack entry DNATed to an endpoint
   that is gone. Like kube-proxy, when an endpoint of a UDP Service port goes
@@ -36,30 +31,26 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
     stop(state, netns_names)          before those namespaces are deleted
     drift(lab, state) -> list[str]    for status
 
-Fault point (tests; the lead folds it into one hook with apply.py's):
-``NETLAB_FAULT_POINT=resolv-written`` stops ``up`` right after the first
-resolv.conf of the run is written and before the state records it as
-created: ``NETLAB_FAULT_MODE=kill`` SIGKILLs the process, anything else
-(default ``fail``) raises ApplyFailed, so up rolls back. Read only by
-:func:`netlab.kernel.testhooks.fault_point`.
+Fault points (tests; the lead folds them into one hook with apply.py's):
+``NETLAB_FAULT_POINT=resolv-written`` (``hosts-written``) stops ``up`` right
+after the first resolv.conf (hosts file) of the run is written and before the
+state records it as created: ``NETLAB_FAULT_MODE=kill`` SIGKILLs the process,
+anything else (default ``fail``) raises ApplyFailed, so up rolls back. Read
+only by :func:`netlab.kernel.testhooks.fault_point`.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import stat
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.feature import StartResult
-from netlab.kernel import conntrack, testhooks
+from netlab.kernel import conntrack
 from netlab.kernel import netns as nsmod
-from netlab.model.naming import check_netns
 from netlab.plan.build import EXTENSIONS
 from netlab.plan.services import service_ports
 from netlab.realize import netfilter
-from netlab.services import flannel_files, stale
+from netlab.services import flannel_files, hosts, netns_files, stale
 from netlab.model import clusterdns as dns
 
 if TYPE_CHECKING:
@@ -68,7 +59,6 @@ if TYPE_CHECKING:
 
 RECORD = "services"
 RECORD_VERSION = 2
-ETC_NETNS = "/etc/netns"
 
 
 # --- environment ---------------------------------------------------------------
@@ -97,9 +87,10 @@ def _records(state: LabState) -> dict:
     """The feature's record, version 2: files and directories by namespace name, state by state.
 
     ``resolv`` {netns: "intent" | "created"}: /etc/netns/<netns>/resolv.conf;
-    ``dirs`` {netns: ...}: /etc/netns/<netns>/; ``etc_netns``: /etc/netns itself
-    (None when netlab did not make it). Version 1 (paths) is converted; entries
-    of the wrong shape are dropped.
+    ``hosts`` {netns: ...}: /etc/netns/<netns>/hosts (absent in a record of an
+    older netlab: none written); ``dirs`` {netns: ...}: /etc/netns/<netns>/;
+    ``etc_netns``: /etc/netns itself (None when netlab did not make it).
+    Version 1 (paths) is converted; entries of the wrong shape are dropped.
     """
     rec = state.extra.get(RECORD)
     if not isinstance(rec, dict) or rec.get("version") not in (1, RECORD_VERSION):
@@ -107,7 +98,8 @@ def _records(state: LabState) -> dict:
     if rec.get("version") == 1:
         rec = _from_v1(rec)
     out = {"version": RECORD_VERSION,
-           "resolv": _states(rec.get("resolv")), "dirs": _states(rec.get("dirs")),
+           "resolv": _states(rec.get("resolv")), "hosts": _states(rec.get("hosts")),
+           "dirs": _states(rec.get("dirs")),
            "etc_netns": rec.get("etc_netns") if rec.get("etc_netns") in ("intent", "created") else None,
            "udp": rec.get("udp") if isinstance(rec.get("udp"), list) else [],
            "udp_empty": rec.get("udp_empty") if isinstance(rec.get("udp_empty"), list) else [],
@@ -126,10 +118,10 @@ def _from_v1(rec: dict) -> dict:
     """Version 1 recorded paths; keep those that are the paths the names give."""
     out = dict(rec)
     resolv = rec.get("resolv") if isinstance(rec.get("resolv"), dict) else {}
-    out["resolv"] = {n: "created" for n, path in resolv.items() if _valid(n) and path == resolv_path(n)}
+    out["resolv"] = {n: "created" for n, path in resolv.items() if netns_files.valid(n) and path == resolv_path(n)}
     dirs = rec.get("dirs") if isinstance(rec.get("dirs"), list) else []
-    out["dirs"] = {n: "created" for n in out["resolv"] if netns_dir(n) in dirs}
-    out["etc_netns"] = "created" if ETC_NETNS in dirs else None
+    out["dirs"] = {n: "created" for n in out["resolv"] if netns_files.netns_dir(n) in dirs}
+    out["etc_netns"] = "created" if netns_files.ETC_NETNS in dirs else None
     return out
 
 
@@ -140,183 +132,17 @@ def dns_ip(lab: Lab) -> IPv4Address | None:
     return lab.addressing.service_ip.get((svc.namespace, svc.name)) if svc else None
 
 
-def _valid(netns: str) -> bool:
-    try:
-        check_netns(netns)
-    except ValueError:
-        return False
-    return True
-
-
-def _lab_netns(lab_name: str, netns: str) -> bool:
-    """A namespace name of this lab (``<lab>-...``, a safe name): the only names paths are derived from."""
-    return netns.startswith(f"{lab_name}-") and _valid(netns)
-
-
-def netns_dir(netns: str) -> str:
-    return os.path.join(ETC_NETNS, check_netns(netns))
-
-
 def resolv_path(netns: str) -> str:
-    return os.path.join(netns_dir(netns), "resolv.conf")
-
-
-def marker(lab_name: str) -> str:
-    """netlab's first line in a file it writes for this lab (clusterdns.resolv_conf begins with it)."""
-    return f"# netlab {lab_name}:"
-
-
-def _owner(path: str, lab_name: str) -> str:
-    """Whose file is at ``path``: "absent", "ours" (netlab's first line for this lab), "empty", or
-    "other" (anything else, a symlink, a FIFO or a directory included: never followed, never read)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return "absent"
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
-            return "other"
-        raise
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return "other"
-        head = fh.read(len(marker(lab_name).encode()) + 1)
-    if not head:
-        return "empty"
-    return "ours" if head.decode(errors="replace").startswith(marker(lab_name)) else "other"
-
-
-def _read(path: str) -> str | None:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd, "r", errors="replace") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read()
-
-
-def _make_dir(path: str) -> bool:
-    """mkdir; True when this call made it, False when a directory was there. Never a symlink."""
-    try:
-        os.mkdir(path, 0o755)
-        return True
-    except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory (or a symlink); left alone", path)
-        return False
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    done = 0
-    while done < len(data):
-        done += os.pwrite(fd, data[done:], done)
-
-
-def _create(path: str, text: str) -> None:
-    """A new file (never an existing one, never through a symlink), written whole."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    try:
-        _write_all(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-def _write_in_place(path: str, text: str) -> None:
-    """Same inode (a bind mount of the old file keeps showing the content), no symlink followed."""
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file; left alone", path)
-        os.ftruncate(fd, 0)
-        _write_all(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
-def _remove_resolv(lab_name: str, rec: dict, netns: str, done: StartResult | None = None) -> None:
-    """Take away the resolv.conf netlab wrote for ``netns`` (only ours), and its directory if empty."""
-    status = rec["resolv"].pop(netns, None)
-    if _lab_netns(lab_name, netns) and status is not None:
-        path = resolv_path(netns)
-        owner = _owner(path, lab_name)
-        if owner == "ours" or (owner == "empty" and status == "intent"):  # empty: a create cut short
-            try:
-                os.unlink(path)
-                if done is not None:
-                    done.actions.append(f"removed {path}")
-            except FileNotFoundError:
-                pass
-    if rec["dirs"].pop(netns, None) is not None and _lab_netns(lab_name, netns):
-        try:
-            os.rmdir(netns_dir(netns))  # only when empty: someone's hosts file there stays, and so does the dir
-        except OSError:
-            pass
-
-
-def _tidy_etc_netns(rec: dict) -> None:
-    if rec["etc_netns"] is not None and not rec["resolv"] and not rec["dirs"]:
-        try:
-            os.rmdir(ETC_NETNS)  # only when empty: other labs' and people's directories keep it
-        except OSError:
-            pass
-        rec["etc_netns"] = None
+    return netns_files.file_path(netns, "resolv")
 
 
 def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
     """Write every pod's resolv.conf (or take them away when the lab has no DNS); what it did."""
-    done = StartResult()
     ip = dns_ip(lab)
-    want = {p.netns: p.name for p in lab.pods if p.name != dns.DNS_NAME} if ip is not None else {}
-    for netns in [n for n in set(rec["resolv"]) | set(rec["dirs"]) if n not in want]:
-        _remove_resolv(lab.name, rec, netns, done)
-    if want:
-        # Each pod searches its own Kubernetes namespace first (<ns>.svc.cluster.local), as kubelet writes it.
-        texts = {p.netns: dns.resolv_conf(lab.name, ip, p.spec.namespace) for p in lab.pods if p.netns in want}
-        # Write-ahead: name everything this run may make before it exists.
-        intent = False
-        if rec["etc_netns"] is None and not os.path.lexists(ETC_NETNS):
-            rec["etc_netns"] = intent = "intent"
-        for netns in want:
-            if netns not in rec["dirs"] and not os.path.lexists(netns_dir(netns)):
-                rec["dirs"][netns] = intent = "intent"
-            if netns not in rec["resolv"] and not os.path.lexists(resolv_path(netns)):
-                rec["resolv"][netns] = intent = "intent"
-        if intent:
-            state.save()
-        if _make_dir(ETC_NETNS):
-            rec["etc_netns"] = "created"
-        written = 0
-        for netns, pod in want.items():
-            path = resolv_path(netns)
-            text = texts[netns]
-            try:
-                if _make_dir(netns_dir(netns)):
-                    rec["dirs"][netns] = "created"
-                owner = _owner(path, lab.name)
-                if owner == "absent":
-                    _create(path, text)
-                    rec["resolv"][netns] = "created"
-                    done.actions.append(f"wrote {path}")
-                    written += 1
-                    if written == 1:
-                        testhooks.fault_point("resolv-written")
-                elif owner == "ours" or rec["resolv"].get(netns) == "created" or (
-                        owner == "empty" and rec["resolv"].get(netns) == "intent"):
-                    if _read(path) != text:
-                        why = "it differed" if owner == "ours" else "it was edited"
-                        _write_in_place(path, text)
-                        done.actions.append(f"rewrote {path} ({why})")
-                    rec["resolv"][netns] = "created"
-                else:
-                    rec["resolv"].pop(netns, None)  # someone else's file: not ours to write or remove
-                    done.problems.append(f"pod {pod}: {path} exists and is not netlab's; left alone, so this pod "
-                                         "does not use the cluster DNS")
-            except OSError as exc:
-                done.problems.append(f"pod {pod}: cannot write {path}: {exc.strerror or exc}")
-    _tidy_etc_netns(rec)
-    return done
+    # Each pod searches its own Kubernetes namespace first (<ns>.svc.cluster.local), as kubelet writes it.
+    want = {p.netns: (p.name, dns.resolv_conf(lab.name, ip, p.spec.namespace))
+            for p in lab.pods if p.name != dns.DNS_NAME} if ip is not None else {}
+    return netns_files.sync(lab.name, state, rec, "resolv", want, without="does not use the cluster DNS")
 
 
 # --- conntrack -------------------------------------------------------------------
@@ -400,13 +226,14 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
 # --- the three entry points --------------------------------------------------------
 
 def start(lab: Lab, state: LabState) -> StartResult:
-    """After the network is up, before containers start (they mount resolv.conf at start)."""
+    """After the network is up, before containers start (they mount resolv.conf and hosts at start)."""
     rec = _records(state)
     done = StartResult()
     try:
         done += sync_chains(lab, rec)
         done += flannel_files.sync(lab)  # each node's subnet.env and CNI conflist, in the state directory
         done += sync_resolv(lab, state, rec)
+        done += hosts.sync(lab, state, rec)  # the kubelet's managed /etc/hosts of every pod
         done += sync_conntrack(lab, rec)
         actions, problems = stale.delete(stale.find(lab))  # entries an endpoint change left (netlab break)
         done.actions += actions
@@ -420,10 +247,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     """Namespaces about to be deleted: take away the files netlab wrote for them
     (``everything``: the whole lab goes, so every file the records name)."""
     rec = _records(state)
-    names = set(netns_names)
-    for netns in [n for n in set(rec["resolv"]) | set(rec["dirs"]) if everything or n in names]:
-        _remove_resolv(state.lab, rec, netns)
-    _tidy_etc_netns(rec)
+    netns_files.stop(state.lab, rec, set(netns_names), everything)
     try:
         state.save()
     except OSError:
@@ -432,20 +256,15 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
-    """Nodes whose Flannel files, and pods whose resolv.conf, are missing or not as planned."""
+    """Nodes whose Flannel files, and pods whose resolv.conf or hosts, are missing or not as planned."""
     out = flannel_files.drift(lab)
     out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab)]
     ip = dns_ip(lab)
-    if ip is None:
-        return out
     for pod in lab.pods:
-        if pod.name == dns.DNS_NAME:
+        if ip is None or pod.name == dns.DNS_NAME:
             continue
-        text = dns.resolv_conf(lab.name, ip, pod.spec.namespace)
-        path = resolv_path(pod.netns)
-        have = _read(path)
-        if have != text:
-            state_word = "missing" if have is None else "different"
-            out.append(f"dns: {path} is {state_word} (pod {pod.name} would not resolve Service names); "
+        how = netns_files.differs(pod.netns, "resolv", dns.resolv_conf(lab.name, ip, pod.spec.namespace))
+        if how is not None:
+            out.append(f"dns: {resolv_path(pod.netns)} is {how} (pod {pod.name} would not resolve Service names); "
                        "up writes it again")
-    return out
+    return out + hosts.drift(lab)

@@ -8,7 +8,7 @@ container holds them in Kubernetes:
 - a UTS namespace whose hostname is the pod's name, made by uts.py and kept
   alive by a bind mount onto ``<state dir>/<lab>/uts/<pod>`` (the way ``ip
   netns`` keeps a network namespace), so ``hostname`` prints the pod name in
-  every container and in ``netlab exec``.
+  every container and in ``netlab exec`` (each node gets one too, node_uts.py).
 
 A container with a ``command`` is a process that joins both (see
 kernel/processes.py), started detached from the CLI (new session,
@@ -53,7 +53,7 @@ from netlab.kernel import processes as proc
 from netlab.model.lab import PodInfo
 from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
-from netlab.workload import exits, launch
+from netlab.workload import exits, launch, node_uts
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
 from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in,
                                   task_of, why_replace)
@@ -194,6 +194,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         uts, made = ensure_uts(lab.name, [pod.name for pod in present])
         # A pod recorded before whose pin is gone (unmounted by hand) got a UTS namespace anew: said.
         done.actions += [f"made pod {name}'s UTS namespace again (hostname {name})" for name in made if name in pods]
+        done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
         os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:
@@ -334,7 +335,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     udir = uts_dir(state.lab)
     uts_files = []
     if os.path.isdir(udir):
-        for pod in os.listdir(udir):  # pods' pins (DNS labels), not the file they are links of
+        for pod in os.listdir(udir):  # pods' and nodes' pins (DNS labels), not the file they are links of
             if DNS_LABEL.match(pod) and (everything or f"{state.lab}-{pod}" in name_set):
                 doomed.add(pod)
     uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
@@ -406,7 +407,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         pod_name, cname = cid.split("/", 1)
         how = "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
         out[i] = f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`"
-    return out
+    return out + node_uts.drift(lab)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:

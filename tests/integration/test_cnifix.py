@@ -174,6 +174,8 @@ services:
     rules = subprocess.run(["ip", "netns", "exec", f"{lab}-n1", "iptables-save", "-t", "nat"], check=True,
                            capture_output=True, text=True).stdout
     assert f"--to-destination {web}:8080" in rules, rules
+    # The kubelet's hosts file, written before the plugins ran, names the address they gave too.
+    assert netlab("exec", "--lab", lab, "web", "--", "hostname", "-i").stdout == f"{web}\n"
     netlab("status", "--lab", lab)
     trace = netlab("trace", "--lab", lab, "client", "10.96.0.20", "--port", "80", check=False)
     assert trace.returncode == 0 and "result: delivered to web" in trace.stdout, trace.stdout + trace.stderr

@@ -6,10 +6,14 @@ delegate config Flannel's CNI plugin hands ``bridge`` (netlab.plan.flannel)
 and a host-local data directory inside the test's tmp dir; netlab builds the
 same pod (the default lab's minikube/fedora-1). ``ip -j -d link``, ``ip -j -d
 addr`` and ``ip -j -d route`` of both pods, the host veth, ``cni0`` and
-``bridge -j -d link`` are compared field by field: only what the real plugin
-leaves to chance (MACs and the bridge ids made of them, the veth name's
-suffix, ifindexes and netns ids) and time (timers) may differ, and every
-other difference is one of KNOWN, named with its reason.
+``bridge -j -d link`` are compared field by field, and so are the pods' IPv4
+settings of ``eth0``, ``all`` and ``default`` (``sysctl -a``: the plugin sets
+``arp_notify`` on the pod's interface, and the kernel then announces the pod
+with a gratuitous ARP whenever its eth0 comes up, which both pods are seen to
+do): only what the real plugin leaves to chance (MACs and the bridge ids made
+of them, the veth name's suffix, ifindexes and netns ids, the namespaces'
+ownership tags) and time (timers) may differ, and every other difference is
+one of KNOWN, named with its reason.
 
 The tutorial's outputs: on netlab's default lab, the commands of the Red Hat
 tutorial and of the network model, normalized (MACs, ifindexes, the lab's
@@ -18,6 +22,11 @@ components print (the CNI pod above; the tutorial's own lines; Flannel's and
 kube-proxy's rule text from their sources). docs/fidelity.md is the table of
 these results, written by this test (NETLAB_REGEN_GOLDEN=1) and otherwise
 checked against it.
+
+Cluster DNS: in a lab of topologies/services.yaml, questions from the client pod
+to the DNS Service's ClusterIP (tests/dns_query.py, shown as dig shows them),
+against what CoreDNS answers with kubeadm's and minikube's Corefile, read from
+its plugin/kubernetes (tests/integration/test_cluster_dns.py says more).
 """
 
 from __future__ import annotations
@@ -25,19 +34,24 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
+import time
 import uuid
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 
+from fidelity_dns import dns_lab, dns_rows
 from flannel_e2e import FLANNEL_E2E_FORWARD, FLANNEL_E2E_POSTROUTING
 from helpers import netlab, unique_lab, write_topology
 from kube_proxy_golden import GOLDEN as KUBE_PROXY_GOLDEN, port_nat
-from netlab.kernel.netns import create_netns, make_tag, remove_netns
+from netlab.kernel.netns import create_netns, entered, make_tag, remove_netns
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import flannel
+from netlab.plan.sysctls import COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, restore_sysctls
 
 pytestmark = pytest.mark.root
 
@@ -54,7 +68,13 @@ RANDOM = {"address": "MAC", "perm_address": "MAC", "bridge_id": "made of the bri
           "designated_bridge": "made of the bridge's MAC", "ifindex": "ifindex", "link_index": "ifindex",
           "link_netnsid": "netns id", "gc_timer": "a timer", "forward_delay_timer": "a timer",
           "hello_timer": "a timer", "tcn_timer": "a timer", "topology_change_timer": "a timer",
-          "hold_timer": "a timer", "message_age_timer": "a timer"}
+          "hold_timer": "a timer", "message_age_timer": "a timer",
+          "tag": "the namespace's ownership tag (kernel/netns.py: netlab's on its pod, the test's on the CNI pod)"}
+# The CNI pod's node and pod namespaces start with the kernel's own IPv4 all/default settings, as on a node
+# whose host is left at them: a new namespace copies the host's, which netlab sets back in its own (README,
+# "What is built, and where"), so that the pods compare on any host.
+KERNEL_IPV4 = (*((k, v) for k, v in COMMON_SYSCTLS if k.startswith("net.ipv4.")),
+               *restore_sysctls(tuple(KERNEL_DEVCONF)))
 IPV6 = ("netlab turns IPv6 off in every lab namespace (README, 'What is built, and where'): the real "
         "pod has ::1 on lo and an fe80:: link-local address on eth0")
 # Every other difference, named: (object, field path pattern) -> why.
@@ -80,13 +100,24 @@ def _flat(obj, prefix: str = "") -> dict[str, object]:
 
 
 def kernel_view(node: str, pod: str, veth: str) -> dict[str, list]:
-    """What the kernel says about a pod, its host veth and its bridge, as ip/bridge print it."""
+    """What the kernel says about a pod, its host veth and its bridge, as ip/bridge/sysctl print it."""
     return {"pod link": _json("ip", "-j", "-d", "-n", pod, "link"),
             "pod addr": _json("ip", "-j", "-d", "-n", pod, "addr"),
             "pod route": _json("ip", "-j", "-d", "-n", pod, "route"),
+            "pod sysctls": [pod_ipv4_conf(pod)],
             "host veth": _json("ip", "-j", "-d", "-n", node, "link", "show", veth),
             "cni0": _json("ip", "-j", "-d", "-n", node, "link", "show", "cni0"),
             "bridge link": _json("bridge", "-j", "-d", "-n", node, "link")}
+
+
+def pod_ipv4_conf(pod: str) -> dict[str, str]:
+    """The pod's IPv4 settings of eth0, all and default, as ``sysctl -a`` prints them (key -> value)."""
+    out = subprocess.run(["ip", "netns", "exec", pod, "sysctl", "-a"], capture_output=True, text=True, check=True,
+                         timeout=30).stdout
+    conf = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+    mine = {k: v for k, v in conf.items() if re.match(r"net\.ipv4\.conf\.(eth0|all|default)\.", k)}
+    assert len(mine) > 60 and "net.ipv4.conf.eth0.arp_notify" in mine, sorted(conf)[:5]
+    return mine
 
 
 def differences(real: dict[str, list], mine: dict[str, list]) -> list[tuple[str, str, object, object]]:
@@ -117,8 +148,8 @@ def explain(what: str, key: str, real: object) -> str | None:
 
 
 class World:
-    def __init__(self, lab, cni_node: str, cni_pod: str, result: dict):
-        self.resolved, self.lab = lab, lab.name
+    def __init__(self, lab, path: str, cni_node: str, cni_pod: str, result: dict):
+        self.resolved, self.lab, self.path = lab, lab.name, path
         self.cni_node, self.cni_pod, self.result = cni_node, cni_pod, result
         self.cni_veth = next(i["name"] for i in result["interfaces"] if i["name"].startswith("veth"))
 
@@ -150,14 +181,14 @@ def world(tmp_path_factory):
     try:
         netlab("up", "-t", path)
         for ns in (cni_node, cni_pod):
-            create_netns(ns, make_tag("fidelity-test", ns))  # kernel defaults otherwise, as a real node's
+            create_netns(ns, make_tag("fidelity-test", ns), KERNEL_IPV4)  # the kernel's defaults, as a real node's
             made.append(ns)
         conf = flannel.delegate_config(resolved, resolved.node("minikube"))
         conf["ipam"]["dataDir"] = str(tmp / "host-local")  # private, not /var/lib/cni/networks
         result = run_plugin("bridge", conf, cni_node, cni_pod, "eth0", "fidelity")
         run_plugin("loopback", {"cniVersion": flannel.CNI_VERSION, "name": "lo", "type": "loopback"}, None,
                    cni_pod, "lo", "fidelity")
-        yield World(resolved, cni_node, cni_pod, result)
+        yield World(resolved, path, cni_node, cni_pod, result)
     finally:
         for ns in made:
             remove_netns(ns)  # the pod's veth and the node's cni0 go with them
@@ -190,9 +221,18 @@ MAC = re.compile(r"\b(?!ff:ff:ff:ff:ff:ff\b)(?!00:00:00:00:00:00\b)(?:[0-9a-f]{2
 TUTORIAL_POD_ROUTES = ("default via 10.244.0.1 dev eth0\n"
                        "10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2\n"
                        "10.244.0.0/16 via 10.244.0.1 dev eth0\n")
+ARP_NOTIFY = ("net.ipv4.conf.eth0.arp_notify", "net.ipv4.conf.all.arp_notify", "net.ipv4.conf.default.arp_notify")
+KUBE_PROXY_CONNTRACK = ("net.netfilter.nf_conntrack_tcp_timeout_established = 86400\n"
+                        "net.netfilter.nf_conntrack_tcp_timeout_close_wait = 3600\n")
 NODE_DEFAULT = ("the tutorial's minikube VM has its LAN on a second NIC, eth1, leased by DHCP (proto dhcp, "
                 "src, metric); a netlab node has one NIC, eth0, with a static address, and Flannel's route "
                 "protocol (boot, not printed)")
+# kubernetes pkg/kubelet/kubelet_pods.go, managedHostsFileContent: a pod without hostname, subdomain or hostAliases.
+KUBELET_HOSTS = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
+                 "10.244.0.2\tfedora-1\n")
+NETLAB_LINE = ("netlab adds one first line, a comment that says whose file it is (netlab rewrites and removes only "
+               "files that begin with it, services/netns_files.py); the kubelet's text follows unchanged")
 
 
 def normalize(text: str, names: dict[str, str]) -> str:
@@ -238,6 +278,18 @@ def rows(world) -> list[dict]:
     row("pod eth0 addresses", "ip addr show eth0 (in the pod)", mine, real, cni, IPV6)
     mine, real = both(["ip", "-n", pod, "-br", "addr"], ["ip", "-n", world.cni_pod, "-br", "addr"])
     row("pod addresses, brief", "ip -br addr (in the pod)", mine, real, cni, IPV6)
+    lab_line = {**names, f"# netlab {world.lab}:": "# netlab demo:"}
+    mine = normalize(netlab("exec", "--lab", world.lab, "fedora-1", "--", "cat", "/etc/hosts").stdout, lab_line)
+    row("pod hosts file", "cat /etc/hosts (netlab exec, in the pod)", mine, normalize(KUBELET_HOSTS, names),
+        "kubernetes pkg/kubelet/kubelet_pods.go, managedHostsFileContent (the file the kubelet bind-mounts "
+        "over /etc/hosts)", NETLAB_LINE)
+    assert mine.split("\n", 1)[1] == normalize(KUBELET_HOSTS, names)
+    mine = normalize(netlab("exec", "--lab", world.lab, "fedora-1", "--", "hostname", "-i").stdout, names)
+    row("pod's own address", "hostname -i (netlab exec, in the pod)", mine, "10.244.0.2\n",
+        "the kubelet's hosts file: the pod's hostname (its name) maps to its IP")
+    mine = normalize(netlab("exec", "--lab", world.lab, "minikube", "--", "hostname").stdout, names)
+    row("node hostname", "hostname (netlab exec, in the node)", mine, "minikube\n",
+        "the tutorial's node is the minikube VM, whose hostname is the node's name")
     mine, real = both(["ip", "-n", pod, "-d", "link", "show", "eth0"],
                       ["ip", "-n", world.cni_pod, "-d", "link", "show", "eth0"])
     row("pod eth0", "ip -d link show eth0 (in the pod)", mine, real, cni)
@@ -250,6 +302,10 @@ def rows(world) -> list[dict]:
     mine, real = both(["ip", "-n", node, "-d", "link", "show", "cni0"],
                       ["ip", "-n", world.cni_node, "-d", "link", "show", "cni0"])
     row("cni0", "ip -d link show cni0 (in the node)", mine, real, cni)
+    mine, real = both(["ip", "netns", "exec", pod, "sysctl", *ARP_NOTIFY],
+                      ["ip", "netns", "exec", world.cni_pod, "sysctl", *ARP_NOTIFY])
+    row("pod arp_notify", "sysctl net.ipv4.conf.{eth0,all,default}.arp_notify (in the pod)", mine, real,
+        f"{cni}: the bridge plugin's cmdAdd sets it on the pod's interface only")
 
     # Node objects: what the tutorial and Flannel's source say; the lines netlab's output must hold.
     mine = normalize(sh("ip", "-n", node, "route"), names)
@@ -282,6 +338,11 @@ def rows(world) -> list[dict]:
         real = _flannel_e2e(table)
         row(f"Flannel rules ({table})", f"iptables -t {table} -S (in the node)", mine, real,
             "flannel-io/flannel e2e/rules.go (iptablesPostroutingRules, iptablesForwardRules)")
+    mine = normalize(sh("ip", "netns", "exec", node, "sysctl", *(key for key, _ in CONNTRACK_SYSCTLS)), names)
+    row("node conntrack timeouts", "sysctl net.netfilter.nf_conntrack_tcp_timeout_{established,close_wait} (in the "
+        "node)", mine, KUBE_PROXY_CONNTRACK,
+        "kube-proxy's defaults (conntrack.tcpEstablishedTimeout 24h, tcpCloseWaitTimeout 1h), which it writes on its "
+        "node at start in every mode (pkg/proxy/conntrack setSysctls); the kernel's are 432000 and 60")
     case = "internal_traffic_policy_cluster"
     row("kube-proxy nat payload", "the iptables-restore input of one Service (ns1/svc1, 3 endpoints)",
         port_nat(case), (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
@@ -294,6 +355,11 @@ def _flannel_e2e(table: str) -> str:
     """flannel's e2e golden for node minikube (lease 10.244.0.0/24, network 10.244.0.0/16)."""
     lines = FLANNEL_E2E_POSTROUTING if table == "nat" else FLANNEL_E2E_FORWARD
     return "".join(line.format(pod="10.244.0.0/24", net="10.244.0.0/16") + "\n" for line in lines)
+
+
+@pytest.fixture(scope="module")
+def dns_world(tmp_path_factory):
+    yield from dns_lab(tmp_path_factory)
 
 
 def same(r: dict) -> bool:
@@ -324,13 +390,15 @@ def render_doc(rs: list[dict]) -> str:
 
     for r in rs:
         verdict = "yes" if same(r) else f"no: {r['known']}"
+        if same(r) and r["known"] and r["netlab"] != r["real"]:  # every line of the real output, and more
+            verdict = f"yes, but {r['known']}"
         out.append(f"| {r['object']}: `{r['command']}` | {cell(r['real'])}<br>({r['source']}) | "
                    f"{cell(r['netlab'])} | {verdict} |")
     return "\n".join(out) + "\n"
 
 
-def test_tutorial_outputs_golden_and_fidelity_table(world):
-    rs = rows(world)
+def test_tutorial_outputs_golden_and_fidelity_table(world, dns_world):
+    rs = rows(world) + dns_rows(dns_world)
     GOLDEN.mkdir(parents=True, exist_ok=True)
     for r in rs:
         path = GOLDEN / (re.sub(r"[^a-z0-9]+", "-", r["object"].lower()).strip("-") + ".txt")
@@ -342,3 +410,56 @@ def test_tutorial_outputs_golden_and_fidelity_table(world):
     if REGEN:
         DOC.write_text(doc)
     assert DOC.read_text() == doc, "docs/fidelity.md is stale: run this test with NETLAB_REGEN_GOLDEN=1"
+
+
+# --- the kernel's own view of arp_notify: a gratuitous ARP ---------------------------------
+
+# Every frame (as tcpdump asks): a bridge port's frames go to the bridge before any socket of one protocol
+# sees them, only the taps of all protocols come first.
+ETH_P_ALL = 0x0003
+
+
+def announced(node: str, veth: str, pod: str, ip: IPv4Address) -> bool:
+    """Take the pod's eth0 down and up again: does the node's end of its veth then receive the pod's
+    gratuitous ARP (an ARP request from the pod's address for its own address)? Read with a packet socket in
+    the node; the pod's routes, which went with eth0, are the caller's to put back."""
+    with entered(node):
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    try:
+        sock.bind((veth, ETH_P_ALL))  # Python puts the protocol in network order here (not in socket())
+        sock.settimeout(0.2)
+        for state in ("down", "up"):
+            subprocess.run(["ip", "-n", pod, "link", "set", "eth0", state], check=True, timeout=10)
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            try:
+                frame = sock.recv(128)
+            except TimeoutError:
+                continue
+            # Ethernet header (14 bytes, the type last), then ARP: op at 6, sender IP at 14, target IP at 24
+            arp, request = frame[12:14] == b"\x08\x06", frame[20:22] == b"\x00\x01"
+            if arp and request and frame[28:32] == frame[38:42] == ip.packed:
+                return True
+        return False
+    finally:
+        sock.close()
+
+
+def test_both_pods_announce_themselves_when_their_eth0_comes_up(world):
+    """arp_notify=1 on eth0, as the CNI bridge plugin sets it: the kernel sends a gratuitous ARP when eth0 comes
+    up (net/ipv4/devinet.c, NETDEV_UP), so cni0 and the other pods learn the pod's MAC at once. The CNI pod does;
+    netlab's does too (the kernel's 0 sends nothing). Then netlab's pod is repaired by up, the CNI pod's routes
+    (the plugin's) put back by hand."""
+    ip = IPv4Address("10.244.0.2")
+    try:
+        assert announced(world.cni_node, world.cni_veth, world.cni_pod, ip), "the CNI plugin's pod sent no GARP"
+    finally:
+        for dst in ("10.244.0.0/16", "default"):
+            subprocess.run(["ip", "-n", world.cni_pod, "route", "replace", dst, "via", "10.244.0.1", "dev", "eth0",
+                            "proto", "boot"], check=True, timeout=10)
+    fedora = world.resolved.pod("fedora-1")
+    try:
+        assert announced(world.ns("minikube"), fedora.host_veth, world.ns("fedora-1"), ip), "netlab's pod sent none"
+    finally:
+        netlab("up", "-t", world.path)
+    assert netlab("status", "--lab", world.lab, check=False).returncode == 0

@@ -1,13 +1,17 @@
-"""The files netlab writes for pods (/etc/netns/<pod namespace>/resolv.conf), on real labs (root).
+"""The files netlab writes for pods (/etc/netns/<pod namespace>/resolv.conf and hosts), on real labs (root).
 
-- An edited resolv.conf is drift: `status` names it, one `up` rewrites it (same
+- Every pod sees the kubelet's managed hosts file (kubernetes pkg/kubelet/kubelet_pods.go,
+  managedHostsFileContent) in `netlab exec`, `ip netns exec` and its containers: `hostname -i` prints
+  the pod's IP, `getent hosts <pod>` finds it; a node's `hostname` is the node's name.
+- An edited resolv.conf (hosts file) is drift: `status` names it, one `up` rewrites it (same
   inode, so a container that has it bind-mounted sees the repair) and says so.
 - Every file and directory is recorded ("intent") before it is made, so an
   `up` killed right after writing one leaves nothing that `down` misses
-  (NETLAB_FAULT_POINT=resolv-written, see netlab/services/lifecycle.py).
+  (NETLAB_FAULT_POINT=resolv-written, hosts-written, see netlab/services/lifecycle.py).
 - `down` removes only files at paths derived from the lab's own namespace
   names that carry netlab's first line for this lab; an edited state file
-  cannot point it anywhere else.
+  cannot point it anywhere else, and a hosts file someone else wrote is
+  never written, nor removed.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import uuid
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, netlab
+from helpers import in_netns, lab_namespaces, netlab, state_path, wait_for
 from netlab.realize.state_dir import STATE_ROOT
 
 pytestmark = pytest.mark.root
@@ -83,13 +88,16 @@ def test_an_edited_resolv_conf_is_repaired_and_up_says_so(labs):
 
 
 @pytest.mark.parametrize("mode", ["kill", "fail"])
-def test_up_stopped_right_after_writing_resolv_conf_leaves_nothing_after_down(labs, mode):
-    lab = labs.name("ec")
-    env = {"NETLAB_FAULT_POINT": "resolv-written", "NETLAB_FAULT_MODE": mode}
+@pytest.mark.parametrize("point", ["resolv-written", "hosts-written"])
+def test_up_stopped_right_after_writing_a_pod_file_leaves_nothing_after_down(labs, point, mode):
+    lab = labs.name("hci")
+    env = {"NETLAB_FAULT_POINT": point, "NETLAB_FAULT_MODE": mode}
     _, proc = labs.up(TOPOLOGY.format(lab=lab), check=False, env=env)
     if mode == "kill":
         assert proc.returncode == -9, (proc.returncode, proc.stdout, proc.stderr)  # killed at the fault point
-        assert lab_files(lab), "the fault point is after the first resolv.conf is written"
+        file = "resolv.conf" if point == "resolv-written" else "hosts"
+        assert any(os.path.exists(f"/etc/netns/{ns}/{file}") for ns in lab_files(lab)), \
+            f"the fault point is after the first {file} is written"
         down = netlab("down", "--lab", lab)
         assert "down" in down.stdout
     else:
@@ -129,3 +137,138 @@ def test_down_removes_only_netlab_files_at_the_lab_paths(labs):
     finally:
         shutil.rmtree(decoy_dir, ignore_errors=True)
         shutil.rmtree(f"/etc/netns/{lab}-fedora-2", ignore_errors=True)
+
+
+# --- the kubelet's hosts file, and a node's hostname ------------------------------------------------
+
+HOSTS_TOPOLOGY = TOPOLOGY.replace("services:\n", """  - name: reader
+    node: minikube
+    ip: 10.244.0.9
+    containers:
+      - name: main
+        command: [sh, -c, "cat /etc/hosts; echo hostname-i $(hostname -i); getent hosts reader; sleep 3600"]
+services:
+""", 1)
+
+# managedHostsFileContent for a pod without hostname, subdomain or hostAliases (kubelet_pods.go).
+KUBELET_HOSTS = ("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n")
+
+
+def hosts(lab: str, pod: str) -> str:
+    return f"/etc/netns/{lab}-{pod}/hosts"
+
+
+def kubelet_hosts(lab: str, ip: str, pod: str) -> str:
+    """netlab's first line, then exactly what the kubelet writes."""
+    with open(hosts(lab, pod)) as fh:
+        first = fh.readline()
+    assert first.startswith(f"# netlab {lab}:"), first
+    return first + KUBELET_HOSTS + f"{ip}\t{pod}\n"
+
+
+def test_a_pod_sees_the_kubelets_hosts_file_and_a_node_its_own_name(labs):
+    lab = labs.name("hci")
+    labs.up(HOSTS_TOPOLOGY.format(lab=lab))
+    want = kubelet_hosts(lab, "10.244.0.2", "fedora-1")
+    out = netlab("exec", "--lab", lab, "fedora-1", "--", "sh", "-c",
+                 "hostname -i; getent hosts fedora-1; cat /etc/hosts")
+    lines = out.stdout.split("\n", 2)
+    assert lines[0] == "10.244.0.2" and lines[1].split() == ["10.244.0.2", "fedora-1"], out.stdout
+    assert lines[2] == want
+    assert in_netns(f"{lab}-fedora-1", "getent", "hosts", "fedora-1").stdout.split() == ["10.244.0.2", "fedora-1"]
+    assert in_netns(f"{lab}-fedora-1", "cat", "/etc/hosts").stdout == want
+    dns_pod = netlab("exec", "--lab", lab, "kube-dns", "--", "cat", "/etc/hosts").stdout
+    assert dns_pod.endswith("\tkube-dns\n") and KUBELET_HOSTS in dns_pod  # dnsPolicy Default changes resolv only
+
+    # A container started by netlab has it mounted too.
+    log = state_path(lab, "logs", "reader.main.log")
+
+    def logged() -> str:
+        try:
+            with open(log) as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    assert wait_for(lambda: "reader" in logged().rsplit("hostname-i", 1)[-1], timeout=10), logged()
+    text = logged()
+    assert text.startswith(kubelet_hosts(lab, "10.244.0.9", "reader")), text
+    assert "hostname-i 10.244.0.9\n" in text and "10.244.0.9      reader" in text
+
+    # A node's hostname is its node name, as on a real node; only netlab's exec joins its UTS namespace.
+    assert netlab("exec", "--lab", lab, "minikube", "--", "hostname").stdout == "minikube\n"
+    assert netlab("exec", "--lab", lab, "minikube-m02", "--", "hostname").stdout == "minikube-m02\n"
+    assert in_netns(f"{lab}-minikube", "hostname").stdout == os.uname().nodename + "\n"
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_an_edited_hosts_file_is_repaired_in_place_and_a_lost_node_hostname_made_again(labs):
+    lab = labs.name("hci")
+    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    f = hosts(lab, "fedora-1")
+    good = kubelet_hosts(lab, "10.244.0.2", "fedora-1")
+    inode = os.stat(f).st_ino
+    with open(f, "w") as fh:  # a learner's edit: netlab's first line is gone
+        fh.write("127.0.0.1\tlocalhost\n")
+    pin = state_path(lab, "uts", "minikube")
+    subprocess.run(["umount", pin], check=True)  # the node's UTS namespace, lost
+
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and f"{f} is different" in status.stdout, status.stdout
+    assert "uts: node minikube: UTS namespace (hostname minikube) is missing" in status.stdout, status.stdout
+    assert in_netns(f"{lab}-fedora-1", "getent", "hosts", "fedora-1").returncode != 0
+    exec_ = netlab("exec", "--lab", lab, "minikube", "--", "hostname")
+    assert exec_.stdout != "minikube\n" and "node minikube's UTS namespace is missing" in exec_.stderr
+
+    up = netlab("up", "-t", path)
+    assert f"rewrote {f} (it was edited)" in up.stdout, up.stdout
+    assert "made node minikube's UTS namespace (hostname minikube)" in up.stdout, up.stdout
+    with open(f) as fh:
+        assert fh.read() == good
+    assert os.stat(f).st_ino == inode  # rewritten in place: bind mounts of it see the repair
+    assert in_netns(f"{lab}-fedora-1", "hostname", "-i").returncode == 1  # ip netns exec: the host's hostname
+    assert netlab("exec", "--lab", lab, "fedora-1", "--", "hostname", "-i").stdout == "10.244.0.2\n"
+    assert netlab("exec", "--lab", lab, "minikube", "--", "hostname").stdout == "minikube\n"
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert "nothing to change" in netlab("up", "-t", path).stdout
+
+
+def test_a_hosts_file_someone_else_wrote_is_never_written_nor_removed(labs):
+    lab = labs.name("hci")
+    theirs_dir = f"/etc/netns/{lab}-fedora-2"
+    theirs = os.path.join(theirs_dir, "hosts")
+    os.makedirs(theirs_dir)
+    try:
+        with open(theirs, "w") as fh:
+            fh.write("192.0.2.7\tfedora-2\n")
+        path, up = labs.up(TOPOLOGY.format(lab=lab))
+        assert f"pod fedora-2: {theirs} exists and is not netlab's; left alone" in up.stdout + up.stderr, up
+        assert netlab("exec", "--lab", lab, "fedora-2", "--", "hostname", "-i").stdout == "192.0.2.7\n"
+        assert netlab("up", "-t", path, check=False).returncode == 0
+        # A file of the lab's that a person rewrote entirely is theirs now: down leaves it.
+        mine = hosts(lab, "fedora-1")
+        with open(mine, "w") as fh:
+            fh.write("10.0.0.1\tfedora-1\n")
+        netlab("down", "--lab", lab)
+        with open(theirs) as fh:
+            assert fh.read() == "192.0.2.7\tfedora-2\n"
+        assert os.path.exists(mine)
+        assert lab_files(lab) == [f"{lab}-fedora-1", f"{lab}-fedora-2"]
+        assert os.listdir(theirs_dir) == ["hosts"]  # netlab's resolv.conf went, theirs stayed
+    finally:
+        shutil.rmtree(theirs_dir, ignore_errors=True)
+        shutil.rmtree(f"/etc/netns/{lab}-fedora-1", ignore_errors=True)
+
+
+def test_a_pod_taken_out_of_the_topology_takes_its_files(labs):
+    lab = labs.name("hci")
+    path, _ = labs.up(TOPOLOGY.format(lab=lab))
+    assert os.path.exists(hosts(lab, "fedora-2"))
+    smaller = TOPOLOGY.format(lab=lab).replace("  - {name: fedora-2, node: minikube-m02, ip: 10.244.1.3, labels: "
+                                               "{app: web}}\n", "")
+    assert "fedora-2" not in smaller.split("services:")[0]
+    with open(path, "w") as fh:
+        fh.write(smaller)
+    netlab("up", "-t", path)
+    assert f"{lab}-fedora-2" not in lab_files(lab) and os.path.exists(hosts(lab, "fedora-1"))

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from helpers import diff_snapshots, host_snapshot, in_netns, netlab, unique_lab
+from helpers import diff_snapshots, host_snapshot, in_netns, netlab, unique_lab, wait_for
+from netlab.kernel.netns import entered
 from netlab.model.load import load_topology
 from netlab.plan import nftables, services
 from netlab.plan.internet import load_balancer_ips
@@ -230,6 +232,59 @@ def test_a_node_port_answers_on_the_nodes_localhost_in_iptables_mode_only(lab):
     assert ('-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet '
             'connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP') in save
     assert "-A INPUT -j KUBE-FIREWALL" in save and "-A OUTPUT -j KUBE-FIREWALL" in save
+
+
+TIMEOUTS = ("net.netfilter.nf_conntrack_tcp_timeout_established", "net.netfilter.nf_conntrack_tcp_timeout_close_wait")
+
+
+def sysctl_values(netns: str | None) -> list[str]:
+    argv = ["sysctl", "-n", *TIMEOUTS]
+    proc = in_netns(netns, *argv) if netns else subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_nodes_track_connections_with_kube_proxys_conntrack_timeouts(lab):
+    """kube-proxy writes conntrack.tcpEstablishedTimeout (24h) and tcpCloseWaitTimeout (1h) on its node in either
+    mode; both are per network namespace: the nodes have them, the pods and the host keep their own (the
+    kernel's 5 days and 60 s in a new namespace). A real connection from fedora-3 to fedora-2 through node
+    minikube is tracked there with them: ESTABLISHED 86400 s, then, once the server has half-closed it and the
+    client acknowledged, CLOSE_WAIT 3600 s (conntrack -L counts them down)."""
+    host = sysctl_values(None)
+    for node in NODES:
+        assert sysctl_values(ns(lab, node)) == ["86400", "3600"], node
+    assert sysctl_values(ns(lab, "fedora-3")) == ["432000", "60"]
+    with entered(ns(lab, "fedora-2")):
+        server = socket.socket()
+    with entered(ns(lab, "fedora-3")):
+        client = socket.socket()
+    try:
+        server.bind(("10.244.1.3", 0))
+        server.listen(1)
+        port = server.getsockname()[1]
+        client.settimeout(5)
+        client.connect(("10.244.1.3", port))
+        conn, _ = server.accept()
+
+        def tracked() -> tuple[str, int]:
+            out = in_netns(ns(lab, "minikube"), "conntrack", "-L", "-p", "tcp", "--dport", str(port)).stdout
+            (line,) = [x for x in out.splitlines() if x.startswith("tcp")]
+            fields = line.split()  # tcp 6 <seconds left> <state> src=10.244.0.3 dst=10.244.1.3 ...
+            assert "src=10.244.0.3" in fields and "dst=10.244.1.3" in fields, line
+            return fields[3], int(fields[2])
+
+        state, left = tracked()
+        assert state == "ESTABLISHED" and 86400 - 30 < left <= 86400, (state, left)
+        conn.shutdown(socket.SHUT_WR)  # the server's FIN; the client's kernel acknowledges it
+        assert client.recv(10) == b""
+        assert wait_for(lambda: tracked()[0] == "CLOSE_WAIT", timeout=5), tracked()
+        state, left = tracked()
+        assert 3600 - 30 < left <= 3600, (state, left)
+        conn.close()
+    finally:
+        client.close()
+        server.close()
+    assert sysctl_values(None) == host
 
 
 def test_internet_host_reaches_node_ports_and_load_balancer(lab):

@@ -154,9 +154,10 @@ def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     assert all(h["seen"] for h in observable), [(h["direction"], h["index"], h["netns"], h["device"])
                                                 for h in observable if not h["seen"]]
     assert d["reply_hops"][-1]["observe"]["flow"].startswith("10.96.0.10:53 → 10.244.0.3:")
-    # dnsmasq itself logged the question, from the client's own address (no NAT on the way in).
+    # dnsmasq itself logged the question, from the client's own address (no NAT on the way in), as the
+    # authority for cluster.local it is to every pod (model/clusterdns.py).
     log = netlab("logs", "--lab", lab, "kube-dns").stdout
-    assert "query[A] kube-dns.kube-system.svc.cluster.local from 10.244.0.3" in log
+    assert "auth[A] kube-dns.kube-system.svc.cluster.local from 10.244.0.3" in log
     text = netlab("trace", "--lab", lab, "client", "svc/kube-dns").stdout
     assert "DNS query (UDP port 53) for A kube-dns.kube-system.svc.cluster.local" in text.splitlines()[0]
     assert "reply received: DNS answer: kube-dns.kube-system.svc.cluster.local. A 10.96.0.10 (NOERROR)" in text

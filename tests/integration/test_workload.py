@@ -367,15 +367,20 @@ def mounts_under(path: str) -> dict[str, tuple[str, str]]:
     return out
 
 
+# The UTS namespaces duo_topology's lab pins: its pods' and its nodes' (workload/node_uts.py).
+PINNED = ("fedora-1", "fedora-2", "duo", "minikube", "minikube-m02")
+
+
 def test_the_pins_live_on_the_labs_own_tmpfs_and_go_with_it_in_one_unmount(labs):
     lab = labs.name("wl")
     labs.up(duo_topology(lab))
     udir = os.path.realpath(state_path(lab, "uts"))
     mounts = mounts_under(udir)
-    # The tmpfs first, then a namespace (nsfs) pinned on it per pod, hostname = the pod's name.
+    # The tmpfs first, then a namespace (nsfs) pinned on it per pod and per node, hostname = its name.
     assert mounts.pop(udir) == ("tmpfs", "netlab-uts")
-    assert mounts == {f"{udir}/{pod}": ("nsfs", "nsfs") for pod in ("fedora-1", "fedora-2", "duo")}
+    assert mounts == {f"{udir}/{name}": ("nsfs", "nsfs") for name in PINNED}
     assert netlab("exec", "--lab", lab, "duo", "--", "hostname").stdout.strip() == "duo"
+    assert netlab("exec", "--lab", lab, "minikube", "--", "hostname").stdout.strip() == "minikube"
     netlab("down", "--lab", lab)
     assert mounts_under(os.path.dirname(udir)) == {}
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
@@ -412,7 +417,7 @@ def test_pins_in_a_plain_folder_are_each_unmounted_as_before(labs):
     open(state_path(lab, "uts", ".pin"), "w").close()
     labs.up(duo_topology(lab))
     udir = os.path.realpath(state_path(lab, "uts"))
-    assert mounts_under(udir) == {f"{udir}/{pod}": ("nsfs", "nsfs") for pod in ("fedora-1", "fedora-2", "duo")}
+    assert mounts_under(udir) == {f"{udir}/{name}": ("nsfs", "nsfs") for name in PINNED}
     assert netlab("exec", "--lab", lab, "fedora-2", "--", "hostname").stdout.strip() == "fedora-2"
     netlab("down", "--lab", lab)
     assert mounts_under(os.path.dirname(udir)) == {}

@@ -21,8 +21,8 @@ from netlab.lab import teardown, up as lab_up
 from netlab.lab.journal import Journal
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.plan.build import ORDER, build_plan
-from netlab.plan.resources import Address, Fdb, Link, Route, Rule, Sysctl
+from netlab.plan.build import build_plan, place
+from netlab.plan.resources import Address, Fdb, Link, Resource, Route, Rule, Sysctl, Veth
 from netlab.realize import state as state_mod, state_dir
 
 TOPO = """name: fk
@@ -91,16 +91,58 @@ def test_up_of_a_fresh_lab_issues_the_planned_ops_in_kernel_order(lab):
     plan = build_plan(lab)
     assert sorted(k.ns) == sorted(plan.netns) and result.created_netns == plan.netns
     # every object once; within each namespace (the kernel sends them namespace by namespace, nodes
-    # first), kinds in kernel order (links, addresses, ARP, FDB, routes last)
+    # first), in the plan's kernel order (links, addresses, ARP, FDB, routes, a pod's eth0 sysctl; tables, then
+    # the node's conntrack sysctls)
     for ns in plan.netns:
-        kinds = [op.res.kind for op in k.log if op.res.kind != "iptables" and op.netns == ns]
-        assert [ORDER.index(kind) for kind in kinds] == sorted(ORDER.index(kind) for kind in kinds), ns
+        mine = [op.res for op in k.log if op.netns == ns]
+        places = [place(r) for r in mine if isinstance(r, Resource)]
+        assert places == sorted(places), ns
+        tables = [i for i, r in enumerate(mine) if isinstance(r, TableText)]
+        conntrack = [i for i, r in enumerate(mine) if isinstance(r, Sysctl) and r.name.startswith("net.netfilter.")]
+        assert not conntrack or (tables and min(conntrack) > max(tables)), ns
     sent = [op.netns for op in k.log]
     assert sent == sorted(sent, key=plan.netns.index)
     made = {op.res.key for op in k.log if op.verb in ("add", "replace")}
     want = {r.key for r in plan.resources if r.kind not in ("netns", "sysctl", "nat")}
     assert made == want
+    # the sysctls whose file exists only later (eth0's, nf_conntrack's): written once it does, each once
+    written = [op.res.key for op in k.log if op.verb == "write"]
+    assert sorted(written) == sorted(r.key for r in plan.of_kind("sysctl")
+                                     if r.name.endswith(".arp_notify") or r.name.startswith("net.netfilter."))
     assert status(lab, k).ok
+
+
+def test_each_sysctl_is_written_once_its_file_exists(lab):
+    """A pod's eth0 arp_notify (the CNI bridge plugin's) exists once eth0 does; the nodes' conntrack timeouts
+    (kube-proxy's) once nf_conntrack is loaded, which a kernel with it as a module does when the node's rules
+    first use it. A fresh up writes each then, and status reads back the plan's values."""
+    k = FakeKernel()
+    k.conntrack_loaded = False
+    up(lab, k)
+    assert status(lab, k).ok
+    for pod in ("fk-a", "fk-b"):
+        assert k.snapshot(pod, ["net.ipv4.conf.eth0.arp_notify"]).sysctls == {"net.ipv4.conf.eth0.arp_notify": "1"}
+    for node in ("fk-n1", "fk-n2"):
+        got = k.snapshot(node, ["net.netfilter.nf_conntrack_tcp_timeout_established",
+                                "net.netfilter.nf_conntrack_tcp_timeout_close_wait", "net.ipv4.conf.all.arp_notify",
+                                "net.ipv4.conf.eth0.arp_notify"]).sysctls
+        assert got == {"net.netfilter.nf_conntrack_tcp_timeout_established": "86400",
+                       "net.netfilter.nf_conntrack_tcp_timeout_close_wait": "3600",
+                       "net.ipv4.conf.all.arp_notify": "0", "net.ipv4.conf.eth0.arp_notify": "0"}, node
+
+
+def test_a_pods_veth_pair_made_again_gets_its_eth0_setting_back(lab):
+    """The pair deleted by hand: up makes it again from the node, and the new eth0 (which starts from the
+    namespace's default, 0) gets arp_notify=1 once it exists."""
+    def breaker(k):
+        veth = next(r for r in build_plan(lab).of_kind("veth") if isinstance(r, Veth) and r.peer_netns == "fk-a")
+        k.apply([Op("del", veth)])
+        assert k.snapshot("fk-a", ["net.ipv4.conf.eth0.arp_notify"]).sysctls["net.ipv4.conf.eth0.arp_notify"] is None
+
+    ops = break_and_repair(lab, FakeKernel(), breaker)
+    writes = [i for i, op in enumerate(ops) if op.verb == "write"]
+    assert [ops[i].res for i in writes] == [Sysctl(netns="fk-a", name="net.ipv4.conf.eth0.arp_notify", value="1")]
+    assert writes[0] > [op.res.kind for op in ops].index("veth")  # once the new eth0 is there
 
 
 def test_a_second_up_issues_no_op(lab):
@@ -185,7 +227,7 @@ def link(k, ns, name) -> Link:
 
 
 @pytest.mark.parametrize("what", ["extra route", "changed fdb", "extra rule", "sysctl", "missing address",
-                                  "missing route", "txqlen"])
+                                  "missing route", "txqlen", "arp_notify", "conntrack"])
 def test_each_drift_is_repaired_with_the_minimal_ops(lab, what):
     extra_route = Route(netns="fk-n1", dst=IPv4Network("10.55.0.0/16"), gateway=None, dev="eth0", scope="link")
     wrong_fdb = None
@@ -208,13 +250,18 @@ def test_each_drift_is_repaired_with_the_minimal_ops(lab, what):
             k.ns["fk-n1"].routes = [r for r in k.ns["fk-n1"].routes if r.dev != "flannel.1"]
         elif what == "txqlen":  # `ip link set flannel.1 txqueuelen 1000`: status names it, up sets it back
             k.ns["fk-n1"].links["flannel.1"].txqlen = 1000
+        elif what == "arp_notify":  # the pod's eth0 as netlab made it before the CNI plugins' setting
+            k.ns["fk-a"].sysctls["net.ipv4.conf.eth0.arp_notify"] = "0"
+        elif what == "conntrack":  # the kernel's 5 days, not kube-proxy's day
+            k.ns["fk-n2"].sysctls["net.netfilter.nf_conntrack_tcp_timeout_established"] = "432000"
 
     ops = break_and_repair(lab, FakeKernel(), breaker)
     verbs = [(op.verb, op.res.kind) for op in ops]
     expect = {"extra route": [("del", "route")], "changed fdb": [("del", "fdb"), ("add", "fdb")],
               "extra rule": [("del", "rule")], "sysctl": [("write", "sysctl")],
               "missing address": [("add", "address")], "missing route": [("replace", "route")],
-              "txqlen": [("set", "vxlan")]}[what]
+              "txqlen": [("set", "vxlan")], "arp_notify": [("write", "sysctl")],
+              "conntrack": [("write", "sysctl")]}[what]
     assert sorted(verbs) == sorted(expect)
     if what == "extra route":
         # deleted with what the kernel matches on: its table, scope and protocol

@@ -10,7 +10,7 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology, parse_yaml
 from netlab.model.topology import Topology
-from netlab.plan.build import ORDER, build_plan
+from netlab.plan.build import ORDER, build_plan, place
 from netlab.plan.render import render_commands
 from netlab.plan.resources import Address, Fdb, Neigh, Route, Veth, Vxlan, resource_from_json
 
@@ -71,8 +71,20 @@ def test_flannel_objects_for_each_remote_node():
 
 
 def test_resources_come_in_kernel_order():
-    kinds = [r.kind for r in default_plan().resources]
+    res = default_plan().resources
+    assert [place(r) for r in res] == sorted(place(r) for r in res)
+    kinds = [r.kind for r in res if r.kind != "sysctl"]
     assert kinds == sorted(kinds, key=ORDER.index)
+    # A sysctl comes before every link but those whose file exists only later: a pod's eth0 arp_notify after
+    # the pod's eth0 and routes, the nodes' conntrack timeouts after their rule tables (which load nf_conntrack).
+    first_link = min(i for i, r in enumerate(res) if r.kind in ("bridge", "veth"))
+    late = {r.name for i, r in enumerate(res) if r.kind == "sysctl" and i > first_link}
+    assert late == {"net.ipv4.conf.eth0.arp_notify", "net.netfilter.nf_conntrack_tcp_timeout_established",
+                    "net.netfilter.nf_conntrack_tcp_timeout_close_wait"}
+    last_table = max(i for i, r in enumerate(res) if r.kind in ("nat", "nft"))
+    assert all(i > last_table for i, r in enumerate(res) if r.kind == "sysctl" and r.name.startswith("net.netfilter."))
+    pod_routes = max(i for i, r in enumerate(res) if r.kind == "route" and r.netns == "demo-fedora-4")
+    assert all(i > pod_routes for i, r in enumerate(res) if r.kind == "sysctl" and r.name.endswith(".arp_notify"))
     plan = default_plan()
     for r in plan.resources:
         if isinstance(r, Veth):
@@ -144,3 +156,47 @@ def test_every_kernel_name_is_safe_and_short():
         if r.kind in ("bridge", "veth", "vxlan"):
             assert len(name.encode()) <= 15
             assert len(r.peer_name.encode()) <= 15 if isinstance(r, Veth) else True
+
+
+POD_SETTING = "net.ipv4.conf.eth0.arp_notify"
+
+
+def test_every_pod_netlab_wires_has_its_eth0_arp_notify_as_the_cni_bridge_plugin_sets_it():
+    """The bridge plugin's cmdAdd writes arp_notify=1 on the pod's interface (the kernel then sends a gratuitous
+    ARP whenever eth0 comes up); netlab plans the same for the pods it wires, and nothing else of IPv4:
+    all/default keep the kernel's 0, and so do the nodes' interfaces."""
+    plan = default_plan()
+    sysctls = [r for r in plan.of_kind("sysctl") if "arp_notify" in r.name]
+    assert {(r.netns, r.name, r.value) for r in sysctls} == \
+        {(f"demo-fedora-{i}", POD_SETTING, "1") for i in (1, 2, 3, 4)}
+
+
+def test_a_cni_lab_plans_the_setting_for_the_pods_its_plugins_attached_only():
+    """reference: the pods the plugin has attached are compared as netlab's own (the plugin set it, status
+    checks it); a pod not attached yet has no eth0 to compare."""
+    from netlab.model.lab import CniAttachment
+
+    text = """
+name: cn
+network: {cni: reference}
+nodes: [{name: n1}]
+pods: [{name: a, node: n1}, {name: b, node: n1}]
+"""
+    ref = lab_from(text)
+    assert not [r for r in build_plan(ref).of_kind("sysctl") if r.name == POD_SETTING]
+    a = next(p for p in ref.pods if p.name == "a")
+    attached = ref.with_attachments({"a": CniAttachment(ip=a.ip, mac="0a:58:0a:f4:00:02", host_veth="veth0a1b2c3d",
+                                                        host_mac="0a:58:0a:f4:00:01")})
+    assert [r.netns for r in build_plan(attached).of_kind("sysctl") if r.name == POD_SETTING] == ["cn-a"]
+
+
+def test_when_a_sysctl_can_be_written():
+    from netlab.plan.sysctls import when_written
+
+    assert when_written("net.ipv4.conf.default.arp_ignore") == "netns"  # before the links, which copy it
+    assert when_written("net.ipv4.conf.all.rp_filter") == "netns"
+    assert when_written("net.ipv4.ip_forward") == "netns"
+    assert when_written("net.bridge.bridge-nf-call-iptables") == "netns"
+    assert when_written("net.ipv4.conf.eth0.arp_notify") == "link"
+    assert when_written("net.ipv4.conf.flannel.1.rp_filter") == "link"
+    assert when_written("net.netfilter.nf_conntrack_tcp_timeout_established") == "tables"

@@ -349,4 +349,5 @@ def test_parse_link_reads_the_interfaces_ipv4_sysctls():
     link = rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body))
     assert link.inet_conf["forwarding"] == "100" and link.inet_conf["rp_filter"] == "107"
     assert link.inet_conf["tag"] == "111" and link.inet_conf["arp_ignore"] == "118"
+    assert link.inet_conf["arp_notify"] == "121"  # IPV4_DEVCONF_ARP_NOTIFY = 22 (a pod's eth0 has it at 1)
     assert rtnl_parse.parse_link(nl.Msg(rtnl.RTM_NEWLINK, 0, 0, body[:-len(spec)])).inet_conf == {}

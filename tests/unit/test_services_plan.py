@@ -324,7 +324,12 @@ def test_plan_json_round_trip_keeps_nat_rules():
 def test_whole_plan_builds_with_services():
     plan = build_plan(golden_lab())
     kinds = [r.kind for r in plan.resources]
-    assert kinds[-1] == "nat"
+    # the rule tables come last, but for kube-proxy's conntrack timeouts (nf_conntrack's files: there once the
+    # rules have had the kernel load it), two per node
+    late = 2 * len(golden_lab().nodes)
+    assert kinds[-late:] == ["sysctl"] * late and kinds[-late - 1] == "nat"
+    assert {r.name for r in plan.resources[-late:]} == {"net.netfilter.nf_conntrack_tcp_timeout_established",
+                                                       "net.netfilter.nf_conntrack_tcp_timeout_close_wait"}
     assert plan.of_kind("nat")
 
 
@@ -395,3 +400,22 @@ def test_resolv_conf_is_kubelets_cluster_first():
     assert "search default.svc.cluster.local svc.cluster.local cluster.local\n" in text
     assert "nameserver 10.96.0.10\n" in text and "options ndots:5\n" in text
     assert text.startswith("# netlab demo:")
+
+
+CONNTRACK = {"net.netfilter.nf_conntrack_tcp_timeout_established": "86400",  # kube-proxy's 24h (the kernel's: 5 days)
+             "net.netfilter.nf_conntrack_tcp_timeout_close_wait": "3600"}  # its 1h (the kernel's: 60 s)
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_kube_proxy_sets_the_conntrack_timeouts_on_every_node_in_both_modes(mode):
+    """kube-proxy's platformSetup writes its conntrack defaults on its node whatever the mode, and only those two
+    of the per-namespace ones (nf_conntrack_max and hashsize are the host's); pods and the rest keep the kernel's."""
+    data = yaml.safe_load(TOPO.read_text())
+    data["cluster"] = {**data.get("cluster", {}), "kubeProxyMode": mode}
+    lab = lab_of(data)
+    plan = build_plan(lab)
+    got: dict[str, dict[str, str]] = {}
+    for r in plan.of_kind("sysctl"):
+        if r.name.startswith("net.netfilter."):
+            got.setdefault(r.netns, {})[r.name] = r.value
+    assert got == {node.netns: CONNTRACK for node in lab.nodes}

@@ -291,10 +291,10 @@ def test_iter_states_yields_a_corrupt_lab_as_its_error_and_goes_on(root, monkeyp
 def test_a_recorded_resolv_path_is_never_what_is_deleted(root, tmp_path, monkeypatch):
     """services.lifecycle removes the file its namespace name gives; a path written into the record
     (version 1 recorded paths) is dropped on load, never deleted."""
-    from netlab.services import lifecycle
+    from netlab.services import lifecycle, netns_files
 
     etc = tmp_path / "etc-netns"
-    monkeypatch.setattr(lifecycle, "ETC_NETNS", str(etc))
+    monkeypatch.setattr(netns_files, "ETC_NETNS", str(etc))
     (etc / NS).mkdir(parents=True)
     ours = etc / NS / "resolv.conf"
     ours.write_text(f"# netlab {LAB}: cluster DNS\n")
@@ -333,3 +333,23 @@ def test_attach_hands_its_state_to_the_next_read_only_while_the_file_is_unchange
     changed.save()  # a new file renamed over the one attach read
     fresh = lab.state()
     assert fresh is not stale and fresh.phase == "deleting" and stale.phase == "up"
+
+
+def test_a_services_record_with_hosts_files_loads_and_a_bad_one_is_refused(root):
+    """The pods' hosts files are recorded by namespace name like their resolv.conf; a record of a netlab
+    before them (no "hosts") loads, and a name that is not a namespace's, or another state, is refused."""
+    st = sample()
+    v2 = {"version": 2, "resolv": {NS: "created"}, "hosts": {NS: "intent"}, "dirs": {NS: "created"},
+          "etc_netns": "created", "udp": [], "udp_empty": [], "chains": {}}
+    st.extra["services"] = v2
+    st.save()
+    back = state.load_state(LAB)
+    assert back is not None and back.extra["services"] == v2
+    before = {k: v for k, v in v2.items() if k != "hosts"}
+    st.extra["services"] = before
+    st.save()
+    assert state.load_state(LAB).extra["services"] == before  # type: ignore[union-attr]
+    for value in ({"../x": "created"}, {f"{ETC_NETNS}/{NS}/hosts": "created"}, {NS: "made"}, [NS]):
+        data = json.loads((root / LAB / "state.json").read_text())
+        data["extra"]["services"]["hosts"] = value
+        assert "extra.services.2.hosts" in check_refused(root, json.dumps(data).encode())

@@ -1,0 +1,264 @@
+"""The files netlab writes for pods in ``/etc/netns/<pod namespace>/``, and how it keeps them its own.
+
+``ip netns exec`` bind-mounts every file of ``/etc/netns/<namespace>/`` over
+the file of that name in ``/etc`` (netlab's containers and ``exec`` do the
+same: netlab.kernel.processes.enter_pod_here). That is how a pod gets the
+files the kubelet manages for it: ``resolv.conf`` (lifecycle.py, the cluster
+DNS) and ``hosts`` (hosts.py, the kubelet's managed hosts file).
+
+Every file here is written with the same care:
+
+- The services record holds one map per file, {namespace name: "intent" |
+  "created"} (``resolv``, ``hosts``), and the directories netlab made
+  (``dirs``, by namespace name; ``etc_netns``: ``/etc/netns`` itself). An
+  entry is recorded ("intent") and saved before the file or directory is
+  made, and marked "created" after, as namespaces are: an ``up`` killed in
+  between leaves nothing ``down`` misses.
+- The records hold namespace names, never paths: every path is derived from
+  a checked name of this lab (``<lab>-...``, netlab.model.naming.check_netns).
+- A file is written whole when new (``O_EXCL``) and rewritten in place (same
+  inode) when it differs, so a container that has it mounted sees the new
+  content; no symlink is ever followed, no FIFO or directory ever read.
+- ``up`` rewrites a file that starts with netlab's line for this lab
+  (:func:`marker`), or that netlab created (an edited file is drift, repaired
+  like any other); a file someone else made is left alone. ``down`` removes
+  only files that start with netlab's line for this lab (or are empty, if a
+  create was cut short): a file a person rewrote entirely is theirs. A
+  directory goes only when no file of netlab's is recorded in it any more,
+  and only when it is empty.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import TYPE_CHECKING
+
+from netlab.feature import StartResult
+from netlab.kernel import testhooks
+from netlab.model.naming import check_netns
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
+
+ETC_NETNS = "/etc/netns"
+# The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
+FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
+
+# What sync is asked to write: {namespace: (pod name, the file's text)}.
+Wanted = dict[str, tuple[str, str]]
+
+
+# --- names and paths -----------------------------------------------------------------
+
+
+def valid(netns: str) -> bool:
+    try:
+        check_netns(netns)
+    except ValueError:
+        return False
+    return True
+
+
+def lab_netns(lab_name: str, netns: str) -> bool:
+    """A namespace name of this lab (``<lab>-...``, a safe name): the only names paths are derived from."""
+    return netns.startswith(f"{lab_name}-") and valid(netns)
+
+
+def netns_dir(netns: str) -> str:
+    return os.path.join(ETC_NETNS, check_netns(netns))
+
+
+def file_path(netns: str, kind: str) -> str:
+    """``/etc/netns/<netns>/<file>`` of a record key (``resolv``, ``hosts``)."""
+    return os.path.join(netns_dir(netns), FILES[kind])
+
+
+def marker(lab_name: str) -> str:
+    """netlab's first line in a file it writes for this lab (clusterdns.resolv_conf and hosts.hosts_file
+    begin with it)."""
+    return f"# netlab {lab_name}:"
+
+
+# --- reading and writing, never through a symlink ------------------------------------------
+
+
+def owner(path: str, lab_name: str) -> str:
+    """Whose file is at ``path``: "absent", "ours" (netlab's first line for this lab), "empty", or
+    "other" (anything else, a symlink, a FIFO or a directory included: never followed, never read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "absent"
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            return "other"
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "other"
+        head = fh.read(len(marker(lab_name).encode()) + 1)
+    if not head:
+        return "empty"
+    return "ours" if head.decode(errors="replace").startswith(marker(lab_name)) else "other"
+
+
+def read(path: str) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "r", errors="replace") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return fh.read()
+
+
+def make_dir(path: str) -> bool:
+    """mkdir; True when this call made it, False when a directory was there. Never a symlink."""
+    try:
+        os.mkdir(path, 0o755)
+        return True
+    except FileExistsError:
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, "not a directory (or a symlink); left alone", path)
+        return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], done)
+
+
+def create(path: str, text: str) -> None:
+    """A new file (never an existing one, never through a symlink), written whole; 0644 as the kubelet's."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        _write_all(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def write_in_place(path: str, text: str) -> None:
+    """Same inode (a bind mount of the old file keeps showing the content), no symlink followed (and a FIFO
+    put there is refused at once, ENXIO, instead of waiting for a reader)."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file; left alone", path)
+        os.ftruncate(fd, 0)
+        _write_all(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+# --- one kind of file for every pod ----------------------------------------------------------
+
+
+def remove(lab_name: str, rec: dict, kind: str, netns: str, done: StartResult | None = None) -> None:
+    """Take away the file of ``kind`` netlab wrote for ``netns`` (only ours); its directory goes in :func:`tidy`."""
+    status = rec[kind].pop(netns, None)
+    if status is None or not lab_netns(lab_name, netns):
+        return
+    path = file_path(netns, kind)
+    mine = owner(path, lab_name)
+    if mine == "ours" or (mine == "empty" and status == "intent"):  # empty: a create cut short
+        try:
+            os.unlink(path)
+            if done is not None:
+                done.actions.append(f"removed {path}")
+        except FileNotFoundError:
+            pass
+
+
+def tidy(lab_name: str, rec: dict) -> None:
+    """The directories netlab made that hold none of its files any more: removed when empty (someone's
+    file there keeps its directory), and /etc/netns itself once the lab has no directory left there."""
+    held = {netns for kind in FILES for netns in rec[kind]}
+    for netns in [n for n in rec["dirs"] if n not in held]:
+        rec["dirs"].pop(netns)
+        if lab_netns(lab_name, netns):
+            try:
+                os.rmdir(netns_dir(netns))  # only when empty
+            except OSError:
+                pass
+    if rec["etc_netns"] is not None and not held and not rec["dirs"]:
+        try:
+            os.rmdir(ETC_NETNS)  # only when empty: other labs' and people's directories keep it
+        except OSError:
+            pass
+        rec["etc_netns"] = None
+
+
+def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool) -> None:
+    """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name."""
+    for kind in FILES:
+        for netns in [n for n in rec[kind] if everything or n in netns_names]:
+            remove(lab_name, rec, kind, netns)
+    tidy(lab_name, rec)  # their directories, now that none of netlab's files is recorded in them
+
+
+def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, without: str) -> StartResult:
+    """Write the file of ``kind`` of every namespace in ``want``, and take it away from the others.
+
+    ``without`` says what a pod misses when someone else's file stands where
+    netlab's would ("does not use the cluster DNS"). Right after the first file
+    of the run is written, the fault point ``<kind>-written`` (tests).
+    """
+    done = StartResult()
+    want = {netns: v for netns, v in want.items() if lab_netns(lab_name, netns)}  # paths only from the lab's names
+    for netns in [n for n in rec[kind] if n not in want]:
+        remove(lab_name, rec, kind, netns, done)
+    if want:
+        # Write-ahead: name everything this run may make before it exists.
+        intent = rec["etc_netns"] is None and not os.path.lexists(ETC_NETNS)
+        if intent:
+            rec["etc_netns"] = "intent"
+        for netns in want:
+            for record, path in ((rec["dirs"], netns_dir(netns)), (rec[kind], file_path(netns, kind))):
+                if netns not in record and not os.path.lexists(path):
+                    record[netns] = "intent"
+                    intent = True
+        if intent:
+            state.save()
+        if make_dir(ETC_NETNS):
+            rec["etc_netns"] = "created"
+        written = 0
+        for netns, (pod, text) in want.items():
+            path = file_path(netns, kind)
+            try:
+                if make_dir(netns_dir(netns)):
+                    rec["dirs"][netns] = "created"
+                mine = owner(path, lab_name)
+                if mine == "absent":
+                    create(path, text)
+                    rec[kind][netns] = "created"
+                    done.actions.append(f"wrote {path}")
+                    written += 1
+                    if written == 1:
+                        testhooks.fault_point(f"{kind}-written")
+                elif mine == "ours" or rec[kind].get(netns) == "created" or (
+                        mine == "empty" and rec[kind].get(netns) == "intent"):
+                    if read(path) != text:
+                        why = "it differed" if mine == "ours" else "it was edited"
+                        write_in_place(path, text)
+                        done.actions.append(f"rewrote {path} ({why})")
+                    rec[kind][netns] = "created"
+                else:
+                    rec[kind].pop(netns, None)  # someone else's file: not ours to write or remove
+                    done.problems.append(f"pod {pod}: {path} exists and is not netlab's; left alone, so this pod "
+                                         f"{without}")
+            except OSError as exc:
+                done.problems.append(f"pod {pod}: cannot write {path}: {exc.strerror or exc}")
+    tidy(lab_name, rec)
+    return done
+
+
+def differs(netns: str, kind: str, text: str) -> str | None:
+    """How the file of ``kind`` of ``netns`` differs from ``text``: "missing", "different", or None."""
+    have = read(file_path(netns, kind))
+    if have == text:
+        return None
+    return "missing" if have is None else "different"

@@ -1,0 +1,97 @@
+"""The cluster DNS rows of the fidelity table (test_fidelity.py): questions from the client pod of a lab of
+topologies/services.yaml to the DNS Service's ClusterIP (tests/dns_query.py, shown as dig shows them), beside
+what CoreDNS answers with kubeadm's and minikube's Corefile, read from its plugin/kubernetes
+(tests/integration/test_cluster_dns.py says more)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from dns_query import ask, dig, reverse
+from helpers import lab_up, unique_lab, write_topology
+
+ROOT = Path(__file__).parent.parent.parent
+
+SERVICES = (ROOT / "topologies" / "services.yaml").read_text()
+# What CoreDNS answers, from its plugin/kubernetes with the Corefile of kubeadm and minikube: `kubernetes
+# cluster.local in-addr.arpa ip6.arpa { pods insecure; fallthrough in-addr.arpa ip6.arpa; ttl 30 }`. The
+# plugin answers as the zone's authority without recursion (handler.go: Authoritative, no RecursionAvailable);
+# a name it has no records for is NXDOMAIN with the SOA of plugin/backend_lookup.go (ns.dns.<zone>,
+# hostmaster.<zone>, 7200 1800 86400, minimum the ttl).
+COREDNS = "CoreDNS plugin/kubernetes"
+COREDNS_SOA = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. <serial> 7200 1800 86400 30"
+DNS_QUESTIONS = [  # (object, dig command, question, sections, CoreDNS's answer, where it comes from, why not the same)
+    ("cluster DNS: a Service", "dig +noall +comments +answer web.default.svc.cluster.local",
+     "web.default.svc.cluster.local", ("answer",),
+     "status: NOERROR, flags: qr aa rd\nANSWER: web.default.svc.cluster.local. 30 IN A 10.96.0.20\n",
+     f"{COREDNS} findServices (spec 2.3.1: the ClusterIP), ttl 30", None),
+    ("cluster DNS: a named port",
+     "dig +noall +comments +answer +authority +additional SRV _http._tcp.web.default.svc.cluster.local",
+     "_http._tcp.web.default.svc.cluster.local SRV", ("answer", "authority", "additional"),
+     "status: NOERROR, flags: qr aa rd\n"
+     "ANSWER: _http._tcp.web.default.svc.cluster.local. 30 IN SRV 0 100 80 web.default.svc.cluster.local.\n"
+     "ADDITIONAL: web.default.svc.cluster.local. 30 IN A 10.96.0.20\n",
+     f"{COREDNS} findServices and plugin/backend_lookup.go SRV (spec 2.3.2: priority 0, the record's share of a "
+     "weight of 100, the target's A record as additional data)",
+     "dnsmasq, as an authority, names the zone's NS record in the authority section of every answer, and puts no "
+     "A record of the target in the additional section (a client asks for it)"),
+    ("cluster DNS: a pod name", "dig +noall +comments +answer 10-244-0-2.default.pod.cluster.local",
+     "10-244-0-2.default.pod.cluster.local", ("answer",),
+     "status: NOERROR, flags: qr aa rd\nANSWER: 10-244-0-2.default.pod.cluster.local. 30 IN A 10.244.0.2\n",
+     f"{COREDNS} findPods, pods insecure: the address the name spells, in a namespace that exists", None),
+    ("cluster DNS: a pod name's AAAA",
+     "dig +noall +comments +answer +authority AAAA 10-244-0-2.default.pod.cluster.local",
+     "10-244-0-2.default.pod.cluster.local AAAA", ("answer", "authority"),
+     f"status: NOERROR, flags: qr aa rd\nAUTHORITY: {COREDNS_SOA}\n",
+     f"{COREDNS} findPods (the name exists: no AAAA record, no error)",
+     "dnsmasq makes pod names up for their A records only (--synth-domain), so the name of an AAAA question is "
+     "unknown to it: NXDOMAIN; glibc's getaddrinfo, which the lab's processes use, takes the A answer all the same"),
+    ("cluster DNS: an endpoint's address", "dig +noall +comments +answer -x 10.244.0.2",
+     f"{reverse('10.244.0.2')} PTR", ("answer",),
+     "status: NOERROR, flags: qr aa rd\n"
+     + "".join(f"ANSWER: {reverse('10.244.0.2')}. 30 IN PTR 10-244-0-2.{svc}.default.svc.cluster.local.\n"
+               for svc in ("web", "web-np", "web-lb")),
+     f"{COREDNS} reverse.go serviceRecordForIP: one PTR for each Service the pod is an endpoint of, named "
+     "after its address, the Service and the namespace",
+     "dnsmasq gives an address one PTR record: the first Service's (topology order)"),
+    ("cluster DNS: a pod no Service selects", "dig +noall +comments +answer +authority -x 10.244.0.3",
+     f"{reverse('10.244.0.3')} PTR", ("answer", "authority"),
+     "status: NXDOMAIN, flags: qr ... rd ...\nAUTHORITY: ... IN SOA ...\n",
+     f"{COREDNS} reverse.go finds no Service and no endpoint: fallthrough in-addr.arpa passes the question on "
+     "to forward, whose upstream says NXDOMAIN for a private address, with its own SOA",
+     "a lab has no upstream: the cluster DNS answers for the pod and service CIDRs' reverse zones itself"),
+    ("cluster DNS: a ClusterIP", "dig +noall +comments +answer -x 10.96.0.20",
+     f"{reverse('10.96.0.20')} PTR", ("answer",),
+     f"status: NOERROR, flags: qr aa rd\nANSWER: {reverse('10.96.0.20')}. 30 IN PTR "
+     "web.default.svc.cluster.local.\n",
+     f"{COREDNS} reverse.go serviceRecordForIP (spec 2.3.3)", None),
+    ("cluster DNS: the API server's Service", "dig +noall +comments +answer kubernetes.default.svc.cluster.local",
+     "kubernetes.default.svc.cluster.local", ("answer",),
+     "status: NOERROR, flags: qr aa rd\nANSWER: kubernetes.default.svc.cluster.local. 30 IN A 10.96.0.1\n",
+     f"{COREDNS} findServices: every cluster's default/kubernetes, at the first address of the service CIDR. A "
+     "lab has no API server: the name answers (the first step of Kubernetes' Debugging DNS Resolution), and "
+     "nothing answers at 10.96.0.1:443", None),
+    ("cluster DNS: a name it does not know", "dig +noall +comments +authority nope.default.svc.cluster.local",
+     "nope.default.svc.cluster.local", ("authority",),
+     f"status: NXDOMAIN, flags: qr aa rd\nAUTHORITY: {COREDNS_SOA}\n",
+     f"{COREDNS} handler.go and plugin/backend_lookup.go BackendError, SOA", None),
+]
+
+
+def dns_lab(tmp_path_factory):
+    """A lab of topologies/services.yaml, as the fidelity audit of the cluster DNS had it (test_fidelity.py's
+    dns_world)."""
+    lab = unique_lab("fd")
+    path = write_topology(tmp_path_factory.mktemp("fidelity-dns"),
+                          re.sub(r"(?m)^name: svc$", f"name: {lab}", SERVICES))
+    with lab_up(path, lab):
+        yield lab
+
+
+def dns_rows(lab: str) -> list[dict]:
+    """Each question of DNS_QUESTIONS from the client pod to the DNS Service, beside CoreDNS's answer."""
+    answers = ask(f"{lab}-client", "10.96.0.10", *(q for _, _, q, *_ in DNS_QUESTIONS))
+    return [{"object": obj, "command": cmd + " (in the client pod)", "netlab": dig(a, *sections), "real": real,
+             "source": source, "known": known}
+            for (obj, cmd, _, sections, real, source, known), a in zip(DNS_QUESTIONS, answers)]

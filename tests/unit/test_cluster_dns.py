@@ -1,0 +1,125 @@
+"""The cluster DNS add-on's dnsmasq command: the records a kubeadm/minikube CoreDNS answers (pure, no root).
+
+What CoreDNS answers comes from the Kubernetes DNS specification (kubernetes/dns docs/specification.md)
+and CoreDNS's plugin/kubernetes with the Corefile ``kubernetes cluster.local in-addr.arpa ip6.arpa {
+pods insecure; fallthrough in-addr.arpa ip6.arpa; ttl 30 }``; tests/integration/test_cluster_dns.py
+asks the real dnsmasq these questions.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import yaml
+
+from netlab.model import clusterdns as dns
+from netlab.model.topology import Topology
+
+TOPO = """
+name: d
+nodes: [{name: n1}, {name: n2}]
+namespaces: [{name: shop}]
+pods:
+  - {name: web-1, node: n1, ip: 10.244.0.2, labels: {app: web}}
+  - {name: web-2, node: n2, ip: 10.244.1.2, labels: {app: web}}
+  - {name: client, node: n1, ip: 10.244.0.3}
+  - {name: cart, node: n2, namespace: other, ip: 10.244.1.3, labels: {app: web}}
+services:
+  - name: web
+    selector: {app: web}
+    clusterIP: 10.96.0.20
+    ports: [{name: http, port: 80, targetPort: 8080}, {name: metrics, port: 9100, protocol: TCP},
+            {port: 7000, protocol: UDP}]
+  - {name: web-np, type: NodePort, selector: {app: web}, clusterIP: 10.96.0.21, ports: [{port: 80, targetPort: 8080}]}
+  - {name: nobody, selector: {app: none}, clusterIP: 10.96.0.22, ports: [{name: http, port: 80}]}
+"""
+
+
+def argv(text: str = TOPO) -> list[str]:
+    topo = dns.with_cluster_dns(Topology.model_validate(yaml.safe_load(text)))
+    return next(p for p in topo.pods if p.name == dns.DNS_NAME).containers[0].command
+
+
+def opts(text: str = TOPO, option: str = "--host-record") -> list[str]:
+    return [a.split("=", 1)[1] for a in argv(text) if a.startswith(option + "=")]
+
+
+def test_every_record_has_the_corefiles_ttl_30():
+    # dnsmasq gives configured records TTL 0 unless told (--local-ttl); its authoritative answers --auth-ttl
+    assert {"--local-ttl=30", "--auth-ttl=30"} <= set(argv())
+
+
+def test_a_records_of_services_kept_as_before():
+    records = opts()
+    assert records[:5] == ["web.default.svc.cluster.local,10.96.0.20", "web-np.default.svc.cluster.local,10.96.0.21",
+                           "nobody.default.svc.cluster.local,10.96.0.22",
+                           "kube-dns.kube-system.svc.cluster.local,10.96.0.10",
+                           "kubernetes.default.svc.cluster.local,10.96.0.1"]
+
+
+def test_srv_per_named_port_and_every_port_under_the_service_name():
+    srv = opts(option="--srv-host")
+    web = "web.default.svc.cluster.local"
+    # _<port>._<proto>.<svc>.<ns>.svc.<zone>: priority 0, weight 100, the port, the Service's name (spec 2.3.2)
+    assert f"_http._tcp.{web},{web},80,0,100" in srv
+    assert f"_metrics._tcp.{web},{web},9100,0,100" in srv
+    assert not [s for s in srv if s.startswith("_._") or "7000" in s and s.startswith("_")]  # unnamed: none
+    # the bare name: each port, the answer's weight of 100 shared (CoreDNS plugin.SRV: floor(100/3))
+    assert [s for s in srv if s.startswith(web)] == [f"{web},{web},{p},0,33" for p in (80, 9100, 7000)]
+    dns_svc = "kube-dns.kube-system.svc.cluster.local"
+    assert f"_dns._udp.{dns_svc},{dns_svc},53,0,100" in srv and f"_dns-tcp._tcp.{dns_svc},{dns_svc},53,0,100" in srv
+    # 53/UDP and 53/TCP are one record (same target and port), the weight counted before the duplicate goes
+    assert [s for s in srv if s.startswith(dns_svc)] == [f"{dns_svc},{dns_svc},53,0,50"]
+
+
+def test_endpoints_have_names_after_their_address_and_their_ptr_after_the_cluster_ips():
+    records = opts()
+    ends = [r for r in records if r[0].isdigit()]
+    # the pods of the Service's own namespace its selector matches (cart, in namespace other, is not one)
+    assert ends[:2] == ["10-244-0-2.web.default.svc.cluster.local,10.244.0.2",
+                        "10-244-1-2.web.default.svc.cluster.local,10.244.1.2"]
+    assert "10-244-1-3.web.default.svc.cluster.local,10.244.1.3" not in records
+    # dnsmasq gives an address the PTR of its first --host-record: ClusterIPs, then endpoints, Services in order
+    assert records.index("web.default.svc.cluster.local,10.96.0.20") < records.index(ends[0])
+    assert records.index(ends[0]) < records.index("10-244-0-2.web-np.default.svc.cluster.local,10.244.0.2")
+    assert records[-1] == "ns.dns.cluster.local,10.96.0.10"  # the SOA's MNAME, after kube-dns's own PTR
+    assert not [r for r in records if "nobody" in r and r[0].isdigit()]
+
+
+def test_pod_names_any_address_in_every_namespace_that_exists():
+    synth = opts(option="--synth-domain")
+    assert synth == [f"{ns}.pod.cluster.local,0.0.0.0,255.255.255.255"
+                     for ns in ("default", "kube-node-lease", "kube-public", "kube-system", "other", "shop")]
+
+
+def test_authoritative_for_the_cluster_zone_and_its_reverse_zones():
+    args = argv()
+    assert "--auth-server=ns.dns.cluster.local,eth0" in args
+    assert "--auth-soa=0,hostmaster.cluster.local,7200,1800,86400" in args
+    # reverse: the pod and service CIDRs in a zone apart from pod.cluster.local (no synthesized PTR); then
+    # cluster.local, last because dnsmasq looks its zones up last first
+    assert args[-2:] == ["--auth-zone=svc.cluster.local,10.96.0.0/12,10.244.0.0/16", "--auth-zone=cluster.local"]
+    assert "--txt-record=dns-version.cluster.local,1.1.0" in args
+
+
+def test_kubernetes_service_unless_the_topology_has_one_or_its_address_is_taken():
+    api = "kubernetes.default.svc.cluster.local"
+    assert f"{api},10.96.0.1" in opts()
+    assert f"_https._tcp.{api},{api},443,0,100" in opts(option="--srv-host")
+    own = TOPO.replace("  - {name: web-np,", "  - {name: kubernetes, clusterIP: 10.96.0.7, ports: [{port: 443}]}\n"
+                                             "  - {name: web-np,")
+    assert [r for r in opts(own) if r.startswith(api)] == [f"{api},10.96.0.7"]
+    taken = TOPO.replace("clusterIP: 10.96.0.22", "clusterIP: 10.96.0.1")
+    assert not [r for r in opts(taken) if r.startswith(api)]
+
+
+def test_records_of_other_cidrs():
+    text = TOPO.replace("name: d\n", "name: d\ncluster: {podCIDR: 10.32.0.0/16, serviceCIDR: 172.20.0.0/24}\n")
+    text = text.replace("10.244.", "10.32.").replace("10.96.0.", "172.20.0.")
+    topo = dns.with_cluster_dns(Topology.model_validate(yaml.safe_load(text)))
+    from netlab.model.addressing import allocate
+
+    records = dns.cluster_records(topo, allocate(topo)[0])
+    assert records.networks == (IPv4Network("10.32.0.0/16"), IPv4Network("172.20.0.0/24"))
+    assert records.nameserver == IPv4Address("172.20.0.10")
+    assert "--auth-zone=svc.cluster.local,10.32.0.0/16,172.20.0.0/24" in dns.dnsmasq_argv(records)

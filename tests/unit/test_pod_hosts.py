@@ -1,0 +1,200 @@
+"""Each pod's /etc/hosts, the kubelet's managed hosts file (netlab/services/hosts.py), and the care every
+file under /etc/netns/<pod namespace>/ gets (netlab/services/netns_files.py), in a private directory.
+
+The text is the kubelet's (kubernetes pkg/kubelet/kubelet_pods.go, managedHostsFileContent) after
+netlab's first line; the files are recorded before they are made, rewritten in place, removed only
+when they are netlab's, and a file someone else wrote is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.realize import ownership
+from netlab.services import hosts, lifecycle, netns_files
+
+LAB = "hh"
+
+# What managedHostsFileContent writes for a pod without hostname, subdomain or hostAliases.
+KUBELET = ("# Kubernetes-managed hosts file.\n"
+           "127.0.0.1\tlocalhost\n"
+           "::1\tlocalhost ip6-localhost ip6-loopback\n"
+           "fe00::0\tip6-localnet\n"
+           "fe00::0\tip6-mcastprefix\n"
+           "fe00::1\tip6-allnodes\n"
+           "fe00::2\tip6-allrouters\n"
+           "{ip}\t{name}\n")
+
+
+class State:
+    """What the files need of a LabState: its lab's name, its records, and saves (counted)."""
+
+    def __init__(self, lab: str = LAB):
+        self.lab, self.extra, self.saves = lab, {}, 0
+
+    def save(self) -> None:
+        self.saves += 1
+
+
+def make_lab(services: bool = True):
+    topo = {"name": LAB, "nodes": [{"name": "n1"}],
+            "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}}, {"name": "b", "node": "n1"}]}
+    if services:
+        topo["services"] = [{"name": "s", "selector": {"app": "a"}, "ports": [{"port": 80}]}]
+    return resolve(Topology.model_validate(topo))
+
+
+@pytest.fixture
+def etc(tmp_path, monkeypatch):
+    path = tmp_path / "etc-netns"
+    monkeypatch.setattr(netns_files, "ETC_NETNS", str(path))
+    return path
+
+
+def test_the_text_is_the_kubelets_after_netlabs_line():
+    lab = make_lab()
+    pod = lab.pod("a")
+    text = hosts.hosts_file(LAB, pod)
+    first, rest = text.split("\n", 1)
+    assert first.startswith(netns_files.marker(LAB))
+    assert rest == KUBELET.format(ip=pod.ip, name="a")
+
+
+def test_every_pod_gets_one_the_dns_pod_too_recorded_before_it_is_made(etc):
+    lab = make_lab()
+    st = State()
+    rec = lifecycle._records(st)
+    saved = []
+    st.save = lambda: saved.append(json.loads(json.dumps(rec)))  # type: ignore[method-assign]
+    done = hosts.sync(lab, st, rec)
+    names = sorted(p.netns for p in lab.pods)
+    assert "kube-dns" in {p.name for p in lab.pods}
+    assert sorted(os.listdir(etc)) == names
+    for pod in lab.pods:
+        assert (etc / pod.netns / "hosts").read_text() == hosts.hosts_file(LAB, pod)
+    # Write-ahead: the one save before any file exists names every file and directory as intent.
+    assert saved and saved[0]["hosts"] == {n: "intent" for n in names} == saved[0]["dirs"]
+    assert saved[0]["etc_netns"] == "intent"
+    assert rec["hosts"] == {n: "created" for n in names} == rec["dirs"] and rec["etc_netns"] == "created"
+    assert sorted(done.actions) == sorted(f"wrote {etc / n / 'hosts'}" for n in names)
+    assert hosts.drift(lab) == []
+
+
+def test_an_edited_file_is_drift_and_rewritten_in_place(etc):
+    lab = make_lab(services=False)
+    st = State()
+    rec = lifecycle._records(st)
+    hosts.sync(lab, st, rec)
+    path = etc / f"{LAB}-a" / "hosts"
+    inode = path.stat().st_ino
+    path.write_text("10.0.0.9\ta\n")  # a learner's edit: netlab's first line is gone
+    assert hosts.drift(lab) == [f"hosts: {path} is different (pod a would not get the kubelet's hosts file); "
+                                "up writes it again"]
+    done = hosts.sync(lab, st, rec)
+    assert done.actions == [f"rewrote {path} (it was edited)"]
+    assert path.read_text() == hosts.hosts_file(LAB, lab.pod("a")) and path.stat().st_ino == inode
+    path.unlink()
+    assert hosts.drift(lab)[0].startswith(f"hosts: {path} is missing")
+    assert hosts.sync(lab, st, rec).actions == [f"wrote {path}"]
+    assert hosts.sync(lab, st, rec).actions == []  # as it should be: nothing said
+
+
+def test_a_file_someone_else_wrote_is_left_alone_and_never_removed(etc):
+    lab = make_lab(services=False)
+    theirs = etc / f"{LAB}-b"
+    theirs.mkdir(parents=True)
+    (theirs / "hosts").write_text("192.0.2.1\tmine\n")
+    link = etc / f"{LAB}-a"
+    link.mkdir()
+    outside = etc.parent / "outside"
+    outside.write_text("keep\n")
+    (link / "hosts").symlink_to(outside)  # never followed, never written through
+    st = State()
+    rec = lifecycle._records(st)
+    done = hosts.sync(lab, st, rec)
+    assert (theirs / "hosts").read_text() == "192.0.2.1\tmine\n" and outside.read_text() == "keep\n"
+    assert any(f"{theirs / 'hosts'} exists and is not netlab's; left alone" in p for p in done.problems)
+    assert any(f"{link / 'hosts'} exists and is not netlab's" in p for p in done.problems)
+    assert f"{LAB}-b" not in rec["hosts"] and f"{LAB}-a" not in rec["hosts"]
+    lifecycle.stop(st, [], everything=True)
+    assert (theirs / "hosts").read_text() == "192.0.2.1\tmine\n" and (link / "hosts").is_symlink()
+    assert outside.read_text() == "keep\n"
+
+
+def test_down_removes_only_netlabs_files_and_the_directories_it_made(etc):
+    lab = make_lab()
+    st = State()
+    lifecycle.sync_resolv(lab, st, lifecycle._records(st))
+    rec = lifecycle._records(st)
+    hosts.sync(lab, st, rec)
+    rewritten = etc / f"{LAB}-b" / "hosts"
+    rewritten.write_text("192.0.2.1\tb\n")  # rewritten entirely by a person: theirs now
+    lifecycle.stop(st, [f"{LAB}-a", f"{LAB}-kube-dns"])  # pods that go
+    assert sorted(os.listdir(etc)) == [f"{LAB}-b"]
+    lifecycle.stop(st, [], everything=True)
+    assert os.listdir(etc / f"{LAB}-b") == ["hosts"] and rewritten.read_text() == "192.0.2.1\tb\n"
+    rec = lifecycle._records(st)
+    assert rec["hosts"] == rec["resolv"] == rec["dirs"] == {} and rec["etc_netns"] is None
+
+
+def test_a_pod_that_goes_takes_its_file_and_the_dns_going_keeps_the_hosts_files(etc):
+    lab = make_lab()
+    st = State()
+    rec = lifecycle._records(st)
+    lifecycle.sync_resolv(lab, st, rec)
+    hosts.sync(lab, st, rec)
+    # The Services go (so does the DNS pod): resolv.conf goes, every remaining pod keeps its hosts file
+    # and its directory.
+    smaller = make_lab(services=False)
+    lifecycle.sync_resolv(smaller, st, rec)
+    hosts.sync(smaller, st, rec)
+    assert sorted(os.listdir(etc)) == [f"{LAB}-a", f"{LAB}-b"]
+    assert os.listdir(etc / f"{LAB}-a") == ["hosts"] and set(rec["dirs"]) == {f"{LAB}-a", f"{LAB}-b"}
+    lifecycle.stop(st, [], everything=True)
+    assert not etc.exists()  # netlab made /etc/netns here: it goes once empty
+
+
+def test_down_force_finds_the_hosts_files_that_say_they_are_the_labs(etc, monkeypatch):
+    monkeypatch.setattr(ownership, "ETC_NETNS", str(etc))
+    (etc / f"{LAB}-a").mkdir(parents=True)
+    (etc / f"{LAB}-a" / "hosts").write_text(f"{netns_files.marker(LAB)} pod a\n")
+    (etc / f"{LAB}-b").mkdir()
+    (etc / f"{LAB}-b" / "hosts").write_text("# someone's\n")
+    os.mkfifo(etc / f"{LAB}-b" / "resolv.conf")  # read without blocking: not a regular file, not the lab's
+    rec = ownership._files_record(LAB, [f"{LAB}-a", f"{LAB}-b"])
+    assert rec["hosts"] == {f"{LAB}-a": "created"} and rec["resolv"] == {} and rec["dirs"] == {f"{LAB}-a": "created"}
+    st = State()
+    st.extra["services"] = rec
+    lifecycle.stop(st, [f"{LAB}-a", f"{LAB}-b"], everything=True)
+    assert sorted(os.listdir(etc)) == [f"{LAB}-b"]
+
+
+def test_a_fifo_put_where_netlabs_file_was_is_never_waited_on_nor_removed(etc):
+    """A FIFO opened for writing blocks until someone reads it: up must say it cannot write there, at once."""
+    import stat
+    import threading
+
+    lab = make_lab(services=False)
+    st = State()
+    rec = lifecycle._records(st)
+    hosts.sync(lab, st, rec)
+    path = etc / f"{LAB}-a" / "hosts"
+    path.unlink()
+    os.mkfifo(path)
+    box: dict = {}
+    worker = threading.Thread(target=lambda: box.update(done=hosts.sync(lab, st, rec)), daemon=True)
+    worker.start()
+    worker.join(5)
+    if worker.is_alive():  # let it go, then fail
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        worker.join(5)
+        pytest.fail("sync waited for a reader of the FIFO")
+    assert any(f"pod a: cannot write {path}" in p for p in box["done"].problems), box["done"].problems
+    assert hosts.drift(lab)[0].startswith(f"hosts: {path} is missing")
+    lifecycle.stop(st, [], everything=True)
+    assert stat.S_ISFIFO(os.lstat(path).st_mode)  # not netlab's file: left
