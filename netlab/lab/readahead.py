@@ -23,7 +23,7 @@ import json
 from netlab.errors import NetlabError
 from netlab.kernel.live import LiveKernel
 from netlab.kernel.netns import TAG_SYSCTLS
-from netlab.model.naming import check_netns
+from netlab.model.naming import is_netns
 from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
                                  ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
 from netlab.realize.state_dir import known_labs, read_state_file
@@ -67,12 +67,5 @@ def saved_netns(lab_name: str | None) -> tuple[list[str], tuple[str, ...]]:
     extra = saved.get("extra")
     keys = extra.get(RESTORED) if isinstance(extra, dict) else None
     restored = tuple(key for key in KERNEL_DEVCONF if isinstance(keys, list) and key in keys)
-    return ([name for name in names if _safe(name)] if isinstance(names, dict) else [],
+    return ([name for name in names if is_netns(name)] if isinstance(names, dict) else [],
             tuple(name for key in restored for name in devconf_keys(key)))
-
-
-def _safe(name: object) -> bool:
-    try:
-        return isinstance(name, str) and check_netns(name) == name
-    except ValueError:
-        return False

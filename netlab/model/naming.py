@@ -66,6 +66,14 @@ def check_netns(name: str) -> str:
     return name
 
 
+def is_netns(name: object) -> bool:
+    """A safe namespace name (:func:`check_netns`), for a name read from a file rather than given."""
+    try:
+        return isinstance(name, str) and check_netns(name) == name
+    except ValueError:
+        return False
+
+
 def check_ifname(name: str) -> str:
     if not 0 < len(name.encode()) <= IFNAMSIZ or not _SAFE_IFNAME.fullmatch(name) or name in (".", ".."):
         raise ValueError(f"unsafe interface name {name!r}")

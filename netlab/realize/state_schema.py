@@ -24,7 +24,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from pydantic import Strict as StrictMode
 from pydantic_core import from_json
 
-from netlab.model.naming import DNS_LABEL, check_chain, check_ifname, check_netns
+from netlab.model.naming import DNS_LABEL, check_chain, check_ifname, check_netns, is_netns
 from netlab.plan.sysctls import KERNEL_DEVCONF
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class ServicesRecordV1(Strict):
                 raise ValueError(f"resolv.{netns}: {path[:60]!r} is not that namespace's resolv.conf")
         for path in self.dirs:
             parent, name = os.path.split(path)
-            if path != ETC_NETNS and (parent != ETC_NETNS or not _is_netns(name)):
+            if path != ETC_NETNS and (parent != ETC_NETNS or not is_netns(name)):
                 raise ValueError(f"dirs: {path[:60]!r} is not a directory netlab makes")
         return self
 
@@ -236,14 +236,6 @@ class StateFile(Strict):
     netns: dict[NetnsName, Literal["intent", "created"]]
     plan: list[PlanEntry]
     extra: Extra
-
-
-def _is_netns(name: str) -> bool:
-    try:
-        check_netns(name)
-    except ValueError:
-        return False
-    return True
 
 
 def check_state(raw: bytes, lab: str) -> tuple[dict[str, Any], Topology]:

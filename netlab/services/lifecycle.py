@@ -52,6 +52,7 @@ from netlab.plan.services import service_ports
 from netlab.realize import netfilter
 from netlab.services import flannel_files, hosts, netns_files, stale
 from netlab.model import clusterdns as dns
+from netlab.model.naming import is_netns
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -118,7 +119,7 @@ def _from_v1(rec: dict) -> dict:
     """Version 1 recorded paths; keep those that are the paths the names give."""
     out = dict(rec)
     resolv = rec.get("resolv") if isinstance(rec.get("resolv"), dict) else {}
-    out["resolv"] = {n: "created" for n, path in resolv.items() if netns_files.valid(n) and path == resolv_path(n)}
+    out["resolv"] = {n: "created" for n, path in resolv.items() if is_netns(n) and path == resolv_path(n)}
     dirs = rec.get("dirs") if isinstance(rec.get("dirs"), list) else []
     out["dirs"] = {n: "created" for n in out["resolv"] if netns_files.netns_dir(n) in dirs}
     out["etc_netns"] = "created" if netns_files.ETC_NETNS in dirs else None

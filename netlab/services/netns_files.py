@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
-from netlab.model.naming import check_netns
+from netlab.model.naming import check_netns, is_netns
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
@@ -53,17 +53,9 @@ Wanted = dict[str, tuple[str, str]]
 # --- names and paths -----------------------------------------------------------------
 
 
-def valid(netns: str) -> bool:
-    try:
-        check_netns(netns)
-    except ValueError:
-        return False
-    return True
-
-
 def lab_netns(lab_name: str, netns: str) -> bool:
     """A namespace name of this lab (``<lab>-...``, a safe name): the only names paths are derived from."""
-    return netns.startswith(f"{lab_name}-") and valid(netns)
+    return netns.startswith(f"{lab_name}-") and is_netns(netns)
 
 
 def netns_dir(netns: str) -> str:
