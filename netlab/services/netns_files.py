@@ -26,6 +26,12 @@ Every file here is written with the same care:
   create was cut short): a file a person rewrote entirely is theirs. A
   directory goes only when no file of netlab's is recorded in it any more,
   and only when it is empty.
+- ``/etc/netns`` is shared by every lab. The lab that made it may go first
+  while others still have directories there, so netlab marks the directory
+  it makes (an extended attribute, which goes with the directory): the last
+  lab to leave it empty removes it. A directory made by someone else has no
+  mark and stays; on a filesystem without user attributes only the lab that
+  made it removes it, as before.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 ETC_NETNS = "/etc/netns"
+MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an extended attribute)
 # The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
 FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
 
@@ -118,6 +125,21 @@ def make_dir(path: str) -> bool:
         return False
 
 
+def mark_made(path: str) -> None:
+    """Mark a directory netlab made, so that any lab of netlab's may remove it once it is empty."""
+    try:
+        os.setxattr(path, MADE_BY_NETLAB, b"netlab", follow_symlinks=False)
+    except OSError:
+        pass  # no user attributes here: the lab that made it still removes it (its record says so)
+
+
+def made_by_netlab(path: str) -> bool:
+    try:
+        return os.getxattr(path, MADE_BY_NETLAB, follow_symlinks=False) == b"netlab"
+    except OSError:
+        return False
+
+
 def _write_all(fd: int, data: bytes) -> None:
     done = 0
     while done < len(data):
@@ -167,7 +189,8 @@ def remove(lab_name: str, rec: dict, kind: str, netns: str, done: StartResult | 
 
 def tidy(lab_name: str, rec: dict) -> None:
     """The directories netlab made that hold none of its files any more: removed when empty (someone's
-    file there keeps its directory), and /etc/netns itself once the lab has no directory left there."""
+    file there keeps its directory), and /etc/netns itself once the lab has no directory left there, if this
+    lab or another one of netlab's made it."""
     held = {netns for kind in FILES for netns in rec[kind]}
     for netns in [n for n in rec["dirs"] if n not in held]:
         rec["dirs"].pop(netns)
@@ -176,7 +199,7 @@ def tidy(lab_name: str, rec: dict) -> None:
                 os.rmdir(netns_dir(netns))  # only when empty
             except OSError:
                 pass
-    if rec["etc_netns"] is not None and not held and not rec["dirs"]:
+    if not held and not rec["dirs"] and (rec["etc_netns"] is not None or made_by_netlab(ETC_NETNS)):
         try:
             os.rmdir(ETC_NETNS)  # only when empty: other labs' and people's directories keep it
         except OSError:
@@ -190,6 +213,22 @@ def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool) -> N
         for netns in [n for n in rec[kind] if everything or n in netns_names]:
             remove(lab_name, rec, kind, netns)
     tidy(lab_name, rec)  # their directories, now that none of netlab's files is recorded in them
+
+
+def make_etc_netns(rec: dict) -> None:
+    if make_dir(ETC_NETNS):
+        rec["etc_netns"] = "created"
+        mark_made(ETC_NETNS)
+
+
+def make_netns_dir(rec: dict, netns: str) -> bool:
+    """/etc/netns/<netns>; True when this call made it. Another lab leaving may remove an empty /etc/netns
+    netlab made between our mkdir of it and this one: it is made again."""
+    try:
+        return make_dir(netns_dir(netns))
+    except FileNotFoundError:
+        make_etc_netns(rec)
+        return make_dir(netns_dir(netns))
 
 
 def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, without: str) -> StartResult:
@@ -215,13 +254,12 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
                     intent = True
         if intent:
             state.save()
-        if make_dir(ETC_NETNS):
-            rec["etc_netns"] = "created"
+        make_etc_netns(rec)
         written = 0
         for netns, (pod, text) in want.items():
             path = file_path(netns, kind)
             try:
-                if make_dir(netns_dir(netns)):
+                if make_netns_dir(rec, netns):
                     rec["dirs"][netns] = "created"
                 mine = owner(path, lab_name)
                 if mine == "absent":

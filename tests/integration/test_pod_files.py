@@ -26,6 +26,7 @@ import pytest
 
 from helpers import in_netns, lab_namespaces, netlab, state_path, wait_for
 from netlab.realize.state_dir import STATE_ROOT
+from netlab.services import netns_files
 
 pytestmark = pytest.mark.root
 
@@ -137,6 +138,11 @@ def test_down_removes_only_netlab_files_at_the_lab_paths(labs):
     finally:
         shutil.rmtree(decoy_dir, ignore_errors=True)
         shutil.rmtree(f"/etc/netns/{lab}-fedora-2", ignore_errors=True)
+        if netns_files.made_by_netlab("/etc/netns"):
+            try:
+                os.rmdir("/etc/netns")  # as the last lab to leave it would: only when empty
+            except OSError:
+                pass
 
 
 # --- the kubelet's hosts file, and a node's hostname ------------------------------------------------
@@ -272,3 +278,31 @@ def test_a_pod_taken_out_of_the_topology_takes_its_files(labs):
         fh.write(smaller)
     netlab("up", "-t", path)
     assert f"{lab}-fedora-2" not in lab_files(lab) and os.path.exists(hosts(lab, "fedora-1"))
+
+
+ONE_POD = """name: {lab}
+nodes: [{{name: n1}}]
+pods: [{{name: a, node: n1}}]
+"""
+
+
+def etc_netns_made_by_netlab() -> bool:
+    return os.path.isdir("/etc/netns") and netns_files.made_by_netlab("/etc/netns")
+
+
+def test_the_last_of_two_labs_to_go_removes_the_etc_netns_netlab_made(labs):
+    """Labs side by side: the lab that made /etc/netns may go first; the last lab to leave removes it."""
+    someone_elses = os.path.isdir("/etc/netns") and not etc_netns_made_by_netlab()
+    first, second = labs.name("ea"), labs.name("eb")
+    labs.up(ONE_POD.format(lab=first), "first.yaml")
+    assert lab_files(first) == [f"{first}-a"]
+    assert someone_elses or etc_netns_made_by_netlab()  # the mark of the /etc/netns netlab made
+    labs.up(ONE_POD.format(lab=second), "second.yaml")
+    netlab("down", "--lab", first)
+    assert lab_files(first) == [] and lab_files(second) == [f"{second}-a"]
+    netlab("down", "--lab", second)
+    assert lab_files(second) == []
+    if someone_elses:
+        assert os.path.isdir("/etc/netns") and not etc_netns_made_by_netlab()  # theirs: never removed
+    else:  # gone, unless another test's lab has a directory there right now
+        assert not etc_netns_made_by_netlab() or os.listdir("/etc/netns"), "netlab's empty /etc/netns was left"

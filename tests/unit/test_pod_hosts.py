@@ -41,8 +41,8 @@ class State:
         self.saves += 1
 
 
-def make_lab(services: bool = True):
-    topo = {"name": LAB, "nodes": [{"name": "n1"}],
+def make_lab(services: bool = True, name: str = LAB):
+    topo = {"name": name, "nodes": [{"name": "n1"}],
             "pods": [{"name": "a", "node": "n1", "labels": {"app": "a"}}, {"name": "b", "node": "n1"}]}
     if services:
         topo["services"] = [{"name": "s", "selector": {"app": "a"}, "ports": [{"port": 80}]}]
@@ -157,6 +157,36 @@ def test_a_pod_that_goes_takes_its_file_and_the_dns_going_keeps_the_hosts_files(
     assert os.listdir(etc / f"{LAB}-a") == ["hosts"] and set(rec["dirs"]) == {f"{LAB}-a", f"{LAB}-b"}
     lifecycle.stop(st, [], everything=True)
     assert not etc.exists()  # netlab made /etc/netns here: it goes once empty
+
+
+def test_the_last_lab_to_leave_removes_the_etc_netns_another_lab_made(etc):
+    """Labs side by side: the one that made /etc/netns goes first, the last one to leave removes it."""
+    first, second = make_lab(services=False), make_lab(services=False, name="hj")
+    st1, st2 = State(), State("hj")
+    hosts.sync(first, st1, lifecycle._records(st1))
+    hosts.sync(second, st2, lifecycle._records(st2))
+    assert lifecycle._records(st1)["etc_netns"] == "created" and lifecycle._records(st2)["etc_netns"] is None
+    assert netns_files.made_by_netlab(str(etc))
+    lifecycle.stop(st1, [], everything=True)
+    assert sorted(os.listdir(etc)) == ["hj-a", "hj-b"]  # the second lab's directories keep it
+    lifecycle.stop(st2, [], everything=True)
+    assert not etc.exists()
+
+
+def test_an_etc_netns_someone_else_made_stays_when_the_labs_leave_it_empty(etc):
+    etc.mkdir()
+    lab = make_lab(services=False)
+    st = State()
+    hosts.sync(lab, st, lifecycle._records(st))
+    assert not netns_files.made_by_netlab(str(etc)) and lifecycle._records(st)["etc_netns"] is None
+    lifecycle.stop(st, [], everything=True)
+    assert etc.is_dir() and os.listdir(etc) == []
+
+
+def test_an_etc_netns_another_lab_removed_meanwhile_is_made_again(etc):
+    rec = lifecycle._records(State())
+    assert netns_files.make_netns_dir(rec, f"{LAB}-a")  # /etc/netns went after this lab found it there
+    assert (etc / f"{LAB}-a").is_dir() and rec["etc_netns"] == "created" and netns_files.made_by_netlab(str(etc))
 
 
 def test_down_force_finds_the_hosts_files_that_say_they_are_the_labs(etc, monkeypatch):
