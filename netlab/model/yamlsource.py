@@ -79,8 +79,9 @@ class Source:
         return None
 
 class _Fail(Exception):
-    def __init__(self, line: int | None, field: "str | Loc", message: str):
+    def __init__(self, line: int | None, field: "str | Loc", message: str, quotes: bool = False):
         super().__init__(message)
+        self.quotes = quotes  # the message shows text of the file (an anchor's or a tag's name)
         if not isinstance(field, str):  # a path, formatted only when there is a problem to show
             field = format_path(field) or ROOT_FIELD
         self.line, self.field, self.message = line, field, message
@@ -192,7 +193,8 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
         event = parser.get_event()
         line = event.start_mark.line + 1
         if isinstance(event, AliasEvent):
-            raise _Fail(line, _where(stack), f"YAML alias *{clip(event.anchor)} is not allowed; write the value out")
+            raise _Fail(line, _where(stack), f"YAML alias *{clip(event.anchor)} is not allowed; write the value out",
+                        quotes=True)
         if isinstance(event, ScalarEvent) and (half := _SURROGATE.search(event.value)):
             raise _Fail(line, _where(stack), "YAML syntax error: found invalid Unicode character escape code "
                                              f"(U+{ord(half[0]):04X} is half of a surrogate pair, not a character); "
@@ -203,9 +205,10 @@ def _compose(parser: Any, src: Source, stack: list[_Frame]) -> Any:
         else:
             if event.anchor:
                 raise _Fail(line, _where(stack),
-                            f"YAML anchor &{clip(event.anchor)} is not allowed; write the value out")
+                            f"YAML anchor &{clip(event.anchor)} is not allowed; write the value out", quotes=True)
             if event.tag is not None and event.tag != "!":
-                raise _Fail(line, _where(stack), f"YAML tag {clip(event.tag)} is not allowed; remove it")
+                raise _Fail(line, _where(stack), f"YAML tag {clip(event.tag)} is not allowed; remove it",
+                            quotes=True)
             parent = stack[-1] if stack else None
             discard = parent is not None and (parent.discard or parent.discard_next)
             if parent is not None and isinstance(parent.value, dict) and parent.key is None:
@@ -321,10 +324,10 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_fo
         parser = parser_class(buf)  # the pure-Python reader checks every character here already
         src.data = _compose(parser, src, stack)
     except _Fail as exc:
-        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
+        _refuse_if_foreign_so_far(file, stack, hide_foreign, exc.quotes)
         raise TopologyError([Problem(file, exc.line, exc.field, exc.message)]) from None
     except yaml.reader.ReaderError as exc:
-        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
+        _refuse_if_foreign_so_far(file, stack, hide_foreign)
         code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
         what = f"character U+{code:04X}"
         line = _line_at(buf, exc.position)
@@ -334,7 +337,7 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_fo
     except yaml.MarkedYAMLError as exc:
         if libyaml and _LIBYAML_DEPTH_LIMIT in (exc.problem or ""):
             raise _LibyamlDepthLimit() from None
-        _refuse_if_not_topology(file, _root_so_far(stack), hide_foreign)
+        _refuse_if_foreign_so_far(file, stack, hide_foreign)
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         raise TopologyError([Problem(file, line, _where(stack) if line else "", _syntax_message(exc))]) from None
@@ -361,6 +364,15 @@ def _root_so_far(stack: list[_Frame]) -> Any:
     if not stack or not isinstance(stack[0].value, dict):
         return None
     return {**stack[0].value, **({stack[0].key: None} if stack[0].key is not None else {})}
+
+
+def _refuse_if_foreign_so_far(file: str, stack: list[_Frame], hide_foreign: bool, quotes: bool = False) -> None:
+    """An error in the middle of a file: keys read before it, none of a topology, say some other file.
+    An error before any key was read (``{{{``) says nothing of the file: the error itself is shown,
+    unless it would show the file's text (a tag's or an anchor's name)."""
+    root = _root_so_far(stack)
+    if root or quotes:
+        _refuse_if_not_topology(file, root if root is not None else {}, hide_foreign)
 
 
 def _refuse_if_not_topology(file: str, data: Any, hide_foreign: bool) -> None:

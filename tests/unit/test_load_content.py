@@ -32,6 +32,9 @@ NOT_TOPOLOGIES = {
     "tag": f"a_{SECRET}: !tag_{SECRET} x\n",
     "deep": f"k_{SECRET}: " + "[" * 40 + "]" * 40 + "\n",
     "bad-key": f"{SECRET}: 1\n? [a, b]\n: c\n",
+    "tag-first": f"!tag_{SECRET} a: x\n",
+    "anchor-first": f"&anchor_{SECRET} a: x\n",
+    "alias-first": f"*alias_{SECRET} : x\n",
 }
 
 
@@ -59,6 +62,18 @@ def test_a_file_that_is_not_a_topology_is_not_echoed(tmp_path, kind, how):
     with pytest.raises(TopologyError) as info:
         load_topology(str(path))
     assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("text,said", [
+    ("{{{\n", "1: topology: a key must be a plain string, not a list or mapping"),
+    ("{\n", "2: yaml: YAML syntax error: did not find expected node content"),
+])
+def test_a_mistake_before_the_first_key_is_shown_not_called_another_file(tmp_path, text, said):
+    """Nothing was read yet: not a topology's field, nor anyone else's; the mistake itself is shown."""
+    path = tmp_path / "topo.yaml"
+    path.write_text(text)
+    proc = run_validate(str(path))
+    assert proc.returncode == 2 and proc.stderr.startswith(f"{path}:{said}"), proc.stderr
 
 
 def test_etc_shadow_is_not_echoed():
