@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from netlab.api import lifecycle
-from netlab.errors import UsageError
+from netlab.errors import ApplyFailed, UsageError
 from netlab.impair import lifecycle as feature
 from netlab.lab.up import UpResult
 from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_interfaces
@@ -86,6 +86,13 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     lab = resolve(Topology.model_validate(data))
     netns = f"{lab_name}-{name}"
     done = lifecycle.up(lab, source=state.source, wait=wait)
+    # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a warning of
+    # up's; here it is the command's whole purpose: the lab's topology goes back to what it was, and it fails.
+    refused = [w.removeprefix("impair: ") for w in done.warnings
+               if w.startswith("impair: ") and f" {iface} in {netns}:" in w]
+    if refused:
+        lifecycle.up(resolve(topo), source=state.source, wait=wait)
+        raise ApplyFailed(f"{refused[0]}; rolled back: lab {lab_name} is impaired as it was")
     with LabLock(lab_name, "netlab impair", wait=wait):
         st = running_lab(lab_name)
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -228,7 +228,8 @@ class Lab:
                loss: str | None = None, clear: bool = False, wait: float = 60.0) -> R.UpResult:
         """``netlab impair NAME:IFACE``: set what the interface sends suffers (``rate="10mbit"``,
         ``delay="20ms"``, ``jitter="5ms"``, ``loss="1%"``), or ``clear=True``; the lab's desired state
-        until ``up`` from its file. Returns what the convergence did."""
+        until ``up`` from its file. Returns what the convergence did; a change the kernel refuses raises
+        ApplyFailed, with the lab as it was."""
         from netlab.api import impair as impair_api
 
         name, iface = impair_api.parse_target(target)

@@ -32,7 +32,8 @@ def impair(target: str, lab_name: str | None, rate: str | None, delay: str | Non
     The options replace the interface's whole impairment (options left out
     are not kept). The change is recorded as the lab's desired state: `status`
     does not call it drift, `status -t FILE` shows it differs from the file,
-    and `up -t FILE` puts the file's impairments back.
+    and `up -t FILE` puts the file's impairments back. A change the kernel
+    refuses leaves the interface and the lab as they were (exit 4).
 
     \b
     For example:

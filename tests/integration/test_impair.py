@@ -20,12 +20,15 @@ import pytest
 
 from helpers import in_netns, lab_down, lab_up, netlab, unique_lab, write_topology
 from netlab import doctor
+from netlab.kernel import netlink as nl
+from netlab.kernel import tc
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 
 pytestmark = pytest.mark.root
 
 RATE = 20_000_000
+REAL_TBF_OPTIONS = tc.tbf_options  # before a test swaps it for one the kernel refuses
 LOSS = 0.10
 PINGS = 2000
 
@@ -345,21 +348,39 @@ def test_a_failed_impair_leaves_the_qdisc_it_had(lab):
         netlab("up", "-t", path)
 
 
+def no_depth_tbf(bits: int) -> bytes:
+    """tc.tbf_options of a token bucket of no depth, which the kernel refuses (tbf_change: max_size 0, EINVAL)."""
+    opts = nl.attrs(REAL_TBF_OPTIONS(bits))
+    fields = list(tc.TBF_QOPT.unpack(opts[tc.TCA_TBF_PARMS]))
+    fields[13] = 0  # buffer: ticks of the bucket's depth
+    return nl.attr(tc.TCA_TBF_PARMS, tc.TBF_QOPT.pack(*fields)) + nl.attr(tc.TCA_TBF_RTAB, opts[tc.TCA_TBF_RTAB])
+
+
+def test_a_run_time_impairment_the_kernel_refuses_fails_and_leaves_the_lab_as_it_was(lab, monkeypatch):
+    """netlab impair exited 0 with a warning and recorded the refused setting as the lab's desired state
+    (status then called the interface drifted): it fails (ApplyFailed, exit 4) and the lab is as it was."""
+    from netlab import Lab
+    from netlab.errors import ApplyFailed
+
+    name, path = lab
+    api_lab = Lab.attach(name)
+    # Refused for this rate only: up's preflight (the doctor's tbf check) makes one of 1mbit first.
+    monkeypatch.setattr(tc, "tbf_options",
+                        lambda bits: no_depth_tbf(bits) if bits == 8_000_000 else REAL_TBF_OPTIONS(bits))
+    with pytest.raises(ApplyFailed, match=rf"of eth0 in {name}-server: Invalid argument .*; rolled back: "
+                                          rf"lab {name} is impaired as it was") as info:
+        api_lab.impair("server:eth0", rate="8mbit")
+    assert info.value.exit_code == 4
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+    assert api_lab.status().ok and api_lab.status(path).ok  # not drift, and the file's topology still
+
+
 def test_a_change_the_kernel_refuses_keeps_the_qdisc_it_had(lab, monkeypatch):
     """replace_root deleted the root qdisc before it added the new one: a refused add left the interface
     unshaped. Now the kernel replaces a qdisc whole or not at all. Here it refuses a netem root where it has no
     sch_netem, and a token bucket of no depth (tbf_change: max_size 0, EINVAL); the pod still sends at 20mbit."""
-    from netlab.kernel import netlink as nl
-    from netlab.kernel import tc
-
     name, path = lab
     shaped = f"{name}-shaped"
-
-    def no_depth(bits: int, real=getattr(tc, "tbf_options", None)) -> bytes:
-        opts = nl.attrs(real(bits))
-        fields = list(tc.TBF_QOPT.unpack(opts[tc.TCA_TBF_PARMS]))
-        fields[13] = 0  # buffer: ticks of the bucket's depth
-        return nl.attr(tc.TCA_TBF_PARMS, tc.TBF_QOPT.pack(*fields)) + nl.attr(tc.TCA_TBF_RTAB, opts[tc.TCA_TBF_RTAB])
 
     def root_rate() -> tuple[str, int | None]:
         root = root_qdisc(shaped)
@@ -370,7 +391,7 @@ def test_a_change_the_kernel_refuses_keeps_the_qdisc_it_had(lab, monkeypatch):
             with pytest.raises(tc.TcError, match="netem .*: the kernel lacks this qdisc"):
                 tc.replace_root(shaped, "eth0", RATE, delay_us=20_000)
             assert root_rate() == ("tbf", RATE // 8)
-        monkeypatch.setattr(tc, "tbf_options", no_depth)
+        monkeypatch.setattr(tc, "tbf_options", no_depth_tbf)
         with pytest.raises(tc.TcError, match=r"set tbf \(rate\) as the root qdisc of eth0 in .*: Invalid argument"):
             tc.replace_root(shaped, "eth0", 5_000_000)
         assert root_rate() == ("tbf", RATE // 8)
