@@ -118,6 +118,33 @@ def lab_down(name: str) -> None:
 
 
 @contextlib.contextmanager
+def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ...] = ()):
+    """Directories under /etc/netns made as a person makes them (``make``); afterwards they go with what they hold,
+    and so do ``leftovers`` (files of a lab's a person took over).
+
+    /etc/netns itself, when it is not there, is made as netlab makes it (with its mark), so that whichever lab
+    leaves it empty last removes it: labs of other tests may use it meanwhile. It goes here too, once empty."""
+    import shutil
+
+    from netlab.services import netns_files
+
+    if netns_files.make_dir("/etc/netns"):
+        netns_files.mark_made("/etc/netns")
+    for path in make:
+        os.makedirs(path)
+    try:
+        yield
+    finally:
+        for path in make + leftovers:
+            shutil.rmtree(path, ignore_errors=True)
+        if netns_files.made_by_netlab("/etc/netns"):
+            try:
+                os.rmdir("/etc/netns")  # as the last lab to leave it would: only when empty
+            except OSError:
+                pass
+
+
+@contextlib.contextmanager
 def lab_up(path: str, name: str):
     """``netlab up -t PATH`` for the body, then always :func:`lab_down`."""
     netlab("up", "-t", path)

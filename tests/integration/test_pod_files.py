@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 
 import pytest
 
-from helpers import in_netns, lab_namespaces, netlab, state_path, wait_for
+from helpers import in_netns, lab_namespaces, netlab, someone_elses_etc_netns, state_path, wait_for
 from netlab.realize.state_dir import STATE_ROOT
 from netlab.services import netns_files
 
@@ -112,9 +111,8 @@ def test_down_removes_only_netlab_files_at_the_lab_paths(labs):
     labs.up(TOPOLOGY.format(lab=lab))
     # A look-alike: another namespace's directory holding a file with this lab's own first line.
     decoy_dir = f"/etc/netns/ecdecoy{uuid.uuid4().hex[:6]}"
-    os.makedirs(decoy_dir)
     decoy = os.path.join(decoy_dir, "resolv.conf")
-    try:
+    with someone_elses_etc_netns(make=(decoy_dir,), leftovers=(f"/etc/netns/{lab}-fedora-2",)):
         with open(decoy, "w") as fh:
             fh.write(f"# netlab {lab}: not this lab's path\n")
         state_path = os.path.join(STATE_ROOT, lab, "state.json")
@@ -135,14 +133,6 @@ def test_down_removes_only_netlab_files_at_the_lab_paths(labs):
         assert os.path.exists(decoy)
         assert os.path.exists(mine)
         assert lab_files(lab) == [f"{lab}-fedora-2"]
-    finally:
-        shutil.rmtree(decoy_dir, ignore_errors=True)
-        shutil.rmtree(f"/etc/netns/{lab}-fedora-2", ignore_errors=True)
-        if netns_files.made_by_netlab("/etc/netns"):
-            try:
-                os.rmdir("/etc/netns")  # as the last lab to leave it would: only when empty
-            except OSError:
-                pass
 
 
 # --- the kubelet's hosts file, and a node's hostname ------------------------------------------------
@@ -244,8 +234,7 @@ def test_a_hosts_file_someone_else_wrote_is_never_written_nor_removed(labs):
     lab = labs.name("hci")
     theirs_dir = f"/etc/netns/{lab}-fedora-2"
     theirs = os.path.join(theirs_dir, "hosts")
-    os.makedirs(theirs_dir)
-    try:
+    with someone_elses_etc_netns(make=(theirs_dir,), leftovers=(f"/etc/netns/{lab}-fedora-1",)):
         with open(theirs, "w") as fh:
             fh.write("192.0.2.7\tfedora-2\n")
         path, up = labs.up(TOPOLOGY.format(lab=lab))
@@ -262,9 +251,6 @@ def test_a_hosts_file_someone_else_wrote_is_never_written_nor_removed(labs):
         assert os.path.exists(mine)
         assert lab_files(lab) == [f"{lab}-fedora-1", f"{lab}-fedora-2"]
         assert os.listdir(theirs_dir) == ["hosts"]  # netlab's resolv.conf went, theirs stayed
-    finally:
-        shutil.rmtree(theirs_dir, ignore_errors=True)
-        shutil.rmtree(f"/etc/netns/{lab}-fedora-1", ignore_errors=True)
 
 
 def test_a_pod_taken_out_of_the_topology_takes_its_files(labs):
