@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
@@ -149,8 +150,7 @@ def start(lab: Lab, state: LabState) -> StartResult:
         if found:
             _safe_detach(rt_, lab.name, prec, pod.name, out)
             todo.append(pod)
-            said = f"CHECK said: {found[1]}" if found[0] == "CHECK" else f"{found[0]}: {found[1]}"
-            out.actions.append(f"re-attached pod {pod.name} through CNI ({said})")
+            out.actions.append(f"re-attached pod {pod.name} through CNI ({found.reattach_reason()})")
     if not todo:
         return out
     try:
@@ -184,21 +184,37 @@ def start(lab: Lab, state: LabState) -> StartResult:
     return out
 
 
-def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> tuple[str, str] | None:
-    """Who found the pod changed, and what: the chain's CHECK, or for a chain without one (cniVersion before
-    0.4.0) netlab's comparison of the pod with the chain's cached result (cni/verify.py)."""
+@dataclass(frozen=True)
+class Changed:
+    """A pod its chain no longer matches, and who found it: the chain's CHECK, or for a chain without one
+    (cniVersion before 0.4.0) netlab's comparison of the pod with the chain's cached result (cni/verify.py)."""
+
+    by_check: bool
+    why: str | None  # None: it matches (no Changed is returned then)
+
+    def reattach_reason(self) -> str:
+        return f"CHECK said: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
+
+    def drift_line(self, pod: str) -> str:
+        if self.by_check:
+            return f"cni: CHECK of pod {pod} failed: {self.why}"
+        return f"cni: pod {pod}: {NO_CHECK}: {self.why}"
+
+
+def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Changed | None:
+    """The first of the pod's networks its chain no longer matches, and why (None: all match)."""
     for raw, ifname in prec.get("networks", []):
         try:
             net = parse_conflist(_text(raw))
         except ConflistError:
-            return "CHECK", "its cached network config is damaged"
+            return Changed(True, "its cached network config is damaged")
         rt = _rt(lab, pod, prec, ifname)
         if C.supports_check(net):
-            found = "CHECK", rt_.check(net, rt)
+            found = Changed(True, rt_.check(net, rt))
         else:
-            found = NO_CHECK, verify(pod.netns, rt_.cached_result(net.name, rt), net.cni_version)
-        if found[1]:
-            return found[0], found[1]
+            found = Changed(False, verify(pod.netns, rt_.cached_result(net.name, rt), net.cni_version))
+        if found.why:
+            return found
     return None
 
 
@@ -266,8 +282,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         for name, fut in checks.items():
             found = fut.result()
             if found:
-                out.append(f"cni: CHECK of pod {name} failed: {found[1]}" if found[0] == "CHECK" else
-                           f"cni: pod {name}: {found[0]}: {found[1]}")
+                out.append(found.drift_line(name))
     return out
 
 

@@ -56,7 +56,7 @@ LO_INDEX = 1  # lo is the first device of every network namespace
 # TCA_HTB_INIT's struct tc_htb_glob (version 3, rate2quantum 10, default class 0, no debug, direct_pkts 0).
 QDISCS: dict[str, Callable[[], bytes]] = {
     "tbf": lambda: tc.tbf_options(1_000_000),
-    "htb": lambda: netlink.attr(2, struct.pack("=IIIII", 3, 10, 0, 0, 0)),
+    "htb": lambda: netlink.attr(tc.TCA_HTB_INIT, struct.pack("=IIIII", 3, 10, 0, 0, 0)),
     "netem": lambda: tc.netem_options(0),
 }
 NETFILTER = ("nf_tables", "conntrack")

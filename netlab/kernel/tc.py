@@ -54,6 +54,7 @@ RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
 TCA_KIND, TCA_OPTIONS = 1, 2
 TCA_TBF_PARMS, TCA_TBF_RTAB, TCA_TBF_RATE64 = 1, 2, 4
+TCA_HTB_INIT = 2  # htb's root options (struct tc_htb_glob); netlab shapes with tbf, the doctor probes htb too
 # struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec: cell_log, linklayer, overhead, cell_align, mpu,
 # rate in bytes a second), limit (bytes queued), buffer (scheduler ticks), mtu
 TBF_QOPT = struct.Struct("=BBHhHI" "BBHhHI" "III")

@@ -20,6 +20,7 @@ import stat
 from typing import Any
 
 from netlab.kernel import netns as nsmod
+from netlab.model.naming import is_netns
 from netlab.realize import state as statemod, state_dir
 from netlab.realize.state_schema import ETC_NETNS
 
@@ -51,9 +52,7 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
     for name in nsmod.list_netns():
         if not name.startswith(lab + "-"):
             continue
-        try:
-            nsmod.check_netns(name)
-        except ValueError:
+        if not is_netns(name):
             continue
         try:
             tag = nsmod.read_tag(name)
