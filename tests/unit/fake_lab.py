@@ -1,0 +1,38 @@
+"""A small lab against the fake kernel (no root), shared by the lab lifecycle's unit tests
+(test_lab_fake.py, test_lab_fake_changes.py): its topology, the ``lab`` fixture (state in the test's
+tmp dir), and ``up``/``status`` as netlab.lab runs them, without features."""
+
+from __future__ import annotations
+
+from netlab.lab import status as lab_status
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state as state_mod, state_dir
+
+TOPO = """name: fk
+nodes:
+  - {name: n1, ip: 192.168.122.215, podCIDR: 10.244.0.0/24}
+  - {name: n2, ip: 192.168.122.7, podCIDR: 10.244.1.0/24}
+pods:
+  - {name: a, node: n1, ip: 10.244.0.2}
+  - {name: b, node: n2, ip: 10.244.1.3}
+"""
+
+
+def make_lab(tmp_path, monkeypatch):
+    """The lab of TOPO, its state kept under the test's tmp dir (each module: lab = pytest.fixture(make_lab,
+    name="lab"))."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    path = tmp_path / "t.yaml"
+    path.write_text(TOPO)
+    return resolve(load_topology(str(path)))
+
+
+def up(lab, kernel, **kw):  # noqa: F811 - lab: the fixture's value
+    return lab_up.up(lab, kernel, features=(), journal=Journal(kernel, **kw))
+
+
+def status(lab, kernel):  # noqa: F811
+    return lab_status.status(state_mod.load_state(lab.name), kernel)

@@ -1,0 +1,184 @@
+"""The lab's lifecycle against the fake kernel (no root), when the lab changes: a loss impairment's mangle chain,
+chains an older netlab left, status against another file, pods moved to another node, and drift's details.
+
+The root integration tests (tests/integration/test_repair.py, test_impair.py) check the same on real namespaces.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from fake_lab import TOPO, make_lab, status, up
+
+from netlab.errors import ApplyFailed
+from netlab.kernel.base import KernelError, Op, TableText
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import status as lab_status
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state as state_mod
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+# --- a loss impairment's mangle chain: there while a loss is, gone with the last one ---------------------
+
+LEFT_BEHIND = "*mangle\n:NETLAB-IMPAIR - [0:0]\n-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n"
+
+
+def lossy(tmp_path):
+    """The same lab with pod a's eth0 losing 5% of what it sends (netlab impair a:eth0 --loss 5%)."""
+    path = tmp_path / "lossy.yaml"
+    path.write_text(TOPO.replace("{name: a, node: n1, ip: 10.244.0.2}",
+                                 "{name: a, node: n1, ip: 10.244.0.2, impair: {eth0: {loss: '5%'}}}"))
+    return resolve(load_topology(str(path)))
+
+
+def test_clearing_the_last_loss_leaves_the_mangle_table_as_it_was(lab, tmp_path):
+    """With the loss the pod's mangle table has the jump and the chain; without it again the table is what
+    iptables-save printed before the first loss, changed by one iptables-restore --noflush, and status is
+    clean at every step (a loss set is the lab's desired state, a loss cleared leaves nothing to report)."""
+    k = FakeKernel()
+    up(lab, k)
+    before = k.iptables_save("fk-a", "mangle")
+    up(lossy(tmp_path), k)
+    impaired = k.iptables_save("fk-a", "mangle")
+    assert "-A POSTROUTING -j NETLAB-IMPAIR\n" in impaired
+    assert "-A NETLAB-IMPAIR -o eth0 -m statistic --mode random --probability 0.04999999981 -j DROP\n" in impaired
+    assert status(lab, k).ok
+    k.log.clear()
+    up(lab, k)
+    assert k.iptables_save("fk-a", "mangle") == before
+    assert [(op.verb, op.res.describe(), op.res.noflush) for op in k.log] == [("restore", "iptables mangle in fk-a",
+                                                                              True)]
+    assert status(lab, k).ok
+    k.log.clear()
+    up(lab, k)
+    assert k.log == []
+
+
+def test_a_chain_an_older_netlab_left_is_drift_and_up_deletes_it(lab):
+    """What `impair --clear` used to leave (the chain and its DROP rule, the jump gone) is named by status and
+    deleted by up; the fake refuses, as nf_tables does, to delete a chain something still jumps to."""
+    k = FakeKernel()
+    up(lab, k)
+    before = k.iptables_save("fk-a", "mangle")
+    jumped = LEFT_BEHIND.replace("COMMIT", "-A POSTROUTING -j NETLAB-IMPAIR\nCOMMIT")
+    k.apply([Op("restore", TableText("fk-a", "mangle", jumped, noflush=True))])
+    with pytest.raises(KernelError, match="Device or resource busy"):
+        k.apply([Op("restore", TableText("fk-a", "mangle", "*mangle\n:NETLAB-IMPAIR - [0:0]\n-X NETLAB-IMPAIR\n"
+                                                           "COMMIT\n", noflush=True))])
+    assert "-A POSTROUTING -j NETLAB-IMPAIR\n" in k.iptables_save("fk-a", "mangle")  # refused: nothing changed
+    k.apply([Op("restore", TableText("fk-a", "mangle", "*mangle\n-D POSTROUTING -j NETLAB-IMPAIR\nCOMMIT\n",
+                                     noflush=True))])
+    assert status(lab, k).drift == ["different: iptables mangle rules in fk-a (extra chain: NETLAB-IMPAIR)"]
+    up(lab, k)
+    assert k.iptables_save("fk-a", "mangle") == before
+    assert status(lab, k).ok
+
+
+def test_status_against_a_file_without_a_pod_names_the_namespace_up_would_delete(lab):
+    """status -t FILE shows what up -t FILE would change: a pod the file no longer has is an extra namespace
+    (it listed the veth, the rules and the DNS, and not the pod's own namespace), in the text and the JSON."""
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    without_b = dict(st.topology, pods=[p for p in st.topology["pods"] if p["name"] != "b"])
+    result = lab_status.status(replace(st, topology=without_b), k)
+    assert "extra: namespace fk-b (not in the plan: up deletes it and what runs in it)" in result.drift
+    assert {"state": "extra", "object": "namespace fk-b"}.items() <= next(
+        d for d in result.details if d["object"] == "namespace fk-b").items()
+    assert status(lab, k).ok  # against its own file: nothing extra
+
+
+def test_a_tables_differences_past_six_say_how_many_more():
+    from netlab.realize.diff import first_of
+
+    assert first_of([f"rule {i}" for i in range(9)]) == "rule 0; rule 1; rule 2; rule 3; rule 4; rule 5 (and 3 more)"
+    assert first_of(["rule 0"]) == "rule 0"
+
+
+def moved(lab, tmp_path, node: str = "n1"):
+    """The lab with pod b on ``node`` (its file's other pods as they are)."""
+    path = tmp_path / "moved.yaml"
+    path.write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.3}", f"{{name: b, node: {node}, ip: 10.244.0.3}}"))
+    return resolve(load_topology(str(path))), str(path)
+
+
+def test_a_pod_put_on_another_node_is_made_anew_there(lab, tmp_path):
+    """Kubernetes never moves a pod: it makes a new one. up deleted nothing first and failed ("add link veth...
+    in n1: already exists": the pod's eth0, still the old pair's end), and its rollback kept the new topology."""
+    k = FakeKernel()
+    up(lab, k)
+    new, path = moved(lab, tmp_path)
+    done = lab_up.up(new, k, features=(), source=path, reconfigure=True)
+    assert done.created_netns == ["fk-b"] and any("pod b moves from node n2 to n1" in f for f in done.fixed)
+    assert status(new, k).ok
+    assert not [name for name in k.ns["fk-n2"].links if name.startswith("veth")]  # the old pair went with it
+
+
+def test_a_failed_run_puts_back_the_topology_it_had_saved(lab, tmp_path):
+    """The state names the new topology before the kernel is changed (write-ahead); a failed run leaves it as
+    the last good run did, so status compares with the lab that is there. A pod moved and deleted before the
+    failure is not listed any more: it is missing, and up of the old file makes it again."""
+    k = FakeKernel()
+    up(lab, k)
+    old = state_mod.load_state(lab.name)
+    new, path = moved(lab, tmp_path)
+    for at in range(1, 30):
+        try:
+            lab_up.up(new, k, features=(), source=path, reconfigure=True, journal=Journal(k, fault_at=at))
+        except ApplyFailed as exc:
+            assert "rolled back" in str(exc)
+        else:
+            assert at > 3 and status(new, k).ok  # the namespace deleted and made again, then its veth at least
+            break
+        st = state_mod.load_state(lab.name)
+        assert (st.topology, st.source, st.phase) == (old.topology, old.source, old.phase), at
+        drift = status(lab, k).drift
+        if "fk-b" in st.netns:
+            assert drift == [], (at, drift)
+        else:  # its old namespace was deleted before the fault
+            assert "missing: namespace fk-b" in drift, (at, drift)
+            up(lab, k)
+            assert status(lab, k).ok
+    else:
+        raise AssertionError("up never got past the injected faults")
+
+
+def test_a_pod_attached_by_cni_plugins_is_not_moved_in_one_run(lab, tmp_path):
+    """Its old chain's DEL on the old node and an ADD on the new one: refused in one line, with the two steps."""
+    from netlab.errors import UsageError
+    from netlab.realize.attachments import moved_pods
+
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    new, path = moved(lab, tmp_path)
+    assert moved_pods(new, st) == [("b", "n2", "n1")]
+    with open(path, "a") as fh:
+        fh.write("network: {cni: reference}\n")
+    cni = resolve(load_topology(path))
+    with pytest.raises(UsageError, match="pod b moves from node n2 to n1, and its CNI plugins attached it on n2: "
+                                         "take the pod out of the file and `up`"):
+        moved_pods(cni, st)
+
+
+def test_every_drift_line_has_its_details_entry(lab):
+    """status -o json: `details` held the kernel objects' differences only, not the features' lines."""
+    class Feature:
+        name = "fake"
+
+        def drift(self, lab, state):
+            return ["containers: pod a has no containers started; up starts them"]
+
+    k = FakeKernel()
+    up(lab, k)
+    k.delete_netns("fk-b")
+    result = lab_status.status(state_mod.load_state(lab.name), k, [Feature()])  # type: ignore[list-item]
+    assert len(result.details) == len(result.drift)
+    assert result.details[-1] == {"state": "problem", "object": "containers", "resource": None,
+                                  "detail": "pod a has no containers started; up starts them"}
