@@ -286,13 +286,15 @@ def require_root() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the click group, map NetlabError to one line and an exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    # The group's callback records --debug here as click parsed it: a word of the command that `exec POD -- ...`
+    # runs is not netlab's option.
+    obj: dict[str, Any] = {}
     try:
-        cli.main(args=argv, prog_name="netlab", standalone_mode=False)
+        cli.main(args=argv, prog_name="netlab", standalone_mode=False, obj=obj)
         if sys.stdout is not None:  # None: started with standard output closed (`>&-`)
             sys.stdout.flush()  # what is still buffered: a full disk is said below, not by Python at exit
     except NetlabError as exc:
-        if debug:
+        if obj.get("debug"):
             raise
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
         for line in str(exc).splitlines() or [type(exc).__name__]:
@@ -310,12 +312,12 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("netlab: interrupted", err=True)
         sys.exit(130)
     except PermissionError as exc:
-        if debug:
+        if obj.get("debug"):
             raise
         click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
         sys.exit(EXIT_ENVIRONMENT)
     except OSError as exc:
-        if debug or exc.errno not in DISK_FULL:
+        if obj.get("debug") or exc.errno not in DISK_FULL:
             raise
         click.echo(f"netlab: {_unwritable(exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)

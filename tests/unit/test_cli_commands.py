@@ -166,3 +166,17 @@ def test_the_watchers_options_without_watch_are_refused_before_anything(given, s
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr == (
         f"netlab: {said} with --watch (the loop that restarts containers and checks the lab)\n")
+
+
+def test_debug_is_netlabs_option_only_where_click_reads_it(tmp_path, monkeypatch):
+    """`exec POD -- CMD --debug`: the word belongs to CMD; netlab's error stays one line. `netlab --debug ...`
+    shows the traceback."""
+    from cli_inprocess import run_cli
+
+    monkeypatch.setenv("NETLAB_STATE_DIR", str(tmp_path))
+    monkeypatch.setattr("netlab.realize.state_dir.STATE_ROOT", str(tmp_path))
+    theirs = run_cli("exec", "--lab", "nolab", "x", "--", "grep", "--debug", "y")
+    assert theirs.returncode in (2, 3) and "Traceback" not in theirs.stderr, theirs.stderr
+    assert len(theirs.stderr.splitlines()) == 1, theirs.stderr
+    ours = run_cli("--debug", "exec", "--lab", "nolab", "x", "--", "grep", "y")
+    assert ours.returncode == 1 and "Traceback (most recent call last)" in ours.stderr, ours.stderr
