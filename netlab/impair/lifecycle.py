@@ -187,7 +187,10 @@ def _change(want: dict[tuple[str, str], tc.Shaping], old: set[tuple[str, str]],
             continue
         changed.append((ns, iface, now))
         testhooks.fault_point("impair-set")
-        done.actions.append(f"set {words(target)} on {iface} in {ns} (it had {words(now)})")
+        if target.empty:  # a loss alone is a rule, not a qdisc: the interface's qdisc goes
+            done.actions.append(f"removed {words(now)} from {iface} in {ns} (the impairment has no rate or delay now)")
+        else:
+            done.actions.append(f"set {words(target)} on {iface} in {ns} (it had {words(now)})")
     for ns, iface in sorted(old - set(want)):
         now = have.get((ns, iface))
         if now is not None and not now.empty:

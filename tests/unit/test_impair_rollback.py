@@ -84,6 +84,16 @@ def test_a_refused_change_is_a_warning_and_nothing_is_put_back(calls, monkeypatc
     assert not done.actions and not calls
 
 
+def test_a_rate_replaced_by_a_loss_alone_is_said_removed(calls):
+    """`netlab impair p1:eth0 --loss 5%` where a delay was: the qdisc goes (a loss is a rule); it was said
+    "set none on eth0"."""
+    lab = resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n1"}], "pods": [
+        {"name": "p1", "node": "n1", "impair": {"eth0": {"loss": "5%"}}}]}))
+    done = feature.start(lab, State())
+    assert calls == [("x-p1", "eth0", None, None, None)]
+    assert done.actions == ["removed delay 20ms from eth0 in x-p1 (the impairment has no rate or delay now)"]
+
+
 class Broken:
     """A feature with a bug: its start raises something netlab does not know."""
 
