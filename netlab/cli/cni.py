@@ -10,6 +10,7 @@ import click
 
 from netlab import api
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.complete import complete_logged_pods
 from netlab.errors import UsageError
 
 EXPLAIN = """\
@@ -55,7 +56,7 @@ def cni(ctx: click.Context) -> None:
 
 @cni.command("log")
 @lab_options
-@click.argument("pod", required=False)
+@click.argument("pod", required=False, shell_complete=complete_logged_pods)
 @output_option("text", "json")
 def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output: str) -> None:
     """Every CNI plugin call of a lab (or of one POD), in order: command, environment, stdin, stdout, exit, duration.
@@ -64,7 +65,7 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
     `-o json`: {"lab", "pod", "calls": [...]}.
     """
     require_root()
-    from netlab.cni.invoke import read_log
+    from netlab.cni.invoke import logged_pods, read_log
     from netlab.cni.lifecycle import log_path
 
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -76,8 +77,7 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
     calls = [c for c in logged if pod is None or c.get("pod") == pod]
     if gone and not calls:
         # A pod taken out of the topology is gone from the lab, but its sandbox's ADD and DEL stay in the log.
-        held = sorted({c["pod"] for c in logged if isinstance(c.get("pod"), str) and c["pod"] != "-"}
-                      - {p.name for p in lab.model.pods})
+        held = [name for name in logged_pods(logged) if all(p.name != name for p in lab.model.pods)]
         raise UsageError(f"lab {lab.name} has no pod {pod!r}, and its CNI log holds no call for one (pods: "
                          f"{', '.join(p.name for p in lab.model.pods) or 'none'}"
                          + (f"; in the log only: {', '.join(held)}" if held else "") + ")")

@@ -94,6 +94,21 @@ def complete_pods(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
 
 
 @_safe
+def complete_logged_pods(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """A pod of the lab, or one taken out of it whose calls its CNI log still holds (``cni log POD``; root)."""
+    from netlab.cni.invoke import logged_pods, read_log
+    from netlab.cni.lifecycle import log_path
+
+    pods = lab_members(ctx)[0]
+    lab = _chosen_lab(ctx)
+    try:
+        logged = logged_pods(read_log(log_path(lab))) if lab is not None else []
+    except (OSError, ValueError):  # not root (the log is root's), or no such lab: the lab's pods
+        logged = []
+    return _items(pods + [name for name in logged if name not in pods], incomplete)
+
+
+@_safe
 def complete_names(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
     """A pod, node or internet host (exec, inspect, trace's SRC)."""
     pods, others, _ = lab_members(ctx)

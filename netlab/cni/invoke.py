@@ -102,6 +102,11 @@ class CallLog:
                 os.close(fd)
 
 
+def logged_pods(calls: list[dict[str, Any]]) -> list[str]:
+    """The pods the calls of a CNI log were made for (a pod taken out of the topology's too), sorted."""
+    return sorted({c["pod"] for c in calls if isinstance(c.get("pod"), str) and c["pod"] != "-"})
+
+
 def read_log(path: str) -> list[dict[str, Any]]:
     out = []
     try:

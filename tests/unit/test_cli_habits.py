@@ -201,3 +201,24 @@ def test_exec_takes_its_options_between_name_and_the_command():
     for bad, why in ((("-c1",), "netlab exec takes --lab and -t before `--`"), (("--lab",), "--lab needs a value")):
         with pytest.raises(UsageError, match=why):
             _options_before_command(bad, None, None)
+
+
+def test_cni_log_completes_the_pods_its_log_holds_a_removed_one_too(tmp_path, monkeypatch):
+    """`netlab cni log <TAB>`: the lab's pods, and a pod taken out of the topology whose calls the log keeps."""
+    import json as _json
+
+    from netlab.cli import complete
+
+    netns = tmp_path / "netns"
+    netns.mkdir()
+    for name in ("ab-underlay", "ab-n1", "ab-web-1"):
+        (netns / name).touch()
+    monkeypatch.setattr(complete, "NETNS_DIR", str(netns))
+    monkeypatch.setattr("netlab.realize.state_dir.known_labs", lambda: (_ for _ in ()).throw(PermissionError()))
+    ctx = type("Ctx", (), {"params": {"lab_name": "ab"}})()
+    assert [i.value for i in complete.complete_logged_pods(ctx, None, "")] == ["n1", "web-1"]  # no log here
+    log = tmp_path / "calls.jsonl"
+    log.write_text("".join(_json.dumps(c) + "\n" for c in ({"pod": "web-1"}, {"pod": "web-0"}, {"pod": "-"})))
+    monkeypatch.setattr("netlab.cni.lifecycle.log_path", lambda lab: str(log))
+    assert [i.value for i in complete.complete_logged_pods(ctx, None, "")] == ["n1", "web-1", "web-0"]
+    assert [i.value for i in complete.complete_logged_pods(ctx, None, "web-0")] == ["web-0"]
