@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import netns as nsmod
+from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
@@ -81,9 +81,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
     mine: list[str] = []
     valid = []
     for name in list(state.netns):
-        try:
-            nsmod.check_netns(name)
-        except ValueError:
+        if not is_netns(name):
             result.skipped.append(f"{name!r}: not a valid namespace name")
             continue
         valid.append(name)
