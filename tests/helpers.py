@@ -128,8 +128,7 @@ def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ..
 
     from netlab.services import netns_files
 
-    if netns_files.make_dir("/etc/netns"):
-        netns_files.mark_made("/etc/netns")
+    netns_files.make_etc_netns()
     for path in make:
         os.makedirs(path)
     try:
@@ -137,11 +136,8 @@ def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ..
     finally:
         for path in make + leftovers:
             shutil.rmtree(path, ignore_errors=True)
-        if netns_files.made_by_netlab("/etc/netns"):
-            try:
-                os.rmdir("/etc/netns")  # as the last lab to leave it would: only when empty
-            except OSError:
-                pass
+        if netns_files.made_by_netlab(netns_files.ETC_NETNS):
+            netns_files.remove_etc_netns()  # as the last lab to leave it would: only when empty
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ from typing import Any
 import click
 from click.shell_completion import CompletionItem
 
-NETNS_DIR = "/run/netns"
+from netlab.model.naming import NETNS_DIR
+
 UNDERLAY = "-underlay"
 
 

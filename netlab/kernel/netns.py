@@ -37,9 +37,8 @@ from typing import Iterable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import testhooks
-from netlab.model.naming import check_netns
+from netlab.model.naming import NETNS_DIR, check_netns
 
-NETNS_DIR = "/run/netns"
 CLONE_NEWNS = 0x00020000  # a mount namespace
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUTS = 0x04000000

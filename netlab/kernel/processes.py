@@ -46,9 +46,9 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import ChildError, readable, run_in_child
+from netlab.model.naming import ETC_NETNS
 
 PR_SET_NAME = 15
-ETC_NETNS = "/etc/netns"
 EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exec
 
 

@@ -15,6 +15,12 @@ from typing import Any
 
 from netlab.model.location import show, yaml_kind
 
+# ip-netns(8)'s two folders on the host, where every tool that names namespaces looks: a named namespace
+# is a mount at NETNS_DIR/NAME, and `ip netns exec NAME` bind-mounts each file of ETC_NETNS/NAME over
+# its /etc namesake (how a pod's processes see the kubelet's resolv.conf and hosts files).
+NETNS_DIR = "/run/netns"
+ETC_NETNS = "/etc/netns"
+
 IFNAMSIZ = 15  # bytes, without the trailing NUL
 CHAIN_MAX = 28  # XT_EXTENSION_MAXNAMELEN - 1 minus room kube-proxy keeps
 NETNS_MAX = 63

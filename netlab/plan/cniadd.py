@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
 from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.model.naming import NETNS_DIR  # where ip-netns(8) and netlab.kernel.netns mount it: CNI_NETNS
 from netlab.model.topology import CNI_BIN_DIR, CniConflist
 from netlab.plan import flannel
 
@@ -35,7 +36,6 @@ LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": 
 # CHECK came with 0.4.0; Flannel's manifest says 0.3.1, so the reference list speaks 1.0.0 to
 # the same plugins (they make the same kernel objects) and status can ask them to CHECK.
 REFERENCE_VERSION = "1.0.0"
-NETNS_DIR = "/run/netns"  # where ip-netns(8) (and netlab.kernel.netns) mounts a named namespace: CNI_NETNS
 SANDBOX_ID = "<sandbox id>"  # 64 hex, made per run by the runtime (netlab.cni.conf.container_id)
 HOST_LOCAL_DIR = "<state dir>/cni/networks"  # host-local's leases: in the lab's state directory, per run
 

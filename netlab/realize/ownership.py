@@ -20,9 +20,8 @@ import stat
 from typing import Any
 
 from netlab.kernel import netns as nsmod
-from netlab.model.naming import is_netns
+from netlab.model.naming import ETC_NETNS, is_netns
 from netlab.realize import state as statemod, state_dir
-from netlab.realize.state_schema import ETC_NETNS
 
 _TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})$")
 

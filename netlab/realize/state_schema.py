@@ -24,14 +24,13 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from pydantic import Strict as StrictMode
 from pydantic_core import from_json
 
-from netlab.model.naming import DNS_LABEL, check_chain, check_ifname, check_netns, is_netns
+from netlab.model.naming import DNS_LABEL, ETC_NETNS, check_chain, check_ifname, check_netns, is_netns
 from netlab.plan.sysctls import KERNEL_DEVCONF
 
 if TYPE_CHECKING:
     from netlab.model.topology import Topology
 
 STATE_VERSION = 1
-ETC_NETNS = "/etc/netns"  # where netlab.services writes the pods' resolv.conf and hosts
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 TABLES = ("filter", "nat", "mangle", "raw")
 PATH_MAX = 4096

@@ -43,12 +43,11 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
-from netlab.model.naming import check_netns, is_netns
+from netlab.model.naming import ETC_NETNS, check_netns, is_netns
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
-ETC_NETNS = "/etc/netns"
 MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an extended attribute)
 # The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
 FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
@@ -200,10 +199,7 @@ def tidy(lab_name: str, rec: dict) -> None:
             except OSError:
                 pass
     if not held and not rec["dirs"] and (rec["etc_netns"] is not None or made_by_netlab(ETC_NETNS)):
-        try:
-            os.rmdir(ETC_NETNS)  # only when empty: other labs' and people's directories keep it
-        except OSError:
-            pass
+        remove_etc_netns()
         rec["etc_netns"] = None
 
 
@@ -215,10 +211,20 @@ def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool) -> N
     tidy(lab_name, rec)  # their directories, now that none of netlab's files is recorded in them
 
 
-def make_etc_netns(rec: dict) -> None:
-    if make_dir(ETC_NETNS):
-        rec["etc_netns"] = "created"
+def make_etc_netns() -> bool:
+    """/etc/netns, with netlab's mark, when it is not there; True when this call made it."""
+    made = make_dir(ETC_NETNS)
+    if made:
         mark_made(ETC_NETNS)
+    return made
+
+
+def remove_etc_netns() -> None:
+    """/etc/netns, only when empty: other labs' and people's directories keep it."""
+    try:
+        os.rmdir(ETC_NETNS)
+    except OSError:
+        pass
 
 
 def make_netns_dir(rec: dict, netns: str) -> bool:
@@ -227,7 +233,8 @@ def make_netns_dir(rec: dict, netns: str) -> bool:
     try:
         return make_dir(netns_dir(netns))
     except FileNotFoundError:
-        make_etc_netns(rec)
+        if make_etc_netns():
+            rec["etc_netns"] = "created"
         return make_dir(netns_dir(netns))
 
 
@@ -254,7 +261,8 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
                     intent = True
         if intent:
             state.save()
-        make_etc_netns(rec)
+        if make_etc_netns():
+            rec["etc_netns"] = "created"
         written = 0
         for netns, (pod, text) in want.items():
             path = file_path(netns, kind)

@@ -13,7 +13,6 @@ import pytest
 from cli_inprocess import run_cli
 
 from netlab.errors import UsageError
-from netlab.kernel.netns import NETNS_DIR
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import cniadd
@@ -104,7 +103,6 @@ def test_the_steps_are_what_the_runtime_runs(tmp_path):
     from netlab.cni import conf as C
 
     lab = resolve(load_topology(str(_reference(tmp_path))))
-    assert NETNS_DIR == cniadd.NETNS_DIR  # CNI_NETNS: where the kernel door mounts a namespace
     assert C.networks is cniadd.networks and C.cni_args is cniadd.cni_args
     assert C.bin_dirs(lab) == cniadd.bin_dirs(lab) == dict(cniadd.add_steps(lab)[0].env)["CNI_PATH"].split(":")
     [a, _] = cniadd.add_steps(lab)
