@@ -24,14 +24,19 @@ if TYPE_CHECKING:
 @dataclass
 class StartResult:
     """``actions``: what changed, one line each ("restarted container duo/web (it was stopped)").
-    ``problems``: what could not be done, one line each (up prints them as warnings)."""
+    ``problems``: what could not be done, one line each (up prints them as warnings).
+    ``refused``: the changes the kernel refused, by object ("NETNS:IFACE" for an impairment), its reason as
+    the problem's line says it; the object keeps what it had. A command made for one such change (``netlab
+    impair``) fails on it rather than warn."""
 
     actions: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
 
     def __iadd__(self, other: "StartResult") -> "StartResult":
         self.actions += other.actions
         self.problems += other.problems
+        self.refused.update(other.refused)
         return self
 
 

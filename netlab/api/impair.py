@@ -88,11 +88,10 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     done = lifecycle.up(lab, source=state.source, wait=wait)
     # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a warning of
     # up's; here it is the command's whole purpose: the lab's topology goes back to what it was, and it fails.
-    refused = [w.removeprefix("impair: ") for w in done.warnings
-               if w.startswith("impair: ") and f" {iface} in {netns}:" in w]
-    if refused:
+    refused = done.refused.get(f"{netns}:{iface}")
+    if refused is not None:
         lifecycle.up(resolve(topo), source=state.source, wait=wait)
-        raise ApplyFailed(f"{refused[0]}; rolled back: lab {lab_name} is impaired as it was")
+        raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
     with LabLock(lab_name, "netlab impair", wait=wait):
         st = running_lab(lab_name)
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

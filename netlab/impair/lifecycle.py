@@ -183,7 +183,7 @@ def _change(want: dict[tuple[str, str], tc.Shaping], old: set[tuple[str, str]],
         try:
             tc.replace_root(ns, iface, target.rate_bits, target.delay_us, target.jitter_us)
         except tc.TcError as exc:  # refused: the interface keeps what it had (kernel/tc.py)
-            done.problems.append(f"impair: {exc}")
+            _refused(done, ns, iface, exc)
             continue
         changed.append((ns, iface, now))
         testhooks.fault_point("impair-set")
@@ -197,11 +197,16 @@ def _change(want: dict[tuple[str, str], tc.Shaping], old: set[tuple[str, str]],
             try:
                 tc.delete_root(ns, iface)
             except tc.TcError as exc:
-                done.problems.append(f"impair: {exc}")
+                _refused(done, ns, iface, exc)
                 continue
             changed.append((ns, iface, now))
             done.actions.append(f"removed {words(now)} from {iface} in {ns} (no longer in the topology)")
         rec["shaped"][ns] = [i for i in rec["shaped"].get(ns, []) if i != iface]
+
+
+def _refused(done: StartResult, ns: str, iface: str, exc: tc.TcError) -> None:
+    done.problems.append(f"impair: {exc}")
+    done.refused[f"{ns}:{iface}"] = str(exc)
 
 
 def _put_back(changed: list[tuple[str, str, tc.Shaping]]) -> None:

@@ -56,6 +56,7 @@ class UpResult:
     fixed: list[str] = field(default_factory=list)  # repairs, and what features did (restarted a container ...)
     operations: int = 0
     warnings: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)  # the features' changes the kernel refused (StartResult)
 
     @property
     def changed(self) -> bool:
@@ -248,6 +249,7 @@ class _Up:
             out = feature.start(self.lab, state, self.early.pop(feature.name, None))
             self.result.fixed += out.actions
             self.result.warnings += out.problems
+            self.result.refused.update(out.refused)
 
     def _follow_attachments(self, state: LabState) -> None:
         """A user's conflist may give a pod another address than the topology's (its IPAM's own range). What

@@ -8,6 +8,7 @@ import pytest
 
 from netlab.cli.base import cli
 from netlab.errors import ApplyFailed
+from netlab.feature import StartResult
 from netlab.impair import lifecycle as feature
 from netlab.kernel import tc
 from netlab.kernel.fake import FakeKernel
@@ -82,6 +83,12 @@ def test_a_refused_change_is_a_warning_and_nothing_is_put_back(calls, monkeypatc
     assert done.problems == ["impair: set tbf (rate) as the root qdisc of cni0 in x-n1: Invalid argument",
                              "impair: set tbf (rate) as the root qdisc of eth0 in x-p1: Invalid argument"]
     assert not done.actions and not calls
+    # The same, as data for `netlab impair`, which fails on its own interface's (api/impair.py).
+    assert done.refused == {"x-n1:cni0": "set tbf (rate) as the root qdisc of cni0 in x-n1: Invalid argument",
+                            "x-p1:eth0": "set tbf (rate) as the root qdisc of eth0 in x-p1: Invalid argument"}
+    both = StartResult()
+    both += done
+    assert both.refused == done.refused and both.problems == done.problems
 
 
 def test_a_rate_replaced_by_a_loss_alone_is_said_removed(calls):
