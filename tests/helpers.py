@@ -49,6 +49,18 @@ def netlab(*args: str, check: bool = True, env: dict | None = None, timeout: flo
     return proc
 
 
+def probe_failures(report: dict) -> str:
+    """A ``probe -o json`` report's failures in full, as an assertion's message: every probe and
+    distribution not as expected with all its fields (outcome, detail, rtt, problems), the pods'
+    failed self-checks, the run's timing and the prober's neighbour-table and conntrack figures. A string, so pytest prints it whole (it shortens any other object's repr)."""
+    keep = {"probes": [r for r in report.get("probes", []) if not r["as_expected"]],
+            "distributions": [d for d in report.get("distributions", []) if not d["as_expected"]],
+            "pods": [c for c in report.get("pods", []) if not c.get("ok", True)],
+            **{k: report[k] for k in ("summary", "elapsed_s", "timeout_s", "conntrack", "neighbour_table", "hints")
+               if k in report}}
+    return json.dumps(keep, indent=1)
+
+
 def ip(*args: str, netns: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """The kernel's own view, through iproute2 (read-only use in tests)."""
     argv = ["ip"] + (["-n", netns] if netns else []) + list(args)

@@ -25,7 +25,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, unique_lab
+from helpers import in_netns, lab_up, netlab, probe_failures, unique_lab
 from netlab.breaks import catalogue, quiz, symptoms
 from netlab.breaks.changes import STALE_SPORT, dns_udp, peer_node
 from netlab.errors import display_path
@@ -136,9 +136,7 @@ def _check(lab: str, path: str, name: str, target_name: str | None = None, also=
     assert repaired.returncode == 0, repaired.stderr
     assert "nothing to change" not in repaired.stdout, repaired.stdout  # up found the fault and repaired it
     rc, report = _probe(lab, *s.probe)
-    assert rc == 0, ([(r["source"], r["destination"], r["outcome"], r["problems"]) for r in report["probes"]
-                      if not r["as_expected"]], [(d["service"], d["problems"]) for d in report.get("distributions", [])
-                                                 if not d["as_expected"]], repaired.stdout)
+    assert rc == 0, probe_failures(report) + "\n" + repaired.stdout
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout
     if name == "conntrack-stale-entry":  # up deleted the entry: the client's own port works again

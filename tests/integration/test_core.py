@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from helpers import NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, two_node, two_node_topology
+from helpers import (NETLAB, in_netns, ip, ip_json, lab_namespaces, netlab, probe_failures, two_node,
+                     two_node_topology)
 
 pytestmark = pytest.mark.root
 
@@ -82,8 +83,9 @@ def test_vxlan_lab_matches_flannel(netlab_factory):
     # A node's own connection to the other node's pod leaves from flannel.1's address, inside the pod network:
     # Flannel does not masquerade it, and its port arrives as sent (with host-gw it gets a new one).
     proc = netlab("probe", "--lab", lab, "-o", "json", check=False)
-    rows = json.loads(proc.stdout)["probes"]
-    assert proc.returncode == 0, [(r["source"], r["destination"], r["problems"]) for r in rows if not r["as_expected"]]
+    report = json.loads(proc.stdout)
+    rows = report["probes"]
+    assert proc.returncode == 0, probe_failures(report)
     across = next(r for r in rows if (r["source"], r["destination"], r["protocol"]) == ("minikube", "fedora-2", "tcp"))
     assert across["seen_client_address"] == across["local_address"] and \
         across["local_address"].startswith("10.244.0.0:"), across
@@ -134,8 +136,9 @@ def test_host_gw_routes_without_encapsulation(netlab_lab):
     # Flannel's last FLANNEL-POSTRTG rule masquerades it: the address stays, the port is new (--random-fully); to
     # its own pods it is not masqueraded. probe passes (it flagged every such flow as "source port translated").
     proc = netlab("probe", "--lab", lab, "-o", "json", check=False)
-    rows = json.loads(proc.stdout)["probes"]
-    assert proc.returncode == 0, [(r["source"], r["destination"], r["problems"]) for r in rows if not r["as_expected"]]
+    report = json.loads(proc.stdout)
+    rows = report["probes"]
+    assert proc.returncode == 0, probe_failures(report)
     tcp = {r["destination"]: r for r in rows if r["source"] == "minikube" and r["protocol"] == "tcp"}
     across, own = tcp["fedora-2"], tcp["fedora-1"]
     assert across["seen_client_address"].split(":")[0] == across["local_address"].split(":")[0] == "192.168.122.215"

@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from helpers import lab_namespaces, unique_lab
+from helpers import lab_namespaces, probe_failures, unique_lab
 from netlab import Lab
 from netlab.kernel.conntrack import list_entries as conntrack_entries
 from netlab.kernel.iptables import save as iptables_save
@@ -382,7 +382,7 @@ def test_egress_to_the_internet_is_enforced_and_probed(labs):
     }))
     proc = netlab("probe", "--lab", name, "-o", "json", check=False)
     data = json.loads(proc.stdout)
-    assert proc.returncode == 0, [p for p in data["probes"] if not p["as_expected"]]
+    assert proc.returncode == 0, probe_failures(data)
     got = {(p["source"], p["destination"], p["protocol"], p["port"]): p["observed"] == "reachable"
            for p in data["probes"]}
     assert got[("a", "example", "tcp", 8080)] and not got[("a", "example", "udp", 8080)]

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from helpers import in_netns, ip, netlab
+from helpers import in_netns, ip, netlab, probe_failures
 from netlab.plan.services import sep_chain
 from netlab.probe.sockets import SERVICE_PORTS
 
@@ -130,7 +130,7 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
 
     before = neighbours(lab)
     code, data = probe(lab)
-    assert code == 0 and data["ok"], [r for r in data["probes"] if not r["as_expected"]]
+    assert code == 0 and data["ok"], probe_failures(data)
     assert neighbours(lab) == before  # the internet side's entries too: probing leaves the tables as found
     recs = data["probes"]
     svc = [r for r in recs if r["service"]]
@@ -206,8 +206,7 @@ def test_deleted_dnat_rule_fails_the_run_and_repair_passes_at_once(labs, mode):
     # ports never meet the matrix's (see the port check of the healthy-lab test).
     netlab("up", "-t", path)
     code, data = probe(lab)
-    assert code == 0, ([r for r in data["distributions"] if not r["as_expected"]],
-                       [r for r in data["probes"] if not r["as_expected"]])
+    assert code == 0, probe_failures(data)
 
 
 def _delete_iptables_dnat(netns: str) -> None:
