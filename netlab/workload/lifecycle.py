@@ -184,7 +184,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             early.join()  # its UTS namespaces and server exist before we look
         # Pods the topology no longer has (their namespaces went through stop()).
         for name in [n for n in pods if n not in {p.name for p in lab.pods}]:
-            _forget_pod(state, name, pods.pop(name))
+            pods.pop(name)
+            _forget_pod(state, name)
         present = []
         for pod in lab.pods:
             if nsmod.is_netns_mount(pod.netns):
@@ -350,8 +351,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = _logs_by_pod(state.lab)
-    for pod in sorted(doomed):
-        _forget_pod(state, pod, pods.pop(pod, {}), logs)
+    for pod in sorted(doomed):  # their pins are gone (above): only their records and logs are left
+        pods.pop(pod, None)
+        _remove_logs(state.lab, logs.get(pod, []))
     remove_template(state.lab)
     for d in (udir, log_dir(state.lab)):
         try:
@@ -462,19 +464,23 @@ def _log_files(lab_name: str) -> list[str]:
         return []
 
 
-def _forget_pod(state: LabState, pod: str, prec: dict, logs: dict[str, list[str]] | None = None) -> None:
+def _forget_pod(state: LabState, pod: str) -> None:
     """Unpin the pod's UTS namespace and drop its logs (its processes are already stopped).
 
     Paths are computed from the lab and pod names (never taken from the state
     file), and the pod name must be a DNS label, so nothing outside the lab's
-    state directory can be touched. ``logs``: the lab's log files by pod
-    (:func:`_logs_by_pod`, read once for many pods).
+    state directory can be touched.
     """
     if not DNS_LABEL.match(pod):
         return
     remove_uts(uts_path(state.lab, pod))
-    base = log_dir(state.lab)
-    for name in (_logs_by_pod(state.lab) if logs is None else logs).get(pod, []):
+    _remove_logs(state.lab, _logs_by_pod(state.lab).get(pod, []))
+
+
+def _remove_logs(lab_name: str, names: list[str]) -> None:
+    """Files of the lab's log directory, by the names its listing gave (:func:`_logs_by_pod`)."""
+    base = log_dir(lab_name)
+    for name in names:
         try:
             os.unlink(os.path.join(base, name))
         except FileNotFoundError:
