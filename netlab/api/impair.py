@@ -76,6 +76,9 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
         raise UsageError("say what to do: --rate, --delay, --jitter, --loss, or --clear")
     if spec is not None and spec.jitter and not spec.delay:
         raise UsageError("--jitter varies a delay: give --delay too")
+    idle = spec.no_effect() if spec is not None else []
+    if idle:
+        raise UsageError(f"--{idle[0][0]}: {idle[0][1]}")
     impairs = dict(entry.get("impair", {}))
     before = describe(impairs.get(iface, {}))
     if spec is None:

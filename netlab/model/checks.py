@@ -249,6 +249,7 @@ def _check_impairments(topo: Topology) -> list[tuple[Loc, str]]:
                 out.append((loc, "an impairment needs at least one of rate, delay, jitter, loss"))
             if imp.jitter and not imp.delay:
                 out.append(((*loc, "jitter"), "jitter varies a delay: add delay: too"))
+            out += [((*loc, field), why) for field, why in imp.no_effect()]
     return out
 
 

@@ -124,3 +124,16 @@ class Impairment(BaseModel):
 
     def spec(self) -> dict[str, str | None]:
         return {"rate": self.rate, "delay": self.delay, "jitter": self.jitter, "loss": self.loss}
+
+    def no_effect(self) -> list[tuple[str, str]]:
+        """The settings that would change nothing, as (field, why): a loss of 0% (a DROP rule that never
+        drops), a delay of 0 alone (netem that holds nothing back; with a jitter it is the jitter's centre),
+        a jitter of 0. Refused, as a rate of 0 is, so an impairment always says what it does."""
+        out = []
+        if self.loss is not None and loss_fraction(self.loss) == 0:
+            out.append(("loss", f"{show(self.loss)} drops nothing: leave loss out"))
+        if self.delay is not None and time_us(self.delay) == 0 and not self.jitter:
+            out.append(("delay", f"{show(self.delay)} delays nothing: leave delay out"))
+        if self.jitter is not None and time_us(self.jitter) == 0:
+            out.append(("jitter", f"{show(self.jitter)} varies nothing: leave jitter out"))
+        return out

@@ -193,6 +193,7 @@ def test_bad_run_time_impairments_are_refused_in_one_line(lab):
                            (["server:eth1", "--rate", "1mbit"], 2, "server has no interface 'eth1' to impair"),
                            (["server:eth0", "--rate", "1mbyte"], 2, "--rate: '1mbyte' is not a rate"),
                            (["server:eth0", "--jitter", "5ms"], 2, "--jitter varies a delay"),
+                           (["server:eth0", "--loss", "0%"], 2, "--loss: '0%' drops nothing: leave loss out"),
                            (["server", "--rate", "1mbit"], 2, "write the target as NAME:IFACE")):
         proc = netlab("impair", "--lab", name, *args, check=False)
         assert proc.returncode == rc and text in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr

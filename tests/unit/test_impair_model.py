@@ -39,6 +39,13 @@ BASE = "name: x\nnodes:\n  - name: n1\n{node}pods:\n  - name: p1\n    node: n1\n
     ("", "    impair:\n      eth0: {delay: 2min}\n", "t.yaml:8: pods[0].impair.eth0.delay: '2min' is not a time"),
     ("", "    impair:\n      eth0: {loss: \"101%\"}\n", "t.yaml:8: pods[0].impair.eth0.loss: '101%' is more than 100%"),
     ("", "    impair:\n      eth0: {loss: 1}\n", "t.yaml:8: pods[0].impair.eth0.loss: 1 is a number here"),
+    # Settings that change nothing: refused (a 0% loss was a DROP rule that never dropped).
+    ("", "    impair:\n      eth0: {loss: \"0.0%\"}\n",
+     "t.yaml:8: pods[0].impair.eth0.loss: '0.0%' drops nothing: leave loss out"),
+    ("", "    impair:\n      eth0: {rate: 1mbit, delay: 0ms}\n",
+     "t.yaml:8: pods[0].impair.eth0.delay: '0ms' delays nothing: leave delay out"),
+    ("", "    impair:\n      eth0: {delay: 20ms, jitter: 0us}\n",
+     "t.yaml:8: pods[0].impair.eth0.jitter: '0us' varies nothing: leave jitter out"),
     ("", "    impair:\n      eth0: {rate: 1mbit, burst: 10}\n", "t.yaml:8: pods[0].impair.eth0.burst:"),
     ("", "    impair:\n      eth0: {jitter: 5ms}\n",
      "t.yaml:8: pods[0].impair.eth0.jitter: jitter varies a delay: add delay: too"),
@@ -63,6 +70,8 @@ def test_good_impairments_and_restart_policies_load(tmp_path):
     topo = load_topology(str(tmp_path / "t.yaml"))
     assert topo.pods[0].restart_policy == "OnFailure" and Topology.model_validate(
         {"name": "y", "nodes": [{"name": "n"}], "pods": [{"name": "p", "node": "n"}]}).pods[0].restart_policy == "Always"
+    # A delay of 0 with a jitter is the jitter's centre: it does something.
+    assert problems(tmp_path, BASE.format(node="", pod="    impair:\n      eth0: {delay: 0ms, jitter: 5ms}\n")) == []
     # host-gw has no flannel.1 to impair
     assert "use one of eth0, cni0" in " ".join(problems(tmp_path, "network: {mode: host-gw}\n" + text))
 
