@@ -17,7 +17,10 @@ no interface owns, follows the node's routes as it is. ``-j KUBE-MARK-MASQ``
 (a mark that asks for a masquerade later) and sessionAffinity's ``recent
 --rcheck`` are on the way but decide nothing: a packet that lacks them is
 DNATed all the same. So a flushed ``KUBE-SEP-...`` is blamed on its DNAT
-rule, and its fix puts back every rule the chain lacks.
+rule, and its fix puts back every rule the chain lacks. When that is an
+endpoint's, the other endpoints whose DNAT the kernel lacks too are named
+with it, and fixed with it: the random choice sent the packet to one of them,
+and without a DNAT no conntrack entry says which.
 When it did, conntrack names the endpoint, and the rule of ``KUBE-SVC-...``
 that jumps to that endpoint's chain (its counter went up while the trace
 ran) is the random choice, with its ``--probability``.
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -41,6 +44,7 @@ from netlab.trace.flow import Flow
 from netlab.trace.labmap import LabMap, PlannedNat, ServiceEndpoint, ServiceFacts
 
 PROBABILITY = re.compile(r"--probability (\S+)")
+ENDPOINT_ROLE = "the DNAT to endpoint "  # + the pod: the role of an endpoint chain's lines, in both modes
 SAFE = re.compile(r"[\w@%+=:,./!-]+")  # words a shell takes as they are
 
 
@@ -62,27 +66,56 @@ class Missing:
     # Every rule of the step's chain the kernel lacks (the step's own too), in the plan's order, each with
     # the place it goes back to: a flushed chain gets all its rules again, not only the one named.
     restore: tuple[tuple[str, int], ...] = ()
+    # The other endpoints whose DNAT is missing too, when this is an endpoint's: the packet was sent to one of
+    # them (no conntrack entry says which), and the fix puts back all of them.
+    alike: tuple["Missing", ...] = ()
 
     @property
     def others(self) -> list[str]:
         """The chain's other missing rules, beside the one that decides."""
         return [line for line, _ in self.restore if line != self.step.line]
 
-    def text(self, node: str) -> str:
+    def what(self) -> str:
         if self.chain:
-            return f"chain {self.chain} ({self.step.role}) is missing from {node}'s nat table"
-        return (f"the rule `{self.step.line}` ({self.step.role}) is missing from {node}'s nat table"
-                f"{also(self.others)}")
+            return f"chain {self.chain} ({self.step.role})"
+        return f"the rule `{self.step.line}` ({self.step.role})"
+
+    def text(self, node: str) -> str:
+        out = f"{self.what()} is missing from {node}'s nat table{'' if self.chain else also(self.others)}"
+        return out + other_endpoints([m.what() for m in self.alike])
 
     def fix(self, netns: str, planned: PlannedNat) -> str:
         """The iptables commands that put back what is missing, in the plan's order."""
         ipt = f"ip netns exec {netns} iptables -t nat"
         if self.chain:
             rules = [line for line in planned.rules if line.split(None, 2)[1] == self.chain]
-            return " && ".join([f"{ipt} -N {self.chain}"] + [f"{ipt} {_quoted(line)}" for line in rules])
-        restore = self.restore or ((self.step.line, self.position),)
-        return " && ".join(f"{ipt} -I {chain_of(line)} {at} {_quoted(line.split(None, 2)[2])}"
-                           for line, at in restore)
+            own = " && ".join([f"{ipt} -N {self.chain}"] + [f"{ipt} {_quoted(line)}" for line in rules])
+        else:
+            restore = self.restore or ((self.step.line, self.position),)
+            own = " && ".join(f"{ipt} -I {chain_of(line)} {at} {_quoted(line.split(None, 2)[2])}"
+                              for line, at in restore)
+        return " && ".join([own] + [m.fix(netns, planned) for m in self.alike])
+
+    def lacks(self) -> str:
+        """What the decision line names: the chain, or the rule's role (every endpoint's, when several)."""
+        if self.alike:
+            return endpoints_lacking([self.step.role] + [m.step.role for m in self.alike])
+        return f"chain {self.chain}" if self.chain else self.step.role
+
+
+def other_endpoints(whats: list[str]) -> str:
+    """``; so is the rule `...` (the DNAT to endpoint web-2): ...``: the other endpoints a packet may have
+    been sent to, whose DNAT is missing too."""
+    if not whats:
+        return ""
+    return (f"; so {'is' if len(whats) == 1 else 'are'} {' and '.join(whats)}: the packet was sent to one of "
+            f"these {len(whats) + 1} endpoints, which no conntrack entry names")
+
+
+def endpoints_lacking(roles: list[str]) -> str:
+    """``the DNAT to endpoints web-1 and web-2``."""
+    pods = [role.removeprefix(ENDPOINT_ROLE) for role in roles]
+    return f"the DNAT to endpoints {', '.join(pods[:-1])} and {pods[-1]}"
 
 
 def chain_of(line: str) -> str:
@@ -142,19 +175,31 @@ def decides(line: str) -> bool:
 
 
 def missing(table: NatTable, planned: PlannedNat, steps: list[Step]) -> Missing | None:
-    """The first rule or chain of the packet's path that the plan has, the kernel lacks and the DNAT needs."""
-    for step in steps:
-        chain = chain_of(step.line)
-        if chain not in BUILTIN_CHAINS and chain not in table.chains:
-            return Missing(step, chain=chain)
-        if table.rule(step.line) is None and decides(step.line):
-            restore, at = [], 0
-            for line in (line for line in planned.rules if chain_of(line) == chain):
-                at += 1  # its place once the rules before it are back
-                if table.rule(line) is None:
-                    restore.append((line, at))
-            position = next((p for line, p in restore if line == step.line), 1)
-            return Missing(step, position=position, restore=tuple(restore))
+    """The first rule or chain of the packet's path that the plan has, the kernel lacks and the DNAT needs;
+    when it is an endpoint's, with the other endpoints' that the kernel lacks too (``alike``)."""
+    gaps = (gap for gap in (_gap(table, planned, step) for step in steps) if gap is not None)
+    first = next(gaps, None)
+    if first is None or not first.step.role.startswith(ENDPOINT_ROLE):
+        return first
+    alike: dict[str, Missing] = {}  # one per endpoint: a missing chain fails each of its rules
+    for gap in gaps:
+        if gap.step.role.startswith(ENDPOINT_ROLE) and gap.step.role != first.step.role:
+            alike.setdefault(gap.step.role, gap)
+    return replace(first, alike=tuple(alike.values()))
+
+
+def _gap(table: NatTable, planned: PlannedNat, step: Step) -> Missing | None:
+    chain = chain_of(step.line)
+    if chain not in BUILTIN_CHAINS and chain not in table.chains:
+        return Missing(step, chain=chain)
+    if table.rule(step.line) is None and decides(step.line):
+        restore, at = [], 0
+        for line in (line for line in planned.rules if chain_of(line) == chain):
+            at += 1  # its place once the rules before it are back
+            if table.rule(line) is None:
+                restore.append((line, at))
+        position = next((p for line, p in restore if line == step.line), 1)
+        return Missing(step, position=position, restore=tuple(restore))
     return None
 
 
@@ -183,15 +228,18 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
     if gap is None or planned is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
-    lacks = f"chain {gap.chain}" if gap.chain else gap.step.role
     if f.dst in (svc.ip, svc.lb_ip):
         then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
     else:  # a nodePort: the node's own address
         then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
-    why = f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; without it {then}"
-    return NoDnat(f"no DNAT for {f}: {lacks} is missing", why, commands, gap.fix(ns, planned), cause=True,
+    why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; "
+           f"{'without a DNAT' if gap.alike else 'without it'} {then}")
+    return NoDnat(f"no DNAT for {f}: {gap.lacks()} {'are' if gap.alike else 'is'} missing", why, commands,
+                  gap.fix(ns, planned), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain,
-                         "also_missing": gap.others or None})
+                         "also_missing": gap.others or None,
+                         "other_endpoints_missing": [f"chain {m.chain}" if m.chain else m.step.line
+                                                     for m in gap.alike] or None})
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ for a masquerade later (``jump mark-for-masquerade``) and sessionAffinity's
 bookkeeping (``ip saddr @affinity-...``, ``update @affinity-...``) are on the
 way but decide nothing: a packet that lacks them is DNATed all the same. So a
 flushed endpoint chain is blamed on its ``dnat to`` rule, its other rules
-named beside it. A rule is compared by its text within its chain: the
-kernel numbers a chain's rules by position, and one rule less renumbers the
-rest.
+named beside it, and so is every other endpoint whose ``dnat to`` is missing
+too (the packet went to one of them). A rule is compared by its text within
+its chain: the kernel numbers a chain's rules by position, and one rule less
+renumbers the rest.
 When it did, conntrack names the endpoint, and the element of the ``numgen``
 verdict map that leads to its chain is the random choice (1 in N); when the
 client's address was in that endpoint's affinity set before the packet, the
@@ -38,7 +39,7 @@ from fractions import Fraction
 from netlab.plan import nftables
 from netlab.trace.flow import Flow
 from netlab.trace.facts import NftTable
-from netlab.trace.kubeproxy import NoDnat, also
+from netlab.trace.kubeproxy import ENDPOINT_ROLE, NoDnat, also, endpoints_lacking, other_endpoints
 from netlab.trace.labmap import LabMap, ServiceEndpoint, ServiceFacts
 
 VMAP = re.compile(r"^numgen random mod (\d+) vmap \{ (.*) \}$")
@@ -111,6 +112,18 @@ def missing(table: NftTable, steps: list[Step]) -> Step | None:
     return next((s for s in steps if decides(s) and not present(table, s.line)), None)
 
 
+def other_endpoints_missing(table: NftTable, steps: list[Step], gap: Step) -> list[Step]:
+    """When ``gap`` is an endpoint's, the first gap of each other endpoint's chain: the packet was sent to one of
+    them, and the fix puts back all of them."""
+    if not gap.role.startswith(ENDPOINT_ROLE):
+        return []
+    out: dict[str, Step] = {}
+    for s in steps:
+        if s.role.startswith(ENDPOINT_ROLE) and s.role != gap.role and decides(s) and not present(table, s.line):
+            out.setdefault(s.role, s)
+    return list(out.values())
+
+
 def also_missing(table: NftTable, planned: tuple[str, ...], gap: Step) -> list[str]:
     """The other planned rules of the gap's chain that the kernel lacks (a flushed chain: all of them)."""
     if not gap.line.startswith("rule "):
@@ -151,13 +164,15 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
                       "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     planned = lab.planned_nft.get(ns, ())
-    gap = missing(table, path(planned, svc, f.dst, f.dport, iif)) if table else None
+    steps = path(planned, svc, f.dst, f.dport, iif)
+    gap = missing(table, steps) if table else None
     if gap is None or table is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
     if gap.line.startswith("rule "):  # the chain that lacks it, as nft lists it
         commands.append(list_chain(ns, gap.line.split(" ", 2)[1]))
     what, others = describe(gap), also_missing(table, planned, gap)
+    alike = other_endpoints_missing(table, steps, gap)
     rejected = f.dst == svc.ip and f"element cluster-ips {svc.ip}" in table.listing and \
         rejects(table, planned, iif)
     if rejected:  # the packet does not go on: the node answers it with an ICMP error
@@ -169,10 +184,15 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     else:
         then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {what} ({gap.role}) is missing from "
-           f"{node}'s table {TABLE}{also([_text(line) for line in others])}; without it {then}")
-    return NoDnat(f"no DNAT for {f}: {what} is missing", why, commands, fix(ns, gap, planned), cause=True,
+           f"{node}'s table {TABLE}{also([_text(line) for line in others])}"
+           f"{other_endpoints([f'{describe(s)} ({s.role})' for s in alike])}; "
+           f"{'without a DNAT' if alike else 'without it'} {then}")
+    lacks = f"{endpoints_lacking([gap.role] + [s.role for s in alike])} are" if alike else f"{what} is"
+    return NoDnat(f"no DNAT for {f}: {lacks} missing", why, commands,
+                  " && ".join(fix(ns, s, planned) for s in [gap, *alike]), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.line, "missing_chain": gap.line.split()[1]
                          if gap.line.startswith("chain ") else None, "also_missing": others or None,
+                         "other_endpoints_missing": [s.line for s in alike] or None,
                          "dropped_here": rejected or None})
 
 

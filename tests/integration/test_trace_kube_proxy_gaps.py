@@ -1,7 +1,7 @@
 """trace and kube-proxy's rules on a real lab (root), in both modes: where the DNAT is, what a flushed chain lacks.
 
 One small lab per mode (two nodes; web on node-2, the only endpoint of Service web, so the DNAT's choice is
-always the same; client on node-1), unique name, always taken down. The NAT rows list the commands that show
+always the same; client on node-1; Service pair, web and web-b on node-1), unique name, always taken down. The NAT rows list the commands that show
 the rules that made the translation, and those commands run; a flushed endpoint chain is blamed on its DNAT
 rule (not the masquerade mark before it), and the printed fix makes the lab as planned again.
 """
@@ -28,12 +28,17 @@ nodes:
   - {{name: node-1}}
   - {{name: node-2}}
 pods:
-  - {{name: web, node: node-2, labels: {{app: web}}}}
+  - {{name: web, node: node-2, labels: {{app: web, tier: pair}}}}
+  - {{name: web-b, node: node-1, labels: {{tier: pair}}}}
   - {{name: client, node: node-1}}
 services:
   - name: web
     selector: {{app: web}}
     clusterIP: 10.96.0.20
+    ports: [{{port: 80, targetPort: 8080}}]
+  - name: pair
+    selector: {{tier: pair}}
+    clusterIP: 10.96.0.21
     ports: [{{port: 80, targetPort: 8080}}]
 """
 
@@ -46,11 +51,12 @@ def gap_lab(request, tmp_path_factory):
     m = LabMap.from_lab(resolve(load_topology(path)), build_plan(resolve(load_topology(path))))
     web = m.service_for("10.96.0.20", 80, "tcp")
     with lab_up(path, lab):
-        yield {"name": lab, "path": path, "mode": mode, "svc": web, "ep": web.endpoints[0]}
+        yield {"name": lab, "path": path, "mode": mode, "svc": web, "ep": web.endpoints[0],
+               "pair": m.service_for("10.96.0.21", 80, "tcp")}
 
 
-def trace(lab: str) -> tuple[int, dict]:
-    proc = netlab("trace", "--lab", lab, "client", "svc/web", "--proto", "tcp", "--port", "80", "-o", "json",
+def trace(lab: str, to: str = "svc/web") -> tuple[int, dict]:
+    proc = netlab("trace", "--lab", lab, "client", to, "--proto", "tcp", "--port", "80", "-o", "json",
                   check=False, timeout=60)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
@@ -116,4 +122,35 @@ def test_a_flushed_endpoint_chain_is_blamed_on_its_dnat_rule_and_the_fix_restore
         if fix is None or not as_planned(lab):
             netlab("up", "-t", gap_lab["path"])
     rc, d = trace(lab)
+    assert rc == 0 and d["delivered"]
+
+
+def test_every_endpoint_chain_flushed_is_named_and_the_fix_restores_them_all(gap_lab):
+    """Both of pair's endpoint chains flushed on node-1: the client's packet went to one of them, nothing says
+    which. The trace named the first alone, and its printed fix left the other chain empty."""
+    lab, mode, pair = gap_lab["name"], gap_lab["mode"], gap_lab["pair"]
+    n1 = f"{lab}-node-1"
+    chains = [ep.sep_chain for ep in pair.endpoints]
+    for chain in chains:
+        in_netns(n1, *(["nft", "flush", "chain", "ip", "kube-proxy", chain] if mode == "nftables" else
+                       ["iptables", "-t", "nat", "-F", chain]), check=True)
+    fix = None
+    try:
+        rc, d = trace(lab, "svc/pair")
+        lost = d["lost"]
+        assert rc == 1 and not d["delivered"] and lost["netns"] == n1, d
+        row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+        assert row["kind"] == "dnat" and row["decision"].endswith(" are missing"), row
+        assert {"web", "web-b"} == set(row["decision"].split("the DNAT to endpoints ")[1]
+                                       .removesuffix(" are missing").split(" and "))
+        assert len(row["facts"]["other_endpoints_missing"]) == 1
+        assert "the packet was sent to one of these 2 endpoints" in lost["reason"]
+        fix = lost["fix"]
+        assert all(chain in fix for chain in chains)
+        subprocess.run(["bash", "-c", fix], check=True)  # both chains back: the lab is as planned
+        assert as_planned(lab)
+    finally:
+        if fix is None or not as_planned(lab):
+            netlab("up", "-t", gap_lab["path"])
+    rc, d = trace(lab, "svc/pair")
     assert rc == 0 and d["delivered"]

@@ -126,6 +126,30 @@ def test_a_flushed_endpoint_chain_is_blamed_on_its_dnat_rule_and_the_fix_puts_ba
     assert f"ip netns exec svc-node-1 nft list chain ip kube-proxy {sep}" in lost.commands
 
 
+def test_every_endpoint_lacking_its_dnat_is_named_and_put_back(nft):
+    """Both of web's endpoint chains flushed: the packet went to one of them (nothing says which). The trace
+    named web-1's alone, and its fix left web-2's chain empty."""
+    _, m, k = nft
+    web = m.service_for(WEB_IP, 80, "tcp")
+    seps = {e.pod: e.sep_chain for e in web.endpoints}
+    k.gone |= {("svc-node-1", line) for sep in seps.values() for line in planned_rules(k, "svc-node-1", sep)}
+    w, v = traced(m, k, to_web())
+    lost = w.hops[v.lost_at]
+    assert lost.decision.endswith("the DNAT to endpoints web-1 and web-2 are missing")
+    assert (f"; so is the rule `meta l4proto tcp dnat to {WEB_2}:8080` of chain {seps['web-2']} (the DNAT to "
+            "endpoint web-2): the packet was sent to one of these 2 endpoints, which no conntrack entry names; "
+            "without a DNAT") in v.reason
+    assert lost.facts["other_endpoints_missing"] == [f"rule {seps['web-2']} 0001 meta l4proto tcp dnat to "
+                                                     f"{WEB_2}:8080"]
+    first, second = v.fix.split(" && ")
+    assert f"flush chain ip kube-proxy {seps['web-1']};" in first and f"dnat to {WEB_1}:8080'" in first
+    assert f"flush chain ip kube-proxy {seps['web-2']};" in second and f"dnat to {WEB_2}:8080'" in second
+    # web-2's alone: named alone (the packet that was not DNATed went there).
+    k.gone = {("svc-node-1", line) for line in planned_rules(k, "svc-node-1", seps["web-2"])}
+    lost = (w := traced(m, k, to_web())[0]).hops[explain(w).lost_at]
+    assert lost.facts.get("other_endpoints_missing") is None and "web-1" not in lost.decision
+
+
 def test_a_missing_mark_is_not_the_reason_a_missing_dnat_elsewhere_is(nft):
     """web-1's chain lacks only its mark (its DNAT, renumbered to 0000, is there); web-2's lacks its DNAT."""
     _, m, k = nft
@@ -209,6 +233,20 @@ def test_a_flushed_kube_sep_chain_is_blamed_on_its_dnat_and_the_fix_puts_back_bo
     k.no_rule.discard(("svc-node-1", dnat))
     row = next(h for h in traced(m, k, to_web())[0].hops if h.kind == "dnat")
     assert not row.cause and "it was not DNATed here" in row.problem
+    # Both endpoints' DNAT missing (web-2's chain gone whole): both named, both put back.
+    other = next(e.sep_chain for e in web.endpoints if e.pod == "web-2")
+    k.no_rule, k.no_chain = {("svc-node-1", dnat)}, {("svc-node-1", other)}
+    w, v = traced(m, k, to_web())
+    lost = w.hops[v.lost_at]
+    assert lost.decision.endswith("the DNAT to endpoints web-1 and web-2 are missing")
+    assert (f"; so is chain {other} (the DNAT to endpoint web-2): the packet was sent to one of these 2 "
+            "endpoints") in v.reason
+    assert lost.facts["other_endpoints_missing"] == [f"chain {other}"]
+    assert v.fix.endswith(f" && ip netns exec svc-node-1 iptables -t nat -N {other} && ip netns exec svc-node-1 "
+                          f"iptables -t nat -A {other} -s 10.244.1.2/32 -m comment --comment default/web:http -j "
+                          f"KUBE-MARK-MASQ && ip netns exec svc-node-1 iptables -t nat -A {other} -p tcp -m comment "
+                          "--comment default/web:http -m tcp -j DNAT --to-destination 10.244.1.2:8080")
+    k.no_chain = set()
     # Only the DNAT missing: named alone, put back in its place, after the mark.
     k.no_rule = {("svc-node-1", dnat)}
     _, v = traced(m, k, to_web())
