@@ -1,0 +1,185 @@
+"""`netlab up --watch` and the containers it restarts, run as a user runs it (test_watch.py has the rest).
+
+restartPolicy OnFailure: a container that failed is restarted with a back-off, one that completed is left,
+whether the watcher started it, found it exited before it started, or saw it exit; echo containers come
+back with their lab's one echo server; a Never pod's dead sandbox has its containers stopped for good.
+Each case has a lab of its own, unique name, always taken down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import lab_down, lab_namespaces, netlab, unique_lab, write_topology
+from netlab.kernel import pidfd
+from watching import Watcher, container_pid, jobs_topology, residents, running, wait_until
+
+pytestmark = pytest.mark.root
+
+
+def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
+    name = unique_lab("im")
+    path = write_topology(tmp_path, jobs_topology(name, 0.3))
+    watcher = None
+    try:
+        watcher = Watcher(path)  # it starts the containers: they are its children, their exit status known
+        line = watcher.wait_for_line("saw: container job/main exited (exit 0)")
+        assert line.endswith("did: nothing (restartPolicy OnFailure)")
+        watcher.wait_for_line("container crash/main exited (exit 3)")
+        watcher.wait_for_line("did: restarted container crash/main")
+        # It keeps failing: after the first restart, each waits out its back-off (0.5 s, 1 s, 2 s ...).
+        watcher.wait_for_line("saw: container crash/main exited (exit 3); did: nothing (back-off: restart in",
+                              timeout=15)
+        time.sleep(3)
+        restarts = [x for x in watcher.lines if "restarted container crash/main" in x]
+        assert 2 <= len(restarts) <= 4, "\n".join(watcher.lines)  # ~0.3 s runs: not one restart per exit
+        # The completed job is said once and never restarted.
+        assert sum("job/main exited (exit 0); did: nothing (restartPolicy OnFailure)" in x for x in watcher.lines) == 1
+        assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)
+
+
+def test_on_failure_knows_how_containers_it_did_not_start_exited(tmp_path):
+    """Containers a plain `up` started are init's children once it has exited: a watcher started later
+    reads their exit status from the kernel's taskstats records, so OnFailure leaves the one that
+    completed and restarts the one that failed, as the kubelet would."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, jobs_topology(name, 8))
+    netlab("up", "-t", path)  # the containers' parent exits with it
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        assert not any("exited" in x for x in watcher.lines), "\n".join(watcher.lines)  # they outlive the start
+        line = watcher.wait_for_line("saw: container job/main exited (exit 0)", timeout=20)
+        assert line.endswith("did: nothing (restartPolicy OnFailure)")
+        watcher.wait_for_line("container crash/main exited (exit 3)", timeout=20)
+        watcher.wait_for_line("did: restarted container crash/main")
+        assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)
+
+
+@pytest.mark.skipif(not pidfd.exit_info_supported(), reason="this kernel keeps no exit status with a pidfd")
+def test_on_failure_knows_how_containers_exited_before_it_started(tmp_path):
+    """Containers of a plain `up` that exited before any watcher ran: nobody read a taskstats record then,
+    but the lab's echo server held a pidfd of each, and the kernel kept their exit statuses with them. The
+    watcher restarts the one that failed and leaves the one that completed."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, jobs_topology(name, 0))
+
+    def codes() -> dict:
+        pods = json.loads(netlab("get", "pods", "--lab", name, "-o", "json").stdout)["items"]
+        return {p["name"]: p["containers"][0]["exit_code"] for p in pods if p["name"] in ("job", "crash")}
+
+    watcher = None
+    try:
+        netlab("up", "-t", path)
+        wait_until(lambda: codes() == {"job": 0, "crash": 3}, 10.0)  # both gone, and reaped by init
+        # No resync within the test: the restarted crash, which exits at once, is seen by its pidfd, which
+        # the watcher opens on the zombie (nothing else would wake it).
+        watcher = Watcher(path, resync="60")
+        assert "did: restarted container crash/main (it had exited with code 3)" in watcher.lines[0], watcher.lines
+        watcher.wait_for_line("saw: container crash/main exited (exit 3)")  # the new one: back-off
+        watcher.wait_for_line("saw: container job/main exited (exit 0); did: nothing (restartPolicy OnFailure)")
+        assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)
+
+
+def test_killed_echo_containers_come_back_with_their_server(tmp_path):
+    """Echo containers are threads of the lab's one echo server: kill -9 of one's thread id kills the
+    server with all of them; the watcher watches the server's process and restarts them (Always)."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: node-1\npods:\n  - {{name: e1, node: node-1}}\n"
+                                    "  - {name: e2, node: node-1}\n")
+    netlab("up", "-t", path)
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        mark = len(watcher.lines)
+        old = container_pid(name, "e1")
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: running(container_pid(name, "e1")) and container_pid(name, "e1") != old, 10.0)
+        # (the server was started by the `up` before the watcher, not its child: its status is taskstats')
+        line = watcher.wait_for_event("container e1/main exited", after=mark)
+        assert "container e2/main exited" in line and "did: restarted container e1/main" in line
+        reply = subprocess.run(["ip", "netns", "exec", f"{name}-e2", "hostname"], capture_output=True, text=True)
+        assert reply.returncode == 0
+        assert watcher.stop() == 0
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)
+
+
+def test_a_never_pods_dead_sandbox_has_its_containers_stopped_and_not_started_again(tmp_path):
+    """Pods of restartPolicy Never whose network namespace is deleted under their running containers (the
+    sandbox died): the watcher makes the namespace again, as it does any, but, as the kubelet does for such
+    a pod (it kills a dead sandbox's containers, and makes no new sandbox for a pod that must not
+    restart), stops the containers left in the old namespace and starts none in the new one: a command
+    container (its own process) and an echo container (a thread of the lab's echo server) alike."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, f"""\
+name: {name}
+nodes:
+  - name: node-1
+pods:
+  - name: n
+    node: node-1
+    restartPolicy: Never
+    containers:
+      - name: main
+        command: [sleep, infinity]
+  - name: e
+    node: node-1
+    restartPolicy: Never
+  - name: keep
+    node: node-1
+    restartPolicy: Never
+""")
+    watcher = None
+    try:
+        watcher = Watcher(path)
+        n, e, keep = (container_pid(name, pod) for pod in ("n", "e", "keep"))
+        assert running(n) and running(e) and running(keep)
+        mark = len(watcher.lines)
+        for pod in ("n", "e"):
+            subprocess.run(["ip", "netns", "del", f"{name}-{pod}"], check=True)
+        for pod in ("n", "e"):
+            watcher.wait_for_line(f"stopped container {pod}/main (its pod's network namespace was made again; "
+                                  "restartPolicy Never)", after=mark, timeout=10)
+        wait_until(lambda: not running(n) and not running(e), 5.0)
+        assert {f"{name}-n", f"{name}-e"} <= set(lab_namespaces(name))  # the network is the lab's: made again
+        time.sleep(2.5)  # past a resync: still not started again, and said no more than once each
+        assert container_pid(name, "n") == n and container_pid(name, "e") == e
+        for pod in ("n", "e"):
+            inside = residents(f"{name}-{pod}", watcher)
+            assert inside == [], f"pod {pod}'s new namespace holds {inside}"
+            assert sum(f"stopped container {pod}/main" in x for x in watcher.lines[mark:]) == 1
+        assert not any("restarted container" in x for x in watcher.lines[mark:]), "\n".join(watcher.lines)
+        assert running(keep) and container_pid(name, "keep") == keep  # the server's other thread serves on
+        client = ("import socket; s = socket.create_connection(('127.0.0.1', 8080), timeout=5); "
+                  "print(s.recv(300).decode())")
+        reply = subprocess.run(["ip", "netns", "exec", f"{name}-keep", sys.executable, "-c", client],
+                               capture_output=True, text=True, timeout=30)
+        assert json.loads(reply.stdout)["pod"] == "keep", reply
+        assert watcher.stop() == 0
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        lab_down(name)

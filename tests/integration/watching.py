@@ -1,0 +1,135 @@
+"""What the `netlab up --watch` tests share (test_watch.py, test_watch_restarts.py): the watcher's lab, a
+watcher run as a user runs it, and the containers' processes as the lab's state and the kernel see them."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+
+from helpers import NETLAB, state_path
+from netlab.kernel import processes
+
+BACKOFF = "0.5"
+
+
+def topology(name: str, extra: str = "") -> str:
+    return f"""\
+name: {name}
+nodes:
+  - name: node-1
+  - name: node-2
+pods:
+  - name: a
+    node: node-1
+    containers:
+      - name: main
+        command: [sleep, infinity]
+  - name: b
+    node: node-2
+    restartPolicy: Never
+    containers:
+      - name: main
+        command: [sleep, infinity]
+{extra}"""
+
+
+def jobs_topology(name: str, seconds: float) -> str:
+    """The watcher's lab and two OnFailure pods whose command runs ``seconds``: job exits 0, crash 3."""
+    return topology(name, "".join(f"""\
+  - name: {pod}
+    node: {node}
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "sleep {seconds:g}; exit {code}"]
+""" for pod, node, code in (("job", "node-1", 0), ("crash", "node-2", 3))))
+
+
+class Watcher:
+    """``netlab up -t FILE --watch`` in a process of its own; its lines, as they come."""
+
+    def __init__(self, path: str, env: dict | None = None, resync: str = "2"):
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(NETLAB + ["up", "-t", path, "--watch", "--restart-backoff", BACKOFF,
+                                               "--resync", resync], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, env={**os.environ, **(env or {})})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.wait_for_line("saw: lab ", timeout=60)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for_line(self, text: str, timeout: float = 10.0, after: int = 0) -> str:
+        return self._wait(lambda line: text in line, f"no line with {text!r}", timeout, after)
+
+    def wait_for_event(self, event: str, timeout: float = 10.0, after: int = 0) -> str:
+        """The line whose ``saw:`` list reports ``event``: the watcher joins the events of one batch with
+        "; " ("saw: link eth0 up in X; namespace deleted in Y (drift); did: ..."), and an event of an
+        earlier change (a link coming up after a repair) may arrive in the same batch, before it."""
+        seen = re.compile(r"saw: (?:[^;]*; )*?" + re.escape(event))
+        return self._wait(lambda line: seen.search(line) is not None, f"no saw: line reporting {event!r}",
+                          timeout, after)
+
+    def _wait(self, matches, missing: str, timeout: float, after: int) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines[after:]:
+                if matches(line):
+                    return line
+            assert self.proc.poll() is None, "the watcher ended:\n" + "\n".join(self.lines)
+            time.sleep(0.02)
+        raise AssertionError(f"{missing} within {timeout} s:\n" + "\n".join(self.lines))
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("the watcher did not stop on SIGINT:\n" + "\n".join(self.lines))
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+def container_pid(lab: str, pod: str) -> int | None:
+    with open(state_path(lab, "state.json")) as fh:
+        rec = json.load(fh)["extra"]["workload"]["pods"][pod]["containers"]["main"]
+    return rec.get("pid")
+
+
+def running(pid: int | None) -> bool:
+    return pid is not None and processes.running(pid)
+
+
+def residents(netns: str, watcher: "Watcher") -> list[str]:
+    """The processes in a namespace (``ip netns pids``), with their command lines, but for the watcher and the
+    readers it forks: they step into each namespace for a moment whenever they read the lab (a resync)."""
+    listed = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout.split()
+    theirs = processes.cmdline(watcher.proc.pid)
+    out = []
+    for pid in listed:
+        argv = processes.cmdline(int(pid))  # [] once it is gone
+        if argv and argv != theirs:
+            out.append(f"{pid} {' '.join(argv)}")
+    return out
+
+
+def wait_until(check, timeout: float, step: float = 0.01) -> float:
+    """Seconds until ``check()`` held; AssertionError after ``timeout``."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - t0
