@@ -30,7 +30,7 @@ from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
 from netlab.trace.sections import section_names
-from netlab.realize.state import running_lab, select_lab_name, state_version
+from netlab.realize.state import replaces, running_lab, select_lab_name, state_version, up_command
 from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
@@ -434,8 +434,13 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here)."""
     state, against = lab._against(topology)
     done = lifecycle.status(state, kernel)
+    repair = None
+    if not done.ok and topology is None:
+        repair = up_command(state.source)
+    elif not done.ok and isinstance(topology, (str, os.PathLike)):
+        repair = up_command(os.fspath(topology), reconfigure=replaces(state, os.fspath(topology)))
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
-                    details=tuple(done.details), against=against)
+                    details=tuple(done.details), against=against, repair=repair)
 
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),

@@ -223,14 +223,10 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
             click.echo(f"lab {result.lab}{against}: {plural(len(result.drift), 'difference')} from the plan:")
             for line in result.drift:
                 click.echo(highlight(f"  {line}"))
-            from netlab.realize.state import load_state, replaces, repair_command, up_command
-
             if topology is None:
-                click.echo(f"run `{repair_command(result.lab)}` again to repair")
+                click.echo(f"run `{result.repair}` again to repair")
             else:  # a file the lab was not brought up from replaces it only with --reconfigure
-                running = load_state(result.lab)
-                other = running is not None and replaces(running, topology)
-                click.echo(f"run `{up_command(topology, reconfigure=other)}` to apply it")
+                click.echo(f"run `{result.repair}` to apply it")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
 

@@ -114,6 +114,11 @@ def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab
     assert f"missing: namespace {netlab_lab.name}-web-3" in status.stdout
     # the lab came from a dict, not this file: up -t FILE would be refused without --reconfigure
     assert f"sudo netlab up -t {path} --reconfigure` to apply it" in status.stdout
+    as_json = json.loads(netlab("status", "-t", str(path), "-o", "json", check=False).stdout)
+    assert as_json["repair"] == f"sudo netlab up -t {path} --reconfigure" and not as_json["ok"]
+    # The library's: the same command for a file; none for a dict (no command names it), nor when all is as planned.
+    assert netlab_lab.status(str(path)).repair == as_json["repair"]
+    assert netlab_lab.status(changed).repair is None and netlab_lab.status().repair is None
     # probe -t FILE judges the file's expectations on the lab as it is: a pod the lab lacks is refused (it was
     # judged at the address the running lab gives another pod: a false pass)
     extra = netlab("probe", "-t", str(path), check=False)
