@@ -30,7 +30,8 @@ from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
 from netlab.trace.sections import section_names
-from netlab.realize.state import replaces, running_lab, select_lab_name, state_version, up_command
+from netlab.realize.state import (repair_up, replaces, running_lab, select_lab_name, state_version,
+                                  up_command)
 from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
@@ -282,7 +283,7 @@ class Lab:
         TCP (UDP when ``dst`` serves that port over UDP only).
         """
         from netlab.api.reach import check_port
-        from netlab.realize.state import up_command
+        from netlab.realize.state import repair_up
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
         check_port("port", port)
@@ -290,7 +291,7 @@ class Lab:
 
         state = self.state()  # read once: the lab, and the file that repairs it
         result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
-                     progress=progress, size=size, sport=sport, repair=up_command(state.source))
+                     progress=progress, size=size, sport=sport, repair=repair_up(self.name, state.source))
         out = from_json(R.Trace, result.to_json())
         _keep(out, result)
         self.traces.append(out)
@@ -436,7 +437,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     done = lifecycle.status(state, kernel)
     repair = None
     if not done.ok and topology is None:
-        repair = up_command(state.source)
+        repair = repair_up(lab.name, state.source)
     elif not done.ok and isinstance(topology, (str, os.PathLike)):
         repair = up_command(os.fspath(topology), reconfigure=replaces(state, os.fspath(topology)))
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),

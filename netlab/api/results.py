@@ -96,8 +96,9 @@ class Status:
     drift: tuple[str, ...]  # one line per difference
     details: tuple[Mapping[str, Any], ...]
     against: str | None = None  # the file (or "<dict>") compared with, when not the lab's own topology
-    # When something differs: the `up` that makes the kernel as planned (the lab's own file; with ``against``,
-    # that file's, --reconfigure when the lab came from another). None for a dict, which no command names.
+    # When something differs: the `up` that makes the kernel as planned (the lab's own file, or `up --lab NAME`
+    # for a lab without one; with ``against``, that file's, --reconfigure when the lab came from another).
+    # None against a dict, which no command names.
     repair: str | None = None
 
     @property

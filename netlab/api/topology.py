@@ -92,6 +92,18 @@ def load(topology: TopologyInput = None, name: str | None = None) -> Loaded:
     return Loaded(resolve(topo), topo, path, origin)
 
 
+def load_running(name: str) -> Loaded:
+    """A running lab's saved topology, what ``status`` compares the kernel with: the topology it was last
+    brought up with (its file as it was then, a dict, or the built-in default), with the impairments
+    ``netlab impair`` set since. Its source stays the lab's own file, so that applying it replaces nothing.
+    UsageError when the lab is not up."""
+    from netlab.realize.state import running_lab
+
+    state = running_lab(name)
+    topo = state.model()
+    return Loaded(resolve(topo), topo, state.source, f"lab {name}'s saved topology")
+
+
 def _plain(value: Any) -> Any:
     """A copy made of dicts and lists, as the YAML reader gives (tuples become lists)."""
     if isinstance(value, Mapping):

@@ -133,7 +133,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     """Answer the open quiz: right or wrong, the trace that proves it, then the repair."""
     require_root()
     from netlab.breaks import quiz as qz, symptoms
-    from netlab.realize.state import running_lab, up_command
+    from netlab.realize.state import repair_up, running_lab
     from netlab.trace.render import render_text
     from netlab.trace.run import run
 
@@ -153,10 +153,10 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
     result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport,
-                 repair=up_command(state.source))
+                 repair=repair_up(name, state.source))
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
     # and the quiz open.
-    repaired = api.Lab.up_loaded(api.load(state.source))
+    repaired = api.Lab.up_loaded(api.load_running(name))  # the topology it was broken from (a dict's too)
     qz.close(name)
     fixed = repaired.last_up.fixed if repaired.last_up else []
     what = "object or container" if len(fixed) == 1 else "objects or containers"

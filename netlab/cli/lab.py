@@ -21,8 +21,18 @@ if TYPE_CHECKING:
 # the API, and the other commands reach it through netlab.api's names.
 
 
+def _complete_labs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
+    from netlab.cli.complete import complete_labs
+
+    return complete_labs(ctx, param, incomplete)
+
+
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
+@click.option("--lab", "lab_name", metavar="NAME", shell_complete=_complete_labs,
+              help="Instead of a file: converge the running lab NAME to its saved topology, what `status` "
+                   "compares with (its file as last applied, with the impairments set since); also a lab made "
+                   "from a dict or the built-in default.")
 @click.option("--wait", type=float, default=60.0, show_default=True,
               help="Seconds to wait for another netlab command that holds the lab.")
 @click.option("--reconfigure", is_flag=True,
@@ -37,8 +47,8 @@ if TYPE_CHECKING:
 @click.option("--resync", type=float, default=10.0, show_default=True, metavar="SECONDS",
               help="With --watch: how often a full status runs besides the kernel's notifications.")
 @output_option("text", "json")
-def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restart_backoff: float, resync: float,
-       output: str) -> None:
+def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: bool, watch: bool,
+       restart_backoff: float, resync: float, output: str) -> None:
     """Create the lab, or converge a running lab to its topology.
 
     Namespaces are <lab>-underlay, <lab>-<node>, <lab>-<pod>. Running `up`
@@ -46,7 +56,8 @@ def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restar
     removes what differs, like a controller reconciling desired and current
     state. Another file whose name: is a running lab's is refused unless
     --reconfigure is given. A failed or interrupted `up` rolls back (exit 4,
-    or 130 when interrupted).
+    or 130 when interrupted). `up --lab NAME` repairs a running lab without
+    its file: it converges the lab to the topology `status` compares with.
 
     \b
     Then, for example:
@@ -61,8 +72,16 @@ def up(topology: str | None, wait: float, reconfigure: bool, watch: bool, restar
         if given:
             raise api.UsageError(f"{' and '.join(given)} {'goes' if len(given) == 1 else 'go'} with --watch (the "
                                  "loop that restarts containers and checks the lab)")
-    loaded = api.load(topology)
-    require_root()
+    if lab_name is None:
+        loaded = api.load(topology)
+        require_root()
+    else:
+        clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure), ("--watch", watch)) if given]
+        if clash:
+            raise api.UsageError(f"--lab NAME converges a running lab to its own saved topology: it takes no "
+                                 f"{' or '.join(clash)} (give -t FILE to apply a file)")
+        require_root()
+        loaded = api.load_running(lab_name)
     if watch:
         _watch(loaded, reconfigure, restart_backoff, resync)
         return

@@ -207,13 +207,20 @@ def up_command(source: str | None, reconfigure: bool = False) -> str:
     return cmd + " --reconfigure" if reconfigure else cmd
 
 
+def repair_up(name: str, source: str | None) -> str:
+    """The `up` that repairs the running lab ``name`` brought up from ``source``: from its file, else `up --lab
+    NAME` (a lab made from a dict or the built-in default has no file; a plain `up` makes the built-in lab
+    "demo", whatever lab was meant)."""
+    return up_command(source) if source else f"sudo netlab up --lab {name}"
+
+
 def repair_command(name: str) -> str:
     """The `up` that repairs the running lab ``name`` (plain `sudo netlab up` when its state is unreadable)."""
     try:
         st = load_state(name)
     except NetlabError:
         st = None
-    return up_command(st.source if st is not None else None)
+    return repair_up(name, st.source) if st is not None else up_command(None)
 
 
 def running_lab(name: str) -> LabState:

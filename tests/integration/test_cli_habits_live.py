@@ -218,3 +218,25 @@ def test_ctrl_c_ends_a_capture_to_a_file_and_keeps_its_frames(netlab_lab, tmp_pa
     frames = rdpcap(str(pcap))
     assert len(frames) >= 6, len(frames)  # the three echo requests and their replies, and perhaps ARP
     assert f"wrote {len(frames)} frames from {ns} eth0 to {pcap}" in out + err, (out, err)
+
+
+def test_a_lab_without_a_file_is_repaired_by_its_name(netlab_lab):
+    """A lab made from a dict (this plugin's) has no file: status said "run `sudo netlab up` again to repair",
+    which makes the built-in lab demo instead. It says `sudo netlab up --lab NAME`, which converges the lab to the
+    topology status compares with, and keeps it a dict's lab."""
+    name, pod = netlab_lab.name, f"{netlab_lab.name}-client"
+    subprocess.run(["ip", "-n", pod, "route", "del", "default"], check=True)
+    status = netlab("status", "--lab", name, check=False)
+    assert status.returncode == 1 and f"missing: route default via 10.244.0.1 dev eth0 in {pod}" in status.stdout
+    assert status.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` again to repair"
+    assert json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)["repair"] == \
+        f"sudo netlab up --lab {name}"
+    up = netlab("up", "--lab", name)
+    assert up.stdout.startswith(f"lab {name} is up (1 object added, changed or repaired): 2 nodes, 4 pods"), up.stdout
+    assert netlab("status", "--lab", name).returncode == 0
+    assert not [ns for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+                if ns.startswith("demo-")]  # the built-in lab was not made
+    again = netlab("up", "--lab", name, "-o", "json")
+    assert json.loads(again.stdout)["changed"] is False
+    gone = netlab("up", "--lab", "nosuchlab", check=False)
+    assert gone.returncode == 2 and "lab 'nosuchlab' is not up" in gone.stderr

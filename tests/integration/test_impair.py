@@ -20,6 +20,7 @@ import pytest
 
 from helpers import in_netns, lab_down, lab_up, netlab, unique_lab, write_topology
 from netlab import doctor
+from netlab.errors import display_path
 from netlab.kernel import netlink as nl
 from netlab.kernel import tc
 from netlab.model.lab import resolve
@@ -149,6 +150,15 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     assert "extra rule: -A POSTROUTING -j NETLAB-IMPAIR" in against.stdout
     netlab("impair", "--lab", name, "shaped:eth0", "--clear")
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
+    # `up --lab NAME` converges to the lab's saved topology, the run-time impairments with it: it repairs a
+    # qdisc deleted by hand and keeps the rest; the lab still comes from its file (status -t FILE: no --reconfigure).
+    subprocess.run(["tc", "-n", f"{name}-server", "qdisc", "del", "dev", "eth0", "root"], check=True)
+    repaired = netlab("up", "--lab", name)
+    assert f"set rate 5mbit on eth0 in {name}-server" in repaired.stdout, repaired.stdout
+    assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
+    assert netlab("status", "--lab", name).returncode == 0
+    assert f"run `sudo netlab up -t {display_path(path)}` to apply it" in \
+        netlab("status", "-t", path, check=False).stdout
     restored = netlab("up", "-t", path)
     assert f"removed rate 5mbit from eth0 in {name}-server" in restored.stdout
     assert f"set rate 20mbit on eth0 in {name}-shaped" in restored.stdout

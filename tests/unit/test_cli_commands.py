@@ -168,6 +168,20 @@ def test_the_watchers_options_without_watch_are_refused_before_anything(given, s
         f"netlab: {said} with --watch (the loop that restarts containers and checks the lab)\n")
 
 
+@pytest.mark.parametrize("given, said", [
+    (["-t", "/nonexistent/netlab.yaml"], "-t FILE"),
+    (["--reconfigure", "--watch"], "--reconfigure or --watch"),
+])
+def test_up_of_a_running_lab_by_name_takes_no_file_and_does_not_watch(given, said):
+    """`up --lab NAME` converges a running lab to its saved topology: what a file or a watcher would add is
+    refused in one line (exit 2), before anything is read."""
+    proc = subprocess.run([sys.executable, "-m", "netlab", "up", "--lab", "nosuchlab", *given],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr == (
+        f"netlab: --lab NAME converges a running lab to its own saved topology: it takes no {said} (give -t FILE "
+        "to apply a file)\n")
+
+
 def test_debug_is_netlabs_option_only_where_click_reads_it(tmp_path, monkeypatch):
     """`exec POD -- CMD --debug`: the word belongs to CMD; netlab's error stays one line. `netlab --debug ...`
     shows the traceback."""

@@ -28,7 +28,7 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
     monkeypatch.setattr(symptoms, "trace_check", lambda s, lab, target: symptoms.TraceCheck("a", "b", None, None, "qz-n1", "ip_forward"))
     monkeypatch.setattr(trace_run, "run", lambda *a, **k: events.append("traced") or object())
     monkeypatch.setattr(render, "render_text", lambda result: "the trace\n")
-    monkeypatch.setattr(api, "load", lambda source: source)
+    monkeypatch.setattr(api, "load_running", lambda name: name)
     monkeypatch.setattr(api.Lab, "up_loaded", classmethod(
         lambda cls, loaded: events.append("repaired") or types.SimpleNamespace(last_up=None)))
 
