@@ -10,6 +10,7 @@ from click.core import ParameterSource
 from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
 from netlab.errors import ChecksFailed, display_path
@@ -21,15 +22,9 @@ if TYPE_CHECKING:
 # the API, and the other commands reach it through netlab.api's names.
 
 
-def _complete_labs(ctx: click.Context, param: click.Parameter, incomplete: str) -> list:
-    from netlab.cli.complete import complete_labs
-
-    return complete_labs(ctx, param, incomplete)
-
-
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
-@click.option("--lab", "lab_name", metavar="NAME", shell_complete=_complete_labs,
+@click.option("--lab", "lab_name", metavar="NAME", shell_complete=complete_labs,
               help="Instead of a file: converge the running lab NAME to its saved topology, what `status` "
                    "compares with (its file as last applied, with the impairments set since); also a lab made "
                    "from a dict or the built-in default.")
