@@ -225,6 +225,16 @@ class Lab:
         that do not run. ``topology``: compare with this file or dict instead of the lab's own."""
         return internal_status(self, topology)
 
+    def repair(self, *, wait: float = 60.0, progress: Progress | None = None) -> R.UpResult:
+        """``netlab up --lab NAME``: converge the lab to its saved topology, what :meth:`status` compares
+        with (the topology it was last brought up with, and :meth:`impair`'s changes since), without its file
+        or dict. Returns what it did; a failure is rolled back (ApplyFailed)."""
+        from netlab.api.topology import load_running
+
+        done = type(self).up_loaded(load_running(self.name), wait=wait, progress=progress).last_up
+        assert done is not None
+        return done
+
     def impair(self, target: str, *, rate: str | None = None, delay: str | None = None, jitter: str | None = None,
                loss: str | None = None, clear: bool = False, wait: float = 60.0) -> R.UpResult:
         """``netlab impair NAME:IFACE``: set what the interface sends suffers (``rate="10mbit"``,

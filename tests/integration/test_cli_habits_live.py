@@ -238,5 +238,9 @@ def test_a_lab_without_a_file_is_repaired_by_its_name(netlab_lab):
                 if ns.startswith("demo-")]  # the built-in lab was not made
     again = netlab("up", "--lab", name, "-o", "json")
     assert json.loads(again.stdout)["changed"] is False
+    # The library's: lab.repair(), the same convergence, for a test that broke something.
+    subprocess.run(["ip", "-n", pod, "route", "del", "default"], check=True)
+    assert netlab_lab.repair().fixed == (f"replace route default via 10.244.0.1 dev eth0 in {pod}",)
+    assert netlab_lab.status().clean and netlab_lab.repair().changed is False
     gone = netlab("up", "--lab", "nosuchlab", check=False)
     assert gone.returncode == 2 and "lab 'nosuchlab' is not up" in gone.stderr
