@@ -190,7 +190,7 @@ class Changed:
     (cniVersion before 0.4.0) netlab's comparison of the pod with the chain's cached result (cni/verify.py)."""
 
     by_check: bool
-    why: str | None  # None: it matches (no Changed is returned then)
+    why: str
 
     def reattach_reason(self) -> str:
         return f"CHECK said: {self.why}" if self.by_check else f"{NO_CHECK}: {self.why}"
@@ -209,12 +209,10 @@ def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Ch
         except ConflistError:
             return Changed(True, "its cached network config is damaged")
         rt = _rt(lab, pod, prec, ifname)
-        if C.supports_check(net):
-            found = Changed(True, rt_.check(net, rt))
-        else:
-            found = Changed(False, verify(pod.netns, rt_.cached_result(net.name, rt), net.cni_version))
-        if found.why:
-            return found
+        by_check = C.supports_check(net)
+        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), net.cni_version)
+        if why:
+            return Changed(by_check, why)
     return None
 
 
