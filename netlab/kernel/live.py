@@ -29,7 +29,7 @@ from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
 from netlab.plan.resources import (Address, Bridge, Fdb, Link, Loopback, Neigh, Resource, Route, Rule, Sysctl, Veth,
                                    Vxlan)
-from netlab.plan.sysctls import when_written
+from netlab.plan.sysctls import interface_setting, when_written
 
 # `down` puts a namespace's veths in this link group, then deletes the group
 # with one RTM_DELLINK: one batched unregister in the kernel (~50 ms for
@@ -46,7 +46,7 @@ class _Step:
     primary: bool  # the op has taken effect once this step succeeded
     what: str
     msg: bytes | None = None  # a netlink request, or
-    run: Callable[[], None] | None = None  # anything else (sysctl, iptables-restore)
+    run: Callable[[], None] | None = None  # anything else (a sysctl file, iptables-restore, nft -f)
 
 
 class LiveKernel(Reading):
@@ -269,6 +269,11 @@ class LiveKernel(Reading):
             return [_Step(ns, op, True, what, run=lambda: nftmod.run(ns, payload, label))]
         if isinstance(res, Sysctl):
             key, value = res.name, res.value
+            own = interface_setting(key)
+            if own is not None and own[1] in rtnl.INET_CONF_SETTABLE and value.isdigit() and len(value) < 10:
+                # An interface's ARP setting goes in the namespace's netlink batch, with its link's other
+                # messages, where the file would cost a namespace switch and a path walk in /proc/sys.
+                return [step(rtnl.link_inet_conf(self.index(ns, own[0]), {own[1]: int(value)}))]
 
             def write() -> None:
                 with nsmod.entered(ns):

@@ -17,6 +17,7 @@ from typing import Sequence
 
 from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse
 from netlab.kernel.base import Snapshot
+from netlab.plan.sysctls import interface_setting
 
 LEGACY_TABLES = "/proc/thread-self/net/ip_tables_names"
 
@@ -74,22 +75,14 @@ def _from_links(links: dict[str, rtnl_parse.LinkMsg], keys: Sequence[str]) -> tu
     found: dict[str, str | None] = {}
     files = []
     for key in keys:
-        dev, _, name = _interface_sysctl(key)
-        if dev is not None and dev not in links:
+        own = interface_setting(key)
+        if own is not None and own[0] not in links:
             found[key] = None
-        elif dev is not None and name in links[dev].inet_conf:
-            found[key] = links[dev].inet_conf[name]
+        elif own is not None and own[1] in links[own[0]].inet_conf:
+            found[key] = links[own[0]].inet_conf[own[1]]
         else:
             files.append(key)
     return found, files
-
-
-def _interface_sysctl(key: str) -> tuple[str | None, str, str]:
-    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "", "arp_ignore"); (None, "", key) for others."""
-    parts = key.split(".")
-    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5 or parts[3] in ("all", "default"):
-        return None, "", key
-    return ".".join(parts[3:-1]), "", parts[-1]
 
 
 def _legacy_tables() -> list[str]:

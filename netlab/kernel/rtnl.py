@@ -45,6 +45,11 @@ IFLA_INET_CONF = 1  # in IFLA_AF_SPEC / AF_INET: the interface's IPv4 sysctls, u
 # interface, instead of one /proc/sys file each.
 INET_CONF = {"forwarding": 1, "proxy_arp": 3, "rp_filter": 8, "tag": 12, "arp_filter": 13, "arp_announce": 18,
              "arp_ignore": 19, "arp_accept": 21, "arp_notify": 22}
+# Those of them a link message may set (link_inet_conf) with the very effect of writing their file: the
+# kernel's sysctl handler for them (net/ipv4/devinet.c, devinet_conf_proc) does nothing but store the value and
+# mark it set, which is what a link message's IFLA_INET_CONF does (ipv4_devconf_set). Not forwarding (its
+# handler also turns LRO off and tells netconf listeners), rp_filter nor proxy_arp (they tell them too).
+INET_CONF_SETTABLE = ("arp_filter", "arp_announce", "arp_ignore", "arp_accept", "arp_notify")
 IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL = 1, 3, 4, 5
@@ -194,6 +199,17 @@ def link_set(index: int, up: bool | None = None, mtu: int | None = None, address
         body += string(IFLA_IFALIAS, alias)
     if group is not None:
         body += u32(IFLA_GROUP, group)
+    return message(RTM_NEWLINK, 0, body)
+
+
+def link_inet_conf(index: int, settings: dict[str, int]) -> bytes:
+    """``sysctl -w net.ipv4.conf.<dev>.<key>=N ...`` for keys of INET_CONF_SETTABLE, as a message of the
+    namespace's netlink batch. A link dump carries IFLA_INET_CONF as one array of u32; a link change carries
+    it as one nested attribute per setting, typed by its IPV4_DEVCONF_* number (inet_set_link_af)."""
+    conf = b"".join(u32(INET_CONF[key], value) for key, value in settings.items() if key in INET_CONF_SETTABLE)
+    if len(conf) != 8 * len(settings):
+        raise ValueError(f"not settable by a link message: {sorted(set(settings) - set(INET_CONF_SETTABLE))}")
+    body = _ifinfo(index) + nested(IFLA_AF_SPEC, nested(AF_INET, nested(IFLA_INET_CONF, conf)))
     return message(RTM_NEWLINK, 0, body)
 
 

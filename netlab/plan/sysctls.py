@@ -115,15 +115,23 @@ def interface_sysctls(dev: str, settings: tuple[tuple[str, str], ...]) -> tuple[
     return tuple((f"net.ipv4.conf.{dev}.{key}", value) for key, value in settings)
 
 
+def interface_setting(name: str) -> tuple[str, str] | None:
+    """``net.ipv4.conf.flannel.1.arp_ignore`` -> ("flannel.1", "arp_ignore"): an interface's own IPv4 setting;
+    None for any other sysctl (all's and default's included)."""
+    parts = name.split(".")
+    if parts[:3] != ["net", "ipv4", "conf"] or len(parts) < 5 or parts[3] in ("all", "default"):
+        return None
+    return ".".join(parts[3:-1]), parts[-1]
+
+
 def when_written(name: str) -> str:
     """When a sysctl of the plan can be written: ``netns``, as the namespace is made, before its first link (each
     new link copies ``default``); ``link``, an interface's own (net.ipv4.conf.<dev>.*), once the link is made;
     ``tables``, nf_conntrack's (net.netfilter.*), after the node's rule tables, whose conntrack matches and NAT
     make the kernel load nf_conntrack where it is a module not loaded yet (its files come with it)."""
-    parts = name.split(".")
-    if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
+    if interface_setting(name) is not None:
         return "link"
-    if parts[:2] == ["net", "netfilter"]:
+    if name.startswith("net.netfilter."):
         return "tables"
     return "netns"
 

@@ -18,6 +18,7 @@ from netlab.kernel.rtnl_parse import LinkMsg
 from netlab.lab import readahead
 from netlab.lab.status import asked_sysctls
 from netlab.model.lab import resolve
+from netlab.plan.sysctls import interface_setting
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
 from netlab.realize.expect import expected
@@ -40,7 +41,7 @@ def labs():
 def test_every_sysctl_file_status_asks_is_read_ahead(name, lab):
     want = expected(build_plan(lab))
     asked = {key for ns in want for key in asked_sysctls(want, ns)}
-    files = {key for key in asked if readns._interface_sysctl(key)[0] is None}  # an interface's: its link
+    files = {key for key in asked if interface_setting(key) is None}  # an interface's: its link
     assert files and files <= set(readahead.SYSCTLS), files - set(readahead.SYSCTLS)
     assert len(set(readahead.SYSCTLS)) == len(readahead.SYSCTLS)  # each file read once
 

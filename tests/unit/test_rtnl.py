@@ -10,6 +10,8 @@ from __future__ import annotations
 import socket
 import struct
 
+import pytest
+
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
@@ -91,6 +93,20 @@ def test_link_set_changes_only_what_it_names():
     assert msg["change"] == 0  # the up/down flag is left alone
     msg, mtype, _ = decode(ifinfmsg, rtnl.link_del(group=1))
     assert mtype == rtnl.RTM_DELLINK and msg["index"] == 0 and msg.get_attr("IFLA_GROUP") == 1
+
+
+def test_link_inet_conf_sets_an_interfaces_arp_settings_one_attribute_each():
+    """``sysctl -w net.ipv4.conf.eth0.arp_notify=1`` as a link change: IFLA_AF_SPEC / AF_INET / IFLA_INET_CONF
+    holding one u32 attribute per setting, typed by its IPV4_DEVCONF_* number (a dump's is one packed array)."""
+    data = rtnl.link_inet_conf(4, {"arp_notify": 1, "arp_ignore": 2})
+    msg, mtype, flags = decode(ifinfmsg, data)
+    assert mtype == rtnl.RTM_NEWLINK and msg["index"] == 4 and msg["change"] == 0  # nothing else changes
+    assert flags == nl.NLM_F_REQUEST  # no NLM_F_CREATE: a change of an existing link
+    spec = nl.attrs(data, 16 + rtnl.IFINFO.size)
+    conf = nl.attrs(nl.attrs(nl.attrs(spec[rtnl.IFLA_AF_SPEC])[rtnl.AF_INET])[rtnl.IFLA_INET_CONF])
+    assert conf == {22: struct.pack("=I", 1), 19: struct.pack("=I", 2)}  # ARP_NOTIFY = 22, ARP_IGNORE = 19
+    with pytest.raises(ValueError, match="forwarding"):
+        rtnl.link_inet_conf(4, {"forwarding": 1})  # its sysctl handler does more than store the value
 
 
 def test_hairpin_sets_nested_protinfo():
