@@ -76,6 +76,10 @@ CASES = {
     "arp_ignore in a pod": (lambda L: in_netns(f"{L}-fedora-2", "sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=8",
                                                check=True),
                             "sysctl net.ipv4.conf.eth0.arp_ignore in {L}-fedora-2 (is 8, want 0)"),
+    # Put back through the pod's netlink batch (IFLA_INET_CONF), as up sets it; status reads it in the link dump.
+    "arp_notify off in a pod": (lambda L: in_netns(f"{L}-fedora-3", "sysctl", "-qw",
+                                                   "net.ipv4.conf.eth0.arp_notify=0", check=True),
+                                "sysctl net.ipv4.conf.eth0.arp_notify in {L}-fedora-3 (is 0, want 1)"),
     "policy rule to a blackhole": (lambda L: (sh("ip", "-n", f"{L}-fedora-1", "route", "add", "blackhole", "default",
                                                 "table", "100"),
                                              sh("ip", "-n", f"{L}-fedora-1", "rule", "add", "pref", "10", "lookup",
