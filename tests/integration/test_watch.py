@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from helpers import ip_json, lab_down, lab_namespaces, netlab, state_path, unique_lab, write_topology
-from watching import Watcher, container_pid, running, topology, wait_until
+from helpers import ip_json, lab_namespaces, netlab, state_path, unique_lab, write_topology
+from watching import container_pid, running, topology, wait_until, watching
 
 pytestmark = pytest.mark.root
 
@@ -30,9 +30,8 @@ pytestmark = pytest.mark.root
 def lab(tmp_path_factory):
     name = unique_lab("im")
     path = write_topology(tmp_path_factory.mktemp("watch"), topology(name))
-    watcher = None
-    try:
-        watcher = Watcher(path)
+    with watching(name) as start:
+        watcher = start(path)
         yield name, path, watcher
         # Ctrl-C: the watcher ends at once, says so, and the lab stays up and as the plan says
         # (b, restartPolicy Never, stays exited: the only difference status may report).
@@ -42,10 +41,6 @@ def lab(tmp_path_factory):
         status = netlab("status", "--lab", name, check=False)
         drift = [line for line in status.stdout.splitlines()[1:-1]]
         assert all(line.strip().startswith("containers: pod b ") for line in drift), status.stdout
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 def test_a_deleted_route_comes_back_within_a_second(lab):
@@ -149,12 +144,11 @@ def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, topology(name))
     netlab("up", "-t", path)
-    watcher = None
-    try:
+    with watching(name) as start:
         # Every repair's 5th step fails (a test hook of netlab.lab.journal): the repair is rolled back.
         # The watcher's first up has 4 steps (the features' starts: services, cni, workload, impair);
         # a repair has its route op before them, so its 5th step is a feature's start.
-        watcher = Watcher(path, env={"NETLAB_FAULT_AT": "5"})
+        watcher = start(path, env={"NETLAB_FAULT_AT": "5"})
         subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
         first = watcher.wait_for_line("did: repair failed: injected fault")
         assert first.endswith("retry in 0.5s") and f"route 10.244.1.0/24 deleted in {name}-node-1" in first
@@ -164,18 +158,13 @@ def test_the_loop_survives_a_failed_repair_and_retries_with_back_off(tmp_path):
         assert watcher.stop() == 0
         fixed = netlab("up", "-t", path)  # a plain up repairs what the failed ones could not
         assert "10.244.1.0/24" in fixed.stdout
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, topology(name))
-    watcher = None
-    try:
-        watcher = Watcher(path)
+    with watching(name) as start:
+        watcher = start(path)
         netlab("down", "--lab", name)
         line = watcher.wait_for_line(f"saw: lab {name} was taken down; did: stop watching", timeout=15) \
             if watcher.proc.poll() is None else next(x for x in watcher.lines if "was taken down" in x)
@@ -186,18 +175,13 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
         assert not any("check failed" in x for x in watcher.lines), "\n".join(watcher.lines)
         time.sleep(1)
         assert lab_namespaces(name) == [] and not os.path.exists(state_path(name))  # not brought back
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 def test_a_second_watcher_of_a_lab_is_refused_and_one_may_start_once_the_first_ends(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, topology(name))
-    first = again = None
-    try:
-        first = Watcher(path)
+    with watching(name) as start:
+        first = start(path)
         with open(state_path(name, "state.json"), "rb") as fh:
             before = fh.read()
         second = netlab("up", "-t", path, "--watch", check=False, timeout=30)
@@ -213,13 +197,8 @@ def test_a_second_watcher_of_a_lab_is_refused_and_one_may_start_once_the_first_e
         first.wait_for_line("did: replace route 10.244.1.0/24", after=lines)  # the first watches on
         assert first.stop() == 0
         assert not os.path.exists(state_path(name, "watcher"))  # it takes its lock file with it
-        again = Watcher(path)  # the lab is free to watch again
+        again = start(path)  # the lab is free to watch again
         netlab("down", "--lab", name)
         assert again.proc.wait(15) == 0
         time.sleep(0.5)
         assert not os.path.exists(state_path(name))  # nothing of the watchers' left either
-    finally:
-        for watcher in (first, again):
-            if watcher is not None:
-                watcher.stop()
-        lab_down(name)

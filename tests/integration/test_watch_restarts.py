@@ -17,9 +17,9 @@ import time
 
 import pytest
 
-from helpers import lab_down, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import lab_namespaces, netlab, unique_lab, write_topology
 from netlab.kernel import pidfd
-from watching import Watcher, container_pid, jobs_topology, residents, running, wait_until
+from watching import container_pid, jobs_topology, residents, running, wait_until, watching
 
 pytestmark = pytest.mark.root
 
@@ -27,9 +27,8 @@ pytestmark = pytest.mark.root
 def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_completed_one(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, jobs_topology(name, 0.3))
-    watcher = None
-    try:
-        watcher = Watcher(path)  # it starts the containers: they are its children, their exit status known
+    with watching(name) as start:
+        watcher = start(path)  # it starts the containers: they are its children, their exit status known
         line = watcher.wait_for_line("saw: container job/main exited (exit 0)")
         assert line.endswith("did: nothing (restartPolicy OnFailure)")
         watcher.wait_for_line("container crash/main exited (exit 3)")
@@ -43,10 +42,6 @@ def test_on_failure_restarts_a_failed_container_with_back_off_and_leaves_a_compl
         # The completed job is said once and never restarted.
         assert sum("job/main exited (exit 0); did: nothing (restartPolicy OnFailure)" in x for x in watcher.lines) == 1
         assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 def test_on_failure_knows_how_containers_it_did_not_start_exited(tmp_path):
@@ -56,19 +51,14 @@ def test_on_failure_knows_how_containers_it_did_not_start_exited(tmp_path):
     name = unique_lab("im")
     path = write_topology(tmp_path, jobs_topology(name, 8))
     netlab("up", "-t", path)  # the containers' parent exits with it
-    watcher = None
-    try:
-        watcher = Watcher(path)
+    with watching(name) as start:
+        watcher = start(path)
         assert not any("exited" in x for x in watcher.lines), "\n".join(watcher.lines)  # they outlive the start
         line = watcher.wait_for_line("saw: container job/main exited (exit 0)", timeout=20)
         assert line.endswith("did: nothing (restartPolicy OnFailure)")
         watcher.wait_for_line("container crash/main exited (exit 3)", timeout=20)
         watcher.wait_for_line("did: restarted container crash/main")
         assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 @pytest.mark.skipif(not pidfd.exit_info_supported(), reason="this kernel keeps no exit status with a pidfd")
@@ -83,21 +73,16 @@ def test_on_failure_knows_how_containers_exited_before_it_started(tmp_path):
         pods = json.loads(netlab("get", "pods", "--lab", name, "-o", "json").stdout)["items"]
         return {p["name"]: p["containers"][0]["exit_code"] for p in pods if p["name"] in ("job", "crash")}
 
-    watcher = None
-    try:
+    with watching(name) as start:
         netlab("up", "-t", path)
         wait_until(lambda: codes() == {"job": 0, "crash": 3}, 10.0)  # both gone, and reaped by init
         # No resync within the test: the restarted crash, which exits at once, is seen by its pidfd, which
         # the watcher opens on the zombie (nothing else would wake it).
-        watcher = Watcher(path, resync="60")
+        watcher = start(path, resync="60")
         assert "did: restarted container crash/main (it had exited with code 3)" in watcher.lines[0], watcher.lines
         watcher.wait_for_line("saw: container crash/main exited (exit 3)")  # the new one: back-off
         watcher.wait_for_line("saw: container job/main exited (exit 0); did: nothing (restartPolicy OnFailure)")
         assert not any("restarted container job/main" in x for x in watcher.lines), "\n".join(watcher.lines)
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 def test_killed_echo_containers_come_back_with_their_server(tmp_path):
@@ -107,9 +92,8 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
     path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: node-1\npods:\n  - {{name: e1, node: node-1}}\n"
                                     "  - {name: e2, node: node-1}\n")
     netlab("up", "-t", path)
-    watcher = None
-    try:
-        watcher = Watcher(path)
+    with watching(name) as start:
+        watcher = start(path)
         mark = len(watcher.lines)
         old = container_pid(name, "e1")
         os.kill(old, signal.SIGKILL)
@@ -121,10 +105,6 @@ def test_killed_echo_containers_come_back_with_their_server(tmp_path):
         assert reply.returncode == 0
         assert watcher.stop() == 0
         assert netlab("status", "--lab", name, check=False).returncode == 0
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)
 
 
 def test_a_never_pods_dead_sandbox_has_its_containers_stopped_and_not_started_again(tmp_path):
@@ -152,9 +132,8 @@ pods:
     node: node-1
     restartPolicy: Never
 """)
-    watcher = None
-    try:
-        watcher = Watcher(path)
+    with watching(name) as start:
+        watcher = start(path)
         n, e, keep = (container_pid(name, pod) for pod in ("n", "e", "keep"))
         assert running(n) and running(e) and running(keep)
         mark = len(watcher.lines)
@@ -179,7 +158,3 @@ pods:
                                capture_output=True, text=True, timeout=30)
         assert json.loads(reply.stdout)["pod"] == "keep", reply
         assert watcher.stop() == 0
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        lab_down(name)

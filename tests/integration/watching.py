@@ -3,6 +3,7 @@ watcher run as a user runs it, and the containers' processes as the lab's state 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,9 +11,10 @@ import signal
 import subprocess
 import threading
 import time
+from typing import Callable, Iterator
 
 
-from helpers import NETLAB, state_path
+from helpers import NETLAB, lab_down, state_path
 from netlab.kernel import processes
 
 BACKOFF = "0.5"
@@ -54,14 +56,15 @@ def jobs_topology(name: str, seconds: float) -> str:
 class Watcher:
     """``netlab up -t FILE --watch`` in a process of its own; its lines, as they come."""
 
-    def __init__(self, path: str, env: dict | None = None, resync: str = "2"):
+    def __init__(self, path: str, env: dict | None = None, resync: str = "2", wait: bool = True):
         self.lines: list[str] = []
         self.proc = subprocess.Popen(NETLAB + ["up", "-t", path, "--watch", "--restart-backoff", BACKOFF,
                                                "--resync", resync], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env={**os.environ, **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        self.wait_for_line("saw: lab ", timeout=60)
+        if wait:
+            self.wait_for_line("saw: lab ", timeout=60)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -100,6 +103,33 @@ class Watcher:
                 raise AssertionError("the watcher did not stop on SIGINT:\n" + "\n".join(self.lines))
         self._reader.join(5)
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def watching(lab: str) -> Iterator[Callable[..., Watcher]]:
+    """``start(path, **Watcher's options)`` starts a watcher of ``lab`` and returns it once it watches. On the
+    way out, whatever happened (a failed assertion, a watcher that never said it watches), every watcher
+    started is stopped, then the lab taken down."""
+    started: list[Watcher] = []
+
+    def start(path: str, **options) -> Watcher:
+        watcher = Watcher(path, wait=False, **options)
+        started.append(watcher)  # stopped on the way out even if it never says it watches
+        watcher.wait_for_line("saw: lab ", timeout=60)
+        return watcher
+
+    try:
+        yield start
+    finally:
+        stuck = []
+        for watcher in started:
+            try:
+                watcher.stop()
+            except AssertionError as exc:  # it did not stop on SIGINT (killed then): the others still stop
+                stuck.append(exc)
+        lab_down(lab)
+        if stuck:
+            raise stuck[0]
 
 
 def container_pid(lab: str, pod: str) -> int | None:
