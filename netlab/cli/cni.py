@@ -73,11 +73,12 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
         raise UsageError(f"lab {lab.name} attaches pods with netlab's builtin wiring (network.cni: builtin); "
                          "no CNI plugin was called. `netlab cni` explains how one would be")
     logged = read_log(log_path(lab.name))
-    gone = pod is not None and all(p.name != pod for p in lab.model.pods)
+    in_lab = {p.name for p in lab.model.pods}
+    gone = pod is not None and pod not in in_lab
     calls = [c for c in logged if pod is None or c.get("pod") == pod]
     if gone and not calls:
         # A pod taken out of the topology is gone from the lab, but its sandbox's ADD and DEL stay in the log.
-        held = [name for name in logged_pods(logged) if all(p.name != name for p in lab.model.pods)]
+        held = [name for name in logged_pods(logged) if name not in in_lab]
         raise UsageError(f"lab {lab.name} has no pod {pod!r}, and its CNI log holds no call for one (pods: "
                          f"{', '.join(p.name for p in lab.model.pods) or 'none'}"
                          + (f"; in the log only: {', '.join(held)}" if held else "") + ")")
