@@ -200,6 +200,16 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
                         and port.node_port == topo.network.vxlan.port):
                     out.append((loc + ("nodePort",), f"nodePort {port.node_port}/UDP is the VXLAN port "
                                                      "(network.vxlan.port) on every node; pick another"))
+        unnamed = [j for j, port in enumerate(svc.ports) if port.name is None]
+        if unnamed and len(svc.ports) > 1:
+            # The API server's rule (spec.ports[i].name: Required value): kube-proxy tells a Service's ports apart
+            # by their names (its chains are named after <namespace>/<service>:<port name>), and so do DNS SRV
+            # records. Said once, at the first port without one.
+            out.append((("services", i, "ports", unnamed[0], "name"),
+                        f"this service has {len(svc.ports)} ports, so each needs a name, as in Kubernetes "
+                        f"(kube-proxy and DNS tell them apart by it); {len(unnamed)} of them "
+                        f"{'has' if len(unnamed) == 1 else 'have'} none: add name: to "
+                        f"{'it' if len(unnamed) == 1 else 'each'}"))
         out += _selector_namespace(topo, i)
         if svc.type == "LoadBalancer" and topo.internet is None:
             out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "

@@ -208,9 +208,9 @@ def test_partial_sync_of_a_service_that_lost_its_endpoints_swaps_its_map_element
     changed = _lab(text)
     new = nftables.kube_proxy_table(changed, changed.nodes[0], services.service_ports(changed))
     lines = nft_sync.delta_payload(old, new).splitlines()
-    db = port(lab, "db")
+    db = port(lab, "db", "pg")
     assert f"delete element ip kube-proxy service-ips {{ {db.cluster_ip} . tcp . 5432 }}" in lines
-    assert (f'add element ip kube-proxy no-endpoint-services {{ {db.cluster_ip} . tcp . 5432 comment "default/db" '
+    assert (f'add element ip kube-proxy no-endpoint-services {{ {db.cluster_ip} . tcp . 5432 comment "default/db:pg" '
             ": goto reject-chain }") in lines
     stale = [nftables.service_chain(db)] + [nftables.endpoint_chain(db, ip, p) for ip, p in db.endpoints]
     flushes = [i for i, line in enumerate(lines) if line.startswith("flush chain") and line.split()[-1] in stale]
@@ -268,7 +268,7 @@ def test_an_endpoint_gone_empties_its_chain_and_the_next_up_deletes_it_against_t
 
 def test_trace_names_the_numgen_element_or_the_affinity_set(lab):
     m = LabMap.from_lab(lab, build_plan(lab))
-    svc = m.service_for(str(port(lab, "db").cluster_ip), 5432, "tcp")
+    svc = m.service_for(str(port(lab, "db", "pg").cluster_ip), 5432, "tcp")
     ep = svc.endpoints[0]
     table = nft_table_of(kernel_view())
     c = kubeproxy_nft.choice(table, svc, ep, "10.244.0.3")
@@ -288,7 +288,7 @@ def test_trace_names_the_numgen_element_or_the_affinity_set(lab):
 
 def test_trace_blames_the_first_missing_line_with_its_nft_fix(lab):
     m = LabMap.from_lab(lab, build_plan(lab))
-    db = port(lab, "db")
+    db = port(lab, "db", "pg")
     svc = m.service_for(str(db.cluster_ip), 5432, "tcp")
     ns = lab.nodes[0].netns
     view = kernel_view()

@@ -76,6 +76,12 @@ CASES = [
      "service o/w is already defined", "services[1].name"),
     ("duplicate-service-port", BASE + "services: [{name: w, ports: [{port: 80}, {port: 80}]}]\n",
      "listed twice", "services[0].ports[1].port"),
+    # The API server's rule: kube-proxy would give two unnamed TCP ports one chain (all to the first's target).
+    ("named-target-port", BASE + "services: [{name: w, ports: [{port: 80, targetPort: http}]}]\n",
+     "'http' is a named targetPort, which netlab does not resolve; give the container port's number",
+     "services[0].ports[0].targetPort"),
+    ("multi-port-service-unnamed", BASE + "services: [{name: w, ports: [{name: a, port: 80}, {port: 81}]}]\n",
+     "2 ports, so each needs a name, as in Kubernetes", "services[0].ports[1].name"),
     ("unknown-node", BASE + "pods: [{name: p, node: b}]\n", "unknown node 'b'; use one of the nodes: a",
      "pods[0].node"),
     ("unknown-expect-from", BASE + "expect: [{from: ghost, to: a}]\n", "unknown pod, node or internet host 'ghost'",
@@ -341,9 +347,9 @@ def test_duplicate_key_keeps_reading(tmp_path):
     BASE + "network: {vxlan: {vni: 16777215}, mode: host-gw, underlay: {mtu: 9000}}\n",  # no flannel device
     "name: x\ncluster: {nodeMask: 16}\nnodes: [{name: a}]\n",
     "name: x\ncluster: {podCIDR: 10.244.0.0/20, nodeMask: 28}\nnodes: [{name: a}]\n",
-    BASE + "services: [{name: s, type: NodePort, ports: [{port: 65535, nodePort: 30000}, {port: 1, nodePort: 32767}]}]\n",
-    BASE + "services: [{name: s, type: NodePort, ports: [{port: 80, nodePort: 30080, protocol: TCP}, "
-           "{port: 80, nodePort: 30080, protocol: UDP}]}]\n",
+    BASE + "services: [{name: s, type: NodePort, ports: [{name: a, port: 65535, nodePort: 30000}, {name: b, port: 1, nodePort: 32767}]}]\n",
+    BASE + "services: [{name: s, type: NodePort, ports: [{name: t, port: 80, nodePort: 30080, protocol: TCP}, "
+           "{name: u, port: 80, nodePort: 30080, protocol: UDP}]}]\n",
     BASE + "pods: [{name: p, node: a, labels: {app.kubernetes.io: 'x_y-z.1', empty: ''}}]\n",
     BASE + "pods: [{name: p, node: a, containers: [{name: c, command: ['sh', '-c', 'echo \"$x\" % 1']}]}]\n",
     BASE + "internet: {hosts: [{name: h, ip: 203.0.113.254}]}\n"
