@@ -49,20 +49,30 @@ def answer(data: bytes, ident: int | None = None) -> dict[str, Any]:
     """A DNS response as plain data: rcode, the question, the answer records (name, type, data, ttl)."""
     from scapy.layers.dns import DNS, dnstypes  # scapy: lazily, see above
 
+    # scapy dissects whatever it is given, and raises (many kinds) only when a field is read: a server on
+    # port 53 that is not DNS (an echo server's JSON line) fails here, at the question or a record.
     try:
         msg = DNS(data)
-    except Exception as exc:  # scapy raises many kinds on a malformed message
-        return {"error": f"not a DNS message ({exc.__class__.__name__})"}
-    out: dict[str, Any] = {"id": msg.id, "rcode": RCODES.get(msg.rcode, str(msg.rcode)), "answers": []}
-    if ident is not None and msg.id != ident:
-        out["error"] = f"answer id {msg.id} is not the query's {ident}"
-    if msg.qd:
-        out["question"] = _name(msg.qd[0].qname)
-    for rr in msg.an or []:
-        data_ = rr.rdata
-        out["answers"].append({"name": _name(rr.rrname), "type": dnstypes.get(rr.type, str(rr.type)),
-                               "data": _name(data_) if isinstance(data_, bytes) else str(data_), "ttl": rr.ttl})
+        if ident is not None and msg.id != ident:  # a DNS answer carries its query's id, first
+            return {"error": f"not an answer to the query (id {msg.id}, the query's is {ident}){_preview(data)}"}
+        out: dict[str, Any] = {"id": msg.id, "rcode": RCODES.get(msg.rcode, str(msg.rcode)), "answers": []}
+        if msg.qd:
+            out["question"] = _name(msg.qd[0].qname)
+        for rr in msg.an or []:
+            data_ = rr.rdata
+            out["answers"].append({"name": _name(rr.rrname), "type": dnstypes.get(rr.type, str(rr.type)),
+                                   "data": _name(data_) if isinstance(data_, bytes) else str(data_), "ttl": rr.ttl})
+    except Exception as exc:  # noqa: BLE001
+        return {"error": f"not a DNS message ({exc.__class__.__name__}){_preview(data)}"}
     return out
+
+
+def _preview(data: bytes) -> str:
+    """``: '{"pod": "web", ...'`` when the reply is text (an echo server's line), else nothing."""
+    head = data[:60].decode(errors="replace")
+    if not head or any(not (c.isprintable() or c in "\n\t") for c in head):
+        return ""
+    return f": {head.strip()!r}" + ("..." if len(data) > 60 else "")
 
 
 def _name(raw: bytes | str) -> str:

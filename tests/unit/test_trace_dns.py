@@ -46,8 +46,13 @@ def test_the_answer_is_read_back():
     assert dns.text(ans) == "DNS answer: web.default.svc.cluster.local. A 10.96.0.20 (NOERROR)"
     nx = dns.answer(bytes(DNS(id=8, qr=1, rcode=3, qd=[DNSQR(qname="nope.default.svc.cluster.local")])), 8)
     assert dns.text(nx) == "DNS answer: no records for nope.default.svc.cluster.local. (NXDOMAIN)"
-    assert "not the query's 9" in dns.text(dns.answer(bytes(reply), 9))
+    assert dns.text(dns.answer(bytes(reply), 9)) == "DNS: not an answer to the query (id 7, the query's is 9)"
     assert dns.answer(b"\x01")["error"].startswith("not a DNS message")
+    # A UDP server on port 53 that is not DNS (netlab's echo server): said, not a traceback.
+    echo = b'{"pod": "web-1", "client": "10.244.0.2:41000", "server": "10.244.1.2:5353"}\n'
+    assert dns.text(dns.answer(echo, None)) == f"DNS: not a DNS message (AttributeError): {echo.decode()[:60]!r}..."
+    assert dns.text(dns.answer(echo, 5)) == ("DNS: not an answer to the query (id 31522, the query's is 5): "
+                                             f"{echo.decode()[:60]!r}...")  # b'{"' is 31522
 
 
 def test_the_question_is_the_services_own_name(svc):  # noqa: F811
