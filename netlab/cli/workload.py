@@ -92,6 +92,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         click.echo(f"netlab: {kind} {name}'s UTS namespace is missing, so `hostname` there is the host's; "
                    f"`{repair_command(lab.name)}` makes it again", err=True)
     argv = list(command) or _shell()
+    if not argv[0]:
+        raise UsageError("the command is empty: give a program after --")
     if not command and sys.stdin.isatty():
         click.echo(f"netlab: a shell in {name} (namespace {target.netns} of lab {lab.name}); `exit` leaves it",
                    err=True)
@@ -109,6 +111,10 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
             raise SystemExit(127) from None
         except PermissionError:
             click.echo(f"netlab: {argv[0]}: permission denied", err=True)
+            raise SystemExit(126) from None
+        except (OSError, ValueError) as exc:  # not a program (ENOEXEC), a loop, a name too long, a NUL in it
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            click.echo(f"netlab: {argv[0][:80]}: cannot execute: {why}", err=True)
             raise SystemExit(126) from None
 
 

@@ -92,7 +92,7 @@ def echo_request(lab: str, name: str, dst: str, port: int = 8080, proto: str = "
     return dict(json.loads(reply), local=f"{local[0]}:{local[1]}")
 
 
-def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs):
+def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs, tmp_path):
     lab = labs.name("wl")
     labs.up(two_node_topology(lab, pods_per_node=1))
     assert netlab("exec", "--lab", lab, "fedora-1", "--", "hostname").stdout.strip() == "fedora-1"
@@ -107,6 +107,18 @@ def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs):
     assert proc.returncode == 2 and "no pod, node or host 'nosuch'" in proc.stderr
     proc = netlab("exec", "--lab", lab, "fedora-1", "--", "no-such-command", check=False)
     assert proc.returncode == 127
+    # What the kernel will not execute is said in one line, exit 126 as a shell's: a file that is no program
+    # (ENOEXEC), a symlink loop; an empty command is refused before anything runs.
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x7fELF not really")
+    junk.chmod(0o755)
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for program, why in ((str(junk), "Exec format error"), (str(tmp_path / "loop"), "Too many levels")):
+        proc = netlab("exec", "--lab", lab, "fedora-1", "--", program, check=False)
+        assert proc.returncode == 126 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"{program}: cannot execute: {why}" in proc.stderr, proc.stderr
+    proc = netlab("exec", "--lab", lab, "fedora-1", "--", "", check=False)
+    assert proc.returncode == 2 and "the command is empty" in proc.stderr and "Traceback" not in proc.stderr
     # The default container is the echo server; its log says so.
     assert "listening on 8080/TCP" in netlab("logs", "--lab", lab, "fedora-1").stdout
 
