@@ -200,6 +200,22 @@ def complete_comma_separated(choices: Sequence[str]) -> Callback:
     return complete
 
 
+class Seconds(click.FloatRange):
+    """A number of seconds within click's FloatRange bounds, and a real one: "nan" passes every comparison a
+    range makes (and then waits forever, or breaks select()), "inf" is no bound."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if seconds != seconds or seconds in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+WAIT_OPTION = click.option("--wait", type=Seconds(min=0), default=60.0, show_default=True,
+                           help="Seconds to wait for another netlab command that holds the lab.")
+
 FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)
 
 

@@ -6,7 +6,7 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import cli, output_option, print_json, require_root
+from netlab.cli.base import WAIT_OPTION, cli, output_option, print_json, require_root
 from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -22,8 +22,7 @@ LOADS = ("netlab.api.impair", "netlab.api.lab")
 @click.option("--jitter", metavar="TIME", help="Delay variation (netem), with --delay: 5ms.")
 @click.option("--loss", metavar="PCT", help="Random loss: 1% (an iptables statistic DROP rule in the namespace).")
 @click.option("--clear", is_flag=True, help="Remove the interface's impairment.")
-@click.option("--wait", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for another netlab command that holds the lab.")
+@WAIT_OPTION
 @output_option("text", "json")
 def impair(target: str, lab_name: str | None, rate: str | None, delay: str | None, jitter: str | None,
            loss: str | None, clear: bool, wait: float, output: str) -> None:

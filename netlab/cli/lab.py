@@ -9,7 +9,8 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import (TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, lab_options, output_option,
+                             print_json, require_root)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
@@ -28,18 +29,18 @@ if TYPE_CHECKING:
               help="Instead of a file: converge the running lab NAME to its saved topology, what `status` "
                    "compares with (its file as last applied, with the impairments set since); also a lab made "
                    "from a dict or the built-in default.")
-@click.option("--wait", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for another netlab command that holds the lab.")
+@WAIT_OPTION
 @click.option("--reconfigure", is_flag=True,
               help="Replace a running lab of the same name that was brought up from another file.")
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C: re-apply the file when it changes, repair drift "
                    "as the kernel reports it, restart exited containers by their pod's restartPolicy; one line "
                    "per action. The lab stays up. One watcher per lab: a second is refused.")
-@click.option("--restart-backoff", type=float, default=10.0, show_default=True, metavar="SECONDS",
+@click.option("--restart-backoff", type=Seconds(min=0, min_open=True), default=10.0, show_default=True,
+              metavar="SECONDS",
               help="With --watch: the first back-off between restarts of a crashing container (and between "
                    "retries of a failed repair), doubling up to 5 minutes, as the kubelet's.")
-@click.option("--resync", type=float, default=10.0, show_default=True, metavar="SECONDS",
+@click.option("--resync", type=Seconds(min=0, min_open=True), default=10.0, show_default=True, metavar="SECONDS",
               help="With --watch: how often a full status runs besides the kernel's notifications.")
 @output_option("text", "json")
 def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: bool, watch: bool,
@@ -141,8 +142,6 @@ def _watch(loaded: Loaded, reconfigure: bool, backoff: float, resync: float) -> 
 
     if reconfigure:
         raise UsageError("--watch applies the file as it is: run `netlab up --reconfigure` first, then --watch")
-    if backoff <= 0 or resync <= 0:
-        raise UsageError("--restart-backoff and --resync take a number of seconds above 0")
 
     def log(line: str) -> None:
         sys.stdout.write(f"{time.strftime('%H:%M:%S')} {line}\n")
@@ -162,8 +161,7 @@ def network_words(loaded: Loaded) -> str:
 
 @cli.command()
 @lab_options
-@click.option("--wait", type=float, default=60.0, show_default=True,
-              help="Seconds to wait for another netlab command that holds the lab.")
+@WAIT_OPTION
 @click.option("--force", is_flag=True,
               help="Also when the lab's state file is corrupt or lost: delete every namespace <lab>-* whose lo "
                    "carries the tag netlab:<lab>:<run id> (any run id). Untagged namespaces are never touched.")

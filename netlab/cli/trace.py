@@ -12,7 +12,7 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (check_output_file, cli, complete_comma_separated, format_data,
+from netlab.cli.base import (Seconds, check_output_file, cli, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
@@ -58,7 +58,7 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Destination port (tcp/udp; without --proto it means tcp, or udp when DST serves that port "
                    "over UDP only). Default: the Service's first port, or the pod's served port.")
-@click.option("--timeout", type=click.FloatRange(0.1, 30), default=1.0, show_default=True,
+@click.option("--timeout", type=Seconds(0.1, 30), default=1.0, show_default=True,
               help="Seconds to wait for the reply.")
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
@@ -162,7 +162,7 @@ def _emit(data: bytes, path: str | None) -> None:
 @click.argument("target", metavar="NAME:IFACE", shell_complete=complete_interfaces)
 @click.option("-c", "--count", type=click.IntRange(1, 100000), default=20, show_default=True,
               help="Stop after this many frames.")
-@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=10.0, show_default=True,
+@click.option("--timeout", type=Seconds(0.1, 3600), default=10.0, show_default=True,
               help="Stop after this many seconds.")
 @click.option("-w", "--write", "write", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write a pcap file instead of printing the frames.")

@@ -168,6 +168,20 @@ def test_the_watchers_options_without_watch_are_refused_before_anything(given, s
         f"netlab: {said} with --watch (the loop that restarts containers and checks the lab)\n")
 
 
+@pytest.mark.parametrize("args", [
+    ["up", "--watch", "--resync", "nan"], ["up", "--watch", "--restart-backoff", "NaN"], ["up", "--wait", "nan"],
+    ["down", "--wait", "inf"], ["impair", "a:eth0", "--clear", "--wait", "nan"], ["probe", "--timeout", "nan"],
+    ["policy", "table", "--timeout", "nan"], ["trace", "a", "b", "--timeout", "nan"],
+    ["capture", "a:eth0", "--timeout", "nan"],
+])
+def test_a_number_of_seconds_is_never_nan_nor_infinite(args):
+    """"nan" passes every comparison a range makes: it was a traceback in the watcher's select(), an endless
+    wait for the lab's lock, a probe agent killed "within nan s". Refused by the option (exit 2), before
+    anything is read or needed (no root, no lab). A process of its own: before, some of them never ended."""
+    proc = subprocess.run([sys.executable, "-m", "netlab", *args], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "is not a number of seconds" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("given, said", [
     (["-t", "/nonexistent/netlab.yaml"], "-t FILE"),
     (["--reconfigure", "--watch"], "--reconfigure or --watch"),
