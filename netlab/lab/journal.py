@@ -72,6 +72,15 @@ class Journal:
         except KernelError as exc:
             self.applied += exc.applied
             raise ApplyFailed(str(exc)) from None
+        except BaseException:
+            # A signal (Ctrl-C, SIGTERM: lab/up.py's Interrupted) landed while the kernel worked: which of these
+            # took effect is unknown, and a node's rule tables may all have been written (their restores run
+            # to their end). Every op but a deletion counts as done, so that the rollback takes it back: taking
+            # back what never took effect is harmless (a deletion allowed to find nothing, a table or setting
+            # put back as it is). A deletion is left out: its take-back would make a second object if it never
+            # took effect; what it did remove, the next `up` makes again.
+            self.applied += [op for op in ops if op.verb != "del"]
+            raise
         self.applied += ops
 
     def undo(self, skip_netns: set[str] = frozenset()) -> list[str]:

@@ -93,6 +93,7 @@ class _Up:
         self.early: dict[str, Any] = {}
         self.moved: list[tuple[str, str, str]] = []  # (netns, old node, new node) of pods put on another node
         self.moved_away: list[str] = []  # their old namespaces, deleted
+        self.intended: list[str] = []  # the namespaces this run named in the state before making them
         self.before: tuple[Any, str | None, str] = ({}, None, "")
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
@@ -121,6 +122,7 @@ class _Up:
         # is what a failed run puts back.
         self.before = (state.topology, state.source, state.phase)
         state.netns.update({n: "intent" for n in to_create})
+        self.intended = list(to_create)
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
         state.source = os.path.abspath(source) if source else None
         state.phase = "creating" if fresh else state.phase
@@ -363,6 +365,9 @@ class _Up:
                 kernel_links(state).pop(name, None)
             for name in self.moved_away:  # deleted before the failure: the old pod cannot come back
                 state.netns.pop(name, None)
+            for name in self.intended:  # named ahead, never made (the run stopped before it): no namespace
+                if state.netns.get(name) == "intent" and not self.kernel.netns_mounted(name):
+                    state.netns.pop(name, None)
             state.topology, state.source, state.phase = self.before  # the lab as its last good run left it
             state.save(best_effort=True)  # a full disk must not stop a rollback
         finally:

@@ -82,6 +82,24 @@ def test_signal_during_up_rolls_back(labs, tmp_path, sig, at):
     assert netlab("list", "-o", "json").stdout.count(f'"{lab}"') == 0
 
 
+def test_a_signal_early_in_a_converge_leaves_the_running_lab_as_it_was(labs, tmp_path):
+    """The run names its new namespaces in the state before it makes them (a pod, the cluster DNS pod); stopped
+    before it made them, it kept those names, and status said the lab had namespaces it does not have."""
+    lab = labs.name("s")
+    path = write_topology(tmp_path, small(lab))
+    netlab("up", "-t", path)
+    write_topology(tmp_path, small(lab).replace("{name: b, node: n2}]", "{name: b, node: n2}, {name: c, node: n1, "
+                                                "labels: {app: web}}]\nservices: [{name: web, selector: {app: web}, "
+                                                "ports: [{port: 80, targetPort: 8080}]}]"))
+    proc = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "1:INT"})
+    assert proc.returncode == 130 and "rolled back" in proc.stderr, proc.stderr
+    with open(state_path(lab, "state.json")) as fh:
+        assert sorted(json.load(fh)["netns"]) == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "n2", "underlay"))
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 0, status.stdout
+    assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "n2", "underlay"))
+
+
 def test_fifty_down_up_cycles_without_sleep(labs, tmp_path):
     lab = labs.name("c")
     path = write_topology(tmp_path, small(lab))

@@ -182,3 +182,53 @@ def test_every_drift_line_has_its_details_entry(lab):
     assert len(result.details) == len(result.drift)
     assert result.details[-1] == {"state": "problem", "object": "containers", "resource": None,
                                   "detail": "pod a has no containers started; up starts them"}
+
+
+# --- a converge that stops: what it named ahead and what the kernel did as the signal landed -------------------
+
+def with_service(tmp_path):
+    """The lab with a pod c and a Service selecting pod a (kube-proxy's rules in every node, the cluster DNS)."""
+    path = tmp_path / "svc.yaml"
+    path.write_text(TOPO.replace("{name: a, node: n1, ip: 10.244.0.2}", "{name: a, node: n1, ip: 10.244.0.2, "
+                                 "labels: {app: web}}\n  - {name: c, node: n1}")
+                    + "services: [{name: web, selector: {app: web}, ports: [{port: 80}]}]\n")
+    return resolve(load_topology(str(path))), str(path)
+
+
+def test_a_converge_stopped_before_its_namespaces_leaves_none_named(lab, tmp_path):
+    """The state names a run's new namespaces before they are made (write-ahead); a run stopped before making
+    them kept them, "intent", and status then named namespaces that do not exist as extra."""
+    k = FakeKernel()
+    up(lab, k)
+    new, path = with_service(tmp_path)
+    with pytest.raises(ApplyFailed, match="rolled back"):
+        lab_up.up(new, k, features=(), source=path, reconfigure=True, journal=Journal(k, fault_at=1))
+    st = state_mod.load_state(lab.name)
+    assert sorted(st.netns) == ["fk-a", "fk-b", "fk-n1", "fk-n2", "fk-underlay"]
+    assert status(lab, k).ok
+
+
+class SignalledKernel(FakeKernel):
+    """A signal that lands while the kernel writes the nodes' rule tables: the restores run to their end (they
+    are processes, or threads the kernel waits for), then the handler's exception is raised."""
+
+    armed = False
+
+    def apply(self, ops, order=()):
+        super().apply(ops, order)
+        if self.armed and any(isinstance(op.res, TableText) for op in ops):
+            self.armed = False
+            raise lab_up.Interrupted("interrupted by SIGINT; rolled back")
+
+
+def test_rule_tables_written_as_a_signal_lands_are_taken_back(lab, tmp_path):
+    """The journal recorded a batch's ops only once the kernel returned: the Service's chains, written when the
+    signal came, stayed in the nodes after the rollback, and no later up removed them (the state never knew)."""
+    k = SignalledKernel()
+    up(lab, k)
+    new, path = with_service(tmp_path)
+    k.armed = True
+    with pytest.raises(lab_up.Interrupted):
+        lab_up.up(new, k, features=(), source=path, reconfigure=True)
+    assert not k.armed  # the signal came while tables were written
+    assert status(lab, k).ok, status(lab, k).drift
