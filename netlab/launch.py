@@ -22,6 +22,11 @@ import gc
 
 def main() -> None:
     gc.disable()
-    from netlab.cli import main as cli_main
+    try:
+        from netlab.cli import main as cli_main
+    except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing has started, nothing to undo
+        import sys
 
+        sys.stderr.write("netlab: interrupted\n")
+        raise SystemExit(130) from None
     cli_main()

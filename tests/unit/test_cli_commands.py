@@ -208,3 +208,19 @@ def test_debug_is_netlabs_option_only_where_click_reads_it(tmp_path, monkeypatch
     assert len(theirs.stderr.splitlines()) == 1, theirs.stderr
     ours = run_cli("--debug", "exec", "--lab", "nolab", "x", "--", "grep", "y")
     assert ours.returncode == 1 and "Traceback (most recent call last)" in ours.stderr, ours.stderr
+
+
+def test_ctrl_c_while_the_program_loads_is_one_line_and_130():
+    """A Ctrl-C in the first tens of milliseconds lands in an import (click, pydantic): a traceback, sometimes
+    exit 1. The KeyboardInterrupt is raised here where the import of the commands begins."""
+    code = ("import builtins\n"
+            "real = builtins.__import__\n"
+            "def interrupted(name, *args, **kwargs):\n"
+            "    if name == 'netlab.cli':\n"
+            "        raise KeyboardInterrupt\n"
+            "    return real(name, *args, **kwargs)\n"
+            "builtins.__import__ = interrupted\n"
+            "from netlab.launch import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (130, "netlab: interrupted\n")
