@@ -105,6 +105,7 @@ class Watcher:
     resync: float = RESYNC
     clock: Callable[[], float] = time.monotonic
     stop: bool = False
+    taken_down: bool = False  # the loop ended because a `down` took the lab
     restarts: Backoff = field(init=False)
     repairs: Backoff = field(init=False)
 
@@ -341,6 +342,7 @@ class Watcher:
         return None if state is None or state.phase == "deleting" else state
 
     def _say_taken_down(self) -> None:
+        self.taken_down = True
         self.log(f"saw: lab {self.lab_name} was taken down; did: stop watching")
 
     def _converge(self, state: LabState, saw: list[str]) -> float | None:
@@ -471,4 +473,7 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
             w.close()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
-    log(f"stopped watching lab {lab_name}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")
+    if w.taken_down:
+        log(f"stopped watching lab {lab_name}: it is down")
+    else:
+        log(f"stopped watching lab {lab_name}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")

@@ -170,6 +170,8 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
             if watcher.proc.poll() is None else next(x for x in watcher.lines if "was taken down" in x)
         assert line
         assert watcher.proc.wait(15) == 0
+        watcher.stop()  # (it has ended: this reads its last lines)
+        assert watcher.lines[-1].endswith(f"stopped watching lab {name}: it is down"), watcher.lines[-3:]
         # Its containers exit and its namespaces vanish while the watcher may be reading them: that is the lab
         # going (the state says "deleting" first), not a check that failed.
         assert not any("check failed" in x for x in watcher.lines), "\n".join(watcher.lines)
