@@ -10,7 +10,9 @@ so a type is a plain file name: never a path.
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +61,8 @@ def parse_conflist(text: str) -> Conflist:
         data = json.loads(text)
     except ValueError as exc:
         raise ConflistError(f"is not JSON ({exc})") from None
+    except RecursionError:  # arrays or objects nested thousands deep: Python's parser gives up
+        raise ConflistError("is nested too deep to be a CNI configuration") from None
     if not isinstance(data, dict):
         raise ConflistError("must be a JSON object with cniVersion, name and plugins")
     if "plugins" not in data and "type" in data:  # a .conf: one plugin
@@ -93,8 +97,18 @@ def parse_conflist(text: str) -> Conflist:
 def read_conflist(path: str) -> Conflist:
     """Read and parse a conflist file; ConflistError (one line) for every failure."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_BYTES + 1)
+        # Never blocking on a FIFO or a device: only a regular file is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(mode):
+                raise ConflistError(f"{path}: is not a regular file (a FIFO, device or socket), not a conflist")
+            with os.fdopen(os.dup(fd), "rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         raise ConflistError(f"{path}: no such file") from None
     except IsADirectoryError:

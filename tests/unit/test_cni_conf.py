@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from ipaddress import IPv4Address
 
 import pytest
@@ -45,6 +46,7 @@ def lab_with(tmp_path, cni_yaml: str):
     ('{"cniVersion": "1.0.0", "name": "n", "plugins": []}', "non-empty list"),
     ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "../../bin/sh"}]}', "file name (no '/')"),
     ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "x", "capabilities": []}]}', "capabilities"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),  # 200 kB: under the size limit, a RecursionError
 ])
 def test_bad_conflists_are_one_line_each(text, why):
     with pytest.raises(ConflistError, match=".*") as exc:
@@ -79,6 +81,34 @@ def test_a_broken_conflist_is_reported_with_its_line(tmp_path):
         load_topology(str(tmp_path / "t.yaml"))
     [p] = exc.value.problems
     assert (p.line, p.field) == (5, "network.cni.conflist") and "is not JSON" in p.message
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_conflist_that_is_no_file_is_said_and_never_waited_for(tmp_path, kind):
+    """A FIFO given as the conflist: validate, plan and graph waited for a writer, for ever."""
+    where = tmp_path / "n.conflist"
+    os.mkfifo(where) if kind == "fifo" else where.mkdir()
+    (tmp_path / "t.yaml").write_text("name: cnt\nnodes: [{name: a}]\nnetwork:\n  cni:\n    conflist: n.conflist\n")
+    done = threading.Event()
+
+    def release() -> None:  # a reader left waiting on the FIFO gets its end of file: a failure, not a hang
+        while not done.wait(0.1):
+            try:
+                os.close(os.open(where, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while nobody reads it
+                return
+            except OSError:
+                continue
+
+    if kind == "fifo":
+        threading.Thread(target=release, daemon=True).start()
+    try:
+        with pytest.raises(TopologyError) as exc:
+            load_topology(str(tmp_path / "t.yaml"))
+    finally:
+        done.set()
+    [p] = exc.value.problems
+    assert (p.line, p.field) == (5, "network.cni.conflist")
+    assert ("is not a regular file" if kind == "fifo" else "is a directory") in p.message
 
 
 def test_cni_is_builtin_by_default():
