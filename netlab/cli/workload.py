@@ -7,6 +7,7 @@ import sys
 import time
 
 import click
+from click.core import ParameterSource
 
 from netlab import api
 from netlab.cli.base import cli, lab_options, require_root
@@ -31,11 +32,12 @@ def _shell() -> list[str]:
 EXEC_OPTIONS = {"--lab": "--lab", "-t": "-t", "--topology": "-t"}
 
 
-def _options_before_command(words: tuple[str, ...], lab_name: str | None,
-                            topology: str | None) -> tuple[str | None, str | None]:
+def _options_before_command(words: tuple[str, ...], lab_name: str | None, topology: str | None,
+                            lab_from_env: bool = False) -> tuple[str | None, str | None]:
     """``exec NAME --lab L -- CMD``: netlab's options between NAME and ``--`` (as kubectl takes them anywhere
-    before it); they came to COMMAND once NAME stopped option parsing."""
-    given = {"--lab": lab_name, "-t": topology}
+    before it); they came to COMMAND once NAME stopped option parsing. $NETLAB_LAB is only --lab's default:
+    a -t FILE here picks the lab, as it does before NAME."""
+    given = {"--lab": None if lab_from_env else lab_name, "-t": topology}
     names = EXEC_OPTIONS
     i = 0
     while i < len(words):
@@ -49,6 +51,8 @@ def _options_before_command(words: tuple[str, ...], lab_name: str | None,
             value = words[i]
         given[names[word]] = value
         i += 1
+    if lab_from_env and given["--lab"] is None and given["-t"] is None:
+        given["--lab"] = lab_name
     return given["--lab"], given["-t"]
 
 
@@ -78,7 +82,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     if "--" in command and command[0].partition("=")[0] in ("--", *EXEC_OPTIONS):
         # click keeps `--` once NAME stopped option parsing; netlab's own options may come before it
         cut = command.index("--")
-        lab_name, topology = _options_before_command(command[:cut], lab_name, topology)
+        from_env = click.get_current_context().get_parameter_source("lab_name") == ParameterSource.ENVIRONMENT
+        lab_name, topology = _options_before_command(command[:cut], lab_name, topology, from_env)
         command = command[cut + 1:]
     from netlab.api.exec import exec_target
     from netlab.realize.state import repair_command

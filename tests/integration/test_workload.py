@@ -94,8 +94,11 @@ def echo_request(lab: str, name: str, dst: str, port: int = 8080, proto: str = "
 
 def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs, tmp_path):
     lab = labs.name("wl")
-    labs.up(two_node_topology(lab, pods_per_node=1))
+    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
     assert netlab("exec", "--lab", lab, "fedora-1", "--", "hostname").stdout.strip() == "fedora-1"
+    # -t after NAME picks the lab over $NETLAB_LAB, as it does before NAME
+    moved = netlab("exec", "fedora-1", "-t", path, "--", "hostname", env={"NETLAB_LAB": "nosuchlab"})
+    assert moved.stdout.strip() == "fedora-1"
     assert netlab("exec", "--lab", lab, "fedora-2", "--", "hostname").stdout.strip() == "fedora-2"
     proc = netlab("exec", "--lab", lab, "fedora-1", "--", "sh", "-c", "exit 7", check=False)
     assert proc.returncode == 7

@@ -198,6 +198,10 @@ def test_exec_takes_its_options_between_name_and_the_command():
     assert _options_before_command(("--lab", "a"), None, None) == ("a", None)
     assert _options_before_command(("--lab=b", "--topology", "t.yaml"), "env", None) == ("b", "t.yaml")
     assert _options_before_command((), "env", "f.yaml") == ("env", "f.yaml")
+    # $NETLAB_LAB is --lab's default only: -t after NAME picks the lab (it was "give --lab or -t, not both")
+    assert _options_before_command(("-t", "t.yaml"), "env", None, lab_from_env=True) == (None, "t.yaml")
+    assert _options_before_command(("--lab", "x"), "env", None, lab_from_env=True) == ("x", None)
+    assert _options_before_command((), "env", None, lab_from_env=True) == ("env", None)
     for bad, why in ((("-c1",), "netlab exec takes --lab and -t before `--`"), (("--lab",), "--lab needs a value")):
         with pytest.raises(UsageError, match=why):
             _options_before_command(bad, None, None)
