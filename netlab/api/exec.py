@@ -12,9 +12,10 @@ Mounts are set up as ``ip netns exec`` does
 from __future__ import annotations
 
 import os
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
@@ -82,6 +83,22 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
         path = lifecycle.uts_path(lab.name, name)
         uts = path if lifecycle.is_uts_mount(path) else None
     return Target(name, netns, uts, lab.name)
+
+
+def open_log(path: str, pod: str, container: str) -> BinaryIO:
+    """A container's log, open for reading: UsageError when there is none yet, or when something else (a
+    directory, a FIFO, a symlink) stands where netlab writes it, which is never read nor waited for."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UsageError(f"no log for {pod}/{container} yet (was it started? `sudo netlab status`)") from None
+    except OSError as exc:  # ELOOP: a symlink
+        raise UsageError(f"the log of {pod}/{container} cannot be read: {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"the log of {pod}/{container} is not a file ({path} was replaced); `sudo netlab up` "
+                         "starts the container again with a new one")
+    return os.fdopen(fd, "rb")
 
 
 def log_file(lab: Lab, pod: str, container: str | None = None) -> tuple[str, str]:

@@ -370,14 +370,11 @@ class Lab:
     def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
         """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first, ``tail`` keeps
         the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
-        from netlab.api.exec import log_file
+        from netlab.api.exec import log_file, open_log
 
-        _, path = log_file(self.model, pod, container)
-        try:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            raise UsageError(f"no log for {pod} yet (was it started? `sudo netlab status`)") from None
+        chosen, path = log_file(self.model, pod, container)
+        with open_log(path, pod, chosen) as fh:
+            data = fh.read()
         text = data.decode(errors="replace")
         if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1
             lines = text.splitlines(keepends=True)

@@ -135,7 +135,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 def logs(lab_name: str | None, topology: str | None, pod: str, container: str | None, tail: int | None,
          follow: bool) -> None:
     """Print what a container of POD wrote to stdout and stderr."""
-    from netlab.api.exec import log_file
+    from netlab.api.exec import log_file, open_log
 
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -145,10 +145,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
         names = [c.name for c in next(p for p in model.pods if p.name == pod).containers]
         if len(names) > 1:
             click.echo(f"netlab: defaulted container {chosen!r} out of: {', '.join(names)}", err=True)
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
-        raise api.UsageError(f"no log for {pod}/{chosen} yet (was it started? `sudo netlab status`)") from None
+    fh = open_log(path, pod, chosen)
     out = sys.stdout.buffer
     with fh:
         data = fh.read()

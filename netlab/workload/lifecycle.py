@@ -485,6 +485,8 @@ def _remove_logs(lab_name: str, names: list[str]) -> None:
             os.unlink(os.path.join(base, name))
         except FileNotFoundError:
             pass
+        except IsADirectoryError:  # someone's directory where the log was: not netlab's, left alone
+            pass
 
 
 def _logs_by_pod(lab_name: str) -> dict[str, list[str]]:

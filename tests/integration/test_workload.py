@@ -124,6 +124,27 @@ def test_exec_joins_the_pod_namespaces_and_passes_the_exit_code(labs, tmp_path):
     assert proc.returncode == 2 and "the command is empty" in proc.stderr and "Traceback" not in proc.stderr
     # The default container is the echo server; its log says so.
     assert "listening on 8080/TCP" in netlab("logs", "--lab", lab, "fedora-1").stdout
+    # Something else where the log is written is said in one line, never read nor waited for: a directory was
+    # a traceback, a FIFO a wait for ever.
+    from netlab.workload.containers import log_path
+
+    log = log_path(lab, "fedora-1", "main")
+    os.rename(log, log + ".kept")
+    try:
+        for make in (os.mkfifo, os.mkdir):
+            make(log)
+            proc = netlab("logs", "--lab", lab, "fedora-1", check=False, timeout=30)
+            assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+            assert "the log of fedora-1/main is not a file" in proc.stderr, proc.stderr
+            if make is os.mkfifo:
+                os.unlink(log)
+        # The directory stays: down takes the lab down all the same (it was a traceback, the lab left up).
+        down = netlab("down", "--lab", lab, check=False)
+        assert down.returncode == 0 and "Traceback" not in down.stderr, down.stderr
+        assert lab_namespaces(lab) == []
+    finally:
+        if os.path.lexists(log + ".kept") and not os.path.isdir(log):
+            os.rename(log + ".kept", log)
 
 
 def test_echo_reply_names_the_pod_and_the_client_as_seen(labs):
