@@ -94,6 +94,10 @@ class _Up:
         self.moved: list[tuple[str, str, str]] = []  # (netns, old node, new node) of pods put on another node
         self.moved_away: list[str] = []  # their old namespaces, deleted
         self.intended: list[str] = []  # the namespaces this run named in the state before making them
+        # The node's end of each veth whose pod this run removes: it goes with the pod's namespace, last
+        # (teardown.delete_namespaces), not as an extra link before, which a failed run could not take back.
+        self.leaving_veths: set[tuple[str, str]] = set()
+        self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.before: tuple[Any, str | None, str] = ({}, None, "")
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
@@ -115,6 +119,7 @@ class _Up:
             if fresh:
                 forget(self.lab.name)  # nothing was made: leave no trace either
             raise
+        self.leaving_veths = _leaving_veths(state, self.plan) if not fresh else set()
         netns_of = {p.name: p.netns for p in self.lab.pods}
         self.moved = [(netns_of[pod], old, new) for pod, old, new in moved if netns_of[pod] not in to_create]
         self._restore_host_settings(state, creating=bool(to_create or self.moved))
@@ -134,11 +139,13 @@ class _Up:
         except BaseException as exc:
             self._rollback(state, fresh, tag)
             if isinstance(exc, Interrupted):
+                if self.removing:
+                    raise Interrupted(f"{exc}{self._not_back()}") from None
                 raise
             if isinstance(exc, NetlabError):
-                raise ApplyFailed(f"{exc}; rolled back") from exc
+                raise ApplyFailed(f"{exc}; rolled back{self._not_back()}") from exc
             if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug
-                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back "
+                raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back{self._not_back()} "
                                   "(for details: netlab --debug <command> ...)") from exc
             raise
         self.result.operations = self.journal.count
@@ -232,8 +239,9 @@ class _Up:
         planned = set(self.plan.netns)
         for name in [n for n in state.netns if n not in planned]:
             if owned(self.kernel, name, tag):
+                self.journal.step(f"delete namespace {name}")  # a fault here leaves the pod as it was
+                self.removing.append(name)
                 self.result.warnings += stop_features(self.features, state, [name])
-                self.journal.step(f"delete namespace {name}")
                 delete_namespaces(self.kernel, [name])
                 self.result.removed_netns.append(name)
             else:
@@ -337,9 +345,20 @@ class _Up:
                                      f"earlier sync emptied in {op.res.netns} (kube-proxy deletes them a sync later)")
 
     def _repairs(self, drifts: list[Drift], want: dict) -> list[Op]:
-        return repair_ops(drifts, want, self._observed) if drifts else []
+        ops = repair_ops(drifts, want, self._observed) if drifts else []
+        return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
+                                         in self.leaving_veths)]
 
     # --- taking it back ---------------------------------------------------------------
+
+    def _not_back(self) -> str:
+        """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
+        the topology no longer has) are gone, or their containers stopped."""
+        if not self.removing:
+            return ""
+        names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
+        return (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
+                "them again)")
 
     def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
         """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
@@ -373,6 +392,19 @@ class _Up:
         finally:
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+
+
+def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
+    """(node namespace, veth) of each pod whose namespace the plan no longer has, as the running lab made it."""
+    leaving = set(state.netns) - set(plan.netns)
+    if not leaving:
+        return set()
+    try:
+        running = state.resolved()
+    except NetlabError:  # a saved topology that no longer resolves: its extra veths are deleted as before
+        return set()
+    nodes = {n.name: n.netns for n in running.nodes}
+    return {(nodes[p.node], p.host_veth) for p in running.pods if p.netns in leaving and p.node in nodes}
 
 
 class _signals_interrupt:

@@ -100,6 +100,37 @@ def test_a_signal_early_in_a_converge_leaves_the_running_lab_as_it_was(labs, tmp
     assert sorted(lab_namespaces(lab)) == sorted(f"{lab}-{n}" for n in ("a", "b", "n1", "n2", "underlay"))
 
 
+def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(labs, tmp_path):
+    """A converge that removes pod b (and adds two pods and a Service) fails at its k-th step. Its rollback said
+    "rolled back" where b had lost its veth (deleted early, from the node's side, as an extra link) or its
+    containers. Now b is whole after the rollback, or, once its removal began, the message says so and
+    `up --lab` brings it back."""
+    lab = labs.name("r")
+    old = small(lab)
+    new = old.replace("{name: a, node: n1}, {name: b, node: n2}]", "{name: a, node: n1, labels: {app: web}}, "
+                      "{name: c, node: n1, labels: {app: web}}, {name: d, node: n2}]\nservices: [{name: web, "
+                      "selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}]")
+    path = write_topology(tmp_path, old)
+    netlab("up", "-t", path)
+    write_topology(tmp_path, new)
+    total = json.loads(netlab("up", "-t", path, "-o", "json").stdout)["operations"]  # the converge's steps
+    write_topology(tmp_path, old)
+    netlab("up", "-t", path)
+    said = []
+    for k in sorted({*range(1, total + 1, 3), total}):
+        write_topology(tmp_path, new)
+        failed = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_AT": str(k)})
+        assert failed.returncode == 4 and "rolled back" in failed.stderr, (k, failed.stderr)
+        if "which it had begun to remove" in failed.stderr:
+            said.append(k)
+            assert f"but for b, which it had begun to remove (`sudo netlab up --lab {lab}` makes them again)" \
+                in failed.stderr, failed.stderr
+            netlab("up", "--lab", lab)
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 0, (k, status.stdout)
+    assert said and said[-1] == total  # the last steps come after the removal (the features' starts)
+
+
 def test_fifty_down_up_cycles_without_sleep(labs, tmp_path):
     lab = labs.name("c")
     path = write_topology(tmp_path, small(lab))
