@@ -347,7 +347,7 @@ def _read(parser_class: Any, buf: str | bytes, file: str, libyaml: bool, hide_fo
         dispose = getattr(parser, "dispose", None)
         if dispose:
             dispose()
-    _refuse_if_not_topology(file, src.data, hide_foreign)
+    _refuse_if_not_topology(file, src.data, hide_foreign, so_far=bool(src.problems))
     if src.data is None:
         raise TopologyError(src.problems + [Problem(
             file, src.lines.get((), 1), ROOT_FIELD,
@@ -372,15 +372,18 @@ def _refuse_if_foreign_so_far(file: str, stack: list[_Frame], hide_foreign: bool
     unless it would show the file's text (a tag's or an anchor's name)."""
     root = _root_so_far(stack)
     if root or quotes:
-        _refuse_if_not_topology(file, root if root is not None else {}, hide_foreign)
+        _refuse_if_not_topology(file, root if root is not None else {}, hide_foreign, so_far=True)
 
 
-def _refuse_if_not_topology(file: str, data: Any, hide_foreign: bool) -> None:
+def _refuse_if_not_topology(file: str, data: Any, hide_foreign: bool, so_far: bool = False) -> None:
     """A mapping without a single topology field is some other file (``-t /etc/shadow``):
-    refuse it without showing any of its keys, values or paths."""
+    refuse it without showing any of its keys, values or paths. ``so_far``: the keys read before the
+    file's first error, which may come before its topology fields."""
     if not hide_foreign or not isinstance(data, dict):
         return
     fields = [f.alias or name for name, f in Topology.model_fields.items()]
     if not data.keys() & set(fields):
-        raise TopologyError([Problem(file, None, "", "is not a netlab topology: none of its top-level keys is a "
-                                     f"topology field ({', '.join(fields)}); its content is not shown")])
+        which = ("none of the top-level keys read before its first problem is" if so_far else
+                 "none of its top-level keys is")
+        raise TopologyError([Problem(file, None, "", f"is not a netlab topology: {which} a topology field "
+                                     f"({', '.join(fields)}); its content is not shown")])

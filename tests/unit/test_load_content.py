@@ -76,6 +76,19 @@ def test_a_mistake_before_the_first_key_is_shown_not_called_another_file(tmp_pat
     assert proc.returncode == 2 and proc.stderr.startswith(f"{path}:{said}"), proc.stderr
 
 
+def test_a_mistake_before_the_topology_fields_says_so_not_that_the_file_has_none(tmp_path):
+    """`a: &x [1]` before name: and nodes: (an anchor, refused): the keys read before it are no topology's, so
+    nothing is shown, but the file is not said to have no topology field at all (it has two)."""
+    path = tmp_path / "topo.yaml"
+    path.write_text("a: &x [1]\nname: x\nnodes: [{name: n1}]\n")
+    proc = run_validate(str(path))
+    assert proc.returncode == 2 and "none of the top-level keys read before its first problem is a topology " \
+        "field" in proc.stderr, proc.stderr
+    plain = tmp_path / "other.yaml"
+    plain.write_text("a: 1\nb: 2\n")
+    assert "none of its top-level keys is a topology field" in run_validate(str(plain)).stderr
+
+
 def test_etc_shadow_is_not_echoed():
     if not os.access("/etc/shadow", os.R_OK):
         pytest.skip("/etc/shadow is not readable here (not root)")
