@@ -18,12 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from netlab.errors import Problem, TopologyError
+from netlab.model.impair import Impairment
 from netlab.model.location import ROOT_FIELD, Loc, clip, format_path, show, yaml_kind
 from netlab.model.topology import RANGES, Topology
 from netlab.model.yamlsource import Source
 
 MAX_PROBLEMS = 100  # reported at once; the rest are summed up in one line
 _YAML_NULL_WORDS = {"~", "null"}
+IMPAIRMENT_FIELDS = {f.alias or name for name, f in Impairment.model_fields.items()}
 
 
 def _model_at(loc: Loc) -> type[BaseModel] | None:
@@ -119,6 +121,10 @@ def _describe(err: dict, src: Source) -> str:
         limit = next(iter(ctx.values()), "?")
         word = "large" if kind.startswith("less") else "small"
         return f"{value} is too {word} (limit {limit}){_range_hint(loc)}"
+    if (kind in ("dict_type", "model_type", "model_attributes_type") and len(loc) >= 2 and loc[-2] == "impair"
+            and loc[-1] in IMPAIRMENT_FIELDS):
+        return (f"impair is keyed by interface: write impair: {{eth0: {{{loc[-1]}: ...}}}} "
+                f"(the pod's or node's interface whose egress suffers)")
     if kind in ("dict_type", "model_type", "model_attributes_type", "list_type", "string_type", "int_type",
                 "bool_type", "bool_parsing"):
         want = {"dict_type": "a mapping (key: value)", "model_type": "a mapping (key: value)",

@@ -77,6 +77,8 @@ CASES = [
     ("duplicate-service-port", BASE + "services: [{name: w, ports: [{port: 80}, {port: 80}]}]\n",
      "listed twice", "services[0].ports[1].port"),
     # The API server's rule: kube-proxy would give two unnamed TCP ports one chain (all to the first's target).
+    ("impair-without-interface", BASE + "pods: [{name: p, node: a, impair: {rate: 10mbit}}]\n",
+     "impair is keyed by interface: write impair: {eth0: {rate: ...}}", "pods[0].impair.rate"),
     ("named-target-port", BASE + "services: [{name: w, ports: [{port: 80, targetPort: http}]}]\n",
      "'http' is a named targetPort, which netlab does not resolve; give the container port's number",
      "services[0].ports[0].targetPort"),
