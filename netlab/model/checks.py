@@ -67,6 +67,9 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
                 out.append((("pods", i, "containers", j, "name"),
                             f"duplicate container name {c.name!r} in pod {pod.name!r}; rename one"))
             cnames.add(c.name)
+            if c.command and not c.command[0].strip():  # what up would start: "command not found"
+                out.append((("pods", i, "containers", j, "command", 0),
+                            "the program to run is empty; give its name or path"))
         ports: dict[tuple[int, str], str] = {}
         for j, c in enumerate(pod.containers):  # containers share the pod's network namespace
             if c.command is None and not c.ports:  # netlab's echo server on its default port

@@ -124,6 +124,8 @@ CASES = [
      "label value 'x y'", "services[0].selector.app"),
     ("command-nul", BASE + 'pods: [{name: p, node: a, containers: [{name: c, command: ["a\\0b"]}]}]\n',
      "NUL character", "pods[0].containers[0].command[0]"),
+    ("command-program-blank", BASE + "pods: [{name: p, node: a, containers: [{name: c, command: ['  ', x]}]}]\n",
+     "the program to run is empty", "pods[0].containers[0].command[0]"),
     ("command-empty", BASE + "pods: [{name: p, node: a, containers: [{name: c, command: []}]}]\n",
      "needs at least 1", "pods[0].containers[0].command"),
     # YAML booleans, numbers and nulls where other things are expected
