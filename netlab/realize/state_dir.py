@@ -226,8 +226,10 @@ def known_labs() -> list[str]:
     if not os.path.isdir(STATE_ROOT):
         return []
     _check_dir(STATE_ROOT)
+    # Anything at the state file's path (a directory, a symlink too): load_state says it is corrupt, and
+    # `netlab list` shows it so, where a directory there hid the lab.
     return sorted(name for name in os.listdir(STATE_ROOT)
-                  if lab_name_problem(name) is None and os.path.isfile(os.path.join(STATE_ROOT, name, STATE_FILE)))
+                  if lab_name_problem(name) is None and os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
 
 
 class LabLock:

@@ -283,9 +283,11 @@ def test_iter_states_yields_a_corrupt_lab_as_its_error_and_goes_on(root, monkeyp
     data["netns"] = {}
     data["extra"] = {}
     (root / "zed" / "state.json").write_text(json.dumps(data))
-    got = list(state.iter_states())
-    assert [type(x).__name__ for x in got] == ["StateCorrupt", "LabState", "LabState"]
-    assert got[0].lab == "broken" and [x.lab for x in got[1:]] == [LAB, "zed"]
+    (root / "dirstate").mkdir(mode=0o700)
+    (root / "dirstate" / "state.json").mkdir()  # a directory where the file is: corrupt too, not hidden
+    got = {x.lab: type(x).__name__ for x in state.iter_states()}
+    assert got == {"broken": "StateCorrupt", "dirstate": "StateCorrupt", LAB: "LabState", "zed": "LabState"}
+    assert list(got) == sorted(got)  # in name order
 
 
 def test_a_recorded_resolv_path_is_never_what_is_deleted(root, tmp_path, monkeypatch):
