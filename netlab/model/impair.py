@@ -132,6 +132,10 @@ class Impairment(BaseModel):
         out = []
         if self.loss is not None and loss_fraction(self.loss) == 0:
             out.append(("loss", f"{show(self.loss)} drops nothing: leave loss out"))
+        elif self.loss is not None and loss_fraction(self.loss) * 2**31 < 1:
+            # iptables' statistic match draws against a 31-bit number: a smaller chance is 0 in the kernel.
+            out.append(("loss", f"{show(self.loss)} is below the smallest chance the kernel draws (1 in 2^31, "
+                                "about 0.00000005%): it drops nothing; leave loss out or raise it"))
         if self.delay is not None and time_us(self.delay) == 0 and not self.jitter:
             out.append(("delay", f"{show(self.delay)} delays nothing: leave delay out"))
         if self.jitter is not None and time_us(self.jitter) == 0:

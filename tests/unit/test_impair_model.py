@@ -42,6 +42,8 @@ BASE = "name: x\nnodes:\n  - name: n1\n{node}pods:\n  - name: p1\n    node: n1\n
     # Settings that change nothing: refused (a 0% loss was a DROP rule that never dropped).
     ("", "    impair:\n      eth0: {loss: \"0.0%\"}\n",
      "t.yaml:8: pods[0].impair.eth0.loss: '0.0%' drops nothing: leave loss out"),
+    ("", "    impair:\n      eth0: {loss: \"0.00000001%\"}\n",  # planned as --probability 0.0000000001: 0 drawn
+     "t.yaml:8: pods[0].impair.eth0.loss: '0.00000001%' is below the smallest chance the kernel draws"),
     ("", "    impair:\n      eth0: {rate: 1mbit, delay: 0ms}\n",
      "t.yaml:8: pods[0].impair.eth0.delay: '0ms' delays nothing: leave delay out"),
     ("", "    impair:\n      eth0: {delay: 20ms, jitter: 0us}\n",
