@@ -395,7 +395,8 @@ class _Up:
 
 
 def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
-    """(node namespace, veth) of each pod whose namespace the plan no longer has, as the running lab made it."""
+    """(namespace, veth) of the far end of each pod's or node's veth whose namespace the plan no longer has (its
+    node's port on cni0, the underlay's port on br0), as the running lab made them."""
     leaving = set(state.netns) - set(plan.netns)
     if not leaving:
         return set()
@@ -404,7 +405,8 @@ def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
     except NetlabError:  # a saved topology that no longer resolves: its extra veths are deleted as before
         return set()
     nodes = {n.name: n.netns for n in running.nodes}
-    return {(nodes[p.node], p.host_veth) for p in running.pods if p.netns in leaving and p.node in nodes}
+    return ({(nodes[p.node], p.host_veth) for p in running.pods if p.netns in leaving and p.node in nodes}
+            | {(running.underlay_netns, n.underlay_veth) for n in running.nodes if n.netns in leaving})
 
 
 class _signals_interrupt:
