@@ -21,6 +21,8 @@ reaching an endpoint that is gone. Two ways to delete, for two kinds of caller:
 
 from __future__ import annotations
 
+import errno
+import socket
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -147,3 +149,48 @@ def onward(flows: Sequence[Flow], entries: Iterable[tuple[dict[str, str], dict[s
         out += found
         frontier = found
     return out
+
+
+NFNLGRP_CONNTRACK_NEW = 1  # linux/netfilter/nfnetlink.h: the entries a namespace confirms
+
+
+class NewEntries:
+    """The conntrack entries a namespace confirms from now on (ctnetlink's NEW events), read afterwards.
+
+    A dump after the fact misses some: a TCP entry whose first packet was refused with a RST (a
+    NetworkPolicy's REJECT on the way, a closed port) is destroyed as the RST passes, so a node that
+    DNATed a Service's SYN holds nothing by the time anyone looks. Its NEW event, sent when the SYN
+    left the node, carries what the DNAT decided.
+    """
+
+    def __init__(self, ns: str):
+        with netns.entered(ns):  # the socket hears the events of the namespace it was opened in
+            self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK,
+                                      netlink.NETLINK_NETFILTER)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self.sock.bind((0, 1 << (NFNLGRP_CONNTRACK_NEW - 1)))
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def tuples(self, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
+        """The original and reply tuples of the entries of protocol ``proto`` confirmed since it opened
+        (those whose events fitted its buffer: a busy namespace may drop some, ENOBUFS)."""
+        out = []
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return out
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # some were lost; the next read goes on with the others
+                    continue
+                raise
+            for m in netlink.split(data):
+                t = nfnl.ct_tuples(m)
+                if t is not None and t[0] == proto:
+                    out.append((t[1], t[2]))
+
+    def close(self) -> None:
+        self.sock.close()

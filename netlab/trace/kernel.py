@@ -290,10 +290,18 @@ class LiveKernel:
             self._ct[key] = read_conntrack(netns, proto)
         return self._ct[key]
 
-    def snapshot_conntrack(self, namespaces: list[str], proto: str) -> None:
-        """Read the entries now (right after the packet, before its socket closes)."""
+    def snapshot_conntrack(self, namespaces: list[str], proto: str,
+                           confirmed: dict[str, list[tuple[dict[str, str], dict[str, str]]]] | None = None) -> None:
+        """Read the entries now (right after the packet, before its socket closes), with those the namespaces
+        confirmed meanwhile that are gone already (``confirmed``: their NEW events, conntrack.NewEntries)."""
         for ns in namespaces:
-            self._ct[(ns, proto)] = read_conntrack(ns, proto)
+            entries = read_conntrack(ns, proto)
+            known = {e.orig for e in entries}
+            for orig, reply in (confirmed or {}).get(ns, []):
+                entry = ct_entry(proto, orig, reply, flags=("DESTROYED",))  # as `conntrack -E` says it
+                if entry.orig not in known:
+                    entries.append(entry)
+            self._ct[(ns, proto)] = entries
 
 
     # -- kube-proxy's rules
@@ -400,10 +408,16 @@ def parse_conntrack(line: str) -> CtEntry | None:
     if len(tuples) < 2:
         return None
 
+    return ct_entry(proto, tuples[0], tuples[1], state, tuple(flags))
+
+
+def ct_entry(proto: str, orig: dict[str, str], reply: dict[str, str], state: str | None = None,
+             flags: tuple[str, ...] = ()) -> CtEntry:
+    """An entry from its two tuples as text (src, dst, and sport and dport, or an ICMP id)."""
     def flow(t: dict[str, str]) -> Flow:
         if proto == "icmp":
             ident = int(t["id"]) if "id" in t else None
             return Flow("icmp", t["src"], t["dst"], ident, ident)
         return Flow(proto, t["src"], t["dst"], int(t.get("sport", 0)), int(t.get("dport", 0)))
 
-    return CtEntry(orig=flow(tuples[0]), reply=flow(tuples[1]), state=state, flags=tuple(flags))
+    return CtEntry(orig=flow(orig), reply=flow(reply), state=state, flags=flags)

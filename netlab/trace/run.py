@@ -18,11 +18,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from typing import Any, Callable
+import socket
+from typing import Any, Callable, Iterator
 
 from netlab.errors import UsageError
-from netlab.kernel import netns as nsmod
+from netlab.kernel import conntrack, netns as nsmod
 from netlab.model.lab import Lab
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
@@ -102,15 +104,18 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             step(1)
             kernel.count_nat_before(counted)
             policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
-            sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport)
-            try:
-                send.wait_reply(sent, timeout)
-                kernel.snapshot_conntrack([ns for ns in namespaces if ns in lm.nat_netns], proto)
-                kernel.snapshot_nat(counted)
-                policy_after = tpolicy.reject_counters(tpolicy.node_namespaces(lab))
-                step(2)
-            finally:
-                sent.close()
+            nat_netns = [ns for ns in namespaces if ns in lm.nat_netns]
+            with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
+                sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport)
+                try:
+                    send.wait_reply(sent, timeout)
+                    ip_proto = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
+                    kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
+                    kernel.snapshot_nat(counted)
+                    policy_after = tpolicy.reject_counters(tpolicy.node_namespaces(lab))
+                    step(2)
+                finally:
+                    sent.close()
             capture.settle()
             frames = capture.drain()
         step(3)
@@ -179,6 +184,20 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
+
+
+@contextlib.contextmanager
+def _confirmed_entries(namespaces: list[str]) -> Iterator[dict[str, conntrack.NewEntries]]:
+    """The conntrack entries these namespaces confirm while the packet runs, heard as they are made: a node's
+    entry for a SYN a policy refuses down the road is gone once its RST passes back (conntrack.NewEntries)."""
+    opened: dict[str, conntrack.NewEntries] = {}
+    try:
+        for ns in namespaces:
+            opened[ns] = conntrack.NewEntries(ns)
+        yield opened
+    finally:
+        for listener in opened.values():
+            listener.close()
 
 
 def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,

@@ -281,6 +281,12 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert not lost.delivered
     assert lost.lost.reason.startswith("dropped in node n1, chain NETPOL-IN-") and "by policy x/allow-from-y" in \
         lost.lost.reason and lost.lost.reason.endswith("the kernel's REJECT rule there counted it"), lost.lost
+    # Its path as the kernel took it: DNATed on z-b's node n2, lost on n1's bridge. The RST n1's REJECT sends
+    # back destroys n2's conntrack entry of the SYN at once: the trace said "not DNATed here" and routed the
+    # ClusterIP to the underlay; it hears the entry confirmed now (ctnetlink's NEW event).
+    dnat = [h for h in lost.hops if h.kind == "dnat"]
+    assert [h.netns for h in dnat] == [f"{lab.name}-n2"] and "picked endpoint x-a" in dnat[0].decision, dnat
+    assert (lost.lost.netns, lost.lost.device) == (f"{lab.name}-n1", "cni0"), lost.lost
     hairpin = running.trace("x-a", "svc/web", "tcp", 80)
     assert not hairpin.delivered and "x/allow-from-y" in hairpin.lost.reason
     ok = running.trace("y-b", "svc/web", "tcp", 80)

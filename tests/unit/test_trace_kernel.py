@@ -262,3 +262,24 @@ def test_nat_table_rules_counters_and_what_the_packet_added():
     last = after.chain_rules("KUBE-SVC-CDGGSHYLG3RE2FKL")[-1]
     assert last.line == "-A KUBE-SVC-CDGGSHYLG3RE2FKL -j KUBE-SEP-B" and last.target == "KUBE-SEP-B"
     assert after.rule("-A PREROUTING -j KUBE-SERVICES").chain == "PREROUTING"
+
+
+def test_an_entry_confirmed_then_destroyed_joins_the_snapshot(monkeypatch):
+    """A SYN DNATed by a node and refused down the road: the RST destroys the node's entry before anyone lists it.
+    Its NEW event's tuples join what `conntrack -L` still lists, once (an entry listed too is not doubled)."""
+    from netlab.trace import kernel as tk
+
+    listed = ("tcp      6 9 CLOSE src=10.244.1.2 dst=10.96.0.11 sport=2 dport=80 "
+              "src=10.244.0.3 dst=10.244.1.2 sport=8080 dport=2")
+    monkeypatch.setattr(tk, "read_conntrack", lambda ns, proto: [tk.parse_conntrack(listed)])
+    gone = ({"src": "10.244.1.2", "dst": "10.96.0.11", "sport": "1", "dport": "80"},
+            {"src": "10.244.0.2", "dst": "10.244.1.2", "sport": "8080", "dport": "1"})
+    again = ({"src": "10.244.1.2", "dst": "10.96.0.11", "sport": "2", "dport": "80"},
+             {"src": "10.244.0.3", "dst": "10.244.1.2", "sport": "8080", "dport": "2"})
+    k = tk.LiveKernel()
+    k.snapshot_conntrack(["n2"], "tcp", {"n2": [gone, again]})
+    entries = k.conntrack("n2", "tcp")
+    assert [e.orig.sport for e in entries] == [2, 1]
+    assert entries[1].reply.src == "10.244.0.2" and entries[1].flags == ("DESTROYED",)
+    assert entries[1].text() == ("tcp 10.244.1.2:1 → 10.96.0.11:80 | reply 10.244.0.2:8080 → 10.244.1.2:1 "
+                                 "[DESTROYED]")
