@@ -97,6 +97,16 @@ def forward_policy(k: Any, ns: str) -> Reason | None:
             f"ip netns exec {ns} iptables -P FORWARD ACCEPT")
 
 
+def policy_reject(k: Any, ns: str) -> Reason | None:
+    """A NetworkPolicy's REJECT in ``ns`` that counted the packet: in FORWARD, so before the packet left the node,
+    and with it before conntrack kept the entry of its DNAT (a hairpin to an isolated pod of the node)."""
+    chains = getattr(k, "policy_rejects", {}).get(ns)
+    if not chains:
+        return None
+    return (f"a NetworkPolicy's REJECT in {ns} counted it in FORWARD, before it left the node (chain "
+            f"{', '.join(chains)}; the policy is named below)", None)
+
+
 def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev: str) -> Reason | None:
     """A packet that vanished leaving ``dev`` of ``ns``, where netlab's impairment drops a share of what leaves
     (``losses``: (namespace, interface) -> (the NAME:IFACE a user gives ``netlab impair``, the loss))."""

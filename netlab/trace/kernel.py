@@ -94,6 +94,8 @@ class LiveKernel:
         self._brnf: dict[str, bool] = {}
         self._nat: dict[str, NatTable | None] = {}
         self._nat_before: dict[str, NatTable | None] = {}
+        # namespace -> the NetworkPolicy chains whose REJECT counted the packet (run.py: counters before and after)
+        self.policy_rejects: dict[str, list[str]] = {}
         self._nft: dict[str, NftTable | None] = {}
         self._nft_before: dict[str, NftTable | None] = {}
 

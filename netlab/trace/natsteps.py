@@ -97,7 +97,8 @@ class NatSteps:
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         else:
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
-        drop = faults.forward_policy(self.k, ns) if iif and not why.cause and svc.endpoints else None
+        drop = (faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
+                if iif and not why.cause and svc.endpoints else None)
         if drop is not None:
             # The rules are whole, yet no entry: conntrack keeps a flow's entry only once its first packet
             # leaves the node, and a packet DNATed to a pod must pass FORWARD to leave.

@@ -289,6 +289,10 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     assert (lost.lost.netns, lost.lost.device) == (f"{lab.name}-n1", "cni0"), lost.lost
     hairpin = running.trace("x-a", "svc/web", "tcp", 80)
     assert not hairpin.delivered and "x/allow-from-y" in hairpin.lost.reason
+    # Refused in FORWARD on its own node, before the node confirmed the DNAT's entry: the DNAT row says so and
+    # is where it was lost (it said "not DNATed here", and the packet went on to the underlay).
+    [dnat] = [h for h in hairpin.hops if h.kind == "dnat"]
+    assert "a NetworkPolicy's REJECT in" in (dnat.problem or "") and hairpin.lost.hop == dnat.index, dnat
     ok = running.trace("y-b", "svc/web", "tcp", 80)
     assert ok.delivered and ok.endpoint.endpoint == "x-a"
     assert [p["text"] for p in ok.policy] == [
