@@ -61,6 +61,8 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     Practise without knowing the answer: `netlab quiz`.
     """
     if list_:
+        if scenario is not None or target is not None:  # it would be ignored: the catalogue is the whole list
+            raise UsageError("--list lists every scenario: give it no SCENARIO nor --target")
         _list(output)
         return
     if scenario is None:

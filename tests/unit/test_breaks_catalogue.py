@@ -209,6 +209,11 @@ def test_list_cli():
     assert [d["name"] for d in data] == [s.name for s in catalogue.SCENARIOS]
     bad = subprocess.run([sys.executable, "-m", "netlab", "break", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "break --list" in bad.stderr and "Traceback" not in bad.stderr
+    # A scenario beside --list was ignored, silently: said
+    both = subprocess.run([sys.executable, "-m", "netlab", "break", "vxlan-arp-missing", "--list"],
+                          capture_output=True, text=True)
+    assert (both.returncode, both.stderr) == (2, "netlab: --list lists every scenario: give it no SCENARIO nor "
+                                                 "--target\n")
 
 
 def test_scenario_names_complete():
