@@ -36,3 +36,30 @@ def up(lab, kernel, **kw):  # noqa: F811 - lab: the fixture's value
 
 def status(lab, kernel):  # noqa: F811
     return lab_status.status(state_mod.load_state(lab.name), kernel)
+
+
+class IdleFeature:
+    """A feature that does nothing: its start is one step of a run's journal (after the network, after the
+    namespaces a run removes), where a test can fail the run."""
+
+    name = "idle"
+
+    def preflight(self, lab):
+        pass
+
+    def start_early(self, lab, state):
+        return None
+
+    def abort_early(self, handle):
+        pass
+
+    def start(self, lab, state, early=None):
+        from netlab.feature import StartResult
+
+        return StartResult()
+
+    def stop(self, state, netns_names, everything=False):
+        return []
+
+    def drift(self, lab, state):
+        return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 import pytest
+from fake_lab import IdleFeature
 
 from netlab.cli.base import cli
 from netlab.errors import ApplyFailed
@@ -101,28 +102,13 @@ def test_a_rate_replaced_by_a_loss_alone_is_said_removed(calls):
     assert done.actions == ["removed delay 20ms from eth0 in x-p1 (the impairment has no rate or delay now)"]
 
 
-class Broken:
+class Broken(IdleFeature):
     """A feature with a bug: its start raises something netlab does not know."""
 
     name = "broken"
 
-    def preflight(self, lab):
-        pass
-
-    def start_early(self, lab, state):
-        return None
-
-    def abort_early(self, handle):
-        pass
-
     def start(self, lab, state, early=None):
         raise RuntimeError("boom")
-
-    def stop(self, state, netns_names, everything=False):
-        return []
-
-    def drift(self, lab, state):
-        return []
 
 
 def test_the_hint_of_a_failed_run_is_a_command_line_that_works(tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 
 import pytest
-from fake_lab import TOPO, make_lab, status, up
+from fake_lab import TOPO, IdleFeature, make_lab, status, up
 
 from netlab.errors import ApplyFailed
 from netlab.kernel.base import KernelError, Op, TableText
@@ -249,29 +249,6 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(lab, tm
     b's containers were stopped before the step that deletes its namespace: "rolled back", and b had no eth0.
     Now b is whole after every rollback but those after its removal began, which say so (a feature that starts
     after the removals gives the run steps there)."""
-    from netlab.feature import StartResult
-
-    class Idle:
-        name = "idle"
-
-        def preflight(self, lab):
-            pass
-
-        def start_early(self, lab, state):
-            return None
-
-        def abort_early(self, handle):
-            pass
-
-        def start(self, lab, state, early=None):
-            return StartResult()
-
-        def stop(self, state, names, everything=False):
-            return []
-
-        def drift(self, lab, state):
-            return []
-
     k = FakeKernel()
     up(lab, k)
     text, gone = REMOVALS[removal]
@@ -281,7 +258,7 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(lab, tm
     said = 0
     for at in range(1, 40):
         try:
-            lab_up.up(new, k, features=(Idle(),), source=str(path), reconfigure=True,
+            lab_up.up(new, k, features=(IdleFeature(),), source=str(path), reconfigure=True,
                       journal=Journal(k, fault_at=at))
         except ApplyFailed as exc:
             if "which it had begun to remove" in str(exc):

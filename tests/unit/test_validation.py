@@ -351,7 +351,8 @@ def test_duplicate_key_keeps_reading(tmp_path):
     BASE + "network: {vxlan: {vni: 16777215}, mode: host-gw, underlay: {mtu: 9000}}\n",  # no flannel device
     "name: x\ncluster: {nodeMask: 16}\nnodes: [{name: a}]\n",
     "name: x\ncluster: {podCIDR: 10.244.0.0/20, nodeMask: 28}\nnodes: [{name: a}]\n",
-    BASE + "services: [{name: s, type: NodePort, ports: [{name: a, port: 65535, nodePort: 30000}, {name: b, port: 1, nodePort: 32767}]}]\n",
+    BASE + "services: [{name: s, type: NodePort, ports: [{name: a, port: 65535, nodePort: 30000}, "
+           "{name: b, port: 1, nodePort: 32767}]}]\n",
     BASE + "services: [{name: s, type: NodePort, ports: [{name: t, port: 80, nodePort: 30080, protocol: TCP}, "
            "{name: u, port: 80, nodePort: 30080, protocol: UDP}]}]\n",
     BASE + "pods: [{name: p, node: a, labels: {app.kubernetes.io: 'x_y-z.1', empty: ''}}]\n",
