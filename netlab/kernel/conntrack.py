@@ -186,7 +186,7 @@ class NewEntries:
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:  # some were lost; the next read goes on with the others
                     continue
-                raise
+                return out
             for m in netlink.split(data):
                 t = nfnl.ct_tuples(m)
                 if t is not None and t[0] == proto:
