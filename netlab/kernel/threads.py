@@ -66,10 +66,15 @@ def side_by_side(fn: Callable[[T], R], items: list[T], workers: int | None = Non
                 stop.set()
 
     threads = [threading.Thread(target=work, args=(part,), name="netlab-side") for part in parts[1:] if part]
-    for t in threads:
-        t.start()
     try:
+        # Started here, inside the try: a signal's exception can land in Thread.start(), which waits for the
+        # thread to run; the threads already running are then stopped at their next item and waited for.
+        for t in threads:
+            t.start()
         work(parts[0])
+    except BaseException:
+        stop.set()
+        raise
     finally:
         for t in threads:
             while t.is_alive():

@@ -78,3 +78,31 @@ def test_an_exception_in_the_callers_wait_still_waits_for_the_threads(monkeypatc
         threads.side_by_side(fn, list(range(10)), 2)
     assert running == []  # nothing still under way when side_by_side gave up
     assert len(calls) >= 2  # it went on waiting after the exception
+
+
+def test_an_exception_while_a_thread_starts_still_waits_for_the_threads(monkeypatch):
+    """A signal's exception can land in Thread.start(), which waits for the new thread to run: it escaped
+    before the wait, and a thread making a namespace went on behind the rollback (a converge's kube-dns
+    namespace was left, in no state). The threads are stopped and waited for there too."""
+    import time
+
+    running, done = [], []
+
+    def fn(x: int) -> int:
+        running.append(x)
+        time.sleep(0.05)
+        running.remove(x)
+        done.append(x)
+        return x
+
+    real_start = threads.threading.Thread.start
+
+    def start(self):
+        real_start(self)
+        raise KeyboardInterrupt  # as a signal handler would, once the thread runs
+
+    monkeypatch.setattr(threads.threading.Thread, "start", start)
+    with pytest.raises(KeyboardInterrupt):
+        threads.side_by_side(fn, list(range(10)), 2)
+    assert running == []  # nothing still under way when side_by_side gave up
+    assert done == [1]  # the thread that ran stopped at its next item
