@@ -161,4 +161,9 @@ def collision_message(name: str, lab: str) -> str:
         why = f"it was made by netlab for another lab, which has no state in {state_dir.STATE_ROOT} any more"
         force = None
     how = f"ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "")
+    if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
+        # Another state directory than the one it was made with: the lab may be up and well, its state there.
+        return (f"namespace {name} already exists: {why}; NETLAB_STATE_DIR is set, so it may belong to a lab "
+                f"that is up with another state directory ({state_dir.DEFAULT_STATE_ROOT} by default): look there "
+                f"first (`netlab list` without NETLAB_STATE_DIR); if it is stale, remove it ({how}) and run up again")
     return f"namespace {name} already exists: {why}; it is stale: remove it ({how}) and run up again"

@@ -23,7 +23,8 @@ from netlab import lockfile
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
 from netlab.model.naming import lab_name_problem
 
-STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
+DEFAULT_STATE_ROOT = "/run/netlab"
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_ROOT)
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 
 

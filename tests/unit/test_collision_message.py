@@ -1,0 +1,36 @@
+"""What `up` says of a namespace it would make that exists already (realize/ownership.collision_message): whose it
+is, and whether it is proven stale, without root (the namespace's tag and the labs with state are stubbed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab.kernel import netns as nsmod
+from netlab.realize import ownership, state_dir
+
+
+@pytest.fixture
+def tagged(monkeypatch):
+    """Namespace lx-a exists, tagged by netlab for lab lx, which has no state in this state directory."""
+    monkeypatch.setattr(nsmod, "exists", lambda name: True)
+    monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
+    monkeypatch.setattr(ownership, "owner_of", lambda name: (nsmod.lab_hash("lx"), "00000001"))
+    monkeypatch.setattr(state_dir, "known_labs", lambda: [])
+
+
+def test_a_namespace_of_a_lab_without_state_is_stale(tagged, monkeypatch):
+    monkeypatch.setattr(state_dir, "STATE_ROOT", state_dir.DEFAULT_STATE_ROOT)
+    said = ownership.collision_message("lx-a", "lx")
+    assert said == ("namespace lx-a already exists: it was made by netlab for lab lx in a run that has no state in "
+                    "/run/netlab any more; it is stale: remove it (ip netns del lx-a, or `netlab down --lab lx "
+                    "--force`) and run up again")
+
+
+def test_with_another_state_directory_the_lab_may_be_up_there(tagged, monkeypatch, tmp_path):
+    """NETLAB_STATE_DIR set: the lab may be up and well, its state in the default directory; --force would
+    delete it. Said before any remedy."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path))
+    said = ownership.collision_message("lx-a", "lx")
+    assert "NETLAB_STATE_DIR is set, so it may belong to a lab that is up with another state directory " \
+        "(/run/netlab by default): look there first (`netlab list` without NETLAB_STATE_DIR)" in said
+    assert said.index("look there first") < said.index("--force")
