@@ -332,9 +332,18 @@ class Lab:
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
         netns = exec_target(self.state(), self.model, name).netns
+        is_node = any(n.name == name for n in self.model.nodes)
+        if sections is not None and "files" in sections and not is_node:  # asked for: said, not an empty answer
+            raise UsageError(f"section files shows a node's files (Flannel's subnet.env, the CNI config); "
+                             f"{name} is not a node")
+        if sections is not None and "cni" in sections and (self.model.cni == "builtin"
+                                                           or not any(p.name == name for p in self.model.pods)):
+            raise UsageError("section cni shows a pod's result from its CNI plugins; " + (
+                f"lab {self.name} attaches its pods with netlab's builtin wiring (network.cni: builtin)"
+                if self.model.cni == "builtin" else f"{name} is not a pod"))
         kernel_sections = None if sections is None else [s for s in sections if s not in ("cni", "files")]
         data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
-        if (sections is None or "files" in sections) and any(n.name == name for n in self.model.nodes):
+        if (sections is None or "files" in sections) and is_node:
             data["files"] = {path: {"kept": kept, "content": text}
                              for path, (kept, text) in flannel_files.read(self.name, name).items()}
         if (sections is None or "cni" in sections) and self.model.cni != "builtin" \

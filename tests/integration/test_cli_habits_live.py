@@ -172,6 +172,18 @@ def test_inspect_nftables_in_an_iptables_mode_lab_says_there_is_none(netlab_lab)
     assert full.nftables == {} and any(line.startswith(":KUBE-SERVICES") for line in full.iptables["nat"])
 
 
+@pytest.mark.parametrize("name, section, said", [
+    ("client", "files", "section files shows a node's files (Flannel's subnet.env, the CNI config); client is not "
+                        "a node"),
+    ("node-1", "cni", "section cni shows a pod's result from its CNI plugins; lab {lab} attaches its pods with "
+                      "netlab's builtin wiring (network.cni: builtin)"),
+])
+def test_inspect_of_a_section_the_name_has_not_says_so(netlab_lab, name, section, said):
+    """A pod's files, a builtin lab's CNI result: the header alone was printed, exit 0."""
+    proc = netlab("inspect", "--lab", netlab_lab.name, name, "-s", section, check=False)
+    assert (proc.returncode, proc.stderr) == (2, f"netlab: {said.format(lab=netlab_lab.name)}\n"), proc.stderr
+
+
 def test_up_says_host_gw_is_not_an_overlay_and_names_the_dns_pod_it_adds(tmp_path):
     from netlab import Lab
 
