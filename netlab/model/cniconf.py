@@ -10,11 +10,11 @@ so a type is a plain file name: never a path.
 from __future__ import annotations
 
 import json
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from typing import Any
+
+from netlab.model.files import Unreadable, read_regular
 
 # libcni's rules for the network name and plugin types (a file name in CNI_PATH).
 NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
@@ -97,26 +97,12 @@ def parse_conflist(text: str) -> Conflist:
 def read_conflist(path: str) -> Conflist:
     """Read and parse a conflist file; ConflistError (one line) for every failure."""
     try:
-        # Never blocking on a FIFO or a device: only a regular file is read.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        try:
-            mode = os.fstat(fd).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError
-            if not stat.S_ISREG(mode):
-                raise ConflistError(f"{path}: is not a regular file (a FIFO, device or socket), not a conflist")
-            with os.fdopen(os.dup(fd), "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
-        finally:
-            os.close(fd)
-    except FileNotFoundError:
-        raise ConflistError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConflistError(f"{path}: is a directory, not a conflist") from None
-    except OSError as exc:
-        raise ConflistError(f"{path}: cannot read it ({exc.strerror})") from None
-    if len(data) > MAX_BYTES:
-        raise ConflistError(f"{path}: over {MAX_BYTES} bytes")
+        data = read_regular(path, MAX_BYTES)
+    except Unreadable as exc:
+        why = {"missing": "no such file", "directory": "is a directory, not a conflist",
+               "special": "is not a regular file (a FIFO, device or socket), not a conflist",
+               "too_big": f"over {MAX_BYTES} bytes"}.get(exc.kind, f"cannot read it ({exc.strerror})")
+        raise ConflistError(f"{path}: {why}") from None
     try:
         return parse_conflist(data.decode("utf-8"))
     except UnicodeDecodeError:

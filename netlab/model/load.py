@@ -13,7 +13,6 @@ path.
 from __future__ import annotations
 
 import os
-import stat
 from importlib import resources
 
 from pydantic import ValidationError
@@ -22,6 +21,7 @@ from netlab.errors import Problem, TopologyError
 from netlab.model.checks import check_topology
 from netlab.model.cniconf import ConflistError, read_conflist
 from netlab.model.diagnostics import problems_from_validation, topology_error
+from netlab.model.files import Unreadable, read_regular
 from netlab.model.include import expand_includes
 from netlab.model.location import ROOT_FIELD, YAML_FIELD, format_path
 from netlab.model.topology import CniConflist, Topology
@@ -34,38 +34,23 @@ DEFAULT_TOPOLOGY = "<built-in default topology>"
 def _read_file(path: str) -> bytes:
     """Read a regular file of bounded size without blocking on FIFOs or devices."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise TopologyError([Problem(path, None, "", "no such file; check the path")]) from None
-    except IsADirectoryError:
-        raise TopologyError([Problem(path, None, "", "is a directory; give a topology file")]) from None
-    except OSError as exc:
-        raise TopologyError([Problem(path, None, "", f"cannot open it: {exc.strerror}")]) from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise TopologyError([Problem(path, None, "", "is a directory; give a topology file")])
-        if not stat.S_ISREG(st.st_mode):
-            raise TopologyError([Problem(path, None, "",
-                                         "is not a regular file (a FIFO, device or socket); give a topology file")])
-        if st.st_size > MAX_BYTES:
-            raise TopologyError([Problem(path, None, "", f"is {st.st_size} bytes, over the {MAX_BYTES}-byte limit "
-                                                         "for topologies; split or shrink it")])
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BYTES:
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_BYTES:
-            raise TopologyError([Problem(path, None, "", f"is over the {MAX_BYTES}-byte limit for topologies")])
-    except OSError as exc:
-        raise TopologyError([Problem(path, None, "", f"cannot read it: {exc.strerror}")]) from None
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+        return read_regular(path, MAX_BYTES)
+    except Unreadable as exc:
+        raise TopologyError([Problem(path, None, "", _unreadable(exc))]) from None
+
+
+def _unreadable(exc: Unreadable) -> str:
+    if exc.kind == "missing":
+        return "no such file; check the path"
+    if exc.kind == "directory":
+        return "is a directory; give a topology file"
+    if exc.kind == "special":
+        return "is not a regular file (a FIFO, device or socket); give a topology file"
+    if exc.kind == "too_big" and exc.size is not None:
+        return f"is {exc.size} bytes, over the {MAX_BYTES}-byte limit for topologies; split or shrink it"
+    if exc.kind == "too_big":
+        return f"is over the {MAX_BYTES}-byte limit for topologies"
+    return f"cannot {'open' if exc.opening else 'read'} it: {exc.strerror}"
 
 
 def _decode(data: bytes, file: str) -> str:
