@@ -115,12 +115,12 @@ def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
         conn = netlink.Conn(netlink.NETLINK_NETFILTER)
     with conn:
         msgs = conn.dump(f"conntrack entries in {ns}", nfnl.ct_dump())
-    out = []
-    for m in msgs:
-        t = nfnl.ct_tuples(m)
-        if t is not None and t[0] == proto:
-            out.append((t[1], t[2]))
-    return out
+    return _of_proto(msgs, proto)
+
+
+def _of_proto(msgs: Iterable[netlink.Msg], proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
+    """The (original, reply) tuples of the entries of protocol ``proto`` among ctnetlink messages."""
+    return [(t[1], t[2]) for t in map(nfnl.ct_tuples, msgs) if t is not None and t[0] == proto]
 
 
 def onward(flows: Sequence[Flow], entries: Iterable[tuple[dict[str, str], dict[str, str]]],
@@ -187,10 +187,7 @@ class NewEntries:
                 if exc.errno == errno.ENOBUFS:  # some were lost; the next read goes on with the others
                     continue
                 return out
-            for m in netlink.split(data):
-                t = nfnl.ct_tuples(m)
-                if t is not None and t[0] == proto:
-                    out.append((t[1], t[2]))
+            out += _of_proto(netlink.split(data), proto)
 
     def close(self) -> None:
         self.sock.close()

@@ -206,9 +206,10 @@ def link_inet_conf(index: int, settings: dict[str, int]) -> bytes:
     """``sysctl -w net.ipv4.conf.<dev>.<key>=N ...`` for keys of INET_CONF_SETTABLE, as a message of the
     namespace's netlink batch. A link dump carries IFLA_INET_CONF as one array of u32; a link change carries
     it as one nested attribute per setting, typed by its IPV4_DEVCONF_* number (inet_set_link_af)."""
-    conf = b"".join(u32(INET_CONF[key], value) for key, value in settings.items() if key in INET_CONF_SETTABLE)
-    if len(conf) != 8 * len(settings):
-        raise ValueError(f"not settable by a link message: {sorted(set(settings) - set(INET_CONF_SETTABLE))}")
+    unsettable = sorted(set(settings) - set(INET_CONF_SETTABLE))
+    if unsettable:
+        raise ValueError(f"not settable by a link message: {unsettable}")
+    conf = b"".join(u32(INET_CONF[key], value) for key, value in settings.items())
     body = _ifinfo(index) + nested(IFLA_AF_SPEC, nested(AF_INET, nested(IFLA_INET_CONF, conf)))
     return message(RTM_NEWLINK, 0, body)
 

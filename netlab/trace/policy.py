@@ -41,6 +41,15 @@ def reject_counters(netns_list: list[str]) -> dict[tuple[str, str], int]:
     return out
 
 
+def rejected(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> dict[str, list[str]]:
+    """namespace -> the NETPOL chains whose REJECT counted something between two :func:`reject_counters`."""
+    out: dict[str, list[str]] = {}
+    for (ns, chain), n in after.items():
+        if n > before.get((ns, chain), 0):
+            out.setdefault(ns, []).append(chain)
+    return out
+
+
 def node_namespaces(lab: Lab) -> list[str]:
     return [n.netns for n in lab.nodes] if lab.topo.network_policies else []
 

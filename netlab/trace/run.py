@@ -113,9 +113,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
                     kernel.snapshot_nat(counted)
                     policy_after = tpolicy.reject_counters(tpolicy.node_namespaces(lab))
-                    for (ns, chain), n in policy_after.items():
-                        if n > policy_before.get((ns, chain), 0):
-                            kernel.policy_rejects.setdefault(ns, []).append(chain)
+                    kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
                     step(2)
                 finally:
                     sent.close()
