@@ -180,13 +180,22 @@ def comma_separated(choices: Sequence[str]) -> Callback:
     --proto tcp``), each item one of ``choices``: the items in order, once each; () when not given."""
 
     def split(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-        names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+        names = comma_items(value, ", ".join(choices))
         unknown = [n for n in names if n not in choices]
         if unknown:
             raise click.BadParameter(f"{', '.join(unknown)}: want some of {', '.join(choices)}")
         return tuple(dict.fromkeys(names))
 
     return split
+
+
+def comma_items(value: tuple[str, ...], wanted: str) -> list[str]:
+    """The items of a repeatable, comma-separated option as given. Given but naming nothing (``--proto ''``,
+    a shell variable left empty) is refused: it is not "all of them", which is the option left out."""
+    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    if value and not names:
+        raise click.BadParameter(f"it names nothing: want some of {wanted}")
+    return names
 
 
 def complete_comma_separated(choices: Sequence[str]) -> Callback:

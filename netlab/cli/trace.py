@@ -12,7 +12,7 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (Seconds, check_output_file, cli, complete_comma_separated, format_data,
+from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
@@ -251,7 +251,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
 def _inspect_sections(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
     """-s: sections repeated or comma-separated, each by its name or its key in -o json; in order, once each."""
-    names = [n.strip() for v in value for n in v.split(",") if n.strip()]
+    names = comma_items(value, sections_wanted())
     unknown = [n for n in names if n not in INSPECT_SECTIONS and n not in ALIASES]
     if unknown:
         raise click.BadParameter(f"{', '.join(unknown)}: want some of {sections_wanted()}")

@@ -137,11 +137,17 @@ def test_exec_get_and_inspect_help_say_what_they_do():
 def test_inspect_refuses_an_unknown_section_before_anything_else():
     res = run_cli("inspect", "minikube", "--section", "routes,bogus")
     assert res.returncode == 2 and "bogus: want some of links, addrs" in res.stderr
+    # Given empty (a shell variable left unset): not "every section", which is -s left out.
+    for given in ([""], [" , "], ["", "-s", ","]):
+        res = run_cli("inspect", "minikube", "-s", *given)
+        assert res.returncode == 2 and "it names nothing: want some of links, addrs" in res.stderr, res.stderr
 
 
 def test_probe_protocols_are_repeatable_or_comma_separated_and_complete_after_the_comma():
     res = run_cli("probe", "--lab", "x", "--proto", "icmp,bogus")
     assert res.returncode == 2 and "bogus: want some of icmp, tcp, udp" in res.stderr
+    res = run_cli("probe", "--lab", "x", "--proto", "")
+    assert res.returncode == 2 and "it names nothing: want some of icmp, tcp, udp" in res.stderr
     assert _complete("netlab probe --proto icmp,") == ["icmp,icmp", "icmp,tcp", "icmp,udp"]
     assert _complete("netlab inspect x --section routes,ne") == ["routes,neigh"]
     from netlab.cli.base import comma_separated
