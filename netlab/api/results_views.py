@@ -15,7 +15,7 @@ class ContainerInfo:
     command: tuple[str, ...] | None  # None: netlab's echo server
     ports: tuple[str, ...]  # "8080/TCP"
     exit_code: int | None = None  # exited: its code (128 + signal when killed), when the kernel kept it
-    restarts: int = 0  # how often up (or up --watch) started it again
+    restarts: int = 0  # how often up (or up --watch) started it again; a changed command is a new one, from 0
 
     @property
     def status(self) -> str:

@@ -55,8 +55,8 @@ from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
 from netlab.workload import exits, launch, node_uts
 from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
-from netlab.workload.tasks import (SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread, proc_of, task_in,
-                                  task_of, why_replace)
+from netlab.workload.tasks import (COMMAND_CHANGED, SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread,
+                                  proc_of, task_in, task_of, why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
                                  uts_dir, uts_hostnames, uts_path)
 
@@ -230,7 +230,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 if crec and c.command and why == "it had exited":
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
-                restarts = int(crec.get("restarts", -1)) + 1 if crec else 0
+                restarts = int(crec.get("restarts", -1)) + 1 if crec and why != COMMAND_CHANGED else 0
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
                 if not c.command:

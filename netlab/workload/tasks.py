@@ -21,6 +21,10 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 
 SANDBOX_REMADE = "its pod's network namespace was made again"  # why_replace's reason for a dead sandbox
+# why_replace's reason for a container whose command the topology changed. A pod's commands cannot change in
+# Kubernetes: a Deployment makes a new pod, whose containers have restarted 0 times (and CoreDNS reloads its
+# Corefile without a restart). So such a container is counted as a new one, not as a restart.
+COMMAND_CHANGED = "its command changed"
 
 
 def proc_of(crec: dict) -> proc.ProcId | None:
@@ -123,5 +127,5 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
     if state == "T":
         return "it was stopped"
     if crec.get("argv") != argv:
-        return "its command changed"
+        return COMMAND_CHANGED
     return None

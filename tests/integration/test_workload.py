@@ -194,6 +194,14 @@ def test_two_container_pod_shares_network_and_hostname(labs):
     assert pid_of(lab, "duo", "b") == b and pid_of(lab, "duo", "a") != a
     assert state(lab)["duo"]["containers"]["a"]["restarts"] == 1
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+    # A changed command is a new container, as a new pod's in Kubernetes (a pod's commands cannot change):
+    # its restarts count from 0 again, and B, unchanged, is left running.
+    topo = labs.tmp_path / "topo.yaml"
+    topo.write_text(topo.read_text().replace('"-c", ', '"-u", "-c", '))
+    out = netlab("up", "-t", str(topo)).stdout
+    assert "restarted container duo/a (its command changed)" in out, out
+    assert state(lab)["duo"]["containers"]["a"]["restarts"] == 0 and pid_of(lab, "duo", "b") == b
+    assert "-u" in state(lab)["duo"]["containers"]["a"]["argv"]
 
 
 def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_ones_stop(labs):
