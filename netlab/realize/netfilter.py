@@ -277,13 +277,28 @@ def restore(netns: str, table: str, payload: str, backend: str | None = None) ->
         raise ApplyFailed(str(exc)) from None
 
 
-# --- the lab owns every built-in chain of its namespaces ---------------------------------
+# --- the lab owns every built-in chain of its namespaces, but for the CNI plugins' jumps ---------
+
+# The chains of the CNI plugins a pod's ADD runs: containernetworking's name all of theirs so (bridge's and ptp's
+# ipMasq CNI-<hash>, firewall's CNI-FORWARD, portmap's CNI-HOSTPORT-DNAT/-MASQ), and hook them into the built-in
+# chains with one jump each, which their CHECK looks for and their DEL takes out. Those jumps are the plugins',
+# as the chains are: neither drift nor repaired away (a repair that flushes a built-in chain puts them back
+# where they were: before the lab's rules or after them).
+PLUGIN_PREFIX = "CNI-"
+
+
+def is_plugin_jump(line: str) -> bool:
+    """A rule of a built-in chain that jumps to a CNI plugin's chain."""
+    target = target_of(line)
+    return target is not None and target.startswith(PLUGIN_PREFIX)
+
 
 def owned_lines(tab: Table, chains: Iterable[str]) -> list[str]:
-    """What the lab owns in a table: every rule of every built-in chain, and its own chains' rules."""
+    """What the lab owns in a table: every rule of every built-in chain but the CNI plugins' jumps, and its
+    own chains' rules."""
     out: list[str] = []
     for builtin in BUILTIN_CHAINS:
-        out += tab.of(builtin)
+        out += [line for line in tab.of(builtin) if not is_plugin_jump(line)]
     for chain in chains:
         out += tab.of(chain)
     return list(canonical_order(out))
@@ -330,9 +345,12 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
     for builtin in BUILTIN_CHAINS:
         if tab.policies.get(builtin, "ACCEPT") != "ACCEPT":
             fixes.append(f":{builtin} ACCEPT [0:0]")  # with --noflush: the policy only, no flush
-        if tab.of(builtin) != builtins.get(builtin, []):
+        have = tab.of(builtin)
+        if [line for line in have if not is_plugin_jump(line)] != builtins.get(builtin, []):
+            # The plugins' jumps found above every rule of the lab's stay on top; the others follow the lab's.
+            lead = next((i for i, line in enumerate(have) if not is_plugin_jump(line)), len(have))
             fixes.append(f"-F {builtin}")
-            fixes += builtins.get(builtin, [])
+            fixes += have[:lead] + builtins.get(builtin, []) + [line for line in have[lead:] if is_plugin_jump(line)]
     if not declare and not fixes and not stale:
         return None
     policies = [f for f in fixes if f.startswith(":")]

@@ -1,0 +1,62 @@
+"""CNI plugins' iptables rules in a conflist lab's node (root, Debian's plugins): bridge's ipMasq, firewall. Their
+jumps from the node's built-in chains are theirs: status does not call them extra, and up, repairing the lab's own
+rules around them, keeps them where the plugins put them (it used to delete them, and re-attach every pod when
+firewall's CHECK then failed, at every up)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+
+import pytest
+
+from helpers import lab_namespaces, netlab
+
+pytestmark = pytest.mark.root
+
+
+def builtin_rules(netns: str, table: str, chain: str) -> list[str]:
+    save = subprocess.run(["ip", "netns", "exec", netns, "iptables-save", "-t", table], check=True,
+                          capture_output=True, text=True).stdout
+    return [line for line in save.splitlines() if line.startswith(f"-A {chain} ")]
+
+
+def test_the_plugins_jumps_stay_theirs_through_status_and_repair(labs, tmp_path):
+    (tmp_path / "fw.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "fw-net", "plugins": [
+        {"type": "bridge", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "ipMasq": True,
+         "hairpinMode": True,
+         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases"), "ranges": [[{"subnet": "10.244.0.0/24"}]]}},
+        {"type": "firewall"}]}))
+    lab = labs.name("cr")
+    path, _ = labs.up(f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: fw.conflist}}}}
+nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
+pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
+""")
+    node = f"{lab}-n1"
+    forward, postrouting = builtin_rules(node, "filter", "FORWARD"), builtin_rules(node, "nat", "POSTROUTING")
+    assert forward[0].endswith("-j CNI-FORWARD"), forward  # firewall inserts its jump on top
+    masq = [line for line in postrouting if "-j CNI-" in line]
+    assert len(masq) == 2 and postrouting[-2:] == masq, postrouting  # ipMasq appends one per pod
+    assert netlab("status", "--lab", lab).stdout.endswith("all as planned\n")
+
+    # The lab's own jumps deleted by hand: up puts them back around the plugins', which stay as they were.
+    lab_fwd = next(line for line in forward if "FLANNEL-FWD" in line)
+    lab_post = next(line for line in postrouting if "FLANNEL-POSTRTG" in line)
+    for table, line in (("filter", lab_fwd), ("nat", lab_post)):
+        subprocess.run(["ip", "netns", "exec", node, "iptables", "-t", table, "-D", *shlex.split(line)[1:]], check=True)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "missing rule: " + lab_fwd in status.stdout and "extra" not in status.stdout
+    netlab("up", "-t", path)
+    assert builtin_rules(node, "filter", "FORWARD") == forward
+    assert builtin_rules(node, "nat", "POSTROUTING") == postrouting
+    netlab("status", "--lab", lab)
+    # No pod was re-attached (every call an ADD) and the pods still talk, through the firewall's rules.
+    calls = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
+    assert {c["command"] for c in calls} == {"ADD", "CHECK"}, [c["command"] for c in calls]
+    b_ip = json.loads(subprocess.run(["ip", "-n", f"{lab}-b", "-j", "addr", "show", "eth0"], check=True,
+                                     capture_output=True, text=True).stdout)[0]["addr_info"][0]["local"]
+    subprocess.run(["ip", "netns", "exec", f"{lab}-a", "ping", "-c1", "-W2", b_ip], check=True, capture_output=True)
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)

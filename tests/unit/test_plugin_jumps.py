@@ -1,0 +1,56 @@
+"""The CNI plugins' jumps in a node's built-in chains are theirs: not drift, and kept where they were by a
+repair that rewrites the chain (netlab/realize/netfilter.py, PLUGIN_PREFIX)."""
+
+from __future__ import annotations
+
+from netlab.plan.resources import NatRules
+from netlab.realize import netfilter
+
+FIREWALL = '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD'
+MASQ = '-A POSTROUTING -s 10.244.0.2/32 -m comment --comment "name: \\"n\\" id: \\"ab\\"" -j CNI-d73388f56be9df46966c2d38'
+LAB_FWD = ('-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+           '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD')
+LAB_POST = '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG'
+
+
+def planned(table: str, *rules: str) -> NatRules:
+    chains = tuple(dict.fromkeys(netfilter.target_of(r) for r in rules))
+    return NatRules(netns="x-n1", table=table, chains=chains, payload="", rules=rules)
+
+
+def saved(table: str, *rules: str) -> str:
+    builtins = {"filter": ("INPUT", "FORWARD", "OUTPUT"), "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")}
+    chains = dict.fromkeys(netfilter.target_of(r) for r in rules)
+    return "".join([f"*{table}\n", *(f":{c} ACCEPT [0:0]\n" for c in builtins[table]),
+                    *(f":{c} - [0:0]\n" for c in chains), *(r + "\n" for r in rules), "COMMIT\n"])
+
+
+def test_the_plugins_jumps_are_not_drift_and_need_no_repair():
+    fwd = planned("filter", *LAB_FWD)
+    text = saved("filter", FIREWALL, *LAB_FWD)  # the firewall plugin inserts its jump at the top
+    assert netfilter.table_drift(fwd, text) == [] and netfilter.table_payload(fwd, text) is None
+    post = planned("nat", LAB_POST)
+    text = saved("nat", LAB_POST, MASQ)  # bridge's ipMasq appends its jump
+    assert netfilter.table_drift(post, text) == [] and netfilter.table_payload(post, text) is None
+
+
+def test_a_repair_puts_the_plugins_jumps_back_where_they_were():
+    fwd = planned("filter", *LAB_FWD)
+    text = saved("filter", FIREWALL, LAB_FWD[0])  # the lab's FLANNEL-FWD jump deleted by hand
+    assert netfilter.table_drift(fwd, text) == [f"missing rule: {LAB_FWD[1]}"]
+    payload = netfilter.table_payload(fwd, text).splitlines()
+    start = payload.index("-F FORWARD")
+    assert payload[start + 1:start + 4] == [FIREWALL, *LAB_FWD]  # on top, as the plugin put it
+    post = planned("nat", "-A POSTROUTING -j KUBE-POSTROUTING", LAB_POST)
+    text = saved("nat", LAB_POST, MASQ)
+    payload = netfilter.table_payload(post, text).splitlines()
+    start = payload.index("-F POSTROUTING")
+    assert payload[start + 1:start + 4] == ["-A POSTROUTING -j KUBE-POSTROUTING", LAB_POST, MASQ]  # after the lab's
+
+
+def test_any_other_rule_in_a_built_in_chain_is_still_the_labs():
+    fwd = planned("filter", *LAB_FWD)
+    other = "-A FORWARD -j MY-CHAIN"  # not a plugin's chain name: extra, and repaired away
+    text = saved("filter", other, *LAB_FWD)
+    assert netfilter.table_drift(fwd, text) == [f"extra rule: {other}"]
+    assert other not in netfilter.table_payload(fwd, text).splitlines()
