@@ -42,8 +42,11 @@ Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
 
 
-class Interrupted(NetlabError):
-    """SIGINT/SIGTERM arrived while changing the kernel."""
+class Interrupted(NetlabError, KeyboardInterrupt):
+    """SIGINT/SIGTERM arrived while changing the kernel (raised once the change is rolled back).
+
+    Also a KeyboardInterrupt: to a program calling netlab (a test runner, a loop with ``except Exception``) it
+    is the Ctrl-C it was, which stops it, not one failure among others; the CLI says it and exits 130."""
 
     exit_code = 130
 

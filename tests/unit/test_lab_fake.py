@@ -8,6 +8,8 @@ check the same behaviour on real namespaces.
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -350,6 +352,24 @@ def test_a_namespace_made_then_interrupted_before_create_returned_is_rolled_back
     with pytest.raises(KeyboardInterrupt):
         up(bigger, k)
     assert sorted(k.ns) == before  # fk-c went with the rollback
+
+
+def test_a_signal_during_up_reaches_the_caller_as_a_keyboard_interrupt(lab):
+    """A library caller's Ctrl-C during up: rolled back, then a KeyboardInterrupt (pytest stops the run), which
+    is also netlab's Interrupted (the CLI's one line and exit 130). It was an Exception: pytest counted an error
+    and ran the other tests."""
+    k = FakeKernel()
+    real = k.create_netns
+
+    def create_then_signalled(name, tag, sysctls):
+        real(name, tag, sysctls)
+        os.kill(os.getpid(), signal.SIGINT)  # the handler up installs raises it here, in this thread
+
+    k.create_netns = create_then_signalled
+    with pytest.raises(KeyboardInterrupt) as info:
+        up(lab, k)
+    assert isinstance(info.value, lab_up.Interrupted) and info.value.exit_code == 130
+    assert "interrupted by SIGINT; rolled back" in str(info.value) and not k.ns
 
 
 def test_down_deletes_only_tagged_namespaces_listed_by_the_state(lab):
