@@ -61,7 +61,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
             index, hairpin = rtnl_parse.parse_bridge_port(m)
             snap.hairpin[index] = hairpin
     snap.addrs = [rtnl_parse.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
-    snap.routes = [rtnl_parse.parse_route(m) for m in conn.dump(what, rtnl.route_dump())]
+    snap.routes = rtnl_parse.parse_routes(conn.dump(what, rtnl.route_dump()))
     snap.neighs = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]
     if any(link.kind == "vxlan" for link in links):
         snap.fdb = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_BRIDGE))]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
 from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
@@ -22,7 +23,7 @@ from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMAS
                                 IFLA_TXQLEN, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL,
                                 IFLA_VXLAN_PORT, IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG,
                                 RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
-                                RTMSG, link_dump)
+                                RTM_F_CLONED, RTMSG, link_dump)
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,13 @@ def parse_route(m: Msg) -> RouteMsg:
                     dst_len=dst_len, tos=tos, gateway=get_ipv4(a, RTA_GATEWAY), oif=get_u32(a, RTA_OIF),
                     proto=proto, scope=scope, type=rtype, flags=flags, priority=get_u32(a, RTA_PRIORITY),
                     prefsrc=get_ipv4(a, RTA_PREFSRC), multipath=RTA_MULTIPATH in a)
+
+
+def parse_routes(msgs: Iterable[Msg]) -> list[RouteMsg]:
+    """The routes of a dump. A dump without strict checking also holds the route cache's exceptions (a path MTU
+    the kernel learned from an ICMP "fragmentation needed", a redirect: RTM_F_CLONED, ``ip route show cache``),
+    which ``ip route`` leaves out and no route delete removes: so does this."""
+    return [r for r in map(parse_route, msgs) if not r.flags & RTM_F_CLONED]
 
 
 def parse_neigh(m: Msg) -> NeighMsg:

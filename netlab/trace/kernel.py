@@ -210,7 +210,7 @@ class LiveKernel:
     def routes(self, netns: str) -> list[dict[str, Any]]:
         """``ip route``: the main table."""
         out = []
-        for r in map(rtnl_parse.parse_route, self.conn(netns).dump(f"routes in {netns}", rtnl.route_dump())):
+        for r in rtnl_parse.parse_routes(self.conn(netns).dump(f"routes in {netns}", rtnl.route_dump())):
             if r.table != rtnl.RT_TABLE_MAIN:
                 continue
             out.append({"dst": f"{r.dst}/{r.dst_len}" if r.dst_len else "default", "gateway": r.gateway,

@@ -170,6 +170,25 @@ def test_a_repair_that_fails_halfway_leaves_the_lab_as_it_found_it(lab):
     assert traffic_flows(name) == []
 
 
+def test_a_path_mtu_the_kernel_learned_is_no_route(lab):
+    """A ping too big for a node's lowered eth0 makes the kernel learn a path MTU: an exception in its route cache
+    (``ip route show cache``), which a route dump also holds. It is no route: status called it an extra one and
+    up, unable to delete it, could not repair the lab (exit 4) for the ten minutes it lives."""
+    name, path = lab
+    node = f"{name}-minikube"
+    sh("ip", "-n", node, "link", "set", "eth0", "mtu", "1400")
+    try:
+        in_netns(f"{name}-fedora-1", "ping", "-M", "do", "-s", "1422", "-c2", "-W1", "10.244.1.3")
+    finally:
+        sh("ip", "-n", node, "link", "set", "eth0", "mtu", "1500")
+    cache = subprocess.run(["ip", "-n", node, "route", "show", "cache"], capture_output=True, text=True).stdout
+    assert "10.244.1.3 via 10.244.1.0 dev flannel.1" in cache and "mtu 1350" in cache, cache
+    assert netlab("status", "--lab", name).returncode == 0
+    assert "10.244.1.3" not in netlab("inspect", "--lab", name, "minikube", "-s", "routes").stdout
+    assert "nothing to change" in netlab("up", "-t", path).stdout
+    assert traffic_flows(name) == []
+
+
 def test_a_bridge_without_ports_set_up_again_is_not_waited_for(labs):
     """A node without pods: its cni0 has no port, so no carrier (``ip link``: NO-CARRIER, state DOWN once set
     down and up); up sets it up and returns without waiting for a carrier that cannot come, or warning."""
