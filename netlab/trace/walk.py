@@ -223,10 +223,13 @@ class Walker(NatSteps, L2Steps):
         entry = (hit or default)[0]
         remote = entry.dst or ""
         stale = faults.unknown_vtep(self.lab, remote)
+        planned = self.lab.planned_fdb.get((ns, link.name, mac.lower()))
+        # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
+        # entry only (an append to a unicast one changes nothing), so the fix replaces its remote.
+        fix = planned.replace(" fdb append ", " fdb replace ", 1) if stale and planned else None
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
-                      self._obs(ns, link.name, "out"), stale, self.lab.planned_fdb.get((ns, link.name, mac.lower()))
-                      if stale else None, lladdr=mac, remote_vtep=remote)
+                      self._obs(ns, link.name, "out"), stale, fix, lladdr=mac, remote_vtep=remote)
         if stale:
             return self._stop(stale)
         if vx is None:

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -404,6 +406,23 @@ def test_a_one_node_lab_breaks_and_quizzes_as_the_catalogue_says(tmp_path):
         finally:
             netlab("up", "-t", str(path))
         assert netlab("status", "--lab", name, check=False).returncode == 0
+
+
+def test_the_fix_trace_gives_for_a_wrong_vtep_repairs_it(default_lab):
+    """trace's fix for an FDB entry naming another VTEP replaces the entry's remote. It gave the plan's own
+    `fdb append`, which adds a remote to a zero or multicast MAC's entry only: on this unicast one it exited 0
+    and changed nothing."""
+    lab, path = default_lab
+    netlab("break", "vxlan-fdb-wrong-vtep", "--lab", lab, "--target", "minikube")
+    try:
+        tr = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "-o", "json", check=False)
+        lost = json.loads(tr.stdout)["lost"]
+        assert tr.returncode == 1 and " fdb replace " in lost["fix"], lost
+        subprocess.run(shlex.split(lost["fix"]), check=True)
+        assert netlab("trace", "--lab", lab, "fedora-1", "fedora-2", check=False).returncode == 0
+        assert netlab("status", "--lab", lab, check=False).returncode == 0
+    finally:
+        netlab("up", "-t", path)
 
 
 def test_refused_where_it_would_change_nothing(default_lab):
