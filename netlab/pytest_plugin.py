@@ -37,6 +37,7 @@ import functools
 import json
 import os
 import re
+import signal
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -215,6 +216,7 @@ class _Registry:
                 pytest.skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                             "`sudo netlab doctor` says how to fix it")
             self.machine_ok.add(needs)
+        _terminate_as_interrupt()
         lab = Lab.up_loaded(loaded, wait=wait)
         self.live[lab.name] = lab
         return lab
@@ -228,11 +230,13 @@ class _Registry:
                 self.kept.append(lab.name)
                 del self.live[lab.name]
                 continue
+            # A lab leaves the registry once it is down: one whose down failed, or was interrupted (Ctrl-C), is
+            # tried again at the end of the session (close()).
             try:
                 lab.down()
             except Exception as exc:  # noqa: BLE001 - the others still go down; reported below
                 errors.append(f"{lab.name}: {exc}")
-            finally:
+            else:
                 self.live.pop(lab.name, None)
         if errors:
             raise RuntimeError("netlab: could not take down " + "; ".join(errors))
@@ -246,6 +250,22 @@ class _Registry:
             except Exception:  # noqa: BLE001 - best effort at the very end; the test already reported
                 pass
         self.live.clear()
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (what a CI job's timeout sends first) stops the run as Ctrl-C does, so the session's end still
+    takes the labs down; left to its default, it killed pytest with the labs up. Only where nobody set a
+    handler of their own, and once a lab is about to be made (netlab's up installs its own while it runs)."""
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+    try:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not the main thread
+        pass
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"netlab: {signal.Signals(signum).name}")
 
 
 def _marker_args(marker: pytest.Mark) -> tuple[TopologyInput, str, str | None]:

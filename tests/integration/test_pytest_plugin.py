@@ -165,6 +165,45 @@ def test_no_lab():
     assert "veth" in line and "sudo netlab doctor" in line, line
 
 
+@pytest.mark.parametrize("how", ["ctrl-c in teardown", "sigterm"])
+def test_an_interrupted_run_still_takes_its_labs_down(tmp_path, how):
+    """Ctrl-C while the plugin takes a lab down (it forgot the lab, and the session's end did not try again), or
+    SIGTERM, a CI timeout's first signal (it killed pytest with the lab up): pytest stops, interrupted, and the
+    lab goes down at the session's end."""
+    interrupt = {
+        # The first down is interrupted the moment it is called, as a Ctrl-C then would.
+        "ctrl-c in teardown": ("import netlab.api\n"
+                               "real = netlab.api.Lab.down\n"
+                               "calls = []\n"
+                               "def down(self, **kw):\n"
+                               "    calls.append(1)\n"
+                               "    if len(calls) == 1:\n"
+                               "        raise KeyboardInterrupt\n"
+                               "    return real(self, **kw)\n"
+                               "netlab.api.Lab.down = down\n", "pass"),
+        "sigterm": ("", "os.kill(os.getpid(), signal.SIGTERM)"),
+    }[how]
+    proc = pytest_in(tmp_path, f'''
+import os, signal
+import pytest
+{interrupt[0]}
+@pytest.mark.netlab({TINY})
+def test_one(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+    {interrupt[1]}
+
+def test_two():
+    pass
+''')
+    (name,) = names_written(tmp_path)
+    try:
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2 and "KeyboardInterrupt" in out and "2 passed" not in out, out
+        assert lab_namespaces(name) == [], out
+    finally:
+        netlab("down", "--lab", name, check=False)
+
+
 def test_without_root_lab_tests_skip_and_say_so(tmp_path):
     """As uid 65534 (nobody): every lab test is skipped, with the reason, in the summary."""
     can = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c",
