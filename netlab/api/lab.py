@@ -95,34 +95,35 @@ class Lab:
         ``up`` is rolled back (ApplyFailed).
         """
         from netlab.api.topology import load
-
+        from netlab.api.views import refuse_replacing
         from netlab.realize.state import load_state
 
         loaded = load(topology, name)
         if not reconfigure and loaded.origin != "<dict>":  # a dict's: up_loaded's (the pytest plugin's way in)
-            _refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
+            refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
 
     @classmethod
     def up_loaded(cls, loaded: Loaded, *, wait: float = 60.0, reconfigure: bool = False,
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
-        from netlab.probe.neighbours import neighbour_budget_warning
+        from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
-
+        from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
 
         state = load_state(loaded.lab.name)
         if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
-            _refuse_replacing(loaded, state)
-        # A lab that was up already (someone's `netlab up`, another test's) is theirs: a with block leaves it up.
-        was_up = state is not None
+            refuse_replacing(loaded, state)
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings) + service_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)
-        lab = cls(loaded.lab.name, owned=not was_up)
+        # A lab that was up already (someone's `netlab up`, another test's) is theirs: a with block leaves it up.
+        # Known under the lab's lock, when up begins: two processes bringing up one lab at once are never both
+        # its owners (the first to leave its with block took it down under the other).
+        lab = cls(loaded.lab.name, owned=done.fresh)
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                                  operations=done.operations, warnings=tuple(warnings))
@@ -420,24 +421,6 @@ def _same_pods(loaded: Loaded, running: ModelLab) -> None:
             raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
                              f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
                              f"-t FILE` shows what `up -t FILE` would change")
-
-
-def _refuse_replacing(loaded: Loaded, state: LabState | None) -> None:
-    """Another topology with a running lab's name (``state``) would replace that lab: refused, saying where each
-    came from (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
-    from netlab.api.views import BUILT_IN, DICT_SOURCE, source_label
-    from netlab.errors import display_path
-    from netlab.realize.state import replaces
-
-    if state is None or not replaces(state, loaded.source):
-        return
-
-    def words(origin: str) -> str:
-        return {BUILT_IN: "the built-in default", DICT_SOURCE: "a dict"}.get(origin) or display_path(origin)
-
-    raise UsageError(f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has "
-                     "the same name: it would replace that lab; give it another name (name=...), or pass "
-                     "reconfigure=True to replace the running lab")
 
 
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:

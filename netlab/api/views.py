@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netlab.api.results import ContainerInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo, ServicePortInfo
 from netlab.errors import UsageError
@@ -28,6 +28,9 @@ from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
 from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import in_old_sandbox, proc_of, task_of
+
+if TYPE_CHECKING:
+    from netlab.api.topology import Loaded
 
 WORKLOAD_RECORD = "workload"  # state.extra key of the containers' records (netlab.workload.lifecycle.RECORD)
 
@@ -67,6 +70,33 @@ def _default_topology() -> dict[str, Any]:
 
     saved = load(None).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
     return {k: v for k, v in saved.items() if k != "name"}
+
+
+def refuse_replacing(loaded: Loaded, state: LabState | None) -> None:
+    """Another topology with a running lab's name (``state``) would replace that lab: refused, saying where each
+    came from (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
+    from netlab.errors import display_path
+    from netlab.realize.state import replaces
+
+    if state is None:
+        return
+    if not replaces(state, loaded.source):
+        if state.source is not None or loaded.origin != DICT_SOURCE or source_label(state) != DICT_SOURCE:
+            return
+        # Neither has a file: two dicts are the same source when they are the same topology, the one the lab was
+        # brought up with or last converged to (an impairment set since is part of it); another would replace it.
+        if loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True) == state.topology:
+            return
+        raise UsageError(f"lab {state.lab} is up from a dict, and another dict has the same name (the lab's topology "
+                         "as last applied, impairments included, is not this one): it would replace that lab; give "
+                         "it another name (name=...), or pass reconfigure=True to replace the running lab")
+
+    def words(origin: str) -> str:
+        return {BUILT_IN: "the built-in default", DICT_SOURCE: "a dict"}.get(origin) or display_path(origin)
+
+    raise UsageError(f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has "
+                     "the same name: it would replace that lab; give it another name (name=...), or pass "
+                     "reconfigure=True to replace the running lab")
 
 
 # --- pods ------------------------------------------------------------------------------

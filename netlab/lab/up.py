@@ -60,6 +60,7 @@ class UpResult:
     operations: int = 0
     warnings: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # the features' changes the kernel refused (StartResult)
+    fresh: bool = False  # no state of the lab when this run took its lock: this run made the lab
 
     @property
     def changed(self) -> bool:
@@ -111,7 +112,7 @@ class _Up:
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)
-        fresh = state is None
+        fresh = self.result.fresh = state is None
         state = state or LabState(lab=self.lab.name)
         tag = tag_for(state)
         for feature in self.features:

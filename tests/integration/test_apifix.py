@@ -88,5 +88,38 @@ def test_a_lab_from_a_dict_is_listed_as_a_dict(labs, tmp_path):
         cli = netlab("up", "-t", str(path), check=False)
         assert cli.returncode == 2 and "built-in default or a dict (no file)" in cli.stderr
         assert "--reconfigure" in cli.stderr
+        # Another dict with its name would replace it too (it did, silently); the same dict converges it.
+        other = {**topology, "pods": [{**topology["pods"][0], "name": "other"}]}
+        with pytest.raises(UsageError) as err:
+            Lab.up(other)
+        assert f"lab {name} is up from a dict, and another dict has the same name" in str(err.value)
+        assert [p.name for p in lab.pods()] == ["fedora-1"]
+        same = Lab.up(topology)
+        assert not same.owned and same.last_up is not None and not same.last_up.changed
     finally:
         lab.down()
+
+
+def test_of_two_ups_of_one_lab_at_once_only_the_first_owns_it(labs, monkeypatch):
+    """Lab.up decided it owned the lab (it was not up) before up took the lab's lock: another process's up of
+    the same lab landing in between made both its owners, and the first to leave its with block took the lab
+    down under the other. Ownership is now what up found under the lock."""
+    from netlab.api import lifecycle
+
+    name = fxe_name(labs)
+    topology = yaml.safe_load(two_node_topology(name, pods_per_node=1))
+    topology["nodes"], topology["pods"] = topology["nodes"][:1], topology["pods"][:1]
+    real = lifecycle.up
+
+    def another_up_first(*args, **kwargs):
+        real(*args, **kwargs)  # the other process's, which got the lock first
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "up", another_up_first)
+    with Lab.up(topology) as lab:
+        assert not lab.owned
+    monkeypatch.setattr(lifecycle, "up", real)
+    assert json.loads(netlab("status", "--lab", name, "-o", "json").stdout)["ok"]  # left up: not this block's
+    with Lab.up(topology) as again:
+        assert not again.owned and again.last_up is not None and not again.last_up.changed
+    netlab("down", "--lab", name)
