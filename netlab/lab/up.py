@@ -252,10 +252,24 @@ class _Up:
                 self.kernel.remove_placeholder(name)
             state.netns.pop(name, None)
             kernel_links(state).pop(name, None)
+        if self.removing:
+            self._repair_after_removal(state)
 
         state.phase = "up"
         state.save()
         self._start_features(state)
+
+    def _repair_after_removal(self, state: LabState) -> None:
+        """A node's bridge whose last port went with a removed pod has the MTU the kernel gives a bridge without
+        ports, 1500 (br_mtu_auto_adjust), not the plan's: the namespaces that held the removed veths' other ends
+        are read and repaired once more."""
+        touched = sorted({ns for ns, _ in self.leaving_veths} & set(self.plan.netns))
+        want = expected(self.plan)
+        repairs = self._repairs(self._drift(touched, want, state), want)
+        if repairs:
+            self.journal.step("repair the nodes that lost pods")
+            self.journal.apply(repairs, order=self.plan.netns)
+            self.result.fixed += [op.describe() for op in repairs]
 
     def _start_features(self, state: LabState, again: str = "") -> None:
         for feature in self.features:
