@@ -50,9 +50,10 @@ def log_path(lab_name: str) -> str:
     return os.path.join(lab_dir(lab_name, create=False), "cni", "calls.jsonl")
 
 
-def host_local_dir(lab_name: str) -> str:
-    """host-local's leases: inside the lab's state directory, gone with it (never /var/lib/cni)."""
-    return os.path.join(lab_dir(lab_name), "cni", "networks")
+def host_local_dir(lab_name: str, node: str) -> str:
+    """host-local's leases on a node (a real node's /var/lib/cni/networks, on its own disk): inside the lab's state
+    directory, gone with it (never the machine's /var/lib/cni)."""
+    return os.path.join(lab_dir(lab_name), "cni", "networks", node)
 
 
 def runtime(lab_name: str, bin_dirs: list[str], timeout: float) -> Runtime:
@@ -127,7 +128,7 @@ def _text(raw: Any) -> str:
 def _record(lab: Lab, pod: PodInfo, state: LabState) -> dict[str, Any]:
     node = lab.node(pod.node)
     cid = C.container_id(lab, pod, state.run_id)
-    nets = C.networks(lab, node, host_local_dir(lab.name))
+    nets = C.networks(lab, node, host_local_dir(lab.name, node.name))
     return {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
             "args": [list(a) for a in C.cni_args(pod, cid)], "networks": [[n.raw, ifname] for n, ifname in nets]}
 

@@ -37,7 +37,7 @@ LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": 
 # the same plugins (they make the same kernel objects) and status can ask them to CHECK.
 REFERENCE_VERSION = "1.0.0"
 SANDBOX_ID = "<sandbox id>"  # 64 hex, made per run by the runtime (netlab.cni.conf.container_id)
-HOST_LOCAL_DIR = "<state dir>/cni/networks"  # host-local's leases: in the lab's state directory, per run
+HOST_LOCAL_DIR = "<state dir>/cni/networks/<node>"  # host-local's leases: the node's own, in the lab's state directory
 
 
 def bin_dirs(lab: Lab, debian: str = CNI_BIN_DIR) -> list[str]:
@@ -76,9 +76,26 @@ def user_conflist(lab: Lab) -> Conflist:
     return read_conflist(cni.conflist)
 
 
+def node_leases(net: Conflist, data_dir: str) -> Conflist:
+    """``net`` with host-local's leases in ``data_dir`` (the node's) where its host-local IPAM names no dataDir.
+
+    host-local's default, /var/lib/cni/networks/<network>, is on a real node's own disk; here it would be the
+    machine's, shared by every node of every lab: two labs of one conflist took each other's addresses (the
+    second's ADD failed, "is not available") and the leases outlived the labs. A dataDir the conflist sets is
+    its author's choice, kept."""
+    plugins = [{**p, "ipam": {**p["ipam"], "dataDir": data_dir}}
+               if isinstance(p.get("ipam"), dict) and p["ipam"].get("type") == "host-local"
+               and "dataDir" not in p["ipam"] else p for p in net.plugins]
+    if plugins == list(net.plugins):
+        return net
+    return parse_conflist(json.dumps({**net.raw, "plugins": plugins}))
+
+
 def networks(lab: Lab, node: NodeInfo, data_dir: str) -> list[tuple[Conflist, str]]:
-    """(network, interface) a pod of ``node`` is attached to, in order: loopback first, as containerd does."""
-    main = reference_conflist(lab, node, data_dir) if lab.cni == "reference" else user_conflist(lab)
+    """(network, interface) a pod of ``node`` is attached to, in order: loopback first, as containerd does.
+    ``data_dir``: the node's folder for host-local's leases."""
+    main = reference_conflist(lab, node, data_dir) if lab.cni == "reference" else node_leases(user_conflist(lab),
+                                                                                                 data_dir)
     return [(LOOPBACK, "lo"), (main, POD_IF)]
 
 

@@ -1,17 +1,23 @@
-"""CNI plugins' iptables rules in a conflist lab's node (root, Debian's plugins): bridge's ipMasq, firewall. Their
-jumps from the node's built-in chains are theirs: status does not call them extra, and up, repairing the lab's own
-rules around them, keeps them where the plugins put them (it used to delete them, and re-attach every pod when
-firewall's CHECK then failed, at every up)."""
+"""What CNI plugins keep on a conflist lab's node (root, Debian's plugins).
+
+- iptables rules (bridge's ipMasq, firewall): their jumps from the node's built-in chains are theirs: status does
+  not call them extra, and up, repairing the lab's own rules around them, keeps them where the plugins put them (it
+  used to delete them, and re-attach every pod when firewall's CHECK then failed, at every up).
+- host-local's leases: a node's own (a real node's /var/lib/cni is on its own disk), in the lab's state directory.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import subprocess
+import uuid
 
 import pytest
 
-from helpers import lab_namespaces, netlab
+from helpers import lab_namespaces, netlab, state_path
 
 pytestmark = pytest.mark.root
 
@@ -60,3 +66,43 @@ pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
     subprocess.run(["ip", "netns", "exec", f"{lab}-a", "ping", "-c1", "-W2", b_ip], check=True, capture_output=True)
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
+
+
+def test_two_labs_of_one_conflist_keep_their_leases_apart(labs, tmp_path):
+    """host-local without a dataDir kept its leases in the machine's /var/lib/cni/networks/<network>, shared by
+    every node of every lab: the second lab of the same conflist failed ("10.244.0.2 is not available") and the
+    leases outlived the labs. Each node's leases are now in its lab's state directory, gone with it."""
+    net = f"lease-{uuid.uuid4().hex[:8]}"
+    machine = f"/var/lib/cni/networks/{net}"  # where host-local would have put them: never made, checked
+    (tmp_path / "leases.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": net, "plugins": [
+        {"type": "bridge", "bridge": "cni0", "isGateway": True, "isDefaultGateway": True, "hairpinMode": True,
+         "capabilities": {"ipRanges": True},  # each node's pod CIDR, from the runtime
+         "ipam": {"type": "host-local"}}]}))
+    names = [labs.name("cl"), labs.name("cl")]
+    absent = [d for d in ("/var/lib/cni", "/var/lib/cni/networks") if not os.path.exists(d)]
+    try:
+        for lab in names:
+            labs.up(f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: leases.conflist}}}}
+nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}, {{name: n2, podCIDR: 10.244.1.0/24}}]
+pods: [{{name: a, node: n1}}, {{name: b, node: n2}}]
+""", file=f"{lab}.yaml")
+        assert not os.path.exists(machine)
+        for lab in names:
+            for node, pod in (("n1", "a"), ("n2", "b")):
+                leases = state_path(lab, "cni", "networks", node, net)
+                ip = json.loads(subprocess.run(["ip", "-n", f"{lab}-{pod}", "-j", "addr", "show", "eth0"], check=True,
+                                               capture_output=True, text=True).stdout)[0]["addr_info"][0]["local"]
+                assert ip in os.listdir(leases), (lab, node, os.listdir(leases))
+            netlab("status", "--lab", lab)
+        for lab in names:
+            netlab("down", "--lab", lab)
+            assert not os.path.exists(state_path(lab, "cni"))
+    finally:  # only the old code made these: this test's own network, by its unique name, and empty parents
+        for lab in names:  # first: a DEL of the old code's host-local makes its folder again
+            netlab("down", "--lab", lab, check=False)
+        if os.path.isdir(machine):
+            shutil.rmtree(machine)
+        for folder in reversed(absent):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
