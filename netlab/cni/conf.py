@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, ip_interface
 from typing import TYPE_CHECKING, Any
 
 from netlab.model.cniconf import Conflist, at_least
@@ -108,6 +108,13 @@ def check_result(result: Any, version: str) -> dict[str, Any]:
     for ip in result.get("ips", []):
         if not isinstance(ip, dict) or "address" not in ip:
             raise ValueError("its result has an ips entry without address")
+        try:
+            if "/" not in ip["address"]:
+                raise ValueError
+            ip_interface(ip["address"])
+        except (TypeError, ValueError):  # the address with its prefix, as the spec has it (10.244.0.2/24)
+            raise ValueError(f"its result's ips address {str(ip['address'])[:50]!r} is not an address with its "
+                             "prefix length (10.244.0.2/24)") from None
     return convert_result(result, version)
 
 

@@ -292,3 +292,14 @@ def test_another_cni_chain_for_a_running_lab_is_refused_but_builtin_to_reference
     check_cni_change(ref, _state(ref, {}))
     with pytest.raises(UsageError, match=r"network.cni changed from reference to builtin while the lab is up.*down"):
         check_cni_change(builtin, _state(ref, {}))
+
+
+@pytest.mark.parametrize("address", ["zzz", "10.244.0.2", "10.244.0.2/33", 7, None])
+def test_a_result_whose_address_is_no_cidr_is_refused_in_one_line(address):
+    """A plugin's result with an address that is not one (`"zzz"`) failed later with `AddressValueError: Expected
+    4 octets in 'zzz'`, naming neither pod nor plugin (the runtime names them around this line)."""
+    with pytest.raises(ValueError) as err:
+        C.check_result({"cniVersion": "1.0.0", "ips": [{"address": address}]}, "1.0.0")
+    assert str(err.value) == (f"its result's ips address {str(address)[:50]!r} is not an address with its prefix "
+                              "length (10.244.0.2/24)")
+    assert C.check_result({"cniVersion": "1.0.0", "ips": [{"address": "fd00::2/64"}]}, "1.0.0")["ips"]
