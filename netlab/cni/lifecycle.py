@@ -210,8 +210,9 @@ def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Ch
         except ConflistError:
             return Changed(True, "its cached network config is damaged")
         rt = _rt(lab, pod, prec, ifname)
-        by_check = C.supports_check(net)
-        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), net.cni_version)
+        by_check = C.supports_check(net) and not net.disable_check
+        no_check = "its conflist sets disableCheck" if net.disable_check else f"cniVersion {net.cni_version} has no CHECK"
+        why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check)
         if why:
             return Changed(by_check, why)
     return None

@@ -6,7 +6,8 @@ look at the pod's network again: a deleted ``eth0`` goes unnoticed until a
 packet fails. netlab looks, for ``status`` and ``up``: the chain's cached ADD
 result names the pod-side interfaces (those with a ``sandbox``) and the
 addresses it gave them, and each must still be in the pod's namespace, with
-the MAC the result gives. Only what the result claims is compared; routes and
+the MAC the result gives. So is a pod of a chain whose conflist sets
+``disableCheck`` (the runtime then never calls CHECK). Only what the result claims is compared; routes and
 the node side stay the plugins' (a CHECK would judge them).
 """
 
@@ -50,8 +51,9 @@ def compare(result: dict[str, Any], snap: Snapshot) -> str | None:
     return None
 
 
-def verify(netns: str, result: dict[str, Any] | None, version: str) -> str | None:
-    """The pod's namespace compared with the cached result, or why it cannot be (None: as reported)."""
+def verify(netns: str, result: dict[str, Any] | None, no_check: str) -> str | None:
+    """The pod's namespace compared with the cached result, or why it cannot be (None: as reported). ``no_check``:
+    why the chain is not asked to CHECK, said after a difference."""
     from netlab.kernel.live import LiveKernel
 
     if result is None:
@@ -63,4 +65,4 @@ def verify(netns: str, result: dict[str, Any] | None, version: str) -> str | Non
         return "its network namespace is gone"
     finally:
         kernel.close()
-    return f"{why} (cniVersion {version} has no CHECK)" if why else None
+    return f"{why} ({no_check})" if why else None

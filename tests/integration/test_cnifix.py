@@ -190,13 +190,18 @@ services:
     assert not lab_namespaces(lab)
 
 
-def test_a_chain_without_check_is_compared_with_its_cached_result(labs, tmp_path):
-    """cniVersion 0.3.1 (Flannel's own conflist's) has no CHECK: status compares the pod with the chain's cached ADD
-    result instead, names a deleted eth0, and up re-attaches the pod (DEL + ADD), never calling CHECK."""
-    (tmp_path / "old.conflist").write_text(json.dumps({"cniVersion": "0.3.1", "name": "old-net", "plugins": [
-        {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
-         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases"), "routes": [{"dst": "0.0.0.0/0"}],
-                  "ranges": [[{"subnet": "10.244.0.0/24"}]]}}]}))
+@pytest.mark.parametrize("version, no_check", [("0.3.1", "cniVersion 0.3.1 has no CHECK"),
+                                               ("1.0.0", "its conflist sets disableCheck")])
+def test_a_chain_without_check_is_compared_with_its_cached_result(labs, tmp_path, version, no_check):
+    """cniVersion 0.3.1 (Flannel's own conflist's) has no CHECK, and a conflist may disable it: status compares the
+    pod with the chain's cached ADD result instead, names a deleted eth0, and up re-attaches the pod (DEL + ADD),
+    never calling CHECK. With disableCheck nothing looked at the pod: status said "all as planned"."""
+    (tmp_path / "old.conflist").write_text(json.dumps({
+        "cniVersion": version, "name": "old-net", **({"disableCheck": True} if version == "1.0.0" else {}),
+        "plugins": [
+            {"type": "bridge", "bridge": "cni0", "isGateway": True, "ipMasq": False, "hairpinMode": True,
+             "ipam": {"type": "host-local", "dataDir": str(tmp_path / "leases"), "routes": [{"dst": "0.0.0.0/0"}],
+                      "ranges": [[{"subnet": "10.244.0.0/24"}]]}}]}))
     lab = _name(labs)
     path, _ = labs.up(f"""name: {lab}
 network: {{mode: host-gw, cni: {{conflist: old.conflist}}}}
@@ -207,8 +212,8 @@ pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
     subprocess.run(["ip", "-n", f"{lab}-a", "link", "del", "eth0"], check=True)
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1, status.stdout
-    assert ("cni: pod a: it differs from its chain's cached ADD result: its eth0 is gone (cniVersion 0.3.1 has no "
-            "CHECK)") in status.stdout, status.stdout
+    assert (f"cni: pod a: it differs from its chain's cached ADD result: its eth0 is gone ({no_check})"
+            in status.stdout), status.stdout
     up = netlab("up", "-t", path)
     assert "re-attached pod a through CNI (it differs from its chain's cached ADD result: its eth0 is gone" in \
         up.stdout, up.stdout
