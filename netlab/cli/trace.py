@@ -323,7 +323,7 @@ def render_inspect(d: dict[str, Any]) -> str:
             if link["peer"]:
                 extra.append(f"peer {link['peer']['name']} in {link['peer']['netns']}")
             extra.append(f"mtu {link['mtu']}")
-            links.append(f"{link['name']:<16} {link['state']:<5} {link['mac'] or '':<18} {', '.join(extra)}")
+            links.append(f"{link['name']:<16} {link['state']:<7} {link['mac'] or '':<18} {', '.join(extra)}")
         section("links", f"ip -n {ns} -br link  (and -d link for details)", links)
     if "addresses" in d:
         by_dev: dict[str, list[str]] = {}

@@ -39,6 +39,8 @@ IFF_RUNNING = 0x40
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_PROTINFO = 1, 3, 4, 5, 10, 12
 IFLA_TXQLEN, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_NET_NS_FD = 13, 18, 20, 27, 28
 IFLA_LINK_NETNSID, IFLA_AF_SPEC = 37, 26
+IFLA_OPERSTATE = 16  # u8, RFC 2863's operational state, as `ip link` prints it (state UP, DOWN, UNKNOWN ...)
+OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
 IFLA_INET_CONF = 1  # in IFLA_AF_SPEC / AF_INET: the interface's IPv4 sysctls, u32 each
 # Positions in IFLA_INET_CONF (IPV4_DEVCONF_* of linux/ip.h, counted from 1) of the
 # net.ipv4.conf.<dev>.* sysctls netlab reads: one link dump answers them for every

@@ -19,11 +19,11 @@ from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMAS
                                 FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
                                 IFADDR, IFF_RUNNING, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE,
                                 IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND,
-                                IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_PROTINFO,
-                                IFLA_TXQLEN, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL,
-                                IFLA_VXLAN_PORT, IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG,
-                                RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
-                                RTM_F_CLONED, RTMSG, link_dump)
+                                IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE,
+                                IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK,
+                                IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR,
+                                NDA_MASTER, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF,
+                                RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG, link_dump)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class LinkMsg:
     data: dict = field(default_factory=dict, compare=False)  # kind-specific settings (vxlan id, port ...)
     inet_conf: dict = field(default_factory=dict, compare=False)  # its net.ipv4.conf.<dev>.* values (INET_CONF)
     running: bool = field(default=True, compare=False)  # IFF_RUNNING: operationally up (rtnl.py)
+    operstate: str = field(default="UNKNOWN", compare=False)  # `ip link`'s "state": UP, DOWN, UNKNOWN (lo, vxlan) ...
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,11 @@ def parse_link(m: Msg) -> LinkMsg:
                    peer=get_u32(a, IFLA_LINK), peer_netnsid=_signed(get_u32(a, IFLA_LINK_NETNSID)),
                    alias=get_str(a, IFLA_IFALIAS), group=get_u32(a, IFLA_GROUP, 0) or 0,
                    txqlen=get_u32(a, IFLA_TXQLEN), data=data, inet_conf=_inet_conf(a.get(IFLA_AF_SPEC)),
-                   running=bool(flags & IFF_RUNNING))
+                   running=bool(flags & IFF_RUNNING), operstate=_operstate(get_u8(a, IFLA_OPERSTATE)))
+
+
+def _operstate(value: int | None) -> str:
+    return OPERSTATES[value] if value is not None and value < len(OPERSTATES) else "UNKNOWN"
 
 
 def dump_links(conn: Conn, where: str) -> list[LinkMsg]:

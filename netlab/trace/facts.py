@@ -51,6 +51,7 @@ class LinkFacts:
     hairpin: bool | None = None
     vxlan: VxlanFacts | None = None
     addresses: tuple[str, ...] = ()  # "10.244.0.1/24"
+    operstate: str = "UNKNOWN"  # `ip link`'s "state": UP; DOWN (set down, or no carrier: a veth whose peer is down)
 
 
 @dataclass(frozen=True)

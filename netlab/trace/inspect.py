@@ -78,7 +78,7 @@ def _links_and_tables(netns: str, lab: LabMap | None, want: set[str]) -> dict[st
             peer = lab.peers.get((netns, name)) if lab else None
             item: dict[str, Any] = {"name": name, "index": link.index,
                                     "kind": link.kind or ("loopback" if name == "lo" else None),
-                                    "state": "UP" if link.up else "DOWN", "mac": link.mac, "mtu": link.mtu,
+                                    "state": link.operstate, "mac": link.mac, "mtu": link.mtu,
                                     "master": link.master,
                                     "peer": {"netns": peer[0], "name": peer[1]} if peer else None,
                                     "addresses": list(link.addresses)}

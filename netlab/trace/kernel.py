@@ -146,7 +146,7 @@ class LiveKernel:
             out[link.name] = LinkFacts(
                 name=link.name, index=link.index, kind=link.kind, mac=link.mac, mtu=link.mtu or 0, up=link.up,
                 master=names.get(link.master) if link.master else None, hairpin=hairpin.get(link.index), vxlan=vx,
-                addresses=tuple(addrs.get(link.index, ())))
+                addresses=tuple(addrs.get(link.index, ())), operstate=link.operstate)
         self._links[netns] = out
         self._byindex[netns] = names
 

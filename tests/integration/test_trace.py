@@ -205,6 +205,15 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
         assert f"\n{heading}" in "\n" + text, heading
     assert f"$ bridge -n {lab}-minikube fdb show" in text
 
+    # A link's state is its operational one, as `ip -br link` shows it: a pod's port whose peer is down has no
+    # carrier (DOWN, though set up), lo and flannel.1 are UNKNOWN. inspect said UP for all three (the admin flag).
+    subprocess.run(["ip", "-n", f"{lab}-fedora-1", "link", "set", "eth0", "down"], check=True)
+    node = json.loads(netlab("inspect", "--lab", lab, "minikube", "-s", "links", "-o", "json").stdout)
+    kernel = json.loads(subprocess.run(["ip", "-n", f"{lab}-minikube", "-j", "link"], capture_output=True,
+                                       text=True, check=True).stdout)
+    assert {link["name"]: link["state"] for link in node["links"]} == {k["ifname"]: k["operstate"] for k in kernel}
+    assert {"DOWN", "UNKNOWN", "UP"} <= {link["state"] for link in node["links"]}
+
 
 def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
     lab = labs.name("tr")
