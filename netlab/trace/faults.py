@@ -107,7 +107,7 @@ def policy_reject(k: Any, ns: str) -> Reason | None:
             f"{', '.join(chains)}; the policy is named below)", None)
 
 
-def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev: str) -> Reason | None:
+def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev: str, lab: str) -> Reason | None:
     """A packet that vanished leaving ``dev`` of ``ns``, where netlab's impairment drops a share of what leaves
     (``losses``: (namespace, interface) -> (the NAME:IFACE a user gives ``netlab impair``, the loss))."""
     hit = losses.get((ns, dev))
@@ -117,7 +117,7 @@ def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev
     share = "everything that" if loss_fraction(loss) >= 1 else f"{loss} at random of what"
     return (f"{target} has netlab's impairment loss {loss}: the rule NETLAB-IMPAIR in {ns}'s mangle POSTROUTING drops "
             f"{share} leaves {dev}, and the packet did not leave",
-            f"sudo netlab impair {target} --clear")
+            f"sudo netlab impair --lab {lab} {target} --clear")  # --lab: another lab may be up too
 
 
 def too_big(link: Any, size: int, ns: str, via: str, to: tuple[str, str], own: bool = False) -> Reason | None:

@@ -148,11 +148,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
     losses = _losses(lab, lm)
-    fverdict = _impaired(losses, _firewall(kernel, explain(fwd), fwd.hops), fwd.hops)
+    fverdict = _impaired(losses, _firewall(kernel, explain(fwd), fwd.hops), fwd.hops, lab.name)
     bverdict: Verdict | None = None
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = _impaired(losses, _firewall(kernel, explain(back), back.hops), back.hops)
+        bverdict = _impaired(losses, _firewall(kernel, explain(back), back.hops), back.hops, lab.name)
         if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:
@@ -266,7 +266,7 @@ def _losses(lab: Lab, lm: LabMap) -> dict[tuple[str, str], tuple[str, str]]:
             for ns, iface, spec in plan_impair.impaired(lab) if spec.get("loss")}
 
 
-def _impaired(losses: dict[tuple[str, str], tuple[str, str]], v: Verdict, hops: list[Hop]) -> Verdict:
+def _impaired(losses: dict[tuple[str, str], tuple[str, str]], v: Verdict, hops: list[Hop], lab: str) -> Verdict:
     """A packet lost as it left an interface netlab's impairment drops from: that is the reason, where the walk
     found nothing wrong (the kernel's route, ARP and FDB answers look right; a reply never seen)."""
     if v.delivered or v.lost_at is None or v.fix is not None:
@@ -274,7 +274,7 @@ def _impaired(losses: dict[tuple[str, str], tuple[str, str]], v: Verdict, hops: 
     h = hops[v.lost_at]
     if h.observe is None or h.observe.direction != "out":
         return v
-    why = faults.impairment_loss(losses, h.observe.netns, h.observe.ifname)
+    why = faults.impairment_loss(losses, h.observe.netns, h.observe.ifname, lab)
     return Verdict(False, v.lost_at, why[0], why[1]) if why else v
 
 

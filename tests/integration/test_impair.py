@@ -295,9 +295,9 @@ def test_trace_names_the_impairment_that_dropped_the_packet(lab):
         assert proc.returncode == 1 and (lost["netns"], lost["device"]) == (f"{name}-shaped", "eth0"), lost
         assert lost["reason"].startswith("shaped:eth0 has netlab's impairment loss 100%: the rule NETLAB-IMPAIR in "
                                          f"{name}-shaped's mangle POSTROUTING drops everything that leaves eth0")
-        assert lost["fix"] == "sudo netlab impair shaped:eth0 --clear"
+        assert lost["fix"] == f"sudo netlab impair --lab {name} shaped:eth0 --clear"  # another lab may be up too
         text = netlab("trace", "--lab", name, "shaped", "server", check=False).stdout
-        assert "  fix: sudo netlab impair shaped:eth0 --clear\n" in text, text
+        assert f"  fix: sudo netlab impair --lab {name} shaped:eth0 --clear\n" in text, text
         reply = json.loads(netlab("trace", "--lab", name, "server", "shaped", "-o", "json", check=False).stdout)
         assert reply["delivered"] and reply["reply_lost"]["netns"] == f"{name}-shaped", reply["reply_lost"]
         assert "shaped:eth0 has netlab's impairment loss 100%" in reply["reply_lost"]["reason"], reply["reply_lost"]

@@ -100,9 +100,9 @@ def test_a_packet_lost_before_a_next_hop_it_never_asked_for_is_blamed_on_the_for
 
 def test_an_impairments_loss_is_named_where_the_packet_did_not_leave():
     losses = {("lab-a", "eth0"): ("a:eth0", "100%"), ("lab-n1", "flannel.1"): ("n1:flannel.1", "30%")}
-    why, fix = faults.impairment_loss(losses, "lab-a", "eth0")
+    why, fix = faults.impairment_loss(losses, "lab-a", "eth0", "lab")
     assert why.startswith("a:eth0 has netlab's impairment loss 100%: the rule NETLAB-IMPAIR in lab-a's mangle "
                           "POSTROUTING drops everything that leaves eth0")
-    assert fix == "sudo netlab impair a:eth0 --clear"
-    assert "drops 30% at random of what leaves flannel.1" in faults.impairment_loss(losses, "lab-n1", "flannel.1")[0]
-    assert faults.impairment_loss(losses, "lab-a", "lo") is None
+    assert fix == "sudo netlab impair --lab lab a:eth0 --clear"
+    assert "drops 30% at random of what leaves flannel.1" in faults.impairment_loss(losses, "lab-n1", "flannel.1", "lab")[0]
+    assert faults.impairment_loss(losses, "lab-a", "lo", "lab") is None
