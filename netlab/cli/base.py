@@ -205,7 +205,8 @@ def complete_comma_separated(choices: Sequence[str]) -> Callback:
         from click.shell_completion import CompletionItem
 
         head, comma, last = incomplete.rpartition(",")
-        return [CompletionItem(head + comma + c) for c in choices if c.startswith(last)]
+        chosen = {c.strip() for c in head.split(",")}  # each item once: `routes,` offers the others
+        return [CompletionItem(head + comma + c) for c in choices if c.startswith(last) and c not in chosen]
 
     return complete
 

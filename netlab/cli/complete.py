@@ -124,6 +124,14 @@ def complete_targets(ctx: click.Context, incomplete: str) -> list[CompletionItem
 
 
 @_safe
+def complete_kind_names(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """get's NAMES: the chosen kind's (pods, nodes and internet hosts, or Services), each once."""
+    pods, others, services = lab_members(ctx)
+    words = {"pods": pods, "nodes": others, "services": services}.get(ctx.params.get("kind") or "", [])
+    return _items([w for w in words if w not in (ctx.params.get("names") or ())], incomplete)
+
+
+@_safe
 def complete_interfaces(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
     """NAME:IFACE for capture: the names, then the usual interfaces."""
     pods, others, _ = lab_members(ctx)

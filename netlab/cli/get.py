@@ -11,6 +11,7 @@ import click
 from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.complete import complete_kind_names
 from netlab.cli.style import highlight, table
 from netlab.errors import UsageError
 
@@ -27,7 +28,7 @@ KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": 
 @cli.command("get")
 @lab_options
 @click.argument("kind", metavar="pods|nodes|services", type=click.Choice(sorted(KINDS)), callback=lambda c, p, v: KINDS[v])
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=complete_kind_names)
 @click.option("-l", "--selector", metavar="SELECTOR",
               help="Pods whose labels match, as kubectl's: app=web, tier!=db, 'env in (a,b)', app, !app; "
                    "comma-separated requirements must all hold.")

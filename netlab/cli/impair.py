@@ -7,6 +7,7 @@ import click
 from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import WAIT_OPTION, cli, output_option, print_json, require_root
+from netlab.cli.complete import complete_interfaces
 from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -14,7 +15,7 @@ LOADS = ("netlab.api.impair", "netlab.api.lab")
 
 
 @cli.command()
-@click.argument("target", metavar="NAME:IFACE")
+@click.argument("target", metavar="NAME:IFACE", shell_complete=complete_interfaces)
 @click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
               help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")
 @click.option("--rate", metavar="RATE", help="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
