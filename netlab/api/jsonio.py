@@ -29,7 +29,7 @@ def to_json(obj: Any) -> Any:
         names, omit_none = shape
         if omit_none:
             return {name: to_json(value) for name in names if (value := getattr(obj, name)) is not None}
-        return {name: to_json(getattr(obj, name)) for name in names}
+        return {name: to_json(getattr(obj, name)) for name in names}  # with the class's __json_properties__
     if isinstance(obj, Mapping):
         return {k: to_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -38,8 +38,11 @@ def to_json(obj: Any) -> Any:
 
 
 # What to_json does with each class, worked out once per class (a 500-pod probe's
-# result holds 250,000 objects): a dataclass's field names, and whether it leaves
-# out fields that are None; None for any other class.
+# result holds 250,000 objects): a dataclass's field names, then the properties it
+# names in __json_properties__ (what the CLI's table shows, worked out from the
+# fields: a pod's READY and STATUS), and whether it leaves out fields that are
+# None; None for any other class. from_json takes those properties back as the
+# fields give them, not as values.
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _SHAPES: dict[type, tuple[tuple[str, ...], bool] | None] = {}
 
@@ -47,7 +50,8 @@ _SHAPES: dict[type, tuple[tuple[str, ...], bool] | None] = {}
 def _shape(cls: type) -> tuple[tuple[str, ...], bool] | None:
     if not dataclasses.is_dataclass(cls):
         return None
-    return tuple(f.name for f in dataclasses.fields(cls)), bool(getattr(cls, "__json_omit_none__", False))
+    names = tuple(f.name for f in dataclasses.fields(cls)) + tuple(getattr(cls, "__json_properties__", ()))
+    return names, bool(getattr(cls, "__json_omit_none__", False))
 
 
 def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
@@ -107,6 +111,7 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
     required = {name for name, f in fields.items()
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     names = frozenset(fields)
+    derived = frozenset(getattr(cls, "__json_properties__", ()))
     # The converters of the fields whose values change (plain values are taken as they are),
     # worked out on first use: a class may name itself among its fields.
     worked_out: list[dict[str, Callable[[Any], Any]]] = []
@@ -119,6 +124,9 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
             worked_out.append({name: fn for name, fn in every.items() if fn is not _same})
         convert = worked_out[0]
         keys = data.keys()
+        if derived & keys:
+            keys = keys - derived
+            data = {k: v for k, v in data.items() if k not in derived}
         if not keys <= names:
             raise TypeError(f"{cls.__name__}: unexpected fields {sorted(keys - names)}")
         if not required <= keys:

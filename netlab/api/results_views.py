@@ -43,6 +43,7 @@ class PodInfo:
     # Its network namespace, the pod's sandbox, was deleted under it (``ip netns del``), maybe made again:
     # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged, ``up`` remakes it.
     netns_gone: bool = False
+    __json_properties__ = ("ready", "status", "restarts")  # get pods' READY, STATUS and RESTARTS, in -o json too
 
     @property
     def ready(self) -> str:
@@ -53,6 +54,21 @@ class PodInfo:
     def restarts(self) -> int:
         """Its containers' restarts, together, as kubectl's RESTARTS column."""
         return sum(c.restarts for c in self.containers)
+
+    @property
+    def status(self) -> str:
+        """kubectl's STATUS words where they apply: Running, Completed (every container exited 0), Error (every
+        one exited, one of them not 0); else each state there is, "error, running". A pod whose network
+        namespace was deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason
+        when a pod's sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does."""
+        if self.netns_gone:
+            return "SandboxChanged"
+        states = {c.status for c in self.containers}
+        if states in ({"running"}, {"completed"}):
+            return states.pop().capitalize()
+        if states <= {"completed", "error"}:
+            return "Error"
+        return ", ".join(sorted(states))
 
 
 @dataclass(frozen=True)

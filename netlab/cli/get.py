@@ -93,27 +93,12 @@ def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[s
     rows = []
     now = time.time()
     for p in pods:
-        row = [p.name, p.ready, _pod_status(p), str(p.restarts), age(p.created, now), p.node, p.ip]
+        row = [p.name, p.ready, p.status, str(p.restarts), age(p.created, now), p.node, p.ip]
         if wide:
             row += [p.namespace, p.netns, " ".join(_container_column(c) for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
         rows.append(row)
     return headers, rows
-
-
-def _pod_status(pod: PodInfo) -> str:
-    """kubectl's STATUS words where they apply: Running, Completed (every container exited 0), Error (every
-    one exited, one of them not 0); else each state there is, "error, running". A pod whose network
-    namespace was deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason
-    when a pod's sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does."""
-    if pod.netns_gone:
-        return "SandboxChanged"
-    states = {c.status for c in pod.containers}
-    if states in ({"running"}, {"completed"}):
-        return states.pop().capitalize()
-    if states <= {"completed", "error"}:
-        return "Error"
-    return ", ".join(sorted(states))
 
 
 def _container_column(c: ContainerInfo) -> str:

@@ -62,6 +62,8 @@ def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
     made = os.stat(f"/run/netns/{netlab_lab.name}-web-1").st_ctime
     pods = {p["name"]: p for p in json.loads(netlab("get", "pods", *lab, "-o", "json").stdout)["items"]}
     assert pods["web-1"]["created"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made))
+    # READY, STATUS and RESTARTS as the table has them
+    assert [pods["web-1"][k] for k in ("ready", "status", "restarts")] == [rows["web-1"][1], "Running", 0]
     assert re.fullmatch(r"\d+(s|m|m\d+s|h|h\d+m)", rows["web-1"][4]), rows["web-1"]
     data = json.loads(netlab("get", "pods", *lab, "-l", "app=web,tier!=front", "-o", "json").stdout)
     assert [p["name"] for p in data["items"]] == ["web-2"]

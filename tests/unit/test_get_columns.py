@@ -9,7 +9,9 @@ from types import MappingProxyType
 import pytest
 
 from netlab.api.results import ContainerInfo, PodInfo
-from netlab.cli.get import _container_column, _pod_status, age
+from netlab.api.jsonio import from_json, to_json
+from netlab.api.results import PodInfo
+from netlab.cli.get import _container_column, age
 
 CREATED = "2026-12-01T11:00:00Z"
 T0 = datetime(2026, 12, 1, 11, 0, 0, tzinfo=timezone.utc).timestamp()
@@ -48,7 +50,12 @@ def pod(*containers: ContainerInfo) -> PodInfo:
     ([("stopped", None)], "stopped"),
 ])
 def test_a_pods_status_is_kubectls_where_it_applies(states, status):
-    assert _pod_status(pod(*(container(s, c) for s, c in states))) == status
+    p = pod(*(container(s, c) for s, c in states))
+    assert p.status == status
+    # -o json says it too, with READY and RESTARTS (it had none of the three), and reads back as the same pod
+    data = to_json(p)
+    assert (data["status"], data["ready"], data["restarts"]) == (status, p.ready, p.restarts)
+    assert from_json(PodInfo, data) == p
 
 
 def test_restarts_add_up_and_an_exit_code_shows_in_the_wide_column():
@@ -62,5 +69,5 @@ def test_a_pod_whose_network_namespace_was_deleted_is_sandbox_changed(states):
     # Its containers run on in the old namespace (or had exited): they say so; the pod says its sandbox is gone.
     p = pod(*(container(s, c) for s, c in states))
     gone = dataclasses.replace(p, netns_gone=True)
-    assert _pod_status(gone) == "SandboxChanged"
+    assert gone.status == "SandboxChanged"
     assert [_container_column(c) for c in gone.containers] == [_container_column(c) for c in p.containers]
