@@ -50,7 +50,10 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.errors import LabBusy as LabBusy
     from netlab.errors import NetlabError as NetlabError
     from netlab.errors import TopologyError as TopologyError
+    from netlab.errors import NetnsGone as NetnsGone
     from netlab.errors import UsageError as UsageError
+    from netlab.lab.up import Interrupted as Interrupted
+    from netlab.realize.state import StateCorrupt as StateCorrupt
 
 # Each name and the module that holds it, imported on first use: `netlab validate` reads
 # topologies through netlab.api.topology without loading the kernel, probe and trace code.
@@ -64,7 +67,9 @@ _WHERE = {
     "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
-        "LabBusy")},
+        "LabBusy", "NetnsGone")},
+    "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: also a KeyboardInterrupt
+    "StateCorrupt": "netlab.realize.state",  # a lab's state file that is not one: down(force=True) takes it down
 }
 __all__ = sorted(_WHERE)
 

@@ -123,3 +123,26 @@ def test_of_two_ups_of_one_lab_at_once_only_the_first_owns_it(labs, monkeypatch)
     with Lab.up(topology) as again:
         assert not again.owned and again.last_up is not None and not again.last_up.changed
     netlab("down", "--lab", name)
+
+
+def test_up_without_root_says_so_and_the_errors_are_exported():
+    """A program run without sudo: Lab.up says root is needed (it said "cannot write /run/netlab/...", the state
+    directory's refusal). Every error a caller may meet is a name of netlab.api (Interrupted, NetnsGone and
+    StateCorrupt were not)."""
+    import subprocess
+    import sys
+
+    import netlab.api as api
+
+    assert issubclass(api.Interrupted, KeyboardInterrupt) and issubclass(api.StateCorrupt, api.NetlabError)
+    assert issubclass(api.NetnsGone, api.NetlabError)
+    assert {"Interrupted", "NetnsGone", "StateCorrupt"} <= set(api.__all__)
+    code = ("from netlab import Lab\nfrom netlab.errors import EnvironmentNotReady\n"
+            "try:\n    Lab.up({'name': 'fxenobody', 'nodes': [{'name': 'n1'}]})\n"
+            "except EnvironmentNotReady as exc:\n    print(exc.exit_code, exc)\n")
+    proc = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    if "No module named" in proc.stderr or "Permission denied" in proc.stderr:
+        pytest.skip(f"this checkout's virtualenv cannot be run by uid 65534: {proc.stderr.strip()[-200:]}")
+    assert proc.stdout == ("3 bringing a lab up needs root: a lab is made of network namespaces (run the program "
+                           "with sudo)\n"), proc.stdout + proc.stderr
