@@ -26,16 +26,18 @@ How a container runtime calls a CNI plugin (what netlab does for network.cni: re
                   CNI_CONTAINERID=<sandbox id>      CNI_NETNS=/run/netns/<pod namespace>
                   CNI_IFNAME=eth0                   CNI_PATH=<where the plugins are>
                   CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=<pod>;
-                           K8S_POD_INFRA_CONTAINER_ID=<sandbox id>
+                           K8S_POD_INFRA_CONTAINER_ID=<sandbox id>;K8S_POD_UID=<pod's uid>
+                  (in a lab: no K8S_POD_UID, there is no API object to take it from, and
+                  IP=<the pod's planned address>, which static IPAM and bash-bridge take)
     stdin         the plugin's entry of the conflist, plus the list's "name" and "cniVersion",
                   "prevResult" (the previous plugin's result: chaining), and "runtimeConfig"
                   for the capabilities the plugin declares (ips, mac, portMappings, ipRanges)
     stdout        ADD: a result {"cniVersion", "interfaces", "ips", "routes", "dns"};
                   an error: exit code != 0 and {"code", "msg", "details"}
 
-  ADD runs the plugins in order and caches the last result; DEL runs them in reverse with that
-  result as prevResult (and must succeed when things are already gone); CHECK (cniVersion >=
-  0.4.0) asks each plugin whether what it made is still there. "A CNI conformant plugin could
+  ADD runs the plugins in order and caches the last result; DEL runs them in reverse, from
+  cniVersion 0.4.0 with that result as prevResult (and must succeed when things are already
+  gone); CHECK (cniVersion >= 0.4.0) asks each plugin whether what it made is still there. "A CNI conformant plugin could
   be realized via a BASH script": examples/cni/bash-bridge is one.
 
   Try it:

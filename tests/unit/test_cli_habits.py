@@ -244,3 +244,12 @@ def test_cni_log_completes_the_pods_its_log_holds_a_removed_one_too(tmp_path, mo
     monkeypatch.setattr("netlab.cni.lifecycle.log_path", lambda lab: str(log))
     assert [i.value for i in complete.complete_logged_pods(ctx, None, "")] == ["n1", "web-1", "web-0"]
     assert [i.value for i in complete.complete_logged_pods(ctx, None, "web-0")] == ["web-0"]
+
+
+def test_cni_explains_the_calls_as_a_runtime_makes_them():
+    """What `netlab cni` teaches is what libcni and containerd do, and what netlab adds (IP=): DEL gets the cached
+    result from 0.4.0 only (it said always), and containerd's K8S_POD_UID, which a lab has not, is named."""
+    res = run_cli("cni")
+    text = " ".join(res.stdout.split())
+    assert res.returncode == 0 and "K8S_POD_UID=<pod's uid>" in text and "IP=<the pod's planned address>" in text
+    assert "DEL runs them in reverse, from cniVersion 0.4.0 with that result as prevResult" in text
