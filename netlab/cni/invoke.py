@@ -26,6 +26,7 @@ from typing import Any
 
 from netlab.errors import ApplyFailed, UsageError
 from netlab.kernel.netns import entered
+from netlab.realize.state_dir import write_atomic
 
 TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
 DEFAULT_TIMEOUT = 20.0  # seconds one plugin call may take
@@ -83,6 +84,13 @@ class Call:
         return asdict(self)
 
 
+# Past this size the log keeps every ADD and DEL (how each pod was attached and detached) but only the newest
+# CHECKs of each pod and plugin: every status runs a CHECK per pod, and `up --watch` runs status every --resync
+# seconds, so the log grew without end.
+LOG_LIMIT = 2 << 20
+KEEP_CHECKS = 8
+
+
 class CallLog:
     """Every call, appended as one JSON line to ``<lab dir>/cni/calls.jsonl`` (from any thread)."""
 
@@ -98,8 +106,31 @@ class CallLog:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             try:
                 os.write(fd, line)
+                size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
+            if size > LOG_LIMIT:
+                compact_log(self.path)
+
+
+def compact_log(path: str, keep: int = KEEP_CHECKS) -> None:
+    """The log with every call but the CHECKs of a pod and plugin older than its newest ``keep``."""
+    with open(path, "rb") as fh:
+        lines = fh.readlines()
+    seen: dict[tuple[Any, Any], int] = {}
+    kept = []
+    for raw in reversed(lines):
+        try:
+            call = json.loads(raw)
+        except ValueError:
+            continue  # a line cut by a crash
+        if isinstance(call, dict) and call.get("command") == "CHECK":
+            key = (call.get("pod"), call.get("plugin"))
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] > keep:
+                continue
+        kept.append(raw)
+    write_atomic(path, b"".join(reversed(kept)))
 
 
 def logged_pods(calls: list[dict[str, Any]]) -> list[str]:

@@ -8,6 +8,7 @@ real namespaces, are tests/integration/test_cni.py's.
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -176,3 +177,30 @@ def test_validate_asks_each_plugin_version_and_names_the_line(tmp_path):
     assert f"{tmp_path / 't.yaml'}:4: network.cni.conflist: plugin oldie does not speak cniVersion 1.0.0 " \
            "(it speaks 0.3.0, 0.3.1)" in lines[0]
     assert "network.cni.conflist: plugin 'gone' not found in" in lines[1] and len(lines) == 2
+
+
+def test_the_call_log_keeps_every_add_and_del_and_only_the_newest_checks(tmp_path, monkeypatch):
+    """Every status CHECKs every pod (and `up --watch` runs one every --resync): the log grew without end. Past
+    its limit it keeps how each pod was attached and detached, and the newest CHECKs of each pod and plugin."""
+    from netlab.cni import invoke
+
+    monkeypatch.setattr(invoke, "LOG_LIMIT", 6_000)
+    log = CallLog(str(tmp_path / "calls.jsonl"))
+
+    def call(pod: str, command: str, n: int) -> invoke.Call:
+        return invoke.Call(pod=pod, network="n", plugin="bridge", command=command, env={}, stdin={"n": n},
+                           runs_in="x-n1")
+
+    for pod in ("a", "b"):
+        log.record(call(pod, "ADD", 0))
+    for n in range(1, 40):
+        for pod in ("a", "b"):
+            log.record(call(pod, "CHECK", n))
+    log.record(call("a", "DEL", 40))
+    calls = read_log(str(tmp_path / "calls.jsonl"))
+    assert os.path.getsize(tmp_path / "calls.jsonl") <= 6_000 + 200
+    assert [(c["pod"], c["command"]) for c in calls if c["command"] != "CHECK"] == [("a", "ADD"), ("b", "ADD"),
+                                                                                     ("a", "DEL")]
+    for pod in ("a", "b"):
+        checks = [c["stdin"]["n"] for c in calls if c["pod"] == pod and c["command"] == "CHECK"]
+        assert checks == list(range(40 - len(checks), 40)) and len(checks) < 30  # the newest, the old ones gone
