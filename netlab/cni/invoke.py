@@ -88,6 +88,7 @@ class Call:
 # CHECKs of each pod and plugin: every status runs a CHECK per pod, and `up --watch` runs status every --resync
 # seconds, so the log grew without end.
 LOG_LIMIT = 2 << 20
+OUTPUT_LIMIT = 1 << 20  # bytes of a plugin's stdout or stderr netlab takes
 KEEP_CHECKS = 8
 
 
@@ -207,8 +208,16 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
         call.exit_code = None
         err = err + f"\n(killed after {deadline:g} s)".encode()
     call.duration = time.monotonic() - t0
-    call.stdout, call.stderr = out.decode(errors="replace"), err.decode(errors="replace")
+    # A result is a few kB: what is past the bound is cut before it is decoded, logged and parsed (two plugins
+    # printing 30 MB each took netlab to 300 MB), and the call fails.
+    big = {name: len(data) for name, data in (("stdout", out), ("stderr", err)) if len(data) > OUTPUT_LIMIT}
+    call.stdout = out[:OUTPUT_LIMIT].decode(errors="replace")
+    call.stderr = err[:OUTPUT_LIMIT].decode(errors="replace")
     log.record(call)
+    if big:
+        raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: it printed "
+                           + " and ".join(f"{n} bytes on {name}" for name, n in big.items())
+                           + f", more than a CNI plugin's {OUTPUT_LIMIT} (its output is cut there in the log)")
     if call.exit_code != 0:
         raise PluginFailed(plugin_error(call))
     if not call.stdout.strip():

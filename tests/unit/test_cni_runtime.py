@@ -204,3 +204,22 @@ def test_the_call_log_keeps_every_add_and_del_and_only_the_newest_checks(tmp_pat
     for pod in ("a", "b"):
         checks = [c["stdin"]["n"] for c in calls if c["pod"] == pod and c["command"] == "CHECK"]
         assert checks == list(range(40 - len(checks), 40)) and len(checks) < 30  # the newest, the old ones gone
+
+
+def test_a_plugin_that_prints_too_much_fails_and_its_output_is_cut(tmp_path):
+    """Two plugins printing 30 MB each took netlab to 300 MB (decoded, logged, parsed): past 1 MiB a plugin's
+    output is cut before all that, and the call fails in one line."""
+    from netlab.cni import invoke
+
+    d = tmp_path / "bin"
+    d.mkdir()
+    loud = d / "loud"
+    loud.write_text("#!/bin/sh\ncat >/dev/null\nhead -c 3000000 /dev/zero | tr '\\0' x\n")
+    loud.chmod(0o755)
+    runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(str(tmp_path / "calls.jsonl")))
+    with pytest.raises(PluginFailed) as exc:
+        runtime.add(net("1.0.0", "loud"), rt())
+    assert str(exc.value) == (f"pod web: CNI plugin loud ADD: it printed 3000000 bytes on stdout, more than a CNI "
+                              f"plugin's {invoke.OUTPUT_LIMIT} (its output is cut there in the log)")
+    [logged] = read_log(str(tmp_path / "calls.jsonl"))
+    assert len(logged["stdout"]) == invoke.OUTPUT_LIMIT
