@@ -242,6 +242,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     if bad:
         problems.append(f"{bad} (the CNI DEL calls had {deadline:g} s each)")
     rt_ = runtime(state.lab, _bin_dirs_of(state), deadline)
+    detach: list[tuple[str, dict[str, Any]]] = []
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
             continue
@@ -250,7 +251,14 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
             # plugin in the machine's own namespace instead.
             records.pop(pod, None)
             continue
-        problems += _safe_detach(rt_, state.lab, prec, pod, None)
+        detach.append((pod, prec))
+    # Pods are detached as many at once as they were attached: a plugin that hangs costs its deadline once, not
+    # once per pod.
+    if detach:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
+            for said in pool.map(lambda item: _safe_detach(rt_, state.lab, item[1], item[0], None), detach):
+                problems += said
+    for pod, _ in detach:
         records.pop(pod, None)
     state.save(best_effort=True)
     return problems

@@ -141,6 +141,31 @@ pods:
     assert done["was_up"] and len(done["removed_netns"]) == 4 and not lab_namespaces(lab)
 
 
+def test_down_detaches_pods_side_by_side(labs, tmp_path):
+    """down ran the pods' DELs one after the other (up attaches as many at once as there are cores): a plugin that
+    hangs cost its deadline once per pod. Each DEL here writes when it began and ended: they overlap."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: one DEL at a time")
+    lab = _name(labs)
+    for f in ("bash-bridge", "bash-bridge.conflist"):
+        shutil.copy2(BASH / f, tmp_path / f)
+    path, _ = labs.up(f"""name: {lab}
+network: {{mode: host-gw, cni: {{conflist: ./bash-bridge.conflist, binDir: .}}}}
+nodes: [{{name: n1}}]
+pods: [{{name: p1, node: n1}}, {{name: p2, node: n1}}]
+""")
+    times = tmp_path / "del-times"
+    shutil.move(tmp_path / "bash-bridge", tmp_path / "bash-bridge.real")
+    (tmp_path / "bash-bridge").write_text(
+        f"#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ]; then echo \"begin $(date +%s.%N)\" >> {times}; sleep 1; "
+        f"echo \"end $(date +%s.%N)\" >> {times}; fi\nexec {tmp_path / 'bash-bridge.real'}\n")
+    (tmp_path / "bash-bridge").chmod(0o755)
+    netlab("down", "--lab", lab)
+    marks = [line.split()[0] for line in times.read_text().splitlines()]
+    assert marks[:2] == ["begin", "begin"], marks  # the second DEL began before the first ended
+    assert not lab_namespaces(lab)
+
+
 def test_services_follow_the_address_a_conflists_ipam_gives_in_the_same_up(labs, tmp_path):
     """Debian's ptp and host-local with a range of their own (from .100), called by a plugin that leaves out the
     `IP=` of CNI_ARGS (as an IPAM that picks addresses itself does): the pods get other addresses than the
