@@ -107,6 +107,21 @@ def policy_reject(k: Any, ns: str) -> Reason | None:
             f"{', '.join(chains)}; the policy is named below)", None)
 
 
+def hairpin_off(k: Any, ns: str, port: str | None, src: str, svc: Any) -> Reason | None:
+    """A pod's packet to a Service it is an endpoint of, arrived by a bridge port whose hairpin mode is off: with
+    br_netfilter the node DNATs it on the bridge, and a DNAT to the pod itself sends the frame back out of the
+    port it came in by, which the bridge does only in hairpin mode (kubelet's hairpin-mode; the bridge plugin's
+    hairpinMode, which Flannel's config sets). It is dropped before conntrack keeps the entry."""
+    if port is None or not any(e.ip == src for e in svc.endpoints):
+        return None
+    link = k.links(ns).get(port)
+    if link is None or link.hairpin is not False:
+        return None
+    return (f"the client is one of Service {svc.name}'s endpoints, and if kube-proxy picked it the DNATed frame goes "
+            f"back out of the bridge port it came in by, {port}, which the bridge does only in hairpin mode, off on "
+            f"{port} (the bridge plugin's hairpinMode)", f"bridge -n {ns} link set dev {port} hairpin on")
+
+
 def impairment_loss(losses: dict[tuple[str, str], tuple[str, str]], ns: str, dev: str, lab: str) -> Reason | None:
     """A packet that vanished leaving ``dev`` of ``ns``, where netlab's impairment drops a share of what leaves
     (``losses``: (namespace, interface) -> (the NAME:IFACE a user gives ``netlab impair``, the loss))."""

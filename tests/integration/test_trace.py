@@ -280,3 +280,27 @@ def test_trace_refuses_unknown_names_and_outside_addresses(labs):
     assert bad.returncode == 2 and "has no interface 'eth7'" in bad.stderr
     # A pod's neighbours: the trace does not leave stray permanent entries behind.
     assert "PERMANENT" not in in_netns(f"{lab}-fedora-1", "ip", "neigh").stdout
+
+
+def test_a_pods_own_service_lost_to_a_port_without_hairpin_says_so(labs):
+    """A pod's packet to its own Service, on a bridge port whose hairpin mode is off (a conflist's bridge without
+    hairpinMode): DNATed on the bridge back to the port it came in by, dropped before conntrack kept the entry.
+    trace said only "it was not DNATed here"; it names the port's hairpin mode, and its fix works."""
+    lab = labs.name("tr")
+    labs.up(f"""name: {lab}
+nodes: [{{name: n1}}]
+pods: [{{name: web, node: n1, labels: {{app: web}}}}]
+services: [{{name: websvc, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}]
+""")
+    node = json.loads(netlab("inspect", "--lab", lab, "n1", "-s", "links", "-o", "json").stdout)
+    [port] = [link["name"] for link in node["links"] if (link.get("peer") or {}).get("netns") == f"{lab}-web"]
+    subprocess.run(["ip", "netns", "exec", f"{lab}-n1", "bridge", "link", "set", "dev", port, "hairpin", "off"],
+                   check=True)
+    trace = trace_json(lab, "web", "svc/websvc", "--proto", "tcp", "--port", "80", check=False)
+    lost = trace["lost"]
+    assert not trace["delivered"] and lost["netns"] == f"{lab}-n1", lost
+    assert f"goes back out of the bridge port it came in by, {port}, which the bridge does only in hairpin mode" \
+        in lost["reason"], lost
+    assert lost["fix"] == f"bridge -n {lab}-n1 link set dev {port} hairpin on"
+    subprocess.run(lost["fix"].split(), check=True)
+    assert trace_json(lab, "web", "svc/websvc", "--proto", "tcp", "--port", "80")["delivered"]
