@@ -63,7 +63,8 @@ def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str) 
 
 
 def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None) -> Reason | None:
-    """A node routing another node's pod address by its default route: the overlay route is missing."""
+    """A node routing another node's pod address by its default route: the overlay's route (vxlan) or host-gw's
+    route via that node's address is missing."""
     node_cidrs = getattr(lab, "node_pod_cidrs", {})
     if not node_cidrs or ns not in {n for n, _ in node_cidrs.values()} or not matched:
         return None
@@ -71,8 +72,10 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None) -> Rea
         return None
     for node, (node_ns, cidr) in node_cidrs.items():
         if node_ns != ns and IPv4Address(dst) in IPv4Network(cidr):
+            missing = ("host-gw's route via that node's address" if getattr(lab, "mode", "vxlan") == "host-gw"
+                       else "the overlay route")
             return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: the default route sends {dst} to the "
-                    f"underlay's gateway, which has no route to pods (the overlay route is missing)",
+                    f"underlay's gateway, which has no route to pods ({missing} is missing)",
                     lab.route_fix(ns, dst))
     return None
 

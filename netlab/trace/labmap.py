@@ -73,10 +73,11 @@ class LabMap:
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
     node_pod_cidrs: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (netns, pod CIDR)
     node_ips: set[str] = field(default_factory=set)  # the nodes' underlay addresses (their VTEPs)
+    mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
-        m = cls(lab=lab.name)
+        m = cls(lab=lab.name, mode=lab.mode)
         m.names[lab.underlay_netns] = "underlay"
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 from netlab.api.topology import load
@@ -56,6 +57,10 @@ def test_pod_cidr_by_the_default_route():
     ns = m.node_pod_cidrs["minikube"][0]
     why, fix = faults.pod_cidr_by_default(m, ns, "10.244.1.3", "default via 192.168.122.1 dev eth0")
     assert "10.244.1.0/24 (minikube-m02's pod CIDR)" in why and "flannel.1" in fix
+    assert why.endswith("(the overlay route is missing)")
+    host_gw = dataclasses.replace(m, mode="host-gw")  # no overlay to speak of (it said "the overlay route")
+    why, _ = faults.pod_cidr_by_default(host_gw, ns, "10.244.1.3", "default via 192.168.122.1 dev eth0")
+    assert why.endswith("(host-gw's route via that node's address is missing)")
     assert faults.pod_cidr_by_default(m, ns, "10.244.1.3", "10.244.1.0/24 via 10.244.1.0 dev flannel.1") is None
     assert faults.pod_cidr_by_default(m, ns, "203.0.113.10", "default via 192.168.122.1 dev eth0") is None
 
