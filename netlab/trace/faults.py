@@ -89,6 +89,17 @@ def unknown_vtep(lab: Any, remote: str) -> str | None:
             f"(nodes: {', '.join(sorted(node_ips))}): a stale or wrong VTEP")
 
 
+def own_vtep(remote: str, local: str | None, dev: str) -> str | None:
+    """An FDB entry whose remote VTEP is the sending node's own address: the VXLAN driver sends no UDP to itself,
+    it hands the frame straight back to its own device as received (vxlan_encap_bypass, as for the host), and
+    the kernel routes it again, out the same way: the packet loops until its TTL runs out."""
+    if local is None or remote != local:
+        return None
+    return (f"the FDB entry names this node's own address {remote} as the remote VTEP: {dev} hands the frame "
+            f"straight back to itself (no UDP leaves), the kernel routes it again the same way, and the packet "
+            f"loops until its TTL runs out (ICMP time exceeded from the node)")
+
+
 def forward_policy(k: Any, ns: str) -> Reason | None:
     """FORWARD's policy in ``ns``, when it is DROP: a packet no rule accepted is dropped there."""
     read = getattr(k, "filter_policy", None)

@@ -222,7 +222,7 @@ class Walker(NatSteps, L2Steps):
             return self._stop(why)
         entry = (hit or default)[0]
         remote = entry.dst or ""
-        stale = faults.unknown_vtep(self.lab, remote)
+        stale = faults.unknown_vtep(self.lab, remote) or faults.own_vtep(remote, vx.local if vx else None, link.name)
         planned = self.lab.planned_fdb.get((ns, link.name, mac.lower()))
         # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
         # entry only (an append to a unicast one changes nothing), so the fix replaces its remote.
@@ -372,7 +372,8 @@ class Walker(NatSteps, L2Steps):
                            "it (stale ARP/FDB entries on the sending node?)")
             self.flow = enc.inner
             self.stack.pop()
-            text = f"inner frame {enc.src_mac} → {enc.dst_mac} ({vx.name}'s MAC) enters the IP layer: {self.flow}"
+            text = (f"inner frame {enc.src_mac} → {enc.dst_mac} reaches {vx.name} ({vx.mac}): {self.flow}" if problem
+                    else f"inner frame {enc.src_mac} → {enc.dst_mac} ({vx.name}'s MAC) enters the IP layer: {self.flow}")
             commands = [f"ip -n {ns} -br link show {vx.name}"]
             seen = self._obs(ns, vx.name, "in")
             if problem:
