@@ -144,7 +144,10 @@ class L2Steps:
         hair = " (hairpin)" if port == ingress else ""
         down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
                                             f"the bridge does not forward to it")
-        big = faults.too_big(links[port], self.size + 50 * len(self.stack), ns, bridge.name, (ns, port))
+        size = self.size + 50 * len(self.stack)
+        # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.
+        big = faults.too_big(links[port], size, ns, bridge.name, (ns, port)) or (
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer) if peer else None)
         down = down or (big[0] if big else None)
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
                       self._obs(ns, port, "out"), down, (big[1] if big else f"ip -n {ns} link set {port} up") if down

@@ -127,7 +127,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         fwd = walk(kernel, lm, src.netns, flow, size=size + 28 if size else 0)  # + IP and ICMP headers
         back: Walk | None = None
         if fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns:
-            back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply")
+            # An echo reply is as big as its request: it meets the same MTUs on the way back.
+            back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply",
+                        size=size + 28 if size else 0)
         # the nodes whose bridge switches frames past iptables, and so past the policies' rules
         unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
     finally:

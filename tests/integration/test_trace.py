@@ -304,3 +304,18 @@ services: [{{name: websvc, selector: {{app: web}}, ports: [{{port: 80, targetPor
     assert lost["fix"] == f"bridge -n {lab}-n1 link set dev {port} hairpin on"
     subprocess.run(lost["fix"].split(), check=True)
     assert trace_json(lab, "web", "svc/websvc", "--proto", "tcp", "--port", "80")["delivered"]
+
+
+def test_a_node_whose_eth0_mtu_was_lowered_loses_the_reply_not_the_request(labs):
+    """A node's eth0 lowered to 1400: a pod's 1450-byte DF ping to the other node goes out in VXLAN packets the
+    driver fragments (it sets no DF on the outer header) and arrives; the 1500-byte reply is dropped as it enters
+    the lowered eth0 from the underlay. trace said the request was refused ("with DF set the kernel does not send
+    it") and followed no reply's size."""
+    lab = labs.name("tr")
+    labs.up(two_node_topology(lab, pods_per_node=1))
+    subprocess.run(["ip", "-n", f"{lab}-minikube", "link", "set", "eth0", "mtu", "1400"], check=True)
+    trace = trace_json(lab, "fedora-1", "fedora-2", "--size", "1422", check=False)
+    assert trace["delivered"] and trace.get("reply_lost"), trace
+    lost = trace["reply_lost"]
+    assert lost["netns"] == f"{lab}-underlay", lost
+    assert f"but eth0 in {lab}-minikube takes at most 1400" in lost["reason"], lost
