@@ -78,18 +78,8 @@ def refuse_replacing(loaded: Loaded, state: LabState | None) -> None:
     from netlab.errors import display_path
     from netlab.realize.state import replaces
 
-    if state is None:
+    if state is None or not replaces(state, loaded.source):
         return
-    if not replaces(state, loaded.source):
-        if state.source is not None or loaded.origin != DICT_SOURCE or source_label(state) != DICT_SOURCE:
-            return
-        # Neither has a file: two dicts are the same source when they are the same topology, the one the lab was
-        # brought up with or last converged to (an impairment set since is part of it); another would replace it.
-        if loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True) == state.topology:
-            return
-        raise UsageError(f"lab {state.lab} is up from a dict, and another dict has the same name (the lab's topology "
-                         "as last applied, impairments included, is not this one): it would replace that lab; give "
-                         "it another name (name=...), or pass reconfigure=True to replace the running lab")
 
     def words(origin: str) -> str:
         return {BUILT_IN: "the built-in default", DICT_SOURCE: "a dict"}.get(origin) or display_path(origin)

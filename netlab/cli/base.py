@@ -66,6 +66,14 @@ class _LoadsFirst:
         load_for(self)  # type: ignore[arg-type]  # mixed into click.Command and click.Group only
         try:
             return super().invoke(ctx)  # type: ignore[misc]
+        except KeyboardInterrupt as exc:
+            if not isinstance(exc, NetlabError):
+                raise
+            # netlab's Interrupted (a signal during up, rolled back) is a KeyboardInterrupt for library callers;
+            # click would turn it into its Abort and lose the line that says what became of the lab.
+            said = NetlabError(str(exc))
+            said.exit_code = exc.exit_code
+            raise said from None
         except BrokenPipeError:
             if not _reader_gone():
                 raise

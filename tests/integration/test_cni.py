@@ -78,11 +78,12 @@ def test_reference_lab_is_the_tutorials_and_comes_down_clean(labs):
     assert link["mtu"] == 1450
     assert [a["local"] for a in ip_json("addr", "show", "eth0", netns=f"{lab}-fedora-4")[0]["addr_info"]] == \
         ["10.244.1.2"]
-    # Every call recorded; loopback first, then bridge; host-local's leases in the lab's state dir.
+    # Every call recorded; loopback first, then bridge; host-local's leases in the lab's state dir, the node's own.
     seq = [(c["plugin"], c["command"]) for c in calls(lab, "fedora-1")]
     assert seq[:2] == [("loopback", "ADD"), ("bridge", "ADD")]
-    leases = Path(state_path(lab, "cni", "networks", "cbr0"))
+    leases = Path(state_path(lab, "cni", "networks", "minikube", "cbr0"))
     assert (leases / "10.244.0.2").read_text().startswith(calls(lab, "fedora-1")[1]["env"]["CNI_CONTAINERID"])
+    assert sorted(os.listdir(state_path(lab, "cni", "networks"))) == ["minikube", "minikube-m02"]
     inspect = json.loads(netlab("inspect", "--lab", lab, "fedora-1", "-o", "json").stdout)
     assert inspect["cni"]["ips"][0]["address"] == "10.244.0.2/24"
     # A route deleted by hand: netlab's drift and the plugin's CHECK both say so; up repairs it.
