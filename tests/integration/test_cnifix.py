@@ -100,10 +100,8 @@ pods:
     assert not lab_namespaces(lab)
 
 
-def test_a_del_that_fails_on_down_is_a_warning_and_the_lab_still_goes(labs, tmp_path):
-    """A plugin whose DEL fails: up of a file without a pod, and down, say so, one warning per pod (what the
-    plugin made may be left, in a node that goes anyway), still delete the pods and exit 0; `down -o json` lists
-    the same lines under problems."""
+def _bash_bridge_lab(labs, tmp_path: Path) -> tuple[str, str]:
+    """A lab of examples/cni/bash-bridge (copied beside its file), two pods on one node: (name, file)."""
     lab = _name(labs)
     for f in ("bash-bridge", "bash-bridge.conflist"):
         shutil.copy2(BASH / f, tmp_path / f)
@@ -114,13 +112,25 @@ pods:
   - {{name: p1, node: n1}}
   - {{name: p2, node: n1}}
 """)
-    # From now on the plugin refuses DEL, as a plugin whose IPAM store is gone does (CNI's error format).
+    return lab, path
+
+
+def _on_del(tmp_path: Path, shell: str) -> None:
+    """From now on the lab's bash-bridge runs ``shell`` first on DEL (then the real plugin, unless it exits)."""
     shutil.move(tmp_path / "bash-bridge", tmp_path / "bash-bridge.real")
-    (tmp_path / "bash-bridge").write_text(
-        "#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ]; then cat >/dev/null\n"
-        "  echo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"lease store unreadable\"}'; exit 1; fi\n"
-        f"exec {tmp_path / 'bash-bridge.real'}\n")
+    (tmp_path / "bash-bridge").write_text(f"#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ]; then {shell}; fi\n"
+                                         f"exec {tmp_path / 'bash-bridge.real'}\n")
     (tmp_path / "bash-bridge").chmod(0o755)
+
+
+def test_a_del_that_fails_on_down_is_a_warning_and_the_lab_still_goes(labs, tmp_path):
+    """A plugin whose DEL fails: up of a file without a pod, and down, say so, one warning per pod (what the
+    plugin made may be left, in a node that goes anyway), still delete the pods and exit 0; `down -o json` lists
+    the same lines under problems."""
+    lab, path = _bash_bridge_lab(labs, tmp_path)
+    # From now on the plugin refuses DEL, as a plugin whose IPAM store is gone does (CNI's error format).
+    _on_del(tmp_path, "cat >/dev/null; echo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"lease store "
+                      "unreadable\"}'; exit 1")
     text = Path(path).read_text()
     Path(path).write_text(text.replace("  - {name: p2, node: n1}\n", ""))
     proc = netlab("up", "-t", path)
@@ -146,20 +156,9 @@ def test_down_detaches_pods_side_by_side(labs, tmp_path):
     hangs cost its deadline once per pod. Each DEL here writes when it began and ended: they overlap."""
     if (os.cpu_count() or 1) < 2:
         pytest.skip("one core: one DEL at a time")
-    lab = _name(labs)
-    for f in ("bash-bridge", "bash-bridge.conflist"):
-        shutil.copy2(BASH / f, tmp_path / f)
-    path, _ = labs.up(f"""name: {lab}
-network: {{mode: host-gw, cni: {{conflist: ./bash-bridge.conflist, binDir: .}}}}
-nodes: [{{name: n1}}]
-pods: [{{name: p1, node: n1}}, {{name: p2, node: n1}}]
-""")
+    lab, path = _bash_bridge_lab(labs, tmp_path)
     times = tmp_path / "del-times"
-    shutil.move(tmp_path / "bash-bridge", tmp_path / "bash-bridge.real")
-    (tmp_path / "bash-bridge").write_text(
-        f"#!/bin/sh\nif [ \"$CNI_COMMAND\" = DEL ]; then echo \"begin $(date +%s.%N)\" >> {times}; sleep 1; "
-        f"echo \"end $(date +%s.%N)\" >> {times}; fi\nexec {tmp_path / 'bash-bridge.real'}\n")
-    (tmp_path / "bash-bridge").chmod(0o755)
+    _on_del(tmp_path, f"echo begin >> {times}; sleep 1; echo end >> {times}")  # then the real DEL
     netlab("down", "--lab", lab)
     marks = [line.split()[0] for line in times.read_text().splitlines()]
     assert marks[:2] == ["begin", "begin"], marks  # the second DEL began before the first ended

@@ -10,7 +10,6 @@ import pytest
 
 from netlab.api.results import ContainerInfo, PodInfo
 from netlab.api.jsonio import from_json, to_json
-from netlab.api.results import PodInfo
 from netlab.cli.get import _container_column, age
 
 CREATED = "2026-12-01T11:00:00Z"
