@@ -199,7 +199,8 @@ def _one_line(pkt: Any) -> str:
     from scapy.layers.vxlan import VXLAN
 
     def frame(p: Any) -> str:
-        return f"{p.src} > {p.dst} {p.payload.summary()}" if hasattr(p, "src") and p.payload else p.summary()
+        text = f"{p.src} > {p.dst} {p.payload.summary()}" if hasattr(p, "src") and p.payload else p.summary()
+        return f"{text} ttl {p[IP].ttl}" if IP in p else text  # -o json has it too: a loop shows as it falls
 
     if VXLAN in pkt and IP in pkt and UDP in pkt:
         ip, udp, vx = pkt[IP], pkt[UDP], pkt[VXLAN]

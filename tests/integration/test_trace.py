@@ -8,6 +8,7 @@ lab's namespaces; every wait is bounded.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -246,6 +247,7 @@ def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
     lines = [line for line in out.splitlines() if line.strip()]
     assert len(lines) == 2
     assert all("UDP VXLAN vni 1" in line and "| inner" in line for line in lines), out
+    assert all(re.search(r"ttl 64 \| inner .* ttl 63$", line) for line in lines), out  # outer's, then inner's
     assert any("10.244.0.2 > 10.244.1.3" in line for line in lines)
     if shutil.which("tshark"):
         read = subprocess.run(["tshark", "-r", pcap], capture_output=True, text=True, timeout=60)
