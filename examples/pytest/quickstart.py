@@ -12,7 +12,8 @@ with Lab.up(Path(__file__).with_name("lab.yaml"), name=name) as lab:   # down wh
     assert r.reachable and r.seen_source == lab.pod("client").ip        # no NAT between pods
     assert not lab.reach("client", "web-2", proto="tcp", port=9999).reachable
     t = lab.trace("client", "svc/web", proto="tcp", port=80)
-    assert t.delivered and t.endpoint.pod in {"web-1", "web-2"}         # the endpoint the Service's DNAT picked
+    assert t.delivered and t.endpoint is not None                       # the endpoint the Service's DNAT picked:
+    assert t.endpoint.pod in {"web-1", "web-2"}
     report = lab.probe()
     assert report.ok, report.failures
     assert lab.status().clean
