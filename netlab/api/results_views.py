@@ -11,6 +11,8 @@ from typing import Any
 class ContainerInfo:
     name: str
     state: str  # running | stopped | exited | not started | failed
+    # A command container's process; an echo container's thread in the lab's one echo process (a signal sent to
+    # it, kill -9 included, reaches that whole process: every echo container of the lab).
     pid: int | None
     command: tuple[str, ...] | None  # None: netlab's echo server
     ports: tuple[str, ...]  # "8080/TCP"
