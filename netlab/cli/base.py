@@ -67,12 +67,13 @@ class _LoadsFirst:
         try:
             return super().invoke(ctx)  # type: ignore[misc]
         except KeyboardInterrupt as exc:
-            if not isinstance(exc, NetlabError):
+            code = getattr(exc, "exit_code", None)
+            if code is None:
                 raise
             # netlab's Interrupted (a signal during up, rolled back) is a KeyboardInterrupt for library callers;
             # click would turn it into its Abort and lose the line that says what became of the lab.
             said = NetlabError(str(exc))
-            said.exit_code = exc.exit_code
+            said.exit_code = code
             raise said from None
         except BrokenPipeError:
             if not _reader_gone():

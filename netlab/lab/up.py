@@ -42,11 +42,12 @@ Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
 
 
-class Interrupted(NetlabError, KeyboardInterrupt):
+class Interrupted(KeyboardInterrupt):
     """SIGINT/SIGTERM arrived while changing the kernel (raised once the change is rolled back).
 
-    Also a KeyboardInterrupt: to a program calling netlab (a test runner, a loop with ``except Exception``) it
-    is the Ctrl-C it was, which stops it, not one failure among others; the CLI says it and exits 130."""
+    A KeyboardInterrupt, not an Exception: to a program calling netlab (a test runner, a loop with ``except
+    Exception``) it is the Ctrl-C it was, which stops it, not one failure among others. The CLI says its line
+    and exits with its exit_code, 130, as for a NetlabError."""
 
     exit_code = 130
 

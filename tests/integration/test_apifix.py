@@ -129,7 +129,8 @@ def test_up_without_root_says_so_and_the_errors_are_exported():
 
     import netlab.api as api
 
-    assert issubclass(api.Interrupted, KeyboardInterrupt) and issubclass(api.StateCorrupt, api.NetlabError)
+    assert issubclass(api.Interrupted, KeyboardInterrupt) and not issubclass(api.Interrupted, Exception)
+    assert issubclass(api.StateCorrupt, api.NetlabError)
     assert issubclass(api.NetnsGone, api.NetlabError)
     assert {"Interrupted", "NetnsGone", "StateCorrupt"} <= set(api.__all__)
     code = ("from netlab import Lab\nfrom netlab.errors import EnvironmentNotReady\n"
