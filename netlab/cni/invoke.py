@@ -15,12 +15,14 @@ pod's namespace through CNI_NETNS, as it would on a real node. Every call has a 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -84,12 +86,13 @@ class Call:
         return asdict(self)
 
 
-# Past this size the log keeps every ADD and DEL (how each pod was attached and detached) but only the newest
-# CHECKs of each pod and plugin: every status runs a CHECK per pod, and `up --watch` runs status every --resync
-# seconds, so the log grew without end.
+# Past this size the log is cut to half of it: the oldest CHECKs go first, keeping the newest few of each pod and
+# plugin, then fewer; ADDs and DELs (how each pod was attached and detached) only when they alone fill half (a
+# lab that churns pods for days). Every status runs a CHECK per pod, and `up --watch` runs status every --resync
+# seconds: the log grew without end. Cut to half, it is cut again only after as much again was written.
 LOG_LIMIT = 2 << 20
+KEEP_CHECKS = (8, 2, 0)
 OUTPUT_LIMIT = 1 << 20  # bytes of a plugin's stdout or stderr netlab takes
-KEEP_CHECKS = 8
 
 
 class CallLog:
@@ -103,7 +106,9 @@ class CallLog:
         if self.path is None:
             return
         line = (json.dumps(call.to_json(), sort_keys=True) + "\n").encode()
-        with self._lock:
+        # The lock file orders this process's threads and other processes (a status beside an up --watch):
+        # a line appended while the log is cut would go to the file the cut replaces.
+        with self._lock, _locked(self.path + ".lock"):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
             try:
                 os.write(fd, line)
@@ -114,24 +119,48 @@ class CallLog:
                 compact_log(self.path)
 
 
-def compact_log(path: str, keep: int = KEEP_CHECKS) -> None:
-    """The log with every call but the CHECKs of a pod and plugin older than its newest ``keep``."""
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def compact_log(path: str, limit: int | None = None) -> None:
+    """The log cut to half of ``limit`` (LOG_LIMIT): the CHECKs of each pod and plugin but their newest
+    KEEP_CHECKS, then fewer; the oldest of the other calls last, when they alone are more than half."""
     with open(path, "rb") as fh:
-        lines = fh.readlines()
+        lines = [raw for raw in fh.readlines() if raw.endswith(b"\n")]  # not a line cut by a crash
+    target = (limit or LOG_LIMIT) // 2
+    for keep in KEEP_CHECKS:
+        lines = _checks_kept(lines, keep)
+        if sum(map(len, lines)) <= target:
+            break
+    size = sum(map(len, lines))
+    while lines and size > target:
+        size -= len(lines.pop(0))
+    write_atomic(path, b"".join(lines))
+
+
+def _checks_kept(lines: list[bytes], keep: int) -> list[bytes]:
+    """``lines`` without the CHECKs of each pod and plugin older than its newest ``keep``."""
     seen: dict[tuple[Any, Any], int] = {}
     kept = []
     for raw in reversed(lines):
         try:
             call = json.loads(raw)
         except ValueError:
-            continue  # a line cut by a crash
+            continue
         if isinstance(call, dict) and call.get("command") == "CHECK":
             key = (call.get("pod"), call.get("plugin"))
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > keep:
                 continue
         kept.append(raw)
-    write_atomic(path, b"".join(reversed(kept)))
+    return kept[::-1]
 
 
 def logged_pods(calls: list[dict[str, Any]]) -> list[str]:

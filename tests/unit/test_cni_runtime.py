@@ -185,18 +185,26 @@ def test_the_call_log_keeps_every_add_and_del_and_only_the_newest_checks(tmp_pat
     from netlab.cni import invoke
 
     monkeypatch.setattr(invoke, "LOG_LIMIT", 6_000)
+    cuts = []
+    real = invoke.write_atomic
+    monkeypatch.setattr(invoke, "write_atomic", lambda *a: cuts.append(1) or real(*a))
     log = CallLog(str(tmp_path / "calls.jsonl"))
 
-    def call(pod: str, command: str, n: int) -> invoke.Call:
-        return invoke.Call(pod=pod, network="n", plugin="bridge", command=command, env={}, stdin={"n": n},
-                           runs_in="x-n1")
+    written = 0
+
+    def record(pod: str, command: str, n: int) -> None:
+        nonlocal written
+        c = invoke.Call(pod=pod, network="n", plugin="bridge", command=command, env={}, stdin={"n": n},
+                        runs_in="x-n1")
+        written += len(json.dumps(c.to_json(), sort_keys=True)) + 1
+        log.record(c)
 
     for pod in ("a", "b"):
-        log.record(call(pod, "ADD", 0))
+        record(pod, "ADD", 0)
     for n in range(1, 40):
         for pod in ("a", "b"):
-            log.record(call(pod, "CHECK", n))
-    log.record(call("a", "DEL", 40))
+            record(pod, "CHECK", n)
+    record("a", "DEL", 40)
     calls = read_log(str(tmp_path / "calls.jsonl"))
     assert os.path.getsize(tmp_path / "calls.jsonl") <= 6_000 + 200
     assert [(c["pod"], c["command"]) for c in calls if c["command"] != "CHECK"] == [("a", "ADD"), ("b", "ADD"),
@@ -204,6 +212,31 @@ def test_the_call_log_keeps_every_add_and_del_and_only_the_newest_checks(tmp_pat
     for pod in ("a", "b"):
         checks = [c["stdin"]["n"] for c in calls if c["pod"] == pod and c["command"] == "CHECK"]
         assert checks == list(range(40 - len(checks), 40)) and len(checks) < 30  # the newest, the old ones gone
+    assert 0 < len(cuts) <= (written - 6_000) // 3_000 + 1, (len(cuts), written)  # see below
+
+
+def test_a_call_log_of_many_pods_is_cut_to_half_and_not_at_every_call(tmp_path, monkeypatch):
+    """A lab whose ADDs alone fill the log: cutting only CHECKs left it over its limit, so every later call read,
+    rewrote and synced the whole file (a 200-pod status took 5 s). Cut to half the limit, oldest calls first, it
+    is cut again only once as much was written again."""
+    from netlab.cni import invoke
+
+    monkeypatch.setattr(invoke, "LOG_LIMIT", 6_000)
+    cuts = []
+    real = invoke.write_atomic
+    monkeypatch.setattr(invoke, "write_atomic", lambda *a: cuts.append(1) or real(*a))
+    path = str(tmp_path / "calls.jsonl")
+    log, written = CallLog(path), 0
+    for round_, command in enumerate(("ADD", "CHECK", "CHECK", "CHECK")):
+        for pod in range(60):
+            c = invoke.Call(pod=f"p{pod}", network="n", plugin="bridge", command=command, env={},
+                            stdin={"round": round_}, runs_in="x-n1")
+            written += len(json.dumps(c.to_json(), sort_keys=True)) + 1
+            log.record(c)
+            assert os.path.getsize(path) <= 6_000
+    assert 0 < len(cuts) <= (written - 6_000) // 3_000 + 1, (len(cuts), written)
+    last = read_log(path)[-1]
+    assert (last["pod"], last["stdin"]) == ("p59", {"round": 3})
 
 
 def test_a_plugin_that_prints_too_much_fails_and_its_output_is_cut(tmp_path):
