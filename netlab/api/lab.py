@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, Typ
 
 from netlab.api import lifecycle, results as R
 from netlab.api.jsonio import from_json
-from netlab.errors import EnvironmentNotReady, UsageError
+from netlab.errors import UsageError
 from netlab.trace.sections import section_names
 from netlab.realize.state import (repair_up, replaces, running_lab, select_lab_name, state_version,
                                   up_command)
@@ -99,7 +99,6 @@ class Lab:
         from netlab.realize.state import load_state
 
         loaded = load(topology, name)
-        _need_root()
         if not reconfigure and loaded.origin != "<dict>":  # a dict's: up_loaded's (the pytest plugin's way in)
             refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
@@ -113,7 +112,6 @@ class Lab:
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
 
-        _need_root()
         state = load_state(loaded.lab.name)
         if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
             refuse_replacing(loaded, state)
@@ -423,13 +421,6 @@ def _same_pods(loaded: Loaded, running: ModelLab) -> None:
             raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
                              f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
                              f"-t FILE` shows what `up -t FILE` would change")
-
-
-def _need_root() -> None:
-    """Before the state directory, whose refusal (root's) would name a file, not the cause."""
-    if os.geteuid() != 0:
-        raise EnvironmentNotReady("bringing a lab up needs root: a lab is made of network namespaces (run the "
-                                  "program with sudo)")
 
 
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:

@@ -51,6 +51,9 @@ def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
         return EnvironmentNotReady(f"cannot write {path}: {where} is on a read-only file system; "
                                    "make it writable or point NETLAB_STATE_DIR at a writable directory")
     if exc.errno in (errno.EACCES, errno.EPERM):
+        if os.geteuid() != 0:  # the cause, first: a program or test run without sudo
+            return EnvironmentNotReady(f"netlab needs root: a lab is made of network namespaces, and its state in "
+                                       f"{where} is root's (cannot write {path}); run it with sudo")
         return EnvironmentNotReady(f"cannot write {path}: permission denied; run it with sudo")
     return EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc}")
 

@@ -121,8 +121,8 @@ def test_of_two_ups_of_one_lab_at_once_only_the_first_owns_it(labs, monkeypatch)
 
 
 def test_up_without_root_says_so_and_the_errors_are_exported():
-    """A program run without sudo: Lab.up says root is needed (it said "cannot write /run/netlab/...", the state
-    directory's refusal). Every error a caller may meet is a name of netlab.api (Interrupted, NetnsGone and
+    """A program run without sudo: Lab.up says root is needed first (it said "cannot write /run/netlab/...", the
+    state directory's refusal, naming a file before the cause). Every error a caller may meet is a name of netlab.api (Interrupted, NetnsGone and
     StateCorrupt were not)."""
     import subprocess
     import sys
@@ -140,5 +140,6 @@ def test_up_without_root_says_so_and_the_errors_are_exported():
                           capture_output=True, text=True, timeout=60, cwd="/")
     if "No module named" in proc.stderr or "Permission denied" in proc.stderr:
         pytest.skip(f"this checkout's virtualenv cannot be run by uid 65534: {proc.stderr.strip()[-200:]}")
-    assert proc.stdout == ("3 bringing a lab up needs root: a lab is made of network namespaces (run the program "
-                           "with sudo)\n"), proc.stdout + proc.stderr
+    assert proc.stdout.startswith("3 netlab needs root: a lab is made of network namespaces, and its state in "), \
+        proc.stdout + proc.stderr
+    assert "fxenobody is root's (cannot write " in proc.stdout and proc.stdout.endswith("; run it with sudo\n")
