@@ -345,12 +345,14 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
     for builtin in BUILTIN_CHAINS:
         if tab.policies.get(builtin, "ACCEPT") != "ACCEPT":
             fixes.append(f":{builtin} ACCEPT [0:0]")  # with --noflush: the policy only, no flush
-        have = tab.of(builtin)
-        if [line for line in have if not is_plugin_jump(line)] != builtins.get(builtin, []):
-            # The plugins' jumps found above every rule of the lab's stay on top; the others follow the lab's.
-            lead = next((i for i, line in enumerate(have) if not is_plugin_jump(line)), len(have))
+        have, planned_here = tab.of(builtin), builtins.get(builtin, [])
+        if [line for line in have if not is_plugin_jump(line)] != planned_here:
+            # The plugins' jumps found above every rule of the lab's stay on top (a rule that is no one's, which
+            # goes, does not count); the others follow the lab's.
+            lead = next((i for i, line in enumerate(have) if line in planned_here), len(have))
             fixes.append(f"-F {builtin}")
-            fixes += have[:lead] + builtins.get(builtin, []) + [line for line in have[lead:] if is_plugin_jump(line)]
+            fixes += [line for line in have[:lead] if is_plugin_jump(line)] + planned_here
+            fixes += [line for line in have[lead:] if is_plugin_jump(line)]
     if not declare and not fixes and not stale:
         return None
     policies = [f for f in fixes if f.startswith(":")]

@@ -48,6 +48,16 @@ def test_a_repair_puts_the_plugins_jumps_back_where_they_were():
     assert payload[start + 1:start + 4] == ["-A POSTROUTING -j KUBE-POSTROUTING", LAB_POST, MASQ]  # after the lab's
 
 
+def test_a_rule_that_goes_does_not_move_the_plugins_jump_below_the_labs():
+    """An extra rule above the firewall plugin's jump: the repair drops it and keeps the jump on top (it put the
+    jump after the lab's rules, whose ACCEPTs then let pod traffic past the plugin's isolation)."""
+    fwd = planned("filter", *LAB_FWD)
+    text = saved("filter", "-A FORWARD -j DROP", FIREWALL, *LAB_FWD)
+    payload = netfilter.table_payload(fwd, text).splitlines()
+    start = payload.index("-F FORWARD")
+    assert payload[start + 1:start + 4] == [FIREWALL, *LAB_FWD] and "-A FORWARD -j DROP" not in payload
+
+
 def test_any_other_rule_in_a_built_in_chain_is_still_the_labs():
     fwd = planned("filter", *LAB_FWD)
     other = "-A FORWARD -j MY-CHAIN"  # not a plugin's chain name: extra, and repaired away
