@@ -165,9 +165,10 @@ def test_no_lab():
     assert "veth" in line and "sudo netlab doctor" in line, line
 
 
-@pytest.mark.parametrize("how", ["ctrl-c in teardown", "sigterm"])
+@pytest.mark.parametrize("how", ["ctrl-c in teardown", "ctrl-c again at the end", "sigterm"])
 def test_an_interrupted_run_still_takes_its_labs_down(tmp_path, how):
-    """Ctrl-C while the plugin takes a lab down (it forgot the lab, and the session's end did not try again), or
+    """Ctrl-C while the plugin takes a lab down (it forgot the lab, and the session's end did not try again), again
+    while the session's end takes it down (a CI runner's SIGTERM after its SIGINT: it stopped that too), or
     SIGTERM, a CI timeout's first signal (it killed pytest with the lab up): pytest stops, interrupted, and the
     lab goes down at the session's end."""
     interrupt = {
@@ -181,6 +182,17 @@ def test_an_interrupted_run_still_takes_its_labs_down(tmp_path, how):
                                "        raise KeyboardInterrupt\n"
                                "    return real(self, **kw)\n"
                                "netlab.api.Lab.down = down\n", "pass"),
+        # ... and the second, at the session's end, gets a Ctrl-C of its own as it begins.
+        "ctrl-c again at the end": ("import netlab.api\n"
+                                    "real = netlab.api.Lab.down\n"
+                                    "calls = []\n"
+                                    "def down(self, **kw):\n"
+                                    "    calls.append(1)\n"
+                                    "    if len(calls) == 1:\n"
+                                    "        raise KeyboardInterrupt\n"
+                                    "    os.kill(os.getpid(), signal.SIGINT)\n"
+                                    "    return real(self, **kw)\n"
+                                    "netlab.api.Lab.down = down\n", "pass"),
         "sigterm": ("", "os.kill(os.getpid(), signal.SIGTERM)"),
     }[how]
     proc = pytest_in(tmp_path, f'''
