@@ -36,7 +36,8 @@ class L2Steps:
     flow: Flow
     stack: list  # the VXLAN encapsulations under way (each adds 50 bytes to a frame)
     size: int
-    # and from the Walker: _obs (where a capture sees a row), _stop (the walk ends, with why);
+    # and from the Walker: _obs (where a capture sees a row), _stop (the walk ends, with why), _wire_size (the
+    # size a device meets, a fragment's once a VXLAN packet was fragmented);
     # from NatSteps: _snat (a switched frame's POSTROUTING)
 
     def _neigh(self, ns: str, dev: str, ip: str, link: LinkFacts) -> NeighFacts | Walk:
@@ -144,7 +145,7 @@ class L2Steps:
         hair = " (hairpin)" if port == ingress else ""
         down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
                                             f"the bridge does not forward to it")
-        size = self.size + 50 * len(self.stack)
+        size = self._wire_size()
         # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.
         big = faults.too_big(links[port], size, ns, bridge.name, (ns, port)) or (
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer) if peer else None)

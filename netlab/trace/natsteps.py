@@ -98,7 +98,8 @@ class NatSteps:
         else:
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         drop = (faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
-                or faults.hairpin_off(self.k, ns, getattr(self, "_port_in", None), f.src, svc)
+                or (faults.hairpin_off(self.k, ns, getattr(self, "_port_in", None), f.src, svc)
+                    if self.k.bridge_nf(ns) else None)  # without br_netfilter the DNAT is routed, not bridged
                 if iif and not why.cause and svc.endpoints else None)
         if drop is not None:
             # The rules are whole, yet no entry: conntrack keeps a flow's entry only once its first packet

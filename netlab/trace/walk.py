@@ -74,6 +74,12 @@ class Walker(NatSteps, L2Steps):
         self._pre_nat: dict[str, Flow] = {}  # per namespace: the packet before its PREROUTING translation
         self._unseen: tuple[str, str] | None = None  # a bridge the packet skips (bridged DNAT)
         self._port_in: str | None = None  # ... and the port it came in on, which it may go back out (hairpin)
+        self._fragments = 0  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
+
+    def _wire_size(self) -> int:
+        """The size the next device meets: the IP length with each encapsulation, or its fragments'."""
+        size = self.size + 50 * len(self.stack)
+        return min(size, self._fragments) if self._fragments else size
 
     # -- where the capture should see the packet, and the end of a walk
 
@@ -258,11 +264,15 @@ class Walker(NatSteps, L2Steps):
         peer = self.lab.peers.get((ns, dev))
         if peer is None:
             return self._stop(f"{dev} in {ns} leads nowhere the lab knows (not a veth of the lab)")
-        size = self.size + 50 * len(self.stack)
-        # A VXLAN packet bigger than the device it leaves by is fragmented, not refused: the driver leaves DF unset
-        # on the outer header (Flannel sets no df), whatever the inner packet's.
-        big = (None if self.stack else faults.too_big(self.k.links(ns).get(dev), size, ns, dev, (ns, dev), own=True)) \
-            or faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
+        size = self._wire_size()
+        own = self.k.links(ns).get(dev)
+        # Only a packet with DF is refused by the device it leaves by: the request `trace --size` sends (ping -M do).
+        # A VXLAN packet is fragmented instead (the driver leaves DF unset on the outer header; Flannel sets no df),
+        # and so is an echo reply (the kernel answers pings without DF).
+        if (self.stack or self.role == "reply") and own is not None and own.mtu and size > own.mtu:
+            self._fragments = size = own.mtu
+        big = faults.too_big(own, size, ns, dev, (ns, dev), own=True) or \
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
         if big:
             return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
         return FrameIn(peer[0], peer[1], mac)
@@ -374,6 +384,7 @@ class Walker(NatSteps, L2Steps):
                            "it (stale ARP/FDB entries on the sending node?)")
             self.flow = enc.inner
             self.stack.pop()
+            self._fragments = 0  # reassembled here
             text = (f"inner frame {enc.src_mac} → {enc.dst_mac} reaches {vx.name} ({vx.mac}): {self.flow}" if problem
                     else f"inner frame {enc.src_mac} → {enc.dst_mac} ({vx.name}'s MAC) enters the IP layer: {self.flow}")
             commands = [f"ip -n {ns} -br link show {vx.name}"]
