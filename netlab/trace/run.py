@@ -164,8 +164,12 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             elif proto == "udp":
                 why += " (nothing answered the datagram: is a server listening on that port?)"
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
+    # The source address is the one the kernel picked for this destination: a node sends to a pod from flannel.1's
+    # or cni0's address, not its underlay one (the first row that a capture can see has it).
+    picked = next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src), src.ip)
     result = TraceResult(
-        lab=lab.name, src=src.to_json(), dst=dst.to_json(), proto=proto, port=port, marker=sent.marker.decode(),
+        lab=lab.name, src={**src.to_json(), "ip": picked}, dst=dst.to_json(), proto=proto, port=port,
+        marker=sent.marker.decode(),
         forward=fwd, reply=back, verdict=fverdict, reply_verdict=bverdict, reply_received=sent.reply,
         reply_text=sent.reply_text, captured_netns=namespaces, vxlan_port=vx_port,
         packets=sum(1 for p in packets if p.flow is not None and p.role in ("request", "reply", "error")))

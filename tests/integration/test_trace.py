@@ -315,6 +315,10 @@ def test_a_node_whose_eth0_mtu_was_lowered_loses_the_reply_not_the_request(labs)
     it") and followed no reply's size."""
     lab = labs.name("tr")
     labs.up(two_node_topology(lab, pods_per_node=1))
+    # First, a node's packets: from the address the kernel picks for the pod, flannel.1's or cni0's (the trace
+    # said the node's underlay address, which the packet never carried).
+    assert trace_json(lab, "minikube", "fedora-2")["src"]["ip"] == "10.244.0.0"
+    assert trace_json(lab, "minikube", "fedora-1")["src"]["ip"] == "10.244.0.1"
     subprocess.run(["ip", "-n", f"{lab}-minikube", "link", "set", "eth0", "mtu", "1400"], check=True)
     trace = trace_json(lab, "fedora-1", "fedora-2", "--size", "1422", check=False)
     assert trace["delivered"] and trace.get("reply_lost"), trace
