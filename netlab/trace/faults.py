@@ -89,6 +89,16 @@ def unknown_vtep(lab: Any, remote: str) -> str | None:
             f"(nodes: {', '.join(sorted(node_ips))}): a stale or wrong VTEP")
 
 
+def links_down(k: Any, ns: str, dst: str, message: str) -> Reason | None:
+    """No route to ``dst`` in ``ns`` where a link is set down: the kernel took that link's routes with it (a pod's
+    eth0 down leaves it no route at all: "Network is unreachable")."""
+    down = sorted(name for name, link in k.links(ns).items() if name != "lo" and not link.up)
+    if not down:
+        return None
+    return (f"no route to {dst} in {ns}: {message}: {', '.join(down)} {'is' if len(down) == 1 else 'are'} down "
+            f"there, and a link set down loses its routes", f"ip -n {ns} link set {down[0]} up")
+
+
 def own_vtep(remote: str, local: str | None, dev: str) -> str | None:
     """An FDB entry whose remote VTEP is the sending node's own address: the VXLAN driver sends no UDP to itself,
     it hands the frame straight back to its own device as received (vxlan_encap_bypass, as for the host), and

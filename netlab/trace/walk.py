@@ -143,6 +143,7 @@ class Walker(NatSteps, L2Steps):
         f = self.flow
         if isinstance(ans, RouteFailure):
             why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
+                faults.links_down(self.k, ns, f.dst, ans.message) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
             return self._drop(ns, iif or "-", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"], why, fix)
         missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched) if ans.type == "unicast" else None
@@ -254,9 +255,10 @@ class Walker(NatSteps, L2Steps):
         try:
             return self.k.route_get(ns, dst).prefsrc or "0.0.0.0"
         except RouteFailure as exc:
-            why = f"no route to {dst} in {ns}: {exc.message}"
+            why, fix = faults.links_down(self.k, ns, dst, exc.message) or (f"no route to {dst} in {ns}: {exc.message}",
+                                                                            None)
             self.rows.add(ns, "-", "drop", f"route get {dst}: {exc.message}", [f"ip -n {ns} route get {dst}"],
-                          problem=why)
+                          problem=why, fix=fix)
             return self._stop(why)
 
     def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:

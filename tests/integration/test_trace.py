@@ -330,3 +330,17 @@ def test_a_node_whose_eth0_mtu_was_lowered_loses_the_reply_not_the_request(labs)
     subprocess.run(["ip", "-n", f"{lab}-minikube-m02", "link", "set", "eth0", "mtu", "1400"], check=True)
     both = trace_json(lab, "fedora-1", "fedora-2", "--size", "1422", check=False)
     assert both["delivered"] and not both.get("reply_lost"), both
+
+
+def test_a_pod_whose_eth0_is_down_is_told_so(labs):
+    """A pod's eth0 set down takes its routes with it: trace said only "Network is unreachable"; it names the
+    link, and its fix brings it up (the same node's pods are reachable again)."""
+    lab = labs.name("tr")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n")
+    subprocess.run(["ip", "-n", f"{lab}-a", "link", "set", "eth0", "down"], check=True)
+    lost = trace_json(lab, "a", "b", check=False)["lost"]
+    assert lost["reason"].endswith(": Network is unreachable: eth0 is down there, and a link set down loses its "
+                                   "routes"), lost
+    assert lost["fix"] == f"ip -n {lab}-a link set eth0 up"
+    subprocess.run(lost["fix"].split(), check=True)
+    assert trace_json(lab, "a", "b")["delivered"]
