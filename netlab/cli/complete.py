@@ -124,6 +124,19 @@ def complete_targets(ctx: click.Context, incomplete: str) -> list[CompletionItem
 
 
 @_safe
+def complete_containers(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """logs -c: the containers of the pod given (the lab's state is root's: nothing without it)."""
+    from netlab.realize.state import running_lab
+
+    # `logs POD -c <TAB>`: click parses the words before an option that awaits its value as leftovers
+    lab, pod = _chosen_lab(ctx), ctx.params.get("pod") or next(iter(getattr(ctx, "args", None) or []), None)
+    if lab is None or not pod:
+        return []
+    found = [p for p in running_lab(lab).resolved().pods if p.name == pod]
+    return _items([c.name for p in found for c in p.containers], incomplete)
+
+
+@_safe
 def complete_kind_names(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
     """get's NAMES: the chosen kind's (pods, nodes and internet hosts, or Services), each once."""
     pods, others, services = lab_members(ctx)

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.cli.base import cli, lab_options, require_root
-from netlab.cli.complete import complete_names, complete_pods
+from netlab.cli.complete import complete_containers, complete_names, complete_pods
 from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -126,7 +126,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 @cli.command()
 @lab_options
 @click.argument("pod", shell_complete=complete_pods)
-@click.option("-c", "--container", help="Container name (default: the pod's only or first container).")
+@click.option("-c", "--container", shell_complete=complete_containers,
+              help="Container name (default: the pod's only or first container).")
 @click.option("--tail", type=int, default=None, metavar="N",
               help="Only the last N lines (a negative N: all of them, as kubectl's --tail=-1).")
 @click.option("-f", "--follow", is_flag=True,

@@ -258,3 +258,22 @@ def test_a_lab_without_a_file_is_repaired_by_its_name(netlab_lab):
     assert netlab_lab.status().clean and netlab_lab.repair().changed is False
     gone = netlab("up", "--lab", "nosuchlab", check=False)
     assert gone.returncode == 2 and "lab 'nosuchlab' is not up" in gone.stderr
+
+
+def test_completion_of_a_running_labs_names(netlab_lab):
+    """What bash completion offers from a running lab (its state is root's): `logs POD -c` the pod's containers
+    (it offered nothing), `get pods` the pods not given yet, `impair` a pod's interfaces."""
+    from click.shell_completion import ShellComplete
+
+    from netlab.cli import cli
+
+    def offered(*args: str, incomplete: str = "") -> list[str]:
+        return [i.value for i in ShellComplete(cli, {}, "netlab", "_NETLAB_COMPLETE").get_completions(
+            list(args), incomplete)]
+
+    lab = netlab_lab.name
+    assert offered("logs", "--lab", lab, "kube-dns", "-c") == ["dnsmasq"]
+    assert offered("logs", "--lab", lab, "web-1", "-c") == ["main"]
+    pods = offered("get", "pods", "--lab", lab, "web-1")
+    assert "web-1" not in pods and "web-2" in pods
+    assert offered("impair", "--lab", lab, incomplete="web-1:") == ["web-1:eth0"]
