@@ -128,15 +128,25 @@ class Listener:
             if fd in self._socks:
                 events += self._read(fd)
             elif self.names is not None and fd == self.names.fd:
-                events += self.names.read()
+                events += self._let_go(self.names.read())
         return events, [fd for fd in ready if fd not in mine]
 
     def drain(self) -> list[Event]:
         """Read what is queued now, without waiting (the echo of the watcher's own repairs)."""
-        out = self.names.read() if self.names is not None else []
+        out = self._let_go(self.names.read()) if self.names is not None else []
         for fd in list(self._socks):
             out += self._read(fd)
         return out
+
+    def _let_go(self, events: list[Event]) -> list[Event]:
+        """A namespace deleted (its name unmounted) lives on while a socket is in it, and so do its links: a
+        node's veths, whose pods' eth0 then stay paired with them, so that a repair cannot make the pair again.
+        Its sockets are closed at once; a listener made after the repair listens to the namespace made again."""
+        for e in events:
+            if e.what == "namespace deleted":
+                for fd in [fd for fd, (ns, _, _) in self._socks.items() if ns == e.netns]:
+                    self._socks.pop(fd)[1].close()
+        return events
 
     def _read(self, fd: int) -> list[Event]:
         netns, sock, proto = self._socks[fd]

@@ -82,6 +82,19 @@ def test_a_deleted_namespace_is_made_again_at_once(lab):
                           capture_output=True).returncode == 0
 
 
+def test_a_deleted_node_namespace_is_made_again_at_once(lab):
+    """The watcher's own sockets in a deleted node's namespace kept it alive, with its veths, still paired with
+    the pods' eth0: every repair failed ("add link veth... already exists"), retried for ever. It lets go of a
+    namespace as its name goes."""
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "netns", "del", f"{name}-node-2"], check=True)
+    line = watcher.wait_for_event(f"namespace deleted in {name}-node-2", after=mark, timeout=5)
+    assert "did: created 1 namespaces" in line and "repair failed" not in line, line
+    assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
+                          capture_output=True).returncode == 0
+
+
 @pytest.mark.parametrize("scenario,target", [("ip-forward-off", "node-1"), ("vxlan-arp-missing", "node-2")])
 def test_a_break_scenario_is_healed(lab, scenario, target):
     """`netlab break` (the catalogue's real faults) under the watcher: healed without anyone running up."""
