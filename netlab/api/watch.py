@@ -214,7 +214,9 @@ class Watcher:
         another namespace: the old sockets would listen to the deleted one, and keep it alive. Else
         the sockets stay (reopening loses what happens meanwhile). Returns what the old sockets had
         queued: mostly the echo of our own changes (carriers coming up a few ms after a link)."""
-        names = [n.netns for n in lab.nodes] + [p.netns for p in lab.pods]
+        # Every namespace of the lab: nodes and pods, and the underlay and the internet's machines (its bridge
+        # br0 and the gateway's SNAT were repaired only by the periodic check)
+        names = lab.netns_names() + [netns for _, netns in lab.internet_hosts]
         if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
             time.sleep(SETTLE)
             return self.listener.drain()

@@ -82,6 +82,17 @@ def test_a_deleted_namespace_is_made_again_at_once(lab):
                           capture_output=True).returncode == 0
 
 
+def test_a_change_in_the_underlay_is_healed_at_once(lab):
+    """The watcher listened to nodes and pods only: a change in the underlay's namespace (its route to the node
+    bridge's MTU changed, which nothing else notices) waited for the periodic check."""
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "-n", f"{name}-underlay", "link", "set", "br0", "mtu", "1400"], check=True)
+    line = watcher.wait_for_event(f"link br0 up in {name}-underlay", after=mark, timeout=5)
+    assert "periodic check" not in line and "mtu of link br0" in line, line
+    assert ip_json("link", "show", "br0", netns=f"{name}-underlay")[0]["mtu"] == 1500
+
+
 def test_a_deleted_node_namespace_is_made_again_at_once(lab):
     """The watcher's own sockets in a deleted node's namespace kept it alive, with its veths, still paired with
     the pods' eth0: every repair failed ("add link veth... already exists"), retried for ever. It lets go of a
