@@ -125,16 +125,16 @@ def full_mesh_entries(lab: "Lab") -> int:
     """Dynamic neighbour entries when every pod and node of the lab talks to every pod.
 
     Pods on one bridge: k*(k-1) per node. Each pod: one for its gateway; each
-    node: one per local pod (cni0). host-gw nodes also resolve each other on
-    the underlay; vxlan's remote entries are PERMANENT (not counted by the GC).
+    node: one per local pod (cni0). Nodes resolve each other on the underlay,
+    in both modes (a VXLAN packet's outer destination is the remote node, as
+    path_entries counts it); flannel.1's entries are PERMANENT (not counted by
+    the GC).
     """
     per_node = Counter(p.node for p in lab.pods)
     total = sum(k * (k - 1) for k in per_node.values())
     total += 2 * len(lab.pods)
     n = len(lab.nodes)
-    if lab.mode == "host-gw":
-        total += n * (n - 1)
-    return total
+    return total + n * (n - 1)
 
 
 def neighbour_budget_warning(lab: "Lab", thresholds: dict[str, int] | None = None) -> str | None:

@@ -213,3 +213,24 @@ def test_up_of_a_cni_lab_without_plugins_stops_with_the_doctors_line(labs, tmp_p
     assert doctor_proc.returncode == 3
     assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
     assert lab_namespaces(lab) == [] and not os.path.lexists(os.path.join(STATE_ROOT, lab))
+
+
+def test_the_neighbour_figure_is_what_all_pairs_traffic_makes(labs):
+    """doctor's and up's figure for all-pairs traffic, against the kernel's count after every pod and node pinged
+    every pod of a two-node VXLAN lab: the nodes resolve each other on the underlay too (it left those out)."""
+    from netlab.api import load
+    from netlab.probe.neighbours import full_mesh_entries
+
+    lab = labs.name("nb")
+    path, _ = labs.up(two_node_topology(lab))
+    model = load(path).lab
+    for src in [p.netns for p in model.pods] + [n.netns for n in model.nodes]:
+        for pod in model.pods:
+            subprocess.run(["ip", "netns", "exec", src, "ping", "-c1", "-W2", str(pod.ip)], check=True,
+                           capture_output=True)
+    dynamic = 0
+    for ns in lab_namespaces(lab):
+        entries = json.loads(subprocess.run(["ip", "-n", ns, "-j", "neigh", "show"], check=True, capture_output=True,
+                                            text=True).stdout)
+        dynamic += sum(1 for e in entries if not {"PERMANENT", "NOARP"} & set(e.get("state", [])))
+    assert dynamic == full_mesh_entries(model) == 14

@@ -141,7 +141,7 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
 
     text = "name: w\nnodes: [{name: n}]\npods:\n  - {name: a, node: n}\n  - {name: b, node: n}\n"
     lab = resolve(validate_source(parse_yaml(text, "t.yaml")))
-    names = ["w-n", "w-a", "w-b"]
+    names = ["w-underlay", "w-n", "w-a", "w-b"]  # every namespace of the lab
     old = _Queued(names, [events.Event("w-a", "namespace deleted"), events.Event("w-a", "namespace added"),
                           events.Event("w-b", "namespace deleted"), events.Event("w-n", "link cni0 up"),
                           events.Event("w-gone", "namespace deleted")])
