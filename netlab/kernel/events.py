@@ -194,8 +194,10 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE) -> str | None:
         return f"route {dst} {'deleted' if t == rtnl.RTM_DELROUTE else 'added'}"
     if t in (rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH):
         n = rtnl_parse.parse_neigh(m)
-        if not n.state & rtnl.NUD_PERMANENT:
-            return None  # learned and forgotten by the kernel all the time
+        # Learned and forgotten by the kernel all the time, but for a permanent entry's changes: deleted by hand,
+        # it is reported FAILED (first as a change, then as the deletion), and so is an entry nothing resolves.
+        if not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_FAILED):
+            return None
         kind = "fdb entry" if n.family == rtnl.AF_BRIDGE else "neighbour"
         return f"{kind} {n.dst or n.lladdr} {'deleted' if t == rtnl.RTM_DELNEIGH else 'changed'}"
     if t in (RTM_NEWQDISC, RTM_DELQDISC):

@@ -93,6 +93,18 @@ def test_a_change_in_the_underlay_is_healed_at_once(lab):
     assert ip_json("link", "show", "br0", netns=f"{name}-underlay")[0]["mtu"] == 1500
 
 
+def test_a_deleted_vtep_neighbour_is_healed_at_once(lab):
+    """flannel.1's neighbour entry for the other node's VTEP deleted: the kernel reports it FAILED, not PERMANENT,
+    and the watcher let it wait for the periodic check."""
+    name, _, watcher = lab
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "-n", f"{name}-node-1", "neigh", "del", "10.244.1.0", "dev", "flannel.1"], check=True)
+    line = watcher.wait_for_event(f"neighbour 10.244.1.0 ", after=mark, timeout=5)
+    assert "periodic check" not in line and "did: " in line, line
+    [entry] = ip_json("neigh", "show", "10.244.1.0", "dev", "flannel.1", netns=f"{name}-node-1")
+    assert "PERMANENT" in entry["state"]
+
+
 def test_a_deleted_node_namespace_is_made_again_at_once(lab):
     """The watcher's own sockets in a deleted node's namespace kept it alive, with its veths, still paired with
     the pods' eth0: every repair failed ("add link veth... already exists"), retried for ever. It lets go of a
