@@ -37,8 +37,8 @@ How a container runtime calls a CNI plugin (what netlab does for network.cni: re
 
   ADD runs the plugins in order and caches the last result; DEL runs them in reverse, from
   cniVersion 0.4.0 with that result as prevResult (and must succeed when things are already
-  gone); CHECK (cniVersion >= 0.4.0) asks each plugin whether what it made is still there. "A CNI conformant plugin could
-  be realized via a BASH script": examples/cni/bash-bridge is one.
+  gone); CHECK (cniVersion >= 0.4.0) asks each plugin whether what it made is still there.
+  "A CNI conformant plugin could be realized via a BASH script": examples/cni/bash-bridge is one.
 
   Try it:
     netlab plan -t examples/cni/bash-bridge/topology.yaml   # ends with each pod's ADD: networks, plugins, CNI_*

@@ -211,7 +211,8 @@ def _check_pod(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> Ch
             return Changed(True, "its cached network config is damaged")
         rt = _rt(lab, pod, prec, ifname)
         by_check = C.supports_check(net) and not net.disable_check
-        no_check = "its conflist sets disableCheck" if net.disable_check else f"cniVersion {net.cni_version} has no CHECK"
+        no_check = ("its conflist sets disableCheck" if net.disable_check
+                    else f"cniVersion {net.cni_version} has no CHECK")
         why = rt_.check(net, rt) if by_check else verify(pod.netns, rt_.cached_result(net.name, rt), no_check)
         if why:
             return Changed(by_check, why)

@@ -387,8 +387,9 @@ class Walker(NatSteps, L2Steps):
             self.flow = enc.inner
             self.stack.pop()
             self._fragments = 0  # reassembled here
-            text = (f"inner frame {enc.src_mac} → {enc.dst_mac} reaches {vx.name} ({vx.mac}): {self.flow}" if problem
-                    else f"inner frame {enc.src_mac} → {enc.dst_mac} ({vx.name}'s MAC) enters the IP layer: {self.flow}")
+            frame = f"inner frame {enc.src_mac} → {enc.dst_mac}"
+            text = (f"{frame} reaches {vx.name} ({vx.mac}): {self.flow}" if problem
+                    else f"{frame} ({vx.name}'s MAC) enters the IP layer: {self.flow}")
             commands = [f"ip -n {ns} -br link show {vx.name}"]
             seen = self._obs(ns, vx.name, "in")
             if problem:

@@ -122,8 +122,8 @@ def test_of_two_ups_of_one_lab_at_once_only_the_first_owns_it(labs, monkeypatch)
 
 def test_up_without_root_says_so_and_the_errors_are_exported():
     """A program run without sudo: Lab.up says root is needed first (it said "cannot write /run/netlab/...", the
-    state directory's refusal, naming a file before the cause). Every error a caller may meet is a name of netlab.api (Interrupted, NetnsGone and
-    StateCorrupt were not)."""
+    state directory's refusal, naming a file before the cause). Every error a caller may meet is a name of
+    netlab.api (Interrupted, NetnsGone and StateCorrupt were not)."""
     import subprocess
     import sys
 

@@ -171,30 +171,19 @@ def test_an_interrupted_run_still_takes_its_labs_down(tmp_path, how):
     while the session's end takes it down (a CI runner's SIGTERM after its SIGINT: it stopped that too), or
     SIGTERM, a CI timeout's first signal (it killed pytest with the lab up): pytest stops, interrupted, and the
     lab goes down at the session's end."""
-    interrupt = {
-        # The first down is interrupted the moment it is called, as a Ctrl-C then would.
-        "ctrl-c in teardown": ("import netlab.api\n"
-                               "real = netlab.api.Lab.down\n"
-                               "calls = []\n"
-                               "def down(self, **kw):\n"
-                               "    calls.append(1)\n"
-                               "    if len(calls) == 1:\n"
-                               "        raise KeyboardInterrupt\n"
-                               "    return real(self, **kw)\n"
-                               "netlab.api.Lab.down = down\n", "pass"),
-        # ... and the second, at the session's end, gets a Ctrl-C of its own as it begins.
-        "ctrl-c again at the end": ("import netlab.api\n"
-                                    "real = netlab.api.Lab.down\n"
-                                    "calls = []\n"
-                                    "def down(self, **kw):\n"
-                                    "    calls.append(1)\n"
-                                    "    if len(calls) == 1:\n"
-                                    "        raise KeyboardInterrupt\n"
-                                    "    os.kill(os.getpid(), signal.SIGINT)\n"
-                                    "    return real(self, **kw)\n"
-                                    "netlab.api.Lab.down = down\n", "pass"),
-        "sigterm": ("", "os.kill(os.getpid(), signal.SIGTERM)"),
-    }[how]
+    # The first down is interrupted the moment it is called, as a Ctrl-C then would; with "again", the second, at
+    # the session's end, gets a Ctrl-C of its own as it begins.
+    patch = ("import netlab.api\n"
+             "real = netlab.api.Lab.down\n"
+             "calls = []\n"
+             "def down(self, **kw):\n"
+             "    calls.append(1)\n"
+             "    if len(calls) == 1:\n"
+             "        raise KeyboardInterrupt\n"
+             + ("    os.kill(os.getpid(), signal.SIGINT)\n" if "again" in how else "")
+             + "    return real(self, **kw)\n"
+             "netlab.api.Lab.down = down\n")
+    interrupt = ("", "os.kill(os.getpid(), signal.SIGTERM)") if how == "sigterm" else (patch, "pass")
     proc = pytest_in(tmp_path, f'''
 import os, signal
 import pytest

@@ -37,7 +37,8 @@ def test_neighbour_table_is_sized_with_the_lab(machine):
 
 def test_the_neighbour_check_says_how_full_the_table_is_now_and_who_is_probing(machine):
     check = by_name(doctor.report(DEFAULT, for_this_lab=True))["neighbours"]
-    assert check.status == doctor.OK and check.detail.endswith("needs up to 14 entries; 4 entries in it now")  # 2 on the underlay
+    # 14: the nodes' 2 on the underlay too
+    assert check.status == doctor.OK and check.detail.endswith("needs up to 14 entries; 4 entries in it now")
     machine.prober = "pid 77 (netlab probe of lab other)"
     check = by_name(doctor.report(DEFAULT, for_this_lab=True))["neighbours"]
     assert check.status == doctor.OK

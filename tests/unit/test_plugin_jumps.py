@@ -7,7 +7,8 @@ from netlab.plan.resources import NatRules
 from netlab.realize import netfilter
 
 FIREWALL = '-A FORWARD -m comment --comment "CNI firewall plugin rules" -j CNI-FORWARD'
-MASQ = '-A POSTROUTING -s 10.244.0.2/32 -m comment --comment "name: \\"n\\" id: \\"ab\\"" -j CNI-d73388f56be9df46966c2d38'
+MASQ = ('-A POSTROUTING -s 10.244.0.2/32 -m comment --comment "name: \\"n\\" id: \\"ab\\"" '
+        '-j CNI-d73388f56be9df46966c2d38')
 LAB_FWD = ('-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
            '-A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD')
 LAB_POST = '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG'
