@@ -33,7 +33,6 @@ reasons are repeated at the end of the run.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -45,6 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from netlab import signals
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
@@ -245,29 +246,14 @@ class _Registry:
     def close(self) -> None:
         """The end of the session: whatever is still up (an interrupted run) goes down."""
         labs = list(self.live.values())
-        with _signals_held():  # a second Ctrl-C, or the SIGTERM a CI runner sends after its SIGINT, waits for it
+        # a second Ctrl-C, or the SIGTERM a CI runner sends after its SIGINT, waits for it
+        with signals.handled(signal.SIG_IGN):
             for lab in labs:
                 try:
                     lab.down()
                 except Exception:  # noqa: BLE001 - best effort at the very end; the test already reported
                     pass
         self.live.clear()
-
-
-@contextlib.contextmanager
-def _signals_held() -> Iterator[None]:
-    """SIGINT and SIGTERM ignored meanwhile (in the main thread; elsewhere nothing changes)."""
-    old = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        pass
-    try:
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
 
 
 def _terminate_as_interrupt() -> None:

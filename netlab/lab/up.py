@@ -13,12 +13,14 @@ failed repair leaves the lab as it found it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, moved_pods, plugin_made
 from netlab.errors import ApplyFailed, NetlabError, NetnsGone, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
@@ -381,13 +383,7 @@ class _Up:
 
     def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
         """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
-        old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                old[sig] = signal.signal(sig, signal.SIG_IGN)
-            except ValueError:  # not the main thread (up --watch repairs in one): signals are not ours
-                pass
-        try:
+        with signals.handled(signal.SIG_IGN):  # a second Ctrl-C waits for the rollback
             for feature in self.features:
                 if feature.name in self.early:
                     feature.abort_early(self.early.pop(feature.name))
@@ -408,9 +404,6 @@ class _Up:
                     state.netns.pop(name, None)
             state.topology, state.source, state.phase = self.before  # the lab as its last good run left it
             state.save(best_effort=True)  # a full disk must not stop a rollback
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
 
 
 def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
@@ -428,21 +421,10 @@ def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
             | {(running.underlay_netns, n.underlay_veth) for n in running.nodes if n.netns in leaving})
 
 
-class _signals_interrupt:
+def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
     """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back."""
+    return signals.handled(_raise_interrupted)
 
-    def __enter__(self) -> None:
-        self.old = {}
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self.old[sig] = signal.signal(sig, self._raise)
-            except ValueError:  # not the main thread
-                pass
 
-    @staticmethod
-    def _raise(signum: int, frame: object) -> None:
-        raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back")
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.old.items():
-            signal.signal(sig, handler)
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back")
