@@ -129,37 +129,44 @@ def _locked(path: str) -> Iterator[None]:
         os.close(fd)
 
 
+_Line = tuple[bytes, "tuple[Any, Any] | None"]  # a line of the log, and the (pod, plugin) of a CHECK
+
+
 def compact_log(path: str, limit: int | None = None) -> None:
     """The log cut to half of ``limit`` (LOG_LIMIT): the CHECKs of each pod and plugin but their newest
     KEEP_CHECKS, then fewer; the oldest of the other calls last, when they alone are more than half."""
+    calls: list[_Line] = []  # each line read once, with its (pod, plugin) if it is a CHECK
     with open(path, "rb") as fh:
-        lines = [raw for raw in fh.readlines() if raw.endswith(b"\n")]  # not a line cut by a crash
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                continue  # a line cut by a crash
+            try:
+                call = json.loads(raw)
+            except ValueError:
+                continue
+            check = isinstance(call, dict) and call.get("command") == "CHECK"
+            calls.append((raw, (call.get("pod"), call.get("plugin")) if check else None))
     target = (limit or LOG_LIMIT) // 2
     for keep in KEEP_CHECKS:
-        lines = _checks_kept(lines, keep)
-        if sum(map(len, lines)) <= target:
+        calls = _checks_kept(calls, keep)
+        if sum(len(raw) for raw, _ in calls) <= target:
             break
-    size = sum(map(len, lines))
-    while lines and size > target:
-        size -= len(lines.pop(0))
-    write_atomic(path, b"".join(lines))
+    size = sum(len(raw) for raw, _ in calls)
+    while calls and size > target:
+        size -= len(calls.pop(0)[0])
+    write_atomic(path, b"".join(raw for raw, _ in calls))
 
 
-def _checks_kept(lines: list[bytes], keep: int) -> list[bytes]:
-    """``lines`` without the CHECKs of each pod and plugin older than its newest ``keep``."""
+def _checks_kept(calls: list[_Line], keep: int) -> list[_Line]:
+    """``calls`` without the CHECKs of each pod and plugin older than its newest ``keep``."""
     seen: dict[tuple[Any, Any], int] = {}
     kept = []
-    for raw in reversed(lines):
-        try:
-            call = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(call, dict) and call.get("command") == "CHECK":
-            key = (call.get("pod"), call.get("plugin"))
+    for raw, key in reversed(calls):
+        if key is not None:
             seen[key] = seen.get(key, 0) + 1
             if seen[key] > keep:
                 continue
-        kept.append(raw)
+        kept.append((raw, key))
     return kept[::-1]
 
 
