@@ -129,7 +129,7 @@ def complete_containers(ctx: click.Context, incomplete: str) -> list[CompletionI
     from netlab.realize.state import running_lab
 
     # `logs POD -c <TAB>`: click parses the words before an option that awaits its value as leftovers
-    lab, pod = _chosen_lab(ctx), ctx.params.get("pod") or next(iter(getattr(ctx, "args", None) or []), None)
+    lab, pod = _chosen_lab(ctx), ctx.params.get("pod") or next(iter(ctx.args), None)
     if lab is None or not pod:
         return []
     found = [p for p in running_lab(lab).resolved().pods if p.name == pod]

@@ -29,6 +29,7 @@ class NatSteps:
     stack: list  # the VXLAN encapsulations under way: an encapsulated packet is not NATed
     _ct_hit: dict[str, nat.Hit]  # per namespace: found in PREROUTING, used in POSTROUTING
     _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
+    _port_in: str | None  # the bridge port the packet came in on (the Walker's)
 
     def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
         """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.
@@ -98,7 +99,7 @@ class NatSteps:
         else:
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         drop = (faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
-                or (faults.hairpin_off(self.k, ns, getattr(self, "_port_in", None), f.src, svc)
+                or (faults.hairpin_off(self.k, ns, self._port_in, f.src, svc)
                     if self.k.bridge_nf(ns) else None)  # without br_netfilter the DNAT is routed, not bridged
                 if iif and not why.cause and svc.endpoints else None)
         if drop is not None:
