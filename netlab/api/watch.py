@@ -47,13 +47,13 @@ from netlab.kernel import netns as nsmod, processes
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
-from netlab.lab.restart import Backoff, should_restart
+from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Container
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_dir import WatcherLock
 from netlab.workload import lifecycle as workload
-from netlab.workload.tasks import SANDBOX_REMADE
+from netlab.workload import policy
 
 PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -125,20 +125,18 @@ class Watcher:
 
     def hold(self, pod: PodInfo, c: Container, crec: dict[str, Any], why: str, commit: bool = True) -> str | None:
         """Why an exited container stays down now (None: restart it)."""
-        if why == SANDBOX_REMADE and pod.spec.restart_policy == "Never":
-            # Its pod's sandbox died: the kubelet kills the containers and, for a pod that must not
-            # restart, makes no new sandbox to start them in (kuberuntime's computePodActions).
-            return "restartPolicy Never"
-        if why not in ("it had exited", "it had failed to start"):
-            return None  # stopped or changed: up replaces it, whatever the policy
-        if _alive(crec):
-            return None  # it runs, in a namespace that is no longer the pod's (deleted, made again)
         key = f"{pod.name}/{c.name}"
-        code = self.kids.exit_codes.get(key)
-        if code is None and c.command:  # it exited before this watcher saw it: the lab's echo server may know
-            code = self.kids.ask_lab(self.lab_name, key, crec)
-        if not should_restart(pod.spec.restart_policy, code):
-            return f"restartPolicy {pod.spec.restart_policy}"
+
+        def exit_code() -> int | None:
+            code = self.kids.exit_codes.get(key)
+            if code is None and c.command:  # it exited before this watcher saw it: the lab's echo server may know
+                code = self.kids.ask_lab(self.lab_name, key, crec)
+            return code
+
+        alive = _alive(crec)
+        kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
+        if kept or why not in (policy.EXITED, policy.FAILED_START) or alive:
+            return kept  # held; or stopped, changed, running elsewhere: replaced at once, whatever the policy
         wait = self.restarts.wait(key, self.clock())
         if wait > 0:
             return f"back-off {wait:.1f}s"

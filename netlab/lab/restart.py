@@ -1,12 +1,9 @@
-"""When a watched lab restarts an exited container: the pod's restartPolicy and the kubelet's back-off.
+"""When a watched lab restarts an exited container that its pod's restartPolicy restarts: the kubelet's back-off.
 
-``restartPolicy`` is the pod's, for all its containers, as in Kubernetes:
-``Always`` restarts a container whatever its exit status, ``OnFailure`` only
-after a non-zero one (or a status nobody saw: a container that was not the
-watcher's child, on a kernel without taskstats, or one that exited while no
-watcher ran), ``Never`` leaves it exited.
-
-The back-off is the kubelet's (``pkg/kubelet/kuberuntime``'s ``doBackOff``
+Which containers the policy restarts is workload/policy.py's, for plain ``up``
+and the watcher alike (an ``OnFailure`` container that was not the watcher's
+child has its status from the kernel's taskstats records or the lab's echo
+server). The back-off is the kubelet's (``pkg/kubelet/kuberuntime``'s ``doBackOff``
 over ``flowcontrol.Backoff``, keyed by pod and container): the first restart
 is immediate; a container that exits again within the current delay of its
 last restart waits until that delay has passed, and each restart doubles the
@@ -21,15 +18,6 @@ from dataclasses import dataclass
 
 BASE = 10.0  # seconds: the kubelet's initial back-off
 CAP = 300.0  # seconds: its maximum (MaxContainerBackOff)
-
-
-def should_restart(policy: str, exit_code: int | None) -> bool:
-    """Whether ``policy`` restarts a container that exited with ``exit_code`` (None: not known)."""
-    if policy == "Never":
-        return False
-    if policy == "OnFailure":
-        return exit_code != 0
-    return True
 
 
 @dataclass

@@ -232,8 +232,10 @@ class Pod(Model):
                                                         "none means one echo server on 8080/TCP.")
     restart_policy: Literal["Always", "OnFailure", "Never"] = Field(
         "Always", alias="restartPolicy",
-        description="What `netlab up --watch` does when a container exits, as the kubelet does: Always restart it, "
-                    "OnFailure only after a non-zero exit, Never (with back-off: 10 s doubling up to 5 min).")
+        description="What `netlab up` does with a container that exited, as the kubelet does: Always restart it, "
+                    "OnFailure only after a non-zero exit, Never leave it; a container that completed (exit 0) "
+                    "and is not restarted is done, not drift (`up --watch` adds the kubelet's back-off: "
+                    "10 s doubling up to 5 min).")
     impair: dict[IfName, Impairment] = Field({}, description="Impairments of the pod's eth0 egress.")
 
 

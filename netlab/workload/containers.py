@@ -33,6 +33,35 @@ def log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name), f"{pod}.{container}.log")
 
 
+def log_files(lab_name: str) -> list[str]:
+    try:
+        return os.listdir(log_dir(lab_name))
+    except OSError:
+        return []
+
+
+def remove_logs(lab_name: str, names: list[str]) -> None:
+    """Files of the lab's log directory, by the names its listing gave (:func:`logs_by_pod`)."""
+    base = log_dir(lab_name)
+    for name in names:
+        try:
+            os.unlink(os.path.join(base, name))
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:  # someone's directory where the log was: not netlab's, left alone
+            pass
+
+
+def logs_by_pod(lab_name: str) -> dict[str, list[str]]:
+    """The lab's log files (``<pod>.<container>.log``; a pod name has no dot) by pod."""
+    out: dict[str, list[str]] = {}
+    for name in log_files(lab_name):
+        pod, dot, rest = name.partition(".")
+        if dot and rest.endswith(".log"):
+            out.setdefault(pod, []).append(name)
+    return out
+
+
 # --- what runs in a container ---------------------------------------------------
 
 

@@ -20,15 +20,16 @@ change under the user).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from netlab.kernel import pidfd, taskstats
 from netlab.kernel import processes as proc
-from netlab.workload import launch
+from netlab.workload import launch, policy
 from netlab.workload.tasks import proc_of
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.model.topology import Container
 
 
 def hold_commands(lab: Lab, pods: dict, spawned: list[tuple[str, proc.ProcId, int]]) -> None:
@@ -81,3 +82,16 @@ def exit_codes(lab_name: str, records: Mapping[str, dict]) -> dict[str, int]:
         if p is not None and (p.pid, p.start) == (pid, start):
             out[cid] = taskstats.exit_status(status)  # a wait status, as the kernel's exit records hold
     return out
+
+
+def policy_hold(lab_name: str) -> Callable[[PodInfo, Container, dict, str], str | None]:
+    """Plain ``up``'s hold (workload.lifecycle.start): the pod's restartPolicy, with no back-off (policy.py).
+    A container that could not start at all is tried again whatever the policy."""
+    def hold(pod: PodInfo, c: Container, crec: dict[str, Any], why: str) -> str | None:
+        if why == policy.FAILED_START:
+            return None
+        cid, p = f"{pod.name}/{c.name}", proc_of(crec)
+        alive = p is not None and proc.alive(p)
+        return policy.held(pod.spec.restart_policy, why, alive,
+                           lambda: exit_codes(lab_name, {cid: crec}).get(cid) if c.command else None)
+    return hold

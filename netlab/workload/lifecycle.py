@@ -21,8 +21,9 @@ appended to ``<state dir>/<lab>/logs/<pod>.<container>.log``.
 
 The lab's state records, per container, the task's identity (pid, or the
 echo container's thread id, plus its start time) and the argv, so ``up``
-again starts only what is missing, exited, stopped or changed (it converges;
-no duplicates), and ``status`` reports the same. A container's running state
+again starts only what is missing, exited (as its pod's restartPolicy says:
+policy.py), stopped or changed (it converges; no duplicates), and ``status``
+reports the same. A container's running state
 is the lab's: a process stopped by SIGSTOP still holds its sockets (the
 kernel completes TCP handshakes for it) but answers nothing, so it is drift,
 and ``up`` replaces it (SIGTERM with SIGCONT, then a new one). Stopping one
@@ -53,8 +54,9 @@ from netlab.kernel import processes as proc
 from netlab.model.lab import PodInfo
 from netlab.model.naming import DNS_LABEL
 from netlab.model.topology import Container
-from netlab.workload import exits, launch, node_uts
-from netlab.workload.containers import CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path
+from netlab.workload import exits, launch, node_uts, policy
+from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
+                                        logs_by_pod, remove_logs)
 from netlab.workload.tasks import (COMMAND_CHANGED, SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread,
                                   proc_of, task_in, task_of, why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
@@ -160,8 +162,8 @@ def abort_early(early: EarlyEcho | None) -> None:
         proc.terminate([answer.server], proc.running)
 
 
-# hold(pod, container, record, why) -> a reason not to restart it now, or None (netlab up --watch:
-# restartPolicy and back-off); plain `up` restarts every container that is not running.
+# hold(pod, container, record, why) -> a reason not to restart it now, or None: the pod's restartPolicy
+# (plain `up`: exits.policy_hold), and the kubelet's back-off too (netlab up --watch).
 Hold = Callable[[PodInfo, Container, dict, str], "str | None"]
 
 
@@ -174,6 +176,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
     then neither restarted nor reported).
     """
     pods = _records(state)["pods"]
+    hold = hold if hold is not None else exits.policy_hold(lab.name)
     done = StartResult()
     echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
     starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
@@ -216,7 +219,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                         running_echo.append((pod, c))
                     continue  # runs as specified
                 cid = f"{pod.name}/{c.name}"
-                held = hold(pod, c, crec, why) if crec and hold is not None else None
+                held = hold(pod, c, crec, why) if crec else None
                 if held:
                     if why == SANDBOX_REMADE:
                         # The kubelet kills a dead sandbox's containers whatever the policy; held, this one
@@ -350,10 +353,10 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     survivors += proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
-    logs = _logs_by_pod(state.lab)
+    logs = logs_by_pod(state.lab)
     for pod in sorted(doomed):  # their pins are gone (above): only their records and logs are left
         pods.pop(pod, None)
-        _remove_logs(state.lab, logs.get(pod, []))
+        remove_logs(state.lab, logs.get(pod, []))
     remove_template(state.lab)
     for d in (udir, log_dir(state.lab)):
         try:
@@ -372,7 +375,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     """One line per container that is not running as the topology says."""
     pods = _records(state)["pods"]
     out: list[str] = []
-    gone: dict[str, tuple[int, str, dict]] = {}  # command containers that exited: (line, where, record)
+    gone: dict[str, tuple[int, str, dict, Container, str]] = {}  # exited: (line, where, record, spec, policy)
     hosts = uts_hostnames({pod.name: uts_path(lab.name, pod.name) for pod in lab.pods})
     for pod in lab.pods:
         prec = pods.get(pod.name)
@@ -394,8 +397,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
                            f"{crec.get('pid')}); `sudo netlab up` stops it and starts it in the pod's new one")
             elif state_letter is None:
-                if c.command:
-                    gone[f"{pod.name}/{c.name}"] = (len(out), where, crec)
+                gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
                            f"see `netlab logs {pod.name} -c {c.name}`")
             elif state_letter == "T":
@@ -403,13 +405,17 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                            f"`sudo netlab up` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
                 out.append(f"containers: {where} runs an old command; `sudo netlab up` restarts it")
-    codes = exits.exit_codes(lab.name, {cid: crec for cid, (_i, _w, crec) in gone.items()})  # how, asked once
-    for cid, code in codes.items():
-        i, where, crec = gone[cid]
+    # How the command containers exited, asked once. One that completed and that its pod does not restart is
+    # done, as it should be (policy.py); one that its pod never restarts stays as it is, said so.
+    codes = exits.exit_codes(lab.name, {cid: g[2] for cid, g in gone.items() if g[3].command})
+    for cid, (i, where, crec, _c, restart) in gone.items():
+        code = codes.get(cid)
         pod_name, cname = cid.split("/", 1)
-        how = "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
-        out[i] = f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`"
-    return out + node_uts.drift(lab)
+        how = "exited (" if code is None else "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
+        kept = "" if restart != "Never" else "; restartPolicy Never: `netlab up` leaves it exited"
+        out[i] = "" if policy.completed(restart, code) else \
+            f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`{kept}"
+    return [line for line in out if line] + node_uts.drift(lab)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
@@ -457,13 +463,6 @@ def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | 
     proc.terminate([p.pid], still_ours)
 
 
-def _log_files(lab_name: str) -> list[str]:
-    try:
-        return os.listdir(log_dir(lab_name))
-    except OSError:
-        return []
-
-
 def _forget_pod(state: LabState, pod: str) -> None:
     """Unpin the pod's UTS namespace and drop its logs (its processes are already stopped).
 
@@ -474,26 +473,4 @@ def _forget_pod(state: LabState, pod: str) -> None:
     if not DNS_LABEL.match(pod):
         return
     remove_uts(uts_path(state.lab, pod))
-    _remove_logs(state.lab, _logs_by_pod(state.lab).get(pod, []))
-
-
-def _remove_logs(lab_name: str, names: list[str]) -> None:
-    """Files of the lab's log directory, by the names its listing gave (:func:`_logs_by_pod`)."""
-    base = log_dir(lab_name)
-    for name in names:
-        try:
-            os.unlink(os.path.join(base, name))
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:  # someone's directory where the log was: not netlab's, left alone
-            pass
-
-
-def _logs_by_pod(lab_name: str) -> dict[str, list[str]]:
-    """The lab's log files (``<pod>.<container>.log``; a pod name has no dot) by pod."""
-    out: dict[str, list[str]] = {}
-    for name in _log_files(lab_name):
-        pod, dot, rest = name.partition(".")
-        if dot and rest.endswith(".log"):
-            out.setdefault(pod, []).append(name)
-    return out
+    remove_logs(state.lab, logs_by_pod(state.lab).get(pod, []))

@@ -4,8 +4,9 @@ A plain `up` leaves its command containers to init; the lab's echo server
 holds a pidfd of each (a lab of command containers only gets a server for
 this), and on Linux 6.15 and later the kernel keeps each exit status with the
 pidfd. `get pods` says Completed or Error with the code, as kubectl does,
-`status` names the code, and a watcher started later restarts an OnFailure
-container only if it failed (test_watch.py). Checked against the kernel's own
+`status` names the code, and `up` (and a watcher started later: test_watch.py)
+restarts an OnFailure container only if it failed, a Never one not at all:
+one that completed is where its pod is meant to be, not drift. Checked against the kernel's own
 view: the server process holds one pidfd per container (`/proc/<pid>/fd`),
 each naming the container's pid until init reaped it (`fdinfo`).
 """
@@ -82,7 +83,7 @@ pods:
       - {{name: main, command: ["true"]}}
   - name: fails
     node: n1
-    restartPolicy: Never
+    restartPolicy: OnFailure
     containers:
       - {{name: main, command: [sh, -c, "exit 3"]}}
       - {{name: side, command: [sleep, infinity]}}
@@ -103,22 +104,25 @@ pods:
     rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert rows["done"].split()[2] == "Completed" and "main:exited(0)" in rows["done"], table
     assert "error, running" in rows["fails"] and "main:exited(3) side:running" in rows["fails"], table
+    # The failed one is drift: its pod restarts it on failure. The completed one is done, as it should be.
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1
-    assert f"pod done container main completed (exit code 0, pid {got['done/main']['pid']})" in status.stdout
+    assert "pod done" not in status.stdout, status.stdout
     assert f"pod fails container main exited with code 3 (pid {got['fails/main']['pid']})" in status.stdout
-    # up starts them again, saying how they had exited; the server holds the new ones in place of the old.
+    # up starts the failed one again, saying how it had exited; the server holds the new one in place of the
+    # old. The completed one stays as it is.
     up = netlab("up", "-t", path)
     assert "restarted container fails/main (it had exited with code 3)" in up.stdout, up.stdout
-    assert "restarted container done/main (it had exited with code 0)" in up.stdout, up.stdout
+    assert "done/main" not in up.stdout, up.stdout
     again = containers(lab)
     assert again["fails/main"]["pid"] != got["fails/main"]["pid"]
+    assert again["done/main"]["pid"] == got["done/main"]["pid"]
     assert wait_for(lambda: [(c := containers(lab))["fails/main"].get("exit_code"),
                              c["done/main"].get("exit_code")] == [3, 0], 10), containers(lab)
     assert len(held_pids(server_of(lab))) == 3
     table = netlab("get", "pods", "--lab", lab).stdout.splitlines()
     rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", line.strip()) for line in table[1:])}
-    assert (rows["done"][2:4], rows["fails"][2:4]) == (["Completed", "1"], ["error, running", "1"]), rows
+    assert (rows["done"][2:4], rows["fails"][2:4]) == (["Completed", "0"], ["error, running", "1"]), rows
     server = server_of(lab)
     netlab("down", "--lab", lab)
     assert wait_for(lambda: not running(server) and not running(side), 10), "down left the server or a container"
@@ -160,3 +164,63 @@ pods:
     assert wait_for(lambda: start_time(pid) != start, 30), "init did not reap the container"
     got = containers(lab)["fails/main"]
     assert (got["state"], got["exit_code"]) == ("exited", 3), got
+
+
+def test_plain_up_and_status_follow_each_pods_restart_policy(labs):
+    """As the kubelet decides: Always starts an exited container again, OnFailure only one that failed, Never
+    none. A container that completed and that its pod does not restart is done, not drift: a lab with a
+    Job-like pod can be clean. A Never pod that failed is said, with why up leaves it."""
+    lab = labs.name("xp")
+    path, _ = labs.up(f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: always
+    node: n1
+    containers:
+      - {{name: main, command: ["true"]}}
+  - name: onfailure
+    node: n1
+    restartPolicy: OnFailure
+    containers:
+      - {{name: main, command: ["true"]}}
+  - name: never
+    node: n1
+    restartPolicy: Never
+    containers:
+      - {{name: main, command: [sh, -c, "exit 3"]}}
+""")
+    assert wait_for(lambda: all(c.get("exit_code") is not None for c in containers(lab).values()), 10), \
+        containers(lab)
+    got = containers(lab)
+    status = netlab("status", "--lab", lab, check=False).stdout
+    assert f"pod always container main completed (exit code 0, pid {got['always/main']['pid']})" in status, status
+    assert "pod onfailure" not in status, status
+    assert (f"pod never container main exited with code 3 (pid {got['never/main']['pid']}); see `netlab logs never "
+            "-c main`; restartPolicy Never: `netlab up` leaves it exited") in status, status
+    up = netlab("up", "-t", path).stdout
+    assert "restarted container always/main (it had exited with code 0)" in up, up
+    assert "onfailure/main" not in up and "never/main" not in up, up
+    again = containers(lab)
+    assert again["always/main"]["pid"] != got["always/main"]["pid"]
+    assert [again[k]["pid"] for k in ("onfailure/main", "never/main")] == \
+        [got[k]["pid"] for k in ("onfailure/main", "never/main")]
+    # The kernel's view: nothing was started in the pods that are done.
+    for pod in ("onfailure", "never"):
+        pids = subprocess.run(["ip", "netns", "pids", f"{lab}-{pod}"], capture_output=True, text=True, check=True)
+        assert pids.stdout == "", (pod, pids.stdout)
+    # Without the pods that exited for good or restart for ever, the lab is clean, its completed pod included.
+    with open(path, "w") as fh:  # the same file, edited
+        fh.write(f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: onfailure
+    node: n1
+    restartPolicy: OnFailure
+    containers:
+      - {{name: main, command: ["true"]}}
+""")
+    netlab("up", "-t", path)
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    assert containers(lab)["onfailure/main"]["pid"] == got["onfailure/main"]["pid"]

@@ -9,9 +9,10 @@ import pytest
 
 from netlab.api.watch import Watcher
 from netlab.kernel import events, netlink, rtnl, taskstats
-from netlab.lab.restart import Backoff, should_restart
+from netlab.lab.restart import Backoff
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
+from netlab.workload.policy import should_restart
 from netlab.workload.tasks import SANDBOX_REMADE
 
 

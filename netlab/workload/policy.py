@@ -1,0 +1,54 @@
+"""A pod's ``restartPolicy``: which exited containers are started again, as the kubelet decides it.
+
+The policy is the pod's, for all its containers, as in Kubernetes:
+``Always`` (the default) restarts a container whatever its exit status,
+``OnFailure`` only after a non-zero one (or a status nobody saw: a container
+that exited while nothing held it, on a kernel that keeps no exit status),
+``Never`` leaves it exited. A pod whose network namespace died under it (its
+sandbox) gets its containers killed; a ``Never`` pod gets no new sandbox to
+start them in (kuberuntime's ``computePodActions``), so they stay stopped.
+
+Plain ``up`` and ``up --watch`` decide alike; the watcher adds the kubelet's
+back-off (lab/restart.py). A container the policy keeps down after exit 0 is
+where its pod is meant to be (kubectl's ``Completed``): ``status`` does not
+call it drift, and ``up`` leaves it. One that failed under ``Never`` is said,
+as kubectl says ``Error``; ``up`` leaves it too: its pod is done. A container
+that could not start at all is tried again by every plain ``up`` (the user
+may have fixed what stopped it), whatever the policy.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from netlab.workload.tasks import SANDBOX_REMADE
+
+EXITED = "it had exited"
+FAILED_START = "it had failed to start"
+
+
+def should_restart(policy: str, exit_code: int | None) -> bool:
+    """Whether ``policy`` restarts a container that exited with ``exit_code`` (None: not known)."""
+    if policy == "Never":
+        return False
+    if policy == "OnFailure":
+        return exit_code != 0
+    return True
+
+
+def held(policy: str, why: str, alive: bool, exit_code: Callable[[], int | None]) -> str | None:
+    """Why ``policy`` keeps a container down that ``up`` would otherwise (re)start for ``why``
+    (workload.tasks.why_replace); None: start it. ``alive``: its recorded process still runs (in a
+    namespace that is no longer its pod's); ``exit_code`` is asked only when the policy needs it."""
+    if why == SANDBOX_REMADE and policy == "Never":
+        return "restartPolicy Never"
+    if why not in (EXITED, FAILED_START) or alive:
+        return None  # stopped, changed, or running elsewhere: up replaces it, whatever the policy
+    if not should_restart(policy, exit_code() if policy == "OnFailure" else None):
+        return f"restartPolicy {policy}"
+    return None
+
+
+def completed(policy: str, exit_code: int | None) -> bool:
+    """A container that exited 0 and that its pod's policy does not restart: done, as it should be."""
+    return exit_code == 0 and not should_restart(policy, exit_code)
