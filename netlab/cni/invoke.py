@@ -18,6 +18,7 @@ import contextlib
 import fcntl
 import json
 import os
+import selectors
 import signal
 import subprocess
 import threading
@@ -235,25 +236,21 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
         call.stderr, call.exit_code = f"cannot run {plugin_path}: {why}", 127
         log.record(call)
         raise PluginFailed(plugin_error(call)) from None
-    try:
-        out, err = proc.communicate(json.dumps(conf).encode(), timeout=deadline)
-        call.exit_code = proc.returncode
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        out, err = proc.communicate()
-        call.exit_code = None
-        err = err + f"\n(killed after {deadline:g} s)".encode()
+    # A result is a few kB: a plugin that prints more than the bound is killed there, and the call fails; what it
+    # printed is cut at the bound before it is decoded, logged and parsed (two plugins printing 30 MB each took
+    # netlab to 300 MB; one printing without end would have grown netlab until its deadline).
+    out, err, big, timed_out = _exchange(proc, json.dumps(conf).encode(), deadline)
+    call.exit_code = None if timed_out else proc.returncode
+    if timed_out:
+        err += f"\n(killed after {deadline:g} s)".encode()
     call.duration = time.monotonic() - t0
-    # A result is a few kB: what is past the bound is cut before it is decoded, logged and parsed (two plugins
-    # printing 30 MB each took netlab to 300 MB), and the call fails.
-    big = {name: len(data) for name, data in (("stdout", out), ("stderr", err)) if len(data) > OUTPUT_LIMIT}
-    call.stdout = out[:OUTPUT_LIMIT].decode(errors="replace")
-    call.stderr = err[:OUTPUT_LIMIT].decode(errors="replace")
+    call.stdout = out.decode(errors="replace")
+    call.stderr = err.decode(errors="replace")
     log.record(call)
     if big:
-        raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: it printed "
-                           + " and ".join(f"{n} bytes on {name}" for name, n in big.items())
-                           + f", more than a CNI plugin's {OUTPUT_LIMIT} (its output is cut there in the log)")
+        raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: it printed more than a CNI plugin's "
+                           f"{OUTPUT_LIMIT} bytes on " + " and ".join(big)
+                           + " (killed there; its output is cut there in the log)")
     if call.exit_code != 0:
         raise PluginFailed(plugin_error(call))
     if not call.stdout.strip():
@@ -264,6 +261,62 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     except ValueError:
         raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: its output is not JSON: "
                            f"{call.stdout.strip()[:200]}") from None
+
+
+def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes,
+              deadline: float) -> tuple[bytes, bytes, list[str], bool]:
+    """Write the plugin's config and read its stdout and stderr, each up to OUTPUT_LIMIT bytes; the plugin (and its
+    process group) is killed at the deadline or once a stream passes the bound. Returns (stdout, stderr, the
+    streams that passed it, whether the deadline passed); the plugin has been waited for."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    end = time.monotonic() + deadline
+    got: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+    big: list[str] = []
+    timed_out = False
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
+        sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+        if stdin:
+            os.set_blocking(proc.stdin.fileno(), False)
+            sel.register(proc.stdin, selectors.EVENT_WRITE, "stdin")
+        else:
+            proc.stdin.close()
+        view = memoryview(stdin)
+        while sel.get_map() and not big:
+            left = end - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(left):
+                if key.data == "stdin":
+                    try:
+                        view = view[os.write(key.fd, view[:65536]):]
+                    except BrokenPipeError:  # it stopped reading: its answer says why
+                        view = view[:0]
+                    if not view:
+                        sel.unregister(key.fileobj)
+                        proc.stdin.close()
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                    continue
+                buf = got[key.data]
+                buf += chunk
+                if len(buf) > OUTPUT_LIMIT:
+                    del buf[OUTPUT_LIMIT:]
+                    big.append(key.data)
+    if big or timed_out:
+        _kill_group(proc)
+    else:
+        try:  # both streams are closed: it is exiting (or has handed them to a child that closed them)
+            proc.wait(max(0.0, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        stream.close()
+    return bytes(got["stdout"]), bytes(got["stderr"]), big, timed_out
 
 
 def _kill_group(proc: "subprocess.Popen[bytes]") -> None:

@@ -252,7 +252,27 @@ def test_a_plugin_that_prints_too_much_fails_and_its_output_is_cut(tmp_path):
     runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(str(tmp_path / "calls.jsonl")))
     with pytest.raises(PluginFailed) as exc:
         runtime.add(net("1.0.0", "loud"), rt())
-    assert str(exc.value) == (f"pod web: CNI plugin loud ADD: it printed 3000000 bytes on stdout, more than a CNI "
-                              f"plugin's {invoke.OUTPUT_LIMIT} (its output is cut there in the log)")
+    assert str(exc.value) == (f"pod web: CNI plugin loud ADD: it printed more than a CNI plugin's "
+                              f"{invoke.OUTPUT_LIMIT} bytes on stdout (killed there; its output is cut there in the log)")
     [logged] = read_log(str(tmp_path / "calls.jsonl"))
     assert len(logged["stdout"]) == invoke.OUTPUT_LIMIT
+
+
+def test_a_plugin_that_prints_without_end_is_stopped_at_the_bound_not_at_its_deadline(tmp_path, monkeypatch):
+    """Its output is read as it comes, up to the bound: the plugin is killed there (with its process group), long
+    before the call's deadline, and netlab never holds more than the bound of it."""
+    from netlab.cni import invoke
+
+    d = tmp_path / "bin"
+    d.mkdir()
+    endless = d / "endless"
+    endless.write_text("#!/bin/sh\ncat >/dev/null\nyes 'x' >&2\n")
+    endless.chmod(0o755)
+    monkeypatch.setenv(invoke.TIMEOUT_VAR, "10")  # reached, the call would say "timed out"
+    runtime = Runtime(str(tmp_path / "cache"), [str(d)], CallLog(str(tmp_path / "calls.jsonl")))
+    with pytest.raises(PluginFailed) as exc:
+        runtime.add(net("1.0.0", "endless"), rt())
+    assert str(exc.value).startswith("pod web: CNI plugin endless ADD: it printed more than a CNI plugin's "
+                                     f"{invoke.OUTPUT_LIMIT} bytes on stderr (killed there"), str(exc.value)
+    [logged] = read_log(str(tmp_path / "calls.jsonl"))
+    assert len(logged["stderr"]) == invoke.OUTPUT_LIMIT and logged["exit_code"] == -9, logged["exit_code"]
