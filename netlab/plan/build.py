@@ -17,7 +17,7 @@ files exist once nf_conntrack is loaded, which the tables' rules make sure of).
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
@@ -27,7 +27,7 @@ from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab, PodInfo
 from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
-from netlab.plan.resources import Bridge, Netns, Resource, Route, Sysctl, Veth, address_with_brd
+from netlab.plan.resources import Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth, address_with_brd
 from netlab.plan.sysctls import (COMMON_SYSCTLS, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS, interface_sysctls,
                                  restore_sysctls, when_written)
 
@@ -172,6 +172,9 @@ def _build_plan(lab: Lab) -> Plan:
     for module in EXTENSIONS:
         res += module.resources(lab)
     res += _restored_sysctls(lab, res)
+    if lab.cni != "builtin":  # CNI plugins run in the nodes: their jumps to their own CNI-* chains are theirs
+        nodes = {node.netns for node in lab.nodes}
+        res = [replace(r, plugin_jumps=True) if isinstance(r, NatRules) and r.netns in nodes else r for r in res]
     res.sort(key=place)
 
     _check_unique(res)

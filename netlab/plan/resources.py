@@ -343,6 +343,8 @@ class NatRules(Resource):
     rules, so chains the lab does not own are never touched. ``rules`` is the
     canonical ``iptables-save`` form of the same rules (``-A CHAIN ...`` lines,
     sorted as iptables-save prints them) that status compares with the kernel.
+    ``plugin_jumps``: the namespace is a node where a user's CNI plugins run;
+    their jumps from the built-in chains to their own ``CNI-*`` chains are theirs.
     """
 
     kind: ClassVar[str] = "nat"
@@ -350,6 +352,7 @@ class NatRules(Resource):
     chains: tuple[str, ...]
     payload: str
     rules: tuple[str, ...] = ()
+    plugin_jumps: bool = False
 
     @property
     def key(self) -> tuple:

@@ -136,8 +136,10 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
     out: list[Drift] = []
     by_table = {r.table: r for r in planned}
     default = obs.tables.get("", {})
+    plugins = any(r.plugin_jumps for r in planned)  # a node where CNI plugins run: in every table
     for table in IPTABLES_TABLES:
-        want = by_table.get(table) or NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=())
+        want = by_table.get(table) or NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=(),
+                                               plugin_jumps=plugins)
         if table not in default and not want.rules:
             continue
         detail = netfilter.table_drift(want, default.get(table))
@@ -147,7 +149,7 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
         if not backend:
             continue
         for table, text in tables.items():  # the other backend: it must hold nothing
-            empty = NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=())
+            empty = NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=(), plugin_jumps=plugins)
             detail = netfilter.table_drift(empty, text)
             if detail:
                 out.append(Drift("extra", empty, f"iptables-{backend}: " + first_of(detail), backend=backend))

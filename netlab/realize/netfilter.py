@@ -277,13 +277,14 @@ def restore(netns: str, table: str, payload: str, backend: str | None = None) ->
         raise ApplyFailed(str(exc)) from None
 
 
-# --- the lab owns every built-in chain of its namespaces, but for the CNI plugins' jumps ---------
+# --- the lab owns every built-in chain of its namespaces, but for the CNI plugins' jumps in its nodes ------
 
 # The chains of the CNI plugins a pod's ADD runs: containernetworking's name all of theirs so (bridge's and ptp's
 # ipMasq CNI-<hash>, firewall's CNI-FORWARD, portmap's CNI-HOSTPORT-DNAT/-MASQ), and hook them into the built-in
 # chains with one jump each, which their CHECK looks for and their DEL takes out. Those jumps are the plugins',
 # as the chains are: neither drift nor repaired away (a repair that flushes a built-in chain puts them back
-# where they were: before the lab's rules or after them).
+# where they were: before the lab's rules or after them). Only where plugins run (NatRules.plugin_jumps: the
+# nodes of a lab whose pods a CNI plugin attaches); elsewhere such a jump is someone's, and drift.
 PLUGIN_PREFIX = "CNI-"
 
 
@@ -293,12 +294,12 @@ def is_plugin_jump(line: str) -> bool:
     return target is not None and target.startswith(PLUGIN_PREFIX)
 
 
-def owned_lines(tab: Table, chains: Iterable[str]) -> list[str]:
-    """What the lab owns in a table: every rule of every built-in chain but the CNI plugins' jumps, and its
-    own chains' rules."""
+def owned_lines(tab: Table, chains: Iterable[str], plugin_jumps: bool = False) -> list[str]:
+    """What the lab owns in a table: every rule of every built-in chain (but, in a node where CNI plugins
+    run, their jumps to their own chains), and its own chains' rules."""
     out: list[str] = []
     for builtin in BUILTIN_CHAINS:
-        out += [line for line in tab.of(builtin) if not is_plugin_jump(line)]
+        out += [line for line in tab.of(builtin) if not (plugin_jumps and is_plugin_jump(line))]
     for chain in chains:
         out += tab.of(chain)
     return list(canonical_order(out))
@@ -319,7 +320,7 @@ def table_drift(planned: NatRules, text: str | None) -> list[str]:
     own chains the plan no longer has."""
     tab = parse_save(text or "", planned.table)
     out = [f"policy of {c} is {p}, want ACCEPT" for c, p in tab.policies.items() if p != "ACCEPT"]
-    have = owned_lines(tab, planned.chains)
+    have = owned_lines(tab, planned.chains, planned.plugin_jumps)
     out += [f"missing rule: {line}" for line in planned.rules if line not in have]
     out += [f"extra rule: {line}" for line in have if line not in planned.rules]
     out += [f"extra chain: {c}" for c in stale_chains(tab, planned)]
@@ -346,13 +347,14 @@ def table_payload(planned: NatRules, text: str | None) -> str | None:
         if tab.policies.get(builtin, "ACCEPT") != "ACCEPT":
             fixes.append(f":{builtin} ACCEPT [0:0]")  # with --noflush: the policy only, no flush
         have, planned_here = tab.of(builtin), builtins.get(builtin, [])
-        if [line for line in have if not is_plugin_jump(line)] != planned_here:
+        theirs = [planned.plugin_jumps and is_plugin_jump(line) for line in have]
+        if [line for line, skip in zip(have, theirs) if not skip] != planned_here:
             # The plugins' jumps found above every rule of the lab's stay on top (a rule that is no one's, which
             # goes, does not count); the others follow the lab's.
             lead = next((i for i, line in enumerate(have) if line in planned_here), len(have))
             fixes.append(f"-F {builtin}")
-            fixes += [line for line in have[:lead] if is_plugin_jump(line)] + planned_here
-            fixes += [line for line in have[lead:] if is_plugin_jump(line)]
+            fixes += [line for line, skip in zip(have[:lead], theirs) if skip] + planned_here
+            fixes += [line for line, skip in zip(have[lead:], theirs[lead:]) if skip]
     if not declare and not fixes and not stale:
         return None
     policies = [f for f in fixes if f.startswith(":")]

@@ -68,6 +68,30 @@ pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
     assert not lab_namespaces(lab)
 
 
+def test_where_no_plugin_runs_a_jump_to_a_cni_chain_is_someones_rule_and_goes(labs):
+    """A builtin lab runs no CNI plugin: a jump to a chain named like a plugin's, made by hand in a node's
+    FORWARD, is drift like any other rule of someone's, and up takes it out (the chain itself, not the lab's,
+    stays)."""
+    lab = labs.name("cr")
+    path, _ = labs.up(f"""name: {lab}
+network: {{mode: host-gw}}
+nodes: [{{name: n1}}]
+pods: [{{name: a, node: n1}}, {{name: b, node: n1}}]
+""")
+    node = f"{lab}-n1"
+    forward = builtin_rules(node, "filter", "FORWARD")
+    for argv in (["-N", "CNI-MINE"], ["-I", "FORWARD", "-j", "CNI-MINE"]):
+        subprocess.run(["ip", "netns", "exec", node, "iptables", *argv], check=True)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "extra rule: -A FORWARD -j CNI-MINE" in status.stdout, status.stdout
+    netlab("up", "-t", path)
+    assert builtin_rules(node, "filter", "FORWARD") == forward
+    netlab("status", "--lab", lab)
+    b_ip = json.loads(subprocess.run(["ip", "-n", f"{lab}-b", "-j", "addr", "show", "eth0"], check=True,
+                                     capture_output=True, text=True).stdout)[0]["addr_info"][0]["local"]
+    subprocess.run(["ip", "netns", "exec", f"{lab}-a", "ping", "-c1", "-W2", b_ip], check=True, capture_output=True)
+
+
 def test_two_labs_of_one_conflist_keep_their_leases_apart(labs, tmp_path):
     """host-local without a dataDir kept its leases in the machine's /var/lib/cni/networks/<network>, shared by
     every node of every lab: the second lab of the same conflist failed ("10.244.0.2 is not available") and the

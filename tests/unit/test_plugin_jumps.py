@@ -1,8 +1,12 @@
-"""The CNI plugins' jumps in a node's built-in chains are theirs: not drift, and kept where they were by a
-repair that rewrites the chain (netlab/realize/netfilter.py, PLUGIN_PREFIX)."""
+"""The CNI plugins' jumps in a node's built-in chains are theirs where plugins run: not drift, and kept where they
+were by a repair that rewrites the chain (netlab/realize/netfilter.py, PLUGIN_PREFIX). Elsewhere (a builtin lab,
+a pod) such a jump is someone's rule like any other."""
 
 from __future__ import annotations
 
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml, validate_source
+from netlab.plan.build import build_plan
 from netlab.plan.resources import NatRules
 from netlab.realize import netfilter
 
@@ -14,9 +18,9 @@ LAB_FWD = ('-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUB
 LAB_POST = '-A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG'
 
 
-def planned(table: str, *rules: str) -> NatRules:
+def planned(table: str, *rules: str, plugins: bool = True) -> NatRules:
     chains = tuple(dict.fromkeys(netfilter.target_of(r) for r in rules))
-    return NatRules(netns="x-n1", table=table, chains=chains, payload="", rules=rules)
+    return NatRules(netns="x-n1", table=table, chains=chains, payload="", rules=rules, plugin_jumps=plugins)
 
 
 def saved(table: str, *rules: str) -> str:
@@ -65,3 +69,24 @@ def test_any_other_rule_in_a_built_in_chain_is_still_the_labs():
     text = saved("filter", other, *LAB_FWD)
     assert netfilter.table_drift(fwd, text) == [f"extra rule: {other}"]
     assert other not in netfilter.table_payload(fwd, text).splitlines()
+
+
+def test_where_no_plugin_runs_a_jump_to_a_cni_chain_is_drift_and_repaired_away():
+    fwd = planned("filter", *LAB_FWD, plugins=False)
+    text = saved("filter", FIREWALL, *LAB_FWD)
+    assert netfilter.table_drift(fwd, text) == [f"extra rule: {FIREWALL}"]
+    payload = netfilter.table_payload(fwd, text).splitlines()
+    start = payload.index("-F FORWARD")
+    assert payload[start + 1:start + 3] == list(LAB_FWD) and FIREWALL not in payload
+
+
+def test_only_the_nodes_of_a_lab_whose_pods_a_plugin_attaches_leave_the_plugins_their_jumps():
+    def nat_rules(cni: str) -> dict[str, bool]:
+        network = "" if cni == "builtin" else f"network: {{cni: {cni}}}\n"
+        text = f"name: x\n{network}nodes: [{{name: n1}}]\npods: [{{name: p, node: n1}}]\n"
+        plan = build_plan(resolve(validate_source(parse_yaml(text, "t.yaml"))))
+        return {f"{r.netns}/{r.table}": r.plugin_jumps for r in plan.resources if isinstance(r, NatRules)}
+
+    assert nat_rules("builtin") and not any(nat_rules("builtin").values())
+    assert nat_rules("reference") == {key: key.startswith("x-n1/") for key in nat_rules("reference")}
+    assert any(nat_rules("reference").values())
