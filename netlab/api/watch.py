@@ -50,6 +50,8 @@ from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Container
+from netlab.plan.build import build_plan
+from netlab.plan.resources import Fdb, Neigh
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_dir import WatcherLock
 from netlab.workload import lifecycle as workload
@@ -217,12 +219,14 @@ class Watcher:
         names = lab.netns_names() + [netns for _, netns in lab.internet_hosts]
         if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
             time.sleep(SETTLE)
+            self.listener.permanent = _permanent(lab)
             return self.listener.drain()
         queued: list[kevents.Event] = []
         if self.listener is not None:
             queued = self.listener.drain()
             self.listener.close()
         self.listener = kevents.Listener(names)
+        self.listener.permanent = _permanent(lab)
         return queued
 
     def _relisten(self, lab: Lab, made: Sequence[str]) -> list[str]:
@@ -422,6 +426,15 @@ class Watcher:
             self.listener.close()
             self.listener = None
         self.kids.close()
+
+
+def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
+    """Per namespace, the neighbours' addresses and the FDB entries' MACs the lab's plan holds PERMANENT."""
+    out: dict[str, set[str]] = {}
+    for r in build_plan(lab).resources:
+        if isinstance(r, (Neigh, Fdb)):
+            out.setdefault(r.netns, set()).add(str(r.dst) if isinstance(r, Neigh) else r.lladdr.lower())
+    return {netns: frozenset(keys) for netns, keys in out.items()}
 
 
 def _alive(crec: dict[str, Any]) -> bool:

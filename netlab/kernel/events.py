@@ -62,6 +62,9 @@ class Listener:
     def __init__(self, namespaces: Sequence[str]):
         self._socks: dict[int, tuple[str, socket.socket, int]] = {}  # fd -> (netns, socket, proto)
         self.namespaces = sorted(namespaces)
+        # netns -> the neighbours' addresses and FDB entries' MACs the lab holds PERMANENT there: a change
+        # of one of those to another state (demoted by hand) is the lab's too (the owner sets it anew).
+        self.permanent: dict[str, frozenset[str]] = {}
         self.names: NetnsNames | None = None
         try:
             self.names = NetnsNames(self.namespaces)
@@ -164,13 +167,14 @@ class Listener:
             if not data:
                 return out
             for m in netlink.split(data):
-                what = describe(m, proto)
+                what = describe(m, proto, self.permanent.get(netns, frozenset()))
                 if what:
                     out.append(Event(netns, what))
 
 
-def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE) -> str | None:
-    """A notification in words, or None for a change the lab does not own."""
+def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: frozenset[str] = frozenset()) -> str | None:
+    """A notification in words, or None for a change the lab does not own. ``permanent``: the neighbours'
+    addresses and FDB entries' MACs the lab holds PERMANENT in that namespace."""
     if proto == netlink.NETLINK_NETFILTER:
         subsys, msg = m.mtype >> 8, m.mtype & 0xFF
         if subsys != NFNL_SUBSYS_NFTABLES:
@@ -195,10 +199,13 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE) -> str | None:
     if t in (rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH):
         n = rtnl_parse.parse_neigh(m)
         # Learned and forgotten by the kernel all the time, but for a permanent entry's changes: deleted by hand,
-        # it is reported FAILED (first as a change, then as the deletion), and so is an entry nothing resolves.
-        if not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_FAILED):
+        # it is reported FAILED (first as a change, then as the deletion), and so is an entry nothing resolves;
+        # one of the lab's made REACHABLE or STALE by hand (`ip neigh replace ... nud reachable`) is reported in
+        # that state (the kernel never learns over a PERMANENT entry, so such a change is someone's).
+        fdb = n.family == rtnl.AF_BRIDGE
+        if not n.state & (rtnl.NUD_PERMANENT | rtnl.NUD_FAILED) and (n.lladdr if fdb else n.dst) not in permanent:
             return None
-        kind = "fdb entry" if n.family == rtnl.AF_BRIDGE else "neighbour"
+        kind = "fdb entry" if fdb else "neighbour"
         return f"{kind} {n.dst or n.lladdr} {'deleted' if t == rtnl.RTM_DELNEIGH else 'changed'}"
     if t in (RTM_NEWQDISC, RTM_DELQDISC):
         return f"qdisc {'deleted' if t == RTM_DELQDISC else 'changed'}"

@@ -105,6 +105,21 @@ def test_a_deleted_vtep_neighbour_is_healed_at_once(lab):
     assert "PERMANENT" in entry["state"]
 
 
+def test_a_vtep_neighbour_demoted_by_hand_is_made_permanent_again_at_once(lab):
+    """The same entry replaced by a REACHABLE one (same MAC): the kernel reports it in that state, which the
+    watcher took for one the kernel learned, and left to the periodic check."""
+    name, _, watcher = lab
+    node = f"{name}-node-1"
+    [entry] = ip_json("neigh", "show", "10.244.1.0", "dev", "flannel.1", netns=node)
+    mark = len(watcher.lines)
+    subprocess.run(["ip", "-n", node, "neigh", "replace", "10.244.1.0", "lladdr", entry["lladdr"], "dev", "flannel.1",
+                    "nud", "reachable"], check=True)
+    line = watcher.wait_for_event("neighbour 10.244.1.0 changed", after=mark, timeout=5)
+    assert "periodic check" not in line and "did: " in line, line
+    [entry] = ip_json("neigh", "show", "10.244.1.0", "dev", "flannel.1", netns=node)
+    assert "PERMANENT" in entry["state"], entry
+
+
 def test_a_deleted_node_namespace_is_made_again_at_once(lab):
     """The watcher's own sockets in a deleted node's namespace kept it alive, with its veths, still paired with
     the pods' eth0: every repair failed ("add link veth... already exists"), retried for ever. It lets go of a

@@ -70,6 +70,14 @@ def test_notifications_in_words():
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned)) is None  # learned and forgotten all the time
     permanent = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_PERMANENT, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.1.0")
     assert events.describe(_msg(rtnl.RTM_DELNEIGH, permanent)) == "neighbour 10.244.1.0 deleted"
+    # One of the lab's PERMANENT entries made REACHABLE by hand: the lab's change, said; a learned one is not.
+    demoted = rtnl.NDMSG.pack(AF_INET, 3, rtnl.NUD_REACHABLE, 0, 1) + netlink.ipv4(rtnl.NDA_DST, "10.244.1.0")
+    held = frozenset({"10.244.1.0", "aa:bb:cc:00:00:01"})
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, demoted), permanent=held) == "neighbour 10.244.1.0 changed"
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned), permanent=held) is None
+    fdb = rtnl.NDMSG.pack(rtnl.AF_BRIDGE, 3, rtnl.NUD_REACHABLE, 2, 0) + netlink.mac(rtnl.NDA_LLADDR, "aa:bb:cc:00:00:01")
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb), permanent=held) == "fdb entry aa:bb:cc:00:00:01 changed"
+    assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb)) is None  # not the lab's
     link = rtnl.IFINFO.pack(0, 1, 2, 0, 0) + netlink.string(rtnl.IFLA_IFNAME, "eth0")
     assert events.describe(_msg(rtnl.RTM_NEWLINK, link)) == "link eth0 down"
     assert events.describe(_msg((10 << 8) | 8, b"\0" * 4), netlink.NETLINK_NETFILTER) == "nf_tables rule deleted"
