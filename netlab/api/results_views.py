@@ -88,13 +88,24 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
+class EndpointInfo:
+    """One endpoint of a Service port: a pod its selector matches, at the port the traffic is DNATed to.
+    What an EndpointSlice's endpoint says (its targetRef's name, nodeName, addresses) with the port."""
+
+    pod: str
+    node: str
+    ip: str
+    port: int  # the target port, on the pod's IP
+
+
+@dataclass(frozen=True)
 class ServicePortInfo:
     name: str | None
     port: int
     target_port: int
     protocol: str
     node_port: int | None
-    endpoints: tuple[str, ...]  # "pod ip:port"
+    endpoints: tuple[EndpointInfo, ...]  # by pod IP
 
 
 @dataclass(frozen=True)

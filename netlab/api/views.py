@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from netlab.api.results import ContainerInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo, ServicePortInfo
+from netlab.api.results import (ContainerInfo, EndpointInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo,
+                                ServicePortInfo)
 from netlab.errors import UsageError
 from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
@@ -197,13 +198,14 @@ def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
 
 
 def services(lab: Lab) -> tuple[ServiceInfo, ...]:
-    pod_by_ip = {p.ip: p.name for p in lab.pods}
+    pod_by_ip = {p.ip: p for p in lab.pods}  # an endpoint is a pod the selector matched (plan.services)
     by_service: dict[tuple[str, str], list[ServicePortInfo]] = {}
     for sp in service_ports(lab):
         by_service.setdefault((sp.svc.namespace, sp.svc.name), []).append(ServicePortInfo(
             name=sp.port.name, port=sp.port.port, target_port=sp.port.target_port or sp.port.port,
             protocol=sp.port.protocol, node_port=sp.node_port,
-            endpoints=tuple(f"{pod_by_ip.get(ip, '?')} {ip}:{port}" for ip, port in sp.endpoints)))
+            endpoints=tuple(EndpointInfo(pod=pod_by_ip[ip].name, node=pod_by_ip[ip].node, ip=str(ip), port=port)
+                            for ip, port in sp.endpoints)))
     out = []
     for svc in lab.services:
         lb = lab.addressing.lb_ip.get((svc.namespace, svc.name))

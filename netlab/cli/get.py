@@ -49,7 +49,8 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
-              the selector and the DNS name
+              the selector and the DNS name; -o json gives each port's
+              endpoints as objects: pod, node, ip, port (the target port)
 
     \b
       sudo netlab get pods -o wide
@@ -157,7 +158,7 @@ def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str],
     rows = []
     for s in services:
         ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}" for p in s.ports)
-        eps = sorted({e.split()[1] for p in s.ports for e in p.endpoints})
+        eps = sorted({f"{e.ip}:{e.port}" for p in s.ports for e in p.endpoints})
         row = [s.name, s.type, s.cluster_ip, s.external_ip or "<none>", ports, ",".join(eps) or "<none>"]
         if wide:
             row += [s.namespace, ",".join(f"{k}={v}" for k, v in s.selector.items()) or "<none>", s.dns]

@@ -61,7 +61,7 @@ def test_pods_nodes_and_services_are_the_running_labs(netlab_lab):
     assert all(c.state == "running" and c.pid for p in pods.values() for c in p.containers)
     assert [p.name for p in netlab_lab.pods("app=web")] == ["web-1", "web-2"]
     web = netlab_lab.service("web")
-    assert web.ports[0].port == 80 and sorted(e.split()[0] for e in web.ports[0].endpoints) == ["web-1", "web-2"]
+    assert web.ports[0].port == 80 and [e.pod for e in web.ports[0].endpoints] == ["web-1", "web-2"]
     assert netlab_lab.node("node-2").pods == ("web-2",)
     with pytest.raises(UsageError, match="has no pod 'nope'"):
         netlab_lab.pod("nope")
