@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import sys
+import time
 from typing import Any
 
 import click
@@ -175,7 +176,9 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
     of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
     frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C: what came
-    is still printed or written (-w), as tcpdump does.
+    is still printed or written (-w), as tcpdump does. No frame at all is
+    said in one line on stderr; -o json says why it stopped (stopped: count,
+    timeout or interrupted) and after how long (elapsed_s).
 
     \b
     Examples:
@@ -203,7 +206,9 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     # printed. Like tcpdump's "listening on", a line on stderr says when frames are being read (a terminal
     # writing a pcap shows a progress bar instead).
     listening = f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s; Ctrl-C stops it)"
+    interrupted = False
     with cap.Capture([netns], iface=iface) as capture:
+        started = time.monotonic()
         try:
             # Every namespace was entered and left: scapy may be imported now.
             cap.scapy_layers(vx_port)
@@ -231,7 +236,9 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
                 cap.live(capture, count, timeout, show)
         except KeyboardInterrupt:
-            pass
+            interrupted = True
+        elapsed = time.monotonic() - started
+    stopped = "interrupted" if interrupted else "count" if len(frames) >= count else "timeout"
     if write:
         n = cap.write_pcap(write, frames, vx_port)
         click.echo(f"wrote {n} frames from {netns} {iface} to {write}; read it with: "
@@ -242,9 +249,17 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
             rows.append({"ts": frame.ts, "direction": frame.direction, "length": frame.wirelen,
                          "summary": d.summary(), "src_mac": d.eth_src, "dst_mac": d.eth_dst,
                          "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl})
-        print_json({"lab": lab.name, "netns": netns, "interface": iface, "frames": rows, "pcap": write})
-    elif not write and not frames and sys.stderr.isatty():
-        click.echo("netlab: no frames (nothing crossed the interface; send something, e.g. netlab trace)", err=True)
+        print_json({"lab": lab.name, "netns": netns, "interface": iface, "frames": rows, "pcap": write,
+                    "stopped": stopped, "elapsed_s": round(elapsed, 3)})
+    if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why
+        click.echo(no_frames_line(netns, iface, stopped, elapsed), err=True)
+
+
+def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float) -> str:
+    """What capture says when no frame crossed the interface: where, for how long, and why it stopped."""
+    why = "stopped by Ctrl-C" if stopped == "interrupted" else "the timeout ran out"
+    return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): nothing crossed the "
+            "interface; send something, e.g. netlab trace")
 
 
 # --- inspect -----------------------------------------------------------------

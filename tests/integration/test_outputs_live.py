@@ -1,4 +1,4 @@
-"""What the CLI tells a script on a real lab: `get services` endpoints as data.
+"""What the CLI tells a script on a real lab: `get services` endpoints as data, and a capture that caught nothing.
 
 One small lab for the module (two nodes, three pods, one Service), brought up and taken down through the CLI.
 """
@@ -6,11 +6,13 @@ One small lab for the module (two nodes, three pods, one Service), brought up an
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 
 import pytest
 import yaml
 
-from helpers import lab_down, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import NETLAB, lab_down, lab_namespaces, netlab, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -54,3 +56,24 @@ def test_get_services_gives_each_endpoint_as_an_object_in_json_and_yaml(lab):
                if line.startswith("web "))
     assert sorted(row[5].split(",")) == sorted(f"{e['ip']}:8080" for e in want)
 
+
+def test_a_capture_that_caught_nothing_says_so_on_stderr_and_in_json(lab):
+    # A pod's lo: nothing in the pod talks to itself. stderr is a pipe here, as in a script.
+    t0 = time.monotonic()
+    text = netlab("capture", "--lab", lab, "client:lo", "--timeout", "0.5")
+    assert text.stdout == ""
+    said = text.stderr.splitlines()[-1]
+    assert said.startswith(f"netlab: 0 frames captured on {lab}-client lo in 0.") and "the timeout ran out" in said
+    data = json.loads(netlab("capture", "--lab", lab, "client:lo", "--timeout", "0.5", "-o", "json").stdout)
+    assert data["frames"] == [] and data["stopped"] == "timeout" and 0.5 <= data["elapsed_s"] < 5
+    assert time.monotonic() - t0 < 30
+    # Frames that came: no such line, and the JSON says the count stopped it.
+    capture = subprocess.Popen(NETLAB + ["capture", "--lab", lab, "client:lo", "-c", "2", "--timeout", "20",
+                                         "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert capture.stderr is not None
+    assert "capturing on" in capture.stderr.readline()  # it reads frames from now on
+    subprocess.run(["ip", "netns", "exec", f"{lab}-client", "ping", "-c", "1", "127.0.0.1"], capture_output=True,
+                   check=True)
+    out, err = capture.communicate(timeout=30)
+    data = json.loads(out)
+    assert len(data["frames"]) == 2 and data["stopped"] == "count" and "0 frames" not in err

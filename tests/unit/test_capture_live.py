@@ -1,4 +1,5 @@
-"""capture's reading loop at Ctrl-C (netlab/trace/capture.py live): the frames already queued still count."""
+"""capture's reading loop at Ctrl-C (netlab/trace/capture.py live): the frames already queued still count; what
+capture says of a capture that caught nothing (netlab/cli/trace.py)."""
 
 from __future__ import annotations
 
@@ -33,3 +34,11 @@ def test_ctrl_c_keeps_the_queued_frames_up_to_the_count_and_still_ends_the_captu
     with pytest.raises(KeyboardInterrupt):
         live(_Interrupted(), count, 60, seen.append)  # type: ignore[arg-type]
     assert [int(f.ts) for f in seen] == got
+
+
+@pytest.mark.parametrize("stopped,why", [("timeout", "the timeout ran out"), ("interrupted", "stopped by Ctrl-C")])
+def test_a_capture_of_no_frames_says_where_for_how_long_and_why_it_stopped(stopped, why):
+    from netlab.cli.trace import no_frames_line
+
+    line = no_frames_line("lab-a", "eth0", stopped, 10.04)
+    assert line.startswith(f"netlab: 0 frames captured on lab-a eth0 in 10.0 s ({why}): ") and "\n" not in line
