@@ -9,8 +9,8 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, lab_options, output_option,
-                             print_json, require_root)
+from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, lab_options,
+                             output_option, print_json, require_root)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C: re-apply the file when it changes, repair drift "
                    "as the kernel reports it, restart exited containers by their pod's restartPolicy; one line "
-                   "per action. The lab stays up. One watcher per lab: a second is refused.")
+                   "per action. The lab stays up. One watcher per lab: a second is refused. Text only: -o json "
+                   "and -o yaml are refused (exit 2).")
 @click.option("--restart-backoff", type=Seconds(min=0, min_open=True), default=10.0, show_default=True,
               metavar="SECONDS",
               help="With --watch: the first back-off between restarts of a crashing container (and between "
@@ -68,6 +69,10 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
         if given:
             raise api.UsageError(f"{' and '.join(given)} {'goes' if len(given) == 1 else 'go'} with --watch (the "
                                  "loop that restarts containers and checks the lab)")
+    if watch and output == "json":  # -o json is one document, printed once a command is done; a watch never is
+        asked = click.get_current_context().meta.get(FORMAT_KEY, "json")
+        raise api.UsageError(f"--watch writes one text line per action until Ctrl-C: it takes no -o {asked} "
+                             f"(`netlab up -o {asked}` gives up's result, then run --watch)")
     if lab_name is None:
         loaded = api.load(topology)
         require_root()
