@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from netlab.api import lifecycle
 from netlab.api.topology import load
-from netlab.api.watch_children import Children
+from netlab.api.watch_children import Children, state_words, unsaid
 from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.features import default_features
@@ -159,8 +159,8 @@ class Watcher:
                 continue
             reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
             if reason is None:
-                what = "runs outside its pod's namespace" if _alive(crec or {}) else why.removeprefix("it had ")
-                now_due.append(f"container {key} {what}{self.kids.code(key)}")
+                what = state_words(why, _alive(crec or {}))  # an exit's code is said; a stopped one has none
+                now_due.append(f"container {key} {what}{self.kids.code(key) if what == 'exited' else ''}")
                 continue
             if reason.startswith("back-off"):
                 due = self.clock() + self.restarts.wait(key, self.clock())
@@ -391,7 +391,7 @@ class Watcher:
         state = load_state(self.lab_name) or state
         self.kids.track(lab, state)
         saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
-        self.log(f"saw: {_saw(saw)}{found_words}; did: {_did(done, 'nothing to change')} in {took:.2f}s")
+        self.log(f"saw: {_saw(saw)}{found_words}; did: {_did(done, 'nothing to change', saw + found)} in {took:.2f}s")
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -458,13 +458,14 @@ def _dedupe(lines: list[str]) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def _did(done: lab_up.UpResult, nothing: str) -> str:
+def _did(done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
+    """What an apply did; a restart's reason is left out when ``said`` (the line's saw: part) says it."""
     parts = []
     if done.created_netns:
         parts.append(f"created {len(done.created_netns)} namespaces")
     if done.removed_netns:
         parts.append(f"removed {', '.join(done.removed_netns)}")
-    parts += done.fixed[:6]
+    parts += [unsaid(action, said) for action in done.fixed[:6]]
     if len(done.fixed) > 6:
         parts.append(f"... and {len(done.fixed) - 6} more")
     parts += [f"warning: {w}" for w in done.warnings[:3]]

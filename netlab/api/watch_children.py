@@ -15,15 +15,17 @@ else its status stays unknown. restartPolicy OnFailure reads the status
 from __future__ import annotations
 
 import os
+import re
 import select
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from netlab.kernel import events as kevents
 from netlab.kernel import processes, taskstats
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
-from netlab.workload import exits, lifecycle as workload
+from netlab.workload import exits, lifecycle as workload, policy
+from netlab.workload.tasks import SANDBOX_REMADE
 
 
 @dataclass
@@ -166,3 +168,25 @@ def _zombie(pid: int, start: Any) -> bool:
 def _exit_code(res: os.waitid_result) -> int:
     """A reaped child's exit code, or 128 + the signal that killed it (as a shell says it)."""
     return res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
+
+
+# --- the watcher's words for a container ---------------------------------------------------
+
+def state_words(why: str, alive: bool) -> str:
+    """A container due for a restart, as a line's saw: part words it (workload.why_replace's reason)."""
+    if alive and why in (policy.EXITED, SANDBOX_REMADE):
+        return "runs outside its pod's namespace"  # not in it, yet its process lives
+    return why.removeprefix("it had ").removeprefix("it ")  # exited, was stopped, failed to start ...
+
+
+def unsaid(action: str, said: Sequence[str]) -> str:
+    """``restarted container a/main`` when the line saw ``container a/main exited (exit 137)``: not again
+    ``(it had exited with code 137)``. A reason that adds to what was seen (a code it did not know) stays."""
+    m = re.fullmatch(r"restarted container (\S+) \((.+)\)", action)
+    if m is None:
+        return action
+    key, (why, _, code) = m.group(1), m.group(2).partition(" with code ")
+    seen = f"container {key} {state_words(why, False)}"
+    if any(x.startswith(seen) and (not code or f"(exit {code})" in x) for x in said):
+        return f"restarted container {key}"
+    return action

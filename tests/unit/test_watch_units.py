@@ -194,3 +194,40 @@ def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
     assert w._converge(state, ["namespace deleted in w-a"]) is None
     assert not applied and not lines  # still backing off: nothing done, nothing said
     assert w.deferred == ["link cni0 up in w-n", "namespace deleted in w-a"]
+
+
+@pytest.mark.parametrize("saw, fixed, did", [
+    # The exit the line saw is not said again by the restart (it read "... (it had exited with code 137)").
+    (["container a/main exited (exit 137)"], ["restarted container a/main (it had exited with code 137)"],
+     "restarted container a/main"),
+    (["container e1/main exited (exit 137)", "container e2/main exited (exit 137)"],
+     ["restarted container e1/main (it had exited)", "restarted container e2/main (it had exited)"],
+     "restarted container e1/main; restarted container e2/main"),
+    (["container a/main was stopped"], ["restarted container a/main (it was stopped)"], "restarted container a/main"),
+    # What the restart adds stays: a code the watcher did not know, another container, a reason not seen.
+    (["container a/main exited"], ["restarted container a/main (it had exited with code 3)"],
+     "restarted container a/main (it had exited with code 3)"),
+    (["container a/main exited (exit 1)"], ["restarted container a/main (it had exited with code 13)"],
+     "restarted container a/main (it had exited with code 13)"),
+    (["container a/main2 exited (exit 1)"], ["restarted container a/main (it had exited)"],
+     "restarted container a/main (it had exited)"),
+    (["a periodic check"], ["restarted container a/main (its command changed)"],
+     "restarted container a/main (its command changed)"),
+])
+def test_a_watchers_line_says_a_containers_exit_once(saw, fixed, did):
+    from netlab.api.watch import _did
+    from netlab.lab.up import UpResult
+
+    assert _did(UpResult("l", fixed=fixed), "nothing to change", saw) == did
+
+
+@pytest.mark.parametrize("why, alive, words", [
+    ("it had exited", False, "exited"), ("it was stopped", True, "was stopped"),
+    ("it had failed to start", False, "failed to start"), ("it had exited", True, "runs outside its pod's namespace"),
+    (SANDBOX_REMADE, True, "runs outside its pod's namespace"),
+])
+def test_a_container_due_for_a_restart_in_the_watchers_words(why, alive, words):
+    # A stopped container (SIGSTOP) lives in its pod: it was said to "run outside its pod's namespace".
+    from netlab.api.watch_children import state_words
+
+    assert state_words(why, alive) == words
