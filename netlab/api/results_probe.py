@@ -8,6 +8,15 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class ProbedEndpoint:
+    """A pod behind the Service a probe dialed, at the port its traffic is DNATed to."""
+
+    pod: str
+    ip: str
+    port: int
+
+
+@dataclass(frozen=True)
 class ProbedService:
     """The Service a probe dialed (``service`` of a probe in ``netlab probe -o json``)."""
 
@@ -21,7 +30,7 @@ class ProbedService:
     service_port: int
     protocol: str
     node: str | None
-    endpoints: tuple[str, ...]  # "pod ip:port"
+    endpoints: tuple[ProbedEndpoint, ...]
     echo: bool
     session_affinity: str
 

@@ -70,7 +70,7 @@ def paths(row: dict, lab: Lab) -> list[Path]:
     src, svc = row["source"], row.get("service")
     if svc is None:
         return [Path(src, row["destination"])]
-    ends = [e.split()[0] for e in svc.get("endpoints", [])]
+    ends = [e["pod"] for e in svc.get("endpoints", [])]
     via = svc.get("via")
     if via == "ClusterIP":
         return [Path(src, e, "ClusterIP") for e in ends]
@@ -201,7 +201,7 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
             return "any" if via not in ("ClusterIP", "NodePort") else "pass"
         elif name == "endpoint-pod-down":
             if svc is not None:
-                return "any" if any(e.startswith(f"{target.name} ") for e in svc.get("endpoints", [])) else "pass"
+                return "any" if any(e["pod"] == target.name for e in svc.get("endpoints", [])) else "pass"
             bad = dst == target.name and row["protocol"] != "icmp"  # the pod's network is up: pings pass
         elif name == "dns-pod-stopped":
             bad = (dst == target.name and row["protocol"] != "icmp") or \
@@ -211,7 +211,7 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
         elif name == "bridge-nf-call-off":
             if svc is None or src not in here:
                 return "pass"
-            local = [e for e in svc.get("endpoints", []) if e.split()[0] in here and e.split()[0] != src]
+            local = [e for e in svc.get("endpoints", []) if e["pod"] in here and e["pod"] != src]
             if not local:
                 return "pass"
             return "fail" if len(local) == len(svc.get("endpoints", [])) else "any"

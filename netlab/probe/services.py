@@ -86,7 +86,7 @@ class ServiceTarget:
         return {"name": self.service, "namespace": self.namespace, "port_name": self.port_name, "via": self.kind,
                 "type": self.type, "address": self.address, "port": self.port, "service_port": self.service_port,
                 "protocol": self.protocol, "node": self.node,
-                "endpoints": [f"{pod} {ip}:{port}" for pod, ip, port in self.endpoints],
+                "endpoints": [{"pod": pod, "ip": ip, "port": port} for pod, ip, port in self.endpoints],
                 "echo": self.echo, "session_affinity": "ClientIP" if self.affinity else "None"}
 
 

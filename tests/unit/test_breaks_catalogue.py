@@ -121,7 +121,8 @@ def test_a_node_that_cannot_show_a_service_scenario_is_refused_in_one_line():
 
 
 def _svc_row(src: str, via: str, node: str | None = None, name: str = "web", proto: str = "tcp") -> dict:
-    eps = ["kube-dns 10.244.0.4:53"] if name == "kube-dns" else ["web-1 10.244.0.2:8080", "web-2 10.244.1.2:8080"]
+    eps = [{"pod": "kube-dns", "ip": "10.244.0.4", "port": 53}] if name == "kube-dns" else \
+        [{"pod": "web-1", "ip": "10.244.0.2", "port": 8080}, {"pod": "web-2", "ip": "10.244.1.2", "port": 8080}]
     return {"source": src, "destination": name if via != "NodePort" else node, "protocol": proto,
             "service": {"name": name, "via": via, "node": node, "endpoints": eps}}
 

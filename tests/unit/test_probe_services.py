@@ -79,6 +79,17 @@ def test_cluster_ip_from_every_pod(lab, plan):
     assert p.svc.endpoints == (("web-1", "10.244.0.2", 8080), ("web-2", "10.244.1.2", 8080)) and p.svc.echo
 
 
+def test_a_probes_service_gives_its_endpoints_as_objects_in_json(plan):
+    """As `get services -o json` does: pod, ip and the target port of each, for machines (not 'pod ip:port')."""
+    from netlab.api.jsonio import from_json
+    from netlab.api.results import ProbedEndpoint, ProbedService
+
+    data = by(plan, "web", "ClusterIP")[0].svc.to_json()
+    assert data["endpoints"] == [{"pod": "web-1", "ip": "10.244.0.2", "port": 8080},
+                                 {"pod": "web-2", "ip": "10.244.1.2", "port": 8080}]
+    assert from_json(ProbedService, data).endpoints[1] == ProbedEndpoint(pod="web-2", ip="10.244.1.2", port=8080)
+
+
 def test_udp_service_probed_only_when_its_endpoints_run_the_echo_server(lab, plan):
     udp = by(plan, "echo-udp")
     assert {(p.proto, p.port) for p in udp} == {("udp", 53)} and len(udp) == len(PODS)
