@@ -434,10 +434,12 @@ class NetworkPolicySpec(Model):
 
     @property
     def types(self) -> tuple[str, ...]:
-        """policyTypes, or the API's default: Ingress, plus Egress when egress rules are given."""
+        """policyTypes, or the API server's default (SetDefaults_NetworkPolicySpec): Ingress, plus Egress when
+        egress rules are given. ``egress: []`` gives none: such a policy does not isolate for egress (deny-all
+        egress needs ``policyTypes: [Egress]``)."""
         if self.policy_types:
             return tuple(t for t in ("Ingress", "Egress") if t in self.policy_types)
-        return ("Ingress", "Egress") if self.egress is not None else ("Ingress",)
+        return ("Ingress", "Egress") if self.egress else ("Ingress",)
 
 
 class NetworkPolicy(Model):

@@ -72,6 +72,18 @@ def test_inline_policies_namespaces_and_pod_namespace_default(tmp_path):
     assert pol.spec.ingress is None  # missing stays missing (not [])
 
 
+@pytest.mark.parametrize("spec, types", [
+    ("{podSelector: {}}", ("Ingress",)),
+    ("{podSelector: {}, egress: []}", ("Ingress",)),  # an empty list is no rule: the API adds no Egress
+    ("{podSelector: {}, egress: [{}]}", ("Ingress", "Egress")),
+    ("{podSelector: {}, egress: [], policyTypes: [Egress]}", ("Egress",)),  # deny-all egress is said so
+    ("{podSelector: {}, policyTypes: []}", ("Ingress",)),  # an empty list is unset: defaulted
+])
+def test_policy_types_default_as_the_api_server_sets_them(tmp_path, spec, types):
+    topo = load_topology(write(tmp_path, TOPO.replace("{podSelector: {}, policyTypes: [Ingress]}", spec), {}))
+    assert topo.network_policies[0].spec.types == types
+
+
 def test_include_glob_multi_document(tmp_path):
     path = write(tmp_path, TOPO + "include: [policies/*.yaml]\n", {"policies/p.yaml": MANIFESTS})
     topo = load_topology(path)
