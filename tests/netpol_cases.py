@@ -260,6 +260,24 @@ z/a   .   .   .   .   .   .   .   .   .
 z/b   .   .   .   .   .   .   .   .   .
 z/c   .   .   .   .   .   .   .   .   .
 """),
+    case("ipBlock-everything-but-egress", """
+name: to-all-but-n2
+namespace: x
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.244.1.0/24]}}]}]  # /0: no address match at all
+""", all=H + """
+x/a   .   X   .   .   X   .   .   X   .
+x/b   .   .   .   .   .   .   .   .   .
+x/c   .   .   .   .   .   .   .   .   .
+y/a   .   .   .   .   .   .   .   .   .
+y/b   .   .   .   .   .   .   .   .   .
+y/c   .   .   .   .   .   .   .   .   .
+z/a   .   .   .   .   .   .   .   .   .
+z/b   .   .   .   .   .   .   .   .   .
+z/c   .   .   .   .   .   .   .   .   .
+"""),
     case("named-port-tcp", """
 name: serve-81-tcp-only
 namespace: x

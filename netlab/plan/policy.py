@@ -127,7 +127,10 @@ def policy_rules(rs: Ruleset, ps: PolicySet, pol: NetworkPolicy, direction: str)
                     rs.add(exc, f"{_comment(what)} {allow}")
                 inside = [p for p in ps.pods if p.ip in blk.cidr and not any(p.ip in n for n in blk.except_)]
                 servers = selected if direction == "ingress" else inside
-                peer_items.append((f"{there} {blk.cidr}", exc, servers, what))
+                # 0.0.0.0/0 is every address: no match at all, as iptables-save prints a rule given
+                # `-s 0.0.0.0/0` (status compared the two and found the rule missing, for ever)
+                addr = f"{there} {blk.cidr}" if blk.cidr.prefixlen else ""
+                peer_items.append((addr, exc, servers, what))
             else:
                 pods = _peer_matches(ps, pol, peer)
                 if not pods:
