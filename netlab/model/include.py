@@ -25,7 +25,7 @@ from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
 from netlab.model.location import ROOT_FIELD, format_path, show, yaml_kind
-from netlab.model.topology import (LabelKeyQ, LabelValue, Model, Name, Namespace, NetworkPolicy, NetworkPolicySpec,
+from netlab.model.topology import (LabelKey, LabelValue, Model, Name, Namespace, NetworkPolicy, NetworkPolicySpec,
                                    Topology)
 from netlab.model.yamlsource import Source, parse
 
@@ -42,7 +42,7 @@ class ObjectMeta(Model):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
     name: Name
     namespace: Name = "default"
-    labels: dict[LabelKeyQ, LabelValue] = {}
+    labels: dict[LabelKey, LabelValue] = {}
 
 
 class PolicyManifest(Model):

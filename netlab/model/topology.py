@@ -22,8 +22,10 @@ from netlab.model.impair import IfName, Impairment
 from netlab.model.location import show, yaml_kind
 from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX, dns_label_problem, lab_name_problem
 
-# Kubernetes label keys and values, simplified: no "prefix/" part. Keys are not empty.
-LABEL_KEY = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+# Kubernetes label keys: an optional DNS-subdomain prefix (at most 253) and "/", then a name (at most 63):
+# app, app.kubernetes.io/name, kubernetes.io/metadata.name. Values are names, or empty.
+LABEL_KEY = re.compile(r"^(?:([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/)?([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+LABEL_PREFIX_MAX = 253
 LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
 _CIDR = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
@@ -70,9 +72,12 @@ def _lab_name(value: Any) -> Any:
 
 
 def _label_key(value: Any) -> Any:
-    if isinstance(value, str) and (len(value) > LABEL_MAX or not LABEL_KEY.fullmatch(value)):
-        raise ValueError(f"label key {show(value, 30)} is not valid; use letters, digits, '-', '_' and '.', "
-                         f"starting and ending with a letter or digit, at most {LABEL_MAX}")
+    m = LABEL_KEY.fullmatch(value) if isinstance(value, str) else None
+    too_long = m is not None and (len(m.group(3)) > LABEL_MAX or len(m.group(1) or "") > LABEL_PREFIX_MAX)
+    if isinstance(value, str) and (m is None or too_long):
+        raise ValueError(f"label key {show(value, 30)} is not valid; use [prefix/]name: a name of letters, digits, "
+                         f"'-', '_' and '.', starting and ending with a letter or digit, at most {LABEL_MAX}, after "
+                         f"an optional DNS subdomain prefix (app.kubernetes.io/name)")
     return value
 
 
@@ -125,7 +130,8 @@ def _argv_item(value: Any) -> Any:
 
 Name = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(_dns_label)]
 LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(_lab_name)]
-LabelKey = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_KEY.pattern), BeforeValidator(_label_key)]
+LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY.pattern),
+                     BeforeValidator(_label_key)]
 LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALUE.pattern),
                        BeforeValidator(_label_value)]
 Ip = Annotated[IPv4Address, BeforeValidator(_ip)]
@@ -303,21 +309,11 @@ class Expectation(Model):
 # ``from:`` missing or empty allows every source), so the lists stay ``None``
 # when absent.
 
-# A qualified label key: an optional DNS-subdomain prefix and "/", then a name
-# (``kubernetes.io/metadata.name``): selectors name the labels Kubernetes sets.
-QUALIFIED_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 # IANA_SVC_NAME: what a named containerPort and a policy's named port are.
 PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PORT_NAME_MAX = 15
 # The label the API server puts on every namespace (Kubernetes >= 1.21).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-
-def _qualified_key(value: Any) -> Any:
-    if isinstance(value, str) and (len(value) > 253 or not QUALIFIED_KEY.fullmatch(value)):
-        raise ValueError(f"label key {show(value, 30)} is not valid; use [prefix/]name with letters, digits, "
-                         "'-', '_' and '.'")
-    return value
 
 
 def _port_value(value: Any) -> Any:
@@ -335,18 +331,17 @@ def _port_value(value: Any) -> Any:
     raise ValueError("must be a port number or a port name")
 
 
-LabelKeyQ = Annotated[StrictStr, BeforeValidator(_qualified_key)]
 PolicyPort = Annotated[StrictInt | StrictStr, BeforeValidator(_port_value)]
 
 
 class Namespace(Model):
     name: Name = Field(description="Kubernetes namespace name (not a network namespace).")
-    labels: dict[LabelKeyQ, LabelValue] = Field({}, description="Labels that namespaceSelectors match; "
+    labels: dict[LabelKey, LabelValue] = Field({}, description="Labels that namespaceSelectors match; "
                                                                 f"{NAMESPACE_NAME_LABEL} is always set.")
 
 
 class LabelSelectorRequirement(Model):
-    key: LabelKeyQ
+    key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
     values: list[LabelValue] | None = None
 
@@ -362,7 +357,7 @@ class LabelSelectorRequirement(Model):
 class LabelSelector(Model):
     """matchLabels AND matchExpressions; an empty selector ({}) selects everything."""
 
-    match_labels: dict[LabelKeyQ, LabelValue] = Field({}, alias="matchLabels")
+    match_labels: dict[LabelKey, LabelValue] = Field({}, alias="matchLabels")
     match_expressions: list[LabelSelectorRequirement] = Field([], alias="matchExpressions")
 
 

@@ -118,6 +118,10 @@ CASES = [
     ("label-key-empty", BASE + "pods: [{name: p, node: a, labels: {'': x}}]\n", "label key ''", 'pods[0].labels[""]'),
     ("label-key-space", BASE + "pods: [{name: p, node: a, labels: {'a b': x}}]\n", "label key 'a b'",
      'pods[0].labels["a\\u0020b"]'),
+    ("label-key-name-too-long", BASE + "pods: [{name: p, node: a, labels: {x.io/" + "k" * 64 + ": v}}]\n",
+     "label key 'x.io/kkkk", 'pods[0].labels["x.io/' + "k" * 35 + '..."]'),
+    ("label-key-prefix-uppercase", BASE + "pods: [{name: p, node: a, labels: {Example.com/app: v}}]\n",
+     "label key 'Example.com/app'", 'pods[0].labels["Example.com/app"]'),
     ("label-value-invalid", BASE + "pods: [{name: p, node: a, labels: {app: 'a/b'}}]\n", "label value 'a/b'",
      "pods[0].labels.app"),
     ("selector-invalid", BASE + "services: [{name: s, selector: {app: 'x y'}, ports: [{port: 80}]}]\n",
@@ -356,6 +360,9 @@ def test_duplicate_key_keeps_reading(tmp_path):
     BASE + "services: [{name: s, type: NodePort, ports: [{name: t, port: 80, nodePort: 30080, protocol: TCP}, "
            "{name: u, port: 80, nodePort: 30080, protocol: UDP}]}]\n",
     BASE + "pods: [{name: p, node: a, labels: {app.kubernetes.io: 'x_y-z.1', empty: ''}}]\n",
+    # Kubernetes' recommended labels: a prefix, then the name (at most 63)
+    BASE + "pods: [{name: p, node: a, labels: {app.kubernetes.io/name: web, " + "k" * 63 + ": v}}]\n"
+           "services: [{name: s, selector: {app.kubernetes.io/name: web}, ports: [{port: 80}]}]\n",
     BASE + "pods: [{name: p, node: a, containers: [{name: c, command: ['sh', '-c', 'echo \"$x\" % 1']}]}]\n",
     BASE + "internet: {hosts: [{name: h, ip: 203.0.113.254}]}\n"
            "services: [{name: s, type: LoadBalancer, loadBalancerIP: 203.0.113.100, ports: [{port: 80}]}]\n",
@@ -364,7 +371,7 @@ def test_duplicate_key_keeps_reading(tmp_path):
     "name: '010'\nnodes: [{name: '0x1f'}]\n",  # quoted: strings, not numbers
     "name: ! x\nnodes: [{name: a}]\n",  # the non-specific tag '!' means "a string"
 ], ids=["pod-ip-last", "netns-63", "vxlan-limits", "host-gw-big-vni", "nodemask-16", "nodemask-28", "port-limits",
-        "nodeport-tcp-and-udp", "labels", "command-text", "internet", "timestamp-name", "node-ip-last",
+        "nodeport-tcp-and-udp", "labels", "prefixed-labels", "command-text", "internet", "timestamp-name", "node-ip-last",
         "quoted-numbers", "non-specific-tag"])
 def test_boundary_values_are_valid(tmp_path, text):
     valid(text, tmp_path)
