@@ -367,9 +367,10 @@ class IPBlock(Model):
 
     @model_validator(mode="after")
     def _except_inside(self) -> "IPBlock":
-        for net in self.except_:
-            if not net.subnet_of(self.cidr):
-                raise ValueError(f"except {net} is not inside cidr {self.cidr}; every except must be")
+        for net in self.except_:  # a strict subset, as the API server validates it (ValidateIPBlock)
+            if not net.subnet_of(self.cidr) or net == self.cidr:
+                why = "is cidr itself" if net == self.cidr else f"is not inside cidr {self.cidr}"
+                raise ValueError(f"except {net} {why}; every except must be a smaller block inside it")
         return self
 
 

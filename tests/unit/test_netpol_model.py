@@ -145,6 +145,8 @@ def test_duplicate_policy_across_files_is_located(tmp_path):
      "ipBlock cannot be combined"),
     ("{podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/24]}}]}]}",
      "except 11.0.0.0/24 is not inside cidr 10.0.0.0/8"),
+    ("{podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 10.244.0.0/24, except: [10.244.0.0/24]}}]}]}",
+     "except 10.244.0.0/24 is cidr itself; every except must be a smaller block inside it"),
     ("{podSelector: {}, ingress: [{ports: [{port: http, endPort: 90}]}]}",
      "endPort 90 needs a numeric port, the start of the range (not the named port 'http')"),
     ("{podSelector: {}, ingress: [{ports: [{endPort: 90}]}]}",
