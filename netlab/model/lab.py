@@ -86,6 +86,13 @@ class CniAttachment:
     host_mac: str | None = None
 
 
+
+def endpoint_order(endpoint: tuple[PodInfo, int]) -> str:
+    """The key kube-proxy sorts a Service port's endpoints by (endpointslicecache.go's byEndpoint): the
+    endpoint's "IP:port" string, so 10.244.0.18:8080 comes before 10.244.0.2:8080."""
+    pod, port = endpoint
+    return f"{pod.ip}:{port}"
+
 class Lab:
     """A validated topology with its addressing resolved."""
 
@@ -210,7 +217,9 @@ class Lab:
 
         Like the EndpointSlice controller: a numeric targetPort makes every such pod an endpoint, whether or
         not it declares the port (model/endpoints.py says when one does not), and a Service with an empty
-        selector has none. Sorted by pod IP so rule order is stable.
+        selector has none. Sorted as kube-proxy sorts a Service port's endpoints (endpointslicecache.go's
+        byEndpoint): by their "IP:port" strings, so 10.244.0.18:8080 comes before 10.244.0.2:8080, in the
+        KUBE-SVC chain's rules and in numgen's elements alike.
         """
         if not svc.selector:
             return []
@@ -221,7 +230,7 @@ class Lab:
             if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
             and all(p.spec.labels.get(k) == v for k, v in svc.selector.items())
         ]
-        return sorted(out, key=lambda item: item[0].ip)
+        return sorted(out, key=endpoint_order)
 
     def netns_names(self) -> list[str]:
         """Every namespace of the lab, underlay first."""

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netlab.model import naming
-from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.model.lab import Lab, NodeInfo, PodInfo, endpoint_order
 from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
@@ -116,7 +116,7 @@ class ServicePortInfo:
     cluster_ip: IPv4Address
     node_port: int | None
     lb_ip: IPv4Address | None
-    endpoints: tuple[tuple[IPv4Address, int], ...]  # sorted by pod IP
+    endpoints: tuple[tuple[IPv4Address, int], ...]  # in kube-proxy's order (model.lab.endpoint_order)
 
     @property
     def affinity(self) -> bool:
@@ -161,7 +161,7 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
     """``Lab.endpoints`` for every Service port at once, without an O(services x pods) scan.
 
     Same rule: a pod of the Service's namespace whose labels match every selector label (declared port or
-    not: the EndpointSlice controller's rule for a numeric targetPort), sorted by pod IP; an empty selector
+    not: the EndpointSlice controller's rule for a numeric targetPort), in kube-proxy's order; an empty selector
     selects nothing.
     """
     by_label: dict[tuple[str, str], list[int]] = {}
@@ -178,7 +178,7 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
         for port in svc.ports:
             target = port.target_port or port.port
             eps = [(pods[i], target) for i in chosen]
-            eps.sort(key=lambda item: item[0].ip)
+            eps.sort(key=endpoint_order)
             out[(svc.namespace, svc.name, port.port, port.protocol)] = eps
     return out
 

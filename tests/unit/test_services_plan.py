@@ -419,3 +419,22 @@ def test_kube_proxy_sets_the_conntrack_timeouts_on_every_node_in_both_modes(mode
         if r.name.startswith("net.netfilter."):
             got.setdefault(r.netns, {})[r.name] = r.value
     assert got == {node.netns: CONNTRACK for node in lab.nodes}
+
+
+def test_endpoints_are_ordered_as_kube_proxy_orders_them():
+    """By their "IP:port" strings (endpointslicecache.go's byEndpoint), not by address: 10.244.0.18:8080 before
+    10.244.0.2:8080, in the KUBE-SVC chain and in nftables mode's numgen elements."""
+    data = {"name": "ord", "cluster": {"nodeMask": 28}, "nodes": [{"name": "n1"}],
+            "pods": [{"name": "a", "node": "n1", "ip": "10.244.0.2", "labels": {"app": "s"}},
+                     {"name": "b", "node": "n1", "ip": "10.244.0.13", "labels": {"app": "s"}}],
+            "services": [{"name": "s", "selector": {"app": "s"}, "ports": [{"port": 80, "targetPort": 8080}]}]}
+    lab = lab_of(data)
+    svc = lab.topo.services[0]
+    assert [str(p.ip) for p, _ in lab.endpoints(svc, svc.ports[0])] == ["10.244.0.13", "10.244.0.2"]
+    rules = [r for r in node_res(lab, "nat", "n1").rules if r.startswith("-A KUBE-SVC-") and "KUBE-SEP-" in r]
+    assert ["10.244.0.13:8080" in rules[0], "10.244.0.2:8080" in rules[1]] == [True, True], rules
+    assert "--probability 0.50000000000" in rules[0]
+    nft = lab_of({**data, "cluster": {"nodeMask": 28, "kubeProxyMode": "nftables"}})
+    [vmap] = [line for r in build_plan(nft).resources if r.kind == "nft" for line in r.payload.splitlines()
+              if "numgen" in line]
+    assert vmap.index("0 : goto endpoint-") < vmap.index("__10.244.0.13/8080") < vmap.index("1 : goto"), vmap
