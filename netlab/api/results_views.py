@@ -105,7 +105,7 @@ class ServicePortInfo:
     target_port: int
     protocol: str
     node_port: int | None
-    endpoints: tuple[EndpointInfo, ...]  # by pod IP
+    endpoints: tuple[EndpointInfo, ...]  # in kube-proxy's order ("IP:port" strings)
 
 
 @dataclass(frozen=True)
