@@ -264,8 +264,8 @@ def drift(planned: NftRules, data: dict | None) -> list[str]:
         if [t for _, t in h] == [t for _, t in w]:
             continue
         gone, more = _surplus(w, h), _surplus(h, w)
-        missing += [f"rule {chain} {i} {t}" for i, t in gone]
-        extra += [f"rule {chain} {i} {t}" for i, t in more]
+        missing += [f"rule {int(i) + 1} of chain {chain}: {t}" for i, t in gone]  # as nft counts them, from 1
+        extra += [f"rule {int(i) + 1} of chain {chain}: {t}" for i, t in more]
         if not gone and not more:
             extra.append(f"rules of chain {chain} in another order")
     return [f"missing {line}" for line in missing] + [f"extra {line}" for line in extra]

@@ -173,7 +173,7 @@ def test_status_shows_drift_in_kube_proxys_words_and_up_repairs_only_that(nft_la
     assert proc.returncode == 1
     assert re.search(r"missing element service-ips 10\.96\.0\.21 \. tcp \. 8080 : goto service-\w+-default/plain/tcp/",
                      proc.stdout), proc.stdout
-    assert "extra rule services 0002 counter drop" in proc.stdout
+    assert "extra rule 3 of chain services: counter drop" in proc.stdout
     out = netlab("up", "-t", nft_lab["path"]).stdout
     assert f"restore nftables table ip kube-proxy in {ns}" in out
     assert as_planned(lab)

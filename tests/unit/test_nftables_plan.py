@@ -139,7 +139,7 @@ def test_drift_names_what_is_missing_and_extra_in_kube_proxys_words(lab):
                           "expr": [{"counter": {"packets": 3, "bytes": 180}}, {"drop": None}]}})
     out = realize.drift(res, view)
     assert out[0].startswith("missing element service-ips ") and gone[0]["concat"][0] in out[0]
-    assert out[1:] == ["extra rule services 0002 counter drop"]
+    assert out[1:] == ["extra rule 3 of chain services: counter drop"]
     assert realize.drift(res, None) == ["table ip kube-proxy is missing"]
     # An expression netlab never writes is printed as its JSON: it can only differ from the plan.
     objs[-1]["rule"]["expr"] = [{"queue": {"num": 1}}]
@@ -156,7 +156,7 @@ def test_a_rule_put_at_the_head_of_a_chain_is_one_extra_rule_and_a_reorder_says_
     first = next(i for i, o in enumerate(objs) if o.get("rule", {}).get("chain") == "masquerading")
     objs.insert(first, {"rule": {"family": "ip", "table": "kube-proxy", "chain": "masquerading",
                                  "expr": [{"counter": {"packets": 0, "bytes": 0}}]}})
-    assert realize.drift(res, view) == ["extra rule masquerading 0000 counter"]
+    assert realize.drift(res, view) == ["extra rule 1 of chain masquerading: counter"]
     view = kernel_view()
     objs = view["nftables"]
     at = [i for i, o in enumerate(objs) if o.get("rule", {}).get("chain") == "masquerading"]
