@@ -4,8 +4,9 @@ The EndpointSlice controller makes every ready pod the selector matches an
 endpoint of a numeric ``targetPort``, whether or not a container declares
 that port (``containerPort`` is informational in Kubernetes): kube-proxy
 sends such a pod its share of the connections, and the pod refuses them. A
-selector that matches no pod leaves the Service without endpoints: kube-proxy
-rejects its connections (KUBE-SVC-... holds no endpoint; the filter table's
+selector that matches no pod, or no selector at all (in a cluster, someone
+else writes such a Service's EndpointSlices; nobody does in a lab), leaves the
+Service without endpoints: kube-proxy rejects its connections (KUBE-SVC-... holds no endpoint; the filter table's
 REJECT). Both are legal and both are usually a mistake, so ``validate`` and
 ``up`` say so, as notes, and go on.
 """
@@ -20,8 +21,11 @@ def service_notes(lab: Lab) -> list[str]:
     """One line per Service port whose endpoints will not answer, or that has none."""
     out = []
     for svc in lab.services:
-        if not svc.selector:
-            continue  # endpoints managed elsewhere (a Service without a selector): nothing to say
+        if not svc.selector:  # in a cluster, someone writes its EndpointSlices; in a lab nobody does
+            ports = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
+            out.append(f"service {svc.namespace}/{svc.name} port {ports}: no selector, so no endpoints (netlab "
+                       f"writes no EndpointSlice for it): kube-proxy rejects its connections")
+            continue
         for port in svc.ports:
             eps = lab.endpoints(svc, port)
             name = f"service {svc.namespace}/{svc.name} port {port.port}/{port.protocol}"

@@ -50,6 +50,10 @@ def test_notes_name_the_endpoint_that_will_not_answer_and_the_service_without_an
         "kube-proxy rejects its connections"]
     served = dict(TOPO, services=TOPO["services"][:1], pods=TOPO["pods"][:1])
     assert service_notes(lab_of(served)) == []
+    nobody = dict(TOPO, services=[{"name": "manual", "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}]}])
+    assert service_notes(lab_of(nobody)) == [
+        "service default/manual port 80/TCP, 53/UDP: no selector, so no endpoints (netlab writes no EndpointSlice "
+        "for it): kube-proxy rejects its connections"]
 
 
 def test_validate_says_the_notes_and_still_passes(tmp_path):
