@@ -3,8 +3,8 @@
 ``trace`` follows one real packet hop by hop (run.py): it captures in every
 namespace the packet may cross, sends one marked packet, walks the path
 asking each namespace's kernel what it decides, then marks every row seen or
-not seen and, for a lost packet, names the first hop where it disappeared and
-the kernel's reason.
+not seen and, for a lost packet, names the hop where it disappeared (the row
+whose problem dropped it, when the kernel's answers say so) and the reason.
 
 The pure part, tested with a fake kernel:
 

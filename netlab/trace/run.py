@@ -10,8 +10,7 @@
 4. walk the path asking each namespace's kernel for its decisions (walk.py,
    kernel.py), the reply's path too;
 5. match the captured frames to the rows: seen or not seen, and for a lost
-   packet the first hop where it disappeared and the kernel's reason
-   (verdict.py);
+   packet the hop where it disappeared and the kernel's reason (verdict.py);
 6. optionally write every captured frame of the packet to a pcapng file, each
    with a comment naming its row.
 """

@@ -3,9 +3,10 @@
 Every row that can be observed names a namespace, an interface, a direction
 and the packet's addresses there. After the real packet was sent and
 captured in every namespace at once, :func:`mark_seen` marks each row seen
-or not seen, and :func:`explain` finds the first hop where the packet
-disappeared and why: the kernel's own reason when the walk found one (no ARP
-entry, no FDB entry, no route ...), else a pointer to the firewall.
+or not seen, and :func:`explain` finds the hop where the packet disappeared
+and why: the kernel's own reason when the walk found one there (no ARP entry,
+no FDB entry, no route ...), and then the hop is that row's, else a pointer
+to the firewall.
 """
 
 from __future__ import annotations
@@ -63,13 +64,20 @@ class Verdict:
 
 
 def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
-    """Where the packet disappeared (the first observable row after the last seen one) and why.
+    """Where the packet disappeared and why.
 
-    The why is the kernel's: the first row with a problem from there on (no ARP
-    entry, no FDB entry, no route ...), else the walk's stop reason, else a
-    pointer to what to look at next. A row that doomed the packet although it
-    travelled on (a node that did not DNAT a Service packet: it then goes
-    where the ClusterIP leads, nowhere) is blamed before anything after it.
+    The why is the kernel's: the first row with a problem after the last row
+    seen (no ARP entry, no FDB entry, no route ...), else the walk's stop
+    reason, else a pointer to what to look at next. The packet is lost at
+    that problem row, the one marked ``!!``: several rows may decide about one
+    place (a route, then the next hop's ARP entry, both for the packet leaving
+    flannel.1), and a capture there misses the packet at the first of them
+    although the last one dropped it. A problem row further on, past a place
+    where the packet was already not seen, is not why: it was lost at the first
+    row not seen after the last one seen. A row that doomed the packet
+    although it travelled on (a node that did not DNAT a Service packet: it
+    then goes where the ClusterIP leads, nowhere) is blamed before anything
+    after it.
     """
     hops = hops if hops is not None else w.hops
     observable = [i for i, h in enumerate(hops) if h.seen is not None]
@@ -94,7 +102,7 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
         return Verdict(False, cause, f"{h.problem} (it went on as it was{end})", h.fix)
     if w.outcome == "delivered" and not after:
         return Verdict(True, None, None)
-    # Lost at the first observable row after the last seen one; a walk that stopped without one
+    # Not seen from the first observable row after the last seen one; a walk that stopped without one
     # (nothing to observe after the last seen row) lost it at its last row.
     if after:
         lost = after[0]
@@ -102,10 +110,13 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
         lost = len(hops) - 1 if hops else None
     problems = [i for i, h in enumerate(hops) if h.problem and i > last_seen] or \
                [i for i, h in enumerate(hops) if h.problem]
-    if problems:
+    if problems and (lost is None or problems[0] <= lost or _explains(hops, lost, problems[0])):
         p = hops[problems[0]]
-        return Verdict(False, lost, p.problem, p.fix)
-    if w.reason:
+        # Seen past the problem row, the packet went on as the walk did not: say where it vanished.
+        went_on = f" (it went on, and was not seen on {hops[after[0]].netns} {hops[after[0]].device})" \
+            if after and problems[0] < last_seen else ""
+        return Verdict(False, problems[0], f"{p.problem}{went_on}", p.fix)
+    if w.reason and not problems:
         return Verdict(False, lost, w.reason)
     if lost is None:
         return Verdict(False, None, "nothing was captured")
@@ -113,6 +124,24 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
     prev = hops[last_seen] if last_seen >= 0 else None
     where = f"seen on {prev.netns} {prev.device}, " if prev else ""
     who = h.where.split()[-1]
-    return Verdict(False, lost, f"{where}never on {h.netns} {h.device}; the kernel's route, ARP and FDB answers "
-                                f"look right, so look at the firewall: netlab inspect {who} (iptables counters) "
-                                f"or netlab capture {who}:{h.device}")
+    # A problem row further on is past the place where the packet vanished: the answers up to here are right.
+    upto = " up to there" if problems else ""
+    return Verdict(False, lost, f"{where}never on {h.netns} {h.device}; the kernel's route, ARP and FDB answers"
+                                f"{upto} look right, so look at the firewall: netlab inspect {who} (iptables "
+                                f"counters) or netlab capture {who}:{h.device}")
+
+
+def _place(h: Hop) -> tuple[str, str, str]:
+    """Where a capture would see the packet once the row's decision let it go: the row's observation point, or
+    for a decision a capture cannot see (a route refused, a frame too big for the device) leaving by its device."""
+    o = h.observe
+    return (o.netns, o.ifname, o.direction) if o is not None else (h.netns, h.device, "out")
+
+
+def _explains(hops: list[Hop], lost: int, problem: int) -> bool:
+    """The problem row explains why the packet was not seen from row ``lost`` on: every captured row from there to
+    it watches the same place (a route, an ARP and an FDB lookup of a packet leaving flannel.1 are all seen, or all
+    not seen, on flannel.1). A row at another place before it was not seen: the packet vanished before the
+    problem's place, which is then not why."""
+    place = _place(hops[problem])
+    return all(_place(h) == place for h in hops[lost:problem + 1] if h.seen is not None)

@@ -56,13 +56,14 @@ def test_every_hop_is_placed_on_its_box_in_order(world):  # noqa: F811
 def test_the_lost_hop_is_red_with_its_reason_in_the_dot_text(world):  # noqa: F811
     lab, r = lost_arp(world)
     dot = picture.render(lab, r, "dot").decode()
-    lost = r.forward.hops[r.verdict.lost_at]  # not seen leaving by flannel.1: the route there, hop 5
-    assert (lost.index, lost.device) == (5, "flannel.1")
-    assert "5  route via 10.244.1.0 dev flannel.1\\l     LOST here: no ARP entry" in dot
-    assert "6  ARP 10.244.1.0: FAILED" in dot
+    # Not seen leaving by flannel.1 from the route there (hop 5) on; the ARP lookup for that same packet, hop 6,
+    # is what dropped it: the hop that is red and says why.
+    lost = r.forward.hops[r.verdict.lost_at]
+    assert (lost.index, lost.device) == (6, "flannel.1")
+    assert "5  route via 10.244.1.0 dev flannel.1\\l6  ARP 10.244.1.0: FAILED\\l     LOST here: no ARP entry" in dot
     assert 'node_minikube_vtep [color="#d1242f", penwidth=3];' in dot
     assert f"LOST here: {r.verdict.reason}\\l" in dot.replace("\\l     ", " ")  # the reason, wrapped in the note
-    assert "LOST at hop 5" in dot.splitlines()[1]
+    assert "LOST at hop 6" in dot.splitlines()[1]
 
 
 def test_a_namespace_the_picture_lacks_gets_a_box():

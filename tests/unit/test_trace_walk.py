@@ -427,7 +427,7 @@ def test_text_for_a_lost_packet_names_hop_reason_and_fix(world):
     mark_seen(w.hops, [p for p in _seen_everywhere(w) if p.ifname != "flannel.1"], {h.netns for h in w.hops})
     text = render_text(_result(w))
     assert "NOT SEEN" in text
-    assert "result: LOST at hop 5 (demo-minikube flannel.1): no ARP entry for 10.244.1.0" in text
+    assert "result: LOST at hop 6 (demo-minikube flannel.1): no ARP entry for 10.244.1.0" in text  # the !! row
     assert "fix: ip -n demo-minikube neigh replace 10.244.1.0" in text
 
 
