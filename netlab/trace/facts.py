@@ -52,6 +52,10 @@ class LinkFacts:
     vxlan: VxlanFacts | None = None
     addresses: tuple[str, ...] = ()  # "10.244.0.1/24"
     operstate: str = "UNKNOWN"  # `ip link`'s "state": UP; DOWN (set down, or no carrier: a veth whose peer is down)
+    # A bridge port's state (`bridge link`): forwarding, or disabled (the port set down, or no carrier: its veth
+    # peer is down), listening, learning, blocking; the bridge sends frames out of, and takes them in from, a
+    # forwarding port only. None: not a bridge port, or not known.
+    port_state: str | None = None
 
 
 @dataclass(frozen=True)

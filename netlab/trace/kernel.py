@@ -135,7 +135,7 @@ class LiveKernel:
         addrs: dict[int, list[str]] = {}
         for a in map(rtnl_parse.parse_addr, c.dump(f"addresses in {netns}", rtnl.addr_dump())):
             addrs.setdefault(a.index, []).append(f"{a.address}/{a.prefixlen}")
-        hairpin = {p.index: p.hairpin for p in self.bridge_port_list(netns)}
+        ports = {p.index: p for p in self.bridge_port_list(netns)}
         out: dict[str, LinkFacts] = {}
         for link in raw:
             vx = None
@@ -143,10 +143,12 @@ class LiveKernel:
                 d = link.data
                 vx = VxlanFacts(vni=d.get("id", 0), port=d.get("port", 0), local=d.get("local"),
                                 dev=names.get(d.get("link") or 0), learning=bool(d.get("learning")))
+            port = ports.get(link.index)
+            state = BR_STATES.get(port.state) if port is not None and port.state is not None else None
             out[link.name] = LinkFacts(
                 name=link.name, index=link.index, kind=link.kind, mac=link.mac, mtu=link.mtu or 0, up=link.up,
-                master=names.get(link.master) if link.master else None, hairpin=hairpin.get(link.index), vxlan=vx,
-                addresses=tuple(addrs.get(link.index, ())), operstate=link.operstate)
+                master=names.get(link.master) if link.master else None, hairpin=port.hairpin if port else None,
+                vxlan=vx, addresses=tuple(addrs.get(link.index, ())), operstate=link.operstate, port_state=state)
         self._links[netns] = out
         self._byindex[netns] = names
 

@@ -3,10 +3,12 @@
 The ARP half of :class:`~netlab.trace.walk.Walker`: without a usable
 neighbour entry the packet goes no further, and the reason names what is
 wrong on the link (a nolearning VXLAN device without Flannel's static entry,
-nobody answering, the pod's bridge port down). The bridge half: the FDB
-names the port behind a MAC (or the frame is flooded), a frame goes back out
-its ingress port only in hairpin mode, br_netfilter's POSTROUTING runs on the
-bridge, and a port that is down or too small for the frame stops it.
+nobody answering, the pod's bridge port down or disabled). The bridge half:
+the FDB names the port behind a MAC (or the frame is flooded), a frame goes
+back out its ingress port only in hairpin mode, br_netfilter's POSTROUTING
+runs on the bridge, and a port that is down, not forwarding (the kernel
+disables a port without carrier: its veth peer is down) or too small for the
+frame stops it.
 """
 
 from __future__ import annotations
@@ -65,23 +67,19 @@ class L2Steps:
         else:
             why = f"no ARP answer for {ip} on {dev} ({state}): nothing on that link answers for {whose}"
         fix = self.lab.planned_neigh.get((ns, dev, ip))
-        down = self._bridge_port_down(ns, dev, link, ip)
-        if down is not None:  # the ARP request never reached the pod: its bridge port is down
-            where, bridge, port = down
-            why = (f"no ARP answer for {ip} on {dev} ({state}): the bridge port {port} of {bridge} in {where} "
-                   f"(veth peer of {self.lab.ip_names.get(ip)}'s eth0) is down, so the bridge does not forward to it")
-            fix = f"ip -n {where} link set {port} up"
+        blocked = self._arp_blocked(ns, dev, link, ip)
+        if blocked is not None:  # the ARP request died at a bridge port: the one it came in by, or the target's
+            why, fix = f"no ARP answer for {ip} on {dev} ({state}): {blocked[0]}", blocked[1]
         self.rows.add(ns, dev, "neigh", f"ARP entry for {whose}: {state}", [cmd], self._obs(ns, dev, "out"),
                       problem=why, fix=fix, state=state, ip=ip)
         return self._stop(why)
 
-    def _bridge_port_down(self, ns: str, dev: str, link: LinkFacts, ip: str) -> tuple[str, str, str] | None:
-        """(namespace, bridge, port) when the ARP request for ``ip`` dies at a bridge port that is down: this
-        bridge's (the node asks on cni0), or that of the bridge the link's veth peer is a port of (a pod asks
-        for a pod on its own node: the request crosses the node's bridge)."""
+    def _arp_blocked(self, ns: str, dev: str, link: LinkFacts, ip: str) -> faults.Reason | None:
+        """Why the ARP request for ``ip`` dies at a bridge port that is down or not forwarding: this bridge's
+        port towards ``ip`` (the node asks on cni0), or, when the link's veth peer is a bridge port (a pod asks
+        for a pod of its node, or for cni0's address), that port itself or the port towards ``ip``."""
         if link.kind == "bridge":
-            port = self._port_down_toward(ns, link, ip)
-            return (ns, dev, port) if port is not None else None
+            return self._port_toward(ns, link, ip)
         peer = self.lab.peers.get((ns, dev))
         if peer is None:
             return None
@@ -90,18 +88,44 @@ class L2Steps:
         bridge = links.get(master) if master else None
         if bridge is None or bridge.kind != "bridge":
             return None
-        port = self._port_down_toward(peer[0], bridge, ip)
-        return (peer[0], bridge.name, port) if port is not None else None
+        return self._port_blocked(peer[0], bridge, peer[1], f" (veth peer of {self.lab.where(ns).split()[-1]}'s "
+                                  f"{dev})") or self._port_toward(peer[0], bridge, ip)
 
-    def _port_down_toward(self, ns: str, bridge: LinkFacts, ip: str) -> str | None:
-        """The port of ``bridge`` whose veth peer is the pod owning ``ip``, when that port is down."""
-        pod = self.lab.ip_names.get(ip)
-        pod_ns = next((pns for pns, what in self.lab.names.items() if what == f"pod {pod}"), None)
+    def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None:
+        """Why the port of ``bridge`` whose veth peer holds ``ip`` (a pod's eth0, a node's) takes no frame."""
+        owner = self.lab.ip_names.get(ip)
+        owner_ns = next((o for o, what in self.lab.names.items() if what in (f"pod {owner}", f"node {owner}")), None)
         for name, link in self.k.links(ns).items():
             peer = self.lab.peers.get((ns, name))
-            if link.master == bridge.name and not link.up and peer is not None and peer[0] == pod_ns:
-                return name
+            if link.master == bridge.name and peer is not None and peer[0] == owner_ns:
+                return self._port_blocked(ns, bridge, name, f" (veth peer of {owner}'s {peer[1]})")
         return None
+
+    def _port_blocked(self, ns: str, bridge: LinkFacts, port: str, whose: str) -> faults.Reason | None:
+        """Why ``bridge`` forwards nothing to or from ``port`` (``whose``: its veth peer, said after its name), and
+        the fix; None when the port forwards. The kernel's bridge sends a frame out of a port, and takes one in,
+        only in state forwarding (should_deliver, br_handle_frame): a port set down, or without carrier because
+        its veth peer is down, is disabled; STP (or a user) may hold it listening, learning or blocking."""
+        link = self.k.links(ns).get(port)
+        if link is None:
+            return None
+        where = f"the bridge port {port} of {bridge.name} in {ns}{whose}"
+        if not link.up:
+            return f"{where} is down, so the bridge does not forward to it", f"ip -n {ns} link set {port} up"
+        state = link.port_state
+        if state in (None, "forwarding"):
+            return None
+        peer = self.lab.peers.get((ns, port))
+        peer_link = self.k.links(peer[0]).get(peer[1]) if peer else None
+        if state == "disabled" and peer and peer_link is not None and not peer_link.up:
+            return (f"{where} is disabled: {peer[1]} in {peer[0]}, its veth peer, is down, so {port} has no carrier, "
+                    f"and the bridge forwards nothing to or from a port without carrier",
+                    f"ip -n {peer[0]} link set {peer[1]} up")
+        if state == "disabled" and not bridge.up:
+            return (f"{where} is disabled: bridge {bridge.name} is down, which disables all its ports",
+                    f"ip -n {ns} link set {bridge.name} up")
+        return (f"{where} is in state {state}, not forwarding (set by hand or by STP): the bridge forwards nothing "
+                f"to or from it", f"bridge -n {ns} link set dev {port} state forwarding")
 
     def _bridge_forward(self, ns: str, bridge: LinkFacts, mac: str, ingress: str | None) -> State | Walk:
         """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer."""
@@ -134,28 +158,34 @@ class L2Steps:
             self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
                           [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
             return self._stop(why)
+        peer = self.lab.peers.get((ns, port))
+        peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
+        # A port that is down or not forwarding (disabled: its veth peer is down) gets nothing, flood or not.
+        blocked = self._port_blocked(ns, bridge, port, peer_text)
+        if blocked is not None:
+            how = (f"FDB: {mac} is behind port {port} ({entries[0].state}), but the bridge sends nothing out of "
+                   f"{port}" if entries else f"{mac} is not in the FDB: the bridge floods the frame to its "
+                   f"forwarding ports, and {port}, the port {mac} is behind, is none of them")
+            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{peer_text}",
+                          [cmd, f"bridge -n {ns} link show dev {port}"], self._obs(ns, port, "out"), *blocked,
+                          port=port, lladdr=mac, bridge=bridge.name, port_state=links[port].port_state)
+            return self._stop(blocked[0])
         snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
                           "on the bridge)", nat.commands(self.lab, ns, hit, "src"), None,
                           conntrack=hit.entry.text())
-        peer = self.lab.peers.get((ns, port))
-        peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
         hair = " (hairpin)" if port == ingress else ""
-        down = None if links[port].up else (f"the bridge port {port} of {bridge.name} in {ns}{peer_text} is down: "
-                                            f"the bridge does not forward to it")
         size = self._wire_size()
         # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.
         big = faults.too_big(links[port], size, ns, bridge.name, (ns, port)) or (
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer) if peer else None)
-        down = down or (big[0] if big else None)
         self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
-                      self._obs(ns, port, "out"), down, (big[1] if big else f"ip -n {ns} link set {port} up") if down
-                      else None,
+                      self._obs(ns, port, "out"), big[0] if big else None, big[1] if big else None,
                       port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
-        if down:
-            return self._stop(down)
+        if big:
+            return self._stop(big[0])
         if peer is None:
             return self._stop(f"port {port} of {bridge.name} in {ns} leads nowhere the lab knows")
         return FrameIn(peer[0], peer[1], mac)

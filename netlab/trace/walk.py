@@ -298,8 +298,14 @@ class Walker(NatSteps, L2Steps):
             return self._stop(why)
         if link.master:
             bridge = links.get(link.master)
+            # A port the kernel holds out of forwarding (set by hand, or STP) drops what arrives on it.
+            blocked = self._port_blocked(ns, bridge, dev, "") if bridge is not None and bridge.up else None
             self.rows.add(ns, dev, "arrive", f"arrives {came}; {dev} is a port of bridge {link.master}",
-                          [f"ip -n {ns} -br link show master {link.master}"], self._obs(ns, dev, "in"))
+                          [f"ip -n {ns} -br link show master {link.master}"]
+                          + ([f"bridge -n {ns} link show dev {dev}"] if blocked else []), self._obs(ns, dev, "in"),
+                          *(blocked or (None, None)))
+            if blocked is not None:
+                return self._stop(blocked[0])
             if bridge is None:
                 return self._stop(f"bridge {link.master} of {dev} not found in {ns}")
             if not bridge.up:

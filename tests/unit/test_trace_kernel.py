@@ -165,6 +165,7 @@ def test_links_carry_kind_master_vxlan_settings_hairpin_and_addresses(kernel):
     vx = links["flannel.1"].vxlan
     assert (vx.vni, vx.port, vx.local, vx.dev, vx.learning) == (1, 8472, "192.168.122.215", "eth0", False)
     assert links["veth1"].master == "cni0" and links["veth1"].hairpin is True
+    assert links["veth1"].port_state == "forwarding" and links["cni0"].port_state is None  # `bridge link`'s state
     assert links["cni0"].hairpin is None and links["cni0"].kind == "bridge" and links["lo"].kind is None
     assert links["cni0"].addresses == ("10.244.0.1/24",) and links["flannel.1"].addresses == ("10.244.0.0/32",)
     assert links["eth0"].mac == "02:7e:92:95:ee:33" and links["eth0"].mtu == 1450 and links["eth0"].up
