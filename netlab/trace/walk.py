@@ -121,10 +121,21 @@ class Walker(NatSteps, L2Steps):
                 return src
             self.flow = f.with_src(src, f.sport)
         new, row = self._prerouting(ns, None)  # OUTPUT: a node reaching a Service is DNATed here
-        self.rows.emit(row)
+        dropped = self._emit_nat(row)
+        if dropped is not None:
+            return dropped
         if new is not None:
             self.flow = new
         return self._route(ns, None)
+
+    def _emit_nat(self, row: Hop | None) -> Walk | None:
+        """Write a NAT row; one that says this namespace drops the packet (kube-proxy's REJECT of a Service
+        without endpoints, a FORWARD policy of DROP, a port without hairpin mode) ends the walk there: the
+        packet does not go on to the rows its route would give."""
+        self.rows.emit(row)
+        if row is not None and row.problem and row.facts.get("dropped_here"):
+            return self._stop(row.problem)
+        return None
 
     def _lookup(self, ns: str, iif: str | None) -> tuple[RouteFacts | RouteFailure, str]:
         """``ip route get`` for the packet as it is now: the kernel's answer (or refusal), and the command."""
@@ -340,8 +351,7 @@ class Walker(NatSteps, L2Steps):
         ans, cmd = self._lookup(ns, iif)
         if s.bridge_mac is not None:
             self.rows.emit(self._handed_up(ns, iif, s.bridge_mac, seen, new, ans))
-        self.rows.emit(nat_row)
-        return self._decide(ns, iif, ans, cmd)
+        return self._emit_nat(nat_row) or self._decide(ns, iif, ans, cmd)
 
     def _handed_up(self, ns: str, bridge: str, mac: str, seen: Observe | None, new: Flow | None,
                    ans: RouteFacts | RouteFailure) -> Hop:
@@ -405,7 +415,9 @@ class Walker(NatSteps, L2Steps):
             if new is not None and seen is not None:
                 seen = replace(seen, alt=new)  # the capture on the VXLAN device may show it either way
             self.rows.add(ns, vx.name, "arrive", text, commands, seen)
-            self.rows.emit(nat_row)
+            dropped = self._emit_nat(nat_row)
+            if dropped is not None:
+                return dropped
             if new is not None:
                 self.flow = new
             return self._route(ns, vx.name)

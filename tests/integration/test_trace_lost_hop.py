@@ -80,3 +80,22 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(l
     assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): seen on {n1} cni0, never on" in text
     counters = in_netns(n1, "iptables", "-L", "FORWARD", "-v", "-n", "-x").stdout
     assert re.search(r"^\s*[1-9]\d*\s+\d+\s+DROP\s", counters, re.M), counters  # the rule did drop it
+
+
+def test_no_row_follows_a_node_that_rejected_the_packet(labs):
+    """kube-proxy rejects a packet for a Service without endpoints at the client's node (ICMP port unreachable).
+    trace blamed that node, then went on writing rows along the ClusterIP's route: the node's default route, and
+    an ARP row for the underlay's gateway with a "!!" of its own, for a packet that no longer existed."""
+    lab = labs.name("hb")
+    labs.up(f"""name: {lab}
+nodes: [{{name: n1}}]
+pods: [{{name: client, node: n1}}]
+services:
+  - {{name: ghost, selector: {{app: none}}, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    d, text = trace(lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80")
+    last = d["hops"][-1]
+    assert (last["netns"], last["kind"], last["facts"].get("dropped_here")) == (f"{lab}-n1", "dnat", True), last
+    assert d["lost"]["hop"] == last["index"] and d["lost"]["reason"] == last["problem"]
+    assert problems(text) == {str(last["index"]): last["problem"]}
+    assert any("port unreachable" in e["text"] for e in d["icmp_errors"]), d["icmp_errors"]  # the REJECT's answer

@@ -76,3 +76,47 @@ def test_a_drop_no_capture_shows_explains_the_packet_not_leaving_by_its_device_o
             _row("drop", "n1", "eth0", problem="no route")]
     v = explain(Walk(hops, "stopped", reason="no route"))
     assert v.lost_at == 1 and "never on n1 eth0" in v.reason and "no route" not in v.reason
+
+
+# --- a row that drops the packet ends the walk --------------------------------------------------------------------
+
+def test_rows_after_a_node_that_rejects_a_service_packet_do_not_follow_its_route():
+    """kube-proxy rejects a packet for a Service without endpoints on the client's node: the walk stops there. It
+    went on along the ClusterIP's route (the node's default route, an ARP row for the underlay's gateway with its
+    own "!!"), rows of a packet that no longer existed."""
+    from netlab.plan.build import build_plan
+    from netlab.trace.labmap import LabMap
+    from netlab.trace.walk import walk
+    from test_trace_walk import FakeKernel, lab_from, two_node_topology
+
+    lab = lab_from(two_node_topology("nd") + "services:\n  - {name: web, selector: {app: none}, ports: [{port: 80}]}\n")
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+    cip = str(lab.addressing.service_ip[("default", "web")])
+    w = walk(k, m, "nd-fedora-1", Flow("tcp", "10.244.0.2", cip, 40000, 80))
+    last = w.hops[-1]
+    assert (last.netns, last.kind) == ("nd-minikube", "dnat") and last.facts["dropped_here"] is True
+    assert w.outcome == "stopped" and w.reason == last.problem and "has no endpoints" in last.problem
+    assert [h for h in w.hops if h.problem] == [last]
+    mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
+    v = explain(w)
+    assert w.hops[v.lost_at] is last and v.reason == last.problem
+
+
+def test_rows_after_a_node_whose_forward_policy_drops_a_service_packet_stop_there():
+    """node-1's FORWARD policy is DROP: the client's Service packet, whose DNAT node-1's rules hold, dies there
+    before conntrack keeps the entry; no row follows it to the endpoint."""
+    from test_trace_service_paths import ROOT, to_web
+    from netlab.plan.build import build_plan
+    from netlab.trace.labmap import LabMap
+    from netlab.trace.walk import walk
+    from test_trace_walk import FakeKernel, lab_from
+
+    lab = lab_from((ROOT / "topologies/services.yaml").read_text())
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+    k.filter_policy = lambda ns, chain: "DROP" if (ns, chain) == ("svc-node-1", "FORWARD") else "ACCEPT"
+    w = walk(k, m, "svc-client", to_web(k))
+    last = w.hops[-1]
+    assert (last.netns, last.kind, last.facts.get("dropped_here")) == ("svc-node-1", "dnat", True)
+    assert "the FORWARD chain's policy is DROP in svc-node-1" in last.problem and w.outcome == "stopped"
