@@ -36,7 +36,7 @@ from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
 from netlab.trace.render import TraceResult, label, number
 from netlab.trace.targets import Endpoint, capture_namespaces, lab_map, resolve_source, resolve_target
-from netlab.trace.verdict import Verdict, explain, mark_seen, matches
+from netlab.trace.verdict import Verdict, explain, mark_seen, matches, not_arrived
 from netlab.trace.walk import walk
 
 Progress = Callable[[str, int, int], None]
@@ -151,6 +151,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     losses = _losses(lab, lm)
     fverdict = _impaired(losses, _firewall(kernel, explain(fwd), fwd.hops), fwd.hops, lab.name)
     bverdict: Verdict | None = None
+    if back is not None and not sent.reply and not_arrived(fwd):
+        back = None  # the request never reached the destination: no reply left it, and there is no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
         bverdict = _impaired(losses, _firewall(kernel, explain(back), back.hops), back.hops, lab.name)

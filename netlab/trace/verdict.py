@@ -54,6 +54,13 @@ def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> Non
                 hop.facts["ttl"] = p.ttl
 
 
+def not_arrived(w: Walk) -> bool:
+    """The walk delivered the packet, but the capture, there, did not see it arrive: the destination never got it
+    (so it sent no reply; the walk's rows past the loss are the path the packet would have taken)."""
+    last = w.hops[-1] if w.hops else None
+    return w.outcome == "delivered" and last is not None and last.kind == "deliver" and last.seen is False
+
+
 @dataclass
 class Verdict:
     delivered: bool

@@ -64,9 +64,23 @@ def test_a_problem_further_on_than_where_the_packet_vanished_is_not_its_reason(l
     lab = labs.name("hb")
     labs.up(two_node_topology(lab, pods_per_node=1))
     n1 = f"{lab}-minikube"
+    # The ARP entries the walk of a packet to fedora-2 and of its reply needs: minikube-m02's for fedora-2 and
+    # fedora-2's for its gateway (a ping), minikube's for minikube-m02 (written: a ping would leave minikube-m02
+    # probing minikube's address later, and minikube making the entry again from that request).
+    assert in_netns(f"{lab}-minikube-m02", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
+    mac = json.loads(ip("-j", "link", "show", "eth0", netns=f"{lab}-minikube-m02").stdout)[0]["address"]
+    ip("neigh", "replace", "192.168.122.7", "lladdr", mac, "dev", "eth0", "nud", "stale", netns=n1)
     drop = in_netns(n1, "iptables", "-I", "FORWARD", "-d", "10.244.1.3", "-j", "DROP")
     assert drop.returncode == 0, drop.stderr
-    ip("neigh", "flush", "dev", "eth0", netns=n1)
+    # The walk finds nothing wrong and follows the packet to fedora-2; the capture says it never left minikube.
+    d, text = trace(lab, "fedora-1", "fedora-2")
+    assert (d["lost"]["netns"], d["lost"]["device"]) == (n1, "flannel.1") and not problems(text), d["lost"]
+    assert "look at the firewall" in d["lost"]["reason"]
+    # fedora-2 never got the request, so it sent no reply: trace showed one, a reply walk of rows NOT SEEN
+    # (one with a "!!": no ARP entry for fedora-2's gateway, which nothing had asked for).
+    assert d["hops"][-1]["kind"] == "deliver" and d["hops"][-1]["seen"] is False
+    assert d["reply_hops"] == [] and d["reply_lost"] is None and "\nreply " not in text
+    ip("neigh", "del", "192.168.122.7", "dev", "eth0", netns=n1)
     d, text = trace(lab, "fedora-1", "fedora-2")
     lost = d["lost"]
     first_unseen = next(h for h in d["hops"] if h["seen"] is False)

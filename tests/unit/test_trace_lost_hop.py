@@ -14,7 +14,7 @@ from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.l2steps import NEVER_ASKED
 from netlab.trace.render import render_text
-from netlab.trace.verdict import explain, mark_seen
+from netlab.trace.verdict import explain, mark_seen, not_arrived
 from test_trace_walk import _result, _seen_everywhere, ping, world  # noqa: F401  (the fixture)
 
 
@@ -120,3 +120,21 @@ def test_rows_after_a_node_whose_forward_policy_drops_a_service_packet_stop_ther
     last = w.hops[-1]
     assert (last.netns, last.kind, last.facts.get("dropped_here")) == ("svc-node-1", "dnat", True)
     assert "the FORWARD chain's policy is DROP in svc-node-1" in last.problem and w.outcome == "stopped"
+
+
+def test_a_request_not_seen_arriving_sent_no_reply(world):  # noqa: F811
+    """The walk delivers the packet, the capture at the destination did not see it: no reply left it (run.py then
+    shows no reply rows: they were the path a reply would have taken, one with a "!!" of its own)."""
+    _, m, k = world
+    w = ping(k, m)
+    captured = {h.netns for h in w.hops}
+    mark_seen(w.hops, _seen_everywhere(w), captured)
+    assert not not_arrived(w)
+    mark_seen(w.hops, [p for p in _seen_everywhere(w) if p.ts < 4], captured)  # a firewall in minikube
+    assert w.hops[-1].kind == "deliver" and w.hops[-1].seen is False and not_arrived(w)
+    mark_seen(w.hops, [], captured - {"demo-fedora-2"})  # the destination not captured: nobody can say
+    assert not not_arrived(w)
+    k.no_fdb.add(("demo-minikube", "flannel.1", k.lab.node("minikube-m02").vxlan_mac))
+    stopped = ping(k, m)
+    mark_seen(stopped.hops, [], captured)
+    assert not not_arrived(stopped)  # no walk of a reply after a walk that stopped anyway
