@@ -78,6 +78,15 @@ def test_a_drop_no_capture_shows_explains_the_packet_not_leaving_by_its_device_o
     assert v.lost_at == 1 and "never on n1 eth0" in v.reason and "no route" not in v.reason
 
 
+
+def test_a_problem_the_packet_went_past_is_named_with_where_it_vanished():
+    """A problem row that does not stop the walk (a Service packet a node did not DNAT, its rules whole): the
+    packet is seen after it, then vanishes. The result names that row, as its "!!" does, and where it vanished."""
+    hops = [_row("arrive", "n1", "cni0", "in", seen=True), _row("dnat", "n1", "cni0", problem="not DNATed here"),
+            _row("route", "n1", "eth0", "out", seen=True), _row("arrive", "n2", "eth0", "in", seen=False)]
+    v = explain(Walk(hops, "delivered"))
+    assert (v.lost_at, v.reason) == (1, "not DNATed here (it went on, and was not seen on n2 eth0)")
+
 # --- a row that drops the packet ends the walk --------------------------------------------------------------------
 
 def test_rows_after_a_node_that_rejects_a_service_packet_do_not_follow_its_route():
