@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 
 from netlab.breaks.catalogue import Scenario, clients, dns_askers, meets_dns, policy_split
 from netlab.breaks.changes import STALE_SPORT, peer_node
+from netlab.model.clusterdns import DNS_NAME, DNS_NAMESPACE, dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.netpol import Peer, lab_peer, policy_set
 from netlab.probe.matrix import probe_ports
@@ -205,7 +206,8 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
             bad = dst == target.name and row["protocol"] != "icmp"  # the pod's network is up: pings pass
         elif name == "dns-pod-stopped":
             bad = (dst == target.name and row["protocol"] != "icmp") or \
-                (svc is not None and svc.get("name") == "kube-dns")
+                (svc is not None and svc.get("namespace") == DNS_NAMESPACE
+                 and str(svc.get("name")).rpartition("/")[2] == DNS_NAME)  # kube-system's, not a user's kube-dns
         elif name == "conntrack-stale-entry":
             bad = False  # every probe uses a new source port: the stale entry catches none of them
         elif name == "bridge-nf-call-off":
@@ -220,6 +222,13 @@ def expect(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> Callable[[dict]
         return "fail" if bad else "pass"
 
     return rule
+
+
+def dns_target(lab: Lab) -> str:
+    """``svc/kube-dns``, the cluster DNS Service, or ``svc/kube-system/kube-dns`` when a user's Service of another
+    namespace is called kube-dns too (a bare name would be the client's own namespace's)."""
+    svc = dns_service(lab.topo)
+    return f"svc/{lab.service_ref(svc) if svc is not None else DNS_NAME}"
 
 
 def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck:
@@ -275,15 +284,15 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         assert isinstance(target, PodInfo)
         client, *_ = allowed_flow(lab, [p.name for p in lab.pods if p.name != target.name], [target.name],
                                   only=("udp", 53))
-        return TraceCheck(client, "svc/kube-dns", "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
+        return TraceCheck(client, dns_target(lab), "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
     if name == "conntrack-stale-entry":  # the client's own flow, from the port it keeps
         assert isinstance(target, PodInfo)
-        return TraceCheck(target.name, "svc/kube-dns", "udp", 53, lab.node(target.node).netns,
+        return TraceCheck(target.name, dns_target(lab), "udp", 53, lab.node(target.node).netns,
                           r"conntrack already holds this flow.*no endpoint", sport=STALE_SPORT)
     if name == "bridge-nf-call-off":
         if meets_dns(lab, target.name):  # to the DNS pod on the client's own node: the reply is bridged
             client = dns_askers(lab, clients(lab, target.name), "TCP")[0].name
-            return TraceCheck(client, "svc/kube-dns", "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
+            return TraceCheck(client, dns_target(lab), "tcp", 53, target.netns, r"bridge-nf-call-iptables = 0",
                               reply=True)
         # else two pods a policy keeps apart (catalogue.target_problem): the flow gets through
         split = policy_split(lab, target.name)

@@ -8,7 +8,9 @@ Service, so the path of a query is the Service path of the rest of the lab::
       -> pod kube-dns (dnsmasq, on the first node) -> answer, un-DNATed by conntrack
 
 The add-on is added to the topology (:func:`with_cluster_dns`) whenever the
-topology has Services and does not bring its own ``kube-dns`` Service:
+topology has Services and does not bring its own ``kube-system/kube-dns``
+Service (Services are namespaced, as in Kubernetes: a user's ``default/kube-dns``
+is another object, with a ClusterIP of its own beside the add-on's). It is:
 
 - pod ``kube-dns`` (label ``k8s-app: kube-dns``) on the first node that has
   room, IP allocated like any pod's; its one container runs dnsmasq from
@@ -18,7 +20,12 @@ topology has Services and does not bring its own ``kube-dns`` Service:
   every query, ``auth[A] web.default.svc.cluster.local from 10.244.0.3``);
 - Service ``kube-system/kube-dns``, ports 53/UDP and 53/TCP, ClusterIP the
   10th address of the service CIDR (10.96.0.10, as kubeadm picks) unless a
-  user's Service holds it explicitly.
+  user's Service holds it explicitly (the add-on's is explicit, so a user's
+  Service without ``clusterIP`` gets the next free one).
+
+A node, pod or internet host named ``kube-dns`` would be the add-on pod's
+network namespace ``<lab>-kube-dns`` (they share namespace names): refused,
+when the add-on is added.
 
 What it answers is what CoreDNS answers with the Corefile of kubeadm and
 minikube (``kubernetes cluster.local in-addr.arpa ip6.arpa { pods insecure;
@@ -225,20 +232,37 @@ def dns_service(topo: Topology) -> Service | None:
 
 
 def needs_cluster_dns(topo: Topology) -> bool:
-    """A topology with Services gets the add-on, unless it brings its own ``kube-dns``."""
-    if not topo.services or any(s.name == DNS_NAME for s in topo.services):
-        return False
-    return not any(x.name == DNS_NAME for x in (*topo.nodes, *topo.pods))
+    """A topology with Services gets the add-on, unless it brings its own ``kube-system/kube-dns`` Service.
+
+    Only that Service replaces it: a ``kube-dns`` Service of another namespace
+    (``default/kube-dns``) is a user's Service like any other, and a pod or node
+    of that name is refused (:func:`_name_taken`), not taken for the add-on.
+    """
+    return bool(topo.services) and dns_service(topo) is None
+
+
+def _name_taken(topo: Topology) -> list[tuple[Loc, str]]:
+    """The add-on's pod is the network namespace ``<lab>-kube-dns``: a node, pod or internet host of that name
+    (nodes, pods and hosts share namespace names) would be the same namespace."""
+    things: list[tuple[Loc, str, str]] = [(("nodes", i, "name"), "node", n.name) for i, n in enumerate(topo.nodes)]
+    things += [(("pods", i, "name"), "pod", p.name) for i, p in enumerate(topo.pods)]
+    if topo.internet:
+        things += [(("internet", "hosts", i, "name"), "internet host", h.name)
+                   for i, h in enumerate(topo.internet.hosts)]
+    return [(loc, f"{DNS_NAME!r} is the name of the cluster DNS pod netlab adds to a lab with Services (nodes, "
+                  "pods and internet hosts share namespace names); rename this "
+                  f"{what}, or declare your own Service {DNS_NAMESPACE}/{DNS_NAME}")
+            for loc, what, name in things if name == DNS_NAME]
 
 
 def with_cluster_dns(topo: Topology) -> Topology:
     """The topology plus the DNS add-on (pod and Service), when it has Services.
 
-    Pure and idempotent: a topology that already has a ``kube-dns`` Service or
-    pod (the user's, or added before) comes back unchanged. A topology where
-    the add-on does not fit (no node has room for one more pod, the service
-    CIDR is full) is refused by validation (:func:`problems`); here it raises
-    ValueError.
+    Pure and idempotent: a topology that already has a ``kube-system/kube-dns``
+    Service (the user's, or added before) comes back unchanged. A topology
+    where the add-on does not fit (no node has room for one more pod, the
+    service CIDR is full, a node, pod or internet host is named ``kube-dns``)
+    is refused by validation (:func:`problems`); here it raises ValueError.
     """
     added, _, problems = add_cluster_dns(topo)
     if problems:
@@ -270,6 +294,9 @@ _last: list = []  # [topology, add_cluster_dns(topology)]: the last answer, for 
 
 def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                      ) -> tuple[Topology, Addressing | None, list[tuple[Loc, str]]]:
+    taken_name = _name_taken(topo)
+    if taken_name:
+        return topo, None, taken_name
     if addressing is None:
         addressing, problems = allocate(topo)
         if problems:

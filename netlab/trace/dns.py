@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from netlab.model.clusterdns import CLUSTER_DOMAIN, fqdn
+from netlab.model.clusterdns import CLUSTER_DOMAIN, dns_service, fqdn
 from netlab.model.lab import Lab
 
 PORT = 53
@@ -30,8 +30,8 @@ RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP",
 
 def question_name(lab: Lab, service: str | None) -> str:
     """The name to ask for: the Service traced to, else the cluster DNS Service's own name."""
-    svc = (lab.find_service(service) if service else None) or \
-        next((s for s in lab.services if s.name == "kube-dns"), None)
+    # the cluster DNS Service is kube-system/kube-dns, not a user's kube-dns of another namespace
+    svc = (lab.find_service(service) if service else None) or dns_service(lab.topo)
     return fqdn(svc) if svc is not None else DEFAULT_NAME
 
 

@@ -123,3 +123,60 @@ def test_records_of_other_cidrs():
     assert records.networks == (IPv4Network("10.32.0.0/16"), IPv4Network("172.20.0.0/24"))
     assert records.nameserver == IPv4Address("172.20.0.10")
     assert "--auth-zone=svc.cluster.local,10.32.0.0/16,172.20.0.0/24" in dns.dnsmasq_argv(records)
+
+
+# --- only kube-system/kube-dns replaces the add-on ----------------------------------------------
+
+OWN_KUBE_DNS = """
+name: d
+nodes: [{name: n1}]
+pods:
+  - {name: web-1, node: n1, labels: {app: web}}
+  - {name: client, node: n1}
+services:
+  - {name: kube-dns, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
+"""
+
+
+def test_a_users_kube_dns_of_another_namespace_keeps_the_add_on_each_with_its_own_cluster_ip():
+    """default/kube-dns and kube-system/kube-dns are two objects, as in Kubernetes: the add-on stays (its pod,
+    its Service at 10.96.0.10, where kubeadm puts it) and the user's Service gets the next free address."""
+    from netlab.model.lab import resolve
+
+    lab = resolve(Topology.model_validate(yaml.safe_load(OWN_KUBE_DNS)))
+    ips = {(s.namespace, s.name): str(lab.cluster_ip(s)) for s in lab.services}
+    assert ips == {("default", "kube-dns"): "10.96.0.11", ("kube-system", "kube-dns"): "10.96.0.10"}
+    assert [p.name for p in lab.pods] == ["web-1", "client", dns.DNS_NAME]
+    dns_svc = dns.dns_service(lab.topo)
+    assert dns_svc is not None and dns_svc.namespace == "kube-system"
+    records = opts(OWN_KUBE_DNS)
+    assert "kube-dns.default.svc.cluster.local,10.96.0.11" in records
+    assert "kube-dns.kube-system.svc.cluster.local,10.96.0.10" in records
+    # the same in any namespace but kube-system; there, the user's own DNS Service replaces the add-on
+    shop = OWN_KUBE_DNS.replace("{name: kube-dns,", "{name: kube-dns, namespace: shop,")
+    assert dns.dns_service(resolve(Topology.model_validate(yaml.safe_load(shop))).topo) is not None
+    own = OWN_KUBE_DNS.replace("{name: kube-dns,", "{name: kube-dns, namespace: kube-system,")
+    topo = Topology.model_validate(yaml.safe_load(own))
+    assert dns.with_cluster_dns(topo) is topo
+
+
+def test_a_node_pod_or_internet_host_named_kube_dns_is_refused_where_the_add_on_comes():
+    """The add-on's pod is the network namespace <lab>-kube-dns: a pod, node or host of that name would be it."""
+    from netlab.model.checks import check_topology
+
+    def problems(text: str) -> list:
+        return check_topology(Topology.model_validate(yaml.safe_load(text)))
+
+    pod = OWN_KUBE_DNS.replace("name: web-1", "name: kube-dns")
+    ((loc, msg),) = problems(pod)
+    assert loc == ("pods", 0, "name")
+    assert msg.startswith("'kube-dns' is the name of the cluster DNS pod netlab adds to a lab with Services")
+    assert msg.endswith("rename this pod, or declare your own Service kube-system/kube-dns")
+    assert [loc for loc, _ in problems(OWN_KUBE_DNS.replace("{name: n1}", "{name: kube-dns}")
+                                       .replace("node: n1", "node: kube-dns"))] == [("nodes", 0, "name")]
+    host = OWN_KUBE_DNS + "internet: {hosts: [{name: kube-dns, ip: 203.0.113.9}]}\n"
+    assert [loc for loc, _ in problems(host)] == [("internet", "hosts", 0, "name")]
+    # no Services, no add-on: the name is free; with the user's own kube-system/kube-dns, too
+    assert problems(pod.split("services:")[0]) == []
+    own = pod.replace("kube-dns,", "kube-dns, namespace: kube-system,")  # the user's DNS pod and Service
+    assert problems(own) == []

@@ -78,3 +78,21 @@ def test_a_same_node_endpoints_reply_is_un_dnated_on_the_bridge(svc):  # noqa: F
     assert out.kind == "bridge" and out.observe.flow == back.final
     mark_seen(back.hops, _seen_everywhere(back, "reply"), {h.netns for h in back.hops})
     assert explain(back).delivered
+
+
+def test_a_users_kube_dns_of_another_namespace_is_not_the_cluster_dns():
+    """A trace to port 53 of a pod or node asks for the cluster DNS Service's name, kube-system's, even when the
+    user's default/kube-dns comes first; a trace to the user's asks for its own name."""
+    import yaml
+
+    from netlab.breaks.symptoms import dns_target
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+
+    lab = resolve(Topology.model_validate(yaml.safe_load(
+        "name: d\nnodes: [{name: n1}]\npods: [{name: a, node: n1, labels: {app: a}}]\n"
+        "services: [{name: kube-dns, selector: {app: a}, ports: [{port: 53, protocol: UDP}]}]\n")))
+    assert dns.question_name(lab, None) == "kube-dns.kube-system.svc.cluster.local"
+    assert dns.question_name(lab, "default/kube-dns") == "kube-dns.default.svc.cluster.local"
+    assert dns.question_name(lab, "kube-system/kube-dns") == "kube-dns.kube-system.svc.cluster.local"
+    assert dns_target(lab) == "svc/kube-system/kube-dns"  # break's traces: svc/kube-dns would be default's

@@ -231,6 +231,10 @@ KNOWN = {
         "name: p\ncluster: {nodeMask: 28}\nnodes: [{name: a}]\npods:\n" + "".join(
             f"  - {{name: p{i}, node: a}}\n" for i in range(13)) + "services: [{name: s, ports: [{port: 80}]}]\n",
         4, "pods", "cluster DNS pod kube-dns"),
+    # The add-on's pod is the namespace p-kube-dns: a pod of that name was taken for it, and the lab had no DNS.
+    "pod-named-kube-dns": (
+        BASE + "pods: [{name: kube-dns, node: a}]\nservices: [{name: s, ports: [{port: 80}]}]\n",
+        3, "pods[0].name", "the name of the cluster DNS pod"),
 }
 
 

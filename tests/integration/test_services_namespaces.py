@@ -1,0 +1,75 @@
+"""Services are namespaced, as in Kubernetes (root): a Service's namespace is part of its identity, whatever its
+name, and whichever namespace its selector's pods are in.
+
+Each test brings a small lab up through the CLI (the ``labs`` fixture) and checks it with the kernel's view
+(``ip netns``, ``iptables-save``, the pod's ``resolv.conf``) and real traffic from a pod (``getent hosts``, a TCP
+connection to the echo server, which answers with its pod name).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from helpers import in_netns, lab_namespaces, netlab
+
+pytestmark = pytest.mark.root
+
+CONNECT = r"""
+import json, socket, sys
+try:
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+except OSError as exc:
+    print(json.dumps({"error": exc.__class__.__name__}))
+    sys.exit()
+s.sendall(b"hello\n")
+data = b""
+while not data.endswith(b"\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().strip())
+"""
+
+
+def connect(netns: str, host: str, port: int) -> dict:
+    """One TCP connection from ``netns`` (a name resolves through the pod's resolv.conf): the echo server's
+    answer, or the error."""
+    proc = in_netns(netns, sys.executable, "-c", CONNECT, host, str(port), timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def hosts(netns: str, name: str) -> list[str]:
+    return in_netns(netns, "getent", "hosts", name).stdout.split()
+
+
+def test_a_users_kube_dns_service_in_default_keeps_the_cluster_dns(labs):
+    """A Service default/kube-dns silently removed the cluster DNS add-on: no kube-dns pod, no Service
+    kube-system/kube-dns, pods with the host's resolver, no name resolved. They are two objects: the add-on
+    keeps 10.96.0.10, the user's Service gets its own ClusterIP, and each answers."""
+    name = labs.name("hdk")
+    _, proc = labs.up(f"""name: {name}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: web-1, node: n1, labels: {{app: web}}}}
+  - {{name: client, node: n1}}
+services:
+  - {{name: kube-dns, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    assert f"{name}-kube-dns" in lab_namespaces(name), lab_namespaces(name)  # the add-on's pod
+    with open(f"/etc/netns/{name}-client/resolv.conf") as fh:
+        assert "nameserver 10.96.0.10\n" in fh.read()
+    client = f"{name}-client"
+    assert hosts(client, "kube-dns.kube-system.svc.cluster.local")[0] == "10.96.0.10"
+    assert hosts(client, "kube-dns.default.svc.cluster.local")[0] == "10.96.0.11"
+    assert hosts(client, "kube-dns")[0] == "10.96.0.11"  # the client's own namespace first, as kubelet writes it
+    assert hosts(client, "kubernetes.default")[0] == "10.96.0.1"
+    # the user's Service by its name, through the cluster DNS, to its endpoint
+    assert connect(client, "kube-dns.default.svc.cluster.local", 80).get("pod") == "web-1"
+    svcs = json.loads(netlab("get", "services", "--lab", name, "-o", "json").stdout)["items"]
+    assert {(s["namespace"], s["name"], s["cluster_ip"]) for s in svcs} == {
+        ("default", "kube-dns", "10.96.0.11"), ("kube-system", "kube-dns", "10.96.0.10")}
