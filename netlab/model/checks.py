@@ -158,21 +158,6 @@ def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
     return out
 
 
-def _selector_namespace(topo: Topology, i: int) -> list[tuple[Loc, str]]:
-    """A Service selects pods of its own namespace only: say so when its selector matches pods
-    of other namespaces and none of its own (a pod without namespace: is in "default")."""
-    svc = topo.services[i]
-    if not svc.selector:
-        return []
-    matching = [p for p in topo.pods if all(p.labels.get(k) == v for k, v in svc.selector.items())]
-    if not matching or any(p.namespace == svc.namespace for p in matching):
-        return []
-    names = ", ".join(f"{p.namespace}/{p.name}" for p in matching[:3]) + (", ..." if len(matching) > 3 else "")
-    return [(("services", i, "selector"), f"selects no pod of namespace {svc.namespace!r} ({names} match, in other "
-                                          "namespaces); a Service selects pods of its own namespace: set the "
-                                          f"pods' namespace: {svc.namespace}, or the Service's")]
-
-
 def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
     out: list[tuple[Loc, str]] = []
     node_ports: dict[tuple[int, str], Loc] = {}
@@ -213,7 +198,6 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
                         f"(kube-proxy and DNS tell them apart by it); {len(unnamed)} of them "
                         f"{'has' if len(unnamed) == 1 else 'have'} none: add name: to "
                         f"{'it' if len(unnamed) == 1 else 'each'}"))
-        out += _selector_namespace(topo, i)
         if svc.type == "LoadBalancer" and topo.internet is None:
             out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "
                                                  "(the load balancer lives there); add one"))

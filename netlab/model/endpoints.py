@@ -7,13 +7,18 @@ sends such a pod its share of the connections, and the pod refuses them. A
 selector that matches no pod, or no selector at all (in a cluster, someone
 else writes such a Service's EndpointSlices; nobody does in a lab), leaves the
 Service without endpoints: kube-proxy rejects its connections (KUBE-SVC-... holds no endpoint; the filter table's
-REJECT). Both are legal and both are usually a mistake, so ``validate`` and
-``up`` say so, as notes, and go on.
+REJECT). So does one that matches pods of other namespaces only: a Service
+selects pods of its own namespace (the EndpointSlice controller lists the
+pods of the Service's namespace), so ``y/web`` selecting ``app: web`` has no
+endpoints however many pods of ``x`` carry that label. All are legal and all
+are usually a mistake, so ``validate`` and ``up`` say so, as notes, and go on
+(``probe`` expects such a Service refused).
 """
 
 from __future__ import annotations
 
 from netlab.model.lab import Lab
+from netlab.model.topology import Service
 from netlab.model.echo_ports import pod_echo_ports
 
 
@@ -31,8 +36,8 @@ def service_notes(lab: Lab) -> list[str]:
             name = f"service {svc.namespace}/{svc.name} port {port.port}/{port.protocol}"
             if not eps:
                 labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
-                out.append(f"{name}: no pod of namespace {svc.namespace} has the labels {labels}: no endpoints, "
-                           f"so kube-proxy rejects its connections")
+                out.append(f"{name}: no pod of namespace {svc.namespace} has the labels {labels}"
+                           f"{_elsewhere(lab, svc)}: no endpoints, so kube-proxy rejects its connections")
                 continue
             # what a pod serves: its declared ports, and the UDP twins its echo server answers on too
             deaf = [p.name for p, target in eps if (target, port.protocol) not in set(p.ports) | pod_echo_ports(p)]
@@ -43,3 +48,13 @@ def service_notes(lab: Lab) -> list[str]:
                            f"{'them' if len(deaf) > 1 else 'it'} its share of the connections anyway, and nothing "
                            f"listens there (declare the port, or serve it with a command)")
     return out
+
+
+def _elsewhere(lab: Lab, svc: Service) -> str:
+    """The pods of other namespaces the selector matches, said as such: they are not endpoints."""
+    matching = [p for p in lab.pods if all(p.spec.labels.get(k) == v for k, v in svc.selector.items())]
+    if not matching:
+        return ""
+    names = ", ".join(f"{p.spec.namespace}/{p.name}" for p in matching[:3]) + (", ..." if len(matching) > 3 else "")
+    return (f" ({names} {'match' if len(matching) > 1 else 'matches'}, in other namespaces: a Service selects "
+            "pods of its own namespace only)")

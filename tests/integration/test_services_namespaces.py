@@ -73,3 +73,36 @@ services:
     svcs = json.loads(netlab("get", "services", "--lab", name, "-o", "json").stdout)["items"]
     assert {(s["namespace"], s["name"], s["cluster_ip"]) for s in svcs} == {
         ("default", "kube-dns", "10.96.0.11"), ("kube-system", "kube-dns", "10.96.0.10")}
+
+
+def test_a_service_selecting_pods_of_another_namespace_only_is_up_without_endpoints_and_refused(labs):
+    """Service y/web selecting app=web, the app=web pods in x: up refused it (exit 2). Kubernetes accepts it and
+    the Service has no endpoints (a Service selects pods of its own namespace): kube-proxy's REJECT answers it,
+    up says why in a warning, and probe expects it refused."""
+    name = labs.name("hdn")
+    _, proc = labs.up(f"""name: {name}
+nodes: [{{name: n1}}]
+namespaces: [{{name: x}}, {{name: y}}]
+pods:
+  - {{name: w1, node: n1, namespace: x, labels: {{app: web}}}}
+  - {{name: client, node: n1, namespace: y}}
+services:
+  - {{name: web, namespace: y, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    assert ("netlab: warning: service y/web port 80/TCP: no pod of namespace y has the labels app=web (x/w1 "
+            "matches, in other namespaces: a Service selects pods of its own namespace only): no endpoints, so "
+            "kube-proxy rejects its connections") in proc.stderr, proc.stderr
+    filter_rules = in_netns(f"{name}-n1", "iptables-save", "-t", "filter", check=True).stdout
+    assert ('-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "y/web has no endpoints" -m tcp '
+            "--dport 80 -j REJECT --reject-with icmp-port-unreachable") in filter_rules, filter_rules
+    nat_rules = in_netns(f"{name}-n1", "iptables-save", "-t", "nat", check=True).stdout
+    assert "y/web" not in nat_rules  # no KUBE-SVC chain, no DNAT to w1: it is no endpoint
+    client = f"{name}-client"
+    assert hosts(client, "web")[0] == "10.96.0.20"  # y's web, from y
+    assert connect(client, "web", 80) == {"error": "ConnectionRefusedError"}  # refused at once, not w1's answer
+    assert connect(f"{name}-w1", "10.96.0.20", 80) == {"error": "ConnectionRefusedError"}
+    probe = netlab("probe", "--lab", name, "--proto", "tcp", "-o", "json", check=False)
+    report = json.loads(probe.stdout)
+    web = [r for r in report["probes"] if r["service"] and r["service"]["namespace"] == "y"]
+    assert web and all(r["expected"] == r["observed"] == "unreachable" and r["as_expected"] for r in web), web
+    assert probe.returncode == 0 and report["ok"], probe.stdout[-3000:]

@@ -147,13 +147,30 @@ def test_trace_words_name_the_node_chain_and_policy():
     assert ok[0]["allowed"] and ok[0]["text"] == "no policy selects y/y-a for ingress: allowed"
 
 
-def test_service_selector_in_another_namespace_is_an_error(tmp_path):
+def test_a_service_whose_selector_matches_pods_of_other_namespaces_only_has_no_endpoints(tmp_path):
+    """Kubernetes accepts Service x/web selecting app=a when the a pods are in default: it has no endpoints, and
+    kube-proxy rejects it. validate refused it (exit 2); it is a note now, as a selector that matches nothing, with
+    the REJECT rule, and probe expects it refused."""
+    from netlab.plan.services import node_filter, service_ports
+
     path = tmp_path / "t.yaml"
     path.write_text("name: npp\nnodes: [{name: n1}]\npods:\n  - {name: a, node: n1, labels: {app: a}}\n"
+                    "  - {name: b, node: n1, namespace: x}\n"
                     "services:\n  - name: web\n    namespace: x\n    selector: {app: a}\n    ports: [{port: 8080}]\n")
     proc = run_cli("validate", "-t", str(path))
-    assert proc.returncode == 2
-    assert "t.yaml:8: services[0].selector: selects no pod of namespace 'x' (default/a match" in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert ("netlab: note: service x/web port 8080/TCP: no pod of namespace x has the labels app=a (default/a "
+            "matches, in other namespaces: a Service selects pods of its own namespace only): no endpoints, so "
+            "kube-proxy rejects its connections") in proc.stderr
+    lab = load(str(path)).lab
+    web = lab.find_service("x/web")
+    sps = [sp for sp in service_ports(lab) if sp.svc is web]
+    assert [sp.endpoints for sp in sps] == [()]
+    reject = (f'-A KUBE-SERVICES -m comment --comment "x/web has no endpoints" -m tcp -p tcp '
+              f"-d {lab.cluster_ip(web)} --dport 8080 -j REJECT")
+    assert reject in node_filter(lab, sps).body
+    probes = [p for p in build_services(lab).probes if p.svc and p.svc.namespace == "x"]
+    assert probes and all(p.expected is False and p.reason == "service without endpoints" for p in probes)
 
 
 def test_cli_policy_table_no_probe_json_and_text(tmp_path):
