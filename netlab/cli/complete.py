@@ -67,7 +67,7 @@ def lab_members(ctx: click.Context) -> tuple[list[str], list[str], list[str]]:
         names = [n[len(prefix):] for n in _netns() if n.startswith(prefix) and n != f"{lab}{UNDERLAY}"]
         return names, [], []
     return ([p.name for p in model.pods], [n.name for n in model.nodes] + [h for h, _ in model.internet_hosts],
-            [s.name for s in model.services])
+            [model.service_ref(s) for s in model.services])  # x/web when y has a web too (get and trace take it)
 
 
 def _items(words: list[str], incomplete: str) -> list[CompletionItem]:

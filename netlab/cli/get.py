@@ -35,7 +35,13 @@ KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": 
 @output_option("text", "wide", "json")
 def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str, ...], selector: str | None,
         output: str) -> None:
-    """List the pods, nodes or Services of a running lab (NAMES: only those).
+    """List the pods, nodes or Services of a running lab (NAMES: only those, each NAME or NAMESPACE/NAME).
+
+    A Service is NAMESPACE/NAME, as in Kubernetes: NAME picks every Service of
+    that name, x/web only the one of namespace x (pods: x/a is pod a if it is
+    in namespace x). Every namespace is listed, as kubectl get -A lists them,
+    and when two rows share a name the table begins with kubectl -A's
+    NAMESPACE column (-o wide has it anyway, after IP or ENDPOINTS).
 
     \b
     pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
@@ -49,13 +55,15 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
-              the selector and the DNS name; -o json gives each port's
-              endpoints as objects: pod, node, ip, port (the target port)
+              the Kubernetes namespace, the selector and the DNS name; -o json
+              gives each port's endpoints as objects: pod, node, ip, port (the
+              target port)
 
     \b
       sudo netlab get pods -o wide
       sudo netlab get pods -l app=web -o json
       sudo netlab get svc
+      sudo netlab get svc x/web -o wide
     """
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -67,24 +75,54 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     else:
         items = lab.nodes() if kind == "nodes" else lab.services()
     if names:
-        unknown = sorted(set(names) - {i.name for i in items})
-        if unknown:
-            raise UsageError(f"lab {lab.name} has no {kind[:-1]} {', '.join(repr(n) for n in unknown)} "
-                             f"({kind}: {', '.join(i.name for i in items) or 'none'})")
-        items = tuple(i for i in items if i.name in names)
+        items = select(items, names, kind, lab.name)
     if output == "json":
         print_json({"lab": lab.name, "kind": kind, "items": [to_json(i) for i in items]})
         return
     if not items:
         click.echo(f"no {kind} in lab {lab.name}" + (f" match {selector!r}" if selector else ""))
         return
-    wide = output == "wide"
-    headers, rows = {"pods": _pods, "nodes": _nodes, "services": _services}[kind](items, wide)
+    headers, rows = rows_of(kind, items, output == "wide")
     click.echo(highlight(table(headers, rows)), nl=False)
-    added = [i.name for i in items if getattr(i, "added", False)]
+    added = [ref(i, items) for i in items if getattr(i, "added", False)]
     if added:  # on stderr: the table stays one name per row for scripts
         click.echo(f"({', '.join(added)}: the cluster DNS netlab adds to a lab with Services; "
                    "not in the topology file)", err=True)
+
+
+def ref(item: Any, items: tuple[Any, ...]) -> str:
+    """How to name ``item`` among ``items``: NAME, or NAMESPACE/NAME when another has that name (web in x and y)."""
+    namespace = getattr(item, "namespace", None)
+    twins = sum(1 for i in items if i.name == item.name)
+    return f"{namespace}/{item.name}" if namespace and twins > 1 else item.name
+
+
+def select(items: tuple[Any, ...], names: tuple[str, ...], kind: str, lab: str) -> tuple[Any, ...]:
+    """The items NAMES pick, in the lab's order, each once: NAME every item of that name, NAMESPACE/NAME the one
+    of that Kubernetes namespace (nodes have none); a name that picks nothing is a usage error listing the rest."""
+    picked: set[int] = set()
+    unknown = []
+    for want in names:
+        namespace, _, name = want.rpartition("/")
+        found = [i for i, item in enumerate(items)
+                 if item.name == name and (not namespace or getattr(item, "namespace", None) == namespace)]
+        if not found:
+            unknown.append(want)
+        picked.update(found)
+    if unknown:
+        known = ", ".join(ref(i, items) for i in items) or "none"
+        raise UsageError(f"lab {lab} has no {kind[:-1]} {', '.join(repr(n) for n in unknown)} ({kind}: {known})")
+    return tuple(item for i, item in enumerate(items) if i in picked)
+
+
+def rows_of(kind: str, items: tuple[Any, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
+    """The table of ``items``: the kind's columns, and first kubectl -A's NAMESPACE when a name repeats (Services
+    web in x and in y; -o wide has a NAMESPACE column of its own)."""
+    headers, rows = {"pods": _pods, "nodes": _nodes, "services": _services}[kind](items, wide)
+    if not wide and kind != "nodes" and len({i.name for i in items}) < len(items):
+        headers = ["namespace", *headers]
+        rows = [[item.namespace, *row] for item, row in zip(items, rows)]
+    return headers, rows
 
 
 def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:

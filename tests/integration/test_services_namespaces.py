@@ -106,3 +106,49 @@ services:
     web = [r for r in report["probes"] if r["service"] and r["service"]["namespace"] == "y"]
     assert web and all(r["expected"] == r["observed"] == "unreachable" and r["as_expected"] for r in web), web
     assert probe.returncode == 0 and report["ok"], probe.stdout[-3000:]
+
+
+def test_get_tells_services_of_two_namespaces_apart(labs):
+    """`get services` printed two rows `web` and no namespace, and `get services x/web` failed where trace takes
+    svc/x/web: the table begins with a NAMESPACE column when names repeat, and NAMESPACE/NAME picks one."""
+    name = labs.name("hdg")
+    labs.up(f"""name: {name}
+nodes: [{{name: n1}}]
+namespaces: [{{name: x}}, {{name: y}}]
+pods:
+  - {{name: a, node: n1, namespace: x, labels: {{app: web}}}}
+  - {{name: b, node: n1, namespace: y, labels: {{app: web}}}}
+services:
+  - {{name: web, namespace: x, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{port: 80, targetPort: 8080}}]}}
+  - {{name: web, namespace: y, selector: {{app: web}}, clusterIP: 10.96.0.30, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    ip = {p: in_netns(f"{name}-{p}", "ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3].split("/")[0]
+          for p in "ab"}  # the pods' addresses, as the kernel has them
+    lines = netlab("get", "services", "--lab", name).stdout.splitlines()
+    assert lines[0].split()[:3] == ["NAMESPACE", "NAME", "TYPE"], lines
+    rows = {tuple(line.split()[:3]): line.split()[-1] for line in lines[1:]}
+    assert rows[("x", "web", "ClusterIP")] == f"{ip['a']}:8080" and rows[("y", "web", "ClusterIP")] == f"{ip['b']}:8080"
+    assert ("kube-system", "kube-dns", "ClusterIP") in rows
+    one = netlab("get", "services", "--lab", name, "y/web", "-o", "json").stdout
+    assert [(s["namespace"], s["cluster_ip"]) for s in json.loads(one)["items"]] == [("y", "10.96.0.30")]
+    table = netlab("get", "svc", "--lab", name, "x/web").stdout.splitlines()
+    assert [line.split()[:3] for line in table] == [["NAME", "TYPE", "CLUSTER-IP"], ["web", "ClusterIP", "10.96.0.20"]]
+    both = netlab("get", "svc", "--lab", name, "web", "-o", "json").stdout
+    assert [s["namespace"] for s in json.loads(both)["items"]] == ["x", "y"]
+    nowhere = netlab("get", "svc", "--lab", name, "z/web", check=False)
+    assert nowhere.returncode == 2
+    assert nowhere.stderr.strip() == f"netlab: lab {name} has no service 'z/web' (services: x/web, y/web, kube-dns)"
+    # the shell completes the names get (and trace, after svc/) take
+    from click.shell_completion import ShellComplete
+
+    from netlab.cli import cli
+
+    offered = ShellComplete(cli, {}, "netlab", "_NETLAB_COMPLETE").get_completions(["get", "svc", "--lab", name], "")
+    assert [i.value for i in offered] == ["x/web", "y/web", "kube-dns"]
+    # traffic agrees: x's web is a's, y's is b's
+    assert connect(f"{name}-b", "web.x", 80).get("pod") == "a"
+    assert connect(f"{name}-a", "web.y", 80).get("pod") == "b"
+    # pods have namespaces too
+    pods = netlab("get", "pods", "--lab", name, "x/a", "-o", "json").stdout
+    assert [(p["namespace"], p["name"]) for p in json.loads(pods)["items"]] == [("x", "a")]
+    assert netlab("get", "pods", "--lab", name, "y/a", check=False).returncode == 2
