@@ -254,7 +254,7 @@ class ServicePort(Model):
 
 
 class Service(Model):
-    name: Name = Field(description="Service name, unique in the lab.")
+    name: Name = Field(description="Service name, unique in its namespace (web in x and web in y are two Services).")
     namespace: Name = Field("default", description="Kubernetes namespace, used in the DNS name "
                                                    "<name>.<namespace>.svc.cluster.local.")
     selector: dict[LabelKey, LabelValue] = Field({}, description="Pods whose labels match are the endpoints.")
