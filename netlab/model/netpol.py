@@ -29,6 +29,9 @@ For a flow from S to D (protocol, destination port after any Service DNAT):
 * Traffic from the node a pod runs on is always allowed (the kubelet's
   probes; it never crosses the node's FORWARD path); another node is an
   address, which only a rule without peers or an ``ipBlock`` matches.
+  That exception is for the pod's ingress only: a pod's egress to a node,
+  its own included, is judged like egress to any address (the kernel
+  judges a packet to the pod's own node in INPUT, see plan/policy.py).
 """
 
 from __future__ import annotations

@@ -18,6 +18,31 @@ pod, as in Kubernetes::
     NETPOL-ING-<policy>: one rule per (rule, peer, port): -s <peer pod>/32 | <ipBlock>, -p/--dport ─► MARK
                          an ipBlock with except: ─► NETPOL-EXC-<hash>: RETURN for each except, else MARK
 
+A packet from a pod to one of its own node's addresses (eth0's node IP, cni0's
+gateway address, flannel.1's) is not forwarded: it goes up to the node through
+INPUT. The "traffic from the pod's node is always allowed" exception of
+Kubernetes is for the pod's *ingress* (the kubelet's probes), not its egress,
+so kube-router (and Calico, Cilium) judge that packet by the pod's egress
+policies too: kube-router jumps to the pod's chain from INPUT (and OUTPUT) as
+from FORWARD. netlab does the same, from INPUT, for the pods whose egress a
+policy isolates::
+
+    INPUT ─► NETPOL-INPUT (first)
+               ├─ ctstate RELATED,ESTABLISHED ─► RETURN  (replies to the node's own connections to the pod)
+               └─ -s <local pod> ─► NETPOL-OUT-<pod>     (the same chain, the same allow rules: an ipBlock
+                                                          holding the node's address lets it through)
+
+A pod's Service traffic never takes that path: its ClusterIP (or a node port
+of its own node) is DNATed in PREROUTING to an endpoint pod, so the packet is
+forwarded, judged in FORWARD against the endpoint (DNS to the cluster DNS
+included). kube-router's INPUT chain also lets through packets to the Service
+CIDR and to node ports before any pod's chain: that is for IPVS mode, where
+ClusterIPs are local addresses; with kube-proxy's iptables and nftables modes
+no such packet reaches INPUT, so netlab writes no such rule. Nor does it jump
+from OUTPUT: the node's own packets to its pods are always allowed (ingress
+exception) and none leaves the node with a pod's address (no IPVS, no
+userspace proxy).
+
 Peers are expanded to pod addresses (kube-router keeps them in ipsets;
 plain rules are enough for a lab's dozens of pods and show in iptables-save as
 they are). Named ports are resolved per pod: in an ingress rule against each
@@ -47,6 +72,7 @@ from netlab.plan.iptables import Ruleset
 
 MARK = "0x10000"  # kube-router's "allowed by a policy" bit
 FORWARD_CHAIN = "NETPOL-FORWARD"
+INPUT_CHAIN = "NETPOL-INPUT"  # a pod's egress to its own node's addresses (kube-router's KUBE-ROUTER-INPUT)
 FORWARD_COMMENT = "netlab network policies"
 
 
@@ -186,6 +212,18 @@ def node_rules(rs: Ruleset, lab: Lab, node: NodeInfo, ps: PolicySet) -> None:
         rs.add(chain, f"-p tcp -m mark ! --mark {MARK}/{MARK} {refused} -j REJECT --reject-with tcp-reset")
         rs.add(chain, f"-m mark ! --mark {MARK}/{MARK} {refused} -j REJECT")
         rs.add(chain, f"-j MARK --set-xmark 0x0/{MARK}")
+
+    egress = [p for d, p, _ in guarded if d == "egress"]
+    if egress:
+        # A pod's packet to this node's own addresses goes through INPUT, not FORWARD: judge it by the pod's
+        # egress chain too (the same rules), after letting the replies to the node's own connections pass.
+        rs.chain(INPUT_CHAIN)
+        rs.jump_first("INPUT", f"{_comment(FORWARD_COMMENT)} -j {INPUT_CHAIN}")
+        rs.note("Network policies, INPUT: a pod's new flow to this node's own addresses is judged by its egress.")
+        rs.add(INPUT_CHAIN, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
+        for pod in egress:
+            rs.add(INPUT_CHAIN, f"-s {pod.ip}/32 {_comment(f'{pod.namespace}/{pod.name} egress to this node')} "
+                                f"-j {pod_chain('egress', pod)}")
 
 
 def node_filter(lab: Lab, node: NodeInfo, filt: Ruleset) -> Ruleset:

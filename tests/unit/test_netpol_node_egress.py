@@ -1,0 +1,79 @@
+"""A pod's egress to its own node (plan/policy.py, INPUT): the node's addresses are local, so the pod's
+packets to them go up through INPUT, never FORWARD. Kubernetes' "from the pod's own node" exception is for
+the pod's ingress only; kube-router jumps to the pod's chain from INPUT too, and so does netlab. Pure: the
+plan's rules."""
+
+from __future__ import annotations
+
+from test_services_plan import check_golden
+
+from netlab.api.topology import load
+from netlab.model.netpol import policy_set
+from netlab.plan.build import build_plan
+from netlab.plan.policy import FORWARD_CHAIN, pod_chain
+from netpol_cases import CASES, model
+
+BY_NAME = {c["name"]: c for c in CASES}
+INPUT_CHAIN = "NETPOL-INPUT"  # the chain INPUT jumps to first, as kube-router's KUBE-ROUTER-INPUT
+JUMP = f'-A INPUT -m comment --comment "netlab network policies" -j {INPUT_CHAIN}'
+
+# Two nodes, a pod isolated for egress on n1 (a1) that may reach n1's node IP only through an ipBlock,
+# a pod of no policy beside it (b1), and one on n2 (b2).
+SMALL = {
+    "name": "npe", "nodes": [{"name": "n1"}, {"name": "n2"}],
+    "pods": [{"name": "a1", "node": "n1", "labels": {"app": "one"}},
+             {"name": "b1", "node": "n1", "labels": {"app": "two"}},
+             {"name": "b2", "node": "n2", "labels": {"app": "two"}}],
+    "networkPolicies": [{"name": "one", "spec": {
+        "podSelector": {"matchLabels": {"app": "one"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"podSelector": {}}], "ports": [{"protocol": "TCP", "port": 8080}]},
+                   {"to": [{"ipBlock": {"cidr": "192.168.122.2/32"}}]}]}}],
+}
+
+
+def filters(topo: dict) -> dict:
+    lab = load(topo).lab
+    return {r.netns.split("-", 1)[1]: r for r in build_plan(lab).of_kind("nat") if r.table == "filter"}
+
+
+def test_egress_isolated_pods_are_judged_from_input_by_their_egress_chain():
+    lab = load(model("npe", BY_NAME["default-deny-egress"]["policies"])).lab
+    f = filters(model("npe", BY_NAME["default-deny-egress"]["policies"]))
+    ps = policy_set(lab)
+    for node, pods in (("n1", ("x-a", "x-c")), ("n2", ("x-b",))):
+        rules = f[node].rules
+        # First in INPUT (before kube-proxy's chains), as kube-router's KUBE-ROUTER-INPUT is.
+        assert [r for r in rules if r.startswith("-A INPUT ")][0] == JUMP, node
+        own = [r for r in rules if r.startswith(f"-A {INPUT_CHAIN} ")]
+        assert own == [f"-A {INPUT_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"] + [
+            f'-A {INPUT_CHAIN} -s {ps.pod(p).ip}/32 -m comment --comment "x/{p} egress to this node" '
+            f"-j {pod_chain('egress', ps.pod(p))}" for p in pods], node
+        # The same pod chain as FORWARD's: the same allow rules, one REJECT.
+        forward = [r for r in rules if r.startswith(f"-A {FORWARD_CHAIN} -s ")]
+        assert [r.split()[-1] for r in forward] == [r.split()[-1] for r in own[1:]]
+        assert f":{INPUT_CHAIN} - [0:0]" in f[node].payload
+
+
+def test_ingress_only_policies_leave_input_alone():
+    """The node's own traffic to a pod is always allowed (OUTPUT, never judged), the pod's replies to it are
+    ESTABLISHED: a pod isolated for ingress alone has nothing to judge in INPUT."""
+    for res in filters(model("npe", BY_NAME["default-deny-ingress"]["policies"])).values():
+        assert INPUT_CHAIN not in res.chains and not [r for r in res.rules if "NETPOL" in r and "INPUT" in r]
+    for res in filters(model("npe", [])).values():
+        assert not [r for r in res.rules if "NETPOL" in r]
+
+
+def test_both_kube_proxy_modes_write_the_input_jump():
+    for mode in ("iptables", "nftables"):
+        topo = {**model("npe", BY_NAME["default-deny-both"]["policies"]), "cluster": {"kubeProxyMode": mode},
+                "services": [{"name": "web", "namespace": "x", "selector": {"pod": "a"}, "ports": [{"port": 80}]}]}
+        for node, res in filters(topo).items():
+            assert JUMP in res.rules and f"#   {JUMP}" in res.payload, (mode, node)
+
+
+def test_golden_node_filter_with_an_egress_isolated_pod():
+    """n1's whole filter payload: kube-proxy's and Flannel's chains, NETPOL-FORWARD, NETPOL-INPUT, a1's chain."""
+    f = filters(SMALL)
+    check_golden("netpol_node_filter.txt", f["n1"].payload)
+    assert not [c for c in f["n2"].chains if c.startswith("NETPOL-")]  # b2 is isolated by nothing
+
