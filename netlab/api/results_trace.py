@@ -109,6 +109,7 @@ class Trace:
     packets: int
     pcap: str | None
     dns: Mapping[str, Any] | None = None  # to port 53: the question asked (name, id) and the answer
-    # NetworkPolicy verdicts, one per destination pod judged: allowed, text, and for a drop node, chain, counted
+    # NetworkPolicy verdicts, one per destination pod judged ("pod"; to a node or an address: "to", the source
+    # pod's egress alone): allowed, text, and for a drop node, chain, counted
     policy: tuple[Mapping[str, Any], ...] = ()
     repair: str = "sudo netlab up"  # the `up` that repairs the lab: with -t FILE when it came from a file

@@ -15,6 +15,7 @@ rule whose counter moved is the one that dropped it).
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Address
 from typing import Any, Collection
 
 from netlab.kernel import iptables
@@ -88,9 +89,19 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     source = lab_peer(lab, ps, src.name)
     if source is None:
         return []
+    protocol = "ICMP" if proto == "icmp" else proto.upper()
+    if dst.kind in ("node", "internet", "ip") and not dst.service:
+        # Not a pod: only the source pod's egress can refuse it. A node is judged at the address traced to (an
+        # ipBlock holding it allows it); a packet to the source's own node is judged in that node's INPUT.
+        if source.pod is None or not dst.ip:
+            return []
+        addr = IPv4Address(dst.ip)
+        owner = node_of(lab, addr)
+        verdict = ps.flow(source, Peer(addr, None, owner), protocol, None if proto == "icmp" else port)
+        return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner)]
     out = []
     for pod, target in _targets(lab, dst, port, endpoint_ip):
-        verdict = ps.flow(source, Peer(pod.ip, pod), "ICMP" if proto == "icmp" else proto.upper(),
+        verdict = ps.flow(source, Peer(pod.ip, pod), protocol,
                           None if proto == "icmp" else target, via_service=dst.kind == "service")
         node_ns = lab.node(pod.node).netns
         bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
@@ -99,12 +110,25 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     return out
 
 
-def _entry(lab: Lab, source: Peer, pod: PodView, verdict: Verdict, before: dict[tuple[str, str], int],
-           after: dict[tuple[str, str], int], bypass: str | None = None) -> dict[str, Any]:
-    """``bypass``: the namespace of the node whose bridge switches the flow, pod to pod, past iptables."""
-    entry: dict[str, Any] = {"pod": f"{pod.namespace}/{pod.name}", "allowed": verdict.allowed}
+def node_of(lab: Lab, addr: IPv4Address) -> str | None:
+    """The node one of whose own addresses this is (eth0's, cni0's, flannel.1's), or None."""
+    for n in lab.nodes:
+        if addr in (n.ip, n.gateway.ip) or (lab.mode == "vxlan" and addr == n.vtep_ip):
+            return n.name
+    return None
+
+
+def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before: dict[tuple[str, str], int],
+           after: dict[tuple[str, str], int], bypass: str | None = None, to: str = "",
+           to_node: str | None = None) -> dict[str, Any]:
+    """``pod``: the destination pod judged, or None for a node or an address (``to`` names it, ``to_node``
+    is the node it belongs to, if any). ``bypass``: the namespace of the node whose bridge switches the flow,
+    pod to pod, past iptables."""
+    entry: dict[str, Any] = ({"pod": f"{pod.namespace}/{pod.name}"} if pod is not None else {"to": to})
+    entry["allowed"] = verdict.allowed
     if verdict.allowed:
-        entry["text"] = verdict.describe()
+        # Not a pod: no ingress policy applies, the source's egress is the whole verdict.
+        entry["text"] = verdict.describe() if pod is not None else verdict.egress.describe()
         return entry
     side = verdict.egress if not verdict.egress.allowed else verdict.ingress
     judged = source.pod if side is verdict.egress else pod
@@ -115,7 +139,9 @@ def _entry(lab: Lab, source: Peer, pod: PodView, verdict: Verdict, before: dict[
     names = ", ".join(side.isolating)
     word = "policy" if len(side.isolating) == 1 else "policies"
     why = f"no {side.direction} rule allows it for pod {judged.namespace}/{judged.name}"
-    text = f"dropped in node {node.name}, chain {chain}, by {word} {names} ({why})"
+    # A packet for the node's own address is not forwarded: it goes up through INPUT, which jumps to the same chain.
+    hook = f", from INPUT (the packet is for {node.name} itself)" if pod is None and to_node == node.name else ""
+    text = f"dropped in node {node.name}, chain {chain}{hook}, by {word} {names} ({why})"
     if moved <= 0 and bypass is not None:
         # The policy's rules hang off FORWARD; a frame cni0 switches between two of its ports reaches FORWARD
         # only through br_netfilter, when bridge-nf-call-iptables = 1.

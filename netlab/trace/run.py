@@ -219,8 +219,16 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
                                   before, after, unfiltered)
     blamed = next((e for e in result.policy if not e["allowed"] and e.get("counted")), None)
-    if blamed is not None and not result.verdict.delivered:
+    if blamed is None:
+        return
+    if not result.verdict.delivered:
         result.verdict = Verdict(False, result.verdict.lost_at, blamed["text"])
+    elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
+        # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from
+        # INPUT, refused it before any socket saw it (the capture saw it arrive). Lost at that last row; no reply.
+        last = len(result.forward.hops) - 1
+        result.verdict = Verdict(False, last, blamed["text"])
+        result.reply, result.reply_verdict, result.reply_received = None, None, False
 
 
 def _unique(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:

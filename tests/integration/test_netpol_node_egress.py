@@ -5,7 +5,7 @@ forwarded: it goes up to the node through INPUT. With the policy chains hooked i
 pinged its own node while every other node and pod refused it, and ``probe`` said "expected unreachable, got a
 reply". Kubernetes' "traffic from the pod's own node is always allowed" is about the pod's ingress; kube-router,
 Calico and Cilium judge a pod's egress to its own host too. Checked here with the kernel's view
-(``iptables-save``), real packets, probe, status and up; and what must not change: DNS through the
+(``iptables-save``), real packets, probe, status, up and trace; and what must not change: DNS through the
 cluster DNS Service, hairpin Service traffic, the node's own traffic to the pod and the pod's replies to it.
 """
 
@@ -110,6 +110,14 @@ def test_pod_egress_to_its_own_node_is_judged_in_input(labs):
     assert hairpin["observed"] == "reachable" and hairpin["answered_by"] == "a1", hairpin
     dns = netlab("exec", "--lab", name, "a1", "--", "getent", "hosts", "self.default.svc.cluster.local", check=False)
     assert dns.returncode == 0 and dns.stdout.split()[0] == "10.96.0.11", dns
+    # trace names the policy, and where: the pod's egress chain, jumped to from INPUT.
+    proc = netlab("trace", "--lab", name, "a1", "n1", "-o", "json", check=False)
+    traced = json.loads(proc.stdout)
+    assert proc.returncode == 1 and not traced["delivered"], traced["lost"]
+    assert traced["lost"]["reason"] == (
+        f"dropped in node n1, chain {chain}, from INPUT (the packet is for n1 itself), by policy default/one (no "
+        "egress rule allows it for pod default/a1); the kernel's REJECT rule there counted it"), traced["lost"]
+    assert traced["lost"]["netns"] == n1 and traced["reply_hops"] == []
 
 
 def test_ipblock_allows_the_node_and_status_up_and_removal_keep_input_right(labs):

@@ -1,16 +1,18 @@
 """A pod's egress to its own node (plan/policy.py, INPUT): the node's addresses are local, so the pod's
 packets to them go up through INPUT, never FORWARD. Kubernetes' "from the pod's own node" exception is for
 the pod's ingress only; kube-router jumps to the pod's chain from INPUT too, and so does netlab. Pure: the
-plan's rules."""
+plan's rules, and the trace's words for such a packet."""
 
 from __future__ import annotations
 
 from test_services_plan import check_golden
 
 from netlab.api.topology import load
-from netlab.model.netpol import policy_set
+from netlab.model.netpol import Peer, policy_set
 from netlab.plan.build import build_plan
 from netlab.plan.policy import FORWARD_CHAIN, pod_chain
+from netlab.trace import policy as tpolicy
+from netlab.trace.targets import Endpoint
 from netpol_cases import CASES, model
 
 BY_NAME = {c["name"]: c for c in CASES}
@@ -77,3 +79,33 @@ def test_golden_node_filter_with_an_egress_isolated_pod():
     check_golden("netpol_node_filter.txt", f["n1"].payload)
     assert not [c for c in f["n2"].chains if c.startswith("NETPOL-")]  # b2 is isolated by nothing
 
+
+def test_evaluator_and_trace_words_for_a_pod_to_its_own_node():
+    lab = load(SMALL).lab
+    ps = policy_set(lab)
+    a1, n1, n2 = lab.pod("a1"), lab.node("n1"), lab.node("n2")
+    src = Endpoint("a1", "pod", str(a1.ip), a1.netns)
+    chain = pod_chain("egress", ps.pod("a1"))
+    counted = {(n1.netns, chain): 1}
+    # The node IP is in the ipBlock: allowed; cni0's and flannel.1's addresses are not: denied.
+    assert ps.flow(Peer(a1.ip, ps.pod("a1")), Peer(n1.ip, None, "n1"), "ICMP", None).allowed
+    [ok] = tpolicy.story(lab, src, Endpoint("n1", "node", str(n1.ip), n1.netns), "icmp", None, None, {}, {})
+    assert ok == {"to": "n1", "allowed": True,
+                  "text": "allowed by policy default/one, egress rule 2, peer 1 ipBlock 192.168.122.2/32, any port"}
+    for addr in (n1.gateway.ip, n1.vtep_ip):
+        [e] = tpolicy.story(lab, src, Endpoint(f"n1 {addr}", "ip", str(addr)), "icmp", None, None, {}, counted)
+        assert e["text"] == (f"dropped in node n1, chain {chain}, from INPUT (the packet is for n1 itself), by "
+                             "policy default/one (no egress rule allows it for pod default/a1); the kernel's REJECT "
+                             "rule there counted it")
+        assert (e["to"], e["node"], e["chain"], e["counted"]) == (f"n1 {addr}", "n1", chain, True)
+    # Another node: forwarded, judged in FORWARD by the same chain.
+    [e] = tpolicy.story(lab, src, Endpoint("n2", "node", str(n2.ip), n2.netns), "tcp", 22, None, {}, counted)
+    assert e["text"].startswith(f"dropped in node n1, chain {chain}, by policy default/one") and not e["allowed"]
+    # A pod no policy isolates: its egress says so.
+    b1 = lab.pod("b1")
+    [e] = tpolicy.story(lab, Endpoint("b1", "pod", str(b1.ip), b1.netns), Endpoint("n1", "node", str(n1.ip)),
+                        "icmp", None, None, {}, {})
+    assert e == {"to": "n1", "allowed": True, "text": "no policy selects default/b1 for egress: allowed"}
+    # A node's trace to a node: no pod's egress, no story.
+    assert tpolicy.story(lab, Endpoint("n2", "node", str(n2.ip), n2.netns), Endpoint("n1", "node", str(n1.ip)),
+                         "icmp", None, None, {}, {}) == []
