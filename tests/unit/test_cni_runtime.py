@@ -253,7 +253,8 @@ def test_a_plugin_that_prints_too_much_fails_and_its_output_is_cut(tmp_path):
     with pytest.raises(PluginFailed) as exc:
         runtime.add(net("1.0.0", "loud"), rt())
     assert str(exc.value) == (f"pod web: CNI plugin loud ADD: it printed more than a CNI plugin's "
-                              f"{invoke.OUTPUT_LIMIT} bytes on stdout (killed there; its output is cut there in the log)")
+                              f"{invoke.OUTPUT_LIMIT} bytes on stdout (killed there; its output is cut there in the "
+                              "log)")
     [logged] = read_log(str(tmp_path / "calls.jsonl"))
     assert len(logged["stdout"]) == invoke.OUTPUT_LIMIT
 

@@ -371,7 +371,8 @@ def test_duplicate_key_keeps_reading(tmp_path):
     "name: '010'\nnodes: [{name: '0x1f'}]\n",  # quoted: strings, not numbers
     "name: ! x\nnodes: [{name: a}]\n",  # the non-specific tag '!' means "a string"
 ], ids=["pod-ip-last", "netns-63", "vxlan-limits", "host-gw-big-vni", "nodemask-16", "nodemask-28", "port-limits",
-        "nodeport-tcp-and-udp", "labels", "prefixed-labels", "command-text", "internet", "timestamp-name", "node-ip-last",
+        "nodeport-tcp-and-udp", "labels", "prefixed-labels", "command-text", "internet", "timestamp-name",
+        "node-ip-last",
         "quoted-numbers", "non-specific-tag"])
 def test_boundary_values_are_valid(tmp_path, text):
     valid(text, tmp_path)

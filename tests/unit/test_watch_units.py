@@ -75,7 +75,8 @@ def test_notifications_in_words():
     held = frozenset({"10.244.1.0", "aa:bb:cc:00:00:01"})
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, demoted), permanent=held) == "neighbour 10.244.1.0 changed"
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, learned), permanent=held) is None
-    fdb = rtnl.NDMSG.pack(rtnl.AF_BRIDGE, 3, rtnl.NUD_REACHABLE, 2, 0) + netlink.mac(rtnl.NDA_LLADDR, "aa:bb:cc:00:00:01")
+    fdb = rtnl.NDMSG.pack(rtnl.AF_BRIDGE, 3, rtnl.NUD_REACHABLE, 2, 0) + netlink.mac(rtnl.NDA_LLADDR,
+                                                                         "aa:bb:cc:00:00:01")
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb), permanent=held) == "fdb entry aa:bb:cc:00:00:01 changed"
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb)) is None  # not the lab's
     link = rtnl.IFINFO.pack(0, 1, 2, 0, 0) + netlink.string(rtnl.IFLA_IFNAME, "eth0")
