@@ -28,8 +28,12 @@ bridge, 2,450 ICMP probes):
     hundreds of times) would be ESTABLISHED at once, keep the old endpoint
     and pass a NetworkPolicy that now denies it (policies judge new flows
     only, plan/policy.py). Those entries are deleted too, so every run
-    probes new flows. (TCP needs nothing: the prober closes with RST, and a
-    new SYN reopens a closed entry as a new connection.)
+    probes new flows. (A direct TCP flow needs nothing: the prober closes
+    with RST, and a new SYN reopens a closed entry as a new connection.)
+  - a TCP Service flow that got its answer leaves its DNAT for 10 s in the
+    client's node, with the endpoint in its reply tuple: the next run's flow
+    from that port to another address of the endpoint (ClusterIP, NodePort)
+    would clash with it, and conntrack would move it to another port.
   And every dynamic neighbour entry the run created that is still there is
   swept.
 """
@@ -137,8 +141,13 @@ class Agent:
 
     def _untrack(self, obs: dict[int, Observation], self_ip: dict[str, str | None],
                  route_src: dict[tuple[str, str], str | None]) -> tuple[int, int]:
-        """Delete, by exact tuple, the conntrack entries of the Service flows that got no answer and of
-        every UDP flow that got one; how many of each.
+        """Delete, by exact tuple, the conntrack entries of the Service flows that got no answer, of every
+        UDP flow that got one, and of the TCP Service flows that got one; how many of the first two.
+
+        A TCP Service flow that got its answer, closed with RST, stays in the client's node for 10 s holding its
+        DNAT, with the endpoint in its reply tuple: the next run's Service flow from the same port to another
+        Service address with that endpoint would share the reply tuple, and conntrack would move it to a port
+        of its own choosing, where a direct flow later meets it (probe/sockets.py). So it goes too.
 
         A Service flow DNATed on the client's node reaches the endpoint's node as a flow of its own, client
         to endpoint, which that node tracks too. One that got no answer (a SYN lost at a port set down) stays
@@ -150,11 +159,11 @@ class Agent:
         port of its choosing, at random: ``--random-fully``): read from the namespaces' entries before they
         go (:func:`conntrack.onward`)."""
         unanswered: list[conntrack.Flow] = []
-        udp: list[conntrack.Flow] = []
-        flows = 0  # unanswered Service flows (each has a tuple per endpoint besides its own)
+        answered: list[conntrack.Flow] = []  # UDP flows and TCP Service flows that got an answer
+        flows = udp = 0  # unanswered Service flows (each has a tuple per endpoint besides its own); answered UDP
         for t in self.job.tasks:
             o = obs.get(t.id)
-            if o is None or not o.local or not (t.proto == "udp" and o.reached or t.service and not o.reached):
+            if o is None or not o.local or not (t.service or t.proto == "udp" and o.reached):
                 continue
             proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
             ip, _, port = o.local.rpartition(":")
@@ -164,19 +173,20 @@ class Agent:
                 ip = route_src.get((t.src, t.dst)) or self_ip.get(t.src) or ""
             if not ip or ip == "0.0.0.0":
                 continue
-            (udp if o.reached else unanswered).append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
+            (answered if o.reached else unanswered).append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
+            udp += t.proto == "udp" and o.reached
             if t.service and not o.reached:
                 flows += 1
                 unanswered += [conntrack.Flow(proto, ip, int(port), ep, ep_port) for ep, ep_port in t.behind]
         if flows:
             unanswered += self._onward(unanswered)
-        if unanswered or udp:
+        if unanswered or answered:
             for name in self.job.untrack:
                 try:
-                    conntrack.delete_flows(name, unanswered + udp)
+                    conntrack.delete_flows(name, unanswered + answered)
                 except OSError:
                     continue  # the namespace is gone: so are its entries
-        return flows, len(udp)
+        return flows, udp
 
     def _onward(self, flows: list[conntrack.Flow]) -> list[conntrack.Flow]:
         """The tuples these flows went on as after a NAT, as the lab's nodes and balancer track them."""

@@ -22,13 +22,20 @@ next run's). So Service probes bind an explicit source port from a range of
 their own, above the namespace's ephemeral range (32768-60999, the kernel's
 default in every new namespace): the pod matrix's kernel-chosen ports never
 meet a DNATed flow of the prober's, and its "no port translation" check stays
-exact (:func:`bind_service_port`).
+exact (:func:`bind_service_port`). Within that range, one process takes the
+ports in turn from a random start, never at random each time: two Service flows
+of one pod from the same port towards two Service addresses with an endpoint in
+common (a ClusterIP and a NodePort, say) also share a reply tuple, and
+conntrack then moves the second one to a port of its choosing anywhere in
+1024-65535, where a later direct flow of the matrix that the kernel gives that
+port meets it ("source port translated": a flake of the suite's break tests).
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import os
 import random
 import socket
 import struct
@@ -44,6 +51,7 @@ SIOCGIFADDR, SIOCGIFHWADDR = 0x8915, 0x8927
 SO_SNDBUFFORCE, SO_RCVBUFFORCE = 32, 33
 LINGER_RST = struct.pack("ii", 1, 0)  # close() sends RST: nothing is left to resolve later
 SERVICE_PORTS = (61000, 65535)  # source ports of Service probes: above the default ephemeral 32768-60999
+_service_next: tuple[int, int] | None = None  # (this process, the offset in SERVICE_PORTS its next bind tries first)
 NEIGH_TIMEOUT = 2.0  # seconds a neighbour dump may take
 
 
@@ -153,12 +161,16 @@ def bind_service_port(s: socket.socket) -> None:
     ephemeral ports, shared with the pod matrix's flows. An explicit bind may use
     any port; the kernel never picks one outside the namespace's range itself.
     """
+    global _service_next
     lo, hi = SERVICE_PORTS
     span = hi - lo + 1
-    start = random.randrange(span)
+    if _service_next is None or _service_next[0] != os.getpid():  # a forked worker starts a turn of its own
+        _service_next = (os.getpid(), random.randrange(span))
+    start = _service_next[1]
     for k in range(span):
         try:
             s.bind(("0.0.0.0", lo + (start + k) % span))
+            _service_next = (os.getpid(), (start + k + 1) % span)
             return
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:

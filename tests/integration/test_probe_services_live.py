@@ -95,6 +95,19 @@ def up(labs, mode: str = "iptables") -> tuple[str, str]:
     return lab, path
 
 
+def _dnat_from_service_port(line: str) -> bool:
+    """A conntrack -L line of a pod's flow from a Service probe's source port whose destination was rewritten
+    (its reply comes from another address than the one dialed): what a pod's later direct flow could meet."""
+    fields = dict.fromkeys(("src", "dst", "sport"), "")
+    words = [w.split("=", 1) for w in line.split() if "=" in w]
+    orig = {k: v for k, v in words[:4]}
+    reply_src = next((v for k, v in words[4:] if k == "src"), "")
+    fields.update(orig)
+    port = int(fields["sport"] or 0)
+    return fields["src"].startswith("10.244.") and SERVICE_PORTS[0] <= port <= SERVICE_PORTS[1] \
+        and reply_src != fields["dst"]
+
+
 def ip_of(addr: str | None) -> str | None:
     return addr.rsplit(":", 1)[0] if addr else None
 
@@ -132,6 +145,13 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
     code, data = probe(lab)
     assert code == 0 and data["ok"], probe_failures(data)
     assert neighbours(lab) == before  # the internet side's entries too: probing leaves the tables as found
+    # The kernel's view: no TCP Service flow of the run is left in the nodes' conntrack (closed with RST, each
+    # would hold its DNAT there for 10 s, and a next run's flow from the same port to another address of its
+    # endpoint would share its reply tuple: conntrack would move that flow to a port of its own choosing).
+    for node in ("node-1", "node-2"):
+        left = [line for line in in_netns(f"{lab}-{node}", "conntrack", "-L", "-p", "tcp").stdout.splitlines()
+                if _dnat_from_service_port(line)]
+        assert not left, left[:3]
     recs = data["probes"]
     svc = [r for r in recs if r["service"]]
     # ClusterIP from every pod (4 with kube-dns), 7 ports (kube-dns's 53/TCP only: dnsmasq's 53/UDP is not an

@@ -33,17 +33,21 @@ def test_answered_udp_and_unanswered_service_flows_go_in_every_node(monkeypatch)
              Task(2, "u-n1", "10.244.0.3", "udp", 80),                # node -> pod, answered
              Task(3, "u-a", "10.244.0.3", "tcp", 80),                 # TCP: a new SYN reopens a closed entry
              Task(4, "u-a", "10.96.0.10", "udp", 53, service=True),   # Service UDP, answered
-             Task(5, "u-a", "10.96.0.20", "tcp", 80, service=True)]   # Service, no answer: its NAT decision goes
+             Task(5, "u-a", "10.96.0.20", "tcp", 80, service=True),   # Service, no answer: its NAT decision goes
+             Task(6, "u-a", "10.96.0.21", "tcp", 80, service=True)]   # Service, answered: its DNAT goes too
     obs = {0: Observation("reply", local=":40001"), 1: Observation("timeout", local=":40001"),
            2: Observation("reply", local=":40002"), 3: Observation("reply", local="10.244.0.2:50000"),
-           4: Observation("reply", local="10.244.0.2:61001"), 5: Observation("timeout", local="10.244.0.2:61002")}
+           4: Observation("reply", local="10.244.0.2:61001"), 5: Observation("timeout", local="10.244.0.2:61002"),
+           6: Observation("reply", local="10.244.0.2:61003")}
     counts, deleted = untracked(tasks, obs, {"u-a": "10.244.0.2"}, {("u-n1", "10.244.0.3"): "10.244.0.1"},
                                 monkeypatch)
     assert counts == (1, 3)
     want = [conntrack.Flow(TCP, "10.244.0.2", 61002, "10.96.0.20", 80),
             conntrack.Flow(UDP, "10.244.0.2", 40001, "10.244.0.3", 80),
             conntrack.Flow(UDP, "10.244.0.1", 40002, "10.244.0.3", 80),  # the node's route picks cni0's address
-            conntrack.Flow(UDP, "10.244.0.2", 61001, "10.96.0.10", 53)]  # kept its endpoint: a later flow too
+            conntrack.Flow(UDP, "10.244.0.2", 61001, "10.96.0.10", 53),  # kept its endpoint: a later flow too
+            # its endpoint in its reply tuple: a later flow from the port to another address of it would clash
+            conntrack.Flow(TCP, "10.244.0.2", 61003, "10.96.0.21", 80)]
     assert deleted == {"u-n1": want, "u-n2": want}
 
 
@@ -64,7 +68,7 @@ def test_what_a_masquerade_made_of_an_unanswered_service_flow_goes_too(monkeypat
     as INVALID. Read from the entries before they go; the load balancer's translation is followed too."""
     tasks = [Task(0, "u-ex", "192.168.122.2", "tcp", 30080, service=True),  # a NodePort, from outside
              Task(1, "u-ex", "203.0.113.100", "tcp", 80, service=True),     # the load balancer, then a NodePort
-             Task(2, "u-ex", "192.168.122.3", "tcp", 30080, service=True)]  # answered: nothing to follow
+             Task(2, "u-ex", "192.168.122.3", "tcp", 30080, service=True)]  # answered: its tuple, none to follow
     obs = {0: Observation("timeout", local="203.0.113.10:61001"), 1: Observation("timeout", local="203.0.113.10:61002"),
            2: Observation("reply", local="203.0.113.10:61003")}
     entries = {
@@ -84,7 +88,8 @@ def test_what_a_masquerade_made_of_an_unanswered_service_flow_goes_too(monkeypat
             conntrack.Flow(TCP, "203.0.113.10", 61002, "203.0.113.100", 80),
             conntrack.Flow(TCP, "10.244.0.0", 4242, "10.244.1.2", 8080),     # node-1's masquerade, to web-2
             conntrack.Flow(TCP, "203.0.113.9", 7777, "192.168.122.2", 30081),  # the balancer's, to node-1
-            conntrack.Flow(TCP, "10.244.0.0", 999, "10.244.1.2", 8080)]      # and node-1's after it
+            conntrack.Flow(TCP, "10.244.0.0", 999, "10.244.1.2", 8080),      # and node-1's after it
+            conntrack.Flow(TCP, "203.0.113.10", 61003, "192.168.122.3", 30080)]  # answered: its own tuple only
     assert deleted == {ns: want for ns in job_untrack}
 
 
