@@ -34,6 +34,14 @@ from netlab.model.impair import loss_fraction
 Reason = tuple[str, str | None]  # (why, fix)
 
 
+def up_repairs(fix: str) -> bool:
+    """Whether ``netlab up`` also puts right what ``fix`` puts right: everything the lab's plan holds, but a
+    netlab command (that is the fix itself: an impairment is the lab's desired state) and a bridge port's
+    state, which the plan does not hold (`bridge link set dev PORT state ...`, by hand or by STP)."""
+    words = fix.split()
+    return not fix.startswith("sudo netlab ") and not (words[:1] == ["bridge"] and "state" in words)
+
+
 def _sysctl(k: Any, netns: str, key: str) -> str | None:
     read = getattr(k, "sysctl", None)
     return read(netns, key) if read is not None else None

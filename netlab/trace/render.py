@@ -13,6 +13,7 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from netlab.trace.faults import up_repairs
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.verdict import Verdict
 
@@ -150,8 +151,7 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         where = f" at hop {lost.index} ({lost.netns} {lost.device})" if lost else ""
         out.append(f"result: LOST{where}: {v.reason}")
         if v.fix:
-            # A netlab command is the fix itself: an impairment is the lab's desired state, which `up` keeps.
-            also = "" if v.fix.startswith("sudo netlab ") else f"   (or: {r.repair}, which repairs the lab)"
+            also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(v.fix) else ""
             out.append(f"  fix: {v.fix}{also}")
     for entry in r.policy:
         if entry["text"] != v.reason:

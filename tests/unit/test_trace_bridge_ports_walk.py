@@ -88,3 +88,14 @@ def test_an_arp_request_that_dies_at_a_disabled_port_says_so(world):  # noqa: F8
     set_port(k, "demo-minikube", lab.pod("fedora-1").host_veth, "disabled")
     last = ping(k, m, dst="10.244.0.3").hops[-1]
     assert "of cni0 in demo-minikube (veth peer of fedora-1's eth0) is in state disabled" in last.problem
+
+
+def test_the_text_sends_the_user_to_up_only_where_up_repairs():
+    """`netlab up` puts back what the lab's plan holds: not a bridge port's state, nor what a netlab command sets."""
+    from netlab.trace.faults import up_repairs
+
+    assert up_repairs("ip -n demo-minikube link set vethx up")
+    assert up_repairs("ip -n demo-minikube neigh replace 10.244.1.0 lladdr aa:bb:cc:dd:ee:ff dev flannel.1 "
+                      "nud permanent")
+    assert not up_repairs("bridge -n demo-minikube link set dev vethx state forwarding")
+    assert not up_repairs("sudo netlab impair --lab demo fedora-1:eth0 --clear")
