@@ -43,7 +43,7 @@ from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.features import default_features
 from netlab.kernel import events as kevents
-from netlab.kernel import netns as nsmod, processes
+from netlab.kernel import netns as nsmod
 from netlab.kernel.live import LiveKernel
 from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
@@ -55,7 +55,7 @@ from netlab.plan.resources import Fdb, Neigh
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_dir import WatcherLock
 from netlab.workload import lifecycle as workload
-from netlab.workload import policy
+from netlab.workload import policy, tasks
 
 PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -135,9 +135,9 @@ class Watcher:
                 code = self.kids.ask_lab(self.lab_name, key, crec)
             return code
 
-        alive = _alive(crec)
+        alive = tasks.alive(crec)
         kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
-        if kept or why not in (policy.EXITED, policy.FAILED_START) or alive:
+        if kept or not policy.gone(why, alive):
             return kept  # held; or stopped, changed, running elsewhere: replaced at once, whatever the policy
         wait = self.restarts.wait(key, self.clock())
         if wait > 0:
@@ -159,7 +159,7 @@ class Watcher:
                 continue
             reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
             if reason is None:
-                what = state_words(why, _alive(crec or {}))  # an exit's code is said; a stopped one has none
+                what = state_words(why, tasks.alive(crec or {}))  # an exit's code is said; a stopped one has none
                 now_due.append(f"container {key} {what}{self.kids.code(key) if what == 'exited' else ''}")
                 continue
             if reason.startswith("back-off"):
@@ -435,14 +435,6 @@ def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
         if isinstance(r, (Neigh, Fdb)):
             out.setdefault(r.netns, set()).add(str(r.dst) if isinstance(r, Neigh) else r.lladdr.lower())
     return {netns: frozenset(keys) for netns, keys in out.items()}
-
-
-def _alive(crec: dict[str, Any]) -> bool:
-    """The recorded process of a container still exists (wherever it runs)."""
-    try:
-        return processes.alive(processes.ProcId(int(crec["pid"]), int(crec["start"])))
-    except (KeyError, TypeError, ValueError):
-        return False
 
 
 def _saw(saw: list[str]) -> str:

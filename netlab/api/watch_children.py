@@ -67,7 +67,7 @@ class Children:
             why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
             # One that exited before this (at once, as `true` does) is still a zombie: its pidfd is readable
             # at once, and the loop reaps it now instead of at the next resync.
-            if why is not None and not (why == "it had exited" and _zombie(pid, (crec or {}).get("start"))):
+            if why is not None and not (why == policy.EXITED and _zombie(pid, (crec or {}).get("start"))):
                 continue
             key = f"{pod.name}/{c.name}"
             process = processes.thread_group(pid) or pid

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from netlab.kernel import pidfd, taskstats
 from netlab.kernel import processes as proc
 from netlab.workload import launch, policy
-from netlab.workload.tasks import proc_of
+from netlab.workload.tasks import alive, proc_of
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -90,8 +90,7 @@ def policy_hold(lab_name: str) -> Callable[[PodInfo, Container, dict, str], str 
     def hold(pod: PodInfo, c: Container, crec: dict[str, Any], why: str) -> str | None:
         if why == policy.FAILED_START:
             return None
-        cid, p = f"{pod.name}/{c.name}", proc_of(crec)
-        alive = p is not None and proc.alive(p)
-        return policy.held(pod.spec.restart_policy, why, alive,
+        cid = f"{pod.name}/{c.name}"
+        return policy.held(pod.spec.restart_policy, why, alive(crec),
                            lambda: exit_codes(lab_name, {cid: crec}).get(cid) if c.command else None)
     return hold

@@ -231,7 +231,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     # Changed, exited, stopped, or left in the pod's old namespace: replace it.
                     _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
-                if crec and c.command and why == "it had exited":
+                if crec and c.command and why == policy.EXITED:
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
                 restarts = int(crec.get("restarts", -1)) + 1 if crec and why != COMMAND_CHANGED else 0
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}

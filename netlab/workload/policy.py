@@ -21,10 +21,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from netlab.workload.tasks import SANDBOX_REMADE
-
-EXITED = "it had exited"
-FAILED_START = "it had failed to start"
+from netlab.workload.tasks import EXITED as EXITED, FAILED_START as FAILED_START, SANDBOX_REMADE
 
 
 def should_restart(policy: str, exit_code: int | None) -> bool:
@@ -42,11 +39,17 @@ def held(policy: str, why: str, alive: bool, exit_code: Callable[[], int | None]
     namespace that is no longer its pod's); ``exit_code`` is asked only when the policy needs it."""
     if why == SANDBOX_REMADE and policy == "Never":
         return "restartPolicy Never"
-    if why not in (EXITED, FAILED_START) or alive:
+    if not gone(why, alive):
         return None  # stopped, changed, or running elsewhere: up replaces it, whatever the policy
     if not should_restart(policy, exit_code() if policy == "OnFailure" else None):
         return f"restartPolicy {policy}"
     return None
+
+
+def gone(why: str, alive: bool) -> bool:
+    """The container exited, or could not start, and no process of it runs anywhere: what the policy (and the
+    watcher's back-off) judge; anything else ``up`` replaces at once."""
+    return why in (EXITED, FAILED_START) and not alive
 
 
 def completed(policy: str, exit_code: int | None) -> bool:

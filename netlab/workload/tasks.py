@@ -21,6 +21,8 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 
 SANDBOX_REMADE = "its pod's network namespace was made again"  # why_replace's reason for a dead sandbox
+EXITED = "it had exited"  # ... for a container whose process is gone
+FAILED_START = "it had failed to start"  # ... for one whose program could not be started
 # why_replace's reason for a container whose command the topology changed. A pod's commands cannot change in
 # Kubernetes: a Deployment makes a new pod, whose containers have restarted 0 times (and CoreDNS reloads its
 # Corefile without a restart). So such a container is counted as a new one, not as a restart.
@@ -32,6 +34,12 @@ def proc_of(crec: dict) -> proc.ProcId | None:
         return proc.ProcId(int(crec["pid"]), int(crec["start"]))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def alive(crec: dict) -> bool:
+    """The recorded process of a container still exists (wherever it runs)."""
+    p = proc_of(crec)
+    return p is not None and proc.alive(p)
 
 
 def task_in(crec: dict, netns: str) -> str | None:
@@ -116,14 +124,14 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
     if not crec:
         return "never started"
     if "error" in crec:
-        return "it had failed to start"
+        return FAILED_START
     state = task_in(crec, netns)
     if state is None:
         if in_old_sandbox(crec, uts, netns):
             return SANDBOX_REMADE
         state = in_own_netns(crec, netns)
         if state is None:
-            return "it had exited"
+            return EXITED
     if state == "T":
         return "it was stopped"
     if crec.get("argv") != argv:
