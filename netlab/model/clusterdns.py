@@ -175,8 +175,7 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     """
     services = []
     for svc in topo.services:
-        pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selector
-                and all(p.labels.get(k) == v for k, v in svc.selector.items())]
+        pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selects(p.labels)]
         services.append(DnsService(svc.namespace, svc.name, addressing.service_ip[(svc.namespace, svc.name)],
                                    tuple((p.name, p.port, p.protocol) for p in svc.ports),
                                    tuple(sorted({addressing.pod_ip[p.name] for p in pods}))))

@@ -6,8 +6,8 @@ that port (``containerPort`` is informational in Kubernetes): kube-proxy
 sends such a pod its share of the connections, and the pod refuses them. A
 selector that matches no pod, or no selector at all (in a cluster, someone
 else writes such a Service's EndpointSlices; nobody does in a lab), leaves the
-Service without endpoints: kube-proxy rejects its connections (KUBE-SVC-... holds no endpoint; the filter table's
-REJECT). So does one that matches pods of other namespaces only: a Service
+Service without endpoints: kube-proxy rejects its connections (KUBE-SVC-...
+holds no endpoint; the filter table's REJECT). So does one that matches pods of other namespaces only: a Service
 selects pods of its own namespace (the EndpointSlice controller lists the
 pods of the Service's namespace), so ``y/web`` selecting ``app: web`` has no
 endpoints however many pods of ``x`` carry that label. All are legal and all
@@ -52,7 +52,7 @@ def service_notes(lab: Lab) -> list[str]:
 
 def _elsewhere(lab: Lab, svc: Service) -> str:
     """The pods of other namespaces the selector matches, said as such: they are not endpoints."""
-    matching = [p for p in lab.pods if all(p.spec.labels.get(k) == v for k, v in svc.selector.items())]
+    matching = [p for p in lab.pods if svc.selects(p.spec.labels)]
     if not matching:
         return ""
     names = ", ".join(f"{p.spec.namespace}/{p.name}" for p in matching[:3]) + (", ..." if len(matching) > 3 else "")

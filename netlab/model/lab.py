@@ -86,7 +86,6 @@ class CniAttachment:
     host_mac: str | None = None
 
 
-
 def endpoint_order(endpoint: tuple[PodInfo, int]) -> str:
     """The key kube-proxy sorts a Service port's endpoints by (endpointslicecache.go's byEndpoint): the
     endpoint's "IP:port" string, so 10.244.0.18:8080 comes before 10.244.0.2:8080."""
@@ -221,14 +220,12 @@ class Lab:
         byEndpoint): by their "IP:port" strings, so 10.244.0.18:8080 comes before 10.244.0.2:8080, in the
         KUBE-SVC chain's rules and in numgen's elements alike.
         """
-        if not svc.selector:
-            return []
         target = port.target_port or port.port
         out = [
             (p, target)
             for p in self.pods
             if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
-            and all(p.spec.labels.get(k) == v for k, v in svc.selector.items())
+            and svc.selects(p.spec.labels)
         ]
         return sorted(out, key=endpoint_order)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
@@ -265,6 +265,12 @@ class Service(Model):
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")
     ports: list[ServicePort] = Field(min_length=1)
+
+    def selects(self, labels: Mapping[str, str]) -> bool:
+        """Whether a pod with these labels matches the selector, whatever its namespace (a Service's endpoints
+        are the matching pods of its own namespace). An empty selector matches nothing: such a Service's
+        EndpointSlices are someone else's to write, unlike a policy's empty podSelector, which selects all."""
+        return bool(self.selector) and all(labels.get(k) == v for k, v in self.selector.items())
 
 
 class Gateway(Model):
