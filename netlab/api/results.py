@@ -47,8 +47,7 @@ JSON = dict[str, Any]
 # The other results, each with the module that defines it.
 _ELSEWHERE = {
     **dict.fromkeys(("ProbedEndpoint", "ProbedService", "ProbeResult", "ProbeSummary", "PodAddressCheck",
-                     "Distribution",
-                     "ProbeReport"), "netlab.api.results_probe"),
+                     "Distribution", "ProbeReport"), "netlab.api.results_probe"),
     **dict.fromkeys(("TraceEnd", "TraceLoss", "ServiceEndpoint", "TraceHop", "Trace"), "netlab.api.results_trace"),
     **dict.fromkeys(("ContainerInfo", "PodInfo", "NodeInfo", "EndpointInfo", "ServicePortInfo", "ServiceInfo",
                      "NftTableInfo", "Inspection"), "netlab.api.results_views"),
