@@ -113,15 +113,29 @@ def read(path: str) -> str | None:
         return fh.read()
 
 
+# How many times a directory another lab removes while this one makes it is made again. /etc/netns is
+# removed only when empty, by a lab leaving it, and this lab's first directory there keeps it: one more
+# round is nearly always enough.
+REMADE = 8
+
+
 def make_dir(path: str) -> bool:
-    """mkdir; True when this call made it, False when a directory was there. Never a symlink."""
-    try:
-        os.mkdir(path, 0o755)
-        return True
-    except FileExistsError:
-        if not stat.S_ISDIR(os.lstat(path).st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, "not a directory (or a symlink); left alone", path)
-        return False
+    """mkdir; True when this call made it, False when a directory was there. Never a symlink. A directory
+    that was there when mkdir looked and gone when lstat looked (another lab left /etc/netns empty and
+    removed it in between) is made."""
+    for _ in range(REMADE):
+        try:
+            os.mkdir(path, 0o755)
+            return True
+        except FileExistsError:
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory (or a symlink); left alone", path)
+            return False
+    raise FileExistsError(errno.EEXIST, "made and removed again by someone else, over and over", path)
 
 
 def mark_made(path: str) -> None:
@@ -229,13 +243,15 @@ def remove_etc_netns() -> None:
 
 def make_netns_dir(rec: dict, netns: str) -> bool:
     """/etc/netns/<netns>; True when this call made it. Another lab leaving may remove an empty /etc/netns
-    netlab made between our mkdir of it and this one: it is made again."""
-    try:
-        return make_dir(netns_dir(netns))
-    except FileNotFoundError:
-        if make_etc_netns():
-            rec["etc_netns"] = "created"
-        return make_dir(netns_dir(netns))
+    netlab made between our mkdir of it and this one: it is made again (and again, should that lab or a
+    third one remove it once more before our directory is in it)."""
+    for _ in range(REMADE):
+        try:
+            return make_dir(netns_dir(netns))
+        except FileNotFoundError:
+            if make_etc_netns():
+                rec["etc_netns"] = "created"
+    raise FileNotFoundError(errno.ENOENT, "removed again by someone else, over and over", ETC_NETNS)
 
 
 def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, without: str) -> StartResult:

@@ -189,6 +189,38 @@ def test_an_etc_netns_another_lab_removed_meanwhile_is_made_again(etc):
     assert (etc / f"{LAB}-a").is_dir() and rec["etc_netns"] == "created" and netns_files.made_by_netlab(str(etc))
 
 
+def test_an_etc_netns_removed_between_mkdir_and_its_check_is_made(etc, monkeypatch):
+    """mkdir found /etc/netns there (EEXIST), another lab left it empty and removed it before lstat looked:
+    it is made, not a FileNotFoundError that rolls the whole up back."""
+    etc.mkdir()
+    lstat = os.lstat
+
+    def removed_first(path, *args, **kwargs):
+        if path == str(etc) and etc.exists():
+            etc.rmdir()
+        return lstat(path, *args, **kwargs)
+
+    monkeypatch.setattr(netns_files.os, "lstat", removed_first)
+    assert netns_files.make_etc_netns() and etc.is_dir() and netns_files.made_by_netlab(str(etc))
+
+
+def test_an_etc_netns_removed_twice_while_a_pods_directory_is_made_is_made_again(etc, monkeypatch):
+    """Two labs leaving one after the other each remove the empty /etc/netns this lab has just made again."""
+    mkdir, removals = os.mkdir, []
+
+    def others_leave(path, *args, **kwargs):
+        if path == str(etc / f"{LAB}-a") and len(removals) < 2 and etc.exists():
+            removals.append(path)
+            etc.rmdir()
+        return mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(netns_files.os, "mkdir", others_leave)
+    etc.mkdir()
+    rec = lifecycle._records(State())
+    assert netns_files.make_netns_dir(rec, f"{LAB}-a")
+    assert len(removals) == 2 and (etc / f"{LAB}-a").is_dir() and rec["etc_netns"] == "created"
+
+
 def test_down_force_finds_the_hosts_files_that_say_they_are_the_labs(etc, monkeypatch):
     monkeypatch.setattr(ownership, "ETC_NETNS", str(etc))
     (etc / f"{LAB}-a").mkdir(parents=True)
