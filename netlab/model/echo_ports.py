@@ -75,6 +75,14 @@ def pod_echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
     return out
 
 
+def silent(pod: "PodInfo", port: int, protocol: str) -> bool:
+    """Nothing of this pod can listen on (port, PROTOCOL): every container runs netlab's echo server (no
+    ``command`` of the user's, which might listen where it declares nothing) and none listens there. A TCP
+    connection sent to it is refused (the pod's kernel answers RST), a UDP datagram is answered with ICMP
+    port unreachable."""
+    return all(c.command is None for c in pod.containers) and (port, protocol) not in pod_echo_ports(pod)
+
+
 def port_protocol(pod: "PodInfo", port: int) -> str:
     """What a port given without a protocol means on this pod (trace, reach): tcp, or udp where the pod serves
     that port over UDP only (a ``protocol: UDP`` port)."""

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
+from netlab.model.echo_ports import silent
 from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
 from netlab.probe.judge import judge
@@ -76,6 +77,7 @@ class ServiceTarget:
     endpoints: tuple[tuple[str, str, int], ...]  # (pod, ip, targetPort)
     echo: bool  # every endpoint serves targetPort with netlab's echo server
     affinity: bool
+    silent: bool = False  # nothing listens on any endpoint's targetPort (echo servers elsewhere only)
 
     @property
     def label(self) -> str:
@@ -97,7 +99,8 @@ def section(t: ServiceTarget, node_port: int | None = None) -> str:
         what = f"NodePort {node_port or t.port} on every node"
     else:
         what = f"LoadBalancer {t.address}:{t.port}"
-    tail = "; no endpoints: must be refused" if not t.endpoints else ""
+    tail = "; no endpoints: must be refused" if not t.endpoints else \
+        "; nothing listens on targetPort: must be refused" if t.silent else ""
     return f"svc/{t.service} {t.protocol}/{t.service_port} ({what}{tail})"
 
 
@@ -180,7 +183,17 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         name = lab.service_ref(svc)  # web, or x/web when another namespace has a web
         if proto not in want:
             continue
-        reach = bool(eps_t)
+        # An endpoint whose pod runs only netlab's echo server, none of it on targetPort, refuses what
+        # kube-proxy sends it (model/endpoints.py notes it): all of them, and the Service is refused as one
+        # without endpoints is; some of them, and each connection's fate is kube-proxy's random pick.
+        deaf = [pod for pod, _, port in eps_t if silent(pod_info[pod], port, proto.upper())]
+        if deaf and len(deaf) < len(eps_t):
+            which = f"endpoints {', '.join(deaf)}" if len(deaf) > 1 else f"endpoint {deaf[0]}"
+            plan.notes.append(f"svc/{name} {proto}/{sp.port.port}: not probed: nothing listens on the targetPort "
+                              f"of {which}, so each connection is answered or refused as kube-proxy picks an "
+                              f"endpoint at random")
+            continue
+        reach = bool(eps_t) and not deaf
         if proto == "udp" and eps_t and not echo:
             others = [pod for pod, _, port in eps_t if (port, "UDP") not in echo_ports(pod_info[pod])]
             who = "its endpoints answer" if len(others) == len(eps_t) else \
@@ -189,9 +202,11 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                               f"(a command of their own may, or nothing), and a silent UDP server cannot be told "
                               f"from a lost packet")
             continue
-        reason = "service" if reach else "service without endpoints"
+        reason = "service" if reach else "service whose endpoints listen on no targetPort" if deaf else \
+            "service without endpoints"
         base = dict(service=name, namespace=svc.namespace, port_name=sp.name, type=svc.type,
-                    service_port=sp.port.port, protocol=proto, endpoints=eps_t, echo=echo, affinity=sp.affinity)
+                    service_port=sp.port.port, protocol=proto, endpoints=eps_t, echo=echo, affinity=sp.affinity,
+                    silent=bool(deaf))
         server = {pod: f"{ip}:{port}" for pod, ip, port in eps_t}
 
         # ClusterIP from every pod.
@@ -201,7 +216,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         for src in pods:
             rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in eps_t)
             expected, why = reach, reason
-            if policy is not None and eps_t:
+            if policy is not None and reach:
                 judged, why = policy.clusterip(src.name, [(pod, port) for pod, _, port in eps_t], proto)
                 if judged is None:
                     plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port}: not probed: {why}")

@@ -324,3 +324,38 @@ def test_results_of_service_probes_serialise(plan):
     assert rec["section"] == "svc/web tcp/80 (ClusterIP 10.96.0.20)" and rec["destination_ip"] == "10.96.0.20"
     assert Counter(x.svc.kind for x in plan.probes) == Counter(
         {"ClusterIP": 4 * 7, "NodePort": 6 * 3, "LoadBalancer": 1})  # 7 ports: 6 Services and kube-dns/TCP
+
+
+# A Service whose targetPort an endpoint's echo server does not listen on: kube-proxy sends it its share anyway.
+DEAF = {"name": "deaf", "selector": {"solo": "yes"}, "clusterIP": "10.96.0.30", "type": "NodePort",
+        "ports": [{"port": 80, "targetPort": 9090, "nodePort": 30090}]}
+
+
+def with_pods_and_services(pods, services):
+    return svc_lab(pods=SVC["pods"] + pods, services=SVC["services"] + services)
+
+
+def test_a_service_whose_endpoints_listen_on_no_target_port_must_be_refused():
+    lab = with_pods_and_services([{"name": "solo", "node": "node-2", "labels": {"solo": "yes"}}], [DEAF])
+    deaf = by(svcs.build(lab), "deaf")
+    assert {p.svc.kind for p in deaf} == {"ClusterIP", "NodePort"} and all(not p.expected for p in deaf)
+    assert deaf[0].section.endswith("nothing listens on targetPort: must be refused)")
+    assert {p.reason for p in deaf} == {"service whose endpoints listen on no targetPort"}
+
+
+def test_a_service_some_of_whose_endpoints_listen_is_not_probed_but_noted():
+    """Each connection's fate is kube-proxy's random pick of an endpoint: no expectation holds."""
+    pods = [{"name": "solo", "node": "node-2", "labels": {"solo": "yes"}},
+            {"name": "solo-9090", "node": "node-1", "labels": {"solo": "yes"},
+             "containers": [{"name": "http", "ports": [{"containerPort": 9090}]}]}]
+    plan = svcs.build(with_pods_and_services(pods, [DEAF]))
+    assert by(plan, "deaf") == []
+    assert ("svc/deaf tcp/80: not probed: nothing listens on the targetPort of endpoint solo, so each connection "
+            "is answered or refused as kube-proxy picks an endpoint at random") in plan.notes
+
+
+def test_an_endpoint_with_a_command_of_the_users_may_listen_where_it_declares_nothing():
+    pods = [{"name": "solo", "node": "node-2", "labels": {"solo": "yes"},
+             "containers": [{"name": "app", "command": ["python3", "-m", "http.server", "9090"]}]}]
+    deaf = by(svcs.build(with_pods_and_services(pods, [DEAF])), "deaf")
+    assert deaf and all(p.expected for p in deaf) and not deaf[0].svc.silent
