@@ -154,6 +154,22 @@ def test_the_public_api_is_typed_and_passes_mypy_strict(tmp_path):
     assert re.search(r"Success: no issues found in \d+ source files", proc.stdout), proc.stdout
 
 
+def test_a_users_own_tests_outside_the_checkout_are_type_checked_against_netlab(tmp_path):
+    """A user's project elsewhere, checked with the venv setup.sh made: mypy finds netlab (setuptools' editable
+    import hook hid it: "Cannot find implementation or library stub for module named 'netlab'") and its types
+    are used (a wrong one is an error), while netlab's own modules are not the user's to fix."""
+    work = tmp_path / "mytests"
+    work.mkdir()
+    (work / "test_mine.py").write_text("from netlab import Lab\n\n\ndef check(lab: Lab) -> None:\n"
+                                       "    lab.down()\n    report = lab.probe()\n    ok: str = report.ok\n")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+                           "test_mine.py"], cwd=work, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert "Cannot find implementation" not in out and "netlab/" not in out, out
+    assert proc.returncode == 1 and 'test_mine.py:7: error: Incompatible types in assignment (expression has type ' \
+        '"bool", variable has type "str")' in out, out
+
+
 README = (ROOT / "README.md").read_text()
 
 
