@@ -12,6 +12,8 @@ that holds it:
 - a node sends a packet for another node's pod CIDR down its default route:
   the overlay route to that CIDR is missing, so it is lost further on, at the
   underlay's gateway, but the fault is the node's;
+- a node whose cni0 (any link) is down has lost that link's routes with it: its own pods' packets take the
+  default route to the underlay's gateway and die there, but the fault is the down link;
 - an FDB entry names a remote VTEP that is no node of the lab;
 - a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
 - a packet vanishes as it leaves an interface whose impairment (``netlab impair --loss``) drops a share of
@@ -105,6 +107,35 @@ def links_down(k: Any, ns: str, dst: str, message: str) -> Reason | None:
         return None
     return (f"no route to {dst} in {ns}: {message}: {', '.join(down)} {'is' if len(down) == 1 else 'are'} down "
             f"there, and a link set down loses its routes", f"ip -n {ns} link set {down[0]} up")
+
+
+def route_gone_with_link(k: Any, lab: Any, ns: str, dst: str, oif: str | None,
+                         matched: str | None) -> tuple[str, str, str] | None:
+    """A down link whose own subnet holds ``dst``, while the lookup took a wider route out of another device: the
+    kernel removes a link's routes when it is set down (its connected route with them; the address stays), so a
+    node whose cni0 is down sends its own pods' packets down its default route to the underlay's gateway, which
+    has no route to pods. Returns (the down link, why, fix); None when no down link explains the route."""
+    if not matched or not oif:
+        return None
+    first = matched.split()[0]
+    try:
+        wide = 0 if first == "default" else IPv4Network(first, strict=False).prefixlen
+    except ValueError:
+        return None
+    for name, link in sorted(k.links(ns).items()):
+        if link.up or name in ("lo", oif):
+            continue
+        for addr in link.addresses:
+            net = IPv4Network(addr, strict=False)
+            if net.prefixlen >= 32 or net.prefixlen <= wide or IPv4Address(dst) not in net:
+                continue
+            whose = next((f", {node}'s own pod CIDR" for node, (node_ns, cidr) in getattr(lab, "node_pod_cidrs",
+                                                                                         {}).items()
+                          if node_ns == ns and IPv4Network(cidr) == net), "")
+            return (name, f"{name} in {ns} is down, and a link set down loses its routes: the route to {net} (the "
+                          f"subnet of {name}'s {addr}{whose}) went with it, so {dst} takes the wider route {matched} "
+                          f"instead", f"ip -n {ns} link set {name} up")
+    return None
 
 
 def own_vtep(remote: str, local: str | None, dev: str) -> str | None:

@@ -24,7 +24,7 @@ class Hop:
     netns: str
     where: str  # "pod fedora-1", "node minikube", "underlay"
     device: str
-    kind: str  # send route neigh fdb bridge arrive dnat snat encap decap deliver drop
+    kind: str  # send route neigh fdb bridge arrive dnat snat encap decap deliver drop link (a down link's lost routes)
     decision: str
     commands: list[str] = field(default_factory=list)
     observe: Observe | None = None

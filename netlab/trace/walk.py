@@ -92,6 +92,12 @@ class Walker(NatSteps, L2Steps):
     def _stop(self, reason: str) -> Walk:
         return Walk(self.rows.hops, "stopped", self.flow, None, reason)
 
+    def _on(self, iif: str | None) -> str:
+        """The device a packet being routed is on: the one it came in by, or for a VXLAN packet its node makes
+        (routed with no iif) the VXLAN device that wraps it (which counts a drop there in its TX errors); "-" for
+        a socket's own packet."""
+        return iif or (self.stack[-1].vxdev if self.stack else "-")
+
     # -- the walk
 
     def walk(self, netns: str, flow: Flow) -> Walk:
@@ -156,16 +162,28 @@ class Walker(NatSteps, L2Steps):
             why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
-            return self._drop(ns, iif or "-", f"route get {f.dst}: {ans.message}", [cmd, f"ip -n {ns} route"], why, fix)
+            commands = [cmd, f"ip -n {ns} route"]
+            if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
+                why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
+                commands.append(f"ip -n {ns} -s link show {self._on(iif)}")
+            return self._drop(ns, self._on(iif), f"route get {f.dst}: {ans.message}", commands, why, fix)
         missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched) if ans.type == "unicast" else None
         if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
             return self._drop(ns, ans.oif or "-", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
                               *missing)
+        gone = faults.route_gone_with_link(self.k, self.lab, ns, f.dst, ans.oif, ans.matched) \
+            if ans.type == "unicast" else None
+        if gone is not None:
+            # The packet goes on by the wider route (the rows after it show where, and where it is lost), but the
+            # down link is why: blamed here however far it goes (Hop.cause).
+            dev, why, fix = gone
+            self.rows.add(ns, dev, "link", f"{dev} is down, its routes gone with it: route get {f.dst} → "
+                          f"{ans.matched}", [f"ip -n {ns} -br link show {dev}", cmd], problem=why, fix=fix, cause=True)
         if ans.type == "local":
             return self._local_in(ns, iif, ans, cmd)
         if ans.type != "unicast" or not ans.oif:
             why = f"the route to {f.dst} in {ns} is {ans.type}" + (f" ({ans.matched})" if ans.matched else "")
-            self.rows.add(ns, iif or "-", "drop", f"route get {f.dst}: {ans.type}", [cmd],
+            self.rows.add(ns, self._on(iif), "drop", f"route get {f.dst}: {ans.type}", [cmd],
                           problem=why + ": the kernel drops it")
             return self._stop(why)
         return self._forward(ns, iif, ans, cmd)
@@ -268,8 +286,8 @@ class Walker(NatSteps, L2Steps):
         except RouteFailure as exc:
             why, fix = faults.links_down(self.k, ns, dst, exc.message) or (f"no route to {dst} in {ns}: {exc.message}",
                                                                             None)
-            self.rows.add(ns, "-", "drop", f"route get {dst}: {exc.message}", [f"ip -n {ns} route get {dst}"],
-                          problem=why, fix=fix)
+            self.rows.add(ns, self._on(None), "drop", f"route get {dst}: {exc.message}",
+                          [f"ip -n {ns} route get {dst}"], problem=why, fix=fix)
             return self._stop(why)
 
     def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:

@@ -8,21 +8,23 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
-from helpers import in_netns, ip, netlab, two_node_topology
+from helpers import in_netns, ip, netlab, two_node_topology, wait_for
 
 pytestmark = pytest.mark.root
 
 ROW = re.compile(r"^\s*(r?\d+)  ")
 
 
-def trace(lab: str, *args: str) -> tuple[dict, str]:
-    """A lost packet's trace, as JSON and as text (exit 1 both)."""
+def trace(lab: str, *args: str, ok: bool = False) -> tuple[dict, str]:
+    """A lost packet's trace (``ok``: a delivered one's), as JSON and as text (exit 1 both; 0 when ok)."""
     js = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
     text = netlab("trace", "--lab", lab, *args, check=False, timeout=60)
-    assert js.returncode == 1 and text.returncode == 1, js.stdout + js.stderr + text.stderr
+    rc = 0 if ok else 1
+    assert js.returncode == rc and text.returncode == rc, js.stdout + js.stderr + text.stderr
     return json.loads(js.stdout), text.stdout
 
 
@@ -113,3 +115,61 @@ services:
     assert d["lost"]["hop"] == last["index"] and d["lost"]["reason"] == last["problem"]
     assert problems(text) == {str(last["index"]): last["problem"]}
     assert any("port unreachable" in e["text"] for e in d["icmp_errors"]), d["icmp_errors"]  # the REJECT's answer
+
+
+def _tx_errors(netns: str, dev: str) -> int:
+    return json.loads(ip("-j", "-s", "link", "show", dev, netns=netns).stdout)[0]["stats64"]["tx"]["errors"]
+
+
+def test_a_node_whose_cni0_is_down_is_blamed_not_the_underlay(labs):
+    """minikube-m02's cni0 set down: the kernel takes its route to the node's own pod CIDR with it, and routes
+    fedora-2's packets down the default route to the underlay's gateway, which drops them (it does not forward).
+    trace blamed the underlay ("net.ipv4.ip_forward = 0"); the fault, and its fix, is minikube-m02's cni0. Then
+    minikube's eth0 set down: the VXLAN packet has no outer route and flannel.1 drops it (its TX errors count it);
+    that row named device "-"."""
+    lab = labs.name("qt")
+    path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
+    n1, n2, pod1 = f"{lab}-minikube", f"{lab}-minikube-m02", f"{lab}-fedora-1"
+    assert in_netns(pod1, "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
+    ip("link", "set", "cni0", "down", netns=n2)
+    # The kernel's view: no route to its own pods but the default one; real traffic dies.
+    [route] = json.loads(ip("-j", "route", "get", "10.244.1.3", netns=n2).stdout)
+    assert (route["dev"], route.get("gateway")) == ("eth0", "192.168.122.1"), route
+    assert in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode != 0
+    for src in ("fedora-1", "minikube-m02"):  # a packet the node forwards, and the node's own
+        d, text = trace(lab, src, "fedora-2")
+        lost = d["lost"]
+        row = d["hops"][lost["hop"] - 1]
+        assert (row["netns"], row["device"], row["kind"]) == (n2, "cni0", "link"), lost
+        assert lost["reason"].startswith(f"cni0 in {n2} is down, and a link set down loses its routes: the route "
+                                         "to 10.244.1.0/24"), lost
+        assert lost["fix"] == f"ip -n {n2} link set cni0 up"
+        assert f"result: LOST at hop {lost['hop']} ({n2} cni0): cni0 in {n2} is down" in text
+        # The rows after it are the path the kernel really took: seen leaving by eth0 for the underlay.
+        out = d["hops"][lost["hop"]]
+        assert (out["netns"], out["device"], out["kind"], out["seen"]) == (n2, "eth0", "route", True), out
+    subprocess.run(lost["fix"].split(), check=True, timeout=10)
+    assert wait_for(lambda: in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode == 0)
+    assert trace(lab, "fedora-1", "fedora-2", ok=True)[0]["delivered"]
+
+    # The source node's cni0 down: the pod's frame dies at the bridge, the node's own packet takes the default route.
+    ip("link", "set", "cni0", "down", netns=n1)
+    assert in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode != 0
+    lost = trace(lab, "fedora-1", "fedora-2")[0]["lost"]
+    assert (lost["netns"], lost["device"], lost["fix"]) == (n1, "cni0", f"ip -n {n1} link set cni0 up"), lost
+    lost = trace(lab, "minikube", "fedora-1")[0]["lost"]
+    assert (lost["netns"], lost["device"], lost["fix"]) == (n1, "cni0", f"ip -n {n1} link set cni0 up"), lost
+    netlab("up", "-t", path)  # repairs it
+    assert wait_for(lambda: in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode == 0)
+
+    # minikube's eth0 down: flannel.1 counts the VXLAN packets it cannot route as TX errors.
+    ip("link", "set", "eth0", "down", netns=n1)
+    before = _tx_errors(n1, "flannel.1")
+    assert in_netns(pod1, "ping", "-c1", "-W1", "10.244.1.3").returncode != 0
+    assert _tx_errors(n1, "flannel.1") > before
+    d, text = trace(lab, "fedora-1", "fedora-2")
+    lost = d["lost"]
+    row = d["hops"][lost["hop"] - 1]
+    assert (row["netns"], row["device"], row["kind"]) == (n1, "flannel.1", "drop"), lost
+    assert "eth0 is down there" in lost["reason"] and lost["fix"] == f"ip -n {n1} link set eth0 up"
+    assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): no route to 192.168.122.7" in text
