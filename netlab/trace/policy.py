@@ -22,6 +22,7 @@ from netlab.kernel import iptables
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
 from netlab.plan.policy import pod_chain
+from netlab.trace import nodeport
 from netlab.trace.targets import Endpoint
 
 _COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
@@ -57,19 +58,20 @@ def node_namespaces(lab: Lab) -> list[str]:
 
 def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None) -> list[tuple[PodView, int | None]]:
     """The pods the packet is judged against: the destination pod, or a Service's endpoint
-    (the one the DNAT picked when known, else every endpoint of the port)."""
+    (the one the DNAT picked when known, else every endpoint of the port, a node's nodePort's included)."""
     ps = policy_set(lab)
     views = {p.name: p for p in ps.pods}
     if dst.kind == "pod":
         return [(views[dst.name], port)]
-    if dst.kind != "service" or dst.service is None:
+    if dst.kind not in ("service", "node") or dst.service is None:
         return []
     svc = lab.find_service(dst.service)
     if svc is None:
         return []
     out: list[tuple[PodView, int | None]] = []
     for sp in svc.ports:
-        if sp.port != dst.port or sp.protocol.lower() != (dst.proto or "tcp"):
+        wanted = sp.node_port if dst.kind == "node" else sp.port
+        if wanted != dst.port or sp.protocol.lower() != (dst.proto or "tcp"):
             continue
         for pod, target in lab.endpoints(svc, sp):
             if endpoint_ip is None or str(pod.ip) == endpoint_ip:
@@ -79,14 +81,17 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
 
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
           before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-          unfiltered: Collection[str] = ()) -> list[dict[str, Any]]:
+          unfiltered: Collection[str] = (), dnat_node: str | None = None) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
-    iptables, and so past the policies' rules)."""
+    iptables, and so past the policies' rules). ``dnat_node``: the node that DNATed a Service packet (the trace
+    read it from its conntrack), when known."""
     if not lab.topo.network_policies:
         return []
     ps = policy_set(lab)
     source = lab_peer(lab, ps, src.name)
+    if source is None and src.kind == "internet" and src.ip:
+        source = Peer(IPv4Address(src.ip))  # an internet host: an address (its packets keep it into the lab)
     if source is None:
         return []
     protocol = "ICMP" if proto == "icmp" else proto.upper()
@@ -101,12 +106,26 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
         return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner)]
     out = []
     for pod, target in _targets(lab, dst, port, endpoint_ip):
-        verdict = ps.flow(source, Peer(pod.ip, pod), protocol,
-                          None if proto == "icmp" else target, via_service=dst.kind == "service")
+        served = None if proto == "icmp" else target
+        seen = None
+        if dst.kind == "node" or (dst.kind == "service" and src.kind == "internet"):
+            # A nodePort (a LoadBalancer's too): judged with the address the endpoint's node sees (kube-proxy's
+            # masquerade of the node that DNATed it, not the client's, unless that node forwards it to its own pod).
+            external = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, dnat_node)
+            if external is None:
+                continue
+            verdict, seen = external
+        else:
+            verdict = ps.flow(source, Peer(pod.ip, pod), protocol, served, via_service=dst.kind == "service")
         node_ns = lab.node(pod.node).netns
         bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
         bypass = node_ns if bridged and node_ns in unfiltered else None
-        out.append(_entry(lab, source, pod, verdict, before, after, bypass))
+        out.append(_entry(lab, source, pod, verdict, before, after, bypass, seen=seen))
+    if endpoint_ip is None and any(e.get("counted") for e in out):
+        # Which endpoint the DNAT picked is not known (no conntrack entry: the REJECT dropped the packet before
+        # conntrack kept it): the REJECT that counted it says which; the other endpoints' verdicts are not this
+        # packet's.
+        out = [e for e in out if e.get("counted")]
     return out
 
 
@@ -120,10 +139,10 @@ def node_of(lab: Lab, addr: IPv4Address) -> str | None:
 
 def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before: dict[tuple[str, str], int],
            after: dict[tuple[str, str], int], bypass: str | None = None, to: str = "",
-           to_node: str | None = None) -> dict[str, Any]:
+           to_node: str | None = None, seen: str | None = None) -> dict[str, Any]:
     """``pod``: the destination pod judged, or None for a node or an address (``to`` names it, ``to_node``
     is the node it belongs to, if any). ``bypass``: the namespace of the node whose bridge switches the flow,
-    pod to pod, past iptables."""
+    pod to pod, past iptables. ``seen``: the source as the endpoint's node judges it, when not the client's."""
     entry: dict[str, Any] = ({"pod": f"{pod.namespace}/{pod.name}"} if pod is not None else {"to": to})
     entry["allowed"] = verdict.allowed
     if verdict.allowed:
@@ -139,6 +158,8 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
     names = ", ".join(side.isolating)
     word = "policy" if len(side.isolating) == 1 else "policies"
     why = f"no {side.direction} rule allows it for pod {judged.namespace}/{judged.name}"
+    if seen and side is verdict.ingress:
+        why += f"; it comes from {seen}"
     # A packet for the node's own address is not forwarded: it goes up through INPUT, which jumps to the same chain.
     hook = f", from INPUT (the packet is for {node.name} itself)" if pod is None and to_node == node.name else ""
     text = f"dropped in node {node.name}, chain {chain}{hook}, by {word} {names} ({why})"

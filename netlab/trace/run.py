@@ -216,11 +216,19 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
                     unfiltered: set[str]) -> None:
     """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it."""
     ep = result.endpoint
+    # The node that DNATed a Service packet: the one whose conntrack named the endpoint, else one that holds the
+    # DNAT but kept no entry (a policy's REJECT dropped the packet first).
+    nodes = {n.netns: n.name for n in lab.nodes}
+    dnats = [h for h in result.forward.hops if h.kind == "dnat" and h.netns in nodes]
+    dnat = next((h for h in dnats if "endpoint" in h.facts), dnats[0] if dnats else None)
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after, unfiltered)
-    blamed = next((e for e in result.policy if not e["allowed"] and e.get("counted")), None)
-    if blamed is None:
+                                  before, after, unfiltered, dnat_node=nodes[dnat.netns] if dnat else None)
+    counted = [e for e in result.policy if not e["allowed"] and e.get("counted")]
+    if not counted:
         return
+    # Two REJECTs counted (a SYN retransmitted, DNATed to another endpoint): the one at the node it was lost in.
+    lost = result.forward.hops[result.verdict.lost_at] if result.verdict.lost_at is not None else None
+    blamed = next((e for e in counted if lost is not None and lab.node(e["node"]).netns == lost.netns), counted[0])
     if not result.verdict.delivered:
         result.verdict = Verdict(False, result.verdict.lost_at, blamed["text"])
     elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:

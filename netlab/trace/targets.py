@@ -46,7 +46,7 @@ def lab_map(lab: Lab) -> LabMap:
     return LabMap.from_lab(lab, build_plan(lab))
 
 
-def _host_ips(lab: Lab) -> dict[str, str]:
+def host_ips(lab: Lab) -> dict[str, str]:
     """Internet-side machines (gateway, lb, hosts): the address on their eth0, from the plan."""
     if not lab.internet_hosts:
         return {}
@@ -65,7 +65,7 @@ def resolve_source(lab: Lab, name: str) -> Endpoint:
     for n in lab.nodes:
         if n.name == name:
             return Endpoint(n.name, "node", str(n.ip), n.netns)
-    hosts = _host_ips(lab)
+    hosts = host_ips(lab)
     for host, netns in lab.internet_hosts:
         if host == name:
             return Endpoint(host, "internet", hosts.get(host, ""), netns)
@@ -83,7 +83,7 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
     for n in lab.nodes:
         if n.name == spec or str(n.ip) == spec:
             return _node_target(lab, n.name, str(n.ip), n.netns, proto, port)
-    hosts = _host_ips(lab)
+    hosts = host_ips(lab)
     for host, netns in lab.internet_hosts:
         if host == spec or hosts.get(host) == spec:
             return Endpoint(host, "internet", hosts.get(host, ""), netns, port=port)

@@ -277,3 +277,50 @@ services:
         assert tr["lost"]["reason"].startswith("Service default/ghost has no endpoints: kube-proxy's "), tr["lost"]
         assert "went on" not in tr["lost"]["reason"], tr["lost"]
         assert any("port unreachable" in e["text"] for e in tr["icmp_errors"]), tr["icmp_errors"]
+
+
+def test_a_nodeport_refused_by_the_endpoints_policy_after_masquerade_is_blamed_on_the_policy(labs):
+    """web-1 (n1) admits only pods labelled role=client. A node's or an internet host's packet to the nodePort
+    is refused there by its NETPOL-IN chain: from n2's eth0 address, from example's own address, or from n2's
+    flannel.1 address after n2's masquerade. trace judged no policy for a nodePort, and blamed the missing ARP
+    entry of web-1 on cni0 (the packet never got that far) or said "the policy is named below" and named none."""
+    lab = labs.name("qt")
+    labs.up(f"""name: {lab}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: web-1, node: n1, labels: {{app: web}}}}
+  - {{name: client, node: n1, labels: {{role: client}}}}
+services:
+  - {{name: web-np, type: NodePort, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080, nodePort: 30080}}]}}
+internet:
+  cidr: 203.0.113.0/24
+  gateway: {{ip: 203.0.113.1}}
+  hosts: [{{name: example, ip: 203.0.113.10}}]
+networkPolicies:
+  - name: web-from-clients
+    spec:
+      podSelector: {{matchLabels: {{app: web}}}}
+      ingress: [{{from: [{{podSelector: {{matchLabels: {{role: client}}}}}}]}}]
+expect:
+  - {{from: n2, to: n1, proto: tcp, port: 30080, reach: false}}
+  - {{from: example, to: n1, proto: tcp, port: 30080, reach: false}}
+  - {{from: example, to: n2, proto: tcp, port: 30080, reach: false}}
+  - {{from: client, to: n1, proto: tcp, port: 30080}}
+""")
+    # The kernel: real connections, refused (the REJECT's reset) where the policy says so.
+    report = json.loads(netlab("probe", "--lab", lab, "-o", "json", check=False).stdout)
+    got = {(p["source"], p["destination"]): p["outcome"] for p in report["probes"] if p.get("port") == 30080}
+    assert got == {("n2", "n1"): "refused", ("example", "n1"): "refused", ("example", "n2"): "refused",
+                   ("client", "n1"): "reply"}, got
+    for src, dst, seen in (("n2", "n1", "n2's eth0 address"), ("example", "n1", "203.0.113.10, example's own address"),
+                           ("example", "n2", "n2's address after its masquerade")):
+        rc, d = trace(lab, src, dst, "--port", "30080")
+        lost = d["lost"]
+        want = (r"dropped in node n1, chain NETPOL-IN-\w+, by policy default/web-from-clients \(no ingress rule allows "
+                r"it for pod default/web-1; it comes from ")
+        assert rc == 1 and re.match(want, lost["reason"]), lost
+        assert seen in lost["reason"] and "ARP" not in lost["reason"], lost
+        [entry] = d["policy"]
+        assert (entry["node"], entry["counted"], entry["allowed"]) == ("n1", True, False), entry
+    rc, d = trace(lab, "client", "n1", "--port", "30080")
+    assert rc == 0 and d["delivered"] and d["policy"][0]["allowed"], d["policy"]

@@ -1,0 +1,97 @@
+"""The NetworkPolicy verdict of a trace to a nodePort or a LoadBalancer (trace/nodeport.py, trace/policy.py; pure).
+
+A node or an internet host reaching a Service's nodePort: kube-proxy DNATs the packet on the receiving node and
+masquerades it there, after that node's FORWARD. The endpoint's ingress is judged on the endpoint's node with
+the address the packet then has: the receiving node's address towards the pod (flannel.1's) when the endpoint
+is elsewhere, the client's own address when the receiving node forwards it to its own pod. trace judged
+nothing for these flows (a node, not a pod or a ClusterIP, was the destination), so a packet a policy's REJECT
+dropped was blamed on what the walk found next: "no ARP entry for the endpoint on cni0".
+"""
+
+from __future__ import annotations
+
+import copy
+
+from netlab.api.topology import load
+from netlab.model.netpol import policy_set
+from netlab.plan.policy import pod_chain
+from netlab.trace import policy as tpolicy
+from netlab.trace.targets import resolve_source, resolve_target
+
+TOPO = {
+    "name": "npn", "nodes": [{"name": "n1"}, {"name": "n2"}],
+    "pods": [{"name": "web-1", "node": "n1", "labels": {"app": "web"}},
+             {"name": "web-2", "node": "n2", "labels": {"app": "web"}},
+             {"name": "client", "node": "n1", "labels": {"role": "client"}}],
+    "services": [{"name": "web-np", "type": "NodePort", "selector": {"app": "web"},
+                  "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30080}]},
+                 {"name": "web-lb", "type": "LoadBalancer", "selector": {"app": "web"},
+                  "loadBalancerIP": "203.0.113.100", "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30081}]}],
+    "internet": {"cidr": "203.0.113.0/24", "gateway": {"ip": "203.0.113.1"},
+                 "hosts": [{"name": "example", "ip": "203.0.113.10"}]},
+    "networkPolicies": [{"name": "web-from-clients", "spec": {
+        "podSelector": {"matchLabels": {"app": "web"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]}}],
+}
+
+
+def _story(lab, src: str, dst: str, port: int, counted_on: str | None, endpoint: str | None = None,
+           dnat_node: str | None = None):
+    s = resolve_source(lab, src)
+    d = resolve_target(lab, dst, None, port, s)
+    ps = policy_set(lab)
+    counted = {}
+    if counted_on is not None:
+        counted = {(lab.node(lab.pod(counted_on).node).netns, pod_chain("ingress", ps.pod(counted_on))): 1}
+    ip = str(lab.pod(endpoint).ip) if endpoint else None
+    more = {"dnat_node": dnat_node} if dnat_node else {}
+    return tpolicy.story(lab, s, d, d.proto or "tcp", d.port, ip, {}, counted, **more)
+
+
+def test_a_nodeport_refused_by_the_endpoints_ingress_is_named():
+    lab = load(TOPO).lab
+    chain = pod_chain("ingress", policy_set(lab).pod("web-1"))
+    # From another node, the endpoint on the receiving node itself: it sees n2's eth0 address. No conntrack entry
+    # (the REJECT came first): the REJECT that counted it says which endpoint, the other one is left out.
+    [e] = _story(lab, "n2", "n1", 30080, counted_on="web-1")
+    assert e["text"] == (f"dropped in node n1, chain {chain}, by policy default/web-from-clients (no ingress rule "
+                         f"allows it for pod default/web-1; it comes from {lab.node('n2').ip}, n2's eth0 address); "
+                         "the kernel's REJECT rule there counted it")
+    assert (e["node"], e["chain"], e["counted"], e["allowed"]) == ("n1", chain, True, False)
+    # The endpoint elsewhere: n2 masqueraded it to its flannel.1 address.
+    [e] = _story(lab, "n2", "n2", 30080, counted_on="web-1", endpoint="web-1", dnat_node="n2")
+    assert f"it comes from {lab.node('n2').vtep_ip}, n2's address after its masquerade" in e["text"]
+    # From the internet: the host's own address reaches n1 (no NAT on the way in).
+    [e] = _story(lab, "example", "n1", 30080, counted_on="web-1")
+    assert e["text"].startswith(f"dropped in node n1, chain {chain}") and "from 203.0.113.10, example's own" in \
+        e["text"]
+
+
+def test_a_nodes_own_packet_to_its_own_pod_is_never_judged_and_a_client_pod_is_allowed():
+    lab = load(TOPO).lab
+    [e] = _story(lab, "n1", "n1", 30080, None, endpoint="web-1", dnat_node="n1")
+    assert e["allowed"] and "n1 is default/web-1's own node: always allowed" in e["text"]  # OUTPUT, then cni0
+    # A client pod on the receiving node: still itself there (the masquerade comes after FORWARD).
+    [e] = _story(lab, "client", "n1", 30080, None, endpoint="web-1", dnat_node="n1")
+    assert e["allowed"] and "role=client" in e["text"]
+    # ... but the same pod through n2's nodePort is n1's eth0 address (Flannel's masquerade) when it reaches n2.
+    [e] = _story(lab, "client", "n2", 30080, "web-2", endpoint="web-2", dnat_node="n2")
+    assert not e["allowed"] and f"from {lab.node('n1').ip}, n1's eth0 address after Flannel's masquerade" in \
+        e["text"]
+
+
+def test_the_address_seen_decides_an_ipblock():
+    """Allowed from the internet's addresses: the kernel lets a host's packet through when the receiving node holds
+    the endpoint (before its masquerade), and refuses it when the endpoint is on the other node (after)."""
+    topo = copy.deepcopy(TOPO)
+    topo["networkPolicies"][0]["spec"]["ingress"] = [{"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}]}]
+    lab = load(topo).lab
+    [e] = _story(lab, "example", "n1", 30080, None, endpoint="web-1", dnat_node="n1")
+    assert e["allowed"] and "ipBlock 203.0.113.0/24" in e["text"]
+    [e] = _story(lab, "example", "n1", 30080, "web-2", endpoint="web-2", dnat_node="n1")
+    assert not e["allowed"] and f"it comes from {lab.node('n1').vtep_ip}" in e["text"]
+    # A LoadBalancer: the balancer masquerades with its own address (its only one, the Service's IP), which the
+    # ipBlock holds; which node it picked is read from conntrack, else nothing is judged.
+    [e] = _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1", dnat_node="n1")
+    assert e["allowed"]
+    assert _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1") == []
