@@ -22,7 +22,7 @@ from netlab.breaks.catalogue import Scenario, clients, dns_askers, meets_dns, po
 from netlab.breaks.changes import STALE_SPORT, peer_node
 from netlab.model.clusterdns import DNS_NAME, DNS_NAMESPACE, dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
-from netlab.model.netpol import Peer, lab_peer, policy_set
+from netlab.model.netpol import Peer, lab_destination, lab_peer, policy_set
 from netlab.probe.matrix import probe_ports
 from netlab.model.echo_ports import pod_echo_ports
 
@@ -314,7 +314,7 @@ def allowed_flow(lab: Lab, sources: list[str], destinations: list[str],
     ps = policy_set(lab)
     for src in sources:
         for dst in destinations:
-            s, d = lab_peer(lab, ps, src), lab_peer(lab, ps, dst)
+            s, d = lab_peer(lab, ps, src), lab_destination(lab, ps, dst)  # a node by name: its own IP
             if s is None:
                 continue
             server = lab.pod(dst) if d is not None and d.pod is not None else None

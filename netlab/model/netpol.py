@@ -318,7 +318,8 @@ def node_address(lab: "Lab", node: str) -> IPv4Address:
 
 
 def lab_peer(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
-    """A pod or node of the lab as a policy peer (None for other names)."""
+    """A pod or node of the lab as a policy peer as the *source* of a flow (None for other names): a node is the
+    address its packets to pods carry (:func:`node_address`)."""
     for p in ps.pods:
         if p.name == name:
             return Peer(p.ip, p)
@@ -326,3 +327,13 @@ def lab_peer(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
         if n.name == name:
             return Peer(node_address(lab, n.name), None, n.name)
     return None
+
+
+def lab_destination(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
+    """A pod or node of the lab as the *destination* of a flow sent to it by name (None for other names): a node
+    is its own IP, eth0's, the address probe, trace and reach send to and the kernel's rules match (``-d``), not
+    flannel.1's, the one it sends from. A flow to another of its addresses is judged with that address."""
+    for n in lab.nodes:
+        if n.name == name:
+            return Peer(n.ip, None, n.name)
+    return lab_peer(lab, ps, name)

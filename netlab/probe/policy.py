@@ -34,6 +34,8 @@ def policy_judge(lab: "Lab") -> Judge | None:
 
     def judge(src: "Endpoint", dst: "Endpoint", proto: str, port: int | None) -> tuple[bool, str]:
         s, d = peer(src.name), peer(dst.name)
+        if dst.kind == "node":  # the address the probe sends to (eth0's node IP), not flannel.1's it sends from
+            d = Peer(dst.ip, None, dst.name)
         if d is None and dst.kind == "host":  # an internet host: a pod's egress rules see its address
             d = Peer(dst.ip)
         if s is None or d is None:

@@ -149,3 +149,36 @@ def test_ipblock_allows_the_node_and_status_up_and_removal_keep_input_right(labs
     assert "NETPOL-INPUT" not in tab.chains and not [r for r in tab.of("INPUT") if "NETPOL" in r]
     assert ping(name, "a1", gateway) == "reply"
     assert netlab("status", "--lab", name, check=False).returncode == 0
+
+
+def test_a_node_as_a_destination_is_judged_at_the_address_the_packet_goes_to(labs):
+    """a1's egress allows n2's node IP only (an ipBlock), then n2's flannel.1 address only. The kernel matches
+    the address the packet goes to (`-d` in n1's FORWARD): a ping to n2's node IP gets through with the first
+    policy and is refused with the second, and a ping to flannel.1's address the other way round. probe's
+    evaluator judged a node destination by flannel.1's address (the one a node sends from), so it expected the
+    opposite for the node IP; trace, which judges the address traced to, says what the kernel does."""
+    from netlab.probe.matrix import Endpoint, endpoints
+    from netlab.probe.policy import policy_judge
+
+    name = labs.name("qt")
+    probe_lab = load(topology(name, [])).lab
+    n2 = probe_lab.node("n2")
+    for block in (n2.ip, n2.vtep_ip):
+        egress = {"name": "one", "spec": {"podSelector": {"matchLabels": {"app": "one"}}, "policyTypes": ["Egress"],
+                                          "egress": [{"to": [{"ipBlock": {"cidr": f"{block}/32"}}]}]}}
+        labs.up(json.dumps(topology(name, [egress])))
+        lab = load(topology(name, [egress])).lab
+        judge = policy_judge(lab)
+        assert judge is not None
+        eps = endpoints(lab)
+        for addr in (n2.ip, n2.vtep_ip):
+            real = ping(name, "a1", str(addr))  # the kernel
+            expected, why = judge(eps["a1"], Endpoint("n2", "node", f"{name}-n2", addr, node="n2"), "icmp", None)
+            assert real == ("reply" if addr == block else "refused"), (block, addr, real)
+            assert expected is (real == "reply"), (block, addr, why)
+        assert judge(eps["a1"], eps["n2"], "icmp", None)[0] is (block == n2.ip)  # the probe's node: its IP
+        for target in ("n2", str(n2.vtep_ip)):
+            proc = netlab("trace", "--lab", name, "a1", target, "-o", "json", check=False)
+            traced = json.loads(proc.stdout)
+            ok = (target == "n2") == (block == n2.ip)
+            assert traced["delivered"] is ok and traced["policy"][0]["allowed"] is ok, traced["policy"]

@@ -5,6 +5,8 @@ plan's rules, and the trace's words for such a packet."""
 
 from __future__ import annotations
 
+import copy
+
 from test_services_plan import check_golden
 
 from netlab.api.topology import load
@@ -109,3 +111,31 @@ def test_evaluator_and_trace_words_for_a_pod_to_its_own_node():
     # A node's trace to a node: no pod's egress, no story.
     assert tpolicy.story(lab, Endpoint("n2", "node", str(n2.ip), n2.netns), Endpoint("n1", "node", str(n1.ip)),
                          "icmp", None, None, {}, {}) == []
+
+
+def test_a_node_as_a_destination_is_the_address_the_flow_goes_to_not_flannel1s():
+    """probe's evaluator stood for a node by flannel.1's address as a destination too (lab_peer: the address a
+    node sends from): a pod whose egress ipBlock holds another node's IP was expected refused when it pinged that
+    node (flannel.1's address is not in the block), and expected to reach it with a block of flannel.1's address
+    alone, which the kernel's `-d` rule in FORWARD never matches for a packet to the node IP."""
+    from netlab.breaks.symptoms import allowed_flow
+    from netlab.probe.matrix import endpoints
+    from netlab.probe.policy import policy_judge
+
+    for block, to_ip in (("node", True), ("vtep", False)):
+        topo = copy.deepcopy(SMALL)
+        probe_lab = load(topo).lab
+        n2 = probe_lab.node("n2")
+        cidr = f"{n2.ip if block == 'node' else n2.vtep_ip}/32"
+        topo["networkPolicies"][0]["spec"]["egress"][1] = {"to": [{"ipBlock": {"cidr": cidr}}]}
+        lab = load(topo).lab
+        eps = endpoints(lab)
+        judge = policy_judge(lab)
+        assert judge is not None
+        allowed, why = judge(eps["a1"], eps["n2"], "icmp", None)  # the probe pings n2's node IP
+        assert allowed is to_ip, (cidr, why)
+        # The quiz's flow for its trace (to a node by name: the trace goes to its node IP): n2 when the policy allows
+        # that, else b2 on 8080 (the first rule).
+        assert allowed_flow(lab, ["a1"], ["n2", "b2"])[1] == ("n2" if to_ip else "b2"), cidr
+        ps = policy_set(lab)
+        assert ps.flow(Peer(lab.pod("a1").ip, ps.pod("a1")), Peer(n2.vtep_ip), "ICMP", None).allowed is not to_ip
