@@ -19,7 +19,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Iterator
 
 from netlab.model.location import Loc
-from netlab.model.topology import NODE_PORT_RANGE, Topology
+from netlab.model.topology import Topology
 
 BRIDGE_PORT_LIMIT = 1023  # BR_MAX_PORTS is 1024, port numbers start at 1
 
@@ -73,7 +73,6 @@ def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
     _pod_ips(topo, addr, out)
     _service_ips(topo, addr, out)
     _internet_ips(topo, addr, out)
-    _node_ports(topo, out)
     return addr, out
 
 
@@ -259,14 +258,3 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
             break
         addr.lb_ip[(svc.namespace, svc.name)] = ip
 
-
-def _node_ports(topo: Topology, out: list) -> None:
-    """Every port of a NodePort or LoadBalancer Service without nodePort gets a free one of the range
-    (Kubernetes' default --service-node-port-range)."""
-    explicit = {p.node_port for s in topo.services for p in s.ports if p.node_port is not None}
-    wanted = sum(1 for s in topo.services if s.type != "ClusterIP" for p in s.ports if p.node_port is None)
-    free = NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1 - len(explicit)
-    if wanted > free:
-        out.append((("services",), f"{wanted} Service ports need a nodePort, but only {free} of "
-                                   f"{NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]} are free; use fewer NodePort or "
-                                   "LoadBalancer Services"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from netlab.model import clusterdns, naming
+from netlab.model import clusterdns, naming, nodeports
 from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
 from netlab.model.location import Loc, format_path
@@ -160,7 +160,6 @@ def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
 
 def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
     out: list[tuple[Loc, str]] = []
-    node_ports: dict[tuple[int, str], Loc] = {}
     for i, svc in enumerate(topo.services):
         seen_ports: set[tuple[int, str]] = set()
         seen_names: set[str] = set()
@@ -174,20 +173,9 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
                 if port.name in seen_names:
                     out.append((loc + ("name",), f"port name {port.name!r} is used twice in this service; rename one"))
                 seen_names.add(port.name)
-            if port.node_port is not None:
-                if svc.type == "ClusterIP":
-                    out.append((loc + ("nodePort",), "nodePort needs type NodePort or LoadBalancer; "
-                                                     "set the service's type or remove nodePort"))
-                key = (port.node_port, port.protocol)
-                if key in node_ports:
-                    out.append((loc + ("nodePort",), f"nodePort {port.node_port}/{port.protocol} is already used by "
-                                                     f"{_fmt(node_ports[key])}; pick another"))
-                else:
-                    node_ports[key] = loc
-                if (topo.network.mode == "vxlan" and port.protocol == "UDP"
-                        and port.node_port == topo.network.vxlan.port):
-                    out.append((loc + ("nodePort",), f"nodePort {port.node_port}/UDP is the VXLAN port "
-                                                     "(network.vxlan.port) on every node; pick another"))
+            if port.node_port is not None and svc.type == "ClusterIP":
+                out.append((loc + ("nodePort",), "nodePort needs type NodePort or LoadBalancer; "
+                                                 "set the service's type or remove nodePort"))
         unnamed = [j for j, port in enumerate(svc.ports) if port.name is None]
         if unnamed and len(svc.ports) > 1:
             # The API server's rule (spec.ports[i].name: Required value): kube-proxy tells a Service's ports apart
@@ -204,7 +192,7 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
         if svc.load_balancer_ip is not None and svc.type != "LoadBalancer":
             out.append((("services", i, "loadBalancerIP"), "loadBalancerIP needs type LoadBalancer; "
                                                            "set the type or remove loadBalancerIP"))
-    return out
+    return out + nodeports.problems(topo)
 
 
 def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:

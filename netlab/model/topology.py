@@ -250,7 +250,10 @@ class ServicePort(Model):
     port: Port = Field(description="Port on the ClusterIP.")
     target_port: Port | None = Field(None, alias="targetPort", description="Defaults to port.")
     protocol: Protocol = "TCP"
-    node_port: NodePort | None = Field(None, alias="nodePort")
+    node_port: NodePort | None = Field(
+        None, alias="nodePort",
+        description="Port on every node (type NodePort or LoadBalancer); allocated when absent, as the API server "
+                    "does: one Service's only, where just its TCP and UDP ports of one number may share it.")
 
 
 class Service(Model):

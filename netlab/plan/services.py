@@ -41,9 +41,9 @@ import hashlib
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from netlab.model import naming
+from netlab.model import naming, nodeports
 from netlab.model.lab import Lab, NodeInfo, PodInfo, endpoint_order
-from netlab.model.topology import NODE_PORT_RANGE, Service, ServicePort
+from netlab.model.topology import Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
 from netlab.plan.resources import Resource, Sysctl
@@ -141,20 +141,11 @@ def cluster_ip(lab: Lab, svc: Service) -> IPv4Address:
 def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
     """nodePort of every port of NodePort/LoadBalancer Services, keyed (namespace, name, port, protocol).
 
-    Explicit ``nodePort`` values first; the others get the lowest free port of
-    30000-32767 in file order (Kubernetes picks at random; a lab must be
-    reproducible).
+    Explicit ``nodePort`` values first; the others get the one of the Service's port of the same number, else the
+    lowest free port of 30000-32767 in file order (Kubernetes picks at random; a lab must be reproducible): see
+    model/nodeports.py.
     """
-    out: dict[tuple[str, str, int, str], int] = {}
-    used = {p.node_port for s in lab.services for p in s.ports if p.node_port is not None}
-    free = (n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1) if n not in used)
-    for svc in lab.services:
-        if svc.type == "ClusterIP":
-            continue
-        for port in svc.ports:
-            key = (svc.namespace, svc.name, port.port, port.protocol)
-            out[key] = port.node_port if port.node_port is not None else next(free)
-    return out
+    return nodeports.assign(lab.topo)
 
 
 def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodInfo, int]]]:

@@ -236,7 +236,8 @@ CASES = [
      "nodePort needs type NodePort or LoadBalancer", "services[0].ports[0].nodePort"),
     ("nodeport-duplicate", BASE + "services: [{name: s, type: NodePort, ports: [{port: 80, nodePort: 30080}]}, "
                                   "{name: t, type: NodePort, ports: [{port: 81, nodePort: 30080}]}]\n",
-     "nodePort 30080/TCP is already used by services[0].ports[0]", "services[1].ports[0].nodePort"),
+     "nodePort 30080 is already allocated to service default/s (services[0].ports[0])",
+     "services[1].ports[0].nodePort"),
     ("nodeport-is-vxlan-port", BASE + "network: {vxlan: {port: 30472}}\n"
                                       "services: [{name: s, type: NodePort, ports: [{port: 80, protocol: UDP, "
                                       "nodePort: 30472}]}]\n",
