@@ -272,6 +272,34 @@ spec:
   policyTypes: [Egress]
   egress: [{to: [{ipBlock: {cidr: 0.0.0.0/0, except: [10.244.1.0/24]}}]}]  # /0: no address match at all
 """, all=XA_NOT_TO_N2),
+    # An IPv6 block is valid (the API server takes it in any cluster) and holds no address of the IPv4 lab: a rule
+    # whose only peer it is allows nothing, and the policy isolates its pods all the same. ::/0 above all: written
+    # as 0.0.0.0/0 is (no address match), it would allow everything.
+    case("ipBlock-ipv6-only-ingress", """
+name: from-ipv6-only
+namespace: x
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  ingress: [{from: [{ipBlock: {cidr: "::/0"}}]}]
+""", all=only_to_xa("")),
+    case("ipBlock-ipv6-only-egress", """
+name: to-ipv6-only
+namespace: x
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: "2001:db8::/32", except: ["2001:db8:1::/48"]}}]}]
+""", all=H + """
+x/a   .   X   X   X   X   X   X   X   X
+x/b   .   .   .   .   .   .   .   .   .
+x/c   .   .   .   .   .   .   .   .   .
+y/a   .   .   .   .   .   .   .   .   .
+y/b   .   .   .   .   .   .   .   .   .
+y/c   .   .   .   .   .   .   .   .   .
+z/a   .   .   .   .   .   .   .   .   .
+z/b   .   .   .   .   .   .   .   .   .
+z/c   .   .   .   .   .   .   .   .   .
+"""),
     case("named-port-tcp", """
 name: serve-81-tcp-only
 namespace: x

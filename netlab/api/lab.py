@@ -109,6 +109,7 @@ class Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
+        from netlab.model.netpol import policy_notes
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
 
@@ -116,7 +117,7 @@ class Lab:
         if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
             refuse_replacing(loaded, state)
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
-        warnings = list(done.warnings) + service_notes(loaded.lab)
+        warnings = list(done.warnings) + service_notes(loaded.lab) + policy_notes(loaded.lab.topo.network_policies)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)

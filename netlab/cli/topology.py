@@ -39,8 +39,9 @@ def validate(topology: str | None, output: str) -> None:
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
     from netlab.model.endpoints import service_notes
+    from netlab.model.netpol import policy_notes
 
-    notes = service_notes(lab)  # valid, and probably not meant: said, not refused
+    notes = service_notes(lab) + policy_notes(lab.topo.network_policies)  # valid, probably not meant: said
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services), "added": {"pods": loaded.added_pods,

@@ -19,7 +19,8 @@ For a flow from S to D (protocol, destination port after any Service DNAT):
 * A peer with ``podSelector`` alone: pods of the *policy's* namespace; with
   ``namespaceSelector`` alone: every pod of matching namespaces; with both:
   matching pods of matching namespaces (AND in one peer, OR across peers).
-  ``ipBlock``: the peer's address is in ``cidr`` and in no ``except``.
+  ``ipBlock``: the peer's address is in ``cidr`` and in no ``except``; an IPv6
+  block holds no address of the (IPv4) lab, so it matches no peer.
 * A named port is looked up in the containerPorts of the pod that serves it
   (D), with the port's protocol; a flow to something that is not a pod never
   matches a named port.
@@ -282,6 +283,23 @@ class PolicySet:
 
     def pod(self, name: str) -> PodView:
         return next(p for p in self.pods if p.name == name)
+
+
+def policy_notes(policies: Iterable[NetworkPolicy]) -> list[str]:
+    """One line per IPv6 ipBlock: valid (the API server takes it in any cluster) and matching nothing in an IPv4
+    lab, so ``validate`` and ``up`` say so, as notes, and go on. A rule whose only peers they are allows nothing,
+    and a policy whose only rules they are isolates its pods all the same."""
+    out = []
+    for pol in policies:
+        for direction, rules in (("ingress", pol.spec.ingress), ("egress", pol.spec.egress)):
+            for i, rule in enumerate(rules or [], 1):
+                peers = (rule.from_ if direction == "ingress" else rule.to) or []
+                for j, peer in enumerate(peers, 1):
+                    if peer.ip_block is not None and peer.ip_block.ipv6:
+                        out.append(f"network policy {pol.namespace}/{pol.name} {direction} rule {i} peer {j}: "
+                                   f"ipBlock {peer.ip_block.cidr} is IPv6, which matches nothing in this IPv4 lab "
+                                   "(Kubernetes accepts it; the CNI writes no rule for it)")
+    return out
 
 
 def named_ports(pod: object) -> tuple[tuple[str, str, int], ...]:

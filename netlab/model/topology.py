@@ -13,7 +13,7 @@ a user sees every problem at once.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
@@ -104,7 +104,7 @@ def _ip(value: Any) -> Any:
 
 
 def _cidr(value: Any) -> Any:
-    if isinstance(value, IPv4Network):
+    if isinstance(value, (IPv4Network, IPv6Network)):
         return value
     if not isinstance(value, str):
         raise ValueError(f"must be an IPv4 CIDR written as a string like \"10.244.0.0/16\", not {yaml_kind(value)}")
@@ -122,6 +122,27 @@ def _cidr(value: Any) -> Any:
         raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
 
 
+def _block_cidr(value: Any) -> Any:
+    """An ipBlock's cidr or except: IPv4 as everywhere, or IPv6, which the API server takes in any cluster (a
+    policy is written for every cluster it may be applied to); in an IPv4 lab such a block matches nothing."""
+    if isinstance(value, IPv6Network) or not (isinstance(value, str) and ":" in value):
+        return _cidr(value)
+    if "/" not in value:
+        raise ValueError(f"{show(value, 30)} has no prefix length; write it as a CIDR like {value}/64")
+    if "%" in value:  # a zone (fe80::1%eth0) is an interface's, not a network's (ParseCIDR refuses it)
+        raise ValueError(f"{show(value, 30)} is not an IPv4 or IPv6 CIDR like 10.0.0.0/8 or 2001:db8::/32 "
+                         "(a zone index names an interface, not a network)")
+    try:
+        return IPv6Network(value)
+    except ValueError as exc:
+        try:
+            loose = IPv6Network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{show(value, 30)} is not an IPv4 or IPv6 CIDR like 10.0.0.0/8 or 2001:db8::/32 "
+                             f"({exc})") from None
+        raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
+
+
 def _argv_item(value: Any) -> Any:
     if isinstance(value, str) and "\0" in value:
         raise ValueError("a command argument cannot contain a NUL character")
@@ -136,6 +157,7 @@ LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALU
                        BeforeValidator(_label_value)]
 Ip = Annotated[IPv4Address, BeforeValidator(_ip)]
 Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
+BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(_block_cidr)]
 Port = Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])]
 NodePort = Annotated[StrictInt, Field(ge=NODE_PORT_RANGE[0], le=NODE_PORT_RANGE[1])]
 Arg = Annotated[StrictStr, BeforeValidator(_argv_item)]
@@ -310,7 +332,8 @@ class Expectation(Model):
 # * a label selector requirement with ``In``/``NotIn`` has values, one with
 #   ``Exists``/``DoesNotExist`` has none;
 # * a peer has ``ipBlock`` alone, or a pod and/or namespace selector;
-# * every ``except`` lies inside its ``cidr``;
+# * every ``except`` lies inside its ``cidr`` (of one family: IPv4, or IPv6, which a lab's IPv4 traffic never
+#   matches);
 # * ``endPort`` needs a numeric ``port`` not above it;
 # * a named ``port`` is an IANA service name (at most 15 characters).
 #
@@ -371,16 +394,27 @@ class LabelSelector(Model):
 
 
 class IPBlock(Model):
-    cidr: Cidr
-    except_: list[Cidr] = Field([], alias="except")
+    cidr: BlockCidr = Field(description="Addresses the peer is (IPv4; an IPv6 block is valid, as in Kubernetes, "
+                                        "and matches nothing in a lab, which is IPv4 only).")
+    except_: list[BlockCidr] = Field([], alias="except", description="Smaller blocks inside cidr, of its family, "
+                                                                     "that are not the peer.")
 
     @model_validator(mode="after")
     def _except_inside(self) -> "IPBlock":
         for net in self.except_:  # a strict subset, as the API server validates it (ValidateIPBlock)
-            if not net.subnet_of(self.cidr) or net == self.cidr:
+            if net.version != self.cidr.version:  # its net.IPNet.Contains: an IPv4 IP is never in an IPv6 block
+                raise ValueError(f"except {net} is IPv{net.version} and cidr {self.cidr} IPv{self.cidr.version}; "
+                                 "every except must be a smaller block inside cidr, of its family")
+            if not net.subnet_of(self.cidr) or net == self.cidr:  # type: ignore[arg-type]  # one family: checked
                 why = "is cidr itself" if net == self.cidr else f"is not inside cidr {self.cidr}"
                 raise ValueError(f"except {net} {why}; every except must be a smaller block inside it")
         return self
+
+    @property
+    def ipv6(self) -> bool:
+        """An IPv6 block: it matches no address of an IPv4 lab, as the CNI's policy controllers skip a block of
+        the other family (kube-router's ipset of the cluster's family; Calico's rules per IP version)."""
+        return self.cidr.version == 6
 
 
 class NetworkPolicyPeer(Model):

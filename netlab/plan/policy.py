@@ -17,6 +17,7 @@ pod, as in Kubernetes::
                       clear the mark, RETURN to judge the other direction / the rest of FORWARD
     NETPOL-ING-<policy>: one rule per (rule, peer, port): -s <peer pod>/32 | <ipBlock>, -p/--dport ─► MARK
                          an ipBlock with except: ─► NETPOL-EXC-<hash>: RETURN for each except, else MARK
+                         an IPv6 ipBlock: nothing (the lab is IPv4: it matches no packet)
 
 A packet from a pod to one of its own node's addresses (eth0's node IP, cni0's
 gateway address, flannel.1's) is not forwarded: it goes up to the node through
@@ -143,6 +144,12 @@ def policy_rules(rs: Ruleset, ps: PolicySet, pol: NetworkPolicy, direction: str)
             peer_items.append(("", None, servers, f"{name} {direction} rule {i} any peer"))
         for j, peer in enumerate(peers, 1):
             what = f"{name} {direction} rule {i} peer {j}"
+            if peer.ip_block is not None and peer.ip_block.ipv6:
+                # The table is IPv4 (iptables, not ip6tables): an IPv6 block has no address here to match, and
+                # the CNI's controllers write no rule for a block of the other family. So no rule: it allows
+                # nothing (`-s 2001:db8::/32` would not even load; `::/0` unwritten would match everything).
+                rs.note(f"{what}: ipBlock {peer.ip_block.cidr} is IPv6, which matches nothing in this IPv4 lab")
+                continue
             if peer.ip_block is not None:
                 blk = peer.ip_block
                 exc = None
