@@ -3,9 +3,14 @@
     include:
       - policies/*.yaml        # globs, relative to the topology file's folder
 
-Each matching file may hold several YAML documents (``---``). Every document
-is validated on its own, so a problem is reported as ``policies/deny.yaml:7:
-spec.ingress[0].from[0]: ...``, with the included file's own line.
+Each matching file may hold several YAML documents (``---``), and a document
+may be a list of objects, as ``kubectl apply -f`` takes them: ``apiVersion: v1,
+kind: List, items: [...]`` (what ``kubectl get -o yaml`` writes), or a typed
+``NetworkPolicyList`` / ``NamespaceList``, whose items may leave out the kind
+and apiVersion the list implies; lists nest (kubectl flattens them). Every
+object is validated on its own, so a problem is reported as
+``policies/deny.yaml:7: spec.ingress[0].from[0]: ...`` (``items[2].spec...`` in
+a list), with the included file's own line.
 
 netlab runs as root and a topology may come from anyone, so a pattern never
 leaves the topology's folder: absolute patterns and ``..`` are refused, every
@@ -19,12 +24,13 @@ from __future__ import annotations
 import glob
 import os
 import re
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
-from netlab.model.location import ROOT_FIELD, format_path, show, yaml_kind
+from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
 from netlab.model.topology import (LabelKey, LabelValue, Model, Name, Namespace, NetworkPolicy, NetworkPolicySpec,
                                    Topology)
 from netlab.model.yamlsource import Source, parse
@@ -63,6 +69,12 @@ class NamespaceManifest(Model):
 
 
 KINDS = {"NetworkPolicy": PolicyManifest, "Namespace": NamespaceManifest}
+API_VERSIONS = {"NetworkPolicy": "networking.k8s.io/v1", "Namespace": "v1"}
+# A document holding other objects. kubectl takes any object with items: as a list (the unstructured decoder's rule)
+# and flattens it, nested lists too; a typed list's items that give neither kind nor apiVersion are the list's kind
+# without "List", in its apiVersion (decodeToList). These are the lists of what can be included.
+LIST_KINDS = {"List": "v1", **{k + "List": v for k, v in API_VERSIONS.items()}}
+MAX_DEPTH = 8  # lists in lists: kubectl has no limit, a hostile file must not make one of our stack
 
 
 def split_documents(text: str) -> list[tuple[int, str]]:
@@ -81,10 +93,10 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     return [(offset, body) for offset, body in docs if not all(_BLANK.match(x) for x in body.split("\n"))]
 
 
-def _problems(exc: ValidationError, src: Source, offset: int) -> list[Problem]:
+def _problems(exc: ValidationError, src: Source, offset: int, at: Loc = ()) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if p != "[key]")
+        loc = at + tuple(p for p in err["loc"] if p != "[key]")
         line = src.line_of(loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
@@ -99,10 +111,10 @@ _TOPOLOGY_SHAPE = "a topology is a mapping (name:, nodes:, pods: ...)"  # yamlso
 _MANIFEST_SHAPE = "a manifest is a mapping (apiVersion:, kind:, metadata:, spec:)"
 
 
-def _kind_problem(src: Source, kind: Any) -> str:
+def _kind_problem(data: dict, kind: Any) -> str:
     """Why a document's ``kind`` cannot be included, in the words of the YAML that was written."""
     wanted = " or ".join(f"kind: {k}" for k in KINDS)
-    if "kind" not in src.data:
+    if "kind" not in data:
         return f"missing; an included file needs {wanted}"
     if kind is None:
         return f"has no value (null); an included file needs {wanted}"
@@ -124,7 +136,7 @@ def read_manifests(path: str, shown: str, read: Reader) -> tuple[list[tuple[Netw
         text = read(path, shown)
     except TopologyError as exc:  # messages name ``path``: say it as the user wrote it
         return [], [Problem(shown, p.line, p.field, p.message) for p in exc.problems]
-    objects: list[tuple[NetworkPolicy | Namespace, Origin]] = []
+    objects: Objects = []
     problems: list[Problem] = []
     docs = split_documents(text)
     if len(docs) > MAX_DOCUMENTS:
@@ -137,25 +149,87 @@ def read_manifests(path: str, shown: str, read: Reader) -> tuple[list[tuple[Netw
                                  p.message.replace(_TOPOLOGY_SHAPE, _MANIFEST_SHAPE)) for p in exc.problems]
             continue
         problems += [Problem(p.file, p.line + offset if p.line else None, p.field, p.message) for p in src.problems]
-        kind = src.data.get("kind")
-        model = KINDS.get(kind) if isinstance(kind, str) else None
-        if model is None:
-            line = src.lines.get(("kind",), src.lines.get((), 1))
-            problems.append(Problem(shown, (line or 1) + offset, "kind", _kind_problem(src, kind)))
-            continue
-        try:
-            doc = model.model_validate(src.data, by_alias=True, by_name=False)
-        except ValidationError as exc:
-            problems += _problems(exc, src, offset)
-            continue
-        line = src.line_of(("metadata", "name"))
-        origin = (shown, line + offset if line else None, "metadata.name")
-        if isinstance(doc, PolicyManifest):
-            objects.append((NetworkPolicy(name=doc.metadata.name, namespace=doc.metadata.namespace, spec=doc.spec),
-                            origin))
-        else:
-            objects.append((Namespace(name=doc.metadata.name, labels=doc.metadata.labels), origin))
+        _document(_Doc(src, shown, offset, objects, problems), src.data, ())
     return objects, problems
+
+
+@dataclass
+class _Doc:
+    """One YAML document of a manifest file being read, and what it gave so far."""
+
+    src: Source
+    shown: str
+    offset: int  # lines before the document in its file
+    objects: "Objects"
+    problems: list[Problem]
+
+    def line(self, loc: Loc) -> int | None:
+        line = self.src.line_of(loc)
+        return line + self.offset if line else None
+
+    def problem(self, loc: Loc, message: str) -> None:
+        self.problems.append(Problem(self.shown, self.line(loc) or 1 + self.offset, format_path(loc) or ROOT_FIELD,
+                                     message))
+
+
+def _document(doc: _Doc, data: dict, at: Loc, implied: tuple[str, str] | None = None, depth: int = 0) -> None:
+    """One object of a document, at ``at`` (``()`` for the document itself, ``("items", 2)`` in a list): a
+    NetworkPolicy or a Namespace, or a list of them. ``implied`` is (kind, apiVersion) of a typed list's items."""
+    if "items" in data:
+        _list(doc, data, at, depth)
+        return
+    if implied and "kind" not in data and "apiVersion" not in data:
+        data = {**data, "kind": implied[0], "apiVersion": implied[1]}
+    kind = data.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        doc.problem(at + ("kind",), _kind_problem(data, kind))
+        return
+    try:
+        obj = model.model_validate(data, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        doc.problems.extend(_problems(exc, doc.src, doc.offset, at))
+        return
+    origin = (doc.shown, doc.line(at + ("metadata", "name")), format_path(at + ("metadata", "name")))
+    if isinstance(obj, PolicyManifest):
+        doc.objects.append((NetworkPolicy(name=obj.metadata.name, namespace=obj.metadata.namespace, spec=obj.spec),
+                            origin))
+    else:
+        doc.objects.append((Namespace(name=obj.metadata.name, labels=obj.metadata.labels), origin))
+
+
+def _list(doc: _Doc, data: dict, at: Loc, depth: int) -> None:
+    """A List (or NetworkPolicyList, NamespaceList): each item is an object of its own, at its own place."""
+    kind, version = data.get("kind"), data.get("apiVersion")
+    lists = " or ".join(f"apiVersion: {v}, kind: {k}" for k, v in LIST_KINDS.items())
+    if not isinstance(kind, str) or kind not in LIST_KINDS:
+        why = (f"kind {show(kind)} cannot be included" if isinstance(kind, str) and kind
+               else "missing" if "kind" not in data else f"{show(kind)} is no kind")
+        doc.problem(at + ("kind",), f"{why}; a document with items: is a list: give it {lists}")
+        return
+    if version != LIST_KINDS[kind]:
+        doc.problem(at + ("apiVersion",), f"{kind} is apiVersion {LIST_KINDS[kind]}, not {show(version)}")
+        return
+    extra = [k for k in data if k not in ("apiVersion", "kind", "metadata", "items")]
+    for key in extra:
+        doc.problem(at + (key,), "is not a field here; a list has apiVersion, kind, metadata and items")
+    items = data["items"]
+    if items is None:  # kubectl reads null as no items
+        return
+    if not isinstance(items, list):
+        doc.problem(at + ("items",), f"must be a list of manifests, not {yaml_kind(items)}")
+        return
+    if depth >= MAX_DEPTH:
+        doc.problem(at + ("items",), f"lists nest over {MAX_DEPTH} deep; flatten them")
+        return
+    implied = (kind.removesuffix("List"), version) if kind != "List" else None
+    for i, item in enumerate(items):
+        loc = at + ("items", i)
+        if not isinstance(item, dict):
+            doc.problem(loc, f"an item of a list is a manifest, {_MANIFEST_SHAPE.split(' is ', 1)[1]}, "
+                             f"not {yaml_kind(item)}")
+            continue
+        _document(doc, item, loc, implied, depth + 1)
 
 
 def _matches(folder: str, pattern: str) -> tuple[list[str], str | None]:

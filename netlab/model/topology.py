@@ -509,4 +509,5 @@ class Topology(Model):
                                                   description="NetworkPolicies (networking.k8s.io/v1), enforced by "
                                                               "iptables in every node.")
     include: list[StrictStr] = Field([], description="Kubernetes manifests (kind NetworkPolicy or Namespace, "
-                                                     "multi-document) to add, as globs relative to this file's folder.")
+                                                     "multi-document, or a List of them) to add, as globs relative "
+                                                     "to this file's folder.")
