@@ -2,8 +2,9 @@
 
 One arrow per ordered pair of pods (never a pod to itself) that the policies
 allow on at least one port the destination serves, labelled with those ports
-(``all`` when every one is allowed). A pair with no arrow is denied on every
-port. The verdicts are the evaluator's (:mod:`netlab.model.netpol`), the same
+(``all ports`` when every one is allowed, as ``kubectl describe networkpolicy``
+says of a rule without ports: "<any> (traffic allowed to all ports)"). A pair
+with no arrow is denied on every port. The verdicts are the evaluator's (:mod:`netlab.model.netpol`), the same
 that ``netlab policy table`` prints and ``netlab probe`` checks.
 """
 
@@ -15,6 +16,8 @@ from netlab.graph import Box, Graph, Group, Link
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, policy_set
 from netlab.probe.matrix import probe_ports
+
+ALL_PORTS = "all ports"  # an arrow's label when every port the destination serves is allowed
 
 
 def allowed_pairs(lab: Lab) -> list[tuple[str, str, str]]:
@@ -31,7 +34,7 @@ def allowed_pairs(lab: Lab) -> list[tuple[str, str, str]]:
             ok = [(proto, port) for proto, port in ports
                   if ps.flow(Peer(s.ip, s), Peer(d.ip, d), proto.upper(), port).allowed]
             if ok:
-                label = "all" if len(ok) == len(ports) else ", ".join(f"{p}/{n}" for p, n in ok)
+                label = ALL_PORTS if len(ok) == len(ports) else ", ".join(f"{p}/{n}" for p, n in ok)
                 out.append((src.name, dst.name, label))
     return out
 
@@ -54,7 +57,7 @@ def policy_graph(lab: Lab) -> Graph:
                                                                                        else ""), "pod"))
         g.groups.append(grp)
     for src, dst, label in allowed_pairs(lab):
-        g.links.append(Link(box[src], box[dst], "" if label == "all" else label, "policy"))
+        g.links.append(Link(box[src], box[dst], label, "policy"))
     return g
 
 

@@ -322,3 +322,32 @@ def test_the_load_balancer_is_drawn_and_every_namespace_has_its_box():
     assert g.place("svc-node-1", "-") == "node_node_1_eth0" and g.place("svc-underlay", "vethx") == "underlay_br0"
     assert g.place("svc-client", "lo") == "pod_client" and g.place("svc-example", "eth0") == "host_example"
     assert g.place("elsewhere", "eth0") is None
+
+
+POLICY_LAB = """\
+name: gp
+nodes: [{name: n1}]
+pods:
+  - {name: a, node: n1, labels: {app: a}}
+  - {name: b, node: n1, labels: {app: b}, containers: [{name: c, ports: [{containerPort: 80}, {containerPort: 81}]}]}
+networkPolicies:
+  - name: b-80-only
+    spec:
+      podSelector: {matchLabels: {app: b}}
+      ingress: [{ports: [{port: 80}]}]
+"""
+
+
+def test_policy_graph_labels_an_all_ports_arrow_as_such(tmp_path):
+    """An arrow whose every served port is allowed says "all ports" (kubectl describe networkpolicy: "<any>
+    (traffic allowed to all ports)"), in both formats; it was an empty label, like no label at all."""
+    path = tmp_path / "t.yaml"
+    path.write_text(POLICY_LAB)
+    proc = run_cli("graph", "-t", str(path), "--policy")
+    assert proc.returncode == 0, proc.stderr
+    arrows = sorted(line.strip() for line in proc.stdout.splitlines() if "==>" in line)
+    assert arrows == ['pod_a ==>|"tcp/80"| pod_b', 'pod_b ==>|"all ports"| pod_a'], arrows
+    proc = run_cli("graph", "-t", str(path), "--policy", "-o", "dot")
+    arrows = sorted(line.strip() for line in proc.stdout.splitlines() if " -> " in line)
+    assert [a.split(" [")[0] + " " + re.search(r'label="([^"]*)"', a).group(1) for a in arrows] == \
+        ["pod_a -> pod_b tcp/80", "pod_b -> pod_a all ports"], arrows
