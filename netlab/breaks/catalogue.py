@@ -232,8 +232,25 @@ def _service_endpoints(lab: Lab) -> list[PodInfo]:
     return out
 
 
+def dns_pods(lab: Lab) -> list[PodInfo]:
+    """The cluster DNS pods: the endpoints of the cluster DNS Service kube-system/kube-dns (the add-on's, or the
+    lab's own), the add-on's pod first. Never a pod found by its labels alone: a user's pod labelled
+    k8s-app: kube-dns in another namespace is no endpoint of it (a Service selects its own namespace's pods)."""
+    from netlab.model.clusterdns import dns_service, is_dns_pod
+
+    svc = dns_service(lab.topo)
+    if svc is None:
+        return []
+    out: list[PodInfo] = []
+    for port in svc.ports:
+        out += [p for p, _ in lab.endpoints(svc, port) if p not in out]
+    return sorted(out, key=lambda p: not is_dns_pod(p.spec))
+
+
 def dns_pod(lab: Lab) -> PodInfo | None:
-    return next((p for p in lab.pods if p.spec.labels.get("k8s-app") == "kube-dns"), None)
+    """The DNS pod a scenario stops and a query is sent to: the add-on's kube-system/kube-dns, else the first
+    endpoint of the lab's own kube-system/kube-dns Service (None: no cluster DNS answers in this lab)."""
+    return next(iter(dns_pods(lab)), None)
 
 
 def why_not(s: Scenario, lab: Lab) -> str | None:
@@ -265,7 +282,8 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
 
 def clients(lab: Lab, node: str) -> list[PodInfo]:
     """The pods of ``node`` that a proving trace can start from as a Service's client: all but the DNS pod."""
-    return [p for p in lab.pods_on(node) if p.spec.labels.get("k8s-app") != "kube-dns"]
+    dns = dns_pods(lab)
+    return [p for p in lab.pods_on(node) if p not in dns]
 
 
 def _clients_no_endpoint(lab: Lab) -> list[PodInfo]:
@@ -338,7 +356,8 @@ def default_target(s: Scenario, lab: Lab) -> str:
     if s.name in ("dns-pod-stopped",):
         return dns_pod(lab).name  # type: ignore[union-attr]
     if s.name == "endpoint-pod-down":  # an application endpoint (not DNS), the last one
-        apps = [p for p in _service_endpoints(lab) if p.spec.labels.get("k8s-app") != "kube-dns"]
+        dns = dns_pods(lab)
+        apps = [p for p in _service_endpoints(lab) if p not in dns]
         return (apps or _service_endpoints(lab))[-1].name
     return lab.pods[1].name if len(lab.pods) > 1 else lab.pods[0].name
 
@@ -367,7 +386,7 @@ def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodI
         raise ValueError(f"{s.name}: the NetworkPolicies deny pod {name}'s DNS queries, so a stale entry for them "
                          f"would change nothing (pods whose queries they allow: "
                          f"{', '.join(p.name for p in _clients_no_endpoint(lab)) or 'none'})")
-    if s.name == "dns-pod-stopped" and pod.spec.labels.get("k8s-app") != "kube-dns":
+    if s.name == "dns-pod-stopped" and pod not in dns_pods(lab):
         raise ValueError(f"{s.name}: pod {name} is not the DNS pod (it is {dns_pod(lab).name})")  # type: ignore
     return pod
 

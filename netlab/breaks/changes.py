@@ -20,6 +20,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Callable
 
 from netlab.kernel.base import Op, TableText
+from netlab.model.clusterdns import is_dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import Plan
 from netlab.plan.resources import Fdb, Neigh, Resource, Route, Sysctl, Veth, Vxlan
@@ -193,7 +194,9 @@ def dns_udp(lab: Lab) -> tuple[str, int, str]:
     """(ClusterIP, port, the DNS pod's IP) of cluster DNS over UDP."""
     from netlab.plan.services import service_ports
 
-    sp = next(sp for sp in service_ports(lab) if sp.protocol == "udp" and sp.port.port == 53 and sp.endpoints)
+    # the cluster DNS Service kube-system/kube-dns, not a user's Service that happens to serve 53/UDP
+    sp = next(sp for sp in service_ports(lab) if is_dns_service(sp.svc) and sp.protocol == "udp"
+              and sp.port.port == 53 and sp.endpoints)
     return str(sp.cluster_ip), sp.port.port, str(sp.endpoints[0][0])
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable
 
-from netlab.breaks.catalogue import Scenario, clients, dns_askers, meets_dns, policy_split
+from netlab.breaks.catalogue import Scenario, clients, dns_askers, dns_pods, meets_dns, policy_split
 from netlab.breaks.changes import STALE_SPORT, peer_node
-from netlab.model.clusterdns import DNS_NAME, DNS_NAMESPACE, dns_service
+from netlab.model.clusterdns import DNS_NAME, DNS_NAMESPACE, dns_service, is_dns_service
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.netpol import Peer, lab_destination, lab_peer, policy_set
 from netlab.probe.matrix import probe_ports
@@ -271,11 +271,12 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         client = clients(lab, target.name)[0].name  # there is one: catalogue.target_problem
         # A Service with endpoints, an application's before the cluster DNS (which every lab with Services has)
         served = [(sv, sp) for sv in lab.services for sp in sv.ports if sp.protocol == "TCP" and lab.endpoints(sv, sp)]
-        svc, sp = next((x for x in served if x[0].selector.get("k8s-app") != "kube-dns"), served[0])
+        svc, sp = next((x for x in served if not is_dns_service(x[0])), served[0])
         return TraceCheck(client, f"svc/{svc.name}", "tcp", sp.port, target.netns, r"did not DNAT.*KUBE-SERVICES")
     if name == "endpoint-pod-down":
         assert isinstance(target, PodInfo)
-        others = [p.name for p in lab.pods if p.name != target.name and p.spec.labels.get("k8s-app") != "kube-dns"]
+        dns = dns_pods(lab)
+        others = [p.name for p in lab.pods if p.name != target.name and p not in dns]
         port = target.ports[0][0]
         # no other pod: its node dials it
         client, *_ = allowed_flow(lab, others + [target.node], [target.name], only=("tcp", port))

@@ -225,6 +225,12 @@ def is_dns_service(svc: Service) -> bool:
     return svc.name == DNS_NAME and svc.namespace == DNS_NAMESPACE
 
 
+def is_dns_pod(pod: Pod) -> bool:
+    """The add-on's pod: kube-system/kube-dns, by namespace and name. Not by its labels: any pod may carry
+    k8s-app: kube-dns (only one of kube-system would be an endpoint of the DNS Service)."""
+    return pod.name == DNS_NAME and pod.namespace == DNS_NAMESPACE
+
+
 def dns_service(topo: Topology) -> Service | None:
     """The cluster DNS Service (added by :func:`with_cluster_dns` or the user's own)."""
     return next((s for s in topo.services if is_dns_service(s)), None)

@@ -378,3 +378,51 @@ def test_the_kube_services_trace_takes_a_service_with_endpoints():
     web = _lab(catalogue.SERVICES_EXAMPLE)  # an application's Service first, on its TCP port
     check = symptoms.trace_check(s, web, catalogue.resolve_target(s, web, None))
     assert (check.dst, check.proto, check.port) == ("svc/web", "tcp", 80)
+
+
+def _impostor_lab():
+    """topologies/services.yaml plus a user's pod labelled k8s-app: kube-dns in default, listed before the add-on's
+    kube-system/kube-dns (which is appended to the pods), and a user's Service of its own that serves 53 from it."""
+    import yaml
+
+    topo = yaml.safe_load(open("topologies/services.yaml"))
+    topo["pods"].insert(0, {"name": "impostor", "node": "node-2", "labels": {"k8s-app": "kube-dns"}})
+    topo["services"].insert(0, {"name": "resolver", "selector": {"k8s-app": "kube-dns"},
+                                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 8080},
+                                          {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 8080}]})
+    return _lab(topo)
+
+
+def test_the_dns_pod_is_the_cluster_dns_add_on_not_a_pod_with_its_label():
+    from netlab.breaks.changes import dns_udp
+
+    lab = _impostor_lab()
+    assert [p.name for p in lab.pods][0] == "impostor" and lab.pod("kube-dns").spec.namespace == "kube-system"
+    assert catalogue.dns_pod(lab).name == "kube-dns"
+    s = catalogue.scenario("dns-pod-stopped")
+    assert catalogue.why_not(s, lab) is None
+    assert catalogue.default_target(s, lab) == "kube-dns"
+    assert catalogue.resolve_target(s, lab, None).name == "kube-dns"
+    with pytest.raises(ValueError, match="pod impostor is not the DNS pod .it is kube-dns."):
+        catalogue.resolve_target(s, lab, "impostor")
+    # the user's pod is a client like any other, and the stale entry sends the DNS ClusterIP's flow to kube-dns's
+    # node, not the user's resolver's
+    assert "impostor" in [p.name for p in catalogue.clients(lab, "node-2")]
+    cluster_dns = next(sv for sv in lab.services if sv.namespace == "kube-system" and sv.name == "kube-dns")
+    assert dns_udp(lab) == (str(lab.cluster_ip(cluster_dns)), 53, str(lab.pod("kube-dns").ip))
+    check = symptoms.trace_check(s, lab, lab.pod("kube-dns"))
+    assert check.dst == "svc/kube-dns" and check.src != "kube-dns"
+
+
+def test_a_lab_with_its_own_dns_service_stops_its_endpoint():
+    """A lab that declares kube-system/kube-dns itself gets no add-on: its DNS pod is that Service's endpoint (in
+    kube-system), whatever other pods carry the label."""
+    lab = _lab({"name": "own", "nodes": [{"name": "n1"}],
+                "pods": [{"name": "lookalike", "node": "n1", "labels": {"k8s-app": "kube-dns"}},
+                         {"name": "coredns", "node": "n1", "namespace": "kube-system",
+                          "labels": {"k8s-app": "kube-dns"}}],
+                "services": [{"name": "kube-dns", "namespace": "kube-system", "selector": {"k8s-app": "kube-dns"},
+                              "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080}]}]})
+    assert "kube-dns" not in [p.name for p in lab.pods]
+    assert catalogue.default_target(catalogue.scenario("dns-pod-stopped"), lab) == "coredns"
+    assert [p.name for p in catalogue.dns_pods(lab)] == ["coredns"]
