@@ -266,6 +266,32 @@ def test_break_services_lab_by_a_node_fault(services_lab, name, target):
            name == "bridge-port-down" else None)
 
 
+@pytest.fixture(scope="module")
+def impostor_lab(tmp_path_factory):
+    """The Services example with a user's pod labelled k8s-app: kube-dns (in default, listed first) and a user's
+    Service of it serving 53/UDP (listed first): only the add-on's kube-system/kube-dns is the cluster DNS."""
+    import yaml
+
+    name = unique_lab("qc")
+    topo = yaml.safe_load(open(SERVICES, encoding="utf-8"))
+    topo["name"] = name
+    topo["pods"].insert(0, {"name": "impostor", "node": "node-2", "labels": {"k8s-app": "kube-dns"}})
+    topo["services"].insert(0, {"name": "resolver", "selector": {"k8s-app": "kube-dns"},
+                                "ports": [{"port": 53, "protocol": "UDP", "targetPort": 8080}]})
+    path = tmp_path_factory.mktemp(name) / "topo.yaml"
+    path.write_text(yaml.safe_dump(topo, sort_keys=False))
+    with lab_up(str(path), name):
+        yield name, str(path)
+
+
+@pytest.mark.parametrize("name", ["dns-pod-stopped", "conntrack-stale-entry"])
+def test_dns_scenarios_take_the_cluster_dns_pod_not_a_pod_with_its_label(impostor_lab, name):
+    """dns-pod-stopped stops kube-system/kube-dns, so cluster DNS fails as predicted (it stopped the user's pod,
+    the first labelled k8s-app: kube-dns, and cluster DNS went on answering), and conntrack-stale-entry's entry
+    is for the cluster DNS ClusterIP (it took the first Service serving 53/UDP, the user's)."""
+    _check(*impostor_lab, name)
+
+
 SYN_SENT = re.compile(r"SYN_SENT src=(\S+) dst=\S+ sport=(\d+) dport=\d+")
 
 
