@@ -104,7 +104,7 @@ def _ip(value: Any) -> Any:
 
 
 def _cidr(value: Any) -> Any:
-    if isinstance(value, (IPv4Network, IPv6Network)):
+    if isinstance(value, IPv4Network):
         return value
     if not isinstance(value, str):
         raise ValueError(f"must be an IPv4 CIDR written as a string like \"10.244.0.0/16\", not {yaml_kind(value)}")
@@ -125,7 +125,9 @@ def _cidr(value: Any) -> Any:
 def _block_cidr(value: Any) -> Any:
     """An ipBlock's cidr or except: IPv4 as everywhere, or IPv6, which the API server takes in any cluster (a
     policy is written for every cluster it may be applied to); in an IPv4 lab such a block matches nothing."""
-    if isinstance(value, IPv6Network) or not (isinstance(value, str) and ":" in value):
+    if isinstance(value, IPv6Network):
+        return value
+    if not (isinstance(value, str) and ":" in value):
         return _cidr(value)
     if "/" not in value:
         raise ValueError(f"{show(value, 30)} has no prefix length; write it as a CIDR like {value}/64")
