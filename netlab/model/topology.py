@@ -19,30 +19,16 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
 from netlab.model.impair import IfName, Impairment
-from netlab.model.location import show, yaml_kind
-from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX, dns_label_problem, lab_name_problem
+from netlab.model.location import show
+from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX
+from netlab.model.values import (LABEL_KEY, LABEL_MAX, LABEL_PREFIX_MAX, LABEL_VALUE, as_argv_item, as_block_cidr,
+                                 as_cidr, as_dns_label, as_ip, as_label_key, as_label_value, as_lab_name)
 
-# Kubernetes label keys: an optional DNS-subdomain prefix (at most 253) and "/", then a name (at most 63):
-# app, app.kubernetes.io/name, kubernetes.io/metadata.name. Values are names, or empty.
-LABEL_KEY = re.compile(r"^(?:([a-z0-9]([-a-z0-9.]*[a-z0-9])?)/)?([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
-LABEL_PREFIX_MAX = 253
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_IPV4 = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$")
-_CIDR = re.compile(r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$")
-
-LABEL_MAX = 63
 # Namespace names are "<lab>-<name>"; keep them DNS labels too.
 NETNS_NAME_MAX = 63
 # Names of namespaces netlab makes besides nodes and pods.
 RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
 ECHO_DEFAULT_PORT = 8080  # a container without command and ports runs the echo server here
-# Ranges no lab address may come from: the kernel refuses them on an interface or a route
-# (0.0.0.0/8 "this network", 240.0.0.0/4 and the broadcast address), or gives them a meaning
-# of their own (loopback, link-local, multicast).
-SPECIAL_RANGES = tuple((IPv4Network(net), what) for net, what in (
-    ("0.0.0.0/8", "'this network'"), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
-    ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved, with the broadcast address")))
-
 # Numeric ranges: (low, high, what), used by the fields and by error messages.
 PORT_RANGE = (1, 65535, "ports")
 NODE_PORT_RANGE = (30000, 32767, "nodePorts")
@@ -55,114 +41,18 @@ RANGES: dict[str, tuple[int, int, str]] = {
 }
 
 
-def _dns_label(value: Any) -> Any:
-    if isinstance(value, str):  # StrictStr reports other types
-        problem = dns_label_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
-
-
-def _lab_name(value: Any) -> Any:
-    if isinstance(value, str):  # StrictStr reports other types
-        problem = lab_name_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
-
-
-def _label_key(value: Any) -> Any:
-    m = LABEL_KEY.fullmatch(value) if isinstance(value, str) else None
-    too_long = m is not None and (len(m.group(3)) > LABEL_MAX or len(m.group(1) or "") > LABEL_PREFIX_MAX)
-    if isinstance(value, str) and (m is None or too_long):
-        raise ValueError(f"label key {show(value, 30)} is not valid; use [prefix/]name: a name of letters, digits, "
-                         f"'-', '_' and '.', starting and ending with a letter or digit, at most {LABEL_MAX}, after "
-                         f"an optional DNS subdomain prefix (app.kubernetes.io/name)")
-    return value
-
-
-def _label_value(value: Any) -> Any:
-    if isinstance(value, str) and (len(value) > LABEL_MAX or not LABEL_VALUE.fullmatch(value)):
-        raise ValueError(f"label value {show(value, 30)} is not valid; use letters, digits, '-', '_' and '.', "
-                         f"starting and ending with a letter or digit, at most {LABEL_MAX}")
-    return value
-
-
-def _ip(value: Any) -> Any:
-    if isinstance(value, IPv4Address):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"must be an IPv4 address written as a string like \"10.244.0.2\", not {yaml_kind(value)}")
-    if "/" in value and _CIDR.fullmatch(value):
-        raise ValueError(f"{show(value, 30)} is a CIDR; give the address alone, without /prefix")
-    if not _IPV4.fullmatch(value):
-        raise ValueError(f"{show(value, 30)} is not an IPv4 address like 10.244.0.2")
-    try:
-        return IPv4Address(value)
-    except ValueError as exc:
-        raise ValueError(f"{show(value, 30)} is not an IPv4 address like 10.244.0.2 ({exc})") from None
-
-
-def _cidr(value: Any) -> Any:
-    if isinstance(value, IPv4Network):
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"must be an IPv4 CIDR written as a string like \"10.244.0.0/16\", not {yaml_kind(value)}")
-    if _IPV4.fullmatch(value):
-        raise ValueError(f"{show(value, 30)} has no prefix length; write it as a CIDR like {value}/24")
-    if not _CIDR.fullmatch(value):
-        raise ValueError(f"{show(value, 30)} is not an IPv4 CIDR like 10.244.0.0/16")
-    try:
-        return IPv4Network(value)
-    except ValueError as exc:
-        try:
-            loose = IPv4Network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{show(value, 30)} is not an IPv4 CIDR like 10.244.0.0/16 ({exc})") from None
-        raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
-
-
-def _block_cidr(value: Any) -> Any:
-    """An ipBlock's cidr or except: IPv4 as everywhere, or IPv6, which the API server takes in any cluster (a
-    policy is written for every cluster it may be applied to); in an IPv4 lab such a block matches nothing."""
-    if isinstance(value, IPv6Network):
-        return value
-    if not (isinstance(value, str) and ":" in value):
-        return _cidr(value)
-    if "/" not in value:
-        raise ValueError(f"{show(value, 30)} has no prefix length; write it as a CIDR like {value}/64")
-    if "%" in value:  # a zone (fe80::1%eth0) is an interface's, not a network's (ParseCIDR refuses it)
-        raise ValueError(f"{show(value, 30)} is not an IPv4 or IPv6 CIDR like 10.0.0.0/8 or 2001:db8::/32 "
-                         "(a zone index names an interface, not a network)")
-    try:
-        return IPv6Network(value)
-    except ValueError as exc:
-        try:
-            loose = IPv6Network(value, strict=False)
-        except ValueError:
-            raise ValueError(f"{show(value, 30)} is not an IPv4 or IPv6 CIDR like 10.0.0.0/8 or 2001:db8::/32 "
-                             f"({exc})") from None
-        raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
-
-
-def _argv_item(value: Any) -> Any:
-    if isinstance(value, str) and "\0" in value:
-        raise ValueError("a command argument cannot contain a NUL character")
-    return value
-
-
-Name = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(_dns_label)]
-LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(_lab_name)]
+Name = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_dns_label)]
+LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_lab_name)]
 LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY.pattern),
-                     BeforeValidator(_label_key)]
+                     BeforeValidator(as_label_key)]
 LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALUE.pattern),
-                       BeforeValidator(_label_value)]
-Ip = Annotated[IPv4Address, BeforeValidator(_ip)]
-Cidr = Annotated[IPv4Network, BeforeValidator(_cidr)]
-BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(_block_cidr)]
+                       BeforeValidator(as_label_value)]
+Ip = Annotated[IPv4Address, BeforeValidator(as_ip)]
+Cidr = Annotated[IPv4Network, BeforeValidator(as_cidr)]
+BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(as_block_cidr)]
 Port = Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])]
 NodePort = Annotated[StrictInt, Field(ge=NODE_PORT_RANGE[0], le=NODE_PORT_RANGE[1])]
-Arg = Annotated[StrictStr, BeforeValidator(_argv_item)]
+Arg = Annotated[StrictStr, BeforeValidator(as_argv_item)]
 Protocol = Literal["TCP", "UDP"]
 
 
