@@ -131,6 +131,7 @@ class Snapshot:
     netns: str
     links: dict[str, LinkMsg] = field(default_factory=dict)
     hairpin: dict[int, bool] = field(default_factory=dict)  # bridge ports: ifindex -> hairpin mode
+    port_state: dict[int, str] = field(default_factory=dict)  # bridge ports: ifindex -> STP state (`bridge link`)
     addrs: list[AddrMsg] = field(default_factory=list)
     routes: list[RouteMsg] = field(default_factory=list)
     neighs: list[NeighMsg] = field(default_factory=list)

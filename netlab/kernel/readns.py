@@ -57,9 +57,11 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
             snap.nft_tables = nfnl.nft_tables(nf, f"nf_tables in {netns}")
     links = snap.links.values()
     if any(link.master for link in links):
-        for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):
-            index, hairpin = rtnl_parse.parse_bridge_port(m)
-            snap.hairpin[index] = hairpin
+        for m in conn.dump(what, rtnl.link_dump(rtnl.AF_BRIDGE)):  # `bridge link`: the ports' own settings
+            port = rtnl_parse.parse_bridge_port(m)
+            snap.hairpin[port.index] = port.hairpin
+            if port.state is not None:
+                snap.port_state[port.index] = port.state
     snap.addrs = [rtnl_parse.parse_addr(m) for m in conn.dump(what, rtnl.addr_dump())]
     snap.routes = rtnl_parse.parse_routes(conn.dump(what, rtnl.route_dump()))
     snap.neighs = [rtnl_parse.parse_neigh(m) for m in conn.dump(what, rtnl.neigh_dump(rtnl.AF_INET))]

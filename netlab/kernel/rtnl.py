@@ -56,7 +56,11 @@ IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
 VETH_INFO_PEER = 1
 IFLA_VXLAN_ID, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_TTL = 1, 3, 4, 5
 IFLA_VXLAN_LEARNING, IFLA_VXLAN_PORT = 7, 15
-IFLA_BRPORT_MODE = 4  # hairpin
+# IFLA_BRPORT_* inside an AF_BRIDGE link's IFLA_PROTINFO (linux/if_link.h): a bridge port's STP state (u8,
+# BR_STATE_* of linux/if_bridge.h, named as `bridge link` names them) and its hairpin mode (MODE)
+IFLA_BRPORT_STATE, IFLA_BRPORT_MODE, IFLA_BRPORT_LEARNING = 1, 4, 8
+BR_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
+BR_STATE_NUMBERS = {name: number for number, name in BR_STATES.items()}
 
 # IFA_* (linux/if_addr.h)
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST = 1, 2, 3, 4
@@ -234,6 +238,14 @@ def hairpin_set(index: int, on: bool = True) -> bytes:
     """``bridge link set dev IDX hairpin on|off``. IFLA_PROTINFO must carry NLA_F_NESTED, or
     the bridge reads it as the old one-byte STP state."""
     body = _ifinfo(index, family=AF_BRIDGE) + nested(IFLA_PROTINFO, u8(IFLA_BRPORT_MODE, int(on)))
+    return message(RTM_SETLINK, 0, body)
+
+
+def port_state_set(index: int, state: str) -> bytes:
+    """``bridge link set dev IDX state STATE``: a bridge port's STP state, nested in IFLA_PROTINFO as for
+    hairpin. The kernel takes it only from a port that is up with carrier (else ENETDOWN, but for
+    ``disabled`` on a port without carrier); with STP off it turns ``blocking`` into ``forwarding`` at once."""
+    body = _ifinfo(index, family=AF_BRIDGE) + nested(IFLA_PROTINFO, u8(IFLA_BRPORT_STATE, BR_STATE_NUMBERS[state]))
     return message(RTM_SETLINK, 0, body)
 
 

@@ -15,15 +15,16 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from netlab.kernel.netlink import Conn, Msg, attrs, get_be16, get_ipv4, get_mac, get_str, get_u8, get_u32
-from netlab.kernel.rtnl import (AF_INET, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
+from netlab.kernel.rtnl import (AF_INET, BR_STATES, FIBRULE, FRA_DST, FRA_FWMARK, FRA_FWMASK, FRA_IIFNAME, FRA_OIFNAME,
                                 FRA_PRIORITY, FRA_SRC, FRA_TABLE, IFA_ADDRESS, IFA_BROADCAST, IFA_LABEL, IFA_LOCAL,
                                 IFADDR, IFF_RUNNING, IFF_UP, IFINFO, IFLA_ADDRESS, IFLA_AF_SPEC, IFLA_BRPORT_MODE,
-                                IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF, IFLA_INFO_DATA, IFLA_INFO_KIND,
-                                IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO, IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE,
-                                IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_ID, IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK,
-                                IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT, IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR,
-                                NDA_MASTER, NDMSG, OPERSTATES, RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF,
-                                RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE, RTM_F_CLONED, RTMSG, link_dump)
+                                IFLA_BRPORT_STATE, IFLA_GROUP, IFLA_IFALIAS, IFLA_IFNAME, IFLA_INET_CONF,
+                                IFLA_INFO_DATA, IFLA_INFO_KIND, IFLA_LINK, IFLA_LINK_NETNSID, IFLA_LINKINFO,
+                                IFLA_MASTER, IFLA_MTU, IFLA_OPERSTATE, IFLA_PROTINFO, IFLA_TXQLEN, IFLA_VXLAN_ID,
+                                IFLA_VXLAN_LEARNING, IFLA_VXLAN_LINK, IFLA_VXLAN_LOCAL, IFLA_VXLAN_PORT,
+                                IFLA_VXLAN_TTL, INET_CONF, NDA_DST, NDA_LLADDR, NDA_MASTER, NDMSG, OPERSTATES, RTA_DST,
+                                RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PREFSRC, RTA_PRIORITY, RTA_TABLE,
+                                RTM_F_CLONED, RTMSG, link_dump)
 
 
 @dataclass(frozen=True)
@@ -149,13 +150,24 @@ def _signed(value: int | None) -> int | None:
     return None if value is None else struct.unpack("=i", struct.pack("=I", value))[0]
 
 
-def parse_bridge_port(m: Msg) -> tuple[int, bool]:
-    """(index, hairpin) of an AF_BRIDGE link dump entry (a bridge port)."""
+@dataclass(frozen=True)
+class PortMsg:
+    """A bridge port, as an entry of the AF_BRIDGE link dump (``bridge link``) says it."""
+
+    index: int
+    hairpin: bool
+    state: str | None  # its STP state in `bridge link`'s words (forwarding, disabled ...); None: not said
+
+
+def parse_bridge_port(m: Msg) -> PortMsg:
+    """A bridge port of an AF_BRIDGE link dump entry (the kernel nests its attributes in IFLA_PROTINFO)."""
     index = IFINFO.unpack_from(m.body)[2]
     a = attrs(m.body, IFINFO.size)
     info = a.get(IFLA_PROTINFO)
-    hairpin = bool(get_u8(attrs(info), IFLA_BRPORT_MODE, 0)) if info and len(info) > 1 else False
-    return index, hairpin
+    port = attrs(info) if info and len(info) > 1 else {}
+    state = get_u8(port, IFLA_BRPORT_STATE)
+    return PortMsg(index=index, hairpin=bool(get_u8(port, IFLA_BRPORT_MODE, 0)),
+                   state=BR_STATES.get(state, str(state)) if state is not None else None)
 
 
 def parse_addr(m: Msg) -> AddrMsg:

@@ -36,9 +36,7 @@ from netlab.trace.flow import Flow
 
 NUD = [(0x80, "PERMANENT"), (0x40, "NOARP"), (0x02, "REACHABLE"), (0x04, "STALE"), (0x08, "DELAY"),
        (0x10, "PROBE"), (0x20, "FAILED"), (0x01, "INCOMPLETE")]
-# IFLA_BRPORT_* inside an AF_BRIDGE link's IFLA_PROTINFO (linux/if_link.h); MODE is hairpin
-IFLA_BRPORT_STATE, IFLA_BRPORT_LEARNING = 1, 8
-BR_STATES = {0: "disabled", 1: "listening", 2: "learning", 3: "forwarding", 4: "blocking"}
+BR_STATES = rtnl.BR_STATES  # a bridge port's STP state by number, as `bridge link` names it
 
 
 def nud_state(state: int) -> str:
@@ -76,9 +74,9 @@ def parse_bridge_port(m: netlink.Msg) -> BridgePort | None:
         return None
     a = netlink.attrs(info)
     return BridgePort(index=link.index, name=link.name, master=link.master,
-                      state=netlink.get_u8(a, IFLA_BRPORT_STATE),
+                      state=netlink.get_u8(a, rtnl.IFLA_BRPORT_STATE),
                       hairpin=bool(netlink.get_u8(a, rtnl.IFLA_BRPORT_MODE)),
-                      learning=bool(netlink.get_u8(a, IFLA_BRPORT_LEARNING)))
+                      learning=bool(netlink.get_u8(a, rtnl.IFLA_BRPORT_LEARNING)))
 
 
 class LiveKernel:

@@ -109,6 +109,15 @@ def test_link_inet_conf_sets_an_interfaces_arp_settings_one_attribute_each():
         rtnl.link_inet_conf(4, {"forwarding": 1})  # its sysctl handler does more than store the value
 
 
+def test_port_state_sets_nested_protinfo_as_bridge_link_set_state_does():
+    data = rtnl.port_state_set(12, "forwarding")
+    msg, mtype, _ = decode(ifinfmsg, data)
+    assert mtype == rtnl.RTM_SETLINK and msg["family"] == rtnl.AF_BRIDGE and msg["index"] == 12
+    length, kind = struct.unpack_from("=HH", data, 32)
+    assert kind == rtnl.IFLA_PROTINFO | nl.NLA_F_NESTED
+    assert struct.unpack_from("=HHB", data, 36) == (5, rtnl.IFLA_BRPORT_STATE, 3)  # BR_STATE_FORWARDING
+
+
 def test_hairpin_sets_nested_protinfo():
     data = rtnl.hairpin_set(12, True)
     msg, mtype, _ = decode(ifinfmsg, data)
@@ -260,7 +269,12 @@ def test_parse_link_of_a_veth_end_and_a_bridge_port():
     assert (link.kind, link.up, link.master, link.peer, link.peer_netnsid) == ("veth", False, 3, 2, 0)
     port = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 9, "family": rtnl.AF_BRIDGE},
                   [("IFLA_IFNAME", "veth1"), ("IFLA_PROTINFO", {"attrs": [("IFLA_BRPORT_MODE", 1)]})])
-    assert rtnl_parse.parse_bridge_port(port) == (9, True)
+    assert rtnl_parse.parse_bridge_port(port) == rtnl_parse.PortMsg(9, True, None)
+    # `bridge link`'s state: the STP state the kernel holds the port in (learning: set by hand)
+    port = encode(ifinfmsg, rtnl.RTM_NEWLINK, {"index": 9, "family": rtnl.AF_BRIDGE},
+                  [("IFLA_IFNAME", "veth1"), ("IFLA_PROTINFO", {"attrs": [("IFLA_BRPORT_STATE", 2),
+                                                                         ("IFLA_BRPORT_MODE", 0)]})])
+    assert rtnl_parse.parse_bridge_port(port) == rtnl_parse.PortMsg(9, False, "learning")
 
 
 def test_parse_addr_route_neigh_rule():
