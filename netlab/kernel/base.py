@@ -101,7 +101,7 @@ def recreatable(res: Resource | TableText) -> bool:
     return isinstance(res, Resource) and not isinstance(res, (NatRules, Sysctl))
 
 
-LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "txqlen")
+LINK_ATTRS = ("up", "mtu", "mac", "master", "hairpin", "port_state", "txqlen")
 
 
 def link_changes(old: Link, new: Link) -> list[str]:

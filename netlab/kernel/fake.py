@@ -17,7 +17,9 @@ the kernel's errno:
   (:attr:`FakeKernel.conntrack_loaded`; restoring rule tables loads it).
 
 Taking a device down removes the routes through it and its connected routes,
-as the kernel does; deleting a veth deletes its peer. Every op applied is kept
+as the kernel does; deleting a veth deletes its peer. A bridge port is
+disabled while it, its veth peer or its bridge is down, and forwarding again
+once they are up (STP off); a state set by hand holds while it is enabled. Every op applied is kept
 in :attr:`FakeKernel.log`; :attr:`FakeKernel.fail` makes chosen ops fail.
 """
 
@@ -56,6 +58,9 @@ class FLink:
     group: int = 0
     alias: str | None = None
     txqlen: int = 1000
+    # A bridge port's STP state while it is enabled (up, with carrier, in a bridge that is up); the kernel
+    # says disabled otherwise, and makes it forwarding again when it is enabled again (STP off)
+    port_state: str = "forwarding"
 
 
 @dataclass
@@ -171,6 +176,7 @@ class FakeKernel:
             raise NetnsGone(netns, netns_path(netns))
         ns = self.ns[netns]
         snap = Snapshot(netns=netns)
+        running = self._running(netns)
         for link in ns.links.values():
             master = ns.links[link.master].index if link.master in ns.links else None
             peer = None
@@ -179,9 +185,12 @@ class FakeKernel:
             snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
                                             mac=link.mac, master=master, peer=peer, peer_netnsid=None,
                                             alias=link.alias, group=link.group, txqlen=link.txqlen,
-                                            data=dict(link.vxlan))
+                                            data=dict(link.vxlan), running=link.name in running)
             if link.master:
                 snap.hairpin[link.index] = link.hairpin
+                bridge = ns.links.get(link.master)
+                enabled = link.name in running and bridge is not None and bridge.up
+                snap.port_state[link.index] = link.port_state if enabled else "disabled"
         for a in ns.addrs:
             snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
                                       str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))
@@ -251,6 +260,9 @@ class FakeKernel:
 
     def running_links(self, netns: str) -> set[str]:
         """Up, and a veth's other end up too (a veth has carrier only then); ``no_carrier`` never are."""
+        return self._running(netns)
+
+    def _running(self, netns: str) -> set[str]:  # what the links' IFF_RUNNING says (a test may count the asks)
         ns = self.ns[netns]
         return {name for name, link in ns.links.items()
                 if link.up and (netns, name) not in self.no_carrier
@@ -373,7 +385,12 @@ class FakeKernel:
             for attr in changes:
                 if attr == "master" and res.master is not None:  # type: ignore[attr-defined]
                     ns.link(res.master)  # type: ignore[attr-defined]
+                if attr == "port_state":
+                    self._set_port_state(ns, link, res.port_state)  # type: ignore[attr-defined]
+                    continue
                 setattr(link, attr, getattr(res, attr))
+            if "up" in changes or "master" in changes:
+                self._reenable(ns, link)
             if "up" in changes and not res.up:
                 self._link_down(ns, res.name)
             return None
@@ -421,6 +438,24 @@ class FakeKernel:
                 other.master = None
         if peer and link.peer and link.peer[0] in self.ns:
             self._drop_link(self.ns[link.peer[0]], link.peer[1], peer=False)
+
+    def _set_port_state(self, ns: FNetns, link: FLink, state: str | None) -> None:
+        """`bridge link set dev PORT state STATE`, as the kernel takes it (br_set_port_state)."""
+        if link.master is None or state is None:
+            raise FakeError(errno.EOPNOTSUPP, f"{link.name} is not a bridge port")
+        if link.name not in self._running(ns.name) and (not link.up or state != "disabled"):
+            raise FakeError(errno.ENETDOWN, "network is down")  # a port down, or without carrier
+        link.port_state = "forwarding" if state == "blocking" else state  # STP off: blocking forwards at once
+
+    def _reenable(self, ns: FNetns, link: FLink) -> None:
+        """A link set up or down, or enslaved: the ports it disables (itself, its veth peer, a bridge's ports)
+        are forwarding when they are enabled again, whatever state a hand gave them."""
+        link.port_state = "forwarding"
+        for other in ns.links.values():
+            if other.master == link.name:
+                other.port_state = "forwarding"
+        if link.peer and link.peer[0] in self.ns and link.peer[1] in self.ns[link.peer[0]].links:
+            self.ns[link.peer[0]].links[link.peer[1]].port_state = "forwarding"
 
     def _link_down(self, ns: FNetns, name: str) -> None:
         """The kernel flushes the routes through a device that goes down."""

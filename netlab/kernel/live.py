@@ -330,7 +330,7 @@ class LiveKernel(Reading):
             changes = link_changes(old, res) if old is not None else ["up"]
             idx = self.index(ns, res.name)
             out = []
-            plain = [c for c in changes if c != "hairpin"]
+            plain = [c for c in changes if c not in ("hairpin", "port_state")]  # the bridge's own (AF_BRIDGE)
             if plain:
                 master = None
                 if "master" in plain:
@@ -341,6 +341,9 @@ class LiveKernel(Reading):
                                               txqlen=res.txqlen if "txqlen" in plain else None)))
             if "hairpin" in changes:
                 out.append(step(rtnl.hairpin_set(idx, bool(getattr(res, "hairpin", False))), primary=not plain))
+            state = getattr(res, "port_state", None)
+            if "port_state" in changes and state is not None:  # `bridge link set dev PORT state forwarding`
+                out.append(step(rtnl.port_state_set(idx, state), primary=not plain and "hairpin" not in changes))
             return out
         if op.verb != "add":
             raise KernelError(op, errno.EINVAL, f"cannot {op.verb} link {res.name}")

@@ -27,7 +27,8 @@ from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab, PodInfo
 from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
-from netlab.plan.resources import Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth, address_with_brd
+from netlab.plan.resources import (FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth,
+                                   address_with_brd)
 from netlab.plan.sysctls import (COMMON_SYSCTLS, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS, interface_sysctls,
                                  restore_sysctls, when_written)
 
@@ -109,7 +110,7 @@ def _build_plan(lab: Lab) -> Plan:
         res.append(Veth(netns=uns, name=node.underlay_veth, mtu=lab.underlay_mtu,
                         mac=naming.mac_from_hash(lab.name, "underlay-port", node.name),
                         peer_netns=node.netns, peer_name=naming.NODE_IF, peer_mac=node.eth0_mac,
-                        master=naming.UNDERLAY_BRIDGE))
+                        master=naming.UNDERLAY_BRIDGE, port_state=FORWARDING))
     for pod in pod_side(lab):
         node = lab.node(pod.node)
         # hairpin: a pod that reaches its own Service gets the DNATed packet back
@@ -117,7 +118,8 @@ def _build_plan(lab: Lab) -> Plan:
         res.append(Veth(netns=node.netns, name=pod.host_veth, mtu=lab.pod_mtu,
                         mac=host_veth_mac(lab, pod),
                         peer_netns=pod.netns, peer_name=naming.POD_IF, peer_mac=pod.mac,
-                        master=naming.BRIDGE, hairpin=True, txqlen=CNI_VETH_TXQLEN))
+                        master=naming.BRIDGE, hairpin=True, port_state=FORWARDING,
+                        txqlen=CNI_VETH_TXQLEN))
 
     # VTEPs.
     if lab.mode == "vxlan":

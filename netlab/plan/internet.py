@@ -35,7 +35,8 @@ from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab
 from netlab.plan.iptables import Ruleset, probability
-from netlab.plan.resources import Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth, address_with_brd
+from netlab.plan.resources import (FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth,
+                                   address_with_brd)
 from netlab.plan.services import node_ports, port_proto_hash, service_port_name
 from netlab.plan.sysctls import COMMON_SYSCTLS, HOST_SYSCTLS, ROUTER_SYSCTLS
 
@@ -91,12 +92,14 @@ def resources(lab: Lab) -> list[Resource]:
     res.append(Veth(netns=lab.underlay_netns, name=naming.veth_name(lab_name, "gateway"), mtu=mtu,
                     mac=naming.mac_from_hash(lab_name, "underlay-port", "gateway"),
                     peer_netns=gw_ns, peer_name=naming.NODE_IF,
-                    peer_mac=naming.mac_from_hash(lab_name, "eth0", "gateway"), master=naming.UNDERLAY_BRIDGE))
+                    peer_mac=naming.mac_from_hash(lab_name, "eth0", "gateway"), master=naming.UNDERLAY_BRIDGE,
+                    port_state=FORWARDING))
     for who, ns in ([("lb", lb_ns)] if lb_ns else []) + [(n, ns) for n, ns, _ in hosts]:
         res.append(Veth(netns=gw_ns, name=naming.veth_name(lab_name, "inet/" + who), mtu=mtu,
                         mac=naming.mac_from_hash(lab_name, "inet-port", who),
                         peer_netns=ns, peer_name=naming.NODE_IF,
-                        peer_mac=naming.mac_from_hash(lab_name, "eth0", who), master=INTERNET_BRIDGE))
+                        peer_mac=naming.mac_from_hash(lab_name, "eth0", who), master=INTERNET_BRIDGE,
+                        port_state=FORWARDING))
 
     res.append(address_with_brd(gw_ns, naming.NODE_IF, IPv4Interface(f"{gw_underlay}/{underlay.prefixlen}")))
     res.append(address_with_brd(gw_ns, INTERNET_BRIDGE, IPv4Interface(f"{inet.gateway.ip}/{prefix}")))

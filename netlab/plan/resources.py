@@ -119,6 +119,9 @@ class Bridge(Link):
                 f"ip -n {self.netns} link set {self.name} address {self.mac} mtu {self.mtu} up")
 
 
+FORWARDING = "forwarding"  # the state of every port of netlab's bridges (Veth.port_state)
+
+
 @dataclass(frozen=True)
 class Veth(Link):
     """A veth pair born with each end in its namespace; this end may be a bridge port."""
@@ -129,6 +132,10 @@ class Veth(Link):
     peer_mac: str
     master: str | None = None
     hairpin: bool = False
+    # A port's STP state (`bridge link`'s "state"): STP is off on netlab's bridges, so the kernel makes a port
+    # forwarding as soon as it is up with carrier in a bridge that is up, and disabled while it is not; a hand
+    # (`bridge link set dev PORT state learning`) may hold it in another. None: not a port, or not judged.
+    port_state: str | None = None
 
     def command(self) -> str:
         qlen = self._qlen()

@@ -3,8 +3,9 @@
 Objects are compared whole: an object of the plan and the one the kernel
 holds under the same identity key are the same when every attribute is equal
 (a route's gateway, device, protocol, scope, type; a link's MTU, MAC,
-up/down, bridge port and hairpin mode). So a hand-made object is told from the
-lab's by what it is, not by a marker such as the route protocol.
+up/down, bridge port, hairpin mode and the port's STP state). So a hand-made
+object is told from the lab's by what it is, not by a marker such as the
+route protocol.
 
 * missing:   in the plan, not in the kernel;
 * different: same key, other values (``detail`` says which);
@@ -59,6 +60,10 @@ def describe_difference(want: Resource, have: Resource) -> str:
                 out.append(f"its peer {getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')} is not its pair")
         elif f.name == "peer_mac" and not a:
             continue
+        elif f.name == "port_state":  # only a port of its planned bridge, both up (observe.py): the state itself
+            master, peer = getattr(want, "master"), f"{getattr(want, 'peer_name')} in {getattr(want, 'peer_netns')}"
+            out.append(f"bridge port of {master} in state {_show(a)}, want {b}: {master} forwards nothing to or "
+                       f"from {peer}")
         else:
             out.append(f"{f.name} {_show(a)} (want {_show(b)})")
     return ", ".join(out)

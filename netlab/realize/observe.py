@@ -95,11 +95,28 @@ def _link(ns: str, link: rtnl_parse.LinkMsg, snap: Snapshot, names: dict[int, st
         peer_snap = peers.get(planned.peer_netns)
         peer = peer_snap.links.get(planned.peer_name) if peer_snap else None
         paired = peer is not None and peer.kind == "veth" and peer.peer == link.index and link.peer == peer.index
+        master = names.get(link.master) if link.master else None
         return Veth(**common, peer_netns=planned.peer_netns if paired else "",
                     peer_name=planned.peer_name if paired else "", peer_mac=planned.peer_mac if paired else "",
-                    master=names.get(link.master) if link.master else None,
-                    hairpin=snap.hairpin.get(link.index, False))
+                    master=master, hairpin=snap.hairpin.get(link.index, False),
+                    port_state=_port_state(link, master, snap, planned))
     return Link(**common)
+
+
+def _port_state(link: rtnl_parse.LinkMsg, master: str | None, snap: Snapshot, planned: Veth) -> str | None:
+    """A bridge port's STP state, where it is a fault of its own.
+
+    STP is off on netlab's bridges: the kernel disables a port that is down or has no carrier (its veth peer
+    is down: IFF_RUNNING is off), and every port of a bridge that is down (whatever state a hand gave them
+    meanwhile), and makes them forwarding again once both are up (br_stp_enable_port). That is the drift of
+    the link or of the bridge, which status names and whose repair brings the port back by itself; so is a
+    link that is no port of its planned bridge (enslaving it makes a new port, forwarding). There the port
+    is reported in the planned state, not as a second fault."""
+    want = planned.port_state
+    bridge = snap.links.get(master) if master else None
+    if want is None or master != planned.master or bridge is None or not bridge.up or not link.running:
+        return want
+    return snap.port_state.get(link.index)
 
 
 def link_kind(r: Resource) -> str:

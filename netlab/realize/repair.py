@@ -136,7 +136,9 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                 if (ns, r.name) not in remade:  # a port of a bridge made again: enslave it again
                     have = observed[ns].objects.get(r.key)
                     if isinstance(have, Veth):
-                        links.append(Op("set", r, old=replace(have, master=None, hairpin=False)))
+                        # a new port: the kernel makes it forwarding by itself
+                        links.append(Op("set", r, old=replace(have, master=None, hairpin=False,
+                                                              port_state=r.port_state)))
             elif isinstance(r, (Route, Neigh)):
                 objects.append(Op("replace", r))
             elif isinstance(r, (Address, Fdb)):

@@ -111,6 +111,17 @@ CASES = {
     # Its carrier (from its ports) comes back a moment after it is set up: up waits for it (lab/carrier.py).
     "bridge down": (lambda L: sh("ip", "-n", f"{L}-minikube-m02", "link", "set", "cni0", "down"),
                     "link cni0 in {L}-minikube-m02 (down)"),
+    # A port's STP state set by hand (STP is off: the kernel never leaves forwarding by itself while the port
+    # and its bridge are up); up sets it back (RTM_SETLINK, AF_BRIDGE), the veth stays.
+    "pod's bridge port learning": (lambda L: sh("bridge", "-n", f"{L}-minikube", "link", "set", "dev",
+                                                pod_veth(L, "fedora-3"), "state", "learning"),
+                                   "bridge port of cni0 in state learning, want forwarding: cni0 forwards nothing "
+                                   "to or from eth0 in {L}-fedora-3"),
+    "node's underlay port disabled": (lambda L: sh("bridge", "-n", f"{L}-underlay", "link", "set", "dev",
+                                                   pod_veth(L, "minikube-m02", node="underlay"), "state",
+                                                   "disabled"),
+                                      "bridge port of br0 in state disabled, want forwarding: br0 forwards nothing "
+                                      "to or from eth0 in {L}-minikube-m02"),
 }
 
 
@@ -139,6 +150,48 @@ def test_drift_is_named_and_one_up_repairs_it(lab, case):
     assert "warning" not in up.stderr, up.stderr  # among them: every link it brought up runs (lab/carrier.py)
     after = netlab("status", "--lab", name, check=False)
     assert after.returncode == 0, after.stdout
+    assert traffic_flows(name) == []
+
+
+def port_state(lab: str, pod: str) -> str:
+    """The state of the pod's port on minikube's cni0, as `bridge -j link` shows it."""
+    name = pod_veth(lab, pod)
+    (port,) = json.loads(in_netns(f"{lab}-minikube", "bridge", "-j", "link", "show", "dev", name, check=True).stdout)
+    return port["state"]
+
+
+def test_a_bridge_port_state_set_by_hand_is_named_once_and_up_sets_it_back(lab):
+    """`bridge link set dev PORT state listening`: fedora-1 is cut off (its node's cni0 forwards nothing to or
+    from it), status names the port, its bridge, its state and whose eth0 it serves; up sets the state (one op,
+    the veth is not made again). The same by hand, then the pod's eth0 down: the kernel disables the port
+    itself and makes it forwarding once the link is up, so status names the link, not the port too."""
+    name, path = lab
+    port = pod_veth(name, "fedora-1")
+    sh("bridge", "-n", f"{name}-minikube", "link", "set", "dev", port, "state", "listening")
+    assert port_state(name, "fedora-1") == "listening"
+    assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W1", "10.244.0.3").returncode != 0  # cut off
+    st = netlab("status", "--lab", name, check=False)
+    assert st.returncode == 1, st.stdout
+    assert st.stdout.splitlines()[1:-1] == [
+        f"  different: link {port} in {name}-minikube (bridge port of cni0 in state listening, want forwarding: "
+        f"cni0 forwards nothing to or from eth0 in {name}-fedora-1)"], st.stdout
+    up = netlab("up", "-t", path)
+    assert f"  set port_state of link {port} in {name}-minikube\n" in up.stdout, up.stdout
+    assert "add link" not in up.stdout and "del link" not in up.stdout, up.stdout
+    assert port_state(name, "fedora-1") == "forwarding" and pod_veth(name, "fedora-1") == port
+    assert netlab("status", "--lab", name).returncode == 0
+    assert traffic_flows(name) == []
+    # A hand's state, then the pod's eth0 down: the port is disabled by the kernel, the link is the one fault.
+    sh("bridge", "-n", f"{name}-minikube", "link", "set", "dev", port, "state", "learning")
+    sh("ip", "-n", f"{name}-fedora-1", "link", "set", "eth0", "down")
+    assert port_state(name, "fedora-1") == "disabled"
+    st = netlab("status", "--lab", name, check=False)
+    assert st.returncode == 1 and f"different: link eth0 in {name}-fedora-1 (down)" in st.stdout, st.stdout
+    assert "bridge port" not in st.stdout and port not in st.stdout, st.stdout
+    up = netlab("up", "-t", path)
+    assert "port_state" not in up.stdout, up.stdout
+    assert port_state(name, "fedora-1") == "forwarding"
+    assert netlab("status", "--lab", name).returncode == 0
     assert traffic_flows(name) == []
 
 
