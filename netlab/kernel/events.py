@@ -2,7 +2,7 @@
 
 ``ip monitor`` and ``nft monitor`` in code. One NETLINK_ROUTE socket per
 namespace joins the multicast groups of the objects a lab is made of (links,
-IPv4 addresses and routes, neighbours and FDB entries, qdiscs, and the
+and in the same group the bridge ports' STP state, IPv4 addresses and routes, neighbours and FDB entries, qdiscs, and the
 ``netconf`` group that reports ``forwarding`` and ``rp_filter`` changes), and
 one NETLINK_NETFILTER socket joins NFNLGRP_NFTABLES, which carries every
 change iptables-nft makes. The kernel sends each change as it happens; the
@@ -182,6 +182,13 @@ def describe(m: netlink.Msg, proto: int = netlink.NETLINK_ROUTE, permanent: froz
         verb = "deleted" if msg in (2, 5, 8, 11, 14) else "changed"
         return f"nf_tables {NFT_MSG_NAMES.get(msg - (msg % 3) if msg < 15 else 16, 'object')} {verb}"
     t = m.mtype
+    if t in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK) and m.body[:1] == bytes([rtnl.AF_BRIDGE]):
+        # The bridge's own word on a port (br_ifinfo_notify): its STP state changed (`bridge link set ...
+        # state`, or the kernel's as the port or its bridge goes down or up), or it left the bridge.
+        name = rtnl_parse.parse_link(m).name
+        if t == rtnl.RTM_DELLINK:
+            return f"bridge port {name} released"
+        return f"bridge port {name} {rtnl_parse.parse_bridge_port(m).state or 'changed'}"
     if t in (rtnl.RTM_NEWLINK, rtnl.RTM_DELLINK):
         link = rtnl_parse.parse_link(m)
         if t == rtnl.RTM_DELLINK:

@@ -13,6 +13,7 @@ and consistent.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -118,6 +119,25 @@ def test_a_vtep_neighbour_demoted_by_hand_is_made_permanent_again_at_once(lab):
     assert "periodic check" not in line and "did: " in line, line
     [entry] = ip_json("neigh", "show", "10.244.1.0", "dev", "flannel.1", netns=node)
     assert "PERMANENT" in entry["state"], entry
+
+
+def test_a_bridge_port_state_set_by_hand_is_healed_at_once(lab):
+    """`bridge link set dev PORT state learning` on pod a's port: the bridge says so on the link group (an
+    RTM_NEWLINK of family AF_BRIDGE), which the watcher reported as "link PORT up"; it says it in the bridge's
+    words and sets the state back (status compares it with the plan: every port forwarding)."""
+    name, _, watcher = lab
+    node = f"{name}-node-1"
+    (eth0,) = ip_json("link", "show", "eth0", netns=f"{name}-a")
+    (port,) = [x["ifname"] for x in ip_json("link", netns=node) if x["ifindex"] == eth0["link_index"]]
+    mark = len(watcher.lines)
+    subprocess.run(["bridge", "-n", node, "link", "set", "dev", port, "state", "learning"], check=True)
+    line = watcher.wait_for_event(f"bridge port {port} learning in {node}", after=mark, timeout=5)
+    assert "periodic check" not in line and f"did: set port_state of link {port} in {node}" in line, line
+    shown = subprocess.run(["bridge", "-j", "-n", node, "link", "show", "dev", port], capture_output=True, text=True,
+                           check=True).stdout
+    assert json.loads(shown)[0]["state"] == "forwarding", shown
+    assert subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W2", "10.244.1.2"],
+                          capture_output=True).returncode == 0
 
 
 def test_a_deleted_node_namespace_is_made_again_at_once(lab):

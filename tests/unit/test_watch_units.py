@@ -81,6 +81,11 @@ def test_notifications_in_words():
     assert events.describe(_msg(rtnl.RTM_NEWNEIGH, fdb)) is None  # not the lab's
     link = rtnl.IFINFO.pack(0, 1, 2, 0, 0) + netlink.string(rtnl.IFLA_IFNAME, "eth0")
     assert events.describe(_msg(rtnl.RTM_NEWLINK, link)) == "link eth0 down"
+    # The bridge's own word on a port (AF_BRIDGE, the same group): `bridge link set dev veth1 state learning`
+    port = (rtnl.IFINFO.pack(rtnl.AF_BRIDGE, 1, 9, 0x10043, 0) + netlink.string(rtnl.IFLA_IFNAME, "veth1")
+            + netlink.nested(rtnl.IFLA_PROTINFO, netlink.u8(rtnl.IFLA_BRPORT_STATE, 2)))
+    assert events.describe(_msg(rtnl.RTM_NEWLINK, port)) == "bridge port veth1 learning"
+    assert events.describe(_msg(rtnl.RTM_DELLINK, port)) == "bridge port veth1 released"  # not the link deleted
     assert events.describe(_msg((10 << 8) | 8, b"\0" * 4), netlink.NETLINK_NETFILTER) == "nf_tables rule deleted"
     assert events.describe(_msg((1 << 8) | 0, b"\0" * 4), netlink.NETLINK_NETFILTER) is None  # conntrack
     assert events.describe(_msg(events.RTM_NEWNETCONF, struct.pack("=Bxxx", 2))) == "forwarding or rp_filter changed"
