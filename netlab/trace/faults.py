@@ -37,11 +37,10 @@ Reason = tuple[str, str | None]  # (why, fix)
 
 
 def up_repairs(fix: str) -> bool:
-    """Whether ``netlab up`` also puts right what ``fix`` puts right: everything the lab's plan holds, but a
-    netlab command (that is the fix itself: an impairment is the lab's desired state) and a bridge port's
-    state, which the plan does not hold (`bridge link set dev PORT state ...`, by hand or by STP)."""
-    words = fix.split()
-    return not fix.startswith("sudo netlab ") and not (words[:1] == ["bridge"] and "state" in words)
+    """Whether ``netlab up`` also puts right what ``fix`` puts right: everything the lab's plan holds (a bridge
+    port's state too: every port of the lab's bridges forwarding), but a netlab command (that is the fix itself:
+    an impairment is the lab's desired state)."""
+    return not fix.startswith("sudo netlab ")
 
 
 def _sysctl(k: Any, netns: str, key: str) -> str | None:

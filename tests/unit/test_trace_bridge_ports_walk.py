@@ -91,11 +91,12 @@ def test_an_arp_request_that_dies_at_a_disabled_port_says_so(world):  # noqa: F8
 
 
 def test_the_text_sends_the_user_to_up_only_where_up_repairs():
-    """`netlab up` puts back what the lab's plan holds: not a bridge port's state, nor what a netlab command sets."""
+    """`netlab up` puts back what the lab's plan holds, a bridge port's state too (every port of the lab's bridges
+    forwarding); not what a netlab command sets."""
     from netlab.trace.faults import up_repairs
 
     assert up_repairs("ip -n demo-minikube link set vethx up")
     assert up_repairs("ip -n demo-minikube neigh replace 10.244.1.0 lladdr aa:bb:cc:dd:ee:ff dev flannel.1 "
                       "nud permanent")
-    assert not up_repairs("bridge -n demo-minikube link set dev vethx state forwarding")
+    assert up_repairs("bridge -n demo-minikube link set dev vethx state forwarding")
     assert not up_repairs("sudo netlab impair --lab demo fedora-1:eth0 --clear")
