@@ -19,8 +19,9 @@ the kernel's errno:
 Taking a device down removes the routes through it and its connected routes,
 as the kernel does; deleting a veth deletes its peer. A bridge port is
 disabled while it, its veth peer or its bridge is down, and forwarding again
-once they are up (STP off); a state set by hand holds while it is enabled. Every op applied is kept
-in :attr:`FakeKernel.log`; :attr:`FakeKernel.fail` makes chosen ops fail.
+once they are up (STP off); a state set by hand holds while it is enabled.
+Every op applied is kept in :attr:`FakeKernel.log`; :attr:`FakeKernel.fail`
+makes chosen ops fail.
 """
 
 from __future__ import annotations
