@@ -2,13 +2,14 @@
 
 ``ip monitor`` and ``nft monitor`` in code. One NETLINK_ROUTE socket per
 namespace joins the multicast groups of the objects a lab is made of (links,
-and in the same group the bridge ports' STP state, IPv4 addresses and routes, neighbours and FDB entries, qdiscs, and the
-``netconf`` group that reports ``forwarding`` and ``rp_filter`` changes), and
-one NETLINK_NETFILTER socket joins NFNLGRP_NFTABLES, which carries every
-change iptables-nft makes. The kernel sends each change as it happens; the
-watcher sleeps in ``select`` until one comes (no polling). Changes a lab does
-not own are dropped here: neighbour entries the kernel learns and forgets all
-the time (only PERMANENT ones are the lab's), bridge FDB entries it learns.
+and in their group the bridge ports' STP state, IPv4 addresses and routes,
+neighbours and FDB entries, qdiscs, and the ``netconf`` group that reports
+``forwarding`` and ``rp_filter`` changes), and one NETLINK_NETFILTER socket
+joins NFNLGRP_NFTABLES, which carries every change iptables-nft makes. The
+kernel sends each change as it happens; the watcher sleeps in ``select`` until
+one comes (no polling). Changes a lab does not own are dropped here:
+neighbour entries the kernel learns and forgets all the time (only PERMANENT
+ones are the lab's), bridge FDB entries it learns.
 
 A socket keeps its namespace alive: :meth:`Listener.close` must run before
 the lab goes, and the watcher reopens its sockets after a repair that made
