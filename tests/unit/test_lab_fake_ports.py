@@ -109,6 +109,22 @@ def test_a_port_the_kernel_disabled_is_its_links_drift_only_and_comes_back_with_
     assert state_of(k, port) == "forwarding" and status(lab, k).ok
 
 
+def test_a_port_released_from_its_bridge_is_enslaved_again_as_a_new_port_forwarding(lab):
+    """`ip link set PORT nomaster` after a hand's state: the link's master is the drift; enslaving it again
+    makes a new port, which the kernel makes forwarding: no state op, no second line."""
+    k = FakeKernel()
+    up(lab, k)
+    port = port_of(lab, "a")
+    set_by_hand(k, port, "learning")
+    k.apply([Op("set", replace(port, master=None), old=port)])
+    drift = status(lab, k).drift
+    assert len(drift) == 1 and "master none (want cni0)" in drift[0] and "bridge port" not in drift[0], drift
+    k.log.clear()
+    up(lab, k)
+    assert [op.describe() for op in k.log] == [f"set master, hairpin of link {port.name} in fk-n1"]
+    assert state_of(k, port) == "forwarding" and status(lab, k).ok
+
+
 def test_a_failed_port_state_set_leaves_the_port_as_it_was(lab):
     k = FakeKernel()
     up(lab, k)
