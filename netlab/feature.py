@@ -27,16 +27,21 @@ class StartResult:
     ``problems``: what could not be done, one line each (up prints them as warnings).
     ``refused``: the changes the kernel refused, by object ("NETNS:IFACE" for an impairment), its reason as
     the problem's line says it; the object keeps what it had. A command made for one such change (``netlab
-    impair``) fails on it rather than warn."""
+    impair``) fails on it rather than warn.
+    ``failed``: what the topology asks to run that is not running because it could not start (a container
+    whose command is not there), one line each: the lab's network is up, its workload is not as asked, so
+    ``up`` exits 1 as ``status`` does for the same lab (it calls them drift), never 0 with a warning."""
 
     actions: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: "StartResult") -> "StartResult":
         self.actions += other.actions
         self.problems += other.problems
         self.refused.update(other.refused)
+        self.failed += other.failed
         return self
 
 

@@ -92,7 +92,9 @@ class Lab:
         ``topology``: a file's path, a dict shaped like the YAML, or None for the
         built-in default lab; ``name`` replaces its ``name:``. Checks what the
         machine must have first (EnvironmentNotReady, nothing changed); a failed
-        ``up`` is rolled back (ApplyFailed).
+        ``up`` is rolled back (ApplyFailed). A container that could not start
+        leaves the lab up: ``lab.last_up.failed`` names it (``last_up.ok`` is
+        False), as ``status()`` does, where the CLI exits 1.
         """
         from netlab.api.topology import load
         from netlab.api.views import refuse_replacing
@@ -127,7 +129,8 @@ class Lab:
         lab = cls(loaded.lab.name, owned=done.fresh)
         lab.last_up = R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                                  removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
-                                 operations=done.operations, warnings=tuple(warnings))
+                                 operations=done.operations, warnings=tuple(warnings),
+                                 failed=tuple(done.failed))
         return lab
 
     @classmethod
@@ -252,7 +255,7 @@ class Lab:
         done = impair_api.impair(self.name, name, iface, spec, wait=wait).up
         return R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                           removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
-                          operations=done.operations, warnings=tuple(done.warnings))
+                          operations=done.operations, warnings=tuple(done.warnings), failed=tuple(done.failed))
 
     def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
               timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:

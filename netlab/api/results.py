@@ -75,6 +75,14 @@ class UpResult:
     fixed: tuple[str, ...]  # repairs, and containers restarted or files rewritten
     operations: int
     warnings: tuple[str, ...]
+    # Containers that could not start, one line each ("pod a container main: could not start: ..."): the lab
+    # is up (its network as planned), its workload is not as asked; `netlab up` then exits 1, as `status` does.
+    failed: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Everything the topology asks for runs (no container failed to start)."""
+        return not self.failed
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import signal
 import threading
 import time
@@ -122,6 +123,7 @@ class Watcher:
         self.pending: list[str] = []  # notifications read with a repair's echo that still need one
         # notifications seen while a failed check or repair waits for its back-off: said by the retry's line
         self.deferred: list[str] = []
+        self.failed: list[str] = []  # the containers that could not start, as the last apply's line told them
 
     # --- restart policy ------------------------------------------------------------
 
@@ -278,8 +280,8 @@ class Watcher:
             if not self.listener.drain() or time.monotonic() >= quiet_by:
                 break
         # Said once the watcher listens: what happens from now on is seen.
-        self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {_did(done, 'it was up and as the file says')}"
-                 "; watching")
+        did = self._did(done, "it was up and as the file says")
+        self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching")
         return loaded.lab
 
     def run(self) -> None:
@@ -391,7 +393,8 @@ class Watcher:
         state = load_state(self.lab_name) or state
         self.kids.track(lab, state)
         saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
-        self.log(f"saw: {_saw(saw)}{found_words}; did: {_did(done, 'nothing to change', saw + found)} in {took:.2f}s")
+        did = self._did(done, "nothing to change", saw + found)
+        self.log(f"saw: {_saw(saw)}{found_words}; did: {did} in {took:.2f}s")
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -419,13 +422,27 @@ class Watcher:
         if state is not None:
             self.kids.track(loaded.lab, state)
             answered = self._relisten(loaded.lab, done.created_netns)
-        self.log(f"saw: {_saw([f'{self.path} changed', *answered])}; did: {_did(done, 'nothing to change')}")
+        self.log(f"saw: {_saw([f'{self.path} changed', *answered])}; did: {self._did(done, 'nothing to change')}")
+
+    def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
+        """:func:`_did`, a container that still cannot start said once, not by every repair after (but by the
+        restart that tried it again: its line saw ``container POD/C failed to start``)."""
+        tried = {m.group(1) for line in said if (m := re.fullmatch(r"container (\S+) failed to start", line))}
+        told = [line for line in self.failed if _failed_key(line) not in tried]
+        self.failed = list(done.failed)
+        return _did(done, nothing, said, told)
 
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
             self.listener = None
         self.kids.close()
+
+
+def _failed_key(line: str) -> str:
+    """``pod/container`` of a line of UpResult.failed ("pod a container main: could not start: ...")."""
+    m = re.match(r"pod (\S+) container (\S+): ", line)
+    return f"{m.group(1)}/{m.group(2)}" if m else line
 
 
 def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
@@ -450,8 +467,9 @@ def _dedupe(lines: list[str]) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
-def _did(done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
-    """What an apply did; a restart's reason is left out when ``said`` (the line's saw: part) says it."""
+def _did(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), told: Iterable[str] = ()) -> str:
+    """What an apply did; a restart's reason is left out when ``said`` (the line's saw: part) says it. What
+    could not start is said, but for what an earlier line ``told`` (still failing, unchanged)."""
     parts = []
     if done.created_netns:
         parts.append(f"created {len(done.created_netns)} namespaces")
@@ -460,6 +478,8 @@ def _did(done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
     parts += [unsaid(action, said) for action in done.fixed[:6]]
     if len(done.fixed) > 6:
         parts.append(f"... and {len(done.fixed) - 6} more")
+    failed = [line for line in done.failed if line not in told]
+    parts += failed[:3] + ([f"... and {len(failed) - 3} more that could not start"] if len(failed) > 3 else [])
     parts += [f"warning: {w}" for w in done.warnings[:3]]
     return "; ".join(parts) or nothing
 

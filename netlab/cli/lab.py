@@ -53,8 +53,10 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     removes what differs, like a controller reconciling desired and current
     state. Another file whose name: is a running lab's is refused unless
     --reconfigure is given. A failed or interrupted `up` rolls back (exit 4,
-    or 130 when interrupted). `up --lab NAME` repairs a running lab without
-    its file: it converges the lab to the topology `status` compares with.
+    or 130 when interrupted). A container that could not start leaves the
+    lab up, named in a line: exit 1, as `status`. `up --lab NAME` repairs a
+    running lab without its file: it converges the lab to the topology
+    `status` compares with.
 
     \b
     Then, for example:
@@ -96,12 +98,16 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     assert result is not None
     if output == "json":
         print_json(to_json(result))
+        _exit_if_failed(result)
         return
     for w in result.warnings:
         click.echo(f"netlab: warning: {w}", err=True)
     model = loaded.lab if loaded.lab.cni == "builtin" else lab.model  # pods as their CNI plugins made them
     if not result.changed:
-        click.echo(f"lab {model.name} is up and matches its topology; nothing to change")
+        click.echo(f"lab {model.name} is up and matches its topology; nothing to change" if result.ok else
+                   f"lab {model.name} is up; nothing changed, but {plural(len(result.failed), 'container')} could "
+                   "not start")
+        _exit_if_failed(result)
         return
     parts = []
     if result.created_netns:
@@ -121,6 +127,17 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
         first = model.pods[0]
         other = next((p for p in model.pods if p.node != first.node), None) or model.pods[-1]
         click.echo(f"try: sudo ip netns exec {first.netns} ping -c1 {other.ip}")
+    _exit_if_failed(result)
+
+
+def _exit_if_failed(result: api.UpResult) -> None:
+    """A container that could not start: the lab stays up (its network is as planned, and rolling it back would
+    take what works with it), each one said in a line, and exit 1, as `status` says of the same lab, so that
+    `netlab up && netlab probe` stops there."""
+    for line in result.failed:
+        click.echo(f"netlab: {line}", err=True)
+    if result.failed:
+        raise SystemExit(ChecksFailed.exit_code)
 
 
 def fixed_words(fixed: list[str]) -> list[str]:

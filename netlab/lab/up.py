@@ -63,6 +63,8 @@ class UpResult:
     operations: int = 0
     warnings: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # the features' changes the kernel refused (StartResult)
+    # What could not start (StartResult.failed): the lab is up, not all it runs; the CLI exits 1, as status does
+    failed: list[str] = field(default_factory=list)
     fresh: bool = False  # no state of the lab when this run took its lock: this run made the lab
 
     @property
@@ -275,12 +277,15 @@ class _Up:
             self.result.fixed += [op.describe() for op in repairs]
 
     def _start_features(self, state: LabState, again: str = "") -> None:
+        failed = []  # as this round leaves them (a second round, after the CNI plugins, tells them anew)
         for feature in self.features:
             self.journal.step(f"start {feature.name}{again}")
             out = feature.start(self.lab, state, self.early.pop(feature.name, None))
             self.result.fixed += out.actions
             self.result.warnings += out.problems
             self.result.refused.update(out.refused)
+            failed += out.failed
+        self.result.failed = failed
 
     def _follow_attachments(self, state: LabState) -> None:
         """A user's conflist may give a pod another address than the topology's (its IPAM's own range). What

@@ -269,7 +269,23 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         pod, cname = cid.split("/", 1)
         if "error" not in pods.get(pod, {}).get("containers", {}).get(cname, {"error": ""}):
             done.actions.append(action)
+    _failed(present, pods, done)
     return done
+
+
+def _failed(present: list[PodInfo], pods: dict, done: StartResult) -> None:
+    """Every container that could not start, this time or before and not tried since (the watcher holds a
+    Never pod's): moved from the problems to ``failed``, one line each, as ``status`` names them."""
+    for pod in present:
+        records = pods.get(pod.name, {}).get("containers", {})
+        for c in pod.containers:
+            crec = records.get(c.name) or {}
+            if "error" not in crec:
+                continue
+            where = f"pod {pod.name} container {c.name}: "
+            said = [line for line in done.problems if line.startswith(where)]
+            done.problems = [line for line in done.problems if line not in said]
+            done.failed += said or [f"{where}could not start: {crec['error']}"]
 
 
 def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],

@@ -387,6 +387,7 @@ def test_a_container_that_cannot_start_is_reported_recorded_and_tried_again(labs
 """
     path, proc = labs.up(topo, check=False)
     out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out  # the lab is up, its workload not as asked: as status says it (below)
     assert "pod broken container missing: could not start: no-such-program-netlab: command not found" in out, out
     assert "pod broken container notexec: could not start: " in out and "Permission denied" in out, out
     recs = state(lab)["broken"]["containers"]

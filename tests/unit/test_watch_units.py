@@ -237,3 +237,17 @@ def test_a_container_due_for_a_restart_in_the_watchers_words(why, alive, words):
     from netlab.api.watch_children import state_words
 
     assert state_words(why, alive) == words
+
+
+def test_a_container_that_cannot_start_is_said_by_the_apply_that_tried_it_not_by_every_repair_after():
+    """A watcher's lines name each container that could not start (UpResult.failed) when an apply first finds
+    it, and again when a restart tried it again; a repair of something else does not repeat it."""
+    from netlab.lab.up import UpResult
+
+    bad = "pod a container bad: could not start: [Errno 2] No such file or directory: '/nonexistent'"
+    watcher = Watcher(None, "w", log=lambda line: None)
+    assert watcher._did(UpResult("l", failed=[bad]), "it was up") == bad
+    assert watcher._did(UpResult("l", fixed=["replace route x"], failed=[bad]), "nothing", ["route x deleted"]) \
+        == "replace route x"
+    assert watcher._did(UpResult("l", failed=[bad]), "nothing", ["container a/bad failed to start"]) == bad
+    assert watcher._did(UpResult("l"), "nothing to change") == "nothing to change"  # it was fixed meanwhile
