@@ -18,6 +18,9 @@ class ContainerInfo:
     ports: tuple[str, ...]  # "8080/TCP"
     exit_code: int | None = None  # exited: its code (128 + signal when killed), when the kernel kept it
     restarts: int = 0  # how often up (or up --watch) started it again; a changed command is a new one, from 0
+    # How the run before this one exited, where known: the kubelet's lastState.terminated.exitCode. exit_code is
+    # this run's (its state.terminated.exitCode), None while it runs; neither is ever another run's.
+    last_exit_code: int | None = None
 
     @property
     def status(self) -> str:

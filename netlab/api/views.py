@@ -101,6 +101,7 @@ class Seen(NamedTuple):
     exit_code: int | None
     restarts: int
     old_netns: bool = False  # it runs on in its pod's old network namespace, deleted under it
+    last_exit_code: int | None = None  # how the run before this one exited (the kubelet's lastState)
 
 
 def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
@@ -124,7 +125,9 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
             crec = records.get(c.name)
             st, pid, old = _container_state(crec, pod.netns, uts_path(lab.name, pod.name))
             restarts = crec.get("restarts") if isinstance(crec, dict) else 0
-            out[(pod.name, c.name)] = Seen(st, pid, None, restarts if isinstance(restarts, int) else 0, old)
+            last = crec.get("last_exit_code") if isinstance(crec, dict) else None
+            out[(pod.name, c.name)] = Seen(st, pid, None, restarts if isinstance(restarts, int) else 0, old,
+                                           last if isinstance(last, int) else None)
             if st == "exited" and c.command and isinstance(crec, dict):
                 gone[f"{pod.name}/{c.name}"] = crec
     for cid, code in exit_codes(state.lab, gone).items():
@@ -162,14 +165,14 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         containers = []
         old_netns = False
         for c in pod.containers:
-            st, pid, code, restarts, old = states[(pod.name, c.name)]
+            st, pid, code, restarts, old, last = states[(pod.name, c.name)]
             old_netns |= old
             served = [(p.container_port, p.protocol) for p in c.ports] or \
                 (echo_ports(pod.containers, c) if not c.command else [])
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
                                             ports=tuple(f"{port}/{protocol}" for port, protocol in served),
-                                            exit_code=code, restarts=restarts))
+                                            exit_code=code, restarts=restarts, last_exit_code=last))
         created = _created(pod.netns)
         # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.

@@ -132,8 +132,8 @@ class Watcher:
         key = f"{pod.name}/{c.name}"
 
         def exit_code() -> int | None:
-            code = self.kids.exit_codes.get(key)
-            if code is None and c.command:  # it exited before this watcher saw it: the lab's echo server may know
+            code = self.kids.exit_code(key, crec)  # of this very run, never an earlier one's
+            if code is None and c.command:  # it exited unseen by this watcher: the lab's echo server may know
                 code = self.kids.ask_lab(self.lab_name, key, crec)
             return code
 
@@ -160,9 +160,10 @@ class Watcher:
                 self.said.pop(key, None)
                 continue
             reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
+            what = state_words(why, tasks.alive(crec or {}))  # an exit's code is said; a stopped one has none
+            code = self.kids.code(key, crec or {}) if what == "exited" else ""  # this run's, said only if known
             if reason is None:
-                what = state_words(why, tasks.alive(crec or {}))  # an exit's code is said; a stopped one has none
-                now_due.append(f"container {key} {what}{self.kids.code(key) if what == 'exited' else ''}")
+                now_due.append(f"container {key} {what}{code}")
                 continue
             if reason.startswith("back-off"):
                 due = self.clock() + self.restarts.wait(key, self.clock())
@@ -170,7 +171,7 @@ class Watcher:
                 reason = f"back-off: restart in {self.restarts.wait(key, self.clock()):.1f}s"
             if self.said.get(key) != reason.split(":")[0]:
                 self.said[key] = reason.split(":")[0]
-                lines.append(f"saw: container {key} exited{self.kids.code(key)}; did: nothing ({reason})")
+                lines.append(f"saw: container {key} {what}{code}; did: nothing ({reason})")
         return now_due, lines, next_due
 
     # --- the loop --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import select
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 from netlab.kernel import events as kevents
@@ -28,20 +28,34 @@ from netlab.workload import exits, lifecycle as workload, policy
 from netlab.workload.tasks import SANDBOX_REMADE
 
 
+Run = tuple[Any, Any]  # a container's run: its recorded task (pid or thread id, start time)
+
+
+def run_of(crec: dict[str, Any]) -> Run:
+    """The run a container's record names: each start (or restart) records another task."""
+    return crec.get("pid"), crec.get("start")
+
+
 @dataclass
 class _Child:
     keys: list[str]  # pod/container: a command container, or every echo container its process serves
     pid: int
     fd: int
     start: Any = None  # the recorded start time of a command container's process (None: an echo server)
+    runs: dict[str, Run] = field(default_factory=dict)  # pod/container -> the run its record named when tracked
 
 
 class Children:
-    """The pidfds of a lab's containers, and the exit status of each container's last run."""
+    """The pidfds of a lab's containers, and how each run of a container exited.
+
+    An exit belongs to the run that made it, as the kubelet keeps a container's ``state`` and its
+    ``lastState`` apart: a container restarted meanwhile (by a plain ``up`` in another terminal, which the
+    watcher does not see start) has a run of its own, whose exit is not known until it is read for it; it
+    never takes the code of an earlier run."""
 
     def __init__(self) -> None:
         self.by_fd: dict[int, _Child] = {}  # pidfd -> container(s)
-        self.exit_codes: dict[str, int | None] = {}  # pod/container -> exit status of its last run
+        self.exit_codes: dict[str, tuple[Run, int | None]] = {}  # pod/container -> (run, its exit status)
         self.exits: taskstats.ExitListener | None = None
         self._told: dict[int, int] = {}  # pid -> exit status, from taskstats, until its pidfd is read
         self._asked: set[tuple[str, int | None, int | None]] = set()  # (key, pid, start) asked of the server
@@ -74,11 +88,12 @@ class Children:
             if process in by_pid:
                 if key not in by_pid[process].keys:
                     by_pid[process].keys.append(key)
+                by_pid[process].runs[key] = run_of(crec or {})
                 continue
             fd = kevents.pidfd(process)
             if fd is not None:
                 start = (crec or {}).get("start") if process == pid else None
-                by_pid[process] = self.by_fd[fd] = _Child([key], process, fd, start)
+                by_pid[process] = self.by_fd[fd] = _Child([key], process, fd, start, {key: run_of(crec or {})})
 
     def reap_untracked(self, key: str, crec: dict[str, Any]) -> None:
         """A container of ours that exited before it had a pidfd (a crash at start) is a zombie
@@ -93,7 +108,7 @@ class Children:
         except ChildProcessError:
             return  # not ours: init reaps it
         if res is not None:
-            self.exit_codes[key] = _exit_code(res)
+            self.exit_codes[key] = run_of(crec), _exit_code(res)
 
     def reaped(self, fds: Iterable[int]) -> list[str]:
         """The containers whose pidfd among ``fds`` says they exited, their status kept; "pod/container"."""
@@ -114,7 +129,8 @@ class Children:
             os.close(fd)
             for key in ch.keys:
                 # A zombie that init had not reaped when the watcher began: the lab's server told its status.
-                self.exit_codes[key] = code if code is not None else self._lab_told.get((key, ch.pid, ch.start))
+                self.exit_codes[key] = (ch.runs.get(key, (ch.pid, ch.start)),
+                                        code if code is not None else self._lab_told.get((key, ch.pid, ch.start)))
             out += ch.keys
         return out
 
@@ -122,19 +138,26 @@ class Children:
         """:meth:`reaped` of the pidfds readable at this moment (no wait)."""
         return self.reaped(select.select(self.fds(), [], [], 0)[0]) if self.by_fd else []
 
+    def exit_code(self, key: str, crec: dict[str, Any]) -> int | None:
+        """How the run ``crec`` names exited, as far as the watcher knows (None: not known, or not exited)."""
+        run, code = self.exit_codes.get(key, (None, None))
+        return code if run == run_of(crec) else None
+
     def ask_lab(self, lab_name: str, key: str, crec: dict[str, Any]) -> int | None:
-        """How a command container that exited before it was watched did, from the lab's echo server
-        (asked once per run of it); kept, and returned, when the server knew."""
-        run = (key, crec.get("pid"), crec.get("start"))
+        """How a command container that exited unseen by the watcher did (before it started, or a run a plain
+        ``up`` started meanwhile), from the lab's echo server (asked once per run of it); kept, and returned,
+        when the server knew."""
+        run = (key, *run_of(crec))
         if run not in self._asked:
             code = exits.exit_codes(lab_name, {key: crec}).get(key)
             if code is not None:
-                self.exit_codes[key] = self._lab_told[run] = code
+                self.exit_codes[key] = run_of(crec), code
+                self._lab_told[run] = code
             # Asked again while it is a zombie that init has not reaped yet (the kernel keeps the status then).
             pid = run[1]
             if code is not None or not isinstance(pid, int) or processes.start_time(pid) != run[2]:
                 self._asked.add(run)
-        return self.exit_codes.get(key)
+        return self.exit_code(key, crec)
 
     def read_exits(self) -> None:
         """Read the exit records queued now, keeping those of the containers watched (the rest of the
@@ -142,11 +165,14 @@ class Children:
         if self.exits is not None:
             self._told.update(self.exits.read(ch.pid for ch in self.by_fd.values()))
 
-    def code(self, key: str) -> str:
-        """How the container last exited, as the watcher's lines say it ("" when it has not)."""
+    def code(self, key: str, crec: dict[str, Any] | None = None) -> str:
+        """How the container's run ``crec`` exited (without it: the run last reaped), as the watcher's lines
+        say it; "" when the watcher has seen no exit of that run."""
         if key not in self.exit_codes:
             return ""
-        code = self.exit_codes[key]
+        run, code = self.exit_codes[key]
+        if crec is not None and run != run_of(crec):
+            return ""  # an earlier run's exit: not this one's
         return (" (exit status unknown: not started by this watcher, and no record of it in taskstats or the "
                 "lab's echo server)" if code is None
                 else f" (exit {code})")

@@ -148,6 +148,8 @@ class ContainerRecord(Strict):
     net: (Annotated[tuple[StrictInt, StrictInt, StrictInt], ROW] | Annotated[tuple[StrictInt, StrictInt], ROW]
           | None) = None
     error: StrictStr | None = None
+    # How the run before this one exited, where known (the kubelet's lastState.terminated.exitCode).
+    last_exit_code: StrictInt | None = None
 
 
 class PodRecord(Strict):

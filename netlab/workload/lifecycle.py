@@ -255,6 +255,10 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     new["net"] = list(net)
         for cid, code in exits.exit_codes(lab.name, exited).items():
             starting[cid] = f"restarted container {cid} (it had exited with code {code})"
+            # The new run's record keeps how the one before it ended, as the kubelet's lastState; its own
+            # exit, when it comes, is asked of the server for its own pid and start time (exits.py).
+            pod_name, cname = cid.split("/", 1)
+            pods[pod_name]["containers"][cname]["last_exit_code"] = code
         if early is not None:
             done.problems += launch.await_echo(early.join(), early.specs, pods)
         if echo:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -157,4 +158,57 @@ pods:
         reply = subprocess.run(["ip", "netns", "exec", f"{name}-keep", sys.executable, "-c", client],
                                capture_output=True, text=True, timeout=30)
         assert json.loads(reply.stdout)["pod"] == "keep", reply
+        assert watcher.stop() == 0
+
+
+@pytest.mark.skipif(not pidfd.exit_info_supported(), reason="this kernel keeps no exit status with a pidfd")
+def test_each_run_of_a_container_has_its_own_exit(tmp_path):
+    """OnFailure, one container, each run its own exit: run 1 exits 3 (restarted at once), run 2 exits 4 (held
+    by its back-off), then a plain `up` in another terminal restarts it, and run 3 completes (exit 0). The
+    watcher kept one exit per container, not per run: it said run 2's exit 4 for run 3, and restarted the
+    completed container once the back-off was over ("saw: ... (exit 4); did: restarted container runs/main
+    (it had exited with code 0)"), a 4th run that OnFailure forbids. Now each exit belongs to its run, and
+    `get pods` keeps the run before the current one's as the kubelet's lastState."""
+    name = unique_lab("im")
+    count, go = tmp_path / "runs", tmp_path / "go"
+    command = (f"n=$(cat {count} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {count}; "
+               f"case $n in 1) exit 3;; 2) sleep 0.3; exit 4;; esac; while [ ! -e {go} ]; do sleep 0.05; done; exit 0")
+    path = write_topology(tmp_path, f"""\
+name: {name}
+nodes:
+  - name: node-1
+pods:
+  - name: runs
+    node: node-1
+    restartPolicy: OnFailure
+    containers:
+      - name: main
+        command: [sh, -c, "{command}"]
+""")
+
+    def seen() -> dict:
+        pod = json.loads(netlab("get", "pods", "--lab", name, "-o", "json").stdout)["items"][0]
+        c = pod["containers"][0]
+        return {k: c[k] for k in ("state", "exit_code", "last_exit_code", "restarts")}
+
+    with watching(name) as start:
+        watcher = start(path, backoff="5", resync="1")
+        watcher.wait_for_line("saw: container runs/main exited (exit 3); did: restarted container runs/main")
+        watcher.wait_for_line("saw: container runs/main exited (exit 4); did: nothing (back-off: restart in 4.")
+        held_at = time.monotonic()
+        assert seen() == {"state": "exited", "exit_code": 4, "last_exit_code": 3, "restarts": 1}
+        up = netlab("up", "-t", path)
+        assert "restarted container runs/main (it had exited with code 4)" in up.stdout, up.stdout
+        assert seen() == {"state": "running", "exit_code": None, "last_exit_code": 4, "restarts": 2}
+        mark = len(watcher.lines)
+        go.touch()
+        watcher.wait_for_line("saw: container runs/main exited (exit 0); did: nothing (restartPolicy OnFailure)",
+                              after=mark)
+        time.sleep(max(0.0, held_at + 5 + 1.5 - time.monotonic()))  # past run 2's back-off and a resync
+        assert count.read_text().strip() == "3", "\n".join(watcher.lines)  # no 4th run
+        assert residents(f"{name}-runs", watcher) == []
+        assert not any("restarted container runs/main" in x for x in watcher.lines[mark:]), "\n".join(watcher.lines)
+        said = [int(code) for line in watcher.lines for code in re.findall(r"runs/main exited \(exit (\d+)\)", line)]
+        assert said == sorted(set(said), key=said.index) == [3, 4, 0], "\n".join(watcher.lines)  # once each, in order
+        assert seen() == {"state": "exited", "exit_code": 0, "last_exit_code": 4, "restarts": 2}
         assert watcher.stop() == 0

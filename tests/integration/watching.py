@@ -56,9 +56,10 @@ def jobs_topology(name: str, seconds: float) -> str:
 class Watcher:
     """``netlab up -t FILE --watch`` in a process of its own; its lines, as they come."""
 
-    def __init__(self, path: str, env: dict | None = None, resync: str = "2", wait: bool = True):
+    def __init__(self, path: str, env: dict | None = None, resync: str = "2", wait: bool = True,
+                 backoff: str = BACKOFF):
         self.lines: list[str] = []
-        self.proc = subprocess.Popen(NETLAB + ["up", "-t", path, "--watch", "--restart-backoff", BACKOFF,
+        self.proc = subprocess.Popen(NETLAB + ["up", "-t", path, "--watch", "--restart-backoff", backoff,
                                                "--resync", resync], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env={**os.environ, **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)

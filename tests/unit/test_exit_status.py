@@ -221,7 +221,8 @@ def test_a_watcher_keeps_what_the_lab_told_of_a_zombie_when_its_pidfd_is_read(mo
     child.start = start  # as track() records it from the container's record
     assert select.select([fd], [], [], 10)[0] == [fd]  # it has exited
     assert kids.reaped([fd]) == ["p/crash"]
-    assert kids.exit_codes["p/crash"] == 3 and kids.code("p/crash") == " (exit 3)"
+    run = {"pid": pid, "start": start}
+    assert kids.exit_code("p/crash", run) == 3 and kids.code("p/crash", run) == kids.code("p/crash") == " (exit 3)"
 
 
 def test_an_exits_question_to_a_stopped_server_is_not_asked(server):

@@ -251,3 +251,27 @@ def test_a_container_that_cannot_start_is_said_by_the_apply_that_tried_it_not_by
         == "replace route x"
     assert watcher._did(UpResult("l", failed=[bad]), "nothing", ["container a/bad failed to start"]) == bad
     assert watcher._did(UpResult("l"), "nothing to change") == "nothing to change"  # it was fixed meanwhile
+
+
+def test_an_exit_belongs_to_its_run_never_to_a_later_one(monkeypatch):
+    """The watcher saw run (10, 100) of p/main exit 4; the record now names run (11, 200), which a plain `up`
+    started and which exited unseen by the watcher. Its code is not 4: OnFailure asks the lab's echo server
+    for that very run (0: completed, held), and the line says no code it does not know."""
+    from netlab.api.watch_children import Children
+    from netlab.workload import exits
+    from netlab.workload.tasks import EXITED
+
+    kids = Children()
+    kids.exit_codes["p/main"] = ((10, 100), 4)
+    old, new = {"pid": 10, "start": 100}, {"pid": 11, "start": 200}
+    assert kids.exit_code("p/main", old) == 4 and kids.code("p/main", old) == " (exit 4)"
+    assert kids.exit_code("p/main", new) is None and kids.code("p/main", new) == ""
+    asked = []
+    monkeypatch.setattr(exits, "exit_codes", lambda lab, records: asked.append(dict(records)) or {"p/main": 0})
+    text = "name: w\nnodes: [{name: a}]\npods:\n  - {name: p, node: a, restartPolicy: OnFailure}\n"
+    pod = resolve(validate_source(parse_yaml(text, "t.yaml"))).pods[0]
+    watcher = Watcher(None, "w", log=lambda line: None)
+    watcher.kids = kids
+    c = pod.containers[0].model_copy(update={"command": ["sh", "-c", "exit 0"]})
+    assert watcher.hold(pod, c, new, EXITED) == "restartPolicy OnFailure"
+    assert asked == [{"p/main": new}] and kids.code("p/main", new) == " (exit 0)"
