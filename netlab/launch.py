@@ -12,7 +12,8 @@ usual, and a forked child (the probe agent) does not dirty the parent's shared
 pages by collecting them.
 
 Only the program does this: ``import netlab`` in another program, and click's
-test runner, leave that program's collector as it is.
+test runner, leave that program's collector as it is. So it is with SIGTERM:
+the program stops on it as on Ctrl-C from its first line (netlab/signals.py).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ import gc
 def main() -> None:
     gc.disable()
     try:
+        from netlab import signals
+
+        signals.terminate_as_interrupt()  # SIGTERM (timeout, systemd, a CI cancel) stops it as Ctrl-C does
         from netlab.cli import main as cli_main
-    except KeyboardInterrupt:  # Ctrl-C while Python loads the program: nothing has started, nothing to undo
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started
         import sys
 
-        sys.stderr.write("netlab: interrupted\n")
-        raise SystemExit(130) from None
+        said = str(exc) if exc.args else "interrupted"
+        sys.stderr.write(f"netlab: {said}\n")
+        raise SystemExit(getattr(exc, "exit_code", 130)) from None
     cli_main()

@@ -68,7 +68,7 @@ _WHERE = {
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
         "LabBusy", "NetnsGone")},
-    "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt
+    "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (exit_code)
     "StateCorrupt": "netlab.realize.state",  # a lab's state file that is not one: down(force=True) takes it down
 }
 __all__ = sorted(_WHERE)

@@ -20,9 +20,11 @@ state is the kernel. The loop sleeps in ``select`` on:
 
 Each action is one line: what it saw, what it did. A repair that fails
 (rolled back by ``up``) is retried after a back-off that doubles, as a
-container restart is. SIGINT and SIGTERM wait for the repair in progress to
-finish (it runs in a thread of its own, which signals do not interrupt), then the loop ends and the lab stays up
-as the last repair left it; the loop also ends when the lab is taken down.
+container restart is. The first apply is plain ``up``'s, in the main thread: a
+signal then rolls it back as it does plain ``up``'s. Once it watches, SIGINT and SIGTERM wait for the repair
+in progress to finish (it runs in a thread of its own, which signals do not interrupt), then the loop ends,
+its exited children reaped, and the lab stays up as the last repair left it (exit 0, as a daemon asked to
+stop); the loop also ends when the lab is taken down.
 One watcher per lab (realize/state_dir.WatcherLock): a second is refused before it applies anything.
 """
 
@@ -108,6 +110,8 @@ class Watcher:
     resync: float = RESYNC
     clock: Callable[[], float] = time.monotonic
     stop: bool = False
+    stopped_by: int | None = None  # the signal that set ``stop``
+    armed: Callable[[], None] | None = None  # called once the first apply is done: signals then set ``stop``
     taken_down: bool = False  # the loop ended because a `down` took the lab
     restarts: Backoff = field(init=False)
     repairs: Backoff = field(init=False)
@@ -267,7 +271,12 @@ class Watcher:
         self.kids.listen_for_exits()
         loaded = load(self.path)
         self.file_id = self._file_id()
-        done = self._apply(loaded.lab, loaded.source, doctor=True)
+        # The first apply is plain up's, in this thread: a signal meanwhile rolls it back as it does plain
+        # up's (Interrupted: exit 130 or 143), and nothing is watched. Once it is done the lab is up, and a
+        # signal only ends the loop (``armed``: watch() sets its handlers).
+        done = lifecycle.up(loaded.lab, source=loaded.source, features=self.features())
+        if self.armed is not None:
+            self.armed()
         state = load_state(self.lab_name)
         assert state is not None
         self.kids.track(state.resolved(), state)
@@ -438,6 +447,19 @@ class Watcher:
             self.listener.close()
             self.listener = None
         self.kids.close()
+        reap_exited_children()
+
+
+def reap_exited_children() -> None:
+    """The watcher's children that have exited (containers it restarted, as their subreaper) are reaped
+    before it goes, not left as zombies for init; those still running run on, the lab's, as after a plain
+    up."""
+    while True:
+        try:
+            if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG) is None:
+                return
+        except ChildProcessError:  # no child at all
+            return
 
 
 def _failed_key(line: str) -> str:
@@ -486,14 +508,22 @@ def _did(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), told: It
 
 
 def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0, resync: float = RESYNC) -> None:
-    """Run the loop until SIGINT/SIGTERM; the lab stays up."""
+    """Apply the file (a signal meanwhile rolls it back, as plain up's: Interrupted), then run the loop until
+    SIGINT/SIGTERM, which let a repair in progress finish and end it: the lab stays up, and the watcher ends
+    as a daemon asked to stop does (systemd's stop, a CI job's cancel, `timeout`), its line naming the
+    signal, returning normally (exit 0)."""
     w = Watcher(path, lab_name, log, backoff_base=backoff_base, resync=resync)
+    old: dict[int, Any] = {}
 
     def stop(signum: int, frame: object) -> None:
         w.stop = True
+        w.stopped_by = w.stopped_by or signum
 
+    def arm() -> None:
+        old.update({sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)})
+
+    w.armed = arm
     with WatcherLock(lab_name):  # a second watcher of the lab is refused here, before anything is applied
-        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             w.run()
         finally:
@@ -503,4 +533,5 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
     if w.taken_down:
         log(f"stopped watching lab {lab_name}: it is down")
     else:
-        log(f"stopped watching lab {lab_name}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")
+        by = f" ({signal.Signals(w.stopped_by).name})" if w.stopped_by else ""
+        log(f"stopped watching lab {lab_name}{by}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")

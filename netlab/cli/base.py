@@ -17,7 +17,7 @@ from typing import Any, Callable, ContextManager, Sequence, TextIO
 import click
 from click.core import ParameterSource
 
-from netlab import __version__
+from netlab import __version__, signals
 from netlab.cli import jsonout
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
 
@@ -336,17 +336,18 @@ def main(argv: list[str] | None = None) -> None:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             click.echo(line if located or _located(line) else f"netlab: {line}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("netlab: interrupted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt outside a command: SIGTERM's too
+        stopped = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
+        click.echo(f"netlab: {stopped if stopped is not None and stopped.args else 'interrupted'}", err=True)
+        sys.exit(signals.exit_code(stopped or KeyboardInterrupt()))
     except click.ClickException as exc:
         exc.show()
         sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("netlab: interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (signals.Terminated): 130 or 143
+        click.echo(f"netlab: {exc if exc.args else 'interrupted'}", err=True)
+        sys.exit(signals.exit_code(exc))
     except PermissionError as exc:
         if obj.get("debug"):
             raise

@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 @click.option("--reconfigure", is_flag=True,
               help="Replace a running lab of the same name that was brought up from another file.")
 @click.option("--watch", is_flag=True,
-              help="Then keep the lab converged until Ctrl-C: re-apply the file when it changes, repair drift "
-                   "as the kernel reports it, restart exited containers by their pod's restartPolicy; one line "
-                   "per action. The lab stays up. One watcher per lab: a second is refused. Text only: -o json "
-                   "and -o yaml are refused (exit 2).")
+              help="Then keep the lab converged until Ctrl-C or SIGTERM (exit 0): re-apply the file when it "
+                   "changes, repair drift as the kernel reports it, restart exited containers by their pod's "
+                   "restartPolicy; one line per action. The lab stays up. One watcher per lab: a second is "
+                   "refused. Text only: -o json and -o yaml are refused (exit 2).")
 @click.option("--restart-backoff", type=Seconds(min=0, min_open=True), default=10.0, show_default=True,
               metavar="SECONDS",
               help="With --watch: the first back-off between restarts of a crashing container (and between "
@@ -53,7 +53,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     removes what differs, like a controller reconciling desired and current
     state. Another file whose name: is a running lab's is refused unless
     --reconfigure is given. A failed or interrupted `up` rolls back (exit 4,
-    or 130 when interrupted). A container that could not start leaves the
+    or 130 on Ctrl-C, 143 on SIGTERM). A container that could not start leaves the
     lab up, named in a line: exit 1, as `status`. `up --lab NAME` repairs a
     running lab without its file: it converges the lab to the topology
     `status` compares with.

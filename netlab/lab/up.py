@@ -49,9 +49,14 @@ class Interrupted(KeyboardInterrupt):
 
     A KeyboardInterrupt, not an Exception: to a program calling netlab (a test runner, a loop with ``except
     Exception``) it is the Ctrl-C it was, which stops it, not one failure among others. The CLI says its line
-    and exits with its exit_code, 130, as for a NetlabError."""
+    and exits with its exit_code, as for a NetlabError: 128 + the signal's number, as a shell reports a
+    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send)."""
 
-    exit_code = 130
+    exit_code = 128 + signal.SIGINT
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -140,16 +145,24 @@ class _Up:
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
         state.source = os.path.abspath(source) if source else None
         state.phase = "creating" if fresh else state.phase
-        state.save()
+        # A signal while the write-ahead is saved waits for it, then rolls back what it says (a state naming
+        # namespaces that nobody made, or a fresh lab in phase creating, would stay behind otherwise).
+        came: list[int] = []
+        with signals.handled(lambda signum, frame: came.append(signum)):
+            state.save()
         try:
             with _signals_interrupt():
+                if came:
+                    _raise_interrupted(came[0], None)
                 self._converge(state, tag, to_create, fresh)
                 self._follow_attachments(state)
         except BaseException as exc:
             self._rollback(state, fresh, tag)
-            if isinstance(exc, Interrupted):
-                if self.removing:
-                    raise Interrupted(f"{exc}{self._not_back()}") from None
+            if isinstance(exc, KeyboardInterrupt):  # up's Interrupted, or the program's own (as the block began)
+                signum = signals.exit_code(exc) - 128
+                if self.removing or not isinstance(exc, Interrupted):
+                    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back"
+                                      f"{self._not_back()}", signum) from None
                 raise
             if isinstance(exc, NetlabError):
                 raise ApplyFailed(f"{exc}; rolled back{self._not_back()}") from exc
@@ -432,4 +445,4 @@ def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back")
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back", signum)

@@ -1,0 +1,107 @@
+"""SIGTERM stops a netlab command as Ctrl-C does, with the signal's exit status (no root).
+
+`timeout`, systemd and a CI job's cancel send SIGTERM. Left to its default it killed the program silently
+with 143 wherever up was not inside its rollback's handlers. Now the program raises signals.Terminated (a
+KeyboardInterrupt) from its first line: one line, exit 128 + the signal (130 SIGINT, 143 SIGTERM); up rolls
+back whatever it had begun, also when the signal lands as it saves its write-ahead. The real processes, with
+real signals: tests/integration/test_signals_live.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from cli_inprocess import run_cli
+from fake_lab import make_lab
+
+from netlab import signals
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import up as lab_up
+from netlab.lab.journal import Journal
+from netlab.realize import state as state_mod
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+def test_the_program_handles_sigterm_from_its_first_line_and_says_it_in_one_line():
+    """A SIGTERM while Python loads the commands (here: as their import begins) is one line and 143."""
+    code = ("import builtins, os, signal\n"
+            "real = builtins.__import__\n"
+            "def terminated(name, *args, **kwargs):\n"
+            "    if name == 'netlab.cli':\n"
+            "        os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real(name, *args, **kwargs)\n"
+            "builtins.__import__ = terminated\n"
+            "from netlab.launch import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (143, "netlab: interrupted by SIGTERM\n")
+
+
+def test_sigterm_in_a_command_is_one_line_and_143(monkeypatch, tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("name: w\nnodes: [{name: n1}]\n")
+
+    def terminated(*args, **kwargs):
+        signals.raise_terminated(signal.SIGTERM, None)
+
+    monkeypatch.setattr("netlab.api.load", terminated)
+    got = run_cli("up", "-t", str(path))
+    assert (got.returncode, got.stderr) == (143, "netlab: interrupted by SIGTERM\n"), got
+    assert signals.exit_code(KeyboardInterrupt()) == 130 and signals.exit_code(signals.Terminated()) == 143
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_as_up_saves_its_write_ahead_rolls_back_what_it_names(lab, monkeypatch, sig):
+    """The signal lands while the state naming the namespaces to make is written: it waits for the write,
+    then the run is rolled back (a fresh lab: nothing left, not even its state, which said `creating`)."""
+    k = FakeKernel()
+    real = state_mod.LabState.save
+
+    def save_signalled(self, *args, **kwargs):
+        if self.phase == "creating" and not k.ns:
+            os.kill(os.getpid(), sig)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(state_mod.LabState, "save", save_signalled)
+    with pytest.raises(lab_up.Interrupted) as info:
+        lab_up.up(lab, k, features=(), journal=Journal(k))
+    assert info.value.exit_code == 128 + sig
+    assert str(info.value) == f"interrupted by {signal.Signals(sig).name}; rolled back"
+    assert not k.ns and state_mod.load_state(lab.name) is None
+
+
+def test_the_programs_own_sigterm_during_the_run_is_rolled_back_and_said_so(lab, monkeypatch):
+    """A Terminated raised by the program's handler inside the run (as up's own handlers are swapped in)
+    is rolled back like up's Interrupted, and told as one: exit 143."""
+    k = FakeKernel()
+    real = k.create_netns
+
+    def create_then_terminated(name, tag, sysctls):
+        real(name, tag, sysctls)
+        raise signals.Terminated("interrupted by SIGTERM")
+
+    k.create_netns = create_then_terminated
+    with pytest.raises(lab_up.Interrupted) as info:
+        lab_up.up(lab, k, features=(), journal=Journal(k))
+    assert info.value.exit_code == 143 and str(info.value) == "interrupted by SIGTERM; rolled back"
+    assert not k.ns
+
+
+def test_up_sigterm_during_the_change_exits_143(lab):
+    """Up's own handler, during the change: SIGTERM's convention, not SIGINT's 130."""
+    k = FakeKernel()
+    real = k.create_netns
+
+    def create_then_signalled(name, tag, sysctls):
+        real(name, tag, sysctls)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    k.create_netns = create_then_signalled
+    with pytest.raises(lab_up.Interrupted) as info:
+        lab_up.up(lab, k, features=(), journal=Journal(k))
+    assert info.value.exit_code == 143 and "interrupted by SIGTERM; rolled back" in str(info.value)
