@@ -13,6 +13,8 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
+from netlab.api.frozen import FrozenDict, freeze
+
 T = TypeVar("T")
 
 
@@ -93,7 +95,9 @@ def _make_converter(hint: Any) -> Callable[[Any], Any]:
     if origin is Mapping or hint is Mapping:
         args = typing.get_args(hint)
         inner = _converter(args[1] if args else Any)
-        return lambda v: None if v is None else types.MappingProxyType({k: inner(x) for k, x in v.items()})
+        if inner is _same:  # free-form values (Any, str, int): read-only all the way down, lists as tuples
+            inner = freeze
+        return lambda v: None if v is None else FrozenDict({k: inner(x) for k, x in v.items()})
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _dataclass_converter(hint)
     if hint is float:

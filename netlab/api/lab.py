@@ -22,11 +22,13 @@ import collections
 import json
 import os
 import subprocess
+import weakref
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
+from netlab.api.frozen import freeze
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
 from netlab.trace.sections import section_names
@@ -444,7 +446,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     elif not done.ok and isinstance(topology, (str, os.PathLike)):
         repair = up_command(os.fspath(topology), reconfigure=replaces(state, os.fspath(topology)))
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
-                    details=tuple(done.details), against=against, repair=repair)
+                    details=freeze(tuple(done.details)), against=against, repair=repair)
 
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
@@ -466,11 +468,18 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
                       services=services)
 
 
+# The library's own result behind each API result that has one, for the CLI's text rendering, by the API
+# result's id while it lives: not an attribute, so that a result pickled, deep-copied or sent to another
+# process is its fields alone, as its JSON.
+_INTERNAL: dict[int, Any] = {}
+
+
 def _keep(result: Any, internal: Any) -> None:
     """The library's own result beside the API's, for the CLI's text rendering (not a field: not in the JSON)."""
-    object.__setattr__(result, "_internal", internal)
+    _INTERNAL[id(result)] = internal
+    weakref.finalize(result, _INTERNAL.pop, id(result), None)
 
 
 def internal(result: Any) -> Any:
     """The library's result behind an API result (probe: netlab.probe.runner.Report; trace: TraceResult)."""
-    return getattr(result, "_internal", None)
+    return _INTERNAL.get(id(result))

@@ -4,7 +4,9 @@ Each class is built from the very JSON the CLI prints (``from_json``), and
 ``to_json`` gives that JSON back (both in netlab.api.jsonio), so a test written against ``netlab probe
 -o json`` reads the same names as one written against ``Lab.probe()``. Lists
 become tuples and nested objects become these classes; free-form parts
-(a trace hop's ``facts``, an inspected route) stay mappings.
+(a trace hop's ``facts``, an inspected route) are read-only dicts
+(netlab.api.frozen.FrozenDict, their lists tuples). So a result is a value:
+it pickles (to another process), deep-copies, ``dataclasses.asdict``-es and hashes.
 
 This module holds the lifecycle's results; those of probe, trace, and get and
 inspect live in results_probe, results_trace and results_views, and are

@@ -11,11 +11,11 @@ import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from netlab.api.results import (ContainerInfo, EndpointInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo,
                                 ServicePortInfo)
+from netlab.api.frozen import FrozenDict
 from netlab.errors import UsageError
 from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
@@ -178,7 +178,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
         netns_gone = old_netns or (created is None and state.netns.get(pod.netns) == "created")
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
-                           labels=MappingProxyType(dict(pod.labels)), containers=tuple(containers),
+                           labels=FrozenDict(pod.labels), containers=tuple(containers),
                            added=is_added_pod(pod), namespace=pod.spec.namespace, created=created,
                            netns_gone=netns_gone))
     return tuple(out)
@@ -215,7 +215,7 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
         out.append(ServiceInfo(
             name=svc.name, namespace=svc.namespace, type=svc.type, cluster_ip=str(lab.cluster_ip(svc)),
             external_ip=str(lb) if lb is not None else None, session_affinity=svc.session_affinity,
-            selector=MappingProxyType(dict(svc.selector)), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
+            selector=FrozenDict(svc.selector), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
             dns=fqdn(svc), added=is_added_service(svc)))
     return tuple(out)
 

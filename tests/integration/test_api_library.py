@@ -1,0 +1,55 @@
+"""Real labs (root), used the way a library caller's own tests use them: results that are values
+(pickled to another process, deep-copied, hashed), arguments checked as the CLI checks them, a dict
+lab and the built-in default lab that do not replace each other, and library words in library results.
+
+Every lab is tiny, named qfl + 7 hex digits, and always taken down (the ``labs`` fixture).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import multiprocessing
+import pickle
+
+import pytest
+
+from netlab import Lab
+from netlab.api.lab import internal
+from netlab.breaks.run import break_lab
+
+pytestmark = pytest.mark.root
+
+
+def small(name: str) -> dict:
+    return {"name": name, "nodes": [{"name": "n1"}, {"name": "n2"}],
+            "pods": [{"name": "a", "node": "n1", "labels": {"app": "web"}}, {"name": "b", "node": "n2"}],
+            "services": [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}]}
+
+
+def _fields(result: object) -> tuple[str, int]:
+    """What a child process reads of a result it was sent."""
+    return type(result).__name__, len(dataclasses.asdict(result))  # type: ignore[call-overload]
+
+
+def test_results_of_a_real_lab_are_values(labs):
+    name = labs.name("qfl")
+    with Lab.up(small(name)) as lab:
+        trace = lab.trace("a", "b")
+        assert trace.delivered and internal(trace) is not None  # the CLI's text still has the walk behind it
+        break_lab(name, "ip-forward-off")  # drift, for status' details
+        status = lab.status()
+        assert not status.clean and status.details
+        results = [lab.probe(protos=["icmp"]), trace, lab.inspect("n1"), lab.inspect("a", ["routes"]),
+                   lab.pod("a"), lab.service("web"), lab.node("n1"), status, lab.last_up, *Lab.attach(name).pods()]
+        lab.repair()
+        for result in results:
+            again = pickle.loads(pickle.dumps(result))
+            assert again == result and hash(again) == hash(result), type(result).__name__
+            assert copy.deepcopy(result) == result and dataclasses.asdict(result)
+        assert internal(pickle.loads(pickle.dumps(trace))) is None  # the fields alone, not the library's walk
+        assert len(pickle.dumps(trace)) < 3 * len(repr(trace))
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            sent = pool.map(_fields, results)
+        assert [n for n, _ in sent] == [type(r).__name__ for r in results]
+        assert lab.pod("a").labels == {"app": "web"} and hash(lab.pod("a")) == hash(lab.pod("a"))
