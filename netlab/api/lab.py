@@ -28,6 +28,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
+from netlab.api.args import (PROBE_TIMEOUT, PROTOS, TRACE_TIMEOUT, check_choice, check_proto, check_seconds,
+                             check_size, items)
 from netlab.api.frozen import freeze
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
@@ -263,7 +265,8 @@ class Lab:
               timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:
         """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
         file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
-        ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``)."""
+        ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``). Arguments as
+        the CLI's options: ``protos`` some of icmp, tcp, udp ("tcp" is one), ``timeout`` 0.05-30 s."""
         from netlab.probe import report as probe_report
 
         report = internal_probe(self, topology, protos=protos, timeout=timeout, arp=arp, services=services, mtu=mtu)
@@ -283,7 +286,9 @@ class Lab:
         """
         from netlab.api import reach as reach_mod
 
-        reach_mod.check_port("port", port)  # before the lab's state is read: a usage error, whatever the lab
+        check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
+        reach_mod.check_port("port", port)
+        timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
         result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
         return from_json(R.ProbeResult, result.to_json())
 
@@ -297,14 +302,18 @@ class Lab:
         last few), which the pytest plugin saves when a test fails. ``size``:
         the packet's size with DF set (as ``ping -M do -s``); ``sport``: the
         source port of a TCP/UDP packet (0: any). A ``port`` without ``proto`` is
-        TCP (UDP when ``dst`` serves that port over UDP only).
+        TCP (UDP when ``dst`` serves that port over UDP only). As the CLI's options:
+        ``proto`` icmp, tcp or udp, ``timeout`` 0.1-30 s, ``size`` 1-65000 (0: a plain echo).
         """
         from netlab.api.reach import check_port
         from netlab.realize.state import repair_up
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
+        check_proto(proto)  # "TCP" is no protocol the rules match: refused, as reach and probe refuse it
         check_port("port", port)
         check_port("sport", sport, zero_ok=True)
+        timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
+        check_size(size)
 
         state = self.state()  # read once: the lab, and the file that repairs it
         result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
@@ -333,6 +342,8 @@ class Lab:
         from netlab.services import flannel_files
 
 
+        if isinstance(sections, str):  # one section, or several comma-separated (as -s takes them): not letters
+            sections = [s.strip() for s in sections.split(",")]
         if sections is not None:
             try:
                 sections = section_names(sections)
@@ -453,17 +464,17 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
                    timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> Any:
     """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
     renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice."""
-    from netlab.api import reach as reach_mod
     from netlab.probe import runner
+    from netlab.probe.job import ARP_MODES
 
+    protos = items("protos", protos, PROTOS)
+    timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
+    check_choice("arp", arp, ARP_MODES)
     model = lab.model
     if topology is not None:
         loaded = lab._loaded_for(topology)
         _same_pods(loaded, lab.model)
         model = loaded.lab
-    unknown = set(protos) - set(reach_mod.PROTOS)
-    if unknown:
-        raise UsageError(f"protos {sorted(unknown)}: want some of {', '.join(reach_mod.PROTOS)}")
     return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
                       services=services)
 

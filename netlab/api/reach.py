@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from netlab.api.args import check_proto
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
 from netlab.model.echo_ports import port_protocol
@@ -19,7 +20,6 @@ from netlab.probe import services as svcs
 from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints
 from netlab.probe.judge import Result as ProbeOutcome
 
-PROTOS = ("icmp", "tcp", "udp")
 PORT_RANGE = (1, 65535)
 
 
@@ -36,8 +36,7 @@ def check_port(what: str, port: int | None, zero_ok: bool = False) -> None:
 def reach(lab: Lab, src: str, dst: str, proto: str | None = None, port: int | None = None,
           timeout: float = 1.0) -> ProbeOutcome:
     """Send one probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``) and judge it."""
-    if proto is not None and proto not in PROTOS:
-        raise UsageError(f"proto {proto!r}: want one of {', '.join(PROTOS)}")
+    check_proto(proto)
     check_port("port", port)
     if proto == "icmp" and port is not None:
         raise UsageError("an ICMP probe has no port")

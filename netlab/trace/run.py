@@ -52,6 +52,8 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     ``sport``: TCP or UDP from that source port; ``repair``: the `up` that repairs the lab, for the text's
     fixes (a caller holding the lab's state says it; else it is read)."""
     step = (lambda i: progress("trace", i, 5)) if progress else (lambda i: None)
+    if proto not in (None, "icmp", "tcp", "udp"):  # "TCP" would send a packet no rule matches ("tcp" does)
+        raise UsageError(f"proto {proto!r}: want one of icmp, tcp, udp")
     if proto == "icmp" and port is not None:
         raise UsageError("an ICMP echo has no port; give --proto tcp|udp with --port (a port alone means TCP)")
     src = resolve_source(lab, src_name)

@@ -53,3 +53,21 @@ def test_results_of_a_real_lab_are_values(labs):
             sent = pool.map(_fields, results)
         assert [n for n, _ in sent] == [type(r).__name__ for r in results]
         assert lab.pod("a").labels == {"app": "web"} and hash(lab.pod("a")) == hash(lab.pod("a"))
+
+
+def test_a_protocol_in_capitals_or_unknown_is_refused_not_traced_as_lost(labs):
+    """trace(proto="TCP") sent a packet no rule matched and answered delivered=False with a firewall to look
+    at; "sctp" was a TypeError from deep inside. Both are refused as reach refuses them; "tcp" is delivered."""
+    from netlab.errors import UsageError
+
+    name = labs.name("qfl")
+    with Lab.up(small(name)) as lab:
+        assert lab.trace("a", "b", proto="tcp", port=8080).delivered
+        for proto in ("TCP", "sctp"):
+            for call in (lab.trace, lab.reach):
+                with pytest.raises(UsageError, match=f"proto '{proto}': want one of icmp, tcp, udp"):
+                    call("a", "b", proto=proto, port=8080)
+        with pytest.raises(UsageError, match="size -3 is not in the range 1-65000"):
+            lab.trace("a", "b", size=-3)
+        assert lab.inspect("a", "routes").routes and lab.inspect("a", "routes").links is None
+        assert lab.probe(protos="tcp").summary.probes == len([p for p in lab.probe().probes if p.protocol == "tcp"])

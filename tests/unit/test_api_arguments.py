@@ -1,0 +1,93 @@
+"""The library's arguments are checked as the CLI's options are (no root, no lab: each check comes before
+the lab's state is read): a wrong protocol, a timeout or size out of the CLI's range and an unknown ARP mode
+are a UsageError naming the argument, and a str given for a list is one item, not its letters."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from helpers import two_node_topology
+from netlab.api import lab as lab_mod
+from netlab.api.lab import Lab
+from netlab.errors import UsageError
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml
+from netlab.model.topology import Topology
+from netlab.trace import run as run_mod
+
+NOT_UP = "qf-args-never-up"  # never brought up: a check that passes reaches "is not up"
+
+
+@pytest.mark.parametrize("wrong,message,right", [
+    (lambda lab: lab.trace("a", "b", proto="TCP", port=8080), "proto 'TCP': want one of icmp, tcp, udp",
+     lambda lab: lab.trace("a", "b", proto="tcp", port=8080)),
+    (lambda lab: lab.trace("a", "b", proto="sctp"), "proto 'sctp': want one of icmp, tcp, udp",
+     lambda lab: lab.trace("a", "b", proto="udp", port=53)),
+    (lambda lab: lab.reach("a", "b", proto="TCP", port=8080), "proto 'TCP': want one of icmp, tcp, udp",
+     lambda lab: lab.reach("a", "b", proto="tcp", port=8080)),
+    (lambda lab: lab.trace("a", "b", timeout=-1), r"timeout -1 is not in the range 0.1-30 \(seconds\)",
+     lambda lab: lab.trace("a", "b", timeout=0.1)),
+    (lambda lab: lab.trace("a", "b", timeout=math.nan), "timeout nan is not in the range",
+     lambda lab: lab.trace("a", "b", timeout=30)),
+    (lambda lab: lab.trace("a", "b", size=-3), r"size -3 is not in the range 1-65000 \(0: a plain echo\)",
+     lambda lab: lab.trace("a", "b", size=0)),
+    (lambda lab: lab.trace("a", "b", size=65001), "size 65001 is not in the range 1-65000",
+     lambda lab: lab.trace("a", "b", size=65000)),
+    (lambda lab: lab.reach("a", "b", timeout=0), r"timeout 0 is not in the range 0.05-30 \(seconds\)",
+     lambda lab: lab.reach("a", "b", timeout=0.05)),
+    (lambda lab: lab.reach("a", "b", timeout=True), "timeout True is not in the range",
+     lambda lab: lab.reach("a", "b", timeout=1)),
+    (lambda lab: lab.probe(timeout=-1), r"timeout -1 is not in the range 0.05-30 \(seconds\)",
+     lambda lab: lab.probe(timeout=0.05)),
+    (lambda lab: lab.probe(timeout=31), "timeout 31 is not in the range 0.05-30",
+     lambda lab: lab.probe(timeout=30)),
+    (lambda lab: lab.probe(arp="bogus"), "arp 'bogus': want one of auto, real, seeded",
+     lambda lab: lab.probe(arp="seeded")),
+    (lambda lab: lab.probe(protos=["tcp", "sctp"]), "protos 'sctp': want some of icmp, tcp, udp",
+     lambda lab: lab.probe(protos=["tcp", "udp"])),
+    (lambda lab: lab.probe(protos="TCP"), "protos 'TCP': want some of icmp, tcp, udp",
+     lambda lab: lab.probe(protos="tcp")),
+])
+def test_a_wrong_argument_is_a_usage_error_naming_it_and_the_cli_range_is_taken(wrong, message, right):
+    with pytest.raises(UsageError, match=message):
+        wrong(Lab(NOT_UP))
+    with pytest.raises(UsageError, match=f"lab '{NOT_UP}' is not up"):  # passed the check: the lab is read
+        right(Lab(NOT_UP))
+
+
+@pytest.fixture
+def probed(monkeypatch):
+    """The protocols the prober was asked for, stopped before anything is sent."""
+    seen: dict = {}
+    lab = resolve(Topology.model_validate(parse_yaml(two_node_topology("tt", pods_per_node=1), "t.yaml").data))
+    monkeypatch.setattr(Lab, "model", property(lambda self: lab))
+    monkeypatch.setattr("netlab.probe.runner.run", lambda model, **kw: seen.update(kw) or "stopped")
+    return seen
+
+
+@pytest.mark.parametrize("protos,want", [("tcp", ("tcp",)), ("icmp,udp", ("icmp", "udp")),
+                                         (["udp", "tcp", "udp"], ("udp", "tcp"))])
+def test_protos_as_a_str_is_one_protocol_not_its_letters(probed, protos, want):
+    assert lab_mod.internal_probe(Lab("tt"), protos=protos) == "stopped"
+    assert probed["protos"] == want
+
+
+def test_inspect_sections_as_a_str_is_one_section_not_its_letters(monkeypatch):
+    asked: list = []
+    monkeypatch.setattr("netlab.trace.sections.section_names", lambda names: asked.append(list(names)) or ())
+    monkeypatch.setattr(lab_mod, "section_names", lambda names: asked.append(list(names)) or ())
+    for sections in ("routes", "routes, neigh"):
+        with pytest.raises(UsageError, match="is not up"):
+            Lab(NOT_UP).inspect("a", sections)
+    assert asked == [["routes"], ["routes", "neigh"]]
+    with pytest.raises(UsageError, match="unknown section rutes: want some of"):
+        monkeypatch.undo()
+        Lab(NOT_UP).inspect("a", "rutes")
+
+
+def test_trace_run_itself_refuses_a_protocol_it_would_send_wrongly():
+    lab = resolve(Topology.model_validate(parse_yaml(two_node_topology("tt", pods_per_node=1), "t.yaml").data))
+    with pytest.raises(UsageError, match="proto 'TCP': want one of icmp, tcp, udp"):
+        run_mod.run(lab, "fedora-1", "fedora-2", proto="TCP", port=8080)
