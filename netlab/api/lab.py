@@ -120,8 +120,8 @@ class Lab:
         from netlab.realize.state import load_state
 
         state = load_state(loaded.lab.name)
-        if not reconfigure and loaded.origin == "<dict>":  # the pytest plugin's way in; a file may be the CLI's
-            refuse_replacing(loaded, state)
+        if not reconfigure and loaded.origin in ("<dict>", "built-in default"):  # a file's: lifecycle.up's
+            refuse_replacing(loaded, state, cli=loaded.origin != "<dict>")  # a dict: the pytest plugin's way in
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings) + service_notes(loaded.lab) + policy_notes(loaded.lab.topo.network_policies)
         budget = neighbour_budget_warning(loaded.lab)

@@ -73,20 +73,44 @@ def _default_topology() -> dict[str, Any]:
     return {k: v for k, v in saved.items() if k != "name"}
 
 
-def refuse_replacing(loaded: Loaded, state: LabState | None) -> None:
-    """Another topology with a running lab's name (``state``) would replace that lab: refused, saying where each
-    came from (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``."""
-    from netlab.errors import display_path
+def replaces_running(loaded: Loaded, state: LabState) -> bool:
+    """Whether bringing ``loaded`` up would replace the running lab ``state`` with a topology of another origin.
+
+    Files: another file (realize.state.replaces). The state keeps no file for the built-in default nor for a
+    dict, so those two are told apart by the saved topology (source_label): the default lab over a dict lab of
+    its name, or a dict over the default lab, replaces it; a dict over a dict lab converges it (the pytest
+    plugin's way), as the same file does. A dict that is the default topology is the default lab."""
     from netlab.realize.state import replaces
 
-    if state is None or not replaces(state, loaded.source):
+    if state.source is not None or loaded.source is not None:
+        return replaces(state, loaded.source)
+    if loaded.origin == BUILT_IN:
+        new = BUILT_IN
+    elif loaded.origin == DICT_SOURCE:
+        mine = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+        new = BUILT_IN if {k: v for k, v in mine.items() if k != "name"} == _default_topology() else DICT_SOURCE
+    else:  # a running lab's own saved topology (load_running): itself
+        return False
+    return source_label(state) != new
+
+
+def refuse_replacing(loaded: Loaded, state: LabState | None, cli: bool = False) -> None:
+    """Another topology with a running lab's name (``state``) would replace that lab: refused, saying where each
+    came from (a file, the built-in default, a dict) and ``reconfigure=True`` where the CLI says ``--reconfigure``
+    (``cli``: the CLI's words)."""
+    from netlab.errors import display_path
+
+    if state is None or not replaces_running(loaded, state):
         return
 
     def words(origin: str) -> str:
         return {BUILT_IN: "the built-in default", DICT_SOURCE: "a dict"}.get(origin) or display_path(origin)
 
-    raise UsageError(f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has "
-                     "the same name: it would replace that lab; give it another name (name=...), or pass "
+    clash = f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has the same name"
+    if cli:
+        raise UsageError(f"{clash}: it would replace that lab; rename it, or replace the running lab with "
+                         "`netlab up --reconfigure`")
+    raise UsageError(f"{clash}: it would replace that lab; give it another name (name=...), or pass "
                      "reconfigure=True to replace the running lab")
 
 

@@ -180,7 +180,8 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
 
 
 def replaces(state: LabState, source: str | None) -> bool:
-    """Whether ``up -t source`` (None: the built-in default) would replace a lab brought up from another file."""
+    """Whether ``up -t source`` would replace a lab brought up from another file. None is no file: the built-in
+    default or a dict, which this cannot tell apart (netlab.api.views.replaces_running does, by the topology)."""
     old, new = state.source, source
     if old is None or new is None:
         return old != new

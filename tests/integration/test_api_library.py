@@ -71,3 +71,28 @@ def test_a_protocol_in_capitals_or_unknown_is_refused_not_traced_as_lost(labs):
             lab.trace("a", "b", size=-3)
         assert lab.inspect("a", "routes").routes and lab.inspect("a", "routes").links is None
         assert lab.probe(protos="tcp").summary.probes == len([p for p in lab.probe().probes if p.protocol == "tcp"])
+
+
+@pytest.mark.parametrize("first", ["default", "dict"])
+def test_a_dict_lab_and_the_default_lab_of_one_name_do_not_replace_each_other(labs, first):
+    """Lab.up(None, name=N) then Lab.up({"name": N, ...}) took the default lab's namespaces down without a
+    word (and the reverse): the state keeps no file for either. Refused now, as a file over a dict is."""
+    from helpers import lab_namespaces
+    from netlab.errors import UsageError
+
+    name = labs.name("qfl")
+    topologies = {"default": None, "dict": {"name": name, "nodes": [{"name": "n1"}]}}
+    second = "dict" if first == "default" else "default"
+    lab = Lab.up(topologies[first], name=name)
+    before = lab_namespaces(name)
+    assert len(before) == (7 if first == "default" else 2)  # with the underlay
+    words = {"default": "the built-in default", "dict": "a dict"}
+    with pytest.raises(UsageError, match=f"lab {name} is up from {words[first]}, and {words[second]} has the same "
+                                         r"name: .* pass reconfigure=True"):
+        Lab.up(topologies[second], name=name)
+    assert lab_namespaces(name) == before and lab.status().clean
+    again = Lab.up(topologies[first], name=name)  # the same one again converges it
+    assert not again.owned and lab_namespaces(name) == before
+    replaced = Lab.up(topologies[second], name=name, reconfigure=True)
+    assert len(lab_namespaces(name)) == (2 if first == "default" else 7) and replaced.status().clean
+    replaced.down()
