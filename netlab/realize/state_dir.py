@@ -31,6 +31,9 @@ STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py r
 def _check_dir(path: str) -> None:
     """Refuse a state directory someone else could have prepared for us."""
     st = os.lstat(path)
+    if st.st_uid == 0 and os.geteuid() != 0:  # root's labs, and we are not root: the cause, not "remove it"
+        raise EnvironmentNotReady(f"netlab needs root: a lab is made of network namespaces, and its state in "
+                                  f"{path} is root's; run it with sudo")
     if stat.S_ISLNK(st.st_mode):
         raise EnvironmentNotReady(f"{path} is a symlink; refusing to use it (remove it and retry)")
     if not stat.S_ISDIR(st.st_mode):

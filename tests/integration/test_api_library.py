@@ -11,6 +11,10 @@ import copy
 import dataclasses
 import multiprocessing
 import pickle
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +100,51 @@ def test_a_dict_lab_and_the_default_lab_of_one_name_do_not_replace_each_other(la
     replaced = Lab.up(topologies[second], name=name, reconfigure=True)
     assert len(lab_namespaces(name)) == (2 if first == "default" else 7) and replaced.status().clean
     replaced.down()
+
+
+def _as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
+    """Run this checkout's Python as uid 65534: its virtualenv's interpreter, or (where that one lies under a
+    directory nobody may enter, as /root/.pyenv) the system's of the same version with the virtualenv's
+    packages on the path; skipped when neither runs."""
+    checkout = str(Path(__file__).resolve().parents[2])
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": f"{checkout}:{sysconfig.get_paths()['purelib']}"}
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    for python in (sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"):
+        proc = subprocess.run([*nobody, python, "-c", "import netlab.api.lab"], capture_output=True, text=True,
+                              env=env, cwd="/", timeout=60)
+        if proc.returncode == 0:
+            return subprocess.run([*nobody, python, *argv], capture_output=True, text=True, env=env, cwd="/",
+                                  timeout=60)
+    pytest.skip(f"this checkout cannot be run by uid 65534: {proc.stderr.strip()[-200:]}")
+
+
+NEEDS_ROOT = "netlab needs root: a lab is made of network namespaces, and its state in /run/netlab is root's; " \
+             "run it with sudo"
+
+
+def test_without_root_the_library_and_the_cli_say_netlab_needs_root(labs):
+    """As uid 65534, with root's labs in /run/netlab: labs() and Lab(x).down() said "/run/netlab is owned by uid
+    0, not by us; remove it and retry", advice that destroys everyone's labs on a shared machine. Now the
+    needs-root error (EnvironmentNotReady, exit 3) that up gives, in the library as in the CLI."""
+    import os
+
+    from netlab.realize.state_dir import STATE_ROOT
+
+    if STATE_ROOT != "/run/netlab":
+        pytest.skip("NETLAB_STATE_DIR moves the state directory")
+    name = labs.name("qfl")
+    with Lab.up({"name": name, "nodes": [{"name": "n1"}]}):  # root's labs are there, one at least
+        assert os.stat(STATE_ROOT).st_uid == 0
+        code = ("import netlab.api as api\nfrom netlab import Lab\n"
+                f"for call in (api.labs, lambda: Lab({name!r}).down(), lambda: Lab({name!r}).status()):\n"
+                "    try:\n        call()\n    except api.EnvironmentNotReady as exc:\n"
+                "        print(exc.exit_code, exc)\n")
+        proc = _as_nobody("-c", code)
+        lines = proc.stdout.splitlines()
+        assert lines[:2] == [f"3 {NEEDS_ROOT}"] * 2, proc.stdout + proc.stderr
+        assert lines[2].startswith("3 netlab needs root") and len(lines) == 3, proc.stdout + proc.stderr
+        for command in (["list"], ["down", "--lab", name], ["list", "-o", "json"]):
+            cli = _as_nobody("-m", "netlab", *command)
+            assert cli.returncode == 3 and "needs root" in cli.stderr and "remove it" not in cli.stderr, cli.stderr
+        assert Lab.attach(name).status().clean  # nothing of it was touched
