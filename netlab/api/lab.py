@@ -231,8 +231,9 @@ class Lab:
 
     def status(self, topology: TopologyInput = None) -> R.Status:
         """The live kernel against the plan: every missing, extra or different object, and containers
-        that do not run. ``topology``: compare with this file or dict instead of the lab's own."""
-        return internal_status(self, topology)
+        that do not run. ``topology``: compare with this file or dict instead of the lab's own. ``repair``:
+        the call that makes the kernel as planned (``Lab('NAME').repair()``), in Python as the CLI's in its words."""
+        return internal_status(self, topology, api=True)
 
     def repair(self, *, wait: float = 60.0, progress: Progress | None = None) -> R.UpResult:
         """``netlab up --lab NAME``: converge the lab to its saved topology, what :meth:`status` compares
@@ -318,7 +319,7 @@ class Lab:
         state = self.state()  # read once: the lab, and the file that repairs it
         result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                      progress=progress, size=size, sport=sport, repair=repair_up(self.name, state.source))
-        out = from_json(R.Trace, result.to_json())
+        out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
         _keep(out, result)
         self.traces.append(out)
         return out
@@ -447,15 +448,17 @@ def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
     raise UsageError(f"lab {lab} has no {what} {name!r} ({what}s: {', '.join(i.name for i in items) or 'none'})")
 
 
-def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None) -> R.Status:
-    """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here)."""
+def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False) -> R.Status:
+    """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here); its repair
+    is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it)."""
     state, against = lab._against(topology)
     done = lifecycle.status(state, kernel)
     repair = None
     if not done.ok and topology is None:
-        repair = repair_up(lab.name, state.source)
+        repair = f"Lab({lab.name!r}).repair()" if api else repair_up(lab.name, state.source)
     elif not done.ok and isinstance(topology, (str, os.PathLike)):
-        repair = up_command(os.fspath(topology), reconfigure=replaces(state, os.fspath(topology)))
+        path, again = os.fspath(topology), replaces(state, os.fspath(topology))
+        repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else up_command(path, again)
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair)
 

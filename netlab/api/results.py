@@ -108,8 +108,9 @@ class Status:
     drift: tuple[str, ...]  # one line per difference
     details: tuple[Mapping[str, Any], ...]
     against: str | None = None  # the file (or "<dict>") compared with, when not the lab's own topology
-    # When something differs: the `up` that makes the kernel as planned (the lab's own file, or `up --lab NAME`
-    # for a lab without one; with ``against``, that file's, --reconfigure when the lab came from another).
+    # When something differs: what makes the kernel as planned. The CLI's `up` (the lab's own file, or `up --lab
+    # NAME` for a lab without one; with ``against``, that file's, --reconfigure when the lab came from another);
+    # Lab.status' Python call: Lab('NAME').repair(), or Lab.up('FILE'[, reconfigure=True]) against a file.
     # None against a dict, which no command names.
     repair: str | None = None
 

@@ -112,4 +112,6 @@ class Trace:
     # NetworkPolicy verdicts, one per destination pod judged ("pod"; to a node or an address: "to", the source
     # pod's egress alone): allowed, text, and for a drop node, chain, counted
     policy: tuple[Mapping[str, Any], ...] = ()
-    repair: str = "sudo netlab up"  # the `up` that repairs the lab: with -t FILE when it came from a file
+    # What repairs the lab: in `netlab trace -o json` the `up` (with -t FILE when it came from a file); from
+    # Lab.trace the Python call, Lab('NAME').repair(). The fixes in hops and losses stay the CLI's commands.
+    repair: str = "sudo netlab up"

@@ -118,8 +118,8 @@ def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab
     assert f"sudo netlab up -t {path} --reconfigure` to apply it" in status.stdout
     as_json = json.loads(netlab("status", "-t", str(path), "-o", "json", check=False).stdout)
     assert as_json["repair"] == f"sudo netlab up -t {path} --reconfigure" and not as_json["ok"]
-    # The library's: the same command for a file; none for a dict (no command names it), nor when all is as planned.
-    assert netlab_lab.status(str(path)).repair == as_json["repair"]
+    # The library's: the same in Python for a file; none for a dict (no command names it), nor when all is as planned.
+    assert netlab_lab.status(str(path)).repair == f"Lab.up({str(path)!r}, reconfigure=True)"
     assert netlab_lab.status(changed).repair is None and netlab_lab.status().repair is None
     # probe -t FILE judges the file's expectations on the lab as it is: a pod the lab lacks is refused (it was
     # judged at the address the running lab gives another pod: a false pass)
@@ -245,6 +245,7 @@ def test_a_lab_without_a_file_is_repaired_by_its_name(netlab_lab):
     assert status.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` again to repair"
     assert json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)["repair"] == \
         f"sudo netlab up --lab {name}"
+    assert netlab_lab.status().repair == f"Lab({name!r}).repair()"  # the library's, in Python
     up = netlab("up", "--lab", name)
     assert up.stdout.startswith(f"lab {name} is up (1 object added, changed or repaired): 2 nodes, 4 pods"), up.stdout
     assert netlab("status", "--lab", name).returncode == 0
