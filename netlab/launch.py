@@ -34,4 +34,7 @@ def main() -> None:
         said = str(exc) if exc.args else "interrupted"
         sys.stderr.write(f"netlab: {said}\n")
         raise SystemExit(getattr(exc, "exit_code", 130)) from None
+    from netlab import lockfile
+
+    lockfile.PRINT_WAITS = True  # the program's own standard error: "netlab: waiting for ..." (a library logs it)
     cli_main()

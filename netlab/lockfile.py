@@ -14,15 +14,25 @@ import fcntl
 import os
 import sys
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import logging
+
+# Whom a wait is told to. The netlab program prints "netlab: waiting for ..." on its standard error
+# (launch.main sets this); in a library caller's program standard error is not netlab's to write on, and
+# the wait goes to logging's logger "netlab" at WARNING: the program's own handlers, or pytest's captured
+# log of a test that waited, and nothing at all when the program configured no logging.
+PRINT_WAITS = False
+LOGGER = "netlab"
 
 
 def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable[[str], Exception],
          told: bool = False, quiet_for: float = 0.0) -> bool:
     """``flock`` ``fd`` exclusively, polling until ``deadline`` (``time.monotonic()``).
 
-    Once it has waited ``quiet_for`` seconds it prints ``waiting(holder)``,
-    once (``told``: already printed); at the deadline it raises
+    Once it has waited ``quiet_for`` seconds it tells ``waiting(holder)`` (:func:`tell`),
+    once (``told``: already told); at the deadline it raises
     ``busy(holder)``. Returns ``told``.
     """
     tell_at = time.monotonic() + quiet_for
@@ -35,7 +45,7 @@ def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable
             if time.monotonic() >= deadline:
                 raise busy(holder) from None
             if not told and time.monotonic() >= tell_at:
-                print(f"netlab: {waiting(holder)}", file=sys.stderr)
+                tell(waiting(holder))
                 told = True
             time.sleep(0.02)
 
@@ -56,3 +66,23 @@ def holder_of(fd: int) -> str:
     except OSError:
         text = ""
     return text or "another netlab process"
+
+
+def tell(text: str) -> None:
+    """Say that a command waits: on standard error in the netlab program, else through logging."""
+    if PRINT_WAITS:
+        print(f"netlab: {text}", file=sys.stderr)
+        return
+    logger().warning(text)
+
+
+def logger() -> logging.Logger:
+    """The library's logger "netlab", with a NullHandler: a program that configured no logging is told
+    nothing (not Python's last-resort line on its standard error). Loaded when first used: logging costs
+    the CLI's start some 6 ms, and a command that never waits has no use for it."""
+    import logging
+
+    log = logging.getLogger(LOGGER)
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
+    return log

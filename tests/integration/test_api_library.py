@@ -148,3 +148,50 @@ def test_without_root_the_library_and_the_cli_say_netlab_needs_root(labs):
             cli = _as_nobody("-m", "netlab", *command)
             assert cli.returncode == 3 and "needs root" in cli.stderr and "remove it" not in cli.stderr, cli.stderr
         assert Lab.attach(name).status().clean  # nothing of it was touched
+
+
+def test_library_results_and_waits_speak_python_and_the_cli_its_own(labs, tmp_path, caplog, capfd):
+    """Status.repair and Trace.repair said "sudo netlab up --lab X" to a Python caller, and a wait for the
+    lab's lock printed "netlab: waiting for pid ..." on the caller's standard error. Now the library says
+    Lab('X').repair() and logs the wait (logger "netlab"); the CLI's words and line are as they were."""
+    import json
+    import threading
+
+    from helpers import netlab
+    from netlab.realize.state_dir import LabLock
+
+    name = labs.name("qfl")
+    with Lab.up(small(name)) as lab:
+        break_lab(name, "ip-forward-off")
+        assert lab.status().repair == f"Lab({name!r}).repair()"
+        assert lab.trace("a", "b").repair == f"Lab({name!r}).repair()"
+        cli_status = json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)
+        cli_trace = json.loads(netlab("trace", "--lab", name, "a", "b", "-o", "json", check=False).stdout)
+        assert cli_status["repair"] == cli_trace["repair"] == f"sudo netlab up --lab {name}"
+
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with LabLock(name, "the test"):
+                held.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait(10)
+        threading.Timer(1.0, release.set).start()
+        capfd.readouterr()
+        caplog.set_level("WARNING", logger="netlab")
+        assert lab.repair().changed  # waited for the test's hold, then repaired
+        holder.join(10)
+        waited = f"waiting for pid {__import__('os').getpid()} (the test) to release lab {name}"
+        assert [(r.name, r.getMessage()) for r in caplog.records] == [("netlab", waited)]
+        assert "waiting for" not in capfd.readouterr().err
+        assert lab.status().clean
+
+        with LabLock(name, "the test"):  # the CLI prints its line, as before
+            proc = subprocess.Popen([sys.executable, "-m", "netlab", "up", "--lab", name], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            line = proc.stderr.readline()
+        out, err = proc.communicate(timeout=120)
+        assert line == f"netlab: {waited}\n" and proc.returncode == 0, line + err

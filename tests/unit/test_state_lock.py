@@ -21,7 +21,8 @@ from netlab.realize import state_dir
 LAB = "iblock"
 
 WAITER = r"""
-import os, sys, time
+import logging, os, sys, time
+logging.basicConfig(format="netlab: %(message)s")  # a library caller's program: waits are logged
 from netlab.realize.state import LabState
 from netlab.realize.state_dir import LabLock
 marker = sys.argv[1]

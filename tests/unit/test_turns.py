@@ -57,16 +57,28 @@ def test_the_wait_is_bounded_and_names_the_holder(tmp_path, capfd):
         assert waited < 0.1
 
 
-def test_a_longer_wait_is_announced_once(tmp_path, capfd, monkeypatch):
+def test_a_longer_wait_is_announced_once(tmp_path, capfd, caplog, monkeypatch):
+    """By the netlab program on its standard error; in a library caller's program through logging (logger
+    "netlab"), never on a standard error that is not netlab's."""
+    from netlab import lockfile
+
     monkeypatch.setattr(turns, "QUIET_FOR", 0.05)
     path = str(tmp_path / "lock")
-    with turns.probing_turn("lab-a", path=path):
-        with pytest.raises(EnvironmentNotReady):
-            with turns.probing_turn("lab-b", wait=0.3, path=path):
-                pass
-    err = capfd.readouterr().err
-    assert err == (f"netlab: lab lab-b: waiting for pid {os.getpid()} (netlab probe of lab lab-a) to finish: one "
-                   "probe runs at a time on a machine (they share its neighbour table)\n")
+    said = (f"lab lab-b: waiting for pid {os.getpid()} (netlab probe of lab lab-a) to finish: one "
+            "probe runs at a time on a machine (they share its neighbour table)")
+    for program in (True, False):
+        monkeypatch.setattr(lockfile, "PRINT_WAITS", program)
+        caplog.clear()
+        with turns.probing_turn("lab-a", path=path):
+            with pytest.raises(EnvironmentNotReady):
+                with turns.probing_turn("lab-b", wait=0.3, path=path):
+                    pass
+        err = capfd.readouterr().err
+        logged = [(r.name, r.levelname, r.getMessage()) for r in caplog.records]
+        if program:
+            assert err == f"netlab: {said}\n" and logged == []
+        else:
+            assert err == "" and logged == [("netlab", "WARNING", said)]
 
 
 def test_a_killed_holder_gives_the_turn_back(tmp_path):
