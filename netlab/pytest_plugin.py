@@ -17,7 +17,9 @@
 
 Every lab gets a name of its own (the topology's name, the xdist worker and a
 random suffix: ``demo-g1-3fa9c1``), so parallel runs and other people's labs
-never collide, and is taken down after its last test, whatever happened.
+never collide, and is taken down after its last test, whatever happened:
+a failure, Ctrl-C, or SIGTERM (a CI timeout's), which stops the run as Ctrl-C
+does in every pytest process (an xdist controller passes it on to its workers).
 
 When a test fails, the plugin writes what the lab looked like into the test's
 folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
@@ -38,6 +40,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -74,6 +78,14 @@ def pytest_configure(config: pytest.Config) -> None:
                    "built-in default; scope: function, class, module, package or session; name: the base of the "
                    "lab's unique name (default: the topology's name)")
     config.stash[REGISTRY] = _Registry(config)
+    _stop_on_sigterm(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The last chance for a lab still up (a run whose session's end was cut short by a second interrupt)."""
+    registry = config.stash.get(REGISTRY, None)
+    if registry is not None:
+        registry.close()
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -218,7 +230,6 @@ class _Registry:
                 pytest.skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                             "`sudo netlab doctor` says how to fix it")
             self.machine_ok.add(needs)
-        _terminate_as_interrupt()
         lab = Lab.up_loaded(loaded, wait=wait)
         self.live[lab.name] = lab
         return lab
@@ -256,20 +267,68 @@ class _Registry:
         self.live.clear()
 
 
-def _terminate_as_interrupt() -> None:
+# --- SIGTERM: the run stops as at Ctrl-C, in the xdist controller and in every worker -------------------
+
+_workers: list[Any] = []  # the xdist controller's workers (subprocess.Popen), to pass a SIGTERM on to
+_stopping: list[int] = []  # the SIGTERM this process turned into a KeyboardInterrupt (at most one)
+
+
+def _stop_on_sigterm(config: pytest.Config) -> None:
     """SIGTERM (what a CI job's timeout sends first) stops the run as Ctrl-C does, so the session's end still
-    takes the labs down; left to its default, it killed pytest with the labs up. Only where nobody set a
-    handler of their own, and once a lab is about to be made (netlab's up installs its own while it runs)."""
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    takes the labs down; left to its default it killed pytest with the labs up. In every pytest process, at
+    once: with ``pytest -n``, the controller got it and died where it stood, and its workers, orphaned, were
+    stopped by execnet's SIGINT 5 s later, or, where SIGINT is ignored (a background job of a shell script,
+    nohup), ``os._exit``-ed 10 s after that with their labs up. Only where nobody set a handler of their own
+    (netlab's ``up`` sets its own while it runs, its rollback)."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        try:
+            signal.signal(signal.SIGTERM, _sigterm)
+        except ValueError:  # not the main thread
+            return
+    if hasattr(config, "workerinput"):  # an xdist worker
+        _worker_stops_with_its_controller()
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    """Pass SIGTERM on to the xdist workers (a terminal's Ctrl-C reaches every process of the run; a CI
+    runner's SIGTERM often reaches the controller alone), then stop this process's run as Ctrl-C does.
+
+    Once: a second SIGTERM (the process group's, after the controller's; a runner's repeat) would land in
+    the session's end and cut the labs' take-down short. SIGKILL is the way to force it."""
+    if _stopping:
         return
-    try:
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:  # not the main thread
-        pass
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
+    _stopping.append(signum)
+    for popen in _workers:
+        try:
+            popen.send_signal(signal.SIGTERM)  # nothing if it has ended (and been reaped)
+        except OSError:
+            pass
     raise KeyboardInterrupt(f"netlab: {signal.Signals(signum).name}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_newgateway(gateway: Any) -> None:
+    """In the xdist controller: a worker process was started (execnet's popen gateway holds its Popen)."""
+    popen = getattr(getattr(gateway, "_io", None), "popen", None)
+    if isinstance(popen, subprocess.Popen):
+        _workers.append(popen)
+
+
+def _worker_stops_with_its_controller() -> None:
+    """An xdist worker takes its labs down however its controller goes.
+
+    execnet stops a worker that is still running a test when the controller ends the session (or dies) with
+    a SIGINT: a worker inherits SIGINT ignored from a controller started in a shell script's background, and
+    then went on until execnet ``os._exit``-ed it, its labs up. Python's own SIGINT handler there. And the
+    controller's death (SIGKILL, the OOM killer) is a SIGTERM to the worker (the kernel's parent-death
+    signal): it stops, and takes its labs down, at once."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if sys.platform == "linux":
+        from netlab.kernel.child import PR_SET_PDEATHSIG
+        from netlab.kernel.netns import libc
+
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _marker_args(marker: pytest.Mark) -> tuple[TopologyInput, str, str | None]:

@@ -13,12 +13,13 @@ import os
 import re
 import subprocess
 import sys
+import signal
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from helpers import lab_namespaces, netlab
+from helpers import lab_namespaces, netlab, state_path, unique_lab, wait_for
 
 pytestmark = pytest.mark.root
 
@@ -203,6 +204,83 @@ def test_two():
         assert lab_namespaces(name) == [], out
     finally:
         netlab("down", "--lab", name, check=False)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_signal_to_the_xdist_controller_takes_every_workers_lab_down(tmp_path, sig):
+    """``pytest -n 2`` started with SIGINT ignored (a background job of a shell script, as CI scripts run it),
+    each worker in a test with a lab up (and a container in it). SIGTERM to the controller alone (a CI timeout):
+    it died at once (exit 143, no summary); its workers, told by execnet to stop, ignored the SIGINT it sends
+    them and were ``os._exit``-ed with their labs up: namespaces, state, echo server and container stayed. Now
+    the controller passes SIGTERM on, every worker takes its lab down, and pytest ends as an interrupted run:
+    exit 2 (ExitCode.INTERRUPTED) with its summary. SIGKILL (the runner's next signal, the OOM killer): the
+    workers stop with their controller all the same (the kernel's parent-death signal)."""
+    base = unique_lab("qe")
+    topology = {"name": base, "nodes": [{"name": "n1"}],
+                "pods": [{"name": "a", "node": "n1"},
+                         {"name": "b", "node": "n1", "containers": [{"name": "c", "command": ["sleep", "600"]}]}]}
+    (tmp_path / "test_case.py").write_text(f'''
+import os, time
+import pytest
+
+@pytest.mark.parametrize("i", [1, 2])
+@pytest.mark.netlab({topology!r})
+def test_holds_a_lab(netlab_lab, i):
+    open(f"name-{{i}}", "w").write(f"{{netlab_lab.name}} {{os.getpid()}}")
+    time.sleep(300)
+''')
+    outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-n", "2",
+                             str(tmp_path)], cwd=tmp_path, env=outer, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    rows: list[list[str]] = []
+    try:
+        assert wait_for(lambda: len(names_written(tmp_path)) == 2, timeout=120), "the labs never came up"
+        rows = [line.split() for line in names_written(tmp_path)]
+        names = [name for name, _ in rows]
+        namespaces = [ns for name in names for ns in lab_namespaces(name)]
+        assert len(namespaces) == 2 * 4, namespaces  # underlay, n1, a, b: both labs are up, in the kernel
+        inodes = {os.stat(f"/run/netns/{ns}").st_ino for ns in namespaces}
+        assert _processes_in(inodes), "no process in the labs' namespaces (the container and echo server)"
+        proc.send_signal(sig)
+        assert wait_for(lambda: not any(lab_namespaces(name) for name in names) and not _processes_in(inodes)
+                        and not any(os.path.exists(state_path(name)) for name in names), timeout=30), (
+            [lab_namespaces(name) for name in names], _processes_in(inodes))
+        out = proc.communicate(timeout=60)[0]
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 2, out  # pytest's ExitCode.INTERRUPTED
+            assert "KeyboardInterrupt: netlab: SIGTERM" in out and "no tests ran" in out, out
+        assert wait_for(lambda: not any(_alive(int(pid)) for _, pid in rows), timeout=30), rows
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for name, pid in rows:
+            if _alive(int(pid)):  # a worker this test started, orphaned (the old code)
+                os.kill(int(pid), signal.SIGKILL)
+            netlab("down", "--lab", name, check=False)
+
+
+def _processes_in(inodes: set[int]) -> list[int]:
+    """Pids of the processes in these network namespaces (by inode, as /proc/PID/ns/net names them)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            link = os.readlink(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue
+        if int(link[len("net:["):-1]) in inodes:
+            out.append(int(pid))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_without_root_lab_tests_skip_and_say_so(tmp_path):
