@@ -9,7 +9,10 @@ The child pickles ``fn``'s return value (or the exception it raised, with its
 traceback in words) behind an 8-byte length, writes it to a pipe and exits
 with ``os._exit`` (no atexit handlers, no buffers flushed twice). The parent
 reads exactly that many bytes, so a grandchild that inherited the pipe never
-keeps it waiting; at the deadline it kills the child (SIGKILL) and says so.
+keeps it waiting; at the deadline, or when the wait is interrupted (Ctrl-C),
+it kills the child (SIGKILL) and says so. A child with something of its own to
+undo (the prober's agent sweeps the neighbour entries its probes made) is
+given ``grace`` seconds: SIGTERM first, SIGKILL once they are over.
 
 Not for everything that forks: a long-lived child that reports "listening"
 and then serves (the prober's echo listeners, probe/listeners.py), or the
@@ -49,22 +52,23 @@ class ChildDied(ChildError):
 class Child:
     """A forked child running one function; :meth:`result` waits for its answer."""
 
-    def __init__(self, pid: int, fd: int, what: str):
-        self.pid, self.fd, self.what = pid, fd, what
+    def __init__(self, pid: int, fd: int, what: str, grace: float = 0.0):
+        self.pid, self.fd, self.what, self.grace = pid, fd, what, grace
 
     def result(self, timeout: float) -> Any:
         """``fn``'s return value, or its exception raised here (its traceback as a note).
 
         Raises ChildTimeout after ``timeout`` seconds (the child is killed),
-        ChildDied when the child ended without an answer.
+        ChildDied when the child ended without an answer. Either way, and at
+        Ctrl-C, a child with a ``grace`` gets SIGTERM and that long to end first.
         """
         try:
             data = self._read(time.monotonic() + timeout)
         except ChildTimeout:
-            self._end()
+            self._end(self.grace)
             raise ChildTimeout(f"{self.what} did not finish within {timeout:g} s; killed it") from None
         except BaseException:  # Ctrl-C while waiting: the child goes too, and leaves no zombie
-            self._end()
+            self._end(self.grace)
             raise
         finally:
             os.close(self.fd)
@@ -85,13 +89,27 @@ class Child:
         self._end()
         os.close(self.fd)
 
-    def _end(self) -> None:
-        """Kill the child and reap it."""
+    def _end(self, grace: float = 0.0) -> None:
+        """Kill the child and reap it; with a ``grace``, SIGTERM first and up to that long for it to end.
+
+        A second Ctrl-C during the grace kills it at once."""
         try:
-            os.kill(self.pid, signal.SIGKILL)
+            if grace > 0:
+                self._signal(signal.SIGTERM)
+                pidfd = os.pidfd_open(self.pid)
+                try:
+                    readable(pidfd, grace)  # a pidfd is readable once its process has ended
+                finally:
+                    os.close(pidfd)
+        finally:
+            self._signal(signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.kill(self.pid, sig)  # not reaped yet: the pid is still this child's
         except ProcessLookupError:
             pass
-        os.waitpid(self.pid, 0)
 
     def _read(self, deadline: float) -> bytes | None:
         """LENGTH + payload from the pipe; None at end of file before all of it came."""
@@ -118,12 +136,13 @@ def die_with_parent(parent: int) -> bool:
     return os.getppid() == parent
 
 
-def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = None, what: str = "a child") -> Child:
+def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = None, what: str = "a child",
+                grace: float = 0.0) -> Child:
     """Fork; the child joins ``netns`` (if given), runs ``fn(*args)`` and sends back what came of it.
 
-    The child dies with this process: its result would have no reader. A probe agent killed at Ctrl-C (or
-    by `netlab down`, or SIGKILL) takes its workers with it; they went on probing in the lab's namespaces,
-    holding neighbour entries outside any run's budget, until their share was done."""
+    The child dies with this process: its result would have no reader. A probe agent that dies (SIGKILLed
+    after its grace at Ctrl-C, by `netlab down`) takes its workers with it; they went on probing in the lab's
+    namespaces, holding neighbour entries outside any run's budget, until their share was done."""
     parent = os.getpid()
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -146,13 +165,14 @@ def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = No
         finally:
             os._exit(0 if answer[0] else 1)
     os.close(w)
-    return Child(pid, r, what)
+    return Child(pid, r, what, grace)
 
 
 def run_in_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = None, timeout: float = 60.0,
-                 what: str = "a child") -> Any:
-    """``fn(*args)`` in a forked child (in namespace ``netns``), its result here within ``timeout`` seconds."""
-    return start_child(fn, args, netns, what).result(timeout)
+                 what: str = "a child", grace: float = 0.0) -> Any:
+    """``fn(*args)`` in a forked child (in namespace ``netns``), its result here within ``timeout`` seconds
+    (``grace``: see :meth:`Child._end`)."""
+    return start_child(fn, args, netns, what, grace).result(timeout)
 
 
 def _sendable(exc: BaseException) -> Exception:

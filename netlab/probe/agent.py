@@ -36,6 +36,13 @@ bridge, 2,450 ICMP probes):
     would clash with it, and conntrack would move it to another port.
   And every dynamic neighbour entry the run created that is still there is
   swept.
+- Interrupted (the parent's Ctrl-C or time limit reaches the agent as SIGTERM,
+  netlab.kernel.child; a terminal's Ctrl-C as SIGINT), or failed, the agent
+  still stops its workers and sweeps, in the grace the parent gives it: it
+  was SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
+  in the machine's one table. A later run leaves alone what was there before
+  it, so they stayed until the kernel's garbage collector got to them, and
+  the half-done resolutions among them failed that run's first packets.
 """
 
 from __future__ import annotations
@@ -43,12 +50,14 @@ from __future__ import annotations
 import os
 import random
 import resource
+import signal
 import socket
 import time
 
+from netlab import signals
 from netlab.kernel import conntrack, netlink, rtnl
 from netlab.kernel import netns as nsmod
-from netlab.kernel.child import ChildError, start_child
+from netlab.kernel.child import Child, ChildError, start_child
 from netlab.probe import icmp
 from netlab.probe import neighbours as nb
 from netlab.probe.job import Job, Output, Unit
@@ -57,6 +66,7 @@ from netlab.probe.sockets import NsSockets
 from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8
+SETTLE = 0.1  # s: an interrupted run's last answers arrive (veth pairs: well under a millisecond)
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 
 
@@ -109,21 +119,36 @@ class Agent:
             shares[i % workers].append(unit)
         budget = max(8, job.budget // workers)
         args = (template, nonce, random.randrange(1 << 16), snapshot, macs)
-        children = [start_child(work, (job, share, budget, *args), what=f"probe worker {k}")
-                    for k, share in enumerate(shares[1:], start=1)]
-        leader = Worker(job, shares[0], budget, *args).run()
-        obs, stats = leader.obs, dict(leader.stats)
-        limit = 60 + job.timeout * (2 + len(job.tasks) / 50)
-        for child in children:
-            try:
-                res: WorkerResult = child.result(timeout=limit)
-            except ChildError as exc:  # the agent's own failure, in words (not a timeout of the agent)
-                raise RuntimeError(str(exc)) from None
-            obs.update(res.obs)
-            for key in ("deleted", "seeded"):
-                stats[key] = stats.get(key, 0) + res.stats.get(key, 0)
-            for key in ("peak_entries", "peak_live"):
-                stats[key] = max(stats[key], res.stats[key])
+        pending: list[Child] = []  # workers whose result has not been read
+        leader: Worker | None = None
+        try:
+            for k, share in enumerate(shares[1:], start=1):
+                pending.append(start_child(work, (job, share, budget, *args), what=f"probe worker {k}"))
+            leader = Worker(job, shares[0], budget, *args)
+            mine = leader.run()
+            obs, stats = mine.obs, dict(mine.stats)
+            limit = 60 + job.timeout * (2 + len(job.tasks) / 50)
+            while pending:
+                try:
+                    res: WorkerResult = pending.pop(0).result(timeout=limit)
+                except ChildError as exc:  # the agent's own failure, in words (not a timeout of the agent)
+                    raise RuntimeError(str(exc)) from None
+                obs.update(res.obs)
+                for key in ("deleted", "seeded"):
+                    stats[key] = stats.get(key, 0) + res.stats.get(key, 0)
+                for key in ("peak_entries", "peak_live"):
+                    stats[key] = max(stats[key], res.stats[key])
+        except BaseException:
+            # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
+            with signals.handled(signal.SIG_IGN):
+                for child in pending:
+                    child.stop()  # SIGKILL: the kernel closes its sockets as it ends
+                if leader is not None:
+                    leader.close()  # now: at the agent's exit, its connections' RSTs would resolve again
+                self._sweep(snapshot)
+                time.sleep(SETTLE)  # what answers still in flight made
+                self._sweep(snapshot)
+            raise
         t_probe = now() - t0
         stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src)
         stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
@@ -201,8 +226,21 @@ class Agent:
             out += conntrack.onward([f for f in flows if f.proto == proto], entries)
         return out
 
+    def _seeded(self) -> dict[str, set[tuple[int, str]]]:
+        """netns -> (ifindex, ip) of the PERMANENT entries the job's seeded pairs make (budget.py)."""
+        out: dict[str, set[tuple[int, str]]] = {}
+        for unit in self.job.units:
+            for seed in unit.seed:
+                if seed.netns in self.setup:  # every namespace swept was read at the start
+                    idx = self.setup[seed.netns].index(seed.ifname)
+                    if idx is not None:
+                        out.setdefault(seed.netns, set()).add((idx, seed.ip))
+        return out
+
     def _sweep(self, snapshot: dict[str, set[tuple[int, str]]]) -> int:
-        """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot)."""
+        """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot), and the
+        PERMANENT ones of its seeded pairs (a pair interrupted before its end still holds them)."""
+        seeded = self._seeded()
         swept = 0
         for name in self.job.sweep:
             if name not in snapshot:
@@ -214,7 +252,8 @@ class Agent:
             except OSError:
                 continue  # no answer: nothing known to sweep there
             for n in entries:
-                if nb.dynamic(n) and (n.index, n.dst) not in snapshot[name]:
+                ours = nb.dynamic(n) or (n.index, n.dst) in seeded.get(name, ())
+                if ours and (n.index, n.dst) not in snapshot[name]:
                     conn.sock.send(rtnl.neigh_del(n.index, n.dst))
                     swept += 1
             netlink.drain(conn.sock)
@@ -222,10 +261,19 @@ class Agent:
 
 
 def run_job(job: Job) -> Output:
-    """Run a job in this process (a forked child: see runner.py). Joins job.home first."""
+    """Run a job in this process (a forked child: see runner.py). Joins job.home first.
+
+    SIGTERM (the parent's way to stop it) and SIGINT (a terminal's Ctrl-C reaches the whole process group)
+    raise KeyboardInterrupt here, whatever the parent's handlers were: Agent.run unwinds and sweeps."""
+    for sig in signals.STOPPING:
+        signal.signal(sig, _stop)
     nb.keep_stats_open()  # the machine's ARP counters are visible from the host's namespace only
     nsmod.join(job.home)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return Agent(job).run()
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"probe agent: {signal.Signals(signum).name}")

@@ -185,10 +185,14 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
     return out
 
 
+AGENT_GRACE = 1.0  # s: an interrupted agent stops its workers and sweeps its neighbour entries (agent.py)
+
+
 def _fork_agent(job: Job, limit: float) -> Output:
-    """The agent in a forked child (it joins the lab's namespace); bounded wait."""
+    """The agent in a forked child (it joins the lab's namespace); bounded wait. Interrupted (Ctrl-C), or at the
+    limit, it gets SIGTERM and AGENT_GRACE seconds to sweep what it made in the machine's neighbour table."""
     try:
-        return run_in_child(run_job, (job,), timeout=limit, what="the probe agent")
+        return run_in_child(run_job, (job,), timeout=limit, what="the probe agent", grace=AGENT_GRACE)
     except ChildTimeout:
         raise EnvironmentNotReady(f"the probe agent did not finish within {limit:.0f} s; killed it") from None
     except ChildDied:

@@ -145,6 +145,17 @@ class Worker:
             stats["seeded"] = budget.seeded_total
         return WorkerResult(self.obs, stats)
 
+    def close(self) -> None:
+        """Every socket, the connections' too (an interrupted run: closed now, before the agent's sweep, not at
+        its exit, where their last packets, a TCP connection's RST, would resolve the neighbours again)."""
+        for flows in (self.tcp.flows, self.service_udp.flows):
+            for flow in flows.values():
+                flow.sock.close()
+            flows.clear()
+        for ns in self.ns.values():
+            ns.close()
+        self.ep.close()
+
     def _advance(self) -> None:
         """Units whose phase completed: start the next phase, or release their neighbour entries."""
         done, self.phase_done = self.phase_done, []

@@ -338,3 +338,50 @@ main()
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+@pytest.mark.parametrize("arp", ["real", "seeded"])
+def test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it(labs, arp):
+    """Ctrl-C SIGKILLed the probe's agent, so its sweep never ran: the run's dynamic neighbour entries (170 to
+    414 in a lab of 60 pods) stayed in the machine's one table, the next probe left them alone as entries it
+    found, and failed on the half-done resolutions among them ("no route to host"). Now the agent gets SIGTERM
+    and a short grace, stops its workers and sweeps. A real `netlab probe`, a real SIGINT once the kernel shows
+    the probe at work; the lab's namespaces then hold what they held before, the exit is 130 and prompt, and
+    the next probe passes. Seeded pairs (``--arp seeded``) leave no PERMANENT entry of theirs either."""
+    import signal
+    import time
+
+    lab = labs.name("qe")
+    pods = "".join(f"  - {{name: p{i}, node: n{1 + i % 2}}}\n" for i in range(40))
+    labs.up(f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n{pods}")
+    namespaces = lab_namespaces(lab)
+    watched = [f"{lab}-{n}" for n in ("n1", "n2", "p0", "p1", "p2", "p3")]
+
+    def entries(names: list[str]) -> set[tuple[str, str, str]]:
+        return {(ns, n["dst"], n.get("dev", "")) for ns in names for n in ip_json("neigh", netns=ns)}
+
+    before = entries(namespaces)  # flannel's PERMANENT entries; nothing dynamic yet
+
+    def as_a_terminal_starts_it() -> None:  # SIGINT as a shell gives it, whatever this test process inherited
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+    proc = subprocess.Popen([*NETLAB, "probe", "--lab", lab, "--arp", arp], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=as_a_terminal_starts_it)
+    try:
+        assert wait_for(lambda: entries(watched) - before, timeout=60, step=0.01), "the probe made no entry"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (out, err)  # interrupted mid-run, not a run that ended first
+    assert took < 3, took  # the agent's grace is 1 s
+    made = entries(namespaces) - before
+    assert not made, f"{len(made)} entries the interrupted probe made are left: {sorted(made)[:10]}"
+    again = netlab("probe", "--lab", lab, check=False)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr
+    assert entries(namespaces) - before == set()

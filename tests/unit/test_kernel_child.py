@@ -103,3 +103,50 @@ def test_a_caller_interrupted_while_waiting_takes_the_child_with_it():
         signal.signal(signal.SIGALRM, old)
     with pytest.raises(ProcessLookupError):
         os.kill(child.pid, 0)  # killed and reaped: no zombie left
+
+
+def _cleans_up_at_sigterm(marker: str, ignore: bool) -> None:
+    """A child with something to undo: at SIGTERM it writes ``marker`` (its clean-up) and ends."""
+    def stop(signum, frame):
+        if ignore:
+            return
+        with open(marker, "w") as fh:
+            fh.write("swept")
+        os._exit(1)
+
+    signal.signal(signal.SIGTERM, stop)
+    time.sleep(60)
+
+
+@pytest.mark.parametrize("ignore", [False, True], ids=["cleans-up", "ignores-sigterm"])
+def test_an_interrupted_caller_gives_a_child_with_a_grace_sigterm_first_then_kills_it(tmp_path, ignore):
+    """The probe agent's case: at Ctrl-C it got SIGKILL and never swept its neighbour entries. With a grace,
+    SIGTERM, up to that long to end on its own (the clean-up done), then SIGKILL: bounded either way."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    marker = str(tmp_path / "swept")
+    old = signal.signal(signal.SIGALRM, interrupt)
+    child = start_child(_cleans_up_at_sigterm, (marker, ignore), grace=1.0)
+    time.sleep(0.2)  # its handler is set
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            child.result(timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert os.path.exists(marker) is not ignore
+    assert took < (2.0 if ignore else 0.9), took  # the grace bounds it; a child that ends sooner is not waited on
+    with pytest.raises(ProcessLookupError):
+        os.kill(child.pid, 0)  # reaped
+
+
+def test_the_deadline_gives_a_child_with_a_grace_its_sigterm_too(tmp_path):
+    marker = str(tmp_path / "swept")
+    child = start_child(_cleans_up_at_sigterm, (marker, False), grace=1.0)
+    with pytest.raises(ChildTimeout):
+        child.result(timeout=0.3)
+    assert os.path.exists(marker)
