@@ -1,10 +1,13 @@
 """netlab's Python API: `sudo python quickstart.py` brings the lab up, checks it and takes it down."""
 
+import signal
 import sys
 from pathlib import Path
 
 from netlab import Lab
 
+# SIGTERM (kill, a CI job's timeout) ends Python where it stands, the lab up; as SystemExit it unwinds the block
+signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 name = sys.argv[1] if len(sys.argv) > 1 else "quickstart"
 with Lab.up(Path(__file__).with_name("lab.yaml"), name=name) as lab:   # down when the block ends, even on errors
     assert lab.exec("web-1", ["hostname"]).stdout.strip() == "web-1"      # in the pod's network and UTS namespaces

@@ -188,3 +188,45 @@ def test_a_failed_up_is_apply_failed_and_leaves_nothing():
         assert lab_namespaces(name) == [f"{name}-a"]  # only the stranger's, untouched
     finally:
         subprocess.run(["ip", "netns", "del", f"{name}-a"], check=True)
+
+
+def test_sigterm_inside_a_with_block_takes_the_lab_down_with_the_quickstarts_line(tmp_path):
+    """In a program of one's own, SIGTERM (kill, a CI job's timeout) inside ``with Lab.up(...)`` ended Python
+    where it stood: exit 143, the lab up (namespaces, /run/netlab/<lab>, /etc/netns). The README's quickstart
+    turns it into SystemExit with one line, taken from examples/pytest/quickstart.py here, so that what the
+    README shows is what is tested: the block unwinds, the lab goes down, and the exit is still 143."""
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    from helpers import state_path, unique_lab, wait_for
+
+    quickstart = Path(__file__).resolve().parents[2] / "examples" / "pytest" / "quickstart.py"
+    (line,) = [text for text in quickstart.read_text().splitlines() if text.startswith("signal.signal(signal.SIGTERM")]
+    name = unique_lab("qe")
+    topology = dict(SMALL, pods=[{"name": "a", "node": "n1"},
+                                 {"name": "b", "node": "n1", "containers": [{"name": "c", "command": ["sleep", "600"]}]}])
+    script = tmp_path / "mine.py"
+    script.write_text(f"import signal, sys, time\nfrom netlab import Lab\n{line}\n"
+                      f"with Lab.up({topology!r}, name={name!r}) as lab:\n"
+                      "    open(sys.argv[1], 'w').write('in the block')\n"
+                      "    time.sleep(300)\n")
+    inside = tmp_path / "inside"
+    proc = subprocess.Popen([sys.executable, str(script), str(inside)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert wait_for(inside.exists, timeout=120), "the block never began"
+        made = lab_namespaces(name)
+        assert len(made) == 4 and os.path.isdir(state_path(name))
+        assert any(os.path.exists(f"/etc/netns/{ns}") for ns in made)  # the pods' resolv.conf and hosts
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=120)[0]
+        assert proc.returncode == 143, out
+        assert lab_namespaces(name) == [] and not os.path.exists(state_path(name)), out
+        assert not any(os.path.exists(f"/etc/netns/{ns}") for ns in made), out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        netlab("down", "--lab", name, check=False)
