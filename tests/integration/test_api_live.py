@@ -205,8 +205,8 @@ def test_sigterm_inside_a_with_block_takes_the_lab_down_with_the_quickstarts_lin
     quickstart = Path(__file__).resolve().parents[2] / "examples" / "pytest" / "quickstart.py"
     (line,) = [text for text in quickstart.read_text().splitlines() if text.startswith("signal.signal(signal.SIGTERM")]
     name = unique_lab("qe")
-    topology = dict(SMALL, pods=[{"name": "a", "node": "n1"},
-                                 {"name": "b", "node": "n1", "containers": [{"name": "c", "command": ["sleep", "600"]}]}])
+    sleeper = {"name": "b", "node": "n1", "containers": [{"name": "c", "command": ["sleep", "600"]}]}
+    topology = dict(SMALL, pods=[{"name": "a", "node": "n1"}, sleeper])
     script = tmp_path / "mine.py"
     script.write_text(f"import signal, sys, time\nfrom netlab import Lab\n{line}\n"
                       f"with Lab.up({topology!r}, name={name!r}) as lab:\n"
