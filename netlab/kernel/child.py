@@ -146,24 +146,27 @@ def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = No
     parent = os.getpid()
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
-    if pid == 0:  # the child: never returns
-        os.close(r)
-        if not die_with_parent(parent):
-            os._exit(1)  # the parent is gone already
+    if pid == 0:  # the child: never returns, whatever is raised where (a signal's exception)
+        ok = False
         try:
-            if netns is not None:
-                nsmod.join(netns)
-            answer = (True, fn(*args), "")
-        except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
-            answer = (False, _sendable(exc), traceback.format_exc())
-        try:
-            payload = pickle.dumps(answer)
-        except Exception as exc:  # noqa: BLE001 - a result that cannot be pickled
-            payload = pickle.dumps((False, ChildError(f"cannot send the result back: {exc}"), ""))
-        try:
+            os.close(r)
+            if not die_with_parent(parent):
+                os._exit(1)  # the parent is gone already
+            try:
+                if netns is not None:
+                    nsmod.join(netns)
+                answer = (True, fn(*args), "")
+            except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                answer = (False, _sendable(exc), traceback.format_exc())
+            _hold_off_stop_signals()  # the parent's SIGTERM (its grace) must not cut the answer short
+            try:
+                payload = pickle.dumps(answer)
+            except Exception as exc:  # noqa: BLE001 - a result that cannot be pickled
+                payload = pickle.dumps((False, ChildError(f"cannot send the result back: {exc}"), ""))
             write_all(w, LENGTH.pack(len(payload)) + payload)
+            ok = answer[0]
         finally:
-            os._exit(0 if answer[0] else 1)
+            os._exit(0 if ok else 1)
     os.close(w)
     return Child(pid, r, what, grace)
 
@@ -173,6 +176,14 @@ def run_in_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = N
     """``fn(*args)`` in a forked child (in namespace ``netns``), its result here within ``timeout`` seconds
     (``grace``: see :meth:`Child._end`)."""
     return start_child(fn, args, netns, what, grace).result(timeout)
+
+
+def _hold_off_stop_signals() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not the main thread (a fork keeps only the thread that forked: not expected)
+            pass
 
 
 def _sendable(exc: BaseException) -> Exception:

@@ -150,3 +150,13 @@ def test_the_deadline_gives_a_child_with_a_grace_its_sigterm_too(tmp_path):
     with pytest.raises(ChildTimeout):
         child.result(timeout=0.3)
     assert os.path.exists(marker)
+
+
+def test_a_sigterm_while_the_child_writes_its_answer_does_not_cut_it_short():
+    """The grace's SIGTERM may come as the child, done, writes its answer (one larger than the pipe holds waits
+    for the parent to read): the answer still comes back whole, and the child never runs on in its caller's
+    code (a handler's exception there went up the forked copy of the parent's stack)."""
+    child = start_child(lambda: b"x" * (1 << 20))
+    time.sleep(0.5)  # done, and blocked writing into the full pipe
+    os.kill(child.pid, signal.SIGTERM)
+    assert child.result(timeout=10) == b"x" * (1 << 20)
