@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from netlab.api import lifecycle
 from netlab.api.topology import load
-from netlab.api.watch_children import Children, state_words, unsaid
+from netlab.api.watch_children import Children, reap_exited_children
+from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_words, state_words, summary
 from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.features import default_features
@@ -255,7 +256,7 @@ class Watcher:
                 self.pending.append(line)
             elif e.netns in made:
                 answered.append(line)
-        return _dedupe(answered)
+        return dedupe(answered)
 
     def _file_id(self) -> tuple[int, ...] | tuple[str] | None:
         if self.path is None:
@@ -308,7 +309,7 @@ class Watcher:
             if self.stop:
                 break
             self.kids.read_exits()  # every wake (at least every FILE_POLL): the other exits are dropped
-            saw, self.pending = _dedupe(self.pending + _summary(seen)), []
+            saw, self.pending = dedupe(self.pending + summary(seen)), []
             for key in self.kids.reaped(ready):
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             now = self.clock()
@@ -326,7 +327,7 @@ class Watcher:
                 continue
             if seen:
                 time.sleep(SETTLE)
-                saw += _summary(self.listener.drain())
+                saw += summary(self.listener.drain())
             for key in self.kids.reaped_now():  # a container that exited while the rest was read
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             if due and not saw:
@@ -336,7 +337,7 @@ class Watcher:
                 self._say_taken_down()
                 break
             next_resync = self.clock() + self.resync
-            saw, self.deferred = _dedupe(self.deferred + saw), []
+            saw, self.deferred = dedupe(self.deferred + saw), []
             try:
                 next_due = self._converge(state, saw)
             except Exception as exc:  # noqa: BLE001 - a reader that failed, a full disk ...: logged
@@ -347,7 +348,7 @@ class Watcher:
                 wait = self.repairs.wait("repair", self.clock())
                 self.retry_at = self.clock() + wait
                 self.deferred = saw
-                self.log(f"saw: {_saw(saw)}; did: nothing, the check failed "
+                self.log(f"saw: {saw_words(saw)}; did: nothing, the check failed "
                          f"({type(exc).__name__}: {exc}); retry in {wait:.1f}s")
 
     def _live_state(self) -> LabState | None:
@@ -378,11 +379,11 @@ class Watcher:
             self.retry_at = None
             return next_due
         # What the plan comparison found, when the notification alone does not say it.
-        found = [line for line in _dedupe(drift + restart)
+        found = [line for line in dedupe(drift + restart)
                  if not any(line.startswith(x) or x.startswith(line.split(" exited")[0] + " exited") for x in saw)]
         found_words = f" ({'; '.join(found[:3])}{' ...' if len(found) > 3 else ''})" if found else ""
         if self.retry_at is not None and self.clock() < self.retry_at:
-            self.deferred = _dedupe(self.deferred + saw)  # a failed repair waits for its back-off
+            self.deferred = dedupe(self.deferred + saw)  # a failed repair waits for its back-off
             return next_due
         try:
             done = self._apply(lab, state.source, doctor=False)
@@ -395,7 +396,7 @@ class Watcher:
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
             self.deferred = saw
-            self.log(f"saw: {_saw(saw)}{found_words}; did: repair failed: {exc}; retry in {wait:.1f}s")
+            self.log(f"saw: {saw_words(saw)}{found_words}; did: repair failed: {exc}; retry in {wait:.1f}s")
             return next_due
         self.retry_at = None
         self.repairs.forget("repair")
@@ -404,7 +405,7 @@ class Watcher:
         self.kids.track(lab, state)
         saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
         did = self._did(done, "nothing to change", saw + found)
-        self.log(f"saw: {_saw(saw)}{found_words}; did: {did} in {took:.2f}s")
+        self.log(f"saw: {saw_words(saw)}{found_words}; did: {did} in {took:.2f}s")
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -432,15 +433,15 @@ class Watcher:
         if state is not None:
             self.kids.track(loaded.lab, state)
             answered = self._relisten(loaded.lab, done.created_netns)
-        self.log(f"saw: {_saw([f'{self.path} changed', *answered])}; did: {self._did(done, 'nothing to change')}")
+        self.log(f"saw: {saw_words([f'{self.path} changed', *answered])}; did: {self._did(done, 'nothing to change')}")
 
     def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
-        """:func:`_did`, a container that still cannot start said once, not by every repair after (but by the
+        """:func:`watch_lines.did_words`, a container that still cannot start said once, not by every repair after (but by the
         restart that tried it again: its line saw ``container POD/C failed to start``)."""
         tried = {m.group(1) for line in said if (m := re.fullmatch(r"container (\S+) failed to start", line))}
-        told = [line for line in self.failed if _failed_key(line) not in tried]
+        told = [line for line in self.failed if failed_key(line) not in tried]
         self.failed = list(done.failed)
-        return _did(done, nothing, said, told)
+        return did_words(done, nothing, said, told)
 
     def close(self) -> None:
         if self.listener is not None:
@@ -450,24 +451,6 @@ class Watcher:
         reap_exited_children()
 
 
-def reap_exited_children() -> None:
-    """The watcher's children that have exited (containers it restarted, as their subreaper) are reaped
-    before it goes, not left as zombies for init; those still running run on, the lab's, as after a plain
-    up."""
-    while True:
-        try:
-            if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG) is None:
-                return
-        except ChildProcessError:  # no child at all
-            return
-
-
-def _failed_key(line: str) -> str:
-    """``pod/container`` of a line of UpResult.failed ("pod a container main: could not start: ...")."""
-    m = re.match(r"pod (\S+) container (\S+): ", line)
-    return f"{m.group(1)}/{m.group(2)}" if m else line
-
-
 def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
     """Per namespace, the neighbours' addresses and the FDB entries' MACs the lab's plan holds PERMANENT."""
     out: dict[str, set[str]] = {}
@@ -475,36 +458,6 @@ def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
         if isinstance(r, (Neigh, Fdb)):
             out.setdefault(r.netns, set()).add(str(r.dst) if isinstance(r, Neigh) else r.lladdr.lower())
     return {netns: frozenset(keys) for netns, keys in out.items()}
-
-
-def _saw(saw: list[str]) -> str:
-    """What a line says it saw: the notifications, once each, or the timer's resync."""
-    return "; ".join(_dedupe(saw)) or "a periodic check"
-
-
-def _summary(events: list[kevents.Event]) -> list[str]:
-    return _dedupe([f"{e.what} in {e.netns}" for e in events])
-
-
-def _dedupe(lines: list[str]) -> list[str]:
-    return list(dict.fromkeys(lines))
-
-
-def _did(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), told: Iterable[str] = ()) -> str:
-    """What an apply did; a restart's reason is left out when ``said`` (the line's saw: part) says it. What
-    could not start is said, but for what an earlier line ``told`` (still failing, unchanged)."""
-    parts = []
-    if done.created_netns:
-        parts.append(f"created {len(done.created_netns)} namespaces")
-    if done.removed_netns:
-        parts.append(f"removed {', '.join(done.removed_netns)}")
-    parts += [unsaid(action, said) for action in done.fixed[:6]]
-    if len(done.fixed) > 6:
-        parts.append(f"... and {len(done.fixed) - 6} more")
-    failed = [line for line in done.failed if line not in told]
-    parts += failed[:3] + ([f"... and {len(failed) - 3} more that could not start"] if len(failed) > 3 else [])
-    parts += [f"warning: {w}" for w in done.warnings[:3]]
-    return "; ".join(parts) or nothing
 
 
 def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0, resync: float = RESYNC) -> None:

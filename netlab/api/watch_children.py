@@ -15,17 +15,15 @@ else its status stays unknown. restartPolicy OnFailure reads the status
 from __future__ import annotations
 
 import os
-import re
 import select
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from netlab.kernel import events as kevents
 from netlab.kernel import processes, taskstats
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
 from netlab.workload import exits, lifecycle as workload, policy
-from netlab.workload.tasks import SANDBOX_REMADE
 
 
 Run = tuple[Any, Any]  # a container's run: its recorded task (pid or thread id, start time)
@@ -196,23 +194,13 @@ def _exit_code(res: os.waitid_result) -> int:
     return res.si_status if res.si_code == os.CLD_EXITED else 128 + res.si_status
 
 
-# --- the watcher's words for a container ---------------------------------------------------
-
-def state_words(why: str, alive: bool) -> str:
-    """A container due for a restart, as a line's saw: part words it (workload.why_replace's reason)."""
-    if alive and why in (policy.EXITED, SANDBOX_REMADE):
-        return "runs outside its pod's namespace"  # not in it, yet its process lives
-    return why.removeprefix("it had ").removeprefix("it ")  # exited, was stopped, failed to start ...
-
-
-def unsaid(action: str, said: Sequence[str]) -> str:
-    """``restarted container a/main`` when the line saw ``container a/main exited (exit 137)``: not again
-    ``(it had exited with code 137)``. A reason that adds to what was seen (a code it did not know) stays."""
-    m = re.fullmatch(r"restarted container (\S+) \((.+)\)", action)
-    if m is None:
-        return action
-    key, (why, _, code) = m.group(1), m.group(2).partition(" with code ")
-    seen = f"container {key} {state_words(why, False)}"
-    if any(x.startswith(seen) and (not code or f"(exit {code})" in x) for x in said):
-        return f"restarted container {key}"
-    return action
+def reap_exited_children() -> None:
+    """The watcher's children that have exited (containers it restarted, as their subreaper) are reaped
+    before it goes, not left as zombies for init; those still running run on, the lab's, as after a plain
+    up."""
+    while True:
+        try:
+            if os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG) is None:
+                return
+        except ChildProcessError:  # no child at all
+            return

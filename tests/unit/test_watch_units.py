@@ -221,10 +221,10 @@ def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
      "restarted container a/main (its command changed)"),
 ])
 def test_a_watchers_line_says_a_containers_exit_once(saw, fixed, did):
-    from netlab.api.watch import _did
+    from netlab.api.watch_lines import did_words
     from netlab.lab.up import UpResult
 
-    assert _did(UpResult("l", fixed=fixed), "nothing to change", saw) == did
+    assert did_words(UpResult("l", fixed=fixed), "nothing to change", saw) == did
 
 
 @pytest.mark.parametrize("why, alive, words", [
@@ -234,7 +234,7 @@ def test_a_watchers_line_says_a_containers_exit_once(saw, fixed, did):
 ])
 def test_a_container_due_for_a_restart_in_the_watchers_words(why, alive, words):
     # A stopped container (SIGSTOP) lives in its pod: it was said to "run outside its pod's namespace".
-    from netlab.api.watch_children import state_words
+    from netlab.api.watch_lines import state_words
 
     assert state_words(why, alive) == words
 
