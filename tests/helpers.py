@@ -22,6 +22,20 @@ def state_path(lab: str, *parts: str) -> str:
     return os.path.join(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"), lab, *parts)
 
 
+def located_problems(text: str, tmp_path: Path) -> list[tuple[int | None, str, str]]:
+    """(line, field, message) of every problem the loader reports for the topology ``text`` ([] when valid)."""
+    from netlab.errors import TopologyError
+    from netlab.model.load import load_topology
+
+    path = tmp_path / "t.yaml"
+    path.write_text(text, "utf-8")
+    try:
+        load_topology(str(path))
+    except TopologyError as exc:
+        return [(p.line, p.field, p.message) for p in exc.problems]
+    return []
+
+
 def unique_lab(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:7]}"
 

@@ -9,11 +9,10 @@ from ipaddress import IPv4Address
 
 import pytest
 from cli_inprocess import run_cli
+from helpers import located_problems
 from netpol_cases import CASES, model
 
 from netlab.api.topology import load
-from netlab.errors import TopologyError
-from netlab.model.load import load_topology
 from netlab.model.netpol import Peer, policy_notes, policy_set
 from netlab.plan.build import build_plan
 from netlab.plan.policy import pod_chain, policy_chain
@@ -27,13 +26,7 @@ EGRESS = BY_NAME["ipBlock-ipv6-only-egress"]["policies"]  # x/a to 2001:db8::/32
 
 
 def problems(text: str, tmp_path) -> list[tuple[int | None, str, str]]:
-    path = tmp_path / "t.yaml"
-    path.write_text(text, "utf-8")
-    try:
-        load_topology(str(path))
-    except TopologyError as exc:
-        return [(p.line, p.field, p.message) for p in exc.problems]
-    return []
+    return located_problems(text, tmp_path)
 
 
 def topo(block: str) -> str:

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
+from helpers import located_problems
 
-from netlab.errors import TopologyError
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan import services
@@ -18,13 +18,7 @@ BASE = "name: x\nnodes: [{name: a}]\n"
 
 
 def problems(text: str, tmp_path) -> list[tuple[int | None, str, str]]:
-    path = tmp_path / "t.yaml"
-    path.write_text(text, "utf-8")
-    try:
-        load_topology(str(path))
-    except TopologyError as exc:
-        return [(p.line, p.field, p.message) for p in exc.problems]
-    return []
+    return located_problems(text, tmp_path)
 
 
 def svc(name: str, ports: str, ns: str = "default", kind: str = "NodePort") -> str:
