@@ -92,14 +92,16 @@ class ChecksFailed(NetlabError):
     exit_code = EXIT_CHECKS_FAILED
 
 
-class NetnsGone(FileNotFoundError, NetlabError):
+class NetnsGone(FileNotFoundError, UsageError):
     """A lab's namespace that is not there when netlab enters it: deleted since it was listed, or never made.
 
     ``ip netns del`` (and netlab's ``down``) first unmounts the namespace from its file, then removes the
     file; a command that looked a moment before meets one or the other. kernel.netns.entered raises this
     for both (ENOENT, or setns's EINVAL on the file left behind), so that a reader of many namespaces can
     report this one missing (status, a watcher's check) and any other command says so in one line (exit 2,
-    as for a namespace found missing before). Still a FileNotFoundError for code that catches that."""
+    as for a namespace found missing before). Still a FileNotFoundError for code that catches that, and a
+    UsageError (the CLI's exit 2): the Python API raises it from every method that meets a pod's namespace
+    gone (exec, popen, trace, inspect), as the CLI says it."""
 
     exit_code = EXIT_INVALID_INPUT
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from netlab.errors import UsageError
+from netlab.errors import NetnsGone, UsageError
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle
@@ -39,9 +39,8 @@ class Target:
         """The namespaces' files, open while the block runs; the value joins them when called."""
         try:
             net_fd = os.open(netns_path(self.netns), os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise UsageError(f"namespace {self.netns} does not exist; is lab {self.lab} up? "
-                             "(`sudo netlab status`)") from None
+        except FileNotFoundError:  # `ip netns del`: said as every command says it (netlab.errors.NetnsGone)
+            raise NetnsGone(self.netns, netns_path(self.netns)) from None
         uts_fd = None
         try:
             if self.uts is not None:

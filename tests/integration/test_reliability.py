@@ -332,7 +332,7 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
     gone = f"namespace {lab}-b does not exist"
     for args, hint in ((["inspect", "--lab", lab, "b"], "is the lab up?"),
                        (["inspect", "--lab", lab, "b", "-o", "json"], "is the lab up?"),
-                       (["exec", "--lab", lab, "b", "--", "true"], f"is lab {lab} up?")):
+                       (["exec", "--lab", lab, "b", "--", "true"], "is the lab up?")):
         proc = netlab(*args, check=False)
         assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
         assert proc.stderr == f"netlab: {gone}; {hint} (`sudo netlab status`)\n"
