@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.lab import LAB_ENV as LAB_ENV
     from netlab.api.lab import Lab as Lab
     from netlab.api.lab import selected_name as selected_name
+    from netlab.api.results import BreakResult as BreakResult
     from netlab.api.results import ContainerInfo as ContainerInfo
     from netlab.api.results import DownResult as DownResult
     from netlab.api.results import Inspection as Inspection
@@ -62,7 +63,8 @@ _WHERE = {
     "labs": "netlab.api.views", "load": "netlab.api.topology", "load_running": "netlab.api.topology",
     "TopologyInput": "netlab.api.topology",
     **{name: "netlab.api.results" for name in (
-        "UpResult", "DownResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace", "Inspection",
+        "UpResult", "DownResult", "BreakResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace",
+        "Inspection",
         "PodInfo", "NodeInfo", "ServiceInfo", "ContainerInfo", "NftTableInfo")},
     "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (

@@ -21,19 +21,18 @@ from __future__ import annotations
 import collections
 import json
 import os
-import subprocess
 import weakref
 from dataclasses import replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Collection, Self, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, TRACE_TIMEOUT, check_choice, check_proto, check_seconds,
                              check_size, items)
 from netlab.api.frozen import freeze
 from netlab.api.jsonio import from_json
+from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
-from netlab.trace.sections import section_names
 from netlab.realize.state import (repair_up, replaces, running_lab, select_lab_name, state_version,
                                   up_command)
 from netlab.realize.state_dir import check_lab_name
@@ -50,7 +49,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str, int, int], None]
 LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
-KEEP_TRACES = 10
+KEEP_TRACES = 10  # the last traces and reach results a Lab keeps (the pytest plugin's dump of a failed test)
 
 
 def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
@@ -63,12 +62,14 @@ def selected_name(name: str | None = None, topology: str | None = None, required
     return select_lab_name(name, topology, required=required)
 
 
-class Lab:
+class Lab(PodActions):
     """A lab that is up (or was, before :meth:`down`), by name.
 
     Get one with :meth:`up` (brings it up; leaving a ``with`` block takes it
     down, unless it was up before: then it is only converged, and left up) or
-    :meth:`attach` (a lab that is already up; left up).
+    :meth:`attach` (a lab that is already up; left up). Its actions inside the
+    pods (exec, popen, logs, inspect, ``break_``) are those of
+    :class:`netlab.api.lab_pods.PodActions`.
     """
 
     def __init__(self, name: str, *, owned: bool = False) -> None:
@@ -76,6 +77,7 @@ class Lab:
         self.owned = owned  # brought up by this object: a ``with`` block takes it down
         self.last_up: R.UpResult | None = None
         self.traces: collections.deque[R.Trace] = collections.deque(maxlen=KEEP_TRACES)
+        self.reaches: collections.deque[R.ProbeResult] = collections.deque(maxlen=KEEP_TRACES)
         self._model: ModelLab | None = None
         self._model_key = ""
         self._down = False
@@ -199,6 +201,10 @@ class Lab:
         """The pods, with their containers' states; ``selector`` as kubectl's ``-l`` (``app=web``)."""
         from netlab.api import views
 
+        if selector is not None and not isinstance(selector, str):
+            raise UsageError(f"selector {selector!r}: want a label selector as kubectl's -l takes it, "
+                             "a string such as 'app=web'")
+
         return views.pods(self.state(), self.model, selector)
 
     def nodes(self) -> tuple[R.NodeInfo, ...]:
@@ -283,7 +289,8 @@ class Lab:
         served port (a Service's first port), ICMP when it serves none.
         ``.reachable``: it answered; ``.seen_source``: the client address the
         destination's echo server saw (no NAT: the source's own);
-        ``.answered_by``: which pod answered (a Service's endpoint).
+        ``.answered_by``: which pod answered (a Service's endpoint). Kept in
+        :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
         """
         from netlab.api import reach as reach_mod
 
@@ -291,7 +298,9 @@ class Lab:
         reach_mod.check_port("port", port)
         timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
         result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
-        return from_json(R.ProbeResult, result.to_json())
+        out = from_json(R.ProbeResult, result.to_json())
+        self.reaches.append(out)
+        return out
 
     def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
               timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None,
@@ -317,97 +326,13 @@ class Lab:
         check_size(size)
 
         state = self.state()  # read once: the lab, and the file that repairs it
+        _check_namespaces(self._model_of(state), src, dst, proto, port)
         result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                      progress=progress, size=size, sport=sport, repair=repair_up(self.name, state.source))
         out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
         _keep(out, result)
         self.traces.append(out)
         return out
-
-    def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
-        """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
-
-        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, sysctls,
-        iptables, nftables, conntrack, cni, files, or the result's keys for them
-        (addresses, neighbours, bridge_ports) (default: all, with conntrack counted;
-        asked for by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
-        kube-proxy's table (:class:`~netlab.api.results.NftTableInfo`) on a node in
-        nftables mode, and is empty elsewhere. ``files`` are a node's Flannel
-        files, kept in the lab's state directory. A section the tools could
-        not read (iptables-save or nft failing) is empty, and ``unreadable``
-        maps it to why.
-        """
-        from netlab.trace.inspect import inspect
-        from netlab.trace.targets import lab_map
-        from netlab.api.exec import exec_target
-        from netlab.services import flannel_files
-
-
-        if isinstance(sections, str):  # one section, or several comma-separated (as -s takes them): not letters
-            sections = [s.strip() for s in sections.split(",")]
-        if sections is not None:
-            try:
-                sections = section_names(sections)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-        netns = exec_target(self.state(), self.model, name).netns
-        is_node = any(n.name == name for n in self.model.nodes)
-        if sections is not None and "files" in sections and not is_node:  # asked for: said, not an empty answer
-            raise UsageError(f"section files shows a node's files (Flannel's subnet.env, the CNI config); "
-                             f"{name} is not a node")
-        if sections is not None and "cni" in sections and (self.model.cni == "builtin"
-                                                           or not any(p.name == name for p in self.model.pods)):
-            raise UsageError("section cni shows a pod's result from its CNI plugins; " + (
-                f"lab {self.name} attaches its pods with netlab's builtin wiring (network.cni: builtin)"
-                if self.model.cni == "builtin" else f"{name} is not a pod"))
-        kernel_sections = None if sections is None else [s for s in sections if s not in ("cni", "files")]
-        data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
-        if (sections is None or "files" in sections) and is_node:
-            data["files"] = {path: {"kept": kept, "content": text}
-                             for path, (kept, text) in flannel_files.read(self.name, name).items()}
-        if (sections is None or "cni" in sections) and self.model.cni != "builtin" \
-                and any(p.name == name for p in self.model.pods):
-            from netlab.cni.lifecycle import result_of
-
-            data["cni"] = result_of(self.state(), name) or {}
-        return from_json(R.Inspection, {"lab": self.name, "name": name, **data})
-
-    def namespaces(self) -> tuple[tuple[str, str], ...]:
-        """(name, namespace) of every pod, node and internet host, and the underlay."""
-        m = self.model
-        return tuple([(n.name, n.netns) for n in m.nodes] + [(p.name, p.netns) for p in m.pods]
-                     + list(m.internet_hosts) + [("underlay", m.underlay_netns)])
-
-    # --- inside it -----------------------------------------------------------------------------
-
-    def exec(self, name: str, command: Sequence[str] | str, *, input: str | None = None,
-             timeout: float | None = 60.0, check: bool = False,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run a command in a pod's network and UTS namespaces (a node's or host's network namespace),
-        as ``netlab exec`` does, and return what it printed. A string runs with ``/bin/sh -c``."""
-        from netlab.api.exec import exec_target
-
-        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        if not argv:
-            raise UsageError("no command given")
-        target = exec_target(self.state(), self.model, name)
-        with target.opened() as enter:
-            return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=check,
-                                  env=env, pass_fds=enter.fds, preexec_fn=enter)
-
-    def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
-        """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first, ``tail`` keeps
-        the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
-        from netlab.api.exec import log_file, open_log
-
-        chosen, path = log_file(self.model, pod, container)
-        with open_log(path, pod, chosen) as fh:
-            data = fh.read()
-        text = data.decode(errors="replace")
-        if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1
-            lines = text.splitlines(keepends=True)
-            text = "".join(lines[-tail:]) if tail > 0 else ""
-        return text
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -439,6 +364,23 @@ def _same_pods(loaded: Loaded, running: ModelLab) -> None:
             raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
                              f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
                              f"-t FILE` shows what `up -t FILE` would change")
+
+
+def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:
+    """NetnsGone, as :meth:`Lab.exec` and :meth:`Lab.inspect` raise it, for a namespace the trace would capture
+    in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
+    from netlab.errors import NetnsGone
+    from netlab.kernel.netns import is_netns_mount, netns_path
+    from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
+
+    try:
+        source = resolve_source(model, src)
+        namespaces = capture_namespaces(model, source, resolve_target(model, dst, proto, port, source))
+    except (UsageError, ValueError):
+        return
+    for ns in namespaces:
+        if not is_netns_mount(ns):
+            raise NetnsGone(ns, netns_path(ns))
 
 
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:

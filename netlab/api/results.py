@@ -121,6 +121,16 @@ class Status:
 
 
 @dataclass(frozen=True)
+class BreakResult:
+    """What a break changed (``netlab break -o json``; ``Lab.break_``)."""
+
+    lab: str
+    scenario: str
+    target: str  # the node or pod broken
+    changes: tuple[str, ...]  # each kernel change, in words (the command that would make it)
+
+
+@dataclass(frozen=True)
 class LabInfo:
     """One lab that is up (a row of ``netlab list -o json``)."""
 

@@ -77,7 +77,7 @@ def test_protos_as_a_str_is_one_protocol_not_its_letters(probed, protos, want):
 def test_inspect_sections_as_a_str_is_one_section_not_its_letters(monkeypatch):
     asked: list = []
     monkeypatch.setattr("netlab.trace.sections.section_names", lambda names: asked.append(list(names)) or ())
-    monkeypatch.setattr(lab_mod, "section_names", lambda names: asked.append(list(names)) or ())
+    monkeypatch.setattr("netlab.api.lab_pods.section_names", lambda names: asked.append(list(names)) or ())
     for sections in ("routes", "routes, neigh"):
         with pytest.raises(UsageError, match="is not up"):
             Lab(NOT_UP).inspect("a", sections)

@@ -1,0 +1,199 @@
+"""What a :class:`netlab.Lab` does inside its namespaces: run commands and processes, read logs, inspect, break.
+
+netlab.api.lab holds the lab's lifecycle (up, attach, down, repair) and its
+checks (status, probe, reach, trace); this module the actions on one pod, node
+or host, which :class:`~netlab.api.lab.Lab` inherits from :class:`PodActions`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import TYPE_CHECKING, Any, Collection, Sequence
+
+from netlab.api import results as R
+from netlab.api.jsonio import from_json
+from netlab.errors import UsageError
+from netlab.trace.sections import section_names
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab as ModelLab
+    from netlab.realize.state import LabState
+
+# A shell command whose last word is `&` (not `\&`, not `&&`): the shell leaves a job running in the background.
+_BACKGROUND = re.compile(r"(?<![\\&])&\s*$")
+
+
+class PodActions:
+    """The actions of a :class:`~netlab.api.lab.Lab` on its pods, nodes and hosts (a base class of Lab)."""
+
+    if TYPE_CHECKING:  # what Lab gives
+        name: str
+
+        def state(self) -> LabState: ...
+
+        @property
+        def model(self) -> ModelLab: ...
+
+    def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
+        """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
+
+        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, sysctls,
+        iptables, nftables, conntrack, cni, files, or the result's keys for them
+        (addresses, neighbours, bridge_ports) (default: all, with conntrack counted;
+        asked for by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
+        kube-proxy's table (:class:`~netlab.api.results.NftTableInfo`) on a node in
+        nftables mode, and is empty elsewhere. ``files`` are a node's Flannel
+        files, kept in the lab's state directory. A section the tools could
+        not read (iptables-save or nft failing) is empty, and ``unreadable``
+        maps it to why.
+        """
+        from netlab.trace.inspect import inspect
+        from netlab.trace.targets import lab_map
+        from netlab.api.exec import exec_target
+        from netlab.services import flannel_files
+
+
+        if isinstance(sections, str):  # one section, or several comma-separated (as -s takes them): not letters
+            sections = [s.strip() for s in sections.split(",")]
+        if sections is not None:
+            try:
+                sections = section_names(sections)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+        netns = exec_target(self.state(), self.model, name).netns
+        is_node = any(n.name == name for n in self.model.nodes)
+        if sections is not None and "files" in sections and not is_node:  # asked for: said, not an empty answer
+            raise UsageError(f"section files shows a node's files (Flannel's subnet.env, the CNI config); "
+                             f"{name} is not a node")
+        if sections is not None and "cni" in sections and (self.model.cni == "builtin"
+                                                           or not any(p.name == name for p in self.model.pods)):
+            raise UsageError("section cni shows a pod's result from its CNI plugins; " + (
+                f"lab {self.name} attaches its pods with netlab's builtin wiring (network.cni: builtin)"
+                if self.model.cni == "builtin" else f"{name} is not a pod"))
+        kernel_sections = None if sections is None else [s for s in sections if s not in ("cni", "files")]
+        data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
+        if (sections is None or "files" in sections) and is_node:
+            data["files"] = {path: {"kept": kept, "content": text}
+                             for path, (kept, text) in flannel_files.read(self.name, name).items()}
+        if (sections is None or "cni" in sections) and self.model.cni != "builtin" \
+                and any(p.name == name for p in self.model.pods):
+            from netlab.cni.lifecycle import result_of
+
+            data["cni"] = result_of(self.state(), name) or {}
+        return from_json(R.Inspection, {"lab": self.name, "name": name, **data})
+
+    def namespaces(self) -> tuple[tuple[str, str], ...]:
+        """(name, namespace) of every pod, node and internet host, and the underlay."""
+        m = self.model
+        return tuple([(n.name, n.netns) for n in m.nodes] + [(p.name, p.netns) for p in m.pods]
+                     + list(m.internet_hosts) + [("underlay", m.underlay_netns)])
+
+    # --- inside it -----------------------------------------------------------------------------
+
+    def exec(self, name: str, command: Sequence[str] | str, *, input: str | None = None,
+             timeout: float | None = 60.0, check: bool = False,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a command in a pod's network and UTS namespaces (a node's or host's network namespace),
+        as ``netlab exec`` does, and return what it printed. A string runs with ``/bin/sh -c``.
+
+        A string ending with ``&`` (``"kvd --port 7000 &"``) returns once the shell exits, with what it printed
+        by then: the background job runs on in the pod, nobody's child (``down`` stops it with the lab), and
+        what it prints later is lost. To keep it, its output or its exit status, use :meth:`popen`."""
+        from netlab.api.exec import exec_target
+
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        if not argv:
+            raise UsageError("no command given")
+        target = exec_target(self.state(), self.model, name)
+        with target.opened() as enter:
+            if isinstance(command, str) and _BACKGROUND.search(command):
+                return _run_detached(argv, input, timeout, check, env, enter)
+            return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=check,
+                                  env=env, pass_fds=enter.fds, preexec_fn=enter)
+
+    def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> subprocess.Popen[Any]:
+        """Start a process in a pod's network and UTS namespaces (a node's or host's network namespace), with
+        the pod's ``/etc/netns`` files over ``/etc``, as :meth:`exec` runs a command, and return at once.
+
+        ``argv``: a list, or a string run with ``/bin/sh -c``; ``kwargs``: those of :class:`subprocess.Popen`
+        (``stdout=subprocess.PIPE``, ``text=True``, ``env``, ``cwd`` ...; not ``preexec_fn``, which enters the
+        pod). The caller owns the process: stop it (``terminate()``, ``kill()``) and ``wait()`` for it, or use
+        the ``Popen`` as a context manager. Still running when the lab goes down, it is stopped by ``down``,
+        which stops every process in the lab's namespaces (SIGTERM, then SIGKILL) before deleting them; its
+        ``Popen`` then gives its exit status as any other's."""
+        from netlab.api.exec import exec_target
+
+        full = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
+        if not full:
+            raise UsageError("no command given")
+        if "preexec_fn" in kwargs:
+            raise UsageError("popen's preexec_fn enters the pod's namespaces; it takes no other")
+        target = exec_target(self.state(), self.model, name)
+        with target.opened() as enter:
+            # The child enters before exec; its copies of the namespace files close then (close_fds, O_CLOEXEC), so
+            # a long-lived process holds no descriptor of the pod's UTS mount or netns file.
+            return subprocess.Popen(full, preexec_fn=enter, **kwargs)
+
+    def break_(self, scenario: str, target: str | None = None, *, wait: float = 60.0) -> R.BreakResult:
+        """``netlab break SCENARIO --target NAME``: make one of the catalogue's kernel changes in the running lab,
+        the way real clusters break (``lab.break_("vxlan-arp-missing")``); :meth:`repair` puts it back.
+
+        ``break`` is Python's keyword: the trailing underscore is PEP 8's way to use its name. ``target``: the
+        node or pod to break (default: the scenario's choice). An unknown scenario, or one this lab cannot
+        show (a Service's on a lab without Services), is a UsageError, as the CLI's exit 2; a kernel that
+        refuses the change (the lab broken already) an ApplyFailed."""
+        from netlab.breaks import catalogue
+        from netlab.breaks.run import break_lab
+
+        if not isinstance(scenario, str) or catalogue.scenario(scenario) is None:
+            known = ", ".join(s.name for s in catalogue.SCENARIOS)
+            raise UsageError(f"lab.break_: no break scenario {scenario!r}; scenarios: {known}")
+        if target is not None and not isinstance(target, str):
+            raise UsageError(f"lab.break_: target {target!r}: want a pod's or node's name")
+        done = break_lab(self.name, scenario, target, wait=wait)
+        return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done))
+
+    def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
+        """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first, ``tail`` keeps
+        the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
+        from netlab.api.exec import log_file, open_log
+
+        chosen, path = log_file(self.model, pod, container)
+        with open_log(path, pod, chosen) as fh:
+            data = fh.read()
+        text = data.decode(errors="replace")
+        if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail:]) if tail > 0 else ""
+        return text
+
+
+
+def _run_detached(argv: list[str], input: str | None, timeout: float | None, check: bool,
+                  env: dict[str, str] | None, enter: Any) -> subprocess.CompletedProcess[str]:
+    """Run a shell that leaves a job in the background, and wait for the shell alone: its output goes to files,
+    not pipes, since the job inherits them and a pipe would stay open (a wait for its end: until the timeout)."""
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=out, stderr=err, env=env, pass_fds=enter.fds, preexec_fn=enter)
+        try:
+            if input is not None:
+                assert proc.stdin is not None
+                with proc.stdin:
+                    proc.stdin.write(input.encode())
+            proc.wait(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        texts = []
+        for fh in (out, err):
+            fh.seek(0)
+            texts.append(fh.read().decode(errors="replace"))
+    done = subprocess.CompletedProcess(argv, proc.returncode, texts[0], texts[1])
+    if check:
+        done.check_returncode()
+    return done

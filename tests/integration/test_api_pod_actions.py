@@ -1,0 +1,151 @@
+"""Real labs (root): the library's actions inside a pod as a caller's own tests use them. ``lab.break_``
+(``netlab break``) seen by real traffic and the kernel, ``lab.popen`` starting a server another pod
+reaches, ``exec`` of a command ending with ``&``, one error type for a namespace that is gone, and the
+pytest plugin's dump of a failed test holding its last ``reach`` results.
+
+Every lab is tiny, named qga + 7 hex digits, and always taken down (the ``labs`` fixture).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import lab_namespaces
+from netlab import Lab
+from netlab.api import BreakResult, NetnsGone, UsageError, to_json
+from test_pytest_plugin import names_written, pytest_in
+
+pytestmark = pytest.mark.root
+
+
+def small(name: str) -> dict:
+    return {"name": name, "nodes": [{"name": "n1"}, {"name": "n2"}],
+            "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n2"}]}
+
+
+def neigh_of(netns: str, dev: str) -> list[dict]:
+    out = subprocess.run(["ip", "-n", netns, "-j", "neigh", "show", "dev", dev], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out or "[]")
+
+
+def test_break_changes_the_kernel_real_traffic_fails_and_repair_puts_it_back(labs):
+    name = labs.name("qga")
+    with Lab.up(small(name)) as lab:
+        b_ip = lab.pod("b").ip
+        assert lab.reach("a", "b", proto="tcp", port=8080).reachable
+        before = neigh_of(f"{name}-n1", "flannel.1")
+        assert before  # Flannel's permanent ARP entry for n2's VTEP (10.244.1.0)
+        res = lab.break_("vxlan-arp-missing", "n1")
+        assert isinstance(res, BreakResult) and (res.lab, res.scenario, res.target) == (name, "vxlan-arp-missing", "n1")
+        assert res.changes and all(isinstance(c, str) for c in res.changes)
+        with pytest.raises(AttributeError):
+            res.target = "n2"  # type: ignore[misc]  # frozen: a value
+        assert set(to_json(res)) == {"lab", "scenario", "target", "changes"}  # `netlab break -o json`'s fields
+        # The kernel's own view: the permanent neighbour entry of the other node's VTEP is gone from flannel.1.
+        assert [e for e in neigh_of(f"{name}-n1", "flannel.1") if "PERMANENT" in e.get("state", [])] == []
+        ping = subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W1", b_ip], capture_output=True)
+        assert ping.returncode != 0  # real traffic across the nodes fails
+        assert not lab.reach("a", "b", proto="tcp", port=8080).reachable
+        assert not lab.status().clean
+        lab.repair()
+        assert neigh_of(f"{name}-n1", "flannel.1") == before
+        assert lab.reach("a", "b", proto="tcp", port=8080).reachable
+        with pytest.raises(UsageError, match=r"no break scenario 'nope'; scenarios: vxlan-arp-missing, "):
+            lab.break_("nope")
+        with pytest.raises(UsageError, match="n9"):
+            lab.break_("bridge-port-down", "n9")
+
+
+SERVER = r"""
+import http.server, os, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = f"{os.uname().nodename} {self.client_address[0]}".encode()
+        self.send_response(200); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+socketserver.TCPServer.allow_reuse_address = True
+with socketserver.TCPServer(("", 7100), H) as s:
+    print("listening", flush=True)
+    s.serve_forever()
+"""
+CLIENT = "import sys, urllib.request; print(urllib.request.urlopen(f'http://{sys.argv[1]}:7100/', timeout=5).read().decode())"
+
+
+def test_popen_starts_a_server_in_the_pod_that_another_pod_reaches_and_down_stops_it(labs):
+    name = labs.name("qga")
+    lab = Lab.up(small(name))
+    try:
+        server = lab.popen("b", [sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+        # In the pod's network namespace (the kernel's identity of it: the inode of its nsfs file).
+        assert os.stat(f"/proc/{server.pid}/ns/net").st_ino == os.stat(f"/run/netns/{name}-b").st_ino
+        got = lab.exec("a", [sys.executable, "-c", CLIENT, lab.pod("b").ip], check=True, timeout=20).stdout.split()
+        assert got == ["b", lab.pod("a").ip]  # answered in pod b, the client's own address (no NAT)
+        assert lab.reach("a", "b", proto="tcp", port=7100).reachable
+        # No descriptor of the pod's namespace files is left open in the long-lived process.
+        assert not [fd for fd in os.listdir(f"/proc/{server.pid}/fd")
+                    if os.readlink(f"/proc/{server.pid}/fd/{fd}").startswith(("/run/netns", "/run/netlab"))]
+        assert server.poll() is None
+    finally:
+        lab.down()
+    assert server.wait(timeout=10) < 0  # down stopped it (a signal), as every process in the lab's namespaces
+    assert lab_namespaces(name) == []
+
+
+def test_exec_of_a_command_ending_with_ampersand_returns_and_the_job_serves(labs):
+    name = labs.name("qga")
+    with Lab.up(small(name)) as lab:
+        start = time.monotonic()
+        done = lab.exec("b", f"echo started; {sys.executable} -c '{SERVER}' &", timeout=10)
+        assert time.monotonic() - start < 5  # before, it waited for the job's pipe: TimeoutExpired after 10 s
+        assert done.returncode == 0 and done.stdout.startswith("started")
+        for _ in range(50):
+            got = lab.exec("a", [sys.executable, "-c", CLIENT, lab.pod("b").ip], timeout=20)
+            if got.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert got.stdout.split() == ["b", lab.pod("a").ip], got.stderr
+        assert lab.exec("a", "echo a\\&").stdout == "a&\n"  # an escaped & is no background job
+
+
+def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
+    name = labs.name("qga")
+    with Lab.up(small(name)) as lab:
+        with pytest.raises(UsageError, match="selector 42: want a label selector"):
+            lab.pods(42)  # type: ignore[arg-type]
+        subprocess.run(["ip", "netns", "del", f"{name}-b"], check=True)
+        for call in (lambda: lab.exec("b", "true"), lambda: lab.trace("a", "b"), lambda: lab.inspect("b"),
+                     lambda: lab.popen("b", ["true"])):
+            with pytest.raises(NetnsGone) as err:
+                call()
+            assert isinstance(err.value, UsageError) and err.value.exit_code == 2
+            assert str(err.value) == f"namespace {name}-b does not exist; is the lab up? (`sudo netlab status`)"
+        lab.repair()
+
+
+def test_a_failed_tests_dump_holds_its_last_reach_results(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    topo = json.dumps({"name": "qgdump", "nodes": [{"name": "n1"}],
+                       "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]})
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.netlab({topo})
+def test_reach(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+    assert netlab_lab.reach("a", "b", proto="tcp", port=8080).reachable
+    assert netlab_lab.reach("a", "b", proto="tcp", port=9999).reachable, "on purpose: nothing listens there"
+''', "--netlab-artifacts", str(artifacts))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "1 failed" in out, out
+    (name,) = names_written(tmp_path)
+    reaches = json.loads((artifacts / "test_reach" / name / "reaches.json").read_text())
+    assert [(r["port"], r["observed"]) for r in reaches] == [(8080, "reachable"), (9999, "unreachable")], reaches
+    assert lab_namespaces(name) == []

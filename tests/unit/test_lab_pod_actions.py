@@ -1,0 +1,73 @@
+"""The Lab's actions inside pods without root (netlab.api.lab_pods): what is refused before any lab is read,
+the break's result, which shell commands leave a job in the background, and the one error for a gone namespace.
+
+The actions on real labs: tests/integration/test_api_pod_actions.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+
+import pytest
+
+from netlab import Lab, api
+from netlab.api import results as R
+from netlab.api.lab_pods import _BACKGROUND
+from netlab.breaks import catalogue
+from netlab.errors import NetlabError, NetnsGone, UsageError
+
+
+def test_the_split_keeps_every_name_of_the_lab():
+    import netlab.api.lab as lab_mod
+
+    for name in ("exec", "popen", "logs", "inspect", "namespaces", "break_", "reach", "trace", "up", "down",
+                 "reaches", "traces"):
+        assert hasattr(Lab, name) or name in Lab("qgnone").__dict__, name
+    assert api.Lab is Lab is lab_mod.Lab and api.BreakResult is R.BreakResult
+
+
+def test_an_unknown_scenario_is_a_usage_error_naming_every_scenario_before_any_lab_is_read():
+    lab = Lab("qgnone")  # no such lab: the scenario is checked first
+    with pytest.raises(UsageError) as err:
+        lab.break_("vxlan-arp")
+    assert str(err.value) == ("lab.break_: no break scenario 'vxlan-arp'; scenarios: "
+                              + ", ".join(s.name for s in catalogue.SCENARIOS))
+    assert err.value.exit_code == 2
+    with pytest.raises(UsageError, match="target 3: want a pod's or node's name"):
+        lab.break_("ip-forward-off", 3)  # type: ignore[arg-type]
+
+
+def test_a_break_result_is_a_value_with_the_cli_json_fields():
+    res = R.BreakResult(lab="l", scenario="ip-forward-off", target="n1", changes=("sysctl ...",))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.lab = "x"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(res)) == res and hash(res)
+    assert api.to_json(res) == {"lab": "l", "scenario": "ip-forward-off", "target": "n1", "changes": ["sysctl ..."]}
+    assert api.from_json(R.BreakResult, api.to_json(res)) == res
+
+
+def test_a_selector_that_is_no_string_is_a_usage_error_naming_it():
+    with pytest.raises(UsageError, match=r"^selector 42: want a label selector"):
+        Lab("qgnone").pods(42)  # type: ignore[arg-type]
+
+
+def test_popen_enters_the_pod_itself():
+    with pytest.raises(UsageError, match="preexec_fn"):
+        Lab("qgnone").popen("a", ["true"], preexec_fn=print)
+    with pytest.raises(UsageError, match="no command"):
+        Lab("qgnone").popen("a", [])
+
+
+@pytest.mark.parametrize(("command", "background"), [
+    ("kvd --port 7000 &", True), ("kvd &  \n", True), ("nohup kvd >/dev/null 2>&1 &", True),
+    ("a & b", False), ("a && b", False), ("echo a\\&", False), ("true", False), ("echo 2>&1", False),
+])
+def test_a_command_ending_with_an_ampersand_leaves_a_job_in_the_background(command, background):
+    assert bool(_BACKGROUND.search(command)) is background
+
+
+def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
+    err = NetnsGone("l-b", "/run/netns/l-b")
+    assert isinstance(err, UsageError) and isinstance(err, FileNotFoundError) and isinstance(err, NetlabError)
+    assert err.exit_code == 2
+    assert str(err) == "namespace l-b does not exist; is the lab up? (`sudo netlab status`)"
