@@ -24,7 +24,8 @@ does in every pytest process (an xdist controller passes it on to its workers).
 When a test fails, the plugin writes what the lab looked like into the test's
 folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
 ``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
-``status.json`` and the last traces the test ran (``traces.json``).
+``status.json``, the last traces the test ran (``traces.json``) and its last
+``reach`` results (``reaches.json``).
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
 and how to take it down.
 
@@ -410,7 +411,7 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 
 def dump_lab(lab: Lab, folder: Path) -> Path:
     """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
-    traces.json. What cannot be read is written as an error, never raised."""
+    traces.json, reaches.json. What cannot be read is written as an error, never raised."""
     from netlab.api import to_json
 
     inspected = folder / "inspect"
@@ -433,6 +434,7 @@ def dump_lab(lab: Lab, folder: Path) -> Path:
     write(folder / "status.json", lab.status)
     write(folder / "probe.json", lab.probe)
     write(folder / "traces.json", lambda: list(lab.traces))
+    write(folder / "reaches.json", lambda: list(lab.reaches))  # what most asserts check: lab.reach(...)
     return folder
 
 
