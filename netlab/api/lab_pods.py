@@ -7,7 +7,6 @@ or host, which :class:`~netlab.api.lab.Lab` inherits from :class:`PodActions`.
 
 from __future__ import annotations
 
-import re
 import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
@@ -20,8 +19,6 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab as ModelLab
     from netlab.realize.state import LabState
 
-# A shell command whose last word is `&` (not `\&`, not `&&`): the shell leaves a job running in the background.
-_BACKGROUND = re.compile(r"(?<![\\&])&\s*$")
 
 
 class PodActions:
@@ -97,9 +94,9 @@ class PodActions:
         """Run a command in a pod's network and UTS namespaces (a node's or host's network namespace),
         as ``netlab exec`` does, and return what it printed. A string runs with ``/bin/sh -c``.
 
-        A string ending with ``&`` (``"kvd --port 7000 &"``) returns once the shell exits, with what it printed
-        by then: the background job runs on in the pod, nobody's child (``down`` stops it with the lab), and
-        what it prints later is lost. To keep it, its output or its exit status, use :meth:`popen`."""
+        It returns once the command exits, with what it printed by then: a job it leaves in the background
+        (``"kvd --port 7000 &"``) runs on in the pod, nobody's child (``down`` stops it with the lab), and what
+        it prints later is lost. To keep it, its output or its exit status, use :meth:`popen`."""
         from netlab.api.exec import exec_target
 
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
@@ -107,10 +104,7 @@ class PodActions:
             raise UsageError("no command given")
         target = exec_target(self.state(), self.model, name)
         with target.opened() as enter:
-            if isinstance(command, str) and _BACKGROUND.search(command):
-                return _run_detached(argv, input, timeout, check, env, enter)
-            return subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout, check=check,
-                                  env=env, pass_fds=enter.fds, preexec_fn=enter)
+            return _run_captured(argv, input, timeout, check, env, enter)
 
     def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> subprocess.Popen[Any]:
         """Start a process in a pod's network and UTS namespaces (a node's or host's network namespace), with
@@ -170,10 +164,10 @@ class PodActions:
 
 
 
-def _run_detached(argv: list[str], input: str | None, timeout: float | None, check: bool,
+def _run_captured(argv: list[str], input: str | None, timeout: float | None, check: bool,
                   env: dict[str, str] | None, enter: Any) -> subprocess.CompletedProcess[str]:
-    """Run a shell that leaves a job in the background, and wait for the shell alone: its output goes to files,
-    not pipes, since the job inherits them and a pipe would stay open (a wait for its end: until the timeout)."""
+    """Run a command and wait for it alone: its output goes to files, not pipes, since a job it leaves in the
+    background inherits them, and a pipe would stay open until that job ends (until the timeout)."""
     import tempfile
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

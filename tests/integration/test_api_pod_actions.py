@@ -112,7 +112,7 @@ def test_exec_of_a_command_ending_with_ampersand_returns_and_the_job_serves(labs
                 break
             time.sleep(0.1)
         assert got.stdout.split() == ["b", lab.pod("a").ip], got.stderr
-        assert lab.exec("a", "echo a\\&").stdout == "a&\n"  # an escaped & is no background job
+        assert lab.exec("a", "echo a\\&").stdout == "a&\n"  # an escaped & is no background job: printed
 
 
 def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):

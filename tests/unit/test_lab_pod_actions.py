@@ -1,5 +1,5 @@
 """The Lab's actions inside pods without root (netlab.api.lab_pods): what is refused before any lab is read,
-the break's result, which shell commands leave a job in the background, and the one error for a gone namespace.
+the break's result, and the one error for a gone namespace.
 
 The actions on real labs: tests/integration/test_api_pod_actions.py."""
 
@@ -12,7 +12,6 @@ import pytest
 
 from netlab import Lab, api
 from netlab.api import results as R
-from netlab.api.lab_pods import _BACKGROUND
 from netlab.breaks import catalogue
 from netlab.errors import NetlabError, NetnsGone, UsageError
 
@@ -56,14 +55,6 @@ def test_popen_enters_the_pod_itself():
         Lab("qgnone").popen("a", ["true"], preexec_fn=print)
     with pytest.raises(UsageError, match="no command"):
         Lab("qgnone").popen("a", [])
-
-
-@pytest.mark.parametrize(("command", "background"), [
-    ("kvd --port 7000 &", True), ("kvd &  \n", True), ("nohup kvd >/dev/null 2>&1 &", True),
-    ("a & b", False), ("a && b", False), ("echo a\\&", False), ("true", False), ("echo 2>&1", False),
-])
-def test_a_command_ending_with_an_ampersand_leaves_a_job_in_the_background(command, background):
-    assert bool(_BACKGROUND.search(command)) is background
 
 
 def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
