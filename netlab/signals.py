@@ -1,7 +1,10 @@
 """SIGINT and SIGTERM handled alike for a block, and put back as they were after it.
 
 ``up`` turns them into its rollback (lab/up.py), the rollback and the pytest plugin's last take-down hold
-them off (``signal.SIG_IGN``). Only the main thread may set a handler: in another one (``up --watch``
+them off (``signal.SIG_IGN``). ``down`` holds them until the lab is down (:func:`held`), then lets the first
+take effect as the caller's handler says: a take-down cut short left a lab half down, its state and the
+namespaces not yet unmounted behind (the CLI's Ctrl-C, the SIGTERM a library script turns into SystemExit).
+Only the main thread may set a handler: in another one (``up --watch``
 repairs in a thread of their own) the block runs with the process's handlers as they are.
 
 The ``netlab`` program (launch.py) stops on SIGTERM as on Ctrl-C from its first line: a CI job's cancel,
@@ -35,6 +38,24 @@ def handled(handler: Any) -> Iterator[None]:
     finally:
         for sig, previous in old.items():
             signal.signal(sig, previous)
+
+
+@contextlib.contextmanager
+def held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM wait for the block (a bounded piece of work that must not stop halfway): each one that
+    comes is recorded in the list yielded, and once the block is done and the caller's handlers are back, the
+    first is sent again to this process (``signal.raise_signal``), so it takes effect as it would have without
+    the block: the caller's handler raises its exception (KeyboardInterrupt, the CLI's :class:`Terminated`,
+    a script's SystemExit) from here, SIG_DFL ends the process, SIG_IGN drops it. A second signal (a
+    repeated Ctrl-C, the SIGTERM a CI runner sends after its SIGINT) only waits with the first. Not the main
+    thread: the block runs with the process's handlers as they are, and nothing is recorded."""
+    came: list[int] = []
+    try:
+        with handled(lambda signum, frame: came.append(signum)):
+            yield came
+    finally:  # also after the block's own error: the signal is the caller's word, its error then the context
+        if came:
+            signal.raise_signal(came[0])
 
 
 class Terminated(KeyboardInterrupt):

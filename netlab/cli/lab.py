@@ -14,7 +14,7 @@ from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTI
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
-from netlab.errors import ChecksFailed, display_path
+from netlab.errors import ChecksFailed, NetlabError, display_path
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -193,7 +193,8 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
 
     Works without the topology file (`--lab NAME`), after a crash, and when
     run twice. Only what the lab's saved state proves it created is deleted;
-    with --force, what the namespaces' own netlab tags prove.
+    with --force, what the namespaces' own netlab tags prove. Ctrl-C or
+    SIGTERM once it has begun waits for the lab to be down (exit 130 or 143).
     """
     require_root()
     lab_name = api.selected_name(lab_name, topology, required=False)
@@ -204,11 +205,14 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
             click.echo("no lab is up; nothing to do")
         return
     bar, progress = progress_bar()
-    if bar:
-        with bar:
-            result = api.Lab(lab_name).down(wait=wait, progress=progress, force=force)
-    else:
-        result = api.Lab(lab_name).down(wait=wait, force=force)
+    try:
+        if bar:
+            with bar:
+                result = api.Lab(lab_name).down(wait=wait, progress=progress, force=force)
+        else:
+            result = api.Lab(lab_name).down(wait=wait, force=force)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: once down has begun, it waited for the lab to be down
+        raise _stopped(lab_name, exc) from None
     if output == "json":
         print_json(to_json(result))
         return
@@ -218,6 +222,26 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
         click.echo(f"lab {lab_name} is not up; nothing to do")
     else:
         click.echo(f"lab {lab_name} is down ({len(result.removed_netns)} namespaces removed)")
+
+
+def _stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
+    """The line of a `down` a signal stopped, with its exit status (130 SIGINT, 143 SIGTERM): the lab is down
+    (the signal came while down ran: it waited for the end, lab/teardown.py), or it had not begun (the signal
+    came while down waited for the lab's lock, or loaded), as its state directory says."""
+    import os
+    import signal
+
+    from netlab import signals
+    from netlab.realize.state_dir import lab_dir
+
+    code = signals.exit_code(exc)
+    name = signal.Signals(code - 128).name if 128 < code < 128 + signal.NSIG else "a signal"
+    left = os.path.lexists(lab_dir(lab_name, create=False))
+    said = NetlabError(f"interrupted by {name}; " + (
+        f"lab {lab_name} is still up (`sudo netlab down --lab {lab_name}` takes it down)" if left
+        else f"lab {lab_name} is down"))
+    said.exit_code = code
+    return said
 
 
 @cli.command()

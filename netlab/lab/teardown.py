@@ -10,6 +10,13 @@ A namespace that goes while the lab stays (``up`` converging to a topology
 without it, or taking back a failed run) loses its veths first
 (:func:`delete_namespaces`, on the bridge side: their peers go with them), so
 that a quick ``up`` that brings it back does not meet its old veth in the node.
+
+Once ``down`` holds the lab's lock, SIGINT and SIGTERM wait for it (signals.held): stopped halfway (a second
+Ctrl-C, the SIGTERM after a CI runner's SIGINT), it left some namespaces unmounted and others not, and the
+state that names them. Running ``down`` again finishes such a lab (the state still names what is left, each
+namespace checked by its tag), but nobody knew it had to. The work held is bounded: a process's stop is its
+grace then SIGKILL, a CNI DEL has its timeout, an unmount is a system call. Waiting for the lock is not held:
+a signal then stops ``down`` before it changed anything.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from netlab import signals
 from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
 from netlab.feature import Feature
@@ -44,8 +52,10 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
     """Delete everything the lab's state proves it created. Safe to run twice.
 
     ``force``: the state is corrupt or lost; the namespaces tagged as the lab's go too (realize/ownership.py).
+    SIGINT and SIGTERM wait until the lab is down, then the first is raised by the caller's handler (its
+    exception comes from here, the result lost: the lab is down, its state gone).
     """
-    with LabLock(lab_name, "netlab down", wait=wait):
+    with LabLock(lab_name, "netlab down", wait=wait), signals.held():
         if force:
             result = ownership.force_down(
                 lab_name, lambda st, tag: teardown(kernel, features, st, tag, progress), tag_for)
