@@ -19,7 +19,8 @@ from click.core import ParameterSource
 
 from netlab import __version__, signals
 from netlab.cli import jsonout
-from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady, NetlabError, TopologyError, UsageError, display_path
+from netlab.errors import (EXIT_ENVIRONMENT, ChecksFailed, EnvironmentNotReady, NetlabError, TopologyError, UsageError,
+                           display_path)
 
 TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
 # The type of every -t FILE: it checks nothing (the loader says what is wrong with the path on one line,
@@ -312,6 +313,17 @@ def write_output_file(path: str, data: bytes) -> None:
             fh.write(data)
     except OSError as exc:
         raise UsageError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
+
+
+def exit_if_failed(failed: Sequence[str]) -> None:
+    """Containers that could not start (UpResult.failed) after a command that ran an ``up`` of the lab (``up``,
+    ``impair``): the lab stays up (its network is as planned, and rolling it back would take what works with
+    it), each one said in a line, and exit 1 (ChecksFailed), as ``status`` says of the same lab, so that
+    ``netlab up && netlab probe`` stops there."""
+    for line in failed:
+        click.echo(f"netlab: {line}", err=True)
+    if failed:
+        raise SystemExit(ChecksFailed.exit_code)
 
 
 def require_root() -> None:

@@ -6,7 +6,7 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import WAIT_OPTION, cli, output_option, print_json, require_root
+from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, output_option, print_json, require_root
 from netlab.cli.complete import complete_interfaces
 from netlab.errors import UsageError
 
@@ -33,7 +33,9 @@ def impair(target: str, lab_name: str | None, rate: str | None, delay: str | Non
     are not kept). The change is recorded as the lab's desired state: `status`
     does not call it drift, `status -t FILE` shows it differs from the file,
     and `up -t FILE` puts the file's impairments back. A change the kernel
-    refuses leaves the interface and the lab as they were (exit 4).
+    refuses leaves the interface and the lab as they were (exit 4). It runs
+    an `up` of the lab: a container that could not start is named in a line,
+    exit 1, as `up` does (the impairment is set).
 
     \b
     For example:
@@ -54,10 +56,12 @@ def impair(target: str, lab_name: str | None, rate: str | None, delay: str | Non
     if output == "json":
         print_json({"lab": result.lab, "target": result.target, "netns": result.netns, "before": result.before,
                     "after": result.after, "changes": to_json(result.up)["fixed"],
-                    "warnings": list(result.up.warnings)})
+                    "warnings": list(result.up.warnings), "failed": list(result.up.failed)})
+        exit_if_failed(result.up.failed)
         return
     for w in result.up.warnings:
         click.echo(f"netlab: warning: {w}", err=True)
     click.echo(f"{result.target} in lab {result.lab}: {result.after} (was {result.before})")
     for line in result.up.fixed:
         click.echo(f"  {line}")
+    exit_if_failed(result.up.failed)  # the up it ran could not start them: the impairment is set, as up's exit 1

@@ -9,8 +9,8 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, lab_options,
-                             output_option, print_json, require_root)
+from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, exit_if_failed,
+                             lab_options, output_option, print_json, require_root)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
@@ -98,7 +98,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     assert result is not None
     if output == "json":
         print_json(to_json(result))
-        _exit_if_failed(result)
+        exit_if_failed(result.failed)
         return
     for w in result.warnings:
         click.echo(f"netlab: warning: {w}", err=True)
@@ -107,7 +107,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
         click.echo(f"lab {model.name} is up and matches its topology; nothing to change" if result.ok else
                    f"lab {model.name} is up; nothing changed, but {plural(len(result.failed), 'container')} could "
                    "not start")
-        _exit_if_failed(result)
+        exit_if_failed(result.failed)
         return
     parts = []
     if result.created_netns:
@@ -127,17 +127,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
         first = model.pods[0]
         other = next((p for p in model.pods if p.node != first.node), None) or model.pods[-1]
         click.echo(f"try: sudo ip netns exec {first.netns} ping -c1 {other.ip}")
-    _exit_if_failed(result)
-
-
-def _exit_if_failed(result: api.UpResult) -> None:
-    """A container that could not start: the lab stays up (its network is as planned, and rolling it back would
-    take what works with it), each one said in a line, and exit 1, as `status` says of the same lab, so that
-    `netlab up && netlab probe` stops there."""
-    for line in result.failed:
-        click.echo(f"netlab: {line}", err=True)
-    if result.failed:
-        raise SystemExit(ChecksFailed.exit_code)
+    exit_if_failed(result.failed)
 
 
 def fixed_words(fixed: list[str]) -> list[str]:

@@ -106,3 +106,25 @@ pods:
     again = netlab("up", "-t", path, check=False)
     assert again.returncode == 0 and "could not start" not in again.stderr, (again.stdout, again.stderr)
     assert pod_pids(f"{lab}-job") == []  # Never: not started again
+
+
+def test_impair_runs_an_up_and_exits_1_as_up_does_when_a_container_could_not_start(labs):
+    """`netlab impair` converges the lab by an `up` of it, which tries the container again: it exited 0 in
+    silence, where `up` of the same lab exits 1 naming it. Now it says each in one line and exits 1, -o json
+    too ('failed'); the impairment is set all the same (the kernel's tbf) and the lab stays up."""
+    lab = labs.name("qv")
+    path, up = labs.up(topology(lab), check=False)
+    assert up.returncode == 1, (up.stdout, up.stderr)
+    line = ("netlab: pod b container bad: could not start: [Errno 2] No such file or directory: "
+            "'/nonexistent'")
+    got = netlab("impair", "--lab", lab, "a:eth0", "--rate", "10mbit", check=False)
+    assert got.returncode == 1, (got.stdout, got.stderr)
+    assert got.stderr.splitlines() == [line], got.stderr
+    assert got.stdout.startswith("a:eth0 in lab ") and "Traceback" not in got.stderr, got.stdout
+    qdiscs = json.loads(subprocess.run(["tc", "-j", "-n", f"{lab}-a", "qdisc", "show", "dev", "eth0"],
+                                       capture_output=True, text=True, check=True).stdout)
+    assert [q["kind"] for q in qdiscs if q.get("root")] == ["tbf"], qdiscs
+    js = netlab("impair", "--lab", lab, "a:eth0", "--clear", "-o", "json", check=False)
+    assert js.returncode == 1 and json.loads(js.stdout)["failed"] == [line.removeprefix("netlab: ")], js
+    assert js.stderr.splitlines() == [line], js.stderr
+    assert len(lab_namespaces(lab)) == 5
