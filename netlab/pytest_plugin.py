@@ -102,7 +102,8 @@ def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab
     name, the xdist worker, a random suffix) and is taken down when the test
     ends, also when it fails (with ``--netlab-keep`` a failed test's labs stay
     up). Skips the test, with netlab doctor's reason, without root or when the
-    machine lacks what the lab needs.
+    machine lacks what the lab needs. A lab with a container that could not
+    start fails the call with up's line for it, the lab taken down.
     """
     registry = request.config.stash[REGISTRY]
     made: list[Lab] = []
@@ -128,7 +129,7 @@ def netlab_lab(request: pytest.FixtureRequest) -> Lab:
     With ``scope="module"`` (or class, package, session) the tests of that
     scope that ask for the same topology share one lab, taken down after the
     last of them. Unique name, teardown, skips and failure dumps as for
-    ``netlab_factory``.
+    ``netlab_factory``; a container that could not start is an error at setup.
     """
     marker = request.node.get_closest_marker("netlab")
     if marker is None:
@@ -232,6 +233,20 @@ class _Registry:
                             "`sudo netlab doctor` says how to fix it")
             self.machine_ok.add(needs)
         lab = Lab.up_loaded(loaded, wait=wait)
+        failed = lab.last_up.failed if lab.last_up is not None else ()
+        if failed:
+            # A container that could not start (its command missing, not executable): `netlab up` leaves such a
+            # lab up and exits 1; a test would run against a workload that is not the one asked for. The
+            # fixture errors out at setup with up's lines, as an up error is reported, and the lab goes down.
+            said = "; ".join(failed)
+            try:
+                lab.down()
+            except Exception as exc:  # noqa: BLE001 - said with the failure; the session's end tries again
+                self.live[lab.name] = lab
+                said += f" (taking the lab down failed too: {exc})"
+            else:
+                said += " (the lab is taken down)"
+            pytest.fail(f"netlab: lab {lab.name}: {said}", pytrace=False)
         self.live[lab.name] = lab
         return lab
 
