@@ -436,8 +436,8 @@ class Watcher:
         self.log(f"saw: {saw_words([f'{self.path} changed', *answered])}; did: {self._did(done, 'nothing to change')}")
 
     def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
-        """:func:`watch_lines.did_words`, a container that still cannot start said once, not by every repair after (but by the
-        restart that tried it again: its line saw ``container POD/C failed to start``)."""
+        """:func:`watch_lines.did_words`, a container that still cannot start said once, not by every repair
+        after (but by the restart that tried it again: its line saw ``container POD/C failed to start``)."""
         tried = {m.group(1) for line in said if (m := re.fullmatch(r"container (\S+) failed to start", line))}
         told = [line for line in self.failed if failed_key(line) not in tried]
         self.failed = list(done.failed)

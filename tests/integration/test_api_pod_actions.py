@@ -75,7 +75,8 @@ with socketserver.TCPServer(("", 7100), H) as s:
     print("listening", flush=True)
     s.serve_forever()
 """
-CLIENT = "import sys, urllib.request; print(urllib.request.urlopen(f'http://{sys.argv[1]}:7100/', timeout=5).read().decode())"
+CLIENT = ("import sys, urllib.request; "
+          "print(urllib.request.urlopen(f'http://{sys.argv[1]}:7100/', timeout=5).read().decode())")
 
 
 def test_popen_starts_a_server_in_the_pod_that_another_pod_reaches_and_down_stops_it(labs):

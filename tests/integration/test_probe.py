@@ -366,8 +366,8 @@ def test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it(labs, arp):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
-    proc = subprocess.Popen([*NETLAB, "probe", "--lab", lab, "--arp", arp], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=as_a_terminal_starts_it)
+    proc = subprocess.Popen([*NETLAB, "probe", "--lab", lab, "--arp", arp], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=as_a_terminal_starts_it)
     try:
         assert wait_for(lambda: entries(watched) - before, timeout=60, step=0.01), "the probe made no entry"
         t0 = time.monotonic()

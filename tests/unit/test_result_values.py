@@ -62,7 +62,8 @@ def test_every_result_pickles_deep_copies_converts_and_hashes(name):
 def test_free_form_parts_are_read_only_all_the_way_down():
     route = build("Inspection").routes[0]["route"]
     assert isinstance(route, FrozenDict) and route == freeze(FREE_FORM)
-    assert route["dst"] == "10.244.1.0/24" and route["flags"] == ("onlink",)  # lists become tuples and route["nexthops"][0] == {"dev": "flannel.1", "weight": 1}
+    assert route["dst"] == "10.244.1.0/24" and route["flags"] == ("onlink",)  # lists become tuples
+    assert route["nexthops"][0] == {"dev": "flannel.1", "weight": 1} and isinstance(route["nexthops"][0], FrozenDict)
     with pytest.raises(TypeError):
         route["dst"] = "0.0.0.0/0"  # type: ignore[index]
     for change in (lambda: route.update(x=1), lambda: route.pop("dst"), route.clear,
