@@ -23,8 +23,11 @@ from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
 from netlab.plan.policy import pod_chain
 from netlab.trace import nodeport
+from netlab.trace.hops import Hop
 from netlab.trace.targets import Endpoint
 
+# What faults.policy_reject says when the policy is not known yet (the verdict names it once judged).
+NAMED_BELOW = "the policy is named below"
 _COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
 
 
@@ -176,3 +179,40 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
     entry.update(text=text, node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
                  counted=moved > 0)
     return entry
+
+
+def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[str, Any]) -> int | None:
+    """Write the row of the REJECT that counted the packet, where the kernel runs it, and return its index; None
+    when the rows already lose the packet there without a contradicting problem.
+
+    A routed packet (a nodePort's, DNATed and masqueraded by another node) passes the endpoint's node's FORWARD
+    hook after that node's route lookup and before the next hop's ARP entry is looked up: the policy's REJECT in
+    FORWARD drops it there, so the ARP entry of the pod is never asked for, and a row saying so ("no ARP entry
+    ... it did not get here?") would contradict the verdict. The REJECT's row comes right after the forwarded
+    route row of that node; the rows after it there say what the packet would have met, with no problem."""
+    if lost_at is None or lost_at >= len(hops):
+        return None
+    lost = hops[lost_at]
+    names = ", ".join(entry.get("policies", []))
+    if lost.problem and NAMED_BELOW in lost.problem:  # the row that lost it said a REJECT counted it: which one
+        lost.problem = lost.problem.replace(NAMED_BELOW, f"{'policy' if ',' not in names else 'policies'} {names}")
+    if lost.netns != netns or not lost.problem or lost.facts.get("dropped_here") or lost.kind == "drop":
+        return None
+    route = next((i for i in range(lost_at, -1, -1) if hops[i].netns == netns and hops[i].kind == "route"
+                  and hops[i].facts.get("iif")), None)
+    if route is None:
+        return None
+    before = hops[route]
+    chain = entry["chain"]
+    row = Hop(netns=netns, where=before.where, device=before.device, kind="drop",
+              decision=(f"FORWARD (in on {before.facts['iif']}, out on {before.device}) → chain {chain}: REJECT "
+                        f"(NetworkPolicy {names})"),
+              commands=[f"ip netns exec {netns} iptables-save -c -t filter"], problem=entry["text"],
+              facts={"chain": chain, "policies": list(entry.get("policies", [])), "dropped_here": True},
+              direction=before.direction)
+    for h in hops[route + 1:]:
+        if h.netns == netns and h.problem:  # never met: the REJECT dropped the packet first
+            h.decision += f" (the packet never got here: the REJECT in chain {chain} dropped it first)"
+            h.problem, h.fix, h.cause = None, None, False
+    hops.insert(route + 1, row)
+    return route + 1

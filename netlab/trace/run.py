@@ -232,7 +232,12 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
     lost = result.forward.hops[result.verdict.lost_at] if result.verdict.lost_at is not None else None
     blamed = next((e for e in counted if lost is not None and lab.node(e["node"]).netns == lost.netns), counted[0])
     if not result.verdict.delivered:
-        result.verdict = Verdict(False, result.verdict.lost_at, blamed["text"])
+        # The REJECT's own row, where the endpoint's node runs it, when the rows lost the packet past it.
+        at = tpolicy.place_reject(result.forward.hops, result.verdict.lost_at, lab.node(blamed["node"]).netns,
+                                  blamed)
+        if at is not None:
+            number(result)
+        result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, blamed["text"])
     elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
         # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from
         # INPUT, refused it before any socket saw it (the capture saw it arrive). Lost at that last row; no reply.

@@ -322,5 +322,15 @@ expect:
         assert seen in lost["reason"] and "ARP" not in lost["reason"], lost
         [entry] = d["policy"]
         assert (entry["node"], entry["counted"], entry["allowed"]) == ("n1", True, False), entry
+        # The rows agree with the verdict: lost in n1, at the REJECT's row (n2's packet, routed in from
+        # flannel.1) or at the DNAT row that says the REJECT counted it (n1's own nodePort), and no row blames a
+        # missing ARP entry nor leaves the policy to be "named below".
+        row = d["hops"][lost["hop"] - 1]
+        assert row["netns"] == f"{lab}-n1" and row["problem"] is not None, row
+        assert "default/web-from-clients" in row["problem"] and "named below" not in row["problem"], row
+        if dst == "n2":
+            assert row["kind"] == "drop" and row["facts"]["chain"] == entry["chain"], row
+            assert row["decision"].startswith("FORWARD (in on flannel.1, out on cni0)"), row
+        assert not any("ARP" in (h["problem"] or "") for h in d["hops"]), [h["problem"] for h in d["hops"]]
     rc, d = trace(lab, "client", "n1", "--port", "30080")
     assert rc == 0 and d["delivered"] and d["policy"][0]["allowed"], d["policy"]
