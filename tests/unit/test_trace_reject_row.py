@@ -15,7 +15,8 @@ def _hops() -> list[Hop]:
         Hop("lab-n2", "node n2", "flannel.1", "route", "route get 10.244.0.2 → via 10.244.0.0 dev flannel.1",
             facts={"iif": "eth0"}),
         Hop(NS, "node n1", "flannel.1", "arrive", "inner frame enters the IP layer"),
-        Hop(NS, "node n1", "cni0", "route", "route get 10.244.0.2 → dev cni0 (forwarded)", facts={"iif": "flannel.1"}),
+        Hop(NS, "node n1", "cni0", "route", "route get 10.244.0.2 → dev cni0 (forwarded)",
+            facts={"iif": "flannel.1"}),
         Hop(NS, "node n1", "cni0", "neigh", "ARP entry for 10.244.0.2 (web-1): no entry",
             problem="no ARP entry for 10.244.0.2 on cni0: the packet never made the kernel ask (it did not get here?)"),
     ]
