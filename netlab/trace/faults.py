@@ -71,9 +71,10 @@ def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str) 
     return None
 
 
-def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None) -> Reason | None:
+def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any = None) -> Reason | None:
     """A node routing another node's pod address by its default route: the overlay's route (vxlan) or host-gw's
-    route via that node's address is missing."""
+    route via that node's address is missing; when the device it goes out of is down (flannel.1), it went with
+    that link, and adding it back fails ("Nexthop device is not up") until the link is up."""
     node_cidrs = getattr(lab, "node_pod_cidrs", {})
     if not node_cidrs or ns not in {n for n, _ in node_cidrs.values()} or not matched:
         return None
@@ -83,6 +84,13 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None) -> Rea
         if node_ns != ns and IPv4Address(dst) in IPv4Network(cidr):
             missing = ("host-gw's route via that node's address" if getattr(lab, "mode", "vxlan") == "host-gw"
                        else "the overlay route")
+            dev = lab.route_dev(ns, dst) if hasattr(lab, "route_dev") else None
+            link = k.links(ns).get(dev) if k is not None and dev else None
+            if link is not None and not link.up:
+                return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: {dev} is down, and a link set down loses "
+                        f"its routes ({missing} via {dev} went with it, and does not come back with the link): the "
+                        f"default route sends {dst} to the underlay's gateway, which has no route to pods",
+                        link_fix(lab, ns, dev))
             return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: the default route sends {dst} to the "
                     f"underlay's gateway, which has no route to pods ({missing} is missing)",
                     lab.route_fix(ns, dst))
@@ -98,14 +106,23 @@ def unknown_vtep(lab: Any, remote: str) -> str | None:
             f"(nodes: {', '.join(sorted(node_ips))}): a stale or wrong VTEP")
 
 
-def links_down(k: Any, ns: str, dst: str, message: str) -> Reason | None:
+def link_fix(lab: Any, ns: str, dev: str) -> str:
+    """What repairs ``dev`` set down: the link up, and the planned routes (and neighbours) that went with it, which
+    the kernel does not put back when the link comes up (LabMap.link_fix)."""
+    fix = getattr(lab, "link_fix", None)
+    return fix(ns, dev) if fix is not None else f"ip -n {ns} link set {dev} up"
+
+
+def links_down(k: Any, ns: str, dst: str, message: str, lab: Any = None) -> Reason | None:
     """No route to ``dst`` in ``ns`` where a link is set down: the kernel took that link's routes with it (a pod's
-    eth0 down leaves it no route at all: "Network is unreachable")."""
+    eth0 down leaves it no route at all: "Network is unreachable"; a node's eth0 its default route, which does
+    not come back with the link)."""
     down = sorted(name for name, link in k.links(ns).items() if name != "lo" and not link.up)
     if not down:
         return None
     return (f"no route to {dst} in {ns}: {message}: {', '.join(down)} {'is' if len(down) == 1 else 'are'} down "
-            f"there, and a link set down loses its routes", f"ip -n {ns} link set {down[0]} up")
+            f"there, and a link set down loses its routes (bringing it up puts back only its connected ones)",
+            " && ".join(link_fix(lab, ns, dev) for dev in down))
 
 
 def route_gone_with_link(k: Any, lab: Any, ns: str, dst: str, oif: str | None,
@@ -133,7 +150,7 @@ def route_gone_with_link(k: Any, lab: Any, ns: str, dst: str, oif: str | None,
                           if node_ns == ns and IPv4Network(cidr) == net), "")
             return (name, f"{name} in {ns} is down, and a link set down loses its routes: the route to {net} (the "
                           f"subnet of {name}'s {addr}{whose}) went with it, so {dst} takes the wider route {matched} "
-                          f"instead", f"ip -n {ns} link set {name} up")
+                          f"instead", link_fix(lab, ns, name))
     return None
 
 

@@ -68,6 +68,11 @@ class LabMap:
     planned_neigh: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, ip) -> command
     planned_fdb: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> command
     planned_route: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> command
+    # (netns, dev) -> the commands of the plan's routes out of that device, then its neighbours: what the kernel
+    # removes when the device is set down and does not put back when it comes up (its connected routes, made
+    # from its addresses, which stay, do come back)
+    planned_on_dev: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    planned_route_dev: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its device
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
     # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -98,16 +103,21 @@ class LabMap:
                 m.peers[(pod.netns, "eth0")] = (node_ns, att.host_veth)
         for host, netns in lab.internet_hosts:
             m.names[netns] = f"internet {host}"
+        neighs: dict[tuple[str, str], list[str]] = {}
         for r in plan.resources:
             if isinstance(r, Veth):
                 m.peers[(r.netns, r.name)] = (r.peer_netns, r.peer_name)
                 m.peers[(r.peer_netns, r.peer_name)] = (r.netns, r.name)
             elif isinstance(r, Neigh):
                 m.planned_neigh[(r.netns, r.dev, str(r.dst))] = r.command()
+                neighs.setdefault((r.netns, r.dev), []).append(r.command())
             elif isinstance(r, Fdb):
                 m.planned_fdb[(r.netns, r.dev, r.lladdr.lower())] = r.command()
             elif isinstance(r, Route):
                 m.planned_route[(r.netns, str(IPv4Network(r.dst)))] = r.command()
+                if r.dev:
+                    m.planned_on_dev.setdefault((r.netns, r.dev), []).append(r.command())
+                    m.planned_route_dev[(r.netns, str(IPv4Network(r.dst)))] = r.dev
             elif isinstance(r, NatRules) and r.table == "nat":
                 m.planned_nat[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, NftRules) and (r.family, r.table) == (nftables.FAMILY, nftables.TABLE):
@@ -115,6 +125,8 @@ class LabMap:
             elif isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
                 # the internet's machines (gateway, lb, hosts) are named after their netns
                 m.ip_names.setdefault(str(r.address.ip), m.names[r.netns].split()[-1])
+        for key, commands in neighs.items():  # after the routes: a learner adds the route, then its next hop's MAC
+            m.planned_on_dev.setdefault(key, []).extend(commands)
         m.nat_netns = tuple(sorted({r.netns for r in plan.resources if isinstance(r, NatRules)}))
         m.services = services(lab)
         for s in m.services:
@@ -141,14 +153,32 @@ class LabMap:
         name = self.ip_names.get(ip)
         return f"{ip} ({name})" if name else ip
 
+    def _planned_route_for(self, netns: str, dst: str) -> str | None:
+        """The destination CIDR of the plan's most specific route in ``netns`` that covers ``dst``."""
+        best: IPv4Network | None = None
+        for rns, cidr in self.planned_route:
+            net = IPv4Network(cidr)
+            if rns == netns and IPv4Address(dst) in net and (best is None or net.prefixlen > best.prefixlen):
+                best = net
+        return str(best) if best is not None else None
+
     def route_fix(self, netns: str, dst: str) -> str | None:
         """The plan's most specific route in ``netns`` that covers ``dst`` (the fix for a missing route)."""
-        best = None
-        for (rns, cidr), cmd in self.planned_route.items():
-            net = IPv4Network(cidr)
-            if rns == netns and IPv4Address(dst) in net and (best is None or net.prefixlen > best[0].prefixlen):
-                best = (net, cmd)
-        return best[1] if best else None
+        cidr = self._planned_route_for(netns, dst)
+        return self.planned_route[(netns, cidr)] if cidr is not None else None
+
+    def route_dev(self, netns: str, dst: str) -> str | None:
+        """The device of that route, as planned."""
+        cidr = self._planned_route_for(netns, dst)
+        return self.planned_route_dev.get((netns, cidr)) if cidr is not None else None
+
+    def link_fix(self, netns: str, dev: str) -> str:
+        """The commands that repair ``dev`` of ``netns`` set down: the link up, then what went with it and does not
+        come back by itself (measured on kernel 6.18): a node's eth0 loses its default route (via the underlay's
+        gateway); flannel.1 its routes to the other nodes' pod CIDRs and their VTEPs' permanent ARP entries; a
+        pod's eth0 its default route and the cluster's route via cni0. Their connected routes come back with the
+        link (the addresses stay), so cni0 needs only to come up."""
+        return " && ".join([f"ip -n {netns} link set {dev} up", *self.planned_on_dev.get((netns, dev), [])])
 
     def service_for(self, ip: str, port: int | None, proto: str) -> ServiceFacts | None:
         """The Service port a packet to ``ip:port`` is for: its ClusterIP and port, or a nodePort."""

@@ -160,14 +160,15 @@ class Walker(NatSteps, L2Steps):
         f = self.flow
         if isinstance(ans, RouteFailure):
             why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
-                faults.links_down(self.k, ns, f.dst, ans.message) or \
+                faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
             commands = [cmd, f"ip -n {ns} route"]
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
                 commands.append(f"ip -n {ns} -s link show {self._on(iif)}")
             return self._drop(ns, self._on(iif), f"route get {f.dst}: {ans.message}", commands, why, fix)
-        missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched) if ans.type == "unicast" else None
+        missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k) \
+            if ans.type == "unicast" else None
         if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
             return self._drop(ns, ans.oif or "-", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
                               *missing)
@@ -284,8 +285,8 @@ class Walker(NatSteps, L2Steps):
         try:
             return self.k.route_get(ns, dst).prefsrc or "0.0.0.0"
         except RouteFailure as exc:
-            why, fix = faults.links_down(self.k, ns, dst, exc.message) or (f"no route to {dst} in {ns}: {exc.message}",
-                                                                            None)
+            why, fix = faults.links_down(self.k, ns, dst, exc.message, self.lab) or \
+                (f"no route to {dst} in {ns}: {exc.message}", None)
             self.rows.add(ns, self._on(None), "drop", f"route get {dst}: {exc.message}",
                           [f"ip -n {ns} route get {dst}"], problem=why, fix=fix)
             return self._stop(why)

@@ -340,7 +340,11 @@ def test_a_pod_whose_eth0_is_down_is_told_so(labs):
     subprocess.run(["ip", "-n", f"{lab}-a", "link", "set", "eth0", "down"], check=True)
     lost = trace_json(lab, "a", "b", check=False)["lost"]
     assert lost["reason"].endswith(": Network is unreachable: eth0 is down there, and a link set down loses its "
-                                   "routes"), lost
-    assert lost["fix"] == f"ip -n {lab}-a link set eth0 up"
-    subprocess.run(lost["fix"].split(), check=True)
+                                   "routes (bringing it up puts back only its connected ones)"), lost
+    # The link up brings back only its connected route: the fix puts back the pod's routes that went with it.
+    assert lost["fix"] == (f"ip -n {lab}-a link set eth0 up && ip -n {lab}-a route add 10.244.0.0/16 via 10.244.0.1 "
+                           f"dev eth0 && ip -n {lab}-a route add default via 10.244.0.1 dev eth0"), lost
+    subprocess.run(["sh", "-c", lost["fix"]], check=True)  # as a learner pastes it
     assert trace_json(lab, "a", "b")["delivered"]
+    assert trace_json(lab, "a", "n1")["delivered"]  # by the default route, which the link up alone left out
+    assert netlab("status", "--lab", lab, check=False).returncode == 0

@@ -65,6 +65,26 @@ def test_pod_cidr_by_the_default_route():
     assert faults.pod_cidr_by_default(m, ns, "203.0.113.10", "default via 192.168.122.1 dev eth0") is None
 
 
+def test_pod_cidr_by_the_default_route_because_flannel_1_is_down_is_fixed_with_what_went_with_the_link():
+    """flannel.1 down: its route to the other node's pod CIDR and that node's VTEP's permanent ARP entry went with
+    it and do not come back with the link; the route alone is refused while the link is down ("Nexthop device is
+    not up"), so the fix is the link up, then the route, then the ARP entry, as planned."""
+    m = _map()
+    ns = m.node_pod_cidrs["minikube"][0]
+    down = SimpleNamespace(links=lambda netns: {"flannel.1": SimpleNamespace(up=netns != ns)})
+    why, fix = faults.pod_cidr_by_default(m, ns, "10.244.1.3", "default via 192.168.122.1 dev eth0", down)
+    assert why.startswith(f"no route to 10.244.1.0/24 (minikube-m02's pod CIDR) in {ns}: flannel.1 is down, and a "
+                          "link set down loses its routes (the overlay route via flannel.1 went with it"), why
+    assert fix == " && ".join([f"ip -n {ns} link set flannel.1 up", m.planned_route[(ns, "10.244.1.0/24")],
+                               m.planned_neigh[(ns, "flannel.1", "10.244.1.0")]])
+    assert m.planned_route[(ns, "10.244.1.0/24")].endswith("via 10.244.1.0 dev flannel.1 onlink")
+    assert m.planned_neigh[(ns, "flannel.1", "10.244.1.0")].endswith("dev flannel.1 nud permanent")
+    # eth0 down: its default route does not come back with the link either.
+    assert m.link_fix(ns, "eth0") == f"ip -n {ns} link set eth0 up && ip -n {ns} route add default via " \
+        "192.168.122.1 dev eth0"
+    assert m.link_fix(ns, "cni0") == f"ip -n {ns} link set cni0 up"  # its connected route comes back by itself
+
+
 def test_unknown_vtep():
     m = _map()
     assert faults.unknown_vtep(m, "192.168.122.7") is None
