@@ -113,9 +113,28 @@ class Walker(NatSteps, L2Steps):
             else:
                 state = self._ip_in(state)
         self.rows.flush()
+        self._name_sending_device(netns, flow.dst)
         if isinstance(state, Walk):
             return state
         return Walk(self.rows.hops, "loop", self.flow, None, f"more than {self.MAX_STEPS} steps: a routing loop?")
+
+    def _name_sending_device(self, ns: str, dst: str) -> None:
+        """The rows a socket's packet meets before it is routed (a node's own packet DNATed in nat OUTPUT) name the
+        device it leaves by: the kernel routes it (by the original destination), OUTPUT DNATs it, then routes it
+        again by the new one, and sends it out of that route's device, which the next route row names. A packet
+        dropped before that leaves by the device ``ip route get`` picks for its original destination."""
+        first = [h for h in self.rows.hops[:next((i for i, h in enumerate(self.rows.hops) if h.device != "-"),
+                                                 len(self.rows.hops))] if h.netns == ns]
+        if not first:
+            return
+        out = next((h.facts["oif"] for h in self.rows.hops if h.netns == ns and h.facts.get("oif")), None)
+        if out is None:
+            try:
+                out = self.k.route_get(ns, dst).oif
+            except RouteFailure:
+                return
+        for h in first:
+            h.device = out or "-"
 
     def _local_out(self, ns: str) -> State | Walk:
         """The first hop: a socket here sends the packet."""

@@ -321,3 +321,39 @@ def test_a_nodes_own_service_connection_is_answered_from_the_cluster_ip_and_seen
     wire = Flow("tcp", "10.244.1.2", "10.244.0.0", 8080, 50000)
     last = back.hops[-1]
     assert (last.kind, last.device) == ("deliver", "flannel.1") and last.observe.flow == wire
+
+
+def test_a_nodes_own_packet_dnated_in_output_names_the_device_it_leaves_by():
+    """The first row of a node's own Service packet is nat OUTPUT's DNAT, before the packet is routed again by its
+    new destination: it named device "-"; it names the device the kernel sends it out of, the next route row's
+    (flannel.1 to web-2 on the other node, cni0 to web-1 on its own), in the rows and in the JSON."""
+    lab = lab_from((ROOT / "topologies/services.yaml").read_text())
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+    fwd = Flow("tcp", "192.168.122.2", WEB_IP, 40000, 80)
+    for ep, ep_src, dev in (("10.244.1.2", "10.244.0.0", "flannel.1"), ("10.244.0.2", "10.244.0.1", "cni0")):
+        k.ct["svc-node-1"] = [CtEntry(fwd, Flow("tcp", ep, ep_src, 8080, 50000), "SYN_SENT")]
+        w = walk(k, m, "svc-node-1", fwd)
+        first, route = w.hops[0], next(h for h in w.hops if h.kind == "route")
+        assert (first.netns, first.kind, first.device) == ("svc-node-1", "dnat", dev), first
+        assert (route.netns, route.device) == ("svc-node-1", dev) and first.to_json()["device"] == dev
+        assert not any(h.device == "-" for h in w.hops)
+    # Not DNATed (OUTPUT's jump deleted): it leaves as it was, by node-1's default route, eth0.
+    k.ct.clear()
+    k.no_rule.add(("svc-node-1", '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES'))
+    w = walk(k, m, "svc-node-1", fwd)
+    assert [(h.kind, h.device) for h in w.hops[:2]] == [("dnat", "eth0"), ("route", "eth0")]
+
+
+
+def test_a_nodes_own_packet_dropped_in_output_names_the_device_route_get_picks():
+    """A Service without endpoints: kube-proxy's REJECT drops the node's own packet in OUTPUT, before any route
+    row; its row names the device `ip route get` picks for the ClusterIP (eth0, the default route), not "-"."""
+    lab = lab_from("name: e\nnodes: [{name: n1}]\npods: [{name: p, node: n1}]\n"
+                   "services: [{name: empty, selector: {app: none}, ports: [{port: 80}]}]\n")
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+    ip = next(s.ip for s in m.services if s.name.startswith("default/empty"))
+    w = walk(k, m, "e-n1", Flow("tcp", str(lab.node("n1").ip), ip, 40000, 80))
+    assert w.outcome == "stopped" and [h.kind for h in w.hops] == ["dnat"], w.hops
+    assert w.hops[0].device == "eth0", w.hops[0]
