@@ -171,5 +171,7 @@ def test_a_node_whose_cni0_is_down_is_blamed_not_the_underlay(labs):
     lost = d["lost"]
     row = d["hops"][lost["hop"] - 1]
     assert (row["netns"], row["device"], row["kind"]) == (n1, "flannel.1", "drop"), lost
-    assert "eth0 is down there" in lost["reason"] and lost["fix"] == f"ip -n {n1} link set eth0 up"
+    # The link up alone leaves the node without its default route: the fix puts it back too.
+    assert "eth0 is down there" in lost["reason"] and lost["fix"] == (f"ip -n {n1} link set eth0 up && ip -n {n1} "
+                                                                       "route add default via 192.168.122.1 dev eth0")
     assert f"result: LOST at hop {lost['hop']} ({n1} flannel.1): no route to 192.168.122.7" in text
