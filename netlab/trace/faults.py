@@ -13,7 +13,9 @@ that holds it:
   the overlay route to that CIDR is missing, so it is lost further on, at the
   underlay's gateway, but the fault is the node's;
 - a node whose cni0 (any link) is down has lost that link's routes with it: its own pods' packets take the
-  default route to the underlay's gateway and die there, but the fault is the down link;
+  default route to the underlay's gateway and die there, but the fault is the down link; setting it up
+  again brings back only its connected route, so the fix also adds the plan's routes (and neighbours)
+  through it (``LabMap.link_fix``: eth0's default route, flannel.1's routes to other nodes' pod CIDRs);
 - an FDB entry names a remote VTEP that is no node of the lab;
 - a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
 - a packet vanishes as it leaves an interface whose impairment (``netlab impair --loss``) drops a share of
