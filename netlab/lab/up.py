@@ -36,7 +36,8 @@ from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_writ
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.repair import create_ops, links_brought_up, ordered, repair_ops, stale_chain_ops
+from netlab.realize.repair import (create_ops, links_brought_up, ordered, repair_ops, stale_chain_ops,
+                                   stale_peer_ops)
 from netlab.realize.state import LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
 
@@ -322,6 +323,7 @@ class _Up:
         drifts = self._drift(existing, want, state)
         self._delete_stale_chains(want)
         repairs = self._repairs(drifts, want)
+        repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
         self.result.fixed += [op.describe() for op in repairs]
         repaired = list(repairs)

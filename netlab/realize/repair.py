@@ -65,6 +65,24 @@ def _hangs_on(r: Resource, netns: str, link: str) -> bool:
     return getattr(r, "dev", None) == link or (isinstance(r, Veth) and r.master == link)
 
 
+def _stale_peer(r: Resource, observed: dict[str, Observed]) -> list[Op]:
+    """A veth about to be made (again) is born with its peer: a link already standing under the peer's name in
+    the peer's namespace is no pair of it, and the kernel refuses the new pair (EEXIST) while it stands. It goes
+    first. So it is with a pod's eth0 after its node's namespace was deleted: its old pair dies with that
+    namespace, but the kernel frees a namespace asynchronously, later under load (or never, while something
+    holds it open), and until then eth0 stands, paired with a veth in a namespace that has no name any more."""
+    if not isinstance(r, Veth) or r.peer_netns not in observed:
+        return []
+    have = observed[r.peer_netns].objects.get(("link", r.peer_netns, r.peer_name))
+    return [Op("del", have, missing_ok=True)] if isinstance(have, Link) else []
+
+
+def stale_peer_ops(made: Iterable[Resource], observed: dict[str, Observed]) -> list[Op]:
+    """For the veths of namespaces made in this run (a node's, made again after ``ip netns del``): the links
+    that stand where their peers are to be born, in namespaces that were there (:func:`_stale_peer`)."""
+    return [op for r in made for op in _stale_peer(r, observed)]
+
+
 def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                observed: dict[str, Observed]) -> list[Op]:
     """The ops that turn what ``observed`` holds into what ``expected`` says, given their ``drifts``."""
@@ -101,6 +119,7 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
             if d.state == "missing":
                 if isinstance(r, (VethPeer, Loopback)):
                     continue  # made with its veth / by the kernel: nothing to make here
+                remove_links += _stale_peer(r, observed)
                 links.append(Op("add", r))
                 remade.add((r.netns, r.name))
                 if isinstance(r, Veth):
@@ -109,6 +128,7 @@ def repair_ops(drifts: Iterable[Drift], expected: dict[str, list[Resource]],
                 remove_links.append(Op("del", d.live))
                 if isinstance(r, VethPeer):
                     continue  # its veth is made again from the other side
+                remove_links += _stale_peer(r, observed)
                 links.append(Op("add", r))
                 remade.add((r.netns, r.name))
                 if isinstance(r, Veth):
@@ -156,7 +176,9 @@ def _phase(op: Op) -> int:
         return {"netns": 1, "link": 4, "tables": 5}[when_written(r.name)]
     if isinstance(r, Link):
         if op.verb == "del":
-            return 6 if op.missing_ok else 2
+            # an extra link goes last; a pod's eth0 standing where its new pair is made (_stale_peer), which the
+            # kernel may free by itself meanwhile (missing_ok), before anything is made
+            return 6 if op.missing_ok and not isinstance(r, VethPeer) else 2
         return 3
     return 0 if op.verb == "del" and op.missing_ok else 4
 

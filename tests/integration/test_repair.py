@@ -223,6 +223,29 @@ def test_a_repair_that_fails_halfway_leaves_the_lab_as_it_found_it(lab):
     assert traffic_flows(name) == []
 
 
+def test_a_node_namespace_deleted_but_not_yet_freed_is_made_again(lab):
+    """`ip netns del` of a node: the kernel frees the namespace asynchronously (later under load, and never
+    while something holds it), and until then its pods' eth0 stand, paired with veths in a namespace without a
+    name. up made the node's veths again with their peers named eth0 and was refused ("add link ... already
+    exists": up --watch's repair failed in CI). Held open here by a file descriptor, as the kernel's delay."""
+    import os
+
+    name, path = lab
+    node = f"{name}-minikube-m02"
+    held = os.open(f"/run/netns/{node}", os.O_RDONLY)
+    try:
+        sh("ip", "netns", "del", node)
+        pod_eth0 = ip_json("link", "show", "dev", "eth0", netns=f"{name}-fedora-2")
+        assert pod_eth0 and pod_eth0[0].get("link_netnsid") is not None  # still paired, with the old namespace
+        assert netlab("status", "--lab", name, check=False).returncode == 1
+        up = netlab("up", "-t", path, check=False)
+        assert up.returncode == 0, up.stderr
+    finally:
+        os.close(held)
+    assert netlab("status", "--lab", name).returncode == 0
+    assert traffic_flows(name) == []
+
+
 def test_a_path_mtu_the_kernel_learned_is_no_route(lab):
     """A ping too big for a node's lowered eth0 makes the kernel learn a path MTU: an exception in its route cache
     (``ip route show cache``), which a route dump also holds. It is no route: status called it an extra one and

@@ -439,6 +439,25 @@ def test_a_stray_eth0_in_a_pod_goes_before_the_node_makes_the_pods_veth_pair(lab
     assert verbs.index(("del", "bridge", "fk-a")) < verbs.index(("add", "veth", "fk-n1"))
 
 
+def test_a_pods_eth0_still_paired_with_a_dying_namespace_goes_before_its_new_pair_is_made(lab):
+    """A node's namespace deleted (`ip netns del`): the kernel frees it asynchronously, later under load, and
+    until then the pod's eth0 stands, paired with a veth in a namespace without a name. The repair that makes
+    the node's veth again, born with its peer eth0, was refused (EEXIST: up --watch's 'add link ... already
+    exists'); eth0 goes first."""
+    from netlab.plan.resources import Veth
+
+    def breaker(k):
+        k.create_netns("fk-dying", "dying", [])
+        k.apply([Op("del", link(k, "fk-a", "eth0"))])  # the pair goes with the node's side
+        k.apply([Op("add", Veth(netns="fk-dying", name="vdead", mtu=1450, mac=None, up=True, peer_netns="fk-a",
+                                peer_name="eth0", peer_mac="02:00:00:00:00:99"))])
+
+    ops = break_and_repair(lab, FakeKernel(), breaker)
+    verbs = [(op.verb, op.res.kind, op.res.netns, getattr(op.res, "name", None)) for op in ops]
+    gone = verbs.index(("del", "veth-peer", "fk-a", "eth0"))
+    assert gone < next(i for i, v in enumerate(verbs) if v[:3] == ("add", "veth", "fk-n1"))
+
+
 def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab):
     """`up --watch` repairs with existing_only: a `down` it waited for is not undone."""
     k = FakeKernel()
