@@ -3,7 +3,7 @@ IntRange): each a UsageError naming the argument and what it takes, before anyth
 
 A library caller's mistakes were taken as they came: ``proto="TCP"`` traced a packet no rule matches
 (a false "look at the firewall" loss), ``timeout=-1`` waited for nothing, ``protos="tcp"`` was read
-letter by letter. The ranges are the CLI's, so a value one accepts the other does too.
+letter by letter. The CLI's options take their ranges from here, so a value one accepts the other does too.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from netlab.errors import UsageError
 PROTOS = ("icmp", "tcp", "udp")
 # Seconds to wait for answers: the CLI's --timeout ranges (probe and reach send the matrix's probes,
 # trace one marked packet).
-PROBE_TIMEOUT = (0.05, 30.0)
-TRACE_TIMEOUT = (0.1, 30.0)
+PROBE_TIMEOUT = (0.05, 30)
+TRACE_TIMEOUT = (0.1, 30)
 TRACE_SIZE = (1, 65000)  # trace --size: an ICMP echo's payload with DF (0: the plain echo)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from netlab import api
+from netlab.api.args import PROBE_TIMEOUT
 from netlab.cli.base import Seconds, cli, lab_options, output_option, print_json, require_root
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -22,7 +23,7 @@ def policy_group() -> None:
 @click.option("--probe/--no-probe", "send", default=True, show_default=True,
               help="Send every flow for real and compare (root, a running lab); --no-probe only evaluates "
                    "the policies (with -t FILE: no root, no lab).")
-@click.option("--timeout", type=Seconds(0.05, 30), default=0.5, show_default=True,
+@click.option("--timeout", type=Seconds(*PROBE_TIMEOUT), default=0.5, show_default=True,
               help="Seconds to wait for each reply.")
 def table(lab_name: str | None, topology: str | None, output: str, send: bool, timeout: float) -> None:
     """Print the cyclonus-style matrix of every pod-to-pod flow; exit 1 on any mismatch.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from netlab import api
+from netlab.api.args import PROBE_TIMEOUT, PROTOS
 from netlab.cli.base import (Seconds, check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
                              output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight
 
-PROTOS = ("icmp", "tcp", "udp")
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.probe.report", "netlab.probe.runner")
 
@@ -19,7 +19,7 @@ LOADS = ("netlab.api.lab", "netlab.probe.report", "netlab.probe.runner")
 @output_option("text", "json")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
               help="Also write the results as JUnit XML to FILE (for CI systems).")
-@click.option("--timeout", type=Seconds(0.05, 30), default=1.0, show_default=True,
+@click.option("--timeout", type=Seconds(*PROBE_TIMEOUT), default=1.0, show_default=True,
               help="Seconds to wait for each reply.")
 @click.option("--proto", "protos", multiple=True, callback=comma_separated(PROTOS),
               shell_complete=complete_comma_separated(PROTOS), metavar="PROTO[,PROTO]",

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from netlab import api
+from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
@@ -59,12 +60,12 @@ def _netns_of(lab: Any, name: str) -> str:
 @click.option("--port", type=click.IntRange(1, 65535), default=None,
               help="Destination port (tcp/udp; without --proto it means tcp, or udp when DST serves that port "
                    "over UDP only). Default: the Service's first port, or the pod's served port.")
-@click.option("--timeout", type=Seconds(0.1, 30), default=1.0, show_default=True,
+@click.option("--timeout", type=Seconds(*TRACE_TIMEOUT), default=1.0, show_default=True,
               help="Seconds to wait for the reply.")
 @click.option("--pcap", "pcap", metavar="FILE", type=click.Path(dir_okay=False, writable=True),
               help="Write every captured frame of the packet to FILE (pcapng, one interface per namespace/device).")
 @click.option("--full-reply", is_flag=True, help="Show every row of the reply's path, not only its translations.")
-@click.option("--size", type=click.IntRange(1, 65000), default=None, metavar="BYTES",
+@click.option("--size", type=click.IntRange(*TRACE_SIZE), default=None, metavar="BYTES",
               help="An ICMP echo with this many payload bytes and DF set, as ping -M do -s BYTES "
                    "(the pods' MTU - 28 is the biggest that fits): finds where a full-size packet is lost.")
 @click.option("--sport", type=click.IntRange(1, 65535), default=None, metavar="PORT",
