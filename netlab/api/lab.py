@@ -102,12 +102,12 @@ class Lab(PodActions):
         leaves the lab up: ``lab.last_up.failed`` names it (``last_up.ok`` is
         False), as ``status()`` does, where the CLI exits 1.
         """
-        from netlab.api.topology import load
+        from netlab.api.topology import DICT_SOURCE, load
         from netlab.api.views import refuse_replacing
         from netlab.realize.state import load_state
 
         loaded = load(topology, name)
-        if not reconfigure and loaded.origin != "<dict>":  # a dict's: up_loaded's (the pytest plugin's way in)
+        if not reconfigure and loaded.origin != DICT_SOURCE:  # a dict's: up_loaded's (the pytest plugin's way in)
             refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
         return cls.up_loaded(loaded, wait=wait, reconfigure=reconfigure, progress=progress)
 
@@ -115,6 +115,7 @@ class Lab(PodActions):
     def up_loaded(cls, loaded: Loaded, *, wait: float = 60.0, reconfigure: bool = False,
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
+        from netlab.api.topology import BUILT_IN, DICT_SOURCE
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
         from netlab.model.netpol import policy_notes
@@ -122,8 +123,8 @@ class Lab(PodActions):
         from netlab.realize.state import load_state
 
         state = load_state(loaded.lab.name)
-        if not reconfigure and loaded.origin in ("<dict>", "built-in default"):  # a file's: lifecycle.up's
-            refuse_replacing(loaded, state, cli=loaded.origin != "<dict>")  # a dict: the pytest plugin's way in
+        if not reconfigure and loaded.origin in (DICT_SOURCE, BUILT_IN):  # a file's: lifecycle.up's
+            refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings) + service_notes(loaded.lab) + policy_notes(loaded.lab.topo.network_policies)
         budget = neighbour_budget_warning(loaded.lab)

@@ -20,7 +20,8 @@ from netlab.model.naming import lab_name_problem
 from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source
 
-DICT_SOURCE = "<dict>"
+DICT_SOURCE = "<dict>"  # the origin of a topology given as a dict (the API, the pytest plugin)
+BUILT_IN = "built-in default"  # the origin of the built-in default topology
 TopologyInput = Union[str, "os.PathLike[str]", Mapping[str, Any], None]
 
 
@@ -80,7 +81,7 @@ def load(topology: TopologyInput = None, name: str | None = None) -> Loaded:
     if topology is None or isinstance(topology, (str, os.PathLike)):
         path = None if topology is None else os.fspath(topology)
         src = load_source(path)
-        origin = path if path is not None else "built-in default"
+        origin = path if path is not None else BUILT_IN
     elif isinstance(topology, Mapping):
         path, origin = None, DICT_SOURCE
         src = Source(file=DICT_SOURCE, data=_plain(topology), lines={}, raw={})

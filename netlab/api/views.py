@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from netlab.api.results import (ContainerInfo, EndpointInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo,
                                 ServicePortInfo)
 from netlab.api.frozen import FrozenDict
+from netlab.api.topology import BUILT_IN, DICT_SOURCE
 from netlab.errors import UsageError
 from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
@@ -50,17 +51,19 @@ def labs() -> tuple[LabInfo, ...]:
     return tuple(rows)
 
 
-BUILT_IN = "built-in default"
-DICT_SOURCE = "<dict>"  # netlab.api.topology.DICT_SOURCE: a topology given as a dict (API, pytest plugin)
 
 
 def source_label(st: LabState) -> str:
     """Where a running lab's topology came from: its file; else (the state keeps no file for either) the
     built-in default when the saved topology is the default's, whatever its name, or ``<dict>``: a dict
     given to the API or the pytest plugin."""
-    if st.source:
-        return st.source
-    mine = {k: v for k, v in st.topology.items() if k != "name"}
+    return st.source or _origin_of(st.topology)
+
+
+def _origin_of(topology: Mapping[str, Any]) -> str:
+    """A topology without a file (its YAML's shape): the built-in default when it is the default's, whatever
+    its name, else a dict's."""
+    mine = {k: v for k, v in topology.items() if k != "name"}
     return BUILT_IN if mine == _default_topology() else DICT_SOURCE
 
 
@@ -87,8 +90,7 @@ def replaces_running(loaded: Loaded, state: LabState) -> bool:
     if loaded.origin == BUILT_IN:
         new = BUILT_IN
     elif loaded.origin == DICT_SOURCE:
-        mine = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
-        new = BUILT_IN if {k: v for k, v in mine.items() if k != "name"} == _default_topology() else DICT_SOURCE
+        new = _origin_of(loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True))
     else:  # a running lab's own saved topology (load_running): itself
         return False
     return source_label(state) != new
