@@ -101,6 +101,22 @@ def wait_for(pred, timeout: float = 5.0, step: float = 0.05) -> bool:
     return pred()
 
 
+def set_port_state(netns: str, port: str, state: str) -> None:
+    """`bridge link set dev PORT state STATE`, as a user would, once the kernel will leave it there.
+
+    STP is off on a lab's bridges, yet a port the kernel enables (its bridge or its veth comes up) goes
+    forwarding with the bridge's forward delay timer armed (15 s, `forward_delay 1500`: a real cni0's); when it
+    expires, a port a hand set listening since goes learning, and one set learning goes forwarding. A test that
+    sets those states right after an `up` would see the kernel undo them: it waits for the timer to run out.
+    The kernel shows the time left, and 0 once it is past, but its timer wheel may fire a timer up to 1/8 of its
+    length late (1.9 s of 15 s): that slack is waited for too, as the timer cannot be seen pending meanwhile."""
+    if state in ("listening", "learning"):
+        (link,) = ip_json("-d", "link", "show", "dev", port, netns=netns)
+        time.sleep(float(link["linkinfo"]["info_slave_data"]["forward_delay_timer"]) + 15 / 8 + 0.1)
+    subprocess.run(["bridge", "-n", netns, "link", "set", "dev", port, "state", state], check=True,
+                   capture_output=True)
+
+
 def write_topology(tmp_path: Path, text: str, name: str = "topo.yaml") -> str:
     path = tmp_path / name
     path.write_text(text)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import in_netns, ip, ip_json, lab_up, netlab, state_path, two_node_topology, unique_lab, write_topology
+from helpers import (in_netns, ip, ip_json, lab_up, netlab, set_port_state, state_path, two_node_topology, unique_lab,
+                     write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -112,14 +113,14 @@ CASES = {
     "bridge down": (lambda L: sh("ip", "-n", f"{L}-minikube-m02", "link", "set", "cni0", "down"),
                     "link cni0 in {L}-minikube-m02 (down)"),
     # A port's STP state set by hand (STP is off: the kernel never leaves forwarding by itself while the port
-    # and its bridge are up); up sets it back (RTM_SETLINK, AF_BRIDGE), the veth stays.
-    "pod's bridge port learning": (lambda L: sh("bridge", "-n", f"{L}-minikube", "link", "set", "dev",
-                                                pod_veth(L, "fedora-3"), "state", "learning"),
+    # and its bridge are up, but brings listening and learning back to it when the forward delay timer of the
+    # port's last enabling runs out: set_port_state waits for that); up sets it back (RTM_SETLINK, AF_BRIDGE).
+    "pod's bridge port learning": (lambda L: set_port_state(f"{L}-minikube", pod_veth(L, "fedora-3"), "learning"),
                                    "bridge port of cni0 in state learning, want forwarding: cni0 forwards nothing "
                                    "to or from eth0 in {L}-fedora-3"),
-    "node's underlay port disabled": (lambda L: sh("bridge", "-n", f"{L}-underlay", "link", "set", "dev",
-                                                   pod_veth(L, "minikube-m02", node="underlay"), "state",
-                                                   "disabled"),
+    "node's underlay port disabled": (lambda L: set_port_state(f"{L}-underlay",
+                                                               pod_veth(L, "minikube-m02", node="underlay"),
+                                                               "disabled"),
                                       "bridge port of br0 in state disabled, want forwarding: br0 forwards nothing "
                                       "to or from eth0 in {L}-minikube-m02"),
 }
@@ -167,7 +168,7 @@ def test_a_bridge_port_state_set_by_hand_is_named_once_and_up_sets_it_back(lab):
     itself and makes it forwarding once the link is up, so status names the link, not the port too."""
     name, path = lab
     port = pod_veth(name, "fedora-1")
-    sh("bridge", "-n", f"{name}-minikube", "link", "set", "dev", port, "state", "listening")
+    set_port_state(f"{name}-minikube", port, "listening")
     assert port_state(name, "fedora-1") == "listening"
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W1", "10.244.0.3").returncode != 0  # cut off
     st = netlab("status", "--lab", name, check=False)
@@ -182,7 +183,7 @@ def test_a_bridge_port_state_set_by_hand_is_named_once_and_up_sets_it_back(lab):
     assert netlab("status", "--lab", name).returncode == 0
     assert traffic_flows(name) == []
     # A hand's state, then the pod's eth0 down: the port is disabled by the kernel, the link is the one fault.
-    sh("bridge", "-n", f"{name}-minikube", "link", "set", "dev", port, "state", "learning")
+    set_port_state(f"{name}-minikube", port, "learning")
     sh("ip", "-n", f"{name}-fedora-1", "link", "set", "eth0", "down")
     assert port_state(name, "fedora-1") == "disabled"
     st = netlab("status", "--lab", name, check=False)

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from helpers import ip_json, lab_namespaces, netlab, state_path, unique_lab, write_topology
+from helpers import ip_json, lab_namespaces, netlab, set_port_state, state_path, unique_lab, write_topology
 from watching import container_pid, running, topology, wait_until, watching
 
 pytestmark = pytest.mark.root
@@ -130,7 +130,7 @@ def test_a_bridge_port_state_set_by_hand_is_healed_at_once(lab):
     (eth0,) = ip_json("link", "show", "eth0", netns=f"{name}-a")
     (port,) = [x["ifname"] for x in ip_json("link", netns=node) if x["ifindex"] == eth0["link_index"]]
     mark = len(watcher.lines)
-    subprocess.run(["bridge", "-n", node, "link", "set", "dev", port, "state", "learning"], check=True)
+    set_port_state(node, port, "learning")
     line = watcher.wait_for_event(f"bridge port {port} learning in {node}", after=mark, timeout=5)
     assert "periodic check" not in line and f"did: set port_state of link {port} in {node}" in line, line
     shown = subprocess.run(["bridge", "-j", "-n", node, "link", "show", "dev", port], capture_output=True, text=True,
