@@ -72,18 +72,25 @@ MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
 
 PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
             "nft": "nftables", "tcpdump": "tcpdump"}
-KERNEL_FIX = {
-    "netns": "run as root on a kernel with CONFIG_NET_NS (network namespaces)",
-    "veth": "modprobe veth (CONFIG_VETH)",
-    "bridge": "modprobe bridge (CONFIG_BRIDGE)",
-    "vxlan": "modprobe vxlan (CONFIG_VXLAN), or use network.mode: host-gw",
-    "br_netfilter": "modprobe br_netfilter (note: this also makes the host's own bridges call iptables, "
-                    "net.bridge.bridge-nf-call-iptables=1 in the host)",
-    "conntrack": "modprobe nf_conntrack_netlink (CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK)",
-    "nf_tables": "modprobe nf_tables (CONFIG_NF_TABLES), or use the legacy backend: NETLAB_IPTABLES=legacy",
-    **{q: f"modprobe sch_{q} (CONFIG_NET_SCH_{q.upper()}; on Ubuntu in linux-modules-extra-$(uname -r))"
-       for q in features.QDISCS},
+NETNS_FIX = "run as root on a kernel with CONFIG_NET_NS (network namespaces)"
+# A kernel feature netlab lacks: the module modprobe loads for it, and the options that build it into a kernel.
+KERNEL_MODULE = {
+    "veth": ("veth", "CONFIG_VETH"),
+    "bridge": ("bridge", "CONFIG_BRIDGE"),
+    "vxlan": ("vxlan", "CONFIG_VXLAN"),
+    "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
+    "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
+    "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
+    **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
 }
+# Where the module comes from, or what loading it does besides.
+KERNEL_NOTE = {
+    "br_netfilter": "note: this also makes the host's own bridges call iptables, net.bridge.bridge-nf-call-iptables=1 "
+                    "in the host",
+    **{q: "on Ubuntu in linux-modules-extra-$(uname -r)" for q in features.QDISCS},
+}
+KERNEL_OTHERWISE = {"vxlan": "or use network.mode: host-gw",
+                    "nf_tables": "or use the legacy backend: NETLAB_IPTABLES=legacy"}
 WHY = {
     "br_netfilter": "same-node Service traffic and NetworkPolicies between pods of one node cannot pass iptables "
                     "without it",
@@ -150,7 +157,24 @@ def _kernel(name: str, probe: features.KernelProbe, needed: bool) -> Check:
         fact = probe.features[name]
         present = fact.available is not False
         detail = fact.detail
-    return _verdict(name, present, detail, needed, KERNEL_FIX[name])
+    return _verdict(name, present, detail, needed, kernel_fix(name))
+
+
+def kernel_fix(name: str) -> str:
+    """How to get a kernel feature: ``modprobe`` where that can load it; where it cannot (a kernel without
+    module support, loading switched off, no module on disk for it), a kernel built with it."""
+    if name == "netns":
+        return NETNS_FIX
+    module, config = KERNEL_MODULE[name]
+    note, otherwise = KERNEL_NOTE.get(name), KERNEL_OTHERWISE.get(name)
+    why = features.module_unavailable(module)
+    if why is None:
+        fix = f"modprobe {module} ({config}{f'; {note}' if note else ''})"
+    else:
+        # A missing module may still come in a package (Ubuntu's extra modules); a kernel without modules not.
+        extra = f"; {note}" if note and "modules.dep" in why and not note.startswith("note") else ""
+        fix = f"boot a kernel with {config} (modprobe cannot help: {why}{extra})"
+    return f"{fix}, {otherwise}" if otherwise else fix
 
 
 def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
@@ -242,7 +266,7 @@ def _kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) -
                      "dynamic sets with timeouts, dnat, masquerade fully-random) load", needed=check.needed)
     first = text.splitlines()[0] if text else "no output"
     detail = f"{check.detail}; kube-proxy's nftables objects do not load (`nft`: {first})"
-    return _verdict("nf_tables", False, detail, needed, KERNEL_FIX["nf_tables"])
+    return _verdict("nf_tables", False, detail, needed, kernel_fix("nf_tables"))
 
 
 def _backend(version: str) -> str:

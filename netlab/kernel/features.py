@@ -152,6 +152,23 @@ def would_load_module(feature: str) -> str | None:
     return None
 
 
+def module_unavailable(module: str) -> str | None:
+    """Why ``modprobe MODULE`` cannot help on this machine, or None when it could (the module is on disk, or
+    loaded or built in already). Read-only: /proc/modules, kernel.modules_disabled, /lib/modules/RELEASE."""
+    loaded = loaded_modules()
+    if loaded is None:
+        return "this kernel was built without loadable module support (no /proc/modules)"
+    if read_host_file(MODULES_DISABLED) == "1":
+        return "module loading is off until the next boot (kernel.modules_disabled = 1)"
+    if module in loaded or module in _module_names(f"{MODULES_DIR}/modules.builtin"):
+        return None
+    if not os.path.isdir(MODULES_DIR):
+        return f"this kernel's modules are not on this machine ({MODULES_DIR} is missing)"
+    if module not in _module_names(f"{MODULES_DIR}/modules.dep", dep=True):
+        return f"this kernel has no module {module} ({MODULES_DIR}/modules.dep does not list it)"
+    return None
+
+
 # --- the throwaway namespace --------------------------------------------------------------------
 
 class NoNetns(OSError):

@@ -83,6 +83,7 @@ class Machine:
         self.probes: list[tuple[set[str], dict]] = []
         self.devconf_asked: list[bool] = []  # each probe: were the host's IPv4 settings read
         self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
+        self.no_modules: str | None = None  # why modprobe cannot help here (None: it can)
 
     def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False):
         wanted = set(wanted) | {"netns"}
@@ -127,6 +128,7 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(turns, "holder", lambda: m.prober)
     monkeypatch.setattr(taskstats, "available", lambda: m.taskstats)
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
+    monkeypatch.setattr(features, "module_unavailable", lambda module: m.no_modules)
     monkeypatch.setattr(nsmod, "IPV6_DIR", str(m.ipv6))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
@@ -227,6 +229,23 @@ def test_a_missing_feature_fails_when_needed_and_warns_when_not(machine):
                                        "apt-get install nftables (or sudo ./scripts/setup.sh)")
 
 
+def test_a_kernel_that_cannot_load_the_module_is_told_to_be_another(machine):
+    """modprobe is no fix on a kernel without module support (this VM's), with loading switched off, or whose
+    modules are not on the machine: the doctor says which kernel option the feature needs, and why."""
+    machine.missing |= {"vxlan", "netem"}
+    machine.no_modules = "this kernel was built without loadable module support (no /proc/modules)"
+    checks = by_name(doctor.report(DEFAULT, for_this_lab=True))
+    assert checks["vxlan"].fix == ("boot a kernel with CONFIG_VXLAN (modprobe cannot help: this kernel was built "
+                                   "without loadable module support (no /proc/modules)), or use network.mode: host-gw")
+    assert checks["netem"].fix == ("boot a kernel with CONFIG_NET_SCH_NETEM (modprobe cannot help: this kernel was "
+                                   "built without loadable module support (no /proc/modules))")
+    # A module the kernel's modules.dep does not list may still come in Ubuntu's extra modules package.
+    machine.no_modules = "this kernel has no module sch_netem (/lib/modules/R/modules.dep does not list it)"
+    assert by_name(doctor.report(DEFAULT, for_this_lab=True))["netem"].fix == (
+        "boot a kernel with CONFIG_NET_SCH_NETEM (modprobe cannot help: this kernel has no module sch_netem "
+        "(/lib/modules/R/modules.dep does not list it); on Ubuntu in linux-modules-extra-$(uname -r))")
+
+
 def test_plain_doctor_requires_every_feature(machine):
     machine.missing.add("dnsmasq")
     checks = by_name(doctor.report(DEFAULT, for_this_lab=False))  # the default lab has no DNS pod...
@@ -247,7 +266,8 @@ def test_br_netfilter_is_its_sysctl_directory(machine):
     assert check.status == doctor.FAIL
     assert "same-node Service traffic and NetworkPolicies between pods of one node cannot pass iptables" in \
         check.detail
-    assert check.fix.startswith("modprobe br_netfilter (note: this also makes the host's own bridges call iptables")
+    assert check.fix.startswith("modprobe br_netfilter (CONFIG_BRIDGE_NETFILTER; note: this also makes the host's "
+                                "own bridges call iptables")
 
 
 @pytest.mark.parametrize("version,backend,needs_nf_tables", [
@@ -392,3 +412,28 @@ def test_would_load_module_only_when_on_disk_and_not_loaded(tmp_path, monkeypatc
     monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "absent"))  # no module support at all
     (tmp_path / "disabled").write_text("0\n")
     assert features.would_load_module("netem") is None
+
+
+def test_why_modprobe_cannot_help(tmp_path, monkeypatch):
+    (tmp_path / "modules").write_text("vxlan 1234 0 - Live 0x0\n")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib/modules.dep").write_text("kernel/net/sched/sch_netem.ko.xz:\n")
+    (tmp_path / "lib/modules.builtin").write_text("kernel/drivers/net/veth.ko\n")
+    monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "modules"))
+    monkeypatch.setattr(features, "MODULES_DIR", str(tmp_path / "lib"))
+    monkeypatch.setattr(features, "MODULES_DISABLED", str(tmp_path / "disabled"))
+    for module in ("sch_netem", "vxlan", "veth"):  # on disk, loaded, built in
+        assert features.module_unavailable(module) is None
+    assert features.module_unavailable("sch_htb") == (f"this kernel has no module sch_htb ({tmp_path}/lib/modules.dep "
+                                                      "does not list it)")
+    (tmp_path / "disabled").write_text("1\n")
+    assert features.module_unavailable("sch_netem") == ("module loading is off until the next boot "
+                                                        "(kernel.modules_disabled = 1)")
+    (tmp_path / "disabled").write_text("0\n")
+    monkeypatch.setattr(features, "MODULES_DIR", str(tmp_path / "gone"))
+    assert features.module_unavailable("sch_netem") == (f"this kernel's modules are not on this machine "
+                                                        f"({tmp_path}/gone is missing)")
+    assert features.module_unavailable("vxlan") is None  # loaded all the same
+    monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "absent"))
+    assert features.module_unavailable("vxlan") == ("this kernel was built without loadable module support "
+                                                    "(no /proc/modules)")
