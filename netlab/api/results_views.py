@@ -105,7 +105,7 @@ class EndpointInfo:
 class ServicePortInfo:
     name: str | None
     port: int
-    target_port: int
+    target_port: int | str  # a number, or a container port's name (each endpoint's port is its number)
     protocol: str
     node_port: int | None
     endpoints: tuple[EndpointInfo, ...]  # in kube-proxy's order ("IP:port" strings)

@@ -168,14 +168,16 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     """The records of a topology that holds the DNS Service, with its addressing (``allocate`` of it).
 
     A Service's endpoints are the pods of its namespace its selector matches
-    (model/lab.py's ``endpoints``, which kube-proxy's rules use). The API
+    (model/lab.py's ``endpoints``, which kube-proxy's rules use), of at least one of its ports. The API
     server's Service ``default/kubernetes`` is added at the first address of
     the service CIDR unless the topology has its own or a Service holds that
     address.
     """
     services = []
     for svc in topo.services:
-        pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selects(p.labels)]
+        # a pod a named targetPort leaves out of every port is in no EndpointSlice's ports: CoreDNS names it not
+        pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selects(p.labels)
+                and any(port.target(p) is not None for port in svc.ports)]
         services.append(DnsService(svc.namespace, svc.name, addressing.service_ip[(svc.namespace, svc.name)],
                                    tuple((p.name, p.port, p.protocol) for p in svc.ports),
                                    tuple(sorted({addressing.pod_ip[p.name] for p in pods}))))

@@ -110,10 +110,6 @@ def _describe(err: dict, src: Source) -> str:
         text = raw if raw is not None else str(value)
         return f"{text} is a number here; quote it (\"{clip(text)}\") if you meant text"
     if kind in ("int_type", "int_parsing") and isinstance(value, str):
-        if loc and loc[-1] == "targetPort" and not value.strip().isdigit():
-            # Kubernetes takes a container port's name here too; netlab's endpoints need the number.
-            return (f"{show(value)} is a named targetPort, which netlab does not resolve; give the container "
-                    "port's number")
         return f"{show(value)} is text here; write a plain number without quotes"
     if kind in ("int_type", "int_from_float") and isinstance(value, float):
         return f"{raw or value} is not a whole number"

@@ -4,6 +4,10 @@ The EndpointSlice controller makes every ready pod the selector matches an
 endpoint of a numeric ``targetPort``, whether or not a container declares
 that port (``containerPort`` is informational in Kubernetes): kube-proxy
 sends such a pod its share of the connections, and the pod refuses them. A
+named ``targetPort`` is the other way round: only the pods that declare a
+port of that name and protocol are endpoints (each at its own number), so a
+selected pod that declares none is left out of that Service port, and a name
+no selected pod declares leaves it without endpoints. A
 selector that matches no pod, or no selector at all (in a cluster, someone
 else writes such a Service's EndpointSlices; nobody does in a lab), leaves the
 Service without endpoints: kube-proxy rejects its connections (KUBE-SVC-...
@@ -17,8 +21,8 @@ are usually a mistake, so ``validate`` and ``up`` say so, as notes, and go on
 
 from __future__ import annotations
 
-from netlab.model.lab import Lab
-from netlab.model.topology import Service
+from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import Service, ServicePort
 from netlab.model.echo_ports import pod_echo_ports
 
 
@@ -34,6 +38,15 @@ def service_notes(lab: Lab) -> list[str]:
         for port in svc.ports:
             eps = lab.endpoints(svc, port)
             name = f"service {svc.namespace}/{svc.name} port {port.port}/{port.protocol}"
+            lacking = _lacking(lab, svc, port, eps)
+            if lacking:  # a named targetPort: the selected pods that do not declare it are left out
+                many = len(lacking) > 1
+                names = ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
+                out.append(f"{name}: targetPort {port.target_port}: selected {'pods' if many else 'pod'} {names} "
+                           f"declare{'' if many else 's'} no {port.protocol} port of that name: "
+                           + ("no endpoints, so kube-proxy rejects its connections" if not eps else
+                              f"{'they are not endpoints' if many else 'it is not an endpoint'} of this port"))
+                continue
             if not eps:
                 labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
                 out.append(f"{name}: no pod of namespace {svc.namespace} has the labels {labels}"
@@ -48,6 +61,14 @@ def service_notes(lab: Lab) -> list[str]:
                            f"{'them' if len(deaf) > 1 else 'it'} its share of the connections anyway, and nothing "
                            f"listens there (declare the port, or serve it with a command)")
     return out
+
+
+def _lacking(lab: Lab, svc: Service, port: ServicePort, eps: list[tuple[PodInfo, int]]) -> list[str]:
+    """The pods a Service selects that are no endpoint of this port: those that declare no port of its named
+    targetPort's name and protocol (a numeric targetPort leaves none out)."""
+    chosen = {p.name for p, _ in eps}
+    return [p.name for p in lab.pods if p.spec.namespace == svc.namespace and svc.selects(p.spec.labels)
+            and p.name not in chosen]
 
 
 def _elsewhere(lab: Lab, svc: Service) -> str:

@@ -215,17 +215,18 @@ class Lab:
         """Pods backing one Service port: every pod of the Service's namespace whose labels match the selector.
 
         Like the EndpointSlice controller: a numeric targetPort makes every such pod an endpoint, whether or
-        not it declares the port (model/endpoints.py says when one does not), and a Service with an empty
-        selector has none. Sorted as kube-proxy sorts a Service port's endpoints (endpointslicecache.go's
+        not it declares the port (model/endpoints.py says when one does not); a named one only the pods that
+        declare a port of that name and protocol, each at its own number (``ServicePort.target``); a Service
+        with an empty selector has none. Sorted as kube-proxy sorts a Service port's endpoints (endpointslicecache.go's
         byEndpoint): by their "IP:port" strings, so 10.244.0.18:8080 comes before 10.244.0.2:8080, in the
         KUBE-SVC chain's rules and in numgen's elements alike.
         """
-        target = port.target_port or port.port
         out = [
             (p, target)
             for p in self.pods
             if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
             and svc.selects(p.spec.labels)
+            and (target := port.target(p.spec)) is not None
         ]
         return sorted(out, key=endpoint_order)
 

@@ -36,7 +36,7 @@ VNI_RANGE = (1, 16777215, "VXLAN VNIs (24 bits)")
 MTU_RANGE = (1280, 9000, "underlay MTUs")
 NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")
 RANGES: dict[str, tuple[int, int, str]] = {
-    "port": PORT_RANGE, "containerPort": PORT_RANGE, "targetPort": PORT_RANGE,
+    "port": PORT_RANGE, "containerPort": PORT_RANGE,
     "nodePort": NODE_PORT_RANGE, "vni": VNI_RANGE, "mtu": MTU_RANGE, "nodeMask": NODE_MASK_RANGE,
 }
 
@@ -162,12 +162,27 @@ class Pod(Model):
 class ServicePort(Model):
     name: Name | None = Field(None, description="Port name.")
     port: Port = Field(description="Port on the ClusterIP.")
-    target_port: Port | None = Field(None, alias="targetPort", description="Defaults to port.")
+    target_port: TargetPort | None = Field(
+        None, alias="targetPort",
+        description="The pods' port: a number, or the name of a container port of this port's protocol, which each "
+                    "pod maps to its own number (a pod that declares no such port is not an endpoint of this "
+                    "port). Defaults to port.")
     protocol: Protocol = "TCP"
     node_port: NodePort | None = Field(
         None, alias="nodePort",
         description="Port on every node (type NodePort or LoadBalancer); allocated when absent, as the API server "
                     "does: one Service's only, where just its TCP and UDP ports of one number may share it.")
+
+    def target(self, pod: Pod) -> int | None:
+        """Where this port's traffic goes on one of the Service's pods, as the EndpointSlice controller finds it
+        (FindPort): a numeric targetPort on every pod alike, declared or not; a named one at the number of the first
+        container port (in container order) of that name and this port's protocol, so two pods may serve it on two
+        numbers, and a pod that declares none is no endpoint of this port (None)."""
+        target = self.target_port if self.target_port is not None else self.port
+        if isinstance(target, int):
+            return target
+        return next((p.container_port for c in pod.containers for p in c.ports
+                     if p.name == target and p.protocol == self.protocol), None)
 
 
 class Service(Model):
@@ -256,6 +271,9 @@ def _port_value(value: Any) -> Any:
 
 
 PolicyPort = Annotated[StrictInt | StrictStr, BeforeValidator(_port_value)]
+# A Service's targetPort: a number, or a container port's name (IANA_SVC_NAME, as the API server validates it).
+TargetPort = Annotated[Port | Annotated[StrictStr, Field(max_length=PORT_NAME_MAX, pattern=PORT_NAME.pattern)],
+                       BeforeValidator(_port_value)]
 
 
 class Namespace(Model):

@@ -152,8 +152,8 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
     """``Lab.endpoints`` for every Service port at once, without an O(services x pods) scan.
 
     Same rule: a pod of the Service's namespace whose labels match every selector label (declared port or
-    not: the EndpointSlice controller's rule for a numeric targetPort), in kube-proxy's order; an empty selector
-    selects nothing.
+    not: the EndpointSlice controller's rule for a numeric targetPort; for a named one, the pods that declare
+    it, each at its own number), in kube-proxy's order; an empty selector selects nothing.
     """
     by_label: dict[tuple[str, str], list[int]] = {}
     pods = lab.pods
@@ -167,8 +167,7 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
             sets = [set(by_label.get(item, ())) for item in svc.selector.items()]
             chosen = {i for i in set.intersection(*sets) if pods[i].spec.namespace == svc.namespace}
         for port in svc.ports:
-            target = port.target_port or port.port
-            eps = [(pods[i], target) for i in chosen]
+            eps = [(pods[i], target) for i in chosen if (target := port.target(pods[i].spec)) is not None]
             eps.sort(key=endpoint_order)
             out[(svc.namespace, svc.name, port.port, port.protocol)] = eps
     return out
