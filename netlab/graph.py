@@ -182,17 +182,19 @@ def build(lab: Lab) -> Graph:
         grp = Group(ids("grp", "services"), "Services (kube-proxy iptables DNAT in every node)")
         for svc in lab.services:
             sid = ids("svc", svc.namespace, svc.name)
-            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {lab.cluster_ip(svc)}"]
+            cip = lab.cluster_ip(svc)
+            lines = [f"svc {svc.name}.{svc.namespace}", f"{svc.type} {cip}" if cip else "headless (clusterIP None)"]
             if svc.load_balancer_ip:
                 lines.append(f"load balancer {svc.load_balancer_ip}")
             for port in svc.ports:
                 line = f"{port.port}/{port.protocol}, targetPort {port.target_port or port.port}"
                 lines.append(line + (f", nodePort {port.node_port}" if port.node_port else ""))
                 for pod, target in lab.endpoints(svc, port):
-                    g.links.append(Link(sid, ids("pod", pod.name), f"{port.port}/{port.protocol} DNAT to :{target}",
+                    how = "DNS A" if svc.headless else "DNAT to"  # headless: its name answers the pod IPs
+                    g.links.append(Link(sid, ids("pod", pod.name), f"{port.port}/{port.protocol} {how} :{target}",
                                         "service"))
             if not any(lab.endpoints(svc, p) for p in svc.ports):
-                lines.append("no endpoints (rejects)")
+                lines.append("no endpoints (its name answers nothing)" if svc.headless else "no endpoints (rejects)")
             grp.boxes.append(Box(sid, "\n".join(lines), "service"))
         g.groups.append(grp)
 

@@ -98,6 +98,8 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
     if svc is None:
         names = ", ".join(f"svc/{lab.service_ref(s)}" for s in lab.services) or "none"
         raise UsageError(f"lab {lab.name} has no Service {name!r} (Services: {names})")
+    if svc.headless:
+        raise UsageError(lab.headless_problem(svc))
     name = lab.service_ref(svc)
     if proto == "icmp":
         raise UsageError(f"svc/{name}: a Service is reached over TCP or UDP (kube-proxy does not answer pings)")

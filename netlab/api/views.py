@@ -235,11 +235,19 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
             protocol=sp.port.protocol, node_port=sp.node_port,
             endpoints=tuple(EndpointInfo(pod=pod_by_ip[ip].name, node=pod_by_ip[ip].node, ip=str(ip), port=port)
                             for ip, port in sp.endpoints)))
+    for svc in lab.services:  # headless: no kube-proxy rules, the same endpoints (its DNS name answers them)
+        if svc.headless:
+            by_service[(svc.namespace, svc.name)] = [ServicePortInfo(
+                name=p.name, port=p.port, target_port=p.target_port or p.port, protocol=p.protocol, node_port=None,
+                endpoints=tuple(EndpointInfo(pod=pod.name, node=pod.node, ip=str(pod.ip), port=port)
+                                for pod, port in lab.endpoints(svc, p))) for p in svc.ports]
     out = []
     for svc in lab.services:
         lb = lab.addressing.lb_ip.get((svc.namespace, svc.name))
+        cip = lab.cluster_ip(svc)
         out.append(ServiceInfo(
-            name=svc.name, namespace=svc.namespace, type=svc.type, cluster_ip=str(lab.cluster_ip(svc)),
+            name=svc.name, namespace=svc.namespace, type=svc.type,
+            cluster_ip=str(cip) if cip is not None else "None",  # headless: kubectl's CLUSTER-IP None
             external_ip=str(lb) if lb is not None else None, session_affinity=svc.session_affinity,
             selector=FrozenDict(svc.selector), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
             dns=fqdn(svc), added=is_added_service(svc)))

@@ -270,7 +270,8 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
     if name == "kube-services-jump-missing":
         client = clients(lab, target.name)[0].name  # there is one: catalogue.target_problem
         # A Service with endpoints, an application's before the cluster DNS (which every lab with Services has)
-        served = [(sv, sp) for sv in lab.services for sp in sv.ports if sp.protocol == "TCP" and lab.endpoints(sv, sp)]
+        served = [(sv, sp) for sv in lab.services for sp in sv.ports
+                  if sp.protocol == "TCP" and not sv.headless and lab.endpoints(sv, sp)]
         svc, sp = next((x for x in served if not is_dns_service(x[0])), served[0])
         return TraceCheck(client, f"svc/{svc.name}", "tcp", sp.port, target.netns, r"did not DNAT.*KUBE-SERVICES")
     if name == "endpoint-pod-down":

@@ -196,7 +196,7 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
     scidr = topo.cluster.service_cidr
     svc_used: dict[IPv4Address, str] = {}
     for i, svc in enumerate(topo.services):
-        if svc.cluster_ip is None:
+        if not isinstance(svc.cluster_ip, IPv4Address):  # allocated below, or headless (none)
             continue
         loc = ("services", i, "clusterIP")
         if svc.cluster_ip not in scidr or svc.cluster_ip in (scidr.network_address, scidr.broadcast_address):

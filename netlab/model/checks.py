@@ -187,6 +187,13 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
                         f"(kube-proxy and DNS tell them apart by it); {len(unnamed)} of them "
                         f"{'has' if len(unnamed) == 1 else 'have'} none: add name: to "
                         f"{'it' if len(unnamed) == 1 else 'each'}"))
+        if svc.headless and clusterdns.is_dns_service(svc):
+            out.append((("services", i, "clusterIP"), "the cluster DNS Service cannot be headless: every pod's "
+                                                      "resolv.conf names its ClusterIP; remove clusterIP: None"))
+        elif svc.headless and svc.type != "ClusterIP":  # the API server's rule: a node port needs a ClusterIP
+            out.append((("services", i, "clusterIP"), f"clusterIP None (headless) is for type ClusterIP only, as "
+                                                      f"in Kubernetes: a {svc.type} Service needs a ClusterIP for "
+                                                      "kube-proxy to DNAT to; remove clusterIP or the type"))
         if svc.type == "LoadBalancer" and topo.internet is None:
             out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "
                                                  "(the load balancer lives there); add one"))

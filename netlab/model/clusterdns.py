@@ -35,9 +35,11 @@ plugin/kubernetes (kubernetes.go findServices/findPods, reverse.go,
 plugin/backend_lookup.go SRV and SOA):
 
 ==========================================================  =============================================
-``web.default.svc.cluster.local`` A                         the ClusterIP, TTL 30
+``web.default.svc.cluster.local`` A                         the ClusterIP, TTL 30; a headless Service's
+                                                            (clusterIP: None): each endpoint's address
 ``_http._tcp.web.default.svc.cluster.local`` SRV            ``0 100 80 web.default.svc.cluster.local.``
-                                                            per named port; the bare name: every port
+                                                            per named port; the bare name: every port;
+                                                            headless: each endpoint's name and own port
 ``10-244-0-2.web.default.svc.cluster.local`` A              an endpoint of the Service, by its dashed IP
 ``10-244-0-2.default.pod.cluster.local`` A                  the IP it spells, any IP (``pods insecure``),
                                                             in a namespace that exists
@@ -129,28 +131,40 @@ class DnsService:
 
     namespace: str
     name: str
-    ip: IPv4Address
+    ip: IPv4Address | None  # None: headless (clusterIP: None), whose name answers its endpoints' addresses
     ports: tuple[tuple[str | None, int, str], ...]  # (name, port, protocol) as the Service lists them
     endpoints: tuple[IPv4Address, ...] = ()
+    # headless only: (port name, protocol, endpoint address, its port) of every endpoint of every port, for SRV
+    targets: tuple[tuple[str | None, str, IPv4Address, int], ...] = ()
 
     @property
     def fqdn(self) -> str:
         return f"{self.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
 
-    def srv(self) -> list[tuple[str, int, int]]:
-        """(owner name, weight, port) of each SRV record, as CoreDNS answers them.
+    def srv(self) -> list[tuple[str, str, int, int]]:
+        """(owner name, target, weight, port) of each SRV record, as CoreDNS answers them.
 
         ``_<port>._<proto>.<svc>.<ns>.svc.<zone>`` per named port (unnamed ports
         have none, the specification says); the Service's own name answers SRV
         too, with every port: the n records of one answer share a weight of 100
-        (floor(100 / n)), and a port number listed twice (53/UDP and 53/TCP)
-        is one record, the duplicate dropped after the weights are counted.
+        (floor(100 / n)), and a record listed twice (53/UDP and 53/TCP: one
+        target and port) is one, the duplicate dropped after the weights are
+        counted. A ClusterIP Service's records aim at its own name and port; a
+        headless one's at each endpoint's name (its dashed address under the
+        Service's) and the endpoint's own port, one record each.
         """
-        out = [(f"_{name}._{proto.lower()}.{self.fqdn}", SRV_WEIGHT, port)
-               for name, port, proto in self.ports if name]
-        weight = max(SRV_WEIGHT // len(self.ports), 1)
-        for port in dict.fromkeys(port for _, port, _ in self.ports):
-            out.append((self.fqdn, weight, port))
+        if self.ip is None:
+            recs = [(name, proto, f"{dashed(ip)}.{self.fqdn}", port) for name, proto, ip, port in self.targets]
+        else:
+            recs = [(name, proto, self.fqdn, port) for name, port, proto in self.ports]
+        out = []
+        for name, proto in dict.fromkeys((name, proto) for name, proto, _, _ in recs if name):
+            mine = [(target, port) for n, p, target, port in recs if (n, p) == (name, proto)]
+            out += [(f"_{name}._{proto.lower()}.{self.fqdn}", target, max(SRV_WEIGHT // len(mine), 1), port)
+                    for target, port in mine]
+        weight = max(SRV_WEIGHT // len(recs), 1) if recs else SRV_WEIGHT
+        for target, port in dict.fromkeys((target, port) for _, _, target, port in recs):
+            out.append((self.fqdn, target, weight, port))
         return out
 
 
@@ -178,9 +192,13 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
         # a pod a named targetPort leaves out of every port is in no EndpointSlice's ports: CoreDNS names it not
         pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selects(p.labels)
                 and any(port.target(p) is not None for port in svc.ports)]
-        services.append(DnsService(svc.namespace, svc.name, addressing.service_ip[(svc.namespace, svc.name)],
+        by_ip = sorted(pods, key=lambda p: addressing.pod_ip[p.name])
+        targets = [(port.name, port.protocol, addressing.pod_ip[p.name], t) for port in svc.ports
+                   for p in by_ip if (t := port.target(p)) is not None] if svc.headless else []
+        services.append(DnsService(svc.namespace, svc.name, addressing.service_ip.get((svc.namespace, svc.name)),
                                    tuple((p.name, p.port, p.protocol) for p in svc.ports),
-                                   tuple(sorted({addressing.pod_ip[p.name] for p in pods}))))
+                                   tuple(sorted({addressing.pod_ip[p.name] for p in pods})),
+                                   tuple(targets)))
     scidr = topo.cluster.service_cidr
     api_ip = scidr.network_address + 1
     if (api_ip < scidr.broadcast_address and api_ip not in addressing.service_ip.values()
@@ -209,11 +227,13 @@ def dnsmasq_argv(records: ClusterRecords) -> list[str]:
             # serial 0: dnsmasq puts its start time there, as CoreDNS puts the time of the last change
             f"--auth-soa=0,{HOSTMASTER},{','.join(map(str, SOA_TIMERS))}",
             f"--auth-server={NS_NAME},eth0"]
-    argv += [f"--host-record={s.fqdn},{s.ip}" for s in records.services]
+    argv += [f"--host-record={s.fqdn},{s.ip}" for s in records.services if s.ip is not None]
     argv += [f"--host-record={dashed(ip)}.{s.fqdn},{ip}" for s in records.services for ip in s.endpoints]
+    # a headless Service's name: an A record per endpoint (after their dashed names, which keep their PTRs)
+    argv += [f"--host-record={s.fqdn},{ip}" for s in records.services if s.ip is None for ip in s.endpoints]
     argv.append(f"--host-record={NS_NAME},{records.nameserver}")
-    argv += [f"--srv-host={name},{s.fqdn},{port},0,{weight}"  # target, port, priority, weight
-             for s in records.services for name, weight, port in s.srv()]
+    argv += [f"--srv-host={name},{target},{port},0,{weight}"  # target, port, priority, weight
+             for s in records.services for name, target, weight, port in s.srv()]
     argv.append(f"--txt-record=dns-version.{CLUSTER_DOMAIN},{SCHEMA_VERSION}")
     # pods insecure: <a-b-c-d>.<namespace>.pod.<zone> is a.b.c.d, any address (0.0.0.0/0 is not a range dnsmasq
     # takes: the first and last addresses are)
@@ -320,7 +340,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
                                         "lower cluster.nodeMask or add a node")]
     scidr = topo.cluster.service_cidr
     wanted_ip = scidr.network_address + DNS_IP_OFFSET
-    taken = {s.cluster_ip for s in topo.services if s.cluster_ip is not None}
+    taken = {s.cluster_ip for s in topo.services if isinstance(s.cluster_ip, IPv4Address)}
     svc = Service.model_validate({
         "name": DNS_NAME, "namespace": DNS_NAMESPACE, "selector": dict(DNS_LABELS),
         **({"clusterIP": str(wanted_ip)}

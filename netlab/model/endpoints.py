@@ -30,10 +30,13 @@ def service_notes(lab: Lab) -> list[str]:
     """One line per Service port whose endpoints will not answer, or that has none."""
     out = []
     for svc in lab.services:
+        # what a client gets from a port without endpoints: kube-proxy's REJECT, or from a headless Service's name
+        # (no ClusterIP, no rule) no address at all
+        none = "its name answers no address" if svc.headless else "kube-proxy rejects its connections"
         if not svc.selector:  # in a cluster, someone writes its EndpointSlices; in a lab nobody does
             ports = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
             out.append(f"service {svc.namespace}/{svc.name} port {ports}: no selector, so no endpoints (netlab "
-                       f"writes no EndpointSlice for it): kube-proxy rejects its connections")
+                       f"writes no EndpointSlice for it): {none}")
             continue
         for port in svc.ports:
             eps = lab.endpoints(svc, port)
@@ -44,13 +47,15 @@ def service_notes(lab: Lab) -> list[str]:
                 names = ", ".join(lacking[:3]) + (", ..." if len(lacking) > 3 else "")
                 out.append(f"{name}: targetPort {port.target_port}: selected {'pods' if many else 'pod'} {names} "
                            f"declare{'' if many else 's'} no {port.protocol} port of that name: "
-                           + ("no endpoints, so kube-proxy rejects its connections" if not eps else
+                           + (f"no endpoints, so {none}" if not eps else
                               f"{'they are not endpoints' if many else 'it is not an endpoint'} of this port"))
                 continue
             if not eps:
                 labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
                 out.append(f"{name}: no pod of namespace {svc.namespace} has the labels {labels}"
-                           f"{_elsewhere(lab, svc)}: no endpoints, so kube-proxy rejects its connections")
+                           f"{_elsewhere(lab, svc)}: no endpoints, so {none}")
+                continue
+            if svc.headless:  # clients dial the pods' addresses on ports of their own choosing
                 continue
             # what a pod serves: its declared ports, and the UDP twins its echo server answers on too
             deaf = [p.name for p, target in eps if (target, port.protocol) not in set(p.ports) | pod_echo_ports(p)]

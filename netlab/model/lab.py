@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
-from netlab.model.clusterdns import add_cluster_dns
+from netlab.model.clusterdns import add_cluster_dns, fqdn
 from netlab.model.topology import ECHO_DEFAULT_PORT, Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
@@ -194,8 +194,17 @@ class Lab:
     def pods_on(self, node: str) -> list[PodInfo]:
         return [p for p in self.pods if p.node == node]
 
-    def cluster_ip(self, svc: Service) -> IPv4Address:
-        return self.addressing.service_ip[(svc.namespace, svc.name)]
+    def cluster_ip(self, svc: Service) -> IPv4Address | None:
+        """The Service's ClusterIP; None for a headless one (``clusterIP: None``), which has none."""
+        return self.addressing.service_ip.get((svc.namespace, svc.name))
+
+    def headless_problem(self, svc: Service) -> str:
+        """Why ``svc/NAME`` of a headless Service cannot be probed or traced, and what can be, in one line."""
+        pods = sorted({p.name for port in svc.ports for p, _ in self.endpoints(svc, port)})
+        them = f"its pods ({', '.join(pods[:4])}{', ...' if len(pods) > 4 else ''})" if pods else "its pods (none yet)"
+        return (f"svc/{self.service_ref(svc)} is headless (clusterIP: None): it has no ClusterIP and kube-proxy "
+                f"has no rule for it; probe or trace {them}, or look up "
+                f"{fqdn(svc)}, which answers their IPs")
 
     def service_ref(self, svc: Service) -> str:
         """How people name a Service: ``web``, or ``x/web`` when another namespace has a ``web`` too."""

@@ -48,6 +48,19 @@ LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MA
 LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALUE.pattern),
                        BeforeValidator(as_label_value)]
 Ip = Annotated[IPv4Address, BeforeValidator(as_ip)]
+
+
+def _cluster_ip(value: Any) -> Any:
+    if value == "None":
+        return value
+    try:
+        return as_ip(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or None for a headless Service") from None
+
+
+# A Service's clusterIP: an address, or the word None (a headless Service), as the API takes it.
+ClusterIp = Annotated[IPv4Address | Literal["None"], BeforeValidator(_cluster_ip)]
 Cidr = Annotated[IPv4Network, BeforeValidator(as_cidr)]
 BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(as_block_cidr)]
 Port = Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])]
@@ -191,8 +204,10 @@ class Service(Model):
                                                    "<name>.<namespace>.svc.cluster.local.")
     selector: dict[LabelKey, LabelValue] = Field({}, description="Pods whose labels match are the endpoints.")
     type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    cluster_ip: Ip | None = Field(None, alias="clusterIP",
-                                  description="Allocated from cluster.serviceCIDR when absent.")
+    cluster_ip: ClusterIp | None = Field(
+        None, alias="clusterIP",
+        description="Allocated from cluster.serviceCIDR when absent; None (the word) makes a headless Service: no "
+                    "ClusterIP and no kube-proxy rules, its DNS name answers its endpoints' pod IPs.")
     session_affinity: Literal["None", "ClientIP"] = Field("None", alias="sessionAffinity")
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")
@@ -203,6 +218,11 @@ class Service(Model):
         are the matching pods of its own namespace). An empty selector matches nothing: such a Service's
         EndpointSlices are someone else's to write, unlike a policy's empty podSelector, which selects all."""
         return bool(self.selector) and all(labels.get(k) == v for k, v in self.selector.items())
+
+    @property
+    def headless(self) -> bool:
+        """``clusterIP: None``: kube-proxy ignores the Service; the cluster DNS names its endpoints instead."""
+        return self.cluster_ip == "None"
 
 
 class Gateway(Model):

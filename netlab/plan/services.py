@@ -135,7 +135,9 @@ class ServicePortInfo:
 
 
 def cluster_ip(lab: Lab, svc: Service) -> IPv4Address:
-    return lab.cluster_ip(svc)
+    ip = lab.cluster_ip(svc)
+    assert ip is not None, f"headless Service {svc.name} has no ClusterIP"
+    return ip
 
 
 def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
@@ -174,13 +176,14 @@ def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodIn
 
 
 def service_ports(lab: Lab) -> list[ServicePortInfo]:
-    """Every Service port of the lab, in file order, resolved."""
+    """Every Service port of the lab, in file order, resolved; a headless Service has none: kube-proxy skips a
+    Service without a ClusterIP (its DNS name answers the endpoints' addresses instead)."""
     eps = endpoint_index(lab)
     nps = node_ports(lab)
     lbs = lab.addressing.lb_ip  # allocated with the lab's other addresses (see internet.py)
     out = []
     for svc in lab.services:
-        for port in svc.ports:
+        for port in svc.ports if not svc.headless else ():
             key = (svc.namespace, svc.name, port.port, port.protocol)
             out.append(ServicePortInfo(
                 svc=svc, port=port, name=service_port_name(svc, port), protocol=port.protocol.lower(),

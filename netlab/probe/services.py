@@ -178,6 +178,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     lb_ns = dict(lab.internet_hosts).get("lb", "")
     dist_done: set[str] = set()
     policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
+    plan.notes += [f"svc/{lab.service_ref(s)}: not probed: headless (clusterIP: None), so no ClusterIP and no "
+                   "kube-proxy rule; its pods are probed as pods" for s in lab.services if s.headless]
     for sp, eps_t, echo in targets(lab):
         svc, proto = sp.svc, sp.protocol
         name = lab.service_ref(svc)  # web, or x/web when another namespace has a web

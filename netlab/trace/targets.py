@@ -88,7 +88,7 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         if host == spec or hosts.get(host) == spec:
             return Endpoint(host, "internet", hosts.get(host, ""), netns, port=port)
     for svc in lab.services:
-        if str(lab.cluster_ip(svc)) == spec:
+        if not svc.headless and str(lab.cluster_ip(svc)) == spec:
             return _service_target(lab, f"{svc.namespace}/{svc.name}", proto, port, src)
     if is_ip(spec):
         lm = lab_map(lab)
@@ -132,6 +132,8 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
         why = (f"{len(twins)} namespaces have a Service {name!r}; name one: svc/NAMESPACE/{name}" if len(twins) > 1
                else f"lab {lab.name} has no Service {name!r}")
         raise UsageError(f"{why} (Services: {names})")
+    if svc.headless:
+        raise UsageError(lab.headless_problem(svc))
     ports = [p for p in svc.ports if proto in (None, "icmp") or p.protocol.lower() == proto]
     if port is not None:
         chosen = next((p for p in ports if p.port == port), None)

@@ -1,0 +1,88 @@
+"""A headless Service (``clusterIP: None``) on a real lab (root), in both kube-proxy modes: no ClusterIP and no
+kube-proxy rule on any node; the cluster DNS answers its name with its endpoints' pod IPs (and SRV with each
+endpoint's own port), which a pod resolves through its resolv.conf and connects to directly; ``get`` shows
+None; ``trace svc/NAME`` says in one line why it cannot, and ``probe`` passes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dns_query import ask
+from helpers import in_netns, netlab, probe_failures
+
+pytestmark = pytest.mark.root
+
+DNS = "10.96.0.10"
+FQDN = "db.default.svc.cluster.local"
+TOPOLOGY = """name: {lab}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: db-0, node: n1, labels: {{app: db}}, containers: [{{name: c, ports: [{{containerPort: 8080, name: pg}}]}}]}}
+  - {{name: db-1, node: n2, labels: {{app: db}}, containers: [{{name: c, ports: [{{containerPort: 9090, name: pg}}]}}]}}
+  - {{name: client, node: n1}}
+services:
+  - {{name: db, selector: {{app: db}}, clusterIP: None, ports: [{{name: pg, port: 5432, targetPort: pg}}]}}
+"""
+
+# Connects to each ADDR:PORT given; prints the echo server's pod and server address, one a line.
+CONNECT = """
+import json, socket, sys
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout=3)
+    s.sendall(b"hi\\n")
+    reply = json.loads(s.recv(4096))
+    print(reply["pod"], reply["server"])
+    s.close()
+"""
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_its_name_answers_the_pods_and_kube_proxy_has_no_rule(labs, mode):
+    lab = labs.name("nsv")
+    labs.up(TOPOLOGY.format(lab=lab, mode=mode))
+    ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    client = f"{lab}-client"
+
+    # The cluster DNS: one A record per endpoint, SRV at each endpoint's name and its own port.
+    a, srv = ask(client, DNS, FQDN, f"_pg._tcp.{FQDN} SRV")
+    assert a["status"] == "NOERROR" and sorted(a["answer"]) == sorted(
+        f"{FQDN}. 30 IN A {ips[p]}" for p in ("db-0", "db-1")), a
+    dashed = {p: ips[p].replace(".", "-") for p in ips}
+    assert sorted(srv["answer"]) == sorted([f"_pg._tcp.{FQDN}. 30 IN SRV 0 50 8080 {dashed['db-0']}.{FQDN}.",
+                                            f"_pg._tcp.{FQDN}. 30 IN SRV 0 50 9090 {dashed['db-1']}.{FQDN}."]), srv
+    # What an application gets through the pod's resolv.conf (search default.svc.cluster.local), and where its
+    # connections go: to the pods themselves, nothing translated.
+    got = in_netns(client, "getent", "ahostsv4", "db", check=True).stdout
+    assert {line.split()[0] for line in got.splitlines()} == {ips["db-0"], ips["db-1"]}, got
+    reached = in_netns(client, "python3", "-c", CONNECT, f"{ips['db-0']}:8080", f"{ips['db-1']}:9090",
+                       check=True).stdout.split("\n")
+    assert reached[:2] == [f"db-0 {ips['db-0']}:8080", f"db-1 {ips['db-1']}:9090"], reached
+
+    # No kube-proxy rule names it, on any node, in either mode.
+    for node in ("n1", "n2"):
+        rules = in_netns(f"{lab}-{node}", "iptables-save", check=True).stdout
+        if mode == "nftables":
+            rules += in_netns(f"{lab}-{node}", "nft", "-j", "list", "ruleset", check=True).stdout
+            assert "kube-system/kube-dns" in rules  # the listing is kube-proxy's, with the DNS Service in it
+        else:
+            assert "kube-system/kube-dns" in rules
+        assert "default/db" not in rules and ":8080" not in rules and ":9090" not in rules
+
+    # get shows None as kubectl does; trace refuses svc/db in one line; probe passes and says why it skipped it.
+    (svc,) = [s for s in json.loads(netlab("get", "services", "--lab", lab, "-o", "json").stdout)["items"]
+              if s["name"] == "db"]
+    assert svc["cluster_ip"] == "None" and [e["port"] for e in svc["ports"][0]["endpoints"]] == [8080, 9090]
+    table = netlab("get", "services", "--lab", lab).stdout
+    assert any(line.split()[:3] == ["db", "ClusterIP", "None"] for line in table.splitlines()), table
+    proc = netlab("trace", "--lab", lab, "client", "svc/db", check=False)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "svc/db is headless (clusterIP: None): it has no ClusterIP" in proc.stderr
+    proc = netlab("probe", "--lab", lab, "-o", "json", check=False)
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, probe_failures(report)
+    assert any(n.startswith("svc/db: not probed: headless") for n in report["not_probed"]), report["not_probed"]
