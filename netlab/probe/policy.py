@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from netlab.model.netpol import Peer, lab_peer, policy_set
+from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, node_address, policy_set
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab
+    from netlab.model.lab import Lab, NodeInfo
     from netlab.probe.matrix import Endpoint
 
 Judge = Callable[["Endpoint", "Endpoint", str, "int | None"], "tuple[bool, str]"]
@@ -52,9 +52,10 @@ class ServiceJudge:
     A ClusterIP probe reaches one endpoint, picked at random by kube-proxy: it is
     expected to reach when the policies allow every endpoint, to be refused when
     they allow none, and is not probed when they allow some only (its result
-    would depend on the pick). NodePort and LoadBalancer traffic reaches the
-    endpoint from an address the nodes' NAT chooses; probes to a Service whose
-    endpoints a policy isolates for ingress are left out, with a note.
+    would depend on the pick). A nodePort probe is judged the same way, each
+    endpoint against the source its node's FORWARD sees (:meth:`nodeport_source`).
+    LoadBalancer traffic reaches a node the balancer picks at random: probes to
+    a Service whose endpoints a policy isolates for ingress are left out, with a note.
     """
 
     def __init__(self, lab: "Lab"):
@@ -71,6 +72,37 @@ class ServiceJudge:
             d = lab_peer(self.lab, self.ps, pod)
             if d is not None:
                 verdicts.append((pod, self.ps.flow(s, d, proto.upper(), port, via_service=True)))
+        return self._one_for_all(verdicts)
+
+    def nodeport_source(self, src: "Endpoint", node: "NodeInfo", pod: PodView) -> Peer:
+        """The source the endpoint's ingress is judged against when ``src`` (a node or an internet host) dials
+        ``node``'s nodePort and kube-proxy picks ``pod``.
+
+        ``node`` DNATs it in PREROUTING and marks it for masquerade (KUBE-EXT); MASQUERADE comes in POSTROUTING,
+        after FORWARD, where the policy chains hang (trace/nodeport.py tells the same). An endpoint on another
+        node sees ``node``'s address towards it (flannel.1's with VXLAN, eth0's with host-gw); one on ``node``
+        itself is judged before the masquerade: the client's own address (a host's, another node's eth0), and a
+        node's packet to its own pod never passes FORWARD (OUTPUT, then cni0): the own-node rule.
+        """
+        if pod.node != node.name:
+            return Peer(node_address(self.lab, node.name), None, node.name)
+        if src.kind == "node":
+            return Peer(src.ip, None, src.name)
+        return Peer(src.ip)
+
+    def nodeport(self, src: "Endpoint", node: "NodeInfo", endpoints: list[tuple[str, int]],
+                 proto: str) -> tuple[bool | None, str]:
+        """(expected, reason) for a probe from a node or an internet host to ``node``'s nodePort; expected None:
+        do not probe. No egress policy applies: the client is not a pod."""
+        views = {p.name: p for p in self.ps.pods}
+        verdicts = [(pod, self.ps.flow(self.nodeport_source(src, node, views[pod]), Peer(views[pod].ip, views[pod]),
+                                       proto.upper(), port, via_service=True))
+                    for pod, port in endpoints if pod in views]
+        return self._one_for_all(verdicts)
+
+    @staticmethod
+    def _one_for_all(verdicts: list[tuple[str, Verdict]]) -> tuple[bool | None, str]:
+        """One expectation for the endpoints kube-proxy picks from at random: all allowed or none, else None."""
         if not verdicts:
             return True, "service"
         allowed = [pod for pod, v in verdicts if v.allowed]

@@ -180,6 +180,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
     plan.notes += [f"svc/{lab.service_ref(s)}: not probed: headless (clusterIP: None), so no ClusterIP and no "
                    "kube-proxy rule; its pods are probed as pods" for s in lab.services if s.headless]
+    user = {(e.source, e.to, e.proto, e.port) for e in lab.topo.expect}  # a node's nodePort is the node's port
     for sp, eps_t, echo in targets(lab):
         svc, proto = sp.svc, sp.protocol
         name = lab.service_ref(svc)  # web, or x/web when another namespace has a web
@@ -229,9 +230,9 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             plan.probes.append(p)
         isolated = policy is not None and policy.isolated([pod for pod, _, _ in eps_t])
         if isolated:
-            plan.notes.append(f"svc/{name} {proto}/{sp.port.port}: distribution, NodePort and LoadBalancer not "
-                              "probed: a NetworkPolicy isolates its endpoints, and those clients reach them from "
-                              "addresses the nodes' NAT picks")
+            plan.notes.append(f"svc/{name} {proto}/{sp.port.port}: distribution and LoadBalancer not probed: a "
+                              "NetworkPolicy isolates its endpoints, and the balancer hands each connection to a "
+                              "node it picks at random, whose NAT decides the address they see")
 
         # Distribution: from a pod that is not an endpoint, over the ClusterIP.
         if len(eps_t) >= 2 and name not in dist_done and not isolated:
@@ -251,15 +252,26 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 n = max(DIST_CONNECTIONS, DIST_PER_ENDPOINT * len(eps_t))
                 plan.distributions.append(Distribution(first, n))
 
-        # NodePort on every node, from every node and every internet host.
-        if sp.node_port is not None and not isolated:
+        # NodePort on every node, from every node and every internet host; under policies, each endpoint is
+        # judged with the source its node's FORWARD sees (policy.nodeport_source).
+        if sp.node_port is not None:
             for m in nodes:
                 t = ServiceTarget(kind="NodePort", address=str(m.ip), port=sp.node_port, node=m.name, **base)
                 title = section(t, sp.node_port)
                 rules = tuple(nodeport_rule(lab, m, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
                 ndst = Endpoint(m.name, "service", m.netns, m.ip, node=m.name)
                 for src in [eps[n.name] for n in nodes] + hosts:
-                    plan.probes.append(Probe(src, ndst, proto, sp.node_port, reach, reason=reason, section=title,
+                    if (src.name, m.name, proto, sp.node_port) in user:  # its expect: entry is that probe (matrix)
+                        continue
+                    expected, why = reach, reason
+                    if policy is not None and reach:
+                        judged, why = policy.nodeport(src, m, [(pod, port) for pod, _, port in eps_t], proto)
+                        if judged is None:
+                            plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port} (NodePort "
+                                              f"{sp.node_port} on {m.name}): not probed: {why}")
+                            continue
+                        expected = judged
+                    plan.probes.append(Probe(src, ndst, proto, sp.node_port, expected, reason=why, section=title,
                                              rules=rules, echo=echo, svc=t))
 
         # The LoadBalancer IP from every internet host.

@@ -108,7 +108,7 @@ def test_service_probes_are_judged_at_the_endpoints():
            and p.svc.kind == "ClusterIP"}
     assert web["y-b"] is True and web["z-a"] is False
     assert web["x-a"] is False  # hairpin to itself: judged, and x-a is not in namespace y
-    assert any("svc/web tcp/80: distribution, NodePort" in n for n in plan.notes)
+    assert any("svc/web tcp/80: distribution and LoadBalancer not probed" in n for n in plan.notes)
 
 
 def test_service_with_some_endpoints_allowed_is_not_probed():
