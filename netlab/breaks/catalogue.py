@@ -176,6 +176,18 @@ SCENARIOS: tuple[Scenario, ...] = (
       hop="node", fact="the pod's bridge port (its veth on cni0) is down",
       fix="ip -n <node> link set <veth> up; or sudo netlab up",
       lesson="a CNI DEL that half ran, or a pod restart whose veth never came up"),
+    S("bridge-port-disabled",
+      "a pod's port on its node's bridge cni0 is held in STP state disabled, though every link is up",
+      target="pod", needs=(),
+      change="set the pod's host veth on cni0 to STP state disabled "
+             "(bridge -n <node> link set dev <pod's host veth> state disabled)",
+      symptom="every flow to and from the pod fails; ip link shows both ends of its veth up, with carrier",
+      hop="node", fact="the pod's bridge port (its veth on cni0) is in state disabled, not forwarding: the bridge "
+                       "forwards nothing to or from it",
+      fix="bridge -n <node> link set dev <veth> state forwarding; or sudo netlab up",
+      lesson="only `bridge link` shows a port's state: an STP daemon or a script that held the port out and "
+             "never let it go. With STP off the kernel leaves a disabled port so until its carrier changes "
+             "(the forward delay timer moves only listening and learning ports on)"),
     S("bridge-nf-call-off",
       "bridge-nf-call-iptables is 0 on a node: bridged Service replies escape un-DNAT, and bridged pod-to-pod "
       "flows escape NetworkPolicy",
@@ -269,7 +281,8 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
         return f"{s.name} needs cluster DNS (a lab with Services); lab {lab.name} has none{where}"
     if "endpoints" in s.needs and not _service_endpoints(lab):
         return f"{s.name} needs a Service endpoint pod; lab {lab.name} has none{where}"
-    if s.name == "bridge-port-down" and lab.cni == "conflist":  # the plan holds no pod port: the plugins make it
+    if s.name in ("bridge-port-down", "bridge-port-disabled") and lab.cni == "conflist":  # the plugins make the
+        # pod's port: the plan holds none
         return (f"{s.name} needs pods on a bridge netlab plans (cni0: network.cni builtin or reference); lab "
                 f"{lab.name}'s pods are attached by its own conflist's plugins, whose ports netlab does not plan")
     if s.name == "conntrack-stale-entry" and not _clients_no_endpoint(lab):

@@ -165,6 +165,20 @@ def bridge_port_down(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
     return [Op("set", replace(veth, up=False), old=veth)]
 
 
+def bridge_port_disabled(lab: Lab, plan: Plan, pod: PodInfo) -> list[Step]:
+    """Hold the pod's port on its node's bridge in STP state disabled (``bridge link set ... state disabled``).
+
+    STP is off on cni0, yet the kernel takes a state set by hand. A port enabled in the last 15 s (the bridge's
+    forward_delay) has its forward delay timer armed, and when it runs out the port goes on from listening or
+    learning by itself; disabled (and blocking) it does not touch. A disabled port stays so until its carrier
+    changes (br_port_carrier_check enables it again): the link stays up, the bridge forwards nothing through it.
+    """
+    veth = _one(plan, lambda r: isinstance(r, Veth) and r.peer_netns == pod.netns and r.port_state is not None,
+                f"bridge port of {pod.name}")
+    assert isinstance(veth, Veth)
+    return [Op("set", replace(veth, port_state="disabled"), old=veth)]
+
+
 def bridge_nf_call_off(lab: Lab, plan: Plan, node: NodeInfo) -> list[Step]:
     return [_sysctl(node.netns, "net.bridge.bridge-nf-call-iptables", "0", "1")]
 
@@ -228,6 +242,7 @@ CHANGES: dict[str, Change] = {
     "conntrack-stale-entry": conntrack_stale,
     "dns-pod-stopped": stop_pod,
     "bridge-port-down": bridge_port_down,
+    "bridge-port-disabled": bridge_port_disabled,
     "bridge-nf-call-off": bridge_nf_call_off,
     "forward-policy-drop": forward_policy_drop,
     "vxlan-wrong-vni": vxlan_wrong_vni,
@@ -258,6 +273,9 @@ def command_of(step: Step) -> str:
             return f"ip -n {ns} route del {res.dst}"
         if isinstance(res, Vxlan):
             return f"ip -n {ns} link del {res.name}"
+    if step.verb == "set" and isinstance(step.old, Veth) and isinstance(res, Veth) and \
+            res.port_state != step.old.port_state:
+        return f"bridge -n {ns} link set dev {res.name} state {res.port_state}"
     if step.verb == "set" and isinstance(step.old, Veth) and isinstance(res, Veth):
         what = [("up" if res.up else "down")] if res.up != step.old.up else []
         what += [f"mtu {res.mtu}"] if res.mtu != step.old.mtu else []

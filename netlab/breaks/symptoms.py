@@ -50,7 +50,8 @@ def _pods(lab: Lab, node: str) -> set[str]:
 # The faults of one node's pod network, as a flow's path meets them: its overlay to the peer node, its forwarding,
 # its bridge, one pod's port.
 NODE_PATH_SCENARIOS = ("vxlan-arp-missing", "vxlan-fdb-wrong-vtep", "vxlan-wrong-vni", "pod-cidr-route-missing",
-                       "ip-forward-off", "rp-filter-strict", "forward-policy-drop", "bridge-port-down")
+                       "ip-forward-off", "rp-filter-strict", "forward-policy-drop", "bridge-port-down",
+                       "bridge-port-disabled")
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ class _Where:
 
 def _path_fails(name: str, p: Path, w: _Where, target: NodeInfo | PodInfo, row: dict) -> bool:
     """Whether scenario ``name`` on ``target`` breaks one path."""
-    if name == "bridge-port-down":
+    if name in ("bridge-port-down", "bridge-port-disabled"):  # the pod's every frame crosses that port
         return target.name in (p.src, p.dst)
     assert isinstance(target, NodeInfo)
     peer = peer_node(w.lab, target)
@@ -260,13 +261,15 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
     if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
         src, dst, _, _ = allowed_flow(lab, *ends, only=("icmp", None))
         return TraceCheck(src, dst, None, None, target.netns, r"bigger than its MTU", size=lab.pod_mtu - 28)
-    if name == "bridge-port-down":  # to the pod from across its bridge: from a pod on another node, else (a lab
-        pod = target  # of one node) from the node itself; either way the node's bridge is where it stops
+    if name in ("bridge-port-down", "bridge-port-disabled"):  # to the pod from across its bridge: from a pod on
+        pod = target  # another node, else (a lab of one node) from the node itself; the node's bridge stops it
         assert isinstance(pod, PodInfo)
         # (its own node reaches it whatever the policies say: kubelet's probes come from there)
         src, dst, proto, port = allowed_flow(lab, [p.name for p in lab.pods if p.node != pod.node] + [pod.node],
                                              [pod.name])
-        return TraceCheck(src, dst, proto, port, lab.node(pod.node).netns, r"bridge port .* is down")
+        fact = r"bridge port .* is down" if name == "bridge-port-down" else \
+            r"bridge port \S+ of cni0 in \S+ .*is in state disabled, not forwarding"  # trace/l2steps.py
+        return TraceCheck(src, dst, proto, port, lab.node(pod.node).netns, fact)
     if name == "kube-services-jump-missing":
         client = clients(lab, target.name)[0].name  # there is one: catalogue.target_problem
         # A Service with endpoints, an application's before the cluster DNS (which every lab with Services has)
