@@ -67,15 +67,18 @@ def connects(lab: Lab, who: str, node: str) -> bool:
 def check_by_hand(lab: Lab, got: dict) -> None:
     """The internet host's own connections go as its probes said. The client pod on n2 leaves n2 masqueraded to
     n2's eth0 address towards n1's nodePort (Flannel: pod network to outside it), and n2 DNATs and masquerades
-    it to its flannel.1 address through its own: either way n1 sees what it sees of n2, so it fares as n2 does."""
+    it to its address towards n1 through its own: either way n1 sees what it sees of n2, so it fares as n2 does."""
     for node in ("n1", "n2"):
         assert connects(lab, "example", node) == (got[("example", node)][0] == "reachable"), (node, got)
         assert connects(lab, "client", node) == (got[("n2", node)][0] == "reachable"), (node, got)
 
 
-def test_isolated_nodeport_is_probed_with_the_policys_verdict(labs):
+@pytest.mark.parametrize("mode, proxy", [("vxlan", "iptables"), ("vxlan", "nftables"), ("host-gw", "iptables")])
+def test_isolated_nodeport_is_probed_with_the_policys_verdict(labs, mode, proxy):
+    """The same verdicts in each: the policy chains are iptables FORWARD in both kube-proxy modes, and with host-gw
+    the receiving node's address towards a remote endpoint is its eth0 one, in the underlay's block."""
     name = labs.name("pbn")
-    topo = {"name": name, **copy.deepcopy(TOPO)}
+    topo = {"name": name, "network": {"mode": mode}, "cluster": {"kubeProxyMode": proxy}, **copy.deepcopy(TOPO)}
     path, _ = labs.up(json.dumps(topo))
     lab = Lab.attach(name)
 
@@ -90,7 +93,8 @@ def test_isolated_nodeport_is_probed_with_the_policys_verdict(labs):
     check_by_hand(lab, got)
 
     # And from the nodes' addresses: the masqueraded packets get in, the internet host's own address does not
-    # (n1 holds web-1 and judges it before masquerading it); through n2 it arrives as n2's flannel.1 address.
+    # (n1 holds web-1 and judges it before masquerading it); through n2 it arrives as n2's flannel.1 address
+    # (eth0's with host-gw).
     topo["networkPolicies"][0]["spec"]["ingress"][0]["from"] += nodes_block(topo)
     labs.up(json.dumps(topo))
     got, notes = nodeport_probes(name)
