@@ -46,7 +46,8 @@ def default_backend(backend: str | None = None) -> str:
     if chosen:
         return chosen
     save, _ = tools()
-    proc = subprocess.run([save, "--version"], capture_output=True, text=True, timeout=10, check=False)
+    proc = subprocess.run([save, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10,
+                          check=False, process_group=0)  # a terminal's Ctrl-C is netlab's: netns.run_in_netns
     return "legacy" if "legacy" in proc.stdout else "nft"
 
 

@@ -474,6 +474,14 @@ def run_in_netns(name: str, argv: Sequence[str], input: bytes | None = None, tim
     This thread enters the namespace, starts the program (a child is born in its parent thread's
     namespace) and comes back. With no function to run between fork and exec, Python starts the
     child by vfork instead of copying this process's page tables: ~1.5 ms instead of ~10 ms for a
-    process holding 200 MB, as a 1,000-Service lab's does."""
+    process holding 200 MB, as a 1,000-Service lab's does.
+
+    The program runs in a process group of its own (the same session): a terminal's Ctrl-C goes to the
+    foreground group, netlab's, and it reached an ``iptables-restore`` that ``up --watch``'s repair or a
+    node's rule thread was waiting for, killed it halfway, and that repair failed. netlab decides what a
+    signal stops (lab/up.py, signals.py); the program still ends at ``timeout`` (SIGKILL), and when the
+    caller's wait is cut short by an exception. It reads nothing but ``input``: not the terminal, from a
+    group that is not the terminal's."""
     with entered(name):
-        return subprocess.run(list(argv), input=input, capture_output=True, timeout=timeout, check=check)
+        return subprocess.run(list(argv), input=input, stdin=subprocess.DEVNULL if input is None else None,
+                              capture_output=True, timeout=timeout, check=check, process_group=0)
