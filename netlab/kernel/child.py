@@ -84,6 +84,11 @@ class Child:
         value.add_note(f"in {self.what} (pid {self.pid}):\n{text}")
         raise value
 
+    def interrupt(self) -> None:
+        """SIGTERM: a child that turns it into an answer (the prober's workers) sends that; :meth:`result`
+        reads it, within its timeout."""
+        self._signal(signal.SIGTERM)
+
     def stop(self) -> None:
         """Its result is not wanted: kill the child, reap it, close the pipe."""
         self._end()

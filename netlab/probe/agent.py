@@ -43,6 +43,12 @@ bridge, 2,450 ICMP probes):
   in the machine's one table. A later run leaves alone what was there before
   it, so they stayed until the kernel's garbage collector got to them, and
   the half-done resolutions among them failed that run's first packets.
+  The conntrack entries go too: those of the flows judged, as after a whole
+  run, and those of every connection still open (SIGTERM makes each worker
+  close its sockets and send back what it had sent, worker.py). A SYN the
+  stop caught unanswered left its entry in SYN_SENT for two minutes in the
+  nodes (a Service's DNAT decision with it), and the next run's connection
+  from the same port met it.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ import time
 from netlab import signals
 from netlab.kernel import conntrack, netlink, rtnl
 from netlab.kernel import netns as nsmod
-from netlab.kernel.child import Child, ChildError, start_child
+from netlab.kernel.child import Child, ChildError, readable, start_child
 from netlab.probe import icmp
 from netlab.probe import neighbours as nb
 from netlab.probe.job import Job, Output, Unit
@@ -67,6 +73,7 @@ from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8
 SETTLE = 0.1  # s: an interrupted run's last answers arrive (veth pairs: well under a millisecond)
+WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's 1 s, runner.AGENT_GRACE)
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 
 
@@ -121,6 +128,8 @@ class Agent:
         args = (template, nonce, random.randrange(1 << 16), snapshot, macs)
         pending: list[Child] = []  # workers whose result has not been read
         leader: Worker | None = None
+        obs: dict[int, Observation] = {}
+        unfinished: dict[int, str] = {}  # flows a stopped worker had sent and not judged
         try:
             for k, share in enumerate(shares[1:], start=1):
                 pending.append(start_child(work, (job, share, budget, *args), what=f"probe worker {k}"))
@@ -129,11 +138,18 @@ class Agent:
             obs, stats = mine.obs, dict(mine.stats)
             limit = 60 + job.timeout * (2 + len(job.tasks) / 50)
             while pending:
+                # A stop that comes while the agent waits finds the worker still pending, and gets what it sent
+                # (Child.result, stopped, would SIGKILL it).
+                if not readable(pending[0].fd, limit):
+                    child = pending.pop(0)
+                    child.stop()
+                    raise RuntimeError(f"{child.what} did not finish within {limit:g} s; killed it")
                 try:
                     res: WorkerResult = pending.pop(0).result(timeout=limit)
                 except ChildError as exc:  # the agent's own failure, in words (not a timeout of the agent)
                     raise RuntimeError(str(exc)) from None
                 obs.update(res.obs)
+                unfinished.update(res.unfinished)
                 for key in ("deleted", "seeded"):
                     stats[key] = stats.get(key, 0) + res.stats.get(key, 0)
                 for key in ("peak_entries", "peak_live"):
@@ -141,16 +157,18 @@ class Agent:
         except BaseException:
             # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
             with signals.handled(signal.SIG_IGN):
-                for child in pending:
-                    child.stop()  # SIGKILL: the kernel closes its sockets as it ends
                 if leader is not None:
+                    obs.update(leader.obs)
+                    unfinished.update(leader.unfinished())
                     leader.close()  # now: at the agent's exit, its connections' RSTs would resolve again
+                self._stop_workers(pending, obs, unfinished)
                 self._sweep(snapshot)
                 time.sleep(SETTLE)  # what answers still in flight made
+                self._untrack(obs, self_ip, route_src, unfinished)
                 self._sweep(snapshot)
             raise
         t_probe = now() - t0
-        stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src)
+        stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src, unfinished)
         stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
         for s in self.setup.values():
             s.close()
@@ -164,10 +182,29 @@ class Agent:
                      budget=job.budget, workers=workers)
         return Output(obs, self_ip, route_src, stats)
 
+    @staticmethod
+    def _stop_workers(pending: list[Child], obs: dict[int, Observation], unfinished: dict[int, str]) -> None:
+        """SIGTERM each worker still at work and read what it had sent, within WORKER_GRACE (together, and
+        50 ms each at least: one that answered already is read); one that does not answer in time is SIGKILLed
+        (the kernel closes its sockets as it ends)."""
+        for child in pending:
+            child.interrupt()
+        end = time.monotonic() + WORKER_GRACE
+        for child in pending:
+            try:
+                res: WorkerResult = child.result(timeout=max(0.05, end - time.monotonic()))
+            except Exception:  # noqa: BLE001 - killed, or it failed: its flows' entries are left to expire
+                continue
+            obs.update(res.obs)
+            unfinished.update(res.unfinished)
+
     def _untrack(self, obs: dict[int, Observation], self_ip: dict[str, str | None],
-                 route_src: dict[tuple[str, str], str | None]) -> tuple[int, int]:
+                 route_src: dict[tuple[str, str], str | None],
+                 unfinished: dict[int, str] | None = None) -> tuple[int, int]:
         """Delete, by exact tuple, the conntrack entries of the Service flows that got no answer, of every
-        UDP flow that got one, and of the TCP Service flows that got one; how many of the first two.
+        UDP flow that got one, and of the TCP Service flows that got one, and those of a stopped run's flows
+        still open (``unfinished``: task id -> "ip:port", as unanswered); how many of the first two (the
+        unfinished Service flows among the first).
 
         A TCP Service flow that got its answer, closed with RST, stays in the client's node for 10 s holding its
         DNAT, with the endpoint in its reply tuple: the next run's Service flow from the same port to another
@@ -203,6 +240,18 @@ class Agent:
             if t.service and not o.reached:
                 flows += 1
                 unanswered += [conntrack.Flow(proto, ip, int(port), ep, ep_port) for ep, ep_port in t.behind]
+        if unfinished:
+            tasks = {t.id: t for t in self.job.tasks}
+            for tid, local in unfinished.items():
+                t = tasks.get(tid)
+                ip, _, port = local.rpartition(":")
+                if t is None or tid in obs or not ip or ip == "0.0.0.0" or not port.isdigit():
+                    continue
+                proto = socket.IPPROTO_TCP if t.proto == "tcp" else socket.IPPROTO_UDP
+                unanswered.append(conntrack.Flow(proto, ip, int(port), t.dst, t.port))
+                if t.service:
+                    flows += 1
+                    unanswered += [conntrack.Flow(proto, ip, int(port), ep, ep_port) for ep, ep_port in t.behind]
         if flows:
             unanswered += self._onward(unanswered)
         if unanswered or answered:
@@ -264,7 +313,10 @@ def run_job(job: Job) -> Output:
     """Run a job in this process (a forked child: see runner.py). Joins job.home first.
 
     SIGTERM (the parent's way to stop it) and SIGINT (a terminal's Ctrl-C reaches the whole process group)
-    raise KeyboardInterrupt here, whatever the parent's handlers were: Agent.run unwinds and sweeps."""
+    raise KeyboardInterrupt here, whatever the parent's handlers were: Agent.run unwinds and sweeps. The first
+    one is enough: a terminal's Ctrl-C reaches the parent too, which sends its SIGTERM at once, and that second
+    KeyboardInterrupt, raised while the first unwound, could cut the clean-up before it began (nothing swept, no
+    conntrack entry deleted). The workers, forked after this, stop the same way (worker.work)."""
     for sig in signals.STOPPING:
         signal.signal(sig, _stop)
     nb.keep_stats_open()  # the machine's ARP counters are visible from the host's namespace only
@@ -276,4 +328,6 @@ def run_job(job: Job) -> Output:
 
 
 def _stop(signum: int, frame: object) -> None:
+    for sig in signals.STOPPING:
+        signal.signal(sig, signal.SIG_IGN)  # the clean-up runs whole; the parent's SIGKILL ends its grace
     raise KeyboardInterrupt(f"probe agent: {signal.Signals(signum).name}")

@@ -7,6 +7,10 @@ Every wait is bounded: each probe has a deadline (``timeout`` after it was
 sent, then it is a timeout), and the worker stops at a hard deadline (what is
 left is "skipped"). The transports (transports.py) send and read; the worker
 keeps the results.
+
+Stopped (SIGTERM from the agent, a terminal's SIGINT: the agent's handlers, which a forked worker keeps), a
+worker closes its sockets and returns what it has: the observations so far and the source address and port of
+each connection it had not judged, whose conntrack entries the agent then deletes (agent.py).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import select
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from netlab.kernel import netns as nsmod
@@ -33,6 +37,7 @@ SAMPLE_EVERY = 0.02  # seconds between two reads of the machine's neighbour-tabl
 class WorkerResult:
     obs: dict[int, Observation]
     stats: dict  # deleted, peak_entries, peak_live (and seeded, when pairs were seeded)
+    unfinished: dict[int, str] = field(default_factory=dict)  # stopped: task id -> "ip:port" of an open flow
 
 
 class _Running:
@@ -140,10 +145,28 @@ class Worker:
                         self.obs[tid] = Observation(outcome="skipped", detail="not sent: the run hit its time limit")
         for ns in self.ns.values():
             ns.close()
-        stats = {"deleted": budget.deleted, "peak_entries": self.peak_entries, "peak_live": self.peak_live}
-        if budget.seeded_total:
-            stats["seeded"] = budget.seeded_total
-        return WorkerResult(self.obs, stats)
+        return WorkerResult(self.obs, self.stats())
+
+    def stats(self) -> dict:
+        stats = {"deleted": self.budget.deleted, "peak_entries": self.peak_entries, "peak_live": self.peak_live}
+        if self.budget.seeded_total:
+            stats["seeded"] = self.budget.seeded_total
+        return stats
+
+    def unfinished(self) -> dict[int, str]:
+        """Task id -> "ip:port" of each TCP and Service UDP flow sent and not judged yet: a stopped run's
+        connections, whose conntrack entries (a SYN_SENT one: two minutes) outlive the socket."""
+        out = {}
+        for flows in (self.tcp.flows, self.service_udp.flows):
+            for flow in flows.values():
+                local = flow.local
+                if local is None:  # stopped between its connect and the kernel's answer of where from
+                    try:
+                        local = "%s:%d" % flow.sock.getsockname()
+                    except OSError:
+                        continue
+                out[flow.task.id] = local
+        return out
 
     def close(self) -> None:
         """Every socket, the connections' too (an interrupted run: closed now, before the agent's sweep, not at
@@ -227,6 +250,13 @@ class Worker:
 
 def work(job: Job, units: list[Unit], budget: int, template: bytes, nonce: bytes,
          id_base: int, snapshot: dict[str, set[tuple[int, str]]], macs: dict[str, bytes | None]) -> WorkerResult:
-    """A worker's whole life, in a forked child (agent.py): its own sockets, its share of the units."""
-    return Worker(job, units, budget, template, nonce, id_base, snapshot, macs).run()
+    """A worker's whole life, in a forked child (agent.py): its own sockets, its share of the units. Stopped, its
+    sockets closed and what it had sent, judged or not (``unfinished``), for the agent to clean up after."""
+    worker = Worker(job, units, budget, template, nonce, id_base, snapshot, macs)
+    try:
+        return worker.run()
+    except KeyboardInterrupt:  # agent.run_job's handlers (the first signal; the next ones are ignored)
+        unfinished = worker.unfinished()
+        worker.close()
+        return WorkerResult(worker.obs, worker.stats(), unfinished)
 

@@ -103,11 +103,13 @@ def test_seeded_pairs_carry_permanent_entries_not_counted_ones():
 
 
 def test_conntrack_clean_up_only_where_the_run_leaves_entries_that_matter():
-    """UDP probes (their answered flows' entries would make a later run's flows ESTABLISHED) and Service
-    probes (NAT decisions) are cleaned up in the nodes' namespaces; ICMP and TCP alone leave nothing to."""
+    """UDP probes (their answered flows' entries would make a later run's flows ESTABLISHED), Service probes
+    (NAT decisions) and TCP probes (a stopped run's open connections) are cleaned up in the nodes' namespaces;
+    ICMP alone leaves nothing to."""
     ports = [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 80, "protocol": "UDP"}]
     pods = [{"name": f"p{i}", "node": "n1", "containers": [{"name": "c", "ports": ports}]} for i in range(3)]
     lab = resolve(Topology.model_validate({"name": "nb", "nodes": [{"name": "n1"}, {"name": "n2"}], "pods": pods}))
-    assert make_job(lab, build_matrix(lab, ["icmp", "tcp"]), 1.0, budget=100).untrack == []
+    assert make_job(lab, build_matrix(lab, ["icmp"]), 1.0, budget=100).untrack == []
+    assert make_job(lab, build_matrix(lab, ["tcp"]), 1.0, budget=100).untrack == ["nb-n1", "nb-n2"]
     udp = build_matrix(lab, ["udp"])
     assert udp and make_job(lab, udp, 1.0, budget=100).untrack == ["nb-n1", "nb-n2"]

@@ -106,3 +106,45 @@ def test_onward_follows_each_translation_once():
         assert conntrack.onward([flow], entries) == [conntrack.Flow(TCP, "10.244.0.2", 61000, "10.244.1.2", 8080)]
     loop = (_t("10.244.0.2", 61000, "10.244.1.2", 8080), _t("10.96.0.20", 80, "10.244.0.2", 61000))  # back to it
     assert conntrack.onward([flow], [dnat, loop]) == [conntrack.Flow(TCP, "10.244.0.2", 61000, "10.244.1.2", 8080)]
+
+
+def test_a_stopped_runs_open_connections_go_as_unanswered_ones(monkeypatch):
+    """Stopped mid-run, the workers give back the connections they had not judged (task id -> "ip:port"): each goes
+    by its own tuple, a Service's towards each endpoint too; a judged one by the usual rule; one with no source
+    address known (0.0.0.0, nothing bound yet) is left."""
+    tasks = [Task(0, "u-a", "10.244.1.3", "tcp", 8080),                  # open: a SYN with no answer yet
+             Task(1, "u-a", "10.96.0.20", "tcp", 80, service=True, behind=(("10.244.1.3", 8080),)),
+             Task(2, "u-a", "10.244.0.3", "tcp", 8080),                  # judged before the stop: RST-closed
+             Task(3, "u-a", "10.244.0.4", "tcp", 8080)]                  # open, its address not known
+    obs = {2: Observation("reply", local="10.244.0.2:50002")}
+    unfinished = {0: "10.244.0.2:50000", 1: "10.244.0.2:61001", 3: "0.0.0.0:50003"}
+    deleted: dict[str, list[conntrack.Flow]] = {}
+    monkeypatch.setattr(conntrack, "delete_flows", lambda ns, flows: deleted.setdefault(ns, []).extend(flows))
+    monkeypatch.setattr(conntrack, "tuples", lambda ns, proto: [])
+    job = Job(tasks=tasks, units=[], home="u-underlay", untrack=["u-n1", "u-n2"])
+    assert agent.Agent(job)._untrack(obs, {"u-a": "10.244.0.2"}, {}, unfinished) == (1, 0)
+    want = [conntrack.Flow(TCP, "10.244.0.2", 50000, "10.244.1.3", 8080),
+            conntrack.Flow(TCP, "10.244.0.2", 61001, "10.96.0.20", 80),
+            conntrack.Flow(TCP, "10.244.0.2", 61001, "10.244.1.3", 8080)]
+    assert deleted == {"u-n1": want, "u-n2": want}
+
+
+def test_the_agents_first_stop_signal_holds_off_the_next_until_its_clean_up_is_done():
+    """A terminal's Ctrl-C reaches the agent and its parent, which sends SIGTERM at once: raised while the first
+    KeyboardInterrupt unwound, the second cut the sweep and the conntrack clean-up before they began."""
+    import signal
+
+    import pytest
+
+    from netlab import signals
+
+    old = {sig: signal.getsignal(sig) for sig in signals.STOPPING}
+    try:
+        for sig in signals.STOPPING:
+            signal.signal(sig, agent._stop)
+        with pytest.raises(KeyboardInterrupt, match="SIGINT"):
+            agent._stop(signal.SIGINT, None)
+        assert [signal.getsignal(sig) for sig in signals.STOPPING] == [signal.SIG_IGN, signal.SIG_IGN]
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
