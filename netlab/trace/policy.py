@@ -183,36 +183,60 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
 
 def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[str, Any]) -> int | None:
     """Write the row of the REJECT that counted the packet, where the kernel runs it, and return its index; None
-    when the rows already lose the packet there without a contradicting problem.
+    when the rows already lose the packet there at a row of its own (a DROP, a no-DNAT row that says so).
 
-    A routed packet (a nodePort's, DNATed and masqueraded by another node) passes the endpoint's node's FORWARD
-    hook after that node's route lookup and before the next hop's ARP entry is looked up: the policy's REJECT in
-    FORWARD drops it there, so the ARP entry of the pod is never asked for, and a row saying so ("no ARP entry
-    ... it did not get here?") would contradict the verdict. The REJECT's row comes right after the forwarded
-    route row of that node; the rows after it there say what the packet would have met, with no problem."""
+    Every packet a node forwards to or from one of its pods passes that node's FORWARD hook once, and the policy's
+    REJECT hangs off it (plan/policy.py):
+    - a routed packet (from flannel.1 or eth0, a nodePort's DNATed and masqueraded by another node, or a pod's
+      for another node) passes it after the node's route lookup and before the next hop's ARP entry is looked
+      up, so the REJECT's row comes right after the node's forwarded route row. The pod's ARP entry is then never
+      asked for, and a row saying so ("no ARP entry ... it did not get here?") would contradict the verdict;
+    - a frame cni0 switches from one pod to another passes it inside the bridge (br_netfilter hands it to
+      iptables, in and out on cni0) after the FDB picked the port and before the frame leaves by it, so the
+      REJECT's row comes right after the bridge's FDB row.
+    The rows after it in that node say what the packet would have met, with no problem."""
     if lost_at is None or lost_at >= len(hops):
         return None
     lost = hops[lost_at]
     names = ", ".join(entry.get("policies", []))
     if lost.problem and NAMED_BELOW in lost.problem:  # the row that lost it said a REJECT counted it: which one
         lost.problem = lost.problem.replace(NAMED_BELOW, f"{'policy' if ',' not in names else 'policies'} {names}")
-    if lost.netns != netns or not lost.problem or lost.facts.get("dropped_here") or lost.kind == "drop":
+    if lost.netns != netns or lost.facts.get("dropped_here") or lost.kind == "drop":
         return None
-    route = next((i for i in range(lost_at, -1, -1) if hops[i].netns == netns and hops[i].kind == "route"
-                  and hops[i].facts.get("iif")), None)
-    if route is None:
+    at = _forward_hook(hops, lost_at, netns)
+    if at is None:
         return None
-    before = hops[route]
+    before = hops[at]
     chain = entry["chain"]
+    if before.kind == "route":
+        hook = f"in on {before.facts['iif']}, out on {before.device}"
+    else:  # switched by the bridge: iptables sees it in and out on the bridge itself
+        bridge, port = before.facts["bridge"], before.facts["port"]
+        ingress = next((h.device for h in reversed(hops[:at]) if h.netns == netns and h.kind == "arrive"), None)
+        came = f" from port {ingress}" if ingress else ""
+        hook = f"bridged by {bridge}{came} to port {port}: br_netfilter hands it to iptables in and out on {bridge}"
     row = Hop(netns=netns, where=before.where, device=before.device, kind="drop",
-              decision=(f"FORWARD (in on {before.facts['iif']}, out on {before.device}) → chain {chain}: REJECT "
-                        f"(NetworkPolicy {names})"),
+              decision=f"FORWARD ({hook}) → chain {chain}: REJECT (NetworkPolicy {names})",
               commands=[f"ip netns exec {netns} iptables-save -c -t filter"], problem=entry["text"],
               facts={"chain": chain, "policies": list(entry.get("policies", [])), "dropped_here": True},
               direction=before.direction)
-    for h in hops[route + 1:]:
+    for h in hops[at + 1:]:
         if h.netns == netns and h.problem:  # never met: the REJECT dropped the packet first
             h.decision += f" (the packet never got here: the REJECT in chain {chain} dropped it first)"
             h.problem, h.fix, h.cause = None, None, False
-    hops.insert(route + 1, row)
-    return route + 1
+    hops.insert(at + 1, row)
+    return at + 1
+
+
+def _forward_hook(hops: list[Hop], lost_at: int, netns: str) -> int | None:
+    """The row after which ``netns`` ran its FORWARD hook for the packet, in its rows up to ``lost_at``: its
+    forwarded route row (a routed packet: the bridge it then leaves by runs no FORWARD for it), else its bridge's
+    FDB row that switched the frame to a port."""
+    first = lost_at
+    while first > 0 and hops[first - 1].netns == netns:
+        first -= 1
+    rows = range(first, lost_at + 1)
+    routed = next((i for i in rows if hops[i].kind == "route" and hops[i].facts.get("iif")), None)
+    if routed is not None:
+        return routed
+    return next((i for i in reversed(rows) if hops[i].kind == "bridge" and "port" in hops[i].facts), None)

@@ -35,12 +35,44 @@ def test_a_reject_after_the_forwarded_route_is_the_lost_row_and_the_arp_row_has_
     assert "never got here" in arp.decision and not any("ARP" in (h.problem or "") for h in hops)
 
 
-def test_rows_that_already_lose_it_without_a_problem_stay_as_they_are():
+def test_a_pod_to_pod_packet_lost_at_the_forwarded_route_row_gets_the_rejects_row_after_it():
+    """A pod on another node, the pod's ARP entry known: the route row is the last one the packet would have been
+    seen at (out on cni0, never seen), with no problem; the REJECT has its own row after it."""
     hops = _hops()
-    hops[3].problem = None  # a pod-to-pod flow: the bridge's row not seen, no problem
-    assert place_reject(hops, 3, NS, ENTRY) is None and len(hops) == 4
+    hops[3] = Hop(NS, "node n1", "cni0", "neigh", "ARP entry: 10.244.0.2 (web-1) is at 02:00:00:00:00:02 (REACHABLE)")
+    hops.append(Hop(NS, "node n1", "veth1", "bridge", "bridge cni0: FDB: 02:00:00:00:00:02 is behind port veth1",
+                    facts={"port": "veth1", "bridge": "cni0", "lladdr": "02:00:00:00:00:02"}))
+    assert place_reject(hops, 2, NS, ENTRY) == 3
+    row = hops[3]
+    assert (row.kind, row.problem, row.facts["chain"]) == ("drop", ENTRY["text"], "NETPOL-IN-ABC")
+    assert row.decision.startswith("FORWARD (in on flannel.1, out on cni0) → chain NETPOL-IN-ABC: REJECT")
+    assert [h.kind for h in hops] == ["route", "arrive", "route", "drop", "neigh", "bridge"]
+
+
+def test_a_frame_the_bridge_switches_pod_to_pod_is_rejected_after_the_fdb_row():
+    """Two pods of one node: cni0 switches the frame, and br_netfilter runs FORWARD in the bridge after the FDB
+    picked the port (iptables sees it in and out on cni0). The packet was lost at the bridge's row, with no
+    problem, and no row of the REJECT's own."""
+    hops = [Hop("lab-c1", "pod c1", "eth0", "route", "route get 10.244.0.2 → dev eth0"),
+            Hop(NS, "node n1", "veth0", "arrive", "arrives from eth0 in lab-c1; veth0 is a port of bridge cni0"),
+            Hop(NS, "node n1", "veth1", "bridge", "bridge cni0: FDB: 02:00:00:00:00:02 is behind port veth1",
+                facts={"port": "veth1", "bridge": "cni0", "lladdr": "02:00:00:00:00:02"}),
+            Hop("lab-web-1", "pod web-1", "eth0", "deliver", "arrives from veth1 in lab-n1; delivered")]
+    assert place_reject(hops, 2, NS, ENTRY) == 3
+    row = hops[3]
+    assert (row.netns, row.device, row.kind, row.problem) == (NS, "veth1", "drop", ENTRY["text"])
+    assert row.decision == ("FORWARD (bridged by cni0 from port veth0 to port veth1: br_netfilter hands it to "
+                            "iptables in and out on cni0) → chain NETPOL-IN-ABC: REJECT (NetworkPolicy "
+                            "default/web-from-clients)")
+    assert row.facts == {"chain": "NETPOL-IN-ABC", "policies": ["default/web-from-clients"], "dropped_here": True}
+    assert hops[4].kind == "deliver" and hops[4].problem is None
+
+
+def test_rows_lost_in_another_node_or_at_a_drop_of_their_own_stay_as_they_are():
     hops = _hops()
     assert place_reject(hops, 3, "lab-n2", ENTRY) is None and len(hops) == 4  # lost in another node
+    hops[3].kind = "drop"
+    assert place_reject(hops, 3, NS, ENTRY) is None and len(hops) == 4
 
 
 def test_a_no_dnat_row_that_says_a_reject_counted_it_names_the_policy():

@@ -1,0 +1,113 @@
+"""trace of flows a NetworkPolicy refuses, on real labs (root): the REJECT has a row of its own where the node's
+kernel runs it, and real connections and the REJECT rule's counters (iptables-save -c) agree with the rows.
+
+web-1 (n1) admits only pods labelled role=client. c1 (n1, the same bridge) and c2 (n2, across the VXLAN overlay)
+are refused; friend (n2) is let through.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from helpers import in_netns, ip_json, netlab
+from netlab.model.echo_ports import DEFAULT_ECHO_PORT
+
+pytestmark = pytest.mark.root
+
+WEB_PORT = DEFAULT_ECHO_PORT[0]  # what a pod that declares no container serves
+
+
+def policy_topology(lab: str) -> str:
+    return f"""name: {lab}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: web-1, node: n1, labels: {{app: web}}}}
+  - {{name: c1, node: n1}}
+  - {{name: c2, node: n2}}
+  - {{name: friend, node: n2, labels: {{role: client}}}}
+networkPolicies:
+  - name: web-from-clients
+    spec:
+      podSelector: {{matchLabels: {{app: web}}}}
+      ingress: [{{from: [{{podSelector: {{matchLabels: {{role: client}}}}}}]}}]
+"""
+
+
+def trace(lab: str, *args: str) -> tuple[int, dict]:
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def reject_counts(netns: str) -> dict[str, int]:
+    """chain -> packets its REJECT rules counted, from the kernel's own iptables-save -c."""
+    out: dict[str, int] = {}
+    for line in in_netns(netns, "iptables-save", "-c", "-t", "filter", check=True).stdout.splitlines():
+        m = re.match(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT", line)
+        if m:
+            out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1))
+    return out
+
+
+def connect(netns: str, ip: str, port: int) -> str:
+    """One real TCP connection from ``netns``: 'ok', 'refused' (a reset) or the error's name."""
+    code = ("import socket,sys\ns=socket.socket(); s.settimeout(3)\n"
+            "try:\n s.connect((sys.argv[1], int(sys.argv[2]))); print('ok')\n"
+            "except ConnectionRefusedError: print('refused')\nexcept OSError as e: print(type(e).__name__)\n")
+    return in_netns(netns, "python3", "-c", code, ip, str(port), check=True).stdout.strip()
+
+
+def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
+    """The packet was lost at the bridge's row (same node) or at the forwarded route row (across nodes, the pod's
+    ARP entry known), which the text blamed; now the REJECT has its row in n1's FORWARD hook, naming the policy,
+    after the bridge's FDB row (br_netfilter, in and out on cni0) or after n1's forwarded route lookup."""
+    lab = labs.name("trq")
+    labs.up(policy_topology(lab))
+    n1, n2 = f"{lab}-n1", f"{lab}-n2"
+    web_ip = ip_json("-4", "addr", "show", "eth0", netns=f"{lab}-web-1")[0]["addr_info"][0]["local"]
+    # The node's own packets to its pod are not judged (OUTPUT, not FORWARD): n1 learns web-1's MAC.
+    assert in_netns(n1, "ping", "-c1", "-W2", web_ip).returncode == 0
+    assert any(n["dst"] == web_ip and "lladdr" in n for n in ip_json("neigh", "show", "dev", "cni0", netns=n1))
+    # Real connections: refused (the REJECT's reset) from c1 and c2, each counted by n1's REJECT, never n2's.
+    for src in ("c1", "c2"):
+        before, before_n2 = reject_counts(n1), reject_counts(n2)
+        assert connect(f"{lab}-{src}", web_ip, WEB_PORT) == "refused"
+        moved = {c: n - before.get(c, 0) for c, n in reject_counts(n1).items() if n > before.get(c, 0)}
+        assert len(moved) == 1 and list(moved.values()) == [1], moved
+        assert reject_counts(n2) == before_n2
+        chain = next(iter(moved))
+        rc, d = trace(lab, src, "web-1", "--port", str(WEB_PORT))
+        assert rc == 1 and not d["delivered"], d["lost"]
+        [entry] = d["policy"]
+        assert (entry["node"], entry["chain"], entry["counted"]) == ("n1", chain, True), entry
+        row = d["hops"][d["lost"]["hop"] - 1]
+        assert (row["netns"], row["kind"], row["facts"]["chain"]) == (n1, "drop", chain), row
+        assert row["facts"]["policies"] == ["default/web-from-clients"] and row["problem"] == d["lost"]["reason"]
+        assert f"chain {chain}: REJECT (NetworkPolicy default/web-from-clients)" in row["decision"], row
+        before_row = d["hops"][d["lost"]["hop"] - 2]
+        if src == "c1":  # switched by cni0 from c1's port to web-1's, handed to iptables by br_netfilter
+            assert before_row["kind"] == "bridge" and before_row["seen"] is False, before_row
+            port = before_row["facts"]["port"]
+            assert row["decision"].startswith("FORWARD (bridged by cni0 from port "), row
+            assert f"to port {port}: br_netfilter hands it to iptables in and out on cni0)" in row["decision"], row
+            # n1's kernel: that port is web-1's veth peer, and bridge-nf-call-iptables hands its frames to FORWARD.
+            [link] = ip_json("link", "show", "dev", port, netns=n1)
+            assert link["master"] == "cni0"
+            sysctl = in_netns(n1, "sysctl", "-n", "net.bridge.bridge-nf-call-iptables", check=True).stdout
+            assert sysctl.strip() == "1"
+        else:  # routed in from flannel.1: after n1's forwarded route lookup, before the ARP entry
+            assert (before_row["netns"], before_row["kind"], before_row["facts"]["iif"]) == (n1, "route", "flannel.1")
+            assert row["decision"].startswith("FORWARD (in on flannel.1, out on cni0)"), row
+            assert any(h["netns"] == n2 and h["seen"] for h in d["hops"]), "the packet crossed n2"
+        # The text and the rows agree: no row past the REJECT was seen, none before it has a problem.
+        assert not any(h["seen"] for h in d["hops"][d["lost"]["hop"]:]), d["hops"]
+        assert not any(h["problem"] for h in d["hops"][:d["lost"]["hop"] - 1]), d["hops"]
+        text = netlab("trace", "--lab", lab, src, "web-1", "--port", str(WEB_PORT), check=False).stdout
+        assert re.search(rf"LOST at hop \d+ \({n1} \S+\): dropped in node n1, chain {chain}", text), text
+    # The allowed pod gets through, and the trace says so.
+    assert connect(f"{lab}-friend", web_ip, WEB_PORT) == "ok"
+    rc, d = trace(lab, "friend", "web-1", "--port", str(WEB_PORT))
+    assert rc == 0 and d["delivered"] and not any(h["kind"] == "drop" for h in d["hops"]), d["lost"]
