@@ -115,11 +115,16 @@ def link_fix(lab: Any, ns: str, dev: str) -> str:
     return fix(ns, dev) if fix is not None else f"ip -n {ns} link set {dev} up"
 
 
+def down_links(k: Any, ns: str) -> list[str]:
+    """The links of ``ns`` set down (lo aside), by name."""
+    return sorted(name for name, link in k.links(ns).items() if name != "lo" and not link.up)
+
+
 def links_down(k: Any, ns: str, dst: str, message: str, lab: Any = None) -> Reason | None:
     """No route to ``dst`` in ``ns`` where a link is set down: the kernel took that link's routes with it (a pod's
     eth0 down leaves it no route at all: "Network is unreachable"; a node's eth0 its default route, which does
     not come back with the link)."""
-    down = sorted(name for name, link in k.links(ns).items() if name != "lo" and not link.up)
+    down = down_links(k, ns)
     if not down:
         return None
     return (f"no route to {dst} in {ns}: {message}: {', '.join(down)} {'is' if len(down) == 1 else 'are'} down "

@@ -31,6 +31,7 @@ from netlink; the unit tests answer from a fake).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from netlab.trace import faults, nat
 from netlab.trace.facts import Kernel, LinkFacts, RouteFacts, RouteFailure
@@ -185,7 +186,7 @@ class Walker(NatSteps, L2Steps):
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
                 commands.append(f"ip -n {ns} -s link show {self._on(iif)}")
-            return self._drop(ns, self._on(iif), f"route get {f.dst}: {ans.message}", commands, why, fix)
+            return self._no_route(ns, self._on(iif), f"route get {f.dst}", commands, why, fix, ans.message)
         missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k) \
             if ans.type == "unicast" else None
         if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
@@ -208,10 +209,23 @@ class Walker(NatSteps, L2Steps):
             return self._stop(why)
         return self._forward(ns, iif, ans, cmd)
 
+    def _no_route(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
+                  message: str) -> Walk:
+        """A lookup the kernel refused (``message``, as `ip route get` prints it). A socket's own packet then
+        leaves by no device: where a link set down took its routes with it (a pod's eth0), that link is the device
+        the kernel has there."""
+        down = faults.down_links(self.k, ns) if dev == "-" else []
+        decision += f": {message}"
+        if down:
+            dev = down[0]
+            decision += f" ({dev} is down: no route left through it)"
+            commands = commands + [f"ip -n {ns} link show {dev}"]
+        return self._drop(ns, dev, decision, commands, why, fix, error=message, up=False if down else None)
+
     def _drop(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
-              kind: str = "drop") -> Walk:
+              kind: str = "drop", **facts: Any) -> Walk:
         """A row that loses the packet here, and the end of the walk."""
-        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix)
+        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix, **facts)
         return self._stop(why)
 
     def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
@@ -306,9 +320,8 @@ class Walker(NatSteps, L2Steps):
         except RouteFailure as exc:
             why, fix = faults.links_down(self.k, ns, dst, exc.message, self.lab) or \
                 (f"no route to {dst} in {ns}: {exc.message}", None)
-            self.rows.add(ns, self._on(None), "drop", f"route get {dst}: {exc.message}",
-                          [f"ip -n {ns} route get {dst}"], problem=why, fix=fix)
-            return self._stop(why)
+            return self._no_route(ns, self._on(None), f"route get {dst}", [f"ip -n {ns} route get {dst}"], why, fix,
+                                  exc.message)
 
     def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:
         """Out of a veth: the frame arrives on its peer, in the namespace the plan puts it."""

@@ -99,3 +99,31 @@ def test_route_gone_with_link_only_for_a_wider_route_and_a_down_link():
     assert gone("10.244.2.3", "default via 192.168.122.1 dev eth0") is None
     links["cni0"] = LinkFacts("cni0", 3, "bridge", None, 1450, True, addresses=("10.244.1.1/24",))
     assert gone("10.244.1.3", "default via 192.168.122.1 dev eth0") is None
+
+
+def test_a_pod_whose_eth0_is_down_names_eth0_on_its_first_row(world):  # noqa: F811
+    """The pod's eth0 set down takes all its routes (`ip -j route` in the pod: []): `ip route get` answers
+    "Network is unreachable" and the socket's packet leaves by no device. The row named device "-"; the kernel
+    has one device there that explains it, eth0, down."""
+    _, m, k = world
+    src = "demo-fedora-1"
+    k.down.add((src, "eth0"))  # ip -n demo-fedora-1 link set eth0 down
+    k.no_route.update({(src, "10.244.0.0/16"), (src, "0.0.0.0/0")})  # its routes went with it
+    w = ping(k, m)
+    [row] = w.hops
+    assert (row.netns, row.device, row.kind) == (src, "eth0", "drop")
+    assert row.decision == "route get 10.244.1.3: Network is unreachable (eth0 is down: no route left through it)"
+    assert row.facts == {"error": "Network is unreachable", "up": False}
+    assert f"ip -n {src} link show eth0" in row.commands
+    assert "eth0 is down there" in row.problem and row.fix.startswith(f"ip -n {src} link set eth0 up")
+    text = render_text(_result(w))
+    assert f"result: LOST at hop 1 ({src} eth0): no route to 10.244.1.3 in {src}: Network is unreachable" in text
+
+
+def test_no_route_with_every_link_up_still_names_no_device(world):  # noqa: F811
+    """A route deleted by hand, every link up: the kernel picked no device, and the row says none."""
+    _, m, k = world
+    src = "demo-fedora-1"
+    k.no_route.update({(src, "10.244.0.0/16"), (src, "0.0.0.0/0")})
+    [row] = ping(k, m).hops
+    assert (row.device, row.facts) == ("-", {"error": "Network is unreachable"})
