@@ -107,29 +107,48 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
         owner = node_of(lab, addr)
         verdict = ps.flow(source, Peer(addr, None, owner), protocol, None if proto == "icmp" else port)
         return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner)]
-    out = []
+    out: list[dict[str, Any]] = []
+    external = dst.kind == "node" or (dst.kind == "service" and src.kind == "internet")
+    # The node that DNATs a LoadBalancer's packet is the one the balancer picked; when no conntrack entry names it
+    # (the packet did not get past the balancer), every node the balancer's DNAT may pick (plan/internet.py).
+    receivers = [dnat_node] if not external or dnat_node or dst.kind == "node" else [n.name for n in lab.nodes]
     for pod, target in _targets(lab, dst, port, endpoint_ip):
         served = None if proto == "icmp" else target
-        seen = None
-        if dst.kind == "node" or (dst.kind == "service" and src.kind == "internet"):
-            # A nodePort (a LoadBalancer's too): judged with the address the endpoint's node sees (kube-proxy's
-            # masquerade of the node that DNATed it, not the client's, unless that node forwards it to its own pod).
-            external = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, dnat_node)
-            if external is None:
-                continue
-            verdict, seen = external
-        else:
-            verdict = ps.flow(source, Peer(pod.ip, pod), protocol, served, via_service=dst.kind == "service")
-        node_ns = lab.node(pod.node).netns
-        bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
-        bypass = node_ns if bridged and node_ns in unfiltered else None
-        out.append(_entry(lab, source, pod, verdict, before, after, bypass, seen=seen))
+        for receiver in receivers:
+            seen = None
+            if external:
+                # A nodePort (a LoadBalancer's too): judged with the address the endpoint's node sees (kube-proxy's
+                # masquerade of the node that DNATed it, not the client's, unless that node forwards it to its own
+                # pod).
+                judged = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, receiver)
+                if judged is None:
+                    continue
+                verdict, seen = judged
+            else:
+                verdict = ps.flow(source, Peer(pod.ip, pod), protocol, served, via_service=dst.kind == "service")
+            node_ns = lab.node(pod.node).netns
+            bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
+            bypass = node_ns if bridged and node_ns in unfiltered else None
+            entry = _entry(lab, source, pod, verdict, before, after, bypass, seen=seen)
+            if entry not in out:  # two nodes that judge it alike: one verdict
+                out.append(entry)
     if endpoint_ip is None and any(e.get("counted") for e in out):
         # Which endpoint the DNAT picked is not known (no conntrack entry: the REJECT dropped the packet before
         # conntrack kept it): the REJECT that counted it says which; the other endpoints' verdicts are not this
         # packet's.
         out = [e for e in out if e.get("counted")]
     return out
+
+
+def balancer_node(lab: Lab, hops: list[Hop]) -> str | None:
+    """The node the load balancer handed the packet to, as the balancer's own conntrack entry says (its DNAT row:
+    that node's address and nodePort), for a packet no node's entry names (lost before a node kept one)."""
+    lb = dict(lab.internet_hosts).get("lb")
+    row = next((h for h in hops if h.kind == "dnat" and h.netns == lb and "after" in h.facts), None)
+    if row is None:
+        return None
+    to = row.facts["after"].split(" → ")[1].split()[0]  # "client:port → node:nodePort proto"
+    return node_of(lab, IPv4Address(to.rsplit(":", 1)[0]))
 
 
 def node_of(lab: Lab, addr: IPv4Address) -> str | None:

@@ -223,8 +223,10 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
     nodes = {n.netns: n.name for n in lab.nodes}
     dnats = [h for h in result.forward.hops if h.kind == "dnat" and h.netns in nodes]
     dnat = next((h for h in dnats if "endpoint" in h.facts), dnats[0] if dnats else None)
+    # None of them: a LoadBalancer's packet lost before a node kept an entry; the balancer's own entry names it.
+    node = nodes[dnat.netns] if dnat else tpolicy.balancer_node(lab, result.forward.hops)
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after, unfiltered, dnat_node=nodes[dnat.netns] if dnat else None)
+                                  before, after, unfiltered, dnat_node=node)
     counted = [e for e in result.policy if not e["allowed"] and e.get("counted")]
     if not counted:
         return

@@ -16,6 +16,7 @@ from netlab.api.topology import load
 from netlab.model.netpol import policy_set
 from netlab.plan.policy import pod_chain
 from netlab.trace import policy as tpolicy
+from netlab.trace.hops import Hop
 from netlab.trace.targets import resolve_source, resolve_target
 
 TOPO = {
@@ -91,7 +92,33 @@ def test_the_address_seen_decides_an_ipblock():
     [e] = _story(lab, "example", "n1", 30080, "web-2", endpoint="web-2", dnat_node="n1")
     assert not e["allowed"] and f"it comes from {lab.node('n1').vtep_ip}" in e["text"]
     # A LoadBalancer: the balancer masquerades with its own address (its only one, the Service's IP), which the
-    # ipBlock holds; which node it picked is read from conntrack, else nothing is judged.
+    # ipBlock holds; which node it picked is read from conntrack.
     [e] = _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1", dnat_node="n1")
     assert e["allowed"]
-    assert _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1") == []
+    # No entry names it (the packet did not get past the balancer): judged as every node the balancer's DNAT may
+    # pick would (nothing was judged): n1 forwards it to its own pod with the balancer's address, n2 with its own.
+    on_n1, on_n2 = _story(lab, "example", "svc/web-lb", 80, None, endpoint="web-1")
+    assert on_n1["allowed"] and "ipBlock 203.0.113.0/24" in on_n1["text"]
+    assert not on_n2["allowed"] and f"it comes from {lab.node('n2').vtep_ip}, n2's address" in on_n2["text"]
+    # Refused from both: each says from where it comes; and the REJECT that counted it says which endpoint.
+    lab = load(TOPO).lab
+    texts = [e["text"] for e in _story(lab, "example", "svc/web-lb", 80, None)]
+    assert len(texts) == 4 and all(t.startswith("dropped in node ") for t in texts), texts
+    lb_ip = lab.find_service("web-lb").load_balancer_ip
+    assert any(f"it comes from {lb_ip}, the load balancer's address" in t for t in texts), texts
+    [e1, e2] = _story(lab, "example", "svc/web-lb", 80, "web-1")
+    assert {e1["pod"], e2["pod"]} == {"default/web-1"} and e1["counted"] and e2["counted"]
+
+
+def test_the_balancers_own_conntrack_entry_names_the_node_it_picked():
+    """A LoadBalancer's packet lost between the balancer and the node (no node kept an entry): the balancer's DNAT
+    row, read from its own conntrack entry, names the node address and nodePort it handed the packet to."""
+    lab = load(TOPO).lab
+    lb = dict(lab.internet_hosts)["lb"]
+    n2 = lab.node("n2")
+    hops = [Hop(lb, "lb", "eth0", "dnat", "DNAT 203.0.113.100:80 → ...",
+                facts={"before": "203.0.113.10:40000 → 203.0.113.100:80 tcp",
+                       "after": f"203.0.113.10:40000 → {n2.ip}:30081 tcp"}),
+            Hop("x-gateway", "gateway", "inet0", "drop", "route get ...: Network is unreachable")]
+    assert tpolicy.balancer_node(lab, hops) == "n2"
+    assert tpolicy.balancer_node(lab, hops[1:]) is None
