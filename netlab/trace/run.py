@@ -18,13 +18,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import socket
 from typing import Any, Callable, Iterator
 
-from netlab.errors import UsageError
+from netlab.errors import NetnsGone, UsageError
 from netlab.kernel import conntrack, netns as nsmod
 from netlab.model.lab import Lab
+from netlab.model.naming import NETNS_DIR
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import neighbours as nb
@@ -78,8 +80,15 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     step(0)
     try:
         return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport, repair)
-    except FileNotFoundError as exc:  # a namespace vanished under us
-        raise UsageError(f"{exc.filename or 'a namespace'} vanished during the trace: is lab {lab.name} being "
+    except NetnsGone:  # a namespace deleted (ip netns del, netlab down) since it was looked at: said as always
+        raise
+    except FileNotFoundError as exc:  # the same, met elsewhere than in entering it: which one is gone
+        path = str(exc.filename or "")
+        gone = [os.path.basename(path)] if os.path.dirname(path) == NETNS_DIR else \
+            [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
+        if gone:
+            raise NetnsGone(gone[0], nsmod.netns_path(gone[0])) from None
+        raise UsageError(f"{exc.filename or 'a file'} vanished during the trace: is lab {lab.name} being "
                          "taken down? (`sudo netlab status`)") from None
 
 
