@@ -16,8 +16,10 @@ the kernel's errno:
   (the link's go with it), nf_conntrack's while the module is not loaded
   (:attr:`FakeKernel.conntrack_loaded`; restoring rule tables loads it).
 
-Taking a device down removes the routes through it and its connected routes,
-as the kernel does; deleting a veth deletes its peer. A bridge port is
+Taking a device down removes the routes through it (in every table, a route
+given by its gateway alone too: the kernel put it on the device whose connected
+route reaches that gateway) and its connected routes, as the kernel does; the
+local routes of its addresses stay. Deleting a veth deletes its peer. A bridge port is
 disabled while it, its veth peer or its bridge is down, and forwarding again
 once they are up (STP off); a state set by hand holds while it is enabled.
 Every op applied is kept in :attr:`FakeKernel.log`; :attr:`FakeKernel.fail`
@@ -28,7 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any, Callable, Sequence
 
@@ -249,11 +251,8 @@ class FakeKernel:
         """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
         out = []
         for a in ns.addrs:
-            link = ns.links[a.dev]
-            if not link.up:
-                continue
             net = a.address.network
-            if a.dev != "lo":
+            if a.dev != "lo" and ns.links[a.dev].up:  # a device down keeps the local route of its address alone
                 out.append(Route(netns=ns.name, dst=net, gateway=None, dev=a.dev, proto="kernel", scope="link"))
             out.append(Route(netns=ns.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
                              table=255, proto="kernel", scope="host", type="local"))
@@ -473,6 +472,11 @@ class FakeKernel:
                 raise FakeError(errno.ESRCH, "no such route")
             ns.routes.remove(match[0])
             return
+        if res.dev is None and res.gateway:  # the kernel puts it on the device whose connected route reaches it
+            dev = next((a.dev for a in ns.addrs if a.dev != "lo" and self._reachable(ns, res.gateway, a.dev)), None)
+            if dev is None:
+                raise FakeError(errno.ENETUNREACH, "network unreachable")
+            res = replace(res, dev=dev)
         if res.dev:
             link = ns.link(res.dev)
             if res.gateway and not res.onlink and not self._reachable(ns, res.gateway, res.dev):

@@ -74,7 +74,6 @@ def test_a_node_whose_own_cni0_is_down_sends_to_its_pods_by_the_default_route(wo
 def test_an_encapsulated_packet_without_an_outer_route_is_dropped_on_its_vxlan_device(world):  # noqa: F811
     _, m, k = world
     k.down.add((N1, "eth0"))  # ip -n demo-minikube link set eth0 down: no route to the other node's address
-    k.no_route.add((N1, "0.0.0.0/0"))  # the kernel took the default route via eth0 with it (the fake does not)
     w = ping(k, m)
     last = w.hops[-1]
     assert (last.netns, last.device, last.kind) == (N1, "flannel.1", "drop")  # it said "-"
@@ -107,8 +106,7 @@ def test_a_pod_whose_eth0_is_down_names_eth0_on_its_first_row(world):  # noqa: F
     has one device there that explains it, eth0, down."""
     _, m, k = world
     src = "demo-fedora-1"
-    k.down.add((src, "eth0"))  # ip -n demo-fedora-1 link set eth0 down
-    k.no_route.update({(src, "10.244.0.0/16"), (src, "0.0.0.0/0")})  # its routes went with it
+    k.down.add((src, "eth0"))  # ip -n demo-fedora-1 link set eth0 down: its routes go with it
     w = ping(k, m)
     [row] = w.hops
     assert (row.netns, row.device, row.kind) == (src, "eth0", "drop")

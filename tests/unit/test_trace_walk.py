@@ -95,9 +95,9 @@ class FakeKernel:
                 if iface.network.prefixlen < 32 and d in iface.network and \
                         (best is None or iface.network.prefixlen > best[0].prefixlen):
                     best = (iface.network, None, dev, str(iface.ip))
-        for r in self.plan.resources:
+        for r in self.plan.resources:  # a device set down took its routes with it, as the kernel does
             if isinstance(r, Route) and r.netns == netns and d in IPv4Network(r.dst) \
-                    and (netns, str(r.dst)) not in self.no_route:
+                    and (netns, str(r.dst)) not in self.no_route and (netns, r.dev) not in self.down:
                 if best is None or IPv4Network(r.dst).prefixlen > best[0].prefixlen:
                     best = (IPv4Network(r.dst), str(r.gateway) if r.gateway else None, r.dev, None)
         if best is None:
