@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Iterable
 
 from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
@@ -42,7 +43,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
                                   f"start it with `sudo netlab up -t FILE`")
     protos = tuple(protos)
     plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
-    probes = build_matrix(lab, protos, egress=services) + plan.probes
+    probes = [as_nodeport(p, plan) for p in build_matrix(lab, protos, egress=services)] + plan.probes
     missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
     runnable = [p for p in probes if p.source.netns not in missing]
     dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
@@ -75,6 +76,19 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
               for h in heard.already]
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes,
                   _hints(lab, results))
+
+
+def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:
+    """A user's ``expect:`` entry to a node's nodePort, judged as the Service probe it is: the node DNATs it to an
+    endpoint, which answers, and masquerades it (KUBE-EXT) to its own address towards that endpoint, so the
+    endpoint sees neither the client's address nor the node's as dialed (rules 1 to 3 are about pods' own
+    addresses). The entry keeps its expectation; the Service's rules say which client address is right."""
+    if probe.destination.kind != "node" or probe.port is None or not probe.reason.startswith("expect["):
+        return probe
+    svc = plan.nodeports.get((probe.destination.name, probe.proto, probe.port))
+    if svc is None:
+        return probe
+    return replace(probe, section=svc.section, rules=svc.rules, echo=svc.echo, svc=svc.svc)
 
 
 def _hints(lab: Lab, results: list[Result]) -> list[str]:

@@ -146,6 +146,8 @@ class ServicePlan:
     probes: list[Probe] = field(default_factory=list)
     distributions: list[Distribution] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # (node, proto, nodePort) -> the Service probe a user's expect: entry to that node's port is (runner.py)
+    nodeports: dict[tuple[str, str, int], Probe] = field(default_factory=dict)
 
 
 def _pods_by_ip(lab: "Lab") -> dict[str, "PodInfo"]:
@@ -260,6 +262,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 title = section(t, sp.node_port)
                 rules = tuple(nodeport_rule(lab, m, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
                 ndst = Endpoint(m.name, "service", m.netns, m.ip, node=m.name)
+                plan.nodeports[(m.name, proto, sp.node_port)] = Probe(
+                    ndst, ndst, proto, sp.node_port, reach, section=title, rules=rules, echo=echo, svc=t)
                 for src in [eps[n.name] for n in nodes] + hosts:
                     if (src.name, m.name, proto, sp.node_port) in user:  # its expect: entry is that probe (matrix)
                         continue
