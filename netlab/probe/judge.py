@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from netlab.probe.matrix import Observation, Probe
 
 if TYPE_CHECKING:
-    from netlab.probe.services import DistResult
+    from netlab.probe.distribution import DistResult
 
 
 @dataclass

@@ -23,6 +23,7 @@ from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
 from netlab.probe import bypass, listeners, turns
 from netlab.probe import services as svcs
+from netlab.probe.distribution import judge_distribution
 from netlab.probe.agent import run_job
 from netlab.probe.job import Job, Output, choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
@@ -68,7 +69,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
             obs_list = [out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent")
                         for i in range(offset, offset + d.connections)]
             offset += d.connections
-        dist_results.append(svcs.judge_distribution(d, obs_list, timeout, d.probe.source.addr))
+        dist_results.append(judge_distribution(d, obs_list, timeout, d.probe.source.addr))
     checks = [SelfCheck(pod.name, str(pod.ip), out.self_ip.get(pod.netns)) for pod in lab.pods]
     stats = dict(out.stats, arp=arp)
     notes = unprobed_notes(lab, protos) + plan.notes

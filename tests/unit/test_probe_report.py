@@ -8,6 +8,7 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import report as render
 from netlab.probe.judge import Report, Result, SelfCheck, judge
+from netlab.probe.distribution import judge_distribution
 from netlab.probe.matrix import Observation, build_matrix
 
 TOPO = {
@@ -153,7 +154,7 @@ def service_report(broken: bool = False) -> Report:
         counts = {"web-1": 96} if broken and d.target.service == "web" else {"web-1": 100, "web-2": 100}
         if d.target.affinity:
             counts = {"web-2": 200}
-        dists.append(svcs.judge_distribution(d, dist_obs(counts, failed=104 if "web-2" not in counts else 0),
+        dists.append(judge_distribution(d, dist_obs(counts, failed=104 if "web-2" not in counts else 0),
                                              1.0))
     checks = [SelfCheck(p.name, str(p.ip), str(p.ip)) for p in pods.values()]
     return Report("svc", 1.0, results, checks, {}, 0.3, dists, plan.notes)

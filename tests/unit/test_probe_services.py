@@ -9,6 +9,7 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
+from netlab.probe.distribution import judge_distribution
 from netlab.probe.job import make_job
 from netlab.probe.judge import Result, judge
 from netlab.probe.matrix import Observation, build_matrix
@@ -242,18 +243,18 @@ def dist_obs(counts: dict[str, int], client="10.244.0.3", failed=0, nat=0):
 
 def test_judge_distribution(plan):
     d = {x.target.service: x for x in plan.distributions}
-    ok = svcs.judge_distribution(d["web"], dist_obs({"web-1": 95, "web-2": 105}), 1.0)
+    ok = judge_distribution(d["web"], dist_obs({"web-1": 95, "web-2": 105}), 1.0)
     assert ok.ok and ok.counts == {"web-1": 95, "web-2": 105}
     assert ok.line() == ("svc/web tcp/80 (10.96.0.20): 200 connections from client: web-1 95, web-2 105 "
                          "(each at least 50) ok")
-    skew = svcs.judge_distribution(d["web"], dist_obs({"web-1": 160, "web-2": 40}), 1.0)
+    skew = judge_distribution(d["web"], dist_obs({"web-1": 160, "web-2": 40}), 1.0)
     assert skew.problems == ["web-2 served 40 of 200 connections, under half its fair share (50 of 100)"]
     # A deleted DNAT rule: half the connections go nowhere.
-    broken = svcs.judge_distribution(d["web"], dist_obs({"web-1": 96}, failed=104), 1.0)
+    broken = judge_distribution(d["web"], dist_obs({"web-1": 96}, failed=104), 1.0)
     assert broken.problems == ["104 of 200 connections got no reply (104 timeout)",
                                "web-2 served 0 of 200 connections, under half its fair share (50 of 100)"]
     assert "no reply 104" in broken.line() and broken.line().endswith("NOT AS EXPECTED")
-    nat = svcs.judge_distribution(d["web"], dist_obs({"web-1": 100, "web-2": 100}, nat=3), 1.0)
+    nat = judge_distribution(d["web"], dist_obs({"web-1": 100, "web-2": 100}, nat=3), 1.0)
     assert len(nat.problems) == 2 and all(p.startswith("3 of 200 replies: NAT: web-") for p in nat.problems)
     rec = broken.to_json()
     assert rec["endpoints"] == {"web-1": 96, "web-2": 0} and rec["no_reply"] == {"timeout": 104}
@@ -264,10 +265,10 @@ def test_judge_distribution_with_client_ip_affinity(plan):
     d = {x.target.service: x for x in plan.distributions}["sticky"]
     servers = {"web-1": "10.244.0.2:8080", "web-2": "10.244.1.2:8080"}
     one = [obs("web-2", f"10.244.0.3:{i}", servers["web-2"]) for i in range(200)]
-    res = svcs.judge_distribution(d, one, 1.0)
+    res = judge_distribution(d, one, 1.0)
     assert res.ok and "ClientIP affinity: all to one endpoint" in res.line()
     split = one[:150] + [obs("web-1", f"10.244.0.3:{i}", servers["web-1"]) for i in range(50)]
-    (problem,) = svcs.judge_distribution(d, split, 1.0).problems
+    (problem,) = judge_distribution(d, split, 1.0).problems
     assert problem.startswith("sessionAffinity ClientIP: the connections went to 2 endpoints")
 
 
