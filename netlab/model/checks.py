@@ -72,6 +72,7 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
                 out.append((("pods", i, "containers", j, "command", 0),
                             "the program to run is empty; give its name or path"))
         ports: dict[tuple[int, str], str] = {}
+        port_names: dict[str, str] = {}  # a port name is the pod's, whatever its container (the API server's rule)
         for j, c in enumerate(pod.containers):  # containers share the pod's network namespace
             if c.command is None and not c.ports:  # netlab's echo server on its default port
                 key = (ECHO_DEFAULT_PORT, "TCP")
@@ -91,6 +92,13 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
                                 f"{ports[key]!r} of this pod (they share one network namespace); remove one"))
                 else:
                     ports[key] = c.name
+                if p.name is not None and p.name in port_names:
+                    out.append((("pods", i, "containers", j, "ports", k, "name"),
+                                f"port name {p.name!r} is already given to a port of container "
+                                f"{port_names[p.name]!r} of this pod; a Service or policy naming it would not know "
+                                "which: rename one"))
+                elif p.name is not None:
+                    port_names[p.name] = c.name
     svc_names: dict[tuple[str, str], Loc] = {}
     for i, svc in enumerate(topo.services):
         # A Service is namespace/name, as in Kubernetes: web in x and web in y are two Services.

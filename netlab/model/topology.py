@@ -68,6 +68,28 @@ NodePort = Annotated[StrictInt, Field(ge=NODE_PORT_RANGE[0], le=NODE_PORT_RANGE[
 Arg = Annotated[StrictStr, BeforeValidator(as_argv_item)]
 Protocol = Literal["TCP", "UDP"]
 
+# IANA_SVC_NAME: what a named containerPort, a Service's named targetPort and a policy's named port are (the API
+# server's IsValidPortName: 1-15 lower-case letters, digits and '-', at least one letter, no '-' at either end or
+# twice in a row).
+PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PORT_NAME_MAX = 15
+
+
+def is_port_name(value: str) -> bool:
+    return (len(value) <= PORT_NAME_MAX and bool(PORT_NAME.fullmatch(value)) and "--" not in value
+            and re.search("[a-z]", value) is not None)
+
+
+def _port_name(value: Any) -> Any:
+    if isinstance(value, str) and not is_port_name(value):
+        raise ValueError(f"{show(value, 30)} is not a port name: lower-case letters, digits and '-', at most "
+                         f"{PORT_NAME_MAX}, at least one letter, no '-' at either end or twice in a row (the name "
+                         "a Service's targetPort or a policy's port refers to)")
+    return value
+
+
+PortName = Annotated[StrictStr, BeforeValidator(_port_name)]
+
 
 class Model(BaseModel):
     # defer_build: a model's validator and serializer are built when it is first used, not when its class is
@@ -144,7 +166,9 @@ class Node(Model):
 class ContainerPort(Model):
     container_port: Port = Field(alias="containerPort", description="Port the container listens on.")
     protocol: Protocol = "TCP"
-    name: Name | None = Field(None, description="Optional port name.")
+    name: PortName | None = Field(None, description="Optional port name, unique within the pod, that a Service's "
+                                                    "targetPort or a policy's port may give instead of the number "
+                                                    "(IANA_SVC_NAME: at most 15 characters).")
 
 
 class Container(Model):
@@ -268,9 +292,6 @@ class Expectation(Model):
 # ``from:`` missing or empty allows every source), so the lists stay ``None``
 # when absent.
 
-# IANA_SVC_NAME: what a named containerPort and a policy's named port are.
-PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PORT_NAME_MAX = 15
 # The label the API server puts on every namespace (Kubernetes >= 1.21).
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
@@ -283,7 +304,7 @@ def _port_value(value: Any) -> Any:
             raise ValueError(f"{value} is not a port; ports are {PORT_RANGE[0]}-{PORT_RANGE[1]}")
         return value
     if isinstance(value, str):
-        if len(value) > PORT_NAME_MAX or not PORT_NAME.fullmatch(value) or not re.search("[a-z]", value):
+        if not is_port_name(value):
             raise ValueError(f"{show(value, 30)} is not a port name (lower-case letters, digits and '-', at most "
                              f"{PORT_NAME_MAX}, at least one letter) nor a number; write numbers without quotes")
         return value

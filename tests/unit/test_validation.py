@@ -86,6 +86,17 @@ CASES = [
      "write numbers without quotes", "services[0].ports[0].targetPort"),
     ("target-port-too-large", BASE + "services: [{name: w, ports: [{port: 80, targetPort: 70000}]}]\n",
      "70000 is not a port; ports are 1-65535", "services[0].ports[0].targetPort"),
+    ("target-port-double-hyphen", BASE + "services: [{name: w, ports: [{port: 80, targetPort: web--http}]}]\n",
+     "'web--http' is not a port name", "services[0].ports[0].targetPort"),
+    # A container port's name is one a targetPort or a policy can give: IANA_SVC_NAME, unique in the pod.
+    ("container-port-name-too-long", BASE + "pods: [{name: p, node: a, containers: [{name: c, ports: "
+     "[{containerPort: 80, name: http-alternative}]}]}]\n", "'http-alternative' is not a port name",
+     "pods[0].containers[0].ports[0].name"),
+    ("container-port-name-digits", BASE + "pods: [{name: p, node: a, containers: [{name: c, ports: "
+     "[{containerPort: 80, name: '8080'}]}]}]\n", "'8080' is not a port name", "pods[0].containers[0].ports[0].name"),
+    ("container-port-name-twice", BASE + "pods: [{name: p, node: a, containers: [{name: c, ports: "
+     "[{containerPort: 80, name: http}]}, {name: d, ports: [{containerPort: 81, name: http}]}]}]\n",
+     "port name 'http' is already given to a port of container 'c'", "pods[0].containers[1].ports[0].name"),
     ("multi-port-service-unnamed", BASE + "services: [{name: w, ports: [{name: a, port: 80}, {port: 81}]}]\n",
      "2 ports, so each needs a name, as in Kubernetes", "services[0].ports[1].name"),
     ("unknown-node", BASE + "pods: [{name: p, node: b}]\n", "unknown node 'b'; use one of the nodes: a",
