@@ -11,6 +11,7 @@ unmounted: /proc/self/mountinfo), never after a blind sleep, and then reads the 
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import signal
@@ -37,15 +38,23 @@ def mounted(lab: str) -> int:
         return sum(1 for line in fh if f" /run/netns/{lab}-" in line and " - nsfs " in line)
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def signal_when_unmounting(proc: subprocess.Popen, lab: str, signals: tuple[int, ...]) -> None:
-    """Send ``signals`` to ``proc``, one after the other, once the first of the lab's namespaces is unmounted."""
+    """Send ``signals`` to ``proc``, one after the other, once the first of the lab's namespaces is unmounted.
+
+    Each to the main thread (tgkill), where Python runs its handlers: the kernel delivers them there in order.
+    Sent to the process, a signal the kernel gave a thread that was not running could be handled after the next
+    one, which the running main thread took at once: the program rightly saw SIGTERM first (exit 143, not
+    SIGINT's 130)."""
     total = mounted(lab)
     assert total > PODS, total
     deadline = time.monotonic() + 120
     while mounted(lab) == total:
         assert proc.poll() is None and time.monotonic() < deadline, "the take-down was never seen"
     for sig in signals:
-        proc.send_signal(sig)
+        assert LIBC.tgkill(proc.pid, proc.pid, sig) == 0, f"signal {sig}: {os.strerror(ctypes.get_errno())}"
 
 
 def assert_all_gone(lab: str, made: list[str], tag: str) -> None:
