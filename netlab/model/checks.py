@@ -205,6 +205,10 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
         if svc.type == "LoadBalancer" and topo.internet is None:
             out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "
                                                  "(the load balancer lives there); add one"))
+        if svc.external_traffic_policy == "Local" and svc.type == "ClusterIP":  # the API server's validation
+            out.append((("services", i, "externalTrafficPolicy"), "externalTrafficPolicy Local needs type NodePort "
+                                                                  "or LoadBalancer (a ClusterIP Service takes no "
+                                                                  "outside traffic); set the type or remove it"))
         if svc.load_balancer_ip is not None and svc.type != "LoadBalancer":
             out.append((("services", i, "loadBalancerIP"), "loadBalancerIP needs type LoadBalancer; "
                                                            "set the type or remove loadBalancerIP"))

@@ -18,6 +18,11 @@ A lab is declarative, so the free ones are the lowest not declared anywhere (the
 API server picks at random, and a later Service that declares one already handed
 out is refused; a lab has no "later"), in file order, and never the VXLAN port:
 kube-proxy's DNAT of that UDP port would take the overlay's own packets.
+
+A LoadBalancer Service with externalTrafficPolicy Local also gets a
+healthCheckNodePort from the same allocator, after its nodePorts (the API
+server's allocHealthCheckNodePort): the port where a load balancer asks each
+node whether it has an endpoint of the Service.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ def has_node_ports(svc: Service) -> bool:
 def reserved(topo: Topology) -> set[int]:
     """Port numbers the auto-allocation must skip: every declared nodePort and the VXLAN port."""
     out = {p.node_port for s in topo.services for p in s.ports if p.node_port is not None}
+    out |= {s.health_check_node_port for s in topo.services if s.health_check_node_port is not None}
     if topo.network.mode == "vxlan":
         out.add(topo.network.vxlan.port)
     return out
@@ -49,9 +55,19 @@ def _requested(svc: Service, port: int) -> int | None:
 
 def assign(topo: Topology) -> dict[PortKey, int]:
     """nodePort of every port of the NodePort/LoadBalancer Services, keyed (namespace, name, port, protocol)."""
+    return _allocate(topo)[0]
+
+
+def health_checks(topo: Topology) -> dict[tuple[str, str], int]:
+    """healthCheckNodePort of every LoadBalancer Service with externalTrafficPolicy Local, keyed (namespace, name)."""
+    return _allocate(topo)[1]
+
+
+def _allocate(topo: Topology) -> tuple[dict[PortKey, int], dict[tuple[str, str], int]]:
     taken = reserved(topo)
     free = (n for n in range(NODE_PORT_RANGE[0], NODE_PORT_RANGE[1] + 1) if n not in taken)
     out: dict[PortKey, int] = {}
+    checks: dict[tuple[str, str], int] = {}
     for svc in topo.services:
         if not has_node_ports(svc):
             continue
@@ -62,13 +78,18 @@ def assign(topo: Topology) -> dict[PortKey, int]:
                 continue
             by_number.setdefault(port.port, np)
             out[(svc.namespace, svc.name, port.port, port.protocol)] = np
-    return out
+        if svc.needs_health_check:
+            hc = svc.health_check_node_port or next(free, None)
+            if hc is not None:
+                checks[(svc.namespace, svc.name)] = hc
+    return out, checks
 
 
 def wanted(topo: Topology) -> int:
     """How many nodePorts the allocation must find: one per port number of a Service that declares none for it."""
     return sum(1 for s in topo.services if has_node_ports(s)
-               for n in {p.port for p in s.ports} if _requested(s, n) is None)
+               for n in {p.port for p in s.ports} if _requested(s, n) is None) \
+        + sum(1 for s in topo.services if s.needs_health_check and s.health_check_node_port is None)
 
 
 def problems(topo: Topology) -> list[tuple[Loc, str]]:
@@ -104,6 +125,20 @@ def problems(topo: Topology) -> list[tuple[Loc, str]]:
             if topo.network.mode == "vxlan" and port.protocol == "UDP" and np == topo.network.vxlan.port:
                 out.append((loc, f"nodePort {np}/UDP is the VXLAN port (network.vxlan.port) on every node; "
                                  "pick another"))
+    for i, svc in enumerate(topo.services):
+        hc, loc = svc.health_check_node_port, ("services", i, "healthCheckNodePort")
+        if hc is None:
+            continue
+        if not svc.needs_health_check:  # the API server's validation of spec.healthCheckNodePort
+            out.append((loc, "healthCheckNodePort needs type LoadBalancer and externalTrafficPolicy Local; "
+                             "set them or remove healthCheckNodePort"))
+        elif hc in owner:
+            si, sj = owner[hc]
+            out.append((loc, f"healthCheckNodePort {hc} is already allocated to service "
+                             f"{_ref(topo.services[si])} ({_where(si, sj)}); pick another"))
+        elif hc in {s.health_check_node_port for s in topo.services[:i]}:
+            out.append((loc, f"healthCheckNodePort {hc} is already allocated to another service's health check; "
+                             "pick another"))
     need = wanted(topo)
     free = NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1 - len({n for n in reserved(topo) if _in_range(n)})
     if need > free:

@@ -235,7 +235,28 @@ class Service(Model):
     session_affinity: Literal["None", "ClientIP"] = Field("None", alias="sessionAffinity")
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")
+    external_traffic_policy: Literal["Cluster", "Local"] = Field(
+        "Cluster", alias="externalTrafficPolicy",
+        description="Where a node sends traffic that came to its nodePort or the load balancer IP (type NodePort or "
+                    "LoadBalancer): Cluster, to any endpoint, the client's address masqueraded as the node's; Local, "
+                    "only to the node's own endpoints, the client's address kept (a node without one drops it). "
+                    "Pods' own traffic to those addresses uses every endpoint either way.")
+    health_check_node_port: NodePort | None = Field(
+        None, alias="healthCheckNodePort",
+        description="Port on every node where the load balancer may ask whether the node has an endpoint (type "
+                    "LoadBalancer with externalTrafficPolicy Local only); allocated from the nodePort range when "
+                    "absent, as the API server does.")
     ports: list[ServicePort] = Field(min_length=1)
+
+    @property
+    def external_local(self) -> bool:
+        """externalTrafficPolicy Local on a Service that takes outside traffic (kube-proxy's ExternalPolicyLocal)."""
+        return self.external_traffic_policy == "Local" and self.type != "ClusterIP"
+
+    @property
+    def needs_health_check(self) -> bool:
+        """The API server's NeedsHealthCheck: a LoadBalancer Service with externalTrafficPolicy Local."""
+        return self.type == "LoadBalancer" and self.external_traffic_policy == "Local"
 
     def selects(self, labels: Mapping[str, str]) -> bool:
         """Whether a pod with these labels matches the selector, whatever its namespace (a Service's endpoints

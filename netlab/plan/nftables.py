@@ -7,6 +7,11 @@ One table holds everything (kubernetes ``pkg/proxy/nftables/proxier.go``)::
         ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports
     service-ips:        <ClusterIP> . tcp . 80 : goto service-<hash>-<ns>/<svc>/tcp/<port>
                         <LB IP> . tcp . 80     : goto external-<hash>-...     (marks for masquerade first)
+    external-<hash>-... (externalTrafficPolicy Local, per node):
+                        ip saddr <podCIDR> goto service-...      "short-circuit pod traffic"
+                        fib saddr type local jump mark-for-masquerade, goto service-...  (the node itself)
+                        goto local-<hash>-...    this node's endpoints, the client's address kept; without
+                                                 one, no-endpoint-nodeports / -services say ": drop"
     service-<hash>-...: ip daddr <ClusterIP> ip saddr != <podCIDR> jump mark-for-masquerade
                         [ip saddr @affinity-<hash>-... goto endpoint-...]    (sessionAffinity: ClientIP)
                         numgen random mod N vmap { 0 : goto endpoint-A , 1 : goto endpoint-B ... }
@@ -109,6 +114,11 @@ def service_chain(sp: ServicePortInfo) -> str:
 
 def external_chain(sp: ServicePortInfo) -> str:
     return "external-" + port_base(sp)
+
+
+def local_chain(sp: ServicePortInfo) -> str:
+    """The node's own endpoints (kube-proxy's localPolicyChainName), for externalTrafficPolicy Local."""
+    return "local-" + port_base(sp)
 
 
 def endpoint_chain(sp: ServicePortInfo, ip: object, port: int) -> str:
@@ -265,8 +275,8 @@ def base_table(lab: Lab, node: NodeInfo, mark: str) -> Table:
     return t
 
 
-def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo) -> None:
-    """syncProxyRules for one Service port (both traffic policies are Cluster in a lab)."""
+def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") -> None:
+    """syncProxyRules for one Service port on ``node`` (internalTrafficPolicy is Cluster in a lab)."""
     proto, port, cip = sp.protocol, sp.port.port, sp.cluster_ip
     svc, ext = service_chain(sp), external_chain(sp)
     external = sp.node_port is not None or sp.lb_ip is not None
@@ -279,27 +289,39 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo) -> None:
         if sp.node_port is not None:
             t.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} {reject}")
         return
+    local = sp.local_endpoints(node) if sp.external_local else ()
     eps = [(ip, p, endpoint_chain(sp, ip, p)) for ip, p in sp.endpoints]
     for _, _, chain in eps:
         t.chain(chain)
     t.chain(svc)
     if external:
         t.chain(ext)
+    if local:
+        t.chain(local_chain(sp))
     t.element("service-ips", f"{cip} . {proto} . {port} : goto {svc}")
     if sp.lb_ip is not None:
         t.element("service-ips", f"{sp.lb_ip} . {proto} . {port} : goto {ext}")
     if sp.node_port is not None:
         t.element("service-nodeports", f"{proto} . {sp.node_port} : goto {ext}")
+    if external and sp.external_local and not local:  # none on this node: outside traffic is dropped
+        drop = f'comment "{sp.name}" : drop'
+        if sp.node_port is not None:
+            t.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} {drop}")
+        if sp.lb_ip is not None:
+            t.element("no-endpoint-services", f"{sp.lb_ip} . {proto} . {port} {drop}")
     t.rule(svc, f"ip daddr {cip} ip saddr != {lab.topo.cluster.pod_cidr} jump {MARK_MASQ}")
-    if external:
+    if external and not sp.external_local:
         t.rule(ext, f"jump {MARK_MASQ}")
         t.rule(ext, f"goto {svc}")
-    if sp.affinity:
-        for ip, p, chain in eps:
-            t.set(Set(affinity_set(sp, ip, p), "ipv4_addr", timeout=AFFINITY_SECONDS))
-            t.rule(svc, f"ip saddr @{affinity_set(sp, ip, p)} goto {chain}")
-    choices = " , ".join(f"{i} : goto {chain}" for i, (_, _, chain) in enumerate(eps))
-    t.rule(svc, f"numgen random mod {len(eps)} vmap {{ {choices} }}")
+    elif external:
+        t.rule(ext, f'ip saddr {lab.topo.cluster.pod_cidr} goto {svc} comment "short-circuit pod traffic"')
+        t.rule(ext, f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
+        t.rule(ext, f'fib saddr type local goto {svc} comment "short-circuit local traffic"')
+        if local:
+            t.rule(ext, f"goto {local_chain(sp)}")
+    _pick_endpoint(t, sp, svc, eps)
+    if local:
+        _pick_endpoint(t, sp, local_chain(sp), [e for e in eps if (e[0], e[1]) in local])
     for ip, p, chain in eps:
         t.rule(chain, f"ip saddr {ip} jump {MARK_MASQ}")
         if sp.affinity:
@@ -307,11 +329,21 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo) -> None:
         t.rule(chain, f"meta l4proto {proto} dnat to {ip}:{p}")
 
 
+def _pick_endpoint(t: Table, sp: ServicePortInfo, chain: str, eps: list[tuple[object, int, str]]) -> None:
+    """writeServiceToEndpointRules: the client's remembered endpoint (ClientIP), else one at random."""
+    if sp.affinity:
+        for ip, p, ep_chain in eps:
+            t.set(Set(affinity_set(sp, ip, p), "ipv4_addr", timeout=AFFINITY_SECONDS))
+            t.rule(chain, f"ip saddr @{affinity_set(sp, ip, p)} goto {ep_chain}")
+    choices = " , ".join(f"{i} : goto {ep_chain}" for i, (_, _, ep_chain) in enumerate(eps))
+    t.rule(chain, f"numgen random mod {len(eps)} vmap {{ {choices} }}")
+
+
 def kube_proxy_table(lab: Lab, node: NodeInfo, sps: list[ServicePortInfo], mark: str = MASQ_MARK) -> Table:
     """The whole table of one node (the same on every node but for ``nodeport-ips``)."""
     t = base_table(lab, node, mark)
     for sp in sps:
-        add_service_port(t, lab, sp)
+        add_service_port(t, lab, sp, node.name)
     return t
 
 

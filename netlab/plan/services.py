@@ -9,6 +9,11 @@ Per node, table ``nat``::
                      └─ (last) -m addrtype --dst-type LOCAL ───────► KUBE-NODEPORTS
                                         -p tcp -m tcp --dport 30080 ► KUBE-EXT-<hash>
     KUBE-EXT-<hash>:  -j KUBE-MARK-MASQ, then -j KUBE-SVC-<hash>
+                      externalTrafficPolicy Local (this node's rules differ from the next one's):
+                      -s <podCIDR> -j KUBE-SVC-<hash>  (pods: all endpoints, as if out to the balancer and back)
+                      -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ, then -j KUBE-SVC-<hash>  (the node)
+                      -j KUBE-SVL-<hash>   (the rest: this node's endpoints only, the client's address kept;
+                                            absent without one: filter's KUBE-EXTERNAL-SERVICES drops it)
     KUBE-SVC-<hash>:  ! -s <podCIDR> ... -j KUBE-MARK-MASQ (clients outside the pod network)
                       [ClientIP: -m recent --rcheck ... -j KUBE-SEP-x, one per endpoint]
                       -m statistic --mode random --probability 1/n     -j KUBE-SEP-1
@@ -23,7 +28,11 @@ Table ``filter``: a Service port without endpoints REJECTs at once
 (``icmp-port-unreachable``: the client gets "connection refused" instead of
 a timeout), in ``KUBE-SERVICES`` (ClusterIP, from FORWARD and OUTPUT) and
 ``KUBE-EXTERNAL-SERVICES`` (NodePort, from INPUT and FORWARD), as kube-proxy
-does. The nat table then has no rule for that port, so nothing is DNATed.
+does. The nat table then has no rule for that port, so nothing is DNATed. A
+node without an endpoint of an externalTrafficPolicy Local Service DROPs
+outside traffic to its nodePort and load balancer IP there ("has no local
+endpoints": the client times out, as the balancer's health check would have
+kept it away), and ACCEPTs its healthCheckNodePort in ``KUBE-NODEPORTS``.
 
 Chain names are kube-proxy's: ``KUBE-SVC-`` + the first 16 characters of
 base32(sha256("<namespace>/<name>:<port name>" + "tcp")), ``KUBE-SEP-`` the same
@@ -95,6 +104,11 @@ def ext_chain(spn: str, protocol: str) -> str:
     return naming.check_chain("KUBE-EXT-" + port_proto_hash(spn, protocol))
 
 
+def svl_chain(spn: str, protocol: str) -> str:
+    """kube-proxy's localPolicyChainName: the chain of a node's own endpoints (traffic policy Local)."""
+    return naming.check_chain("KUBE-SVL-" + port_proto_hash(spn, protocol))
+
+
 def sep_chain(spn: str, protocol: str, endpoint: str) -> str:
     """kube-proxy's servicePortEndpointChainName; ``endpoint`` is ``ip:port``."""
     digest = hashlib.sha256((spn + protocol + endpoint).encode()).digest()
@@ -117,10 +131,29 @@ class ServicePortInfo:
     node_port: int | None
     lb_ip: IPv4Address | None
     endpoints: tuple[tuple[IPv4Address, int], ...]  # in kube-proxy's order (model.lab.endpoint_order)
+    nodes: tuple[str, ...] = ()  # the node of each endpoint, in the same order (EndpointSlice's nodeName)
+    health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
 
     @property
     def affinity(self) -> bool:
         return self.svc.session_affinity == "ClientIP"
+
+    @property
+    def external_local(self) -> bool:
+        """externalTrafficPolicy Local: outside traffic to a node goes to that node's endpoints only."""
+        return self.svc.external_local
+
+    def local_endpoints(self, node: str) -> tuple[tuple[IPv4Address, int], ...]:
+        """The endpoints on ``node`` (kube-proxy's localEndpoints: EndpointSlice nodeName == its own)."""
+        return tuple(ep for ep, where in zip(self.endpoints, self.nodes) if where == node)
+
+    def external_endpoints(self, node: str) -> tuple[tuple[IPv4Address, int], ...]:
+        """Where outside traffic to ``node``'s nodePort or the balancer's IP may go (hasExternalEndpoints)."""
+        return self.local_endpoints(node) if self.external_local else self.endpoints
+
+    @property
+    def svl_chain(self) -> str:
+        return svl_chain(self.name, self.protocol)
 
     @property
     def svc_chain(self) -> str:
@@ -180,6 +213,7 @@ def service_ports(lab: Lab) -> list[ServicePortInfo]:
     Service without a ClusterIP (its DNS name answers the endpoints' addresses instead)."""
     eps = endpoint_index(lab)
     nps = node_ports(lab)
+    hcs = nodeports.health_checks(lab.topo)
     lbs = lab.addressing.lb_ip  # allocated with the lab's other addresses (see internet.py)
     out = []
     for svc in lab.services:
@@ -189,6 +223,8 @@ def service_ports(lab: Lab) -> list[ServicePortInfo]:
                 svc=svc, port=port, name=service_port_name(svc, port), protocol=port.protocol.lower(),
                 cluster_ip=cluster_ip(lab, svc), node_port=nps.get(key), lb_ip=lbs.get((svc.namespace, svc.name)),
                 endpoints=tuple((pod.ip, target) for pod, target in eps[key]),
+                nodes=tuple(pod.node for pod, _ in eps[key]),
+                health_check_node_port=hcs.get((svc.namespace, svc.name)),
             ))
     return out
 
@@ -230,18 +266,19 @@ def large_cluster(sps: list[ServicePortInfo]) -> bool:
 
 
 def kube_nat(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK,
-             random_fully: bool = True) -> Ruleset:
-    """kube-proxy's nat table, rule for rule as ``syncProxyRules`` writes it (the same on every node).
+             random_fully: bool = True, node: str = "") -> Ruleset:
+    """kube-proxy's nat table on ``node``, rule for rule as ``syncProxyRules`` writes it.
 
-    ``masq_mark`` and ``random_fully`` are what a running kube-proxy uses; its
-    unit tests' fake proxier uses ``0x4000`` and an iptables without
-    ``--random-fully`` (tests/unit/test_kube_proxy_golden.py ports one).
+    The same on every node but for externalTrafficPolicy Local Services, whose
+    KUBE-SVL chain holds the node's own endpoints. ``masq_mark`` and
+    ``random_fully`` are what a running kube-proxy uses; its unit tests' fake
+    proxier uses ``0x4000`` and an iptables without ``--random-fully``
+    (tests/unit/test_kube_proxy_golden.py ports one).
     """
     rs = Ruleset("nat")
     for name in (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ):
         rs.chain(name)
     _jumps(rs)
-    pod_cidr = lab.topo.cluster.pod_cidr
     large = large_cluster(sps)
 
     rs.note("Masquerade what KUBE-MARK-MASQ marked; clear the mark so it does not leak into the VXLAN packet.")
@@ -255,47 +292,76 @@ def kube_nat(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK,
         if not sp.endpoints:
             rs.note(f"{sp.name} has no endpoints: rejected in the filter table")
             continue
-        proto, port, cip, name = sp.protocol, sp.port.port, str(sp.cluster_ip), sp.name
-        match = f"-m {proto} -p {proto}"
-        svc, ext = rs.chain(sp.svc_chain), None
-        eps = ", ".join(f"{ip}:{p}" for ip, p in sp.endpoints)
-        rs.note(f"{name} cluster IP {cip}:{port}/{proto} -> {eps}")
-        cluster_ip = f'-m comment --comment "{name} cluster IP" {match} -d {cip} --dport {port}'
-        rs.add(KUBE_SERVICES, f"{cluster_ip} -j {svc}")
-        if sp.lb_ip is not None and sp.node_port is not None:
-            rs.note(f"{name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
-            rs.add(KUBE_SERVICES, f'-m comment --comment "{name} loadbalancer IP" {match} -d {sp.lb_ip} '
-                                  f"--dport {port} -j {sp.ext_chain}")
-        if sp.node_port is not None:
-            ext = rs.chain(sp.ext_chain)
-            rs.note(f"{name} node port {sp.node_port}/{proto}")
-            rs.add(KUBE_NODEPORTS, f"-m comment --comment {name} {match} --dport {sp.node_port} -j {ext}")
-            rs.add(ext, f'-m comment --comment "masquerade traffic for {name} external destinations" '
-                        f"-j {KUBE_MARK_MASQ}")
-            rs.add(ext, f"-j {svc}")
-        rs.add(svc, f"{cluster_ip} ! -s {pod_cidr} -j {KUBE_MARK_MASQ}")
-        seps = [(sp.sep_chain(ip, p), f"{ip}:{p}", str(ip)) for ip, p in sp.endpoints]
-
-        # appendServiceCommentLocked: these comments go in a large cluster.
-        sep_comment = "" if large else f"-m comment --comment {name} "
-        if sp.affinity:
-            for sep, ep, _ in seps:
-                rs.add(svc, f"{_to_endpoint(name, ep, large)}-m recent --name {sep} --rcheck "
-                            f"--seconds {AFFINITY_SECONDS} --reap -j {sep}")
-        n = len(seps)
-        for i, (sep, ep, _) in enumerate(seps):
-            stat = f"-m statistic --mode random --probability {kube_probability(n - i)} " if i < n - 1 else ""
-            rs.add(svc, f"{_to_endpoint(name, ep, large)}{stat}-j {sep}")
-        for sep, ep, ip in seps:
-            rs.chain(sep)
-            rs.add(sep, f"{sep_comment}-s {ip} -j {KUBE_MARK_MASQ}")
-            recent = f"-m recent --name {sep} --set " if sp.affinity else ""
-            rs.add(sep, f"{sep_comment}{recent}{match} -j DNAT --to-destination {ep}")
+        _service_port_nat(rs, lab, sp, node, large)
 
     rs.note("Node ports: any local address of the node; must stay the last rule of KUBE-SERVICES.")
     rs.add(KUBE_SERVICES, '-m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
                           f'in this chain" -m addrtype --dst-type LOCAL -j {KUBE_NODEPORTS}')
     return rs
+
+
+def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, large: bool) -> None:
+    """One Service port with endpoints somewhere in the cluster, as ``node``'s kube-proxy writes it."""
+    proto, port, cip, name = sp.protocol, sp.port.port, str(sp.cluster_ip), sp.name
+    match = f"-m {proto} -p {proto}"
+    svc = rs.chain(sp.svc_chain)
+    local = sp.local_endpoints(node) if sp.external_local else ()
+    eps = ", ".join(f"{ip}:{p}" for ip, p in sp.endpoints)
+    rs.note(f"{name} cluster IP {cip}:{port}/{proto} -> {eps}")
+    cluster_ip = f'-m comment --comment "{name} cluster IP" {match} -d {cip} --dport {port}'
+    rs.add(KUBE_SERVICES, f"{cluster_ip} -j {svc}")
+    if sp.lb_ip is not None and sp.node_port is not None:
+        rs.note(f"{name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
+        rs.add(KUBE_SERVICES, f'-m comment --comment "{name} loadbalancer IP" {match} -d {sp.lb_ip} '
+                              f"--dport {port} -j {sp.ext_chain}")
+    if sp.node_port is not None:
+        ext = rs.chain(sp.ext_chain)
+        rs.note(f"{name} node port {sp.node_port}/{proto}")
+        rs.add(KUBE_NODEPORTS, f"-m comment --comment {name} {match} --dport {sp.node_port} -j {ext}")
+        if not sp.external_local:
+            rs.add(ext, f'-m comment --comment "masquerade traffic for {name} external destinations" '
+                        f"-j {KUBE_MARK_MASQ}")
+            rs.add(ext, f"-j {svc}")
+        else:
+            # Local: a pod's own traffic to a node port or the balancer is short-circuited to every endpoint
+            # (as if it went out to a balancer and came back); the node's own is too, masqueraded, since its
+            # source is the node's address; only the rest (from outside) keeps its source and stays here.
+            rs.note(f"{name} externalTrafficPolicy Local: outside clients keep their address and reach this "
+                    f"node's endpoints only ({', '.join(f'{ip}:{p}' for ip, p in local) or 'none here'})")
+            rs.add(ext, f'-m comment --comment "pod traffic for {name} external destinations" '
+                        f"-s {lab.topo.cluster.pod_cidr} -j {svc}")
+            rs.add(ext, f'-m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+                        f"-m addrtype --src-type LOCAL -j {KUBE_MARK_MASQ}")
+            rs.add(ext, f'-m comment --comment "route LOCAL traffic for {name} external destinations" '
+                        f"-m addrtype --src-type LOCAL -j {svc}")
+            if local:
+                rs.add(ext, f"-j {sp.svl_chain}")
+    rs.add(svc, f"{cluster_ip} ! -s {lab.topo.cluster.pod_cidr} -j {KUBE_MARK_MASQ}")
+    seps = [(sp.sep_chain(ip, p), f"{ip}:{p}", str(ip)) for ip, p in sp.endpoints]
+    _pick_endpoint(rs, svc, name, seps, sp.affinity, large)
+    if local:
+        _pick_endpoint(rs, rs.chain(sp.svl_chain), name, [e for e in seps if any(
+            e[1] == f"{ip}:{p}" for ip, p in local)], sp.affinity, large)
+    # appendServiceCommentLocked: these comments go in a large cluster.
+    sep_comment = "" if large else f"-m comment --comment {name} "
+    for sep, ep, ip in seps:
+        rs.chain(sep)
+        rs.add(sep, f"{sep_comment}-s {ip} -j {KUBE_MARK_MASQ}")
+        recent = f"-m recent --name {sep} --set " if sp.affinity else ""
+        rs.add(sep, f"{sep_comment}{recent}{match} -j DNAT --to-destination {ep}")
+
+
+def _pick_endpoint(rs: Ruleset, chain: str, name: str, seps: list[tuple[str, str, str]], affinity: bool,
+                   large: bool) -> None:
+    """writeServiceToEndpointRules: the client's remembered endpoint (ClientIP), else one at random."""
+    if affinity:
+        for sep, ep, _ in seps:
+            rs.add(chain, f"{_to_endpoint(name, ep, large)}-m recent --name {sep} --rcheck "
+                          f"--seconds {AFFINITY_SECONDS} --reap -j {sep}")
+    n = len(seps)
+    for i, (sep, ep, _) in enumerate(seps):
+        stat = f"-m statistic --mode random --probability {kube_probability(n - i)} " if i < n - 1 else ""
+        rs.add(chain, f"{_to_endpoint(name, ep, large)}{stat}-j {sep}")
 
 
 def _to_endpoint(name: str, endpoint: str, large: bool) -> str:
@@ -310,8 +376,9 @@ def node_nat(lab: Lab, node: NodeInfo, kube: Ruleset) -> Ruleset:
     return rs
 
 
-def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK) -> Ruleset:
-    """kube-proxy's filter chains, then Flannel's FLANNEL-FWD (the same on every node).
+def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK, node: str = "") -> Ruleset:
+    """kube-proxy's filter chains on ``node``, then Flannel's FLANNEL-FWD (the same on every node but for
+    externalTrafficPolicy Local Services without an endpoint there).
 
     A Service port without endpoints is refused at once (REJECT: the client gets
     "connection refused" instead of a timeout), on its ClusterIP in
@@ -334,17 +401,26 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
     rs.add(KUBE_FIREWALL, '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 '
                           "! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
     for sp in sps:
-        if sp.endpoints:
-            continue
         match = f"-m {sp.protocol} -p {sp.protocol}"
-        why = f'-m comment --comment "{sp.name} has no endpoints"'
-        rs.note(f"{sp.name} has no endpoints: refuse at once instead of letting the client time out")
-        rs.add(KUBE_SERVICES, f"{why} {match} -d {sp.cluster_ip} --dport {sp.port.port} -j REJECT")
-        if sp.lb_ip is not None:
-            rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {sp.lb_ip} --dport {sp.port.port} -j REJECT")
-        if sp.node_port is not None:
+        if not sp.endpoints:
+            why, verdict = f'-m comment --comment "{sp.name} has no endpoints"', "REJECT"
+            rs.note(f"{sp.name} has no endpoints: refuse at once instead of letting the client time out")
+            rs.add(KUBE_SERVICES, f"{why} {match} -d {sp.cluster_ip} --dport {sp.port.port} -j REJECT")
+        elif not sp.external_endpoints(node):
+            # externalTrafficPolicy Local, none here: outside traffic is dropped (a balancer that asks the
+            # healthCheckNodePort sends none here); pods' and the node's own still reach every endpoint (nat).
+            why, verdict = f'-m comment --comment "{sp.name} has no local endpoints"', "DROP"
+            rs.note(f"{sp.name} has no endpoint on this node: drop outside traffic to its node port")
+        else:
+            why, verdict = "", ""
+        if verdict and sp.lb_ip is not None:
+            rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {sp.lb_ip} --dport {sp.port.port} -j {verdict}")
+        if verdict and sp.node_port is not None:
             rs.add(KUBE_EXTERNAL_SERVICES, f"{why} -m addrtype --dst-type LOCAL {match} --dport {sp.node_port} "
-                                           "-j REJECT")
+                                           f"-j {verdict}")
+        if sp.health_check_node_port is not None:  # whether this node has an endpoint or not
+            rs.add(KUBE_NODEPORTS, f'-m comment --comment "{sp.name} health check node port" -m tcp -p tcp '
+                                   f"--dport {sp.health_check_node_port} -j ACCEPT")
     rs.add(KUBE_FORWARD, "-m conntrack --ctstate INVALID -j DROP")
     rs.add(KUBE_FORWARD, f'-m comment --comment "kubernetes forwarding rules" -m mark --mark {masq_mark}/{masq_mark} '
                          "-j ACCEPT")
@@ -363,11 +439,16 @@ def resources(lab: Lab) -> list[Resource]:
     (``ip_route_me_harder``); a Service without endpoints is refused by the filter
     table's REJECT in OUTPUT before the packet leaves."""
     sps = service_ports(lab)
+    # Built once for all nodes unless a Service's externalTrafficPolicy Local makes each node's its own.
+    per_node = any(sp.external_local for sp in sps)
     kube, filt = kube_nat(lab, sps), node_filter(lab, sps)
-    nat_title = f"netlab {lab.name}: kube-proxy's nat rules (the same on every node), then Flannel's for this node"
-    filter_title = f"netlab {lab.name}: kube-proxy and Flannel filter rules (the same on every node)"
+    same = "" if per_node else " (the same on every node)"
+    nat_title = f"netlab {lab.name}: kube-proxy's nat rules{same}, then Flannel's for this node"
+    filter_title = f"netlab {lab.name}: kube-proxy and Flannel filter rules{same}"
     out: list[Resource] = []
     for node in lab.nodes:
+        if per_node:
+            kube, filt = kube_nat(lab, sps, node=node.name), node_filter(lab, sps, node=node.name)
         out.append(Sysctl(netns=node.netns, name=BRIDGE_NF_SYSCTL[0], value=BRIDGE_NF_SYSCTL[1]))
         out.append(Sysctl(netns=node.netns, name=ROUTE_LOCALNET_SYSCTL[0], value=ROUTE_LOCALNET_SYSCTL[1]))
         out += [Sysctl(netns=node.netns, name=k, value=v) for k, v in CONNTRACK_SYSCTLS]
