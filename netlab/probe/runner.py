@@ -89,7 +89,8 @@ def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:
     svc = plan.nodeports.get((probe.destination.name, probe.proto, probe.port))
     if svc is None:
         return probe
-    return replace(probe, section=svc.section, rules=svc.rules, echo=svc.echo, svc=svc.svc)
+    rules = plan.local_rules.get((probe.source.name, probe.destination.name, probe.proto, probe.port), svc.rules)
+    return replace(probe, section=svc.section, rules=rules, echo=svc.echo, svc=svc.svc)
 
 
 def _hints(lab: Lab, results: list[Result]) -> list[str]:

@@ -145,6 +145,9 @@ class ServicePlan:
     notes: list[str] = field(default_factory=list)
     # (node, proto, nodePort) -> the Service probe a user's expect: entry to that node's port is (runner.py)
     nodeports: dict[tuple[str, str, int], Probe] = field(default_factory=dict)
+    # (source, node, proto, nodePort) -> the client addresses an externalTrafficPolicy Local Service's endpoint
+    # may see from that source, when they are not the node's own (an outside client keeps its address)
+    local_rules: dict[tuple[str, str, str, int], tuple[SeenRule, ...]] = field(default_factory=dict)
 
 
 def _pods_by_ip(lab: "Lab") -> dict[str, "PodInfo"]:
@@ -262,9 +265,28 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 plan.nodeports[(m.name, proto, sp.node_port)] = Probe(
                     ndst, ndst, proto, sp.node_port, reach, section=title, rules=rules, echo=echo, svc=t)
                 for src in [eps[n.name] for n in nodes] + hosts:
+                    expected, why, src_rules = reach, reason, rules
+                    if sp.external_local and src.name != m.name and reach:
+                        # externalTrafficPolicy Local: from outside m (the node's own traffic is short-circuited
+                        # to every endpoint, masqueraded), only m's endpoints, which see the client's address.
+                        local = [(pod, ip, port) for pod, ip, port in eps_t if pod_info[pod].node == m.name]
+                        src_rules = tuple(SeenRule(pod, (str(src.ip),), "externalTrafficPolicy Local: the node "
+                                                   f"keeps the client's address (KUBE-SVL / local- chain of "
+                                                   f"{m.name}'s own endpoints)", server=server[pod])
+                                          for pod, _, _ in local)
+                        plan.local_rules[(src.name, m.name, proto, sp.node_port)] = src_rules
+                        if not local:
+                            expected, why = False, (f"externalTrafficPolicy Local and no endpoint on {m.name}: "
+                                                    f"its kube-proxy drops outside traffic (has no local "
+                                                    f"endpoints)")
+                        elif policy is not None:
+                            plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port} (NodePort "
+                                              f"{sp.node_port} on {m.name}): not probed: externalTrafficPolicy "
+                                              "Local keeps the client's address, which the NetworkPolicy judge "
+                                              "does not model")
+                            continue
                     if (src.name, m.name, proto, sp.node_port) in user:  # its expect: entry is that probe (matrix)
                         continue
-                    expected, why = reach, reason
                     if policy is not None and reach:
                         judged, why = policy.nodeport(src, m, [(pod, port) for pod, _, port in eps_t], proto)
                         if judged is None:
@@ -273,7 +295,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                             continue
                         expected = judged
                     plan.probes.append(Probe(src, ndst, proto, sp.node_port, expected, reason=why, section=title,
-                                             rules=rules, echo=echo, svc=t))
+                                             rules=src_rules, echo=echo, svc=t))
 
         # The LoadBalancer IP from every internet host.
         if sp.lb_ip is not None and sp.node_port is not None and not isolated:
@@ -281,7 +303,17 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             title = section(t)
             rules = tuple(lb_rule(lab, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
             ldst = Endpoint(name, "service", lb_ns, sp.lb_ip)
-            for src in hosts:
+            lb_clients = hosts
+            if sp.external_local and any(not sp.local_endpoints(m.name) for m in nodes) and reach:
+                # The lab's balancer picks a node at random (plan/internet.py) and asks no healthCheckNodePort:
+                # a connection handed to a node without an endpoint is dropped there, one to a node with one
+                # is answered; which, is the pick's.
+                plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: externalTrafficPolicy Local "
+                                  f"and {', '.join(m.name for m in nodes if not sp.local_endpoints(m.name))} "
+                                  "without an endpoint, and the lab's balancer hands each connection to a node at "
+                                  "random (it asks no health check), so whether it is answered is the pick's")
+                lb_clients = []
+            for src in lb_clients:
                 plan.probes.append(Probe(src, ldst, proto, sp.port.port, reach, reason=reason, section=title,
                                          rules=rules, echo=echo, svc=t))
             if not hosts:

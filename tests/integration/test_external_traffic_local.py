@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, probe_failures, unique_lab, write_topology
+from helpers import in_netns, ip_json, lab_up, netlab, probe_failures, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -44,8 +44,8 @@ def fetch(netns: str, url: str, timeout: float = 3) -> subprocess.CompletedProce
 
 
 def node_ip(lab: str, node: str) -> str:
-    data = json.loads(netlab("get", "nodes", "--lab", lab, "-o", "json").stdout)
-    return next(n["ip"] for n in data if n["name"] == node)
+    (link,) = ip_json("addr", "show", "dev", "eth0", netns=f"{lab}-{node}")
+    return next(a["local"] for a in link["addr_info"] if a["family"] == "inet")
 
 
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
