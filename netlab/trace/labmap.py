@@ -43,6 +43,17 @@ class ServiceFacts:
     endpoints: tuple[ServiceEndpoint, ...] = ()
     ext_chain: str | None = None  # KUBE-EXT-...: where a nodePort or the load balancer's address enters
     lb_ip: str | None = None
+    # externalTrafficPolicy Local: the nodes with an endpoint of their own (None: Cluster), and the pod CIDR,
+    # whose traffic kube-proxy short-circuits to every endpoint
+    local_nodes: tuple[str, ...] | None = None
+    pod_cidr: str = ""
+
+    def dropped_on(self, node: str, src: str, dst: str) -> bool:
+        """Whether ``node`` drops this outside packet to its nodePort or the balancer's IP ("has no local
+        endpoints"); a pod's or the node's own (short-circuited to every endpoint) it does not."""
+        if self.local_nodes is None or node in self.local_nodes or dst == self.ip or not self.endpoints:
+            return False
+        return not (self.pod_cidr and IPv4Address(src) in IPv4Network(self.pod_cidr))
 
     def endpoint(self, ip: str, port: int | None) -> ServiceEndpoint | None:
         return next((e for e in self.endpoints if e.ip == ip and e.port == port), None)
@@ -202,5 +213,7 @@ def services(lab: Lab) -> list[ServiceFacts]:
                                 svc_chain=nftables.service_chain(sp) if nft else sp.svc_chain,
                                 node_port=sp.node_port, endpoints=eps,
                                 ext_chain=ext if sp.node_port is not None else None,
-                                lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None))
+                                lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None,
+                                local_nodes=tuple(sorted(set(sp.nodes))) if sp.external_local else None,
+                                pod_cidr=str(lab.topo.cluster.pod_cidr)))
     return out
