@@ -5,7 +5,7 @@ with the client's own address (no masquerade: the point of the policy), the same
 is dropped there (n2 has no endpoint of its own: a timeout, not a refusal), a pod on n2 still reaches the
 Service through n2's nodePort (kube-proxy's short-circuit of pod traffic to every endpoint), and the node's
 rules are kube-proxy's: KUBE-SVL and the "has no local endpoints" DROP in iptables mode, the local- chain and
-the ``: drop`` elements in nftables mode. ``netlab probe`` passes and ``netlab trace`` names the drop.
+the ``: drop`` elements in nftables mode. ``netlab status`` sees no drift, ``netlab probe`` passes and ``netlab trace`` names the drop.
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ def test_local_policy_keeps_the_clients_address_and_drops_where_no_endpoint_runs
             assert any(c.startswith("local-") and c.endswith("default/web/tcp/") for c in chains1), chains1
             assert not any(c.startswith("local-") for c in chains2), chains2
             elems = next(o["map"] for o in t2 if "map" in o and o["map"]["name"] == "no-endpoint-nodeports")
-            assert any(e[1] == {"drop": None} and NODE_PORT in json.dumps(e[0]) for e in elems.get("elem", [])), elems
+            assert any(e[1] == {"drop": None} and str(NODE_PORT) in json.dumps(e[0]) for e in elems.get("elem", [])), elems
 
+        status = netlab("status", "--lab", name, check=False)  # each node's rules compare equal to its own plan
+        assert status.returncode == 0, status.stdout[-3000:]
         proc = netlab("probe", "--lab", name, "--proto", "tcp", "-o", "json", check=False)
         assert proc.returncode == 0, probe_failures(json.loads(proc.stdout))
         trace = netlab("trace", "--lab", name, "client", n2, "--port", str(NODE_PORT), check=False)
