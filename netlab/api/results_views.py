@@ -125,6 +125,9 @@ class ServiceInfo:
     ports: tuple[ServicePortInfo, ...]
     dns: str  # <name>.<namespace>.svc.cluster.local
     added: bool = False  # made by netlab (the cluster DNS Service kube-system/kube-dns)
+    # NodePort and LoadBalancer: Cluster or Local (None for a ClusterIP Service, as the API server leaves it)
+    external_traffic_policy: str | None = None
+    health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
 
 
 @dataclass(frozen=True)

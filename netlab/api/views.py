@@ -22,6 +22,7 @@ from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
 from netlab.model.clusterdns import DNS_CONTAINER, DNS_LABELS, DNS_NAME, fqdn, is_dns_service
 from netlab.model.lab import Lab
+from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.services import service_ports
@@ -241,6 +242,7 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
                 name=p.name, port=p.port, target_port=p.target_port or p.port, protocol=p.protocol, node_port=None,
                 endpoints=tuple(EndpointInfo(pod=pod.name, node=pod.node, ip=str(pod.ip), port=port)
                                 for pod, port in lab.endpoints(svc, p))) for p in svc.ports]
+    checks = health_checks(lab.topo)
     out = []
     for svc in lab.services:
         lb = lab.addressing.lb_ip.get((svc.namespace, svc.name))
@@ -250,7 +252,9 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
             cluster_ip=str(cip) if cip is not None else "None",  # headless: kubectl's CLUSTER-IP None
             external_ip=str(lb) if lb is not None else None, session_affinity=svc.session_affinity,
             selector=FrozenDict(svc.selector), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
-            dns=fqdn(svc), added=is_added_service(svc)))
+            dns=fqdn(svc), added=is_added_service(svc),
+            external_traffic_policy=svc.external_traffic_policy if svc.type != "ClusterIP" else None,
+            health_check_node_port=checks.get((svc.namespace, svc.name))))
     return tuple(out)
 
 

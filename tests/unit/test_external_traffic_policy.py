@@ -178,3 +178,15 @@ def test_a_bad_policy_is_one_line_naming_the_field(tmp_path, change, field, mess
     assert len(problems) == 1, problems
     (_, where, text), = problems
     assert where == f"services[0].{field}" and text.startswith(message), problems
+
+
+def test_get_services_shows_the_policy_and_the_health_check_node_port():
+    from netlab.api import views
+    from netlab.cli.get import rows_of
+
+    infos = {s.name: s for s in views.services(lab())}
+    assert (infos["web"].external_traffic_policy, infos["web"].health_check_node_port) == ("Local", 30001)
+    assert (infos["plain"].external_traffic_policy, infos["plain"].health_check_node_port) == ("Cluster", None)
+    headers, rows = rows_of("services", tuple(infos.values()), wide=True)
+    column = {row[0]: row[headers.index("external-traffic-policy")] for row in rows}
+    assert column == {"web": "Local (health check 30001/TCP)", "plain": "Cluster"}

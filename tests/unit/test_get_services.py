@@ -122,4 +122,4 @@ def test_get_help_says_how_namespaces_are_named_and_shown():
     out = " ".join(CliRunner().invoke(cli, ["get", "--help"]).output.split())
     assert "each NAME or NAMESPACE/NAME" in out and "x/web only the one of namespace x" in out
     assert "when two rows share a name the table begins with kubectl -A's NAMESPACE column" in out
-    assert "-o wide adds the Kubernetes namespace, the selector and the DNS name" in out
+    assert "-o wide adds the Kubernetes namespace, the selector and the DNS name, then the external traffic policy" in out
