@@ -28,6 +28,12 @@ reply; all verified against the kernel):
   address towards the endpoint: cni0's when the endpoint is on M, else the
   address of the interface to the endpoint's node (flannel.1's with VXLAN,
   eth0's with host-gw);
+- NodePort of an externalTrafficPolicy Local Service on node M from outside M:
+  no masquerade, the endpoint (one of M's own) sees the client's own address;
+  M without an endpoint drops it ("has no local endpoints"): unreachable. M's
+  own connection is short-circuited to every endpoint, masqueraded, as above;
+  its LoadBalancer IP is not probed unless every node has an endpoint (the lab's
+  balancer picks a node at random and asks no healthCheckNodePort);
 - LoadBalancer: the balancer DNATs to some node's NodePort and masquerades with
   its own address, then that node masquerades again: the endpoint sees one of
   the nodes' addresses towards it, never the internet host's (nor the
