@@ -298,12 +298,19 @@ def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow) -> Choi
     """The rule that chose the endpoint of a Service's DNAT ``old`` → ``new`` (None: unknown)."""
     svc = lab.service_for(old.dst, old.dport, old.proto)
     ep = svc.endpoint(new.dst, new.dport) if svc else None
-    return choice(table, svc, ep) if table is not None and svc is not None and ep is not None else None
+    if table is None or svc is None or ep is None:
+        return None
+    # externalTrafficPolicy Local: an outside client's packet is picked in KUBE-SVL, the node's own in KUBE-SVC
+    # (short-circuited); the counters say which when the source alone does not.
+    first = svc.chain_for(old.src, old.dst)
+    picks = [choice(table, svc, ep, c) for c in dict.fromkeys((first, svc.svc_chain))]
+    return next((p for p in picks if p is not None and p.rule.delta), picks[0])
 
 
-def choice(table: NatTable, svc: ServiceFacts, ep: ServiceEndpoint) -> Choice | None:
-    """The rule of the Service's chain that chose ``ep``: the one whose counter moved, else the random one."""
-    rules = table.chain_rules(svc.svc_chain)
+def choice(table: NatTable, svc: ServiceFacts, ep: ServiceEndpoint, chain: str | None = None) -> Choice | None:
+    """The rule of the Service's chain (or ``chain``) that chose ``ep``: the one whose counter moved, else the
+    random one."""
+    rules = table.chain_rules(chain or svc.svc_chain)
     seps = {e.sep_chain for e in svc.endpoints}
     random = [r for r in rules if r.target in seps and "--rcheck" not in r.line]
     sticky = [r for r in rules if r.target == ep.sep_chain and "--rcheck" in r.line]

@@ -261,18 +261,21 @@ def chosen_by(lab: LabMap, table: NftTable | None, old: Flow, new: Flow) -> Choi
     ep = svc.endpoint(new.dst, new.dport) if svc else None
     if table is None or svc is None or ep is None:
         return None
-    return choice(table, svc, ep, old.src)
+    return choice(table, svc, ep, old.src, svc.chain_for(old.src, old.dst))
 
 
-def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str) -> Choice | None:
-    """The element of the Service chain's numgen map that leads to ``ep`` (or its affinity rule)."""
-    rules = table.chain_rules(svc.svc_chain)
+def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str,
+           chain: str | None = None) -> Choice | None:
+    """The element of the Service chain's (or ``chain``'s: the node's own endpoints, externalTrafficPolicy
+    Local) numgen map that leads to ``ep`` (or its affinity rule)."""
+    chain = chain or svc.svc_chain
+    rules = table.chain_rules(chain)
     sticky = next((r for r in rules if r.startswith("ip saddr @affinity-") and r.endswith(f"goto {ep.sep_chain}")),
                   None)
     if sticky is not None and table.elements_before is not None:
         name = sticky.split()[2][1:]
         if client in table.elements_before.get(name, ()):
-            return Choice(svc.svc_chain, sticky, "", 1, 1, affinity=True)
+            return Choice(chain, sticky, "", 1, 1, affinity=True)
     for rule in rules:
         m = VMAP.match(rule)
         if not m:
@@ -281,5 +284,5 @@ def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str)
         for i, element in enumerate(elements):
             if element.endswith(f"goto {ep.sep_chain}"):
                 n = int(m.group(1))
-                return Choice(svc.svc_chain, rule, element, i + 1, n, chance=Fraction(1, n))
+                return Choice(chain, rule, element, i + 1, n, chance=Fraction(1, n))
     return None

@@ -47,6 +47,16 @@ class ServiceFacts:
     # whose traffic kube-proxy short-circuits to every endpoint
     local_nodes: tuple[str, ...] | None = None
     pod_cidr: str = ""
+    local_chain: str | None = None  # KUBE-SVL-... / local-...: a node's own endpoints (Local)
+
+    def chain_for(self, src: str, dst: str) -> str:
+        """The chain that picks the endpoint for a packet from ``src`` to ``dst``: with externalTrafficPolicy
+        Local, an outside client's to a nodePort or the balancer's IP goes to the node's own endpoints' chain
+        (a pod's is short-circuited to the Service's chain, as is the ClusterIP's)."""
+        if self.local_chain is None or dst == self.ip:
+            return self.svc_chain
+        inside = bool(self.pod_cidr) and IPv4Address(src) in IPv4Network(self.pod_cidr)
+        return self.svc_chain if inside else self.local_chain
 
     def dropped_on(self, node: str, src: str, dst: str) -> bool:
         """Whether ``node`` drops this outside packet to its nodePort or the balancer's IP ("has no local
@@ -215,5 +225,7 @@ def services(lab: Lab) -> list[ServiceFacts]:
                                 ext_chain=ext if sp.node_port is not None else None,
                                 lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None,
                                 local_nodes=tuple(sorted(set(sp.nodes))) if sp.external_local else None,
+                                local_chain=(nftables.local_chain(sp) if nft else sp.svl_chain)
+                                if sp.external_local else None,
                                 pod_cidr=str(lab.topo.cluster.pod_cidr)))
     return out

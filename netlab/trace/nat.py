@@ -69,7 +69,7 @@ def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit) -> dict[str, Any]
     svc = lab.service_for(old.dst, old.dport, old.proto)
     if svc is None:
         return {}
-    out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.svc_chain}
+    out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.chain_for(old.src, old.dst)}
     ep = svc.endpoint(new.dst, new.dport)
     if ep:
         out.update(endpoint=ep.pod, endpoint_ip=ep.ip, endpoint_port=ep.port, sep_chain=ep.sep_chain)
@@ -85,7 +85,7 @@ def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow) -> str:
             ep = svc.endpoint(new.dst, new.dport)
             who = f"endpoint {ep.pod}" if ep else f"endpoint {lab.name_ip(new.dst)}"
             sep = f" → {ep.sep_chain}" if ep else ""
-            text += f": Service {svc.name} picked {who} ({svc.svc_chain}{sep})"
+            text += f": Service {svc.name} picked {who} ({svc.chain_for(old.src, old.dst)}{sep})"
         reply = hit.entry.reply
         return text + (f"; conntrack will rewrite the replies {reply.endpoint('src')} → {reply.endpoint('dst')} "
                        f"to come from {old.endpoint('dst')}")
