@@ -42,7 +42,7 @@ def port_nat(case: str) -> str:
     """
     lab = resolve(load_topology(str(GOLDEN / f"{case}.yaml")))
     sps = [sp for sp in services.service_ports(lab) if sp.svc.namespace == "ns1"]
-    rs = services.kube_nat(lab, sps, masq_mark=FAKE_PROXIER_MARK, random_fully=False)
+    rs = services.kube_nat(lab, sps, masq_mark=FAKE_PROXIER_MARK, random_fully=False, node=lab.nodes[0].name)
     return sort_iptables_rules(rs.payload(""))
 
 

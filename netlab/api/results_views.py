@@ -128,6 +128,7 @@ class ServiceInfo:
     # NodePort and LoadBalancer: Cluster or Local (None for a ClusterIP Service, as the API server leaves it)
     external_traffic_policy: str | None = None
     health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
+    internal_traffic_policy: str = "Cluster"  # Local: the ClusterIP goes to the client's node's endpoints only
 
 
 @dataclass(frozen=True)

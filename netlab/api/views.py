@@ -254,7 +254,8 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
             selector=FrozenDict(svc.selector), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
             dns=fqdn(svc), added=is_added_service(svc),
             external_traffic_policy=svc.external_traffic_policy if svc.type != "ClusterIP" else None,
-            health_check_node_port=checks.get((svc.namespace, svc.name))))
+            health_check_node_port=checks.get((svc.namespace, svc.name)),
+            internal_traffic_policy=svc.internal_traffic_policy))
     return tuple(out)
 
 

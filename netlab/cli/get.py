@@ -57,8 +57,8 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
               the Kubernetes namespace, the selector and the DNS name, then
               the external traffic policy (Local: with its health check
-              nodePort); -o json gives each port's endpoints as objects: pod,
-              node, ip, port (the target port)
+              nodePort) and the internal one; -o json gives each port's
+              endpoints as objects: pod, node, ip, port (the target port)
 
     \b
       sudo netlab get pods -o wide
@@ -193,7 +193,7 @@ def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[lis
 def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "type", "cluster-ip", "external-ip", "port(s)", "endpoints"]
     if wide:
-        headers += ["namespace", "selector", "dns", "external-traffic-policy"]
+        headers += ["namespace", "selector", "dns", "external-traffic-policy", "internal-traffic-policy"]
     rows = []
     for s in services:
         ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}" for p in s.ports)
@@ -203,6 +203,7 @@ def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str],
             policy = s.external_traffic_policy or "<none>"
             if s.health_check_node_port:  # kubectl describe's "HealthCheck NodePort"
                 policy += f" (health check {s.health_check_node_port}/TCP)"
-            row += [s.namespace, ",".join(f"{k}={v}" for k, v in s.selector.items()) or "<none>", s.dns, policy]
+            row += [s.namespace, ",".join(f"{k}={v}" for k, v in s.selector.items()) or "<none>", s.dns, policy,
+                    s.internal_traffic_policy]
         rows.append(row)
     return headers, rows

@@ -241,6 +241,10 @@ class Service(Model):
                     "LoadBalancer): Cluster, to any endpoint, the client's address masqueraded as the node's; Local, "
                     "only to the node's own endpoints, the client's address kept (a node without one drops it). "
                     "Pods' own traffic to those addresses uses every endpoint either way.")
+    internal_traffic_policy: Literal["Cluster", "Local"] = Field(
+        "Cluster", alias="internalTrafficPolicy",
+        description="Where a node sends traffic to the ClusterIP: Cluster, to any endpoint; Local, only to the "
+                    "node's own endpoints (a node without one drops it: its pods get no answer).")
     health_check_node_port: NodePort | None = Field(
         None, alias="healthCheckNodePort",
         description="Port on every node where the load balancer may ask whether the node has an endpoint (type "

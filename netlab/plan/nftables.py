@@ -276,7 +276,9 @@ def base_table(lab: Lab, node: NodeInfo, mark: str) -> Table:
 
 
 def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") -> None:
-    """syncProxyRules for one Service port on ``node`` (internalTrafficPolicy is Cluster in a lab)."""
+    """syncProxyRules for one Service port on ``node``: its ClusterIP to every endpoint, or with
+    internalTrafficPolicy Local to the node's own (the local- chain; none here: dropped); its node port and
+    balancer IP through the external- chain."""
     proto, port, cip = sp.protocol, sp.port.port, sp.cluster_ip
     svc, ext = service_chain(sp), external_chain(sp)
     external = sp.node_port is not None or sp.lb_ip is not None
@@ -289,27 +291,38 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
         if sp.node_port is not None:
             t.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} {reject}")
         return
-    local = sp.local_endpoints(node) if sp.external_local else ()
-    eps = [(ip, p, endpoint_chain(sp, ip, p)) for ip, p in sp.endpoints]
+    uses_cluster = not sp.internal_local or external  # UsesClusterEndpoints (a node port's pods short-circuit)
+    local = sp.local_endpoints(node) if sp.internal_local or sp.external_local else ()
+    lcl = local_chain(sp)
+    internal = lcl if sp.internal_local else svc
+    has_internal = bool(local) or not sp.internal_local
+    every = [(ip, p, endpoint_chain(sp, ip, p)) for ip, p in sp.endpoints]
+    mine = [e for e in every if (e[0], e[1]) in local]
+    eps = every if uses_cluster else mine  # allLocallyReachableEndpoints
     for _, _, chain in eps:
         t.chain(chain)
-    t.chain(svc)
+    if uses_cluster:
+        t.chain(svc)
     if external:
         t.chain(ext)
     if local:
-        t.chain(local_chain(sp))
-    t.element("service-ips", f"{cip} . {proto} . {port} : goto {svc}")
+        t.chain(lcl)
+    drop = f'comment "{sp.name}" : drop'
+    if has_internal:
+        t.element("service-ips", f"{cip} . {proto} . {port} : goto {internal}")
+    else:  # internalTrafficPolicy Local and none on this node: the ClusterIP is dropped
+        t.element("no-endpoint-services", f"{cip} . {proto} . {port} {drop}")
     if sp.lb_ip is not None:
         t.element("service-ips", f"{sp.lb_ip} . {proto} . {port} : goto {ext}")
     if sp.node_port is not None:
         t.element("service-nodeports", f"{proto} . {sp.node_port} : goto {ext}")
     if external and sp.external_local and not local:  # none on this node: outside traffic is dropped
-        drop = f'comment "{sp.name}" : drop'
         if sp.node_port is not None:
             t.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} {drop}")
         if sp.lb_ip is not None:
             t.element("no-endpoint-services", f"{sp.lb_ip} . {proto} . {port} {drop}")
-    t.rule(svc, f"ip daddr {cip} ip saddr != {lab.topo.cluster.pod_cidr} jump {MARK_MASQ}")
+    if has_internal:
+        t.rule(internal, f"ip daddr {cip} ip saddr != {lab.topo.cluster.pod_cidr} jump {MARK_MASQ}")
     if external and not sp.external_local:
         t.rule(ext, f"jump {MARK_MASQ}")
         t.rule(ext, f"goto {svc}")
@@ -318,10 +331,11 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
         t.rule(ext, f'fib saddr type local jump {MARK_MASQ} comment "masquerade local traffic"')
         t.rule(ext, f'fib saddr type local goto {svc} comment "short-circuit local traffic"')
         if local:
-            t.rule(ext, f"goto {local_chain(sp)}")
-    _pick_endpoint(t, sp, svc, eps)
+            t.rule(ext, f"goto {lcl}")
+    if uses_cluster:
+        _pick_endpoint(t, sp, svc, every)
     if local:
-        _pick_endpoint(t, sp, local_chain(sp), [e for e in eps if (e[0], e[1]) in local])
+        _pick_endpoint(t, sp, lcl, mine)
     for ip, p, chain in eps:
         t.rule(chain, f"ip saddr {ip} jump {MARK_MASQ}")
         if sp.affinity:

@@ -143,6 +143,11 @@ class ServicePortInfo:
         """externalTrafficPolicy Local: outside traffic to a node goes to that node's endpoints only."""
         return self.svc.external_local
 
+    @property
+    def internal_local(self) -> bool:
+        """internalTrafficPolicy Local: the ClusterIP goes to the client's node's endpoints only."""
+        return self.svc.internal_traffic_policy == "Local"
+
     def local_endpoints(self, node: str) -> tuple[tuple[IPv4Address, int], ...]:
         """The endpoints on ``node`` (kube-proxy's localEndpoints: EndpointSlice nodeName == its own)."""
         return tuple(ep for ep, where in zip(self.endpoints, self.nodes) if where == node)
@@ -301,15 +306,30 @@ def kube_nat(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK,
 
 
 def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, large: bool) -> None:
-    """One Service port with endpoints somewhere in the cluster, as ``node``'s kube-proxy writes it."""
+    """One Service port with endpoints somewhere in the cluster, as ``node``'s kube-proxy writes it.
+
+    KUBE-SVC picks among every endpoint (Cluster policy), KUBE-SVL among the node's own (Local): the ClusterIP
+    goes to KUBE-SVL with internalTrafficPolicy Local (nowhere, without one here: the filter table drops it),
+    outside traffic to a node port with externalTrafficPolicy Local; KUBE-SVC is there whenever some traffic
+    uses every endpoint (a node port's always does: pods' own is short-circuited to it)."""
     proto, port, cip, name = sp.protocol, sp.port.port, str(sp.cluster_ip), sp.name
     match = f"-m {proto} -p {proto}"
-    svc = rs.chain(sp.svc_chain)
-    local = sp.local_endpoints(node) if sp.external_local else ()
+    uses_cluster = not sp.internal_local or sp.node_port is not None  # UsesClusterEndpoints
+    local = sp.local_endpoints(node) if sp.internal_local or sp.external_local else ()
+    svc = rs.chain(sp.svc_chain) if uses_cluster else sp.svc_chain
+    svl = rs.chain(sp.svl_chain) if local else sp.svl_chain
+    internal = svl if sp.internal_local else svc
+    has_internal = bool(local) or not sp.internal_local
     eps = ", ".join(f"{ip}:{p}" for ip, p in sp.endpoints)
-    rs.note(f"{name} cluster IP {cip}:{port}/{proto} -> {eps}")
     cluster_ip = f'-m comment --comment "{name} cluster IP" {match} -d {cip} --dport {port}'
-    rs.add(KUBE_SERVICES, f"{cluster_ip} -j {svc}")
+    if has_internal:
+        rs.note(f"{name} cluster IP {cip}:{port}/{proto} -> "
+                + (f"this node's {', '.join(f'{ip}:{p}' for ip, p in local)} (internalTrafficPolicy Local)"
+                   if sp.internal_local else eps))
+        rs.add(KUBE_SERVICES, f"{cluster_ip} -j {internal}")
+    else:
+        rs.note(f"{name} cluster IP {cip}:{port}/{proto}: internalTrafficPolicy Local and no endpoint on this "
+                "node: dropped in the filter table")
     if sp.lb_ip is not None and sp.node_port is not None:
         rs.note(f"{name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
         rs.add(KUBE_SERVICES, f'-m comment --comment "{name} loadbalancer IP" {match} -d {sp.lb_ip} '
@@ -335,16 +355,18 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
             rs.add(ext, f'-m comment --comment "route LOCAL traffic for {name} external destinations" '
                         f"-m addrtype --src-type LOCAL -j {svc}")
             if local:
-                rs.add(ext, f"-j {sp.svl_chain}")
-    rs.add(svc, f"{cluster_ip} ! -s {lab.topo.cluster.pod_cidr} -j {KUBE_MARK_MASQ}")
+                rs.add(ext, f"-j {svl}")
+    if has_internal:
+        rs.add(internal, f"{cluster_ip} ! -s {lab.topo.cluster.pod_cidr} -j {KUBE_MARK_MASQ}")
     seps = [(sp.sep_chain(ip, p), f"{ip}:{p}", str(ip)) for ip, p in sp.endpoints]
-    _pick_endpoint(rs, svc, name, seps, sp.affinity, large)
+    mine = [e for e in seps if any(e[1] == f"{ip}:{p}" for ip, p in local)]
+    if uses_cluster:
+        _pick_endpoint(rs, svc, name, seps, sp.affinity, large)
     if local:
-        _pick_endpoint(rs, rs.chain(sp.svl_chain), name, [e for e in seps if any(
-            e[1] == f"{ip}:{p}" for ip, p in local)], sp.affinity, large)
+        _pick_endpoint(rs, svl, name, mine, sp.affinity, large)
     # appendServiceCommentLocked: these comments go in a large cluster.
     sep_comment = "" if large else f"-m comment --comment {name} "
-    for sep, ep, ip in seps:
+    for sep, ep, ip in seps if uses_cluster else mine:  # allLocallyReachableEndpoints
         rs.chain(sep)
         rs.add(sep, f"{sep_comment}-s {ip} -j {KUBE_MARK_MASQ}")
         recent = f"-m recent --name {sep} --set " if sp.affinity else ""
@@ -406,12 +428,17 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
             why, verdict = f'-m comment --comment "{sp.name} has no endpoints"', "REJECT"
             rs.note(f"{sp.name} has no endpoints: refuse at once instead of letting the client time out")
             rs.add(KUBE_SERVICES, f"{why} {match} -d {sp.cluster_ip} --dport {sp.port.port} -j REJECT")
-        elif not sp.external_endpoints(node):
+        elif sp.internal_local and not sp.local_endpoints(node):
+            # internalTrafficPolicy Local, none here: pods' (and the node's) ClusterIP traffic is dropped
+            rs.note(f"{sp.name} has no endpoint on this node: drop traffic to its ClusterIP")
+            rs.add(KUBE_SERVICES, f'-m comment --comment "{sp.name} has no local endpoints" {match} '
+                                  f"-d {sp.cluster_ip} --dport {sp.port.port} -j DROP")
+        if sp.endpoints and not sp.external_endpoints(node):
             # externalTrafficPolicy Local, none here: outside traffic is dropped (a balancer that asks the
             # healthCheckNodePort sends none here); pods' and the node's own still reach every endpoint (nat).
             why, verdict = f'-m comment --comment "{sp.name} has no local endpoints"', "DROP"
             rs.note(f"{sp.name} has no endpoint on this node: drop outside traffic to its node port")
-        else:
+        elif sp.endpoints:
             why, verdict = "", ""
         if verdict and sp.lb_ip is not None:
             rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {sp.lb_ip} --dport {sp.port.port} -j {verdict}")
@@ -440,7 +467,7 @@ def resources(lab: Lab) -> list[Resource]:
     table's REJECT in OUTPUT before the packet leaves."""
     sps = service_ports(lab)
     # Built once for all nodes unless a Service's externalTrafficPolicy Local makes each node's its own.
-    per_node = any(sp.external_local for sp in sps)
+    per_node = any(sp.external_local or sp.internal_local for sp in sps)
     kube, filt = kube_nat(lab, sps), node_filter(lab, sps)
     same = "" if per_node else " (the same on every node)"
     nat_title = f"netlab {lab.name}: kube-proxy's nat rules{same}, then Flannel's for this node"

@@ -225,10 +225,18 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         dst = Endpoint(name, "service", "", sp.cluster_ip)
         title = section(cip)
         for src in pods:
-            rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in eps_t)
+            # internalTrafficPolicy Local: the client's node sends it to its own endpoints only, and drops it
+            # without one (has no local endpoints)
+            mine = [e for e in eps_t if pod_info[e[0]].node == pod_info[src.name].node] if sp.internal_local \
+                else list(eps_t)
+            rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in mine)
             expected, why = reach, reason
-            if policy is not None and reach:
-                judged, why = policy.clusterip(src.name, [(pod, port) for pod, _, port in eps_t], proto)
+            if reach and not mine:
+                expected, why = False, (f"internalTrafficPolicy Local and no endpoint on "
+                                        f"{pod_info[src.name].node}: its kube-proxy drops it (has no local "
+                                        "endpoints)")
+            elif policy is not None and reach:
+                judged, why = policy.clusterip(src.name, [(pod, port) for pod, _, port in mine], proto)
                 if judged is None:
                     plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port}: not probed: {why}")
                     continue
@@ -243,6 +251,10 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                               "node it picks at random, whose NAT decides the address they see")
 
         # Distribution: from a pod that is not an endpoint, over the ClusterIP.
+        if len(eps_t) >= 2 and name not in dist_done and sp.internal_local:
+            dist_done.add(name)
+            plan.notes.append(f"svc/{name}: distribution not checked: internalTrafficPolicy Local (each client's "
+                              "node picks among its own endpoints only)")
         if len(eps_t) >= 2 and name not in dist_done and not isolated:
             members = {pod for pod, _, _ in eps_t}
             client = next((s for s in pods if s.name not in members), pods[0])

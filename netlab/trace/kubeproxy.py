@@ -224,8 +224,8 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
                       "the packet", commands, cause=True, facts={"dropped_here": True})
     if svc.dropped_on(node, f.src, f.dst):
         return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
-                      f"Service {svc.name} has externalTrafficPolicy Local and no endpoint on {node}: kube-proxy "
-                      f"sends outside traffic only to the node's own endpoints; the filter rule \"{svc.name} has no local endpoints\" in KUBE-EXTERNAL-SERVICES drops the packet",
+                      f"{svc.no_local_words(node, f.dst)}; the filter rule \"{svc.name} has no local endpoints\" "
+                      f"in {'KUBE-SERVICES' if f.dst == svc.ip else 'KUBE-EXTERNAL-SERVICES'} drops the packet",
                       commands + [f"ip netns exec {ns} iptables-save -c -t filter"], cause=True,
                       facts={"dropped_here": True, "no_local_endpoints": True})
     commands.append(f"ip netns exec {ns} iptables-save -c -t nat")

@@ -164,8 +164,9 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
                       "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
     if svc.dropped_on(node, f.src, f.dst):
         return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
-                      f"Service {svc.name} has externalTrafficPolicy Local and no endpoint on {node}: kube-proxy "
-                      f"sends outside traffic only to the node's own endpoints; the map no-endpoint-nodeports (no-endpoint-services for the balancer's IP) says drop for it",
+                      f"{svc.no_local_words(node, f.dst)}; the map "
+                      f"{'no-endpoint-services' if f.dst in (svc.ip, svc.lb_ip) else 'no-endpoint-nodeports'} "
+                      "says drop for it",
                       commands + [f"ip netns exec {ns} nft list table ip kube-proxy"], cause=True,
                       facts={"dropped_here": True, "no_local_endpoints": True})
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")

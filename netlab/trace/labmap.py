@@ -48,21 +48,32 @@ class ServiceFacts:
     local_nodes: tuple[str, ...] | None = None
     pod_cidr: str = ""
     local_chain: str | None = None  # KUBE-SVL-... / local-...: a node's own endpoints (Local)
+    internal_local: bool = False  # internalTrafficPolicy Local: the ClusterIP too goes to local_chain
+
+    def no_local_words(self, node: str, dst: str) -> str:
+        """Why ``node`` drops a packet to ``dst`` (:meth:`dropped_on`), in words."""
+        if dst == self.ip:
+            return (f"Service {self.name} has internalTrafficPolicy Local and no endpoint on {node}: kube-proxy "
+                    "sends ClusterIP traffic only to the node's own endpoints")
+        return (f"Service {self.name} has externalTrafficPolicy Local and no endpoint on {node}: kube-proxy sends "
+                "outside traffic only to the node's own endpoints")
 
     def chain_for(self, src: str, dst: str) -> str:
         """The chain that picks the endpoint for a packet from ``src`` to ``dst``: with externalTrafficPolicy
         Local, an outside client's to a nodePort or the balancer's IP goes to the node's own endpoints' chain
         (a pod's is short-circuited to the Service's chain, as is the ClusterIP's)."""
         if self.local_chain is None or dst == self.ip:
-            return self.svc_chain
+            return self.local_chain if self.internal_local and self.local_chain else self.svc_chain
         inside = bool(self.pod_cidr) and IPv4Address(src) in IPv4Network(self.pod_cidr)
         return self.svc_chain if inside else self.local_chain
 
     def dropped_on(self, node: str, src: str, dst: str) -> bool:
         """Whether ``node`` drops this outside packet to its nodePort or the balancer's IP ("has no local
         endpoints"); a pod's or the node's own (short-circuited to every endpoint) it does not."""
-        if self.local_nodes is None or node in self.local_nodes or dst == self.ip or not self.endpoints:
+        if self.local_nodes is None or node in self.local_nodes or not self.endpoints:
             return False
+        if dst == self.ip:  # the ClusterIP: dropped for everyone with internalTrafficPolicy Local
+            return self.internal_local
         return not (self.pod_cidr and IPv4Address(src) in IPv4Network(self.pod_cidr))
 
     def endpoint(self, ip: str, port: int | None) -> ServiceEndpoint | None:
@@ -219,13 +230,14 @@ def services(lab: Lab) -> list[ServiceFacts]:
                                     nftables.endpoint_chain(sp, ip, port) if nft else sp.sep_chain(ip, port))
                     for ip, port in sp.endpoints)
         ext = nftables.external_chain(sp) if nft else sp.ext_chain
+        local = sp.external_local or sp.internal_local
         out.append(ServiceFacts(name=sp.name, ip=str(sp.cluster_ip), port=sp.port.port, protocol=sp.protocol,
                                 svc_chain=nftables.service_chain(sp) if nft else sp.svc_chain,
                                 node_port=sp.node_port, endpoints=eps,
                                 ext_chain=ext if sp.node_port is not None else None,
                                 lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None,
-                                local_nodes=tuple(sorted(set(sp.nodes))) if sp.external_local else None,
-                                local_chain=(nftables.local_chain(sp) if nft else sp.svl_chain)
-                                if sp.external_local else None,
+                                local_nodes=tuple(sorted(set(sp.nodes))) if local else None,
+                                local_chain=(nftables.local_chain(sp) if nft else sp.svl_chain) if local else None,
+                                internal_local=sp.internal_local,
                                 pod_cidr=str(lab.topo.cluster.pod_cidr)))
     return out

@@ -97,3 +97,50 @@ def test_local_policy_keeps_the_clients_address_and_drops_where_no_endpoint_runs
         assert proc.returncode == 0, probe_failures(json.loads(proc.stdout))
         trace = netlab("trace", "--lab", name, "client", n2, "--port", str(NODE_PORT), check=False)
         assert "has no local endpoints" in trace.stdout, trace.stdout[-3000:]
+
+
+ITP = """\
+name: {name}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+pods:
+  - {{name: web, node: n1, labels: {{app: web}}}}
+  - {{name: near, node: n1}}
+  - {{name: far, node: n2}}
+services:
+  - name: web
+    clusterIP: 10.96.0.50
+    internalTrafficPolicy: Local
+    selector: {{app: web}}
+    ports: [{{port: 80, targetPort: 8080}}]
+"""
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_internal_local_policy_answers_pods_of_the_endpoints_node_only(tmp_path, mode):
+    """internalTrafficPolicy: Local: a pod on the endpoint's node reaches the ClusterIP (its own address seen), a
+    pod on the other node gets nothing (its node drops it: "has no local endpoints"), in both modes."""
+    name = unique_lab("etq")
+    path = write_topology(tmp_path, ITP.format(name=name, mode=mode))
+    with lab_up(path, name):
+        got = fetch(f"{name}-near", "http://10.96.0.50/")
+        assert got.returncode == 0, (got.returncode, got.stderr)
+        answer = json.loads(got.stdout.strip().splitlines()[-1])
+        near_ip = ip_json("addr", "show", "dev", "eth0", netns=f"{name}-near")[0]["addr_info"][0]["local"]
+        assert answer["pod"] == "web" and answer["client"].split(":")[0] == near_ip, answer
+        got = fetch(f"{name}-far", "http://10.96.0.50/", timeout=2)
+        assert got.returncode == 28, (got.returncode, got.stdout, got.stderr)
+        if mode == "iptables":
+            filt2 = in_netns(f"{name}-n2", "iptables-save", "-t", "filter", check=True).stdout
+            assert any(line.startswith("-A KUBE-SERVICES -d 10.96.0.50/32") and "has no local endpoints" in line
+                       and line.endswith("-j DROP") for line in filt2.splitlines()), filt2
+        else:
+            out = in_netns(f"{name}-n2", "nft", "list", "map", "ip", "kube-proxy", "no-endpoint-services",
+                           check=True).stdout
+            assert "10.96.0.50 . tcp . 80" in out and ": drop" in out, out
+        status = netlab("status", "--lab", name, check=False)
+        assert status.returncode == 0, status.stdout[-3000:]
+        proc = netlab("probe", "--lab", name, "--proto", "tcp", "-o", "json", check=False)
+        assert proc.returncode == 0, probe_failures(json.loads(proc.stdout))
+        trace = netlab("trace", "--lab", name, "far", "10.96.0.50", "--port", "80", check=False)
+        assert "internalTrafficPolicy Local and no endpoint on n2" in trace.stdout, trace.stdout[-3000:]

@@ -163,6 +163,7 @@ def test_health_check_node_port_is_allocated_for_a_local_load_balancer_only():
 
 @pytest.mark.parametrize("change, field, message", [
     ({"externalTrafficPolicy": "local"}, "externalTrafficPolicy", "'local' is not allowed; use 'Cluster' or 'Local'"),
+    ({"internalTrafficPolicy": "Node"}, "internalTrafficPolicy", "'Node' is not allowed; use 'Cluster' or 'Local'"),
     ({"type": "ClusterIP"}, "externalTrafficPolicy", "externalTrafficPolicy Local needs type NodePort or "
                                                      "LoadBalancer"),
     ({"type": "NodePort", "healthCheckNodePort": 31000}, "healthCheckNodePort",
@@ -190,3 +191,50 @@ def test_get_services_shows_the_policy_and_the_health_check_node_port():
     headers, rows = rows_of("services", tuple(infos.values()), wide=True)
     column = {row[0]: row[headers.index("external-traffic-policy")] for row in rows}
     assert column == {"web": "Local (health check 30001/TCP)", "plain": "Cluster"}
+
+
+ITP = {**TOPO, "pods": [*TOPO["pods"], {"name": "lone", "node": "n3"}], "services": [{"name": "web", "clusterIP": "10.96.0.50", "internalTrafficPolicy": "Local",
+                             "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}]}
+
+
+def test_internal_local_node_without_an_endpoint_drops_the_cluster_ip():
+    lb = lab(topo=ITP)
+    sps = services.service_ports(lb)
+    (sp,) = sps
+    n3 = node_text(lb, "n3").splitlines()
+    # kube-proxy's TestInternalTrafficPolicyE2E, "... there are no local endpoints": the filter table's DROP
+    assert ('-A KUBE-SERVICES -m comment --comment "default/web has no local endpoints" -m tcp -p tcp '
+            "-d 10.96.0.50 --dport 80 -j DROP") in n3
+    assert not any("10.96.0.50" in line for line in services.kube_nat(lb, sps, node="n3").payload("").splitlines()
+                   if line.startswith("-A"))
+    n1 = services.kube_nat(lb, sps, node="n1").payload("").splitlines()
+    assert f'-A KUBE-SERVICES -m comment --comment "default/web cluster IP" -m tcp -p tcp -d 10.96.0.50 --dport 80 ' \
+           f"-j {sp.svl_chain}" in n1
+    assert not any(sp.svc_chain in line for line in n1)  # no Cluster policy chain at all (UsesClusterEndpoints)
+    assert len([line for line in n1 if line.startswith("-A KUBE-SEP-") and "DNAT" in line]) == 2  # n1's own
+
+
+def test_internal_local_in_nftables_mode():
+    lb = lab("nftables", ITP)
+    sps = services.service_ports(lb)
+    (sp,) = sps
+    n3 = nftables.kube_proxy_table(lb, lb.node("n3"), sps).transaction()
+    assert 'add element ip kube-proxy no-endpoint-services { 10.96.0.50 . tcp . 80 comment "default/web" : drop }' in n3
+    assert not any(line.startswith("add element ip kube-proxy service-ips { 10.96.0.50") for line in n3)
+    n1 = nftables.kube_proxy_table(lb, lb.node("n1"), sps).transaction()
+    local = nftables.local_chain(sp)
+    assert f"add element ip kube-proxy service-ips {{ 10.96.0.50 . tcp . 80 : goto {local} }}" in n1
+    assert f"add rule ip kube-proxy {local} ip daddr 10.96.0.50 ip saddr != 10.244.0.0/16 jump mark-for-masquerade" \
+        in n1
+    assert not any(nftables.service_chain(sp) in line for line in n1)
+
+
+def test_probe_expects_the_cluster_ip_from_the_endpoints_node_only():
+    from netlab.probe.services import build
+
+    plan = build(lab(topo=ITP), ("tcp",))
+    got = {p.source.name: (p.expected, [r.answerer for r in p.rules]) for p in plan.probes
+           if p.svc is not None and p.svc.kind == "ClusterIP"}
+    assert got == {"web-a": (True, ["web-a", "web-b"]), "web-b": (True, ["web-a", "web-b"]),
+                   "web-c": (True, ["web-c"]), "lone": (False, [])}
+    assert any("distribution not checked: internalTrafficPolicy Local" in n for n in plan.notes)

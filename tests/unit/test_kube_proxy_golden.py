@@ -1,7 +1,8 @@
 """One Service example of kube-proxy's own unit tests, ported: the whole nat payload, byte for byte.
 
 kubernetes ``pkg/proxy/iptables/proxier_test.go``, ``TestInternalTrafficPolicyE2E``,
-case "internalTrafficPolicy is cluster": ``golden/kube_proxy/*.yaml`` is its
+cases "internalTrafficPolicy is cluster" and "... is local and there is non-zero local endpoints"
+(the test node's kube-proxy): ``golden/kube_proxy/*.yaml`` is its
 Service and endpoints as a netlab topology, ``*.nat`` the nat table of its
 ``clusterExpectedIPTables``, verbatim. kube-proxy's ``NewFakeProxier`` uses the
 mark ``0x4000`` and an iptables without ``--random-fully`` (a running
@@ -19,7 +20,7 @@ from netlab.plan import services
 from kube_proxy_golden import GOLDEN, port_nat
 
 
-@pytest.mark.parametrize("case", ["internal_traffic_policy_cluster"])
+@pytest.mark.parametrize("case", ["internal_traffic_policy_cluster", "internal_traffic_policy_local"])
 def test_nat_payload_is_kube_proxys_own_golden(case):
     assert port_nat(case) == (GOLDEN / f"{case}.nat").read_text()
 

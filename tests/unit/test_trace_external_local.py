@@ -55,3 +55,19 @@ def test_the_facts_name_the_chain_that_picks_and_where_it_drops(local):
     assert np.chain_for("10.244.0.4", "192.168.122.2") == np.svc_chain
     (web,) = [s for s in m.services if s.name == "default/web:http"]
     assert web.local_chain is None and not web.dropped_on("node-2", "203.0.113.10", "192.168.122.3")
+
+
+def test_internal_local_cluster_ip_from_a_node_without_an_endpoint_is_dropped_there():
+    text = (ROOT / "topologies/services.yaml").read_text()
+    text = text.replace("  - name: web-2\n    node: node-2", "  - name: web-2\n    node: node-1")
+    text = text.replace("  - name: client\n    node: node-1", "  - name: client\n    node: node-2")
+    text = text.replace("    type: ClusterIP\n", "    type: ClusterIP\n    internalTrafficPolicy: Local\n", 1)
+    lab = lab_from(text)
+    plan = build_plan(lab)
+    m, k = LabMap.from_lab(lab, plan), FakeKernel(lab, plan)
+    client = str(lab.pod("client").ip)
+    w, v = traced(m, k, Flow("tcp", client, "10.96.0.20", 40000, 80))
+    lost = w.hops[v.lost_at]
+    assert (lost.netns, lost.kind) == ("svc-node-2", "dnat"), [(h.netns, h.kind) for h in w.hops]
+    assert "internalTrafficPolicy Local and no endpoint on node-2" in v.reason
+    assert '"default/web:http has no local endpoints" in KUBE-SERVICES drops the packet' in v.reason
