@@ -84,11 +84,13 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
 
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
           before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-          unfiltered: Collection[str] = (), dnat_node: str | None = None) -> list[dict[str, Any]]:
+          unfiltered: Collection[str] = (), dnat_node: str | None = None,
+          balancer: str | None = None) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
     iptables, and so past the policies' rules). ``dnat_node``: the node that DNATed a Service packet (the trace
-    read it from its conntrack), when known."""
+    read it from its conntrack), when known. ``balancer``: the source the load balancer's masquerade gives a
+    LoadBalancer's packet, as the kernel said it (nodeport.balancer_source)."""
     if not lab.topo.network_policies:
         return []
     ps = policy_set(lab)
@@ -120,7 +122,8 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
                 # A nodePort (a LoadBalancer's too): judged with the address the endpoint's node sees (kube-proxy's
                 # masquerade of the node that DNATed it, not the client's, unless that node forwards it to its own
                 # pod).
-                judged = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, receiver)
+                judged = nodeport.judge(lab, ps, src, source, dst, pod, protocol, served, receiver,
+                                        balancer)
                 if judged is None:
                     continue
                 verdict, seen = judged

@@ -31,7 +31,7 @@ from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import neighbours as nb
 from netlab.realize.state import repair_command
-from netlab.trace import policy as tpolicy
+from netlab.trace import nodeport, policy as tpolicy
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.kernel import LiveKernel
@@ -142,6 +142,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                         size=size + 28 if size else 0)
         # the nodes whose bridge switches frames past iptables, and so past the policies' rules
         unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
+        # the source the load balancer's masquerade gives an internet host's packet for a LoadBalancer
+        balancer = nodeport.balancer_source(kernel, lab, fwd.hops, tpolicy.balancer_node(lab, fwd.hops)) \
+            if src.kind == "internet" and dst.kind == "service" and lab.topo.network_policies else None
     finally:
         kernel.close()
     step(4)
@@ -192,7 +195,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
     result.repair = repair if repair is not None else repair_command(lab.name)
-    _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered)
+    _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
     result.arp = _arp_story(fwd, packets)
@@ -224,8 +227,9 @@ def _confirmed_entries(namespaces: list[str]) -> Iterator[dict[str, conntrack.Ne
 
 def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
                     before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-                    unfiltered: set[str]) -> None:
-    """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it."""
+                    unfiltered: set[str], balancer: str | None = None) -> None:
+    """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it. ``balancer``: the
+    source the load balancer's masquerade gives a LoadBalancer's packet (nodeport.balancer_source)."""
     ep = result.endpoint
     # The node that DNATed a Service packet: the one whose conntrack named the endpoint, else one that holds the
     # DNAT but kept no entry (a policy's REJECT dropped the packet first).
@@ -235,7 +239,7 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
     # None of them: a LoadBalancer's packet lost before a node kept an entry; the balancer's own entry names it.
     node = nodes[dnat.netns] if dnat else tpolicy.balancer_node(lab, result.forward.hops)
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after, unfiltered, dnat_node=node)
+                                  before, after, unfiltered, dnat_node=node, balancer=balancer)
     counted = [e for e in result.policy if not e["allowed"] and e.get("counted")]
     if not counted:
         return

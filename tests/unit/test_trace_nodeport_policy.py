@@ -15,7 +15,9 @@ import copy
 from netlab.api.topology import load
 from netlab.model.netpol import policy_set
 from netlab.plan.policy import pod_chain
-from netlab.trace import policy as tpolicy
+from netlab.trace import nodeport, policy as tpolicy
+from netlab.trace.facts import RouteFacts, RouteFailure
+from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop
 from netlab.trace.targets import resolve_source, resolve_target
 
@@ -122,3 +124,35 @@ def test_the_balancers_own_conntrack_entry_names_the_node_it_picked():
             Hop("x-gateway", "gateway", "inet0", "drop", "route get ...: Network is unreachable")]
     assert tpolicy.balancer_node(lab, hops) == "n2"
     assert tpolicy.balancer_node(lab, hops[1:]) is None
+
+
+class _RouteOnly:
+    """A kernel that answers only ``ip route get``: the balancer's route to a node, with the source it picks."""
+
+    def __init__(self, prefsrc: str | None):
+        self.prefsrc = prefsrc
+
+    def route_get(self, netns: str, dst: str, src: str | None = None, iif: str | None = None) -> RouteFacts:
+        if self.prefsrc is None:
+            raise RouteFailure(101, "Network is unreachable")
+        return RouteFacts("unicast", "eth0", "203.0.113.1", self.prefsrc)
+
+
+def test_the_balancers_masquerade_source_is_the_kernels_not_the_plans_first_address():
+    """The balancer's MASQUERADE takes its eth0's primary address, which the kernel's history decides (a Service
+    added to a running lab adds a secondary): its snat row (the conntrack entry) says which, else the kernel's
+    route lookup to the node; the plan's first address only when the kernel said neither."""
+    lab = load(TOPO).lab
+    lb = dict(lab.internet_hosts)["lb"]
+    n1 = lab.node("n1")
+    masq = Hop(lb, "lb", "eth0", "snat", "MASQUERADE ...",
+               observe=Observe(lb, "eth0", "out", Flow("tcp", "203.0.113.77", str(n1.ip), 40000, 30081), "request"))
+    assert nodeport.balancer_source(_RouteOnly("203.0.113.88"), lab, [masq], "n1") == "203.0.113.77"
+    assert nodeport.balancer_source(_RouteOnly("203.0.113.88"), lab, [], None) == "203.0.113.88"
+    assert nodeport.balancer_source(_RouteOnly(None), lab, [], "n2") is None
+    counted = {(n1.netns, pod_chain("ingress", policy_set(lab).pod("web-1"))): 1}
+    s = resolve_source(lab, "example")
+    d = resolve_target(lab, "svc/web-lb", None, 80, s)
+    [e] = tpolicy.story(lab, s, d, "tcp", 80, str(lab.pod("web-1").ip), {}, counted, dnat_node="n1",
+                        balancer="203.0.113.77")
+    assert "it comes from 203.0.113.77, the load balancer's address after its masquerade" in e["text"]
