@@ -85,12 +85,13 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
           before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
           unfiltered: Collection[str] = (), dnat_node: str | None = None,
-          balancer: str | None = None) -> list[dict[str, Any]]:
+          balancer: str | None = None, reached: Collection[str] | None = None) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
     iptables, and so past the policies' rules). ``dnat_node``: the node that DNATed a Service packet (the trace
     read it from its conntrack), when known. ``balancer``: the source the load balancer's masquerade gives a
-    LoadBalancer's packet, as the kernel said it (nodeport.balancer_source)."""
+    LoadBalancer's packet, as the kernel said it (nodeport.balancer_source). ``reached``: the namespaces whose
+    FORWARD hook the packet got to (:func:`forward_hooks_reached`); None: not known."""
     if not lab.topo.network_policies:
         return []
     ps = policy_set(lab)
@@ -108,7 +109,7 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
         addr = IPv4Address(dst.ip)
         owner = node_of(lab, addr)
         verdict = ps.flow(source, Peer(addr, None, owner), protocol, None if proto == "icmp" else port)
-        return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner)]
+        return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner, reached=reached)]
     out: list[dict[str, Any]] = []
     external = dst.kind == "node" or (dst.kind == "service" and src.kind == "internet")
     # The node that DNATs a LoadBalancer's packet is the one the balancer picked; when no conntrack entry names it
@@ -132,7 +133,7 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
             node_ns = lab.node(pod.node).netns
             bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
             bypass = node_ns if bridged and node_ns in unfiltered else None
-            entry = _entry(lab, source, pod, verdict, before, after, bypass, seen=seen)
+            entry = _entry(lab, source, pod, verdict, before, after, bypass, seen=seen, reached=reached)
             if entry not in out:  # two nodes that judge it alike: one verdict
                 out.append(entry)
     if endpoint_ip is None and any(e.get("counted") for e in out):
@@ -164,10 +165,12 @@ def node_of(lab: Lab, addr: IPv4Address) -> str | None:
 
 def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before: dict[tuple[str, str], int],
            after: dict[tuple[str, str], int], bypass: str | None = None, to: str = "",
-           to_node: str | None = None, seen: str | None = None) -> dict[str, Any]:
+           to_node: str | None = None, seen: str | None = None,
+           reached: Collection[str] | None = None) -> dict[str, Any]:
     """``pod``: the destination pod judged, or None for a node or an address (``to`` names it, ``to_node``
     is the node it belongs to, if any). ``bypass``: the namespace of the node whose bridge switches the flow,
-    pod to pod, past iptables. ``seen``: the source as the endpoint's node judges it, when not the client's."""
+    pod to pod, past iptables. ``seen``: the source as the endpoint's node judges it, when not the client's.
+    ``reached``: the namespaces whose FORWARD (or INPUT) hook the packet got to, when the trace knows."""
     entry: dict[str, Any] = ({"pod": f"{pod.namespace}/{pod.name}"} if pod is not None else {"to": to})
     entry["allowed"] = verdict.allowed
     if verdict.allowed:
@@ -188,6 +191,7 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
     # A packet for the node's own address is not forwarded: it goes up through INPUT, which jumps to the same chain.
     hook = f", from INPUT (the packet is for {node.name} itself)" if pod is None and to_node == node.name else ""
     text = f"dropped in node {node.name}, chain {chain}{hook}, by {word} {names} ({why})"
+    hook_name = "INPUT hook" if hook else "FORWARD hook"
     if moved <= 0 and bypass is not None:
         # The policy's rules hang off FORWARD; a frame cni0 switches between two of its ports reaches FORWARD
         # only through br_netfilter, when bridge-nf-call-iptables = 1.
@@ -195,6 +199,11 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
                 f"{bypass}, so its bridge switches the frame from pod to pod without handing it to iptables, and "
                 f"the rules in node {node.name}'s chain {chain} never see it")
         entry["fix"] = f"ip netns exec {bypass} sysctl -w net.bridge.bridge-nf-call-iptables=1"
+    elif moved <= 0 and reached is not None and node.netns not in reached:
+        # Lost on the way (a link down, a missing route): the rule never had the packet to count. The verdict is
+        # what the policy would do to it, not why it was lost.
+        text += (f"; but the packet never got there: it was lost before node {node.name}'s {hook_name}, so this is "
+                 "what the policy would do to it")
     elif before or after:
         text += ("; the kernel's REJECT rule there counted it" if moved > 0
                  else "; but the kernel's REJECT rule there counted nothing: look at the node's filter table")
@@ -248,6 +257,16 @@ def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[s
             h.problem, h.fix, h.cause = None, None, False
     hops.insert(at + 1, row)
     return at + 1
+
+
+def forward_hooks_reached(hops: list[Hop], lost_at: int | None) -> set[str]:
+    """The namespaces whose FORWARD hook (where the policies' chains hang) the packet got to, in the rows up to the
+    one it was lost at (all of them, ``lost_at`` None: delivered): a forwarded route row (a routed packet, after its
+    route lookup), a bridge's FDB row (a frame br_netfilter hands to iptables), or a delivery (a packet for the
+    namespace itself, judged from INPUT)."""
+    rows = hops if lost_at is None else hops[:lost_at + 1]
+    return {h.netns for h in rows if (h.kind == "route" and h.facts.get("iif"))
+            or (h.kind == "bridge" and "port" in h.facts) or h.kind == "deliver"}
 
 
 def _forward_hook(hops: list[Hop], lost_at: int, netns: str) -> int | None:

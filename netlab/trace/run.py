@@ -239,7 +239,8 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
     # None of them: a LoadBalancer's packet lost before a node kept an entry; the balancer's own entry names it.
     node = nodes[dnat.netns] if dnat else tpolicy.balancer_node(lab, result.forward.hops)
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
-                                  before, after, unfiltered, dnat_node=node, balancer=balancer)
+                                  before, after, unfiltered, dnat_node=node, balancer=balancer,
+                                  reached=tpolicy.forward_hooks_reached(result.forward.hops, result.verdict.lost_at))
     counted = [e for e in result.policy if not e["allowed"] and e.get("counted")]
     if not counted:
         return

@@ -157,4 +157,8 @@ internet:
     assert verdict["text"].startswith(f"dropped in node n1, chain {verdict['chain']}, by policy "
                                       f"default/web-from-clients (no ingress rule allows it for pod default/web-1; "
                                       f"it comes from {seen})"), (node, verdict["text"])
+    # n1's REJECT never had the packet (lost at the gateway, before n1's FORWARD hook): said so, not "look at the
+    # node's filter table".
+    assert verdict["text"].endswith("; but the packet never got there: it was lost before node n1's FORWARD hook, so "
+                                    "this is what the policy would do to it"), verdict["text"]
     assert "policy: dropped in node n1" in netlab("trace", "--lab", lab, "example", "svc/web-lb", check=False).stdout

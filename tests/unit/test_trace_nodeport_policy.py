@@ -156,3 +156,29 @@ def test_the_balancers_masquerade_source_is_the_kernels_not_the_plans_first_addr
     [e] = tpolicy.story(lab, s, d, "tcp", 80, str(lab.pod("web-1").ip), {}, counted, dnat_node="n1",
                         balancer="203.0.113.77")
     assert "it comes from 203.0.113.77, the load balancer's address after its masquerade" in e["text"]
+
+
+def test_a_verdict_for_a_packet_lost_before_the_node_says_it_never_got_there():
+    """The gateway's eth0 down: a LoadBalancer's packet is lost at the gateway, before n1's FORWARD hook, so n1's
+    REJECT counted nothing because it never had the packet: the verdict says so, not "look at the node's filter
+    table" (which stays for a packet that did reach the hook)."""
+    lab = load(TOPO).lab
+    lb, gw = dict(lab.internet_hosts)["lb"], dict(lab.internet_hosts)["gateway"]
+    n1 = lab.node("n1")
+    hops = [Hop(lb, "lb", "eth0", "route", "route get ... (forwarded)", facts={"iif": "eth0"}),
+            Hop(gw, "gateway", "inet0", "drop", "route get ...: Network is unreachable"),
+            Hop(n1.netns, "node n1", "eth0", "route", "route get ... (forwarded)", facts={"iif": "eth0"})]
+    assert tpolicy.forward_hooks_reached(hops, 1) == {lb}
+    assert tpolicy.forward_hooks_reached(hops, None) == {lb, n1.netns}
+    s = resolve_source(lab, "example")
+    d = resolve_target(lab, "svc/web-lb", None, 80, s)
+    ip = str(lab.pod("web-1").ip)
+    counters = {(n1.netns, pod_chain("ingress", policy_set(lab).pod("web-1"))): 0}
+    [e] = tpolicy.story(lab, s, d, "tcp", 80, ip, counters, counters, dnat_node="n1",
+                        reached=tpolicy.forward_hooks_reached(hops, 1))
+    assert not e["counted"] and "counted nothing" not in e["text"], e["text"]
+    assert e["text"].endswith("; but the packet never got there: it was lost before node n1's FORWARD hook, so this "
+                              "is what the policy would do to it"), e["text"]
+    [e] = tpolicy.story(lab, s, d, "tcp", 80, ip, counters, counters, dnat_node="n1",
+                        reached=tpolicy.forward_hooks_reached(hops, 2))
+    assert e["text"].endswith("but the kernel's REJECT rule there counted nothing: look at the node's filter table")
