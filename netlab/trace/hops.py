@@ -24,7 +24,9 @@ class Hop:
     netns: str
     where: str  # "pod fedora-1", "node minikube", "underlay"
     device: str
-    kind: str  # send route neigh fdb bridge arrive dnat snat encap decap deliver drop link (a down link's lost routes)
+    # send route neigh fdb bridge arrive dnat snat encap decap deliver drop link (a down link's lost routes)
+    # reject (a reply that is a policy REJECT's answer)
+    kind: str
     decision: str
     commands: list[str] = field(default_factory=list)
     observe: Observe | None = None

@@ -259,6 +259,31 @@ def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[s
     return at + 1
 
 
+def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[Hop], int] | None:
+    """The reply rows of a request a policy's REJECT dropped: (the rows, how many leading rows went), or None
+    when the reply rows never pass the REJECT's namespace.
+
+    The reply that came back is the REJECT's own answer, not the destination's: the node's kernel answers in the
+    destination's name (a TCP reset, an ICMP port unreachable otherwise: plan/policy.py) and sends it as one of
+    its own packets, routed (or switched by its bridge) back towards the client. The reply walk starts at the
+    destination, which never got the request: its rows up to where the node sends the answer are none of the
+    packet's, and their numbers (r1 ...) would follow a reply that never existed. The rows start instead with one
+    naming the forward row of the REJECT (``reject.index``, numbered), then the node's route or bridge row."""
+    start = next((i for i, h in enumerate(reply) if h.netns == reject.netns and
+                  ((h.kind == "route" and "oif" in h.facts) or (h.kind == "bridge" and "port" in h.facts))), None)
+    if start is None:
+        return None
+    what = "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
+    first = reply[0].observe.flow if reply[0].observe is not None else None
+    addrs = f" ({first})" if first is not None else ""
+    row = Hop(netns=reject.netns, where=reject.where, device=reject.device, kind="reject",
+              decision=f"the REJECT at hop {reject.index} answers the request with {what}{addrs}, in the "
+                       f"destination's name: the destination never got the request nor answered it",
+              commands=list(reject.commands), facts={"reject_hop": reject.index, "chain": reject.facts.get("chain")},
+              direction="reply")
+    return [row] + reply[start:], start
+
+
 def forward_hooks_reached(hops: list[Hop], lost_at: int | None) -> set[str]:
     """The namespaces whose FORWARD hook (where the policies' chains hang) the packet got to, in the rows up to the
     one it was lost at (all of them, ``lost_at`` None: delivered): a forwarded route row (a routed packet, after its

@@ -81,7 +81,9 @@ class TraceResult:
 
 
 def number(result: TraceResult) -> None:
-    """Rows are numbered 1.. on the way there and r1.. on the way back."""
+    """Rows are numbered 1.. on the way there and r1.. on the way back; again after a row is inserted or rows go
+    (a REJECT's row, a reply that starts at the REJECT: trace/policy.py), so that every label and every JSON
+    ``index`` and ``hop`` names the row it is."""
     for i, h in enumerate(result.forward.hops, 1):
         h.index = i
     for i, h in enumerate(result.reply.hops if result.reply else [], 1):
@@ -93,7 +95,7 @@ def label(h: Hop) -> str:
 
 
 SEEN = {True: "seen", False: "NOT SEEN", None: "-"}
-REPLY_KINDS = ("dnat", "snat", "deliver", "drop")
+REPLY_KINDS = ("dnat", "snat", "deliver", "drop", "reject")
 
 
 def render_text(r: TraceResult, full_reply: bool = False, width: int | None = None) -> str:

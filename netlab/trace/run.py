@@ -253,6 +253,7 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
                                   blamed)
         if at is not None:
             number(result)
+            _reply_from_reject(result, at)
         result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, blamed["text"])
     elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
         # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from
@@ -260,6 +261,24 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
         last = len(result.forward.hops) - 1
         result.verdict = Verdict(False, last, blamed["text"])
         result.reply, result.reply_verdict, result.reply_received = None, None, False
+
+
+def _reply_from_reject(result: TraceResult, at: int) -> None:
+    """The reply rows of a request the REJECT at forward row ``at`` dropped start with the REJECT's answer, and are
+    numbered again from r1 (tpolicy.reply_from_reject); the reply's loss, if any, keeps pointing at its row."""
+    if result.reply is None:
+        return
+    cut = tpolicy.reply_from_reject(result.reply.hops, result.forward.hops[at], result.proto)
+    if cut is None:
+        return
+    result.reply.hops, gone = cut
+    v = result.reply_verdict
+    if v is not None and v.lost_at is not None:
+        # A loss among the rows that went (the destination's, which never answered) is no loss of the answer.
+        lost = v.lost_at - gone + 1 if v.lost_at >= gone else None
+        result.reply_verdict = Verdict(v.delivered if lost is not None else True, lost, v.reason, v.fix,
+                                       v.never_sent) if lost is not None else Verdict(True, None, None)
+    number(result)
 
 
 def _unique(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -102,6 +102,13 @@ def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
             assert (before_row["netns"], before_row["kind"], before_row["facts"]["iif"]) == (n1, "route", "flannel.1")
             assert row["decision"].startswith("FORWARD (in on flannel.1, out on cni0)"), row
             assert any(h["netns"] == n2 and h["seen"] for h in d["hops"]), "the packet crossed n2"
+        # The reset that came back is the REJECT's answer, sent by n1: the reply rows start at it, by its number.
+        assert d["reply_received"] and d["reply_hops"], d["reply_lost"]
+        first = d["reply_hops"][0]
+        assert (first["index"], first["kind"], first["netns"]) == (1, "reject", n1), first
+        assert first["facts"]["reject_hop"] == d["lost"]["hop"] == row["index"], first
+        assert not any(h["netns"] == f"{lab}-web-1" for h in d["reply_hops"]), d["reply_hops"]
+        assert [h["index"] for h in d["reply_hops"]] == list(range(1, len(d["reply_hops"]) + 1))
         # The text and the rows agree: no row past the REJECT was seen, none before it has a problem.
         assert not any(h["seen"] for h in d["hops"][d["lost"]["hop"]:]), d["hops"]
         assert not any(h["problem"] for h in d["hops"][:d["lost"]["hop"] - 1]), d["hops"]

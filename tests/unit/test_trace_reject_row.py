@@ -1,8 +1,12 @@
 """The row of a NetworkPolicy's REJECT: where the endpoint's node runs it, in FORWARD after its route lookup, and
 no later row of that node contradicting it (an ARP entry never asked for is not why)."""
 
-from netlab.trace.hops import Hop
+from netlab.trace import run
+from netlab.trace.flow import Flow, Observe
+from netlab.trace.hops import Hop, Walk
 from netlab.trace.policy import place_reject
+from netlab.trace.render import TraceResult, label, number, render_text
+from netlab.trace.verdict import Verdict
 
 NS = "lab-n1"
 ENTRY = {"pod": "default/web-1", "allowed": False, "node": "n1", "chain": "NETPOL-IN-ABC",
@@ -81,3 +85,46 @@ def test_a_no_dnat_row_that_says_a_reject_counted_it_names_the_policy():
                       "FORWARD, before it left the node (chain NETPOL-IN-ABC; the policy is named below)")
     assert place_reject([hop], 0, NS, ENTRY) is None
     assert hop.problem is not None and hop.problem.endswith("(chain NETPOL-IN-ABC; policy default/web-from-clients)")
+
+
+def _reply() -> list[Hop]:
+    """The reply walk from web-1 back to a pod of n2: web-1's rows and n1's bridge rows never happened (web-1
+    never got the request); n1's route towards n2 is where the REJECT's own reset leaves."""
+    flow = Flow("tcp", "10.244.0.2", "10.244.1.2", 8080, 40000)
+    return [Hop("lab-web-1", "pod web-1", "eth0", "route", "route get 10.244.1.2 → via 10.244.0.1 dev eth0",
+                observe=Observe("lab-web-1", "eth0", "out", flow, "reply"), direction="reply"),
+            Hop(NS, "node n1", "veth1", "arrive", "arrives from eth0 in lab-web-1", direction="reply"),
+            Hop(NS, "node n1", "flannel.1", "route", "route get 10.244.1.2 → dev flannel.1 (forwarded)",
+                facts={"oif": "flannel.1", "iif": "cni0"}, direction="reply"),
+            Hop(NS, "node n1", "flannel.1", "neigh", "ARP entry ...", direction="reply"),
+            Hop("lab-n2", "node n2", "flannel.1", "decap", "enters the IP layer", direction="reply"),
+            Hop("lab-c2", "pod c2", "eth0", "deliver", "delivered", direction="reply")]
+
+
+def test_the_reply_to_a_rejected_request_starts_at_the_reject_and_is_numbered_again():
+    """A REJECT answers in the destination's name: the reply rows start with a row naming the REJECT's forward
+    row by the number it has once inserted, then the node's own route; the rows of a reply from the destination
+    that never got the request go, and the rest (labels, JSON index, the reply's loss) are numbered r1.. again."""
+    hops = _hops()
+    hops[3] = Hop(NS, "node n1", "cni0", "neigh", "ARP entry: 10.244.0.2 (web-1) is at 02:00:00:00:00:02 (REACHABLE)")
+    hops.append(Hop("lab-web-1", "pod web-1", "eth0", "deliver", "arrives ...; delivered"))
+    result = TraceResult(lab="lab", src={"name": "c2", "ip": "10.244.1.2"}, dst={"name": "web-1", "ip": "10.244.0.2"},
+                         proto="tcp", port=8080, marker="m", forward=Walk(hops, "delivered"),
+                         reply=Walk(_reply(), "delivered"), verdict=Verdict(False, 2, "lost"),
+                         reply_verdict=Verdict(False, 4, "lost in n2"), reply_received=True)
+    number(result)
+    at = place_reject(hops, 2, NS, ENTRY)
+    number(result)
+    run._reply_from_reject(result, at)
+    data = result.to_json()
+    assert [h["index"] for h in data["hops"]] == [1, 2, 3, 4, 5, 6] and data["hops"][3]["kind"] == "drop"
+    first = data["reply_hops"][0]
+    assert (first["kind"], first["netns"], first["facts"]["reject_hop"]) == ("reject", NS, 4), first
+    assert first["decision"].startswith("the REJECT at hop 4 answers the request with a TCP reset "
+                                        "(10.244.0.2:8080 → 10.244.1.2:40000 tcp)"), first
+    assert [(h["index"], h["netns"], h["kind"]) for h in data["reply_hops"]] == [
+        (1, NS, "reject"), (2, NS, "route"), (3, NS, "neigh"), (4, "lab-n2", "decap"), (5, "lab-c2", "deliver")]
+    assert data["reply_lost"]["hop"] == 4 and data["reply_lost"]["netns"] == "lab-n2"  # the same row as before
+    assert [label(h) for h in result.reply.hops] == ["r1", "r2", "r3", "r4", "r5"]
+    text = render_text(result, full_reply=True)
+    assert " r1  -         lab-n1" in text and "lab-web-1" not in text.split("\nreply ")[1]
