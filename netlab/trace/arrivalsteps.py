@@ -1,0 +1,148 @@
+"""The walker's arrival steps: a frame reaching a device, the IP layer taking a packet, a delivery.
+
+A frame on a device is dropped (the device down, a MAC not its own), switched
+by the bridge the device is a port of (l2steps.py), or handed up to the IP
+layer: by the bridge for its own MAC (with br_netfilter's DNAT at the port,
+maybe switched straight back: "bridged DNAT"), or by a plain device. The IP
+layer runs its DNAT (natsteps.py), then the route lookup decides
+(routesteps.py); a packet for this namespace's own address is delivered (a
+VXLAN packet unwrapped instead: vxlansteps.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from netlab.trace import nat
+from netlab.trace.facts import Kernel, RouteFacts, RouteFailure
+from netlab.trace.flow import Flow, Observe
+from netlab.trace.hops import Hop, Rows, Walk
+from netlab.trace.labmap import LabMap
+from netlab.trace.states import FrameIn, IpIn, State
+
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+class ArrivalSteps:
+    """The arrival half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
+
+    k: Kernel
+    lab: LabMap
+    rows: Rows
+    flow: Flow
+    stack: list  # the VXLAN encapsulations under way (vxlansteps.py)
+    _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
+    _port_in: str | None  # the bridge port it came in on, which it may go back out (hairpin)
+    _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
+    # and from the Walker: _obs, _stop, _emit_nat; from RouteSteps: _lookup, _decide; from NatSteps:
+    # _prerouting, _snat, _bridged_nat; from L2Steps: _port_blocked, _bridge_forward; from VxlanSteps: _decap
+
+    def _frame_in(self, s: FrameIn) -> State | Walk:
+        """A frame on a device: dropped (device down, not our MAC), switched by its bridge, or up to IP."""
+        ns, dev, mac = s.netns, s.dev, s.mac
+        self._unseen = None
+        links = self.k.links(ns)
+        link = links.get(dev)
+        src_peer = self.lab.peers.get((ns, dev))
+        came = f"from {src_peer[1]} in {src_peer[0]} (its veth peer)" if src_peer else ""
+        if link is None:
+            why = f"{dev} does not exist in {ns}"
+            self.rows.add(ns, dev, "arrive", f"arrives {came}", problem=why)
+            return self._stop(why)
+        if not link.up:
+            why = f"{dev} in {ns} is down: the kernel drops what arrives on it"
+            self.rows.add(ns, dev, "arrive", f"arrives {came}", [f"ip -n {ns} -br link show {dev}"],
+                          self._obs(ns, dev, "in"), problem=why)
+            return self._stop(why)
+        if link.master:
+            bridge = links.get(link.master)
+            # A port the kernel holds out of forwarding (set by hand, or STP) drops what arrives on it.
+            blocked = self._port_blocked(ns, bridge, dev, "") if bridge is not None and bridge.up else None
+            self.rows.add(ns, dev, "arrive", f"arrives {came}; {dev} is a port of bridge {link.master}",
+                          [f"ip -n {ns} -br link show master {link.master}"]
+                          + ([f"bridge -n {ns} link show dev {dev}"] if blocked else []), self._obs(ns, dev, "in"),
+                          *(blocked or (None, None)))
+            if blocked is not None:
+                return self._stop(blocked[0])
+            if bridge is None:
+                return self._stop(f"bridge {link.master} of {dev} not found in {ns}")
+            if not bridge.up:
+                why = f"bridge {bridge.name} in {ns} is down: it forwards nothing from its ports"
+                self.rows.add(ns, bridge.name, "bridge", f"bridge {bridge.name} is down",
+                              [f"ip -n {ns} -br link show {bridge.name}"], self._obs(ns, bridge.name, "in"),
+                              problem=why, fix=f"ip -n {ns} link set {bridge.name} up")
+                return self._stop(why)
+            # The bridge's own MAC and its ports' MACs are its "permanent" local FDB entries.
+            local = {bridge.mac} | {p.mac for p in links.values() if p.master == bridge.name and p.mac}
+            if mac in local:
+                return IpIn(ns, bridge.name, bridge_mac=mac, port=dev)
+            self._bridged_nat(ns, dev)
+            return self._bridge_forward(ns, bridge, mac, ingress=dev)
+        if link.mac and mac not in (link.mac, BROADCAST):
+            why = f"the frame is for {mac} but {dev} in {ns} is {link.mac}: the kernel drops it (not for this host)"
+            self.rows.add(ns, dev, "arrive", f"arrives {came}", [f"ip -n {ns} link show {dev}"],
+                          self._obs(ns, dev, "in"), problem=why)
+            return self._stop(why)
+        return IpIn(ns, dev, came=came)
+
+    def _ip_in(self, s: IpIn) -> State | Walk:
+        """The IP layer: this namespace's DNAT (from conntrack), then the route lookup decides."""
+        ns, iif = s.netns, s.dev
+        self._port_in = s.port
+        seen = self._obs(ns, iif, "in")  # the packet as it arrives, before this namespace's DNAT
+        if s.bridge_mac is None:
+            self.rows.hold_arrival(ns, iif, f"arrives{' ' + s.came if s.came else ''}: {self.flow}", seen)
+        new, nat_row = self._prerouting(ns, iif)
+        if new is not None:
+            self.flow = new
+        ans, cmd = self._lookup(ns, iif)
+        if s.bridge_mac is not None:
+            self.rows.emit(self._handed_up(ns, iif, s.bridge_mac, seen, new, ans))
+        return self._emit_nat(nat_row) or self._decide(ns, iif, ans, cmd)
+
+    def _handed_up(self, ns: str, bridge: str, mac: str, seen: Observe | None, new: Flow | None,
+                   ans: RouteFacts | RouteFailure) -> Hop:
+        """The row of a bridge handing a frame for its own MAC up to the IP layer.
+
+        With br_netfilter (bridge-nf-call-iptables=1) nat PREROUTING runs at the
+        bridge port, so the capture may see the packet on the bridge before or
+        after the DNAT. When the new destination is behind the same bridge,
+        br_nf_pre_routing_finish() switches the frame straight back into the
+        bridge ("bridged DNAT"): it never shows on the bridge device itself.
+        """
+        if new is not None and isinstance(ans, RouteFacts) and ans.type == "unicast" and ans.oif == bridge \
+                and self.k.bridge_nf(ns):
+            self._unseen = (ns, bridge)
+            return self.rows.row(ns, bridge, "bridge",
+                                 f"dst MAC is {bridge}'s own, but br_netfilter DNATs at the bridge port and the new "
+                                 f"destination is behind {bridge} too: the frame is switched straight back into the "
+                                 f"bridge (never seen on {bridge} itself)",
+                                 [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"])
+        if new is not None and seen is not None:
+            seen = replace(seen, alt=new)
+        return self.rows.row(ns, bridge, "bridge",
+                             f"dst MAC {mac} is {bridge}'s own: the frame goes up to the IP layer",
+                             [f"bridge -n {ns} fdb show br {bridge} | grep permanent"], seen)
+
+    def _local_in(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
+        """For this namespace: a VXLAN packet is decapsulated and routed again; anything else is delivered."""
+        f = self.flow
+        if self.stack and f.proto == "udp":  # a VXLAN packet for this node: vxlansteps.py
+            return self._decap(ns, iif, cmd)
+        # The capture sees the packet as it came in, before this namespace's NAT.
+        seen = self._obs(ns, iif or "lo", "in")
+        before = self._pre_nat.get(ns)
+        if seen is not None and before is not None:
+            seen = replace(seen, flow=before, alt=seen.flow)
+        snat = self._snat(ns)  # INPUT: a reply to this namespace's own DNATed connection gets its source back
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, iif or "lo", "snat", nat.describe(self.lab, "src", hit, old, self.flow),
+                          nat.commands(self.lab, ns, hit, "src"), None, conntrack=hit.entry.text())
+            f = self.flow
+        # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
+        how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns
+        self.rows.add(ns, iif or "lo", "deliver",
+                      f"route get {f.dst} → local: {self.lab.name_ip(f.dst)} is this namespace's own address; {how}",
+                      [cmd], seen)
+        return Walk(self.rows.hops, "delivered", f, ns)

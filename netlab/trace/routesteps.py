@@ -1,0 +1,180 @@
+"""The walker's route steps: the kernel's route lookup for the packet, and what its answer makes of it.
+
+Where a packet enters a namespace's IP layer (or a socket sends it), the
+walker asks ``ip route get DST from SRC iif DEV`` (``RTM_GETROUTE``) and
+follows the answer: a refusal (no route, a source the kernel will not take:
+the row that loses it, with why and the fix), this namespace's own address
+(delivered, or a VXLAN packet unwrapped: arrivalsteps.py, vxlansteps.py), or
+out through a device: POSTROUTING's masquerade (natsteps.py), the next hop's
+ARP entry and the bridge (l2steps.py), a VXLAN device's FDB (vxlansteps.py),
+and out of a veth to its peer, whose MTU may refuse a packet with DF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from netlab.trace import faults, nat
+from netlab.trace.facts import Kernel, RouteFacts, RouteFailure
+from netlab.trace.flow import Flow
+from netlab.trace.hops import Rows, Walk
+from netlab.trace.labmap import LabMap
+from netlab.trace.states import FrameIn, State
+
+
+class RouteSteps:
+    """The route half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
+
+    k: Kernel
+    lab: LabMap
+    rows: Rows
+    flow: Flow
+    role: str
+    stack: list  # the VXLAN encapsulations under way (vxlansteps.py)
+    _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
+    _port_in: str | None  # the bridge port it came in on
+    _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
+    # and from the Walker: _obs, _stop, _on, _wire_size; from NatSteps: _snat; from L2Steps: _neigh,
+    # _bridge_forward; from VxlanSteps: _vxlan_out; from ArrivalSteps: _local_in
+
+    def _lookup(self, ns: str, iif: str | None) -> tuple[RouteFacts | RouteFailure, str]:
+        """``ip route get`` for the packet as it is now: the kernel's answer (or refusal), and the command."""
+        f = self.flow
+        cmd = f"ip -n {ns} route get {f.dst} from {f.src}" + (f" iif {iif}" if iif else "")
+        try:
+            return self.k.route_get(ns, f.dst, src=f.src, iif=iif), cmd
+        except RouteFailure as exc:
+            return exc, cmd
+
+    def _route(self, ns: str, iif: str | None) -> State | Walk:
+        return self._decide(ns, iif, *self._lookup(ns, iif))
+
+    def _decide(self, ns: str, iif: str | None, ans: RouteFacts | RouteFailure, cmd: str) -> State | Walk:
+        """The route lookup's answer: a drop, this namespace (local), or out through a device."""
+        f = self.flow
+        if isinstance(ans, RouteFailure):
+            why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
+                faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
+                (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
+            commands = [cmd, f"ip -n {ns} route"]
+            if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
+                why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
+                commands.append(f"ip -n {ns} -s link show {self._on(iif)}")
+            return self._no_route(ns, self._on(iif), f"route get {f.dst}", commands, why, fix, ans.message)
+        missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k) \
+            if ans.type == "unicast" else None
+        if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
+            return self._drop(ns, ans.oif or "-", f"route get {f.dst} → {ans.matched}", [cmd, f"ip -n {ns} route"],
+                              *missing)
+        gone = faults.route_gone_with_link(self.k, self.lab, ns, f.dst, ans.oif, ans.matched) \
+            if ans.type == "unicast" else None
+        if gone is not None:
+            # The packet goes on by the wider route (the rows after it show where, and where it is lost), but the
+            # down link is why: blamed here however far it goes (Hop.cause).
+            dev, why, fix = gone
+            self.rows.add(ns, dev, "link", f"{dev} is down, its routes gone with it: route get {f.dst} → "
+                          f"{ans.matched}", [f"ip -n {ns} -br link show {dev}", cmd], problem=why, fix=fix, cause=True)
+        if ans.type == "local":
+            return self._local_in(ns, iif, ans, cmd)
+        if ans.type != "unicast" or not ans.oif:
+            why = f"the route to {f.dst} in {ns} is {ans.type}" + (f" ({ans.matched})" if ans.matched else "")
+            self.rows.add(ns, self._on(iif), "drop", f"route get {f.dst}: {ans.type}", [cmd],
+                          problem=why + ": the kernel drops it")
+            return self._stop(why)
+        return self._forward(ns, iif, ans, cmd)
+
+    def _no_route(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
+                  message: str) -> Walk:
+        """A lookup the kernel refused (``message``, as `ip route get` prints it). A socket's own packet then
+        leaves by no device: where a link set down took its routes with it (a pod's eth0), that link is the device
+        the kernel has there."""
+        down = faults.down_links(self.k, ns) if dev == "-" else []
+        decision += f": {message}"
+        if down:
+            dev = down[0]
+            decision += f" ({dev} is down: no route left through it)"
+            commands = commands + [f"ip -n {ns} link show {dev}"]
+        return self._drop(ns, dev, decision, commands, why, fix, error=message, up=False if down else None)
+
+    def _drop(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
+              kind: str = "drop", **facts: Any) -> Walk:
+        """A row that loses the packet here, and the end of the walk."""
+        self.rows.add(ns, dev, kind, decision, commands, problem=why, fix=fix, **facts)
+        return self._stop(why)
+
+    def _forward(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
+        """Out through the route's device: POSTROUTING, the route (or encapsulation) row, the next hop's MAC."""
+        oif = ans.oif or ""
+        link = self.k.links(ns).get(oif)
+        before = self.flow
+        snat = self._snat(ns)  # POSTROUTING happens before the packet is seen leaving
+        down = None
+        if link is not None and not link.up:
+            down = f"{oif} in {ns} is down: the kernel drops what it routes there"
+        via = f" via {ans.gateway}" if ans.gateway else ""
+        src = f" src {ans.prefsrc}" if ans.prefsrc and not iif else ""
+        matched = f"; matched: {ans.matched}" if ans.matched else ""
+        problem = down if snat is None else None  # a down device is named on the last row written here
+        if self.stack and not self.stack[-1].shown:
+            enc = self.stack[-1]
+            enc.shown = True
+            self.rows.add(ns, oif, "encap",
+                          f"VXLAN: the frame {enc.src_mac} → {enc.dst_mac} goes into UDP {self.flow.src} → "
+                          f"{self.flow.dst}:{self.flow.dport}, VNI {enc.vni}; "
+                          f"route get {self.flow.dst} →{via} dev {oif}{matched}",
+                          [cmd, f"ip -n {ns} -d link show {enc.vxdev}"], self._obs(ns, oif, "out"), problem,
+                          vni=enc.vni, outer_src=self.flow.src, outer_dst=self.flow.dst, outer_dport=self.flow.dport,
+                          oif=oif)
+        else:
+            fwd = " (forwarded)" if iif else ""
+            self.rows.add(ns, oif, "route", f"route get {before.dst} →{via} dev {oif}{src}{fwd}{matched}",
+                          [cmd], self._obs(ns, oif, "out"), problem, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc,
+                          matched=ans.matched, iif=iif)
+        if snat is not None:
+            old, hit = snat
+            self.rows.add(ns, oif, "snat", nat.describe(self.lab, "src", hit, old, self.flow),
+                          nat.commands(self.lab, ns, hit, "src"), self._obs(ns, oif, "out"), down,
+                          conntrack=hit.entry.text())
+        if link is None:
+            return self._stop(f"{oif} is not a device the kernel listed in {ns}")
+        if down:
+            return self._stop(down)
+        neigh = self._neigh(ns, oif, ans.gateway or self.flow.dst, link)
+        if isinstance(neigh, Walk):
+            return neigh
+        mac = neigh.lladdr or ""
+        if link.kind == "vxlan":
+            return self._vxlan_out(ns, link, mac)
+        if link.kind == "bridge":
+            # Bridged DNAT: the frame never left the bridge, it goes on from the port it came in on.
+            ingress = self._port_in if self._unseen == (ns, link.name) else None
+            return self._bridge_forward(ns, link, mac, ingress=ingress)
+        return self._leave(ns, oif, mac)
+
+    def _source(self, ns: str, dst: str) -> str | Walk:
+        """The source address the kernel picks for a socket here sending to ``dst``."""
+        try:
+            return self.k.route_get(ns, dst).prefsrc or "0.0.0.0"
+        except RouteFailure as exc:
+            why, fix = faults.links_down(self.k, ns, dst, exc.message, self.lab) or \
+                (f"no route to {dst} in {ns}: {exc.message}", None)
+            return self._no_route(ns, self._on(None), f"route get {dst}", [f"ip -n {ns} route get {dst}"], why, fix,
+                                  exc.message)
+
+    def _leave(self, ns: str, dev: str, mac: str) -> State | Walk:
+        """Out of a veth: the frame arrives on its peer, in the namespace the plan puts it."""
+        peer = self.lab.peers.get((ns, dev))
+        if peer is None:
+            return self._stop(f"{dev} in {ns} leads nowhere the lab knows (not a veth of the lab)")
+        size = self._wire_size()
+        own = self.k.links(ns).get(dev)
+        # Only a packet with DF is refused by the device it leaves by: the request `trace --size` sends (ping -M do).
+        # A VXLAN packet is fragmented instead (the driver leaves DF unset on the outer header; Flannel sets no df),
+        # and so is an echo reply (the kernel answers pings without DF).
+        if (self.stack or self.role == "reply") and own is not None and own.mtu and size > own.mtu:
+            self._fragments = size = own.mtu
+        big = faults.too_big(own, size, ns, dev, (ns, dev), own=True) or \
+            faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, dev, peer)
+        if big:
+            return self._drop(ns, dev, big[0], [f"ip -n {peer[0]} link show {peer[1]}"], *big, kind="mtu")
+        return FrameIn(peer[0], peer[1], mac)

@@ -1,0 +1,128 @@
+"""The walker's VXLAN steps: Flannel's overlay, where a pod's packet crosses the underlay inside UDP.
+
+Out: the route to another node's pod subnet leaves by flannel.1 to that
+node's VTEP MAC (its ARP entry, l2steps.py); flannel.1's FDB names the
+remote VTEP's underlay address for that MAC, and the frame goes into UDP 8472
+(VNI 1) to it, routed again as the node's own packet. In: the UDP packet is for
+the remote node's own address; the VXLAN device listening on that port (same
+VNI, the inner frame for its MAC) unwraps it, and the inner packet enters the
+IP layer on flannel.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from netlab.trace import faults, nat
+from netlab.trace.facts import Kernel, LinkFacts
+from netlab.trace.flow import Flow
+from netlab.trace.hops import Rows, Walk
+from netlab.trace.labmap import LabMap
+from netlab.trace.l2steps import ZERO_MAC
+from netlab.trace.states import State
+
+
+@dataclass
+class Encap:
+    """A VXLAN encapsulation under way: the inner packet, and the frame the VXLAN device wrapped."""
+
+    inner: Flow
+    vni: int
+    vxdev: str  # the VXLAN device that encapsulated
+    src_mac: str | None
+    dst_mac: str
+    shown: bool = False  # the encapsulation row was written
+
+
+class VxlanSteps:
+    """The VXLAN half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
+
+    k: Kernel
+    lab: LabMap
+    rows: Rows
+    flow: Flow
+    stack: list[Encap]  # the encapsulations under way, innermost last
+    _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
+    _ct_hit: dict[str, nat.Hit]
+    # and from the Walker: _obs, _stop, _emit_nat; from RouteSteps: _route, _source; from NatSteps: _prerouting
+
+    def _vxlan_out(self, ns: str, link: LinkFacts, mac: str) -> State | Walk:
+        """The VXLAN device's FDB names the remote VTEP for ``mac``; the frame goes into UDP to it."""
+        vx = link.vxlan
+        entries = [e for e in self.k.fdb(ns) if e.dev == link.name and e.dst]
+        hit = [e for e in entries if e.lladdr.lower() == mac.lower()]
+        default = [e for e in entries if e.lladdr == ZERO_MAC]
+        cmd = f"bridge -n {ns} fdb show dev {link.name}"
+        if not hit and not default:
+            why = (f"no FDB entry for {mac} on {link.name}: the VXLAN driver does not know which node has that MAC "
+                   f"({'nolearning, ' if vx and not vx.learning else ''}no default destination) and drops the frame")
+            self.rows.add(ns, link.name, "fdb", f"FDB lookup {mac}: no entry", [cmd], self._obs(ns, link.name, "out"),
+                          problem=why, fix=self.lab.planned_fdb.get((ns, link.name, mac.lower())))
+            return self._stop(why)
+        entry = (hit or default)[0]
+        remote = entry.dst or ""
+        stale = faults.unknown_vtep(self.lab, remote) or faults.own_vtep(remote, vx.local if vx else None, link.name)
+        planned = self.lab.planned_fdb.get((ns, link.name, mac.lower()))
+        # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
+        # entry only (an append to a unicast one changes nothing), so the fix replaces its remote.
+        fix = planned.replace(" fdb append ", " fdb replace ", 1) if stale and planned else None
+        self.rows.add(ns, link.name, "fdb",
+                      f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
+                      self._obs(ns, link.name, "out"), stale, fix, lladdr=mac, remote_vtep=remote)
+        if stale:
+            return self._stop(stale)
+        if vx is None:
+            return self._stop(f"{link.name} has no VXLAN settings")
+        self.stack.append(Encap(self.flow, vx.vni, link.name, link.mac, mac))
+        self.flow = Flow("udp", vx.local, remote, None, vx.port)
+        if not vx.local:
+            src = self._source(ns, remote)
+            if isinstance(src, Walk):
+                return src
+            self.flow = self.flow.with_src(src, None)
+        return self._route(ns, None)
+
+    def _decap(self, ns: str, iif: str | None, cmd: str) -> State | Walk:
+        """A VXLAN packet for this namespace's own address: the VXLAN device listening on its UDP port unwraps it,
+        and the inner packet enters the IP layer on that device (its DNAT, then a route lookup again)."""
+        f = self.flow
+        vx = next((l for l in self.k.links(ns).values() if l.vxlan and l.vxlan.port == f.dport), None)
+        enc = self.stack[-1]
+        if vx is None or vx.vxlan is None:
+            why = f"UDP port {f.dport} is local in {ns} but no VXLAN device listens there: the kernel drops it"
+            self.rows.add(ns, iif or "-", "decap", f"route get {f.dst} → local", [cmd],
+                          self._obs(ns, iif or "lo", "in"), problem=why)
+            return self._stop(why)
+        self.rows.add(ns, iif or "lo", "decap",
+                      f"route get {f.dst} → local; UDP {f.dport} belongs to {vx.name} "
+                      f"(VNI {vx.vxlan.vni}): decapsulate",
+                      [cmd, f"ip -n {ns} -d link show {vx.name}"], self._obs(ns, iif or "lo", "in"),
+                      vni=enc.vni, vxlan_device=vx.name)
+        problem = None
+        if vx.vxlan.vni != enc.vni:
+            problem = (f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped "
+                       f"(the sender, {self.lab.name_ip(f.src)}, has a VXLAN device of another VNI)")
+        elif vx.mac and enc.dst_mac.lower() != vx.mac.lower():
+            problem = (f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops "
+                       "it (stale ARP/FDB entries on the sending node?)")
+        self.flow = enc.inner
+        self.stack.pop()
+        self._fragments = 0  # reassembled here
+        frame = f"inner frame {enc.src_mac} → {enc.dst_mac}"
+        text = (f"{frame} reaches {vx.name} ({vx.mac}): {self.flow}" if problem
+                else f"{frame} ({vx.name}'s MAC) enters the IP layer: {self.flow}")
+        commands = [f"ip -n {ns} -br link show {vx.name}"]
+        seen = self._obs(ns, vx.name, "in")
+        if problem:
+            self.rows.add(ns, vx.name, "arrive", text, commands, seen, problem=problem)
+            return self._stop(problem)
+        new, nat_row = self._prerouting(ns, vx.name)
+        if new is not None and seen is not None:
+            seen = replace(seen, alt=new)  # the capture on the VXLAN device may show it either way
+        self.rows.add(ns, vx.name, "arrive", text, commands, seen)
+        dropped = self._emit_nat(nat_row)
+        if dropped is not None:
+            return dropped
+        if new is not None:
+            self.flow = new
+        return self._route(ns, vx.name)
