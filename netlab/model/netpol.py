@@ -335,6 +335,23 @@ def node_address(lab: "Lab", node: str) -> IPv4Address:
     return info.vtep_ip if lab.mode == "vxlan" else info.ip
 
 
+def nodeport_source(lab: "Lab", receiver: str, endpoint: PodView, arrival: Peer | None) -> Peer:
+    """The source the endpoint's ingress is judged against for a packet to ``receiver``'s nodePort (a
+    LoadBalancer's balancer hands its packets to one) that kube-proxy DNATs to ``endpoint``.
+
+    ``receiver`` DNATs it in PREROUTING (OUTPUT for its own packet) and marks it for masquerade (KUBE-EXT,
+    externalTrafficPolicy Cluster); MASQUERADE comes in POSTROUTING, after FORWARD, where the policies' chains
+    hang (plan/policy.py). So an endpoint on another node is judged there with ``receiver``'s address towards
+    it (:func:`node_address`); one on ``receiver`` itself before the masquerade, with the source the packet had
+    when it reached ``receiver`` (``arrival``); and ``receiver``'s own packet to its own pod (``arrival`` None)
+    never passes FORWARD (OUTPUT, then cni0): it is the node itself, which the own-node rule lets through."""
+    if endpoint.node != receiver:
+        return Peer(node_address(lab, receiver), None, receiver)
+    if arrival is None:
+        return Peer(lab.node(receiver).ip, None, receiver)
+    return arrival
+
+
 def lab_peer(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
     """A pod or node of the lab as a policy peer as the *source* of a flow (None for other names): a node is the
     address its packets to pods carry (:func:`node_address`)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, node_address, policy_set
+from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, nodeport_source, policy_set
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, NodeInfo
@@ -76,19 +76,13 @@ class ServiceJudge:
 
     def nodeport_source(self, src: "Endpoint", node: "NodeInfo", pod: PodView) -> Peer:
         """The source the endpoint's ingress is judged against when ``src`` (a node or an internet host) dials
-        ``node``'s nodePort and kube-proxy picks ``pod``.
-
-        ``node`` DNATs it in PREROUTING and marks it for masquerade (KUBE-EXT); MASQUERADE comes in POSTROUTING,
-        after FORWARD, where the policy chains hang (trace/nodeport.py tells the same). An endpoint on another
-        node sees ``node``'s address towards it (flannel.1's with VXLAN, eth0's with host-gw); one on ``node``
-        itself is judged before the masquerade: the client's own address (a host's, another node's eth0), and a
-        node's packet to its own pod never passes FORWARD (OUTPUT, then cni0): the own-node rule.
-        """
-        if pod.node != node.name:
-            return Peer(node_address(self.lab, node.name), None, node.name)
-        if src.kind == "node":
-            return Peer(src.ip, None, src.name)
-        return Peer(src.ip)
+        ``node``'s nodePort and kube-proxy picks ``pod`` (:func:`netlab.model.netpol.nodeport_source`, which
+        trace/nodeport.py uses too): the packet reaches ``node`` with the client's own address (a host's, another
+        node's eth0), or is ``node``'s own."""
+        if src.kind == "node" and src.name == node.name:
+            return nodeport_source(self.lab, node.name, pod, None)
+        arrival = Peer(src.ip, None, src.name) if src.kind == "node" else Peer(src.ip)
+        return nodeport_source(self.lab, node.name, pod, arrival)
 
     def nodeport(self, src: "Endpoint", node: "NodeInfo", endpoints: list[tuple[str, int]],
                  proto: str) -> tuple[bool | None, str]:

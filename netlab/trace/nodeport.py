@@ -4,12 +4,13 @@ endpoint's node sees it come.
 kube-proxy DNATs a packet to a nodePort in the receiving node R's PREROUTING and marks it for masquerade
 (KUBE-EXT, externalTrafficPolicy Cluster); MASQUERADE happens in R's POSTROUTING, after R's FORWARD. The
 policies' rules hang off FORWARD (plan/policy.py), so the endpoint's ingress is judged
+(:func:`netlab.model.netpol.nodeport_source`, which probe judges its nodePort probes with too)
 
 - on R itself, when the endpoint runs there: before the masquerade, with the source the packet had when it
   reached R (an internet host's own address, the balancer's after its masquerade (:func:`balancer_source`),
-  another node's eth0 address,
-  a pod of R's own, a pod of another node as that node's eth0 address after Flannel's masquerade); but R's own
-  packet to its own pod never passes FORWARD (OUTPUT, then cni0): the "own node" rule lets it through;
+  another node's eth0 address, a pod of R's own, a pod of another node as that node's eth0 address after
+  Flannel's masquerade); but R's own packet to its own pod never passes FORWARD (OUTPUT, then cni0): the "own
+  node" rule lets it through;
 - on the endpoint's node N otherwise, with the address R masqueraded it to: R's address towards the pod
   (flannel.1's with VXLAN, eth0's with host-gw).
 
@@ -22,8 +23,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from netlab.model.lab import Lab
-from netlab.model.netpol import Decision, Peer, PodView, PolicySet, Verdict
-from netlab.probe.services import node_address_towards
+from netlab.model.netpol import Decision, Peer, PodView, PolicySet, Verdict, nodeport_source
 from netlab.trace.facts import Kernel, RouteFailure
 from netlab.trace.hops import Hop
 from netlab.trace.targets import Endpoint, host_ips
@@ -53,11 +53,11 @@ def balancer_source(k: Kernel, lab: Lab, hops: list[Hop], node: str | None) -> s
 
 
 def _arrival(lab: Lab, src: Endpoint, source: Peer, dst: Endpoint, node: str,
-             balancer: str | None = None) -> tuple[Peer, str]:
-    """The source of the packet as it reaches ``node``'s IP layer, and in words. ``balancer``: the source the
-    load balancer's masquerade gives it (:func:`balancer_source`)."""
+             balancer: str | None = None) -> tuple[Peer | None, str]:
+    """The source of the packet as it reaches ``node``'s IP layer (None: ``node``'s own packet), and in words.
+    ``balancer``: the source the load balancer's masquerade gives it (:func:`balancer_source`)."""
     if src.kind == "node" and src.name == node:  # its own packet: OUTPUT, never FORWARD ("own node")
-        return Peer(lab.node(node).gateway.ip, None, node), f"{node} itself"
+        return None, f"{node} itself"
     if src.kind == "internet":
         if dst.kind == "service":  # to a LoadBalancer: the balancer masquerades what it hands to a node
             # Not known from the kernel: the first address the plan gives the balancer, the primary one of a lab
@@ -85,11 +85,10 @@ def judge(lab: Lab, ps: PolicySet, src: Endpoint, source: Peer, dst: Endpoint, p
         return None
     r = lab.node(node)
     endpoint = Peer(pod.ip, pod)
+    arrival, words = _arrival(lab, src, source, dst, node, balancer)
+    seen = nodeport_source(lab, node, pod, arrival)  # probe judges its nodePort probes with the same
     if pod.node != node:
-        addr = node_address_towards(lab, r, lab.pod(pod.name))
-        seen, words = Peer(IPv4Address(addr), None, node), f"{addr}, {node}'s address after its masquerade"
-    else:
-        seen, words = _arrival(lab, src, source, dst, node, balancer)
+        words = f"{seen.ip}, {node}'s address after its masquerade"
     ingress = ps.flow(seen, endpoint, protocol, port, via_service=True).ingress
     if source.pod is None:
         egress = Decision("egress", source.label, True, note=f"{source.label} is not a pod: no egress policy applies")

@@ -11,10 +11,13 @@ dropped was blamed on what the walk found next: "no ARP entry for the endpoint o
 from __future__ import annotations
 
 import copy
+from ipaddress import IPv4Address
 
 from netlab.api.topology import load
-from netlab.model.netpol import policy_set
+from netlab.model.netpol import Peer, nodeport_source, policy_set
 from netlab.plan.policy import pod_chain
+from netlab.probe.matrix import Endpoint as PEndpoint
+from netlab.probe.policy import service_judge
 from netlab.trace import nodeport, policy as tpolicy
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
@@ -182,3 +185,39 @@ def test_a_verdict_for_a_packet_lost_before_the_node_says_it_never_got_there():
     [e] = tpolicy.story(lab, s, d, "tcp", 80, ip, counters, counters, dnat_node="n1",
                         reached=tpolicy.forward_hooks_reached(hops, 2))
     assert e["text"].endswith("but the kernel's REJECT rule there counted nothing: look at the node's filter table")
+
+
+def test_probe_and_trace_judge_a_nodeport_with_one_source():
+    """Which source an endpoint's ingress is judged against for a nodePort packet is one function of the model
+    (model/netpol.nodeport_source), which probe's ServiceJudge and trace/nodeport both call: the receiving node's
+    address towards an endpoint elsewhere (after its masquerade), the client's own towards one of its own, and
+    the node itself for its own packet."""
+    lab = load(TOPO).lab
+    ps = policy_set(lab)
+    web1 = ps.pod("web-1")
+    n1, n2 = lab.node("n1"), lab.node("n2")
+    host = Peer(IPv4Address("203.0.113.10"))
+    assert nodeport_source(lab, "n2", web1, host) == Peer(n2.vtep_ip, None, "n2")
+    assert nodeport_source(lab, "n1", web1, host) == host
+    assert nodeport_source(lab, "n1", web1, None) == Peer(n1.ip, None, "n1")
+    # Both callers agree, where the address decides: an ipBlock of the internet and of n2's eth0 address.
+    topo = copy.deepcopy(TOPO)
+    topo["networkPolicies"][0]["spec"]["ingress"] = [{"from": [{"ipBlock": {"cidr": "203.0.113.0/24"}},
+                                                               {"ipBlock": {"cidr": f"{n2.ip}/32"}}]}]
+    lab = load(topo).lab
+    ps = policy_set(lab)
+    judge = service_judge(lab)
+    assert judge is not None
+    outcomes = set()
+    for name, kind, ip in (("n1", "node", n1.ip), ("n2", "node", n2.ip), ("example", "host", host.ip)):
+        src = PEndpoint(name, kind, "x", ip, node=name if kind == "node" else None)
+        s = resolve_source(lab, name)
+        for receiver in (lab.node("n1"), lab.node("n2")):
+            d = resolve_target(lab, receiver.name, None, 30080, s)
+            for pod in (ps.pod("web-1"), ps.pod("web-2")):
+                probed = ps.flow(judge.nodeport_source(src, receiver, pod), Peer(pod.ip, pod), "TCP", 8080,
+                                 via_service=True).allowed
+                traced = tpolicy.story(lab, s, d, "tcp", 30080, str(pod.ip), {}, {}, dnat_node=receiver.name)
+                assert [e["allowed"] for e in traced] == [probed], (name, receiver.name, pod.name, traced)
+                outcomes.add(probed)
+    assert outcomes == {True, False}
