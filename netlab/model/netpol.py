@@ -344,7 +344,9 @@ def nodeport_source(lab: "Lab", receiver: str, endpoint: PodView, arrival: Peer 
     hang (plan/policy.py). So an endpoint on another node is judged there with ``receiver``'s address towards
     it (:func:`node_address`); one on ``receiver`` itself before the masquerade, with the source the packet had
     when it reached ``receiver`` (``arrival``); and ``receiver``'s own packet to its own pod (``arrival`` None)
-    never passes FORWARD (OUTPUT, then cni0): it is the node itself, which the own-node rule lets through."""
+    never passes FORWARD (OUTPUT, then cni0): it is the node itself, which the own-node rule lets through.
+    externalTrafficPolicy Local gives an outside client only ``receiver``'s own endpoints, never masqueraded:
+    the same ``arrival``."""
     if endpoint.node != receiver:
         return Peer(node_address(lab, receiver), None, receiver)
     if arrival is None:

@@ -283,7 +283,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 plan.nodeports[(m.name, proto, sp.node_port)] = Probe(
                     ndst, ndst, proto, sp.node_port, reach, section=title, rules=rules, echo=echo, svc=t)
                 for src in [eps[n.name] for n in nodes] + hosts:
-                    expected, why, src_rules = reach, reason, rules
+                    expected, why, src_rules, picked = reach, reason, rules, eps_t
                     if sp.external_local and src.name != m.name and reach:
                         # externalTrafficPolicy Local: from outside m (the node's own traffic is short-circuited
                         # to every endpoint, masqueraded), only m's endpoints, which see the client's address.
@@ -293,20 +293,15 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                                                    f"{m.name}'s own endpoints)", server=server[pod])
                                           for pod, _, _ in local)
                         plan.local_rules[(src.name, m.name, proto, sp.node_port)] = src_rules
+                        picked = local  # m's own: each judged with the client's address (nodeport_source)
                         if not local:
                             expected, why = False, (f"externalTrafficPolicy Local and no endpoint on {m.name}: "
                                                     f"its kube-proxy drops outside traffic (has no local "
                                                     f"endpoints)")
-                        elif policy is not None:
-                            plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port} (NodePort "
-                                              f"{sp.node_port} on {m.name}): not probed: externalTrafficPolicy "
-                                              "Local keeps the client's address, which the NetworkPolicy judge "
-                                              "does not model")
-                            continue
                     if (src.name, m.name, proto, sp.node_port) in user:  # its expect: entry is that probe (matrix)
                         continue
-                    if policy is not None and reach:
-                        judged, why = policy.nodeport(src, m, [(pod, port) for pod, _, port in eps_t], proto)
+                    if policy is not None and expected:
+                        judged, why = policy.nodeport(src, m, [(pod, port) for pod, _, port in picked], proto)
                         if judged is None:
                             plan.notes.append(f"{src.name} -> svc/{name} {proto}/{sp.port.port} (NodePort "
                                               f"{sp.node_port} on {m.name}): not probed: {why}")
