@@ -136,16 +136,23 @@ def loaded_modules() -> set[str] | None:
         return None
 
 
+def _loadable() -> tuple[set[str], set[str], set[str]] | None:
+    """(loaded, built in, on disk) module names when this kernel can load modules at all; None when it cannot
+    (built without module support, or loading switched off). Read-only: /proc/modules,
+    kernel.modules_disabled, /lib/modules/RELEASE."""
+    loaded = loaded_modules()
+    if loaded is None or read_host_file(MODULES_DISABLED) == "1":
+        return None
+    return (loaded, _module_names(f"{MODULES_DIR}/modules.builtin"),
+            _module_names(f"{MODULES_DIR}/modules.dep", dep=True))
+
+
 def would_load_module(feature: str) -> str | None:
     """The module the kernel would load if ``feature`` were tried now, or None if nothing would be loaded."""
-    loaded = loaded_modules()
-    if loaded is None:
-        return None  # built without module support: nothing can be loaded
-    if read_host_file(MODULES_DISABLED) == "1":
-        return None
-    root = MODULES_DIR
-    builtin = _module_names(f"{root}/modules.builtin")
-    on_disk = _module_names(f"{root}/modules.dep", dep=True)
+    facts = _loadable()
+    if facts is None:
+        return None  # nothing can be loaded
+    loaded, builtin, on_disk = facts
     for module in MODULES.get(feature, ()):
         if module not in loaded and module not in builtin and module in on_disk:
             return module
@@ -154,17 +161,18 @@ def would_load_module(feature: str) -> str | None:
 
 def module_unavailable(module: str) -> str | None:
     """Why ``modprobe MODULE`` cannot help on this machine, or None when it could (the module is on disk, or
-    loaded or built in already). Read-only: /proc/modules, kernel.modules_disabled, /lib/modules/RELEASE."""
-    loaded = loaded_modules()
-    if loaded is None:
-        return "this kernel was built without loadable module support (no /proc/modules)"
-    if read_host_file(MODULES_DISABLED) == "1":
+    loaded or built in already)."""
+    facts = _loadable()
+    if facts is None:
+        if loaded_modules() is None:
+            return "this kernel was built without loadable module support (no /proc/modules)"
         return "module loading is off until the next boot (kernel.modules_disabled = 1)"
-    if module in loaded or module in _module_names(f"{MODULES_DIR}/modules.builtin"):
+    loaded, builtin, on_disk = facts
+    if module in loaded or module in builtin:
         return None
     if not os.path.isdir(MODULES_DIR):
         return f"this kernel's modules are not on this machine ({MODULES_DIR} is missing)"
-    if module not in _module_names(f"{MODULES_DIR}/modules.dep", dep=True):
+    if module not in on_disk:
         return f"this kernel has no module {module} ({MODULES_DIR}/modules.dep does not list it)"
     return None
 

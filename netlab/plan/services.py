@@ -359,7 +359,8 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
     if has_internal:
         rs.add(internal, f"{cluster_ip} ! -s {lab.topo.cluster.pod_cidr} -j {KUBE_MARK_MASQ}")
     seps = [(sp.sep_chain(ip, p), f"{ip}:{p}", str(ip)) for ip, p in sp.endpoints]
-    mine = [e for e in seps if any(e[1] == f"{ip}:{p}" for ip, p in local)]
+    here = {f"{ip}:{p}" for ip, p in local}
+    mine = [e for e in seps if e[1] in here]
     if uses_cluster:
         _pick_endpoint(rs, svc, name, seps, sp.affinity, large)
     if local:
@@ -468,7 +469,8 @@ def resources(lab: Lab) -> list[Resource]:
     sps = service_ports(lab)
     # Built once for all nodes unless a Service's externalTrafficPolicy Local makes each node's its own.
     per_node = any(sp.external_local or sp.internal_local for sp in sps)
-    kube, filt = kube_nat(lab, sps), node_filter(lab, sps)
+    if not per_node:
+        kube, filt = kube_nat(lab, sps), node_filter(lab, sps)
     same = "" if per_node else " (the same on every node)"
     nat_title = f"netlab {lab.name}: kube-proxy's nat rules{same}, then Flannel's for this node"
     filter_title = f"netlab {lab.name}: kube-proxy and Flannel filter rules{same}"
