@@ -86,6 +86,12 @@ def ip_json(*args: str, netns: str | None = None) -> list:
     return json.loads(out) if out.strip() else []
 
 
+def ipv4_of(netns: str, dev: str) -> str:
+    """The IPv4 address of ``dev`` in ``netns``, as `ip -j addr` shows it."""
+    (link,) = ip_json("addr", "show", "dev", dev, netns=netns)
+    return next(a["local"] for a in link["addr_info"] if a["family"] == "inet")
+
+
 def in_netns(netns: str, *argv: str, check: bool = False, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, check=check,
                           timeout=timeout)

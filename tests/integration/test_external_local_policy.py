@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, netlab, probe_failures, unique_lab, write_topology
+from helpers import in_netns, ipv4_of, lab_up, netlab, probe_failures, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -40,11 +40,6 @@ networkPolicies:
 """
 
 
-def node_ip(lab: str, node: str) -> str:
-    (link,) = ip_json("addr", "show", "dev", "eth0", netns=f"{lab}-{node}")
-    return next(a["local"] for a in link["addr_info"] if a["family"] == "inet")
-
-
 def curl(netns: str, url: str, timeout: float = 2) -> int:
     return in_netns(netns, "curl", "-s", "-m", str(timeout), url, timeout=timeout + 5).returncode
 
@@ -66,7 +61,7 @@ def test_local_nodeport_probes_judge_the_clients_own_address(tmp_path):
         assert proc.returncode == 0, probe_failures(report)
         # The kernel agrees: the internet host answered, n2 refused by the policy's REJECT (curl 7), and n2's
         # nodePort drops the internet host's packet (no local endpoint: curl's timeout, 28).
-        n1, n2 = node_ip(name, "n1"), node_ip(name, "n2")
+        n1, n2 = ipv4_of(f"{name}-n1", "eth0"), ipv4_of(f"{name}-n2", "eth0")
         assert curl(f"{name}-client", f"http://{n1}:{NODE_PORT}/") == 0
         assert curl(f"{name}-n2", f"http://{n1}:{NODE_PORT}/") == 7
         assert curl(f"{name}-client", f"http://{n2}:{NODE_PORT}/") == 28

@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, netlab, probe_failures, unique_lab, write_topology
+from helpers import in_netns, ip_json, ipv4_of, lab_up, netlab, probe_failures, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -43,17 +43,12 @@ def fetch(netns: str, url: str, timeout: float = 3) -> subprocess.CompletedProce
     return in_netns(netns, "curl", "-s", "-m", str(timeout), url, timeout=timeout + 5)
 
 
-def node_ip(lab: str, node: str) -> str:
-    (link,) = ip_json("addr", "show", "dev", "eth0", netns=f"{lab}-{node}")
-    return next(a["local"] for a in link["addr_info"] if a["family"] == "inet")
-
-
 @pytest.mark.parametrize("mode", ["iptables", "nftables"])
 def test_local_policy_keeps_the_clients_address_and_drops_where_no_endpoint_runs(tmp_path, mode):
     name = unique_lab("etp")
     path = write_topology(tmp_path, TOPO.format(name=name, mode=mode, np=NODE_PORT))
     with lab_up(path, name):
-        n1, n2 = node_ip(name, "n1"), node_ip(name, "n2")
+        n1, n2 = ipv4_of(f"{name}-n1", "eth0"), ipv4_of(f"{name}-n2", "eth0")
         client = f"{name}-client"
         # n1 has the endpoint: answered, and the echo server saw the internet host's own address.
         got = fetch(client, f"http://{n1}:{NODE_PORT}/")

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from helpers import ip_json, lab_up, netlab, unique_lab, write_topology
+from helpers import ipv4_of, lab_up, netlab, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -37,11 +37,6 @@ expect:
 """
 
 
-def address(netns: str, dev: str) -> str:
-    (link,) = ip_json("addr", "show", "dev", dev, netns=netns)
-    return next(a["local"] for a in link["addr_info"] if a["family"] == "inet")
-
-
 def test_expect_entries_to_a_nodeport_pass_with_the_nodes_masquerade(tmp_path):
     name = unique_lab("enp")
     path = write_topology(tmp_path, TOPO.format(name=name))
@@ -54,7 +49,7 @@ def test_expect_entries_to_a_nodeport_pass_with_the_nodes_masquerade(tmp_path):
             assert p["as_expected"] and p["observed"] == "reachable", (key, p["problems"], p["detail"])
             assert p["answered_by"] == "a" and p["server_address"].endswith(":8080"), (key, p)
             assert p["service"]["via"] == "NodePort" and p["service"]["node"] == key[1], (key, p)
-        cni0_n1, vtep_n2 = address(f"{name}-n1", "cni0"), address(f"{name}-n2", "flannel.1")
+        cni0_n1, vtep_n2 = ipv4_of(f"{name}-n1", "cni0"), ipv4_of(f"{name}-n2", "flannel.1")
         seen = {key: p["seen_client_address"].rsplit(":", 1)[0] for key, p in entries.items()}
         assert seen == {("b", "n1"): cni0_n1, ("c", "n1"): cni0_n1, ("a", "n1"): cni0_n1, ("n2", "n1"): cni0_n1,
                         ("b", "n2"): vtep_n2}, seen
