@@ -238,7 +238,7 @@ def test_down_while_watching_ends_the_watch_and_the_lab_stays_down(tmp_path):
         watcher = start(path)
         netlab("down", "--lab", name)
         line = watcher.wait_for_line(f"saw: lab {name} was taken down; did: stop watching", timeout=15) \
-            if watcher.proc.poll() is None else next(x for x in watcher.lines if "was taken down" in x)
+            if watcher.proc.poll() is None else next(x for x in watcher.drained() if "was taken down" in x)
         assert line
         assert watcher.proc.wait(15) == 0
         watcher.stop()  # (it has ended: this reads its last lines)

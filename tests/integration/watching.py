@@ -72,6 +72,12 @@ class Watcher:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip("\n"))
 
+    def drained(self) -> list[str]:
+        """Every line, once the watcher has ended: its last ones may still be in the pipe when it exits."""
+        assert self.proc.poll() is not None
+        self._reader.join(5)
+        return self.lines
+
     def wait_for_line(self, text: str, timeout: float = 10.0, after: int = 0) -> str:
         return self._wait(lambda line: text in line, f"no line with {text!r}", timeout, after)
 
@@ -89,7 +95,10 @@ class Watcher:
             for line in self.lines[after:]:
                 if matches(line):
                     return line
-            assert self.proc.poll() is None, "the watcher ended:\n" + "\n".join(self.lines)
+            if self.proc.poll() is not None:  # ended: what it printed last may still be in the pipe
+                line = next((line for line in self.drained()[after:] if matches(line)), None)
+                assert line is not None, "the watcher ended:\n" + "\n".join(self.lines)
+                return line
             time.sleep(0.02)
         raise AssertionError(f"{missing} within {timeout} s:\n" + "\n".join(self.lines))
 
