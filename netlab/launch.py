@@ -14,11 +14,21 @@ pages by collecting them.
 Only the program does this: ``import netlab`` in another program, and click's
 test runner, leave that program's collector as it is. So it is with SIGTERM:
 the program stops on it as on Ctrl-C from its first line (netlab/signals.py).
+
+So it is with the end: once the command has returned or said its error, the
+program exits without Python's tear-down of every module and object it loaded
+(45-50 ms of CPU after `netlab down` of 500 pods, 10 % of the command), as a
+forked child does: ``atexit`` handlers run and standard output and error are
+flushed first. Where that cannot be done safely (a thread that is no daemon
+still runs, a flush fails, an exit status that is not a number), Python exits
+as usual.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import sys
 
 
 def main() -> None:
@@ -37,4 +47,29 @@ def main() -> None:
     from netlab import lockfile
 
     lockfile.PRINT_WAITS = True  # the program's own standard error: "netlab: waiting for ..." (a library logs it)
-    cli_main()
+    try:
+        cli_main()
+    except SystemExit as exc:
+        exit_now(exc.code)
+    exit_now(0)
+
+
+def exit_now(code: object) -> None:
+    """Leave the process with ``code`` and no tear-down of its modules (see above), or raise SystemExit for
+    Python's usual exit where that would do more than free memory."""
+    import atexit
+    import threading
+
+    status = 0 if code is None else code
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)  # what Python's own exit calls; CPython has it
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if not isinstance(status, int) or not 0 <= status <= 255 or others or run_exitfuncs is None:
+        raise SystemExit(code)  # a message to print, a thread to join: Python's exit does it
+    run_exitfuncs()
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None  # a closed pipe or a full disk: Python says it and exits 120, as before
+    os._exit(status)

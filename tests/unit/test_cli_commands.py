@@ -87,6 +87,41 @@ def test_the_program_loads_its_command_with_the_cycle_collector_off_and_collects
     assert proc.stderr.strip().splitlines()[-1] == "[(False, True)] True True"
 
 
+# An object held by one of the program's modules, whose end says so: Python's exit clears the modules.
+TEAR_DOWN_SPY = ("import atexit, os, sys, threading, time\n"
+                 "import netlab.launch\n"
+                 "class Spy:\n"
+                 "    def __del__(self, write=os.write):\n"
+                 "        write(2, b'torn down\\n')\n"
+                 "netlab.launch.spy = Spy()\n"
+                 "atexit.register(lambda: sys.stderr.write('atexit ran\\n'))\n"
+                 "if sys.argv[1] == 'thread':\n"
+                 "    threading.Thread(target=lambda: (time.sleep(0.3), sys.stderr.write('thread done\\n'))).start()\n"
+                 "sys.argv = ['netlab', *sys.argv[2:]]\n"
+                 "netlab.launch.main()\n")
+
+
+@pytest.mark.parametrize("argv,code", [(["validate", "-t", str(DEMO)], 0), (["validate", "-t", "/nonexistent.yaml"], 2)])
+def test_the_program_exits_without_tearing_its_objects_down_after_its_atexit_handlers_and_output(argv, code):
+    """netlab/launch.py: a command's end skips Python's tear-down of what it loaded (no object's __del__ runs),
+    after the atexit handlers ran and standard output was flushed; the exit status is the command's."""
+    proc = subprocess.run([sys.executable, "-c", TEAR_DOWN_SPY, "-", *argv], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr.splitlines()[-1] == "atexit ran" and "torn down" not in proc.stderr
+    if code == 0:
+        assert proc.stdout.rstrip().endswith(CliRunner().invoke(cli, argv).output.rstrip())
+    else:
+        assert proc.stderr.startswith("/nonexistent.yaml: no such file")
+
+
+def test_a_thread_that_is_no_daemon_is_still_waited_for_by_python_s_own_exit():
+    proc = subprocess.run([sys.executable, "-c", TEAR_DOWN_SPY, "thread", "validate", "-t", str(DEMO)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "thread done" in proc.stderr and "torn down" in proc.stderr
+
+
 def test_a_command_run_in_process_leaves_the_callers_collector_as_it_was():
     frozen = gc.get_freeze_count()
     out = CliRunner().invoke(cli, ["validate", "-t", str(DEMO)])
