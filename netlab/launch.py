@@ -20,8 +20,9 @@ program exits without Python's tear-down of every module and object it loaded
 (45-50 ms of CPU after `netlab down` of 500 pods, 10 % of the command), as a
 forked child does: ``atexit`` handlers run and standard output and error are
 flushed first. Where that cannot be done safely (a thread that is no daemon
-still runs, a flush fails, an exit status that is not a number), Python exits
-as usual.
+still runs, a flush fails, an exit status that is not a number) or would lose
+a developer's work (a profiler or tracer, as `python -m cProfile -m netlab`,
+writes its figures after the program returns), Python exits as usual.
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ def exit_now(code: object) -> None:
     status = 0 if code is None else code
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)  # what Python's own exit calls; CPython has it
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
-    if not isinstance(status, int) or not 0 <= status <= 255 or others or run_exitfuncs is None:
-        raise SystemExit(code)  # a message to print, a thread to join: Python's exit does it
+    watched = sys.getprofile() is not None or sys.gettrace() is not None
+    if not isinstance(status, int) or not 0 <= status <= 255 or others or run_exitfuncs is None or watched:
+        raise SystemExit(code)  # a message to print, a thread to join, a profile to write: Python's exit does it
     run_exitfuncs()
     try:
         for stream in (sys.stdout, sys.stderr):

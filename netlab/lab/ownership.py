@@ -42,10 +42,11 @@ def owned(kernel: Kernel, name: str, tag: str) -> bool:
 def namespaces_to_create(kernel: Kernel, plan: Plan, state: LabState, tag: str) -> list[str]:
     """Namespaces of the plan that do not exist yet; stops before any change if a name is taken."""
     out = []
+    tags = kernel.read_tags([name for name in plan.netns if kernel.netns_mounted(name)])  # side by side
     for name in plan.netns:
         if not kernel.netns_exists(name):
             out.append(name)
-        elif owned(kernel, name, tag):
+        elif name in tags and tags[name] == tag:
             continue
         elif state.netns.get(name) == "intent" and kernel.remove_placeholder(name):
             out.append(name)  # left by a crash between claiming the name and mounting

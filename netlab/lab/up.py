@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, moved_pods, plugin_made
-from netlab.errors import ApplyFailed, NetlabError, NetnsGone, OwnershipConflict
+from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
@@ -355,13 +355,10 @@ class _Up:
         names = set(namespaces)
         # A veth's peer may live in a namespace outside those asked for: read it too.
         peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
-        for ns in sorted(names | peers):
-            if self.kernel.netns_mounted(ns):
-                keys = [r.name for r in want.get(ns, []) if r.kind == "sysctl"]  # type: ignore[attr-defined]
-                try:
-                    self._snaps[ns] = self.kernel.snapshot(ns, keys, tables=ns in names)
-                except NetnsGone:
-                    pass  # deleted a moment ago: said below
+        # Read side by side, as status does (a namespace deleted a moment ago is left out: said below).
+        self._snaps = self.kernel.snapshot_many({
+            ns: ([r.name for r in want.get(ns, []) if r.kind == "sysctl"], ns in names)  # type: ignore[attr-defined]
+            for ns in sorted(names | peers) if self.kernel.netns_mounted(ns)})
         out: list[Drift] = []
         for ns in namespaces:
             if ns not in self._snaps:
