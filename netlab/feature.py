@@ -95,3 +95,27 @@ class ModuleFeature:
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         return self.module.drift(lab, state)
+
+
+class RecordedFeature(ModuleFeature):
+    """A module feature loaded when first used, and not at all by the ``stop`` of a lab whose state has no
+    record of it (``state.extra[records]`` missing or empty: there is nothing of it to undo).
+
+    For netlab.cni.lifecycle and netlab.impair.lifecycle: they load the topology's models and pydantic (40-50
+    ms), which a ``down`` of a lab without CNI plugins or impairments needs nowhere else."""
+
+    def __init__(self, module_name: str, records: str):
+        self.module_name = module_name
+        self.records = records
+        self.name = module_name.rsplit(".", 2)[-2]
+
+    @property
+    def module(self) -> Any:  # type: ignore[override]
+        import importlib
+
+        return importlib.import_module(self.module_name)
+
+    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
+        if not state.extra.get(self.records):
+            return []
+        return super().stop(state, netns_names, everything=everything)

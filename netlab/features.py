@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from netlab.cni import lifecycle as cni
-from netlab.feature import Feature, ModuleFeature
-from netlab.impair import lifecycle as impair
+from netlab.feature import Feature, ModuleFeature, RecordedFeature
 from netlab.services import lifecycle as services
 from netlab.workload import lifecycle as workload
 
 
 def default_features() -> list[Feature]:
-    return [ModuleFeature(services), ModuleFeature(cni), ModuleFeature(workload), ModuleFeature(impair)]
+    # CNI and impairments load the topology's models: not for the down of a lab that has no record of them.
+    return [ModuleFeature(services), RecordedFeature("netlab.cni.lifecycle", records="cni"), ModuleFeature(workload),
+            RecordedFeature("netlab.impair.lifecycle", records="impair")]

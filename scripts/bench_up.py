@@ -11,6 +11,7 @@ For each lab size, in one run (the machine may be loaded: compare ratios, not se
   pod for its address, links and default route (iproute2 takes `-n` only once
   per process), then one `ip -batch` of `netns del`;
 - netlab as a user runs it: `netlab up -t FILE`, `netlab status`, `netlab
+  up -t FILE` again (nothing to change: it reads the whole lab), `netlab
   down`, each a new process, so the figures include Python start-up, loading
   and validation, the pods' UTS namespaces and echo containers, and the
   nodes' iptables rules, none of which the baseline does;
@@ -192,6 +193,7 @@ def bench_cli(prefix: str, pods: int, tmp: str) -> dict:
         out["pss_kb"] = sum(pss_kb(p) for p in procs)
         out["avail_kb"] = mem0 - mem_available_kb()
         out["status"] = timed(NETLAB + ["status", "--lab", lab.name])
+        out["again"] = timed(NETLAB + ["up", "-t", lab.path])  # nothing to change: it reads the lab whole
         out["down"] = timed(NETLAB + ["down", "--lab", lab.name])
         return out
     finally:
@@ -298,7 +300,8 @@ def main() -> None:
             lib = bench_library(args.prefix, pods, tmp)
             print(f"{pods} pods   ip -batch: up {base_up:.2f} s, netns del {base_down:.2f} s")
             print(f"  as a user runs it: up {cli['up']:.2f} s ({cli['up'] / base_up:.2f}x ip -batch), "
-                  f"status {cli['status']:.2f} s, down {cli['down']:.2f} s")
+                  f"status {cli['status']:.2f} s, down {cli['down']:.2f} s; up again (nothing to change) "
+                  f"{cli['again']:.2f} s")
             print(f"  library call:      up {lib['up']:.2f} s ({lib['up'] / base_up:.2f}x), "
                   f"status {lib['status']:.2f} s{'' if lib['status_ok'] else ' (drift!)'}, down {lib['down']:.2f} s; "
                   f"network only: up {lib['net_up']:.2f} s ({lib['net_up'] / base_up:.2f}x), "

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.model.lab import DEFAULT_ECHO_PORT
+ECHO_DEFAULT_PORT = 8080  # a container without command and ports runs the echo server here
+DEFAULT_ECHO_PORT = (ECHO_DEFAULT_PORT, "TCP")
 
 if TYPE_CHECKING:
     from netlab.model.lab import PodInfo

@@ -13,12 +13,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
 from netlab.model.clusterdns import add_cluster_dns, fqdn
-from netlab.model.topology import ECHO_DEFAULT_PORT, Container, Pod, Service, ServicePort, Topology
+from netlab.model.echo_ports import DEFAULT_ECHO_PORT as DEFAULT_ECHO_PORT  # a pod's echo server's (8080, TCP)
+from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
 ECHO_CONTAINER = Container(name=DEFAULT_CONTAINER)  # frozen: one for every pod that lists no container
-DEFAULT_ECHO_PORT = (ECHO_DEFAULT_PORT, "TCP")
-
 
 @dataclass(frozen=True)
 class NodeInfo:

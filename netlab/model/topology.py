@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 
+from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
 from netlab.model.impair import IfName, Impairment
 from netlab.model.location import show
 from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX
@@ -28,7 +29,6 @@ from netlab.model.values import (LABEL_KEY, LABEL_MAX, LABEL_PREFIX_MAX, LABEL_V
 NETNS_NAME_MAX = 63
 # Names of namespaces netlab makes besides nodes and pods.
 RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
-ECHO_DEFAULT_PORT = 8080  # a container without command and ports runs the echo server here
 # Numeric ranges: (low, high, what), used by the fields and by error messages.
 PORT_RANGE = (1, 65535, "ports")
 NODE_PORT_RANGE = (30000, 32767, "nodePorts")

@@ -25,6 +25,7 @@ from netlab.model.naming import lab_name_problem
 
 DEFAULT_STATE_ROOT = "/run/netlab"
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_ROOT)
+STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it)
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 
 

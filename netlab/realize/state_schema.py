@@ -30,7 +30,6 @@ from netlab.plan.sysctls import KERNEL_DEVCONF
 if TYPE_CHECKING:
     from netlab.model.topology import Topology
 
-STATE_VERSION = 1
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 TABLES = ("filter", "nat", "mangle", "raw")
 PATH_MAX = 4096

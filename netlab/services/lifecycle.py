@@ -41,17 +41,15 @@ only by :func:`netlab.kernel.testhooks.fault_point`.
 
 from __future__ import annotations
 
+# What only start and drift use (the plan's rule builders, cluster DNS, the Flannel files, stale conntrack
+# entries) loads the topology's models, and is imported there: ``down`` of a lab (stop) needs none of it.
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import conntrack
 from netlab.kernel import netns as nsmod
-from netlab.plan.build import EXTENSIONS
-from netlab.plan.services import service_ports
-from netlab.realize import netfilter
-from netlab.services import flannel_files, hosts, netns_files, stale
-from netlab.model import clusterdns as dns
+from netlab.services import hosts, netns_files
 from netlab.model.naming import is_netns
 
 if TYPE_CHECKING:
@@ -129,6 +127,8 @@ def _from_v1(rec: dict) -> dict:
 # --- resolv.conf -------------------------------------------------------------------
 
 def dns_ip(lab: Lab) -> IPv4Address | None:
+    from netlab.model import clusterdns as dns
+
     svc = dns.dns_service(lab.topo)
     return lab.addressing.service_ip.get((svc.namespace, svc.name)) if svc else None
 
@@ -139,6 +139,8 @@ def resolv_path(netns: str) -> str:
 
 def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
     """Write every pod's resolv.conf (or take them away when the lab has no DNS); what it did."""
+    from netlab.model import clusterdns as dns
+
     ip = dns_ip(lab)
     # Each pod searches its own Kubernetes namespace first (<ns>.svc.cluster.local), as kubelet writes it.
     want = {p.netns: (p.name, dns.resolv_conf(lab.name, ip, p.spec.namespace))
@@ -150,6 +152,8 @@ def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
 
 def udp_endpoints(lab: Lab) -> tuple[set[tuple], set[tuple]]:
     """(clusterIP, port, nodePort, endpoint IP, endpoint port) of UDP Service ports, and UDP ports without endpoints."""
+    from netlab.plan.services import service_ports
+
     eps: set[tuple] = set()
     empty: set[tuple] = set()
     for sp in service_ports(lab):
@@ -203,6 +207,9 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
     time is what proves such a chain is the lab's (a look-alike chain someone
     made by hand in a node is never in it), so only those are deleted.
     """
+    from netlab.plan.build import EXTENSIONS
+    from netlab.realize import netfilter
+
     done = StartResult()
     now: dict[str, list[str]] = {}
     # Only the rule builders make chains; no need to build the whole plan again.
@@ -228,6 +235,8 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
 
 def start(lab: Lab, state: LabState) -> StartResult:
     """After the network is up, before containers start (they mount resolv.conf and hosts at start)."""
+    from netlab.services import flannel_files, stale
+
     rec = _records(state)
     done = StartResult()
     try:
@@ -258,6 +267,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
     """Nodes whose Flannel files, and pods whose resolv.conf or hosts, are missing or not as planned."""
+    from netlab.model import clusterdns as dns
+    from netlab.services import flannel_files, stale
+
     out = flannel_files.drift(lab)
     out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab)]
     ip = dns_ip(lab)

@@ -51,9 +51,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
-from netlab.model.lab import PodInfo
 from netlab.model.naming import DNS_LABEL
-from netlab.model.topology import Container
 from netlab.workload import exits, launch, node_uts, policy
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
                                         logs_by_pod, remove_logs)
@@ -63,7 +61,8 @@ from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remov
                                  uts_dir, uts_hostnames, uts_path)
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.model.topology import Container
     from netlab.realize.state import LabState
 
 __all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
@@ -164,7 +163,7 @@ def abort_early(early: EarlyEcho | None) -> None:
 
 # hold(pod, container, record, why) -> a reason not to restart it now, or None: the pod's restartPolicy
 # (plain `up`: exits.policy_hold), and the kubelet's back-off too (netlab up --watch).
-Hold = Callable[[PodInfo, Container, dict, str], "str | None"]
+Hold = Callable[["PodInfo", "Container", dict, str], "str | None"]
 
 
 def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold | None = None) -> StartResult:

@@ -1,0 +1,148 @@
+"""A state byte for byte as netlab wrote it is taken on its sum (realize/state_sum.py); anything else is checked
+whole by the schema, as before. And ``down`` of a lab without CNI plugins or impairments loads neither the
+schema nor the topology's models (pydantic), which it does not need."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from netlab.realize import state, state_dir, state_schema, state_sum
+
+LAB = "sumlab"
+TOPOLOGY = {"name": LAB, "nodes": [{"name": "n1"}], "pods": [{"name": "p1", "node": "n1"}]}
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+    state_dir._checked.clear()
+    yield path
+    state_dir._checked.clear()
+
+
+@pytest.fixture
+def checks(monkeypatch) -> list[str]:
+    """The labs whose state the schema checked, in order."""
+    seen: list[str] = []
+    real = state_schema.check_state
+
+    def spy(raw: bytes, lab: str):
+        seen.append(lab)
+        return real(raw, lab)
+
+    monkeypatch.setattr(state_schema, "check_state", spy)
+    return seen
+
+
+def saved() -> state.LabState:
+    st = state.LabState(lab=LAB, topology=dict(TOPOLOGY), netns={f"{LAB}-n1": "created", f"{LAB}-p1": "created"},
+                        phase="up", extra={"workload": {"version": 1, "pods": {}}})
+    st.save()
+    return st
+
+
+def test_a_state_as_netlab_wrote_it_loads_without_the_schema_and_its_topology_is_validated_when_asked(root, checks):
+    st = saved()
+    back = state.load_state(LAB)
+    assert checks == [] and back is not None
+    assert (back.run_id, back.netns, back.extra, back.phase, back.topology) == (
+        st.run_id, st.netns, st.extra, st.phase, st.topology)
+    assert back._model is None and back.model().name == LAB and back.model() is back.model()
+
+
+@pytest.mark.parametrize("change", ["a field", "a byte", "the sum", "no sum", "a sum that is a symlink",
+                                   "a long sum"])
+def test_anything_else_is_checked_whole(root, checks, change, tmp_path):
+    saved()
+    path, sum_path = root / LAB / "state.json", root / LAB / state_sum.SUM_FILE
+    if change == "a field":  # still a valid state: loaded, after the check
+        path.write_text(json.dumps(dict(json.loads(path.read_text()), phase="failed")))
+    elif change == "a byte":
+        path.write_bytes(path.read_bytes().replace(b'"phase":"up"', b'"phase":"uq"'))
+    elif change == "the sum":
+        sum_path.write_bytes(sum_path.read_bytes()[:-2] + b"0\n")
+    elif change == "no sum":
+        sum_path.unlink()
+    elif change == "a sum that is a symlink":
+        (tmp_path / "elsewhere").write_bytes(sum_path.read_bytes())
+        sum_path.unlink()
+        sum_path.symlink_to(tmp_path / "elsewhere")
+    else:
+        sum_path.write_bytes(sum_path.read_bytes().rstrip(b"\n") + b" " * state_sum.SUM_MAX + b"\n")
+    if change == "a byte":
+        with pytest.raises(state.StateCorrupt, match="phase"):
+            state.load_state(LAB)
+    else:
+        back = state.load_state(LAB)
+        assert back is not None and back._model is not None  # validated by the load
+        assert back.phase == ("failed" if change == "a field" else "up")
+    assert checks == [LAB]
+
+
+def test_a_sum_of_another_schema_trusts_nothing(root, checks, monkeypatch):
+    saved()
+    monkeypatch.setattr(state_sum, "stamp", lambda: "0123456789abcdef")  # netlab upgraded, or its schema edited
+    assert state.load_state(LAB) is not None and checks == [LAB]
+
+
+def test_the_stamp_follows_the_schema_and_the_models_files(root, tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "topology.py").write_text("x = 1\n")
+    schema = tmp_path / "state_schema.py"
+    schema.write_text("y = 1\n")
+    monkeypatch.setattr(state_sum, "_CHECKERS", (str(schema), str(model)))
+    first = state_sum.stamp()
+    (model / "topology.py").write_text("x = 22\n")
+    second = state_sum.stamp()
+    schema.write_text("y = 22\n")
+    assert len({first, second, state_sum.stamp()}) == 3
+
+
+def test_a_sum_that_cannot_be_written_leaves_the_state_saved_and_checked_whole(root, checks, monkeypatch):
+    saved()
+
+    def full(path: str, data: bytes, mode: int = 0o600) -> None:
+        raise state_dir.StateWriteFailed(path, "No space left on device")
+
+    monkeypatch.setattr(state_sum, "write_atomic", full)
+    st = state.load_state(LAB)
+    st.phase = "deleting"
+    assert st.save() is True  # the state itself is on disk; its old sum matches nothing
+    back = state.load_state(LAB)
+    assert back.phase == "deleting" and checks == [LAB]
+
+
+def test_down_of_a_lab_without_plugins_or_impairments_loads_no_schema_and_no_model(tmp_path):
+    code = ("import sys\n"
+            "from netlab.realize.state import LabState\n"
+            f"LabState(lab={LAB!r}, topology={TOPOLOGY!r}, phase='up').save()\n"
+            "from netlab.features import default_features\n"
+            "from netlab.kernel.fake import FakeKernel\n"
+            "from netlab.lab import teardown\n"
+            f"done = teardown.down({LAB!r}, FakeKernel(), default_features())\n"
+            "heavy = ('pydantic', 'netlab.model.topology', 'netlab.realize.state_schema', 'netlab.cni.lifecycle',"
+            " 'netlab.impair.lifecycle')\n"
+            "print(done.was_up, sorted(m for m in sys.modules if m.startswith(heavy)))\n")
+    env = dict(os.environ, NETLAB_STATE_DIR=str(tmp_path / "state"))
+    (tmp_path / "state").mkdir(mode=0o700)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True []"
+    assert os.listdir(tmp_path / "state") == []  # forgotten whole, its sum with it
+
+
+def test_the_cni_and_impairment_features_are_skipped_by_the_records_they_keep():
+    from netlab.features import default_features
+    from netlab.impair import lifecycle as impair
+    from netlab.realize import attachments
+
+    records = {f.name: f.records for f in default_features() if hasattr(f, "records")}
+    assert records == {"cni": attachments.KEY, "impair": impair.RECORD}
