@@ -8,6 +8,7 @@ import shutil
 import stat
 import tempfile
 
+import pytest
 from hypothesis import configuration
 
 
@@ -34,3 +35,16 @@ def _hypothesis_home() -> str:
 
 
 configuration.set_hypothesis_home_dir(_hypothesis_home())
+
+
+@pytest.fixture
+def state_root(tmp_path, monkeypatch):
+    """A private state directory (tmp_path/state) in place of /run/netlab, for the labs a test saves."""
+    from netlab.realize import state_dir
+
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+    state_dir._checked.clear()
+    yield path
+    state_dir._checked.clear()

@@ -37,13 +37,8 @@ print("done")
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    path = tmp_path / "state"
-    path.mkdir(mode=0o700)
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
-    state_dir._checked.clear()
-    yield path
-    state_dir._checked.clear()
+def root(state_root):
+    return state_root
 
 
 def start_waiter(root, marker, name) -> subprocess.Popen:

@@ -17,23 +17,18 @@ import pytest
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
-from netlab.realize import state, state_dir
+from netlab.realize import state
 from netlab.realize.state_schema import ETC_NETNS
 
 LAB = "demo"
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    path = tmp_path / "state"
-    path.mkdir(mode=0o700)
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+def root(state_root, monkeypatch):
     # These are the schema's tests: every load checks the file whole. (A state byte for byte as netlab wrote it is
     # taken on its sum, realize/state_sum.py: tests/unit/test_state_sum.py.)
     monkeypatch.setattr(state, "trusted", lambda lab, raw: False)
-    state_dir._checked.clear()
-    yield path
-    state_dir._checked.clear()
+    return state_root
 
 
 def sample() -> state.LabState:

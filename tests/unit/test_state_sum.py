@@ -18,13 +18,8 @@ TOPOLOGY = {"name": LAB, "nodes": [{"name": "n1"}], "pods": [{"name": "p1", "nod
 
 
 @pytest.fixture
-def root(tmp_path, monkeypatch):
-    path = tmp_path / "state"
-    path.mkdir(mode=0o700)
-    monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
-    state_dir._checked.clear()
-    yield path
-    state_dir._checked.clear()
+def root(state_root):
+    return state_root
 
 
 @pytest.fixture
