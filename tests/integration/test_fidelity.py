@@ -348,6 +348,12 @@ def rows(world) -> list[dict]:
         port_nat(case), (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
         "kubernetes proxier_test.go TestInternalTrafficPolicyE2E, rendered with its fake proxier's mark and "
         "iptables (tests/unit/test_kube_proxy_golden.py)")
+    case = "internal_traffic_policy_local"
+    row("kube-proxy nat payload, internalTrafficPolicy Local", "the iptables-restore input of one Service (ns1/svc1, "
+        "internalTrafficPolicy: Local, 1 endpoint on this node of 3)", port_nat(case),
+        (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
+        "kubernetes proxier_test.go TestInternalTrafficPolicyE2E, case \"internalTrafficPolicy is local and there is "
+        "non-zero local endpoints\": only the node's own endpoint, through KUBE-SVL (tests/unit/test_kube_proxy_golden.py)")
     return out
 
 
