@@ -15,6 +15,7 @@ rule whose counter moved is the one that dropped it).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any, Collection
 
@@ -268,7 +269,9 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
     its own packets, routed (or switched by its bridge) back towards the client. The reply walk starts at the
     destination, which never got the request: its rows up to where the node sends the answer are none of the
     packet's, and their numbers (r1 ...) would follow a reply that never existed. The rows start instead with one
-    naming the forward row of the REJECT (``reject.index``, numbered), then the node's route or bridge row."""
+    naming the forward row of the REJECT (``reject.index``, numbered), then the node's route or bridge row. The
+    route row is the node's own packet's (OUTPUT, never FORWARD: the REJECT's answer leaves as the node's own
+    packet, ``nf_send_reset``), not the forwarded reply's it was walked as."""
     start = next((i for i, h in enumerate(reply) if h.netns == reject.netns and
                   ((h.kind == "route" and "oif" in h.facts) or (h.kind == "bridge" and "port" in h.facts))), None)
     if start is None:
@@ -281,7 +284,11 @@ def reply_from_reject(reply: list[Hop], reject: Hop, proto: str) -> tuple[list[H
                        f"destination's name: the destination never got the request nor answered it",
               commands=list(reject.commands), facts={"reject_hop": reject.index, "chain": reject.facts.get("chain")},
               direction="reply")
-    return [row] + reply[start:], start
+    after = reply[start]
+    if after.kind == "route" and after.facts.get("iif"):
+        after = replace(after, decision=after.decision.replace(" (forwarded)", " (the node's own packet)"),
+                        facts={k: v for k, v in after.facts.items() if k != "iif"})
+    return [row, after] + reply[start + 1:], start
 
 
 def forward_hooks_reached(hops: list[Hop], lost_at: int | None) -> set[str]:

@@ -109,6 +109,10 @@ def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
         assert first["facts"]["reject_hop"] == d["lost"]["hop"] == row["index"], first
         assert not any(h["netns"] == f"{lab}-web-1" for h in d["reply_hops"]), d["reply_hops"]
         assert [h["index"] for h in d["reply_hops"]] == list(range(1, len(d["reply_hops"]) + 1))
+        if src != "c1":  # the reset leaves n1 routed, as n1's own packet (OUTPUT), not one it forwards
+            second = d["reply_hops"][1]
+            assert (second["netns"], second["kind"]) == (n1, "route") and "iif" not in second["facts"], second
+            assert "(the node's own packet)" in second["decision"], second
         # The text and the rows agree: no row past the REJECT was seen, none before it has a problem.
         assert not any(h["seen"] for h in d["hops"][d["lost"]["hop"]:]), d["hops"]
         assert not any(h["problem"] for h in d["hops"][:d["lost"]["hop"] - 1]), d["hops"]

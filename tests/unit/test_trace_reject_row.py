@@ -124,6 +124,10 @@ def test_the_reply_to_a_rejected_request_starts_at_the_reject_and_is_numbered_ag
                                         "(10.244.0.2:8080 → 10.244.1.2:40000 tcp)"), first
     assert [(h["index"], h["netns"], h["kind"]) for h in data["reply_hops"]] == [
         (1, NS, "reject"), (2, NS, "route"), (3, NS, "neigh"), (4, "lab-n2", "decap"), (5, "lab-c2", "deliver")]
+    # The reset leaves as n1's own packet (OUTPUT), not as a reply n1 forwards
+    route = data["reply_hops"][1]
+    assert route["decision"] == "route get 10.244.1.2 → dev flannel.1 (the node's own packet)", route
+    assert "iif" not in route["facts"] and route["facts"]["oif"] == "flannel.1"
     assert data["reply_lost"]["hop"] == 4 and data["reply_lost"]["netns"] == "lab-n2"  # the same row as before
     assert [label(h) for h in result.reply.hops] == ["r1", "r2", "r3", "r4", "r5"]
     text = render_text(result, full_reply=True)
