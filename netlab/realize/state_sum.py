@@ -8,8 +8,9 @@ features' records.
 
 So a save writes, beside ``state.json``, the SHA-256 of the bytes it wrote and
 a stamp of what checks them: the state's format version and the files of
-state_schema.py and netlab/model/ (their sizes and times), so that an upgraded
-or edited schema trusts nothing written before it. A load whose bytes hash to
+state_schema.py, plan/sysctls.py and netlab/model/ (their sizes and times), so
+that an upgraded or edited schema trusts nothing written before it (and an
+installation without those source files trusts nothing). A load whose bytes hash to
 that sum, under the same stamp, takes them as they are: a state this schema
 checked when it was read, or made itself (its topology is validated when first
 asked for, LabState.model()). Anything else (a file edited by hand, cut short,
@@ -32,29 +33,40 @@ from netlab.realize.state_dir import STATE_VERSION, lab_dir, write_atomic
 
 SUM_FILE = "state.sum"
 SUM_MAX = 512  # bytes: a sum is one short line
-_HERE = os.path.dirname(os.path.abspath(__file__))
-_CHECKERS = (os.path.join(_HERE, "state_schema.py"), os.path.join(os.path.dirname(_HERE), "model"))
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The schema's files (state_schema.py checks the restored sysctls against plan/sysctls.py), and the directory of
+# the topology's models, every file of it.
+_CHECKERS = ((os.path.join(_PACKAGE, "realize", "state_schema.py"), os.path.join(_PACKAGE, "plan", "sysctls.py")),
+             os.path.join(_PACKAGE, "model"))
 
 
-def stamp() -> str:
-    """What checks a state here: its format version, and each checking source file's size and mtime."""
-    files = [_CHECKERS[0]] + sorted(os.path.join(_CHECKERS[1], name) for name in os.listdir(_CHECKERS[1])
-                                    if name.endswith(".py"))
-    parts = [f"v{STATE_VERSION}"]
-    for path in files:
-        st = os.stat(path)
-        parts.append(f"{os.path.basename(path)}:{st.st_size}:{st.st_mtime_ns}")
+def stamp() -> str | None:
+    """What checks a state here: its format version, and each checking source file's size and mtime; None when
+    a file cannot be looked at."""
+    try:
+        files = list(_CHECKERS[0]) + sorted(os.path.join(_CHECKERS[1], name) for name in os.listdir(_CHECKERS[1])
+                                            if name.endswith(".py"))
+        parts = [f"v{STATE_VERSION}"]
+        for path in files:
+            st = os.stat(path)
+            parts.append(f"{os.path.relpath(path, _PACKAGE)}:{st.st_size}:{st.st_mtime_ns}")
+    except OSError:
+        return None
     return hashlib.sha256(" ".join(parts).encode()).hexdigest()[:16]
 
 
-def line_for(raw: bytes) -> bytes:
-    return f"{stamp()} {hashlib.sha256(raw).hexdigest()}\n".encode()
+def line_for(raw: bytes) -> bytes | None:
+    mark = stamp()
+    return None if mark is None else f"{mark} {hashlib.sha256(raw).hexdigest()}\n".encode()
 
 
 def write_sum(lab: str, raw: bytes) -> None:
     """The sum of state bytes just written; a failure leaves an old sum, which matches no new state."""
+    line = line_for(raw)
+    if line is None:
+        return
     try:
-        write_atomic(os.path.join(lab_dir(lab, create=False), SUM_FILE), line_for(raw))
+        write_atomic(os.path.join(lab_dir(lab, create=False), SUM_FILE), line)
     except (OSError, NetlabError):  # a full disk, a read-only directory: the state itself is saved
         pass
 
@@ -74,4 +86,5 @@ def trusted(lab: str, raw: bytes) -> bool:
         return False
     finally:
         os.close(fd)
-    return len(line) <= SUM_MAX and line == line_for(raw)
+    want = line_for(raw)
+    return want is not None and line == want

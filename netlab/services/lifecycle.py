@@ -41,14 +41,14 @@ only by :func:`netlab.kernel.testhooks.fault_point`.
 
 from __future__ import annotations
 
-# What only start and drift use (the plan's rule builders, cluster DNS, the Flannel files, stale conntrack
-# entries) loads the topology's models, and is imported there: ``down`` of a lab (stop) needs none of it.
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import conntrack
 from netlab.kernel import netns as nsmod
+# What only start and drift use (the plan's rule builders, cluster DNS, the Flannel files, stale conntrack
+# entries) loads the topology's models, and is imported there: ``down`` of a lab (stop) needs none of it.
 from netlab.services import hosts, netns_files
 from netlab.model.naming import is_netns
 

@@ -93,12 +93,21 @@ def test_the_stamp_follows_the_schema_and_the_models_files(root, tmp_path, monke
     (model / "topology.py").write_text("x = 1\n")
     schema = tmp_path / "state_schema.py"
     schema.write_text("y = 1\n")
-    monkeypatch.setattr(state_sum, "_CHECKERS", (str(schema), str(model)))
+    monkeypatch.setattr(state_sum, "_CHECKERS", ((str(schema),), str(model)))
     first = state_sum.stamp()
     (model / "topology.py").write_text("x = 22\n")
     second = state_sum.stamp()
     schema.write_text("y = 22\n")
-    assert len({first, second, state_sum.stamp()}) == 3
+    assert len({first, second, state_sum.stamp()}) == 3 and None not in {first, second}
+
+
+def test_an_installation_without_the_schema_s_source_trusts_nothing_and_writes_no_sum(root, checks, monkeypatch,
+                                                                                      tmp_path):
+    monkeypatch.setattr(state_sum, "_CHECKERS", ((str(tmp_path / "gone.py"),), str(tmp_path)))
+    assert state_sum.stamp() is None
+    saved()
+    assert not (root / LAB / state_sum.SUM_FILE).exists()
+    assert state.load_state(LAB) is not None and checks == [LAB]
 
 
 def test_a_sum_that_cannot_be_written_leaves_the_state_saved_and_checked_whole(root, checks, monkeypatch):
