@@ -36,7 +36,9 @@ plugin/backend_lookup.go SRV and SOA):
 
 ==========================================================  =============================================
 ``web.default.svc.cluster.local`` A                         the ClusterIP, TTL 30; a headless Service's
-                                                            (clusterIP: None): each endpoint's address
+                                                            (clusterIP: None): each endpoint's address,
+                                                            none: NXDOMAIN (findServices clears its
+                                                            errNoItems only for an endpoint address)
 ``_http._tcp.web.default.svc.cluster.local`` SRV            ``0 100 80 web.default.svc.cluster.local.``
                                                             per named port; the bare name: every port;
                                                             headless: each endpoint's name and own port

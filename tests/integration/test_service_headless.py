@@ -26,6 +26,7 @@ pods:
   - {{name: client, node: n1}}
 services:
   - {{name: db, selector: {{app: db}}, clusterIP: None, ports: [{{name: pg, port: 5432, targetPort: pg}}]}}
+  - {{name: empty, selector: {{app: none}}, clusterIP: None, ports: [{{port: 80}}]}}
 """
 
 # Connects to each ADDR:PORT given; prints the echo server's pod and server address, one a line.
@@ -52,6 +53,9 @@ def test_its_name_answers_the_pods_and_kube_proxy_has_no_rule(labs, mode):
     a, srv = ask(client, DNS, FQDN, f"_pg._tcp.{FQDN} SRV")
     assert a["status"] == "NOERROR" and sorted(a["answer"]) == sorted(
         f"{FQDN}. 30 IN A {ips[p]}" for p in ("db-0", "db-1")), a
+    # One without endpoints: NXDOMAIN, as CoreDNS's findServices answers a headless Service no address backs.
+    [none] = ask(client, DNS, "empty.default.svc.cluster.local")
+    assert none["status"] == "NXDOMAIN" and not none["answer"], none
     dashed = {p: ips[p].replace(".", "-") for p in ips}
     assert sorted(srv["answer"]) == sorted([f"_pg._tcp.{FQDN}. 30 IN SRV 0 50 8080 {dashed['db-0']}.{FQDN}.",
                                             f"_pg._tcp.{FQDN}. 30 IN SRV 0 50 9090 {dashed['db-1']}.{FQDN}."]), srv
