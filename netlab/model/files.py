@@ -17,10 +17,11 @@ class Unreadable(Exception):
         self.kind, self.strerror, self.size, self.opening = kind, strerror, size, opening
 
 
-def read_regular(path: str, limit: int) -> bytes:
-    """The bytes of regular file ``path``, at most ``limit`` of them; Unreadable otherwise."""
+def read_regular(path: str, limit: int, follow: bool = True) -> bytes:
+    """The bytes of regular file ``path``, at most ``limit`` of them; Unreadable otherwise. ``follow=False``: a
+    file of netlab's own, never read through a symlink (one there is an error: ELOOP)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
     except FileNotFoundError:
         raise Unreadable("missing") from None
     except IsADirectoryError:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from typing import Any
 
 from netlab.kernel import netns as nsmod
+from netlab.model.files import Unreadable, read_regular
 from netlab.model.naming import ETC_NETNS, is_netns
 from netlab.realize import state as statemod, state_dir
 
+MARKED_MAX = 1 << 20  # bytes of a pod's resolv.conf or hosts read for netlab's first line (its own are a few hundred)
 _TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})$")
 
 
@@ -70,13 +71,11 @@ def _files_record(lab: str, names: list[str]) -> dict[str, Any]:
     for name in names:
         for kind, file in (("resolv", "resolv.conf"), ("hosts", "hosts")):
             try:  # never through a symlink, never blocked by a FIFO
-                fd = os.open(os.path.join(ETC_NETNS, name, file),
-                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
+                text = read_regular(os.path.join(ETC_NETNS, name, file), MARKED_MAX, follow=False)
+            except Unreadable:
                 continue
-            with os.fdopen(fd, "r", errors="replace") as fh:
-                if stat.S_ISREG(os.fstat(fd).st_mode) and fh.readline().startswith(f"# netlab {lab}:"):
-                    found[kind][name] = "created"
+            if text.decode(errors="replace").startswith(f"# netlab {lab}:"):
+                found[kind][name] = "created"
     dirs = {name: "created" for kind in found for name in found[kind]}  # removed only when empty
     return {"version": 2, **found, "dirs": dirs, "etc_netns": None, "udp": [], "udp_empty": [], "chains": {}}
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 
 from netlab.errors import NetlabError
+from netlab.model.files import Unreadable, read_regular
 from netlab.realize.state_dir import STATE_VERSION, lab_dir, write_atomic
 
 SUM_FILE = "state.sum"
@@ -73,18 +73,9 @@ def write_sum(lab: str, raw: bytes) -> None:
 
 def trusted(lab: str, raw: bytes) -> bool:
     """True when ``raw`` is, byte for byte, a state this netlab wrote for ``lab`` under the same stamp."""
-    path = os.path.join(lab_dir(lab, create=False), SUM_FILE)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False  # none, a symlink, not readable: check the state whole
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        line = os.read(fd, SUM_MAX + 1)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+        line = read_regular(os.path.join(lab_dir(lab, create=False), SUM_FILE), SUM_MAX, follow=False)
+    except Unreadable:
+        return False  # none, a symlink, not a file, too long: check the state whole
     want = line_for(raw)
     return want is not None and line == want

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
+from netlab.model.files import Unreadable, read_regular
 from netlab.model.naming import ETC_NETNS, check_netns, is_netns
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an extended attribute)
 # The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
 FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
+READ_MAX = 16 << 20  # bytes of a pod's file read back (netlab writes a few hundred; past this it differs anyway)
 
 # What sync is asked to write: {namespace: (pod name, the file's text)}.
 Wanted = dict[str, tuple[str, str]]
@@ -103,14 +105,11 @@ def owner(path: str, lab_name: str) -> str:
 
 
 def read(path: str) -> str | None:
+    """The text of a pod's file (never through a symlink, never from a FIFO); None when there is none to read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        return read_regular(path, READ_MAX, follow=False).decode(errors="replace")
+    except Unreadable:
         return None
-    with os.fdopen(fd, "r", errors="replace") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read()
 
 
 # How many times a directory another lab removes while this one makes it is made again. /etc/netns is
