@@ -254,7 +254,12 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
         if at is not None:
             number(result)
             _reply_from_reject(result, at)
-        result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, blamed["text"])
+        why = blamed["text"]
+        if result.proto == "tcp" and not result.reply_received:
+            why += tpolicy.unanswered_reset(lab, src, blamed["node"], node, f"{dst.ip}:{result.port}",
+                                            ep.get("endpoint_ip") if ep else None,
+                                            ep.get("endpoint_port") if ep else None) or ""
+        result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, why)
     elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
         # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from
         # INPUT, refused it before any socket saw it (the capture saw it arrive). Lost at that last row; no reply.

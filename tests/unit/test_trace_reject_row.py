@@ -132,3 +132,25 @@ def test_the_reply_to_a_rejected_request_starts_at_the_reject_and_is_numbered_ag
     assert [label(h) for h in result.reply.hops] == ["r1", "r2", "r3", "r4", "r5"]
     text = render_text(result, full_reply=True)
     assert " r1  -         lab-n1" in text and "lab-web-1" not in text.split("\nreply ")[1]
+
+
+def test_a_pod_rejected_on_the_node_that_dnated_it_is_told_why_no_reset_comes_back():
+    """nf_send_reset answers a packet br_netfilter handed to iptables straight out of its bridge port, past the NAT
+    that would give the reset the Service's address: the client pod times out. Only where its own node both DNATed
+    and REJECTed the packet; not a pod on another node, not a host."""
+    from netlab.api.topology import load
+    from netlab.trace.policy import unanswered_reset
+    from netlab.trace.targets import Endpoint
+
+    lab = load({"name": "lab", "nodes": [{"name": "n1"}, {"name": "n2"}],
+                "pods": [{"name": "c1", "node": "n1"}, {"name": "c2", "node": "n2"}]}).lab
+    c1, c2 = (Endpoint(p, "pod", str(lab.pod(p).ip)) for p in ("c1", "c2"))
+    note = unanswered_reset(lab, c1, "n1", "n1", "10.96.0.11:80", "10.244.0.5", 8080)
+    assert note is not None and note.startswith("; the client gets no reset: the packet came in through cni0's")
+    assert "it leaves from 10.244.0.5:8080, which the client's connection to 10.96.0.11:80 does not take" in note
+    assert "the endpoint's address the DNAT chose" in unanswered_reset(lab, c1, "n1", "n1", "x:1", None, None)
+    assert unanswered_reset(lab, c2, "n1", "n1", "10.96.0.11:80", None, None) is None  # came over the overlay
+    assert unanswered_reset(lab, c1, "n1", "n2", "10.96.0.11:80", None, None) is None  # DNATed elsewhere
+    assert unanswered_reset(lab, c1, "n1", None, "10.244.0.5:8080", None, None) is None  # no DNAT: refused
+    host = Endpoint("n1", "node", str(lab.node("n1").ip))
+    assert unanswered_reset(lab, host, "n1", "n1", "10.96.0.11:80", None, None) is None
