@@ -49,6 +49,7 @@ from netlab.features import default_features
 from netlab.kernel import events as kevents
 from netlab.kernel import netns as nsmod
 from netlab.kernel.live import LiveKernel
+from netlab.lab import carrier
 from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
@@ -283,9 +284,17 @@ class Watcher:
         self.kids.track(state.resolved(), state)
         self._relisten(state.resolved(), [])
         # Carriers coming up after a fresh apply (the kernel's linkwatch, up to a second late on a busy
-        # machine) are the echo of our own work: read until the links have been quiet for a moment.
+        # machine) are the echo of our own work: wait until every link that should run does (linkwatch has
+        # sent its notification then), then read until the links have been quiet for a moment. A quiet moment
+        # alone was not enough: CI saw "link eth0 up; link cni0 up" of a fresh lab after the watcher said it
+        # watched.
         assert self.listener is not None
         quiet_by = time.monotonic() + SETTLE_MAX
+        kernel = LiveKernel()
+        try:
+            carrier.wait_running(kernel, carrier.planned_running(build_plan(state.resolved())), timeout=SETTLE_MAX)
+        finally:
+            kernel.close()
         while True:
             time.sleep(4 * SETTLE)
             if not self.listener.drain() or time.monotonic() >= quiet_by:

@@ -19,6 +19,7 @@ import time
 from typing import Iterable
 
 from netlab.kernel.base import Kernel, KernelError
+from netlab.plan.build import Plan
 
 CARRIER_WAIT = 3.0  # seconds, at most
 POLL = 0.01
@@ -44,3 +45,18 @@ def wait_running(kernel: Kernel, links: Iterable[tuple[str, str]],
             break
         time.sleep(POLL)
     return todo
+
+
+def planned_running(plan: Plan) -> list[tuple[str, str]]:
+    """Every (namespace, link) of the plan that runs once the lab is up: both ends of each veth that is up (the
+    plan sets its two ends up together), and each bridge that is up with such a port (one without carries
+    nothing)."""
+    bridges = {(r.netns, r.name) for r in plan.of_kind("bridge") if r.up}  # type: ignore[attr-defined]
+    out: list[tuple[str, str]] = []
+    for v in plan.of_kind("veth"):
+        if not v.up:  # type: ignore[attr-defined]
+            continue
+        out += [(v.netns, v.name), (v.peer_netns, v.peer_name)]  # type: ignore[attr-defined]
+        if v.master and (v.netns, v.master) in bridges:  # type: ignore[attr-defined]
+            out.append((v.netns, v.master))  # type: ignore[attr-defined]
+    return list(dict.fromkeys(out))

@@ -472,3 +472,20 @@ def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab):
     with pytest.raises(lab_up.LabGone):
         lab_up.up(lab, k, features=(), existing_only=True)
     assert not k.ns
+
+
+def test_the_links_a_fresh_lab_runs_are_every_veth_end_and_each_bridge_with_a_port(lab):
+    """What the watcher waits for before it says it watches (api/watch.py): the fake kernel, as the real one
+    once linkwatch has run, lists each of them running after up."""
+    from netlab.lab import carrier
+
+    k = FakeKernel()
+    up(lab, k)
+    plan = build_plan(lab)
+    links = carrier.planned_running(plan)
+    veths = plan.of_kind("veth")
+    assert set(links) == ({(v.netns, v.name) for v in veths} | {(v.peer_netns, v.peer_name) for v in veths}
+                          | {(v.netns, v.master) for v in veths if v.master})
+    assert carrier.wait_running(k, links, timeout=0.05) == []
+    k.no_carrier.add(links[0])
+    assert carrier.wait_running(k, links, timeout=0.05) == [links[0]]
