@@ -14,27 +14,19 @@ from __future__ import annotations
 from dataclasses import replace
 
 from netlab.trace import nat
-from netlab.trace.facts import Kernel, RouteFacts, RouteFailure
+from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
-from netlab.trace.hops import Hop, Rows, Walk
-from netlab.trace.labmap import LabMap
+from netlab.trace.hops import Hop, Walk
 from netlab.trace.states import FrameIn, IpIn, State
+from netlab.trace.walkparts import WalkParts
 
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
-class ArrivalSteps:
+class ArrivalSteps(WalkParts):
     """The arrival half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
-    k: Kernel
-    lab: LabMap
-    rows: Rows
-    flow: Flow
-    stack: list  # the VXLAN encapsulations under way (vxlansteps.py)
-    _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
-    _port_in: str | None  # the bridge port it came in on, which it may go back out (hairpin)
-    _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
-    # and from the Walker: _obs, _stop, _emit_nat; from RouteSteps: _lookup, _decide; from NatSteps:
+    # from the Walker: _obs, _stop, _emit_nat; from RouteSteps: _lookup, _decide; from NatSteps:
     # _prerouting, _snat, _bridged_nat; from L2Steps: _port_blocked, _bridge_forward; from VxlanSteps: _decap
 
     def _frame_in(self, s: FrameIn) -> State | Walk:

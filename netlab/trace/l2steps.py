@@ -14,11 +14,10 @@ frame stops it.
 from __future__ import annotations
 
 from netlab.trace import faults, nat
-from netlab.trace.facts import Kernel, LinkFacts, NeighFacts
-from netlab.trace.flow import Flow
-from netlab.trace.hops import Rows, Walk
-from netlab.trace.labmap import LabMap
+from netlab.trace.facts import LinkFacts, NeighFacts
+from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
+from netlab.trace.walkparts import WalkParts
 
 NEIGH_OK = ("PERMANENT", "REACHABLE", "STALE", "DELAY", "PROBE", "NOARP")
 ZERO_MAC = "00:00:00:00:00:00"
@@ -29,16 +28,10 @@ ZERO_MAC = "00:00:00:00:00:00"
 NEVER_ASKED = "the packet never made the kernel ask"
 
 
-class L2Steps:
+class L2Steps(WalkParts):
     """ARP and bridging for :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
-    k: Kernel
-    lab: LabMap
-    rows: Rows
-    flow: Flow
-    stack: list  # the VXLAN encapsulations under way (each adds 50 bytes to a frame)
-    size: int
-    # and from the Walker: _obs (where a capture sees a row), _stop (the walk ends, with why), _wire_size (the
+    # from the Walker: _obs (where a capture sees a row), _stop (the walk ends, with why), _wire_size (the
     # size a device meets, a fragment's once a VXLAN packet was fragmented);
     # from NatSteps: _snat (a switched frame's POSTROUTING)
 

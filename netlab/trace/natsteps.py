@@ -12,24 +12,13 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 from __future__ import annotations
 
 from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat
-from netlab.trace.facts import Kernel
 from netlab.trace.flow import Flow
-from netlab.trace.hops import Hop, Rows
-from netlab.trace.labmap import LabMap
+from netlab.trace.hops import Hop
+from netlab.trace.walkparts import WalkParts
 
 
-class NatSteps:
+class NatSteps(WalkParts):
     """The NAT half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
-
-    k: Kernel
-    lab: LabMap
-    rows: Rows
-    flow: Flow
-    direction: str
-    stack: list  # the VXLAN encapsulations under way: an encapsulated packet is not NATed
-    _ct_hit: dict[str, nat.Hit]  # per namespace: found in PREROUTING, used in POSTROUTING
-    _pre_nat: dict[str, Flow]  # per namespace: the packet before its PREROUTING translation
-    _port_in: str | None  # the bridge port the packet came in on (the Walker's)
 
     def _prerouting(self, ns: str, iif: str | None) -> tuple[Flow | None, Hop | None]:
         """PREROUTING/OUTPUT: the destination change (a DNAT, or a reply's un-SNAT), and its row to write.

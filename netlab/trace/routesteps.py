@@ -15,26 +15,16 @@ from __future__ import annotations
 from typing import Any
 
 from netlab.trace import faults, nat
-from netlab.trace.facts import Kernel, RouteFacts, RouteFailure
-from netlab.trace.flow import Flow
-from netlab.trace.hops import Rows, Walk
-from netlab.trace.labmap import LabMap
+from netlab.trace.facts import RouteFacts, RouteFailure
+from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
+from netlab.trace.walkparts import WalkParts
 
 
-class RouteSteps:
+class RouteSteps(WalkParts):
     """The route half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
-    k: Kernel
-    lab: LabMap
-    rows: Rows
-    flow: Flow
-    role: str
-    stack: list  # the VXLAN encapsulations under way (vxlansteps.py)
-    _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
-    _port_in: str | None  # the bridge port it came in on
-    _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
-    # and from the Walker: _obs, _stop, _on, _wire_size; from NatSteps: _snat; from L2Steps: _neigh,
+    # from the Walker: _obs, _stop, _on, _wire_size; from NatSteps: _snat; from L2Steps: _neigh,
     # _bridge_forward; from VxlanSteps: _vxlan_out; from ArrivalSteps: _local_in
 
     def _lookup(self, ns: str, iif: str | None) -> tuple[RouteFacts | RouteFailure, str]:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from netlab.trace import faults, nat
-from netlab.trace.facts import Kernel, LinkFacts
+from netlab.trace import faults
+from netlab.trace.facts import LinkFacts
 from netlab.trace.flow import Flow
-from netlab.trace.hops import Rows, Walk
-from netlab.trace.labmap import LabMap
+from netlab.trace.hops import Walk
 from netlab.trace.l2steps import ZERO_MAC
 from netlab.trace.states import State
+from netlab.trace.walkparts import WalkParts
 
 
 @dataclass
@@ -34,17 +34,10 @@ class Encap:
     shown: bool = False  # the encapsulation row was written
 
 
-class VxlanSteps:
+class VxlanSteps(WalkParts):
     """The VXLAN half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
-    k: Kernel
-    lab: LabMap
-    rows: Rows
-    flow: Flow
-    stack: list[Encap]  # the encapsulations under way, innermost last
-    _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
-    _ct_hit: dict[str, nat.Hit]
-    # and from the Walker: _obs, _stop, _emit_nat; from RouteSteps: _route, _source; from NatSteps: _prerouting
+    # from the Walker: _obs, _stop, _emit_nat; from RouteSteps: _route, _source; from NatSteps: _prerouting
 
     def _vxlan_out(self, ns: str, link: LinkFacts, mac: str) -> State | Walk:
         """The VXLAN device's FDB names the remote VTEP for ``mac``; the frame goes into UDP to it."""

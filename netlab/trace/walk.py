@@ -33,7 +33,6 @@ from netlink; the unit tests answer from a fake).
 
 from __future__ import annotations
 
-from netlab.trace import nat
 from netlab.trace.arrivalsteps import ArrivalSteps
 from netlab.trace.facts import Kernel, RouteFailure
 from netlab.trace.flow import Flow, Observe
@@ -43,7 +42,7 @@ from netlab.trace.l2steps import L2Steps
 from netlab.trace.natsteps import NatSteps
 from netlab.trace.routesteps import RouteSteps
 from netlab.trace.states import FrameIn, LocalOut, State
-from netlab.trace.vxlansteps import Encap, VxlanSteps
+from netlab.trace.vxlansteps import VxlanSteps
 
 
 class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
@@ -58,13 +57,12 @@ class Walker(RouteSteps, ArrivalSteps, VxlanSteps, NatSteps, L2Steps):
         self.role = role
         self.direction = direction
         self.rows = Rows(lab.where, direction)
-        self.stack: list[Encap] = []
-        self.flow: Flow
-        self._ct_hit: dict[str, nat.Hit] = {}  # per namespace: found in PREROUTING, used in POSTROUTING
-        self._pre_nat: dict[str, Flow] = {}  # per namespace: the packet before its PREROUTING translation
-        self._unseen: tuple[str, str] | None = None  # a bridge the packet skips (bridged DNAT)
-        self._port_in: str | None = None  # ... and the port it came in on, which it may go back out (hairpin)
-        self._fragments = 0  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
+        self.stack = []  # the attributes' meanings: walkparts.py
+        self._ct_hit = {}
+        self._pre_nat = {}
+        self._unseen = None
+        self._port_in = None
+        self._fragments = 0
 
     def _wire_size(self) -> int:
         """The size the next device meets: the IP length with each encapsulation, or its fragments'."""
