@@ -172,6 +172,13 @@ def targets(lab: "Lab") -> list[tuple["ServicePortInfo", tuple[tuple[str, str, i
     return out
 
 
+def local_to(sp: "ServicePortInfo", eps: Iterable[tuple[str, str, int]], node: str) -> list[tuple[str, str, int]]:
+    """The endpoints (pod, ip, port) of ``eps`` that run on ``node``: kube-proxy's local endpoints, as the plan
+    has them (ServicePortInfo.local_endpoints)."""
+    here = {(str(ip), port) for ip, port in sp.local_endpoints(node)}
+    return [e for e in eps if (e[1], e[2]) in here]
+
+
 def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     """Every Service probe of a lab, its distribution checks and notes on what is not probed."""
     want = set(protos)
@@ -227,8 +234,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         for src in pods:
             # internalTrafficPolicy Local: the client's node sends it to its own endpoints only, and drops it
             # without one (has no local endpoints)
-            mine = [e for e in eps_t if pod_info[e[0]].node == pod_info[src.name].node] if sp.internal_local \
-                else list(eps_t)
+            mine = local_to(sp, eps_t, pod_info[src.name].node) if sp.internal_local else list(eps_t)
             rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in mine)
             expected, why = reach, reason
             if reach and not mine:
@@ -287,7 +293,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                     if sp.external_local and src.name != m.name and reach:
                         # externalTrafficPolicy Local: from outside m (the node's own traffic is short-circuited
                         # to every endpoint, masqueraded), only m's endpoints, which see the client's address.
-                        local = [(pod, ip, port) for pod, ip, port in eps_t if pod_info[pod].node == m.name]
+                        local = local_to(sp, eps_t, m.name)
                         src_rules = tuple(SeenRule(pod, (str(src.ip),), "externalTrafficPolicy Local: the node "
                                                    f"keeps the client's address (KUBE-SVL / local- chain of "
                                                    f"{m.name}'s own endpoints)", server=server[pod])
