@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
+import time
 
 import pytest
 
@@ -322,8 +324,10 @@ class FakeSocket:
             self.queue.append(nl.HDR.pack(16 + len(body), nl.NLMSG_ERROR, 0, m.seq, 0) + body)
         return len(data)
 
-    def recv(self, size: int) -> bytes:
-        return self.queue.pop(0)
+    def recv_into(self, buffer: memoryview) -> int:  # one datagram, cut to the buffer as the kernel does
+        data = self.queue.pop(0)[:len(buffer)]
+        buffer[:len(data)] = data
+        return len(data)
 
     def fileno(self) -> int:
         return -1
@@ -343,6 +347,24 @@ def test_a_lost_ack_is_a_timeout_not_a_hang(monkeypatch):
         assert "no answer from the kernel within 0.05 s" in str(exc)
     else:
         raise AssertionError("a lost ACK must raise NetlinkTimeout")
+
+
+def test_each_answer_is_its_own_bytes_though_one_buffer_per_thread_receives_them(monkeypatch):
+    """Answers are read into the thread's one buffer (no new mebibyte per answer) and copied out of it: an
+    answer read earlier is not overwritten by the next, and another thread has a buffer of its own."""
+    sock = FakeSocket()
+    monkeypatch.setattr(nl.select, "select", lambda r, w, x, t: (r if sock.queue else [], [], []))
+    conn = nl.Conn(sock=sock, timeout=1)  # type: ignore[arg-type]
+    sock.queue += [b"first answer", b"second"]
+    first, second = conn._recv(time.monotonic() + 1, "a"), conn._recv(time.monotonic() + 1, "b")
+    assert (first, second) == (b"first answer", b"second") and type(first) is bytes
+    mine = nl._recv_buffer()
+    assert mine is nl._recv_buffer() and len(mine) == nl.RECV_MAX
+    theirs: list[memoryview] = []
+    worker = threading.Thread(target=lambda: theirs.append(nl._recv_buffer()))
+    worker.start()
+    worker.join()
+    assert theirs[0] is not mine and theirs[0].obj is not mine.obj
 
 
 def test_get_raises_the_kernels_refusal(monkeypatch):
