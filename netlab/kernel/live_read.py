@@ -28,14 +28,14 @@ class Reading:
         snap, conn, legacy = read_netns(netns, sysctls, tables, self.timeout, self._conns.get(netns))
         return self._keep(snap, conn, legacy, tables)
 
-    def read_ahead(self, names: Sequence[str], sysctls: Sequence[str]) -> None:
-        """Start reading these namespaces (the sysctl files ``sysctls``, and the iptables tables) in forked
-        children now, before the caller knows what it will ask: the next :meth:`snapshot_many` takes what
-        they read of each namespace it asks, and reads the rest itself. For a command that loads much of
-        netlab before it can ask (``status``' CLI); a lab too small to share is read then instead."""
-        if self._ahead is None and readmany.readers(len(names)) > 1:
-            keys = list(sysctls)
-            self._ahead = readmany.Ahead(names, self._in_child(lambda ns: (keys, True), None))
+    def read_ahead(self, sysctls: dict[str, Sequence[str]]) -> None:
+        """Start reading these namespaces (each with its sysctl files, ``sysctls[ns]``, and the iptables
+        tables) in forked children now, before the caller knows what it will ask: the next
+        :meth:`snapshot_many` takes what they read of each namespace it asks, and reads the rest itself. For
+        a command that loads much of netlab before it can ask (``status``' CLI); a lab too small to share is
+        read then instead."""
+        if self._ahead is None and readmany.readers(len(sysctls)) > 1:
+            self._ahead = readmany.Ahead(list(sysctls), self._in_child(lambda ns: (sysctls[ns], True), None))
 
     def snapshot_many(self, asks: dict[str, tuple[Sequence[str], bool]],
                       meanwhile: Callable[[], None] | None = None,

@@ -5,9 +5,12 @@ topology's models, the plan's modules) before it knows what to ask the
 kernel. Which namespaces it will read is known much sooner: the lab's state
 file lists them. So when the lab is big enough to be read by forked readers
 anyway (kernel/readmany.py), those are forked first, and read with every
-sysctl file a lab's status can ask (:data:`SYSCTLS`) while this process
-loads; status then takes what they read, and reads again itself a namespace
-that is asked anything else (kernel/live.py's ``read_ahead``).
+sysctl file a lab's status can ask of them (:data:`SYSCTLS`; those of
+kube-proxy, :data:`NODE_SYSCTLS`, only of the nodes the state's topology
+names: a pod's are a quarter fewer files, and a file of /proc/sys costs as
+much to open as a whole dump) while this process loads; status then takes
+what they read, and reads again itself a namespace that is asked anything
+else (kernel/live.py's ``read_ahead``).
 
 Reading ahead only reads. The lab name is checked like any ``--lab``, the
 state directory and file like ``load_state`` checks them, a namespace is
@@ -29,10 +32,11 @@ from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYS
 from netlab.realize.state_dir import known_labs, read_state_file
 
 # Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the
-# plan's by role (plan/sysctls.py, the all/default ARP ones among them, kube-proxy's on nodes: route_localnet and
-# the conntrack timeouts) and the tag. tests/unit/test_readahead.py checks them against the plans of several labs.
-SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), BRIDGE_NF_SYSCTL[0],
-                               ROUTE_LOCALNET_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS), *TAG_SYSCTLS)))
+# plan's by role (plan/sysctls.py, the all/default ARP ones among them) and the tag; and kube-proxy's, asked of
+# the nodes alone (route_localnet, the conntrack timeouts, bridge-nf-call-iptables).
+# tests/unit/test_readahead.py checks them against the plans of several labs.
+SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), *TAG_SYSCTLS)))
+NODE_SYSCTLS = (BRIDGE_NF_SYSCTL[0], ROUTE_LOCALNET_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS))
 
 
 def start(lab_name: str | None, topology: str | None) -> LiveKernel:
@@ -41,31 +45,48 @@ def start(lab_name: str | None, topology: str | None) -> LiveKernel:
     nor without ``--lab`` when more than one lab is up."""
     kernel = LiveKernel()
     if topology is None:
-        names, restored = saved_netns(lab_name)
-        if names:
-            kernel.read_ahead(names, tuple(dict.fromkeys(SYSCTLS + restored)))
+        asks = saved_netns(lab_name)
+        if asks:
+            kernel.read_ahead(asks)
     return kernel
 
 
-def saved_netns(lab_name: str | None) -> tuple[list[str], tuple[str, ...]]:
-    """The namespaces the lab's state file lists (with a safe name), unvalidated, and the sysctls of the
-    settings it records as set back (those of plan/sysctls.py's KERNEL_DEVCONF, and only those); nothing
-    when anything is amiss (the command then finds it, and says so)."""
+def saved_netns(lab_name: str | None) -> dict[str, tuple[str, ...]]:
+    """The namespaces the lab's state file lists (with a safe name), unvalidated, each with the sysctl
+    files to read of it: :data:`SYSCTLS`, those of the settings the state records as set back (of
+    plan/sysctls.py's KERNEL_DEVCONF, and only those), and :data:`NODE_SYSCTLS` for a node of the saved
+    topology; nothing when anything is amiss (the command then finds it, and says so). Guessing a role
+    wrong costs time, not truth: status reads again a namespace asked a file not read ahead."""
     try:
         if lab_name is None:
             labs = known_labs()
             if len(labs) != 1:
-                return [], ()
+                return {}
             lab_name = labs[0]
         raw = read_state_file(lab_name)  # the lab name and its directory checked as load_state's are
         saved = json.loads(raw) if raw is not None else None
     except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors
-        return [], ()
-    if not isinstance(saved, dict):
-        return [], ()
-    names = saved.get("netns")  # name -> what came of it
+        return {}
+    return ahead_sysctls(lab_name, saved)
+
+
+def ahead_sysctls(lab_name: str, saved: object) -> dict[str, tuple[str, ...]]:
+    """:func:`saved_netns` of the state file's unvalidated contents, ``saved``."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("netns"), dict):  # netns: name -> what came of it
+        return {}
     extra = saved.get("extra")
     keys = extra.get(RESTORED) if isinstance(extra, dict) else None
-    restored = tuple(key for key in KERNEL_DEVCONF if isinstance(keys, list) and key in keys)
-    return ([name for name in names if is_netns(name)] if isinstance(names, dict) else [],
-            tuple(name for key in restored for name in devconf_keys(key)))
+    restored = tuple(name for key in KERNEL_DEVCONF if isinstance(keys, list) and key in keys
+                     for name in devconf_keys(key))
+    common = tuple(dict.fromkeys(SYSCTLS + restored))
+    node = tuple(dict.fromkeys(common + NODE_SYSCTLS))
+    nodes = _node_netns(lab_name, saved.get("topology"))
+    return {name: node if name in nodes else common for name in saved["netns"] if is_netns(name)}
+
+
+def _node_netns(lab_name: str, topology: object) -> set[str]:
+    """The namespaces of the nodes a saved topology names (kube-proxy's sysctls are theirs), as
+    model/naming.netns_name names them; only compared with the state's names, never entered."""
+    nodes = topology.get("nodes") if isinstance(topology, dict) else None
+    names = (node.get("name") for node in (nodes if isinstance(nodes, list) else []) if isinstance(node, dict))
+    return {f"{lab_name}-{name}" for name in names if isinstance(name, str)}

@@ -207,7 +207,7 @@ def test_namespaces_read_ahead_by_a_forked_child_equal_one_read_here_as_asked(pa
     monkeypatch.setattr(readmany, "MIN_SHARE", 1)
     monkeypatch.setattr(readmany.os, "cpu_count", lambda: 2)
     ahead = LiveKernel()
-    ahead.read_ahead([a, b], ["net.ipv4.ip_forward"])
+    ahead.read_ahead({a: ["net.ipv4.ip_forward"], b: ["net.ipv4.ip_forward"]})
     dealer = ahead._ahead.readers.dealer
 
     def busy() -> None:  # until the child has taken both namespaces (10 s at most)

@@ -39,11 +39,20 @@ def labs():
 
 @pytest.mark.parametrize("name, lab", list(labs()), ids=[name for name, _ in labs()])
 def test_every_sysctl_file_status_asks_is_read_ahead(name, lab):
+    """Each namespace is read ahead with every file status asks of it, once, and a pod without the nodes'
+    (kube-proxy's) files."""
     want = expected(build_plan(lab))
-    asked = {key for ns in want for key in asked_sysctls(want, ns)}
-    files = {key for key in asked if interface_setting(key) is None}  # an interface's: its link
-    assert files and files <= set(readahead.SYSCTLS), files - set(readahead.SYSCTLS)
-    assert len(set(readahead.SYSCTLS)) == len(readahead.SYSCTLS)  # each file read once
+    saved = {"netns": {ns: "created" for ns in want},
+             "topology": lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)}
+    ahead = readahead.ahead_sysctls(lab.name, saved)
+    assert set(ahead) == set(want)
+    for ns in want:
+        files = {key for key in asked_sysctls(want, ns) if interface_setting(key) is None}  # an interface's: its link
+        assert files and files <= set(ahead[ns]), (ns, files - set(ahead[ns]))
+        assert len(set(ahead[ns])) == len(ahead[ns])  # each file read once
+    for pod in lab.pods:
+        assert not set(readahead.NODE_SYSCTLS) & set(ahead[pod.netns])
+    assert all(set(readahead.NODE_SYSCTLS) <= set(ahead[node.netns]) for node in lab.nodes)
 
 
 def link(name: str, index: int, **conf: str) -> LinkMsg:
@@ -148,25 +157,38 @@ def root(tmp_path, monkeypatch):
 def test_the_namespaces_come_from_the_state_file_and_only_safe_names(root):
     (root / "big" / "state.json").write_text(json.dumps(
         {"netns": {"big-n1": "created", "big-p1": "created", "../etc": "created", "Big": "created"}}))
-    assert readahead.saved_netns("big") == (["big-n1", "big-p1"], ())
-    assert readahead.saved_netns(None) == (["big-n1", "big-p1"], ())  # the only lab
-    assert readahead.saved_netns("../etc") == ([], ()) and readahead.saved_netns("nosuch") == ([], ())
+    every = readahead.SYSCTLS
+    assert readahead.saved_netns("big") == {"big-n1": every, "big-p1": every}
+    assert readahead.saved_netns(None) == {"big-n1": every, "big-p1": every}  # the only lab
+    assert readahead.saved_netns("../etc") == {} and readahead.saved_netns("nosuch") == {}
     (root / "big" / "state.json").write_text("{not json")
-    assert readahead.saved_netns("big") == ([], ())
+    assert readahead.saved_netns("big") == {}
     (root / "two").mkdir(mode=0o700)
     (root / "two" / "state.json").write_text("{}")
-    assert readahead.saved_netns(None) == ([], ())  # two labs: the command asks which
+    assert readahead.saved_netns(None) == {}  # two labs: the command asks which
+
+
+def test_the_nodes_of_the_saved_topology_are_read_ahead_with_kube_proxys_sysctls(root):
+    topology = {"nodes": [{"name": "n1"}, {"name": ["n2"]}, "n3", {"name": "../x"}], "pods": [{"name": "p1"}]}
+    (root / "big" / "state.json").write_text(json.dumps(
+        {"netns": {"big-n1": "created", "big-p1": "created", "big-n3": "created"}, "topology": topology}))
+    node = readahead.SYSCTLS + readahead.NODE_SYSCTLS
+    assert readahead.saved_netns("big") == {"big-n1": node, "big-p1": readahead.SYSCTLS,
+                                            "big-n3": readahead.SYSCTLS}  # n3: no node's entry names it
+    for topology in (None, [], {"nodes": {"n1": {}}}):
+        assert readahead.ahead_sysctls("big", {"netns": {"big-n1": "created"}, "topology": topology}) == {
+            "big-n1": readahead.SYSCTLS}
 
 
 def test_the_settings_a_lab_sets_back_are_read_ahead_and_only_known_ones(root):
     (root / "big" / "state.json").write_text(json.dumps(
         {"netns": {"big-n1": "created"}, "extra": {"restored_devconf": ["route_localnet", "../../x", "proxy_arp"]}}))
-    assert readahead.saved_netns("big") == (["big-n1"], (
+    assert readahead.saved_netns("big") == {"big-n1": readahead.SYSCTLS + (
         "net.ipv4.conf.all.proxy_arp", "net.ipv4.conf.default.proxy_arp",
-        "net.ipv4.conf.all.route_localnet", "net.ipv4.conf.default.route_localnet"))
+        "net.ipv4.conf.all.route_localnet", "net.ipv4.conf.default.route_localnet")}
     (root / "big" / "state.json").write_text(json.dumps({"netns": {"big-n1": "created"}, "extra": {
-        "restored_devconf": "route_localnet"}}))
-    assert readahead.saved_netns("big") == (["big-n1"], ())  # not a list: nothing
+        "restored_devconf": "route_localnet"}, "topology": {"nodes": [{"name": "n1"}]}}))
+    assert readahead.saved_netns("big") == {"big-n1": readahead.SYSCTLS + readahead.NODE_SYSCTLS}  # not a list
 
 
 def test_a_namespace_a_child_cannot_read_is_left_to_the_caller_and_a_child_that_dies_is_a_kernel_error(
