@@ -14,7 +14,7 @@ warnings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Protocol
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -102,11 +102,14 @@ class RecordedFeature(ModuleFeature):
     record of it (``state.extra[records]`` missing or empty: there is nothing of it to undo).
 
     For netlab.cni.lifecycle and netlab.impair.lifecycle: they load the topology's models and pydantic (40-50
-    ms), which a ``down`` of a lab without CNI plugins or impairments needs nowhere else."""
+    ms), which a ``down`` of a lab without CNI plugins or impairments needs nowhere else. With ``concerns``,
+    the question whether the feature has anything to say of a lab at all (the CNI feature: a lab whose pods
+    are attached by CNI plugins), ``drift`` of a lab it does not concern loads nothing either (status)."""
 
-    def __init__(self, module_name: str, records: str):
+    def __init__(self, module_name: str, records: str, concerns: Callable[[Lab], bool] | None = None):
         self.module_name = module_name
         self.records = records
+        self.concerns = concerns
         self.name = module_name.rsplit(".", 2)[-2]
 
     @property
@@ -119,3 +122,8 @@ class RecordedFeature(ModuleFeature):
         if not state.extra.get(self.records):
             return []
         return super().stop(state, netns_names, everything=everything)
+
+    def drift(self, lab: Lab, state: LabState) -> list[str]:
+        if self.concerns is not None and not self.concerns(lab):
+            return []
+        return super().drift(lab, state)

@@ -16,6 +16,7 @@ from netlab.cni import lifecycle, runtime
 from netlab.cni.invoke import PluginFailed
 from netlab.errors import ApplyFailed
 from netlab.feature import ModuleFeature
+from netlab.features import default_features
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
 from netlab.lab import teardown, up as lab_up
@@ -89,6 +90,9 @@ def test_up_adds_loopback_then_the_chain_status_checks_and_down_deletes_in_rever
                                            for n, i in (("loopback", "lo"), ("chain", "eth0"))])
     plugins.fail.add(("b", "chain", "CHECK"))
     assert lab_status.status(st, k, [ModuleFeature(lifecycle)]).drift == [
+        "cni: CHECK of pod b failed: pod b: CNI plugin chain CHECK: failed (exit 1): no"]
+    cni = [f for f in default_features() if f.name == "cni"]  # as netlab runs it: a lab it concerns
+    assert lab_status.status(st, k, cni).drift == [
         "cni: CHECK of pod b failed: pod b: CNI plugin chain CHECK: failed (exit 1): no"]
     plugins.calls.clear()
     teardown.down(lab.name, k, [ModuleFeature(lifecycle)])

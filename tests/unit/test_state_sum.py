@@ -143,6 +143,21 @@ def test_down_of_a_lab_without_plugins_or_impairments_loads_no_schema_and_no_mod
     assert os.listdir(tmp_path / "state") == []  # forgotten whole, its sum with it
 
 
+def test_status_of_a_lab_without_cni_plugins_loads_no_cni_module(tmp_path):
+    """The CNI feature has nothing to say of a builtin lab (netlab.cni.lifecycle.drift returns at once):
+    its drift loads nothing (20 ms of the status of any lab)."""
+    code = ("import sys\n"
+            "from netlab.realize.state import LabState\n"
+            "from netlab.features import default_features\n"
+            f"st = LabState(lab={LAB!r}, topology={TOPOLOGY!r}, phase='up')\n"
+            "cni, = [f for f in default_features() if f.name == 'cni']\n"
+            "print(cni.drift(st.resolved(), st), 'netlab.cni.lifecycle' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=dict(os.environ, NETLAB_STATE_DIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[] False"
+
+
 def test_the_cni_and_impairment_features_are_skipped_by_the_records_they_keep():
     from netlab.features import default_features
     from netlab.impair import lifecycle as impair
