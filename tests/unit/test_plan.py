@@ -200,3 +200,22 @@ def test_when_a_sysctl_can_be_written():
     assert when_written("net.ipv4.conf.eth0.arp_notify") == "link"
     assert when_written("net.ipv4.conf.flannel.1.rp_filter") == "link"
     assert when_written("net.netfilter.nf_conntrack_tcp_timeout_established") == "tables"
+
+
+def test_the_plans_last_check_refuses_a_name_unsafe_for_its_use_though_safe_for_another():
+    """plan/build._check_unique checks each name once per use: a name that is a safe namespace is still
+    checked as an interface name (15 bytes at most), and an object twice is refused."""
+    from netlab.plan.build import _check_unique
+
+    def veth(netns: str, name: str, peer_netns: str = "lab-p1") -> Veth:
+        return Veth(netns=netns, name=name, mtu=1500, mac="02:00:00:00:00:01", peer_netns=peer_netns,
+                    peer_name="eth0", peer_mac="02:00:00:00:00:02")
+
+    long = "lab-a-long-pod-name"  # a safe namespace, 19 bytes: too long for an interface
+    _check_unique([veth(long, "veth1", peer_netns=long), veth("lab-n1", "veth2", peer_netns=long)])
+    with pytest.raises(ValueError, match="interface"):
+        _check_unique([veth(long, "veth1"), veth("lab-n1", long)])
+    with pytest.raises(ValueError, match="namespace"):
+        _check_unique([veth("lab-n1", "veth1"), veth("lab-n1", "veth2", peer_netns="../etc")])
+    with pytest.raises(ValueError, match="two objects"):
+        _check_unique([veth("lab-n1", "veth1"), veth("lab-n1", "veth1")])
