@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
+from netlab.kernel.threads import side_by_side
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.naming import ETC_NETNS, check_netns, is_netns
 
@@ -53,6 +54,9 @@ MADE_BY_NETLAB = "user.netlab.made"  # the mark on an /etc/netns netlab made (an
 # The record's key of each file, and the file's name in /etc/netns/<namespace>/ (and in /etc).
 FILES = {"resolv": "resolv.conf", "hosts": "hosts"}
 READ_MAX = 16 << 20  # bytes of a pod's file read back (netlab writes a few hundred; past this it differs anyway)
+# A lab that goes takes its pods' files and directories away, a namespace's in one of a few threads: an unlink
+# or rmdir mostly waits for the file system (~0.1 ms each on an ext4 /etc), not for a core.
+REMOVE_WORKERS = 4
 
 # What sync is asked to write: {namespace: (pod name, the file's text)}.
 Wanted = dict[str, tuple[str, str]]
@@ -186,16 +190,33 @@ def write_in_place(path: str, text: str) -> None:
 def remove(lab_name: str, rec: dict, kind: str, netns: str, done: StartResult | None = None) -> None:
     """Take away the file of ``kind`` netlab wrote for ``netns`` (only ours); its directory goes in :func:`tidy`."""
     status = rec[kind].pop(netns, None)
-    if status is None or not lab_netns(lab_name, netns):
-        return
+    path = None if status is None else _remove_ours(lab_name, kind, netns, status)
+    if path is not None and done is not None:
+        done.actions.append(f"removed {path}")
+
+
+def _remove_ours(lab_name: str, kind: str, netns: str, status: str) -> str | None:
+    """Unlink the file of ``kind`` of ``netns`` if it is netlab's for this lab (its record said ``status``);
+    the path removed, or None."""
+    if not lab_netns(lab_name, netns):
+        return None
     path = file_path(netns, kind)
     mine = owner(path, lab_name)
     if mine == "ours" or (mine == "empty" and status == "intent"):  # empty: a create cut short
         try:
             os.unlink(path)
-            if done is not None:
-                done.actions.append(f"removed {path}")
+            return path
         except FileNotFoundError:
+            pass
+    return None
+
+
+def _remove_dir(lab_name: str, netns: str) -> None:
+    """rmdir /etc/netns/<netns> of this lab, only when empty (someone's file there keeps it)."""
+    if lab_netns(lab_name, netns):
+        try:
+            os.rmdir(netns_dir(netns))
+        except OSError:
             pass
 
 
@@ -206,22 +227,30 @@ def tidy(lab_name: str, rec: dict) -> None:
     held = {netns for kind in FILES for netns in rec[kind]}
     for netns in [n for n in rec["dirs"] if n not in held]:
         rec["dirs"].pop(netns)
-        if lab_netns(lab_name, netns):
-            try:
-                os.rmdir(netns_dir(netns))  # only when empty
-            except OSError:
-                pass
+        _remove_dir(lab_name, netns)
     if not held and not rec["dirs"] and (rec["etc_netns"] is not None or made_by_netlab(ETC_NETNS)):
         remove_etc_netns()
         rec["etc_netns"] = None
 
 
 def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool) -> None:
-    """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name."""
+    """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name, and
+    then the directory netlab made for them. The records change here; each namespace's files and directory
+    are taken away by one of REMOVE_WORKERS threads, side by side."""
+    going: dict[str, list[tuple[str, str]]] = {}  # namespace -> its files' (kind, recorded status)
     for kind in FILES:
         for netns in [n for n in rec[kind] if everything or n in netns_names]:
-            remove(lab_name, rec, kind, netns)
-    tidy(lab_name, rec)  # their directories, now that none of netlab's files is recorded in them
+            going.setdefault(netns, []).append((kind, rec[kind].pop(netns)))
+    dirs = {netns for netns in going if rec["dirs"].pop(netns, None) is not None}  # nothing of ours left in them
+
+    def take_away(netns: str) -> None:
+        for kind, status in going[netns]:
+            _remove_ours(lab_name, kind, netns, status)
+        if netns in dirs:
+            _remove_dir(lab_name, netns)
+
+    side_by_side(take_away, list(going), REMOVE_WORKERS)
+    tidy(lab_name, rec)  # the other directories that hold nothing of ours, and /etc/netns when it is empty
 
 
 def make_etc_netns() -> bool:
