@@ -27,14 +27,17 @@ is host-side work that has no plan resource:
 
 Interface used by netlab.lab (a feature, netlab/feature.py)::
 
-    start(lab, state) -> StartResult  what it did, and problems in words
+    start_early(lab, state) -> handle  a fresh lab: the pods' files, written while the network is made
+    abort_early(handle)               the lab is rolled back: the thread is waited for
+    start(lab, state, early) -> StartResult  what it did, and problems in words
     stop(state, netns_names)          before those namespaces are deleted
     drift(lab, state) -> list[str]    for status
 
 Fault points (tests; the lead folds them into one hook with apply.py's):
 ``NETLAB_FAULT_POINT=resolv-written`` (``hosts-written``) stops ``up`` right
-after the first resolv.conf (hosts file) of the run is written and before the
-state records it as created: ``NETLAB_FAULT_MODE=kill`` SIGKILLs the process,
+after the first resolv.conf (hosts file) of the run is written (by the thread
+that writes a fresh lab's files while the network is made, or by ``start``) and
+before the state records it as created: ``NETLAB_FAULT_MODE=kill`` SIGKILLs the process,
 anything else (default ``fail``) raises ApplyFailed, so up rolls back. Read
 only by :func:`netlab.kernel.testhooks.fault_point`.
 """
@@ -137,15 +140,19 @@ def resolv_path(netns: str) -> str:
     return netns_files.file_path(netns, "resolv")
 
 
-def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
-    """Write every pod's resolv.conf (or take them away when the lab has no DNS); what it did."""
+def resolv_wanted(lab: Lab) -> netns_files.Wanted:
+    """Every pod's resolv.conf (none when the lab has no DNS)."""
     from netlab.model import clusterdns as dns
 
     ip = dns_ip(lab)
     # Each pod searches its own Kubernetes namespace first (<ns>.svc.cluster.local), as kubelet writes it.
-    want = {p.netns: (p.name, dns.resolv_conf(lab.name, ip, p.spec.namespace))
+    return {p.netns: (p.name, dns.resolv_conf(lab.name, ip, p.spec.namespace))
             for p in lab.pods if p.name != dns.DNS_NAME} if ip is not None else {}
-    return netns_files.sync(lab.name, state, rec, "resolv", want, without="does not use the cluster DNS")
+
+
+def sync_resolv(lab: Lab, state: LabState, rec: dict) -> StartResult:
+    """Write every pod's resolv.conf (or take them away when the lab has no DNS); what it did."""
+    return netns_files.sync(lab.name, state, rec, "resolv", resolv_wanted(lab), without="does not use the cluster DNS")
 
 
 # --- conntrack -------------------------------------------------------------------
@@ -233,13 +240,44 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
 
 # --- the three entry points --------------------------------------------------------
 
-def start(lab: Lab, state: LabState) -> StartResult:
+def start_early(lab: Lab, state: LabState) -> netns_files.EarlyWrite | None:
+    """A fresh lab: its pods' resolv.conf and hosts files are written by a thread while ``up`` makes the
+    network (netns_files.EarlyWrite), every path recorded and saved first; :func:`start` records what it made.
+    A lab with files already recorded is left to start's sync, which compares them."""
+    rec = _records(state)
+    if rec["dirs"] or any(rec[kind] for kind in netns_files.FILES):
+        return None
+    wants = {kind: {netns: v for netns, v in want.items() if netns_files.lab_netns(lab.name, netns)}
+             for kind, want in (("resolv", resolv_wanted(lab)), (hosts.KIND, hosts.wanted(lab)))}
+    if not any(wants.values()):
+        return None
+    named = [netns_files.write_ahead(rec, kind, want) for kind, want in wants.items()]
+    if any(named):
+        state.save()
+    return netns_files.EarlyWrite(lab.name, wants)
+
+
+def abort_early(early: netns_files.EarlyWrite | None) -> None:
+    """The lab is rolled back: wait for the thread (the rollback's stop removes what it made: recorded)."""
+    if early is not None:
+        try:
+            early.join()
+        except BaseException:  # noqa: BLE001 - a fault point's failure: the lab is being rolled back anyway
+            pass
+
+
+def start(lab: Lab, state: LabState, early: netns_files.EarlyWrite | None = None) -> StartResult:
     """After the network is up, before containers start (they mount resolv.conf and hosts at start)."""
     from netlab.services import flannel_files, stale
 
     rec = _records(state)
     done = StartResult()
     try:
+        if early is not None:  # the pods' files written while the network was made: what it made is ours
+            made_etc_netns, dirs = early.join()
+            if made_etc_netns:
+                rec["etc_netns"] = "created"
+            rec["dirs"].update((netns, "created") for netns in dirs)
         done += sync_chains(lab, rec)
         done += flannel_files.sync(lab)  # each node's subnet.env and CNI conflist, in the state directory
         done += sync_resolv(lab, state, rec)

@@ -260,3 +260,64 @@ def test_a_fifo_put_where_netlabs_file_was_is_never_waited_on_nor_removed(etc):
     assert hosts.drift(lab)[0].startswith(f"hosts: {path} is missing")
     lifecycle.stop(st, [], everything=True)
     assert stat.S_ISFIFO(os.lstat(path).st_mode)  # not netlab's file: left
+
+
+@pytest.fixture
+def files_only(monkeypatch):
+    """lifecycle.start with its file part alone (no chains, Flannel files, conntrack: the kernel's)."""
+    from netlab.services import flannel_files, stale
+
+    monkeypatch.setattr(lifecycle, "sync_chains", lambda lab, rec: netns_files.StartResult())
+    monkeypatch.setattr(lifecycle, "sync_conntrack", lambda lab, rec: netns_files.StartResult())
+    monkeypatch.setattr(flannel_files, "sync", lambda lab: netns_files.StartResult())
+    monkeypatch.setattr(stale, "find", lambda lab: [])
+
+
+def test_a_fresh_labs_files_are_recorded_then_written_early_and_start_records_them_made(etc, files_only):
+    """start_early (while up makes the network): one save names every path as intent before the thread
+    writes; start then finds them netlab's and records them made, /etc/netns and the directories too; a file
+    someone else put at a pod's path is left alone and said."""
+    lab = make_lab()
+    theirs = etc / f"{LAB}-b"
+    theirs.mkdir(parents=True)
+    (theirs / "hosts").write_text("192.0.2.1\tmine\n")
+    st = State()
+    saved = []
+    st.save = lambda: saved.append(json.loads(json.dumps(lifecycle._records(st))))  # type: ignore[method-assign]
+    early = lifecycle.start_early(lab, st)
+    assert early is not None and saved, "recorded and saved before the thread starts"
+    pods = sorted(p.netns for p in lab.pods)
+    assert saved[0]["hosts"] == {n: "intent" for n in pods if n != f"{LAB}-b"}
+    assert set(saved[0]["resolv"]) == {p.netns for p in lab.pods if p.name != "kube-dns"}
+    done = lifecycle.start(lab, st, early)
+    rec = lifecycle._records(st)
+    assert rec["hosts"] == {n: "created" for n in pods if n != f"{LAB}-b"}
+    assert set(rec["resolv"].values()) == {"created"}
+    assert rec["etc_netns"] is None  # there before (b's directory in it): not netlab's
+    assert rec["dirs"] == {n: "created" for n in pods if n != f"{LAB}-b"}  # b's was someone else's
+    assert (theirs / "hosts").read_text() == "192.0.2.1\tmine\n"
+    assert any(f"{theirs / 'hosts'} exists and is not netlab's" in p for p in done.problems)
+    assert [line.split(" is ")[0] for line in hosts.drift(lab)] == [f"hosts: {theirs / 'hosts'}"]
+    assert lifecycle.start_early(lab, st) is None  # files recorded: start's sync compares them
+    lifecycle.stop(st, [], everything=True)
+    assert os.listdir(etc) == [f"{LAB}-b"]
+
+
+def test_a_fault_in_the_early_writer_fails_start_and_leaves_every_path_recorded(etc, files_only, monkeypatch):
+    from netlab.errors import ApplyFailed
+    from netlab.kernel import testhooks
+
+    monkeypatch.setattr(testhooks, "FAULT_POINT", "hosts-written")
+    monkeypatch.setattr(testhooks, "FAULT_MODE", "fail")
+    lab = make_lab(services=False)
+    st = State()
+    early = lifecycle.start_early(lab, st)
+    assert early is not None
+    with pytest.raises(ApplyFailed, match="hosts-written"):
+        lifecycle.start(lab, st, early)
+    rec = lifecycle._records(st)
+    assert set(rec["hosts"].values()) == {"intent"} and os.listdir(etc)  # one file written, all named
+    assert rec["etc_netns"] == "intent" and set(rec["dirs"].values()) == {"intent"}
+    lifecycle.abort_early(early)  # a rollback waits for it again: nothing raised
+    lifecycle.stop(st, [], everything=True)  # the rollback's stop
+    assert not etc.exists()
