@@ -347,8 +347,8 @@ def write_ahead(rec: dict, kind: str, want: Wanted) -> bool:
 class EarlyWrite:
     """The pods' files of a fresh lab written by a thread of its own while ``up`` makes the network
     (services.lifecycle.start_early): they need no namespace, and each is a few waits on the file system
-    (~1 ms to make a directory and a file on this VM's ext4: a second of a 500-pod ``up`` when written after
-    the network).
+    (0.1 to 1 ms a directory or a file on this VM's ext4, by the hour: up to 0.76 s of a 500-pod ``up`` when
+    written after the network).
 
     The caller has recorded every path as "intent" and saved the state first (:func:`write_ahead`); the
     thread changes no record. :meth:`join` gives what it made; the caller records it, and :func:`sync` then
