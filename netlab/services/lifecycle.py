@@ -247,14 +247,14 @@ def start_early(lab: Lab, state: LabState) -> netns_files.EarlyWrite | None:
     rec = _records(state)
     if rec["dirs"] or any(rec[kind] for kind in netns_files.FILES):
         return None
-    wants = {kind: {netns: v for netns, v in want.items() if netns_files.lab_netns(lab.name, netns)}
-             for kind, want in (("resolv", resolv_wanted(lab)), (hosts.KIND, hosts.wanted(lab)))}
+    wants = {"resolv": netns_files.lab_wanted(lab.name, resolv_wanted(lab)),
+             hosts.KIND: netns_files.lab_wanted(lab.name, hosts.wanted(lab))}
     if not any(wants.values()):
         return None
     named = [netns_files.write_ahead(rec, kind, want) for kind, want in wants.items()]
     if any(named):
         state.save()
-    return netns_files.EarlyWrite(lab.name, wants)
+    return netns_files.EarlyWrite(wants)
 
 
 def abort_early(early: netns_files.EarlyWrite | None) -> None:

@@ -71,6 +71,11 @@ def lab_netns(lab_name: str, netns: str) -> bool:
     return netns.startswith(f"{lab_name}-") and is_netns(netns)
 
 
+def lab_wanted(lab_name: str, want: Wanted) -> Wanted:
+    """The entries of ``want`` whose namespace is this lab's (:func:`lab_netns`): the only ones written."""
+    return {netns: v for netns, v in want.items() if lab_netns(lab_name, netns)}
+
+
 def netns_dir(netns: str) -> str:
     return os.path.join(ETC_NETNS, check_netns(netns))
 
@@ -291,7 +296,7 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
     of the run is written, the fault point ``<kind>-written`` (tests).
     """
     done = StartResult()
-    want = {netns: v for netns, v in want.items() if lab_netns(lab_name, netns)}  # paths only from the lab's names
+    want = lab_wanted(lab_name, want)  # paths only from the lab's names
     for netns in [n for n in rec[kind] if n not in want]:
         remove(lab_name, rec, kind, netns, done)
     if want:
@@ -355,22 +360,20 @@ class EarlyWrite:
     finds each file netlab's and as wanted (or writes it, or says why it cannot). The fault point
     ``<kind>-written`` comes right after the thread's first file of that kind, as in :func:`sync`."""
 
-    def __init__(self, lab_name: str, wants: dict[str, Wanted]):
+    def __init__(self, wants: dict[str, Wanted]):
+        """``wants``: by kind, of the lab's own namespaces only (:func:`lab_wanted`)."""
         self.etc_netns = False
         self.dirs: set[str] = set()
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._write, args=(lab_name, wants), name="netlab-pod-files",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._write, args=(wants,), name="netlab-pod-files", daemon=True)
         self._thread.start()
 
-    def _write(self, lab_name: str, wants: dict[str, Wanted]) -> None:
+    def _write(self, wants: dict[str, Wanted]) -> None:
         try:
             self.etc_netns = make_etc_netns()
             for kind, want in wants.items():
                 written = 0
                 for netns, (_pod, text) in want.items():
-                    if not lab_netns(lab_name, netns):
-                        continue
                     try:
                         if netns not in self.dirs and make_dir(netns_dir(netns)):
                             self.dirs.add(netns)
