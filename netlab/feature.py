@@ -60,8 +60,14 @@ class Feature(Protocol):
     def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
         """After the network: make this feature match the topology. Idempotent."""
 
-    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
-        """Before these namespaces go (``everything``: the whole lab goes)."""
+    def stop_early(self, state: LabState) -> Any:
+        """The whole lab goes: begin what needs neither its processes nor its namespaces, beside the others'
+        stops and the namespaces' deletion; returns a handle for stop(), called last (or None)."""
+
+    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False,
+             early: Any = None) -> list[str]:
+        """Before these namespaces go (``everything``: the whole lab goes); with stop_early's handle, after
+        them: it waits for what that began."""
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         """One line per difference from the topology, for status."""
@@ -90,8 +96,13 @@ class ModuleFeature:
         out = self.module.start(lab, state, **kwargs)
         return out if isinstance(out, StartResult) else StartResult(problems=list(out or []))
 
-    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
-        return self.module.stop(state, list(netns_names), everything=everything) or []
+    def stop_early(self, state: LabState) -> Any:
+        return self.module.stop_early(state) if hasattr(self.module, "stop_early") else None
+
+    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False,
+             early: Any = None) -> list[str]:
+        kwargs = {"early": early} if early is not None else {}
+        return self.module.stop(state, list(netns_names), everything=everything, **kwargs) or []
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         return self.module.drift(lab, state)
@@ -118,10 +129,14 @@ class RecordedFeature(ModuleFeature):
 
         return importlib.import_module(self.module_name)
 
-    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
+    def stop_early(self, state: LabState) -> Any:
+        return super().stop_early(state) if state.extra.get(self.records) else None
+
+    def stop(self, state: LabState, netns_names: Iterable[str], everything: bool = False,
+             early: Any = None) -> list[str]:
         if not state.extra.get(self.records):
             return []
-        return super().stop(state, netns_names, everything=everything)
+        return super().stop(state, netns_names, everything=everything, early=early)
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         if self.concerns is not None and not self.concerns(lab):

@@ -2,7 +2,9 @@
 
 ``down`` reads the tags of the namespaces the state lists, stops the lab's
 processes (they must be gone before the namespaces are), then unmounts the
-namespaces, several side by side (kernel.delete_netns_many). It deletes no
+namespaces, several side by side (kernel.delete_netns_many). What needs
+neither (the pods' files in /etc/netns, netlab.services.netns_files) is taken
+away by a thread meanwhile, begun first and waited for last. It deletes no
 veth: the kernel destroys a namespace, and its devices, once nothing holds
 it; the next ``up`` makes new namespaces, so it never meets an old device.
 
@@ -88,6 +90,21 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
     result = DownResult(lab=state.lab)
     state.phase = "deleting"
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
+    # What needs neither the lab's processes nor its namespaces (the pods' files in /etc/netns: a few waits on
+    # the file system each) begins now and is waited for last, by that feature's stop.
+    early = {feature.name: feature.stop_early(state) for feature in features}
+    try:
+        _teardown(kernel, [f for f in features if early[f.name] is None], state, tag, progress, result)
+    finally:
+        for feature in features:
+            if early[feature.name] is not None:
+                result.problems += feature.stop(state, [], everything=True, early=early[feature.name])
+    forget(state.lab)
+    return result
+
+
+def _teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: str, progress: Progress | None,
+              result: DownResult) -> None:
     mine: list[str] = []
     valid = []
     for name in list(state.netns):
@@ -108,5 +125,3 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
         progress("namespaces", 0, len(mine))
     kernel.delete_netns_many(mine)
     result.removed_netns += mine
-    forget(state.lab)
-    return result

@@ -30,7 +30,8 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
     start_early(lab, state) -> handle  a fresh lab: the pods' files, written while the network is made
     abort_early(handle)               the lab is rolled back: the thread is waited for
     start(lab, state, early) -> StartResult  what it did, and problems in words
-    stop(state, netns_names)          before those namespaces are deleted
+    stop_early(state) -> handle        the whole lab goes: the pods' files, taken away while it is taken down
+    stop(state, netns_names, early)   before those namespaces are deleted (with stop_early's handle: last)
     drift(lab, state) -> list[str]    for status
 
 Fault points (tests; the lead folds them into one hook with apply.py's):
@@ -291,11 +292,23 @@ def start(lab: Lab, state: LabState, early: netns_files.EarlyWrite | None = None
     return done
 
 
-def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
-    """Namespaces about to be deleted: take away the files netlab wrote for them
-    (``everything``: the whole lab goes, so every file the records name)."""
+def stop_early(state: LabState) -> netns_files.EarlyRemove | None:
+    """The whole lab goes: every file the records name is taken away by a thread while its processes stop and
+    its namespaces go (netns_files.EarlyRemove); :func:`stop`, called last, waits for it and changes the
+    records. None when no file or directory is recorded."""
     rec = _records(state)
-    netns_files.stop(state.lab, rec, set(netns_names), everything)
+    if not (rec["dirs"] or any(rec[kind] for kind in netns_files.FILES)):
+        return None
+    return netns_files.EarlyRemove(state.lab, rec)
+
+
+def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
+         early: netns_files.EarlyRemove | None = None) -> list[str]:
+    """Namespaces about to be deleted: take away the files netlab wrote for them
+    (``everything``: the whole lab goes, so every file the records name; ``early``: what stop_early began,
+    waited for)."""
+    rec = _records(state)
+    netns_files.stop(state.lab, rec, set(netns_names), everything, early)
     try:
         state.save()
     except OSError:

@@ -239,24 +239,81 @@ def tidy(lab_name: str, rec: dict) -> None:
         rec["etc_netns"] = None
 
 
-def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool) -> None:
-    """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name, and
-    then the directory netlab made for them. The records change here; each namespace's files and directory
-    are taken away by one of REMOVE_WORKERS threads, side by side."""
-    going: dict[str, list[tuple[str, str]]] = {}  # namespace -> its files' (kind, recorded status)
+# The files of the namespaces that go, by namespace, each as (kind, its recorded status).
+Going = dict[str, list[tuple[str, str]]]
+
+
+def _going(rec: dict, netns_names: set[str], everything: bool) -> tuple[Going, set[str]]:
+    """What the records name of the namespaces that go (``everything``: all), and which of them have a
+    directory netlab made (nothing of ours is left in it once their files go). The records are not changed."""
+    going: Going = {}
     for kind in FILES:
         for netns in [n for n in rec[kind] if everything or n in netns_names]:
-            going.setdefault(netns, []).append((kind, rec[kind].pop(netns)))
-    dirs = {netns for netns in going if rec["dirs"].pop(netns, None) is not None}  # nothing of ours left in them
+            going.setdefault(netns, []).append((kind, rec[kind][netns]))
+    return going, {netns for netns in going if netns in rec["dirs"]}
 
-    def take_away(netns: str) -> None:
+
+def _forget(rec: dict, going: Going, dirs: set[str]) -> None:
+    """Take out of the records what was taken away (an entry recorded since, with another status, stays)."""
+    for netns, files in going.items():
+        for kind, status in files:
+            if rec[kind].get(netns) == status:
+                rec[kind].pop(netns)
+        if netns in dirs:
+            rec["dirs"].pop(netns, None)
+
+
+def _take_away(lab_name: str, going: Going, dirs: set[str]) -> None:
+    """Each namespace's files, then its directory, by one of REMOVE_WORKERS threads, side by side."""
+    def one(netns: str) -> None:
         for kind, status in going[netns]:
             _remove_ours(lab_name, kind, netns, status)
         if netns in dirs:
             _remove_dir(lab_name, netns)
 
-    side_by_side(take_away, list(going), REMOVE_WORKERS)
+    side_by_side(one, list(going), REMOVE_WORKERS)
+
+
+def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool,
+         early: EarlyRemove | None = None) -> None:
+    """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name, and
+    then the directory netlab made for them, side by side (:func:`_take_away`); the records change here,
+    in the caller's thread. ``early``: what a thread began (:class:`EarlyRemove`), waited for first."""
+    if early is not None:
+        early.join()
+        _forget(rec, early.going, early.dirs)
+    going, dirs = _going(rec, netns_names, everything)  # after an early removal: nothing new, as a rule
+    _forget(rec, going, dirs)
+    _take_away(lab_name, going, dirs)
     tidy(lab_name, rec)  # the other directories that hold nothing of ours, and /etc/netns when it is empty
+
+
+class EarlyRemove:
+    """Every pod file and directory the records name, taken away by a thread while ``down`` stops the lab's
+    processes and deletes its namespaces (services.lifecycle.stop_early): they need neither, and at 500 pods
+    they are 1,000 unlinks and 500 rmdirs, 0.07 to 0.2 s of waits on this VM's ext4 by the hour.
+
+    The thread changes no record: if the process dies meanwhile, the saved state still names every file, and
+    the next ``down`` takes away what is left. :func:`stop` waits for it and then changes the records."""
+
+    def __init__(self, lab_name: str, rec: dict):
+        self.going, self.dirs = _going(rec, set(), everything=True)
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._remove, args=(lab_name,), name="netlab-pod-files-rm",
+                                         daemon=True)
+        self._thread.start()
+
+    def _remove(self, lab_name: str) -> None:
+        try:
+            _take_away(lab_name, self.going, self.dirs)
+        except BaseException as exc:  # noqa: BLE001 - raised again by join()
+            self.error = exc
+
+    def join(self) -> None:
+        """Wait for the thread; raises what stopped it."""
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def make_etc_netns() -> bool:

@@ -58,7 +58,10 @@ class IdleFeature:
 
         return StartResult()
 
-    def stop(self, state, netns_names, everything=False):
+    def stop_early(self, state):
+        return None
+
+    def stop(self, state, netns_names, everything=False, early=None):
         return []
 
     def drift(self, lab, state):

@@ -321,3 +321,36 @@ def test_a_fault_in_the_early_writer_fails_start_and_leaves_every_path_recorded(
     lifecycle.abort_early(early)  # a rollback waits for it again: nothing raised
     lifecycle.stop(st, [], everything=True)  # the rollback's stop
     assert not etc.exists()
+
+
+def test_a_whole_labs_files_go_in_a_thread_and_the_records_change_only_when_stop_waits_for_it(etc, files_only):
+    """down: stop_early's thread takes every file and directory away while the processes stop and the namespaces
+    go, changing no record (a process killed meanwhile leaves the state naming them all, for the next down);
+    stop, called last with its handle, waits, then empties the records. A person's file stays, and keeps its
+    directory (and /etc/netns, which holds it)."""
+    lab = make_lab()
+    st = State()
+    lifecycle.start(lab, st)
+    mine = etc / f"{LAB}-a" / "notes"
+    mine.write_text("a person's\n")
+    before = json.loads(json.dumps(lifecycle._records(st)))
+    early = lifecycle.stop_early(st)
+    assert early is not None
+    early.join()
+    assert lifecycle._records(st) == before, "the thread changes no record"
+    assert sorted(os.listdir(etc)) == [f"{LAB}-a"] and os.listdir(etc / f"{LAB}-a") == ["notes"]
+    lifecycle.stop(st, [], everything=True, early=early)
+    rec = lifecycle._records(st)
+    assert not rec["dirs"] and not any(rec[kind] for kind in netns_files.FILES)
+    assert os.listdir(etc / f"{LAB}-a") == ["notes"]  # and /etc/netns, which holds it
+    assert lifecycle.stop_early(st) is None  # nothing recorded: nothing to begin
+
+
+def test_a_killed_down_leaves_its_files_recorded_and_the_next_one_takes_away_what_is_left(etc, files_only):
+    lab = make_lab()
+    st = State()
+    lifecycle.start(lab, st)
+    lifecycle.stop_early(st).join()  # and the process dies: stop never comes
+    (etc / f"{LAB}-b").mkdir()  # a directory the killed thread had not yet removed
+    lifecycle.stop(st, [], everything=True)
+    assert not etc.exists() and not lifecycle._records(st)["dirs"]
