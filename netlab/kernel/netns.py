@@ -94,11 +94,8 @@ _netns_dir_lock = threading.Lock()
 
 
 def is_netns_mount(name: str) -> bool:
-    """True when /run/netns/<name> is a mounted namespace (not an empty placeholder)."""
-    try:
-        return os.statvfs(netns_path(name)) is not None and _is_nsfs(netns_path(name))
-    except FileNotFoundError:
-        return False
+    """True when /run/netns/<name> is a mounted namespace (not an empty placeholder, nor nothing)."""
+    return _is_nsfs(netns_path(name))
 
 
 def _is_nsfs(path: str) -> bool:
