@@ -66,9 +66,8 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel.child import Child, ChildError, readable, start_child
 from netlab.probe import icmp
 from netlab.probe import neighbours as nb
-from netlab.probe.job import Job, Output, Unit
-from netlab.probe.matrix import Observation
 from netlab.probe.sockets import NsSockets
+from netlab.probe.tasks import Job, Observation, Output, Unit
 from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8

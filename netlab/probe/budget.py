@@ -24,9 +24,9 @@ from __future__ import annotations
 from typing import Callable
 
 from netlab.kernel import netlink, rtnl
-from netlab.probe.job import Unit
 from netlab.probe.neighbours import Entry
 from netlab.probe.sockets import NsSockets
+from netlab.probe.tasks import Unit
 
 SEEDED_MAX = 512  # seeded pairs in flight per worker (their PERMANENT entries are not GC-counted, but stay few)
 

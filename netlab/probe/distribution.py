@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from netlab.probe.judge import judge
-from netlab.probe.matrix import Observation
+from netlab.probe.tasks import Observation
 from netlab.probe.services import Distribution
 
 

@@ -22,14 +22,12 @@ create:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import NamedTuple
-
 from netlab.model.lab import Lab
 from netlab.probe import neighbours as nb
 from netlab.probe import services as svcs
-from netlab.probe.matrix import Observation, Probe
+from netlab.probe.matrix import Probe
 from netlab.probe.neighbours import Entry
+from netlab.probe.tasks import Job, Seed, Task, Unit
 
 POD_IF = "eth0"
 FREE_UNIT = 256  # routed probes per unit
@@ -39,67 +37,6 @@ ARP_MODES = ("auto", "real", "seeded")
 # 50 pods on a bridge: 61,250 (real ARP, about 0.3 s); 200 pods: 3,980,000
 # (about 6 s of kernel time with real ARP, under 2 s seeded).
 SEED_ABOVE = 1_000_000
-
-
-@dataclass
-class Task:
-    """One probe as the agent sees it."""
-
-    id: int
-    src: str  # source namespace
-    dst: str  # destination IP
-    proto: str  # icmp | tcp | udp
-    port: int = 0
-    service: bool = False  # a Service probe: source port from sockets.SERVICE_PORTS; udp: a socket of its own
-    wait_reply: bool = True  # tcp: wait for an echo line after connect (False: no echo server there)
-    size: int = 0  # mtu: bytes of the ICMP echo (the pod's MTU minus the IP header)
-    # A Service probe: the (IP, port) of each endpoint its DNAT may pick. The endpoint's node tracks the
-    # DNATed flow under a tuple of its own, towards one of them (agent.py: _untrack).
-    behind: tuple[tuple[str, int], ...] = ()
-
-
-class Seed(NamedTuple):
-    """A PERMANENT entry a seeded pair makes in ``netns``: ``ip`` on ``ifname`` is ``peer``'s own MAC."""
-
-    netns: str
-    ifname: str
-    ip: str
-    peer: str  # the namespace whose ``ifname`` MAC the entry carries
-
-
-@dataclass
-class Unit:
-    """Probes started together; ``phases`` run one after the other (task ids)."""
-
-    phases: list[list[int]]
-    entries: list[Entry] = field(default_factory=list)  # dynamic neighbour entries its packets create
-    # Seeded pairs: PERMANENT entries made before the first phase and deleted after the last;
-    # no ARP between the two, nothing GC-counted.
-    seed: list[Seed] = field(default_factory=list)
-
-
-@dataclass
-class Job:
-    tasks: list[Task]
-    units: list[Unit]
-    home: str  # namespace the agent joins before anything else
-    timeout: float = 1.0
-    budget: int = 400  # dynamic neighbour entries the run may hold at once
-    workers: int = 0  # 0: one per CPU (for big jobs)
-    self_ip: dict[str, str] = field(default_factory=dict)  # pod netns -> ifname to read its address (and MAC) from
-    route_src: list[tuple[str, str]] = field(default_factory=list)  # (netns, dst): kernel's source address
-    sweep: list[str] = field(default_factory=list)  # namespaces whose new dynamic entries are removed at the end
-    untrack: list[str] = field(default_factory=list)  # namespaces where the run's conntrack entries are deleted
-
-
-@dataclass
-class Output:
-    """What the agent hands back: an observation per task id, what it read, and how the run went."""
-
-    obs: dict[int, Observation]
-    self_ip: dict[str, str | None]
-    route_src: dict[tuple[str, str], str | None]
-    stats: dict
 
 
 # --- making a job from the matrix -----------------------------------------------------

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from netlab.probe.matrix import Observation, Probe
+from netlab.probe.matrix import Probe
+from netlab.probe.tasks import Observation
 
 if TYPE_CHECKING:
     from netlab.probe.distribution import DistResult

@@ -258,28 +258,3 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
         order.setdefault(name, len(order))
     return sorted(probes.values(), key=lambda p: (ORDER.index(p.proto), p.port or 0, order[p.source.name],
                                                   order[p.destination.name]))
-
-
-# --- what the agent saw ------------------------------------------------------------
-
-
-@dataclass
-class Observation:
-    """What the agent saw for one probe (plain data; the agent fills it)."""
-
-    outcome: str = "timeout"  # reply | timeout | refused | unreachable | error | skipped
-    detail: str = ""  # e.g. "destination unreachable: host unreachable (ICMP from 10.244.1.1)"
-    rtt: float | None = None  # seconds
-    local: str | None = None  # "ip:port" (or "ip" for icmp) the sender used
-    seen_client: str | None = None  # "ip:port" the echo server saw
-    server: str | None = None  # "ip:port" the echo server says it was reached at
-    answered_by: str | None = None  # pod name in the echo reply
-    reply_from: str | None = None  # source address of the reply packet
-    ttl: int | None = None  # IP TTL of an ICMP echo reply
-
-    @property
-    def reached(self) -> bool:
-        return self.outcome == "reply"
-
-    def to_json(self) -> dict:
-        return dict(self.__dict__)

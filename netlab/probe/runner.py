@@ -25,9 +25,10 @@ from netlab.probe import bypass, listeners, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.agent import run_job
-from netlab.probe.job import Job, Output, choose_arp, make_job
+from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
-from netlab.probe.matrix import ECHO_PORT, PROTOS, Observation, Probe, build_matrix, echo_ports, internet_host_names
+from netlab.probe.matrix import ECHO_PORT, PROTOS, Probe, build_matrix, echo_ports, internet_host_names
+from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
 
 

@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from netlab.probe import icmp
-from netlab.probe.job import Task
-from netlab.probe.matrix import Observation
 from netlab.probe.sockets import NsSockets
+from netlab.probe.tasks import Observation, Task
 
 if TYPE_CHECKING:
     from netlab.probe.worker import Worker

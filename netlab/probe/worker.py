@@ -24,9 +24,8 @@ from typing import Callable
 from netlab.kernel import netns as nsmod
 from netlab.probe import neighbours as nb
 from netlab.probe.budget import Budget
-from netlab.probe.job import Job, Task, Unit
-from netlab.probe.matrix import Observation
 from netlab.probe.sockets import NsSockets, bind_service_port, tcp_socket, udp_socket
+from netlab.probe.tasks import Job, Observation, Task, Unit
 from netlab.probe.transports import UNREACH, Icmp, ServiceUdp, Tcp, Udp, errname
 
 MAX_INFLIGHT = 2048  # probes in flight at once per worker (sockets, queued packets)

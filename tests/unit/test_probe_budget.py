@@ -5,7 +5,7 @@ from __future__ import annotations
 from netlab.kernel import netlink as nl
 from netlab.kernel import rtnl, rtnl_parse
 from netlab.probe.budget import SEEDED_MAX, Budget
-from netlab.probe.job import Seed, Unit
+from netlab.probe.tasks import Seed, Unit
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 

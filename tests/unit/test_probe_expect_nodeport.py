@@ -12,7 +12,8 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
 from netlab.probe.judge import judge
-from netlab.probe.matrix import Observation, build_matrix
+from netlab.probe.matrix import build_matrix
+from netlab.probe.tasks import Observation
 from netlab.probe.runner import as_nodeport
 
 TOPO = {

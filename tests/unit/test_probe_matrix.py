@@ -7,7 +7,8 @@ from ipaddress import IPv4Address
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe.judge import judge
-from netlab.probe.matrix import Observation, build_matrix, endpoints
+from netlab.probe.matrix import build_matrix, endpoints
+from netlab.probe.tasks import Observation
 
 DEMO = {
     "name": "demo",

@@ -9,7 +9,8 @@ from netlab.model.topology import Topology
 from netlab.probe import report as render
 from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.distribution import judge_distribution
-from netlab.probe.matrix import Observation, build_matrix
+from netlab.probe.matrix import build_matrix
+from netlab.probe.tasks import Observation
 
 TOPO = {
     "name": "demo",

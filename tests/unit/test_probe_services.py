@@ -12,7 +12,8 @@ from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.job import make_job
 from netlab.probe.judge import Result, judge
-from netlab.probe.matrix import Observation, build_matrix
+from netlab.probe.matrix import build_matrix
+from netlab.probe.tasks import Observation
 from netlab.probe.neighbours import Entry
 
 # topologies/services.yaml's shape, with every address fixed.

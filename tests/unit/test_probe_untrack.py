@@ -11,8 +11,7 @@ import socket
 
 from netlab.kernel import conntrack
 from netlab.probe import agent
-from netlab.probe.job import Job, Task
-from netlab.probe.matrix import Observation
+from netlab.probe.tasks import Job, Observation, Task
 
 UDP, TCP = socket.IPPROTO_UDP, socket.IPPROTO_TCP
 
