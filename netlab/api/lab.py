@@ -407,9 +407,11 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
 
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
-                   timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> Any:
+                   timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
+                   early: Any = None) -> Any:
     """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
-    renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice."""
+    renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
+    CLI's agent started before the models loaded (netlab.probe.early)."""
     from netlab.probe import runner
     from netlab.probe.job import ARP_MODES
 
@@ -422,7 +424,7 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         _same_pods(loaded, lab.model)
         model = loaded.lab
     return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
-                      services=services)
+                      services=services, early=early)
 
 
 # The library's own result behind each API result that has one, for the CLI's text rendering, by the API

@@ -10,8 +10,8 @@ from netlab.cli.base import (Seconds, check_output_file, cli, comma_separated, c
                              output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight
 
-# What the commands use, imported when one runs (cli.base.load_for), not for --help.
-LOADS = ("netlab.api.lab", "netlab.probe.report", "netlab.probe.runner")
+# No LOADS (cli.base.load_for): `probe` starts its agent on the lab's last job (netlab.probe.early) before it
+# loads the models, the runner and the report.
 
 
 @cli.command()
@@ -72,14 +72,25 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     answered on are deleted after it (NetworkPolicy judges new flows only, so a
     policy edit shows at the next run).
     """
-    from netlab.api.lab import internal_probe
-    from netlab.probe import report as render
-
     check_output_file(junit_file)
     require_root()
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
-    report = internal_probe(lab, topology, timeout=timeout, protos=protos or PROTOS, arp=arp,
-                            services=services, mtu=mtu)
+    from netlab.probe import early as early_agent
+
+    protos = tuple(dict.fromkeys(protos or PROTOS))  # as internal_probe takes them (api.args.items)
+    # The agent starts on the job the lab's last run made, while the models load (probe/early.py); the run
+    # takes what it saw only if its own job is the same.
+    early = None if topology is not None else early_agent.begin(lab_name, early_agent.options_key(
+        protos + (("mtu",) if mtu else ()), timeout, arp, services, 0))
+    try:
+        from netlab.api.lab import internal_probe
+        from netlab.probe import report as render
+
+        lab = api.Lab.attach(api.selected_name(lab_name, topology))
+        report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,
+                                early=early)
+    finally:
+        if early is not None:
+            early.close()
     if junit_file:
         write_output_file(junit_file, render.junit(report))
     if output == "json":

@@ -72,7 +72,8 @@ from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8
 SETTLE = 0.1  # s: an interrupted run's last answers arrive (veth pairs: well under a millisecond)
-WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's 1 s, runner.AGENT_GRACE)
+AGENT_GRACE = 1.0  # s: an interrupted agent stops its workers and sweeps its neighbour entries (start())
+WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's AGENT_GRACE)
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 
 
@@ -306,6 +307,13 @@ class Agent:
                     swept += 1
             netlink.drain(conn.sock)
         return swept
+
+
+def start(job: Job) -> Child:
+    """The agent on ``job``, in a forked child; its :meth:`~netlab.kernel.child.Child.result` within
+    ``job.limit()``. Interrupted (Ctrl-C), or at its time limit, it gets SIGTERM and AGENT_GRACE seconds to sweep
+    what it made in the machine's neighbour table."""
+    return start_child(run_job, (job,), what="the probe agent", grace=AGENT_GRACE)
 
 
 def run_job(job: Job) -> Output:

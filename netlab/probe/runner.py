@@ -18,13 +18,14 @@ from dataclasses import replace
 from typing import Iterable
 
 from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
-from netlab.kernel.child import ChildDied, ChildError, ChildTimeout, run_in_child
+from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
 from netlab.probe import bypass, listeners, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
-from netlab.probe.agent import run_job
+from netlab.probe.early import Early, options_key
+from netlab.probe import agent
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.matrix import ECHO_PORT, PROTOS, Probe, build_matrix, echo_ports, internet_host_names
@@ -33,24 +34,30 @@ from netlab.realize.state import load_state
 
 
 def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: int | None = None,
-        workers: int = 0, arp: str = "auto", services: bool = True) -> Report:
+        workers: int = 0, arp: str = "auto", services: bool = True, early: Early | None = None) -> Report:
     """Probe a running lab; every wait bounded. Needs root.
 
     ``services``: also probe the lab's Services, their distribution, and
-    egress to the internet hosts.
+    egress to the internet hosts. ``early``: the CLI's agent started on the
+    lab's last job before the models loaded (early.py), taken when this run's
+    job is the same; this run's job is kept for the next.
     """
     t0 = time.monotonic()
     if not is_netns_mount(lab.underlay_netns):
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
                                   f"start it with `sudo netlab up -t FILE`")
     protos = tuple(protos)
+    if early is not None and (budget is not None or early.options != options_key(protos, timeout, arp, services,
+                                                                                  workers)):
+        early.close()  # started for other options: not this run's
+        early = None
     plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
     probes = [as_nodeport(p, plan) for p in build_matrix(lab, protos, egress=services)] + plan.probes
     missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
     runnable = [p for p in probes if p.source.netns not in missing]
     dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
     arp = choose_arp(lab, arp)
-    out, heard = _send(lab, runnable, timeout, arp, budget, dists, workers)
+    out, heard = _send(lab, runnable, timeout, arp, budget, dists, workers, early)
     results: list[Result] = []
     obs_by_probe = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
     for p in probes:
@@ -76,7 +83,8 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     notes = unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
-    return Report(lab.name, timeout, results, checks, stats, time.monotonic() - t0, dist_results, notes,
+    began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
+    return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
                   _hints(lab, results))
 
 
@@ -126,32 +134,56 @@ def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Resu
 
 
 def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int | None = None,
-          dists: list = (), workers: int = 0) -> tuple[Output, listeners.Listeners]:
+          dists: list = (), workers: int = 0, early: Early | None = None) -> tuple[Output, listeners.Listeners]:
     """One agent job for these probes (and distribution checks), with echo listeners on the
-    internet hosts they go to; every wait bounded."""
+    internet hosts they go to; every wait bounded. The early agent's output when it was sent this very job."""
+    host_ns = dict(lab.internet_hosts)
+    wanted = sorted({p.destination.name for p in probes if p.destination.kind == "host"}
+                    & set(internet_host_names(lab)))
+    hosts = [(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])]
+    if early is not None and early.job is not None:
+        job = _job(lab, probes, timeout, early.job.budget, arp, dists, workers)
+        child = early.claim(job, hosts)
+        if child is not None:
+            try:
+                out = _agent_output(lab, job, child)
+            finally:
+                early.close()  # the listeners, the turn
+            assert early.heard is not None
+            out.stats["turn_wait_s"] = round(early.waited, 3)
+            return out, early.heard
     # The run's turn on the machine's neighbour table (turns.py) comes first: the budget
     # is the room the table has once the run before has swept its entries.
     with turns.probing_turn(lab.name) as waited:
-        job = make_job(lab, probes, timeout, budget, arp, list(dists))
-        job.workers = workers
-        job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if is_netns_mount(ns)}
-        job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
-        job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
-        limit = 60 + timeout * (3 + len(job.tasks) / 50)
-        host_ns = dict(lab.internet_hosts)
-        wanted = sorted({p.destination.name for p in probes if p.destination.kind == "host"}
-                        & set(internet_host_names(lab)))
-        with listeners.start([(h, host_ns[h]) for h in wanted if is_netns_mount(host_ns[h])], ECHO_PORT,
-                             lifetime=limit + 30) as heard:
-            try:
-                out = _fork_agent(job, limit=limit)
-            except EnvironmentNotReady:
-                if _being_taken_down(lab, job):
-                    raise UsageError(f"lab {lab.name} is being taken down (`netlab down`): the probe's agent was "
-                                     "stopped with the lab's other processes") from None
-                raise
+        job = _job(lab, probes, timeout, budget, arp, dists, workers)
+        with listeners.start(hosts, ECHO_PORT, lifetime=job.limit() + 30) as heard:
+            out = _agent_output(lab, job)
     out.stats["turn_wait_s"] = round(waited, 3)
+    if early is not None:
+        early.keep(job, hosts)
     return out, heard
+
+
+def _job(lab: Lab, probes: list[Probe], timeout: float, budget: int | None, arp: str, dists: list,
+         workers: int) -> Job:
+    """The agent's job, of the namespaces that are there."""
+    job = make_job(lab, probes, timeout, budget, arp, list(dists))
+    job.workers = workers
+    job.self_ip = {ns: ifname for ns, ifname in job.self_ip.items() if is_netns_mount(ns)}
+    job.sweep = [ns for ns in job.sweep if is_netns_mount(ns)]
+    job.untrack = [ns for ns in job.untrack if is_netns_mount(ns)]
+    return job
+
+
+def _agent_output(lab: Lab, job: Job, child: Child | None = None) -> Output:
+    """What the agent (forked now, or ``child``, started early) saw of ``job``."""
+    try:
+        return _fork_agent(job, limit=job.limit(), child=child)
+    except EnvironmentNotReady:
+        if _being_taken_down(lab, job):
+            raise UsageError(f"lab {lab.name} is being taken down (`netlab down`): the probe's agent was "
+                             "stopped with the lab's other processes") from None
+        raise
 
 
 def _being_taken_down(lab: Lab, job: Job) -> bool:
@@ -202,14 +234,11 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
     return out
 
 
-AGENT_GRACE = 1.0  # s: an interrupted agent stops its workers and sweeps its neighbour entries (agent.py)
-
-
-def _fork_agent(job: Job, limit: float) -> Output:
-    """The agent in a forked child (it joins the lab's namespace); bounded wait. Interrupted (Ctrl-C), or at the
-    limit, it gets SIGTERM and AGENT_GRACE seconds to sweep what it made in the machine's neighbour table."""
+def _fork_agent(job: Job, limit: float, child: Child | None = None) -> Output:
+    """The agent in a forked child (it joins the lab's namespace), or ``child``, an agent already sent ``job``;
+    bounded wait (agent.start: its grace when interrupted or at the limit)."""
     try:
-        return run_in_child(run_job, (job,), timeout=limit, what="the probe agent", grace=AGENT_GRACE)
+        return (child or agent.start(job)).result(limit)
     except ChildTimeout:
         raise EnvironmentNotReady(f"the probe agent did not finish within {limit:.0f} s; killed it") from None
     except ChildDied:

@@ -64,6 +64,10 @@ class Job:
     sweep: list[str] = field(default_factory=list)  # namespaces whose new dynamic entries are removed at the end
     untrack: list[str] = field(default_factory=list)  # namespaces where the run's conntrack entries are deleted
 
+    def limit(self) -> float:
+        """Seconds the agent has for the whole job."""
+        return 60 + self.timeout * (3 + len(self.tasks) / 50)
+
 
 @dataclass
 class Output:

@@ -349,7 +349,7 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
     from netlab.cli import cli
     from netlab.errors import UsageError
     from netlab.kernel import netns as nsmod
-    from netlab.probe import runner
+    from netlab.probe import agent
 
     lab = labs.name()
     labs.up(small(lab))
@@ -370,7 +370,7 @@ def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
             time.sleep(0.02)
         netlab("down", "--lab", lab)
 
-    monkeypatch.setattr(runner, "run_job", agent_at_work)
+    monkeypatch.setattr(agent, "run_job", agent_at_work)
     other_terminal = threading.Thread(target=down_once_the_agent_is_there)
     other_terminal.start()
     out = CliRunner().invoke(cli, ["probe", "--lab", lab, "--proto", "icmp"])

@@ -1,0 +1,243 @@
+"""`netlab probe` starts its agent on the job the lab's last run made, while it loads the topology's models.
+
+The CLI spends ~0.15 s loading pydantic, the topology's models and the plan's
+modules before it can make its job (which probes, in which units: job.py),
+and then ~0.15 s sending it (50 pods, ICMP, on the 2-core VM). A run of the
+same lab with the same options makes the same job as long as the lab is
+unchanged, and a job needs none of those modules (tasks.py). So:
+
+- after a run, the CLI keeps its job beside the lab's state
+  (:meth:`Early.keep`; not past KEEP_MAX tasks: a bigger run lasts seconds);
+- the next run of the CLI reads it before it loads anything else
+  (:func:`begin`), and when its key matches (the lab's state file as it is
+  now: inode, size, time; and the run's options) it takes the machine's
+  probing turn, checks the neighbour table has room for the budget the job
+  was cut for, starts the egress listeners the job needs and forks the agent
+  on it (an agent that loads no model: tasks.py);
+- once the models are loaded, the run makes its job anew, as always, and
+  takes the early agent's observations only when the two jobs are equal
+  (:meth:`Early.claim`). Otherwise the early agent is stopped (SIGTERM: it
+  sweeps what it made in the neighbour table, as an interrupted agent does)
+  and the run sends the job it made.
+
+So what a run judges is always what its own job sent. The kept file is read
+only as plain data of a known shape, never larger than FILE_MAX, and every
+namespace it names must be one of the lab's (``<lab>-...``, a safe name);
+anything amiss (no file, another key, a shape it does not know) means no
+early start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from dataclasses import fields
+from typing import Any
+
+from netlab.errors import NetlabError
+from netlab.kernel.child import Child
+from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_PORT  # matrix.ECHO_PORT (matrix loads the models)
+from netlab.model.naming import is_netns
+from netlab.probe import agent, listeners, turns
+from netlab.probe import neighbours as nb
+from netlab.probe.neighbours import Entry
+from netlab.probe.tasks import Job, Seed, Task, Unit
+from netlab.realize.state_dir import known_labs, lab_dir, state_file
+
+KEEP_FILE = "probe-job.json"
+KEEP_VERSION = 1
+KEEP_MAX = 20_000  # tasks (50 pods' whole matrix: ~7,500); a bigger run lasts seconds, its start matters little
+FILE_MAX = 16 << 20  # bytes read back at most
+
+
+def options_key(protos: tuple[str, ...], timeout: float, arp: str, services: bool, workers: int) -> dict[str, Any]:
+    """A run's options as its kept job records them (runner.run's arguments)."""
+    return {"protos": list(protos), "timeout": timeout, "arp": arp, "services": services, "workers": workers}
+
+
+def state_key(lab: str) -> list[int] | None:
+    """The lab's state file as it is now (inode, size, mtime): every save makes a new file. None: no state."""
+    try:
+        st = os.stat(state_file(lab), follow_symlinks=False)
+    except (OSError, NetlabError, ValueError):
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+class Early:
+    """A CLI run's early agent, if one started (:attr:`started`), and what the run keeps for the next."""
+
+    def __init__(self, lab: str, state: list[int] | None, options: dict[str, Any]):
+        self.lab, self.state, self.options = lab, state, options
+        self.job: Job | None = None
+        self.hosts: list[tuple[str, str]] = []
+        self.waited = 0.0  # s the early agent waited for the machine's probing turn
+        self.began = 0.0  # time.monotonic() when it began (the run's report counts its time from there)
+        self.claimed = False
+        self._child: Child | None = None
+        self._stack = contextlib.ExitStack()  # the turn, then the listeners
+        self.heard: listeners.Listeners | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._child is not None
+
+    def start(self, job: Job, hosts: list[tuple[str, str]]) -> None:
+        """In the probing turn: the listeners, then the agent; nothing when the table has less room now than the
+        budget the job was cut for (with more, the job keeps its own: the run then makes its job with it too)."""
+        self.began = time.monotonic()
+        try:
+            self.waited = self._stack.enter_context(turns.probing_turn(self.lab))
+            if nb.probe_budget() < job.budget:
+                self.close()
+                return
+            self.heard = self._stack.enter_context(listeners.start(hosts, ECHO_PORT, lifetime=job.limit() + 30))
+            self.job, self.hosts = job, hosts
+            self._child = agent.start(job)
+        except BaseException:
+            self.close()
+            raise
+
+    def claim(self, job: Job, hosts: list[tuple[str, str]]) -> Child | None:
+        """The early agent, when it was sent exactly ``job`` with listeners on exactly ``hosts``: the caller reads
+        its result, then calls :meth:`close`. Otherwise it is stopped (and the turn left): None."""
+        if self._child is None or job != self.job or hosts != self.hosts:
+            self.close()
+            return None
+        child, self._child = self._child, None
+        self.claimed = True
+        return child
+
+    def close(self) -> None:
+        """Stop an agent nobody claimed (it sweeps its entries in its grace), the listeners, and leave the turn."""
+        child, self._child = self._child, None
+        try:
+            if child is not None:
+                child.interrupt()
+                with contextlib.suppress(Exception):
+                    child.result(agent.AGENT_GRACE + 1.0)
+        finally:
+            self._stack.close()
+
+    def keep(self, job: Job, hosts: list[tuple[str, str]]) -> None:
+        """After a run that sent ``job``: keep it for the next (not a job past KEEP_MAX tasks; any old one goes).
+        Best effort: a run is not failed for its cache."""
+        try:
+            path = os.path.join(lab_dir(self.lab, create=False), KEEP_FILE)
+            if self.state is None or len(job.tasks) > KEEP_MAX:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                return
+            data = json.dumps({"version": KEEP_VERSION, "state": self.state, "options": self.options,
+                               "hosts": hosts, "job": job_to_json(job)}, separators=(",", ":")).encode()
+            _write(path, data)
+        except (OSError, NetlabError, ValueError):
+            pass
+
+
+def begin(lab_name: str | None, options: dict[str, Any]) -> Early | None:
+    """The CLI's run of lab ``lab_name`` (None: the only lab up), before it loads the models: an agent started on
+    the kept job when its key matches. None when the lab cannot be named now (several labs, none)."""
+    try:
+        if lab_name is None:
+            labs = known_labs()
+            if len(labs) != 1:
+                return None
+            lab_name = labs[0]
+        early = Early(lab_name, state_key(lab_name), options)
+    except (NetlabError, OSError, ValueError):
+        return None  # the command finds what is wrong, and says so
+    kept = _read(early)
+    if kept is not None:
+        try:
+            early.start(*kept)
+        except Exception:  # noqa: BLE001 - the run makes its own job and says what is wrong (start closed all)
+            pass
+    return early
+
+
+def _read(early: Early) -> tuple[Job, list[tuple[str, str]]] | None:
+    """The kept job and its listeners, when the file is there, of a known shape, under this run's key, and
+    names only the lab's own namespaces; else None."""
+    if early.state is None:
+        return None
+    try:
+        path = os.path.join(lab_dir(early.lab, create=False), KEEP_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            raw = fh.read(FILE_MAX + 1)
+        if len(raw) > FILE_MAX:
+            return None
+        data = json.loads(raw)
+        if (data.get("version"), data.get("state"), data.get("options")) != (KEEP_VERSION, early.state,
+                                                                            early.options):
+            return None
+        job = job_from_json(data["job"])
+        hosts = [(str(h), str(ns)) for h, ns in data["hosts"]]
+    except (OSError, NetlabError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not all(_lab_netns(early.lab, ns) for ns in _namespaces(job, hosts)):
+        return None
+    return job, hosts
+
+
+_TASK_FIELDS = tuple(f.name for f in fields(Task))
+
+
+def job_to_json(job: Job) -> dict[str, Any]:
+    """A job as JSON data, a task as the list of its fields' values (a tenth of ``asdict``'s time)."""
+    return {"tasks": [[getattr(t, name) for name in _TASK_FIELDS] for t in job.tasks],
+            "units": [[u.phases, u.entries, u.seed] for u in job.units],
+            "home": job.home, "timeout": job.timeout, "budget": job.budget, "workers": job.workers,
+            "self_ip": job.self_ip, "route_src": job.route_src, "sweep": job.sweep, "untrack": job.untrack}
+
+
+def job_from_json(d: dict) -> Job:
+    """A job as :func:`job_to_json` wrote it (tuples came back as lists); TypeError, ValueError or KeyError for
+    another shape."""
+    tasks = []
+    for row in d["tasks"]:
+        if len(row) != len(_TASK_FIELDS):
+            raise ValueError("not a task")
+        task = dict(zip(_TASK_FIELDS, row))
+        task["behind"] = tuple((str(ip), int(port)) for ip, port in task["behind"])
+        tasks.append(Task(**task))
+    units = [Unit(phases=[[int(i) for i in ph] for ph in phases], entries=[Entry(*e) for e in entries],
+                  seed=[Seed(*s) for s in seed]) for phases, entries, seed in d["units"]]
+    return Job(tasks=tasks, units=units, home=str(d["home"]), timeout=float(d["timeout"]), budget=int(d["budget"]),
+               workers=int(d["workers"]), self_ip={str(k): str(v) for k, v in d["self_ip"].items()},
+               route_src=[(str(a), str(b)) for a, b in d["route_src"]], sweep=[str(n) for n in d["sweep"]],
+               untrack=[str(n) for n in d["untrack"]])
+
+
+def _namespaces(job: Job, hosts: list[tuple[str, str]]) -> set[str]:
+    """Every namespace a job would enter."""
+    out = {job.home, *job.sweep, *job.untrack, *job.self_ip, *(t.src for t in job.tasks),
+           *(ns for ns, _ in job.route_src), *(ns for _, ns in hosts)}
+    for unit in job.units:
+        out |= {e.netns for e in unit.entries} | {s.netns for s in unit.seed} | {s.peer for s in unit.seed}
+    return out
+
+
+def _lab_netns(lab: str, netns: str) -> bool:
+    return isinstance(netns, str) and netns.startswith(f"{lab}-") and is_netns(netns)
+
+
+def _write(path: str, data: bytes) -> None:
+    """The file whole or not at all (a new file renamed over the old one); no fsync: it is only a head start."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

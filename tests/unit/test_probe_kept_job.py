@@ -1,0 +1,130 @@
+"""The CLI's early probe agent (netlab/probe/early.py): the kept job, read back only as it was written, under its
+key, naming the lab's own namespaces (no root: no agent is started here; tests/integration/test_probe_early.py
+starts them)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from test_probe_services import svc_lab
+
+from netlab.probe import early, services as svcs
+from netlab.probe.job import make_job
+from netlab.probe.matrix import build_matrix
+from netlab.realize import state_dir
+
+OPTIONS = early.options_key(("icmp", "tcp", "udp"), 1.0, "auto", True, 0)
+
+
+def a_job(arp: str = "real"):
+    """A job of every kind of unit: pairs (real or seeded), node-pod, routed, Service probes and a distribution."""
+    lab = svc_lab()
+    plan = svcs.build(lab)
+    probes = build_matrix(lab, ["icmp", "tcp", "udp"]) + plan.probes
+    return make_job(lab, probes, 1.0, budget=200, arp=arp, dists=plan.distributions)
+
+
+@pytest.mark.parametrize("arp", ["real", "seeded"])
+def test_a_job_comes_back_from_its_json_equal(arp):
+    job = a_job(arp)
+    assert job.units and any(u.seed for u in job.units) == (arp == "seeded")
+    assert any(t.behind for t in job.tasks) and job.route_src
+    assert early.job_from_json(json.loads(json.dumps(early.job_to_json(job)))) == job
+
+
+@pytest.fixture
+def lab_dir(tmp_path, monkeypatch):
+    """The lab "svc" with a state file, its directory under the test's tmp dir."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    path = state_dir.lab_dir("svc")
+    with open(os.path.join(path, state_dir.STATE_FILE), "w") as fh:
+        fh.write("{}")
+    return path
+
+
+def kept(lab_dir):
+    with open(os.path.join(lab_dir, early.KEEP_FILE)) as fh:
+        return json.load(fh)
+
+
+def test_a_kept_job_is_read_back_under_its_key_only(lab_dir):
+    job, hosts = a_job(), [("example", "svc-example")]
+    run = early.Early("svc", early.state_key("svc"), OPTIONS)
+    run.keep(job, hosts)
+    assert early._read(early.Early("svc", early.state_key("svc"), OPTIONS)) == (job, hosts)
+    other = early.options_key(("icmp",), 1.0, "auto", True, 0)
+    assert early._read(early.Early("svc", early.state_key("svc"), other)) is None  # another run's options
+    with open(os.path.join(lab_dir, state_dir.STATE_FILE + ".new"), "w") as fh:
+        fh.write("{}")
+    os.replace(os.path.join(lab_dir, state_dir.STATE_FILE + ".new"), os.path.join(lab_dir, state_dir.STATE_FILE))
+    assert early._read(early.Early("svc", early.state_key("svc"), OPTIONS)) is None  # the state was saved since
+
+
+def rewritten(lab_dir, change):
+    data = kept(lab_dir)
+    change(data)
+    with open(os.path.join(lab_dir, early.KEEP_FILE), "w") as fh:
+        json.dump(data, fh)
+    return early._read(early.Early("svc", early.state_key("svc"), OPTIONS))
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d["job"]["tasks"][0].__setitem__(1, "other-lab-pod"),  # a source namespace not the lab's
+    lambda d: d["job"].__setitem__("home", "svc-../../x"),  # not a safe name
+    lambda d: d.__setitem__("hosts", [["example", "host-ns"]]),  # a listener outside the lab
+    lambda d: d["job"]["tasks"][0].pop(),  # a task of another shape
+    lambda d: d["job"]["units"].append("x"),
+    lambda d: d.__setitem__("version", 2),
+    lambda d: d.pop("job"),
+], ids=["task-netns", "home", "host", "task-shape", "unit-shape", "version", "no-job"])
+def test_a_kept_job_that_is_not_as_netlab_writes_it_starts_nothing(lab_dir, change):
+    early.Early("svc", early.state_key("svc"), OPTIONS).keep(a_job(), [("example", "svc-example")])
+    assert rewritten(lab_dir, change) is None
+
+
+def test_no_file_a_bad_file_or_a_big_one_starts_nothing_and_a_big_job_is_not_kept(lab_dir, monkeypatch):
+    run = early.Early("svc", early.state_key("svc"), OPTIONS)
+    assert early._read(run) is None  # no file yet
+    path = os.path.join(lab_dir, early.KEEP_FILE)
+    with open(path, "w") as fh:
+        fh.write("{not json")
+    assert early._read(run) is None
+    run.keep(a_job(), [])
+    monkeypatch.setattr(early, "FILE_MAX", os.path.getsize(path) - 1)
+    assert early._read(run) is None
+    monkeypatch.setattr(early, "KEEP_MAX", 3)
+    run.keep(a_job(), [])
+    assert not os.path.exists(path)  # too big to keep: the old one goes too, it no longer says the last job
+
+
+def test_begin_names_no_lab_when_several_are_up_and_starts_nothing_without_a_kept_job(lab_dir):
+    with open(state_dir.state_file("other", create=True), "w") as fh:
+        fh.write("{}")
+    assert early.begin(None, OPTIONS) is None
+    run = early.begin("svc", OPTIONS)
+    assert run is not None and not run.started and run.state == early.state_key("svc")
+    run.close()
+
+
+@pytest.mark.parametrize("room, starts", [(199, False), (200, True), (450, True)])
+def test_the_agent_starts_only_where_the_table_has_room_for_the_kept_jobs_budget(monkeypatch, room, starts):
+    """The kept job was cut for a budget of 200 entries: with less room now, nothing starts (the run makes its own
+    job in its turn); with as much or more, the job is sent as it is, its budget kept."""
+    import contextlib
+
+    from netlab.probe import agent, listeners, turns
+
+    taken = []
+    monkeypatch.setattr(turns, "probing_turn", lambda lab: contextlib.nullcontext(0.25))
+    monkeypatch.setattr(early.nb, "probe_budget", lambda: room)
+    monkeypatch.setattr(listeners, "start", lambda hosts, port, lifetime: contextlib.nullcontext(("heard", hosts)))
+    monkeypatch.setattr(agent, "start", lambda job: taken.append(job) or "the agent")
+    run = early.Early("svc", [1, 2, 3], OPTIONS)
+    job = a_job()
+    run.start(job, [])
+    assert run.started == starts and taken == ([job] if starts else [])
+    if starts:
+        assert run.claim(job, []) == "the agent" and run.claimed and run.waited == 0.25
+        assert run.heard == ("heard", [])
