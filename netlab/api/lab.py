@@ -33,8 +33,8 @@ from netlab.api.frozen import freeze
 from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
-from netlab.realize.state import (repair_up, replaces, running_lab, select_lab_name, state_version,
-                                  up_command)
+from netlab.realize.state import LAB_ENV as LAB_ENV, selected_name as selected_name  # netlab.api's, re-exported
+from netlab.realize.state import repair_up, replaces, running_lab, state_version, up_command
 from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
@@ -48,18 +48,7 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 Progress = Callable[[str, int, int], None]
-LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
 KEEP_TRACES = 10  # the last traces and reach results a Lab keeps (the pytest plugin's dump of a failed test)
-
-
-def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
-    """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
-    only lab that is up (with ``required``, a usage error when there is none)."""
-    if name is None and topology is None:
-        env = os.environ.get(LAB_ENV, "").strip()
-        if env:
-            return check_lab_name(env, LAB_ENV)
-    return select_lab_name(name, topology, required=required)
 
 
 class Lab(PodActions):

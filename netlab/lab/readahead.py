@@ -29,7 +29,8 @@ from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import is_netns
 from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
                                  ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
-from netlab.realize.state_dir import known_labs, read_state_file
+from netlab.realize.state import selected_name
+from netlab.realize.state_dir import read_state_file
 
 # Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the
 # plan's by role (plan/sysctls.py, the all/default ARP ones among them) and the tag; and kube-proxy's, asked of
@@ -58,11 +59,9 @@ def saved_netns(lab_name: str | None) -> dict[str, tuple[str, ...]]:
     topology; nothing when anything is amiss (the command then finds it, and says so). Guessing a role
     wrong costs time, not truth: status reads again a namespace asked a file not read ahead."""
     try:
+        lab_name = selected_name(lab_name, None, required=False)  # --lab, $NETLAB_LAB, or the only lab up
         if lab_name is None:
-            labs = known_labs()
-            if len(labs) != 1:
-                return {}
-            lab_name = labs[0]
+            return {}
         raw = read_state_file(lab_name)  # the lab name and its directory checked as load_state's are
         saved = json.loads(raw) if raw is not None else None
     except (NetlabError, OSError, ValueError):  # NotRegularFile and bad JSON are ValueErrors

@@ -44,7 +44,8 @@ from netlab.probe import agent, listeners, turns
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit
-from netlab.realize.state_dir import known_labs, lab_dir, state_file
+from netlab.realize.state import selected_name
+from netlab.realize.state_dir import lab_dir, state_file
 
 KEEP_FILE = "probe-job.json"
 KEEP_VERSION = 1
@@ -138,15 +139,13 @@ class Early:
 
 
 def begin(lab_name: str | None, options: dict[str, Any]) -> Early | None:
-    """The CLI's run of lab ``lab_name`` (None: the only lab up), before it loads the models: an agent started on
-    the kept job when its key matches. None when the lab cannot be named now (several labs, none)."""
+    """The CLI's run of lab ``lab_name`` (None: ``$NETLAB_LAB``, or the only lab up), before it loads the models: an
+    agent started on the kept job when its key matches. None when no lab can be named (several up, none)."""
     try:
-        if lab_name is None:
-            labs = known_labs()
-            if len(labs) != 1:
-                return None
-            lab_name = labs[0]
-        early = Early(lab_name, state_key(lab_name), options)
+        lab = selected_name(lab_name, None, required=False)
+        if lab is None:
+            return None
+        early = Early(lab, state_key(lab), options)
     except (NetlabError, OSError, ValueError):
         return None  # the command finds what is wrong, and says so
     kept = _read(early)

@@ -161,6 +161,19 @@ def state_version(lab: str) -> tuple[int, int, int, int] | None:
 
 
 
+LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
+
+
+def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
+    """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
+    only lab that is up (with ``required``, a usage error when there is none)."""
+    if name is None and topology is None:
+        env = os.environ.get(LAB_ENV, "").strip()
+        if env:
+            return check_lab_name(env, LAB_ENV)
+    return select_lab_name(name, topology, required=required)
+
+
 def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True) -> str | None:
     """The lab a command acts on: ``--lab NAME``, ``-t FILE`` (its ``name:``), or the only lab up.
 

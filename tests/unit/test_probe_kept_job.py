@@ -99,10 +99,17 @@ def test_no_file_a_bad_file_or_a_big_one_starts_nothing_and_a_big_job_is_not_kep
     assert not os.path.exists(path)  # too big to keep: the old one goes too, it no longer says the last job
 
 
-def test_begin_names_no_lab_when_several_are_up_and_starts_nothing_without_a_kept_job(lab_dir):
+def test_begin_names_the_lab_as_every_command_does_and_starts_nothing_without_a_kept_job(lab_dir, monkeypatch):
+    """--lab, else $NETLAB_LAB, else the only lab up (realize.state.selected_name): never another lab's job."""
     with open(state_dir.state_file("other", create=True), "w") as fh:
         fh.write("{}")
-    assert early.begin(None, OPTIONS) is None
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
+    assert early.begin(None, OPTIONS) is None  # two labs up, none named
+    monkeypatch.setenv("NETLAB_LAB", "svc")
+    assert early.begin(None, OPTIONS).lab == "svc"
+    assert early.begin("other", OPTIONS).lab == "other"
+    monkeypatch.setenv("NETLAB_LAB", "../x")
+    assert early.begin(None, OPTIONS) is None  # not a lab name: the command says so
     run = early.begin("svc", OPTIONS)
     assert run is not None and not run.started and run.state == early.state_key("svc")
     run.close()

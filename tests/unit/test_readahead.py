@@ -154,7 +154,8 @@ def root(tmp_path, monkeypatch):
     return root
 
 
-def test_the_namespaces_come_from_the_state_file_and_only_safe_names(root):
+def test_the_namespaces_come_from_the_state_file_and_only_safe_names(root, monkeypatch):
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
     (root / "big" / "state.json").write_text(json.dumps(
         {"netns": {"big-n1": "created", "big-p1": "created", "../etc": "created", "Big": "created"}}))
     every = readahead.SYSCTLS
@@ -166,6 +167,9 @@ def test_the_namespaces_come_from_the_state_file_and_only_safe_names(root):
     (root / "two").mkdir(mode=0o700)
     (root / "two" / "state.json").write_text("{}")
     assert readahead.saved_netns(None) == {}  # two labs: the command asks which
+    (root / "two" / "state.json").write_text(json.dumps({"netns": {"two-p1": "created"}}))
+    monkeypatch.setenv("NETLAB_LAB", "two")
+    assert readahead.saved_netns(None) == {"two-p1": every}  # $NETLAB_LAB names the lab, as for every command
 
 
 def test_the_nodes_of_the_saved_topology_are_read_ahead_with_kube_proxys_sysctls(root):
