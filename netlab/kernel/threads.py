@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, TypeVar
+from typing import Callable, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,3 +86,28 @@ def side_by_side(fn: Callable[[T], R], items: list[T], workers: int | None = Non
     if errors:
         raise errors[0]
     return {item: results[item] for item in items}
+
+
+class Background(Generic[R]):
+    """``fn(*args)`` in a daemon thread of its own, begun at once, beside the caller's work (a fresh lab's pod
+    files and echo server while ``up`` makes the network; a whole lab's pod files while ``down`` takes it
+    down). :meth:`join` waits, then gives its result, or raises in the caller's thread what it raised (a
+    thread's exception would otherwise be printed and lost)."""
+
+    def __init__(self, fn: Callable[..., R], *args: object, name: str):
+        self._result: R | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., R], args: tuple) -> None:
+        try:
+            self._result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised again by join()
+            self._error = exc
+
+    def join(self) -> R:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]  # fn returned it

@@ -39,12 +39,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import threading
 from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.kernel import testhooks
-from netlab.kernel.threads import side_by_side
+from netlab.kernel.threads import Background, side_by_side
 from netlab.model.files import Unreadable, read_regular
 from netlab.model.naming import ETC_NETNS, check_netns, is_netns
 
@@ -298,22 +297,11 @@ class EarlyRemove:
 
     def __init__(self, lab_name: str, rec: dict):
         self.going, self.dirs = _going(rec, set(), everything=True)
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._remove, args=(lab_name,), name="netlab-pod-files-rm",
-                                         daemon=True)
-        self._thread.start()
-
-    def _remove(self, lab_name: str) -> None:
-        try:
-            _take_away(lab_name, self.going, self.dirs)
-        except BaseException as exc:  # noqa: BLE001 - raised again by join()
-            self.error = exc
+        self._work = Background(_take_away, lab_name, self.going, self.dirs, name="netlab-pod-files-rm")
 
     def join(self) -> None:
         """Wait for the thread; raises what stopped it."""
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
+        self._work.join()
 
 
 def make_etc_netns() -> bool:
@@ -419,37 +407,30 @@ class EarlyWrite:
 
     def __init__(self, wants: dict[str, Wanted]):
         """``wants``: by kind, of the lab's own namespaces only (:func:`lab_wanted`)."""
-        self.etc_netns = False
-        self.dirs: set[str] = set()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._write, args=(wants,), name="netlab-pod-files", daemon=True)
-        self._thread.start()
+        self._work = Background(self._write, wants, name="netlab-pod-files")
 
-    def _write(self, wants: dict[str, Wanted]) -> None:
-        try:
-            self.etc_netns = make_etc_netns()
-            for kind, want in wants.items():
-                written = 0
-                for netns, (_pod, text) in want.items():
-                    try:
-                        if netns not in self.dirs and make_dir(netns_dir(netns)):
-                            self.dirs.add(netns)
-                        create(file_path(netns, kind), text)
-                    except OSError:
-                        continue  # someone's file, or /etc/netns gone meanwhile: sync makes it or says why not
-                    written += 1
-                    if written == 1:
-                        testhooks.fault_point(f"{kind}-written")
-        except BaseException as exc:  # noqa: BLE001 - raised again by join()
-            self.error = exc
+    @staticmethod
+    def _write(wants: dict[str, Wanted]) -> tuple[bool, set[str]]:
+        etc_netns = make_etc_netns()
+        dirs: set[str] = set()
+        for kind, want in wants.items():
+            written = 0
+            for netns, (_pod, text) in want.items():
+                try:
+                    if netns not in dirs and make_dir(netns_dir(netns)):
+                        dirs.add(netns)
+                    create(file_path(netns, kind), text)
+                except OSError:
+                    continue  # someone's file, or /etc/netns gone meanwhile: sync makes it or says why not
+                written += 1
+                if written == 1:
+                    testhooks.fault_point(f"{kind}-written")
+        return etc_netns, dirs
 
     def join(self) -> tuple[bool, set[str]]:
         """Wait for the thread; whether it made /etc/netns, and the namespaces whose directory it made.
         Raises what stopped it (a fault point's ApplyFailed)."""
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.etc_netns, self.dirs
+        return self._work.join()
 
 
 def differs(netns: str, kind: str, text: str) -> str | None:

@@ -45,12 +45,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
+from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
 from netlab.workload import exits, launch, node_uts, policy
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
@@ -94,12 +94,10 @@ class EarlyEcho:
     def __init__(self, lab: Lab, pods: list[PodInfo]):
         self.specs = [{"id": f"{p.name}/{c.name}"} for p in pods for c in p.containers if not c.command]
         self.ids = {spec["id"] for spec in self.specs}
-        self.launcher: subprocess.Popen | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(lab, pods), name="netlab-echo", daemon=True)
-        self._thread.start()
+        self.launcher: subprocess.Popen | None = None  # once it has its specs
+        self._work = Background(self._run, lab, pods, name="netlab-echo")
 
-    def _run(self, lab: Lab, pods: list[PodInfo]) -> None:
+    def _run(self, lab: Lab, pods: list[PodInfo]) -> subprocess.Popen:
         # Pinning UTS namespaces is a mount per pod: it overlaps with the lead thread's netlink work. The
         # server's interpreter starts first, and loads while they are pinned (it waits for its specs).
         launcher = None
@@ -112,18 +110,16 @@ class EarlyEcho:
             launch.stop_server(lab.name)  # a fresh lab: whatever still listens there is a leftover
             launch.send_specs(launcher, self.specs)
             self.launcher = launcher
-        except BaseException as exc:  # noqa: BLE001 - reported by join()
-            self.error = exc
-            if launcher is not None and self.launcher is None:  # it never got its specs: it goes
+            return launcher
+        except BaseException:
+            if launcher is not None:  # it never got its specs: it goes
                 launcher.kill()
                 launcher.wait()
+            raise
 
     def join(self) -> subprocess.Popen:
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-        assert self.launcher is not None
-        return self.launcher
+        """Wait for the thread; the launcher that has the specs, or what stopped it (raised)."""
+        return self._work.join()
 
 
 def _echo_spec(lab: Lab, pod: PodInfo, c: Container, uts: str) -> dict:

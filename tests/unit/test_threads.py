@@ -106,3 +106,16 @@ def test_an_exception_while_a_thread_starts_still_waits_for_the_threads(monkeypa
         threads.side_by_side(fn, list(range(10)), 2)
     assert running == []  # nothing still under way when side_by_side gave up
     assert done == [1]  # the thread that ran stopped at its next item
+
+
+def test_a_background_thread_gives_its_result_or_raises_what_it_raised_in_the_caller():
+    from netlab.kernel.threads import Background
+
+    assert Background(lambda a, b: a + b, 2, 3, name="t").join() == 5
+
+    def fails() -> None:
+        raise OSError(28, "No space left on device")
+
+    work = Background(fails, name="t")
+    with pytest.raises(OSError, match="No space"):
+        work.join()
