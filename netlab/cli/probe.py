@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from netlab import api
-from netlab.api.args import PROBE_TIMEOUT, PROTOS
+from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
 from netlab.cli.base import (Seconds, check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
                              output_option, print_json, require_root, write_output_file)
 from netlab.cli.style import highlight
@@ -76,7 +76,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
     require_root()
     from netlab.probe import early as early_agent
 
-    protos = tuple(dict.fromkeys(protos or PROTOS))  # as internal_probe takes them (api.args.items)
+    protos = items("protos", protos or PROTOS, PROTOS)  # as internal_probe takes them
     # The agent starts on the job the lab's last run made, while the models load (probe/early.py); the run
     # takes what it saw only if its own job is the same.
     early = None if topology is not None else early_agent.begin(lab_name, early_agent.options_key(

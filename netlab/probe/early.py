@@ -10,7 +10,7 @@ unchanged, and a job needs none of those modules (tasks.py). So:
   (:meth:`Early.keep`; not past KEEP_MAX tasks: a bigger run lasts seconds);
 - the next run of the CLI reads it before it loads anything else
   (:func:`begin`), and when its key matches (the lab's state file as it is
-  now: inode, size, time; and the run's options) it takes the machine's
+  now: realize.state.state_version; and the run's options) it takes the machine's
   probing turn, checks the neighbour table has room for the budget the job
   was cut for, starts the egress listeners the job needs and forks the agent
   on it (an agent that loads no model: tasks.py);
@@ -44,8 +44,8 @@ from netlab.probe import agent, listeners, turns
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit
-from netlab.realize.state import selected_name
-from netlab.realize.state_dir import lab_dir, state_file
+from netlab.realize.state import selected_name, state_version
+from netlab.realize.state_dir import lab_dir
 
 KEEP_FILE = "probe-job.json"
 KEEP_VERSION = 1
@@ -58,20 +58,13 @@ def options_key(protos: tuple[str, ...], timeout: float, arp: str, services: boo
     return {"protos": list(protos), "timeout": timeout, "arp": arp, "services": services, "workers": workers}
 
 
-def state_key(lab: str) -> list[int] | None:
-    """The lab's state file as it is now (inode, size, mtime): every save makes a new file. None: no state."""
-    try:
-        st = os.stat(state_file(lab), follow_symlinks=False)
-    except (OSError, NetlabError, ValueError):
-        return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns]
-
-
 class Early:
     """A CLI run's early agent, if one started (:attr:`started`), and what the run keeps for the next."""
 
-    def __init__(self, lab: str, state: list[int] | None, options: dict[str, Any]):
-        self.lab, self.state, self.options = lab, state, options
+    def __init__(self, lab: str, state: tuple[int, ...] | None, options: dict[str, Any]):
+        """``state``: the lab's state file as the run began (realize.state.state_version), None: no state."""
+        self.lab, self.options = lab, options
+        self.state = list(state) if state is not None else None  # as the kept file's JSON holds it
         self.job: Job | None = None
         self.hosts: list[tuple[str, str]] = []
         self.waited = 0.0  # s the early agent waited for the machine's probing turn
@@ -145,7 +138,7 @@ def begin(lab_name: str | None, options: dict[str, Any]) -> Early | None:
         lab = selected_name(lab_name, None, required=False)
         if lab is None:
             return None
-        early = Early(lab, state_key(lab), options)
+        early = Early(lab, state_version(lab), options)
     except (NetlabError, OSError, ValueError):
         return None  # the command finds what is wrong, and says so
     kept = _read(early)

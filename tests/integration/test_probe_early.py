@@ -10,7 +10,7 @@ import pytest
 from helpers import ip_json, lab_namespaces, netlab, state_path
 from netlab.api.args import PROTOS
 from netlab.probe import early, runner
-from netlab.realize.state import load_state
+from netlab.realize.state import load_state, state_version
 
 pytestmark = pytest.mark.root
 
@@ -86,7 +86,7 @@ def test_a_kept_job_that_is_not_the_runs_is_stopped_and_one_from_before_an_up_st
     report = runner.run(load_state(lab).resolved(), early=run)
     assert not run.claimed and report.ok and len(report.results) == len(first["probes"])
     assert not dynamic_neighbours(lab)  # the stopped agent swept what it made, and so did the run
-    kept = early._read(early.Early(lab, early.state_key(lab), OPTIONS))
+    kept = early._read(early.Early(lab, state_version(lab), OPTIONS))
     assert kept is not None and len(kept[0].tasks) == len(data["job"]["tasks"]) + 1  # the run's own job, kept
 
     labs.up(TOPO.format(name=lab, pods=PODS + ", {name: e, node: n1}"))  # a pod more: the lab's state changed

@@ -14,6 +14,7 @@ from netlab.probe import early, services as svcs
 from netlab.probe.job import make_job
 from netlab.probe.matrix import build_matrix
 from netlab.realize import state_dir
+from netlab.realize.state import state_version
 
 OPTIONS = early.options_key(("icmp", "tcp", "udp"), 1.0, "auto", True, 0)
 
@@ -51,15 +52,15 @@ def kept(lab_dir):
 
 def test_a_kept_job_is_read_back_under_its_key_only(lab_dir):
     job, hosts = a_job(), [("example", "svc-example")]
-    run = early.Early("svc", early.state_key("svc"), OPTIONS)
+    run = early.Early("svc", state_version("svc"), OPTIONS)
     run.keep(job, hosts)
-    assert early._read(early.Early("svc", early.state_key("svc"), OPTIONS)) == (job, hosts)
+    assert early._read(early.Early("svc", state_version("svc"), OPTIONS)) == (job, hosts)
     other = early.options_key(("icmp",), 1.0, "auto", True, 0)
-    assert early._read(early.Early("svc", early.state_key("svc"), other)) is None  # another run's options
+    assert early._read(early.Early("svc", state_version("svc"), other)) is None  # another run's options
     with open(os.path.join(lab_dir, state_dir.STATE_FILE + ".new"), "w") as fh:
         fh.write("{}")
     os.replace(os.path.join(lab_dir, state_dir.STATE_FILE + ".new"), os.path.join(lab_dir, state_dir.STATE_FILE))
-    assert early._read(early.Early("svc", early.state_key("svc"), OPTIONS)) is None  # the state was saved since
+    assert early._read(early.Early("svc", state_version("svc"), OPTIONS)) is None  # the state was saved since
 
 
 def rewritten(lab_dir, change):
@@ -67,7 +68,7 @@ def rewritten(lab_dir, change):
     change(data)
     with open(os.path.join(lab_dir, early.KEEP_FILE), "w") as fh:
         json.dump(data, fh)
-    return early._read(early.Early("svc", early.state_key("svc"), OPTIONS))
+    return early._read(early.Early("svc", state_version("svc"), OPTIONS))
 
 
 @pytest.mark.parametrize("change", [
@@ -80,12 +81,12 @@ def rewritten(lab_dir, change):
     lambda d: d.pop("job"),
 ], ids=["task-netns", "home", "host", "task-shape", "unit-shape", "version", "no-job"])
 def test_a_kept_job_that_is_not_as_netlab_writes_it_starts_nothing(lab_dir, change):
-    early.Early("svc", early.state_key("svc"), OPTIONS).keep(a_job(), [("example", "svc-example")])
+    early.Early("svc", state_version("svc"), OPTIONS).keep(a_job(), [("example", "svc-example")])
     assert rewritten(lab_dir, change) is None
 
 
 def test_no_file_a_bad_file_or_a_big_one_starts_nothing_and_a_big_job_is_not_kept(lab_dir, monkeypatch):
-    run = early.Early("svc", early.state_key("svc"), OPTIONS)
+    run = early.Early("svc", state_version("svc"), OPTIONS)
     assert early._read(run) is None  # no file yet
     path = os.path.join(lab_dir, early.KEEP_FILE)
     with open(path, "w") as fh:
@@ -111,7 +112,7 @@ def test_begin_names_the_lab_as_every_command_does_and_starts_nothing_without_a_
     monkeypatch.setenv("NETLAB_LAB", "../x")
     assert early.begin(None, OPTIONS) is None  # not a lab name: the command says so
     run = early.begin("svc", OPTIONS)
-    assert run is not None and not run.started and run.state == early.state_key("svc")
+    assert run is not None and not run.started and run.state == list(state_version("svc"))
     run.close()
 
 
