@@ -38,8 +38,9 @@ bridge, 2,450 ICMP probes):
   swept.
 - Interrupted (the parent's Ctrl-C or time limit reaches the agent as SIGTERM,
   netlab.kernel.child; a terminal's Ctrl-C as SIGINT), or failed, the agent
-  still stops its workers and sweeps, in the grace the parent gives it: it
-  was SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
+  still stops its workers and sweeps, in the grace the parent gives it, until
+  nothing new comes for QUIET (a busy machine's kernel delivers a packet sent
+  before the stop late, and its answer resolves again): it was SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
   in the machine's one table. A later run leaves alone what was there before
   it, so they stayed until the kernel's garbage collector got to them, and
   the half-done resolutions among them failed that run's first packets.
@@ -61,7 +62,7 @@ import socket
 import time
 
 from netlab import signals
-from netlab.kernel import conntrack, netlink, rtnl
+from netlab.kernel import conntrack, netlink, rtnl, rtnl_parse
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import Child, ChildError, readable, start_child
 from netlab.probe import icmp
@@ -72,8 +73,12 @@ from netlab.probe.worker import Worker, WorkerResult, work
 
 NONCE_LEN = 8
 SETTLE = 0.1  # s: an interrupted run's last answers arrive (veth pairs: well under a millisecond)
-AGENT_GRACE = 1.0  # s: an interrupted agent stops its workers and sweeps its neighbour entries (start())
+AGENT_GRACE = 1.5  # s: an interrupted agent stops its workers and sweeps its neighbour entries (start())
 WORKER_GRACE = 0.3  # s: stopped workers send back what they had sent (out of the parent's AGENT_GRACE)
+RESOLVING_POLL = 0.005  # s: between two looks at a namespace's resolutions under way
+RESOLVING_WAIT = 0.25  # s: at most, an interrupted run's resolutions under way end before its first sweep
+QUIET = 0.3  # s: with nothing new to sweep, an interrupted run's packets have all arrived
+SWEEP_MARGIN = 0.15  # s: the interrupted agent's last sweep ends this long before the parent's SIGKILL
 MIN_TASKS_PER_WORKER = 600  # below this a second worker costs more than it saves
 
 
@@ -157,15 +162,16 @@ class Agent:
         except BaseException:
             # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
             with signals.handled(signal.SIG_IGN):
+                stop_at = now() + AGENT_GRACE - SWEEP_MARGIN  # the parent's SIGKILL comes at AGENT_GRACE
                 if leader is not None:
                     obs.update(leader.obs)
                     unfinished.update(leader.unfinished())
                     leader.close()  # now: at the agent's exit, its connections' RSTs would resolve again
                 self._stop_workers(pending, obs, unfinished)
-                self._sweep(snapshot)
+                self._sweep(snapshot, until=min(stop_at, now() + RESOLVING_WAIT))
                 time.sleep(SETTLE)  # what answers still in flight made
                 self._untrack(obs, self_ip, route_src, unfinished)
-                self._sweep(snapshot)
+                self._sweep_until_quiet(snapshot, stop_at)
             raise
         t_probe = now() - t0
         stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src, unfinished)
@@ -286,9 +292,14 @@ class Agent:
                         out.setdefault(seed.netns, set()).add((idx, seed.ip))
         return out
 
-    def _sweep(self, snapshot: dict[str, set[tuple[int, str]]]) -> int:
+    def _sweep(self, snapshot: dict[str, set[tuple[int, str]]], until: float | None = None) -> int:
         """Delete dynamic entries the run created in the lab's namespaces (not in the snapshot), and the
-        PERMANENT ones of its seeded pairs (a pair interrupted before its end still holds them)."""
+        PERMANENT ones of its seeded pairs (a pair interrupted before its end still holds them); how many.
+
+        With ``until`` (an interrupted run: a time.monotonic()), first wait, until then at most, for the
+        resolutions the run began in a namespace to end. Deleting an INCOMPLETE entry drops the packets queued
+        behind it: a pod's SYN-ACK to a probe's SYN, which TCP sends again a second later, when the agent is
+        gone; the ARP exchange in front of it then leaves an entry in each pod."""
         seeded = self._seeded()
         swept = 0
         for name in self.job.sweep:
@@ -296,9 +307,8 @@ class Agent:
                 continue
             conn = self._ns(name).nl
             netlink.drain(conn.sock)
-            try:
-                entries = nb.dump(conn)
-            except OSError:
+            entries = self._settled(conn, snapshot[name], until)
+            if entries is None:
                 continue  # no answer: nothing known to sweep there
             for n in entries:
                 ours = nb.dynamic(n) or (n.index, n.dst) in seeded.get(name, ())
@@ -307,6 +317,38 @@ class Agent:
                     swept += 1
             netlink.drain(conn.sock)
         return swept
+
+    def _sweep_until_quiet(self, snapshot: dict[str, set[tuple[int, str]]], stop_at: float) -> None:
+        """Sweep until QUIET has passed with nothing new to sweep, or ``stop_at``.
+
+        A packet of the run still in the kernel's queues when the agent stopped (a busy machine runs the
+        veths' receive work late: an echo request delivered, then answered, half a second later) needs
+        its neighbour again, and the ARP exchange in front of it leaves an entry in each pod; a sweep before it
+        cannot see it coming."""
+        quiet_from = time.monotonic()
+        while True:
+            if self._sweep(snapshot, until=stop_at):
+                quiet_from = time.monotonic()
+            if time.monotonic() - quiet_from >= QUIET or time.monotonic() + SETTLE >= stop_at:
+                return
+            time.sleep(SETTLE)
+
+    @staticmethod
+    def _settled(conn: netlink.Conn, known: set[tuple[int, str]],
+                 until: float | None) -> list[rtnl_parse.NeighMsg] | None:
+        """The namespace's neighbour entries, once none the run made is INCOMPLETE or ``until`` has come
+        (None: at once); None when the kernel does not answer. An address nobody answers for stays INCOMPLETE
+        for 3 s (then FAILED): an interrupted run waits for it until ``until``."""
+        while True:
+            try:
+                entries = nb.dump(conn)
+            except OSError:
+                return None
+            if until is None or time.monotonic() >= until or not any(
+                    n.state & rtnl.NUD_INCOMPLETE and nb.dynamic(n) and (n.index, n.dst) not in known
+                    for n in entries):
+                return entries
+            time.sleep(RESOLVING_POLL)
 
 
 def start(job: Job) -> Child:

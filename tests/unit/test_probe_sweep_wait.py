@@ -1,0 +1,104 @@
+"""An interrupted probe's sweep waits for the resolutions its run began (agent.py: Agent._settled).
+
+Deleting an INCOMPLETE neighbour entry drops the packets queued behind it: a pod's SYN-ACK to a probe's SYN,
+which TCP sends again a second later, when the agent has gone, and the ARP exchange in front of it leaves an
+entry in each pod. The kernel side (no entry of an interrupted run is left) is
+tests/integration/test_probe.py::test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it; here the wait:
+what it waits for, what it does not, and that it ends.
+"""
+
+from __future__ import annotations
+
+import time
+
+from netlab.kernel import rtnl
+from netlab.kernel.rtnl_parse import NeighMsg
+from netlab.probe import agent
+from netlab.probe import neighbours as nb
+
+
+def entry(dst: str, state: int, index: int = 2) -> NeighMsg:
+    return NeighMsg(family=2, index=index, dst=dst, lladdr=None, state=state, flags=0, master=None)
+
+
+def dumps(monkeypatch, *answers: list[NeighMsg]) -> list[int]:
+    """nb.dump answers each of ``answers`` in turn, then the last one again; the list counts the dumps."""
+    count = [0]
+
+    def dump(conn):
+        count[0] += 1
+        return answers[min(count[0], len(answers)) - 1]
+
+    monkeypatch.setattr(nb, "dump", dump)
+    monkeypatch.setattr(agent, "RESOLVING_POLL", 0.001)
+    return count
+
+
+def test_it_waits_until_the_runs_resolution_has_ended(monkeypatch):
+    resolved = [entry("10.244.0.3", rtnl.NUD_REACHABLE)]
+    count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)],
+                  [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)], resolved)
+    assert agent.Agent._settled(None, set(), time.monotonic() + 5) == resolved
+    assert count[0] == 3
+
+
+def test_a_failed_resolution_or_one_the_run_found_is_not_waited_for(monkeypatch):
+    found = entry("10.244.0.9", rtnl.NUD_INCOMPLETE)  # in the snapshot: another run's, or a user's ping
+    failed = entry("10.244.0.3", rtnl.NUD_FAILED)
+    permanent = entry("10.244.0.4", rtnl.NUD_PERMANENT)
+    count = dumps(monkeypatch, [found, failed, permanent])
+    assert agent.Agent._settled(None, {(2, "10.244.0.9")}, time.monotonic() + 5) == [found, failed, permanent]
+    assert count[0] == 1
+
+
+def test_it_waits_no_longer_than_until(monkeypatch):
+    count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)])  # an address nobody answers for
+    t0 = time.monotonic()
+    got = agent.Agent._settled(None, set(), t0 + 0.05)
+    assert got == [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)]
+    assert time.monotonic() - t0 >= 0.05 and count[0] > 1
+
+
+def test_a_whole_runs_sweep_does_not_wait(monkeypatch):
+    count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)])
+    assert agent.Agent._settled(None, set(), None) == [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)]
+    assert count[0] == 1
+
+
+def test_a_namespace_that_does_not_answer_is_left(monkeypatch):
+    def dump(conn):
+        raise OSError("gone")
+
+    monkeypatch.setattr(nb, "dump", dump)
+    assert agent.Agent._settled(None, set(), time.monotonic() + 5) is None
+
+
+def sweeps(monkeypatch, found: list[int]) -> list[float]:
+    """Agent._sweep finds ``found[i]`` entries on its i-th call (then none); the times of the calls."""
+    calls: list[float] = []
+
+    def sweep(self, snapshot, until=None):
+        calls.append(time.monotonic())
+        return found[len(calls) - 1] if len(calls) <= len(found) else 0
+
+    monkeypatch.setattr(agent.Agent, "_sweep", sweep)
+    monkeypatch.setattr(agent, "SETTLE", 0.01)
+    monkeypatch.setattr(agent, "QUIET", 0.03)
+    return calls
+
+
+def test_an_interrupted_run_sweeps_until_nothing_new_came_for_a_while(monkeypatch):
+    # An entry a late packet made after a sweep that found nothing: a sweep after it finds it.
+    calls = sweeps(monkeypatch, [5, 0, 2, 0, 0, 0, 0])
+    t0 = time.monotonic()
+    agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
+    assert len(calls) >= 6  # the 2 found on the third sweep, then QUIET (3 x SETTLE) with nothing
+    assert calls[-1] - calls[2] >= 0.03
+
+
+def test_it_stops_sweeping_before_the_parents_kill(monkeypatch):
+    calls = sweeps(monkeypatch, [1] * 1000)  # a lab that never goes quiet (another prober's traffic)
+    t0 = time.monotonic()
+    agent.Agent(None)._sweep_until_quiet({}, t0 + 0.1)
+    assert time.monotonic() - t0 < 0.1 + 0.05
+    assert 2 <= len(calls) < 1000
