@@ -40,7 +40,8 @@ bridge, 2,450 ICMP probes):
   netlab.kernel.child; a terminal's Ctrl-C as SIGINT), or failed, the agent
   still stops its workers and sweeps, in the grace the parent gives it, until
   nothing new comes for QUIET (a busy machine's kernel delivers a packet sent
-  before the stop late, and its answer resolves again): it was SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
+  before the stop late, and its answer resolves again). Before, it was
+  SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
   in the machine's one table. A later run leaves alone what was there before
   it, so they stayed until the kernel's garbage collector got to them, and
   the half-done resolutions among them failed that run's first packets.
@@ -322,12 +323,12 @@ class Agent:
         """Sweep until QUIET has passed with nothing new to sweep, or ``stop_at``.
 
         A packet of the run still in the kernel's queues when the agent stopped (a busy machine runs the
-        veths' receive work late: an echo request delivered, then answered, half a second later) needs
-        its neighbour again, and the ARP exchange in front of it leaves an entry in each pod; a sweep before it
-        cannot see it coming."""
+        veths' receive work late: an echo request delivered, then answered, half a second later) needs its
+        neighbour again, and the ARP exchange in front of it leaves an entry in each pod; a sweep before it
+        cannot see it coming. Each sweep waits for the resolutions under way as the first does."""
         quiet_from = time.monotonic()
         while True:
-            if self._sweep(snapshot, until=stop_at):
+            if self._sweep(snapshot, until=min(stop_at, time.monotonic() + RESOLVING_WAIT)):
                 quiet_from = time.monotonic()
             if time.monotonic() - quiet_from >= QUIET or time.monotonic() + SETTLE >= stop_at:
                 return
