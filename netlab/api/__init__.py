@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.topology import TopologyInput as TopologyInput
     from netlab.api.topology import load as load
     from netlab.api.topology import load_running as load_running
-    from netlab.api.views import labs as labs
+    from netlab.api.running import labs as labs
     from netlab.errors import ApplyFailed as ApplyFailed
     from netlab.errors import ChecksFailed as ChecksFailed
     from netlab.errors import EnvironmentNotReady as EnvironmentNotReady
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
 # topologies through netlab.api.topology without loading the kernel, probe and trace code.
 _WHERE = {
     "Lab": "netlab.api.lab", "selected_name": "netlab.api.lab", "LAB_ENV": "netlab.api.lab",
-    "labs": "netlab.api.views", "load": "netlab.api.topology", "load_running": "netlab.api.topology",
+    "labs": "netlab.api.running", "load": "netlab.api.topology", "load_running": "netlab.api.topology",
     "TopologyInput": "netlab.api.topology",
     **{name: "netlab.api.results" for name in (
         "UpResult", "DownResult", "BreakResult", "Status", "LabInfo", "ProbeReport", "ProbeResult", "Trace",

@@ -91,7 +91,8 @@ class Lab(PodActions):
         leaves the lab up: ``lab.last_up.failed`` names it (``last_up.ok`` is
         False), as ``status()`` does, where the CLI exits 1.
         """
-        from netlab.api.topology import DICT_SOURCE, load
+        from netlab.api.origins import DICT_SOURCE
+        from netlab.api.topology import load
         from netlab.api.views import refuse_replacing
         from netlab.realize.state import load_state
 
@@ -104,7 +105,7 @@ class Lab(PodActions):
     def up_loaded(cls, loaded: Loaded, *, wait: float = 60.0, reconfigure: bool = False,
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
-        from netlab.api.topology import BUILT_IN, DICT_SOURCE
+        from netlab.api.origins import BUILT_IN, DICT_SOURCE
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
         from netlab.model.netpol import policy_notes

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
+from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.errors import UsageError
 from netlab.model.clusterdns import DNS_NAME
 from netlab.model.lab import Lab, resolve
@@ -20,8 +21,6 @@ from netlab.model.naming import lab_name_problem
 from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source
 
-DICT_SOURCE = "<dict>"  # the origin of a topology given as a dict (the API, the pytest plugin)
-BUILT_IN = "built-in default"  # the origin of the built-in default topology
 TopologyInput = Union[str, "os.PathLike[str]", Mapping[str, Any], None]
 
 

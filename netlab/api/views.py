@@ -1,4 +1,5 @@
-"""What a running lab holds, as ``netlab get`` shows it: pods, nodes, Services, and the labs that are up.
+"""What a running lab holds, as ``netlab get`` shows it: pods, nodes and Services (the labs that are up:
+api/running.py).
 
 Read from the lab's saved state (its topology and the containers' records)
 and ``/proc`` (whether each container's process still runs in the pod);
@@ -7,16 +8,16 @@ nothing here changes anything.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from netlab.api.results import (ContainerInfo, EndpointInfo, LabInfo, NodeInfo, PodInfo, ServiceInfo,
+from netlab.api.results import (ContainerInfo, EndpointInfo, NodeInfo, PodInfo, ServiceInfo,
                                 ServicePortInfo)
 from netlab.api.frozen import FrozenDict
-from netlab.api.topology import BUILT_IN, DICT_SOURCE
+from netlab.api.origins import BUILT_IN, DICT_SOURCE
+from netlab.api.running import origin_of, source_label
 from netlab.errors import UsageError
 from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
@@ -26,7 +27,7 @@ from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.services import service_ports
-from netlab.realize.state import LabState, StateCorrupt, iter_states
+from netlab.realize.state import LabState
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
 from netlab.workload.exits import exit_codes
@@ -36,45 +37,6 @@ if TYPE_CHECKING:
     from netlab.api.topology import Loaded
 
 WORKLOAD_RECORD = "workload"  # state.extra key of the containers' records (netlab.workload.lifecycle.RECORD)
-
-
-def labs() -> tuple[LabInfo, ...]:
-    """Every lab that is up, in name order; a lab with a corrupt state is listed with the error."""
-    rows: list[LabInfo] = []
-    for st in iter_states():
-        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
-            rows.append(LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
-                                error=str(st)))
-            continue
-        topo = st.topology
-        rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
-                            pods=len(topo.get("pods", [])), source=source_label(st)))
-    return tuple(rows)
-
-
-
-
-def source_label(st: LabState) -> str:
-    """Where a running lab's topology came from: its file; else (the state keeps no file for either) the
-    built-in default when the saved topology is the default's, whatever its name, or ``<dict>``: a dict
-    given to the API or the pytest plugin."""
-    return st.source or _origin_of(st.topology)
-
-
-def _origin_of(topology: Mapping[str, Any]) -> str:
-    """A topology without a file (its YAML's shape): the built-in default when it is the default's, whatever
-    its name, else a dict's."""
-    mine = {k: v for k, v in topology.items() if k != "name"}
-    return BUILT_IN if mine == _default_topology() else DICT_SOURCE
-
-
-@functools.lru_cache(maxsize=1)
-def _default_topology() -> dict[str, Any]:
-    """The built-in default topology without its name, as ``up`` saves a topology in the lab's state."""
-    from netlab.api.topology import load
-
-    saved = load(None).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return {k: v for k, v in saved.items() if k != "name"}
 
 
 def replaces_running(loaded: Loaded, state: LabState) -> bool:
@@ -91,7 +53,7 @@ def replaces_running(loaded: Loaded, state: LabState) -> bool:
     if loaded.origin == BUILT_IN:
         new = BUILT_IN
     elif loaded.origin == DICT_SOURCE:
-        new = _origin_of(loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True))
+        new = origin_of(loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True))
     else:  # a running lab's own saved topology (load_running): itself
         return False
     return source_label(state) != new

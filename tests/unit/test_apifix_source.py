@@ -3,9 +3,13 @@ says so and names reconfigure=True (no root)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from netlab.api import lab as lab_mod, views
+from netlab.api import lab as lab_mod, running
 from netlab.api.topology import load
 from netlab.errors import UsageError
 from netlab.realize.state import LabState, check_source
@@ -21,15 +25,15 @@ def saved(topology, name: str, source: str | None = None) -> LabState:
 
 
 def test_source_label_tells_a_dict_from_the_built_in_default():
-    assert views.source_label(saved(None, "fxedef")) == "built-in default"  # the default under another name
-    assert views.source_label(saved(two_node("fxedict"), "fxedict")) == "<dict>"
-    assert views.source_label(saved(two_node("fxefile"), "fxefile", "/tmp/x.yaml")) == "/tmp/x.yaml"
+    assert running.source_label(saved(None, "fxedef")) == "built-in default"  # the default under another name
+    assert running.source_label(saved(two_node("fxedict"), "fxedict")) == "<dict>"
+    assert running.source_label(saved(two_node("fxefile"), "fxefile", "/tmp/x.yaml")) == "/tmp/x.yaml"
 
 
 def test_list_shows_a_dict_lab_as_dict(monkeypatch):
     states = [saved(None, "fxea"), saved(two_node("fxeb"), "fxeb"), saved(two_node("fxec"), "fxec", "/t/c.yaml")]
-    monkeypatch.setattr(views, "iter_states", lambda: iter(states))
-    assert [(i.lab, i.source) for i in views.labs()] == [("fxea", "built-in default"), ("fxeb", "<dict>"),
+    monkeypatch.setattr(running, "iter_states", lambda: iter(states))
+    assert [(i.lab, i.source) for i in running.labs()] == [("fxea", "built-in default"), ("fxeb", "<dict>"),
                                                          ("fxec", "/t/c.yaml")]
 
 
@@ -95,3 +99,21 @@ def test_other_usage_errors_pass_through(monkeypatch):
     monkeypatch.setattr(lab_mod.lifecycle, "up", fail)
     with pytest.raises(UsageError, match="^something else$"):
         lab_mod.Lab.up(two_node("fxeg"))
+
+
+def test_list_reads_the_state_files_alone_for_labs_with_a_file(state_root):
+    """`netlab list` loaded the topology models (pydantic, ~0.15 s) for a table the state files give; now
+    only a lab without a file (the built-in default or a dict) needs them, to tell the two apart."""
+    saved(two_node("fxef"), "fxef", "/tmp/fxef.yaml").save()
+    code = ("import sys\nfrom netlab import api\nrows = api.labs()\n"
+            "print([(r.lab, r.nodes, r.source) for r in rows], 'pydantic' in sys.modules)")
+
+    def listed() -> str:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "NETLAB_STATE_DIR": str(state_root)})
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert listed() == "[('fxef', 2, '/tmp/fxef.yaml')] False"
+    saved(two_node("fxeg"), "fxeg").save()  # a dict's lab: no file
+    assert listed() == "[('fxef', 2, '/tmp/fxef.yaml'), ('fxeg', 2, '<dict>')] True"

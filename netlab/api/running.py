@@ -1,0 +1,52 @@
+"""The labs that are up, as ``netlab list`` shows them, and where each one's topology came from.
+
+Read from the labs' state files alone: the topology's models load only to tell the built-in default from a
+dict, for a lab whose state names no file (both are saved without one).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from netlab.api.origins import BUILT_IN, DICT_SOURCE
+from netlab.api.results import LabInfo
+from netlab.realize.state import LabState, StateCorrupt, iter_states
+
+
+def labs() -> tuple[LabInfo, ...]:
+    """Every lab that is up, in name order; a lab with a corrupt state is listed with the error."""
+    rows: list[LabInfo] = []
+    for st in iter_states():
+        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
+            rows.append(LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
+                                error=str(st)))
+            continue
+        topo = st.topology
+        rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
+                            pods=len(topo.get("pods", [])), source=source_label(st)))
+    return tuple(rows)
+
+
+def source_label(st: LabState) -> str:
+    """Where a running lab's topology came from: its file; else (the state keeps no file for either) the
+    built-in default when the saved topology is the default's, whatever its name, or ``<dict>``: a dict
+    given to the API or the pytest plugin."""
+    return st.source or origin_of(st.topology)
+
+
+def origin_of(topology: Mapping[str, Any]) -> str:
+    """A topology without a file (its YAML's shape): the built-in default when it is the default's, whatever
+    its name, else a dict's."""
+    mine = {k: v for k, v in topology.items() if k != "name"}
+    return BUILT_IN if mine == _default_topology() else DICT_SOURCE
+
+
+@functools.lru_cache(maxsize=1)
+def _default_topology() -> dict[str, Any]:
+    """The built-in default topology without its name, as ``up`` saves a topology in the lab's state."""
+    from netlab.api.topology import load  # the models: only for a lab without a file
+
+    saved = load(None).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return {k: v for k, v in saved.items() if k != "name"}
