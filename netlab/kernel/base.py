@@ -52,6 +52,7 @@ class NftText:
     table: str
     text: str
     listing: tuple[str, ...] = ()  # the plan's listing of what ``text`` makes (the fake kernel keeps it)
+    removes: bool = False  # ``text`` takes the table away (one the lab does not plan): said "delete", not "restore"
 
     def describe(self) -> str:
         return f"nftables table {self.family} {self.table} in {self.netns}"
@@ -73,6 +74,8 @@ class Op:
 
     def describe(self) -> str:
         what = self.res.describe()
+        if self.verb == "restore" and isinstance(self.res, NftText) and self.res.removes:
+            return f"delete {what}"
         if self.verb == "set" and isinstance(self.old, Link) and isinstance(self.res, Link):
             return f"set {', '.join(link_changes(self.old, self.res))} of {what}"
         return f"{self.verb} {what}"

@@ -234,8 +234,9 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
         delta = nft_sync.listing_delta(planned.family, planned.table, old.listing, planned.listing)
         if delta and not nft_sync.is_replay(delta, planned.family, planned.table):
             text, after = delta, nftables.after_sync(old.listing, planned.listing)  # emptied chains stay a while
-    return Op("restore", NftText(planned.netns, planned.family, planned.table, text, after),
-              old=old or NftText(planned.netns, planned.family, planned.table, gone))
+    return Op("restore", NftText(planned.netns, planned.family, planned.table, text, after,
+                                 removes=not planned.payload),
+              old=old or NftText(planned.netns, planned.family, planned.table, gone, removes=True))
 
 
 def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observed]) -> list[tuple[Op, list[str]]]:

@@ -182,7 +182,8 @@ def test_status_shows_drift_in_kube_proxys_words_and_up_repairs_only_that(nft_la
     # A table the lab does not plan, in one of its namespaces, is drift too, and goes.
     in_netns(ns, "nft", "add", "table", "ip", "stray", check=True)
     assert "an nftables table the lab does not plan" in netlab("status", "--lab", lab, check=False).stdout
-    netlab("up", "-t", nft_lab["path"])
+    out = netlab("up", "-t", nft_lab["path"]).stdout
+    assert f"delete nftables table ip stray in {ns}" in out, out
     assert "stray" not in in_netns(ns, "nft", "list", "tables", check=True).stdout and as_planned(lab)
 
 
