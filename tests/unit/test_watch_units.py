@@ -150,8 +150,9 @@ class _Queued:
 
 def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for_the_next_round(monkeypatch):
     """The repair that made w-a again answered its deletion (said in its line); w-b's deletion came while the
-    repair ran and w-b is still gone (kept: the next round repairs it); the rest is the repair's echo, and a
-    namespace the lab no longer has is not its business."""
+    repair ran and w-b is still gone (kept: the next round repairs it); the rest is the repair's echo, which the
+    next round checks once more (a change by hand may hide in it), and a namespace the lab no longer has is not
+    its business."""
     import netlab.api.watch as watch_mod
 
     text = "name: w\nnodes: [{name: n}]\npods:\n  - {name: a, node: n}\n  - {name: b, node: n}\n"
@@ -167,6 +168,8 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
     w.listener = old
     assert w._relisten(lab, ["w-a"]) == ["namespace deleted in w-a"]
     assert w.pending == ["namespace deleted in w-b"]
+    # The rest, the repair's echo (or a change by hand in it), is read once more by the next round.
+    assert w.echo == ["namespace added in w-a", "link cni0 up in w-n"]
     assert old.closed and opened == [sorted(names)]  # w-a is another namespace now: listened to anew
     # Nothing made: the sockets stay, and what they queued is sorted the same way.
     w.pending = []
