@@ -126,10 +126,10 @@ class Watcher:
         self.listener: kevents.Listener | None = None
         self.file_id: tuple[int, ...] | tuple[str] | None = None
         self.retry_at: float | None = None
-        self.pending: list[str] = []  # notifications read with a repair's echo that still need one
-        # The rest of a repair's echo: checked once more by the next round, which says nothing when the lab is as
-        # planned (it was the echo), and names them when it is not (a change made by hand while the repair ran)
-        self.echo: list[str] = []
+        # Notifications read with a repair's echo, for the next round: a deletion still to repair, and the rest,
+        # which that round checks once more: it says nothing when the lab is as planned (it was the echo), and
+        # names them when it is not (a change made by hand while the repair ran)
+        self.pending: list[str] = []
         # notifications seen while a failed check or repair waits for its back-off: said by the retry's line
         self.deferred: list[str] = []
         self.failed: list[str] = []  # the containers that could not start, as the last apply's line told them
@@ -246,7 +246,7 @@ class Watcher:
 
         A lab namespace deleted meanwhile is not echo: one the apply made again was answered by it
         (returned, for the apply's line to say), one still gone is kept in ``pending`` for the next
-        round, which makes it again. The rest is mostly the apply's echo, kept in ``echo``: a change
+        round, which makes it again. The rest is mostly the apply's echo, kept in ``pending`` too: a change
         made by hand after the repair read the lab and before this drain comes with it (CI saw a
         neighbour set REACHABLE then wait for the periodic check), so the next round reads the lab
         once more, and says nothing if it is as planned."""
@@ -266,7 +266,7 @@ class Watcher:
                 self.pending.append(line)
             elif e.netns in made:
                 answered.append(line)
-        self.echo = summary(echo)
+        self.pending += summary(echo)
         return dedupe(answered)
 
     def _file_id(self) -> tuple[int, ...] | tuple[str] | None:
@@ -324,11 +324,11 @@ class Watcher:
             now = self.clock()
             deadline = min(d for d in (next_resync, next_file, next_due, self.retry_at) if d is not None)
             assert self.listener is not None
-            seen, ready = self.listener.wait(0 if self.pending or self.echo else deadline - now, self.kids.fds())
+            seen, ready = self.listener.wait(0 if self.pending else deadline - now, self.kids.fds())
             if self.stop:
                 break
             self.kids.read_exits()  # every wake (at least every FILE_POLL): the other exits are dropped
-            saw, self.pending, self.echo = dedupe(self.pending + self.echo + summary(seen)), [], []
+            saw, self.pending = dedupe(self.pending + summary(seen)), []
             for key in self.kids.reaped(ready):
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             now = self.clock()
