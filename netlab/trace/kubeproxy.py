@@ -9,6 +9,13 @@ table (see :mod:`netlab.plan.services`)::
     KUBE-SVC-<hash>: -m statistic --mode random --probability 1/n ─► KUBE-SEP-1,
                      1/(n-1) ─► KUBE-SEP-2, ... ─► KUBE-SEP-n
     KUBE-SEP-<hash>: DNAT --to-destination <pod IP>:<targetPort>
+    KUBE-EXT-<hash> (externalTrafficPolicy Local): -s <pod CIDR> ─► KUBE-SVC-<hash> (pods: every endpoint),
+                     --src-type LOCAL ─► KUBE-MARK-MASQ, KUBE-SVC-<hash> (the node itself: every endpoint),
+                     the rest (outside clients) ─► KUBE-SVL-<hash>: the node's own endpoints only
+    (internalTrafficPolicy Local: the ClusterIP's rule in KUBE-SERVICES jumps to KUBE-SVL-<hash> too)
+
+Only the rules a packet crosses are its path: in KUBE-EXT, those of its sender;
+then the chain that picks its endpoint, and the endpoint chains that one jumps to.
 
 When the node did not DNAT the packet, the first rule (or chain) of that
 path that the plan has and the kernel lacks, and without which the packet
@@ -141,8 +148,13 @@ def hook(iif: str | None) -> str:
     return "PREROUTING" if iif else "OUTPUT"
 
 
-def path(planned: PlannedNat, svc: ServiceFacts, dst: str, dport: int | None, iif: str | None) -> list[Step]:
-    """The planned rules a packet for ``dst:dport`` (this Service) crosses in a node's nat table, in order."""
+def path(planned: PlannedNat, svc: ServiceFacts, f: Flow, iif: str | None) -> list[Step]:
+    """The planned rules packet ``f`` (for this Service) crosses in a node's nat table, in order: in the
+    Service's external chain those that match its sender, then the chain that picks its endpoint (the node's
+    own endpoints' KUBE-SVL for an outside client of an externalTrafficPolicy Local Service, and for the
+    ClusterIP with internalTrafficPolicy Local), then the chains of the endpoints that chain jumps to."""
+    dst, dport, own = f.dst, f.dport, iif is None
+
     def chain(name: str) -> list[str]:
         return [line for line in planned.rules if line.split(None, 2)[1] == name]
 
@@ -160,12 +172,36 @@ def path(planned: PlannedNat, svc: ServiceFacts, dst: str, dport: int | None, ii
                   if line.endswith(f"-j {KUBE_NODEPORTS}")]
         steps += [Step(line, f"{svc_port}'s nodePort {dport} in {KUBE_NODEPORTS}") for line in chain(KUBE_NODEPORTS)
                   if f"--dport {dport} " in line + " "]
+    pick = svc.chain_for(f.src, dst, own)
     if svc.ext_chain and any(s.line.endswith(f"-j {svc.ext_chain}") for s in steps):
-        steps += [Step(line, f"{svc_port}'s way in from outside the cluster") for line in chain(svc.ext_chain)]
-    steps += [Step(line, f"{svc_port}'s choice of an endpoint") for line in chain(svc.svc_chain)]
+        who = svc.sender(f.src, own)
+        steps += [Step(line, f"{svc_port}'s way in from outside the cluster") for line in chain(svc.ext_chain)
+                  if _crossed(line, who, pick, svc.pod_cidr)]
+    picks = chain(pick)
+    steps += [Step(line, f"{svc_port}'s choice of {_among(svc, pick)}") for line in picks]
+    targets = {line.rpartition(" -j ")[2] for line in picks}
     for ep in svc.endpoints:
-        steps += [Step(line, f"the DNAT to endpoint {ep.pod}") for line in chain(ep.sep_chain)]
+        if ep.sep_chain in targets:
+            steps += [Step(line, f"the DNAT to endpoint {ep.pod}") for line in chain(ep.sep_chain)]
     return steps
+
+
+def _among(svc: ServiceFacts, pick: str) -> str:
+    return "one of the node's own endpoints" if pick == svc.local_chain else "an endpoint"
+
+
+def _crossed(line: str, who: str, pick: str, pod_cidr: str) -> bool:
+    """A rule of the external chain that decides for this sender's packet: it jumps to the chain that picks
+    (or marks for the masquerade), and its source match (the pod CIDR's; the node's own addresses') is the
+    sender's. With externalTrafficPolicy Local the chain sends pods and the node itself to every endpoint,
+    the rest to the node's own: a missing rule of another sender's is not this packet's reason."""
+    if line.rpartition(" -j ")[2] not in (pick, KUBE_MARK_MASQ):
+        return False
+    if f"-s {pod_cidr} " in line:
+        return who == "pod"
+    if "--src-type LOCAL" in line:
+        return who == "node"
+    return True
 
 
 def decides(line: str) -> bool:
@@ -222,7 +258,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
     if not svc.endpoints:
         return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects "
                       "the packet", commands, cause=True, facts={"dropped_here": True})
-    if svc.dropped_on(node, f.src, f.dst):
+    if svc.dropped_on(node, f.src, f.dst, own=iif is None):
         return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
                       f"{svc.no_local_words(node, f.dst)}; the filter rule \"{svc.name} has no local endpoints\" "
                       f"in {'KUBE-SERVICES' if f.dst == svc.ip else 'KUBE-EXTERNAL-SERVICES'} drops the packet",
@@ -230,7 +266,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
                       facts={"dropped_here": True, "no_local_endpoints": True})
     commands.append(f"ip netns exec {ns} iptables-save -c -t nat")
     planned = lab.planned_nat.get(ns)
-    gap = missing(table, planned, path(planned, svc, f.dst, f.dport, iif)) if table and planned else None
+    gap = missing(table, planned, path(planned, svc, f, iif)) if table and planned else None
     if gap is None or planned is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
@@ -294,15 +330,16 @@ class Choice:
                 "rule_counted": self.rule.delta, "chosen_by": self.text()}
 
 
-def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow) -> Choice | None:
-    """The rule that chose the endpoint of a Service's DNAT ``old`` → ``new`` (None: unknown)."""
+def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow, own: bool = False) -> Choice | None:
+    """The rule that chose the endpoint of a Service's DNAT ``old`` → ``new`` (``own``: the node's own packet;
+    None: unknown)."""
     svc = lab.service_for(old.dst, old.dport, old.proto)
     ep = svc.endpoint(new.dst, new.dport) if svc else None
     if table is None or svc is None or ep is None:
         return None
     # externalTrafficPolicy Local: an outside client's packet is picked in KUBE-SVL, the node's own in KUBE-SVC
     # (short-circuited); the counters say which when the source alone does not.
-    first = svc.chain_for(old.src, old.dst)
+    first = svc.chain_for(old.src, old.dst, own)
     picks = [choice(table, svc, ep, c) for c in dict.fromkeys((first, svc.svc_chain))]
     return next((p for p in picks if p is not None and p.rule.delta), picks[0])
 

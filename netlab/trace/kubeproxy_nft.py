@@ -8,6 +8,9 @@ In nftables mode a Service packet crosses (plan/nftables.py)::
     service-ips element  <ClusterIP> . tcp . 80 : goto service-<hash>-<ns>/<svc>/tcp/<port>
     service-...:  [ip saddr @affinity-... goto endpoint-...]  numgen random mod N vmap { i : goto endpoint-... }
     endpoint-...: meta l4proto tcp dnat to <pod IP>:<port>
+    external-... (externalTrafficPolicy Local): ip saddr <pod CIDR> goto service-... (pods), fib saddr type
+                  local goto service-... (the node itself), the rest goto local-...: the node's own endpoints
+    (internalTrafficPolicy Local: the ClusterIP's element leads to local-... too)
 
 When the node did not DNAT, the first of those lines (a rule, a chain or a
 map element) that the plan has and the kernel's table lacks, and without
@@ -42,6 +45,7 @@ from netlab.trace.facts import NftTable
 from netlab.trace.kubeproxy import ENDPOINT_ROLE, NoDnat, also, endpoints_lacking, other_endpoints
 from netlab.trace.labmap import LabMap, ServiceEndpoint, ServiceFacts
 
+TARGET = re.compile(r"\b(?:goto|jump) (\S+)")
 VMAP = re.compile(r"^numgen random mod (\d+) vmap \{ (.*) \}$")
 TABLE = f"{nftables.FAMILY} {nftables.TABLE}"
 
@@ -58,8 +62,12 @@ def _rules(planned: tuple[str, ...], chain: str) -> list[str]:
     return [line for line in planned if line.startswith(f"rule {chain} ")]
 
 
-def path(planned: tuple[str, ...], svc: ServiceFacts, dst: str, dport: int | None, iif: str | None) -> list[Step]:
-    """The planned lines a packet for ``dst:dport`` (this Service) crosses in a node's table, in order."""
+def path(planned: tuple[str, ...], svc: ServiceFacts, f: Flow, iif: str | None) -> list[Step]:
+    """The planned lines packet ``f`` (for this Service) crosses in a node's table, in order: as in iptables
+    mode (kubeproxy.path), the external chain's rules that match its sender, the chain that picks its
+    endpoint (the node's own endpoints' ``local-...`` for an outside client of an externalTrafficPolicy Local
+    Service, and for the ClusterIP with internalTrafficPolicy Local), the endpoints that chain leads to."""
+    dst, dport, own = f.dst, f.dport, iif is None
     hook = "nat-prerouting" if iif else "nat-output"
     steps = [Step(line, "the jump into kube-proxy's table") for line in _rules(planned, hook)]
     services = _rules(planned, nftables.SERVICES)
@@ -74,16 +82,35 @@ def path(planned: tuple[str, ...], svc: ServiceFacts, dst: str, dport: int | Non
                   if line.startswith("element nodeport-ips ")]
         steps += [Step(line, f"Service {svc.name}'s nodePort {dport} in map service-nodeports") for line in planned
                   if line.startswith(f"element service-nodeports {svc.protocol} . {dport} : ")]
+    pick = svc.chain_for(f.src, dst, own)
     if svc.ext_chain and any(s.line.endswith(f"goto {svc.ext_chain}") for s in steps):
+        who = svc.sender(f.src, own)
         steps += [Step(f"chain {svc.ext_chain}", f"{svc.name}'s way in from outside the cluster")]
         steps += [Step(line, f"{svc.name}'s way in from outside the cluster")
-                  for line in _rules(planned, svc.ext_chain)]
-    steps.append(Step(f"chain {svc.svc_chain}", f"Service {svc.name}'s chain"))
-    steps += [Step(line, f"Service {svc.name}'s choice of an endpoint") for line in _rules(planned, svc.svc_chain)]
+                  for line in _rules(planned, svc.ext_chain) if _crossed(_text(line), who, pick, svc.pod_cidr)]
+    picks = _rules(planned, pick)
+    among = "one of the node's own endpoints" if pick == svc.local_chain else "an endpoint"
+    steps.append(Step(f"chain {pick}", f"Service {svc.name}'s chain"))
+    steps += [Step(line, f"Service {svc.name}'s choice of {among}") for line in picks]
     for ep in svc.endpoints:
+        if not any(f"goto {ep.sep_chain}" in line for line in picks):
+            continue  # not among the endpoints this chain picks from
         steps.append(Step(f"chain {ep.sep_chain}", f"the DNAT to endpoint {ep.pod}"))
         steps += [Step(line, f"the DNAT to endpoint {ep.pod}") for line in _rules(planned, ep.sep_chain)]
     return [s for s in steps if s.line in planned]
+
+
+def _crossed(text: str, who: str, pick: str, pod_cidr: str) -> bool:
+    """A rule of the external chain that decides for this sender's packet (see kubeproxy._crossed): it leads to
+    the chain that picks (or marks for the masquerade), and its source match is the sender's."""
+    leads = TARGET.search(text)
+    if leads is None or leads.group(1) not in (pick, nftables.MARK_MASQ):
+        return False
+    if text.startswith(f"ip saddr {pod_cidr} "):
+        return who == "pod"
+    if text.startswith("fib saddr type local "):
+        return who == "node"
+    return True
 
 
 def _text(line: str) -> str:
@@ -162,7 +189,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     if not svc.endpoints:
         return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
                       "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
-    if svc.dropped_on(node, f.src, f.dst):
+    if svc.dropped_on(node, f.src, f.dst, own=iif is None):
         return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
                       f"{svc.no_local_words(node, f.dst)}; the map "
                       f"{'no-endpoint-services' if f.dst in (svc.ip, svc.lb_ip) else 'no-endpoint-nodeports'} "
@@ -171,7 +198,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
                       facts={"dropped_here": True, "no_local_endpoints": True})
     commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     planned = lab.planned_nft.get(ns, ())
-    steps = path(planned, svc, f.dst, f.dport, iif)
+    steps = path(planned, svc, f, iif)
     gap = missing(table, steps) if table else None
     if gap is None or table is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
@@ -257,12 +284,14 @@ class Choice:
                 "vmap_element": self.element, "chosen_by": self.text()}
 
 
-def chosen_by(lab: LabMap, table: NftTable | None, old: Flow, new: Flow) -> Choice | None:
+def chosen_by(lab: LabMap, table: NftTable | None, old: Flow, new: Flow, own: bool = False) -> Choice | None:
+    """The element (or affinity rule) that chose the endpoint of a Service's DNAT ``old`` → ``new`` (``own``: the
+    node's own packet; None: unknown)."""
     svc = lab.service_for(old.dst, old.dport, old.proto)
     ep = svc.endpoint(new.dst, new.dport) if svc else None
     if table is None or svc is None or ep is None:
         return None
-    return choice(table, svc, ep, old.src, svc.chain_for(old.src, old.dst))
+    return choice(table, svc, ep, old.src, svc.chain_for(old.src, old.dst, own))
 
 
 def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str,

@@ -48,7 +48,8 @@ class ServiceFacts:
     local_nodes: tuple[str, ...] | None = None
     pod_cidr: str = ""
     local_chain: str | None = None  # KUBE-SVL-... / local-...: a node's own endpoints (Local)
-    internal_local: bool = False  # internalTrafficPolicy Local: the ClusterIP too goes to local_chain
+    internal_local: bool = False  # internalTrafficPolicy Local: the ClusterIP goes to local_chain
+    external_local: bool = False  # externalTrafficPolicy Local: an outside client's nodePort packet does
 
     def no_local_words(self, node: str, dst: str) -> str:
         """Why ``node`` drops a packet to ``dst`` (:meth:`dropped_on`), in words."""
@@ -58,23 +59,33 @@ class ServiceFacts:
         return (f"Service {self.name} has externalTrafficPolicy Local and no endpoint on {node}: kube-proxy sends "
                 "outside traffic only to the node's own endpoints")
 
-    def chain_for(self, src: str, dst: str) -> str:
-        """The chain that picks the endpoint for a packet from ``src`` to ``dst``: with externalTrafficPolicy
-        Local, an outside client's to a nodePort or the balancer's IP goes to the node's own endpoints' chain
-        (a pod's is short-circuited to the Service's chain, as is the ClusterIP's)."""
+    def sender(self, src: str, own: bool = False) -> str:
+        """Who sends, as the external chain of an externalTrafficPolicy Local Service tells them apart, in its
+        order: "pod" (a source in the pod CIDR), "node" (``own``: the node's own packet, whose source is one of
+        its addresses: ``--src-type LOCAL`` / ``fib saddr type local``), else "outside"."""
+        if self.pod_cidr and IPv4Address(src) in IPv4Network(self.pod_cidr):
+            return "pod"
+        return "node" if own else "outside"
+
+    def chain_for(self, src: str, dst: str, own: bool = False) -> str:
+        """The chain that picks the endpoint for a packet from ``src`` to ``dst`` (``own``: the node's own
+        packet): with externalTrafficPolicy Local, an outside client's to a nodePort or the balancer's IP goes
+        to the node's own endpoints' chain; a pod's and the node's own are short-circuited to the Service's
+        chain, as is the ClusterIP's (the node's own endpoints' with internalTrafficPolicy Local)."""
         if self.local_chain is None or dst == self.ip:
             return self.local_chain if self.internal_local and self.local_chain else self.svc_chain
-        inside = bool(self.pod_cidr) and IPv4Address(src) in IPv4Network(self.pod_cidr)
-        return self.svc_chain if inside else self.local_chain
+        if self.external_local and self.sender(src, own) == "outside":
+            return self.local_chain
+        return self.svc_chain
 
-    def dropped_on(self, node: str, src: str, dst: str) -> bool:
+    def dropped_on(self, node: str, src: str, dst: str, own: bool = False) -> bool:
         """Whether ``node`` drops this outside packet to its nodePort or the balancer's IP ("has no local
-        endpoints"); a pod's or the node's own (short-circuited to every endpoint) it does not."""
+        endpoints"); a pod's or the node's own (``own``; both short-circuited to every endpoint) it does not."""
         if self.local_nodes is None or node in self.local_nodes or not self.endpoints:
             return False
         if dst == self.ip:  # the ClusterIP: dropped for everyone with internalTrafficPolicy Local
             return self.internal_local
-        return not (self.pod_cidr and IPv4Address(src) in IPv4Network(self.pod_cidr))
+        return self.external_local and self.sender(src, own) == "outside"
 
     def endpoint(self, ip: str, port: int | None) -> ServiceEndpoint | None:
         return next((e for e in self.endpoints if e.ip == ip and e.port == port), None)
@@ -238,6 +249,6 @@ def services(lab: Lab) -> list[ServiceFacts]:
                                 lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None,
                                 local_nodes=tuple(sorted(set(sp.nodes))) if local else None,
                                 local_chain=(nftables.local_chain(sp) if nft else sp.svl_chain) if local else None,
-                                internal_local=sp.internal_local,
+                                internal_local=sp.internal_local, external_local=sp.external_local,
                                 pod_cidr=str(lab.topo.cluster.pod_cidr)))
     return out

@@ -62,22 +62,24 @@ def new_source(flow: Flow, hit: Hit) -> Flow:
     return flow.with_src(other.dst, flow.sport if keep_id else other.dport)
 
 
-def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit) -> dict[str, Any]:
-    """For a Service's DNAT: the Service, kube-proxy's chains and the endpoint it picked."""
+def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False) -> dict[str, Any]:
+    """For a Service's DNAT: the Service, kube-proxy's chains and the endpoint it picked (``own``: the node's
+    own packet, which externalTrafficPolicy Local short-circuits to every endpoint)."""
     if hit.direction != "orig":
         return {}
     svc = lab.service_for(old.dst, old.dport, old.proto)
     if svc is None:
         return {}
-    out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.chain_for(old.src, old.dst)}
+    out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.chain_for(old.src, old.dst, own)}
     ep = svc.endpoint(new.dst, new.dport)
     if ep:
         out.update(endpoint=ep.pod, endpoint_ip=ep.ip, endpoint_port=ep.port, sep_chain=ep.sep_chain)
     return out
 
 
-def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow) -> str:
-    """The row's text for a change of the destination (``which`` = "dst") or of the source ("src")."""
+def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False) -> str:
+    """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
+    the node's own packet (see :func:`service_facts`)."""
     if which == "dst" and hit.direction == "orig":
         svc = lab.service_for(old.dst, old.dport, old.proto)
         text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
@@ -85,7 +87,7 @@ def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow) -> str:
             ep = svc.endpoint(new.dst, new.dport)
             who = f"endpoint {ep.pod}" if ep else f"endpoint {lab.name_ip(new.dst)}"
             sep = f" → {ep.sep_chain}" if ep else ""
-            text += f": Service {svc.name} picked {who} ({svc.chain_for(old.src, old.dst)}{sep})"
+            text += f": Service {svc.name} picked {who} ({svc.chain_for(old.src, old.dst, own)}{sep})"
         reply = hit.entry.reply
         return text + (f"; conntrack will rewrite the replies {reply.endpoint('src')} → {reply.endpoint('dst')} "
                        f"to come from {old.endpoint('dst')}")

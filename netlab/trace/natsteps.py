@@ -37,13 +37,14 @@ class NatSteps(WalkParts):
         if new == old:  # an entry (a masquerade, say) but no DNAT
             return None, self._not_dnated(ns, iif)
         self._pre_nat[ns] = old
-        text, facts = nat.describe(self.lab, "dst", hit, old, new), nat.service_facts(self.lab, old, new, hit)
+        own = iif is None  # OUTPUT: the namespace's own packet
+        text, facts = nat.describe(self.lab, "dst", hit, old, new, own), nat.service_facts(self.lab, old, new, hit, own)
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
         if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
             if ns in self.lab.nft_netns:  # kube-proxy in nftables mode: the numgen map's element
-                chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new)
+                chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new, own)
             else:
-                chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new)
+                chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new, own)
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())

@@ -93,6 +93,24 @@ def test_local_policy_keeps_the_clients_address_and_drops_where_no_endpoint_runs
         trace = netlab("trace", "--lab", name, "client", n2, "--port", str(NODE_PORT), check=False)
         assert "has no local endpoints" in trace.stdout, trace.stdout[-3000:]
 
+        # n1's own endpoints' chain flushed: the internet host's packet is picked there (not in the Service's
+        # chain, whole), so the trace blames that chain's rule, and the printed fix puts it back.
+        local = next(c for c in (chains1 if mode == "nftables" else [line.split()[1] for line in svl])
+                     if c.startswith(("local-", "KUBE-SVL-")))
+        flush = (["nft", "flush", "chain", "ip", "kube-proxy", local] if mode == "nftables"
+                 else ["iptables", "-t", "nat", "-F", local])
+        in_netns(f"{name}-n1", *flush, check=True)
+        assert fetch(client, f"http://{n1}:{NODE_PORT}/", timeout=2).returncode != 0
+        proc = netlab("trace", "--lab", name, "client", n1, "--port", str(NODE_PORT), "-o", "json", check=False)
+        lost = json.loads(proc.stdout)["lost"]
+        assert proc.returncode == 1 and lost["netns"] == f"{name}-n1", lost
+        assert "choice of one of the node's own endpoints" in lost["reason"], lost["reason"]
+        row = next(h for h in json.loads(proc.stdout)["hops"] if h["index"] == lost["hop"])
+        assert local in row["facts"]["missing_rule"], row["facts"]
+        subprocess.run(["bash", "-c", lost["fix"]], check=True)
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+        assert fetch(client, f"http://{n1}:{NODE_PORT}/").returncode == 0
+
 
 ITP = """\
 name: {name}
