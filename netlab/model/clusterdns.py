@@ -93,6 +93,7 @@ from typing import Any
 
 from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, allocate, pod_capacity
 from netlab.model.location import Loc
+from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Pod, Service, Topology
 
 CLUSTER_DOMAIN = "cluster.local"
@@ -190,10 +191,10 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     address.
     """
     services = []
+    index = SelectorIndex(topo.pods, lambda p: p.labels, lambda p: p.namespace)
     for svc in topo.services:
         # a pod a named targetPort leaves out of every port is in no EndpointSlice's ports: CoreDNS names it not
-        pods = [p for p in topo.pods if p.namespace == svc.namespace and svc.selects(p.labels)
-                and any(port.target(p) is not None for port in svc.ports)]
+        pods = [p for p in index.selected(svc) if any(port.target(p) is not None for port in svc.ports)]
         by_ip = sorted(pods, key=lambda p: addressing.pod_ip[p.name])
         targets = [(port.name, port.protocol, addressing.pod_ip[p.name], t) for port in svc.ports
                    for p in by_ip if (t := port.target(p)) is not None] if svc.headless else []

@@ -72,13 +72,12 @@ def _lacking(lab: Lab, svc: Service, port: ServicePort, eps: list[tuple[PodInfo,
     """The pods a Service selects that are no endpoint of this port: those that declare no port of its named
     targetPort's name and protocol (a numeric targetPort leaves none out)."""
     chosen = {p.name for p, _ in eps}
-    return [p.name for p in lab.pods if p.spec.namespace == svc.namespace and svc.selects(p.spec.labels)
-            and p.name not in chosen]
+    return [p.name for p in lab.selection.selected(svc) if p.name not in chosen]
 
 
 def _elsewhere(lab: Lab, svc: Service) -> str:
     """The pods of other namespaces the selector matches, said as such: they are not endpoints."""
-    matching = [p for p in lab.pods if svc.selects(p.spec.labels)]
+    matching = lab.selection.matching(svc)
     if not matching:
         return ""
     names = ", ".join(f"{p.spec.namespace}/{p.name}" for p in matching[:3]) + (", ..." if len(matching) > 3 else "")

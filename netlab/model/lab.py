@@ -14,6 +14,7 @@ from netlab.model import naming
 from netlab.model.addressing import Addressing, allocate
 from netlab.model.clusterdns import add_cluster_dns, fqdn
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT as DEFAULT_ECHO_PORT  # a pod's echo server's (8080, TCP)
+from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
 
 DEFAULT_CONTAINER = "main"
@@ -229,14 +230,13 @@ class Lab:
         byEndpoint): by their "IP:port" strings, so 10.244.0.18:8080 comes before 10.244.0.2:8080, in the
         KUBE-SVC chain's rules and in numgen's elements alike.
         """
-        out = [
-            (p, target)
-            for p in self.pods
-            if p.spec.namespace == svc.namespace  # a Service selects pods of its own namespace
-            and svc.selects(p.spec.labels)
-            and (target := port.target(p.spec)) is not None
-        ]
+        out = [(p, target) for p in self.selection.selected(svc) if (target := port.target(p.spec)) is not None]
         return sorted(out, key=endpoint_order)
+
+    @cached_property
+    def selection(self) -> SelectorIndex[PodInfo]:
+        """The lab's pods filed by label: which ones each Service selects (of its own namespace: ``selected``)."""
+        return SelectorIndex(self.pods, lambda p: p.spec.labels, lambda p: p.spec.namespace)
 
     def netns_names(self) -> list[str]:
         """Every namespace of the lab, underlay first."""
