@@ -187,6 +187,10 @@ class PolicySet:
     policies: list[NetworkPolicy]
     namespace_labels: dict[str, dict[str, str]]
     pods: list[PodView] = field(default_factory=list)
+    # The policies that isolate a pod, by (namespace, labels, direction): all a selection looks at. A probe run
+    # asks it twice per pair of pods; asking every policy each time made a matrix pairs x policies long.
+    _isolating: dict[tuple[str, tuple[tuple[str, str], ...], str], list[NetworkPolicy]] = field(
+        default_factory=dict, repr=False, compare=False)
 
     # --- who a policy applies to and who a peer is --------------------------------
 
@@ -200,8 +204,12 @@ class PolicySet:
         return [p for p in self.pods if self.selects(pol, p)]
 
     def isolating(self, pod: PodView, direction: str) -> list[NetworkPolicy]:
-        kind = "Ingress" if direction == "ingress" else "Egress"
-        return [p for p in self.policies if kind in p.spec.types and self.selects(p, pod)]
+        key = (pod.namespace, pod.labels, direction)
+        found = self._isolating.get(key)
+        if found is None:
+            kind = "Ingress" if direction == "ingress" else "Egress"
+            found = self._isolating[key] = [p for p in self.policies if kind in p.spec.types and self.selects(p, pod)]
+        return found
 
     def peer_matches(self, pol: NetworkPolicy, peer: NetworkPolicyPeer, other: Peer) -> bool:
         if peer.ip_block is not None:
