@@ -110,8 +110,9 @@ def observe_rules(netns: str, table: str, chains: Sequence[str], backend: str | 
 
 def diff_rules(planned: Sequence[str], observed: Sequence[str]) -> list[str]:
     """Human lines for status: rules missing, extra, or out of order."""
-    out = [f"missing: {line}" for line in planned if line not in observed]
-    out += [f"extra: {line}" for line in observed if line not in planned]
+    held, wanted = set(observed), set(planned)
+    out = [f"missing: {line}" for line in planned if line not in held]
+    out += [f"extra: {line}" for line in observed if line not in wanted]
     if not out and tuple(planned) != tuple(observed):
         out.append("rules present but in a different order or count")
     return out
@@ -321,8 +322,9 @@ def table_drift(planned: NatRules, text: str | None) -> list[str]:
     tab = parse_save(text or "", planned.table)
     out = [f"policy of {c} is {p}, want ACCEPT" for c, p in tab.policies.items() if p != "ACCEPT"]
     have = owned_lines(tab, planned.chains, planned.plugin_jumps)
-    out += [f"missing rule: {line}" for line in planned.rules if line not in have]
-    out += [f"extra rule: {line}" for line in have if line not in planned.rules]
+    held, wanted = set(have), set(planned.rules)  # a node of 1,000 Services holds 11,000 rules: no list scans
+    out += [f"missing rule: {line}" for line in planned.rules if line not in held]
+    out += [f"extra rule: {line}" for line in have if line not in wanted]
     out += [f"extra chain: {c}" for c in stale_chains(tab, planned)]
     if not out and tuple(have) != tuple(planned.rules):
         out.append("rules in another order")
