@@ -89,8 +89,10 @@ def path(planned: tuple[str, ...], svc: ServiceFacts, f: Flow, iif: str | None) 
         steps += [Step(line, f"{svc.name}'s way in from outside the cluster")
                   for line in _rules(planned, svc.ext_chain) if _crossed(_text(line), who, pick, svc.pod_cidr)]
     picks = _rules(planned, pick)
-    among = "one of the node's own endpoints" if pick == svc.local_chain else "an endpoint"
-    steps.append(Step(f"chain {pick}", f"Service {svc.name}'s chain"))
+    own_only = pick == svc.local_chain
+    among = "one of the node's own endpoints" if own_only else "an endpoint"
+    steps.append(Step(f"chain {pick}", f"Service {svc.name}'s chain"
+                      + (" of the node's own endpoints" if own_only else "")))
     steps += [Step(line, f"Service {svc.name}'s choice of {among}") for line in picks]
     for ep in svc.endpoints:
         if not any(f"goto {ep.sep_chain}" in line for line in picks):
