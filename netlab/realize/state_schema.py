@@ -162,6 +162,7 @@ class WorkloadRecord(Strict):
 
     version: Version1
     pods: dict[Label, PodRecord]
+    health: StrictInt = 0  # kube-proxy's health checks the lab's echo server was told to serve (workload/health.py)
 
 
 class RuntimeImpairment(Strict):

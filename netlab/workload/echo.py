@@ -96,6 +96,21 @@ def http_response(body: bytes, head_request: bool = False) -> bytes:
     return "\r\n".join(lines).encode() + (b"" if head_request else body)
 
 
+STATUS_TEXT = {200: "OK", 503: "Service Unavailable"}
+
+
+def fixed_response(status: int, body: bytes, head_request: bool = False) -> bytes:
+    """An answer as Go's net/http writes kube-proxy's health check: its two headers, the length, the body."""
+    lines = [f"HTTP/1.1 {status} {STATUS_TEXT.get(status, 'Unknown')}", "Content-Type: application/json",
+             "X-Content-Type-Options: nosniff", f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    return "\r\n".join(lines).encode() + (b"" if head_request else body)
+
+
+# What Go's HTTP server answers a first line that is no HTTP request.
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n" \
+              b"400 Bad Request"
+
+
 def listening_line(pod: str, ports: list[tuple[int, str]]) -> str:
     """The first line of a container's log."""
     return f"echo server for pod {pod} listening on {', '.join(f'{p}/{proto}' for p, proto in ports)}"
@@ -178,12 +193,14 @@ def _stamp() -> str:
 
 
 class Served:
-    """What a listening socket serves: a container of a pod (``key``: "pod/container")."""
+    """What a listening socket serves: a container of a pod (``key``: "pod/container"), or, with ``answer``,
+    a fixed HTTP answer (status, body) in place of the echo line, unlogged: kube-proxy's health check of a
+    Service on a node (plan/health.py), which the answer may be changed in place for."""
 
-    __slots__ = ("key", "pod", "log")
+    __slots__ = ("key", "pod", "log", "answer")
 
-    def __init__(self, key: str, pod: str, log: Log):
-        self.key, self.pod, self.log = key, pod, log
+    def __init__(self, key: str, pod: str, log: Log | None, answer: tuple[int, bytes] | None = None):
+        self.key, self.pod, self.log, self.answer = key, pod, log, answer
 
 
 class _Conn:
@@ -251,6 +268,8 @@ class EchoLoop:
         self.dirty.clear()
 
     def _log(self, served: Served, proto: str, client: tuple[str, int], server: tuple[str, int]) -> None:
+        if served.log is None:
+            return
         served.log.write(f"{_stamp()} {proto} {client[0]}:{client[1]} -> {server[0]}:{server[1]}")
         self.dirty.add(served.log)
 
@@ -295,8 +314,12 @@ class EchoLoop:
 
     def _answer(self, conn: socket.socket, c: _Conn, kind: str) -> None:
         """Send the reply (as HTTP for an HTTP request), half-close, then drain until the client closes."""
-        body = reply(c.served.pod, c.client, c.server)
-        out = http_response(body, head_request=c.head.startswith(b"HEAD ")) if kind == "http" else body
+        head = c.head.startswith(b"HEAD ")
+        if c.served.answer is not None:
+            out = fixed_response(*c.served.answer, head_request=head) if kind == "http" else BAD_REQUEST
+        else:
+            body = reply(c.served.pod, c.client, c.server)
+            out = http_response(body, head_request=head) if kind == "http" else body
         c.answered = True
         c.deadline = time.monotonic() + DRAIN_SECONDS
         try:
@@ -346,8 +369,9 @@ class EchoLoop:
                 sock.sendmsg([reply(served.pod, client, local)], cmsgs, 0, client)
                 self._log(served, "udp", client, local)
             except OSError as exc:
-                served.log.write(f"udp reply to {client[0]}:{client[1]} failed: {exc}")
-                self.dirty.add(served.log)
+                if served.log is not None:
+                    served.log.write(f"udp reply to {client[0]}:{client[1]} failed: {exc}")
+                    self.dirty.add(served.log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,6 +123,7 @@ class EchoServer:
         self.threads: dict[str, PodThread] = {}
         self.logs: dict[str, Log] = {}
         self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
+        self.health: dict[str, tuple[dict, Served]] = {}  # kube-proxy's health checks: id -> (spec, what answers)
 
     def add(self, specs: list[dict]) -> Iterator[str]:
         """Serve these containers (a container already served is replaced); one report line each."""
@@ -216,6 +217,49 @@ class EchoServer:
             if status is not None:
                 yield f"X {cid} {pid} {start} {status}"
 
+    def sync_health(self, specs: list[dict]) -> Iterator[str]:
+        """Serve exactly these health checks (plan/health.py's specs), kube-proxy's on each node: one that
+        stays on its namespace and port gets its new answer in place; one that moves is listened for anew; the
+        others are dropped. ``R <id>`` for each served, ``E <id> <why>`` for one that cannot be."""
+        wanted = {str(s.get("id")): s for s in specs}
+        for hid in [h for h in self.health if h not in wanted]:
+            self.loop.drop(hid)
+            del self.health[hid]
+        for hid, spec in wanted.items():
+            try:
+                where = (str(spec["netns"]), int(spec["port"]))
+                answer = (int(spec["status"]), str(spec["body"]).encode())
+            except (KeyError, TypeError, ValueError):
+                yield f"E {hid} not a health check"
+                continue
+            old = self.health.get(hid)
+            if old is not None and (old[0]["netns"], int(old[0]["port"])) == where:
+                old[1].answer = answer  # what the next request gets: kube-proxy's SyncEndpoints
+                self.health[hid] = (spec, old[1])
+                yield f"R {hid}"
+                continue
+            if old is not None:
+                self.loop.drop(hid)
+                del self.health[hid]
+            try:
+                # A socket keeps the namespace it was opened in: the thread goes back to the server's own.
+                with nsmod.entered(where[0]):
+                    socks = listen([(where[1], "TCP")])
+            except Exception as exc:  # noqa: BLE001 - any reason (a gone namespace, a port taken) is the answer
+                yield f"E {hid} {str(exc).replace(chr(10), ' ')[:200]}"
+                continue
+            served = Served(hid, str(spec.get("node", "")), None, answer)
+            self.loop.serve(served, socks)
+            self.health[hid] = (spec, served)
+            yield f"R {hid}"
+
+    def health_served(self) -> Iterator[str]:
+        """``C <id> <port> <status> <localEndpoints>`` for each health check served (status' drift)."""
+        for hid, (spec, served) in self.health.items():
+            status = served.answer[0] if served.answer else 0
+            local = json.loads(served.answer[1]).get("localEndpoints", -1) if served.answer else -1
+            yield f"C {hid} {spec['port']} {status} {local}"
+
     def fail(self, why: str) -> None:
         """The server is going down on an error: say so in every container's log."""
         for log in self.logs.values():
@@ -262,8 +306,8 @@ def still_there(path: str, ino: int) -> bool:
 
 
 def handle_control(server: EchoServer, lsock: socket.socket) -> None:
-    """One request from a root peer: add, remove, hold, exits, or hello; answered one line per container, then
-    ``OK``."""
+    """One request from a root peer: add, remove, hold, exits, health (the set of kube-proxy's health checks
+    to serve), health? (those served), or hello; answered one line per container or check, then ``OK``."""
     try:
         conn, _ = lsock.accept()
     except OSError:
@@ -302,6 +346,10 @@ def handle_control(server: EchoServer, lsock: socket.socket) -> None:
                 lines = list(server.hold(_listed(req, "items"), fds))  # it keeps or closes each fd
             elif op == "exits":
                 lines = list(server.exits(_listed(req, "ids")))
+            elif op == "health":
+                lines = list(server.sync_health([s for s in _listed(req, "specs") if isinstance(s, dict)]))
+            elif op == "health?":
+                lines = list(server.health_served())
             elif op == "hello":
                 lines = [f"H {os.getpid()} {len(server.threads)}"]
             else:
@@ -342,8 +390,8 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
     # Started for command containers alone, it has nothing to keep until up hands it their pidfds.
     idle_until = time.monotonic() + (0 if specs else CONTROL_WAIT)
     try:
-        while server.threads or server.held or time.monotonic() < idle_until:
-            if server.threads or server.held:
+        while server.threads or server.held or server.health or time.monotonic() < idle_until:
+            if server.threads or server.held or server.health:
                 idle_until = 0.0  # it has had something: it ends when that is gone
             loop.run_once(WATCH_SECONDS)
             if control_path and not still_there(control_path, ino):

@@ -47,6 +47,7 @@ class Answer:
     removed: set[str] = field(default_factory=set)
     held: set[str] = field(default_factory=set)  # command containers whose pidfd the server keeps
     exits: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # id -> (pid, start, wait status)
+    health: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # health check -> (port, status, local)
     server: int | None = None
     complete: bool = False  # the answer's last line came
     stderr: str = ""
@@ -70,6 +71,11 @@ class Answer:
                 if len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
                     pid, start, status = map(int, fields)
                     self.exits[cid] = (pid, start, status)
+            elif kind == "C":
+                fields = arg.split(" ")
+                if len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
+                    served = [int(f) for f in fields]
+                    self.health[cid] = (served[0], served[1], served[2])
             elif kind == "P" and arg.isdigit():
                 self.server = int(arg)
             elif kind in ("S", "H"):

@@ -52,7 +52,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
-from netlab.workload import exits, launch, node_uts, policy
+from netlab.workload import exits, health, launch, node_uts, policy
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
                                         logs_by_pod, remove_logs)
 from netlab.workload.tasks import (COMMAND_CHANGED, SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread,
@@ -259,6 +259,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         if echo:
             done.problems += _start_echo(lab, pods, echo, running_echo, starting)
         exits.hold_commands(lab, pods, spawned)
+        done += health.start(lab, _records(state))  # kube-proxy's health checks, by the same server
     finally:
         for _cid, _p, fd in spawned:
             os.close(fd)
@@ -430,7 +431,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         kept = "" if restart != "Never" else "; restartPolicy Never: `netlab up` leaves it exited"
         out[i] = "" if policy.completed(restart, code) else \
             f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`{kept}"
-    return [line for line in out if line] + node_uts.drift(lab)
+    return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:

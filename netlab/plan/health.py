@@ -1,0 +1,81 @@
+"""kube-proxy's service health checks: what each node answers on a Service's healthCheckNodePort.
+
+A LoadBalancer Service with ``externalTrafficPolicy: Local`` gets a
+healthCheckNodePort (model/nodeports.py). kube-proxy on every node serves HTTP
+there (pkg/proxy/healthcheck/service_health.go), so that a cloud balancer
+sends the Service's traffic only to nodes with an endpoint of their own: any
+path, ``200 OK`` when the node has local endpoints, ``503 Service
+Unavailable`` when it has none, and this body (tabs, no final newline)::
+
+    {
+    	"service": {
+    		"namespace": "default",
+    		"name": "web"
+    	},
+    	"localEndpoints": 1,
+    	"serviceProxyHealthy": true
+    }
+
+``localEndpoints`` counts the Service's distinct ready endpoints ("IP:port",
+any of its ports) on that node (EndpointsMap.LocalReadyEndpoints); every
+endpoint of a lab is ready. The lab's echo server answers for kube-proxy
+(workload/health.py), in each node's namespace. Pure: no kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from netlab.model.lab import Lab
+from netlab.plan.services import service_ports
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """One node's health check of one Service."""
+
+    node: str
+    netns: str
+    port: int
+    namespace: str
+    name: str
+    local: int  # the Service's endpoints on this node
+
+    @property
+    def key(self) -> str:
+        return f"health/{self.node}/{self.namespace}/{self.name}"
+
+    @property
+    def status(self) -> int:
+        return 200 if self.local else 503
+
+    def body(self) -> str:
+        """kube-proxy's answer, byte for byte (Go's %q of a Kubernetes name is its JSON string)."""
+        return (f'{{\n\t"service": {{\n\t\t"namespace": {json.dumps(self.namespace)},\n'
+                f'\t\t"name": {json.dumps(self.name)}\n\t}},\n\t"localEndpoints": {self.local},\n'
+                '\t"serviceProxyHealthy": true\n}')
+
+    def spec(self) -> dict[str, object]:
+        """What the lab's echo server is asked to serve (echoserver.EchoServer.sync_health)."""
+        return {"id": self.key, "netns": self.netns, "node": self.node, "port": self.port, "status": self.status,
+                "body": self.body()}
+
+    def what(self) -> str:
+        return f"health check of Service {self.namespace}/{self.name} on node {self.node} (port {self.port}/TCP)"
+
+
+def health_checks(lab: Lab) -> list[HealthCheck]:
+    """Every node's health check of every Service that has one, in node then Service order."""
+    ports: dict[tuple[str, str], int] = {}
+    endpoints: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (node, "IP:port") of each endpoint
+    for sp in service_ports(lab):
+        if sp.health_check_node_port is None:
+            continue
+        key = (sp.svc.namespace, sp.svc.name)
+        ports[key] = sp.health_check_node_port
+        endpoints.setdefault(key, []).extend((node, f"{ip}:{port}") for (ip, port), node in zip(sp.endpoints,
+                                                                                                 sp.nodes))
+    return [HealthCheck(node.name, node.netns, port, ns, name,
+                        len({ep for where, ep in endpoints.get((ns, name), []) if where == node.name}))
+            for node in lab.nodes for (ns, name), port in ports.items()]

@@ -1,0 +1,102 @@
+"""kube-proxy's health checks, served by the lab's echo server in each node's namespace.
+
+kube-proxy on a node answers HTTP on the healthCheckNodePort of every
+LoadBalancer Service with ``externalTrafficPolicy: Local`` (what it answers:
+plan/health.py). In a lab the echo server does it for every node: its
+listening socket is opened in the node's network namespace (a socket keeps
+the namespace it was opened in), so ``curl http://<node IP>:<port>/healthz``
+from anywhere in the lab gets kube-proxy's answer. ``up`` hands the server the
+whole set each time it starts the containers (the server keeps a check that
+stays on its node and port and changes its answer in place, as kube-proxy's
+SyncEndpoints does); ``status`` asks the server what it serves. A lab without
+such a Service asks nothing of it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from netlab.feature import StartResult
+from netlab.kernel import processes as proc
+from netlab.workload import launch
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.plan.health import HealthCheck
+
+
+NO_ANSWER = "the lab's echo server did not answer"
+
+
+def _checks(lab: Lab) -> list[HealthCheck]:
+    from netlab.plan.health import health_checks  # the Services' plan: only for a lab that has such a Service
+
+    if not any(s.needs_health_check for s in lab.services):
+        return []
+    return health_checks(lab)
+
+
+def _server(lab_name: str) -> str | None:
+    """Why the lab's echo server cannot be asked (None: it can): none runs, or it is stopped (SIGSTOP: a request
+    would wait for it)."""
+    pid = launch.server_pid(lab_name)
+    if pid is None:
+        return "the lab's echo server is not running"
+    if proc.proc_state(pid) == "T":
+        return f"the lab's echo server is stopped (pid {pid})"
+    return None
+
+
+def start(lab: Lab, rec: dict) -> StartResult:
+    """Serve every health check of the lab, and no other: the server is told the whole set, an empty one too
+    when it was told some before (``rec["health"]``: how many, in the lab's workload record). A lab without a
+    server gets one for its checks alone."""
+    done = StartResult()
+    checks = _checks(lab)
+    if not checks and not rec.get("health"):
+        return done  # nothing to serve, nothing served before: the server is not asked
+    specs = [c.spec() for c in checks]
+    why = _server(lab.name)
+    if not checks and why is not None:
+        rec.pop("health", None)  # no server: nothing is served
+        return done
+    if why is not None and checks and "not running" in why:
+        launcher = launch.launch_echo([], launch.control_path(lab.name, create=True), launch.server_log(lab.name))
+        launch.read_launch(launcher, 0)
+        why = _server(lab.name)
+    if why is not None:
+        if checks:
+            done.problems.append(f"kube-proxy: health checks not served: {why}")
+        return done
+    answer = launch.ask(lab.name, {"op": "health", "specs": specs}, len(specs))
+    if answer is None:
+        done.problems.append(f"kube-proxy: health checks not served: {NO_ANSWER}")
+        return done
+    for c in checks:
+        if c.key in answer.errors:
+            done.problems.append(f"kube-proxy: {c.what()}: cannot listen: {answer.errors[c.key]}")
+    if checks:
+        rec["health"] = len(checks)
+    else:
+        rec.pop("health", None)
+    return done
+
+
+def drift(lab: Lab) -> list[str]:
+    """One line per health check not served, or answering otherwise than kube-proxy would."""
+    checks = _checks(lab)
+    if not checks:
+        return []
+    why = _server(lab.name)
+    answer = launch.ask(lab.name, {"op": "health?"}, len(checks)) if why is None else None
+    if answer is None:
+        return [f"kube-proxy: health checks not served: {why or NO_ANSWER}"]
+    out = []
+    for c in checks:
+        got = answer.health.get(c.key)
+        if got is None:
+            out.append(f"kube-proxy: {c.what()} is not served; `sudo netlab up` serves it")
+        elif got != (c.port, c.status, c.local):
+            out.append(f"kube-proxy: {c.what()} answers {got[1]} with localEndpoints {got[2]} on port {got[0]}, "
+                       f"want {c.status} with {c.local}; `sudo netlab up` sets it")
+    return out

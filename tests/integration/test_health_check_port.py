@@ -1,0 +1,99 @@
+"""kube-proxy's health checks on a real lab (root), in both proxy modes: a LoadBalancer Service with
+externalTrafficPolicy Local is answered on its healthCheckNodePort by every node, 200 where the node has an
+endpoint and 503 where it has none, with kube-proxy's headers and body, over real TCP from an internet host;
+the answer follows the endpoint when its pod moves; a killed echo server (which answers for kube-proxy) is
+drift, and `up` serves the checks again. The host's own namespace is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from helpers import (diff_snapshots, host_snapshot, in_netns, ipv4_of, lab_up, netlab, unique_lab, wait_for,
+                     write_topology)
+from netlab.workload import launch
+
+pytestmark = pytest.mark.root
+
+TOPO = """\
+name: {name}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+internet:
+  hosts: [{{name: client, ip: 203.0.113.50}}]
+pods:
+  - {{name: web, node: {node}, labels: {{app: web}}}}
+  - {{name: other, node: n2}}
+services:
+  - name: web
+    type: LoadBalancer
+    externalTrafficPolicy: Local
+    healthCheckNodePort: 30999
+    selector: {{app: web}}
+    ports: [{{port: 80, targetPort: 8080}}]
+"""
+
+
+def ask(client: str, address: str) -> tuple[int, dict[str, str], dict]:
+    """GET /healthz from ``client``: status, headers, body (JSON)."""
+    got = in_netns(client, "curl", "-s", "-i", "-m", "3", f"http://{address}:30999/healthz", timeout=10)
+    assert got.returncode == 0, (got.returncode, got.stderr)
+    head, _, body = got.stdout.partition("\n\n")  # text mode: curl's CRLFs read as newlines
+    lines = head.split("\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, json.loads(body)
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_every_node_answers_for_kube_proxy_and_follows_the_endpoint(tmp_path, mode):
+    before = host_snapshot()
+    name = unique_lab("hck")
+    path = write_topology(tmp_path, TOPO.format(name=name, mode=mode, node="n1"))
+    with lab_up(path, name):
+        n1, n2, client = ipv4_of(f"{name}-n1", "eth0"), ipv4_of(f"{name}-n2", "eth0"), f"{name}-client"
+        status, headers, body = ask(client, n1)
+        assert status == 200, body
+        assert headers["Content-Type"] == "application/json" and headers["X-Content-Type-Options"] == "nosniff"
+        assert body == {"service": {"namespace": "default", "name": "web"}, "localEndpoints": 1,
+                        "serviceProxyHealthy": True}
+        status, _, body = ask(client, n2)
+        assert (status, body["localEndpoints"]) == (503, 0)
+        # The kernel's view: a listening socket in each node's namespace, none in the host's.
+        for node in ("n1", "n2"):
+            ss = in_netns(f"{name}-{node}", "ss", "-Hltn", "sport = :30999", check=True).stdout
+            assert "0.0.0.0:30999" in ss, ss
+        assert "30999" not in subprocess.run(["ss", "-Hltn"], capture_output=True, text=True).stdout
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+
+        # The pod moves to n2: the checks' answers follow it.
+        moved = write_topology(tmp_path, TOPO.format(name=name, mode=mode, node="n2"), "moved.yaml")
+        netlab("up", "-t", moved, "--reconfigure")
+        assert ask(client, n1)[0] == 503 and ask(client, n2)[:1] == (200,)
+        assert ask(client, n2)[2]["localEndpoints"] == 1
+
+        # The echo server that answers for kube-proxy killed: drift, named; up serves the checks again.
+        pid = launch.server_pid(name)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert wait_for(lambda: launch.server_pid(name) is None)
+        status_run = netlab("status", "--lab", name, check=False)
+        assert status_run.returncode == 1
+        assert "kube-proxy: health checks not served: the lab's echo server is not running" in status_run.stdout
+        netlab("up", "-t", moved)
+        assert ask(client, n2)[0] == 200 and ask(client, n1)[0] == 503
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+
+        # externalTrafficPolicy Cluster: no health check any more, and nothing answers on its old port.
+        cluster = TOPO.format(name=name, mode=mode, node="n2").replace("    externalTrafficPolicy: Local\n", "")
+        cluster = cluster.replace("    healthCheckNodePort: 30999\n", "")
+        netlab("up", "-t", write_topology(tmp_path, cluster, "cluster.yaml"), "--reconfigure")
+        for address in (n1, n2):
+            got = in_netns(client, "curl", "-s", "-m", "3", f"http://{address}:30999/healthz", timeout=10)
+            assert got.returncode == 7, (got.returncode, got.stdout)  # refused: no listener
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+    assert diff_snapshots(before, host_snapshot()) == []

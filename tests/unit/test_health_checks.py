@@ -1,0 +1,132 @@
+"""kube-proxy's health checks (no root): what each node answers on a healthCheckNodePort, as
+pkg/proxy/healthcheck/service_health.go writes it, and the echo server that answers for it (sockets on
+127.0.0.1 in this process; the node's namespace is the root test's, test_health_check_port.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import pytest
+
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml, validate_source
+from netlab.plan.health import health_checks
+from netlab.workload import echoserver
+from netlab.workload.echo import EchoLoop
+from netlab.workload.echoserver import EchoServer
+from test_echo_loop import Running
+
+TOPOLOGY = """name: hc
+nodes: [{name: n1}, {name: n2}, {name: n3}]
+internet: {hosts: [{name: client, ip: 203.0.113.50}]}
+pods:
+  - {name: a, node: n1, labels: {app: web}}
+  - {name: b, node: n1, labels: {app: web}}
+  - {name: c, node: n2, labels: {app: web}}
+services:
+  - name: web
+    type: LoadBalancer
+    externalTrafficPolicy: Local
+    selector: {app: web}
+    ports: [{name: http, port: 80, targetPort: 8080}, {name: alt, port: 81, targetPort: 8081}]
+  - name: np
+    type: NodePort
+    externalTrafficPolicy: Local
+    selector: {app: web}
+    ports: [{port: 80, targetPort: 8080}]
+  - name: cluster
+    type: LoadBalancer
+    selector: {app: web}
+    ports: [{port: 80, targetPort: 8080}]
+"""
+
+
+def lab():
+    return resolve(validate_source(parse_yaml(TOPOLOGY, "hc.yaml")))
+
+
+def test_each_node_counts_the_services_own_endpoints_over_all_its_ports():
+    checks = health_checks(lab())
+    # Only the LoadBalancer with externalTrafficPolicy Local has a health check (NeedsHealthCheck).
+    assert {(c.namespace, c.name) for c in checks} == {("default", "web")}
+    got = {c.node: (c.local, c.status) for c in checks}
+    # n1: pods a and b, each on two ports: four "IP:port" endpoints; n3 none: 503.
+    assert got == {"n1": (4, 200), "n2": (2, 200), "n3": (0, 503)}
+    assert len({c.port for c in checks}) == 1 and 30000 <= checks[0].port <= 32767
+    assert [c.netns for c in checks] == ["hc-n1", "hc-n2", "hc-n3"]
+
+
+def test_the_body_is_kube_proxys_byte_for_byte():
+    (n3,) = [c for c in health_checks(lab()) if c.node == "n3"]
+    assert n3.body() == ('{\n\t"service": {\n\t\t"namespace": "default",\n\t\t"name": "web"\n\t},\n'
+                         '\t"localEndpoints": 0,\n\t"serviceProxyHealthy": true\n}')
+
+
+def get(port: int, request: bytes = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request)
+        out = b""
+        while chunk := s.recv(4096):
+            out += chunk
+    return out
+
+
+@pytest.fixture
+def server(monkeypatch):
+    """An echo server whose "node namespaces" are this process's own (entering one is the root test's)."""
+    monkeypatch.setattr(echoserver.nsmod, "entered", lambda netns: contextlib.nullcontext())
+    loop = EchoLoop()
+    srv = EchoServer(loop)
+    running = Running(loop)
+    yield srv, running
+    running.close()
+    for key in list(loop.listening):
+        loop.drop(key)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_server_answers_changes_in_place_and_drops(server):
+    srv, running = server
+    (check,) = [c for c in health_checks(lab()) if c.node == "n1"]
+    spec = {**check.spec(), "port": free_port()}
+    lines: list[str] = []
+    running.call(lambda: lines.extend(srv.sync_health([spec])))
+    assert lines == [f"R {check.key}"]
+    answer = get(spec["port"])
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 200 OK"
+    assert b"Content-Type: application/json" in head and b"X-Content-Type-Options: nosniff" in head
+    assert body == check.body().encode()
+    assert get(spec["port"], b"hello\n").startswith(b"HTTP/1.1 400 Bad Request")
+    # Its endpoints gone: the same socket answers 503 (kube-proxy's SyncEndpoints), and says so when asked.
+    gone = {**spec, "status": 503, "body": spec["body"].replace('"localEndpoints": 4', '"localEndpoints": 0')}
+    lines.clear()
+    running.call(lambda: lines.extend(srv.sync_health([gone])))
+    assert lines == [f"R {check.key}"]
+    assert get(spec["port"]).startswith(b"HTTP/1.1 503 Service Unavailable")
+    served: list[str] = []
+    running.call(lambda: served.extend(srv.health_served()))
+    assert served == [f"C {check.key} {spec['port']} 503 0"]
+    # Not in the set any more: no longer served, and the server has nothing left to keep it.
+    running.call(lambda: lines.extend(srv.sync_health([])))
+    with pytest.raises(ConnectionRefusedError):
+        get(spec["port"])
+    assert not srv.health
+
+
+def test_a_port_taken_is_said_for_that_check(server):
+    srv, running = server
+    (check,) = [c for c in health_checks(lab()) if c.node == "n1"]
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen(1)
+        spec = {**check.spec(), "port": taken.getsockname()[1]}
+        lines: list[str] = []
+        running.call(lambda: lines.extend(srv.sync_health([spec])))
+    assert len(lines) == 1 and lines[0].startswith(f"E {check.key} ") and "in use" in lines[0], lines
