@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 
 NO_ANSWER = "the lab's echo server did not answer"
+NOT_RUNNING = "the lab's echo server is not running"
 
 
 def _checks(lab: Lab) -> list[HealthCheck]:
@@ -41,7 +42,7 @@ def _server(lab_name: str) -> str | None:
     would wait for it)."""
     pid = launch.server_pid(lab_name)
     if pid is None:
-        return "the lab's echo server is not running"
+        return NOT_RUNNING
     if proc.proc_state(pid) == "T":
         return f"the lab's echo server is stopped (pid {pid})"
     return None
@@ -60,7 +61,7 @@ def start(lab: Lab, rec: dict) -> StartResult:
     if not checks and why is not None:
         rec.pop("health", None)  # no server: nothing is served
         return done
-    if why is not None and checks and "not running" in why:
+    if why == NOT_RUNNING:  # a lab whose pods run no echo container (or none): a server for the checks alone
         launcher = launch.launch_echo([], launch.control_path(lab.name, create=True), launch.server_log(lab.name))
         launch.read_launch(launcher, 0)
         why = _server(lab.name)
