@@ -21,7 +21,9 @@ internet are not rewritten: NAT rules only see a connection's first packet.
 
 The load balancer is a one-armed L4 balancer: it holds each LoadBalancer
 Service's external IP, DNATs a new connection to ``<node IP>:<nodePort>`` of a
-random node (``-m statistic``, like kube-proxy spreads over endpoints), and
+random node (``-m statistic``, like kube-proxy spreads over endpoints; with
+``externalTrafficPolicy: Local``, of the nodes whose health check answers 200,
+as a cloud balancer's health checks settle), and
 masquerades it with its own address. Without that SNAT the node would answer
 the client directly through the gateway, bypassing the balancer, and the
 client would drop a reply from an address it never called.
@@ -34,6 +36,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.lab import Lab
+from netlab.plan.health import health_checks
 from netlab.plan.iptables import Ruleset, probability
 from netlab.plan.resources import (FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth,
                                    address_with_brd)
@@ -140,18 +143,25 @@ def lb_nat(lab: Lab, netns: str, lbs: dict[tuple[str, str], IPv4Address]) -> Nat
     rs.jump("POSTROUTING", f"-j {LB_POSTROUTING}")
     rs.note("One-armed balancer: connections it DNATed leave with its own address, so replies come back here.")
     rs.add(LB_POSTROUTING, "-m conntrack --ctstate DNAT -j MASQUERADE")
-    nodes = lab.nodes
+    # A Service with externalTrafficPolicy Local: a cloud balancer asks each node's kube-proxy on the Service's
+    # healthCheckNodePort and sends only to the nodes that answer 200, those with an endpoint of their own
+    # (plan/health.py); with none, it fails open, to every node. This balancer asks nothing: its rules are
+    # where such health checks settle, made anew at each `up`.
+    checked = any(s.needs_health_check for s in lab.services)
+    healthy = {(c.namespace, c.name, c.node) for c in health_checks(lab) if c.status == 200} if checked else set()
     for svc in lab.services:
         if svc.type != "LoadBalancer":
             continue
         ip = lbs[(svc.namespace, svc.name)]
+        nodes = [n for n in lab.nodes if (svc.namespace, svc.name, n.name) in healthy] or lab.nodes
         for port in svc.ports:
             proto = port.protocol.lower()
             spn = service_port_name(svc, port)
             node_port = nps[(svc.namespace, svc.name, port.port, port.protocol)]
             chain = rs.chain(lb_chain(spn, proto))
             rs.note(f"{spn} {ip}:{port.port}/{proto} -> node port {node_port} on "
-                    + ", ".join(str(n.ip) for n in nodes))
+                    + ", ".join(str(n.ip) for n in nodes)
+                    + (" (the nodes whose health check answers 200)" if len(nodes) < len(lab.nodes) else ""))
             rs.add(LB_SERVICES, f"-d {ip}/32 -p {proto} -m {proto} --dport {port.port} -j {chain}")
             for i, node in enumerate(nodes):
                 left = len(nodes) - i

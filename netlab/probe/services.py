@@ -32,12 +32,12 @@ reply; all verified against the kernel):
   no masquerade, the endpoint (one of M's own) sees the client's own address;
   M without an endpoint drops it ("has no local endpoints"): unreachable. M's
   own connection is short-circuited to every endpoint, masqueraded, as above;
-  its LoadBalancer IP is not probed unless every node has an endpoint (the lab's
-  balancer picks a node at random and asks no healthCheckNodePort);
 - LoadBalancer: the balancer DNATs to some node's NodePort and masquerades with
   its own address, then that node masquerades again: the endpoint sees one of
   the nodes' addresses towards it, never the internet host's (nor the
-  balancer's);
+  balancer's); with externalTrafficPolicy Local the balancer picks only among
+  the nodes whose health check answers 200 (plan/internet.py), which keep its
+  source: the endpoint sees the balancer's address;
 - egress (matrix.py): the host sees the gateway's address, never a pod's.
 """
 
@@ -320,19 +320,13 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         if sp.lb_ip is not None and sp.node_port is not None and not isolated:
             t = ServiceTarget(kind="LoadBalancer", address=str(sp.lb_ip), port=sp.port.port, node=None, **base)
             title = section(t)
-            rules = tuple(lb_rule(lab, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
+            # externalTrafficPolicy Local: the balancer hands each connection only to a node whose health check
+            # answers 200, one with an endpoint of its own (plan/internet.py), which keeps the source: the
+            # balancer's own masquerade.
+            rules = tuple((lb_local_rule if sp.external_local else lb_rule)(lab, pod_info[pod], server[pod])
+                          for pod, _, _ in eps_t)
             ldst = Endpoint(name, "service", lb_ns, sp.lb_ip)
-            lb_clients = hosts
-            if sp.external_local and any(not sp.local_endpoints(m.name) for m in nodes) and reach:
-                # The lab's balancer picks a node at random (plan/internet.py) and asks no healthCheckNodePort:
-                # a connection handed to a node without an endpoint is dropped there, one to a node with one
-                # is answered; which, is the pick's.
-                plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: externalTrafficPolicy Local "
-                                  f"and {', '.join(m.name for m in nodes if not sp.local_endpoints(m.name))} "
-                                  "without an endpoint, and the lab's balancer hands each connection to a node at "
-                                  "random (it asks no health check), so whether it is answered is the pick's")
-                lb_clients = []
-            for src in lb_clients:
+            for src in hosts:
                 plan.probes.append(Probe(src, ldst, proto, sp.port.port, reach, reason=reason, section=title,
                                          rules=rules, echo=echo, svc=t))
             if not hosts:
@@ -371,6 +365,13 @@ def lb_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
     return SeenRule(endpoint.name, addrs, "the balancer hands the connection to a node's NodePort, and that node "
                                           "masquerades it (KUBE-EXT): never the internet host's address",
                     server=server)
+
+
+def lb_local_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
+    addrs = tuple(str(ip) for ip in load_balancer_ips(lab).values())
+    return SeenRule(endpoint.name, addrs, "the balancer masquerades the connection with its own address and hands "
+                                          "it to a node with an endpoint of its own (its health check answers 200), "
+                                          "which keeps that source (externalTrafficPolicy Local)", server=server)
 
 
 # --- the neighbour entries a Service probe's packets create --------------------------------
