@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netlab.model import naming, nodeports
-from netlab.model.lab import Lab, NodeInfo, PodInfo, endpoint_order
+from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.topology import Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
@@ -189,28 +189,13 @@ def node_ports(lab: Lab) -> dict[tuple[str, str, int, str], int]:
 
 
 def endpoint_index(lab: Lab) -> dict[tuple[str, str, int, str], list[tuple[PodInfo, int]]]:
-    """``Lab.endpoints`` for every Service port at once, without an O(services x pods) scan.
-
-    Same rule: a pod of the Service's namespace whose labels match every selector label (declared port or
-    not: the EndpointSlice controller's rule for a numeric targetPort; for a named one, the pods that declare
-    it, each at its own number), in kube-proxy's order; an empty selector selects nothing.
-    """
-    by_label: dict[tuple[str, str], list[int]] = {}
-    pods = lab.pods
-    for i, pod in enumerate(pods):
-        for item in pod.spec.labels.items():
-            by_label.setdefault(item, []).append(i)
-    out: dict[tuple[str, str, int, str], list[tuple[PodInfo, int]]] = {}
-    for svc in lab.services:
-        chosen: set[int] = set()
-        if svc.selector:
-            sets = [set(by_label.get(item, ())) for item in svc.selector.items()]
-            chosen = {i for i in set.intersection(*sets) if pods[i].spec.namespace == svc.namespace}
-        for port in svc.ports:
-            eps = [(pods[i], target) for i in chosen if (target := port.target(pods[i].spec)) is not None]
-            eps.sort(key=endpoint_order)
-            out[(svc.namespace, svc.name, port.port, port.protocol)] = eps
-    return out
+    """``Lab.endpoints`` of every Service port, keyed (namespace, name, port, protocol): a pod of the Service's
+    namespace whose labels match every selector label (declared port or not: the EndpointSlice controller's
+    rule for a numeric targetPort; for a named one, the pods that declare it, each at its own number), in
+    kube-proxy's order; an empty selector selects nothing. Found through the lab's pods filed by label
+    (``Lab.selection``, model/selection.py), not by asking every pod."""
+    return {(svc.namespace, svc.name, port.port, port.protocol): lab.endpoints(svc, port)
+            for svc in lab.services for port in svc.ports}
 
 
 def service_ports(lab: Lab) -> list[ServicePortInfo]:
