@@ -149,3 +149,65 @@ def test_the_balancer_hands_connections_only_to_nodes_whose_check_answers_200():
     # No endpoint anywhere: every check answers 503, and the balancer fails open, to every node.
     empty = resolve(validate_source(parse_yaml(TOPOLOGY.replace("labels: {app: web}", "labels: {app: x}"), "e.yaml")))
     assert targets(empty, "web") == {n1, n2, n3}
+
+
+class FakeServer:
+    """workload/launch.py's side for workload/health.py: a server that may run, be stopped, or be started."""
+
+    def __init__(self, running: bool, state: str = "S"):
+        self.running, self.state = running, state
+        self.asked: list[dict] = []
+        self.launched = 0
+
+    def install(self, monkeypatch):
+        from netlab.workload import health, launch
+
+        monkeypatch.setattr(launch, "server_pid", lambda lab: 4242 if self.running else None)
+        monkeypatch.setattr(health.proc, "proc_state", lambda pid: self.state)
+        monkeypatch.setattr(launch, "control_path", lambda lab, create=False: "/nonexistent/echo.sock")
+        monkeypatch.setattr(launch, "server_log", lambda lab: "/nonexistent/echo.log")
+        monkeypatch.setattr(launch, "launch_echo", lambda specs, control, log: self._launch(specs))
+        monkeypatch.setattr(launch, "read_launch", lambda launcher, count: None)
+        monkeypatch.setattr(launch, "ask", lambda lab, request, count=0: self._ask(request))
+        return health
+
+    def _launch(self, specs):
+        assert specs == []  # a server for the checks alone: no container
+        self.launched += 1
+        self.running = True
+
+    def _ask(self, request):
+        from netlab.workload.launch import Answer
+
+        self.asked.append(request)
+        answer = Answer(complete=True)
+        for spec in request.get("specs", []):
+            answer.ready[spec["id"]] = (0, 0)
+        return answer
+
+
+def test_up_tells_the_server_the_whole_set_and_starts_one_for_the_checks_alone(monkeypatch):
+    fake = FakeServer(running=False)
+    health = fake.install(monkeypatch)
+    rec: dict = {}
+    done = health.start(lab(), rec)
+    assert fake.launched == 1 and done.problems == [] and rec == {"health": 3}
+    assert [s["id"] for s in fake.asked[0]["specs"]] == [f"health/{n}/default/web" for n in ("n1", "n2", "n3")]
+    # The Service loses its check: the server (running) is told the empty set, and the record goes.
+    cluster = resolve(validate_source(parse_yaml(TOPOLOGY.replace("    externalTrafficPolicy: Local\n", "", 1),
+                                                 "c.yaml")))
+    done = health.start(cluster, rec)
+    assert fake.asked[-1] == {"op": "health", "specs": []} and rec == {}
+    # Nothing to serve and nothing served before: the server is not asked at all.
+    asked = len(fake.asked)
+    health.start(cluster, rec)
+    assert len(fake.asked) == asked
+
+
+def test_a_stopped_server_is_not_asked_and_the_checks_are_said_not_served(monkeypatch):
+    fake = FakeServer(running=True, state="T")
+    health = fake.install(monkeypatch)
+    done = health.start(lab(), {})
+    assert fake.asked == [] and fake.launched == 0
+    assert done.problems == ["kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
+    assert health.drift(lab()) == ["kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
