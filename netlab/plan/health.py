@@ -28,7 +28,7 @@ import json
 from dataclasses import dataclass
 
 from netlab.model.lab import Lab
-from netlab.plan.services import service_ports
+from netlab.plan.services import ServicePortInfo, service_ports
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,15 @@ class HealthCheck:
 
 
 def health_checks(lab: Lab) -> list[HealthCheck]:
-    """Every node's health check of every Service that has one, in node then Service order."""
-    ports: dict[tuple[str, str], int] = {}
-    endpoints: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (node, "IP:port") of each endpoint
+    """Every node's health check of every Service that has one, in node then Service order (none, without
+    working out the Services' ports, for a lab without such a Service)."""
+    if not any(s.needs_health_check for s in lab.services):
+        return []
+    # (namespace, name) -> its healthCheckNodePort and its ports
+    checked: dict[tuple[str, str], tuple[int, list[ServicePortInfo]]] = {}
     for sp in service_ports(lab):
-        if sp.health_check_node_port is None:
-            continue
-        key = (sp.svc.namespace, sp.svc.name)
-        ports[key] = sp.health_check_node_port
-        endpoints.setdefault(key, []).extend((node, f"{ip}:{port}") for (ip, port), node in zip(sp.endpoints,
-                                                                                                 sp.nodes))
+        if sp.health_check_node_port is not None:
+            checked.setdefault((sp.svc.namespace, sp.svc.name), (sp.health_check_node_port, []))[1].append(sp)
     return [HealthCheck(node.name, node.netns, port, ns, name,
-                        len({ep for where, ep in endpoints.get((ns, name), []) if where == node.name}))
-            for node in lab.nodes for (ns, name), port in ports.items()]
+                        len({(ip, p) for sp in sps for ip, p in sp.local_endpoints(node.name)}))
+            for node in lab.nodes for (ns, name), (port, sps) in checked.items()]

@@ -147,8 +147,7 @@ def lb_nat(lab: Lab, netns: str, lbs: dict[tuple[str, str], IPv4Address]) -> Nat
     # healthCheckNodePort and sends only to the nodes that answer 200, those with an endpoint of their own
     # (plan/health.py); with none, it fails open, to every node. This balancer asks nothing: its rules are
     # where such health checks settle, made anew at each `up`.
-    checked = any(s.needs_health_check for s in lab.services)
-    healthy = {(c.namespace, c.name, c.node) for c in health_checks(lab) if c.status == 200} if checked else set()
+    healthy = {(c.namespace, c.name, c.node) for c in health_checks(lab) if c.status == 200}
     for svc in lab.services:
         if svc.type != "LoadBalancer":
             continue

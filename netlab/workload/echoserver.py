@@ -123,7 +123,8 @@ class EchoServer:
         self.threads: dict[str, PodThread] = {}
         self.logs: dict[str, Log] = {}
         self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
-        self.health: dict[str, tuple[dict, Served]] = {}  # kube-proxy's health checks: id -> (spec, what answers)
+        # kube-proxy's health checks: id -> ((node namespace, port), what answers)
+        self.health: dict[str, tuple[tuple[str, int], Served]] = {}
 
     def add(self, specs: list[dict]) -> Iterator[str]:
         """Serve these containers (a container already served is replaced); one report line each."""
@@ -233,9 +234,8 @@ class EchoServer:
                 yield f"E {hid} not a health check"
                 continue
             old = self.health.get(hid)
-            if old is not None and (old[0]["netns"], int(old[0]["port"])) == where:
+            if old is not None and old[0] == where:
                 old[1].answer = answer  # what the next request gets: kube-proxy's SyncEndpoints
-                self.health[hid] = (spec, old[1])
                 yield f"R {hid}"
                 continue
             if old is not None:
@@ -250,15 +250,15 @@ class EchoServer:
                 continue
             served = Served(hid, str(spec.get("node", "")), None, answer)
             self.loop.serve(served, socks)
-            self.health[hid] = (spec, served)
+            self.health[hid] = (where, served)
             yield f"R {hid}"
 
     def health_served(self) -> Iterator[str]:
         """``C <id> <port> <status> <localEndpoints>`` for each health check served (status' drift)."""
-        for hid, (spec, served) in self.health.items():
+        for hid, ((_netns, port), served) in self.health.items():
             status = served.answer[0] if served.answer else 0
             local = json.loads(served.answer[1]).get("localEndpoints", -1) if served.answer else -1
-            yield f"C {hid} {spec['port']} {status} {local}"
+            yield f"C {hid} {port} {status} {local}"
 
     def fail(self, why: str) -> None:
         """The server is going down on an error: say so in every container's log."""

@@ -30,10 +30,8 @@ NOT_RUNNING = "the lab's echo server is not running"
 
 
 def _checks(lab: Lab) -> list[HealthCheck]:
-    from netlab.plan.health import health_checks  # the Services' plan: only for a lab that has such a Service
+    from netlab.plan.health import health_checks  # the Services' plan, loaded here only when asked
 
-    if not any(s.needs_health_check for s in lab.services):
-        return []
     return health_checks(lab)
 
 
@@ -65,9 +63,8 @@ def start(lab: Lab, rec: dict) -> StartResult:
         launcher = launch.launch_echo([], launch.control_path(lab.name, create=True), launch.server_log(lab.name))
         launch.read_launch(launcher, 0)
         why = _server(lab.name)
-    if why is not None:
-        if checks:
-            done.problems.append(f"kube-proxy: health checks not served: {why}")
+    if why is not None:  # the lab has checks here (without any, a server that cannot be asked returned above)
+        done.problems.append(f"kube-proxy: health checks not served: {why}")
         return done
     answer = launch.ask(lab.name, {"op": "health", "specs": specs}, len(specs))
     if answer is None:

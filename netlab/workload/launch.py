@@ -66,16 +66,11 @@ class Answer:
                 self.removed.add(cid)
             elif kind == "K":
                 self.held.add(cid)
-            elif kind == "X":
+            elif kind in ("X", "C"):  # an exit (pid, start, wait status); a health check (port, status, local)
                 fields = arg.split(" ")
                 if len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
-                    pid, start, status = map(int, fields)
-                    self.exits[cid] = (pid, start, status)
-            elif kind == "C":
-                fields = arg.split(" ")
-                if len(fields) == 3 and all(f.lstrip("-").isdigit() for f in fields):
-                    served = [int(f) for f in fields]
-                    self.health[cid] = (served[0], served[1], served[2])
+                    a, b, c = (int(f) for f in fields)
+                    (self.exits if kind == "X" else self.health)[cid] = (a, b, c)
             elif kind == "P" and arg.isdigit():
                 self.server = int(arg)
             elif kind in ("S", "H"):
