@@ -370,9 +370,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = logs_by_pod(state.lab)
-    for pod in sorted(doomed):  # their pins are gone (above): only their records and logs are left
+    for pod in doomed:  # their pins are gone (above): only their records and logs are left
         pods.pop(pod, None)
-        remove_logs(state.lab, logs.get(pod, []))
+    remove_logs(state.lab, [name for pod in sorted(doomed) for name in logs.get(pod, [])])
     remove_template(state.lab)
     for d in (udir, log_dir(state.lab)):
         try:
