@@ -298,7 +298,8 @@ class Lab(PodActions):
               size: int = 0, sport: int = 0) -> R.Trace:
         """Follow one real packet from ``src`` to ``dst`` hop by hop, as ``netlab trace``.
 
-        ``.delivered``; ``.endpoint.pod``: the endpoint a Service's DNAT picked;
+        ``.delivered``; ``.refused``: why the destination refused it (nothing listens on the port), else
+        None; ``.endpoint.pod``: the endpoint a Service's DNAT picked;
         ``.lost``: where and why it disappeared. Kept in :attr:`traces` (the
         last few), which the pytest plugin saves when a test fails. ``size``:
         the packet's size with DF set (as ``ping -M do -s``); ``sport``: the

@@ -115,3 +115,6 @@ class Trace:
     # What repairs the lab: in `netlab trace -o json` the `up` (with -t FILE when it came from a file); from
     # Lab.trace the Python call, Lab('NAME').repair(). The fixes in hops and losses stay the CLI's commands.
     repair: str = "sudo netlab up"
+    # Delivered, and refused there: nothing listens on (TCP) or is bound to (UDP) the port, said with what is
+    # bound there (a TCP reset or an ICMP port unreachable came back). None when not refused.
+    refused: str | None = None

@@ -41,6 +41,7 @@ class TraceCheck:
     size: int = 0  # trace --size: a full-size ICMP echo (payload bytes)
     sport: int = 0  # trace --sport: the source port the client keeps
     policy: bool = False  # the fact is in trace's NetworkPolicy verdict: a denied flow that was not stopped
+    refused: bool = False  # the request arrives and the destination refuses it: the fact is in trace's REFUSED
 
 
 def _pods(lab: Lab, node: str) -> set[str]:
@@ -284,12 +285,14 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         port = target.ports[0][0]
         # no other pod: its node dials it
         client, *_ = allowed_flow(lab, others + [target.node], [target.name], only=("tcp", port))
-        return TraceCheck(client, target.name, "tcp", port, target.netns, r"[Rr]efused", reply=True)
+        return TraceCheck(client, target.name, "tcp", port, target.netns, rf"no socket listens on tcp port {port}",
+                          refused=True)
     if name == "dns-pod-stopped":
         assert isinstance(target, PodInfo)
         client, *_ = allowed_flow(lab, [p.name for p in lab.pods if p.name != target.name], [target.name],
                                   only=("udp", 53))
-        return TraceCheck(client, dns_target(lab), "udp", 53, target.netns, r"no reply.*[Rr]efused", reply=True)
+        return TraceCheck(client, dns_target(lab), "udp", 53, target.netns, r"no socket is bound to udp port 53",
+                          refused=True)
     if name == "conntrack-stale-entry":  # the client's own flow, from the port it keeps
         assert isinstance(target, PodInfo)
         return TraceCheck(target.name, dns_target(lab), "udp", 53, lab.node(target.node).netns,

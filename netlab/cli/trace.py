@@ -107,7 +107,9 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
       tshark -r /tmp/p.pcapng -d udp.port==8472,vxlan      # inner and outer headers
       sudo netlab trace fedora-1 fedora-2 -o svg -w /tmp/path.svg
 
-    Exit code 1 when the packet does not reach DST.
+    Exit code 1 when the packet does not reach DST, or DST refuses it: a TCP
+    reset or an ICMP port unreachable came back ("REFUSED", with the sockets
+    DST has on that port, as `ss -ltun` lists them).
     """
     from netlab.api.lab import internal
     from netlab.trace.render import render_text

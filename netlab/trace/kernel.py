@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse
+from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse, sockdiag
 from netlab.realize import nftables as nftlisting
 from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, NftTable, RouteFacts,
                                 RouteFailure, VxlanFacts)
@@ -273,6 +273,13 @@ class LiveKernel:
         """A sysctl of the namespace (None: it does not exist there)."""
         with nsmod.entered(netns):
             return nsmod.read_sysctl_here(key)
+
+    def sockets(self, netns: str, proto: str) -> list[sockdiag.Bound]:
+        """The ``proto`` sockets bound in the namespace (TCP's listening ones), as ``ss -ltun`` lists them."""
+        with nsmod.entered(netns):  # the socket asks the namespace it was opened in
+            conn = netlink.Conn(sockdiag.NETLINK_SOCK_DIAG, timeout=self.timeout)
+        with conn:
+            return sockdiag.bound(conn, proto)
 
     def filter_policy(self, netns: str, chain: str) -> str | None:
         """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line)."""

@@ -66,7 +66,7 @@ def title(r: TraceResult) -> str:
     head = f"lab {r.lab}: trace {r.src['name']} → {r.dst['name']}{port} ({r.proto})"
     v = r.verdict
     if v.delivered:
-        end = "delivered" + ("" if r.reply_received else ", NO REPLY")
+        end = "REFUSED" if r.refused else "delivered" + ("" if r.reply_received else ", NO REPLY")
     else:
         hop = r.forward.hops[v.lost_at].index if v.lost_at is not None and v.lost_at < len(r.forward.hops) else "?"
         end = f"LOST at hop {hop}"

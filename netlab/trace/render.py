@@ -43,6 +43,7 @@ class TraceResult:
     dns: dict[str, Any] | None = None  # to port 53: the question asked, and the answer
     policy: list[dict[str, Any]] = field(default_factory=list)  # NetworkPolicy verdicts (trace/policy.py)
     repair: str = "sudo netlab up"  # the `up` that repairs this lab (with -t FILE when it came from a file)
+    refused: str | None = None  # delivered, and refused there (a reset, a port unreachable): why (refusal.py)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -56,7 +57,7 @@ class TraceResult:
 
     @property
     def ok(self) -> bool:
-        return self.verdict.delivered
+        return self.verdict.delivered and self.refused is None
 
     def to_json(self) -> dict[str, Any]:
         def loss(v: Verdict | None, hops: list[Hop]) -> dict[str, Any] | None:
@@ -76,7 +77,7 @@ class TraceResult:
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
-            "policy": self.policy, "repair": self.repair,
+            "policy": self.policy, "repair": self.repair, "refused": self.refused,
         }
 
 
@@ -135,10 +136,12 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     v = r.verdict
     if v.delivered:
         ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)
-        line = f"result: delivered to {_receiver(r)}{_itself(r)}"
+        line = f"result: {'REFUSED by' if r.refused else 'delivered to'} {_receiver(r)}{_itself(r)}"
         if ttl is not None:
             line += f" (TTL {ttl} on arrival)"
-        if r.reply_received:
+        if r.refused:
+            line += f": {r.refused}"
+        elif r.reply_received:
             line += f"; reply received{': ' + r.reply_text if r.reply_text else ''}"
         elif r.reply_verdict and not r.reply_verdict.delivered:
             lost = r.reply.hops[r.reply_verdict.lost_at] if r.reply_verdict.lost_at is not None else None

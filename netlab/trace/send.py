@@ -51,6 +51,7 @@ class Sent:
     reply_text: str | None = None
     reply_data: bytes | None = None  # a UDP reply's bytes
     error: str | None = None
+    refused: bool = False  # the destination's kernel refused it: a TCP reset, or an ICMP port unreachable to UDP
     _sock: socket.socket | None = field(default=None, repr=False)
 
     def close(self) -> None:
@@ -148,7 +149,7 @@ def wait_reply(sent: Sent, timeout: float) -> None:
             if err == 0:
                 sent.reply, sent.reply_text = True, "connection established (SYN-ACK)"
             else:
-                sent.reply = err == errno.ECONNREFUSED
+                sent.reply = sent.refused = err == errno.ECONNREFUSED
                 sent.error = os.strerror(err)
                 sent.reply_text = f"connection failed: {os.strerror(err)}"
             return
@@ -159,6 +160,7 @@ def wait_reply(sent: Sent, timeout: float) -> None:
             data = s.recv(65535)
         except OSError as exc:  # ICMP error on a connected UDP socket
             sent.error = exc.strerror
+            sent.refused = exc.errno == errno.ECONNREFUSED
             sent.reply_text = f"error: {exc.strerror}"
             return
         if sent.proto == "udp":

@@ -181,19 +181,22 @@ def _check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
         assert tr.returncode == 0 and trace["delivered"], f"{name}: trace exit {tr.returncode}\n{tr.stdout}"
         assert any(symptoms.matches(check, e["text"]) for e in trace["policy"]), trace["policy"]
         return
-    # exit 1 when the packet does not reach its destination; a lost reply or a refused connection
-    # reached it (exit 0), and the reason is in the reply's part
+    if check.refused:  # delivered, and refused there (exit 1): the reason names the namespace and its sockets
+        assert tr.returncode == 1 and trace["delivered"] and trace["refused"], f"{name}: {tr.stdout}"
+        assert f" in {check.blamed_netns};" in trace["refused"], f"{name}: trace said {trace['refused']}"
+        assert symptoms.matches(check, trace["refused"]), f"{name}: trace said {trace['refused']}"
+        return
+    # exit 1 when the packet does not reach its destination; a lost reply reached it (exit 0), and the reason is
+    # in the reply's part
     lost = check.blamed_netns and not check.reply
     assert tr.returncode == (1 if lost else 0), f"{name}: trace exit {tr.returncode}\n{tr.stderr}"
     if check.blamed_netns:
         blamed = _blamed(trace)
-        if blamed is None and check.reply and trace["delivered"]:  # a refused TCP connection: the RST came back
-            blamed = {"netns": trace["dst"]["netns"], "reason": str(trace["reply"])}
         assert blamed is not None, f"{name}: trace blamed no hop: {trace.get('reply')}"
         assert blamed["netns"] == check.blamed_netns, f"{name}: trace blamed {blamed}"
         assert symptoms.matches(check, blamed["reason"]), f"{name}: trace said {blamed['reason']}"
         assert (trace["lost"] is None) == check.reply, f"{name}: request/reply side: {blamed}"
-    else:  # the fact is in what trace says about the reply (a refused connection, no DNS answer)
+    else:  # the fact is in what trace says about the reply (no DNS answer)
         assert symptoms.matches(check, json.dumps(trace.get("reply"))), trace.get("reply")
 
 

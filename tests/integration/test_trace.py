@@ -256,13 +256,45 @@ def test_capture_prints_vxlan_decoded_frames_and_writes_pcaps(labs, tmp_path):
     assert all("ICMP" in f["summary"] for f in js["frames"])
 
 
-def test_trace_udp_without_a_server_reports_the_icmp_error(labs):
+def test_a_port_nothing_serves_refuses_the_packet_and_the_trace_says_refused(labs):
+    """Delivered to the pod, refused there: an ICMP port unreachable (UDP) or a reset (TCP) came back. The trace
+    says REFUSED with what is bound on that port, as the kernel's own `ss` lists it, and exits 1 (it said
+    "delivered", exit 0, before)."""
     lab = labs.name("tr")
     labs.up(two_node_topology(lab, pods_per_node=1))
-    d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp", "--port", "9999")
-    assert d["delivered"] and not d["reply_received"]
+    ns = f"{lab}-fedora-2"
+    bound = in_netns(ns, "ss", "-Htuln", check=True).stdout
+    assert ":9999 " not in bound and ":8080 " in bound, bound  # the echo server's port alone
+    proc = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--proto", "udp", "--port", "9999", "-o", "json",
+                  check=False, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["delivered"] and not d["reply_received"] and d["lost"] is None
+    assert d["refused"].startswith(f"no socket is bound to udp port 9999 in {ns}; its kernel answered with an "
+                                   "ICMP port unreachable"), d["refused"]
     assert d["reply_lost"]["reason"].startswith("fedora-2 sent no reply")
     assert any(e["text"] == "destination unreachable: port unreachable" for e in d["icmp_errors"])
+    proc = netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--proto", "tcp", "--port", "9999", check=False,
+                  timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"result: REFUSED by fedora-2 (TTL 62 on arrival): no socket listens on tcp port 9999 in {ns}; its " \
+           "kernel answered with a TCP reset" in proc.stdout, proc.stdout
+    # A server bound to the pod's loopback alone: the reason names it.
+    server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c",
+                               "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 9998)); s.listen(); "
+                               "time.sleep(60)"])
+    try:
+        deadline = time.monotonic() + 10
+        while ":9998 " not in in_netns(ns, "ss", "-Htln").stdout:
+            assert time.monotonic() < deadline and server.poll() is None, "the loopback server did not listen"
+            time.sleep(0.05)
+        d = json.loads(netlab("trace", "--lab", lab, "fedora-1", "fedora-2", "--port", "9998", "-o", "json",
+                              check=False, timeout=60).stdout)
+        assert d["refused"].startswith(f"tcp port 9998 in {ns} is bound to 127.0.0.1:9998 only, not to "
+                                       "10.244.1.3"), d["refused"]
+    finally:
+        server.kill()
+        server.wait(timeout=10)
     # Without --port: the pod's echo server, which answers UDP on its TCP port too (it said "no UDP port").
     d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp")
     assert d["dst"]["port"] == 8080 and d["delivered"] and d["reply_received"], d

@@ -1,0 +1,35 @@
+"""A packet that reached its destination, which refused it: why, from the sockets bound there.
+
+The walk ends at the namespace whose address the packet carries (after any
+DNAT): the routing delivered it. What that host does with it is the
+transport's business. A TCP SYN to a port nothing listens on is answered with
+a reset, a UDP datagram to a port nothing is bound to with an ICMP port
+unreachable, and the sender's socket reports "connection refused" for both.
+The packet arrived, the flow failed: ``trace`` says REFUSED and exits 1.
+
+Which sockets the destination has on that port (kernel/sockdiag.py, what
+``ss -ltun`` lists) tell the usual story, "nothing listens there", from the
+rarer ones: a server bound to another address only (``127.0.0.1``), or one that
+listens although the packet was refused (then a rule of the destination's own
+firewall rejected it before the socket saw it).
+"""
+
+from __future__ import annotations
+
+from netlab.kernel.sockdiag import Bound, on_port
+
+
+def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound]) -> str:
+    """Why ``netns`` refused a ``proto`` packet to ``address:port``, given the sockets bound there."""
+    answer = "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
+    there = on_port(sockets, port)
+    show = f"ip netns exec {netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"
+    if not there:
+        verb = "listens on" if proto == "tcp" else "is bound to"
+        return f"no socket {verb} {proto} port {port} in {netns}; its kernel answered with {answer} ({show})"
+    bound = ", ".join(s.text() for s in there)
+    if not any(s.takes(address) for s in there):
+        return (f"{proto} port {port} in {netns} is bound to {bound} only, not to {address}; its kernel answered "
+                f"with {answer} ({show})")
+    return (f"{proto} port {port} has a socket in {netns} ({bound}), yet {answer} came back: a rule of that "
+            f"namespace's own firewall may reject it (ip netns exec {netns} iptables-save -c)")
