@@ -88,15 +88,18 @@ def parse_answer(body: bytes) -> Bound | None:
     return Bound(family, address, sport, state, v6only)
 
 
-def bound(conn: netlink.Conn, proto: str) -> list[Bound]:
+def bound(conn: netlink.Conn, proto: str) -> list[Bound] | None:
     """The ``proto`` sockets bound in the namespace ``conn`` was opened in (a NETLINK_SOCK_DIAG Conn): TCP's
-    listening, UDP's all, IPv4 and IPv6."""
+    listening, UDP's all, IPv4 and IPv6. None when the kernel cannot list IPv4's (no inet_diag, or no
+    tcp_diag/udp_diag, a module not loaded): nothing is known then."""
     out: list[Bound] = []
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             msgs = conn.dump(f"the {proto} sockets (sock_diag)", dump_request(family, proto))
         except netlink.NetlinkError:
-            continue  # no IPv6 in this kernel, or no diag module for it: nothing bound there to list
+            if family == socket.AF_INET:
+                return None
+            continue  # a kernel without IPv6: no IPv6 socket to list
         out += [b for b in (parse_answer(m.body) for m in msgs) if b is not None]
     return out
 

@@ -19,11 +19,15 @@ from __future__ import annotations
 from netlab.kernel.sockdiag import Bound, on_port
 
 
-def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound]) -> str:
-    """Why ``netns`` refused a ``proto`` packet to ``address:port``, given the sockets bound there."""
+def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound] | None) -> str:
+    """Why ``netns`` refused a ``proto`` packet to ``address:port``, given the sockets bound there (None: this
+    kernel could not list them)."""
     answer = "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
-    there = on_port(sockets, port)
     show = f"ip netns exec {netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"
+    if sockets is None:
+        return (f"{netns} answered {proto} port {port} with {answer}, as a kernel does when nothing listens there "
+                f"(this kernel cannot list its sockets to netlab: {show})")
+    there = on_port(sockets, port)
     if not there:
         verb = "listens on" if proto == "tcp" else "is bound to"
         return f"no socket {verb} {proto} port {port} in {netns}; its kernel answered with {answer} ({show})"

@@ -141,8 +141,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply",
                         size=size + 28 if size else 0)
         # The destination's kernel refused the packet (a reset, a port unreachable): the sockets it has.
-        bound = kernel.sockets(fwd.end_netns, proto) \
-            if sent.refused and fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns else None
+        refused = sent.refused and fwd.outcome == "delivered" and fwd.final is not None and bool(fwd.end_netns)
+        bound = kernel.sockets(fwd.end_netns, proto) if refused and fwd.end_netns else None
         # the nodes whose bridge switches frames past iptables, and so past the policies' rules
         unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
         # the source the load balancer's masquerade gives an internet host's packet for a LoadBalancer
@@ -199,7 +199,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     number(result)
     result.repair = repair if repair is not None else repair_command(lab.name)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer)
-    if bound is not None and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
+    if refused and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, fwd.end_netns or "", fwd.final.dst, fwd.final.dport, bound)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))

@@ -63,6 +63,29 @@ def test_the_reason_says_nothing_listens_another_address_or_a_rule():
     assert local.startswith("tcp port 9998 in demo-fedora-2 is bound to 127.0.0.1:9998 only, not to 10.244.1.3")
     rule = refusal.reason("tcp", ns, "10.244.1.3", 8080, [Bound(socket.AF_INET, "0.0.0.0", 8080, 10)])
     assert "has a socket in demo-fedora-2 (0.0.0.0:8080)" in rule and "iptables-save" in rule
+    # A kernel that cannot list its sockets (no inet_diag): the reset said, nothing claimed about the sockets.
+    unknown = refusal.reason("tcp", ns, "10.244.1.3", 9999, None)
+    assert unknown.startswith("demo-fedora-2 answered tcp port 9999 with a TCP reset") and "no socket" not in unknown
+
+
+class Refusing:
+    """A NETLINK_SOCK_DIAG connection whose kernel answers a dump of ``refused`` families with an error."""
+
+    def __init__(self, refused: set[int], answers: list[bytes]):
+        self.refused, self.answers = refused, answers
+
+    def dump(self, what: str, msg: bytes) -> list[netlink.Msg]:
+        family = msg[16]
+        if family in self.refused:
+            raise netlink.NetlinkError(2, what)
+        return [netlink.Msg(0, 0, 0, a) for a in self.answers if a[0] == family]
+
+
+def test_a_kernel_that_cannot_list_ipv4_sockets_says_nothing_and_one_without_ipv6_lists_ipv4():
+    v4 = answer(socket.AF_INET, 10, "0.0.0.0", 8080)
+    assert sockdiag.bound(Refusing({socket.AF_INET}, [v4]), "tcp") is None  # type: ignore[arg-type]
+    assert sockdiag.bound(Refusing({socket.AF_INET6}, [v4]), "tcp") == [  # type: ignore[arg-type]
+        Bound(socket.AF_INET, "0.0.0.0", 8080, 10)]
 
 
 def test_a_refused_packet_is_delivered_yet_not_ok_and_says_so(world):  # noqa: F811
