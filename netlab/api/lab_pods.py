@@ -35,7 +35,7 @@ class PodActions:
     def inspect(self, name: str, sections: Collection[str] | None = None) -> R.Inspection:
         """What the tutorials show for a pod, node or host, read from the kernel (``netlab inspect``).
 
-        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, sysctls,
+        ``sections``: some of links, addrs, routes, neigh, fdb, bridge, sockets, sysctls,
         iptables, nftables, conntrack, cni, files, or the result's keys for them
         (addresses, neighbours, bridge_ports) (default: all, with conntrack counted;
         asked for by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to

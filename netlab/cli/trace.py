@@ -282,8 +282,8 @@ def _inspect_sections(ctx: click.Context, param: click.Parameter, value: tuple[s
 @click.option("-s", "--section", "sections", multiple=True, callback=_inspect_sections,
               shell_complete=complete_comma_separated(INSPECT_SECTIONS),
               metavar="SECTION[,SECTION]",
-              help="Only these sections (links, addrs, routes, neigh, fdb, bridge, iptables, nftables, conntrack, "
-                   "files), and sysctls, cni (a CNI pod's result); addresses, neighbours and bridge_ports, the keys "
+              help="Only these sections (links, addrs, routes, neigh, fdb, bridge, sockets, iptables, nftables, "
+                   "conntrack, files), and sysctls, cni (a CNI pod's result); addresses, neighbours and bridge_ports, the keys "
                    "of -o json, are addrs, neigh and bridge. Repeatable or comma-separated. "
                    "Default: all, with conntrack counted; `--section conntrack` lists its entries.")
 @output_option("text", "json")
@@ -293,7 +293,8 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections:
 
     Links in the `ip -br` style with their veth peers, addresses, routes,
     neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
-    bridge ports, the lab's iptables chains with their packet counters, the
+    bridge ports, the sockets that listen (TCP) or are bound (UDP), as
+    `ss -ltun` lists them, the lab's iptables chains with their packet counters, the
     lab's nftables tables as nft lists them (kube-proxy's `table ip kube-proxy`
     on a node of a lab in nftables mode: service-ips map, service and
     endpoint chains, counters where a rule has one), and conntrack: counted
@@ -361,6 +362,11 @@ def render_inspect(d: dict[str, Any]) -> str:
         section("bridge ports", f"bridge -n {ns} -d link",
                 [f"{p['port']} master {p['bridge']} state {p['state']}" + (" hairpin on" if p["hairpin"] else "")
                  for p in d["bridge_ports"]])
+    if "sockets" in d:
+        socks = [f"{s['proto']}  {s['state']:<7} {s['text']}" for s in d["sockets"]]
+        if "sockets" in (d.get("unreadable") or {}):
+            socks = [f"(cannot read: {d['unreadable']['sockets']})"]
+        section("sockets (TCP listening, UDP bound)", f"ip netns exec {ns} ss -ltun", socks)
     if "sysctls" in d:
         section("sysctls", f"ip netns exec {ns} sysctl net.ipv4.ip_forward ...",
                 [f"{k} = {v}" for k, v in d["sysctls"].items() if v is not None])

@@ -25,6 +25,10 @@ NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
 INET_DIAG_SKV6ONLY = 11
 TCP_LISTEN = 10
+# The TCP states by number (include/net/tcp_states.h) as ss names them; a bound, unconnected UDP socket is CLOSE,
+# which ss shows as UNCONN.
+STATE_NAMES = {1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
+               7: "UNCONN", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING"}
 ALL_STATES = 0xFFFFFFFF
 PROTOCOLS = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 # inet_diag_req_v2: family, protocol, ext, pad, states; then inet_diag_sockid: sport, dport (big-endian), src[16],
@@ -58,8 +62,15 @@ class Bound:
         return addr == ipaddress.IPv6Address("::") or (addr.ipv4_mapped is not None and str(addr.ipv4_mapped) == dst)
 
     def text(self) -> str:
-        host = f"[{self.address}]" if self.family == socket.AF_INET6 else self.address
-        return f"{host}:{self.port}"
+        """As ss prints it: ``0.0.0.0:80``, ``[::1]:80``, and ``*:80`` for an IPv6 socket on ``::`` that takes
+        IPv4 too."""
+        if self.family == socket.AF_INET:
+            return f"{self.address}:{self.port}"
+        return f"*:{self.port}" if self.address == "::" and not self.v6only else f"[{self.address}]:{self.port}"
+
+    @property
+    def state_name(self) -> str:
+        return STATE_NAMES.get(self.state, str(self.state))
 
 
 def dump_request(family: int, proto: str) -> bytes:

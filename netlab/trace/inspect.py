@@ -3,7 +3,8 @@
 Links with their veth peers (from the lab's plan: the kernel only knows a
 peer's ifindex in another namespace), addresses, the main routing table,
 neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
-bridge ports, the sysctls that decide forwarding, the lab's own iptables
+bridge ports, the sockets that listen (TCP) or are bound (UDP), as ``ss -ltun``
+lists them (the kernel's sock_diag: what answers a packet there), the sysctls that decide forwarding, the lab's own iptables
 chains with their packet counters, the lab's nftables tables (kube-proxy's
 ``ip kube-proxy`` on a node in nftables mode), and conntrack: counted by
 protocol, state and NAT, each entry only when asked for (a node behind a busy
@@ -44,10 +45,12 @@ def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | N
     data: dict[str, Any] = {"netns": netns, "what": lab.where(netns) if lab else netns}
     if want & {"links", "addrs", "routes", "neigh", "fdb", "bridge"}:
         data.update(_links_and_tables(netns, lab, want))
+    unreadable: dict[str, str] = {}
+    if "sockets" in want:
+        data["sockets"] = _sockets(netns, unreadable)
     if "sysctls" in want:
         with nsmod.entered(netns):
             data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
-    unreadable: dict[str, str] = {}
     if "iptables" in want:
         data["iptables"] = _readable("iptables", lambda: lab_iptables(netns), unreadable)
     if "nftables" in want:
@@ -57,6 +60,20 @@ def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | N
     if "conntrack" in want:
         data["conntrack"] = conntrack_view(netns, entries=sections is not None)
     return data
+
+
+def _sockets(netns: str, unreadable: dict[str, str]) -> list[dict[str, Any]]:
+    """TCP's listening sockets and UDP's bound ones (``ss -ltun``): what answers a packet to this namespace."""
+    out: list[dict[str, Any]] = []
+    with LiveKernel() as k:
+        for proto in ("tcp", "udp"):
+            bound = k.sockets(netns, proto)
+            if bound is None:
+                unreadable["sockets"] = "this kernel cannot list its sockets (no inet_diag)"
+                return []
+            out += [{"proto": proto, "state": s.state_name, "address": s.address, "port": s.port,
+                     "text": s.text()} for s in sorted(bound, key=lambda s: (s.port, s.family, s.address))]
+    return out
 
 
 def _readable(section: str, read: Callable[[], dict[str, Any]], unreadable: dict[str, str]) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 # What is read from the kernel: name -> the key of the data it fills (and of inspect -o json), in the order shown.
 SECTIONS = {"links": "links", "addrs": "addresses", "routes": "routes", "neigh": "neighbours", "fdb": "fdb",
-            "bridge": "bridge_ports", "sysctls": "sysctls", "iptables": "iptables", "nftables": "nftables",
-            "conntrack": "conntrack"}
+            "bridge": "bridge_ports", "sockets": "sockets", "sysctls": "sysctls", "iptables": "iptables",
+            "nftables": "nftables", "conntrack": "conntrack"}
 
 # netlab inspect's sections: the kernel's, a CNI pod's result, and a node's files (kept in the lab's state directory)
 INSPECT_SECTIONS = (*SECTIONS, "cni", "files")

@@ -201,8 +201,17 @@ def test_inspect_json_has_links_addresses_routes_neighbours_fdb(labs):
     eth0 = next(link for link in pod["links"] if link["name"] == "eth0")
     assert eth0["peer"]["netns"] == f"{lab}-minikube" and eth0["addresses"] == ["10.244.0.2/24"]
     assert any(r["text"].startswith("default via 10.244.0.1 dev eth0") for r in pod["routes"])
+    # What listens there, as the kernel's own `ss` lists it: the echo server's TCP and UDP 8080 in the pod, the
+    # VXLAN device's UDP 8472 in the node.
+    for name, netns, view in (("fedora-1", f"{lab}-fedora-1", pod), ("minikube", f"{lab}-minikube", node)):
+        ss = in_netns(netns, "ss", "-Htuln", check=True).stdout.split("\n")
+        kernel_view = sorted((line.split()[0], line.split()[1], line.split()[4]) for line in ss if line.strip())
+        ours = sorted((s["proto"], s["state"], s["text"]) for s in view["sockets"])
+        assert ours == kernel_view and ours, name
+    assert ("tcp", "LISTEN", "0.0.0.0:8080") in [(s["proto"], s["state"], s["text"]) for s in pod["sockets"]]
     text = netlab("inspect", "--lab", lab, "minikube").stdout
-    for heading in ("links", "addresses", "routes", "neighbours", "fdb", "bridge ports", "iptables", "conntrack"):
+    for heading in ("links", "addresses", "routes", "neighbours", "fdb", "bridge ports", "sockets", "iptables",
+                    "conntrack"):
         assert f"\n{heading}" in "\n" + text, heading
     assert f"$ bridge -n {lab}-minikube fdb show" in text
 

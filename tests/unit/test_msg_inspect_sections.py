@@ -83,3 +83,26 @@ def test_keys_read_their_sections(monkeypatch):
     monkeypatch.setattr(tinspect, "_links_and_tables", tables)
     tinspect.inspect("x-n1", None, ["addresses", "neighbours", "bridge_ports"])
     assert asked == [{"addrs", "neigh", "bridge"}]
+
+
+def test_the_sockets_section_reads_the_kernels_sockets_alone_and_says_when_it_cannot(monkeypatch):
+    """-s sockets: TCP's listening and UDP's bound sockets from sock_diag (no link dump), as ss lists them; a
+    kernel that cannot list them leaves the section empty and says why."""
+    from netlab.kernel.sockdiag import Bound
+    from netlab.trace.kernel import LiveKernel
+
+    answers: dict[str, list[Bound] | None] = {"tcp": [Bound(2, "0.0.0.0", 8080, 10)], "udp": [Bound(2, "0.0.0.0",
+                                                                                                   8472, 7)]}
+    monkeypatch.setattr(LiveKernel, "sockets", lambda self, netns, proto: answers[proto])
+    monkeypatch.setattr(tinspect, "_links_and_tables", lambda *a: pytest.fail("no netlink dump wanted"))
+    data = tinspect.inspect("x-n1", None, ["sockets"])
+    assert data["sockets"] == [
+        {"proto": "tcp", "state": "LISTEN", "address": "0.0.0.0", "port": 8080, "text": "0.0.0.0:8080"},
+        {"proto": "udp", "state": "UNCONN", "address": "0.0.0.0", "port": 8472, "text": "0.0.0.0:8472"}]
+    text = render_inspect({"lab": "x", "name": "n1", **data})
+    assert "sockets (TCP listening, UDP bound)   $ ip netns exec x-n1 ss -ltun" in text
+    assert "  tcp  LISTEN  0.0.0.0:8080" in text and "  udp  UNCONN  0.0.0.0:8472" in text
+    answers["udp"] = None
+    data = tinspect.inspect("x-n1", None, ["sockets"])
+    assert data["sockets"] == [] and "no inet_diag" in data["unreadable"]["sockets"]
+    assert "(cannot read: this kernel cannot list its sockets" in render_inspect({"lab": "x", "name": "n1", **data})

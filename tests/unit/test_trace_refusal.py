@@ -39,6 +39,10 @@ def test_answers_parse_to_the_bound_address_and_port():
     assert v4 == Bound(socket.AF_INET, "10.244.1.3", 8080, 10) and v4.text() == "10.244.1.3:8080"
     v6 = sockdiag.parse_answer(answer(socket.AF_INET6, 10, "::", 53, v6only=True))
     assert v6 == Bound(socket.AF_INET6, "::", 53, 10, True) and v6.text() == "[::]:53"
+    both = sockdiag.parse_answer(answer(socket.AF_INET6, 10, "::", 53, v6only=False))
+    assert both is not None and both.text() == "*:53" and both.state_name == "LISTEN"  # as ss prints them
+    udp = sockdiag.parse_answer(answer(socket.AF_INET, 7, "0.0.0.0", 8080))
+    assert udp is not None and udp.state_name == "UNCONN"
     assert sockdiag.parse_answer(answer(socket.AF_INET, 10, "0.0.0.0", 80)[:40]) is None  # cut short
 
 
