@@ -23,7 +23,7 @@ def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound]
     """Why ``netns`` refused a ``proto`` packet to ``address:port``, given the sockets bound there (None: this
     kernel could not list them)."""
     answer = "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
-    show = f"ip netns exec {netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"  # netlab inspect NAME -s sockets too
+    show = f"ip netns exec {netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"
     if sockets is None:
         return (f"{netns} answered {proto} port {port} with {answer}, as a kernel does when nothing listens there "
                 f"(this kernel cannot list its sockets to netlab: {show})")
