@@ -194,6 +194,7 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
 def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
     """ClusterIPs: .1 is the "kubernetes" Service in a real cluster; allocation starts at .10."""
     scidr = topo.cluster.service_cidr
+    api_ip = scidr.network_address + 1
     svc_used: dict[IPv4Address, str] = {}
     for i, svc in enumerate(topo.services):
         if not isinstance(svc.cluster_ip, IPv4Address):  # allocated below, or headless (none)
@@ -202,6 +203,12 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
         if svc.cluster_ip not in scidr or svc.cluster_ip in (scidr.network_address, scidr.broadcast_address):
             out.append((loc, f"{svc.cluster_ip} is not a host address of cluster.serviceCIDR {scidr}; "
                              "pick one inside it or leave clusterIP out"))
+        elif svc.cluster_ip == api_ip and (svc.namespace, svc.name) != ("default", "kubernetes"):
+            # The API server's own Service holds it in every cluster, from the start: asked for later, the
+            # allocator refuses it ("provided IP is already allocated").
+            out.append((loc, f"{svc.cluster_ip} is allocated to the API server's Service default/kubernetes, "
+                             "which every cluster gives the first address of cluster.serviceCIDR (a cluster refuses "
+                             "it: provided IP is already allocated); pick another or leave clusterIP out"))
         elif svc.cluster_ip in svc_used:
             out.append((loc, f"{svc.cluster_ip} is already used by {svc_used[svc.cluster_ip]}; "
                              "pick another or leave clusterIP out"))

@@ -19,9 +19,11 @@ is another object, with a ClusterIP of its own beside the add-on's). It is:
   it (that also gives ``netlab logs kube-dns``, where ``--log-queries`` shows
   every query, ``auth[A] web.default.svc.cluster.local from 10.244.0.3``);
 - Service ``kube-system/kube-dns``, ports 53/UDP and 53/TCP, ClusterIP the
-  10th address of the service CIDR (10.96.0.10, as kubeadm picks) unless a
-  user's Service holds it explicitly (the add-on's is explicit, so a user's
-  Service without ``clusterIP`` gets the next free one).
+  10th address of the service CIDR (10.96.0.10, as kubeadm picks). A cluster
+  made it before any user's Service, so a user's Service that asks for that
+  address is refused, as the API server refuses it ("provided IP is already
+  allocated"); one without ``clusterIP`` gets the next free one. A service
+  CIDR too small to have a 10th address gives it the lowest free one.
 
 A node, pod or internet host named ``kube-dns`` would be the add-on pod's
 network namespace ``<lab>-kube-dns`` (they share namespace names): refused,
@@ -306,8 +308,8 @@ def add_cluster_dns(topo: Topology, addressing: Addressing | None = None
 
     ``addressing``: the topology's own, when the caller has it. The pod goes on
     the first node with room, like a scheduler filling nodes in order; the
-    Service gets the 10th address of the service CIDR unless a user's Service
-    holds it, then the lowest free one. Everything is decided from one
+    Service gets the 10th address of the service CIDR (a user's Service that asks for it is refused), or in a
+    CIDR too small for that the lowest free one. Everything is decided from one
     allocation, and checked by a second one of the result.
     """
     if not needs_cluster_dns(topo):
@@ -344,6 +346,15 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
     scidr = topo.cluster.service_cidr
     wanted_ip = scidr.network_address + DNS_IP_OFFSET
     taken = {s.cluster_ip for s in topo.services if isinstance(s.cluster_ip, IPv4Address)}
+    if wanted_ip in taken and scidr.num_addresses > DNS_IP_OFFSET + 1:
+        # A cluster made the DNS Service with this address before any user's Service; asking for it later is
+        # refused by the API server's allocator ("provided IP is already allocated").
+        i = next(i for i, s in enumerate(topo.services) if s.cluster_ip == wanted_ip)
+        return topo, None, [(("services", i, "clusterIP"),
+                             f"{wanted_ip} is allocated to the cluster DNS Service {DNS_NAMESPACE}/{DNS_NAME}, which "
+                             "netlab adds to a lab with Services at the service CIDR's 10th address, as kubeadm does "
+                             "(a cluster refuses it: provided IP is already allocated); pick another or leave "
+                             f"clusterIP out, or declare your own Service {DNS_NAMESPACE}/{DNS_NAME}")]
     svc = Service.model_validate({
         "name": DNS_NAME, "namespace": DNS_NAMESPACE, "selector": dict(DNS_LABELS),
         **({"clusterIP": str(wanted_ip)}

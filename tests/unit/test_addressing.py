@@ -145,7 +145,7 @@ def test_addresses_and_macs_do_not_depend_on_the_process(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("name: seed\nnodes: [{name: a}, {name: b, podCIDR: 10.244.7.0/24}, {name: c}]\n"
                     "pods: [" + ", ".join(f"{{name: p{i}, node: {'abc'[i % 3]}}}" for i in range(12)) + "]\n"
-                    "services: [{name: s, ports: [{port: 80}]}, {name: t, clusterIP: 10.96.0.10, ports: [{port: 80}]}]\n")
+                    "services: [{name: s, ports: [{port: 80}]}, {name: t, clusterIP: 10.96.0.20, ports: [{port: 80}]}]\n")
     outputs = []
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
@@ -153,9 +153,9 @@ def test_addresses_and_macs_do_not_depend_on_the_process(tmp_path):
                               check=True)
         outputs.append(json.loads(proc.stdout))
     assert outputs[0] == outputs[1]
-    # (kube-dns is added to every lab with Services; 10.96.0.10 is taken here, so it is allocated)
-    assert outputs[0]["services"] == {"default/s": "10.96.0.11", "default/t": "10.96.0.10",
-                                      "kube-system/kube-dns": "10.96.0.12"}
+    # (kube-dns is added to every lab with Services, at the 10th address)
+    assert outputs[0]["services"] == {"default/s": "10.96.0.11", "default/t": "10.96.0.20",
+                                      "kube-system/kube-dns": "10.96.0.10"}
 
 
 def test_macs_are_locally_administered_unicast_and_distinct():

@@ -109,8 +109,50 @@ def test_kubernetes_service_unless_the_topology_has_one_or_its_address_is_taken(
     own = TOPO.replace("  - {name: web-np,", "  - {name: kubernetes, clusterIP: 10.96.0.7, ports: [{port: 443}]}\n"
                                              "  - {name: web-np,")
     assert [r for r in opts(own) if r.startswith(api)] == [f"{api},10.96.0.7"]
-    taken = TOPO.replace("clusterIP: 10.96.0.22", "clusterIP: 10.96.0.1")
-    assert not [r for r in opts(taken) if r.startswith(api)]
+
+
+def test_the_api_servers_and_the_dns_services_addresses_are_refused_to_other_services(tmp_path):
+    """A cluster made default/kubernetes (the service CIDR's first address) and kube-system/kube-dns (kubeadm:
+    the 10th) before any user's Service: one asking for either address later is refused by the API server's
+    allocator, so validation refuses it, naming the file, line and field. (The DNS Service moved to the next
+    free address, and kubernetes.default lost its record.)"""
+    from netlab.errors import TopologyError
+    from netlab.model.load import load_topology
+    import pytest
+
+    def refusal(text: str) -> str:
+        path = tmp_path / "t.yaml"
+        path.write_text(text)
+        with pytest.raises(TopologyError) as exc:
+            load_topology(str(path))
+        return str(exc.value)
+
+    text = ("name: d\nnodes: [{name: n1}]\npods: [{name: web-1, node: n1, labels: {app: web}}]\nservices:\n"
+            "  - {name: a, selector: {app: web}, ports: [{port: 80}]}\n"
+            "  - name: b\n    selector: {app: web}\n    clusterIP: 10.96.0.30\n    ports: [{port: 80}]\n")
+    api = refusal(text.replace("10.96.0.30", "10.96.0.1"))
+    assert api.startswith(f"{tmp_path}/t.yaml:8: services[1].clusterIP: 10.96.0.1 is allocated to the API server's "
+                          "Service default/kubernetes"), api
+    assert "provided IP is already allocated" in api
+    kube_dns = refusal(text.replace("10.96.0.30", "10.96.0.10"))
+    assert kube_dns.startswith(f"{tmp_path}/t.yaml:8: services[1].clusterIP: 10.96.0.10 is allocated to the "
+                               "cluster DNS Service kube-system/kube-dns"), kube_dns
+    path = tmp_path / "fine.yaml"
+    path.write_text(text)
+    assert [str(s.cluster_ip) for s in load_topology(str(path)).services if s.name == "b"] == ["10.96.0.30"]
+    # default/kubernetes itself takes the first address; with the user's own kube-system/kube-dns elsewhere, the
+    # 10th is anyone's.
+    mine = TOPO.replace("  - {name: web-np,", "  - {name: kubernetes, clusterIP: 10.96.0.1, ports: [{port: 443}]}\n"
+                                              "  - {name: web-np,")
+    assert [r for r in opts(mine) if r.startswith("kubernetes.default")] == [
+        "kubernetes.default.svc.cluster.local,10.96.0.1"]
+    path = tmp_path / "own.yaml"
+    path.write_text("name: d\nnodes: [{name: n1}]\npods: [{name: web-1, node: n1, labels: {app: web}}]\nservices:\n"
+                    "  - {name: kube-dns, namespace: kube-system, clusterIP: 10.96.0.53, selector: {app: web}, "
+                    "ports: [{port: 53, protocol: UDP}]}\n"
+                    "  - {name: web, clusterIP: 10.96.0.10, selector: {app: web}, ports: [{port: 80}]}\n")
+    assert {s.name: str(s.cluster_ip) for s in load_topology(str(path)).services} == {
+        "kube-dns": "10.96.0.53", "web": "10.96.0.10"}
 
 
 def test_records_of_other_cidrs():
