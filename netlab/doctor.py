@@ -81,6 +81,7 @@ KERNEL_MODULE = {
     "br_netfilter": ("br_netfilter", "CONFIG_BRIDGE_NETFILTER"),
     "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
     "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
+    "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
     **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
 }
 # Where the module comes from, or what loading it does besides.
@@ -100,6 +101,7 @@ WHY = {
     "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables); tests and learners "
            "run it too",
     "tcpdump": "netlab itself does not run it; learners and tests do",
+    "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
 }
 BR_NETFILTER_DIR = "/proc/sys/net/bridge"

@@ -14,7 +14,8 @@ from netlab.kernel import features
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
-KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem")
+KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem",
+          "sock_diag")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-dir",
@@ -27,7 +28,7 @@ EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptab
                        "dnsmasq", "state-space", "nft", "cni-plugins"}
 # Checks `netlab up` never gates on: advice (a full disk fails the run itself, which rolls back).
 ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-space", "htb",
-            "tcpdump"}
+            "tcpdump", "sock_diag"}
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},

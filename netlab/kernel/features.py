@@ -36,7 +36,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, tc, testhooks
+from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, sockdiag, tc, testhooks
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
@@ -60,7 +60,9 @@ QDISCS: dict[str, Callable[[], bytes]] = {
     "netem": lambda: tc.netem_options(0),
 }
 NETFILTER = ("nf_tables", "conntrack")
-FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(QDISCS) + NETFILTER
+# The kernel's socket dumps (ss's source): trace says what listens where a packet was refused, inspect lists it.
+SOCK_DIAG = "sock_diag"
+FEATURES = ("netns",) + tuple(LINK_KINDS) + tuple(QDISCS) + NETFILTER + (SOCK_DIAG,)
 # The modules the kernel would load on demand for each feature (as modprobe names them).
 MODULES: dict[str, tuple[str, ...]] = {
     "veth": ("veth",),
@@ -71,6 +73,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     "netem": ("sch_netem",),
     "nf_tables": ("nfnetlink", "nf_tables"),
     "conntrack": ("nfnetlink", "nf_conntrack", "nf_conntrack_netlink"),
+    SOCK_DIAG: ("inet_diag", "tcp_diag", "udp_diag"),
 }
 
 
@@ -267,6 +270,8 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
         for name in NETFILTER:
             if name in tried:
                 probe.features[name] = _probe_netfilter(name)
+        if SOCK_DIAG in tried:
+            probe.features[SOCK_DIAG] = _probe_sock_diag()
         for name, argv in (commands or {}).items():
             try:
                 proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
@@ -330,6 +335,19 @@ def _probe_netfilter(name: str) -> Feature:
         return Feature(name, False, f"the kernel refused the netlink request ({_errno_text(exc.errno)})")
     except OSError as exc:
         return Feature(name, False, f"no netfilter netlink socket ({_errno_text(exc.errno or 0)})")
+
+
+def _probe_sock_diag() -> Feature:
+    """Ask for the TCP and UDP sockets over NETLINK_SOCK_DIAG (netlab's codec), as ss does."""
+    try:
+        with netlink.Conn(sockdiag.NETLINK_SOCK_DIAG) as conn:
+            missing = [proto for proto in ("tcp", "udp") if sockdiag.bound(conn, proto) is None]
+    except OSError as exc:
+        return Feature(SOCK_DIAG, False, f"no sock_diag netlink socket ({_errno_text(exc.errno or 0)})")
+    if missing:
+        return Feature(SOCK_DIAG, False, f"the kernel lists no {' and no '.join(p.upper() for p in missing)} "
+                                         "sockets over sock_diag")
+    return Feature(SOCK_DIAG, True, "TCP and UDP sockets listed over sock_diag in a throwaway namespace")
 
 
 # --- the host, read-only ------------------------------------------------------------------------

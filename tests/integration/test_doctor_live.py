@@ -75,6 +75,11 @@ def test_doctor_on_this_machine():
             assert netem[0].endswith("fix: boot a kernel with CONFIG_NET_SCH_NETEM (modprobe cannot help: this kernel "
                                      "was built without loadable module support (no /proc/modules))"), netem[0]
     assert (lines["kernel br_netfilter"]["status"] == "ok  ") == os.path.isdir("/proc/sys/net/bridge")
+    # sock_diag: ss in a fresh namespace lists its (no) TCP and UDP sockets when the kernel has the dumps
+    diag = lines["kernel sock_diag"]
+    if "not loaded" not in diag["detail"]:
+        ss = subprocess.run(["unshare", "-n", "ss", "-Htuln"], capture_output=True, text=True)
+        assert (diag["status"] == "ok  ") == (ss.returncode == 0 and not ss.stderr), (diag[0], ss.stderr)
     version = subprocess.run(["iptables-restore", "--version"], capture_output=True, text=True).stdout
     backend = "nft" if "(nf_tables)" in version else "legacy"
     assert lines["tool iptables-restore"]["detail"].endswith(f", {backend} backend")

@@ -437,3 +437,17 @@ def test_why_modprobe_cannot_help(tmp_path, monkeypatch):
     monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "absent"))
     assert features.module_unavailable("vxlan") == ("this kernel was built without loadable module support "
                                                     "(no /proc/modules)")
+
+
+def test_sock_diag_is_advice_its_probe_says_which_dump_the_kernel_lacks(monkeypatch):
+    """trace's word on a refused packet and inspect's sockets need the kernel's socket dumps; netlab runs
+    without them, so the doctor warns, naming what they are for, and never fails a lab for them."""
+    from netlab.kernel import sockdiag
+
+    assert "sock_diag" in doctor.ADVISORY and "sock_diag" in doctor.KERNEL
+    assert features._probe_sock_diag().available  # this kernel lists them (ss works, unprivileged too)
+    monkeypatch.setattr(sockdiag, "bound", lambda conn, proto: None if proto == "udp" else [])
+    fact = features._probe_sock_diag()
+    assert not fact.available and fact.detail == "the kernel lists no UDP sockets over sock_diag"
+    check = doctor._verdict("sock_diag", False, fact.detail, False, "modprobe inet_diag")
+    assert check.status == doctor.WARN and "needed only for trace to say what listens" in check.detail
