@@ -283,8 +283,8 @@ def _inspect_sections(ctx: click.Context, param: click.Parameter, value: tuple[s
               shell_complete=complete_comma_separated(INSPECT_SECTIONS),
               metavar="SECTION[,SECTION]",
               help="Only these sections (links, addrs, routes, neigh, fdb, bridge, sockets, iptables, nftables, "
-                   "conntrack, files), and sysctls, cni (a CNI pod's result); addresses, neighbours and bridge_ports, the keys "
-                   "of -o json, are addrs, neigh and bridge. Repeatable or comma-separated. "
+                   "conntrack, files), and sysctls, cni (a CNI pod's result); addresses, neighbours and "
+                   "bridge_ports, the keys of -o json, are addrs, neigh and bridge. Repeatable or comma-separated. "
                    "Default: all, with conntrack counted; `--section conntrack` lists its entries.")
 @output_option("text", "json")
 def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections: tuple[str, ...],

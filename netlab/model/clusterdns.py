@@ -189,8 +189,7 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     A Service's endpoints are the pods of its namespace its selector matches
     (model/lab.py's ``endpoints``, which kube-proxy's rules use), of at least one of its ports. The API
     server's Service ``default/kubernetes`` is added at the first address of
-    the service CIDR unless the topology has its own or a Service holds that
-    address.
+    the service CIDR unless the topology has its own (no other Service may hold that address: addressing.py).
     """
     services = []
     index = SelectorIndex(topo.pods, lambda p: p.labels, lambda p: p.namespace)

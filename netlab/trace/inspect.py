@@ -4,9 +4,10 @@ Links with their veth peers (from the lab's plan: the kernel only knows a
 peer's ifindex in another namespace), addresses, the main routing table,
 neighbours (ARP), FDB entries (VXLAN remote VTEPs, learned bridge MACs),
 bridge ports, the sockets that listen (TCP) or are bound (UDP), as ``ss -ltun``
-lists them (the kernel's sock_diag: what answers a packet there), the sysctls that decide forwarding, the lab's own iptables
-chains with their packet counters, the lab's nftables tables (kube-proxy's
-``ip kube-proxy`` on a node in nftables mode), and conntrack: counted by
+lists them (the kernel's sock_diag: what answers a packet there), the sysctls
+that decide forwarding, the lab's own iptables chains with their packet
+counters, the lab's nftables tables (kube-proxy's ``ip kube-proxy`` on a node
+in nftables mode), and conntrack: counted by
 protocol, state and NAT, each entry only when asked for (a node behind a busy
 Service holds hundreds). Each section of the text (cli/trace.py) names the
 command that shows the same.

@@ -145,7 +145,8 @@ def test_addresses_and_macs_do_not_depend_on_the_process(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("name: seed\nnodes: [{name: a}, {name: b, podCIDR: 10.244.7.0/24}, {name: c}]\n"
                     "pods: [" + ", ".join(f"{{name: p{i}, node: {'abc'[i % 3]}}}" for i in range(12)) + "]\n"
-                    "services: [{name: s, ports: [{port: 80}]}, {name: t, clusterIP: 10.96.0.20, ports: [{port: 80}]}]\n")
+                    "services: [{name: s, ports: [{port: 80}]}, "
+                    "{name: t, clusterIP: 10.96.0.20, ports: [{port: 80}]}]\n")
     outputs = []
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed)
