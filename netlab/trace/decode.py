@@ -165,8 +165,10 @@ def _decode_ip(pkt: bytes, d: Decoded, ports: tuple[int, ...], depth: int, quote
         sport, dport = struct.unpack("!HH", l4[0:4])
         body = l4[8:]
         if dport in ports and depth == 0 and not quoted and len(body) >= 8 + 14:
-            flags, vni_word = struct.unpack("!B3xI", body[0:8])
-            if flags & 0x08:
+            word, vni_word = struct.unpack("!II", body[0:8])
+            # RFC 7348's header as Linux's vxlan takes it: the I flag alone, the reserved bits zero (a datagram
+            # that is no VXLAN packet, a trace's own marker to the port, is dropped by the device, not unwrapped)
+            if word == 0x08000000 and not vni_word & 0xFF:
                 d.outer = {"src": src, "dst": dst, "sport": sport, "dport": dport, "vni": vni_word >> 8,
                            "ttl": pkt[8]}
                 inner = Decoded()

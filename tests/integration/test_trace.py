@@ -304,6 +304,13 @@ def test_a_port_nothing_serves_refuses_the_packet_and_the_trace_says_refused(lab
     finally:
         server.kill()
         server.wait(timeout=10)
+    # A datagram to a node's VXLAN port: its device's socket takes it (ss lists 8472 there) and drops what is no
+    # VXLAN packet, in silence. The marked datagram was taken for a VXLAN packet by the capture, and the trace
+    # said LOST at hop 1, "look at the firewall".
+    node = f"{lab}-minikube-m02"
+    assert ":8472 " in in_netns(node, "ss", "-Hlun", check=True).stdout
+    d = trace_json(lab, "fedora-1", "minikube-m02", "--proto", "udp", "--port", "8472")
+    assert d["delivered"] and d["lost"] is None and d["refused"] is None and not d["reply_received"], d["lost"]
     # Without --port: the pod's echo server, which answers UDP on its TCP port too (it said "no UDP port").
     d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp")
     assert d["dst"]["port"] == 8080 and d["delivered"] and d["reply_received"], d
