@@ -67,7 +67,7 @@ def _sockets(netns: str, unreadable: dict[str, str]) -> list[dict[str, Any]]:
     """TCP's listening sockets and UDP's bound ones (``ss -ltun``): what answers a packet to this namespace."""
     out: list[dict[str, Any]] = []
     with LiveKernel() as k:
-        for proto in ("tcp", "udp"):
+        for proto in ("udp", "tcp"):  # in ss's order
             bound = k.sockets(netns, proto)
             if bound is None:
                 unreadable["sockets"] = "this kernel cannot list its sockets (no inet_diag)"

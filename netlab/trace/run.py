@@ -143,6 +143,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         # The destination's kernel refused the packet (a reset, a port unreachable): the sockets it has.
         refused = sent.refused and fwd.outcome == "delivered" and fwd.final is not None and bool(fwd.end_netns)
         bound = kernel.sockets(fwd.end_netns, proto) if refused and fwd.end_netns else None
+        vtep = _vxlan_port_owner(kernel, fwd) if proto == "udp" else None
         # the nodes whose bridge switches frames past iptables, and so past the policies' rules
         unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
         # the source the load balancer's masquerade gives an internet host's packet for a LoadBalancer
@@ -179,6 +180,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                 why += f" ({sent.error})"
             elif question is not None:
                 why += f" (nothing answered the DNS query for {question}: is the DNS server running?)"
+            elif vtep is not None:
+                why += (f" (UDP {port} there is the VXLAN device {vtep}'s port: it takes only VXLAN packets, and "
+                        "dropped this datagram)")
             elif proto == "udp":
                 why += " (nothing answered the datagram: is a server listening on that port?)"
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
@@ -211,6 +215,15 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
+
+
+def _vxlan_port_owner(kernel: LiveKernel, fwd: Walk) -> str | None:
+    """The VXLAN device whose UDP port a delivered datagram went to: its socket takes every datagram to that
+    port, and drops what is no VXLAN packet (no reply, no ICMP error)."""
+    if fwd.outcome != "delivered" or fwd.final is None or not fwd.end_netns:
+        return None
+    return next((name for name, link in kernel.links(fwd.end_netns).items()
+                 if link.vxlan is not None and link.vxlan.port == fwd.final.dport), None)
 
 
 @contextlib.contextmanager

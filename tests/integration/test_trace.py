@@ -311,6 +311,8 @@ def test_a_port_nothing_serves_refuses_the_packet_and_the_trace_says_refused(lab
     assert ":8472 " in in_netns(node, "ss", "-Hlun", check=True).stdout
     d = trace_json(lab, "fedora-1", "minikube-m02", "--proto", "udp", "--port", "8472")
     assert d["delivered"] and d["lost"] is None and d["refused"] is None and not d["reply_received"], d["lost"]
+    assert d["reply_lost"]["reason"] == ("minikube-m02 sent no reply (UDP 8472 there is the VXLAN device flannel.1's "
+                                         "port: it takes only VXLAN packets, and dropped this datagram)"), d["reply_lost"]
     # Without --port: the pod's echo server, which answers UDP on its TCP port too (it said "no UDP port").
     d = trace_json(lab, "fedora-1", "fedora-2", "--proto", "udp")
     assert d["dst"]["port"] == 8080 and d["delivered"] and d["reply_received"], d
