@@ -58,6 +58,11 @@ class LinkFacts:
     port_state: str | None = None
 
 
+def vxlan_on_port(links: dict[str, LinkFacts], port: int | None) -> LinkFacts | None:
+    """The VXLAN device of a namespace that listens on this UDP port: its socket takes every datagram to it."""
+    return next((link for link in links.values() if link.vxlan is not None and link.vxlan.port == port), None)
+
+
 @dataclass(frozen=True)
 class RouteFacts:
     """An ``RTM_GETROUTE`` answer, plus the FIB entry it matched (``ip route get fibmatch``)."""

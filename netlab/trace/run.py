@@ -32,6 +32,7 @@ from netlab.plan import impair as plan_impair
 from netlab.probe import neighbours as nb
 from netlab.realize.state import repair_command
 from netlab.trace import nodeport, policy as tpolicy, refusal
+from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
 from netlab.trace.kernel import LiveKernel
@@ -136,14 +137,17 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             flow = Flow(proto, sent.src, dst.ip, sent.sport, port)
         fwd = walk(kernel, lm, src.netns, flow, size=size + 28 if size else 0)  # + IP and ICMP headers
         back: Walk | None = None
-        if fwd.outcome == "delivered" and fwd.final is not None and fwd.end_netns:
+        arrived = fwd.end_netns if fwd.outcome == "delivered" and fwd.final is not None else None  # where, if it was
+        if arrived and fwd.final is not None:
             # An echo reply is as big as its request: it meets the same MTUs on the way back.
-            back = walk(kernel, lm, fwd.end_netns, fwd.final.reversed(), role="reply", direction="reply",
+            back = walk(kernel, lm, arrived, fwd.final.reversed(), role="reply", direction="reply",
                         size=size + 28 if size else 0)
-        # The destination's kernel refused the packet (a reset, a port unreachable): the sockets it has.
-        refused = sent.refused and fwd.outcome == "delivered" and fwd.final is not None and bool(fwd.end_netns)
-        bound = kernel.sockets(fwd.end_netns, proto) if refused and fwd.end_netns else None
-        vtep = _vxlan_port_owner(kernel, fwd) if proto == "udp" else None
+        # The kernel it arrived at refused it (a reset, a port unreachable): the sockets it has. A datagram to a
+        # VXLAN device's port there: the device's socket took it, and drops what is no VXLAN packet (no reply, no
+        # ICMP error).
+        bound = kernel.sockets(arrived, proto) if sent.refused and arrived else None
+        vtep = vxlan_on_port(kernel.links(arrived), fwd.final.dport) \
+            if proto == "udp" and arrived and fwd.final is not None else None
         # the nodes whose bridge switches frames past iptables, and so past the policies' rules
         unfiltered = {ns for ns in tpolicy.node_namespaces(lab) if not kernel.bridge_nf(ns)}
         # the source the load balancer's masquerade gives an internet host's packet for a LoadBalancer
@@ -181,7 +185,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             elif question is not None:
                 why += f" (nothing answered the DNS query for {question}: is the DNS server running?)"
             elif vtep is not None:
-                why += (f" (UDP {port} there is the VXLAN device {vtep}'s port: it takes only VXLAN packets, and "
+                why += (f" (UDP {port} there is the VXLAN device {vtep.name}'s port: it takes only VXLAN packets, and "
                         "dropped this datagram)")
             elif proto == "udp":
                 why += " (nothing answered the datagram: is a server listening on that port?)"
@@ -203,8 +207,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     number(result)
     result.repair = repair if repair is not None else repair_command(lab.name)
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer)
-    if refused and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
-        result.refused = refusal.reason(proto, fwd.end_netns or "", fwd.final.dst, fwd.final.dport, bound)
+    if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
+        result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
     result.arp = _arp_story(fwd, packets)
@@ -215,15 +219,6 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
-
-
-def _vxlan_port_owner(kernel: LiveKernel, fwd: Walk) -> str | None:
-    """The VXLAN device whose UDP port a delivered datagram went to: its socket takes every datagram to that
-    port, and drops what is no VXLAN packet (no reply, no ICMP error)."""
-    if fwd.outcome != "delivered" or fwd.final is None or not fwd.end_netns:
-        return None
-    return next((name for name, link in kernel.links(fwd.end_netns).items()
-                 if link.vxlan is not None and link.vxlan.port == fwd.final.dport), None)
 
 
 @contextlib.contextmanager

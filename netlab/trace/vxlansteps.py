@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from netlab.trace import faults
-from netlab.trace.facts import LinkFacts
+from netlab.trace.facts import LinkFacts, vxlan_on_port
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Walk
 from netlab.trace.l2steps import ZERO_MAC
@@ -79,7 +79,7 @@ class VxlanSteps(WalkParts):
         """A VXLAN packet for this namespace's own address: the VXLAN device listening on its UDP port unwraps it,
         and the inner packet enters the IP layer on that device (its DNAT, then a route lookup again)."""
         f = self.flow
-        vx = next((l for l in self.k.links(ns).values() if l.vxlan and l.vxlan.port == f.dport), None)
+        vx = vxlan_on_port(self.k.links(ns), f.dport)
         enc = self.stack[-1]
         if vx is None or vx.vxlan is None:
             why = f"UDP port {f.dport} is local in {ns} but no VXLAN device listens there: the kernel drops it"
