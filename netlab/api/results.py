@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.results_probe import Distribution as Distribution
+    from netlab.api.results_probe import DnsAnswer as DnsAnswer
     from netlab.api.results_probe import PodAddressCheck as PodAddressCheck
+    from netlab.api.results_probe import ProbedDns as ProbedDns
     from netlab.api.results_probe import ProbedEndpoint as ProbedEndpoint
     from netlab.api.results_probe import ProbedService as ProbedService
     from netlab.api.results_probe import ProbeReport as ProbeReport
@@ -48,8 +50,8 @@ JSON = dict[str, Any]
 
 # The other results, each with the module that defines it.
 _ELSEWHERE = {
-    **dict.fromkeys(("ProbedEndpoint", "ProbedService", "ProbeResult", "ProbeSummary", "PodAddressCheck",
-                     "Distribution", "ProbeReport"), "netlab.api.results_probe"),
+    **dict.fromkeys(("ProbedEndpoint", "ProbedService", "DnsAnswer", "ProbedDns", "ProbeResult", "ProbeSummary",
+                     "PodAddressCheck", "Distribution", "ProbeReport"), "netlab.api.results_probe"),
     **dict.fromkeys(("TraceEnd", "TraceLoss", "ServiceEndpoint", "TraceHop", "Trace"), "netlab.api.results_trace"),
     **dict.fromkeys(("ContainerInfo", "PodInfo", "NodeInfo", "EndpointInfo", "ServicePortInfo", "ServiceInfo",
                      "NftTableInfo", "Inspection"), "netlab.api.results_views"),

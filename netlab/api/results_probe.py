@@ -36,6 +36,24 @@ class ProbedService:
 
 
 @dataclass(frozen=True)
+class DnsAnswer:
+    """What the cluster DNS answered a probe's question."""
+
+    rcode: str  # NOERROR | NXDOMAIN | SERVFAIL | ...
+    a: tuple[str, ...]  # the answer's A records
+
+
+@dataclass(frozen=True)
+class ProbedDns:
+    """The DNS question a probe of the cluster DNS's 53/UDP asked (``dns`` of a probe in ``netlab probe -o
+    json``), the address its answer must hold, and the answer (None: no answer came)."""
+
+    question: str  # "A kube-dns.kube-system.svc.cluster.local"
+    expected_a: str  # the DNS Service's ClusterIP
+    answer: DnsAnswer | None
+
+
+@dataclass(frozen=True)
 class ProbeResult:
     """One probe (an entry of ``probes`` in ``netlab probe -o json``); ``Lab.reach`` returns one."""
 
@@ -60,6 +78,7 @@ class ProbeResult:
     section: str | None
     expected_client: tuple[str, ...] | None
     service: ProbedService | None
+    dns: ProbedDns | None
 
     @property
     def reachable(self) -> bool:

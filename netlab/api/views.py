@@ -21,7 +21,7 @@ from netlab.api.running import origin_of, source_label
 from netlab.errors import UsageError
 from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import ns_birth, task_state
-from netlab.model.clusterdns import DNS_CONTAINER, DNS_LABELS, DNS_NAME, fqdn, is_dns_service
+from netlab.model.clusterdns import fqdn, is_addon_pod, is_dns_service
 from netlab.model.lab import Lab
 from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
@@ -223,8 +223,7 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
 
 def is_added_pod(pod: ModelPod) -> bool:
     """The cluster DNS add-on's pod (model/clusterdns.py), which the topology does not declare."""
-    return (pod.name == DNS_NAME and dict(pod.spec.labels) == DNS_LABELS
-            and [c.name for c in pod.spec.containers] == [DNS_CONTAINER])
+    return is_addon_pod(pod.spec)
 
 
 def is_added_service(svc: Service) -> bool:

@@ -257,6 +257,13 @@ def is_dns_pod(pod: Pod) -> bool:
     return pod.name == DNS_NAME and pod.namespace == DNS_NAMESPACE
 
 
+def is_addon_pod(pod: Pod) -> bool:
+    """The add-on's own pod, as :func:`add_cluster_dns` makes it: kube-system/kube-dns, labelled
+    ``k8s-app: kube-dns``, its one container running netlab's dnsmasq (a user's own DNS pod is not)."""
+    return (is_dns_pod(pod) and dict(pod.labels) == DNS_LABELS and len(pod.containers) == 1
+            and pod.containers[0].name == DNS_CONTAINER and (pod.containers[0].command or [""])[0] == "dnsmasq")
+
+
 def dns_service(topo: Topology) -> Service | None:
     """The cluster DNS Service (added by :func:`with_cluster_dns` or the user's own)."""
     return next((s for s in topo.services if is_dns_service(s)), None)

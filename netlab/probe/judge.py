@@ -10,7 +10,8 @@ Judging a reply checks the three rules as such, not only "it answered":
    pod, see :class:`SelfCheck`).
 
 A Service or egress probe carries client-address rules instead (where NAT
-must happen, and where it must not); a reply is checked against those.
+must happen, and where it must not); a reply is checked against those. A
+probe of the cluster DNS's 53/UDP asks a question, and its answer is checked.
 Pure: no sockets, no root.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from netlab.probe import dnsq
+from netlab.probe.dnsq import Question
 from netlab.probe.matrix import Probe
 from netlab.probe.tasks import Observation
 
@@ -96,6 +99,8 @@ class Result:
             "section": p.section,
             "expected_client": _expected_client(p, o),
             "service": p.svc.to_json() if p.svc is not None else None,
+            "dns": None if p.question is None else {"question": p.question.text, "expected_a": p.question.address,
+                                                   "answer": o.dns},
         }
 
 
@@ -162,11 +167,13 @@ def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None)
         return []
     if not obs.reached:
         why = why_unreached(obs, timeout)
-        if probe.proto == "udp" and probe.echo is False and obs.outcome == "timeout":
+        if probe.proto == "udp" and probe.echo is False and probe.question is None and obs.outcome == "timeout":
             why += (f" (not netlab's echo server: whatever serves udp/{probe.port} on {dst.name} need not "
                     f"answer a probe datagram, so silence proves nothing either way)")
         return [f"expected reachable, {why}"]
     out: list[str] = []
+    if probe.question is not None:
+        return dns_problems(probe.question, obs)
     if probe.proto in ("icmp", "mtu"):
         if obs.reply_from and obs.reply_from != dst.addr:
             out.append(f"the reply came from {obs.reply_from}, not {dst.ip} (address translated on the way)")
@@ -190,6 +197,14 @@ def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None)
         out.append(f"{dst.name} saw the request arrive at {server_ip}, but it was sent to {dst.ip} "
                    f"(rule 3: the IP a pod sees itself as is the IP others see it as)")
     return out
+
+
+def dns_problems(q: Question, obs: Observation) -> list[str]:
+    """A DNS probe's answer: its question's A record must be the Service's ClusterIP."""
+    dns = obs.dns or {}
+    if dns.get("rcode") == "NOERROR" and q.address in dns.get("a", []):
+        return []
+    return [f"asked {q.text}, the cluster DNS answered {dnsq.describe(dns)}, not A {q.address}"]
 
 
 def _judge_rules(probe: Probe, obs: Observation) -> list[str]:

@@ -9,7 +9,8 @@ model, everything reaches everything:
   connect is proof, whoever serves the port;
 - UDP only to ports netlab's echo server listens on (containers without a
   ``command``): only it is known to answer an arbitrary datagram, so silence
-  from anything else (dnsmasq on 53/UDP) proves nothing;
+  from anything else proves nothing; and to the cluster DNS add-on's 53/UDP,
+  with a real DNS question (dnsq.py) whose answer is checked;
 - with an ``internet:`` section, egress: TCP and UDP from every pod to every
   internet host on the echo port, answered by a temporary echo listener the
   prober starts there (see listeners.py); the host must see the gateway's
@@ -29,7 +30,9 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
+from netlab.model.clusterdns import dns_service, fqdn, is_addon_pod
 from netlab.model.lab import DEFAULT_ECHO_PORT
+from netlab.probe.dnsq import PORT as DNS_PORT, Question
 from netlab.probe.policy import policy_judge
 from netlab.model.echo_ports import pod_echo_ports
 
@@ -94,6 +97,7 @@ class Probe:
     # Client-address rules (egress, Services); empty: the sender's own address (rules 1 and 2).
     rules: tuple[SeenRule, ...] = ()
     echo: bool | None = None  # netlab's echo server answers there (None: not known)
+    question: Question | None = None  # a DNS question instead of the echo line (the cluster DNS's 53/UDP)
     svc: "ServiceTarget | None" = None  # a Service probe: what it targets (services.py)
     size: int = 0  # "mtu" probes: bytes of the ICMP message (header and payload)
     # The client's source port arrives as sent. Not so for a node's own connection to another node's pod in
@@ -154,15 +158,39 @@ def echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
 
 def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:
     """(port, proto, echo) the default matrix probes on a pod: TCP on every port it serves
-    (a connect is proof), UDP only where the echo server listens."""
+    (a connect is proof), UDP where the echo server listens, and the cluster DNS's 53/UDP
+    (asked a DNS question: :func:`asks_dns`)."""
     echo = echo_ports(pod)
     out = []
     for port, protocol in pod.ports:
         is_echo = (port, protocol) in echo
-        if protocol == "UDP" and not is_echo:
+        if protocol == "UDP" and not is_echo and not asks_dns(pod, port, protocol):
             continue
         out.append((port, protocol.lower(), is_echo))
     return out
+
+
+def asks_dns(pod: "PodInfo", port: int | None, protocol: str) -> bool:
+    """A probe to ``pod`` on this port asks a DNS question: the add-on's dnsmasq on 53/UDP."""
+    return port == DNS_PORT and protocol.upper() == "UDP" and is_addon_pod(pod.spec)
+
+
+def dns_question(lab: "Lab") -> Question | None:
+    """What a probe asks the cluster DNS: its own Service's name, whose A record is the Service's ClusterIP
+    (None: the lab has no DNS add-on)."""
+    svc = dns_service(lab.topo)
+    ip = lab.cluster_ip(svc) if svc is not None else None
+    if ip is None or not any(is_addon_pod(p.spec) for p in lab.pods):
+        return None
+    return Question(fqdn(svc), str(ip))
+
+
+def question_for(lab: "Lab", dst: Endpoint, proto: str, port: int | None) -> Question | None:
+    """The DNS question a probe of ``proto``/``port`` to pod ``dst`` asks (None: it sends the echo line)."""
+    if dst.kind != "pod" or proto != "udp":
+        return None
+    pod = next((p for p in lab.pods if p.name == dst.name), None)
+    return dns_question(lab) if pod is not None and asks_dns(pod, port, proto) else None
 
 
 def egress_rule(lab: "Lab") -> SeenRule | None:
@@ -196,6 +224,8 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     nodes = [eps[n.name] for n in lab.nodes]
     ports = {p.name: probe_ports(p) for p in lab.pods}
     echo = {p.name: echo_ports(p) for p in lab.pods}
+    question = dns_question(lab)  # the cluster DNS's 53/UDP is asked it
+    asks = {p.name for p in lab.pods if asks_dns(p, DNS_PORT, "UDP")} if question is not None else set()
     hosts = [eps[h] for h in internet_host_names(lab) if h in eps]
     out_rule = egress_rule(lab)
     policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"
@@ -222,7 +252,8 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
             kept = port_kept(src, dst)
             for port, proto, is_echo in ports[dst.name]:
                 if proto in want:
-                    add(Probe(src, dst, proto, port, True, echo=is_echo, port_kept=kept))
+                    q = question if dst.name in asks and proto == "udp" and port == DNS_PORT else None
+                    add(Probe(src, dst, proto, port, True, echo=is_echo, question=q, port_kept=kept))
     if egress and out_rule is not None:
         for proto in ("tcp", "udp"):
             if proto not in want:
@@ -240,19 +271,21 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
             continue
         port = None if exp.proto == "icmp" else exp.port
         old = probes.get((src.name, dst.name, exp.proto, port))
+        q = None
         if old is not None:
-            section, rules, is_echo = old.section, old.rules, old.echo
+            section, rules, is_echo, q = old.section, old.rules, old.echo, old.question
         else:
             section, rules, is_echo = None, (), None
             if dst.kind == "pod" and port is not None:
                 is_echo = (port, exp.proto.upper()) in echo[dst.name]
+                q = question if dst.name in asks and exp.proto == "udp" and port == DNS_PORT else None
             elif dst.name in host_names and port is not None:
                 is_echo = port == ECHO_PORT  # the prober's listener
                 if src.kind in ("pod", "node") and out_rule is not None:
                     rules = (out_rule,)
         kept = old.port_kept if old is not None else port_kept(src, dst)
         add(Probe(src, dst, exp.proto, port, exp.reach, reason=f"expect[{i}]", section=section, rules=rules,
-                  echo=is_echo, port_kept=kept))
+                  echo=is_echo, question=q, port_kept=kept))
     order: dict[str, int] = {}
     for name in [p.name for p in pods] + [n.name for n in nodes] + list(eps):
         order.setdefault(name, len(order))

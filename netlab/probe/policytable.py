@@ -7,9 +7,10 @@ what the evaluator allows, and what real traffic did; cyclonus-style rendering.
                                     ?  denied but REACHED (a mismatch)
 
 Flows are the ports the destination serves (TCP on every declared port, UDP
-where netlab's echo server answers: a silent UDP port proves nothing), as the
-probe matrix does. A pod reaching its own address never leaves its namespace
-(loopback); it is probed too, and policies never judge it.
+where netlab's echo server answers, and the cluster DNS's 53/UDP, asked a DNS
+question: a silent UDP port proves nothing), as the probe matrix does. A pod
+reaching its own address never leaves its namespace (loopback); it is probed
+too, and policies never judge it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
 from netlab.probe import bypass
-from netlab.probe.matrix import Probe, endpoints, probe_ports
+from netlab.probe.matrix import Probe, endpoints, probe_ports, question_for
 
 MARKS = {(True, True): ".", (False, False): "X", (True, False): "!", (False, True): "?"}
 
@@ -124,8 +125,11 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
 
     table = evaluate(lab)
     eps = endpoints(lab)
-    probes = [Probe(eps[f.src], eps[f.dst], f.proto, f.port, f.allowed, reason="policy: " + f.verdict.describe(),
-                    echo=True) for f in table.flows]
+    probes = []
+    for f in table.flows:
+        question = question_for(lab, eps[f.dst], f.proto, f.port)  # the cluster DNS's 53/UDP: a DNS question
+        probes.append(Probe(eps[f.src], eps[f.dst], f.proto, f.port, f.allowed,
+                            reason="policy: " + f.verdict.describe(), echo=question is None, question=question))
     start = time.monotonic()
     results = run_probes(lab, probes, timeout=timeout)
     table.seconds = time.monotonic() - start

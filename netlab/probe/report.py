@@ -112,6 +112,12 @@ def rule_lines(report: Report) -> list[str]:
         lines.append(f"Service and egress NAT: {ok}/{len(ruled)} echo replies saw the client address the rules "
                      f"give (ClusterIP: the pod's own, hairpin: its node's cni0; NodePort and LoadBalancer: "
                      f"a node's; egress: the gateway's)")
+    asked = [(r, r.probe.question) for r in report.results if r.probe.question is not None and r.obs.reached]
+    if asked:
+        q = asked[0][1]
+        ok = sum(1 for r, _ in asked if not r.problems)
+        lines.append(f"cluster DNS: {ok}/{len(asked)} answers to {q.text} gave its ClusterIP {q.address} "
+                     f"(probes of kube-dns udp/53 ask it, as a pod's resolver would)")
     if report.stats.get("arp") == "seeded":
         lines.append("neighbours: pods on one bridge used each other's MACs as temporary PERMANENT entries "
                      "(no ARP floods; each pod's ARP was checked from its node; --arp real resolves every pair)")

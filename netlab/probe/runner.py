@@ -28,7 +28,7 @@ from netlab.probe.early import Early, options_key
 from netlab.probe import agent
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
-from netlab.probe.matrix import ECHO_PORT, PROTOS, Probe, build_matrix, echo_ports, internet_host_names
+from netlab.probe.matrix import ECHO_PORT, PROTOS, Probe, asks_dns, build_matrix, echo_ports, internet_host_names
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
 
@@ -99,7 +99,7 @@ def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:
     if svc is None:
         return probe
     rules = plan.local_rules.get((probe.source.name, probe.destination.name, probe.proto, probe.port), svc.rules)
-    return replace(probe, section=svc.section, rules=rules, echo=svc.echo, svc=svc.svc)
+    return replace(probe, section=svc.section, rules=rules, echo=svc.echo, question=svc.question, svc=svc.svc)
 
 
 def _hints(lab: Lab, results: list[Result]) -> list[str]:
@@ -227,7 +227,7 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
     for pod in lab.pods:
         echo = echo_ports(pod)
         for port, protocol in pod.ports:
-            if protocol == "UDP" and (port, protocol) not in echo:
+            if protocol == "UDP" and (port, protocol) not in echo and not asks_dns(pod, port, protocol):
                 out.append(f"{pod.name} udp/{port}: not probed: its own command serves it, not netlab's echo "
                            f"server, and a silent UDP server cannot be told from a lost packet (TCP is probed "
                            f"on every declared port: a connect is proof)")

@@ -7,7 +7,8 @@ What is probed (the default expectation, derived from the rules in
 plan/services.py and plan/internet.py):
 
 - ClusterIP:port from every pod, TCP (a connect is proof, whoever serves it)
-  and UDP only where every endpoint runs netlab's echo server on targetPort;
+  and UDP only where every endpoint runs netlab's echo server on targetPort,
+  or is the cluster DNS add-on's pod on 53/UDP (asked a DNS question: dnsq.py);
 - NodePort on every node's IP from every node and every internet host;
 - the LoadBalancer IP:port from every internet host;
 - for every Service with n >= 2 endpoints that run the echo server, a
@@ -51,7 +52,7 @@ from netlab.model.addressing import underlay_gateway
 from netlab.model.echo_ports import silent
 from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
-from netlab.probe.matrix import PROTOS, Endpoint, Probe, SeenRule, echo_ports, endpoints
+from netlab.probe.matrix import PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints
 from netlab.probe.neighbours import Entry
 from netlab.probe.policy import service_judge
 
@@ -193,6 +194,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     lb_ns = dict(lab.internet_hosts).get("lb", "")
     dist_done: set[str] = set()
     policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
+    question = dns_question(lab)
     plan.notes += [f"svc/{lab.service_ref(s)}: not probed: headless (clusterIP: None), so no ClusterIP and no "
                    "kube-proxy rule; its pods are probed as pods" for s in lab.services if s.headless]
     user = {(e.source, e.to, e.proto, e.port) for e in lab.topo.expect}  # a node's nodePort is the node's port
@@ -212,7 +214,10 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                               f"endpoint at random")
             continue
         reach = bool(eps_t) and not deaf
-        if proto == "udp" and eps_t and not echo:
+        # The cluster DNS Service's 53/UDP: its endpoint (the add-on's dnsmasq) is asked a DNS question.
+        q = question if proto == "udp" and eps_t and all(
+            asks_dns(pod_info[pod], port, "UDP") for pod, _, port in eps_t) else None
+        if proto == "udp" and eps_t and not echo and q is None:
             others = [pod for pod, _, port in eps_t if (port, "UDP") not in echo_ports(pod_info[pod])]
             who = "its endpoints answer" if len(others) == len(eps_t) else \
                 f"endpoint {others[0]} answers" if len(others) == 1 else f"endpoints {', '.join(others)} answer"
@@ -248,7 +253,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                     continue
                 expected = judged
             p = Probe(src, dst, proto, sp.port.port, expected, reason=why, section=title, rules=rules,
-                      echo=echo, svc=cip)
+                      echo=echo, question=q, svc=cip)
             plan.probes.append(p)
         isolated = policy is not None and policy.isolated([pod for pod, _, _ in eps_t])
         if isolated:
@@ -287,7 +292,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                 rules = tuple(nodeport_rule(lab, m, pod_info[pod], server[pod]) for pod, _, _ in eps_t)
                 ndst = Endpoint(m.name, "service", m.netns, m.ip, node=m.name)
                 plan.nodeports[(m.name, proto, sp.node_port)] = Probe(
-                    ndst, ndst, proto, sp.node_port, reach, section=title, rules=rules, echo=echo, svc=t)
+                    ndst, ndst, proto, sp.node_port, reach, section=title, rules=rules, echo=echo, question=q,
+                    svc=t)
                 for src in [eps[n.name] for n in nodes] + hosts:
                     expected, why, src_rules, picked = reach, reason, rules, eps_t
                     if sp.external_local and src.name != m.name and reach:
@@ -314,7 +320,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                             continue
                         expected = judged
                     plan.probes.append(Probe(src, ndst, proto, sp.node_port, expected, reason=why, section=title,
-                                             rules=src_rules, echo=echo, svc=t))
+                                             rules=src_rules, echo=echo, question=q, svc=t))
 
         # The LoadBalancer IP from every internet host.
         if sp.lb_ip is not None and sp.node_port is not None and not isolated:
@@ -328,7 +334,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             ldst = Endpoint(name, "service", lb_ns, sp.lb_ip)
             for src in hosts:
                 plan.probes.append(Probe(src, ldst, proto, sp.port.port, reach, reason=reason, section=title,
-                                         rules=rules, echo=echo, svc=t))
+                                         rules=rules, echo=echo, question=q, svc=t))
             if not hosts:
                 plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: the lab has no internet host "
                                   f"to probe from")

@@ -8,7 +8,9 @@
   quoted header names the probe and whose sender is who reported it.
 - UDP (:class:`Udp`): one socket per source namespace; a reply is matched by
   the address and port it came from, an ICMP port unreachable quoting the
-  probe (read on the raw socket) says "refused".
+  probe (read on the raw socket) says "refused". A probe with a DNS question
+  (the cluster DNS's 53/UDP) sends the query instead of the echo line, and
+  only the answer to it (its id) is a reply.
 - UDP to a Service (:class:`ServiceUdp`): a socket each, connected to the
   Service address, from a port of the Service range (sockets.py): a new
   source port, so a new random endpoint, per probe. The kernel hands a
@@ -34,7 +36,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from netlab.probe import icmp
+from netlab.probe import dnsq, icmp
 from netlab.probe.sockets import NsSockets
 from netlab.probe.tasks import Observation, Task
 
@@ -111,7 +113,7 @@ class Udp:
 
     def send(self, ns: NsSockets, t: Task) -> None:
         self.wait[(ns.idx, t.dst, t.port)] = t
-        ns.udp.sendto(b"netlab probe %d\n" % t.id, (t.dst, t.port))
+        ns.udp.sendto(datagram(t), (t.dst, t.port))
 
     def read(self, ns: NsSockets) -> None:
         w = self.w
@@ -126,8 +128,8 @@ class Udp:
             if t is None or t.id in w.obs:
                 continue
             obs = Observation(outcome="reply", rtt=w.now() - w.sent_at[t.id], reply_from=ip, local=f":{ns.udp_port}")
-            echo_fields(obs, data)
-            w.finish(t.id, obs)
+            if reply_fields(obs, t, data):
+                w.finish(t.id, obs)
 
 
 @dataclass(slots=True)
@@ -151,7 +153,7 @@ class ServiceUdp:
         try:
             s.connect((t.dst, t.port))
             local = "%s:%d" % s.getsockname()
-            s.send(b"netlab probe %d\n" % t.id)
+            s.send(datagram(t))
         except OSError:
             s.close()
             raise
@@ -180,7 +182,8 @@ class ServiceUdp:
                                        detail=errname(exc), rtt=w.now() - w.sent_at[t.id], local=flow.local))
             return
         obs = Observation(outcome="reply", rtt=w.now() - w.sent_at[t.id], reply_from=t.dst, local=flow.local)
-        echo_fields(obs, data)
+        if not reply_fields(obs, t, data):
+            return  # not the answer to its question: wait on
         self._close(fd)
         w.finish(t.id, obs)
 
@@ -307,6 +310,21 @@ def errname(exc: OSError) -> str:
     """"network is unreachable", as a sentence fragment."""
     text = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
     return text[:1].lower() + text[1:]
+
+
+def datagram(t: Task) -> bytes:
+    """What a UDP probe carries: its DNS question, else one line for the echo server."""
+    return dnsq.query(t.id, t.question) if t.question else b"netlab probe %d\n" % t.id
+
+
+def reply_fields(obs: Observation, t: Task, data: bytes) -> bool:
+    """Fill ``obs`` from a UDP reply to ``t``: the DNS answer to its question, else the echo line's fields.
+    False: a datagram that is no answer to the question (another id, not DNS): not this probe's reply."""
+    if not t.question:
+        echo_fields(obs, data)
+        return True
+    obs.dns = dnsq.answer(data, t.id)
+    return obs.dns is not None
 
 
 def echo_fields(obs: Observation, data: bytes) -> None:

@@ -136,7 +136,9 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
     assert lines[lines.index("*** svc/web-np tcp/80 (NodePort 30080 on every node)") + 3] == \
         "example -> node-1 node-2"
     assert "5/5 Service distributions as expected" in out  # web, web-np, web-lb, echo-udp, sticky
-    assert "svc/kube-dns udp/53: not probed" in out and " X" not in out
+    assert "*** svc/kube-dns udp/53 (ClusterIP 10.96.0.10)" in lines and " X" not in out  # asked a DNS question
+    assert any(line.startswith("cluster DNS: 9/9 answers to A kube-dns.kube-system.svc.cluster.local gave its "
+                               "ClusterIP 10.96.0.10") for line in lines), out
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert suite.get("failures") == "0"
     assert len([c for c in suite.findall("testcase") if c.get("classname") == f"{lab}.distribution"]) == 5
@@ -154,9 +156,9 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
         assert not left, left[:3]
     recs = data["probes"]
     svc = [r for r in recs if r["service"]]
-    # ClusterIP from every pod (4 with kube-dns), 7 ports (kube-dns's 53/TCP only: dnsmasq's 53/UDP is not an
-    # echo server); NodePort 2 ports x 2 nodes x (2 nodes + 1 host); LoadBalancer from the host.
-    assert len([r for r in svc if r["service"]["via"] == "ClusterIP"]) == 4 * 7
+    # ClusterIP from every pod (4 with kube-dns), 8 ports (kube-dns's two: dnsmasq's 53/UDP asked a DNS
+    # question); NodePort 2 ports x 2 nodes x (2 nodes + 1 host); LoadBalancer from the host.
+    assert len([r for r in svc if r["service"]["via"] == "ClusterIP"]) == 4 * 8
     assert len([r for r in svc if r["service"]["via"] == "NodePort"]) == 2 * 2 * 3
     assert len([r for r in svc if r["service"]["via"] == "LoadBalancer"]) == 1
     # Where NAT happens, and where it must not.
@@ -187,8 +189,11 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
     egress = [r for r in recs if r["destination"] == "example"]
     assert len(egress) == 2 * 4 and all(r["answered_by"] == "example" for r in egress)
     assert {ip_of(r["seen_client_address"]) for r in egress} == {"203.0.113.1"}  # the gateway's, never a pod's
-    udp = [r for r in svc if r["protocol"] == "udp"]
+    udp = [r for r in svc if r["protocol"] == "udp" and r["destination"] == "echo-udp"]
     assert udp and all(r["outcome"] == "reply" and r["answered_by"] in ("web-1", "web-2") for r in udp)
+    dns = [r for r in svc if r["protocol"] == "udp" and r["destination"] == "kube-dns"]
+    assert len(dns) == 4 and all(r["outcome"] == "reply" and r["dns"]["answer"] == {"rcode": "NOERROR",
+                                                                                    "a": ["10.96.0.10"]} for r in dns)
     dists = {d["service"]: d for d in data["distributions"]}
     assert set(dists) == {"web", "web-np", "web-lb", "echo-udp", "sticky"}
     for name in ("web", "web-np", "web-lb", "echo-udp"):

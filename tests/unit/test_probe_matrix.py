@@ -7,6 +7,8 @@ from ipaddress import IPv4Address
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe.judge import judge
+from netlab.probe.dnsq import Question
+from netlab.probe.job import make_job
 from netlab.probe.matrix import build_matrix, endpoints
 from netlab.probe.tasks import Observation
 
@@ -241,11 +243,31 @@ def test_expect_udp_to_a_port_without_echo_server():
     assert judge(echo, Observation(outcome="timeout"), 1.0, "10.244.0.2") == ["expected reachable, no reply in 1 s"]
 
 
-def test_cluster_dns_udp_is_left_out_but_its_tcp_probed():
+def test_the_cluster_dns_is_asked_a_dns_question_on_udp_53_and_its_answer_judged():
     svc = [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}]
-    probes = build_matrix(lab(services=svc))
-    dns = {(p.proto, p.port) for p in probes if p.destination.name == "kube-dns" and p.proto != "icmp"}
-    assert dns == {("tcp", 53)}
+    probes = [p for p in build_matrix(lab(services=svc)) if p.destination.name == "kube-dns" and p.proto != "icmp"]
+    assert {(p.proto, p.port) for p in probes} == {("tcp", 53), ("udp", 53)}
+    want = Question("kube-dns.kube-system.svc.cluster.local", "10.96.0.10")
+    assert {p.question for p in probes if p.proto == "udp"} == {want}
+    assert {p.question for p in probes if p.proto == "tcp"} == {None}  # a connect is proof
+    udp = next(p for p in probes if p.proto == "udp")
+    assert make_job(lab(services=svc), [udp], 1.0).tasks[0].question == want.name
+    # Its answer must hold the Service's ClusterIP; anything else, or silence, is a failure in words.
+    assert judge(udp, Observation(outcome="reply", dns={"rcode": "NOERROR", "a": ["10.96.0.10"]}), 1.0, None) == []
+    (wrong,) = judge(udp, Observation(outcome="reply", dns={"rcode": "NXDOMAIN", "a": []}), 1.0, None)
+    assert wrong == ("asked A kube-dns.kube-system.svc.cluster.local, the cluster DNS answered NXDOMAIN, "
+                     "not A 10.96.0.10")
+    (other,) = judge(udp, Observation(outcome="reply", dns={"rcode": "NOERROR", "a": ["10.96.0.11"]}), 1.0, None)
+    assert other.endswith("answered NOERROR, A 10.96.0.11, not A 10.96.0.10")
+    # a question that should be answered: silence is no reply, without the "proves nothing" of a deaf port
+    assert judge(udp, Observation(outcome="timeout"), 1.0, None) == ["expected reachable, no reply in 1 s"]
+
+
+def test_a_users_own_dnsmasq_is_not_asked_and_its_udp_left_out():
+    """Only the add-on's dnsmasq answers the cluster's names; a pod's own DNS server on 53/UDP stays unprobed."""
+    probes = build_matrix(dns_lab())
+    assert all(p.question is None for p in probes)
+    assert not [p for p in probes if (p.destination.name, p.proto, p.port) == ("fedora-2", "udp", 53)]
 
 
 # --- egress to internet hosts -------------------------------------------------------------------

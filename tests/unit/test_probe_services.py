@@ -10,6 +10,7 @@ from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
+from netlab.probe.dnsq import Question
 from netlab.probe.job import make_job
 from netlab.probe.judge import Result, judge
 from netlab.probe.matrix import build_matrix
@@ -95,10 +96,14 @@ def test_a_probes_service_gives_its_endpoints_as_objects_in_json(plan):
 def test_udp_service_probed_only_when_its_endpoints_run_the_echo_server(lab, plan):
     udp = by(plan, "echo-udp")
     assert {(p.proto, p.port) for p in udp} == {("udp", 53)} and len(udp) == len(PODS)
-    # kube-dns: dnsmasq (its own command) serves 53/UDP: left out with a note; 53/TCP probed (connect).
+    # kube-dns: the add-on's dnsmasq serves 53/UDP, asked a DNS question (its answer checked); 53/TCP probed
+    # (a connect is proof).
     dns = by(plan, "kube-dns")
-    assert {(p.proto, p.port, p.echo) for p in dns} == {("tcp", 53, False)}
-    assert any(n.startswith("svc/kube-dns udp/53: not probed") for n in plan.notes)
+    assert {(p.proto, p.port, p.echo) for p in dns} == {("tcp", 53, False), ("udp", 53, False)}
+    assert {p.question for p in dns if p.proto == "udp"} == {
+        Question("kube-dns.kube-system.svc.cluster.local", "10.96.0.10")}
+    assert {p.question for p in dns if p.proto == "tcp"} == {None}
+    assert not any(n.startswith("svc/kube-dns") for n in plan.notes)
 
 
 def test_node_port_on_every_node_from_every_node_and_internet_host(plan):
@@ -183,7 +188,7 @@ def test_judge_service_replies(plan):
     (p,) = judge(web["client"], obs("web-1", "10.244.0.3:1", "10.244.0.2:9999"), 1.0, "10.244.0.3")
     assert p == "web-1 saw the request arrive at 10.244.0.2:9999, not 10.244.0.2:8080 (the Service's DNAT target)"
     # A Service whose endpoints are not echo servers: a connect is all there is to check.
-    dns = by(plan, "kube-dns")[0]
+    dns = next(p for p in by(plan, "kube-dns") if p.proto == "tcp")
     assert judge(dns, Observation(outcome="reply", local="10.244.0.2:61000", detail="connected"), 1.0, None) == []
 
 
@@ -325,7 +330,7 @@ def test_results_of_service_probes_serialise(plan):
     assert rec["expected_client"] == ["10.244.0.3"] and rec["as_expected"]
     assert rec["section"] == "svc/web tcp/80 (ClusterIP 10.96.0.20)" and rec["destination_ip"] == "10.96.0.20"
     assert Counter(x.svc.kind for x in plan.probes) == Counter(
-        {"ClusterIP": 4 * 7, "NodePort": 6 * 3, "LoadBalancer": 1})  # 7 ports: 6 Services and kube-dns/TCP
+        {"ClusterIP": 4 * 8, "NodePort": 6 * 3, "LoadBalancer": 1})  # 8 ports: 6 Services and kube-dns's two
 
 
 # A Service whose targetPort an endpoint's echo server does not listen on: kube-proxy sends it its share anyway.
