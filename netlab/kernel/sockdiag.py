@@ -19,7 +19,8 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from netlab.kernel import netlink
+from netlab.errors import NetnsGone
+from netlab.kernel import netlink, netns as nsmod
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -113,6 +114,20 @@ def bound(conn: netlink.Conn, proto: str) -> list[Bound] | None:
             continue  # a kernel without IPv6: no IPv6 socket to list
         out += [b for b in (parse_answer(m.body) for m in msgs) if b is not None]
     return out
+
+
+def bound_in(netns: str, proto: str, timeout: float = netlink.DEFAULT_TIMEOUT) -> list[Bound] | None:
+    """The ``proto`` sockets bound in namespace ``netns`` (:func:`bound`); None when this kernel cannot list
+    them. NetnsGone when the namespace is gone."""
+    try:
+        with nsmod.entered(netns):  # the socket asks the namespace it was opened in
+            conn = netlink.Conn(NETLINK_SOCK_DIAG, timeout=timeout)
+    except NetnsGone:
+        raise
+    except OSError:  # no sock_diag in this kernel
+        return None
+    with conn:
+        return bound(conn, proto)
 
 
 def on_port(sockets: list[Bound], port: int) -> list[Bound]:

@@ -29,6 +29,7 @@ from netlab.probe import agent
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
 from netlab.probe.matrix import ECHO_PORT, PROTOS, Probe, asks_dns, build_matrix, echo_ports, internet_host_names
+from netlab.probe.refused import Refusals
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
 
@@ -60,12 +61,13 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     out, heard = _send(lab, runnable, timeout, arp, budget, dists, workers, early)
     results: list[Result] = []
     obs_by_probe = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
+    refusals = Refusals()
     for p in probes:
         if p.source.netns in missing:
             obs = Observation(outcome="error", detail=f"namespace {p.source.netns} does not exist")
         else:
             obs = obs_by_probe[id(p)] or Observation(outcome="skipped", detail="no result from the agent")
-        results.append(_result(p, obs, timeout, out, heard))
+        results.append(_result(p, obs, timeout, out, heard, refusals))
     dist_results = []
     offset = len(runnable)
     sent = {id(d) for d in dists}
@@ -129,8 +131,9 @@ def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Resu
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
                                   f"start it with `sudo netlab up -t FILE`")
     out, heard = _send(lab, probes, timeout, "real")
+    refusals = Refusals()
     return [_result(p, out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent"),
-                    timeout, out, heard) for i, p in enumerate(probes)]
+                    timeout, out, heard, refusals) for i, p in enumerate(probes)]
 
 
 def _send(lab: Lab, probes: list[Probe], timeout: float, arp: str, budget: int | None = None,
@@ -198,8 +201,10 @@ def _being_taken_down(lab: Lab, job: Job) -> bool:
     return state is None or state.phase == "deleting"
 
 
-def _result(p: Probe, obs: Observation, timeout: float, out: Output, heard: listeners.Listeners) -> Result:
+def _result(p: Probe, obs: Observation, timeout: float, out: Output, heard: listeners.Listeners,
+            refusals: Refusals) -> Result:
     sender = _sender(p, obs, out)
+    refusals.explain(p, obs)  # a refused probe: what the destination's sockets say of the port
     if p.destination.name in heard.errors and not obs.reached and p.destination.kind == "host":
         obs.outcome = "error"
         obs.detail = f"no echo listener on {p.destination.name}: {heard.errors[p.destination.name]}"

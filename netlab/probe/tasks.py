@@ -94,7 +94,7 @@ class Observation:
     seen_client: str | None = None  # "ip:port" the echo server saw
     server: str | None = None  # "ip:port" the echo server says it was reached at
     answered_by: str | None = None  # pod name in the echo reply
-    reply_from: str | None = None  # source address of the reply packet
+    reply_from: str | None = None  # source address of the reply packet (of an ICMP error: who sent it)
     ttl: int | None = None  # IP TTL of an ICMP echo reply
     dns: dict | None = None  # a DNS probe's answer: {"rcode": "NOERROR", "a": ["10.96.0.10"]} (dnsq.answer)
 

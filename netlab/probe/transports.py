@@ -100,7 +100,7 @@ class Icmp:
             if err.type == icmp.DEST_UNREACH and err.code == icmp.PORT_UNREACH:
                 outcome = "refused"
         if t is not None and t.id not in self.w.obs and t.dst == err.quoted_dst:
-            self.w.finish(t.id, Observation(outcome=outcome, detail=err.describe(),
+            self.w.finish(t.id, Observation(outcome=outcome, detail=err.describe(), reply_from=err.reporter,
                                             rtt=self.w.now() - self.w.sent_at[t.id]))
 
 

@@ -28,7 +28,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from netlab.errors import NetnsGone
 from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse, sockdiag
 from netlab.realize import nftables as nftlisting
 from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, NftTable, RouteFacts,
@@ -278,15 +277,7 @@ class LiveKernel:
     def sockets(self, netns: str, proto: str) -> list[sockdiag.Bound] | None:
         """The ``proto`` sockets bound in the namespace (TCP's listening ones), as ``ss -ltun`` lists them; None
         when this kernel cannot list them (sockdiag.bound)."""
-        try:
-            with nsmod.entered(netns):  # the socket asks the namespace it was opened in
-                conn = netlink.Conn(sockdiag.NETLINK_SOCK_DIAG, timeout=self.timeout)
-        except NetnsGone:
-            raise
-        except OSError:  # no sock_diag in this kernel
-            return None
-        with conn:
-            return sockdiag.bound(conn, proto)
+        return sockdiag.bound_in(netns, proto, self.timeout)
 
     def filter_policy(self, netns: str, chain: str) -> str | None:
         """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line)."""

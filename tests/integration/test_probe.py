@@ -105,6 +105,50 @@ def test_expect_reach_false_for_a_reachable_pair_fails(labs):
 
 
 @pytest.mark.skipif(not shutil.which("iptables"), reason="needs iptables")
+def test_a_refused_probe_says_what_the_destinations_kernel_has_on_that_port(labs):
+    """A probe refused by its destination says which sockets that kernel has on the port (its sock_diag dump, what
+    `ss -ltun` lists; checked against ss in the pod first): nothing, a server on its loopback only, or a socket
+    that listens (then a rule refused it: the pod's own REJECT here). It said "connection refused" alone."""
+    lab = labs.name("pr")
+    labs.up(two_node_topology(lab, pods_per_node=1) + """expect:
+  - {from: fedora-1, to: fedora-2, proto: tcp, port: 9999, reach: true}
+  - {from: fedora-1, to: fedora-2, proto: udp, port: 9999, reach: true}
+  - {from: fedora-1, to: fedora-2, proto: tcp, port: 9998, reach: true}
+  - {from: fedora-2, to: fedora-1, proto: tcp, port: 9997, reach: false}
+""")
+    ns = f"{lab}-fedora-2"
+    server = subprocess.Popen(["ip", "netns", "exec", ns, "python3", "-c",
+                               "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 9998)); s.listen(); "
+                               "time.sleep(60)"])
+    try:
+        wait_for(lambda: ":9998 " in in_netns(ns, "ss", "-Htln").stdout or server.poll() is not None, 10)
+        bound = in_netns(ns, "ss", "-Htuln", check=True).stdout
+        assert ":9999 " not in bound and "127.0.0.1:9998 " in bound and "0.0.0.0:8080 " in bound, bound
+        in_netns(ns, "iptables", "-I", "INPUT", "-p", "tcp", "--dport", "8080", "-j", "REJECT", "--reject-with",
+                 "tcp-reset", check=True)
+        code, data = probe(lab, "--proto", "tcp,udp")
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert code == 1
+    detail = {(r["source"], r["destination"], r["protocol"], r["port"]): r["detail"] for r in data["probes"]}
+    assert detail[("fedora-1", "fedora-2", "tcp", 9999)] == (
+        f"connection refused: nothing listens on tcp port 9999 in {ns} (ip netns exec {ns} ss -ltn)")
+    assert detail[("fedora-1", "fedora-2", "udp", 9999)].endswith(
+        f"(ICMP from 10.244.1.3): nothing is bound to udp port 9999 in {ns} (ip netns exec {ns} ss -lun)")
+    assert detail[("fedora-1", "fedora-2", "tcp", 9998)] == (
+        f"connection refused: tcp port 9998 in {ns} is bound to 127.0.0.1:9998 only, not to 10.244.1.3 "
+        f"(ip netns exec {ns} ss -ltn)")
+    assert detail[("fedora-1", "fedora-2", "tcp", 8080)] == (
+        f"connection refused: tcp port 8080 has a socket in {ns} (0.0.0.0:8080): a rule on the way or in its own "
+        "firewall refused the probe (netlab trace fedora-1 fedora-2 --proto tcp --port 8080 shows where)")
+    assert detail[("fedora-2", "fedora-1", "tcp", 9997)] == "connection refused"  # expected: nothing to explain
+    text = netlab("probe", "--lab", lab, "--proto", "tcp", check=False).stdout
+    assert (f"fedora-1 -> fedora-2 tcp/9999: expected reachable, connection refused: nothing listens on tcp port "
+            f"9999 in {ns}") in text, text
+
+
+@pytest.mark.skipif(not shutil.which("iptables"), reason="needs iptables")
 def test_nat_between_pods_breaks_rule_1(labs):
     lab = labs.name("pr")
     labs.up(two_node_topology(lab, pods_per_node=1))
