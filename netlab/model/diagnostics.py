@@ -245,14 +245,43 @@ def _union_problems(path: Loc, errors: list[tuple[dict, str, Loc]], members: tup
     return [Problem(src.file, src.line_of(path), field, f"want {_wanted(members)}; got {got}")]
 
 
+# A Kubernetes manifest's keys, and what an inline entry of each list that takes manifests by include: is written as
+MANIFEST_KEYS = ("apiVersion", "kind", "metadata", "name", "namespace", "labels")
+INLINE_FORM = {"networkPolicies": "name:, namespace: (metadata's) and spec: (as it is)",
+               "namespaces": "name: and labels: (metadata's)"}
+
+
+def _inline_manifests(errors: list) -> list[Loc]:
+    """The entries of networkPolicies/namespaces written as Kubernetes manifests (apiVersion:, kind:,
+    metadata:), by the mapping pydantic found no name in."""
+    out: list[Loc] = []
+    for err in errors:
+        loc, value = tuple(err["loc"]), err.get("input")
+        if (err["type"] == "missing" and len(loc) == 3 and loc[0] in INLINE_FORM and loc[2] == "name"
+                and isinstance(value, dict) and "metadata" in value and loc[:2] not in out):
+            out.append(loc[:2])
+    return out
+
+
+def _manifest_inline(section: str) -> str:
+    return (f"a Kubernetes manifest (apiVersion:, kind:, metadata:) here; inline, write {INLINE_FORM[section]}, "
+            "or put the manifest in a file as it is and list that file under include:")
+
+
 def problems_from_validation(exc: ValidationError, src: Source) -> list[Problem]:
     """Turn every pydantic error into a located Problem, minus those about values the reader already flagged.
 
     The errors of a union field (each member's, tagged) become the problems of the one field the user wrote."""
     out: list[Problem | Loc] = []
     unions: dict[Loc, tuple[tuple[Any, ...], list[tuple[dict, str, Loc]]]] = {}
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    manifests = _inline_manifests(errors)
+    for at in manifests:
+        out.append(Problem(src.file, src.line_of(at), format_path(at), _manifest_inline(str(at[0]))))
+    for err in errors:
         loc = tuple(p for p in err["loc"] if p != "[key]")
+        if loc[:2] in manifests and len(loc) == 3 and loc[2] in MANIFEST_KEYS:
+            continue  # said once, above
         split = _union_split(loc)
         plain = split[0] + split[2] if split else loc  # the path as written, without a member's tag
         if src.flagged and any(plain[:n] in src.flagged for n in range(len(plain) + 1)):

@@ -434,3 +434,30 @@ def test_problem_count_is_capped(tmp_path):
     found = problems(f"{BASE}pods: [{pods}]\n", tmp_path)
     assert len(found) == 101
     assert found[-1].message == "... and 200 more problems; fix these first"
+
+
+def test_a_manifest_pasted_inline_is_one_problem_that_says_both_forms(tmp_path):
+    """A NetworkPolicy or Namespace manifest written inline was four problems (apiVersion, kind, metadata unknown;
+    name missing); it is one, at the entry, naming the inline form and include:. Its spec is still checked."""
+    text = BASE + """namespaces:
+  - {apiVersion: v1, kind: Namespace, metadata: {name: shop}}
+  - {name: ok, labels: {a: b}}
+networkPolicies:
+  - apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: deny}
+    spec: {podSelector: {}, policyTypes: [Ingres]}
+  - {name: inline, kind: x}
+"""
+    found = [(p.line, p.field, p.message) for p in problems(text, tmp_path)]
+    assert found == [
+        (4, "namespaces[0]", "a Kubernetes manifest (apiVersion:, kind:, metadata:) here; inline, write name: and "
+                             "labels: (metadata's), or put the manifest in a file as it is and list that file under "
+                             "include:"),
+        (7, "networkPolicies[0]", "a Kubernetes manifest (apiVersion:, kind:, metadata:) here; inline, write name:, "
+                                  "namespace: (metadata's) and spec: (as it is), or put the manifest in a file as it "
+                                  "is and list that file under include:"),
+        (10, "networkPolicies[0].spec.policyTypes[0]", "'Ingres' is not allowed; use 'Ingress' or 'Egress'"),
+        (11, "networkPolicies[1].kind", "unknown field 'kind' (networkPolicies[1] takes: name, namespace, spec)"),
+        (11, "networkPolicies[1].spec", "required field is missing; add spec:"),
+    ]
