@@ -268,14 +268,15 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                               "node picks among its own endpoints only)")
         if len(eps_t) >= 2 and name not in dist_done and not isolated:
             members = {pod for pod, _, _ in eps_t}
-            client = next((s for s in pods if s.name not in members), pods[0])
-            judged = policy.clusterip(client.name, [(p, n) for p, _, n in eps_t], proto)[0] if policy else True
-            if judged is not True:
-                echo = False  # its egress is not allowed to every endpoint: nothing to count
+            others = [s for s in pods if s.name not in members] or pods[:1]
+            # the first pod that is no endpoint and that the policies let reach every endpoint
+            client = next((s for s in others if policy is None
+                           or policy.clusterip(s.name, [(p, n) for p, _, n in eps_t], proto)[0] is True), None)
+            if client is None:  # nothing to count; the Service's other probes stay echo probes
                 dist_done.add(name)
-                plan.notes.append(f"svc/{name}: distribution not checked: the policies do not let {client.name} "
-                                  "reach every endpoint")
-            if echo:
+                plan.notes.append(f"svc/{name}: distribution not checked: the policies let no pod that is not one of "
+                                  f"its endpoints ({', '.join(s.name for s in others)}) reach every endpoint")
+            elif echo:
                 dist_done.add(name)
                 rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod]) for pod, _, _ in eps_t)
                 first = Probe(client, dst, proto, sp.port.port, True, reason="distribution", section=title,

@@ -415,3 +415,39 @@ def test_two_services_named_web_in_two_namespaces(lab):
     assert running.exec("z-b", "getent hosts web.y.svc.cluster.local").stdout.split()[0] == str(m.cluster_ip(wy))
     assert running.trace("x-b", "svc/web", "tcp", 80).endpoint.endpoint == "x-a"
     assert running.trace("z-b", "svc/y/web", "tcp", 80).endpoint.endpoint == "y-a"
+
+
+def test_egress_to_the_cluster_dns_only_is_probed_with_real_questions(labs):
+    """The common "egress: DNS only" policy: the client asks the cluster DNS (a real question to the kube-dns pod
+    and through its ClusterIP, answered with the Service's address) and reaches nothing else; the Service's
+    distribution is counted from the first pod the policies let reach every endpoint (it was the client, and
+    the distribution went unchecked)."""
+    import json
+
+    from helpers import netlab
+
+    name = labs.name("np")
+    labs.up(json.dumps({
+        "name": name, "nodes": [{"name": "n1"}, {"name": "n2"}],
+        "pods": [{"name": "web-1", "node": "n1", "labels": {"app": "web"}},
+                 {"name": "web-2", "node": "n2", "labels": {"app": "web"}},
+                 {"name": "client", "node": "n2", "labels": {"app": "client"}}],
+        "services": [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}],
+        "networkPolicies": [{"name": "client-dns-only", "spec": {
+            "podSelector": {"matchLabels": {"app": "client"}}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}],
+    }))
+    proc = netlab("probe", "--lab", name, "-o", "json", check=False)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 0, probe_failures(data)
+    got = {(p["source"], p["destination"], p["protocol"], p["port"]): p for p in data["probes"]}
+    for dns in (got[("client", "kube-dns", "udp", 53)], next(
+            p for p in data["probes"] if p["source"] == "client" and p["service"] and p["protocol"] == "udp")):
+        assert dns["observed"] == "reachable" and dns["dns"]["answer"] == {"rcode": "NOERROR", "a": ["10.96.0.10"]}
+    assert got[("client", "kube-dns", "tcp", 53)]["observed"] == "reachable"
+    assert got[("client", "web-1", "tcp", 8080)]["observed"] == "unreachable"  # the policy holds
+    assert got[("client", "web-1", "icmp", None)]["observed"] == "unreachable"
+    (dist,) = data["distributions"]
+    assert dist["client"] == "kube-dns" and dist["as_expected"], dist  # the first pod allowed to every endpoint
