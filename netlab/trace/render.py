@@ -158,11 +158,14 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         if v.fix:
             also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(v.fix) else ""
             out.append(f"  fix: {v.fix}{also}")
-    for entry in r.policy:
-        if entry["text"] != v.reason:
-            out.append(f"policy: {entry['text']}")
-            if entry.get("fix"):
-                out.append(f"  fix: {entry['fix']}   (or: {r.repair}, which repairs the lab)")
+    shown: set[str] = set()
+    for entry in r.policy:  # one per endpoint a Service may pick: the same words once, and not the result's again
+        if entry["text"] in shown or entry["text"] in (v.reason or ""):
+            continue
+        shown.add(entry["text"])
+        out.append(f"policy: {entry['text']}")
+        if entry.get("fix"):
+            out.append(f"  fix: {entry['fix']}   (or: {r.repair}, which repairs the lab)")
     for e in r.icmp_errors:
         out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
     for a in r.arp:

@@ -107,3 +107,21 @@ def test_a_refused_packet_is_delivered_yet_not_ok_and_says_so(world):  # noqa: F
     assert line.startswith("result: REFUSED by fedora-2") and "no socket listens on tcp port 9999" in line
     assert "reply received" not in line
     assert picture.title(r).endswith(": REFUSED")
+
+
+def test_a_policy_verdict_is_said_once_and_not_again_after_the_result(world):  # noqa: F811
+    """A Service's trace holds a policy verdict per endpoint the DNAT may pick; the same words were printed once
+    per endpoint, and again after a LOST result that already said them."""
+    from netlab.trace.verdict import Verdict
+
+    lab, m, k = world
+    w = ping(k, m)
+    dropped = "dropped in node n2, chain NETPOL-OUT-X, by policy default/only-dns (no egress rule allows it)"
+    entries = [{"pod": f"default/web-{i}", "allowed": False, "text": dropped} for i in (1, 2)]
+    r = TraceResult(lab="demo", src={"name": "fedora-1", "ip": "10.244.0.2"},
+                    dst={"name": "fedora-2", "ip": "10.244.1.3"}, proto="tcp", port=80, marker="m", forward=w,
+                    reply=None, verdict=explain(w), reply_verdict=None, reply_received=True, policy=entries)
+    number(r)
+    assert [x for x in render_text(r).splitlines() if x.startswith("policy:")] == [f"policy: {dropped}"]
+    r.verdict = Verdict(delivered=False, lost_at=0, reason=f"{dropped}; the client gets no reset: ...")
+    assert not [x for x in render_text(r).splitlines() if x.startswith("policy:")]
