@@ -47,6 +47,7 @@ packages=(
   iputils-ping fping socat curl   # ordinary tools learners and tests use
   tcpdump tshark    # captures (tshark decodes VXLAN)
   dnsmasq-base      # cluster DNS
+  bind9-dnsutils    # dig, nslookup, host: the DNS tutorials' tools, run in a pod (netlab exec client -- dig ...)
   graphviz          # netlab graph -o svg/png
   iperf3            # tests measure a rate impairment with it; learners too
   net-tools         # arp -an, as the tutorials show the ARP table
