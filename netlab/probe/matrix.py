@@ -226,6 +226,9 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     echo = {p.name: echo_ports(p) for p in lab.pods}
     question = dns_question(lab)  # the cluster DNS's 53/UDP is asked it
     asks = {p.name for p in lab.pods if asks_dns(p, DNS_PORT, "UDP")} if question is not None else set()
+
+    def question_to(dst: Endpoint, proto: str, port: int | None) -> Question | None:
+        return question if dst.name in asks and proto == "udp" and port == DNS_PORT else None
     hosts = [eps[h] for h in internet_host_names(lab) if h in eps]
     out_rule = egress_rule(lab)
     policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"
@@ -252,8 +255,8 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
             kept = port_kept(src, dst)
             for port, proto, is_echo in ports[dst.name]:
                 if proto in want:
-                    q = question if dst.name in asks and proto == "udp" and port == DNS_PORT else None
-                    add(Probe(src, dst, proto, port, True, echo=is_echo, question=q, port_kept=kept))
+                    add(Probe(src, dst, proto, port, True, echo=is_echo, question=question_to(dst, proto, port),
+                              port_kept=kept))
     if egress and out_rule is not None:
         for proto in ("tcp", "udp"):
             if proto not in want:
@@ -278,7 +281,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
             section, rules, is_echo = None, (), None
             if dst.kind == "pod" and port is not None:
                 is_echo = (port, exp.proto.upper()) in echo[dst.name]
-                q = question if dst.name in asks and exp.proto == "udp" and port == DNS_PORT else None
+                q = question_to(dst, exp.proto, port)
             elif dst.name in host_names and port is not None:
                 is_echo = port == ECHO_PORT  # the prober's listener
                 if src.kind in ("pod", "node") and out_rule is not None:
