@@ -21,7 +21,7 @@ from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import bypass, listeners, turns
+from netlab.probe import bypass, clash, listeners, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.early import Early, options_key
@@ -85,9 +85,10 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     notes = unprobed_notes(lab, protos) + plan.notes
     notes += [f"{h}: something already listened on {ECHO_PORT} there; it answered the egress probes"
               for h in heard.already]
+    renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
     began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
-                  _hints(lab, results))
+                  renumbered + _hints(lab, results))
 
 
 def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:

@@ -148,6 +148,38 @@ def test_a_refused_probe_says_what_the_destinations_kernel_has_on_that_port(labs
             f"9999 in {ns}") in text, text
 
 
+def test_a_port_conntrack_moved_to_keep_reply_tuples_unique_is_no_nat_fault(labs):
+    """A pod that reached a Service from port P, then its endpoint directly from P (its only ephemeral port
+    here), needs the reply tuple the first flow's entry holds: n1's conntrack gives the second another port. The
+    probe said "NAT: ... (source port translated)", exit 1 (a flake of the Service tests, once in many runs);
+    now it proves the clash from n1's conntrack table, passes, and says so in a hint."""
+    lab = labs.name("pr")
+    labs.up(f"""name: {lab}
+nodes: [{{name: n1}}]
+pods: [{{name: web, node: n1, labels: {{app: web}}}}, {{name: near, node: n1}}]
+services: [{{name: web, clusterIP: 10.96.0.50, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}]
+""")
+    near = f"{lab}-near"
+    in_netns(near, "sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40000", check=True)
+    got = in_netns(near, "curl", "-s", "-m", "5", "http://10.96.0.50/", check=True)
+    assert json.loads(got.stdout)["client"] == "10.244.0.3:40000", got.stdout  # through the Service, from 40000
+    code, data = probe(lab, "--proto", "tcp")
+    direct = next(r for r in data["probes"] if (r["source"], r["destination"], r["port"]) == ("near", "web", 8080))
+    moved = direct["seen_client_address"].rsplit(":", 1)[1]
+    assert direct["local_address"] == "10.244.0.3:40000" and moved != "40000", direct  # the clash happened
+    assert code == 0 and direct["as_expected"], direct
+    # the kernel's view: the Service flow's entry holds the reply tuple, the probe's entry has the moved port
+    table = in_netns(f"{lab}-n1", "conntrack", "-L", "-p", "tcp", check=True).stdout
+    assert any("dst=10.96.0.50 sport=40000 dport=80 src=10.244.0.2 dst=10.244.0.3 sport=8080 dport=40000" in line
+               for line in table.splitlines()), table
+    assert any(f"dst=10.244.0.2 sport=40000 dport=8080 src=10.244.0.2 dst=10.244.0.3 sport=8080 dport={moved}"
+               in line for line in table.splitlines()), table
+    (hint,) = [h for h in data["hints"] if h.startswith("near -> web tcp/8080")]
+    assert hint.startswith(f"near -> web tcp/8080: conntrack in {lab}-n1 gave the flow source port {moved} "
+                           "instead of 40000: the reply tuple 10.244.0.2:8080 -> 10.244.0.3:40000 was held by the "
+                           "entry of 10.244.0.3:40000 -> 10.96.0.50:80"), hint
+
+
 @pytest.mark.skipif(not shutil.which("iptables"), reason="needs iptables")
 def test_nat_between_pods_breaks_rule_1(labs):
     lab = labs.name("pr")
