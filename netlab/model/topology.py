@@ -16,7 +16,8 @@ import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator,
+                      model_validator)
 
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
 from netlab.model.impair import IfName, Impairment
@@ -295,6 +296,15 @@ class Expectation(Model):
     proto: Literal["icmp", "tcp", "udp"] = "icmp"
     port: Port | None = Field(None, description="Destination port (tcp and udp only).")
     reach: StrictBool = Field(True, description="Whether the probe must get through.")
+
+    @field_validator("source", "to", mode="before")
+    @classmethod
+    def _not_a_service(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("svc/"):
+            raise ValueError(f"{value!r} names a Service; an expect: entry goes from and to a pod, node or internet "
+                             "host (`netlab probe` dials every Service from every pod, as the rules say; `netlab "
+                             f"trace POD {value}` follows one connection)")
+        return value
 
 
 # --- Kubernetes namespaces and NetworkPolicy (networking.k8s.io/v1) ------------------------
