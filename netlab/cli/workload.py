@@ -160,7 +160,11 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
             if chunk:
                 out.write(chunk)
                 out.flush()
-            elif os.fstat(fh.fileno()).st_nlink == 0:
+                continue
+            st = os.fstat(fh.fileno())
+            if st.st_size < fh.tell():
+                fh.seek(0)  # the log started over (workload/echo.py's Log at its size limit): follow it on
+            elif st.st_nlink == 0:
                 # The log was removed: the lab taken down, or the pod taken out of it. Nothing more comes
                 # (a restarted container appends to the same file), so following ends, as `kubectl logs -f`
                 # does when its pod is deleted.

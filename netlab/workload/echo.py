@@ -45,12 +45,14 @@ import re
 import selectors
 import socket
 import struct
+import stat
 import sys
 import time
 from typing import Callable
 
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 DRAIN_SECONDS = 5.0  # how long a half-closed TCP connection may linger
+LOG_MAX = 10 * 2**20  # bytes of a container's log file before it starts over: the kubelet's containerLogMaxSize
 MAX_DRAIN = 64 * 1024  # bytes read from one client before it is simply closed
 # How long a TCP client may stay silent before it gets the reply unasked: long
 # enough for an HTTP client on a loaded machine to send its request after the
@@ -148,13 +150,23 @@ def listen(ports: list[tuple[int, str]], address: str = "0.0.0.0") -> list[socke
 
 
 class Log:
-    """Where one container's lines go: a file descriptor, written once per round of the loop."""
+    """Where one container's lines go: a file descriptor, written once per round of the loop.
 
-    __slots__ = ("fd", "pending", "own")
+    The echo server logs every connection, so a probed lab's logs grow with every run (a 500-pod matrix: some
+    15 MB a run, in /run, which is memory on most machines). Like the kubelet, which rotates a container's log
+    once it reaches containerLogMaxSize (10 MiB by default) and shows only the newest file, a log file that
+    would pass :data:`LOG_MAX` starts over, with a line that says so (``netlab logs -f`` follows it on)."""
+
+    __slots__ = ("fd", "pending", "own", "size")
 
     def __init__(self, fd: int, own: bool = True):
         self.fd, self.own = fd, own
         self.pending: list[str] = []
+        try:  # None: not a regular file (a pipe, a terminal), never started over
+            st = os.fstat(fd)
+            self.size: int | None = st.st_size if stat.S_ISREG(st.st_mode) else None
+        except OSError:
+            self.size = None
 
     @classmethod
     def open(cls, path: str) -> "Log":
@@ -168,8 +180,18 @@ class Log:
             return
         data = "".join(self.pending).encode(errors="replace")
         self.pending.clear()
+        if self.size is not None and self.size + len(data) > LOG_MAX:
+            try:
+                os.ftruncate(self.fd, 0)  # O_APPEND: the next write lands at the start
+                self.size = 0
+                data = (f"{_stamp()} netlab: this log reached {LOG_MAX // 2**20} MiB and starts over, as the "
+                        "kubelet rotates a container's log at containerLogMaxSize\n").encode() + data
+            except OSError:
+                pass
         try:
             os.write(self.fd, data)  # O_APPEND: a few kB, one write
+            if self.size is not None:
+                self.size += len(data)
         except OSError:
             pass  # a full disk costs log lines, never answers
 

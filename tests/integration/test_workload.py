@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import lab_namespaces, netlab, state_path, two_node_topology, wait_for
+from helpers import in_netns, lab_namespaces, netlab, state_path, two_node_topology, wait_for
 from netlab.kernel.processes import running, thread_group
 
 pytestmark = pytest.mark.root
@@ -502,5 +502,48 @@ pods:
         if follow.poll() is None:
             follow.kill()
             follow.wait()
+        follow.stdout.close()
+        follow.stderr.close()
+
+
+def test_logs_follow_goes_on_when_the_log_starts_over(labs):
+    """The echo server starts a log over at the kubelet's containerLogMaxSize (10 MiB: tests/unit/test_echo_loop.py);
+    `netlab logs -f` then follows the new lines from the start of the file, where it waited past the old end
+    for lines that came in unseen. The start-over is made here by truncating the real log as the server does."""
+    import select
+
+    from netlab.workload.containers import log_path
+
+    lab = labs.name("lf")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: web, node: n1}}]\n")
+    path = log_path(lab, "web", "main")
+
+    def hit(tag: str) -> None:  # one connection to the echo server, from the node: one log line, naming the port
+        in_netns(f"{lab}-n1", "curl", "-s", "-m", "5", "-o", "/dev/null", "--local-port", tag,
+                 "http://10.244.0.2:8080/", check=True)
+
+    hit("40001")
+    assert wait_for(lambda: ":40001 -> " in open(path).read())
+    follow = subprocess.Popen([sys.executable, "-m", "netlab", "logs", "--lab", lab, "web", "-f"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        got = b""
+
+        def read_until(text: bytes) -> bool:
+            nonlocal got
+            deadline = time.monotonic() + 10
+            while text not in got and time.monotonic() < deadline:
+                if select.select([follow.stdout], [], [], 0.5)[0]:
+                    got += os.read(follow.stdout.fileno(), 4096)
+            return text in got
+
+        assert read_until(b":40001 -> "), got
+        os.truncate(path, 0)  # what the server does at its limit (its fd is O_APPEND: it writes at the start)
+        hit("40002")
+        assert wait_for(lambda: open(path).read().count(":40002 -> ") == 1)  # the file holds the new line only
+        assert read_until(b":40002 -> "), got
+    finally:
+        follow.kill()
+        follow.wait()
         follow.stdout.close()
         follow.stderr.close()

@@ -4,6 +4,7 @@ container's log, and goes alone when dropped (sockets made in-process on 127.0.0
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 
@@ -170,3 +171,33 @@ def test_a_control_answer_without_its_last_line_is_no_answer():
     whole = launch.Answer()
     whole.read("D a/main\nOK\n")
     assert whole.complete and whole.removed == {"a/main"}
+
+
+def test_a_log_starts_over_at_its_limit_as_the_kubelet_rotates_and_a_pipe_is_left_alone(tmp_path, monkeypatch):
+    """Every connection is logged: without a limit a probed lab's logs grew without end, in /run (memory)."""
+    from netlab.workload import echo
+
+    monkeypatch.setattr(echo, "LOG_MAX", 400)
+    path = tmp_path / "web.main.log"
+    log = Log.open(str(path))
+    for i in range(30):
+        log.write(f"tcp 10.244.0.3:{40000 + i} -> 10.244.0.2:8080")  # 40 bytes a line
+        log.flush()
+        assert path.stat().st_size <= 400 + 200, i  # the limit, and at most the notice and one round over it
+    text = path.read_text()
+    assert "netlab: this log reached 0 MiB and starts over" in text.splitlines()[0]
+    assert text.splitlines()[-1].endswith(":40029 -> 10.244.0.2:8080")  # the newest lines are kept
+    assert ":40000 -> " not in text  # the oldest are gone
+    log.close()
+    # Appended by another writer in between (a restart appends to the same file): the size is the file's.
+    again = Log.open(str(path))
+    assert again.size == path.stat().st_size
+    again.close()
+    read, write = os.pipe()
+    piped = Log(write, own=False)
+    assert piped.size is None  # a pipe (the standalone server's stdout) is never truncated
+    piped.write("x" * 500)
+    piped.flush()
+    assert len(os.read(read, 1000)) == 501
+    os.close(read)
+    os.close(write)
