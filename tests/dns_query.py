@@ -1,6 +1,6 @@
 """DNS questions asked from inside a lab namespace, the answers printed as dig prints them (tests only).
 
-The lab has no dig (bind9-dnsutils is not among what scripts/setup.sh installs): :data:`QUERY` runs
+Not dig (scripts/setup.sh installs it for learners), so that each record is read field by field: :data:`QUERY` runs
 in a child process that entered the pod's namespace first (``ip netns exec``), so that the question
 leaves through the pod's eth0 as an application's would, and builds and reads the messages with
 scapy. Each record is printed in dig's presentation format::

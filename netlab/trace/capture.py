@@ -131,6 +131,7 @@ def scapy_layers(vxlan_port: int = 8472):
     from scapy.layers.l2 import Ether  # scapy: lazily, see above
 
     if vxlan_port not in _BOUND:
+        import scapy.layers.dns  # noqa: F401  (binds UDP and TCP port 53 to DNS: a query prints as one)
         from scapy.layers.inet import UDP  # scapy: lazily, see above
         from scapy.layers.vxlan import VXLAN
         from scapy.packet import bind_layers
@@ -194,12 +195,19 @@ def describe(frame: Frame, vxlan_port: int = 8472, verbose: bool = False) -> str
 
 
 def _one_line(pkt: Any) -> str:
-    """``MAC > MAC <scapy summary>``; a VXLAN frame as its outer UDP carrier, then the inner frame."""
-    from scapy.layers.inet import IP, UDP  # scapy: lazily, see above
+    """``MAC > MAC <scapy summary>``; a VXLAN frame as its outer UDP carrier, then the inner frame; a DNS
+    message as tcpdump words it (:func:`_dns_line`)."""
+    from scapy.layers.dns import DNS  # scapy: lazily, see above
+    from scapy.layers.inet import IP, TCP, UDP
     from scapy.layers.vxlan import VXLAN
 
     def frame(p: Any) -> str:
-        text = f"{p.src} > {p.dst} {p.payload.summary()}" if hasattr(p, "src") and p.payload else p.summary()
+        if DNS in p and IP in p and (UDP in p or TCP in p):
+            l4 = p[UDP] if UDP in p else p[TCP]
+            text = (f"{p.src} > {p.dst} IP / {l4.name} {p[IP].src}:{l4.sport} > {p[IP].dst}:{l4.dport} / "
+                    f"{_dns_line(p[DNS])}")
+        else:
+            text = f"{p.src} > {p.dst} {p.payload.summary()}" if hasattr(p, "src") and p.payload else p.summary()
         return f"{text} ttl {p[IP].ttl}" if IP in p else text  # -o json has it too: a loop shows as it falls
 
     if VXLAN in pkt and IP in pkt and UDP in pkt:
@@ -207,6 +215,27 @@ def _one_line(pkt: Any) -> str:
         return (f"{pkt.src} > {pkt.dst} IP {ip.src}:{udp.sport} > {ip.dst}:{udp.dport} UDP VXLAN vni {vx.vni} "
                 f"ttl {ip.ttl} | inner {frame(vx.payload)}")
     return frame(pkt)
+
+
+def _dns_line(d: Any) -> str:
+    """A DNS message in tcpdump's words: ``DNS 0x1a2b A? web.default.svc.cluster.local.``, its answer ``DNS
+    0x1a2b NOERROR A 10.96.0.20`` (``NXDOMAIN``, the records' types and data); what scapy cannot read, as is."""
+    from scapy.layers.dns import dnsqtypes  # scapy: lazily, see above
+
+    def text(value: Any) -> str:
+        return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+    try:
+        qd = d.qd[0] if d.qd else None
+        question = f"{dnsqtypes.get(qd.qtype, qd.qtype)}? {text(qd.qname)}" if qd is not None else "no question"
+        if not d.qr:
+            return f"DNS {d.id:#06x} {question}"
+        rcode = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}.get(
+            d.rcode, str(d.rcode))
+        records = [f"{dnsqtypes.get(rr.type, rr.type)} {text(rr.rdata)}" for rr in (d.an or [])]
+        return f"DNS {d.id:#06x} {rcode} ({question})" + (f" {', '.join(records)}" if records else "")
+    except Exception:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read
+        return d.summary()
 
 
 def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame], None]) -> int:

@@ -172,3 +172,25 @@ def test_probe_asks_the_dns_pod_and_its_cluster_ip_a_real_question_and_checks_th
                          text=True, timeout=30).stdout
     for sender in [*pods.values(), node_ip]:  # no NAT on the way, through the ClusterIP too (rule 1)
         assert f"auth[A] kube-dns.kube-system.svc.cluster.local from {sender}" in log, sender
+
+
+def test_capture_prints_a_dns_question_and_its_answer_as_tcpdump_words_them(lab):
+    """`netlab capture` on the DNS pod's eth0 while a pod asks: the question, the rcode and the answer's
+    records, with addresses and ports (it printed `IP / UDP ... / Raw`)."""
+    import threading
+    import time
+
+    def ask_soon() -> None:
+        time.sleep(1.5)  # the capture's socket is open by then
+        q(lab, "web.default.svc.cluster.local")
+    asker = threading.Thread(target=ask_soon)
+    asker.start()
+    try:
+        out = netlab("capture", "--lab", lab, "kube-dns:eth0", "-c", "50", "--timeout", "8", timeout=60).stdout
+    finally:
+        asker.join()
+    lines = [line for line in out.splitlines() if "DNS" in line]
+    asked = [line for line in lines if "A? web.default.svc.cluster.local." in line and "NOERROR" not in line]
+    answered = [line for line in lines if "NOERROR (A? web.default.svc.cluster.local.) A 10.96.0.20" in line]
+    assert asked and answered, lines
+    assert "IP / UDP 10.244.0.3:" in asked[0] and " > 10.244.0.4:53 / DNS 0x" in asked[0], asked[0]

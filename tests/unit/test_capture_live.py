@@ -42,3 +42,33 @@ def test_a_capture_of_no_frames_says_where_for_how_long_and_why_it_stopped(stopp
 
     line = no_frames_line("lab-a", "eth0", stopped, 10.04)
     assert line.startswith(f"netlab: 0 frames captured on lab-a eth0 in 10.0 s ({why}): ") and "\n" not in line
+
+
+def test_a_dns_message_prints_as_tcpdump_words_it():
+    """A DNS query and its answer show the question, the rcode and the records, with addresses and ports; they
+    printed as ``IP / UDP ... / Raw`` (scapy's DNS layer was not bound), then without addresses."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+
+    from netlab.trace.capture import describe
+
+    name = "web.default.svc.cluster.local"
+
+    def line(pkt) -> str:
+        return describe(Frame("lab-dns", "eth0", "in", 0.0, bytes(pkt), len(bytes(pkt)))).split(None, 2)[2]
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    q = eth / IP(src="10.244.0.3", dst="10.244.0.4", ttl=64) / UDP(sport=40000, dport=53) / DNS(
+        id=0x1A2B, rd=1, qd=DNSQR(qname=name, qtype="A"))
+    assert line(q) == ("02:00:00:00:00:01 > 02:00:00:00:00:02 IP / UDP 10.244.0.3:40000 > 10.244.0.4:53 / "
+                       f"DNS 0x1a2b A? {name}. ttl 64")
+    a = eth / IP(src="10.244.0.4", dst="10.244.0.3", ttl=64) / UDP(sport=53, dport=40000) / DNS(
+        id=0x1A2B, qr=1, aa=1, qd=DNSQR(qname=name, qtype="A"), an=DNSRR(rrname=name, type="A", rdata="10.96.0.20"))
+    assert line(a).endswith(f"/ DNS 0x1a2b NOERROR (A? {name}.) A 10.96.0.20 ttl 64")
+    nx = eth / IP(src="10.244.0.4", dst="10.244.0.3") / UDP(sport=53, dport=40000) / DNS(
+        id=7, qr=1, rcode=3, qd=DNSQR(qname="nope.default.svc.cluster.local", qtype="AAAA"))
+    assert "/ DNS 0x0007 NXDOMAIN (AAAA? nope.default.svc.cluster.local.) ttl" in line(nx)
+    tcp = eth / IP(src="10.244.0.3", dst="10.244.0.4") / TCP(sport=40001, dport=53, flags="PA") / DNS(
+        id=9, qd=DNSQR(qname=name))
+    assert "IP / TCP 10.244.0.3:40001 > 10.244.0.4:53 / DNS 0x0009 A? " in line(tcp), line(tcp)
