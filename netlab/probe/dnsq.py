@@ -3,7 +3,7 @@
 netlab's echo server answers a probe datagram with the client address it saw;
 the cluster DNS add-on's dnsmasq drops such a datagram as garbage, so silence
 on its 53/UDP would prove nothing. A probe there asks it a real question
-instead, the one a pod's resolver asks first of all::
+instead, one every cluster DNS must answer, its own Service's name::
 
     kube-dns.kube-system.svc.cluster.local. IN A    (id = the probe's, RD set)
 

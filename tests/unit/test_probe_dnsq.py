@@ -83,7 +83,7 @@ def test_the_report_counts_the_answers_and_its_json_holds_the_question_and_answe
                for p, o in zip(asks, [Observation(outcome="reply", dns=good), Observation(outcome="reply", dns=bad)])]
     report = Report("dq", 1.0, results, [])
     assert ("cluster DNS: 1/2 answers to A kube-dns.kube-system.svc.cluster.local gave its ClusterIP 10.96.0.10 "
-            "(probes of kube-dns udp/53 ask it, as a pod's resolver would)") in render.text(report).splitlines()
+            "(probes of kube-dns udp/53 ask it a real question, as a pod's resolver does)") in render.text(report).splitlines()
     data = render.to_json(report)
     assert data["probes"][1]["dns"] == {"question": "A kube-dns.kube-system.svc.cluster.local",
                                         "expected_a": "10.96.0.10", "answer": bad}
