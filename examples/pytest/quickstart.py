@@ -14,6 +14,8 @@ with Lab.up(Path(__file__).with_name("lab.yaml"), name=name) as lab:   # down wh
     r = lab.reach("client", "web-2", proto="tcp", port=8080)
     assert r.reachable and r.seen_source == lab.pod("client").ip        # no NAT between pods
     assert not lab.reach("client", "web-2", proto="tcp", port=9999).reachable
+    dns = lab.reach("client", "kube-dns", proto="udp", port=53).dns          # a real DNS question, answered
+    assert dns.answer.rcode == "NOERROR" and dns.answer.a == (dns.expected_a,)  # the DNS Service's ClusterIP
     t = lab.trace("client", "svc/web", proto="tcp", port=80)
     assert t.delivered and t.endpoint is not None                       # the endpoint the Service's DNAT picked:
     assert t.endpoint.pod in {"web-1", "web-2"}
