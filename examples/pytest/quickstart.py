@@ -15,7 +15,8 @@ with Lab.up(Path(__file__).with_name("lab.yaml"), name=name) as lab:   # down wh
     assert r.reachable and r.seen_source == lab.pod("client").ip        # no NAT between pods
     assert not lab.reach("client", "web-2", proto="tcp", port=9999).reachable
     dns = lab.reach("client", "kube-dns", proto="udp", port=53).dns          # a real DNS question, answered
-    assert dns.answer.rcode == "NOERROR" and dns.answer.a == (dns.expected_a,)  # the DNS Service's ClusterIP
+    assert dns is not None and dns.answer is not None and dns.answer.rcode == "NOERROR"
+    assert dns.answer.a == (dns.expected_a,)                              # the DNS Service's ClusterIP
     t = lab.trace("client", "svc/web", proto="tcp", port=80)
     assert t.delivered and t.endpoint is not None                       # the endpoint the Service's DNAT picked:
     assert t.endpoint.pod in {"web-1", "web-2"}
