@@ -2,7 +2,8 @@
 
 netlab's echo server answers a probe datagram with the client address it saw;
 the cluster DNS add-on's dnsmasq drops such a datagram as garbage, so silence
-on its 53/UDP would prove nothing. A probe there asks it a real question
+on its 53/UDP would prove nothing. A probe there (and on its 53/TCP, where a
+connect alone proved only that something listens) asks it a real question
 instead, one every cluster DNS must answer, its own Service's name::
 
     kube-dns.kube-system.svc.cluster.local. IN A    (id = the probe's, RD set)
@@ -77,6 +78,19 @@ def answer(data: bytes, ident: int) -> dict | None:
     except (struct.error, IndexError):
         return None
     return out
+
+
+def over_tcp(message: bytes) -> bytes:
+    """A DNS message as TCP carries it: its length in two bytes first (RFC 1035 4.2.2)."""
+    return struct.pack("!H", len(message)) + message
+
+
+def from_tcp(stream: bytes) -> bytes | None:
+    """The first DNS message of what a TCP connection brought (None: not all of it yet)."""
+    if len(stream) < 2:
+        return None
+    (length,) = struct.unpack_from("!H", stream)
+    return stream[2:2 + length] if len(stream) >= 2 + length else None
 
 
 def _skip_name(data: bytes, pos: int) -> int:

@@ -68,7 +68,7 @@ def probe_entries(lab: Lab, p: Probe) -> list[Entry]:
 
 def task_for(i: int, p: Probe) -> Task:
     return Task(id=i, src=p.source.netns, dst=p.destination.addr, proto=p.proto, port=p.port or 0,
-                service=p.svc is not None, wait_reply=p.echo is not False, size=p.size,
+                service=p.svc is not None, wait_reply=p.echo is not False or p.question is not None, size=p.size,
                 question=p.question.name if p.question is not None else "",
                 behind=tuple((ip, port) for _, ip, port in p.svc.endpoints) if p.svc is not None else ())
 

@@ -201,7 +201,9 @@ def judge(probe: Probe, obs: Observation, timeout: float, sender_ip: str | None)
 
 def dns_problems(q: Question, obs: Observation) -> list[str]:
     """A DNS probe's answer: its question's A record must be the Service's ClusterIP."""
-    dns = obs.dns or {}
+    dns = obs.dns
+    if dns is None:
+        return [f"asked {q.text}, the cluster DNS sent no answer ({obs.detail or 'nothing came back'})"]
     if dns.get("rcode") == "NOERROR" and q.address in dns.get("a", []):
         return []
     return [f"asked {q.text}, the cluster DNS answered {dnsq.describe(dns)}, not A {q.address}"]

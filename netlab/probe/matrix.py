@@ -10,7 +10,7 @@ model, everything reaches everything:
 - UDP only to ports netlab's echo server listens on (containers without a
   ``command``): only it is known to answer an arbitrary datagram, so silence
   from anything else proves nothing; and to the cluster DNS add-on's 53/UDP,
-  with a real DNS question (dnsq.py) whose answer is checked;
+  with a real DNS question (dnsq.py) whose answer is checked, as on its 53/TCP;
 - with an ``internet:`` section, egress: TCP and UDP from every pod to every
   internet host on the echo port, answered by a temporary echo listener the
   prober starts there (see listeners.py); the host must see the gateway's
@@ -97,7 +97,7 @@ class Probe:
     # Client-address rules (egress, Services); empty: the sender's own address (rules 1 and 2).
     rules: tuple[SeenRule, ...] = ()
     echo: bool | None = None  # netlab's echo server answers there (None: not known)
-    question: Question | None = None  # a DNS question instead of the echo line (the cluster DNS's 53/UDP)
+    question: Question | None = None  # a DNS question instead of the echo line (the cluster DNS's port 53)
     svc: "ServiceTarget | None" = None  # a Service probe: what it targets (services.py)
     size: int = 0  # "mtu" probes: bytes of the ICMP message (header and payload)
     # The client's source port arrives as sent. Not so for a node's own connection to another node's pod in
@@ -171,8 +171,8 @@ def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:
 
 
 def asks_dns(pod: "PodInfo", port: int | None, protocol: str) -> bool:
-    """A probe to ``pod`` on this port asks a DNS question: the add-on's dnsmasq on 53/UDP."""
-    return port == DNS_PORT and protocol.upper() == "UDP" and is_addon_pod(pod.spec)
+    """A probe to ``pod`` on this port asks a DNS question: the add-on's dnsmasq on 53/UDP or 53/TCP."""
+    return port == DNS_PORT and protocol.upper() in ("UDP", "TCP") and is_addon_pod(pod.spec)
 
 
 def dns_question(lab: "Lab") -> Question | None:
@@ -187,7 +187,7 @@ def dns_question(lab: "Lab") -> Question | None:
 
 def question_for(lab: "Lab", dst: Endpoint, proto: str, port: int | None) -> Question | None:
     """The DNS question a probe of ``proto``/``port`` to pod ``dst`` asks (None: it sends the echo line)."""
-    if dst.kind != "pod" or proto != "udp":
+    if dst.kind != "pod" or proto not in ("udp", "tcp"):
         return None
     pod = next((p for p in lab.pods if p.name == dst.name), None)
     return dns_question(lab) if pod is not None and asks_dns(pod, port, proto) else None
@@ -228,7 +228,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     asks = {p.name for p in lab.pods if asks_dns(p, DNS_PORT, "UDP")} if question is not None else set()
 
     def question_to(dst: Endpoint, proto: str, port: int | None) -> Question | None:
-        return question if dst.name in asks and proto == "udp" and port == DNS_PORT else None
+        return question if dst.name in asks and proto in ("udp", "tcp") and port == DNS_PORT else None
     hosts = [eps[h] for h in internet_host_names(lab) if h in eps]
     out_rule = egress_rule(lab)
     policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"

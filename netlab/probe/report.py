@@ -117,7 +117,7 @@ def rule_lines(report: Report) -> list[str]:
         q = asked[0][1]
         ok = sum(1 for r, _ in asked if not r.problems)
         lines.append(f"cluster DNS: {ok}/{len(asked)} answers to {q.text} gave its ClusterIP {q.address} "
-                     f"(probes of kube-dns udp/53 ask it a real question, as a pod's resolver does)")
+                     f"(probes of kube-dns's port 53, UDP and TCP, ask it a real question, as a pod's resolver does)")
     if report.stats.get("arp") == "seeded":
         lines.append("neighbours: pods on one bridge used each other's MACs as temporary PERMANENT entries "
                      "(no ARP floods; each pod's ARP was checked from its node; --arp real resolves every pair)")

@@ -214,9 +214,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                               f"endpoint at random")
             continue
         reach = bool(eps_t) and not deaf
-        # The cluster DNS Service's 53/UDP: its endpoint (the add-on's dnsmasq) is asked a DNS question.
-        q = question if proto == "udp" and eps_t and all(
-            asks_dns(pod_info[pod], port, "UDP") for pod, _, port in eps_t) else None
+        # The cluster DNS Service's port 53: its endpoint (the add-on's dnsmasq) is asked a DNS question.
+        q = question if eps_t and all(asks_dns(pod_info[pod], port, proto) for pod, _, port in eps_t) else None
         if proto == "udp" and eps_t and not echo and q is None:
             others = [pod for pod, _, port in eps_t if (port, "UDP") not in echo_ports(pod_info[pod])]
             who = "its endpoints answer" if len(others) == len(eps_t) else \

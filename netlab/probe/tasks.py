@@ -26,7 +26,7 @@ class Task:
     service: bool = False  # a Service probe: source port from sockets.SERVICE_PORTS; udp: a socket of its own
     wait_reply: bool = True  # tcp: wait for an echo line after connect (False: no echo server there)
     size: int = 0  # mtu: bytes of the ICMP echo (the pod's MTU minus the IP header)
-    question: str = ""  # udp: a DNS A query for this name instead of the echo line (dnsq.py)
+    question: str = ""  # a DNS A query for this name instead of the echo line (dnsq.py; over TCP, length first)
     # A Service probe: the (IP, port) of each endpoint its DNAT may pick. The endpoint's node tracks the
     # DNATed flow under a tuple of its own, towards one of them (agent.py: _untrack).
     behind: tuple[tuple[str, int], ...] = ()

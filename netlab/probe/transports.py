@@ -262,9 +262,10 @@ class Tcp:
                                            detail="connected (not netlab's echo server: no client address to check)"))
                 return
             # The echo server answers a client's first line at once (one that stays silent
-            # waits for echo.GREETING_WAIT): say something that is not an HTTP request.
+            # waits for echo.GREETING_WAIT): say something that is not an HTTP request. A DNS
+            # server gets its question, with TCP's two-byte length before it (RFC 1035 4.2.2).
             try:
-                s.send(b"netlab probe %d\n" % t.id)
+                s.send(dnsq.over_tcp(dnsq.query(t.id, t.question)) if t.question else b"netlab probe %d\n" % t.id)
             except OSError:
                 pass  # the reply (or its absence) still says what happened
             w.modify(fd, select.EPOLLIN)
@@ -275,7 +276,17 @@ class Tcp:
         except OSError:
             chunk = b""
         flow.reply += chunk
-        if b"\n" in flow.reply or not chunk or len(flow.reply) > REPLY_MAX:
+        if t.question:  # a DNS answer: whole once its length's bytes are in
+            message = dnsq.from_tcp(bytes(flow.reply))
+            if message is None and chunk and len(flow.reply) <= REPLY_MAX:
+                return
+            o = Observation(outcome="reply", rtt=flow.rtt, local=flow.local, reply_from=t.dst,
+                            dns=dnsq.answer(message, t.id) if message is not None else None)
+            if o.dns is None:
+                o.detail = "connected; the server sent no DNS answer"
+            self._close(fd)
+            w.finish(t.id, o)
+        elif b"\n" in flow.reply or not chunk or len(flow.reply) > REPLY_MAX:
             o = Observation(outcome="reply", rtt=flow.rtt, local=flow.local, reply_from=t.dst)
             echo_fields(o, bytes(flow.reply))
             if o.answered_by is None:
@@ -291,8 +302,9 @@ class Tcp:
         flow = self.flows[fd]
         self._close(fd)
         if flow.rtt is not None:  # connected, but no echo line: some other server; reachable all the same
-            self.w.finish(tid, Observation(outcome="reply", rtt=flow.rtt, local=flow.local,
-                                           detail="connected; the server sent no echo reply"))
+            self.w.finish(tid, Observation(outcome="reply", rtt=flow.rtt, local=flow.local, detail=(
+                "connected; the server sent no DNS answer" if flow.task.question else
+                "connected; the server sent no echo reply")))
         else:
             self.w.finish(tid, Observation(outcome="timeout", local=flow.local))
         return True

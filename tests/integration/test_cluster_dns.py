@@ -155,17 +155,18 @@ def test_the_dns_pod_logs_each_question_as_its_authority(lab):
 
 
 def test_probe_asks_the_dns_pod_and_its_cluster_ip_a_real_question_and_checks_the_answer(lab):
-    """`probe` sends a DNS question to 53/UDP of the add-on (it sent an echo line dnsmasq drops, so it left the
-    port out): every pod and the node to the pod, every pod to the ClusterIP; each answer must be the DNS
-    Service's own A record, and dnsmasq's log shows each question arrive from its sender's own address."""
+    """`probe` sends a DNS question to port 53 of the add-on, over UDP and TCP (it sent an echo line dnsmasq drops,
+    so it left 53/UDP out, and a connect alone on 53/TCP): every pod and the node to the pod, every pod to the
+    ClusterIP; each answer must be the DNS Service's own A record, and dnsmasq's log shows each question arrive
+    from its sender's own address."""
     report = json.loads(netlab("probe", "--lab", lab, "-o", "json").stdout)
     asked = [r for r in report["probes"] if r["dns"] is not None]
     pods, node_ip = {"web-1": "10.244.0.2", "client": "10.244.0.3", "cart-1": "10.244.0.5"}, "10.244.0.1"
-    assert sorted((r["source"], r["destination"], r["destination_ip"]) for r in asked) == sorted(
-        [(s, "kube-dns", "10.244.0.4") for s in [*pods, "n1"]]
-        + [(s, "kube-dns", DNS) for s in [*pods, "kube-dns"]])  # the Service, named as `get` names it
+    assert sorted((r["source"], r["destination"], r["destination_ip"], r["protocol"]) for r in asked) == sorted(
+        [(s, "kube-dns", "10.244.0.4", proto) for s in [*pods, "n1"] for proto in ("udp", "tcp")]
+        + [(s, "kube-dns", DNS, proto) for s in [*pods, "kube-dns"] for proto in ("udp", "tcp")])  # as `get` names
     for r in asked:
-        assert (r["protocol"], r["port"], r["outcome"], r["as_expected"]) == ("udp", 53, "reply", True), r
+        assert (r["port"], r["outcome"], r["as_expected"]) == (53, "reply", True), r
         assert r["dns"] == {"question": "A kube-dns.kube-system.svc.cluster.local", "expected_a": DNS,
                             "answer": {"rcode": "NOERROR", "a": [DNS]}}, r
     log = subprocess.run([sys.executable, "-m", "netlab", "logs", "--lab", lab, "kube-dns"], capture_output=True,

@@ -137,7 +137,7 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
         "example -> node-1 node-2"
     assert "5/5 Service distributions as expected" in out  # web, web-np, web-lb, echo-udp, sticky
     assert "*** svc/kube-dns udp/53 (ClusterIP 10.96.0.10)" in lines and " X" not in out  # asked a DNS question
-    assert any(line.startswith("cluster DNS: 9/9 answers to A kube-dns.kube-system.svc.cluster.local gave its "
+    assert any(line.startswith("cluster DNS: 18/18 answers to A kube-dns.kube-system.svc.cluster.local gave its "
                                "ClusterIP 10.96.0.10") for line in lines), out
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     assert suite.get("failures") == "0"

@@ -83,10 +83,20 @@ def test_the_report_counts_the_answers_and_its_json_holds_the_question_and_answe
                for p, o in zip(asks, [Observation(outcome="reply", dns=good), Observation(outcome="reply", dns=bad)])]
     report = Report("dq", 1.0, results, [])
     assert ("cluster DNS: 1/2 answers to A kube-dns.kube-system.svc.cluster.local gave its ClusterIP 10.96.0.10 "
-            "(probes of kube-dns udp/53 ask it a real question, as a pod's resolver does)") in render.text(report).splitlines()
+            "(probes of kube-dns's port 53, UDP and TCP, ask it a real question, as a pod's resolver does)") in \
+        render.text(report).splitlines()
     data = render.to_json(report)
     assert data["probes"][1]["dns"] == {"question": "A kube-dns.kube-system.svc.cluster.local",
                                         "expected_a": "10.96.0.10", "answer": bad}
     api = jsonio.from_json(R.ProbeReport, data)
     assert api.probes[0].dns == R.ProbedDns("A kube-dns.kube-system.svc.cluster.local", "10.96.0.10",
                                             R.DnsAnswer("NOERROR", ("10.96.0.10",)))
+
+
+def test_over_tcp_a_message_has_its_length_first_and_is_whole_only_when_all_of_it_came():
+    q = dnsq.query(9, NAME)
+    framed = dnsq.over_tcp(q)
+    assert framed[:2] == len(q).to_bytes(2, "big") and framed[2:] == q
+    whole = dnsq.over_tcp(response(9, an=[DNSRR(rrname=NAME, type="A", rdata="10.96.0.10")]))
+    assert dnsq.from_tcp(whole[:1]) is None and dnsq.from_tcp(whole[:-1]) is None  # not all of it yet
+    assert dnsq.answer(dnsq.from_tcp(whole + b"next"), 9) == {"rcode": "NOERROR", "a": ["10.96.0.10"]}

@@ -243,15 +243,17 @@ def test_expect_udp_to_a_port_without_echo_server():
     assert judge(echo, Observation(outcome="timeout"), 1.0, "10.244.0.2") == ["expected reachable, no reply in 1 s"]
 
 
-def test_the_cluster_dns_is_asked_a_dns_question_on_udp_53_and_its_answer_judged():
+def test_the_cluster_dns_is_asked_a_dns_question_on_port_53_and_its_answer_judged():
     svc = [{"name": "web", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}]
     probes = [p for p in build_matrix(lab(services=svc)) if p.destination.name == "kube-dns" and p.proto != "icmp"]
     assert {(p.proto, p.port) for p in probes} == {("tcp", 53), ("udp", 53)}
     want = Question("kube-dns.kube-system.svc.cluster.local", "10.96.0.10")
-    assert {p.question for p in probes if p.proto == "udp"} == {want}
-    assert {p.question for p in probes if p.proto == "tcp"} == {None}  # a connect is proof
+    assert {p.question for p in probes} == {want}  # UDP and TCP: over TCP a connect proved only a listener
     udp = next(p for p in probes if p.proto == "udp")
     assert make_job(lab(services=svc), [udp], 1.0).tasks[0].question == want.name
+    tcp = next(p for p in probes if p.proto == "tcp")
+    task = make_job(lab(services=svc), [tcp], 1.0).tasks[0]
+    assert (task.question, task.wait_reply) == (want.name, True)  # it waits for the answer, not the connect alone
     # Its answer must hold the Service's ClusterIP; anything else, or silence, is a failure in words.
     assert judge(udp, Observation(outcome="reply", dns={"rcode": "NOERROR", "a": ["10.96.0.10"]}), 1.0, None) == []
     (wrong,) = judge(udp, Observation(outcome="reply", dns={"rcode": "NXDOMAIN", "a": []}), 1.0, None)

@@ -139,6 +139,9 @@ def service_report(broken: bool = False) -> Report:
     for p in plan.probes:
         if not p.expected:
             o = Observation(outcome="refused", detail="connection refused")
+        elif p.question is not None:  # the cluster DNS, asked its question
+            o = Observation(outcome="reply", local=f"{p.source.addr}:61000", dns={"rcode": "NOERROR",
+                                                                                "a": [p.question.address]})
         elif not p.svc.echo:
             o = Observation(outcome="reply", local=f"{p.source.addr}:61000", detail="connected")
         else:

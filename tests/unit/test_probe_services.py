@@ -96,13 +96,10 @@ def test_a_probes_service_gives_its_endpoints_as_objects_in_json(plan):
 def test_udp_service_probed_only_when_its_endpoints_run_the_echo_server(lab, plan):
     udp = by(plan, "echo-udp")
     assert {(p.proto, p.port) for p in udp} == {("udp", 53)} and len(udp) == len(PODS)
-    # kube-dns: the add-on's dnsmasq serves 53/UDP, asked a DNS question (its answer checked); 53/TCP probed
-    # (a connect is proof).
+    # kube-dns: the add-on's dnsmasq serves 53/UDP and 53/TCP, asked a DNS question on both (its answer checked).
     dns = by(plan, "kube-dns")
     assert {(p.proto, p.port, p.echo) for p in dns} == {("tcp", 53, False), ("udp", 53, False)}
-    assert {p.question for p in dns if p.proto == "udp"} == {
-        Question("kube-dns.kube-system.svc.cluster.local", "10.96.0.10")}
-    assert {p.question for p in dns if p.proto == "tcp"} == {None}
+    assert {p.question for p in dns} == {Question("kube-dns.kube-system.svc.cluster.local", "10.96.0.10")}  # both
     assert not any(n.startswith("svc/kube-dns") for n in plan.notes)
 
 
@@ -187,9 +184,14 @@ def test_judge_service_replies(plan):
     assert p == "answered by kube-dns, which is not an endpoint of svc/web (endpoints: web-1, web-2)"
     (p,) = judge(web["client"], obs("web-1", "10.244.0.3:1", "10.244.0.2:9999"), 1.0, "10.244.0.3")
     assert p == "web-1 saw the request arrive at 10.244.0.2:9999, not 10.244.0.2:8080 (the Service's DNAT target)"
-    # A Service whose endpoints are not echo servers: a connect is all there is to check.
+    # The cluster DNS over TCP: a connect is not enough, its question must be answered with the ClusterIP.
     dns = next(p for p in by(plan, "kube-dns") if p.proto == "tcp")
-    assert judge(dns, Observation(outcome="reply", local="10.244.0.2:61000", detail="connected"), 1.0, None) == []
+    connected = Observation(outcome="reply", local="10.244.0.2:61000", detail="connected; the server sent no DNS answer")
+    assert judge(dns, connected, 1.0, None) == [
+        "asked A kube-dns.kube-system.svc.cluster.local, the cluster DNS sent no answer (connected; the server sent no "
+        "DNS answer)"]
+    answered = Observation(outcome="reply", local="10.244.0.2:61000", dns={"rcode": "NOERROR", "a": ["10.96.0.10"]})
+    assert judge(dns, answered, 1.0, None) == []
 
 
 def test_judge_load_balancer_without_snat_fails(plan):
@@ -234,6 +236,9 @@ def test_no_distribution_without_echo_servers_says_so():
     # rule): their own command serves it, if anything does, so it is not probed, and said so.
     assert not by(plan, "echo-udp") and any(n.startswith("svc/echo-udp udp/53: not probed") for n in plan.notes)
     assert by(plan, "web")[0].echo is False
+    # a Service whose endpoints are not echo servers: a connect is all there is to check
+    assert judge(by(plan, "web")[0], Observation(outcome="reply", local="10.244.0.2:61000", detail="connected"), 1.0,
+                 None) == []
 
 
 def dist_obs(counts: dict[str, int], client="10.244.0.3", failed=0, nat=0):
@@ -316,8 +321,10 @@ def test_job_holds_service_tasks_and_distributions(lab, plan):
     t = job.tasks[n]
     assert t.service and t.dst == "10.96.0.20" and t.port == 80 and t.src == "svc-client"
     assert not job.tasks[0].service
-    dns_tcp = next(t for t, p in zip(job.tasks, probes) if p.svc is not None and p.svc.service == "kube-dns")
-    assert dns_tcp.wait_reply is False  # dnsmasq sends nothing on connect: the connect is the answer
+    dns = [t for t, p in zip(job.tasks, probes) if p.svc is not None and p.svc.service == "kube-dns"]
+    # dnsmasq sends nothing on connect: each probe waits for the answer to its question, over UDP and TCP
+    assert {(t.proto, t.wait_reply, t.question) for t in dns} == {
+        (proto, True, "kube-dns.kube-system.svc.cluster.local") for proto in ("udp", "tcp")}
     assert {"svc-gateway", "svc-lb", "svc-example"} <= set(job.sweep)  # snapshot and swept like the rest
     assert job.untrack == ["svc-node-1", "svc-node-2", "svc-lb"]
 
