@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
+from netlab.probe.dnsq import RCODES
 from netlab.trace.decode import Decoded, decode
 
 ETH_P_ALL = 0x0003
@@ -230,8 +231,7 @@ def _dns_line(d: Any) -> str:
         question = f"{dnsqtypes.get(qd.qtype, qd.qtype)}? {text(qd.qname)}" if qd is not None else "no question"
         if not d.qr:
             return f"DNS {d.id:#06x} {question}"
-        rcode = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}.get(
-            d.rcode, str(d.rcode))
+        rcode = RCODES.get(d.rcode, str(d.rcode))
         records = [f"{dnsqtypes.get(rr.type, rr.type)} {text(rr.rdata)}" for rr in (d.an or [])]
         return f"DNS {d.id:#06x} {rcode} ({question})" + (f" {', '.join(records)}" if records else "")
     except Exception:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read

@@ -21,11 +21,11 @@ from typing import Any
 
 from netlab.model.clusterdns import CLUSTER_DOMAIN, dns_service, fqdn
 from netlab.model.lab import Lab
+from netlab.probe.dnsq import RCODES
 
 PORT = 53
 MARKER_OPTION = 65001  # EDNS0 option code for local/experimental use
 DEFAULT_NAME = f"kubernetes.default.svc.{CLUSTER_DOMAIN}"
-RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
 def question_name(lab: Lab, service: str | None) -> str:
