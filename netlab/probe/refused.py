@@ -49,16 +49,30 @@ class Refusals:
             obs.detail = f"{obs.detail or 'connection refused'}: {words(p, sockets)}"
 
 
+def ss_command(netns: str, proto: str) -> str:
+    """The ``ss`` that lists what listens (TCP) or is bound (UDP) in ``netns``."""
+    return f"ip netns exec {netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"
+
+
+def on_the_port(sockets: list[Bound], port: int, address: str) -> tuple[str, str]:
+    """What ``sockets`` hold on ``port`` for a packet to ``address``: ``none``, ``elsewhere`` (bound to other
+    addresses only) or ``takes``; and those sockets as ss prints them (trace/refusal.py says it too)."""
+    there = on_port(sockets, port)
+    bound = ", ".join(s.text() for s in there)
+    if not there:
+        return "none", bound
+    return ("takes" if any(s.takes(address) for s in there) else "elsewhere"), bound
+
+
 def words(p: Probe, sockets: list[Bound]) -> str:
     """What the destination's ``sockets`` say of the probe's port."""
     dst, proto, port = p.destination, p.proto, p.port or 0
-    show = f"ip netns exec {dst.netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"
-    there = on_port(sockets, port)
-    if not there:
+    show = ss_command(dst.netns, proto)
+    kind, bound = on_the_port(sockets, port, dst.addr)
+    if kind == "none":
         verb = "listens on" if proto == "tcp" else "is bound to"
         return f"nothing {verb} {proto} port {port} in {dst.netns} ({show})"
-    bound = ", ".join(s.text() for s in there)
-    if not any(s.takes(dst.addr) for s in there):
+    if kind == "elsewhere":
         return f"{proto} port {port} in {dst.netns} is bound to {bound} only, not to {dst.addr} ({show})"
     return (f"{proto} port {port} has a socket in {dst.netns} ({bound}): a rule on the way or in its own firewall "
             f"refused the probe (netlab trace {p.source.name} {dst.name} --proto {proto} --port {port} shows where)")

@@ -16,23 +16,23 @@ firewall rejected it before the socket saw it).
 
 from __future__ import annotations
 
-from netlab.kernel.sockdiag import Bound, on_port
+from netlab.kernel.sockdiag import Bound
+from netlab.probe.refused import on_the_port, ss_command
 
 
 def reason(proto: str, netns: str, address: str, port: int, sockets: list[Bound] | None) -> str:
     """Why ``netns`` refused a ``proto`` packet to ``address:port``, given the sockets bound there (None: this
     kernel could not list them)."""
     answer = "a TCP reset" if proto == "tcp" else "an ICMP port unreachable"
-    show = f"ip netns exec {netns} ss -{'lt' if proto == 'tcp' else 'lu'}n"
+    show = ss_command(netns, proto)
     if sockets is None:
         return (f"{netns} answered {proto} port {port} with {answer}, as a kernel does when nothing listens there "
                 f"(this kernel cannot list its sockets to netlab: {show})")
-    there = on_port(sockets, port)
-    if not there:
+    kind, bound = on_the_port(sockets, port, address)
+    if kind == "none":
         verb = "listens on" if proto == "tcp" else "is bound to"
         return f"no socket {verb} {proto} port {port} in {netns}; its kernel answered with {answer} ({show})"
-    bound = ", ".join(s.text() for s in there)
-    if not any(s.takes(address) for s in there):
+    if kind == "elsewhere":
         return (f"{proto} port {port} in {netns} is bound to {bound} only, not to {address}; its kernel answered "
                 f"with {answer} ({show})")
     return (f"{proto} port {port} has a socket in {netns} ({bound}), yet {answer} came back: a rule of that "
