@@ -113,7 +113,7 @@ class Udp:
 
     def send(self, ns: NsSockets, t: Task) -> None:
         self.wait[(ns.idx, t.dst, t.port)] = t
-        ns.udp.sendto(datagram(t), (t.dst, t.port))
+        ns.udp.sendto(payload(t), (t.dst, t.port))
 
     def read(self, ns: NsSockets) -> None:
         w = self.w
@@ -153,7 +153,7 @@ class ServiceUdp:
         try:
             s.connect((t.dst, t.port))
             local = "%s:%d" % s.getsockname()
-            s.send(datagram(t))
+            s.send(payload(t))
         except OSError:
             s.close()
             raise
@@ -265,7 +265,7 @@ class Tcp:
             # waits for echo.GREETING_WAIT): say something that is not an HTTP request. A DNS
             # server gets its question, with TCP's two-byte length before it (RFC 1035 4.2.2).
             try:
-                s.send(dnsq.over_tcp(dnsq.query(t.id, t.question)) if t.question else b"netlab probe %d\n" % t.id)
+                s.send(payload(t, stream=True))
             except OSError:
                 pass  # the reply (or its absence) still says what happened
             w.modify(fd, select.EPOLLIN)
@@ -324,9 +324,13 @@ def errname(exc: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
-def datagram(t: Task) -> bytes:
-    """What a UDP probe carries: its DNS question, else one line for the echo server."""
-    return dnsq.query(t.id, t.question) if t.question else b"netlab probe %d\n" % t.id
+def payload(t: Task, stream: bool = False) -> bytes:
+    """What a probe carries: its DNS question (on a TCP ``stream``, its length first), else one line for the
+    echo server."""
+    if not t.question:
+        return b"netlab probe %d\n" % t.id
+    query = dnsq.query(t.id, t.question)
+    return dnsq.over_tcp(query) if stream else query
 
 
 def reply_fields(obs: Observation, t: Task, data: bytes) -> bool:

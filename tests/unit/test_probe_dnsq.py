@@ -7,7 +7,7 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR, DNSRRSOA
 
 from netlab.probe import dnsq
 from netlab.probe.tasks import Observation, Task
-from netlab.probe.transports import datagram, reply_fields
+from netlab.probe.transports import payload, reply_fields
 
 NAME = "kube-dns.kube-system.svc.cluster.local"
 
@@ -55,7 +55,8 @@ def test_anything_but_the_answer_to_this_query_is_none(data):
 def test_a_udp_probe_sends_its_question_and_takes_only_its_answer():
     asks = Task(id=9, src="x-a", dst="10.244.0.4", proto="udp", port=53, question=NAME)
     plain = Task(id=9, src="x-a", dst="10.244.0.2", proto="udp", port=8080)
-    assert datagram(asks) == dnsq.query(9, NAME) and datagram(plain) == b"netlab probe 9\n"
+    assert payload(asks) == dnsq.query(9, NAME) and payload(plain) == b"netlab probe 9\n"
+    assert payload(asks, stream=True) == dnsq.over_tcp(dnsq.query(9, NAME))  # TCP: the length first
     obs = Observation(outcome="reply")
     assert not reply_fields(obs, asks, response(8))  # not its answer: the probe waits on
     assert reply_fields(obs, asks, response(9, an=[DNSRR(rrname=NAME, type="A", rdata="10.96.0.10")]))
