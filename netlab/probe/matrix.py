@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.model.clusterdns import dns_service, fqdn, is_addon_pod
 from netlab.model.lab import DEFAULT_ECHO_PORT
@@ -185,12 +185,16 @@ def dns_question(lab: "Lab") -> Question | None:
     return Question(fqdn(svc), str(ip))
 
 
-def question_for(lab: "Lab", dst: Endpoint, proto: str, port: int | None) -> Question | None:
-    """The DNS question a probe of ``proto``/``port`` to pod ``dst`` asks (None: it sends the echo line)."""
-    if dst.kind != "pod" or proto not in ("udp", "tcp"):
-        return None
-    pod = next((p for p in lab.pods if p.name == dst.name), None)
-    return dns_question(lab) if pod is not None and asks_dns(pod, port, proto) else None
+def dns_asker(lab: "Lab") -> Callable[[Endpoint, str, int | None], Question | None]:
+    """``ask(dst, proto, port)``: the DNS question a probe of ``proto``/``port`` to ``dst`` asks (None: it sends
+    the echo line). The lab is read once, not per probe."""
+    question = dns_question(lab)
+    asks = {p.name for p in lab.pods if asks_dns(p, DNS_PORT, "UDP")} if question is not None else set()
+
+    def ask(dst: Endpoint, proto: str, port: int | None) -> Question | None:
+        return question if dst.kind == "pod" and dst.name in asks and proto in ("udp", "tcp") and \
+            port == DNS_PORT else None
+    return ask
 
 
 def egress_rule(lab: "Lab") -> SeenRule | None:
@@ -224,11 +228,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     nodes = [eps[n.name] for n in lab.nodes]
     ports = {p.name: probe_ports(p) for p in lab.pods}
     echo = {p.name: echo_ports(p) for p in lab.pods}
-    question = dns_question(lab)  # the cluster DNS's 53/UDP is asked it
-    asks = {p.name for p in lab.pods if asks_dns(p, DNS_PORT, "UDP")} if question is not None else set()
-
-    def question_to(dst: Endpoint, proto: str, port: int | None) -> Question | None:
-        return question if dst.name in asks and proto in ("udp", "tcp") and port == DNS_PORT else None
+    question_to = dns_asker(lab)  # the cluster DNS's port 53 is asked a question
     hosts = [eps[h] for h in internet_host_names(lab) if h in eps]
     out_rule = egress_rule(lab)
     policy = policy_judge(lab)  # NetworkPolicies: the evaluator's verdict instead of "reaches"

@@ -7,8 +7,9 @@ what the evaluator allows, and what real traffic did; cyclonus-style rendering.
                                     ?  denied but REACHED (a mismatch)
 
 Flows are the ports the destination serves (TCP on every declared port, UDP
-where netlab's echo server answers, and the cluster DNS's 53/UDP, asked a DNS
-question: a silent UDP port proves nothing), as the probe matrix does. A pod
+where netlab's echo server answers, and the cluster DNS's 53/UDP; its port 53
+is asked a DNS question: a silent UDP port proves nothing), as the probe
+matrix does. A pod
 reaching its own address never leaves its namespace (loopback); it is probed
 too, and policies never judge it.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, Verdict, policy_set
 from netlab.probe import bypass
-from netlab.probe.matrix import Probe, endpoints, probe_ports, question_for
+from netlab.probe.matrix import Probe, dns_asker, endpoints, probe_ports
 
 MARKS = {(True, True): ".", (False, False): "X", (True, False): "!", (False, True): "?"}
 
@@ -125,9 +126,10 @@ def probe(lab: Lab, timeout: float = 0.5) -> PolicyTable:
 
     table = evaluate(lab)
     eps = endpoints(lab)
+    ask = dns_asker(lab)
     probes = []
     for f in table.flows:
-        question = question_for(lab, eps[f.dst], f.proto, f.port)  # the cluster DNS's 53/UDP: a DNS question
+        question = ask(eps[f.dst], f.proto, f.port)  # the cluster DNS's port 53: a DNS question
         probes.append(Probe(eps[f.src], eps[f.dst], f.proto, f.port, f.allowed,
                             reason="policy: " + f.verdict.describe(), echo=question is None, question=question))
     start = time.monotonic()

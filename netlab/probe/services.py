@@ -8,7 +8,8 @@ plan/services.py and plan/internet.py):
 
 - ClusterIP:port from every pod, TCP (a connect is proof, whoever serves it)
   and UDP only where every endpoint runs netlab's echo server on targetPort,
-  or is the cluster DNS add-on's pod on 53/UDP (asked a DNS question: dnsq.py);
+  or is the cluster DNS add-on's pod on 53/UDP; the cluster DNS's port 53 is
+  asked a DNS question over both (dnsq.py);
 - NodePort on every node's IP from every node and every internet host;
 - the LoadBalancer IP:port from every internet host;
 - for every Service with n >= 2 endpoints that run the echo server, a
