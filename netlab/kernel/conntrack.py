@@ -118,6 +118,24 @@ def tuples(ns: str, proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
     return _of_proto(msgs, proto)
 
 
+def ports_towards(namespaces: Iterable[str], proto: int, dst: str, dport: int) -> set[int]:
+    """The source ports of every flow to ``dst:dport`` these namespaces hold an entry for (one dump each).
+
+    A new connection from one of those ports would not be new to conntrack: its
+    packets would follow the old entry (a DNAT made before, or none) and skip the
+    nat table. A namespace that is gone holds nothing.
+    """
+    ports: set[int] = set()
+    for ns in namespaces:
+        try:
+            entries = tuples(ns, proto)
+        except OSError:
+            continue
+        ports.update(int(o["sport"]) for o, _ in entries
+                     if o.get("dst") == dst and o.get("dport") == str(dport) and "sport" in o)
+    return ports
+
+
 def _of_proto(msgs: Iterable[netlink.Msg], proto: int) -> list[tuple[dict[str, str], dict[str, str]]]:
     """The (original, reply) tuples of the entries of protocol ``proto`` among ctnetlink messages."""
     return [(t[1], t[2]) for t in map(nfnl.ct_tuples, msgs) if t is not None and t[0] == proto]

@@ -39,6 +39,7 @@ import os
 import random
 import socket
 import struct
+from typing import Container
 
 from netlab.kernel import netlink
 from netlab.kernel import netns as nsmod
@@ -152,7 +153,7 @@ def _bufs(s: socket.socket) -> None:
             s.setsockopt(socket.SOL_SOCKET, opt, size)
 
 
-def bind_service_port(s: socket.socket) -> None:
+def bind_service_port(s: socket.socket, avoid: Container[int] = ()) -> None:
     """Bind a free source port from SERVICE_PORTS: an explicit port, above the namespace's ephemeral range.
 
     Not ``IP_LOCAL_PORT_RANGE``: the kernel only lets a socket *narrow* its
@@ -160,6 +161,7 @@ def bind_service_port(s: socket.socket) -> None:
     per-socket bound outside it), so a range above 60999 silently gave ordinary
     ephemeral ports, shared with the pod matrix's flows. An explicit bind may use
     any port; the kernel never picks one outside the namespace's range itself.
+    ``avoid``: ports not to take (those conntrack still holds a flow of, for a trace).
     """
     global _service_next
     lo, hi = SERVICE_PORTS
@@ -168,6 +170,8 @@ def bind_service_port(s: socket.socket) -> None:
         _service_next = (os.getpid(), random.randrange(span))
     start = _service_next[1]
     for k in range(span):
+        if lo + (start + k) % span in avoid:
+            continue
         try:
             s.bind(("0.0.0.0", lo + (start + k) % span))
             _service_next = (os.getpid(), (start + k + 1) % span)

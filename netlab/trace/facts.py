@@ -123,6 +123,9 @@ class CtEntry:
     reply: Flow
     state: str | None = None
     flags: tuple[str, ...] = ()
+    # The namespace held it before the packet came (its NEW event was not heard while the packet ran):
+    # the packet followed it, past the nat table. None: nobody listened.
+    made_before: bool | None = None
 
     def direction_of(self, flow: Flow) -> str | None:
         """``orig`` when ``flow`` is the connection's first direction, ``reply`` when it is the answer."""

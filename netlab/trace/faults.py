@@ -41,7 +41,11 @@ Reason = tuple[str, str | None]  # (why, fix)
 def up_repairs(fix: str) -> bool:
     """Whether ``netlab up`` also puts right what ``fix`` puts right: everything the lab's plan holds (a bridge
     port's state too: every port of the lab's bridges forwarding), but a netlab command (that is the fix itself:
-    an impairment is the lab's desired state)."""
+    an impairment is the lab's desired state). Of conntrack's entries (the kernel's memory of flows, no part of
+    the plan), `up` deletes what kube-proxy's sync does, and netlab's services/stale.py finds: a UDP Service
+    flow DNATed to an address that is no endpoint (``--dst-nat``); not a TCP flow's, not one without a DNAT."""
+    if " conntrack -D " in fix:
+        return " -p udp " in fix and " --dst-nat " in fix
     return not fix.startswith("sudo netlab ")
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse, sockdiag
@@ -304,10 +304,12 @@ class LiveKernel:
         for ns in namespaces:
             entries = read_conntrack(ns, proto)
             known = {e.orig for e in entries}
-            for orig, reply in (confirmed or {}).get(ns, []):
-                entry = ct_entry(proto, orig, reply, flags=("DESTROYED",))  # as `conntrack -E` says it
-                if entry.orig not in known:
-                    entries.append(entry)
+            heard = [ct_entry(proto, orig, reply, flags=("DESTROYED",))  # as `conntrack -E` says it
+                     for orig, reply in (confirmed or {}).get(ns, [])]
+            if confirmed is not None and ns in confirmed:
+                new = {e.orig for e in heard}
+                entries = [replace(e, made_before=e.orig not in new) for e in entries]
+            entries += [e for e in heard if e.orig not in known]
             self._ct[(ns, proto)] = entries
 
 

@@ -17,6 +17,13 @@ from netlab.trace.hops import Hop
 from netlab.trace.walkparts import WalkParts
 
 
+def delete_entry(ns: str, f: Flow) -> str:
+    """The command that deletes the entry of exactly this flow in ``ns`` (its original tuple); with
+    ``--dst-nat ADDRESS`` added, only while it is DNATed there."""
+    return (f"ip netns exec {ns} conntrack -D -p {f.proto} --orig-src {f.src} --orig-port-src {f.sport} "
+            f"--orig-dst {f.dst} --orig-port-dst {f.dport}")
+
+
 class NatSteps(WalkParts):
     """The NAT half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
@@ -35,7 +42,7 @@ class NatSteps(WalkParts):
         self._ct_hit[ns] = hit
         old, new = self.flow, nat.new_destination(self.flow, hit)
         if new == old:  # an entry (a masquerade, say) but no DNAT
-            return None, self._not_dnated(ns, iif)
+            return None, self._not_dnated(ns, iif, hit)
         self._pre_nat[ns] = old
         own = iif is None  # OUTPUT: the namespace's own packet
         text, facts = nat.describe(self.lab, "dst", hit, old, new, own), nat.service_facts(self.lab, old, new, hit, own)
@@ -66,10 +73,9 @@ class NatSteps(WalkParts):
         return (f"conntrack already holds this flow and DNATs it to {new.dst}:{new.dport}, which is no endpoint of "
                 f"Service {svc.name} (endpoints: {eps}): a stale entry an endpoint change left; packets of a known "
                 f"flow skip the nat table, so kube-proxy's rules never see them",
-                f"ip netns exec {ns} conntrack -D -p {old.proto} --orig-src {old.src} --orig-port-src {old.sport} "
-                f"--orig-dst {old.dst} --orig-port-dst {old.dport}")
+                delete_entry(ns, old) + f" --dst-nat {new.dst}")
 
-    def _not_dnated(self, ns: str, iif: str | None) -> Hop | None:
+    def _not_dnated(self, ns: str, iif: str | None, hit: nat.Hit | None = None) -> Hop | None:
         """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.
 
         Only a node (a namespace with kube-proxy's chains) DNATs Services. When
@@ -84,6 +90,8 @@ class NatSteps(WalkParts):
             return None
         if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
             return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
+        if hit is not None and hit.direction == "orig" and hit.entry.made_before:
+            return self._held_without_dnat(ns, iif, hit)
         if ns in self.lab.nft_netns:
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         else:
@@ -101,6 +109,27 @@ class NatSteps(WalkParts):
                                    facts={**why.facts, "dropped_here": True})
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **why.facts)
+
+    def _held_without_dnat(self, ns: str, iif: str | None, hit: nat.Hit) -> Hop:
+        """A Service packet that met an entry its namespace held before it, made without a DNAT: the row.
+
+        conntrack consults the nat table for a connection's first packet only.
+        A flow that left an entry without a DNAT (its SYN went out while
+        kube-proxy's rule was missing, say; an unanswered SYN's entry stays 120 s,
+        a UDP flow's 30 s) keeps every later packet of the same five-tuple out of
+        the nat table, whatever the rules say now: kube-proxy's own cleanup of
+        stale UDP entries exists for this.
+        """
+        f = self.flow
+        svc = self.lab.service_for(f.dst, f.dport, f.proto)
+        name = svc.name if svc else f.endpoint("dst")
+        problem = (f"{ns} already held a conntrack entry for this flow, made before this packet and without a DNAT "
+                   f"({hit.entry.text()}): packets of a known flow skip the nat table, so kube-proxy's rules for "
+                   f"Service {name} never saw this one, and it went on addressed to {f.endpoint('dst')}")
+        fix = delete_entry(ns, f)
+        commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-src {f.src} --orig-dst {f.dst}"]
+        return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}: an older entry holds the flow", commands,
+                             problem=problem, fix=fix, cause=True, conntrack=hit.entry.text(), held_before=True)
 
     def _local(self, ns: str, ip: str) -> bool:
         """``ip`` is an address of this namespace (iptables' ``-m addrtype --dst-type LOCAL``)."""

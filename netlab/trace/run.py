@@ -107,6 +107,12 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     kernel = LiveKernel()
     # kube-proxy's counters before and after the packet: which rule chose a Service's endpoint
     counted = [ns for ns in namespaces if ns in lm.kube_proxy_netns] if dst.service else []
+    nat_netns = [ns for ns in namespaces if ns in lm.nat_netns]
+    ip_proto = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
+    # A random source port must be new to conntrack: from a port an earlier flow to this destination left an
+    # entry for (an unanswered SYN stays 120 s), the packet would follow that entry past the nat table.
+    held = conntrack.ports_towards(nat_netns, ip_proto, dst.ip, port) \
+        if proto in ("tcp", "udp") and port is not None and not sport else set()
     try:
         for ns in namespaces:  # a resolution a repaired fault left half done would fail this packet: start afresh
             nb.forget_unresolved(kernel.conn(ns), nb.dump(kernel.conn(ns)))
@@ -115,12 +121,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             step(1)
             kernel.count_nat_before(counted)
             policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
-            nat_netns = [ns for ns in namespaces if ns in lm.nat_netns]
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
-                sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport)
+                sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
+                                        avoid=held)
                 try:
                     send.wait_reply(sent, timeout)
-                    ip_proto = socket.IPPROTO_TCP if proto == "tcp" else socket.IPPROTO_UDP
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
                     kernel.snapshot_nat(counted)
                     policy_after = tpolicy.reject_counters(tpolicy.node_namespaces(lab))

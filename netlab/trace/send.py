@@ -10,7 +10,10 @@ It is real traffic the kernel handles like any other:
   53 a real DNS query that carries it, see dns.py).
 
 The random port lies above the namespace's ephemeral range (61000-65535, as the
-prober's Service probes' ports), where a later kernel-chosen port never meets it.
+prober's Service probes' ports), where a later kernel-chosen port never meets it,
+and is none that the lab's NAT namespaces still hold a flow to the destination
+from: an earlier trace's unanswered SYN stays in conntrack for 120 s, and a
+packet from its port would follow that entry, not the nat table (run.py).
 
 Nothing is sent from or to the host's namespace: the socket is opened inside
 the source pod or node (``setns``, open, back), addressed to a lab address.
@@ -27,6 +30,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Container
 
 from netlab.errors import UsageError
 from netlab.kernel import netns as nsmod
@@ -70,13 +74,14 @@ def marker_of(nonce: str) -> bytes:
 
 
 def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
-                payload: bytes | None = None, size: int = 0, sport: int = 0) -> Sent:
+                payload: bytes | None = None, size: int = 0, sport: int = 0, avoid: Container[int] = ()) -> Sent:
     """Open a socket inside ``netns`` and send the one marked packet (non-blocking).
 
     ``payload``: a UDP datagram's content instead of the bare marker (it must carry the marker).
     ``size``: an ICMP echo of that many payload bytes (``ping -s``); the raw socket sets DF on a
     packet that fits the route's MTU, so a path that cannot carry it loses it (``ping -M do``).
-    ``sport``: send TCP or UDP from this source port (a client that keeps its port), not a random one.
+    ``sport``: send TCP or UDP from this source port (a client that keeps its port), not a random one;
+    ``avoid``: the ports a random one must not be (a flow conntrack still holds).
     """
     marker = marker_of(nonce)
     rnd = random.SystemRandom()
@@ -112,7 +117,7 @@ def send_marked(netns: str, proto: str, dst: str, dport: int | None, nonce: str,
         # Above the namespace's ephemeral range, as the prober's Service probes: a traced flow that a
         # Service DNATs shares its reply tuple with a later direct flow from the same port to the
         # endpoint, and conntrack would rewrite that flow's source port (probe/sockets.py).
-        bind_service_port(s)
+        bind_service_port(s, avoid)
         sport = s.getsockname()[1]
     sent = Sent(proto, None, sport, marker, _sock=s)
     if proto == "tcp":

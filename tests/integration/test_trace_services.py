@@ -8,6 +8,7 @@ they broke, with the fix the trace printed, and check that the lab is as planned
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -96,6 +97,66 @@ def test_the_statistic_rule_that_chose_the_endpoint_is_shown_and_counted(svc_lab
         assert ep["chance"] == "1/2" and ep["rules"] == 2
     text = netlab("trace", "--lab", lab, "client", "svc/web").stdout
     assert f"  chosen by `-A {WEB_CHAIN} " in text and "1 in 2 overall" in text
+
+
+def plant_undnated_entry(node_ns: str, sport: int) -> list[str]:
+    """What an unanswered SYN from client:SPORT to web's ClusterIP leaves on its node when kube-proxy's rule is
+    missing: an entry without a DNAT, SYN_SENT for 120 s. Returns the command that deletes exactly it."""
+    subprocess.run(["ip", "netns", "exec", node_ns, "conntrack", "-I", "-p", "tcp", "-s", "10.244.0.3", "-d",
+                    "10.96.0.20", "--sport", str(sport), "--dport", "80", "--state", "SYN_SENT", "-t", "120", "-u",
+                    "UNREPLIED"], check=True, capture_output=True)
+    return ["ip", "netns", "exec", node_ns, "conntrack", "-D", "-p", "tcp", "--orig-src", "10.244.0.3",
+            "--orig-port-src", str(sport), "--orig-dst", "10.96.0.20", "--orig-port-dst", "80"]
+
+
+def test_an_older_entry_without_a_dnat_is_blamed_and_its_deletion_is_the_fix(svc_lab):
+    """A client that keeps its port (--sport) meets the entry its earlier SYN left while the rule was missing:
+    the nat table is never consulted, whatever kube-proxy's rules say now, and `up` cannot help."""
+    lab, _ = svc_lab
+    n1 = f"{lab}-node-1"
+    delete = plant_undnated_entry(n1, 40001)
+    try:
+        rc, d = trace(lab, "client", "svc/web", "--sport", "40001")
+        assert rc == 1 and not d["delivered"], d["lost"]
+        lost = d["lost"]
+        assert lost["netns"] == n1 and "already held a conntrack entry for this flow, made before this packet" \
+            in lost["reason"], lost
+        assert lost["fix"] == " ".join(delete)
+        row = next(h for h in d["hops"] if h["index"] == lost["hop"])
+        assert row["kind"] == "dnat" and row["facts"]["held_before"] is True
+        text = netlab("trace", "--lab", lab, "client", "svc/web", "--sport", "40001", check=False).stdout
+        fix_line = next(line for line in text.splitlines() if line.startswith("  fix: "))
+        assert fix_line == f"  fix: {' '.join(delete)}", text  # no "or: netlab up": up leaves conntrack alone
+        subprocess.run(shlex.split(lost["fix"]), check=True, capture_output=True)
+        rc, d = trace(lab, "client", "svc/web", "--sport", "40001")
+        assert rc == 0 and d["delivered"] and d["endpoint"]["endpoint"] in ("web-1", "web-2")
+        entries = subprocess.run(["ip", "netns", "exec", n1, "conntrack", "-L", "-p", "tcp", "--orig-src",
+                                  "10.244.0.3", "--orig-port-src", "40001"], capture_output=True, text=True,
+                                 check=True).stdout
+        assert "dst=10.96.0.20" in entries and "src=10.96.0.20" not in entries, entries  # DNATed now
+    finally:
+        subprocess.run(delete, check=False, capture_output=True)
+
+
+def test_a_random_source_port_is_one_conntrack_holds_no_flow_of(svc_lab, monkeypatch):
+    """The trace's own port is new to conntrack: an earlier trace's unanswered SYN (while a rule was missing)
+    leaves an entry for 120 s, and a later trace from its port would follow it, not the rules (a flake of the
+    suite: a trace after the deleted-rule test met one). The first port the trace would take is held."""
+    from netlab import Lab
+    from netlab.probe import sockets
+
+    lab, _ = svc_lab
+    n1 = f"{lab}-node-1"
+    first = sockets.SERVICE_PORTS[0]
+    delete = plant_undnated_entry(n1, first)
+    monkeypatch.setattr(sockets, "_service_next", (os.getpid(), 0))  # this process's next port: the held one
+    try:
+        t = Lab.attach(lab).trace("client", "svc/web")
+        dnat = next(h for h in t.hops if h.kind == "dnat")
+        assert t.delivered and t.endpoint is not None, (t.lost, dnat.problem)
+        assert dnat.facts["before"].startswith(f"10.244.0.3:{first + 1} → 10.96.0.20:80"), dnat.facts
+    finally:
+        subprocess.run(delete, check=False, capture_output=True)
 
 
 def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):

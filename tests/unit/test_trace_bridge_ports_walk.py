@@ -92,7 +92,7 @@ def test_an_arp_request_that_dies_at_a_disabled_port_says_so(world):  # noqa: F8
 
 def test_the_text_sends_the_user_to_up_only_where_up_repairs():
     """`netlab up` puts back what the lab's plan holds, a bridge port's state too (every port of the lab's bridges
-    forwarding); not what a netlab command sets."""
+    forwarding); not what a netlab command sets, nor a conntrack entry."""
     from netlab.trace.faults import up_repairs
 
     assert up_repairs("ip -n demo-minikube link set vethx up")
@@ -100,3 +100,7 @@ def test_the_text_sends_the_user_to_up_only_where_up_repairs():
                       "nud permanent")
     assert up_repairs("bridge -n demo-minikube link set dev vethx state forwarding")
     assert not up_repairs("sudo netlab impair --lab demo fedora-1:eth0 --clear")
+    assert not up_repairs("ip netns exec demo-node-1 conntrack -D -p tcp --orig-src 10.244.0.3 --orig-port-src 40000 "
+                          "--orig-dst 10.96.0.20 --orig-port-dst 80")  # no DNAT, and TCP
+    assert up_repairs("ip netns exec demo-node-1 conntrack -D -p udp --orig-src 10.244.0.3 --orig-port-src 40053 "
+                      "--orig-dst 10.96.0.10 --orig-port-dst 53 --dst-nat 192.168.122.13")  # services/stale.py's
