@@ -251,6 +251,13 @@ class NoDnat:
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
+    """What becomes of a Service packet node ``node`` did not DNAT, in iptables mode (nothing refuses it)."""
+    if f.dst in (svc.ip, svc.lb_ip):
+        return f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
+    return f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"  # a nodePort
+
+
 def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
     """A Service packet that node ``ns`` did not DNAT: the rule or chain it lacks, when the kernel's table says so."""
     node = lab.where(ns).split()[-1]
@@ -270,10 +277,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
     if gap is None or planned is None:
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
-    if f.dst in (svc.ip, svc.lb_ip):
-        then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
-    else:  # a nodePort: the node's own address
-        then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
+    then = without_dnat(node, svc, f)
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; "
            f"{'without a DNAT' if gap.alike else 'without it'} {then}")
     return NoDnat(f"no DNAT for {f}: {gap.lacks()} {'are' if gap.alike else 'is'} missing", why, commands,

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from netlab.plan import nftables
+from netlab.trace import kubeproxy
 from netlab.trace.flow import Flow
 from netlab.trace.facts import NftTable
 from netlab.trace.kubeproxy import ENDPOINT_ROLE, NoDnat, also, endpoints_lacking, other_endpoints
@@ -184,6 +185,18 @@ def fix(netns: str, step: Step, planned: tuple[str, ...]) -> str:
     return f"ip netns exec {netns} nft {shlex.quote(cmd)}"
 
 
+def without_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow,
+                 iif: str | None) -> tuple[str, bool]:
+    """What becomes of a Service packet node ``ns`` did not DNAT, in nftables mode, and whether the node
+    refuses it there."""
+    if table is not None and f.dst == svc.ip and f"element cluster-ips {svc.ip}" in table.listing and \
+            rejects(table, lab.planned_nft.get(ns, ()), iif):  # the node answers it with an ICMP error
+        return (f"cluster-ips-check rejects it in the filter chains: {f.dst} is in set cluster-ips, and kube-proxy "
+                "refuses a packet for a ClusterIP that its nat chains did not DNAT (as for a port the Service "
+                "does not have)"), True
+    return kubeproxy.without_dnat(lab.where(ns).split()[-1], svc, f), False
+
+
 def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
     """A Service packet node ``ns`` did not DNAT: the line of kube-proxy's table it lacks."""
     node = lab.where(ns).split()[-1]
@@ -209,16 +222,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
         commands.append(list_chain(ns, gap.line.split(" ", 2)[1]))
     what, others = describe(gap), also_missing(table, planned, gap)
     alike = other_endpoints_missing(table, steps, gap)
-    rejected = f.dst == svc.ip and f"element cluster-ips {svc.ip}" in table.listing and \
-        rejects(table, planned, iif)
-    if rejected:  # the packet does not go on: the node answers it with an ICMP error
-        then = (f"cluster-ips-check rejects it in the filter chains: {f.dst} is in set cluster-ips, and kube-proxy "
-                "refuses a packet for a ClusterIP that its nat chains did not DNAT (as for a port the Service "
-                "does not have)")
-    elif f.dst in (svc.ip, svc.lb_ip):
-        then = f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
-    else:
-        then = f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"
+    then, rejected = without_dnat(lab, table, ns, svc, f, iif)
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {what} ({gap.role}) is missing from "
            f"{node}'s table {TABLE}{also([_text(line) for line in others])}"
            f"{other_endpoints([f'{describe(s)} ({s.role})' for s in alike])}; "

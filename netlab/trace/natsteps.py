@@ -14,6 +14,7 @@ from __future__ import annotations
 from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
+from netlab.trace.labmap import ServiceFacts
 from netlab.trace.walkparts import WalkParts
 
 
@@ -91,7 +92,7 @@ class NatSteps(WalkParts):
         if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
             return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
         if hit is not None and hit.direction == "orig" and hit.entry.made_before:
-            return self._held_without_dnat(ns, iif, hit)
+            return self._held_without_dnat(ns, iif, svc, hit)
         if ns in self.lab.nft_netns:
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         else:
@@ -110,7 +111,7 @@ class NatSteps(WalkParts):
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **why.facts)
 
-    def _held_without_dnat(self, ns: str, iif: str | None, hit: nat.Hit) -> Hop:
+    def _held_without_dnat(self, ns: str, iif: str | None, svc: ServiceFacts, hit: nat.Hit) -> Hop:
         """A Service packet that met an entry its namespace held before it, made without a DNAT: the row.
 
         conntrack consults the nat table for a connection's first packet only.
@@ -121,15 +122,18 @@ class NatSteps(WalkParts):
         stale UDP entries exists for this.
         """
         f = self.flow
-        svc = self.lab.service_for(f.dst, f.dport, f.proto)
-        name = svc.name if svc else f.endpoint("dst")
+        if ns in self.lab.nft_netns:
+            then, refused = kubeproxy_nft.without_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif)
+        else:
+            then, refused = kubeproxy.without_dnat(self.lab.where(ns).split()[-1], svc, f), False
         problem = (f"{ns} already held a conntrack entry for this flow, made before this packet and without a DNAT "
                    f"({hit.entry.text()}): packets of a known flow skip the nat table, so kube-proxy's rules for "
-                   f"Service {name} never saw this one, and it went on addressed to {f.endpoint('dst')}")
+                   f"Service {svc.name} never saw this one; without a DNAT {then}")
         fix = delete_entry(ns, f)
         commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-src {f.src} --orig-dst {f.dst}"]
         return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}: an older entry holds the flow", commands,
-                             problem=problem, fix=fix, cause=True, conntrack=hit.entry.text(), held_before=True)
+                             problem=problem, fix=fix, cause=True, conntrack=hit.entry.text(), held_before=True,
+                             dropped_here=refused or None)
 
     def _local(self, ns: str, ip: str) -> bool:
         """``ip`` is an address of this namespace (iptables' ``-m addrtype --dst-type LOCAL``)."""

@@ -211,6 +211,28 @@ def test_trace_names_the_numgen_element_and_blames_a_missing_map_element(nft_lab
     assert as_planned(lab)
 
 
+def test_an_older_entry_without_a_dnat_is_rejected_by_cluster_ips_check_and_blamed(nft_lab):
+    """An entry the node held before the packet, made without a DNAT, keeps it out of kube-proxy's nat chains; in
+    nftables mode the node then refuses it itself (cluster-ips-check), and the entry is the cause."""
+    lab = nft_lab["name"]
+    ns, client = f"{lab}-node-1", str(Lab(lab).pod("client").ip)
+    tuple_ = ["-p", "tcp", "-s", client, "-d", "10.96.0.21", "--sport", "40003", "--dport", "8080"]
+    in_netns(ns, "conntrack", "-I", *tuple_, "--state", "SYN_SENT", "-t", "120", "-u", "UNREPLIED", check=True)
+    try:
+        proc = netlab("trace", "--lab", lab, "client", "svc/plain", "--sport", "40003", "-o", "json",
+                      check=False, timeout=60)
+        lost = json.loads(proc.stdout)["lost"]
+        assert proc.returncode == 1 and lost["netns"] == ns, lost
+        assert "already held a conntrack entry for this flow, made before this packet and without a DNAT" \
+            in lost["reason"] and "cluster-ips-check rejects it" in lost["reason"], lost
+        subprocess.run(shlex.split(lost["fix"]), check=True, capture_output=True)
+        proc = netlab("trace", "--lab", lab, "client", "svc/plain", "--sport", "40003", "-o", "json",
+                      check=False, timeout=60)
+        assert proc.returncode == 0 and json.loads(proc.stdout)["delivered"], proc.stdout
+    finally:
+        in_netns(ns, "conntrack", "-D", *tuple_, check=False)
+
+
 def test_switching_modes_converges_both_ways(nft_lab):
     lab, tmp = nft_lab["name"], nft_lab["tmp"]
     ns = f"{lab}-node-1"
