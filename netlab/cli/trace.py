@@ -174,19 +174,21 @@ def _emit(data: bytes, path: str | None) -> None:
 @output_option("text", "json")
 def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: int, timeout: float,
                 write: str | None, verbose: bool, output: str) -> None:
-    """Capture on one interface of the lab and print the frames, VXLAN decoded.
+    """Capture on one interface of the lab and print the frames, VXLAN and DNS decoded.
 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
     of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
     frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C: what came
     is still printed or written (-w), as tcpdump does. No frame at all is
     said in one line on stderr; -o json says why it stopped (stopped: count,
-    timeout or interrupted) and after how long (elapsed_s).
+    timeout or interrupted) and after how long (elapsed_s), and gives each
+    frame to or from port 53 its DNS message (dns), as the text prints it.
 
     \b
     Examples:
       sudo netlab capture minikube:eth0 -c 4        # VXLAN on the underlay: outer and inner headers
       sudo netlab capture fedora-2:eth0 --timeout 5 -w /tmp/f2.pcap
+      sudo netlab capture kube-dns:eth0 -c 2        # a question and its answer: DNS 0x1a2b A? web...
       tshark -r /tmp/f2.pcap -d udp.port==8472,vxlan
     """
     from netlab.trace import capture as cap
@@ -251,7 +253,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
         for frame, d in cap.frames_in(frames, [vx_port]):
             rows.append({"ts": frame.ts, "direction": frame.direction, "length": frame.wirelen,
                          "summary": d.summary(), "src_mac": d.eth_src, "dst_mac": d.eth_dst,
-                         "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl})
+                         "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl,
+                         "dns": cap.dns_of(d)})
         print_json({"lab": lab.name, "netns": netns, "interface": iface, "frames": rows, "pcap": write,
                     "stopped": stopped, "elapsed_s": round(elapsed, 3)})
     if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
-from netlab.probe.dnsq import RCODES
+from netlab.probe.dnsq import RCODES, PORT as DNS_PORT, from_tcp
 from netlab.trace.decode import Decoded, decode
 
 ETH_P_ALL = 0x0003
@@ -216,6 +216,19 @@ def _one_line(pkt: Any) -> str:
         return (f"{pkt.src} > {pkt.dst} IP {ip.src}:{udp.sport} > {ip.dst}:{udp.dport} UDP VXLAN vni {vx.vni} "
                 f"ttl {ip.ttl} | inner {frame(vx.payload)}")
     return frame(pkt)
+
+
+def dns_of(d: Decoded) -> str | None:
+    """A decoded frame's DNS message (UDP or TCP, to or from port 53) in tcpdump's words, as the text output
+    prints it (``DNS 0x1a2b A? web.default.svc.cluster.local.``); over TCP the message follows its two-byte
+    length (RFC 1035 4.2.2). None: no DNS port, or no whole message in this frame."""
+    f = d.flow
+    if f is None or f.proto not in ("udp", "tcp") or DNS_PORT not in (f.sport, f.dport) or not d.payload:
+        return None
+    from scapy.layers.dns import DNS  # scapy: lazily, see above
+
+    message = from_tcp(d.payload) if f.proto == "tcp" else d.payload
+    return _dns_line(DNS(message)) if message else None
 
 
 def _dns_line(d: Any) -> str:

@@ -12,13 +12,14 @@ beside CoreDNS's (tests/integration/test_fidelity.py).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from dns_query import ask, dig, reverse
-from helpers import diff_snapshots, host_snapshot, in_netns, lab_up, netlab, unique_lab, write_topology
+from helpers import NETLAB, diff_snapshots, host_snapshot, in_netns, lab_up, netlab, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -175,23 +176,33 @@ def test_probe_asks_the_dns_pod_and_its_cluster_ip_a_real_question_and_checks_th
         assert f"auth[A] kube-dns.kube-system.svc.cluster.local from {sender}" in log, sender
 
 
+def capture_while_asking(lab: str, *args: str) -> str:
+    """`netlab capture` on the DNS pod's eth0, one question from the client once the capture says it is reading
+    (its "capturing on" line on stderr, as tcpdump's "listening on"), then Ctrl-C once the answer came back (the
+    frames queued by then are kept, as tcpdump keeps them): its stdout."""
+    proc = subprocess.Popen(NETLAB + ["capture", "--lab", lab, "kube-dns:eth0", "-c", "50", "--timeout", "30", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None and "capturing on" in proc.stderr.readline()
+        q(lab, "web.default.svc.cluster.local")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    return out
+
+
 def test_capture_prints_a_dns_question_and_its_answer_as_tcpdump_words_them(lab):
     """`netlab capture` on the DNS pod's eth0 while a pod asks: the question, the rcode and the answer's
-    records, with addresses and ports (it printed `IP / UDP ... / Raw`)."""
-    import threading
-    import time
-
-    def ask_soon() -> None:
-        time.sleep(1.5)  # the capture's socket is open by then
-        q(lab, "web.default.svc.cluster.local")
-    asker = threading.Thread(target=ask_soon)
-    asker.start()
-    try:
-        out = netlab("capture", "--lab", lab, "kube-dns:eth0", "-c", "50", "--timeout", "8", timeout=60).stdout
-    finally:
-        asker.join()
-    lines = [line for line in out.splitlines() if "DNS" in line]
+    records, with addresses and ports (it printed `IP / UDP ... / Raw`); -o json has the same words."""
+    lines = [line for line in capture_while_asking(lab).splitlines() if "DNS" in line]
     asked = [line for line in lines if "A? web.default.svc.cluster.local." in line and "NOERROR" not in line]
     answered = [line for line in lines if "NOERROR (A? web.default.svc.cluster.local.) A 10.96.0.20" in line]
     assert asked and answered, lines
     assert "IP / UDP 10.244.0.3:" in asked[0] and " > 10.244.0.4:53 / DNS 0x" in asked[0], asked[0]
+    rows = json.loads(capture_while_asking(lab, "-o", "json"))["frames"]
+    said = [r["dns"] for r in rows if r["dns"]]
+    assert any(s.endswith(" A? web.default.svc.cluster.local.") for s in said), rows
+    assert any(s.endswith(" NOERROR (A? web.default.svc.cluster.local.) A 10.96.0.20") for s in said), rows

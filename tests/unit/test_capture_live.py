@@ -72,3 +72,30 @@ def test_a_dns_message_prints_as_tcpdump_words_it():
     tcp = eth / IP(src="10.244.0.3", dst="10.244.0.4") / TCP(sport=40001, dport=53, flags="PA") / DNS(
         id=9, qd=DNSQR(qname=name))
     assert "IP / TCP 10.244.0.3:40001 > 10.244.0.4:53 / DNS 0x0009 A? " in line(tcp), line(tcp)
+
+
+def test_capture_json_gives_each_dns_frame_the_words_the_text_prints():
+    """-o json's rows carry the DNS message (`dns`) as the text output words it, over UDP and TCP (its length
+    first); a frame to or from another port, or a TCP segment without a whole message, has none."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+
+    from netlab.trace.capture import dns_of
+    from netlab.trace.decode import decode
+
+    name = "web.default.svc.cluster.local"
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    q = eth / IP(src="10.244.0.3", dst="10.244.0.4") / UDP(sport=40000, dport=53) / DNS(
+        id=0x1A2B, rd=1, qd=DNSQR(qname=name, qtype="A"))
+    assert dns_of(decode(bytes(q))) == f"DNS 0x1a2b A? {name}."
+    a = eth / IP(src="10.244.0.4", dst="10.244.0.3") / UDP(sport=53, dport=40000) / DNS(
+        id=0x1A2B, qr=1, qd=DNSQR(qname=name, qtype="A"), an=DNSRR(rrname=name, type="A", rdata="10.96.0.20"))
+    assert dns_of(decode(bytes(a))) == f"DNS 0x1a2b NOERROR (A? {name}.) A 10.96.0.20"
+    tcp = eth / IP(src="10.244.0.3", dst="10.244.0.4") / TCP(sport=40001, dport=53, flags="PA") / DNS(
+        id=9, qd=DNSQR(qname=name))
+    assert dns_of(decode(bytes(tcp))) == f"DNS 0x0009 A? {name}."
+    cut = bytes(tcp)[:-5]  # the segment ends before the message does
+    assert dns_of(decode(cut)) is None
+    echo = eth / IP(src="10.244.0.3", dst="10.244.0.4") / UDP(sport=40000, dport=8080) / b"hello\n"
+    assert dns_of(decode(bytes(echo))) is None
