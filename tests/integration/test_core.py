@@ -9,7 +9,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -101,7 +100,9 @@ def test_underlay_carries_vxlan_vni_1(netlab_factory):
     cap = subprocess.Popen(["ip", "netns", "exec", underlay, "tcpdump", "-i", "br0", "-U", "-c", "2", "-w", pcap,
                             "udp", "port", "8472"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        assert cap.stderr is not None
+        while b"listening on br0" not in (line := cap.stderr.readline()):  # its socket is open
+            assert line, "tcpdump ended before it listened"
         for _ in range(3):
             in_netns(f"{lab}-fedora-1", "ping", "-c1", "-W1", "10.244.1.3")
             if cap.poll() is not None:

@@ -14,11 +14,10 @@ import json
 import math
 import re
 import subprocess
-import time
 
 import pytest
 
-from helpers import in_netns, lab_down, lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_down, lab_up, netlab, unique_lab, wait_for, write_topology
 from netlab import doctor
 from netlab.errors import display_path
 from netlab.kernel import netlink as nl
@@ -77,7 +76,9 @@ def iperf_bits_per_second(lab: str, src: str, dst: str, seconds: int = 4) -> flo
     server = subprocess.Popen(["ip", "netns", "exec", f"{lab}-{dst}", "iperf3", "-s", "-1", "-p", "5201"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        # iperf3 -s -1 serves one client, so no probe connect: its listening socket, as ss sees it
+        assert wait_for(lambda: in_netns(f"{lab}-{dst}", "ss", "-Hltn", "sport = :5201").stdout.strip(), 10), \
+            "iperf3 -s never listened"
         proc = in_netns(f"{lab}-{src}", "iperf3", "-c", dst_ip, "-p", "5201", "-t", str(seconds), "-O", "1", "-J",
                         timeout=seconds + 20)
         assert proc.returncode == 0, proc.stdout + proc.stderr
