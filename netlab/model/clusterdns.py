@@ -17,7 +17,9 @@ is another object, with a ClusterIP of its own beside the add-on's). It is:
   Debian with every record on its command line, so the command changes when
   the Services or their endpoints change and the containers feature restarts
   it (that also gives ``netlab logs kube-dns``, where ``--log-queries`` shows
-  every query, ``auth[A] web.default.svc.cluster.local from 10.244.0.3``);
+  every query, ``auth[A] web.default.svc.cluster.local from 10.244.0.3``;
+  every probe asks it, so its log starts over past 10 MiB as every
+  container's does, kept by the lab's server);
 - Service ``kube-system/kube-dns``, ports 53/UDP and 53/TCP, ClusterIP the
   10th address of the service CIDR (10.96.0.10, as kubeadm picks). A cluster
   made it before any user's Service, so a user's Service that asks for that

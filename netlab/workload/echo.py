@@ -184,8 +184,7 @@ class Log:
             try:
                 os.ftruncate(self.fd, 0)  # O_APPEND: the next write lands at the start
                 self.size = 0
-                data = (f"{_stamp()} netlab: this log reached {LOG_MAX // 2**20} MiB and starts over, as the "
-                        "kubelet rotates a container's log at containerLogMaxSize\n").encode() + data
+                data = starts_over_line() + data
             except OSError:
                 pass
         try:
@@ -202,6 +201,33 @@ class Log:
 
 
 _stamp_cache = [0, ""]
+
+
+def starts_over_line() -> bytes:
+    return (f"{_stamp()} netlab: this log reached {LOG_MAX // 2**20} MiB and starts over, as the kubelet rotates a "
+            "container's log at containerLogMaxSize\n").encode()
+
+
+def start_over_if_full(path: str) -> bool:
+    """A command container's log past :data:`LOG_MAX` starts over, as a :class:`Log` does: truncated, the
+    line that says so first. The container writes it itself, through its own descriptor (O_APPEND: its next
+    write lands at the new end), so it is looked at from outside now and then, as the kubelet's container
+    log manager looks every 10 s (containerLogMonitorInterval). True when it started over."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False  # gone with its pod, or no file of ours
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size <= LOG_MAX:
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, starts_over_line())
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _stamp() -> str:

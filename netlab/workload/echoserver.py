@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import stat
 import struct
@@ -58,13 +59,15 @@ from typing import Iterator
 from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
 from netlab.kernel.processes import ProcId, set_comm, start_time, zombie_status
-from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line
+from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
 
 STACK = 256 * 1024  # a parked thread touches a few pages of it
 READY_WAIT = 5.0  # seconds a container's thread may take to join its pod and listen
 CONTROL_WAIT = 10.0  # seconds a control peer may take to send its request and read the answer
 MAX_REQUEST = 16 << 20  # bytes of one control request (a spec is ~300 bytes)
 WATCH_SECONDS = 2.0  # how often the server checks that its control socket is still its lab's
+LOG_CHECK_SECONDS = 10.0  # how often it looks at command containers' logs (the kubelet's containerLogMonitorInterval)
+LOG_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?\.[a-z0-9]([a-z0-9-]*[a-z0-9])?\.log")  # <pod>.<container>.log
 UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 
@@ -117,12 +120,14 @@ class PodThread(threading.Thread):
 class EchoServer:
     """The containers this process serves, each a :class:`PodThread` whose sockets the loop answers on."""
 
-    def __init__(self, loop: EchoLoop):
+    def __init__(self, loop: EchoLoop, logs_dir: str | None = None):
         self.loop = loop
+        self.logs_dir = logs_dir  # the lab's log folder, beside its control socket
         self.home = (nsmod.current_fd("net"), nsmod.current_fd("uts"))
         self.threads: dict[str, PodThread] = {}
         self.logs: dict[str, Log] = {}
         self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
+        self.held_logs: dict[str, str] = {}  # command container -> its log file, which it writes itself
         # kube-proxy's health checks: id -> ((node namespace, port), what answers)
         self.health: dict[str, tuple[tuple[str, int], Served]] = {}
 
@@ -186,6 +191,9 @@ class EchoServer:
                 continue
             self.drop(cid)
             self.held[cid] = (fd, pid, start)
+            log = item.get("log")
+            if self.logs_dir and isinstance(log, str) and LOG_NAME.fullmatch(log):  # a name in the lab's folder
+                self.held_logs[cid] = os.path.join(self.logs_dir, log)
             yield f"K {cid}"
         for fd in fds[len(items):]:
             os.close(fd)
@@ -193,9 +201,16 @@ class EchoServer:
     def drop(self, cid: str) -> bool:
         """Let go of a command container's pidfd (it was replaced, or its pod went)."""
         held = self.held.pop(cid, None)
+        self.held_logs.pop(cid, None)
         if held is not None:
             os.close(held[0])
         return held is not None
+
+    def keep_logs(self) -> None:
+        """The command containers' logs past LOG_MAX start over (the server's own containers' do as they
+        write): a cluster DNS that logs every query, a user's chatty command, kept from filling /run."""
+        for path in self.held_logs.values():
+            start_over_if_full(path)
 
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
@@ -372,7 +387,7 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
     """In the forked server: listen on the control socket, serve ``specs``, report, then loop."""
     threading.stack_size(STACK)
     loop = EchoLoop()
-    server = EchoServer(loop)
+    server = EchoServer(loop, os.path.join(os.path.dirname(control_path), "logs") if control_path else None)
     control = None
     if control_path:
         try:
@@ -389,11 +404,15 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
     os.close(report)
     # Started for command containers alone, it has nothing to keep until up hands it their pidfds.
     idle_until = time.monotonic() + (0 if specs else CONTROL_WAIT)
+    logs_at = time.monotonic() + LOG_CHECK_SECONDS
     try:
         while server.threads or server.held or server.health or time.monotonic() < idle_until:
             if server.threads or server.held or server.health:
                 idle_until = 0.0  # it has had something: it ends when that is gone
-            loop.run_once(WATCH_SECONDS)
+            loop.run_once(min(WATCH_SECONDS, max(0.0, logs_at - time.monotonic())))
+            if time.monotonic() >= logs_at:
+                server.keep_logs()
+                logs_at = time.monotonic() + LOG_CHECK_SECONDS
             if control_path and not still_there(control_path, ino):
                 server.fail("its control socket is gone (the lab was taken down)")
                 break

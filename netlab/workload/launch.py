@@ -24,6 +24,7 @@ from typing import Sequence
 from netlab.kernel import processes as proc
 from netlab.kernel.pidfd import SCM_MAX_FD
 from netlab.realize.state_dir import lab_dir
+from netlab.workload.containers import log_path
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
 CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)
@@ -252,8 +253,11 @@ def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = ()) -
 
 def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]]) -> set[str]:
     """Hand the lab's server a pidfd of each command container, (id, process, pidfd), to keep while the lab
-    lives; the ids it holds (the pidfds stay the caller's to close)."""
-    request = {"op": "hold", "items": [{"id": cid, "pid": p.pid, "start": p.start} for cid, p, _fd in items]}
+    lives, and the name of its log (``<pod>.<container>.log``, the server keeps it under LOG_MAX); the ids it
+    holds (the pidfds stay the caller's to close)."""
+    request = {"op": "hold", "items": [{"id": cid, "pid": p.pid, "start": p.start,
+                                        "log": os.path.basename(log_path(lab_name, *cid.split("/", 1)))}
+                                       for cid, p, _fd in items]}
     answer = ask(lab_name, request, len(items), [fd for _cid, _p, fd in items]) if items else None
     return answer.held if answer is not None else set()
 

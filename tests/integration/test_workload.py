@@ -547,3 +547,26 @@ def test_logs_follow_goes_on_when_the_log_starts_over(labs):
         follow.wait()
         follow.stdout.close()
         follow.stderr.close()
+
+
+def test_a_command_containers_log_starts_over_past_10_mib_and_it_writes_on(labs):
+    """A command container writes its own log (dnsmasq logs every query the probes ask): the lab's server,
+    which holds its pidfd, starts it over past 10 MiB within its 10 s round, as the kubelet rotates at
+    containerLogMaxSize; the container's next lines land at the start. It grew without end in /run (memory)."""
+    from netlab.workload.containers import log_path
+
+    lab = labs.name("lr")
+    chatty = ("import sys, time\nfor _ in range(11 * 1024):\n    sys.stdout.write('x' * 1023 + '\\n')\n"
+              "sys.stdout.flush()\n"
+              "while True:\n    time.sleep(0.2)\n    print('still here', flush=True)\n")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: chatty\n    node: n1\n    containers:\n"
+            f"      - name: main\n        command: [{json.dumps(PY)}, \"-c\", {json.dumps(chatty)}]\n")
+    path = log_path(lab, "chatty", "main")
+    pid = pid_of(lab, "chatty", "main")
+    # 11 MiB in well under a second, then a line every 0.2 s: within one 10 s round it is over the limit
+    assert wait_for(lambda: "reached 10 MiB and starts over" in open(path).read(200), 15), os.path.getsize(path)
+    assert wait_for(lambda: open(path).read().endswith("still here\n"), 5)
+    lines = open(path).read().splitlines()
+    assert lines[0].endswith("netlab: this log reached 10 MiB and starts over, as the kubelet rotates a "
+                             "container's log at containerLogMaxSize"), lines[:2]
+    assert os.path.getsize(path) < 2**20 and pid_of(lab, "chatty", "main") == pid  # the same process, writing on

@@ -201,3 +201,40 @@ def test_a_log_starts_over_at_its_limit_as_the_kubelet_rotates_and_a_pipe_is_lef
     assert len(os.read(read, 1000)) == 501
     os.close(read)
     os.close(write)
+
+
+def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_of_the_lab_is_touched(
+        tmp_path, monkeypatch):
+    """A command container writes its log itself (a cluster DNS that logs every query, a chatty user command):
+    the lab's server, which holds its pidfd, starts it over past LOG_MAX as it does its own containers' logs,
+    the container's next lines landing at the start. It takes only a `<pod>.<container>.log` name in the lab's
+    log folder, and follows no symbolic link."""
+    from netlab.kernel import processes as proc
+    from netlab.workload import echo
+
+    monkeypatch.setattr(echo, "LOG_MAX", 400)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    outside = tmp_path / "precious.log"
+    outside.write_text("y" * 1000)
+    (logs / "link.main.log").symlink_to(outside)
+    writer = os.open(logs / "dns.main.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)  # as up opens it for dnsmasq
+    os.write(writer, b"x" * 500)
+    server = EchoServer(EchoLoop(), str(logs))
+    me = {"pid": os.getpid(), "start": proc.start_time(os.getpid())}
+    names = ["dns.main.log", "link.main.log", "../precious.log", "a/b.c.log", "bad"]
+    items = [dict(me, id=f"p{i}/main", log=name) for i, name in enumerate(names)]
+    assert list(server.hold(items, [os.pidfd_open(os.getpid()) for _ in items])) == [f"K {i['id']}" for i in items]
+    assert sorted(server.held_logs.values()) == [str(logs / "dns.main.log"), str(logs / "link.main.log")]
+    server.keep_logs()
+    os.write(writer, b"after\n")  # the container's next write: at the new end
+    text = (logs / "dns.main.log").read_text()
+    assert text.splitlines()[0].endswith("netlab: this log reached 0 MiB and starts over, as the kubelet rotates "
+                                         "a container's log at containerLogMaxSize") and text.endswith("\nafter\n")
+    assert outside.read_text() == "y" * 1000  # the link was not followed
+    server.keep_logs()
+    assert (logs / "dns.main.log").read_text() == text  # under the limit: left as it is
+    for cid in [i["id"] for i in items]:
+        server.drop(cid)
+    assert not server.held and not server.held_logs
+    os.close(writer)
