@@ -16,7 +16,8 @@ from netlab.model import clusterdns, naming, nodeports
 from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
 from netlab.model.location import Loc, format_path
-from netlab.model.topology import ECHO_DEFAULT_PORT, NETNS_NAME_MAX, RESERVED_NAMES, Topology
+from netlab.model.fields import NETNS_NAME_MAX, RESERVED_NAMES
+from netlab.model.topology import ECHO_DEFAULT_PORT, Topology
 from netlab.model.values import SPECIAL_RANGES
 
 

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from netlab.errors import Problem, TopologyError
 from netlab.model.impair import Impairment
 from netlab.model.location import ROOT_FIELD, Loc, clip, format_path, show, yaml_kind
-from netlab.model.topology import RANGES, Topology
+from netlab.model.fields import RANGES
+from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source
 
 MAX_PROBLEMS = 100  # reported at once; the rest are summed up in one line

@@ -31,8 +31,9 @@ from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
-from netlab.model.topology import (LabelKey, LabelValue, Model, Name, Namespace, NetworkPolicy, NetworkPolicySpec,
-                                   Topology)
+from netlab.model.fields import LabelKey, LabelValue, Model, Name
+from netlab.model.policy_spec import NetworkPolicy, NetworkPolicySpec
+from netlab.model.topology import Namespace, Topology
 from netlab.model.yamlsource import Source, parse
 
 MAX_FILES = 256

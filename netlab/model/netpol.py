@@ -41,8 +41,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Iterable
 
-from netlab.model.topology import (NAMESPACE_NAME_LABEL, LabelSelector, NetworkPolicy, NetworkPolicyPeer,
-                                 NetworkPolicyPort)
+from netlab.model.fields import NAMESPACE_NAME_LABEL
+from netlab.model.policy_spec import LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab

@@ -28,7 +28,8 @@ node whether it has an endpoint of the Service.
 from __future__ import annotations
 
 from netlab.model.location import Loc, format_path
-from netlab.model.topology import NODE_PORT_RANGE, Service, Topology
+from netlab.model.fields import NODE_PORT_RANGE
+from netlab.model.topology import Service, Topology
 
 # (namespace, name, port, protocol) of a Service port
 PortKey = tuple[str, str, int, str]

@@ -12,92 +12,17 @@ a user sees every problem at once.
 
 from __future__ import annotations
 
-import re
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Any, Literal, Mapping
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator,
-                      model_validator)
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
+from netlab.model.fields import (MTU_RANGE, NAMESPACE_NAME_LABEL, NODE_MASK_RANGE, VNI_RANGE, Arg, Cidr, ClusterIp, Ip,
+                                 LabelKey, LabelValue, LabName, Model, Name, NodePort, Port, PortName, Protocol,
+                                 TargetPort)
 from netlab.model.impair import IfName, Impairment
-from netlab.model.location import show
-from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX
-from netlab.model.values import (LABEL_KEY, LABEL_MAX, LABEL_PREFIX_MAX, LABEL_VALUE, as_argv_item, as_block_cidr,
-                                 as_cidr, as_dns_label, as_ip, as_label_key, as_label_value, as_lab_name)
-
-# Namespace names are "<lab>-<name>"; keep them DNS labels too.
-NETNS_NAME_MAX = 63
-# Names of namespaces netlab makes besides nodes and pods.
-RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
-# Numeric ranges: (low, high, what), used by the fields and by error messages.
-PORT_RANGE = (1, 65535, "ports")
-NODE_PORT_RANGE = (30000, 32767, "nodePorts")
-VNI_RANGE = (1, 16777215, "VXLAN VNIs (24 bits)")
-MTU_RANGE = (1280, 9000, "underlay MTUs")
-NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")
-RANGES: dict[str, tuple[int, int, str]] = {
-    "port": PORT_RANGE, "containerPort": PORT_RANGE,
-    "nodePort": NODE_PORT_RANGE, "vni": VNI_RANGE, "mtu": MTU_RANGE, "nodeMask": NODE_MASK_RANGE,
-}
-
-
-Name = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_dns_label)]
-LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_lab_name)]
-LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY.pattern),
-                     BeforeValidator(as_label_key)]
-LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALUE.pattern),
-                       BeforeValidator(as_label_value)]
-Ip = Annotated[IPv4Address, BeforeValidator(as_ip)]
-
-
-def _cluster_ip(value: Any) -> Any:
-    if value == "None":
-        return value
-    try:
-        return as_ip(value)
-    except ValueError as exc:
-        raise ValueError(f"{exc}, or None for a headless Service") from None
-
-
-# A Service's clusterIP: an address, or the word None (a headless Service), as the API takes it.
-ClusterIp = Annotated[IPv4Address | Literal["None"], BeforeValidator(_cluster_ip)]
-Cidr = Annotated[IPv4Network, BeforeValidator(as_cidr)]
-BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(as_block_cidr)]
-Port = Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])]
-NodePort = Annotated[StrictInt, Field(ge=NODE_PORT_RANGE[0], le=NODE_PORT_RANGE[1])]
-Arg = Annotated[StrictStr, BeforeValidator(as_argv_item)]
-Protocol = Literal["TCP", "UDP"]
-
-# IANA_SVC_NAME: what a named containerPort, a Service's named targetPort and a policy's named port are (the API
-# server's IsValidPortName: 1-15 lower-case letters, digits and '-', at least one letter, no '-' at either end or
-# twice in a row).
-PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-PORT_NAME_MAX = 15
-
-
-def is_port_name(value: str) -> bool:
-    return (len(value) <= PORT_NAME_MAX and bool(PORT_NAME.fullmatch(value)) and "--" not in value
-            and re.search("[a-z]", value) is not None)
-
-
-def _port_name(value: Any) -> Any:
-    if isinstance(value, str) and not is_port_name(value):
-        raise ValueError(f"{show(value, 30)} is not a port name: lower-case letters, digits and '-', at most "
-                         f"{PORT_NAME_MAX}, at least one letter, no '-' at either end or twice in a row (the name "
-                         "a Service's targetPort or a policy's port refers to)")
-    return value
-
-
-PortName = Annotated[StrictStr, BeforeValidator(_port_name)]
-
-
-class Model(BaseModel):
-    # defer_build: a model's validator and serializer are built when it is first used, not when its class is
-    # defined. Validating a Topology builds one validator that holds every nested model's schema; the nested
-    # models' own, which pydantic would otherwise build for each of them at import, are built only if used
-    # alone (every command that reads a lab's state starts ~25 ms sooner on the 2-core VM).
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+from netlab.model.policy_spec import NetworkPolicy
 
 
 class Cluster(Model):
@@ -307,170 +232,11 @@ class Expectation(Model):
         return value
 
 
-# --- Kubernetes namespaces and NetworkPolicy (networking.k8s.io/v1) ------------------------
-#
-# The field names are the API's own (``podSelector``, ``namespaceSelector``,
-# ``matchExpressions``, ``ipBlock.except``, ``endPort``, ``policyTypes``), so a
-# policy copied from a cluster's manifest validates unchanged. What the fields
-# mean is in :mod:`netlab.model.netpol`; these models only say what is well
-# formed, with the API server's own rules:
-#
-# * a label selector requirement with ``In``/``NotIn`` has values, one with
-#   ``Exists``/``DoesNotExist`` has none;
-# * a peer has ``ipBlock`` alone, or a pod and/or namespace selector;
-# * every ``except`` lies inside its ``cidr`` (of one family: IPv4, or IPv6, which a lab's IPv4 traffic never
-#   matches);
-# * ``endPort`` needs a numeric ``port`` not above it;
-# * a named ``port`` is an IANA service name (at most 15 characters).
-#
-# A *missing* list and an *empty* one differ (``ingress: []`` allows nothing,
-# ``from:`` missing or empty allows every source), so the lists stay ``None``
-# when absent.
-
-# The label the API server puts on every namespace (Kubernetes >= 1.21).
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-
-def _port_value(value: Any) -> Any:
-    if isinstance(value, bool):
-        raise ValueError("must be a port number or a port name, not a boolean")
-    if isinstance(value, int):
-        if not PORT_RANGE[0] <= value <= PORT_RANGE[1]:
-            raise ValueError(f"{value} is not a port; ports are {PORT_RANGE[0]}-{PORT_RANGE[1]}")
-        return value
-    if isinstance(value, str):
-        if not is_port_name(value):
-            raise ValueError(f"{show(value, 30)} is not a port name (lower-case letters, digits and '-', at most "
-                             f"{PORT_NAME_MAX}, at least one letter) nor a number; write numbers without quotes")
-        return value
-    raise ValueError("must be a port number or a port name")
-
-
-PolicyPort = Annotated[StrictInt | StrictStr, BeforeValidator(_port_value)]
-# A Service's targetPort: a number, or a container port's name (IANA_SVC_NAME, as the API server validates it).
-TargetPort = Annotated[Port | Annotated[StrictStr, Field(max_length=PORT_NAME_MAX, pattern=PORT_NAME.pattern)],
-                       BeforeValidator(_port_value)]
-
-
 class Namespace(Model):
     name: Name = Field(description="Kubernetes namespace name (not a network namespace).")
     labels: dict[LabelKey, LabelValue] = Field({}, description="Labels that namespaceSelectors match; "
                                                                 f"{NAMESPACE_NAME_LABEL} is always set.")
 
-
-class LabelSelectorRequirement(Model):
-    key: LabelKey
-    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: list[LabelValue] | None = None
-
-    @model_validator(mode="after")
-    def _values_fit_operator(self) -> "LabelSelectorRequirement":
-        if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"operator {self.operator} needs a non-empty values: list")
-        if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"operator {self.operator} takes no values:; remove them")
-        return self
-
-
-class LabelSelector(Model):
-    """matchLabels AND matchExpressions; an empty selector ({}) selects everything."""
-
-    match_labels: dict[LabelKey, LabelValue] = Field({}, alias="matchLabels")
-    match_expressions: list[LabelSelectorRequirement] = Field([], alias="matchExpressions")
-
-
-class IPBlock(Model):
-    cidr: BlockCidr = Field(description="Addresses the peer is (IPv4; an IPv6 block is valid, as in Kubernetes, "
-                                        "and matches nothing in a lab, which is IPv4 only).")
-    except_: list[BlockCidr] = Field([], alias="except", description="Smaller blocks inside cidr, of its family, "
-                                                                     "that are not the peer.")
-
-    @model_validator(mode="after")
-    def _except_inside(self) -> "IPBlock":
-        for net in self.except_:  # a strict subset, as the API server validates it (ValidateIPBlock)
-            if net.version != self.cidr.version:  # its net.IPNet.Contains: an IPv4 IP is never in an IPv6 block
-                raise ValueError(f"except {net} is IPv{net.version} and cidr {self.cidr} IPv{self.cidr.version}; "
-                                 "every except must be a smaller block inside cidr, of its family")
-            if not net.subnet_of(self.cidr) or net == self.cidr:  # type: ignore[arg-type]  # one family: checked
-                why = "is cidr itself" if net == self.cidr else f"is not inside cidr {self.cidr}"
-                raise ValueError(f"except {net} {why}; every except must be a smaller block inside it")
-        return self
-
-    @property
-    def ipv6(self) -> bool:
-        """An IPv6 block: it matches no address of an IPv4 lab, as the CNI's policy controllers skip a block of
-        the other family (kube-router's ipset of the cluster's family; Calico's rules per IP version)."""
-        return self.cidr.version == 6
-
-
-class NetworkPolicyPeer(Model):
-    pod_selector: LabelSelector | None = Field(None, alias="podSelector")
-    namespace_selector: LabelSelector | None = Field(None, alias="namespaceSelector")
-    ip_block: IPBlock | None = Field(None, alias="ipBlock")
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> "NetworkPolicyPeer":
-        if self.ip_block is not None and (self.pod_selector is not None or self.namespace_selector is not None):
-            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector in one peer; "
-                             "make them two peers (a separate '- ' item)")
-        if self.ip_block is None and self.pod_selector is None and self.namespace_selector is None:
-            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
-        return self
-
-
-class NetworkPolicyPort(Model):
-    protocol: Literal["TCP", "UDP", "SCTP"] = "TCP"
-    port: PolicyPort | None = None
-    end_port: Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])] | None = Field(None, alias="endPort")
-
-    @model_validator(mode="after")
-    def _range(self) -> "NetworkPolicyPort":
-        if self.end_port is not None:
-            if not isinstance(self.port, int):
-                got = "none is given" if self.port is None else f"not the named port {self.port!r}"
-                raise ValueError(f"endPort {self.end_port} needs a numeric port, the start of the range ({got})")
-            if self.end_port < self.port:
-                raise ValueError(f"endPort {self.end_port} is below port {self.port}")
-        return self
-
-
-class NetworkPolicyIngressRule(Model):
-    ports: list[NetworkPolicyPort] | None = None
-    from_: list[NetworkPolicyPeer] | None = Field(None, alias="from")
-
-
-class NetworkPolicyEgressRule(Model):
-    ports: list[NetworkPolicyPort] | None = None
-    to: list[NetworkPolicyPeer] | None = None
-
-
-class NetworkPolicySpec(Model):
-    pod_selector: LabelSelector = Field(alias="podSelector", description="Pods of the policy's namespace it applies "
-                                                                         "to; {} selects all of them.")
-    ingress: list[NetworkPolicyIngressRule] | None = None
-    egress: list[NetworkPolicyEgressRule] | None = None
-    policy_types: list[Literal["Ingress", "Egress"]] | None = Field(None, alias="policyTypes")
-
-    @model_validator(mode="after")
-    def _types_once(self) -> "NetworkPolicySpec":
-        if self.policy_types is not None and len(set(self.policy_types)) != len(self.policy_types):
-            raise ValueError("policyTypes lists a type twice")
-        return self
-
-    @property
-    def types(self) -> tuple[str, ...]:
-        """policyTypes, or the API server's default (SetDefaults_NetworkPolicySpec): Ingress, plus Egress when
-        egress rules are given. ``egress: []`` gives none: such a policy does not isolate for egress (deny-all
-        egress needs ``policyTypes: [Egress]``)."""
-        if self.policy_types:
-            return tuple(t for t in ("Ingress", "Egress") if t in self.policy_types)
-        return ("Ingress", "Egress") if self.egress else ("Ingress",)
-
-
-class NetworkPolicy(Model):
-    name: Name = Field(description="Policy name, unique within its namespace.")
-    namespace: Name = Field("default", description="The Kubernetes namespace the policy lives in.")
-    spec: NetworkPolicySpec
 
 
 class Topology(Model):

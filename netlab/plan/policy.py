@@ -68,7 +68,7 @@ import hashlib
 from netlab.model import naming
 from netlab.model.lab import Lab, NodeInfo
 from netlab.model.netpol import Peer, PodView, PolicySet, policy_set
-from netlab.model.topology import NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
+from netlab.model.policy_spec import NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
 from netlab.plan.iptables import Ruleset
 
 MARK = "0x10000"  # kube-router's "allowed by a policy" bit

@@ -84,7 +84,7 @@ CniNetwork = Annotated[tuple[dict[StrictStr, Any], IfName], ROW]
 
 
 class Strict(BaseModel):
-    # Built when a state is first checked, the records inside the StateFile's validator (see model.topology.Model).
+    # Built when a state is first checked, the records inside the StateFile's validator (see model.fields.Model).
     model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 

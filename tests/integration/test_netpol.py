@@ -24,7 +24,7 @@ from netlab.kernel.iptables import save as iptables_save
 from netlab.kernel.netns import entered as netns_entered
 from netlab.kernel.netns import read_sysctl_here, write_sysctl_here
 from netlab.kernel.nft import list_table as nft_list_table
-from netlab.model.topology import NetworkPolicy
+from netlab.model.policy_spec import NetworkPolicy
 from netlab.plan.policy import policy_chain
 from netlab.probe import policytable
 from netlab.realize.netfilter import parse_save

@@ -1,0 +1,119 @@
+"""The scalar types and the base model of a topology's fields: names, labels, addresses, ports.
+
+Each type is a pydantic ``Annotated`` scalar with the API server's own rules
+(a DNS label, a label key or value, a port or an IANA port name), so every
+model of :mod:`netlab.model.topology` and :mod:`netlab.model.policy_spec`
+says the same thing about the same kind of value.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+
+from netlab.model.location import show
+from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX
+from netlab.model.values import (LABEL_KEY, LABEL_MAX, LABEL_PREFIX_MAX, LABEL_VALUE, as_argv_item, as_block_cidr,
+                                 as_cidr, as_dns_label, as_ip, as_label_key, as_label_value, as_lab_name)
+
+# Namespace names are "<lab>-<name>"; keep them DNS labels too.
+NETNS_NAME_MAX = 63
+# Names of namespaces netlab makes besides nodes and pods.
+RESERVED_NAMES = frozenset({"underlay", "gateway", "lb", "internet"})
+# Numeric ranges: (low, high, what), used by the fields and by error messages.
+PORT_RANGE = (1, 65535, "ports")
+NODE_PORT_RANGE = (30000, 32767, "nodePorts")
+VNI_RANGE = (1, 16777215, "VXLAN VNIs (24 bits)")
+MTU_RANGE = (1280, 9000, "underlay MTUs")
+NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")
+RANGES: dict[str, tuple[int, int, str]] = {
+    "port": PORT_RANGE, "containerPort": PORT_RANGE,
+    "nodePort": NODE_PORT_RANGE, "vni": VNI_RANGE, "mtu": MTU_RANGE, "nodeMask": NODE_MASK_RANGE,
+}
+
+
+Name = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_dns_label)]
+LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_lab_name)]
+LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY.pattern),
+                     BeforeValidator(as_label_key)]
+LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALUE.pattern),
+                       BeforeValidator(as_label_value)]
+Ip = Annotated[IPv4Address, BeforeValidator(as_ip)]
+
+
+def _cluster_ip(value: Any) -> Any:
+    if value == "None":
+        return value
+    try:
+        return as_ip(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or None for a headless Service") from None
+
+
+# A Service's clusterIP: an address, or the word None (a headless Service), as the API takes it.
+ClusterIp = Annotated[IPv4Address | Literal["None"], BeforeValidator(_cluster_ip)]
+Cidr = Annotated[IPv4Network, BeforeValidator(as_cidr)]
+BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(as_block_cidr)]
+Port = Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])]
+NodePort = Annotated[StrictInt, Field(ge=NODE_PORT_RANGE[0], le=NODE_PORT_RANGE[1])]
+Arg = Annotated[StrictStr, BeforeValidator(as_argv_item)]
+Protocol = Literal["TCP", "UDP"]
+
+# IANA_SVC_NAME: what a named containerPort, a Service's named targetPort and a policy's named port are (the API
+# server's IsValidPortName: 1-15 lower-case letters, digits and '-', at least one letter, no '-' at either end or
+# twice in a row).
+PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PORT_NAME_MAX = 15
+
+
+def is_port_name(value: str) -> bool:
+    return (len(value) <= PORT_NAME_MAX and bool(PORT_NAME.fullmatch(value)) and "--" not in value
+            and re.search("[a-z]", value) is not None)
+
+
+def _port_name(value: Any) -> Any:
+    if isinstance(value, str) and not is_port_name(value):
+        raise ValueError(f"{show(value, 30)} is not a port name: lower-case letters, digits and '-', at most "
+                         f"{PORT_NAME_MAX}, at least one letter, no '-' at either end or twice in a row (the name "
+                         "a Service's targetPort or a policy's port refers to)")
+    return value
+
+
+PortName = Annotated[StrictStr, BeforeValidator(_port_name)]
+
+
+class Model(BaseModel):
+    # defer_build: a model's validator and serializer are built when it is first used, not when its class is
+    # defined. Validating a Topology builds one validator that holds every nested model's schema; the nested
+    # models' own, which pydantic would otherwise build for each of them at import, are built only if used
+    # alone (every command that reads a lab's state starts ~25 ms sooner on the 2-core VM).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
+
+
+
+# The label the API server puts on every namespace (Kubernetes >= 1.21).
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def _port_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a port number or a port name, not a boolean")
+    if isinstance(value, int):
+        if not PORT_RANGE[0] <= value <= PORT_RANGE[1]:
+            raise ValueError(f"{value} is not a port; ports are {PORT_RANGE[0]}-{PORT_RANGE[1]}")
+        return value
+    if isinstance(value, str):
+        if not is_port_name(value):
+            raise ValueError(f"{show(value, 30)} is not a port name (lower-case letters, digits and '-', at most "
+                             f"{PORT_NAME_MAX}, at least one letter) nor a number; write numbers without quotes")
+        return value
+    raise ValueError("must be a port number or a port name")
+
+
+PolicyPort = Annotated[StrictInt | StrictStr, BeforeValidator(_port_value)]
+# A Service's targetPort: a number, or a container port's name (IANA_SVC_NAME, as the API server validates it).
+TargetPort = Annotated[Port | Annotated[StrictStr, Field(max_length=PORT_NAME_MAX, pattern=PORT_NAME.pattern)],
+                       BeforeValidator(_port_value)]
