@@ -47,6 +47,9 @@ plugin/backend_lookup.go SRV and SOA):
                                                             per named port; the bare name: every port;
                                                             headless: each endpoint's name and own port
 ``10-244-0-2.web.default.svc.cluster.local`` A              an endpoint of the Service, by its dashed IP
+``web-0.nginx.default.svc.cluster.local`` A                 an endpoint by its hostname: a pod with
+                                                            ``hostname: web-0`` and ``subdomain: nginx``
+                                                            (its SRV target and PTR too)
 ``10-244-0-2.default.pod.cluster.local`` A                  the IP it spells, any IP (``pods insecure``),
                                                             in a namespace that exists
 ``20.0.96.10.in-addr.arpa`` PTR                             ``web.default.svc.cluster.local.``
@@ -97,10 +100,10 @@ from typing import Any
 
 from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, allocate, pod_capacity
 from netlab.model.location import Loc
+from netlab.model.naming import CLUSTER_DOMAIN as CLUSTER_DOMAIN
 from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Pod, Service, Topology
 
-CLUSTER_DOMAIN = "cluster.local"
 DNS_NAME = "kube-dns"
 DNS_NAMESPACE = "kube-system"
 DNS_LABELS = {"k8s-app": "kube-dns"}
@@ -143,10 +146,18 @@ class DnsService:
     endpoints: tuple[IPv4Address, ...] = ()
     # headless only: (port name, protocol, endpoint address, its port) of every endpoint of every port, for SRV
     targets: tuple[tuple[str | None, str, IPv4Address, int], ...] = ()
+    # (endpoint address, hostname) of the endpoints the EndpointSlice controller gives a hostname: a pod with
+    # spec.hostname whose spec.subdomain is this Service's name (ShouldSetHostname); the others go by their address
+    hostnames: tuple[tuple[IPv4Address, str], ...] = ()
 
     @property
     def fqdn(self) -> str:
         return f"{self.name}.{self.namespace}.svc.{CLUSTER_DOMAIN}"
+
+    def endpoint_name(self, ip: IPv4Address) -> str:
+        """An endpoint's name under the Service, as CoreDNS's endpointHostname spells it: ``web-0.nginx.default.svc
+        .cluster.local`` for a pod with hostname web-0 and subdomain nginx, else ``10-244-0-2.nginx...``."""
+        return f"{dict(self.hostnames).get(ip) or dashed(ip)}.{self.fqdn}"
 
     def srv(self) -> list[tuple[str, str, int, int]]:
         """(owner name, target, weight, port) of each SRV record, as CoreDNS answers them.
@@ -161,7 +172,7 @@ class DnsService:
         Service's) and the endpoint's own port, one record each.
         """
         if self.ip is None:
-            recs = [(name, proto, f"{dashed(ip)}.{self.fqdn}", port) for name, proto, ip, port in self.targets]
+            recs = [(name, proto, self.endpoint_name(ip), port) for name, proto, ip, port in self.targets]
         else:
             recs = [(name, proto, self.fqdn, port) for name, port, proto in self.ports]
         out = []
@@ -201,10 +212,12 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
         by_ip = sorted(pods, key=lambda p: addressing.pod_ip[p.name])
         targets = [(port.name, port.protocol, addressing.pod_ip[p.name], t) for port in svc.ports
                    for p in by_ip if (t := port.target(p)) is not None] if svc.headless else []
+        hostnames = tuple((addressing.pod_ip[p.name], p.hostname) for p in by_ip
+                          if p.hostname and p.subdomain == svc.name)  # the namespace: selected() keeps to it
         services.append(DnsService(svc.namespace, svc.name, addressing.service_ip.get((svc.namespace, svc.name)),
                                    tuple((p.name, p.port, p.protocol) for p in svc.ports),
                                    tuple(sorted({addressing.pod_ip[p.name] for p in pods})),
-                                   tuple(targets)))
+                                   tuple(targets), hostnames))
     scidr = topo.cluster.service_cidr
     api_ip = scidr.network_address + 1
     if (api_ip < scidr.broadcast_address and api_ip not in addressing.service_ip.values()
@@ -234,7 +247,7 @@ def dnsmasq_argv(records: ClusterRecords) -> list[str]:
             f"--auth-soa=0,{HOSTMASTER},{','.join(map(str, SOA_TIMERS))}",
             f"--auth-server={NS_NAME},eth0"]
     argv += [f"--host-record={s.fqdn},{s.ip}" for s in records.services if s.ip is not None]
-    argv += [f"--host-record={dashed(ip)}.{s.fqdn},{ip}" for s in records.services for ip in s.endpoints]
+    argv += [f"--host-record={s.endpoint_name(ip)},{ip}" for s in records.services for ip in s.endpoints]
     # a headless Service's name: an A record per endpoint (after their dashed names, which keep their PTRs)
     argv += [f"--host-record={s.fqdn},{ip}" for s in records.services if s.ip is None for ip in s.endpoints]
     argv.append(f"--host-record={NS_NAME},{records.nameserver}")

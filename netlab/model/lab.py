@@ -57,6 +57,11 @@ class PodInfo:
         return dict(self.spec.labels)
 
     @property
+    def hostname(self) -> str:
+        """What ``hostname`` prints in the pod: spec.hostname, else the pod's name (the kubelet's choice)."""
+        return self.spec.hostname or self.name
+
+    @property
     def containers(self) -> list[Container]:
         """The pod's containers; a pod that lists none gets one echo-server container."""
         return list(self.spec.containers) or [ECHO_CONTAINER]

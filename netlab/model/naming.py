@@ -28,6 +28,7 @@ NETNS_MAX = 63
 # A DNS label (RFC 1123), as Kubernetes requires for most names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 63
+CLUSTER_DOMAIN = "cluster.local"  # the kubelet's clusterDomain: the cluster DNS's zone
 LAB_NAME_MAX = 24  # a lab name prefixes every namespace name
 _SAFE_NETNS = DNS_LABEL
 _SAFE_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

@@ -110,6 +110,12 @@ class Pod(Model):
     namespace: Name = Field("default", description="Kubernetes namespace (not a network namespace); pod names "
                                                    "stay unique across the lab.")
     ip: Ip | None = Field(None, description="Pod address; allocated from the node's pod CIDR when absent.")
+    hostname: Name | None = Field(None, description="The pod's hostname (spec.hostname; `hostname` in the pod "
+                                                    "prints it); the pod's name when absent.")
+    subdomain: Name | None = Field(
+        None, description="With hostname: a Service of this name in the pod's namespace that selects it names it "
+                          "in the cluster DNS <hostname>.<subdomain>.<namespace>.svc.cluster.local (a StatefulSet's "
+                          "pods behind their headless Service), and so do its SRV records and the pod's PTR.")
     labels: dict[LabelKey, LabelValue] = Field({}, description="Labels that Service selectors match.")
     containers: list[Container] = Field([], description="Processes sharing the pod's network namespace; "
                                                         "none means one echo server on 8080/TCP.")

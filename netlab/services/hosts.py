@@ -3,9 +3,12 @@
 In a real pod the kubelet bind-mounts a hosts file of its own over
 ``/etc/hosts`` of every container (kubernetes pkg/kubelet/kubelet_pods.go:
 ``makeHostsMount``, ``managedHostsFileContent``): a header line, the IPv4 and
-IPv6 localhost lines, and the pod's IP with its hostname, the pod's name. So
-in a pod ``hostname -i`` prints the pod's IP and ``getent hosts <pod>``
-answers without DNS (nsswitch's ``files`` come first).
+IPv6 localhost lines, and the pod's IP with its hostname (``spec.hostname``,
+else the pod's name), after its fully qualified name when it has a
+``spec.subdomain``: ``<ip>\t<hostname>.<subdomain>.<namespace>.svc.cluster.local\t<hostname>``
+(GeneratePodHostNameAndDomain). So in a pod ``hostname -i`` prints the pod's
+IP, ``hostname -f`` its full name, and ``getent hosts <hostname>`` answers
+without DNS (nsswitch's ``files`` come first).
 
 netlab writes the same text to ``/etc/netns/<pod namespace>/hosts``, which
 ``ip netns exec``, netlab's containers and ``netlab exec`` bind-mount over
@@ -17,9 +20,7 @@ it is (netns_files.marker). A pod of a CNI lab that its plugins gave another
 address gets that address here too: the features run again once the lab
 follows the plugins (netlab.lab.up).
 
-Not modelled, since a topology cannot say them: ``spec.hostname`` and
-``spec.subdomain`` (the kubelet then writes ``<ip>\\t<hostname>.<subdomain>.
-<namespace>.svc.cluster.local\\t<hostname>``), ``hostAliases`` (a block
+Not modelled, since a topology cannot say them: ``hostAliases`` (a block
 ``# Entries added by HostAliases.`` after the pod's line) and
 ``hostNetwork`` pods (the node's own hosts file under a header of its own).
 """
@@ -29,6 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
+from netlab.model.naming import CLUSTER_DOMAIN
 from netlab.services import netns_files
 
 if TYPE_CHECKING:
@@ -47,9 +49,12 @@ LOCALHOST = ("127.0.0.1\tlocalhost\n"
 
 
 def hosts_file(lab_name: str, pod: PodInfo) -> str:
-    """What the kubelet writes for a pod without hostname, subdomain or hostAliases, after netlab's line."""
+    """What the kubelet writes for a pod without hostAliases, after netlab's line."""
+    names = pod.hostname
+    if pod.spec.subdomain:
+        names = f"{pod.hostname}.{pod.spec.subdomain}.{pod.spec.namespace}.svc.{CLUSTER_DOMAIN}\t{pod.hostname}"
     return (f"{netns_files.marker(lab_name)} pod {pod.name}'s hosts file, as the kubelet writes it\n"
-            f"{HEADER}{LOCALHOST}{pod.ip}\t{pod.name}\n")
+            f"{HEADER}{LOCALHOST}{pod.ip}\t{names}\n")
 
 
 def wanted(lab: Lab) -> netns_files.Wanted:

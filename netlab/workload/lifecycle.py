@@ -103,7 +103,7 @@ class EarlyEcho:
         launcher = None
         try:
             launcher = launch.start_launcher(launch.control_path(lab.name, create=True), launch.server_log(lab.name))
-            uts, _ = ensure_uts(lab.name, [p.name for p in pods])
+            uts, _, _ = ensure_uts(lab.name, {p.name: p.hostname for p in pods})
             os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
             self.specs = [_echo_spec(lab, pod, c, uts[pod.name]) for pod in pods for c in pod.containers
                           if not c.command]
@@ -190,9 +190,12 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 present.append(pod)
             else:
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
-        uts, made = ensure_uts(lab.name, [pod.name for pod in present])
+        uts, made, renamed = ensure_uts(lab.name, {pod.name: pod.hostname for pod in present})
         # A pod recorded before whose pin is gone (unmounted by hand) got a UTS namespace anew: said.
-        done.actions += [f"made pod {name}'s UTS namespace again (hostname {name})" for name in made if name in pods]
+        hostname = {pod.name: pod.hostname for pod in present}
+        done.actions += [f"made pod {name}'s UTS namespace again (hostname {hostname[name]})"
+                         for name in made if name in pods]
+        done.actions += [f"set pod {name}'s hostname to {hostname[name]}" for name in renamed]
         done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
         os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
         running_echo: list[tuple[PodInfo, Container]] = []
@@ -398,8 +401,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         if prec is None:
             out.append(f"containers: pod {pod.name} has no containers started; up starts them")
             continue
-        if hosts.get(pod.name) != pod.name:
-            out.append(f"containers: pod {pod.name}: UTS namespace (hostname {pod.name}) is missing")
+        if hosts.get(pod.name) is None:
+            out.append(f"containers: pod {pod.name}: UTS namespace (hostname {pod.hostname}) is missing")
+        elif hosts[pod.name] != pod.hostname:
+            out.append(f"containers: pod {pod.name}: hostname is {hosts[pod.name]}, not {pod.hostname}")
         containers = prec.get("containers", {})
         for c in pod.containers:
             crec = containers.get(c.name)

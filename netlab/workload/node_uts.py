@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 def start(lab: Lab, again: bool) -> StartResult:
     """Each node's UTS namespace where it is missing (``again``: said, the lab was up before)."""
     present = [node.name for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
-    _, made = ensure_uts(lab.name, present)
+    _, made, _ = ensure_uts(lab.name, {name: name for name in present})
     return StartResult(actions=[f"made node {name}'s UTS namespace (hostname {name})" for name in made if again])
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
+from typing import Mapping
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
@@ -146,32 +147,44 @@ def is_uts_mount(path: str) -> bool:
     return nsmod.is_nsfs(path)
 
 
-def ensure_uts(lab_name: str, pods: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Each pod's UTS namespace, hostname = pod name, pinned by a bind mount; made where missing. Returns the
-    pins' paths, and the pods whose namespace was made now.
+def ensure_uts(lab_name: str, hostnames: Mapping[str, str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """Each pod's (or node's) UTS namespace, pinned by a bind mount, with its hostname (``hostnames``: pin name ->
+    hostname); made where missing, its hostname set where it names another. Returns the pins' paths, the names
+    whose namespace was made now, and those whose hostname was set in the namespace they had (a pod whose
+    topology changed its hostname: its containers see the new one at once).
 
     All are made in one short-lived thread (unshare, sethostname, bind-mount,
     next), so the calling thread never changes namespace. The files the
     namespaces are mounted on are hard links of one empty file (:func:`_pin_file`).
     """
-    out = {pod: uts_path(lab_name, pod) for pod in pods}
-    todo = [pod for pod, path in out.items() if not is_uts_mount(path)]
-    if not todo:
-        return out, []
-    os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
-    _mount_pins_fs(uts_dir(lab_name))
+    out = {name: uts_path(lab_name, name) for name in hostnames}
+    todo = [name for name, path in out.items() if not is_uts_mount(path)]
+    have = [name for name in out if name not in todo]
+    renamed: list[str] = []
     template = os.path.join(uts_dir(lab_name), TEMPLATE)
-    _make_file(template)
+    if todo:
+        os.makedirs(uts_dir(lab_name), mode=0o700, exist_ok=True)
+        _mount_pins_fs(uts_dir(lab_name))
+        _make_file(template)
 
     def make() -> None:
         home = nsmod.current_fd("uts")
         try:
-            for pod in todo:
-                path = out[pod]
+            for name in have:
+                fd = os.open(out[name], os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    nsmod.setns(fd, nsmod.CLONE_NEWUTS)
+                finally:
+                    os.close(fd)
+                if os.uname().nodename != hostnames[name]:
+                    nsmod.sethostname(hostnames[name])
+                    renamed.append(name)
+            for name in todo:
+                path = out[name]
                 _pin_file(template, path)
                 try:
                     nsmod.unshare(nsmod.CLONE_NEWUTS)
-                    nsmod.sethostname(pod)
+                    nsmod.sethostname(hostnames[name])
                     nsmod.mount("/proc/thread-self/ns/uts", path, None, nsmod.MS_BIND)
                 except BaseException:
                     remove_uts(path)
@@ -180,8 +193,9 @@ def ensure_uts(lab_name: str, pods: list[str]) -> tuple[dict[str, str], list[str
             nsmod.setns(home, nsmod.CLONE_NEWUTS)
             os.close(home)
 
-    _in_thread(make)
-    return out, todo
+    if out:
+        _in_thread(make)
+    return out, todo, renamed
 
 
 def uts_hostnames(paths: dict[str, str]) -> dict[str, str | None]:

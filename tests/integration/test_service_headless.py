@@ -7,6 +7,7 @@ None; ``trace svc/NAME`` says in one line why it cannot, and ``probe`` passes.
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -90,3 +91,57 @@ def test_its_name_answers_the_pods_and_kube_proxy_has_no_rule(labs, mode):
     report = json.loads(proc.stdout)
     assert proc.returncode == 0, probe_failures(report)
     assert any(n.startswith("svc/db: not probed: headless") for n in report["not_probed"]), report["not_probed"]
+
+
+STATEFUL = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: web-0, node: n1, hostname: web-0, subdomain: nginx, labels: {{app: nginx}}}}
+  - {{name: web-1, node: n1, hostname: web-1, subdomain: nginx, labels: {{app: nginx}}}}
+  - {{name: client, node: n1}}
+services:
+  - {{name: nginx, selector: {{app: nginx}}, clusterIP: None, ports: [{{name: web, port: 8080}}]}}
+"""
+
+
+def test_a_pod_with_hostname_and_subdomain_has_its_own_name_its_hostname_and_its_ptr(labs):
+    """A StatefulSet's pods behind their headless Service: `hostname` in the pod prints spec.hostname, and the
+    cluster DNS names each one <hostname>.<subdomain>.<namespace>.svc.cluster.local (A, SRV target, PTR), which
+    a client resolves through its search path as `web-0.nginx` and connects to."""
+    from dns_query import reverse
+    from netlab.workload.uts import uts_path
+
+    lab = labs.name("sts")
+    path, _ = labs.up(STATEFUL.format(lab=lab))
+    ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    fqdn = "nginx.default.svc.cluster.local"
+    client = f"{lab}-client"
+    a0, srv, ptr = ask(client, DNS, f"web-0.{fqdn}", f"_web._tcp.{fqdn} SRV", f"{reverse(ips['web-1'])} PTR")
+    assert a0["status"] == "NOERROR" and a0["answer"] == [f"web-0.{fqdn}. 30 IN A {ips['web-0']}"], a0
+    assert sorted(srv["answer"]) == [f"_web._tcp.{fqdn}. 30 IN SRV 0 50 8080 web-{i}.{fqdn}." for i in (0, 1)], srv
+    assert ptr["answer"] == [f"{reverse(ips['web-1'])}. 30 IN PTR web-1.{fqdn}."], ptr
+    got = in_netns(client, "getent", "ahostsv4", "web-1.nginx", check=True).stdout  # search default.svc...
+    assert {line.split()[0] for line in got.splitlines()} == {ips["web-1"]}, got
+    reached = in_netns(client, "python3", "-c", CONNECT, f"{ips['web-1']}:8080", check=True).stdout.split("\n")
+    assert reached[0] == f"web-1 {ips['web-1']}:8080", reached
+    assert netlab("exec", "--lab", lab, "web-0", "--", "hostname").stdout.strip() == "web-0"
+    # its full name from its own hosts file, as the kubelet writes it (no DNS asked)
+    assert netlab("exec", "--lab", lab, "web-0", "--", "hostname", "-f").stdout.strip() == f"web-0.{fqdn}"
+    # The topology gives web-1 another hostname: up sets it in the pod's UTS namespace, and its DNS name follows.
+    with open(path) as fh:
+        text = fh.read()
+    with open(path, "w") as fh:
+        fh.write(text.replace("hostname: web-1,", "hostname: db-1,"))
+    up = netlab("up", "-t", path)
+    assert "set pod web-1's hostname to db-1" in up.stdout, up.stdout
+    assert netlab("exec", "--lab", lab, "web-1", "--", "hostname").stdout.strip() == "db-1"
+    assert netlab("exec", "--lab", lab, "web-1", "--", "hostname", "-f").stdout.strip() == f"db-1.{fqdn}"
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    [a1] = ask(client, DNS, f"db-1.{fqdn}")
+    assert a1["answer"] == [f"db-1.{fqdn}. 30 IN A {ips['web-1']}"], a1
+    # A hostname changed by hand in the pod is drift, and up sets it back.
+    subprocess.run(["nsenter", f"--uts={uts_path(lab, 'web-0')}", "hostname", "hacked"], check=True)
+    st = netlab("status", "--lab", lab, check=False)
+    assert st.returncode == 1 and "containers: pod web-0: hostname is hacked, not web-0" in st.stdout, st.stdout
+    assert "set pod web-0's hostname to web-0" in netlab("up", "-t", path).stdout
+    assert netlab("exec", "--lab", lab, "web-0", "--", "hostname").stdout.strip() == "web-0"

@@ -222,3 +222,38 @@ def test_a_node_pod_or_internet_host_named_kube_dns_is_refused_where_the_add_on_
     assert problems(pod.split("services:")[0]) == []
     own = pod.replace("kube-dns,", "kube-dns, namespace: kube-system,")  # the user's DNS pod and Service
     assert problems(own) == []
+
+
+STATEFUL = """
+name: d
+nodes: [{name: n1}]
+pods:
+  - {name: web-0, node: n1, ip: 10.244.0.2, hostname: web-0, subdomain: nginx, labels: {app: nginx}}
+  - {name: web-1, node: n1, ip: 10.244.0.3, hostname: web-1, subdomain: nginx, labels: {app: nginx}}
+  - {name: stray, node: n1, ip: 10.244.0.4, subdomain: nginx, labels: {app: nginx}}
+  - {name: other, node: n1, ip: 10.244.0.5, hostname: box, subdomain: elsewhere, labels: {app: nginx}}
+  - {name: apart, node: n1, namespace: shop, ip: 10.244.0.6, hostname: web-9, subdomain: nginx, labels: {app: nginx}}
+services:
+  - {name: nginx, selector: {app: nginx}, clusterIP: None, ports: [{name: web, port: 80}]}
+  - {name: plain, selector: {app: nginx}, clusterIP: 10.96.0.30, ports: [{port: 80}]}
+"""
+
+
+def test_a_pod_with_hostname_and_subdomain_is_named_by_its_hostname_under_that_service_only():
+    """The EndpointSlice controller gives an endpoint a hostname when its pod has spec.hostname and its
+    spec.subdomain is the Service's name, in one namespace (ShouldSetHostname); CoreDNS then names the endpoint
+    by it (A, SRV target, PTR), as a StatefulSet's pods behind their headless Service: web-0.nginx.default.svc."""
+    records = opts(STATEFUL)
+    svc = "nginx.default.svc.cluster.local"
+    assert f"web-0.{svc},10.244.0.2" in records and f"web-1.{svc},10.244.0.3" in records
+    assert f"10-244-0-4.{svc},10.244.0.4" in records  # subdomain without hostname: by its address
+    assert f"10-244-0-5.{svc},10.244.0.5" in records and not [r for r in records if r.startswith("box.")]
+    assert not [r for r in records if "web-9" in r]  # another namespace's pod is no endpoint of this Service
+    # under another Service (its subdomain is not that one's name) the pod goes by its address
+    assert "10-244-0-2.plain.default.svc.cluster.local,10.244.0.2" in records
+    # its PTR: the first --host-record of its address, the headless Service's (before plain's endpoints)
+    assert records.index(f"web-0.{svc},10.244.0.2") < records.index("10-244-0-2.plain.default.svc.cluster.local,"
+                                                                   "10.244.0.2")
+    srv = opts(STATEFUL, "--srv-host")
+    assert f"_web._tcp.{svc},web-0.{svc},80,0,25" in srv and f"_web._tcp.{svc},web-1.{svc},80,0,25" in srv
+    assert f"_web._tcp.{svc},10-244-0-4.{svc},80,0,25" in srv

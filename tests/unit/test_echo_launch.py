@@ -42,7 +42,7 @@ def test_the_launcher_starts_first_and_gets_the_specs_once_the_namespaces_are_pi
     monkeypatch.setattr(launch, "control_path", lambda lab, create=False: str(tmp_path / "echo.sock"))
     monkeypatch.setattr(launch, "stop_server", lambda lab: order.append("stop old server") or [])
     monkeypatch.setattr(lifecycle, "ensure_uts", lambda lab, names: order.append("pins") or
-                        ({n: str(tmp_path / n) for n in names}, list(names)))
+                        ({n: str(tmp_path / n) for n in names}, list(names), []))
     monkeypatch.setattr(lifecycle, "log_dir", lambda lab: str(tmp_path / "logs"))
     sent: list[list[dict]] = []
     real_send = launch.send_specs

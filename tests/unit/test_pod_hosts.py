@@ -65,6 +65,20 @@ def test_the_text_is_the_kubelets_after_netlabs_line():
     assert rest == KUBELET.format(ip=pod.ip, name="a")
 
 
+def test_a_pods_hostname_and_subdomain_are_its_line_as_generatepodhostnameanddomain_makes_it():
+    """spec.hostname replaces the pod's name; spec.subdomain puts the full name first (with or without a
+    hostname): `<ip>\t<hostname>.<subdomain>.<namespace>.svc.cluster.local\t<hostname>`."""
+    pods = [{"name": "web-0", "node": "n1", "hostname": "db-0", "subdomain": "db"},
+            {"name": "solo", "node": "n1", "namespace": "shop", "subdomain": "db"},
+            {"name": "named", "node": "n1", "hostname": "box"}]
+    lab = resolve(Topology.model_validate({"name": LAB, "nodes": [{"name": "n1"}], "pods": pods}))
+    last = {p.name: hosts.hosts_file(LAB, p).splitlines()[-1] for p in lab.pods}
+    ip = {p.name: p.ip for p in lab.pods}
+    assert last == {"web-0": f"{ip['web-0']}\tdb-0.db.default.svc.cluster.local\tdb-0",
+                    "solo": f"{ip['solo']}\tsolo.db.shop.svc.cluster.local\tsolo",
+                    "named": f"{ip['named']}\tbox"}
+
+
 def test_every_pod_gets_one_the_dns_pod_too_recorded_before_it_is_made(etc):
     lab = make_lab()
     st = State()
