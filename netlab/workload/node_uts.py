@@ -32,12 +32,15 @@ if TYPE_CHECKING:
 def start(lab: Lab, again: bool) -> StartResult:
     """Each node's UTS namespace where it is missing (``again``: said, the lab was up before)."""
     present = [node.name for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
-    _, made, _ = ensure_uts(lab.name, {name: name for name in present})
-    return StartResult(actions=[f"made node {name}'s UTS namespace (hostname {name})" for name in made if again])
+    _, made, renamed = ensure_uts(lab.name, {name: name for name in present})
+    return StartResult(actions=[f"made node {name}'s UTS namespace (hostname {name})" for name in made if again]
+                       + [f"set node {name}'s hostname to {name}" for name in renamed])
 
 
 def drift(lab: Lab) -> list[str]:
     """One line per node whose UTS namespace is missing or names another host."""
     names = uts_hostnames({node.name: uts_path(lab.name, node.name) for node in lab.nodes})
     return [f"uts: node {node.name}: UTS namespace (hostname {node.name}) is missing; up makes it again"
+            if names.get(node.name) is None else
+            f"uts: node {node.name}: hostname is {names[node.name]}, not {node.name}; up sets it again"
             for node in lab.nodes if names.get(node.name) != node.name]

@@ -139,9 +139,13 @@ def test_a_pod_with_hostname_and_subdomain_has_its_own_name_its_hostname_and_its
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     [a1] = ask(client, DNS, f"db-1.{fqdn}")
     assert a1["answer"] == [f"db-1.{fqdn}. 30 IN A {ips['web-1']}"], a1
-    # A hostname changed by hand in the pod is drift, and up sets it back.
+    # A hostname changed by hand in a pod or a node is drift, and up sets it back.
     subprocess.run(["nsenter", f"--uts={uts_path(lab, 'web-0')}", "hostname", "hacked"], check=True)
+    subprocess.run(["nsenter", f"--uts={uts_path(lab, 'n1')}", "hostname", "box"], check=True)
     st = netlab("status", "--lab", lab, check=False)
     assert st.returncode == 1 and "containers: pod web-0: hostname is hacked, not web-0" in st.stdout, st.stdout
-    assert "set pod web-0's hostname to web-0" in netlab("up", "-t", path).stdout
+    assert "uts: node n1: hostname is box, not n1; up sets it again" in st.stdout, st.stdout
+    up = netlab("up", "-t", path).stdout
+    assert "set pod web-0's hostname to web-0" in up and "set node n1's hostname to n1" in up, up
     assert netlab("exec", "--lab", lab, "web-0", "--", "hostname").stdout.strip() == "web-0"
+    assert netlab("exec", "--lab", lab, "n1", "--", "hostname").stdout.strip() == "n1"
