@@ -5,10 +5,10 @@ container holds them in Kubernetes:
 
 - the network namespace ``<lab>-<pod>``, shared by every container of the
   pod, so they reach each other on ``localhost``;
-- a UTS namespace whose hostname is the pod's name, made by uts.py and kept
-  alive by a bind mount onto ``<state dir>/<lab>/uts/<pod>`` (the way ``ip
-  netns`` keeps a network namespace), so ``hostname`` prints the pod name in
-  every container and in ``netlab exec`` (each node gets one too, node_uts.py).
+- a UTS namespace whose hostname is the pod's (its name unless the topology
+  gives it one), made by uts.py and kept alive by a bind mount onto
+  ``<state dir>/<lab>/uts/<pod>`` (the way ``ip netns`` keeps a network
+  namespace), so ``hostname`` prints it in every container and in ``netlab exec`` (each node gets one too, node_uts.py).
 
 A container with a ``command`` is a process that joins both (see
 kernel/processes.py), started detached from the CLI (new session,
@@ -404,7 +404,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         if hosts.get(pod.name) is None:
             out.append(f"containers: pod {pod.name}: UTS namespace (hostname {pod.hostname}) is missing")
         elif hosts[pod.name] != pod.hostname:
-            out.append(f"containers: pod {pod.name}: hostname is {hosts[pod.name]}, not {pod.hostname}")
+            out.append(f"containers: pod {pod.name}: hostname is {hosts[pod.name]}, not {pod.hostname}; up sets it")
         containers = prec.get("containers", {})
         for c in pod.containers:
             crec = containers.get(c.name)

@@ -1,7 +1,8 @@
-"""The pod's UTS namespace (the pause container's job): hostname = pod name, kept alive by a bind mount.
+"""The pod's UTS namespace (the pause container's job): its hostname, kept alive by a bind mount.
 
 A pod's containers and ``netlab exec`` join it, so ``hostname`` prints the
-pod's name everywhere in the pod. Like ``ip netns`` keeps a network namespace,
+pod's hostname everywhere in the pod: its ``hostname`` in the topology, else
+its name, as the kubelet picks it. Like ``ip netns`` keeps a network namespace,
 the namespace is pinned by bind-mounting it onto ``<state dir>/<lab>/uts/<pod>``.
 Namespace changes happen in short-lived threads, never in the caller's.
 

@@ -143,7 +143,7 @@ def test_a_pod_with_hostname_and_subdomain_has_its_own_name_its_hostname_and_its
     subprocess.run(["nsenter", f"--uts={uts_path(lab, 'web-0')}", "hostname", "hacked"], check=True)
     subprocess.run(["nsenter", f"--uts={uts_path(lab, 'n1')}", "hostname", "box"], check=True)
     st = netlab("status", "--lab", lab, check=False)
-    assert st.returncode == 1 and "containers: pod web-0: hostname is hacked, not web-0" in st.stdout, st.stdout
+    assert st.returncode == 1 and "containers: pod web-0: hostname is hacked, not web-0; up sets it" in st.stdout, st.stdout
     assert "uts: node n1: hostname is box, not n1; up sets it again" in st.stdout, st.stdout
     up = netlab("up", "-t", path).stdout
     assert "set pod web-0's hostname to web-0" in up and "set node n1's hostname to n1" in up, up
