@@ -251,14 +251,14 @@ def pins_here(pods: int, outer_mnt: int) -> None:
     names = [f"p{i}" for i in range(pods)]
     with tempfile.TemporaryDirectory() as root:
         state_dir.STATE_ROOT = root
-        uts.ensure_uts("tree", names)
+        uts.ensure_uts("tree", {n: n for n in names})
         assert uts.is_pins_fs(uts.uts_dir("tree"))
         start = time.perf_counter()
         uts.remove_pins_fs("tree")
         tree = time.perf_counter() - start
         os.makedirs(uts.uts_dir("plain"), 0o700)
         open(os.path.join(uts.uts_dir("plain"), uts.TEMPLATE), "w").close()  # not empty: no tmpfs
-        uts.ensure_uts("plain", names)
+        uts.ensure_uts("plain", {n: n for n in names})
         assert not uts.is_pins_fs(uts.uts_dir("plain"))
         start = time.perf_counter()
         uts.remove_uts_many([uts.uts_path("plain", pod) for pod in names])
