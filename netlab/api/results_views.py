@@ -48,6 +48,8 @@ class PodInfo:
     # Its network namespace, the pod's sandbox, was deleted under it (``ip netns del``), maybe made again:
     # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged, ``up`` remakes it.
     netns_gone: bool = False
+    hostname: str | None = None  # spec.hostname, when the topology gives one (`hostname` in the pod prints it)
+    subdomain: str | None = None  # spec.subdomain: with hostname, its name under the Service of that name
     __json_properties__ = ("ready", "status", "restarts")  # get pods' READY, STATUS and RESTARTS, in -o json too
 
     @property

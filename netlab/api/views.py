@@ -169,7 +169,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
                            labels=FrozenDict(pod.labels), containers=tuple(containers),
                            added=is_added_pod(pod), namespace=pod.spec.namespace, created=created,
-                           netns_gone=netns_gone))
+                           netns_gone=netns_gone, hostname=pod.spec.hostname, subdomain=pod.spec.subdomain))
     return tuple(out)
 
 

@@ -113,7 +113,10 @@ def test_a_pod_with_hostname_and_subdomain_has_its_own_name_its_hostname_and_its
 
     lab = labs.name("sts")
     path, _ = labs.up(STATEFUL.format(lab=lab))
-    ips = {p["name"]: p["ip"] for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    items = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
+    ips = {p["name"]: p["ip"] for p in items}
+    assert [(p["hostname"], p["subdomain"]) for p in items if p["name"] in ("web-0", "client")] == [
+        ("web-0", "nginx"), (None, None)]
     fqdn = "nginx.default.svc.cluster.local"
     client = f"{lab}-client"
     a0, srv, ptr = ask(client, DNS, f"web-0.{fqdn}", f"_web._tcp.{fqdn} SRV", f"{reverse(ips['web-1'])} PTR")
