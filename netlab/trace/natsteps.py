@@ -18,6 +18,10 @@ from netlab.trace.labmap import ServiceFacts
 from netlab.trace.walkparts import WalkParts
 
 
+HELD = ("the entry conntrack held for this flow before the packet came (an earlier packet of it, from the same source "
+        "port): the packet followed its DNAT, and kube-proxy's rules did not choose again")
+
+
 def delete_entry(ns: str, f: Flow) -> str:
     """The command that deletes the entry of exactly this flow in ``ns`` (its original tuple); with
     ``--dst-nat ADDRESS`` added, only while it is DNATed there."""
@@ -48,7 +52,11 @@ class NatSteps(WalkParts):
         own = iif is None  # OUTPUT: the namespace's own packet
         text, facts = nat.describe(self.lab, "dst", hit, old, new, own), nat.service_facts(self.lab, old, new, hit, own)
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
-        if "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
+        if "sep_chain" in facts and hit.direction == "orig" and hit.entry.made_before:
+            # Not a new connection to conntrack: nothing chose an endpoint now, the entry's DNAT was applied.
+            facts.update(chosen_by=HELD, held_before=True)
+            text += f"; chosen by {HELD}"
+        elif "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
             if ns in self.lab.nft_netns:  # kube-proxy in nftables mode: the numgen map's element
                 chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new, own)
             else:

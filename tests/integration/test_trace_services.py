@@ -138,6 +138,27 @@ def test_an_older_entry_without_a_dnat_is_blamed_and_its_deletion_is_the_fix(svc
         subprocess.run(delete, check=False, capture_output=True)
 
 
+def test_a_second_datagram_of_a_flow_follows_its_entry_and_no_rule_is_said_to_have_chosen(svc_lab):
+    """A UDP client that keeps its port (--sport) sends its second query along the entry its first left (30 s and
+    more): conntrack applies that DNAT, no rule of KUBE-SVC chooses or counts it. The trace said the rule chose
+    it, with "its counter did not move (an earlier packet of the connection?)"."""
+    lab, _ = svc_lab
+    n1 = f"{lab}-node-1"
+    try:
+        _, first = trace(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
+        assert first["delivered"] and first["endpoint"]["rule_counted"] >= 1, first["endpoint"]
+        _, second = trace(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
+        ep = second["endpoint"]
+        assert second["delivered"] and second["dns"]["answer"]["rcode"] == "NOERROR", second["dns"]
+        assert ep["chosen_by"].startswith("the entry conntrack held for this flow before the packet came"), ep
+        assert "rule" not in ep and "rule_counted" not in ep, ep
+        row = next(h for h in second["hops"] if h["kind"] == "dnat" and h["netns"] == n1)
+        assert row["facts"]["held_before"] is True
+    finally:
+        subprocess.run(["ip", "netns", "exec", n1, "conntrack", "-D", "-p", "udp", "--orig-src", "10.244.0.3",
+                        "--orig-port-src", "40104"], capture_output=True, check=False)
+
+
 def test_a_random_source_port_is_one_conntrack_holds_no_flow_of(svc_lab, monkeypatch):
     """The trace's own port is new to conntrack: an earlier trace's unanswered SYN (while a rule was missing)
     leaves an entry for 120 s, and a later trace from its port would follow it, not the rules (a flake of the
