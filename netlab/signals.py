@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,11 +71,36 @@ def exit_code(exc: BaseException) -> int:
     return code if isinstance(code, int) else 128 + signal.SIGINT
 
 
+# The SIGTERMs the program's handler turned into Terminated. Python runs a handler wherever the main thread
+# is: inside an object's __del__ (a Popen or a generator dropped) the exception is "ignored" (printed, then
+# dropped), and the program went on as if no signal had come: an `up` signalled while it loaded brought the lab
+# up and exited 0 (a CI flake). :func:`check` raises it again where the program asks.
+_raised: list[int] = []
+
+
 def raise_terminated(signum: int, frame: object) -> None:
+    _raised.append(signum)
     raise Terminated(f"interrupted by {signal.Signals(signum).name}")
+
+
+def check() -> None:
+    """Raise the program's Terminated again if a SIGTERM came and its exception was swallowed (or raise it
+    anew after it unwound: the program is ending then anyway). Asked before ``up`` and ``down`` change
+    anything. A command that takes SIGTERM as its end (``capture``, as tcpdump) never asks."""
+    if _raised:
+        raise Terminated(f"interrupted by {signal.Signals(_raised[0]).name}")
+
+
+def _unraisable(unraisable: Any) -> None:
+    """sys.unraisablehook: a Terminated swallowed in a finalizer is not printed (:func:`check` raises it again);
+    anything else is, as Python prints it."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, Terminated):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def terminate_as_interrupt() -> None:
     """From now on SIGTERM stops this process as Ctrl-C does (:class:`Terminated`). The program's, not a
     library's: ``import netlab`` leaves its caller's handlers alone."""
     signal.signal(signal.SIGTERM, raise_terminated)
+    sys.unraisablehook = _unraisable

@@ -57,6 +57,7 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
     SIGINT and SIGTERM wait until the lab is down, then the first is raised by the caller's handler (its
     exception comes from here, the result lost: the lab is down, its state gone).
     """
+    signals.check()  # a SIGTERM whose exception was swallowed before: not taken down halfway, not begun
     with LabLock(lab_name, "netlab down", wait=wait), signals.held():
         if force:
             result = ownership.force_down(

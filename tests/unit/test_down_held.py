@@ -41,8 +41,9 @@ def signalled_kernel(sigs: tuple[int, ...]) -> FakeKernel:
 
 
 @pytest.fixture
-def terminated_on_sigterm():
+def terminated_on_sigterm(monkeypatch):
     """SIGTERM raises signals.Terminated, as in the netlab program (launch.py); put back afterwards."""
+    monkeypatch.setattr(signals, "_raised", [])  # this test's SIGTERMs, not the next test's
     old = signal.signal(signal.SIGTERM, signals.raise_terminated)
     yield
     signal.signal(signal.SIGTERM, old)

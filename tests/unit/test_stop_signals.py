@@ -49,10 +49,40 @@ def test_sigterm_in_a_command_is_one_line_and_143(monkeypatch, tmp_path):
     def terminated(*args, **kwargs):
         signals.raise_terminated(signal.SIGTERM, None)
 
+    monkeypatch.setattr(signals, "_raised", [])  # this test's SIGTERM, not the next test's
     monkeypatch.setattr("netlab.api.load", terminated)
     got = run_cli("up", "-t", str(path))
     assert (got.returncode, got.stderr) == (143, "netlab: interrupted by SIGTERM\n"), got
     assert signals.exit_code(KeyboardInterrupt()) == 130 and signals.exit_code(signals.Terminated()) == 143
+
+
+def test_a_sigterm_whose_exception_a_finalizer_swallowed_is_silent_and_stops_up_before_any_change(lab):
+    """Python runs a signal's handler wherever the main thread is: inside an object's __del__ its exception is
+    "ignored" (printed) and the program went on. An `up` signalled as it loaded brought the lab up and exited 0
+    (a CI flake). The program's Terminated is remembered: up asks before its first change, and the finalizer's
+    traceback is not printed (in a program of its own: the handler and hook are the program's)."""
+    code = ("import signal, sys\n"
+            "from netlab import signals\n"
+            "signals.terminate_as_interrupt()\n"
+            "class Dropped:\n"
+            "    def __del__(self):\n"
+            "        signal.raise_signal(signal.SIGTERM)\n"
+            "        sum(range(10))  # the handler runs here, inside the finalizer\n"
+            "Dropped()\n"
+            "print('went on')\n"
+            "try:\n"
+            "    signals.check()\n"
+            "except signals.Terminated as exc:\n"
+            "    print('raised again:', exc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "went on\nraised again: interrupted by SIGTERM\n" and proc.stderr == "", proc
+    # up asks before it changes anything: nothing made, no state written
+    k = FakeKernel()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(signals, "_raised", [signal.SIGTERM])
+        with pytest.raises(signals.Terminated):
+            lab_up.up(lab, k, features=(), journal=Journal(k))
+    assert not k.ns and not k.log and state_mod.load_state(lab.name) is None
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
