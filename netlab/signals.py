@@ -88,7 +88,13 @@ def check() -> None:
     anew after it unwound: the program is ending then anyway). Asked before ``up`` and ``down`` change
     anything. A command that takes SIGTERM as its end (``capture``, as tcpdump) never asks."""
     if _raised:
-        raise Terminated(f"interrupted by {signal.Signals(_raised[0]).name}")
+        raise stopped_by(_raised[0])
+
+
+def stopped_by(signum: int) -> KeyboardInterrupt:
+    """The exception a stop signal raises: Terminated for SIGTERM, a KeyboardInterrupt (Ctrl-C's) else."""
+    said = f"interrupted by {signal.Signals(signum).name}"
+    return Terminated(said) if signum == signal.SIGTERM else KeyboardInterrupt(said)
 
 
 def _unraisable(unraisable: Any) -> None:

@@ -17,6 +17,7 @@ import os
 import signal
 from typing import Sequence
 
+from netlab import signals
 from netlab.errors import ApplyFailed
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
@@ -32,9 +33,14 @@ class Journal:
         self.fault_at = fault_at if fault_at is not None else testhooks.FAULT_AT
         self.fault_mode = fault_mode if fault_at is not None else testhooks.FAULT_MODE
         self.signal_at = signal_at if signal_at is not None else testhooks.FAULT_SIGNAL
+        # The stop signals the run's handler took (lab/up.py). Its exception unwinds the run to its rollback,
+        # unless Python ran the handler inside an object's __del__, which drops it: the next step raises it.
+        self.stopped: list[int] = []
 
     def _hook(self, what: str) -> None:
         """Count one step; fire the test hooks when it is the chosen one."""
+        if self.stopped:
+            raise signals.stopped_by(self.stopped[0])
         self.count += 1
         if self.signal_at == self.count:
             os.kill(os.getpid(), testhooks.FAULT_SIGNUM)  # handled like a user's Ctrl-C or kill

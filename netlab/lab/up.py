@@ -154,7 +154,7 @@ class _Up:
         with signals.handled(lambda signum, frame: came.append(signum)):
             state.save()
         try:
-            with _signals_interrupt():
+            with self._signals_interrupt():
                 if came:
                     _raise_interrupted(came[0], None)
                 self._converge(state, tag, to_create, fresh)
@@ -400,6 +400,15 @@ class _Up:
         return (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
                 "them again)")
 
+    def _signals_interrupt(self) -> contextlib.AbstractContextManager[None]:
+        """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back. The journal keeps the
+        signal too, so that its next step raises it again if a finalizer swallowed the first raise."""
+        def stop(signum: int, frame: object) -> None:
+            self.journal.stopped.append(signum)
+            _raise_interrupted(signum, frame)
+
+        return signals.handled(stop)
+
     def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
         """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
         with signals.handled(signal.SIG_IGN):  # a second Ctrl-C waits for the rollback
@@ -438,11 +447,6 @@ def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
     nodes = {n.name: n.netns for n in running.nodes}
     return ({(nodes[p.node], p.host_veth) for p in running.pods if p.netns in leaving and p.node in nodes}
             | {(running.underlay_netns, n.underlay_veth) for n in running.nodes if n.netns in leaving})
-
-
-def _signals_interrupt() -> contextlib.AbstractContextManager[None]:
-    """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back."""
-    return signals.handled(_raise_interrupted)
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

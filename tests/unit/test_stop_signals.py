@@ -86,6 +86,25 @@ def test_a_sigterm_whose_exception_a_finalizer_swallowed_is_silent_and_stops_up_
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_the_change_whose_exception_was_swallowed_still_rolls_back(lab, sig):
+    """up's own handler raises its Interrupted wherever the main thread is; inside an object's __del__ Python
+    drops it and the run went on to the end. The journal keeps the signal: its next step raises it again."""
+    k = FakeKernel()
+
+    class Swallowed(Journal):
+        def step(self, what: str) -> None:
+            super().step(what)
+            if what.startswith("create namespace") and not self.stopped:
+                self.stopped.append(sig)  # the handler ran inside a finalizer: recorded, its raise dropped
+
+    with pytest.raises(lab_up.Interrupted) as info:
+        lab_up.up(lab, k, features=(), journal=Swallowed(k))
+    assert info.value.exit_code == 128 + sig
+    assert str(info.value) == f"interrupted by {signal.Signals(sig).name}; rolled back"
+    assert not k.ns and state_mod.load_state(lab.name) is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_as_up_saves_its_write_ahead_rolls_back_what_it_names(lab, monkeypatch, sig):
     """The signal lands while the state naming the namespaces to make is written: it waits for the write,
     then the run is rolled back (a fresh lab: nothing left, not even its state, which said `creating`)."""
