@@ -116,7 +116,6 @@ class _Up:
         self.before: tuple[Any, str | None, str] = ({}, None, "")
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
-        signals.check()  # a SIGTERM while the program loaded, its exception swallowed: nothing changed yet
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
@@ -150,7 +149,9 @@ class _Up:
         # A signal while the write-ahead is saved waits for it, then rolls back what it says (a state naming
         # namespaces that nobody made, or a fresh lab in phase creating, would stay behind otherwise).
         came: list[int] = []
-        signals.check()  # the last word before the first change (the run's own handlers from here)
+        # A SIGTERM while the program loaded whose exception a finalizer swallowed (nothing before this line
+        # changes the kernel or the state): raised now. The run's own handlers from here.
+        signals.check()
         with signals.handled(lambda signum, frame: came.append(signum)):
             state.save()
         try:

@@ -101,6 +101,11 @@ def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool 
             f"so the client sees replies from the address it sent to")
 
 
+def list_entries(netns: str, f: Flow) -> str:
+    """``conntrack -L`` of the entries from ``f``'s source to its destination in ``netns``."""
+    return f"ip netns exec {netns} conntrack -L -p {f.proto} --orig-src {f.src} --orig-dst {f.dst}"
+
+
 def commands(lab: LabMap, netns: str, hit: Hit, which: str) -> list[str]:
     """What a learner runs to see the same: the entry, and the rules that made the translation.
 
@@ -116,7 +121,7 @@ def commands(lab: LabMap, netns: str, hit: Hit, which: str) -> list[str]:
     and kube-proxy marks every Service packet that needs a masquerade).
     """
     o, reply = hit.entry.orig, hit.entry.reply
-    out = [f"ip netns exec {netns} conntrack -L -p {o.proto} --orig-src {o.src} --orig-dst {o.dst}"]
+    out = [list_entries(netns, o)]
     save = f"ip netns exec {netns} iptables-save -c -t nat"
     if netns not in lab.nft_netns:
         return out + [save]

@@ -138,7 +138,7 @@ class NatSteps(WalkParts):
                    f"({hit.entry.text()}): packets of a known flow skip the nat table, so kube-proxy's rules for "
                    f"Service {svc.name} never saw this one; without a DNAT {then}")
         fix = delete_entry(ns, f)
-        commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-src {f.src} --orig-dst {f.dst}"]
+        commands = [nat.list_entries(ns, f)]
         return self.rows.row(ns, iif or "-", "dnat", f"no DNAT for {f}: an older entry holds the flow", commands,
                              problem=problem, fix=fix, cause=True, conntrack=hit.entry.text(), held_before=True,
                              dropped_here=refused or None)

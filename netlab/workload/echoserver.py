@@ -59,6 +59,7 @@ from typing import Iterator
 from netlab.kernel import netns as nsmod
 from netlab.kernel import pidfd
 from netlab.kernel.processes import ProcId, set_comm, start_time, zombie_status
+from netlab.model.naming import DNS_LABEL
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
 
 STACK = 256 * 1024  # a parked thread touches a few pages of it
@@ -67,7 +68,8 @@ CONTROL_WAIT = 10.0  # seconds a control peer may take to send its request and r
 MAX_REQUEST = 16 << 20  # bytes of one control request (a spec is ~300 bytes)
 WATCH_SECONDS = 2.0  # how often the server checks that its control socket is still its lab's
 LOG_CHECK_SECONDS = 10.0  # how often it looks at command containers' logs (the kubelet's containerLogMonitorInterval)
-LOG_NAME = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?\.[a-z0-9]([a-z0-9-]*[a-z0-9])?\.log")  # <pod>.<container>.log
+_LABEL = DNS_LABEL.pattern.strip("^$")
+LOG_NAME = re.compile(rf"{_LABEL}\.{_LABEL}\.log")  # <pod>.<container>.log: both names DNS labels
 UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 

@@ -190,9 +190,9 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 present.append(pod)
             else:
                 done.problems.append(f"pod {pod.name}: namespace {pod.netns} is missing; containers not started")
-        uts, made, renamed = ensure_uts(lab.name, {pod.name: pod.hostname for pod in present})
-        # A pod recorded before whose pin is gone (unmounted by hand) got a UTS namespace anew: said.
         hostname = {pod.name: pod.hostname for pod in present}
+        uts, made, renamed = ensure_uts(lab.name, hostname)
+        # A pod recorded before whose pin is gone (unmounted by hand) got a UTS namespace anew: said.
         done.actions += [f"made pod {name}'s UTS namespace again (hostname {hostname[name]})"
                          for name in made if name in pods]
         done.actions += [f"set pod {name}'s hostname to {hostname[name]}" for name in renamed]
