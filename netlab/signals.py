@@ -59,7 +59,13 @@ def held() -> Iterator[list[int]]:
             signal.raise_signal(came[0])
 
 
-class Terminated(KeyboardInterrupt):
+class Kept(KeyboardInterrupt):
+    """A stop signal's exception whose handler also kept the signal, so that it is raised again where the
+    program next asks (:func:`check`, up's journal). Python drops such an exception when the handler ran inside
+    an object's ``__del__``; the program's hook does not print it then (:func:`terminate_as_interrupt`)."""
+
+
+class Terminated(Kept):
     """SIGTERM, raised where the program was, as SIGINT raises KeyboardInterrupt."""
 
     exit_code = 128 + signal.SIGTERM
@@ -98,9 +104,9 @@ def stopped_by(signum: int) -> KeyboardInterrupt:
 
 
 def _unraisable(unraisable: Any) -> None:
-    """sys.unraisablehook: a Terminated swallowed in a finalizer is not printed (:func:`check` raises it again);
-    anything else is, as Python prints it."""
-    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, Terminated):
+    """sys.unraisablehook: a kept stop signal's exception swallowed in a finalizer is not printed (it is raised
+    again where the program next asks); anything else is, as Python prints it."""
+    if unraisable.exc_type is not None and issubclass(unraisable.exc_type, Kept):
         return
     sys.__unraisablehook__(unraisable)
 

@@ -45,13 +45,15 @@ Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
 
 
-class Interrupted(KeyboardInterrupt):
+class Interrupted(signals.Kept):
     """SIGINT/SIGTERM arrived while changing the kernel (raised once the change is rolled back).
 
     A KeyboardInterrupt, not an Exception: to a program calling netlab (a test runner, a loop with ``except
     Exception``) it is the Ctrl-C it was, which stops it, not one failure among others. The CLI says its line
     and exits with its exit_code, as for a NetlabError: 128 + the signal's number, as a shell reports a
-    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send)."""
+    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send).
+    Kept: up's handler keeps the signal in the run's journal, whose next step raises it again if a finalizer
+    swallowed this one (:meth:`_Up._signals_interrupt`)."""
 
     exit_code = 128 + signal.SIGINT
 

@@ -85,6 +85,28 @@ def test_a_sigterm_whose_exception_a_finalizer_swallowed_is_silent_and_stops_up_
     assert not k.ns and not k.log and state_mod.load_state(lab.name) is None
 
 
+@pytest.mark.parametrize("raised, printed", [
+    ("lab_up.Interrupted('interrupted by SIGINT; rolled back')", False),  # up's own, kept in its journal
+    ("signals.Terminated('interrupted by SIGTERM')", False),  # the program's, kept for signals.check()
+    ("KeyboardInterrupt()", True),  # kept by nobody: Python's line stays, the only word of it
+    ("ValueError('a bug')", True),
+])
+def test_only_a_kept_stop_signal_swallowed_by_a_finalizer_goes_unprinted(raised, printed):
+    """The program's hook (signals.terminate_as_interrupt) leaves out Python's "Exception ignored" traceback for
+    a stop signal's exception that is raised again later (up's Interrupted, the program's Terminated), and only
+    for those."""
+    code = ("from netlab import signals\n"
+            "from netlab.lab import up as lab_up\n"
+            "signals.terminate_as_interrupt()\n"
+            "class Dropped:\n"
+            "    def __del__(self):\n"
+            f"        raise {raised}\n"
+            "Dropped()\n"
+            "print('went on')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "went on\n" and ("Exception ignored" in proc.stderr) == printed, proc
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_during_the_change_whose_exception_was_swallowed_still_rolls_back(lab, sig):
     """up's own handler raises its Interrupted wherever the main thread is; inside an object's __del__ Python
