@@ -76,8 +76,9 @@ class ApplyFailed(NetlabError):
     exit_code = EXIT_APPLY_FAILED
 
 
-class OwnershipConflict(ApplyFailed):
-    """An object netlab would create already exists and is not the lab's."""
+class OwnershipConflict(EnvironmentNotReady):
+    """An object netlab would create already exists and is not the lab's. Found before any change (nothing to
+    roll back): the machine is not ready for the lab, exit 3, as for a name another lab or someone else took."""
 
 
 class LabBusy(NetlabError):

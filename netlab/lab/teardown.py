@@ -32,7 +32,7 @@ from netlab.kernel.base import Kernel
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
-from netlab.realize.state import LabState, load_state
+from netlab.realize.state import LabState, load_state, lost_state
 from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
@@ -65,6 +65,9 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             return result or DownResult(lab=lab_name, was_up=False)
         state = load_state(lab_name)
         if state is None:
+            lost = lost_state(lab_name)
+            if lost is not None:  # not "nothing to do": the lab runs on without its state; --force takes it
+                raise lost
             forget(lab_name)
             return DownResult(lab=lab_name, was_up=False)
         return teardown(kernel, features, state, tag_for(state), progress)

@@ -10,27 +10,22 @@ tag without a usable state:
   namespace without that tag is never touched (:func:`force_states`);
 - ``up`` meeting a namespace it would create: the advice to ``ip netns del``
   it is given only when it is proven stale (:func:`collision_message`).
+
+(A command that finds no state file at all asks realize/tags.py too: a lab whose state was lost, state.lost_state.)
 """
 
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 
 from netlab.kernel import netns as nsmod
 from netlab.model.files import Unreadable, read_regular
-from netlab.model.naming import ETC_NETNS, is_netns
+from netlab.model.naming import ETC_NETNS
 from netlab.realize import state as statemod, state_dir
+from netlab.realize.tags import remnants, tag_owner, tagged_namespaces
 
 MARKED_MAX = 1 << 20  # bytes of a pod's resolv.conf or hosts read for netlab's first line (its own are a few hundred)
-_TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})$")
-
-
-def tag_owner(tag: str | None) -> tuple[str, str] | None:
-    """``netlab:<lab hash>:<run hash>`` -> (lab hash, run hash); None for anything else."""
-    m = _TAG.fullmatch(tag) if tag else None
-    return (m.group(1), m.group(2)) if m else None
 
 
 def owner_of(name: str) -> tuple[str, str] | None:
@@ -44,24 +39,6 @@ def owner_of(name: str) -> tuple[str, str] | None:
 def lab_of(lab_hash: str) -> str | None:
     """The lab with saved state whose name gives this hash (None: no such lab here)."""
     return next((lab for lab in state_dir.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
-
-
-def tagged_namespaces(lab: str) -> dict[str, list[str]]:
-    """Namespaces ``<lab>-*`` tagged as this lab's, grouped by their full tag (one per run)."""
-    out: dict[str, list[str]] = {}
-    for name in nsmod.list_netns():
-        if not name.startswith(lab + "-"):
-            continue
-        if not is_netns(name):
-            continue
-        try:
-            tag = nsmod.read_tag(name)
-        except (OSError, ValueError):
-            continue
-        owner = tag_owner(tag)
-        if owner is not None and owner[0] == nsmod.lab_hash(lab):
-            out.setdefault(tag, []).append(name)  # type: ignore[arg-type]
-    return out
 
 
 def _files_record(lab: str, names: list[str]) -> dict[str, Any]:
@@ -96,10 +73,19 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
             names = [n for n in names if n not in state.netns]  # type: ignore[union-attr]  # the others go with it
         if not names:
             continue
-        stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
-        stand_in.extra["services"] = _files_record(lab, names)
-        out.append((stand_in, tag))
+        out.append((_stand_in(lab, names), tag))
+    if not out and remnants(lab):
+        # No namespace left, yet a run's files are: its echo server may run on, its UTS pins stay mounted. A
+        # stand-in that lists no namespace stops what the lab's folder names (the server by its socket, the pins'
+        # tmpfs), then the folder goes.
+        out.append((_stand_in(lab, []), nsmod.make_tag(lab, "lost")))
     return out
+
+
+def _stand_in(lab: str, names: list[str]) -> statemod.LabState:
+    stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
+    stand_in.extra["services"] = _files_record(lab, names)
+    return stand_in
 
 
 def force_down(lab: str, teardown, tag_for) -> Any:

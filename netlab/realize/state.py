@@ -15,7 +15,7 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, display_path
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
@@ -116,6 +116,38 @@ class StateCorrupt(EnvironmentNotReady):
         super().__init__(f"lab {lab}: its state file {path} is corrupt ({' '.join(why.split())}); "
                          f"take the lab down anyway with `sudo netlab down --lab {lab} --force` "
                          "(it deletes only namespaces tagged as the lab's)")
+
+
+class StateLost(EnvironmentNotReady):
+    """A lab has no state file, yet what a run of it made remains (namespaces tagged as its, files in its folder):
+    its state was deleted or lost. Not "not up": the lab runs on, and only ``down --force`` knows it."""
+
+    def __init__(self, lab: str, path: str, netns: Sequence[str], files: Sequence[str]):
+        self.lab = lab
+        if netns:
+            more = f" and {len(netns) - 3} more" if len(netns) > 3 else ""
+            some = (f"{len(netns)} namespaces tagged as its remain" if len(netns) > 1 else
+                    "a namespace tagged as its remains")
+            left = f"{some} ({', '.join(netns[:3])}{more})"
+        else:
+            left = f"its folder {os.path.dirname(path)} holds what a run of it left ({', '.join(files)})"
+        super().__init__(f"lab {lab} has no state file ({path}), yet {left}: its state was lost; take the lab down "
+                         f"with `sudo netlab down --lab {lab} --force` (it deletes only namespaces tagged as the "
+                         "lab's)")
+
+
+def lost_state(lab: str) -> StateLost | None:
+    """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
+    or its folder holding more than its lock (a run's echo server socket, logs, UTS pins). None when nothing
+    remains: the lab is simply not up. ``down`` and ``up`` delete the state file only after the namespaces, and
+    last of the folder but for its lock (state_dir.forget), so a lab on its way down is never taken for lost."""
+    from netlab.realize.tags import remnants, tagged_namespaces  # the kernel's namespaces: only when one is missing
+
+    netns = sorted(name for names in tagged_namespaces(lab).values() for name in names)
+    files = remnants(lab)
+    if not netns and not files:
+        return None
+    return StateLost(lab, state_file(lab), netns, files)
 
 
 def load_state(lab: str) -> LabState | None:
@@ -246,6 +278,9 @@ def running_lab(name: str) -> LabState:
     """The saved state of a lab that is up; a usage error naming the labs up otherwise."""
     st = load_state(name)
     if st is None:
+        lost = lost_state(name)
+        if lost is not None:
+            raise lost
         labs = known_labs()
         hint = f" (labs up: {', '.join(labs)})" if labs else ""
         raise UsageError(f"lab {name!r} is not up{hint}")

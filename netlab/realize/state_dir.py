@@ -27,6 +27,7 @@ DEFAULT_STATE_ROOT = "/run/netlab"
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_ROOT)
 STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it)
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
+LOCK_FILE = "lock"  # the lab's lock (LabLock), in its directory, the last thing of it to go
 
 
 def _check_dir(path: str) -> None:
@@ -195,15 +196,26 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
 
 
 def forget(lab: str) -> None:
-    """Remove a lab's state directory after a complete teardown."""
+    """Remove a lab's state directory after a complete teardown.
+
+    The state file goes after everything else but the lock: a folder that holds a run's files and no state
+    file is a lab whose state was lost (ownership.lost_state), never one on its way out; a forget cut short
+    leaves the state, and ``down`` again finishes it."""
     path = lab_dir(lab, create=False)
     if not os.path.isdir(path):
         return
-    _remove_tree(path, os.stat(path).st_dev, keep={os.path.join(path, "lock")})
+    lock, state = os.path.join(path, LOCK_FILE), os.path.join(path, STATE_FILE)
+    _remove_tree(path, os.stat(path).st_dev, keep={lock, state})
     # The lock file goes last; holders of the lock keep their open fd.
     _checked.discard(path)
     try:
-        os.unlink(os.path.join(path, "lock"))
+        os.unlink(state)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        os.unlink(lock)
         os.rmdir(path)
     except OSError:
         pass
@@ -255,7 +267,7 @@ class LabLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "LabLock":
-        fd, _ = _lock_lab_file(self.lab, "lock", time.monotonic() + self.wait,
+        fd, _ = _lock_lab_file(self.lab, LOCK_FILE, time.monotonic() + self.wait,
                                waiting=lambda holder: f"waiting for {holder} to release lab {self.lab}",
                                busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
                                                            "try again when it finishes"))
@@ -357,9 +369,9 @@ def _drop_if_only_lock(lab: str) -> None:
     first state write, a status of a lab that is not up) is removed by the lock's holder."""
     path = os.path.join(STATE_ROOT, lab)
     try:
-        if os.listdir(path) != ["lock"]:
+        if os.listdir(path) != [LOCK_FILE]:
             return
-        os.unlink(os.path.join(path, "lock"))
+        os.unlink(os.path.join(path, LOCK_FILE))
         os.rmdir(path)
     except OSError:
         return

@@ -1,0 +1,84 @@
+"""A lab whose state file was deleted (by hand, or lost) while the lab runs on (root).
+
+`down` without a state said "lab X is not up; nothing to do" and exited 0, while it deleted the lab's folder
+(its echo server's control socket, the logs) and left the namespaces, the server and the pods' UTS pins: the lab
+ran on, unseen by `list` and `status`, and only the next `up` met its namespaces. Now every command that finds
+no state but what a run of the lab made (namespaces tagged as its, or its folder's files) says the state was
+lost, in one line, exit 3, and changes nothing; `down --force` takes all of it, the server and the pins too.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from helpers import lab_namespaces, netlab, state_path
+from netlab.kernel.processes import running
+from netlab.workload.launch import server_pid
+
+pytestmark = pytest.mark.root
+
+
+def topology(lab: str) -> str:
+    return f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}, {{name: b, node: n1}}]\n"
+
+
+def pin_mounts(lab: str) -> list[str]:
+    """Mount points under the lab's folder (its UTS pins' tmpfs and the pins), as findmnt lists them."""
+    out = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True, check=True).stdout
+    return [line for line in out.splitlines() if line.startswith(state_path(lab) + "/")]
+
+
+def lost(lab: str, left: str) -> str:
+    return (f"netlab: lab {lab} has no state file ({state_path(lab, 'state.json')}), yet {left}: its state was "
+            f"lost; take the lab down with `sudo netlab down --lab {lab} --force` (it deletes only namespaces "
+            "tagged as the lab's)\n")
+
+
+def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by_force(labs):
+    lab = labs.name("isl")
+    labs.up(topology(lab))
+    os.unlink(state_path(lab, "state.json"))
+    names, files, server = lab_namespaces(lab), sorted(os.listdir(state_path(lab))), server_pid(lab)
+    assert len(names) == 4 and server is not None and pin_mounts(lab)
+    said = lost(lab, f"4 namespaces tagged as its remain ({', '.join(names[:3])} and 1 more)")
+    for command in (["down"], ["status"], ["get", "pods"], ["exec", "a"]):
+        proc = netlab(*command, "--lab", lab, *(["--", "true"] if command[0] == "exec" else []), check=False)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", said), (command, proc)
+    # nothing changed: the namespaces, the folder's files, the server, the pins
+    assert lab_namespaces(lab) == names and sorted(os.listdir(state_path(lab))) == files
+    assert server_pid(lab) == server and pin_mounts(lab)
+
+    out = netlab("down", "--lab", lab, "--force")
+    assert out.stdout == f"lab {lab} is down (4 namespaces removed)\n", out
+    assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab)) and not pin_mounts(lab)
+    assert not running(server)  # the server is gone (a zombie till init reaps it)
+
+
+def test_a_lost_lab_without_namespaces_still_has_its_server_and_pins_stopped_by_force(labs):
+    """Its state deleted, then its namespaces by hand: what its folder holds (the echo server's socket, the
+    pins' tmpfs) is the proof; the server runs on, holding the nameless namespaces, until `down --force`."""
+    lab = labs.name("isf")
+    labs.up(topology(lab))
+    os.unlink(state_path(lab, "state.json"))
+    for name in lab_namespaces(lab):
+        subprocess.run(["ip", "netns", "del", name], check=True)  # the user's doing, in the lab's own namespaces
+    files, server = sorted(os.listdir(state_path(lab))), server_pid(lab)
+    assert server is not None and "echo.sock" in files
+    proc = netlab("down", "--lab", lab, check=False)
+    listed = ", ".join(f for f in files if f != "lock")
+    assert (proc.returncode, proc.stderr) == (3, lost(lab, f"its folder {state_path(lab)} holds what a run of it "
+                                                           f"left ({listed})")), proc
+    assert sorted(os.listdir(state_path(lab))) == files and server_pid(lab) == server
+
+    netlab("down", "--lab", lab, "--force")
+    assert not os.path.exists(state_path(lab)) and not pin_mounts(lab)
+    assert not running(server)
+
+
+def test_down_of_a_lab_that_is_not_up_is_still_nothing_to_do(labs):
+    lab = labs.name("isn")
+    proc = netlab("down", "--lab", lab)
+    assert proc.stdout == f"lab {lab} is not up; nothing to do\n" and not os.path.exists(state_path(lab))

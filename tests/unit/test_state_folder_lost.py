@@ -1,0 +1,68 @@
+"""A lab folder without its state file (no root; the real thing: tests/integration/test_state_lost.py).
+
+What a run of a lab leaves in its folder (its echo server's socket, logs, UTS pins) beside no state file is a
+lab whose state was lost, not a lab that is down: `down` says so and changes nothing (it deleted the folder's
+files and said "nothing to do"). For that to hold, `forget` deletes the state file last but for the lock.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import teardown
+from netlab.realize import state_dir
+from netlab.realize.state import LabState, StateLost, lost_state, running_lab
+
+LAB = "ilost"
+
+
+def test_a_folder_with_a_runs_files_and_no_state_is_a_lost_state_and_down_changes_nothing(state_root):
+    LabState(lab=LAB).save()
+    folder = state_root / LAB
+    (folder / "echo.sock").write_bytes(b"")
+    (folder / "logs").mkdir()
+    (folder / "lock").write_bytes(b"")  # LabLock's, as every run leaves it
+    os.unlink(folder / "state.json")
+    before = sorted(os.listdir(folder))
+    with pytest.raises(StateLost) as info:
+        teardown.down(LAB, FakeKernel())
+    assert isinstance(info.value, EnvironmentNotReady) and info.value.exit_code == 3
+    assert str(info.value) == (
+        f"lab {LAB} has no state file ({folder}/state.json), yet its folder {folder} holds what a run of it left "
+        f"(echo.sock, logs, state.sum): its state was lost; take the lab down with `sudo netlab down --lab {LAB} "
+        "--force` (it deletes only namespaces tagged as the lab's)")
+    assert sorted(os.listdir(folder)) == before
+    with pytest.raises(StateLost):
+        running_lab(LAB)  # status, get, exec ... say the same
+
+
+def test_a_folder_with_only_its_lock_is_a_lab_that_is_not_up(state_root):
+    (state_root / LAB).mkdir(mode=0o700)
+    (state_root / LAB / "lock").write_bytes(b"")
+    assert lost_state(LAB) is None
+    assert teardown.down(LAB, FakeKernel()).was_up is False
+    assert not (state_root / LAB).exists()
+
+
+def test_forget_deletes_the_state_file_after_the_runs_files_and_before_the_lock(state_root, monkeypatch):
+    LabState(lab=LAB).save()
+    folder = state_root / LAB
+    for name in ("echo.sock", "echo.log", "zz"):
+        (folder / name).write_bytes(b"")
+    (folder / "lock").write_bytes(b"")
+    gone: list[str] = []
+    real = os.unlink
+
+    def unlink(path, *args, **kwargs):
+        gone.append(os.path.basename(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "unlink", unlink)
+    state_dir.forget(LAB)
+    assert gone[-2:] == ["state.json", "lock"] and set(gone) == {"echo.sock", "echo.log", "zz", "state.sum",
+                                                                   "state.json", "lock"}, gone
+    assert not folder.exists()
