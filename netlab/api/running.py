@@ -12,11 +12,13 @@ from typing import Any
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
-from netlab.realize.state import LabState, StateCorrupt, iter_states
+from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
+from netlab.realize.state_dir import stateless_labs
 
 
 def labs() -> tuple[LabInfo, ...]:
-    """Every lab that is up, in name order; a lab with a corrupt state is listed with the error."""
+    """Every lab that is up, in name order; a lab with a corrupt state, or whose state was lost while the lab
+    runs on, is listed with the error (phase ``corrupt``, ``lost``): either is taken down with ``--force``."""
     rows: list[LabInfo] = []
     for st in iter_states():
         if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
@@ -26,7 +28,12 @@ def labs() -> tuple[LabInfo, ...]:
         topo = st.topology
         rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
                             pods=len(topo.get("pods", [])), source=source_label(st)))
-    return tuple(rows)
+    for name in stateless_labs():
+        lost = lost_state(name)
+        if lost is not None:
+            rows.append(LabInfo(lab=name, phase="lost", namespaces=None, nodes=None, pods=None, source=None,
+                                error=str(lost)))
+    return tuple(sorted(rows, key=lambda row: row.lab))
 
 
 def source_label(st: LabState) -> str:

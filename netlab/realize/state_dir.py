@@ -252,6 +252,17 @@ def known_labs() -> list[str]:
                   if lab_name_problem(name) is None and os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
 
 
+def stateless_labs() -> list[str]:
+    """Lab folders without a state file, sorted: labs on their way in or out, or whose state was lost
+    (state.lost_state tells)."""
+    if not os.path.isdir(STATE_ROOT):
+        return []
+    _check_dir(STATE_ROOT)
+    return sorted(name for name in os.listdir(STATE_ROOT)
+                  if lab_name_problem(name) is None and os.path.isdir(os.path.join(STATE_ROOT, name))
+                  and not os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
+
+
 class LabLock:
     """A per-lab flock; the lock file names the holder so others can say who.
 

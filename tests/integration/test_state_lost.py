@@ -47,6 +47,9 @@ def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by
     for command in (["down"], ["status"], ["get", "pods"], ["exec", "a"]):
         proc = netlab(*command, "--lab", lab, *(["--", "true"] if command[0] == "exec" else []), check=False)
         assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", said), (command, proc)
+    listed = netlab("list")  # listed (it was not), with the way out
+    assert [line.split()[:2] for line in listed.stdout.splitlines() if line.startswith(lab)] == [[lab, "lost"]]
+    assert said in listed.stderr, listed
     # nothing changed: the namespaces, the folder's files, the server, the pins
     assert lab_namespaces(lab) == names and sorted(os.listdir(state_path(lab))) == files
     assert server_pid(lab) == server and pin_mounts(lab)

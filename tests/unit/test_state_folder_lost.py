@@ -66,3 +66,17 @@ def test_forget_deletes_the_state_file_after_the_runs_files_and_before_the_lock(
     assert gone[-2:] == ["state.json", "lock"] and set(gone) == {"echo.sock", "echo.log", "zz", "state.sum",
                                                                    "state.json", "lock"}, gone
     assert not folder.exists()
+
+
+def test_list_shows_a_lost_lab_with_the_way_out_and_not_a_folder_of_only_a_lock(state_root):
+    from netlab.api.running import labs
+
+    LabState(lab="ialive").save()
+    for name in (LAB, "inone"):
+        (state_root / name).mkdir(mode=0o700)
+        (state_root / name / "lock").write_bytes(b"")
+    (state_root / LAB / "echo.sock").write_bytes(b"")
+    rows = labs()
+    assert [(r.lab, r.phase) for r in rows] == [("ialive", "creating"), (LAB, "lost")]
+    assert rows[1].error is not None and rows[1].error.endswith(f"`sudo netlab down --lab {LAB} --force` (it "
+                                                                "deletes only namespaces tagged as the lab's)")
