@@ -84,6 +84,18 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     return Target(name, netns, uts, lab.name)
 
 
+def cannot_run(program: str, exc: OSError | ValueError) -> tuple[int, str]:
+    """The exit status and line of a command whose program could not be started, as a shell gives them: 127 when
+    there is no such program, 126 when it is there but cannot be run (no permission, not a program, a NUL in
+    its name). ``netlab exec``'s exit code and message, and what :meth:`Lab.exec` returns."""
+    if isinstance(exc, FileNotFoundError):
+        return 127, f"netlab: {program}: command not found"
+    if isinstance(exc, PermissionError):
+        return 126, f"netlab: {program}: permission denied"
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return 126, f"netlab: {program[:80]}: cannot execute: {why}"
+
+
 def open_log(path: str, pod: str, container: str) -> BinaryIO:
     """A container's log, open for reading: UsageError when there is none yet, or when something else (a
     directory, a FIFO, a symlink) stands where netlab writes it, which is never read nor waited for."""

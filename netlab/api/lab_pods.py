@@ -163,31 +163,46 @@ class PodActions:
         return text
 
 
-
 def _run_captured(argv: list[str], input: str | None, timeout: float | None, check: bool,
                   env: dict[str, str] | None, enter: Any) -> subprocess.CompletedProcess[str]:
     """Run a command and wait for it alone: its output goes to files, not pipes, since a job it leaves in the
-    background inherits them, and a pipe would stay open until that job ends (until the timeout)."""
+    background inherits them, and a pipe would stay open until that job ends (until the timeout). A program
+    that cannot be started is a command that failed, as with ``netlab exec`` and a shell: exit status 127
+    (none) or 126 (not runnable), and the CLI's line on stderr."""
     import tempfile
 
+    from netlab.api.exec import cannot_run
+
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                stdout=out, stderr=err, env=env, pass_fds=enter.fds, preexec_fn=enter)
         try:
-            if input is not None:
-                assert proc.stdin is not None
-                with proc.stdin:
-                    proc.stdin.write(input.encode())
-            proc.wait(timeout=timeout)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        texts = []
-        for fh in (out, err):
-            fh.seek(0)
-            texts.append(fh.read().decode(errors="replace"))
-    done = subprocess.CompletedProcess(argv, proc.returncode, texts[0], texts[1])
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                    stdout=out, stderr=err, env=env, pass_fds=enter.fds, preexec_fn=enter)
+        except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and exc.filename is None:
+                raise  # not about the program: the fork itself failed
+            code, line = cannot_run(argv[0], exc)
+            done = subprocess.CompletedProcess(argv, code, "", line + "\n")
+        else:
+            done = _waited(proc, argv, input, timeout, out, err)
     if check:
         done.check_returncode()
     return done
+
+
+def _waited(proc: subprocess.Popen[bytes], argv: list[str], input: str | None, timeout: float | None,
+            out: Any, err: Any) -> subprocess.CompletedProcess[str]:
+    try:
+        if input is not None:
+            assert proc.stdin is not None
+            with proc.stdin:
+                proc.stdin.write(input.encode())
+        proc.wait(timeout=timeout)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    texts = []
+    for fh in (out, err):
+        fh.seek(0)
+        texts.append(fh.read().decode(errors="replace"))
+    return subprocess.CompletedProcess(argv, proc.returncode, texts[0], texts[1])

@@ -85,7 +85,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         from_env = click.get_current_context().get_parameter_source("lab_name") == ParameterSource.ENVIRONMENT
         lab_name, topology = _options_before_command(command[:cut], lab_name, topology, from_env)
         command = command[cut + 1:]
-    from netlab.api.exec import exec_target
+    from netlab.api.exec import cannot_run, exec_target
     from netlab.realize.state import repair_command
 
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -111,16 +111,10 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
             os.environ["NETLAB_NAME"] = name
         try:
             os.execvp(argv[0], argv)
-        except FileNotFoundError:
-            click.echo(f"netlab: {argv[0]}: command not found", err=True)
-            raise SystemExit(127) from None
-        except PermissionError:
-            click.echo(f"netlab: {argv[0]}: permission denied", err=True)
-            raise SystemExit(126) from None
-        except (OSError, ValueError) as exc:  # not a program (ENOEXEC), a loop, a name too long, a NUL in it
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            click.echo(f"netlab: {argv[0][:80]}: cannot execute: {why}", err=True)
-            raise SystemExit(126) from None
+        except (OSError, ValueError) as exc:  # none, not a program (ENOEXEC), a loop, a name too long, a NUL in it
+            code, line = cannot_run(argv[0], exc)
+            click.echo(line, err=True)
+            raise SystemExit(code) from None
 
 
 @cli.command()

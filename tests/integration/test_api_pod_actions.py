@@ -1,7 +1,8 @@
 """Real labs (root): the library's actions inside a pod as a caller's own tests use them. ``lab.break_``
 (``netlab break``) seen by real traffic and the kernel, ``lab.popen`` starting a server another pod
-reaches, ``exec`` of a command ending with ``&``, one error type for a namespace that is gone, and the
-pytest plugin's dump of a failed test holding its last ``reach`` results.
+reaches, ``exec`` of a command ending with ``&`` and of a program that cannot run (the CLI's 127 and line),
+one error type for a namespace that is gone, and the pytest plugin's dump of a failed test holding its last
+``reach`` results.
 
 Every lab is tiny, named qga + 7 hex digits, and always taken down (the ``labs`` fixture).
 """
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import lab_namespaces
+from helpers import lab_namespaces, netlab
 from netlab import Lab
 from netlab.api import BreakResult, NetnsGone, UsageError, to_json
 from test_pytest_plugin import names_written, pytest_in
@@ -125,6 +126,22 @@ def test_exec_of_a_command_ending_with_ampersand_returns_and_the_job_serves(labs
             time.sleep(0.1)
         assert got.stdout.split() == ["b", lab.pod("a").ip], got.stderr
         assert lab.exec("a", "echo a\\&").stdout == "a&\n"  # an escaped & is no background job: printed
+
+
+def test_exec_of_a_program_that_cannot_run_returns_what_netlab_exec_exits_with(labs):
+    """``netlab exec L a -- /nonexistent`` says "command not found" and exits 127, as a shell does; the library's
+    ``exec`` raised Python's FileNotFoundError, no netlab error and no exit status. It returns the command's
+    status and line (``check=True``: CalledProcessError, as for any command that failed)."""
+    name = labs.name("qga")
+    with Lab.up(small(name)) as lab:
+        for argv, code in ((["/nonexistent"], 127), (["no-such-program"], 127), (["/etc"], 126)):
+            cli = netlab("exec", "--lab", name, "a", "--", *argv, check=False)
+            done = lab.exec("a", argv)
+            assert (done.returncode, done.stdout, done.stderr) == (cli.returncode, "", cli.stderr), cli.stderr
+            assert done.returncode == code and done.stderr.startswith(f"netlab: {argv[0]}: ")
+        with pytest.raises(subprocess.CalledProcessError) as failed:
+            lab.exec("a", ["/nonexistent"], check=True)
+        assert failed.value.returncode == 127
 
 
 def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import subprocess
 
 import pytest
 
@@ -62,3 +63,31 @@ def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
     assert isinstance(err, UsageError) and isinstance(err, FileNotFoundError) and isinstance(err, NetlabError)
     assert err.exit_code == 2
     assert str(err) == "namespace l-b does not exist; is the lab up? (`sudo netlab status`)"
+
+
+class _NoEnter:
+    """Stands for the pod's namespaces (netlab.api.exec.Enter): the command runs where the test runs."""
+
+    fds = ()
+
+    def __call__(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("argv,code,line", [
+    (["/nonexistent"], 127, "netlab: /nonexistent: command not found"),
+    (["no-such-program-qx4"], 127, "netlab: no-such-program-qx4: command not found"),
+    (["/"], 126, "netlab: /: permission denied"),
+])
+def test_a_program_that_cannot_run_is_the_cli_exit_status_and_line_not_a_python_error(argv, code, line):
+    """``netlab exec`` prints "command not found" and exits 127 (126: there, not runnable), as a shell does;
+    ``lab.exec`` raised Python's FileNotFoundError. Both now take the status and line from one place."""
+    from netlab.api.exec import cannot_run
+    from netlab.api.lab_pods import _run_captured
+
+    done = _run_captured(argv, None, 10, False, None, _NoEnter())
+    assert (done.returncode, done.stdout, done.stderr) == (code, "", line + "\n")
+    assert cannot_run(argv[0], FileNotFoundError(2, "x")) == (127, f"netlab: {argv[0]}: command not found")
+    with pytest.raises(subprocess.CalledProcessError) as failed:  # check=True: as for any command that failed
+        _run_captured(argv, None, 10, True, None, _NoEnter())
+    assert failed.value.returncode == code and failed.value.stderr == line + "\n"
