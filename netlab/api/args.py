@@ -9,7 +9,8 @@ letter by letter. The CLI's options take their ranges from here, so a value one 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from netlab.errors import UsageError
@@ -22,6 +23,22 @@ TRACE_TIMEOUT = (0.1, 30)
 TRACE_SIZE = (1, 65000)  # trace --size: an ICMP echo's payload with DF (0: the plain echo)
 
 
+@contextmanager
+def method(name: str) -> Iterator[None]:
+    """The checks of library method ``name``'s arguments, whose UsageError then names the method and the argument
+    (``lab.impair: rate: 'fast' is not a rate``), where the CLI's name its option (``--rate``)."""
+    try:
+        yield
+    except UsageError as exc:
+        raise UsageError(f"{name}: {exc}") from None
+
+
+def check_int(what: str, value: Any) -> None:
+    """An int (not a bool): a port given as "8080" is said to be the wrong type, not out of range."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UsageError(f"{what} must be an integer, not {type(value).__name__} {value!r}")
+
+
 def check_proto(proto: str | None) -> None:
     """None (the destination's own) or one of icmp, tcp, udp, in lower case as the CLI's --proto and the
     probes' JSON write them: "TCP" is refused, not taken for another protocol."""
@@ -32,8 +49,9 @@ def check_proto(proto: str | None) -> None:
 def check_seconds(what: str, value: Any, bounds: tuple[float, float]) -> float:
     """A number of seconds within ``bounds``, as the CLI's --timeout (not a bool, nan or inf)."""
     low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{what} must be a number of seconds, not {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or not low <= value <= high:
         raise UsageError(f"{what} {value!r} is not in the range {low:g}-{high:g} (seconds)")
     return float(value)
 
@@ -41,7 +59,8 @@ def check_seconds(what: str, value: Any, bounds: tuple[float, float]) -> float:
 def check_size(size: Any) -> None:
     """trace's ``size``: 0 (a plain echo) or the CLI's --size range."""
     low, high = TRACE_SIZE
-    if isinstance(size, bool) or not isinstance(size, int) or not (size == 0 or low <= size <= high):
+    check_int("size", size)
+    if not (size == 0 or low <= size <= high):
         raise UsageError(f"size {size!r} is not in the range {low}-{high} (0: a plain echo)")
 
 

@@ -14,6 +14,7 @@ which interfaces were set at run time and when (``extra.impair.runtime``).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -46,18 +47,39 @@ def parse_target(text: str) -> tuple[str, str]:
     return name, iface
 
 
-def spec_of(rate: str | None, delay: str | None, jitter: str | None, loss: str | None) -> Impairment:
-    """The options as an Impairment, checked like the topology's ``impair:`` (one line per mistake)."""
+def cli_flag(name: str) -> str:
+    return f"--{name}"
+
+
+def options(rate: str | None, delay: str | None, jitter: str | None, loss: str | None, clear: bool,
+            flag: Callable[[str], str] = cli_flag) -> Impairment | None:
+    """What to set (None: ``clear``), checked like the topology's ``impair:``, before the lab is read: a UsageError
+    naming the argument as ``flag`` spells it (the CLI's ``--rate``, the library's ``rate``)."""
+    if clear:
+        if any(v is not None for v in (rate, delay, jitter, loss)):
+            raise UsageError(f"{flag('clear')} takes no {flag('rate')}, {flag('delay')}, {flag('jitter')} "
+                             f"or {flag('loss')}")
+        return None
     try:
-        return Impairment.model_validate({"rate": rate, "delay": delay, "jitter": jitter, "loss": loss})
+        spec = Impairment.model_validate({"rate": rate, "delay": delay, "jitter": jitter, "loss": loss})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise UsageError(f"--{err['loc'][0]}: {msg}") from None
+        raise UsageError(f"{flag(str(err['loc'][0]))}: {msg}") from None
+    if not any(spec.spec().values()):
+        raise UsageError(f"say what to do: {flag('rate')}, {flag('delay')}, {flag('jitter')}, {flag('loss')}, "
+                         f"or {flag('clear')}")
+    if spec.jitter and not spec.delay:
+        raise UsageError(f"{flag('jitter')} varies a delay: give {flag('delay')} too")
+    idle = spec.no_effect()
+    if idle:
+        raise UsageError(f"{flag(idle[0][0])}: {idle[0][1]}")
+    return spec
 
 
 def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: float = 60.0) -> ImpairResult:
-    """Set (or with ``spec`` None clear) the impairment of ``name``'s ``iface`` and converge the lab to it."""
+    """Set (or with ``spec`` None clear) the impairment of ``name``'s ``iface`` and converge the lab to it;
+    ``spec`` as :func:`options` checked it."""
     state = running_lab(lab_name)
     topo = state.model()
     data = topo.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -72,13 +94,6 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
         raise UsageError(f"lab {lab_name} has no pod or node {name!r}")
     if iface not in allowed:
         raise UsageError(f"{name} has no interface {iface!r} to impair; use one of {', '.join(allowed)}")
-    if spec is not None and not any(spec.spec().values()):
-        raise UsageError("say what to do: --rate, --delay, --jitter, --loss, or --clear")
-    if spec is not None and spec.jitter and not spec.delay:
-        raise UsageError("--jitter varies a delay: give --delay too")
-    idle = spec.no_effect() if spec is not None else []
-    if idle:
-        raise UsageError(f"--{idle[0][0]}: {idle[0][1]}")
     impairs = dict(entry.get("impair", {}))
     before = describe(impairs.get(iface, {}))
     if spec is None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, TRACE_TIMEOUT, check_choice, check_proto, check_seconds,
-                             check_size, items)
+                             check_size, items, method)
 from netlab.api.frozen import freeze
 from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
@@ -250,10 +250,9 @@ class Lab(PodActions):
         ApplyFailed, with the lab as it was."""
         from netlab.api import impair as impair_api
 
-        name, iface = impair_api.parse_target(target)
-        if clear and any(v is not None for v in (rate, delay, jitter, loss)):
-            raise UsageError("clear takes no rate, delay, jitter or loss")
-        spec = None if clear else impair_api.spec_of(rate, delay, jitter, loss)
+        with method("lab.impair"):
+            name, iface = impair_api.parse_target(target)
+            spec = impair_api.options(rate, delay, jitter, loss, clear, flag=str)
         done = impair_api.impair(self.name, name, iface, spec, wait=wait).up
         return R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                           removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
@@ -285,9 +284,10 @@ class Lab(PodActions):
         """
         from netlab.api import reach as reach_mod
 
-        check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
-        reach_mod.check_port("port", port)
-        timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
+        with method("lab.reach"):
+            check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
+            reach_mod.check_port("port", port)
+            timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
         result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
         out = from_json(R.ProbeResult, result.to_json())
         self.reaches.append(out)
@@ -311,11 +311,12 @@ class Lab(PodActions):
         from netlab.realize.state import repair_up
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
-        check_proto(proto)  # "TCP" is no protocol the rules match: refused, as reach and probe refuse it
-        check_port("port", port)
-        check_port("sport", sport, zero_ok=True)
-        timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
-        check_size(size)
+        with method("lab.trace"):
+            check_proto(proto)  # "TCP" is no protocol the rules match: refused, as reach and probe refuse it
+            check_port("port", port)
+            check_port("sport", sport, zero_ok=True)
+            timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
+            check_size(size)
 
         state = self.state()  # read once: the lab, and the file that repairs it
         _check_namespaces(self._model_of(state), src, dst, proto, port)
@@ -406,9 +407,10 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     from netlab.probe import runner
     from netlab.probe.job import ARP_MODES
 
-    protos = items("protos", protos, PROTOS)
-    timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
-    check_choice("arp", arp, ARP_MODES)
+    with method("lab.probe"):  # the CLI's click options took these already
+        protos = items("protos", protos, PROTOS)
+        timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
+        check_choice("arp", arp, ARP_MODES)
     model = lab.model
     if topology is not None:
         loaded = lab._loaded_for(topology)

@@ -11,6 +11,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
+from netlab.api.args import check_int, method
 from netlab.api.jsonio import from_json
 from netlab.errors import UsageError
 from netlab.trace.sections import section_names
@@ -153,6 +154,9 @@ class PodActions:
         the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
         from netlab.api.exec import log_file, open_log
 
+        if tail is not None:
+            with method("lab.logs"):
+                check_int("tail", tail)
         chosen, path = log_file(self.model, pod, container)
         with open_log(path, pod, chosen) as fh:
             data = fh.read()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from netlab.api.args import check_proto
+from netlab.api.args import check_int, check_proto
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
 from netlab.model.echo_ports import port_protocol
@@ -28,7 +28,8 @@ def check_port(what: str, port: int | None, zero_ok: bool = False) -> None:
     if port is None or (zero_ok and port == 0 and not isinstance(port, bool)):
         return
     low, high = PORT_RANGE
-    if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= high:
+    check_int(what, port)
+    if not low <= port <= high:
         extra = " (0: any)" if zero_ok else ""
         raise UsageError(f"{what} {port!r} is not in the range {low}-{high}{extra}")
 

@@ -8,7 +8,6 @@ from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, output_option, print_json, require_root
 from netlab.cli.complete import complete_interfaces
-from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.impair", "netlab.api.lab")
@@ -46,9 +45,7 @@ def impair(target: str, lab_name: str | None, rate: str | None, delay: str | Non
     from netlab.api import impair as impair_api
 
     name, iface = impair_api.parse_target(target)
-    if clear and any(v is not None for v in (rate, delay, jitter, loss)):
-        raise UsageError("--clear takes no --rate, --delay, --jitter or --loss")
-    spec = None if clear else impair_api.spec_of(rate, delay, jitter, loss)
+    spec = impair_api.options(rate, delay, jitter, loss, clear)
     require_root()
     chosen = api.selected_name(lab_name, None)
     assert chosen is not None

@@ -1,6 +1,7 @@
 """The library's arguments are checked as the CLI's options are (no root, no lab: each check comes before
 the lab's state is read): a wrong protocol, a timeout or size out of the CLI's range and an unknown ARP mode
-are a UsageError naming the argument, and a str given for a list is one item, not its letters."""
+are a UsageError naming the method and the argument (not a CLI flag), a value of the wrong type is said to be
+so, and a str given for a list is one item, not its letters."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ NOT_UP = "qf-args-never-up"  # never brought up: a check that passes reaches "is
      lambda lab: lab.trace("a", "b", size=65000)),
     (lambda lab: lab.reach("a", "b", timeout=0), r"timeout 0 is not in the range 0.05-30 \(seconds\)",
      lambda lab: lab.reach("a", "b", timeout=0.05)),
-    (lambda lab: lab.reach("a", "b", timeout=True), "timeout True is not in the range",
+    (lambda lab: lab.reach("a", "b", timeout=True), "timeout must be a number of seconds, not bool True",
      lambda lab: lab.reach("a", "b", timeout=1)),
     (lambda lab: lab.probe(timeout=-1), r"timeout -1 is not in the range 0.05-30 \(seconds\)",
      lambda lab: lab.probe(timeout=0.05)),
@@ -91,3 +92,60 @@ def test_trace_run_itself_refuses_a_protocol_it_would_send_wrongly():
     lab = resolve(Topology.model_validate(parse_yaml(two_node_topology("tt", pods_per_node=1), "t.yaml").data))
     with pytest.raises(UsageError, match="proto 'TCP': want one of icmp, tcp, udp"):
         run_mod.run(lab, "fedora-1", "fedora-2", proto="TCP", port=8080)
+
+
+@pytest.mark.parametrize("wrong,message", [
+    (lambda lab: lab.impair("a:eth0", rate="fast"), "lab.impair: rate: 'fast' is not a rate"),
+    (lambda lab: lab.impair("a:eth0", jitter="5ms"), "lab.impair: jitter varies a delay: give delay too"),
+    (lambda lab: lab.impair("a:eth0", loss="0%"), "lab.impair: loss: '0%' drops nothing: leave loss out"),
+    (lambda lab: lab.impair("a:eth0"), "lab.impair: say what to do: rate, delay, jitter, loss, or clear"),
+    (lambda lab: lab.impair("a:eth0", clear=True, rate="1mbit"),
+     "lab.impair: clear takes no rate, delay, jitter or loss"),
+    (lambda lab: lab.impair("a", rate="1mbit"), "lab.impair: 'a': write the target as NAME:IFACE"),
+    (lambda lab: lab.reach("a", "b", proto="TCP"), "lab.reach: proto 'TCP': want one of icmp, tcp, udp"),
+    (lambda lab: lab.reach("a", "b", port=0), "lab.reach: port 0 is not in the range 1-65535"),
+    (lambda lab: lab.trace("a", "b", timeout=-1), "lab.trace: timeout -1 is not in the range 0.1-30 (seconds)"),
+    (lambda lab: lab.trace("a", "b", size=-3), "lab.trace: size -3 is not in the range 1-65000 (0: a plain echo)"),
+    (lambda lab: lab.probe(arp="bogus"), "lab.probe: arp 'bogus': want one of auto, real, seeded"),
+    (lambda lab: lab.probe(protos=["sctp"]), "lab.probe: protos 'sctp': want some of icmp, tcp, udp"),
+])
+def test_a_library_error_names_the_method_and_its_argument_not_a_cli_flag(wrong, message):
+    """``lab.impair(rate="fast")`` said ``--rate: ...``, a flag of the CLI the caller never typed; as
+    ``lab.break_`` does, each method's argument errors now start with the method and name its argument."""
+    with pytest.raises(UsageError) as err:
+        wrong(Lab(NOT_UP))
+    assert str(err.value).startswith(message) and "--" not in str(err.value)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("fast", None, None, None, False), "--rate: 'fast' is not a rate"),
+    ((None, None, "5ms", None, False), "--jitter varies a delay: give --delay too"),
+    ((None, None, None, None, False), "say what to do: --rate, --delay, --jitter, --loss, or --clear"),
+    (("1mbit", None, None, None, True), "--clear takes no --rate, --delay, --jitter or --loss"),
+])
+def test_the_cli_keeps_its_flag_names(args, message):
+    from netlab.api.impair import options
+
+    with pytest.raises(UsageError) as err:
+        options(*args)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("wrong,message", [
+    (lambda lab: lab.reach("client", "web-2", proto="tcp", port="8080"),
+     "lab.reach: port must be an integer, not str '8080'"),
+    (lambda lab: lab.reach("a", "b", port=8080.0), "lab.reach: port must be an integer, not float 8080.0"),
+    (lambda lab: lab.reach("a", "b", port=True), "lab.reach: port must be an integer, not bool True"),
+    (lambda lab: lab.trace("a", "b", port="80"), "lab.trace: port must be an integer, not str '80'"),
+    (lambda lab: lab.trace("a", "b", sport="4000"), "lab.trace: sport must be an integer, not str '4000'"),
+    (lambda lab: lab.trace("a", "b", size="100"), "lab.trace: size must be an integer, not str '100'"),
+    (lambda lab: lab.reach("a", "b", timeout="1"), "lab.reach: timeout must be a number of seconds, not str '1'"),
+    (lambda lab: lab.probe(timeout=None), "lab.probe: timeout must be a number of seconds, not NoneType None"),
+    (lambda lab: lab.logs("a", tail="5"), "lab.logs: tail must be an integer, not str '5'"),
+])
+def test_an_argument_of_the_wrong_type_is_said_to_be_so_not_out_of_range(wrong, message):
+    """``port="8080"`` was "port '8080' is not in the range 1-65535": the number is in the range, its type is
+    what is wrong."""
+    with pytest.raises(UsageError) as err:
+        wrong(Lab(NOT_UP))
+    assert str(err.value) == message
