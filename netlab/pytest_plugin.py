@@ -43,7 +43,6 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,11 +50,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import signals
+from netlab.pytest_topology import ONE_LINE, check_topology, marker_error, marker_args, resolve_path, unique_name
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
 
-SCOPES = ("function", "class", "module", "package", "session")
 SKIP_PREFIX = "netlab: "
 KEEP_SECTION = "netlab: lab kept up"
 LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
@@ -109,6 +108,7 @@ def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab
     made: list[Lab] = []
 
     def factory(topology: TopologyInput = None, name: str | None = None, wait: float = 60.0) -> Lab:
+        check_topology("netlab_factory", topology)
         lab = registry.bring_up(_resolve_path(request, topology), name, wait)
         made.append(lab)
         _used_by(request.node, lab)
@@ -133,9 +133,9 @@ def netlab_lab(request: pytest.FixtureRequest) -> Lab:
     """
     marker = request.node.get_closest_marker("netlab")
     if marker is None:
-        raise pytest.UsageError(f"{request.node.nodeid}: the netlab_lab fixture needs a "
-                                "@pytest.mark.netlab(topology) marker (or use netlab_factory)")
-    topology, scope, name = _marker_args(marker)
+        raise marker_error(f"{request.node.nodeid}: the netlab_lab fixture needs a "
+                           "@pytest.mark.netlab(topology) marker (or use netlab_factory)")
+    topology, scope, name = marker_args(marker)
     topology = _resolve_path(request, topology)
     registry = request.config.stash[REGISTRY]
     if scope == "function":
@@ -208,22 +208,17 @@ class _Registry:
         self.kept: list[str] = []
         self.machine_ok: set[frozenset[str]] = set()
 
-    def unique_name(self, base: str) -> str:
-        """``<base>-<worker><random>``, at most 24 characters (netlab's limit for a lab name)."""
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-        tag = f"{worker[:1]}{re.sub(r'[^0-9]', '', worker)}-" if worker else ""
-        suffix = f"{tag}{uuid.uuid4().hex[:6]}"
-        return f"{base[: 24 - len(suffix) - 1].rstrip('-')}-{suffix}"
-
     def bring_up(self, topology: TopologyInput, name: str | None, wait: float) -> Lab:
         from netlab import doctor
-        from netlab.api import Lab, load
+        from netlab.api import Lab
         from netlab.errors import EnvironmentNotReady
+        from netlab.pytest_topology import load
 
+        # The topology first: a mistake in it is the test's, with or without root.
+        loaded = load(topology, name)
+        loaded = load(topology, unique_name(name or loaded.lab.name, loaded))
         if os.geteuid() != 0:
             pytest.skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
-        loaded = load(topology, name)
-        loaded = load(topology, self.unique_name(name or loaded.lab.name))
         needs = frozenset(doctor.needs(loaded.lab))
         if needs not in self.machine_ok:
             try:
@@ -347,29 +342,8 @@ def _worker_stops_with_its_controller() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _marker_args(marker: pytest.Mark) -> tuple[TopologyInput, str, str | None]:
-    if len(marker.args) > 1:
-        raise pytest.UsageError("@pytest.mark.netlab takes one topology (a path or a dict)")
-    unknown = set(marker.kwargs) - {"topology", "scope", "name"}
-    if unknown:
-        raise pytest.UsageError(f"@pytest.mark.netlab: unknown arguments {sorted(unknown)} "
-                                "(it takes topology, scope and name)")
-    topology = marker.args[0] if marker.args else marker.kwargs.get("topology")
-    scope = marker.kwargs.get("scope", "function")
-    if scope not in SCOPES:
-        raise pytest.UsageError(f"@pytest.mark.netlab: scope {scope!r}: want one of {', '.join(SCOPES)}")
-    return topology, scope, marker.kwargs.get("name")
-
-
 def _resolve_path(request: pytest.FixtureRequest, topology: TopologyInput) -> TopologyInput:
-    """A relative path is looked up beside the test file, then in the rootdir, then as given."""
-    if not isinstance(topology, (str, os.PathLike)) or os.path.isabs(topology):
-        return topology
-    for base in (Path(str(request.node.path)).parent, Path(str(request.config.rootpath))):
-        candidate = base / topology
-        if candidate.exists():
-            return str(candidate)
-    return topology
+    return resolve_path(Path(str(request.node.path)), Path(str(request.config.rootpath)), topology)
 
 
 def watch(item: pytest.Item, lab: Lab) -> None:
@@ -394,10 +368,12 @@ def _failed(item: Any) -> bool:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
+    rep: pytest.TestReport = outcome.get_result()
+    if call.excinfo is not None and getattr(call.excinfo.value, ONE_LINE, False):
+        rep.longrepr = f"netlab: pytest.UsageError: {call.excinfo.value}"  # one line, as pytest.fail(pytrace=False)
     labs = item.stash.get(LABS, None)
     if not labs:
         return
-    rep: pytest.TestReport = outcome.get_result()
     if rep.when != "call" or not rep.failed:
         return
     item.stash[FAILED] = True

@@ -23,6 +23,7 @@ from helpers import lab_namespaces, netlab, state_path, unique_lab, wait_for
 
 pytestmark = pytest.mark.root
 
+ROOT = Path(__file__).resolve().parents[2]
 TINY = '{"name": "plug", "nodes": [{"name": "n1"}], "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]}'
 
 
@@ -32,8 +33,10 @@ def pytest_in(folder: Path, source: str, *args: str, env: dict | None = None,
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args, str(folder)]
     if user is not None:
         argv = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *argv]
-    # The inner run is a pytest of its own: not a worker of this run's xdist, if this run has one.
+    # The inner run is a pytest of its own: not a worker of this run's xdist, if this run has one. Its netlab is
+    # this checkout's (in a folder of its own, the editable install's would be imported: another checkout's).
     outer = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    outer["PYTHONPATH"] = os.pathsep.join([str(ROOT), outer.get("PYTHONPATH", "")])
     return subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=600,
                           env={**outer, **(env or {})})
 
@@ -145,6 +148,28 @@ def test_same_topology(netlab_lab, i):
     assert len({name for name, _ in rows}) == 4 and {w for _, w in rows} == {"gw0", "gw1"}
     for name, worker in rows:
         assert name.startswith(f"plug-g{worker[2:]}-"), (name, worker)
+        assert lab_namespaces(name) == []
+
+
+def test_a_long_pod_name_that_validate_accepts_gets_a_lab_under_the_plugin(tmp_path):
+    """Lab name 16 + pod name 45 = 61 characters: `netlab validate` accepts it. The plugin's unique name was the
+    base cut to 17, then "-" and the random part: 23 characters, and the pod's namespace name 69, refused
+    (shorten "the lab name", which the test's author never chose). Now the base is cut to what the
+    namespaces leave, the unique part kept, in every xdist worker."""
+    pod = "q" * 45
+    topo = json.dumps({"name": "qx4zlongbasename", "nodes": [{"name": "n1"}], "pods": [{"name": pod, "node": "n1"}]})
+    proc = pytest_in(tmp_path, f'''
+import os, pytest
+
+@pytest.mark.parametrize("i", [1, 2])
+@pytest.mark.netlab({topo})
+def test_long_pod(netlab_lab, i):
+    open(f"name-{{i}}", "w").write(netlab_lab.name)
+    assert netlab_lab.exec("{pod}", ["hostname"]).stdout.strip() == "{pod}"
+''', "-n", "2")
+    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout + proc.stderr
+    for name in names_written(tmp_path):
+        assert re.fullmatch(r"qx4zlon-g[01]-[0-9a-f]{6}", name) and len(f"{name}-{pod}") == 63, name
         assert lab_namespaces(name) == []
 
 

@@ -1,0 +1,102 @@
+"""The pytest plugin's topologies without root (netlab/pytest_topology.py): the unique lab name keeps every
+namespace name within netlab's limit, and a marker or topology mistake is the test's error in one line,
+with no traceback through netlab. Mistakes are found before the root check, so these run as any user."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from netlab.api.topology import load
+from netlab.model.fields import NETNS_NAME_MAX
+from netlab.pytest_topology import members, unique_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def lab_with_pod(base: str, pod: str) -> dict:
+    return {"name": base, "nodes": [{"name": "n1"}], "pods": [{"name": pod, "node": "n1"}]}
+
+
+@pytest.mark.parametrize("tail", ["3fa9c1", "g1-3fa9c1", "g12-3fa9c1"])
+def test_the_unique_name_leaves_room_for_the_longest_namespace(tail):
+    """A topology `netlab validate` accepts (lab name + pod name = 62) ran under the plugin as
+    `<base cut to 24>-<suffix>`, 7 characters longer than the base: the pod's namespace name was 69
+    characters and the test errored telling its author to shorten a lab name they never chose."""
+    topology = lab_with_pod("qx4zlongbasename", "q" * 45)
+    loaded = load(topology)
+    name = unique_name(loaded.lab.name, loaded, tail)
+    assert name.endswith(f"-{tail}") and name.startswith("qx4z")
+    renamed = load(topology, name)  # the loader's own checks: every namespace fits
+    assert max(len(f"{name}-{member}") for _, member in members(renamed.lab)) <= NETNS_NAME_MAX
+
+
+def test_short_names_keep_the_whole_base_up_to_the_lab_name_limit():
+    loaded = load(lab_with_pod("web", "client"))
+    assert unique_name("web", loaded, "g1-3fa9c1") == "web-g1-3fa9c1"
+    assert unique_name("a-very-long-base-name-xyz", loaded, "3fa9c1") == "a-very-long-base-3fa9c1"  # 24
+
+
+def test_a_name_too_long_for_any_unique_lab_name_is_said_in_the_plugins_words():
+    """A 57-character pod leaves a lab name 5 characters: not even the random part fits. Said as the
+    plugin's problem (what its suffix needs, which name to shorten, to what), not validate's."""
+    loaded = load(lab_with_pod("qx4z", "p" * 57))
+    with pytest.raises(pytest.fail.Exception) as caught:
+        unique_name("qx4z", loaded, "3fa9c1")
+    said = str(caught.value)
+    assert said == ("netlab: <dict>: the plugin's unique lab name needs 8 characters (one of the base, then "
+                    f"'-3fa9c1'), and a namespace name, <lab>-<name>, at most {NETNS_NAME_MAX}: shorten pod "
+                    "pppppppppppppppppppp... (57 characters) to at most 54 characters")
+    assert not caught.value.pytrace
+
+
+def pytest_run(root: Path, source: str) -> subprocess.CompletedProcess:
+    """pytest, in ``root`` (its rootdir), on a test file in ``root/sub``, with this checkout's plugin (its entry
+    point, this tree first on the path)."""
+    (root / "pytest.ini").write_text("[pytest]\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "test_case.py").write_text(source)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "sub"], cwd=root,
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_topology_or_marker_mistake_is_one_line_without_netlabs_traceback(tmp_path):
+    proc = pytest_run(tmp_path, '''
+import pytest
+
+@pytest.mark.netlab({"name": "qx4inv", "nodes": [{"name": "N1"}]})
+def test_bad_dict(netlab_lab):
+    pass
+
+@pytest.mark.netlab("nonexistent.yaml")
+def test_missing_file(netlab_lab):
+    pass
+
+@pytest.mark.netlab(42)
+def test_not_a_topology(netlab_lab):
+    pass
+
+def test_factory(netlab_factory):
+    netlab_factory(42)
+
+def test_no_marker(netlab_lab):
+    pass
+''')
+    out = proc.stdout
+    assert proc.returncode == 1 and "1 failed, 4 errors" in out, out
+    assert (f"\nnetlab: topology file 'nonexistent.yaml' not found: looked at {tmp_path}/sub/nonexistent.yaml "
+            f"(beside the test file), then {tmp_path}/nonexistent.yaml (the rootdir and the current directory)\n"
+            ) in out
+    assert ("\nnetlab: pytest.UsageError: @pytest.mark.netlab: topology 42: want a path (beside the test file), "
+            "a dict shaped like the YAML or None (the built-in default), not int\n") in out
+    assert "\nnetlab: pytest.UsageError: netlab_factory: topology 42: want a path" in out
+    assert "\nnetlab: pytest.UsageError: sub/test_case.py::test_no_marker: the netlab_lab fixture needs a" in out
+    # nothing of netlab's insides, nor of the plugin's: no traceback, no source lines, no chained exception
+    for inside in ("Traceback", "netlab/", "TopologyError", "TypeError", "During handling", "\nE  "):
+        assert inside not in out, out
