@@ -64,8 +64,10 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
             known = ", ".join(sorted(node_names)[:10]) + (", ..." if len(node_names) > 10 else "")
             out.append((("pods", i, "node"), f"unknown node {pod.node!r}; use one of the nodes: {known}"))
         cnames: set[str] = set()
+        twice: set[int] = set()
         for j, c in enumerate(pod.containers):
             if c.name in cnames:
+                twice.add(j)
                 out.append((("pods", i, "containers", j, "name"),
                             f"duplicate container name {c.name!r} in pod {pod.name!r}; rename one"))
             cnames.add(c.name)
@@ -75,6 +77,8 @@ def _check_names(topo: Topology) -> list[tuple[Loc, str]]:
         ports: dict[tuple[int, str], str] = {}
         port_names: dict[str, str] = {}  # a port name is the pod's, whatever its container (the API server's rule)
         for j, c in enumerate(pod.containers):  # containers share the pod's network namespace
+            if j in twice:  # a second container of a name: said above; its ports are part of that mistake
+                continue
             if c.command is None and not c.ports:  # netlab's echo server on its default port
                 key = (ECHO_DEFAULT_PORT, "TCP")
                 if key in ports:
@@ -126,9 +130,13 @@ def _check_kernel_names(topo: Topology) -> list[tuple[Loc, str]]:
     veths: dict[str, Loc] = {}
     owners = [(("nodes", i, "name"), "node/" + n.name) for i, n in enumerate(topo.nodes)]
     owners += [(("pods", i, "name"), "pod/" + p.name) for i, p in enumerate(topo.pods)]
+    named: set[str] = set()
     for loc, owner in owners:
+        if owner in named:  # a name given twice has its veth name twice: _check_names says the name is taken
+            continue
+        named.add(owner)
         veth = naming.veth_name(topo.name, owner)
-        if veth in veths and veths[veth] != loc:
+        if veth in veths:
             out.append((loc, f"its veth name {veth} collides with the one of {_fmt(veths[veth])} "
                              "(an 8-digit hash); rename one of them"))
         veths.setdefault(veth, loc)
