@@ -53,9 +53,11 @@ class TopologyError(NetlabError):
 
     exit_code = EXIT_INVALID_INPUT
 
-    def __init__(self, problems: list[Problem]):
+    def __init__(self, problems: list[Problem], note: str | None = None):
         self.problems = sorted(problems, key=lambda p: (p.line or 0, p.field))
-        super().__init__("\n".join(str(p) for p in self.problems))
+        # What was not checked because of these problems, said last: ``netlab: <note>``.
+        self.note = note
+        super().__init__("\n".join([str(p) for p in self.problems] + ([f"netlab: {note}"] if note else [])))
 
 
 class UsageError(NetlabError):

@@ -16,7 +16,7 @@ from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.errors import UsageError
 from netlab.model.clusterdns import DNS_NAME
 from netlab.model.lab import Lab, resolve
-from netlab.model.load import load_source, validate_source
+from netlab.model.load import read_source, validate_source
 from netlab.model.naming import lab_name_problem
 from netlab.model.topology import Topology
 from netlab.model.yamlsource import Source
@@ -79,7 +79,7 @@ def load(topology: TopologyInput = None, name: str | None = None) -> Loaded:
             raise UsageError(f"name {problem}")
     if topology is None or isinstance(topology, (str, os.PathLike)):
         path = None if topology is None else os.fspath(topology)
-        src = load_source(path)
+        src = read_source(path)  # its problems are reported with the model's and the cross-checks'
         origin = path if path is not None else BUILT_IN
     elif isinstance(topology, Mapping):
         path, origin = None, DICT_SOURCE

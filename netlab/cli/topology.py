@@ -18,7 +18,8 @@ def validate(topology: str | None, output: str) -> None:
 
     Every problem is reported as FILE:LINE: field: message (with -o json, as
     a list of {file, line, field, message} on standard output); exit code 2
-    when the topology is invalid.
+    when the topology is invalid. The cross-checks (names, nodes, addresses)
+    run once every field is valid; until then a last line says so.
     """
     from netlab.api.topology import load
 
@@ -28,7 +29,8 @@ def validate(topology: str | None, output: str) -> None:
         if output != "json":
             raise
         print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
-                                                  "message": p.message} for p in exc.problems]})
+                                                  "message": p.message} for p in exc.problems],
+                    **({"note": exc.note} if exc.note else {})})
         raise SystemExit(exc.exit_code) from None
     lab = loaded.lab
     cni_problems = cni_check(loaded)  # the plugins answer VERSION

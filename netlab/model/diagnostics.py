@@ -305,12 +305,12 @@ def problems_from_validation(exc: ValidationError, src: Source) -> list[Problem]
     return problems
 
 
-def topology_error(problems: list[Problem]) -> TopologyError:
+def topology_error(problems: list[Problem], note: str | None = None) -> TopologyError:
     """A TopologyError with at most MAX_PROBLEMS problems: thousands of lines help nobody."""
     if len(problems) <= MAX_PROBLEMS:
-        return TopologyError(problems)
+        return TopologyError(problems, note)
     shown = sorted(problems, key=lambda p: (p.line or 0, p.field))[:MAX_PROBLEMS]
     last = shown[-1]
     more = Problem(last.file, last.line, ROOT_FIELD,
                    f"... and {len(problems) - MAX_PROBLEMS} more problems; fix these first")
-    return TopologyError(shown + [more])
+    return TopologyError(shown + [more], note)

@@ -4,6 +4,7 @@
     YAML text -> plain data + the line of every value (Source)      yamlsource
     Source -> Topology (pydantic) -> cross-field checks             topology, checks
     every problem -> ``FILE:LINE: field: message``, all at once     diagnostics
+    (the cross-field checks once the model holds: until then the last line says they wait)
 
 A topology file is read without blocking on a FIFO or a device and without
 reading more than ``MAX_BYTES``: netlab runs as root, and ``-t`` may name any
@@ -12,8 +13,10 @@ path.
 
 from __future__ import annotations
 
+import copy
 import os
 from importlib import resources
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -29,6 +32,8 @@ from netlab.model.yamlsource import Source, parse
 
 MAX_BYTES = 512 * 1024
 DEFAULT_TOPOLOGY = "<built-in default topology>"
+# Said after the problems when the model refused the file: the cross-field checks need a topology that validates.
+UNCHECKED = "fix these first: the cross-checks (names, nodes, addresses) run once they are fixed"
 
 
 def _read_file(path: str) -> bytes:
@@ -61,7 +66,10 @@ def _decode(data: bytes, file: str) -> str:
         raise TopologyError([Problem(file, line, YAML_FIELD, "is not valid UTF-8; save the file as UTF-8")]) from None
 
 
-def _read_source(path: str | None) -> Source:
+def read_source(path: str | None) -> Source:
+    """Read a topology file (or the built-in default) into a :class:`Source`, keeping the problems that did
+    not stop reading (an octal number, a duplicate key) in ``src.problems``: :func:`validate_source` reports
+    them together with every other problem of the file."""
     if path is None:
         text = resources.files("netlab").joinpath("data/default.yaml").read_text("utf-8")
         return parse(text, DEFAULT_TOPOLOGY)
@@ -77,8 +85,8 @@ def parse_yaml(text: str, file: str) -> Source:
 
 
 def load_source(path: str | None) -> Source:
-    """Read a topology file (or the built-in default) into a :class:`Source`."""
-    src = _read_source(path)
+    """Read a topology file (or the built-in default) into a :class:`Source`; any problem raises at once."""
+    src = read_source(path)
     if src.problems:
         raise topology_error(src.problems)
     return src
@@ -88,14 +96,20 @@ def validate_source(src: Source) -> Topology:
     """The typed, cross-checked topology of a parsed source; raises TopologyError with every problem.
 
     Problems the reader noted (``src.problems``) are reported together with the
-    model's, minus the model's complaints about the very values already flagged.
+    model's, minus the model's complaints about the very values already flagged,
+    and with the cross-checks'. The cross-checks need a typed topology: when the
+    model refused a value (other than a number or boolean in a text field, read
+    as the text), the problems end with a note that they run once these are fixed.
     """
     problems = list(src.problems)
     try:
-        # YAML must use the documented names (podCIDR), not the Python ones (pod_cidr).
-        topo = Topology.model_validate(src.data, by_alias=True, by_name=False)
+        topo = _typed(src.data)
     except ValidationError as exc:
-        raise topology_error(problems + problems_from_validation(exc, src)) from None
+        problems += problems_from_validation(exc, src)
+        quoted = _as_text(exc, src)
+        if quoted is None:  # the cross-checks would judge a topology other than the one written
+            raise topology_error(problems, UNCHECKED) from None
+        topo = quoted
     problems += [Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, msg)
                  for loc, msg in check_topology(topo)]
     topo, cni_problems = resolve_cni_paths(topo, src.file)
@@ -106,6 +120,31 @@ def validate_source(src: Source) -> Topology:
     if problems:
         raise topology_error(problems)
     return topo
+
+
+def _typed(data: Any) -> Topology:
+    # YAML must use the documented names (podCIDR), not the Python ones (pod_cidr).
+    return Topology.model_validate(data, by_alias=True, by_name=False)
+
+
+def _as_text(exc: ValidationError, src: Source) -> Topology | None:
+    """The topology with each number or boolean that a text field refused (``1.10``, ``on``) read as the text
+    written, as its problem says to quote it, so that the cross-checks judge what was meant. None when the
+    model refused anything else (a bad address, a missing field, a value the reader flagged)."""
+    data = copy.deepcopy(src.data)
+    for err in exc.errors(include_url=False):
+        loc, value = tuple(err["loc"]), err.get("input")
+        raw = src.raw.get(loc)
+        if err["type"] != "string_type" or raw is None or not isinstance(value, (bool, int, float)) or not loc:
+            return None
+        parent = data
+        for part in loc[:-1]:
+            parent = parent[part]
+        parent[loc[-1]] = raw
+    try:
+        return _typed(data)
+    except ValidationError:
+        return None
 
 
 def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[tuple, str]]]:
@@ -132,4 +171,4 @@ def resolve_cni_paths(topo: Topology, file: str) -> tuple[Topology, list[tuple[t
 
 def load_topology(path: str | None = None) -> Topology:
     """Load and validate a topology; raise TopologyError listing every problem."""
-    return validate_source(_read_source(path))
+    return validate_source(read_source(path))

@@ -2,13 +2,17 @@
 
 Each file in ``bad/`` starts with ``# expect: <text>`` (a substring of the
 error), optionally ``# line: N`` (or ``none`` for a problem with the file as a
-whole) and ``# field: path`` for the problem carrying that text. The cases too
+whole) and ``# field: path`` for the problem carrying that text, and
+``# problems: N``, the number of problems it has (one line per mistake: a
+duplicate name is not said again through its consequences; a mistake hides
+no other). The cases too
 big or too strange to commit (100,000-deep nesting, an over-size file, a FIFO,
 a 1024-pod node, bytes that are not UTF-8) are written at run time.
 
 For every case ``netlab validate -t FILE`` must: exit 2, print
 ``FILE:LINE: field: message`` lines (``FILE: message`` for file-level
-problems) and no traceback, mention the expected text, and finish in under 2
+problems; after the model's problems, a last line saying the cross-checks
+wait for them) and no traceback, mention the expected text, and finish in under 2
 seconds. Every case runs through the CLI's own entry point inside this process
 (``netlab.cli.main``, see cli_inprocess.py: an escaping exception counts as the
 traceback a process would print); a handful that cover each layer (YAML
@@ -33,7 +37,7 @@ import pytest
 from cli_inprocess import run_cli
 
 from netlab.model import yamlsource
-from netlab.model.load import MAX_BYTES
+from netlab.model.load import MAX_BYTES, UNCHECKED
 
 BAD = Path(__file__).parent / "bad"
 
@@ -45,6 +49,7 @@ class Case:
     expect: str
     line: int | None | str = "any"  # a number, None (no line: file-level), or "any"
     field: str | None = None
+    count: int | None = None  # the number of problems, when the case says it
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,15 @@ def _committed_cases() -> list[Case]:
         match = re.match(r"^# expect: (.+)$", head[0]) if head else None
         assert match, f"{path.name}: the first line must be '# expect: <text>'"
         line: int | None | str = "any"
-        field = None
-        for extra in head[1:3]:
+        field, count = None, None
+        for extra in head[1:4]:
             if m := re.match(r"^# line: (\d+|none)$", extra):
                 line = None if m.group(1) == "none" else int(m.group(1))
             if m := re.match(r"^# field: (\S+)$", extra):
                 field = m.group(1)
-        cases.append(Case(path.stem, path, match.group(1), line, field))
+            if m := re.match(r"^# problems: (\d+)$", extra):
+                count = int(m.group(1))
+        cases.append(Case(path.stem, path, match.group(1), line, field, count))
     return cases
 
 
@@ -217,6 +224,8 @@ def test_bad_topology_is_refused(results, name, parser, how):
     assert res.returncode == 2, f"exit {res.returncode}, want 2\n{output}"
     assert "Traceback" not in output, output
     lines = res.stderr.splitlines()
+    if lines and lines[-1] == f"netlab: {UNCHECKED}":  # after the model's problems: the cross-checks wait for them
+        lines.pop()
     assert lines, "nothing on stderr"
     file = re.escape(str(case.path))
     located = re.compile(rf"^{file}:(?P<line>[1-9][0-9]*): (?P<field>\S+): (?P<msg>\S.*)$")
@@ -224,6 +233,7 @@ def test_bad_topology_is_refused(results, name, parser, how):
     pattern = whole if case.line is None else located
     for text in lines:
         assert pattern.match(text), f"stderr line not in the '{pattern.pattern}' form: {text!r}"
+    assert case.count is None or len(lines) == case.count, f"want {case.count} problems:\n{res.stderr}"
     hits = [text for text in lines if case.expect in text]
     assert hits, f"no stderr line says {case.expect!r}:\n{res.stderr}"
     if isinstance(case.line, int):
