@@ -242,7 +242,11 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
               for i, s in enumerate(topo.services) if s.load_balancer_ip is not None]
     for loc, who, ip in hosts:
         if ip not in inet or ip in (inet.network_address, inet.broadcast_address):
-            out.append((loc, f"{ip} is not a host address of internet.cidr {inet}; pick one inside it"))
+            if loc == hosts[0][0] and not topo.internet.written("gateway", "ip"):  # said at what was written
+                out.append((("internet", "cidr"), f"{inet} does not hold the gateway's default address {ip}; "
+                                                  "set internet.gateway.ip to a host address of it"))
+            else:
+                out.append((loc, f"{ip} is not a host address of internet.cidr {inet}; pick one inside it"))
         elif ip in seen:
             out.append((loc, f"{ip} is already used by {seen[ip]}; pick another"))
         else:

@@ -145,18 +145,25 @@ def _check_kernel_names(topo: Topology) -> list[tuple[Loc, str]]:
 
 def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
     out: list[tuple[Loc, str]] = []
-    nets: list[tuple[Loc, str, IPv4Network]] = [
+    nets: list[tuple[tuple[str, ...], str, IPv4Network]] = [
         (("cluster", "podCIDR"), "cluster.podCIDR", topo.cluster.pod_cidr),
         (("cluster", "serviceCIDR"), "cluster.serviceCIDR", topo.cluster.service_cidr),
         (("network", "underlay", "cidr"), "network.underlay.cidr", topo.network.underlay.cidr),
     ]
     if topo.internet:
         nets.append((("internet", "cidr"), "internet.cidr", topo.internet.cidr))
-    for i, (loc_a, _, a) in enumerate(nets):
-        for _, name_b, b in nets[:i]:
-            if a.overlaps(b):
-                out.append((loc_a, f"{a} overlaps {name_b} {b}; the pod, service, underlay and internet "
-                                   "ranges must be disjoint"))
+    for i, (loc_a, name_a, a) in enumerate(nets):
+        for loc_b, name_b, b in nets[:i]:
+            if not a.overlaps(b):
+                continue
+            ends = [(loc_a, name_a, a), (loc_b, name_b, b)]  # said at the later range, unless only the earlier
+            if not topo.written(*loc_a) and topo.written(*loc_b):  # one was written: a default has no line
+                ends.reverse()
+            (at, _, net), (other_loc, other, other_net) = ends
+            default = not topo.written(*other_loc)
+            out.append((at, f"{net} overlaps {'the default ' if default else ''}{other} {other_net}; the pod, "
+                            "service, underlay and internet ranges must be disjoint"
+                            + (f": pick another or set {other}" if default else "")))
     for loc, _, net in nets:
         special = next((s for s in SPECIAL_RANGES if net.overlaps(s[0])), None)
         if net.prefixlen == 0 or special is None and (net.is_loopback or net.is_multicast or net.is_link_local
@@ -170,6 +177,9 @@ def _check_cidrs(topo: Topology) -> list[tuple[Loc, str]]:
         out.append((("cluster", "nodeMask"), f"nodeMask /{topo.cluster.node_mask} is larger than podCIDR "
                                              f"{topo.cluster.pod_cidr}; use a nodeMask of at least "
                                              f"/{topo.cluster.pod_cidr.prefixlen} or a wider podCIDR"))
+    if topo.internet and topo.internet.cidr.prefixlen > 30:
+        out.append((("internet", "cidr"), f"{topo.internet.cidr} is too small; the internet needs at least a /30 "
+                                          "(its gateway and a host)"))
     if topo.network.underlay.cidr.prefixlen > 29:
         out.append((("network", "underlay", "cidr"), f"{topo.network.underlay.cidr} is too small; "
                                                      "the underlay needs at least a /29"))

@@ -92,6 +92,16 @@ class Model(BaseModel):
     # alone (every command that reads a lab's state starts ~25 ms sooner on the 2-core VM).
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
+    def written(self, *path: str) -> bool:
+        """Whether the field at ``path`` (YAML names: ``"network", "underlay", "cidr"``) was given, not left to
+        its default: a problem a default takes part in is said at the field the user wrote."""
+        model: Any = self
+        for part in path:
+            name = next((n for n, f in type(model).model_fields.items() if (f.alias or n) == part), None)
+            if name is None or name not in model.model_fields_set:
+                return False
+            model = getattr(model, name)
+        return True
 
 
 # The label the API server puts on every namespace (Kubernetes >= 1.21).
