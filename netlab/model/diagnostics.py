@@ -87,7 +87,7 @@ def _range_hint(loc: Loc) -> str:
     return ""
 
 
-def _describe(err: dict, src: Source) -> str:
+def describe(err: dict, src: Source) -> str:
     """A pydantic error in words a YAML author understands, on one line."""
     loc = tuple(p for p in err["loc"] if p != "[key]")
     kind = err["type"]
@@ -96,6 +96,8 @@ def _describe(err: dict, src: Source) -> str:
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         return _unknown_field(loc)
+    if kind == "invalid_key":  # a dict given to the library: YAML keys are text already (yamlsource)
+        return f"key {show(value)} is {yaml_kind(value)}, not a string; keys are text: write {str(value)!r}"
     if kind == "missing":
         return f"required field is missing; add {loc[-1]}:" if loc else "required field is missing"
     if value is None and kind != "value_error":
@@ -224,12 +226,12 @@ def _union_problems(path: Loc, errors: list[tuple[dict, str, Loc]], members: tup
             if tag in models:
                 loc = path + rest
                 out.append(Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD,
-                                   _describe({**err, "loc": loc}, src)))
+                                   describe({**err, "loc": loc}, src)))
         if out:
             return out
     field = format_path(path) or ROOT_FIELD
     if value is None:  # YAML null: said as for any other field
-        return [Problem(src.file, src.line_of(path), field, _describe({**errors[0][0], "loc": path}, src))]
+        return [Problem(src.file, src.line_of(path), field, describe({**errors[0][0], "loc": path}, src))]
     raw = src.raw.get(path)
     if isinstance(value, bool):
         got = f"{raw if raw is not None else str(value).lower()} (a YAML boolean)"
@@ -294,7 +296,7 @@ def problems_from_validation(exc: ValidationError, src: Source) -> list[Problem]
                 out.append(path)  # its problems go here, in the order pydantic found them
             unions[path][1].append((err, tag, rest))
             continue
-        out.append(Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, _describe(err, src)))
+        out.append(Problem(src.file, src.line_of(loc), format_path(loc) or ROOT_FIELD, describe(err, src)))
     problems: list[Problem] = []
     for item in out:
         if isinstance(item, Problem):

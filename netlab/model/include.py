@@ -30,6 +30,7 @@ from typing import Any, Callable, Literal
 from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
+from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
 from netlab.model.fields import LabelKey, LabelValue, Model, Name
 from netlab.model.policy_spec import NetworkPolicy, NetworkPolicySpec
@@ -94,16 +95,20 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     return [(offset, body) for offset, body in docs if not all(_BLANK.match(x) for x in body.split("\n"))]
 
 
-def _problems(exc: ValidationError, src: Source, offset: int, at: Loc = ()) -> list[Problem]:
+def _problems(exc: ValidationError, src: Source, offset: int, kind: str, at: Loc = ()) -> list[Problem]:
+    """A manifest's errors, worded as an inline entry's are (diagnostics.describe), at the included file's lines."""
     out = []
     for err in exc.errors(include_url=False):
         loc = at + tuple(p for p in err["loc"] if p != "[key]")
         line = src.line_of(loc)
-        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "is not a field here; check its spelling and indentation"
-        elif err["type"] == "literal_error" and loc and loc[-1] == "kind":
+        elif err["type"] == "literal_error" and loc[len(at):] == ("kind",):
             msg = f"kind {err.get('input')!r} cannot be included; include NetworkPolicy or Namespace manifests"
+        elif err["type"] == "literal_error" and loc[len(at):] == ("apiVersion",):
+            msg = f"a {kind} is apiVersion {API_VERSIONS[kind]}, not {show(err.get('input'))}"
+        else:
+            msg = describe({**err, "loc": loc}, src)
         out.append(Problem(src.file, line + offset if line else None, format_path(loc) or ROOT_FIELD, msg))
     return out
 
@@ -186,10 +191,16 @@ def _document(doc: _Doc, data: dict, at: Loc, implied: tuple[str, str] | None = 
     if model is None:
         doc.problem(at + ("kind",), _kind_problem(data, kind))
         return
+    if implied and kind != implied[0] and "apiVersion" not in data:
+        # kubectl implies a typed list's kind and apiVersion only for an item that gives neither: an item of
+        # another kind is a mistake of the list, not a missing apiVersion
+        doc.problem(at + ("kind",), f"kind {show(kind)} in a {implied[0]}List, whose items are {implied[0]}: "
+                                    f"move it to a List (apiVersion: v1, kind: List) or a file of its own")
+        return
     try:
         obj = model.model_validate(data, by_alias=True, by_name=False)
     except ValidationError as exc:
-        doc.problems.extend(_problems(exc, doc.src, doc.offset, at))
+        doc.problems.extend(_problems(exc, doc.src, doc.offset, kind, at))
         return
     origin = (doc.shown, doc.line(at + ("metadata", "name")), format_path(at + ("metadata", "name")))
     if isinstance(obj, PolicyManifest):
