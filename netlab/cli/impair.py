@@ -6,7 +6,7 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, output_option, print_json, require_root
+from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, lab_options, output_option, print_json, require_root
 from netlab.cli.complete import complete_interfaces
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -15,8 +15,7 @@ LOADS = ("netlab.api.impair", "netlab.api.lab")
 
 @cli.command()
 @click.argument("target", metavar="NAME:IFACE", shell_complete=complete_interfaces)
-@click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True,
-              help="Name of a running lab. Default: $NETLAB_LAB, else the only lab that is up.")
+@lab_options
 @click.option("--rate", metavar="RATE", help="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
 @click.option("--delay", metavar="TIME", help="Added delay (netem): 20ms. Refused (exit 3) without sch_netem.")
 @click.option("--jitter", metavar="TIME", help="Delay variation (netem), with --delay: 5ms.")
@@ -24,8 +23,8 @@ LOADS = ("netlab.api.impair", "netlab.api.lab")
 @click.option("--clear", is_flag=True, help="Remove the interface's impairment.")
 @WAIT_OPTION
 @output_option("text", "json")
-def impair(target: str, lab_name: str | None, rate: str | None, delay: str | None, jitter: str | None,
-           loss: str | None, clear: bool, wait: float, output: str) -> None:
+def impair(target: str, lab_name: str | None, topology: str | None, rate: str | None, delay: str | None,
+           jitter: str | None, loss: str | None, clear: bool, wait: float, output: str) -> None:
     """Set what an interface's egress suffers, now: rate, delay, jitter, loss; or --clear it.
 
     The options replace the interface's whole impairment (options left out
@@ -47,7 +46,7 @@ def impair(target: str, lab_name: str | None, rate: str | None, delay: str | Non
     name, iface = impair_api.parse_target(target)
     spec = impair_api.options(rate, delay, jitter, loss, clear)
     require_root()
-    chosen = api.selected_name(lab_name, None)
+    chosen = api.selected_name(lab_name, topology)
     assert chosen is not None
     result = impair_api.impair(chosen, name, iface, spec, wait=wait)
     if output == "json":

@@ -253,3 +253,24 @@ def test_cni_explains_the_calls_as_a_runtime_makes_them():
     text = " ".join(res.stdout.split())
     assert res.returncode == 0 and "K8S_POD_UID=<pod's uid>" in text and "IP=<the pod's planned address>" in text
     assert "DEL runs them in reverse, from cniVersion 0.4.0 with that result as prevResult" in text
+
+
+def test_every_command_that_takes_lab_takes_a_topology_file_too(tmp_path, monkeypatch):
+    """The README: "Commands that act on a running lab take `--lab NAME` or `-t FILE`". impair took only --lab
+    (`impair -t FILE ...` was click's "No such option '-t'", exit 2)."""
+    def commands(group, prefix=""):
+        for name in group.list_commands(None):
+            command = group.get_command(None, name)
+            yield from commands(command, f"{prefix}{name} ") if hasattr(command, "list_commands") else \
+                [(prefix + name, command)]
+    for name, command in commands(cli):
+        params = {p.name for p in command.params}
+        assert "lab_name" not in params or "topology" in params, name
+    # impair -t FILE acts on the lab the file names, as the others do
+    topo = tmp_path / "t.yaml"
+    topo.write_text("name: qx5t\nnodes: [{name: n1}]\npods: [{name: a, node: n1}]\n")
+    chosen = []
+    monkeypatch.setattr("netlab.cli.impair.require_root", lambda: None)
+    monkeypatch.setattr("netlab.api.impair.impair", lambda lab, *a, **k: chosen.append(lab) or 1 / 0)
+    run_cli("impair", "-t", str(topo), "a:eth0", "--rate", "1mbit")
+    assert chosen == ["qx5t"]
