@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -103,18 +104,33 @@ def impair(lab_name: str, name: str, iface: str, spec: Impairment | None, wait: 
     entry["impair"] = impairs
     lab = resolve(Topology.model_validate(data))
     netns = f"{lab_name}-{name}"
-    done = lifecycle.up(lab, source=state.source, wait=wait)
-    # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a warning of
-    # up's; here it is the command's whole purpose: the lab's topology goes back to what it was, and it fails.
-    refused = done.refused.get(f"{netns}:{iface}")
-    if refused is not None:
-        lifecycle.up(resolve(topo), source=state.source, wait=wait)
-        raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
-    with LabLock(lab_name, "netlab impair", wait=wait):
-        st = running_lab(lab_name)
-        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rec_spec = spec.spec() if spec is not None else {}
-        feature.runtime(st)[f"{netns}:{iface}"] = {"spec": rec_spec, "at": now}
-        st.save()
+    key = f"{netns}:{iface}"
+    # Write-ahead: the lab's state says the interface is set at run time before the up that sets it, so that
+    # up words a qdisc it takes off for --clear as cleared (impair.lifecycle), not as left out of a file.
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    had = _runtime_entry(lab_name, key, {"spec": spec.spec() if spec is not None else {}, "at": now}, wait)
+    try:
+        done = lifecycle.up(lab, source=state.source, wait=wait)
+        # A qdisc change the kernel refuses leaves the interface as it was (netlab.kernel.tc) and is a warning
+        # of up's; here it is the command's whole purpose: the lab's topology goes back to what it was, and it
+        # fails.
+        refused = done.refused.get(key)
+        if refused is not None:
+            lifecycle.up(resolve(topo), source=state.source, wait=wait)
+            raise ApplyFailed(f"{refused}; rolled back: lab {lab_name} is impaired as it was")
+    except BaseException:
+        _runtime_entry(lab_name, key, had, wait)  # the interface is as it was, and so is its record
+        raise
     return ImpairResult(lab=lab_name, target=f"{name}:{iface}", netns=netns, before=before,
                         after=describe(spec.spec()) if spec is not None else "none", up=done)
+
+
+def _runtime_entry(lab_name: str, key: str, entry: dict[str, Any] | None, wait: float) -> dict[str, Any] | None:
+    """Record ``entry`` as the run-time impairment of ``key`` (None: no record); returns the one it had."""
+    with LabLock(lab_name, "netlab impair", wait=wait):
+        st = running_lab(lab_name)
+        had = feature.runtime(st).pop(key, None)
+        if entry is not None:
+            feature.runtime(st)[key] = entry
+        st.save()
+    return had

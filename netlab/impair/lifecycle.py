@@ -200,7 +200,11 @@ def _change(want: dict[tuple[str, str], tc.Shaping], old: set[tuple[str, str]],
                 _refused(done, ns, iface, exc)
                 continue
             changed.append((ns, iface, now))
-            done.actions.append(f"removed {words(now)} from {iface} in {ns} (no longer in the topology)")
+            # An interface no impair: entry names now: `netlab impair --clear` took it out of the lab's topology
+            # (its run-time record, written ahead, is empty), or the file up applies has none for it.
+            cleared = (rec["runtime"].get(f"{ns}:{iface}") or {}).get("spec") == {}
+            why = "cleared by `netlab impair --clear`" if cleared else "no longer in the topology"
+            done.actions.append(f"removed {words(now)} from {iface} in {ns} ({why})")
         rec["shaped"][ns] = [i for i in rec["shaped"].get(ns, []) if i != iface]
 
 

@@ -168,6 +168,21 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     assert netlab("status", "-t", path).returncode == 0
 
 
+
+def test_impair_takes_the_labs_file_and_clear_says_it_cleared(lab):
+    """`impair -t FILE` acts on the file's lab, as every command on a running lab does (it was "No such option
+    '-t'", exit 2); --clear of a run-time rate says --clear took it (it said "no longer in the topology")."""
+    name, path = lab
+    out = netlab("impair", "-t", path, "server:eth0", "--rate", "10mbit", "--loss", "1%")
+    assert f"server:eth0 in lab {name}: rate 10mbit loss 1% (was none)" in out.stdout, out.stdout
+    assert [q["options"]["rate"] for q in qdiscs(f"{name}-server") if q.get("root")] == [10_000_000 // 8]
+    cleared = netlab("impair", "-t", path, "server:eth0", "--clear")
+    assert f"removed rate 10mbit from eth0 in {name}-server (cleared by `netlab impair --clear`)" in \
+        cleared.stdout, cleared.stdout
+    assert "no longer in the topology" not in cleared.stdout
+    assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
+    assert netlab("status", "-t", path).returncode == 0  # the lab is its file's again
+
 def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
     """`impair --clear` of a namespace's only loss takes its chain away too, not only the jump to it
     (the chain, with its DROP rule, used to stay): iptables-save -t mangle prints what it printed before

@@ -102,6 +102,55 @@ def test_a_rate_replaced_by_a_loss_alone_is_said_removed(calls):
     assert done.actions == ["removed delay 20ms from eth0 in x-p1 (the impairment has no rate or delay now)"]
 
 
+
+def test_a_qdisc_taken_off_says_whether_impair_clear_or_the_file_took_it(calls, monkeypatch):
+    """`netlab impair p1:eth0 --clear` after `--rate 10mbit` said "removed ... (no longer in the topology)": it
+    never was in the file; --clear took it. The run-time record (written before the up) says which it was."""
+    monkeypatch.setattr(feature.tc, "delete_root", lambda ns, iface: calls.append(("del", ns, iface)))
+    lab = resolve(Topology.model_validate({"name": "x", "nodes": [{"name": "n1"}],
+                                           "pods": [{"name": "p1", "node": "n1"}]}))
+    for runtime, why in (({"x-p1:eth0": {"spec": {}, "at": "T"}}, "cleared by `netlab impair --clear`"),
+                         ({}, "no longer in the topology")):  # `up -t FILE` of a file without it
+        state = State()
+        state.extra[feature.RECORD] = {"shaped": {"x-p1": ["eth0"]}, "runtime": runtime}
+        done = feature.start(lab, state)
+        assert done.actions == [f"removed delay 20ms from eth0 in x-p1 ({why})"]
+
+
+def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_it_fails(monkeypatch):
+    from contextlib import nullcontext
+
+    from netlab.api import impair as api_impair
+    from netlab.lab.up import UpResult
+
+    class Running(State):
+        source = None
+
+        def model(self):
+            return Topology.model_validate({"name": "x", "nodes": [{"name": "n1"}], "pods": [
+                {"name": "p1", "node": "n1", "impair": {"eth0": {"rate": "10mbit"}}}]})
+
+    state = Running()
+    state.extra[feature.RECORD] = {"shaped": {}, "runtime": {"x-p1:eth0": {"spec": {"rate": "10mbit"}, "at": "T"}}}
+    seen = []
+
+    def up(lab, source=None, wait=0.0):
+        seen.append(dict(feature.runtime(state)))
+        if len(seen) == 2:
+            raise ApplyFailed("boom")
+        return UpResult(lab="x")
+
+    monkeypatch.setattr(api_impair, "running_lab", lambda name: state)
+    monkeypatch.setattr(api_impair, "LabLock", lambda *a, **k: nullcontext())
+    monkeypatch.setattr(api_impair.lifecycle, "up", up)
+    api_impair.impair("x", "p1", "eth0", None)
+    assert seen[0]["x-p1:eth0"]["spec"] == {}  # what the up's feature reads: cleared at run time
+    with pytest.raises(ApplyFailed):
+        api_impair.impair("x", "p1", "eth0", api_impair.spec_of("5mbit", None, None, None))
+    assert seen[1]["x-p1:eth0"]["spec"]["rate"] == "5mbit"
+    assert feature.runtime(state)["x-p1:eth0"]["spec"] == {}  # the failed one's record is taken back
+
+
 class Broken(IdleFeature):
     """A feature with a bug: its start raises something netlab does not know."""
 
