@@ -42,18 +42,38 @@ class Scenario:
     hop: str  # where trace must blame it ("node", "pod", "peer node", "the client's node" ...)
     fact: str  # what trace must say there
     fix: str  # how to put it right by hand (`netlab up` does it too)
-    needs: tuple[str, ...] = ()  # "vxlan", "two-nodes", "services", "dns", "endpoints", "kube-proxy-iptables"
+    needs: tuple[str, ...] = ()  # what a lab must have for it to change something: keys of NEEDS
     example: str = ""  # the topology it needs ("" = the built-in default lab)
     probe: tuple[str, ...] = ()  # options probe needs to see it (e.g. "--mtu": full-size echoes)
     lesson: str = ""  # why this one costs people a day
 
+    def needs_words(self) -> str:
+        """What a lab needs for it, in words ("" for any lab): ``break --list`` prints them, and ``break``
+        refuses a lab without them (:func:`why_not`), both from ``needs``."""
+        return ", ".join(NEEDS[n] for n in self.needs)
+
     def to_json(self) -> dict:
         return {"name": self.name, "breaks": self.breaks, "target": self.target, "needs": list(self.needs),
+                "needs_words": self.needs_words(),
                 "example": self.example or "built-in default lab", "change": self.change,
                 "symptom": self.symptom, "probe": " ".join(("netlab probe",) + self.probe),
                 "trace": {"hop": self.hop, "fact": self.fact}, "fix": self.fix,
                 "lesson": self.lesson}
 
+
+# What a scenario can need of a lab (Scenario.needs), in the words `break --list` says it; why_not checks each.
+NEEDS = {
+    "vxlan": "a VXLAN overlay",
+    "two-nodes": "two nodes",
+    "services": "a Service with endpoints",
+    "kube-proxy-iptables": "kube-proxy in iptables mode",
+    "dns": "the cluster DNS",
+    "endpoints": "a Service endpoint pod",
+    "service-client": "a node with a pod that is not DNS",
+    "dns-client": "a pod that is no endpoint and may query DNS",
+    "bridged-pair": "a node with the DNS pod and a client of it, or two pods a NetworkPolicy keeps apart",
+    "planned-bridge": "pods on a bridge netlab plans (not a conflist's)",
+}
 
 S = Scenario
 SCENARIOS: tuple[Scenario, ...] = (
@@ -128,7 +148,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       lesson="Flannel adds the route last, after ARP and FDB; a failed subnet lease leaves it out"),
     S("kube-services-jump-missing",
       "nat PREROUTING's jump to KUBE-SERVICES is gone on a node: it DNATs no Service traffic",
-      target="node", needs=("services", "kube-proxy-iptables"), example=SERVICES_EXAMPLE,
+      target="node", needs=("services", "kube-proxy-iptables", "service-client"), example=SERVICES_EXAMPLE,
       change='iptables -t nat -D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES '
              "in the node (iptables-restore --noflush)",
       symptom="every ClusterIP flow from the node's pods fails (DNS too), and NodePorts on the node's IP",
@@ -148,7 +168,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       lesson="a pod whose readiness probe passes but whose process died, or endpoints not yet updated"),
     S("conntrack-stale-entry",
       "a stale conntrack entry keeps a client's UDP flow to cluster DNS on an endpoint that is gone",
-      target="pod", needs=("services", "dns"), example=SERVICES_EXAMPLE,
+      target="pod", needs=("services", "dns", "dns-client"), example=SERVICES_EXAMPLE,
       change="a UDP conntrack entry in the client's node: client:40053 -> the DNS ClusterIP:53, DNATed to an "
              "address of the DNS pod's node where no pod is (conntrack -I ... --dst-nat), as an endpoint change "
              "leaves it when nobody deletes the old entries",
@@ -170,7 +190,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       lesson="'could not resolve host' while every IP works"),
     S("bridge-port-down",
       "a pod's port on its node's bridge cni0 is down",
-      target="pod", needs=(),
+      target="pod", needs=("planned-bridge",),
       change="ip -n <node> link set <pod's host veth> down",
       symptom="every flow to and from the pod fails",
       hop="node", fact="the pod's bridge port (its veth on cni0) is down",
@@ -178,7 +198,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       lesson="a CNI DEL that half ran, or a pod restart whose veth never came up"),
     S("bridge-port-disabled",
       "a pod's port on its node's bridge cni0 is held in STP state disabled, though every link is up",
-      target="pod", needs=(),
+      target="pod", needs=("planned-bridge",),
       change="set the pod's host veth on cni0 to STP state disabled "
              "(bridge -n <node> link set dev <pod's host veth> state disabled)",
       symptom="every flow to and from the pod fails; ip link shows both ends of its veth up, with carrier",
@@ -191,7 +211,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     S("bridge-nf-call-off",
       "bridge-nf-call-iptables is 0 on a node: bridged Service replies escape un-DNAT, and bridged pod-to-pod "
       "flows escape NetworkPolicy",
-      target="node", example=f"{SERVICES_EXAMPLE} or {NETPOL_EXAMPLE}",
+      target="node", needs=("bridged-pair",), example=f"{SERVICES_EXAMPLE} or {NETPOL_EXAMPLE}",
       change="sysctl -w net.bridge.bridge-nf-call-iptables=0 in the node",
       symptom="Service flows from a pod to an endpoint on its own node fail (the reply is bridged, never "
               "un-DNATed: it comes from the pod's address, not the ClusterIP); cross-node Service flows pass, "
@@ -266,30 +286,31 @@ def dns_pod(lab: Lab) -> PodInfo | None:
 
 
 def why_not(s: Scenario, lab: Lab) -> str | None:
-    """Why the scenario would change nothing on this lab (None: it applies)."""
+    """Why the scenario would change nothing on this lab (None: it applies): the first of its needs the lab
+    lacks, in catalogue words."""
     where = f"; it needs {s.example}" if s.example else ""
-    if "vxlan" in s.needs and lab.mode != "vxlan":
-        return f"{s.name} needs a VXLAN lab; lab {lab.name} is {lab.mode}{where}"
-    if "two-nodes" in s.needs and len(lab.nodes) < 2:
-        return f"{s.name} needs two nodes; lab {lab.name} has {len(lab.nodes)}{where}"
-    if "services" in s.needs and not any(lab.endpoints(svc, p) for svc in lab.services for p in svc.ports):
-        return f"{s.name} needs a Service with endpoints; lab {lab.name} has none{where}"
     mode = getattr(lab.topo.cluster, "kube_proxy_mode", "iptables")  # kube-proxy's nftables mode has no such jump
-    if "kube-proxy-iptables" in s.needs and mode != "iptables":
-        return f"{s.name} needs kube-proxy in iptables mode; lab {lab.name} runs it in {mode} mode"
-    if "dns" in s.needs and dns_pod(lab) is None:
-        return f"{s.name} needs cluster DNS (a lab with Services); lab {lab.name} has none{where}"
-    if "endpoints" in s.needs and not _service_endpoints(lab):
-        return f"{s.name} needs a Service endpoint pod; lab {lab.name} has none{where}"
-    if s.name in ("bridge-port-down", "bridge-port-disabled") and lab.cni == "conflist":  # the plugins make the
-        # pod's port: the plan holds none
-        return (f"{s.name} needs pods on a bridge netlab plans (cni0: network.cni builtin or reference); lab "
-                f"{lab.name}'s pods are attached by its own conflist's plugins, whose ports netlab does not plan")
-    if s.name == "conntrack-stale-entry" and not _clients_no_endpoint(lab):
-        return (f"{s.name} needs a client pod that is no Service's endpoint (and whose DNS queries the "
-                f"NetworkPolicies allow); lab {lab.name} has none{where}")
-    if s.target == "node" and all(target_problem(s, lab, n) for n in lab.nodes):
-        return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
+    for need in s.needs:
+        if need == "vxlan" and lab.mode != "vxlan":
+            return f"{s.name} needs a VXLAN lab; lab {lab.name} is {lab.mode}{where}"
+        if need == "two-nodes" and len(lab.nodes) < 2:
+            return f"{s.name} needs two nodes; lab {lab.name} has {len(lab.nodes)}{where}"
+        if need == "services" and not any(lab.endpoints(svc, p) for svc in lab.services for p in svc.ports):
+            return f"{s.name} needs a Service with endpoints; lab {lab.name} has none{where}"
+        if need == "kube-proxy-iptables" and mode != "iptables":
+            return f"{s.name} needs kube-proxy in iptables mode; lab {lab.name} runs it in {mode} mode"
+        if need == "dns" and dns_pod(lab) is None:
+            return f"{s.name} needs cluster DNS (a lab with Services); lab {lab.name} has none{where}"
+        if need == "endpoints" and not _service_endpoints(lab):
+            return f"{s.name} needs a Service endpoint pod; lab {lab.name} has none{where}"
+        if need == "planned-bridge" and lab.cni == "conflist":  # the plugins make the pod's port: the plan holds none
+            return (f"{s.name} needs pods on a bridge netlab plans (cni0: network.cni builtin or reference); lab "
+                    f"{lab.name}'s pods are attached by its own conflist's plugins, whose ports netlab does not plan")
+        if need == "dns-client" and not _clients_no_endpoint(lab):
+            return (f"{s.name} needs a client pod that is no Service's endpoint (and whose DNS queries the "
+                    f"NetworkPolicies allow); lab {lab.name} has none{where}")
+        if need in NODE_NEEDS and all(target_problem(s, lab, n) for n in lab.nodes):
+            return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
     return None
 
 
@@ -322,12 +343,15 @@ def dns_askers(lab: Lab, pods: list[PodInfo], proto: str) -> list[PodInfo]:
     return out
 
 
+NODE_NEEDS = ("service-client", "bridged-pair")  # needs a node of the lab must meet (target_problem)
+
+
 def target_problem(s: Scenario, lab: Lab, node: NodeInfo) -> str | None:
     """Why a node scenario would show nothing on this node (None: it shows): a Service scenario needs a client
     pod there, and bridge-nf-call-off the DNS pod beside it (the reply the bridge switches)."""
-    if s.name == "kube-services-jump-missing" and not clients(lab, node.name):
+    if "service-client" in s.needs and not clients(lab, node.name):
         return f"{s.name} breaks the Service path of a node's pods: it needs a pod (not DNS) on the node"
-    if s.name == "bridge-nf-call-off" and not meets_dns(lab, node.name) and policy_split(lab, node.name) is None:
+    if "bridged-pair" in s.needs and not meets_dns(lab, node.name) and policy_split(lab, node.name) is None:
         return f"{s.name} shows where a pod meets a Service endpoint on its own bridge, or a pod a NetworkPolicy " \
                f"keeps from another: it needs the DNS pod and another pod on the node (one the NetworkPolicies " \
                f"let query it), or two pods there that a policy keeps apart"

@@ -20,8 +20,9 @@ def _list(output: str) -> None:
         print_json([s.to_json() for s in catalogue.SCENARIOS])
         return
     width = max(len(s.name) for s in catalogue.SCENARIOS)
-    for s in catalogue.SCENARIOS:
-        needs = f"  [needs {s.example}]" if s.example else ""
+    for s in catalogue.SCENARIOS:  # what it needs: its catalogue needs, as -o json gives them and break checks
+        example = f": {s.example}" if s.example else ""
+        needs = f"  [needs {s.needs_words()}{example}]" if s.needs else ""
         click.echo(f"{s.name:<{width}}  {s.breaks}{needs}")
 
 
