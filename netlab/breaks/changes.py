@@ -35,6 +35,12 @@ class Action:
     args: tuple = ()
 
     def describe(self) -> str:
+        """The change in words, for this lab (what `netlab break` and `quiz answer` print)."""
+        if self.kind == "stop-pod":
+            return f"stop the containers of pod {self.args[0]} (their processes in {self.netns} are killed)"
+        if self.kind == "conntrack-stale":
+            src, sport, cip, port, gone = self.args
+            return f"conntrack entry in {self.netns}: udp {src}:{sport} → {cip}:{port} DNATed to {gone}:{port}"
         return f"{self.kind} {' '.join(map(str, self.args))} in {self.netns}"
 
 

@@ -13,7 +13,7 @@ import os
 import random
 
 from netlab.breaks import catalogue
-from netlab.model.lab import Lab
+from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.realize.state_dir import lab_dir, write_atomic
 
 QUIZ_FILE = "quiz.json"
@@ -28,6 +28,15 @@ def pick(lab: Lab, seed: int) -> catalogue.Scenario:
     """The scenario seed ``seed`` picks for this lab (the same every time)."""
     options = candidates(lab)
     return options[random.Random(seed).randrange(len(options))]
+
+
+def fault(s: catalogue.Scenario, lab: Lab, target: NodeInfo | PodInfo) -> list[str]:
+    """What the scenario changed on ``target`` of this lab, one change a line, as concrete as `netlab break` says
+    it (the catalogue's ``change`` is the scenario's in general, with <peer VTEP>-like placeholders)."""
+    from netlab.breaks.changes import command_of
+    from netlab.breaks.run import steps_of
+
+    return [command_of(step) for step in steps_of(s.name, lab, target)]
 
 
 def path(lab_name: str) -> str:

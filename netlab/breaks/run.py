@@ -101,5 +101,5 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
             conntrack.insert_dnat(action.netns, "udp", src, sport, cip, port, gone, port)
         except OSError as exc:
             raise ApplyFailed(f"break conntrack-stale-entry: {exc}") from None
-        return [f"conntrack entry in {action.netns}: udp {src}:{sport} → {cip}:{port} DNATed to {gone}:{port}"]
+        return [action.describe()]
     raise ValueError(action.kind)

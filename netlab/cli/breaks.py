@@ -152,7 +152,9 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     s = catalogue.scenario(open_quiz["scenario"])
     assert s is not None
     right = scenario == s.name
-    check = symptoms.trace_check(s, lab, catalogue.resolve_target(s, lab, open_quiz["target"]))
+    target = catalogue.resolve_target(s, lab, open_quiz["target"])
+    check = symptoms.trace_check(s, lab, target)
+    fault = qz.fault(s, lab, target)  # this lab's commands, as break printed them
     flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
     result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport,
@@ -164,7 +166,9 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     fixed = repaired.last_up.fixed if repaired.last_up else []
     what = "object or container" if len(fixed) == 1 else "objects or containers"
     click.echo(("right" if right else f"wrong: it was {s.name}") + f" ({s.breaks}, on {open_quiz['target']})")
-    click.echo(f"  the fault: {s.change}")
+    click.echo("  the fault:")
+    for line in fault:
+        click.echo(f"    {line}")
     click.echo(f"  the lesson: {s.lesson}")
     click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}{flags}")
     click.echo(render_text(result), nl=False)

@@ -483,6 +483,13 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     assert ans.returncode == 0, ans.stdout + ans.stderr
     assert ans.stdout.startswith("right") and "trace " in ans.stdout and "repaired" in ans.stdout
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+    # The fault in this lab's commands, as break prints them: it was the catalogue's general words, placeholders
+    # ("<peer VTEP>", "flannel.N") beside values.
+    fault = ans.stdout.split("  the fault:\n", 1)[1].split("  the lesson:", 1)[0].splitlines()
+    assert fault and not any(re.search(r"<[^<>]*>|flannel\.N\b", line) for line in fault), ans.stdout
+    broke = json.loads(netlab("break", picked, "--lab", lab, "-o", "json").stdout)
+    netlab("up", "--lab", lab)
+    assert [line.strip() for line in fault] == broke["changes"], ans.stdout
     again = netlab("quiz", "answer", picked, "--lab", lab, check=False)
     assert again.returncode == 2 and "no open quiz" in again.stderr
     # A wrong answer: exit 1, the right name, the proving trace, and the lab repaired all the same.

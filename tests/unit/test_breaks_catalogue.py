@@ -52,7 +52,8 @@ def test_every_scenario_has_a_change_a_symptom_and_a_trace():
         assert steps, s.name
         for step in steps:  # what `netlab break` prints: the command a person would type
             text = command_of(step)
-            assert text.startswith(("ip ", "bridge ", "stop-pod ", "conntrack-stale ")), (s.name, text)
+            assert text.startswith(("ip ", "bridge ", "stop the containers of pod ", "conntrack entry in ")), \
+                (s.name, text)
         check = symptoms.trace_check(s, lab, target)
         assert check.src and check.dst
         rule = symptoms.expect(s, lab, target)

@@ -26,6 +26,7 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
     monkeypatch.setattr(state_mod, "running_lab", lambda name: fake_state)
     monkeypatch.setattr(cli_breaks.catalogue, "resolve_target", lambda s, lab, target: target)
     monkeypatch.setattr(symptoms, "trace_check", lambda s, lab, target: symptoms.TraceCheck("a", "b", None, None, "qz-n1", "ip_forward"))
+    monkeypatch.setattr(qz, "fault", lambda s, lab, target: ["ip netns exec qz-n1 sysctl -w net.ipv4.ip_forward=0"])
     monkeypatch.setattr(trace_run, "run", lambda *a, **k: events.append("traced") or object())
     monkeypatch.setattr(render, "render_text", lambda result: "the trace\n")
     monkeypatch.setattr(api, "load_running", lambda name: name)
