@@ -394,8 +394,11 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     elif not done.ok and isinstance(topology, (str, os.PathLike)):
         path, again = os.fspath(topology), replaces(state, os.fspath(topology))
         repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else up_command(path, again)
+    from netlab.workload.policy import up_leaves
+
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
-                    details=freeze(tuple(done.details)), against=against, repair=repair)
+                    details=freeze(tuple(done.details)), against=against, repair=repair,
+                    kept=tuple(line for line in done.drift if up_leaves(line)))
 
 
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),

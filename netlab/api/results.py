@@ -115,6 +115,9 @@ class Status:
     # Lab.status' Python call: Lab('NAME').repair(), or Lab.up('FILE'[, reconfigure=True]) against a file.
     # None against a dict, which no command names.
     repair: str | None = None
+    # The drift lines that repair does not put right by itself (workload.policy.up_leaves): a Never pod's
+    # container that failed, a container that could not start. None of them: repair puts it all right.
+    kept: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:

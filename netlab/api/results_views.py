@@ -23,12 +23,21 @@ class ContainerInfo:
     last_exit_code: int | None = None
 
     @property
-    def status(self) -> str:
-        """Its state as ``get pods`` words it: an exited container with a known code is ``completed`` (0) or
-        ``error`` (anything else), as the kubelet's reasons Completed and Error."""
-        if self.state != "exited" or self.exit_code is None:
-            return self.state
-        return "completed" if self.exit_code == 0 else "error"
+    def reason(self) -> str | None:
+        """The kubelet's reason for a container that does not run, as kubectl's STATUS shows it (None: it runs,
+        or is stopped by SIGSTOP, which the kubelet would see as running, not ready): ContainerCreating (not
+        started yet), StartError (its command could not be started: containerd's word), Completed (exit 0),
+        Error (any other code), ContainerStatusUnknown (it exited, how nobody knows: an echo container, or a
+        kernel before 6.15 that keeps no exit status)."""
+        if self.state == "not started":
+            return "ContainerCreating"
+        if self.state == "failed":
+            return "StartError"
+        if self.state != "exited":
+            return None
+        if self.exit_code is None:
+            return "ContainerStatusUnknown"
+        return "Completed" if self.exit_code == 0 else "Error"
 
 
 @dataclass(frozen=True)
@@ -64,18 +73,24 @@ class PodInfo:
 
     @property
     def status(self) -> str:
-        """kubectl's STATUS words where they apply: Running, Completed (every container exited 0), Error (every
-        one exited, one of them not 0); else each state there is, "error, running". A pod whose network
-        namespace was deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason
-        when a pod's sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does."""
+        """kubectl's STATUS, as its printer works it out: the reason of the first container (in the pod's
+        order) that does not run (ContainerInfo.reason: Error, StartError, ContainerCreating,
+        ContainerStatusUnknown), else Running. Completed only when every container that does not run
+        completed (kubectl's printer would say Completed for a first container that did, beside one in Error:
+        the failure is said here); beside a container that still runs it is NotReady (the pod is not Ready: a
+        Job's main container done, its sidecar running). A pod whose network namespace was
+        deleted under it is SandboxChanged, whatever its containers do: the kubelet's reason when a pod's
+        sandbox dies ("Pod sandbox changed, it will be killed and re-created"), which ``up`` does. The
+        containers' own states are in -o wide's CONTAINERS (and -o json's containers)."""
         if self.netns_gone:
             return "SandboxChanged"
-        states = {c.status for c in self.containers}
-        if states in ({"running"}, {"completed"}):
-            return states.pop().capitalize()
-        if states <= {"completed", "error"}:
-            return "Error"
-        return ", ".join(sorted(states))
+        reasons = [r for r in (c.reason for c in self.containers) if r is not None]
+        if not reasons:
+            return "Running"
+        failing = next((r for r in reasons if r != "Completed"), None)  # before a Completed one, unlike kubectl
+        if failing is not None:
+            return failing
+        return "NotReady" if any(c.state == "running" for c in self.containers) else "Completed"
 
 
 @dataclass(frozen=True)

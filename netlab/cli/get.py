@@ -47,11 +47,14 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
               network namespace), NODE, IP; -o wide adds the Kubernetes
               namespace, the network namespace (NETNS), each container with
-              its state, and the labels. A pod whose containers all exited is
-              Completed (every exit code 0) or Error, as kubectl says it (on
-              Linux 6.15 and later: the kernel keeps the code); one whose
-              network namespace was deleted under it is SandboxChanged (its
-              containers run on in the old one; up makes it again)
+              its state, and the labels. STATUS is kubectl's word: Running;
+              Completed (every container that exited, exit code 0) or Error
+              (on Linux 6.15 and later: the kernel keeps the code; before,
+              ContainerStatusUnknown); StartError (a command that could not
+              start); NotReady (one completed, another runs);
+              ContainerCreating (not started yet); SandboxChanged (its
+              network namespace was deleted under it: its containers run on
+              in the old one; up makes it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0 and flannel.1
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds

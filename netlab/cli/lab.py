@@ -243,7 +243,9 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     Lists every missing, extra or different namespace, link, address, route,
     neighbour, FDB entry, sysctl and rule, and containers that exited.
     `sudo netlab up -t FILE` again (the file the lab came from) repairs the
-    drift; the last line says the command.
+    drift; the last line says the command, and what it does not repair (a
+    Never pod's container that failed stays exited; a container that could
+    not start fails the same until its command can run).
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after
@@ -272,11 +274,24 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
             for line in result.drift:
                 click.echo(highlight(f"  {line}"))
             if topology is None:
-                click.echo(f"run `{result.repair}` again to repair")
+                _repair_lines(result.repair, result.drift, result.kept)
             else:  # a file the lab was not brought up from replaces it only with --reconfigure
                 click.echo(f"run `{result.repair}` to apply it")
     if not result.ok:
         raise SystemExit(ChecksFailed.exit_code)
+
+
+def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, ...]) -> None:
+    """What puts the lab right: its repair, for what it repairs; for what it leaves as it is (a Never pod's failed
+    container, one that could not start), what that is instead (``up`` again exits 1 the same)."""
+    from netlab.workload.policy import up_leaves
+
+    if len(kept) < len(drift):
+        click.echo(f"run `{repair}` again to repair" + (" the rest" if kept else ""))
+    if kept:
+        why = "; ".join(dict.fromkeys(str(up_leaves(line)) for line in kept))
+        click.echo(f"`{repair}` does not repair {'that' if len(kept) == 1 else 'those'} container"
+                   f"{'' if len(kept) == 1 else 's'}: {why}")
 
 
 @cli.command(name="list")

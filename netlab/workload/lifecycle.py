@@ -413,7 +413,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if crec is None:
                 out.append(f"containers: {where} was never started")
             elif "error" in crec:
-                out.append(f"containers: {where} could not start: {crec['error']}")
+                out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}")
             elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name), pod.netns):
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
                            f"{crec.get('pid')}); `sudo netlab up` stops it and starts it in the pod's new one")
@@ -433,7 +433,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         code = codes.get(cid)
         pod_name, cname = cid.split("/", 1)
         how = "exited (" if code is None else "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
-        kept = "" if restart != "Never" else "; restartPolicy Never: `netlab up` leaves it exited"
+        kept = "" if restart != "Never" else f"; {policy.LEFT_EXITED}"
         out[i] = "" if policy.completed(restart, code) else \
             f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`{kept}"
     return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab)

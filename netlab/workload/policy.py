@@ -55,3 +55,23 @@ def gone(why: str, alive: bool) -> bool:
 def completed(policy: str, exit_code: int | None) -> bool:
     """A container that exited 0 and that its pod's policy does not restart: done, as it should be."""
     return exit_code == 0 and not should_restart(policy, exit_code)
+
+
+# How status says the containers that `up` does not put right by itself (workload.lifecycle.drift's lines).
+LEFT_EXITED = "restartPolicy Never: `netlab up` leaves it exited"
+START_FAILED = "could not start: "
+
+
+def up_leaves(line: str) -> str | None:
+    """Why ``up`` alone does not put this drift line right (None: it does): a Never pod's container that failed
+    stays exited, as the kubelet leaves it; one that could not start is tried again by each ``up``, which fails
+    the same until its command can run. ``status`` says so instead of offering ``up`` as the repair."""
+    if not line.startswith("containers: "):
+        return None
+    if line.endswith(LEFT_EXITED):
+        return ("a Never pod's container that failed stays exited: to run it again, change its command or take "
+                "the pod out of the file and back (`up` each time), or `down` and `up`")
+    if f" {START_FAILED}" in line:
+        return ("a container that could not start is tried again by each `up`, and fails the same until its "
+                "command can run: fix the command (in the file, or the program on this machine), then `up`")
+    return None

@@ -103,7 +103,7 @@ pods:
     table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
     rows = {line.split()[0]: line for line in table.splitlines()[1:]}
     assert rows["done"].split()[2] == "Completed" and "main:exited(0)" in rows["done"], table
-    assert "error, running" in rows["fails"] and "main:exited(3) side:running" in rows["fails"], table
+    assert rows["fails"].split()[2] == "Error" and "main:exited(3) side:running" in rows["fails"], table
     # The failed one is drift: its pod restarts it on failure. The completed one is done, as it should be.
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1
@@ -122,7 +122,7 @@ pods:
     assert len(held_pids(server_of(lab))) == 3
     table = netlab("get", "pods", "--lab", lab).stdout.splitlines()
     rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", line.strip()) for line in table[1:])}
-    assert (rows["done"][2:4], rows["fails"][2:4]) == (["Completed", "0"], ["error, running", "1"]), rows
+    assert (rows["done"][2:4], rows["fails"][2:4]) == (["Completed", "0"], ["Error", "1"]), rows
     server = server_of(lab)
     netlab("down", "--lab", lab)
     assert wait_for(lambda: not running(server) and not running(side), 10), "down left the server or a container"
@@ -224,3 +224,47 @@ pods:
     netlab("up", "-t", path)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     assert containers(lab)["onfailure/main"]["pid"] == got["onfailure/main"]["pid"]
+
+
+def test_get_pods_says_kubectls_words_and_status_no_repair_up_cannot_make(labs, tmp_path):
+    """A Never pod whose first command is not there and whose second exits 3: STATUS was "error, failed" (an
+    echo container stopped by hand was "exited"), neither kubectl's word nor the README's; it is the first
+    failing container's reason, StartError, in the table and in -o json alike, each container's state in
+    CONTAINERS. `status` said "run `sudo netlab up -t FILE` again to repair", and that up exits 1 the same:
+    it says what up leaves instead."""
+    lab = labs.name("xw")
+    path = write_topology(tmp_path, f"""name: {lab}
+nodes:
+  - name: n1
+pods:
+  - name: job
+    node: n1
+    restartPolicy: Never
+    containers:
+      - {{name: bad, command: [/nonexistent]}}
+      - {{name: ok, command: [sh, -c, "echo hello; exit 3"]}}
+  - name: web
+    node: n1
+    labels: {{app: web}}
+services:
+  - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
+""")
+    assert netlab("up", "-t", path, check=False).returncode == 1  # bad could not start
+    assert wait_for(lambda: containers(lab)["job/ok"].get("exit_code") == 3, 10), containers(lab)
+    netlab("break", "endpoint-pod-down", "--lab", lab, "--target", "web")  # its echo container stops
+    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    assert rows["job"][1:3] == ["0/2", "StartError"] and "bad:failed" in rows["job"], table
+    # an echo container has no exit code to tell: it exited, how is not known (the kubelet's word for that)
+    assert "ok:exited(3)" in rows["job"] and rows["web"][1:3] == ["0/1", "ContainerStatusUnknown"], table
+    items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    assert (items["job"]["status"], items["web"]["status"]) == ("StartError", "ContainerStatusUnknown"), items
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "again to repair the rest" in status.stdout, status.stdout  # web's
+    assert "does not repair those containers: a container that could not start is tried again by each `up`" \
+        in status.stdout.splitlines()[-1], status.stdout
+    assert netlab("up", "-t", path, check=False).returncode == 1  # web runs again; job's containers are as they were
+    rows = {line.split()[0]: line.split() for line in netlab("get", "pods", "--lab", lab).stdout.splitlines()[1:]}
+    assert (rows["job"][2], rows["web"][2]) == ("StartError", "Running"), rows
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "again to repair" not in status.stdout, status.stdout

@@ -30,6 +30,11 @@ def test_age_is_worded_as_kubectl_words_it(seconds, said):
     assert age(None, T0) == "<unknown>"
 
 
+# What kubectl get pods' STATUS says: the pod phases and the kubelet's container reasons netlab has states for.
+KUBECTL_WORDS = {"Running", "Completed", "Error", "NotReady", "StartError", "ContainerCreating",
+                 "ContainerStatusUnknown", "SandboxChanged"}
+
+
 def container(state: str, code: int | None = None, restarts: int = 0) -> ContainerInfo:
     return ContainerInfo(name="c", state=state, pid=1, command=("x",), ports=(), exit_code=code, restarts=restarts)
 
@@ -40,17 +45,27 @@ def pod(*containers: ContainerInfo) -> PodInfo:
 
 
 @pytest.mark.parametrize("states, status", [
+    # kubectl's printer: the reason of the first container that does not run, else Running. It said the
+    # states there were, in netlab's words: "error, running", "exited, running", "failed, error", "stopped".
     ([("running", None)], "Running"),
     ([("exited", 0), ("exited", 0)], "Completed"),
     ([("exited", 0), ("exited", 3)], "Error"),
     ([("exited", 137)], "Error"),
-    ([("exited", 3), ("running", None)], "error, running"),
-    ([("exited", None), ("running", None)], "exited, running"),  # a kernel that keeps no exit status
-    ([("stopped", None)], "stopped"),
+    ([("exited", 3), ("running", None)], "Error"),
+    ([("running", None), ("exited", 3)], "Error"),
+    ([("exited", 0), ("running", None)], "NotReady"),  # a Job's main container done, its sidecar running
+    ([("exited", None)], "ContainerStatusUnknown"),  # an echo container, or a kernel that keeps no exit status
+    ([("exited", None), ("running", None)], "ContainerStatusUnknown"),
+    ([("failed", None), ("exited", 3)], "StartError"),  # `bad: [/nonexistent]` beside `ok: exit 3`, Never
+    ([("exited", 3), ("failed", None)], "Error"),  # the first in the pod's order, as kubectl shows it
+    ([("exited", 0), ("failed", None)], "StartError"),  # a failure before a Completed one
+    ([("not started", None)], "ContainerCreating"),
+    ([("stopped", None)], "Running"),  # SIGSTOP: the kubelet sees a process; READY 0/1, CONTAINERS main:stopped
 ])
 def test_a_pods_status_is_kubectls_where_it_applies(states, status):
     p = pod(*(container(s, c) for s, c in states))
     assert p.status == status
+    assert status in KUBECTL_WORDS
     # -o json says it too, with READY and RESTARTS (it had none of the three), and reads back as the same pod
     data = to_json(p)
     assert (data["status"], data["ready"], data["restarts"]) == (status, p.ready, p.restarts)

@@ -1,0 +1,58 @@
+"""`netlab status`'s last lines: the repair, only for what it repairs. For a Never pod whose container could not
+start and whose other container exited 3, it said "run `sudo netlab up -t FILE` again to repair", and that up
+exits 1 the same (a Never pod's failed container stays exited; a command that is not there fails again)."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from cli_inprocess import run_cli
+
+from netlab import api
+from netlab.api import lab as api_lab, lifecycle
+from netlab.cli import lab as cli_lab
+from netlab.lab import readahead
+from netlab.lab.status import StatusResult
+
+# The lines workload.lifecycle.drift gives for the pod (restartPolicy Never; bad: [/nonexistent], ok: exit 3).
+BAD = ("containers: pod job container bad could not start: [Errno 2] No such file or directory: "
+       "'/nonexistent'")
+NEVER = ("containers: pod job container ok exited with code 3 (pid 15453); see `netlab logs job -c ok`; "
+         "restartPolicy Never: `netlab up` leaves it exited")
+ROUTE = "missing route: 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in qx5n-n1"  # up puts it back
+REPAIR = "sudo netlab up -t /t/n.yaml"
+
+
+@pytest.fixture
+def status_of(monkeypatch):
+    """`netlab status --lab qx5n` (and -o json) of a lab whose drift is the given lines."""
+    monkeypatch.setattr(cli_lab, "require_root", lambda: None)
+    monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
+    lab = types.SimpleNamespace(name="qx5n", _against=lambda topology: (types.SimpleNamespace(source=None), None))
+    monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
+    monkeypatch.setattr(api_lab, "repair_up", lambda name, source: REPAIR)
+
+    def run(*drift: str, output: str = "text"):
+        monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab="qx5n", drift=list(drift)))
+        return run_cli("status", "--lab", "qx5n", "-o", output)
+    return run
+
+
+def test_a_never_pods_failed_containers_are_not_offered_up_as_their_repair(status_of):
+    res = status_of(BAD, NEVER)
+    last = res.stdout.splitlines()[-1]
+    assert res.returncode == 1 and "again to repair" not in res.stdout, res.stdout
+    assert last.startswith(f"`{REPAIR}` does not repair those containers: a container that could not start is "
+                           "tried again by each `up`, and fails the same until its command can run"), last
+    assert "a Never pod's container that failed stays exited: to run it again, change its command" in last
+    assert status_of(BAD, NEVER, output="json").stdout.count("/nonexistent") == 2  # in drift, and in kept
+
+
+def test_the_repair_is_offered_for_the_rest(status_of):
+    lines = status_of(ROUTE, NEVER).stdout.splitlines()
+    assert lines[-2:] == [f"run `{REPAIR}` again to repair the rest",
+                          f"`{REPAIR}` does not repair that container: a Never pod's container that failed stays "
+                          "exited: to run it again, change its command or take the pod out of the file and back "
+                          "(`up` each time), or `down` and `up`"]
+    assert status_of(ROUTE).stdout.splitlines()[-1] == f"run `{REPAIR}` again to repair"
