@@ -146,7 +146,7 @@ def test_impair_records_the_run_time_change_before_its_up_and_puts_it_back_when_
     api_impair.impair("x", "p1", "eth0", None)
     assert seen[0]["x-p1:eth0"]["spec"] == {}  # what the up's feature reads: cleared at run time
     with pytest.raises(ApplyFailed):
-        api_impair.impair("x", "p1", "eth0", api_impair.spec_of("5mbit", None, None, None))
+        api_impair.impair("x", "p1", "eth0", api_impair.options("5mbit", None, None, None, False))
     assert seen[1]["x-p1:eth0"]["spec"]["rate"] == "5mbit"
     assert feature.runtime(state)["x-p1:eth0"]["spec"] == {}  # the failed one's record is taken back
 
