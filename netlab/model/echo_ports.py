@@ -17,10 +17,11 @@ probe.matrix decides with it which probes an echo server answers.
   that container's port, and taking it would make one of them fail with
   "Address already in use".
 
-The twin is not a declared port: the default probe matrix probes declared
-ports; an ``expect:`` entry may probe a twin like any port. A Service's
-endpoints are the pods its selector matches, declared port or not
-(model.lab.Lab.endpoints), and a UDP Service's traffic to a twin is answered.
+The twin is not a declared port (``PodInfo.ports``), but it listens: ``get pods``
+lists it, and the probe matrix probes it over UDP as it probes every echo port
+(probe.matrix.probe_ports). A Service's endpoints are the pods its selector
+matches, declared port or not (model.lab.Lab.endpoints), and a UDP Service's
+traffic to a twin is answered.
 """
 
 from __future__ import annotations

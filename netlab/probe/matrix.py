@@ -7,8 +7,9 @@ model, everything reaches everything:
 - TCP to every port a pod's containers declare (the echo server's 8080/TCP when
   a container declares none), from every other pod and every node: a completed
   connect is proof, whoever serves the port;
-- UDP only to ports netlab's echo server listens on (containers without a
-  ``command``): only it is known to answer an arbitrary datagram, so silence
+- UDP to every port netlab's echo server listens on (containers without a
+  ``command``; a TCP port's UDP twin too, model/echo_ports.py): only it is
+  known to answer an arbitrary datagram, so silence
   from anything else proves nothing; and to the cluster DNS add-on's 53/UDP,
   with a real DNS question (dnsq.py) whose answer is checked, as on its 53/TCP;
 - with an ``internet:`` section, egress: TCP and UDP from every pod to every
@@ -158,8 +159,9 @@ def echo_ports(pod: "PodInfo") -> set[tuple[int, str]]:
 
 def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:
     """(port, proto, echo) the default matrix probes on a pod: TCP on every port it serves
-    (a connect is proof), UDP where the echo server listens, and the cluster DNS's 53/UDP
-    (asked a DNS question: :func:`asks_dns`)."""
+    (a connect is proof), UDP wherever the echo server listens (a declared UDP port or the
+    UDP twin of its TCP port: it answers every datagram there), and the cluster DNS's 53/UDP
+    (asked a DNS question: :func:`asks_dns`). Declared ports first, then the twins."""
     echo = echo_ports(pod)
     out = []
     for port, protocol in pod.ports:
@@ -167,6 +169,9 @@ def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:
         if protocol == "UDP" and not is_echo and not asks_dns(pod, port, protocol):
             continue
         out.append((port, protocol.lower(), is_echo))
+    declared = set(pod.ports)
+    out += [(port, "udp", True) for port, protocol in sorted(echo) if protocol == "UDP" and (port, protocol)
+            not in declared]
     return out
 
 

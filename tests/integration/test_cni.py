@@ -62,7 +62,7 @@ def test_reference_lab_is_the_tutorials_and_comes_down_clean(labs):
     labs.up(with_cni(DEFAULT, lab, "reference"))
     netlab("status", "--lab", lab)  # exit 0: the plan and every plugin's CHECK agree
     probe = netlab("probe", "--lab", lab)
-    assert "40/40 probes as expected" in probe.stdout
+    assert "60/60 probes as expected" in probe.stdout
     trace = netlab("trace", "--lab", lab, "fedora-1", "fedora-2")
     assert "result: delivered to fedora-2" in trace.stdout
     for pod, gw in (("fedora-1", "10.244.0.1"), ("fedora-3", "10.244.0.1"), ("fedora-2", "10.244.1.1")):
@@ -171,7 +171,7 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
         "binDir: .", f"binDir: {BASH}")
     labs.up(text)
     netlab("status", "--lab", lab)
-    assert "24/24 probes as expected" in netlab("probe", "--lab", lab).stdout
+    assert "36/36 probes as expected" in netlab("probe", "--lab", lab).stdout
     assert "result: delivered to web-2" in netlab("trace", "--lab", lab, "web-1", "web-2").stdout
     # The plugin made the pod side: its bridge and veth in the node, the address from CNI_ARGS IP=.
     names = {ln["ifname"] for ln in ip_json("link", netns=f"{lab}-node-1")}
@@ -201,7 +201,7 @@ def test_ptp_pods_have_host_routes_and_no_bridge(labs, tmp_path):
             "nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]\n"
             "pods: [{name: p1, node: n1}, {name: p2, node: n2}, {name: p3, node: n1}]\n")
     netlab("status", "--lab", lab)
-    assert "24/24 probes as expected" in netlab("probe", "--lab", lab).stdout
+    assert "36/36 probes as expected" in netlab("probe", "--lab", lab).stdout
     links = ip_json("-d", "link", netns=f"{lab}-n1")
     assert not [ln for ln in links if (ln.get("linkinfo") or {}).get("info_kind") == "bridge"]
     host_routes = {r["dst"]: r["dev"] for r in ip_json("route", netns=f"{lab}-n1") if r["dst"].startswith("10.244.0.")}

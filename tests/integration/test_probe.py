@@ -34,20 +34,20 @@ def test_default_style_lab_passes(labs, tmp_path):
     labs.up(two_node_topology(lab))
     proc = netlab("probe", "--lab", lab, "--junit", str(tmp_path / "junit.xml"))
     out = proc.stdout
-    assert "*** icmp" in out and "*** tcp/8080" in out
+    assert "*** icmp" in out and "*** tcp/8080" in out and "*** udp/8080" in out
     lines = out.splitlines()
     assert lines[lines.index("*** icmp") + 1].split() == ["fedora-1", "->", "fedora-2", "fedora-3", "fedora-4"]
     assert " X" not in out
-    # 4 pods: 12 pod pairs + 8 node->pod, for ICMP and for TCP 8080.
-    assert "40/40 probes as expected" in out
-    assert "no NAT: 40/40" not in out  # 20 TCP replies carry a client address
-    assert "no NAT: 20/20 echo replies saw the sender's own address" in out
+    # 4 pods: 12 pod pairs + 8 node->pod, for ICMP, TCP 8080 and the echo server's UDP 8080.
+    assert "60/60 probes as expected" in out
+    assert "no NAT: 60/60" not in out  # 20 TCP and 20 UDP replies carry a client address
+    assert "no NAT: 40/40 echo replies saw the sender's own address" in out
     assert "pod addresses: 4/4 pods carry the address others reach them at" in out
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
-    assert suite.get("failures") == "0" and int(suite.get("tests")) == 44
+    assert suite.get("failures") == "0" and int(suite.get("tests")) == 64
 
     code, data = probe(lab)
-    assert code == 0 and data["ok"] and data["summary"]["as_expected"] == 40
+    assert code == 0 and data["ok"] and data["summary"]["as_expected"] == 60
     recs = {(r["source"], r["destination"], r["protocol"]): r for r in data["probes"]}
     # TTLs as in the network model: 64 on one bridge, 62 across nodes (two routers).
     assert recs[("fedora-1", "fedora-3", "icmp")]["ttl"] == 64
@@ -76,9 +76,9 @@ def test_interface_down_fails_exactly_the_probes_to_and_from_that_pod(labs, tmp_
     everyone = {r["source"] for r in data["probes"]} | {r["destination"] for r in data["probes"]}
     expected = {(r["source"], r["destination"], r["protocol"], r["port"]) for r in data["probes"]
                 if "fedora-2" in (r["source"], r["destination"])}
-    assert bad == expected and len(expected) == 2 * (3 + 3 + 2)
+    assert bad == expected and len(expected) == 3 * (3 + 3 + 2)
     assert everyone - {"fedora-2"}  # the others still answer each other
-    assert data["summary"]["as_expected"] == 40 - len(expected)
+    assert data["summary"]["as_expected"] == 60 - len(expected)
     suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
     assert int(suite.get("failures")) == len(expected)
 
@@ -294,7 +294,7 @@ def test_a_probe_waits_its_turn_on_the_machines_neighbour_table(labs):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     data = json.loads(out)
-    assert data["ok"] and data["summary"]["as_expected"] == 40
+    assert data["ok"] and data["summary"]["as_expected"] == 60
     assert data["neighbour_table"]["turn_wait_s"] >= turns.QUIET_FOR
     assert data["neighbour_table"]["table_fulls"] == 0
 

@@ -44,8 +44,12 @@ def test_default_matrix_is_every_ordered_pod_pair_and_node_to_pod():
     assert len(icmp) == 4 * 3 + 2 * 4
     # The echo server's default port, from every other pod and every node.
     assert keys(probes, "tcp") == {(a, b, "tcp", 8080) for (a, b, _, _) in want}
-    assert not keys(probes, "udp")
+    # And its UDP twin, where the same server answers every datagram with the client address it saw
+    # (the matrix left it out: `probe --proto udp` probed nothing, though the help says UDP is probed there).
+    assert keys(probes, "udp") == {(a, b, "udp", 8080) for (a, b, _, _) in want}
+    assert all(p.echo for p in probes if p.proto == "udp")
     assert all(p.expected and p.reason == "default" for p in probes)
+    assert keys(build_matrix(lab(), protos=["udp"])) == keys(probes, "udp")
 
 
 def test_declared_ports_tcp_and_udp_from_everyone_else():
@@ -218,9 +222,26 @@ def test_echo_ports_and_probe_ports():
     assert echo_ports(f2) == {(5353, "UDP")}
     assert probe_ports(f2) == [(53, "tcp", False), (5353, "udp", True)]
     f1 = dns_lab().pod("fedora-1")
-    # The default echo server also answers UDP on 8080 (its TCP port's twin); the default matrix
-    # probes declared ports only, so 8080/UDP is there for expect: entries and for people.
-    assert echo_ports(f1) == {(8080, "TCP"), (8080, "UDP")} and probe_ports(f1) == [(8080, "tcp", True)]
+    # The default echo server also answers UDP on 8080 (its TCP port's twin), and is probed there.
+    assert echo_ports(f1) == {(8080, "TCP"), (8080, "UDP")}
+    assert probe_ports(f1) == [(8080, "tcp", True), (8080, "udp", True)]
+
+
+def test_declared_tcp_ports_of_an_echo_container_are_probed_over_udp_too():
+    """services.yaml's web pods declare 8080/TCP: their echo server listens on 8080/UDP as well (`ss -lun`
+    there lists it), so UDP is probed there; a port another container declares UDP-only is left to it, and
+    a command container's TCP port gets no twin (its own server need not listen on UDP)."""
+    from netlab.probe.matrix import probe_ports
+
+    pods = [dict(p) for p in DEMO["pods"]]
+    pods[0]["containers"] = [{"name": "http", "ports": [{"containerPort": 8080, "protocol": "TCP"},
+                                                       {"containerPort": 9000, "protocol": "TCP"}]},
+                             {"name": "own", "command": ["sleep", "infinity"],
+                              "ports": [{"containerPort": 9000, "protocol": "UDP"},
+                                        {"containerPort": 7000, "protocol": "TCP"}]}]
+    f1 = lab(pods=pods).pod("fedora-1")
+    assert probe_ports(f1) == [(8080, "tcp", True), (9000, "tcp", True), (7000, "tcp", False),
+                               (8080, "udp", True)]
 
 
 def test_expect_udp_to_a_port_without_echo_server():
