@@ -156,8 +156,10 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
         for c in pod.containers:
             st, pid, code, restarts, old, last = states[(pod.name, c.name)]
             old_netns |= old
-            served = [(p.container_port, p.protocol) for p in c.ports] or \
-                (echo_ports(pod.containers, c) if not c.command else [])
+            # What listens: an echo container's ports with each TCP port's UDP twin (as `ss -ltun` in the pod
+            # lists them), declared or the default 8080; a command container's declared ports.
+            served = echo_ports(pod.containers, c) if not c.command else \
+                [(p.container_port, p.protocol) for p in c.ports]
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
                                             ports=tuple(f"{port}/{protocol}" for port, protocol in served),

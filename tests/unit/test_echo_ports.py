@@ -5,6 +5,9 @@ from __future__ import annotations
 from netlab.model.topology import Container
 from netlab.workload.echo import classify, head_complete, http_response
 from netlab.model.echo_ports import echo_ports
+from netlab.model.lab import ECHO_CONTAINER
+
+ECHO_NAME = ECHO_CONTAINER.name
 
 
 def c(name: str, *ports: tuple[int, str], command: list[str] | None = None) -> Container:
@@ -34,6 +37,27 @@ def test_a_twin_another_container_of_the_pod_declares_is_left_to_it():
     # A port-less echo server holds 8080/UDP: another container's 8080/TCP does not take it.
     default, other = c("main"), c("x", (8080, "TCP"))
     assert echo_ports([default, other], other) == [(8080, "TCP")]
+
+
+def test_get_pods_lists_what_listens_the_udp_twin_of_a_declared_tcp_port_too():
+    """`get pods -o json` listed 8080/TCP and 8080/UDP for a pod without containers but only 8080/TCP for
+    services.yaml's web pods, whose echo server listens on 8080/UDP as well (`ss -lun` there): an echo
+    container's ports are what its server listens on; a command container's are its declared ones."""
+    from netlab.api import views
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+    from netlab.realize.state import LabState
+
+    topo = {"name": "g", "nodes": [{"name": "n1"}],
+            "pods": [{"name": "bare", "node": "n1"},
+                     {"name": "web", "node": "n1", "containers": [
+                         {"name": "http", "ports": [{"containerPort": 8080, "protocol": "TCP"}]},
+                         {"name": "own", "command": ["sleep", "infinity"],
+                          "ports": [{"containerPort": 9000, "protocol": "TCP"}]}]}]}
+    lab = resolve(Topology.model_validate(topo))
+    ports = {(p.name, c.name): c.ports for p in views.pods(LabState("g"), lab) for c in p.containers}
+    assert ports == {("bare", ECHO_NAME): ("8080/TCP", "8080/UDP"), ("web", "http"): ("8080/TCP", "8080/UDP"),
+                     ("web", "own"): ("9000/TCP",)}
 
 
 def test_classify_waits_for_a_full_first_line():
