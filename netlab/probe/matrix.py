@@ -175,6 +175,20 @@ def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:
     return out
 
 
+def nothing_to_probe(lab: "Lab", protos: Iterable[str]) -> str:
+    """Why a run of ``protos`` holds no probe, in one line: a run that checks nothing passed nothing (it said
+    "0/0 probes as expected" and exit 0)."""
+    chosen = [p for p in ORDER if p in set(protos)]
+    if not lab.pods:
+        why = f"lab {lab.name} has no pods"
+    else:
+        served = {proto for pod in lab.pods for _, proto, _ in probe_ports(pod)}
+        why = "; ".join(f"no pod serves a {proto.upper()} port" + (
+            " netlab's echo server listens on (UDP is probed only there and at the cluster DNS: another "
+            "server's silence proves nothing)" if proto == "udp" else "") for proto in chosen if proto not in served)
+    return f"nothing to probe in lab {lab.name} with --proto {','.join(chosen)}: {why or 'no probe was built'}"
+
+
 def asks_dns(pod: "PodInfo", port: int | None, protocol: str) -> bool:
     """A probe to ``pod`` on this port asks a DNS question: the add-on's dnsmasq on 53/UDP or 53/TCP."""
     return port == DNS_PORT and protocol.upper() in ("UDP", "TCP") and is_addon_pod(pod.spec)

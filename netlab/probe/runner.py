@@ -28,7 +28,8 @@ from netlab.probe.early import Early, options_key
 from netlab.probe import agent
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
-from netlab.probe.matrix import ECHO_PORT, PROTOS, Probe, asks_dns, build_matrix, echo_ports, internet_host_names
+from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, asks_dns, build_matrix, echo_ports, internet_host_names,
+                                 nothing_to_probe)
 from netlab.probe.refused import Refusals
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
@@ -54,6 +55,8 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
         early = None
     plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
     probes = [as_nodeport(p, plan) for p in build_matrix(lab, protos, egress=services)] + plan.probes
+    if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
+        raise UsageError(nothing_to_probe(lab, protos))
     missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
     runnable = [p for p in probes if p.source.netns not in missing]
     dists = [d for d in plan.distributions if d.probe.source.netns not in missing]
