@@ -131,7 +131,7 @@ class Distribution:
     session_affinity: str
     endpoints: Mapping[str, int]  # endpoint pod -> connections it served
     other_answers: Mapping[str, int]
-    no_reply: Mapping[str, int]
+    failed: Mapping[str, int]  # how the other connections failed: "refused", "timeout", ... -> connections
     min_per_endpoint: float | None
     as_expected: bool
     problems: tuple[str, ...]

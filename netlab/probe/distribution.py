@@ -20,7 +20,9 @@ from netlab.probe.services import Distribution
 class DistResult:
     dist: Distribution
     counts: dict[str, int]  # answering pod -> connections
-    failed: Counter  # outcome -> connections without a reply
+    # outcome -> connections that failed: "refused" (a TCP reset or ICMP port unreachable came back: a reply,
+    # but no echo server's), "timeout" (nothing came back), "unreachable", "error"
+    failed: Counter
     problems: list[str]
     elapsed: float = 0.0
 
@@ -36,8 +38,7 @@ class DistResult:
         d, t = self.dist, self.dist.target
         counts = ", ".join(f"{pod} {self.counts.get(pod, 0)}" for pod, _, _ in t.endpoints)
         extra = [f"{who} {n}" for who, n in self.counts.items() if who not in {p for p, _, _ in t.endpoints}]
-        if self.failed:
-            extra.append(f"no reply {sum(self.failed.values())}")
+        extra += [f"{why} {n}" for why, n in sorted(self.failed.items())]  # "refused 108": how the others failed
         counts = ", ".join([counts] + extra) if extra else counts
         if t.affinity:
             rule = "ClientIP affinity: all to one endpoint"
@@ -54,7 +55,7 @@ class DistResult:
                 "connections": d.connections, "session_affinity": "ClientIP" if t.affinity else "None",
                 "endpoints": {pod: self.counts.get(pod, 0) for pod, _, _ in t.endpoints},
                 "other_answers": {k: v for k, v in self.counts.items() if k not in {p for p, _, _ in t.endpoints}},
-                "no_reply": dict(self.failed), "min_per_endpoint": None if t.affinity else d.threshold,
+                "failed": dict(self.failed), "min_per_endpoint": None if t.affinity else d.threshold,
                 "as_expected": self.ok, "problems": list(self.problems)}
 
 
@@ -85,7 +86,7 @@ def judge_distribution(dist: Distribution, observations: list[Observation], time
     total = dist.connections
     if failed:
         how = ", ".join(f"{n} {why}" for why, n in sorted(failed.items()))
-        problems.append(f"{sum(failed.values())} of {total} connections got no reply ({how})")
+        problems.append(f"{sum(failed.values())} of {total} connections failed ({how})")
     if unknown:
         problems.append(f"{unknown} of {total} replies were not an echo reply")
     strangers = {k: v for k, v in counts.items() if k not in members}

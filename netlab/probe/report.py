@@ -133,7 +133,8 @@ def text(report: Report) -> str:
     lines = [f"lab {report.lab}: {what} (timeout {report.timeout:g} s)"]
     lines += matrix_text(report.results)
     if any(not r.ok for r in report.results):
-        lines.append("(X: no reply; !: not as expected, see below)")
+        # X is every probe that did not reach: a reset or an ICMP port unreachable is a reply, but a refusal
+        lines.append("(X: not reached: no reply, refused or unreachable; !: not as expected, see below)")
     if dists:
         lines.append("*** distribution (connections to each ClusterIP, counted per endpoint)")
         lines += [d.line() for d in dists]

@@ -68,6 +68,7 @@ def test_pod_down_fails_exactly_its_probes_in_words():
     out = render.text(rep)
     assert "fedora-1 -> fedora-2 icmp: expected reachable, no reply in 1 s" in out
     assert "X!" in out
+    assert "(X: not reached: no reply, refused or unreachable; !: not as expected, see below)" in out
     assert render.summary_line(rep) == f"{rep.as_expected}/{len(rep.results)} probes as expected"
 
 
@@ -188,7 +189,7 @@ def test_broken_service_fails_in_words_json_and_junit():
     assert not rep.ok and len(rep.dist_failures) == 1
     out = render.text(rep)
     assert "client -> svc/web 10.96.0.20:80/tcp (ClusterIP): expected reachable, no reply in 1 s" in out
-    assert ("svc/web tcp/80 distribution from client: 104 of 200 connections got no reply (104 timeout); "
+    assert ("svc/web tcp/80 distribution from client: 104 of 200 connections failed (104 timeout); "
             "web-2 served 0 of 200 connections, under half its fair share (50 of 100)") in out
     assert "client   -> X!" in out
     data = render.to_json(rep)

@@ -241,14 +241,14 @@ def test_no_distribution_without_echo_servers_says_so():
                  None) == []
 
 
-def dist_obs(counts: dict[str, int], client="10.244.0.3", failed=0, nat=0):
+def dist_obs(counts: dict[str, int], client="10.244.0.3", failed=0, nat=0, how="timeout"):
     out = []
     servers = {"web-1": "10.244.0.2:8080", "web-2": "10.244.1.2:8080"}
     for pod, n in counts.items():
         for i in range(n):
             seen = "10.244.0.0" if i < nat else client
             out.append(obs(pod, f"{seen}:{61000 + i}", servers[pod], local=f"{client}:{61000 + i}"))
-    out += [Observation(outcome="timeout")] * failed
+    out += [Observation(outcome=how)] * failed
     return out
 
 
@@ -262,14 +262,26 @@ def test_judge_distribution(plan):
     assert skew.problems == ["web-2 served 40 of 200 connections, under half its fair share (50 of 100)"]
     # A deleted DNAT rule: half the connections go nowhere.
     broken = judge_distribution(d["web"], dist_obs({"web-1": 96}, failed=104), 1.0)
-    assert broken.problems == ["104 of 200 connections got no reply (104 timeout)",
+    assert broken.problems == ["104 of 200 connections failed (104 timeout)",
                                "web-2 served 0 of 200 connections, under half its fair share (50 of 100)"]
-    assert "no reply 104" in broken.line() and broken.line().endswith("NOT AS EXPECTED")
+    assert "web-1 96, web-2 0, timeout 104 (" in broken.line() and broken.line().endswith("NOT AS EXPECTED")
     nat = judge_distribution(d["web"], dist_obs({"web-1": 100, "web-2": 100}, nat=3), 1.0)
     assert len(nat.problems) == 2 and all(p.startswith("3 of 200 replies: NAT: web-") for p in nat.problems)
     rec = broken.to_json()
-    assert rec["endpoints"] == {"web-1": 96, "web-2": 0} and rec["no_reply"] == {"timeout": 104}
+    assert rec["endpoints"] == {"web-1": 96, "web-2": 0} and rec["failed"] == {"timeout": 104}
     assert rec["as_expected"] is False and rec["min_per_endpoint"] == 50
+
+
+def test_a_distribution_whose_connections_were_refused_says_failed_not_no_reply(plan):
+    """An endpoint whose echo server is down answers each connection with a reset: that is a reply, and the
+    summary said "108 of 200 connections got no reply (108 refused)". It says they failed, and how, in the
+    problem, the line and JSON's ``failed`` alike."""
+    d = {x.target.service: x for x in plan.distributions}
+    res = judge_distribution(d["web"], dist_obs({"web-1": 92}, failed=108, how="refused"), 1.0)
+    assert res.problems[0] == "108 of 200 connections failed (108 refused)"
+    assert not any("no reply" in p for p in res.problems) and "no reply" not in res.line()
+    assert "web-1 92, web-2 0, refused 108 (" in res.line()
+    assert res.to_json()["failed"] == {"refused": 108} and "no_reply" not in res.to_json()
 
 
 def test_judge_distribution_with_client_ip_affinity(plan):
