@@ -27,7 +27,7 @@ from netlab.model.nodeports import health_checks
 from netlab.model.lab import PodInfo as ModelPod
 from netlab.model.topology import Service
 from netlab.plan.services import service_ports
-from netlab.realize.state import LabState
+from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
 from netlab.workload.exits import exit_codes
@@ -74,7 +74,7 @@ def refuse_replacing(loaded: Loaded, state: LabState | None, cli: bool = False) 
     clash = f"lab {state.lab} is up from {words(source_label(state))}, and {words(loaded.origin)} has the same name"
     if cli:
         raise UsageError(f"{clash}: it would replace that lab; rename it, or replace the running lab with "
-                         "`netlab up --reconfigure`")
+                         f"`{up_command(None, reconfigure=True)}`")  # the CLI's only way in here: no -t FILE
     raise UsageError(f"{clash}: it would replace that lab; give it another name (name=...), or pass "
                      "reconfigure=True to replace the running lab")
 

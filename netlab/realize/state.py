@@ -247,8 +247,9 @@ def check_source(state: LabState | None, source: str | None, reconfigure: bool) 
     # No file is saved for the built-in default nor for a dict given to the API (or the pytest plugin).
     running = display_path(old) if old is not None else "the built-in default or a dict (no file)"
     given = display_path(new) if new is not None else "the built-in default"  # the API says a dict its own way
+    # The way to replace it names the file given: a plain `up --reconfigure` would apply the built-in default.
     raise UsageError(f"lab {state.lab} is up from {running}, and {given} has the same name: it would replace "
-                     f"that lab; rename it, or replace the running lab with `netlab up --reconfigure`")
+                     f"that lab; rename it, or replace the running lab with `{up_command(new, reconfigure=True)}`")
 
 
 def up_command(source: str | None, reconfigure: bool = False) -> str:

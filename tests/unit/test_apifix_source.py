@@ -41,7 +41,8 @@ def test_the_cli_message_does_not_call_a_dict_lab_the_built_in_default():
     with pytest.raises(UsageError) as err:
         check_source(saved(two_node("fxed"), "fxed"), "/tmp/fxed.yaml", False)
     assert "is up from the built-in default or a dict (no file), and /tmp/fxed.yaml" in str(err.value)
-    assert "`netlab up --reconfigure`" in str(err.value)
+    # the way to replace the running lab names the file given: a plain `up --reconfigure` applies the built-in one
+    assert str(err.value).endswith("replace the running lab with `sudo netlab up -t /tmp/fxed.yaml --reconfigure`")
 
 
 @pytest.mark.parametrize("running,given,words", [
@@ -86,7 +87,7 @@ def test_the_cli_way_in_keeps_the_cli_message(monkeypatch, tmp_path):
     path.write_text(yaml.safe_dump(two_node("fxef")))
     monkeypatch.setattr(lab_mod.lifecycle, "up", lambda lab, source=None, **kw: check_source(running_state, source,
                                                                                               False))
-    with pytest.raises(UsageError, match="`netlab up --reconfigure`"):
+    with pytest.raises(UsageError, match=f"`sudo netlab up -t {path} --reconfigure`"):
         lab_mod.Lab.up_loaded(load(str(path)))
 
 
