@@ -10,7 +10,7 @@ from click.core import ParameterSource
 from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, exit_if_failed,
-                             lab_options, output_option, print_json, require_root)
+                             lab_from_env, lab_options, output_option, print_json, require_root)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
@@ -25,10 +25,12 @@ if TYPE_CHECKING:
 
 @cli.command()
 @click.option("-t", "--topology", metavar="FILE", type=TOPOLOGY_FILE, help=TOPOLOGY_HELP)
-@click.option("--lab", "lab_name", metavar="NAME", shell_complete=complete_labs,
+@click.option("--lab", "lab_name", metavar="NAME", envvar="NETLAB_LAB", show_envvar=True, callback=lab_from_env,
+              shell_complete=complete_labs,
               help="Instead of a file: converge the running lab NAME to its saved topology, what `status` "
                    "compares with (its file as last applied, with the impairments set since); also a lab made "
-                   "from a dict or the built-in default.")
+                   "from a dict or the built-in default. A NAME that is not up is refused, except 'demo': the "
+                   "built-in default lab is made. Default: $NETLAB_LAB (with neither: see above).")
 @WAIT_OPTION
 @click.option("--reconfigure", is_flag=True,
               help="Replace a running lab of the same name that was brought up from another file.")
@@ -58,6 +60,14 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     running lab without its file: it converges the lab to the topology
     `status` compares with.
 
+    Which lab, without -t FILE: --lab NAME, else $NETLAB_LAB, else the only
+    lab that is up (what `netlab break` broke: plain `up` repairs it), else the
+    built-in default lab 'demo' (when no lab is up, or 'demo' is). With several
+    labs up, none of them 'demo', plain `up` is refused: `up --lab NAME`
+    repairs one, `up --lab demo` makes the built-in lab. --reconfigure and
+    --watch apply a file: -t FILE, else the built-in default (they take no
+    --lab NAME, nor $NETLAB_LAB).
+
     \b
     Then, for example:
       sudo ip netns exec demo-fedora-1 ping -c1 10.244.1.3    # TTL 62: two routers
@@ -73,18 +83,12 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
                                  "loop that restarts containers and checks the lab)")
     if watch and output == "json":  # -o json is one document, printed once a command is done; a watch never is
         asked = click.get_current_context().meta.get(FORMAT_KEY, "json")
+        given = f" -t {display_path(topology)}" if topology is not None else ""
         raise api.UsageError(f"--watch writes one text line per action until Ctrl-C: it takes no -o {asked} "
-                             f"(`netlab up -o {asked}` gives up's result, then run --watch)")
-    if lab_name is None:
-        loaded = api.load(topology)
-        require_root()
-    else:
-        clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure), ("--watch", watch)) if given]
-        if clash:
-            raise api.UsageError(f"--lab NAME converges a running lab to its own saved topology: it takes no "
-                                 f"{' or '.join(clash)} (give -t FILE to apply a file)")
-        require_root()
-        loaded = api.load_running(lab_name)
+                             f"(`netlab up{given} -o {asked}` gives up's result, then run --watch)")
+    loaded, said = _load_for_up(topology, lab_name, reconfigure, watch)
+    if said and output != "json":
+        click.echo(said)
     if watch:
         _watch(loaded, reconfigure, restart_backoff, resync)
         return
@@ -130,6 +134,45 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     exit_if_failed(result.failed)
 
 
+def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool,
+                 watch: bool) -> tuple[Loaded, str]:
+    """What `up` applies: the file -t FILE; the saved topology of the lab that --lab NAME or $NETLAB_LAB names
+    (the built-in default when that is its name, 'demo', and it is not up); with neither, the built-in default,
+    or the only lab up when that is another (realize.state.plain_up_lab), with a line that says so."""
+    from netlab.realize.state import LAB_ENV, check_lab_name, load_state, lost_state, not_up, plain_up_lab
+
+    if lab_name is None:
+        loaded = api.load(topology)
+        require_root()
+        if topology is not None or reconfigure or watch:  # --reconfigure, --watch: of a file, or the built-in one
+            return loaded, ""
+        default = loaded.lab.name
+        only = plain_up_lab(default)
+        if only is None:
+            return loaded, ""
+        # Not the built-in lab plain `up` made before: the lab `netlab break` broke, whose repair it teaches.
+        return api.load_running(only), (f"no -t FILE nor --lab: lab {only}, the only lab up, converges to its saved "
+                                        f"topology (`sudo netlab up --lab {default}` makes the built-in default lab)")
+    from_env = click.get_current_context().get_parameter_source("lab_name") is ParameterSource.ENVIRONMENT
+    named = f"--lab NAME ($NETLAB_LAB={lab_name})" if from_env else "--lab NAME"
+    clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure), ("--watch", watch)) if given]
+    if clash:
+        raise api.UsageError(f"{named} converges a running lab to its own saved topology: it takes no "
+                             f"{' or '.join(clash)} (give -t FILE to apply a file)")
+    lab_name = check_lab_name(lab_name.strip(), LAB_ENV) if from_env else check_lab_name(lab_name)
+    require_root()
+    if load_state(lab_name) is not None:
+        return api.load_running(lab_name), ""
+    default = api.load(None)
+    if lab_name == default.lab.name:  # `up --lab demo`: the built-in default lab, made as a plain `up` makes it
+        return default, ""
+    lost = lost_state(lab_name)
+    if lost is not None:  # running without its state: only `down --force` knows what it made
+        raise lost
+    raise not_up(lab_name, " (named by $NETLAB_LAB)" if from_env else "",
+                 "; `sudo netlab up -t FILE` brings it up from a file")
+
+
 def fixed_words(fixed: list[str]) -> list[str]:
     """up's actions counted by what they were: containers started, files written, objects added or repaired."""
     started = sum(1 for line in fixed if line.startswith(("started container", "restarted container")))
@@ -151,9 +194,11 @@ def _watch(loaded: Loaded, reconfigure: bool, backoff: float, resync: float) -> 
 
     from netlab.api.watch import watch
     from netlab.errors import UsageError
+    from netlab.realize.state import up_command
 
-    if reconfigure:
-        raise UsageError("--watch applies the file as it is: run `netlab up --reconfigure` first, then --watch")
+    if reconfigure:  # the file given, replacing the running lab: then watched
+        raise UsageError(f"--watch applies the file as it is: run `{up_command(loaded.source, reconfigure=True)}` "
+                         "first, then --watch")
 
     def log(line: str) -> None:
         sys.stdout.write(f"{time.strftime('%H:%M:%S')} {line}\n")

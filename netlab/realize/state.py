@@ -282,10 +282,30 @@ def running_lab(name: str) -> LabState:
         lost = lost_state(name)
         if lost is not None:
             raise lost
-        labs = known_labs()
-        hint = f" (labs up: {', '.join(labs)})" if labs else ""
-        raise UsageError(f"lab {name!r} is not up{hint}")
+        raise not_up(name)
     return st
+
+
+def not_up(name: str, why: str = "", then: str = "") -> UsageError:
+    """The error of a command asked for the lab ``name`` that is not up: the labs that are (``why``: where its
+    name came from; ``then``: what to do)."""
+    labs = known_labs()
+    hint = f" (labs up: {', '.join(labs)})" if labs else ""
+    return UsageError(f"lab {name!r}{why} is not up{hint}{then}")
+
+
+def plain_up_lab(default: str) -> str | None:
+    """The lab a plain `up` (no -t FILE, --lab nor $NETLAB_LAB) converges to its saved topology: the only lab
+    that is up, as for every command (what `netlab break` broke), unless it is ``default``, the built-in lab's
+    name; None for the built-in default lab, as on a fresh machine: no lab is up, or ``default`` is (among
+    others too). Several others: a usage error saying what to type, for either."""
+    labs = known_labs()
+    if not labs or default in labs:
+        return None
+    if len(labs) > 1:
+        raise UsageError(f"several labs are up ({', '.join(labs)}); repair one with `sudo netlab up --lab NAME`, "
+                         f"or make the built-in default lab with `sudo netlab up --lab {default}`")
+    return labs[0]
 
 
 def select_lab(lab_name: str | None, topology: str | None) -> LabState:

@@ -1,0 +1,167 @@
+"""Which lab `netlab up` acts on without -t FILE: --lab NAME, else $NETLAB_LAB, else the only lab up (what `netlab
+break` broke, whose repair is taught as plain `sudo netlab up`), else the built-in default lab 'demo' (no lab up,
+or 'demo' up: `up` on a fresh machine). A plain `up` with $NETLAB_LAB set built 'demo' and left the lab it named
+broken. And the refusal of another file with a running lab's name names that file in the command it says.
+
+No root: the labs are saved states in a private state directory, and `Lab.up_loaded` is replaced by one that
+records what it was given. The real thing, on a real lab: tests/integration/test_up_lab_select.py."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+from cli_inprocess import run_cli
+
+from helpers import two_node_topology
+from netlab.api import results as R
+from netlab.api.topology import load
+from netlab.errors import UsageError
+from netlab.realize.state import LabState, check_source
+
+DEFAULT = "demo"  # the built-in default topology's name
+
+
+@pytest.fixture
+def applied(state_root, monkeypatch):
+    """What `up` applied, one (lab, origin, source) each run; nothing touches the kernel."""
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    runs: list[tuple[str, str, str | None]] = []
+
+    def up_loaded(cls, loaded, **kw):
+        runs.append((loaded.lab.name, loaded.origin, loaded.source))
+        result = R.UpResult(lab=loaded.lab.name, changed=False, created_netns=(), removed_netns=(), fixed=(),
+                            operations=0, warnings=(), failed=())
+        return types.SimpleNamespace(last_up=result, model=loaded.lab)
+
+    def watch(source, lab_name, *args, **kw):  # never the real watcher: it would bring the lab up on this machine
+        runs.append((lab_name, "watched", source))
+
+    monkeypatch.setattr("netlab.api.Lab.up_loaded", classmethod(up_loaded))
+    monkeypatch.setattr("netlab.api.watch.watch", watch)
+    return runs
+
+
+def running(tmp_path, name: str, from_file: bool = True) -> str | None:
+    """Save the state of lab ``name`` that is up, from a file of its own (its path), or the built-in default."""
+    path = None
+    if from_file:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(two_node_topology(name))
+    loaded = load(None if path is None else str(path), None if path is not None else name)
+    LabState(lab=name, topology=loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True),
+             source=None if path is None else str(path), phase="up").save()
+    return None if path is None else str(path)
+
+
+def test_netlab_lab_names_the_lab_a_plain_up_repairs(applied, tmp_path, monkeypatch):
+    """The defect: `up` with $NETLAB_LAB set made the built-in lab 'demo' (exit 0) beside the broken lab."""
+    running(tmp_path, "qx1a")
+    running(tmp_path, "qx1b")
+    monkeypatch.setenv("NETLAB_LAB", "qx1a")
+    got = run_cli("up")
+    assert got.returncode == 0 and got.stderr == "", got
+    assert applied == [("qx1a", "lab qx1a's saved topology", str(tmp_path / "qx1a.yaml"))]
+    assert got.stdout == "lab qx1a is up and matches its topology; nothing to change\n"
+    # --lab on the command line wins over $NETLAB_LAB, and -t FILE picks the lab instead of either
+    assert run_cli("up", "--lab", "qx1b").returncode == 0 and applied[-1][0] == "qx1b"
+    file = tmp_path / "other.yaml"
+    file.write_text(two_node_topology("qx1c"))
+    assert run_cli("up", "-t", str(file)).returncode == 0 and applied[-1] == ("qx1c", str(file), str(file))
+
+
+@pytest.mark.parametrize("env", [True, False])
+def test_a_lab_that_is_not_up_is_refused_in_one_line(applied, tmp_path, monkeypatch, env):
+    running(tmp_path, "qx1a")
+    if env:
+        monkeypatch.setenv("NETLAB_LAB", "qx1z")
+    got = run_cli("up") if env else run_cli("up", "--lab", "qx1z")
+    named = " (named by $NETLAB_LAB)" if env else ""
+    assert got.returncode == 2 and got.stdout == "" and applied == [], got
+    assert got.stderr == (f"netlab: lab 'qx1z'{named} is not up (labs up: qx1a); `sudo netlab up -t FILE` brings it "
+                          "up from a file\n")
+
+
+def test_netlab_lab_is_checked_as_a_name(applied, monkeypatch):
+    monkeypatch.setenv("NETLAB_LAB", "../etc")
+    got = run_cli("up")
+    assert got.returncode == 2 and got.stderr.startswith("netlab: NETLAB_LAB ") and applied == [], got
+
+
+def test_the_built_in_lab_by_name_is_made_when_it_is_not_up(applied, tmp_path, monkeypatch):
+    """`up --lab demo` ($NETLAB_LAB=demo): the built-in default lab, as plain `up` makes it, when it is not up; the
+    way to make it beside another lab, which a plain `up` now repairs."""
+    running(tmp_path, "qx1a")
+    monkeypatch.setenv("NETLAB_LAB", DEFAULT)
+    assert run_cli("up").returncode == 0 and applied == [(DEFAULT, "built-in default", None)]
+
+
+def test_a_plain_up_makes_or_converges_the_built_in_lab_as_before(applied, tmp_path):
+    """No lab up: the README's first command makes 'demo'; 'demo' up (beside others too): converged from the
+    built-in default as before (its impairments set back to the file's, unlike --lab)."""
+    assert run_cli("up").returncode == 0
+    running(tmp_path, DEFAULT, from_file=False)
+    running(tmp_path, "qx1a")
+    got = run_cli("up")
+    assert got.returncode == 0 and got.stdout.startswith(f"lab {DEFAULT} is up"), got
+    assert applied == [(DEFAULT, "built-in default", None)] * 2
+
+
+def test_a_plain_up_repairs_the_only_lab_up_and_says_so(applied, tmp_path):
+    """README: with neither --lab nor $NETLAB_LAB, a command acts on the only lab up; `break` teaches `sudo netlab
+    up` as the repair. The line says which lab, and how to make the built-in one instead."""
+    source = running(tmp_path, "qx1a")
+    got = run_cli("up")
+    assert got.returncode == 0 and got.stderr == "", got
+    assert applied == [("qx1a", "lab qx1a's saved topology", source)]
+    assert got.stdout.splitlines()[0] == ("no -t FILE nor --lab: lab qx1a, the only lab up, converges to its saved "
+                                          f"topology (`sudo netlab up --lab {DEFAULT}` makes the built-in default "
+                                          "lab)")
+    js = run_cli("up", "-o", "json")  # one JSON document: the line is the text's only
+    assert js.returncode == 0 and json.loads(js.stdout)["lab"] == "qx1a", js
+
+
+def test_a_plain_up_with_several_other_labs_up_is_refused_saying_what_to_type(applied, tmp_path):
+    running(tmp_path, "qx1a")
+    running(tmp_path, "qx1b")
+    got = run_cli("up")
+    assert got.returncode == 2 and got.stdout == "" and applied == [], got
+    assert got.stderr == ("netlab: several labs are up (qx1a, qx1b); repair one with `sudo netlab up --lab NAME`, "
+                          f"or make the built-in default lab with `sudo netlab up --lab {DEFAULT}`\n")
+
+
+@pytest.mark.parametrize("flag", ["--reconfigure", "--watch"])
+def test_reconfigure_and_watch_apply_a_file_not_the_lab_netlab_lab_names(applied, tmp_path, monkeypatch, flag):
+    """They apply a file (-t FILE, else the built-in default): with $NETLAB_LAB set, refused naming it, where they
+    went on with the built-in lab; without it, the built-in default as before (also beside another lab)."""
+    running(tmp_path, "qx1a")
+    monkeypatch.setenv("NETLAB_LAB", "qx1a")
+    got = run_cli("up", flag)
+    assert got.returncode == 2 and applied == [], got
+    assert got.stderr.startswith(f"netlab: --lab NAME ($NETLAB_LAB=qx1a) converges a running lab to its own saved "
+                                 f"topology: it takes no {flag}"), got
+    monkeypatch.delenv("NETLAB_LAB")
+    assert run_cli("up", flag).returncode == 0
+    assert applied == [(DEFAULT, "built-in default" if flag == "--reconfigure" else "watched", None)]
+
+
+def test_the_reconfigure_hint_names_the_file_given(applied, tmp_path, monkeypatch):
+    """`up -t a2.yaml` of a lab up from a.yaml: the refusal's command replaced the lab with the built-in default
+    when typed as printed (`netlab up --reconfigure`); it names a2.yaml."""
+    source = running(tmp_path, "qx1a")
+    state = LabState(lab="qx1a", source=source, phase="up")
+    given = str(tmp_path / "a2.yaml")
+    with pytest.raises(UsageError) as err:
+        check_source(state, given, reconfigure=False)
+    assert str(err.value).endswith(f"replace the running lab with `sudo netlab up -t {given} --reconfigure`")
+
+
+def test_the_watchers_reconfigure_hint_names_the_file_given(applied, tmp_path, monkeypatch):
+    """`up -t F --watch --reconfigure`: run the replacing `up` first, of F (it said `netlab up --reconfigure`)."""
+    file = tmp_path / "w.yaml"
+    file.write_text(two_node_topology("qx1w"))
+    got = run_cli("up", "-t", str(file), "--watch", "--reconfigure")
+    assert got.returncode == 2 and got.stderr == (f"netlab: --watch applies the file as it is: run `sudo netlab up -t "
+                                                  f"{file} --reconfigure` first, then --watch\n"), got
