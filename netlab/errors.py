@@ -108,9 +108,11 @@ class NetnsGone(FileNotFoundError, UsageError):
 
     exit_code = EXIT_INVALID_INPUT
 
-    def __init__(self, netns: str, path: str):
+    def __init__(self, netns: str, path: str, lab: str | None = None):
         super().__init__(errno.ENOENT, f"namespace {netns} does not exist", path)
         self.netns = netns
+        self.lab = lab  # the lab's name, where the raiser knows it: the status it names is that lab's
 
     def __str__(self) -> str:
-        return f"namespace {self.netns} does not exist; is the lab up? (`sudo netlab status`)"
+        status = f"sudo netlab status --lab {self.lab}" if self.lab else "sudo netlab status"
+        return f"namespace {self.netns} does not exist; is the lab up? (`{status}`)"

@@ -40,7 +40,7 @@ class Target:
         try:
             net_fd = os.open(netns_path(self.netns), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # `ip netns del`: said as every command says it (netlab.errors.NetnsGone)
-            raise NetnsGone(self.netns, netns_path(self.netns)) from None
+            raise NetnsGone(self.netns, netns_path(self.netns), self.lab) from None
         uts_fd = None
         try:
             if self.uts is not None:
@@ -96,19 +96,20 @@ def cannot_run(program: str, exc: OSError | ValueError) -> tuple[int, str]:
     return 126, f"netlab: {program[:80]}: cannot execute: {why}"
 
 
-def open_log(path: str, pod: str, container: str) -> BinaryIO:
+def open_log(path: str, pod: str, container: str, lab: str) -> BinaryIO:
     """A container's log, open for reading: UsageError when there is none yet, or when something else (a
     directory, a FIFO, a symlink) stands where netlab writes it, which is never read nor waited for."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise UsageError(f"no log for {pod}/{container} yet (was it started? `sudo netlab status`)") from None
+        raise UsageError(f"no log for {pod}/{container} yet (was it started? `sudo netlab status --lab {lab}`)"
+                         ) from None
     except OSError as exc:  # ELOOP: a symlink
         raise UsageError(f"the log of {pod}/{container} cannot be read: {path}: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UsageError(f"the log of {pod}/{container} is not a file ({path} was replaced); `sudo netlab up` "
-                         "starts the container again with a new one")
+        raise UsageError(f"the log of {pod}/{container} is not a file ({path} was replaced); `sudo netlab up --lab "
+                         f"{lab}` starts the container again with a new one")
     return os.fdopen(fd, "rb")
 
 

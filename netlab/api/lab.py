@@ -373,7 +373,7 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
         return
     for ns in namespaces:
         if not is_netns_mount(ns):
-            raise NetnsGone(ns, netns_path(ns))
+            raise NetnsGone(ns, netns_path(ns), model.name)
 
 
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:

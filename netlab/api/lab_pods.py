@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 from netlab.api import results as R
 from netlab.api.args import check_int, method
 from netlab.api.jsonio import from_json
-from netlab.errors import UsageError
+from netlab.errors import NetnsGone, UsageError
 from netlab.trace.sections import section_names
 
 if TYPE_CHECKING:
@@ -70,7 +70,11 @@ class PodActions:
                 f"lab {self.name} attaches its pods with netlab's builtin wiring (network.cni: builtin)"
                 if self.model.cni == "builtin" else f"{name} is not a pod"))
         kernel_sections = None if sections is None else [s for s in sections if s not in ("cni", "files")]
-        data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
+        try:
+            data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
+        except NetnsGone as exc:  # deleted since it was looked up: the status it names is this lab's
+            exc.lab = self.name
+            raise
         if (sections is None or "files" in sections) and is_node:
             data["files"] = {path: {"kept": kept, "content": text}
                              for path, (kept, text) in flannel_files.read(self.name, name).items()}
@@ -158,7 +162,7 @@ class PodActions:
             with method("lab.logs"):
                 check_int("tail", tail)
         chosen, path = log_file(self.model, pod, container)
-        with open_log(path, pod, chosen) as fh:
+        with open_log(path, pod, chosen, self.name) as fh:
             data = fh.read()
         text = data.decode(errors="replace")
         if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1

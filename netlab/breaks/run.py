@@ -75,7 +75,8 @@ def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) ->
     except KernelError as exc:
         if exc.code in GONE or exc.code == errno.EEXIST:  # the object is not as the plan says: broken already?
             raise ApplyFailed(f"break {result.scenario}: {exc}: the lab is not as planned (broken already?); "
-                              f"`sudo netlab status` shows how, `{repair_command(result.lab)}` repairs it") from None
+                              f"`sudo netlab status --lab {result.lab}` shows how, "
+                              f"`{repair_command(result.lab)}` repairs it") from None
         raise ApplyFailed(f"break {result.scenario}: {exc}; `{repair_command(result.lab)}` puts back what was done"
                           ) from None
     finally:
@@ -91,7 +92,7 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
         stopped = stop_pod(state, lab.pod(action.args[0]))
         if not stopped:
             raise ApplyFailed(f"pod {action.args[0]} runs no container to stop (is it down already? "
-                              f"`sudo netlab status`)")
+                              f"`sudo netlab status --lab {lab.name}`)")
         return [f"stopped container {c}" for c in stopped]
     if action.kind == "conntrack-stale":
         from netlab.kernel import conntrack

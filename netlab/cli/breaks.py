@@ -86,7 +86,9 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     for line in result.done:
         click.echo(f"  {line}")
     click.echo(f"expect: {s.symptom}")
-    click.echo(f"investigate: sudo netlab {' '.join(('probe',) + s.probe)}; sudo netlab trace SRC DST; "
+    # Each command names the lab: typed as printed it is this lab's, whatever other lab is up.
+    named = f"--lab {result.lab}"
+    click.echo(f"investigate: sudo netlab {' '.join(('probe', named) + s.probe)}; sudo netlab trace {named} SRC DST; "
                f"repair: {repair_command(result.lab)}")
 
 
@@ -117,7 +119,7 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     name = api.selected_name(lab_name, topology)
     assert name is not None
     if qz.load(name) is not None:
-        raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer SCENARIO")
+        raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer --lab {name} SCENARIO")
     from netlab.realize.state import running_lab
 
     lab = running_lab(name).resolved()
@@ -125,8 +127,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     s = qz.pick(lab, seed)
     result = break_lab(name, s.name)
     qz.record(name, s.name, result.target, seed)
-    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: netlab probe, netlab trace, "
-               f"netlab inspect, ip ...; then: sudo netlab quiz answer SCENARIO (netlab break --list)")
+    click.echo(f"lab {name} is broken (quiz seed {seed}). Find what is wrong: netlab probe --lab {name}, netlab trace "
+               f"--lab {name}, netlab inspect --lab {name}, ip ...; then: sudo netlab quiz answer --lab {name} "
+               "SCENARIO (netlab break --list)")
 
 
 @quiz.command("answer")
@@ -144,7 +147,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     assert name is not None
     open_quiz = qz.load(name)
     if open_quiz is None:
-        raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz")
+        raise UsageError(f"lab {name} has no open quiz; start one with: sudo netlab quiz --lab {name}")
     if catalogue.scenario(scenario) is None:
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     state = running_lab(name)
@@ -170,7 +173,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     for line in fault:
         click.echo(f"    {line}")
     click.echo(f"  the lesson: {s.lesson}")
-    click.echo(f"the trace that shows it: netlab trace {check.src} {check.dst}{flags}")
+    click.echo(f"the trace that shows it: netlab trace --lab {name} {check.src} {check.dst}{flags}")
     click.echo(render_text(result), nl=False)
     click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
     if not right:

@@ -44,7 +44,8 @@ def _netns_of(lab: Any, name: str) -> str:
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} "
                          f"(it has: {', '.join(names[:15])}{', ...' if len(names) > 15 else ''}, underlay)")
     if not nsmod.is_netns_mount(netns):
-        raise UsageError(f"namespace {netns} does not exist; is lab {lab.name} up? (`sudo netlab status`)")
+        raise UsageError(f"namespace {netns} does not exist; is lab {lab.name} up? "
+                         f"(`sudo netlab status --lab {lab.name}`)")
     return netns
 
 
@@ -385,13 +386,13 @@ def render_inspect(d: dict[str, Any]) -> str:
     if "nftables" in d:
         keys = list(d["nftables"]) or [f"{family} {table}" for family, table in NFT_TABLES]
         nft_lines = ([f"(cannot read: {unreadable['nftables']})"] if "nftables" in unreadable
-                     else nftables_lines(d["nftables"], ns))
+                     else nftables_lines(d["nftables"], ns, d["lab"]))
         section("nftables (the lab's tables, as nft lists them)",
                 "; ".join(f"ip netns exec {ns} nft list table {key}" for key in keys), nft_lines)
     if "conntrack" in d:
-        section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"]))
+        section("conntrack", f"ip netns exec {ns} conntrack -L", conntrack_lines(d["conntrack"], d["name"], d["lab"]))
     if "cni" in d:
-        section("CNI result (the plugins' answer to ADD)", f"sudo netlab cni log {d['name']}",
+        section("CNI result (the plugins' answer to ADD)", f"sudo netlab cni log --lab {d['lab']} {d['name']}",
                 json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: up writes it again)"])
     for path, f in (d.get("files") or {}).items():
         text = f["content"]
@@ -400,8 +401,9 @@ def render_inspect(d: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def nftables_lines(tables: dict[str, Any], ns: str) -> list[str]:
-    """Each table as nft lists it; one line when there is none, and how to count when no rule counts."""
+def nftables_lines(tables: dict[str, Any], ns: str, lab: str) -> list[str]:
+    """Each table as nft lists it; one line when there is none, and how to count when no rule counts (and the
+    `up` of lab ``lab`` that takes the counter out)."""
     if not tables:
         names = " or ".join(f"table {family} {table}" for family, table in NFT_TABLES)
         return [f"(no {names} here: kube-proxy writes it on the nodes of a lab in nftables mode; "
@@ -412,12 +414,14 @@ def nftables_lines(tables: dict[str, Any], ns: str) -> list[str]:
         # a Service's own chain (service-<hash>-ns/svc/proto/port) counts the new connections to that Service
         chain = next((c["name"] for c in t["chains"] if SERVICE_CHAIN.match(c["name"])), "services")
         lines.append(f"(kube-proxy writes no counters in nftables mode; to count what enters a chain: "
-                     f"ip netns exec {ns} nft insert rule {key} {chain} counter, and `netlab up` takes it out)")
+                     f"ip netns exec {ns} nft insert rule {key} {chain} counter, and `sudo netlab up --lab {lab}` "
+                     "takes it out)")
     return lines
 
 
-def conntrack_lines(ct: dict[str, Any], name: str) -> list[str]:
-    """The summary (entries by protocol, TCP state, NAT), then the entries when they were asked for."""
+def conntrack_lines(ct: dict[str, Any], name: str, lab: str) -> list[str]:
+    """The summary (entries by protocol, TCP state, NAT), then the entries when they were asked for (else the
+    command that lists them: of lab ``lab``, whatever other lab is up)."""
     if ct.get("error"):
         return [f"({ct['error']})"]
     if not ct["total"]:
@@ -428,7 +432,7 @@ def conntrack_lines(ct: dict[str, Any], name: str) -> list[str]:
     if ct["by_state"]:
         lines.append(f"tcp states: {counts(ct['by_state'])}")
     if ct.get("entries") is None:
-        lines.append(f"(every entry: netlab inspect {name} --section conntrack)")
+        lines.append(f"(every entry: netlab inspect --lab {lab} {name} --section conntrack)")
     else:
         lines += ct["entries"]
     return lines

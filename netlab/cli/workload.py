@@ -140,7 +140,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
         names = [c.name for c in next(p for p in model.pods if p.name == pod).containers]
         if len(names) > 1:
             click.echo(f"netlab: defaulted container {chosen!r} out of: {', '.join(names)}", err=True)
-    fh = open_log(path, pod, chosen)
+    fh = open_log(path, pod, chosen, lab.name)
     out = sys.stdout.buffer
     with fh:
         data = fh.read()

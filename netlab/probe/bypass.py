@@ -30,7 +30,7 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
                        f"net.bridge.bridge-nf-call-iptables is 0, so its bridge switches their frames without "
                        f"iptables, past the policies' rules (fix: ip netns exec {node.netns} sysctl -w "
                        f"net.bridge.bridge-nf-call-iptables=1, or {repair_command(lab.name)}; see: sudo netlab "
-                       f"trace {src} {dst}{how})")
+                       f"trace --lab {lab.name} {src} {dst}{how})")
     return out
 
 

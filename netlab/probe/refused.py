@@ -24,9 +24,10 @@ from netlab.probe.tasks import Observation
 
 
 class Refusals:
-    """The sockets of each refusing namespace, read once a run."""
+    """The sockets of each refusing namespace, read once a run (of the lab ``lab``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
         self.read: dict[tuple[str, str], list[Bound] | None] = {}
 
     def explain(self, p: Probe, obs: Observation) -> None:
@@ -46,7 +47,7 @@ class Refusals:
                 self.read[key] = None
         sockets = self.read[key]
         if sockets is not None:
-            obs.detail = f"{obs.detail or 'connection refused'}: {words(p, sockets)}"
+            obs.detail = f"{obs.detail or 'connection refused'}: {words(p, sockets, self.lab)}"
 
 
 def ss_command(netns: str, proto: str) -> str:
@@ -64,8 +65,9 @@ def on_the_port(sockets: list[Bound], port: int, address: str) -> tuple[str, str
     return ("takes" if any(s.takes(address) for s in there) else "elsewhere"), bound
 
 
-def words(p: Probe, sockets: list[Bound]) -> str:
-    """What the destination's ``sockets`` say of the probe's port."""
+def words(p: Probe, sockets: list[Bound], lab: str) -> str:
+    """What the destination's ``sockets`` say of the probe's port (and the trace of lab ``lab`` that shows where a
+    refusal came from)."""
     dst, proto, port = p.destination, p.proto, p.port or 0
     show = ss_command(dst.netns, proto)
     kind, bound = on_the_port(sockets, port, dst.addr)
@@ -75,4 +77,5 @@ def words(p: Probe, sockets: list[Bound]) -> str:
     if kind == "elsewhere":
         return f"{proto} port {port} in {dst.netns} is bound to {bound} only, not to {dst.addr} ({show})"
     return (f"{proto} port {port} has a socket in {dst.netns} ({bound}): a rule on the way or in its own firewall "
-            f"refused the probe (netlab trace {p.source.name} {dst.name} --proto {proto} --port {port} shows where)")
+            f"refused the probe (netlab trace --lab {lab} {p.source.name} {dst.name} --proto {proto} --port {port} "
+            "shows where)")

@@ -64,7 +64,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     out, heard = _send(lab, runnable, timeout, arp, budget, dists, workers, early)
     results: list[Result] = []
     obs_by_probe = {id(p): out.obs.get(i) for i, p in enumerate(runnable)}
-    refusals = Refusals()
+    refusals = Refusals(lab.name)
     for p in probes:
         if p.source.netns in missing:
             obs = Observation(outcome="error", detail=f"namespace {p.source.netns} does not exist")
@@ -135,7 +135,7 @@ def run_probes(lab: Lab, probes: list[Probe], timeout: float = 1.0) -> list[Resu
         raise EnvironmentNotReady(f"lab {lab.name} is not up (no namespace {lab.underlay_netns}); "
                                   f"start it with `sudo netlab up -t FILE`")
     out, heard = _send(lab, probes, timeout, "real")
-    refusals = Refusals()
+    refusals = Refusals(lab.name)
     return [_result(p, out.obs.get(i) or Observation(outcome="skipped", detail="no result from the agent"),
                     timeout, out, heard, refusals) for i, p in enumerate(probes)]
 

@@ -267,12 +267,13 @@ def repair_up(name: str, source: str | None) -> str:
 
 
 def repair_command(name: str) -> str:
-    """The `up` that repairs the running lab ``name`` (plain `sudo netlab up` when its state is unreadable)."""
+    """The `up` that repairs the running lab ``name`` (`up --lab NAME` when its state is unreadable: that lab,
+    whatever other lab is up, and the one line that says what is wrong with its state)."""
     try:
         st = load_state(name)
     except NetlabError:
         st = None
-    return repair_up(name, st.source) if st is not None else up_command(None)
+    return repair_up(name, st.source if st is not None else None)
 
 
 def running_lab(name: str) -> LabState:

@@ -76,21 +76,22 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     missing = [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
     if missing:
         raise UsageError(f"namespace {missing[0]} of lab {lab.name} does not exist; is the lab up? "
-                         "(`sudo netlab status`)")
+                         f"(`sudo netlab status --lab {lab.name}`)")
 
     step(0)
     try:
         return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport, repair)
-    except NetnsGone:  # a namespace deleted (ip netns del, netlab down) since it was looked at: said as always
+    except NetnsGone as exc:  # a namespace deleted (ip netns del, netlab down) since it was looked at: said as always
+        exc.lab = lab.name
         raise
     except FileNotFoundError as exc:  # the same, met elsewhere than in entering it: which one is gone
         path = str(exc.filename or "")
         gone = [os.path.basename(path)] if os.path.dirname(path) == NETNS_DIR else \
             [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
         if gone:
-            raise NetnsGone(gone[0], nsmod.netns_path(gone[0])) from None
+            raise NetnsGone(gone[0], nsmod.netns_path(gone[0]), lab.name) from None
         raise UsageError(f"{exc.filename or 'a file'} vanished during the trace: is lab {lab.name} being "
-                         "taken down? (`sudo netlab status`)") from None
+                         f"taken down? (`sudo netlab status --lab {lab.name}`)") from None
 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
@@ -176,13 +177,13 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
     losses = _losses(lab, lm)
-    fverdict = _impaired(losses, _firewall(kernel, explain(fwd), fwd.hops), fwd.hops, lab.name)
+    fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops), fwd.hops, lab.name)
     bverdict: Verdict | None = None
     if back is not None and not sent.reply and not_arrived(fwd):
         back = None  # the request never reached the destination: no reply left it, and there is no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = _impaired(losses, _firewall(kernel, explain(back), back.hops), back.hops, lab.name)
+        bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops), back.hops, lab.name)
         if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:

@@ -147,7 +147,8 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
         lb = load_balancer_ips(lab).get((svc.namespace, svc.name))
         if lb is None:
             raise UsageError(f"Service {name} has no address on the internet (only a LoadBalancer has one); trace "
-                             f"to a node and its nodePort instead: netlab trace {src.name} NODE --proto tcp --port N")
+                             f"to a node and its nodePort instead: netlab trace --lab {lab.name} {src.name} NODE "
+                             "--proto tcp --port N")
         ip = str(lb)
     ref = lab.service_ref(svc)
     return Endpoint(f"svc/{ref}", "service", ip, None, port=(chosen.port if chosen else port),

@@ -70,7 +70,7 @@ class Verdict:
     never_sent: bool = False  # a reply that never left the destination (no server, an ICMP error instead)
 
 
-def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
+def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     """Where the packet disappeared and why.
 
     The why is the kernel's: the first row with a problem after the last row
@@ -84,7 +84,8 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
     row not seen after the last one seen. A row that doomed the packet
     although it travelled on (a node that did not DNAT a Service packet: it
     then goes where the ClusterIP leads, nowhere) is blamed before anything
-    after it.
+    after it. ``lab``: the lab's name, for the commands the pointer names (with
+    --lab, they work whatever other lab is up).
     """
     hops = hops if hops is not None else w.hops
     observable = [i for i, h in enumerate(hops) if h.seen is not None]
@@ -133,9 +134,10 @@ def explain(w: Walk, hops: list[Hop] | None = None) -> Verdict:
     who = h.where.split()[-1]
     # A problem row further on is past the place where the packet vanished: the answers up to here are right.
     upto = " up to there" if problems else ""
+    named = f" --lab {lab}" if lab else ""
     return Verdict(False, lost, f"{where}never on {h.netns} {h.device}; the kernel's route, ARP and FDB answers"
-                                f"{upto} look right, so look at the firewall: netlab inspect {who} (iptables "
-                                f"counters) or netlab capture {who}:{h.device}")
+                                f"{upto} look right, so look at the firewall: netlab inspect{named} {who} (iptables "
+                                f"counters) or netlab capture{named} {who}:{h.device}")
 
 
 def _place(h: Hop) -> tuple[str, str, str]:

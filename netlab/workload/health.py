@@ -93,8 +93,8 @@ def drift(lab: Lab) -> list[str]:
     for c in checks:
         got = answer.health.get(c.key)
         if got is None:
-            out.append(f"kube-proxy: {c.what()} is not served; `sudo netlab up` serves it")
+            out.append(f"kube-proxy: {c.what()} is not served; `sudo netlab up --lab {lab.name}` serves it")
         elif got != (c.port, c.status, c.local):
             out.append(f"kube-proxy: {c.what()} answers {got[1]} with localEndpoints {got[2]} on port {got[0]}, "
-                       f"want {c.status} with {c.local}; `sudo netlab up` sets it")
+                       f"want {c.status} with {c.local}; `sudo netlab up --lab {lab.name}` sets it")
     return out

@@ -416,16 +416,17 @@ def drift(lab: Lab, state: LabState) -> list[str]:
                 out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}")
             elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name), pod.netns):
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
-                           f"{crec.get('pid')}); `sudo netlab up` stops it and starts it in the pod's new one")
+                           f"{crec.get('pid')}); `sudo netlab up --lab {lab.name}` stops it and starts it in the "
+                           "pod's new one")
             elif state_letter is None:
                 gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
-                           f"see `netlab logs {pod.name} -c {c.name}`")
+                           f"see `netlab logs --lab {lab.name} {pod.name} -c {c.name}`")
             elif state_letter == "T":
                 out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
-                           f"`sudo netlab up` restarts it")
+                           f"`sudo netlab up --lab {lab.name}` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
-                out.append(f"containers: {where} runs an old command; `sudo netlab up` restarts it")
+                out.append(f"containers: {where} runs an old command; `sudo netlab up --lab {lab.name}` restarts it")
     # How the command containers exited, asked once. One that completed and that its pod does not restart is
     # done, as it should be (policy.py); one that its pod never restarts stays as it is, said so.
     codes = exits.exit_codes(lab.name, {cid: g[2] for cid, g in gone.items() if g[3].command})
@@ -435,7 +436,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         how = "exited (" if code is None else "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
         kept = "" if restart != "Never" else f"; {policy.LEFT_EXITED}"
         out[i] = "" if policy.completed(restart, code) else \
-            f"containers: {where} {how}pid {crec.get('pid')}); see `netlab logs {pod_name} -c {cname}`{kept}"
+            f"containers: {where} {how}pid {crec.get('pid')}); " \
+            f"see `netlab logs --lab {lab.name} {pod_name} -c {cname}`{kept}"
     return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab)
 
 

@@ -155,7 +155,8 @@ def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
             with pytest.raises(NetnsGone) as err:
                 call()
             assert isinstance(err.value, UsageError) and err.value.exit_code == 2
-            assert str(err.value) == f"namespace {name}-b does not exist; is the lab up? (`sudo netlab status`)"
+            assert str(err.value) == (f"namespace {name}-b does not exist; is the lab up? "
+                                      f"(`sudo netlab status --lab {name}`)")  # that lab's, whatever else is up
         lab.repair()
 
 

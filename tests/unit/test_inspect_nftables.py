@@ -170,6 +170,7 @@ def test_without_counters_the_text_says_how_to_count():
                                 "ip netns exec x-node-1 nft insert rule ip kube-proxy service-")
     chain = lines[-1].split(" insert rule ip kube-proxy ")[1].split()[0]
     assert chain in {c["name"] for c in view()["chains"]} and "/" in chain  # a Service's own chain
+    assert lines[-1].endswith(" counter, and `sudo netlab up --lab x` takes it out)")  # this lab's up, named
 
 
 def test_without_a_table_the_section_is_one_line():

@@ -63,6 +63,9 @@ def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
     assert isinstance(err, UsageError) and isinstance(err, FileNotFoundError) and isinstance(err, NetlabError)
     assert err.exit_code == 2
     assert str(err) == "namespace l-b does not exist; is the lab up? (`sudo netlab status`)"
+    # where the raiser knows the lab (every method of a Lab, the trace), the status it names is that lab's
+    assert str(NetnsGone("l-b", "/run/netns/l-b", "l")) == ("namespace l-b does not exist; is the lab up? "
+                                                           "(`sudo netlab status --lab l`)")
 
 
 class _NoEnter:

@@ -43,7 +43,7 @@ def kernel(monkeypatch):
 
 
 def explained(p, obs: Observation, r: refused.Refusals | None = None) -> str:
-    (r or refused.Refusals()).explain(p, obs)
+    (r or refused.Refusals("rf")).explain(p, obs)
     return obs.detail
 
 
@@ -54,8 +54,8 @@ def explained(p, obs: Observation, r: refused.Refusals | None = None) -> str:
     ([listens("::", family=socket.AF_INET6, v6only=True)], f"tcp port 9999 in rf-b is bound to [::]:9999 only, "
                                                              f"not to {B} (ip netns exec rf-b ss -ltn)"),
     ([listens("::", family=socket.AF_INET6)], "tcp port 9999 has a socket in rf-b (*:9999): a rule on the way or "
-                                              "in its own firewall refused the probe (netlab trace a b --proto tcp "
-                                              "--port 9999 shows where)"),
+                                              "in its own firewall refused the probe (netlab trace --lab rf a b "
+                                              "--proto tcp --port 9999 shows where)"),
 ])
 def test_the_words_follow_the_sockets_on_the_port(kernel, sockets, words):
     kernel["sockets"] = sockets
@@ -82,7 +82,7 @@ def test_nothing_is_read_for_what_was_not_a_failed_refusal(kernel):
 
 
 def test_one_dump_a_namespace_and_protocol_and_none_when_it_cannot_be_read(kernel):
-    r = refused.Refusals()
+    r = refused.Refusals("rf")
     for _ in range(3):
         explained(TCP, Observation(outcome="refused", detail="connection refused"), r)
     assert kernel["asked"] == [("rf-b", "tcp")]

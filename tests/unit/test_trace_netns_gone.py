@@ -36,7 +36,8 @@ def test_a_namespace_deleted_during_the_trace_is_netns_gone(deleted):
     with pytest.raises(NetnsGone) as err:
         trace_run.run(lab, "fedora-1", "fedora-2", progress=step)
     assert err.value.netns.startswith("trqgone-") and err.value.exit_code == EXIT_INVALID_INPUT
-    assert str(err.value) == f"namespace {err.value.netns} does not exist; is the lab up? (`sudo netlab status`)"
+    assert str(err.value) == (f"namespace {err.value.netns} does not exist; is the lab up? "
+                              "(`sudo netlab status --lab trqgone`)")  # that lab's, whatever other lab is up
     assert isinstance(err.value, FileNotFoundError) and err.value.filename == f"{NETNS_DIR}/{err.value.netns}"
 
 

@@ -67,8 +67,10 @@ def test_bad_targets(lab):
         resolve_target(lab, "svc/web", "tcp", 81, src)
     with pytest.raises(UsageError, match="only traces packets inside the lab"):
         resolve_target(lab, "8.8.8.8", None, None, src)
-    with pytest.raises(UsageError, match="Service web has no address on the internet"):
+    with pytest.raises(UsageError, match="Service web has no address on the internet") as err:
         resolve_target(lab, "svc/web", None, None, resolve_source(lab, "example"))
+    # the trace it says to run instead names the lab: typed as printed, it is this lab's whatever else is up
+    assert str(err.value).endswith(f"netlab trace --lab {lab.name} example NODE --proto tcp --port N")
 
 
 def test_capture_covers_the_whole_path(lab):

@@ -1,0 +1,103 @@
+"""The commands netlab prints for the user to type next name the lab (`--lab NAME`): typed as printed, they act on
+that lab whatever other lab is up. Without it they failed (exit 2, "several labs are up; pick one with --lab
+NAME") as soon as a second lab was up: `break`'s "investigate: sudo netlab probe; sudo netlab trace SRC DST",
+`quiz`'s "then: sudo netlab quiz answer SCENARIO", `inspect`'s "(every entry: netlab inspect NAME --section
+conntrack)", `status`'s "see `netlab logs POD -c C`", a trace's "look at the firewall: netlab inspect ...".
+
+No root: the kernel's answers are stubs. The integration tests check the same lines on real labs
+(test_cli_habits_live.py, test_exit_codes.py, test_probe.py, test_workload.py)."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+from cli_inprocess import run_cli
+
+from helpers import two_node_topology
+from netlab.breaks import catalogue
+from netlab.breaks.run import BreakResult
+from netlab.cli.trace import conntrack_lines
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize.state import LabState, repair_command
+from netlab.workload import lifecycle
+
+LAB = "qx1f"
+
+
+@pytest.fixture
+def rooted(state_root, monkeypatch):
+    """The break and quiz commands as root, on a lab whose kernel change is a stub."""
+    monkeypatch.delenv("NETLAB_LAB", raising=False)
+    monkeypatch.setattr("netlab.cli.breaks.require_root", lambda: None)
+    monkeypatch.setattr("netlab.breaks.run.break_lab",
+                        lambda lab, name, target=None, wait=60.0: BreakResult(lab, name, "minikube", ["a change"]))
+
+
+def test_break_names_the_lab_in_every_command_it_prints(rooted):
+    got = run_cli("break", "pod-mtu-too-big", "--lab", LAB)
+    assert got.returncode == 0, got
+    # the scenario's own probe flag (--mtu) kept after --lab; the repair names the lab too (its state unreadable
+    # here: `up --lab`, where it was a plain `sudo netlab up`, the built-in lab's)
+    assert got.stdout.splitlines()[-1] == (f"investigate: sudo netlab probe --lab {LAB} --mtu; sudo netlab trace "
+                                           f"--lab {LAB} SRC DST; repair: sudo netlab up --lab {LAB}")
+
+
+def test_the_repair_of_a_lab_whose_state_cannot_be_read_names_it(state_root):
+    assert repair_command(LAB) == f"sudo netlab up --lab {LAB}"
+
+
+def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
+    from netlab.breaks import quiz as qz
+
+    s = catalogue.scenario("vxlan-arp-missing")
+    monkeypatch.setattr(qz, "load", lambda name: None)
+    monkeypatch.setattr(qz, "pick", lambda lab, seed: s)
+    monkeypatch.setattr(qz, "record", lambda *a: None)
+    monkeypatch.setattr("netlab.realize.state.running_lab", lambda name: types.SimpleNamespace(resolved=lambda: None))
+    got = run_cli("quiz", "--lab", LAB, "--seed", "7")
+    assert got.returncode == 0, got
+    assert got.stdout == (f"lab {LAB} is broken (quiz seed 7). Find what is wrong: netlab probe --lab {LAB}, netlab "
+                          f"trace --lab {LAB}, netlab inspect --lab {LAB}, ip ...; then: sudo netlab quiz answer --lab "
+                          f"{LAB} SCENARIO (netlab break --list)\n")
+    monkeypatch.setattr(qz, "load", lambda name: {"scenario": s.name, "target": "minikube"})
+    again = run_cli("quiz", "--lab", LAB)
+    assert again.returncode == 2 and again.stderr == (f"netlab: lab {LAB} has a quiz open; answer it first: netlab "
+                                                      f"quiz answer --lab {LAB} SCENARIO\n"), again
+    monkeypatch.setattr(qz, "load", lambda name: None)
+    none = run_cli("quiz", "answer", "vxlan-arp-missing", "--lab", LAB)
+    assert none.returncode == 2 and none.stderr == (f"netlab: lab {LAB} has no open quiz; start one with: sudo "
+                                                    f"netlab quiz --lab {LAB}\n"), none
+
+
+def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
+    ct = {"total": 2, "by_protocol": {"tcp": 2}, "translated": 0, "by_state": {}, "entries": None}
+    assert conntrack_lines(ct, "minikube", LAB)[-1] == (f"(every entry: netlab inspect --lab {LAB} minikube "
+                                                        "--section conntrack)")
+
+
+@pytest.mark.parametrize("task, line", [
+    (None, "containers: pod fedora-1 container main exited (pid 4242); see `netlab logs --lab {lab} fedora-1 -c "
+           "main`"),
+    ("T", "containers: pod fedora-1 container main is stopped (pid 4242, by SIGSTOP or SIGTSTP); `sudo netlab up "
+          "--lab {lab}` restarts it"),
+])
+def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, task, line):
+    path = tmp_path / "t.yaml"
+    path.write_text(two_node_topology(LAB, pods_per_node=1))
+    lab = resolve(load_topology(str(path)))
+    pod, other = lab.pods[0], lab.pods[1]
+    argv = {pod.name: lifecycle.container_argv(pod, pod.containers[0]), other.name: ["an", "old", "command"]}
+    records = {"version": lifecycle.RECORD_VERSION,
+               "pods": {p.name: {"containers": {"main": {"pid": 4242, "start": 1, "argv": argv[p.name]}}}
+                        for p in lab.pods}}
+    state = LabState(lab=LAB, extra={lifecycle.RECORD: records})
+    monkeypatch.setattr(lifecycle, "uts_hostnames", lambda paths: {p.name: p.hostname for p in lab.pods})
+    monkeypatch.setattr(lifecycle, "task_of", lambda crec, netns: task if netns == pod.netns else "S")
+    monkeypatch.setattr(lifecycle, "in_old_sandbox", lambda *a: False)
+    monkeypatch.setattr(lifecycle.exits, "exit_codes", lambda *a: {})
+    monkeypatch.setattr(lifecycle.node_uts, "drift", lambda lab: [])
+    monkeypatch.setattr(lifecycle.health, "drift", lambda lab: [])
+    assert lifecycle.drift(lab, state) == [line.format(lab=LAB), f"containers: pod {other.name} container main runs "
+                                           f"an old command; `sudo netlab up --lab {LAB}` restarts it"]
