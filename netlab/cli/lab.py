@@ -154,9 +154,9 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool,
         return api.load_running(only), (f"no -t FILE nor --lab: lab {only}, the only lab up, converges to its saved "
                                         f"topology (`sudo netlab up --lab {default}` makes the built-in default lab)")
     from_env = click.get_current_context().get_parameter_source("lab_name") is ParameterSource.ENVIRONMENT
-    named = f"--lab NAME ($NETLAB_LAB={lab_name})" if from_env else "--lab NAME"
     clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure), ("--watch", watch)) if given]
     if clash:
+        named = f"--lab NAME ($NETLAB_LAB={check_lab_name(lab_name.strip(), LAB_ENV)})" if from_env else "--lab NAME"
         raise api.UsageError(f"{named} converges a running lab to its own saved topology: it takes no "
                              f"{' or '.join(clash)} (give -t FILE to apply a file)")
     lab_name = check_lab_name(lab_name.strip(), LAB_ENV) if from_env else check_lab_name(lab_name)

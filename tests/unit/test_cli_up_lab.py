@@ -84,10 +84,13 @@ def test_a_lab_that_is_not_up_is_refused_in_one_line(applied, tmp_path, monkeypa
                           "up from a file\n")
 
 
-def test_netlab_lab_is_checked_as_a_name(applied, monkeypatch):
-    monkeypatch.setenv("NETLAB_LAB", "../etc")
-    got = run_cli("up")
+@pytest.mark.parametrize("args", [(), ("--watch",)])
+def test_netlab_lab_is_checked_as_a_name(applied, monkeypatch, args):
+    """Before it is used, or said in a message (a newline in it would start a second line)."""
+    monkeypatch.setenv("NETLAB_LAB", "../e\ntc")
+    got = run_cli("up", *args)
     assert got.returncode == 2 and got.stderr.startswith("netlab: NETLAB_LAB ") and applied == [], got
+    assert got.stderr.count("\n") == 1, got
 
 
 def test_the_built_in_lab_by_name_is_made_when_it_is_not_up(applied, tmp_path, monkeypatch):
