@@ -422,7 +422,8 @@ def test_a_one_node_lab_breaks_and_quizzes_as_the_catalogue_says(tmp_path):
         picked = quiz.pick(model, 5).name
         ans = netlab("quiz", "answer", "vxlan-arp-missing", "--lab", name, check=False)
         assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stderr
-        assert "netlab trace n1 b" in ans.stdout and "bridge port" in ans.stdout and "repaired" in ans.stdout
+        assert f"netlab trace --lab {name} n1 b" in ans.stdout and "bridge port" in ans.stdout
+        assert "repaired" in ans.stdout
         assert netlab("status", "--lab", name, check=False).returncode == 0
         try:
             netlab("break", "bridge-port-down", "--lab", name, "--target", "b")

@@ -335,7 +335,7 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
                        (["exec", "--lab", lab, "b", "--", "true"], "is the lab up?")):
         proc = netlab(*args, check=False)
         assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
-        assert proc.stderr == f"netlab: {gone}; {hint} (`sudo netlab status`)\n"
+        assert proc.stderr == f"netlab: {gone}; {hint} (`sudo netlab status --lab {lab}`)\n"  # that lab's
 
 
 def test_down_during_a_probe_is_said_in_one_line(labs, monkeypatch):
