@@ -102,14 +102,16 @@ def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab
     ends, also when it fails (with ``--netlab-keep`` a failed test's labs stay
     up). Skips the test, with netlab doctor's reason, without root or when the
     machine lacks what the lab needs. A lab with a container that could not
-    start fails the call with up's line for it, the lab taken down.
+    start fails the call with up's line for it, the lab taken down. A
+    topology netlab refuses raises its error (TopologyError), which the test
+    may expect; at a marker's setup the same mistake fails it in one line.
     """
     registry = request.config.stash[REGISTRY]
     made: list[Lab] = []
 
     def factory(topology: TopologyInput = None, name: str | None = None, wait: float = 60.0) -> Lab:
         check_topology("netlab_factory", topology)
-        lab = registry.bring_up(_resolve_path(request, topology), name, wait)
+        lab = registry.bring_up(_resolve_path(request, topology), name, wait, raising=True)
         made.append(lab)
         _used_by(request.node, lab)
         return lab
@@ -208,15 +210,15 @@ class _Registry:
         self.kept: list[str] = []
         self.machine_ok: set[frozenset[str]] = set()
 
-    def bring_up(self, topology: TopologyInput, name: str | None, wait: float) -> Lab:
+    def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False) -> Lab:
         from netlab import doctor
         from netlab.api import Lab
         from netlab.errors import EnvironmentNotReady
         from netlab.pytest_topology import load
 
         # The topology first: a mistake in it is the test's, with or without root.
-        loaded = load(topology, name)
-        loaded = load(topology, unique_name(name or loaded.lab.name, loaded))
+        loaded = load(topology, name, raising)
+        loaded = load(topology, unique_name(name or loaded.lab.name, loaded), raising)
         if os.geteuid() != 0:
             pytest.skip(f"{SKIP_PREFIX}needs root: a lab is made of network namespaces (run pytest with sudo)")
         needs = frozenset(doctor.needs(loaded.lab))

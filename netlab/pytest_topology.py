@@ -80,15 +80,18 @@ def resolve_path(test_file: Path, rootdir: Path, topology: TopologyInput) -> Top
     fail(f"topology file {os.fspath(topology)!r} not found: looked at {places}")
 
 
-def load(topology: TopologyInput, name: str | None) -> Loaded:
+def load(topology: TopologyInput, name: str | None, raising: bool = False) -> Loaded:
     """The topology, loaded and checked; netlab's own errors (a topology it refuses, a bad ``name``) fail the
-    test with their lines, as ``netlab validate`` prints them."""
+    test with their lines, as ``netlab validate`` prints them. ``raising``: they are raised instead, for a test
+    that calls ``netlab_factory`` itself and may expect them (``pytest.raises(TopologyError)``)."""
     from netlab.api import load as api_load
     from netlab.errors import NetlabError
 
     try:
         return api_load(topology, name)
     except NetlabError as exc:  # a TopologyError has a line per problem
+        if raising:
+            raise
         said = str(exc)
     fail(said)  # outside the except block: no "during handling of the above exception"
 

@@ -18,7 +18,7 @@ import pytest
 from helpers import ip_json, lab_namespaces, netlab
 from netlab import Lab
 from netlab.api import to_json
-from netlab.errors import ApplyFailed, TopologyError, UsageError
+from netlab.errors import EnvironmentNotReady, OwnershipConflict, TopologyError, UsageError
 
 WEB = {
     "name": "apiweb",
@@ -177,14 +177,15 @@ def test_a_changed_dict_converges_the_running_lab(netlab_factory):
     assert lab.status().clean and lab.reach("a", "b").reachable
 
 
-def test_a_failed_up_is_apply_failed_and_leaves_nothing():
-    """A namespace with one of the lab's names that is not the lab's: refused, exit code 4, nothing made."""
+def test_a_name_taken_by_someone_else_stops_up_before_any_change_and_leaves_nothing():
+    """A namespace with one of the lab's names that is not the lab's: refused before any change (exit code 3,
+    the environment is not ready for the lab: nothing to roll back), nothing made."""
     name = f"ap{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", f"{name}-a"], check=True)  # someone else's, on purpose
     try:
-        with pytest.raises(ApplyFailed, match=f"{name}-a") as exc:
+        with pytest.raises(OwnershipConflict, match=f"{name}-a") as exc:
             Lab.up(SMALL, name=name)
-        assert exc.value.exit_code == 4
+        assert isinstance(exc.value, EnvironmentNotReady) and exc.value.exit_code == 3
         assert lab_namespaces(name) == [f"{name}-a"]  # only the stranger's, untouched
     finally:
         subprocess.run(["ip", "netns", "del", f"{name}-a"], check=True)

@@ -44,7 +44,7 @@ def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by
     names, files, server = lab_namespaces(lab), sorted(os.listdir(state_path(lab))), server_pid(lab)
     assert len(names) == 4 and server is not None and pin_mounts(lab)
     said = lost(lab, f"4 namespaces tagged as its remain ({', '.join(names[:3])} and 1 more)")
-    for command in (["down"], ["status"], ["get", "pods"], ["exec", "a"]):
+    for command in (["down"], ["status"], ["get", "pods"], ["up"], ["exec", "a"]):
         proc = netlab(*command, "--lab", lab, *(["--", "true"] if command[0] == "exec" else []), check=False)
         assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", said), (command, proc)
     listed = netlab("list")  # listed (it was not), with the way out
