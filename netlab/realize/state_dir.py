@@ -216,6 +216,11 @@ def forget(lab: str) -> None:
         return
     try:
         os.unlink(lock)
+    except FileNotFoundError:
+        pass  # a folder a run left without its lock goes all the same
+    except OSError:
+        return
+    try:
         os.rmdir(path)
     except OSError:
         pass

@@ -68,6 +68,13 @@ def test_forget_deletes_the_state_file_after_the_runs_files_and_before_the_lock(
     assert not folder.exists()
 
 
+def test_forget_removes_a_folder_that_has_no_lock(state_root):
+    LabState(lab=LAB).save()  # saved without LabLock: no lock file
+    assert "lock" not in os.listdir(state_root / LAB)
+    state_dir.forget(LAB)
+    assert not (state_root / LAB).exists()  # it stayed, empty, in /run/netlab
+
+
 def test_list_shows_a_lost_lab_with_the_way_out_and_not_a_folder_of_only_a_lock(state_root):
     from netlab.api.running import labs
 
