@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shlex
 from dataclasses import dataclass
 
 EXIT_CHECKS_FAILED = 1  # drift, unmet expectations
@@ -30,6 +31,15 @@ def display_path(path: str) -> str:
     if path.isprintable() and path == path.strip() and '"' not in path:
         return path
     return json.dumps(path)
+
+
+def command_path(path: str) -> str:
+    """A file name inside a command netlab prints for the user to type: quoted for the shell when it needs it
+    (``'/tmp/my lab.yaml'``), as is when plain; a name that is not printable text as :func:`display_path`
+    shows it (no command could carry it on one line anyway)."""
+    if not path.isprintable():
+        return display_path(path)
+    return shlex.quote(path)
 
 
 @dataclass(frozen=True)

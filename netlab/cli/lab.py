@@ -14,7 +14,7 @@ from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTI
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
-from netlab.errors import ChecksFailed, NetlabError, display_path
+from netlab.errors import ChecksFailed, NetlabError, command_path, display_path
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -83,7 +83,7 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
                                  "loop that restarts containers and checks the lab)")
     if watch and output == "json":  # -o json is one document, printed once a command is done; a watch never is
         asked = click.get_current_context().meta.get(FORMAT_KEY, "json")
-        given = f" -t {display_path(topology)}" if topology is not None else ""
+        given = f" -t {command_path(topology)}" if topology is not None else ""
         raise api.UsageError(f"--watch writes one text line per action until Ctrl-C: it takes no -o {asked} "
                              f"(`netlab up{given} -o {asked}` gives up's result, then run --watch)")
     loaded, said = _load_for_up(topology, lab_name, reconfigure, watch)

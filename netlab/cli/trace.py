@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import sys
 import time
@@ -18,7 +19,7 @@ from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, compl
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
 from netlab.cli.progress import progress_bar
-from netlab.errors import ChecksFailed, UsageError
+from netlab.errors import ChecksFailed, UsageError, command_path
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, NFT_TABLES, section_names, sections_wanted
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help; trace.capture
@@ -118,8 +119,9 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     check_output_file(pcap)
     check_output_file(write)
     if output == "png" and write is None and sys.stdout.isatty():
-        raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png "
-                         "or redirect it: netlab trace SRC DST -o png > path.png")
+        which = f" --lab {lab_name}" if lab_name else (f" -t {command_path(topology)}" if topology else "")
+        raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png or redirect it: "
+                         f"netlab trace{which} {shlex.quote(src)} {shlex.quote(dst)} -o png > path.png")
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     bar, progress = progress_bar(f"tracing {src} → {dst}")
@@ -259,14 +261,14 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
         print_json({"lab": lab.name, "netns": netns, "interface": iface, "frames": rows, "pcap": write,
                     "stopped": stopped, "elapsed_s": round(elapsed, 3)})
     if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why
-        click.echo(no_frames_line(netns, iface, stopped, elapsed), err=True)
+        click.echo(no_frames_line(netns, iface, stopped, elapsed, lab.name), err=True)
 
 
-def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float) -> str:
+def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: str) -> str:
     """What capture says when no frame crossed the interface: where, for how long, and why it stopped."""
     why = "stopped by Ctrl-C" if stopped == "interrupted" else "the timeout ran out"
     return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): nothing crossed the "
-            "interface; send something, e.g. netlab trace")
+            f"interface; send something, e.g. `netlab trace --lab {lab} SRC DST`")
 
 
 # --- inspect -----------------------------------------------------------------

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, display_path
+from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, command_path, display_path
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
                                      state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
@@ -255,7 +255,7 @@ def check_source(state: LabState | None, source: str | None, reconfigure: bool) 
 def up_command(source: str | None, reconfigure: bool = False) -> str:
     """The `up` that brings back the lab ``source`` made: with -t FILE when it came from a file (a plain `up`
     makes the built-in default lab, "demo", whatever lab the user meant)."""
-    cmd = f"sudo netlab up -t {display_path(source)}" if source else "sudo netlab up"
+    cmd = f"sudo netlab up -t {command_path(source)}" if source else "sudo netlab up"
     return cmd + " --reconfigure" if reconfigure else cmd
 
 

@@ -40,8 +40,9 @@ def test_ctrl_c_keeps_the_queued_frames_up_to_the_count_and_still_ends_the_captu
 def test_a_capture_of_no_frames_says_where_for_how_long_and_why_it_stopped(stopped, why):
     from netlab.cli.trace import no_frames_line
 
-    line = no_frames_line("lab-a", "eth0", stopped, 10.04)
+    line = no_frames_line("lab-a", "eth0", stopped, 10.04, "lab")
     assert line.startswith(f"netlab: 0 frames captured on lab-a eth0 in 10.0 s ({why}): ") and "\n" not in line
+    assert line.endswith("e.g. `netlab trace --lab lab SRC DST`")  # as typed, whatever other lab is up
 
 
 def test_a_dns_message_prints_as_tcpdump_words_it():

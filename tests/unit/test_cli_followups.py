@@ -101,3 +101,30 @@ def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, task, 
     monkeypatch.setattr(lifecycle.health, "drift", lambda lab: [])
     assert lifecycle.drift(lab, state) == [line.format(lab=LAB), f"containers: pod {other.name} container main runs "
                                            f"an old command; `sudo netlab up --lab {LAB}` restarts it"]
+
+
+def test_the_png_hint_is_the_trace_as_typed_with_its_lab_and_quoted_names():
+    """`trace -o png` to a terminal is refused with the command that redirects it: it said `netlab trace SRC DST
+    -o png > path.png`, without the lab. Refused before anything is read: a real terminal, no root needed."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, tty = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "netlab", "trace", "--lab", "x1", "a b", "c", "-o", "png"],
+                              stdout=tty, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, timeout=60)
+    finally:
+        os.close(tty)
+        os.close(main)
+    assert proc.returncode == 2 and proc.stderr.endswith(
+        "redirect it: netlab trace --lab x1 'a b' c -o png > path.png\n"), proc.stderr
+
+
+def test_an_up_command_quotes_a_file_name_the_shell_would_split():
+    from netlab.realize.state import repair_up, up_command
+
+    assert up_command("/tmp/my lab.yaml") == "sudo netlab up -t '/tmp/my lab.yaml'"
+    assert up_command("/tmp/a.yaml", reconfigure=True) == "sudo netlab up -t /tmp/a.yaml --reconfigure"
+    assert repair_up("x", "/tmp/a b.yaml") == "sudo netlab up -t '/tmp/a b.yaml'"
