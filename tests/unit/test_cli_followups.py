@@ -83,7 +83,7 @@ def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
     ("T", "containers: pod fedora-1 container main is stopped (pid 4242, by SIGSTOP or SIGTSTP); `sudo netlab up "
           "--lab {lab}` restarts it"),
 ])
-def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, task, line):
+def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_root, task, line):
     path = tmp_path / "t.yaml"
     path.write_text(two_node_topology(LAB, pods_per_node=1))
     lab = resolve(load_topology(str(path)))

@@ -39,7 +39,7 @@ def test_a_twin_another_container_of_the_pod_declares_is_left_to_it():
     assert echo_ports([default, other], other) == [(8080, "TCP")]
 
 
-def test_get_pods_lists_what_listens_the_udp_twin_of_a_declared_tcp_port_too():
+def test_get_pods_lists_what_listens_the_udp_twin_of_a_declared_tcp_port_too(state_root):
     """`get pods -o json` listed 8080/TCP and 8080/UDP for a pod without containers but only 8080/TCP for
     services.yaml's web pods, whose echo server listens on 8080/UDP as well (`ss -lun` there): an echo
     container's ports are what its server listens on; a command container's are its declared ones."""
