@@ -163,16 +163,21 @@ def probe_ports(pod: "PodInfo") -> list[tuple[int, str, bool]]:
     UDP twin of its TCP port: it answers every datagram there), and the cluster DNS's 53/UDP
     (asked a DNS question: :func:`asks_dns`). Declared ports first, then the twins."""
     echo = echo_ports(pod)
-    out = []
-    for port, protocol in pod.ports:
-        is_echo = (port, protocol) in echo
-        if protocol == "UDP" and not is_echo and not asks_dns(pod, port, protocol):
-            continue
-        out.append((port, protocol.lower(), is_echo))
+    silent = set(silent_udp_ports(pod))
+    out = [(port, protocol.lower(), (port, protocol) in echo) for port, protocol in pod.ports
+           if not (protocol == "UDP" and port in silent)]
     declared = set(pod.ports)
     out += [(port, "udp", True) for port, protocol in sorted(echo) if protocol == "UDP" and (port, protocol)
             not in declared]
     return out
+
+
+def silent_udp_ports(pod: "PodInfo") -> list[int]:
+    """The pod's declared UDP ports the matrix leaves out: its own command serves them, not netlab's echo server
+    nor the cluster DNS, and a silent UDP server cannot be told from a lost packet."""
+    echo = echo_ports(pod)
+    return [port for port, protocol in pod.ports
+            if protocol == "UDP" and (port, protocol) not in echo and not asks_dns(pod, port, protocol)]
 
 
 def nothing_to_probe(lab: "Lab", protos: Iterable[str]) -> str:

@@ -28,8 +28,8 @@ from netlab.probe.early import Early, options_key
 from netlab.probe import agent
 from netlab.probe.job import choose_arp, make_job
 from netlab.probe.judge import Report, Result, SelfCheck, judge
-from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, asks_dns, build_matrix, echo_ports, internet_host_names,
-                                 nothing_to_probe)
+from netlab.probe.matrix import (ECHO_PORT, PROTOS, Probe, build_matrix, internet_host_names,
+                                 nothing_to_probe, silent_udp_ports)
 from netlab.probe.refused import Refusals
 from netlab.probe.tasks import Job, Observation, Output
 from netlab.realize.state import load_state
@@ -232,15 +232,9 @@ def unprobed_notes(lab: Lab, protos: Iterable[str]) -> list[str]:
     """Declared UDP ports the matrix leaves out: no echo server there, and UDP silence proves nothing."""
     if "udp" not in set(protos):
         return []
-    out = []
-    for pod in lab.pods:
-        echo = echo_ports(pod)
-        for port, protocol in pod.ports:
-            if protocol == "UDP" and (port, protocol) not in echo and not asks_dns(pod, port, protocol):
-                out.append(f"{pod.name} udp/{port}: not probed: its own command serves it, not netlab's echo "
-                           f"server, and a silent UDP server cannot be told from a lost packet (TCP is probed "
-                           f"on every declared port: a connect is proof)")
-    return out
+    return [f"{pod.name} udp/{port}: not probed: its own command serves it, not netlab's echo server, and a "
+            f"silent UDP server cannot be told from a lost packet (TCP is probed on every declared port: a connect "
+            f"is proof)" for pod in lab.pods for port in silent_udp_ports(pod)]
 
 
 def _fork_agent(job: Job, limit: float, child: Child | None = None) -> Output:
