@@ -333,3 +333,22 @@ def test_expect_overrides_an_egress_probe_and_keeps_its_rules():
     # A node's connection to the internet is masqueraded by the gateway too.
     node = probes[("minikube", "example", "tcp", 8080)]
     assert node.rules and node.rules[0].allowed == ("203.0.113.1",) and node.echo is True
+
+
+def test_a_udp_port_a_command_serves_is_left_out_and_said_so():
+    """A declared UDP port that a pod's own command serves (not the echo server, not the cluster DNS) is not
+    probed, since its silence proves nothing; the run says so, for exactly those ports."""
+    from netlab.probe.runner import unprobed_notes
+
+    pods = [dict(p) for p in DEMO["pods"]]
+    pods[2]["containers"] = [{"name": "syslog", "command": ["sleep", "infinity"],
+                              "ports": [{"containerPort": 514, "protocol": "UDP"},
+                                        {"containerPort": 601, "protocol": "TCP"}]}]
+    mine = lab(pods=pods)
+    probes = build_matrix(mine)
+    assert {(p.proto, p.port) for p in probes if p.destination.name == "fedora-3" and p.proto != "icmp"} == \
+        {("tcp", 601)}
+    assert unprobed_notes(mine, ["udp"]) == [
+        "fedora-3 udp/514: not probed: its own command serves it, not netlab's echo server, and a silent UDP server "
+        "cannot be told from a lost packet (TCP is probed on every declared port: a connect is proof)"]
+    assert unprobed_notes(mine, ["tcp", "icmp"]) == []
