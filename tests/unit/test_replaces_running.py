@@ -45,4 +45,5 @@ def test_the_refusal_says_where_each_came_from_in_the_callers_words():
     with pytest.raises(UsageError) as cli:
         refuse_replacing(load(None, NAME), running(A_DICT), cli=True)
     assert str(cli.value) == (f"lab {NAME} is up from a dict, and the built-in default has the same name: it would "
-                              "replace that lab; rename it, or replace the running lab with `sudo netlab up --reconfigure`")
+                              "replace that lab; rename it, or replace the running lab with "
+                              "`sudo netlab up --reconfigure`")
