@@ -21,7 +21,7 @@ from typing import Any
 
 from netlab.kernel import netns as nsmod
 from netlab.model.files import Unreadable, read_regular
-from netlab.model.naming import ETC_NETNS
+from netlab.model.naming import ETC_NETNS, is_netns
 from netlab.realize import state as statemod, state_dir
 from netlab.realize.tags import remnants, tag_owner, tagged_namespaces
 
@@ -78,14 +78,26 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
         # No namespace left, yet a run's files are: its echo server may run on, its UTS pins stay mounted. A
         # stand-in that lists no namespace stops what the lab's folder names (the server by its socket, the pins'
         # tmpfs), then the folder goes.
-        out.append((_stand_in(lab, []), nsmod.make_tag(lab, "lost")))
+        # The pods' files under /etc/netns outlive their namespaces: those that say they are this lab's go too.
+        out.append((_stand_in(lab, [], files=_etc_netns_names(lab)), nsmod.make_tag(lab, "lost")))
     return out
 
 
-def _stand_in(lab: str, names: list[str]) -> statemod.LabState:
+def _stand_in(lab: str, names: list[str], files: list[str] | None = None) -> statemod.LabState:
+    """A state listing namespaces ``names`` and the pods' files of ``files`` (default: the same names) that
+    prove to be this lab's."""
     stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
-    stand_in.extra["services"] = _files_record(lab, names)
+    stand_in.extra["services"] = _files_record(lab, names if files is None else files)
     return stand_in
+
+
+def _etc_netns_names(lab: str) -> list[str]:
+    """Namespace names ``<lab>-*`` that have a folder under /etc/netns (whose files _files_record checks)."""
+    try:
+        entries = os.listdir(ETC_NETNS)
+    except OSError:
+        return []
+    return sorted(name for name in entries if name.startswith(lab + "-") and is_netns(name))
 
 
 def force_down(lab: str, teardown, tag_for) -> Any:

@@ -57,6 +57,7 @@ def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by
     out = netlab("down", "--lab", lab, "--force")
     assert out.stdout == f"lab {lab} is down (4 namespaces removed)\n", out
     assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab)) and not pin_mounts(lab)
+    assert not [d for d in os.listdir("/etc/netns") if d.startswith(f"{lab}-")]
     assert not running(server)  # the server is gone (a zombie till init reaps it)
 
 
@@ -79,6 +80,7 @@ def test_a_lost_lab_without_namespaces_still_has_its_server_and_pins_stopped_by_
     netlab("down", "--lab", lab, "--force")
     assert not os.path.exists(state_path(lab)) and not pin_mounts(lab)
     assert not running(server)
+    assert not [d for d in os.listdir("/etc/netns") if d.startswith(f"{lab}-")]  # the pods' files went too
 
 
 def test_down_of_a_lab_that_is_not_up_is_still_nothing_to_do(labs):
