@@ -139,7 +139,7 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool,
     """What `up` applies: the file -t FILE; the saved topology of the lab that --lab NAME or $NETLAB_LAB names
     (the built-in default when that is its name, 'demo', and it is not up); with neither, the built-in default,
     or the only lab up when that is another (realize.state.plain_up_lab), with a line that says so."""
-    from netlab.realize.state import LAB_ENV, check_lab_name, load_state, lost_state, not_up, plain_up_lab
+    from netlab.realize.state import LAB_ENV, check_lab_name, load_state, not_up, plain_up_lab
 
     if lab_name is None:
         loaded = api.load(topology)
@@ -166,9 +166,6 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool,
     default = api.load(None)
     if lab_name == default.lab.name:  # `up --lab demo`: the built-in default lab, made as a plain `up` makes it
         return default, ""
-    lost = lost_state(lab_name)
-    if lost is not None:  # running without its state: only `down --force` knows what it made
-        raise lost
     raise not_up(lab_name, " (named by $NETLAB_LAB)" if from_env else "",
                  "; `sudo netlab up -t FILE` brings it up from a file")
 

@@ -108,14 +108,18 @@ class LabState:
             raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None
 
 
+def force_down_hint(lab: str) -> str:
+    """The way out for a lab whose state cannot say what it made (corrupt, or lost)."""
+    return f"`sudo netlab down --lab {lab} --force` (it deletes only namespaces tagged as the lab's)"
+
+
 class StateCorrupt(EnvironmentNotReady):
     """A lab's state file is not a valid state of that lab: one line, and the way out."""
 
     def __init__(self, lab: str, path: str, why: str):
         self.lab = lab
         super().__init__(f"lab {lab}: its state file {path} is corrupt ({' '.join(why.split())}); "
-                         f"take the lab down anyway with `sudo netlab down --lab {lab} --force` "
-                         "(it deletes only namespaces tagged as the lab's)")
+                         f"take the lab down anyway with {force_down_hint(lab)}")
 
 
 class StateLost(EnvironmentNotReady):
@@ -132,8 +136,7 @@ class StateLost(EnvironmentNotReady):
         else:
             left = f"its folder {os.path.dirname(path)} holds what a run of it left ({', '.join(files)})"
         super().__init__(f"lab {lab} has no state file ({path}), yet {left}: its state was lost; take the lab down "
-                         f"with `sudo netlab down --lab {lab} --force` (it deletes only namespaces tagged as the "
-                         "lab's)")
+                         f"with {force_down_hint(lab)}")
 
 
 def lost_state(lab: str) -> StateLost | None:
@@ -280,16 +283,17 @@ def running_lab(name: str) -> LabState:
     """The saved state of a lab that is up; a usage error naming the labs up otherwise."""
     st = load_state(name)
     if st is None:
-        lost = lost_state(name)
-        if lost is not None:
-            raise lost
         raise not_up(name)
     return st
 
 
-def not_up(name: str, why: str = "", then: str = "") -> UsageError:
-    """The error of a command asked for the lab ``name`` that is not up: the labs that are (``why``: where its
-    name came from; ``then``: what to do)."""
+def not_up(name: str, why: str = "", then: str = "") -> UsageError | StateLost:
+    """The error of a command asked for the lab ``name``, which has no state: StateLost when what a run of it
+    made remains (:func:`lost_state`), else a usage error naming the labs that are up (``why``: where its name
+    came from; ``then``: what to do)."""
+    lost = lost_state(name)
+    if lost is not None:  # running without its state: only `down --force` knows what it made
+        return lost
     labs = known_labs()
     hint = f" (labs up: {', '.join(labs)})" if labs else ""
     return UsageError(f"lab {name!r}{why} is not up{hint}{then}")
