@@ -15,7 +15,8 @@ src/libnftables.c):
   talks through that socket. Interface names (``iif``/``oif`` by index) are
   looked up through a routing socket opened at the moment of the command. So
   the whole life of a context, from new to free, runs inside the namespace.
-- A context is cheap (~25 µs with its socket), and one made per command keeps
+- A context is cheap (~25 µs with its socket; the socket's close right after
+  a commit is not: kernel/nfclose.py takes it off the caller's path), and one made per command keeps
   nothing of a previous command (the library's cache of the ruleset is kept
   between commands of one context when the ruleset's generation has not
   changed).
@@ -36,6 +37,8 @@ from __future__ import annotations
 import ctypes
 import os
 import socket
+
+from netlab.kernel import nfclose
 
 SONAME = "libnftables.so.1"
 NFT_CTX_DEFAULT = 0
@@ -85,9 +88,13 @@ class _Context:
 
     def __init__(self, lib: ctypes.CDLL, flags: int = 0):
         self.lib = lib
+        before = nfclose.sockets()
         self.ptr = lib.nft_ctx_new(NFT_CTX_DEFAULT)
         if not self.ptr:
             raise OSError("nft_ctx_new failed")
+        # A second reference to the context's socket, so that its close in nft_ctx_free does not wait for the
+        # kernel's deferred frees (kernel/nfclose.py); None when the socket could not be told apart.
+        self.held = nfclose.hold(before, nfclose.sockets())
         lib.nft_ctx_buffer_output(self.ptr)
         lib.nft_ctx_buffer_error(self.ptr)
         if flags:
@@ -98,14 +105,18 @@ class _Context:
 
     def __exit__(self, *exc: object) -> None:
         self.lib.nft_ctx_free(self.ptr)
+        if self.held is not None:
+            nfclose.let_go(self.held)
 
     def result(self, rc: int) -> tuple[int, bytes, bytes]:
         return rc, self.lib.nft_ctx_get_output_buffer(self.ptr) or b"", self.lib.nft_ctx_get_error_buffer(self.ptr) or b""
 
 
 def _check_socket() -> None:
-    """Open and close a netfilter netlink socket here: the library would exit() where this raises OSError."""
-    socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER).close()
+    """Open a netfilter netlink socket here, where the library would exit() instead of this OSError; closed
+    on kernel/nfclose.py's thread (a close right after another node's commit waits for the kernel)."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER)
+    nfclose.let_go(sock.detach())
 
 
 def run_file(lib: ctypes.CDLL, path: str) -> tuple[int, bytes, bytes]:

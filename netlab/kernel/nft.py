@@ -15,8 +15,12 @@ partial sync on a node of 4,000 chains: ~13 ms instead of ~38 ms). The
 library keeps process-wide state, so one thread at a time is in it; a thread
 that finds it busy runs the ``nft`` program instead, on another core (a full
 sync of several nodes is CPU-bound parsing, and the nodes go side by side as
-before). Without the library (``libnftables1`` not installed), or with
-``NETLAB_NFT=process``, every call runs the ``nft`` program;
+before), unless both its transaction and the one in the library are small
+(SMALL: partial syncs), when it waits for its turn (up to SMALL_WAIT): one
+takes ~10 ms there, now that the context's socket is let go of on another
+thread (kernel/nfclose.py), against 25-40 ms for the program. Without the
+library (``libnftables1`` not installed), or with ``NETLAB_NFT=process``,
+every call runs the ``nft`` program;
 ``NETLAB_NFT=library`` waits for the library instead.
 
 A forked child (``status``'s readers, kernel/readns.py) has only the thread
@@ -40,7 +44,7 @@ import threading
 from typing import Callable, TypeVar
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import libnftables
+from netlab.kernel import libnftables, nfclose
 from netlab.kernel import netns as nsmod
 from netlab.kernel.child import write_all
 from netlab.kernel.netns import binary, run_in_netns
@@ -52,6 +56,9 @@ STDIN = "/dev/stdin"  # the input's name in nft's errors, as ``nft -f -`` prints
 NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9/\-_.]*")
 
 _library_lock = threading.Lock()  # libnftables 1.0.6 keeps process-wide state: one thread in it at a time
+_holder_small = False  # the thread in the library is writing a small transaction (the last one to take it was)
+SMALL = 64 << 10  # bytes: a partial sync (a full sync of 1,000 Services is 1.7 MB)
+SMALL_WAIT = 0.1  # s a small transaction waits at most for the library before it runs the program
 _library_busy_at_fork = False  # in a forked child: another thread was in the library when this process forked
 T = TypeVar("T")
 
@@ -72,7 +79,7 @@ class NftError(Exception):
 def run(netns: str, payload: str, label: str = "") -> None:
     """``nft -f`` in the namespace: one transaction, all of it or none."""
     what = f"nft -f{' (' + label + ')' if label else ''}"
-    lib = _take_library()
+    lib = _take_library(small=len(payload) <= SMALL)
     if lib is None:
         rc, err = _run_process(netns, payload, what)
     else:
@@ -91,7 +98,8 @@ def _run_library(lib: ctypes.CDLL, netns: str, payload: str) -> tuple[int, bytes
     try:
         write_all(fd, payload.encode())
         path = f"/proc/self/fd/{fd}"
-        rc, _, err = _inside(netns, "writing nftables rules", lambda: libnftables.run_file(lib, path))
+        with nfclose.closing_after():
+            rc, _, err = _inside(netns, "writing nftables rules", lambda: libnftables.run_file(lib, path))
     finally:
         os.close(fd)
     return rc, err.replace(f"{path}:".encode(), f"{STDIN}:".encode())
@@ -137,8 +145,9 @@ def _list(netns: str, family: str, table: str, json_output: bool) -> bytes | Non
         rc, out, err = _list_process(netns, family, table, json_output)
     else:
         try:
-            rc, out, err = _inside(netns, "reading nftables",
-                                   lambda: libnftables.run_command(lib, command, json=json_output))
+            with nfclose.closing_after():
+                rc, out, err = _inside(netns, "reading nftables",
+                                       lambda: libnftables.run_command(lib, command, json=json_output))
         finally:
             _library_lock.release()
     if rc != 0:
@@ -168,8 +177,10 @@ def mode() -> str:
     return choice
 
 
-def _take_library() -> ctypes.CDLL | None:
-    """libnftables, held by this thread (the caller releases ``_library_lock``), or None: run the program."""
+def _take_library(small: bool = False) -> ctypes.CDLL | None:
+    """libnftables, held by this thread (the caller releases ``_library_lock``), or None: run the program.
+    ``small``: a transaction of at most SMALL bytes, which waits for another small one in the library."""
+    global _holder_small
     choice = mode()
     if choice == "process" or _library_busy_at_fork:
         return None
@@ -181,9 +192,14 @@ def _take_library() -> ctypes.CDLL | None:
         return None
     if choice == "library" or not _have_program():
         _library_lock.acquire()
-        return lib
-    # Another thread is in the library: this node's transaction goes by the program, on another core.
-    return lib if _library_lock.acquire(blocking=False) else None
+    elif not _library_lock.acquire(blocking=False):
+        # Another thread is in the library. A small transaction behind a small one waits for it (the library
+        # holds one ~10 ms, the program takes 25-40 ms to start, read the table's cache and end); anything else
+        # goes by the program, on another core.
+        if not (small and _holder_small and _library_lock.acquire(timeout=SMALL_WAIT)):
+            return None
+    _holder_small = small
+    return lib
 
 
 def _have_program() -> bool:

@@ -12,6 +12,7 @@ and is reported on one line, in the same words.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from helpers import in_netns
-from netlab.kernel import nft
+from netlab.kernel import nfclose, nft
 from netlab.kernel.netns import create_netns, make_tag, remove_netns
 
 pytestmark = pytest.mark.root
@@ -126,6 +127,7 @@ def test_a_failing_transaction_changes_nothing_and_says_so_on_one_line(monkeypat
 def test_a_thread_that_finds_the_library_busy_writes_through_the_program(monkeypatch):
     """Unset NETLAB_NFT and another thread in the library: this write cannot wait for it, it runs nft."""
     monkeypatch.delenv(nft.ENV, raising=False)
+    monkeypatch.setattr(nft, "_holder_small", False)  # the thread in the library writes a whole table
     with scratch("n1") as (ns,):
         failures: list[BaseException] = []
 
@@ -165,3 +167,37 @@ def test_nodes_written_side_by_side(monkeypatch):
         assert not failures
         first = shape(kernel_view(names[0]))
         assert all(shape(kernel_view(ns)) == first for ns in names[1:])
+
+
+def test_the_librarys_socket_outlives_its_context_then_is_closed(monkeypatch):
+    """kernel/nfclose.py: the context's netfilter socket is held past nft_ctx_free (whose close would wait
+    for the kernel to free the flushed rules) and closed on another thread; none is left open after, and
+    the kernel holds each change."""
+    monkeypatch.setenv(nft.ENV, "library")
+    let_go: list[int] = []
+
+    def recorded(fd: int) -> None:
+        let_go.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    real = nfclose.let_go
+    monkeypatch.setattr(nfclose, "let_go", recorded)
+    def netfilter_sockets() -> set[tuple[int, int]]:
+        return {(fd, ino) for fd, ino in nfclose.sockets() if nfclose.is_netfilter(fd)}
+
+    before = netfilter_sockets()
+    with scratch("n1") as (ns,):
+        nft.run(ns, TABLE)
+        nft.run(ns, "flush chain ip nflib service-web\n")  # frees a rule and its anonymous map
+        assert nfclose.wait_closed()
+        assert netfilter_sockets() == before
+        assert census(kernel_view(ns)) == {"table": 1, "chain": 4, "map": 1, "rule": 3}
+        # The closing thread lives where the caller does, not in the node: no thread of this process stays
+        # in the node's namespace (it would keep it alive, and `down` stops the processes it finds there).
+        node = os.stat(f"/run/netns/{ns}").st_ino
+        assert nfclose._thread is not None and nfclose._thread.is_alive()
+        assert all(os.stat(f"/proc/self/task/{tid}/ns/net").st_ino != node for tid in os.listdir("/proc/self/task"))
+        assert os.stat(f"/proc/self/task/{nfclose._thread.native_id}/ns/net").st_ino == \
+            os.stat("/proc/thread-self/ns/net").st_ino
+    # Per run: the socket that checks one can be opened, and the context's own (held: told apart from others).
+    assert len(let_go) == 4 and len(set(let_go)) == 4

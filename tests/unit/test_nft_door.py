@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 
 import pytest
 
@@ -58,7 +59,8 @@ def test_the_library_when_it_loads_and_is_free(door):
 
 
 def test_the_program_when_the_library_is_busy_missing_or_not_wanted(door, monkeypatch):
-    with nft._library_lock:  # another thread is in the library
+    monkeypatch.setattr(nft, "_holder_small", False)  # another thread is in the library with a full sync
+    with nft._library_lock:
         nft.run("nfl-a", "add table ip t\n")
     monkeypatch.setenv(nft.ENV, "process")
     nft.run("nfl-a", "add table ip t\n")
@@ -202,3 +204,57 @@ def test_a_child_forked_while_another_thread_is_in_the_library_runs_the_program(
     door.ways.clear()
     nft.run("nfl-a", "add table ip t\n")
     assert door.ways[0] == "library"
+
+
+class WatchedLock:
+    """The library's lock, telling the test when a thread started to wait for it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if blocking:
+            self.waiting.set()
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+
+def test_a_small_transaction_waits_for_a_small_one_in_the_library(door, monkeypatch):
+    """A partial sync behind another partial sync takes its turn in the library (~10 ms each) rather than
+    start the program (25-40 ms); behind a full sync, or itself a full sync, it runs the program at once."""
+    lock = WatchedLock()
+    monkeypatch.setattr(nft, "_library_lock", lock)
+    monkeypatch.setattr(nft, "SMALL_WAIT", 60.0)
+    lock.acquire(blocking=False)  # another thread writes a small transaction
+    monkeypatch.setattr(nft, "_holder_small", True)
+    writer = threading.Thread(target=nft.run, args=("nfl-a", "add table ip t\n"))
+    writer.start()
+    assert lock.waiting.wait(10)  # it waits for its turn ...
+    assert door.ways == []
+    lock.release()
+    writer.join(10)
+    assert door.ways == ["library", "add table ip t\n"]  # ... and takes it
+    assert not lock.locked()
+
+    door.ways.clear()
+    big = "add table ip t\n" + "# a full sync\n" * (nft.SMALL // 14 + 1)
+    for holder_small, payload in ((True, big), (False, "add table ip t\n")):
+        lock.acquire(blocking=False)
+        monkeypatch.setattr(nft, "_holder_small", holder_small)
+        nft.run("nfl-a", payload)
+        lock.release()
+    assert door.ways == ["process", "process"]
+
+
+def test_a_small_transaction_that_waited_too_long_runs_the_program(door, monkeypatch):
+    monkeypatch.setattr(nft, "SMALL_WAIT", 0.01)
+    monkeypatch.setattr(nft, "_holder_small", True)
+    with nft._library_lock:  # a small transaction that takes its time
+        nft.run("nfl-a", "add table ip t\n")
+    assert door.ways == ["process"]
