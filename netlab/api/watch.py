@@ -11,7 +11,9 @@ state is the kernel. The loop sleeps in ``select`` on:
   itself a child subreaper, so the containers it starts are its children
   and their exit status is known; it reaps them. Those a plain ``up``
   started before it are init's: their exit status comes from the kernel's
-  taskstats records (netlab.kernel.taskstats), where the kernel has them;
+  taskstats records (netlab.kernel.taskstats), where the kernel has them.
+  The containers it holds back are written to the lab's state folder
+  (netlab.workload.crashloop), so `get pods` says CrashLoopBackOff as kubectl does;
 - a timer: the topology file is looked at twice a second (its change is
   re-applied; an invalid file is reported and the lab kept as it is), and a
   full ``status`` runs every ``resync`` seconds as the backstop for what
@@ -59,8 +61,8 @@ from netlab.plan.build import build_plan
 from netlab.plan.resources import Fdb, Neigh
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_dir import WatcherLock
+from netlab.workload import crashloop, policy, tasks
 from netlab.workload import lifecycle as workload
-from netlab.workload import policy, tasks
 
 PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -133,6 +135,8 @@ class Watcher:
         # notifications seen while a failed check or repair waits for its back-off: said by the retry's line
         self.deferred: list[str] = []
         self.failed: list[str] = []  # the containers that could not start, as the last apply's line told them
+        # The containers held back by their back-off, in backoff.json for `get pods` and `status`
+        self.waiting = crashloop.Record(self.lab_name, self._still_up, self.log)
 
     # --- restart policy ------------------------------------------------------------
 
@@ -155,11 +159,13 @@ class Watcher:
             return f"back-off {wait:.1f}s"
         if commit:
             self.restarts.restarted(key, self.clock())
+            self.waiting.restarted(key)  # no longer in CrashLoopBackOff (recorded after the apply)
         return None
 
     def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
         """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
         now_due, lines, next_due = [], [], None
+        waiting: dict[str, tuple[float, float]] = {}  # pod/container -> (when its back-off ends, the delay)
         self.kids.reaped_now()  # exits not read yet (during a repair): their status first
         for pod, c, crec in workload.containers(lab, state):
             self.kids.reap_untracked(f"{pod.name}/{c.name}", crec or {})
@@ -175,13 +181,22 @@ class Watcher:
                 now_due.append(f"container {key} {what}{code}")
                 continue
             if reason.startswith("back-off"):
-                due = self.clock() + self.restarts.wait(key, self.clock())
+                wait = self.restarts.wait(key, self.clock())
+                due = self.clock() + wait
                 next_due = due if next_due is None else min(next_due, due)
-                reason = f"back-off: restart in {self.restarts.wait(key, self.clock()):.1f}s"
+                waiting[key] = (time.time() + wait, self.restarts.delay(key) or 0.0)
+                reason = f"back-off: restart in {wait:.1f}s"
             if self.said.get(key) != reason.split(":")[0]:
                 self.said[key] = reason.split(":")[0]
                 lines.append(f"saw: container {key} {what}{code}; did: nothing ({reason})")
+        self.waiting.hold(waiting)
         return now_due, lines, next_due
+
+    def _still_up(self) -> bool:
+        try:
+            return self._live_state() is not None
+        except (NetlabError, OSError):
+            return False
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -216,6 +231,7 @@ class Watcher:
         worker.start()
         while worker.is_alive():
             worker.join(0.2)
+        self.waiting.write()  # the containers it restarted are no longer waiting
         if "error" in box:
             raise box["error"]
         done: lab_up.UpResult = box["done"]
@@ -463,6 +479,7 @@ class Watcher:
         return did_words(done, nothing, said, told)
 
     def close(self) -> None:
+        self.waiting.close()  # nobody restarts them now: `get pods` says how they exited
         if self.listener is not None:
             self.listener.close()
             self.listener = None

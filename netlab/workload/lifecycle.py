@@ -52,7 +52,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
-from netlab.workload import exits, health, launch, node_uts, policy
+from netlab.workload import crashloop, exits, health, launch, node_uts, policy
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
                                         logs_by_pod, remove_logs)
 from netlab.workload.tasks import (COMMAND_CHANGED, SANDBOX_REMADE, in_old_sandbox, in_pod_uts, is_echo_thread,
@@ -363,6 +363,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
                 doomed.add(pod)
     uts_files = [os.path.join(udir, pod) for pod in sorted(doomed)]
     if everything:
+        crashloop.remove(state.lab, anyone=True)  # no container of it waits for a restart now
         survivors = [f"the lab's echo server (pid {pid})" for pid in launch.stop_server(state.lab)]
     else:
         survivors = []
