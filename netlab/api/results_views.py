@@ -21,14 +21,23 @@ class ContainerInfo:
     # How the run before this one exited, where known: the kubelet's lastState.terminated.exitCode. exit_code is
     # this run's (its state.terminated.exitCode), None while it runs; neither is ever another run's.
     last_exit_code: int | None = None
+    # Exited (or could not start) and held back by ``up --watch``'s back-off: the kubelet's state.waiting, reason
+    # CrashLoopBackOff and message "back-off 10s restarting failed container=main pod=crash_default", and when
+    # the back-off ends (RFC 3339 UTC, to the millisecond); None otherwise, and once no watcher holds it.
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    back_off_until: str | None = None
 
     @property
     def reason(self) -> str | None:
         """The kubelet's reason for a container that does not run, as kubectl's STATUS shows it (None: it runs,
-        or is stopped by SIGSTOP, which the kubelet would see as running, not ready): ContainerCreating (not
-        started yet), StartError (its command could not be started: containerd's word), Completed (exit 0),
-        Error (any other code), ContainerStatusUnknown (it exited, how nobody knows: an echo container, or a
-        kernel before 6.15 that keeps no exit status)."""
+        or is stopped by SIGSTOP, which the kubelet would see as running, not ready): CrashLoopBackOff (the
+        watcher holds it back until its back-off ends), ContainerCreating (not started yet), StartError (its
+        command could not be started: containerd's word), Completed (exit 0), Error (any other code),
+        ContainerStatusUnknown (it exited, how nobody knows: an echo container, or a kernel before 6.15 that
+        keeps no exit status)."""
+        if self.waiting_reason is not None and self.state != "running":
+            return self.waiting_reason
         if self.state == "not started":
             return "ContainerCreating"
         if self.state == "failed":
@@ -74,7 +83,7 @@ class PodInfo:
     @property
     def status(self) -> str:
         """kubectl's STATUS, as its printer works it out: the reason of the first container (in the pod's
-        order) that does not run (ContainerInfo.reason: Error, StartError, ContainerCreating,
+        order) that does not run (ContainerInfo.reason: CrashLoopBackOff, Error, StartError, ContainerCreating,
         ContainerStatusUnknown), else Running. Completed only when every container that does not run
         completed (kubectl's printer would say Completed for a first container that did, beside one in Error:
         the failure is said here); beside a container that still runs it is NotReady (the pod is not Ready: a

@@ -30,6 +30,7 @@ from netlab.plan.services import service_ports
 from netlab.realize.state import LabState, up_command
 from netlab.workload.lifecycle import container_argv, uts_path
 from netlab.model.echo_ports import echo_ports
+from netlab.workload import crashloop
 from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import in_old_sandbox, proc_of, task_of
 
@@ -147,6 +148,7 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
     """The lab's pods (those whose labels match ``selector``), in topology order."""
     match = parse_selector(selector)
     states = container_states(state, lab)
+    waiting = crashloop.read(state.lab)  # the containers `up --watch` holds back now: CrashLoopBackOff
     out = []
     for pod in lab.pods:
         if not match(pod.labels):
@@ -160,10 +162,16 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
             # lists them), declared or the default 8080; a command container's declared ports.
             served = echo_ports(pod.containers, c) if not c.command else \
                 [(p.container_port, p.protocol) for p in c.ports]
+            # Exited (or could not start) and held back by the watcher: the kubelet's waiting state
+            held = waiting.get(f"{pod.name}/{c.name}") if st in ("exited", "failed") else None
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
                                             ports=tuple(f"{port}/{protocol}" for port, protocol in served),
-                                            exit_code=code, restarts=restarts, last_exit_code=last))
+                                            exit_code=code, restarts=restarts, last_exit_code=last,
+                                            waiting_reason=crashloop.REASON if held else None,
+                                            waiting_message=held.message(pod.name, pod.spec.namespace, c.name)
+                                            if held else None,
+                                            back_off_until=_rfc3339(held.until, ms=True) if held else None))
         created = _created(pod.netns)
         # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
@@ -181,7 +189,14 @@ def _created(netns: str) -> str | None:
     birth = ns_birth(netns_path(netns))
     if birth is None:
         return None
-    return datetime.fromtimestamp(birth[2] / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(birth[2] / 1e9)
+
+
+def _rfc3339(seconds: float, ms: bool = False) -> str:
+    """A time (seconds since the epoch) as RFC 3339 UTC, as the API server writes one; ``ms``: to the
+    millisecond (a back-off of half a second ends within a second)."""
+    t = datetime.fromtimestamp(seconds, timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + (f".{t.microsecond // 1000:03d}Z" if ms else "Z")
 
 
 def nodes(lab: Lab) -> tuple[NodeInfo, ...]:

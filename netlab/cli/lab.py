@@ -287,7 +287,9 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     `sudo netlab up -t FILE` again (the file the lab came from) repairs the
     drift; the last line says the command, and what it does not repair (a
     Never pod's container that failed stays exited; a container that could
-    not start fails the same until its command can run).
+    not start fails the same until its command can run). A container that
+    `up --watch` holds back by its back-off (CrashLoopBackOff) is said so,
+    with the watcher that restarts it and when.
 
     With -t FILE the lab is the one the file names, and the kernel is compared
     with the file's plan (not the one the lab was brought up with): after
@@ -325,11 +327,19 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
 
 def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, ...]) -> None:
     """What puts the lab right: its repair, for what it repairs; for what it leaves as it is (a Never pod's failed
-    container, one that could not start), what that is instead (``up`` again exits 1 the same)."""
+    container, one that could not start), what that is instead (``up`` again exits 1 the same); a container
+    the lab's watcher holds back (CrashLoopBackOff) is restarted by it when its back-off ends, or by ``up`` now."""
+    from netlab.workload.crashloop import said_in
     from netlab.workload.policy import up_leaves
 
-    if len(kept) < len(drift):
-        click.echo(f"run `{repair}` again to repair" + (" the rest" if kept else ""))
+    waiting = [line for line in drift if said_in(line) and line not in kept]
+    if len(kept) + len(waiting) < len(drift):
+        click.echo(f"run `{repair}` again to repair" + (" the rest" if kept or waiting else ""))
+    if waiting:
+        one = len(waiting) == 1
+        click.echo(f"`netlab up --watch` restarts {'that container' if one else 'those containers'} when "
+                   f"{'its' if one else 'their'} back-off ends (CrashLoopBackOff); `{repair}` restarts "
+                   f"{'it' if one else 'them'} now")
     if kept:
         why = "; ".join(dict.fromkeys(str(up_leaves(line)) for line in kept))
         click.echo(f"`{repair}` does not repair {'that' if len(kept) == 1 else 'those'} container"

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.feature import StartResult
@@ -396,6 +397,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     pods = _records(state)["pods"]
     out: list[str] = []
     gone: dict[str, tuple[int, str, dict, Container, str]] = {}  # exited: (line, where, record, spec, policy)
+    now, waiting = time.time(), crashloop.read(lab.name)  # held back by the watcher's back-off: said so
     hosts = uts_hostnames({pod.name: uts_path(lab.name, pod.name) for pod in lab.pods})
     for pod in lab.pods:
         prec = pods.get(pod.name)
@@ -414,7 +416,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
             if crec is None:
                 out.append(f"containers: {where} was never started")
             elif "error" in crec:
-                out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}")
+                held = waiting.get(f"{pod.name}/{c.name}")
+                out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}{held.words(now) if held else ''}")
             elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name), pod.netns):
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
                            f"{crec.get('pid')}); `sudo netlab up --lab {lab.name}` stops it and starts it in the "
@@ -436,6 +439,8 @@ def drift(lab: Lab, state: LabState) -> list[str]:
         pod_name, cname = cid.split("/", 1)
         how = "exited (" if code is None else "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
         kept = "" if restart != "Never" else f"; {policy.LEFT_EXITED}"
+        if cid in waiting:
+            kept = waiting[cid].words(now)
         out[i] = "" if policy.completed(restart, code) else \
             f"containers: {where} {how}pid {crec.get('pid')}); " \
             f"see `netlab logs --lab {lab.name} {pod_name} -c {cname}`{kept}"

@@ -1,5 +1,5 @@
-"""CrashLoopBackOff: the record ``up --watch`` keeps of the containers it holds back (workload/crashloop.py),
-without root."""
+"""CrashLoopBackOff: the record ``up --watch`` keeps of the containers it holds back (workload/crashloop.py), and
+what ``get pods`` and ``status`` make of it, without root."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ import time
 
 import pytest
 
+from netlab.api import views
+from netlab.api.jsonio import to_json
 from netlab.kernel import processes
+from netlab.model.lab import resolve
+from netlab.model.load import parse_yaml, validate_source
+from netlab.realize.state import LabState
 from netlab.realize.state_dir import StateWriteFailed
 from netlab.workload import crashloop
+from netlab.workload.lifecycle import drift
 
 LAB = "cl1"
 
@@ -162,3 +168,52 @@ def test_a_record_that_cannot_be_written_is_said_once_and_keeps_the_watcher(lab_
                                          (300, "5m0s")])
 def test_a_delay_is_said_as_the_kubelets_message_says_it(seconds, go):
     assert crashloop.go_duration(seconds) == go
+
+
+TOPOLOGY = """\
+name: cl1
+nodes: [{name: n1}]
+pods:
+  - name: crash
+    node: n1
+    containers:
+      - {name: main, command: [sh, -c, "exit 3"]}
+  - name: fine
+    node: n1
+    containers:
+      - {name: main, command: [sh, -c, "exit 3"]}
+"""
+
+
+def _exited_lab(lab_dir):
+    """A lab whose two command containers have exited (their processes are gone), in a saved state."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lab = resolve(validate_source(parse_yaml(TOPOLOGY, "t.yaml")))
+    crec = {"pid": dead.pid, "start": 1, "argv": ["sh", "-c", "exit 3"], "restarts": 2}
+    pods = {p.name: {"netns": p.netns, "containers": {"main": dict(crec)}} for p in lab.pods}
+    return lab, LabState(LAB, extra={"workload": {"version": 1, "pods": pods}})
+
+
+def test_get_pods_says_crash_loop_back_off_for_a_held_container_while_its_watcher_runs(lab_dir):
+    lab, state = _exited_lab(lab_dir)
+    before = {p.name: p.status for p in views.pods(state, lab)}
+    assert before == {"crash": "ContainerStatusUnknown", "fine": "ContainerStatusUnknown"}  # no echo server here
+    until = time.time() + 20
+    crashloop.write(LAB, {"crash/main": (until, 20.0)}, up)
+    pods = {p.name: p for p in views.pods(state, lab)}
+    assert pods["crash"].status == "CrashLoopBackOff" and pods["fine"].status == "ContainerStatusUnknown"
+    c = to_json(pods["crash"])["containers"][0]
+    assert (c["state"], c["restarts"], c["waiting_reason"]) == ("exited", 2, "CrashLoopBackOff")
+    assert c["waiting_message"] == "back-off 20s restarting failed container=main pod=crash_default"
+    assert c["back_off_until"] == time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(until)) + \
+        f".{int(round(until, 3) * 1000) % 1000:03d}Z"
+    assert to_json(pods["fine"])["containers"][0]["waiting_reason"] is None
+    # status names the wait in the container's line, with who restarts it and when
+    line = next(x for x in drift(lab, state) if "pod crash container main" in x)
+    assert f"; CrashLoopBackOff (back-off 20s): `netlab up --watch` (pid {os.getpid()}) restarts it in " in line
+    assert crashloop.said_in(line)
+    assert not any(crashloop.said_in(x) for x in drift(lab, state) if "pod fine" in x)
+    crashloop.remove(LAB)  # the watcher stopped
+    assert views.pods(state, lab)[0].status == "ContainerStatusUnknown"
+    assert not any(crashloop.said_in(x) for x in drift(lab, state))

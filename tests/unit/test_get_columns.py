@@ -32,11 +32,15 @@ def test_age_is_worded_as_kubectl_words_it(seconds, said):
 
 # What kubectl get pods' STATUS says: the pod phases and the kubelet's container reasons netlab has states for.
 KUBECTL_WORDS = {"Running", "Completed", "Error", "NotReady", "StartError", "ContainerCreating",
-                 "ContainerStatusUnknown", "SandboxChanged"}
+                 "ContainerStatusUnknown", "SandboxChanged", "CrashLoopBackOff"}
 
 
-def container(state: str, code: int | None = None, restarts: int = 0) -> ContainerInfo:
-    return ContainerInfo(name="c", state=state, pid=1, command=("x",), ports=(), exit_code=code, restarts=restarts)
+def container(state: str, code: int | None = None, restarts: int = 0, waiting: bool = False) -> ContainerInfo:
+    """``waiting``: `up --watch` holds it back (CrashLoopBackOff), as views.pods says it from the watcher's record."""
+    held = {"waiting_reason": "CrashLoopBackOff", "back_off_until": "2026-12-01T11:00:20.000Z",
+            "waiting_message": "back-off 20s restarting failed container=c pod=p_default"} if waiting else {}
+    return ContainerInfo(name="c", state=state, pid=1, command=("x",), ports=(), exit_code=code, restarts=restarts,
+                         **held)
 
 
 def pod(*containers: ContainerInfo) -> PodInfo:
@@ -61,9 +65,18 @@ def pod(*containers: ContainerInfo) -> PodInfo:
     ([("exited", 0), ("failed", None)], "StartError"),  # a failure before a Completed one
     ([("not started", None)], "ContainerCreating"),
     ([("stopped", None)], "Running"),  # SIGSTOP: the kubelet sees a process; READY 0/1, CONTAINERS main:stopped
+    # Held back by the watcher's back-off: the kubelet's waiting reason, whatever the exit said
+    ([("exited", 3, True)], "CrashLoopBackOff"),
+    ([("exited", None, True)], "CrashLoopBackOff"),
+    ([("failed", None, True)], "CrashLoopBackOff"),  # the kubelet backs off a container that cannot start, too
+    ([("exited", 0), ("exited", 3, True)], "CrashLoopBackOff"),
+    ([("running", None), ("exited", 1, True)], "CrashLoopBackOff"),
+    ([("exited", 1, True), ("exited", 2)], "CrashLoopBackOff"),  # the first in the pod's order
+    ([("exited", 2), ("exited", 1, True)], "Error"),
+    ([("running", None, True)], "Running"),  # restarted meanwhile (by a plain up): it runs, whatever was recorded
 ])
 def test_a_pods_status_is_kubectls_where_it_applies(states, status):
-    p = pod(*(container(s, c) for s, c in states))
+    p = pod(*(container(s[0], s[1], waiting=s[2:] == (True,)) for s in states))
     assert p.status == status
     assert status in KUBECTL_WORDS
     # -o json says it too, with READY and RESTARTS (it had none of the three), and reads back as the same pod

@@ -22,6 +22,9 @@ NEVER = ("containers: pod job container ok exited with code 3 (pid 15453); see `
          "restartPolicy Never: `netlab up` leaves it exited")
 ROUTE = "missing route: 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in qx5n-n1"  # up puts it back
 REPAIR = "sudo netlab up -t /t/n.yaml"
+# An Always pod's container the watcher holds back (workload.lifecycle.drift, crashloop.Waiting.words).
+HELD = ("containers: pod crash container main exited with code 3 (pid 15460); see `netlab logs crash -c main`; "
+        "CrashLoopBackOff (back-off 20s): `netlab up --watch` (pid 15400) restarts it in 12.5s")
 
 
 @pytest.fixture
@@ -56,3 +59,14 @@ def test_the_repair_is_offered_for_the_rest(status_of):
                           "exited: to run it again, change its command or take the pod out of the file and back "
                           "(`up` each time), or `down` and `up`"]
     assert status_of(ROUTE).stdout.splitlines()[-1] == f"run `{REPAIR}` again to repair"
+
+
+def test_a_container_in_back_off_is_the_watchers_to_restart_or_ups_now(status_of):
+    lines = status_of(HELD).stdout.splitlines()
+    assert lines[-1] == ("`netlab up --watch` restarts that container when its back-off ends (CrashLoopBackOff); "
+                         f"`{REPAIR}` restarts it now"), lines
+    assert "again to repair" not in "\n".join(lines)
+    lines = status_of(ROUTE, HELD, NEVER).stdout.splitlines()
+    assert lines[-3] == f"run `{REPAIR}` again to repair the rest"
+    assert lines[-2].startswith("`netlab up --watch` restarts that container when its back-off ends")
+    assert lines[-1].startswith(f"`{REPAIR}` does not repair that container: a Never pod's")
