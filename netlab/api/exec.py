@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from netlab.errors import NetnsGone, UsageError
+from netlab.errors import NetnsGone, UsageError, display_path
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle
@@ -84,16 +84,21 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     return Target(name, netns, uts, lab.name)
 
 
-def cannot_run(program: str, exc: OSError | ValueError) -> tuple[int, str]:
+def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError | ValueError
+               ) -> tuple[int, str]:
     """The exit status and line of a command whose program could not be started, as a shell gives them: 127 when
     there is no such program, 126 when it is there but cannot be run (no permission, not a program, a NUL in
-    its name). ``netlab exec``'s exit code and message, and what :meth:`Lab.exec` returns."""
+    its name). ``netlab exec``'s exit code and message, and what :meth:`Lab.exec` returns. The program is named
+    as :func:`display_path` shows a name: a NUL, a newline or an escape sequence in it is written escaped, so the
+    line stays one line and the terminal is not told to do anything. A path object or bytes, as Popen takes
+    them, is named by its text."""
+    program = os.fsdecode(program)
     if isinstance(exc, FileNotFoundError):
-        return 127, f"netlab: {program}: command not found"
+        return 127, f"netlab: {display_path(program)}: command not found"
     if isinstance(exc, PermissionError):
-        return 126, f"netlab: {program}: permission denied"
+        return 126, f"netlab: {display_path(program)}: permission denied"
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return 126, f"netlab: {program[:80]}: cannot execute: {why}"
+    return 126, f"netlab: {display_path(program[:80])}: cannot execute: {why}"
 
 
 def open_log(path: str, pod: str, container: str, lab: str) -> BinaryIO:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,23 @@ def test_a_program_that_cannot_run_is_the_cli_exit_status_and_line_not_a_python_
     with pytest.raises(subprocess.CalledProcessError) as failed:  # check=True: as for any command that failed
         _run_captured(argv, None, 10, True, None, _NoEnter())
     assert failed.value.returncode == code and failed.value.stderr == line + "\n"
+
+
+@pytest.mark.parametrize("argv,code,line", [
+    (["no\x00such"], 126, 'netlab: "no\\u0000such": cannot execute: embedded null byte'),
+    (["no\nsuch"], 127, 'netlab: "no\\nsuch": command not found'),
+    (["\x1b[2Jno-such"], 127, 'netlab: "\\u001b[2Jno-such": command not found'),
+    ([Path("/nonexistent-qx")], 127, "netlab: /nonexistent-qx: command not found"),  # as Popen takes a program
+    ([b"/nonexistent-qx"], 127, "netlab: /nonexistent-qx: command not found"),
+])
+def test_a_program_name_with_control_characters_is_said_escaped_on_one_line(argv, code, line):
+    """A NUL, a newline or an escape sequence in the program's name was printed as it was: the NUL raw on the
+    terminal, the newline starting a second line, the escape clearing the screen. The line names it escaped,
+    as netlab names a file (errors.display_path), for ``lab.exec`` and ``netlab exec`` (both cannot_run's)."""
+    from netlab.api.exec import cannot_run
+    from netlab.api.lab_pods import _run_captured
+
+    done = _run_captured(argv, None, 10, False, None, _NoEnter())
+    assert (done.returncode, done.stdout, done.stderr) == (code, "", line + "\n")
+    assert line.isprintable()
+    assert cannot_run(argv[0], FileNotFoundError(2, "x"))[1].isprintable()
