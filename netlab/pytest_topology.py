@@ -55,7 +55,25 @@ def marker_args(marker: pytest.Mark) -> tuple[TopologyInput, str, str | None]:
     scope = marker.kwargs.get("scope", "function")
     if scope not in SCOPES:
         raise marker_error(f"@pytest.mark.netlab: scope {scope!r}: want one of {', '.join(SCOPES)}")
-    return topology, scope, marker.kwargs.get("name")
+    name = marker.kwargs.get("name")
+    check_name("@pytest.mark.netlab", name)
+    return topology, scope, name
+
+
+def check_name(where: str, name: Any) -> None:
+    """``name``, the base of a lab's unique name, is a lab name (:func:`unique_name` cuts it to fit the suffix):
+    one that is not is the marker's mistake, said at its setup, before any topology is read."""
+    from netlab.model.location import show
+    from netlab.model.naming import LAB_NAME_MAX, lab_name_problem
+
+    if name is None:
+        return
+    if isinstance(name, str) and len(name) > LAB_NAME_MAX:
+        raise marker_error(f"{where}: name {show(name, 30)} is {len(name)} characters: want at most "
+                           f"{LAB_NAME_MAX} (a lab name's limit; the plugin cuts it to add the lab's unique suffix)")
+    problem = lab_name_problem(name)
+    if problem:
+        raise marker_error(f"{where}: name {problem}")
 
 
 def check_topology(where: str, topology: Any) -> None:

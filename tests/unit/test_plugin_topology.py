@@ -100,3 +100,38 @@ def test_no_marker(netlab_lab):
     # nothing of netlab's insides, nor of the plugin's: no traceback, no source lines, no chained exception
     for inside in ("Traceback", "netlab/", "TopologyError", "TypeError", "During handling", "\nE  "):
         assert inside not in out, out
+
+
+def test_a_marker_name_that_is_no_lab_name_is_refused_at_its_setup_in_one_line(tmp_path):
+    """A marker's ``name=`` over 24 characters was refused only when the lab was loaded, in the loader's words
+    ("a lab name is at most 24 (it prefixes every namespace name)"), naming no marker. It is a marker argument's
+    mistake, refused by the marker's setup as a wrong scope is, in one line naming the argument and the limit,
+    before any topology is read (the file here does not exist)."""
+    proc = pytest_run(tmp_path, '''
+import pytest
+
+@pytest.mark.netlab("nonexistent.yaml", name="q" * 25)
+def test_long(netlab_lab):
+    pass
+
+@pytest.mark.netlab(None, name="q" * 25, scope="module")
+def test_long_shared(netlab_lab):
+    pass
+
+@pytest.mark.netlab(None, name=42)
+def test_not_a_string(netlab_lab):
+    pass
+
+@pytest.mark.netlab(None, name="Qx_4")
+def test_not_a_label(netlab_lab):
+    pass
+''')
+    out = proc.stdout
+    assert proc.returncode == 1 and "4 errors" in out, out
+    long = ("\nnetlab: pytest.UsageError: @pytest.mark.netlab: name 'qqqqqqqqqqqqqqqqqqqqqqqqq' is 25 characters: "
+            "want at most 24 (a lab name's limit; the plugin cuts it to add the lab's unique suffix)\n")
+    assert out.count(long) == 2, out
+    assert "\nnetlab: pytest.UsageError: @pytest.mark.netlab: name must be a string, not a number\n" in out
+    assert "\nnetlab: pytest.UsageError: @pytest.mark.netlab: name 'Qx_4' is not a DNS label;" in out
+    for other in ("not found", "namespace", "Traceback", "\nE  "):
+        assert other not in out, out
