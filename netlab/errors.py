@@ -76,6 +76,17 @@ class UsageError(NetlabError):
     exit_code = EXIT_INVALID_INPUT
 
 
+class CannotRun(UsageError):
+    """A program a lab cannot start (:meth:`netlab.Lab.popen`): there is none of that name, or it is not runnable.
+    Its message is ``netlab exec``'s line for it (``/opt/srv: command not found``; the CLI prints every error
+    after ``netlab: ``), ``returncode`` the status that command exits with, as a shell's: 127 when there is no
+    such program, 126 when it is there but cannot be run. ``Lab.exec`` returns them instead, as the CLI."""
+
+    def __init__(self, message: str, returncode: int):
+        super().__init__(message)
+        self.returncode = returncode
+
+
 class EnvironmentNotReady(NetlabError):
     """Not root, a kernel feature or a binary is missing: says what to do."""
 

@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.topology import load_running as load_running
     from netlab.api.running import labs as labs
     from netlab.errors import ApplyFailed as ApplyFailed
+    from netlab.errors import CannotRun as CannotRun
     from netlab.errors import ChecksFailed as ChecksFailed
     from netlab.errors import EnvironmentNotReady as EnvironmentNotReady
     from netlab.errors import LabBusy as LabBusy
@@ -69,7 +70,7 @@ _WHERE = {
     "to_json": "netlab.api.jsonio", "from_json": "netlab.api.jsonio",
     **{name: "netlab.errors" for name in (
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
-        "LabBusy", "NetnsGone")},
+        "LabBusy", "NetnsGone", "CannotRun")},
     "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (exit_code)
     "StateCorrupt": "netlab.realize.state",  # a lab's state file that is not one: down(force=True) takes it down
 }

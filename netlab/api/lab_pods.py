@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 from netlab.api import results as R
 from netlab.api.args import check_int, method
 from netlab.api.jsonio import from_json
-from netlab.errors import NetnsGone, UsageError
+from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
 
 if TYPE_CHECKING:
@@ -120,8 +120,12 @@ class PodActions:
         pod). The caller owns the process: stop it (``terminate()``, ``kill()``) and ``wait()`` for it, or use
         the ``Popen`` as a context manager. Still running when the lab goes down, it is stopped by ``down``,
         which stops every process in the lab's namespaces (SIGTERM, then SIGKILL) before deleting them; its
-        ``Popen`` then gives its exit status as any other's."""
-        from netlab.api.exec import exec_target
+        ``Popen`` then gives its exit status as any other's.
+
+        A program that cannot be started in the pod raises :class:`netlab.errors.CannotRun` (a UsageError), not
+        Popen's FileNotFoundError: its message is ``netlab exec``'s line (``/opt/srv: command not found``), its
+        ``returncode`` the status ``exec`` gives (127: no such program; 126: there, not runnable)."""
+        from netlab.api.exec import cannot_run, exec_target
 
         full = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
         if not full:
@@ -129,10 +133,17 @@ class PodActions:
         if "preexec_fn" in kwargs:
             raise UsageError("popen's preexec_fn enters the pod's namespaces; it takes no other")
         target = exec_target(self.state(), self.model, name)
+        program = kwargs.get("executable") or full[0]
         with target.opened() as enter:
             # The child enters before exec; its copies of the namespace files close then (close_fds, O_CLOEXEC), so
             # a long-lived process holds no descriptor of the pod's UTS mount or netns file.
-            return subprocess.Popen(full, preexec_fn=enter, **kwargs)
+            try:
+                return subprocess.Popen(full, preexec_fn=enter, **kwargs)
+            except OSError as exc:
+                if exc.filename is None or exc.filename != program:
+                    raise  # not about the program: the fork failed, or the cwd given is not there
+                code, line = cannot_run(program, exc)
+                raise CannotRun(line.removeprefix("netlab: "), code) from None
 
     def break_(self, scenario: str, target: str | None = None, *, wait: float = 60.0) -> R.BreakResult:
         """``netlab break SCENARIO --target NAME``: make one of the catalogue's kernel changes in the running lab,

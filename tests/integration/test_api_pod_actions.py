@@ -19,7 +19,7 @@ import pytest
 
 from helpers import lab_namespaces, netlab
 from netlab import Lab
-from netlab.api import BreakResult, NetnsGone, UsageError, to_json
+from netlab.api import BreakResult, CannotRun, NetnsGone, UsageError, to_json
 from test_pytest_plugin import names_written, pytest_in
 
 pytestmark = pytest.mark.root
@@ -131,7 +131,8 @@ def test_exec_of_a_command_ending_with_ampersand_returns_and_the_job_serves(labs
 def test_exec_of_a_program_that_cannot_run_returns_what_netlab_exec_exits_with(labs):
     """``netlab exec L a -- /nonexistent`` says "command not found" and exits 127, as a shell does; the library's
     ``exec`` raised Python's FileNotFoundError, no netlab error and no exit status. It returns the command's
-    status and line (``check=True``: CalledProcessError, as for any command that failed)."""
+    status and line (``check=True``: CalledProcessError, as for any command that failed); ``popen``, which
+    returns no status, raises CannotRun with them (it raised FileNotFoundError)."""
     name = labs.name("qga")
     with Lab.up(small(name)) as lab:
         for argv, code in ((["/nonexistent"], 127), (["no-such-program"], 127), (["/etc"], 126)):
@@ -139,6 +140,9 @@ def test_exec_of_a_program_that_cannot_run_returns_what_netlab_exec_exits_with(l
             done = lab.exec("a", argv)
             assert (done.returncode, done.stdout, done.stderr) == (cli.returncode, "", cli.stderr), cli.stderr
             assert done.returncode == code and done.stderr.startswith(f"netlab: {argv[0]}: ")
+            with pytest.raises(CannotRun) as raised:  # popen: netlab's error, with the same line and status
+                lab.popen("a", argv)
+            assert (raised.value.returncode, f"netlab: {raised.value}\n") == (cli.returncode, cli.stderr)
         with pytest.raises(subprocess.CalledProcessError) as failed:
             lab.exec("a", ["/nonexistent"], check=True)
         assert failed.value.returncode == 127

@@ -5,6 +5,7 @@ The actions on real labs: tests/integration/test_api_pod_actions.py."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 import subprocess
@@ -115,3 +116,50 @@ def test_a_program_name_with_control_characters_is_said_escaped_on_one_line(argv
     assert (done.returncode, done.stdout, done.stderr) == (code, "", line + "\n")
     assert line.isprintable()
     assert cannot_run(argv[0], FileNotFoundError(2, "x"))[1].isprintable()
+
+
+class _Here:
+    """Stands for a pod's namespaces to enter (netlab.api.exec.Target): the process starts where the test runs."""
+
+    @contextlib.contextmanager
+    def opened(self):
+        yield _NoEnter()
+
+
+@pytest.mark.parametrize("argv,kwargs,code,message", [
+    (["/nonexistent-qx"], {}, 127, "/nonexistent-qx: command not found"),
+    (["no-such-program-qx4", "-v"], {}, 127, "no-such-program-qx4: command not found"),
+    (["srv"], {"executable": "/nonexistent-qx"}, 127, "/nonexistent-qx: command not found"),
+    (["/"], {}, 126, "/: permission denied"),
+])
+def test_popen_of_a_program_that_cannot_run_raises_netlabs_error_with_execs_line(monkeypatch, argv, kwargs, code,
+                                                                                 message):
+    """``lab.popen`` of a missing program raised Popen's FileNotFoundError, where ``lab.exec`` returns 127 and
+    ``netlab exec``'s line. It raises CannotRun (a UsageError, so a NetlabError): that line (the CLI prints it
+    after ``netlab: ``) and the status exec gives."""
+    from netlab.api import exec as exec_mod
+    from netlab.api.lab_pods import _run_captured
+    from netlab.errors import CannotRun
+
+    monkeypatch.setattr(exec_mod, "exec_target", lambda state, model, name: _Here())
+    monkeypatch.setattr(Lab, "state", lambda self: None)
+    monkeypatch.setattr(Lab, "model", None)
+    with pytest.raises(CannotRun) as raised:
+        Lab("qgnone").popen("a", argv, **kwargs)
+    assert isinstance(raised.value, UsageError) and raised.value.__cause__ is None
+    assert (str(raised.value), raised.value.returncode) == (message, code)
+    if not kwargs:  # what exec gives for the same program
+        done = _run_captured(argv, None, 10, False, None, _NoEnter())
+        assert (done.returncode, done.stderr) == (code, f"netlab: {message}\n")
+
+
+def test_popen_keeps_an_error_that_is_not_about_the_program(monkeypatch, tmp_path):
+    """A cwd that is not there is Popen's own FileNotFoundError, naming the cwd: the program is not missing."""
+    from netlab.api import exec as exec_mod
+
+    monkeypatch.setattr(exec_mod, "exec_target", lambda state, model, name: _Here())
+    monkeypatch.setattr(Lab, "state", lambda self: None)
+    monkeypatch.setattr(Lab, "model", None)
+    with pytest.raises(FileNotFoundError) as raised:
+        Lab("qgnone").popen("a", ["true"], cwd=str(tmp_path / "gone"))
+    assert raised.value.filename == str(tmp_path / "gone")
