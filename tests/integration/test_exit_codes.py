@@ -40,6 +40,23 @@ pytestmark = pytest.mark.skipif(not pidfd.exit_info_supported(),
                                 reason="this kernel keeps no exit status with a pidfd (Linux < 6.15)")
 
 
+def pod_yaml(name: str, policy: str | None, *containers: str, labels: str | None = None) -> str:
+    """A pod of node n1 in a topology's YAML: its labels, restartPolicy and containers (flow mappings)."""
+    lines = [f"  - name: {name}", "    node: n1"] + ([f"    labels: {labels}"] if labels else []) \
+        + ([f"    restartPolicy: {policy}"] if policy else []) \
+        + (["    containers:"] + [f"      - {c}" for c in containers] if containers else [])
+    return "".join(line + "\n" for line in lines)
+
+
+def one_node_lab(lab: str, *pods: str, services: str = "") -> str:
+    """The YAML of lab ``lab``: one node, n1, with these pods (:func:`pod_yaml`), and these services."""
+    return f"name: {lab}\nnodes:\n  - name: n1\npods:\n" + "".join(pods) + services
+
+
+TRUE = '{name: main, command: ["true"]}'  # a command container that completes at once
+EXIT_3 = '{name: main, command: [sh, -c, "exit 3"]}'  # ... that fails at once, with code 3
+
+
 def containers(lab: str) -> dict[str, dict]:
     items = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
     return {f"{p['name']}/{c['name']}": c for p in items for c in p["containers"]}
@@ -72,22 +89,9 @@ def held_pids(server: int) -> list[int]:
 
 def test_get_pods_and_status_say_how_command_containers_exited(labs):
     lab = labs.name("xc")
-    path, proc = labs.up(f"""name: {lab}
-nodes:
-  - name: n1
-pods:
-  - name: done
-    node: n1
-    restartPolicy: Never
-    containers:
-      - {{name: main, command: ["true"]}}
-  - name: fails
-    node: n1
-    restartPolicy: OnFailure
-    containers:
-      - {{name: main, command: [sh, -c, "exit 3"]}}
-      - {{name: side, command: [sleep, infinity]}}
-""")
+    sleeps = "{name: side, command: [sleep, infinity]}"
+    path, proc = labs.up(one_node_lab(lab, pod_yaml("done", "Never", TRUE),
+                                      pod_yaml("fails", "OnFailure", EXIT_3, sleeps)))
     assert "could not start" not in proc.stdout + proc.stderr  # `true` is done at once, not a failed start
     # They exit at once; the status is told from then on (a zombie's from /proc, once reaped the pidfd's).
     assert wait_for(lambda: all(c.get("exit_code") is not None for key, c in containers(lab).items()
@@ -134,16 +138,7 @@ def test_a_container_init_has_not_reaped_yet_is_told_as_it_will_be_once_reaped(l
     never first "exited" without a code. Here the slow init is a subreaper that reaps nothing until the
     test lets it end."""
     lab = labs.name("xz")
-    path = write_topology(tmp_path, f"""name: {lab}
-nodes:
-  - name: n1
-pods:
-  - name: fails
-    node: n1
-    restartPolicy: Never
-    containers:
-      - {{name: main, command: [sh, -c, "exit 3"]}}
-""")
+    path = write_topology(tmp_path, one_node_lab(lab, pod_yaml("fails", "Never", EXIT_3)))
     slow_init = subprocess.Popen([sys.executable, "-c", SLOW_INIT, *NETLAB, "up", "-t", path],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -171,25 +166,8 @@ def test_plain_up_and_status_follow_each_pods_restart_policy(labs):
     none. A container that completed and that its pod does not restart is done, not drift: a lab with a
     Job-like pod can be clean. A Never pod that failed is said, with why up leaves it."""
     lab = labs.name("xp")
-    path, _ = labs.up(f"""name: {lab}
-nodes:
-  - name: n1
-pods:
-  - name: always
-    node: n1
-    containers:
-      - {{name: main, command: ["true"]}}
-  - name: onfailure
-    node: n1
-    restartPolicy: OnFailure
-    containers:
-      - {{name: main, command: ["true"]}}
-  - name: never
-    node: n1
-    restartPolicy: Never
-    containers:
-      - {{name: main, command: [sh, -c, "exit 3"]}}
-""")
+    path, _ = labs.up(one_node_lab(lab, pod_yaml("always", None, TRUE), pod_yaml("onfailure", "OnFailure", TRUE),
+                                   pod_yaml("never", "Never", EXIT_3)))
     assert wait_for(lambda: all(c.get("exit_code") is not None for c in containers(lab).values()), 10), \
         containers(lab)
     got = containers(lab)
@@ -211,16 +189,7 @@ pods:
         assert pids.stdout == "", (pod, pids.stdout)
     # Without the pods that exited for good or restart for ever, the lab is clean, its completed pod included.
     with open(path, "w") as fh:  # the same file, edited
-        fh.write(f"""name: {lab}
-nodes:
-  - name: n1
-pods:
-  - name: onfailure
-    node: n1
-    restartPolicy: OnFailure
-    containers:
-      - {{name: main, command: ["true"]}}
-""")
+        fh.write(one_node_lab(lab, pod_yaml("onfailure", "OnFailure", TRUE)))
     netlab("up", "-t", path)
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     assert containers(lab)["onfailure/main"]["pid"] == got["onfailure/main"]["pid"]
@@ -233,22 +202,11 @@ def test_get_pods_says_kubectls_words_and_status_no_repair_up_cannot_make(labs, 
     CONTAINERS. `status` said "run `sudo netlab up -t FILE` again to repair", and that up exits 1 the same:
     it says what up leaves instead."""
     lab = labs.name("xw")
-    path = write_topology(tmp_path, f"""name: {lab}
-nodes:
-  - name: n1
-pods:
-  - name: job
-    node: n1
-    restartPolicy: Never
-    containers:
-      - {{name: bad, command: [/nonexistent]}}
-      - {{name: ok, command: [sh, -c, "echo hello; exit 3"]}}
-  - name: web
-    node: n1
-    labels: {{app: web}}
-services:
-  - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
-""")
+    path = write_topology(tmp_path, one_node_lab(
+        lab, pod_yaml("job", "Never", "{name: bad, command: [/nonexistent]}",
+                      '{name: ok, command: [sh, -c, "echo hello; exit 3"]}'),
+        pod_yaml("web", None, labels="{app: web}"),
+        services="services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n"))
     assert netlab("up", "-t", path, check=False).returncode == 1  # bad could not start
     assert wait_for(lambda: containers(lab)["job/ok"].get("exit_code") == 3, 10), containers(lab)
     netlab("break", "endpoint-pod-down", "--lab", lab, "--target", "web")  # its echo container stops
