@@ -7,7 +7,7 @@ state is the kernel. The loop sleeps in ``select`` on:
   a change is checked against the plan at once (``status``, ~0.1 s), and
   drift is repaired by the same ``up`` a user would run;
 - a pidfd per container, readable when it exits: the pod's ``restartPolicy``
-  and the kubelet's back-off decide (netlab.lab.restart). The watcher makes
+  and the kubelet's back-off decide (api/watch_restart.py). The watcher makes
   itself a child subreaper, so the containers it starts are its children
   and their exit status is known; it reaps them. Those a plain ``up``
   started before it are init's: their exit status comes from the kernel's
@@ -44,9 +44,10 @@ from typing import Any, Callable, Iterable, Sequence
 from netlab.api import lifecycle
 from netlab.api.topology import load
 from netlab.api.watch_children import Children, reap_exited_children
-from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_words, state_words, summary
+from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_words, summary
+from netlab.api.watch_restart import HeldWorkload, RestartPolicy
 from netlab.errors import NetlabError, TopologyError
-from netlab.feature import Feature, ModuleFeature, StartResult
+from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel import events as kevents
 from netlab.kernel import netns as nsmod
@@ -55,14 +56,12 @@ from netlab.lab import carrier
 from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
-from netlab.model.lab import Lab, PodInfo
-from netlab.model.topology import Container
+from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Fdb, Neigh
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_dir import WatcherLock
-from netlab.workload import crashloop, policy, tasks
-from netlab.workload import lifecycle as workload
+from netlab.workload import crashloop
 
 PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
@@ -77,18 +76,6 @@ def become_subreaper() -> bool:
     """Orphaned descendants (the containers, once their launcher exits) become our children."""
     libc = ctypes.CDLL(None, use_errno=True)
     return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-
-
-class HeldWorkload(ModuleFeature):
-    """The containers feature, restarting exited containers only as restartPolicy and back-off allow."""
-
-    def __init__(self, watcher: "Watcher"):
-        super().__init__(workload)
-        self.watcher = watcher
-
-    def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
-        kwargs = {"early": early} if early is not None else {}
-        return workload.start(lab, state, hold=self.watcher.hold, **kwargs)
 
 
 class _Checked:
@@ -106,7 +93,7 @@ class _Checked:
 
 
 @dataclass
-class Watcher:
+class Watcher(RestartPolicy):
     path: str | None
     lab_name: str
     log: Log
@@ -137,60 +124,6 @@ class Watcher:
         self.failed: list[str] = []  # the containers that could not start, as the last apply's line told them
         # The containers held back by their back-off, in backoff.json for `get pods` and `status`
         self.waiting = crashloop.Record(self.lab_name, self._still_up, self.log)
-
-    # --- restart policy ------------------------------------------------------------
-
-    def hold(self, pod: PodInfo, c: Container, crec: dict[str, Any], why: str, commit: bool = True) -> str | None:
-        """Why an exited container stays down now (None: restart it)."""
-        key = f"{pod.name}/{c.name}"
-
-        def exit_code() -> int | None:
-            code = self.kids.exit_code(key, crec)  # of this very run, never an earlier one's
-            if code is None and c.command:  # it exited unseen by this watcher: the lab's echo server may know
-                code = self.kids.ask_lab(self.lab_name, key, crec)
-            return code
-
-        alive = tasks.alive(crec)
-        kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
-        if kept or not policy.gone(why, alive):
-            return kept  # held; or stopped, changed, running elsewhere: replaced at once, whatever the policy
-        wait = self.restarts.wait(key, self.clock())
-        if wait > 0:
-            return f"back-off {wait:.1f}s"
-        if commit:
-            self.restarts.restarted(key, self.clock())
-            self.waiting.restarted(key)  # no longer in CrashLoopBackOff (recorded after the apply)
-        return None
-
-    def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
-        """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
-        now_due, lines, next_due = [], [], None
-        waiting: dict[str, tuple[float, float]] = {}  # pod/container -> (when its back-off ends, the delay)
-        self.kids.reaped_now()  # exits not read yet (during a repair): their status first
-        for pod, c, crec in workload.containers(lab, state):
-            self.kids.reap_untracked(f"{pod.name}/{c.name}", crec or {})
-            why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
-            key = f"{pod.name}/{c.name}"
-            if why is None:
-                self.said.pop(key, None)
-                continue
-            reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
-            what = state_words(why, tasks.alive(crec or {}))  # an exit's code is said; a stopped one has none
-            code = self.kids.code(key, crec or {}) if what == "exited" else ""  # this run's, said only if known
-            if reason is None:
-                now_due.append(f"container {key} {what}{code}")
-                continue
-            if reason.startswith("back-off"):
-                wait = self.restarts.wait(key, self.clock())
-                due = self.clock() + wait
-                next_due = due if next_due is None else min(next_due, due)
-                waiting[key] = (time.time() + wait, self.restarts.delay(key) or 0.0)
-                reason = f"back-off: restart in {wait:.1f}s"
-            if self.said.get(key) != reason.split(":")[0]:
-                self.said[key] = reason.split(":")[0]
-                lines.append(f"saw: container {key} {what}{code}; did: nothing ({reason})")
-        self.waiting.hold(waiting)
-        return now_due, lines, next_due
 
     def _still_up(self) -> bool:
         try:

@@ -1,0 +1,99 @@
+"""Which of a watched lab's exited containers ``netlab up --watch`` restarts now, and what it says of the rest.
+
+A container whose process is gone is restarted as its pod's ``restartPolicy``
+allows (workload/policy.py) once the kubelet's back-off (lab/restart.py) has
+passed; the exit status OnFailure reads is of that very run (api/watch_children.py
+keeps it, or the lab's echo server). A container stopped, changed or running
+outside its pod is replaced at once, whatever the policy. The watcher (api/watch.py)
+runs the loop; this is its part that decides, and the containers feature that asks it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+from netlab.api.watch_children import Children
+from netlab.api.watch_lines import state_words
+from netlab.feature import ModuleFeature, StartResult
+from netlab.lab.restart import Backoff
+from netlab.model.lab import Lab, PodInfo
+from netlab.model.topology import Container
+from netlab.realize.state import LabState
+from netlab.workload import lifecycle as workload
+from netlab.workload import crashloop, policy, tasks
+
+
+class RestartPolicy:
+    """The watcher's restart decisions (a part of api/watch.Watcher, which holds these attributes)."""
+
+    lab_name: str
+    clock: Callable[[], float]
+    kids: Children  # the containers' processes, and how each exited
+    restarts: Backoff
+    said: dict[str, str]  # pod/container -> the last thing logged about it being held
+    waiting: crashloop.Record  # the containers held back by their back-off, for `get pods` (CrashLoopBackOff)
+
+    def hold(self, pod: PodInfo, c: Container, crec: dict[str, Any], why: str, commit: bool = True) -> str | None:
+        """Why an exited container stays down now (None: restart it)."""
+        key = f"{pod.name}/{c.name}"
+
+        def exit_code() -> int | None:
+            code = self.kids.exit_code(key, crec)  # of this very run, never an earlier one's
+            if code is None and c.command:  # it exited unseen by this watcher: the lab's echo server may know
+                code = self.kids.ask_lab(self.lab_name, key, crec)
+            return code
+
+        alive = tasks.alive(crec)
+        kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
+        if kept or not policy.gone(why, alive):
+            return kept  # held; or stopped, changed, running elsewhere: replaced at once, whatever the policy
+        wait = self.restarts.wait(key, self.clock())
+        if wait > 0:
+            return f"back-off {wait:.1f}s"
+        if commit:
+            self.restarts.restarted(key, self.clock())
+            self.waiting.restarted(key)  # no longer in CrashLoopBackOff (recorded after the apply)
+        return None
+
+    def _held(self, lab: Lab, state: LabState) -> tuple[list[str], list[str], float | None]:
+        """(containers to restart now, lines about held ones not said yet, when the next back-off ends)."""
+        now_due, lines, next_due = [], [], None
+        waiting: dict[str, tuple[float, float]] = {}  # pod/container -> (when its back-off ends, the delay)
+        self.kids.reaped_now()  # exits not read yet (during a repair): their status first
+        for pod, c, crec in workload.containers(lab, state):
+            self.kids.reap_untracked(f"{pod.name}/{c.name}", crec or {})
+            why = workload.why_replace(crec, workload.container_argv(pod, c), pod.netns)
+            key = f"{pod.name}/{c.name}"
+            if why is None:
+                self.said.pop(key, None)
+                continue
+            reason = self.hold(pod, c, crec or {}, why, commit=False) if crec else None
+            what = state_words(why, tasks.alive(crec or {}))  # an exit's code is said; a stopped one has none
+            code = self.kids.code(key, crec or {}) if what == "exited" else ""  # this run's, said only if known
+            if reason is None:
+                now_due.append(f"container {key} {what}{code}")
+                continue
+            if reason.startswith("back-off"):
+                wait = self.restarts.wait(key, self.clock())
+                due = self.clock() + wait
+                next_due = due if next_due is None else min(next_due, due)
+                waiting[key] = (time.time() + wait, self.restarts.delay(key) or 0.0)
+                reason = f"back-off: restart in {wait:.1f}s"
+            if self.said.get(key) != reason.split(":")[0]:
+                self.said[key] = reason.split(":")[0]
+                lines.append(f"saw: container {key} {what}{code}; did: nothing ({reason})")
+        self.waiting.hold(waiting)
+        return now_due, lines, next_due
+
+
+class HeldWorkload(ModuleFeature):
+    """The containers feature, restarting exited containers only as restartPolicy and back-off allow."""
+
+    def __init__(self, watcher: RestartPolicy):
+        super().__init__(workload)
+        self.watcher = watcher
+
+    def start(self, lab: Lab, state: LabState, early: Any = None) -> StartResult:
+        kwargs = {"early": early} if early is not None else {}
+        return workload.start(lab, state, hold=self.watcher.hold, **kwargs)
