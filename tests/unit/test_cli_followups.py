@@ -21,6 +21,7 @@ from netlab.cli.trace import conntrack_lines
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.realize.state import LabState, repair_command
+from netlab.workload import drift as container_drift
 from netlab.workload import lifecycle
 
 LAB = "qx1f"
@@ -93,12 +94,12 @@ def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_
                "pods": {p.name: {"containers": {"main": {"pid": 4242, "start": 1, "argv": argv[p.name]}}}
                         for p in lab.pods}}
     state = LabState(lab=LAB, extra={lifecycle.RECORD: records})
-    monkeypatch.setattr(lifecycle, "uts_hostnames", lambda paths: {p.name: p.hostname for p in lab.pods})
-    monkeypatch.setattr(lifecycle, "task_of", lambda crec, netns: task if netns == pod.netns else "S")
-    monkeypatch.setattr(lifecycle, "in_old_sandbox", lambda *a: False)
-    monkeypatch.setattr(lifecycle.exits, "exit_codes", lambda *a: {})
-    monkeypatch.setattr(lifecycle.node_uts, "drift", lambda lab: [])
-    monkeypatch.setattr(lifecycle.health, "drift", lambda lab: [])
+    monkeypatch.setattr(container_drift, "uts_hostnames", lambda paths: {p.name: p.hostname for p in lab.pods})
+    monkeypatch.setattr(container_drift, "task_of", lambda crec, netns: task if netns == pod.netns else "S")
+    monkeypatch.setattr(container_drift, "in_old_sandbox", lambda *a: False)
+    monkeypatch.setattr(container_drift.exits, "exit_codes", lambda *a: {})
+    monkeypatch.setattr(container_drift.node_uts, "drift", lambda lab: [])
+    monkeypatch.setattr(container_drift.health, "drift", lambda lab: [])
     assert lifecycle.drift(lab, state) == [line.format(lab=LAB), f"containers: pod {other.name} container main runs "
                                            f"an old command; `sudo netlab up --lab {LAB}` restarts it"]
 

@@ -1,0 +1,78 @@
+"""What `status` says of a lab's containers: each one not running as the topology says, in one line.
+
+A container never started, one that could not start, one that exited (with
+how it exited where the kernel or the lab's echo server knows it, and what
+its pod's restartPolicy does about it), one stopped by a signal, one running
+an old command or on in a deleted network namespace; a pod whose hostname or
+UTS namespace is not the topology's. A container ``up --watch`` holds back by
+its back-off says so (CrashLoopBackOff, workload/crashloop.py).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from netlab.workload import crashloop, exits, health, node_uts, policy
+from netlab.workload.containers import container_argv
+from netlab.workload.tasks import in_old_sandbox, task_of
+from netlab.workload.uts import uts_hostnames, uts_path
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
+    from netlab.model.topology import Container
+
+
+def lines(lab: Lab, pods: dict) -> list[str]:
+    """One line per container that is not running as the topology says; ``pods``: the containers' records
+    (state.extra's, by pod name)."""
+    out: list[str] = []
+    gone: dict[str, tuple[int, str, dict, Container, str]] = {}  # exited: (line, where, record, spec, policy)
+    now, waiting = time.time(), crashloop.read(lab.name)  # held back by the watcher's back-off: said so
+    hosts = uts_hostnames({pod.name: uts_path(lab.name, pod.name) for pod in lab.pods})
+    for pod in lab.pods:
+        prec = pods.get(pod.name)
+        if prec is None:
+            out.append(f"containers: pod {pod.name} has no containers started; up starts them")
+            continue
+        if hosts.get(pod.name) is None:
+            out.append(f"containers: pod {pod.name}: UTS namespace (hostname {pod.hostname}) is missing")
+        elif hosts[pod.name] != pod.hostname:
+            out.append(f"containers: pod {pod.name}: hostname is {hosts[pod.name]}, not {pod.hostname}; up sets it")
+        containers = prec.get("containers", {})
+        for c in pod.containers:
+            crec = containers.get(c.name)
+            where = f"pod {pod.name} container {c.name}"
+            state_letter = task_of(crec, pod.netns) if crec and "error" not in crec else None
+            if crec is None:
+                out.append(f"containers: {where} was never started")
+            elif "error" in crec:
+                held = waiting.get(f"{pod.name}/{c.name}")
+                out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}{held.words(now) if held else ''}")
+            elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name), pod.netns):
+                out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
+                           f"{crec.get('pid')}); `sudo netlab up --lab {lab.name}` stops it and starts it in the "
+                           "pod's new one")
+            elif state_letter is None:
+                gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
+                out.append(f"containers: {where} exited (pid {crec.get('pid')}); "
+                           f"see `netlab logs --lab {lab.name} {pod.name} -c {c.name}`")
+            elif state_letter == "T":
+                out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
+                           f"`sudo netlab up --lab {lab.name}` restarts it")
+            elif crec.get("argv") != container_argv(pod, c):
+                out.append(f"containers: {where} runs an old command; `sudo netlab up --lab {lab.name}` restarts it")
+    # How the command containers exited, asked once. One that completed and that its pod does not restart is
+    # done, as it should be (policy.py); one that its pod never restarts stays as it is, said so.
+    codes = exits.exit_codes(lab.name, {cid: g[2] for cid, g in gone.items() if g[3].command})
+    for cid, (i, where, crec, _c, restart) in gone.items():
+        code = codes.get(cid)
+        pod_name, cname = cid.split("/", 1)
+        how = "exited (" if code is None else "completed (exit code 0, " if code == 0 else f"exited with code {code} ("
+        kept = "" if restart != "Never" else f"; {policy.LEFT_EXITED}"
+        if cid in waiting:
+            kept = waiting[cid].words(now)
+        out[i] = "" if policy.completed(restart, code) else \
+            f"containers: {where} {how}pid {crec.get('pid')}); " \
+            f"see `netlab logs --lab {lab.name} {pod_name} -c {cname}`{kept}"
+    return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab)
