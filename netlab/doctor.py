@@ -84,12 +84,13 @@ KERNEL_MODULE = {
     "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
     **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
 }
-# Where the module comes from, or what loading it does besides.
+# What loading the module does besides.
 KERNEL_NOTE = {
     "br_netfilter": "note: this also makes the host's own bridges call iptables, net.bridge.bridge-nf-call-iptables=1 "
                     "in the host",
-    **{q: "on Ubuntu in linux-modules-extra-$(uname -r)" for q in features.QDISCS},
 }
+# Where the module comes from when the kernel's own package leaves it out.
+KERNEL_PACKAGE = {q: "on Ubuntu in linux-modules-extra-$(uname -r)" for q in features.QDISCS}
 KERNEL_OTHERWISE = {"vxlan": "or use network.mode: host-gw",
                     "nf_tables": "or use the legacy backend: NETLAB_IPTABLES=legacy"}
 WHY = {
@@ -162,20 +163,25 @@ def _kernel(name: str, probe: features.KernelProbe, needed: bool) -> Check:
     return _verdict(name, present, detail, needed, kernel_fix(name))
 
 
-def kernel_fix(name: str) -> str:
+def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:
     """How to get a kernel feature: ``modprobe`` where that can load it; where it cannot (a kernel without
-    module support, loading switched off, no module on disk for it), a kernel built with it."""
+    module support, loading switched off, no module on disk for it), a kernel built with it. ``files``: where
+    the kernel's modules are said (features.module_files(), this machine's, by default)."""
     if name == "netns":
         return NETNS_FIX
     module, config = KERNEL_MODULE[name]
-    note, otherwise = KERNEL_NOTE.get(name), KERNEL_OTHERWISE.get(name)
-    why = features.module_unavailable(module)
+    otherwise = KERNEL_OTHERWISE.get(name)
+    why = features.module_unavailable(module, files)
     if why is None:
-        fix = f"modprobe {module} ({config}{f'; {note}' if note else ''})"
+        said = [s for s in (KERNEL_PACKAGE.get(name), KERNEL_NOTE.get(name)) if s]
+        fix = f"modprobe {module} ({'; '.join([config, *said])})"
     else:
-        # A missing module may still come in a package (Ubuntu's extra modules); a kernel without modules not.
-        extra = f"; {note}" if note and "modules.dep" in why and not note.startswith("note") else ""
-        fix = f"boot a kernel with {config} (modprobe cannot help: {why}{extra})"
+        # The package that has the module helps only a kernel that loads modules and whose module tree is
+        # here, without it. A kernel built without module support (this VM's: no /proc/modules), with loading
+        # switched off, or whose modules are not on this machine (booted from outside the disk) needs
+        # another kernel, whatever is installed.
+        package = KERNEL_PACKAGE.get(name) if features.module_tree_lacks(module, files) else None
+        fix = f"boot a kernel with {config} (modprobe cannot help: {why}{f'; {package}' if package else ''})"
     return f"{fix}, {otherwise}" if otherwise else fix
 
 

@@ -130,29 +130,47 @@ MODULES_DISABLED = "/proc/sys/kernel/modules_disabled"
 MODULES_DIR = f"/lib/modules/{os.uname().release}"
 
 
-def loaded_modules() -> set[str] | None:
+@dataclass(frozen=True)
+class ModuleFiles:
+    """Where the machine says what its kernel can load: the loaded modules (absent in a kernel built without
+    module support), the switch that turns loading off, and the running kernel's module tree."""
+
+    proc_modules: str
+    disabled: str
+    tree: str
+
+    @property
+    def dep(self) -> str:
+        return f"{self.tree}/modules.dep"  # depmod's index of the tree, which modprobe finds a module through
+
+
+def module_files() -> ModuleFiles:
+    """This machine's (PROC_MODULES, MODULES_DISABLED, MODULES_DIR, read when called)."""
+    return ModuleFiles(PROC_MODULES, MODULES_DISABLED, MODULES_DIR)
+
+
+def loaded_modules(files: ModuleFiles | None = None) -> set[str] | None:
     """Names in /proc/modules; None when the kernel has no loadable-module support at all."""
     try:
-        with open(PROC_MODULES) as fh:
+        with open((files or module_files()).proc_modules) as fh:
             return {line.split(" ", 1)[0] for line in fh if line.strip()}
     except FileNotFoundError:
         return None
 
 
-def _loadable() -> tuple[set[str], set[str], set[str]] | None:
+def _loadable(files: ModuleFiles) -> tuple[set[str], set[str], set[str]] | None:
     """(loaded, built in, on disk) module names when this kernel can load modules at all; None when it cannot
     (built without module support, or loading switched off). Read-only: /proc/modules,
     kernel.modules_disabled, /lib/modules/RELEASE."""
-    loaded = loaded_modules()
-    if loaded is None or read_host_file(MODULES_DISABLED) == "1":
+    loaded = loaded_modules(files)
+    if loaded is None or read_host_file(files.disabled) == "1":
         return None
-    return (loaded, _module_names(f"{MODULES_DIR}/modules.builtin"),
-            _module_names(f"{MODULES_DIR}/modules.dep", dep=True))
+    return (loaded, _module_names(f"{files.tree}/modules.builtin"), _module_names(files.dep, dep=True))
 
 
 def would_load_module(feature: str) -> str | None:
     """The module the kernel would load if ``feature`` were tried now, or None if nothing would be loaded."""
-    facts = _loadable()
+    facts = _loadable(module_files())
     if facts is None:
         return None  # nothing can be loaded
     loaded, builtin, on_disk = facts
@@ -162,22 +180,39 @@ def would_load_module(feature: str) -> str | None:
     return None
 
 
-def module_unavailable(module: str) -> str | None:
+def module_unavailable(module: str, files: ModuleFiles | None = None) -> str | None:
     """Why ``modprobe MODULE`` cannot help on this machine, or None when it could (the module is on disk, or
     loaded or built in already)."""
-    facts = _loadable()
+    files = files or module_files()
+    facts = _loadable(files)
     if facts is None:
-        if loaded_modules() is None:
+        if loaded_modules(files) is None:
             return "this kernel was built without loadable module support (no /proc/modules)"
         return "module loading is off until the next boot (kernel.modules_disabled = 1)"
     loaded, builtin, on_disk = facts
     if module in loaded or module in builtin:
         return None
-    if not os.path.isdir(MODULES_DIR):
-        return f"this kernel's modules are not on this machine ({MODULES_DIR} is missing)"
+    if not os.path.isdir(files.tree):
+        return f"this kernel's modules are not on this machine ({files.tree} is missing)"
+    if not os.path.isfile(files.dep):  # a tree of only linux-headers' build link, or never indexed by depmod
+        return f"this kernel's modules are not on this machine ({files.dep} is missing)"
     if module not in on_disk:
-        return f"this kernel has no module {module} ({MODULES_DIR}/modules.dep does not list it)"
+        return f"this kernel has no module {module} ({files.dep} does not list it)"
     return None
+
+
+def module_tree_lacks(module: str, files: ModuleFiles | None = None) -> bool:
+    """True when this kernel loads modules and its module tree is on this machine (modules.dep, which
+    modprobe reads), and the tree has no ``module``: the one case a package of more modules for this kernel
+    (Ubuntu's linux-modules-extra-RELEASE) can add it. Not a kernel built without module support, nor one with
+    loading switched off, nor one whose modules are not here (a VM's kernel booted from outside the disk, a
+    container's host's): a package cannot help those."""
+    files = files or module_files()
+    facts = _loadable(files)
+    if facts is None or not os.path.isfile(files.dep):
+        return False
+    loaded, builtin, on_disk = facts
+    return module not in loaded | builtin | on_disk
 
 
 # --- the throwaway namespace --------------------------------------------------------------------

@@ -84,6 +84,7 @@ class Machine:
         self.devconf_asked: list[bool] = []  # each probe: were the host's IPv4 settings read
         self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
         self.no_modules: str | None = None  # why modprobe cannot help here (None: it can)
+        self.tree_lacks = False  # the kernel loads modules, its tree is here, without the module asked for
 
     def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False):
         wanted = set(wanted) | {"netns"}
@@ -128,7 +129,8 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(turns, "holder", lambda: m.prober)
     monkeypatch.setattr(taskstats, "available", lambda: m.taskstats)
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
-    monkeypatch.setattr(features, "module_unavailable", lambda module: m.no_modules)
+    monkeypatch.setattr(features, "module_unavailable", lambda module, files=None: m.no_modules)
+    monkeypatch.setattr(features, "module_tree_lacks", lambda module, files=None: m.tree_lacks)
     monkeypatch.setattr(nsmod, "IPV6_DIR", str(m.ipv6))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
@@ -241,6 +243,7 @@ def test_a_kernel_that_cannot_load_the_module_is_told_to_be_another(machine):
                                    "built without loadable module support (no /proc/modules))")
     # A module the kernel's modules.dep does not list may still come in Ubuntu's extra modules package.
     machine.no_modules = "this kernel has no module sch_netem (/lib/modules/R/modules.dep does not list it)"
+    machine.tree_lacks = True
     assert by_name(doctor.report(DEFAULT, for_this_lab=True))["netem"].fix == (
         "boot a kernel with CONFIG_NET_SCH_NETEM (modprobe cannot help: this kernel has no module sch_netem "
         "(/lib/modules/R/modules.dep does not list it); on Ubuntu in linux-modules-extra-$(uname -r))")
