@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from netlab.errors import ApplyFailed, UsageError
-from netlab.kernel.netns import entered
 from netlab.realize.state_dir import write_atomic
 
 TIMEOUT_VAR = "NETLAB_CNI_TIMEOUT"
@@ -225,6 +224,9 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
     # The plugin runs in the node's network namespace (the runtime's "host"): this thread enters it
     # and starts the plugin, which is born there (by vfork: no function runs between fork and exec);
     # CNI_NETNS names the pod's.
+    # VERSION (validate, doctor) runs in this namespace: only a call into a node's loads the setns code.
+    if node_netns is not None:
+        from netlab.kernel.netns import entered
     deadline = timeout if timeout is not None else cni_timeout()
     t0 = time.monotonic()
     try:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import PluginFailed, exec_plugin
-from netlab.kernel.netns import netns_path
 from netlab.model.cniconf import ConflistError, parse_conflist
+from netlab.model.naming import netns_path
 from netlab.realize.state_dir import write_atomic
 
 if TYPE_CHECKING:

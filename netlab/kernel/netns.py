@@ -37,7 +37,8 @@ from typing import Iterable, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import testhooks
-from netlab.model.naming import NETNS_DIR, check_netns
+from netlab.model.naming import NETNS_DIR
+from netlab.model.naming import netns_path as netns_path  # made there (pure): validate reads it too
 
 CLONE_NEWNS = 0x00020000  # a mount namespace
 CLONE_NEWNET = 0x40000000
@@ -66,10 +67,6 @@ def _check(ret: int, what: str, path: str = "") -> None:
     if ret != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"{what}: {os.strerror(err)}", path)
-
-
-def netns_path(name: str) -> str:
-    return os.path.join(NETNS_DIR, check_netns(name))
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:

@@ -73,6 +73,12 @@ def check_netns(name: str) -> str:
     return name
 
 
+def netns_path(name: str) -> str:
+    """Where the named namespace is mounted (ip-netns(8)): what CNI_NETNS and a setns(2) open name. A path only,
+    so reading a lab (a CNI runtime's config, validate) needs no code that enters namespaces."""
+    return f"{NETNS_DIR}/{check_netns(name)}"
+
+
 def is_netns(name: object) -> bool:
     """A safe namespace name (:func:`check_netns`), for a name read from a file rather than given."""
     try:

@@ -16,6 +16,7 @@ import pytest
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import libnftables, nft
 from netlab.kernel import netns as nsmod
+from netlab.model import naming
 
 LIB = object()  # stands for the loaded library: the fakes below never call into it
 SYNTAX = (b"{path}:3:39-39: Error: syntax error, unexpected newline\n"
@@ -107,7 +108,7 @@ def test_the_lock_is_let_go_when_the_library_raises(door, monkeypatch):
 def test_a_missing_namespace_is_named_both_ways(monkeypatch):
     """The real ``entered`` (no root needed to fail): the library's way says what the program's way says."""
     monkeypatch.setattr(libnftables, "load", lambda: LIB)
-    monkeypatch.setattr(nsmod, "NETNS_DIR", "/nonexistent-netns-dir")
+    monkeypatch.setattr(naming, "NETNS_DIR", "/nonexistent-netns-dir")  # where netns_path looks
     monkeypatch.setenv(nft.ENV, "library")
     with pytest.raises(nft.NftError, match=r"^nfl-gone: namespace not found while writing nftables rules$"):
         nft.run("nfl-gone", "add table ip t\n")

@@ -129,6 +129,42 @@ def test_plan_of_a_cni_lab_runs_no_plugin_and_loads_no_kernel_code(tmp_path):
             assert proc.stderr.strip() == "", f"netlab plan -t {path.name} loaded: {proc.stderr.strip()}"
 
 
+# A plugin that answers VERSION and nothing else: validate asks, and the answer is all it needs.
+VERSION_ONLY = "#!/bin/sh\ncat >/dev/null\necho '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[\"1.0.0\"]}'\n"
+
+
+def test_validate_of_a_cni_lab_asks_its_plugins_and_loads_no_kernel_code(tmp_path):
+    """validate of a lab with network.cni runs each plugin for VERSION (a plain process, in this namespace) and
+    reads the file: the code that enters namespaces and talks netlink (netlab.kernel) stays unloaded. It was
+    loaded through the CNI runtime (netlab.cni.invoke -> netlab.kernel.netns), which only ADD, CHECK and DEL,
+    run in a node's namespace, need."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for name in ("loopback", "mynet"):  # CNI_PATH: binDir first, so these are the ones asked
+        (bindir / name).write_text(VERSION_ONLY)
+        (bindir / name).chmod(0o755)
+    (tmp_path / "n.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "n",
+                                                     "plugins": [{"type": "mynet"}]}))
+    (tmp_path / "missing.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "n",
+                                                           "plugins": [{"type": "mynet"}, {"type": "gone"}]}))
+    code = ("import sys; from netlab.cli import main\n"
+            "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as exc:\n    status = exc.code\n"
+            "print('exit', status or 0)\n"
+            "heavy = ('pyroute2', 'scapy', 'netlab.kernel', 'netlab.probe', 'netlab.trace', 'netlab.workload',"
+            " 'netlab.services', 'netlab.doctor')\n"
+            "print('loaded:', ','.join(sorted(m for m in sys.modules if m.startswith(heavy))))")
+    for conflist, status in (("n.conflist", "0"), ("missing.conflist", "2")):
+        path = tmp_path / f"{conflist}.yaml"
+        path.write_text(f"name: cv\nnodes: [{{name: a}}]\npods: [{{name: p, node: a}}]\n"
+                        f"network:\n  cni: {{conflist: {conflist}, binDir: bin}}\n")
+        for out in ("text", "json"):
+            proc = subprocess.run([sys.executable, "-c", code, "validate", "-t", str(path), "-o", out],
+                                  capture_output=True, text=True, timeout=60)
+            assert proc.stdout.splitlines()[-2:] == [f"exit {status}", "loaded: "], (proc.stdout, proc.stderr)
+            if status == "2":  # the plugins were asked: the missing one is named
+                assert "plugin 'gone' not found in" in proc.stdout + proc.stderr
+
+
 def test_a_conflist_gone_since_the_topology_was_read_is_one_line(tmp_path):
     conflist = tmp_path / "n.conflist"
     conflist.write_text(json.dumps({"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "ptp"}]}))
