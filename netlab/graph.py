@@ -298,7 +298,7 @@ def to_mermaid(g: Graph) -> str:
 _DOT_LINKS = {  # style -> edge attributes
     "veth": 'dir=none, penwidth=1.5',
     "internal": 'dir=none, style=dotted',
-    "tunnel": 'dir=none, style=dashed, color="#c0392b", fontcolor="#c0392b", penwidth=2, constraint=false',
+    "tunnel": 'dir=none, style=dashed, color="#c0392b", penwidth=2',
     "service": 'color="#2e8b57", fontcolor="#2e8b57"',
     "policy": 'color="#8e44ad", fontcolor="#8e44ad"',
 }
@@ -331,15 +331,34 @@ def to_dot(g: Graph) -> str:
             # The path's notes sit in the frame of the box they are about.
             out += [f"    {line}" for i, stop in enumerate(stops) if stop[0] == box.id for line in _dot_note(i, stop)]
         out.append("  }")
+    tunnels = 0
     for link in g.links:
-        # Tunnels leave the ranking alone (constraint=false) and carry their
-        # text as an xlabel: with a plain label, Graphviz (2.43 at least) fails
-        # with "lost edge" on labs of a few nodes and more.
-        attr = "xlabel" if link.style == "tunnel" else "label"
-        out.append(f'  {link.src} -> {link.dst} [{attr}="{dot_text(link.label)}", {_DOT_LINKS[link.style]}];')
+        if link.style == "tunnel":
+            tunnels += 1
+            out += _dot_tunnel(f"tunnel_{tunnels}", link)
+        else:
+            out.append(f'  {link.src} -> {link.dst} [label="{dot_text(link.label)}", {_DOT_LINKS[link.style]}];')
     out += _dot_path(stops)
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+def _dot_tunnel(box: str, link: Link) -> list[str]:
+    """A VXLAN tunnel between two flannel.1 boxes: its text is a box of its own, dashed lines to both ends.
+
+    The two flannel.1 boxes sit side by side, so a line between them is a flat
+    edge across two node frames. A plain label on it makes Graphviz (2.43)
+    fail with "lost edge" on labs of many nodes; an xlabel is placed after the
+    layout, in no space of its own, and lands on the line, on the flannel.1
+    boxes or on the routes' text. A box above both ends (the lines run down
+    to the tunnel's two VTEPs) gets its own place in the layout, between the
+    two nodes' frames, so nothing is drawn over it.
+    """
+    line = _DOT_LINKS[link.style]
+    return [f'  {box} [label="{dot_text(link.label)}", shape=plaintext, style="", fontcolor="#c0392b", '
+            'fontsize=9];',
+            f"  {box} -> {link.src} [{line}];",
+            f"  {box} -> {link.dst} [{line}];"]
 
 
 # ---------------------------------------------------------------- a packet's path

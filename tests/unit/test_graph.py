@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from cli_inprocess import run_cli
+from graph_layout import drawn_over, text_under
 
 from netlab import graph
 from netlab.errors import EnvironmentNotReady
@@ -22,6 +23,7 @@ from netlab.realize import state_dir
 REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
+TUNNEL_COLOR = graph.COLORS["vtep"][1]  # the tunnels' dashed lines
 
 # Three nodes, host-gw routing, Services with and without endpoints, an internet.
 HOST_GW = """\
@@ -165,16 +167,51 @@ def test_dot_default_and_host_gw(default_lab, hg_lab):
     text = graph.to_dot(graph.build(default_lab))
     assert text.startswith("digraph netlab {") and text.rstrip().endswith("}")
     assert 'subgraph "cluster_grp_node_minikube_m02" {' in text
-    assert 'node_minikube_vtep -> node_minikube_m02_vtep [xlabel="VXLAN VNI 1 UDP 8472", dir=none, style=dashed' in text
+    assert '  tunnel_1 -> node_minikube_vtep [dir=none, style=dashed' in text
     assert 'pod_fedora_3 [label="pod fedora-3\\neth0 10.244.0.3/24\\nnetns demo-fedora-3"' in text
     hg = graph.to_dot(graph.build(hg_lab))
     assert 'svc_default_db -> pod_db [label="5432/TCP DNAT to :5432"' in hg
     assert "VXLAN" not in hg
 
 
-def test_deterministic(tmp_path):
+def test_a_tunnels_text_is_a_box_of_its_own_not_an_edge_label(tmp_path):
+    """The tunnel's text gets its own place in the layout: a text-only box with a dashed line to each flannel.1.
+
+    As an xlabel on the line between two flannel.1 boxes, Graphviz put it wherever
+    it fitted after the layout: on the line itself, over the boxes, over the routes' text.
+    """
+    text = graph.to_dot(graph.build(resolve(load_topology(str(topo_file(tmp_path, "vxlan"))))))
+    assert "xlabel" not in text and "VXLAN VNI 1 UDP 8472" in text
+    edges = [line.strip() for line in text.splitlines() if "_vtep" in line and " -> " in line]
+    # No line joins two flannel.1 boxes directly; each tunnel is one box and two lines.
+    assert not [e for e in edges if re.match(r"node_\w+_vtep -> node_\w+_vtep", e)], edges
+    for i, (a, b) in enumerate([("n1", "n2"), ("n1", "n3"), ("n2", "n3")], 1):
+        assert (f'  tunnel_{i} [label="VXLAN VNI 1 UDP 8472", shape=plaintext, style="", fontcolor="#c0392b", '
+                'fontsize=9];') in text
+        assert f"tunnel_{i} -> node_{a}_vtep [dir=none, style=dashed" in text
+        assert f"tunnel_{i} -> node_{b}_vtep [dir=none, style=dashed" in text
+
+
+@needs_dot
+@pytest.mark.parametrize("topology", [None, "topologies/vxlan-3node.yaml"])
+def test_nothing_is_drawn_over_a_tunnels_text(topology):
+    """Laid out by Graphviz, the tunnel's text crosses no line, no box and no other text.
+
+    Two nodes: the tunnel's lines cross no text either. (With three nodes in a
+    row, the line from the outer two's tunnel may cross a node's routes.)
+    """
+    lab = resolve(load_topology(str(REPO / topology) if topology else None))
+    text = f"VXLAN VNI {lab.topo.network.vxlan.vni} UDP {lab.topo.network.vxlan.port}"
+    dot = graph.to_dot(graph.build(lab))
+    assert drawn_over(dot, text) == []
+    if len(lab.nodes) == 2:
+        assert text_under(dot, TUNNEL_COLOR) == []
+
+
+@pytest.mark.parametrize("mode", ["host-gw", "vxlan"])  # vxlan: the tunnels' boxes and lines
+def test_deterministic(tmp_path, mode):
     """Same topology, same text: across loads and across Python hash seeds."""
-    path = topo_file(tmp_path)
+    path = topo_file(tmp_path, mode)
     first = graph.render(resolve(load_topology(str(path))), "mermaid")
     assert graph.render(resolve(load_topology(str(path))), "mermaid") == first
     # One process per hash seed renders both formats, separated by a NUL (in neither format).

@@ -14,6 +14,7 @@ from netlab.model.load import load_topology
 from netlab.trace import picture
 from netlab.trace.render import TraceResult, number
 from netlab.trace.verdict import explain, mark_seen
+from graph_layout import drawn_over, text_under
 from test_trace_walk import _seen_everywhere, ping, world  # noqa: F401  (the fixture)
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -88,3 +89,14 @@ def test_the_svg_holds_every_hops_number_and_the_lost_hops_reason(world):  # noq
                 and (g.find(f"{SVG}title").text or "") == "node_minikube_vtep")
     assert any(p.get("stroke") == "#d1242f" for p in vtep.iter() if p.get("stroke"))
     assert picture.render(lab, r, "png").startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@needs_dot
+def test_nothing_is_drawn_over_the_tunnels_text_on_the_path(world):  # noqa: F811
+    """The tunnel's text has a place of its own: the path's arrows and notes leave it readable, and its lines
+    cross no text (they ran over the route from cni0, "routed (ip_forward)")."""
+    lab, m, k = world
+    r = result(ping(k, m))
+    dot = picture.render(lab, r, "dot").decode()
+    assert drawn_over(dot, "VXLAN VNI 1 UDP 8472") == []
+    assert text_under(dot, graph.COLORS["vtep"][1]) == []  # nor do its dashed lines cross the routes' text
