@@ -219,7 +219,7 @@ def bench_nftables(args, names: list[str], names_base: list[str], workers: int, 
     lines = sum(len(v) for v in tables[0].rules.values()) + sum(len(v) for v in tables[0].elements.values())
     print(f"nftables mode: per node {len(tables[0].chains)} chains, {lines} rules and elements, payload "
           f"{len(payloads[0]) / 1e6:.2f} MB (render {t_render * 1000:.0f} ms, not in the figures below); "
-          f"nft: {nft.mode() or 'the library when free, else the program'}")
+          f"nft: {nft.mode() or 'the library when free (a partial sync waits for another), else the program'}")
 
     def run(item: tuple[str, str]) -> None:
         nft.run(item[0], item[1])
