@@ -102,11 +102,12 @@ class PodActions:
         It returns once the command exits, with what it printed by then: a job it leaves in the background
         (``"kvd --port 7000 &"``) runs on in the pod, nobody's child (``down`` stops it with the lab), and what
         it prints later is lost. To keep it, its output or its exit status, use :meth:`popen`."""
-        from netlab.api.exec import exec_target
+        from netlab.api.exec import exec_target, refuse_nul
 
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         if not argv:
             raise UsageError("no command given")
+        refuse_nul("lab.exec", command, argv, env)
         target = exec_target(self.state(), self.model, name)
         with target.opened() as enter:
             return _run_captured(argv, input, timeout, check, env, enter)
@@ -125,11 +126,12 @@ class PodActions:
         A program that cannot be started in the pod raises :class:`netlab.errors.CannotRun` (a UsageError), not
         Popen's FileNotFoundError: its message is ``netlab exec``'s line (``/opt/srv: command not found``), its
         ``returncode`` the status ``exec`` gives (127: no such program; 126: there, not runnable)."""
-        from netlab.api.exec import cannot_run, exec_target
+        from netlab.api.exec import cannot_run, exec_target, refuse_nul
 
         full = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
         if not full:
             raise UsageError("no command given")
+        refuse_nul("lab.popen", argv, full, kwargs.get("env"))
         if "preexec_fn" in kwargs:
             raise UsageError("popen's preexec_fn enters the pod's namespaces; it takes no other")
         target = exec_target(self.state(), self.model, name)

@@ -163,3 +163,28 @@ def test_popen_keeps_an_error_that_is_not_about_the_program(monkeypatch, tmp_pat
     with pytest.raises(FileNotFoundError) as raised:
         Lab("qgnone").popen("a", ["true"], cwd=str(tmp_path / "gone"))
     assert raised.value.filename == str(tmp_path / "gone")
+
+
+@pytest.mark.parametrize("method,command,kwargs,message", [
+    ("exec", ["echo", "a\x00b"], {}, 'lab.exec: argument 1 ("a\\u0000b") holds a NUL byte, which a program\'s '
+                                      "argument cannot"),
+    ("exec", "echo a\x00b", {}, 'lab.exec: the command "echo a\\u0000b" holds a NUL byte, which a program\'s '
+                                "command line cannot"),
+    ("exec", ["true"], {"env": {"A": "x\x00"}}, "lab.exec: env[A] holds a NUL byte, which a program's environment "
+                                                "cannot"),
+    ("popen", ["echo", "ok", b"a\x00"], {}, 'lab.popen: argument 2 ("a\\u0000") holds a NUL byte, which a '
+                                           "program's argument cannot"),
+    ("popen", ["true"], {"env": {"A\x00": "x"}}, 'lab.popen: env["A\\u0000"] holds a NUL byte, which a program\'s '
+                                                 "environment cannot"),
+])
+def test_a_nul_after_the_programs_name_is_said_where_it_is(monkeypatch, method, command, kwargs, message):
+    """A NUL in an argument or in env made Popen's ValueError, which lab.exec reported as the program's
+    (``cannot execute: embedded null byte``, 126) and lab.popen raised as it was: a UsageError names it."""
+    from netlab.api import exec as exec_mod
+
+    monkeypatch.setattr(exec_mod, "exec_target", lambda state, model, name: _Here())
+    monkeypatch.setattr(Lab, "state", lambda self: None)
+    monkeypatch.setattr(Lab, "model", None)
+    with pytest.raises(UsageError) as raised:
+        getattr(Lab("qgnone"), method)("a", command, **kwargs)
+    assert str(raised.value) == message and str(raised.value).isprintable()
