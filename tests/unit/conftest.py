@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import shutil
 import stat
@@ -10,6 +11,10 @@ import tempfile
 
 import pytest
 from hypothesis import configuration
+
+import state_guard
+from netlab.realize import state_dir
+from state_guard import Guard
 
 
 def _hypothesis_home() -> str:
@@ -37,14 +42,47 @@ def _hypothesis_home() -> str:
 configuration.set_hypothesis_home_dir(_hypothesis_home())
 
 
+# --- the machine's state directory, out of reach (state_guard.py says why) ---------------------------------------
+# Every test has a state directory of its own, made only if used, for netlab in this process and in the processes
+# it starts (NETLAB_STATE_DIR); a file operation of this process under the real one while a test runs fails the
+# test, naming the path. A test marked ``real_state_dir`` opts out of both; none needs it today.
+
+state_guard.install()
+
+
+@pytest.fixture(scope="session")
+def _state_roots(tmp_path_factory):
+    """Where the tests' own state directories go (one each, numbered, made by netlab when used)."""
+    return tmp_path_factory.mktemp("state-roots"), itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _private_state_root(request, monkeypatch, _state_roots):
+    """This test's state directory in place of /run/netlab; the real one out of reach (state_guard.py)."""
+    if request.node.get_closest_marker("real_state_dir") is not None:
+        yield
+        return
+    base, numbers = _state_roots
+    path = str(base / str(next(numbers)))
+    monkeypatch.setattr(state_dir, "STATE_ROOT", path)
+    monkeypatch.setenv("NETLAB_STATE_DIR", path)
+    Guard.test, Guard.hits = request.node.nodeid, []
+    try:
+        yield
+    finally:
+        Guard.test = None
+    if Guard.hits:  # also when the code under test took the failure for an error of its own and went on
+        pytest.fail("; ".join(Guard.hits[:3]), pytrace=False)
+
+
 @pytest.fixture
 def state_root(tmp_path, monkeypatch):
-    """A private state directory (tmp_path/state) in place of /run/netlab, for the labs a test saves."""
-    from netlab.realize import state_dir
-
+    """A private state directory (tmp_path/state), made for a test that looks at it (every test has one of its
+    own anyway: _private_state_root)."""
     path = tmp_path / "state"
     path.mkdir(mode=0o700)
     monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+    monkeypatch.setenv("NETLAB_STATE_DIR", str(path))
     state_dir._checked.clear()
     yield path
     state_dir._checked.clear()
