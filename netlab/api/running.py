@@ -13,23 +13,40 @@ from typing import Any
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
 from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
+from netlab.realize import state_dir
 from netlab.realize.state_dir import stateless_labs
 
 
 def labs() -> tuple[LabInfo, ...]:
     """Every lab that is up, in name order; a lab with a corrupt state, or whose state was lost while the lab
-    runs on, is listed with the error (phase ``corrupt``, ``lost``): either is taken down with ``--force``."""
+    runs on, or whose pods' files alone remain (looked for with the default state directory only), is listed
+    with the error (phase ``corrupt``, ``lost``): each is taken down with ``--force``."""
     rows: list[LabInfo] = []
+    pods: set[str] = set()  # the pod namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
         if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
             rows.append(LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
                                 error=str(st)))
             continue
         topo = st.topology
+        pods.update(st.netns)
         rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
                             pods=len(topo.get("pods", [])), source=source_label(st)))
     for name in stateless_labs():
         lost = lost_state(name)
+        if lost is not None:
+            rows.append(LabInfo(lab=name, phase="lost", namespaces=None, nodes=None, pods=None, source=None,
+                                error=str(lost)))
+    if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
+        # The pods' files of the labs up with the default state directory are theirs, not lost labs'.
+        return tuple(sorted(rows, key=lambda row: row.lab))
+    from netlab.realize.tags import pod_file_labs  # with the kernel's namespaces (state.lost_state)
+
+    listed = {row.lab for row in rows}
+    # A lab whose state folder went with its namespaces leaves its pods' files under /etc/netns, named by their
+    # first line; the folders of the labs with a state are not read.
+    for name in pod_file_labs(skip=pods):
+        lost = lost_state(name, pod_files=True) if name not in listed else None
         if lost is not None:
             rows.append(LabInfo(lab=name, phase="lost", namespaces=None, nodes=None, pods=None, source=None,
                                 error=str(lost)))

@@ -65,9 +65,9 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             return result or DownResult(lab=lab_name, was_up=False)
         state = load_state(lab_name)
         if state is None:
-            lost = lost_state(lab_name)
-            if lost is not None:  # not "nothing to do": the lab runs on without its state; --force takes it
-                raise lost
+            lost = lost_state(lab_name, pod_files=True)
+            if lost is not None:  # not "nothing to do": the lab runs on without its state, or its pods' files
+                raise lost  # remain; --force takes them
             forget(lab_name)
             return DownResult(lab=lab_name, was_up=False)
         return teardown(kernel, features, state, tag_for(state), progress)

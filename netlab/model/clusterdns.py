@@ -101,6 +101,7 @@ from typing import Any
 from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, allocate, pod_capacity
 from netlab.model.location import Loc
 from netlab.model.naming import CLUSTER_DOMAIN as CLUSTER_DOMAIN
+from netlab.model.naming import pod_file_marker
 from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Pod, Service, Topology
 
@@ -410,7 +411,8 @@ def problems(topo: Topology, addressing: Addressing) -> list[tuple[Loc, str]]:
 
 def resolv_conf(lab_name: str, nameserver: IPv4Address, namespace: str = "default") -> str:
     """What kubelet writes for ``dnsPolicy: ClusterFirst``, with netlab's ownership line."""
-    return (f"# netlab {lab_name}: cluster DNS (Service {DNS_NAMESPACE}/{DNS_NAME}), like kubelet's ClusterFirst\n"
+    return (f"{pod_file_marker(lab_name)} cluster DNS (Service {DNS_NAMESPACE}/{DNS_NAME}), like kubelet's "
+            "ClusterFirst\n"
             f"search {' '.join(search_domains(namespace))}\n"
             f"nameserver {nameserver}\n"
             f"options ndots:{NDOTS}\n")

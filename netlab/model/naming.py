@@ -21,6 +21,15 @@ from netlab.model.location import show, yaml_kind
 NETNS_DIR = "/run/netns"
 ETC_NETNS = "/etc/netns"
 
+
+
+def pod_file_marker(lab: str) -> str:
+    """netlab's first line in every file it writes for a pod of lab ``lab`` under ETC_NETNS/<pod namespace>/
+    (resolv.conf, hosts): what proves the file is the lab's when nothing else does. A lab name is a DNS label
+    (no ':'), so lab ``ab``'s marker begins no other lab's."""
+    return f"# netlab {lab}:"
+
+
 IFNAMSIZ = 15  # bytes, without the trailing NUL
 CHAIN_MAX = 28  # XT_EXTENSION_MAXNAMELEN - 1 minus room kube-proxy keeps
 NETNS_MAX = 63

@@ -20,12 +20,8 @@ import os
 from typing import Any
 
 from netlab.kernel import netns as nsmod
-from netlab.model.files import Unreadable, read_regular
-from netlab.model.naming import ETC_NETNS, is_netns
 from netlab.realize import state as statemod, state_dir
-from netlab.realize.tags import remnants, tag_owner, tagged_namespaces
-
-MARKED_MAX = 1 << 20  # bytes of a pod's resolv.conf or hosts read for netlab's first line (its own are a few hundred)
+from netlab.realize.tags import pod_files, remnants, tag_owner, tagged_namespaces
 
 
 def owner_of(name: str) -> tuple[str, str] | None:
@@ -41,20 +37,12 @@ def lab_of(lab_hash: str) -> str | None:
     return next((lab for lab in state_dir.known_labs() if nsmod.lab_hash(lab) == lab_hash), None)
 
 
-def _files_record(lab: str, names: list[str]) -> dict[str, Any]:
-    """The services record for the pods' resolv.conf and hosts files that prove to be this lab's
-    (first line ``# netlab <lab>:``), by namespace name: paths are derived from the names."""
-    found: dict[str, dict[str, str]] = {"resolv": {}, "hosts": {}}
-    for name in names:
-        for kind, file in (("resolv", "resolv.conf"), ("hosts", "hosts")):
-            try:  # never through a symlink, never blocked by a FIFO
-                text = read_regular(os.path.join(ETC_NETNS, name, file), MARKED_MAX, follow=False)
-            except Unreadable:
-                continue
-            if text.decode(errors="replace").startswith(f"# netlab {lab}:"):
-                found[kind][name] = "created"
-    dirs = {name: "created" for kind in found for name in found[kind]}  # removed only when empty
-    return {"version": 2, **found, "dirs": dirs, "etc_netns": None, "udp": [], "udp_empty": [], "chains": {}}
+def _files_record(found: dict[str, list[str]]) -> dict[str, Any]:
+    """The services record of the pods' resolv.conf and hosts files that proved to be this lab's (tags.pod_files:
+    by kind, the namespaces): it holds names, paths are derived from them."""
+    files = {kind: {name: "created" for name in names} for kind, names in found.items()}
+    dirs = {name: "created" for kind in files for name in files[kind]}  # removed only when empty
+    return {"version": 2, **files, "dirs": dirs, "etc_netns": None, "udp": [], "udp_empty": [], "chains": {}}
 
 
 def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statemod.LabState, str | None]]:
@@ -73,31 +61,26 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
             names = [n for n in names if n not in state.netns]  # type: ignore[union-attr]  # the others go with it
         if not names:
             continue
-        out.append((_stand_in(lab, names), tag))
-    if not out and remnants(lab):
-        # No namespace left, yet a run's files are: its echo server may run on, its UTS pins stay mounted. A
-        # stand-in that lists no namespace stops what the lab's folder names (the server by its socket, the pins'
-        # tmpfs), then the folder goes.
-        # The pods' files under /etc/netns outlive their namespaces: those that say they are this lab's go too.
-        out.append((_stand_in(lab, [], files=_etc_netns_names(lab)), nsmod.make_tag(lab, "lost")))
+        out.append((_stand_in(lab, names, pod_files(lab, names)), tag))
+    # The pods' files under /etc/netns outlive their namespaces, and the lab's folder (/run is a tmpfs, /etc is
+    # not): those in the folders /etc/netns/<lab>-* that none of the above names and that say they are this
+    # lab's go too.
+    named = {n for st, _ in out for n in st.netns}
+    left = {kind: [n for n in names if n not in named] for kind, names in pod_files(lab).items()}
+    if any(left.values()) or (not out and remnants(lab)):
+        # No namespace left, yet a run's files are (its echo server may run on, its UTS pins stay mounted), or
+        # its pods' files: a stand-in that lists no namespace stops what the lab's folder names (the server by
+        # its socket, the pins' tmpfs) and takes the pods' files away, then the folder goes.
+        out.append((_stand_in(lab, [], left), nsmod.make_tag(lab, "lost")))
     return out
 
 
-def _stand_in(lab: str, names: list[str], files: list[str] | None = None) -> statemod.LabState:
-    """A state listing namespaces ``names`` and the pods' files of ``files`` (default: the same names) that
-    prove to be this lab's."""
+def _stand_in(lab: str, names: list[str], files: dict[str, list[str]]) -> statemod.LabState:
+    """A state listing namespaces ``names`` and the pods' files ``files`` (tags.pod_files) that proved to be
+    this lab's."""
     stand_in = statemod.LabState(lab=lab, netns={n: "created" for n in names}, phase="deleting")
-    stand_in.extra["services"] = _files_record(lab, names if files is None else files)
+    stand_in.extra["services"] = _files_record(files)
     return stand_in
-
-
-def _etc_netns_names(lab: str) -> list[str]:
-    """Namespace names ``<lab>-*`` that have a folder under /etc/netns (whose files _files_record checks)."""
-    try:
-        entries = os.listdir(ETC_NETNS)
-    except OSError:
-        return []
-    return sorted(name for name in entries if name.startswith(lab + "-") and is_netns(name))
 
 
 def force_down(lab: str, teardown, tag_for) -> Any:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, command_path, display_path
+from netlab.model.naming import ETC_NETNS
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
                                      state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
@@ -139,18 +140,39 @@ class StateLost(EnvironmentNotReady):
                          f"with {force_down_hint(lab)}")
 
 
-def lost_state(lab: str) -> StateLost | None:
-    """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
-    or its folder holding more than its lock (a run's echo server socket, logs, UTS pins). None when nothing
-    remains: the lab is simply not up. ``down`` and ``up`` delete the state file only after the namespaces, and
-    last of the folder but for its lock (state_dir.forget), so a lab on its way down is never taken for lost."""
-    from netlab.realize.tags import remnants, tagged_namespaces  # the kernel's namespaces: only when one is missing
+class PodFilesLeft(StateLost):
+    """A lab with no state file, no namespace and no folder (/run was emptied, a reboot that kept /etc, or they
+    were deleted by hand) whose pods' files under /etc/netns remain, saying they are its: not up, yet not
+    "nothing to do" for ``down``. As a lost state: exit 3, and ``down --force`` takes them away."""
 
-    netns = sorted(name for names in tagged_namespaces(lab).values() for name in names)
-    files = remnants(lab)
-    if not netns and not files:
-        return None
-    return StateLost(lab, state_file(lab), netns, files)
+    def __init__(self, lab: str, path: str, folders: Sequence[str]):
+        self.lab = lab
+        more = f" and {len(folders) - 3} more" if len(folders) > 3 else ""
+        left = f"{', '.join(folders[:3])}{more}"
+        EnvironmentNotReady.__init__(
+            self, f"lab {lab} is not up (no state file {path}, no namespace tagged as its), yet its pods' files "
+            f"remain in {ETC_NETNS} ({left}): take them away with `sudo netlab down --lab {lab} --force` (it deletes "
+            "only the files whose first line says they are the lab's)")
+
+
+def lost_state(lab: str, pod_files: bool = False) -> StateLost | None:
+    """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
+    or its folder holding more than its lock (a run's echo server socket, logs, UTS pins); ``pod_files``: or,
+    when neither does, its pods' files under /etc/netns (``down`` and ``list`` look for them: for the other
+    commands such a lab is not up). None when nothing remains: the lab is simply not up. ``down`` and ``up``
+    delete the state file only after the namespaces, and last of the folder but for its lock
+    (state_dir.forget), so a lab on its way down is never taken for lost."""
+    from netlab.realize import tags  # the kernel's namespaces: only when one is missing
+
+    netns = sorted(name for names in tags.tagged_namespaces(lab).values() for name in names)
+    files = tags.remnants(lab)
+    if netns or files:
+        return StateLost(lab, state_file(lab), netns, files)
+    if pod_files:
+        folders = sorted({name for names in tags.pod_files(lab).values() for name in names})
+        if folders:
+            return PodFilesLeft(lab, state_file(lab), folders)
+    return None
 
 
 def load_state(lab: str) -> LabState | None:

@@ -45,7 +45,7 @@ from netlab.feature import StartResult
 from netlab.kernel import testhooks
 from netlab.kernel.threads import Background, side_by_side
 from netlab.model.files import Unreadable, read_regular
-from netlab.model.naming import ETC_NETNS, check_netns, is_netns
+from netlab.model.naming import ETC_NETNS, check_netns, is_netns, pod_file_marker
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
@@ -86,18 +86,19 @@ def file_path(netns: str, kind: str) -> str:
 
 def marker(lab_name: str) -> str:
     """netlab's first line in a file it writes for this lab (clusterdns.resolv_conf and hosts.hosts_file
-    begin with it)."""
-    return f"# netlab {lab_name}:"
+    begin with it; naming.pod_file_marker)."""
+    return pod_file_marker(lab_name)
 
 
 # --- reading and writing, never through a symlink ------------------------------------------
 
 
-def owner(path: str, lab_name: str) -> str:
-    """Whose file is at ``path``: "absent", "ours" (netlab's first line for this lab), "empty", or
-    "other" (anything else, a symlink, a FIFO or a directory included: never followed, never read)."""
+def owner(path: str, lab_name: str, dir_fd: int | None = None) -> str:
+    """Whose file is at ``path`` (in directory ``dir_fd``, when given): "absent", "ours" (netlab's first line for
+    this lab), "empty", or "other" (anything else, a symlink, a FIFO or a directory included: never followed,
+    never read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         return "absent"
     except OSError as exc:
@@ -205,14 +206,20 @@ def _remove_ours(lab_name: str, kind: str, netns: str, status: str) -> str | Non
     the path removed, or None."""
     if not lab_netns(lab_name, netns):
         return None
-    path = file_path(netns, kind)
-    mine = owner(path, lab_name)
-    if mine == "ours" or (mine == "empty" and status == "intent"):  # empty: a create cut short
-        try:
-            os.unlink(path)
-            return path
-        except FileNotFoundError:
-            pass
+    try:  # the folder itself, never a symlink put in its place: nothing it points to is ours
+        folder = os.open(netns_dir(netns), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        mine = owner(FILES[kind], lab_name, dir_fd=folder)
+        if mine == "ours" or (mine == "empty" and status == "intent"):  # empty: a create cut short
+            try:
+                os.unlink(FILES[kind], dir_fd=folder)
+                return file_path(netns, kind)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(folder)
     return None
 
 

@@ -10,11 +10,14 @@ lost, in one line, exit 3, and changes nothing; `down --force` takes all of it, 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
-from helpers import lab_namespaces, netlab, state_path
+from helpers import STATE_ROOT, lab_namespaces, netlab, someone_elses_etc_netns, state_path
 from netlab.kernel.processes import running
 from netlab.workload.launch import server_pid
 
@@ -29,6 +32,13 @@ def pin_mounts(lab: str) -> list[str]:
     """Mount points under the lab's folder (its UTS pins' tmpfs and the pins), as findmnt lists them."""
     out = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True, check=True).stdout
     return [line for line in out.splitlines() if line.startswith(state_path(lab) + "/")]
+
+
+def pod_folders(lab: str) -> dict[str, dict[str, str]]:
+    """The folders /etc/netns/<lab>-*, with their files' text (the last lab to leave /etc/netns removes it)."""
+    names = sorted(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else []
+    return {d: {f: open(os.path.join("/etc/netns", d, f)).read() for f in sorted(os.listdir(f"/etc/netns/{d}"))}
+            for d in names if d.startswith(f"{lab}-")}
 
 
 def lost(lab: str, left: str) -> str:
@@ -57,7 +67,7 @@ def test_a_lab_whose_state_was_deleted_is_said_lost_left_alone_and_taken_down_by
     out = netlab("down", "--lab", lab, "--force")
     assert out.stdout == f"lab {lab} is down (4 namespaces removed)\n", out
     assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab)) and not pin_mounts(lab)
-    assert not [d for d in os.listdir("/etc/netns") if d.startswith(f"{lab}-")]
+    assert pod_folders(lab) == {}
     assert not running(server)  # the server is gone (a zombie till init reaps it)
 
 
@@ -80,7 +90,74 @@ def test_a_lost_lab_without_namespaces_still_has_its_server_and_pins_stopped_by_
     netlab("down", "--lab", lab, "--force")
     assert not os.path.exists(state_path(lab)) and not pin_mounts(lab)
     assert not running(server)
-    assert not [d for d in os.listdir("/etc/netns") if d.startswith(f"{lab}-")]  # the pods' files went too
+    assert pod_folders(lab) == {}  # the pods' files went too
+
+
+def gone_by_hand(lab: str) -> None:
+    """All of lab ``lab`` but what /etc holds, as a reboot leaves it (/run is a tmpfs) or a user's clean-up by hand:
+    its echo server stopped, its UTS pins unmounted, its namespaces and its state folder deleted, each by name."""
+    server = server_pid(lab)
+    assert server is not None
+    os.kill(server, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while running(server) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(server)
+    for target in sorted(pin_mounts(lab), key=len, reverse=True):  # the pins, then the tmpfs they are on
+        subprocess.run(["umount", target], check=True)
+    for name in lab_namespaces(lab):
+        subprocess.run(["ip", "netns", "del", name], check=True)
+    shutil.rmtree(state_path(lab))
+
+
+def test_a_lab_whose_folder_and_namespaces_are_gone_leaves_pod_files_only_down_force_takes(labs):
+    """Its pods' files under /etc/netns outlive the rest, and their first line is the only proof whose they are:
+    `down` said "not up; nothing to do" and `down --force` found nothing, so they stayed for good. Now `down` says
+    so (exit 3, nothing changed) and `down --force` takes exactly them: not a folder of lab <lab>-x, whose name
+    begins as the lab's pods' do, nor one of the lab's names holding the user's own file."""
+    lab = labs.name("isp")
+    labs.up(topology(lab))
+    try:
+        check_pod_files_left(lab)
+    finally:  # the fixture's plain `down` says the files are left, and leaves them
+        netlab("down", "--lab", lab, "--force", check=False)
+
+
+def check_pod_files_left(lab: str) -> None:
+    gone_by_hand(lab)
+    assert lab_namespaces(lab) == [] and not os.path.exists(state_path(lab))
+    left = pod_folders(lab)
+    assert sorted(left) == [f"{lab}-a", f"{lab}-b"] and all(
+        text.startswith(f"# netlab {lab}: ") for files in left.values() for text in files.values()), left
+    other, own = f"/etc/netns/{lab}-x-web", f"/etc/netns/{lab}-c"  # lab <lab>-x's pod web; the user's
+    with someone_elses_etc_netns(make=(other, own)):
+        with open(f"{other}/hosts", "w") as fh:
+            fh.write(f"# netlab {lab}-x: pod web's hosts file, as the kubelet writes it\n")
+        with open(f"{own}/hosts", "w") as fh:
+            fh.write(f"# my own, not netlab {lab}'s\n")
+        before = pod_folders(lab)
+        proc = netlab("down", "--lab", lab, check=False)
+        said = (f"netlab: lab {lab} is not up (no state file {state_path(lab, 'state.json')}, no namespace tagged "
+                f"as its), yet its pods' files remain in /etc/netns ({lab}-a, {lab}-b): take them away with `sudo "
+                f"netlab down --lab {lab} --force` (it deletes only the files whose first line says they are the "
+                "lab's)\n")
+        assert (proc.returncode, proc.stdout, proc.stderr) == (3, "", said), proc
+        assert pod_folders(lab) == before and not os.path.exists(state_path(lab))
+        listed = netlab("list")
+        rows = [line.split()[:2] for line in listed.stdout.splitlines() if line.startswith(f"{lab} ")]
+        if STATE_ROOT == "/run/netlab":  # list looks at the pods' files with the default state directory only
+            assert rows == [[lab, "lost"]] and said in listed.stderr, listed
+        else:
+            assert rows == [] and said not in listed.stderr, listed
+        status = netlab("status", "--lab", lab, check=False)  # to the other commands the lab is not up
+        assert status.returncode == 2 and f"lab '{lab}' is not up" in status.stderr, status
+
+        out = netlab("down", "--lab", lab, "--force")
+        assert out.stdout == f"lab {lab} is down (0 namespaces removed)\n", out
+        assert pod_folders(lab) == {d: before[d] for d in (f"{lab}-c", f"{lab}-x-web")}
+        assert not os.path.exists(state_path(lab))
+    assert pod_folders(lab) == {}
+    assert netlab("down", "--lab", lab).stdout == f"lab {lab} is not up; nothing to do\n"
 
 
 def test_down_of_a_lab_that_is_not_up_is_still_nothing_to_do(labs):

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import configuration
 
 import state_guard
-from netlab.realize import state_dir
+from netlab.realize import state_dir, tags
 from state_guard import Guard
 
 
@@ -66,6 +66,8 @@ def _private_state_root(request, monkeypatch, _state_roots):
     path = str(base / str(next(numbers)))
     monkeypatch.setattr(state_dir, "STATE_ROOT", path)
     monkeypatch.setenv("NETLAB_STATE_DIR", path)
+    # The machine's pods' files name the machine's labs: a lab of a test's by the same name is not up, not lost.
+    monkeypatch.setattr(tags, "ETC_NETNS", os.path.join(base, "no-etc-netns"))
     Guard.test, Guard.hits = request.node.nodeid, []
     try:
         yield

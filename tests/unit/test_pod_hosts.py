@@ -15,7 +15,7 @@ import pytest
 
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
-from netlab.realize import ownership
+from netlab.realize import ownership, tags
 from netlab.services import hosts, lifecycle, netns_files
 
 LAB = "hh"
@@ -236,13 +236,13 @@ def test_an_etc_netns_removed_twice_while_a_pods_directory_is_made_is_made_again
 
 
 def test_down_force_finds_the_hosts_files_that_say_they_are_the_labs(etc, monkeypatch):
-    monkeypatch.setattr(ownership, "ETC_NETNS", str(etc))
+    monkeypatch.setattr(tags, "ETC_NETNS", str(etc))
     (etc / f"{LAB}-a").mkdir(parents=True)
     (etc / f"{LAB}-a" / "hosts").write_text(f"{netns_files.marker(LAB)} pod a\n")
     (etc / f"{LAB}-b").mkdir()
     (etc / f"{LAB}-b" / "hosts").write_text("# someone's\n")
     os.mkfifo(etc / f"{LAB}-b" / "resolv.conf")  # read without blocking: not a regular file, not the lab's
-    rec = ownership._files_record(LAB, [f"{LAB}-a", f"{LAB}-b"])
+    rec = ownership._files_record(tags.pod_files(LAB, [f"{LAB}-a", f"{LAB}-b"]))
     assert rec["hosts"] == {f"{LAB}-a": "created"} and rec["resolv"] == {} and rec["dirs"] == {f"{LAB}-a": "created"}
     st = State()
     st.extra["services"] = rec
