@@ -12,8 +12,8 @@ from typing import Any
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
-from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
 from netlab.realize import state_dir
+from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
 from netlab.realize.state_dir import stateless_labs
 
 

@@ -208,8 +208,10 @@ def _remove_ours(lab_name: str, kind: str, netns: str, status: str) -> str | Non
         return None
     try:  # the folder itself, never a symlink put in its place: nothing it points to is ours
         folder = os.open(netns_dir(netns), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+            return None
+        raise
     try:
         mine = owner(FILES[kind], lab_name, dir_fd=folder)
         if mine == "ours" or (mine == "empty" and status == "intent"):  # empty: a create cut short

@@ -45,7 +45,8 @@ configuration.set_hypothesis_home_dir(_hypothesis_home())
 # --- the machine's state directory, out of reach (state_guard.py says why) ---------------------------------------
 # Every test has a state directory of its own, made only if used, for netlab in this process and in the processes
 # it starts (NETLAB_STATE_DIR); a file operation of this process under the real one while a test runs fails the
-# test, naming the path. A test marked ``real_state_dir`` opts out of both; none needs it today.
+# test, naming the path. The pods' files that name a lab whose state is missing are looked for in a folder of the
+# test's too, not in the machine's /etc/netns. A test marked ``real_state_dir`` opts out; none needs it today.
 
 state_guard.install()
 

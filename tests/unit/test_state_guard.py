@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import state_guard
-from netlab.realize import state_dir
+from netlab.realize import state_dir, tags
 from netlab.realize.state import load_state
 from state_guard import Guard
 
@@ -29,6 +29,7 @@ def test_without_asking_for_one_too():
     assert not state_dir.STATE_ROOT.startswith(REAL + "/") and state_dir.STATE_ROOT != REAL
     assert os.environ["NETLAB_STATE_DIR"] == state_dir.STATE_ROOT
     assert state_dir.known_labs() == []  # the machine's labs are not this test's
+    assert tags.ETC_NETNS != "/etc/netns" and tags.pod_file_labs() == []  # nor their pods' files
 
 
 @pytest.mark.parametrize("reach", [
