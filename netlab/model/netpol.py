@@ -24,9 +24,18 @@ For a flow from S to D (protocol, destination port after any Service DNAT):
 * A named port is looked up in the containerPorts of the pod that serves it
   (D), with the port's protocol; a flow to something that is not a pod never
   matches a named port.
-* A pod reaching its own address never leaves its namespace (loopback): always
-  allowed, as the upstream suite's ``AllowLoopback``. A pod reaching itself
-  through a Service (hairpin) passes its node and is judged like any flow.
+* A pod reaching itself is always allowed: "a pod cannot block access to
+  itself" (the Network Policies page of the Kubernetes docs). To its own
+  address the packet never leaves its namespace (loopback, the upstream suite's
+  ``AllowLoopback``). Through a Service (its ClusterIP, or a nodePort of its own
+  node, DNATed back to it: hairpin) it does pass its node's FORWARD, and is
+  still not judged, as real agents do: Cilium skips policy for the
+  service-loopback case on purpose ("we want to avoid the user to have to
+  explicitly allow traffic to+from itself", cilium PRs 15709 and 27798), and
+  with iptables agents kube-proxy masquerades the hairpin connection to the
+  node's bridge address, so the pod sees it come from its own node, whose
+  traffic is always allowed. plan/policy.py lets it through at the top of
+  NETPOL-FORWARD (the masquerade comes later, in POSTROUTING).
 * Traffic from the node a pod runs on is always allowed (the kubelet's
   probes; it never crosses the node's FORWARD path); another node is an
   address, which only a rule without peers or an ``ipBlock`` matches.
@@ -272,8 +281,10 @@ class PolicySet:
     def flow(self, src: Peer, dst: Peer, protocol: str, port: int | None, via_service: bool = False) -> Verdict:
         """May ``src`` reach ``dst`` on protocol/port (the port the server sees)?"""
         protocol = protocol.upper()
-        if src.pod is not None and dst.pod is not None and src.pod == dst.pod and not via_service:
-            note = f"{src.label} reaches itself over loopback: never judged"
+        if src.pod is not None and dst.pod is not None and src.pod == dst.pod:
+            # A pod cannot block access to itself, through a Service neither (module docstring).
+            how = "through a Service (hairpin)" if via_service else "over loopback"
+            note = f"{src.label} reaches itself {how}: never judged"
             return Verdict(True, Decision("egress", src.label, True, note=note),
                            Decision("ingress", dst.label, True, note=note))
         if src.pod is not None:
@@ -382,3 +393,4 @@ def lab_destination(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
         if n.name == name:
             return Peer(n.ip, None, n.name)
     return lab_peer(lab, ps, name)
+

@@ -10,6 +10,7 @@ pod, as in Kubernetes::
 
     FORWARD ─► NETPOL-FORWARD (first, before kube-proxy's and Flannel's accepts)
                  ├─ ctstate RELATED,ESTABLISHED ─► RETURN  (stateful: only new flows are judged)
+                 ├─ -s <local pod> -d <the same pod> ─► RETURN  (a pod reaching itself through a Service)
                  ├─ -s <local pod> ─► NETPOL-OUT-<pod>    (its egress, if a policy isolates it)
                  └─ -d <local pod> ─► NETPOL-IN-<pod>     (its ingress, likewise)
     NETPOL-IN-<pod>:  -j NETPOL-ING-<policy>   (one per policy selecting the pod: marks 0x10000 if a rule allows)
@@ -18,6 +19,12 @@ pod, as in Kubernetes::
     NETPOL-ING-<policy>: one rule per (rule, peer, port): -s <peer pod>/32 | <ipBlock>, -p/--dport ─► MARK
                          an ipBlock with except: ─► NETPOL-EXC-<hash>: RETURN for each except, else MARK
                          an IPv6 ipBlock: nothing (the lab is IPv4: it matches no packet)
+
+A pod's packet to its own Service's ClusterIP (or to a nodePort of its node) that
+kube-proxy DNATs back to the pod itself (hairpin) passes FORWARD with the pod's
+address on both sides, before POSTROUTING masquerades it to cni0's. A pod cannot
+block access to itself (model/netpol.py says why, and what Cilium and the
+iptables agents do), so that packet returns before either of the pod's chains.
 
 A packet from a pod to one of its own node's addresses (eth0's node IP, cni0's
 gateway address, flannel.1's) is not forwarded: it goes up to the node through
@@ -197,9 +204,15 @@ def node_rules(rs: Ruleset, lab: Lab, node: NodeInfo, ps: PolicySet) -> None:
         return
     rs.chain(FORWARD_CHAIN)
     rs.jump_first("FORWARD", f"{_comment(FORWARD_COMMENT)} -j {FORWARD_CHAIN}")
-    rs.note("Network policies: established flows pass; a new one is judged by its source's egress, then its "
-            "destination's ingress.")
+    rs.note("Network policies: established flows pass, and a pod's to itself through a Service; a new one is "
+            "judged by its source's egress, then its destination's ingress.")
     rs.add(FORWARD_CHAIN, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN")
+    # Hairpin: only a DNATed packet (a Service of the pod's own) is forwarded from a pod to itself; its own
+    # address without a Service stays in its namespace (lo). Never judged, as the model says (netpol.flow).
+    for pod in dict.fromkeys(p for _, p, _ in guarded):
+        who = f"{pod.namespace}/{pod.name}"
+        rs.add(FORWARD_CHAIN, f"-s {pod.ip}/32 -d {pod.ip}/32 {_comment(who + ' reaches itself through a Service')} "
+                              "-j RETURN")
     done: set[str] = set()
     for direction, pod, pols in guarded:
         who = f"{pod.namespace}/{pod.name}"

@@ -8,6 +8,8 @@ from netpol_cases import CASES, FLOWS, ORDER, expected, model, pod_name
 from netlab.api.topology import load
 from netlab.model.netpol import Peer, policy_set
 
+BY_NAME = {c["name"]: c for c in CASES}
+
 
 def table_of(case: dict, name: str = "npu") -> dict[tuple[str, str, str, int], bool]:
     lab = load(model(name, case["policies"])).lab
@@ -54,13 +56,21 @@ def test_explanations_name_policy_rule_and_peer():
     assert no.describe() == "denied by policy x/allow-y-or-b (no ingress rule allows it for pod x/x-a)"
 
 
-def test_hairpin_through_a_service_is_judged_but_loopback_is_not():
-    lab = load(model("npu", CASES[0]["policies"])).lab  # deny all ingress in x
-    ps = policy_set(lab)
-    xa = ps.pod("x-a")
-    assert ps.flow(Peer(xa.ip, xa), Peer(xa.ip, xa), "TCP", 80).allowed
-    hairpin = ps.flow(Peer(xa.ip, xa), Peer(xa.ip, xa), "TCP", 80, via_service=True)
-    assert not hairpin.allowed and "x/deny-all-ingress" in hairpin.describe()
+def test_a_pod_reaching_itself_is_never_judged_over_loopback_nor_through_a_service():
+    """A pod cannot block access to itself: its own Service's ClusterIP DNATed back to it (hairpin) was judged by
+    its own policies, and denied under default-deny, while its own address was allowed."""
+    for case in ("default-deny-ingress", "default-deny-egress", "default-deny-both"):
+        lab = load(model("npu", BY_NAME[case]["policies"])).lab
+        ps = policy_set(lab)
+        xa, xb = ps.pod("x-a"), ps.pod("x-b")
+        loopback = ps.flow(Peer(xa.ip, xa), Peer(xa.ip, xa), "TCP", 80)
+        assert loopback.allowed and loopback.describe() == "x/x-a reaches itself over loopback: never judged"
+        hairpin = ps.flow(Peer(xa.ip, xa), Peer(xa.ip, xa), "TCP", 80, via_service=True)
+        assert hairpin.allowed, (case, hairpin.describe())
+        assert hairpin.describe() == "x/x-a reaches itself through a Service (hairpin): never judged"
+        assert hairpin.egress.allowed and hairpin.ingress.allowed and not hairpin.egress.isolating
+        # another pod through the same kind of Service is judged as ever
+        assert not ps.flow(Peer(xb.ip, xb), Peer(xa.ip, xa), "TCP", 80, via_service=True).allowed, case
 
 
 def test_nodes_own_pods_always_allowed_other_nodes_are_addresses():

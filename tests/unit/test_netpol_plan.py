@@ -107,7 +107,7 @@ def test_service_probes_are_judged_at_the_endpoints():
     web = {p.source.name: p.expected for p in plan.probes if p.svc and p.svc.service == "web"
            and p.svc.kind == "ClusterIP"}
     assert web["y-b"] is True and web["z-a"] is False
-    assert web["x-a"] is False  # hairpin to itself: judged, and x-a is not in namespace y
+    assert web["x-a"] is True  # hairpin to itself: never judged, although x-a is not in namespace y
     assert any("svc/web tcp/80: distribution and LoadBalancer not probed" in n for n in plan.notes)
 
 
@@ -125,11 +125,25 @@ def test_service_with_some_endpoints_allowed_is_not_probed():
     assert any(n.startswith("z-a -> svc/web tcp/80: not probed: policies allow y-a, y-c") for n in plan.notes)
 
 
-def test_hairpin_through_service_is_judged():
-    lab = load(model("npp", BY_NAME["default-deny-ingress"]["policies"], SERVICE[:1])).lab
+@pytest.mark.parametrize("case", ["default-deny-ingress", "default-deny-egress", "default-deny-both"])
+def test_hairpin_through_service_is_expected_to_reach_and_the_kernel_lets_it_pass(case):
+    """A pod's connection to its own Service, DNATed back to it, was expected refused under its own default-deny
+    (and the kernel refused it); a pod cannot block access to itself: probe expects it, FORWARD returns it."""
+    lab = load(model("npp", BY_NAME[case]["policies"], SERVICE[:1])).lab
     plan = build_services(lab)
     hairpin = next(p for p in plan.probes if p.svc and p.svc.service == "web" and p.source.name == "x-a")
-    assert hairpin.expected is False
+    assert hairpin.expected is True
+    assert hairpin.reason == "service; policy: x/x-a reaches itself through a Service (hairpin): never judged"
+    other = next(p for p in plan.probes if p.svc and p.svc.service == "web" and p.source.name == "x-b")
+    assert other.expected is False  # x-b to x-a through the Service: judged as ever
+    xa = lab.pod("x-a")
+    forward = [r for r in build_plan(lab).of_kind("nat") if r.table == "filter" and r.netns.endswith("-n1")][0]
+    rules = [r for r in forward.rules if r.startswith(f"-A {FORWARD_CHAIN} ")]
+    hairpin_rule = (f'-A {FORWARD_CHAIN} -s {xa.ip}/32 -d {xa.ip}/32 -m comment --comment "x/x-a reaches itself '
+                    'through a Service" -j RETURN')
+    # after the established flows, before any pod's chain
+    assert rules[0].endswith("--ctstate RELATED,ESTABLISHED -j RETURN") and hairpin_rule in rules
+    assert rules.index(hairpin_rule) < min(i for i, r in enumerate(rules) if "-j NETPOL-" in r)
 
 
 def test_trace_words_name_the_node_chain_and_policy():
