@@ -2,14 +2,17 @@
 
 The probe is the matrix's own (netlab.probe.matrix, .services): the same
 echo-server check (who answered, which client address it saw, at which
-address it was reached), the same bounded waits, the same agent. Only the
-expectation differs: ``reach`` asks "does it get through", so the probe
-always expects a reply, whatever the topology's ``expect:`` entries say.
+address it was reached), the same bounded waits, the same agent, and the same
+expectation: the NetworkPolicies' verdict (a flow they deny is expected
+unreachable, and its ``reason`` names the policies), the topology's
+``expect:`` entries, a Service without endpoints. It expected a reply whatever
+the policies said, so a test of a policy that works got ``as_expected``
+False and blamed "a rule on the way", not the policy. A flow the matrix does
+not hold (a port no container declares, a node) is judged by the matrix's own
+function (:func:`netlab.probe.matrix.judged`).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 from netlab.api.args import check_int, check_proto
 from netlab.errors import UsageError
@@ -17,7 +20,8 @@ from netlab.model.lab import Lab
 from netlab.model.echo_ports import port_protocol
 from netlab.probe import runner
 from netlab.probe import services as svcs
-from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints
+from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints, judged
+from netlab.probe.policy import policy_judge
 from netlab.probe.judge import Result as ProbeOutcome
 
 PORT_RANGE = (1, 65535)
@@ -80,7 +84,7 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
     key = (src, dst, proto, None if proto == "icmp" else port)
     known = next((p for p in build_matrix(lab, (proto,)) if p.key == key), None)
     if known is not None:
-        return dataclasses.replace(known, expected=True, reason="reach")
+        return known
     echo = None
     rules: tuple[SeenRule, ...] = ()
     if pod is not None and port is not None:
@@ -89,8 +93,8 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
         echo = port == ECHO_PORT  # the prober's temporary listener
         rule = egress_rule(lab)
         rules = (rule,) if rule is not None and eps[src].kind in ("pod", "node") else ()
-    return Probe(eps[src], destination, proto, None if proto == "icmp" else port, True, reason="reach",
-                 rules=rules, echo=echo)
+    probe = Probe(eps[src], destination, proto, None if proto == "icmp" else port, True, rules=rules, echo=echo)
+    return judged(policy_judge(lab), probe)
 
 
 def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int | None) -> Probe:
@@ -110,13 +114,19 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
         raise UsageError(f"svc/{name} has no port {port or ''}{'/' + proto.upper() if proto else ''} "
                          f"(ports: {listed})")
     chosen = ports[0]
-    candidates = [p for p in svcs.build(lab, (chosen.protocol.lower(),)).probes
+    plan = svcs.build(lab, (chosen.protocol.lower(),))
+    candidates = [p for p in plan.probes
                   if p.svc is not None and p.svc.service == name and p.source.name == src
                   and p.svc.service_port == chosen.port]
     order = {"ClusterIP": 0, "LoadBalancer": 1, "NodePort": 2}  # pods dial the ClusterIP, hosts the balancer
     candidates.sort(key=lambda p: order.get(p.svc.kind if p.svc else "", 3))
+    # Not probed, and why (the policies allow some endpoints only, nothing listens on a targetPort, ...)
+    head = f"{src} -> svc/{name} {chosen.protocol.lower()}/{chosen.port}: not probed: "
+    why = next((n[len(head):] for n in plan.notes if n.startswith(head)), None)
+    if not candidates and why is not None:
+        raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: {why}")
     if not candidates:
         raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: pods reach "
                          "a ClusterIP, nodes and internet hosts a NodePort or LoadBalancer (and UDP only where "
                          "every endpoint runs netlab's echo server)")
-    return dataclasses.replace(candidates[0], expected=True, reason="reach")
+    return candidates[0]

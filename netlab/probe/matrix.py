@@ -39,6 +39,7 @@ from netlab.model.echo_ports import pod_echo_ports
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
+    from netlab.probe.policy import Judge
     from netlab.probe.services import ServiceTarget
 
 PROTOS = ("icmp", "tcp", "udp")
@@ -240,6 +241,17 @@ def internet_host_names(lab: "Lab") -> list[str]:
     return [h.name for h in lab.topo.internet.hosts] if lab.topo.internet else []
 
 
+def judged(policy: "Judge | None", p: Probe) -> Probe:
+    """A probe that expects the default ("everything reaches everything") with the NetworkPolicies' verdict
+    instead (``policy``: :func:`netlab.probe.policy.policy_judge`, None without policies). One function for the
+    matrix and for ``lab.reach`` (api/reach.py) of a flow the matrix does not hold: a pod's egress to a node is
+    judged too (the pod's egress chain, from INPUT). ``expect:`` entries keep their own expectation."""
+    if policy is not None and p.reason == "default" and p.destination.kind in ("pod", "host", "node"):
+        expected, why = policy(p.source, p.destination, p.proto, p.port)
+        return replace(p, expected=expected, reason=why)
+    return p
+
+
 def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True) -> list[Probe]:
     """Every probe of a lab, in a stable order: sources as in the topology (pods, then nodes).
 
@@ -263,10 +275,7 @@ def build_matrix(lab: "Lab", protos: Iterable[str] = PROTOS, egress: bool = True
     probes: dict[tuple, Probe] = {}
 
     def add(p: Probe) -> None:
-        if policy is not None and p.reason == "default" and p.destination.kind in ("pod", "host"):
-            expected, why = policy(p.source, p.destination, p.proto, p.port)
-            p = replace(p, expected=expected, reason=why)
-        probes[p.key] = p
+        probes[p.key] = judged(policy, p)
 
     for src in pods + nodes:
         for dst in pods:

@@ -1,0 +1,80 @@
+"""``lab.reach`` expects what ``netlab probe`` expects for the same flow (api/reach.py), without root.
+
+It expected a reply whatever the NetworkPolicies said: a flow a policy denies came back ``expected:
+"reachable"``, ``as_expected: False``, blaming "a rule on the way or in its own firewall", not the policy.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from netlab.api import reach as reach_mod
+from netlab.api.topology import load
+from netlab.probe.matrix import build_matrix
+from netlab.probe.services import build as build_services
+
+TOPO = {
+    "name": "rex",
+    "nodes": [{"name": "n1"}, {"name": "n2"}],
+    "namespaces": [{"name": "prod", "labels": {"env": "prod"}}, {"name": "dev", "labels": {"env": "dev"}}],
+    "pods": [
+        {"name": "api", "namespace": "prod", "node": "n1", "labels": {"app": "api"},
+         "containers": [{"name": "c", "ports": [{"containerPort": 8080, "name": "http"}]}]},
+        {"name": "fe", "namespace": "prod", "node": "n2", "labels": {"app": "fe"}},
+        {"name": "dev1", "namespace": "dev", "node": "n2", "labels": {"app": "fe"}},
+    ],
+    "services": [{"name": "api", "namespace": "prod", "selector": {"app": "api"},
+                  "ports": [{"port": 80, "targetPort": 8080}]}],
+    "networkPolicies": [
+        {"name": "api-from-fe", "namespace": "prod", "spec": {
+            "podSelector": {"matchLabels": {"app": "api"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "fe"}}}], "ports": [{"port": "http"}]}]}},
+        {"name": "dev-deny-egress", "namespace": "dev", "spec": {"podSelector": {}, "policyTypes": ["Egress"]}},
+    ],
+}
+DENIED = "policy: denied by policy prod/api-from-fe (no ingress rule allows it for pod prod/api)"
+
+
+def lab_of(topo: dict = TOPO):
+    return load(copy.deepcopy(topo)).lab
+
+
+def test_a_flow_a_policy_denies_is_expected_unreachable_as_probe_expects_it():
+    lab = lab_of({**TOPO, "networkPolicies": TOPO["networkPolicies"][:1]})
+    matrix = {p.key: p for p in build_matrix(lab, ("tcp",))}
+    denied = reach_mod._probe(lab, "dev1", "api", "tcp", 8080)
+    assert (denied.expected, denied.reason) == (False, DENIED)
+    assert (denied.expected, denied.reason) == (matrix[("dev1", "api", "tcp", 8080)].expected,
+                                                matrix[("dev1", "api", "tcp", 8080)].reason)
+    allowed = reach_mod._probe(lab, "fe", "api", "tcp", 8080)
+    assert allowed.expected is True and allowed.reason.startswith("policy: allowed by policy prod/api-from-fe")
+    # A port no container declares is not in the matrix: judged by the same function all the same.
+    other = reach_mod._probe(lab, "fe", "api", "tcp", 9999)
+    assert ("fe", "api", "tcp", 9999) not in matrix
+    assert (other.expected, other.reason) == (False, DENIED)
+
+
+def test_a_pods_egress_to_a_node_is_judged_and_without_policies_everything_reaches():
+    lab = lab_of()
+    to_node = reach_mod._probe(lab, "dev1", "n1", "icmp", None)
+    assert to_node.expected is False and "dev/dev-deny-egress" in to_node.reason
+    assert reach_mod._probe(lab, "fe", "n1", "icmp", None).expected is True  # prod has no egress policy
+    plain = lab_of({k: v for k, v in TOPO.items() if k != "networkPolicies"})
+    p = reach_mod._probe(plain, "dev1", "api", "tcp", 8080)
+    assert (p.expected, p.reason) == (True, "default")
+
+
+def test_expect_entries_hold_for_reach_as_for_probe():
+    lab = lab_of({**TOPO, "expect": [{"from": "fe", "to": "api", "proto": "tcp", "port": 8080, "reach": False}]})
+    p = reach_mod._probe(lab, "fe", "api", "tcp", 8080)
+    assert (p.expected, p.reason) == (False, "expect[0]")
+
+
+def test_a_service_flow_is_judged_at_its_endpoints_as_probe_judges_it():
+    lab = lab_of({**TOPO, "networkPolicies": TOPO["networkPolicies"][:1]})
+    probes = {p.source.name: p for p in build_services(lab, ("tcp",)).probes
+              if p.svc is not None and p.svc.kind == "ClusterIP" and p.svc.service == "api"}
+    for src, expected in (("dev1", False), ("fe", True), ("api", True)):  # api: itself, through its Service
+        p = reach_mod._service_probe(lab, src, "api", "tcp", 80)
+        assert (p.expected, p.reason) == (expected, probes[src].reason), src
+    assert reach_mod._service_probe(lab, "dev1", "api", "tcp", 80).reason == "service; " + DENIED
