@@ -127,10 +127,11 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
             click.echo(f"  {line}")
         if len(said) > 20:
             click.echo(f"  ... and {len(said) - 20} more (`-o json` lists them all)")
-    if model.pods:
-        first = model.pods[0]
-        other = next((p for p in model.pods if p.node != first.node), None) or model.pods[-1]
-        click.echo(f"try: sudo ip netns exec {first.netns} ping -c1 {other.ip}")
+    from netlab.model.netpol import ping_pair
+
+    pair = ping_pair(model)  # a pair the lab's NetworkPolicies let ping, if any
+    if pair is not None:
+        click.echo(f"try: sudo ip netns exec {pair[0].netns} ping -c1 {pair[1].ip}")
     exit_if_failed(result.failed)
 
 

@@ -54,7 +54,7 @@ from netlab.model.fields import NAMESPACE_NAME_LABEL
 from netlab.model.policy_spec import LabelSelector, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
 
 if TYPE_CHECKING:
-    from netlab.model.lab import Lab
+    from netlab.model.lab import Lab, PodInfo
 
 PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMP")
 
@@ -394,3 +394,29 @@ def lab_destination(lab: "Lab", ps: PolicySet, name: str) -> Peer | None:
             return Peer(n.ip, None, n.name)
     return lab_peer(lab, ps, name)
 
+
+def ping_pair(lab: "Lab", budget: int = 2000) -> "tuple[PodInfo, PodInfo] | None":
+    """Two pods for ``up``'s try-line (``ip netns exec A ping -c1 B``): the first pod and one on another node, as
+    the Kubernetes network model promises; under NetworkPolicies the first pair in that order whose ICMP they
+    allow, so the line never suggests what the lab's own policies refuse; None when none of the first ``budget``
+    pairs is allowed (a big lab under default-deny: no line)."""
+    pods = list(lab.pods)
+    if not pods:
+        return None
+    first = pods[0]
+    if not lab.topo.network_policies:
+        return first, next((p for p in pods if p.node != first.node), None) or pods[-1]
+    if len(pods) == 1:
+        return first, first  # itself: never judged
+    ps = policy_set(lab)
+    views = {v.name: v for v in ps.pods}
+    for src in pods:
+        others = [p for p in pods if p.node != src.node] + [p for p in pods if p.node == src.node and p is not src]
+        for dst in others:
+            budget -= 1
+            if budget < 0:
+                return None
+            s, d = views[src.name], views[dst.name]
+            if ps.flow(Peer(s.ip, s), Peer(d.ip, d), "ICMP", None).allowed:
+                return src, dst
+    return None
