@@ -16,7 +16,8 @@ The pure part, tested with a fake kernel:
 - walk.py (with hops.py): the walk and its rows; natsteps.py: its NAT steps,
   read from conntrack (nat.py) and kube-proxy's rules (kubeproxy.py: the
   rule a node lacks when it did not DNAT a Service packet, the rule that
-  chose the endpoint when it did);
+  chose the endpoint when it did; wrongdnat.py: the rule, or the stale
+  entry, that DNATed a Service packet to no endpoint);
 - verdict.py: seen or not seen, where the packet was lost and why;
 - render.py: the text a learner reads, and JSON.
 

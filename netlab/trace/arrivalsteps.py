@@ -130,7 +130,7 @@ class ArrivalSteps(WalkParts):
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, iif or "lo", "snat", nat.describe(self.lab, "src", hit, old, self.flow),
-                          nat.commands(self.lab, ns, hit, "src"), None, conntrack=hit.entry.text())
+                          self._nat_commands(ns, hit, "src"), None, conntrack=hit.entry.text())
             f = self.flow
         # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
         how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns

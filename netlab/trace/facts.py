@@ -183,6 +183,7 @@ class NftTable:
     rules: dict[str, tuple[str, ...]]  # chain -> its rules, in order
     elements: dict[str, tuple[str, ...]]  # set or map -> its elements, a dynamic set's (affinity) too
     elements_before: dict[str, tuple[str, ...]] | None = None  # the same, read before the packet
+    exists: bool = True  # False: the kernel has no such table (`nft delete table ip kube-proxy`), all else empty
 
     def chain_rules(self, chain: str) -> tuple[str, ...]:
         return self.rules.get(chain, ())

@@ -304,7 +304,8 @@ class LiveKernel:
         for ns in namespaces:
             entries = read_conntrack(ns, proto)
             known = {e.orig for e in entries}
-            heard = [ct_entry(proto, orig, reply, flags=("DESTROYED",))  # as `conntrack -E` says it
+            # as `conntrack -E` says it; made for the packet (by its first one: the rules chose its NAT)
+            heard = [replace(ct_entry(proto, orig, reply, flags=("DESTROYED",)), made_before=False)
                      for orig, reply in (confirmed or {}).get(ns, [])]
             if confirmed is not None and ns in confirmed:
                 new = {e.orig for e in heard}
@@ -340,13 +341,14 @@ class LiveKernel:
 
 
 def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | None:
-    """kube-proxy's table (nftables mode) in the plan's words; None when absent or unreadable."""
+    """kube-proxy's table (nftables mode) in the plan's words; an empty one that does not exist when the kernel has
+    no such table, None when it cannot be read."""
     try:
         data = nft.list_table(netns, "ip", "kube-proxy")
     except (nft.NftError, OSError):
         return None
     if data is None:
-        return None
+        return NftTable(frozenset(), {}, {}, exists=False)
     return nft_table_of(data, before)
 
 

@@ -239,6 +239,34 @@ def _gap(table: NatTable, planned: PlannedNat, step: Step) -> Missing | None:
     return None
 
 
+def lost_targets(table: NatTable, planned: PlannedNat, gap: Missing) -> list[str]:
+    """The chains that the rules the fix puts back jump to and the kernel lacks as well (the jump from PREROUTING
+    deleted, then KUBE-SERVICES, say): iptables refuses a jump to a chain that does not exist, so those rules
+    cannot go back alone."""
+    if gap.chain:
+        lines = [line for line in planned.rules if chain_of(line) == gap.chain]
+    else:
+        lines = [line for line, _ in gap.restore] or [gap.step.line]
+    out: dict[str, None] = {}
+    for line in lines:
+        words = line.split()
+        for i, w in enumerate(words[:-1]):
+            target = words[i + 1]
+            if w in ("-j", "-g") and target in planned.chains and target not in BUILTIN_CHAINS \
+                    and target not in table.chains and target != gap.chain:
+                out[target] = None
+    return list(out)
+
+
+def targets_too(chains: list[str]) -> str:
+    """``; and chain X, which it jumps to, is missing too (...)``: why the fix is the whole ruleset again."""
+    if not chains:
+        return ""
+    many = len(chains) > 1
+    return (f"; and {'chains' if many else 'chain'} {', '.join(chains)}, which it jumps to, {'are' if many else 'is'} "
+            "missing too (a jump to a chain that does not exist cannot be put back)")
+
+
 @dataclass(frozen=True)
 class NoDnat:
     """Why a node did not DNAT a Service packet: the row the walker writes."""
@@ -278,12 +306,13 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
         return NoDnat(f"no DNAT for {f}", f"{f.endpoint('dst')} is Service {svc.name} but {ns} has no conntrack "
                       "entry for this packet: it was not DNATed here", commands)
     then = without_dnat(node, svc, f)
-    why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}; "
-           f"{'without a DNAT' if gap.alike else 'without it'} {then}")
+    lost = lost_targets(table, planned, gap)
+    why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}{targets_too(lost)}; "
+           f"{'without a DNAT' if gap.alike else 'without them' if lost else 'without it'} {then}")
     return NoDnat(f"no DNAT for {f}: {gap.lacks()} {'are' if gap.alike else 'is'} missing", why, commands,
-                  gap.fix(ns, planned), cause=True,
+                  f"sudo netlab up --lab {lab.lab}" if lost else gap.fix(ns, planned), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain,
-                         "also_missing": gap.others or None,
+                         "also_missing": gap.others or None, "missing_targets": lost or None,
                          "other_endpoints_missing": [f"chain {m.chain}" if m.chain else m.step.line
                                                      for m in gap.alike] or None})
 

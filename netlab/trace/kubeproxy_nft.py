@@ -180,7 +180,9 @@ def fix(netns: str, step: Step, planned: tuple[str, ...]) -> str:
     else:  # a chain, or a rule: the chain again, whole, in the plan's order
         chain = name
         rules = [line.split(" ", 3)[3] for line in _rules(planned, chain)]
-        head = f"add chain {TABLE} {chain}; flush chain {TABLE} {chain}"
+        # a base chain comes back with its hook: without one it is a plain chain nothing jumps to
+        base = next((line.split(" ", 2)[2] for line in planned if line.startswith(f"chain {chain} type ")), None)
+        head = f"add chain {TABLE} {chain}{f' {{ {base} ; }}' if base else ''}; flush chain {TABLE} {chain}"
         cmd = "; ".join([head] + [f"add rule {TABLE} {chain} {r}" for r in rules])
     return f"ip netns exec {netns} nft {shlex.quote(cmd)}"
 
@@ -211,8 +213,10 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
                       "says drop for it",
                       commands + [f"ip netns exec {ns} nft list table ip kube-proxy"], cause=True,
                       facts={"dropped_here": True, "no_local_endpoints": True})
-    commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     planned = lab.planned_nft.get(ns, ())
+    if table is not None and not table.exists and planned:
+        return _no_table(lab, ns, node, svc, f, commands)
+    commands.append(f"ip netns exec {ns} nft list table {TABLE}")
     steps = path(planned, svc, f, iif)
     gap = missing(table, steps) if table else None
     if gap is None or table is None:
@@ -223,17 +227,54 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     what, others = describe(gap), also_missing(table, planned, gap)
     alike = other_endpoints_missing(table, steps, gap)
     then, rejected = without_dnat(lab, table, ns, svc, f, iif)
+    lost = lost_targets(table, planned, gap)
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {what} ({gap.role}) is missing from "
            f"{node}'s table {TABLE}{also([_text(line) for line in others])}"
-           f"{other_endpoints([f'{describe(s)} ({s.role})' for s in alike])}; "
-           f"{'without a DNAT' if alike else 'without it'} {then}")
+           f"{other_endpoints([f'{describe(s)} ({s.role})' for s in alike])}"
+           f"{kubeproxy.targets_too(lost).replace('jumps to', 'leads to')}; "
+           f"{'without a DNAT' if alike else 'without them' if lost else 'without it'} {then}")
     lacks = f"{endpoints_lacking([gap.role] + [s.role for s in alike])} are" if alike else f"{what} is"
+    put_back = " && ".join(fix(ns, s, planned) for s in [gap, *alike])
     return NoDnat(f"no DNAT for {f}: {lacks} missing", why, commands,
-                  " && ".join(fix(ns, s, planned) for s in [gap, *alike]), cause=True,
+                  f"sudo netlab up --lab {lab.lab}" if lost else put_back, cause=True,
                   facts={"service": svc.name, "missing_rule": gap.line, "missing_chain": gap.line.split()[1]
                          if gap.line.startswith("chain ") else None, "also_missing": others or None,
+                         "missing_targets": lost or None,
                          "other_endpoints_missing": [s.line for s in alike] or None,
                          "dropped_here": rejected or None})
+
+
+def _has_chain(lines: frozenset[str] | tuple[str, ...], chain: str) -> bool:
+    return any(line == f"chain {chain}" or line.startswith(f"chain {chain} ") for line in lines)
+
+
+def lost_targets(table: NftTable, planned: tuple[str, ...], gap: Step) -> list[str]:
+    """The chains that the rules the fix puts back lead to (jump, goto) and the kernel's table lacks as well (the
+    rule `jump services` deleted, then chain services): nft refuses a rule that names a chain that does not exist,
+    so the fix cannot put those rules back alone."""
+    kind, name = gap.line.split(" ", 2)[:2]
+    if kind not in ("rule", "chain"):
+        return []
+    out: dict[str, None] = {}
+    for line in _rules(planned, name):
+        target = TARGET.search(_text(line))
+        if target and target.group(1) != name and _has_chain(planned, target.group(1)) \
+                and not _has_chain(table.listing, target.group(1)):
+            out[target.group(1)] = None
+    return list(out)
+
+
+def _no_table(lab: LabMap, ns: str, node: str, svc: ServiceFacts, f: Flow,
+              commands: list[str]) -> NoDnat:
+    """The node has no table ip kube-proxy at all: no dispatch, no Service chain, no DNAT, and no filter chain
+    that would refuse the packet; `netlab up` writes the whole table again, in one transaction."""
+    then = kubeproxy.without_dnat(node, svc, f)
+    why = (f"{node} did not DNAT this packet for Service {svc.name}: table {TABLE} (kube-proxy's whole ruleset in "
+           f"nftables mode: its chains, the map service-ips and every Service's DNAT) is missing from {node}; "
+           f"without it {then}")
+    return NoDnat(f"no DNAT for {f}: table {TABLE} is missing", why, commands + [f"ip netns exec {ns} nft list tables"],
+                  f"sudo netlab up --lab {lab.lab}", cause=True,
+                  facts={"service": svc.name, "missing_table": TABLE})
 
 
 def rejects(table: NftTable, planned: tuple[str, ...], iif: str | None) -> bool:

@@ -167,7 +167,7 @@ class L2Steps(WalkParts):
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
-                          "on the bridge)", nat.commands(self.lab, ns, hit, "src"), None,
+                          "on the bridge)", self._nat_commands(ns, hit, "src"), None,
                           conntrack=hit.entry.text())
         hair = " (hairpin)" if port == ingress else ""
         size = self._wire_size()

@@ -106,7 +106,7 @@ def list_entries(netns: str, f: Flow) -> str:
     return f"ip netns exec {netns} conntrack -L -p {f.proto} --orig-src {f.src} --orig-dst {f.dst}"
 
 
-def commands(lab: LabMap, netns: str, hit: Hit, which: str) -> list[str]:
+def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bool = True) -> list[str]:
     """What a learner runs to see the same: the entry, and the rules that made the translation.
 
     ``which`` is the address that changed, as for :func:`describe`. A DNAT,
@@ -119,11 +119,13 @@ def commands(lab: LabMap, netns: str, hit: Hit, which: str) -> list[str]:
     kube-proxy's ``masquerading`` chain for a packet it marked: a connection
     kube-proxy DNATed here (Flannel's first rule returns on kube-proxy's mark,
     and kube-proxy marks every Service packet that needs a masquerade).
+    Without kube-proxy's table on the node (``kube_proxy_table`` False: deleted),
+    iptables' nat table is all there is to list.
     """
     o, reply = hit.entry.orig, hit.entry.reply
     out = [list_entries(netns, o)]
     save = f"ip netns exec {netns} iptables-save -c -t nat"
-    if netns not in lab.nft_netns:
+    if netns not in lab.nft_netns or not kube_proxy_table:
         return out + [save]
     dnated = (reply.src, reply.sport) != (o.dst, o.dport)
     if (which == "dst") != (hit.direction == "orig"):  # a masquerade, or a reply's un-SNAT

@@ -11,22 +11,16 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 
 from __future__ import annotations
 
-from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat
+from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat, wrongdnat
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
 from netlab.trace.labmap import ServiceFacts
 from netlab.trace.walkparts import WalkParts
+from netlab.trace.wrongdnat import delete_entry
 
 
 HELD = ("the entry conntrack held for this flow before the packet came (an earlier packet of it, from the same source "
         "port): the packet followed its DNAT, and kube-proxy's rules did not choose again")
-
-
-def delete_entry(ns: str, f: Flow) -> str:
-    """The command that deletes the entry of exactly this flow in ``ns`` (its original tuple); with
-    ``--dst-nat ADDRESS`` added, only while it is DNATed there."""
-    return (f"ip netns exec {ns} conntrack -D -p {f.proto} --orig-src {f.src} --orig-port-src {f.sport} "
-            f"--orig-dst {f.dst} --orig-port-dst {f.dport}")
 
 
 class NatSteps(WalkParts):
@@ -64,25 +58,25 @@ class NatSteps(WalkParts):
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
-        stale = self._stale(ns, old, new)
-        commands = nat.commands(self.lab, ns, hit, "dst")
+        wrong = self._wrong(ns, old, new, hit)
+        commands = self._nat_commands(ns, hit, "dst")
         if isinstance(chosen, kubeproxy_nft.Choice):  # sessionAffinity: the set that held the client
             commands += chosen.commands(ns)
+        if wrong is not None:
+            facts.update(wrong.facts)
         row = self.rows.row(ns, iif or "-", "dnat", text, commands, None,
-                            stale[0] if stale else None, stale[1] if stale else None, cause=stale is not None,
+                            wrong.problem if wrong else None, wrong.fix if wrong else None, cause=wrong is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
 
-    def _stale(self, ns: str, old: Flow, new: Flow) -> tuple[str, str] | None:
-        """A Service flow DNATed to an address that is none of its endpoints: an entry an endpoint change left."""
+    def _wrong(self, ns: str, old: Flow, new: Flow, hit: nat.Hit) -> wrongdnat.Why | None:
+        """A Service flow DNATed to an address that is none of its endpoints: a stale entry, or a rule that says
+        so (wrongdnat.py)."""
         svc = self.lab.service_for(old.dst, old.dport, old.proto)
-        if svc is None or old.dst != svc.ip or svc.endpoint(new.dst, new.dport) is not None:
+        if svc is None or old.dst != svc.ip or svc.endpoint(new.dst, new.dport) is not None or hit.direction != "orig":
             return None
-        eps = ", ".join(f"{e.ip}:{e.port} ({e.pod})" for e in svc.endpoints) or "none"
-        return (f"conntrack already holds this flow and DNATs it to {new.dst}:{new.dport}, which is no endpoint of "
-                f"Service {svc.name} (endpoints: {eps}): a stale entry an endpoint change left; packets of a known "
-                f"flow skip the nat table, so kube-proxy's rules never see them",
-                delete_entry(ns, old) + f" --dst-nat {new.dst}")
+        nft = self.k.nft_table(ns) if ns in self.lab.nft_netns else None
+        return wrongdnat.explain(self.lab, ns, svc, old, new, hit.entry.made_before, self.k.nat_table(ns), nft)
 
     def _not_dnated(self, ns: str, iif: str | None, hit: nat.Hit | None = None) -> Hop | None:
         """A packet for a Service that kube-proxy's rules here did not DNAT: the row that says why.
@@ -166,7 +160,7 @@ class NatSteps(WalkParts):
         old, new = self.flow, nat.new_destination(self.flow, hit)
         if new != old:
             self.rows.add(ns, port, "dnat", nat.describe(self.lab, "dst", hit, old, new) + " (br_netfilter, on the "
-                          "bridge)", nat.commands(self.lab, ns, hit, "dst"), None, conntrack=hit.entry.text(),
+                          "bridge)", self._nat_commands(ns, hit, "dst"), None, conntrack=hit.entry.text(),
                           before=str(old), after=str(new))
             self.flow = new
 

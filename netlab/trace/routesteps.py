@@ -123,7 +123,7 @@ class RouteSteps(WalkParts):
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, oif, "snat", nat.describe(self.lab, "src", hit, old, self.flow),
-                          nat.commands(self.lab, ns, hit, "src"), self._obs(ns, oif, "out"), down,
+                          self._nat_commands(ns, hit, "src"), self._obs(ns, oif, "out"), down,
                           conntrack=hit.entry.text())
         if link is None:
             return self._stop(f"{oif} is not a device the kernel listed in {ns}")

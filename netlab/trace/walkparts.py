@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from netlab.trace import nat
+
 if TYPE_CHECKING:
-    from netlab.trace import nat
     from netlab.trace.facts import Kernel
     from netlab.trace.flow import Flow
     from netlab.trace.hops import Rows
@@ -31,3 +32,8 @@ class WalkParts:
     _unseen: tuple[str, str] | None  # a bridge the packet skips (bridged DNAT)
     _port_in: str | None  # the bridge port it came in on, which it may go back out (hairpin)
     _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
+
+    def _nat_commands(self, ns: str, hit: nat.Hit, which: str) -> list[str]:
+        """nat.commands, and no chain of kube-proxy's table to list on a node whose table is gone."""
+        table = self.k.nft_table(ns) if ns in self.lab.nft_netns else None
+        return nat.commands(self.lab, ns, hit, which, kube_proxy_table=table is None or table.exists)

@@ -284,5 +284,7 @@ def test_an_entry_confirmed_then_destroyed_joins_the_snapshot(monkeypatch):
     entries = k.conntrack("n2", "tcp")
     assert [e.orig.sport for e in entries] == [2, 1]
     assert entries[1].reply.src == "10.244.0.2" and entries[1].flags == ("DESTROYED",)
+    # Both made while the packet ran (heard): the rules chose their NAT, no entry older than the packet did.
+    assert [e.made_before for e in entries] == [False, False]
     assert entries[1].text() == ("tcp 10.244.1.2:1 → 10.96.0.11:80 | reply 10.244.0.2:8080 → 10.244.1.2:1 "
                                  "[DESTROYED]")
