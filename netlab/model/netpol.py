@@ -24,8 +24,10 @@ For a flow from S to D (protocol, destination port after any Service DNAT):
 * A named port is looked up in the containerPorts of the pod that serves it
   (D), with the port's protocol; a flow to something that is not a pod never
   matches a named port.
-* A pod reaching itself is always allowed: "a pod cannot block access to
-  itself" (the Network Policies page of the Kubernetes docs). To its own
+* A pod reaching itself is always allowed: "Pods cannot currently block
+  localhost access, nor do they have the ability to block access from their
+  resident node" (the Network Policies page of the Kubernetes docs, what you
+  can't do with network policies). To its own
   address the packet never leaves its namespace (loopback, the upstream suite's
   ``AllowLoopback``). Through a Service (its ClusterIP, or a nodePort of its own
   node, DNATed back to it: hairpin) it does pass its node's FORWARD, and is
@@ -282,7 +284,7 @@ class PolicySet:
         """May ``src`` reach ``dst`` on protocol/port (the port the server sees)?"""
         protocol = protocol.upper()
         if src.pod is not None and dst.pod is not None and src.pod == dst.pod:
-            # A pod cannot block access to itself, through a Service neither (module docstring).
+            # A pod reaching itself is not judged, through a Service neither (module docstring).
             how = "through a Service (hairpin)" if via_service else "over loopback"
             note = f"{src.label} reaches itself {how}: never judged"
             return Verdict(True, Decision("egress", src.label, True, note=note),

@@ -291,7 +291,7 @@ def test_service_behind_policy_hairpin_and_trace(lab):
     dnat = [h for h in lost.hops if h.kind == "dnat"]
     assert [h.netns for h in dnat] == [f"{lab.name}-n2"] and "picked endpoint x-a" in dnat[0].decision, dnat
     assert (lost.lost.netns, lost.lost.device) == (f"{lab.name}-n1", "cni0"), lost.lost
-    # x-a to its own Service: a pod cannot block access to itself (x-a is not in y), so it is delivered
+    # x-a to its own Service: a pod is not judged reaching itself (x-a is not in y), so it is delivered
     # (test_netpol_hairpin.py checks it under default-deny both ways).
     hairpin = running.trace("x-a", "svc/web", "tcp", 80)
     assert hairpin.delivered, hairpin.lost

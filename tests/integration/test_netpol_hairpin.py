@@ -2,8 +2,8 @@
 
 A pod's connection to its own Service's ClusterIP, DNATed back to itself (hairpin), passes its node's FORWARD with
 the pod's address on both sides, and was judged there by the pod's own policies: refused under default-deny, and
-``probe`` expected it so, while the pod reaching its own address was "never judged". A pod cannot block access
-to itself (model/netpol.py): the model, probe's expectation, trace and the kernel's rules now all let it through.
+``probe`` expected it so, while the pod reaching its own address was "never judged". A pod is not judged reaching
+itself (model/netpol.py): the model, probe's expectation, trace and the kernel's rules now all let it through.
 Checked with real TCP, the probe's JSON and the kernel's counters.
 """
 

@@ -128,7 +128,7 @@ def test_service_with_some_endpoints_allowed_is_not_probed():
 @pytest.mark.parametrize("case", ["default-deny-ingress", "default-deny-egress", "default-deny-both"])
 def test_hairpin_through_service_is_expected_to_reach_and_the_kernel_lets_it_pass(case):
     """A pod's connection to its own Service, DNATed back to it, was expected refused under its own default-deny
-    (and the kernel refused it); a pod cannot block access to itself: probe expects it, FORWARD returns it."""
+    (and the kernel refused it); a pod is not judged reaching itself: probe expects it, FORWARD returns it."""
     lab = load(model("npp", BY_NAME[case]["policies"], SERVICE[:1])).lab
     plan = build_services(lab)
     hairpin = next(p for p in plan.probes if p.svc and p.svc.service == "web" and p.source.name == "x-a")
