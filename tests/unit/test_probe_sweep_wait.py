@@ -92,8 +92,10 @@ def test_an_interrupted_run_sweeps_until_nothing_new_came_for_a_while(monkeypatc
     calls = sweeps(monkeypatch, [5, 0, 2, 0, 0, 0, 0])
     t0 = time.monotonic()
     agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
-    assert len(calls) >= 6  # the 2 found on the third sweep, then QUIET (3 x SETTLE) with nothing
-    assert calls[-1] - calls[2] >= 0.03
+    # The 2 found on the third sweep, then sweeps with nothing until QUIET has passed since it: 3 more at SETTLE
+    # apart on an idle machine, fewer when a loaded one oversleeps (the count is the clock's, QUIET is the rule).
+    assert len(calls) >= 4
+    assert calls[-1] - calls[2] >= 0.03 - 0.002  # the last sweep's check found QUIET passed (less its own µs)
 
 
 def test_it_stops_sweeping_before_the_parents_kill(monkeypatch):
