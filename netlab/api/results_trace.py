@@ -110,7 +110,9 @@ class Trace:
     pcap: str | None
     dns: Mapping[str, Any] | None = None  # to port 53: the question asked (name, id) and the answer
     # NetworkPolicy verdicts, one per destination pod judged ("pod"; to a node or an address: "to", the source
-    # pod's egress alone): allowed, text, and for a drop node, chain, counted
+    # pod's egress alone): allowed, text, and for a drop node, chain, counted; stopped False for a denied flow that
+    # got past the node (trace fails), with the rules on its way the node lacks (missing) or netlab did not write
+    # (extra) and the fix, as for an allowed flow a node's REJECT counted
     policy: tuple[Mapping[str, Any], ...] = ()
     # What repairs the lab: in `netlab trace -o json` the `up` (with -t FILE when it came from a file); from
     # Lab.trace the Python call, Lab('NAME').repair(). The fixes in hops and losses stay the CLI's commands.

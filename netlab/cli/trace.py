@@ -111,7 +111,8 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
 
     Exit code 1 when the packet does not reach DST, or DST refuses it: a TCP
     reset or an ICMP port unreachable came back ("REFUSED", with the sockets
-    DST has on that port, as `ss -ltun` lists them).
+    DST has on that port, as `ss -ltun` lists them); also when the lab's
+    NetworkPolicies deny the flow and it got through ("NOT STOPPED", and why).
     """
     from netlab.api.lab import internal
     from netlab.trace.render import render_text

@@ -14,37 +14,24 @@ rule whose counter moved is the one that dropped it).
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
-from typing import Any, Collection
+from typing import Any, Collection, Mapping
 
-from netlab.kernel import iptables
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
 from netlab.plan.policy import pod_chain
-from netlab.trace import nodeport
+from netlab.trace import nodeport, policyrules
 from netlab.trace.hops import Hop
 from netlab.trace.targets import Endpoint
 
 # What faults.policy_reject says when the policy is not known yet (the verdict names it once judged).
 NAMED_BELOW = "the policy is named below"
-_COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
 
 
 def reject_counters(netns_list: list[str]) -> dict[tuple[str, str], int]:
     """(netns, chain) -> packets its REJECT rules counted, for every NETPOL chain of these namespaces."""
-    out: dict[tuple[str, str], int] = {}
-    for ns in netns_list:
-        try:
-            text = iptables.save(ns, "filter", counters=True)
-        except iptables.IptablesError:
-            continue
-        for line in text.splitlines():
-            m = _COUNTED.match(line)
-            if m:
-                out[(ns, m.group(2))] = out.get((ns, m.group(2)), 0) + int(m.group(1))
-    return out
+    return policyrules.reject_counts(policyrules.read_tables(netns_list))
 
 
 def rejected(before: dict[tuple[str, str], int], after: dict[tuple[str, str], int]) -> dict[str, list[str]]:
@@ -83,16 +70,29 @@ def _targets(lab: Lab, dst: Endpoint, port: int | None, endpoint_ip: str | None)
     return out
 
 
+@dataclass(frozen=True)
+class Tables:
+    """The nodes' filter tables as the kernel held them right after the packet (netns -> ``iptables-save -c -t
+    filter``), to name the rules that made the kernel's verdict differ from the policies', and the ``up`` that puts
+    them back."""
+
+    text: Mapping[str, str]
+    repair: str
+
+
 def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, endpoint_ip: str | None,
           before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
           unfiltered: Collection[str] = (), dnat_node: str | None = None,
-          balancer: str | None = None, reached: Collection[str] | None = None) -> list[dict[str, Any]]:
+          balancer: str | None = None, reached: Collection[str] | None = None,
+          tables: Tables | None = None) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
     iptables, and so past the policies' rules). ``dnat_node``: the node that DNATed a Service packet (the trace
     read it from its conntrack), when known. ``balancer``: the source the load balancer's masquerade gives a
     LoadBalancer's packet, as the kernel said it (nodeport.balancer_source). ``reached``: the namespaces whose
-    FORWARD hook the packet got to (:func:`forward_hooks_reached`); None: not known."""
+    FORWARD hook the packet got to (:func:`forward_hooks_reached`); None: not known. ``tables``: the nodes' filter
+    tables after the packet, to name the rules on its way the kernel lacks when its REJECT disagrees with the
+    policies (a flow they deny not counted, one they allow counted)."""
     if not lab.topo.network_policies:
         return []
     ps = policy_set(lab)
@@ -110,7 +110,8 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
         addr = IPv4Address(dst.ip)
         owner = node_of(lab, addr)
         verdict = ps.flow(source, Peer(addr, None, owner), protocol, None if proto == "icmp" else port)
-        return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner, reached=reached)]
+        return [_entry(lab, source, None, verdict, before, after, to=dst.name, to_node=owner, reached=reached,
+                       tables=tables)]
     out: list[dict[str, Any]] = []
     external = dst.kind == "node" or (dst.kind == "service" and src.kind == "internet")
     # The node that DNATs a LoadBalancer's packet is the one the balancer picked; when no conntrack entry names it
@@ -134,7 +135,8 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
             node_ns = lab.node(pod.node).netns
             bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
             bypass = node_ns if bridged and node_ns in unfiltered else None
-            entry = _entry(lab, source, pod, verdict, before, after, bypass, seen=seen, reached=reached)
+            entry = _entry(lab, source, pod, verdict, before, after, bypass, seen=seen, reached=reached,
+                           tables=tables)
             if entry not in out:  # two nodes that judge it alike: one verdict
                 out.append(entry)
     if endpoint_ip is None and any(e.get("counted") for e in out):
@@ -188,16 +190,23 @@ def node_of(lab: Lab, addr: IPv4Address) -> str | None:
 def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before: dict[tuple[str, str], int],
            after: dict[tuple[str, str], int], bypass: str | None = None, to: str = "",
            to_node: str | None = None, seen: str | None = None,
-           reached: Collection[str] | None = None) -> dict[str, Any]:
+           reached: Collection[str] | None = None, tables: Tables | None = None) -> dict[str, Any]:
     """``pod``: the destination pod judged, or None for a node or an address (``to`` names it, ``to_node``
     is the node it belongs to, if any). ``bypass``: the namespace of the node whose bridge switches the flow,
     pod to pod, past iptables. ``seen``: the source as the endpoint's node judges it, when not the client's.
-    ``reached``: the namespaces whose FORWARD (or INPUT) hook the packet got to, when the trace knows."""
+    ``reached``: the namespaces whose FORWARD (or INPUT) hook the packet got to, when the trace knows. ``tables``:
+    the nodes' filter tables, to name the rules on the way that netlab's plan has and the kernel lacks (or the
+    other way round) when the kernel's REJECT disagrees with the policies.
+
+    ``stopped`` (a flow the policies deny): True when the REJECT counted it, False when it got past the node's
+    hook without the REJECT counting it (the policies broken: trace fails), absent when not known."""
     entry: dict[str, Any] = ({"pod": f"{pod.namespace}/{pod.name}"} if pod is not None else {"to": to})
     entry["allowed"] = verdict.allowed
+    entry["text"] = ""  # said below; first in -o json after the verdict
     if verdict.allowed:
         # Not a pod: no ingress policy applies, the source's egress is the whole verdict.
         entry["text"] = verdict.describe() if pod is not None else verdict.egress.describe()
+        _refused(lab, entry, source, pod, verdict, before, after, to_node, tables)
         return entry
     side = verdict.egress if not verdict.egress.allowed else verdict.ingress
     judged = source.pod if side is verdict.egress else pod
@@ -221,17 +230,71 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
                 f"{bypass}, so its bridge switches the frame from pod to pod without handing it to iptables, and "
                 f"the rules in node {node.name}'s chain {chain} never see it")
         entry["fix"] = f"ip netns exec {bypass} sysctl -w net.bridge.bridge-nf-call-iptables=1"
+        entry["stopped"] = False
     elif moved <= 0 and reached is not None and node.netns not in reached:
         # Lost on the way (a link down, a missing route): the rule never had the packet to count. The verdict is
         # what the policy would do to it, not why it was lost.
         text += (f"; but the packet never got there: it was lost before node {node.name}'s {hook_name}, so this is "
                  "what the policy would do to it")
+    elif moved > 0:
+        text += "; the kernel's REJECT rule there counted it"
+        entry["stopped"] = True
     elif before or after:
-        text += ("; the kernel's REJECT rule there counted it" if moved > 0
-                 else "; but the kernel's REJECT rule there counted nothing: look at the node's filter table")
+        # It passed the node's hook and the REJECT did not count it: the node's rules are not the policies'.
+        text = f"denied by {word} {names} ({why}), but NOT STOPPED: "
+        drift = _drift(lab, tables, node.name, side.direction, judged, "INPUT" if hook else "FORWARD")
+        if drift:
+            text += (f"{policyrules.not_stopped(drift, node.name, chain)}, so no REJECT there counted it "
+                     f"({policyrules.status_lists(drift)})")
+            entry.update(missing=drift.missing, extra=drift.extra)
+            if tables is not None:
+                entry["fix"] = tables.repair
+        else:  # the rules are netlab's (or were not read): something else let it by
+            though = ", though the policy rules on the way are netlab's" \
+                if tables is not None and node.netns in tables.text else ""
+            text += (f"the kernel's REJECT in node {node.name}'s chain {chain} counted nothing{though}: look at the "
+                     f"node's filter table (ip netns exec {node.netns} iptables-save -c)")
+        entry["stopped"] = False
     entry.update(text=text, node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
                  counted=moved > 0)
     return entry
+
+
+def _drift(lab: Lab, tables: Tables | None, node: str, direction: str, pod: PodView,
+           hook: str) -> policyrules.Drift:
+    text = tables.text.get(lab.node(node).netns) if tables is not None else None
+    return policyrules.path_drift(lab, node, text, direction, pod, hook) if text is not None else policyrules.Drift()
+
+
+def _refused(lab: Lab, entry: dict[str, Any], source: Peer, pod: PodView | None, verdict: Verdict,
+             before: dict[tuple[str, str], int], after: dict[tuple[str, str], int], to_node: str | None,
+             tables: Tables | None) -> None:
+    """A flow the policies allow that a node's REJECT counted all the same (the node's rules are not the
+    policies'): the entry says so, names the rule that is missing, and is blamed as a REJECT's drop is."""
+    for side, judged, other in ((verdict.egress, source.pod, pod.ip if pod is not None else None),
+                                (verdict.ingress, pod, source.ip)):
+        if judged is None or not side.isolating:
+            continue
+        node = lab.node(judged.node)
+        chain = pod_chain(side.direction, judged)
+        if after.get((node.netns, chain), 0) <= before.get((node.netns, chain), 0):
+            continue
+        hook = "INPUT" if pod is None and to_node == node.name else "FORWARD"
+        drift = _drift(lab, tables, node.name, side.direction, judged, hook)
+        if drift and side.by is not None:
+            drift = policyrules.allowing(drift, side.by, str(other) if other is not None else "")
+        said = (policyrules.refused(drift, node.name) if drift else
+                f"yet the node's policy rules on the way are netlab's: look at its filter table (ip netns exec "
+                f"{node.netns} iptables-save -c)")
+        entry["text"] += (f", but REFUSED in node {node.name}: the kernel's REJECT in chain {chain} counted it; "
+                          f"{said}")
+        entry.update(node=node.name, chain=chain, direction=side.direction, policies=list(side.isolating),
+                     counted=True)
+        if drift:
+            entry.update(missing=drift.missing, extra=drift.extra)
+            if tables is not None:
+                entry["fix"] = tables.repair
+        return
 
 
 def place_reject(hops: list[Hop], lost_at: int | None, netns: str, entry: dict[str, Any]) -> int | None:

@@ -57,7 +57,13 @@ class TraceResult:
 
     @property
     def ok(self) -> bool:
-        return self.verdict.delivered and self.refused is None
+        """Delivered and not refused, and no flow the policies deny got past a node that should have stopped it
+        (the policies are an expectation too: ``probe`` and ``policy table`` fail on such a flow)."""
+        return self.verdict.delivered and self.refused is None and not self.not_stopped
+
+    @property
+    def not_stopped(self) -> bool:
+        return any(e.get("stopped") is False for e in self.policy)
 
     def to_json(self) -> dict[str, Any]:
         def loss(v: Verdict | None, hops: list[Hop]) -> dict[str, Any] | None:
@@ -165,7 +171,8 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         shown.add(entry["text"])
         out.append(f"policy: {entry['text']}")
         if entry.get("fix"):
-            out.append(f"  fix: {entry['fix']}   (or: {r.repair}, which repairs the lab)")
+            also = f"   (or: {r.repair}, which repairs the lab)" if entry["fix"] != r.repair else ""
+            out.append(f"  fix: {entry['fix']}{also}")
     for e in r.icmp_errors:
         out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
     for a in r.arp:

@@ -31,7 +31,7 @@ from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import neighbours as nb
 from netlab.realize.state import repair_command
-from netlab.trace import nodeport, policy as tpolicy, refusal
+from netlab.trace import nodeport, policy as tpolicy, policyrules, refusal
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -129,7 +129,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     send.wait_reply(sent, timeout)
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
                     kernel.snapshot_nat(counted)
-                    policy_after = tpolicy.reject_counters(tpolicy.node_namespaces(lab))
+                    policy_tables = policyrules.read_tables(tpolicy.node_namespaces(lab))
+                    policy_after = policyrules.reject_counts(policy_tables)
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
                     step(2)
                 finally:
@@ -212,7 +213,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
     result.repair = repair if repair is not None else repair_command(lab.name)
-    _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer)
+    _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
+                    tpolicy.Tables(policy_tables, result.repair))
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
@@ -246,9 +248,11 @@ def _confirmed_entries(namespaces: list[str]) -> Iterator[dict[str, conntrack.Ne
 
 def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
                     before: dict[tuple[str, str], int], after: dict[tuple[str, str], int],
-                    unfiltered: set[str], balancer: str | None = None) -> None:
-    """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it. ``balancer``: the
-    source the load balancer's masquerade gives a LoadBalancer's packet (nodeport.balancer_source)."""
+                    unfiltered: set[str], balancer: str | None = None, tables: tpolicy.Tables | None = None) -> None:
+    """Name the NetworkPolicy verdict; a packet a policy's REJECT dropped is blamed on it, also one the policies
+    allow (the node's rules lack what allows it: the entry names it, and the fix). ``balancer``: the source the
+    load balancer's masquerade gives a LoadBalancer's packet (nodeport.balancer_source). ``tables``: the nodes'
+    filter tables after the packet (tpolicy.story)."""
     ep = result.endpoint
     # The node that DNATed a Service packet: the one whose conntrack named the endpoint, else one that holds the
     # DNAT but kept no entry (a policy's REJECT dropped the packet first).
@@ -259,8 +263,9 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
     node = nodes[dnat.netns] if dnat else tpolicy.balancer_node(lab, result.forward.hops)
     result.policy = tpolicy.story(lab, src, dst, result.proto, result.port, ep.get("endpoint_ip") if ep else None,
                                   before, after, unfiltered, dnat_node=node, balancer=balancer,
-                                  reached=tpolicy.forward_hooks_reached(result.forward.hops, result.verdict.lost_at))
-    counted = [e for e in result.policy if not e["allowed"] and e.get("counted")]
+                                  reached=tpolicy.forward_hooks_reached(result.forward.hops, result.verdict.lost_at),
+                                  tables=tables)
+    counted = [e for e in result.policy if e.get("counted")]
     if not counted:
         return
     # Two REJECTs counted (a SYN retransmitted, DNATed to another endpoint): the one at the node it was lost in.
@@ -278,12 +283,12 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
             why += tpolicy.unanswered_reset(lab, src, blamed["node"], node, f"{dst.ip}:{result.port}",
                                             ep.get("endpoint_ip") if ep else None,
                                             ep.get("endpoint_port") if ep else None) or ""
-        result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, why)
+        result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, why, blamed.get("fix"))
     elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
         # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from
         # INPUT, refused it before any socket saw it (the capture saw it arrive). Lost at that last row; no reply.
         last = len(result.forward.hops) - 1
-        result.verdict = Verdict(False, last, blamed["text"])
+        result.verdict = Verdict(False, last, blamed["text"], blamed.get("fix"))
         result.reply, result.reply_verdict, result.reply_received = None, None, False
 
 

@@ -177,8 +177,8 @@ def _check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
     args += ["--sport", str(check.sport)] if check.sport else []
     tr = netlab(*args, check=False)
     trace = json.loads(tr.stdout)
-    if check.policy:  # a flow a policy denies that got through: delivered, and its policy verdict says why
-        assert tr.returncode == 0 and trace["delivered"], f"{name}: trace exit {tr.returncode}\n{tr.stdout}"
+    if check.policy:  # a flow a policy denies that got through: delivered, its policy verdict says why, exit 1
+        assert tr.returncode == 1 and trace["delivered"], f"{name}: trace exit {tr.returncode}\n{tr.stdout}"
         assert any(symptoms.matches(check, e["text"]) for e in trace["policy"]), trace["policy"]
         return
     if check.refused:  # delivered, and refused there (exit 1): the reason names the namespace and its sockets
@@ -328,9 +328,10 @@ def test_break_a_lab_with_network_policies(policy_lab, name, target):
     def bypassed(model) -> None:
         tr = netlab("trace", "--lab", lab, "z-a", "x-c", "--proto", "tcp", "--port", "80", "-o", "json", check=False)
         trace = json.loads(tr.stdout)
-        assert tr.returncode == 0 and trace["delivered"], tr.stdout  # the SYN-ACK came back
+        # the SYN-ACK came back, and trace fails: a flow the policies deny got through
+        assert tr.returncode == 1 and trace["delivered"], tr.stdout
         entry = trace["policy"][0]
-        assert not entry["allowed"] and not entry["counted"], entry
+        assert not entry["allowed"] and not entry["counted"] and entry["stopped"] is False, entry
         assert "NOT STOPPED: net.bridge.bridge-nf-call-iptables = 0" in entry["text"], entry
         assert entry["fix"] == f"ip netns exec {lab}-n1 sysctl -w net.bridge.bridge-nf-call-iptables=1", entry
         # from n2 (x-c accepts nothing): routed into n1, through FORWARD and the policy's REJECT

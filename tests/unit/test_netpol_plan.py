@@ -270,8 +270,8 @@ def test_two_services_of_one_name_in_two_namespaces():
 def test_trace_words_a_denied_flow_the_bridge_switched_past_iptables():
     """With bridge-nf-call-iptables = 0 a node's bridge switches pod-to-pod frames without iptables, so the policy
     chains in FORWARD never see them and a denied flow connects: trace says so, and how to mend it, rather than
-    "the REJECT rule counted nothing: look at the filter table". A flow from another node is routed through FORWARD
-    and keeps the usual words."""
+    "the REJECT rule counted nothing: look at the filter table". A flow from another node is routed through FORWARD,
+    where the REJECT counted nothing: not stopped either (trace exits 1), the node's table to look at."""
     lab = load(model("npp", BY_NAME["default-deny-ingress"]["policies"])).lab
     n1 = lab.node("n1").netns
     xa = lab.pod("x-a")
@@ -288,8 +288,12 @@ def test_trace_words_a_denied_flow_the_bridge_switched_past_iptables():
                                  f"n1's chain {chain} never see it")
             assert e["fix"] == f"ip netns exec {n1} sysctl -w net.bridge.bridge-nf-call-iptables=1"
         else:
-            assert e["text"].endswith("but the kernel's REJECT rule there counted nothing: look at the node's filter "
-                                      "table") and "fix" not in e
+            # Routed through FORWARD, and the REJECT counted nothing: not stopped either (trace fails), with no cause
+            # to name (no table read here).
+            assert e["text"].endswith(f"but NOT STOPPED: the kernel's REJECT in node n1's chain {chain} counted "
+                                      f"nothing: look at the node's filter table (ip netns exec {n1} iptables-save "
+                                      "-c)") and "fix" not in e, e["text"]
+        assert e["stopped"] is False
 
 
 def test_kube_proxy_nftables_mode_keeps_the_policy_chains():

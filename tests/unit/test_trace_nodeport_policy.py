@@ -184,7 +184,8 @@ def test_a_verdict_for_a_packet_lost_before_the_node_says_it_never_got_there():
                               "is what the policy would do to it"), e["text"]
     [e] = tpolicy.story(lab, s, d, "tcp", 80, ip, counters, counters, dnat_node="n1",
                         reached=tpolicy.forward_hooks_reached(hops, 2))
-    assert e["text"].endswith("but the kernel's REJECT rule there counted nothing: look at the node's filter table")
+    assert e["text"].endswith(f"counted nothing: look at the node's filter table (ip netns exec {n1.netns} "
+                              "iptables-save -c)") and "but NOT STOPPED: " in e["text"], e["text"]
 
 
 def test_probe_and_trace_judge_a_nodeport_with_one_source():

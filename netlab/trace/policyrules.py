@@ -1,0 +1,169 @@
+"""The policy rules a traced packet met in a node, against the ones netlab put there: why the kernel's verdict
+is not the policies'.
+
+A node judges a new flow with a chain of jumps (plan/policy.py)::
+
+    FORWARD (or INPUT) ─► NETPOL-FORWARD (NETPOL-INPUT) ─► NETPOL-IN-<pod> / NETPOL-OUT-<pod>
+        ─► NETPOL-ING-<policy> / NETPOL-EGR-<policy> (─► NETPOL-EXC-<hash>): MARK what a rule allows
+        ◄─ REJECT what no rule marked
+
+When the packet counters of the pod chain's REJECT disagree with the policies' meaning, a rule on that path is
+missing, or one netlab did not write is there (an ``iptables -F`` or ``-D`` by hand, another controller):
+
+- the policies deny the flow, and the REJECT counted nothing although the packet passed the node's FORWARD hook:
+  the jump to the pod's chain, or the REJECT itself, is gone (or a rule of someone's let it through first);
+- the policies allow it, and the REJECT counted it: the rule that marks it allowed (``-s <peer>/32 ... -j MARK``
+  in the policy's chain) is gone, or the pod chain's jump to that policy's chain.
+
+Both lists come from comparing the node's filter table (``iptables-save -c``, read right after the packet) with
+the lines ``status`` compares it with (the plan's canonical ``iptables-save`` form), limited to the chains on the
+packet's path, so ``status`` names the same lines and ``up`` puts them back.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from netlab.kernel import iptables
+from netlab.model.lab import Lab
+from netlab.model.netpol import Allowance, PodView, policy_set
+from netlab.plan.iptables import Ruleset, chain_of, target_of
+from netlab.plan.policy import FORWARD_CHAIN, INPUT_CHAIN, node_rules, pod_chain
+from netlab.realize.netfilter import is_plugin_jump as plugin_jump, parse_save
+
+_COUNTERS = re.compile(r"^\[\d+:\d+\] ")
+_COUNTED = re.compile(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT")
+
+
+def read_tables(netns_list: Iterable[str]) -> dict[str, str]:
+    """netns -> its filter table as ``iptables-save -c -t filter`` prints it (a namespace that cannot be read is
+    left out)."""
+    out: dict[str, str] = {}
+    for ns in netns_list:
+        try:
+            out[ns] = iptables.save(ns, "filter", counters=True)
+        except iptables.IptablesError:
+            continue
+    return out
+
+
+def reject_counts(tables: dict[str, str]) -> dict[tuple[str, str], int]:
+    """(netns, chain) -> packets its REJECT rules counted, for every NETPOL chain of these tables."""
+    out: dict[tuple[str, str], int] = {}
+    for ns, text in tables.items():
+        for line in text.splitlines():
+            m = _COUNTED.match(line)
+            if m:
+                out[(ns, m.group(2))] = out.get((ns, m.group(2)), 0) + int(m.group(1))
+    return out
+
+
+@dataclass
+class Drift:
+    """The rules on a packet's path netlab put in a node and the kernel lacks, and the ones it holds beside them."""
+
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.extra)
+
+
+def path_drift(lab: Lab, node: str, text: str, direction: str, pod: PodView, hook: str = "FORWARD") -> Drift:
+    """How node ``node``'s filter table (``text``, as iptables-save -c prints it) differs from netlab's on the path
+    of a packet judged by ``pod``'s ``direction`` chain from ``hook`` (FORWARD; INPUT for a pod's packet to the
+    node itself): that hook's jump to the policies' entry chain and what comes before it, the entry chain's rules
+    that lead to the pod's chain (or let established flows pass), the pod's chain, and the chains of the policies
+    it jumps to, their except chains too. In the order the packet meets them."""
+    rs = Ruleset("filter")
+    node_rules(rs, lab, lab.node(node), policy_set(lab))
+    planned = rs.rules()
+    known = set(planned)
+    chain = pod_chain(direction, pod)
+    policies = [t for line in planned if chain_of(line) == chain for t in [target_of(line)]
+                if t and t.startswith("NETPOL-")]
+    excepts = [t for line in planned if chain_of(line) in policies for t in [target_of(line)]
+               if t and t.startswith("NETPOL-EXC-")]
+    tab = parse_save("\n".join(_COUNTERS.sub("", line) for line in text.splitlines()), "filter")
+    entries = (FORWARD_CHAIN if hook == "FORWARD" else INPUT_CHAIN,)
+    out = Drift()
+    for c in (hook, *entries, chain, *policies, *excepts):
+        want = [line for line in planned if chain_of(line) == c]
+        have = tab.of(c)
+        if c == hook:
+            # The lab's jump, and what the packet meets before it: the rest of a built-in chain is kube-proxy's and
+            # Flannel's (a rule no one planned before the jump, an ACCEPT, takes the packet past the policies; the
+            # CNI plugins' jumps are theirs, as status takes them). No jump: it is missing, and that is all.
+            first = next((i for i, line in enumerate(have) if target_of(line) in entries), 0)
+            want = [line for line in want if target_of(line) in entries]
+            have = [line for i, line in enumerate(have) if i < first and line not in known and not plugin_jump(line)
+                    or (target_of(line) or "").startswith("NETPOL-")]
+        elif c in entries:  # the jumps to other pods' chains are not this packet's way
+            want = [line for line in want if target_of(line) == chain or not _pod_chain(target_of(line))]
+        held, wanted = set(have), set(want)
+        out.missing += [line for line in want if line not in held]
+        out.extra += [line for line in have if line not in wanted
+                      and not (c in entries and _pod_chain(target_of(line)) and target_of(line) != chain)]
+    return out
+
+
+def _pod_chain(target: str | None) -> bool:
+    return bool(target) and target.startswith(("NETPOL-IN-", "NETPOL-OUT-"))  # type: ignore[union-attr]
+
+
+def allowing(drift: Drift, allow: Allowance, address: str) -> Drift:
+    """Of a drift, what the rule that allows a flow lacks: the missing lines of that rule and peer (those for the
+    flow's other end, ``address``, when some are), and every rule netlab did not write; the drift as it is when
+    none of its missing lines are that rule's."""
+    peer = " ".join(allow.peer.split()[:2]) if allow.peer.startswith("peer ") else allow.peer
+    comment = f'--comment "{allow.policy} {allow.direction} rule {allow.rule} {peer}'
+    rule = [line for line in drift.missing if comment + '"' in line or comment + ' except"' in line]
+    mine = [line for line in rule if f" {address}/32 " in line]
+    others = [line for line in drift.missing if not _policy_rule(line)]  # a pod chain's jump, say
+    missing = others + (mine or rule)
+    return Drift(missing, drift.extra) if missing else drift
+
+
+def _policy_rule(line: str) -> bool:
+    return chain_of(line).startswith(("NETPOL-ING-", "NETPOL-EGR-", "NETPOL-EXC-"))
+
+
+def listed(lines: list[str], most: int = 2) -> str:
+    """Rules as status lists them, the first ``most`` of them."""
+    shown = "; ".join(lines[:most])
+    return shown + (f"; and {len(lines) - most} more" if len(lines) > most else "")
+
+
+def not_stopped(drift: Drift, node: str, chain: str) -> str:
+    """Why a packet the policies deny passed node ``node``'s chain ``chain`` without its REJECT counting it."""
+    if drift.missing:
+        chains = sorted({chain_of(line) for line in drift.missing})
+        where = f"chain {chains[0]}" if len(chains) == 1 else f"chains {', '.join(chains)}"
+        n = len(drift.missing)
+        first = next((line for line in drift.missing if chain_of(line) == chain and "-j REJECT" in line),
+                     drift.missing[0])
+        what = "its REJECT" if chain_of(first) == chain and "-j REJECT" in first else "this one"
+        said = (f"{n} of netlab's rules are missing from node {node}'s {where} ({what} among them: {first})"
+                if n > 1 else f"a rule of netlab's is missing from node {node}'s {where}: {first}")
+    else:
+        said = f"node {node}'s filter table holds rules netlab did not write on the way: {listed(drift.extra)}"
+    return said
+
+
+def refused(drift: Drift, node: str) -> str:
+    """Why node ``node``'s REJECT counted a packet the policies allow."""
+    if drift.missing:
+        n = len(drift.missing)
+        said = (f"the rule that allows it is missing from node {node}'s filter table: {drift.missing[0]}" if n == 1
+                else f"the rules that allow it are missing from node {node}'s filter table: {listed(drift.missing)}")
+        if drift.extra:
+            said += f"; and it holds rules netlab did not write: {listed(drift.extra)}"
+    else:
+        said = f"node {node}'s filter table holds rules netlab did not write on the way: {listed(drift.extra)}"
+    return f"{said} ({status_lists(drift)})"
+
+
+def status_lists(drift: Drift) -> str:
+    return f"`netlab status` lists {'it' if len(drift.missing) + len(drift.extra) == 1 else 'them'}"
