@@ -285,7 +285,9 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     """Compare the live kernel with the lab's plan; exit 1 on drift.
 
     Lists every missing, extra or different namespace, link, address, route,
-    neighbour, FDB entry, sysctl and rule, and containers that exited.
+    neighbour, FDB entry, sysctl and rule, and containers that exited. A
+    table's line says its first differences and how many more; `-o json`
+    holds every one (details[].differences).
     `sudo netlab up -t FILE` again (the file the lab came from) repairs the
     drift; the last line says the command, and what it does not repair (a
     Never pod's container that failed stays exited; a container that could
@@ -319,6 +321,12 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
             click.echo(f"lab {result.lab}{against}: {plural(len(result.drift), 'difference')} from the plan:")
             for line in result.drift:
                 click.echo(highlight(f"  {line}"))
+            from netlab.realize.diff import cut_short
+
+            if left := cut_short(result.details):  # a table's line says its first few differences
+                which = f" -t {display_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
+                click.echo(f"{plural(left, 'more difference')} not shown above: `sudo netlab status{which} -o json` "
+                           "lists every one (details[].differences)")
             if topology is None:
                 _repair_lines(result.repair, result.drift, result.kept)
             else:  # a file the lab was not brought up from replaces it only with --reconfigure

@@ -98,7 +98,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     result.drift += feature_drift
     for line in feature_drift:  # containers, the Services' files, the CNI plugins' CHECK: said in words
         what, _, detail = line.partition(": ")
-        result.details.append({"state": "problem", "object": what, "detail": detail or line, "resource": None})
+        result.details.append({"state": "problem", "object": what, "detail": detail or line,
+                               "differences": [detail or line], "resource": None})
     return result
 
 

@@ -17,7 +17,7 @@ route protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from netlab.plan.resources import Link, NatRules, NftRules, Resource, Sysctl
 from netlab.realize import netfilter, nftables
@@ -34,14 +34,20 @@ class Drift:
     detail: str = ""
     live: Resource | None = None  # different: what the kernel holds
     backend: str = ""  # iptables: the backend whose table differs ("" the system default)
+    # A table's differences, every one (``detail`` shows the first few: :func:`first_of`)
+    differences: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         text = f"{self.state}: {self.resource.describe()}"
         return f"{text} ({self.detail})" if self.detail else text
 
     def to_json(self) -> dict:
+        resource = self.resource.to_json()
+        if isinstance(self.resource, NatRules):  # its kind ("nat", the plan's and the state's name) is any table's
+            resource["kind"] = "iptables"
         return {"state": self.state, "object": self.resource.describe(), "detail": self.detail,
-                "resource": self.resource.to_json()}
+                "differences": list(self.differences) or ([self.detail] if self.detail else []),
+                "resource": resource}
 
 
 def describe_difference(want: Resource, have: Resource) -> str:
@@ -115,10 +121,18 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     return out
 
 
-def first_of(detail: list[str], shown: int = 6) -> str:
+SHOWN = 6  # a table's differences said in its line of status; its JSON (``differences``) holds every one
+
+
+def first_of(detail: list[str], shown: int = SHOWN) -> str:
     """A table's differences in one line: the first ``shown``, and how many more there are."""
     more = f" (and {len(detail) - shown} more)" if len(detail) > shown else ""
     return "; ".join(detail[:shown]) + more
+
+
+def cut_short(details: Iterable[Mapping]) -> int:
+    """How many differences the lines of status leave out (said "(and N more)"), by their JSON details."""
+    return sum(max(0, len(d.get("differences") or ()) - SHOWN) for d in details)
 
 
 def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
@@ -129,7 +143,8 @@ def diff_nft(obs: Observed, planned: list[NftRules]) -> list[Drift]:
         data = obs.nft.get(key)
         detail = nftables.drift(r, data)
         if detail:
-            out.append(Drift("missing" if data is None else "different", r, first_of(detail)))
+            out.append(Drift("missing" if data is None else "different", r, first_of(detail),
+                             differences=tuple(detail)))
     for (family, table) in sorted(set(obs.nft) - set(want)):
         out.append(Drift("extra", NftRules(netns=obs.netns, family=family, table=table, payload=""),
                          "an nftables table the lab does not plan"))
@@ -149,7 +164,8 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
             continue
         detail = netfilter.table_drift(want, default.get(table))
         if detail:
-            out.append(Drift("different" if table in default else "missing", want, first_of(detail)))
+            out.append(Drift("different" if table in default else "missing", want, first_of(detail),
+                             differences=tuple(detail)))
     for backend, tables in obs.tables.items():
         if not backend:
             continue
@@ -157,5 +173,6 @@ def diff_tables(obs: Observed, planned: list[NatRules]) -> list[Drift]:
             empty = NatRules(netns=obs.netns, table=table, chains=(), payload="", rules=(), plugin_jumps=plugins)
             detail = netfilter.table_drift(empty, text)
             if detail:
-                out.append(Drift("extra", empty, f"iptables-{backend}: " + first_of(detail), backend=backend))
+                out.append(Drift("extra", empty, f"iptables-{backend}: " + first_of(detail), backend=backend,
+                                 differences=tuple(f"iptables-{backend}: {line}" for line in detail)))
     return out

@@ -75,7 +75,8 @@ def test_a_chain_an_older_netlab_left_is_drift_and_up_deletes_it(lab):
     assert "-A POSTROUTING -j NETLAB-IMPAIR\n" in k.iptables_save("fk-a", "mangle")  # refused: nothing changed
     k.apply([Op("restore", TableText("fk-a", "mangle", "*mangle\n-D POSTROUTING -j NETLAB-IMPAIR\nCOMMIT\n",
                                      noflush=True))])
-    assert status(lab, k).drift == ["different: iptables mangle rules in fk-a (extra chain: NETLAB-IMPAIR)"]
+    assert status(lab, k).drift == ["different: iptables mangle rules in fk-a (extra chain: NETLAB-IMPAIR; "
+                                    "extra rule: -A NETLAB-IMPAIR -o eth0 -j DROP)"]
     up(lab, k)
     assert k.iptables_save("fk-a", "mangle") == before
     assert status(lab, k).ok
@@ -182,7 +183,8 @@ def test_every_drift_line_has_its_details_entry(lab):
     result = lab_status.status(state_mod.load_state(lab.name), k, [Feature()])  # type: ignore[list-item]
     assert len(result.details) == len(result.drift)
     assert result.details[-1] == {"state": "problem", "object": "containers", "resource": None,
-                                  "detail": "pod a has no containers started; up starts them"}
+                                  "detail": "pod a has no containers started; up starts them",
+                                  "differences": ["pod a has no containers started; up starts them"]}
 
 
 # --- a converge that stops: what it named ahead and what the kernel did as the signal landed -------------------
