@@ -36,7 +36,7 @@ from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_writ
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.repair import (create_ops, links_brought_up, ordered, repair_ops, stale_chain_ops,
+from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, stale_chain_ops,
                                    stale_peer_ops)
 from netlab.realize.state import LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
@@ -293,7 +293,7 @@ class _Up:
         if repairs:
             self.journal.step("repair the nodes that lost pods")
             self.journal.apply(repairs, order=self.plan.netns)
-            self.result.fixed += [op.describe() for op in repairs]
+            self.result.fixed += [op.describe() for op in repairs] + deleted_chains(repairs)
 
     def _start_features(self, state: LabState, again: str = "") -> None:
         failed = []  # as this round leaves them (a second round, after the CNI plugins, tells them anew)
@@ -330,7 +330,7 @@ class _Up:
         repairs = self._repairs(drifts, want)
         repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
-        self.result.fixed += [op.describe() for op in repairs]
+        self.result.fixed += [op.describe() for op in repairs] + deleted_chains(repairs)
         repaired = list(repairs)
         rounds = 1
         while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
@@ -338,7 +338,7 @@ class _Up:
             drifts = self._drift(touched, want, state)
             repairs = self._repairs(drifts, want)
             self.journal.apply(repairs, order=self.plan.netns)
-            self.result.fixed += [op.describe() for op in repairs]
+            self.result.fixed += [op.describe() for op in repairs] + deleted_chains(repairs)
             repaired += repairs
             rounds += 1
         if repairs:

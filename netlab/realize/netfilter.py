@@ -32,6 +32,7 @@ the two in one namespace: rules of the other backend are invisible to it.
 
 from __future__ import annotations
 
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
@@ -306,35 +307,101 @@ def owned_lines(tab: Table, chains: Iterable[str], plugin_jumps: bool = False) -
     return list(canonical_order(out))
 
 
-# netlab's own chains (impairments' loss, the gateway's SNAT, the balancer's): in a lab's namespace a
-# chain of that name is the lab's, and one the plan no longer holds is left over from an earlier plan.
+# The chains the lab owns by their names: in a lab's namespace a chain so named is the lab's, and one the plan
+# does not hold is left over (from an earlier plan, or made by hand) and goes, as the component that names
+# its chains so deletes it:
+# - netlab's own (impairments' loss, the gateway's SNAT, the balancer's): NETLAB-*, in any table;
+# - kube-proxy's (pkg/proxy/iptables): each full sync flushes and deletes the nat chains of its per-Service
+#   prefixes that its new ruleset does not write (isServiceChainName; KUBE-XLB- is the name older releases
+#   gave KUBE-SVL-), and run in another mode (nftables), its CleanupLeftovers deletes those and its fixed
+#   chains of both tables;
+# - the NetworkPolicy chains netlab's policy controller names (plan/policy.py): NETPOL-*, in the filter table.
+# Any other chain is someone else's (kube-proxy's KUBE-MARK-MASQ, a user's): it stays, though a chain the lab
+# made under another name and no longer plans is deleted by the Services feature, which recorded it.
 LAB_PREFIX = "NETLAB-"
+KUBE_PROXY_PREFIXES = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-FW-", "KUBE-EXT-", "KUBE-XLB-")
+POLICY_PREFIX = "NETPOL-"
+OWNED_NAMES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {  # table: (prefixes, whole names)
+    "nat": ((LAB_PREFIX,) + KUBE_PROXY_PREFIXES, frozenset({"KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-POSTROUTING"})),
+    "filter": ((LAB_PREFIX, POLICY_PREFIX),
+               frozenset({"KUBE-SERVICES", "KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD", "KUBE-NODEPORTS"})),
+}
+
+
+def owned_by_name(table: str, chain: str) -> bool:
+    """Whether a chain of this name in this table is the lab's wherever it is (see above)."""
+    prefixes, names = OWNED_NAMES.get(table, ((LAB_PREFIX,), frozenset()))
+    return chain.startswith(prefixes) or chain in names
 
 
 def stale_chains(tab: Table, planned: NatRules) -> list[str]:
-    """netlab's own chains the table holds and the plan does not (an impairment cleared, a Service gone)."""
-    return sorted(c for c in tab.chains if c.startswith(LAB_PREFIX) and c not in planned.chains)
+    """The chains the lab owns by name (:func:`owned_by_name`) that the table holds and the plan does not (a
+    Service, endpoint or policy gone, an impairment cleared, the other kube-proxy mode, one made by hand).
+    But for one that a chain of someone else's jumps to: deleting it would fail the lab's restore, and using it
+    is theirs to decide."""
+    planned_chains = set(planned.chains)
+    stale = {c for c in tab.chains if c not in planned_chains and c not in BUILTIN_CHAINS
+             and owned_by_name(planned.table, c)}
+    if not stale:
+        return []
+    users = [c for c in tab.chains if c not in planned_chains and c not in BUILTIN_CHAINS and c not in stale]
+    while users:  # a chain in use is kept, and so is every chain it jumps to
+        used = {target_of(line) for c in users for line in tab.of(c)} & stale
+        stale -= used
+        users = list(used)
+    return sorted(stale)
 
 
 def table_drift(planned: NatRules, text: str | None) -> list[str]:
-    """How a table differs from the lab's: rules missing or extra, built-in policies not ACCEPT, netlab's
-    own chains the plan no longer has."""
+    """How a table differs from the lab's: rules missing or extra, built-in policies not ACCEPT, chains the lab
+    owns by name that the plan does not hold."""
     tab = parse_save(text or "", planned.table)
     out = [f"policy of {c} is {p}, want ACCEPT" for c, p in tab.policies.items() if p != "ACCEPT"]
     have = owned_lines(tab, planned.chains, planned.plugin_jumps)
     held, wanted = set(have), set(planned.rules)  # a node of 1,000 Services holds 11,000 rules: no list scans
     out += [f"missing rule: {line}" for line in planned.rules if line not in held]
     out += [f"extra rule: {line}" for line in have if line not in wanted]
-    out += [f"extra chain: {c}" for c in stale_chains(tab, planned)]
+    stale = stale_chains(tab, planned)
+    for chain in stale:  # and what it does, which goes with it
+        out += [f"extra chain: {chain}"] + [f"extra rule: {line}" for line in tab.of(chain)]
     if not out and tuple(have) != tuple(planned.rules):
-        out.append("rules in another order")
+        out += order_drift(planned.table, have, planned.rules)
+    return out
+
+
+def order_drift(table: str, have: Sequence[str], want: Sequence[str]) -> list[str]:
+    """The chains whose rules are all there but not in the plan's order or count, each named with the first
+    rule out of place (canonical order keeps each chain's rules in the order the kernel runs them)."""
+    def by_chain(lines: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for line in lines:
+            out.setdefault(chain_of(line), []).append(line)
+        return out
+
+    h, w = by_chain(have), by_chain(want)
+    out = []
+    for chain in dict.fromkeys(list(w) + list(h)):
+        got, planned = h.get(chain, []), w.get(chain, [])
+        if got == planned:
+            continue
+        if sorted(got) != sorted(planned):
+            counts = Counter(got)
+            counts.subtract(planned)
+            line, n = max(counts.items(), key=lambda item: abs(item[1]))
+            times = Counter(got)[line]
+            out.append(f"{table} chain {chain} holds {line} {times} time{'s' if times != 1 else ''}, want "
+                       f"{times - n}")
+            continue
+        i = next(i for i, (a, b) in enumerate(zip(got, planned)) if a != b)
+        out.append(f"rules of {table} chain {chain} in another order: rule {i + 1} is {got[i]}, want {planned[i]}")
     return out
 
 
 def table_payload(planned: NatRules, text: str | None) -> str | None:
     """An ``iptables-restore --noflush`` payload that makes the table hold exactly the lab's
-    rules (None when it already does). netlab's own chains the plan no longer has are flushed and
-    deleted, after the built-in chains' jumps to them are gone; other chains stay as they are."""
+    rules (None when it already does). The chains the lab owns by name that the plan does not hold
+    (:func:`stale_chains`) are declared (which flushes them) and deleted (``-X``), after the built-in
+    chains' jumps to them are gone, as kube-proxy deletes its stale chains; other chains stay as they are."""
     tab = parse_save(text or "", planned.table)
     stale = stale_chains(tab, planned)
     want: dict[str, list[str]] = {c: [] for c in planned.chains}

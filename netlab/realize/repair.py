@@ -239,6 +239,18 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
               old=old or NftText(planned.netns, planned.family, planned.table, gone, removes=True))
 
 
+def deleted_chains(ops: Iterable[Op]) -> list[str]:
+    """What the iptables restores among ``ops`` delete (``-X``: chains the lab owns by name that the plan does not
+    hold), in the words the Services feature says its own stale chains' deletion."""
+    out = []
+    for op in ops:
+        if op.verb == "restore" and isinstance(op.res, TableText) and op.res.noflush:
+            gone = [line[3:] for line in op.res.text.splitlines() if line.startswith("-X ")]
+            if gone:
+                out.append(f"{op.netns}: deleted stale {op.res.table} chains {', '.join(gone)}")
+    return out
+
+
 def stale_chain_ops(want: dict[str, list[Resource]], observed: dict[str, Observed]) -> list[tuple[Op, list[str]]]:
     """kube-proxy's belated deletion: per node, one transaction deleting the chains an earlier sync emptied
     (realize/nftables.py), with their names; run before the sync, apart from it."""

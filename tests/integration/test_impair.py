@@ -205,7 +205,8 @@ def test_clearing_the_last_loss_leaves_the_table_as_it_was(lab):
     left = "*mangle\n:NETLAB-IMPAIR - [0:0]\n-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n"
     subprocess.run(["ip", "netns", "exec", server, "iptables-restore", "--noflush"], input=left, text=True, check=True)
     drift = netlab("status", "--lab", name, check=False)
-    assert drift.returncode == 1 and f"iptables mangle rules in {server} (extra chain: NETLAB-IMPAIR)" in drift.stdout
+    assert drift.returncode == 1 and (f"iptables mangle rules in {server} (extra chain: NETLAB-IMPAIR; extra rule: "
+                                      "-A NETLAB-IMPAIR -o eth0 -j DROP)") in drift.stdout
     assert f"restore iptables mangle in {server}" in netlab("up", "-t", path).stdout
     assert mangle(server) == before
     assert netlab("status", "--lab", name).returncode == 0

@@ -114,7 +114,8 @@ def test_a_cleared_loss_leaves_no_chain_behind():
             "-A NETLAB-IMPAIR -o eth0 -j DROP\nCOMMIT\n")  # `impair --clear` before the fix left this
     jumped = left.replace(":NETLAB-IMPAIR - [0:0]\n", ":NETLAB-IMPAIR - [0:0]\n-A POSTROUTING -j NETLAB-IMPAIR\n")
     nothing = NatRules(netns="x-p1", table="mangle", chains=(), payload="", rules=())
-    assert netfilter.table_drift(nothing, left) == ["extra chain: NETLAB-IMPAIR"]
+    assert netfilter.table_drift(nothing, left) == ["extra chain: NETLAB-IMPAIR",
+                                                    "extra rule: -A NETLAB-IMPAIR -o eth0 -j DROP"]
     payload = netfilter.table_payload(nothing, jumped).splitlines()
     assert payload.index("-F POSTROUTING") < payload.index("-X NETLAB-IMPAIR")
     assert ":NETLAB-IMPAIR - [0:0]" in payload  # flushed before it is deleted
