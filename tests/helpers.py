@@ -233,3 +233,9 @@ def diff_snapshots(before: dict, after: dict) -> list[str]:
         elif before[key] != after[key]:
             out.append(f"{key} changed:\n--- before\n{before[key]}\n--- after\n{after[key]}")
     return out
+
+
+# What `netlab plan` may load of netlab.realize: the lab's state file, read to keep the addresses a running lab of
+# the file's name holds (api.topology.load); no kernel code.
+STATE_READING = ("netlab.realize", "netlab.realize.state", "netlab.realize.state_dir", "netlab.realize.state_sum",
+                 "netlab.realize.state_schema", "netlab.realize.attachments")

@@ -34,7 +34,7 @@ from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
 from netlab.realize.state import LAB_ENV as LAB_ENV, selected_name as selected_name  # netlab.api's, re-exported
-from netlab.realize.state import repair_up, replaces, running_lab, state_version, up_command
+from netlab.realize.state import ADDRESSES, repair_up, replaces, running_lab, state_version, up_command
 from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
@@ -183,7 +183,8 @@ class Lab(PodActions):
     def _model_of(self, state: LabState) -> ModelLab:
         """``state``'s resolved topology, kept while the saved topology, the pods' CNI attachments (a re-attached
         pod's new address) and the settings set back stay the same."""
-        key = json.dumps([state.topology, state.extra.get("cni"), state.restored()], sort_keys=True, default=str)
+        key = json.dumps([state.topology, state.extra.get("cni"), state.restored(), state.extra.get(ADDRESSES)],
+                         sort_keys=True, default=str)
         if self._model is None or self._model_key != key:
             self._model, self._model_key = state.resolved(), key
         return self._model
@@ -341,7 +342,9 @@ class Lab(PodActions):
             return state, None
         loaded = self._loaded_for(topology)
         saved = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return replace(state, topology=saved), loaded.origin
+        # resolved as up resolves it: the running lab's pods and Services keep the addresses they hold
+        held = {**state.extra, ADDRESSES: state.holding().to_json()}
+        return replace(state, topology=saved, extra=held), loaded.origin
 
 
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for

@@ -66,8 +66,11 @@ def describe_counts(lab: Lab, added_pods: list[str], added_services: list[str]) 
     return f"{count(len(lab.nodes), 'node')}, {pods}, {services}"
 
 
-def load(topology: TopologyInput = None, name: str | None = None) -> Loaded:
-    """Load, validate and resolve a topology; ``name`` replaces its ``name:``.
+def load(topology: TopologyInput = None, name: str | None = None, *, running: bool = True) -> Loaded:
+    """Load, validate and resolve a topology; ``name`` replaces its ``name:``. When a lab of that name is up
+    (and its state can be read here: root's), its pods and Services keep the addresses they hold there, as
+    ``up`` keeps them; ``running=False``: as a fresh lab gets them (whether a topology is valid never depends
+    on a running lab).
 
     ``topology``: a path, a dict shaped like the YAML (``{"name": ..., "nodes": [...]}``,
     with the YAML's field names such as ``podCIDR``), or None for the built-in default.
@@ -89,7 +92,11 @@ def load(topology: TopologyInput = None, name: str | None = None) -> Loaded:
     if name is not None:
         src.data = {**src.data, "name": name}
     topo = validate_source(src)
-    return Loaded(resolve(topo), topo, path, origin)
+    if not running:
+        return Loaded(resolve(topo), topo, path, origin)
+    from netlab.realize.state import held_by  # reads the lab's state file: no kernel code
+
+    return Loaded(resolve(topo, held_by(topo.name)), topo, path, origin)
 
 
 def load_running(name: str) -> Loaded:
@@ -101,7 +108,7 @@ def load_running(name: str) -> Loaded:
 
     state = running_lab(name)
     topo = state.model()
-    return Loaded(resolve(topo), topo, state.source, f"lab {name}'s saved topology")
+    return Loaded(resolve(topo, state.held()), topo, state.source, f"lab {name}'s saved topology")
 
 
 def _plain(value: Any) -> Any:

@@ -24,7 +24,7 @@ def validate(topology: str | None, output: str) -> None:
     from netlab.api.topology import load
 
     try:
-        loaded = load(topology)
+        loaded = load(topology, running=False)
     except TopologyError as exc:
         if output != "json":
             raise
@@ -77,7 +77,9 @@ def plan(topology: str | None, output: str) -> None:
     """Print what `up` would create, as ip(8)-like commands (a dry run, no root needed).
 
     The plan is deterministic: the same topology gives the same namespaces,
-    names, addresses and MACs every time. `-o json` lists every object.
+    names, addresses and MACs every time, but for a lab of that name that is
+    up: its pods and Services keep the addresses they hold, as `up` keeps
+    them (read as root; the state is root's). `-o json` lists every object.
     With network.cni reference or a conflist the plugins make the pods'
     eth0, address and routes: the plan ends with each pod's CNI ADD step
     (the networks and plugins, CNI_NETNS, CNI_IFNAME, CNI_ARGS, what they

@@ -30,7 +30,7 @@ from netlab.lab import carrier
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
-from netlab.model.lab import Lab
+from netlab.model.lab import Lab, resolve
 from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_written
 from netlab.realize.diff import Drift, diff_netns
@@ -38,7 +38,7 @@ from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, stale_chain_ops,
                                    stale_peer_ops)
-from netlab.realize.state import LabState, check_source, load_state
+from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
@@ -115,17 +115,22 @@ class _Up:
         # (teardown.delete_namespaces), not as an extra link before, which a failed run could not take back.
         self.leaving_veths: set[tuple[str, str]] = set()
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
-        self.before: tuple[Any, str | None, str] = ({}, None, "")
+        self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
         state = load_state(self.lab.name)
         check_source(state, source, reconfigure)  # another file with a running lab's name: refused
+        held = state.holding() if state is not None else None
+        if held != self.lab.held_before:  # resolved before the lab ran, or changed: its pods keep their addresses
+            self.lab = resolve(self.lab.written, held)
+            self.plan = build_plan(self.lab)
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
         moved = moved_pods(self.lab, state)  # pods put on another node: made anew, as Kubernetes does
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)
         fresh = self.result.fresh = state is None
+        self.result.warnings += self.lab.displaced()
         state = state or LabState(lab=self.lab.name)
         tag = tag_for(state)
         for feature in self.features:
@@ -142,10 +147,11 @@ class _Up:
         self._restore_host_settings(state, creating=bool(to_create or self.moved))
         # Write-ahead: the state names every namespace before it can exist. What it said of the lab before
         # is what a failed run puts back.
-        self.before = (state.topology, state.source, state.phase)
+        self.before = (state.topology, state.source, state.phase, state.extra.get(ADDRESSES))
         state.netns.update({n: "intent" for n in to_create})
         self.intended = list(to_create)
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
+        state.extra[ADDRESSES] = self.lab.held().to_json()
         state.source = os.path.abspath(source) if source else None
         state.phase = "creating" if fresh else state.phase
         # A signal while the write-ahead is saved waits for it, then rolls back what it says (a state naming
@@ -433,7 +439,11 @@ class _Up:
             for name in self.intended:  # named ahead, never made (the run stopped before it): no namespace
                 if state.netns.get(name) == "intent" and not self.kernel.netns_mounted(name):
                     state.netns.pop(name, None)
-            state.topology, state.source, state.phase = self.before  # the lab as its last good run left it
+            state.topology, state.source, state.phase, addresses = self.before  # as its last good run left it
+            if addresses is None:
+                state.extra.pop(ADDRESSES, None)
+            else:
+                state.extra[ADDRESSES] = addresses
             state.save(best_effort=True)  # a full disk must not stop a rollback
 
 

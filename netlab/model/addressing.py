@@ -5,6 +5,15 @@ deterministic: explicit addresses are honoured first, the rest are handed out
 in file order from the lowest free address, so the same topology always gets
 the same addresses.
 
+A running lab's pods and Services keep what they hold (:class:`Held`, its last
+``up``'s allocation), as host-local keeps a pod's lease and the API server a
+Service's ClusterIP while the object exists: a pod added to the file, wherever,
+takes the lowest free address of its node's block, and one removed frees its
+own. A pod that moved to another node, or whose node's block changed, is a new
+pod (Kubernetes makes it anew): it gets a new address. An explicit address
+another pod or Service asks for is taken from the one that held it, which then
+gets a new one (:attr:`Addressing.displaced` names it).
+
     cluster podCIDR 10.244.0.0/16
       node minikube      10.244.0.0/24   .0 flannel.1 (/32), .1 cni0, .2.. pods
       node minikube-m02  10.244.1.0/24
@@ -16,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from netlab.model.location import Loc
 from netlab.model.topology import Topology
@@ -35,6 +44,47 @@ class Addressing:
     gateway_underlay_ip: IPv4Address | None = None
     # External IP of every LoadBalancer Service, keyed (namespace, name).
     lb_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)
+    # Pods ("pod NAME") and Services ("service NS/NAME") of the running lab that lost the address they held
+    # to another's explicit one (ip:, clusterIP:), with that address.
+    displaced: dict[str, IPv4Address] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HeldPod:
+    """A running pod's address, and where it runs: kept while the pod is the same one."""
+
+    namespace: str
+    node: str
+    node_cidr: IPv4Network  # its node's block when it got the address
+    ip: IPv4Address
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a running lab's pods (by name) and Services (by (namespace, name)) hold: its last up's allocation."""
+
+    pods: Mapping[str, HeldPod] = field(default_factory=dict)
+    services: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """As the lab's state saves it (realize/state.py)."""
+        return {"pods": {name: [p.namespace, p.node, str(p.node_cidr), str(p.ip)] for name, p in self.pods.items()},
+                "services": [[ns, name, str(ip)] for (ns, name), ip in self.services.items()]}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Held":
+        """What :meth:`to_json` wrote (ValueError, TypeError or KeyError for anything else)."""
+        pods = {str(name): HeldPod(str(ns), str(node), IPv4Network(cidr), IPv4Address(ip))
+                for name, (ns, node, cidr, ip) in data["pods"].items()}
+        services = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data["services"]}
+        return cls(pods, services)
+
+
+def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]]) -> Held:
+    """What a lab allocated with ``addr`` holds; ``pods``: each pod's (namespace, node)."""
+    return Held({name: HeldPod(ns, node, addr.node_pod_cidr[node], addr.pod_ip[name])
+                 for name, (ns, node) in pods.items() if name in addr.pod_ip and node in addr.node_pod_cidr},
+                dict(addr.service_ip))
 
 
 def underlay_gateway(cidr: IPv4Network) -> IPv4Address:
@@ -59,19 +109,22 @@ def _ints(addresses) -> set[int]:
     return {int(a) for a in addresses}
 
 
-def allocate(topo: Topology) -> tuple[Addressing, list[tuple[Loc, str]]]:
+def allocate(topo: Topology, held: Held | None = None) -> tuple[Addressing, list[tuple[Loc, str]]]:
     """Assign every address; returns the addressing and located problems.
 
-    Explicit addresses are checked and taken first, then the rest are handed
-    out in file order from the lowest free one, so adding an explicit address
-    never moves another explicit one.
+    Explicit addresses are checked and taken first, then what a running lab's
+    pods and Services hold (``held``), then the rest are handed out in file
+    order from the lowest free one, so adding an explicit address never moves
+    another explicit one. ``held`` never adds a problem: a topology is valid or
+    not whether its lab runs or not.
     """
     out: list[tuple[Loc, str]] = []
     addr = Addressing()
+    held = held or Held()
     _node_ips(topo, addr, out)
     _node_pod_cidrs(topo, addr, out)
-    _pod_ips(topo, addr, out)
-    _service_ips(topo, addr, out)
+    _pod_ips(topo, addr, out, held)
+    _service_ips(topo, addr, out, held)
     _internet_ips(topo, addr, out)
     return addr, out
 
@@ -142,7 +195,7 @@ def _node_pod_cidrs(topo: Topology, addr: Addressing, out: list) -> None:
             addr.node_pod_cidr[node.name] = block
 
 
-def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
+def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
     """Pod IPs inside their node's block: .0 is flannel.1's, .1 is cni0's, like host-local from .2."""
     pod_used: dict[IPv4Address, str] = {}
     for i, pod in enumerate(topo.pods):
@@ -182,16 +235,29 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list) -> None:
                 why = f"its cni0 bridge takes at most {BRIDGE_PORT_LIMIT} ports; spread the pods over more nodes"
             out.append((("pods", i, "node"), f"{total} pods on node {pod.node!r}, but {why}"))
             full.add(pod.node)
+    pinned = set(pod_used)
+    for pod in topo.pods:  # a running pod keeps its lease, as host-local does, while it is the same pod
+        was = held.pods.get(pod.name)
+        block = addr.node_pod_cidr.get(pod.node)
+        if pod.ip is not None or was is None or block is None or pod.node in full:
+            continue
+        if (was.namespace, was.node, was.node_cidr) != (pod.namespace, pod.node, block) or was.ip not in block:
+            continue  # another pod of that name, or one Kubernetes makes anew: moved, or its node's block changed
+        if was.ip in pinned:
+            addr.displaced[f"pod {pod.name}"] = was.ip
+        elif was.ip not in pod_used:
+            pod_used[was.ip] = f"pod {pod.name!r}"
+            addr.pod_ip[pod.name] = was.ip
     used = _ints(pod_used)
     free_by_node = {n: _free_hosts(b, 2, used) for n, b in addr.node_pod_cidr.items() if n not in full}
     for pod in topo.pods:
-        if pod.ip is None and pod.node in free_by_node:
+        if pod.ip is None and pod.name not in addr.pod_ip and pod.node in free_by_node:
             ip = next(free_by_node[pod.node], None)
             if ip is not None:
                 addr.pod_ip[pod.name] = ip
 
 
-def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
+def _service_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
     """ClusterIPs: .1 is the "kubernetes" Service in a real cluster; allocation starts at .10."""
     scidr = topo.cluster.service_cidr
     api_ip = scidr.network_address + 1
@@ -215,9 +281,21 @@ def _service_ips(topo: Topology, addr: Addressing, out: list) -> None:
         else:
             svc_used[svc.cluster_ip] = f"service {svc.name!r}"
             addr.service_ip[(svc.namespace, svc.name)] = svc.cluster_ip
+    pinned = set(svc_used)
+    for svc in topo.services:  # the API server keeps a Service's ClusterIP while the Service exists
+        key = (svc.namespace, svc.name)
+        was = held.services.get(key)
+        if svc.cluster_ip is not None or was is None:
+            continue
+        if was in pinned:
+            addr.displaced[f"service {svc.namespace}/{svc.name}"] = was
+        elif was in scidr and was not in (scidr.network_address, scidr.broadcast_address, api_ip) \
+                and was not in svc_used:
+            svc_used[was] = f"service {svc.name!r}"
+            addr.service_ip[key] = was
     free_svc = _free_hosts(scidr, 10, _ints(svc_used))
     for i, svc in enumerate(topo.services):
-        if svc.cluster_ip is None:
+        if svc.cluster_ip is None and (svc.namespace, svc.name) not in addr.service_ip:
             ip = next(free_svc, None)
             if ip is None:
                 out.append((("services", i), f"cluster.serviceCIDR {scidr} has no free address left; widen it"))

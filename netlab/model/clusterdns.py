@@ -98,7 +98,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Any
 
-from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, allocate, pod_capacity
+from netlab.model.addressing import BRIDGE_PORT_LIMIT, Addressing, Held, allocate, pod_capacity
 from netlab.model.location import Loc
 from netlab.model.naming import CLUSTER_DOMAIN as CLUSTER_DOMAIN
 from netlab.model.naming import pod_file_marker
@@ -324,7 +324,7 @@ def with_cluster_dns(topo: Topology) -> Topology:
     return added
 
 
-def add_cluster_dns(topo: Topology, addressing: Addressing | None = None
+def add_cluster_dns(topo: Topology, addressing: Addressing | None = None, held: Held | None = None
                     ) -> tuple[Topology, Addressing | None, list[tuple[Loc, str]]]:
     """(topology with the add-on, its addressing, problems), in time linear in the topology.
 
@@ -332,21 +332,22 @@ def add_cluster_dns(topo: Topology, addressing: Addressing | None = None
     the first node with room, like a scheduler filling nodes in order; the
     Service gets the 10th address of the service CIDR (a user's Service that asks for it is refused), or in a
     CIDR too small for that the lowest free one. Everything is decided from one
-    allocation, and checked by a second one of the result.
+    allocation, and checked by a second one of the result, which keeps what a running lab's pods and
+    Services hold (``held``: the add-on's own pod and Service too), so its records are that lab's addresses.
     """
     if not needs_cluster_dns(topo):
         return topo, addressing, []
-    if _last and _last[0] is topo:  # validate, then resolve, ask about the same (frozen) topology
-        return _last[1]
-    result = _add_cluster_dns(topo, addressing)
-    _last[:] = [topo, result]
+    if _last and _last[0] is topo and _last[1] == held:  # validate, then resolve, ask about the same (frozen) one
+        return _last[2]
+    result = _add_cluster_dns(topo, addressing, held)
+    _last[:] = [topo, held, result]
     return result
 
 
-_last: list = []  # [topology, add_cluster_dns(topology)]: the last answer, for the same object
+_last: list = []  # [topology, held, add_cluster_dns(topology, held=held)]: the last answer, for the same object
 
 
-def _add_cluster_dns(topo: Topology, addressing: Addressing | None
+def _add_cluster_dns(topo: Topology, addressing: Addressing | None, held: Held | None
                      ) -> tuple[Topology, Addressing | None, list[tuple[Loc, str]]]:
     taken_name = _name_taken(topo)
     if taken_name:
@@ -392,7 +393,7 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None
     }
     candidate = topo.model_copy(update={"pods": [*topo.pods, Pod.model_validate(pod_data)],
                                         "services": [*topo.services, svc]})
-    final, problems = allocate(candidate)
+    final, problems = allocate(candidate, held)
     if problems:
         return topo, None, [(("cluster", "serviceCIDR"),
                              f"cluster.serviceCIDR {scidr} is full: the cluster DNS Service "

@@ -11,7 +11,7 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
-from netlab.model.addressing import Addressing, allocate
+from netlab.model.addressing import Addressing, Held, allocate, held_of
 from netlab.model.clusterdns import add_cluster_dns, fqdn
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT as DEFAULT_ECHO_PORT  # a pod's echo server's (8080, TCP)
 from netlab.model.selection import SelectorIndex
@@ -109,6 +109,36 @@ class Lab:
         # IPv4 all/default settings this machine gives new namespaces otherwise than the kernel does, which
         # every lab namespace sets back (plan/sysctls.py, KERNEL_DEVCONF); known from the host, not the topology
         self.restored = restored
+        # The topology as it was resolved from (before netlab's add-ons), and what the running lab held then
+        # (resolve): up resolves it again when the lab changed meanwhile.
+        self.written: Topology = topo
+        self.held_before: Held | None = None
+
+    def held(self) -> Held:
+        """What this lab's pods and Services hold once it runs: the next up's ``held``."""
+        return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods})
+
+    def displaced(self) -> list[str]:
+        """The running lab's pods and Services that give up the address they hold to another's explicit one
+        (``ip:``, ``clusterIP:``), each in a line: a fresh lab's, or a kept address, go unsaid."""
+        a = self.addressing
+        out = []
+        for who, ip in a.displaced.items():
+            kind, _, name = who.partition(" ")
+            if kind == "pod":
+                taker = next(f"pod {p.name} asks for (ip:)" for p in self.topo.pods if p.ip == ip)
+                now = a.pod_ip.get(name)
+            else:
+                taker = next(f"service {s.namespace}/{s.name} asks for (clusterIP:)" for s in self.topo.services
+                             if s.cluster_ip == ip)
+                ns, _, svc = name.partition("/")
+                now = a.service_ip.get((ns, svc))
+            out.append(f"{who} held {ip}, which {taker}: it gets {now}, a new address")
+        return out
+
+    def _derived(self, lab: "Lab") -> "Lab":
+        lab.written, lab.held_before = self.written, self.held_before
+        return lab
 
     @property
     def cni(self) -> str:
@@ -118,11 +148,12 @@ class Lab:
 
     def with_attachments(self, attached: dict[str, CniAttachment]) -> "Lab":
         """This lab with its pods as their CNI plugins made them (names, MACs, the real address)."""
-        return Lab(self.topo, self.addressing, attached, self.restored) if attached else self
+        return self._derived(Lab(self.topo, self.addressing, attached, self.restored)) if attached else self
 
     def with_restored(self, restored: tuple[str, ...]) -> "Lab":
         """This lab on a machine whose new namespaces get these settings otherwise than the kernel's values."""
-        return Lab(self.topo, self.addressing, self.attached, restored) if restored != self.restored else self
+        return (self._derived(Lab(self.topo, self.addressing, self.attached, restored)) if restored != self.restored
+                else self)
 
     @cached_property
     def nodes(self) -> list[NodeInfo]:
@@ -260,15 +291,20 @@ class Lab:
         return None
 
 
-def resolve(topo: Topology) -> Lab:
+def resolve(topo: Topology, held: Held | None = None) -> Lab:
     """Resolve a topology that passed :func:`check_topology`.
 
     A lab with Services also gets cluster DNS (a ``kube-dns`` pod and Service,
-    see clusterdns.py) unless the topology declares its own.
+    see clusterdns.py) unless the topology declares its own. ``held``: what the
+    running lab of that name holds (its pods' and Services' addresses), kept
+    (addressing.py); None for a lab that is not up: the same topology, the same addresses.
     """
-    topo, addressing, problems = add_cluster_dns(topo)
+    written = topo
+    topo, addressing, problems = add_cluster_dns(topo, held=held)
     if addressing is None and not problems:
-        addressing, problems = allocate(topo)
+        addressing, problems = allocate(topo, held)
     if problems:  # load_topology reports these with lines; this is a programming error
         raise ValueError(f"unresolvable topology: {problems[0]}")
-    return Lab(topo, addressing)
+    lab = Lab(topo, addressing)
+    lab.written, lab.held_before = written, held
+    return lab

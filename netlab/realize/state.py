@@ -25,8 +25,13 @@ from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 
 if TYPE_CHECKING:
+    from netlab.model.addressing import Held
     from netlab.model.lab import Lab
     from netlab.model.topology import Topology
+
+# netlab.lab.up: the addresses the lab's pods and Services hold (model/addressing.py's Held), which the next
+# up keeps. A state without it (an older netlab's) holds what its topology resolves to afresh.
+ADDRESSES = "addresses"
 
 
 @dataclass
@@ -97,13 +102,34 @@ class LabState:
         keys = self.extra.get(RESTORED)
         return tuple(keys) if isinstance(keys, list) else ()
 
+    def held(self) -> Held | None:
+        """The addresses the lab's pods and Services hold, as its last up saved them (None: as its topology
+        resolves afresh, an older netlab's state). Checked by the state's schema on load."""
+        from netlab.model.addressing import Held
+
+        rec = self.extra.get(ADDRESSES)
+        return Held.from_json(rec) if isinstance(rec, dict) else None
+
+    def holding(self) -> Held:
+        """What the next up of this lab keeps: the addresses its pods and Services hold (nothing, when its saved
+        topology no longer resolves: the next up converges it to a file, afresh)."""
+        from netlab.model.addressing import Held
+
+        held = self.held()
+        if held is not None:
+            return held
+        try:
+            return self.resolved().held()
+        except StateCorrupt:
+            return Held()
+
     def resolved(self) -> Lab:
         """The saved topology, resolved; a saved topology that no longer resolves is a corrupt state."""
         from netlab.model.lab import resolve
         from netlab.realize.attachments import attached_lab
 
         try:
-            return attached_lab(resolve(self.model()).with_restored(self.restored()), self)
+            return attached_lab(resolve(self.model(), self.held()).with_restored(self.restored()), self)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError too
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None
@@ -299,6 +325,17 @@ def repair_command(name: str) -> str:
     except NetlabError:
         st = None
     return repair_up(name, st.source if st is not None else None)
+
+
+def held_by(name: str) -> Held | None:
+    """What the running lab ``name`` holds (the addresses its pods and Services keep at the next up), None when
+    it is not up, or its state cannot be read here (not root: the state directory is root's; a corrupt state,
+    which the command that needs it says)."""
+    try:
+        state = load_state(name)
+        return state.holding() if state is not None else None
+    except (NetlabError, OSError):
+        return None
 
 
 def running_lab(name: str) -> LabState:

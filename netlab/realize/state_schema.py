@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictInt,
@@ -55,6 +56,16 @@ def _chain_key(value: str) -> str:
 
 def _chain(value: str) -> str:
     return check_chain(value)
+
+
+def _address(value: str) -> str:
+    IPv4Address(value)  # its ValueError says why
+    return value
+
+
+def _network(value: str) -> str:
+    IPv4Network(value)
+    return value
 
 
 def _integer(value: Any) -> Any:
@@ -204,6 +215,15 @@ class CniRecord(Strict):
     pods: dict[Label, CniPodRecord]
 
 
+class AddressesRecord(Strict):
+    """netlab.lab.up: the addresses the lab's pods ([namespace, node, node's podCIDR, ip] by name) and Services
+    ([namespace, name, ClusterIP]) hold, which the next up keeps (model/addressing.py's Held.to_json)."""
+
+    pods: dict[Label, Annotated[tuple[Label, Label, Annotated[StrictStr, AfterValidator(_network)],
+                                      Annotated[StrictStr, AfterValidator(_address)]], ROW]]
+    services: list[Annotated[tuple[Label, Label, Annotated[StrictStr, AfterValidator(_address)]], ROW]]
+
+
 def _services_version(record: Any) -> str | None:
     version = record.get("version") if isinstance(record, dict) else getattr(record, "version", None)
     return str(version) if type(version) is int else None
@@ -225,6 +245,7 @@ class Extra(Strict):
     kernel_links: dict[NetnsName, list[IfName]] | None = None
     # netlab.lab.up: settings a new namespace got from the host, set back to the kernel's (plan/sysctls.py)
     restored_devconf: list[Literal[tuple(KERNEL_DEVCONF)]] | None = None  # type: ignore[valid-type]
+    addresses: AddressesRecord | None = None
 
 
 class StateFile(Strict):

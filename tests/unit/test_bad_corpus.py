@@ -207,7 +207,7 @@ def test_an_exception_escaping_the_cli_in_process_shows_as_a_traceback(monkeypat
     """What makes "no traceback" checkable in-process: an escaping error is printed as a process would."""
     import netlab.api.topology as topology  # where netlab validate's load comes from
 
-    def broken(path):
+    def broken(path, **options):
         raise KeyError("boom")
 
     monkeypatch.setattr(topology, "load", broken)

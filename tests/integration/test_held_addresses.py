@@ -1,0 +1,64 @@
+"""A pod added to a running lab's file, in the middle of its pods, moves no running pod: each keeps the
+address on its eth0 (as host-local keeps a pod's lease while the pod lives), its containers run on (the same
+pids, the cluster DNS's dnsmasq too), and the new pod takes the lowest free address of its node's block and
+reaches everything (probe). tests/unit/test_addressing_held.py checks the allocation itself."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import ip_json, lab_up, netlab, probe_failures, state_path, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+POD = ("  - {{name: {name}, node: {node}{labels}, "
+       "containers: [{{name: web}}, {{name: shell, command: [sleep, infinity]}}]}}\n")
+
+
+def topology(lab: str, pods: list[tuple[str, str, str]]) -> str:
+    body = "".join(POD.format(name=n, node=node, labels=f", labels: {{app: {app}}}" if app else "")
+                   for n, node, app in pods)
+    return (f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n{body}"
+            "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
+
+
+def eth0(lab: str, pod: str) -> list[str]:
+    """The pod's eth0 addresses, as the kernel has them."""
+    (link,) = ip_json("addr", "show", "dev", "eth0", netns=f"{lab}-{pod}")
+    return [f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["family"] == "inet"]
+
+
+def pids(lab: str) -> dict[tuple[str, str], int]:
+    """Each container's pid, as the lab's state records it (what `get pods` shows restarts from)."""
+    with open(state_path(lab, "state.json")) as fh:
+        pods = json.load(fh)["extra"]["workload"]["pods"]
+    return {(pod, name): c["pid"] for pod, rec in pods.items() for name, c in rec["containers"].items()}
+
+
+def test_a_pod_inserted_mid_file_moves_no_running_pod_and_restarts_nothing(tmp_path):
+    lab = unique_lab("ha")
+    before = [("a", "n1", "web"), ("b", "n1", ""), ("c", "n2", "web")]
+    path = write_topology(tmp_path, topology(lab, before))
+    with lab_up(path, lab):
+        running = ["a", "b", "c", "kube-dns"]
+        addresses = {pod: eth0(lab, pod) for pod in running}
+        assert addresses == {"a": ["10.244.0.2/24"], "b": ["10.244.0.3/24"], "c": ["10.244.1.2/24"],
+                             "kube-dns": ["10.244.0.4/24"]}
+        started = pids(lab)
+        assert {pod for pod, _ in started} == set(running) and all(started.values())
+        write_topology(tmp_path, topology(lab, [before[0], ("new", "n1", ""), *before[1:]]))
+        netlab("up", "-t", path)
+        assert {pod: eth0(lab, pod) for pod in running} == addresses
+        now = pids(lab)
+        assert {k: v for k, v in now.items() if k[0] != "new"} == started  # nothing restarted
+        assert eth0(lab, "new") == ["10.244.0.5/24"]  # n1's lowest free address
+        pods = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+        assert {name: (p["ip"], p["restarts"]) for name, p in pods.items()} == {
+            "a": ("10.244.0.2", 0), "new": ("10.244.0.5", 0), "b": ("10.244.0.3", 0), "c": ("10.244.1.2", 0),
+            "kube-dns": ("10.244.0.4", 0)}
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        probe = netlab("probe", "--lab", lab, "-o", "json", check=False)
+        assert probe.returncode == 0, probe_failures(json.loads(probe.stdout))
