@@ -182,3 +182,14 @@ def test_the_readme_section_is_the_tested_example():
     assert sorted(name for name, _ in shown) == files
     for name, text in shown:
         assert text == (ROOT / name).read_text(), f"README shows another {name}"
+
+
+def test_the_readme_section_names_every_argument_of_the_marker():
+    """"Use netlab in your own tests" describes each keyword the marker takes (pytest --markers lists them),
+    as people call it: ``scope="module"``, ``name="web-edge"`` (the base of the lab's unique name)."""
+    from netlab.pytest_topology import MARKER_ARGS
+
+    section = README.split("## Use netlab in your own tests", 1)[1].split("\n## ", 1)[0]
+    assert MARKER_ARGS[0] == "topology" and "@pytest.mark.netlab(" in section  # given first, by position
+    calls = re.findall(r"pytest\.mark\.netlab\(([^)]*)\)", section)
+    assert [arg for arg in MARKER_ARGS[1:] if not any(re.search(rf"\b{arg}=", c) for c in calls)] == []
