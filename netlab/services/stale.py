@@ -28,7 +28,7 @@ class Stale:
     filter: tuple[str, ...]  # conntrack -D filter that deletes it
 
     def describe(self) -> str:
-        return f"a UDP conntrack entry in {self.netns} DNATs {self.flow} to {self.to}, which is no endpoint"
+        return f"a UDP conntrack entry in {self.netns} that DNATs {self.flow} to {self.to}, which is no endpoint"
 
 
 def _udp_ports(lab: Lab) -> dict[tuple[str, str], set[str]]:

@@ -43,7 +43,9 @@ def test_only_entries_dnated_to_no_endpoint_are_stale():
     assert len(found) == 1
     s = found[0]
     assert s.netns == "lab-node-1" and s.to == "10.244.0.250:53"
-    assert "10.244.0.3:40053 → 10.96.0.10:53" in s.describe()
+    # said after "deleted " by up and after "conntrack: " by status: a sentence either way
+    assert s.describe() == ("a UDP conntrack entry in lab-node-1 that DNATs 10.244.0.3:40053 → 10.96.0.10:53 to "
+                            "10.244.0.250:53, which is no endpoint")
     assert s.filter == ("-p", "udp", "--orig-src", "10.244.0.3", "--orig-port-src", "40053", "--orig-dst",
                         "10.96.0.10", "--orig-port-dst", "53", "--dst-nat", "10.244.0.250")
     assert stale_in("lab-node-1", [GOOD, OTHER], PORTS) == []
