@@ -14,7 +14,7 @@ from typing import Any, Union
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.errors import UsageError
-from netlab.model.clusterdns import DNS_NAME
+from netlab.model.clusterdns import DNS_NAME, is_addon_pod, is_dns_service
 from netlab.model.lab import Lab, resolve
 from netlab.model.load import read_source, validate_source
 from netlab.model.naming import lab_name_problem
@@ -35,13 +35,17 @@ class Loaded:
 
     @property
     def added_pods(self) -> list[str]:
-        """Pods netlab added to the file's (the cluster DNS pod of a lab with Services)."""
-        mine = {p.name for p in self.topology.pods}
+        """Pods netlab added to the file's (the cluster DNS pod of a lab with Services). A running lab's saved
+        topology holds the add-on's pod as the lab had it: known by what it is, so that ``up --lab`` counts the
+        pods as ``up -t FILE`` does."""
+        mine = {p.name for p in self.topology.pods if not is_addon_pod(p)}
         return [p.name for p in self.lab.pods if p.name not in mine]
 
     @property
     def added_services(self) -> list[str]:
-        mine = {(s.namespace, s.name) for s in self.topology.services}
+        """Services netlab added: the add-on's kube-system/kube-dns (in a saved topology too, beside its pod)."""
+        addon = any(is_addon_pod(p) for p in self.lab.topo.pods)
+        mine = {(s.namespace, s.name) for s in self.topology.services if not (addon and is_dns_service(s))}
         return [f"{s.namespace}/{s.name}" for s in self.lab.services if (s.namespace, s.name) not in mine]
 
     def counts(self) -> str:

@@ -80,6 +80,25 @@ def test_counts_name_what_netlab_added():
     assert load(SMALL).counts() == "1 node, 1 pod, 0 services"
 
 
+def test_counts_of_a_running_lab_name_what_netlab_added_as_its_file_does():
+    """``up --lab`` reads the saved topology (load_running), which holds the add-on's pod and Service as the lab
+    had them: it counts them as ``up -t FILE`` does, not as the user's own. A user's own kube-system/kube-dns
+    Service (no add-on) stays theirs."""
+    from netlab.api.topology import Loaded
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+
+    def running(topo):  # what load_running makes of a lab's state (its topology saved as up saves it)
+        saved = Topology.model_validate(load(topo).lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return Loaded(resolve(saved), saved, None, "lab x's saved topology")
+
+    topo = dict(SMALL, services=[{"name": "s", "selector": {"app": "x"}, "ports": [{"port": 80}]}])
+    assert running(topo).counts() == load(topo).counts()
+    own = dict(SMALL, services=[{"name": "kube-dns", "namespace": "kube-system", "selector": {"app": "x"},
+                                 "ports": [{"port": 53, "protocol": "UDP"}]}])
+    assert running(own).counts() == load(own).counts() == "1 node, 1 pod, 1 service"
+
+
 def test_the_probe_report_has_exactly_the_fields_of_probe_json():
     report = fake_report(down="fedora-2")
     data = render.to_json(report)
