@@ -231,7 +231,9 @@ def test_no_distribution_without_echo_servers_says_so():
                            else p for p in SVC["pods"]])
     plan = svcs.build(resolve(Topology.model_validate(data)))
     assert not plan.distributions
-    assert any(n.startswith("svc/web: distribution not checked") for n in plan.notes)
+    (note,) = [n for n in plan.notes if n.startswith("svc/web: distribution not checked")]
+    assert note.endswith(": endpoints web-1, web-2 run a command of the topology there, not netlab's echo server, "
+                         "so nothing says which one answered")
     # Its pods no longer declare 5353/UDP, and are its endpoints all the same (the EndpointSlice controller's
     # rule): their own command serves it, if anything does, so it is not probed, and said so.
     assert not by(plan, "echo-udp") and any(n.startswith("svc/echo-udp udp/53: not probed") for n in plan.notes)
@@ -239,6 +241,23 @@ def test_no_distribution_without_echo_servers_says_so():
     # a Service whose endpoints are not echo servers: a connect is all there is to check
     assert judge(by(plan, "web")[0], Observation(outcome="reply", local="10.244.0.2:61000", detail="connected"), 1.0,
                  None) == []
+
+
+def test_a_service_whose_endpoints_partly_listen_on_its_target_port_says_which_and_where_they_listen():
+    """Service partial: targetPort 9999, which only w3 declares. w1 and w2 run netlab's echo server too, on 8080
+    (its default): they refuse their share, which is why the spread cannot be measured, not a missing echo server."""
+    lab = resolve(Topology.model_validate({"name": "pt", "nodes": [{"name": "n1"}], "pods": [
+        {"name": "w1", "node": "n1", "labels": {"app": "w"}},
+        {"name": "w2", "node": "n1", "labels": {"app": "w"}},
+        {"name": "w3", "node": "n1", "labels": {"app": "w"}, "containers": [{"name": "e", "ports": [
+            {"containerPort": 9999}]}]},
+        {"name": "c", "node": "n1"}], "services": [
+        {"name": "partial", "selector": {"app": "w"}, "ports": [{"port": 80, "targetPort": 9999}]}]}))
+    plan = svcs.build(lab)
+    assert not plan.distributions  # the only Service with two endpoints or more
+    assert [n for n in plan.notes if n.startswith("svc/partial: distribution")] == [
+        "svc/partial: distribution not checked: endpoints w1, w2 do not listen on 9999/TCP: their echo servers "
+        "listen on 8080/TCP, 8080/UDP only (netlab get pods lists it), so they refuse their share of the connections"]
 
 
 def dist_obs(counts: dict[str, int], client="10.244.0.3", failed=0, nat=0, how="timeout"):
