@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from netlab.errors import UsageError
 from netlab.model.cniconf import Conflist, ConflistError, at_least, parse_conflist, read_conflist
 from netlab.model.lab import Lab, NodeInfo, PodInfo
+from netlab.model import naming
 from netlab.model.naming import NETNS_DIR  # where ip-netns(8) and netlab.kernel.netns mount it: CNI_NETNS
 from netlab.model.topology import CNI_BIN_DIR, CniConflist
 from netlab.plan import flannel
@@ -74,6 +75,21 @@ def user_conflist(lab: Lab) -> Conflist:
     cni = lab.topo.network.cni
     assert isinstance(cni, CniConflist)
     return read_conflist(cni.conflist)
+
+
+def pod_bridge(lab: Lab) -> str | None:
+    """The bridge whose ports the pods' veths are in every node, for messages: netlab's cni0 (builtin, and the
+    reference list's bridge plugin, whose default name it is), or a conflist's bridge plugin's ``bridge`` (the
+    plugin's default cni0 when it names none). None when the conflist has no bridge plugin (ptp routes each pod
+    alone) or cannot be read now."""
+    if lab.cni != "conflist":
+        return naming.BRIDGE
+    try:
+        net = user_conflist(lab)
+    except ConflistError:
+        return None
+    bridge = next((p.get("bridge", naming.BRIDGE) for p in net.plugins if p["type"] == "bridge"), None)
+    return bridge if isinstance(bridge, str) and bridge else None
 
 
 def node_leases(net: Conflist, data_dir: str) -> Conflist:

@@ -42,6 +42,7 @@ class Report:
     distributions: list["DistResult"] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was not probed, and why
     hints: list[str] = field(default_factory=list)  # what the kernel says of the failures (policytable.py)
+    bridge: str | None = "cni0"  # the nodes' bridge of pods, for messages (plan.cniadd.pod_bridge)
 
     @property
     def failures(self) -> list["Result"]:

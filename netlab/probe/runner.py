@@ -91,7 +91,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
     renumbered = clash.explain(lab, results)  # a port conntrack moved to keep reply tuples unique: no NAT fault
     began = early.began if early is not None and early.claimed else t0  # the early agent's time is the run's
     return Report(lab.name, timeout, results, checks, stats, time.monotonic() - began, dist_results, notes,
-                  renumbered + _hints(lab, results))
+                  renumbered + _hints(lab, results), bridge=plan.bridge)
 
 
 def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:

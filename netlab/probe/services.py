@@ -51,8 +51,10 @@ from typing import TYPE_CHECKING, Iterable
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.echo_ports import silent
+from netlab.plan.cniadd import pod_bridge
 from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
+from netlab.probe.echo_reasons import unmeasured
 from netlab.probe.matrix import PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints
 from netlab.probe.neighbours import Entry
 from netlab.probe.policy import service_judge
@@ -156,6 +158,7 @@ class ServicePlan:
     # (source, node, proto, nodePort) -> the client addresses an externalTrafficPolicy Local Service's endpoint
     # may see from that source, when they are not the node's own (an outside client keeps its address)
     local_rules: dict[tuple[str, str, str, int], tuple[SeenRule, ...]] = field(default_factory=dict)
+    bridge: str | None = naming.BRIDGE  # the nodes' bridge of pods (plan.cniadd.pod_bridge), for messages
 
 
 def _pods_by_ip(lab: "Lab") -> dict[str, "PodInfo"]:
@@ -184,7 +187,7 @@ def local_to(sp: "ServicePortInfo", eps: Iterable[tuple[str, str, int]], node: s
 def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     """Every Service probe of a lab, its distribution checks and notes on what is not probed."""
     want = set(protos)
-    plan = ServicePlan()
+    plan = ServicePlan(bridge=pod_bridge(lab))
     if not lab.services:
         return plan
     eps = endpoints(lab)
@@ -196,6 +199,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     dist_done: set[str] = set()
     policy = service_judge(lab)  # NetworkPolicies judge Service traffic at the endpoints (probe/policy.py)
     question = dns_question(lab)
+    bridge = plan.bridge  # the hairpin's masquerade address is on it
     plan.notes += [f"svc/{lab.service_ref(s)}: not probed: headless (clusterIP: None), so no ClusterIP and no "
                    "kube-proxy rule; its pods are probed as pods" for s in lab.services if s.headless]
     user = {(e.source, e.to, e.proto, e.port) for e in lab.topo.expect}  # a node's nodePort is the node's port
@@ -240,7 +244,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             # internalTrafficPolicy Local: the client's node sends it to its own endpoints only, and drops it
             # without one (has no local endpoints)
             mine = local_to(sp, eps_t, pod_info[src.name].node) if sp.internal_local else list(eps_t)
-            rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod]) for pod, _, _ in mine)
+            rules = tuple(clusterip_rule(lab, pod_info[src.name], pod, server[pod], bridge) for pod, _, _ in mine)
             expected, why = reach, reason
             if reach and not mine:
                 expected, why = False, (f"internalTrafficPolicy Local and no endpoint on "
@@ -278,7 +282,7 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                                   f"its endpoints ({', '.join(s.name for s in others)}) reach every endpoint")
             elif echo:
                 dist_done.add(name)
-                rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod]) for pod, _, _ in eps_t)
+                rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod], bridge) for pod, _, _ in eps_t)
                 first = Probe(client, dst, proto, sp.port.port, True, reason="distribution", section=title,
                               rules=rules, echo=True, svc=cip)
                 n = max(DIST_CONNECTIONS, DIST_PER_ENDPOINT * len(eps_t))
@@ -343,47 +347,23 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
         name = lab.service_ref(sp.svc)
         if len(eps_t) >= 2 and name not in dist_done and not echo and sp.protocol in want:
             dist_done.add(name)
-            plan.notes.append(f"svc/{name}: distribution not checked: {_why_no_echo(lab, sp, eps_t)}")
+            plan.notes.append(f"svc/{name}: distribution not checked: {unmeasured(lab, sp, eps_t)}")
     return plan
 
 
-def _why_no_echo(lab: "Lab", sp: "ServicePortInfo", eps: tuple[tuple[str, str, int], ...]) -> str:
-    """Why a Service port's answers cannot say which endpoint gave them: the endpoints whose echo server does
-    not listen on their targetPort (each refuses its share: what it listens on instead, as `get pods` lists it),
-    and those whose own command serves it (only netlab's echo server names the pod that answered)."""
-    pods = {p.name: p for p in lab.pods}
-    proto = sp.protocol.upper()
-    deaf: dict[tuple[str, str], list[str]] = {}  # (its targetPort, what it listens on) -> endpoints
-    commanded = []
-    for pod, _, port in eps:
-        info = pods[pod]
-        if (port, proto) in echo_ports(info):
-            continue
-        if any(c.command is not None for c in info.containers):
-            commanded.append(pod)
-        else:
-            heard = ", ".join(f"{p}/{q}" for p, q in sorted(echo_ports(info)))
-            deaf.setdefault((f"{port}/{proto}", heard), []).append(pod)
-    parts = []
-    for (target, heard), names in deaf.items():
-        many = len(names) > 1
-        parts.append(f"endpoint{'s' if many else ''} {', '.join(names)} {'do' if many else 'does'} not listen on "
-                     f"{target}: {'their echo servers listen' if many else 'its echo server listens'} on {heard} "
-                     f"only (netlab get pods lists it), so {'they refuse their' if many else 'it refuses its'} share "
-                     "of the connections")
-    if commanded:
-        many = len(commanded) > 1
-        parts.append(f"endpoint{'s' if many else ''} {', '.join(commanded)} {'run' if many else 'runs'} a command "
-                     "of the topology there, not netlab's echo server, so nothing says which one answered")
-    return "; ".join(parts)
+def bridge_words(bridge: str | None) -> str:
+    """How a node's pod-side address is named: its bridge's (cni0, or a conflist's own), else the pods' gateway."""
+    return f"{bridge} address" if bridge else "pod gateway address"
 
 
-def clusterip_rule(lab: "Lab", client: "PodInfo", endpoint: str, server: str) -> SeenRule:
+def clusterip_rule(lab: "Lab", client: "PodInfo", endpoint: str, server: str, bridge: str | None = naming.BRIDGE
+                   ) -> SeenRule:
     if endpoint == client.name:
         node = lab.node(client.node)
-        cni0 = str(node.gateway.ip)
-        return SeenRule(endpoint, (cni0,), f"hairpin: a pod reaching itself through its Service is masqueraded to "
-                                           f"{node.name}'s cni0 address {cni0} (KUBE-SEP marks it)", server=server)
+        gw = str(node.gateway.ip)
+        return SeenRule(endpoint, (gw,), f"hairpin: a pod reaching itself through its Service is masqueraded to "
+                                         f"{node.name}'s {bridge_words(bridge)} {gw} (KUBE-SEP marks it)",
+                        server=server)
     # The address, not the port: conntrack may give a flow another source port when its reply tuple
     # would clash with another flow's after DNAT (one client port to two Services with a common
     # endpoint); that keeps flows apart and is not NAT of the client (sockets.py, on Service probes).
