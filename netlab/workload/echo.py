@@ -99,12 +99,29 @@ def http_response(body: bytes, head_request: bool = False) -> bytes:
 
 
 STATUS_TEXT = {200: "OK", 503: "Service Unavailable"}
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def fixed_response(status: int, body: bytes, head_request: bool = False) -> bytes:
-    """An answer as Go's net/http writes kube-proxy's health check: its two headers, the length, the body."""
+def http_date(now: float | None = None) -> str:
+    """``Mon, 02 Jan 2006 15:04:05 GMT``: HTTP's date (Go's http.TimeFormat), in English whatever the locale."""
+    t = time.gmtime(now)
+    return (f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT")
+
+
+def fixed_response(status: int, body: bytes, head_request: bool = False, now: float | None = None) -> bytes:
+    """An answer as Go's net/http writes kube-proxy's health check (pkg/proxy/healthcheck/service_health.go):
+    the handler's three headers in Go's order (sorted), the weight being the body's localEndpoints, then the
+    server's own: Connection: close (this server answers one request per connection, as Go's does to a client
+    that asks it to close), Date (http.TimeFormat), Content-Length."""
+    try:
+        weight = json.loads(body).get("localEndpoints", 0)
+    except (ValueError, AttributeError):
+        weight = 0
     lines = [f"HTTP/1.1 {status} {STATUS_TEXT.get(status, 'Unknown')}", "Content-Type: application/json",
-             "X-Content-Type-Options: nosniff", f"Content-Length: {len(body)}", "Connection: close", "", ""]
+             "X-Content-Type-Options: nosniff", f"X-Load-Balancing-Endpoint-Weight: {weight}", "Connection: close",
+             f"Date: {http_date(now)}", f"Content-Length: {len(body)}", "", ""]
     return "\r\n".join(lines).encode() + (b"" if head_request else body)
 
 

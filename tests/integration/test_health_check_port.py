@@ -60,6 +60,9 @@ def test_every_node_answers_for_kube_proxy_and_follows_the_endpoint(tmp_path, mo
         status, headers, body = ask(client, n1)
         assert status == 200, body
         assert headers["Content-Type"] == "application/json" and headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["X-Load-Balancing-Endpoint-Weight"] == "1" and headers["Date"].endswith(" GMT")
+        assert list(headers) == ["Content-Type", "X-Content-Type-Options", "X-Load-Balancing-Endpoint-Weight",
+                                 "Connection", "Date", "Content-Length"]  # the README's list, as curl shows them
         assert body == {"service": {"namespace": "default", "name": "web"}, "localEndpoints": 1,
                         "serviceProxyHealthy": True}
         status, _, body = ask(client, n2)

@@ -5,6 +5,7 @@ pkg/proxy/healthcheck/service_health.go writes it, and the echo server that answ
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 
 import pytest
@@ -101,7 +102,13 @@ def test_the_server_answers_changes_in_place_and_drops(server):
     answer = get(spec["port"])
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 200 OK"
+    # kube-proxy's handler's headers, then Go's net/http's own (a Date, the length), in the order Go writes them
+    names = [line.split(b":", 1)[0] for line in head.split(b"\r\n")[1:]]
+    assert names == [b"Content-Type", b"X-Content-Type-Options", b"X-Load-Balancing-Endpoint-Weight", b"Connection",
+                     b"Date", b"Content-Length"], head
     assert b"Content-Type: application/json" in head and b"X-Content-Type-Options: nosniff" in head
+    assert b"\r\nX-Load-Balancing-Endpoint-Weight: 4\r\n" in head
+    assert re.search(rb"\r\nDate: (Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\n", head)
     assert body == check.body().encode()
     assert get(spec["port"], b"hello\n").startswith(b"HTTP/1.1 400 Bad Request")
     # Its endpoints gone: the same socket answers 503 (kube-proxy's SyncEndpoints), and says so when asked.
@@ -211,3 +218,12 @@ def test_a_stopped_server_is_not_asked_and_the_checks_are_said_not_served(monkey
     assert fake.asked == [] and fake.launched == 0
     assert done.problems == ["kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
     assert health.drift(lab()) == ["kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
+
+
+def test_the_health_checks_date_is_go_s_http_time_format():
+    from netlab.workload.echo import fixed_response, http_date
+
+    assert http_date(0) == "Thu, 01 Jan 1970 00:00:00 GMT" and http_date(1136214245) == "Mon, 02 Jan 2006 15:04:05 GMT"
+    answer = fixed_response(503, b'{\n\t"localEndpoints": 0\n}', now=1136214245)
+    assert answer.split(b"\r\n\r\n")[0].split(b"\r\n")[3:6] == [
+        b"X-Load-Balancing-Endpoint-Weight: 0", b"Connection: close", b"Date: Mon, 02 Jan 2006 15:04:05 GMT"]
