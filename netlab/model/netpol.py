@@ -309,17 +309,27 @@ class PolicySet:
 def policy_notes(policies: Iterable[NetworkPolicy]) -> list[str]:
     """One line per IPv6 ipBlock: valid (the API server takes it in any cluster) and matching nothing in an IPv4
     lab, so ``validate`` and ``up`` say so, as notes, and go on. A rule whose only peers they are allows nothing,
-    and a policy whose only rules they are isolates its pods all the same."""
+    and a policy whose only rules they are isolates its pods all the same. And one per block written with host
+    bits set: read as its network, as the API server reads it (with a warning of its own)."""
     out = []
     for pol in policies:
         for direction, rules in (("ingress", pol.spec.ingress), ("egress", pol.spec.egress)):
             for i, rule in enumerate(rules or [], 1):
                 peers = (rule.from_ if direction == "ingress" else rule.to) or []
                 for j, peer in enumerate(peers, 1):
-                    if peer.ip_block is not None and peer.ip_block.ipv6:
-                        out.append(f"network policy {pol.namespace}/{pol.name} {direction} rule {i} peer {j}: "
-                                   f"ipBlock {peer.ip_block.cidr} is IPv6, which matches nothing in this IPv4 lab "
-                                   "(Kubernetes accepts it; the CNI writes no rule for it)")
+                    if peer.ip_block is None:
+                        continue
+                    where = f"network policy {pol.namespace}/{pol.name} {direction} rule {i} peer {j}"
+                    for field_name, net in [("cidr", peer.ip_block.cidr),
+                                            *((f"except[{k}]", e) for k, e in enumerate(peer.ip_block.except_))]:
+                        written = getattr(net, "written", "")
+                        if written:
+                            host = f"{written.split('/')[0]}/{net.max_prefixlen}"
+                            out.append(f"{where}: ipBlock.{field_name} {written} has host bits set; read as {net}, "
+                                       f"as the API server reads it (it warns: ambiguous, {net} or {host}?)")
+                    if peer.ip_block.ipv6:
+                        out.append(f"{where}: ipBlock {peer.ip_block.cidr} is IPv6, which matches nothing in this "
+                                   "IPv4 lab (Kubernetes accepts it; the CNI writes no rule for it)")
     return out
 
 

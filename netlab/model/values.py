@@ -99,12 +99,39 @@ def as_cidr(value: Any) -> Any:
         raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
 
 
+class LooseV4Network(IPv4Network):
+    """A block written with host bits set (``10.244.1.5/16``), read as its network (10.244.0.0/16), as the API
+    server reads an ipBlock (ParseCIDRSloppy; it warns that the value is ambiguous): equal to that network, and
+    keeping what was written, for the note that says so (netpol.policy_notes)."""
+
+    written = ""
+
+
+class LooseV6Network(IPv6Network):
+    written = ""
+
+
+def _loose(kind: type[LooseV4Network] | type[LooseV6Network], value: str) -> IPv4Network | IPv6Network:
+    net = kind(value, strict=False)
+    net.written = value
+    return net
+
+
 def as_block_cidr(value: Any) -> Any:
     """An ipBlock's cidr or except: IPv4 as everywhere, or IPv6, which the API server takes in any cluster (a
-    policy is written for every cluster it may be applied to); in an IPv4 lab such a block matches nothing."""
+    policy is written for every cluster it may be applied to); in an IPv4 lab such a block matches nothing.
+    Host bits set are the API server's legacy rule too (IsValidCIDRForLegacyField): the network is meant."""
     if isinstance(value, IPv6Network):
         return value
     if not (isinstance(value, str) and ":" in value):
+        if isinstance(value, str) and _CIDR.fullmatch(value):
+            try:
+                IPv4Network(value)
+            except ValueError:
+                try:
+                    return _loose(LooseV4Network, value)
+                except ValueError:
+                    pass  # not a network at all: as_cidr says why
         return as_cidr(value)
     if "/" not in value:
         raise ValueError(f"{show(value, 30)} has no prefix length; write it as a CIDR like {value}/64")
@@ -115,11 +142,10 @@ def as_block_cidr(value: Any) -> Any:
         return IPv6Network(value)
     except ValueError as exc:
         try:
-            loose = IPv6Network(value, strict=False)
+            return _loose(LooseV6Network, value)
         except ValueError:
             raise ValueError(f"{show(value, 30)} is not an IPv4 or IPv6 CIDR like 10.0.0.0/8 or 2001:db8::/32 "
                              f"({exc})") from None
-        raise ValueError(f"{value} has host bits set; did you mean {loose}?") from None
 
 
 def as_argv_item(value: Any) -> Any:
