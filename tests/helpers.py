@@ -239,3 +239,26 @@ def diff_snapshots(before: dict, after: dict) -> list[str]:
 # the file's name holds (api.topology.load); no kernel code.
 STATE_READING = ("netlab.realize", "netlab.realize.state", "netlab.realize.state_dir", "netlab.realize.state_sum",
                  "netlab.realize.state_schema", "netlab.realize.attachments")
+
+
+# A Service whose pods a NetworkPolicy opens to app=fe pods of its own namespace only: fe (prod) may reach api, dev1
+# (dev, labelled app=fe too) may not. lab.reach and probe must agree on it (test_reach_policy, test_reach_expectation).
+REACH_POLICY_TOPOLOGY = {
+    "name": "rpol",
+    "nodes": [{"name": "n1"}, {"name": "n2"}],
+    "namespaces": [{"name": "prod", "labels": {"env": "prod"}}, {"name": "dev", "labels": {"env": "dev"}}],
+    "pods": [
+        {"name": "api", "namespace": "prod", "node": "n1", "labels": {"app": "api"},
+         "containers": [{"name": "c", "ports": [{"containerPort": 8080, "name": "http"}]}]},
+        {"name": "fe", "namespace": "prod", "node": "n2", "labels": {"app": "fe"}},
+        {"name": "dev1", "namespace": "dev", "node": "n2", "labels": {"app": "fe"}},
+    ],
+    "services": [{"name": "api", "namespace": "prod", "selector": {"app": "api"},
+                  "ports": [{"port": 80, "targetPort": 8080}]}],
+    "networkPolicies": [
+        {"name": "api-from-fe", "namespace": "prod", "spec": {
+            "podSelector": {"matchLabels": {"app": "api"}},
+            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "fe"}}}], "ports": [{"port": "http"}]}]}},
+    ],
+}
+REACH_DENIED = "policy: denied by policy prod/api-from-fe (no ingress rule allows it for pod prod/api)"

@@ -9,40 +9,23 @@ from __future__ import annotations
 
 import pytest
 
-TOPO = {
-    "name": "rpol",
-    "nodes": [{"name": "n1"}, {"name": "n2"}],
-    "namespaces": [{"name": "prod", "labels": {"env": "prod"}}, {"name": "dev", "labels": {"env": "dev"}}],
-    "pods": [
-        {"name": "api", "namespace": "prod", "node": "n1", "labels": {"app": "api"},
-         "containers": [{"name": "c", "ports": [{"containerPort": 8080, "name": "http"}]}]},
-        {"name": "fe", "namespace": "prod", "node": "n2", "labels": {"app": "fe"}},
-        {"name": "dev1", "namespace": "dev", "node": "n2", "labels": {"app": "fe"}},
-    ],
-    "services": [{"name": "api", "namespace": "prod", "selector": {"app": "api"},
-                  "ports": [{"port": 80, "targetPort": 8080}]}],
-    "networkPolicies": [
-        {"name": "api-from-fe", "namespace": "prod", "spec": {
-            "podSelector": {"matchLabels": {"app": "api"}},
-            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "fe"}}}], "ports": [{"port": "http"}]}]}},
-    ],
-}
-DENIED = "policy: denied by policy prod/api-from-fe (no ingress rule allows it for pod prod/api)"
+from helpers import REACH_DENIED, REACH_POLICY_TOPOLOGY
 
-pytestmark = [pytest.mark.root, pytest.mark.netlab(TOPO, scope="module")]
+
+pytestmark = [pytest.mark.root, pytest.mark.netlab(REACH_POLICY_TOPOLOGY, scope="module")]
 
 
 def test_reach_of_a_flow_a_policy_denies_is_as_expected_and_names_the_policy(netlab_lab):
     denied = netlab_lab.reach("dev1", "api", proto="tcp", port=8080)
     assert not denied.reachable and denied.outcome == "refused"  # the policy's REJECT, a TCP reset
-    assert (denied.expected, denied.as_expected, denied.reason) == ("unreachable", True, DENIED), denied.problems
+    assert (denied.expected, denied.as_expected, denied.reason) == ("unreachable", True, REACH_DENIED), denied.problems
     assert denied.problems == ()
     allowed = netlab_lab.reach("fe", "api", proto="tcp", port=8080)
     assert allowed.reachable and allowed.answered_by == "api" and allowed.as_expected
     assert allowed.reason.startswith("policy: allowed by policy prod/api-from-fe, ingress rule 1")
     # Through the Service: judged at its endpoint, after the DNAT, as probe judges it.
     svc = netlab_lab.reach("dev1", "svc/api", proto="tcp", port=80)
-    assert not svc.reachable and svc.as_expected and svc.reason == "service; " + DENIED, svc.problems
+    assert not svc.reachable and svc.as_expected and svc.reason == "service; " + REACH_DENIED, svc.problems
     # probe's expectation for the same flows is reach's, word for word.
     report = netlab_lab.probe(protos=("tcp",))
     assert report.ok, report.failures

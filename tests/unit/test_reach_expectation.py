@@ -8,31 +8,16 @@ from __future__ import annotations
 
 import copy
 
+from helpers import REACH_DENIED, REACH_POLICY_TOPOLOGY
 from netlab.api import reach as reach_mod
 from netlab.api.topology import load
 from netlab.probe.matrix import build_matrix
 from netlab.probe.services import build as build_services
 
-TOPO = {
-    "name": "rex",
-    "nodes": [{"name": "n1"}, {"name": "n2"}],
-    "namespaces": [{"name": "prod", "labels": {"env": "prod"}}, {"name": "dev", "labels": {"env": "dev"}}],
-    "pods": [
-        {"name": "api", "namespace": "prod", "node": "n1", "labels": {"app": "api"},
-         "containers": [{"name": "c", "ports": [{"containerPort": 8080, "name": "http"}]}]},
-        {"name": "fe", "namespace": "prod", "node": "n2", "labels": {"app": "fe"}},
-        {"name": "dev1", "namespace": "dev", "node": "n2", "labels": {"app": "fe"}},
-    ],
-    "services": [{"name": "api", "namespace": "prod", "selector": {"app": "api"},
-                  "ports": [{"port": 80, "targetPort": 8080}]}],
-    "networkPolicies": [
-        {"name": "api-from-fe", "namespace": "prod", "spec": {
-            "podSelector": {"matchLabels": {"app": "api"}},
-            "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "fe"}}}], "ports": [{"port": "http"}]}]}},
-        {"name": "dev-deny-egress", "namespace": "dev", "spec": {"podSelector": {}, "policyTypes": ["Egress"]}},
-    ],
-}
-DENIED = "policy: denied by policy prod/api-from-fe (no ingress rule allows it for pod prod/api)"
+# The integration test's lab, with dev's pods under egress default-deny too.
+TOPO = {**REACH_POLICY_TOPOLOGY, "name": "rex", "networkPolicies": REACH_POLICY_TOPOLOGY["networkPolicies"] + [
+    {"name": "dev-deny-egress", "namespace": "dev", "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}]}
+DENIED = REACH_DENIED
 
 
 def lab_of(topo: dict = TOPO):
