@@ -5,14 +5,16 @@ deterministic: explicit addresses are honoured first, the rest are handed out
 in file order from the lowest free address, so the same topology always gets
 the same addresses.
 
-A running lab's pods and Services keep what they hold (:class:`Held`, its last
-``up``'s allocation), as host-local keeps a pod's lease and the API server a
-Service's ClusterIP while the object exists: a pod added to the file, wherever,
-takes the lowest free address of its node's block, and one removed frees its
-own. A pod that moved to another node, or whose node's block changed, is a new
-pod (Kubernetes makes it anew): it gets a new address. An explicit address
-another pod or Service asks for is taken from the one that held it, which then
-gets a new one (:attr:`Addressing.displaced` names it).
+A running lab's nodes, pods and Services keep what they hold (:class:`Held`, its
+last ``up``'s allocation), as Kubernetes keeps them while the object exists: the
+node IPAM controller a node's podCIDR (spec.podCIDR never changes), the node its
+InternalIP, host-local a pod's lease, the API server a Service's ClusterIP and
+the load balancer its external IP. A node or pod added to the file, wherever,
+takes the lowest free block or address, and one removed frees its own. A pod
+that moved to another node, or whose node's block changed, is a new pod
+(Kubernetes makes it anew): it gets a new address. An explicit address or block
+another asks for is taken from the one that held it, which then gets a new one
+(:attr:`Addressing.displaced` names it).
 
     cluster podCIDR 10.244.0.0/16
       node minikube      10.244.0.0/24   .0 flannel.1 (/32), .1 cni0, .2.. pods
@@ -44,9 +46,20 @@ class Addressing:
     gateway_underlay_ip: IPv4Address | None = None
     # External IP of every LoadBalancer Service, keyed (namespace, name).
     lb_ip: dict[tuple[str, str], IPv4Address] = field(default_factory=dict)
-    # Pods ("pod NAME") and Services ("service NS/NAME") of the running lab that lost the address they held
-    # to another's explicit one (ip:, clusterIP:), with that address.
-    displaced: dict[str, IPv4Address] = field(default_factory=dict)
+    # What the running lab's nodes, pods and Services held and another's explicit address (ip:, podCIDR:,
+    # clusterIP:, loadBalancerIP:) took from them.
+    displaced: list[Displaced] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Displaced:
+    """An address (or block) a running node, pod or Service held that the file gives another: it gets a new one."""
+
+    who: str  # "pod b", "node n2", "service default/web"
+    what: str  # the Addressing field it was in, where its new one is: pod_ip, node_pod_cidr, lb_ip...
+    key: str | tuple[str, str]  # its key there
+    held: IPv4Address | IPv4Network
+    taker: str  # "pod d asks for (ip:)"
 
 
 @dataclass(frozen=True)
@@ -60,31 +73,51 @@ class HeldPod:
 
 
 @dataclass(frozen=True)
+class HeldNode:
+    """A running node's underlay IP (its InternalIP) and pod CIDR block (spec.podCIDR): kept for its life."""
+
+    ip: IPv4Address
+    pod_cidr: IPv4Network
+
+
+@dataclass(frozen=True)
 class Held:
-    """What a running lab's pods (by name) and Services (by (namespace, name)) hold: its last up's allocation."""
+    """What a running lab's pods (by name), Services (by (namespace, name): ClusterIP), nodes (by name) and
+    LoadBalancer Services (their external IP) hold: its last up's allocation."""
 
     pods: Mapping[str, HeldPod] = field(default_factory=dict)
     services: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
+    nodes: Mapping[str, HeldNode] = field(default_factory=dict)
+    load_balancers: Mapping[tuple[str, str], IPv4Address] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """As the lab's state saves it (realize/state.py)."""
         return {"pods": {name: [p.namespace, p.node, str(p.node_cidr), str(p.ip)] for name, p in self.pods.items()},
-                "services": [[ns, name, str(ip)] for (ns, name), ip in self.services.items()]}
+                "services": [[ns, name, str(ip)] for (ns, name), ip in self.services.items()],
+                "nodes": {name: [str(n.ip), str(n.pod_cidr)] for name, n in self.nodes.items()},
+                "load_balancers": [[ns, name, str(ip)] for (ns, name), ip in self.load_balancers.items()]}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "Held":
-        """What :meth:`to_json` wrote (ValueError, TypeError or KeyError for anything else)."""
+        """What :meth:`to_json` wrote (ValueError, TypeError or KeyError for anything else); an older netlab's
+        record has no nodes nor load_balancers: none held (the state fills them in, realize/state.py)."""
         pods = {str(name): HeldPod(str(ns), str(node), IPv4Network(cidr), IPv4Address(ip))
                 for name, (ns, node, cidr, ip) in data["pods"].items()}
         services = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data["services"]}
-        return cls(pods, services)
+        nodes = {str(name): HeldNode(IPv4Address(ip), IPv4Network(cidr))
+                 for name, (ip, cidr) in (data.get("nodes") or {}).items()}
+        lbs = {(str(ns), str(name)): IPv4Address(ip) for ns, name, ip in data.get("load_balancers") or []}
+        return cls(pods, services, nodes, lbs)
 
 
 def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]]) -> Held:
     """What a lab allocated with ``addr`` holds; ``pods``: each pod's (namespace, node)."""
     return Held({name: HeldPod(ns, node, addr.node_pod_cidr[node], addr.pod_ip[name])
                  for name, (ns, node) in pods.items() if name in addr.pod_ip and node in addr.node_pod_cidr},
-                dict(addr.service_ip))
+                dict(addr.service_ip),
+                {name: HeldNode(ip, addr.node_pod_cidr[name]) for name, ip in addr.node_ip.items()
+                 if name in addr.node_pod_cidr},
+                dict(addr.lb_ip))
 
 
 def underlay_gateway(cidr: IPv4Network) -> IPv4Address:
@@ -113,24 +146,25 @@ def allocate(topo: Topology, held: Held | None = None) -> tuple[Addressing, list
     """Assign every address; returns the addressing and located problems.
 
     Explicit addresses are checked and taken first, then what a running lab's
-    pods and Services hold (``held``), then the rest are handed out in file
-    order from the lowest free one, so adding an explicit address never moves
-    another explicit one. ``held`` never adds a problem: a topology is valid or
-    not whether its lab runs or not.
+    nodes, pods and Services hold (``held``), then the rest are handed out in
+    file order from the lowest free one, so adding an explicit address never
+    moves another explicit one. ``held`` never adds a problem: a topology is
+    valid or not whether its lab runs or not.
     """
     out: list[tuple[Loc, str]] = []
     addr = Addressing()
     held = held or Held()
-    _node_ips(topo, addr, out)
-    _node_pod_cidrs(topo, addr, out)
+    _node_ips(topo, addr, out, held)
+    _node_pod_cidrs(topo, addr, out, held)
     _pod_ips(topo, addr, out, held)
     _service_ips(topo, addr, out, held)
-    _internet_ips(topo, addr, out)
+    _internet_ips(topo, addr, out, held)
     return addr, out
 
 
-def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
-    """Node IPs on the underlay; its first address is its router (see underlay_gateway)."""
+def _node_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
+    """Node IPs on the underlay; its first address is its router (see underlay_gateway). A running node keeps
+    its own (a node's InternalIP does not change)."""
     underlay = topo.network.underlay.cidr
     addr.gateway_underlay_ip = underlay_gateway(underlay)
     used: dict[IPv4Address, str] = {addr.gateway_underlay_ip: "the lab's gateway (first address of the underlay)"}
@@ -152,9 +186,20 @@ def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
         out.append((("nodes",), f"{len(topo.nodes)} nodes, but the underlay bridge has room for {limit} "
                                 f"(it takes {BRIDGE_PORT_LIMIT} ports); use fewer nodes"))
         return
+    pinned = {n.ip: f"node {n.name} asks for (ip:)" for n in topo.nodes
+              if n.ip is not None and addr.node_ip.get(n.name) == n.ip}
+    for node in topo.nodes:
+        was = held.nodes.get(node.name)
+        if node.ip is not None or was is None:
+            continue
+        if was.ip in pinned:
+            addr.displaced.append(Displaced(f"node {node.name}", "node_ip", node.name, was.ip, pinned[was.ip]))
+        elif was.ip in underlay and was.ip != underlay.broadcast_address and was.ip not in used:
+            used[was.ip] = f"node {node.name!r}"  # network and gateway are in used
+            addr.node_ip[node.name] = was.ip
     free = _free_hosts(underlay, 2, _ints(used))
     for i, node in enumerate(topo.nodes):
-        if node.ip is None:
+        if node.ip is None and node.name not in addr.node_ip:
             ip = next(free, None)
             if ip is None:
                 out.append((("nodes", i), f"no free address left in the underlay {underlay}; "
@@ -163,8 +208,9 @@ def _node_ips(topo: Topology, addr: Addressing, out: list) -> None:
             addr.node_ip[node.name] = ip
 
 
-def _node_pod_cidrs(topo: Topology, addr: Addressing, out: list) -> None:
-    """One /nodeMask block per node, inside the cluster podCIDR."""
+def _node_pod_cidrs(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
+    """One /nodeMask block per node, inside the cluster podCIDR. A running node keeps its own, as the node IPAM
+    controller's range allocator does (a node's spec.podCIDR never changes)."""
     cluster = topo.cluster.pod_cidr
     mask = topo.cluster.node_mask
     taken: dict[IPv4Network, str] = {}
@@ -184,9 +230,21 @@ def _node_pod_cidrs(topo: Topology, addr: Addressing, out: list) -> None:
         else:
             taken[node.pod_cidr] = f"node {node.name!r}"
             addr.node_pod_cidr[node.name] = node.pod_cidr
+    pinned = {n.pod_cidr: f"node {n.name} asks for (podCIDR:)" for n in topo.nodes
+              if n.pod_cidr is not None and addr.node_pod_cidr.get(n.name) == n.pod_cidr}
+    for node in topo.nodes:
+        was = held.nodes.get(node.name)
+        if node.pod_cidr is not None or was is None:
+            continue
+        if was.pod_cidr in pinned:
+            addr.displaced.append(Displaced(f"node {node.name}", "node_pod_cidr", node.name, was.pod_cidr,
+                                            pinned[was.pod_cidr]))
+        elif was.pod_cidr.prefixlen == mask and was.pod_cidr.subnet_of(cluster) and was.pod_cidr not in taken:
+            taken[was.pod_cidr] = f"node {node.name!r}"
+            addr.node_pod_cidr[node.name] = was.pod_cidr
     blocks = (b for b in cluster.subnets(new_prefix=mask) if b not in taken)
     for i, node in enumerate(topo.nodes):
-        if node.pod_cidr is None:
+        if node.pod_cidr is None and node.name not in addr.node_pod_cidr:
             block = next(blocks, None)
             if block is None:
                 out.append((("nodes", i), f"cluster.podCIDR {cluster} has no free /{mask} left for this node; "
@@ -235,7 +293,8 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
                 why = f"its cni0 bridge takes at most {BRIDGE_PORT_LIMIT} ports; spread the pods over more nodes"
             out.append((("pods", i, "node"), f"{total} pods on node {pod.node!r}, but {why}"))
             full.add(pod.node)
-    pinned = set(pod_used)
+    pinned = {p.ip: f"pod {p.name} asks for (ip:)" for p in topo.pods
+              if p.ip is not None and addr.pod_ip.get(p.name) == p.ip}
     for pod in topo.pods:  # a running pod keeps its lease, as host-local does, while it is the same pod
         was = held.pods.get(pod.name)
         block = addr.node_pod_cidr.get(pod.node)
@@ -244,7 +303,7 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
         if (was.namespace, was.node, was.node_cidr) != (pod.namespace, pod.node, block) or was.ip not in block:
             continue  # another pod of that name, or one Kubernetes makes anew: moved, or its node's block changed
         if was.ip in pinned:
-            addr.displaced[f"pod {pod.name}"] = was.ip
+            addr.displaced.append(Displaced(f"pod {pod.name}", "pod_ip", pod.name, was.ip, pinned[was.ip]))
         elif was.ip not in pod_used:
             pod_used[was.ip] = f"pod {pod.name!r}"
             addr.pod_ip[pod.name] = was.ip
@@ -281,14 +340,15 @@ def _service_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> Non
         else:
             svc_used[svc.cluster_ip] = f"service {svc.name!r}"
             addr.service_ip[(svc.namespace, svc.name)] = svc.cluster_ip
-    pinned = set(svc_used)
+    pinned = {s.cluster_ip: f"service {s.namespace}/{s.name} asks for (clusterIP:)" for s in topo.services
+              if isinstance(s.cluster_ip, IPv4Address) and addr.service_ip.get((s.namespace, s.name)) == s.cluster_ip}
     for svc in topo.services:  # the API server keeps a Service's ClusterIP while the Service exists
         key = (svc.namespace, svc.name)
         was = held.services.get(key)
         if svc.cluster_ip is not None or was is None:
             continue
         if was in pinned:
-            addr.displaced[f"service {svc.namespace}/{svc.name}"] = was
+            addr.displaced.append(Displaced(f"service {svc.namespace}/{svc.name}", "service_ip", key, was, pinned[was]))
         elif was in scidr and was not in (scidr.network_address, scidr.broadcast_address, api_ip) \
                 and was not in svc_used:
             svc_used[was] = f"service {svc.name!r}"
@@ -303,12 +363,13 @@ def _service_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> Non
             addr.service_ip[(svc.namespace, svc.name)] = ip
 
 
-def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
+def _internet_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
     """The simulated internet: gateway and hosts explicit; load balancer IPs explicit or allocated.
 
-    A LoadBalancer without ``loadBalancerIP`` gets the highest free host
-    address of internet.cidr, in file order (hosts are usually numbered from
-    the bottom, so pools from the top rarely move when hosts are added).
+    A LoadBalancer without ``loadBalancerIP`` keeps the one it holds in a running lab (as a cloud's load
+    balancer keeps its IP while the Service exists), else gets the highest free host address of internet.cidr,
+    in file order (hosts are usually numbered from the bottom, so pools from the top rarely move when hosts are
+    added).
     """
     if not topo.internet:
         return
@@ -318,6 +379,12 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
     hosts += [(("internet", "hosts", i, "ip"), f"host {h.name!r}", h.ip) for i, h in enumerate(topo.internet.hosts)]
     hosts += [(("services", i, "loadBalancerIP"), f"service {s.name!r}", s.load_balancer_ip)
               for i, s in enumerate(topo.services) if s.load_balancer_ip is not None]
+    takers = {hosts[0][0]: "the internet gateway has (internet.gateway.ip)"}
+    takers.update({("internet", "hosts", i, "ip"): f"host {h.name} asks for (ip:)"
+                   for i, h in enumerate(topo.internet.hosts)})
+    takers.update({("services", i, "loadBalancerIP"): f"service {s.namespace}/{s.name} asks for (loadBalancerIP:)"
+                   for i, s in enumerate(topo.services)})
+    pinned: dict[IPv4Address, str] = {}
     for loc, who, ip in hosts:
         if ip not in inet or ip in (inet.network_address, inet.broadcast_address):
             if loc == hosts[0][0] and not topo.internet.written("gateway", "ip"):  # said at what was written
@@ -329,7 +396,20 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
             out.append((loc, f"{ip} is already used by {seen[ip]}; pick another"))
         else:
             seen[ip] = who
+            pinned[ip] = takers[loc]
     lbs = [(i, s) for i, s in enumerate(topo.services) if s.type == "LoadBalancer"]
+    kept: dict[tuple[str, str], IPv4Address] = {}
+    for _, svc in lbs:
+        key = (svc.namespace, svc.name)
+        was = held.load_balancers.get(key)
+        if svc.load_balancer_ip is not None or was is None:
+            continue
+        if was in pinned:
+            addr.displaced.append(Displaced(f"service {svc.namespace}/{svc.name}'s load balancer", "lb_ip", key, was,
+                                            pinned[was]))
+        elif was in inet and was not in (inet.network_address, inet.broadcast_address) and was not in seen:
+            seen[was] = f"service {svc.name!r}"
+            kept[key] = was
     # The internet's switch (a bridge in the gateway) has a port per host and one for the balancer.
     ports = len(topo.internet.hosts) + (1 if lbs else 0)
     if ports > BRIDGE_PORT_LIMIT:
@@ -339,7 +419,7 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list) -> None:
     free = (IPv4Address(v) for v in range(int(inet.broadcast_address) - 1, int(inet.network_address), -1)
             if IPv4Address(v) not in seen)
     for i, svc in lbs:
-        ip = svc.load_balancer_ip or next(free, None)
+        ip = svc.load_balancer_ip or kept.get((svc.namespace, svc.name)) or next(free, None)
         if ip is None:
             out.append((("services", i), f"internet.cidr {inet} has no free address left for this LoadBalancer "
                                          "(the gateway, the hosts and the other load balancer IPs take them all); "

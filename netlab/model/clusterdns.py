@@ -329,9 +329,9 @@ def add_cluster_dns(topo: Topology, addressing: Addressing | None = None, held: 
     """(topology with the add-on, its addressing, problems), in time linear in the topology.
 
     ``addressing``: the topology's own, when the caller has it. The pod goes on
-    the first node with room, like a scheduler filling nodes in order; the
-    Service gets the 10th address of the service CIDR (a user's Service that asks for it is refused), or in a
-    CIDR too small for that the lowest free one. Everything is decided from one
+    the first node with room, like a scheduler filling nodes in order (in a running lab: the node it runs on,
+    while that has room); the Service gets the 10th address of the service CIDR (a user's Service that asks
+    for it is refused), or in a CIDR too small for that the lowest free one. Everything is decided from one
     allocation, and checked by a second one of the result, which keeps what a running lab's pods and
     Services hold (``held``: the add-on's own pod and Service too), so its records are that lab's addresses.
     """
@@ -359,9 +359,12 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None, held: Held |
     count: dict[str, int] = {}
     for pod in topo.pods:
         count[pod.node] = count.get(pod.node, 0) + 1
-    node = next((n for n in topo.nodes
-                 if count.get(n.name, 0) < min(pod_capacity(addressing.node_pod_cidr[n.name]), BRIDGE_PORT_LIMIT)),
-                None)
+    room = [n for n in topo.nodes
+            if count.get(n.name, 0) < min(pod_capacity(addressing.node_pod_cidr[n.name]), BRIDGE_PORT_LIMIT)]
+    was = held.pods.get(DNS_NAME) if held is not None else None
+    # A running cluster DNS pod stays on its node (Kubernetes never moves a pod), while it has room there.
+    node = next((n for n in room if was is not None and (was.namespace, was.node) == (DNS_NAMESPACE, n.name)),
+                room[0] if room else None)
     if node is None:
         return topo, None, [(("pods",), f"no node has room for the cluster DNS pod {DNS_NAME} (added because the "
                                         "topology has Services): every node's pod CIDR or bridge is full; "

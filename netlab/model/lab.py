@@ -119,21 +119,14 @@ class Lab:
         return held_of(self.addressing, {p.name: (p.namespace, p.node) for p in self.topo.pods})
 
     def displaced(self) -> list[str]:
-        """The running lab's pods and Services that give up the address they hold to another's explicit one
-        (``ip:``, ``clusterIP:``), each in a line: a fresh lab's, or a kept address, go unsaid."""
-        a = self.addressing
+        """The running lab's nodes, pods and Services that give up the address (or block) they hold to another's
+        explicit one (``ip:``, ``podCIDR:``, ``clusterIP:``, ``loadBalancerIP:``, an internet host's ``ip:``), each
+        in a line: a fresh lab's, or a kept address, go unsaid."""
         out = []
-        for who, ip in a.displaced.items():
-            kind, _, name = who.partition(" ")
-            if kind == "pod":
-                taker = next(f"pod {p.name} asks for (ip:)" for p in self.topo.pods if p.ip == ip)
-                now = a.pod_ip.get(name)
-            else:
-                taker = next(f"service {s.namespace}/{s.name} asks for (clusterIP:)" for s in self.topo.services
-                             if s.cluster_ip == ip)
-                ns, _, svc = name.partition("/")
-                now = a.service_ip.get((ns, svc))
-            out.append(f"{who} held {ip}, which {taker}: it gets {now}, a new address")
+        for d in self.addressing.displaced:
+            now = getattr(self.addressing, d.what).get(d.key)
+            new = "a new block, and its pods new addresses in it" if d.what == "node_pod_cidr" else "a new address"
+            out.append(f"{d.who} held {d.held}, which {d.taker}: it gets {now}, {new}")
         return out
 
     def _derived(self, lab: "Lab") -> "Lab":

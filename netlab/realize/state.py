@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab
     from netlab.model.topology import Topology
 
-# netlab.lab.up: the addresses the lab's pods and Services hold (model/addressing.py's Held), which the next
-# up keeps. A state without it (an older netlab's) holds what its topology resolves to afresh.
+# netlab.lab.up: the addresses the lab's nodes, pods and Services hold (model/addressing.py's Held), which the
+# next up keeps. A state without it, or a record without nodes or load_balancers (an older netlab's), holds
+# what its topology resolves to afresh.
 ADDRESSES = "addresses"
 
 
@@ -103,12 +104,26 @@ class LabState:
         return tuple(keys) if isinstance(keys, list) else ()
 
     def held(self) -> Held | None:
-        """The addresses the lab's pods and Services hold, as its last up saved them (None: as its topology
-        resolves afresh, an older netlab's state). Checked by the state's schema on load."""
+        """The addresses the lab's nodes, pods and Services hold, as its last up saved them (None: as its topology
+        resolves afresh, an older netlab's state; so do the nodes' and load balancers' of a record that has
+        none). Checked by the state's schema on load."""
+        from dataclasses import replace
+
         from netlab.model.addressing import Held
+        from netlab.model.lab import resolve
 
         rec = self.extra.get(ADDRESSES)
-        return Held.from_json(rec) if isinstance(rec, dict) else None
+        if not isinstance(rec, dict):
+            return None
+        held = Held.from_json(rec)
+        if "nodes" in rec and "load_balancers" in rec:
+            return held
+        try:  # nodes and load balancers are allocated before, and apart from, pods and ClusterIPs
+            fresh = resolve(self.model(), held).held()
+        except ValueError:  # a saved topology that no longer resolves: resolved() says so
+            return held
+        return replace(held, nodes=held.nodes if "nodes" in rec else fresh.nodes,
+                       load_balancers=held.load_balancers if "load_balancers" in rec else fresh.load_balancers)
 
     def holding(self) -> Held:
         """What the next up of this lab keeps: the addresses its pods and Services hold (nothing, when its saved

@@ -215,13 +215,20 @@ class CniRecord(Strict):
     pods: dict[Label, CniPodRecord]
 
 
-class AddressesRecord(Strict):
-    """netlab.lab.up: the addresses the lab's pods ([namespace, node, node's podCIDR, ip] by name) and Services
-    ([namespace, name, ClusterIP]) hold, which the next up keeps (model/addressing.py's Held.to_json)."""
+Address = Annotated[StrictStr, AfterValidator(_address)]
+Network = Annotated[StrictStr, AfterValidator(_network)]
 
-    pods: dict[Label, Annotated[tuple[Label, Label, Annotated[StrictStr, AfterValidator(_network)],
-                                      Annotated[StrictStr, AfterValidator(_address)]], ROW]]
-    services: list[Annotated[tuple[Label, Label, Annotated[StrictStr, AfterValidator(_address)]], ROW]]
+
+class AddressesRecord(Strict):
+    """netlab.lab.up: the addresses the lab's pods ([namespace, node, node's podCIDR, ip] by name), Services
+    ([namespace, name, ClusterIP]), nodes ([underlay ip, podCIDR] by name) and LoadBalancer Services ([namespace,
+    name, external ip]) hold, which the next up keeps (model/addressing.py's Held.to_json). An older netlab's
+    record has no nodes nor load_balancers."""
+
+    pods: dict[Label, Annotated[tuple[Label, Label, Network, Address], ROW]]
+    services: list[Annotated[tuple[Label, Label, Address], ROW]]
+    nodes: dict[Label, Annotated[tuple[Address, Network], ROW]] | None = None
+    load_balancers: list[Annotated[tuple[Label, Label, Address], ROW]] | None = None
 
 
 def _services_version(record: Any) -> str | None:
