@@ -62,3 +62,49 @@ def test_a_pod_inserted_mid_file_moves_no_running_pod_and_restarts_nothing(tmp_p
         assert status.returncode == 0, status.stdout + status.stderr
         probe = netlab("probe", "--lab", lab, "-o", "json", check=False)
         assert probe.returncode == 0, probe_failures(json.loads(probe.stdout))
+
+
+def node_addresses(lab: str, node: str) -> list[list[str]]:
+    """The node's eth0 (underlay) and cni0 (its block's gateway) addresses, as the kernel has them."""
+    out = []
+    for dev in ("eth0", "cni0"):
+        (link,) = ip_json("addr", "show", "dev", dev, netns=f"{lab}-{node}")
+        out.append([f"{a['local']}/{a['prefixlen']}" for a in link["addr_info"] if a["family"] == "inet"])
+    return out
+
+
+def test_a_node_inserted_between_two_running_ones_re_addresses_no_node_nor_pod_and_restarts_nothing(tmp_path):
+    """A running node keeps its InternalIP and its podCIDR (the node IPAM controller never changes a node's
+    spec.podCIDR), so its pods keep theirs: the node put in the middle of nodes: takes the lowest free ones. (Its
+    pod is no endpoint of web: the cluster DNS's records stay the same, and its dnsmasq runs on.)"""
+    lab = unique_lab("hn")
+
+    def text(nodes: list[str]) -> str:
+        return (f"name: {lab}\nnodes:\n" + "".join(f"  - {{name: {n}}}\n" for n in nodes) + "pods:\n"
+                + "".join(POD.format(name=f"p-{n}", node=n, labels="" if n == "mid" else ", labels: {app: web}")
+                          for n in nodes)
+                + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
+
+    path = write_topology(tmp_path, text(["n1", "n2"]))
+    with lab_up(path, lab):
+        nodes = {n: node_addresses(lab, n) for n in ("n1", "n2")}
+        assert nodes == {"n1": [["192.168.122.2/24"], ["10.244.0.1/24"]],
+                         "n2": [["192.168.122.3/24"], ["10.244.1.1/24"]]}
+        running = ["p-n1", "p-n2", "kube-dns"]
+        addresses = {pod: eth0(lab, pod) for pod in running}
+        assert addresses["p-n2"] == ["10.244.1.2/24"]
+        started = pids(lab)
+        write_topology(tmp_path, text(["n1", "mid", "n2"]))
+        netlab("up", "-t", path)
+        assert {n: node_addresses(lab, n) for n in ("n1", "n2")} == nodes
+        assert {pod: eth0(lab, pod) for pod in running} == addresses
+        assert {k: v for k, v in pids(lab).items() if k[0] != "p-mid"} == started  # nothing restarted
+        assert node_addresses(lab, "mid") == [["192.168.122.4/24"], ["10.244.2.1/24"]]  # the lowest free ones
+        assert eth0(lab, "p-mid") == ["10.244.2.2/24"]
+        got = json.loads(netlab("get", "nodes", "--lab", lab, "-o", "json").stdout)["items"]
+        assert {n["name"]: n["pod_cidr"] for n in got} == {"n1": "10.244.0.0/24", "mid": "10.244.2.0/24",
+                                                          "n2": "10.244.1.0/24"}
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        probe = netlab("probe", "--lab", lab, "-o", "json", check=False)  # the new node's pod reaches and is reached
+        assert probe.returncode == 0, probe_failures(json.loads(probe.stdout))
