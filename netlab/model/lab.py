@@ -83,12 +83,22 @@ class CniAttachment:
     """What a pod's CNI plugins made, from their result (netlab.cni): the pod side as it is in the kernel.
 
     ``host_veth``/``host_mac``: the node's end of the pod's veth (None when the result names none).
+    ``host_ifaces``: every interface the result names outside the pod (the bridge, the veth's end), as the
+    lab's state keeps them; empty when not known.
     """
 
     ip: IPv4Address
     mac: str | None = None
     host_veth: str | None = None
     host_mac: str | None = None
+    host_ifaces: tuple[str, ...] = ()
+
+    @property
+    def bridge(self) -> str | None:
+        """The node's interface beside the pod's veth end that the result names: the bridge the veth is a port of
+        (the bridge plugin's [cni0, vethX, eth0]); None with the veth alone (ptp's [vethX, eth0]) or not known."""
+        others = [i for i in self.host_ifaces if i != self.host_veth]
+        return others[0] if self.host_veth and len(others) == 1 else None
 
 
 def endpoint_order(endpoint: tuple[PodInfo, int]) -> str:

@@ -81,9 +81,15 @@ def pod_bridge(lab: Lab) -> str | None:
     """The bridge whose ports the pods' veths are in every node, for messages: netlab's cni0 (builtin, and the
     reference list's bridge plugin, whose default name it is), or a conflist's bridge plugin's ``bridge`` (the
     plugin's default cni0 when it names none). None when the conflist has no bridge plugin (ptp routes each pod
-    alone) or cannot be read now."""
+    alone) or cannot be read now.
+
+    A running lab's pods say it first: the interfaces their plugins' results name on the node (any plugin's
+    bridge, such as examples/cni/bash-bridge's bashbr0; ptp's veth alone: none)."""
     if lab.cni != "conflist":
         return naming.BRIDGE
+    made = {a.bridge for a in lab.attached.values() if a.host_ifaces and a.host_veth}
+    if len(made) == 1:
+        return made.pop()
     try:
         net = user_conflist(lab)
     except ConflistError:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.model.clusterdns import dns_service, fqdn, is_addon_pod
 from netlab.model.lab import DEFAULT_ECHO_PORT
+from netlab.plan.cniadd import pod_bridge
 from netlab.probe.dnsq import PORT as DNS_PORT, Question
 from netlab.probe.policy import policy_judge
 from netlab.model.echo_ports import pod_echo_ports
@@ -59,7 +60,7 @@ class Endpoint:
     netns: str
     ip: IPv4Address  # the address others reach it at
     node: str | None = None  # a pod's node (a node: itself); None for hosts
-    bridge: str | None = None  # the L2 segment a pod's eth0 is on (its node's cni0)
+    bridge: str | None = None  # the L2 segment a pod's eth0 is on (its node's bridge; None without one: ptp)
 
     @property
     def addr(self) -> str:
@@ -136,12 +137,22 @@ class Probe:
         return s.kind == d.kind == "pod" and s.bridge is not None and s.bridge == d.bridge
 
 
+def lab_bridge(lab: "Lab") -> str | None:
+    """The nodes' bridge of pods (plan.cniadd.pod_bridge), None without one; cached on the lab object (a
+    conflist is read once a run, not once a probe)."""
+    if "_probe_bridge" not in lab.__dict__:
+        lab.__dict__["_probe_bridge"] = pod_bridge(lab)
+    bridge: str | None = lab.__dict__["_probe_bridge"]
+    return bridge
+
+
 def endpoints(lab: "Lab") -> dict[str, Endpoint]:
     out: dict[str, Endpoint] = {}
+    bridge = lab_bridge(lab)
     for n in lab.nodes:
         out[n.name] = Endpoint(n.name, "node", n.netns, n.ip, node=n.name)
     for p in lab.pods:
-        out[p.name] = Endpoint(p.name, "pod", p.netns, p.ip, node=p.node, bridge=f"{p.node}/cni0")
+        out[p.name] = Endpoint(p.name, "pod", p.netns, p.ip, node=p.node, bridge=f"{p.node}/{bridge}" if bridge else None)
     hosts = {h.name: h.ip for h in lab.topo.internet.hosts} if lab.topo.internet else {}
     for name, netns in lab.internet_hosts:
         if name in hosts:

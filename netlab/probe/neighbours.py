@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlab.kernel import netlink, rtnl, rtnl_parse
+from netlab.probe.matrix import lab_bridge
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -125,7 +126,7 @@ def full_mesh_entries(lab: "Lab") -> int:
     """Dynamic neighbour entries when every pod and node of the lab talks to every pod.
 
     Pods on one bridge: k*(k-1) per node. Each pod: one for its gateway; each
-    node: one per local pod (cni0). Nodes resolve each other on the underlay,
+    node: one per local pod (on its bridge, or the pod's veth without one). Nodes resolve each other on the underlay,
     in both modes (a VXLAN packet's outer destination is the remote node, as
     path_entries counts it); flannel.1's entries are PERMANENT (not counted by
     the GC).
@@ -181,7 +182,7 @@ class Entry(NamedTuple):
 class _Node(NamedTuple):
     netns: str
     ip: str
-    gateway: str  # cni0's address: its pods' gateway
+    gateway: str  # its bridge's address (cni0's): its pods' gateway
 
 
 def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> list[Entry]:
@@ -189,19 +190,20 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
 
     ``source``/``destination`` are matrix Endpoints. Pods on one bridge resolve
     each other (A asks for B; B learns A from the request). Routed traffic
-    resolves the pod's gateway, the node's cni0 resolves its pod, and nodes
+    resolves the pod's gateway, the node resolves its pod (on its bridge, cni0 or
+    a conflist's own, or on the pod's veth when there is none: ptp), and nodes
     resolve each other on the underlay (the VXLAN packets too: their outer
     destination is the remote node's IP). flannel.1's entries are PERMANENT
     and not counted. Hosts outside the pod network: not predicted (the sweep
     at the end of the run removes what they cause).
     """
-    nodes = _node_facts(lab)
+    nodes, devs = _node_facts(lab), node_devices(lab)
     out: list[Entry] = []
 
-    def pod_side(pod: "Endpoint") -> None:  # pod <-> its node's cni0
+    def pod_side(pod: "Endpoint") -> None:  # pod <-> its node's side of its link
         node = nodes[pod.node]
         out.append(Entry(pod.netns, "eth0", node.gateway))
-        out.append(Entry(node.netns, "cni0", pod.addr))
+        out.append(Entry(node.netns, devs[pod.name], pod.addr))
 
     def underlay(a: str, b: str) -> None:
         if a != b:
@@ -211,10 +213,10 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
     s, d = source, destination
     if d.kind != "pod" or s.kind not in ("pod", "node"):
         return out
-    if s.kind == "pod" and s.node == d.node:
+    if s.kind == "pod" and s.bridge is not None and s.bridge == d.bridge:  # one bridge: pod to pod, no router
         return [Entry(s.netns, "eth0", d.addr), Entry(d.netns, "eth0", s.addr)]
     if s.kind == "node" and s.node == d.node:
-        return [Entry(s.netns, "cni0", d.addr), Entry(d.netns, "eth0", nodes[d.node].gateway)]
+        return [Entry(s.netns, devs[d.name], d.addr), Entry(d.netns, "eth0", nodes[d.node].gateway)]
     if s.kind == "pod":
         pod_side(s)
     pod_side(d)
@@ -229,6 +231,14 @@ def _node_facts(lab: "Lab") -> dict[str, _Node]:
         facts = {n.name: _Node(n.netns, str(n.ip), str(n.gateway.ip)) for n in lab.nodes}
         lab.__dict__["_neigh_node_facts"] = facts
     return facts
+
+
+def node_devices(lab: "Lab") -> dict[str, str]:
+    """pod name -> the node's interface its node resolves the pod on: the nodes' bridge of pods (cni0, a
+    conflist's own such as qnbr0), or the node's end of the pod's veth when there is no bridge (ptp routes each
+    pod alone, out of its veth)."""
+    bridge = lab_bridge(lab)
+    return {p.name: bridge or p.host_veth for p in lab.pods}
 
 
 # --- the entries of one namespace, read through the codec -----------------------------------

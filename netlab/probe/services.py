@@ -51,12 +51,12 @@ from typing import TYPE_CHECKING, Iterable
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.echo_ports import silent
-from netlab.plan.cniadd import pod_bridge
 from netlab.plan.internet import load_balancer_ips
 from netlab.plan.services import service_ports
 from netlab.probe.echo_reasons import unmeasured
-from netlab.probe.matrix import PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints
-from netlab.probe.neighbours import Entry
+from netlab.probe.matrix import (PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints,
+                                 lab_bridge)
+from netlab.probe.neighbours import Entry, node_devices
 from netlab.probe.policy import service_judge
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def local_to(sp: "ServicePortInfo", eps: Iterable[tuple[str, str, int]], node: s
 def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
     """Every Service probe of a lab, its distribution checks and notes on what is not probed."""
     want = set(protos)
-    plan = ServicePlan(bridge=pod_bridge(lab))
+    plan = ServicePlan(bridge=lab_bridge(lab))
     if not lab.services:
         return plan
     eps = endpoints(lab)
@@ -410,7 +410,8 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
     gw_ns = names.get("gateway", "")
     gw_under = str(underlay_gateway(lab.topo.network.underlay.cidr)) if inet else ""
     gw_inet = str(inet.gateway.ip) if inet else ""
-    eth0, cni0 = naming.NODE_IF, "cni0"
+    eth0, dev = naming.NODE_IF, node_devices(lab)  # dev: pod -> its node's side (bridge, or the pod's veth)
+    bridged = lab_bridge(lab) is not None
 
     def pod_gw(pod: "PodInfo") -> Entry:
         return Entry(pod.netns, eth0, str(nodes[pod.node].gateway.ip))
@@ -422,10 +423,10 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
 
     def node_to_pod(m, pod) -> None:
         if pod.node == m.name:
-            out.extend([(m.netns, cni0, str(pod.ip)), pod_gw(pod)])
+            out.extend([(m.netns, dev[pod.name], str(pod.ip)), pod_gw(pod)])
         else:
             underlay(m.name, pod.node)
-            out.extend([(nodes[pod.node].netns, cni0, str(pod.ip)), pod_gw(pod)])
+            out.extend([(nodes[pod.node].netns, dev[pod.name], str(pod.ip)), pod_gw(pod)])
 
     def host_to_node(host: Endpoint, m) -> None:
         out.extend([(host.netns, eth0, gw_inet), (gw_ns, "inet0", host.addr), (gw_ns, eth0, str(m.ip)),
@@ -436,19 +437,20 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
         if d.kind == "host" and s.kind == "pod" and inet is not None:  # egress
             pod = pods[s.name]
             n = nodes[pod.node]
-            out.extend([pod_gw(pod), (n.netns, cni0, s.addr), (n.netns, eth0, gw_under), (gw_ns, eth0, str(n.ip)),
+            out.extend([pod_gw(pod), (n.netns, dev[pod.name], s.addr), (n.netns, eth0, gw_under), (gw_ns, eth0, str(n.ip)),
                         (gw_ns, "inet0", d.addr), (d.netns, eth0, gw_inet)])
         return [Entry(*e) for e in out]
     members = [pods[name] for name, _, _ in t.endpoints if name in pods]
     if t.kind == "ClusterIP" and s.kind == "pod":
         client = pods[s.name]
         n = nodes[client.node]
-        out.extend([pod_gw(client), (n.netns, cni0, s.addr)])
+        out.extend([pod_gw(client), (n.netns, dev[client.name], s.addr)])
         for e in members:
             if e.name == client.name:
                 continue
             if e.node == client.node:
-                out.extend([(n.netns, cni0, str(e.ip)), (e.netns, eth0, s.addr)])
+                # on one bridge the endpoint answers the client on the wire; without one (ptp) via its gateway
+                out.extend([(n.netns, dev[e.name], str(e.ip)), (e.netns, eth0, s.addr) if bridged else pod_gw(e)])
             else:
                 node_to_pod(n, e)
     elif t.kind == "NodePort" and t.node in nodes:

@@ -39,7 +39,8 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
             continue
         try:
             out[name] = CniAttachment(ip=IPv4Address(att["ip"]), mac=att.get("mac"), host_veth=att.get("host_veth"),
-                                      host_mac=att.get("host_mac"))
+                                      host_mac=att.get("host_mac"),
+                                      host_ifaces=tuple(i for i in att.get("host_ifaces") or () if isinstance(i, str)))
         except (KeyError, ValueError, TypeError):
             continue  # a damaged record: status shows the pod as netlab planned it
     return out
@@ -86,7 +87,7 @@ def check_cni_change(lab: Lab, state: "LabState | None") -> None:
 
 def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:
     return {"ip": str(att.ip), "mac": att.mac, "host_veth": att.host_veth, "host_mac": att.host_mac,
-            "host_ifaces": list(host_ifaces or [])}
+            "host_ifaces": list(host_ifaces if host_ifaces is not None else att.host_ifaces)}
 
 
 def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None]:
