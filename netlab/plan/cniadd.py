@@ -98,6 +98,29 @@ def pod_bridge(lab: Lab) -> str | None:
     return bridge if isinstance(bridge, str) and bridge else None
 
 
+def gateway_bridge(lab: Lab) -> str | None:
+    """The bridge that holds each node's pod gateway, the first address of its pod CIDR (NodeInfo.gateway), for
+    names: cni0 (netlab's own, the reference list's); a conflist's bridge plugin's when it is the pods' gateway
+    (isGateway, or isDefaultGateway, which implies it) and host-local takes the node's range from the runtime
+    (no ranges or subnet of its own: the gateway is that range's first address). None otherwise: the plugins
+    put the gateway where they like (another range's, a router's), or nowhere."""
+    if lab.cni != "conflist":
+        return naming.BRIDGE
+    bridge = pod_bridge(lab)
+    try:
+        net = user_conflist(lab)
+    except ConflistError:
+        return None
+    for p in net.plugins:
+        if p["type"] != "bridge" or p.get("bridge", naming.BRIDGE) != bridge:
+            continue
+        ipam = p.get("ipam") if isinstance(p.get("ipam"), dict) else {}
+        own_range = any(k in ipam for k in ("ranges", "subnet", "gateway"))
+        if (p.get("isGateway") or p.get("isDefaultGateway")) and ipam.get("type") == "host-local" and not own_range:
+            return bridge
+    return None
+
+
 def node_leases(net: Conflist, data_dir: str) -> Conflist:
     """``net`` with host-local's leases in ``data_dir`` (the node's) where its host-local IPAM names no dataDir.
 

@@ -152,7 +152,8 @@ def endpoints(lab: "Lab") -> dict[str, Endpoint]:
     for n in lab.nodes:
         out[n.name] = Endpoint(n.name, "node", n.netns, n.ip, node=n.name)
     for p in lab.pods:
-        out[p.name] = Endpoint(p.name, "pod", p.netns, p.ip, node=p.node, bridge=f"{p.node}/{bridge}" if bridge else None)
+        out[p.name] = Endpoint(p.name, "pod", p.netns, p.ip, node=p.node,
+                               bridge=f"{p.node}/{bridge}" if bridge else None)
     hosts = {h.name: h.ip for h in lab.topo.internet.hosts} if lab.topo.internet else {}
     for name, netns in lab.internet_hosts:
         if name in hosts:

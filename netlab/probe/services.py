@@ -437,8 +437,8 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
         if d.kind == "host" and s.kind == "pod" and inet is not None:  # egress
             pod = pods[s.name]
             n = nodes[pod.node]
-            out.extend([pod_gw(pod), (n.netns, dev[pod.name], s.addr), (n.netns, eth0, gw_under), (gw_ns, eth0, str(n.ip)),
-                        (gw_ns, "inet0", d.addr), (d.netns, eth0, gw_inet)])
+            out.extend([pod_gw(pod), (n.netns, dev[pod.name], s.addr), (n.netns, eth0, gw_under),
+                        (gw_ns, eth0, str(n.ip)), (gw_ns, "inet0", d.addr), (d.netns, eth0, gw_inet)])
         return [Entry(*e) for e in out]
     members = [pods[name] for name, _, _ in t.endpoints if name in pods]
     if t.kind == "ClusterIP" and s.kind == "pod":

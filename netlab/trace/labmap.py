@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
+from netlab.plan.cniadd import gateway_bridge
 from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth
 from netlab.plan.services import KUBE_SERVICES, service_ports
@@ -127,13 +128,14 @@ class LabMap:
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
         m = cls(lab=lab.name, mode=lab.mode)
         m.names[lab.underlay_netns] = "underlay"
+        gw_bridge = gateway_bridge(lab)  # the bridge each node's pod gateway address is on (cni0, qnbr0), if known
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"
             m.ip_names[str(node.ip)] = node.name
             m.node_pod_cidrs[node.name] = (node.netns, str(node.pod_cidr))
             m.node_ips.add(str(node.ip))
-            if lab.cni != "conflist":  # a user's plugins put the pods' gateway where they like (or nowhere)
-                m.ip_names[str(node.gateway.ip)] = f"{node.name} cni0"
+            if gw_bridge:  # a user's plugins may put the pods' gateway where they like (or nowhere)
+                m.ip_names[str(node.gateway.ip)] = f"{node.name} {gw_bridge}"
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         for pod in lab.pods:

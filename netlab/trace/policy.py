@@ -20,6 +20,7 @@ from typing import Any, Collection, Mapping
 
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
+from netlab.plan.cniadd import pod_bridge
 from netlab.plan.policy import pod_chain
 from netlab.trace import nodeport, policyrules
 from netlab.trace.hops import Hop
@@ -163,17 +164,18 @@ def unanswered_reset(lab: Lab, src: Endpoint, rejected_on: str, dnat_node: str |
     """Why a TCP client a policy's REJECT refused got no reset, when that is the kernel's doing: the client is a
     pod on the node that both DNATed its packet (a Service, or that node's nodePort) and REJECTed it.
 
-    The packet came into the node through cni0 from the pod's bridge port, so br_netfilter handed it to iptables:
-    the REJECT answers a bridged packet straight out of the bridge port it came in by (nf_send_reset builds the
-    frame itself and queues it on that port, "the MAC source on the RST will be ours" otherwise), past the IP
-    stack's NAT, which would have turned the reset's source back into what the client asked for. It leaves from
-    the address the DNAT gave the packet, and the client's socket, connected to ``asked``, does not take it: the
-    connection times out. A packet that came over the overlay, or a connection to the pod's own address (no
-    DNAT), is refused as usual. None when this is not such a flow."""
+    The packet came into the node through its bridge of pods (cni0, a conflist's own) from the pod's bridge port,
+    so br_netfilter handed it to iptables: the REJECT answers a bridged packet straight out of the bridge port it
+    came in by (nf_send_reset builds the frame itself and queues it on that port, "the MAC source on the RST will
+    be ours" otherwise), past the IP stack's NAT, which would have turned the reset's source back into what the
+    client asked for. It leaves from the address the DNAT gave the packet, and the client's socket, connected to
+    ``asked``, does not take it: the connection times out. A packet that came over the overlay, or a connection
+    to the pod's own address (no DNAT), is refused as usual. None when this is not such a flow."""
     if src.kind != "pod" or dnat_node != rejected_on or lab.pod(src.name).node != rejected_on:
         return None
     source = f"{endpoint_ip}:{port}" if endpoint_ip and port else "the endpoint's address the DNAT chose"
-    return (f"; the client gets no reset: the packet came in through cni0's bridge port, so the REJECT sends its "
+    came_by = f"{bridge}'s bridge port" if (bridge := pod_bridge(lab)) else "its node's bridge port"
+    return (f"; the client gets no reset: the packet came in through {came_by}, so the REJECT sends its "
             f"reset straight back out of that port, past the NAT that would give it {asked} as its source; it "
             f"leaves from {source}, which the client's connection to {asked} does not take: it times out (a "
             f"connection to the pod's own address is refused)")

@@ -1,0 +1,57 @@
+"""trace names the nodes' bridge of pods as the lab has it: cni0 (netlab's own, the reference list's) or a
+conflist's bridge plugin's own (qnbr0), in the reset note of a REJECT and in the name of the pods' gateway."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.plan.build import build_plan
+from netlab.trace.labmap import LabMap
+from netlab.trace.policy import unanswered_reset
+from netlab.trace.targets import Endpoint
+
+QNBR = {"type": "bridge", "bridge": "qnbr0", "isGateway": True, "capabilities": {"ipRanges": True},
+        "ipam": {"type": "host-local"}}
+
+
+def lab_with(tmp_path, cni: str, plugins: list | None = None):
+    if plugins is not None:
+        (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": plugins}))
+        (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "t.yaml").write_text(f"""name: tb
+network: {{cni: {cni}}}
+nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
+pods: [{{name: c1, node: n1}}]
+""")
+    return resolve(load_topology(str(tmp_path / "t.yaml")))
+
+
+CONFLIST = "{conflist: net.conflist, binDir: bin}"
+NO_GW = {k: v for k, v in QNBR.items() if k != "isGateway"}  # the pods' gateway is not on the bridge
+OWN_RANGE = {**QNBR, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/16"}]]}}  # another range's
+
+
+@pytest.mark.parametrize("cni, plugins, bridge, gateway", [
+    ("builtin", None, "cni0", "n1 cni0"), ("reference", None, "cni0", "n1 cni0"),
+    (CONFLIST, [QNBR], "qnbr0", "n1 qnbr0"), (CONFLIST, [NO_GW], "qnbr0", None),
+    (CONFLIST, [OWN_RANGE], "qnbr0", None)])
+def test_the_reset_note_and_the_gateways_name_name_the_labs_bridge(tmp_path, cni, plugins, bridge, gateway):
+    lab = lab_with(tmp_path, cni, plugins)
+    c1 = Endpoint("c1", "pod", str(lab.pod("c1").ip))
+    note = unanswered_reset(lab, c1, "n1", "n1", "10.96.0.11:80", "10.244.0.5", 8080)
+    assert note is not None and f"the packet came in through {bridge}'s bridge port, so the REJECT" in note
+    assert ("cni0" in note) == (bridge == "cni0")
+    names = LabMap.from_lab(lab, build_plan(lab)).ip_names
+    assert names.get("10.244.0.1") == gateway
+
+
+def test_a_ptp_labs_reset_note_names_no_bridge(tmp_path):
+    lab = lab_with(tmp_path, CONFLIST, [{"type": "ptp", "ipam": {"type": "host-local"}}])
+    note = unanswered_reset(lab, Endpoint("c1", "pod", str(lab.pod("c1").ip)), "n1", "n1", "10.96.0.11:80",
+                            None, None)
+    assert note is not None and "cni0" not in note and "through its node's bridge port" in note
+    assert "10.244.0.1" not in LabMap.from_lab(lab, build_plan(lab)).ip_names
