@@ -14,9 +14,15 @@ is another object, with a ClusterIP of its own beside the add-on's). It is:
 
 - pod ``kube-dns`` (label ``k8s-app: kube-dns``) on the first node that has
   room, IP allocated like any pod's; its one container runs dnsmasq from
-  Debian with every record on its command line, so the command changes when
-  the Services or their endpoints change and the containers feature restarts
-  it (that also gives ``netlab logs kube-dns``, where ``--log-queries`` shows
+  Debian. Its A and PTR records (Services' ClusterIPs, endpoints, headless
+  Services' addresses: what changes when a pod comes or goes) are in a hosts
+  file of the lab's state directory (:func:`hosts_file`; netlab.services.dns_records
+  writes it, and ``up`` has dnsmasq read it again with SIGHUP, as CoreDNS's
+  kubernetes plugin follows the API server without a restart); the records
+  dnsmasq takes only on its command line (SRV, the namespaces' pod names, the
+  reverse zones) are there (:func:`dnsmasq_argv`), so a change of those
+  restarts it, and ``get pods`` counts that restart
+  (that also gives ``netlab logs kube-dns``, where ``--log-queries`` shows
   every query, ``auth[A] web.default.svc.cluster.local from 10.244.0.3``;
   every probe asks it, so its log starts over past 10 MiB as every
   container's does, kept by the lab's server);
@@ -231,27 +237,40 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     return ClusterRecords(tuple(services), tuple(sorted(namespaces)), tuple(networks), nameserver)
 
 
+def host_records(records: ClusterRecords) -> list[tuple[IPv4Address, str]]:
+    """(address, name) of every A record, in the order that gives each address its PTR (dnsmasq gives an address
+    the PTR of its first line in a hosts file): the ClusterIPs first, then the endpoints, the Services in topology
+    order; a headless Service's name (an A record per endpoint) after its endpoints' dashed names, which keep
+    their PTRs; last the SOA's MNAME, after kube-dns's own name."""
+    out = [(s.ip, s.fqdn) for s in records.services if s.ip is not None]
+    out += [(ip, s.endpoint_name(ip)) for s in records.services for ip in s.endpoints]
+    out += [(ip, s.fqdn) for s in records.services if s.ip is None for ip in s.endpoints]
+    out.append((records.nameserver, NS_NAME))
+    return out
+
+
+def hosts_file(records: ClusterRecords) -> str:
+    """The hosts file of the A and PTR records, which dnsmasq reads with ``--addn-hosts`` and again on SIGHUP."""
+    return ("# netlab: the cluster DNS's A and PTR records (dnsmasq --addn-hosts; read again on SIGHUP)\n"
+            + "".join(f"{ip} {name}\n" for ip, name in host_records(records)))
+
+
 def dnsmasq_argv(records: ClusterRecords) -> list[str]:
     """dnsmasq in the foreground, logging to the container log, answering like CoreDNS (see the module's table).
 
-    No upstream servers (the lab has no real internet). Order matters twice:
-    dnsmasq gives an address the PTR of its first ``--host-record`` (so the
-    ClusterIPs come first, then the endpoints, the Services in topology order),
-    and it consults its ``--auth-zone`` list last first (so ``cluster.local``,
-    last, is the zone of every forward name and the SOA of its negative
-    answers; ``svc.cluster.local`` holds only the reverse zones).
+    What is here is what dnsmasq takes only from its command line (a change restarts it): SRV records, the
+    namespaces' pod names, the zones. The A and PTR records are in the hosts file (:func:`hosts_file`) the
+    containers feature adds with ``--addn-hosts``, read as root (``--user=root``: the lab's state directory is
+    root's; dnsmasq would read it as nobody on SIGHUP). No upstream servers (the lab has no real internet).
+    dnsmasq consults its ``--auth-zone`` list last first (so ``cluster.local``, last, is the zone of every
+    forward name and the SOA of its negative answers; ``svc.cluster.local`` holds only the reverse zones).
     """
     argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=-", "--log-queries",
-            "--no-resolv", "--no-hosts", "--no-poll", "--pid-file=", f"--local=/{CLUSTER_DOMAIN}/",
+            "--no-resolv", "--no-hosts", "--no-poll", "--pid-file=", "--user=root", f"--local=/{CLUSTER_DOMAIN}/",
             "--domain-needed", f"--local-ttl={TTL}", f"--auth-ttl={TTL}",
             # serial 0: dnsmasq puts its start time there, as CoreDNS puts the time of the last change
             f"--auth-soa=0,{HOSTMASTER},{','.join(map(str, SOA_TIMERS))}",
             f"--auth-server={NS_NAME},eth0"]
-    argv += [f"--host-record={s.fqdn},{s.ip}" for s in records.services if s.ip is not None]
-    argv += [f"--host-record={s.endpoint_name(ip)},{ip}" for s in records.services for ip in s.endpoints]
-    # a headless Service's name: an A record per endpoint (after their dashed names, which keep their PTRs)
-    argv += [f"--host-record={s.fqdn},{ip}" for s in records.services if s.ip is None for ip in s.endpoints]
-    argv.append(f"--host-record={NS_NAME},{records.nameserver}")
     argv += [f"--srv-host={name},{target},{port},0,{weight}"  # target, port, priority, weight
              for s in records.services for name, target, weight, port in s.srv()]
     argv.append(f"--txt-record=dns-version.{CLUSTER_DOMAIN},{SCHEMA_VERSION}")

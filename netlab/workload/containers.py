@@ -72,8 +72,13 @@ def echo_ports(pod: PodInfo, container: Container) -> list[tuple[int, str]]:
 
 def container_argv(pod: PodInfo, container: Container) -> list[str]:
     """argv of a container: its command, or the echo server's (as ``python3 -m netlab.workload.echo``
-    would serve it alone: the record of what the lab's echo server serves it with)."""
+    would serve it alone: the record of what the lab's echo server serves it with). The cluster DNS add-on's
+    dnsmasq also gets the lab's records file (dns_records.py)."""
     if container.command:
+        from netlab.workload import dns_records
+
+        if dns_records.is_addon(pod):
+            return [*container.command, *dns_records.argv_tail(dns_records.lab_of(pod))]
         return list(container.command)
     argv = ["python3", "-m", "netlab.workload.echo", "--pod", pod.name]
     for port, protocol in echo_ports(pod, container):

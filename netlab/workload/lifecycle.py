@@ -52,7 +52,7 @@ from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
-from netlab.workload import crashloop, exits, health, launch, node_uts, policy
+from netlab.workload import crashloop, dns_records, exits, health, launch, node_uts, policy
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
                                         logs_by_pod, remove_logs)
@@ -198,6 +198,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                          for name in made if name in pods]
         done.actions += [f"set pod {name}'s hostname to {hostname[name]}" for name in renamed]
         done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
+        done += dns_records.sync(lab)  # the cluster DNS's A and PTR records, before its dnsmasq (re)reads them
         os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:
@@ -232,9 +233,13 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 if crec and c.command and why == policy.EXITED:
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
-                restarts = int(crec.get("restarts", -1)) + 1 if crec and why != COMMAND_CHANGED else 0
+                # A changed command is a new pod's container (restarts 0), but for the cluster DNS add-on's: a
+                # record only dnsmasq's command line holds changed, where CoreDNS would not restart: counted.
+                counted = why != COMMAND_CHANGED or dns_records.is_addon(pod)
+                restarts = int(crec.get("restarts", -1)) + 1 if crec and counted else 0
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
+                dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
                 if not c.command:
                     if early is None or cid not in early.ids:
                         echo.append((pod, c, why))
@@ -262,6 +267,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             done.problems += launch.await_echo(early.join(), early.specs, pods)
         if echo:
             done.problems += _start_echo(lab, pods, echo, running_echo, starting)
+        done += dns_records.reload(lab, pods)  # a running dnsmasq whose records file changed: SIGHUP, waited for
         exits.hold_commands(lab, pods, spawned)
         done += health.start(lab, _records(state))  # kube-proxy's health checks, by the same server
     finally:
@@ -393,8 +399,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:
-    """One line per container that is not running as the topology says (workload/drift.py)."""
-    return container_drift.lines(lab, _records(state)["pods"])
+    """One line per container that is not running as the topology says (workload/drift.py), and the cluster DNS's
+    records file when it is not as planned."""
+    return container_drift.lines(lab, _records(state)["pods"]) + dns_records.drift(lab)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:

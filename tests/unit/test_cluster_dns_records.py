@@ -41,7 +41,21 @@ def argv(text: str = TOPO) -> list[str]:
 
 
 def opts(text: str = TOPO, option: str = "--host-record") -> list[str]:
+    """The values of an option of the command; ``--host-record``: the A records of the hosts file dnsmasq reads
+    (``name,address``, in its order), where they moved so that dnsmasq re-reads them on SIGHUP."""
+    if option == "--host-record":
+        return [f"{name},{ip}" for ip, name in hosts(text)]
     return [a.split("=", 1)[1] for a in argv(text) if a.startswith(option + "=")]
+
+
+def hosts(text: str = TOPO) -> list[tuple[str, str]]:
+    """(address, name) of each line of the add-on's hosts file, read as dnsmasq reads one."""
+    from netlab.model.lab import resolve
+
+    lab = resolve(Topology.model_validate(yaml.safe_load(text)))
+    lines = dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing)).splitlines()
+    assert lines[0].startswith("# ")
+    return [(ip, name) for ip, name in (line.split() for line in lines[1:])]
 
 
 def test_every_record_has_the_corefiles_ttl_30():

@@ -56,8 +56,9 @@ def test_kube_proxy_has_no_rule_for_it_in_either_mode(mode):
 
 def test_dns_answers_its_name_with_the_endpoints_pod_ips_after_their_ptr_names():
     lab = lab_of()
-    argv = dns.dnsmasq_argv(dns.cluster_records(lab.topo, lab.addressing))
-    hosts = [a.split("=", 1)[1] for a in argv if a.startswith("--host-record=")]
+    records = dns.cluster_records(lab.topo, lab.addressing)
+    argv = dns.dnsmasq_argv(records)
+    hosts = [f"{name},{ip}" for ip, name in dns.host_records(records)]  # the hosts file's A records, in order
     fqdn = "db.default.svc.cluster.local"
     assert not [h for h in hosts if h.startswith(fqdn + ",10.96.")]  # no ClusterIP record
     mine = [h for h in hosts if h.startswith(fqdn + ",")]

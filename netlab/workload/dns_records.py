@@ -1,0 +1,193 @@
+"""The cluster DNS's A and PTR records: a hosts file in the lab's state directory, which dnsmasq re-reads.
+
+CoreDNS's kubernetes plugin watches the API server and answers a new Service,
+a new endpoint or a changed ClusterIP at once, without a restart (its pod's
+RESTARTS stays 0). The lab's kube-dns pod runs dnsmasq, which reads its
+``--addn-hosts`` file again when it gets SIGHUP (``man dnsmasq``, NOTES), so
+the records that change with the lab's pods and Services live there::
+
+    <state dir>/<lab>/dns/hosts     10.96.0.20 web.default.svc.cluster.local
+                                    10.244.0.2 10-244-0-2.web.default.svc.cluster.local
+
+``up`` writes it (atomically: dnsmasq reads the old file or the new one, never
+half) before any container starts. The container's record keeps the digest of
+the file its dnsmasq last read (``records``): a container started now reads the
+file as it is; one that runs as specified and read an older file gets SIGHUP,
+and ``up`` waits (at most :data:`WAIT` seconds) until its log says it read the
+file again (dnsmasq logs ``read <path> - N names`` once it holds the new
+records, or ``failed to load names from <path>``), so the changed names answer
+as soon as ``up`` returns.
+
+What dnsmasq takes only on its command line (``--srv-host``, ``--synth-domain``,
+``--auth-zone``: SIGHUP does not re-read them, and ``--servers-file`` refuses
+them) stays there (model/clusterdns.py), so a change of those (a Service added
+or removed, a port, a headless Service's endpoints, a namespace) restarts it,
+and the restart is counted as the kubelet counts one. ``down`` removes the file
+with the state directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from netlab.feature import StartResult
+from netlab.kernel import processes as proc
+from netlab.realize.state_dir import lab_dir, write_atomic
+from netlab.workload.tasks import proc_of, task_in
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, PodInfo
+
+# The cluster DNS model (and the topology's) is loaded when a lab is made or looked at, not by ``down``.
+
+FILE_MODE = 0o644  # as /etc/hosts
+KEY = "records"  # in the container's record: digest of the records file its dnsmasq last read
+WAIT = 5.0  # seconds: a dnsmasq that is not stopped reads a file of a few hundred lines in milliseconds
+POLL = 0.01
+
+
+def hosts_path(lab_name: str, create: bool = False) -> str:
+    """``<state dir>/<lab>/dns/hosts``: the file dnsmasq's ``--addn-hosts`` names."""
+    return os.path.join(lab_dir(lab_name, create=create), "dns", "hosts")
+
+
+def is_addon(pod: PodInfo) -> bool:
+    """The cluster DNS add-on's pod (model/clusterdns.py is_addon_pod)."""
+    from netlab.model.clusterdns import is_addon_pod
+
+    return is_addon_pod(pod.spec)
+
+
+def wanted(lab: Lab) -> str | None:
+    """The hosts file of the lab's cluster DNS add-on; None when the lab has none (no Services, or its own
+    kube-system/kube-dns)."""
+    from netlab.model import clusterdns as dns
+
+    if not any(is_addon(p) for p in lab.pods):
+        return None
+    return dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing))
+
+
+def read(lab_name: str) -> str | None:
+    """The file as it is, None when missing (or not a text file)."""
+    try:
+        with open(hosts_path(lab_name), encoding="utf-8") as fh:
+            return fh.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, UnicodeDecodeError):
+        return None
+
+
+def digest(text: str) -> str:
+    """What the containers feature records of the file dnsmasq last read (:func:`note_start`, :func:`reload`)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sync(lab: Lab) -> StartResult:
+    """Write the file when it is missing or differs (atomically); take it away when the lab has no add-on."""
+    done = StartResult()
+    text, have = wanted(lab), read(lab.name)
+    path = hosts_path(lab.name)
+    if text is None:
+        if have is not None:
+            os.unlink(path)
+        return done
+    if have != text:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        write_atomic(path, text.encode(), mode=FILE_MODE)
+        if have is not None:
+            done.actions.append(f"wrote the cluster DNS records {path} ({len(text.splitlines()) - 1} A records)")
+    return done
+
+
+def drift(lab: Lab) -> list[str]:
+    """The records file missing or not as planned, for status."""
+    text = wanted(lab)
+    if text is None:
+        return []
+    have = read(lab.name)
+    if have == text:
+        return []
+    word = "missing" if have is None else "different"
+    return [f"dns: the cluster DNS records {hosts_path(lab.name)} are {word} (Service names would answer "
+            "wrong); up writes them again"]
+
+
+def argv_tail(lab_name: str) -> list[str]:
+    """What the add-on's command gets besides the model's: the hosts file, a path of this machine's state
+    directory (the model does not know where it is)."""
+    return [f"--addn-hosts={hosts_path(lab_name)}"]
+
+
+def lab_of(pod: PodInfo) -> str:
+    """The lab a pod's namespace name says (``<lab>-<pod>``, naming.netns_name)."""
+    return pod.netns[: -len(pod.name) - 1]
+
+
+def note_start(lab: Lab, pod: PodInfo, crec: dict) -> None:
+    """A container (re)started now: if it is the add-on's dnsmasq, it reads the records file as it is."""
+    if is_addon(pod):
+        text = read(lab.name)
+        crec[KEY] = digest(text) if text is not None else None
+
+
+def reload(lab: Lab, pods: dict) -> StartResult:
+    """SIGHUP to the add-on's running dnsmasq when the records file changed since it read it; wait until it has."""
+    done = StartResult()
+    for pod in lab.pods:
+        if not is_addon(pod):
+            continue
+        cname = pod.containers[0].name
+        crec = pods.get(pod.name, {}).get("containers", {}).get(cname)
+        text = read(lab.name)
+        if not crec or text is None or crec.get(KEY) == digest(text):
+            continue
+        p = proc_of(crec)
+        if p is None or task_in(crec, pod.netns) in (None, "Z", "X", "T"):
+            continue  # not running (held by its restartPolicy, or stopped): it reads the file when it starts
+        log = crec.get("log") or ""
+        offset = _size(log)
+        if proc.start_time(p.pid) != p.start:
+            continue
+        os.kill(p.pid, signal.SIGHUP)
+        what = f"container {pod.name}/{cname}"
+        said = _await_read(log, offset, hosts_path(lab.name))
+        if said is True:
+            crec[KEY] = digest(text)
+            done.actions.append(f"{what} read the cluster DNS records again (SIGHUP; no restart)")
+        else:
+            done.problems.append(f"{what}: dnsmasq did not read the cluster DNS records again after SIGHUP "
+                                 f"({said}); `netlab logs {pod.name}` shows what it said")
+    return done
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _await_read(log: str, offset: int, path: str) -> bool | str:
+    """True once the log says dnsmasq read ``path`` (after ``offset``); else why not, in words."""
+    ok, bad = f"read {path} - ".encode(), f"failed to load names from {path}".encode()
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            with open(log, "rb") as fh:
+                if os.fstat(fh.fileno()).st_size >= offset:  # smaller: the log started over (10 MiB)
+                    fh.seek(offset)
+                seen = fh.read()
+        except OSError:
+            seen = b""
+        if ok in seen:
+            return True
+        if bad in seen:
+            line = seen[seen.index(bad):].split(b"\n", 1)[0]
+            return line.decode(errors="replace")
+        if time.monotonic() > deadline:
+            return f"its log said nothing of it in {WAIT:g} s"
+        time.sleep(POLL)

@@ -1,0 +1,135 @@
+"""The cluster DNS's A and PTR records file (workload/dns_records.py), which dnsmasq re-reads on SIGHUP: its
+content, where it is, how it is written, and how `up` knows dnsmasq read it (no root)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+
+import pytest
+import yaml
+
+from netlab.realize.state_dir import StateWriteFailed
+from netlab.model import clusterdns as dns
+from netlab.model.lab import resolve
+from netlab.model.topology import Topology
+from netlab.realize import state_dir
+from netlab.workload import dns_records
+from netlab.workload.containers import container_argv
+
+TOPO = """
+name: dnrec
+nodes: [{name: n1}]
+pods:
+  - {name: web-1, node: n1, ip: 10.244.0.2, labels: {app: web}}
+  - {name: client, node: n1, ip: 10.244.0.3}
+services:
+  - {name: web, selector: {app: web}, clusterIP: 10.96.0.20, ports: [{name: http, port: 80}]}
+"""
+
+
+def lab_of(text: str = TOPO):
+    return resolve(Topology.model_validate(yaml.safe_load(text)))
+
+
+def test_the_file_holds_every_a_record_in_ptr_order_and_the_command_none():
+    lab = lab_of()
+    assert dns_records.wanted(lab) == (
+        "# netlab: the cluster DNS's A and PTR records (dnsmasq --addn-hosts; read again on SIGHUP)\n"
+        "10.96.0.20 web.default.svc.cluster.local\n"
+        "10.96.0.10 kube-dns.kube-system.svc.cluster.local\n"
+        "10.96.0.1 kubernetes.default.svc.cluster.local\n"
+        "10.244.0.2 10-244-0-2.web.default.svc.cluster.local\n"
+        "10.244.0.4 10-244-0-4.kube-dns.kube-system.svc.cluster.local\n"
+        "10.96.0.10 ns.dns.cluster.local\n")
+    (pod,) = [p for p in lab.pods if p.name == dns.DNS_NAME]
+    argv = container_argv(pod, pod.containers[0])
+    # the records the file holds are not on the command line, so they change without a new command
+    assert not [a for a in argv if a.startswith("--host-record") or "10.96.0.20" in a or "10.244.0.2" in a]
+    assert argv[-1] == f"--addn-hosts={state_dir.STATE_ROOT}/dnrec/dns/hosts"
+    assert "--user=root" in argv  # dnsmasq re-reads it as root: the lab's state directory is root's (0700)
+    # a new endpoint and a new ClusterIP change the file, not the command
+    more = lab_of(TOPO.replace("10.96.0.20", "10.96.0.25").replace(
+        "  - {name: client,", "  - {name: web-2, node: n1, ip: 10.244.0.5, labels: {app: web}}\n  - {name: client,"))
+    (pod2,) = [p for p in more.pods if p.name == dns.DNS_NAME]
+    assert container_argv(pod2, pod2.containers[0]) == argv
+    assert "10.96.0.25 web.default.svc.cluster.local\n" in (dns_records.wanted(more) or "")
+    assert "10.244.0.5 10-244-0-5.web.default.svc.cluster.local\n" in (dns_records.wanted(more) or "")
+    # a Service's SRV records are only dnsmasq's command line's: a new Service is a new command
+    svc = lab_of(TOPO + "  - {name: api, selector: {app: web}, clusterIP: 10.96.0.30, ports: [{port: 81}]}\n")
+    (pod3,) = [p for p in svc.pods if p.name == dns.DNS_NAME]
+    assert any("api.default" in a for a in container_argv(pod3, pod3.containers[0]))
+
+
+def test_a_lab_without_the_add_on_has_no_file():
+    assert dns_records.wanted(lab_of(TOPO.split("services:")[0])) is None
+
+
+def test_sync_writes_it_root_readable_in_the_labs_folder_rewrites_only_a_change_and_removes_it():
+    lab = lab_of()
+    state_dir.lab_dir(lab.name)  # up made the lab's folder
+    path = dns_records.hosts_path(lab.name)
+    assert dns_records.sync(lab).actions == []  # the first write is the lab's making, not a repair
+    with open(path) as fh:
+        assert fh.read() == dns_records.wanted(lab)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    inode = os.stat(path).st_ino
+    assert dns_records.sync(lab).actions == [] and os.stat(path).st_ino == inode  # unchanged: not written
+    assert dns_records.drift(lab) == []
+    with open(path, "a") as fh:
+        fh.write("10.0.0.1 edited.default.svc.cluster.local\n")
+    assert dns_records.drift(lab) == [f"dns: the cluster DNS records {path} are different (Service names would "
+                                      "answer wrong); up writes them again"]
+    assert dns_records.sync(lab).actions == [f"wrote the cluster DNS records {path} (6 A records)"]
+    assert os.stat(path).st_ino != inode  # a new file renamed over the old: a reader has one or the other
+    assert dns_records.sync(lab_of(TOPO.split("services:")[0])).actions == [] and not os.path.exists(path)
+
+
+def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_one(monkeypatch):
+    lab = lab_of()
+    state_dir.lab_dir(lab.name)
+    path = dns_records.hosts_path(lab.name)
+    dns_records.sync(lab)
+    old = dns_records.read(lab.name)
+    changed = lab_of(TOPO.replace("10.96.0.20", "10.96.0.25"))
+
+    def full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(state_dir.os, "write", full)
+        with pytest.raises(StateWriteFailed):
+            dns_records.sync(changed)
+    assert dns_records.read(lab.name) == old and os.listdir(os.path.dirname(path)) == ["hosts"]
+
+
+def test_up_waits_for_dnsmasqs_word_that_it_read_the_file(tmp_path, monkeypatch):
+    """After SIGHUP, dnsmasq logs `read <path> - N names` once it holds the new records: up returns then, not
+    before; a log that says it failed, or nothing within the bound, is a problem in words."""
+    log, path = tmp_path / "kube-dns.dnsmasq.log", "/run/netlab/x/dns/hosts"
+    log.write_text("dnsmasq[7]: read /run/netlab/x/dns/hosts - 5 names\n")  # the start's, before the signal
+    offset = log.stat().st_size
+    monkeypatch.setattr(dns_records, "WAIT", 0.3)
+    assert dns_records._await_read(str(log), offset, path) == "its log said nothing of it in 0.3 s"
+
+    def say(line: str) -> None:
+        time.sleep(0.1)
+        with open(log, "a") as fh:
+            fh.write(line)
+
+    writer = threading.Thread(target=say, args=("dnsmasq[7]: auth[A] x from 10.244.0.3\n"
+                                                f"dnsmasq[7]: read {path} - 6 names\n",))
+    writer.start()
+    began = time.monotonic()
+    assert dns_records._await_read(str(log), offset, path) is True
+    assert time.monotonic() - began >= 0.05
+    writer.join()
+    offset = log.stat().st_size
+    say(f"dnsmasq[7]: failed to load names from {path}: Permission denied\n")
+    assert dns_records._await_read(str(log), offset, path) == \
+        f"failed to load names from {path}: Permission denied"
+    log.write_text(f"dnsmasq[7]: read {path} - 6 names\n")  # the log started over (past 10 MiB): from its start
+    assert dns_records._await_read(str(log), offset, path) is True
