@@ -1,0 +1,83 @@
+"""The cluster DNS answers changed records without a restart, as CoreDNS does (root): a real small lab, `up` of
+a changed file, questions from a pod through the DNS Service's ClusterIP (tests/dns_query.py).
+
+CoreDNS's kubernetes plugin watches the API server: a new endpoint or a changed ClusterIP answers at once and
+its pod's RESTARTS stays 0. The lab's dnsmasq re-reads its A and PTR records (a hosts file of the lab's state
+directory) on SIGHUP, and `up` returns once it has (workload/dns_records.py). SRV records are only on dnsmasq's
+command line (SIGHUP does not re-read --srv-host): a Service added or removed restarts it, and `get pods` counts
+that restart as the kubelet counts one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dns_query import ask, reverse
+from helpers import lab_up, netlab, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+DNS = "10.96.0.10"
+TOPOLOGY = """name: {lab}
+nodes: [{{name: n1}}]
+pods:
+  - {{name: web-1, node: n1, ip: 10.244.0.2, labels: {{app: web}}}}
+  - {{name: client, node: n1, ip: 10.244.0.3}}
+services:
+  - {{name: web, selector: {{app: web}}, clusterIP: 10.96.0.20, ports: [{{name: http, port: 80, targetPort: 8080}}]}}
+"""
+# a pod that becomes an endpoint of web, and web at another ClusterIP: A and PTR records only
+MORE = TOPOLOGY.replace("  - {{name: client,", "  - {{name: web-2, node: n1, ip: 10.244.0.5, labels: {{app: web}}}}\n"
+                                               "  - {{name: client,").replace("10.96.0.20", "10.96.0.25")
+# web removed, api added: their SRV records change too
+OTHER = MORE.replace("{{name: web, selector", "{{name: api, selector").replace("10.96.0.25", "10.96.0.30")
+
+
+def dnsmasq(lab: str) -> tuple[int, str]:
+    """(pid, RESTARTS as `get pods` prints it) of the kube-dns pod's dnsmasq."""
+    (pod,) = [p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
+              if p["name"] == "kube-dns"]
+    (container,) = pod["containers"]
+    rows = [line.split() for line in netlab("get", "pods", "--lab", lab).stdout.splitlines()]
+    header = rows[0]
+    (row,) = [r for r in rows[1:] if "kube-dns" in r]
+    return container["pid"], row[header.index("RESTARTS")]
+
+
+def answers(lab: str, *questions: str) -> list[tuple[str, list[str]]]:
+    return [(a["status"], sorted(a["answer"])) for a in ask(f"{lab}-client", DNS, *questions)]
+
+
+def test_a_new_endpoint_and_clusterip_answer_without_a_restart_and_a_new_service_with_a_counted_one(tmp_path):
+    lab = unique_lab("dnr")
+    path = write_topology(tmp_path, TOPOLOGY.format(lab=lab))
+    with lab_up(path, lab):
+        pid, restarts = dnsmasq(lab)
+        assert restarts == "0"
+        web = "web.default.svc.cluster.local"
+        assert answers(lab, web) == [("NOERROR", [f"{web}. 30 IN A 10.96.0.20"])]
+
+        write_topology(tmp_path, MORE.format(lab=lab))
+        netlab("up", "-t", path)
+        # right after up returns: the new records answer, the old ones are gone, from the same dnsmasq
+        assert answers(lab, web, "10-244-0-5.web.default.svc.cluster.local", f"{reverse('10.244.0.5')} PTR",
+                       f"{reverse('10.96.0.20')} PTR", f"_http._tcp.{web} SRV") == [
+            ("NOERROR", [f"{web}. 30 IN A 10.96.0.25"]),
+            ("NOERROR", [f"10-244-0-5.{web}. 30 IN A 10.244.0.5"]),
+            ("NOERROR", [f"{reverse('10.244.0.5')}. 30 IN PTR 10-244-0-5.{web}."]),
+            ("NXDOMAIN", []),
+            ("NOERROR", [f"_http._tcp.{web}. 30 IN SRV 0 100 80 {web}."])]
+        assert dnsmasq(lab) == (pid, "0")
+
+        # a Service added and one removed: their SRV records are dnsmasq's command line, so it restarts, counted
+        write_topology(tmp_path, OTHER.format(lab=lab))
+        netlab("up", "-t", path)
+        api = "api.default.svc.cluster.local"
+        assert answers(lab, api, f"_http._tcp.{api} SRV", web, f"_http._tcp.{web} SRV") == [
+            ("NOERROR", [f"{api}. 30 IN A 10.96.0.30"]),
+            ("NOERROR", [f"_http._tcp.{api}. 30 IN SRV 0 100 80 {api}."]),
+            ("NXDOMAIN", []), ("NXDOMAIN", [])]
+        new_pid, restarts = dnsmasq(lab)
+        assert new_pid != pid and restarts == "1"
