@@ -230,8 +230,7 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     if (api_ip < scidr.broadcast_address and api_ip not in addressing.service_ip.values()
             and not any((s.namespace, s.name) == (API_NAMESPACE, API_NAME) for s in topo.services)):
         services.append(DnsService(API_NAMESPACE, API_NAME, api_ip, (API_PORT,)))
-    namespaces = {*BUILTIN_NAMESPACES, *(n.name for n in topo.namespaces), *(p.namespace for p in topo.pods),
-                  *(s.namespace for s in topo.services)}
+    namespaces = existing_namespaces(topo)
     networks = collapse_addresses([topo.cluster.pod_cidr, *addressing.node_pod_cidr.values(), scidr])
     nameserver = next(s.ip for s in services if (s.namespace, s.name) == (DNS_NAMESPACE, DNS_NAME))
     return ClusterRecords(tuple(services), tuple(sorted(namespaces)), tuple(networks), nameserver)
@@ -253,6 +252,13 @@ def hosts_file(records: ClusterRecords) -> str:
     """The hosts file of the A and PTR records, which dnsmasq reads with ``--addn-hosts`` and again on SIGHUP."""
     return ("# netlab: the cluster DNS's A and PTR records (dnsmasq --addn-hosts; read again on SIGHUP)\n"
             + "".join(f"{ip} {name}\n" for ip, name in host_records(records)))
+
+
+def existing_namespaces(topo: Topology) -> set[str]:
+    """The namespaces the lab's cluster has: every cluster's own, those ``namespaces:`` declares, and those its
+    pods and Services live in (netlab makes a namespace for them, as the user would before applying them)."""
+    return {*BUILTIN_NAMESPACES, *(n.name for n in topo.namespaces), *(p.namespace for p in topo.pods),
+            *(s.namespace for s in topo.services)}
 
 
 def dnsmasq_argv(records: ClusterRecords) -> list[str]:

@@ -21,15 +21,17 @@ Nothing of a refused file is shown.
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, NamedTuple
 
 from pydantic import ConfigDict, Field, StrictStr, ValidationError
 
 from netlab.errors import Problem, TopologyError
+from netlab.model.clusterdns import existing_namespaces
 from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
 from netlab.model.fields import LabelKey, LabelValue, Model, Name
@@ -129,7 +131,14 @@ def _kind_problem(data: dict, kind: Any) -> str:
     return f"kind {show(kind)} cannot be included; include {' or '.join(KINDS)} manifests"
 
 
-Origin = tuple[str, "int | None", str]  # file, line, field: where an object was written
+class Origin(NamedTuple):
+    """Where an object was written: its name's file, line and field, and its namespace's line and field (None
+    when the namespace was not written: ``default``)."""
+
+    file: str
+    line: int | None
+    field: str
+    namespace: tuple[int | None, str] | None = None
 
 
 Reader = Callable[[str, str], str]  # (path, name shown in messages) -> text; raises TopologyError
@@ -202,7 +211,10 @@ def _document(doc: _Doc, data: dict, at: Loc, implied: tuple[str, str] | None = 
     except ValidationError as exc:
         doc.problems.extend(_problems(exc, doc.src, doc.offset, kind, at))
         return
-    origin = (doc.shown, doc.line(at + ("metadata", "name")), format_path(at + ("metadata", "name")))
+    ns_at = at + ("metadata", "namespace")
+    written = isinstance(data.get("metadata"), dict) and "namespace" in data["metadata"]
+    origin = Origin(doc.shown, doc.line(at + ("metadata", "name")), format_path(at + ("metadata", "name")),
+                    (doc.line(ns_at), format_path(ns_at)) if written else None)
     if isinstance(obj, PolicyManifest):
         doc.objects.append((NetworkPolicy(name=obj.metadata.name, namespace=obj.metadata.namespace, spec=obj.spec),
                             origin))
@@ -274,9 +286,14 @@ def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology
     file the way the topology itself was read (regular file, bounded size, UTF-8)."""
     objects: list[tuple[NetworkPolicy | Namespace, Origin]] = []
     for i, ns in enumerate(topo.namespaces):
-        objects.append((ns, (src.file, src.line_of(("namespaces", i, "name")), f"namespaces[{i}].name")))
+        objects.append((ns, Origin(src.file, src.line_of(("namespaces", i, "name")), f"namespaces[{i}].name")))
+    written = src.data.get("networkPolicies") if isinstance(src.data, dict) else None
     for i, pol in enumerate(topo.network_policies):
-        objects.append((pol, (src.file, src.line_of(("networkPolicies", i, "name")), f"networkPolicies[{i}].name")))
+        ns_at = ("networkPolicies", i, "namespace")
+        given = isinstance(written, list) and isinstance(written[i], dict) and "namespace" in written[i]
+        name_at = ("networkPolicies", i, "name")
+        objects.append((pol, Origin(src.file, src.line_of(name_at), format_path(name_at),
+                                    (src.line_of(ns_at), format_path(ns_at)) if given else None)))
     problems: list[Problem] = []
     if topo.include:
         if not os.path.isfile(src.file):
@@ -289,7 +306,28 @@ def expand_includes(topo: Topology, src: Source, read: Reader) -> tuple[Topology
     problems += _duplicates(objects)
     policies = [o for o, _ in objects if isinstance(o, NetworkPolicy)]
     namespaces = [o for o, _ in objects if isinstance(o, Namespace)]
-    return topo.model_copy(update={"network_policies": policies, "namespaces": namespaces, "include": []}), problems
+    topo = topo.model_copy(update={"network_policies": policies, "namespaces": namespaces, "include": []})
+    return topo, problems + _unknown_namespaces(topo, objects)
+
+
+def _unknown_namespaces(topo: Topology, objects: "Objects") -> list[Problem]:
+    """A policy in a namespace the cluster does not have: the API server refuses to create it (``namespaces "x"
+    not found``), so netlab does too, at the namespace's field. A cluster has its own namespaces, those
+    ``namespaces:`` declares (or an included Namespace), and those of its pods and Services."""
+    known = existing_namespaces(topo)
+    out = []
+    for obj, origin in objects:
+        if not isinstance(obj, NetworkPolicy) or obj.namespace in known:
+            continue
+        line, field = origin.namespace or (origin.line, origin.field)
+        close = difflib.get_close_matches(obj.namespace, sorted(known), n=1)
+        fix = "declare the namespace under namespaces: (or include its Namespace manifest)"
+        out.append(Problem(origin.file, line, field,
+                           f"NetworkPolicy {obj.namespace}/{obj.name}: namespace {obj.namespace!r} does not exist "
+                           f"(no pod or Service is in it and namespaces: does not list it), so the API server "
+                           f"refuses the policy (namespaces \"{obj.namespace}\" not found); "
+                           + (f"did you mean {close[0]!r}? Else {fix}" if close else fix)))
+    return out
 
 
 def _duplicates(objects: list[tuple[NetworkPolicy | Namespace, Origin]]) -> list[Problem]:
@@ -298,7 +336,7 @@ def _duplicates(objects: list[tuple[NetworkPolicy | Namespace, Origin]]) -> list
     for obj, origin in objects:
         key = ("policy", obj.namespace, obj.name) if isinstance(obj, NetworkPolicy) else ("namespace", obj.name)
         if key in seen:
-            file, line, _ = seen[key]
+            file, line = seen[key].file, seen[key].line
             what = f"NetworkPolicy {obj.namespace}/{obj.name}" if key[0] == "policy" else f"namespace {obj.name}"
             out.append(Problem(origin[0], origin[1], origin[2],
                                f"{what} is already defined at {file}:{line}; rename or remove one"))
