@@ -109,6 +109,7 @@ class Lab(PodActions):
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
         from netlab.model.netpol import policy_notes
+        from netlab.model.netpol_match import match_notes
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
 
@@ -117,6 +118,7 @@ class Lab(PodActions):
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
         warnings = list(done.warnings) + service_notes(loaded.lab) + policy_notes(loaded.lab.topo.network_policies)
+        warnings += match_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
             warnings.append(budget)

@@ -42,8 +42,10 @@ def validate(topology: str | None, output: str) -> None:
         raise TopologyError(cni_problems)
     from netlab.model.endpoints import service_notes
     from netlab.model.netpol import policy_notes
+    from netlab.model.netpol_match import match_notes
 
-    notes = service_notes(lab) + policy_notes(lab.topo.network_policies)  # valid, probably not meant: said
+    # valid, probably not meant: said
+    notes = service_notes(lab) + policy_notes(lab.topo.network_policies) + match_notes(lab)
     if output == "json":
         print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
                     "services": len(lab.services), "added": {"pods": loaded.added_pods,
