@@ -165,7 +165,8 @@ class Lab(PodActions):
         self._down = True
         self._model = None
         return R.DownResult(lab=done.lab, was_up=done.was_up, removed_netns=tuple(done.removed_netns),
-                            skipped=tuple(done.skipped), problems=tuple(done.problems))
+                            skipped=tuple(done.skipped), problems=tuple(done.problems),
+                            removed_pod_files=tuple(done.removed_pod_files))
 
     # --- what it is ------------------------------------------------------------------------
 

@@ -98,6 +98,9 @@ class DownResult:
     removed_netns: tuple[str, ...]
     skipped: tuple[str, ...]
     problems: tuple[str, ...] = ()  # what a feature could not undo (a CNI plugin's failed DEL): warnings
+    # ``force``: the pods' files under /etc/netns whose first line alone proved them the lab's (no state and no
+    # namespace of it named them), removed, by path; the files of the namespaces removed go too, unlisted.
+    removed_pod_files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import os
+from typing import TYPE_CHECKING, Sequence
 
 import click
 from click.core import ParameterSource
@@ -234,7 +235,8 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     lab_name = api.selected_name(lab_name, topology, required=False)
     if lab_name is None:
         if output == "json":
-            print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": [], "problems": []})
+            print_json({"lab": None, "was_up": False, "removed_netns": [], "skipped": [], "problems": [],
+                        "removed_pod_files": []})
         else:
             click.echo("no lab is up; nothing to do")
         return
@@ -255,7 +257,19 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     if not result.was_up:
         click.echo(f"lab {lab_name} is not up; nothing to do")
     else:
-        click.echo(f"lab {lab_name} is down ({len(result.removed_netns)} namespaces removed)")
+        click.echo(f"lab {lab_name} is down ({len(result.removed_netns)} namespaces removed"
+                   f"{pod_files_words(result.removed_pod_files)})")
+
+
+def pod_files_words(paths: Sequence[str]) -> str:
+    """What `down --force` says of the pods' files it took from /etc/netns with no namespace of the lab's left
+    (their first line named the lab): their folders, the first three and how many more; nothing when none."""
+    folders = sorted({os.path.basename(os.path.dirname(path)) for path in paths})
+    if not folders:
+        return ""
+    more = f" and {len(folders) - 3} more" if len(folders) > 3 else ""
+    root = os.path.dirname(os.path.dirname(paths[0]))
+    return f"; its pods' files in {root} removed: {', '.join(folders[:3])}{more}"
 
 
 def _stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:

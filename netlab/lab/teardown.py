@@ -47,6 +47,9 @@ class DownResult:
     # What the features could not undo: a CNI plugin's DEL that failed (what it made may be left in the node's
     # namespace, which goes anyway), a process that outlived SIGKILL. Said as warnings; down goes on.
     problems: list[str] = field(default_factory=list)
+    # down --force: the pods' files under /etc/netns that only their first line proved the lab's (no state, no
+    # namespace of it named them: /run was emptied, its namespaces deleted), removed, by path.
+    removed_pod_files: list[str] = field(default_factory=list)
 
 
 def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: float = 60.0,

@@ -20,8 +20,8 @@ import os
 from typing import Any
 
 from netlab.kernel import netns as nsmod
-from netlab.realize import state as statemod, state_dir
-from netlab.realize.tags import pod_files, remnants, tag_owner, tagged_namespaces
+from netlab.realize import state as statemod, state_dir, tags
+from netlab.realize.tags import POD_FILES, pod_files, remnants, tag_owner, tagged_namespaces
 
 
 def owner_of(name: str) -> tuple[str, str] | None:
@@ -83,6 +83,27 @@ def _stand_in(lab: str, names: list[str], files: dict[str, list[str]]) -> statem
     return stand_in
 
 
+def _pod_files_named(lab: str, state: statemod.LabState) -> dict[str, list[str]]:
+    """The pods' files a stand-in's services record names (_files_record) that are still the lab's, by kind (the
+    readable state's teardown, just before, took those it names too)."""
+    rec = state.extra.get("services", {})
+    named = {kind: set(rec.get(kind, {})) for kind in POD_FILES}
+    folders = sorted(set().union(*named.values()))
+    found = pod_files(lab, folders) if folders else {kind: [] for kind in POD_FILES}
+    return {kind: [name for name in found[kind] if name in named[kind]] for kind in POD_FILES}
+
+
+def _removed(lab: str, named: dict[str, list[str]]) -> list[str]:
+    """The paths of the pods' files ``named`` (by kind, the namespaces) that are no longer the lab's: taken away
+    (a file still there saying it is the lab's was not)."""
+    folders = sorted({name for names in named.values() for name in names})
+    if not folders:
+        return []
+    still = pod_files(lab, folders)
+    return sorted(os.path.join(tags.ETC_NETNS, name, POD_FILES[kind])
+                  for kind, names in named.items() for name in names if name not in still[kind])
+
+
 def force_down(lab: str, teardown, tag_for) -> Any:
     """``down --force``: tear down the readable state and every stand-in (see force_states).
 
@@ -95,13 +116,17 @@ def force_down(lab: str, teardown, tag_for) -> Any:
         state = None
     result = None
     for st, tag in force_states(lab, state):
+        # The stand-in that lists no namespace: its pods' files are proven the lab's by their first line alone.
+        alone = _pod_files_named(lab, st) if tag is not None and not st.netns else {}
         done = teardown(st, tag or tag_for(st))
+        done.removed_pod_files += _removed(lab, alone)
         if result is None:
             result = done
         else:
             result.removed_netns += done.removed_netns
             result.skipped += done.skipped
             result.problems += done.problems
+            result.removed_pod_files += done.removed_pod_files
     if result is None:
         state_dir.forget(lab)  # a corrupt state and no namespace: forget the file
     return result

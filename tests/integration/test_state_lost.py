@@ -153,7 +153,8 @@ def check_pod_files_left(lab: str) -> None:
         assert status.returncode == 2 and f"lab '{lab}' is not up" in status.stderr, status
 
         out = netlab("down", "--lab", lab, "--force")
-        assert out.stdout == f"lab {lab} is down (0 namespaces removed)\n", out
+        assert out.stdout == (f"lab {lab} is down (0 namespaces removed; its pods' files in /etc/netns removed: "
+                              f"{lab}-a, {lab}-b)\n"), out
         assert pod_folders(lab) == {d: before[d] for d in (f"{lab}-c", f"{lab}-x-web")}
         assert not os.path.exists(state_path(lab))
     assert pod_folders(lab) == {}

@@ -117,7 +117,8 @@ def test_to_json_leaves_out_none_only_where_a_class_asks_and_keeps_other_values_
     end = R.TraceEnd(name="web", kind="service", ip="10.96.0.20", port=80)
     assert jsonio.to_json(end) == {"name": "web", "kind": "service", "ip": "10.96.0.20", "port": 80}
     down = jsonio.to_json(R.DownResult(lab="x", was_up=False, removed_netns=(), skipped=()))
-    assert down == {"lab": "x", "was_up": False, "removed_netns": [], "skipped": [], "problems": []}
+    assert down == {"lab": "x", "was_up": False, "removed_netns": [], "skipped": [], "problems": [],
+                    "removed_pod_files": []}
     # A class (not an instance) and other values pass through; mappings and tuples nest.
     assert jsonio.to_json({"k": (R.TraceEnd, 1.5, None, [end])}) == {
         "k": [R.TraceEnd, 1.5, None, [{"name": "web", "kind": "service", "ip": "10.96.0.20", "port": 80}]]}

@@ -7,10 +7,12 @@ as lost. No root: /etc/netns is a temporary folder here (the real thing: tests/i
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
 
+from netlab.api import lifecycle
 from netlab.api.running import labs
 from netlab.errors import UsageError
 from netlab.feature import ModuleFeature
@@ -20,6 +22,7 @@ from netlab.model.naming import pod_file_marker
 from netlab.realize import state_dir, tags
 from netlab.realize.state import LabState, PodFilesLeft, StateLost, lost_state
 from netlab.services import lifecycle as services, netns_files
+from cli_inprocess import run_cli
 
 LAB = "ab"
 
@@ -123,6 +126,7 @@ def test_down_force_takes_exactly_the_labs_files(etc, state_root):
     pod(etc, "ab-d")  # no file: no proof, left alone
     result = teardown.down(LAB, FakeKernel(), [ModuleFeature(services)], force=True)
     assert (result.was_up, result.removed_netns, result.problems) == (True, [], [])
+    assert result.removed_pod_files == [f"{etc}/ab-a/hosts", f"{etc}/ab-a/resolv.conf", f"{etc}/ab-b/hosts"]
     assert tree(etc) == ["ab-b", "ab-b/resolv.conf", "ab-c", "ab-c/hosts", "ab-d", "ab-x-web", "ab-x-web/hosts",
                          "ab-x-web/resolv.conf"]
     assert os.listdir(state_root) == []  # the stand-in's state went with it
@@ -138,8 +142,42 @@ def test_down_force_of_a_lab_with_a_state_takes_its_earlier_runs_files_too(etc, 
     pod(etc, "ab-a", hosts=mine())
     pod(etc, "ab-old", hosts=mine())
     pod(etc, "ab-x-old", hosts=mine("ab-x"))
-    teardown.down(LAB, FakeKernel(), [ModuleFeature(services)], force=True)
+    result = teardown.down(LAB, FakeKernel(), [ModuleFeature(services)], force=True)
     assert tree(etc) == ["ab-x-old", "ab-x-old/hosts"]
+    assert result.removed_pod_files == [f"{etc}/ab-old/hosts"]  # the state's own files went with it, unlisted
+
+
+@pytest.fixture
+def cli_down(etc, monkeypatch):
+    """`netlab down` in this process, on the fake kernel with the pods' files feature, as root."""
+    monkeypatch.setattr("netlab.cli.lab.require_root", lambda: None)
+    monkeypatch.setattr(lifecycle, "live_kernel", FakeKernel)
+    monkeypatch.setattr(lifecycle, "default_features", lambda: [ModuleFeature(services)])
+    return lambda *args: run_cli("down", "--lab", LAB, *args)
+
+
+@pytest.mark.parametrize("count, said", [(2, "ab-a, ab-b"), (5, "ab-a, ab-b, ab-c and 2 more")])
+def test_down_force_says_which_pods_files_it_removed(etc, cli_down, count, said):
+    """Without it the line was "(0 namespaces removed)", as if nothing had been there."""
+    for name in "abcde"[:count]:
+        pod(etc, f"ab-{name}", resolv=mine(), hosts=mine())
+    pod(etc, "ab-x-web", hosts=mine("ab-x"))
+    proc = cli_down("--force")
+    assert (proc.returncode, proc.stderr) == (0, ""), proc
+    assert proc.stdout == f"lab ab is down (0 namespaces removed; its pods' files in {etc} removed: {said})\n"
+    assert tree(etc) == ["ab-x-web", "ab-x-web/hosts"]
+
+
+def test_down_force_json_names_the_pods_files_it_removed_beside_what_it_always_had(etc, cli_down):
+    pod(etc, "ab-a", hosts=mine(), resolv="# the user's resolv.conf\n")
+    proc = cli_down("--force", "-o", "json")
+    assert json.loads(proc.stdout) == {"lab": LAB, "was_up": True, "removed_netns": [], "skipped": [],
+                                       "problems": [], "removed_pod_files": [f"{etc}/ab-a/hosts"]}, proc
+    assert tree(etc) == ["ab-a", "ab-a/resolv.conf"]
+    again = cli_down("--force", "-o", "json")  # nothing left: the same keys, empty
+    assert json.loads(again.stdout) == {"lab": LAB, "was_up": False, "removed_netns": [], "skipped": [],
+                                        "problems": [], "removed_pod_files": []}, again
+    assert cli_down("--force").stdout == "lab ab is not up; nothing to do\n"
 
 
 def test_the_files_are_removed_through_their_folder_never_a_symlink_put_in_its_place(etc, tmp_path):
