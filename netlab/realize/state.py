@@ -151,8 +151,10 @@ class LabState:
 
 
 def force_down_hint(lab: str) -> str:
-    """The way out for a lab whose state cannot say what it made (corrupt, or lost)."""
-    return f"`sudo netlab down --lab {lab} --force` (it deletes only namespaces tagged as the lab's)"
+    """The way out for a lab whose state cannot say what it made (corrupt, or lost): what proves a namespace the
+    lab's is its tag, and a pod's file under /etc/netns its first line (realize/ownership.py)."""
+    return (f"`sudo netlab down --lab {lab} --force` (it deletes only namespaces tagged as the lab's and pods' "
+            f"files in {ETC_NETNS} whose first line says they are the lab's)")
 
 
 class StateCorrupt(EnvironmentNotReady):

@@ -15,7 +15,7 @@ from netlab.errors import EnvironmentNotReady
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
 from netlab.realize import state_dir
-from netlab.realize.state import LabState, StateLost, lost_state, running_lab
+from netlab.realize.state import LabState, StateCorrupt, StateLost, lost_state, running_lab
 
 LAB = "ilost"
 
@@ -34,7 +34,8 @@ def test_a_folder_with_a_runs_files_and_no_state_is_a_lost_state_and_down_change
     assert str(info.value) == (
         f"lab {LAB} has no state file ({folder}/state.json), yet its folder {folder} holds what a run of it left "
         f"(echo.sock, logs, state.sum): its state was lost; take the lab down with `sudo netlab down --lab {LAB} "
-        "--force` (it deletes only namespaces tagged as the lab's)")
+        "--force` (it deletes only namespaces tagged as the lab's and pods' files in /etc/netns whose first line "
+        "says they are the lab's)")
     assert sorted(os.listdir(folder)) == before
     with pytest.raises(StateLost):
         running_lab(LAB)  # status, get, exec ... say the same
@@ -85,5 +86,19 @@ def test_list_shows_a_lost_lab_with_the_way_out_and_not_a_folder_of_only_a_lock(
     (state_root / LAB / "echo.sock").write_bytes(b"")
     rows = labs()
     assert [(r.lab, r.phase) for r in rows] == [("ialive", "creating"), (LAB, "lost")]
-    assert rows[1].error is not None and rows[1].error.endswith(f"`sudo netlab down --lab {LAB} --force` (it "
-                                                                "deletes only namespaces tagged as the lab's)")
+    assert rows[1].error is not None and rows[1].error.endswith(
+        f"`sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged as the lab's and pods' files in "
+        "/etc/netns whose first line says they are the lab's)")
+
+
+def test_a_corrupt_state_says_force_takes_the_pods_files_too(state_root):
+    """The way out of a corrupt state and of a lost one is the same `down --force`: it also removes the pods' files
+    under /etc/netns whose first line says they are the lab's, and the line says so (it named the namespaces only)."""
+    LabState(lab=LAB).save()
+    (state_root / LAB / "state.json").write_text("{not json")
+    with pytest.raises(StateCorrupt) as info:
+        running_lab(LAB)
+    assert str(info.value).startswith(f"lab {LAB}: its state file {state_root}/{LAB}/state.json is corrupt (")
+    assert str(info.value).endswith(
+        f"take the lab down anyway with `sudo netlab down --lab {LAB} --force` (it deletes only namespaces tagged "
+        "as the lab's and pods' files in /etc/netns whose first line says they are the lab's)")
