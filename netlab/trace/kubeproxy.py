@@ -310,7 +310,7 @@ def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: 
     why = (f"{node} did not DNAT this packet for Service {svc.name}: {gap.text(node)}{targets_too(lost)}; "
            f"{'without a DNAT' if gap.alike else 'without them' if lost else 'without it'} {then}")
     return NoDnat(f"no DNAT for {f}: {gap.lacks()} {'are' if gap.alike else 'is'} missing", why, commands,
-                  f"sudo netlab up --lab {lab.lab}" if lost else gap.fix(ns, planned), cause=True,
+                  lab.repair if lost else gap.fix(ns, planned), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain,
                          "also_missing": gap.others or None, "missing_targets": lost or None,
                          "other_endpoints_missing": [f"chain {m.chain}" if m.chain else m.step.line

@@ -236,7 +236,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     lacks = f"{endpoints_lacking([gap.role] + [s.role for s in alike])} are" if alike else f"{what} is"
     put_back = " && ".join(fix(ns, s, planned) for s in [gap, *alike])
     return NoDnat(f"no DNAT for {f}: {lacks} missing", why, commands,
-                  f"sudo netlab up --lab {lab.lab}" if lost else put_back, cause=True,
+                  lab.repair if lost else put_back, cause=True,
                   facts={"service": svc.name, "missing_rule": gap.line, "missing_chain": gap.line.split()[1]
                          if gap.line.startswith("chain ") else None, "also_missing": others or None,
                          "missing_targets": lost or None,
@@ -273,7 +273,7 @@ def _no_table(lab: LabMap, ns: str, node: str, svc: ServiceFacts, f: Flow,
            f"nftables mode: its chains, the map service-ips and every Service's DNAT) is missing from {node}; "
            f"without it {then}")
     return NoDnat(f"no DNAT for {f}: table {TABLE} is missing", why, commands + [f"ip netns exec {ns} nft list tables"],
-                  f"sudo netlab up --lab {lab.lab}", cause=True,
+                  lab.repair, cause=True,
                   facts={"service": svc.name, "missing_table": TABLE})
 
 

@@ -123,6 +123,13 @@ class LabMap:
     node_pod_cidrs: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (netns, pod CIDR)
     node_ips: set[str] = field(default_factory=set)  # the nodes' underlay addresses (their VTEPs)
     mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
+    # The `up` that repairs the lab, the fix where only all of it puts back what is missing: the words `status`
+    # says it in (realize.state.repair_up: `-t FILE` for a lab from a file), set by trace.run from the lab's
+    # state; else `up --lab NAME`, which repairs any running lab from its saved topology.
+    repair: str = ""
+
+    def __post_init__(self) -> None:
+        self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
 
     @classmethod
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":

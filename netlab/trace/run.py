@@ -72,6 +72,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     if proto in ("tcp", "udp") and port is None:
         raise UsageError(f"{dst.name} serves no {proto.upper()} port netlab knows of; give one with --port N")
     lm = lab_map(lab)
+    lm.repair = repair if repair is not None else repair_command(lab.name)  # as `status` says it
     namespaces = capture_namespaces(lab, src, dst)
     missing = [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
     if missing:
@@ -80,7 +81,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
     step(0)
     try:
-        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport, repair)
+        return _run(lab, lm, src, dst, proto, port, timeout, pcap, namespaces, step, size, sport)
     except NetnsGone as exc:  # a namespace deleted (ip netns del, netlab down) since it was looked at: said as always
         exc.lab = lab.name
         raise
@@ -96,7 +97,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
 
 def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: int | None, timeout: float,
          pcap: str | None, namespaces: list[str], step: Callable[[int], None], size: int = 0,
-         sport: int = 0, repair: str | None = None) -> TraceResult:
+         sport: int = 0) -> TraceResult:
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     nonce = secrets.token_hex(4)
     question: str | None = None
@@ -212,7 +213,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.dns["answer"] = dns.answer(sent.reply_data, query_id)
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
-    result.repair = repair if repair is not None else repair_command(lab.name)
+    result.repair = lm.repair
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
                     tpolicy.Tables(policy_tables, result.repair))
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:

@@ -136,7 +136,7 @@ def _fix(lab: LabMap, ns: str, rule: WrongRule) -> str:
     """The chain put back as planned (its rules again, in the plan's order); `netlab up` for a chain the plan
     does not have (what jumps to it is not the plan's either)."""
     if not rule.planned:
-        return f"sudo netlab up --lab {lab.lab}"
+        return lab.repair
     if rule.where != "nat table":
         return kubeproxy_nft.fix(ns, kubeproxy_nft.Step(f"chain {rule.chain}", ""), lab.planned_nft.get(ns, ()))
     ipt = f"ip netns exec {ns} iptables -t nat"

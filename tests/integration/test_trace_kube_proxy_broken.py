@@ -11,11 +11,13 @@ packet wandered to, with no fix.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 
 import pytest
 
 from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from netlab.errors import command_path
 
 pytestmark = pytest.mark.root
 
@@ -41,7 +43,7 @@ def broken_lab(request, tmp_path_factory):
     path = write_topology(tmp_path_factory.mktemp(f"broken-{mode}"), TOPOLOGY.format(lab=lab, mode=mode),
                           f"{lab}.yaml")
     with lab_up(path, lab):
-        yield {"name": lab, "mode": mode, "n1": f"{lab}-node-1"}
+        yield {"name": lab, "mode": mode, "n1": f"{lab}-node-1", "path": path}
 
 
 def trace(lab: str) -> tuple[int, dict]:
@@ -117,7 +119,10 @@ def test_a_node_without_kube_proxys_ruleset_is_blamed_and_up_is_the_fix(broken_l
     try:
         rc, d = trace(lab)
         lost = d["lost"]
-        assert rc == 1 and lost["netns"] == n1 and lost["fix"] == f"sudo netlab up --lab {lab}", d
+        # the fix is the repair status prints for this lab, from a file: `sudo netlab up -t FILE` (it said --lab)
+        repair = json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["repair"]
+        assert repair == f"sudo netlab up -t {command_path(broken_lab['path'])}", repair
+        assert rc == 1 and lost["netns"] == n1 and lost["fix"] == repair, d
         row = next(h for h in d["hops"] if h["index"] == lost["hop"])
         assert row["kind"] == "dnat" and row["cause"]
         if mode == "nftables":
@@ -127,7 +132,9 @@ def test_a_node_without_kube_proxys_ruleset_is_blamed_and_up_is_the_fix(broken_l
         else:
             assert row["facts"]["missing_targets"] == ["KUBE-SERVICES"]
             assert "and chain KUBE-SERVICES, which it jumps to, is missing too" in lost["reason"]
-        netlab("up", "--lab", lab)  # the printed fix
+        sudo, command, *args = shlex.split(lost["fix"])  # the printed fix, as typed
+        assert (sudo, command) == ("sudo", "netlab"), lost
+        netlab(*args)
         assert as_planned(lab)
     finally:
         if not as_planned(lab):
