@@ -457,7 +457,8 @@ def binary(name: str) -> str:
     """Absolute path of a system binary, or a clear EnvironmentNotReady."""
     path = shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin")
     if not path:
-        raise EnvironmentNotReady(f"{name} is not installed; run scripts/setup.sh (or apt-get install the package with {name})")
+        raise EnvironmentNotReady(f"{name} is not installed; run scripts/setup.sh "
+                                  f"(or apt-get install the package with {name})")
     return path
 
 

@@ -145,7 +145,8 @@ def by_name(checks) -> dict[str, doctor.Check]:
 # --- what a lab needs ---------------------------------------------------------------------------
 
 def test_needs_follow_the_plan():
-    assert {"netns", "veth", "bridge", "vxlan", "br_netfilter", "iptables-restore", "conntrack"} <= doctor.needs(DEFAULT)
+    assert {"netns", "veth", "bridge", "vxlan", "br_netfilter", "iptables-restore", "conntrack"} \
+        <= doctor.needs(DEFAULT)
     assert "vxlan" not in doctor.needs(HOST_GW)  # routes, no overlay device
     assert "dnsmasq" not in doctor.needs(DEFAULT) and "conntrack-tool" not in doctor.needs(DEFAULT)
     assert {"dnsmasq", "conntrack-tool"} <= doctor.needs(SERVICES)  # the cluster DNS pod, UDP conntrack cleanup
@@ -191,7 +192,8 @@ def test_all_present_every_line_ok(machine):
         assert LINE.match(check.line()), check.line()
         assert "\n" not in check.line() and "; fix:" not in check.line()
     lines = by_name(checks)
-    assert lines["iptables-restore"].line() == "ok    tool iptables-restore: /usr/sbin/iptables-restore, v1.8.9, nft backend"
+    assert lines["iptables-restore"].line() == (
+        "ok    tool iptables-restore: /usr/sbin/iptables-restore, v1.8.9, nft backend")
     assert lines["fallback-tunnels"].line() == "info  host fallback tunnels: a new namespace holds only lo"
     assert lines["ipv6"].line() == ("info  host IPv6: in this kernel; netlab turns it off in every lab namespace "
                                     "(disable_ipv6 = 1)")
@@ -400,8 +402,9 @@ def test_json_has_every_field(machine):
 def test_would_load_module_only_when_on_disk_and_not_loaded(tmp_path, monkeypatch):
     (tmp_path / "modules").write_text("vxlan 1234 0 - Live 0x0\nbridge 1 0 - Live 0x0\n")
     (tmp_path / "lib").mkdir()
-    (tmp_path / "lib/modules.dep").write_text("kernel/drivers/net/vxlan/vxlan.ko.zst: kernel/net/ipv4/udp_tunnel.ko.zst\n"
-                                              "kernel/net/sched/sch_netem.ko.xz:\nkernel/drivers/net/veth.ko:\n")
+    (tmp_path / "lib/modules.dep").write_text(
+        "kernel/drivers/net/vxlan/vxlan.ko.zst: kernel/net/ipv4/udp_tunnel.ko.zst\n"
+        "kernel/net/sched/sch_netem.ko.xz:\nkernel/drivers/net/veth.ko:\n")
     (tmp_path / "lib/modules.builtin").write_text("kernel/drivers/net/veth.ko\n")
     monkeypatch.setattr(features, "PROC_MODULES", str(tmp_path / "modules"))
     monkeypatch.setattr(features, "MODULES_DIR", str(tmp_path / "lib"))
