@@ -9,7 +9,8 @@ letter by letter. The CLI's options take their ranges from here, so a value one 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Iterator
+import os
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +22,8 @@ PROTOS = ("icmp", "tcp", "udp")
 PROBE_TIMEOUT = (0.05, 30)
 TRACE_TIMEOUT = (0.1, 30)
 TRACE_SIZE = (1, 65000)  # trace --size: an ICMP echo's payload with DF (0: the plain echo)
+WAIT = (0, math.inf)  # seconds to wait for a lab another process holds: the CLI's --wait
+SHOWN = 60  # characters of a refused value an error shows
 
 
 @contextmanager
@@ -33,10 +36,79 @@ def method(name: str) -> Iterator[None]:
         raise UsageError(f"{name}: {exc}") from None
 
 
+def given(value: Any) -> str:
+    """A refused value as an error names it, its type and repr (``int 5``), on one short printable line."""
+    text = repr(value)
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return f"{type(value).__name__} {text[:SHOWN] + '...' if len(text) > SHOWN else text}"
+
+
 def check_int(what: str, value: Any) -> None:
     """An int (not a bool): a port given as "8080" is said to be the wrong type, not out of range."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UsageError(f"{what} must be an integer, not {type(value).__name__} {value!r}")
+        raise UsageError(f"{what} must be an integer, not {given(value)}")
+
+
+def check_str(what: str, value: Any, *, none_ok: bool = False) -> None:
+    """A name (a pod's, a node's, NAME:IFACE ...): a str, as the CLI's arguments are; ``none_ok``: or None."""
+    if not isinstance(value, str) and not (none_ok and value is None):
+        raise UsageError(f"{what} must be a string{' or None' if none_ok else ''}, not {given(value)}")
+
+
+def check_strs(what: str, value: Any) -> None:
+    """A list of names (sections, protocols): a str (one, or several comma-separated) or an iterable of str."""
+    if isinstance(value, str):
+        return
+    if isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        raise UsageError(f"{what} must be a string or a list of strings, not {given(value)}")
+    for i, item in enumerate(value):
+        check_str(f"{what}[{i}]", item)
+
+
+def check_command(what: str, value: Any) -> list[Any]:
+    """A command as ``netlab exec`` runs it: a str (run with ``/bin/sh -c``), or a program and its arguments,
+    each a str, bytes or a path (as Popen takes them). Returns the argv."""
+    if isinstance(value, str):
+        return ["/bin/sh", "-c", value]
+    if isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        raise UsageError(f"{what} must be a string or a list of strings, not {given(value)}")
+    argv = list(value)
+    if not argv:
+        raise UsageError("no command given")
+    for i, arg in enumerate(argv):
+        if not isinstance(arg, (str, bytes, os.PathLike)):
+            raise UsageError(f"{what}[{i}] must be a string, bytes or a path, not {given(arg)}")
+    return argv
+
+
+def check_env(what: str, value: Any) -> None:
+    """None (the caller's environment) or a program's environment: a dict of str to str."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{what} must be a dict of strings to strings or None, not {given(value)}")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise UsageError(f"{what}'s names must be strings, not {given(key)}")
+        check_str(f"{what}[{given(key).removeprefix('str ')}]", item)
+
+
+def check_callable(what: str, value: Any) -> None:
+    """A callback (``progress``) or None: refused before the lab is touched, not when first called."""
+    if value is not None and not callable(value):
+        raise UsageError(f"{what} must be a function or None, not {given(value)}")
+
+
+def check_path(what: str, value: Any) -> None:
+    """A file's path (a str or path object) or None."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise UsageError(f"{what} must be a path or None, not {given(value)}")
+
+
+def check_topology(value: Any) -> None:
+    """What :func:`netlab.api.topology.load` reads: a file's path, a dict shaped like the YAML, or None."""
+    if value is not None and not isinstance(value, (str, os.PathLike, Mapping)):
+        raise UsageError(f"topology must be a path, a dict or None, not {given(value)}")
 
 
 def check_proto(proto: str | None) -> None:
@@ -47,11 +119,22 @@ def check_proto(proto: str | None) -> None:
 
 
 def check_seconds(what: str, value: Any, bounds: tuple[float, float]) -> float:
-    """A number of seconds within ``bounds``, as the CLI's --timeout (not a bool, nan or inf)."""
+    """A number of seconds within ``bounds``, as the CLI's --timeout and --wait (not a bool, nan or inf)."""
+    return _seconds(what, value, bounds, "")
+
+
+def check_seconds_or_none(what: str, value: Any, bounds: tuple[float, float]) -> float | None:
+    """:func:`check_seconds`, or None (no limit: ``lab.exec``'s timeout)."""
+    return None if value is None else _seconds(what, value, bounds, " or None")
+
+
+def _seconds(what: str, value: Any, bounds: tuple[float, float], alternative: str) -> float:
     low, high = bounds
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"{what} must be a number of seconds, not {type(value).__name__} {value!r}")
+        raise UsageError(f"{what} must be a number of seconds{alternative}, not {given(value)}")
     if not math.isfinite(value) or not low <= value <= high:
+        if high == math.inf:  # --wait's: no upper bound, and inf is no number of seconds either
+            raise UsageError(f"{what} {value!r} is not a finite number of seconds, {low:g} or more")
         raise UsageError(f"{what} {value!r} is not in the range {low:g}-{high:g} (seconds)")
     return float(value)
 
@@ -67,11 +150,12 @@ def check_size(size: Any) -> None:
 def items(what: str, value: str | Iterable[str], choices: Collection[str]) -> tuple[str, ...]:
     """A list argument's items: a str is one item (or several, comma-separated, as the CLI's option takes
     them), not its letters; each one of ``choices``, else a UsageError naming the others."""
-    given = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
-    unknown = [v for v in given if v not in choices]
+    check_strs(what, value)
+    names = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+    unknown = [v for v in names if v not in choices]
     if unknown:
         raise UsageError(f"{what} {', '.join(map(repr, unknown))}: want some of {', '.join(choices)}")
-    return tuple(dict.fromkeys(given))
+    return tuple(dict.fromkeys(names))
 
 
 def check_choice(what: str, value: Any, choices: Collection[str]) -> None:

@@ -27,8 +27,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
-from netlab.api.args import (PROBE_TIMEOUT, PROTOS, TRACE_TIMEOUT, check_choice, check_proto, check_seconds,
-                             check_size, items, method)
+from netlab.api.args import (PROBE_TIMEOUT, PROTOS, TRACE_TIMEOUT, WAIT, check_callable, check_choice, check_path,
+                             check_proto, check_seconds, check_size, check_str, check_topology, items, method)
 from netlab.api.frozen import freeze
 from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
@@ -62,6 +62,8 @@ class Lab(PodActions):
     """
 
     def __init__(self, name: str, *, owned: bool = False) -> None:
+        with method("Lab"):
+            check_str("name", name)
         self.name: str = check_lab_name(name, "lab name")
         self.owned = owned  # brought up by this object: a ``with`` block takes it down
         self.last_up: R.UpResult | None = None
@@ -96,6 +98,10 @@ class Lab(PodActions):
         from netlab.api.views import refuse_replacing
         from netlab.realize.state import load_state
 
+        with method("Lab.up"):
+            check_topology(topology)
+            check_str("name", name, none_ok=True)
+            _check_waiting(wait, progress)
         loaded = load(topology, name)
         if not reconfigure and loaded.origin != DICT_SOURCE:  # a dict's: up_loaded's (the pytest plugin's way in)
             refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
@@ -106,6 +112,7 @@ class Lab(PodActions):
                   progress: Progress | None = None) -> Lab:
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
+        from netlab.api.topology import Loaded
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
         from netlab.model.netpol import policy_notes
@@ -113,6 +120,10 @@ class Lab(PodActions):
         from netlab.probe.neighbours import neighbour_budget_warning
         from netlab.realize.state import load_state
 
+        with method("Lab.up_loaded"):
+            if not isinstance(loaded, Loaded):
+                raise UsageError(f"loaded must be what netlab.api.load returns, not {type(loaded).__name__}")
+            _check_waiting(wait, progress)
         state = load_state(loaded.lab.name)
         if not reconfigure and loaded.origin in (DICT_SOURCE, BUILT_IN):  # a file's: lifecycle.up's
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
@@ -136,6 +147,8 @@ class Lab(PodActions):
     def attach(cls, name: str | None = None) -> Lab:
         """A lab that is up: by name, else ``$NETLAB_LAB``, else the only lab up. Leaving a ``with`` block
         leaves it up (call :meth:`down` to take it down)."""
+        with method("Lab.attach"):
+            check_str("name", name, none_ok=True)
         chosen = selected_name(name)
         assert chosen is not None
         version = state_version(chosen)
@@ -161,6 +174,8 @@ class Lab(PodActions):
     def down(self, *, wait: float = 60.0, force: bool = False, progress: Progress | None = None) -> R.DownResult:
         """Delete everything the lab made (safe to call twice; ``force``: by the namespaces' tags,
         for a corrupt or lost state)."""
+        with method("lab.down"):
+            _check_waiting(wait, progress)
         done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
         self._down = True
         self._model = None
@@ -196,9 +211,10 @@ class Lab(PodActions):
         """The pods, with their containers' states; ``selector`` as kubectl's ``-l`` (``app=web``)."""
         from netlab.api import views
 
-        if selector is not None and not isinstance(selector, str):
-            raise UsageError(f"selector {selector!r}: want a label selector as kubectl's -l takes it, "
-                             "a string such as 'app=web'")
+        with method("lab.pods"):
+            if selector is not None and not isinstance(selector, str):
+                raise UsageError(f"selector {selector!r}: want a label selector as kubectl's -l takes it, "
+                                 "a string such as 'app=web'")
 
         return views.pods(self.state(), self.model, selector)
 
@@ -214,13 +230,20 @@ class Lab(PodActions):
 
     def pod(self, name: str) -> R.PodInfo:
         """One pod: ``lab.pod("web-1").ip``."""
+        with method("lab.pod"):
+            check_str("name", name)
         return _one(self.pods(), name, "pod", self.name)
 
     def node(self, name: str) -> R.NodeInfo:
+        with method("lab.node"):
+            check_str("name", name)
         return _one(self.nodes(), name, "node", self.name)
 
     def service(self, name: str, namespace: str | None = None) -> R.ServiceInfo:
         """One Service by name (and namespace, when two share a name)."""
+        with method("lab.service"):
+            check_str("name", name)
+            check_str("namespace", namespace, none_ok=True)
         found = [s for s in self.services() if s.name == name and namespace in (None, s.namespace)]
         if len(found) != 1:
             known = ", ".join(f"{s.namespace}/{s.name}" for s in self.services()) or "none"
@@ -234,6 +257,8 @@ class Lab(PodActions):
         """The live kernel against the plan: every missing, extra or different object, and containers
         that do not run. ``topology``: compare with this file or dict instead of the lab's own. ``repair``:
         the call that makes the kernel as planned (``Lab('NAME').repair()``), in Python as the CLI's in its words."""
+        with method("lab.status"):
+            check_topology(topology)
         return internal_status(self, topology, api=True)
 
     def repair(self, *, wait: float = 60.0, progress: Progress | None = None) -> R.UpResult:
@@ -242,6 +267,8 @@ class Lab(PodActions):
         or dict. Returns what it did; a failure is rolled back (ApplyFailed)."""
         from netlab.api.topology import load_running
 
+        with method("lab.repair"):
+            _check_waiting(wait, progress)
         done = type(self).up_loaded(load_running(self.name), wait=wait, progress=progress).last_up
         assert done is not None
         return done
@@ -255,6 +282,10 @@ class Lab(PodActions):
         from netlab.api import impair as impair_api
 
         with method("lab.impair"):
+            check_str("target", target)
+            for what, value in (("rate", rate), ("delay", delay), ("jitter", jitter), ("loss", loss)):
+                check_str(what, value, none_ok=True)  # as the CLI's options: "10mbit", not 10
+            check_seconds("wait", wait, WAIT)
             name, iface = impair_api.parse_target(target)
             spec = impair_api.options(rate, delay, jitter, loss, clear, flag=str)
         done = impair_api.impair(self.name, name, iface, spec, wait=wait).up
@@ -289,6 +320,8 @@ class Lab(PodActions):
         from netlab.api import reach as reach_mod
 
         with method("lab.reach"):
+            check_str("src", src)
+            check_str("dst", dst)
             check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
             reach_mod.check_port("port", port)
             timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
@@ -316,11 +349,15 @@ class Lab(PodActions):
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
         with method("lab.trace"):
+            check_str("src", src)
+            check_str("dst", dst)
             check_proto(proto)  # "TCP" is no protocol the rules match: refused, as reach and probe refuse it
             check_port("port", port)
             check_port("sport", sport, zero_ok=True)
             timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
             check_size(size)
+            check_path("pcap", pcap)
+            check_callable("progress", progress)
 
         state = self.state()  # read once: the lab, and the file that repairs it
         _check_namespaces(self._model_of(state), src, dst, proto, port)
@@ -382,6 +419,12 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
             raise NetnsGone(ns, netns_path(ns), model.name)
 
 
+def _check_waiting(wait: Any, progress: Any) -> None:
+    """The arguments of every method that takes the lab's lock and changes it (up, down, repair)."""
+    check_seconds("wait", wait, WAIT)
+    check_callable("progress", progress)
+
+
 def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
     for item in items:
         if item.name == name:
@@ -417,6 +460,7 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
     from netlab.probe.job import ARP_MODES
 
     with method("lab.probe"):  # the CLI's click options took these already
+        check_topology(topology)
         protos = items("protos", protos, PROTOS)
         timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
         check_choice("arp", arp, ARP_MODES)

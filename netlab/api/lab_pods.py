@@ -11,7 +11,8 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.args import check_int, method
+from netlab.api.args import (WAIT, check_command, check_env, check_int, check_seconds, check_seconds_or_none,
+                             check_str, check_strs, method)
 from netlab.api.jsonio import from_json
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
@@ -51,7 +52,10 @@ class PodActions:
         from netlab.api.exec import exec_target
         from netlab.services import flannel_files
 
-
+        with method("lab.inspect"):
+            check_str("name", name)
+            if sections is not None:
+                check_strs("sections", sections)
         if isinstance(sections, str):  # one section, or several comma-separated (as -s takes them): not letters
             sections = [s.strip() for s in sections.split(",")]
         if sections is not None:
@@ -104,9 +108,12 @@ class PodActions:
         it prints later is lost. To keep it, its output or its exit status, use :meth:`popen`."""
         from netlab.api.exec import exec_target, refuse_nul
 
-        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
-        if not argv:
-            raise UsageError("no command given")
+        with method("lab.exec"):
+            check_str("name", name)
+            argv = check_command("command", command)
+            check_str("input", input, none_ok=True)
+            timeout = check_seconds_or_none("timeout", timeout, WAIT)
+            check_env("env", env)
         refuse_nul("lab.exec", command, argv, env)
         target = exec_target(self.state(), self.model, name)
         with target.opened() as enter:
@@ -128,9 +135,10 @@ class PodActions:
         ``returncode`` the status ``exec`` gives (127: no such program; 126: there, not runnable)."""
         from netlab.api.exec import cannot_run, exec_target, refuse_nul
 
-        full = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
-        if not full:
-            raise UsageError("no command given")
+        with method("lab.popen"):
+            check_str("name", name)
+            full = check_command("argv", argv)
+            check_env("env", kwargs.get("env"))
         refuse_nul("lab.popen", argv, full, kwargs.get("env"))
         if "preexec_fn" in kwargs:
             raise UsageError("popen's preexec_fn enters the pod's namespaces; it takes no other")
@@ -163,6 +171,8 @@ class PodActions:
             raise UsageError(f"lab.break_: no break scenario {scenario!r}; scenarios: {known}")
         if target is not None and not isinstance(target, str):
             raise UsageError(f"lab.break_: target {target!r}: want a pod's or node's name")
+        with method("lab.break_"):
+            check_seconds("wait", wait, WAIT)
         done = break_lab(self.name, scenario, target, wait=wait)
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done))
 
@@ -171,8 +181,10 @@ class PodActions:
         the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
         from netlab.api.exec import log_file, open_log
 
-        if tail is not None:
-            with method("lab.logs"):
+        with method("lab.logs"):
+            check_str("pod", pod)
+            check_str("container", container, none_ok=True)
+            if tail is not None:
                 check_int("tail", tail)
         chosen, path = log_file(self.model, pod, container)
         with open_log(path, pod, chosen, self.name) as fh:

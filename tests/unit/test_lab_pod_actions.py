@@ -49,7 +49,7 @@ def test_a_break_result_is_a_value_with_the_cli_json_fields():
 
 
 def test_a_selector_that_is_no_string_is_a_usage_error_naming_it():
-    with pytest.raises(UsageError, match=r"^selector 42: want a label selector"):
+    with pytest.raises(UsageError, match=r"^lab\.pods: selector 42: want a label selector"):
         Lab("qgnone").pods(42)  # type: ignore[arg-type]
 
 

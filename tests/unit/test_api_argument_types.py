@@ -1,0 +1,146 @@
+"""An argument of the wrong type, to any public method of netlab.Lab, is one UsageError naming the method and the
+argument (``lab.exec: command must be a string or a list of strings, not int 5``), raised before the lab is
+read or changed, as the CLI's click options refuse a wrong value: not Python's TypeError or AttributeError from
+netlab's own code, subprocess or os (QA: ``lab.exec("p1", 5)``, ``impair(5)``, ``down(wait="x")`` ...).
+
+No root: whatever reads or changes a lab is replaced by a stub that fails the test when reached."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from netlab.api import lab as lab_mod
+from netlab.api.lab import Lab
+from netlab.errors import UsageError
+
+
+class Reached(AssertionError):
+    """The call got past its argument checks to the lab (its state, the kernel, a lock)."""
+
+
+@pytest.fixture
+def untouchable(monkeypatch):
+    """Every way a method gets at a lab fails the test: reading its state, loading a topology, taking the lab up,
+    down, impairing or breaking it."""
+    import netlab.api.impair as impair_mod
+    import netlab.api.topology as topology_mod
+    import netlab.breaks.run as breaks_run
+    import netlab.realize.state as state_mod
+
+    def reached(*args, **kwargs):
+        raise Reached("the lab was read or changed before the arguments were checked")
+
+    monkeypatch.setattr(Lab, "state", reached)
+    for module, name in [(lab_mod.lifecycle, "up"), (lab_mod.lifecycle, "down"), (lab_mod, "selected_name"),
+                         (topology_mod, "load"), (topology_mod, "load_running"), (impair_mod, "impair"),
+                         (breaks_run, "break_lab"), (state_mod, "load_state")]:
+        monkeypatch.setattr(module, name, reached)
+    return Lab("qa-args-never-up")
+
+
+@pytest.mark.parametrize("call,message", [
+    # exec: the QA's cases, then the rest of its arguments
+    (lambda lab: lab.exec("p1", 5), "lab.exec: command must be a string or a list of strings, not int 5"),
+    (lambda lab: lab.exec("p1", [1, 2]), "lab.exec: command[0] must be a string, bytes or a path, not int 1"),
+    (lambda lab: lab.exec("p1", ["cat"], input=b"x"), "lab.exec: input must be a string or None, not bytes b'x'"),
+    (lambda lab: lab.exec("p1", ["true"], timeout="5"),
+     "lab.exec: timeout must be a number of seconds or None, not str '5'"),
+    (lambda lab: lab.exec("p1", ["true"], timeout=math.nan),
+     "lab.exec: timeout nan is not a finite number of seconds, 0 or more"),
+    (lambda lab: lab.exec("p1", ["true"], env={"A": 1}), "lab.exec: env['A'] must be a string, not int 1"),
+    (lambda lab: lab.exec("p1", ["true"], env={1: "a"}), "lab.exec: env's names must be strings, not int 1"),
+    (lambda lab: lab.exec("p1", ["true"], env="A=1"),
+     "lab.exec: env must be a dict of strings to strings or None, not str 'A=1'"),
+    (lambda lab: lab.exec(5, ["true"]), "lab.exec: name must be a string, not int 5"),
+    (lambda lab: lab.exec("p1", b"ls"), "lab.exec: command must be a string or a list of strings, not bytes b'ls'"),
+    (lambda lab: lab.exec("p1", []), "lab.exec: no command given"),
+    (lambda lab: lab.exec("p1", ["echo", "x" * 200, object]),
+     "lab.exec: command[2] must be a string, bytes or a path, not type <class 'object'>"),
+    # popen
+    (lambda lab: lab.popen("p1", 5), "lab.popen: argv must be a string or a list of strings, not int 5"),
+    (lambda lab: lab.popen("p1", ["a", None]),
+     "lab.popen: argv[1] must be a string, bytes or a path, not NoneType None"),
+    (lambda lab: lab.popen("p1", ["true"], env={"A": 1}), "lab.popen: env['A'] must be a string, not int 1"),
+    (lambda lab: lab.popen(None, ["true"]), "lab.popen: name must be a string, not NoneType None"),
+    # impair
+    (lambda lab: lab.impair(5, rate="1mbit"), "lab.impair: target must be a string, not int 5"),
+    (lambda lab: lab.impair("p1:eth0", rate=5), "lab.impair: rate must be a string or None, not int 5"),
+    (lambda lab: lab.impair("p1:eth0", rate="1mbit", wait="x"),
+     "lab.impair: wait must be a number of seconds, not str 'x'"),
+    # inspect, logs, the views
+    (lambda lab: lab.inspect("p1", 5), "lab.inspect: sections must be a string or a list of strings, not int 5"),
+    (lambda lab: lab.inspect("p1", ["links", 5]), "lab.inspect: sections[1] must be a string, not int 5"),
+    (lambda lab: lab.inspect(5), "lab.inspect: name must be a string, not int 5"),
+    (lambda lab: lab.logs(5), "lab.logs: pod must be a string, not int 5"),
+    (lambda lab: lab.logs("p1", 5), "lab.logs: container must be a string or None, not int 5"),
+    (lambda lab: lab.pod(5), "lab.pod: name must be a string, not int 5"),
+    (lambda lab: lab.node(["n1"]), "lab.node: name must be a string, not list ['n1']"),
+    (lambda lab: lab.service("web", 5), "lab.service: namespace must be a string or None, not int 5"),
+    # down, repair, break_: the wait for the lab's lock, the progress callback
+    (lambda lab: lab.down(wait="x"), "lab.down: wait must be a number of seconds, not str 'x'"),
+    (lambda lab: lab.down(wait=-1), "lab.down: wait -1 is not a finite number of seconds, 0 or more"),
+    (lambda lab: lab.down(wait=math.inf), "lab.down: wait inf is not a finite number of seconds, 0 or more"),
+    (lambda lab: lab.down(progress=5), "lab.down: progress must be a function or None, not int 5"),
+    (lambda lab: lab.repair(wait=None), "lab.repair: wait must be a number of seconds, not NoneType None"),
+    (lambda lab: lab.break_("ip-forward-off", wait="1"), "lab.break_: wait must be a number of seconds, not str '1'"),
+    # checking it
+    (lambda lab: lab.status(5), "lab.status: topology must be a path, a dict or None, not int 5"),
+    (lambda lab: lab.probe(5), "lab.probe: topology must be a path, a dict or None, not int 5"),
+    (lambda lab: lab.probe(protos=5), "lab.probe: protos must be a string or a list of strings, not int 5"),
+    (lambda lab: lab.probe(protos=[5]), "lab.probe: protos[0] must be a string, not int 5"),
+    (lambda lab: lab.reach(5, "b"), "lab.reach: src must be a string, not int 5"),
+    (lambda lab: lab.trace("a", 5), "lab.trace: dst must be a string, not int 5"),
+    (lambda lab: lab.trace("a", "b", pcap=5), "lab.trace: pcap must be a path or None, not int 5"),
+    (lambda lab: lab.trace("a", "b", progress="x"), "lab.trace: progress must be a function or None, not str 'x'"),
+    # getting a lab
+    (lambda lab: Lab.up(42), "Lab.up: topology must be a path, a dict or None, not int 42"),
+    (lambda lab: Lab.up(None, name=5), "Lab.up: name must be a string or None, not int 5"),
+    (lambda lab: Lab.up(None, wait="60"), "Lab.up: wait must be a number of seconds, not str '60'"),
+    (lambda lab: Lab.up_loaded("lab.yaml"), "Lab.up_loaded: loaded must be what netlab.api.load returns, not str"),
+    (lambda lab: Lab.attach(5), "Lab.attach: name must be a string or None, not int 5"),
+    (lambda lab: Lab(5), "Lab: name must be a string, not int 5"),
+])
+def test_a_wrong_type_is_one_usage_error_naming_method_and_argument_before_the_lab_is_touched(untouchable, call,
+                                                                                               message):
+    with pytest.raises(UsageError) as raised:
+        call(untouchable)
+    text = str(raised.value)
+    assert type(raised.value) is UsageError and raised.value.exit_code == 2
+    assert text == message
+    assert "\n" not in text and text.isprintable()
+
+
+def test_a_long_or_unprintable_value_is_named_on_one_short_line(untouchable):
+    with pytest.raises(UsageError) as raised:
+        untouchable.exec("p1", ["true"], input=b"\n\x1b[2J" + b"x" * 500)
+    text = str(raised.value)
+    assert text.startswith("lab.exec: input must be a string or None, not bytes b'\\n\\x1b[2J")
+    assert text.endswith("...") and len(text) < 140 and text.isprintable()
+
+
+@pytest.mark.parametrize("call", [
+    lambda lab: lab.exec("p1", ["cat", b"-", Path("/dev/null")], input="x", timeout=None, env={"A": "b"}),
+    lambda lab: lab.exec("p1", ("true",), timeout=0),
+    lambda lab: lab.exec("p1", "echo hi", timeout=5),
+    lambda lab: lab.popen("p1", "sleep 1", env={"A": "b"}),
+    lambda lab: lab.impair("p1:eth0", rate="1mbit", wait=0),
+    lambda lab: lab.inspect("p1", "links,routes"),
+    lambda lab: lab.inspect("p1", ("links",)),
+    lambda lab: lab.logs("p1", "c", tail=5),
+    lambda lab: lab.down(wait=0.5, progress=print),
+    lambda lab: lab.repair(wait=1),
+    lambda lab: lab.status({"name": "x"}),
+    lambda lab: lab.status(Path("lab.yaml")),
+    lambda lab: lab.trace("a", "b", pcap=Path("/tmp/x.pcap"), progress=print),
+    lambda lab: lab.service("web", "default"),
+    lambda lab: Lab.up("lab.yaml", name="x", wait=1, progress=print),
+    lambda lab: Lab.attach(None),
+])
+def test_arguments_of_the_right_types_pass_the_checks(untouchable, call):
+    """What the checks let through: str, bytes and paths in a command, None for no timeout, 0 seconds, a dict or
+    a path for a topology, a callable progress."""
+    with pytest.raises(Reached):
+        call(untouchable)
