@@ -164,6 +164,31 @@ def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
         lab.repair()
 
 
+def test_a_wrong_argument_type_on_a_real_lab_is_a_usage_error_and_the_lab_is_unchanged(labs):
+    """The QA's calls on a lab that is up: each one UsageError line, no process left in the pod, no impairment
+    set, the lab still up and as planned (unit checks of every method: tests/unit/test_api_argument_types.py)."""
+    name = labs.name("qga")
+    with Lab.up(small(name)) as lab:
+        before = lab.exec("a", ["ip", "-j", "addr"]).stdout
+        pids = subprocess.run(["ip", "netns", "pids", f"{name}-a"], capture_output=True, text=True).stdout
+        for call in (lambda: lab.exec("a", 5), lambda: lab.exec("a", [1, 2]),  # type: ignore[arg-type, list-item]
+                     lambda: lab.exec("a", ["cat"], input=b"x"),  # type: ignore[arg-type]
+                     lambda: lab.exec("a", ["true"], timeout="5"),  # type: ignore[arg-type]
+                     lambda: lab.exec("a", ["true"], env={"A": 1}),  # type: ignore[dict-item]
+                     lambda: lab.popen("a", 5),  # type: ignore[arg-type]
+                     lambda: lab.impair(5, rate="1mbit"),  # type: ignore[arg-type]
+                     lambda: lab.inspect("a", 5),  # type: ignore[arg-type]
+                     lambda: lab.down(wait="x")):  # type: ignore[arg-type]
+            with pytest.raises(UsageError) as raised:
+                call()
+            assert "\n" not in str(raised.value) and str(raised.value).startswith("lab.")
+        assert lab.status().clean and f"{name}-a" in lab_namespaces(name)
+        assert subprocess.run(["ip", "netns", "pids", f"{name}-a"], capture_output=True, text=True).stdout == pids
+        assert lab.exec("a", ["ip", "-j", "addr"]).stdout == before
+        assert "netem" not in lab.exec("n1", ["tc", "qdisc", "show"]).stdout + lab.exec("a", ["tc", "qdisc",
+                                                                                            "show"]).stdout
+
+
 def test_a_failed_tests_dump_holds_its_last_reach_results(tmp_path):
     artifacts = tmp_path / "artifacts"
     topo = json.dumps({"name": "qgdump", "nodes": [{"name": "n1"}],
