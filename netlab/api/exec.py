@@ -21,6 +21,7 @@ from netlab.errors import NetnsGone, UsageError, display_path
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle
+from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import netns_path
 from netlab.kernel.processes import enter_pod_here
 
@@ -131,12 +132,15 @@ def refuse_nul(method: str, command: object, argv: list[Any], env: object = None
                              "program's environment cannot")
 
 
-def open_log(path: str, pod: str, container: str, lab: str) -> BinaryIO:
+def open_log(path: str, pod: str, container: str, lab: str, previous: bool = False) -> BinaryIO:
     """A container's log, open for reading: UsageError when there is none yet, or when something else (a
-    directory, a FIFO, a symlink) stands where netlab writes it, which is never read nor waited for."""
+    directory, a FIFO, a symlink) stands where netlab writes it, which is never read nor waited for.
+    ``previous``: the log of the run before the current one, kubectl's error when it has none."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
+        if previous:
+            raise UsageError(f'previous terminated container "{container}" in pod "{pod}" not found') from None
         raise UsageError(f"no log for {pod}/{container} yet (was it started? `sudo netlab status --lab {lab}`)"
                          ) from None
     except OSError as exc:  # ELOOP: a symlink
@@ -148,8 +152,10 @@ def open_log(path: str, pod: str, container: str, lab: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def log_file(lab: Lab, pod: str, container: str | None = None) -> tuple[str, str]:
-    """(container, path of its log) of a pod's container; the pod's first container by default."""
+def log_file(lab: Lab, pod: str, container: str | None = None, previous: bool = False) -> tuple[str, str]:
+    """(container, path of its log) of a pod's container; the pod's first container by default. The log of its
+    current run (each run has its own, as each container instance of the kubelet), or with ``previous`` of
+    the run before it."""
     info = next((p for p in lab.pods if p.name == pod), None)
     if info is None:
         pods = ", ".join(p.name for p in lab.pods) or "none"
@@ -159,4 +165,6 @@ def log_file(lab: Lab, pod: str, container: str | None = None) -> tuple[str, str
         container = containers[0]
     elif container not in containers:
         raise UsageError(f"pod {pod} has no container {container!r} (containers: {', '.join(containers)})")
+    if previous:
+        return container, previous_log_path(lab.name, pod, container)
     return container, lifecycle.log_path(lab.name, pod, container)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
 from netlab.api.args import (WAIT, check_command, check_env, check_int, check_seconds, check_seconds_or_none,
-                             check_str, check_strs, method)
+                             check_str, check_strs, given, method)
 from netlab.api.jsonio import from_json
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
@@ -176,9 +176,10 @@ class PodActions:
         done = break_lab(self.name, scenario, target, wait=wait)
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done))
 
-    def logs(self, pod: str, container: str | None = None, tail: int | None = None) -> str:
-        """What a container wrote (stdout and stderr); ``container`` defaults to the pod's first, ``tail`` keeps
-        the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
+    def logs(self, pod: str, container: str | None = None, tail: int | None = None, previous: bool = False) -> str:
+        """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run
+        before it (``--previous``; a UsageError when it has none). ``container`` defaults to the pod's first,
+        ``tail`` keeps the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
         from netlab.api.exec import log_file, open_log
 
         with method("lab.logs"):
@@ -186,8 +187,10 @@ class PodActions:
             check_str("container", container, none_ok=True)
             if tail is not None:
                 check_int("tail", tail)
-        chosen, path = log_file(self.model, pod, container)
-        with open_log(path, pod, chosen, self.name) as fh:
+            if not isinstance(previous, bool):
+                raise UsageError(f"previous must be True or False, not {given(previous)}")
+        chosen, path = log_file(self.model, pod, container, previous)
+        with open_log(path, pod, chosen, self.name, previous) as fh:
             data = fh.read()
         text = data.decode(errors="replace")
         if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1

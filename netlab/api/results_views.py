@@ -62,7 +62,7 @@ class PodInfo:
     containers: tuple[ContainerInfo, ...]
     added: bool = False  # made by netlab, not in the topology (the cluster DNS pod kube-dns)
     namespace: str = "default"  # the pod's Kubernetes namespace (netns is its network namespace)
-    created: str | None = None  # when its network namespace was made (UTC, RFC 3339: creationTimestamp)
+    created: str | None = None  # when up first made it (UTC, RFC 3339: creationTimestamp; a new sandbox keeps it)
     # Its network namespace, the pod's sandbox, was deleted under it (``ip netns del``), maybe made again:
     # its containers run on, if they do, in the old one; ``get pods`` says SandboxChanged, ``up`` remakes it.
     netns_gone: bool = False

@@ -172,15 +172,28 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
                                             waiting_message=held.message(pod.name, pod.spec.namespace, c.name)
                                             if held else None,
                                             back_off_until=_rfc3339(held.until, ms=True) if held else None))
-        created = _created(pod.netns)
+        sandbox = _created(pod.netns)
         # The pod's sandbox is gone: its network namespace, which up made, was deleted behind netlab's back
         # (its containers, if any still run, run on in the old, nameless one), or deleted and made again.
-        netns_gone = old_netns or (created is None and state.netns.get(pod.netns) == "created")
+        netns_gone = old_netns or (sandbox is None and state.netns.get(pod.netns) == "created")
         out.append(PodInfo(name=pod.name, node=pod.node, ip=str(pod.ip), netns=pod.netns, mac=pod.mac,
                            labels=FrozenDict(pod.labels), containers=tuple(containers),
-                           added=is_added_pod(pod), namespace=pod.spec.namespace, created=created,
+                           added=is_added_pod(pod), namespace=pod.spec.namespace,
+                           created=_pod_created(state, pod.name) or sandbox,
                            netns_gone=netns_gone, hostname=pod.spec.hostname, subdomain=pod.spec.subdomain))
     return tuple(out)
+
+
+def _pod_created(state: LabState, pod: str) -> str | None:
+    """When ``up`` first made the pod (its record, workload/lifecycle.py), as RFC 3339 UTC: the pod's
+    creationTimestamp, which a sandbox made again keeps, as the kubelet's pod object does; None without one
+    (a lab made before netlab kept it: the sandbox's time then)."""
+    rec = state.extra.get(WORKLOAD_RECORD)
+    prec = rec.get("pods", {}).get(pod) if isinstance(rec, dict) and isinstance(rec.get("pods"), dict) else None
+    when = prec.get("created") if isinstance(prec, dict) else None
+    if isinstance(when, bool) or not isinstance(when, (int, float)) or not 0 < when < 2**40:
+        return None
+    return _rfc3339(when)
 
 
 def _created(netns: str) -> str | None:

@@ -125,22 +125,29 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 @click.option("--tail", type=int, default=None, metavar="N",
               help="Only the last N lines (a negative N: all of them, as kubectl's --tail=-1).")
 @click.option("-f", "--follow", is_flag=True,
-              help="Keep printing what the container writes, until Ctrl-C or the pod is gone (`netlab down`, or "
-                   "the pod taken out of the topology).")
+              help="Keep printing what the container's current run writes, until Ctrl-C, the container is "
+                   "started again, or the pod is gone (`netlab down`, or the pod taken out of the topology).")
+@click.option("-p", "--previous", is_flag=True,
+              help="The run before the current one (the container's output before it was last started again).")
 def logs(lab_name: str | None, topology: str | None, pod: str, container: str | None, tail: int | None,
-         follow: bool) -> None:
-    """Print what a container of POD wrote to stdout and stderr."""
+         follow: bool, previous: bool) -> None:
+    """Print what a container of POD wrote to stdout and stderr in its current run.
+
+    Each run of a container (each time `up` or the watcher starts it) has a
+    log of its own, as each container instance of the kubelet: --previous
+    prints the one before, as `kubectl logs --previous`."""
     from netlab.api.exec import log_file, open_log
 
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     model = lab.model
-    chosen, path = log_file(model, pod, container)
+    chosen, path = log_file(model, pod, container, previous)
     if container is None:
         names = [c.name for c in next(p for p in model.pods if p.name == pod).containers]
         if len(names) > 1:
             click.echo(f"netlab: defaulted container {chosen!r} out of: {', '.join(names)}", err=True)
-    fh = open_log(path, pod, chosen, lab.name)
+    fh = open_log(path, pod, chosen, lab.name, previous)
+    follow = follow and not previous  # the run before has ended: nothing more comes
     out = sys.stdout.buffer
     with fh:
         data = fh.read()
@@ -158,10 +165,22 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
             st = os.fstat(fh.fileno())
             if st.st_size < fh.tell():
                 fh.seek(0)  # the log started over (workload/echo.py's Log at its size limit): follow it on
-            elif st.st_nlink == 0:
-                # The log was removed: the lab taken down, or the pod taken out of it. Nothing more comes
-                # (a restarted container appends to the same file), so following ends, as `kubectl logs -f`
-                # does when its pod is deleted.
+            elif st.st_nlink == 0 or not _same_file(path, st):
+                # The log was removed (the lab taken down, or the pod taken out of it), or became the previous
+                # one (the container started again, into a new file): this run writes no more, so following
+                # ends, as `kubectl logs -f` does when its container ends or its pod is deleted: after what
+                # the run wrote last.
+                out.write(fh.read())
+                out.flush()
                 break
             else:
                 time.sleep(0.2)
+
+
+def _same_file(path: str, st: os.stat_result) -> bool:
+    """Whether ``path`` still names the file followed (not a new run's log, nor none)."""
+    try:
+        now = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)

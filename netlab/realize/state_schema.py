@@ -20,8 +20,8 @@ import re
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictInt,
-                      StrictStr, Tag, ValidationError, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StrictFloat,
+                      StrictInt, StrictStr, Tag, ValidationError, model_validator)
 from pydantic import Strict as StrictMode
 from pydantic_core import from_json
 
@@ -165,6 +165,9 @@ class ContainerRecord(Strict):
 class PodRecord(Strict):
     netns: NetnsName
     uts: Path
+    # When up first made the pod (seconds since the epoch): its creationTimestamp, kept when the sandbox is made
+    # again; absent in the states of a netlab before it (the sandbox's time is then shown).
+    created: Annotated[StrictFloat | StrictInt, Field(gt=0, lt=2**40)] | None = None
     containers: dict[Label, ContainerRecord] = {}
 
 

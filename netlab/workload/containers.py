@@ -33,6 +33,37 @@ def log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name), f"{pod}.{container}.log")
 
 
+def previous_log_path(lab_name: str, pod: str, container: str) -> str:
+    """``logs/<pod>.<container>.previous.log``: the run before the current one, as the kubelet keeps the last
+    terminated container's log for ``kubectl logs --previous`` (one only: bounded as the current one)."""
+    return os.path.join(log_dir(lab_name), f"{pod}.{container}.previous.log")
+
+
+def new_run(lab_name: str, pod: str, container: str) -> None:
+    """A container starts again: its current log becomes the previous one (replacing the one before), and the
+    new run writes a file of its own, as the kubelet gives each container instance its own log."""
+    try:
+        os.replace(log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container))
+    except FileNotFoundError:  # none yet: the run before wrote nothing netlab kept
+        pass
+    except IsADirectoryError:  # someone's directory where the log was: not netlab's, left alone
+        pass
+
+
+def note_start_error(path: str, why: str) -> None:
+    """The run that could not start: its log holds the reason (one line), as ``netlab logs`` shows it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"netlab: could not start: {why}\n".encode(errors="replace"))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def log_files(lab_name: str) -> list[str]:
     try:
         return os.listdir(log_dir(lab_name))
@@ -53,7 +84,7 @@ def remove_logs(lab_name: str, names: list[str]) -> None:
 
 
 def logs_by_pod(lab_name: str) -> dict[str, list[str]]:
-    """The lab's log files (``<pod>.<container>.log``; a pod name has no dot) by pod."""
+    """The lab's log files (``<pod>.<container>.log`` and ``.previous.log``; a pod name has no dot) by pod."""
     out: dict[str, list[str]] = {}
     for name in log_files(lab_name):
         pod, dot, rest = name.partition(".")

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from netlab.feature import StartResult
@@ -55,7 +56,7 @@ from netlab.model.naming import DNS_LABEL
 from netlab.workload import crashloop, dns_records, exits, health, launch, node_uts, policy
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
-                                        logs_by_pod, remove_logs)
+                                        logs_by_pod, new_run, note_start_error, remove_logs)
 from netlab.workload.tasks import (COMMAND_CHANGED, SANDBOX_REMADE, in_pod_uts, is_echo_thread,
                                   proc_of, task_in, task_of, why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
@@ -203,6 +204,12 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         running_echo: list[tuple[PodInfo, Container]] = []
         for pod in present:
             prec = pods.setdefault(pod.name, {})
+            if "created" not in prec:
+                # The pod's creationTimestamp: when up first made its sandbox. Kept when the sandbox is made
+                # again (the kubelet rebuilds a dead one in the same pod object); a pod taken out of the
+                # topology loses its record, and is a new pod when it comes back.
+                birth = proc.ns_birth(nsmod.netns_path(pod.netns))
+                prec["created"] = birth[2] / 1e9 if birth else time.time()
             prec["netns"] = pod.netns
             prec["uts"] = uts[pod.name]
             containers = prec.setdefault("containers", {})
@@ -237,6 +244,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 # record only dnsmasq's command line holds changed, where CoreDNS would not restart: counted.
                 counted = why != COMMAND_CHANGED or dns_records.is_addon(pod)
                 restarts = int(crec.get("restarts", -1)) + 1 if crec and counted else 0
+                if crec:
+                    new_run(lab.name, pod.name, c.name)  # the run before: `netlab logs --previous`
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
@@ -250,6 +259,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                                        env=container_env(lab, pod, c))
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
+                    note_start_error(new["log"], new["error"])
                     done.problems.append(f"pod {pod.name} container {c.name}: could not start: {new['error']}")
                     continue
                 if fd is not None:
@@ -318,6 +328,7 @@ def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]]
         crec = pods[pod.name]["containers"][c.name]
         starting[cid] = f"restarted container {cid} (its echo server did not answer)"
         crec["restarts"] = int(crec.get("restarts", 0)) + 1
+        new_run(lab.name, pod.name, c.name)
         for key in ("pid", "start"):
             crec.pop(key, None)
         echo.append((pod, c, "its echo server did not answer"))

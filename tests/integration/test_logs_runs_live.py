@@ -1,0 +1,87 @@
+"""A container's runs each have their own log, as the kubelet's container instances (QA: `netlab logs` printed
+every past run joined together), and a pod keeps its creation time when its sandbox is made again (QA: AGE
+reset after `ip netns del` and `up`). Each case has a lab of its own, always taken down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import netlab, wait_for, write_topology
+
+pytestmark = pytest.mark.root
+
+
+def _pod(lab: str, name: str) -> dict:
+    items = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]
+    return next(p for p in items if p["name"] == name)
+
+
+def _topology(lab: str, command: str) -> str:
+    return f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: once\n    node: n1\n" \
+           f"    containers: [{{name: c, command: {command}}}]\n"
+
+
+def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path):
+    lab = labs.name("lr")
+    # Each run prints its own pid: the runs' lines tell them apart.
+    path, _ = labs.up(_topology(lab, '["sh", "-c", "echo run $$; exit 3"]'))
+    exited = lambda: _pod(lab, "once")["containers"][0]["state"] == "exited"  # noqa: E731
+    assert wait_for(exited)
+    first = netlab("logs", "--lab", lab, "once").stdout
+    assert first.startswith("run ") and first.count("\n") == 1, first
+    none = netlab("logs", "--lab", lab, "once", "-p", check=False)
+    assert (none.returncode, none.stderr.strip()) == (
+        2, 'netlab: previous terminated container "c" in pod "once" not found'), none
+    # -f on the current run ends when the container is started again (into a log of its own).
+    follow = subprocess.Popen([sys.executable, "-m", "netlab", "logs", "--lab", lab, "once", "-f"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        assert follow.poll() is None
+        netlab("up", "-t", path)  # restartPolicy Always: `up` starts the exited container again
+        out, err = follow.communicate(timeout=10)
+        assert (follow.returncode, out) == (0, first), err
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.communicate()
+    assert wait_for(exited)
+    second = netlab("logs", "--lab", lab, "once").stdout
+    assert second.startswith("run ") and second.count("\n") == 1 and second != first, second
+    assert netlab("logs", "--lab", lab, "once", "--previous").stdout == first
+    # A run that could not start: its log is the reason netlab records, the run before is the previous one.
+    path = write_topology(tmp_path, _topology(lab, "[/nonexistent]"), "topo.yaml")
+    netlab("up", "-t", path, check=False)
+    error = _pod(lab, "once")["containers"][0]
+    assert error["state"] == "failed", error
+    said = netlab("logs", "--lab", lab, "once").stdout
+    assert said.startswith("netlab: could not start: ") and "/nonexistent" in said and said.count("\n") == 1, said
+    assert netlab("logs", "--lab", lab, "once", "-p").stdout == second
+    # Two files at most per container: the current run's and the previous one's.
+    logs = sorted(os.listdir(f"/run/netlab/{lab}/logs"))
+    assert [n for n in logs if n.startswith("once.")] == ["once.c.log", "once.c.previous.log"], logs
+
+
+def test_a_pods_creation_time_outlives_its_sandbox(labs):
+    lab = labs.name("lr")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: web, node: n1}}]\n")
+    made = os.stat(f"/run/netns/{lab}-web").st_ctime
+    created = _pod(lab, "web")["created"]
+    assert created == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(made))
+    time.sleep(1.1)  # a sandbox made again now would have another second
+    subprocess.run(["ip", "netns", "del", f"{lab}-web"], check=True)
+    gone = _pod(lab, "web")
+    assert (gone["status"], gone["created"]) == ("SandboxChanged", created), gone
+    age = netlab("get", "pods", "--lab", lab).stdout.splitlines()
+    web = next(line.split() for line in age if line.startswith("web "))
+    assert web[4] != "<unknown>", age
+    netlab("up", "--lab", lab)
+    assert os.stat(f"/run/netns/{lab}-web").st_ctime > made  # the sandbox is new
+    again = _pod(lab, "web")
+    assert (again["status"], again["restarts"], again["created"]) == ("Running", 1, created), again
