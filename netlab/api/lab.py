@@ -362,7 +362,7 @@ class Lab(PodActions):
         state = self.state()  # read once: the lab, and the file that repairs it
         _check_namespaces(self._model_of(state), src, dst, proto, port)
         result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
-                     progress=progress, size=size, sport=sport, repair=repair_up(self.name, state.source))
+                     progress=progress, size=size, sport=sport, repair=repair_up(state))
         out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
         _keep(out, result)
         self.traces.append(out)
@@ -439,7 +439,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     done = lifecycle.status(state, kernel)
     repair = None
     if not done.ok and topology is None:
-        repair = f"Lab({lab.name!r}).repair()" if api else repair_up(lab.name, state.source)
+        repair = f"Lab({lab.name!r}).repair()" if api else repair_up(state)
     elif not done.ok and isinstance(topology, (str, os.PathLike)):
         path, again = os.fspath(topology), replaces(state, os.fspath(topology))
         repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else up_command(path, again)

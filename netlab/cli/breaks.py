@@ -161,7 +161,7 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
     result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport,
-                 repair=repair_up(name, state.source))
+                 repair=repair_up(state))
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
     # and the quiz open.
     repaired = api.Lab.up_loaded(api.load_running(name))  # the topology it was broken from (a dict's too)

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab
     from netlab.realize.state import LabState
 
-RECORD = "impair"
+RECORD = "impair"  # its "runtime" is also read by realize.state.edited_at_run_time (the repair status names)
 Spec = dict[str, "str | None"]
 
 

@@ -327,11 +327,24 @@ def up_command(source: str | None, reconfigure: bool = False) -> str:
     return cmd + " --reconfigure" if reconfigure else cmd
 
 
-def repair_up(name: str, source: str | None) -> str:
-    """The `up` that repairs the running lab ``name`` brought up from ``source``: from its file, else `up --lab
-    NAME` (a lab made from a dict or the built-in default has no file; a plain `up` makes the built-in lab
+def repair_up(state: LabState) -> str:
+    """The `up` that repairs the running lab of ``state``: the one that converges it to what `status` compares
+    the kernel with. That is its file when the lab is as its file made it; `up --lab NAME` when its desired state
+    holds changes the file does not (`netlab impair`'s: `up -t FILE` would put the file's impairments back), and
+    for a lab made from a dict or the built-in default, which has no file (a plain `up` makes the built-in lab
     "demo", whatever lab was meant)."""
-    return up_command(source) if source else f"sudo netlab up --lab {name}"
+    if state.source and not edited_at_run_time(state):
+        return up_command(state.source)
+    return f"sudo netlab up --lab {state.lab}"
+
+
+def edited_at_run_time(state: LabState) -> bool:
+    """Whether the lab's desired state holds changes its file does not: interfaces `netlab impair` set (or cleared)
+    that no `up` from the file has replaced since (netlab.impair.lifecycle's record ``impair.runtime``; its
+    shape is state_schema.ImpairRecord's)."""
+    rec = state.extra.get("impair")
+    runtime = rec.get("runtime") if isinstance(rec, dict) else None
+    return isinstance(runtime, dict) and any(isinstance(k, str) and isinstance(v, dict) for k, v in runtime.items())
 
 
 def repair_command(name: str) -> str:
@@ -341,7 +354,7 @@ def repair_command(name: str) -> str:
         st = load_state(name)
     except NetlabError:
         st = None
-    return repair_up(name, st.source if st is not None else None)
+    return repair_up(st) if st is not None else f"sudo netlab up --lab {name}"
 
 
 def held_by(name: str) -> Held | None:

@@ -124,7 +124,7 @@ class LabMap:
     node_ips: set[str] = field(default_factory=set)  # the nodes' underlay addresses (their VTEPs)
     mode: str = "vxlan"  # network.mode: vxlan (Flannel's overlay) or host-gw (routes via the nodes' addresses)
     # The `up` that repairs the lab, the fix where only all of it puts back what is missing: the words `status`
-    # says it in (realize.state.repair_up: `-t FILE` for a lab from a file), set by trace.run from the lab's
+    # says it in (realize.state.repair_up: `-t FILE` for a lab as its file made it), set by trace.run from the lab's
     # state; else `up --lab NAME`, which repairs any running lab from its saved topology.
     repair: str = ""
 

@@ -128,4 +128,4 @@ def test_an_up_command_quotes_a_file_name_the_shell_would_split():
 
     assert up_command("/tmp/my lab.yaml") == "sudo netlab up -t '/tmp/my lab.yaml'"
     assert up_command("/tmp/a.yaml", reconfigure=True) == "sudo netlab up -t /tmp/a.yaml --reconfigure"
-    assert repair_up("x", "/tmp/a b.yaml") == "sudo netlab up -t '/tmp/a b.yaml'"
+    assert repair_up(LabState(lab="x", topology={}, source="/tmp/a b.yaml")) == "sudo netlab up -t '/tmp/a b.yaml'"
