@@ -154,6 +154,10 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     # `up --lab NAME` converges to the lab's saved topology, the run-time impairments with it: it repairs a
     # qdisc deleted by hand and keeps the rest; the lab still comes from its file (status -t FILE: no --reconfigure).
     subprocess.run(["tc", "-n", f"{name}-server", "qdisc", "del", "dev", "eth0", "root"], check=True)
+    # status names that up as the repair: `up -t FILE` would take the run-time impairments off.
+    drift = netlab("status", "--lab", name, check=False)
+    assert drift.returncode == 1 and "has none, the topology says rate 5mbit" in drift.stdout, drift.stdout
+    assert drift.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` again to repair", drift.stdout
     repaired = netlab("up", "--lab", name)
     assert f"set rate 5mbit on eth0 in {name}-server" in repaired.stdout, repaired.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]
