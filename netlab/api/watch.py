@@ -1,7 +1,8 @@
 """``netlab up --watch``: keep a lab converged until Ctrl-C, the articles' controller loop.
 
-Desired state is the file (and what ``netlab impair`` set since); current
-state is the kernel. The loop sleeps in ``select`` on:
+Desired state is the file (and what ``netlab impair`` set since), or, for
+a running lab picked by name (``up --watch --lab NAME``), its saved topology,
+with no file to follow; current state is the kernel. The loop sleeps in ``select`` on:
 
 - the lab's rtnetlink and nf_tables notifications (netlab.kernel.events):
   a change is checked against the plan at once (``status``, ~0.1 s), and
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from netlab.api import lifecycle
-from netlab.api.topology import load
+from netlab.api.topology import load, load_running
 from netlab.api.watch_children import Children, reap_exited_children
 from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_words, summary
 from netlab.api.watch_restart import HeldWorkload, RestartPolicy
@@ -99,6 +100,9 @@ class Watcher(RestartPolicy):
     log: Log
     backoff_base: float = 10.0
     resync: float = RESYNC
+    # Watch the running lab's saved topology (`up --watch --lab NAME`): no file to follow (``path`` None), and
+    # what changes it (`up -t FILE`, `netlab impair`) is read from the lab's state each round.
+    saved: bool = False
     clock: Callable[[], float] = time.monotonic
     stop: bool = False
     stopped_by: int | None = None  # the signal that set ``stop``
@@ -230,7 +234,7 @@ class Watcher(RestartPolicy):
     def start(self) -> Lab:
         become_subreaper()
         self.kids.listen_for_exits()
-        loaded = load(self.path)
+        loaded = load_running(self.lab_name) if self.saved else load(self.path)
         self.file_id = self._file_id()
         # The first apply is plain up's, in this thread: a signal meanwhile rolls it back as it does plain
         # up's (Interrupted: exit 130 or 143), and nothing is watched. Once it is done the lab is up, and a
@@ -259,8 +263,13 @@ class Watcher(RestartPolicy):
             if not self.listener.drain() or time.monotonic() >= quiet_by:
                 break
         # Said once the watcher listens: what happens from now on is seen.
-        did = self._did(done, "it was up and as the file says")
-        self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching")
+        if self.saved:
+            did = self._did(done, "it was up and as its saved topology says")
+            self.log(f"saw: lab {self.lab_name} from {loaded.origin}, no file to re-read (`netlab up -t FILE` and "
+                     f"`netlab impair` change it); did: {did}; watching")
+        else:
+            did = self._did(done, "it was up and as the file says")
+            self.log(f"saw: lab {self.lab_name} from {loaded.origin}; did: {did}; watching")
         return loaded.lab
 
     def run(self) -> None:
@@ -429,12 +438,14 @@ def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
     return {netns: frozenset(keys) for netns, keys in out.items()}
 
 
-def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0, resync: float = RESYNC) -> None:
-    """Apply the file (a signal meanwhile rolls it back, as plain up's: Interrupted), then run the loop until
+def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0, resync: float = RESYNC,
+          saved: bool = False) -> None:
+    """Apply the file (``saved``: the running lab's saved topology, ``path`` None; a signal meanwhile rolls it
+    back, as plain up's: Interrupted), then run the loop until
     SIGINT/SIGTERM, which let a repair in progress finish and end it: the lab stays up, and the watcher ends
     as a daemon asked to stop does (systemd's stop, a CI job's cancel, `timeout`), its line naming the
     signal, returning normally (exit 0)."""
-    w = Watcher(path, lab_name, log, backoff_base=backoff_base, resync=resync)
+    w = Watcher(path, lab_name, log, backoff_base=backoff_base, resync=resync, saved=saved)
     old: dict[int, Any] = {}
 
     def stop(signum: int, frame: object) -> None:

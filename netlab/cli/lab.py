@@ -37,8 +37,9 @@ if TYPE_CHECKING:
               help="Replace a running lab of the same name that was brought up from another file.")
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C or SIGTERM (exit 0): re-apply the file when it "
-                   "changes, repair drift as the kernel reports it, restart exited containers by their pod's "
-                   "restartPolicy; one line per action. The lab stays up. One watcher per lab: a second is "
+                   "changes (a running lab picked by --lab, $NETLAB_LAB or as the only one up: its saved "
+                   "topology, no file), repair drift as the kernel reports it, restart exited containers by their "
+                   "pod's restartPolicy; one line per action. The lab stays up. One watcher per lab: a second is "
                    "refused. Text only: -o json and -o yaml are refused (exit 2).")
 @click.option("--restart-backoff", type=Seconds(min=0, min_open=True), default=10.0, show_default=True,
               metavar="SECONDS",
@@ -65,9 +66,11 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     lab that is up (what `netlab break` broke: plain `up` repairs it), else the
     built-in default lab 'demo' (when no lab is up, or 'demo' is). With several
     labs up, none of them 'demo', plain `up` is refused: `up --lab NAME`
-    repairs one, `up --lab demo` makes the built-in lab. --reconfigure and
-    --watch apply a file: -t FILE, else the built-in default (they take no
-    --lab NAME, nor $NETLAB_LAB).
+    repairs one, `up --lab demo` makes the built-in lab. --watch watches the
+    lab `up` picks so: a running lab picked by name, or the only one up, is
+    kept as its saved topology says (no file is re-read). --reconfigure
+    applies a file: -t FILE, else the built-in default (it takes no --lab
+    NAME, nor $NETLAB_LAB).
 
     \b
     Then, for example:
@@ -87,11 +90,11 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
         given = f" -t {command_path(topology)}" if topology is not None else ""
         raise api.UsageError(f"--watch writes one text line per action until Ctrl-C: it takes no -o {asked} "
                              f"(`netlab up{given} -o {asked}` gives up's result, then run --watch)")
-    loaded, said = _load_for_up(topology, lab_name, reconfigure, watch)
+    loaded, said, saved = _load_for_up(topology, lab_name, reconfigure)
     if said and output != "json":
         click.echo(said)
     if watch:
-        _watch(loaded, reconfigure, restart_backoff, resync)
+        _watch(loaded, saved, reconfigure, restart_backoff, resync)
         return
     bar, progress = progress_bar()
     if bar:
@@ -136,27 +139,28 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     exit_if_failed(result.failed)
 
 
-def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool,
-                 watch: bool) -> tuple[Loaded, str]:
-    """What `up` applies: the file -t FILE; the saved topology of the lab that --lab NAME or $NETLAB_LAB names
-    (the built-in default when that is its name, 'demo', and it is not up); with neither, the built-in default,
-    or the only lab up when that is another (realize.state.plain_up_lab), with a line that says so."""
+def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) -> tuple[Loaded, str, bool]:
+    """What `up` (and `up --watch`) applies: the file -t FILE; the saved topology of the lab that --lab NAME or
+    $NETLAB_LAB names (the built-in default when that is its name, 'demo', and it is not up); with neither, the
+    built-in default, or the only lab up when that is another (realize.state.plain_up_lab), with a line that
+    says so. The last: whether it is a running lab's saved topology (no file to follow)."""
     from netlab.realize.state import LAB_ENV, check_lab_name, load_state, not_up, plain_up_lab
 
     if lab_name is None:
         loaded = api.load(topology)
         require_root()
-        if topology is not None or reconfigure or watch:  # --reconfigure, --watch: of a file, or the built-in one
-            return loaded, ""
+        if topology is not None or reconfigure:  # --reconfigure: of a file, or the built-in one
+            return loaded, "", False
         default = loaded.lab.name
         only = plain_up_lab(default)
         if only is None:
-            return loaded, ""
+            return loaded, "", False
         # Not the built-in lab plain `up` made before: the lab `netlab break` broke, whose repair it teaches.
         return api.load_running(only), (f"no -t FILE nor --lab: lab {only}, the only lab up, converges to its saved "
-                                        f"topology (`sudo netlab up --lab {default}` makes the built-in default lab)")
+                                        f"topology (`sudo netlab up --lab {default}` makes the built-in default lab)"
+                                        ), True
     from_env = click.get_current_context().get_parameter_source("lab_name") is ParameterSource.ENVIRONMENT
-    clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure), ("--watch", watch)) if given]
+    clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure)) if given]
     if clash:
         named = f"--lab NAME ($NETLAB_LAB={check_lab_name(lab_name.strip(), LAB_ENV)})" if from_env else "--lab NAME"
         raise api.UsageError(f"{named} converges a running lab to its own saved topology: it takes no "
@@ -164,10 +168,10 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool,
     lab_name = check_lab_name(lab_name.strip(), LAB_ENV) if from_env else check_lab_name(lab_name)
     require_root()
     if load_state(lab_name) is not None:
-        return api.load_running(lab_name), ""
+        return api.load_running(lab_name), "", True
     default = api.load(None)
     if lab_name == default.lab.name:  # `up --lab demo`: the built-in default lab, made as a plain `up` makes it
-        return default, ""
+        return default, "", False
     raise not_up(lab_name, " (named by $NETLAB_LAB)" if from_env else "",
                  "; `sudo netlab up -t FILE` brings it up from a file")
 
@@ -187,7 +191,9 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _watch(loaded: Loaded, reconfigure: bool, backoff: float, resync: float) -> None:
+def _watch(loaded: Loaded, saved: bool, reconfigure: bool, backoff: float, resync: float) -> None:
+    """Watch the lab ``loaded`` is: its file, the built-in default, or (``saved``) a running lab's saved topology,
+    which no file changes (`up -t FILE` and `netlab impair` do: the watcher reads the lab's state each round)."""
     import sys
     import time
 
@@ -203,7 +209,7 @@ def _watch(loaded: Loaded, reconfigure: bool, backoff: float, resync: float) -> 
         sys.stdout.write(f"{time.strftime('%H:%M:%S')} {line}\n")
         sys.stdout.flush()
 
-    watch(loaded.source, loaded.lab.name, log, backoff_base=backoff, resync=resync)
+    watch(None if saved else loaded.source, loaded.lab.name, log, backoff_base=backoff, resync=resync, saved=saved)
 
 
 def network_words(loaded: Loaded) -> str:

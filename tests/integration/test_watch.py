@@ -275,3 +275,37 @@ def test_a_second_watcher_of_a_lab_is_refused_and_one_may_start_once_the_first_e
         assert again.proc.wait(15) == 0
         time.sleep(0.5)
         assert not os.path.exists(state_path(name))  # nothing of the watchers' left either
+
+
+def test_a_running_lab_picked_by_name_is_watched_as_its_saved_topology(tmp_path):
+    """`up --watch --lab L` was refused (exit 2), so a lab without its file (or made from a dict) could not be
+    watched. It watches the lab `up --lab L` converges: its saved topology, `netlab impair`'s change kept (its
+    file would take it off), and no file re-read, as its first line says."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    netlab("up", "-t", path)
+    netlab("impair", "--lab", name, "a:eth0", "--rate", "5mbit")
+    with watching(name) as start:
+        watcher = start(None, lab=name)
+        first = watcher.lines[0].split(" ", 1)[1]  # after its time
+        assert first == (f"saw: lab {name} from lab {name}'s saved topology, no file to re-read (`netlab up -t "
+                         "FILE` and `netlab impair` change it); did: it was up and as its saved topology says; "
+                         "watching"), first
+        tc = subprocess.run(["tc", "-j", "-n", f"{name}-a", "qdisc", "show", "dev", "eth0", "root"],
+                            capture_output=True, text=True, check=True).stdout
+        assert [q["kind"] for q in json.loads(tc)] == ["tbf"], tc  # the run-time rate kept
+        mark = len(watcher.lines)
+        subprocess.run(["ip", "-n", f"{name}-node-1", "route", "del", "10.244.1.0/24"], check=True)
+        wait_until(lambda: ip_json("route", "show", "10.244.1.0/24", netns=f"{name}-node-1") != [], 1.0)
+        watcher.wait_for_line(f"did: replace route 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink in "
+                              f"{name}-node-1", after=mark)
+        with open(path, "a") as fh:  # the lab's file is not followed
+            fh.write("  - name: c\n    node: node-1\n")
+        time.sleep(1.5)
+        assert not any(path in line for line in watcher.lines), watcher.lines
+        assert watcher.stop() == 0
+        last = watcher.lines[-1].split(" ", 1)[1]
+        assert last == (f"stopped watching lab {name} (SIGINT); it stays up (`sudo netlab down --lab {name}` "
+                        "takes it down)"), last
+        assert netlab("status", "--lab", name).returncode == 0  # as its saved topology says, the 5mbit with it
+        assert f"{name}-c" not in lab_namespaces(name)

@@ -54,12 +54,14 @@ def jobs_topology(name: str, seconds: float) -> str:
 
 
 class Watcher:
-    """``netlab up -t FILE --watch`` in a process of its own; its lines, as they come."""
+    """``netlab up -t FILE --watch`` (``path`` None: ``up --watch --lab LAB``) in a process of its own; its lines,
+    as they come."""
 
-    def __init__(self, path: str, env: dict | None = None, resync: str = "2", wait: bool = True,
-                 backoff: str = BACKOFF):
+    def __init__(self, path: str | None, env: dict | None = None, resync: str = "2", wait: bool = True,
+                 backoff: str = BACKOFF, lab: str | None = None):
         self.lines: list[str] = []
-        self.proc = subprocess.Popen(NETLAB + ["up", "-t", path, "--watch", "--restart-backoff", backoff,
+        which = ["-t", path] if path is not None else ["--lab", str(lab)]
+        self.proc = subprocess.Popen(NETLAB + ["up", *which, "--watch", "--restart-backoff", backoff,
                                                "--resync", resync], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, env={**os.environ, **(env or {})})
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -122,7 +124,7 @@ def watching(lab: str) -> Iterator[Callable[..., Watcher]]:
     started is stopped, then the lab taken down."""
     started: list[Watcher] = []
 
-    def start(path: str, **options) -> Watcher:
+    def start(path: str | None, **options) -> Watcher:
         watcher = Watcher(path, wait=False, **options)
         started.append(watcher)  # stopped on the way out even if it never says it watches
         watcher.wait_for_line("saw: lab ", timeout=60)

@@ -36,8 +36,8 @@ def applied(state_root, monkeypatch):
                             operations=0, warnings=(), failed=())
         return types.SimpleNamespace(last_up=result, model=loaded.lab)
 
-    def watch(source, lab_name, *args, **kw):  # never the real watcher: it would bring the lab up on this machine
-        runs.append((lab_name, "watched", source))
+    def watch(source, lab_name, *args, saved=False, **kw):  # never the real watcher: it would bring the lab up here
+        runs.append((lab_name, "watched its saved topology" if saved else "watched", source))
 
     monkeypatch.setattr("netlab.api.Lab.up_loaded", classmethod(up_loaded))
     monkeypatch.setattr("netlab.api.watch.watch", watch)
@@ -135,19 +135,63 @@ def test_a_plain_up_with_several_other_labs_up_is_refused_saying_what_to_type(ap
                           f"or make the built-in default lab with `sudo netlab up --lab {DEFAULT}`\n")
 
 
-@pytest.mark.parametrize("flag", ["--reconfigure", "--watch"])
-def test_reconfigure_and_watch_apply_a_file_not_the_lab_netlab_lab_names(applied, tmp_path, monkeypatch, flag):
-    """They apply a file (-t FILE, else the built-in default): with $NETLAB_LAB set, refused naming it, where they
+def test_reconfigure_applies_a_file_not_the_lab_netlab_lab_names(applied, tmp_path, monkeypatch):
+    """It applies a file (-t FILE, else the built-in default): with $NETLAB_LAB set, refused naming it, where it
     went on with the built-in lab; without it, the built-in default as before (also beside another lab)."""
     running(tmp_path, "qx1a")
     monkeypatch.setenv("NETLAB_LAB", "qx1a")
-    got = run_cli("up", flag)
+    got = run_cli("up", "--reconfigure")
     assert got.returncode == 2 and applied == [], got
-    assert got.stderr.startswith(f"netlab: --lab NAME ($NETLAB_LAB=qx1a) converges a running lab to its own saved "
-                                 f"topology: it takes no {flag}"), got
+    assert got.stderr.startswith("netlab: --lab NAME ($NETLAB_LAB=qx1a) converges a running lab to its own saved "
+                                 "topology: it takes no --reconfigure"), got
     monkeypatch.delenv("NETLAB_LAB")
-    assert run_cli("up", flag).returncode == 0
-    assert applied == [(DEFAULT, "built-in default" if flag == "--reconfigure" else "watched", None)]
+    assert run_cli("up", "--reconfigure").returncode == 0
+    assert applied == [(DEFAULT, "built-in default", None)]
+
+
+# `up --watch` picks its lab as plain `up` does (README: "`netlab up --watch`" with no file; "plain `up` acts on
+# the lab $NETLAB_LAB names"). `--watch --lab L` and $NETLAB_LAB were refused (exit 2), and a lab made from a dict
+# could not be watched at all. A running lab picked by name, or as the only one up, is watched as its saved
+# topology: no file is followed (its own file would put back what `netlab impair` changed), `source` None.
+
+@pytest.mark.parametrize("from_file", [True, False], ids=["file", "dict"])
+@pytest.mark.parametrize("how", ["--lab", "env", "only"])
+def test_watch_picks_the_lab_plain_up_picks(applied, tmp_path, monkeypatch, how, from_file):
+    running(tmp_path, "qx1a", from_file)
+    if how != "only":
+        running(tmp_path, "qx1b")  # another lab up: the name picks
+    if how == "env":
+        monkeypatch.setenv("NETLAB_LAB", "qx1a")
+    got = run_cli("up", "--watch", *(("--lab", "qx1a") if how == "--lab" else ()))
+    assert got.returncode == 0 and got.stderr == "", got
+    assert applied == [("qx1a", "watched its saved topology", None)]
+    said = got.stdout.splitlines()
+    assert said == ([] if how != "only" else [
+        "no -t FILE nor --lab: lab qx1a, the only lab up, converges to its saved topology (`sudo netlab up --lab "
+        f"{DEFAULT}` makes the built-in default lab)"]), got
+
+
+def test_watch_of_a_file_or_the_built_in_lab_follows_it_as_before(applied, tmp_path, monkeypatch):
+    assert run_cli("up", "--watch").returncode == 0  # no lab up: the built-in default, made then watched
+    assert run_cli("up", "--watch", "--lab", DEFAULT).returncode == 0  # 'demo' not up: made as a plain `up` does
+    source = running(tmp_path, "qx1a")
+    assert run_cli("up", "--watch", "-t", str(source)).returncode == 0  # its file, re-read when it changes
+    assert applied == [(DEFAULT, "watched", None), (DEFAULT, "watched", None), ("qx1a", "watched", source)]
+
+
+@pytest.mark.parametrize("given, said", [
+    (["--lab", "qx1z"], "netlab: lab 'qx1z' is not up (labs up: qx1a, qx1b); `sudo netlab up -t FILE` brings it up "
+                        "from a file"),
+    ([], "netlab: several labs are up (qx1a, qx1b); repair one with `sudo netlab up --lab NAME`, or make the "
+         f"built-in default lab with `sudo netlab up --lab {DEFAULT}`"),
+    (["--lab", "qx1a", "--reconfigure"], "netlab: --lab NAME converges a running lab to its own saved topology: it "
+                                         "takes no --reconfigure (give -t FILE to apply a file)"),
+])
+def test_watch_is_refused_where_plain_up_is(applied, tmp_path, given, said):
+    running(tmp_path, "qx1a")
+    running(tmp_path, "qx1b")
+    got = run_cli("up", "--watch", *given)
+    assert got.returncode == 2 and got.stdout == "" and got.stderr == said + "\n" and applied == [], got
 
 
 def test_the_reconfigure_hint_names_the_file_given(applied, tmp_path, monkeypatch):
