@@ -129,11 +129,15 @@ class NetnsGone(FileNotFoundError, UsageError):
 
     exit_code = EXIT_INVALID_INPUT
 
-    def __init__(self, netns: str, path: str, lab: str | None = None):
+    def __init__(self, netns: str, path: str, lab: str | None = None, lab_up: bool = False):
         super().__init__(errno.ENOENT, f"namespace {netns} does not exist", path)
         self.netns = netns
         self.lab = lab  # the lab's name, where the raiser knows it: the status it names is that lab's
+        self.lab_up = lab_up  # that lab's state is there (realize.state.netns_gone): it is up, this one was deleted
 
     def __str__(self) -> str:
+        if self.lab and self.lab_up:  # `ip netns del` of one of a running lab's namespaces: up makes it again
+            return (f"namespace {self.netns} was deleted while lab {self.lab} is up; "
+                    f"`sudo netlab up --lab {self.lab}` makes it again")
         status = f"sudo netlab status --lab {self.lab}" if self.lab else "sudo netlab status"
         return f"namespace {self.netns} does not exist; is the lab up? (`{status}`)"

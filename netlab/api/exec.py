@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Iterator
 
 from netlab.errors import NetnsGone, UsageError, display_path
 from netlab.model.lab import Lab
-from netlab.realize.state import LabState
+from netlab.realize.state import LabState, netns_gone
 from netlab.workload import lifecycle
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import netns_path
@@ -41,7 +41,7 @@ class Target:
         try:
             net_fd = os.open(netns_path(self.netns), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # `ip netns del`: said as every command says it (netlab.errors.NetnsGone)
-            raise NetnsGone(self.netns, netns_path(self.netns), self.lab) from None
+            raise netns_gone(NetnsGone(self.netns, netns_path(self.netns)), self.lab) from None
         uts_fd = None
         try:
             if self.uts is not None:

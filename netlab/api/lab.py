@@ -407,6 +407,7 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
     in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
     from netlab.errors import NetnsGone
     from netlab.kernel.netns import is_netns_mount, netns_path
+    from netlab.realize.state import netns_gone
     from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
 
     try:
@@ -416,7 +417,7 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
         return
     for ns in namespaces:
         if not is_netns_mount(ns):
-            raise NetnsGone(ns, netns_path(ns), model.name)
+            raise netns_gone(NetnsGone(ns, netns_path(ns)), model.name)
 
 
 def _check_waiting(wait: Any, progress: Any) -> None:

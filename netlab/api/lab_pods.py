@@ -77,8 +77,9 @@ class PodActions:
         try:
             data = inspect(netns, lab_map(self.model), kernel_sections)  # [] reads nothing: netns and what
         except NetnsGone as exc:  # deleted since it was looked up: the status it names is this lab's
-            exc.lab = self.name
-            raise
+            from netlab.realize.state import netns_gone
+
+            raise netns_gone(exc, self.name) from None
         if (sections is None or "files" in sections) and is_node:
             data["files"] = {path: {"kept": kept, "content": text}
                              for path, (kept, text) in flannel_files.read(self.name, name).items()}

@@ -45,8 +45,10 @@ def _netns_of(lab: Any, name: str) -> str:
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} "
                          f"(it has: {', '.join(names[:15])}{', ...' if len(names) > 15 else ''}, underlay)")
     if not nsmod.is_netns_mount(netns):
-        raise UsageError(f"namespace {netns} does not exist; is lab {lab.name} up? "
-                         f"(`sudo netlab status --lab {lab.name}`)")
+        from netlab.errors import NetnsGone
+        from netlab.realize.state import netns_gone
+
+        raise netns_gone(NetnsGone(netns, nsmod.netns_path(netns)), lab.name)
     return netns
 
 

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-from netlab.errors import EnvironmentNotReady, NetlabError, UsageError, command_path, display_path
+from netlab.errors import EnvironmentNotReady, NetlabError, NetnsGone, UsageError, command_path, display_path
 from netlab.model.naming import ETC_NETNS
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
                                      state_dir_error, state_file, write_atomic)
@@ -355,6 +355,17 @@ def repair_command(name: str) -> str:
     except NetlabError:
         st = None
     return repair_up(st) if st is not None else f"sudo netlab up --lab {name}"
+
+
+def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
+    """``exc`` as lab ``lab``'s: a namespace of a lab whose state is there (it is up) was deleted (`ip netns del`)
+    and `up --lab` makes it again; without its state the lab is down, or was never up."""
+    exc.lab = lab
+    try:
+        exc.lab_up = os.path.isfile(state_file(lab))
+    except (NetlabError, OSError):  # a name that is no lab's, or a state directory that is not netlab's
+        exc.lab_up = False
+    return exc
 
 
 def held_by(name: str) -> Held | None:

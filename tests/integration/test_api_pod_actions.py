@@ -159,8 +159,8 @@ def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
             with pytest.raises(NetnsGone) as err:
                 call()
             assert isinstance(err.value, UsageError) and err.value.exit_code == 2
-            assert str(err.value) == (f"namespace {name}-b does not exist; is the lab up? "
-                                      f"(`sudo netlab status --lab {name}`)")  # that lab's, whatever else is up
+            assert str(err.value) == (f"namespace {name}-b was deleted while lab {name} is up; "
+                                      f"`sudo netlab up --lab {name}` makes it again")  # that lab's
         lab.repair()
 
 

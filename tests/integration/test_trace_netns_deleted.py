@@ -31,5 +31,6 @@ def test_the_source_namespace_deleted_before_the_packet_is_sent_is_netns_gone(la
     with pytest.raises(NetnsGone) as err:
         running.trace("a", "b", progress=step)
     assert steps == [0, 1] and err.value.netns == f"{lab}-a", (steps, err.value)
-    assert str(err.value) == f"namespace {lab}-a does not exist; is the lab up? (`sudo netlab status --lab {lab}`)"
+    assert str(err.value) == (f"namespace {lab}-a was deleted while lab {lab} is up; "
+                              f"`sudo netlab up --lab {lab}` makes it again")
     assert f"{lab}-a" not in ip("netns", "list").stdout.split()

@@ -70,6 +70,19 @@ def test_a_gone_namespace_is_one_error_a_usage_error_and_a_file_not_found():
                                                            "(`sudo netlab status --lab l`)")
 
 
+def test_a_namespace_deleted_from_a_lab_that_is_up_says_up_makes_it_again():
+    from netlab.realize.state import netns_gone
+    from netlab.realize.state_dir import state_file, write_atomic
+
+    down = netns_gone(NetnsGone("l-b", "/run/netns/l-b"), "l")  # no state: the lab is down (or never was up)
+    assert (down.lab, down.lab_up) == ("l", False)
+    assert str(down) == "namespace l-b does not exist; is the lab up? (`sudo netlab status --lab l`)"
+    write_atomic(state_file("l", create=True), b"{}")  # its state is there: the lab is up, `ip netns del` took one
+    up = netns_gone(NetnsGone("l-b", "/run/netns/l-b"), "l")
+    assert isinstance(up, UsageError) and up.exit_code == 2 and up.lab_up
+    assert str(up) == "namespace l-b was deleted while lab l is up; `sudo netlab up --lab l` makes it again"
+
+
 class _NoEnter:
     """Stands for the pod's namespaces (netlab.api.exec.Enter): the command runs where the test runs."""
 
