@@ -185,7 +185,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
     of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
     frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C: what came
-    is still printed or written (-w), as tcpdump does. No frame at all is
+    is still printed or written (-w) and it exits 0, as tcpdump does (not
+    130 as other commands interrupted). No frame at all is
     said in one line on stderr; -o json says why it stopped (stopped: count,
     timeout or interrupted) and after how long (elapsed_s), and gives each
     frame to or from port 53 its DNS message (dns), as the text prints it.

@@ -100,3 +100,51 @@ def test_capture_json_gives_each_dns_frame_the_words_the_text_prints():
     assert dns_of(decode(cut)) is None
     echo = eth / IP(src="10.244.0.3", dst="10.244.0.4") / UDP(sport=40000, dport=8080) / b"hello\n"
     assert dns_of(decode(bytes(echo))) is None
+
+
+def test_a_capture_ended_by_ctrl_c_exits_0_as_tcpdump_and_the_readme_and_help_say_so(monkeypatch):
+    """Ctrl-C is how a capture ends (as tcpdump's, which exits 0 at SIGINT), not an interruption (130): the
+    frames that came are printed, exit 0. The README's exit-code list names it as the exception, --help too."""
+    import re
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import netlab.cli.trace as cli_trace
+    from netlab.trace import capture as cap
+    from netlab.trace import kernel as tkernel
+    from cli_inprocess import run_cli
+
+    class _Kernel:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def links(self, netns):
+            return {"eth0": None}
+
+    class _Capture(_Kernel):
+        def __init__(self, namespaces, iface):
+            pass
+
+    def live(capture, count, timeout, show):
+        show(_frame(1))
+        raise KeyboardInterrupt  # Ctrl-C after one frame
+
+    lab = SimpleNamespace(name="lab", mode="vxlan", topo=SimpleNamespace(
+        network=SimpleNamespace(vxlan=SimpleNamespace(port=8472))))
+    monkeypatch.setattr(cli_trace, "require_root", lambda: None)
+    monkeypatch.setattr(cli_trace, "_running_lab", lambda name, topology: lab)
+    monkeypatch.setattr(cli_trace, "_netns_of", lambda lab, name: "lab-a")
+    monkeypatch.setattr(tkernel, "LiveKernel", _Kernel)
+    monkeypatch.setattr(cap, "Capture", _Capture)
+    monkeypatch.setattr(cap, "scapy_layers", lambda port: None)
+    monkeypatch.setattr(cap, "live", live)
+    monkeypatch.setattr(cap, "describe", lambda frame, port, verbose=False: f"frame {int(frame.ts)}")
+    proc = run_cli("capture", "--lab", "lab", "a:eth0", "--timeout", "60")
+    assert (proc.returncode, proc.stdout) == (0, "frame 1\n"), proc.stderr
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    codes = readme[readme.index("Exit codes: 0"):readme.index("Shell completion:")]
+    assert "130 interrupted by Ctrl-C" in codes and re.search(r"`capture` is the exception: .*exits 0", codes), codes
+    assert "exits 0, as tcpdump does" in " ".join(run_cli("capture", "--help").stdout.split())
