@@ -115,7 +115,7 @@ class Watcher(RestartPolicy):
         self.restarts = Backoff(self.backoff_base)
         self.repairs = Backoff(self.backoff_base)
         self.kids = Children()  # the containers' processes, and how each exited
-        self.said: dict[str, str] = {}  # pod/container -> the last thing logged about it being held
+        self.said: dict[str, tuple[Any, str]] = {}  # pod/container -> (its run, what was logged of it being held)
         self.listener: kevents.Listener | None = None
         self.file_id: tuple[int, ...] | tuple[str] | None = None
         self.retry_at: float | None = None

@@ -31,7 +31,7 @@ class RestartPolicy:
     clock: Callable[[], float]
     kids: Children  # the containers' processes, and how each exited
     restarts: Backoff
-    said: dict[str, str]  # pod/container -> the last thing logged about it being held
+    said: dict[str, tuple[Any, str]]  # pod/container -> (its run, what was logged of that run being held)
     waiting: crashloop.Record  # the containers held back by their back-off, for `get pods` (CrashLoopBackOff)
 
     def hold(self, pod: PodInfo, c: Container, crec: dict[str, Any], why: str, commit: bool = True) -> str | None:
@@ -80,8 +80,11 @@ class RestartPolicy:
                 next_due = due if next_due is None else min(next_due, due)
                 waiting[key] = (time.time() + wait, self.restarts.delay(key) or 0.0)
                 reason = f"back-off: restart in {wait:.1f}s"
-            if self.said.get(key) != reason.split(":")[0]:
-                self.said[key] = reason.split(":")[0]
+            # Once per run's exit: a container that exits at once after each restart is never seen running
+            # (why None) in between, yet each of its exits is a new one, said before its restart
+            said = ((crec or {}).get("pid"), (crec or {}).get("start")), reason.split(":")[0]
+            if self.said.get(key) != said:
+                self.said[key] = said
                 lines.append(f"saw: container {key} {what}{code}; did: nothing ({reason})")
         self.waiting.hold(waiting)
         return now_due, lines, next_due

@@ -277,3 +277,46 @@ def test_an_exit_belongs_to_its_run_never_to_a_later_one(monkeypatch):
     c = pod.containers[0].model_copy(update={"command": ["sh", "-c", "exit 0"]})
     assert watcher.hold(pod, c, new, EXITED) == "restartPolicy OnFailure"
     assert asked == [{"p/main": new}] and kids.code("p/main", new) == " (exit 0)"
+
+
+def test_each_exit_of_a_container_in_back_off_is_said_once_every_cycle(monkeypatch):
+    """A container that exits at once (`sh -c "echo hi; exit 0"`, restartPolicy Always) with a 2 s back-off:
+    every exit is one line ("exited ...; did: nothing (back-off: restart in Ns)") before its restart, in every
+    cycle, not only the first; a round that sees the same exit again says nothing more. The watcher never saw
+    the container run between a restart and its next exit, and kept the first cycle's "back-off" as said."""
+    import types
+
+    import netlab.api.watch_restart as wr
+    from netlab.workload.tasks import EXITED
+
+    text = "name: w\nnodes: [{name: n}]\npods:\n  - {name: p, node: n, containers: [{name: s, command: [sh]}]}\n"
+    lab = resolve(validate_source(parse_yaml(text, "t.yaml")))
+    pod = lab.pods[0]
+    now = [100.0]
+    run = {"pid": 10, "start": 1}  # the container's record: this run's process
+    w = Watcher(None, "w", log=lambda line: None, backoff_base=2, clock=lambda: now[0])
+    w.kids = types.SimpleNamespace(reaped_now=lambda: None, reap_untracked=lambda key, crec: None,
+                                   code=lambda key, crec: " (exit 0)", exit_code=lambda key, crec: 0,
+                                   ask_lab=lambda *a: 0)
+    w.waiting = types.SimpleNamespace(hold=lambda waiting: None, restarted=lambda key: None)
+    monkeypatch.setattr(wr.workload, "containers", lambda lab_, state: [(pod, pod.containers[0], dict(run))])
+    monkeypatch.setattr(wr.workload, "why_replace", lambda crec, argv, netns: EXITED)  # never seen running
+    monkeypatch.setattr(wr.tasks, "alive", lambda crec: False)
+
+    def restart() -> None:  # what the apply does with a container _held names due: hold() commits, a new run
+        assert w.hold(pod, pod.containers[0], dict(run), EXITED) is None
+        run.update(pid=run["pid"] + 1, start=run["start"] + 1)
+
+    said: list[str] = []
+    for delay in (0.0, 2.0, 4.0, 8.0):  # the first restart at once, then 2 s doubling
+        due, lines, next_due = w._held(lab, None)  # type: ignore[arg-type]
+        if delay:
+            assert due == [] and next_due is not None, (delay, due)
+            said += lines
+            assert w._held(lab, None)[1] == []  # type: ignore[arg-type]  # the same exit, seen again: said once
+            now[0] = next_due
+            due, lines, _ = w._held(lab, None)  # type: ignore[arg-type]
+        assert due == ["container p/s exited (exit 0)"] and lines == [], (delay, due, lines)
+        restart()
+    assert said == [f"saw: container p/s exited (exit 0); did: nothing (back-off: restart in {d:.1f}s)"
+                    for d in (2.0, 4.0, 8.0)]
