@@ -4,18 +4,20 @@
 first use, so ``import netlab`` (and ``netlab validate``) stays light.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+# Nothing is imported here: the `netlab` program loads this package before its Ctrl-C handling is in place
+# (launch.py), so a Ctrl-C while it loaded (typing, 2-3 ms) ended in a traceback. typing's own constant:
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 __all__ = ["Lab", "__version__"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from netlab.api import Lab as Lab
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     if name == "Lab":
         from netlab.api import Lab
 

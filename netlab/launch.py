@@ -23,31 +23,32 @@ flushed first. Where that cannot be done safely (a thread that is no daemon
 still runs, a flush fails, an exit status that is not a number) or would lose
 a developer's work (a profiler or tracer, as `python -m cProfile -m netlab`,
 writes its figures after the program returns), Python exits as usual.
+
+Python loads this module and the package (netlab/__init__.py) before main() runs, out of reach of its
+Ctrl-C handling: both import nothing that is not loaded already at Python's start (no ``from __future__``,
+no typing), so that every import of netlab's, from netlab.signals on, is inside it.
 """
 
-from __future__ import annotations
-
-import gc
 import os
 import sys
 
 
 def main() -> None:
-    gc.disable()
     try:
+        import gc
+
+        gc.disable()
         from netlab import signals
 
         signals.terminate_as_interrupt()  # SIGTERM (timeout, systemd, a CI cancel) stops it as Ctrl-C does
         from netlab.cli import main as cli_main
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started
-        import sys
+        from netlab import lockfile
 
+        lockfile.PRINT_WAITS = True  # the program's own standard error: "netlab: waiting for ..." (a library logs it)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started
         said = str(exc) if exc.args else "interrupted"
         sys.stderr.write(f"netlab: {said}\n")
         raise SystemExit(getattr(exc, "exit_code", 130)) from None
-    from netlab import lockfile
-
-    lockfile.PRINT_WAITS = True  # the program's own standard error: "netlab: waiting for ..." (a library logs it)
     try:
         cli_main()
     except SystemExit as exc:
