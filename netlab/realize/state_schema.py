@@ -160,6 +160,8 @@ class ContainerRecord(Strict):
     error: StrictStr | None = None
     # How the run before this one exited, where known (the kubelet's lastState.terminated.exitCode).
     last_exit_code: StrictInt | None = None
+    # The cluster DNS's dnsmasq only: the sha256 of the records file it last read (workload/dns_records.py, KEY).
+    records: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
 class PodRecord(Strict):

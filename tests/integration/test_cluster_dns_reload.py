@@ -11,11 +11,14 @@ that restart as the kubelet counts one.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from dns_query import ask, reverse
 from helpers import lab_up, netlab, unique_lab, write_topology
+from netlab.realize.state_dir import STATE_ROOT
+from netlab.realize.state_schema import check_state
 
 pytestmark = pytest.mark.root
 
@@ -70,6 +73,10 @@ def test_a_new_endpoint_and_clusterip_answer_without_a_restart_and_a_new_service
             ("NXDOMAIN", []),
             ("NOERROR", [f"_http._tcp.{web}. 30 IN SRV 0 100 80 {web}."])]
         assert dnsmasq(lab) == (pid, "0")
+        # The state up wrote passes the strict schema whole (the digest of the records dnsmasq read is a field of
+        # it), as it is checked when it was not written by this very netlab: it was refused as corrupt.
+        with open(os.path.join(STATE_ROOT, lab, "state.json"), "rb") as fh:
+            check_state(fh.read(), lab)
 
         # a Service added and one removed: their SRV records are dnsmasq's command line, so it restarts, counted
         write_topology(tmp_path, OTHER.format(lab=lab))

@@ -133,3 +133,19 @@ def test_up_waits_for_dnsmasqs_word_that_it_read_the_file(tmp_path, monkeypatch)
         f"failed to load names from {path}: Permission denied"
     log.write_text(f"dnsmasq[7]: read {path} - 6 names\n")  # the log started over (past 10 MiB): from its start
     assert dns_records._await_read(str(log), offset, path) is True
+
+
+def test_the_dnsmasq_containers_record_passes_the_state_schema():
+    """The digest up keeps in the add-on's container record (KEY) is a field of the strict state schema: a state
+    file that is checked whole (edited, or written by another netlab) was refused as corrupt
+    (``records: Extra inputs are not permitted``) and `down` of the lab exited 3."""
+    from pydantic import ValidationError
+
+    from netlab.realize.state_schema import ContainerRecord
+
+    crec = {"argv": ["dnsmasq"], "log": "/run/netlab/x/logs/kube-dns.dnsmasq.log", "restarts": 0,
+            dns_records.KEY: dns_records.digest("10.96.0.10 kube-dns.kube-system.svc.cluster.local\n")}
+    assert ContainerRecord.model_validate(crec).records == crec[dns_records.KEY]
+    assert ContainerRecord.model_validate({**crec, dns_records.KEY: None}).records is None
+    with pytest.raises(ValidationError):
+        ContainerRecord.model_validate({**crec, dns_records.KEY: "../not-a-digest"})
