@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from netlab.errors import UsageError
+from netlab.errors import UsageError, display_path
 
 PROTOS = ("icmp", "tcp", "udp")
 # Seconds to wait for answers: the CLI's --timeout ranges (probe and reach send the matrix's probes,
@@ -91,6 +91,28 @@ def check_env(what: str, value: Any) -> None:
         if not isinstance(key, str):
             raise UsageError(f"{what}'s names must be strings, not {given(key)}")
         check_str(f"{what}[{given(key).removeprefix('str ')}]", item)
+
+
+def check_no_nul(command: object, argv: list[Any], env: Mapping[str, str] | None) -> None:
+    """After :func:`check_command` and :func:`check_env`: a NUL byte after the program's name (in an argument, the
+    ``sh -c`` command, a variable of ``env``) cannot reach any program: the kernel hands a program its arguments
+    and environment as NUL-ended strings, and Popen refuses them with a ValueError that reads as the program's
+    fault. Say which one holds it. A NUL in the program's own name is api.exec.cannot_run's (126), as a shell
+    would have it."""
+    if isinstance(command, str):
+        if "\0" in command:
+            raise UsageError(f"the command {display_path(command[:80])} holds a NUL byte, which a program's "
+                             "command line cannot")
+    else:
+        for i, arg in enumerate(argv[1:], 1):
+            text = os.fsdecode(arg)
+            if "\0" in text:
+                raise UsageError(f"argument {i} ({display_path(text[:80])}) holds a NUL byte, which a program's "
+                                 "argument cannot")
+    for key, value in (env or {}).items():
+        if "\0" in key or "\0" in value:
+            raise UsageError(f"env[{display_path(key[:40])}] holds a NUL byte, which a program's environment "
+                             "cannot")
 
 
 def check_callable(what: str, value: Any) -> None:

@@ -15,7 +15,7 @@ import os
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterator
+from typing import BinaryIO, Iterator
 
 from netlab.errors import NetnsGone, UsageError, display_path
 from netlab.model.lab import Lab
@@ -100,36 +100,6 @@ def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc
         return 126, f"netlab: {display_path(program)}: permission denied"
     why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return 126, f"netlab: {display_path(program[:80])}: cannot execute: {why}"
-
-
-def refuse_nul(method: str, command: object, argv: list[Any], env: object = None) -> None:
-    """A NUL byte after the program's name (in an argument, the ``sh -c`` command, a variable of ``env``) cannot
-    reach any program: the kernel hands a program its arguments and environment as NUL-ended strings, and Popen
-    refuses them with a ValueError that reads as the program's fault. Say which one holds it, as the library's
-    other argument errors (a UsageError). A NUL in the program's own name is :func:`cannot_run`'s (126), as a
-    shell would have it."""
-    def text(value: object) -> str:
-        try:
-            return os.fsdecode(value)  # type: ignore[arg-type]
-        except TypeError:
-            return str(value)  # not text: Popen says what it says of it
-
-    def has_nul(value: object) -> bool:
-        return "\0" in text(value)
-
-    if isinstance(command, str):
-        if has_nul(command):
-            raise UsageError(f"{method}: the command {display_path(command[:80])} holds a NUL byte, which a "
-                             "program's command line cannot")
-    else:
-        for i, arg in enumerate(argv[1:], 1):
-            if has_nul(arg):
-                raise UsageError(f"{method}: argument {i} ({display_path(text(arg)[:80])}) holds a NUL "
-                                 "byte, which a program's argument cannot")
-    for key, value in (env.items() if isinstance(env, dict) else ()):
-        if has_nul(key) or has_nul(value):
-            raise UsageError(f"{method}: env[{display_path(text(key)[:40])}] holds a NUL byte, which a "
-                             "program's environment cannot")
 
 
 def open_log(path: str, pod: str, container: str, lab: str, previous: bool = False) -> BinaryIO:

@@ -11,8 +11,8 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.args import (WAIT, check_command, check_env, check_int, check_seconds, check_seconds_or_none,
-                             check_str, check_strs, given, method)
+from netlab.api.args import (WAIT, check_command, check_env, check_int, check_no_nul, check_seconds,
+                             check_seconds_or_none, check_str, check_strs, given, method)
 from netlab.api.jsonio import from_json
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
@@ -107,7 +107,7 @@ class PodActions:
         It returns once the command exits, with what it printed by then: a job it leaves in the background
         (``"kvd --port 7000 &"``) runs on in the pod, nobody's child (``down`` stops it with the lab), and what
         it prints later is lost. To keep it, its output or its exit status, use :meth:`popen`."""
-        from netlab.api.exec import exec_target, refuse_nul
+        from netlab.api.exec import exec_target
 
         with method("lab.exec"):
             check_str("name", name)
@@ -115,7 +115,7 @@ class PodActions:
             check_str("input", input, none_ok=True)
             timeout = check_seconds_or_none("timeout", timeout, WAIT)
             check_env("env", env)
-        refuse_nul("lab.exec", command, argv, env)
+            check_no_nul(command, argv, env)
         target = exec_target(self.state(), self.model, name)
         with target.opened() as enter:
             return _run_captured(argv, input, timeout, check, env, enter)
@@ -134,13 +134,13 @@ class PodActions:
         A program that cannot be started in the pod raises :class:`netlab.errors.CannotRun` (a UsageError), not
         Popen's FileNotFoundError: its message is ``netlab exec``'s line (``/opt/srv: command not found``), its
         ``returncode`` the status ``exec`` gives (127: no such program; 126: there, not runnable)."""
-        from netlab.api.exec import cannot_run, exec_target, refuse_nul
+        from netlab.api.exec import cannot_run, exec_target
 
         with method("lab.popen"):
             check_str("name", name)
             full = check_command("argv", argv)
             check_env("env", kwargs.get("env"))
-        refuse_nul("lab.popen", argv, full, kwargs.get("env"))
+            check_no_nul(argv, full, kwargs.get("env"))
         if "preexec_fn" in kwargs:
             raise UsageError("popen's preexec_fn enters the pod's namespaces; it takes no other")
         target = exec_target(self.state(), self.model, name)
