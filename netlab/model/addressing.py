@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 from netlab.model.location import Loc
 from netlab.model.topology import Topology
@@ -120,6 +120,19 @@ def held_of(addr: Addressing, pods: Mapping[str, tuple[str, str]]) -> Held:
                 dict(addr.lb_ip))
 
 
+def _keep_held(addr: Addressing, into: dict, used: dict, pinned: dict, who: str, what: str, key: Any, was: Any,
+               usable: bool, label: str) -> None:
+    """A running node, pod or Service keeps what it held (``was``: an address or a block), as Kubernetes keeps a
+    pod's lease, a Service's ClusterIP and a node's podCIDR, and it goes ``into[key]``, ``used`` by ``label``;
+    unless the file gives it to another (``pinned``: then it is :class:`Displaced` and gets a new one), the file
+    no longer allows it (``usable`` false), or another took it first (``used``): then it gets a new one too."""
+    if was in pinned:
+        addr.displaced.append(Displaced(who, what, key, was, pinned[was]))
+    elif usable and was not in used:
+        used[was] = label
+        into[key] = was
+
+
 def underlay_gateway(cidr: IPv4Network) -> IPv4Address:
     """The first host address of the underlay: its router, every node's default gateway (plan/build.py)."""
     return cidr.network_address + 1
@@ -192,11 +205,9 @@ def _node_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
         was = held.nodes.get(node.name)
         if node.ip is not None or was is None:
             continue
-        if was.ip in pinned:
-            addr.displaced.append(Displaced(f"node {node.name}", "node_ip", node.name, was.ip, pinned[was.ip]))
-        elif was.ip in underlay and was.ip != underlay.broadcast_address and was.ip not in used:
-            used[was.ip] = f"node {node.name!r}"  # network and gateway are in used
-            addr.node_ip[node.name] = was.ip
+        usable = was.ip in underlay and was.ip != underlay.broadcast_address  # network and gateway are in used
+        _keep_held(addr, addr.node_ip, used, pinned, f"node {node.name}", "node_ip", node.name, was.ip, usable,
+                   f"node {node.name!r}")
     free = _free_hosts(underlay, 2, _ints(used))
     for i, node in enumerate(topo.nodes):
         if node.ip is None and node.name not in addr.node_ip:
@@ -236,12 +247,9 @@ def _node_pod_cidrs(topo: Topology, addr: Addressing, out: list, held: Held) -> 
         was = held.nodes.get(node.name)
         if node.pod_cidr is not None or was is None:
             continue
-        if was.pod_cidr in pinned:
-            addr.displaced.append(Displaced(f"node {node.name}", "node_pod_cidr", node.name, was.pod_cidr,
-                                            pinned[was.pod_cidr]))
-        elif was.pod_cidr.prefixlen == mask and was.pod_cidr.subnet_of(cluster) and was.pod_cidr not in taken:
-            taken[was.pod_cidr] = f"node {node.name!r}"
-            addr.node_pod_cidr[node.name] = was.pod_cidr
+        usable = was.pod_cidr.prefixlen == mask and was.pod_cidr.subnet_of(cluster)
+        _keep_held(addr, addr.node_pod_cidr, taken, pinned, f"node {node.name}", "node_pod_cidr", node.name,
+                   was.pod_cidr, usable, f"node {node.name!r}")
     blocks = (b for b in cluster.subnets(new_prefix=mask) if b not in taken)
     for i, node in enumerate(topo.nodes):
         if node.pod_cidr is None and node.name not in addr.node_pod_cidr:
@@ -302,11 +310,8 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
             continue
         if (was.namespace, was.node, was.node_cidr) != (pod.namespace, pod.node, block) or was.ip not in block:
             continue  # another pod of that name, or one Kubernetes makes anew: moved, or its node's block changed
-        if was.ip in pinned:
-            addr.displaced.append(Displaced(f"pod {pod.name}", "pod_ip", pod.name, was.ip, pinned[was.ip]))
-        elif was.ip not in pod_used:
-            pod_used[was.ip] = f"pod {pod.name!r}"
-            addr.pod_ip[pod.name] = was.ip
+        _keep_held(addr, addr.pod_ip, pod_used, pinned, f"pod {pod.name}", "pod_ip", pod.name, was.ip, True,
+                   f"pod {pod.name!r}")
     used = _ints(pod_used)
     free_by_node = {n: _free_hosts(b, 2, used) for n, b in addr.node_pod_cidr.items() if n not in full}
     for pod in topo.pods:
@@ -347,12 +352,9 @@ def _service_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> Non
         was = held.services.get(key)
         if svc.cluster_ip is not None or was is None:
             continue
-        if was in pinned:
-            addr.displaced.append(Displaced(f"service {svc.namespace}/{svc.name}", "service_ip", key, was, pinned[was]))
-        elif was in scidr and was not in (scidr.network_address, scidr.broadcast_address, api_ip) \
-                and was not in svc_used:
-            svc_used[was] = f"service {svc.name!r}"
-            addr.service_ip[key] = was
+        usable = was in scidr and was not in (scidr.network_address, scidr.broadcast_address, api_ip)
+        _keep_held(addr, addr.service_ip, svc_used, pinned, f"service {svc.namespace}/{svc.name}", "service_ip", key,
+                   was, usable, f"service {svc.name!r}")
     free_svc = _free_hosts(scidr, 10, _ints(svc_used))
     for i, svc in enumerate(topo.services):
         if svc.cluster_ip is None and (svc.namespace, svc.name) not in addr.service_ip:
@@ -404,12 +406,9 @@ def _internet_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> No
         was = held.load_balancers.get(key)
         if svc.load_balancer_ip is not None or was is None:
             continue
-        if was in pinned:
-            addr.displaced.append(Displaced(f"service {svc.namespace}/{svc.name}'s load balancer", "lb_ip", key, was,
-                                            pinned[was]))
-        elif was in inet and was not in (inet.network_address, inet.broadcast_address) and was not in seen:
-            seen[was] = f"service {svc.name!r}"
-            kept[key] = was
+        usable = was in inet and was not in (inet.network_address, inet.broadcast_address)
+        _keep_held(addr, kept, seen, pinned, f"service {svc.namespace}/{svc.name}'s load balancer", "lb_ip", key, was,
+                   usable, f"service {svc.name!r}")
     # The internet's switch (a bridge in the gateway) has a port per host and one for the balancer.
     ports = len(topo.internet.hosts) + (1 if lbs else 0)
     if ports > BRIDGE_PORT_LIMIT:
