@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -262,3 +263,13 @@ REACH_POLICY_TOPOLOGY = {
     ],
 }
 REACH_DENIED = "policy: denied by policy prod/api-from-fe (no ingress rule allows it for pod prod/api)"
+
+
+def reject_counts(netns: str) -> dict[str, int]:
+    """chain -> packets its REJECT rules counted, from the kernel's own iptables-save -c."""
+    out: dict[str, int] = {}
+    for line in in_netns(netns, "iptables-save", "-c", "-t", "filter", check=True).stdout.splitlines():
+        m = re.match(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT", line)
+        if m:
+            out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1))
+    return out

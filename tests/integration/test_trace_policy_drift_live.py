@@ -16,7 +16,7 @@ import shlex
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, netlab, unique_lab
+from helpers import in_netns, ip_json, lab_up, netlab, reject_counts, unique_lab
 
 pytestmark = pytest.mark.root
 
@@ -73,16 +73,6 @@ def _rules(netns: str) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("-A ")]
 
 
-def _rejects(netns: str) -> dict[str, int]:
-    """chain -> packets its REJECT rules counted."""
-    out: dict[str, int] = {}
-    for line in in_netns(netns, "iptables-save", "-c", "-t", "filter", check=True).stdout.splitlines():
-        m = re.match(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT", line)
-        if m:
-            out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1))
-    return out
-
-
 def _web_chain(lab: str) -> str:
     """a-web's ingress chain, as n1's NETPOL-FORWARD jumps to it."""
     web = _ip(lab, "a-web")
@@ -110,11 +100,11 @@ def test_a_denied_flow_an_emptied_chain_let_through_is_not_stopped_names_the_rul
     flushed = [line for line in _rules(n1) if line.startswith(f"-A {chain} ")]
     assert any("-j REJECT" in line for line in flushed)
     in_netns(n1, "iptables", "-F", chain, check=True)
-    before = _rejects(n1)
+    before = reject_counts(n1)
     assert _connect(f"{lab}-a-cli", _ip(lab, "a-web")) == "ok"  # the kernel let the denied flow through
     proc = _trace(lab, "a-cli", "-o", "json")
     d = json.loads(proc.stdout)
-    assert _rejects(n1) == before  # no REJECT counted the connection nor the trace's packet
+    assert reject_counts(n1) == before  # no REJECT counted the connection nor the trace's packet
     assert proc.returncode == 1 and d["delivered"] and d["reply_received"] and d["lost"] is None, proc.stdout
     [e] = d["policy"]
     assert (e["allowed"], e["counted"], e["stopped"], e["node"], e["chain"]) == (False, False, False, "n1", chain), e
@@ -134,10 +124,10 @@ def test_a_denied_flow_an_emptied_chain_let_through_is_not_stopped_names_the_rul
 def test_bridge_nf_call_off_lets_a_denied_flow_through_and_trace_fails(repaired):
     lab, n1 = repaired, f"{repaired}-n1"
     in_netns(n1, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0", check=True)
-    before = _rejects(n1)
+    before = reject_counts(n1)
     proc = _trace(lab, "a-cli", "-o", "json")
     d = json.loads(proc.stdout)
-    assert _rejects(n1) == before
+    assert reject_counts(n1) == before
     [e] = d["policy"]
     assert proc.returncode == 1 and d["delivered"] and e["stopped"] is False, proc.stdout
     assert "but NOT STOPPED: net.bridge.bridge-nf-call-iptables = 0" in e["text"], e
@@ -148,12 +138,12 @@ def test_an_allowed_flow_refused_for_a_missing_allow_rule_names_it_and_the_reset
     chain, cli = _web_chain(lab), _ip(lab, "b-cli")
     [allow] = [line for line in _rules(n1) if line.startswith("-A NETPOL-ING-") and f"-s {cli}/32 " in line]
     in_netns(n1, "iptables", "-D", *shlex.split(allow)[1:], check=True)
-    before = _rejects(n1)
+    before = reject_counts(n1)
     assert _connect(f"{lab}-b-cli", _ip(lab, "a-web")) == "refused"  # the REJECT's reset
-    assert _rejects(n1)[chain] == before[chain] + 1
+    assert reject_counts(n1)[chain] == before[chain] + 1
     proc = _trace(lab, "b-cli", "-o", "json")
     d = json.loads(proc.stdout)
-    assert _rejects(n1)[chain] == before[chain] + 2  # and the trace's SYN: the same REJECT counted it
+    assert reject_counts(n1)[chain] == before[chain] + 2  # and the trace's SYN: the same REJECT counted it
     assert proc.returncode == 1 and not d["delivered"] and d["reply_received"], proc.stdout
     [e] = d["policy"]
     assert (e["allowed"], e["counted"], e["node"], e["chain"], e["missing"]) == (True, True, "n1", chain, [allow]), e

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab
+from helpers import in_netns, ip_json, netlab, reject_counts
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT
 
 pytestmark = pytest.mark.root
@@ -40,16 +40,6 @@ def trace(lab: str, *args: str) -> tuple[int, dict]:
     proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
-
-
-def reject_counts(netns: str) -> dict[str, int]:
-    """chain -> packets its REJECT rules counted, from the kernel's own iptables-save -c."""
-    out: dict[str, int] = {}
-    for line in in_netns(netns, "iptables-save", "-c", "-t", "filter", check=True).stdout.splitlines():
-        m = re.match(r"^\[(\d+):\d+\] -A (NETPOL-\S+) .*-j REJECT", line)
-        if m:
-            out[m.group(2)] = out.get(m.group(2), 0) + int(m.group(1))
-    return out
 
 
 def connect(netns: str, ip: str, port: int) -> str:
