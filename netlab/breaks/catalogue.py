@@ -71,7 +71,8 @@ NEEDS = {
     "endpoints": "a Service endpoint pod",
     "service-client": "a node with a pod that is not DNS",
     "dns-client": "a pod that is no endpoint and may query DNS",
-    "bridged-pair": "a node with the DNS pod and a client of it, or two pods a NetworkPolicy keeps apart",
+    "bridged-pair": "a node with the DNS pod and a client of it, or two pods a NetworkPolicy keeps apart, on a bridge "
+                    "of the node (not ptp's routed veths)",
     "planned-bridge": "pods on a bridge netlab plans (not a conflist's)",
 }
 
@@ -309,9 +310,18 @@ def why_not(s: Scenario, lab: Lab) -> str | None:
         if need == "dns-client" and not _clients_no_endpoint(lab):
             return (f"{s.name} needs a client pod that is no Service's endpoint (and whose DNS queries the "
                     f"NetworkPolicies allow); lab {lab.name} has none{where}")
+        if need == "bridged-pair" and _no_pod_bridge(lab):
+            return (f"{s.name} needs pods on a bridge of their node; lab {lab.name}'s share none (ptp: each pod's "
+                    f"veth is routed alone, so its node's FORWARD judges every flow whatever the sysctl says)")
         if need in NODE_NEEDS and all(target_problem(s, lab, n) for n in lab.nodes):
             return f"{target_problem(s, lab, lab.nodes[0])}, and lab {lab.name} has no such node{where}"
     return None
+
+
+def _no_pod_bridge(lab: Lab) -> bool:
+    """The lab's pods are ports of no bridge (plan.cniadd.pod_bridge): a conflist's ptp, say."""
+    from netlab.plan.cniadd import pod_bridge
+    return pod_bridge(lab) is None
 
 
 def clients(lab: Lab, node: str) -> list[PodInfo]:

@@ -98,12 +98,24 @@ def pod_bridge(lab: Lab) -> str | None:
     return bridge if isinstance(bridge, str) and bridge else None
 
 
-def gateway_bridge(lab: Lab) -> str | None:
-    """The bridge that holds each node's pod gateway, the first address of its pod CIDR (NodeInfo.gateway), for
-    names: cni0 (netlab's own, the reference list's); a conflist's bridge plugin's when it is the pods' gateway
-    (isGateway, or isDefaultGateway, which implies it) and host-local takes the node's range from the runtime
-    (no ranges or subnet of its own: the gateway is that range's first address). None otherwise: the plugins
-    put the gateway where they like (another range's, a router's), or nowhere."""
+PTP_GATEWAY = "pod veths"  # ptp gives each pod's host-side veth the gateway's address (/32)
+
+
+def gateway_holder(lab: Lab) -> str | None:
+    """What holds each node's pod gateway, the first address of its pod CIDR (NodeInfo.gateway), for names.
+
+    - cni0: netlab's own, the reference list's;
+    - a conflist's bridge plugin's bridge (qnbr0) when it is the pods' gateway (isGateway, or isDefaultGateway,
+      which implies it);
+    - ``PTP_GATEWAY`` for the ptp plugin, which puts the gateway's address on the node's end of every pod's veth
+      (a /32 each, the pod's one neighbour: ptp routes each pod alone, no bridge).
+
+    Both plugins only when host-local takes the node's range from the runtime (no ranges, subnet or gateway of
+    its own): the gateway is that range's first address. None otherwise: a user's plugins put the gateway where
+    they like (another range's, a router's), or nowhere. macvlan and ipvlan attach pods to a parent device with
+    no gateway of the node's own (their pods' traffic does not pass the node's namespace): netlab does not plan
+    for them, and names no gateway.
+    """
     if lab.cni != "conflist":
         return naming.BRIDGE
     bridge = pod_bridge(lab)
@@ -112,11 +124,14 @@ def gateway_bridge(lab: Lab) -> str | None:
     except ConflistError:
         return None
     for p in net.plugins:
-        if p["type"] != "bridge" or p.get("bridge", naming.BRIDGE) != bridge:
-            continue
         ipam = p.get("ipam") if isinstance(p.get("ipam"), dict) else {}
         own_range = any(k in ipam for k in ("ranges", "subnet", "gateway"))
-        if (p.get("isGateway") or p.get("isDefaultGateway")) and ipam.get("type") == "host-local" and not own_range:
+        if ipam.get("type") != "host-local" or own_range:
+            continue
+        if p["type"] == "ptp":
+            return PTP_GATEWAY
+        if p["type"] == "bridge" and p.get("bridge", naming.BRIDGE) == bridge \
+                and (p.get("isGateway") or p.get("isDefaultGateway")):
             return bridge
     return None
 

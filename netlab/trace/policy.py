@@ -88,7 +88,8 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
           tables: Tables | None = None) -> list[dict[str, Any]]:
     """One entry per destination pod judged: allowed or not, the words, the node and chain, the kernel's count.
     ``unfiltered``: the nodes' namespaces with bridge-nf-call-iptables = 0 (their bridges switch frames past
-    iptables, and so past the policies' rules). ``dnat_node``: the node that DNATed a Service packet (the trace
+    iptables, and so past the policies' rules; a lab whose pods share no bridge, ptp's, routes every frame through
+    FORWARD whatever the sysctl says). ``dnat_node``: the node that DNATed a Service packet (the trace
     read it from its conntrack), when known. ``balancer``: the source the load balancer's masquerade gives a
     LoadBalancer's packet, as the kernel said it (nodeport.balancer_source). ``reached``: the namespaces whose
     FORWARD hook the packet got to (:func:`forward_hooks_reached`); None: not known. ``tables``: the nodes' filter
@@ -118,6 +119,7 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
     # The node that DNATs a LoadBalancer's packet is the one the balancer picked; when no conntrack entry names it
     # (the packet did not get past the balancer), every node the balancer's DNAT may pick (plan/internet.py).
     receivers = [dnat_node] if not external or dnat_node or dst.kind == "node" else [n.name for n in lab.nodes]
+    shared = pod_bridge(lab) is not None  # the nodes' pods share a bridge
     for pod, target in _targets(lab, dst, port, endpoint_ip):
         served = None if proto == "icmp" else target
         for receiver in receivers:
@@ -134,7 +136,9 @@ def story(lab: Lab, src: Endpoint, dst: Endpoint, proto: str, port: int | None, 
             else:
                 verdict = ps.flow(source, Peer(pod.ip, pod), protocol, served, via_service=dst.kind == "service")
             node_ns = lab.node(pod.node).netns
-            bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node
+            # Two pods of one node are switched by its bridge only when they are ports of one (cni0, a conflist's
+            # qnbr0); ptp routes each pod alone out of its veth, so their packets pass FORWARD like any other
+            bridged = dst.kind == "pod" and source.pod is not None and source.pod.node == pod.node and shared
             bypass = node_ns if bridged and node_ns in unfiltered else None
             entry = _entry(lab, source, pod, verdict, before, after, bypass, seen=seen, reached=reached,
                            tables=tables)
@@ -170,11 +174,16 @@ def unanswered_reset(lab: Lab, src: Endpoint, rejected_on: str, dnat_node: str |
     be ours" otherwise), past the IP stack's NAT, which would have turned the reset's source back into what the
     client asked for. It leaves from the address the DNAT gave the packet, and the client's socket, connected to
     ``asked``, does not take it: the connection times out. A packet that came over the overlay, or a connection
-    to the pod's own address (no DNAT), is refused as usual. None when this is not such a flow."""
+    to the pod's own address (no DNAT), is refused as usual. So is every client of a lab whose pods share no
+    bridge (ptp: each pod's veth is routed): its packet came in by no bridge port, and the reset leaves as the
+    node's own packet, its source given back by conntrack. None when this is not such a flow."""
     if src.kind != "pod" or dnat_node != rejected_on or lab.pod(src.name).node != rejected_on:
         return None
+    bridge = pod_bridge(lab)
+    if bridge is None:
+        return None
     source = f"{endpoint_ip}:{port}" if endpoint_ip and port else "the endpoint's address the DNAT chose"
-    came_by = f"{bridge}'s bridge port" if (bridge := pod_bridge(lab)) else "its node's bridge port"
+    came_by = f"{bridge}'s bridge port"
     return (f"; the client gets no reset: the packet came in through {came_by}, so the REJECT sends its "
             f"reset straight back out of that port, past the NAT that would give it {asked} as its source; it "
             f"leaves from {source}, which the client's connection to {asked} does not take: it times out (a "
@@ -241,8 +250,9 @@ def _entry(lab: Lab, source: Peer, pod: PodView | None, verdict: Verdict, before
     elif moved > 0:
         text += "; the kernel's REJECT rule there counted it"
         entry["stopped"] = True
-    elif before or after:
-        # It passed the node's hook and the REJECT did not count it: the node's rules are not the policies'.
+    elif before or after or (tables is not None and node.netns in tables.text):
+        # It passed the node's hook and the REJECT did not count it: the node's rules are not the policies'. (The
+        # counters were read: none at all when the lab's only REJECT was taken out with its chain's rules.)
         text = f"denied by {word} {names} ({why}), but NOT STOPPED: "
         drift = _drift(lab, tables, node.name, side.direction, judged, "INPUT" if hook else "FORWARD")
         if drift:

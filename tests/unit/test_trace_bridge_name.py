@@ -1,5 +1,6 @@
 """trace names the nodes' bridge of pods as the lab has it: cni0 (netlab's own, the reference list's) or a
-conflist's bridge plugin's own (qnbr0), in the reset note of a REJECT and in the name of the pods' gateway."""
+conflist's bridge plugin's own (qnbr0), in the reset note of a REJECT and in the name of the pods' gateway; a lab
+whose pods share no bridge (ptp) gets no such note, and its gateway is named on the pods' veths."""
 
 from __future__ import annotations
 
@@ -49,9 +50,18 @@ def test_the_reset_note_and_the_gateways_name_name_the_labs_bridge(tmp_path, cni
     assert names.get("10.244.0.1") == gateway
 
 
-def test_a_ptp_labs_reset_note_names_no_bridge(tmp_path):
-    lab = lab_with(tmp_path, CONFLIST, [{"type": "ptp", "ipam": {"type": "host-local"}}])
+PTP = {"type": "ptp", "ipam": {"type": "host-local"}}
+
+
+@pytest.mark.parametrize("plugins, gateway", [
+    ([PTP], "n1 pod veths"),  # ptp puts the node's range's gateway on each pod's host-side veth
+    ([{**PTP, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/16"}]]}}], None),  # another range's
+    ([{"type": "macvlan", "master": "eth0", "ipam": {"type": "host-local"}}], None)])  # no gateway of the node's
+def test_a_labs_without_a_bridge_gets_no_reset_note_and_its_gateway_is_named_where_it_is(tmp_path, plugins, gateway):
+    """No bridge (ptp): a REJECTed Service client on its endpoint's node is refused as any other (its packet came
+    in by no bridge port), so trace adds no note; the pods' gateway is on the node's end of each pod's veth."""
+    lab = lab_with(tmp_path, CONFLIST, plugins)
     note = unanswered_reset(lab, Endpoint("c1", "pod", str(lab.pod("c1").ip)), "n1", "n1", "10.96.0.11:80",
                             None, None)
-    assert note is not None and "cni0" not in note and "through its node's bridge port" in note
-    assert "10.244.0.1" not in LabMap.from_lab(lab, build_plan(lab)).ip_names
+    assert note is None
+    assert LabMap.from_lab(lab, build_plan(lab)).ip_names.get("10.244.0.1") == gateway
