@@ -125,14 +125,15 @@ def probe_budget(thresholds: dict[str, int] | None = None, stats: TableStats | N
 def full_mesh_entries(lab: "Lab") -> int:
     """Dynamic neighbour entries when every pod and node of the lab talks to every pod.
 
-    Pods on one bridge: k*(k-1) per node. Each pod: one for its gateway; each
-    node: one per local pod (on its bridge, or the pod's veth without one). Nodes resolve each other on the underlay,
-    in both modes (a VXLAN packet's outer destination is the remote node, as
-    path_entries counts it); flannel.1's entries are PERMANENT (not counted by
-    the GC).
+    Pods on one bridge: k*(k-1) per node (they resolve each other). Pods that share no bridge (ptp: each pod's
+    veth routed by its node alone) resolve only their gateway, the node's end of their veth, whoever they talk
+    to. Each pod: one for its gateway; each node: one per local pod (on its bridge, or on the pod's veth without
+    one). Nodes resolve each other on the underlay, in both modes (a VXLAN packet's outer destination is the
+    remote node, as path_entries counts it); flannel.1's entries are PERMANENT (not counted by the GC).
     """
-    per_node = Counter(p.node for p in lab.pods)
-    total = sum(k * (k - 1) for k in per_node.values())
+    total = 0
+    if lab_bridge(lab) is not None:
+        total = sum(k * (k - 1) for k in Counter(p.node for p in lab.pods).values())
     total += 2 * len(lab.pods)
     n = len(lab.nodes)
     return total + n * (n - 1)
@@ -147,8 +148,11 @@ def neighbour_budget_warning(lab: "Lab", thresholds: dict[str, int] | None = Non
         return None
     per_node = Counter(p.node for p in lab.pods)
     node, most = per_node.most_common(1)[0] if per_node else ("", 0)
+    bridge = lab_bridge(lab)
+    where = (f"{most} pods share node {node}'s bridge {bridge}" if bridge
+             else f"{len(lab.pods)} pods, each on its own routed veth")
     return (f"all-pairs traffic in lab {lab.name} needs up to {need} neighbour (ARP) entries "
-            f"({most} pods share node {node}'s bridge), but the kernel's table is shared by the whole machine "
+            f"({where}), but the kernel's table is shared by the whole machine "
             f"and capped by net.ipv4.neigh.default.gc_thresh3 = {limit}; past it the kernel drops packets, "
             f"the host's too. `netlab probe` keeps its own entries bounded. To let everything talk at once, "
             f"raise the limit on the host (netlab never changes it): {raise_limit_command(need)}")

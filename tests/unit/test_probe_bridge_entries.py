@@ -108,3 +108,28 @@ def test_the_state_gives_back_the_interfaces_a_result_named_on_the_node():
     att = attachments(State())["a"]  # type: ignore[arg-type]
     assert att.host_ifaces == ("qnbr0", "veth0000000a") and att.bridge == "qnbr0"
     assert CniAttachment(ip=att.ip, host_veth="veth0000000a", host_ifaces=("veth0000000a",)).bridge is None  # ptp
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_a_ptp_labs_full_mesh_is_two_entries_a_pod(tmp_path, running):
+    """ptp: a pod resolves only its gateway (the node's end of its veth), its node resolves it on that veth; the
+    two nodes each other on the underlay. A bridge of pods adds k*(k-1) per node, which ptp never makes (a root
+    test counts the kernel's entries after all-pairs traffic: test_cni_ptp_trace)."""
+    ptp = lab_of(tmp_path, [PTP])
+    assert [p.name for p in ptp.pods_on("n1")] == ["a", "b", "kube-dns"] and len(ptp.pods) == 4
+    assert nb.full_mesh_entries(attached(ptp, None) if running else ptp) == 2 * 4 + 2
+    assert nb.full_mesh_entries(lab_of(tmp_path, [QNBR])) == 3 * 2 + 2 * 4 + 2  # n1's three resolve each other
+
+
+def test_a_ptp_labs_budget_warning_names_no_bridge(tmp_path):
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": [PTP]}))
+    (tmp_path / "bin").mkdir()
+    pods = "".join(f"  - {{name: p{i}, node: n1}}\n" for i in range(40))
+    (tmp_path / "big.yaml").write_text("name: big\nnetwork: {cni: {conflist: net.conflist, binDir: bin}}\n"
+                                       f"nodes: [{{name: n1}}]\npods:\n{pods}")
+    big = resolve(load_topology(str(tmp_path / "big.yaml")))
+    limits = {"gc_thresh1": 8, "gc_thresh2": 32, "gc_thresh3": 64}
+    assert nb.full_mesh_entries(big) == 80  # 40 * 39 + 80 on one bridge: the default table would refuse it
+    assert nb.fits(80, nb.DEFAULTS)
+    warning = nb.neighbour_budget_warning(big, limits)
+    assert warning is not None and "(40 pods, each on its own routed veth)" in warning and "bridge" not in warning
