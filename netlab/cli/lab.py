@@ -364,7 +364,7 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
 
     waiting = [line for line in drift if said_in(line) and line not in kept]
     if len(kept) + len(waiting) < len(drift):
-        click.echo(f"run `{repair}` again to repair" + (" the rest" if kept or waiting else ""))
+        click.echo(f"run `{repair}` to repair" + (" the rest" if kept or waiting else ""))
     if waiting:
         one = len(waiting) == 1
         click.echo(f"`netlab up --watch` restarts {'that container' if one else 'those containers'} when "

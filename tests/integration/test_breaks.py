@@ -126,7 +126,7 @@ def _check(lab: str, path: str, name: str, target_name: str | None = None, also=
         status = netlab("status", "--lab", lab, check=False)
         assert status.returncode == 1  # the kernel really changed
         # the repair is up from the lab's own file (a plain `sudo netlab up` makes the built-in lab "demo")
-        assert status.stdout.splitlines()[-1] == f"run `sudo netlab up -t {display_path(path)}` again to repair"
+        assert status.stdout.splitlines()[-1] == f"run `sudo netlab up -t {display_path(path)}` to repair"
         _check_probe(lab, name, s, model, target)
         check = symptoms.trace_check(s, model, target)
         if check.fact:

@@ -247,7 +247,7 @@ def test_a_lab_without_a_file_is_repaired_by_its_name(netlab_lab):
     subprocess.run(["ip", "-n", pod, "route", "del", "default"], check=True)
     status = netlab("status", "--lab", name, check=False)
     assert status.returncode == 1 and f"missing: route default via 10.244.0.1 dev eth0 in {pod}" in status.stdout
-    assert status.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` again to repair"
+    assert status.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` to repair"
     assert json.loads(netlab("status", "--lab", name, "-o", "json", check=False).stdout)["repair"] == \
         f"sudo netlab up --lab {name}"
     assert netlab_lab.status().repair == f"Lab({name!r}).repair()"  # the library's, in Python

@@ -218,11 +218,11 @@ def test_get_pods_says_kubectls_words_and_status_no_repair_up_cannot_make(labs, 
     items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
     assert (items["job"]["status"], items["web"]["status"]) == ("StartError", "ContainerStatusUnknown"), items
     status = netlab("status", "--lab", lab, check=False)
-    assert status.returncode == 1 and "again to repair the rest" in status.stdout, status.stdout  # web's
+    assert status.returncode == 1 and "` to repair the rest" in status.stdout, status.stdout  # web's
     assert "does not repair those containers: a container that could not start is tried again by each `up`" \
         in status.stdout.splitlines()[-1], status.stdout
     assert netlab("up", "-t", path, check=False).returncode == 1  # web runs again; job's containers are as they were
     rows = {line.split()[0]: line.split() for line in netlab("get", "pods", "--lab", lab).stdout.splitlines()[1:]}
     assert (rows["job"][2], rows["web"][2]) == ("StartError", "Running"), rows
     status = netlab("status", "--lab", lab, check=False)
-    assert status.returncode == 1 and "again to repair" not in status.stdout, status.stdout
+    assert status.returncode == 1 and "` to repair" not in status.stdout, status.stdout

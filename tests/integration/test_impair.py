@@ -157,7 +157,7 @@ def test_a_run_time_impairment_is_desired_state_until_up_from_the_file(lab):
     # status names that up as the repair: `up -t FILE` would take the run-time impairments off.
     drift = netlab("status", "--lab", name, check=False)
     assert drift.returncode == 1 and "has none, the topology says rate 5mbit" in drift.stdout, drift.stdout
-    assert drift.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` again to repair", drift.stdout
+    assert drift.stdout.splitlines()[-1] == f"run `sudo netlab up --lab {name}` to repair", drift.stdout
     repaired = netlab("up", "--lab", name)
     assert f"set rate 5mbit on eth0 in {name}-server" in repaired.stdout, repaired.stdout
     assert [q["kind"] for q in qdiscs(f"{name}-shaped") if q.get("root")] == ["noqueue"]

@@ -45,7 +45,7 @@ def status_of(monkeypatch):
 def test_a_never_pods_failed_containers_are_not_offered_up_as_their_repair(status_of):
     res = status_of(BAD, NEVER)
     last = res.stdout.splitlines()[-1]
-    assert res.returncode == 1 and "again to repair" not in res.stdout, res.stdout
+    assert res.returncode == 1 and "` to repair" not in res.stdout, res.stdout
     assert last.startswith(f"`{REPAIR}` does not repair those containers: a container that could not start is "
                            "tried again by each `up`, and fails the same until its command can run"), last
     assert "a Never pod's container that failed stays exited: to run it again, change its command" in last
@@ -54,19 +54,19 @@ def test_a_never_pods_failed_containers_are_not_offered_up_as_their_repair(statu
 
 def test_the_repair_is_offered_for_the_rest(status_of):
     lines = status_of(ROUTE, NEVER).stdout.splitlines()
-    assert lines[-2:] == [f"run `{REPAIR}` again to repair the rest",
+    assert lines[-2:] == [f"run `{REPAIR}` to repair the rest",
                           f"`{REPAIR}` does not repair that container: a Never pod's container that failed stays "
                           "exited: to run it again, change its command or take the pod out of the file and back "
                           "(`up` each time), or `down` and `up`"]
-    assert status_of(ROUTE).stdout.splitlines()[-1] == f"run `{REPAIR}` again to repair"
+    assert status_of(ROUTE).stdout.splitlines()[-1] == f"run `{REPAIR}` to repair"
 
 
 def test_a_container_in_back_off_is_the_watchers_to_restart_or_ups_now(status_of):
     lines = status_of(HELD).stdout.splitlines()
     assert lines[-1] == ("`netlab up --watch` restarts that container when its back-off ends (CrashLoopBackOff); "
                          f"`{REPAIR}` restarts it now"), lines
-    assert "again to repair" not in "\n".join(lines)
+    assert "` to repair" not in "\n".join(lines)
     lines = status_of(ROUTE, HELD, NEVER).stdout.splitlines()
-    assert lines[-3] == f"run `{REPAIR}` again to repair the rest"
+    assert lines[-3] == f"run `{REPAIR}` to repair the rest"
     assert lines[-2].startswith("`netlab up --watch` restarts that container when its back-off ends")
     assert lines[-1].startswith(f"`{REPAIR}` does not repair that container: a Never pod's")
