@@ -134,10 +134,11 @@ class NetnsGone(FileNotFoundError, UsageError):
         self.netns = netns
         self.lab = lab  # the lab's name, where the raiser knows it: the status it names is that lab's
         self.lab_up = lab_up  # that lab's state is there (realize.state.netns_gone): it is up, this one was deleted
+        self.repair: str | None = None  # the `up` that repairs that lab (realize.state.repair_command)
 
     def __str__(self) -> str:
         if self.lab and self.lab_up:  # `ip netns del` of one of a running lab's namespaces: up makes it again
-            return (f"namespace {self.netns} was deleted while lab {self.lab} is up; "
-                    f"`sudo netlab up --lab {self.lab}` makes it again")
+            repair = self.repair or f"sudo netlab up --lab {self.lab}"
+            return f"namespace {self.netns} was deleted while lab {self.lab} is up; `{repair}` makes it again"
         status = f"sudo netlab status --lab {self.lab}" if self.lab else "sudo netlab status"
         return f"namespace {self.netns} does not exist; is the lab up? (`{status}`)"

@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from netlab.errors import NetnsGone, UsageError, display_path
+from netlab.errors import UsageError, display_path
 from netlab.model.lab import Lab
-from netlab.realize.state import LabState, netns_gone
+from netlab.realize.state import LabState, lab_netns_gone, repair_command
 from netlab.workload import lifecycle
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import netns_path
@@ -41,7 +41,7 @@ class Target:
         try:
             net_fd = os.open(netns_path(self.netns), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:  # `ip netns del`: said as every command says it (netlab.errors.NetnsGone)
-            raise netns_gone(NetnsGone(self.netns, netns_path(self.netns)), self.lab) from None
+            raise lab_netns_gone(self.netns, self.lab) from None
         uts_fd = None
         try:
             if self.uts is not None:
@@ -117,8 +117,8 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
         raise UsageError(f"the log of {pod}/{container} cannot be read: {path}: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UsageError(f"the log of {pod}/{container} is not a file ({path} was replaced); `sudo netlab up --lab "
-                         f"{lab}` starts the container again with a new one")
+        raise UsageError(f"the log of {pod}/{container} is not a file ({path} was replaced); "
+                         f"`{repair_command(lab)}` starts the container again with a new one")
     return os.fdopen(fd, "rb")
 
 

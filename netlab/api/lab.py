@@ -405,9 +405,8 @@ def _same_pods(loaded: Loaded, running: ModelLab) -> None:
 def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:
     """NetnsGone, as :meth:`Lab.exec` and :meth:`Lab.inspect` raise it, for a namespace the trace would capture
     in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
-    from netlab.errors import NetnsGone
-    from netlab.kernel.netns import is_netns_mount, netns_path
-    from netlab.realize.state import netns_gone
+    from netlab.kernel.netns import is_netns_mount
+    from netlab.realize.state import lab_netns_gone
     from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
 
     try:
@@ -417,7 +416,7 @@ def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, po
         return
     for ns in namespaces:
         if not is_netns_mount(ns):
-            raise netns_gone(NetnsGone(ns, netns_path(ns)), model.name)
+            raise lab_netns_gone(ns, model.name)
 
 
 def _check_waiting(wait: Any, progress: Any) -> None:

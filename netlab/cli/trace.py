@@ -45,10 +45,9 @@ def _netns_of(lab: Any, name: str) -> str:
         raise UsageError(f"lab {lab.name} has no pod, node or host {name!r} "
                          f"(it has: {', '.join(names[:15])}{', ...' if len(names) > 15 else ''}, underlay)")
     if not nsmod.is_netns_mount(netns):
-        from netlab.errors import NetnsGone
-        from netlab.realize.state import netns_gone
+        from netlab.realize.state import lab_netns_gone
 
-        raise netns_gone(NetnsGone(netns, nsmod.netns_path(netns)), lab.name)
+        raise lab_netns_gone(netns, lab.name)
     return netns
 
 
@@ -409,7 +408,7 @@ def render_inspect(d: dict[str, Any]) -> str:
 
 def nftables_lines(tables: dict[str, Any], ns: str, lab: str) -> list[str]:
     """Each table as nft lists it; one line when there is none, and how to count when no rule counts (and the
-    `up` of lab ``lab`` that takes the counter out)."""
+    `up` that repairs lab ``lab``, realize.state.repair_command, which takes the counter out)."""
     if not tables:
         names = " or ".join(f"table {family} {table}" for family, table in NFT_TABLES)
         return [f"(no {names} here: kube-proxy writes it on the nodes of a lab in nftables mode; "
@@ -419,8 +418,10 @@ def nftables_lines(tables: dict[str, Any], ns: str, lab: str) -> list[str]:
         key, t = next(iter(tables.items()))
         # a Service's own chain (service-<hash>-ns/svc/proto/port) counts the new connections to that Service
         chain = next((c["name"] for c in t["chains"] if SERVICE_CHAIN.match(c["name"])), "services")
+        from netlab.realize.state import repair_command
+
         lines.append(f"(kube-proxy writes no counters in nftables mode; to count what enters a chain: "
-                     f"ip netns exec {ns} nft insert rule {key} {chain} counter, and `sudo netlab up --lab {lab}` "
+                     f"ip netns exec {ns} nft insert rule {key} {chain} counter, and `{repair_command(lab)}` "
                      "takes it out)")
     return lines
 

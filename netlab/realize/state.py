@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetlabError, NetnsGone, UsageError, command_path, display_path
-from netlab.model.naming import ETC_NETNS
+from netlab.model.naming import ETC_NETNS, netns_path
 from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
                                      state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
@@ -359,13 +359,22 @@ def repair_command(name: str) -> str:
 
 def netns_gone(exc: NetnsGone, lab: str) -> NetnsGone:
     """``exc`` as lab ``lab``'s: a namespace of a lab whose state is there (it is up) was deleted (`ip netns del`)
-    and `up --lab` makes it again; without its state the lab is down, or was never up."""
+    and the `up` that repairs the lab (:func:`repair_command`) makes it again; without its state the lab is down,
+    or was never up."""
     exc.lab = lab
     try:
         exc.lab_up = os.path.isfile(state_file(lab))
     except (NetlabError, OSError):  # a name that is no lab's, or a state directory that is not netlab's
         exc.lab_up = False
+    if exc.lab_up:
+        exc.repair = repair_command(lab)
     return exc
+
+
+def lab_netns_gone(netns: str, lab: str) -> NetnsGone:
+    """The error of lab ``lab``'s namespace ``netns`` found missing (not a namespace mount, or gone when entered):
+    :func:`netns_gone` of it."""
+    return netns_gone(NetnsGone(netns, netns_path(netns)), lab)
 
 
 def held_by(name: str) -> Held | None:

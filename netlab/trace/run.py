@@ -30,7 +30,7 @@ from netlab.model.naming import NETNS_DIR
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import neighbours as nb
-from netlab.realize.state import netns_gone, repair_command
+from netlab.realize.state import lab_netns_gone, netns_gone, repair_command
 from netlab.trace import nodeport, policy as tpolicy, policyrules, refusal
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
@@ -76,7 +76,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
     namespaces = capture_namespaces(lab, src, dst)
     missing = [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
     if missing:
-        raise netns_gone(NetnsGone(missing[0], nsmod.netns_path(missing[0])), lab.name)
+        raise lab_netns_gone(missing[0], lab.name)
 
     step(0)
     try:
@@ -88,7 +88,7 @@ def run(lab: Lab, src_name: str, dst_spec: str, proto: str | None = None, port: 
         gone = [os.path.basename(path)] if os.path.dirname(path) == NETNS_DIR else \
             [ns for ns in namespaces if not nsmod.is_netns_mount(ns)]
         if gone:
-            raise netns_gone(NetnsGone(gone[0], nsmod.netns_path(gone[0])), lab.name) from None
+            raise lab_netns_gone(gone[0], lab.name) from None
         raise UsageError(f"{exc.filename or 'a file'} vanished during the trace: is lab {lab.name} being "
                          f"taken down? (`sudo netlab status --lab {lab.name}`)") from None
 

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from netlab.model.topology import Container
 
 
-def lines(lab: Lab, pods: dict) -> list[str]:
+def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
     """One line per container that is not running as the topology says; ``pods``: the containers' records
-    (state.extra's, by pod name)."""
+    (state.extra's, by pod name); ``repair``: the `up` that repairs the lab (realize.state.repair_up), as
+    `status` says it below these lines."""
     out: list[str] = []
     gone: dict[str, tuple[int, str, dict, Container, str]] = {}  # exited: (line, where, record, spec, policy)
     now, waiting = time.time(), crashloop.read(lab.name)  # held back by the watcher's back-off: said so
@@ -51,7 +52,7 @@ def lines(lab: Lab, pods: dict) -> list[str]:
                 out.append(f"containers: {where} {policy.START_FAILED}{crec['error']}{held.words(now) if held else ''}")
             elif state_letter is None and in_old_sandbox(crec, uts_path(lab.name, pod.name), pod.netns):
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
-                           f"{crec.get('pid')}); `sudo netlab up --lab {lab.name}` stops it and starts it in the "
+                           f"{crec.get('pid')}); `{repair}` stops it and starts it in the "
                            "pod's new one")
             elif state_letter is None:
                 gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
@@ -59,9 +60,9 @@ def lines(lab: Lab, pods: dict) -> list[str]:
                            f"see `netlab logs --lab {lab.name} {pod.name} -c {c.name}`")
             elif state_letter == "T":
                 out.append(f"containers: {where} is stopped (pid {crec.get('pid')}, by SIGSTOP or SIGTSTP); "
-                           f"`sudo netlab up --lab {lab.name}` restarts it")
+                           f"`{repair}` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
-                out.append(f"containers: {where} runs an old command; `sudo netlab up --lab {lab.name}` restarts it")
+                out.append(f"containers: {where} runs an old command; `{repair}` restarts it")
     # How the command containers exited, asked once. One that completed and that its pod does not restart is
     # done, as it should be (policy.py); one that its pod never restarts stays as it is, said so.
     codes = exits.exit_codes(lab.name, {cid: g[2] for cid, g in gone.items() if g[3].command})
@@ -75,4 +76,4 @@ def lines(lab: Lab, pods: dict) -> list[str]:
         out[i] = "" if policy.completed(restart, code) else \
             f"containers: {where} {how}pid {crec.get('pid')}); " \
             f"see `netlab logs --lab {lab.name} {pod_name} -c {cname}`{kept}"
-    return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab)
+    return [line for line in out if line] + node_uts.drift(lab) + health.drift(lab, repair)

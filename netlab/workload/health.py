@@ -80,8 +80,9 @@ def start(lab: Lab, rec: dict) -> StartResult:
     return done
 
 
-def drift(lab: Lab) -> list[str]:
-    """One line per health check not served, or answering otherwise than kube-proxy would."""
+def drift(lab: Lab, repair: str) -> list[str]:
+    """One line per health check not served, or answering otherwise than kube-proxy would; ``repair``: the `up`
+    that repairs the lab (realize.state.repair_up)."""
     checks = _checks(lab)
     if not checks:
         return []
@@ -93,8 +94,8 @@ def drift(lab: Lab) -> list[str]:
     for c in checks:
         got = answer.health.get(c.key)
         if got is None:
-            out.append(f"kube-proxy: {c.what()} is not served; `sudo netlab up --lab {lab.name}` serves it")
+            out.append(f"kube-proxy: {c.what()} is not served; `{repair}` serves it")
         elif got != (c.port, c.status, c.local):
             out.append(f"kube-proxy: {c.what()} answers {got[1]} with localEndpoints {got[2]} on port {got[0]}, "
-                       f"want {c.status} with {c.local}; `sudo netlab up --lab {lab.name}` sets it")
+                       f"want {c.status} with {c.local}; `{repair}` sets it")
     return out

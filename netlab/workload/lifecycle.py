@@ -412,7 +412,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 def drift(lab: Lab, state: LabState) -> list[str]:
     """One line per container that is not running as the topology says (workload/drift.py), and the cluster DNS's
     records file when it is not as planned."""
-    return container_drift.lines(lab, _records(state)["pods"]) + dns_records.drift(lab)
+    from netlab.realize.state import repair_up  # the `up` status names below these lines
+
+    return container_drift.lines(lab, _records(state)["pods"], repair_up(state)) + dns_records.drift(lab)
 
 
 def stop_pod(state: LabState, pod: PodInfo) -> list[str]:

@@ -120,6 +120,8 @@ def test_inspect_shows_kube_proxys_table_as_the_kernel_lists_it_and_its_counters
     # as nft prints it, line for line (an affinity element's "expires" ticks between the two reads)
     assert [x for x in shown[:len(nft_text)] if "expires" not in x] == [x for x in nft_text if "expires" not in x]
     assert "kube-proxy writes no counters in nftables mode" in shown[-1]  # no rule counts: how to count
+    # and the up that takes the counter out: the lab's own `up -t FILE`, run below (realize.state.repair_up)
+    assert shown[-1].endswith(f" counter, and `sudo netlab up -t {shlex.quote(nft_lab['path'])}` takes it out)")
 
     kernel = kernel_table(ns)
     table = json.loads(netlab("inspect", "--lab", lab, "node-1", "-s", "nftables", "-o", "json").stdout)[

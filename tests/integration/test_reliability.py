@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -327,16 +328,17 @@ def test_inspect_of_a_pod_whose_namespace_is_gone_is_one_line(labs, tmp_path):
     """The other commands that enter a namespace say the same one line for one that is gone (exit 2); inspect
     ended in a traceback."""
     lab = labs.name()
-    labs.up(small(lab))
+    path, _ = labs.up(small(lab))
     ip("netns", "del", f"{lab}-b")
-    gone = f"namespace {lab}-b was deleted while lab {lab} is up; `sudo netlab up --lab {lab}` makes it again"
+    repair = f"sudo netlab up -t {shlex.quote(path)}"  # the lab as its file made it: its file repairs it
+    gone = f"namespace {lab}-b was deleted while lab {lab} is up; `{repair}` makes it again"
     for args in (["inspect", "--lab", lab, "b"], ["inspect", "--lab", lab, "b", "-o", "json"],
                  ["exec", "--lab", lab, "b", "--", "true"], ["capture", "--lab", lab, "b:eth0", "--timeout", "1"],
                  ["trace", "--lab", lab, "a", "b"]):
         proc = netlab(*args, check=False)
         assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
         assert proc.stderr == f"netlab: {gone}\n"  # that lab's, and the up that makes the namespace again
-    netlab("up", "--lab", lab)
+    netlab(*shlex.split(repair)[2:])  # the command as said
     assert netlab("exec", "--lab", lab, "b", "--", "true").returncode == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -216,8 +217,9 @@ def test_a_pods_namespace_deleted_by_hand_gets_its_containers_anew_and_the_old_o
     assert running(a)  # the container holds the old namespace: it lives on, nameless
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1
+    # the repair named is the lab's own `up -t FILE` (realize.state.repair_up), the one run next
     assert (f"pod duo container a runs on in the pod's old, deleted network namespace (pid {a}); `sudo netlab up "
-            f"--lab {lab}` stops it and starts it in the pod's new one") in status.stdout, status.stdout
+            f"-t {shlex.quote(path)}` stops it and starts it in the pod's new one") in status.stdout, status.stdout
     out = netlab("up", "-t", path, "-o", "json")
     actions = json.loads(out.stdout)["fixed"]
     assert "restarted container duo/a (its pod's network namespace was made again)" in actions, actions

@@ -99,7 +99,7 @@ def test_status_names_the_lab_in_a_containers_line(monkeypatch, tmp_path, state_
     monkeypatch.setattr(container_drift, "in_old_sandbox", lambda *a: False)
     monkeypatch.setattr(container_drift.exits, "exit_codes", lambda *a: {})
     monkeypatch.setattr(container_drift.node_uts, "drift", lambda lab: [])
-    monkeypatch.setattr(container_drift.health, "drift", lambda lab: [])
+    monkeypatch.setattr(container_drift.health, "drift", lambda lab, repair: [])
     assert lifecycle.drift(lab, state) == [line.format(lab=LAB), f"containers: pod {other.name} container main runs "
                                            f"an old command; `sudo netlab up --lab {LAB}` restarts it"]
 

@@ -217,7 +217,8 @@ def test_a_stopped_server_is_not_asked_and_the_checks_are_said_not_served(monkey
     done = health.start(lab(), {})
     assert fake.asked == [] and fake.launched == 0
     assert done.problems == ["kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
-    assert health.drift(lab()) == ["kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
+    assert health.drift(lab(), "sudo netlab up --lab x") == [
+        "kube-proxy: health checks not served: the lab's echo server is stopped (pid 4242)"]
 
 
 def test_the_health_checks_date_is_go_s_http_time_format():

@@ -1,0 +1,113 @@
+"""Every line that says which `up` repairs a running lab names realize.state.repair_up's: `up -t FILE` for a lab
+as its file made it, `up --lab NAME` after `netlab impair`'s run-time changes (the file would put its own
+impairments back) and for a lab with no file. `status`'s containers lines and kube-proxy health-check lines,
+`inspect`'s nftables counter hint, a pod's log that is not a file, and a namespace deleted under a running lab all
+said `sudo netlab up --lab NAME`, whatever the lab; `status`'s last line said "run `X` again to repair", for an X
+the user may never have run. No root: the state is saved in the test's state directory, the kernel's answers are
+stubs (test_trace_fix_is_status_repair.py, test_repair_after_impair.py).
+"""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+from netlab.api.exec import open_log
+from netlab.cli.trace import nftables_lines
+from netlab.errors import NetnsGone, UsageError
+from netlab.realize.state import load_state, netns_gone
+from netlab.workload import drift as container_drift, health, lifecycle
+from test_inspect_nftables import view
+from test_repair_after_impair import impaired_at_run_time
+from test_trace_fix_is_status_repair import LAB, saved_lab
+
+CASES = pytest.mark.parametrize("from_file, impaired", [(True, False), (True, True), (False, False)],
+                                ids=["file", "file-impaired", "dict"])
+
+
+def repair_of(tmp_path, from_file: bool, impaired: bool) -> str:
+    """Lab svc saved as up (from a file or a dict, impaired at run time or not); the repair `status` says."""
+    saved_lab(tmp_path, from_file, nft=False)
+    if impaired:
+        impaired_at_run_time({"rate": "5mbit"})
+    if from_file and not impaired:
+        return f"sudo netlab up -t '{tmp_path}/my svc.yaml'"
+    return f"sudo netlab up --lab {LAB}"
+
+
+@CASES
+def test_status_containers_and_health_lines_name_the_labs_repair(state_root, tmp_path, monkeypatch, from_file,
+                                                                  impaired):
+    repair = repair_of(tmp_path, from_file, impaired)
+    state = load_state(LAB)
+    assert state is not None
+    lab = state.resolved()
+    web1, web2, client = (next(p for p in lab.pods if p.name == n) for n in ("web-1", "web-2", "client"))
+    argv = {p.name: lifecycle.container_argv(p, p.containers[0]) for p in lab.pods}
+    argv[web2.name] = ["an", "old", "command"]
+    state.extra[lifecycle.RECORD] = {
+        "version": lifecycle.RECORD_VERSION,
+        "pods": {p.name: {"containers": {p.containers[0].name: {"pid": 4242, "start": 1, "argv": argv[p.name]}}}
+                 for p in lab.pods}}
+    monkeypatch.setattr(container_drift, "uts_hostnames", lambda paths: {p.name: p.hostname for p in lab.pods})
+    monkeypatch.setattr(container_drift, "task_of", lambda crec, netns: "T" if netns == web1.netns else
+                        None if netns == client.netns else "S")  # web-1 stopped; client's container gone
+    monkeypatch.setattr(container_drift, "in_old_sandbox", lambda crec, uts, netns: netns == client.netns)
+    monkeypatch.setattr(container_drift.node_uts, "drift", lambda lab: [])
+    monkeypatch.setattr(lifecycle.dns_records, "drift", lambda lab: [])
+    checks = [types.SimpleNamespace(key=k, port=31000, status=200, local=1, what=lambda k=k: f"check {k}")
+              for k in ("a", "b")]
+    monkeypatch.setattr(health, "_checks", lambda lab: checks)
+    monkeypatch.setattr(health, "_server", lambda name: None)
+    monkeypatch.setattr(health.launch, "ask", lambda *a: types.SimpleNamespace(health={"b": (31000, 503, 0)}))
+    got = lifecycle.drift(lab, state)
+    assert got == [
+        f"containers: pod web-1 container {web1.containers[0].name} is stopped (pid 4242, by SIGSTOP or SIGTSTP); "
+        f"`{repair}` restarts it",
+        f"containers: pod web-2 container {web2.containers[0].name} runs an old command; `{repair}` restarts it",
+        f"containers: pod client container {client.containers[0].name} runs on in the pod's old, deleted network "
+        f"namespace (pid 4242); `{repair}` stops it and starts it in the pod's new one",
+        f"kube-proxy: check a is not served; `{repair}` serves it",
+        f"kube-proxy: check b answers 503 with localEndpoints 0 on port 31000, want 200 with 1; `{repair}` sets it",
+    ]
+
+
+@CASES
+def test_inspects_counter_hint_names_the_up_that_takes_the_counter_out(state_root, tmp_path, from_file, impaired):
+    repair = repair_of(tmp_path, from_file, impaired)
+    line = nftables_lines({"ip kube-proxy": view(counter=False)}, f"{LAB}-node-1", LAB)[-1]
+    assert line.endswith(f" counter, and `{repair}` takes it out)"), line
+
+
+@CASES
+def test_a_log_that_is_not_a_file_names_the_labs_repair(state_root, tmp_path, from_file, impaired):
+    repair = repair_of(tmp_path, from_file, impaired)
+    path = tmp_path / "main.log"
+    path.mkdir()  # something else than netlab's log file stands where it writes it
+    with pytest.raises(UsageError) as err:
+        open_log(str(path), "web-1", "main", LAB)
+    assert str(err.value) == (f"the log of web-1/main is not a file ({path} was replaced); `{repair}` starts the "
+                              "container again with a new one")
+
+
+@CASES
+def test_a_namespace_deleted_under_a_running_lab_names_the_labs_repair(state_root, tmp_path, from_file, impaired):
+    from netlab.realize.state import lab_netns_gone  # the one constructor of the five raisers (trace, exec, ...)
+
+    repair = repair_of(tmp_path, from_file, impaired)
+    err = lab_netns_gone(f"{LAB}-web-1", LAB)
+    assert isinstance(err, NetnsGone) and isinstance(err, UsageError) and err.exit_code == 2
+    assert (err.netns, err.filename, err.lab, err.lab_up) == (f"{LAB}-web-1", f"/run/netns/{LAB}-web-1", LAB, True)
+    assert str(err) == f"namespace {LAB}-web-1 was deleted while lab {LAB} is up; `{repair}` makes it again"
+    # one met while entering it (kernel.netns.entered), said the same
+    met = netns_gone(NetnsGone(f"{LAB}-web-1", f"/run/netns/{LAB}-web-1"), LAB)
+    assert str(met) == str(err)
+
+
+def test_a_namespace_of_a_lab_that_is_not_up_names_its_status(state_root):
+    from netlab.realize.state import lab_netns_gone
+
+    err = lab_netns_gone("qz9-a", "qz9")
+    assert (err.lab, err.lab_up, err.repair) == ("qz9", False, None)
+    assert str(err) == "namespace qz9-a does not exist; is the lab up? (`sudo netlab status --lab qz9`)"
