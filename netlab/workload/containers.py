@@ -50,6 +50,14 @@ def new_run(lab_name: str, pod: str, container: str) -> None:
         pass
 
 
+def forget_runs(lab_name: str, pod: str, container: str) -> None:
+    """The container's two logs go (its current run's and the one before), by their exact names: it left its
+    pod (or its pod the lab), or its command changed, where Kubernetes makes a new pod whose container has no
+    run before its first (``kubectl logs --previous`` finds none)."""
+    remove_logs(lab_name, [os.path.basename(path) for path in
+                           (log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container))])
+
+
 def note_start_error(path: str, why: str) -> None:
     """The run that could not start: its log holds the reason (one line), as ``netlab logs`` shows it."""
     try:

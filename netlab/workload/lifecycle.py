@@ -56,8 +56,9 @@ from netlab.model.naming import DNS_LABEL
 from netlab.workload import crashloop, dns_records, exits, health, launch, node_uts, policy
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
-                                        logs_by_pod, new_run, note_start_error, remove_logs)
-from netlab.workload.tasks import (COMMAND_CHANGED, SANDBOX_REMADE, in_pod_uts, is_echo_thread,
+                                        forget_runs, logs_by_pod, new_run, note_start_error,
+                                        remove_logs)
+from netlab.workload.tasks import (SANDBOX_REMADE, in_pod_uts, is_echo_thread,
                                   proc_of, task_in, task_of, why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
                                  uts_dir, uts_path)
@@ -216,6 +217,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
                 _stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns, prec["uts"])
+                forget_runs(lab.name, pod.name, cname)  # its logs go with it (kubectl finds none)
                 done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
             for c in pod.containers:
                 argv = container_argv(pod, c)
@@ -238,13 +240,16 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     # Changed, exited, stopped, or left in the pod's old namespace: replace it.
                     _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
-                if crec and c.command and why == policy.EXITED:
+                # A changed command (also of one that exited since) is a new pod's container: restarts 0, no
+                # run before it, no last exit code. But for the cluster DNS add-on's: a record only dnsmasq's
+                # command line holds changed, where CoreDNS would not restart: counted.
+                renewed = bool(crec) and crec.get("argv") != argv and not dns_records.is_addon(pod)
+                if crec and c.command and why == policy.EXITED and not renewed:
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
-                # A changed command is a new pod's container (restarts 0), but for the cluster DNS add-on's: a
-                # record only dnsmasq's command line holds changed, where CoreDNS would not restart: counted.
-                counted = why != COMMAND_CHANGED or dns_records.is_addon(pod)
-                restarts = int(crec.get("restarts", -1)) + 1 if crec and counted else 0
-                if crec:
+                restarts = int(crec.get("restarts", -1)) + 1 if crec and not renewed else 0
+                if renewed:
+                    forget_runs(lab.name, pod.name, c.name)
+                elif crec:
                     new_run(lab.name, pod.name, c.name)  # the run before: `netlab logs --previous`
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new

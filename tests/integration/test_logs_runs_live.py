@@ -55,14 +55,18 @@ def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path)
     second = netlab("logs", "--lab", lab, "once").stdout
     assert second.startswith("run ") and second.count("\n") == 1 and second != first, second
     assert netlab("logs", "--lab", lab, "once", "--previous").stdout == first
-    # A run that could not start: its log is the reason netlab records, the run before is the previous one.
+    # A run that could not start: its log is the reason netlab records. Its command changed: a new pod's
+    # container, with no run before it; `up` tries it again, and the failed run is the previous one.
     path = write_topology(tmp_path, _topology(lab, "[/nonexistent]"), "topo.yaml")
     netlab("up", "-t", path, check=False)
     error = _pod(lab, "once")["containers"][0]
     assert error["state"] == "failed", error
     said = netlab("logs", "--lab", lab, "once").stdout
     assert said.startswith("netlab: could not start: ") and "/nonexistent" in said and said.count("\n") == 1, said
-    assert netlab("logs", "--lab", lab, "once", "-p").stdout == second
+    assert netlab("logs", "--lab", lab, "once", "-p", check=False).returncode == 2
+    netlab("up", "-t", path, check=False)
+    assert netlab("logs", "--lab", lab, "once").stdout == said
+    assert netlab("logs", "--lab", lab, "once", "-p").stdout == said
     # Two files at most per container: the current run's and the previous one's.
     logs = sorted(os.listdir(f"/run/netlab/{lab}/logs"))
     assert [n for n in logs if n.startswith("once.")] == ["once.c.log", "once.c.previous.log"], logs
@@ -85,3 +89,45 @@ def test_a_pods_creation_time_outlives_its_sandbox(labs):
     assert os.stat(f"/run/netns/{lab}-web").st_ctime > made  # the sandbox is new
     again = _pod(lab, "web")
     assert (again["status"], again["restarts"], again["created"]) == ("Running", 1, created), again
+
+
+def _two_containers(lab: str, command: str, pods: str = "once, other") -> str:
+    body = "".join(f"  - name: {p}\n    node: n1\n    containers:\n      - {{name: c, command: {command}}}\n"
+                   f"      - {{name: side, command: [sleep, '600']}}\n" for p in pods.split(", "))
+    return f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n{body}"
+
+
+def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_log(labs, tmp_path):
+    """QA: after a command was changed in the file, `logs -p` printed the old command's last run (Kubernetes
+    makes a new pod: a new container, no previous log), and a container or pod taken out of the topology left
+    its log files in the lab's folder."""
+    lab = labs.name("lr")
+    exited = lambda: _pod(lab, "once")["containers"][0]["state"] == "exited"  # noqa: E731
+    path, _ = labs.up(_two_containers(lab, '["sh", "-c", "echo old $$; exit 3"]'))
+    assert wait_for(exited)
+    netlab("up", "-t", path)  # restartPolicy Always: a restart of the same command keeps the run before
+    assert wait_for(exited)
+    assert netlab("logs", "--lab", lab, "once", "-c", "c", "-p").stdout.startswith("old ")
+    logs = f"/run/netlab/{lab}/logs"
+    assert "once.c.previous.log" in os.listdir(logs)
+    # The command changes: a new pod's container, whose first run has no run before it.
+    path = write_topology(tmp_path, _two_containers(lab, '["sh", "-c", "echo new; exit 3"]'), "topo.yaml")
+    netlab("up", "-t", path)
+    assert wait_for(exited)
+    assert netlab("logs", "--lab", lab, "once", "-c", "c").stdout == "new\n"
+    none = netlab("logs", "--lab", lab, "once", "-c", "c", "-p", check=False)
+    assert (none.returncode, none.stderr.strip()) == (
+        2, 'netlab: previous terminated container "c" in pod "once" not found'), none
+    assert (_pod(lab, "once")["restarts"], _pod(lab, "other")["restarts"]) == (0, 0)
+    # The same command restarted: the run before is the new command's.
+    netlab("up", "-t", path)
+    assert wait_for(exited)
+    assert netlab("logs", "--lab", lab, "once", "-c", "c", "-p").stdout == "new\n"
+    # A container taken out of a pod, and a pod taken out of the lab: their logs go, and no one else's.
+    other = sorted(n for n in os.listdir(logs) if n.startswith("other."))
+    assert other == ["other.c.log", "other.c.previous.log", "other.side.log"], other
+    path = write_topology(tmp_path, _two_containers(lab, '["sh", "-c", "echo new; exit 3"]', "once"), "topo.yaml")
+    path = write_topology(tmp_path, open(path).read().replace("      - {name: side, command: [sleep, '600']}\n", ""),
+                          "topo.yaml")
+    netlab("up", "-t", path)
+    assert sorted(os.listdir(logs)) == ["once.c.log", "once.c.previous.log"]

@@ -22,7 +22,8 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml
 from netlab.model.topology import Topology
 from netlab.realize.state_dir import lab_dir
-from netlab.workload.containers import (log_path, logs_by_pod, new_run, note_start_error, previous_log_path)
+from netlab.workload.containers import (forget_runs, log_path, logs_by_pod, new_run, note_start_error,
+                                        previous_log_path)
 
 LAB = "qlr1"
 
@@ -48,6 +49,19 @@ def test_a_new_run_keeps_the_one_before_only_and_its_pod_removal_takes_both(mode
     write(cur, "v3\n")
     assert open(prev).read() == "v2 line 1\n" and open(cur).read() == "v3\n"  # two files at most: bounded
     assert sorted(logs_by_pod(LAB)["fedora-1"]) == ["fedora-1.main.log", "fedora-1.main.previous.log"]
+
+
+def test_forget_runs_takes_that_containers_two_logs_only(model):
+    """A container taken out of its pod, or whose command changed (a new pod's container): its logs go, by
+    their exact names; its pod's other container's and a pod whose name it begins with stay."""
+    base = os.path.join(lab_dir(LAB), "logs")
+    kept = ["fedora-1.side.log", "fedora-1.side.previous.log", "fedora-12.main.log", "fedora-1.mainx.log"]
+    for name in ["fedora-1.main.log", "fedora-1.main.previous.log", *kept]:
+        write(os.path.join(base, name), "x\n")
+    forget_runs(LAB, "fedora-1", "main")
+    assert sorted(os.listdir(base)) == sorted(kept)
+    forget_runs(LAB, "fedora-1", "main")  # none left: nothing to do
+    assert sorted(os.listdir(base)) == sorted(kept)
 
 
 def test_a_run_that_could_not_start_holds_the_reason(model):
