@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from netlab import api
+from netlab import api, signals
 from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, complete_comma_separated, format_data,
@@ -183,11 +183,12 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
     of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
-    frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C: what came
-    is still printed or written (-w) and it exits 0, as tcpdump does (not
-    130 as other commands interrupted). No frame at all is
-    said in one line on stderr; -o json says why it stopped (stopped: count,
-    timeout or interrupted) and after how long (elapsed_s), and gives each
+    frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C or SIGTERM
+    (`timeout`, kill): what came is still printed or written (-w) and it
+    exits 0, as tcpdump does (not 130 or 143 as other commands stopped so).
+    No frame at all is said in one line on stderr; -o json says why it
+    stopped (stopped: count, timeout, interrupted by Ctrl-C or terminated by
+    SIGTERM) and after how long (elapsed_s), and gives each
     frame to or from port 53 its DNS message (dns), as the text prints it.
 
     \b
@@ -213,11 +214,11 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
         raise UsageError(f"{name} has no interface {iface!r} (it has: {', '.join(sorted(links))})")
     vx_port = lab.topo.network.vxlan.port if lab.mode == "vxlan" else 8472
     frames: list[cap.Frame] = []
-    # Ctrl-C ends a capture as it ends tcpdump's, whenever it comes: the frames that came are kept, written or
-    # printed. Like tcpdump's "listening on", a line on stderr says when frames are being read (a terminal
-    # writing a pcap shows a progress bar instead).
+    # Ctrl-C or SIGTERM ends a capture as it ends tcpdump's, whenever it comes: the frames that came are kept,
+    # written or printed, exit 0 (tcpdump's cleanup() exits 0 on either). Like tcpdump's "listening on", a line
+    # on stderr says when frames are being read (a terminal writing a pcap shows a progress bar instead).
     listening = f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s; Ctrl-C stops it)"
-    interrupted = False
+    signalled = ""  # the stop signal's word for `stopped`: interrupted (Ctrl-C), terminated (SIGTERM)
     with cap.Capture([netns], iface=iface) as capture:
         started = time.monotonic()
         try:
@@ -246,10 +247,10 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
                     click.echo(cap.describe(frame, vx_port, verbose=verbose))
 
                 cap.live(capture, count, timeout, show)
-        except KeyboardInterrupt:
-            interrupted = True
+        except KeyboardInterrupt as exc:
+            signalled = "terminated" if isinstance(exc, signals.Terminated) else "interrupted"
         elapsed = time.monotonic() - started
-    stopped = "interrupted" if interrupted else "count" if len(frames) >= count else "timeout"
+    stopped = signalled or ("count" if len(frames) >= count else "timeout")
     if write:
         n = cap.write_pcap(write, frames, vx_port)
         click.echo(f"wrote {n} frames from {netns} {iface} to {write}; read it with: "
@@ -269,7 +270,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
 
 def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: str) -> str:
     """What capture says when no frame crossed the interface: where, for how long, and why it stopped."""
-    why = "stopped by Ctrl-C" if stopped == "interrupted" else "the timeout ran out"
+    why = {"interrupted": "stopped by Ctrl-C", "terminated": "stopped by SIGTERM"}.get(stopped, "the timeout ran out")
     return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): nothing crossed the "
             f"interface; send something, e.g. `netlab trace --lab {lab} SRC DST`")
 

@@ -36,7 +36,8 @@ def test_ctrl_c_keeps_the_queued_frames_up_to_the_count_and_still_ends_the_captu
     assert [int(f.ts) for f in seen] == got
 
 
-@pytest.mark.parametrize("stopped,why", [("timeout", "the timeout ran out"), ("interrupted", "stopped by Ctrl-C")])
+@pytest.mark.parametrize("stopped,why", [("timeout", "the timeout ran out"), ("interrupted", "stopped by Ctrl-C"),
+                                        ("terminated", "stopped by SIGTERM")])
 def test_a_capture_of_no_frames_says_where_for_how_long_and_why_it_stopped(stopped, why):
     from netlab.cli.trace import no_frames_line
 
