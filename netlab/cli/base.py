@@ -68,14 +68,7 @@ class _LoadsFirst:
         try:
             return super().invoke(ctx)  # type: ignore[misc]
         except KeyboardInterrupt as exc:
-            code = getattr(exc, "exit_code", None)
-            if code is None:
-                raise
-            # netlab's Interrupted (a signal during up, rolled back) is a KeyboardInterrupt for library callers;
-            # click would turn it into its Abort and lose the line that says what became of the lab.
-            said = NetlabError(str(exc))
-            said.exit_code = code
-            raise said from None
+            raise _said(exc) from exc
         except BrokenPipeError:
             if not _reader_gone():
                 raise
@@ -83,6 +76,15 @@ class _LoadsFirst:
             # as cat and ls end there (click would say 1); Python's flush at exit then writes to /dev/null.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise SystemExit(128 + signal.SIGPIPE) from None
+
+
+def _said(exc: KeyboardInterrupt) -> NetlabError:
+    """A stop signal that ends a command, as :func:`main` says it: one line, exit 128 + the signal. click would
+    turn it into its Abort after an empty line on stderr (a terminal's ``^C`` closed), and lose the line of
+    netlab's Interrupted (a signal during up, rolled back) that says what became of the lab."""
+    said = NetlabError(str(exc) if exc.args else "interrupted")
+    said.exit_code = signals.exit_code(exc)
+    return said
 
 
 def _reader_gone() -> bool:
@@ -117,6 +119,12 @@ class Group(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:  # as click parsed the command's arguments: said as in the command
+            raise _said(exc) from exc
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMANDS:
@@ -342,7 +350,7 @@ def main(argv: list[str] | None = None) -> None:
         if sys.stdout is not None:  # None: started with standard output closed (`>&-`)
             sys.stdout.flush()  # what is still buffered: a full disk is said below, not by Python at exit
     except NetlabError as exc:
-        if obj.get("debug"):
+        if obj.get("debug") and not isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal: its line
             raise
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
         for line in str(exc).splitlines() or [type(exc).__name__]:

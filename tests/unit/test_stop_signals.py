@@ -56,6 +56,22 @@ def test_sigterm_in_a_command_is_one_line_and_143(monkeypatch, tmp_path):
     assert signals.exit_code(KeyboardInterrupt()) == 130 and signals.exit_code(signals.Terminated()) == 143
 
 
+def test_ctrl_c_in_a_command_is_one_line_and_130_with_no_blank_line_before(monkeypatch, tmp_path):
+    """click echoes an empty line on stderr when a KeyboardInterrupt leaves a command (to close a terminal's
+    ``^C``), then its Abort: `netlab: interrupted` came after a blank line."""
+    path = tmp_path / "t.yaml"
+    path.write_text("name: w\nnodes: [{name: n1}]\n")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("netlab.api.load", interrupted)
+    got = run_cli("up", "-t", str(path))
+    assert (got.returncode, got.stderr) == (130, "netlab: interrupted\n"), got
+    got = run_cli("--debug", "up", "-t", str(path))  # not an error: no traceback either
+    assert (got.returncode, got.stderr) == (130, "netlab: interrupted\n"), got
+
+
 def test_a_sigterm_whose_exception_a_finalizer_swallowed_is_silent_and_stops_up_before_any_change(lab):
     """Python runs a signal's handler wherever the main thread is: inside an object's __del__ its exception is
     "ignored" (printed) and the program went on. An `up` signalled as it loaded brought the lab up and exited 0
