@@ -18,7 +18,7 @@ from netlab.api.args import check_int, check_proto
 from netlab.errors import UsageError
 from netlab.model.lab import Lab
 from netlab.model.echo_ports import port_protocol
-from netlab.probe import runner
+from netlab.probe import nodeport_pods, runner
 from netlab.probe import services as svcs
 from netlab.probe.matrix import ECHO_PORT, Probe, SeenRule, build_matrix, echo_ports, egress_rule, endpoints, judged
 from netlab.probe.policy import policy_judge
@@ -83,6 +83,10 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
             raise UsageError(f"{dst} serves no {proto.upper()} port netlab knows of; give one with port=N")
     key = (src, dst, proto, None if proto == "icmp" else port)
     known = next((p for p in build_matrix(lab, (proto,)) if p.key == key), None)
+    if destination.kind == "node" and port is not None and proto != "icmp":
+        service = _nodeport_probe(lab, (src, dst, proto, port), known)
+        if service is not None:
+            return service
     if known is not None:
         return known
     echo = None
@@ -95,6 +99,29 @@ def _probe(lab: Lab, src: str, dst: str, proto: str | None, port: int | None) ->
         rules = (rule,) if rule is not None and eps[src].kind in ("pod", "node") else ()
     probe = Probe(eps[src], destination, proto, None if proto == "icmp" else port, True, rules=rules, echo=echo)
     return judged(policy_judge(lab), probe)
+
+
+def _nodeport_probe(lab: Lab, key: tuple[str, str, str, int], known: Probe | None) -> Probe | None:
+    """A connection to a node's nodePort, judged as the Service connection it is, as probe judges it (a user's
+    ``expect:`` entry keeps its expectation); None when no Service has that nodePort."""
+    src, node, proto, port = key
+    plan = svcs.build(lab, (proto,))
+    if (node, proto, port) not in plan.nodeports:
+        return None
+    if known is not None and known.reason.startswith("expect["):
+        return runner.as_nodeport(known, plan, lab)
+    mine = nodeport_pods.probe(lab, plan, *key)
+    if isinstance(mine, str):
+        raise UsageError(f"{src} -> {node}'s nodePort {port}/{proto} cannot be probed: {mine}")
+    if mine is not None:
+        return mine
+    probe = next((p for p in plan.probes if p.key == key and p.svc is not None), None)
+    if probe is not None:
+        return probe
+    head = f"{src} -> svc/"
+    why = next((n for n in plan.notes if n.startswith(head) and f"(NodePort {port} on {node})" in n), None)
+    raise UsageError(f"{src} -> {node}'s nodePort {port}/{proto} cannot be probed: "
+                     f"{why.split(': not probed: ', 1)[-1] if why else 'probe does not dial it from there'}")
 
 
 def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int | None) -> Probe:
@@ -121,8 +148,11 @@ def _service_probe(lab: Lab, src: str, name: str, proto: str | None, port: int |
     order = {"ClusterIP": 0, "LoadBalancer": 1, "NodePort": 2}  # pods dial the ClusterIP, hosts the balancer
     candidates.sort(key=lambda p: order.get(p.svc.kind if p.svc else "", 3))
     # Not probed, and why (the policies allow some endpoints only, nothing listens on a targetPort, ...)
+    # ... from this source, or from anywhere: the Service as a whole (probe's note, its reason word for word)
     head = f"{src} -> svc/{name} {chosen.protocol.lower()}/{chosen.port}: not probed: "
-    why = next((n[len(head):] for n in plan.notes if n.startswith(head)), None)
+    whole = f"svc/{name} {chosen.protocol.lower()}/{chosen.port}: not probed: "
+    why = next((n[len(head):] for n in plan.notes if n.startswith(head)), None) or \
+        next((n[len(whole):] for n in plan.notes if n.startswith(whole)), None)
     if not candidates and why is not None:
         raise UsageError(f"svc/{name} {chosen.port}/{chosen.protocol} cannot be probed from {src}: {why}")
     if not candidates:

@@ -94,6 +94,45 @@ class ServiceJudge:
                     for pod, port in endpoints if pod in views]
         return self._one_for_all(verdicts)
 
+    def pod_nodeport(self, src: str, node: "NodeInfo", endpoints: list[tuple[str, int]], proto: str,
+                     node_port: int, local: bool = False) -> tuple[bool | None, str]:
+        """(expected, reason) for pod ``src`` dialling ``node``'s nodePort, ``endpoints`` the ones kube-proxy
+        picks from (:func:`netlab.probe.services.pod_nodeport`); expected None: do not probe.
+
+        On the pod's own node, kube-proxy DNATs it in PREROUTING, before FORWARD: its egress is judged against
+        the endpoint, and the endpoint's ingress with what the packet has there (the pod's address; one of
+        another node sees the node's masquerade, externalTrafficPolicy Cluster; a pod reaching itself is not
+        judged). To another node, its own node's FORWARD judges its egress against that node's address and the
+        nodePort, and Flannel masquerades it to its node's eth0 address (it leaves the pod network): that is the
+        source the receiving node sees, and hands on masqueraded again (KUBE-EXT) to an endpoint elsewhere, the
+        client pod itself included (a hairpin through another node): that endpoint judges the receiver's
+        address."""
+        views = {p.name: p for p in self.ps.pods}
+        client = views.get(src)
+        if client is None:
+            return True, "service"
+        me = Peer(client.ip, client)
+        verdicts = []
+        for pod, port in endpoints:
+            ep = views.get(pod)
+            if ep is None:
+                continue
+            to = Peer(ep.ip, ep)
+            if client.node == node.name:
+                seen = me if local else nodeport_source(self.lab, node.name, ep, me)
+                if seen is me:
+                    verdicts.append((pod, self.ps.flow(me, to, proto.upper(), port, via_service=True)))
+                    continue
+                egress = self.ps.decide(client, "egress", to, proto.upper(), port, ep)
+            else:
+                arrival = Peer(self.lab.node(client.node).ip)  # after Flannel's masquerade on the pod's node
+                seen = nodeport_source(self.lab, node.name, ep, arrival)
+                egress = self.ps.decide(client, "egress", Peer(node.ip, None, node.name), proto.upper(), node_port,
+                                        None)
+            ingress = self.ps.flow(seen, to, proto.upper(), port, via_service=True).ingress
+            verdicts.append((pod, Verdict(egress.allowed and ingress.allowed, egress, ingress)))
+        return self._one_for_all(verdicts)
+
     @staticmethod
     def _one_for_all(verdicts: list[tuple[str, Verdict]]) -> tuple[bool | None, str]:
         """One expectation for the endpoints kube-proxy picks from at random: all allowed or none, else None."""

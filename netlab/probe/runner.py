@@ -21,7 +21,7 @@ from netlab.errors import EnvironmentNotReady, NetlabError, UsageError
 from netlab.kernel.child import Child, ChildDied, ChildError, ChildTimeout
 from netlab.kernel.netns import is_netns_mount
 from netlab.model.lab import Lab
-from netlab.probe import bypass, clash, listeners, turns
+from netlab.probe import bypass, clash, listeners, nodeport_pods, turns
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.early import Early, options_key
@@ -54,7 +54,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
         early.close()  # started for other options: not this run's
         early = None
     plan = svcs.build(lab, protos) if services else svcs.ServicePlan()
-    probes = [as_nodeport(p, plan) for p in build_matrix(lab, protos, egress=services)] + plan.probes
+    probes = [as_nodeport(p, plan, lab) for p in build_matrix(lab, protos, egress=services)] + plan.probes
     if not probes and not plan.distributions:  # before anything is sent: a run that checks nothing is no pass
         raise UsageError(nothing_to_probe(lab, protos))
     missing = {ns for ns in {p.source.netns for p in probes} if not is_netns_mount(ns)}
@@ -94,7 +94,7 @@ def run(lab: Lab, timeout: float = 1.0, protos: Iterable[str] = PROTOS, budget: 
                   renumbered + _hints(lab, results), bridge=plan.bridge)
 
 
-def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:
+def as_nodeport(probe: Probe, plan: svcs.ServicePlan, lab: Lab | None = None) -> Probe:
     """A user's ``expect:`` entry to a node's nodePort, judged as the Service probe it is: the node DNATs it to an
     endpoint, which answers, and masquerades it (KUBE-EXT) to its own address towards that endpoint, so the
     endpoint sees neither the client's address nor the node's as dialed (rules 1 to 3 are about pods' own
@@ -104,7 +104,11 @@ def as_nodeport(probe: Probe, plan: svcs.ServicePlan) -> Probe:
     svc = plan.nodeports.get((probe.destination.name, probe.proto, probe.port))
     if svc is None:
         return probe
-    rules = plan.local_rules.get((probe.source.name, probe.destination.name, probe.proto, probe.port), svc.rules)
+    key = (probe.source.name, probe.destination.name, probe.proto, probe.port)
+    rules = plan.local_rules.get(key, svc.rules)
+    mine = nodeport_pods.probe(lab, plan, *key) if lab is not None else None  # a pod's own rules (a hairpin, ...)
+    if isinstance(mine, Probe):
+        rules = mine.rules
     return replace(probe, section=svc.section, rules=rules, echo=svc.echo, question=svc.question, svc=svc.svc)
 
 
