@@ -313,7 +313,8 @@ class Lab(PodActions):
         ``proto``: tcp, udp or icmp; by default TCP to the destination's first
         served port (a Service's first port), ICMP when it serves none.
         ``.reachable``: it answered; ``.seen_source``: the client address the
-        destination's echo server saw (no NAT: the source's own);
+        destination's echo server saw (pod to pod: the source's own; a Service's masqueraded paths, a node's
+        nodePort: the address the rules made it);
         ``.answered_by``: which pod answered (a Service's endpoint). Kept in
         :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
         """

@@ -87,6 +87,20 @@ def _said(exc: KeyboardInterrupt) -> NetlabError:
     return said
 
 
+def _stop_line(exc: BaseException) -> str:
+    """The one line a stop signal ends a command with (after :func:`_end_caret`)."""
+    _end_caret(exc)
+    return f"netlab: {exc if exc.args else 'interrupted'}"
+
+
+def _end_caret(exc: BaseException) -> None:
+    """A Ctrl-C typed on a terminal left its ``^C`` echoed there (the tty's echoctl) with no newline: on a
+    terminal netlab's line starts on a line of its own; in a pipe or a file (a script, CI) nothing comes
+    before it."""
+    if signals.exit_code(exc) == 128 + signal.SIGINT and sys.stderr is not None and sys.stderr.isatty():
+        click.echo("", err=True)
+
+
 def _reader_gone() -> bool:
     """Standard output is a pipe whose reader has closed it (the kernel flags its write end with POLLERR)."""
     try:
@@ -353,12 +367,14 @@ def main(argv: list[str] | None = None) -> None:
         if obj.get("debug") and not isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal: its line
             raise
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal (netlab's Interrupted says its lab's fate)
+            _end_caret(exc.__cause__)
         for line in str(exc).splitlines() or [type(exc).__name__]:
             click.echo(line if located or _located(line) else f"netlab: {line}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt outside a command: SIGTERM's too
         stopped = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
-        click.echo(f"netlab: {stopped if stopped is not None and stopped.args else 'interrupted'}", err=True)
+        click.echo(_stop_line(stopped or KeyboardInterrupt()), err=True)
         sys.exit(signals.exit_code(stopped or KeyboardInterrupt()))
     except click.ClickException as exc:
         exc.show()
@@ -366,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (signals.Terminated): 130 or 143
-        click.echo(f"netlab: {exc if exc.args else 'interrupted'}", err=True)
+        click.echo(_stop_line(exc), err=True)
         sys.exit(signals.exit_code(exc))
     except PermissionError as exc:
         if obj.get("debug"):

@@ -10,6 +10,8 @@ real signals: tests/integration/test_signals_live.py.
 from __future__ import annotations
 
 import os
+import pty
+import select
 import signal
 import subprocess
 import sys
@@ -25,6 +27,8 @@ from netlab.lab.journal import Journal
 from netlab.realize import state as state_mod
 
 lab = pytest.fixture(make_lab, name="lab")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_the_program_handles_sigterm_from_its_first_line_and_says_it_in_one_line():
@@ -192,3 +196,37 @@ def test_up_sigterm_during_the_change_exits_143(lab):
     with pytest.raises(lab_up.Interrupted) as info:
         lab_up.up(lab, k, features=(), journal=Journal(k))
     assert info.value.exit_code == 143 and "interrupted by SIGTERM; rolled back" in str(info.value)
+
+
+def test_on_a_terminal_the_ctrl_c_line_starts_after_the_echoed_caret_and_a_sigterm_line_does_not(tmp_path):
+    """A Ctrl-C typed on a terminal leaves ``^C`` echoed with no newline: netlab's line then starts on a line of
+    its own there (in a pipe it is the only line, above). A SIGTERM echoes nothing: no empty line before it. A
+    real process whose standard error is a pseudo-terminal."""
+    path = tmp_path / "t.yaml"
+    path.write_text("name: w\nnodes: [{name: n1}]\n")
+    for raised, code, want in (("KeyboardInterrupt", 130, b"\r\nnetlab: interrupted\r\n"),
+                               ("signals.Terminated('interrupted by SIGTERM')", 143,
+                                b"netlab: interrupted by SIGTERM\r\n")):
+        program = ("import sys, netlab.api\nfrom netlab import signals\nfrom netlab.cli.base import main\n"
+                   f"def stopped(*a, **k):\n    raise {raised}\n"
+                   f"netlab.api.load = stopped\nmain(['up', '-t', {str(path)!r}])\n")
+        leader, follower = pty.openpty()
+        try:
+            proc = subprocess.run([sys.executable, "-c", program], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=follower, timeout=60, cwd=ROOT)
+            os.close(follower)
+            follower = -1
+            said = b""
+            while select.select([leader], [], [], 0)[0]:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the terminal's other side is closed and drained
+                    break
+                if not chunk:
+                    break
+                said += chunk
+        finally:
+            os.close(leader)
+            if follower >= 0:
+                os.close(follower)
+        assert (proc.returncode, said) == (code, want), (proc, said)
