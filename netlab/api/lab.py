@@ -20,21 +20,20 @@ from __future__ import annotations
 
 import collections
 import json
-import os
-import weakref
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
-from netlab.api.args import (PROBE_TIMEOUT, PROTOS, TRACE_TIMEOUT, WAIT, check_callable, check_choice, check_path,
-                             check_proto, check_seconds, check_size, check_str, check_topology, items, method)
-from netlab.api.frozen import freeze
+from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, WAIT, check_callable, check_path, check_proto,
+                             check_seconds, check_size, check_str, check_topology, method)
+from netlab.api.internals import internal as internal, internal_probe as internal_probe  # the CLI's, re-exported
+from netlab.api.internals import internal_status as internal_status, keep
 from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
 from netlab.realize.state import LAB_ENV as LAB_ENV, selected_name as selected_name  # netlab.api's, re-exported
-from netlab.realize.state import ADDRESSES, repair_up, replaces, running_lab, state_version, up_command
+from netlab.realize.state import ADDRESSES, running_lab, state_version
 from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
@@ -303,7 +302,7 @@ class Lab(PodActions):
 
         report = internal_probe(self, topology, protos=protos, timeout=timeout, arp=arp, services=services, mtu=mtu)
         out = from_json(R.ProbeReport, probe_report.to_json(report))
-        _keep(out, report)
+        keep(out, report)
         return out
 
     def reach(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
@@ -365,7 +364,7 @@ class Lab(PodActions):
         result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
                      progress=progress, size=size, sport=sport, repair=repair_up(state))
         out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
-        _keep(out, result)
+        keep(out, result)
         self.traces.append(out)
         return out
 
@@ -389,18 +388,6 @@ class Lab(PodActions):
 
 
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for
-
-
-def _same_pods(loaded: Loaded, running: ModelLab) -> None:
-    """A file probed against a running lab (its expectations, edited without `up`) must have the lab's pods at
-    the lab's addresses: a pod it adds would be judged at another pod's address (a false pass)."""
-    have = {p.name: p.ip for p in running.pods}
-    for pod in loaded.lab.pods:
-        if have.get(pod.name, pod.ip) != pod.ip or pod.name not in have:
-            where = f"at {have[pod.name]} in the lab" if pod.name in have else "not in the lab"
-            raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
-                             f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
-                             f"-t FILE` shows what `up -t FILE` would change")
 
 
 def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:
@@ -431,61 +418,3 @@ def _one(items: Sequence[_Named], name: str, what: str, lab: str) -> _Named:
         if item.name == name:
             return item
     raise UsageError(f"lab {lab} has no {what} {name!r} ({what}s: {', '.join(i.name for i in items) or 'none'})")
-
-
-def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False) -> R.Status:
-    """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here); its repair
-    is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it)."""
-    state, against = lab._against(topology)
-    done = lifecycle.status(state, kernel)
-    repair = None
-    if not done.ok and topology is None:
-        repair = f"Lab({lab.name!r}).repair()" if api else repair_up(state)
-    elif not done.ok and isinstance(topology, (str, os.PathLike)):
-        path, again = os.fspath(topology), replaces(state, os.fspath(topology))
-        repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else up_command(path, again)
-    from netlab.workload.policy import up_leaves
-
-    return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
-                    details=freeze(tuple(done.details)), against=against, repair=repair,
-                    kept=tuple(line for line in done.drift if up_leaves(line)))
-
-
-def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
-                   timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
-                   early: Any = None) -> Any:
-    """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
-    renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
-    CLI's agent started before the models loaded (netlab.probe.early)."""
-    from netlab.probe import runner
-    from netlab.probe.job import ARP_MODES
-
-    with method("lab.probe"):  # the CLI's click options took these already
-        check_topology(topology)
-        protos = items("protos", protos, PROTOS)
-        timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
-        check_choice("arp", arp, ARP_MODES)
-    model = lab.model
-    if topology is not None:
-        loaded = lab._loaded_for(topology)
-        _same_pods(loaded, lab.model)
-        model = loaded.lab
-    return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
-                      services=services, early=early)
-
-
-# The library's own result behind each API result that has one, for the CLI's text rendering, by the API
-# result's id while it lives: not an attribute, so that a result pickled, deep-copied or sent to another
-# process is its fields alone, as its JSON.
-_INTERNAL: dict[int, Any] = {}
-
-
-def _keep(result: Any, internal: Any) -> None:
-    """The library's own result beside the API's, for the CLI's text rendering (not a field: not in the JSON)."""
-    _INTERNAL[id(result)] = internal
-    weakref.finalize(result, _INTERNAL.pop, id(result), None)
-
-
-def internal(result: Any) -> Any:
-    """The library's result behind an API result (probe: netlab.probe.runner.Report; trace: TraceResult)."""
-    return _INTERNAL.get(id(result))

@@ -10,7 +10,7 @@ import pytest
 from cli_inprocess import run_cli
 
 from netlab import api
-from netlab.api import lab as api_lab, lifecycle
+from netlab.api import internals as api_internals, lifecycle
 from netlab.cli import lab as cli_lab
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
@@ -34,7 +34,7 @@ def status_of(monkeypatch):
     monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
     lab = types.SimpleNamespace(name="qx5n", _against=lambda topology: (types.SimpleNamespace(source=None), None))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
-    monkeypatch.setattr(api_lab, "repair_up", lambda state: REPAIR)
+    monkeypatch.setattr(api_internals, "repair_up", lambda state: REPAIR)
 
     def run(*drift: str, output: str = "text"):
         monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab="qx5n", drift=list(drift)))

@@ -1,0 +1,95 @@
+"""What the CLI renders beside the API's results: :meth:`netlab.Lab.status` and :meth:`netlab.Lab.probe`'s runs
+as the CLI makes them (on its kernel door, with its agent started early; the probe's own report, not its JSON),
+and the library's result behind each API result (a trace's walk, which the CLI draws).
+
+The Lab's methods are built on these (netlab.api.lab); the CLI's commands call them for the text, JSON and
+JUnit they print, so a 500-pod probe's 250,000 results are not built twice.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import TYPE_CHECKING, Any, Sequence
+
+from netlab.api import lifecycle, results as R
+from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_choice, check_seconds, check_topology, items,
+                             method)
+from netlab.api.frozen import freeze
+from netlab.errors import UsageError
+from netlab.realize.state import repair_up, replaces, up_command
+
+if TYPE_CHECKING:
+    from netlab.api.lab import Lab
+    from netlab.api.topology import Loaded, TopologyInput
+    from netlab.model.lab import Lab as ModelLab
+
+
+def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False) -> R.Status:
+    """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here); its repair
+    is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it)."""
+    state, against = lab._against(topology)
+    done = lifecycle.status(state, kernel)
+    repair = None
+    if not done.ok and topology is None:
+        repair = f"Lab({lab.name!r}).repair()" if api else repair_up(state)
+    elif not done.ok and isinstance(topology, (str, os.PathLike)):
+        path, again = os.fspath(topology), replaces(state, os.fspath(topology))
+        repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else up_command(path, again)
+    from netlab.workload.policy import up_leaves
+
+    return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
+                    details=freeze(tuple(done.details)), against=against, repair=repair,
+                    kept=tuple(line for line in done.drift if up_leaves(line)))
+
+
+def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
+                   timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
+                   early: Any = None) -> Any:
+    """:meth:`Lab.probe`'s run, as the library's own report (netlab.probe.runner.Report), which the CLI
+    renders as text, JSON or JUnit: a 500-pod run's 250,000 results are not built twice. ``early``: the
+    CLI's agent started before the models loaded (netlab.probe.early)."""
+    from netlab.probe import runner
+    from netlab.probe.job import ARP_MODES
+
+    with method("lab.probe"):  # the CLI's click options took these already
+        check_topology(topology)
+        protos = items("protos", protos, PROTOS)
+        timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
+        check_choice("arp", arp, ARP_MODES)
+    model = lab.model
+    if topology is not None:
+        loaded = lab._loaded_for(topology)
+        same_pods(loaded, lab.model)
+        model = loaded.lab
+    return runner.run(model, timeout=timeout, protos=tuple(protos) + (("mtu",) if mtu else ()), arp=arp,
+                      services=services, early=early)
+
+
+# The library's own result behind each API result that has one, for the CLI's text rendering, by the API
+# result's id while it lives: not an attribute, so that a result pickled, deep-copied or sent to another
+# process is its fields alone, as its JSON.
+_INTERNAL: dict[int, Any] = {}
+
+
+def keep(result: Any, internal: Any) -> None:
+    """The library's own result beside the API's, for the CLI's text rendering (not a field: not in the JSON)."""
+    _INTERNAL[id(result)] = internal
+    weakref.finalize(result, _INTERNAL.pop, id(result), None)
+
+
+def internal(result: Any) -> Any:
+    """The library's result behind an API result (probe: netlab.probe.runner.Report; trace: TraceResult)."""
+    return _INTERNAL.get(id(result))
+
+
+def same_pods(loaded: Loaded, running: ModelLab) -> None:
+    """A file probed against a running lab (its expectations, edited without `up`) must have the lab's pods at
+    the lab's addresses: a pod it adds would be judged at another pod's address (a false pass)."""
+    have = {p.name: p.ip for p in running.pods}
+    for pod in loaded.lab.pods:
+        if have.get(pod.name, pod.ip) != pod.ip or pod.name not in have:
+            where = f"at {have[pod.name]} in the lab" if pod.name in have else "not in the lab"
+            raise UsageError(f"{loaded.origin}: pod {pod.name} ({pod.ip}) is {where} {running.name} that is up: "
+                             f"probe -t FILE checks a file's expectations on the lab as it is; `sudo netlab status "
+                             f"-t FILE` shows what `up -t FILE` would change")
