@@ -49,6 +49,13 @@ def check_int(what: str, value: Any) -> None:
         raise UsageError(f"{what} must be an integer, not {given(value)}")
 
 
+def check_bool(what: str, value: Any) -> None:
+    """A flag (``force``, ``mtu``, ``check`` ...): True or False, as the CLI's flags give, not any value Python would
+    take for one (``strict="no"`` is true, ``services=0`` looks like a count)."""
+    if not isinstance(value, bool):
+        raise UsageError(f"{what} must be True or False, not {given(value)}")
+
+
 def check_str(what: str, value: Any, *, none_ok: bool = False) -> None:
     """A name (a pod's, a node's, NAME:IFACE ...): a str, as the CLI's arguments are; ``none_ok``: or None."""
     if not isinstance(value, str) and not (none_ok and value is None):
@@ -91,6 +98,12 @@ def check_env(what: str, value: Any) -> None:
         if not isinstance(key, str):
             raise UsageError(f"{what}'s names must be strings, not {given(key)}")
         check_str(f"{what}[{given(key).removeprefix('str ')}]", item)
+
+
+def check_mapping(what: str, value: Any) -> None:
+    """A dict (JSON's object)."""
+    if not isinstance(value, Mapping):
+        raise UsageError(f"{what} must be a dict, not {given(value)}")
 
 
 def check_no_nul(command: object, argv: list[Any], env: Mapping[str, str] | None) -> None:

@@ -13,7 +13,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Sequence
 
 from netlab.api import lifecycle, results as R
-from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_choice, check_seconds, check_topology, items,
+from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
                              method)
 from netlab.api.frozen import freeze
 from netlab.errors import UsageError
@@ -57,6 +57,8 @@ def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence
         protos = items("protos", protos, PROTOS)
         timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
         check_choice("arp", arp, ARP_MODES)
+        check_bool("services", services)
+        check_bool("mtu", mtu)
     model = lab.model
     if topology is not None:
         loaded = lab._loaded_for(topology)

@@ -13,7 +13,9 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
+from netlab.api.args import check_mapping, given, method
 from netlab.api.frozen import FrozenDict, freeze
+from netlab.errors import UsageError
 
 T = TypeVar("T")
 
@@ -57,7 +59,12 @@ def _shape(cls: type) -> tuple[tuple[str, ...], bool] | None:
 
 
 def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
-    """Build ``cls`` from JSON data with exactly its fields (a missing or unknown key is a bug: TypeError)."""
+    """Build ``cls`` (a result class, a dataclass) from JSON data (a dict) with exactly its fields (a missing or
+    unknown key is a bug: TypeError)."""
+    with method("netlab.api.from_json"):
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise UsageError(f"cls must be a result class (netlab.api.results), not {given(cls)}")
+        check_mapping("data", data)
     return _converter(cls)(data)  # type: ignore[no-any-return]
 
 

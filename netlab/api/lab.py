@@ -20,19 +20,20 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
-from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, WAIT, check_callable, check_path, check_proto,
+from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, WAIT, check_bool, check_callable, check_path, check_proto,
                              check_seconds, check_size, check_str, check_topology, method)
 from netlab.api.internals import internal as internal, internal_probe as internal_probe  # the CLI's, re-exported
 from netlab.api.internals import internal_status as internal_status, keep
 from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
-from netlab.realize.state import LAB_ENV as LAB_ENV, selected_name as selected_name  # netlab.api's, re-exported
+from netlab.realize.state import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
 from netlab.realize.state import ADDRESSES, running_lab, state_version
 from netlab.realize.state_dir import check_lab_name
 
@@ -63,6 +64,7 @@ class Lab(PodActions):
     def __init__(self, name: str, *, owned: bool = False) -> None:
         with method("Lab"):
             check_str("name", name)
+            check_bool("owned", owned)
         self.name: str = check_lab_name(name, "lab name")
         self.owned = owned  # brought up by this object: a ``with`` block takes it down
         self.last_up: R.UpResult | None = None
@@ -101,6 +103,7 @@ class Lab(PodActions):
             check_topology(topology)
             check_str("name", name, none_ok=True)
             _check_waiting(wait, progress)
+            check_bool("reconfigure", reconfigure)
         loaded = load(topology, name)
         if not reconfigure and loaded.origin != DICT_SOURCE:  # a dict's: up_loaded's (the pytest plugin's way in)
             refuse_replacing(loaded, load_state(loaded.lab.name))  # as `up` would, in an API caller's words
@@ -123,6 +126,7 @@ class Lab(PodActions):
             if not isinstance(loaded, Loaded):
                 raise UsageError(f"loaded must be what netlab.api.load returns, not {type(loaded).__name__}")
             _check_waiting(wait, progress)
+            check_bool("reconfigure", reconfigure)
         state = load_state(loaded.lab.name)
         if not reconfigure and loaded.origin in (DICT_SOURCE, BUILT_IN):  # a file's: lifecycle.up's
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
@@ -175,6 +179,7 @@ class Lab(PodActions):
         for a corrupt or lost state)."""
         with method("lab.down"):
             _check_waiting(wait, progress)
+            check_bool("force", force)
         done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
         self._down = True
         self._model = None
@@ -284,6 +289,7 @@ class Lab(PodActions):
             check_str("target", target)
             for what, value in (("rate", rate), ("delay", delay), ("jitter", jitter), ("loss", loss)):
                 check_str(what, value, none_ok=True)  # as the CLI's options: "10mbit", not 10
+            check_bool("clear", clear)
             check_seconds("wait", wait, WAIT)
             name, iface = impair_api.parse_target(target)
             spec = impair_api.options(rate, delay, jitter, loss, clear, flag=str)
@@ -388,6 +394,18 @@ class Lab(PodActions):
 
 
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for
+
+
+def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
+    """The lab a command acts on, as the CLI picks it: ``name``, the ``name:`` of the file ``topology``,
+    ``$NETLAB_LAB``, or the only lab that is up (``required``: a UsageError when there is none, else None)."""
+    from netlab.realize.state import selected_name as select
+
+    with method("netlab.api.selected_name"):
+        check_str("name", name, none_ok=True)
+        check_path("topology", topology)
+        check_bool("required", required)
+    return select(name, None if topology is None else os.fspath(topology), required)
 
 
 def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:

@@ -11,8 +11,8 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.args import (WAIT, check_command, check_env, check_int, check_no_nul, check_seconds,
-                             check_seconds_or_none, check_str, check_strs, given, method)
+from netlab.api.args import (WAIT, check_bool, check_command, check_env, check_int, check_no_nul, check_seconds,
+                             check_seconds_or_none, check_str, check_strs, method)
 from netlab.api.jsonio import from_json
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
@@ -114,6 +114,7 @@ class PodActions:
             argv = check_command("command", command)
             check_str("input", input, none_ok=True)
             timeout = check_seconds_or_none("timeout", timeout, WAIT)
+            check_bool("check", check)
             check_env("env", env)
             check_no_nul(command, argv, env)
         target = exec_target(self.state(), self.model, name)
@@ -188,8 +189,7 @@ class PodActions:
             check_str("container", container, none_ok=True)
             if tail is not None:
                 check_int("tail", tail)
-            if not isinstance(previous, bool):
-                raise UsageError(f"previous must be True or False, not {given(previous)}")
+            check_bool("previous", previous)
         chosen, path = log_file(self.model, pod, container, previous)
         with open_log(path, pod, chosen, self.name, previous) as fh:
             data = fh.read()

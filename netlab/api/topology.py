@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
+from netlab.api.args import check_bool, check_str, check_topology, method
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.errors import UsageError
 from netlab.model.clusterdns import DNS_NAME, is_addon_pod, is_dns_service
@@ -80,6 +81,10 @@ def load(topology: TopologyInput = None, name: str | None = None, *, running: bo
     with the YAML's field names such as ``podCIDR``), or None for the built-in default.
     Raises TopologyError with every problem, UsageError for a bad ``name``.
     """
+    with method("netlab.api.load"):
+        check_topology(topology)
+        check_str("name", name, none_ok=True)
+        check_bool("running", running)
     if name is not None:
         problem = lab_name_problem(name)
         if problem:
@@ -88,11 +93,9 @@ def load(topology: TopologyInput = None, name: str | None = None, *, running: bo
         path = None if topology is None else os.fspath(topology)
         src = read_source(path)  # its problems are reported with the model's and the cross-checks'
         origin = path if path is not None else BUILT_IN
-    elif isinstance(topology, Mapping):
+    else:  # a Mapping: check_topology took nothing else
         path, origin = None, DICT_SOURCE
         src = Source(file=DICT_SOURCE, data=_plain(topology), lines={}, raw={})
-    else:
-        raise TypeError(f"a topology is a path, a dict or None, not {type(topology).__name__}")
     if name is not None:
         src.data = {**src.data, "name": name}
     topo = validate_source(src)
@@ -110,6 +113,8 @@ def load_running(name: str) -> Loaded:
     UsageError when the lab is not up."""
     from netlab.realize.state import running_lab
 
+    with method("netlab.api.load_running"):
+        check_str("name", name)
     state = running_lab(name)
     topo = state.model()
     return Loaded(resolve(topo, state.held()), topo, state.source, f"lab {name}'s saved topology")

@@ -1,7 +1,9 @@
 """An argument of the wrong type, to any public method of netlab.Lab, is one UsageError naming the method and the
 argument (``lab.exec: command must be a string or a list of strings, not int 5``), raised before the lab is
 read or changed, as the CLI's click options refuse a wrong value: not Python's TypeError or AttributeError from
-netlab's own code, subprocess or os (QA: ``lab.exec("p1", 5)``, ``impair(5)``, ``down(wait="x")`` ...).
+netlab's own code, subprocess or os (QA: ``lab.exec("p1", 5)``, ``impair(5)``, ``down(wait="x")`` ...). A flag
+(``force``, ``mtu`` ...) is True or False: ``probe(mtu="no")`` was taken for True. The module's functions
+(``netlab.api.load(42)`` ...) say theirs the same way.
 
 No root: whatever reads or changes a lab is replaced by a stub that fails the test when reached."""
 
@@ -9,10 +11,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from netlab.api import lab as lab_mod
+import netlab.api as api
+from netlab.api import lab as lab_mod, results as R
 from netlab.api.lab import Lab
 from netlab.errors import UsageError
 
@@ -41,6 +45,14 @@ def untouchable(monkeypatch):
     return Lab("qa-args-never-up")
 
 
+def _loaded():
+    """A Loaded as netlab.api.load returns it (its fields are not read before the arguments are checked)."""
+    from netlab.api.topology import Loaded
+
+    return Loaded(lab=SimpleNamespace(name="qa-args-never-up"), topology=None, source=None,  # type: ignore[arg-type]
+                  origin="<dict>")
+
+
 @pytest.mark.parametrize("call,message", [
     # exec: the QA's cases, then the rest of its arguments
     (lambda lab: lab.exec("p1", 5), "lab.exec: command must be a string or a list of strings, not int 5"),
@@ -65,6 +77,17 @@ def untouchable(monkeypatch):
      "lab.popen: argv[1] must be a string, bytes or a path, not NoneType None"),
     (lambda lab: lab.popen("p1", ["true"], env={"A": 1}), "lab.popen: env['A'] must be a string, not int 1"),
     (lambda lab: lab.popen(None, ["true"]), "lab.popen: name must be a string, not NoneType None"),
+    # the flags: True or False, as the CLI's flags give them
+    (lambda lab: lab.exec("p1", ["true"], check="no"), "lab.exec: check must be True or False, not str 'no'"),
+    (lambda lab: lab.logs("p1", previous=1), "lab.logs: previous must be True or False, not int 1"),
+    (lambda lab: lab.impair("p1:eth0", clear=1), "lab.impair: clear must be True or False, not int 1"),
+    (lambda lab: lab.down(force="no"), "lab.down: force must be True or False, not str 'no'"),
+    (lambda lab: lab.probe(services=0), "lab.probe: services must be True or False, not int 0"),
+    (lambda lab: lab.probe(mtu="no"), "lab.probe: mtu must be True or False, not str 'no'"),
+    (lambda lab: Lab.up(None, reconfigure="yes"), "Lab.up: reconfigure must be True or False, not str 'yes'"),
+    (lambda lab: Lab.up_loaded(_loaded(), reconfigure=None),
+     "Lab.up_loaded: reconfigure must be True or False, not NoneType None"),
+    (lambda lab: Lab("qa", owned=1), "Lab: owned must be True or False, not int 1"),
     # impair
     (lambda lab: lab.impair(5, rate="1mbit"), "lab.impair: target must be a string, not int 5"),
     (lambda lab: lab.impair("p1:eth0", rate=5), "lab.impair: rate must be a string or None, not int 5"),
@@ -126,6 +149,13 @@ def test_a_long_or_unprintable_value_is_named_on_one_short_line(untouchable):
     lambda lab: lab.exec("p1", ("true",), timeout=0),
     lambda lab: lab.exec("p1", "echo hi", timeout=5),
     lambda lab: lab.popen("p1", "sleep 1", env={"A": "b"}),
+    lambda lab: lab.exec("p1", ["true"], check=True),
+    lambda lab: lab.logs("p1", previous=True),
+    lambda lab: lab.impair("p1:eth0", clear=True),
+    lambda lab: lab.down(force=True),
+    lambda lab: lab.probe(services=False, mtu=True),
+    lambda lab: Lab.up(None, reconfigure=True),
+    lambda lab: Lab.up_loaded(_loaded(), reconfigure=False),
     lambda lab: lab.impair("p1:eth0", rate="1mbit", wait=0),
     lambda lab: lab.inspect("p1", "links,routes"),
     lambda lab: lab.inspect("p1", ("links",)),
@@ -144,3 +174,50 @@ def test_arguments_of_the_right_types_pass_the_checks(untouchable, call):
     a path for a topology, a callable progress."""
     with pytest.raises(Reached):
         call(untouchable)
+
+
+@pytest.fixture
+def unread(monkeypatch):
+    """The module's functions read nothing: no topology file, no lab's state."""
+    import netlab.api.topology as topology_mod
+    import netlab.realize.state as state_mod
+
+    def reached(*args, **kwargs):
+        raise Reached("a file or a lab's state was read before the arguments were checked")
+
+    for module, name in [(topology_mod, "read_source"), (state_mod, "running_lab"), (state_mod, "selected_name"),
+                         (state_mod, "held_by")]:
+        monkeypatch.setattr(module, name, reached)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: api.load(42), "netlab.api.load: topology must be a path, a dict or None, not int 42"),
+    (lambda: api.load(None, 5), "netlab.api.load: name must be a string or None, not int 5"),
+    (lambda: api.load(None, running="no"), "netlab.api.load: running must be True or False, not str 'no'"),
+    (lambda: api.load_running(5), "netlab.api.load_running: name must be a string, not int 5"),
+    (lambda: api.selected_name(5), "netlab.api.selected_name: name must be a string or None, not int 5"),
+    (lambda: api.selected_name(None, 5), "netlab.api.selected_name: topology must be a path or None, not int 5"),
+    (lambda: api.selected_name(required=1), "netlab.api.selected_name: required must be True or False, not int 1"),
+    (lambda: api.from_json(5, {}), "netlab.api.from_json: cls must be a result class (netlab.api.results), not int 5"),
+    (lambda: api.from_json(R.LabInfo, 5), "netlab.api.from_json: data must be a dict, not int 5"),
+    (lambda: api.from_json(R.LabInfo, [("lab", "x")]), "netlab.api.from_json: data must be a dict, not list [('lab', "
+                                                        "'x')]"),
+])
+def test_a_module_function_given_a_wrong_type_says_so_in_the_same_line(unread, call, message):
+    """``netlab.api.load(42)`` raised Python's TypeError, ``selected_name(None, 5)`` one from open(), ``from_json(5,
+    {})`` returned the dict: each is the methods' one line, with the function's name."""
+    with pytest.raises(UsageError) as raised:
+        call()
+    assert type(raised.value) is UsageError and str(raised.value) == message
+
+
+@pytest.mark.parametrize("call", [
+    lambda: api.load("lab.yaml", "x", running=False),
+    lambda: api.load(Path("lab.yaml")),
+    lambda: api.load_running("x"),
+    lambda: api.selected_name("x", None, False),
+    lambda: api.selected_name(None, Path("lab.yaml")),
+])
+def test_a_module_functions_right_types_pass_the_checks(unread, call):
+    with pytest.raises(Reached):
+        call()
