@@ -128,6 +128,33 @@ def check_no_nul(command: object, argv: list[Any], env: Mapping[str, str] | None
                              "cannot")
 
 
+# The arguments of subprocess.Popen that lab.popen cannot pass on, and why: it runs the command itself, and joins the
+# pod's network and UTS namespaces in the child before exec (setns, which needs root's CAP_SYS_ADMIN) with its own
+# preexec_fn, called after Popen has set the child's user: a process already another user cannot join them.
+POPEN_OWN = {
+    "args": "the command is popen's argv",
+    "preexec_fn": "popen's own enters the pod's namespaces; it takes no other",
+    "shell": "a string argv runs with /bin/sh -c already",
+    "user": "the process would be that user before it enters the pod's namespaces, which only root may enter; "
+            "run the program as another user with argv ['runuser', '-u', USER, '--', PROGRAM, ...]",
+}
+
+
+def check_popen_kwargs(kwargs: Mapping[str, Any]) -> None:
+    """``lab.popen``'s keyword arguments: subprocess.Popen's, less :data:`POPEN_OWN` (each left at its default is
+    taken: ``shell=False``, ``user=None``); a misspelt one is said before the lab is read, not by Popen after."""
+    import inspect
+    import subprocess
+
+    known = inspect.signature(subprocess.Popen).parameters
+    for key, value in kwargs.items():
+        if key not in known:
+            raise UsageError(f"{key}: not an argument of subprocess.Popen")
+        default = known[key].default
+        if key in POPEN_OWN and (default is inspect.Parameter.empty or value is not default):
+            raise UsageError(f"{key}: {POPEN_OWN[key]}")
+
+
 def check_callable(what: str, value: Any) -> None:
     """A callback (``progress``) or None: refused before the lab is touched, not when first called."""
     if value is not None and not callable(value):

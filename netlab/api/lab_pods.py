@@ -11,8 +11,8 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.args import (WAIT, check_bool, check_command, check_env, check_int, check_no_nul, check_seconds,
-                             check_seconds_or_none, check_str, check_strs, method)
+from netlab.api.args import (WAIT, check_bool, check_command, check_env, check_int, check_no_nul, check_popen_kwargs,
+                             check_seconds, check_seconds_or_none, check_str, check_strs, method)
 from netlab.api.jsonio import from_json
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
@@ -126,11 +126,15 @@ class PodActions:
         the pod's ``/etc/netns`` files over ``/etc``, as :meth:`exec` runs a command, and return at once.
 
         ``argv``: a list, or a string run with ``/bin/sh -c``; ``kwargs``: those of :class:`subprocess.Popen`
-        (``stdout=subprocess.PIPE``, ``text=True``, ``env``, ``cwd`` ...; not ``preexec_fn``, which enters the
-        pod). The caller owns the process: stop it (``terminate()``, ``kill()``) and ``wait()`` for it, or use
-        the ``Popen`` as a context manager. Still running when the lab goes down, it is stopped by ``down``,
-        which stops every process in the lab's namespaces (SIGTERM, then SIGKILL) before deleting them; its
-        ``Popen`` then gives its exit status as any other's.
+        (``stdout=subprocess.PIPE``, ``text=True``, ``env``, ``cwd`` ...), passed on as given (``env`` is checked
+        as :meth:`exec`'s), except what would undo the namespace switch, each a UsageError before the lab is read:
+        ``preexec_fn`` (popen's own enters the pod), ``user`` (Popen sets it first, and only root may enter a
+        namespace: put ``runuser -u USER --`` before the program), ``shell`` (a string argv runs with
+        ``/bin/sh -c`` already) and ``args``; a name Popen does not take is one too. The caller owns the process:
+        stop it (``terminate()``, ``kill()``) and ``wait()`` for it, or use the ``Popen`` as a context manager.
+        Still running when the lab goes down, it is stopped by ``down``, which stops every process in the lab's
+        namespaces (SIGTERM, then SIGKILL) before deleting them; its ``Popen`` then gives its exit status as any
+        other's.
 
         A program that cannot be started in the pod raises :class:`netlab.errors.CannotRun` (a UsageError), not
         Popen's FileNotFoundError: its message is ``netlab exec``'s line (``/opt/srv: command not found``), its
@@ -140,10 +144,9 @@ class PodActions:
         with method("lab.popen"):
             check_str("name", name)
             full = check_command("argv", argv)
+            check_popen_kwargs(kwargs)
             check_env("env", kwargs.get("env"))
             check_no_nul(argv, full, kwargs.get("env"))
-        if "preexec_fn" in kwargs:
-            raise UsageError("popen's preexec_fn enters the pod's namespaces; it takes no other")
         target = exec_target(self.state(), self.model, name)
         program = kwargs.get("executable") or full[0]
         with target.opened() as enter:

@@ -178,7 +178,12 @@ def test_a_wrong_argument_type_on_a_real_lab_is_a_usage_error_and_the_lab_is_unc
                      lambda: lab.popen("a", 5),  # type: ignore[arg-type]
                      lambda: lab.impair(5, rate="1mbit"),  # type: ignore[arg-type]
                      lambda: lab.inspect("a", 5),  # type: ignore[arg-type]
-                     lambda: lab.down(wait="x")):  # type: ignore[arg-type]
+                     lambda: lab.down(wait="x"),  # type: ignore[arg-type]
+                     # a flag that is not True or False: down(force="no") took the lab down, clear=1 cleared
+                     lambda: lab.down(force="no"), lambda: lab.impair("a:eth0", clear=1),  # type: ignore[arg-type]
+                     lambda: lab.exec("a", ["false"], check="no"),  # type: ignore[arg-type]
+                     # Popen sets the user before popen's preexec_fn enters the pod: only root may (EPERM)
+                     lambda: lab.popen("a", ["id"], user="nobody")):
             with pytest.raises(UsageError) as raised:
                 call()
             assert "\n" not in str(raised.value) and str(raised.value).startswith("lab.")
@@ -187,6 +192,11 @@ def test_a_wrong_argument_type_on_a_real_lab_is_a_usage_error_and_the_lab_is_unc
         assert lab.exec("a", ["ip", "-j", "addr"]).stdout == before
         assert "netem" not in lab.exec("n1", ["tc", "qdisc", "show"]).stdout + lab.exec("a", ["tc", "qdisc",
                                                                                             "show"]).stdout
+        # What popen's refusal of user= says to do instead: the program runs as that user, in the pod.
+        with lab.popen("a", ["runuser", "-u", "nobody", "--", "sh", "-c", "id -un; hostname; ip -o -4 addr show eth0"],
+                       stdout=subprocess.PIPE, text=True) as proc:
+            out = proc.communicate(timeout=20)[0].split("\n")
+        assert proc.returncode == 0 and out[:2] == ["nobody", "a"] and f" {lab.pod('a').ip}/" in out[2]
 
 
 def test_a_failed_tests_dump_holds_its_last_reach_results(tmp_path):

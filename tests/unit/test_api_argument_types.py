@@ -3,13 +3,15 @@ argument (``lab.exec: command must be a string or a list of strings, not int 5``
 read or changed, as the CLI's click options refuse a wrong value: not Python's TypeError or AttributeError from
 netlab's own code, subprocess or os (QA: ``lab.exec("p1", 5)``, ``impair(5)``, ``down(wait="x")`` ...). A flag
 (``force``, ``mtu`` ...) is True or False: ``probe(mtu="no")`` was taken for True. The module's functions
-(``netlab.api.load(42)`` ...) say theirs the same way.
+(``netlab.api.load(42)`` ...) say theirs the same way, and ``lab.popen`` refuses Popen's arguments that would undo
+its namespace switch.
 
 No root: whatever reads or changes a lab is replaced by a stub that fails the test when reached."""
 
 from __future__ import annotations
 
 import math
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -77,6 +79,16 @@ def _loaded():
      "lab.popen: argv[1] must be a string, bytes or a path, not NoneType None"),
     (lambda lab: lab.popen("p1", ["true"], env={"A": 1}), "lab.popen: env['A'] must be a string, not int 1"),
     (lambda lab: lab.popen(None, ["true"]), "lab.popen: name must be a string, not NoneType None"),
+    (lambda lab: lab.popen("p1", ["true"], preexec_fn=print),
+     "lab.popen: preexec_fn: popen's own enters the pod's namespaces; it takes no other"),
+    (lambda lab: lab.popen("p1", ["id"], user="nobody"),
+     "lab.popen: user: the process would be that user before it enters the pod's namespaces, which only root may "
+     "enter; run the program as another user with argv ['runuser', '-u', USER, '--', PROGRAM, ...]"),
+    (lambda lab: lab.popen("p1", "echo hi", shell=True),
+     "lab.popen: shell: a string argv runs with /bin/sh -c already"),
+    (lambda lab: lab.popen("p1", ["true"], args=["false"]), "lab.popen: args: the command is popen's argv"),
+    (lambda lab: lab.popen("p1", ["true"], stdotu=subprocess.PIPE),
+     "lab.popen: stdotu: not an argument of subprocess.Popen"),
     # the flags: True or False, as the CLI's flags give them
     (lambda lab: lab.exec("p1", ["true"], check="no"), "lab.exec: check must be True or False, not str 'no'"),
     (lambda lab: lab.logs("p1", previous=1), "lab.logs: previous must be True or False, not int 1"),
@@ -149,6 +161,8 @@ def test_a_long_or_unprintable_value_is_named_on_one_short_line(untouchable):
     lambda lab: lab.exec("p1", ("true",), timeout=0),
     lambda lab: lab.exec("p1", "echo hi", timeout=5),
     lambda lab: lab.popen("p1", "sleep 1", env={"A": "b"}),
+    lambda lab: lab.popen("p1", ["true"], stdout=subprocess.PIPE, text=True, cwd="/", shell=False, user=None,
+                          group="nogroup", start_new_session=True),
     lambda lab: lab.exec("p1", ["true"], check=True),
     lambda lab: lab.logs("p1", previous=True),
     lambda lab: lab.impair("p1:eth0", clear=True),
