@@ -4,7 +4,7 @@
 STP is off, yet a port the kernel enabled less than 15 s ago (cni0's forward_delay) has its forward delay timer
 armed; when it runs out it moves a listening port on to learning and a learning one to forwarding, but leaves a
 disabled one alone: the break is done right after `up`, and still holds once the timer has run out. status names
-the port's state; trace's fix, typed as printed, brings the pod back, and so does `up`. (test_breaks.py runs the
+the port's state; trace's fix, typed as printed, brings the pod back, and so does `up`. (test_break_pod_network.py runs the
 scenario with every other: probe's flows, trace's hop and fact, up's repair.)
 """
 

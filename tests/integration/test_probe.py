@@ -229,7 +229,7 @@ def test_a_resolution_a_repaired_fault_left_half_done_fails_no_probe_and_no_trac
     """A pod's port down, a packet to the pod: its node starts an ARP resolution and asks (INCOMPLETE). The port
     up again, a packet sent before the resolution gave up waited behind it and failed with it ("host
     unreachable", though the pod answers now): a probe or a trace run right after a repair (a CI flake of
-    test_breaks). The prober (netlab probe, Lab.reach) and trace delete such entries first. The node here asks
+    the break tests). The prober (netlab probe, Lab.reach) and trace delete such entries first. The node here asks
     once and waits 10 s (its cni0's mcast_solicit and retrans_time_ms, set in the lab's namespace), so the
     half-done resolution outlives the runs whatever the machine's speed."""
     lab = labs.name("pr")

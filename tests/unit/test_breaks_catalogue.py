@@ -156,7 +156,7 @@ def _svc_row(src: str, via: str, node: str | None = None, name: str = "web", pro
 def test_node_faults_meet_service_and_internet_flows_where_their_packets_go(scenario, target, row, want):
     """What probe shows of Service and internet flows after a node's fault, on the Services example: each
     endpoint kube-proxy may pick is a path of its own ("any": some fail). Checked for real, every flow, by
-    test_breaks.py::test_break_services_lab_by_a_node_fault."""
+    test_break_services.py::test_break_services_lab_by_a_node_fault."""
     lab = _lab(catalogue.SERVICES_EXAMPLE)
     s = catalogue.scenario(scenario)
     assert symptoms.expect(s, lab, catalogue.resolve_target(s, lab, target))(row) == want
