@@ -130,6 +130,38 @@ def write_topology(tmp_path: Path, text: str, name: str = "topo.yaml") -> str:
     return str(path)
 
 
+def resolved(tmp_path: Path, text: str):
+    """The topology ``text`` (written to t.yaml in ``tmp_path``, where the files it names are) as a resolved lab."""
+    from netlab.model.lab import resolve
+    from netlab.model.load import load_topology
+
+    return resolve(load_topology(write_topology(tmp_path, text, "t.yaml")))
+
+
+# A lab's network.cni naming the chain write_conflist writes beside its file.
+CONFLIST = "{conflist: net.conflist, binDir: bin}"
+
+
+def write_conflist(folder: Path, plugins: list) -> None:
+    """net.conflist, a chain of ``plugins`` (network qn), and an empty bin/ beside it: the plugins are named, never
+    run (a plan, a trace or a probe of the lab reads the chain's configuration only)."""
+    (folder / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": plugins}))
+    (folder / "bin").mkdir(exist_ok=True)
+
+
+def traced(lab: str, *args: str) -> tuple[int, dict]:
+    """`netlab trace --lab LAB ARGS -o json`: its exit code (0 delivered, 1 not: a verdict, never an error) and
+    its report."""
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def as_planned(lab: str) -> bool:
+    """`netlab status` finds the lab as its plan says (exit 0)."""
+    return netlab("status", "--lab", lab, check=False).returncode == 0
+
+
 def two_node_topology(lab: str, mode: str = "vxlan", pods_per_node: int = 2) -> str:
     """The default lab's shape (minikube / minikube-m02) under another lab name."""
     pods = []

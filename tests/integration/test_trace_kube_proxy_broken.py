@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
 from netlab.errors import command_path
 
 pytestmark = pytest.mark.root
@@ -47,14 +47,8 @@ def broken_lab(request, tmp_path_factory):
 
 
 def trace(lab: str) -> tuple[int, dict]:
-    proc = netlab("trace", "--lab", lab, "client", "svc/web", "--proto", "tcp", "--port", "80", "-o", "json",
-                  check=False, timeout=60)
-    assert proc.returncode in (0, 1), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def as_planned(lab: str) -> bool:
-    return netlab("status", "--lab", lab, check=False).returncode == 0
+    """client's connection to Service web, traced."""
+    return traced(lab, "client", "svc/web", "--proto", "tcp", "--port", "80")
 
 
 def web_ip(n1: str) -> str:

@@ -8,13 +8,12 @@ rule (not the masquerade mark before it), and the printed fix makes the lab as p
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -56,14 +55,8 @@ def gap_lab(request, tmp_path_factory):
 
 
 def trace(lab: str, to: str = "svc/web") -> tuple[int, dict]:
-    proc = netlab("trace", "--lab", lab, "client", to, "--proto", "tcp", "--port", "80", "-o", "json",
-                  check=False, timeout=60)
-    assert proc.returncode in (0, 1), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def as_planned(lab: str) -> bool:
-    return netlab("status", "--lab", lab, check=False).returncode == 0
+    """client's connection to port 80 of ``to``, traced."""
+    return traced(lab, "client", to, "--proto", "tcp", "--port", "80")
 
 
 def test_the_nat_rows_show_the_rules_of_the_mode_the_lab_is_in(gap_lab):

@@ -7,12 +7,11 @@ are refused; friend (n2) is let through.
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
 
-from helpers import in_netns, ip_json, netlab, reject_counts
+from helpers import in_netns, ip_json, netlab, reject_counts, traced
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT
 
 pytestmark = pytest.mark.root
@@ -34,12 +33,6 @@ networkPolicies:
       podSelector: {{matchLabels: {{app: web}}}}
       ingress: [{{from: [{{podSelector: {{matchLabels: {{role: client}}}}}}]}}]
 """
-
-
-def trace(lab: str, *args: str) -> tuple[int, dict]:
-    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
-    assert proc.returncode in (0, 1), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
 
 
 def connect(netns: str, ip: str, port: int) -> str:
@@ -69,7 +62,7 @@ def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
         assert len(moved) == 1 and list(moved.values()) == [1], moved
         assert reject_counts(n2) == before_n2
         chain = next(iter(moved))
-        rc, d = trace(lab, src, "web-1", "--port", str(WEB_PORT))
+        rc, d = traced(lab, src, "web-1", "--port", str(WEB_PORT))
         assert rc == 1 and not d["delivered"], d["lost"]
         [entry] = d["policy"]
         assert (entry["node"], entry["chain"], entry["counted"]) == ("n1", chain, True), entry
@@ -110,7 +103,7 @@ def test_a_pod_to_pod_flow_a_policy_refuses_is_lost_at_the_rejects_row(labs):
         assert re.search(rf"LOST at hop \d+ \({n1} \S+\): dropped in node n1, chain {chain}", text), text
     # The allowed pod gets through, and the trace says so.
     assert connect(f"{lab}-friend", web_ip, WEB_PORT) == "ok"
-    rc, d = trace(lab, "friend", "web-1", "--port", str(WEB_PORT))
+    rc, d = traced(lab, "friend", "web-1", "--port", str(WEB_PORT))
     assert rc == 0 and d["delivered"] and not any(h["kind"] == "drop" for h in d["hops"]), d["lost"]
 
 
@@ -133,7 +126,7 @@ internet:
     # Real traffic: the connection fails at the gateway (no route left to the nodes), after the balancer's DNAT.
     assert connect(f"{lab}-example", lb_ip, 80) != "ok"
     before = {n: reject_counts(f"{lab}-{n}") for n in ("n1", "n2")}
-    rc, d = trace(lab, "example", "svc/web-lb")
+    rc, d = traced(lab, "example", "svc/web-lb")
     assert rc == 1 and d["lost"]["netns"] == gw, d["lost"]
     sport = d["hops"][0]["observe"]["flow"].split(" → ")[0].rsplit(":", 1)[1]
     # The kernel's view: the balancer's entry names the node it picked; no node has an entry for the packet, and no

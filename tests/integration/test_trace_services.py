@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import lab_up, netlab, unique_lab, write_topology
+from helpers import as_planned, lab_up, netlab, traced, unique_lab, write_topology
 from netlab.plan.services import svc_chain
 
 pytestmark = pytest.mark.root
@@ -36,16 +36,6 @@ def svc_lab(tmp_path_factory):
         yield lab, path
 
 
-def trace(lab: str, *args: str) -> tuple[int, dict]:
-    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
-    assert proc.returncode in (0, 1), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)
-
-
-def as_planned(lab: str) -> bool:
-    return netlab("status", "--lab", lab, check=False).returncode == 0
-
-
 def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_lab):
     lab, path = svc_lab
     n1 = f"{lab}-node-1"
@@ -53,7 +43,7 @@ def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_la
     subprocess.run(["ip", "netns", "exec", n1, "iptables", "-t", "nat", *shlex.split(WEB_RULE.replace("-A", "-D", 1))],
                    check=True)
     try:
-        rc, d = trace(lab, "client", "svc/web")
+        rc, d = traced(lab, "client", "svc/web")
         assert rc == 1 and not d["delivered"]
         lost = d["lost"]
         fix = lost["fix"]
@@ -70,7 +60,7 @@ def test_a_deleted_kube_services_rule_is_blamed_on_the_node_with_the_rule(svc_la
         # The printed fix puts back exactly the deleted rule (else `up` repairs it for the next tests).
         subprocess.run(shlex.split(fix), check=False) if fix else netlab("up", "-t", path)
     assert as_planned(lab)
-    rc, d = trace(lab, "client", "svc/web")
+    rc, d = traced(lab, "client", "svc/web")
     assert rc == 0 and d["delivered"] and d["reply_received"]
 
 
@@ -78,7 +68,7 @@ def test_the_statistic_rule_that_chose_the_endpoint_is_shown_and_counted(svc_lab
     lab, _ = svc_lab
     n1 = f"{lab}-node-1"
     for _ in range(2):
-        rc, d = trace(lab, "client", "svc/web")
+        rc, d = traced(lab, "client", "svc/web")
         assert rc == 0 and d["delivered"]
         ep = d["endpoint"]
         live = subprocess.run(["ip", "netns", "exec", n1, "iptables-save", "-t", "nat"], capture_output=True,
@@ -116,7 +106,7 @@ def test_an_older_entry_without_a_dnat_is_blamed_and_its_deletion_is_the_fix(svc
     n1 = f"{lab}-node-1"
     delete = plant_undnated_entry(n1, 40001)
     try:
-        rc, d = trace(lab, "client", "svc/web", "--sport", "40001")
+        rc, d = traced(lab, "client", "svc/web", "--sport", "40001")
         assert rc == 1 and not d["delivered"], d["lost"]
         lost = d["lost"]
         assert lost["netns"] == n1 and "already held a conntrack entry for this flow, made before this packet" \
@@ -128,7 +118,7 @@ def test_an_older_entry_without_a_dnat_is_blamed_and_its_deletion_is_the_fix(svc
         fix_line = next(line for line in text.splitlines() if line.startswith("  fix: "))
         assert fix_line == f"  fix: {' '.join(delete)}", text  # no "or: netlab up": up leaves conntrack alone
         subprocess.run(shlex.split(lost["fix"]), check=True, capture_output=True)
-        rc, d = trace(lab, "client", "svc/web", "--sport", "40001")
+        rc, d = traced(lab, "client", "svc/web", "--sport", "40001")
         assert rc == 0 and d["delivered"] and d["endpoint"]["endpoint"] in ("web-1", "web-2")
         entries = subprocess.run(["ip", "netns", "exec", n1, "conntrack", "-L", "-p", "tcp", "--orig-src",
                                   "10.244.0.3", "--orig-port-src", "40001"], capture_output=True, text=True,
@@ -145,9 +135,9 @@ def test_a_second_datagram_of_a_flow_follows_its_entry_and_no_rule_is_said_to_ha
     lab, _ = svc_lab
     n1 = f"{lab}-node-1"
     try:
-        _, first = trace(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
+        _, first = traced(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
         assert first["delivered"] and first["endpoint"]["rule_counted"] >= 1, first["endpoint"]
-        _, second = trace(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
+        _, second = traced(lab, "client", "svc/kube-dns", "--proto", "udp", "--port", "53", "--sport", "40104")
         ep = second["endpoint"]
         assert second["delivered"] and second["dns"]["answer"]["rcode"] == "NOERROR", second["dns"]
         assert ep["chosen_by"].startswith("the entry conntrack held for this flow before the packet came"), ep
@@ -182,7 +172,7 @@ def test_a_random_source_port_is_one_conntrack_holds_no_flow_of(svc_lab, monkeyp
 
 def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):
     lab, _ = svc_lab
-    rc, d = trace(lab, "example", "node-2", "--port", "30080")  # tcp: the nodePort's protocol
+    rc, d = traced(lab, "example", "node-2", "--port", "30080")  # tcp: the nodePort's protocol
     assert rc == 0 and d["delivered"] and d["reply_received"], d["reply"]
     assert d["proto"] == "tcp" and d["dst"]["service"] == "web-np"
     ep = d["endpoint"]
@@ -202,7 +192,7 @@ def test_internet_to_a_node_port_shows_the_endpoint_pods_hop(svc_lab):
 
 def test_a_pod_to_itself_says_what_happens(svc_lab):
     lab, _ = svc_lab
-    rc, d = trace(lab, "client", "client")
+    rc, d = traced(lab, "client", "client")
     assert rc == 0 and d["delivered"] and d["reply_received"]
     assert [(h["device"], h["kind"], h["seen"]) for h in d["hops"]] == [("lo", "deliver", True)]
     assert [(h["device"], h["seen"]) for h in d["reply_hops"]] == [("lo", True)]
@@ -211,7 +201,7 @@ def test_a_pod_to_itself_says_what_happens(svc_lab):
     assert "result: delivered to client (itself: 10.244.0.3 is its own address, so the kernel loops the packet " \
            f"back through lo and it never leaves {lab}-client)" in text
     # Through its own Service (kube-dns is the only endpoint of kube-dns): out to node-1 and back in hairpin.
-    rc, d = trace(lab, "kube-dns", "svc/kube-dns", "--proto", "tcp")
+    rc, d = traced(lab, "kube-dns", "svc/kube-dns", "--proto", "tcp")
     assert rc == 0 and d["delivered"] and d["reply_received"]
     back_out = [h for h in d["hops"] if h["kind"] == "bridge" and h["facts"].get("hairpin")]
     assert back_out and back_out[0]["netns"] == f"{lab}-node-1" and back_out[0]["seen"]
@@ -224,7 +214,7 @@ def test_a_pod_to_itself_says_what_happens(svc_lab):
 
 def test_trace_to_kube_dns_asks_a_real_question_and_shows_the_answer(svc_lab):
     lab, _ = svc_lab
-    rc, d = trace(lab, "client", "svc/kube-dns")  # udp/53: the Service's first port
+    rc, d = traced(lab, "client", "svc/kube-dns")  # udp/53: the Service's first port
     assert rc == 0 and d["delivered"] and d["reply_received"], d["reply_lost"]
     assert d["dns"]["question"] == "kube-dns.kube-system.svc.cluster.local"
     answer = d["dns"]["answer"]
@@ -284,7 +274,7 @@ def test_on_a_terminal_lines_wrap_to_its_width_and_json_keeps_them_whole(svc_lab
     assert any(line.startswith("result: delivered to web-") for line in lines), text
     assert max(len(line) for line in lines) <= 100, max(lines, key=len)
     assert "status:" in lines and any(line.startswith("  -         nothing a capture can show") for line in lines)
-    _, d = trace(lab, "client", "svc/web")  # -o json, piped: every decision whole, on one line
+    _, d = traced(lab, "client", "svc/web")  # -o json, piped: every decision whole, on one line
     dnat = next(h for h in d["hops"] if h["kind"] == "dnat")
     assert len(dnat["decision"]) > 100 and "\n" not in dnat["decision"]
     piped = netlab("trace", "--lab", lab, "client", "svc/web").stdout  # not a terminal: not wrapped
@@ -300,7 +290,7 @@ def test_the_picture_numbers_every_hop_and_shows_the_lost_one_in_red(svc_lab, tm
     subprocess.run(["ip", "netns", "exec", n1, "iptables", "-t", "nat", *shlex.split(WEB_RULE.replace("-A", "-D", 1))],
                    check=True)
     try:
-        _, d = trace(lab, "client", "svc/web")
+        _, d = traced(lab, "client", "svc/web")
         picture = tmp_path / "lost.svg"
         proc = netlab("trace", "--lab", lab, "client", "svc/web", "-o", "svg", "-w", str(picture), check=False,
                       timeout=60)
@@ -330,7 +320,7 @@ def test_a_nodes_own_connection_to_a_service_on_another_node_is_answered_and_see
     un-DNATed on node-2. It was reported lost "seen on flannel.1, never on flannel.1"."""
     lab, _ = svc_lab
     n2 = f"{lab}-node-2"
-    rc, d = trace(lab, "node-2", "svc/kube-dns", "--proto", "tcp")
+    rc, d = traced(lab, "node-2", "svc/kube-dns", "--proto", "tcp")
     assert rc == 0 and d["delivered"] and d["reply_received"] and d["reply_lost"] is None, d["reply_lost"]
     observable = [h for h in d["reply_hops"] if "observe" in h]
     assert all(h["seen"] for h in observable), [(h["index"], h["netns"], h["device"]) for h in observable]
@@ -361,7 +351,7 @@ services:
   - {{name: ghost, selector: {{app: none}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """)
     with lab_up(path, lab):
-        rc, tr = trace(lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80")
+        rc, tr = traced(lab, "client", "svc/ghost", "--proto", "tcp", "--port", "80")
         assert rc == 1 and tr["lost"]["netns"] == f"{lab}-n1", tr["lost"]
         assert tr["lost"]["reason"].startswith("Service default/ghost has no endpoints: kube-proxy's "), tr["lost"]
         assert "went on" not in tr["lost"]["reason"], tr["lost"]
@@ -410,7 +400,7 @@ expect:
     assert len([p for p in nodeport if not p["reason"].startswith("expect[")]) == 3, nodeport
     for src, dst, seen in (("n2", "n1", "n2's eth0 address"), ("example", "n1", "203.0.113.10, example's own address"),
                            ("example", "n2", "n2's address after its masquerade")):
-        rc, d = trace(lab, src, dst, "--port", "30080")
+        rc, d = traced(lab, src, dst, "--port", "30080")
         lost = d["lost"]
         want = (r"dropped in node n1, chain NETPOL-IN-\w+, by policy default/web-from-clients \(no ingress rule allows "
                 r"it for pod default/web-1; it comes from ")
@@ -428,5 +418,5 @@ expect:
             assert row["kind"] == "drop" and row["facts"]["chain"] == entry["chain"], row
             assert row["decision"].startswith("FORWARD (in on flannel.1, out on cni0)"), row
         assert not any("ARP" in (h["problem"] or "") for h in d["hops"]), [h["problem"] for h in d["hops"]]
-    rc, d = trace(lab, "client", "n1", "--port", "30080")
+    rc, d = traced(lab, "client", "n1", "--port", "30080")
     assert rc == 0 and d["delivered"] and d["policy"][0]["allowed"], d["policy"]

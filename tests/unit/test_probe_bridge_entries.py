@@ -4,12 +4,10 @@ routes the pod alone: two pods of one node then resolve their gateway, not each 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from netlab.model.lab import CniAttachment, resolve
-from netlab.model.load import load_topology
+from helpers import resolved, write_conflist
+from netlab.model.lab import CniAttachment
 from netlab.plan.cniadd import pod_bridge
 from netlab.probe import neighbours as nb
 from netlab.probe import services as svcs
@@ -23,9 +21,8 @@ BASH = {"type": "bash-bridge", "bridge": "bashbr0", "capabilities": {"ipRanges":
 
 
 def lab_of(tmp_path, plugins: list):
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": plugins}))
-    (tmp_path / "bin").mkdir(exist_ok=True)
-    (tmp_path / "t.yaml").write_text("""name: be
+    write_conflist(tmp_path, plugins)
+    return resolved(tmp_path, """name: be
 network: {cni: {conflist: net.conflist, binDir: bin}}
 nodes: [{name: n1, podCIDR: 10.244.0.0/24}, {name: n2, podCIDR: 10.244.1.0/24}]
 pods:
@@ -35,7 +32,6 @@ pods:
 services:
   - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}
 """)
-    return resolve(load_topology(str(tmp_path / "t.yaml")))
 
 
 def attached(lab, bridge: str | None):

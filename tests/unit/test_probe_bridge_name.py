@@ -3,12 +3,9 @@ conflist's bridge plugin's own name (qnbr0), or the pods' gateway when the confl
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
+from helpers import CONFLIST, resolved, write_conflist
 from netlab.plan.cniadd import pod_bridge
 from netlab.probe import services as svcs
 from netlab.probe.judge import Report, Result
@@ -22,9 +19,8 @@ PTP = {"type": "ptp", "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.
 
 def lab_with(tmp_path, cni: str, plugins: list | None = None):
     if plugins is not None:
-        (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": plugins}))
-        (tmp_path / "bin").mkdir(exist_ok=True)
-    (tmp_path / "t.yaml").write_text(f"""name: wdbr
+        write_conflist(tmp_path, plugins)
+    return resolved(tmp_path, f"""name: wdbr
 network: {{cni: {cni}}}
 nodes: [{{name: n1}}]
 pods:
@@ -33,10 +29,6 @@ pods:
 services:
   - {{name: web, selector: {{app: web}}, ports: [{{port: 80, targetPort: 8080}}]}}
 """)
-    return resolve(load_topology(str(tmp_path / "t.yaml")))
-
-
-CONFLIST = "{conflist: net.conflist, binDir: bin}"
 
 
 @pytest.mark.parametrize("cni, plugins, bridge", [

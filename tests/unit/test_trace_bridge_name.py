@@ -4,12 +4,9 @@ whose pods share no bridge (ptp) gets no such note, and its gateway is named on 
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from netlab.model.lab import resolve
-from netlab.model.load import load_topology
+from helpers import CONFLIST, resolved, write_conflist
 from netlab.plan.build import build_plan
 from netlab.trace.labmap import LabMap
 from netlab.trace.policy import unanswered_reset
@@ -21,17 +18,14 @@ QNBR = {"type": "bridge", "bridge": "qnbr0", "isGateway": True, "capabilities": 
 
 def lab_with(tmp_path, cni: str, plugins: list | None = None):
     if plugins is not None:
-        (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": plugins}))
-        (tmp_path / "bin").mkdir(exist_ok=True)
-    (tmp_path / "t.yaml").write_text(f"""name: tb
+        write_conflist(tmp_path, plugins)
+    return resolved(tmp_path, f"""name: tb
 network: {{cni: {cni}}}
 nodes: [{{name: n1, podCIDR: 10.244.0.0/24}}]
 pods: [{{name: c1, node: n1}}]
 """)
-    return resolve(load_topology(str(tmp_path / "t.yaml")))
 
 
-CONFLIST = "{conflist: net.conflist, binDir: bin}"
 NO_GW = {k: v for k, v in QNBR.items() if k != "isGateway"}  # the pods' gateway is not on the bridge
 OWN_RANGE = {**QNBR, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/16"}]]}}  # another range's
 
