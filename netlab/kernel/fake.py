@@ -19,7 +19,8 @@ the kernel's errno:
 Taking a device down removes the routes through it (in every table, a route
 given by its gateway alone too: the kernel put it on the device whose connected
 route reaches that gateway) and its connected routes, as the kernel does; the
-local routes of its addresses stay. Deleting a veth deletes its peer. A bridge port is
+local routes of its addresses stay. Deleting a device's last address removes the routes through it the
+same way (fib_disable_ip). Deleting a veth deletes its peer. A bridge port is
 disabled while it, its veth peer or its bridge is down, and forwarding again
 once they are up (STP off); a state set by hand holds while it is enabled.
 Every op applied is kept in :attr:`FakeKernel.log`; :attr:`FakeKernel.fail`
@@ -341,6 +342,8 @@ class FakeKernel:
                 if not same:
                     raise FakeError(errno.EADDRNOTAVAIL, "no such address")
                 ns.addrs.remove(same[0])
+                if not any(a.dev == res.dev for a in ns.addrs):  # its last: as when it goes down
+                    self._link_down(ns, res.dev)
             elif same:
                 raise FakeError(errno.EEXIST, "address exists")
             else:

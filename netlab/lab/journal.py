@@ -15,13 +15,25 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from netlab import signals
-from netlab.errors import ApplyFailed
+from netlab.errors import ApplyFailed, NetlabError
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
-from netlab.realize.repair import stages
+from netlab.lab.ownership import kernel_links
+from netlab.plan.build import build_plan
+from netlab.realize.diff import diff_netns
+from netlab.realize.expect import expected
+from netlab.realize.observe import observe
+from netlab.realize.repair import ordered, stages
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
+
+# What the kernel deletes with a device's last address or the device's going down (routes), or with the device
+# (its addresses, neighbours, FDB entries): a rollback that makes the device again adds them again
+DROPPED_WITH_THEIR_DEVICE = ("address", "route", "neigh", "fdb")
 
 
 class Journal:
@@ -29,6 +41,7 @@ class Journal:
                  signal_at: int | None = None):
         self.kernel = kernel
         self.applied: list[Op] = []
+        self.touched: set[str] = set()  # every namespace an op was sent to, taken effect or not
         self.count = 0
         self.fault_at = fault_at if fault_at is not None else testhooks.FAULT_AT
         self.fault_mode = fault_mode if fault_at is not None else testhooks.FAULT_MODE
@@ -73,6 +86,7 @@ class Journal:
     def _send(self, ops: list[Op], order: Sequence[str]) -> None:
         if not ops:
             return
+        self.touched.update(op.netns for op in ops)
         try:
             self.kernel.apply(ops, order)
         except KernelError as exc:
@@ -104,3 +118,35 @@ class Journal:
                 problems.append(str(exc))
         self.applied.clear()
         return problems
+
+
+def put_back_dropped(kernel: Kernel, state: "LabState", touched: set[str]) -> list[str]:
+    """Undoing a run's ops does not bring back what the kernel removed along with them: every route through
+    a device whose last address was deleted, or that went down or was made again (a node's eth0 given its
+    new ip:, flannel.1 made again with a new local address), and a device's addresses, neighbours and FDB
+    entries when it was made again. The namespaces the run changed (``touched``) are read again, and what the
+    lab's plan before the run (``state``, put back) has there and they lack now is added. Returns what could
+    not be added, each in words."""
+    if not touched:
+        return []
+    try:
+        plan = build_plan(state.resolved())
+    except NetlabError:
+        return []  # a saved topology that no longer resolves: the next up converges it
+    want = expected(plan)
+    names = sorted(ns for ns in touched if ns in want and kernel.netns_mounted(ns))
+    snaps = kernel.snapshot_many({ns: ([], True) for ns in names})
+    ops = []
+    for ns in names:
+        if ns not in snaps:
+            continue
+        obs = observe(snaps[ns], {r.key: r for r in want[ns]}, snaps)
+        ops += [Op("add", d.resource) for d in diff_netns(want[ns], obs, kernel_links(state).get(ns, ()))
+                if d.state == "missing" and d.resource.kind in DROPPED_WITH_THEIR_DEVICE]
+    failed = []
+    for op in ordered(ops):
+        try:
+            kernel.apply([op])
+        except KernelError as exc:
+            failed.append(f"{op.res.describe()} ({exc})")
+    return failed

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from netlab import signals
-from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, moved_pods, plugin_made
+from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_pods
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
 from netlab.lab import carrier
-from netlab.lab.journal import Journal
+from netlab.lab.journal import Journal, put_back_dropped
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab, resolve
@@ -108,13 +108,15 @@ class _Up:
         self.result = UpResult(lab=lab.name)
         self.created: list[str] = []
         self.early: dict[str, Any] = {}
-        self.moved: list[tuple[str, str, str]] = []  # (netns, old node, new node) of pods put on another node
+        # (netns, what changed) of pods made anew: put on another node, or given another address
+        self.moved: list[tuple[str, str]] = []
         self.moved_away: list[str] = []  # their old namespaces, deleted
         self.intended: list[str] = []  # the namespaces this run named in the state before making them
         # The node's end of each veth whose pod this run removes: it goes with the pod's namespace, last
         # (teardown.delete_namespaces), not as an extra link before, which a failed run could not take back.
         self.leaving_veths: set[tuple[str, str]] = set()
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
+        self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
         self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
@@ -125,7 +127,7 @@ class _Up:
             self.lab = resolve(self.lab.written, held)
             self.plan = build_plan(self.lab)
         check_cni_change(self.lab, state)  # another CNI chain for a running lab: down first
-        moved = moved_pods(self.lab, state)  # pods put on another node: made anew, as Kubernetes does
+        moved = remade_pods(self.lab, state)  # moved, or readdressed: made anew, as Kubernetes does
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)
@@ -143,7 +145,7 @@ class _Up:
             raise
         self.leaving_veths = _leaving_veths(state, self.plan) if not fresh else set()
         netns_of = {p.name: p.netns for p in self.lab.pods}
-        self.moved = [(netns_of[pod], old, new) for pod, old, new in moved if netns_of[pod] not in to_create]
+        self.moved = [(netns_of[pod], why) for pod, why in moved if netns_of[pod] not in to_create]
         self._restore_host_settings(state, creating=bool(to_create or self.moved))
         # Write-ahead: the state names every namespace before it can exist. What it said of the lab before
         # is what a failed run puts back.
@@ -172,7 +174,7 @@ class _Up:
             self._rollback(state, fresh, tag)
             if isinstance(exc, KeyboardInterrupt):  # up's Interrupted, or the program's own (as the block began)
                 signum = signals.exit_code(exc) - 128
-                if self.removing or not isinstance(exc, Interrupted):
+                if self._not_back() or not isinstance(exc, Interrupted):
                     raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back"
                                       f"{self._not_back()}", signum) from None
                 raise
@@ -242,17 +244,17 @@ class _Up:
             if when_written(r.name) == "netns":  # type: ignore[attr-defined]
                 sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
         links = kernel_links(state)
-        for name, old, new in self.moved:  # its old namespace goes first: the new one has its name
+        for name, why in self.moved:  # its old namespace goes first: the new one has its name
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was
             self.result.warnings += stop_features(self.features, state, [name])
             delete_namespaces(self.kernel, [name])
             self.moved_away.append(name)
             links.pop(name, None)
             state.netns[name] = "intent"
-            self.result.fixed.append(f"pod {name.removeprefix(self.lab.name + '-')} moves from node {old} to "
-                                     f"{new}: made anew in a new namespace (Kubernetes makes a new pod)")
+            self.result.fixed.append(f"pod {name.removeprefix(self.lab.name + '-')} {why}: made anew in a new "
+                                     "namespace (Kubernetes makes a new pod)")
         if self.moved:
-            again = {name for name, _, _ in self.moved}
+            again = {name for name, _ in self.moved}
             to_create = [ns for ns in self.plan.netns if ns in again or ns in set(to_create)]
         self._create_namespaces(to_create, tag, sysctls, links)
         for name in self.created:
@@ -402,12 +404,21 @@ class _Up:
 
     def _not_back(self) -> str:
         """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
-        the topology no longer has) are gone, or their containers stopped."""
-        if not self.removing:
-            return ""
-        names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
-        return (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
-                "them again)")
+        the topology no longer has) are gone, or their containers stopped; so are the old namespaces of pods
+        it made anew; and what the kernel dropped that could not be added again."""
+        out = ""
+        if self.removing:
+            names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
+            out = (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
+                   "them again)")
+        if self.moved_away:  # a pod made anew: its old namespace and processes went first, nothing brings them back
+            names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.moved_away)
+            out += (f"{',' if not out else ' and'} but for pod {names}, which it had begun to make anew: its old "
+                    f"namespace is gone (`sudo netlab up --lab {self.lab.name}` makes it again, with its old address)")
+        if self.not_restored:
+            out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
+                    f"dropped and could not be added again (`sudo netlab up --lab {self.lab.name}` repairs it)")
+        return out
 
     def _signals_interrupt(self) -> contextlib.AbstractContextManager[None]:
         """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back. The journal keeps the
@@ -429,6 +440,7 @@ class _Up:
                 teardown(self.kernel, self.features, state, tag)
                 return
             self.journal.undo(skip_netns=set(self.created))
+            touched = self.journal.touched - set(self.created)
             stop_features(self.features, state, self.created)
             delete_namespaces(self.kernel, self.created)
             for name in self.created:
@@ -444,6 +456,7 @@ class _Up:
                 state.extra.pop(ADDRESSES, None)
             else:
                 state.extra[ADDRESSES] = addresses
+            self.not_restored = put_back_dropped(self.kernel, state, touched)
             state.save(best_effort=True)  # a full disk must not stop a rollback
 
 

@@ -64,6 +64,29 @@ def moved_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]
     return moved
 
 
+def remade_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str]]:
+    """Pods of a running lab that ``lab`` makes anew: (pod, what changed, in words).
+
+    A pod's address never changes while it lives (its CNI IPAM's lease): Kubernetes makes a new pod, with a new
+    sandbox, on another node (:func:`moved_pods`), or when its node's block changed (a new ``spec.podCIDR`` is a
+    node deleted and registered again), or when its file pins another address (``ip:``, or another pod's pin takes
+    its own). So does ``up``, the same way for each. With CNI plugins the address is their IPAM's: only moves."""
+    out = [(pod, f"moves from node {old} to {new}") for pod, old, new in moved_pods(lab, state)]
+    held = lab.held_before
+    if state is None or held is None or lab.cni != "builtin":
+        return out
+    moving = {pod for pod, _ in out}
+    for p in lab.pods:
+        was = held.pods.get(p.name)
+        if p.name in moving or was is None or (was.namespace, was.node) != (p.spec.namespace, p.node) or was.ip == p.ip:
+            continue
+        block = lab.addressing.node_pod_cidr.get(p.node)
+        why = (f"node {p.node}'s pod CIDR is now {block}" if block != was.node_cidr
+               else "its file's ip: asks for it" if p.spec.ip == p.ip else f"another pod's ip: takes {was.ip}")
+        out.append((p.name, f"changes address from {was.ip} to {p.ip} ({why})"))
+    return out
+
+
 def check_cni_change(lab: Lab, state: "LabState | None") -> None:
     """A running lab whose pods a CNI chain attached keeps that chain: another ``network.cni`` needs a new lab.
 

@@ -122,6 +122,34 @@ def test_a_pod_put_on_another_node_is_made_anew_there(lab, tmp_path):
     assert not [name for name in k.ns["fk-n2"].links if name.startswith("veth")]  # the old pair went with it
 
 
+@pytest.mark.parametrize("edit, why", [
+    ({"podCIDR: 10.244.1.0/24": "podCIDR: 10.244.9.0/24",
+      "{name: b, node: n2, ip: 10.244.1.3}": "{name: b, node: n2}"},
+     "pod b changes address from 10.244.1.3 to 10.244.9.2 (node n2's pod CIDR is now 10.244.9.0/24)"),
+    ({"{name: b, node: n2, ip: 10.244.1.3}": "{name: b, node: n2, ip: 10.244.1.9}"},
+     "pod b changes address from 10.244.1.3 to 10.244.1.9 (its file's ip: asks for it)"),
+])
+def test_a_pod_whose_address_changes_is_made_anew_as_a_moved_one(lab, tmp_path, edit, why):
+    """A pod's IP never changes while it lives: a new block of its node (or a new ip:) makes a new pod, in a new
+    namespace, by the move's path. up re-addressed the running pod's eth0 in place (its processes ran on)."""
+    k = FakeKernel()
+    up(lab, k)
+    path = tmp_path / "readdressed.yaml"
+    text = TOPO
+    for was, now in edit.items():
+        text = text.replace(was, now)
+    path.write_text(text)
+    new = resolve(load_topology(str(path)))
+    k.log.clear()
+    done = lab_up.up(new, k, features=(), source=str(path), reconfigure=True)
+    assert done.created_netns == ["fk-b"], done
+    assert f"{why}: made anew in a new namespace (Kubernetes makes a new pod)" in done.fixed, done.fixed
+    assert not any(op.res.kind == "address" and op.res.netns == "fk-b" and op.verb == "del" for op in k.log)
+    assert status(new, k).ok
+    again = lab_up.up(new, k, features=(), source=str(path))
+    assert again.created_netns == [] and not again.fixed  # made once: the next up keeps it
+
+
 def test_a_failed_run_puts_back_the_topology_it_had_saved(lab, tmp_path):
     """The state names the new topology before the kernel is changed (write-ahead); a failed run leaves it as
     the last good run did, so status compares with the lab that is there. A pod moved and deleted before the
@@ -135,6 +163,8 @@ def test_a_failed_run_puts_back_the_topology_it_had_saved(lab, tmp_path):
             lab_up.up(new, k, features=(), source=path, reconfigure=True, journal=Journal(k, fault_at=at))
         except ApplyFailed as exc:
             assert "rolled back" in str(exc)
+            gone = "fk-b" not in state_mod.load_state(lab.name).netns
+            assert ("but for pod b, which it had begun to make anew: its old namespace is gone" in str(exc)) == gone
         else:
             assert at > 3 and status(new, k).ok  # the namespace deleted and made again, then its veth at least
             break
@@ -147,6 +177,29 @@ def test_a_failed_run_puts_back_the_topology_it_had_saved(lab, tmp_path):
             assert "missing: namespace fk-b" in drift, (at, drift)
             up(lab, k)
             assert status(lab, k).ok
+    else:
+        raise AssertionError("up never got past the injected faults")
+
+
+def test_a_rollback_puts_back_the_routes_the_kernel_dropped_with_an_address(lab, tmp_path):
+    """A node's new ip: replaces its eth0 address in place; with its last address gone the kernel drops every
+    route through eth0 (the default via the underlay's router), which no op of the run deleted, so undoing the
+    ops left the node without them ("rolled back", and status said "missing: route default ..."). Stopped at
+    every step, the rollback leaves a lab whose status is clean."""
+    k = FakeKernel()
+    up(lab, k)
+    path = tmp_path / "node-ip.yaml"
+    path.write_text(TOPO.replace("{name: n2, ip: 192.168.122.7,", "{name: n2, ip: 192.168.122.9,"))
+    new = resolve(load_topology(str(path)))
+    for at in range(1, 40):
+        try:
+            lab_up.up(new, k, features=(), source=str(path), reconfigure=True, journal=Journal(k, fault_at=at))
+        except ApplyFailed as exc:
+            assert "rolled back" in str(exc)
+            assert status(lab, k).drift == [], at
+            continue
+        assert at > 2 and status(new, k).ok
+        break
     else:
         raise AssertionError("up never got past the injected faults")
 
