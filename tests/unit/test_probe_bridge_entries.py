@@ -118,12 +118,10 @@ def test_a_ptp_labs_full_mesh_is_two_entries_a_pod(tmp_path, running):
 
 
 def test_a_ptp_labs_budget_warning_names_no_bridge(tmp_path):
-    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "qn", "plugins": [PTP]}))
-    (tmp_path / "bin").mkdir()
+    write_conflist(tmp_path, [PTP])
     pods = "".join(f"  - {{name: p{i}, node: n1}}\n" for i in range(40))
-    (tmp_path / "big.yaml").write_text("name: big\nnetwork: {cni: {conflist: net.conflist, binDir: bin}}\n"
-                                       f"nodes: [{{name: n1}}]\npods:\n{pods}")
-    big = resolve(load_topology(str(tmp_path / "big.yaml")))
+    big = resolved(tmp_path, "name: big\nnetwork: {cni: {conflist: net.conflist, binDir: bin}}\n"
+                             f"nodes: [{{name: n1}}]\npods:\n{pods}")
     limits = {"gc_thresh1": 8, "gc_thresh2": 32, "gc_thresh3": 64}
     assert nb.full_mesh_entries(big) == 80  # 40 * 39 + 80 on one bridge: the default table would refuse it
     assert nb.fits(80, nb.DEFAULTS)
