@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any, Callable, ClassVar, Protocol, Sequence
 
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
@@ -185,6 +186,8 @@ class Kernel(Protocol):
     # changing: ops in order, grouped by namespace as given; stops at the first failure
     def apply(self, ops: Sequence[Op]) -> None: ...
     def delete_veths(self, netns: str) -> None: ...
+    # one gratuitous ARP for ``address`` from ``dev`` of ``netns`` (kernel/garp.py); OSError when not sent
+    def announce(self, netns: str, dev: str, address: IPv4Address) -> None: ...
 
     # iptables, whole tables (the lab's chains are applied as ops)
     def iptables_save(self, netns: str, table: str, backend: str = "") -> str: ...

@@ -105,6 +105,7 @@ class FakeKernel:
         self.fail: Callable[[Op], int | None] = lambda op: None
         self.snapshots = 0
         self.no_carrier: set[tuple[str, str]] = set()  # (netns, link) whose carrier never comes
+        self.announced: list[tuple[str, str, IPv4Address, bool]] = []  # gratuitous ARPs: (netns, dev, address, ran)
         # nf_conntrack (net.netfilter.* files in every namespace): built in or loaded; False: a module the kernel
         # loads once rules use it (the first table restored here)
         self.conntrack_loaded = True
@@ -305,6 +306,11 @@ class FakeKernel:
                                   applied=done) from None
             self.log.append(op)
             done.append(op)
+
+    def announce(self, netns: str, dev: str, address: IPv4Address) -> None:  # refused as a packet socket's send
+        if netns not in self.ns or not getattr(self.ns[netns].links.get(dev), "up", False):
+            raise OSError(errno.ENETDOWN, f"{dev} of {netns}: no such link, or down")
+        self.announced.append((netns, dev, address, dev in self._running(netns)))
 
     def delete_veths(self, netns: str) -> None:
         ns = self.ns[netns]

@@ -21,9 +21,10 @@ import os
 import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import iptables, netlink, netns as nsmod, nft as nftmod, readmany, rtnl, rtnl_parse
+from netlab.kernel import garp, iptables, netlink, netns as nsmod, nft as nftmod, readmany, rtnl, rtnl_parse
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
@@ -232,6 +233,9 @@ class LiveKernel(Reading):
                 s, code = failed
                 raise KernelError(s.op, code, f"{s.what}: {_errno_text(code)}", applied=done)
             i = j
+
+    def announce(self, netns: str, dev: str, address: IPv4Address) -> None:
+        garp.announce(netns, dev, address)
 
     def delete_veths(self, netns: str) -> None:
         """Every veth of a namespace that is going, at once: ``ip link set VETH group 1`` for each

@@ -27,6 +27,7 @@ from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
 from netlab.lab import carrier
+from netlab.lab.announce import announce
 from netlab.lab.journal import Journal, put_back_dropped
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
@@ -357,6 +358,10 @@ class _Up:
         for ns, name in carrier.wait_running(self.kernel, links_brought_up(repaired, self.plan.of_kind("veth"))):
             self.result.warnings.append(f"{name} in {ns} is up but not running yet (no carrier after "
                                         f"{carrier.CARRIER_WAIT:g}s): traffic through it is dropped until it is")
+        # Each pod's or node's new address announced, as a real one is: neighbours drop a freed owner's MAC
+        # (none to correct when every namespace is new).
+        if existing:
+            self.result.warnings += announce(self.kernel, self.lab, self.plan, ops + repaired)
 
     def _drift(self, namespaces: list[str], want: dict, state: LabState) -> list[Drift]:
         self._snaps = {}
