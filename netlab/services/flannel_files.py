@@ -16,7 +16,8 @@ exist, and making it writes to the host; mounting a tmpfs over the whole of
 ``/run`` in exec's private mount namespace instead would give the command a
 ``/run`` whose top level is a private copy (a lock file such as
 ``/run/xtables.lock`` created there would not be the host's), which is not
-sound. ``down`` removes the files with the state directory.
+sound. ``down`` removes the files with the state directory; ``up`` those of a
+node the topology no longer has, as its namespace goes (:func:`remove`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,29 @@ def sync(lab: Lab) -> StartResult:
             if have is not None:
                 done.actions.append(f"rewrote {path} of node {node.name} ({kept}): it had been edited")
     return done
+
+
+def remove(lab_name: str, node: str) -> list[str]:
+    """A node the lab no longer has: its two files, then the folders they leave empty, up to and with the node's
+    own (``nodes/<node>``); what was removed. Nothing else: a file someone put beside them keeps its folders."""
+    root = node_root(lab_name, node)  # ValueError for a name that could leave the lab's folder
+    removed: list[str] = []
+    for path in (flannel.SUBNET_ENV, flannel.CNI_CONFLIST):
+        kept = where(lab_name, node, path)
+        try:
+            os.unlink(kept)
+            removed.append(kept)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        folder = os.path.dirname(kept)
+        while len(folder) >= len(root):  # run/flannel, run; etc/cni/net.d, etc/cni, etc; then nodes/<node>
+            try:
+                os.rmdir(folder)
+            except OSError:  # not empty, or not there: nor are the folders above it to be removed
+                break
+            removed.append(folder)
+            folder = os.path.dirname(folder)
+    return removed
 
 
 def drift(lab: Lab) -> list[str]:

@@ -309,6 +309,16 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
     waited for)."""
     rec = _records(state)
     netns_files.stop(state.lab, rec, set(netns_names), everything, early)
+    if not everything:  # the whole lab's go with its state directory (down loads no model: imported here)
+        from netlab.services import flannel_files
+
+        for name in netns_names:  # a node's namespace is <lab>-<node>; a pod's has no such files
+            node = name.removeprefix(f"{state.lab}-")
+            if node != name:
+                try:
+                    flannel_files.remove(state.lab, node)
+                except ValueError:  # no node's name
+                    pass
     try:
         state.save()
     except OSError:

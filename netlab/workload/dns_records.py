@@ -23,11 +23,13 @@ What dnsmasq takes only on its command line (``--srv-host``, ``--synth-domain``,
 them) stays there (model/clusterdns.py), so a change of those (a Service added
 or removed, a port, a headless Service's endpoints, a namespace) restarts it,
 and the restart is counted as the kubelet counts one. ``down`` removes the file
-with the state directory.
+with the state directory; ``up`` removes it, and the emptied ``dns`` folder, once
+the lab has no cluster DNS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -91,9 +93,11 @@ def sync(lab: Lab) -> StartResult:
     done = StartResult()
     text, have = wanted(lab), read(lab.name)
     path = hosts_path(lab.name)
-    if text is None:
+    if text is None:  # no cluster DNS (the last Service removed): the file goes, and its folder when empty
         if have is not None:
             os.unlink(path)
+        with contextlib.suppress(OSError):  # not there, or not empty
+            os.rmdir(os.path.dirname(path))
         return done
     if have != text:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

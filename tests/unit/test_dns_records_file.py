@@ -86,6 +86,18 @@ def test_sync_writes_it_root_readable_in_the_labs_folder_rewrites_only_a_change_
     assert dns_records.sync(lab).actions == [f"wrote the cluster DNS records {path} (6 A records)"]
     assert os.stat(path).st_ino != inode  # a new file renamed over the old: a reader has one or the other
     assert dns_records.sync(lab_of(TOPO.split("services:")[0])).actions == [] and not os.path.exists(path)
+    assert not os.path.lexists(os.path.dirname(path))  # the dns folder too, once the last Service went
+
+
+def test_the_dns_folder_stays_while_it_holds_anything_else():
+    lab = lab_of()
+    state_dir.lab_dir(lab.name)
+    dns_records.sync(lab)
+    folder = os.path.dirname(dns_records.hosts_path(lab.name))
+    with open(os.path.join(folder, "notes"), "w") as fh:
+        fh.write("someone's\n")
+    dns_records.sync(lab_of(TOPO.split("services:")[0]))
+    assert os.listdir(folder) == ["notes"]
 
 
 def test_a_failed_write_leaves_the_old_file_whole_and_no_temporary_one(monkeypatch):
