@@ -72,10 +72,7 @@ class _LoadsFirst:
         except BrokenPipeError:
             if not _reader_gone():
                 raise
-            # `netlab break --list | head -1`: end quietly with the status of a program that SIGPIPE killed,
-            # as cat and ls end there (click would say 1); Python's flush at exit then writes to /dev/null.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise SystemExit(128 + signal.SIGPIPE) from None
+            raise SystemExit(_reader_went_away()) from None
 
 
 def _said(exc: KeyboardInterrupt) -> NetlabError:
@@ -102,13 +99,33 @@ def _end_caret(exc: BaseException) -> None:
 
 
 def _reader_gone() -> bool:
-    """Standard output is a pipe whose reader has closed it (the kernel flags its write end with POLLERR)."""
-    try:
-        poller = select.poll()
-        poller.register(sys.stdout.fileno(), 0)
-        return any(event & select.POLLERR for _fd, event in poller.poll(0))
-    except (OSError, ValueError):
-        return False
+    """Standard output or standard error is a pipe whose reader has closed it (the kernel flags its write end
+    with POLLERR): `netlab break --list | head -1`, or an error said to `2>&1 | head -1`."""
+    return bool(_gone_fds())
+
+
+def _gone_fds() -> list[int]:
+    """Which of standard output (1) and standard error (2) lead to a pipe with no reader."""
+    gone = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            poller = select.poll()
+            poller.register(stream.fileno(), 0)
+            if any(event & select.POLLERR for _fd, event in poller.poll(0)):
+                gone.append(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            continue
+    return gone
+
+
+def _reader_went_away() -> int:
+    """End quietly with the status of a program that SIGPIPE killed, as cat and ls end there (click would say
+    1, Python's traceback 1), whether the output's reader or the errors' went away: a pipe with no reader is
+    pointed at /dev/null, so that Python's flush at exit does not fail again."""
+    for fd in _gone_fds():
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+    return 128 + signal.SIGPIPE
 
 
 class Command(_LoadsFirst, click.Command):
@@ -359,6 +376,18 @@ def main(argv: list[str] | None = None) -> None:
     # The group's callback records --debug here as click parsed it: a word of the command that `exec POD -- ...`
     # runs is not netlab's option.
     obj: dict[str, Any] = {}
+    try:
+        _run(argv, obj)
+    except BrokenPipeError:
+        # The reader of the errors went away while netlab said one (`validate -t bad.yaml 2>&1 | head -1`):
+        # 141, as for the output's reader, not Python's 1 for the exception it could not print.
+        if not _reader_gone():
+            raise
+        sys.exit(_reader_went_away())
+
+
+def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
+    """The click group, each error it raises said in words with its exit code."""
     try:
         cli.main(args=argv, prog_name="netlab", standalone_mode=False, obj=obj)
         if sys.stdout is not None:  # None: started with standard output closed (`>&-`)

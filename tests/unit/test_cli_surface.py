@@ -1,0 +1,43 @@
+"""What the command line shows around a command's work: the exit status when a pipe's reader goes away, the
+table headers, $NETLAB_LAB named in its errors, the help's exit codes, the shape of -o json."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+BAD = "name: rgbad\nnodes:\n  - name: 12\n  - name: yes\npods:\n  - {name: a, node: n9}\n"
+NOTED = ("name: rgnote\nnodes: [{name: n1}]\npods: [{name: a, node: n1}]\n"
+         "services: [{name: s, selector: {app: nope}, ports: [{port: 80}]}]\n")
+
+
+def _gone_reader(argv: list[str], both: bool) -> subprocess.CompletedProcess:
+    """Run netlab with standard error (and output too: `2>&1 | head`) into a pipe whose reader is gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: the first write fails with EPIPE
+    streams = {"stdout": write_end if both else subprocess.PIPE, "stderr": write_end}
+    try:
+        return subprocess.run([sys.executable, "-m", "netlab", *argv], text=True, timeout=60, **streams)
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize("text, both", [(BAD, False), (BAD, True), (NOTED, False)],
+                         ids=["error", "error-2>&1", "note"])
+def test_a_reader_of_the_errors_that_goes_away_ends_the_program_as_sigpipe_would(tmp_path, text, both):
+    """`netlab validate -t bad.yaml 2>&1 | head -1`: the errors' reader went away before netlab said them all.
+    141, as when the output's reader goes away (README, exit codes), not 1 (Python's for the traceback it could not
+    print, or click's own for EPIPE); a note on stderr after good output is the same."""
+    topo = tmp_path / "t.yaml"
+    topo.write_text(text)
+    proc = _gone_reader(["validate", "-t", str(topo)], both)
+    assert proc.returncode == 141, proc
+    if text is NOTED:
+        assert proc.stdout.startswith(f"{topo}: ok")
+    # with a reader that stays, the error's own code
+    whole = subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", str(topo)],
+                           capture_output=True, text=True, timeout=60)
+    assert whole.returncode == (0 if text is NOTED else 2), whole
