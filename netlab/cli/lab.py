@@ -379,7 +379,7 @@ def _repair_lines(repair: str | None, drift: tuple[str, ...], kept: tuple[str, .
 @cli.command(name="list")
 @output_option("text", "json")
 def list_labs(output: str) -> None:
-    """Show the labs that are up (a table on a terminal, plain columns when piped)."""
+    """Show the labs that are up (a table on a terminal, plain columns when piped or wider than the terminal)."""
     require_root()
     rows = api.labs()
     if output == "json":

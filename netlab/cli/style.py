@@ -3,8 +3,9 @@
 Colour marks what failed (red: ``X!``, ``NOT SEEN``, ``FAIL``, drift) and,
 sparingly, what passed (green); it is used only when the stream is a
 terminal and ``NO_COLOR`` is not set (https://no-color.org), so piped output
-and files stay plain. Tables: a rich box table on a terminal, plain aligned
-columns (like ``kubectl get``) when piped, so ``netlab list | awk`` works.
+and files stay plain. Tables: a rich box table on a terminal (when it fits), plain
+aligned columns (like ``kubectl get``) when piped, so ``netlab list | awk`` works;
+the same upper-case headers either way.
 """
 
 from __future__ import annotations
@@ -45,20 +46,25 @@ def red(text: str, stream: IO[str] | None = None) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: IO[str] | None = None) -> str:
-    """Rows under headers: a rich table on a terminal, plain columns otherwise (no trailing spaces)."""
+    """Rows under headers, upper case as kubectl writes them: a rich box table on a terminal, plain columns
+    otherwise (no trailing spaces). A box table wider than the terminal would cut its cells with "…" or fold
+    them across lines (a topology path, a pod's labels: no longer whole to read or to copy), so then the plain
+    columns are printed there too, which the terminal wraps as kubectl's."""
     cells = [[("" if c is None else str(c)) for c in row] for row in rows]
+    names = [h.upper() for h in headers]
     if use_color(stream):
         from rich.console import Console
         from rich.table import Table
 
-        t = Table(*headers)
+        t = Table(*names)
         for row in cells:
             t.add_row(*row)
         console = Console(file=stream or sys.stdout)
-        with console.capture() as cap:
-            console.print(t)
-        return cap.get()
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    lines = ["   ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()]
+        if console.measure(t, options=console.options.update_width(1 << 16)).maximum <= console.width:
+            with console.capture() as cap:
+                console.print(t)
+            return cap.get()
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(names)]
+    lines = ["   ".join(h.ljust(w) for h, w in zip(names, widths)).rstrip()]
     lines += ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines) + "\n"

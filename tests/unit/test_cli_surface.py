@@ -3,11 +3,15 @@ table headers, $NETLAB_LAB named in its errors, the help's exit codes, the shape
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+
+from netlab.cli.style import table
 
 BAD = "name: rgbad\nnodes:\n  - name: 12\n  - name: yes\npods:\n  - {name: a, node: n9}\n"
 NOTED = ("name: rgnote\nnodes: [{name: n1}]\npods: [{name: a, node: n1}]\n"
@@ -41,3 +45,35 @@ def test_a_reader_of_the_errors_that_goes_away_ends_the_program_as_sigpipe_would
     whole = subprocess.run([sys.executable, "-m", "netlab", "validate", "-t", str(topo)],
                            capture_output=True, text=True, timeout=60)
     assert whole.returncode == (0 if text is NOTED else 2), whole
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    monkeypatch.setenv("COLUMNS", "80")
+
+
+def test_a_terminal_table_has_the_headers_a_pipe_has(terminal):
+    """`netlab list` / `get pods` on a terminal: NAME READY STATUS as kubectl and the pipe (README) write them."""
+    boxed = re.sub(r"\x1b\[[0-9;]*m", "", table(["lab", "phase", "nodes"], [["demo", "running", 2]], stream=Tty()))
+    piped = table(["lab", "phase", "nodes"], [["demo", "running", 2]], stream=io.StringIO())
+    assert "┃" in boxed or "│" in boxed  # the box: it fits
+    assert re.search(r"\bLAB\b.*\bPHASE\b.*\bNODES\b", boxed)
+    assert not re.search(r"\b(lab|phase|nodes)\b", boxed)
+    assert piped.splitlines()[0].split() == ["LAB", "PHASE", "NODES"]
+
+
+def test_a_table_wider_than_the_terminal_cuts_no_cell(terminal):
+    """An 80-column terminal and a long topology path: the path whole on one line (plain columns, which the
+    terminal wraps), not cut with "…" nor folded across lines of a box."""
+    path = "/home/someone/projects/kubernetes-network-labs/topologies/services-with-a-long-name.yaml"
+    out = table(["lab", "phase", "nodes", "pods", "namespaces", "topology"],
+                [["rg1a2b3c", "running", 2, 6, 9, path]], stream=Tty())
+    assert "…" not in out and path in out.splitlines()[1], out
+    assert out.splitlines()[0].split() == ["LAB", "PHASE", "NODES", "PODS", "NAMESPACES", "TOPOLOGY"]
