@@ -156,7 +156,7 @@ class Lab(PodActions):
         assert chosen is not None
         version = state_version(chosen)
         state = running_lab(chosen)  # a usage error naming the labs that are up, when it is not
-        lab = cls(chosen)
+        lab = cls(str(chosen))  # a plain name: EnvLabName only marks where it came from
         lab._attached = (version, state)
         return lab
 

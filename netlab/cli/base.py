@@ -202,10 +202,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """$NETLAB_LAB is the default of --lab; a -t FILE on the command line picks the lab instead."""
+    """$NETLAB_LAB is the default of --lab; a -t FILE on the command line picks the lab instead. A name from
+    the variable is marked so, and what is wrong with it names $NETLAB_LAB, not --lab."""
     if value is not None and ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT:
         if ctx.params.get("topology") is not None or not value.strip():
             return None
+        from netlab.realize.state import EnvLabName
+
+        return EnvLabName(value.strip())
     return value
 
 

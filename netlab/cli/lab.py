@@ -162,10 +162,11 @@ def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) 
     from_env = click.get_current_context().get_parameter_source("lab_name") is ParameterSource.ENVIRONMENT
     clash = [o for o, given in (("-t FILE", topology), ("--reconfigure", reconfigure)) if given]
     if clash:
-        named = f"--lab NAME ($NETLAB_LAB={check_lab_name(lab_name.strip(), LAB_ENV)})" if from_env else "--lab NAME"
+        named = (f"--lab NAME (${LAB_ENV}={check_lab_name(lab_name.strip(), '$' + LAB_ENV)})" if from_env
+                 else "--lab NAME")
         raise api.UsageError(f"{named} converges a running lab to its own saved topology: it takes no "
                              f"{' or '.join(clash)} (give -t FILE to apply a file)")
-    lab_name = check_lab_name(lab_name.strip(), LAB_ENV) if from_env else check_lab_name(lab_name)
+    lab_name = check_lab_name(lab_name.strip(), "$" + LAB_ENV) if from_env else check_lab_name(lab_name)
     require_root()
     if load_state(lab_name) is not None:
         return api.load_running(lab_name), "", True

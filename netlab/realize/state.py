@@ -262,13 +262,18 @@ def state_version(lab: str) -> tuple[int, int, int, int] | None:
 LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
 
 
+class EnvLabName(str):
+    """A lab name read from ``$NETLAB_LAB`` (the CLI's default of --lab): the errors about it name the variable,
+    so that `NETLAB_LAB=../x netlab status` does not blame a --lab that was not typed."""
+
+
 def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
     """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
     only lab that is up (with ``required``, a usage error when there is none)."""
     if name is None and topology is None:
         env = os.environ.get(LAB_ENV, "").strip()
         if env:
-            return check_lab_name(env, LAB_ENV)
+            name = EnvLabName(env)
     return select_lab_name(name, topology, required=required)
 
 
@@ -286,7 +291,7 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
 
         return load_topology(topology).name
     if lab_name is not None:
-        return check_lab_name(lab_name)
+        return check_lab_name(lab_name, f"${LAB_ENV}" if isinstance(lab_name, EnvLabName) else "--lab")
     labs = known_labs()
     if not labs:
         if required:
@@ -405,7 +410,8 @@ def not_up(name: str, why: str = "", then: str = "") -> UsageError | StateLost:
         return lost
     labs = known_labs()
     hint = f" (labs up: {', '.join(labs)})" if labs else ""
-    return UsageError(f"lab {name!r}{why} is not up{hint}{then}")
+    why = why or (f" (named by ${LAB_ENV})" if isinstance(name, EnvLabName) else "")
+    return UsageError(f"lab {str(name)!r}{why} is not up{hint}{then}")
 
 
 def plain_up_lab(default: str) -> str | None:

@@ -77,3 +77,55 @@ def test_a_table_wider_than_the_terminal_cuts_no_cell(terminal):
                 [["rg1a2b3c", "running", 2, 6, 9, path]], stream=Tty())
     assert "…" not in out and path in out.splitlines()[1], out
     assert out.splitlines()[0].split() == ["LAB", "PHASE", "NODES", "PODS", "NAMESPACES", "TOPOLOGY"]
+
+
+# Each command that takes --lab, with the arguments it needs to reach the choice of its lab.
+LAB_COMMANDS = {
+    ("policy", "table"): [], ("impair",): ["n1:eth0", "--clear"], ("trace",): ["a", "b"],
+    ("capture",): ["n1:eth0"], ("inspect",): ["n1"], ("probe",): [], ("exec",): ["a", "--", "true"],
+    ("logs",): ["a"], ("get",): ["pods"], ("break",): ["pod-mtu-too-big"], ("quiz",): [],
+    ("quiz", "answer"): ["pod-mtu-too-big"], ("up",): [], ("down",): [], ("status",): [], ("cni", "log"): [],
+    ("graph",): [],
+}
+
+
+def _lab_commands():
+    import importlib
+
+    import click
+
+    from netlab.cli.base import COMMANDS, cli
+
+    for module in set(COMMANDS.values()):
+        importlib.import_module(module)
+
+    def walk(group, path=()):
+        for name, command in group.commands.items():
+            yield (*path, name), command
+            if isinstance(command, click.Group):
+                yield from walk(command, (*path, name))
+
+    return {path for path, command in walk(cli) if any(p.name == "lab_name" for p in command.params)}
+
+
+def test_every_command_with_lab_is_checked_here():
+    assert _lab_commands() == set(LAB_COMMANDS)
+
+
+@pytest.mark.parametrize("words", sorted(LAB_COMMANDS), ids=" ".join)
+def test_a_bad_lab_name_from_the_environment_is_said_to_come_from_it(words, monkeypatch, state_root):
+    """`NETLAB_LAB=../x netlab status`: the error names $NETLAB_LAB, which the user set, not a --lab they did
+    not type; a name from it that is no lab up says where it came from too."""
+    from cli_inprocess import run_cli
+
+    monkeypatch.setattr(os, "geteuid", lambda: 0)  # past each command's root check: the name is refused first
+    monkeypatch.setenv("NETLAB_LAB", "../x")
+    got = run_cli(*words, *LAB_COMMANDS[words])
+    assert got.returncode == 2 and got.stderr.startswith("netlab: $NETLAB_LAB '../x' is not a DNS label"), got
+    monkeypatch.setenv("NETLAB_LAB", "rgnone1")
+    got = run_cli(*words, *LAB_COMMANDS[words])
+    if words not in (("down",), ("quiz", "answer")):  # nothing to do; no open quiz: each its own line
+        assert got.returncode == 2 and "lab 'rgnone1' (named by $NETLAB_LAB) is not up" in got.stderr, got
+    monkeypatch.setenv("NETLAB_LAB", "../x")  # typed: --lab is to blame
+    got = run_cli(*words, *LAB_COMMANDS[words][:1], "--lab", "../y", *LAB_COMMANDS[words][1:])
+    assert got.returncode == 2 and "--lab '../y' is not a DNS label" in got.stderr, got
