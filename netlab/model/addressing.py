@@ -266,10 +266,17 @@ def _pod_ips(topo: Topology, addr: Addressing, out: list, held: Held) -> None:
     pod_used: dict[IPv4Address, str] = {}
     for i, pod in enumerate(topo.pods):
         block = addr.node_pod_cidr.get(pod.node)
-        if pod.ip is None or block is None:
+        if pod.ip is None:
             continue
         loc = ("pods", i, "ip")
-        if pod.ip not in block:
+        if block is None:
+            # Its node has no block (its podCIDR is wrong, said there; or no such node): whether the address
+            # fits is judged once it has one, but two pods asking for one address clash in any block.
+            if pod.ip in pod_used:
+                out.append((loc, f"{pod.ip} is already used by {pod_used[pod.ip]}; pick another or leave ip: out"))
+            else:
+                pod_used[pod.ip] = f"pod {pod.name!r}"
+        elif pod.ip not in block:
             out.append((loc, f"{pod.ip} is not in node {pod.node!r}'s pod CIDR {block}; "
                              "pick an address inside it or leave ip: out"))
         elif pod.ip in (block.network_address, block.network_address + 1, block.broadcast_address):
