@@ -89,7 +89,7 @@ def test_netlab_lab_is_checked_as_a_name(applied, monkeypatch, args):
     """Before it is used, or said in a message (a newline in it would start a second line)."""
     monkeypatch.setenv("NETLAB_LAB", "../e\ntc")
     got = run_cli("up", *args)
-    assert got.returncode == 2 and got.stderr.startswith("netlab: NETLAB_LAB ") and applied == [], got
+    assert got.returncode == 2 and got.stderr.startswith("netlab: $NETLAB_LAB ") and applied == [], got
     assert got.stderr.count("\n") == 1, got
 
 
