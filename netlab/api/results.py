@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.api.results_trace import TraceHop as TraceHop
     from netlab.api.results_trace import TraceLoss as TraceLoss
     from netlab.api.results_views import ContainerInfo as ContainerInfo
+    from netlab.api.results_views import ContainerPortInfo as ContainerPortInfo
     from netlab.api.results_views import EndpointInfo as EndpointInfo
     from netlab.api.results_views import Inspection as Inspection
     from netlab.api.results_views import NftTableInfo as NftTableInfo
@@ -53,8 +54,8 @@ _ELSEWHERE = {
     **dict.fromkeys(("ProbedEndpoint", "ProbedService", "DnsAnswer", "ProbedDns", "ProbeResult", "ProbeSummary",
                      "PodAddressCheck", "Distribution", "ProbeReport"), "netlab.api.results_probe"),
     **dict.fromkeys(("TraceEnd", "TraceLoss", "ServiceEndpoint", "TraceHop", "Trace"), "netlab.api.results_trace"),
-    **dict.fromkeys(("ContainerInfo", "PodInfo", "NodeInfo", "EndpointInfo", "ServicePortInfo", "ServiceInfo",
-                     "NftTableInfo", "Inspection"), "netlab.api.results_views"),
+    **dict.fromkeys(("ContainerInfo", "ContainerPortInfo", "PodInfo", "NodeInfo", "EndpointInfo", "ServicePortInfo",
+                     "ServiceInfo", "NftTableInfo", "Inspection"), "netlab.api.results_views"),
 }
 
 

@@ -8,6 +8,17 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class ContainerPortInfo:
+    """A port a container listens on, as a Service's port is given (``ServicePortInfo``): its name where the
+    topology names it (a containerPort's name; None for the echo server's default 8080 and a TCP port's UDP
+    twin, which listen undeclared), the number and the protocol."""
+
+    name: str | None
+    container_port: int
+    protocol: str  # TCP | UDP
+
+
+@dataclass(frozen=True)
 class ContainerInfo:
     name: str
     state: str  # running | stopped | exited | not started | failed
@@ -15,7 +26,7 @@ class ContainerInfo:
     # it, kill -9 included, reaches that whole process: every echo container of the lab).
     pid: int | None
     command: tuple[str, ...] | None  # None: netlab's echo server
-    ports: tuple[str, ...]  # "8080/TCP"
+    ports: tuple[ContainerPortInfo, ...]  # what listens: {"name", "container_port": 8080, "protocol": "TCP"}
     exit_code: int | None = None  # exited: its code (128 + signal when killed), when the kernel kept it
     restarts: int = 0  # how often up (or up --watch) started it again; a changed command is a new one, from 0
     # How the run before this one exited, where known: the kubelet's lastState.terminated.exitCode. exit_code is

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from netlab.api.results import (ContainerInfo, EndpointInfo, NodeInfo, PodInfo, ServiceInfo,
+from netlab.api.results import (ContainerInfo, ContainerPortInfo, EndpointInfo, NodeInfo, PodInfo, ServiceInfo,
                                 ServicePortInfo)
 from netlab.api.frozen import FrozenDict
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
@@ -162,11 +162,13 @@ def pods(state: LabState, lab: Lab, selector: str | None = None) -> tuple[PodInf
             # lists them), declared or the default 8080; a command container's declared ports.
             served = echo_ports(pod.containers, c) if not c.command else \
                 [(p.container_port, p.protocol) for p in c.ports]
+            named: dict[tuple[int, str], str | None] = {(p.container_port, p.protocol): p.name for p in c.ports}
             # Exited (or could not start) and held back by the watcher: the kubelet's waiting state
             held = waiting.get(f"{pod.name}/{c.name}") if st in ("exited", "failed") else None
             containers.append(ContainerInfo(name=c.name, state=st, pid=pid,
                                             command=tuple(container_argv(pod, c)) if c.command else None,
-                                            ports=tuple(f"{port}/{protocol}" for port, protocol in served),
+                                            ports=tuple(ContainerPortInfo(named.get((port, protocol)), port,
+                                                                          protocol) for port, protocol in served),
                                             exit_code=code, restarts=restarts, last_exit_code=last,
                                             waiting_reason=crashloop.REASON if held else None,
                                             waiting_message=held.message(pod.name, pod.spec.namespace, c.name)

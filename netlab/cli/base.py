@@ -162,6 +162,20 @@ class Group(click.Group):
             importlib.import_module(COMMANDS[cmd_name])
         return super().get_command(ctx, cmd_name)
 
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        """``netlab stauts``: "Did you mean 'status'?", as click says of a mistyped option and of a subgroup's
+        command; click looks among the commands loaded so far, which here are none until one runs."""
+        name = click.utils.make_str(args[0]) if args else ""
+        if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            import difflib
+
+            close = [repr(c) for c in sorted(difflib.get_close_matches(name, self.list_commands(ctx)))]
+            if close:
+                ctx.fail(f"No such command {name!r}. " + (f"Did you mean {close[0]}?" if len(close) == 1 else
+                                                          f"(Did you mean one of: {', '.join(close)}?)"))
+        return super().resolve_command(ctx, args)
+
 
 def collect_from_here() -> None:
     """The command and what it uses are loaded: if the program started with the cycle collector off
@@ -195,7 +209,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     Exit codes: 0 ok, 1 checks failed (drift, unmet expectations), 2 invalid
     input, 3 environment not ready (not root, missing tool), 4 apply failed
-    (rolled back).
+    (rolled back), 130 interrupted by Ctrl-C, 143 by SIGTERM, 141 the reader
+    of the output or of the errors went away (`| head -1`).
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug

@@ -62,7 +62,8 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             click.echo(highlight(check.line()))
         counts = {s: sum(c.status == s for c in checks) for s in (doctor.OK, doctor.WARN, doctor.FAIL)}
         what = f"lab {lab.name}" if topology else "every netlab feature"
-        click.echo(f"{counts[doctor.OK]} ok, {counts[doctor.WARN]} warnings, {counts[doctor.FAIL]} failed "
-                   f"(checked for {what})")
+        warned = counts[doctor.WARN]
+        click.echo(f"{counts[doctor.OK]} ok, {warned} warning{'' if warned == 1 else 's'}, {counts[doctor.FAIL]} "
+                   f"failed (checked for {what})")
     if failed:
         raise SystemExit(EXIT_ENVIRONMENT)

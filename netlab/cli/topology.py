@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, output_option, print_json
-from netlab.errors import Problem, TopologyError, display_path
+from netlab.errors import NetlabError, Problem, TopologyError, display_path
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netlab.plan.cniadd", "netlab.plan.render")
@@ -28,16 +28,17 @@ def validate(topology: str | None, output: str) -> None:
     except TopologyError as exc:
         if output != "json":
             raise
-        print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
-                                                  "message": p.message} for p in exc.problems],
+        # The keys of a valid topology's answer; what the problems kept from being checked is one of its notes,
+        # and `note` too (README), as before
+        notes = [exc.note] if exc.note else []
+        print_json({"valid": False, "lab": _named(topology), "problems": _problems_json(exc.problems), "notes": notes,
                     **({"note": exc.note} if exc.note else {})})
         raise SystemExit(exc.exit_code) from None
     lab = loaded.lab
     cni_problems = cni_check(loaded)  # the plugins answer VERSION
     if cni_problems:
         if output == "json":
-            print_json({"valid": False, "problems": [{"file": p.file, "line": p.line, "field": p.field,
-                                                      "message": p.message} for p in cni_problems]})
+            print_json({"valid": False, "lab": lab.name, "problems": _problems_json(cni_problems), "notes": []})
             raise SystemExit(TopologyError(cni_problems).exit_code)
         raise TopologyError(cni_problems)
     from netlab.model.endpoints import service_notes
@@ -47,14 +48,33 @@ def validate(topology: str | None, output: str) -> None:
     # valid, probably not meant: said
     notes = service_notes(lab) + policy_notes(lab.topo.network_policies) + match_notes(lab)
     if output == "json":
-        print_json({"valid": True, "lab": lab.name, "nodes": len(lab.nodes), "pods": len(lab.pods),
-                    "services": len(lab.services), "added": {"pods": loaded.added_pods,
-                                                             "services": loaded.added_services}, "notes": notes})
+        print_json({"valid": True, "lab": lab.name, "problems": [], "notes": notes, "nodes": len(lab.nodes),
+                    "pods": len(lab.pods), "services": len(lab.services),
+                    "added": {"pods": loaded.added_pods, "services": loaded.added_services}})
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
         for line in notes:
             click.echo(f"netlab: note: {line}", err=True)
+
+
+def _problems_json(problems: list[Problem]) -> list[dict]:
+    return [{"file": p.file, "line": p.line, "field": p.field, "message": p.message} for p in problems]
+
+
+def _named(topology: str | None) -> str | None:
+    """The lab an invalid topology names, when its ``name:`` is itself a valid lab name; else None."""
+    from netlab.model.load import read_source
+    from netlab.model.naming import lab_name_problem
+
+    try:
+        src = read_source(topology)
+    except (NetlabError, OSError, ValueError):
+        return None
+    if any(p.field == "name" for p in src.problems):  # written twice: which one is meant is the problem
+        return None
+    name = src.data.get("name") if isinstance(src.data, dict) else None
+    return name if lab_name_problem(name) is None else None
 
 
 def cni_check(loaded) -> list[Problem]:

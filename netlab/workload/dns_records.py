@@ -164,7 +164,7 @@ def reload(lab: Lab, pods: dict) -> StartResult:
             done.actions.append(f"{what} read the cluster DNS records again (SIGHUP; no restart)")
         else:
             done.problems.append(f"{what}: dnsmasq did not read the cluster DNS records again after SIGHUP "
-                                 f"({said}); `netlab logs {pod.name}` shows what it said")
+                                 f"({said}); `sudo netlab logs --lab {lab.name} {pod.name}` shows what it said")
     return done
 
 

@@ -39,7 +39,7 @@ IPROUTE2 = {
 def report_lines(*args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict[str, re.Match]]:
     proc = netlab("doctor", *args, check=False, env=env)
     *checks, summary = proc.stdout.splitlines()
-    assert re.fullmatch(r"\d+ ok, \d+ warnings, \d+ failed \(checked for .+\)", summary), proc.stdout
+    assert re.fullmatch(r"\d+ ok, \d+ warnings?, \d+ failed \(checked for .+\)", summary), proc.stdout
     lines = {}
     for text in checks:
         match = LINE.match(text)

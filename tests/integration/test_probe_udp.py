@@ -46,7 +46,8 @@ def test_udp_is_probed_where_the_echo_server_listens_and_its_answer_checked(labs
     bound = in_netns(web, "ss", "-Htuln", check=True).stdout
     assert "0.0.0.0:9000 " in bound and bound.count(":9000 ") == 2, bound
     pods = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)
-    ports = {p["name"]: [port for c in p["containers"] for port in c["ports"]] for p in pods["items"]}
+    ports = {p["name"]: [f"{port['container_port']}/{port['protocol']}" for c in p["containers"] for port in c["ports"]]
+             for p in pods["items"]}
     assert ports == {"a": ["8080/TCP", "8080/UDP"], "web": ["9000/TCP", "9000/UDP"], "own": ["7000/TCP"]}
 
     text = netlab("probe", "--lab", lab, "--proto", "udp", check=False)

@@ -79,7 +79,7 @@ def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
 
 
 @pytest.mark.parametrize("task, line", [
-    (None, "containers: pod fedora-1 container main exited (pid 4242); see `netlab logs --lab {lab} fedora-1 -c "
+    (None, "containers: pod fedora-1 container main exited (pid 4242); see `sudo netlab logs --lab {lab} fedora-1 -c "
            "main`"),
     ("T", "containers: pod fedora-1 container main is stopped (pid 4242, by SIGSTOP or SIGTSTP); `sudo netlab up "
           "--lab {lab}` restarts it"),

@@ -129,3 +129,78 @@ def test_a_bad_lab_name_from_the_environment_is_said_to_come_from_it(words, monk
     monkeypatch.setenv("NETLAB_LAB", "../x")  # typed: --lab is to blame
     got = run_cli(*words, *LAB_COMMANDS[words][:1], "--lab", "../y", *LAB_COMMANDS[words][1:])
     assert got.returncode == 2 and "--lab '../y' is not a DNS label" in got.stderr, got
+
+
+@pytest.mark.parametrize("warned, said", [(1, "1 warning,"), (2, "2 warnings,"), (0, "0 warnings,")])
+def test_doctor_counts_its_warnings_in_words(monkeypatch, warned, said):
+    from cli_inprocess import run_cli
+
+    from netlab import doctor
+    from netlab.doctor_lines import OK, WARN, Check, TITLES
+
+    name = next(iter(TITLES))
+    checks = [Check(name, OK, "fine")] + [Check(name, WARN, "not here", fix="install it")] * warned
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(doctor, "report", lambda lab, for_this_lab: checks)
+    got = run_cli("doctor")
+    assert got.returncode == 0 and got.stdout.splitlines()[-1].startswith(f"1 ok, {said} 0 failed"), got
+
+
+def test_the_help_lists_every_exit_code_the_readme_lists():
+    from click.testing import CliRunner
+
+    from netlab.cli.base import cli
+
+    out = " ".join(CliRunner().invoke(cli, ["--help"]).output.split())
+    for code in ("0 ok", "1 checks failed", "2 invalid input", "3 environment not ready", "4 apply failed",
+                 "130 interrupted by Ctrl-C", "143 by SIGTERM", "141 the reader"):
+        assert code in out, code
+
+
+@pytest.mark.parametrize("typed, said", [
+    (["stauts"], "No such command 'stauts'. Did you mean 'status'?"),
+    (["ls"], "No such command 'ls'. (Did you mean one of: 'list', 'logs'?)"),
+    (["policy", "tabel"], "No such command 'tabel'. Did you mean 'table'?"),
+    (["xyzzy"], "No such command 'xyzzy'."),
+])
+def test_a_mistyped_command_gets_a_did_you_mean(typed, said):
+    """As click says of a mistyped option: the commands are loaded lazily, and click's own suggestion looked
+    only among those loaded (none in a new process: here, not this one's), so `netlab stauts` had none."""
+    got = subprocess.run([sys.executable, "-m", "netlab", *typed], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 2 and got.stderr.splitlines()[-1] == f"Error: {said}", got
+
+
+def test_a_group_without_its_command_is_a_usage_error_and_cni_alone_is_a_command():
+    """click's convention for a group given no command: its help on stderr, exit 2 (`netlab`, `netlab policy`).
+    `netlab cni` alone is no such group: it prints how a runtime calls a plugin (README), exit 0."""
+    from cli_inprocess import run_cli
+
+    for words in ([], ["policy"]):
+        got = run_cli(*words)
+        assert (got.returncode, got.stdout) == (2, "") and "Usage: netlab" in got.stderr, got
+    got = run_cli("cni")
+    assert got.returncode == 0 and got.stdout.startswith("How a container runtime calls a CNI plugin"), got
+
+
+@pytest.mark.parametrize("text, lab, note", [
+    ("name: rgv1\nnodes: [{name: n1}]\npods: [{name: a, node: n1}]\n", "rgv1", False),
+    ("name: rgv2\nnodes: [{name: n1}, {name: n1}]\n", "rgv2", False),  # a cross-check's problem
+    ("name: rgv3\nnodes: [{name: n1}]\npods: [{name: a, node: n1, ip: 10.300.0.1}]\n", "rgv3", True),  # waits
+    ("name: ../x\nnodes: [{name: n1}]\n", None, True),
+    ("name: rgv4\nname: rgv5\nnodes: [{name: n1}]\n", None, False),  # which one?
+])
+def test_validate_json_has_one_shape_valid_or_not(tmp_path, text, lab, note):
+    """valid, lab, problems and notes always; `note` (README) when the cross-checks waited, also in notes."""
+    import json
+
+    from cli_inprocess import run_cli
+
+    from netlab.model.load import UNCHECKED
+
+    topo = tmp_path / "t.yaml"
+    topo.write_text(text)
+    got = json.loads(run_cli("validate", "-t", str(topo), "-o", "json").stdout)
+    assert {"valid", "lab", "problems", "notes"} <= set(got) and got["lab"] == lab, got
+    assert isinstance(got["problems"], list) and isinstance(got["notes"], list)
+    assert got["valid"] is (not got["problems"])
+    assert (got.get("note"), got["notes"]) == ((UNCHECKED, [UNCHECKED]) if note else (None, [])), got

@@ -51,13 +51,33 @@ def test_get_pods_lists_what_listens_the_udp_twin_of_a_declared_tcp_port_too(sta
     topo = {"name": "g", "nodes": [{"name": "n1"}],
             "pods": [{"name": "bare", "node": "n1"},
                      {"name": "web", "node": "n1", "containers": [
-                         {"name": "http", "ports": [{"containerPort": 8080, "protocol": "TCP"}]},
+                         {"name": "http", "ports": [{"containerPort": 8080, "protocol": "TCP", "name": "web"}]},
                          {"name": "own", "command": ["sleep", "infinity"],
                           "ports": [{"containerPort": 9000, "protocol": "TCP"}]}]}]}
     lab = resolve(Topology.model_validate(topo))
-    ports = {(p.name, c.name): c.ports for p in views.pods(LabState("g"), lab) for c in p.containers}
-    assert ports == {("bare", ECHO_NAME): ("8080/TCP", "8080/UDP"), ("web", "http"): ("8080/TCP", "8080/UDP"),
-                     ("web", "own"): ("9000/TCP",)}
+    ports = {(p.name, c.name): [(port.name, port.container_port, port.protocol) for port in c.ports]
+             for p in views.pods(LabState("g"), lab) for c in p.containers}
+    assert ports == {("bare", ECHO_NAME): [(None, 8080, "TCP"), (None, 8080, "UDP")],
+                     ("web", "http"): [("web", 8080, "TCP"), (None, 8080, "UDP")],  # the twin is not declared
+                     ("web", "own"): [(None, 9000, "TCP")]}
+
+
+def test_get_pods_json_gives_a_containers_ports_as_objects_as_a_services(state_root):
+    """`get pods -o json`: each container port an object (name, container_port, protocol), as a Service's
+    ports are, not "8080/TCP" strings; and read back by from_json as the same."""
+    from netlab.api import views
+    from netlab.api.jsonio import from_json, to_json
+    from netlab.api.results import PodInfo
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+    from netlab.realize.state import LabState
+
+    topo = {"name": "g", "nodes": [{"name": "n1"}], "pods": [{"name": "web", "node": "n1", "containers": [
+        {"name": "own", "command": ["sleep", "infinity"], "ports": [{"containerPort": 9000, "name": "api"}]}]}]}
+    [pod] = views.pods(LabState("g"), resolve(Topology.model_validate(topo)))
+    data = to_json(pod)
+    assert data["containers"][0]["ports"] == [{"name": "api", "container_port": 9000, "protocol": "TCP"}]
+    assert from_json(PodInfo, data) == pod
 
 
 def test_classify_waits_for_a_full_first_line():
