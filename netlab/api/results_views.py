@@ -45,8 +45,9 @@ class ContainerInfo:
         or is stopped by SIGSTOP, which the kubelet would see as running, not ready): CrashLoopBackOff (the
         watcher holds it back until its back-off ends), ContainerCreating (not started yet), StartError (its
         command could not be started: containerd's word), Completed (exit 0), Error (any other code),
-        ContainerStatusUnknown (it exited, how nobody knows: an echo container, or a kernel before 6.15 that
-        keeps no exit status)."""
+        ContainerStatusUnknown (it exited, how nobody knows: a kernel before 6.15 that keeps no exit status, or
+        an echo container whose server is gone; one the server stopped serving is Error, code 143, as a
+        container the kubelet stops with SIGTERM)."""
         if self.waiting_reason is not None and self.state != "running":
             return self.waiting_reason
         if self.state == "not started":

@@ -101,13 +101,14 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
     the pod's old one that was deleted under it (``ip netns del``: the task runs
     on there, in the pod's UTS namespace, as ``status`` says); stopped: it is
     stopped by SIGSTOP/SIGTSTP; exited: it is gone (with its exit code when the
-    lab's echo server held a pidfd of it: workload/exits.py); failed: it could
-    not start; not started: there is no record of it.
+    lab's echo server held a pidfd of it, or stopped serving it, an echo container:
+    workload/exits.py); failed: it could not start; not started: there is no
+    record of it.
     """
     rec = state.extra.get(WORKLOAD_RECORD)
     pods: Mapping[str, Any] = rec.get("pods", {}) if isinstance(rec, dict) else {}
     out: dict[tuple[str, str], Seen] = {}
-    gone: dict[str, dict[str, Any]] = {}  # command containers that exited: their records, to ask how
+    gone: dict[str, dict[str, Any]] = {}  # containers that exited: their records, to ask the lab's server how
     for pod in lab.pods:
         prec = pods.get(pod.name)
         records = prec.get("containers", {}) if isinstance(prec, dict) else {}
@@ -118,7 +119,7 @@ def container_states(state: LabState, lab: Lab) -> dict[tuple[str, str], Seen]:
             last = crec.get("last_exit_code") if isinstance(crec, dict) else None
             out[(pod.name, c.name)] = Seen(st, pid, None, restarts if isinstance(restarts, int) else 0, old,
                                            last if isinstance(last, int) else None)
-            if st == "exited" and c.command and isinstance(crec, dict):
+            if st == "exited" and isinstance(crec, dict):  # an echo container too: its server stopped it
                 gone[f"{pod.name}/{c.name}"] = crec
     for cid, code in exit_codes(state.lab, gone).items():
         pod_name, cname = cid.split("/", 1)

@@ -50,10 +50,13 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               its state, and the labels. STATUS is kubectl's word: Running;
               Completed (every container that exited, exit code 0) or Error
               (on Linux 6.15 and later: the kernel keeps the code; before,
-              ContainerStatusUnknown); StartError (a command that could not
-              start); CrashLoopBackOff (one that exited waits out the back-off
-              of a running `up --watch` before it is restarted; -o json gives
-              its waiting_reason and back_off_until); NotReady (one
+              ContainerStatusUnknown; an echo container that was stopped, as
+              `break endpoint-pod-down` does: Error, exit code 143, as a
+              container the kubelet stops with SIGTERM); StartError (a
+              command that could not start); CrashLoopBackOff (one that
+              exited waits out the back-off of a running `up --watch` before
+              it is restarted; -o json gives its waiting_reason and
+              back_off_until); NotReady (one
               completed, another runs);
               ContainerCreating (not started yet); SandboxChanged (its
               network namespace was deleted under it: its containers run on

@@ -63,9 +63,10 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
                            f"`{repair}` restarts it")
             elif crec.get("argv") != container_argv(pod, c):
                 out.append(f"containers: {where} runs an old command; `{repair}` restarts it")
-    # How the command containers exited, asked once. One that completed and that its pod does not restart is
-    # done, as it should be (policy.py); one that its pod never restarts stays as it is, said so.
-    codes = exits.exit_codes(lab.name, {cid: g[2] for cid, g in gone.items() if g[3].command})
+    # How the containers exited, asked once (an echo container: as its server stopped it, 143). One that completed
+    # and that its pod does not restart is done, as it should be (policy.py); one that its pod never restarts stays
+    # as it is, said so.
+    codes = exits.exit_codes(lab.name, {cid: g[2] for cid, g in gone.items()})
     for cid, (i, where, crec, _c, restart) in gone.items():
         code = codes.get(cid)
         pod_name, cname = cid.split("/", 1)

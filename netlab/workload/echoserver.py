@@ -48,6 +48,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import struct
@@ -119,6 +120,11 @@ class PodThread(threading.Thread):
                 os.close(uts_fd)
 
 
+# The wait status of an echo container the server stopped serving (netlab break endpoint-pod-down, a pod up
+# removes): killed by SIGTERM, which the kubelet sends a container it stops, so kubectl's Error, exit code 143.
+STOPPED_STATUS = int(signal.SIGTERM)
+
+
 class EchoServer:
     """The containers this process serves, each a :class:`PodThread` whose sockets the loop answers on."""
 
@@ -130,6 +136,9 @@ class EchoServer:
         self.logs: dict[str, Log] = {}
         self.held: dict[str, tuple[int, int, int]] = {}  # command container -> (its pidfd, pid, start time)
         self.held_logs: dict[str, str] = {}  # command container -> its log file, which it writes itself
+        # Echo containers it stopped serving and that were not started again: id -> (tid, start time), told
+        # exited as a container the kubelet stops is (SIGTERM, 143) by exits(), until served again
+        self.stopped: dict[str, tuple[int, int]] = {}
         # kube-proxy's health checks: id -> ((node namespace, port), what answers)
         self.health: dict[str, tuple[tuple[str, int], Served]] = {}
 
@@ -139,6 +148,7 @@ class EchoServer:
         for spec in specs:
             cid = str(spec.get("id"))
             self.remove(cid)
+            self.stopped.pop(cid, None)  # a new run: how the one before ended is not this one's
             t = PodThread(spec, self.home)
             try:
                 t.start()
@@ -180,6 +190,7 @@ class EchoServer:
         t.release.set()
         t.left.wait(READY_WAIT)
         self.logs.pop(cid).close()
+        self.stopped[cid] = (t.tid, t.ticks)
         return True
 
     def hold(self, items: list, fds: list[int]) -> Iterator[str]:
@@ -216,7 +227,8 @@ class EchoServer:
 
     def exits(self, ids: list) -> Iterator[str]:
         """How each held container named exited: ``X <id> <pid> <start> <wait status>``; nothing for one that
-        runs or is not held.
+        runs or is not held. An echo container this server stopped serving (and did not serve again) is told
+        as its thread (tid, start) with :data:`STOPPED_STATUS`.
 
         The pidfd has the status once init has reaped the container; until then
         (init reaps when it gets to it: a second and more on some machines) the
@@ -225,6 +237,10 @@ class EchoServer:
         first exited without one and then with it.
         """
         for cid in ids:
+            stopped = self.stopped.get(str(cid))
+            if stopped is not None:  # an echo container it stopped serving: ended as by SIGTERM
+                yield f"X {cid} {stopped[0]} {stopped[1]} {STOPPED_STATUS}"
+                continue
             held = self.held.get(str(cid))
             if held is None:
                 continue

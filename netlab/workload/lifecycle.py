@@ -179,7 +179,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
     echo: list[tuple[PodInfo, Container, str]] = []  # echo containers to (re)start, and why
     starting: dict[str, str] = {}  # "pod/container" -> the action, once it runs
     spawned: list[tuple[str, proc.ProcId, int]] = []  # command containers started, with a pidfd each
-    exited: dict[str, dict] = {}  # command containers restarted because they had exited: their old records
+    exited: dict[str, dict] = {}  # containers restarted because they had exited: their old records
     try:
         if early is not None:
             early.join()  # its UTS namespaces and server exist before we look
@@ -244,7 +244,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 # run before it, no last exit code. But for the cluster DNS add-on's: a record only dnsmasq's
                 # command line holds changed, where CoreDNS would not restart: counted.
                 renewed = bool(crec) and crec.get("argv") != argv and not dns_records.is_addon(pod)
-                if crec and c.command and why == policy.EXITED and not renewed:
+                if crec and why == policy.EXITED and not renewed:  # an echo container too: its server knows
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
                 restarts = int(crec.get("restarts", -1)) + 1 if crec and not renewed else 0
                 if renewed:

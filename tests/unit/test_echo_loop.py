@@ -238,3 +238,31 @@ def test_a_held_command_containers_log_starts_over_at_its_limit_and_only_a_log_o
         server.drop(cid)
     assert not server.held and not server.held_logs
     os.close(writer)
+
+
+def test_an_echo_container_the_server_stopped_is_told_exited_as_by_sigterm(tmp_path):
+    """`netlab break endpoint-pod-down` stops an echo container: a thread of the lab's one server, no process of
+    its own, so no exit status anywhere; `get pods` said ContainerStatusUnknown. The server knows it stopped
+    serving it: `exits` tells it as a container the kubelet stops, killed by SIGTERM (143), for the very thread
+    recorded (its tid and start), until the container is served again."""
+    import signal
+    import types
+
+    from netlab.kernel.taskstats import exit_status
+
+    server = EchoServer(EchoLoop())
+    thread = types.SimpleNamespace(tid=4242, ticks=777, release=threading.Event(), left=threading.Event())
+    thread.left.set()  # it has left the pod's namespaces
+    server.threads["web/main"] = thread
+    server.logs["web/main"] = Log.open(str(tmp_path / "web.main.log"))
+    assert list(server.exits(["web/main"])) == []  # it runs
+    assert server.remove("web/main") and thread.release.is_set()
+    (line,) = list(server.exits(["web/main", "other/main"]))
+    _x, cid, tid, start, status = line.split()
+    assert (cid, tid, start) == ("web/main", "4242", "777") and int(status) == signal.SIGTERM
+    assert exit_status(int(status)) == 143
+    # served again (up restarts it): how the run before ended is not the new run's
+    spec = {"id": "web/main", "pod": "web", "netns": "netlab-unit-no-such-ns", "uts": None,
+            "log": str(tmp_path / "web.main.log"), "ports": [[8080, "TCP"]]}
+    list(server.add([spec]))
+    assert list(server.exits(["web/main"])) == []

@@ -98,3 +98,24 @@ def test_http_response_is_http_1_1_with_the_json_body():
     assert b"Content-Length: %d" % len(body) in head and b"Content-Type: application/json" in head
     assert http_response(body, head_request=True).endswith(b"\r\n\r\n")
     assert head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n") and not head_complete(b"GET / HTTP/1.1\r\nHost: x\r\n")
+
+
+def test_an_echo_container_that_was_stopped_is_error_143_in_get_pods(state_root, monkeypatch):
+    """An echo container that exited is asked of the lab's server as a command container is (it knows it stopped
+    serving it: 143, SIGTERM); `get pods` then says Error, not ContainerStatusUnknown."""
+    from netlab.api import views
+    from netlab.model.lab import resolve
+    from netlab.model.topology import Topology
+    from netlab.realize.state import LabState
+
+    topo = {"name": "g", "nodes": [{"name": "n1"}], "pods": [{"name": "web", "node": "n1"}]}
+    lab = resolve(Topology.model_validate(topo))
+    cid = f"web/{ECHO_NAME}"
+    state = LabState("g")
+    state.extra[views.WORKLOAD_RECORD] = {"pods": {"web": {"containers": {ECHO_NAME: {"pid": 4242, "start": 7}}}}}
+    asked = []
+    monkeypatch.setattr(views, "_container_state", lambda crec, netns, uts: ("exited", 4242, False))
+    monkeypatch.setattr(views, "exit_codes", lambda lab_name, records: asked.extend(records) or {cid: 143})
+    monkeypatch.setattr(views.crashloop, "read", lambda name: {})
+    [pod] = views.pods(state, lab)
+    assert asked == [cid] and pod.status == "Error" and pod.containers[0].exit_code == 143
