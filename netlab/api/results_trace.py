@@ -120,3 +120,7 @@ class Trace:
     # Delivered, and refused there: nothing listens on (TCP) or is bound to (UDP) the port, said with what is
     # bound there (a TCP reset or an ICMP port unreachable came back). None when not refused.
     refused: str | None = None
+    # Delivered from pod to pod, but from another source: a node on the way masqueraded it, and the network model's
+    # rule that pods reach pods without NAT is broken (trace fails). text, hop (the masquerade's), source (the
+    # address the destination saw), and when the walk found why the packet went there: cause, cause_hop, fix.
+    nat: Mapping[str, Any] | None = None

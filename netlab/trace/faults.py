@@ -17,6 +17,9 @@ that holds it:
   again brings back only its connected route, so the fix also adds the plan's routes (and neighbours)
   through it (``LabMap.link_fix``: eth0's default route, flannel.1's routes to other nodes' pod CIDRs);
 - an FDB entry names a remote VTEP that is no node of the lab;
+- a node's route to another node's pod CIDR names another next hop than the plan's (host-gw: a third node's
+  address): the packet takes a detour through that node, which masquerades it (Flannel's rule for pod traffic
+  it forwards) or, seeing only one direction of the flow, drops it as INVALID (kube-proxy's KUBE-FORWARD);
 - a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
 - a packet vanishes as it leaves an interface whose impairment (``netlab impair --loss``) drops a share of
   what leaves it;
@@ -91,7 +94,14 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any
             missing = ("host-gw's route via that node's address" if getattr(lab, "mode", "vxlan") == "host-gw"
                        else "the overlay route")
             dev = lab.route_dev(ns, dst) if hasattr(lab, "route_dev") else None
-            link = k.links(ns).get(dev) if k is not None and dev else None
+            links = k.links(ns) if k is not None and dev else {}
+            link = links.get(dev) if dev else None
+            if dev and k is not None and link is None and links:
+                # Deleted (`ip link del`): its routes, ARP and FDB entries went with it, and a route through it
+                # cannot be added back ("Cannot find device") until the device is made again, as the plan makes it.
+                return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: {dev}, the device {missing} goes out of, "
+                        f"is missing there (deleted, and its routes with it): the default route sends {dst} to the "
+                        f"underlay's gateway, which has no route to pods", getattr(lab, "repair", None))
             if link is not None and not link.up:
                 return (f"no route to {cidr} ({node}'s pod CIDR) in {ns}: {dev} is down, and a link set down loses "
                         f"its routes ({missing} via {dev} went with it, and does not come back with the link): the "
@@ -101,6 +111,35 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any
                     f"underlay's gateway, which has no route to pods ({missing} is missing)",
                     lab.route_fix(ns, dst))
     return None
+
+
+def wrong_next_hop(lab: Any, ns: str, gateway: str | None, oif: str | None, matched: str | None) -> Reason | None:
+    """The route the kernel took to another node's pod CIDR is not the plan's: it has another next hop (host-gw: via
+    a third node, which forwards it on), or another device. Returns (why, the plan's route put back)."""
+    if not matched or ns not in {n for n, _ in getattr(lab, "node_pod_cidrs", {}).values()}:
+        return None
+    first = matched.split()[0]
+    try:
+        cidr = str(IPv4Network(first, strict=False)) if first != "default" else None
+    except ValueError:
+        return None
+    plan = getattr(lab, "planned_route", {})
+    fix = plan.get((ns, cidr)) if cidr is not None else None
+    if fix is None:
+        return None
+    want_via = lab.planned_route_via.get((ns, cidr))
+    want_dev = lab.planned_route_dev.get((ns, cidr))
+    if (want_via is None or want_via == gateway) and (want_dev is None or want_dev == oif):
+        return None
+    whose = next((f" ({node}'s pod CIDR)" for node, (_, c) in lab.node_pod_cidrs.items() if c == cidr), "")
+    took = (f"via {lab.name_ip(gateway)}" if gateway else "directly") + f" dev {oif}"
+    want = (f"via {lab.name_ip(want_via)}" if want_via else "directly") + f" dev {want_dev or oif}"
+    detour = f": the packet takes a detour through {lab.name_ip(gateway)}" if gateway and want_via else ""
+    if detour and gateway in getattr(lab, "node_ips", ()):
+        detour += (", a node, which masquerades the pod traffic it forwards (Flannel's rule) and drops as INVALID "
+                   "a reply to a flow whose start it never saw (kube-proxy's KUBE-FORWARD)")
+    return (f"the route to {cidr}{whose} in {ns} goes {took}, but the plan's goes {want}{detour}",
+            fix.replace(" route add ", " route replace ", 1))
 
 
 def unknown_vtep(lab: Any, remote: str) -> str | None:

@@ -117,6 +117,8 @@ class LabMap:
     # from its addresses, which stay, do come back)
     planned_on_dev: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     planned_route_dev: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its device
+    planned_route_via: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its gateway
+    planned_fdb_dst: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> remote VTEP
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
     # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -166,8 +168,11 @@ class LabMap:
                 neighs.setdefault((r.netns, r.dev), []).append(r.command())
             elif isinstance(r, Fdb):
                 m.planned_fdb[(r.netns, r.dev, r.lladdr.lower())] = r.command()
+                m.planned_fdb_dst[(r.netns, r.dev, r.lladdr.lower())] = str(r.dst)
             elif isinstance(r, Route):
                 m.planned_route[(r.netns, str(IPv4Network(r.dst)))] = r.command()
+                if r.gateway is not None:
+                    m.planned_route_via[(r.netns, str(IPv4Network(r.dst)))] = str(r.gateway)
                 if r.dev:
                     m.planned_on_dev.setdefault((r.netns, r.dev), []).append(r.command())
                     m.planned_route_dev[(r.netns, str(IPv4Network(r.dst)))] = r.dev

@@ -44,6 +44,7 @@ class TraceResult:
     policy: list[dict[str, Any]] = field(default_factory=list)  # NetworkPolicy verdicts (trace/policy.py)
     repair: str = "sudo netlab up"  # the `up` that repairs this lab (with -t FILE when it came from a file)
     refused: str | None = None  # delivered, and refused there (a reset, a port unreachable): why (refusal.py)
+    nat: dict[str, Any] | None = None  # delivered pod to pod from another source (verdict.nat_between_pods)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -58,8 +59,9 @@ class TraceResult:
     @property
     def ok(self) -> bool:
         """Delivered and not refused, and no flow the policies deny got past a node that should have stopped it
-        (the policies are an expectation too: ``probe`` and ``policy table`` fail on such a flow)."""
-        return self.verdict.delivered and self.refused is None and not self.not_stopped
+        (the policies are an expectation too: ``probe`` and ``policy table`` fail on such a flow), and not
+        masqueraded on its way from pod to pod (the network model's first rule: ``probe`` fails on it too)."""
+        return self.verdict.delivered and self.refused is None and not self.not_stopped and self.nat is None
 
     @property
     def not_stopped(self) -> bool:
@@ -83,7 +85,7 @@ class TraceResult:
             "hops": [h.to_json() for h in self.forward.hops],
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
-            "policy": self.policy, "repair": self.repair, "refused": self.refused,
+            "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
         }
 
 
@@ -157,6 +159,16 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
                 line += (f"; NO REPLY (lost at hop {label(lost)}, {lost.netns} {lost.device}: "
                          f"{r.reply_verdict.reason})")
         out.append(line)
+        if r.reply_verdict and not r.reply_verdict.delivered and r.reply_verdict.fix and not r.reply_received:
+            also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(r.reply_verdict.fix) else ""
+            out.append(f"  fix: {r.reply_verdict.fix}{also}")
+        if r.nat:
+            out.append(f"NAT: {r.nat['text']}")
+            if r.nat.get("cause"):
+                out.append(f"  because: {r.nat['cause']} (hop {r.nat['cause_hop']})")
+            if r.nat.get("fix"):
+                also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(r.nat["fix"]) else ""
+                out.append(f"  fix: {r.nat['fix']}{also}")
     else:
         lost = r.forward.hops[v.lost_at] if v.lost_at is not None and v.lost_at < len(r.forward.hops) else None
         where = f" at hop {lost.index} ({lost.netns} {lost.device})" if lost else ""

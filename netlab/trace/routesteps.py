@@ -105,6 +105,8 @@ class RouteSteps(WalkParts):
         src = f" src {ans.prefsrc}" if ans.prefsrc and not iif else ""
         matched = f"; matched: {ans.matched}" if ans.matched else ""
         problem = down if snat is None else None  # a down device is named on the last row written here
+        # Not the plan's next hop: the packet goes on (the rows after say where), but this row is why it strays.
+        astray = faults.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) if not down else None
         if self.stack and not self.stack[-1].shown:
             enc = self.stack[-1]
             enc.shown = True
@@ -117,9 +119,13 @@ class RouteSteps(WalkParts):
                           oif=oif)
         else:
             fwd = " (forwarded)" if iif else ""
+            fix = None
+            if astray is not None:
+                problem, fix = astray
             self.rows.add(ns, oif, "route", f"route get {before.dst} →{via} dev {oif}{src}{fwd}{matched}",
-                          [cmd], self._obs(ns, oif, "out"), problem, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc,
-                          matched=ans.matched, iif=iif)
+                          [cmd] + ([f"ip -n {ns} route"] if astray else []), self._obs(ns, oif, "out"), problem,
+                          fix, oif=oif, gateway=ans.gateway, prefsrc=ans.prefsrc, matched=ans.matched, iif=iif,
+                          astray=astray is not None or None)
         if snat is not None:
             old, hit = snat
             self.rows.add(ns, oif, "snat", nat.describe(self.lab, "src", hit, old, self.flow),

@@ -12,6 +12,7 @@ to the firewall.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from netlab.trace.flow import Observe, Packet
 from netlab.trace.hops import Hop, Walk
@@ -121,7 +122,7 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     if problems and (lost is None or problems[0] <= lost or _explains(hops, lost, problems[0])):
         p = hops[problems[0]]
         # Seen past the problem row, the packet went on as the walk did not: say where it vanished.
-        went_on = f" (it went on, and was not seen on {hops[after[0]].netns} {hops[after[0]].device})" \
+        went_on = f" (it went on, and was not seen {_on(hops[after[0]], hops[last_seen])})" \
             if after and problems[0] < last_seen else ""
         return Verdict(False, problems[0], f"{p.problem}{went_on}", p.fix)
     if w.reason and not problems:
@@ -130,14 +131,24 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
         return Verdict(False, None, "nothing was captured")
     h = hops[lost]
     prev = hops[last_seen] if last_seen >= 0 else None
-    where = f"seen on {prev.netns} {prev.device}, " if prev else ""
+    where = f"seen {_on(prev, h)}, never {_on(h, prev)}; " if prev else ""
     who = h.where.split()[-1]
     # A problem row further on is past the place where the packet vanished: the answers up to here are right.
     upto = " up to there" if problems else ""
     named = f" --lab {lab}" if lab else ""
-    return Verdict(False, lost, f"{where}never on {h.netns} {h.device}; the kernel's route, ARP and FDB answers"
+    where = where or f"never {_on(h)}; "
+    return Verdict(False, lost, f"{where}the kernel's route, ARP and FDB answers"
                                 f"{upto} look right, so look at the firewall: netlab inspect{named} {who} (iptables "
                                 f"counters) or netlab capture{named} {who}:{h.device}")
+
+
+def _on(h: Hop, other: Hop | None = None) -> str:
+    """Where a row watches the packet, in words: "on NS DEV", or where ``other`` watches the same device in the
+    other direction, "arriving on NS DEV" / "leaving by NS DEV" (seen coming in, lost inside that namespace)."""
+    here, there = _place(h), _place(other) if other is not None else None
+    if there is None or here[:2] != there[:2] or here[2] == there[2]:
+        return f"on {h.netns} {h.device}"
+    return f"{'leaving by' if here[2] == 'out' else 'arriving on'} {h.netns} {h.device}"
 
 
 def _place(h: Hop) -> tuple[str, str, str]:
@@ -154,3 +165,27 @@ def _explains(hops: list[Hop], lost: int, problem: int) -> bool:
     problem's place, which is then not why."""
     place = _place(hops[problem])
     return all(_place(h) == place for h in hops[lost:problem + 1] if h.seen is not None)
+
+
+def nat_between_pods(w: Walk, src_ip: str, src_netns: str | None, where: dict[str, str]) -> dict[str, Any] | None:
+    """A pod's packet delivered to another pod with another source than its own: a node on the way masqueraded
+    it, and the Kubernetes network model's first rule, pods reach pods without NAT, is broken (probe's "no NAT"
+    check fails on it too). ``where``: netns -> "pod x1"/"node a". What it says: the masquerade's row, and the row
+    that sent the packet there when the walk found one (a route that is not the plan's), with its fix."""
+    end = w.end_netns
+    if (w.outcome != "delivered" or w.final is None or end is None or end == src_netns
+            or not where.get(end, "").startswith("pod ") or not where.get(src_netns or "", "").startswith("pod ")
+            or w.final.src == src_ip):
+        return None
+    snat = next((h for h in w.hops if h.kind == "snat"), None)
+    by = f"{where.get(snat.netns, snat.netns)} ({snat.netns}) masqueraded it at hop {snat.index}" if snat \
+        else "it was masqueraded"
+    dst = where[end].split()[-1]
+    out: dict[str, Any] = {
+        "text": (f"{dst} got the packet from {w.final.src}, not from {src_ip}: {by} on the way; the Kubernetes "
+                 "network model's rule that pods reach pods without NAT is broken"),
+        "hop": snat.index if snat else None, "source": w.final.src}
+    cause = next((h for h in w.hops if h.problem and (snat is None or w.hops.index(h) < w.hops.index(snat))), None)
+    if cause is not None:
+        out.update(cause=cause.problem, cause_hop=cause.index, fix=cause.fix)
+    return out

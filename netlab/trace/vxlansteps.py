@@ -32,6 +32,8 @@ class Encap:
     src_mac: str | None
     dst_mac: str
     shown: bool = False  # the encapsulation row was written
+    netns: str = ""  # the node that encapsulated
+    remote: str = ""  # the remote VTEP its FDB entry named
 
 
 class VxlanSteps(WalkParts):
@@ -66,7 +68,7 @@ class VxlanSteps(WalkParts):
             return self._stop(stale)
         if vx is None:
             return self._stop(f"{link.name} has no VXLAN settings")
-        self.stack.append(Encap(self.flow, vx.vni, link.name, link.mac, mac))
+        self.stack.append(Encap(self.flow, vx.vni, link.name, link.mac, mac, netns=ns, remote=remote))
         self.flow = Flow("udp", vx.local, remote, None, vx.port)
         if not vx.local:
             src = self._source(ns, remote)
@@ -83,21 +85,26 @@ class VxlanSteps(WalkParts):
         enc = self.stack[-1]
         if vx is None or vx.vxlan is None:
             why = f"UDP port {f.dport} is local in {ns} but no VXLAN device listens there: the kernel drops it"
+            # The plan's VXLAN device of this node (its FDB entries name it), deleted or made on another port: the
+            # lab's repair makes it again, with its address, ARP and FDB entries and its routes.
+            planned = sorted({dev for (fns, dev, _) in self.lab.planned_fdb if fns == ns})
+            gone = [dev for dev in planned if dev not in self.k.links(ns)]
+            if gone:
+                why += f" ({gone[0]}, the lab's VXLAN device there, is missing)"
             self.rows.add(ns, iif or "-", "decap", f"route get {f.dst} → local", [cmd],
-                          self._obs(ns, iif or "lo", "in"), problem=why)
+                          self._obs(ns, iif or "lo", "in"), problem=why, fix=self.lab.repair if planned else None)
             return self._stop(why)
         self.rows.add(ns, iif or "lo", "decap",
                       f"route get {f.dst} → local; UDP {f.dport} belongs to {vx.name} "
                       f"(VNI {vx.vxlan.vni}): decapsulate",
                       [cmd, f"ip -n {ns} -d link show {vx.name}"], self._obs(ns, iif or "lo", "in"),
                       vni=enc.vni, vxlan_device=vx.name)
-        problem = None
+        problem = fix = None
         if vx.vxlan.vni != enc.vni:
             problem = (f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped "
                        f"(the sender, {self.lab.name_ip(f.src)}, has a VXLAN device of another VNI)")
         elif vx.mac and enc.dst_mac.lower() != vx.mac.lower():
-            problem = (f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops "
-                       "it (stale ARP/FDB entries on the sending node?)")
+            problem, fix = self._wrong_vtep(ns, vx, enc)
         self.flow = enc.inner
         self.stack.pop()
         self._fragments = 0  # reassembled here
@@ -107,7 +114,7 @@ class VxlanSteps(WalkParts):
         commands = [f"ip -n {ns} -br link show {vx.name}"]
         seen = self._obs(ns, vx.name, "in")
         if problem:
-            self.rows.add(ns, vx.name, "arrive", text, commands, seen, problem=problem)
+            self.rows.add(ns, vx.name, "arrive", text, commands, seen, problem=problem, fix=fix)
             return self._stop(problem)
         new, nat_row = self._prerouting(ns, vx.name)
         if new is not None and seen is not None:
@@ -119,3 +126,16 @@ class VxlanSteps(WalkParts):
         if new is not None:
             self.flow = new
         return self._route(ns, vx.name)
+
+    def _wrong_vtep(self, ns: str, vx: LinkFacts, enc: Encap) -> tuple[str, str | None]:
+        """An inner frame for another VTEP's MAC than this node's: the sending node's FDB entry for that MAC names
+        this node, where the plan's names another (the fix puts the plan's remote back: `fdb replace`, as an
+        append to a unicast MAC's entry changes nothing); else its ARP entry gave a MAC the plan does not know."""
+        why = f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops it"
+        key = (enc.netns, enc.vxdev, enc.dst_mac.lower())
+        want = self.lab.planned_fdb_dst.get(key)
+        if want is None or want == enc.remote:
+            return why + " (stale ARP/FDB entries on the sending node?)", None
+        return (why + f" ({self.lab.where(enc.netns)}'s FDB entry for {enc.dst_mac} on {enc.vxdev} sends it to "
+                f"{self.lab.name_ip(enc.remote)}, the plan's to {self.lab.name_ip(want)})",
+                self.lab.planned_fdb[key].replace(" fdb append ", " fdb replace ", 1))

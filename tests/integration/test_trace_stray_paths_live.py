@@ -1,0 +1,146 @@
+"""Paths that stray from the plan on real 3-node labs: trace blames what status names, and its printed fix, run
+as printed, repairs the lab (real pings flow again).
+
+- vxlan, flannel.1 deleted on n3: trace said "the overlay route is missing" and printed a route through the
+  missing device (`Cannot find device "flannel.1"`); to n3 it named no VXLAN device listening and printed no fix;
+- vxlan, n1's FDB entry for n3's VTEP MAC naming n2: the right diagnosis, no fix;
+- host-gw, b's route to a's pod CIDR via c: c masquerades what it forwards, so x2 -> x1 was "delivered" (with c's
+  address as source: the no-NAT rule broken, exit 0), and x1 -> x2's reply, dropped by c as INVALID, was "seen
+  on c eth0, never on c eth0 ... look at the firewall".
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from helpers import in_netns, ip, netlab
+
+pytestmark = pytest.mark.root
+
+
+def trace(lab: str, *args: str) -> tuple[dict, int]:
+    proc = netlab("trace", "--lab", lab, *args, "-o", "json", check=False, timeout=60)
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout), proc.returncode
+
+
+def pod_ip(netns: str) -> str:
+    return json.loads(ip("-j", "addr", "show", "eth0", netns=netns).stdout)[0]["addr_info"][0]["local"]
+
+
+def node_ip(netns: str) -> str:
+    return json.loads(ip("-j", "addr", "show", "eth0", netns=netns).stdout)[0]["addr_info"][0]["local"]
+
+
+def pings(netns: str, dst: str) -> bool:
+    return in_netns(netns, "ping", "-c1", "-W2", dst).returncode == 0
+
+
+def run_fix(fix: str) -> None:
+    """The fix as printed: a netlab command through the CLI, anything else pasted into a shell."""
+    if fix.startswith("sudo netlab "):
+        netlab(*fix.split()[2:])
+        return
+    proc = subprocess.run(["sh", "-c", fix], capture_output=True, text=True, timeout=20)
+    assert proc.returncode == 0, (fix, proc.stderr)
+
+
+def topology(lab: str, mode: str) -> str:
+    underlay = "{cidr: 192.168.78.0/24, mtu: 1500}"
+    return f"""name: {lab}
+network: {{mode: {mode}, underlay: {underlay}}}
+nodes: [{{name: n1}}, {{name: n2}}, {{name: n3}}]
+pods: [{{name: p1, node: n1}}, {{name: p2, node: n2}}, {{name: p3, node: n3}}]
+"""
+
+
+def test_vxlan_fdb_entry_naming_another_node_is_fixed_as_printed(labs):
+    lab = labs.name("sp")
+    labs.up(topology(lab, "vxlan"))
+    n1, n3 = f"{lab}-n1", f"{lab}-n3"
+    p3 = pod_ip(f"{lab}-p3")
+    assert pings(f"{lab}-p1", p3)
+
+    # n1's FDB entry for n3's VTEP MAC names n2: n2 drops the inner frame (not its MAC).
+    mac = json.loads(ip("-j", "link", "show", "flannel.1", netns=n3).stdout)[0]["address"]
+    subprocess.run(["bridge", "-n", n1, "fdb", "replace", mac, "dev", "flannel.1", "dst", node_ip(f"{lab}-n2"),
+                    "self", "permanent"], check=True)
+    assert not pings(f"{lab}-p1", p3)
+    d, rc = trace(lab, "p1", "p3")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == f"{lab}-n2" and "FDB entry for" in lost["reason"], lost
+    assert lost["fix"] == f"bridge -n {n1} fdb replace {mac} dev flannel.1 dst {node_ip(n3)} self permanent", lost
+    run_fix(lost["fix"])
+    assert pings(f"{lab}-p1", p3) and trace(lab, "p1", "p3")[0]["delivered"]
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_vxlan_deleted_device_is_blamed_and_repaired_by_the_labs_up(labs):
+    lab = labs.name("sp")
+    path, _ = labs.up(topology(lab, "vxlan"))
+    n3 = f"{lab}-n3"
+    p1, p3 = pod_ip(f"{lab}-p1"), pod_ip(f"{lab}-p3")
+    assert pings(f"{lab}-p3", p1)
+    # flannel.1 deleted on n3, and its routes, ARP and FDB entries with it.
+    ip("link", "del", "flannel.1", netns=n3)
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and f"missing: link flannel.1 in {n3}" in status.stdout, status.stdout
+    d, rc = trace(lab, "p3", "p1")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == n3, lost
+    assert "flannel.1, the device the overlay route goes out of, is missing there" in lost["reason"], lost
+    # The route through it is what trace printed before: the kernel refuses it.
+    old = subprocess.run(["ip", "-n", n3, "route", "add", "10.244.0.0/24", "via", "10.244.0.0", "dev", "flannel.1",
+                          "onlink"], capture_output=True, text=True)
+    assert old.returncode != 0 and "Cannot find device" in old.stderr, old
+    assert lost["fix"] == f"sudo netlab up -t {path}" == d["repair"], lost
+    d, rc = trace(lab, "p1", "p3")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == n3 and "(flannel.1, the lab's VXLAN device there, is missing)" in \
+        lost["reason"], lost
+    assert lost["fix"] == d["repair"], lost
+    run_fix(lost["fix"])
+    assert pings(f"{lab}-p1", p3) and pings(f"{lab}-p3", p1)
+    assert trace(lab, "p3", "p1")[0]["delivered"]
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_host_gw_route_via_a_third_node_is_blamed_and_its_masquerade_fails_the_trace(labs):
+    lab = labs.name("sp")
+    labs.up(topology(lab, "host-gw"))
+    n2 = f"{lab}-n2"
+    p1, p2 = pod_ip(f"{lab}-p1"), pod_ip(f"{lab}-p2")
+    n1_ip, n3_ip = node_ip(f"{lab}-n1"), node_ip(f"{lab}-n3")
+    d, rc = trace(lab, "p2", "p1")
+    assert rc == 0 and d["nat"] is None and d["delivered"], d
+    ip("route", "replace", "10.244.0.0/24", "via", n3_ip, "dev", "eth0", netns=n2)
+
+    d, rc = trace(lab, "p2", "p1")
+    assert d["delivered"] and rc == 1, d
+    # The capture's proof: p1 got the packet with n3's address as its source.
+    last = d["hops"][-1]
+    assert last["kind"] == "deliver" and last["seen"] is True, last
+    assert last["observe"]["flow"].startswith(f"{n3_ip} → "), last
+    nat = d["nat"]
+    assert nat["source"] == n3_ip and "pods reach pods without NAT is broken" in nat["text"], nat
+    assert f"the route to 10.244.0.0/24 (n1's pod CIDR) in {n2} goes via {n3_ip} (n3)" in nat["cause"], nat
+    assert nat["fix"] == f"ip -n {n2} route replace 10.244.0.0/24 via {n1_ip} dev eth0", nat
+    text = netlab("trace", "--lab", lab, "p2", "p1", check=False)
+    assert text.returncode == 1 and "\nNAT: p1 got the packet from " in text.stdout, text.stdout
+
+    # The other way, the reply goes through n3, which never saw the request: dropped there as INVALID.
+    d, rc = trace(lab, "p1", "p2")
+    lost = d["reply_lost"]
+    assert lost is not None and lost["netns"] == n2 and "the plan's goes via" in lost["reason"], lost
+    assert f"not seen leaving by {lab}-n3 eth0" in lost["reason"] and "look at the firewall" not in lost["reason"]
+    assert lost["fix"] == nat["fix"], lost
+    assert not pings(f"{lab}-p1", p2)
+
+    run_fix(nat["fix"])
+    assert pings(f"{lab}-p1", p2) and pings(f"{lab}-p2", p1)
+    d, rc = trace(lab, "p2", "p1")
+    assert rc == 0 and d["nat"] is None, d
+    assert netlab("status", "--lab", lab, check=False).returncode == 0

@@ -1,0 +1,166 @@
+"""trace on multi-node labs whose path strays from the plan: a deleted VXLAN device, an FDB entry naming the
+wrong node, a host-gw route via a third node (which masquerades the pods' packets it forwards)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from netlab.plan.build import build_plan
+from netlab.plan.resources import Route
+from netlab.trace.facts import CtEntry, FdbFacts, RouteFacts
+from netlab.trace.flow import Flow, Observe
+from netlab.trace.hops import Hop, Walk
+from netlab.trace.labmap import LabMap
+from netlab.trace.render import TraceResult, number, render_text
+from netlab.trace.verdict import explain, mark_seen, nat_between_pods
+from netlab.trace.walk import walk
+from test_trace_walk import FakeKernel, _seen_everywhere, lab_from
+
+
+def three_nodes(mode: str) -> str:
+    return f"""name: t3
+network: {{mode: {mode}, underlay: {{cidr: 192.168.78.0/24, mtu: 1500}}}}
+nodes: [{{name: a}}, {{name: b}}, {{name: c}}]
+pods: [{{name: x1, node: a}}, {{name: x2, node: b}}, {{name: x3, node: c}}]
+"""
+
+
+class Kernel(FakeKernel):
+    """The fake kernel, with a device deleted, FDB remotes and route next hops changed."""
+
+    def __init__(self, lab, plan):
+        super().__init__(lab, plan)
+        self.fdb_dst: dict[tuple[str, str, str], str] = {}  # (netns, dev, mac) -> the remote it names now
+        self.via: dict[tuple[str, str], str] = {}  # (netns, dst cidr) -> the gateway its route names now
+
+    def delete(self, ns: str, dev: str) -> None:
+        """`ip link del`: the device, its addresses and its routes are gone."""
+        self._links[ns].pop(dev)
+        self.addrs.pop((ns, dev), None)
+        self.no_route |= {(ns, str(r.dst)) for r in self.plan.resources if isinstance(r, Route) and r.netns == ns
+                          and r.dev == dev}
+
+    def fdb(self, netns):
+        return [replace(e, dst=self.fdb_dst.get((netns, e.dev, e.lladdr), e.dst)) if isinstance(e, FdbFacts) else e
+                for e in super().fdb(netns)]
+
+    def route_get(self, netns, dst, src=None, iif=None):
+        ans = super().route_get(netns, dst, src, iif)
+        cidr = (ans.matched or "").split()[0]
+        if cidr == "0.0.0.0/0":  # as the kernel names it
+            return replace(ans, matched=f"default via {ans.gateway} dev {ans.oif}")
+        gw = self.via.get((netns, cidr))
+        if gw is None:
+            return ans
+        return RouteFacts(ans.type, ans.oif, gw, ans.prefsrc, matched=f"{cidr} via {gw} dev {ans.oif}")
+
+
+def world(mode: str):
+    lab = lab_from(three_nodes(mode))
+    plan = build_plan(lab)
+    m = LabMap.from_lab(lab, plan)
+    m.repair = "sudo netlab up -t t3.yaml"
+    return lab, m, Kernel(lab, plan)
+
+
+def test_a_deleted_vxlan_device_is_blamed_and_repaired_by_up_not_by_a_route_through_it():
+    """The route's fix through the missing device failed: `Cannot find device "flannel.1"`."""
+    lab, m, k = world("vxlan")
+    k.delete("t3-c", "flannel.1")
+    w = walk(k, m, "t3-x3", Flow.icmp(None, str(lab.pod("x1").ip), 1))
+    last = w.hops[-1]
+    assert w.outcome == "stopped" and last.netns == "t3-c", last
+    assert "flannel.1, the device the overlay route goes out of, is missing there" in last.problem, last.problem
+    assert "the overlay route is missing" not in last.problem and last.fix == m.repair
+
+
+def test_vxlan_packets_to_a_node_without_its_device_are_fixed_by_the_repair():
+    lab, m, k = world("vxlan")
+    k.delete("t3-c", "flannel.1")
+    w = walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1))
+    last = w.hops[-1]
+    assert (last.netns, last.kind) == ("t3-c", "decap"), last
+    assert last.problem.endswith("no VXLAN device listens there: the kernel drops it (flannel.1, the lab's VXLAN "
+                                 "device there, is missing)"), last.problem
+    assert last.fix == m.repair
+
+
+def test_an_fdb_entry_naming_another_node_is_fixed_by_replacing_its_remote():
+    lab, m, k = world("vxlan")
+    mac = lab.node("c").vxlan_mac
+    b_ip, c_ip = str(lab.node("b").ip), str(lab.node("c").ip)
+    k.fdb_dst[("t3-a", "flannel.1", mac)] = b_ip
+    w = walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1))
+    last = w.hops[-1]
+    assert (last.netns, last.device, last.kind) == ("t3-b", "flannel.1", "arrive"), last
+    assert f"node a's FDB entry for {mac} on flannel.1 sends it to {b_ip} (b), the plan's to {c_ip} (c)" \
+        in last.problem, last.problem
+    assert last.fix == f"bridge -n t3-a fdb replace {mac} dev flannel.1 dst {c_ip} self permanent"
+    k.fdb_dst.clear()  # with the plan's remote, the same frame is b's no more: no claim about a's entry
+    assert walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1)).outcome == "delivered"
+
+
+def _detour(m: LabMap, k: Kernel, lab) -> tuple[str, str, str]:
+    """b routes a's pod CIDR via c (a wrong next hop), and c masquerades what it forwards (Flannel's rule)."""
+    a_ip, c_ip = str(lab.node("a").ip), str(lab.node("c").ip)
+    k.via[("t3-b", str(lab.node("a").pod_cidr))] = c_ip
+    x1, x2 = str(lab.pod("x1").ip), str(lab.pod("x2").ip)
+    k.ct["t3-c"] = [CtEntry(Flow.icmp(x2, x1, 1), Flow.icmp(x1, c_ip, 1))]
+    return a_ip, c_ip, x1
+
+
+def test_a_route_via_another_node_than_the_plans_is_blamed_with_the_plans_route_back():
+    lab, m, k = world("host-gw")
+    a_ip, c_ip, x1 = _detour(m, k, lab)
+    w = walk(k, m, "t3-x2", Flow.icmp(None, x1, 1))
+    route = next(h for h in w.hops if h.netns == "t3-b" and h.kind == "route")
+    cidr = str(lab.node("a").pod_cidr)
+    assert route.problem.startswith(f"the route to {cidr} (a's pod CIDR) in t3-b goes via {c_ip} (c) dev eth0, but "
+                                    f"the plan's goes via {a_ip} (a) dev eth0: the packet takes a detour through "
+                                    f"{c_ip} (c), a node, which masquerades"), route.problem
+    assert route.fix == f"ip -n t3-b route replace {cidr} via {a_ip} dev eth0"
+    k.via.clear()
+    assert not any(h.problem for h in walk(k, m, "t3-x2", Flow.icmp(None, x1, 1)).hops)
+
+
+def test_a_pod_to_pod_packet_delivered_masqueraded_breaks_the_no_nat_rule_and_fails():
+    lab, m, k = world("host-gw")
+    a_ip, c_ip, x1 = _detour(m, k, lab)
+    w = walk(k, m, "t3-x2", Flow.icmp(None, x1, 1))
+    mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
+    assert w.outcome == "delivered" and w.final is not None and w.final.src == c_ip
+    r = TraceResult(lab="t3", src={"name": "x2", "ip": str(lab.pod("x2").ip)}, dst={"name": "x1", "ip": x1},
+                    proto="icmp", port=None, marker="m", forward=w, reply=None, verdict=explain(w),
+                    reply_verdict=None, reply_received=True, repair=m.repair)
+    number(r)
+    assert r.ok  # before the NAT is judged
+    r.nat = nat_between_pods(w, str(lab.pod("x2").ip), "t3-x2", m.names)
+    snat = next(h for h in w.hops if h.kind == "snat")
+    assert r.nat is not None and r.nat["hop"] == snat.index and r.nat["source"] == c_ip
+    assert r.nat["fix"] == f"ip -n t3-b route replace {lab.node('a').pod_cidr} via {a_ip} dev eth0"
+    assert not r.ok and r.to_json()["nat"] == r.nat
+    text = render_text(r)
+    assert (f"NAT: x1 got the packet from {c_ip}, not from {lab.pod('x2').ip}: node c (t3-c) masqueraded it at hop "
+            f"{snat.index} on the way; the Kubernetes network model's rule that pods reach pods without NAT is "
+            "broken") in text, text
+    assert f"  fix: {r.nat['fix']}   (or: {m.repair}, which repairs the lab)" in text
+    # The same source at both ends: no NAT to speak of.
+    k.via.clear()
+    k.ct.clear()
+    w = walk(k, m, "t3-x2", Flow.icmp(None, x1, 1))
+    assert nat_between_pods(w, str(lab.pod("x2").ip), "t3-x2", m.names) is None
+
+
+def _row(device: str, direction: str, seen: bool) -> Hop:
+    flow = Flow.icmp("10.244.1.2", "10.244.0.2", 1)
+    return Hop("t3-c", "node c", device, "route", "d", observe=Observe("t3-c", device, direction, flow, "reply"),
+               seen=seen)
+
+
+def test_a_packet_seen_coming_in_and_not_going_out_of_one_device_says_which_way():
+    """It read "seen on t3-c eth0, never on t3-c eth0"."""
+    w = Walk([_row("eth0", "in", True), _row("eth0", "out", False)], "delivered")
+    reason = explain(w).reason or ""
+    assert reason.startswith("seen arriving on t3-c eth0, never leaving by t3-c eth0; "), reason
+    w = Walk([_row("cni0", "in", True), _row("eth0", "out", False)], "delivered")
+    assert (explain(w).reason or "").startswith("seen on t3-c cni0, never on t3-c eth0; ")
