@@ -214,7 +214,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     result.repair = lm.repair
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
                     tpolicy.Tables(policy_tables, result.repair))
-    result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names) if result.verdict.delivered else None
+    result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
     if sent.refused and arrived and result.verdict.delivered and fwd.final is not None and fwd.final.dport is not None:
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]

@@ -167,13 +167,17 @@ def _explains(hops: list[Hop], lost: int, problem: int) -> bool:
     return all(_place(h) == place for h in hops[lost:problem + 1] if h.seen is not None)
 
 
-def nat_between_pods(w: Walk, src_ip: str, src_netns: str | None, where: dict[str, str]) -> dict[str, Any] | None:
-    """A pod's packet delivered to another pod with another source than its own: a node on the way masqueraded
-    it, and the Kubernetes network model's first rule, pods reach pods without NAT, is broken (probe's "no NAT"
-    check fails on it too). ``where``: netns -> "pod x1"/"node a". What it says: the masquerade's row, and the row
-    that sent the packet there when the walk found one (a route that is not the plan's), with its fix."""
+def nat_between_pods(w: Walk, src_ip: str, src_netns: str | None, where: dict[str, str],
+                     dst_ip: str | None = None) -> dict[str, Any] | None:
+    """A pod's packet to another pod's address delivered with another source than its own: a node on the way
+    masqueraded it, and the Kubernetes network model's first rule, pods reach pods without NAT, is broken (probe's
+    "no NAT" check fails on it too). A packet to a Service, a nodePort or a balancer (``dst_ip``, DNATed to the
+    pod) is not judged: kube-proxy masquerades some of those by design. ``where``: netns -> "pod x1"/"node a".
+    What it says: the masquerade's row, and the row that sent the packet there when the walk found one (a route
+    that is not the plan's), with its fix."""
     end = w.end_netns
     if (w.outcome != "delivered" or w.final is None or end is None or end == src_netns
+            or (dst_ip is not None and w.final.dst != dst_ip)
             or not where.get(end, "").startswith("pod ") or not where.get(src_netns or "", "").startswith("pod ")
             or w.final.src == src_ip):
         return None
