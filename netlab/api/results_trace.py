@@ -124,3 +124,12 @@ class Trace:
     # rule that pods reach pods without NAT is broken (trace fails). text, hop (the masquerade's), source (the
     # address the destination saw), and when the walk found why the packet went there: cause, cause_hop, fix.
     nat: Mapping[str, Any] | None = None
+    # Something at the destination answers such a packet (the kernel a SYN or an ICMP echo, a DNS server, netlab's
+    # echo server): its reply lost or never sent fails the trace. False only for a UDP datagram to a port nothing
+    # of netlab's answers, which a program may take and answer nothing (no reply is then no failure).
+    reply_expected: bool = True
+    # To an internet host over TCP or UDP: the temporary echo listener that ran there for the trace (as probe's)
+    listener: str | None = None
+    # The trace's verdict, `netlab trace`'s exit 0: delivered, not refused, the reply (when one is due) back, no
+    # denied flow past its node, no masquerade from pod to pod
+    ok: bool = True

@@ -246,7 +246,10 @@ def egress_rule(lab: "Lab") -> SeenRule | None:
 
 def egress_section(lab: "Lab", proto: str) -> str:
     gw = lab.topo.internet.gateway.ip if lab.topo.internet else "?"
-    return f"egress {proto}/{ECHO_PORT} (pods to internet hosts, seen as the gateway {gw})"
+    # The hosts run nothing of their own: what answers is netlab's echo server, run there for the probe only
+    # (listeners.py), as trace runs it for its one packet.
+    return (f"egress {proto}/{ECHO_PORT} (pods to internet hosts, seen as the gateway {gw}; each host answers "
+            "with a temporary echo listener)")
 
 
 def internet_host_names(lab: "Lab") -> list[str]:

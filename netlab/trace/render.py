@@ -45,6 +45,11 @@ class TraceResult:
     repair: str = "sudo netlab up"  # the `up` that repairs this lab (with -t FILE when it came from a file)
     refused: str | None = None  # delivered, and refused there (a reset, a port unreachable): why (refusal.py)
     nat: dict[str, Any] | None = None  # delivered pod to pod from another source (verdict.nat_between_pods)
+    # Something at the destination answers this packet: the kernel (a SYN, an ICMP echo), a DNS server, netlab's
+    # echo server (a pod's echo port; an internet host's, during the trace). False: a UDP datagram to a port no
+    # program netlab knows answers; it may take a datagram and say nothing (run.reply_expected).
+    reply_expected: bool = True
+    listener: str | None = None  # to an internet host: the temporary echo listener that answered (run._listen)
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
@@ -60,8 +65,20 @@ class TraceResult:
     def ok(self) -> bool:
         """Delivered and not refused, and no flow the policies deny got past a node that should have stopped it
         (the policies are an expectation too: ``probe`` and ``policy table`` fail on such a flow), and not
-        masqueraded on its way from pod to pod (the network model's first rule: ``probe`` fails on it too)."""
-        return self.verdict.delivered and self.refused is None and not self.not_stopped and self.nat is None
+        masqueraded on its way from pod to pod (the network model's first rule: ``probe`` fails on it too), and
+        its reply not lost (the user's connection fails as surely: ``probe`` fails on it too)."""
+        return self.verdict.delivered and self.refused is None and not self.not_stopped and self.nat is None \
+            and not self.reply_lost
+
+    @property
+    def reply_lost(self) -> bool:
+        """No reply came back, and one was due: the destination sent one that was lost on the way back, or sent
+        none where something there answers such a packet (a UDP datagram to a port nothing of netlab's answers
+        may go unanswered: no reply is no failure there)."""
+        v = self.reply_verdict
+        if self.reply_received or self.refused is not None or v is None or v.delivered:
+            return False
+        return not v.never_sent or self.reply_expected
 
     @property
     def not_stopped(self) -> bool:
@@ -86,6 +103,7 @@ class TraceResult:
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
             "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
+            "reply_expected": self.reply_expected, "listener": self.listener, "ok": self.ok,
         }
 
 
@@ -176,6 +194,8 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         if v.fix:
             also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(v.fix) else ""
             out.append(f"  fix: {v.fix}{also}")
+    if r.listener:
+        out.append(f"note: {r.listener}")
     shown: set[str] = set()
     for entry in r.policy:  # one per endpoint a Service may pick: the same words once, and not the result's again
         if entry["text"] in shown or entry["text"] in (v.reason or ""):

@@ -25,11 +25,12 @@ from typing import Any, Callable, Iterator
 
 from netlab.errors import NetnsGone, UsageError
 from netlab.kernel import conntrack, netns as nsmod
+from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
 from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
 from netlab.plan import impair as plan_impair
-from netlab.probe import neighbours as nb
+from netlab.probe import listeners, neighbours as nb
 from netlab.realize.state import lab_netns_gone, netns_gone, repair_command
 from netlab.trace import nodeport, policy as tpolicy, policyrules, refusal
 from netlab.trace.facts import vxlan_on_port
@@ -113,6 +114,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     # entry for (an unanswered SYN stays 120 s), the packet would follow that entry past the nat table.
     held = conntrack.ports_towards(nat_netns, ip_proto, dst.ip, port) \
         if proto in ("tcp", "udp") and port is not None and not sport else set()
+    heard = contextlib.ExitStack()
+    listening = _listen(heard, dst, proto, port, timeout)
     try:
         for ns in namespaces:  # a resolution a repaired fault left half done would fail this packet: start afresh
             nb.forget_unresolved(kernel.conn(ns), nb.dump(kernel.conn(ns)))
@@ -161,6 +164,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             if src.kind == "internet" and dst.kind == "service" and lab.topo.network_policies else None
     finally:
         kernel.close()
+        heard.close()
     step(4)
 
     # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
@@ -179,6 +183,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     losses = _losses(lab, lm)
     fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops), fwd.hops, lab.name)
     bverdict: Verdict | None = None
+    expected = reply_expected(lab, proto, question is not None, arrived, fwd.final)
     if back is not None and not sent.reply and not_arrived(fwd):
         back = None  # the request never reached the destination: no reply left it, and there is no path to show
     if back is not None:
@@ -193,8 +198,12 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             elif vtep is not None:
                 why += (f" (UDP {port} there is the VXLAN device {vtep.name}'s port: it takes only VXLAN packets, and "
                         "dropped this datagram)")
+            elif proto == "udp" and expected:
+                why += " (nothing answered the datagram, though netlab's echo server serves that port there)"
             elif proto == "udp":
-                why += " (nothing answered the datagram: is a server listening on that port?)"
+                why += (" (nothing answered the datagram: is a server listening on that port? No reply is no failure "
+                        "here: nothing netlab runs answers that port, and a UDP program may take a datagram and say "
+                        "nothing)")
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
     # The source address is the one the kernel picked for this destination: a node sends to a pod from flannel.1's
     # or cni0's address, not its underlay one (the first row that a capture can see has it).
@@ -203,7 +212,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         lab=lab.name, src={**src.to_json(), "ip": picked}, dst=dst.to_json(), proto=proto, port=port,
         marker=sent.marker.decode(),
         forward=fwd, reply=back, verdict=fverdict, reply_verdict=bverdict, reply_received=sent.reply,
-        reply_text=sent.reply_text, captured_netns=namespaces, vxlan_port=vx_port,
+        reply_text=sent.reply_text, captured_netns=namespaces, vxlan_port=vx_port, reply_expected=expected,
         packets=sum(1 for p in packets if p.flow is not None and p.role in ("request", "reply", "error")))
     if question is not None:
         result.dns = {"question": question, "id": query_id}
@@ -212,6 +221,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             result.reply_text = dns.text(result.dns["answer"])
     number(result)
     result.repair = lm.repair
+    result.listener = listening
     _policy_verdict(lab, result, src, dst, policy_before, policy_after, unfiltered, balancer,
                     tpolicy.Tables(policy_tables, result.repair))
     result.nat = nat_between_pods(fwd, src.ip, src.netns, lm.names, dst.ip) if result.verdict.delivered else None
@@ -227,6 +237,37 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
+
+
+def _listen(stack: contextlib.ExitStack, dst: Endpoint, proto: str, port: int | None, timeout: float) -> str | None:
+    """An internet host runs nothing of its own: for a TCP or UDP packet to it, netlab's echo server listens on the
+    port for this trace only, as ``probe`` runs one for its egress probes (listeners.py). What to say of it; None:
+    no listener (not an internet host, an ICMP echo, or something of the user's listens there already)."""
+    if dst.kind != "internet" or dst.netns is None or proto == "icmp" or port is None:
+        return None
+    heard = stack.enter_context(listeners.start([(dst.name, dst.netns)], port, lifetime=timeout + 30))
+    if dst.name in heard.already:
+        return None
+    if dst.name in heard.errors:
+        return f"no temporary echo listener on {dst.name}: {heard.errors[dst.name]}"
+    return (f"{dst.name} is an internet host, which runs nothing of its own: netlab's echo server listened on "
+            f"{port} (TCP and UDP) there for this trace only, as it does for probe's egress probes")
+
+
+def reply_expected(lab: Lab, proto: str, dns_query: bool, arrived: str | None, final: Flow | None) -> bool:
+    """Something at the destination answers this packet: the kernel answers a TCP SYN (a SYN-ACK, or a reset)
+    and an ICMP echo; a DNS server a query; netlab's echo server a datagram to a pod's echo port, and to an
+    internet host's, whose temporary listener runs during the trace (listeners.py). Else a UDP datagram to a
+    port no program of netlab's serves: a program there may take it and answer nothing, so no reply is no
+    failure."""
+    if proto != "udp" or dns_query:
+        return True
+    if arrived is None or final is None or final.dport is None:
+        return False
+    if any(netns == arrived for _host, netns in lab.internet_hosts):
+        return True
+    pod = next((p for p in lab.pods if p.netns == arrived), None)
+    return pod is not None and (final.dport, "UDP") in pod_echo_ports(pod)
 
 
 @contextlib.contextmanager

@@ -131,7 +131,8 @@ def test_service_probes_pass_on_a_healthy_lab(labs, tmp_path, mode):
                   "*** svc/web-np tcp/80 (NodePort 30080 on every node)",
                   "*** svc/web-lb tcp/80 (LoadBalancer 203.0.113.100:80)",
                   "*** svc/echo-udp udp/53 (ClusterIP 10.96.0.23)",
-                  "*** egress tcp/8080 (pods to internet hosts, seen as the gateway 203.0.113.1)"):
+                  ("*** egress tcp/8080 (pods to internet hosts, seen as the gateway 203.0.113.1; each host answers with a "
+                   "temporary echo listener)")):
         assert title in lines, out
     assert lines[lines.index("*** svc/web-np tcp/80 (NodePort 30080 on every node)") + 3] == \
         "example -> node-1 node-2"
