@@ -12,6 +12,7 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 from __future__ import annotations
 
 from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat, wrongdnat
+from netlab.trace.facts import RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
 from netlab.trace.labmap import ServiceFacts
@@ -99,6 +100,9 @@ class NatSteps(WalkParts):
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
         else:
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+        unconfirmed = self._unconfirmed(ns, iif, svc, f, why.facts.get("missing_rule")) if svc.endpoints else None
+        if unconfirmed is not None:
+            return unconfirmed
         drop = (faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
                 or (faults.hairpin_off(self.k, ns, self._port_in, f.src, svc)
                     if self.k.bridge_nf(ns) else None)  # without br_netfilter the DNAT is routed, not bridged
@@ -112,6 +116,32 @@ class NatSteps(WalkParts):
                                    facts={**why.facts, "dropped_here": True})
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **why.facts)
+
+    def _unconfirmed(self, ns: str, iif: str | None, svc: ServiceFacts, f: Flow, missing: str | None) -> Hop | None:
+        """A Service packet DNATed by a rule edited by hand to an address that is no endpoint, which died there
+        before conntrack kept an entry (wrongdnat.unconfirmed_rule): the row that blames the rule."""
+        nft = self.k.nft_table(ns) if ns in self.lab.nft_netns else None
+        gap_chain = missing.split()[1] if missing and len(missing.split()) > 1 else None
+        rule = wrongdnat.unconfirmed_rule(self.lab, ns, svc, self.k.nat_table(ns), nft, gap_chain)
+        if rule is None:
+            return None
+        to = (wrongdnat.dnat_to(rule.text) or "").rsplit(":", 1)[0]
+        try:
+            route = self.k.route_get(ns, to)
+        except RouteFailure:
+            route = None
+        dev = route.oif if route is not None and route.type == "unicast" and route.gateway is None else None
+        neigh = self.k.neigh(ns, dev, to) if dev else None
+        arp = wrongdnat.arp_words(self.lab.where(ns).split()[-1], to, dev, neigh.state if neigh else None)
+        why = wrongdnat.unconfirmed(self.lab, ns, svc, f, rule, arp)
+        commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}",
+                    f"ip netns exec {ns} nft list chain {kubeproxy_nft.TABLE} {rule.chain}" if nft is not None else
+                    f"ip netns exec {ns} iptables-save -c -t nat"]
+        if dev:
+            commands.append(f"ip netns exec {ns} ip neigh show {to} dev {dev}")
+        return self.rows.row(ns, iif or "-", "dnat", f"DNAT {f.endpoint('dst')} → {why.facts['dnat_to']}: no "
+                             f"endpoint of Service {svc.name}, and conntrack kept no entry", commands,
+                             problem=why.problem, fix=why.fix, cause=True, **why.facts)
 
     def _held_without_dnat(self, ns: str, iif: str | None, svc: ServiceFacts, hit: nat.Hit) -> Hop:
         """A Service packet that met an entry its namespace held before it, made without a DNAT: the row.

@@ -154,3 +154,50 @@ def test_a_base_chain_comes_back_with_its_hook(nft):
     assert v.fix == (f"ip netns exec {N1} nft 'add chain ip kube-proxy nat-prerouting {{ type nat hook prerouting "
                      "priority -100 ; }; flush chain ip kube-proxy nat-prerouting; add rule ip kube-proxy "
                      "nat-prerouting jump services'")
+
+
+DEAD = "10.244.0.99"  # on node-1's cni0, where no pod answers ARP
+
+
+def test_a_dnat_edited_to_a_dead_address_on_the_node_is_named_though_no_entry_was_kept_iptables(ipt):
+    """The DNATed frame died in node-1's ARP queue for 10.244.0.99 before conntrack confirmed its entry: no entry,
+    yet the rule's counter went up. The rule is to blame, not a missing one; the fix replaces it (-F, -A)."""
+    _, m, k = ipt
+    sep = next(e.sep_chain for e in m.service_for(WEB_IP, 80, "tcp").endpoints if e.pod == "web-1")
+    mark, dnat = sep_rules(k, N1, sep)
+    wrong = dnat.replace(f"{WEB_1}:8080", f"{DEAD}:8080")
+    edit_ipt(k, dnat, wrong)
+    k.ct[N1] = []  # the packet never left node-1: no entry
+    w, v = traced(m, k, to_web())
+    row = w.hops[v.lost_at]
+    assert (row.netns, row.kind) == (N1, "dnat") and not v.delivered and row.facts["unconfirmed"]
+    assert "is missing" not in v.reason and "did not DNAT" not in v.reason
+    assert (f"node-1's nat table DNATs this new connection to {DEAD}:8080, which is no endpoint of Service "
+            f"default/web:http") in v.reason
+    assert f"the rule `{wrong}` did it (its counter went up by 1 during the trace)" in v.reason
+    assert "conntrack kept no entry for this flow" in v.reason
+    ipt_nat = f"ip netns exec {N1} iptables -t nat"
+    assert v.fix.startswith(f"{ipt_nat} -F {sep} && ") and f"-j DNAT --to-destination {WEB_1}:8080" in v.fix
+    assert " -I " not in v.fix  # an insert would leave the bogus rule before the good one
+    assert w.hops[-1] is row  # the packet went no further
+    # Its counter did not move: some other rule kept the packet from it, and the missing DNAT is the reason.
+    _, m, k = services_lab(nft=False)
+    edit_ipt(k, dnat, wrong, counted=0)
+    k.ct[N1] = []
+    w, v = traced(m, k, to_web())
+    assert "is missing" in v.reason and "unconfirmed" not in w.hops[v.lost_at].facts
+
+
+def test_a_dnat_edited_to_a_dead_address_on_the_node_is_named_though_no_entry_was_kept_nftables(nft):
+    _, m, k = nft
+    sep = next(e.sep_chain for e in m.service_for(WEB_IP, 80, "tcp").endpoints if e.pod == "web-1")
+    dnat = f"meta l4proto tcp dnat to {WEB_1}:8080"
+    edit_nft(k, sep, dnat, dnat.replace(WEB_1, DEAD))
+    k.ct[N1] = []
+    w, v = traced(m, k, to_web())
+    row = w.hops[v.lost_at]
+    assert (row.netns, row.kind) == (N1, "dnat") and row.facts["unconfirmed"]
+    assert "cluster-ips-check" not in v.reason and "is missing" not in v.reason
+    assert (f"the rule `meta l4proto tcp dnat to {DEAD}:8080` of chain {sep} did it, where kube-proxy writes "
+            f"`{dnat}` (the DNAT to endpoint web-1)") in v.reason
+    assert v.fix.startswith(f"ip netns exec {N1} nft 'add chain ip kube-proxy {sep}; flush chain ip kube-proxy {sep};")
