@@ -17,7 +17,7 @@ from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, ch
                              method)
 from netlab.api.frozen import freeze
 from netlab.errors import UsageError
-from netlab.realize.state import repair_up, replaces, up_command
+from netlab.realize.state import repair_up, replaces
 
 if TYPE_CHECKING:
     from netlab.api.lab import Lab
@@ -35,7 +35,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = f"Lab({lab.name!r}).repair()" if api else repair_up(state)
     elif not done.ok and isinstance(topology, (str, os.PathLike)):
         path, again = os.fspath(topology), replaces(state, os.fspath(topology))
-        repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else up_command(path, again)
+        repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else repair_up(state)
     from netlab.workload.policy import up_leaves
 
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),

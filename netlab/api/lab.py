@@ -34,7 +34,7 @@ from netlab.api.jsonio import from_json
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
 from netlab.realize.state import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
-from netlab.realize.state import ADDRESSES, running_lab, state_version
+from netlab.realize.state import ADDRESSES, replaces, running_lab, state_version, up_command
 from netlab.realize.state_dir import check_lab_name
 
 # What only some methods need (loading a topology, probes, views of the model)
@@ -390,7 +390,10 @@ class Lab(PodActions):
         saved = loaded.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)
         # resolved as up resolves it: the running lab's pods and Services keep the addresses they hold
         held = {**state.extra, ADDRESSES: state.holding().to_json()}
-        return replace(state, topology=saved, extra=held), loaded.origin
+        # The `up` that applies that plan, for status's lines to name (a dict: none to type; they name the lab's own)
+        path = os.fspath(topology) if isinstance(topology, (str, os.PathLike)) else None
+        repair = up_command(path, replaces(state, path)) if path is not None else None
+        return replace(state, topology=saved, extra=held, repair=repair), loaded.origin
 
 
 _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load when asked for

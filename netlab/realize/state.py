@@ -48,6 +48,10 @@ class LabState:
     # Extra records owned by later features (containers, nat payloads ...).
     extra: dict[str, Any] = field(default_factory=dict)
     phase: str = "creating"  # creating | up | failed | deleting
+    # Not saved: the `up` that makes the kernel as ``topology`` plans it when that is not what the lab runs
+    # (`status -t FILE` compares the kernel with FILE's plan, netlab.api.Lab._against: `up -t FILE
+    # --reconfigure` applies it). repair_up says it, and so every line of that status names one command.
+    repair: str | None = field(default=None, repr=False, compare=False)
     # The topology as validated, beside the dict it was validated from: a topology is validated once
     # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
     # edited in place).
@@ -337,7 +341,9 @@ def repair_up(state: LabState) -> str:
     the kernel with. That is its file when the lab is as its file made it; `up --lab NAME` when its desired state
     holds changes the file does not (`netlab impair`'s: `up -t FILE` would put the file's impairments back), and
     for a lab made from a dict or the built-in default, which has no file (a plain `up` makes the built-in lab
-    "demo", whatever lab was meant)."""
+    "demo", whatever lab was meant). A state made for another file's plan (``state.repair``): that file's `up`."""
+    if state.repair is not None:
+        return state.repair
     if state.source and not edited_at_run_time(state):
         return up_command(state.source)
     return f"sudo netlab up --lab {state.lab}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
 
 import pytest
 
-from helpers import in_netns, netlab, two_node_topology, wait_for
+from helpers import in_netns, netlab, two_node_topology, wait_for, write_topology
 from netlab.kernel.processes import proc_state
 
 pytestmark = pytest.mark.root
@@ -103,6 +104,46 @@ def test_a_stopped_container_is_drift_and_up_restarts_it(labs):
         assert wait_for(lambda: proc_state(pid) is None)  # the stopped one is gone, not left behind
     assert netlab("status", "--lab", lab, check=False).returncode == 0
     assert '"pod": "duo"' in _tcp_echo(lab, "fedora-2", "10.244.0.9")
+
+
+def test_status_t_of_another_file_names_the_up_of_that_file_in_every_line(labs, tmp_path):
+    """`status -t OTHER` of a running lab: its last line said `up -t OTHER --reconfigure`, its containers and
+    kube-proxy health-check lines `up -t` the lab's own file, which puts back the lab the user means to replace."""
+    lab = labs.name("ec")
+    duo = """  - name: duo
+    node: minikube
+    ip: 10.244.0.9
+    labels: {app: duo}
+    containers:
+      - name: web
+      - name: idle
+        command: [sleep, infinity]
+"""
+    labs.up(two_node_topology(lab, pods_per_node=1) + duo)
+    # The other file: a pod more, and a LoadBalancer whose health check kube-proxy (the echo server) serves.
+    other = write_topology(tmp_path, two_node_topology(lab, pods_per_node=2) + duo + """services:
+  - name: duo
+    type: LoadBalancer
+    externalTrafficPolicy: Local
+    healthCheckNodePort: 30998
+    selector: {app: duo}
+    ports: [{port: 80, targetPort: 8080}]
+internet: {hosts: [{name: client, ip: 203.0.113.50}]}
+""", "other file.yaml")
+    idle = _records(lab)["duo"]["containers"]["idle"]["pid"]
+    os.kill(idle, signal.SIGSTOP)
+    assert wait_for(lambda: proc_state(idle) == "T")
+    status = netlab("status", "-t", other, check=False)
+    assert status.returncode == 1, status.stdout
+    repair = f"sudo netlab up -t {shlex.quote(other)} --reconfigure"
+    lines = status.stdout.splitlines()
+    assert f"  containers: pod duo container idle is stopped (pid {idle}, by SIGSTOP or SIGTSTP); `{repair}` " \
+        "restarts it" in lines, status.stdout
+    assert "  kube-proxy: health check of Service default/duo on node minikube (port 30998/TCP) is not served; " \
+        f"`{repair}` serves it" in lines, status.stdout
+    assert lines[-1] == f"run `{repair}` to apply it"
+    assert not [line for line in lines if "netlab up" in line and repair not in line], status.stdout
+    os.kill(idle, signal.SIGCONT)
 
 
 def _udp_echo(lab: str, src: str, dst: str, port: int) -> dict | None:

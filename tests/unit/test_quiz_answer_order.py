@@ -22,7 +22,8 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
     monkeypatch.setattr(qz, "load", lambda name: {"scenario": "ip-forward-off", "target": "n1"})
     monkeypatch.setattr(qz, "close", lambda name: events.append("quiz closed"))
-    fake_state = types.SimpleNamespace(lab="qz", source="/t/qz.yaml", extra={}, resolved=lambda: object())
+    fake_state = types.SimpleNamespace(lab="qz", source="/t/qz.yaml", extra={}, repair=None,
+                                       resolved=lambda: object())
     monkeypatch.setattr(state_mod, "running_lab", lambda name: fake_state)
     monkeypatch.setattr(cli_breaks.catalogue, "resolve_target", lambda s, lab, target: target)
     monkeypatch.setattr(symptoms, "trace_check", lambda s, lab, target: symptoms.TraceCheck("a", "b", None, None, "qz-n1", "ip_forward"))

@@ -42,6 +42,34 @@ def test_status_containers_and_health_lines_name_the_labs_repair(state_root, tmp
     repair = repair_of(tmp_path, from_file, impaired)
     state = load_state(LAB)
     assert state is not None
+    assert container_and_health_lines(monkeypatch, state) == lines_naming(state, repair)
+
+
+def test_status_t_of_another_file_names_that_files_up_in_every_line(state_root, tmp_path, monkeypatch):
+    """`status -t nft2.yaml` of a lab up from another file: its last line said `up -t nft2.yaml --reconfigure`,
+    and its containers and health-check lines `up -t nft.yaml`, which puts back the lab the user means to
+    replace. Every line names the one `up` that applies the file given."""
+    from netlab import api
+    from netlab.api import lab as lab_mod
+
+    saved_lab(tmp_path, True, nft=False)
+    other = tmp_path / "svc2.yaml"
+    other.write_text((tmp_path / "my svc.yaml").read_text().replace("\nservices:\n", "\n  - {name: extra, node: "
+                                                                    "node-2}\nservices:\n", 1))
+    state, _ = api.Lab.attach(LAB)._against(str(other))
+    assert "extra" in [p.name for p in state.resolved().pods]
+    repair = f"sudo netlab up -t {other} --reconfigure"
+    assert container_and_health_lines(monkeypatch, state) == lines_naming(state, repair)
+    differs = types.SimpleNamespace(ok=False, lab=LAB, objects=1, drift=["a rule is missing"], details=[])
+    monkeypatch.setattr(lab_mod.lifecycle, "status", lambda state, kernel: differs)
+    assert lab_mod.internal_status(api.Lab.attach(LAB), str(other)).repair == repair  # status's last line
+    assert api.Lab.attach(LAB)._against(None)[0].repair is None  # the lab's own: repair_up of its state
+
+
+def container_and_health_lines(monkeypatch, state) -> list[str]:
+    """status's lines of the lab's containers and health checks, for the plan of ``state`` (its pods' containers:
+    web-1's stopped, web-2's on an old command, client's in a deleted namespace; one check not served, one
+    answering otherwise)."""
     lab = state.resolved()
     web1, web2, client = (next(p for p in lab.pods if p.name == n) for n in ("web-1", "web-2", "client"))
     argv = {p.name: lifecycle.container_argv(p, p.containers[0]) for p in lab.pods}
@@ -61,8 +89,12 @@ def test_status_containers_and_health_lines_name_the_labs_repair(state_root, tmp
     monkeypatch.setattr(health, "_checks", lambda lab: checks)
     monkeypatch.setattr(health, "_server", lambda name: None)
     monkeypatch.setattr(health.launch, "ask", lambda *a: types.SimpleNamespace(health={"b": (31000, 503, 0)}))
-    got = lifecycle.drift(lab, state)
-    assert got == [
+    return lifecycle.drift(lab, state)
+
+
+def lines_naming(state, repair: str) -> list[str]:
+    web1, web2, client = (next(p for p in state.resolved().pods if p.name == n) for n in ("web-1", "web-2", "client"))
+    return [
         f"containers: pod web-1 container {web1.containers[0].name} is stopped (pid 4242, by SIGSTOP or SIGTSTP); "
         f"`{repair}` restarts it",
         f"containers: pod web-2 container {web2.containers[0].name} runs an old command; `{repair}` restarts it",
