@@ -37,8 +37,8 @@ from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_writ
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered, repair_ops, stale_chain_ops,
-                                   stale_peer_ops)
+from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, merged_deleted_chains, ordered,
+                                   repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.realize.state_dir import LabLock, forget
 
@@ -185,6 +185,7 @@ class _Up:
                 raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back{self._not_back()} "
                                   "(for details: netlab --debug <command> ...)") from exc
             raise
+        self.result.fixed = merged_deleted_chains(self.result.fixed)  # the plan's restores' and the Services'
         self.result.operations = self.journal.count
         return self.result
 

@@ -110,9 +110,19 @@ def test_switching_to_nftables_mode_takes_every_iptables_mode_chain_away(lab, tm
     assert code == 1
     [nat] = [d for d in details if d["object"] == f"iptables nat rules in {node}"]
     assert f"extra chain: {LEFTOVER}" in nat["differences"] and "extra chain: KUBE-SERVICES" in nat["differences"]
-    netlab("up", "--reconfigure", "-t", nft)
+    before = {table: [c for c in chains(node, table) if c.startswith("KUBE-")] for table in ("nat", "filter")}
+    fixed = json.loads(netlab("up", "--reconfigure", "-t", nft, "-o", "json").stdout)["fixed"]
     for table in ("nat", "filter"):
         kube = [c for c in chains(node, table) if c.startswith("KUBE-")]
         assert kube == [], (table, kube)
+        # One line per node and table, every chain in it once: the plan's restore and the Services feature
+        # each said theirs (a second filter line of KUBE-FIREWALL, KUBE-PROXY-FIREWALL; of nat, KUBE-MARK-MASQ).
+        for netns in (node, f"{name}-n2"):
+            said = [line for line in fixed if line.startswith(f"{netns}: deleted stale {table} chains ")]
+            assert len(said) == 1, (netns, table, fixed)
+            listed = said[0].split(" chains ", 1)[1].split(", ")
+            assert len(listed) == len(set(listed)), said
+        [said] = [line for line in fixed if line.startswith(f"{node}: deleted stale {table} chains ")]
+        assert sorted(said.split(" chains ", 1)[1].split(", ")) == sorted(before[table]), (said, before[table])
     assert "MY-OWN" in chains(node, "nat") and "MY-FILTER" in chains(node, "filter")
     assert netlab("status", "-t", nft, check=False).returncode == 0

@@ -144,3 +144,26 @@ def test_a_filter_tables_drift_is_said_an_iptables_filter_resource_in_json():
     assert (res["kind"], res["table"]) == ("iptables", "filter")
     assert Drift("missing", NatRules(netns="x", table="nat", chains=(), payload="")).to_json()["resource"]["kind"] \
         == "iptables"
+
+
+def test_up_says_the_stale_chains_of_a_node_and_table_in_one_line():
+    """A switch to nftables mode deleted kube-proxy's iptables-mode chains twice over (the plan's restore, the
+    Services feature's record), and up said each node's table twice: `KUBE-MARK-MASQ` in a second nat line,
+    `KUBE-FIREWALL, KUBE-PROXY-FIREWALL` in a second filter line. One line per node and table, at the first's
+    place, every chain once; other lines as they were."""
+    from netlab.realize.repair import merged_deleted_chains
+
+    fixed = ["lab-n1: deleted stale filter chains KUBE-EXTERNAL-SERVICES, KUBE-FORWARD",
+             "lab-n1: deleted stale nat chains KUBE-SERVICES, KUBE-POSTROUTING",
+             "lab-n2: deleted stale nat chains KUBE-SERVICES",
+             "restarted container lab/web (it was stopped)",
+             "lab-n1: deleted stale filter chains KUBE-FIREWALL, KUBE-PROXY-FIREWALL, KUBE-FORWARD",
+             "lab-n1: deleted stale nat chains KUBE-MARK-MASQ",
+             "lab-n2: deleted stale filter chains KUBE-FIREWALL"]
+    assert merged_deleted_chains(fixed) == [
+        "lab-n1: deleted stale filter chains KUBE-EXTERNAL-SERVICES, KUBE-FORWARD, KUBE-FIREWALL, KUBE-PROXY-FIREWALL",
+        "lab-n1: deleted stale nat chains KUBE-SERVICES, KUBE-POSTROUTING, KUBE-MARK-MASQ",
+        "lab-n2: deleted stale nat chains KUBE-SERVICES",
+        "restarted container lab/web (it was stopped)",
+        "lab-n2: deleted stale filter chains KUBE-FIREWALL"]
+    assert merged_deleted_chains(fixed[:3]) == fixed[:3]
