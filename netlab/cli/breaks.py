@@ -30,6 +30,19 @@ def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: 
     return [s.name for s in catalogue.SCENARIOS if s.name.startswith(incomplete)]
 
 
+def _faults_before(name: str) -> int:
+    """How many differences from its plan lab ``name`` has that `up` repairs: a fault there already (netlab
+    break's, or one made by hand). A Never pod's container that failed is not one: no `up` puts it back."""
+    from netlab.api.lab import internal_status
+
+    result = internal_status(api.Lab.attach(name))
+    return len(result.drift) - len(result.kept)
+
+
+def _differences(n: int) -> str:
+    return f"{n} difference{'' if n == 1 else 's'} from its plan"
+
+
 @cli.command("break")
 @click.argument("scenario", required=False, shell_complete=_complete_scenarios)
 @lab_options
@@ -59,6 +72,8 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     (topologies/services.yaml); bridge-nf-call-off also breaks a lab whose
     NetworkPolicies keep two pods of one node apart (topologies/netpol-3x3.yaml).
     On a lab where it would change nothing a scenario is refused with exit 2.
+    On a lab that is not as planned already (`netlab status`) it breaks, and
+    warns: the symptoms are not this fault's alone.
     Practise without knowing the answer: `netlab quiz`.
     """
     if list_:
@@ -76,7 +91,12 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
+    before = _faults_before(name)
     result = break_lab(name, scenario, target)
+    if before:  # a fault on top of another is allowed (a lesson may want two); its symptoms are both's
+        click.echo(f"netlab: warning: lab {name} was broken already ({_differences(before)} before this break): "
+                   f"what probe and trace show is not this fault's alone; `sudo netlab status --lab {name}` "
+                   f"lists them, `{repair_command(name)}` repairs them all", err=True)
     if output == "json":
         print_json(result.to_json())
         return
@@ -108,7 +128,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
 
     The answer says right or wrong, shows the trace that proves it, and
     repairs the lab (`netlab up`). Only scenarios that change something on
-    this lab are picked; `netlab break --list` names them all.
+    this lab are picked; `netlab break --list` names them all. A lab that is
+    not as planned already (`netlab status`) is refused with exit 2: repair it
+    first.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -120,7 +142,11 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     assert name is not None
     if qz.load(name) is not None:
         raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer --lab {name} SCENARIO")
-    from netlab.realize.state import running_lab
+    from netlab.realize.state import repair_command, running_lab
+
+    if before := _faults_before(name):  # the answer's trace would show whichever fault it meets first
+        raise UsageError(f"lab {name} is not as planned ({_differences(before)}; `sudo netlab status --lab {name}` "
+                         f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
 
     lab = running_lab(name).resolved()
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)

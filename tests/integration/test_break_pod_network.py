@@ -153,3 +153,31 @@ def test_quiz_breaks_and_answer_repairs(default_lab):
     assert ans.returncode == 1 and ans.stdout.startswith(f"wrong: it was {picked}"), ans.stdout + ans.stderr
     assert "repaired" in ans.stdout
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_quiz_refuses_a_lab_broken_already_and_break_warns(default_lab):
+    """`break ip-forward-off; quiz --seed 7` broke the lab a second time (a missing route), and the answer's "trace
+    that shows it" was lost at the first fault, `net.ipv4.ip_forward = 0`. The quiz starts on a clean lab only,
+    changing nothing (exit 2, as with a quiz open); a second `break`, asked for by name, breaks and warns."""
+    lab, path = default_lab
+    first = netlab("break", "ip-forward-off", "--lab", lab)
+    assert first.stderr == ""  # a clean lab: nothing to warn of
+    try:
+        st = netlab("status", "--lab", lab, "-o", "json", check=False)
+        drift = json.loads(st.stdout)["drift"]
+        assert st.returncode == 1 and drift, st.stdout
+        n = f"{len(drift)} difference{'' if len(drift) == 1 else 's'} from its plan"
+        qz = netlab("quiz", "--seed", "7", "--lab", lab, check=False)
+        assert (qz.returncode, qz.stdout) == (2, ""), qz
+        assert qz.stderr == (f"netlab: lab {lab} is not as planned ({n}; `sudo netlab status --lab {lab}` lists them):"
+                             f" a quiz breaks a clean lab; repair it first: sudo netlab up -t {shlex.quote(path)}\n")
+        assert quiz.load(lab) is None
+        assert json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["drift"] == drift
+        second = netlab("break", "pod-cidr-route-missing", "--lab", lab)
+        assert second.stderr == (f"netlab: warning: lab {lab} was broken already ({n} before this break): what "
+                                 f"probe and trace show is not this fault's alone; `sudo netlab status --lab {lab}` "
+                                 f"lists them, `sudo netlab up -t {shlex.quote(path)}` repairs them all\n")
+        assert len(json.loads(netlab("status", "--lab", lab, "-o", "json", check=False).stdout)["drift"]) > len(drift)
+    finally:
+        netlab("up", "-t", path)
+    assert netlab("status", "--lab", lab, check=False).returncode == 0

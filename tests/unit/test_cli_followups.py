@@ -34,6 +34,7 @@ def rooted(state_root, monkeypatch):
     monkeypatch.setattr("netlab.cli.breaks.require_root", lambda: None)
     monkeypatch.setattr("netlab.breaks.run.break_lab",
                         lambda lab, name, target=None, wait=60.0: BreakResult(lab, name, "minikube", ["a change"]))
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name: 0)  # the lab is as planned
 
 
 def test_break_names_the_lab_in_every_command_it_prints(rooted):
@@ -70,6 +71,32 @@ def test_quiz_names_the_lab_in_what_to_type_next(rooted, monkeypatch):
     none = run_cli("quiz", "answer", "vxlan-arp-missing", "--lab", LAB)
     assert none.returncode == 2 and none.stderr == (f"netlab: lab {LAB} has no open quiz; start one with: sudo "
                                                     f"netlab quiz --lab {LAB}\n"), none
+
+
+def test_quiz_refuses_a_lab_broken_already_and_break_warns(rooted, monkeypatch):
+    """`break ip-forward-off; quiz --seed 7` broke the lab a second time, and the answer's "trace that shows it"
+    ended at the first fault. The quiz starts on a clean lab only (exit 2, as with a quiz open: nothing changed);
+    break, asked for by name, still breaks, and warns that the symptoms are not its fault's alone."""
+    from netlab.breaks import quiz as qz
+
+    changed: list[object] = []
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name: 2)
+    monkeypatch.setattr(qz, "load", lambda name: None)
+    monkeypatch.setattr(qz, "record", lambda *a: changed.append(a))
+    monkeypatch.setattr("netlab.breaks.run.break_lab", lambda *a, **k: changed.append(a) or BreakResult(
+        LAB, a[1], "minikube", ["a change"]))
+    got = run_cli("quiz", "--lab", LAB, "--seed", "7")
+    assert (got.returncode, got.stdout, changed) == (2, "", []), got
+    assert got.stderr == (f"netlab: lab {LAB} is not as planned (2 differences from its plan; `sudo netlab status "
+                          f"--lab {LAB}` lists them): a quiz breaks a clean lab; repair it first: sudo netlab up "
+                          f"--lab {LAB}\n")
+    broke = run_cli("break", "pod-mtu-too-big", "--lab", LAB)
+    assert broke.returncode == 0 and len(changed) == 1, broke
+    assert broke.stderr == (f"netlab: warning: lab {LAB} was broken already (2 differences from its plan before "
+                            "this break): what probe and trace show is not this fault's alone; `sudo netlab status "
+                            f"--lab {LAB}` lists them, `sudo netlab up --lab {LAB}` repairs them all\n")
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name: 0)
+    assert run_cli("break", "pod-mtu-too-big", "--lab", LAB).stderr == ""  # a clean lab: not a word more
 
 
 def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
@@ -129,3 +156,16 @@ def test_an_up_command_quotes_a_file_name_the_shell_would_split():
     assert up_command("/tmp/my lab.yaml") == "sudo netlab up -t '/tmp/my lab.yaml'"
     assert up_command("/tmp/a.yaml", reconfigure=True) == "sudo netlab up -t /tmp/a.yaml --reconfigure"
     assert repair_up(LabState(lab="x", topology={}, source="/tmp/a b.yaml")) == "sudo netlab up -t '/tmp/a b.yaml'"
+
+
+def test_a_fault_before_a_break_is_drift_that_up_repairs(monkeypatch):
+    """A Never pod's container that failed stays exited whatever `up` does (status's kept lines): it is no fault
+    a quiz must wait for, which no repair would ever clear."""
+    from netlab import api
+    from netlab.api import lab as api_lab
+    from netlab.cli import breaks as cli_breaks
+
+    monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: name))
+    monkeypatch.setattr(api_lab, "internal_status", lambda lab, topology=None, kernel=None: types.SimpleNamespace(
+        drift=("missing: route", "containers: a Never pod's", "sysctl"), kept=("containers: a Never pod's",)))
+    assert cli_breaks._faults_before(LAB) == 2
