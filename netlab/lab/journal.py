@@ -120,13 +120,16 @@ class Journal:
         return problems
 
 
-def put_back_dropped(kernel: Kernel, state: "LabState", touched: set[str]) -> list[str]:
+def put_back_dropped(kernel: Kernel, state: "LabState", touched: set[str],
+                     held: dict[str, set[tuple]]) -> list[str]:
     """Undoing a run's ops does not bring back what the kernel removed along with them: every route through
     a device whose last address was deleted, or that went down or was made again (a node's eth0 given its
     new ip:, flannel.1 made again with a new local address), and a device's addresses, neighbours and FDB
     entries when it was made again. The namespaces the run changed (``touched``) are read again, and what the
-    lab's plan before the run (``state``, put back) has there and they lack now is added. Returns what could
-    not be added, each in words."""
+    lab's plan before the run (``state``, put back) has there, they held when the run first read them
+    (``held``: namespace -> keys) and they lack now is added: the kernel as it was, not as planned (what was
+    missing before the run, a route deleted by hand, stays missing for status to name and the next up to
+    repair). Returns what could not be added, each in words."""
     if not touched:
         return []
     try:
@@ -142,7 +145,8 @@ def put_back_dropped(kernel: Kernel, state: "LabState", touched: set[str]) -> li
             continue
         obs = observe(snaps[ns], {r.key: r for r in want[ns]}, snaps)
         ops += [Op("add", d.resource) for d in diff_netns(want[ns], obs, kernel_links(state).get(ns, ()))
-                if d.state == "missing" and d.resource.kind in DROPPED_WITH_THEIR_DEVICE]
+                if d.state == "missing" and d.resource.kind in DROPPED_WITH_THEIR_DEVICE
+                and d.resource.key in held.get(ns, ())]
     failed = []
     for op in ordered(ops):
         try:

@@ -118,6 +118,9 @@ class _Up:
         self.leaving_veths: set[tuple[str, str]] = set()
         self.removing: list[str] = []  # namespaces the run began to remove (their containers stopped first)
         self.not_restored: list[str] = []  # what the kernel dropped and a rollback could not add again
+        # The keys of what each namespace held when this run first read it: what a rollback may put back (a
+        # route deleted by hand before the run stays missing: a rollback is not a repair)
+        self.held_before: dict[str, set[tuple]] = {}
         self.before: tuple[Any, str | None, str, Any] = ({}, None, "", None)
 
     def run(self, source: str | None, reconfigure: bool) -> UpResult:
@@ -384,6 +387,7 @@ class _Up:
                 raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
             planned = {r.key: r for r in want.get(ns, [])}
             self._observed[ns] = observe(self._snaps[ns], planned, self._snaps)
+            self.held_before.setdefault(ns, set(self._observed[ns].objects))
             out += [d for d in diff_netns(want.get(ns, []), self._observed[ns], links.get(ns, ()))
                     if not is_plugin_made(d, made)]
         return out
@@ -462,7 +466,7 @@ class _Up:
                 state.extra.pop(ADDRESSES, None)
             else:
                 state.extra[ADDRESSES] = addresses
-            self.not_restored = put_back_dropped(self.kernel, state, touched)
+            self.not_restored = put_back_dropped(self.kernel, state, touched, self.held_before)
             state.save(best_effort=True)  # a full disk must not stop a rollback
 
 

@@ -328,3 +328,29 @@ def test_a_failed_converge_that_removes_a_pod_leaves_it_whole_or_says_so(lab, tm
             break
     else:
         raise AssertionError("up never got past the injected faults")
+
+
+def test_a_rollback_leaves_what_was_missing_before_the_run_missing(lab):
+    """A rollback puts the kernel back as the run found it, not as planned: a route deleted by hand before an up
+    that fails stays missing (status names it, the next up repairs it). Putting back what the kernel dropped
+    with an address took every planned object that was missing, so a failed repair looked like a good one (an
+    `up --watch` saw no drift left and never retried)."""
+    from netlab.plan.build import build_plan
+
+    k = FakeKernel()
+    up(lab, k)
+    route = next(r for r in build_plan(lab).of_kind("route") if r.netns == f"{lab.name}-n1")
+    k.apply([Op("del", route)])
+    gone = status(lab, k).drift
+    assert gone == [f"missing: {route.describe()}"], gone
+    for at in range(1, 40):
+        try:
+            lab_up.up(lab, k, features=(IdleFeature(),), journal=Journal(k, fault_at=at))
+        except ApplyFailed as exc:  # at 2: the route was added, then the feature's start failed
+            assert "rolled back" in str(exc)
+            assert status(lab, k).drift == gone, at
+            continue
+        assert at > 2 and status(lab, k).ok
+        break
+    else:
+        raise AssertionError("up never got past the injected faults")
