@@ -119,6 +119,8 @@ class LabMap:
     planned_route_dev: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its device
     planned_route_via: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its gateway
     planned_fdb_dst: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> remote VTEP
+    # (netns, cidr): the subnets of the plan's addresses, whose routes the kernel makes itself (proto kernel)
+    planned_connected: set[tuple[str, str]] = field(default_factory=set)
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
     # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -180,7 +182,9 @@ class LabMap:
                 m.planned_nat[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, NftRules) and (r.family, r.table) == (nftables.FAMILY, nftables.TABLE):
                 m.planned_nft[r.netns] = r.listing
-            elif isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
+            elif isinstance(r, Address):
+                m.planned_connected.add((r.netns, str(r.address.network)))
+            if isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
                 # the internet's machines (gateway, lb, hosts) are named after their netns
                 m.ip_names.setdefault(str(r.address.ip), m.names[r.netns].split()[-1])
         for key, commands in neighs.items():  # after the routes: a learner adds the route, then its next hop's MAC
@@ -211,7 +215,7 @@ class LabMap:
         name = self.ip_names.get(ip)
         return f"{ip} ({name})" if name else ip
 
-    def _planned_route_for(self, netns: str, dst: str) -> str | None:
+    def planned_route_for(self, netns: str, dst: str) -> str | None:
         """The destination CIDR of the plan's most specific route in ``netns`` that covers ``dst``."""
         best: IPv4Network | None = None
         for rns, cidr in self.planned_route:
@@ -222,12 +226,12 @@ class LabMap:
 
     def route_fix(self, netns: str, dst: str) -> str | None:
         """The plan's most specific route in ``netns`` that covers ``dst`` (the fix for a missing route)."""
-        cidr = self._planned_route_for(netns, dst)
+        cidr = self.planned_route_for(netns, dst)
         return self.planned_route[(netns, cidr)] if cidr is not None else None
 
     def route_dev(self, netns: str, dst: str) -> str | None:
         """The device of that route, as planned."""
-        cidr = self._planned_route_for(netns, dst)
+        cidr = self.planned_route_for(netns, dst)
         return self.planned_route_dev.get((netns, cidr)) if cidr is not None else None
 
     def link_fix(self, netns: str, dev: str) -> str:

@@ -106,7 +106,9 @@ class RouteSteps(WalkParts):
         matched = f"; matched: {ans.matched}" if ans.matched else ""
         problem = down if snat is None else None  # a down device is named on the last row written here
         # Not the plan's next hop: the packet goes on (the rows after say where), but this row is why it strays.
-        astray = faults.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) if not down else None
+        # So is a route the plan does not have, more specific than the plan's for the packet (an extra one).
+        astray = None if down else faults.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) or \
+            faults.extra_route(self.lab, ns, before.dst, ans.gateway, oif, ans.matched)
         if self.stack and not self.stack[-1].shown:
             enc = self.stack[-1]
             enc.shown = True

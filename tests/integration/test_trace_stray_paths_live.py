@@ -3,16 +3,20 @@ as printed, repairs the lab (real pings flow again).
 
 - vxlan, flannel.1 deleted on n3: trace said "the overlay route is missing" and printed a route through the
   missing device (`Cannot find device "flannel.1"`); to n3 it named no VXLAN device listening and printed no fix;
-- vxlan, n1's FDB entry for n3's VTEP MAC naming n2: the right diagnosis, no fix;
+- vxlan, n1's FDB entry for n3's VTEP MAC naming n2: the right diagnosis, no fix; then blamed only on n2, where the
+  frame is dropped, not on n1's FDB row, where the mistake is;
 - host-gw, b's route to a's pod CIDR via c: c masquerades what it forwards, so x2 -> x1 was "delivered" (with c's
   address as source: the no-NAT rule broken, exit 0), and x1 -> x2's reply, dropped by c as INVALID, was "seen
-  on c eth0, never on c eth0 ... look at the firewall".
+  on c eth0, never on c eth0 ... look at the firewall";
+- an extra route more specific than the plan's (host-gw: b's 10.244.0.0/25 via c; vxlan: n1's 10.244.2.0/25 dev
+  eth0) overrode it unblamed: the next-hop check compared only routes to the same CIDR.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+from ipaddress import ip_address, ip_network
 
 import pytest
 
@@ -143,4 +147,57 @@ def test_host_gw_route_via_a_third_node_is_blamed_and_its_masquerade_fails_the_t
     assert pings(f"{lab}-p1", p2) and pings(f"{lab}-p2", p1)
     d, rc = trace(lab, "p2", "p1")
     assert rc == 0 and d["nat"] is None, d
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_host_gw_extra_route_more_specific_than_the_plans_is_blamed_and_deleted_as_printed(labs):
+    lab = labs.name("sp")
+    labs.up(topology(lab, "host-gw"))
+    n2 = f"{lab}-n2"
+    p1, p2 = pod_ip(f"{lab}-p1"), pod_ip(f"{lab}-p2")
+    n1_ip, n3_ip = node_ip(f"{lab}-n1"), node_ip(f"{lab}-n3")
+    assert ip_address(p1) in ip_network("10.244.0.0/25")
+    ip("route", "add", "10.244.0.0/25", "via", n3_ip, "dev", "eth0", netns=n2)
+    status = netlab("status", "--lab", lab, check=False)
+    assert f"extra: route 10.244.0.0/25 via {n3_ip} dev eth0 in {n2}" in status.stdout, status.stdout
+
+    d, rc = trace(lab, "p2", "p1")
+    assert d["delivered"] and rc == 1, d
+    nat = d["nat"]
+    assert nat["source"] == n3_ip, nat
+    assert nat["cause"].startswith(f"the route to {p1} in {n2} is 10.244.0.0/25, a route the plan does not have "
+                                   "(status calls it extra), more specific than the plan's route to 10.244.0.0/24 "
+                                   f"(n1's pod CIDR), which it overrides: it goes via {n3_ip} (n3) dev eth0, but "
+                                   f"the plan's goes via {n1_ip} (n1) dev eth0"), nat
+    assert nat["fix"] == f"ip -n {n2} route del 10.244.0.0/25 via {n3_ip} dev eth0", nat
+    route = next(h for h in d["hops"] if h["index"] == nat["cause_hop"])
+    assert route["netns"] == n2 and route["kind"] == "route" and route["problem"] == nat["cause"], route
+
+    run_fix(nat["fix"])
+    assert pings(f"{lab}-p1", p2) and pings(f"{lab}-p2", p1)
+    d, rc = trace(lab, "p2", "p1")
+    assert rc == 0 and d["nat"] is None, d
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_vxlan_extra_route_out_of_eth0_more_specific_than_the_overlays_is_blamed_and_deleted_as_printed(labs):
+    lab = labs.name("sp")
+    labs.up(topology(lab, "vxlan"))
+    n1 = f"{lab}-n1"
+    p3 = pod_ip(f"{lab}-p3")
+    assert ip_address(p3) in ip_network("10.244.2.0/25") and pings(f"{lab}-p1", p3)
+    ip("route", "add", "10.244.2.0/25", "dev", "eth0", netns=n1)
+    assert not pings(f"{lab}-p1", p3)
+
+    d, rc = trace(lab, "p1", "p3")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == n1 and lost["device"] == "eth0", lost
+    assert lost["reason"] == (f"the route to {p3} in {n1} is 10.244.2.0/25, a route the plan does not have (status "
+                              "calls it extra), more specific than the plan's route to 10.244.2.0/24 (n3's pod CIDR), "
+                              "which it overrides: it goes directly dev eth0, but the plan's goes via 10.244.2.0 (n3 "
+                              "flannel.1) dev flannel.1"), lost
+    assert lost["fix"] == f"ip -n {n1} route del 10.244.2.0/25 dev eth0", lost
+
+    run_fix(lost["fix"])
+    assert pings(f"{lab}-p1", p3) and trace(lab, "p1", "p3")[0]["delivered"]
     assert netlab("status", "--lab", lab, check=False).returncode == 0

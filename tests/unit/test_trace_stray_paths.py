@@ -1,9 +1,11 @@
 """trace on multi-node labs whose path strays from the plan: a deleted VXLAN device, an FDB entry naming the
-wrong node, a host-gw route via a third node (which masquerades the pods' packets it forwards)."""
+wrong node, a host-gw route via a third node (which masquerades the pods' packets it forwards), an extra route more
+specific than the plan's, which overrides it."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
 
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Route
@@ -32,6 +34,8 @@ class Kernel(FakeKernel):
         super().__init__(lab, plan)
         self.fdb_dst: dict[tuple[str, str, str], str] = {}  # (netns, dev, mac) -> the remote it names now
         self.via: dict[tuple[str, str], str] = {}  # (netns, dst cidr) -> the gateway its route names now
+        # (netns, dst cidr) -> (gateway, device): a route added by hand, matched where it is the longest prefix
+        self.extra: dict[tuple[str, str], tuple[str | None, str]] = {}
 
     def delete(self, ns: str, dev: str) -> None:
         """`ip link del`: the device, its addresses and its routes are gone."""
@@ -47,6 +51,11 @@ class Kernel(FakeKernel):
     def route_get(self, netns, dst, src=None, iif=None):
         ans = super().route_get(netns, dst, src, iif)
         cidr = (ans.matched or "").split()[0]
+        for (ns, net), (gw, dev) in self.extra.items():
+            if ns == netns and IPv4Address(dst) in IPv4Network(net) and ans.type == "unicast" \
+                    and IPv4Network(net).prefixlen > IPv4Network(cidr).prefixlen:
+                via = f" via {gw}" if gw else ""
+                return RouteFacts("unicast", dev, gw, ans.prefsrc, matched=f"{net}{via} dev {dev}")
         if cidr == "0.0.0.0/0":  # as the kernel names it
             return replace(ans, matched=f"default via {ans.gateway} dev {ans.oif}")
         gw = self.via.get((netns, cidr))
@@ -152,6 +161,49 @@ def test_a_pod_to_pod_packet_delivered_masqueraded_breaks_the_no_nat_rule_and_fa
     k.ct.clear()
     w = walk(k, m, "t3-x2", Flow.icmp(None, x1, 1))
     assert nat_between_pods(w, str(lab.pod("x2").ip), "t3-x2", m.names) is None
+
+
+def test_an_extra_route_more_specific_than_the_plans_via_a_third_node_is_blamed_and_deleted():
+    """b's 10.244.0.0/25 via c overrides the plan's /24 via a: the next-hop check compared only routes to the same
+    CIDR, so the detour (and c's masquerade) was blamed on nothing."""
+    lab, m, k = world("host-gw")
+    a_ip, c_ip = str(lab.node("a").ip), str(lab.node("c").ip)
+    x1, x2 = str(lab.pod("x1").ip), str(lab.pod("x2").ip)
+    k.extra[("t3-b", "10.244.0.0/25")] = (c_ip, "eth0")
+    k.ct["t3-c"] = [CtEntry(Flow.icmp(x2, x1, 1), Flow.icmp(x1, c_ip, 1))]
+    w = walk(k, m, "t3-x2", Flow.icmp(None, x1, 1))
+    route = next(h for h in w.hops if h.netns == "t3-b" and h.kind == "route")
+    assert route.problem.startswith(f"the route to {x1} in t3-b is 10.244.0.0/25, a route the plan does not have "
+                                    "(status calls it extra), more specific than the plan's route to 10.244.0.0/24 "
+                                    f"(a's pod CIDR), which it overrides: it goes via {c_ip} (c) dev eth0, but the "
+                                    f"plan's goes via {a_ip} (a) dev eth0: the packet takes a detour through {c_ip} "
+                                    "(c), a node, which masquerades"), route.problem
+    assert route.fix == f"ip -n t3-b route del 10.244.0.0/25 via {c_ip} dev eth0"
+    nat = nat_between_pods(w, x2, "t3-x2", m.names)
+    assert nat is not None and nat["fix"] == route.fix and nat["cause"] == route.problem, nat
+    # The same extra route via the plan's next hop sends the packet the plan's way: nothing to blame on it.
+    k.extra[("t3-b", "10.244.0.0/25")] = (a_ip, "eth0")
+    k.ct.clear()
+    assert not any(h.problem for h in walk(k, m, "t3-x2", Flow.icmp(None, x1, 1)).hops)
+
+
+def test_an_extra_route_more_specific_than_the_overlays_out_of_eth0_is_blamed_and_deleted():
+    """vxlan: a's 10.244.2.0/25 dev eth0 overrides the plan's route to c's pod CIDR via flannel.1; the packet is
+    lost where no one answers a's ARP for x3 on the underlay, but the route is why."""
+    lab, m, k = world("vxlan")
+    x3 = str(lab.pod("x3").ip)
+    k.extra[("t3-a", "10.244.2.0/25")] = (None, "eth0")
+    k.no_neigh[("t3-a", "eth0", x3)] = "FAILED"
+    w = walk(k, m, "t3-x1", Flow.icmp(None, x3, 1))
+    route = next(h for h in w.hops if h.netns == "t3-a" and h.kind == "route")
+    c_vtep = str(lab.node("c").vtep_ip)
+    assert route.problem == (f"the route to {x3} in t3-a is 10.244.2.0/25, a route the plan does not have (status "
+                             "calls it extra), more specific than the plan's route to 10.244.2.0/24 (c's pod CIDR), "
+                             f"which it overrides: it goes directly dev eth0, but the plan's goes via {c_vtep} (c "
+                             "flannel.1) dev flannel.1"), route.problem
+    assert route.fix == "ip -n t3-a route del 10.244.2.0/25 dev eth0"
+    v = explain(w)
+    assert w.outcome == "stopped" and v.lost_at == w.hops.index(route) and v.fix == route.fix, v
 
 
 def _row(device: str, direction: str, seen: bool) -> Hop:
