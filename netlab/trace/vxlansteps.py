@@ -58,12 +58,16 @@ class VxlanSteps(WalkParts):
         remote = entry.dst or ""
         stale = faults.unknown_vtep(self.lab, remote) or faults.own_vtep(remote, vx.local if vx else None, link.name)
         planned = self.lab.planned_fdb.get((ns, link.name, mac.lower()))
+        # Another node than the plan's: the frame goes on to it, which drops it (not its MAC: _wrong_vtep), but
+        # the fault is this entry, blamed here however far the packet goes (Hop.cause).
+        astray = None if stale else self._other_vtep(ns, link.name, mac, remote)
         # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
         # entry only (an append to a unicast one changes nothing), so the fix replaces its remote.
-        fix = planned.replace(" fdb append ", " fdb replace ", 1) if stale and planned else None
+        fix = planned.replace(" fdb append ", " fdb replace ", 1) if (stale or astray) and planned else None
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
-                      self._obs(ns, link.name, "out"), stale, fix, lladdr=mac, remote_vtep=remote)
+                      self._obs(ns, link.name, "out"), stale or astray, fix, cause=astray is not None,
+                      lladdr=mac, remote_vtep=remote)
         if stale:
             return self._stop(stale)
         if vx is None:
@@ -127,15 +131,22 @@ class VxlanSteps(WalkParts):
             self.flow = new
         return self._route(ns, vx.name)
 
+    def _other_vtep(self, ns: str, dev: str, mac: str, remote: str) -> str | None:
+        """An FDB entry that sends the frame for ``mac`` to another node than the plan's entry does."""
+        want = self.lab.planned_fdb_dst.get((ns, dev, mac.lower()))
+        if want is None or want == remote:
+            return None
+        return (f"{self.lab.where(ns)}'s FDB entry for {mac} on {dev} sends the frame to {self.lab.name_ip(remote)}, "
+                f"the plan's to {self.lab.name_ip(want)}")
+
     def _wrong_vtep(self, ns: str, vx: LinkFacts, enc: Encap) -> tuple[str, str | None]:
         """An inner frame for another VTEP's MAC than this node's: the sending node's FDB entry for that MAC names
-        this node, where the plan's names another (the fix puts the plan's remote back: `fdb replace`, as an
-        append to a unicast MAC's entry changes nothing); else its ARP entry gave a MAC the plan does not know."""
+        this node, where the plan's names another (that row is blamed, with the fix: this drop is its
+        consequence); else its ARP entry gave a MAC the plan does not know."""
         why = f"the inner frame is for {enc.dst_mac} but {vx.name} in {ns} is {vx.mac}: the kernel drops it"
         key = (enc.netns, enc.vxdev, enc.dst_mac.lower())
         want = self.lab.planned_fdb_dst.get(key)
         if want is None or want == enc.remote:
             return why + " (stale ARP/FDB entries on the sending node?)", None
-        return (why + f" ({self.lab.where(enc.netns)}'s FDB entry for {enc.dst_mac} on {enc.vxdev} sends it to "
-                f"{self.lab.name_ip(enc.remote)}, the plan's to {self.lab.name_ip(want)})",
-                self.lab.planned_fdb[key].replace(" fdb append ", " fdb replace ", 1))
+        return (why + f", the consequence of {self.lab.where(enc.netns)}'s FDB entry for {enc.dst_mac} on "
+                f"{enc.vxdev}, which sends it here, not to {self.lab.name_ip(want)} as the plan's does"), None

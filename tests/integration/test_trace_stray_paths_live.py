@@ -75,8 +75,20 @@ def test_vxlan_fdb_entry_naming_another_node_is_fixed_as_printed(labs):
     assert not pings(f"{lab}-p1", p3)
     d, rc = trace(lab, "p1", "p3")
     lost = d["lost"]
-    assert rc == 1 and lost["netns"] == f"{lab}-n2" and "FDB entry for" in lost["reason"], lost
-    assert lost["fix"] == f"bridge -n {n1} fdb replace {mac} dev flannel.1 dst {node_ip(n3)} self permanent", lost
+    n2_ip, n3_ip = node_ip(f"{lab}-n2"), node_ip(n3)
+    # Blamed on n1's FDB row (marked !!), where the mistake is; n2's drop is its consequence.
+    fdb = next(h for h in d["hops"] if h["index"] == lost["hop"])
+    assert rc == 1 and lost["netns"] == n1 and fdb["kind"] == "fdb" and fdb["device"] == "flannel.1", lost
+    assert fdb["problem"] == f"node n1's FDB entry for {mac} on flannel.1 sends the frame to {n2_ip} (n2), the " \
+        f"plan's to {n3_ip} (n3)", fdb
+    assert lost["fix"] == f"bridge -n {n1} fdb replace {mac} dev flannel.1 dst {n3_ip} self permanent", lost
+    drop = d["hops"][-1]
+    assert drop["netns"] == f"{lab}-n2" and drop["device"] == "flannel.1", drop
+    assert drop["problem"].endswith(f"the consequence of node n1's FDB entry for {mac} on flannel.1, which sends it "
+                                    f"here, not to {n3_ip} (n3) as the plan's does"), drop
+    assert f"(it went on as it was and was lost in {lab}-n2 flannel.1: " in lost["reason"], lost
+    text = netlab("trace", "--lab", lab, "p1", "p3", check=False).stdout
+    assert f"\n               !! {fdb['problem']}\n" in text, text
     run_fix(lost["fix"])
     assert pings(f"{lab}-p1", p3) and trace(lab, "p1", "p3")[0]["delivered"]
     assert netlab("status", "--lab", lab, check=False).returncode == 0

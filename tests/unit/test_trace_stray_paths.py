@@ -94,19 +94,30 @@ def test_vxlan_packets_to_a_node_without_its_device_are_fixed_by_the_repair():
     assert last.fix == m.repair
 
 
-def test_an_fdb_entry_naming_another_node_is_fixed_by_replacing_its_remote():
+def test_an_fdb_entry_naming_another_node_is_blamed_on_its_row_and_fixed_by_replacing_its_remote():
+    """It was blamed only where b dropped the frame: a's FDB row, where the mistake is, had no mark."""
     lab, m, k = world("vxlan")
     mac = lab.node("c").vxlan_mac
     b_ip, c_ip = str(lab.node("b").ip), str(lab.node("c").ip)
     k.fdb_dst[("t3-a", "flannel.1", mac)] = b_ip
     w = walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1))
+    fix = f"bridge -n t3-a fdb replace {mac} dev flannel.1 dst {c_ip} self permanent"
+    fdb = next(h for h in w.hops if h.kind == "fdb")
+    assert fdb.netns == "t3-a" and fdb.cause and fdb.fix == fix, fdb
+    assert fdb.problem == f"node a's FDB entry for {mac} on flannel.1 sends the frame to {b_ip} (b), the plan's to " \
+        f"{c_ip} (c)", fdb.problem
+    # The drop on b is still there, said as the entry's consequence.
     last = w.hops[-1]
     assert (last.netns, last.device, last.kind) == ("t3-b", "flannel.1", "arrive"), last
-    assert f"node a's FDB entry for {mac} on flannel.1 sends it to {b_ip} (b), the plan's to {c_ip} (c)" \
-        in last.problem, last.problem
-    assert last.fix == f"bridge -n t3-a fdb replace {mac} dev flannel.1 dst {c_ip} self permanent"
+    assert last.problem.endswith(f"the kernel drops it, the consequence of node a's FDB entry for {mac} on "
+                                 f"flannel.1, which sends it here, not to {c_ip} (c) as the plan's does"), last.problem
+    assert last.fix is None  # the fix is on a's row
+    v = explain(w)
+    assert v.lost_at == w.hops.index(fdb) and v.fix == fix, v
+    assert v.reason == f"{fdb.problem} (it went on as it was and was lost in t3-b flannel.1: {last.problem})"
     k.fdb_dst.clear()  # with the plan's remote, the same frame is b's no more: no claim about a's entry
-    assert walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1)).outcome == "delivered"
+    w = walk(k, m, "t3-x1", Flow.icmp(None, str(lab.pod("x3").ip), 1))
+    assert w.outcome == "delivered" and not any(h.problem for h in w.hops)
 
 
 def _detour(m: LabMap, k: Kernel, lab) -> tuple[str, str, str]:
