@@ -133,10 +133,9 @@ def check_trace(lab: str, name: str, check: symptoms.TraceCheck) -> None:
         assert f" in {check.blamed_netns};" in trace["refused"], f"{name}: trace said {trace['refused']}"
         assert symptoms.matches(check, trace["refused"]), f"{name}: trace said {trace['refused']}"
         return
-    # exit 1 when the packet does not reach its destination; a lost reply reached it (exit 0), and the reason is
-    # in the reply's part
-    lost = check.blamed_netns and not check.reply
-    assert tr.returncode == (1 if lost else 0), f"{name}: trace exit {tr.returncode}\n{tr.stderr}"
+    # exit 1 when the packet does not reach its destination, and when its reply is lost (the connection fails as
+    # surely; the reason is then in the reply's part); a fault the DNS answer shows (no hop to blame) exits 0
+    assert tr.returncode == (1 if check.blamed_netns else 0), f"{name}: trace exit {tr.returncode}\n{tr.stderr}"
     if check.blamed_netns:
         hop = blamed(trace)
         assert hop is not None, f"{name}: trace blamed no hop: {trace.get('reply')}"
