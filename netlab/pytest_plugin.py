@@ -50,7 +50,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import signals
-from netlab.pytest_topology import ONE_LINE, check_topology, marker_error, marker_args, resolve_path, unique_name
+from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error, marker_args,
+                                    resolve_path, unique_name)
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
@@ -105,12 +106,18 @@ def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab
     start fails the call with up's line for it, the lab taken down. A
     topology netlab refuses raises its error (TopologyError), which the test
     may expect; at a marker's setup the same mistake fails it in one line.
+    An argument of the wrong kind (a ``topology`` that is no path nor dict, a
+    ``name`` that is no lab name, a ``wait`` that is no number of seconds
+    from 0) is the marker's one-line pytest.UsageError, before any file is
+    read, with or without root.
     """
     registry = request.config.stash[REGISTRY]
     made: list[Lab] = []
 
     def factory(topology: TopologyInput = None, name: str | None = None, wait: float = 60.0) -> Lab:
         check_topology("netlab_factory", topology)
+        check_name("netlab_factory", name)
+        wait = check_wait("netlab_factory", wait)
         lab = registry.bring_up(_resolve_path(request, topology), name, wait, raising=True)
         made.append(lab)
         _used_by(request.node, lab)

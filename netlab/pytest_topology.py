@@ -82,6 +82,18 @@ def check_topology(where: str, topology: Any) -> None:
                            f"like the YAML or None (the built-in default), not {type(topology).__name__}")
 
 
+def check_wait(where: str, wait: Any) -> float:
+    """``wait``, the seconds to wait for a lab another process holds, as ``Lab.up``'s: said before any topology
+    is read (and without root, where the lab would be skipped and the mistake never seen)."""
+    from netlab.api.args import WAIT, check_seconds
+    from netlab.errors import UsageError
+
+    try:
+        return check_seconds("wait", wait, WAIT)
+    except UsageError as exc:
+        raise marker_error(f"{where}: {exc}") from None
+
+
 def resolve_path(test_file: Path, rootdir: Path, topology: TopologyInput) -> TopologyInput:
     """A relative path is looked up beside the test file, then in the rootdir, then as given (the current
     directory); a file in none of them fails the test, naming where it was looked for."""

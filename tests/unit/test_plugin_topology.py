@@ -135,3 +135,34 @@ def test_not_a_label(netlab_lab):
     assert "\nnetlab: pytest.UsageError: @pytest.mark.netlab: name 'Qx_4' is not a DNS label;" in out
     for other in ("not found", "namespace", "Traceback", "\nE  "):
         assert other not in out, out
+
+
+def test_a_factory_name_or_wait_of_the_wrong_kind_is_one_line_before_any_file_is_read(tmp_path):
+    """``netlab_factory`` checked only ``topology``: ``name=42`` came back from netlab.api.load in its words, a
+    ``name`` too long for a lab name was cut and taken, one that is no DNS label raised a TopologyError with a
+    traceback through netlab, and ``wait="x"`` was said by Lab.up_loaded only after root and the machine were
+    checked (without root: skipped, never said). Each is now the marker's one line naming netlab_factory, said
+    before the topology file (missing here) is looked for."""
+    proc = pytest_run(tmp_path, '''
+import pytest
+
+@pytest.mark.parametrize("kwargs", [dict(name=42), dict(name="q" * 25), dict(name="Qx_4"), dict(wait="x"),
+                                    dict(wait=-1), dict(wait=float("nan")), dict(wait=True)])
+def test_factory(netlab_factory, kwargs):
+    netlab_factory("nonexistent.yaml", **kwargs)
+''')
+    out = proc.stdout
+    assert proc.returncode == 1 and "7 failed" in out, out
+    said = [line.removeprefix("netlab: pytest.UsageError: netlab_factory: ") for line in out.splitlines()
+            if line.startswith("netlab: pytest.UsageError: netlab_factory: ")]
+    assert len(said) == 7, out
+    assert said == ["name must be a string, not a number",
+                    "name 'qqqqqqqqqqqqqqqqqqqqqqqqq' is 25 characters: want at most 24 (a lab name's limit; the "
+                    "plugin cuts it to add the lab's unique suffix)",
+                    said[2], "wait must be a number of seconds, not str 'x'",
+                    "wait -1 is not a finite number of seconds, 0 or more",
+                    "wait nan is not a finite number of seconds, 0 or more",
+                    "wait must be a number of seconds, not bool True"], out
+    assert said[2].startswith("name 'Qx_4' is not a DNS label;"), out
+    for other in ("not found", "Traceback", "TopologyError", "netlab.api.load", "Lab.up_loaded", "\nE  "):
+        assert other not in out, out
