@@ -216,10 +216,7 @@ class Lab(PodActions):
         from netlab.api import views
 
         with method("lab.pods"):
-            if selector is not None and not isinstance(selector, str):
-                raise UsageError(f"selector {selector!r}: want a label selector as kubectl's -l takes it, "
-                                 "a string such as 'app=web'")
-
+            check_str("selector", selector, none_ok=True)
         return views.pods(self.state(), self.model, selector)
 
     def nodes(self) -> tuple[R.NodeInfo, ...]:

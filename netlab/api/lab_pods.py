@@ -11,8 +11,8 @@ import subprocess
 from typing import TYPE_CHECKING, Any, Collection, Sequence
 
 from netlab.api import results as R
-from netlab.api.args import (WAIT, check_bool, check_command, check_env, check_int, check_no_nul, check_popen_kwargs,
-                             check_seconds, check_seconds_or_none, check_str, check_strs, method)
+from netlab.api.args import (WAIT, check_bool, check_choice, check_command, check_env, check_int, check_no_nul,
+                             check_popen_kwargs, check_seconds, check_seconds_or_none, check_str, check_strs, method)
 from netlab.api.jsonio import from_json
 from netlab.errors import CannotRun, NetnsGone, UsageError
 from netlab.trace.sections import section_names
@@ -171,12 +171,10 @@ class PodActions:
         from netlab.breaks import catalogue
         from netlab.breaks.run import break_lab
 
-        if not isinstance(scenario, str) or catalogue.scenario(scenario) is None:
-            known = ", ".join(s.name for s in catalogue.SCENARIOS)
-            raise UsageError(f"lab.break_: no break scenario {scenario!r}; scenarios: {known}")
-        if target is not None and not isinstance(target, str):
-            raise UsageError(f"lab.break_: target {target!r}: want a pod's or node's name")
         with method("lab.break_"):
+            check_str("scenario", scenario)
+            check_choice("scenario", scenario, [s.name for s in catalogue.SCENARIOS])
+            check_str("target", target, none_ok=True)
             check_seconds("wait", wait, WAIT)
         done = break_lab(self.name, scenario, target, wait=wait)
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done))

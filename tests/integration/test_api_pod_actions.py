@@ -58,7 +58,7 @@ def test_break_changes_the_kernel_real_traffic_fails_and_repair_puts_it_back(lab
         lab.repair()
         assert neigh_of(f"{name}-n1", "flannel.1") == before
         assert lab.reach("a", "b", proto="tcp", port=8080).reachable
-        with pytest.raises(UsageError, match=r"no break scenario 'nope'; scenarios: vxlan-arp-missing, "):
+        with pytest.raises(UsageError, match=r"^lab\.break_: scenario 'nope': want one of vxlan-arp-missing, "):
             lab.break_("nope")
         with pytest.raises(UsageError, match="n9"):
             lab.break_("bridge-port-down", "n9")
@@ -151,7 +151,7 @@ def test_exec_of_a_program_that_cannot_run_returns_what_netlab_exec_exits_with(l
 def test_a_pods_namespace_deleted_is_netns_gone_from_every_method(labs):
     name = labs.name("qga")
     with Lab.up(small(name)) as lab:
-        with pytest.raises(UsageError, match="selector 42: want a label selector"):
+        with pytest.raises(UsageError, match=r"^lab\.pods: selector must be a string or None, not int 42$"):
             lab.pods(42)  # type: ignore[arg-type]
         subprocess.run(["ip", "netns", "del", f"{name}-b"], check=True)
         for call in (lambda: lab.exec("b", "true"), lambda: lab.trace("a", "b"), lambda: lab.inspect("b"),

@@ -121,6 +121,13 @@ def _loaded():
     (lambda lab: lab.down(progress=5), "lab.down: progress must be a function or None, not int 5"),
     (lambda lab: lab.repair(wait=None), "lab.repair: wait must be a number of seconds, not NoneType None"),
     (lambda lab: lab.break_("ip-forward-off", wait="1"), "lab.break_: wait must be a number of seconds, not str '1'"),
+    # break_ and pods(selector) had words of their own ("lab.break_: target 5: want a pod's or node's name")
+    (lambda lab: lab.break_(5), "lab.break_: scenario must be a string, not int 5"),
+    (lambda lab: lab.break_("ip-forward-off", 5), "lab.break_: target must be a string or None, not int 5"),
+    (lambda lab: lab.break_("ip-forward-off", ["n1"]),
+     "lab.break_: target must be a string or None, not list ['n1']"),
+    (lambda lab: lab.pods(42), "lab.pods: selector must be a string or None, not int 42"),
+    (lambda lab: lab.pods(["app=web"]), "lab.pods: selector must be a string or None, not list ['app=web']"),
     # checking it
     (lambda lab: lab.status(5), "lab.status: topology must be a path, a dict or None, not int 5"),
     (lambda lab: lab.probe(5), "lab.probe: topology must be a path, a dict or None, not int 5"),
