@@ -59,13 +59,42 @@ def _shape(cls: type) -> tuple[tuple[str, ...], bool] | None:
 
 
 def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
-    """Build ``cls`` (a result class, a dataclass) from JSON data (a dict) with exactly its fields (a missing or
-    unknown key is a bug: TypeError)."""
+    """Build ``cls`` (a result class, a dataclass) from JSON data (a dict) with exactly its fields: what the CLI's
+    ``-o json`` printed, or :func:`to_json` gave, read back (a file a test saved, another process's answer).
+
+    Data that is not ``cls``'s JSON (a key missing or unknown, in it or in an object inside it: another result's
+    JSON, or one another netlab version wrote) is a :class:`~netlab.errors.UsageError`, as a ``data`` that is no
+    dict is: one line naming ``cls``, where in the data, the type expected there and the key
+    (``netlab.api.from_json: not a ProbeReport's JSON: results[0] (a ProbeResult): no key 'src'``)."""
     with method("netlab.api.from_json"):
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
             raise UsageError(f"cls must be a result class (netlab.api.results), not {given(cls)}")
         check_mapping("data", data)
-    return _converter(cls)(data)  # type: ignore[no-any-return]
+    try:
+        return _converter(cls)(data)  # type: ignore[no-any-return]
+    except _Mismatch as exc:
+        where = "".join(exc.path).removeprefix(".")
+        inside = f"{where} ({_a(exc.cls)}): " if where else ""
+        raise UsageError(f"netlab.api.from_json: not {_a(cls.__name__)}'s JSON: {inside}{exc.problem}") from None
+
+
+def _a(name: str) -> str:
+    return f"{'an' if name[:1] in tuple('AEIOU') else 'a'} {name}"
+
+
+class _Mismatch(Exception):
+    """Data that is not a result class's JSON: ``problem`` with it, in an object of class ``cls`` at ``path``
+    (each step a ``.field`` or ``[index]``, the outermost first) inside the data :func:`from_json` was given."""
+
+    def __init__(self, cls: str, problem: str):
+        super().__init__(problem)
+        self.cls, self.problem = cls, problem
+        self.path: list[str] = []
+
+
+def _keys(keys: Any) -> str:
+    names = sorted(map(str, keys))
+    return f"key {names[0]!r}" if len(names) == 1 else f"keys {', '.join(map(repr, names))}"
 
 
 # A converter per type hint, worked out once: a 500-pod probe's result holds
@@ -98,13 +127,27 @@ def _make_converter(hint: Any) -> Callable[[Any], Any]:
         return lambda v: None if v is None else inner(v)
     if origin is tuple:
         item = _converter(typing.get_args(hint)[0])
-        return lambda v: None if v is None else tuple(item(x) for x in v)
+
+        def items(v: Any) -> Any:
+            try:
+                return None if v is None else tuple(item(x) for x in v)
+            except _Mismatch as exc:  # which item: looked for only on the way out
+                exc.path.insert(0, next(f"[{i}]" for i, x in enumerate(v) if _fails(item, x)))
+                raise
+        return items
     if origin is Mapping or hint is Mapping:
         args = typing.get_args(hint)
         inner = _converter(args[1] if args else Any)
         if inner is _same:  # free-form values (Any, str, int): read-only all the way down, lists as tuples
             inner = freeze
-        return lambda v: None if v is None else FrozenDict({k: inner(x) for k, x in v.items()})
+
+        def values(v: Any) -> Any:
+            try:
+                return None if v is None else FrozenDict({k: inner(x) for k, x in v.items()})
+            except _Mismatch as exc:
+                exc.path.insert(0, next(f"[{k!r}]" for k, x in v.items() if _fails(inner, x)))
+                raise
+        return values
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _dataclass_converter(hint)
     if hint is float:
@@ -114,6 +157,14 @@ def _make_converter(hint: Any) -> Callable[[Any], Any]:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _fails(convert: Callable[[Any], Any], value: Any) -> bool:
+    try:
+        convert(value)
+    except _Mismatch:
+        return True
+    return False
 
 
 def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
@@ -134,18 +185,24 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
             every = {name: _converter(hints[name]) for name in fields}
             worked_out.append({name: fn for name, fn in every.items() if fn is not _same})
         convert = worked_out[0]
-        keys = data.keys()
+        if not isinstance(data, Mapping):
+            raise _Mismatch(cls.__name__, f"{given(data)}, not an object (a dict)")
+        keys: typing.AbstractSet[Any] = data.keys()
         if derived & keys:
             keys = keys - derived
             data = {k: v for k, v in data.items() if k not in derived}
         if not keys <= names:
-            raise TypeError(f"{cls.__name__}: unexpected fields {sorted(keys - names)}")
+            raise _Mismatch(cls.__name__, f"unknown {_keys(keys - names)}")
         if not required <= keys:
-            raise TypeError(f"{cls.__name__}: missing field {sorted(required - keys)[0]!r}")
+            raise _Mismatch(cls.__name__, f"no {_keys(required - keys)}")
         kwargs = dict(data)
         for name, fn in convert.items():
             if name in kwargs:
-                kwargs[name] = fn(kwargs[name])
+                try:
+                    kwargs[name] = fn(kwargs[name])
+                except _Mismatch as exc:
+                    exc.path.insert(0, f".{name}")
+                    raise
         return cls(**kwargs)
 
     return build
