@@ -43,6 +43,14 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
                     kept=tuple(line for line in done.drift if up_leaves(line)))
 
 
+def faults_before(lab: Lab) -> int:
+    """How many differences from its plan the running ``lab`` has that `up` repairs: a fault there already
+    (netlab break's, or one made by hand), which a break warns of (netlab.breaks.run.broken_already). A Never
+    pod's container that failed is not one: no `up` puts it back."""
+    result = internal_status(lab)
+    return len(result.drift) - len(result.kept)
+
+
 def internal_probe(lab: Lab, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
                    timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False,
                    early: Any = None) -> Any:

@@ -167,17 +167,25 @@ class PodActions:
         ``break`` is Python's keyword: the trailing underscore is PEP 8's way to use its name. ``target``: the
         node or pod to break (default: the scenario's choice). An unknown scenario, or one this lab cannot
         show (a Service's on a lab without Services), is a UsageError, as the CLI's exit 2; a kernel that
-        refuses the change (the lab broken already) an ApplyFailed."""
+        refuses the change (the lab broken already) an ApplyFailed. A lab that is not as planned already
+        (:meth:`status` finds differences :meth:`repair` puts right) is broken all the same, as ``netlab break``
+        does, and the result's ``warnings`` says so, as its stderr line: what reach, probe and trace show is then
+        not this fault's alone."""
+        from netlab.api.internals import faults_before
         from netlab.breaks import catalogue
-        from netlab.breaks.run import break_lab
+        from netlab.breaks.run import break_lab, broken_already
 
         with method("lab.break_"):
             check_str("scenario", scenario)
             check_choice("scenario", scenario, [s.name for s in catalogue.SCENARIOS])
             check_str("target", target, none_ok=True)
             check_seconds("wait", wait, WAIT)
+        before = faults_before(self)  # type: ignore[arg-type]  # self is a Lab (PodActions is its base)
         done = break_lab(self.name, scenario, target, wait=wait)
-        return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done))
+        me = f"Lab({self.name!r})"
+        warnings = [broken_already(self.name, before, f"{me}.status()", f"{me}.repair()")] if before else []
+        return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
+                             warnings=tuple(warnings))
 
     def logs(self, pod: str, container: str | None = None, tail: int | None = None, previous: bool = False) -> str:
         """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run

@@ -137,6 +137,9 @@ class BreakResult:
     scenario: str
     target: str  # the node or pod broken
     changes: tuple[str, ...]  # each kernel change, in words (the command that would make it)
+    # The lab was not as planned before the break (a fault there already): a line saying so, how many differences,
+    # and how to list and repair them (Lab.break_: Lab('NAME').status() and .repair(); the CLI: its commands).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

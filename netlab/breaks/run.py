@@ -28,9 +28,24 @@ class BreakResult:
     scenario: str
     target: str
     done: list[str] = field(default_factory=list)  # each change, in words
+    warnings: list[str] = field(default_factory=list)  # the lab was not as planned before: broken_already's line
 
     def to_json(self) -> dict:
-        return {"lab": self.lab, "scenario": self.scenario, "target": self.target, "changes": self.done}
+        return {"lab": self.lab, "scenario": self.scenario, "target": self.target, "changes": self.done,
+                "warnings": self.warnings}
+
+
+def differences(n: int) -> str:
+    return f"{n} difference{'' if n == 1 else 's'} from its plan"
+
+
+def broken_already(lab: str, before: int, status: str, repair: str) -> str:
+    """The warning of a break on lab ``lab`` that had ``before`` differences from its plan that `up` repairs (a
+    fault there already, netlab break's or one made by hand): a fault on top of another is allowed (a lesson may
+    want two), but what probe and trace show is then both's. ``status`` and ``repair``: how the caller lists
+    and repairs them (the CLI's commands, or the library's calls)."""
+    return (f"lab {lab} was broken already ({differences(before)} before this break): what probe and trace show "
+            f"is not this fault's alone; `{status}` lists them, `{repair}` repairs them all")
 
 
 def check(name: str, lab: Lab, target: str | None) -> tuple[catalogue.Scenario, NodeInfo | PodInfo]:

@@ -31,16 +31,10 @@ def _complete_scenarios(ctx: click.Context, param: click.Parameter, incomplete: 
 
 
 def _faults_before(name: str) -> int:
-    """How many differences from its plan lab ``name`` has that `up` repairs: a fault there already (netlab
-    break's, or one made by hand). A Never pod's container that failed is not one: no `up` puts it back."""
-    from netlab.api.lab import internal_status
+    """How many differences from its plan lab ``name`` has that `up` repairs (netlab.api.internals.faults_before)."""
+    from netlab.api.internals import faults_before
 
-    result = internal_status(api.Lab.attach(name))
-    return len(result.drift) - len(result.kept)
-
-
-def _differences(n: int) -> str:
-    return f"{n} difference{'' if n == 1 else 's'} from its plan"
+    return faults_before(api.Lab.attach(name))
 
 
 @cli.command("break")
@@ -86,7 +80,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     if catalogue.scenario(scenario) is None:  # a usage error before root is needed
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     require_root()
-    from netlab.breaks.run import break_lab
+    from netlab.breaks.run import break_lab, broken_already
     from netlab.realize.state import repair_command
 
     name = api.selected_name(lab_name, topology)
@@ -94,9 +88,9 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     before = _faults_before(name)
     result = break_lab(name, scenario, target)
     if before:  # a fault on top of another is allowed (a lesson may want two); its symptoms are both's
-        click.echo(f"netlab: warning: lab {name} was broken already ({_differences(before)} before this break): "
-                   f"what probe and trace show is not this fault's alone; `sudo netlab status --lab {name}` "
-                   f"lists them, `{repair_command(name)}` repairs them all", err=True)
+        result.warnings.append(broken_already(name, before, f"sudo netlab status --lab {name}", repair_command(name)))
+    for line in result.warnings:  # on stderr with -o json too (where the JSON's "warnings" holds them as well)
+        click.echo(f"netlab: warning: {line}", err=True)
     if output == "json":
         print_json(result.to_json())
         return
@@ -142,10 +136,11 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     assert name is not None
     if qz.load(name) is not None:
         raise UsageError(f"lab {name} has a quiz open; answer it first: netlab quiz answer --lab {name} SCENARIO")
+    from netlab.breaks.run import differences
     from netlab.realize.state import repair_command, running_lab
 
     if before := _faults_before(name):  # the answer's trace would show whichever fault it meets first
-        raise UsageError(f"lab {name} is not as planned ({_differences(before)}; `sudo netlab status --lab {name}` "
+        raise UsageError(f"lab {name} is not as planned ({differences(before)}; `sudo netlab status --lab {name}` "
                          f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
 
     lab = running_lab(name).resolved()

@@ -48,7 +48,8 @@ def test_break_changes_the_kernel_real_traffic_fails_and_repair_puts_it_back(lab
         assert res.changes and all(isinstance(c, str) for c in res.changes)
         with pytest.raises(AttributeError):
             res.target = "n2"  # type: ignore[misc]  # frozen: a value
-        assert set(to_json(res)) == {"lab", "scenario", "target", "changes"}  # `netlab break -o json`'s fields
+        assert set(to_json(res)) == {"lab", "scenario", "target", "changes", "warnings"}  # `break -o json`'s
+        assert res.warnings == ()  # a lab as planned: nothing to warn of
         # The kernel's own view: the permanent neighbour entry of the other node's VTEP is gone from flannel.1.
         assert [e for e in neigh_of(f"{name}-n1", "flannel.1") if "PERMANENT" in e.get("state", [])] == []
         ping = subprocess.run(["ip", "netns", "exec", f"{name}-a", "ping", "-c1", "-W1", b_ip], capture_output=True)
@@ -62,6 +63,47 @@ def test_break_changes_the_kernel_real_traffic_fails_and_repair_puts_it_back(lab
             lab.break_("nope")
         with pytest.raises(UsageError, match="n9"):
             lab.break_("bridge-port-down", "n9")
+
+
+def sysctl_of(netns: str, key: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-n", key], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_break_on_a_broken_lab_breaks_it_again_and_warns_in_its_result_as_the_cli_does(labs):
+    """`netlab break` on a lab that was not as planned warns (stderr) that what probe and trace show is not this
+    fault's alone; ``lab.break_`` broke silently, its result had no field for it. It breaks all the same (both
+    faults in the kernel), and ``warnings`` holds the CLI's line with the library's calls; the CLI's ``-o json``
+    holds its own line, with its commands, in the same field."""
+    from netlab.realize.state import repair_command
+
+    name = labs.name("qga")
+    with Lab.up(small(name)) as lab:
+        first = lab.break_("ip-forward-off", "n1")
+        assert first.warnings == () and sysctl_of(f"{name}-n1", "net.ipv4.ip_forward") == "0"
+        status = lab.status()
+        n = len(status.drift) - len(status.kept)
+        assert n >= 1, status
+        second = lab.break_("vxlan-arp-missing", "n1")
+        differences = f"{n} difference{'' if n == 1 else 's'} from its plan"
+        assert second.warnings == (
+            f"lab {name} was broken already ({differences} before this break): what probe and trace show is not "
+            f"this fault's alone; `Lab('{name}').status()` lists them, `Lab('{name}').repair()` repairs them all",)
+        # Both faults are in the kernel: n1 routes nothing, and its VTEP entry for n2 is gone.
+        assert sysctl_of(f"{name}-n1", "net.ipv4.ip_forward") == "0"
+        assert [e for e in neigh_of(f"{name}-n1", "flannel.1") if "PERMANENT" in e.get("state", [])] == []
+        now = lab.status()
+        m = len(now.drift) - len(now.kept)
+        assert m > n, now
+        cli = netlab("break", "pod-cidr-route-missing", "--lab", name, "-o", "json")
+        said = (f"lab {name} was broken already ({m} differences from its plan before this break): what probe and "
+                f"trace show is not this fault's alone; `sudo netlab status --lab {name}` lists them, "
+                f"`{repair_command(name)}` repairs them all")
+        assert (json.loads(cli.stdout)["warnings"], cli.stderr) == ([said], f"netlab: warning: {said}\n")
+        lab.repair()
+        assert lab.status().clean and sysctl_of(f"{name}-n1", "net.ipv4.ip_forward") == "1"
+        assert lab.break_("ip-forward-off", "n1").warnings == ()  # repaired: clean again
+        lab.repair()
 
 
 SERVER = r"""

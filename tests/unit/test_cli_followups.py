@@ -9,6 +9,7 @@ No root: the kernel's answers are stubs. The integration tests check the same li
 
 from __future__ import annotations
 
+import json
 import types
 
 import pytest
@@ -95,8 +96,14 @@ def test_quiz_refuses_a_lab_broken_already_and_break_warns(rooted, monkeypatch):
     assert broke.stderr == (f"netlab: warning: lab {LAB} was broken already (2 differences from its plan before "
                             "this break): what probe and trace show is not this fault's alone; `sudo netlab status "
                             f"--lab {LAB}` lists them, `sudo netlab up --lab {LAB}` repairs them all\n")
+    monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name: 2)
+    as_json = run_cli("break", "pod-mtu-too-big", "--lab", LAB, "-o", "json")  # its "warnings", as up's JSON
+    assert json.loads(as_json.stdout)["warnings"] == [broke.stderr.removeprefix("netlab: warning: ").rstrip("\n")]
+    assert as_json.stderr == broke.stderr
     monkeypatch.setattr("netlab.cli.breaks._faults_before", lambda name: 0)
     assert run_cli("break", "pod-mtu-too-big", "--lab", LAB).stderr == ""  # a clean lab: not a word more
+    as_json = run_cli("break", "pod-mtu-too-big", "--lab", LAB, "-o", "json")
+    assert (json.loads(as_json.stdout)["warnings"], as_json.stderr) == ([], "")
 
 
 def test_inspect_says_how_to_list_every_conntrack_entry_of_this_lab():
@@ -162,10 +169,10 @@ def test_a_fault_before_a_break_is_drift_that_up_repairs(monkeypatch):
     """A Never pod's container that failed stays exited whatever `up` does (status's kept lines): it is no fault
     a quiz must wait for, which no repair would ever clear."""
     from netlab import api
-    from netlab.api import lab as api_lab
+    from netlab.api import internals
     from netlab.cli import breaks as cli_breaks
 
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: name))
-    monkeypatch.setattr(api_lab, "internal_status", lambda lab, topology=None, kernel=None: types.SimpleNamespace(
+    monkeypatch.setattr(internals, "internal_status", lambda lab, topology=None, kernel=None: types.SimpleNamespace(
         drift=("missing: route", "containers: a Never pod's", "sysctl"), kept=("containers: a Never pod's",)))
     assert cli_breaks._faults_before(LAB) == 2

@@ -44,8 +44,39 @@ def test_a_break_result_is_a_value_with_the_cli_json_fields():
     with pytest.raises(dataclasses.FrozenInstanceError):
         res.lab = "x"  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(res)) == res and hash(res)
-    assert api.to_json(res) == {"lab": "l", "scenario": "ip-forward-off", "target": "n1", "changes": ["sysctl ..."]}
+    assert api.to_json(res) == {"lab": "l", "scenario": "ip-forward-off", "target": "n1", "changes": ["sysctl ..."],
+                                "warnings": []}
     assert api.from_json(R.BreakResult, api.to_json(res)) == res
+
+
+def test_a_break_on_a_lab_broken_already_warns_in_its_result_as_the_cli_does(monkeypatch):
+    """`netlab break` on a lab that was not as planned warns on stderr that what probe and trace show is not this
+    fault's alone; ``lab.break_`` said nothing (its result had no field for it). Its ``warnings`` now holds the
+    same line, naming the library's calls (status, repair) where the CLI names its commands; the same differences
+    count (not a Never pod's failed container, which no repair clears), and none on a lab as planned."""
+    import types
+
+    from netlab.breaks import run
+
+    drift: list[str] = []
+    monkeypatch.setattr("netlab.api.internals.internal_status", lambda lab, topology=None, kernel=None: (
+        types.SimpleNamespace(drift=tuple(drift), kept=tuple(d for d in drift if d.startswith("containers")))))
+    monkeypatch.setattr(run, "break_lab", lambda lab, name, target=None, wait=60.0: run.BreakResult(
+        lab, name, "n1", ["ip netns exec qgnone-n1 sysctl -w net.ipv4.ip_forward=0"]))
+    lab = Lab("qgnone")
+    clean = lab.break_("ip-forward-off")
+    assert clean.warnings == () and clean.changes == ("ip netns exec qgnone-n1 sysctl -w net.ipv4.ip_forward=0",)
+    drift += ["containers: a Never pod's failed", "missing: route 10.244.1.0/24"]
+    assert lab.break_("ip-forward-off").warnings == (
+        "lab qgnone was broken already (1 difference from its plan before this break): what probe and trace show "
+        "is not this fault's alone; `Lab('qgnone').status()` lists them, `Lab('qgnone').repair()` repairs them all",)
+    drift += ["sysctl: net.ipv4.ip_forward"]
+    res = lab.break_("ip-forward-off")
+    assert [w.split(": what")[0] for w in res.warnings] == [
+        "lab qgnone was broken already (2 differences from its plan before this break)"]
+    assert api.to_json(res)["warnings"] == list(res.warnings) and api.from_json(R.BreakResult, api.to_json(res)) == res
+    drift[:] = ["containers: a Never pod's failed"]
+    assert lab.break_("ip-forward-off").warnings == ()
 
 
 
