@@ -39,7 +39,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -50,8 +49,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import signals
-from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error, marker_args,
-                                    resolve_path, unique_name)
+from netlab.pytest_topology import (ONE_LINE, artifacts_folder, check_name, check_topology, check_wait, marker_error,
+                                    marker_args, resolve_path, unique_name)
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
@@ -405,8 +404,7 @@ def _artifacts_dir(item: pytest.Item) -> Path:
     if root is None:
         factory = getattr(item.config, "_tmp_path_factory", None)  # pytest's tmp_path_factory
         root = factory.getbasetemp() / "netlab" if factory is not None else Path("netlab-artifacts")
-    name = re.sub(r"[^\w.-]+", "_", item.nodeid.split("::", 1)[-1])[-120:] or "test"
-    return Path(root) / name
+    return Path(root) / artifacts_folder(item.nodeid)
 
 
 def dump_lab(lab: Lab, folder: Path) -> Path:

@@ -9,6 +9,7 @@ loader's lines.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import uuid
@@ -160,3 +161,15 @@ def unique_name(base: str, loaded: Loaded, tail: str | None = None) -> str:
              f"then '-{tail}'), and a namespace name, <lab>-<name>, at most {NETNS_NAME_MAX}: shorten "
              f"{', '.join(long)} to at most {most} characters")
     return f"{base[:room].rstrip('-')}-{tail}"
+
+
+def artifacts_folder(nodeid: str) -> str:
+    """The folder a failed test's labs are written into, under the artifacts directory: its whole test id
+    (the file's path, the test, its parameters), made a safe file name, then 8 hex digits of the id's SHA-256:
+    ``dup/test_one.py::test_same[9999]`` is ``dup_test_one.py--test_same_9999_-1a2b3c4d``. The digest keeps
+    ids apart that read alike once made safe (``[a b]`` and ``[a_b]``) or cut (at 100 characters, the end
+    kept); nothing of the id but ASCII letters, digits, ``_``, ``.`` and ``-`` reaches the file name, and it
+    never begins with a dot."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.replace("::", "--"))[-100:].lstrip(".-")
+    digest = hashlib.sha256(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{readable}-{digest}" if readable else digest

@@ -61,7 +61,9 @@ def test_breaks(netlab_lab):
     assert proc.returncode == 1 and "1 failed" in out, out
     (name,) = names_written(tmp_path)
     assert re.fullmatch(r"plug-[0-9a-f]{6}", name), name
-    folder = artifacts / "test_breaks" / name
+    (test_folder,) = [p.name for p in artifacts.iterdir()]
+    assert re.fullmatch(r"test_case\.py--test_breaks-[0-9a-f]{8}", test_folder), test_folder
+    folder = artifacts / test_folder / name
     assert f"the lab as it was when the test failed: {folder}" in out, out
     inspected = {p.stem: json.loads(p.read_text()) for p in (folder / "inspect").glob("*.json")}
     assert set(inspected) == {"n1", "a", "b", "underlay"}
@@ -72,6 +74,30 @@ def test_breaks(netlab_lab):
     assert len(traces) == 1 and traces[0]["delivered"] is True
     assert json.loads((folder / "status.json").read_text())["ok"] is True
     assert lab_namespaces(name) == []  # teardown ran after the failure
+
+
+def test_the_same_test_in_two_files_is_written_into_two_folders(tmp_path):
+    """``dup/test_one.py::test_same[9999]`` and ``dup/test_two.py::test_same[9999]`` both failed into
+    ``<artifacts>/test_same_9999_/``: the folder was named after the test alone. Each test id has its own."""
+    artifacts = tmp_path / "artifacts"
+    source = f'''
+import pytest
+
+@pytest.mark.parametrize("port", [9999])
+@pytest.mark.netlab({TINY})
+def test_same(netlab_lab, port):
+    assert False, "on purpose"
+'''
+    (tmp_path / "dup").mkdir()
+    for name in ("test_one.py", "test_two.py"):
+        (tmp_path / "dup" / name).write_text(source)
+    proc = pytest_in(tmp_path, "", "--netlab-artifacts", str(artifacts))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and "2 failed" in out, out
+    folders = sorted(p.name for p in artifacts.iterdir())
+    assert len(folders) == 2 and all(re.fullmatch(rf"dup_{f}\.py--test_same_9999_-[0-9a-f]{{8}}", name)
+                                     for f, name in zip(("test_one", "test_two"), folders)), folders
+    assert all(len(list((artifacts / name).iterdir())) == 1 for name in folders)  # one lab each
 
 
 def test_netlab_keep_leaves_a_failed_tests_lab_up_and_says_how_to_remove_it(tmp_path):

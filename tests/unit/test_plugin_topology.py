@@ -5,6 +5,7 @@ with no traceback through netlab. Mistakes are found before the root check, so t
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from netlab.api.topology import load
 from netlab.model.fields import NETNS_NAME_MAX
-from netlab.pytest_topology import members, unique_name
+from netlab.pytest_topology import artifacts_folder, members, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,3 +167,27 @@ def test_factory(netlab_factory, kwargs):
     assert said[2].startswith("name 'Qx_4' is not a DNS label;"), out
     for other in ("not found", "Traceback", "TopologyError", "netlab.api.load", "Lab.up_loaded", "\nE  "):
         assert other not in out, out
+
+
+# --- the artifacts folder ----------------------------------------------------------------------
+
+
+def test_two_test_files_with_the_same_test_get_folders_of_their_own():
+    one = artifacts_folder("dup/test_one.py::test_same[9999]")
+    two = artifacts_folder("dup/test_two.py::test_same[9999]")
+    assert one != two
+    assert re.fullmatch(r"dup_test_one\.py--test_same_9999_-[0-9a-f]{8}", one), one
+
+
+@pytest.mark.parametrize("a, b", [("t.py::t[a b]", "t.py::t[a_b]"), ("a/b.py::t", "a_b.py::t"),
+                                  ("x/" + "p" * 200 + ".py::t", "y/" + "p" * 200 + ".py::t")])
+def test_ids_that_read_alike_once_made_safe_or_cut_stay_apart(a, b):
+    assert artifacts_folder(a) != artifacts_folder(b)
+
+
+@pytest.mark.parametrize("nodeid", ["../../etc/test_x.py::t", "/abs/t.py::t[\x00\n/..]", "..", ".", "",
+                                    "t.py::test_\u00fc[\U0001f600]", "t.py::t[\udcff]", "t.py::" + "z" * 5000])
+def test_nothing_of_a_test_id_but_safe_characters_reaches_the_file_name(nodeid):
+    name = artifacts_folder(nodeid)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name), name
+    assert len(name) <= 109 and name not in (".", "..")
