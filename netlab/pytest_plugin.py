@@ -20,6 +20,9 @@ random suffix: ``demo-g1-3fa9c1``), so parallel runs and other people's labs
 never collide, and is taken down after its last test, whatever happened:
 a failure, Ctrl-C, or SIGTERM (a CI timeout's), which stops the run as Ctrl-C
 does in every pytest process (an xdist controller passes it on to its workers).
+A process killed with SIGKILL runs nothing: the controller takes down the labs
+of an xdist worker that crashed, and the next run names the labs a killed run
+left up (netlab.pytest_owners).
 
 When a test fails, the plugin writes what the lab looked like into the test's
 folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
@@ -48,9 +51,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from netlab import signals
+from netlab import pytest_owners, signals
 from netlab.pytest_topology import (ONE_LINE, artifacts_folder, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
+from netlab.realize import owner
 
 if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
@@ -78,6 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
                    "built-in default; scope: function, class, module, package or session; name: the base of the "
                    "lab's unique name (default: the topology's name)")
     config.stash[REGISTRY] = _Registry(config)
+    config.pluginmanager.register(pytest_owners, "netlab-owners")  # its hooks: the labs of killed processes
     _stop_on_sigterm(config)
 
 
@@ -235,7 +240,8 @@ class _Registry:
                 pytest.skip(f"{SKIP_PREFIX}this machine cannot run the lab ({' / '.join(str(exc).splitlines())}); "
                             "`sudo netlab doctor` says how to fix it")
             self.machine_ok.add(needs)
-        lab = Lab.up_loaded(loaded, wait=wait)
+        with owner.claimed():  # the state records this process: a SIGKILL-ed run's labs are told from others'
+            lab = Lab.up_loaded(loaded, wait=wait)
         failed = lab.last_up.failed if lab.last_up is not None else ()
         if failed:
             # A container that could not start (its command missing, not executable): `netlab up` leaves such a

@@ -153,3 +153,7 @@ class LabInfo:
     pods: int | None
     source: str | None  # the topology file, "built-in default", or None when unknown
     error: str | None = None  # a corrupt state: why, and how to take the lab down anyway
+    # The pytest plugin's lab: its pytest process ("pytest (pid 1234)"), and whether that process has ended
+    # (killed: nothing took the lab down); None for any other lab.
+    owner: str | None = None
+    owner_gone: bool | None = None

@@ -12,7 +12,7 @@ from typing import Any
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
-from netlab.realize import state_dir
+from netlab.realize import owner, state_dir
 from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
 from netlab.realize.state_dir import stateless_labs
 
@@ -30,8 +30,11 @@ def labs() -> tuple[LabInfo, ...]:
             continue
         topo = st.topology
         pods.update(st.netns)
+        record = owner.of(st.extra)
         rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
-                            pods=len(topo.get("pods", [])), source=source_label(st)))
+                            pods=len(topo.get("pods", [])), source=source_label(st),
+                            owner=owner.describe(record) if record else None,
+                            owner_gone=owner.gone(record) if record else None))
     for name in stateless_labs():
         lost = lost_state(name)
         if lost is not None:

@@ -395,10 +395,15 @@ def list_labs(output: str) -> None:
     for r in rows:
         if r.error:
             click.echo(f"netlab: {r.error}", err=True)
+        elif r.owner_gone:
+            click.echo(f"netlab: lab {r.lab} was brought up by {r.owner}, which has ended without taking it down "
+                       f"(killed, or the lab kept by --netlab-keep): `netlab down --lab {r.lab}` takes it down",
+                       err=True)
 
 
 def _row_json(row: api.LabInfo) -> dict[str, object]:
     data: dict[str, object] = to_json(row)
-    if data.get("error") is None:  # only a corrupt lab's row says why
-        data.pop("error", None)
+    for key in ("error", "owner", "owner_gone"):  # only a corrupt lab's row says why; only the plugin's labs
+        if data.get(key) is None:  # have an owner
+            data.pop(key, None)
     return data

@@ -40,6 +40,7 @@ from netlab.realize.observe import observe
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, merged_deleted_chains, ordered,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
+from netlab.realize import owner
 from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
@@ -160,6 +161,9 @@ class _Up:
         state.extra[ADDRESSES] = self.lab.held().to_json()
         state.source = os.path.abspath(source) if source else None
         state.phase = "creating" if fresh else state.phase
+        claim = owner.current()
+        if fresh and claim is not None:  # the pytest plugin's lab: whose it is, from the first write on
+            state.extra[owner.OWNER] = claim
         # A signal while the write-ahead is saved waits for it, then rolls back what it says (a state naming
         # namespaces that nobody made, or a fresh lab in phase creating, would stay behind otherwise).
         came: list[int] = []

@@ -248,6 +248,16 @@ Services = Annotated[Annotated[ServicesRecord, Tag("2")] | Annotated[ServicesRec
                                    custom_error_message="its version should be the integer 1 or 2")]
 
 
+class OwnerRecord(Strict):
+    """realize/owner.py: the process that brought the lab up and takes it down itself (the pytest plugin)."""
+
+    by: Literal["pytest"]
+    pid: Annotated[StrictInt, Field(gt=0)]
+    start: Annotated[StrictInt, Field(ge=0)]  # field 22 of /proc/PID/stat
+    boot: StrictStr  # /proc/sys/kernel/random/boot_id
+    pidns: Annotated[StrictInt, Field(ge=0)]  # the inode of /proc/PID/ns/pid the pid is counted in
+
+
 class Extra(Strict):
     services: Services | None = None
     workload: WorkloadRecord | None = None
@@ -258,6 +268,7 @@ class Extra(Strict):
     # netlab.lab.up: settings a new namespace got from the host, set back to the kernel's (plan/sysctls.py)
     restored_devconf: list[Literal[tuple(KERNEL_DEVCONF)]] | None = None  # type: ignore[valid-type]
     addresses: AddressesRecord | None = None
+    owner: OwnerRecord | None = None
 
 
 class StateFile(Strict):
