@@ -58,7 +58,8 @@ def did_words(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), tol
     could not start is said, but for what an earlier line ``told`` (still failing, unchanged)."""
     parts = []
     if done.created_netns:
-        parts.append(f"created {len(done.created_netns)} namespaces")
+        n = len(done.created_netns)
+        parts.append(f"created {n} namespace{'' if n == 1 else 's'}")
     if done.removed_netns:
         parts.append(f"removed {', '.join(done.removed_netns)}")
     parts += [unsaid(action, said) for action in done.fixed[:6]]

@@ -229,6 +229,14 @@ def test_a_watchers_line_says_a_containers_exit_once(saw, fixed, did):
     assert did_words(UpResult("l", fixed=fixed), "nothing to change", saw) == did
 
 
+@pytest.mark.parametrize("made, words", [(["l-a"], "created 1 namespace"), (["l-a", "l-b"], "created 2 namespaces")])
+def test_a_watchers_line_counts_namespaces_in_the_singular_and_plural(made, words):
+    from netlab.api.watch_lines import did_words
+    from netlab.lab.up import UpResult
+
+    assert did_words(UpResult("l", created_netns=made), "nothing to change") == words
+
+
 @pytest.mark.parametrize("why, alive, words", [
     ("it had exited", False, "exited"), ("it was stopped", True, "was stopped"),
     ("it had failed to start", False, "failed to start"), ("it had exited", True, "runs outside its pod's namespace"),
