@@ -34,13 +34,15 @@ if TYPE_CHECKING:
                    "built-in default lab is made. Default: $NETLAB_LAB (with neither: see above).")
 @WAIT_OPTION
 @click.option("--reconfigure", is_flag=True,
-              help="Replace a running lab of the same name that was brought up from another file.")
+              help="Replace a running lab of the same name that was brought up from another file. Not with "
+                   "--watch: replace the lab first, then watch it.")
 @click.option("--watch", is_flag=True,
               help="Then keep the lab converged until Ctrl-C or SIGTERM (exit 0): re-apply the file when it "
                    "changes (a running lab picked by --lab, $NETLAB_LAB or as the only one up: its saved "
                    "topology, no file), repair drift as the kernel reports it, restart exited containers by their "
                    "pod's restartPolicy; one line per action. The lab stays up. One watcher per lab: a second is "
-                   "refused. Text only: -o json and -o yaml are refused (exit 2).")
+                   "refused. Text only: -o json and -o yaml are refused (exit 2). Not with --reconfigure (exit 2): "
+                   "`up -t FILE --reconfigure` first, then `up -t FILE --watch`.")
 @click.option("--restart-backoff", type=Seconds(min=0, min_open=True), default=10.0, show_default=True,
               metavar="SECONDS",
               help="With --watch: the first back-off between restarts of a crashing container (and between "

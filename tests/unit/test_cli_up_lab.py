@@ -212,3 +212,16 @@ def test_the_watchers_reconfigure_hint_names_the_file_given(applied, tmp_path, m
     got = run_cli("up", "-t", str(file), "--watch", "--reconfigure")
     assert got.returncode == 2 and got.stderr == (f"netlab: --watch applies the file as it is: run `sudo netlab up -t "
                                                   f"{file} --reconfigure` first, then --watch\n"), got
+
+
+def test_readme_and_help_say_watch_and_reconfigure_do_not_combine():
+    """The refusal above is the rule: README's command table wrote `netlab up [-t FILE] [--reconfigure] [--watch]`,
+    two options one may give together, and `up --help` did not say they may not be."""
+    import os
+    import re
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md"), encoding="utf-8").read()
+    synopsis = re.search(r"^\| `(netlab up [^`]*)`", readme, re.M)
+    assert synopsis is not None and synopsis.group(1) == r"netlab up [-t FILE] [--reconfigure \| --watch]", synopsis
+    helped = " ".join(run_cli("up", "--help").stdout.split())
+    assert "Not with --reconfigure" in helped and "Not with --watch" in helped, helped
