@@ -36,7 +36,11 @@ class TraceLoss:
 
 @dataclass(frozen=True)
 class ServiceEndpoint:
-    """The endpoint a Service's DNAT picked for the traced packet."""
+    """The endpoint a Service's DNAT picked for the traced packet (the JSON leaves out the fields that do not
+    apply, as ``netlab trace -o json`` does: no ``rule`` for a choice conntrack held, no ``vmap_element`` in
+    iptables mode, no ``rule_counted`` in nftables mode, whose rules count nothing)."""
+
+    __json_omit_none__ = True
 
     service: str | None = None
     endpoint: str | None = None

@@ -197,7 +197,11 @@ class NftTableInfo:
 
 @dataclass(frozen=True)
 class Inspection:
-    """What ``netlab inspect -o json`` shows for one namespace; sections not asked for are None."""
+    """What ``netlab inspect -o json`` shows for one namespace; sections not asked for (or that do not apply: ``cni``
+    of a pod the builtin wiring made, ``unreadable`` when every section was read) are None, and left out of the
+    JSON, as the CLI leaves them out."""
+
+    __json_omit_none__ = True
 
     lab: str
     name: str

@@ -320,8 +320,7 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections:
     """
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
-    data = to_json(lab.inspect(name, sections or None))  # none named: every section
-    data = {k: v for k, v in data.items() if v is not None}
+    data = to_json(lab.inspect(name, sections or None))  # none named: every section; None ones left out
     if output == "json":
         print_json(data)
         return

@@ -53,12 +53,15 @@ class TraceResult:
 
     @property
     def endpoint(self) -> dict[str, Any] | None:
+        """The DNAT's choice; what does not apply to it is left out (a conntrack entry held before the packet
+        chose no rule; nftables mode counts no rule and iptables mode has no vmap), as ``Lab.trace()``'s
+        ServiceEndpoint leaves its None fields out of its JSON."""
         for h in self.forward.hops:
             if h.kind == "dnat" and "endpoint" in h.facts:
                 return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
                                                 "sep_chain", "rule", "probability", "chance", "rule_position",
                                                 "rules", "affinity", "rule_counted", "chosen_by", "vmap_element")
-                        if k in h.facts}
+                        if h.facts.get(k) is not None}
         return None
 
     @property
@@ -155,7 +158,7 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     ep = r.endpoint
     if ep:
         out.append(f"Service {ep['service']}: the DNAT picked endpoint {ep.get('endpoint')} "
-                   f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep['svc_chain']} → "
+                   f"({ep.get('endpoint_ip')}:{ep.get('endpoint_port')}) via {ep.get('svc_chain')} → "
                    f"{ep.get('sep_chain')}")
         if ep.get("chosen_by"):
             out.append(f"  chosen by {ep['chosen_by']}")
@@ -243,7 +246,7 @@ def _receiver(r: TraceResult) -> str:
         return str(r.dst["name"])
     port = f":{r.port}" if r.port and r.proto != "icmp" else ""
     return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({r.dst['name']}{port} DNATed to "
-            f"{ep['endpoint_ip']}:{ep['endpoint_port']})")
+            f"{ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
 
 
 def _reply_flow(r: TraceResult) -> str:
