@@ -105,6 +105,8 @@ def test_trace_follows_the_service_and_has_the_fields_of_trace_json(netlab_lab):
     mine = to_json(t)
     assert set(mine) == set(cli)
     assert set(mine["hops"][0]) == set(cli["hops"][0]) and set(mine["src"]) == set(cli["src"])
+    # The DNAT's choice: what does not apply (vmap_element, iptables mode) left out on both sides, not null in one
+    assert set(mine["endpoint"]) == set(cli["endpoint"]) and "vmap_element" not in mine["endpoint"], mine["endpoint"]
 
 
 def test_inspect_reads_the_kernel_by_section(netlab_lab):
@@ -116,6 +118,11 @@ def test_inspect_reads_the_kernel_by_section(netlab_lab):
     assert full.conntrack["total"] is not None and full.conntrack["entries"] is None  # counted, not listed
     listed = netlab_lab.inspect("node-1", ["conntrack"]).conntrack
     assert len(listed["entries"]) == listed["total"]
+    # The CLI's JSON, key for key: no cni (builtin wiring), no unreadable (all read), no section not asked for
+    for sections in ([], ["-s", "routes"]):
+        cli = json.loads(netlab("inspect", "--lab", netlab_lab.name, "node-1", *sections, "-o", "json").stdout)
+        mine = to_json(netlab_lab.inspect("node-1", [s for s in sections if s != "-s"] or None))
+        assert set(mine) == set(cli) and "cni" not in mine and "unreadable" not in mine, (sorted(mine), sorted(cli))
 
 
 def test_attach_finds_the_running_lab_and_leaves_it_up(netlab_lab, monkeypatch):
