@@ -29,11 +29,13 @@ in progress to finish (it runs in a thread of its own, which signals do not inte
 its exited children reaped, and the lab stays up as the last repair left it (exit 0, as a daemon asked to
 stop); the loop also ends when the lab is taken down.
 One watcher per lab (realize/state_dir.WatcherLock): a second is refused before it applies anything.
+Another command holding the lab's lock (``up`` in another terminal, ``break``) is waited for: what the kernel
+says meanwhile is its work half done, not drift. A watcher of a file stops, saying so, once another ``up
+--reconfigure`` made its lab from another file: that file no longer describes the lab.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import signal
@@ -44,9 +46,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 from netlab.api import lifecycle
 from netlab.api.topology import load, load_running
-from netlab.api.watch_children import Children, reap_exited_children
-from netlab.api.watch_lines import dedupe, did_words, failed_key, saw_words, summary
-from netlab.api.watch_restart import HeldWorkload, RestartPolicy
+from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
+from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_words, summary
+from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy
 from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature
 from netlab.features import default_features
@@ -60,37 +62,16 @@ from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.plan.resources import Fdb, Neigh
-from netlab.realize.state import LabState, load_state
-from netlab.realize.state_dir import WatcherLock
+from netlab.realize.state import LabState, load_state, replaces
+from netlab.realize.state_dir import WatcherLock, lab_lock_holder
 from netlab.workload import crashloop
 
-PR_SET_CHILD_SUBREAPER = 36
 FILE_POLL = 0.5  # seconds between looks at the topology file
 SETTLE = 0.05  # seconds to let a burst of notifications (one `ip` command makes several) arrive
 SETTLE_MAX = 2.0  # seconds the first apply's echo is read for at most, before the watcher says it watches
 RESYNC = 10.0  # seconds between full status checks
 
 Log = Callable[[str], None]
-
-
-def become_subreaper() -> bool:
-    """Orphaned descendants (the containers, once their launcher exits) become our children."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-
-
-class _Checked:
-    """A feature whose preflight already passed in this process."""
-
-    def __init__(self, feature: Feature):
-        self.feature = feature
-        self.name = feature.name
-
-    def preflight(self, lab: Lab) -> None:
-        pass
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.feature, name)
 
 
 @dataclass
@@ -108,6 +89,7 @@ class Watcher(RestartPolicy):
     stopped_by: int | None = None  # the signal that set ``stop``
     armed: Callable[[], None] | None = None  # called once the first apply is done: signals then set ``stop``
     taken_down: bool = False  # the loop ended because a `down` took the lab
+    replaced: str | None = None  # the loop ended because another `up` made the lab from another file: its last line
     restarts: Backoff = field(init=False)
     repairs: Backoff = field(init=False)
 
@@ -143,7 +125,7 @@ class Watcher(RestartPolicy):
         which tries the kernel in a throwaway namespace (~0.2 s: a repair must take well under 1 s)."""
         # The lab's own features (netlab.features), the containers' held by restartPolicy.
         out: list[Feature] = [HeldWorkload(self) if f.name == "workload" else f for f in default_features()]
-        return [_Checked(f) for f in out] if checked else out
+        return [Checked(f) for f in out] if checked else out
 
     def _apply(self, lab: Lab, source: str | None, doctor: bool) -> lab_up.UpResult:
         """One up, in a thread of its own, waited for whole: SIGINT/SIGTERM (delivered to the main
@@ -293,8 +275,11 @@ class Watcher(RestartPolicy):
             if now >= next_file:
                 next_file = now + FILE_POLL
                 if self._file_id() != self.file_id:
-                    if self._live_state() is None:
+                    state = self._live_state()
+                    if state is None:
                         self._say_taken_down()
+                        break
+                    if self._replaced(state):
                         break
                     self._file_changed()
                     continue
@@ -302,9 +287,14 @@ class Watcher(RestartPolicy):
             due = next_due is not None and now >= next_due
             if not (saw or full or due):
                 continue
-            if seen:
+            other = self._wait_for_other()
+            if self.stop:
+                break
+            if seen or other:
                 time.sleep(SETTLE)
                 saw += summary(self.listener.drain())
+            if other:  # what came meanwhile was its work: the check below says what it left to do
+                saw = [f"{other} changed the lab"]
             for key in self.kids.reaped_now():  # a container that exited while the rest was read
                 saw.append(f"container {key} exited{self.kids.code(key)}")
             if due and not saw:
@@ -313,6 +303,10 @@ class Watcher(RestartPolicy):
             if state is None:
                 self._say_taken_down()
                 break
+            if self._replaced(state):
+                break
+            if other:
+                self._follow(state)
             next_resync = self.clock() + self.resync
             saw, self.deferred = dedupe(self.deferred + saw), []
             try:
@@ -334,6 +328,36 @@ class Watcher(RestartPolicy):
         a fault."""
         state = load_state(self.lab_name)
         return None if state is None or state.phase == "deleting" else state
+
+    def _wait_for_other(self) -> str | None:
+        """While another command holds the lab's lock, it is changing the lab: wait until it is done (or a signal
+        stops the watcher). Returns who it was ("pid N (netlab up)"), None when nobody held the lab."""
+        holder = lab_lock_holder(self.lab_name)
+        if holder is None or holder.startswith(f"pid {os.getpid()} "):
+            return None
+        while not self.stop and lab_lock_holder(self.lab_name) is not None:
+            time.sleep(SETTLE)
+        return holder
+
+    def _follow(self, state: LabState) -> None:
+        """After another command changed the lab: its containers' processes, and sockets in its namespaces (one
+        made again under its old name is another namespace: listen anew to all)."""
+        lab = state.resolved()
+        self.kids.track(lab, state)
+        self._listen(lab, lab.netns_names())
+
+    def _replaced(self, state: LabState) -> bool:
+        """Whether another `up --reconfigure` made the lab from another file than the one watched (not for a
+        watcher of the lab's saved topology, which follows it): then it says so, and stops."""
+        if self.saved or not replaces(state, self.path):
+            return False
+        by = lab_lock_holder(self.lab_name, now=False)  # who took the lab's lock last
+        if by is None or by.startswith(f"pid {os.getpid()} "):
+            by = "another netlab up"
+        line, self.replaced = replaced_words(self.lab_name, self.path, state.source, by)
+        self.log(line)
+        self.stop = True
+        return True
 
     def _say_taken_down(self) -> None:
         self.taken_down = True
@@ -369,6 +393,9 @@ class Watcher(RestartPolicy):
             self.stop = True
             return None
         except NetlabError as exc:
+            now = self._live_state()  # replaced while the repair waited for the lab's lock: refused, as it should
+            if now is not None and self._replaced(now):
+                return None
             self.repairs.restarted("repair", self.clock())
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
@@ -465,6 +492,8 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
                 signal.signal(sig, handler)
     if w.taken_down:
         log(f"stopped watching lab {lab_name}: it is down")
+    elif w.replaced is not None:
+        log(w.replaced)
     else:
         by = f" ({signal.Signals(w.stopped_by).name})" if w.stopped_by else ""
         log(f"stopped watching lab {lab_name}{by}; it stays up (`sudo netlab down --lab {lab_name}` takes it down)")

@@ -14,6 +14,7 @@ else its status stays unknown. restartPolicy OnFailure reads the status
 
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 from dataclasses import dataclass, field
@@ -26,7 +27,14 @@ from netlab.realize.state import LabState
 from netlab.workload import exits, lifecycle as workload, policy
 
 
+PR_SET_CHILD_SUBREAPER = 36
 Run = tuple[Any, Any]  # a container's run: its recorded task (pid or thread id, start time)
+
+
+def become_subreaper() -> bool:
+    """Orphaned descendants (the containers, once their launcher exits) become our children."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
 
 
 def run_of(crec: dict[str, Any]) -> Run:

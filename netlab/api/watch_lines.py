@@ -8,8 +8,10 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
+from netlab.errors import display_path
 from netlab.kernel import events as kevents
 from netlab.lab import up as lab_up
+from netlab.realize.state import up_command
 from netlab.workload import policy
 from netlab.workload.tasks import SANDBOX_REMADE
 
@@ -69,3 +71,13 @@ def did_words(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), tol
     parts += failed[:3] + ([f"... and {len(failed) - 3} more that could not start"] if len(failed) > 3 else [])
     parts += [f"warning: {w}" for w in done.warnings[:3]]
     return "; ".join(parts) or nothing
+
+
+def replaced_words(lab: str, path: str | None, source: str | None, by: str) -> tuple[str, str]:
+    """A watcher of ``path`` (None: the built-in default) whose lab another `up --reconfigure` (``by``) made from
+    ``source``: its line, and its last line, which says how to watch the lab as it is now."""
+    was = display_path(path) if path is not None else "the built-in default"
+    now = display_path(source) if source is not None else "the built-in default or a dict"
+    watch = f"{up_command(source)} --watch" if source is not None else f"sudo netlab up --watch --lab {lab}"
+    return (f"saw: lab {lab} reconfigured from {now} by {by}; did: stop watching ({was} no longer describes it)",
+            f"stopped watching lab {lab}: it is up from {now} now, and stays up (`{watch}` watches it)")

@@ -15,13 +15,27 @@ from typing import Any, Callable
 
 from netlab.api.watch_children import Children
 from netlab.api.watch_lines import state_words
-from netlab.feature import ModuleFeature, StartResult
+from netlab.feature import Feature, ModuleFeature, StartResult
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab, PodInfo
 from netlab.model.topology import Container
 from netlab.realize.state import LabState
 from netlab.workload import lifecycle as workload
 from netlab.workload import crashloop, policy, tasks
+
+
+class Checked:
+    """A feature whose preflight already passed in this process (a repair's: the first apply ran it)."""
+
+    def __init__(self, feature: Feature):
+        self.feature = feature
+        self.name = feature.name
+
+    def preflight(self, lab: Lab) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.feature, name)
 
 
 class RestartPolicy:

@@ -14,6 +14,7 @@ changing the same lab's kernel objects at once.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import time
@@ -296,6 +297,29 @@ class LabLock:
             _drop_if_only_lock(self.lab)
             os.close(self.fd)
             self.fd = None
+
+
+def lab_lock_holder(lab: str, now: bool = True) -> str | None:
+    """Who holds the lab's lock (its file's text, "pid N (netlab up)"): ``now``, None when nobody does; else who
+    took it last (the text stays once the lock is released), None when nobody ever did. Asked without waiting,
+    and never making the lab's directory or lock file: ``up --watch`` asks it of a lab a ``down`` may take."""
+    try:
+        fd = os.open(os.path.join(lab_dir(lab, create=False), LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, NetlabError):
+        return None
+    try:
+        if now:
+            try:  # a shared lock conflicts with the holder's exclusive one; closing the fd releases it
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                return None
+            except BlockingIOError:
+                pass
+        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        return text or (lockfile.holder_of(fd) if now else None)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def _open_lab_file(lab: str, name: str) -> tuple[int, str]:

@@ -121,3 +121,15 @@ def test_a_watcher_of_a_lab_taken_down_leaves_the_next_ones_file_alone(root):
         assert (root / LAB / "watcher").exists()  # the second's file: not the first's to remove
         with pytest.raises(state_dir.LabBusy, match="already watched"):
             state_dir.WatcherLock(LAB).__enter__()
+
+
+def test_lab_lock_holder_says_who_holds_the_lab_now_and_who_held_it_last(state_root):
+    """`up --watch` asks it each round: who is changing the lab now (its lines then wait for it), and who did last
+    (the `up` that replaced the lab from another file). It never makes a lab's directory: the lab may be down."""
+    assert state_dir.lab_lock_holder(LAB) is None and state_dir.lab_lock_holder(LAB, now=False) is None
+    assert not os.path.exists(os.path.join(state_root, LAB))
+    with state_dir.LabLock(LAB, "netlab up"):  # another open file: its flock conflicts, as another process's does
+        assert state_dir.lab_lock_holder(LAB) == f"pid {os.getpid()} (netlab up)"
+        (state_root / LAB / "state.json").write_text("{}")  # a lab, whose directory outlives the lock
+    assert state_dir.lab_lock_holder(LAB) is None
+    assert state_dir.lab_lock_holder(LAB, now=False) == f"pid {os.getpid()} (netlab up)"

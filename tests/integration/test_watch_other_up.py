@@ -1,0 +1,73 @@
+"""`netlab up --watch` while another command changes its lab, run as a user runs them.
+
+A watcher of w1.yaml went on guarding the topology another `up -t w2.yaml --reconfigure` (same lab name) made,
+repairing pods only w2.yaml has, its log never saying the desired state had changed ("did: nothing to change"),
+and, w1.yaml touched, "apply failed: lab X is up from w2.yaml". It now says the lab was reconfigured from w2.yaml
+by that up, and stops: its file no longer describes the lab. And while another command holds the lab's lock,
+what the kernel says is that command's work half done: the watcher listed it as drift ("extra: namespace ...")
+and then did "nothing to change"; it now waits for the command, then checks the lab whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from helpers import NETLAB, ip_json, lab_namespaces, netlab, unique_lab, write_topology
+from netlab.realize.state_dir import LabLock
+from watching import topology, wait_until, watching
+
+pytestmark = pytest.mark.root
+
+ROUTE = "10.244.1.0/24"
+
+
+def test_a_watcher_of_a_file_stops_when_another_up_reconfigures_its_lab_from_another_file(tmp_path):
+    name = unique_lab("im")
+    w1 = write_topology(tmp_path, topology(name), "w1.yaml")  # pods a, b
+    w2 = write_topology(tmp_path, topology(name).replace("  - name: b\n", "  - name: c\n"), "w2.yaml")  # a, c
+    with watching(name) as start:
+        watcher = start(w1)
+        other = subprocess.Popen([*NETLAB, "up", "-t", w2, "--reconfigure"], stdout=subprocess.DEVNULL)
+        assert other.wait(120) == 0
+        assert watcher.proc.wait(20) == 0  # it ends, as a daemon whose work is over: exit 0
+        lines = [line.split(" ", 1)[1] for line in watcher.drained()]
+        assert lines[-2:] == [
+            f"saw: lab {name} reconfigured from {w2} by pid {other.pid} (netlab up); did: stop watching ({w1} no "
+            "longer describes it)",
+            f"stopped watching lab {name}: it is up from {w2} now, and stays up (`sudo netlab up -t {w2} --watch` "
+            "watches it)"], lines
+        assert not any("nothing to change" in line or "extra: " in line for line in lines), lines
+        # The lab stays as w2.yaml made it, and nobody keeps it so any more.
+        assert f"{name}-c" in lab_namespaces(name) and f"{name}-b" not in lab_namespaces(name)
+        assert netlab("status", "-t", w2).returncode == 0
+
+
+def test_a_watcher_says_nothing_of_what_another_up_does_while_it_holds_the_lab(tmp_path):
+    """The other command here is the test itself, holding the lab's lock as `up` does: what it undoes before it
+    lets go is no drift (no line at all), what it leaves is, named as its work, and repaired."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))
+    node = f"{name}-node-1"
+    with watching(name) as start:
+        watcher = start(path)
+        mark = len(watcher.lines)
+        planned = ip_json("route", "show", ROUTE, netns=node)[0]
+        with LabLock(name, "netlab up"):  # a half-applied change, put right before the lock is released
+            subprocess.run(["ip", "-n", node, "route", "del", ROUTE], check=True)
+            time.sleep(1.0)  # the watcher heard it
+            subprocess.run(["ip", "-n", node, "route", "add", ROUTE, "via", planned["gateway"], "dev",
+                            planned["dev"], "onlink"], check=True)
+        time.sleep(3.0)  # a periodic check (--resync 2) too
+        assert watcher.lines[mark:] == [], watcher.lines[mark:]
+        with LabLock(name, "netlab up"):  # one it leaves
+            subprocess.run(["ip", "-n", node, "route", "del", ROUTE], check=True)
+            time.sleep(1.0)
+            assert watcher.lines[mark:] == [], watcher.lines[mark:]  # not while the lab is held
+        line = watcher.wait_for_line("did: replace route", after=mark)
+        assert re.search(rf"saw: pid {os.getpid()} \(netlab up\) changed the lab \(missing: route {ROUTE} ", line), line
+        wait_until(lambda: ip_json("route", "show", ROUTE, netns=node) != [], 2.0)
