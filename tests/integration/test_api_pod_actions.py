@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -257,6 +258,8 @@ def test_reach(netlab_lab):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "1 failed" in out, out
     (name,) = names_written(tmp_path)
-    reaches = json.loads((artifacts / "test_reach" / name / "reaches.json").read_text())
+    (test_folder,) = [p.name for p in artifacts.iterdir()]  # the test id's own folder: test_case.py--test_reach-HASH
+    assert re.fullmatch(r"test_case\.py--test_reach-[0-9a-f]{8}", test_folder), test_folder
+    reaches = json.loads((artifacts / test_folder / name / "reaches.json").read_text())
     assert [(r["port"], r["observed"]) for r in reaches] == [(8080, "reachable"), (9999, "unreachable")], reaches
     assert lab_namespaces(name) == []
