@@ -164,7 +164,7 @@ def balancer_node(lab: Lab, hops: list[Hop]) -> str | None:
 
 
 def unanswered_reset(lab: Lab, src: Endpoint, rejected_on: str, dnat_node: str | None, asked: str,
-                     endpoint_ip: str | None, port: int | None) -> str | None:
+                     endpoint_ip: str | None, port: int | None, unfiltered: Collection[str] = ()) -> str | None:
     """Why a TCP client a policy's REJECT refused got no reset, when that is the kernel's doing: the client is a
     pod on the node that both DNATed its packet (a Service, or that node's nodePort) and REJECTed it.
 
@@ -176,8 +176,13 @@ def unanswered_reset(lab: Lab, src: Endpoint, rejected_on: str, dnat_node: str |
     ``asked``, does not take it: the connection times out. A packet that came over the overlay, or a connection
     to the pod's own address (no DNAT), is refused as usual. So is every client of a lab whose pods share no
     bridge (ptp: each pod's veth is routed): its packet came in by no bridge port, and the reset leaves as the
-    node's own packet, its source given back by conntrack. None when this is not such a flow."""
+    node's own packet, its source given back by conntrack. So is a client on a node whose bridge-nf-call-iptables is
+    0 (``unfiltered``: its namespace is in it): its bridge hands the frame for the node's own MAC up to the IP layer
+    without br_netfilter, the packet is routed into FORWARD as any other, and so is the reset (tcpdump on the
+    client's eth0: the RST comes from the address it asked for). None when this is not such a flow."""
     if src.kind != "pod" or dnat_node != rejected_on or lab.pod(src.name).node != rejected_on:
+        return None
+    if lab.node(rejected_on).netns in unfiltered:
         return None
     bridge = pod_bridge(lab)
     if bridge is None:

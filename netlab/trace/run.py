@@ -323,7 +323,7 @@ def _policy_verdict(lab: Lab, result: TraceResult, src: Endpoint, dst: Endpoint,
         if result.proto == "tcp" and not result.reply_received:
             why += tpolicy.unanswered_reset(lab, src, blamed["node"], node, f"{dst.ip}:{result.port}",
                                             ep.get("endpoint_ip") if ep else None,
-                                            ep.get("endpoint_port") if ep else None) or ""
+                                            ep.get("endpoint_port") if ep else None, unfiltered) or ""
         result.verdict = Verdict(False, at if at is not None else result.verdict.lost_at, why, blamed.get("fix"))
     elif "to" in blamed and result.forward.end_netns == lab.node(blamed["node"]).netns:
         # For the node itself: the routing delivered it to the node, then the pod's egress chain, jumped to from

@@ -12,6 +12,8 @@ bridge port (br_netfilter handed it to iptables), and the kernel's REJECT answer
 that port (nf_send_reset), past the NAT that would give the reset n2's nodePort as its source: it leaves from
 web-1's address (tcpdump on the client's eth0: 10.244.0.2.8080 > 10.244.1.2 [R.]), which the client's socket does
 not take. trace says so; a client that came over the overlay is refused as usual (test_trace_services.py).
+With bridge-nf-call-iptables = 0 in n2 the packet is routed, not bridged, through iptables: the reset is too, and
+the client is refused.
 """
 
 from __future__ import annotations
@@ -95,3 +97,27 @@ def test_a_pods_egress_to_a_nodeport_is_judged_on_its_node_before_or_after_the_d
     assert d["lost"]["netns"] == f"{name}-n2" and "by policy default/client-to-n1-nodeport" in d["lost"]["reason"]
     assert not d["reply_received"] and "; the client gets no reset: the packet came in through cni0's bridge port" \
         in d["lost"]["reason"] and f"which the client's connection to {n2}:30080 does not take" in d["lost"]["reason"]
+
+
+def test_a_rejected_client_on_a_node_whose_bridge_skips_iptables_is_refused_and_trace_adds_no_reset_note(labs):
+    """bridge-nf-call-iptables = 0 in n2 (in its namespace only): cni0 hands the client's frame for its own MAC up
+    to the IP layer without br_netfilter, so the REJECT in FORWARD answers a routed packet: the reset goes out
+    through the IP stack, conntrack gives it n2's nodePort as its source, and the client is refused (the connection
+    that times out with the sysctl at 1). trace gets the reset back and adds no "no reset" note."""
+    import subprocess
+
+    name = labs.name("npb")
+    labs.up(json.dumps(topology(name, "iptables")))
+    lab = Lab.attach(name)
+    n2 = str(lab.model.node("n2").ip)
+    subprocess.run(["ip", "netns", "exec", f"{name}-n2", "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"],
+                   check=True)
+    before = rejects(f"{name}-n2")
+    assert connect(lab, n2, 30080) == "ConnectionRefusedError"
+    assert rejects(f"{name}-n2") - before == 1  # the policy's REJECT still judged it: in FORWARD, routed
+
+    proc = netlab("trace", "--lab", name, "client", "n2", "--port", "30080", "-o", "json", check=False)
+    d = json.loads(proc.stdout)
+    assert proc.returncode == 1 and not d["delivered"] and d["reply_received"], d
+    assert "by policy default/client-to-n1-nodeport" in d["lost"]["reason"]
+    assert "no reset" not in d["lost"]["reason"], d["lost"]["reason"]

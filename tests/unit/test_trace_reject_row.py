@@ -154,3 +154,19 @@ def test_a_pod_rejected_on_the_node_that_dnated_it_is_told_why_no_reset_comes_ba
     assert unanswered_reset(lab, c1, "n1", None, "10.244.0.5:8080", None, None) is None  # no DNAT: refused
     host = Endpoint("n1", "node", str(lab.node("n1").ip))
     assert unanswered_reset(lab, host, "n1", "n1", "10.96.0.11:80", None, None) is None
+
+
+def test_a_pod_rejected_on_a_node_whose_bridge_skips_iptables_is_not_told_it_gets_no_reset():
+    """bridge-nf-call-iptables = 0 in the node: the frame for cni0's own MAC goes up to the IP layer without
+    br_netfilter, so the REJECT's reset is routed as the node's own packet and its source given back by conntrack:
+    the client is refused (tcpdump on its eth0: the RST comes from the address it asked for), no note says
+    otherwise. The other node's sysctl does not matter."""
+    from netlab.api.topology import load
+    from netlab.trace.policy import unanswered_reset
+    from netlab.trace.targets import Endpoint
+
+    lab = load({"name": "lab", "nodes": [{"name": "n1"}, {"name": "n2"}],
+                "pods": [{"name": "c1", "node": "n1"}]}).lab
+    c1 = Endpoint("c1", "pod", str(lab.pod("c1").ip))
+    assert unanswered_reset(lab, c1, "n1", "n1", "10.96.0.11:80", "10.244.0.5", 8080, {"lab-n1"}) is None
+    assert unanswered_reset(lab, c1, "n1", "n1", "10.96.0.11:80", "10.244.0.5", 8080, {"lab-n2"}) is not None
