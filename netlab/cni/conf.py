@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from ipaddress import IPv4Interface, ip_interface
+from ipaddress import IPv4Address, IPv4Interface, ip_interface
 from typing import TYPE_CHECKING, Any
 
 from netlab.model.cniconf import Conflist, at_least
@@ -131,13 +131,17 @@ def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | 
     """
     ifaces = [i for i in result.get("interfaces", []) if isinstance(i, dict)]
     pod_idx = next((n for n, i in enumerate(ifaces) if i.get("sandbox") and i.get("name") == ifname), None)
-    ip = None
+    ip = gateway = None
     for entry in result.get("ips", []):
         idx = entry.get("interface")
         if pod_idx is None or idx is None or idx == pod_idx:
             iface = IPv4Interface(entry["address"]) if ":" not in entry["address"] else None
             if iface is not None:
                 ip = iface.ip
+                try:
+                    gateway = IPv4Address(entry["gateway"]) if entry.get("gateway") else None
+                except (TypeError, ValueError):  # not an IPv4 address: the result names no gateway we can use
+                    gateway = None
                 break
     if ip is None:
         return None
@@ -147,4 +151,5 @@ def attachment(result: dict[str, Any], ifname: str = POD_IF) -> CniAttachment | 
     if pod_idx is not None and pod_idx > 0 and not ifaces[pod_idx - 1].get("sandbox"):
         host = ifaces[pod_idx - 1]
     return CniAttachment(ip=ip, mac=ifaces[pod_idx].get("mac") if pod_idx is not None else None,
-                         host_veth=host.get("name") if host else None, host_mac=host.get("mac") if host else None)
+                         host_veth=host.get("name") if host else None, host_mac=host.get("mac") if host else None,
+                         gateway=gateway)

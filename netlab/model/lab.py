@@ -84,7 +84,8 @@ class CniAttachment:
 
     ``host_veth``/``host_mac``: the node's end of the pod's veth (None when the result names none).
     ``host_ifaces``: every interface the result names outside the pod (the bridge, the veth's end), as the
-    lab's state keeps them; empty when not known.
+    lab's state keeps them; empty when not known. ``gateway``: the gateway the result gives the pod's address (the
+    address its default route goes by); None when it names none, or the lab's state is older than the field.
     """
 
     ip: IPv4Address
@@ -92,6 +93,7 @@ class CniAttachment:
     host_veth: str | None = None
     host_mac: str | None = None
     host_ifaces: tuple[str, ...] = ()
+    gateway: IPv4Address | None = None
 
     @property
     def bridge(self) -> str | None:

@@ -40,7 +40,8 @@ def attachments(state: "LabState") -> dict[str, CniAttachment]:
         try:
             out[name] = CniAttachment(ip=IPv4Address(att["ip"]), mac=att.get("mac"), host_veth=att.get("host_veth"),
                                       host_mac=att.get("host_mac"),
-                                      host_ifaces=tuple(i for i in att.get("host_ifaces") or () if isinstance(i, str)))
+                                      host_ifaces=tuple(i for i in att.get("host_ifaces") or () if isinstance(i, str)),
+                                      gateway=IPv4Address(att["gateway"]) if att.get("gateway") else None)
         except (KeyError, ValueError, TypeError):
             continue  # a damaged record: status shows the pod as netlab planned it
     return out
@@ -110,7 +111,8 @@ def check_cni_change(lab: Lab, state: "LabState | None") -> None:
 
 def attachment_json(att: CniAttachment, host_ifaces: list[str] | None = None) -> dict[str, Any]:
     return {"ip": str(att.ip), "mac": att.mac, "host_veth": att.host_veth, "host_mac": att.host_mac,
-            "host_ifaces": list(host_ifaces if host_ifaces is not None else att.host_ifaces)}
+            "host_ifaces": list(host_ifaces if host_ifaces is not None else att.host_ifaces),
+            "gateway": str(att.gateway) if att.gateway is not None else None}
 
 
 def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None]:

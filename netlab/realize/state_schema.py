@@ -199,6 +199,7 @@ class CniAttachmentRecord(Strict):
     host_veth: IfName | None = None
     host_mac: StrictStr | None = None
     host_ifaces: list[IfName] = []
+    gateway: StrictStr | None = None
 
 
 class CniPodRecord(Strict):

@@ -194,7 +194,8 @@ def test_attachment_from_a_bridge_result():
         "ips": [{"address": "10.244.0.2/24", "gateway": "10.244.0.1", "interface": 2}]}
     att = C.attachment(result)
     assert att == CniAttachment(ip=IPv4Address("10.244.0.2"), mac="aa:00:00:00:00:03",
-                                host_veth="veth12345678", host_mac="aa:00:00:00:00:02")
+                                host_veth="veth12345678", host_mac="aa:00:00:00:00:02",
+                                gateway=IPv4Address("10.244.0.1"))
     assert C.host_interfaces(result) == ["cni0", "veth12345678"]
     assert C.attachment({"interfaces": [], "ips": []}) is None
 
