@@ -102,7 +102,8 @@ PTP_GATEWAY = "pod veths"  # ptp gives each pod's host-side veth the gateway's a
 
 
 def gateway_holder(lab: Lab) -> str | None:
-    """What holds each node's pod gateway, the first address of its pod CIDR (NodeInfo.gateway), for names.
+    """What holds each node's pod gateway, the first address of its pod CIDR (NodeInfo.gateway), as the conflist
+    says (before its plugins ran; :func:`node_gateway` asks a running lab's results first):
 
     - cni0: netlab's own, the reference list's;
     - a conflist's bridge plugin's bridge (qnbr0) when it is the pods' gateway (isGateway, or isDefaultGateway,
@@ -130,10 +131,47 @@ def gateway_holder(lab: Lab) -> str | None:
             continue
         if p["type"] == "ptp":
             return PTP_GATEWAY
-        if p["type"] == "bridge" and p.get("bridge", naming.BRIDGE) == bridge \
-                and (p.get("isGateway") or p.get("isDefaultGateway")):
+        if _bridge_gateway(p) and p.get("bridge", naming.BRIDGE) == bridge:
             return bridge
     return None
+
+
+def _bridge_gateway(plugin: dict[str, Any]) -> bool:
+    """A bridge plugin that gives its bridge the pods' gateway address."""
+    return plugin["type"] == "bridge" and bool(plugin.get("isGateway") or plugin.get("isDefaultGateway"))
+
+
+def node_gateway(lab: Lab, node: NodeInfo) -> tuple[IPv4Address, str] | None:
+    """(address, what holds it) of the gateway the pods of ``node`` route by, an address of the node's own; None
+    when not known, or not the node's.
+
+    A running lab's results say the address first: the gateway the plugins gave the node's pods (when they agree),
+    wherever their IPAM took it from (its own range, its own gateway). What holds it: the bridge plugin's bridge
+    when it is the gateway (isGateway: its result names the IPAM's gateway either way), ptp's pod veths; for a
+    plugin netlab does not know, the bridge its results name beside the pod's veth (examples/cni/bash-bridge's
+    bashbr0): the pods reach their gateway on that bridge, which the plugin made to be it. A result names no
+    interface for the gateway's address itself, so that last one is read from the plugin's words, not the
+    kernel's. Without results: :func:`gateway_holder`, at the pod CIDR's first address."""
+    if lab.cni != "conflist":
+        return node.gateway.ip, naming.BRIDGE
+    results = [a for p in lab.pods if p.node == node.name for a in [lab.attached.get(p.name)] if a is not None]
+    said = {a.gateway for a in results if a.gateway is not None}
+    if len(said) != 1:
+        holder = gateway_holder(lab) if not said else None  # pods told different gateways: none is the node's
+        return (node.gateway.ip, holder) if holder else None
+    gateway = said.pop()
+    try:
+        plugins = user_conflist(lab).plugins
+    except ConflistError:
+        return None
+    bridges = {a.bridge for a in results}
+    if any(p["type"] == "ptp" for p in plugins):
+        return gateway, PTP_GATEWAY
+    known = [p for p in plugins if p["type"] == "bridge"]
+    if known:
+        return (gateway, pod_bridge(lab) or naming.BRIDGE) if any(_bridge_gateway(p) for p in known) else None
+    bridge = bridges.pop() if len(bridges) == 1 else None
+    return (gateway, bridge) if bridge else None
 
 
 def node_leases(net: Conflist, data_dir: str) -> Conflist:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
-from netlab.plan.cniadd import gateway_holder
+from netlab.plan.cniadd import node_gateway
 from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth
 from netlab.plan.services import KUBE_SERVICES, service_ports
@@ -139,15 +139,16 @@ class LabMap:
     def from_lab(cls, lab: Lab, plan: Plan) -> "LabMap":
         m = cls(lab=lab.name, mode=lab.mode)
         m.names[lab.underlay_netns] = "underlay"
-        # what each node's pod gateway address is on (cni0, qnbr0, ptp's pod veths), if known
-        gateway = gateway_holder(lab)
         for node in lab.nodes:
             m.names[node.netns] = f"node {node.name}"
             m.ip_names[str(node.ip)] = node.name
             m.node_pod_cidrs[node.name] = (node.netns, str(node.pod_cidr))
             m.node_ips.add(str(node.ip))
-            if gateway:  # a user's plugins may put the pods' gateway where they like (or nowhere)
-                m.ip_names[str(node.gateway.ip)] = f"{node.name} {gateway}"
+            # what the node's pod gateway address is on (cni0, qnbr0, ptp's pod veths, bashbr0), if known: a
+            # user's plugins may put the pods' gateway where they like (or nowhere)
+            gateway = node_gateway(lab, node)
+            if gateway:
+                m.ip_names[str(gateway[0])] = f"{node.name} {gateway[1]}"
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
         for pod in lab.pods:

@@ -20,7 +20,7 @@ from typing import Any, Collection, Mapping
 
 from netlab.model.lab import Lab
 from netlab.model.netpol import Peer, PodView, Verdict, lab_peer, policy_set
-from netlab.plan.cniadd import pod_bridge
+from netlab.plan.cniadd import node_gateway, pod_bridge
 from netlab.plan.policy import pod_chain
 from netlab.trace import nodeport, policyrules
 from netlab.trace.hops import Hop
@@ -196,9 +196,11 @@ def unanswered_reset(lab: Lab, src: Endpoint, rejected_on: str, dnat_node: str |
 
 
 def node_of(lab: Lab, addr: IPv4Address) -> str | None:
-    """The node one of whose own addresses this is (eth0's, cni0's, flannel.1's), or None."""
+    """The node one of whose own addresses this is (eth0's, its pods' gateway's: cni0's, a conflist's bridge's or
+    pod veths', wherever the lab's plugins put it; flannel.1's), or None."""
     for n in lab.nodes:
-        if addr in (n.ip, n.gateway.ip) or (lab.mode == "vxlan" and addr == n.vtep_ip):
+        gateway = node_gateway(lab, n)
+        if addr == n.ip or (gateway and addr == gateway[0]) or (lab.mode == "vxlan" and addr == n.vtep_ip):
             return n.name
     return None
 

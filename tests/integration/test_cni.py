@@ -172,7 +172,10 @@ def test_bash_bridge_example_passes_probe(labs, tmp_path):
     labs.up(text)
     netlab("status", "--lab", lab)
     assert "36/36 probes as expected" in netlab("probe", "--lab", lab).stdout
-    assert "result: delivered to web-2" in netlab("trace", "--lab", lab, "web-1", "web-2").stdout
+    trace = netlab("trace", "--lab", lab, "web-1", "web-2").stdout
+    assert "result: delivered to web-2" in trace
+    # The pods' gateway is named by what the plugin's results say (a bridge beside the veth, the pods' gateway).
+    assert "ARP entry: 10.244.0.1 (node-1 bashbr0)" in trace
     # The plugin made the pod side: its bridge and veth in the node, the address from CNI_ARGS IP=.
     names = {ln["ifname"] for ln in ip_json("link", netns=f"{lab}-node-1")}
     assert "bashbr0" in names and "cni0" not in names

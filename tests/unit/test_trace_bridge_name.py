@@ -59,3 +59,54 @@ def test_a_labs_without_a_bridge_gets_no_reset_note_and_its_gateway_is_named_whe
                             None, None)
     assert note is None
     assert LabMap.from_lab(lab, build_plan(lab)).ip_names.get("10.244.0.1") == gateway
+
+
+def test_a_pod_gateway_the_plugins_results_put_elsewhere_is_the_nodes_own_address(tmp_path):
+    """A conflist whose IPAM has its own range and gateway: the node's pod CIDR's first address is not the pods'
+    gateway; the one the plugins' results gave them is, on the bridge (isGateway). node_of (who holds a balancer's
+    DNAT address, a hop's source) and the hops' names say so; the result's gateway is kept in the lab's state."""
+    from ipaddress import IPv4Address
+
+    from netlab.cni.conf import attachment
+    from netlab.model.lab import CniAttachment
+    from netlab.realize.attachments import attachment_json
+    from netlab.trace.policy import node_of
+
+    own = {**QNBR, "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.244.0.0/24", "gateway": "10.244.0.254"}]]}}
+    result = {"cniVersion": "1.0.0", "ips": [{"address": "10.244.0.2/24", "gateway": "10.244.0.254", "interface": 2}],
+              "interfaces": [{"name": "qnbr0"}, {"name": "veth1"}, {"name": "eth0", "sandbox": "/run/netns/x"}]}
+    att = attachment(result)
+    assert att is not None and att.gateway == IPv4Address("10.244.0.254")
+    assert attachment_json(att)["gateway"] == "10.244.0.254"
+    lab = lab_with(tmp_path, CONFLIST, [own])
+    lab = lab.with_attachments({"c1": CniAttachment(ip=lab.pod("c1").ip, host_veth="veth1",
+                                                    host_ifaces=("qnbr0", "veth1"), gateway=att.gateway)})
+    assert node_of(lab, IPv4Address("10.244.0.254")) == "n1"
+    assert node_of(lab, IPv4Address("10.244.0.1")) is None  # the pod CIDR's first address: nobody's here
+    names = LabMap.from_lab(lab, build_plan(lab)).ip_names
+    assert names.get("10.244.0.254") == "n1 qnbr0" and "10.244.0.1" not in names
+
+
+BASH_BRIDGE = {"type": "bash-bridge", "bridge": "bashbr0", "capabilities": {"ipRanges": True}}
+
+
+def test_a_plugin_netlab_does_not_know_has_its_bridge_named_as_the_gateway_from_its_results(tmp_path):
+    """examples/cni/bash-bridge: its own plugin makes bashbr0 and gives it the pods' gateway. Its type says nothing;
+    the running lab's results do: the bridge beside each pod's veth, and the gateway they route by. Before the
+    plugin ran (no results), nothing is named."""
+    from ipaddress import IPv4Address
+
+    from netlab.model.lab import CniAttachment
+    from netlab.trace.policy import node_of
+
+    lab = lab_with(tmp_path, CONFLIST, [BASH_BRIDGE])
+    assert LabMap.from_lab(lab, build_plan(lab)).ip_names.get("10.244.0.1") is None
+    assert node_of(lab, IPv4Address("10.244.0.1")) is None
+    lab = lab.with_attachments({"c1": CniAttachment(ip=lab.pod("c1").ip, host_veth="veth1",
+                                                    host_ifaces=("bashbr0", "veth1"),
+                                                    gateway=IPv4Address("10.244.0.1"))})
+    assert LabMap.from_lab(lab, build_plan(lab)).ip_names.get("10.244.0.1") == "n1 bashbr0"
+    assert node_of(lab, IPv4Address("10.244.0.1")) == "n1"
+    alone = lab.with_attachments({"c1": CniAttachment(ip=lab.pod("c1").ip, host_veth="veth1", host_ifaces=("veth1",),
+                                                      gateway=IPv4Address("10.244.0.1"))})
+    assert LabMap.from_lab(alone, build_plan(alone)).ip_names.get("10.244.0.1") is None  # no bridge: not said
