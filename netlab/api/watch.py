@@ -42,9 +42,9 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
-from netlab.api import lifecycle
+from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
 from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_words, summary
@@ -56,7 +56,6 @@ from netlab.kernel import events as kevents
 from netlab.kernel import netns as nsmod
 from netlab.kernel.live import LiveKernel
 from netlab.lab import carrier
-from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
@@ -72,6 +71,7 @@ SETTLE_MAX = 2.0  # seconds the first apply's echo is read for at most, before t
 RESYNC = 10.0  # seconds between full status checks
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -127,22 +127,15 @@ class Watcher(RestartPolicy):
         out: list[Feature] = [HeldWorkload(self) if f.name == "workload" else f for f in default_features()]
         return [Checked(f) for f in out] if checked else out
 
-    def _apply(self, lab: Lab, source: str | None, doctor: bool) -> lab_up.UpResult:
-        """One up, in a thread of its own, waited for whole: SIGINT/SIGTERM (delivered to the main
+    def _apply(self, work: Callable[[], T]) -> T:
+        """One up (``work``), in a thread of its own, waited for whole: SIGINT/SIGTERM (delivered to the main
         thread) only set ``stop``, so the lab is never left half-repaired; up's own handlers, which
         roll back, are for the main thread only."""
         box: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                if doctor:
-                    box["done"] = lifecycle.up(lab, source=source, features=self.features())
-                    return
-                kernel = LiveKernel()
-                try:
-                    box["done"] = lab_up.up(lab, kernel, self.features(checked=True), source, existing_only=True)
-                finally:
-                    kernel.close()
+                box["done"] = work()
             except BaseException as exc:  # noqa: BLE001 - raised again in the loop's thread
                 box["error"] = exc
 
@@ -153,7 +146,7 @@ class Watcher(RestartPolicy):
         self.waiting.write()  # the containers it restarted are no longer waiting
         if "error" in box:
             raise box["error"]
-        done: lab_up.UpResult = box["done"]
+        done: T = box["done"]
         return done
 
     def _listen(self, lab: Lab, made: Iterable[str] = ()) -> list[kevents.Event]:
@@ -367,12 +360,7 @@ class Watcher(RestartPolicy):
         """Compare with the plan and repair; returns when the next held container may restart."""
         lab = state.resolved()
         t0 = self.clock()
-        kernel = LiveKernel()
-        try:
-            # Containers are judged by _held (restartPolicy and back-off), not as drift.
-            drift = lab_status.status(state, kernel, [f for f in default_features() if f.name != "workload"]).drift
-        finally:
-            kernel.close()
+        drift = watch_repair.drift(state)
         restart, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
@@ -386,8 +374,11 @@ class Watcher(RestartPolicy):
         if self.retry_at is not None and self.clock() < self.retry_at:
             self.deferred = dedupe(self.deferred + saw)  # a failed repair waits for its back-off
             return next_due
+        read, want = state, lab  # read again by the repair once it holds the lab: another command may change it
         try:
-            done = self._apply(lab, state.source, doctor=False)
+            state, lab, repaired = self._apply(lambda: watch_repair.repair(
+                read, want, lambda now: self.saved or not replaces(now, self.path), bool(restart),
+                self.features(checked=True)))
         except lab_up.LabGone:
             self._say_taken_down()
             self.stop = True
@@ -404,6 +395,10 @@ class Watcher(RestartPolicy):
             return next_due
         self.retry_at = None
         self.repairs.forget("repair")
+        if repaired is None:  # another command changed the lab meanwhile, and left nothing to repair
+            self._follow(state)
+            return next_due
+        done = repaired
         took = self.clock() - t0
         state = load_state(self.lab_name) or state
         self.kids.track(lab, state)
@@ -428,7 +423,7 @@ class Watcher(RestartPolicy):
                      f"{self.lab_name}: stop it and start one for the new name)")
             return
         try:
-            done = self._apply(loaded.lab, loaded.source, doctor=True)
+            done = self._apply(lambda: lifecycle.up(loaded.lab, source=loaded.source, features=self.features()))
         except NetlabError as exc:
             self.log(f"saw: {self.path} changed; did: apply failed: {exc}")
             return

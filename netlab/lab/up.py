@@ -83,7 +83,7 @@ class UpResult:
 
 
 class LabGone(NetlabError):
-    """A repair found the lab taken down meanwhile (``up(..., existing_only=True)``)."""
+    """A repair found the lab taken down meanwhile (``up(..., existing_only=True)``, api/watch_repair.py)."""
 
 
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
@@ -100,6 +100,12 @@ def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str |
         if existing_only and load_state(lab.name) is None:
             raise LabGone(f"lab {lab.name} is not up (taken down meanwhile); nothing repaired")
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
+
+
+def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None) -> UpResult:
+    """:func:`up`'s work for a caller that holds the lab's lock (LabLock) already: ``up --watch``'s repair, which
+    reads what the lab must be once it holds the lab, as another command may have changed it meanwhile."""
+    return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 
 class _Up:

@@ -10,6 +10,7 @@ and then did "nothing to change"; it now waits for the command, then checks the 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
@@ -18,7 +19,12 @@ import time
 import pytest
 
 from helpers import NETLAB, ip_json, lab_namespaces, netlab, unique_lab, write_topology
-from netlab.realize.state_dir import LabLock
+from netlab.api.topology import load
+from netlab.features import default_features
+from netlab.kernel.live import LiveKernel
+from netlab.lab import up as lab_up
+from netlab.realize.state import load_state
+from netlab.realize.state_dir import LOCK_FILE, LabLock, lab_dir
 from watching import topology, wait_until, watching
 
 pytestmark = pytest.mark.root
@@ -71,3 +77,61 @@ def test_a_watcher_says_nothing_of_what_another_up_does_while_it_holds_the_lab(t
         line = watcher.wait_for_line("did: replace route", after=mark)
         assert re.search(rf"saw: pid {os.getpid()} \(netlab up\) changed the lab \(missing: route {ROUTE} ", line), line
         wait_until(lambda: ip_json("route", "show", ROUTE, netns=node) != [], 2.0)
+
+
+def _waiting_for_lock(pid: int, path: str) -> bool:
+    """Whether process ``pid`` has ``path`` open for writing: a LabLock being taken (it polls the flock, and holds
+    the file open meanwhile); the question of who holds it opens the file read-only."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != path:
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as fh:
+                flags = int(next(line for line in fh if line.startswith("flags:")).split()[1], 8)
+        except (OSError, StopIteration):
+            continue
+        if flags & os.O_ACCMODE == os.O_RDWR:
+            return True
+    return False
+
+
+def test_a_repair_waiting_for_the_lab_converges_to_what_the_command_that_held_it_made(tmp_path):
+    """Another `up` that takes the lab's lock after the watcher checked the lab, before its repair takes it: the
+    repair applied the lab as read before that up, undoing it (here: pod b, which the edited file no longer has,
+    made again). It now reads the lab again once it holds it, and has nothing left to do: it says nothing.
+
+    The test is that other `up`. Its lock is a shared flock on the lab's lock file: the watcher's question "does
+    another command hold the lab?" (a shared flock, not waiting) is answered no, so it checks the lab, and its
+    repair then waits for the exclusive lock, for certain, as it does for an `up` that took the lock in between."""
+    name = unique_lab("im")
+    path = write_topology(tmp_path, topology(name))  # pods a, b
+    node = f"{name}-node-1"
+    assert netlab("up", "-t", path).returncode == 0
+    with watching(name) as start:
+        watcher = start(None, lab=name)  # the saved topology's: no file to follow, what another up makes is kept
+        mark = len(watcher.lines)
+        planned = ip_json("route", "show", ROUTE, netns=node)[0]
+        lock = os.path.join(lab_dir(name, create=False), LOCK_FILE)
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            subprocess.run(["ip", "-n", node, "route", "del", ROUTE], check=True)  # the drift the watcher repairs
+            wait_until(lambda: _waiting_for_lock(watcher.proc.pid, lock), 10.0)
+            # The file edited (pod b gone) and applied, as `up -t FILE` does once it holds the lab
+            write_topology(tmp_path, topology(name).split("  - name: b\n")[0])
+            kernel = LiveKernel()
+            try:
+                lab_up.up_held(load(path).lab, kernel, default_features(), path)
+            finally:
+                kernel.close()
+        finally:
+            os.close(fd)  # the lock released: the watcher's repair goes on
+        time.sleep(3.0)  # its repair, and a periodic check (--resync 2)
+        assert watcher.proc.poll() is None, watcher.lines
+        netns = [n["name"] for n in ip_json("netns", "list") if n["name"].startswith(f"{name}-")]
+        assert f"{name}-a" in netns and f"{name}-b" not in netns, netns  # not made again
+        assert ip_json("route", "show", ROUTE, netns=node)[0]["gateway"] == planned["gateway"]
+        state = load_state(name)
+        assert state is not None and [p["name"] for p in state.topology["pods"]] == ["a"]
+        # Nothing was left to do: no line (but LabLock's own, on stderr, while the repair waited)
+        assert [line for line in watcher.lines[mark:] if "netlab: waiting for " not in line] == [], watcher.lines

@@ -193,15 +193,50 @@ def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
     w.retry_at = now[0] + 0.5
     w.deferred = ["link cni0 up in w-n"]  # what the failed round saw
     state = types.SimpleNamespace(resolved=lambda: lab)
-    monkeypatch.setattr(watch_mod, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
-    monkeypatch.setattr(watch_mod.lab_status, "status",
-                        lambda *a, **k: types.SimpleNamespace(drift=["missing: namespace w-a"]))
+    monkeypatch.setattr(watch_mod.watch_repair, "drift", lambda state_: ["missing: namespace w-a"])
     monkeypatch.setattr(Watcher, "_held", lambda self, lab_, state_: ([], [], None))
     applied = []
     monkeypatch.setattr(Watcher, "_apply", lambda self, *a, **k: applied.append(a))
     assert w._converge(state, ["namespace deleted in w-a"]) is None
     assert not applied and not lines  # still backing off: nothing done, nothing said
     assert w.deferred == ["link cni0 up in w-n", "namespace deleted in w-a"]
+
+
+@pytest.mark.parametrize("other, follows, drift, restart, repaired", [
+    (None, True, [], False, "read"),  # nobody changed the lab since the check: the repair it decided
+    ("b", True, [], False, None),  # another up made pod b's lab meanwhile, and left nothing to repair
+    ("b", True, ["missing: route"], False, "now"),  # ... and left drift: repaired to what that up made
+    ("b", True, [], True, "now"),  # ... a container to restart: restarted, in the lab that up made
+    ("b", False, [], False, "read"),  # another file's lab: left to up, which refuses it (the watcher stops)
+])
+def test_a_repair_converges_to_the_lab_as_it_is_once_it_holds_it(monkeypatch, other, follows, drift, restart,
+                                                                  repaired):
+    """Another `up` may take the lab's lock between the watcher's check and its repair: the repair reads the
+    lab's state again once it holds the lock, and does not apply the lab as read before (it undid that up)."""
+    import types
+
+    from netlab.api import watch_repair
+    from netlab.realize.state import LabState
+
+    def topo(*pods: str) -> dict:
+        return {"name": "w", "nodes": [{"name": "n"}], "pods": [{"name": p, "node": "n"} for p in pods]}
+
+    read = LabState(lab="w", run_id="r", topology=topo("a"), source="/t.yaml", phase="up")
+    now = LabState(lab="w", run_id="r", topology=topo("a", other) if other else topo("a"), source="/t.yaml",
+                   phase="up")
+    lab = resolve(validate_source(parse_yaml("name: w\nnodes: [{name: n}]\npods: [{name: a, node: n}]\n", "t")))
+    applied: list = []
+    monkeypatch.setattr(watch_repair, "LiveKernel", lambda: types.SimpleNamespace(close=lambda: None))
+    monkeypatch.setattr(watch_repair, "load_state", lambda name: now)
+    monkeypatch.setattr(watch_repair, "drift", lambda state: drift)
+    monkeypatch.setattr(watch_repair.lab_up, "up_held", lambda lab_, k, f, source: applied.append(lab_) or "done")
+    state, lab_now, done = watch_repair.repair(read, lab, lambda st: follows, restart, [])
+    if repaired is None:
+        assert done is None and not applied and state is now
+    else:
+        assert done == "done" and applied == [lab_now]
+        assert [p.name for p in lab_now.pods] == (["a", "b"] if repaired == "now" else ["a"])
+        assert state is (now if repaired == "now" else read)
 
 
 @pytest.mark.parametrize("saw, fixed, did", [
