@@ -458,7 +458,10 @@ def test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it(labs, arp):
     assert proc.returncode == 130, (out, err)  # interrupted mid-run, not a run that ended first
     assert took < 3, took  # the agent's grace is 1.5 s
     made = entries(namespaces) - before
-    assert not made, f"{len(made)} entries the interrupted probe made are left: {sorted(made)[:10]}"
+    states = {(ns, n["dst"], n.get("dev", "")): n.get("state") for ns in namespaces  # for a failure's message
+              for n in ip_json("neigh", netns=ns)}
+    assert not made, f"{len(made)} entries the interrupted probe made are left: " \
+                     f"{[(*e, states.get(e)) for e in sorted(made)[:10]]}"
     again = netlab("probe", "--lab", lab, check=False)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr
     assert entries(namespaces) - before == set()
