@@ -40,6 +40,7 @@ SOCKID_REST = struct.Struct("=III")
 # inet_diag_msg: family, state, timer, retrans; the sockid (48 bytes); expires, rqueue, wqueue, uid, inode
 ANSWER_HEAD = struct.Struct("=BBBB")
 ANSWER_SIZE = ANSWER_HEAD.size + SOCKID.size + SOCKID_REST.size + 5 * 4
+QUEUES = struct.Struct("=II")  # expires, rqueue
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Bound:
     port: int
     state: int
     v6only: bool = False
+    # What waits for the socket's owner (rqueue, ss's Recv-Q): a UDP socket's bytes of datagrams not read yet,
+    # a listening TCP socket's connections not accepted yet.
+    queued: int = 0
 
     def takes(self, dst: str) -> bool:
         """A packet to IPv4 address ``dst`` on this socket's port reaches it (by its bound address)."""
@@ -95,9 +99,10 @@ def parse_answer(body: bytes) -> Bound | None:
         address = socket.inet_ntop(socket.AF_INET6, src)
     else:
         return None
+    _, queued = QUEUES.unpack_from(body, ANSWER_HEAD.size + SOCKID.size + SOCKID_REST.size)
     extra = netlink.attrs(body, ANSWER_SIZE)
     v6only = bool(netlink.get_u8(extra, INET_DIAG_SKV6ONLY, 0))
-    return Bound(family, address, sport, state, v6only)
+    return Bound(family, address, sport, state, v6only, queued)
 
 
 def bound(conn: netlink.Conn, proto: str) -> list[Bound] | None:

@@ -40,7 +40,8 @@ bridge, 2,450 ICMP probes):
   netlab.kernel.child; a terminal's Ctrl-C as SIGINT), or failed, the agent
   still stops its workers and sweeps, in the grace the parent gives it, until
   nothing new comes for QUIET (a busy machine's kernel delivers a packet sent
-  before the stop late, and its answer resolves again). Before, it was
+  before the stop late, and its answer resolves again) and no request of the run waits in the lab's servers'
+  sockets for its answer (the echo server, run late by a busy machine, answers after the sweeps). Before, it was
   SIGKILLed, and the run's entries (hundreds in a lab of 60 pods) stayed
   in the machine's one table. A later run leaves alone what was there before
   it, so they stayed until the kernel's garbage collector got to them, and
@@ -320,19 +321,29 @@ class Agent:
         return swept
 
     def _sweep_until_quiet(self, snapshot: dict[str, set[tuple[int, str]]], stop_at: float) -> None:
-        """Sweep until QUIET has passed with nothing new to sweep, or ``stop_at``.
+        """Sweep until QUIET has passed with nothing new to sweep and no request of the run waiting for its
+        answer in the lab's servers, or ``stop_at``.
 
         A packet of the run still in the kernel's queues when the agent stopped (a busy machine runs the
         veths' receive work late: an echo request delivered, then answered, half a second later) needs its
         neighbour again, and the ARP exchange in front of it leaves an entry in each pod; a sweep before it
-        cannot see it coming. Each sweep waits for the resolutions under way as the first does."""
+        cannot see it coming. So does an answer the lab's echo server (one process for the whole lab, a loaded
+        machine runs it late) sends after the sweeps: the requests it has not read yet are in its sockets'
+        queues, which the kernel shows (:meth:`_waiting`). Each sweep waits for the resolutions under way as the
+        first does."""
         quiet_from = time.monotonic()
         while True:
-            if self._sweep(snapshot, until=min(stop_at, time.monotonic() + RESOLVING_WAIT)):
+            if self._sweep(snapshot, until=min(stop_at, time.monotonic() + RESOLVING_WAIT)) or self._waiting():
                 quiet_from = time.monotonic()
             if time.monotonic() - quiet_from >= QUIET or time.monotonic() + SETTLE >= stop_at:
                 return
             time.sleep(SETTLE)
+
+    def _waiting(self) -> int:
+        """What the lab's servers on the run's ports hold unanswered, in every namespace swept (datagrams' bytes
+        and connections: NsSockets.waiting)."""
+        ports = {t.port for t in self.job.tasks if t.port} | {p for t in self.job.tasks for _, p in t.behind}
+        return sum(self.setup[name].waiting(ports) for name in self.job.sweep if name in self.setup)
 
     @staticmethod
     def _settled(conn: netlink.Conn, known: set[tuple[int, str]],

@@ -41,7 +41,7 @@ import socket
 import struct
 from typing import Container
 
-from netlab.kernel import netlink
+from netlab.kernel import netlink, sockdiag
 from netlab.kernel import netns as nsmod
 
 SOL_RAW = 255
@@ -84,6 +84,7 @@ class NsSockets:
             # socket's own dumps never use 0, so the kernel's error answers to them
             # (entry exists, no such entry) are never taken for a dump's messages.
             self.nl = netlink.Conn(timeout=NEIGH_TIMEOUT)
+        self.diag: netlink.Conn | None = None  # sock_diag, opened on first use (waiting())
 
     def sources_for(self, dsts: list[str]) -> dict[str, str | None]:
         """The address the kernel sends from towards each dst: connect a fresh UDP socket (that
@@ -126,8 +127,21 @@ class NsSockets:
                     self.ifindex[ifname] = None
         return self.ifindex[ifname]
 
+    def waiting(self, ports: Container[int]) -> int:
+        """What the namespace's servers on ``ports`` have received and not answered yet (sock_diag): bytes of UDP
+        datagrams not read, TCP connections not accepted. Each answer, when it goes, resolves its client's
+        address again. 0 when the kernel cannot list sockets."""
+        try:
+            if self.diag is None:
+                with self.held:  # a socket asks the namespace it was opened in
+                    self.diag = netlink.Conn(sockdiag.NETLINK_SOCK_DIAG, timeout=NEIGH_TIMEOUT)
+            found = [b for proto in ("udp", "tcp") for b in sockdiag.bound(self.diag, proto) or ()]
+        except OSError:
+            return 0
+        return sum(b.queued for b in found if b.port in ports)
+
     def close(self) -> None:
-        for s in (self.raw, self.udp, self.nl):
+        for s in (self.raw, self.udp, self.nl, self.diag):
             if s is not None:
                 s.close()
         self.held.close()

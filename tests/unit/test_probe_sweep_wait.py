@@ -73,15 +73,20 @@ def test_a_namespace_that_does_not_answer_is_left(monkeypatch):
     assert agent.Agent._settled(None, set(), time.monotonic() + 5) is None
 
 
-def sweeps(monkeypatch, found: list[int]) -> list[float]:
-    """Agent._sweep finds ``found[i]`` entries on its i-th call (then none); the times of the calls."""
+def sweeps(monkeypatch, found: list[int], waiting: list[int] = ()) -> list[float]:
+    """Agent._sweep finds ``found[i]`` entries on its i-th call (then none), and the lab's servers hold
+    ``waiting[i]`` requests unanswered after it (then none); the times of the sweeps."""
     calls: list[float] = []
 
     def sweep(self, snapshot, until=None):
         calls.append(time.monotonic())
         return found[len(calls) - 1] if len(calls) <= len(found) else 0
 
+    def waits(self):
+        return waiting[len(calls) - 1] if len(calls) <= len(waiting) else 0
+
     monkeypatch.setattr(agent.Agent, "_sweep", sweep)
+    monkeypatch.setattr(agent.Agent, "_waiting", waits, raising=False)
     monkeypatch.setattr(agent, "SETTLE", 0.01)
     monkeypatch.setattr(agent, "QUIET", 0.03)
     return calls
@@ -100,6 +105,24 @@ def test_an_interrupted_run_sweeps_until_nothing_new_came_for_a_while(monkeypatc
 
 def test_it_stops_sweeping_before_the_parents_kill(monkeypatch):
     calls = sweeps(monkeypatch, [1] * 1000)  # a lab that never goes quiet (another prober's traffic)
+    t0 = time.monotonic()
+    agent.Agent(None)._sweep_until_quiet({}, t0 + 0.1)
+    assert time.monotonic() - t0 < 0.1 + 0.05
+    assert 2 <= len(calls) < 1000
+
+
+def test_it_sweeps_on_while_the_labs_servers_hold_requests_unanswered(monkeypatch):
+    # The echo server, run late by a loaded machine, has not read the run's last requests: each answer it sends
+    # resolves its client again. Nothing new to sweep meanwhile; the sweeps go on until the queues are empty.
+    calls = sweeps(monkeypatch, [3], waiting=[0, 120, 120, 120, 120, 120, 120, 120, 0])
+    t0 = time.monotonic()
+    agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
+    assert len(calls) >= 9  # up to the sweep after which nothing waited, then QUIET
+    assert calls[-1] - calls[7] >= 0.03 - 0.002  # QUIET counts from the last sweep after which requests waited
+
+
+def test_requests_left_unanswered_do_not_outlast_the_grace(monkeypatch):
+    calls = sweeps(monkeypatch, [], waiting=[64] * 1000)  # a server that never reads (stopped)
     t0 = time.monotonic()
     agent.Agent(None)._sweep_until_quiet({}, t0 + 0.1)
     assert time.monotonic() - t0 < 0.1 + 0.05

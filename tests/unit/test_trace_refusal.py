@@ -13,11 +13,11 @@ from netlab.trace.verdict import explain
 from test_trace_walk import ping, world  # noqa: F401  (the fixture)
 
 
-def answer(family: int, state: int, address: str, port: int, v6only: bool | None = None) -> bytes:
+def answer(family: int, state: int, address: str, port: int, v6only: bool | None = None, rqueue: int = 0) -> bytes:
     """An inet_diag_msg as the kernel writes it (include/uapi/linux/inet_diag.h), with INET_DIAG_SKV6ONLY."""
     raw = socket.inet_pton(family, address).ljust(16, b"\0")
     body = struct.pack("=BBBB", family, state, 0, 0) + struct.pack("!HH16s16s", port, 0, raw, b"")
-    body += struct.pack("=III", 0, 0, 0) + struct.pack("=IIIII", 0, 0, 0, 0, 12345)
+    body += struct.pack("=III", 0, 0, 0) + struct.pack("=IIIII", 1500, rqueue, 7, 0, 12345)
     if v6only is not None:
         body += netlink.u8(sockdiag.INET_DIAG_SKV6ONLY, int(v6only))
     return body
@@ -44,6 +44,15 @@ def test_answers_parse_to_the_bound_address_and_port():
     udp = sockdiag.parse_answer(answer(socket.AF_INET, 7, "0.0.0.0", 8080))
     assert udp is not None and udp.state_name == "UNCONN"
     assert sockdiag.parse_answer(answer(socket.AF_INET, 10, "0.0.0.0", 80)[:40]) is None  # cut short
+
+
+def test_answers_carry_what_waits_for_the_sockets_owner():
+    # ss's Recv-Q: a UDP socket's bytes of datagrams not read, a listener's connections not accepted (an
+    # interrupted probe sweeps on while the lab's servers hold its requests: probe/agent.py).
+    udp = sockdiag.parse_answer(answer(socket.AF_INET, 7, "0.0.0.0", 8080, rqueue=832))
+    listener = sockdiag.parse_answer(answer(socket.AF_INET, 10, "0.0.0.0", 8080, rqueue=9))
+    assert udp is not None and udp.queued == 832 and listener is not None and listener.queued == 9
+    assert sockdiag.parse_answer(answer(socket.AF_INET, 10, "0.0.0.0", 80)).queued == 0
 
 
 def test_which_sockets_take_a_packet_to_an_ipv4_address():
