@@ -83,22 +83,18 @@ class UpResult:
 
 
 class LabGone(NetlabError):
-    """A repair found the lab taken down meanwhile (``up(..., existing_only=True)``, api/watch_repair.py)."""
+    """A repair found the lab taken down meanwhile (``up --watch``'s, api/watch_repair.py)."""
 
 
 def up(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: str | None = None,
        progress: Progress | None = None, wait: float = 60.0, journal: Journal | None = None,
-       reconfigure: bool = False, existing_only: bool = False) -> UpResult:
+       reconfigure: bool = False) -> UpResult:
     """Create or converge a lab to its topology. Idempotent.
 
     A lab that is up from another file is refused unless ``reconfigure``.
-    ``existing_only``: only repair a lab that is up (``up --watch``, whose
-    repair may wait for the lock of a ``down``): LabGone when it is not.
     """
     plan = build_plan(lab)
     with LabLock(lab.name, "netlab up", wait=wait):
-        if existing_only and load_state(lab.name) is None:
-            raise LabGone(f"lab {lab.name} is not up (taken down meanwhile); nothing repaired")
         return _Up(lab, plan, kernel, features, journal or Journal(kernel), progress).run(source, reconfigure)
 
 

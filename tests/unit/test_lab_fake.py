@@ -458,19 +458,29 @@ def test_a_pods_eth0_still_paired_with_a_dying_namespace_goes_before_its_new_pai
     assert gone < next(i for i, v in enumerate(verbs) if v[:3] == ("add", "veth", "fk-n1"))
 
 
-def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab):
-    """`up --watch` repairs with existing_only: a `down` it waited for is not undone."""
+def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab, monkeypatch):
+    """`up --watch`'s repair (api/watch_repair.py) reads the lab's state under its lock: a `down` it waited for
+    is not undone."""
+    from netlab.api import watch_repair
+
     k = FakeKernel()
+    monkeypatch.setattr(watch_repair, "LiveKernel", lambda: k)
+    monkeypatch.setattr(k, "close", lambda: None)
+    up(lab, k)
+    read = state_mod.load_state(lab.name)  # as the watcher read it before the down it then waits for
+    teardown.down(lab.name, k, ())
     with pytest.raises(lab_up.LabGone, match="taken down meanwhile"):
-        lab_up.up(lab, k, features=(), existing_only=True)
+        watch_repair.repair(read, lab, lambda st: True, False, ())
     assert not k.ns and state_mod.load_state(lab.name) is None
     up(lab, k)
+    read = state_mod.load_state(lab.name)
     k.apply([Op("del", next(r for r in build_plan(lab).of_kind("route") if r.netns == "fk-n1"))])
-    done = lab_up.up(lab, k, features=(), existing_only=True)
+    _, _, done = watch_repair.repair(read, lab, lambda st: True, False, ())
+    assert done is not None
     assert [line for line in done.fixed if line.startswith("add route") or line.startswith("replace route")]
     teardown.down(lab.name, k, ())
     with pytest.raises(lab_up.LabGone):
-        lab_up.up(lab, k, features=(), existing_only=True)
+        watch_repair.repair(read, lab, lambda st: True, False, ())
     assert not k.ns
 
 
