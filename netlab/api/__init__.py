@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.errors import TopologyError as TopologyError
     from netlab.errors import NetnsGone as NetnsGone
     from netlab.errors import UsageError as UsageError
-    from netlab.lab.up import Interrupted as Interrupted
+    from netlab.lab.rollback import Interrupted as Interrupted
     from netlab.realize.state import StateCorrupt as StateCorrupt
 
 # Each name and the module that holds it, imported on first use: `netlab validate` reads

@@ -42,31 +42,29 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
 from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_words, summary
+from netlab.api.watch_listen import SETTLE, Listening
 from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy
 from netlab.errors import NetlabError, TopologyError
 from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel import events as kevents
-from netlab.kernel import netns as nsmod
 from netlab.kernel.live import LiveKernel
 from netlab.lab import carrier
 from netlab.lab import up as lab_up
 from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
-from netlab.plan.resources import Fdb, Neigh
 from netlab.realize.state import LabState, load_state, replaces
 from netlab.realize.state_dir import WatcherLock, lab_lock_holder
 from netlab.workload import crashloop
 
 FILE_POLL = 0.5  # seconds between looks at the topology file
-SETTLE = 0.05  # seconds to let a burst of notifications (one `ip` command makes several) arrive
 SETTLE_MAX = 2.0  # seconds the first apply's echo is read for at most, before the watcher says it watches
 RESYNC = 10.0  # seconds between full status checks
 
@@ -75,7 +73,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class Watcher(RestartPolicy):
+class Watcher(RestartPolicy, Listening):
     path: str | None
     lab_name: str
     log: Log
@@ -148,54 +146,6 @@ class Watcher(RestartPolicy):
             raise box["error"]
         done: T = box["done"]
         return done
-
-    def _listen(self, lab: Lab, made: Iterable[str] = ()) -> list[kevents.Event]:
-        """Sockets in the lab's namespaces as they are now. A namespace made again (``made``) is
-        another namespace: the old sockets would listen to the deleted one, and keep it alive. Else
-        the sockets stay (reopening loses what happens meanwhile). Returns what the old sockets had
-        queued: mostly the echo of our own changes (carriers coming up a few ms after a link)."""
-        # Every namespace of the lab: nodes and pods, and the underlay and the internet's machines (its bridge
-        # br0 and the gateway's SNAT were repaired only by the periodic check)
-        names = lab.netns_names() + [netns for _, netns in lab.internet_hosts]
-        if self.listener is not None and self.listener.namespaces == sorted(names) and not set(made):
-            time.sleep(SETTLE)
-            self.listener.permanent = _permanent(lab)
-            return self.listener.drain()
-        queued: list[kevents.Event] = []
-        if self.listener is not None:
-            queued = self.listener.drain()
-            self.listener.close()
-        self.listener = kevents.Listener(names)
-        self.listener.permanent = _permanent(lab)
-        return queued
-
-    def _relisten(self, lab: Lab, made: Sequence[str]) -> list[str]:
-        """Listen again after an apply that made the namespaces ``made``, and sort what came meanwhile.
-
-        A lab namespace deleted meanwhile is not echo: one the apply made again was answered by it
-        (returned, for the apply's line to say), one still gone is kept in ``pending`` for the next
-        round, which makes it again. The rest is mostly the apply's echo, kept in ``pending`` too: a change
-        made by hand after the repair read the lab and before this drain comes with it (CI saw a
-        neighbour set REACHABLE then wait for the periodic check), so the next round reads the lab
-        once more, and says nothing if it is as planned."""
-        queued = self._listen(lab, made)
-        assert self.listener is not None
-        names = set(self.listener.namespaces)  # the lab's, as listened to now
-        answered: list[str] = []
-        echo: list[kevents.Event] = []
-        for e in queued:
-            if e.netns not in names:
-                continue
-            if e.what != "namespace deleted":
-                echo.append(e)
-                continue
-            line = f"{e.what} in {e.netns}"
-            if not nsmod.is_netns_mount(e.netns):
-                self.pending.append(line)
-            elif e.netns in made:
-                answered.append(line)
-        self.pending += summary(echo)
-        return dedupe(answered)
 
     def _file_id(self) -> tuple[int, ...] | tuple[str] | None:
         if self.path is None:
@@ -449,15 +399,6 @@ class Watcher(RestartPolicy):
             self.listener = None
         self.kids.close()
         reap_exited_children()
-
-
-def _permanent(lab: Lab) -> dict[str, frozenset[str]]:
-    """Per namespace, the neighbours' addresses and the FDB entries' MACs the lab's plan holds PERMANENT."""
-    out: dict[str, set[str]] = {}
-    for r in build_plan(lab).resources:
-        if isinstance(r, (Neigh, Fdb)):
-            out.setdefault(r.netns, set()).add(str(r.dst) if isinstance(r, Neigh) else r.lladdr.lower())
-    return {netns: frozenset(keys) for netns, keys in out.items()}
 
 
 def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0, resync: float = RESYNC,

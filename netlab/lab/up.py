@@ -13,7 +13,6 @@ failed repair leaves the lab as it found it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import threading
@@ -28,9 +27,10 @@ from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature
 from netlab.lab import carrier
 from netlab.lab.announce import announce
-from netlab.lab.journal import Journal, put_back_dropped
+from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
-from netlab.lab.teardown import delete_namespaces, stop_features, teardown
+from netlab.lab.rollback import Interrupted, Rollback, raise_interrupted
+from netlab.lab.teardown import delete_namespaces, stop_features
 from netlab.model.lab import Lab, resolve
 from netlab.plan.build import Plan, build_plan
 from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_written
@@ -45,23 +45,6 @@ from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
-
-
-class Interrupted(signals.Kept):
-    """SIGINT/SIGTERM arrived while changing the kernel (raised once the change is rolled back).
-
-    A KeyboardInterrupt, not an Exception: to a program calling netlab (a test runner, a loop with ``except
-    Exception``) it is the Ctrl-C it was, which stops it, not one failure among others. The CLI says its line
-    and exits with its exit_code, as for a NetlabError: 128 + the signal's number, as a shell reports a
-    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send).
-    Kept: up's handler keeps the signal in the run's journal, whose next step raises it again if a finalizer
-    swallowed this one (:meth:`_Up._signals_interrupt`)."""
-
-    exit_code = 128 + signal.SIGINT
-
-    def __init__(self, message: str, signum: int = signal.SIGINT):
-        super().__init__(message)
-        self.exit_code = 128 + signum
 
 
 @dataclass
@@ -104,7 +87,7 @@ def up_held(lab: Lab, kernel: Kernel, features: Sequence[Feature] = (), source: 
     return _Up(lab, build_plan(lab), kernel, features, Journal(kernel), None).run(source, False)
 
 
-class _Up:
+class _Up(Rollback):
     def __init__(self, lab: Lab, plan: Plan, kernel: Kernel, features: Sequence[Feature], journal: Journal,
                  progress: Progress | None):
         self.lab, self.plan, self.kernel, self.features = lab, plan, kernel, list(features)
@@ -177,7 +160,7 @@ class _Up:
         try:
             with self._signals_interrupt():
                 if came:
-                    _raise_interrupted(came[0], None)
+                    raise_interrupted(came[0], None)
                 self._converge(state, tag, to_create, fresh)
                 self._follow_attachments(state)
         except BaseException as exc:
@@ -416,66 +399,6 @@ class _Up:
         return [op for op in ops if not (op.verb == "del" and (op.netns, getattr(op.res, "name", None))
                                          in self.leaving_veths)]
 
-    # --- taking it back ---------------------------------------------------------------
-
-    def _not_back(self) -> str:
-        """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
-        the topology no longer has) are gone, or their containers stopped; so are the old namespaces of pods
-        it made anew; and what the kernel dropped that could not be added again."""
-        out = ""
-        if self.removing:
-            names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
-            out = (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
-                   "them again)")
-        if self.moved_away:  # a pod made anew: its old namespace and processes went first, nothing brings them back
-            names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.moved_away)
-            out += (f"{',' if not out else ' and'} but for pod {names}, which it had begun to make anew: its old "
-                    f"namespace is gone (`sudo netlab up --lab {self.lab.name}` makes it again, with its old address)")
-        if self.not_restored:
-            out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
-                    f"dropped and could not be added again (`sudo netlab up --lab {self.lab.name}` repairs it)")
-        return out
-
-    def _signals_interrupt(self) -> contextlib.AbstractContextManager[None]:
-        """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back. The journal keeps the
-        signal too, so that its next step raises it again if a finalizer swallowed the first raise."""
-        def stop(signum: int, frame: object) -> None:
-            self.journal.stopped.append(signum)
-            _raise_interrupted(signum, frame)
-
-        return signals.handled(stop)
-
-    def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
-        """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
-        with signals.handled(signal.SIG_IGN):  # a second Ctrl-C waits for the rollback
-            for feature in self.features:
-                if feature.name in self.early:
-                    feature.abort_early(self.early.pop(feature.name))
-            if fresh:
-                self.journal.applied.clear()
-                teardown(self.kernel, self.features, state, tag)
-                return
-            self.journal.undo(skip_netns=set(self.created))
-            touched = self.journal.touched - set(self.created)
-            stop_features(self.features, state, self.created)
-            delete_namespaces(self.kernel, self.created)
-            for name in self.created:
-                state.netns.pop(name, None)
-                kernel_links(state).pop(name, None)
-            for name in self.moved_away:  # deleted before the failure: the old pod cannot come back
-                state.netns.pop(name, None)
-            for name in self.intended:  # named ahead, never made (the run stopped before it): no namespace
-                if state.netns.get(name) == "intent" and not self.kernel.netns_mounted(name):
-                    state.netns.pop(name, None)
-            state.topology, state.source, state.phase, addresses = self.before  # as its last good run left it
-            if addresses is None:
-                state.extra.pop(ADDRESSES, None)
-            else:
-                state.extra[ADDRESSES] = addresses
-            self.not_restored = put_back_dropped(self.kernel, state, touched, self.held_before)
-            state.save(best_effort=True)  # a full disk must not stop a rollback
-
-
 def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
     """(namespace, veth) of the far end of each pod's or node's veth whose namespace the plan no longer has (its
     node's port on cni0, the underlay's port on br0), as the running lab made them."""
@@ -489,7 +412,3 @@ def _leaving_veths(state: LabState, plan: Plan) -> set[tuple[str, str]]:
     nodes = {n.name: n.netns for n in running.nodes}
     return ({(nodes[p.node], p.host_veth) for p in running.pods if p.netns in leaving and p.node in nodes}
             | {(running.underlay_netns, n.underlay_veth) for n in running.nodes if n.netns in leaving})
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back", signum)

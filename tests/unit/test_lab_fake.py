@@ -19,7 +19,7 @@ from fake_lab import TOPO, make_lab, status, up
 from netlab.errors import ApplyFailed
 from netlab.kernel.base import Op, TableText
 from netlab.kernel.fake import FakeKernel
-from netlab.lab import teardown, up as lab_up
+from netlab.lab import rollback, teardown, up as lab_up
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan, place
@@ -368,7 +368,7 @@ def test_a_signal_during_up_reaches_the_caller_as_a_keyboard_interrupt(lab):
     k.create_netns = create_then_signalled
     with pytest.raises(KeyboardInterrupt) as info:
         up(lab, k)
-    assert isinstance(info.value, lab_up.Interrupted) and info.value.exit_code == 130
+    assert isinstance(info.value, rollback.Interrupted) and info.value.exit_code == 130
     assert not isinstance(info.value, Exception)  # a caller's `except Exception` lets it through, as a Ctrl-C
     assert "interrupted by SIGINT; rolled back" in str(info.value) and not k.ns
 

@@ -16,7 +16,7 @@ from netlab.errors import ApplyFailed
 from netlab.kernel.base import KernelError, Op, TableText
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import status as lab_status
-from netlab.lab import up as lab_up
+from netlab.lab import rollback, up as lab_up
 from netlab.lab.journal import Journal
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
@@ -274,7 +274,7 @@ class SignalledKernel(FakeKernel):
         super().apply(ops, order)
         if self.armed and any(isinstance(op.res, TableText) for op in ops):
             self.armed = False
-            raise lab_up.Interrupted("interrupted by SIGINT; rolled back")
+            raise rollback.Interrupted("interrupted by SIGINT; rolled back")
 
 
 def test_rule_tables_written_as_a_signal_lands_are_taken_back(lab, tmp_path):
@@ -284,7 +284,7 @@ def test_rule_tables_written_as_a_signal_lands_are_taken_back(lab, tmp_path):
     up(lab, k)
     new, path = with_service(tmp_path)
     k.armed = True
-    with pytest.raises(lab_up.Interrupted):
+    with pytest.raises(rollback.Interrupted):
         lab_up.up(new, k, features=(), source=path, reconfigure=True)
     assert not k.armed  # the signal came while tables were written
     assert status(lab, k).ok, status(lab, k).drift

@@ -22,7 +22,7 @@ from fake_lab import make_lab
 
 from netlab import signals
 from netlab.kernel.fake import FakeKernel
-from netlab.lab import up as lab_up
+from netlab.lab import rollback, up as lab_up
 from netlab.lab.journal import Journal
 from netlab.realize import state as state_mod
 
@@ -106,7 +106,7 @@ def test_a_sigterm_whose_exception_a_finalizer_swallowed_is_silent_and_stops_up_
 
 
 @pytest.mark.parametrize("raised, printed", [
-    ("lab_up.Interrupted('interrupted by SIGINT; rolled back')", False),  # up's own, kept in its journal
+    ("rollback.Interrupted('interrupted by SIGINT; rolled back')", False),  # up's own, kept in its journal
     ("signals.Terminated('interrupted by SIGTERM')", False),  # the program's, kept for signals.check()
     ("KeyboardInterrupt()", True),  # kept by nobody: Python's line stays, the only word of it
     ("ValueError('a bug')", True),
@@ -116,7 +116,7 @@ def test_only_a_kept_stop_signal_swallowed_by_a_finalizer_goes_unprinted(raised,
     a stop signal's exception that is raised again later (up's Interrupted, the program's Terminated), and only
     for those."""
     code = ("from netlab import signals\n"
-            "from netlab.lab import up as lab_up\n"
+            "from netlab.lab import rollback\n"
             "signals.terminate_as_interrupt()\n"
             "class Dropped:\n"
             "    def __del__(self):\n"
@@ -139,7 +139,7 @@ def test_a_signal_during_the_change_whose_exception_was_swallowed_still_rolls_ba
             if what.startswith("create namespace") and not self.stopped:
                 self.stopped.append(sig)  # the handler ran inside a finalizer: recorded, its raise dropped
 
-    with pytest.raises(lab_up.Interrupted) as info:
+    with pytest.raises(rollback.Interrupted) as info:
         lab_up.up(lab, k, features=(), journal=Swallowed(k))
     assert info.value.exit_code == 128 + sig
     assert str(info.value) == f"interrupted by {signal.Signals(sig).name}; rolled back"
@@ -159,7 +159,7 @@ def test_a_signal_as_up_saves_its_write_ahead_rolls_back_what_it_names(lab, monk
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(state_mod.LabState, "save", save_signalled)
-    with pytest.raises(lab_up.Interrupted) as info:
+    with pytest.raises(rollback.Interrupted) as info:
         lab_up.up(lab, k, features=(), journal=Journal(k))
     assert info.value.exit_code == 128 + sig
     assert str(info.value) == f"interrupted by {signal.Signals(sig).name}; rolled back"
@@ -177,7 +177,7 @@ def test_the_programs_own_sigterm_during_the_run_is_rolled_back_and_said_so(lab,
         raise signals.Terminated("interrupted by SIGTERM")
 
     k.create_netns = create_then_terminated
-    with pytest.raises(lab_up.Interrupted) as info:
+    with pytest.raises(rollback.Interrupted) as info:
         lab_up.up(lab, k, features=(), journal=Journal(k))
     assert info.value.exit_code == 143 and str(info.value) == "interrupted by SIGTERM; rolled back"
     assert not k.ns
@@ -193,7 +193,7 @@ def test_up_sigterm_during_the_change_exits_143(lab):
         os.kill(os.getpid(), signal.SIGTERM)
 
     k.create_netns = create_then_signalled
-    with pytest.raises(lab_up.Interrupted) as info:
+    with pytest.raises(rollback.Interrupted) as info:
         lab_up.up(lab, k, features=(), journal=Journal(k))
     assert info.value.exit_code == 143 and "interrupted by SIGTERM; rolled back" in str(info.value)
 

@@ -153,7 +153,7 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
     repair ran and w-b is still gone (kept: the next round repairs it); the rest is the repair's echo, which the
     next round checks once more (a change by hand may hide in it), and a namespace the lab no longer has is not
     its business."""
-    import netlab.api.watch as watch_mod
+    import netlab.api.watch_listen as listen_mod
 
     text = "name: w\nnodes: [{name: n}]\npods:\n  - {name: a, node: n}\n  - {name: b, node: n}\n"
     lab = resolve(validate_source(parse_yaml(text, "t.yaml")))
@@ -162,8 +162,8 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
                           events.Event("w-b", "namespace deleted"), events.Event("w-n", "link cni0 up"),
                           events.Event("w-gone", "namespace deleted")])
     opened = []
-    monkeypatch.setattr(watch_mod.kevents, "Listener", lambda ns: opened.append(sorted(ns)) or _Queued(ns, []))
-    monkeypatch.setattr(watch_mod.nsmod, "is_netns_mount", lambda name: name == "w-a")
+    monkeypatch.setattr(listen_mod.kevents, "Listener", lambda ns: opened.append(sorted(ns)) or _Queued(ns, []))
+    monkeypatch.setattr(listen_mod.nsmod, "is_netns_mount", lambda name: name == "w-a")
     w = Watcher(None, "w", lambda line: None)
     w.listener = old
     assert w._relisten(lab, ["w-a"]) == ["namespace deleted in w-a"]
@@ -173,7 +173,7 @@ def test_a_deletion_read_with_a_repairs_echo_is_said_with_the_repair_or_kept_for
     # Nothing made: the sockets stay, and what they queued is sorted the same way.
     w.pending = []
     w.listener.events = [events.Event("w-b", "namespace deleted"), events.Event("w-a", "namespace deleted")]
-    monkeypatch.setattr(watch_mod, "SETTLE", 0)
+    monkeypatch.setattr(listen_mod, "SETTLE", 0)
     assert w._relisten(lab, []) == [] and w.pending == ["namespace deleted in w-b"] and len(opened) == 1
 
 

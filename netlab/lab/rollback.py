@@ -1,0 +1,118 @@
+"""Taking a failed or interrupted `up` back (the half of :mod:`netlab.lab.up` that runs when it fails).
+
+A fresh lab goes entirely. A running lab loses only what this run did: the journal's ops are undone, last
+first; the namespaces the run made are deleted; the state is put back as the lab's last good run left it;
+and what the kernel dropped with an address the run took away (its routes, neighbour and FDB entries) is
+added again, but only what the namespace held when the run first read it: a rollback is not a repair.
+What cannot come back (a pod's namespace the run had already deleted) is named in the error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Any
+
+from netlab import signals
+from netlab.feature import Feature
+from netlab.kernel.base import Kernel
+from netlab.lab.journal import Journal, put_back_dropped
+from netlab.lab.ownership import kernel_links
+from netlab.lab.teardown import delete_namespaces, stop_features, teardown
+from netlab.model.lab import Lab
+from netlab.realize.state import ADDRESSES, LabState
+
+
+class Interrupted(signals.Kept):
+    """SIGINT/SIGTERM arrived while changing the kernel (raised once the change is rolled back).
+
+    A KeyboardInterrupt, not an Exception: to a program calling netlab (a test runner, a loop with ``except
+    Exception``) it is the Ctrl-C it was, which stops it, not one failure among others. The CLI says its line
+    and exits with its exit_code, as for a NetlabError: 128 + the signal's number, as a shell reports a
+    program the signal ended (130 for SIGINT, 143 for SIGTERM: what `timeout`, systemd and CI runners send).
+    Kept: up's handler keeps the signal in the run's journal, whose next step raises it again if a finalizer
+    swallowed this one (:meth:`Rollback._signals_interrupt`)."""
+
+    exit_code = 128 + signal.SIGINT
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class Rollback:
+    """What a run of `up` records so that it can be taken back, and the taking back (`_Up` is one)."""
+
+    lab: Lab
+    kernel: Kernel
+    features: list[Feature]
+    journal: Journal
+    early: dict[str, Any]  # the features' work begun early (Feature.start_early), aborted first
+    created: list[str]  # the namespaces this run made
+    moved_away: list[str]  # old namespaces of pods made anew, deleted
+    intended: list[str]  # the namespaces this run named in the state before making them
+    removing: list[str]  # namespaces the run began to remove
+    not_restored: list[str]  # what the kernel dropped and a rollback could not add again
+    held_before: dict[str, set[tuple]]  # keys of what each namespace held when the run first read it
+    before: tuple[Any, str | None, str, Any]  # the state's topology, source, phase, addresses before the run
+
+    def _not_back(self) -> str:
+        """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
+        the topology no longer has) are gone, or their containers stopped; so are the old namespaces of pods
+        it made anew; and what the kernel dropped that could not be added again."""
+        out = ""
+        if self.removing:
+            names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
+            out = (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
+                   "them again)")
+        if self.moved_away:  # a pod made anew: its old namespace and processes went first, nothing brings them back
+            names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.moved_away)
+            out += (f"{',' if not out else ' and'} but for pod {names}, which it had begun to make anew: its old "
+                    f"namespace is gone (`sudo netlab up --lab {self.lab.name}` makes it again, with its old address)")
+        if self.not_restored:
+            out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
+                    f"dropped and could not be added again (`sudo netlab up --lab {self.lab.name}` repairs it)")
+        return out
+
+    def _signals_interrupt(self) -> contextlib.AbstractContextManager[None]:
+        """SIGTERM behaves like SIGINT while changing the kernel: unwind and roll back. The journal keeps the
+        signal too, so that its next step raises it again if a finalizer swallowed the first raise."""
+        def stop(signum: int, frame: object) -> None:
+            self.journal.stopped.append(signum)
+            raise_interrupted(signum, frame)
+
+        return signals.handled(stop)
+
+    def _rollback(self, state: LabState, fresh: bool, tag: str) -> None:
+        """Undo a failed run: a fresh lab goes entirely; a running one loses only what this run did."""
+        with signals.handled(signal.SIG_IGN):  # a second Ctrl-C waits for the rollback
+            for feature in self.features:
+                if feature.name in self.early:
+                    feature.abort_early(self.early.pop(feature.name))
+            if fresh:
+                self.journal.applied.clear()
+                teardown(self.kernel, self.features, state, tag)
+                return
+            self.journal.undo(skip_netns=set(self.created))
+            touched = self.journal.touched - set(self.created)
+            stop_features(self.features, state, self.created)
+            delete_namespaces(self.kernel, self.created)
+            for name in self.created:
+                state.netns.pop(name, None)
+                kernel_links(state).pop(name, None)
+            for name in self.moved_away:  # deleted before the failure: the old pod cannot come back
+                state.netns.pop(name, None)
+            for name in self.intended:  # named ahead, never made (the run stopped before it): no namespace
+                if state.netns.get(name) == "intent" and not self.kernel.netns_mounted(name):
+                    state.netns.pop(name, None)
+            state.topology, state.source, state.phase, addresses = self.before  # as its last good run left it
+            if addresses is None:
+                state.extra.pop(ADDRESSES, None)
+            else:
+                state.extra[ADDRESSES] = addresses
+            self.not_restored = put_back_dropped(self.kernel, state, touched, self.held_before)
+            state.save(best_effort=True)  # a full disk must not stop a rollback
+
+
+def raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back", signum)
