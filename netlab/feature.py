@@ -30,19 +30,38 @@ class StartResult:
     impair``) fails on it rather than warn.
     ``failed``: what the topology asks to run that is not running because it could not start (a container
     whose command is not there), one line each: the lab's network is up, its workload is not as asked, so
-    ``up`` exits 1 as ``status`` does for the same lab (it calls them drift), never 0 with a warning."""
+    ``up`` exits 1 as ``status`` does for the same lab (it calls them drift), never 0 with a warning.
+    ``deleted_chains``: the stale chains deleted, by (namespace, table), in the order deleted: ``up`` says them
+    in one line per namespace and table with those its own restores deleted (:func:`add_deleted_chains`)."""
 
     actions: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    deleted_chains: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def __iadd__(self, other: "StartResult") -> "StartResult":
         self.actions += other.actions
         self.problems += other.problems
         self.refused.update(other.refused)
         self.failed += other.failed
+        add_deleted_chains(self.deleted_chains, other.deleted_chains)
         return self
+
+
+def add_deleted_chains(into: dict[tuple[str, str], list[str]], more: dict[tuple[str, str], list[str]]) -> None:
+    """Merge ``more`` into ``into``, each chain named once. A switch from iptables to nftables mode deletes
+    kube-proxy's iptables-mode chains by two hands: the plan's restore those it owns by name (-X), the Services
+    feature those it recorded; the user reads one list per namespace and table."""
+    for key, names in more.items():
+        had = into.setdefault(key, [])
+        had += [name for name in names if name not in had]
+
+
+def deleted_chains_lines(deleted: dict[tuple[str, str], list[str]]) -> list[str]:
+    """One line per namespace and table: "NETNS: deleted stale TABLE chains A, B"."""
+    return [f"{netns}: deleted stale {table} chains {', '.join(names)}"
+            for (netns, table), names in deleted.items() if names]
 
 
 class Feature(Protocol):

@@ -24,7 +24,7 @@ from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
-from netlab.feature import Feature
+from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines
 from netlab.lab import carrier
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
@@ -37,7 +37,7 @@ from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_writ
 from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
-from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, merged_deleted_chains, ordered,
+from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.realize import owner
@@ -93,6 +93,7 @@ class _Up(Rollback):
         self.lab, self.plan, self.kernel, self.features = lab, plan, kernel, list(features)
         self.journal, self.progress = journal, progress
         self.result = UpResult(lab=lab.name)
+        self.chains_deleted: dict[tuple[str, str], list[str]] = {}  # (netns, table): chain names, said last
         self.created: list[str] = []
         self.early: dict[str, Any] = {}
         # (netns, what changed) of pods made anew: put on another node, or given another address
@@ -177,7 +178,7 @@ class _Up(Rollback):
                 raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back{self._not_back()} "
                                   "(for details: netlab --debug <command> ...)") from exc
             raise
-        self.result.fixed = merged_deleted_chains(self.result.fixed)  # the plan's restores' and the Services'
+        self.result.fixed += deleted_chains_lines(self.chains_deleted)  # the plan's restores' and the Services'
         self.result.operations = self.journal.count
         return self.result
 
@@ -295,7 +296,13 @@ class _Up(Rollback):
         if repairs:
             self.journal.step("repair the nodes that lost pods")
             self.journal.apply(repairs, order=self.plan.netns)
-            self.result.fixed += [op.describe() for op in repairs] + deleted_chains(repairs)
+            self._say_repairs(repairs)
+
+    def _say_repairs(self, repairs: list[Op]) -> None:
+        """The result's lines for ``repairs``; the stale chains their restores deleted are said at the end, with
+        those the features deleted (one line per namespace and table)."""
+        self.result.fixed += [op.describe() for op in repairs]
+        add_deleted_chains(self.chains_deleted, deleted_chains(repairs))
 
     def _start_features(self, state: LabState, again: str = "") -> None:
         failed = []  # as this round leaves them (a second round, after the CNI plugins, tells them anew)
@@ -303,6 +310,7 @@ class _Up(Rollback):
             self.journal.step(f"start {feature.name}{again}")
             out = feature.start(self.lab, state, self.early.pop(feature.name, None))
             self.result.fixed += out.actions
+            add_deleted_chains(self.chains_deleted, out.deleted_chains)
             self.result.warnings += out.problems
             self.result.refused.update(out.refused)
             failed += out.failed
@@ -332,7 +340,7 @@ class _Up(Rollback):
         repairs = self._repairs(drifts, want)
         repairs += stale_peer_ops((r for r in self.plan.resources if r.netns in made), self._observed)
         self.journal.apply(ordered(ops + repairs), order=self.plan.netns)
-        self.result.fixed += [op.describe() for op in repairs] + deleted_chains(repairs)
+        self._say_repairs(repairs)
         repaired = list(repairs)
         rounds = 1
         while repairs and rounds < ROUNDS:  # a repair is proven by reading the kernel again
@@ -340,7 +348,7 @@ class _Up(Rollback):
             drifts = self._drift(touched, want, state)
             repairs = self._repairs(drifts, want)
             self.journal.apply(repairs, order=self.plan.netns)
-            self.result.fixed += [op.describe() for op in repairs] + deleted_chains(repairs)
+            self._say_repairs(repairs)
             repaired += repairs
             rounds += 1
         if repairs:

@@ -26,7 +26,6 @@ plan/sysctls.py's ``when_written`` says which sysctl goes where.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Iterable
 
@@ -240,40 +239,15 @@ def _nft_op(planned: NftRules, observed: dict[str, Observed]) -> Op:
               old=old or NftText(planned.netns, planned.family, planned.table, gone, removes=True))
 
 
-def deleted_chains(ops: Iterable[Op]) -> list[str]:
+def deleted_chains(ops: Iterable[Op]) -> dict[tuple[str, str], list[str]]:
     """What the iptables restores among ``ops`` delete (``-X``: chains the lab owns by name that the plan does not
-    hold), in the words the Services feature says its own stale chains' deletion."""
-    out = []
+    hold), by (namespace, table), as the Services feature reports its own (StartResult.deleted_chains)."""
+    out: dict[tuple[str, str], list[str]] = {}
     for op in ops:
         if op.verb == "restore" and isinstance(op.res, TableText) and op.res.noflush:
             gone = [line[3:] for line in op.res.text.splitlines() if line.startswith("-X ")]
             if gone:
-                out.append(f"{op.netns}: deleted stale {op.res.table} chains {', '.join(gone)}")
-    return out
-
-
-STALE_CHAINS = re.compile(r"(?P<where>\S+: deleted stale \S+ chains) (?P<chains>.+)")
-
-
-def merged_deleted_chains(fixed: list[str]) -> list[str]:
-    """``fixed`` with one line per node and table for the stale chains deleted there, listing every chain, at the
-    first one's place. A switch from iptables to nftables mode deletes kube-proxy's iptables-mode chains twice
-    over: the plan's restore deletes those it owns by name (-X), the Services feature those it recorded."""
-    out: list[str] = []
-    where: dict[str, tuple[int, list[str]]] = {}
-    for line in fixed:
-        m = STALE_CHAINS.fullmatch(line)
-        if m is None:
-            out.append(line)
-            continue
-        names = m["chains"].split(", ")
-        if m["where"] not in where:
-            where[m["where"]] = (len(out), names)
-            out.append(line)
-            continue
-        at, had = where[m["where"]]
-        had += [c for c in names if c not in had]
-        out[at] = f"{m['where']} {', '.join(had)}"
+                out.setdefault((op.netns, op.res.table), []).extend(gone)
     return out
 
 

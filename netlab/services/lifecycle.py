@@ -231,7 +231,7 @@ def sync_chains(lab: Lab, rec: dict) -> StartResult:
                 # Chains already gone are skipped: netlab's own (NETLAB-*) went with the rules' restore.
                 deleted = netfilter.delete_chains(netns, table, stale).deleted
                 if deleted:
-                    done.actions.append(f"{netns}: deleted stale {table} chains {', '.join(deleted)}")
+                    done.deleted_chains[(netns, table)] = list(deleted)
             except Exception as exc:  # noqa: BLE001 - reported, and kept in the record for next time
                 done.problems.append(f"{netns}: could not delete stale {table} chains: {exc}")
                 now[key] = sorted(set(now[key]) | set(stale))

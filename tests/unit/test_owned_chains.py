@@ -149,21 +149,23 @@ def test_a_filter_tables_drift_is_said_an_iptables_filter_resource_in_json():
 def test_up_says_the_stale_chains_of_a_node_and_table_in_one_line():
     """A switch to nftables mode deleted kube-proxy's iptables-mode chains twice over (the plan's restore, the
     Services feature's record), and up said each node's table twice: `KUBE-MARK-MASQ` in a second nat line,
-    `KUBE-FIREWALL, KUBE-PROXY-FIREWALL` in a second filter line. One line per node and table, at the first's
-    place, every chain once; other lines as they were."""
-    from netlab.realize.repair import merged_deleted_chains
+    `KUBE-FIREWALL, KUBE-PROXY-FIREWALL` in a second filter line. Both hands report chain names by namespace and
+    table; up says one line per node and table, every chain once, in the order first deleted."""
+    from netlab.feature import StartResult, add_deleted_chains, deleted_chains_lines
 
-    fixed = ["lab-n1: deleted stale filter chains KUBE-EXTERNAL-SERVICES, KUBE-FORWARD",
-             "lab-n1: deleted stale nat chains KUBE-SERVICES, KUBE-POSTROUTING",
-             "lab-n2: deleted stale nat chains KUBE-SERVICES",
-             "restarted container lab/web (it was stopped)",
-             "lab-n1: deleted stale filter chains KUBE-FIREWALL, KUBE-PROXY-FIREWALL, KUBE-FORWARD",
-             "lab-n1: deleted stale nat chains KUBE-MARK-MASQ",
-             "lab-n2: deleted stale filter chains KUBE-FIREWALL"]
-    assert merged_deleted_chains(fixed) == [
+    restores = {("lab-n1", "filter"): ["KUBE-EXTERNAL-SERVICES", "KUBE-FORWARD"],
+                ("lab-n1", "nat"): ["KUBE-SERVICES", "KUBE-POSTROUTING"], ("lab-n2", "nat"): ["KUBE-SERVICES"]}
+    feature = StartResult(actions=["restarted container lab/web (it was stopped)"],
+                          deleted_chains={("lab-n1", "filter"): ["KUBE-FIREWALL", "KUBE-PROXY-FIREWALL"]})
+    feature += StartResult(deleted_chains={("lab-n1", "filter"): ["KUBE-FORWARD"], ("lab-n1", "nat"):
+                                           ["KUBE-MARK-MASQ"], ("lab-n2", "filter"): ["KUBE-FIREWALL"]})
+    said: dict[tuple[str, str], list[str]] = {}
+    add_deleted_chains(said, restores)
+    add_deleted_chains(said, feature.deleted_chains)
+    assert deleted_chains_lines(said) == [
         "lab-n1: deleted stale filter chains KUBE-EXTERNAL-SERVICES, KUBE-FORWARD, KUBE-FIREWALL, KUBE-PROXY-FIREWALL",
         "lab-n1: deleted stale nat chains KUBE-SERVICES, KUBE-POSTROUTING, KUBE-MARK-MASQ",
         "lab-n2: deleted stale nat chains KUBE-SERVICES",
-        "restarted container lab/web (it was stopped)",
         "lab-n2: deleted stale filter chains KUBE-FIREWALL"]
-    assert merged_deleted_chains(fixed[:3]) == fixed[:3]
+    assert feature.deleted_chains[("lab-n1", "filter")] == ["KUBE-FIREWALL", "KUBE-PROXY-FIREWALL", "KUBE-FORWARD"]
+    assert deleted_chains_lines({("lab-n1", "nat"): []}) == []

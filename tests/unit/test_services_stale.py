@@ -72,8 +72,8 @@ def test_up_reports_the_stale_chains_it_deleted_not_the_ones_it_asked_for(monkey
     rec = {"chains": {"sc-n1/nat": ["FLANNEL-POSTRTG", "KUBE-SEP-GONE", "NETLAB-LB-GONE"]}}
     done = lifecycle.sync_chains(lab, rec)
     assert asked == [("sc-n1", "nat", ["KUBE-SEP-GONE", "NETLAB-LB-GONE"])]
-    assert done.actions == ["sc-n1: deleted stale nat chains KUBE-SEP-GONE"]
+    assert done.deleted_chains == {("sc-n1", "nat"): ["KUBE-SEP-GONE"]} and done.actions == []
     rec["chains"]["sc-n1/nat"] += ["NETLAB-LB-GONE"]
     monkeypatch.setattr(netfilter, "delete_chains", lambda netns, table, chains, backend=None:
                         netfilter.Change(netns, table, deleted=[]))
-    assert lifecycle.sync_chains(lab, rec).actions == []  # nothing was there to delete: nothing said
+    assert lifecycle.sync_chains(lab, rec).deleted_chains == {}  # nothing was there to delete: nothing said
