@@ -13,7 +13,7 @@ from netlab.api.jsonio import to_json
 from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
 from netlab.cli.complete import complete_kind_names
 from netlab.cli.style import highlight, table
-from netlab.errors import UsageError
+from netlab.errors import EXIT_CHECKS_FAILED, UsageError
 
 if TYPE_CHECKING:
     from netlab.api.results import ContainerInfo, NodeInfo, PodInfo, ServiceInfo
@@ -39,9 +39,12 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
 
     A Service is NAMESPACE/NAME, as in Kubernetes: NAME picks every Service of
     that name, x/web only the one of namespace x (pods: x/a is pod a if it is
-    in namespace x). Every namespace is listed, as kubectl get -A lists them,
-    and when two rows share a name the table begins with kubectl -A's
-    NAMESPACE column (-o wide has it anyway, after IP or ENDPOINTS).
+    in namespace x). A NAME the lab does not have is said on stderr, one line
+    each, after the others are printed (-o json/yaml: the same document, of
+    those found), and the exit code is 1, as kubectl's NotFound. Every
+    namespace is listed, as kubectl get -A lists them, and when two rows
+    share a name the table begins with kubectl -A's NAMESPACE column (-o wide
+    has it anyway, after IP or ENDPOINTS).
 
     \b
     pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
@@ -84,13 +87,27 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
         raise UsageError(f"-l selects pods by their labels; a topology's {kind} carry no labels")
     else:
         items = lab.nodes() if kind == "nodes" else lab.services()
+    missing: list[str] = []
     if names:
-        items = select(items, names, kind, lab.name)
+        items, missing = select(items, names, kind, lab.name, selector)
+    _show(kind, items, output, lab.name, selector, said_none=bool(missing))
+    # As kubectl's `Error from server (NotFound)`: what was found is printed, then one line per NAME that is not
+    # there, and exit 1.
+    for line in missing:
+        click.echo(f"netlab: {line}", err=True)
+    if missing:
+        raise SystemExit(EXIT_CHECKS_FAILED)
+
+
+def _show(kind: str, items: tuple[Any, ...], output: str, lab: str, selector: str | None, said_none: bool) -> None:
+    """The items found, in the format asked for; -o json/yaml the same document whatever was found.
+    ``said_none``: some NAMES were not found, and their lines say so (no "no pods in lab" before them)."""
     if output == "json":
-        print_json({"lab": lab.name, "kind": kind, "items": [to_json(i) for i in items]})
+        print_json({"lab": lab, "kind": kind, "items": [to_json(i) for i in items]})
         return
     if not items:
-        click.echo(f"no {kind} in lab {lab.name}" + (f" match {selector!r}" if selector else ""))
+        if not said_none:
+            click.echo(f"no {kind} in lab {lab}" + (f" match {selector!r}" if selector else ""))
         return
     headers, rows = rows_of(kind, items, output == "wide")
     click.echo(highlight(table(headers, rows)), nl=False)
@@ -107,22 +124,27 @@ def ref(item: Any, items: tuple[Any, ...]) -> str:
     return f"{namespace}/{item.name}" if namespace and twins > 1 else item.name
 
 
-def select(items: tuple[Any, ...], names: tuple[str, ...], kind: str, lab: str) -> tuple[Any, ...]:
+def select(items: tuple[Any, ...], names: tuple[str, ...], kind: str, lab: str,
+           selector: str | None = None) -> tuple[tuple[Any, ...], list[str]]:
     """The items NAMES pick, in the lab's order, each once: NAME every item of that name, NAMESPACE/NAME the one
-    of that Kubernetes namespace (nodes have none); a name that picks nothing is a usage error listing the rest."""
+    of that Kubernetes namespace (nodes have none); and for each NAME that picks nothing, the line that says so
+    (its kind, the namespace looked in, and the names there are)."""
     picked: set[int] = set()
-    unknown = []
-    for want in names:
-        namespace, _, name = want.rpartition("/")
+    missing = []
+    singular = kind[:-1]
+    for want in dict.fromkeys(names):
+        namespace, _, name = want.rpartition("/") if kind != "nodes" else ("", "", want)
         found = [i for i, item in enumerate(items)
                  if item.name == name and (not namespace or getattr(item, "namespace", None) == namespace)]
-        if not found:
-            unknown.append(want)
         picked.update(found)
-    if unknown:
+        if found:
+            continue
+        where = f" in namespace {namespace!r}" if namespace else " in any namespace" if kind != "nodes" else ""
+        matching = f" that matches -l {selector!r}" if selector else ""
         known = ", ".join(ref(i, items) for i in items) or "none"
-        raise UsageError(f"lab {lab} has no {kind[:-1]} {', '.join(repr(n) for n in unknown)} ({kind}: {known})")
-    return tuple(item for i, item in enumerate(items) if i in picked)
+        missing.append(f"lab {lab} has no {singular} {name!r}{where}{matching} "
+                       f"({kind}{' that match' if selector else ''}: {known})")
+    return tuple(item for i, item in enumerate(items) if i in picked), missing
 
 
 def rows_of(kind: str, items: tuple[Any, ...], wide: bool) -> tuple[list[str], list[list[str]]]:

@@ -135,9 +135,16 @@ services:
     assert [line.split()[:3] for line in table] == [["NAME", "TYPE", "CLUSTER-IP"], ["web", "ClusterIP", "10.96.0.20"]]
     both = netlab("get", "svc", "--lab", name, "web", "-o", "json").stdout
     assert [s["namespace"] for s in json.loads(both)["items"]] == ["x", "y"]
+    # NAMES the lab does not have, as kubectl's NotFound: the ones found printed, a line each for the others, exit 1
+    listed = "(services: x/web, y/web, kube-dns)"
     nowhere = netlab("get", "svc", "--lab", name, "z/web", check=False)
-    assert nowhere.returncode == 2
-    assert nowhere.stderr.strip() == f"netlab: lab {name} has no service 'z/web' (services: x/web, y/web, kube-dns)"
+    assert (nowhere.returncode, nowhere.stdout) == (1, "")
+    assert nowhere.stderr.strip() == f"netlab: lab {name} has no service 'web' in namespace 'z' {listed}"
+    some = netlab("get", "svc", "--lab", name, "x/web", "z/web", "nope", "-o", "json", check=False)
+    assert some.returncode == 1
+    assert [(s["namespace"], s["cluster_ip"]) for s in json.loads(some.stdout)["items"]] == [("x", "10.96.0.20")]
+    assert some.stderr.splitlines() == [f"netlab: lab {name} has no service 'web' in namespace 'z' {listed}",
+                                        f"netlab: lab {name} has no service 'nope' in any namespace {listed}"]
     # the shell completes the names get (and trace, after svc/) take
     from click.shell_completion import ShellComplete
 
@@ -151,4 +158,6 @@ services:
     # pods have namespaces too
     pods = netlab("get", "pods", "--lab", name, "x/a", "-o", "json").stdout
     assert [(p["namespace"], p["name"]) for p in json.loads(pods)["items"]] == [("x", "a")]
-    assert netlab("get", "pods", "--lab", name, "y/a", check=False).returncode == 2
+    pod_rows = netlab("get", "pods", "--lab", name, "y/a", "b", check=False)
+    assert pod_rows.returncode == 1 and [line.split()[0] for line in pod_rows.stdout.splitlines()] == ["NAME", "b"]
+    assert pod_rows.stderr == f"netlab: lab {name} has no pod 'a' in namespace 'y' (pods: a, b, kube-dns)\n"

@@ -80,23 +80,20 @@ def pod_infos() -> tuple[PodInfo, ...]:
 def test_get_services_namespace_slash_name_picks_one_and_a_bare_name_every_namespaces():
     """`get services x/web` failed ("no service 'x/web' (services: web, web, kube-dns)") where trace takes
     svc/x/web; NAMESPACE/NAME picks the one of that namespace, NAME every Service of that name."""
-    import pytest
-
     from netlab.cli.get import select
-    from netlab.errors import UsageError
 
     svcs = views.services(twins())
-    assert [(s.namespace, s.name) for s in select(svcs, ("x/web",), "services", "g")] == [("x", "web")]
-    assert [(s.namespace, s.name) for s in select(svcs, ("web",), "services", "g")] == [("x", "web"), ("y", "web")]
-    assert [s.name for s in select(svcs, ("kube-system/kube-dns", "db", "x/db"), "services", "g")] == ["db", "kube-dns"]
-    with pytest.raises(UsageError) as err:
-        select(svcs, ("z/web", "web"), "services", "g")
-    assert str(err.value) == "lab g has no service 'z/web' (services: x/web, y/web, db, kube-dns)"
+    assert [(s.namespace, s.name) for s in select(svcs, ("x/web",), "services", "g")[0]] == [("x", "web")]
+    assert [(s.namespace, s.name) for s in select(svcs, ("web",), "services", "g")[0]] == [("x", "web"), ("y", "web")]
+    picked = select(svcs, ("kube-system/kube-dns", "db", "x/db"), "services", "g")
+    assert [s.name for s in picked[0]] == ["db", "kube-dns"] and picked[1] == []
+    # a NAME that picks nothing: the others picked all the same, and a line naming what was looked for, where
+    assert select(svcs, ("z/web", "web"), "services", "g") == (
+        svcs[:2], ["lab g has no service 'web' in namespace 'z' (services: x/web, y/web, db, kube-dns)"])
     # pods: NAMESPACE/NAME is the pod only in that namespace
     pods = pod_infos()
-    assert [p.name for p in select(pods, ("x/a",), "pods", "g")] == ["a"]
-    with pytest.raises(UsageError, match=r"^lab g has no pod 'y/a' \(pods: a, b, kube-dns\)$"):
-        select(pods, ("y/a",), "pods", "g")
+    assert [p.name for p in select(pods, ("x/a",), "pods", "g")[0]] == ["a"]
+    assert select(pods, ("y/a",), "pods", "g") == ((), ["lab g has no pod 'a' in namespace 'y' (pods: a, b, kube-dns)"])
 
 
 def test_the_table_begins_with_a_namespace_column_when_names_repeat():
@@ -123,3 +120,76 @@ def test_get_help_says_how_namespaces_are_named_and_shown():
     assert "each NAME or NAMESPACE/NAME" in out and "x/web only the one of namespace x" in out
     assert "when two rows share a name the table begins with kubectl -A's NAMESPACE column" in out
     assert "-o wide adds the Kubernetes namespace, the selector and the DNS name, then the external traffic policy" in out
+
+
+# --- NAMES the lab does not have: kubectl's NotFound ------------------------------------------------
+
+
+def fake_lab(monkeypatch):
+    """`get` on the twins lab as if it were up: Lab.attach gives its pods, nodes and Services."""
+    import types
+
+    from netlab import api
+    from netlab.cli import get as cli_get
+
+    model = twins()
+
+    def pods(selector=None):
+        key, _, value = (selector or "").partition("=")
+        return tuple(p for p in pod_infos() if not selector or p.labels.get(key) == value)
+
+    lab = types.SimpleNamespace(name="g", pods=pods, nodes=lambda: views.nodes(model),
+                                services=lambda: views.services(model))
+    monkeypatch.setattr(cli_get, "require_root", lambda: None)
+    monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
+
+
+def get(*args):
+    from click.testing import CliRunner
+
+    from netlab.cli import cli
+
+    return CliRunner().invoke(cli, ["get", "--lab", "g", *args])
+
+
+def test_get_prints_the_names_it_finds_and_says_each_missing_one_on_stderr_exit_1(monkeypatch):
+    """`get services a b x/missing` failed whole (exit 2, nothing printed) when one NAME was missing; kubectl
+    prints what it finds, then `Error from server (NotFound): services "missing" not found` per missing one on
+    stderr, exit 1."""
+    import json
+
+    import yaml
+
+    fake_lab(monkeypatch)
+    listed = "(services: x/web, y/web, db, kube-dns)"
+    table = get("services", "db", "x/missing", "kube-dns", "nope")
+    assert table.exit_code == 1, table.output
+    assert [line.split()[0] for line in table.stdout.splitlines()] == ["NAME", "db", "kube-dns"]
+    assert table.stderr.splitlines() == [
+        "(kube-dns: the cluster DNS netlab adds to a lab with Services; not in the topology file)",
+        f"netlab: lab g has no service 'missing' in namespace 'x' {listed}",
+        f"netlab: lab g has no service 'nope' in any namespace {listed}"]
+    # -o json: the document of every `get`, with the ones found; stdout stays valid JSON
+    found = get("svc", "x/web", "zz/web", "-o", "json")
+    assert found.exit_code == 1
+    doc = json.loads(found.stdout)
+    assert doc["lab"] == "g" and doc["kind"] == "services"
+    assert [(s["namespace"], s["name"]) for s in doc["items"]] == [("x", "web")]
+    assert doc == json.loads(get("svc", "x/web", "-o", "json").stdout)  # the same as when all are found
+    assert found.stderr == f"netlab: lab g has no service 'web' in namespace 'zz' {listed}\n"
+    as_yaml = get("svc", "x/web", "zz/web", "-o", "yaml")
+    assert as_yaml.exit_code == 1 and yaml.safe_load(as_yaml.stdout) == doc
+    # none found: the lines alone (no "no services in lab g"); -o json's items empty
+    nothing = get("nodes", "n9", "x/n1")
+    assert (nothing.exit_code, nothing.stdout) == (1, "")
+    assert nothing.stderr.splitlines() == ["netlab: lab g has no node 'n9' (nodes: n1)",
+                                           "netlab: lab g has no node 'x/n1' (nodes: n1)"]
+    assert json.loads(get("pods", "zz", "-o", "json").stdout)["items"] == []
+    # pods, within -l: the one that does not match is named so
+    web = get("pods", "-l", "app=web", "a", "kube-dns")
+    assert web.exit_code == 1 and [line.split()[0] for line in web.stdout.splitlines()] == ["NAME", "a"]
+    assert web.stderr == ("netlab: lab g has no pod 'kube-dns' in any namespace that matches -l 'app=web' "
+                          "(pods that match: a, b)\n")
+    # every NAME there: exit 0, nothing on stderr
+    everything = get("pods", "a", "y/b")
+    assert (everything.exit_code, everything.stderr) == (0, "")
