@@ -373,6 +373,14 @@ def write_output_file(path: str, data: bytes) -> None:
         raise UsageError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
 
 
+def warn(lines: Sequence[str]) -> None:
+    """A command's warnings, one a line on stderr, whatever -o is: as kubectl writes the API server's warnings.
+    -o json/yaml holds them too (``warnings``, down's ``skipped`` and ``problems``); stdout stays the document
+    alone, and someone who reads the terminal, not the JSON, is told."""
+    for line in lines:
+        click.echo(f"netlab: warning: {line}", err=True)
+
+
 def exit_if_failed(failed: Sequence[str]) -> None:
     """Containers that could not start (UpResult.failed) after a command that ran an ``up`` of the lab (``up``,
     ``impair``): the lab stays up (its network is as planned, and rolling it back would take what works with

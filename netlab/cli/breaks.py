@@ -8,7 +8,7 @@ import click
 
 from netlab import api
 from netlab.breaks import catalogue
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import cli, lab_options, output_option, print_json, require_root, warn
 from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -89,8 +89,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     result = break_lab(name, scenario, target)
     if before:  # a fault on top of another is allowed (a lesson may want two); its symptoms are both's
         result.warnings.append(broken_already(name, before, f"sudo netlab status --lab {name}", repair_command(name)))
-    for line in result.warnings:  # on stderr with -o json too (where the JSON's "warnings" holds them as well)
-        click.echo(f"netlab: warning: {line}", err=True)
+    warn(result.warnings)
     if output == "json":
         print_json(result.to_json())
         return

@@ -6,7 +6,7 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, lab_options, output_option, print_json, require_root
+from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, lab_options, output_option, print_json, require_root, warn
 from netlab.cli.complete import complete_interfaces
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -49,14 +49,13 @@ def impair(target: str, lab_name: str | None, topology: str | None, rate: str | 
     chosen = api.selected_name(lab_name, topology)
     assert chosen is not None
     result = impair_api.impair(chosen, name, iface, spec, wait=wait)
+    warn(result.up.warnings)
     if output == "json":
         print_json({"lab": result.lab, "target": result.target, "netns": result.netns, "before": result.before,
                     "after": result.after, "changes": to_json(result.up)["fixed"],
                     "warnings": list(result.up.warnings), "failed": list(result.up.failed)})
         exit_if_failed(result.up.failed)
         return
-    for w in result.up.warnings:
-        click.echo(f"netlab: warning: {w}", err=True)
     click.echo(f"{result.target} in lab {result.lab}: {result.after} (was {result.before})")
     for line in result.up.fixed:
         click.echo(f"  {line}")

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, exit_if_failed,
-                             lab_from_env, lab_options, output_option, print_json, require_root)
+                             lab_from_env, lab_options, output_option, print_json, require_root, warn)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, table
@@ -106,12 +106,11 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
         lab = api.Lab.up_loaded(loaded, wait=wait, reconfigure=reconfigure)
     result = lab.last_up
     assert result is not None
+    warn(result.warnings)
     if output == "json":
         print_json(to_json(result))
         exit_if_failed(result.failed)
         return
-    for w in result.warnings:
-        click.echo(f"netlab: warning: {w}", err=True)
     model = loaded.lab if loaded.lab.cni == "builtin" else lab.model  # pods as their CNI plugins made them
     if not result.changed:
         click.echo(f"lab {model.name} is up and matches its topology; nothing to change" if result.ok else
@@ -258,11 +257,10 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
             result = api.Lab(lab_name).down(wait=wait, force=force)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: once down has begun, it waited for the lab to be down
         raise _stopped(lab_name, exc) from None
+    warn((*result.skipped, *result.problems))
     if output == "json":
         print_json(to_json(result))
         return
-    for line in (*result.skipped, *result.problems):
-        click.echo(f"netlab: warning: {line}", err=True)
     if not result.was_up:
         click.echo(f"lab {lab_name} is not up; nothing to do")
     else:

@@ -54,8 +54,8 @@ def validate(topology: str | None, output: str) -> None:
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
-        for line in notes:
-            click.echo(f"netlab: note: {line}", err=True)
+    for line in notes:  # on stderr with -o json too, as a command's warnings (cli.base.warn)
+        click.echo(f"netlab: note: {line}", err=True)
 
 
 def _problems_json(problems: list[Problem]) -> list[dict]:

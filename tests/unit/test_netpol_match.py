@@ -137,8 +137,10 @@ def test_validate_notes_them(tmp_path):
     proc = run_cli("validate", "-t", str(path))
     assert proc.returncode == 0, proc
     assert f"netlab: note: {SAID} (x/web matches" in proc.stderr
-    got = json.loads(run_cli("validate", "-t", str(path), "-o", "json").stdout)
+    as_json = run_cli("validate", "-t", str(path), "-o", "json")
+    got = json.loads(as_json.stdout)
     assert got["valid"] and [n for n in got["notes"] if n.startswith(SAID)]
+    assert as_json.stderr == proc.stderr  # on stderr whatever -o is, as up's warnings (test_json_warnings.py)
 
 
 def test_up_warns_of_them(tmp_path, monkeypatch):
