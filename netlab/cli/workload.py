@@ -25,8 +25,13 @@ def _shell() -> list[str]:
     reads commands from standard input (``echo hostname | netlab exec web-1``)."""
     for path in (os.environ.get("SHELL", ""), *SHELLS):
         if path and os.path.isabs(path) and os.access(path, os.X_OK):
-            return [path, "-i"] if sys.stdin.isatty() else [path]
+            return [path, "-i"] if _stdin_is_terminal() else [path]
     return ["/bin/sh"]
+
+
+def _stdin_is_terminal() -> bool:
+    """netlab started with standard input closed (``<&-``) has none at all (sys.stdin None): not a terminal."""
+    return sys.stdin is not None and sys.stdin.isatty()
 
 
 EXEC_OPTIONS = {"--lab": "--lab", "-t": "-t", "--topology": "-t"}
@@ -99,7 +104,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     argv = list(command) or _shell()
     if not argv[0]:
         raise UsageError("the command is empty: give a program after --")
-    if not command and sys.stdin.isatty():
+    if not command and _stdin_is_terminal():
         click.echo(f"netlab: a shell in {name} (namespace {target.netns} of lab {lab.name}); `exit` leaves it",
                    err=True)
     sys.stdout.flush()

@@ -108,6 +108,14 @@ def test_exec_without_a_command_opens_a_shell_in_the_pod(netlab_lab):
     assert lines[0] == "web-2" and netlab_lab.pod("web-2").ip in lines[1]
 
 
+def test_exec_without_a_command_and_with_standard_input_closed_runs_a_shell_that_reads_nothing(netlab_lab):
+    """Started with stdin closed (`<&-`), netlab has no sys.stdin at all: it asked it whether it was a terminal
+    and died with a traceback (AttributeError). The shell it runs finds nothing to read and ends."""
+    proc = subprocess.run(["sh", "-c", 'exec "$@" <&-', "sh", *NETLAB, "exec", "--lab", netlab_lab.name, "web-2"],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "SHELL": "/bin/sh"})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
 def test_status_and_probe_with_a_file_compare_with_and_probe_the_file(netlab_lab, tmp_path):
     changed = json.loads(json.dumps(WEB))
     changed["name"] = netlab_lab.name
