@@ -134,6 +134,11 @@ class Trace:
     reply_expected: bool = True
     # To an internet host over TCP or UDP: the temporary echo listener that ran there for the trace (as probe's)
     listener: str | None = None
+    # Delivered (or its reply back), but by a path the lab did not plan (trace fails): the first row that sent it
+    # another way than the plan's (a route via another next hop, an extra route that overrides the plan's, an FDB
+    # entry naming another node). hop, label ("4", "r4" on the way back), direction, netns, device, text, reason
+    # (the row's problem), fix. None when the packet went the planned way.
+    astray: Mapping[str, Any] | None = None
     # The trace's verdict, `netlab trace`'s exit 0: delivered, not refused, the reply (when one is due) back, no
-    # denied flow past its node, no masquerade from pod to pod
+    # denied flow past its node, no masquerade from pod to pod, no row that sent it astray
     ok: bool = True

@@ -113,7 +113,10 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     Exit code 1 when the packet does not reach DST, or DST refuses it: a TCP
     reset or an ICMP port unreachable came back ("REFUSED", with the sockets
     DST has on that port, as `ss -ltun` lists them); also when the lab's
-    NetworkPolicies deny the flow and it got through ("NOT STOPPED", and why).
+    NetworkPolicies deny the flow and it got through ("NOT STOPPED", and why),
+    and when it arrived by a path the lab did not plan ("NOT by the planned
+    path": the row marked !! that sent it astray, a route or an FDB entry that
+    is not the plan's, and its fix).
     """
     from netlab.api.lab import internal
     from netlab.trace.render import render_text

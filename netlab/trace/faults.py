@@ -17,11 +17,8 @@ that holds it:
   again brings back only its connected route, so the fix also adds the plan's routes (and neighbours)
   through it (``LabMap.link_fix``: eth0's default route, flannel.1's routes to other nodes' pod CIDRs);
 - an FDB entry names a remote VTEP that is no node of the lab;
-- a node's route to another node's pod CIDR names another next hop than the plan's (host-gw: a third node's
-  address): the packet takes a detour through that node, which masquerades it (Flannel's rule for pod traffic
-  it forwards) or, seeing only one direction of the flow, drops it as INVALID (kube-proxy's KUBE-FORWARD);
-- the route the kernel took is none of the plan's, but more specific than the plan's route for the packet, which it
-  overrides (an extra route, added by hand): the packet goes its way instead, and the fix deletes it;
+- a node's or a pod's route that is not the plan's (another next hop, a route added by hand that overrides the
+  plan's, a blackhole): strayroutes.py;
 - a forwarded packet vanishes inside a node whose FORWARD policy is DROP;
 - a packet vanishes as it leaves an interface whose impairment (``netlab impair --loss``) drops a share of
   what leaves it;
@@ -113,78 +110,6 @@ def pod_cidr_by_default(lab: Any, ns: str, dst: str, matched: str | None, k: Any
                     f"underlay's gateway, which has no route to pods ({missing} is missing)",
                     lab.route_fix(ns, dst))
     return None
-
-
-def wrong_next_hop(lab: Any, ns: str, gateway: str | None, oif: str | None, matched: str | None) -> Reason | None:
-    """The route the kernel took to another node's pod CIDR is not the plan's: it has another next hop (host-gw: via
-    a third node, which forwards it on), or another device. Returns (why, the plan's route put back)."""
-    if not matched or ns not in {n for n, _ in getattr(lab, "node_pod_cidrs", {}).values()}:
-        return None
-    cidr = _matched_cidr(matched)
-    plan = getattr(lab, "planned_route", {})
-    fix = plan.get((ns, cidr)) if cidr is not None and cidr != "0.0.0.0/0" else None
-    if fix is None:
-        return None
-    took = _path(lab, ns, cidr, gateway, oif)
-    if took is None:
-        return None
-    return (f"the route to {cidr}{_whose(lab, cidr)} in {ns} goes {took}",
-            fix.replace(" route add ", " route replace ", 1))
-
-
-def extra_route(lab: Any, ns: str, dst: str, gateway: str | None, oif: str | None,
-                matched: str | None) -> Reason | None:
-    """The route the kernel took to ``dst`` is none of the plan's, and more specific than the plan's route for
-    ``dst`` (its longest prefix that covers it), which it overrides: a route added by hand (status calls it
-    extra), which sends the packet another way than the plan's (host-gw: via a third node; vxlan: out of eth0 or
-    cni0 instead of flannel.1). Routes the kernel makes for an address (proto kernel) are not the plan's routes
-    but its addresses'. Returns (why, the extra route deleted)."""
-    if not matched or not oif or ns not in {n for n, _ in getattr(lab, "node_pod_cidrs", {}).values()}:
-        return None
-    cidr = _matched_cidr(matched)
-    if cidr is None or " proto kernel" in matched or (ns, cidr) in getattr(lab, "planned_connected", ()) \
-            or (ns, cidr) in getattr(lab, "planned_route", {}):
-        return None
-    want = lab.planned_route_for(ns, dst) if hasattr(lab, "planned_route_for") else None
-    if want is None or IPv4Network(want).prefixlen >= IPv4Network(cidr).prefixlen:
-        return None  # wider than the plan's: the plan's route is missing (pod_cidr_by_default, route_fix)
-    took = _path(lab, ns, want, gateway, oif)
-    if took is None:
-        return None  # the same way as the plan's: extra, but harmless to this packet
-    plans = "default route" if want == "0.0.0.0/0" else f"route to {want}{_whose(lab, want)}"
-    via = f" via {gateway}" if gateway else ""
-    return (f"the route to {dst} in {ns} is {cidr}, a route the plan does not have (status calls it extra), more "
-            f"specific than the plan's {plans}, which it overrides: it goes {took}",
-            f"ip -n {ns} route del {cidr}{via} dev {oif}")
-
-
-def _matched_cidr(matched: str) -> str | None:
-    """The destination of a route as ``ip route`` prints it: "10.244.1.0/24 via ..." -> "10.244.1.0/24"."""
-    first = matched.split()[0]
-    try:
-        return "0.0.0.0/0" if first == "default" else str(IPv4Network(first, strict=False))
-    except ValueError:
-        return None
-
-
-def _whose(lab: Any, cidr: str) -> str:
-    return next((f" ({node}'s pod CIDR)" for node, (_, c) in lab.node_pod_cidrs.items() if c == cidr), "")
-
-
-def _path(lab: Any, ns: str, cidr: str, gateway: str | None, oif: str | None) -> str | None:
-    """How the packet goes (``gateway``, ``oif``) against the plan's route to ``cidr`` in ``ns``, in words (None:
-    the same way): "via A dev eth0, but the plan's goes via B dev eth0" and the detour that makes."""
-    want_via = lab.planned_route_via.get((ns, cidr))
-    want_dev = lab.planned_route_dev.get((ns, cidr))
-    if (want_via is None or want_via == gateway) and (want_dev is None or want_dev == oif):
-        return None
-    took = (f"via {lab.name_ip(gateway)}" if gateway else "directly") + f" dev {oif}"
-    want = (f"via {lab.name_ip(want_via)}" if want_via else "directly") + f" dev {want_dev or oif}"
-    detour = f": the packet takes a detour through {lab.name_ip(gateway)}" if gateway and want_via else ""
-    if detour and gateway in getattr(lab, "node_ips", ()):
-        detour += (", a node, which masquerades the pod traffic it forwards (Flannel's rule) and drops as INVALID "
-                   "a reply to a flow whose start it never saw (kube-proxy's KUBE-FORWARD)")
-    return f"{took}, but the plan's goes {want}{detour}"
 
 
 def unknown_vtep(lab: Any, remote: str) -> str | None:

@@ -121,6 +121,8 @@ class LabMap:
     planned_fdb_dst: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> remote VTEP
     # (netns, cidr): the subnets of the plan's addresses, whose routes the kernel makes itself (proto kernel)
     planned_connected: set[tuple[str, str]] = field(default_factory=set)
+    # (netns, cidr) -> (device, address): where that connected route goes (on the link, no gateway) and its source
+    planned_connected_dev: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
     # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -185,6 +187,8 @@ class LabMap:
                 m.planned_nft[r.netns] = r.listing
             elif isinstance(r, Address):
                 m.planned_connected.add((r.netns, str(r.address.network)))
+                if r.address.network.prefixlen < 32:  # a /32 makes no route to a subnet
+                    m.planned_connected_dev.setdefault((r.netns, str(r.address.network)), (r.dev, str(r.address.ip)))
             if isinstance(r, Address) and r.netns in m.names and not m.names[r.netns].startswith(("pod", "node")):
                 # the internet's machines (gateway, lb, hosts) are named after their netns
                 m.ip_names.setdefault(str(r.address.ip), m.names[r.netns].split()[-1])
@@ -216,14 +220,24 @@ class LabMap:
         name = self.ip_names.get(ip)
         return f"{ip} ({name})" if name else ip
 
-    def planned_route_for(self, netns: str, dst: str) -> str | None:
-        """The destination CIDR of the plan's most specific route in ``netns`` that covers ``dst``."""
+    def planned_route_for(self, netns: str, dst: str, connected: bool = False) -> str | None:
+        """The destination CIDR of the plan's most specific route in ``netns`` that covers ``dst``; ``connected``:
+        the routes the kernel makes for the plan's addresses too (a pod's own subnet, straight out of eth0)."""
         best: IPv4Network | None = None
-        for rns, cidr in self.planned_route:
+        keys = list(self.planned_route) + (list(self.planned_connected_dev) if connected else [])
+        for rns, cidr in keys:
             net = IPv4Network(cidr)
             if rns == netns and IPv4Address(dst) in net and (best is None or net.prefixlen > best.prefixlen):
                 best = net
         return str(best) if best is not None else None
+
+    def planned_path(self, netns: str, cidr: str) -> tuple[str | None, str | None] | None:
+        """How the plan's route to ``cidr`` in ``netns`` goes: (gateway, device); a connected one on the link
+        (no gateway) out of its address's device. None: the plan has no such route."""
+        if (netns, cidr) in self.planned_route:
+            return self.planned_route_via.get((netns, cidr)), self.planned_route_dev.get((netns, cidr))
+        connected = self.planned_connected_dev.get((netns, cidr))
+        return (None, connected[0]) if connected is not None else None
 
     def route_fix(self, netns: str, dst: str) -> str | None:
         """The plan's most specific route in ``netns`` that covers ``dst`` (the fix for a missing route)."""

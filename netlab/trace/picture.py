@@ -67,6 +67,8 @@ def title(r: TraceResult) -> str:
     v = r.verdict
     if v.delivered:
         end = "REFUSED" if r.refused else "delivered" + ("" if r.reply_received else ", NO REPLY")
+        if r.astray:
+            end += f", ASTRAY at hop {r.astray['label']} (not the planned path)"
     else:
         hop = r.forward.hops[v.lost_at].index if v.lost_at is not None and v.lost_at < len(r.forward.hops) else "?"
         end = f"LOST at hop {hop}"

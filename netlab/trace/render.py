@@ -71,7 +71,28 @@ class TraceResult:
         masqueraded on its way from pod to pod (the network model's first rule: ``probe`` fails on it too), and
         its reply not lost (the user's connection fails as surely: ``probe`` fails on it too)."""
         return self.verdict.delivered and self.refused is None and not self.not_stopped and self.nat is None \
-            and not self.reply_lost
+            and not self.reply_lost and self.astray is None
+
+    @property
+    def astray(self) -> dict[str, Any] | None:
+        """Delivered, but by a path the lab did not plan: the first row (on the way there, then on the way back of
+        a reply that came back) that sent the packet another way than the plan's and is marked ``!!`` with why and
+        the fix: a route via another next hop, a route the plan does not have that overrides the plan's, an FDB
+        entry naming another node, which forwarded it on. Drift that the packet proves (``status`` names the same
+        entry): the trace fails on it, as it fails on a packet masqueraded on its way from pod to pod."""
+        if not self.verdict.delivered:
+            return None
+        rows = list(self.forward.hops)
+        v = self.reply_verdict
+        if self.reply is not None and (self.reply_received or (v is not None and v.delivered)):
+            rows += self.reply.hops
+        h = next((h for h in rows if h.facts.get("astray") and h.problem), None)
+        if h is None:
+            return None
+        got = f"{self.src['name']} got the reply" if h.direction == "reply" else f"{_receiver(self)} got the packet"
+        return {"hop": h.index, "label": label(h), "direction": h.direction, "netns": h.netns, "device": h.device,
+                "text": f"{got}, but by a path the lab did not plan: astray at hop {label(h)} ({h.netns} {h.device})",
+                "reason": h.problem, "fix": h.fix}
 
     @property
     def reply_lost(self) -> bool:
@@ -106,7 +127,7 @@ class TraceResult:
             "reply_hops": [h.to_json() for h in self.reply.hops] if self.reply else [],
             "captured_netns": self.captured_netns, "packets": self.packets, "pcap": self.pcap, "dns": self.dns,
             "policy": self.policy, "repair": self.repair, "refused": self.refused, "nat": self.nat,
-            "reply_expected": self.reply_expected, "listener": self.listener, "ok": self.ok,
+            "reply_expected": self.reply_expected, "listener": self.listener, "astray": self.astray, "ok": self.ok,
         }
 
 
@@ -168,6 +189,9 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
         line = f"result: {'REFUSED by' if r.refused else 'delivered to'} {_receiver(r)}{_itself(r)}"
         if ttl is not None:
             line += f" (TTL {ttl} on arrival)"
+        astray = r.astray
+        if astray:
+            line += f", but NOT by the planned path (astray at hop {astray['label']})"
         if r.refused:
             line += f": {r.refused}"
         elif r.reply_received:
@@ -190,6 +214,11 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
             if r.nat.get("fix"):
                 also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(r.nat["fix"]) else ""
                 out.append(f"  fix: {r.nat['fix']}{also}")
+        if astray and not (r.nat and r.nat.get("cause_hop") == astray["hop"] and astray["direction"] == "forward"):
+            out.append(f"astray: {astray['text']}: {astray['reason']}")
+            if astray["fix"]:
+                also = f"   (or: {r.repair}, which repairs the lab)" if up_repairs(astray["fix"]) else ""
+                out.append(f"  fix: {astray['fix']}{also}")
     else:
         lost = r.forward.hops[v.lost_at] if v.lost_at is not None and v.lost_at < len(r.forward.hops) else None
         where = f" at hop {lost.index} ({lost.netns} {lost.device})" if lost else ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netlab.trace import faults, nat
+from netlab.trace import faults, nat, strayroutes
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
@@ -44,6 +44,7 @@ class RouteSteps(WalkParts):
         f = self.flow
         if isinstance(ans, RouteFailure):
             why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
+                strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
             commands = [cmd, f"ip -n {ns} route"]
@@ -68,9 +69,12 @@ class RouteSteps(WalkParts):
             return self._local_in(ns, iif, ans, cmd)
         if ans.type != "unicast" or not ans.oif:
             why = f"the route to {f.dst} in {ns} is {ans.type}" + (f" ({ans.matched})" if ans.matched else "")
-            self.rows.add(ns, self._on(iif), "drop", f"route get {f.dst}: {ans.type}", [cmd],
-                          problem=why + ": the kernel drops it")
-            return self._stop(why)
+            stray = strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.type) \
+                if ans.type in strayroutes.REFUSING else None
+            problem, fix = stray if stray else (why + ": the kernel drops it", None)
+            self.rows.add(ns, self._on(iif), "drop", f"route get {f.dst}: {ans.type}", [cmd], problem=problem,
+                          fix=fix)
+            return self._stop(stray[0] if stray else why)
         return self._forward(ns, iif, ans, cmd)
 
     def _no_route(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
@@ -107,8 +111,8 @@ class RouteSteps(WalkParts):
         problem = down if snat is None else None  # a down device is named on the last row written here
         # Not the plan's next hop: the packet goes on (the rows after say where), but this row is why it strays.
         # So is a route the plan does not have, more specific than the plan's for the packet (an extra one).
-        astray = None if down else faults.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) or \
-            faults.extra_route(self.lab, ns, before.dst, ans.gateway, oif, ans.matched)
+        astray = None if down else strayroutes.wrong_next_hop(self.lab, ns, ans.gateway, oif, ans.matched) or \
+            strayroutes.extra_route(self.lab, ns, before.dst, ans.gateway, oif, ans.matched)
         if self.stack and not self.stack[-1].shown:
             enc = self.stack[-1]
             enc.shown = True
@@ -154,7 +158,8 @@ class RouteSteps(WalkParts):
         try:
             return self.k.route_get(ns, dst).prefsrc or "0.0.0.0"
         except RouteFailure as exc:
-            why, fix = faults.links_down(self.k, ns, dst, exc.message, self.lab) or \
+            why, fix = strayroutes.refusing_route(self.k, self.lab, ns, dst, exc.message) or \
+                faults.links_down(self.k, ns, dst, exc.message, self.lab) or \
                 (f"no route to {dst} in {ns}: {exc.message}", None)
             return self._no_route(ns, self._on(None), f"route get {dst}", [f"ip -n {ns} route get {dst}"], why, fix,
                                   exc.message)

@@ -85,7 +85,8 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     row not seen after the last one seen. A row that doomed the packet
     although it travelled on (a node that did not DNAT a Service packet: it
     then goes where the ClusterIP leads, nowhere) is blamed before anything
-    after it. ``lab``: the lab's name, for the commands the pointer names (with
+    after it, unless it sent the packet astray and it arrived all the same
+    (TraceResult.astray). ``lab``: the lab's name, for the commands the pointer names (with
     --lab, they work whatever other lab is up).
     """
     hops = hops if hops is not None else w.hops
@@ -100,6 +101,10 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
         if h.facts.get("dropped_here"):  # it did not go on: the walk only followed what its rows allow
             return Verdict(False, cause, h.problem, h.fix)
         later = next((x for x in hops[cause + 1:] if x.problem), None)
+        if h.facts.get("astray") and later is None and w.outcome == "delivered" and not after:
+            # Sent astray (an FDB entry naming another node), and that node forwarded it on to where it arrived:
+            # delivered, by a path the lab did not plan (TraceResult.astray says so, and fails the trace).
+            return Verdict(True, None, None)
         if later is not None:
             end = f" and was lost in {later.netns} {later.device}: {later.problem}"
         elif w.outcome == "delivered" and not after:
@@ -121,6 +126,11 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
                [i for i, h in enumerate(hops) if h.problem]
     if problems and (lost is None or problems[0] <= lost or _explains(hops, lost, problems[0])):
         p = hops[problems[0]]
+        stray = next((h for h in hops[:problems[0]] if h.facts.get("astray") and h.problem), None)
+        if stray is not None:
+            # Sent astray before (a route via a pod, which does not forward): that row is why, the loss its end.
+            return Verdict(False, hops.index(stray), f"{stray.problem} (it went on as it was and was lost in "
+                                                     f"{p.netns} {p.device}: {p.problem})", stray.fix)
         # Seen past the problem row, the packet went on as the walk did not: say where it vanished.
         went_on = f" (it went on, and was not seen {_on(hops[after[0]], hops[last_seen])})" \
             if after and problems[0] < last_seen else ""

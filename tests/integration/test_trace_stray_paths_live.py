@@ -213,3 +213,103 @@ def test_vxlan_extra_route_out_of_eth0_more_specific_than_the_overlays_is_blamed
     run_fix(lost["fix"])
     assert pings(f"{lab}-p1", p3) and trace(lab, "p1", "p3")[0]["delivered"]
     assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def four_pods(lab: str) -> str:
+    """host-gw, p1 and p4 on n1."""
+    return topology(lab, "host-gw").replace("{name: p3, node: n3}]", "{name: p3, node: n3}, {name: p4, node: n1}]")
+
+
+def test_a_nodes_packet_delivered_by_a_route_via_a_third_node_fails_as_astray_and_passes_once_fixed(labs):
+    """n2's route to n1's pod CIDR via n3: n2 -> p1 was delivered (n3 masquerades a node's packet too, but that is
+    no pod's), its `!!` row shown, and trace exited 0."""
+    lab = labs.name("sp")
+    labs.up(topology(lab, "host-gw"))
+    n2 = f"{lab}-n2"
+    n1_ip, n3_ip = node_ip(f"{lab}-n1"), node_ip(f"{lab}-n3")
+    d, rc = trace(lab, "n2", "p1")
+    assert rc == 0 and d["ok"] and d.get("astray") is None, d
+    ip("route", "replace", "10.244.0.0/24", "via", n3_ip, "dev", "eth0", netns=n2)
+
+    d, rc = trace(lab, "n2", "p1")
+    assert d["delivered"] and d["reply_received"] and d["nat"] is None, d
+    assert rc == 1 and d["ok"] is False, d
+    astray = d["astray"]
+    route = d["hops"][0]
+    assert route["kind"] == "route" and route["netns"] == n2 and route["facts"]["gateway"] == n3_ip, route
+    fix = f"ip -n {n2} route replace 10.244.0.0/24 via {n1_ip} dev eth0"
+    assert astray == {"hop": 1, "label": "1", "direction": "forward", "netns": n2, "device": "eth0",
+                      "text": f"p1 got the packet, but by a path the lab did not plan: astray at hop 1 ({n2} eth0)",
+                      "reason": route["problem"], "fix": fix}, astray
+    assert route["problem"].startswith(f"the route to 10.244.0.0/24 (n1's pod CIDR) in {n2} goes via {n3_ip} (n3)")
+    text = netlab("trace", "--lab", lab, "n2", "p1", check=False)
+    assert text.returncode == 1, text.stdout
+    assert "\nresult: delivered to p1 (TTL 62 on arrival), but NOT by the planned path (astray at hop 1); reply " \
+           "received" in text.stdout, text.stdout
+    assert f"\nastray: {astray['text']}: {route['problem']}\n  fix: {fix}   (or: " in text.stdout, text.stdout
+
+    run_fix(astray["fix"])
+    d, rc = trace(lab, "n2", "p1")
+    assert rc == 0 and d["ok"] and d["astray"] is None and not any(h["problem"] for h in d["hops"]), d
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_a_pods_routes_that_are_not_the_plans_are_blamed_and_fixed_as_printed(labs):
+    """Only nodes' routes were held against the plan: a pod's extra route through its node to a pod of the same node
+    was delivered unblamed (exit 0), and a blackhole in a pod read "no route ... Invalid argument", with no fix."""
+    lab = labs.name("sp")
+    labs.up(four_pods(lab))
+    p1 = f"{lab}-p1"
+    p2, p4 = pod_ip(f"{lab}-p2"), pod_ip(f"{lab}-p4")
+    gw = json.loads(ip("-j", "route", "show", "default", netns=p1).stdout)[0]["gateway"]
+    for dst in ("p2", "p4"):
+        d, rc = trace(lab, "p1", dst)
+        assert rc == 0 and d["ok"] and not any(h["problem"] for h in d["hops"] + d["reply_hops"]), d
+
+    # Through n1's cni0 and back out, to p4 on the same link: delivered, no NAT, but not the plan's path.
+    ip("route", "add", f"{p4}/32", "via", gw, "dev", "eth0", netns=p1)
+    assert pings(p1, p4)
+    d, rc = trace(lab, "p1", "p4")
+    route = d["hops"][0]
+    assert d["delivered"] and d["nat"] is None and rc == 1, d
+    assert route["netns"] == p1 and route["kind"] == "route" and route["problem"] == (
+        f"the route to {p4} in {p1} is {p4}/32, a route the plan does not have (status calls it extra), more "
+        f"specific than the plan's route to 10.244.0.0/24 (n1's pod CIDR), which it overrides: it goes via {gw} (n1 "
+        f"cni0) dev eth0, but the plan's goes directly dev eth0: the packet takes a detour through {gw} (n1 cni0)"), \
+        route
+    assert d["astray"]["hop"] == 1 and d["astray"]["fix"] == f"ip -n {p1} route del {p4}/32 via {gw} dev eth0", d
+    run_fix(d["astray"]["fix"])
+    d, rc = trace(lab, "p1", "p4")
+    assert rc == 0 and d["astray"] is None, d
+
+    # A blackhole to n2's pod CIDR: lost in p1, with the route that drops it and its deletion.
+    ip("route", "add", "blackhole", "10.244.1.0/24", netns=p1)
+    assert not pings(p1, p2)
+    d, rc = trace(lab, "p1", "p2")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == p1 and lost["hop"] == 1, lost
+    assert lost["reason"] == (f"the route to {p2} in {p1} is `blackhole 10.244.1.0/24`, a route the plan does not "
+                              "have (status calls it extra), which it overrides (the plan's route to 10.244.0.0/16 "
+                              f"goes via {gw} (n1 cni0) dev eth0): the kernel drops the packet without a word (route "
+                              "get says: Invalid argument)"), lost
+    assert lost["fix"] == f"ip -n {p1} route del blackhole 10.244.1.0/24", lost
+    run_fix(lost["fix"])
+    assert pings(p1, p2)
+
+    # The plan's route to the cluster replaced, via p4 (a pod, which does not forward): lost in p4, blamed on p1's
+    # route (it was blamed on p4's ip_forward, with a sysctl for a pod as the fix), and the plan's put back.
+    ip("route", "replace", "10.244.0.0/16", "via", p4, "dev", "eth0", netns=p1)
+    assert not pings(p1, p2)
+    d, rc = trace(lab, "p1", "p2")
+    lost = d["lost"]
+    assert rc == 1 and lost["netns"] == p1 and lost["hop"] == 1, lost
+    assert lost["reason"].startswith(f"the route to 10.244.0.0/16 in {p1} goes via {p4} (p4) dev eth0, but the "
+                                     f"plan's goes via {gw} (n1 cni0) dev eth0"), lost
+    assert f"(it went on as it was and was lost in {lab}-p4 eth0: " in lost["reason"], lost
+    assert lost["fix"] == f"ip -n {p1} route replace 10.244.0.0/16 via {gw} dev eth0", lost
+    run_fix(lost["fix"])
+    assert pings(p1, p2)
+    for dst in ("p2", "p4"):
+        d, rc = trace(lab, "p1", dst)
+        assert rc == 0 and d["ok"], d
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
