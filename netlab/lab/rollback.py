@@ -4,7 +4,9 @@ A fresh lab goes entirely. A running lab loses only what this run did: the journ
 first; the namespaces the run made are deleted; the state is put back as the lab's last good run left it;
 and what the kernel dropped with an address the run took away (its routes, neighbour and FDB entries) is
 added again, but only what the namespace held when the run first read it: a rollback is not a repair.
-What cannot come back (a pod's namespace the run had already deleted) is named in the error.
+A pod the run had begun to make anew, whose old namespace it had deleted, is made again from the state put back
+(lab/remake.py), with its old address and its containers. What cannot come back (a pod or node the run had begun
+to remove, a pod the kernel refused to make again) is named in the error.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from netlab.feature import Feature
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
 from netlab.lab.ownership import kernel_links
+from netlab.lab.remake import make_again
 from netlab.lab.teardown import delete_namespaces, stop_features, teardown
 from netlab.model.lab import Lab
 from netlab.realize.state import ADDRESSES, LabState
@@ -49,7 +52,8 @@ class Rollback:
     journal: Journal
     early: dict[str, Any]  # the features' work begun early (Feature.start_early), aborted first
     created: list[str]  # the namespaces this run made
-    moved_away: list[str]  # old namespaces of pods made anew, deleted
+    moved_away: list[str]  # old namespaces of pods made anew, deleted (or about to be); after a rollback, not back
+    not_started: list[str]  # what of the pods a rollback made again could not start (their containers)
     intended: list[str]  # the namespaces this run named in the state before making them
     removing: list[str]  # namespaces the run began to remove
     not_restored: list[str]  # what the kernel dropped and a rollback could not add again
@@ -59,16 +63,20 @@ class Rollback:
     def _not_back(self) -> str:
         """What a rollback could not bring back: the namespaces the run had begun to remove (a pod or node
         the topology no longer has) are gone, or their containers stopped; so are the old namespaces of pods
-        it made anew; and what the kernel dropped that could not be added again."""
+        it made anew that the rollback could not make again; and what the kernel dropped that could not be added
+        again."""
         out = ""
         if self.removing:
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.removing)
             out = (f", but for {names}, which it had begun to remove (`sudo netlab up --lab {self.lab.name}` makes "
                    "them again)")
-        if self.moved_away:  # a pod made anew: its old namespace and processes went first, nothing brings them back
+        if self.moved_away:  # a pod made anew: its old namespace went first, and the kernel refused it again
             names = ", ".join(n.removeprefix(self.lab.name + "-") for n in self.moved_away)
             out += (f"{',' if not out else ' and'} but for pod {names}, which it had begun to make anew: its old "
                     f"namespace is gone (`sudo netlab up --lab {self.lab.name}` makes it again, with its old address)")
+        if self.not_started:
+            out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_started)}, in the pods it made again "
+                    f"(`sudo netlab up --lab {self.lab.name}` starts them)")
         if self.not_restored:
             out += (f"{',' if not out else ' and'} but for {'; '.join(self.not_restored)}, which the kernel "
                     f"dropped and could not be added again (`sudo netlab up --lab {self.lab.name}` repairs it)")
@@ -100,8 +108,9 @@ class Rollback:
             for name in self.created:
                 state.netns.pop(name, None)
                 kernel_links(state).pop(name, None)
-            for name in self.moved_away:  # deleted before the failure: the old pod cannot come back
-                state.netns.pop(name, None)
+            for name in self.moved_away:  # deleted before the failure (unless the failure came first): made below
+                if not self.kernel.netns_mounted(name):
+                    state.netns.pop(name, None)
             for name in self.intended:  # named ahead, never made (the run stopped before it): no namespace
                 if state.netns.get(name) == "intent" and not self.kernel.netns_mounted(name):
                     state.netns.pop(name, None)
@@ -112,6 +121,9 @@ class Rollback:
                 state.extra[ADDRESSES] = addresses
             self.not_restored = put_back_dropped(self.kernel, state, touched, self.held_before)
             state.save(best_effort=True)  # a full disk must not stop a rollback
+            if self.moved_away:  # the pods it had begun to make anew, as the last good run had them
+                self.moved_away, self.not_started = make_again(self.kernel, self.features, state, tag,
+                                                               self.moved_away)
 
 
 def raise_interrupted(signum: int, frame: object) -> None:

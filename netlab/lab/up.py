@@ -99,6 +99,7 @@ class _Up(Rollback):
         # (netns, what changed) of pods made anew: put on another node, or given another address
         self.moved: list[tuple[str, str]] = []
         self.moved_away: list[str] = []  # their old namespaces, deleted
+        self.not_started: list[str] = []  # what of them a rollback made again but could not start
         self.intended: list[str] = []  # the namespaces this run named in the state before making them
         # The node's end of each veth whose pod this run removes: it goes with the pod's namespace, last
         # (teardown.delete_namespaces), not as an extra link before, which a failed run could not take back.
@@ -241,9 +242,9 @@ class _Up(Rollback):
         links = kernel_links(state)
         for name, why in self.moved:  # its old namespace goes first: the new one has its name
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was
+            self.moved_away.append(name)  # from here on a rollback makes it again (lab/remake.py) if it is gone
             self.result.warnings += stop_features(self.features, state, [name])
             delete_namespaces(self.kernel, [name])
-            self.moved_away.append(name)
             links.pop(name, None)
             state.netns[name] = "intent"
             self.result.fixed.append(f"pod {name.removeprefix(self.lab.name + '-')} {why}: made anew in a new "

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
-from helpers import ip_json, lab_up, netlab, probe_failures, state_path, unique_lab, write_topology
+from helpers import in_netns, ip_json, lab_up, netlab, probe_failures, state_path, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -151,3 +152,61 @@ def test_a_pod_whose_node_gets_a_new_pod_cidr_is_made_anew_and_an_interrupted_ch
         for step in ("status", "probe"):
             out = netlab(step, "--lab", lab, check=False)
             assert out.returncode == 0, out.stdout + out.stderr
+
+
+ECHO = r"""
+import json, socket, sys
+s = socket.create_connection((sys.argv[1], 8080), timeout=3)
+s.sendall(b"hello\n")
+data = b""
+while not data.endswith(b"\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().strip())
+"""
+
+
+def node_veths(lab: str, node: str) -> list[tuple[str, str | None, str]]:
+    """The node's pod-side veths: (name, bridge, state), as the kernel has them."""
+    return sorted((link["ifname"], link.get("master"), link["operstate"])
+                  for link in ip_json("link", "show", netns=f"{lab}-{node}") if link["ifname"].startswith("veth"))
+
+
+@pytest.mark.parametrize("change, at", [("node", 2), ("podCIDR", 5)])
+def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp_path, change, at):
+    """Pod b made anew (put on n1, or its node n2 given a new podCIDR), the run stopped by Ctrl-C after b's old
+    namespace and containers went (step 1 deletes it; step 2 makes its new namespace, later ones its veth and
+    addresses). The rollback took back the rest and said "but for pod b, which it had begun to make anew": the
+    lab ran without b until `up --lab`. Now b is back as the last good run had it: in n2, its old address on
+    eth0, its routes, its veth on n2's cni0, its echo container answering a's real connection; status is clean."""
+    lab = unique_lab("hr")
+
+    def text(node: str, cidr: str) -> str:
+        return (f"name: {lab}\ncluster: {{podCIDR: 10.60.0.0/16}}\nnodes:\n  - {{name: n1}}\n"
+                f"  - {{name: n2, podCIDR: {cidr}}}\npods:\n"
+                + POD.format(name="a", node="n1", labels=", labels: {app: web}")
+                + POD.format(name="b", node=node, labels="")
+                + "services:\n  - {name: web, selector: {app: web}, ports: [{port: 80, targetPort: 8080}]}\n")
+
+    path = write_topology(tmp_path, text("n2", "10.60.9.0/24"))
+    with lab_up(path, lab):
+        assert eth0(lab, "b") == ["10.60.9.2/24"]
+        routes = ip_json("-4", "route", "show", netns=f"{lab}-b")
+        veths = {node: node_veths(lab, node) for node in ("n1", "n2")}
+        assert len(veths["n2"]) == 1, veths
+        inode = netns_inode(lab, "b")
+        write_topology(tmp_path, text("n1", "10.60.9.0/24") if change == "node" else text("n2", "10.60.7.0/24"))
+        stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": f"{at}:INT"})
+        assert stopped.returncode == 130, stopped.stdout + stopped.stderr
+        assert stopped.stderr.strip().endswith("interrupted by SIGINT; rolled back"), stopped.stderr
+        assert netns_inode(lab, "b") != inode  # its old namespace went: b was made again
+        assert eth0(lab, "b") == ["10.60.9.2/24"]
+        assert ip_json("-4", "route", "show", netns=f"{lab}-b") == routes
+        assert {node: node_veths(lab, node) for node in ("n1", "n2")} == veths  # b's on n2, none new on n1
+        answer = in_netns(f"{lab}-a", sys.executable, "-c", ECHO, "10.60.9.2", timeout=30)
+        assert answer.returncode == 0 and json.loads(answer.stdout)["pod"] == "b", answer.stdout + answer.stderr
+        assert ("b", "web") in pids(lab) and ("b", "shell") in pids(lab)
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr

@@ -1,0 +1,179 @@
+"""A pod ``up`` makes anew (put on another node, or given another address) whose run fails or is stopped after its
+old namespace went, against the fake kernel (no root): the rollback makes it again as the lab's last good run had it
+(lab/remake.py). tests/integration/test_held_addresses.py checks the same on real namespaces, with traffic."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+from fake_lab import TOPO, IdleFeature, make_lab, status, up
+
+from netlab.errors import ApplyFailed
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import rollback, up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state as state_mod
+
+lab = pytest.fixture(make_lab, name="lab")
+
+
+def moved(lab, tmp_path):
+    """The lab with pod b on n1 (its file's other pods as they are)."""
+    path = tmp_path / "moved.yaml"
+    path.write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.3}", "{name: b, node: n1, ip: 10.244.0.3}"))
+    return resolve(load_topology(str(path))), str(path)
+
+
+class Containers(IdleFeature):
+    """A feature that says which pods it stopped and, at each start, the address of each pod it started for."""
+
+    def __init__(self):
+        self.stopped: list[str] = []
+        self.started: list[dict[str, str]] = []
+
+    def start(self, lab, state, early=None):
+        from netlab.feature import StartResult
+
+        self.started.append({p.name: str(p.ip) for p in lab.pods})
+        return StartResult()
+
+    def stop(self, state, netns_names, everything=False, early=None):
+        self.stopped += netns_names
+        return []
+
+
+def b_address(k) -> list[str]:
+    """Pod b's eth0 addresses, then the namespace that holds its veth's other end (if it is there), as the fake
+    kernel has them."""
+    from netlab.plan.build import build_plan
+
+    plan = build_plan(state_mod.load_state("fk").resolved())
+    veth = next(r for r in plan.of_kind("veth") if r.peer_netns == "fk-b")
+    addresses = [str(a.address) for a in k.ns["fk-b"].addrs if a.dev == "eth0"]
+    return addresses + ([veth.netns] if veth.name in k.ns[veth.netns].links else [])
+
+
+REMADE = {
+    "moved": {"{name: b, node: n2, ip: 10.244.1.3}": "{name: b, node: n1, ip: 10.244.0.3}"},
+    "podCIDR": {"podCIDR: 10.244.1.0/24": "podCIDR: 10.244.9.0/24", "{name: b, node: n2, ip: 10.244.1.3}":
+                "{name: b, node: n2}"},
+}
+
+
+@pytest.mark.parametrize("change", sorted(REMADE))
+def test_an_interrupted_change_makes_the_pod_it_had_begun_to_make_anew_again(lab, tmp_path, change):
+    """Pod b made anew (put on n1, or its node's block changed), the run stopped by SIGTERM at each step in turn.
+    Its old namespace and containers went first, and the rollback could not bring them back: "rolled back, but
+    for pod b, which it had begun to make anew", the lab without b until `up --lab fk`. Now the rollback makes it
+    again from the topology it puts back: its old address on eth0, its veth on n2, its containers started for
+    that address, status clean, and the plain "rolled back". A second signal during the rollback waits for it."""
+    k = FakeKernel()
+    up(lab, k)
+    path = tmp_path / "remade.yaml"
+    text = TOPO
+    for was, now in REMADE[change].items():
+        text = text.replace(was, now)
+    path.write_text(text)
+    new = resolve(load_topology(str(path)))
+    real_create, second = k.create_netns, []
+
+    def create(name, tag, sysctls):  # in the rollback, pod b's namespace made again: a second Ctrl-C
+        if name == "fk-b" and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            second.append(name)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_create(name, tag, sysctls)
+
+    k.create_netns = create
+    remade = 0
+    for at in range(1, 40):
+        feature = Containers()
+        try:
+            lab_up.up(new, k, features=(feature,), source=str(path), reconfigure=True,
+                      journal=Journal(k, signal_at=at))
+        except rollback.Interrupted as exc:
+            assert str(exc) == "interrupted by SIGTERM; rolled back" and exc.exit_code == 143, (at, str(exc))
+        else:
+            assert at > 3 and status(new, k).ok
+            break
+        assert status(lab, k).drift == [], (at, status(lab, k).drift)
+        assert b_address(k) == ["10.244.1.3/24", "fk-n2"], at
+        if "fk-b" in feature.stopped:  # its old containers stopped: started again, for its old address
+            remade += 1
+            assert feature.started[-1] == {"a": "10.244.0.2", "b": "10.244.1.3"}, (at, feature.started)
+    else:
+        raise AssertionError("up never got past the injected signals")
+    assert remade >= 3 and len(second) == remade, (remade, second)
+
+
+def test_a_signal_as_the_old_pods_containers_stop_starts_them_again(lab, tmp_path):
+    """SIGTERM while the moved pod's containers stop, before its namespace goes: the namespace stays, and the
+    rollback starts its containers again (they stayed stopped, and the error said "rolled back")."""
+    class SignalledStop(Containers):
+        def stop(self, state, netns_names, everything=False, early=None):
+            super().stop(state, netns_names, everything, early)
+            if netns_names == ["fk-b"] and len(self.stopped) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return []
+
+    k = FakeKernel()
+    up(lab, k)
+    old_b = k.ns["fk-b"]
+    new, path = moved(lab, tmp_path)
+    feature = SignalledStop()
+    with pytest.raises(rollback.Interrupted, match=r"^interrupted by SIGTERM; rolled back$"):
+        lab_up.up(new, k, features=(feature,), source=path, reconfigure=True)
+    assert k.ns["fk-b"] is old_b and status(lab, k).ok
+    assert feature.started == [{"a": "10.244.0.2", "b": "10.244.1.3"}]
+
+
+def test_a_pod_the_kernel_refuses_to_make_again_is_named_and_tried_once(lab, tmp_path):
+    """The kernel refuses pod b's new veth, and would refuse it again in the rollback: one attempt there, then
+    what it made goes again (no half-made pod), and the error names b with the command that makes it."""
+    k = FakeKernel()
+    up(lab, k)
+    new, path = moved(lab, tmp_path)
+    refused = []
+
+    def refuse(op):
+        if op.verb == "add" and getattr(op.res, "peer_netns", None) == "fk-b":
+            refused.append(op.netns)
+            return 1  # EPERM
+        return None
+
+    k.fail = refuse
+    with pytest.raises(ApplyFailed) as info:
+        lab_up.up(new, k, features=(), source=path, reconfigure=True)
+    assert str(info.value).endswith("; rolled back, but for pod b, which it had begun to make anew: its old "
+                                    "namespace is gone (`sudo netlab up --lab fk` makes it again, with its old "
+                                    "address)"), str(info.value)
+    assert refused == ["fk-n1", "fk-n2"]  # the new pod's veth on n1, then the old one's on n2, once
+    assert "fk-b" not in k.ns and "fk-b" not in state_mod.load_state(lab.name).netns
+    assert "missing: namespace fk-b" in status(lab, k).drift
+    k.fail = lambda op: None
+    up(lab, k)  # what the message says
+    assert status(lab, k).ok and b_address(k) == ["10.244.1.3/24", "fk-n2"]
+
+
+def test_containers_that_cannot_start_in_a_pod_made_again_are_named(lab, tmp_path):
+    """The pod is back but its container cannot start: the error names it (not another pod's, which failed
+    before the run too), rather than a plain "rolled back"."""
+    from netlab.feature import StartResult
+
+    class Failing(Containers):
+        def start(self, lab, state, early=None):
+            super().start(lab, state, early)
+            return StartResult(failed=["pod a container web: could not start: gone", "pod b container web: could "
+                                       "not start: No such file or directory"])
+
+    k = FakeKernel()
+    up(lab, k)
+    new, path = moved(lab, tmp_path)
+    with pytest.raises(ApplyFailed) as info:
+        lab_up.up(new, k, features=(Failing(),), source=path, reconfigure=True, journal=Journal(k, fault_at=2))
+    assert str(info.value).endswith("; rolled back, but for pod b container web: could not start: No such file or "
+                                    "directory, in the pods it made again (`sudo netlab up --lab fk` starts them)")
+    assert status(lab, k).ok
