@@ -5,13 +5,19 @@ command changes a lab at a time) and the machine's probing turn
 (``probe/turns.py``: one probe fills the shared neighbour table at a time).
 The lock is an exclusive ``flock`` on an open file, so it goes when its
 holder's descriptor closes, also when the holder is killed; the file's text
-is only the holder's name, for the others' messages.
+is only the holder's name, for the others' messages. That text outlives the
+lock (it names who took it last), and a process that takes a shared ``flock``
+to ask whether the lock is held (``up --watch``, ``probe``) writes no name:
+so a name is said only once the kernel shows that process holding a lock on
+the file (its ``/proc/PID/fdinfo``), else the kernel's holder is named
+(``/proc/locks``), else nobody.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Callable
@@ -28,11 +34,11 @@ LOGGER = "netlab"
 
 
 def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable[[str], Exception],
-         told: bool = False, quiet_for: float = 0.0) -> bool:
+         told: bool = False, quiet_for: float = 0.0, say: Callable[[str], None] | None = None) -> bool:
     """``flock`` ``fd`` exclusively, polling until ``deadline`` (``time.monotonic()``).
 
-    Once it has waited ``quiet_for`` seconds it tells ``waiting(holder)`` (:func:`tell`),
-    once (``told``: already told); at the deadline it raises
+    Once it has waited ``quiet_for`` seconds it tells ``waiting(holder)`` (to ``say``, by default
+    :func:`tell`), once (``told``: already told); at the deadline it raises
     ``busy(holder)``. Returns ``told``.
     """
     tell_at = time.monotonic() + quiet_for
@@ -41,11 +47,10 @@ def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return told
         except BlockingIOError:
-            holder = holder_of(fd)
             if time.monotonic() >= deadline:
-                raise busy(holder) from None
+                raise busy(holder_of(fd)) from None
             if not told and time.monotonic() >= tell_at:
-                tell(waiting(holder))
+                (say or tell)(waiting(holder_of(fd)))
                 told = True
             time.sleep(0.02)
 
@@ -59,13 +64,86 @@ def name_holder(fd: int, text: str) -> None:
         pass
 
 
+UNKNOWN = "another netlab process"  # a holder the kernel does not name
+
+
 def holder_of(fd: int) -> str:
-    """The holder's name as its file says, or a generic one."""
+    """The holder's name (:func:`holder`), or a generic one (UNKNOWN)."""
+    return holder(fd) or UNKNOWN
+
+
+def holder(fd: int) -> str | None:
+    """Who holds a lock on the file of ``fd`` now: its file's text ("pid N (netlab up)") when the kernel shows
+    process N holding a lock on it; else "pid M (its command line)" when the kernel shows one process holding it
+    (the text is stale: a shared ``flock``'s holder writes none, and a new holder writes its own a moment after it
+    took the lock); else None: nobody holds it now, or the kernel does not say who."""
     try:
+        st = os.fstat(fd)
         text = os.pread(fd, 200, 0).decode(errors="replace").strip()
     except OSError:
-        text = ""
-    return text or "another netlab process"
+        return None
+    m = re.match(r"pid (\d+) ", text)
+    if m is not None and _holds(int(m.group(1)), st):
+        return text
+    pids = {pid for pid in _lockers(st.st_ino) if _holds(pid, st)}
+    if len(pids) != 1:
+        return None
+    pid = pids.pop()
+    command = _command_of(pid)
+    return f"pid {pid} ({command})" if command else f"pid {pid}"
+
+
+def _lockers(ino: int) -> list[int]:
+    """The pids /proc/locks names as holding a ``flock`` on a file of inode number ``ino`` (the device it names
+    is not the one ``stat`` says on every file system: the caller checks each pid's own descriptors)."""
+    try:
+        with open("/proc/locks") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        fields = line.split()  # "1: FLOCK  ADVISORY  WRITE 4606 fe:00:2148777 0 EOF"; "1: -> FLOCK ..." waits
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(ino):
+            if fields[4].isdigit() and int(fields[4]) > 0:  # 0: a process outside our pid namespace
+                out.append(int(fields[4]))
+    return out
+
+
+def _holds(pid: int, st: os.stat_result) -> bool:
+    """Whether process ``pid`` holds a ``flock`` on the file ``st`` (a descriptor of it whose fdinfo lists the
+    lock: the kernel lists only granted locks there, never a wait)."""
+    base = f"/proc/{pid}"
+    try:
+        fds = os.listdir(f"{base}/fd")
+    except OSError:
+        return False
+    for name in fds:
+        try:
+            now = os.stat(f"{base}/fd/{name}")
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                continue
+            with open(f"{base}/fdinfo/{name}") as fh:
+                if any(line.startswith("lock:") and " FLOCK " in line for line in fh):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def _command_of(pid: int) -> str:
+    """A process's command line, short: ``netlab up -t lab.yaml`` for ``python -m netlab up -t lab.yaml``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+    except OSError:
+        return ""
+    if len(argv) >= 3 and argv[1:3] == ["-m", "netlab"]:
+        argv = ["netlab", *argv[3:]]
+    elif argv:
+        argv[0] = os.path.basename(argv[0])
+    text = " ".join(argv)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def tell(text: str) -> None:

@@ -70,6 +70,23 @@ def origin_of(topology: Mapping[str, Any]) -> str:
     return BUILT_IN if mine == _default_topology() else DICT_SOURCE
 
 
+def built_in(topology: Mapping[str, Any], impaired: bool = False) -> bool:
+    """Whether a saved topology is the built-in default's, whatever its name; ``impaired``: whatever the
+    impairments too (`netlab impair` edits the saved topology of the lab it impairs: still the default lab)."""
+    if not impaired:
+        return origin_of(topology) == BUILT_IN
+
+    def unimpaired(topo: Mapping[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in topo.items() if k != "name"}
+        for key in ("nodes", "pods"):
+            if isinstance(out.get(key), list):
+                out[key] = [{k: v for k, v in e.items() if k != "impair"} if isinstance(e, Mapping) else e
+                            for e in out[key]]
+        return out
+
+    return unimpaired(topology) == unimpaired(_default_topology())
+
+
 @functools.lru_cache(maxsize=1)
 def _default_topology() -> dict[str, Any]:
     """The built-in default topology without its name, as ``up`` saves a topology in the lab's state."""

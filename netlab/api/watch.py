@@ -30,8 +30,10 @@ its exited children reaped, and the lab stays up as the last repair left it (exi
 stop); the loop also ends when the lab is taken down.
 One watcher per lab (realize/state_dir.WatcherLock): a second is refused before it applies anything.
 Another command holding the lab's lock (``up`` in another terminal, ``break``) is waited for: what the kernel
-says meanwhile is its work half done, not drift. A watcher of a file stops, saying so, once another ``up
---reconfigure`` made its lab from another file: that file no longer describes the lab.
+says meanwhile is its work half done, not drift; a wait of an apply for the lab's lock is said in that apply's
+line (watch_repair). A watcher of a file stops, saying so, once another ``up --reconfigure`` made its lab from
+another file: that file no longer describes the lab; a watcher of the built-in default, once its lab is another
+topology saved without a file (a dict given to the library with the default lab's name).
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ from typing import Any, Callable, Sequence, TypeVar
 from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
-from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_words, summary
+from netlab.api.running import built_in
+from netlab.api.watch_lines import dedupe, did_words, failed_key, replaced_words, saw_did, saw_words, summary
 from netlab.api.watch_listen import SETTLE, Listening
 from netlab.api.watch_restart import Checked, HeldWorkload, RestartPolicy
-from netlab.errors import NetlabError, TopologyError
+from netlab.errors import LabBusy, NetlabError, TopologyError
 from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel import events as kevents
@@ -97,7 +100,7 @@ class Watcher(RestartPolicy, Listening):
         self.kids = Children()  # the containers' processes, and how each exited
         self.said: dict[str, tuple[Any, str]] = {}  # pod/container -> (its run, what was logged of it being held)
         self.listener: kevents.Listener | None = None
-        self.file_id: tuple[int, ...] | tuple[str] | None = None
+        self.file_id: watch_repair.FileId = None
         self.retry_at: float | None = None
         # Notifications read with a repair's echo, for the next round: a deletion still to repair, and the rest,
         # which that round checks once more: it says nothing when the lab is as planned (it was the echo), and
@@ -147,20 +150,14 @@ class Watcher(RestartPolicy, Listening):
         done: T = box["done"]
         return done
 
-    def _file_id(self) -> tuple[int, ...] | tuple[str] | None:
-        if self.path is None:
-            return None
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return ("missing",)
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    def _file_id(self) -> watch_repair.FileId:
+        return watch_repair.file_id(self.path)
 
     def start(self) -> Lab:
         become_subreaper()
         self.kids.listen_for_exits()
+        self.file_id = self._file_id()  # before the file is read: a change meanwhile is applied by the next look
         loaded = load_running(self.lab_name) if self.saved else load(self.path)
-        self.file_id = self._file_id()
         # The first apply is plain up's, in this thread: a signal meanwhile rolls it back as it does plain
         # up's (Interrupted: exit 130 or 143), and nothing is watched. Once it is done the lab is up, and a
         # signal only ends the loop (``armed``: watch() sets its handlers).
@@ -289,16 +286,28 @@ class Watcher(RestartPolicy, Listening):
         self.kids.track(lab, state)
         self._listen(lab, lab.netns_names())
 
+    def _follows(self, state: LabState) -> bool:
+        """Whether the lab as ``state`` says it is still the watched one: always for a watcher of the lab's saved
+        topology; for a file's, the lab of that file; for the built-in default's, a lab saved without a file whose
+        topology is the default's (`netlab impair`'s impairments aside): the state keeps no file for a dict either,
+        and a library `up` of a dict with the default lab's name is another topology."""
+        if self.saved:
+            return True
+        if self.path is None:
+            return state.source is None and built_in(state.topology, impaired=True)
+        return not replaces(state, self.path)
+
     def _replaced(self, state: LabState) -> bool:
-        """Whether another `up --reconfigure` made the lab from another file than the one watched (not for a
+        """Whether another `up --reconfigure` made the lab from another topology than the one watched (not for a
         watcher of the lab's saved topology, which follows it): then it says so, and stops."""
-        if self.saved or not replaces(state, self.path):
+        if self._follows(state):
             return False
         by = lab_lock_holder(self.lab_name, now=False)  # who took the lab's lock last
         if by is None or by.startswith(f"pid {os.getpid()} "):
             by = "another netlab up"
-        line, self.replaced = replaced_words(self.lab_name, self.path, state.source, by)
-        self.log(line)
+        dict_made = state.source is None and not built_in(state.topology, impaired=True)
+        said, self.replaced = replaced_words(self.lab_name, self.path, state.source, by, dict_made)
+        self.log(said)
         self.stop = True
         return True
 
@@ -325,10 +334,10 @@ class Watcher(RestartPolicy, Listening):
             self.deferred = dedupe(self.deferred + saw)  # a failed repair waits for its back-off
             return next_due
         read, want = state, lab  # read again by the repair once it holds the lab: another command may change it
+        waited: list[str] = []  # whom the repair waited for, said in its line
         try:
             state, lab, repaired = self._apply(lambda: watch_repair.repair(
-                read, want, lambda now: self.saved or not replaces(now, self.path), bool(restart),
-                self.features(checked=True)))
+                read, want, self._follows, bool(restart), self.features(checked=True), waited))
         except lab_up.LabGone:
             self._say_taken_down()
             self.stop = True
@@ -341,7 +350,7 @@ class Watcher(RestartPolicy, Listening):
             wait = self.repairs.wait("repair", self.clock())
             self.retry_at = self.clock() + wait
             self.deferred = saw
-            self.log(f"saw: {saw_words(saw)}{found_words}; did: repair failed: {exc}; retry in {wait:.1f}s")
+            self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, f"repair failed: {exc}; retry in {wait:.1f}s"))
             return next_due
         self.retry_at = None
         self.repairs.forget("repair")
@@ -354,35 +363,45 @@ class Watcher(RestartPolicy, Listening):
         self.kids.track(lab, state)
         saw = saw + self._relisten(lab, done.created_netns)  # a deletion this repair answered is said with it
         did = self._did(done, "nothing to change", saw + found)
-        self.log(f"saw: {saw_words(saw)}{found_words}; did: {did} in {took:.2f}s")
+        self.log(saw_did(f"{saw_words(saw)}{found_words}", waited, f"{did} in {took:.2f}s"))
         _, held_lines, next_due = self._held(lab, state)
         for line in held_lines:
             self.log(line)
         return next_due
 
     def _file_changed(self) -> None:
-        self.file_id = self._file_id()
+        """Apply the file as it is once the lab's lock is held (watch_repair.apply_file): read before, the
+        reading could be stale by then (another edit, another command's change of the lab)."""
+        assert self.path is not None
+        reading = watch_repair.Reading(self.path)
+        changed = f"{self.path} changed"
         try:
-            loaded = load(self.path)
+            done = self._apply(lambda: watch_repair.apply_file(reading, self.lab_name, self.features()))
+        except lab_up.LabGone:
+            self._say_taken_down()
+            self.stop = True
+            return
         except (TopologyError, NetlabError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            self.log(f"saw: {self.path} changed; did: nothing, it is not valid ({first})")
+            self.file_id = reading.file_id if reading.file_id is not None else self._file_id()
+            if reading.loaded is None and not isinstance(exc, LabBusy):  # the file did not load
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                self.log(saw_did(changed, reading.waited, f"nothing, it is not valid ({first})"))
+            else:
+                self.log(saw_did(changed, reading.waited, f"apply failed: {exc}"))
             return
-        if loaded.lab.name != self.lab_name:
-            self.log(f"saw: {self.path} now names lab {loaded.lab.name}; did: nothing (this watcher keeps lab "
-                     f"{self.lab_name}: stop it and start one for the new name)")
-            return
-        try:
-            done = self._apply(lambda: lifecycle.up(loaded.lab, source=loaded.source, features=self.features()))
-        except NetlabError as exc:
-            self.log(f"saw: {self.path} changed; did: apply failed: {exc}")
+        self.file_id = reading.file_id
+        loaded = reading.loaded
+        assert loaded is not None
+        if done is None:
+            self.log(saw_did(f"{self.path} now names lab {loaded.lab.name}", reading.waited, f"nothing (this watcher "
+                          f"keeps lab {self.lab_name}: stop it and start one for the new name)"))
             return
         state = load_state(self.lab_name)
         answered = []
         if state is not None:
             self.kids.track(loaded.lab, state)
             answered = self._relisten(loaded.lab, done.created_netns)
-        self.log(f"saw: {saw_words([f'{self.path} changed', *answered])}; did: {self._did(done, 'nothing to change')}")
+        self.log(saw_did(saw_words([changed, *answered]), reading.waited, self._did(done, "nothing to change")))
 
     def _did(self, done: lab_up.UpResult, nothing: str, said: Sequence[str] = ()) -> str:
         """:func:`watch_lines.did_words`, a container that still cannot start said once, not by every repair

@@ -73,11 +73,26 @@ def did_words(done: lab_up.UpResult, nothing: str, said: Sequence[str] = (), tol
     return "; ".join(parts) or nothing
 
 
-def replaced_words(lab: str, path: str | None, source: str | None, by: str) -> tuple[str, str]:
+def waited_words(waited: float | None, holder: str | None) -> list[str]:
+    """A line's words for its wait for the lab's lock (LabLock's ``waited``, None: no wait, and ``waited_for``):
+    the holder as the kernel showed it, or nobody named when it did not say."""
+    if waited is None:
+        return []
+    return [f"waited {waited:.1f}s for {holder or 'another command'} to release the lab"]
+
+
+def saw_did(saw: str, waited: Sequence[str], did: str) -> str:
+    """A line: what it saw, whom its apply waited for, what it did."""
+    return "; ".join([f"saw: {saw}", *waited, f"did: {did}"])
+
+
+def replaced_words(lab: str, path: str | None, source: str | None, by: str, dict_made: bool = False
+                   ) -> tuple[str, str]:
     """A watcher of ``path`` (None: the built-in default) whose lab another `up --reconfigure` (``by``) made from
-    ``source``: its line, and its last line, which says how to watch the lab as it is now."""
+    ``source`` (None: the built-in default, or with ``dict_made`` a dict given to the library): its line, and its
+    last line, which says how to watch the lab as it is now."""
     was = display_path(path) if path is not None else "the built-in default"
-    now = display_path(source) if source is not None else "the built-in default or a dict"
+    now = display_path(source) if source is not None else "a dict" if dict_made else "the built-in default"
     watch = f"{up_command(source)} --watch" if source is not None else f"sudo netlab up --watch --lab {lab}"
     return (f"saw: lab {lab} reconfigured from {now} by {by}; did: stop watching ({was} no longer describes it)",
             f"stopped watching lab {lab}: it is up from {now} now, and stays up (`{watch}` watches it)")

@@ -5,13 +5,22 @@ same ``up`` a user would run, which waits for the lab's lock. Another command ma
 ``up -t FILE`` of the watched file, edited, or an ``up --lab`` after ``netlab impair``. Its change is the lab's
 desired state from then on; a repair of the lab as read before the lock would undo it (recreating a pod the
 file no longer has, removing an impairment). So the repair reads the lab's state again under the lock, and when
-another command changed it, converges to that, and only if the kernel still differs from it.
+another command changed it, converges to that, and only if the kernel still differs from it. A change of the
+watched file is read once the apply holds the lab, for the same reason (:func:`apply_file`).
+
+Whom the lock was waited for is not LabLock's own "waiting for ..." line, which would land in the watcher's log
+outside its form: the lock is taken ``quiet``, and the watcher's line says it (watch_lines.waited_words).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from netlab.api.topology import Loaded, load
+from netlab.api.watch_lines import waited_words
+from netlab.errors import NetlabError
 from netlab.feature import Feature
 from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
@@ -20,6 +29,34 @@ from netlab.lab import up as lab_up
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState, load_state
 from netlab.realize.state_dir import LabLock
+
+FileId = tuple[int, ...] | tuple[str] | None
+
+
+class NotFollowed(NetlabError):
+    """Another command made the lab from another topology than the watched one while the repair waited for it."""
+
+
+def file_id(path: str | None) -> FileId:
+    """What tells a change of the watched file: its mtime, size and inode (an editor that writes a new file)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ("missing",)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@dataclass
+class Reading:
+    """The watched file as :func:`apply_file` read it under the lab's lock: its id, the topology (None: the file
+    is not valid, what load raised is raised), and whom the lock was waited for (the line's words)."""
+
+    path: str
+    file_id: FileId = None
+    loaded: Loaded | None = None
+    waited: list[str] = field(default_factory=list)
 
 
 def drift(state: LabState) -> list[str]:
@@ -33,21 +70,51 @@ def drift(state: LabState) -> list[str]:
 
 
 def repair(read: LabState, lab: Lab, follows: Callable[[LabState], bool], restart: bool,
-           features: Sequence[Feature]) -> tuple[LabState, Lab, lab_up.UpResult | None]:
+           features: Sequence[Feature], waited: list[str]) -> tuple[LabState, Lab, lab_up.UpResult | None]:
     """Repair the lab as ``read`` says it (``lab``, resolved), or as another command left it since, when
-    ``follows(state)``: the watcher follows it (one made from another file than the watched one is not followed:
-    it is left to up, which refuses it, and the watcher stops). Returns (the state, the lab repaired to, what up
-    did), None for the last when the kernel is as that command left it and no container is to ``restart``."""
+    ``follows(state)``: the watcher follows it (one made from another topology than the watched one is not
+    followed: NotFollowed, and the watcher stops). Returns (the state, the lab repaired to, what up did), None for
+    the last when the kernel is as that command left it and no container is to ``restart``. ``waited`` gets the
+    words of a wait for the lab's lock."""
     kernel = LiveKernel()
     try:
-        with LabLock(read.lab, "netlab up"):
+        with LabLock(read.lab, "netlab up", quiet=True) as lock:
+            waited += waited_words(lock.waited, lock.waited_for)
             now = load_state(read.lab)
             if now is None:
                 raise lab_up.LabGone(f"lab {read.lab} is not up (taken down meanwhile); nothing repaired")
-            if now != read and follows(now):
+            if now != read:
+                if not follows(now):
+                    raise NotFollowed(f"lab {read.lab} was made from another topology meanwhile; nothing repaired")
                 read, lab = now, now.resolved()
                 if not restart and not drift(now):
                     return now, lab, None
             return read, lab, lab_up.up_held(lab, kernel, features, read.source)
     finally:
         kernel.close()
+
+
+def apply_file(reading: Reading, lab_name: str, features: Sequence[Feature]) -> lab_up.UpResult | None:
+    """Apply the watched file as it is once the lab's lock is held (read before, another change of it, or another
+    command's change of the lab, could come between the reading and the lock: the stale reading would be
+    applied). ``reading`` gets the file's id, read before the file (a change after it is seen by the next look),
+    and its topology; None when it names another lab than ``lab_name`` (nothing applied). LabGone when the lab was
+    taken down meanwhile."""
+    from netlab import doctor
+
+    with LabLock(lab_name, "netlab up", quiet=True) as lock:
+        reading.waited = waited_words(lock.waited, lock.waited_for)
+        if load_state(lab_name) is None:  # a `down` held the lab: the watcher ends, it makes no lab anew
+            raise lab_up.LabGone(f"lab {lab_name} is not up (taken down meanwhile); nothing applied")
+        reading.file_id = file_id(reading.path)
+        reading.loaded = None
+        loaded = load(reading.path)  # TopologyError, NetlabError: not valid (``loaded`` stays None)
+        reading.loaded = loaded
+        if loaded.lab.name != lab_name:
+            return None
+        with doctor.required(loaded.lab):  # as plain up checks the machine for what the lab needs
+            kernel = LiveKernel()
+            try:
+                return lab_up.up_held(loaded.lab, kernel, features, loaded.source)
+            finally:
+                kernel.close()

@@ -277,17 +277,34 @@ class LabLock:
     will ever open, while a newcomer locks the new file at the path: both
     would proceed. So after ``flock`` the locked fd must still be the file at
     the path; if not, the lock is taken again on the file that is there now.
+
+    A waiting command names the holder only as the kernel shows it (lockfile.holder): the file's text outlives
+    its writer, and a shared ``flock`` (``up --watch`` asking whether the lab is held) writes none.
+
+    ``quiet``: the wait is not told (lockfile.tell) but kept: ``waited`` (seconds, None when it did not wait) and
+    ``waited_for`` (who held the lab then, None when the kernel did not say), which ``up --watch`` says in its line.
     """
 
-    def __init__(self, lab: str, command: str = "netlab", wait: float = 60.0):
-        self.lab, self.command, self.wait = lab, command, wait
+    def __init__(self, lab: str, command: str = "netlab", wait: float = 60.0, quiet: bool = False):
+        self.lab, self.command, self.wait, self.quiet = lab, command, wait, quiet
         self.fd: int | None = None
+        self.waited: float | None = None
+        self.waited_for: str | None = None
 
     def __enter__(self) -> "LabLock":
-        fd, _ = _lock_lab_file(self.lab, LOCK_FILE, time.monotonic() + self.wait,
-                               waiting=lambda holder: f"waiting for {holder} to release lab {self.lab}",
+        start = time.monotonic()
+
+        def waiting(holder: str) -> str:
+            self.waited_for = None if holder == lockfile.UNKNOWN else holder
+            self.waited = 0.0
+            return f"waiting for {holder} to release lab {self.lab}"
+
+        fd, _ = _lock_lab_file(self.lab, LOCK_FILE, start + self.wait, waiting=waiting,
                                busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
-                                                           "try again when it finishes"))
+                                                           "try again when it finishes"),
+                               say=(lambda text: None) if self.quiet else None)
+        if self.waited is not None:
+            self.waited = time.monotonic() - start
         self.fd = fd
         lockfile.name_holder(fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for ..."
         return self
@@ -300,9 +317,10 @@ class LabLock:
 
 
 def lab_lock_holder(lab: str, now: bool = True) -> str | None:
-    """Who holds the lab's lock (its file's text, "pid N (netlab up)"): ``now``, None when nobody does; else who
-    took it last (the text stays once the lock is released), None when nobody ever did. Asked without waiting,
-    and never making the lab's directory or lock file: ``up --watch`` asks it of a lab a ``down`` may take."""
+    """Who holds the lab's lock ("pid N (netlab up)"): ``now``, as the kernel shows it (lockfile.holder_of), None
+    when nobody does; else who took it last (the text stays once the lock is released), None when nobody ever did.
+    Asked without waiting, and never making the lab's directory or lock file: ``up --watch`` asks it of a lab a
+    ``down`` may take."""
     try:
         fd = os.open(os.path.join(lab_dir(lab, create=False), LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (OSError, NetlabError):
@@ -313,9 +331,8 @@ def lab_lock_holder(lab: str, now: bool = True) -> str | None:
                 fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 return None
             except BlockingIOError:
-                pass
-        text = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        return text or (lockfile.holder_of(fd) if now else None)
+                return lockfile.holder_of(fd)  # as the kernel shows it: the file's text may name a process gone
+        return os.pread(fd, 200, 0).decode(errors="replace").strip() or None
     except OSError:
         return None
     finally:
@@ -337,7 +354,7 @@ def _open_lab_file(lab: str, name: str) -> tuple[int, str]:
 
 
 def _lock_lab_file(lab: str, name: str, deadline: float, waiting: Callable[[str], str],
-                   busy: Callable[[str], Exception]) -> tuple[int, str]:
+                   busy: Callable[[str], Exception], say: Callable[[str], None] | None = None) -> tuple[int, str]:
     """An exclusive flock on one of a lab's lock files (waiting until ``deadline``, as lockfile.take), checked
     to be the file at the path: ``down`` deletes the lab's directory, lock files included, while it holds the
     lab's lock, and a command that waited on the deleted file would lock a file nobody else opens."""
@@ -345,7 +362,7 @@ def _lock_lab_file(lab: str, name: str, deadline: float, waiting: Callable[[str]
     while True:
         fd, path = _open_lab_file(lab, name)
         try:
-            told = lockfile.take(fd, deadline, told=told, waiting=waiting, busy=busy)
+            told = lockfile.take(fd, deadline, told=told, waiting=waiting, busy=busy, say=say)
         except BaseException:
             os.close(fd)
             raise

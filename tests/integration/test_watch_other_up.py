@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -24,7 +25,7 @@ from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import up as lab_up
 from netlab.realize.state import load_state
-from netlab.realize.state_dir import LOCK_FILE, LabLock, lab_dir
+from netlab.realize.state_dir import LOCK_FILE, LabLock, lab_dir, lab_lock_holder
 from watching import topology, wait_until, watching
 
 pytestmark = pytest.mark.root
@@ -133,5 +134,51 @@ def test_a_repair_waiting_for_the_lab_converges_to_what_the_command_that_held_it
         assert ip_json("route", "show", ROUTE, netns=node)[0]["gateway"] == planned["gateway"]
         state = load_state(name)
         assert state is not None and [p["name"] for p in state.topology["pods"]] == ["a"]
-        # Nothing was left to do: no line (but LabLock's own, on stderr, while the repair waited)
-        assert [line for line in watcher.lines[mark:] if "netlab: waiting for " not in line] == [], watcher.lines
+        # Nothing was left to do: no line. LabLock's own "netlab: waiting for pid N (netlab up) ..." came here, outside
+        # the watcher's form, naming the pid the lock file named: the watcher itself (its first apply took the
+        # lock last), not the test, whose shared flock writes no name.
+        assert watcher.lines[mark:] == [], watcher.lines
+
+
+def _stopped_holding(name: str, argv: list[str]) -> subprocess.Popen:
+    """A real `netlab` command (``argv``), stopped (SIGSTOP) once it holds the lab's lock: polled for as the kernel
+    shows the holder (a command that finished first fails the test, saying so)."""
+    proc = subprocess.Popen([*NETLAB, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None:
+        holder = lab_lock_holder(name)
+        if holder is not None and holder.startswith(f"pid {proc.pid} "):
+            os.kill(proc.pid, signal.SIGSTOP)
+            assert (lab_lock_holder(name) or "").startswith(f"pid {proc.pid} "), "it let go before it was stopped"
+            return proc
+    raise AssertionError(f"{argv} ended before the test could stop it while it held the lab: {proc.communicate()}")
+
+
+def test_a_watcher_applies_the_file_as_it_is_once_it_holds_the_lab_and_says_whom_it_waited_for(tmp_path):
+    """A real `netlab up` holds the lab (stopped there) when the watcher sees its file changed: the watcher waits
+    for it, and the file is edited again meanwhile. It read the file before it took the lock, applied that stale
+    reading (pod c) and the newer one only at its next look, and LabLock's own "netlab: waiting for ..." landed in
+    its log. It now reads the file once it holds the lab (pod d at once, c never made), and says the wait in its
+    own line, naming the `netlab up` that held the lab."""
+    name = unique_lab("im")
+    text = topology(name)
+    path = write_topology(tmp_path, text)  # pods a, b
+    with watching(name) as start:
+        watcher = start(path, resync="60")  # no periodic check: the file's look alone wakes it
+        mark = len(watcher.lines)
+        other = _stopped_holding(name, ["up", "--lab", name])
+        try:
+            write_topology(tmp_path, text.replace("  - name: b\n", "  - name: c\n"))
+            lock = os.path.join(lab_dir(name, create=False), LOCK_FILE)
+            wait_until(lambda: _waiting_for_lock(watcher.proc.pid, lock), 10.0)
+            time.sleep(0.05)
+            write_topology(tmp_path, text.replace("  - name: b\n", "  - name: d\n"))  # edited again meanwhile
+        finally:
+            os.kill(other.pid, signal.SIGCONT)
+        assert other.wait(60) == 0, other.communicate()
+        line = watcher.wait_for_line(f"saw: {path} changed", after=mark, timeout=30)
+        time.sleep(2.0)  # a second look at the file (every 0.5 s) would apply anything left
+        assert watcher.lines[mark:] == [line], watcher.lines[mark:]
+        assert re.fullmatch(rf"\S+ saw: {re.escape(path)} changed; waited \d+\.\ds for pid {other.pid} \(netlab up\) "
+                            rf"to release the lab; did: created 1 namespace; removed {name}-b\b.*", line), line
+        assert f"{name}-d" in lab_namespaces(name) and f"{name}-c" not in lab_namespaces(name)
+        assert netlab("status", "-t", path).returncode == 0

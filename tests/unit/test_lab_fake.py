@@ -470,17 +470,17 @@ def test_a_repair_that_may_only_repair_never_recreates_a_lab_taken_down(lab, mon
     read = state_mod.load_state(lab.name)  # as the watcher read it before the down it then waits for
     teardown.down(lab.name, k, ())
     with pytest.raises(lab_up.LabGone, match="taken down meanwhile"):
-        watch_repair.repair(read, lab, lambda st: True, False, ())
+        watch_repair.repair(read, lab, lambda st: True, False, (), [])
     assert not k.ns and state_mod.load_state(lab.name) is None
     up(lab, k)
     read = state_mod.load_state(lab.name)
     k.apply([Op("del", next(r for r in build_plan(lab).of_kind("route") if r.netns == "fk-n1"))])
-    _, _, done = watch_repair.repair(read, lab, lambda st: True, False, ())
+    _, _, done = watch_repair.repair(read, lab, lambda st: True, False, (), [])
     assert done is not None
     assert [line for line in done.fixed if line.startswith("add route") or line.startswith("replace route")]
     teardown.down(lab.name, k, ())
     with pytest.raises(lab_up.LabGone):
-        watch_repair.repair(read, lab, lambda st: True, False, ())
+        watch_repair.repair(read, lab, lambda st: True, False, (), [])
     assert not k.ns
 
 

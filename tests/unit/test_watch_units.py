@@ -207,7 +207,7 @@ def test_what_a_round_saw_while_a_retry_waits_is_said_by_the_retry(monkeypatch):
     ("b", True, [], False, None),  # another up made pod b's lab meanwhile, and left nothing to repair
     ("b", True, ["missing: route"], False, "now"),  # ... and left drift: repaired to what that up made
     ("b", True, [], True, "now"),  # ... a container to restart: restarted, in the lab that up made
-    ("b", False, [], False, "read"),  # another file's lab: left to up, which refuses it (the watcher stops)
+    ("b", False, [], False, "refused"),  # another topology's lab: not repaired (the watcher stops)
 ])
 def test_a_repair_converges_to_the_lab_as_it_is_once_it_holds_it(monkeypatch, other, follows, drift, restart,
                                                                   repaired):
@@ -230,7 +230,14 @@ def test_a_repair_converges_to_the_lab_as_it_is_once_it_holds_it(monkeypatch, ot
     monkeypatch.setattr(watch_repair, "load_state", lambda name: now)
     monkeypatch.setattr(watch_repair, "drift", lambda state: drift)
     monkeypatch.setattr(watch_repair.lab_up, "up_held", lambda lab_, k, f, source: applied.append(lab_) or "done")
-    state, lab_now, done = watch_repair.repair(read, lab, lambda st: follows, restart, [])
+    if repaired == "refused":
+        with pytest.raises(watch_repair.NotFollowed, match="made from another topology meanwhile"):
+            watch_repair.repair(read, lab, lambda st: follows, restart, [], [])
+        assert not applied
+        return
+    waited: list[str] = []
+    state, lab_now, done = watch_repair.repair(read, lab, lambda st: follows, restart, [], waited)
+    assert waited == []  # nobody held the lab
     if repaired is None:
         assert done is None and not applied and state is now
     else:
