@@ -58,6 +58,10 @@ class RestartPolicy:
                 code = self.kids.ask_lab(self.lab_name, key, crec)
             return code
 
+        if why == tasks.COMMAND_CHANGED and commit:
+            # A new pod's container: the kubelet keys its back-off by the pod and the container's spec, so the
+            # old command's crash loop is not the new one's (its first exit restarts it at once).
+            self.restarts.forget(key)
         alive = tasks.alive(crec)
         kept = policy.held(pod.spec.restart_policy, why, alive, exit_code)
         if kept or not policy.gone(why, alive):

@@ -54,6 +54,11 @@ def lines(lab: Lab, pods: dict, repair: str) -> list[str]:
                 out.append(f"containers: {where} runs on in the pod's old, deleted network namespace (pid "
                            f"{crec.get('pid')}); `{repair}` stops it and starts it in the "
                            "pod's new one")
+            elif crec.get("argv") != container_argv(pod, c) and state_letter in (None, "T"):
+                # A new pod's container (workload.tasks.why_replace): whatever the old run's policy, up starts it.
+                was = "exited" if state_letter is None else "is stopped"
+                out.append(f"containers: {where} {was} (pid {crec.get('pid')}) and its command changed; "
+                           f"`{repair}` starts the new one")
             elif state_letter is None:
                 gone[f"{pod.name}/{c.name}"] = (len(out), where, crec, c, pod.spec.restart_policy)
                 out.append(f"containers: {where} exited (pid {crec.get('pid')}); "

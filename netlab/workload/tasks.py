@@ -123,6 +123,11 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
     """
     if not crec:
         return "never started"
+    if crec.get("argv") != argv:
+        # First, whatever became of the old run (exited, stopped, could not start, left in a dead sandbox): a
+        # changed command is a new pod's container, which runs once, never held by the old pod's restartPolicy
+        # or its back-off.
+        return COMMAND_CHANGED
     if "error" in crec:
         return FAILED_START
     state = task_in(crec, netns)
@@ -134,6 +139,4 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
             return EXITED
     if state == "T":
         return "it was stopped"
-    if crec.get("argv") != argv:
-        return COMMAND_CHANGED
     return None

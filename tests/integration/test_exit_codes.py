@@ -230,3 +230,42 @@ def test_get_pods_says_kubectls_words_and_status_no_repair_up_cannot_make(labs, 
     assert (rows["job"][2], rows["web"][2]) == ("StartError", "Running"), rows
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 1 and "` to repair" not in status.stdout, status.stdout
+
+
+def test_a_done_pods_container_whose_command_changed_runs_the_new_one_once(labs):
+    """A pod's commands cannot change in Kubernetes: the changed spec is a new pod, whose container runs its new
+    command once. `up -t FILE` held a Never pod's exited container down under its new command (and an OnFailure
+    pod's that had completed), `status -t FILE` saying up would leave it exited."""
+    lab = labs.name("xc")
+    old = ("never", "Never", '{name: main, command: [sh, -c, "echo old; exit 3"]}'), \
+        ("onfailure", "OnFailure", '{name: main, command: [sh, -c, "echo old"]}')
+    path, _ = labs.up(one_node_lab(lab, *(pod_yaml(*pod) for pod in old)))
+    assert wait_for(lambda: all(c.get("exit_code") is not None for c in containers(lab).values()), 10), \
+        containers(lab)
+    got = containers(lab)
+    with open(path, "w") as fh:  # the same file, each command edited
+        fh.write(one_node_lab(lab, pod_yaml("never", "Never", '{name: main, command: [sh, -c, "echo new; exit 0"]}'),
+                              pod_yaml("onfailure", "OnFailure", '{name: main, command: [sh, -c, "echo new"]}')))
+    against = netlab("status", "-t", path, check=False).stdout
+    for pod in ("never", "onfailure"):
+        assert f"pod {pod} container main exited (pid {got[f'{pod}/main']['pid']}) and its command changed; " \
+               f"`sudo netlab up -t {path}` starts the new one" in against, against
+    up = netlab("up", "-t", path).stdout
+    for pod in ("never", "onfailure"):
+        assert f"restarted container {pod}/main (its command changed)" in up, up
+    assert wait_for(lambda: all(c.get("exit_code") == 0 for c in containers(lab).values()), 10), containers(lab)
+    again = containers(lab)
+    items = {p["name"]: p for p in json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)["items"]}
+    for pod in ("never", "onfailure"):
+        assert again[f"{pod}/main"]["pid"] != got[f"{pod}/main"]["pid"], (got, again)
+        assert (items[pod]["status"], items[pod]["restarts"]) == ("Completed", 0), items[pod]
+        assert netlab("logs", "--lab", lab, pod).stdout == "new\n"  # fresh: the old command's output went
+        assert netlab("logs", "--lab", lab, pod, "-p", check=False).returncode == 2  # no run before it
+    assert netlab("status", "--lab", lab, check=False).returncode == 0  # both done, as their pods are meant to be
+    # It ran once: the same file again starts nothing, and nothing runs in the pods (the kernel's view).
+    up = netlab("up", "-t", path).stdout
+    assert "never/main" not in up and "onfailure/main" not in up, up
+    assert {k: c["pid"] for k, c in containers(lab).items()} == {k: c["pid"] for k, c in again.items()}
+    for pod in ("never", "onfailure"):
+        pids = subprocess.run(["ip", "netns", "pids", f"{lab}-{pod}"], capture_output=True, text=True, check=True)
+        assert pids.stdout == "", (pod, pids.stdout)

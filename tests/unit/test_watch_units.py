@@ -13,7 +13,7 @@ from netlab.lab.restart import Backoff
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.workload.policy import should_restart
-from netlab.workload.tasks import SANDBOX_REMADE
+from netlab.workload.tasks import COMMAND_CHANGED, EXITED, SANDBOX_REMADE
 
 
 @pytest.mark.parametrize("policy,code,restart", [
@@ -34,6 +34,23 @@ def test_a_dead_sandbox_has_its_containers_started_again_unless_its_pod_never_re
     pod = resolve(validate_source(parse_yaml(text, "t.yaml"))).pods[0]
     watcher = Watcher(None, "w", log=lambda line: None)
     assert watcher.hold(pod, pod.containers[0], {"pid": 1, "start": 1}, SANDBOX_REMADE) == held
+
+
+def test_a_changed_command_starts_its_own_back_off():
+    """The kubelet's back-off is keyed by the pod and the container's spec: a container whose command changed (a
+    new pod's) is started at once, and its first exit restarts it at once, whatever the old command's loop."""
+    text = "name: w\nnodes: [{name: a}]\npods:\n  - {name: p, node: a, containers: [{name: c, command: [x]}]}\n"
+    pod = resolve(validate_source(parse_yaml(text, "t.yaml"))).pods[0]
+    watcher = Watcher(None, "w", log=lambda line: None)
+    now = [100.0]
+    watcher.clock = lambda: now[0]
+    watcher.restarts.restarted("p/c", 0.0)
+    for t in (10.0, 30.0, 70.0):
+        watcher.restarts.restarted("p/c", t)  # in a crash loop: 80 s to wait after the last restart
+    gone = {"pid": 0, "start": 0}
+    assert watcher.hold(pod, pod.containers[0], gone, EXITED).startswith("back-off")
+    assert watcher.hold(pod, pod.containers[0], gone, COMMAND_CHANGED) is None
+    assert watcher.hold(pod, pod.containers[0], gone, EXITED) is None  # the new command's first exit: at once
 
 
 def test_backoff_is_the_kubelets():
