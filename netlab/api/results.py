@@ -147,12 +147,12 @@ class LabInfo:
     """One lab that is up (a row of ``netlab list -o json``)."""
 
     lab: str
-    phase: str  # creating | up | failed | deleting | corrupt
+    phase: str  # creating | up | failed | deleting | corrupt | lost | interrupted (an up killed before its state)
     namespaces: int | None
     nodes: int | None
     pods: int | None
     source: str | None  # the topology file, "built-in default", or None when unknown
-    error: str | None = None  # a corrupt state: why, and how to take the lab down anyway
+    error: str | None = None  # a corrupt, lost or interrupted lab, or a stalled up or down: why, and what to do
     # The pytest plugin's lab: its pytest process ("pytest (pid 1234)"), and whether that process has ended
     # (killed: nothing took the lab down); None for any other lab.
     owner: str | None = None

@@ -13,14 +13,16 @@ from typing import Any
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
 from netlab.realize import owner, state_dir
-from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
+from netlab.realize.state import LabState, StateCorrupt, interrupted_up, iter_states, lost_state, stalled
 from netlab.realize.state_dir import stateless_labs
 
 
 def labs() -> tuple[LabInfo, ...]:
     """Every lab that is up, in name order; a lab with a corrupt state, or whose state was lost while the lab
     runs on, or whose pods' files alone remain (looked for with the default state directory only), is listed
-    with the error (phase ``corrupt``, ``lost``): each is taken down with ``--force``."""
+    with the error (phase ``corrupt``, ``lost``): each is taken down with ``--force``. An ``up`` killed before
+    its first state write left only the lab's folder (phase ``interrupted``), and one killed later a lab in
+    phase ``creating`` that nobody holds: each row says so, and plain ``down`` takes it away."""
     rows: list[LabInfo] = []
     pods: set[str] = set()  # the pod namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
@@ -32,7 +34,7 @@ def labs() -> tuple[LabInfo, ...]:
         pods.update(st.netns)
         record = owner.of(st.extra)
         rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
-                            pods=len(topo.get("pods", [])), source=source_label(st),
+                            pods=len(topo.get("pods", [])), source=source_label(st), error=stalled(st),
                             owner=owner.describe(record) if record else None,
                             owner_gone=owner.gone(record) if record else None))
     for name in stateless_labs():
@@ -40,6 +42,11 @@ def labs() -> tuple[LabInfo, ...]:
         if lost is not None:
             rows.append(LabInfo(lab=name, phase="lost", namespaces=None, nodes=None, pods=None, source=None,
                                 error=str(lost)))
+            continue
+        cut = interrupted_up(name)  # an up killed before its first state write: only its folder is left
+        if cut is not None:
+            rows.append(LabInfo(lab=name, phase="interrupted", namespaces=0, nodes=None, pods=None, source=None,
+                                error=cut))
     if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
         # The pods' files of the labs up with the default state directory are theirs, not lost labs'.
         return tuple(sorted(rows, key=lambda row: row.lab))

@@ -403,7 +403,7 @@ def list_labs(output: str) -> None:
 
 def _row_json(row: api.LabInfo) -> dict[str, object]:
     data: dict[str, object] = to_json(row)
-    for key in ("error", "owner", "owner_gone"):  # only a corrupt lab's row says why; only the plugin's labs
+    for key in ("error", "owner", "owner_gone"):  # only a lab not as up left it says why; only the plugin's labs
         if data.get(key) is None:  # have an owner
             data.pop(key, None)
     return data

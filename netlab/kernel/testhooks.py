@@ -13,8 +13,10 @@ when this module is imported, never inside a loop; all are off unless set.
 ``NETLAB_FAULT_POINT=NAME`` (with ``NETLAB_FAULT_MODE``)
     a named point inside a feature (``resolv-written``: right after the first
     pod's resolv.conf is written, before the state records it as made;
-    ``impair-set``: right after a run's first qdisc change) fails or kills
-    the process there;
+    ``impair-set``: right after a run's first qdisc change;
+    ``state-temp-written``: a state write's temporary file whole, not yet
+    renamed into place; ``state-renamed``: the state in place, its sum not
+    yet written: the first of a run's writes) fails or kills the process there;
 ``NETLAB_TEST_FALLBACK_LINKS=1``
     every namespace netlab creates starts with two extra links (bridges named
     ``sit0`` and ``tunl0``, at ifindex 2 and 3), the way a host with the

@@ -29,6 +29,7 @@ STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_ROOT)
 STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it)
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 LOCK_FILE = "lock"  # the lab's lock (LabLock), in its directory, the last thing of it to go
+TEMP_INFIX = ".tmp."  # state.json.tmp.<pid>: write_atomic's temporary file, which a SIGKILL may leave
 
 
 def _check_dir(path: str) -> None:
@@ -153,15 +154,23 @@ def _write_error(path: str, exc: OSError) -> NetlabError:
     return StateWriteFailed(path, exc.strerror or str(exc))
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+def temp_path(path: str) -> str:
+    """Where :func:`write_atomic` writes ``path``'s next content before the rename: beside it, in the same
+    directory (a rename never crosses file systems), named after the writing process."""
+    return f"{path}{TEMP_INFIX}{os.getpid()}"
+
+
+
+def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "") -> None:
     """Write a file so readers see the old or the new content, never half.
 
     Every byte is written (os.write may write less than asked), fsynced, then
     renamed over the old file. Any failure leaves the old file and no
     temporary one, and raises StateWriteFailed (exit 4), or EnvironmentNotReady
-    (exit 3) for a read-only or forbidden directory.
+    (exit 3) for a read-only or forbidden directory. ``point``: a test hook's
+    name for the moment the temporary file is whole and not yet renamed.
     """
-    tmp = f"{path}.tmp.{os.getpid()}"
+    tmp = temp_path(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     except OSError as exc:
@@ -177,6 +186,10 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        if point:
+            from netlab.kernel import testhooks  # only where state is written: plan and validate load no kernel code
+
+            testhooks.fault_point(point)
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -256,6 +269,11 @@ def known_labs() -> list[str]:
     # `netlab list` shows it so, where a directory there hid the lab.
     return sorted(name for name in os.listdir(STATE_ROOT)
                   if lab_name_problem(name) is None and os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
+
+
+def state_temps(names: list[str]) -> list[str]:
+    """Of the names in a lab's folder, the temporary files of state writes (write_atomic's), sorted."""
+    return sorted(name for name in names if name.startswith(STATE_FILE + TEMP_INFIX))
 
 
 def stateless_labs() -> list[str]:

@@ -42,12 +42,13 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
 
 
 def remnants(lab: str) -> list[str]:
-    """What the lab's folder holds besides its lock and its state file."""
+    """What the lab's folder holds besides its lock, its state file and the temporary files of its writes (an
+    ``up`` killed in its first state write, before any namespace: state.interrupted_up)."""
     try:
         names = os.listdir(state_dir.lab_dir(lab, create=False))
     except OSError:
         return []
-    return sorted(set(names) - {state_dir.LOCK_FILE, state_dir.STATE_FILE})
+    return sorted(set(names) - {state_dir.LOCK_FILE, state_dir.STATE_FILE} - set(state_dir.state_temps(names)))
 
 
 # A pod's files in /etc/netns/<pod namespace>/ (services/netns_files.py writes them), by their record's key.

@@ -9,6 +9,7 @@ lost, in one line, exit 3, and changes nothing; `down --force` takes all of it, 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -165,3 +166,66 @@ def test_down_of_a_lab_that_is_not_up_is_still_nothing_to_do(labs):
     lab = labs.name("isn")
     proc = netlab("down", "--lab", lab)
     assert proc.stdout == f"lab {lab} is not up; nothing to do\n" and not os.path.exists(state_path(lab))
+
+
+def lab_processes(lab: str) -> list[str]:
+    """Every process whose command line names the lab (its echo server's control socket, its containers' argv)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                argv = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if lab in argv and int(pid) != os.getpid():
+            found.append(f"{pid}: {argv}")
+    return found
+
+
+@pytest.mark.parametrize("kill", ["state-temp-written", "state-renamed", "1", "last"])
+def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and_taken_down_by_plain_down(
+        labs, tmp_path, kill):
+    """SIGKILL in the up's first state write (its temporary file whole, not renamed) left the lab's folder with
+    that file: `list` said the lab's state was lost, and only `down --force` took it. The write-ahead names every
+    namespace before one exists, so such an up made nothing else: `list` says so (phase interrupted), and plain
+    `down` removes the folder. Killed later (the state renamed, before its sum; at the first namespace; at the
+    last step, its echo server and container running) it is listed creating, with a line saying the up ended and
+    that `down` takes what it made; then nothing of it is left: no namespace, no folder, no process."""
+    lab = labs.name("kw")
+    path = tmp_path / "topo.yaml"
+    sleeper = f"{{name: c, command: [sh, -c, 'sleep 1000; :', {lab}]}}"  # its shell's argv names the lab
+    path.write_text(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - {{name: a, node: n1}}\n"
+                    f"  - {{name: b, node: n1, containers: [{sleeper}]}}\n")
+    env = {"NETLAB_FAULT_MODE": "kill"}
+    if kill == "last":
+        env["NETLAB_FAULT_AT"] = str(json.loads(netlab("up", "-t", str(path), "-o", "json").stdout)["operations"])
+        netlab("down", "--lab", lab)
+    elif kill.isdigit():
+        env["NETLAB_FAULT_AT"] = kill
+    else:
+        env["NETLAB_FAULT_POINT"] = kill
+    killed = netlab("up", "-t", str(path), check=False, env=env)
+    assert killed.returncode == -signal.SIGKILL, killed
+    left = sorted(os.listdir(state_path(lab)))
+    if kill == "state-temp-written":
+        assert left == ["lock", f"state.json.tmp.{left[1].rsplit('.', 1)[1]}"] and not lab_namespaces(lab), left
+    if kill == "last":
+        assert lab_namespaces(lab) and server_pid(lab) is not None  # what down must take
+        assert any(f"sleep 1000; : {lab}" in p for p in lab_processes(lab)), lab_processes(lab)
+    listed = netlab("list")
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines()[1:]}
+    said = [line for line in listed.stderr.splitlines() if f"lab {lab}" in line]
+    if kill == "last":  # its state says up (saved before its last step): a lab like any other, repaired by up
+        assert rows[lab][1] == "up" and said == [], listed
+    else:
+        phase, todo = ("interrupted", "removes it") if kill == "state-temp-written" else \
+            ("creating", "takes away what it made")
+        assert rows[lab][1] == phase, listed.stdout
+        assert len(said) == 1 and said[0].endswith(f"`sudo netlab down --lab {lab}` {todo}"), listed.stderr
+        assert "--force" not in said[0]
+    down = netlab("down", "--lab", lab)
+    assert down.stdout.startswith(f"lab {lab} is down (") and down.stderr == "", down
+    assert lab_namespaces(lab) == []
+    assert not os.path.lexists(state_path(lab)), os.listdir(state_path(lab))
+    assert lab_processes(lab) == [] and pin_mounts(lab) == []
+    assert lab not in netlab("list").stdout
