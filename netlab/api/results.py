@@ -147,7 +147,7 @@ class LabInfo:
     """One lab that is up (a row of ``netlab list -o json``)."""
 
     lab: str
-    phase: str  # creating | up | failed | deleting | corrupt | lost | interrupted (an up killed before its state)
+    phase: str  # creating | up | failed | deleting | corrupt | lost | interrupted (realize/interrupted.py)
     namespaces: int | None
     nodes: int | None
     pods: int | None

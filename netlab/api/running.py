@@ -13,7 +13,8 @@ from typing import Any
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
 from netlab.realize import owner, state_dir
-from netlab.realize.state import LabState, StateCorrupt, interrupted_up, iter_states, lost_state, stalled
+from netlab.realize.interrupted import interrupted_up, stalled
+from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
 from netlab.realize.state_dir import stateless_labs
 
 

@@ -14,7 +14,8 @@ when this module is imported, never inside a loop; all are off unless set.
     a named point inside a feature (``resolv-written``: right after the first
     pod's resolv.conf is written, before the state records it as made;
     ``impair-set``: right after a run's first qdisc change;
-    ``state-temp-written``: a state write's temporary file whole, not yet
+    ``state-write``: a state write about to begin; ``state-temp-written``:
+    its temporary file whole, not yet
     renamed into place; ``state-renamed``: the state in place, its sum not
     yet written: the first of a run's writes) fails or kills the process there;
 ``NETLAB_TEST_FALLBACK_LINKS=1``

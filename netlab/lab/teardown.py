@@ -32,7 +32,8 @@ from netlab.kernel.base import Kernel
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
-from netlab.realize.state import LabState, folder_names, load_state, lost_state
+from netlab.realize.interrupted import folder_names, interrupted_up
+from netlab.realize.state import LabState, load_state, lost_state
 from netlab.realize.state_dir import LabLock, forget, state_temps
 
 Progress = Callable[[str, int, int], None]
@@ -61,6 +62,7 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
     exception comes from here, the result lost: the lab is down, its state gone).
     """
     signals.check()  # a SIGTERM whose exception was swallowed before: not taken down halfway, not begun
+    cut = interrupted_up(lab_name) is not None  # asked before this down's lock names it instead of that up
     with LabLock(lab_name, "netlab down", wait=wait), signals.held():
         if force:
             result = ownership.force_down(
@@ -71,9 +73,10 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             lost = lost_state(lab_name, pod_files=True)
             if lost is not None:  # not "nothing to do": the lab runs on without its state, or its pods' files
                 raise lost  # remain; --force takes them
-            # An up killed in its first state write left its folder (and that write's temporary file), nothing
-            # else: the write-ahead names every namespace before one exists (netlab list: interrupted).
-            cut = bool(state_temps(folder_names(lab_name)))
+            # An up killed before its first state write was in place left its folder (its lock, maybe that write's
+            # temporary file), nothing else: the write-ahead names every namespace before one exists (netlab
+            # list: interrupted). Taken away, it is said as a lab taken down.
+            cut = cut or bool(state_temps(folder_names(lab_name)))
             forget(lab_name)
             return DownResult(lab=lab_name, was_up=cut)
         return teardown(kernel, features, state, tag_for(state), progress)

@@ -19,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetlabError, NetnsGone, UsageError, command_path, display_path
 from netlab.model.naming import ETC_NETNS, netns_path
-from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, lab_dir,
-                                     lab_lock_holder, read_state_file, state_dir_error, state_file, state_temps,
-                                     write_atomic)
+from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
+                                     state_dir_error, state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
 
@@ -84,14 +83,15 @@ class LabState:
             "extra": self.extra,
         }
         raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        from netlab.kernel import testhooks  # as write_atomic's: only where state is written
+
+        testhooks.fault_point("state-write")  # about to write: the first of an up's, its folder holds its lock alone
         try:
             write_atomic(self.path, raw, point="state-temp-written")
         except NetlabError:
             if not best_effort:
                 raise
             return False
-        from netlab.kernel import testhooks  # as write_atomic's
-
         testhooks.fault_point("state-renamed")  # the state on disk, its sum not yet
         write_sum(self.lab, raw)
         return True
@@ -224,46 +224,6 @@ def lost_state(lab: str, pod_files: bool = False) -> StateLost | None:
         if folders:
             return PodFilesLeft(lab, state_file(lab), folders)
     return None
-
-
-def folder_names(lab: str) -> list[str]:
-    """What lab ``lab``'s folder holds (nothing when it has none)."""
-    try:
-        return os.listdir(lab_dir(lab, create=False))
-    except (OSError, NetlabError):
-        return []
-
-
-def interrupted_up(lab: str) -> str | None:
-    """Why a lab folder without a state file is there, and what to do, when an ``up`` left it: killed before its
-    first state write was renamed into place (the lock's text names it, and nobody holds the lock now). That write
-    names every namespace before it exists, so nothing of the lab was made: ``down`` (no --force) removes the
-    folder. None otherwise (its caller found no lost state: no namespace tagged as the lab's, no run's files)."""
-    last = lab_lock_holder(lab, now=False)
-    if last is None or not last.endswith(f"({UP})") or lab_lock_holder(lab) is not None:
-        return None
-    temps = state_temps(folder_names(lab))
-    left = f"its lock and {', '.join(temps)}" if temps else "its lock"
-    return (f"lab {lab}: the `{UP}` that made its folder ({last.removesuffix(f' ({UP})')}) ended before it saved "
-            f"the lab's state, so nothing of the lab was made (the folder holds only {left}); "
-            f"`sudo netlab down --lab {lab}` removes it")
-
-
-def stalled(state: LabState) -> str | None:
-    """What to do with a lab whose ``up`` (phase creating) or ``down`` (deleting) ended before it finished
-    (killed: nobody holds the lab's lock); None when it is not so."""
-    if state.phase not in ("creating", "deleting") or lab_lock_holder(state.lab) is not None:
-        return None
-    last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
-    who = f" ({last.partition(' (')[0]})" if last else ""
-    if state.phase == "creating":
-        return (f"lab {state.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
-                f"`sudo netlab down --lab {state.lab}` takes away what it made")
-    return (f"lab {state.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
-            f"`sudo netlab down --lab {state.lab}` finishes it")
-
-
-UP = "netlab up"  # the command an up's lock names (lab/up.py)
 
 
 def load_state(lab: str) -> LabState | None:

@@ -43,7 +43,7 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
 
 def remnants(lab: str) -> list[str]:
     """What the lab's folder holds besides its lock, its state file and the temporary files of its writes (an
-    ``up`` killed in its first state write, before any namespace: state.interrupted_up)."""
+    ``up`` killed in its first state write, before any namespace: realize/interrupted.py)."""
     try:
         names = os.listdir(state_dir.lab_dir(lab, create=False))
     except OSError:

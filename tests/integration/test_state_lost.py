@@ -182,13 +182,14 @@ def lab_processes(lab: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("kill", ["state-temp-written", "state-renamed", "1", "last"])
+@pytest.mark.parametrize("kill", ["state-write", "state-temp-written", "state-renamed", "1", "last"])
 def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and_taken_down_by_plain_down(
         labs, tmp_path, kill):
     """SIGKILL in the up's first state write (its temporary file whole, not renamed) left the lab's folder with
-    that file: `list` said the lab's state was lost, and only `down --force` took it. The write-ahead names every
-    namespace before one exists, so such an up made nothing else: `list` says so (phase interrupted), and plain
-    `down` removes the folder. Killed later (the state renamed, before its sum; at the first namespace; at the
+    that file: `list` said the lab's state was lost, and only `down --force` took it; killed just before it, the
+    folder with its lock alone, which `list` did not show. The write-ahead names every namespace before one
+    exists, so such an up made nothing else: `list` says so (phase interrupted), and plain `down` removes the
+    folder. Killed later (the state renamed, before its sum; at the first namespace; at the
     last step, its echo server and container running) it is listed creating, with a line saying the up ended and
     that `down` takes what it made; then nothing of it is left: no namespace, no folder, no process."""
     lab = labs.name("kw")
@@ -207,6 +208,8 @@ def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and
     killed = netlab("up", "-t", str(path), check=False, env=env)
     assert killed.returncode == -signal.SIGKILL, killed
     left = sorted(os.listdir(state_path(lab)))
+    if kill == "state-write":
+        assert left == ["lock"] and not lab_namespaces(lab), left
     if kill == "state-temp-written":
         assert left == ["lock", f"state.json.tmp.{left[1].rsplit('.', 1)[1]}"] and not lab_namespaces(lab), left
     if kill == "last":
@@ -218,7 +221,7 @@ def test_an_up_killed_before_during_or_after_its_first_state_write_is_listed_and
     if kill == "last":  # its state says up (saved before its last step): a lab like any other, repaired by up
         assert rows[lab][1] == "up" and said == [], listed
     else:
-        phase, todo = ("interrupted", "removes it") if kill == "state-temp-written" else \
+        phase, todo = ("interrupted", "removes it") if kill in ("state-write", "state-temp-written") else \
             ("creating", "takes away what it made")
         assert rows[lab][1] == phase, listed.stdout
         assert len(said) == 1 and said[0].endswith(f"`sudo netlab down --lab {lab}` {todo}"), listed.stderr

@@ -1,0 +1,63 @@
+"""A lab that an ``up`` or ``down`` killed (SIGKILL) halfway left, as ``netlab list`` and ``down`` tell it.
+
+``up`` writes the lab's state before it makes any namespace (the write-ahead, lab/up.py), under the lab's lock,
+whose file names the holder. Killed before that first write is in place, it made only the lab's folder: its lock,
+and maybe the write's temporary file (state_dir.write_atomic), which is no run's work (tags.remnants): the lab is
+``interrupted``, and plain ``down`` removes the folder. Killed later, the state names what it made, in phase
+``creating`` (or ``deleting``, a ``down`` killed), and nobody holds the lock: ``list`` says so, and ``down``
+takes it away.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from netlab.errors import NetlabError
+from netlab.realize.state_dir import STATE_FILE, lab_dir, lab_lock_holder, state_temps
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
+
+
+UP = "netlab up"  # the command an up's lock names (lab/up.py)
+
+
+def folder_names(lab: str) -> list[str]:
+    """What lab ``lab``'s folder holds (nothing when it has none)."""
+    try:
+        return os.listdir(lab_dir(lab, create=False))
+    except (OSError, NetlabError):
+        return []
+
+
+def interrupted_up(lab: str) -> str | None:
+    """Why a lab folder without a state file is there, and what to do, when an ``up`` left it: killed before its
+    first state write was renamed into place (the lock's text names it, and nobody holds the lock now). That write
+    names every namespace before it exists, so nothing of the lab was made: ``down`` (no --force) removes the
+    folder. None otherwise (its caller found no lost state: no namespace tagged as the lab's, no run's files)."""
+    names = folder_names(lab)
+    if not names or STATE_FILE in names:
+        return None
+    last = lab_lock_holder(lab, now=False)
+    if last is None or not last.endswith(f"({UP})") or lab_lock_holder(lab) is not None:
+        return None
+    temps = state_temps(names)
+    left = f"its lock and {', '.join(temps)}" if temps else "its lock"
+    return (f"lab {lab}: the `{UP}` that made its folder ({last.removesuffix(f' ({UP})')}) ended before it saved "
+            f"the lab's state, so nothing of the lab was made (the folder holds only {left}); "
+            f"`sudo netlab down --lab {lab}` removes it")
+
+
+def stalled(state: LabState) -> str | None:
+    """What to do with a lab whose ``up`` (phase creating) or ``down`` (deleting) ended before it finished
+    (killed: nobody holds the lab's lock); None when it is not so."""
+    if state.phase not in ("creating", "deleting") or lab_lock_holder(state.lab) is not None:
+        return None
+    last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
+    who = f" ({last.partition(' (')[0]})" if last else ""
+    if state.phase == "creating":
+        return (f"lab {state.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
+                f"`sudo netlab down --lab {state.lab}` takes away what it made")
+    return (f"lab {state.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
+            f"`sudo netlab down --lab {state.lab}` finishes it")

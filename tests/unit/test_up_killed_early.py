@@ -1,0 +1,79 @@
+"""What an `up` killed (SIGKILL) before, in or just after its first state write leaves, as `list` and `down` see it
+(realize/state.interrupted_up and stalled, lab/teardown.down), on the fake kernel, in a private state directory.
+
+The write-ahead (lab/up.py) names every namespace before one exists: an up killed before its state file is in place
+made only the lab's folder (its lock, maybe the write's temporary file). `list` called that folder's lab lost (its
+temporary file taken for a run's files) and only `down --force` took it; a folder with the lock alone was not listed.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netlab.api.running import labs
+from netlab.kernel.fake import FakeKernel
+from netlab.lab.teardown import down
+from netlab.realize import state_dir
+from netlab.realize.interrupted import interrupted_up, stalled
+from netlab.realize.state import LabState, lost_state
+
+LAB = "kx"
+DEAD = "pid 4194304 (netlab up)"  # above pid_max's default: nobody
+
+
+def folder(*names: str, holder: str = DEAD) -> str:
+    """The lab's folder as an up killed there left it: its lock naming that up, and these files."""
+    path = state_dir.lab_dir(LAB)
+    with open(os.path.join(path, state_dir.LOCK_FILE), "w") as fh:
+        fh.write(holder + "\n")
+    for name in names:
+        with open(os.path.join(path, name), "w") as fh:
+            fh.write('{"version": 1, "lab": "kx", "netns": {"kx-n1": "int')  # cut short
+    return path
+
+
+def test_an_up_killed_in_its_first_state_write_is_listed_interrupted_and_plain_down_removes_its_folder():
+    path = folder("state.json.tmp.4194304")
+    assert lost_state(LAB) is None  # the temporary file is no run's work: the lab's state was not lost
+    rows = [row for row in labs() if row.lab == LAB]
+    assert [(row.phase, row.namespaces) for row in rows] == [("interrupted", 0)], rows
+    assert rows[0].error == (
+        f"lab {LAB}: the `netlab up` that made its folder (pid 4194304) ended before it saved the lab's state, so "
+        f"nothing of the lab was made (the folder holds only its lock and state.json.tmp.4194304); "
+        f"`sudo netlab down --lab {LAB}` removes it")
+    result = down(LAB, FakeKernel())
+    assert result.was_up and result.removed_netns == [] and not os.path.lexists(path)
+    assert [row for row in labs() if row.lab == LAB] == []
+
+
+def test_an_up_killed_before_it_wrote_is_listed_by_its_lock_alone():
+    path = folder()
+    rows = [row for row in labs() if row.lab == LAB]
+    assert [row.phase for row in rows] == ["interrupted"] and "holds only its lock);" in str(rows[0].error)
+    assert down(LAB, FakeKernel()).was_up and not os.path.lexists(path)
+
+
+def test_a_folder_another_command_left_or_an_up_at_work_is_no_interrupted_lab():
+    folder(holder="pid 4194304 (netlab impair)")  # a command killed on a lab that is not up: nothing to say
+    assert interrupted_up(LAB) is None and [row for row in labs() if row.lab == LAB] == []
+    assert down(LAB, FakeKernel()).was_up is False
+    folder("state.json.tmp.1")
+    with state_dir.LabLock(LAB, "netlab up"):  # an up writing its first state now: not listed, as before
+        assert interrupted_up(LAB) is None and [row for row in labs() if row.lab == LAB] == []
+
+
+def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
+    state = LabState(lab=LAB, netns={f"{LAB}-n1": "intent"}, phase="creating")
+    state.save()
+    folder(holder=DEAD)
+    assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it (pid 4194304) ended before it "
+                              f"finished (killed); `sudo netlab down --lab {LAB}` takes away what it made")
+    assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
+    with state_dir.LabLock(LAB, "netlab up"):  # at work: no line
+        assert stalled(state) is None
+    state.phase = "deleting"
+    assert "the `netlab down` that was taking it down" in str(stalled(state)) and \
+        str(stalled(state)).endswith("finishes it")
+    state.phase = "up"
+    assert stalled(state) is None
+    assert down(LAB, FakeKernel()).was_up
