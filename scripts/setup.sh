@@ -45,7 +45,7 @@ packages=(
   conntrack         # conntrack -L/-D: Service NAT state
   python3 python3-venv python3-pip
   iputils-ping fping socat curl   # ordinary tools learners and tests use
-  tcpdump tshark    # captures (tshark decodes VXLAN)
+  tcpdump tshark    # captures (tshark decodes VXLAN); tcpdump brings libpcap, which compiles `netlab capture` filters
   dnsmasq-base      # cluster DNS
   bind9-dnsutils    # dig, nslookup, host: the DNS tutorials' tools, run in a pod (netlab exec client -- dig ...)
   graphviz          # netlab graph -o svg/png

@@ -172,6 +172,7 @@ def _emit(data: bytes, path: str | None) -> None:
 @cli.command("capture")
 @lab_options
 @click.argument("target", metavar="NAME:IFACE", shell_complete=complete_interfaces)
+@click.argument("expression", nargs=-1)
 @click.option("-c", "--count", type=click.IntRange(1, 100000), default=20, show_default=True,
               help="Stop after this many frames.")
 @click.option("--timeout", type=Seconds(0.1, 3600), default=10.0, show_default=True,
@@ -180,25 +181,32 @@ def _emit(data: bytes, path: str | None) -> None:
               help="Write a pcap file instead of printing the frames.")
 @click.option("-v", "--verbose", is_flag=True, help="Print every layer of every frame (scapy's show()).")
 @output_option("text", "json")
-def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: int, timeout: float,
-                write: str | None, verbose: bool, output: str) -> None:
-    """Capture on one interface of the lab and print the frames, VXLAN and DNS decoded.
+def capture_cmd(lab_name: str | None, topology: str | None, target: str, expression: tuple[str, ...], count: int,
+                timeout: float, write: str | None, verbose: bool, output: str) -> None:
+    """Capture on one interface of the lab and print the frames as tcpdump does, VXLAN and DNS decoded.
 
     NAME is a node, pod or other lab host (underlay, gateway, ...), IFACE one
-    of its interfaces (eth0, cni0, flannel.1, a veth...). Stops after COUNT
+    of its interfaces (eth0, cni0, flannel.1, a veth...). EXPRESSION, as
+    tcpdump's (pcap-filter(7): `icmp`, `udp port 53`, `host 10.244.1.2 and
+    tcp`), keeps only the frames it matches: libpcap compiles it and the
+    kernel runs it before a frame counts (quote it if the shell would read
+    it). Each frame is one line in tcpdump's words, with the MACs as `-e`
+    shows them, the TTL where `-v` has it, each DNS message as `-vvv` has it
+    (question, records, an NXDOMAIN's SOA). Stops after COUNT
     frames or TIMEOUT seconds, whichever comes first, or at Ctrl-C or SIGTERM
     (`timeout`, kill): what came is still printed or written (-w) and it
     exits 0, as tcpdump does (not 130 or 143 as other commands stopped so).
     No frame at all is said in one line on stderr; -o json says why it
     stopped (stopped: count, timeout, interrupted by Ctrl-C or terminated by
-    SIGTERM) and after how long (elapsed_s), and gives each
-    frame to or from port 53 its DNS message (dns), as the text prints it.
+    SIGTERM) and after how long (elapsed_s), each frame's line
+    as the text prints it (summary) and its DNS message's words (dns).
 
     \b
     Examples:
       sudo netlab capture minikube:eth0 -c 4        # VXLAN on the underlay: outer and inner headers
       sudo netlab capture fedora-2:eth0 --timeout 5 -w /tmp/f2.pcap
-      sudo netlab capture kube-dns:eth0 -c 2        # a question and its answer: DNS 0x1a2b A? web...
+      sudo netlab capture kube-dns:eth0 -c 2        # a question and its answer: 4660+ A? web...
+      sudo netlab capture node-1:cni0 -c 4 icmp     # only ICMP: no ARP, no DNS of other pods
       tshark -r /tmp/f2.pcap -d udp.port==8472,vxlan
     """
     from netlab.trace import capture as cap
@@ -208,6 +216,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     if not sep or not name or not iface:
         raise UsageError(f"{target!r}: give NAME:IFACE, e.g. minikube:eth0 or fedora-1:eth0")
     check_output_file(write)
+    # An expression libpcap cannot compile is refused before anything else (nothing opened, nothing captured).
+    bpf = cap.compile_filter(" ".join(expression)) if expression else None
     require_root()
     lab = _running_lab(lab_name, topology)
     netns = _netns_of(lab, name)
@@ -220,9 +230,11 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     # Ctrl-C or SIGTERM ends a capture as it ends tcpdump's, whenever it comes: the frames that came are kept,
     # written or printed, exit 0 (tcpdump's cleanup() exits 0 on either). Like tcpdump's "listening on", a line
     # on stderr says when frames are being read (a terminal writing a pcap shows a progress bar instead).
-    listening = f"netlab: capturing on {netns} {iface} (up to {count} frames or {timeout:g} s; Ctrl-C stops it)"
+    matching = f"frames matching {bpf.expression!r}, " if bpf else ""
+    listening = (f"netlab: capturing on {netns} {iface} ({matching}up to {plural(count, 'frame')} or {timeout:g} s; "
+                 "Ctrl-C stops it)")
     signalled = ""  # the stop signal's word for `stopped`: interrupted (Ctrl-C), terminated (SIGTERM)
-    with cap.Capture([netns], iface=iface) as capture:
+    with cap.Capture([netns], iface=iface, bpf=bpf) as capture:
         started = time.monotonic()
         try:
             # Every namespace was entered and left: scapy may be imported now.
@@ -256,26 +268,37 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, count: 
     stopped = signalled or ("count" if len(frames) >= count else "timeout")
     if write:
         n = cap.write_pcap(write, frames, vx_port)
-        click.echo(f"wrote {n} frames from {netns} {iface} to {write}; read it with: "
+        click.echo(f"wrote {plural(n, 'frame')} from {netns} {iface} to {write}; read it with: "
                    f"tshark -r {write} -d udp.port=={vx_port},vxlan", err=output == "json")
     if output == "json":
         rows = []
         for frame, d in cap.frames_in(frames, [vx_port]):
+            summary, dns = cap.words(frame, vx_port)  # the text's line and its DNS words: the same facts
             rows.append({"ts": frame.ts, "direction": frame.direction, "length": frame.wirelen,
-                         "summary": d.summary(), "src_mac": d.eth_src, "dst_mac": d.eth_dst,
-                         "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl,
-                         "dns": cap.dns_of(d)})
-        print_json({"lab": lab.name, "netns": netns, "interface": iface, "frames": rows, "pcap": write,
+                         "summary": summary, "src_mac": d.eth_src, "dst_mac": d.eth_dst,
+                         "flow": str(d.flow) if d.flow else None, "vxlan": d.outer, "ttl": d.ttl, "dns": dns})
+        print_json({"lab": lab.name, "netns": netns, "interface": iface, "filter": bpf.expression if bpf else None,
+                    "frames": rows, "pcap": write,
                     "stopped": stopped, "elapsed_s": round(elapsed, 3)})
     if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why
-        click.echo(no_frames_line(netns, iface, stopped, elapsed, lab.name), err=True)
+        click.echo(no_frames_line(netns, iface, stopped, elapsed, lab.name, bpf.expression if bpf else None),
+                   err=True)
 
 
-def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: str) -> str:
-    """What capture says when no frame crossed the interface: where, for how long, and why it stopped."""
+def plural(n: int, word: str, words: str = "") -> str:
+    """``1 frame``, ``2 frames``; ``1 entry``, ``0 entries``."""
+    return f"{n} {word if n == 1 else words or word + 's'}"
+
+
+def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: str,
+                   expression: str | None = None) -> str:
+    """What capture says when no frame crossed the interface (none its filter matches): where, for how long, and
+    why it stopped."""
     why = {"interrupted": "stopped by Ctrl-C", "terminated": "stopped by SIGTERM"}.get(stopped, "the timeout ran out")
-    return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): nothing crossed the "
-            f"interface; send something, e.g. `netlab trace --lab {lab} SRC DST`")
+    what = f"nothing that matches {expression!r} crossed the interface" if expression else \
+        "nothing crossed the interface"
+    return (f"netlab: 0 frames captured on {netns} {iface} in {elapsed:.1f} s ({why}): {what}; send something, "
+            f"e.g. `netlab trace --lab {lab} SRC DST`")
 
 
 # --- inspect -----------------------------------------------------------------
@@ -437,7 +460,7 @@ def conntrack_lines(ct: dict[str, Any], name: str, lab: str) -> list[str]:
     if not ct["total"]:
         return []
     counts = lambda d: ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
-    lines = [f"{ct['total']} entries: {counts(ct['by_protocol'])}"
+    lines = [f"{plural(ct['total'], 'entry', 'entries')}: {counts(ct['by_protocol'])}"
              + (f"; {ct['translated']} NATed (Service DNAT, masquerade)" if ct["translated"] else "")]
     if ct["by_state"]:
         lines.append(f"tcp states: {counts(ct['by_state'])}")

@@ -15,18 +15,19 @@ they are not used).
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import re
 import select
 import socket
 import struct
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from netlab.errors import EnvironmentNotReady
+from netlab.errors import EnvironmentNotReady, UsageError
 from netlab.kernel import netns as nsmod
-from netlab.probe.dnsq import RCODES, PORT as DNS_PORT, from_tcp
 from netlab.trace.decode import Decoded, decode
 
 ETH_P_ALL = 0x0003
@@ -35,7 +36,53 @@ SO_TIMESTAMPNS = 35
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 RCVBUF = 4 << 20
 SNAPLEN = 65535
+SO_ATTACH_FILTER = 26
+DLT_EN10MB = 1  # libpcap's link type of Ethernet frames
 TIMESTAMP_SETTLE = 0.02  # the kernel turns packet timestamps on asynchronously
+
+
+class _Insn(ctypes.Structure):  # struct sock_filter (linux/filter.h): one classic BPF instruction
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+
+class _Prog(ctypes.Structure):  # struct sock_fprog
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Insn))]
+
+
+@dataclass(frozen=True)
+class Bpf:
+    """A capture filter as libpcap compiled it: tcpdump's expression and its classic BPF program, which the
+    kernel runs on every frame before it is queued on the socket (SO_ATTACH_FILTER)."""
+
+    expression: str
+    program: tuple[tuple[int, int, int, int], ...]
+
+    def attach(self, s: socket.socket) -> None:
+        insns = (_Insn * len(self.program))(*[_Insn(*i) for i in self.program])
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, bytes(_Prog(len(self.program), insns)))
+
+
+def compile_filter(expression: str) -> Bpf:
+    """tcpdump's filter expression compiled by libpcap (through scapy) for Ethernet frames, which is what an
+    AF_PACKET socket reads on every lab interface (a veth, a bridge, flannel.1, lo too). No interface is
+    opened: an expression that does not compile is a UsageError naming libpcap's reason."""
+    from scapy.arch.common import compile_filter as pcap_compile  # scapy: lazily (the host's view, no lab's)
+    from scapy.error import Scapy_Exception
+
+    try:
+        bp = pcap_compile(expression, linktype=DLT_EN10MB)
+    except ImportError:
+        raise EnvironmentNotReady("a capture filter is compiled by libpcap, which this machine lacks; "
+                                  "fix: sudo apt-get install tcpdump (it brings libpcap)") from None
+    except Scapy_Exception as exc:
+        reason = re.search(r"\((.*)\)$", str(exc))
+        raise UsageError(f"capture filter {expression!r}: {reason.group(1) if reason else exc}") from None
+    program = tuple((bp.bf_insns[i].code, bp.bf_insns[i].jt, bp.bf_insns[i].jf, bp.bf_insns[i].k & 0xFFFFFFFF)
+                    for i in range(bp.bf_len))
+    from scapy.arch.common import free_filter
+
+    free_filter(bp)
+    return Bpf(expression, program)
 
 
 @dataclass
@@ -49,16 +96,21 @@ class Frame:
 
 
 class Capture:
-    """One AF_PACKET socket per namespace, opened inside it; frames are read when drained."""
+    """One AF_PACKET socket per namespace, opened inside it; frames are read when drained. With ``iface``, the
+    one interface's frames, those ``bpf`` (:func:`compile_filter`) accepts if it is given."""
 
-    def __init__(self, namespaces: Iterable[str], iface: str | None = None):
+    def __init__(self, namespaces: Iterable[str], iface: str | None = None, bpf: Bpf | None = None):
         self.socks: dict[str, socket.socket] = {}
         try:
             for ns in namespaces:
                 with nsmod.entered(ns):
+                    # Bound to one interface, the socket takes no frame before its bind (protocol 0, as libpcap
+                    # opens it): none of another interface, none the filter would refuse.
                     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
-                                      socket.htons(ETH_P_ALL))
+                                      0 if iface else socket.htons(ETH_P_ALL))
                     if iface:
+                        if bpf is not None:
+                            bpf.attach(s)
                         s.bind((iface, ETH_P_ALL))  # the name is resolved in the socket's namespace
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
                 s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -185,70 +237,23 @@ def write_pcap(path: str, frames: list[Frame], vxlan_port: int = 8472) -> int:
 
 
 def describe(frame: Frame, vxlan_port: int = 8472, verbose: bool = False) -> str:
-    """One line per frame like tcpdump's (VXLAN decoded by scapy); with verbose, every layer."""
+    """One line per frame as tcpdump words it (trace/tcpdump.py), after the time and the direction; with
+    verbose, every layer (scapy's show())."""
     Ether = scapy_layers(vxlan_port)
     stamp = time.strftime("%H:%M:%S", time.localtime(frame.ts)) + f".{int(frame.ts % 1 * 1e6):06d}"
-    pkt = Ether(frame.data)
-    line = f"{stamp} {frame.direction:<3} {_one_line(pkt)}"
+    line = f"{stamp} {frame.direction:<3} {words(frame, vxlan_port)[0]}"
     if verbose:
-        line += "\n" + pkt.show(dump=True)
+        line += "\n" + Ether(frame.data).show(dump=True)
     return line
 
 
-def _one_line(pkt: Any) -> str:
-    """``MAC > MAC <scapy summary>``; a VXLAN frame as its outer UDP carrier, then the inner frame; a DNS
-    message as tcpdump words it (:func:`_dns_line`)."""
-    from scapy.layers.dns import DNS  # scapy: lazily, see above
-    from scapy.layers.inet import IP, TCP, UDP
-    from scapy.layers.vxlan import VXLAN
+def words(frame: Frame, vxlan_port: int = 8472) -> tuple[str, str | None]:
+    """The frame's line as the text prints it (without time and direction: -o json's ``summary``) and its DNS
+    message's words as that line has them (-o json's ``dns``; None: no DNS message in the frame)."""
+    scapy_layers(vxlan_port)
+    from netlab.trace.tcpdump import frame_words  # imports scapy: lazily, see above
 
-    def frame(p: Any) -> str:
-        if DNS in p and IP in p and (UDP in p or TCP in p):
-            l4 = p[UDP] if UDP in p else p[TCP]
-            text = (f"{p.src} > {p.dst} IP / {l4.name} {p[IP].src}:{l4.sport} > {p[IP].dst}:{l4.dport} / "
-                    f"{_dns_line(p[DNS])}")
-        else:
-            text = f"{p.src} > {p.dst} {p.payload.summary()}" if hasattr(p, "src") and p.payload else p.summary()
-        return f"{text} ttl {p[IP].ttl}" if IP in p else text  # -o json has it too: a loop shows as it falls
-
-    if VXLAN in pkt and IP in pkt and UDP in pkt:
-        ip, udp, vx = pkt[IP], pkt[UDP], pkt[VXLAN]
-        return (f"{pkt.src} > {pkt.dst} IP {ip.src}:{udp.sport} > {ip.dst}:{udp.dport} UDP VXLAN vni {vx.vni} "
-                f"ttl {ip.ttl} | inner {frame(vx.payload)}")
-    return frame(pkt)
-
-
-def dns_of(d: Decoded) -> str | None:
-    """A decoded frame's DNS message (UDP or TCP, to or from port 53) in tcpdump's words, as the text output
-    prints it (``DNS 0x1a2b A? web.default.svc.cluster.local.``); over TCP the message follows its two-byte
-    length (RFC 1035 4.2.2). None: no DNS port, or no whole message in this frame."""
-    f = d.flow
-    if f is None or f.proto not in ("udp", "tcp") or DNS_PORT not in (f.sport, f.dport) or not d.payload:
-        return None
-    from scapy.layers.dns import DNS  # scapy: lazily, see above
-
-    message = from_tcp(d.payload) if f.proto == "tcp" else d.payload
-    return _dns_line(DNS(message)) if message else None
-
-
-def _dns_line(d: Any) -> str:
-    """A DNS message in tcpdump's words: ``DNS 0x1a2b A? web.default.svc.cluster.local.``, its answer ``DNS
-    0x1a2b NOERROR A 10.96.0.20`` (``NXDOMAIN``, the records' types and data); what scapy cannot read, as is."""
-    from scapy.layers.dns import dnsqtypes  # scapy: lazily, see above
-
-    def text(value: Any) -> str:
-        return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-    try:
-        qd = d.qd[0] if d.qd else None
-        question = f"{dnsqtypes.get(qd.qtype, qd.qtype)}? {text(qd.qname)}" if qd is not None else "no question"
-        if not d.qr:
-            return f"DNS {d.id:#06x} {question}"
-        rcode = RCODES.get(d.rcode, str(d.rcode))
-        records = [f"{dnsqtypes.get(rr.type, rr.type)} {text(rr.rdata)}" for rr in (d.an or [])]
-        return f"DNS {d.id:#06x} {rcode} ({question})" + (f" {', '.join(records)}" if records else "")
-    except Exception:  # noqa: BLE001 - scapy raises many kinds for a message it cannot read
-        return d.summary()
+    return frame_words(frame.data)
 
 
 def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame], None]) -> int:

@@ -12,6 +12,7 @@ beside CoreDNS's (tests/integration/test_fidelity.py).
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from helpers import NETLAB, diff_snapshots, host_snapshot, in_netns, lab_up, net
 pytestmark = pytest.mark.root
 
 DNS = "10.96.0.10"
+WEB = "web.default.svc.cluster.local"
 TOPOLOGY = """name: {lab}
 nodes: [{{name: n1}}]
 namespaces: [{{name: shop}}]
@@ -176,15 +178,15 @@ def test_probe_asks_the_dns_pod_and_its_cluster_ip_a_real_question_and_checks_th
         assert f"auth[A] kube-dns.kube-system.svc.cluster.local from {sender}" in log, sender
 
 
-def capture_while_asking(lab: str, *args: str) -> str:
-    """`netlab capture` on the DNS pod's eth0, one question from the client once the capture says it is reading
-    (its "capturing on" line on stderr, as tcpdump's "listening on"), then Ctrl-C once the answer came back (the
+def capture_while_asking(lab: str, *args: str, questions: tuple[str, ...] = (WEB,)) -> str:
+    """`netlab capture` on the DNS pod's eth0, the questions from the client once the capture says it is reading
+    (its "capturing on" line on stderr, as tcpdump's "listening on"), then Ctrl-C once the answers came back (the
     frames queued by then are kept, as tcpdump keeps them): its stdout."""
     proc = subprocess.Popen(NETLAB + ["capture", "--lab", lab, "kube-dns:eth0", "-c", "50", "--timeout", "30", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None and "capturing on" in proc.stderr.readline()
-        q(lab, "web.default.svc.cluster.local")
+        q(lab, *questions)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
@@ -194,15 +196,33 @@ def capture_while_asking(lab: str, *args: str) -> str:
     return out
 
 
-def test_capture_prints_a_dns_question_and_its_answer_as_tcpdump_words_them(lab):
-    """`netlab capture` on the DNS pod's eth0 while a pod asks: the question, the rcode and the answer's
-    records, with addresses and ports (it printed `IP / UDP ... / Raw`); -o json has the same words."""
-    lines = [line for line in capture_while_asking(lab).splitlines() if "DNS" in line]
-    asked = [line for line in lines if "A? web.default.svc.cluster.local." in line and "NOERROR" not in line]
-    answered = [line for line in lines if "NOERROR (A? web.default.svc.cluster.local.) A 10.96.0.20" in line]
-    assert asked and answered, lines
-    assert "IP / UDP 10.244.0.3:" in asked[0] and " > 10.244.0.4:53 / DNS 0x" in asked[0], asked[0]
-    rows = json.loads(capture_while_asking(lab, "-o", "json"))["frames"]
-    said = [r["dns"] for r in rows if r["dns"]]
-    assert any(s.endswith(" A? web.default.svc.cluster.local.") for s in said), rows
-    assert any(s.endswith(" NOERROR (A? web.default.svc.cluster.local.) A 10.96.0.20") for s in said), rows
+QUESTIONS = (WEB, f"_http._tcp.{WEB} SRV", "nope.default.svc.cluster.local", "cluster.local SOA",
+             f"{reverse('10.96.0.20')} PTR", f"{WEB} AAAA")
+# each answer's words, as tcpdump -vvv prints them (dns_query asks with id 0x4242: 16962, recursion desired)
+ANSWERS = [f" q: A? {WEB}. 1/1/0 {WEB}. [30s] A 10.96.0.20 ns: cluster.local. [30s] NS ns.dns.cluster.local. (",
+           f" q: SRV? _http._tcp.{WEB}. 1/1/0 _http._tcp.{WEB}. [30s] SRV {WEB}.:80 0 100 ns: ",
+           " NXDomain*- q: A? nope.default.svc.cluster.local. 0/1/0 ns: cluster.local. [30s] SOA ns.dns.cluster.local. "
+           "hostmaster.cluster.local. ",
+           " q: SOA? cluster.local. 1/1/0 cluster.local. [30s] SOA ns.dns.cluster.local. hostmaster.cluster.local. ",
+           f" q: PTR? 20.0.96.10.in-addr.arpa. 1/1/0 20.0.96.10.in-addr.arpa. [30s] PTR {WEB}. ns: ",
+           f" q: AAAA? {WEB}. 0/1/0 ns: cluster.local. [30s] SOA ns.dns.cluster.local. "]
+
+
+def test_capture_prints_every_dns_question_and_answer_as_tcpdump_words_them(lab):
+    """`netlab capture` on the DNS pod's eth0 while a pod asks: each question, and each answer with its id, rcode,
+    question and records of every section, as tcpdump -vvv words them: A, a named port's SRV, NXDOMAIN and
+    NODATA with the SOA, the SOA, a PTR (an SRV or SOA answer printed `DNS Ans` before, with no id, rcode or
+    record; and `IP / UDP a:53 / ...` in scapy's words); -o json's summary and dns say the same."""
+    text = capture_while_asking(lab, "udp port 53", questions=QUESTIONS).splitlines()
+    said = [m.group(1) for m in map(re.compile(r"IP \(ttl 64\) \S+ > \S+: (.*)$").search, text) if m]
+    assert len(said) == 2 * len(QUESTIONS) == len(text), text  # the filter: the DNS frames only
+    asked = re.compile(r"IP \(ttl 64\) 10\.244\.0\.3\.\d+ > 10\.244\.0\.4\.53: "
+                       + re.escape(f"16962+ A? {WEB}. (47)") + "$")
+    assert any(asked.search(line) for line in text), text
+    for answer in ANSWERS:
+        assert any(s.startswith("16962") and answer in s for s in said), (answer, said)
+    assert not any("DNS Ans" in line for line in text), text
+    rows = json.loads(capture_while_asking(lab, "-o", "json", "udp port 53", questions=QUESTIONS))["frames"]
+    assert sorted(r["dns"] for r in rows) == sorted(said), rows  # the same words
+    assert all(r["summary"].endswith(f": {r['dns']}") and r["summary"].startswith(f"{r['src_mac']} > ")
+               for r in rows), rows

@@ -189,7 +189,7 @@ def test_a_pcap_the_disk_cannot_take_is_one_line_naming_it(write, tmp_path):
 
 def test_describe_shows_outer_and_inner():
     line = describe(_frames()[1])
-    assert "192.168.122.215:54896 > 192.168.122.7:8472 UDP VXLAN vni 1" in line
+    assert "IP (ttl 64) 192.168.122.215.54896 > 192.168.122.7.8472: VXLAN, flags [I] (0x08), vni 1 | inner" in line
     assert "inner" in line and "10.244.0.2 > 10.244.1.3" in line and line.split()[1] == "out"
 
 
