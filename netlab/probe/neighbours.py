@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
 from netlab.kernel import netlink, rtnl, rtnl_parse
-from netlab.probe.matrix import lab_bridge
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab
@@ -120,6 +119,14 @@ def probe_budget(thresholds: dict[str, int] | None = None, stats: TableStats | N
 
 
 # --- how many entries a lab needs ----------------------------------------------------
+
+
+def lab_bridge(lab: "Lab") -> str | None:
+    """The nodes' bridge of pods (matrix.lab_bridge). The agent, its workers and the CLI's early start import this
+    module before the topology's models load, and need none of them (tasks.py): matrix loads them, when asked."""
+    from netlab.probe.matrix import lab_bridge as of_lab
+
+    return of_lab(lab)
 
 
 def full_mesh_entries(lab: "Lab") -> int:

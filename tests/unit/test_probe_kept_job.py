@@ -136,3 +136,19 @@ def test_the_agent_starts_only_where_the_table_has_room_for_the_kept_jobs_budget
     if starts:
         assert run.claim(job, []) == "the agent" and run.claimed and run.waited == 0.25
         assert run.heard == ("heard", [])
+
+
+def test_the_early_start_and_the_agent_load_no_model():
+    """The CLI starts the agent on a kept job before it loads the topology's models (early.begin), so that the agent
+    probes while they load: early, the agent and its workers import none of them. neighbours.py importing the
+    matrix at its top loaded them all first (~0.1 s), and the early agent started only after."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport netlab.probe.early, netlab.probe.agent, netlab.probe.worker\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic' or m in "
+            "('netlab.model.topology', 'netlab.model.lab', 'netlab.probe.matrix', 'netlab.plan.cniadd')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
