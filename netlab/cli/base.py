@@ -53,8 +53,11 @@ COMMANDS = {
 
 def load_for(command: click.Command) -> None:
     """Before ``command`` runs: import the modules its module names in ``LOADS``, then
-    :func:`collect_from_here`."""
+    :func:`collect_from_here`; a module whose ``LOADS_ITSELF`` is true imports them in its command
+    and calls :func:`collect_from_here` there itself."""
     module = sys.modules.get(getattr(command.callback, "__module__", "") or "")
+    if getattr(module, "LOADS_ITSELF", False):
+        return
     for name in getattr(module, "LOADS", ()):
         importlib.import_module(name)
     collect_from_here()

@@ -6,12 +6,14 @@ import click
 
 from netlab import api
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
-from netlab.cli.base import (Seconds, check_output_file, cli, comma_separated, complete_comma_separated, lab_options,
-                             output_option, print_json, require_root, write_output_file)
+from netlab.cli.base import (Seconds, check_output_file, cli, collect_from_here, comma_separated,
+                             complete_comma_separated, lab_options, output_option, print_json, require_root,
+                             write_output_file)
 from netlab.cli.style import highlight
 
-# No LOADS (cli.base.load_for): `probe` starts its agent on the lab's last job (netlab.probe.early) before it
-# loads the models, the runner and the report.
+# `probe` starts its agent on the lab's last job (netlab.probe.early) before it loads the models, the runner and
+# the report, then loads them itself, with the cycle collector still off (cli.base.load_for, netlab/launch.py).
+LOADS_ITSELF = True
 
 
 @cli.command()
@@ -83,7 +85,9 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
         protos + (("mtu",) if mtu else ()), timeout, arp, services, 0))
     try:
         from netlab.api.lab import internal_probe
-        from netlab.probe import report as render
+        from netlab.probe import report as render, runner  # noqa: F401 - internal_probe's, loaded here
+
+        collect_from_here()
 
         lab = api.Lab.attach(api.selected_name(lab_name, topology))
         report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,

@@ -56,6 +56,7 @@ bridge, 2,450 ICMP probes):
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 import resource
@@ -380,6 +381,9 @@ def run_job(job: Job) -> Output:
     conntrack entry deleted). The workers, forked after this, stop the same way (worker.work)."""
     for sig in signals.STOPPING:
         signal.signal(sig, _stop)
+    if not gc.isenabled():  # forked by the CLI while it loads, its cycle collector off (netlab/launch.py)
+        gc.freeze()  # what it inherited stays shared with the parent, untouched by collections
+        gc.enable()
     nb.keep_stats_open()  # the machine's ARP counters are visible from the host's namespace only
     nsmod.join(job.home)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -152,3 +152,19 @@ def test_the_early_start_and_the_agent_load_no_model():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
 
+
+def test_an_agent_forked_while_the_cli_loads_collects_its_own_garbage():
+    """The CLI forks the early agent while it loads, its cycle collector off (netlab/launch.py): the agent switches
+    it on for what it makes (a 500-pod run sends 250,000 probes), what it inherited set aside (gc.freeze)."""
+    import subprocess
+    import sys
+
+    code = ("import gc, sys\ngc.disable()\n"
+            "from netlab.probe import agent\n"
+            "agent.nsmod.join = lambda netns: None\n"
+            "agent.nb.keep_stats_open = lambda: None\n"
+            "agent.Agent.run = lambda self: (gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+            "print(agent.run_job(agent.Job(tasks=[], units=[], home=\"lab-underlay\", timeout=1.0, budget=8)))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "(True, True)"
