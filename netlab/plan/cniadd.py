@@ -29,7 +29,6 @@ from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model import naming
 from netlab.model.naming import NETNS_DIR  # where ip-netns(8) and netlab.kernel.netns mount it: CNI_NETNS
 from netlab.model.topology import CNI_BIN_DIR, CniConflist
-from netlab.plan import flannel
 
 POD_IF = "eth0"
 LOOPBACK = Conflist(name="cni-loopback", cni_version="1.0.0", plugins=({"type": "loopback"},),
@@ -60,6 +59,8 @@ def reference_conflist(lab: Lab, node: NodeInfo, data_dir: str) -> Conflist:
     (containernetworking/plugins#886): with ``gw`` the result says what the
     plugin did, and CHECK can pass.
     """
+    from netlab.plan import flannel  # and its rules' modules: not for pod_bridge (probe, trace)
+
     conf = flannel.delegate_config(lab, node)
     conf.pop("cniVersion", None)
     name = conf.pop("name")
@@ -314,6 +315,8 @@ def _step(lab: Lab, pod: PodInfo, user: Conflist | None) -> CniAdd:
 def _reference_makes(lab: Lab, node: NodeInfo, pod: PodInfo) -> list[str]:
     """What Debian's bridge plugin makes with Flannel's delegate config: the builtin mode's pod side, but for
     the names and MACs the plugin picks (plan/build.py, pod_side)."""
+    from netlab.plan import flannel  # and its rules' modules: not for pod_bridge (probe, trace)
+
     conf = flannel.delegate_config(lab, node)
     bridge, gw = conf.get("bridge", "cni0"), node.gateway.ip
     routes = [f"{r['dst']} via {gw} dev {POD_IF}" for r in conf["ipam"].get("routes", [])]

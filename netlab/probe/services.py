@@ -51,8 +51,6 @@ from typing import TYPE_CHECKING, Iterable
 from netlab.model import naming
 from netlab.model.addressing import underlay_gateway
 from netlab.model.echo_ports import silent
-from netlab.plan.internet import load_balancer_ips
-from netlab.plan.services import service_ports
 from netlab.probe.echo_reasons import unmeasured
 from netlab.probe.matrix import (PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints,
                                  lab_bridge)
@@ -169,6 +167,8 @@ def targets(lab: "Lab") -> list[tuple["ServicePortInfo", tuple[tuple[str, str, i
     """Every Service port with its endpoints as (pod, ip, targetPort), and whether all run the echo server."""
     by_ip = _pods_by_ip(lab)
     echo_of = {p.name: echo_ports(p) for p in lab.pods}
+    from netlab.plan.services import service_ports  # kube-proxy's plan: only a lab with Services needs it
+
     out = []
     for sp in service_ports(lab):
         eps = tuple((by_ip[str(ip)].name, str(ip), port) for ip, port in sp.endpoints if str(ip) in by_ip)
@@ -385,6 +385,8 @@ def lb_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
 
 
 def lb_local_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
+    from netlab.plan.internet import load_balancer_ips
+
     addrs = tuple(str(ip) for ip in load_balancer_ips(lab).values())
     return SeenRule(endpoint.name, addrs, "the balancer masquerades the connection with its own address and hands "
                                           "it to a node with an endpoint of its own (its health check answers 200), "
@@ -464,6 +466,8 @@ def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
     elif t.kind == "LoadBalancer" and s.kind == "host" and inet is not None:
         lb_ns = names.get("lb", "")
         out.extend([(s.netns, eth0, t.address), (lb_ns, eth0, s.addr), (lb_ns, eth0, gw_inet)])
+        from netlab.plan.internet import load_balancer_ips
+
         lb_src = min((str(ip) for ip in load_balancer_ips(lab).values()), key=lambda a: tuple(map(int, a.split("."))),
                      default=t.address)
         out.append((gw_ns, "inet0", lb_src))

@@ -113,6 +113,27 @@ def test_probe_loads_the_models_with_the_cycle_collector_off(tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == "[(False, True)] True"
 
 
+def test_probe_of_a_lab_without_services_loads_no_kube_proxy_plan_nor_junit_writer():
+    """A probe loads the plan's kube-proxy, Flannel and internet modules (their rules' and resources' dataclasses,
+    ~10 ms) only for a lab with Services, and the XML writer only for --junit: a first run's loading is most of
+    its time."""
+    code = ("import sys\n"
+            "import netlab.cli.probe, netlab.probe.early, netlab.api.lab, netlab.probe.report\n"
+            "from netlab.probe import runner, services as svcs\n"
+            "from netlab.model.lab import resolve\n"
+            "from netlab.model.topology import Topology\n"
+            "lab = resolve(Topology.model_validate({'name': 'demo', 'nodes': [{'name': 'n1'}],\n"
+            "    'pods': [{'name': 'p1', 'node': 'n1'}, {'name': 'p2', 'node': 'n1'}]}))\n"
+            "plan = svcs.build(lab, ('icmp',))\n"
+            "probes = [runner.as_nodeport(p, plan, lab) for p in runner.build_matrix(lab, ('icmp',), egress=True)]\n"
+            "runner.make_job(lab, probes, 1.0, budget=100, arp='real', dists=plan.distributions)\n"
+            "light = ('netlab.plan.cniadd', 'netlab.plan.sysctls')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('netlab.plan.', 'xml')) and m not in light))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 # An object held by one of the program's modules, whose end says so: Python's exit clears the modules.
 TEAR_DOWN_SPY = ("import atexit, os, sys, threading, time\n"
                  "import netlab.launch\n"
