@@ -208,7 +208,6 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
     and not counted. Hosts outside the pod network: not predicted (the sweep
     at the end of the run removes what they cause).
     """
-    nodes, devs = _node_facts(lab), node_devices(lab)
     out: list[Entry] = []
 
     def pod_side(pod: "Endpoint") -> None:  # pod <-> its node's side of its link
@@ -226,6 +225,7 @@ def path_entries(lab: "Lab", source: "Endpoint", destination: "Endpoint") -> lis
         return out
     if s.kind == "pod" and s.bridge is not None and s.bridge == d.bridge:  # one bridge: pod to pod, no router
         return [Entry(s.netns, "eth0", d.addr), Entry(d.netns, "eth0", s.addr)]
+    nodes, devs = _node_facts(lab), node_devices(lab)
     if s.kind == "node" and s.node == d.node:
         return [Entry(s.netns, devs[d.name], d.addr), Entry(d.netns, "eth0", nodes[d.node].gateway)]
     if s.kind == "pod":
@@ -247,9 +247,12 @@ def _node_facts(lab: "Lab") -> dict[str, _Node]:
 def node_devices(lab: "Lab") -> dict[str, str]:
     """pod name -> the node's interface its node resolves the pod on: the nodes' bridge of pods (cni0, a
     conflist's own such as qnbr0), or the node's end of the pod's veth when there is no bridge (ptp routes each
-    pod alone, out of its veth)."""
-    bridge = lab_bridge(lab)
-    return {p.name: bridge or p.host_veth for p in lab.pods}
+    pod alone, out of its veth); cached on the lab object, as its bridge is (a job asks once a probe)."""
+    devs = lab.__dict__.get("_neigh_node_devices")
+    if devs is None:
+        bridge = lab_bridge(lab)
+        devs = lab.__dict__["_neigh_node_devices"] = {p.name: bridge or p.host_veth for p in lab.pods}
+    return devs
 
 
 # --- the entries of one namespace, read through the codec -----------------------------------
