@@ -7,7 +7,8 @@ and walks them again and again, for nothing: ``netlab probe`` of 50 pods took
 0.53 s of CPU with it on, 0.44 s with it off while loading. So the program starts with the collector
 off, and the command group switches it back on once the command's module is
 loaded (``cli.base.collect_from_here``), after ``gc.freeze()`` has set aside
-what is loaded by then. Garbage the command itself makes is collected as
+what is loaded by then (`probe` switches it on itself, once it has loaded its models after its early
+agent's start: cli/probe.py). Garbage the command itself makes is collected as
 usual, and a forked child (the probe agent) does not dirty the parent's shared
 pages by collecting them.
 
