@@ -261,9 +261,13 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             plan.probes.append(p)
         isolated = policy is not None and policy.isolated([pod for pod, _, _ in eps_t])
         if isolated:
-            plan.notes.append(f"svc/{name} {proto}/{sp.port.port}: distribution and LoadBalancer not probed: a "
-                              "NetworkPolicy isolates its endpoints, and the balancer hands each connection to a "
-                              "node it picks at random, whose NAT decides the address they see")
+            # The distribution is one check of the Service, over all its ports: said once.
+            dist_due = len(eps_t) >= 2 and name not in dist_done and not sp.internal_local
+            note = isolated_note(sp, dist_due)
+            if note:
+                plan.notes.append(f"svc/{name} {proto}/{sp.port.port}: {note}")
+            if dist_due:
+                dist_done.add(name)
 
         # Distribution: from a pod that is not an endpoint, over the ClusterIP.
         if len(eps_t) >= 2 and name not in dist_done and sp.internal_local:
@@ -349,6 +353,19 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             dist_done.add(name)
             plan.notes.append(f"svc/{name}: distribution not checked: {unmeasured(lab, sp, eps_t)}")
     return plan
+
+
+def isolated_note(sp: "ServicePortInfo", dist: bool) -> str | None:
+    """What a NetworkPolicy that isolates a Service port's endpoints keeps the probe from checking, in words: the
+    distribution over its endpoints (``dist``: it has two or more, and nothing else says why it is not checked),
+    and its LoadBalancer IP (when it has one); None when neither applies (a ClusterIP of one endpoint)."""
+    lb = sp.lb_ip is not None and sp.node_port is not None
+    if not (dist or lb):
+        return None
+    what = "distribution and LoadBalancer" if dist and lb else "distribution" if dist else "LoadBalancer"
+    balancer = (", and the balancer hands each connection to a node it picks at random, whose NAT decides the "
+                "address they see") if lb else ""
+    return f"{what} not probed: a NetworkPolicy isolates its endpoints{balancer}"
 
 
 def bridge_words(bridge: str | None) -> str:

@@ -97,7 +97,7 @@ def test_endpoints_with_different_verdicts_are_noted_not_probed():
     assert both == {("n1", "n1"): True, ("n2", "n1"): True, ("n1", "n2"): True, ("n2", "n2"): True}
     assert ("example -> svc/both-np tcp/80 (NodePort 30081 on n1): not probed: policies allow web-2 but not every "
             "endpoint: the result depends on the endpoint kube-proxy picks") in plan.notes
-    assert any(n.startswith("svc/both-np tcp/80: distribution and LoadBalancer not probed") for n in plan.notes)
+    assert "svc/both-np tcp/80: distribution not probed: a NetworkPolicy isolates its endpoints" in plan.notes
 
 
 def test_a_service_no_policy_isolates_keeps_its_probes():
@@ -115,3 +115,29 @@ def test_a_users_expect_entry_for_a_nodeport_is_that_probe():
     plan = svcs.build(resolve(Topology.model_validate(topo)), ("tcp",))
     got = nodeports(plan, "web-np")
     assert ("n2", "n1") not in got and got[("example", "n1")] is False and len(got) == 5
+
+
+def isolated_notes(topo: dict) -> dict[str, str]:
+    """Service -> the note on what the isolating policy kept the probe from checking."""
+    plan = svcs.build(resolve(Topology.model_validate(topo)), ("tcp",))
+    return {n.split(" ", 1)[0]: n.split(": ", 1)[1] for n in plan.notes if n.startswith("svc/") and
+            "NetworkPolicy isolates its endpoints" in n}
+
+
+def test_the_isolation_note_names_only_what_the_service_has():
+    """A Service of one endpoint and no LoadBalancer has nothing the isolation keeps from being probed: no
+    note. Two endpoints: the distribution; a LoadBalancer: the balancer; both: both (it named both always)."""
+    topo = copy.deepcopy(TOPO)
+    topo["services"] = [
+        {"name": "one", "selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        {"name": "two", "selector": {"tier": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        {"name": "one-lb", "type": "LoadBalancer", "selector": {"app": "web"},
+         "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30082}]},
+        {"name": "two-lb", "type": "LoadBalancer", "selector": {"tier": "web"},
+         "ports": [{"port": 80, "targetPort": 8080, "nodePort": 30083}]}]
+    balancer = ("a NetworkPolicy isolates its endpoints, and the balancer hands each connection to a node it picks "
+                "at random, whose NAT decides the address they see")
+    assert isolated_notes(topo) == {
+        "svc/two": "distribution not probed: a NetworkPolicy isolates its endpoints",
+        "svc/one-lb": f"LoadBalancer not probed: {balancer}",
+        "svc/two-lb": f"distribution and LoadBalancer not probed: {balancer}"}
