@@ -126,7 +126,8 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     parts += fixed_words(result.fixed)
     click.echo(f"lab {model.name} is up ({', '.join(parts)}): {loaded.counts()}; {network_words(loaded)}")
     # a repair or a change: say what was done (with new namespaces, only why a pod's was made anew)
-    said = result.fixed if not result.created_netns else [line for line in result.fixed if " moves from node " in line]
+    # (another node, another Kubernetes namespace, another address: lab/up.py's pods made anew)
+    said = result.fixed if not result.created_netns else [line for line in result.fixed if ": made anew in " in line]
     if said:
         for line in said[:20]:
             click.echo(f"  {line}")

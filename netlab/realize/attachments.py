@@ -69,10 +69,15 @@ def remade_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str]]:
     """Pods of a running lab that ``lab`` makes anew: (pod, what changed, in words).
 
     A pod's address never changes while it lives (its CNI IPAM's lease): Kubernetes makes a new pod, with a new
-    sandbox, on another node (:func:`moved_pods`), or when its node's block changed (a new ``spec.podCIDR`` is a
+    sandbox, on another node (:func:`moved_pods`), in another namespace (:func:`renamespaced_pods`), or when its
+    node's block changed (a new ``spec.podCIDR`` is a
     node deleted and registered again), or when its file pins another address (``ip:``, or another pod's pin takes
-    its own). So does ``up``, the same way for each. With CNI plugins the address is their IPAM's: only moves."""
+    its own). So does ``up``, the same way for each. With CNI plugins the address is their IPAM's: only moves (to
+    another node or namespace)."""
     out = [(pod, f"moves from node {old} to {new}") for pod, old, new in moved_pods(lab, state)]
+    moving = {pod for pod, _ in out}
+    out += [(pod, f"moves from Kubernetes namespace {old} to {new}") for pod, old, new in renamespaced_pods(lab, state)
+            if pod not in moving]
     held = lab.held_before
     if state is None or held is None or lab.cni != "builtin":
         return out
@@ -85,6 +90,26 @@ def remade_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str]]:
         why = (f"node {p.node}'s pod CIDR is now {block}" if block != was.node_cidr
                else "its file's ip: asks for it" if p.spec.ip == p.ip else f"another pod's ip: takes {was.ip}")
         out.append((p.name, f"changes address from {was.ip} to {p.ip} ({why})"))
+    return out
+
+
+def renamespaced_pods(lab: Lab, state: "LabState | None") -> list[tuple[str, str, str]]:
+    """Pods of a running lab that ``lab`` puts in another Kubernetes namespace: (pod, old namespace, new one).
+
+    A pod's namespace is part of its identity (namespace/name, as the API server stores it): a pod in another
+    namespace is another pod, made with a new sandbox, whatever its name. Through CNI plugins that is their DEL
+    and an ADD in one run: refused, with the two-step way, as a move to another node is (:func:`moved_pods`)."""
+    if state is None or not isinstance(state.topology, dict):
+        return []
+    was = {p.get("name"): p.get("namespace") or "default" for p in state.topology.get("pods") or []
+           if isinstance(p, dict)}
+    out = [(p.name, was[p.name], p.spec.namespace) for p in lab.pods
+           if was.get(p.name) not in (None, p.spec.namespace)]
+    if out and lab.cni != "builtin":
+        pod, old, new = out[0]
+        raise UsageError(f"lab {lab.name}: pod {pod} moves from Kubernetes namespace {old} to {new}, and its CNI "
+                         f"plugins attached it as {old}/{pod}: take the pod out of the file and `up` (its plugins' "
+                         f"DEL runs), then put it back in namespace {new} and `up` again")
     return out
 
 

@@ -346,3 +346,40 @@ def test_a_rollback_leaves_what_was_missing_before_the_run_missing(lab):
         break
     else:
         raise AssertionError("up never got past the injected faults")
+
+
+def test_a_pod_put_in_another_kubernetes_namespace_is_made_anew(lab, tmp_path):
+    """A pod's namespace is part of its identity (namespace/name): in another one it is another pod, with a new
+    sandbox, as a moved pod is. up kept the old network namespace (and the processes in it), said nothing."""
+    k = FakeKernel()
+    up(lab, k)
+    path = tmp_path / "renamespaced.yaml"
+    path.write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.3}",
+                                 "{name: b, node: n2, ip: 10.244.1.3, namespace: qa}"))
+    new = resolve(load_topology(str(path)))
+    done = lab_up.up(new, k, features=(), source=str(path), reconfigure=True)
+    assert done.created_netns == ["fk-b"], done
+    assert ("pod b moves from Kubernetes namespace default to qa: made anew in a new namespace (Kubernetes makes a "
+            "new pod)") in done.fixed, done.fixed
+    assert status(new, k).ok
+    again = lab_up.up(new, k, features=(), source=str(path))
+    assert again.created_netns == [] and not again.fixed  # made once: the next up keeps it
+    back = lab_up.up(lab, k, features=(), source=str(path), reconfigure=True)  # and back: a new pod again
+    assert back.created_netns == ["fk-b"] and any("from Kubernetes namespace qa to default" in f for f in back.fixed)
+
+
+def test_a_pod_attached_by_cni_plugins_is_not_put_in_another_namespace_in_one_run(lab, tmp_path):
+    """Its plugins' DEL and a new ADD in one run: refused in one line before any change, with the two steps (up
+    deleted its namespace, then the plugins' ADD failed: "container veth name provided (eth0) already exists")."""
+    from netlab.errors import UsageError
+    from netlab.realize.attachments import remade_pods
+
+    k = FakeKernel()
+    up(lab, k)
+    st = state_mod.load_state(lab.name)
+    path = tmp_path / "renamespaced.yaml"
+    path.write_text(TOPO.replace("{name: b, node: n2, ip: 10.244.1.3}", "{name: b, node: n2, namespace: qa}")
+                    + "network: {cni: reference}\n")
+    with pytest.raises(UsageError, match=r"pod b moves from Kubernetes namespace default to qa, and its CNI plugins "
+                                         r"attached it as default/b: take the pod out of the file and `up`"):
+        remade_pods(resolve(load_topology(str(path))), st)
