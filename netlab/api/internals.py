@@ -40,7 +40,7 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
 
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
                     details=freeze(tuple(done.details)), against=against, repair=repair,
-                    kept=tuple(line for line in done.drift if up_leaves(line)))
+                    kept=tuple(line for line in done.drift if up_leaves(line)), warnings=tuple(done.warnings))
 
 
 def faults_before(lab: Lab) -> int:

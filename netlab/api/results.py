@@ -122,6 +122,9 @@ class Status:
     # The drift lines that repair does not put right by itself (workload.policy.up_leaves): a Never pod's
     # container that failed, a container that could not start. None of them: repair puts it all right.
     kept: tuple[str, ...] = ()
+    # What matches the plan but not the topology as written: a pod's explicit ip: that its CNI plugins did not
+    # give it (the lab follows the plugins' address). Said, never drift.
+    warnings: tuple[str, ...] = ()
 
     @property
     def clean(self) -> bool:

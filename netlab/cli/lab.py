@@ -333,6 +333,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
         result = internal_status(lab, topology, kernel)
     finally:
         kernel.close()
+    warn(result.warnings)
     if output == "json":
         print_json(to_json(result))
     else:

@@ -33,6 +33,8 @@ class StatusResult:
     drift: list[str] = field(default_factory=list)
     objects: int = 0
     details: list[dict] = field(default_factory=list)
+    # What is as planned but not as the topology asks: a pod's ip: its CNI plugins did not give (said, not drift)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -45,7 +47,7 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     plan = build_plan(lab)
     tag = tag_for(state)
     want = expected(plan)
-    result = StatusResult(lab=lab.name, objects=sum(len(v) for v in want.values()))
+    result = StatusResult(lab=lab.name, objects=sum(len(v) for v in want.values()), warnings=lab.plugin_addresses())
     tag_keys = list(nsmod.TAG_SYSCTLS)
     asks = {ns: (asked_sysctls(want, ns), True) for ns in plan.netns if kernel.netns_mounted(ns)}
     links = kernel_links(state)

@@ -165,6 +165,7 @@ class _Up(Rollback):
                     raise_interrupted(came[0], None)
                 self._converge(state, tag, to_create, fresh)
                 self._follow_attachments(state)
+                self.result.warnings += self.lab.plugin_addresses()
         except BaseException as exc:
             self._rollback(state, fresh, tag)
             if isinstance(exc, KeyboardInterrupt):  # up's Interrupted, or the program's own (as the block began)

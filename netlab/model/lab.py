@@ -141,6 +141,14 @@ class Lab:
             out.append(f"{d.who} held {d.held}, which {d.taker}: it gets {now}, {new}")
         return out
 
+    def plugin_addresses(self) -> list[str]:
+        """The pods whose explicit ``ip:`` their CNI plugins did not give them (an IPAM that picks its own: the
+        lab follows the address the plugins gave, as kube-proxy follows the one the kubelet reports), each in a
+        line naming both addresses. A builtin lab's pods get theirs: none."""
+        return [f"pod {p.name}: its CNI plugins gave it {p.ip}, not the ip: {p.spec.ip} of the topology (netlab "
+                f"follows the plugins' address)" for p in self.pods
+                if p.spec.ip is not None and p.name in self.attached and p.ip != p.spec.ip]
+
     def _derived(self, lab: "Lab") -> "Lab":
         lab.written, lab.held_before = self.written, self.held_before
         return lab
