@@ -1,9 +1,10 @@
 """Into a lab: the namespaces a command joins (``netlab exec``, ``Lab.exec``) and the containers' logs.
 
 A pod's command joins the pod's network and UTS namespaces, like its
-containers (``hostname`` prints the pod's name); a node's joins the node's
-network and UTS namespaces (``hostname`` prints the node's name,
-netlab.workload.node_uts); an internet host's joins its network namespace.
+containers (``hostname`` prints the pod's name); a node's, an internet
+host's (the gateway's and the balancer's too) and the underlay's join its
+network and UTS namespaces (``hostname`` prints its name,
+netlab.workload.node_uts).
 Mounts are set up as ``ip netns exec`` does
 (netlab.kernel.processes.enter_pod_here): /etc/netns/<namespace>/ files over
 /etc (a pod's resolv.conf and hosts), and a /sys of the namespace's devices.
@@ -28,7 +29,7 @@ from netlab.kernel.processes import enter_pod_here
 
 @dataclass(frozen=True)
 class Target:
-    """Where a command runs: a namespace, and a pod's or node's UTS namespace file."""
+    """Where a command runs: a namespace, and its UTS namespace's file (None: its pin is gone)."""
 
     name: str
     netns: str
@@ -78,11 +79,8 @@ def exec_target(state: LabState, lab: Lab, name: str) -> Target:
     if netns not in state.netns:
         raise UsageError(f"{name} is not part of the running lab {lab.name}; `sudo netlab up -t FILE` of the file "
                          "that has it adds it")
-    uts = None
-    if name in {p.name for p in lab.pods} | {n.name for n in lab.nodes}:
-        path = lifecycle.uts_path(lab.name, name)
-        uts = path if lifecycle.is_uts_mount(path) else None
-    return Target(name, netns, uts, lab.name)
+    path = lifecycle.uts_path(lab.name, name)  # every pod, node, internet host and the underlay has one
+    return Target(name, netns, path if lifecycle.is_uts_mount(path) else None, lab.name)
 
 
 def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc: OSError | ValueError

@@ -101,7 +101,7 @@ class PodActions:
     def exec(self, name: str, command: Sequence[str] | str, *, input: str | None = None,
              timeout: float | None = 60.0, check: bool = False,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run a command in a pod's network and UTS namespaces (a node's or host's network namespace),
+        """Run a command in a pod's network and UTS namespaces (a node's, an internet host's or the underlay's),
         as ``netlab exec`` does, and return what it printed. A string runs with ``/bin/sh -c``.
 
         It returns once the command exits, with what it printed by then: a job it leaves in the background
@@ -122,7 +122,7 @@ class PodActions:
             return _run_captured(argv, input, timeout, check, env, enter)
 
     def popen(self, name: str, argv: Sequence[str] | str, **kwargs: Any) -> subprocess.Popen[Any]:
-        """Start a process in a pod's network and UTS namespaces (a node's or host's network namespace), with
+        """Start a process in a pod's network and UTS namespaces (a node's, a host's or the underlay's), with
         the pod's ``/etc/netns`` files over ``/etc``, as :meth:`exec` runs a command, and return at once.
 
         ``argv``: a list, or a string run with ``/bin/sh -c``; ``kwargs``: those of :class:`subprocess.Popen`

@@ -70,8 +70,8 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 
     A pod's command joins the pod's network and UTS namespaces, like its
     containers (``netlab exec fedora-1 -- hostname`` prints fedora-1); a
-    node's joins the node's (``hostname`` prints the node's name), an internet
-    host's its network namespace. Files in /etc/netns/<namespace>/ (a pod's
+    node's, an internet host's (gateway and lb too) and the underlay's join
+    its network and UTS namespaces (``hostname`` prints its name). Files in /etc/netns/<namespace>/ (a pod's
     resolv.conf and the kubelet's hosts file) are bind-mounted over /etc, and
     /sys shows the namespace's devices, as with ``ip netns exec``. The exit
     code is the command's. Without a command it opens your shell ($SHELL,
@@ -95,11 +95,13 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
     target = exec_target(lab.state(), lab.model, name)
-    kind = "pod" if any(p.name == name for p in lab.model.pods) else "node"
-    if target.uts is None and (kind == "pod" or any(n.name == name for n in lab.model.nodes)):
-        # Its pin is gone (unmounted by hand, or a lab up since before nodes had one): the command would run
+    if target.uts is None:
+        # Its pin is gone (unmounted by hand, or a lab up since before its kind had one): the command would run
         # with the host's hostname, unsaid.
-        click.echo(f"netlab: {kind} {name}'s UTS namespace is missing, so `hostname` there is the host's; "
+        from netlab.workload.node_uts import kind_of
+
+        words = kind_of(lab.model, name) or f"pod {name}"
+        click.echo(f"netlab: {words}'s UTS namespace is missing, so `hostname` there is the host's; "
                    f"`{repair_command(lab.name)}` makes it again", err=True)
     argv = list(command) or _shell()
     if not argv[0]:

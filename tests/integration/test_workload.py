@@ -414,8 +414,8 @@ def mounts_under(path: str) -> dict[str, tuple[str, str]]:
     return out
 
 
-# The UTS namespaces duo_topology's lab pins: its pods' and its nodes' (workload/node_uts.py).
-PINNED = ("fedora-1", "fedora-2", "duo", "minikube", "minikube-m02")
+# The UTS namespaces duo_topology's lab pins: its pods', its nodes' and the underlay's (workload/node_uts.py).
+PINNED = ("fedora-1", "fedora-2", "duo", "minikube", "minikube-m02", "underlay")
 
 
 def test_the_pins_live_on_the_labs_own_tmpfs_and_go_with_it_in_one_unmount(labs):
