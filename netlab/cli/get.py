@@ -44,12 +44,12 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
     those found), and the exit code is 1, as kubectl's NotFound. Every
     namespace is listed, as kubectl get -A lists them, and when two rows
     share a name the table begins with kubectl -A's NAMESPACE column (-o wide
-    has it anyway, after IP or ENDPOINTS).
+    always begins with it, as kubectl get -A -o wide).
 
     \b
     pods      NAME, READY (running containers/all), STATUS, RESTARTS, AGE (of its
-              network namespace), NODE, IP; -o wide adds the Kubernetes
-              namespace, the network namespace (NETNS), each container with
+              network namespace), NODE, IP; -o wide begins with the Kubernetes
+              NAMESPACE and adds the network namespace (NETNS), each container with
               its state, and the labels. STATUS is kubectl's word: Running;
               Completed (every container that exited, exit code 0) or Error
               (on Linux 6.15 and later: the kernel keeps the code; before,
@@ -66,8 +66,8 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               in the old one; up makes it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
               adds the network namespace (NETNS), cni0 and flannel.1
-    services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide adds
-              the Kubernetes namespace, the selector and the DNS name, then
+    services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide begins
+              with the Kubernetes NAMESPACE and adds the selector and the DNS name, then
               the external traffic policy (Local: with its health check
               nodePort) and the internal one; -o json gives each port's
               endpoints as objects: pod, node, ip, port (the target port)
@@ -76,7 +76,7 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
       sudo netlab get pods -o wide
       sudo netlab get pods -l app=web -o json
       sudo netlab get svc
-      sudo netlab get svc x/web -o wide
+      sudo netlab get svc kube-system/kube-dns -o wide    # lab of topologies/services.yaml
     """
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -149,9 +149,9 @@ def select(items: tuple[Any, ...], names: tuple[str, ...], kind: str, lab: str,
 
 def rows_of(kind: str, items: tuple[Any, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     """The table of ``items``: the kind's columns, and first kubectl -A's NAMESPACE when a name repeats (Services
-    web in x and in y; -o wide has a NAMESPACE column of its own)."""
+    web in x and in y), and always in -o wide (as kubectl get -A -o wide; nodes have no namespace)."""
     headers, rows = {"pods": _pods, "nodes": _nodes, "services": _services}[kind](items, wide)
-    if not wide and kind != "nodes" and len({i.name for i in items}) < len(items):
+    if kind != "nodes" and (wide or len({i.name for i in items}) < len(items)):
         headers = ["namespace", *headers]
         rows = [[item.namespace, *row] for item, row in zip(items, rows)]
     return headers, rows
@@ -160,13 +160,13 @@ def rows_of(kind: str, items: tuple[Any, ...], wide: bool) -> tuple[list[str], l
 def _pods(pods: tuple[PodInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "ready", "status", "restarts", "age", "node", "ip"]
     if wide:
-        headers += ["namespace", "netns", "containers", "labels"]
+        headers += ["netns", "containers", "labels"]
     rows = []
     now = time.time()
     for p in pods:
         row = [p.name, p.ready, p.status, str(p.restarts), age(p.created, now), p.node, p.ip]
         if wide:
-            row += [p.namespace, p.netns, " ".join(_container_column(c) for c in p.containers),
+            row += [p.netns, " ".join(_container_column(c) for c in p.containers),
                     ",".join(f"{k}={v}" for k, v in p.labels.items()) or "<none>"]
         rows.append(row)
     return headers, rows
@@ -224,7 +224,7 @@ def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[lis
 def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "type", "cluster-ip", "external-ip", "port(s)", "endpoints"]
     if wide:
-        headers += ["namespace", "selector", "dns", "external-traffic-policy", "internal-traffic-policy"]
+        headers += ["selector", "dns", "external-traffic-policy", "internal-traffic-policy"]
     rows = []
     for s in services:
         ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}" for p in s.ports)
@@ -234,7 +234,7 @@ def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str],
             policy = s.external_traffic_policy or "<none>"
             if s.health_check_node_port:  # kubectl describe's "HealthCheck NodePort"
                 policy += f" (health check {s.health_check_node_port}/TCP)"
-            row += [s.namespace, ",".join(f"{k}={v}" for k, v in s.selector.items()) or "<none>", s.dns, policy,
+            row += [",".join(f"{k}={v}" for k, v in s.selector.items()) or "<none>", s.dns, policy,
                     s.internal_traffic_policy]
         rows.append(row)
     return headers, rows

@@ -51,13 +51,14 @@ def test_netlab_lab_picks_the_lab_when_several_are_up(netlab_lab, netlab_factory
 def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
     lab = ["--lab", netlab_lab.name]
     wide = netlab("get", "pods", *lab, "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE", "IP", "NAMESPACE", "NETNS",
-                               "CONTAINERS", "LABELS"]
-    rows = {line.split()[0]: line.split() for line in wide[1:]}
-    assert rows["web-1"][1:4] == ["1/1", "Running", "0"]
-    assert rows["web-1"][5:9] == ["node-1", netlab_lab.pod("web-1").ip, "default", f"{netlab_lab.name}-web-1"]
+    assert wide[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE", "IP", "NETNS",
+                               "CONTAINERS", "LABELS"]  # as kubectl get -A -o wide
+    rows = {line.split()[1]: line.split() for line in wide[1:]}
+    assert rows["web-1"][2:5] == ["1/1", "Running", "0"]
+    assert rows["web-1"][0] == "default"
+    assert rows["web-1"][6:9] == ["node-1", netlab_lab.pod("web-1").ip, f"{netlab_lab.name}-web-1"]
     assert rows["web-1"][9:] == ["main:running", "app=web,tier=front"]
-    assert rows["kube-dns"][7] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
+    assert rows["kube-dns"][0] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
     # AGE is the pod's network namespace's, as the kernel dates its pin (stat's change time).
     made = os.stat(f"/run/netns/{netlab_lab.name}-web-1").st_ctime
     pods = {p["name"]: p for p in json.loads(netlab("get", "pods", *lab, "-o", "json").stdout)["items"]}
@@ -94,7 +95,7 @@ def test_get_shows_a_stopped_container(netlab_factory):
         # word of kubectl's); the container's own state is in -o wide's CONTAINERS
         row = netlab("get", "pods", "--lab", lab.name).stdout.splitlines()[1].split()
         assert row[:3] == ["a", "0/1", "Running"], row
-        wide = netlab("get", "pods", "--lab", lab.name, "-o", "wide").stdout.splitlines()[1].split()
+        wide = netlab("get", "pods", "--lab", lab.name, "-o", "wide").stdout.splitlines()[1].split()[1:]
         assert "main:stopped" in wide, wide
     finally:
         subprocess.run(["kill", "-CONT", str(pid)], check=True)

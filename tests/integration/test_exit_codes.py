@@ -104,8 +104,8 @@ def test_get_pods_and_status_say_how_command_containers_exited(labs):
     # The kernel's view: a lab of command containers has an echo server, holding a pidfd of each (-1 once
     # init, when it gets to it, has reaped the container).
     assert wait_for(lambda: held_pids(server_of(lab)) == sorted([-1, -1, side]), 10), held_pids(server_of(lab))
-    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
-    rows = {line.split()[0]: line for line in table.splitlines()[1:]}
+    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout  # NAMESPACE NAME READY STATUS ...
+    rows = {line.split()[1]: line.split(None, 1)[1] for line in table.splitlines()[1:]}
     assert rows["done"].split()[2] == "Completed" and "main:exited(0)" in rows["done"], table
     assert rows["fails"].split()[2] == "Error" and "main:exited(3) side:running" in rows["fails"], table
     # The failed one is drift: its pod restarts it on failure. The completed one is done, as it should be.
@@ -210,8 +210,8 @@ def test_get_pods_says_kubectls_words_and_status_no_repair_up_cannot_make(labs, 
     assert netlab("up", "-t", path, check=False).returncode == 1  # bad could not start
     assert wait_for(lambda: containers(lab)["job/ok"].get("exit_code") == 3, 10), containers(lab)
     netlab("break", "endpoint-pod-down", "--lab", lab, "--target", "web")  # its echo container stops
-    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
-    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout  # NAMESPACE NAME READY STATUS ...
+    rows = {line.split()[1]: line.split()[1:] for line in table.splitlines()[1:]}
     assert rows["job"][1:3] == ["0/2", "StartError"] and "bad:failed" in rows["job"], table
     # an echo container is a thread of the lab's server, which knows it stopped serving it: as a container the
     # kubelet stops with SIGTERM, Error with exit code 143 (it was ContainerStatusUnknown, and status said no code)

@@ -274,8 +274,8 @@ pods:
         [("main", "running", main), ("side", "running", side)], got["job"]
     assert got["job"]["netns_gone"] and got["done"]["netns_gone"]
     assert got["done"]["containers"][0]["state"] == "exited"
-    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout
-    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:]}
+    table = netlab("get", "pods", "--lab", lab, "-o", "wide").stdout  # NAMESPACE first, as kubectl get -A -o wide
+    rows = {line.split()[1]: line.split()[1:] for line in table.splitlines()[1:]}
     assert rows["job"][1:3] == ["2/2", "SandboxChanged"] and "main:running" in rows["job"], table
     assert rows["done"][1:3] == ["0/1", "SandboxChanged"], table
     netlab("up", "-t", path)

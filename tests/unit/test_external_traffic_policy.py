@@ -189,7 +189,7 @@ def test_get_services_shows_the_policy_and_the_health_check_node_port():
     assert (infos["web"].external_traffic_policy, infos["web"].health_check_node_port) == ("Local", 30001)
     assert (infos["plain"].external_traffic_policy, infos["plain"].health_check_node_port) == ("Cluster", None)
     headers, rows = rows_of("services", tuple(infos.values()), wide=True)
-    column = {row[0]: row[headers.index("external-traffic-policy")] for row in rows}
+    column = {row[headers.index("name")]: row[headers.index("external-traffic-policy")] for row in rows}
     assert column == {"web": "Local (health check 30001/TCP)", "plain": "Cluster"}
 
 

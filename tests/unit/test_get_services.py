@@ -104,11 +104,25 @@ def test_the_table_begins_with_a_namespace_column_when_names_repeat():
     headers, rows = rows_of("services", svcs, wide=False)
     assert headers[:3] == ["namespace", "name", "type"]
     assert [row[:2] for row in rows] == [["x", "web"], ["y", "web"], ["x", "db"], ["kube-system", "kube-dns"]]
-    # one of them alone, or names that do not repeat: the table as it was; -o wide has its own NAMESPACE column
+    # one of them alone, or names that do not repeat: the table as it was
     assert rows_of("services", svcs[:1], wide=False)[0][0] == "name"
-    wide_headers, wide_rows = rows_of("services", svcs, wide=True)
-    assert wide_headers[0] == "name" and wide_headers.count("namespace") == 1
     assert rows_of("pods", pod_infos(), wide=False)[0][0] == "name"  # pod names are unique in a lab
+
+
+def test_wide_tables_begin_with_the_namespace_as_kubectl_get_all_namespaces_wide():
+    """README: "when two rows share a name the table begins with a NAMESPACE column"; -o wide had it after
+    ENDPOINTS (or IP) instead. kubectl get -A -o wide begins with NAMESPACE, names repeating or not; once."""
+    from netlab.cli.get import rows_of
+
+    svcs = views.services(twins())
+    for items in (svcs, svcs[:1]):
+        headers, rows = rows_of("services", items, wide=True)
+        assert headers[:3] == ["namespace", "name", "type"] and headers.count("namespace") == 1
+        assert [row[:2] for row in rows][:1] == [["x", "web"]]
+    headers, rows = rows_of("pods", pod_infos(), wide=True)
+    assert headers[:3] == ["namespace", "name", "ready"] and headers.count("namespace") == 1
+    assert {row[1]: row[0] for row in rows}["kube-dns"] == "kube-system"
+    assert "namespace" not in rows_of("nodes", views.nodes(twins()), wide=True)[0]
 
 
 def test_get_help_says_how_namespaces_are_named_and_shown():
@@ -119,7 +133,9 @@ def test_get_help_says_how_namespaces_are_named_and_shown():
     out = " ".join(CliRunner().invoke(cli, ["get", "--help"]).output.split())
     assert "each NAME or NAMESPACE/NAME" in out and "x/web only the one of namespace x" in out
     assert "when two rows share a name the table begins with kubectl -A's NAMESPACE column" in out
-    assert "-o wide adds the Kubernetes namespace, the selector and the DNS name, then the external traffic policy" in out
+    assert "-o wide always begins with it, as kubectl get -A -o wide" in out
+    assert ("-o wide begins with the Kubernetes NAMESPACE and adds the selector and the DNS name, then the external "
+            "traffic policy") in out
 
 
 # --- NAMES the lab does not have: kubectl's NotFound ------------------------------------------------
