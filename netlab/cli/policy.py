@@ -43,7 +43,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
 
     \b
     Examples:
-      sudo netlab policy table --lab np
+      sudo netlab policy table --lab netpol     # lab of topologies/netpol-3x3.yaml
       netlab policy table -t lab.yaml --no-probe -o json
     """
     from netlab.model.lab import resolve

@@ -105,7 +105,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     \b
     Examples:
       sudo netlab trace fedora-1 fedora-2                   # across the VXLAN overlay
-      sudo netlab trace fedora-1 svc/web --proto tcp --port 80
+      sudo netlab trace client svc/web --proto tcp --port 80   # lab of topologies/services.yaml
       sudo netlab trace fedora-1 fedora-2 --pcap /tmp/p.pcapng
       tshark -r /tmp/p.pcapng -d udp.port==8472,vxlan      # inner and outer headers
       sudo netlab trace fedora-1 fedora-2 -o svg -w /tmp/path.svg
@@ -342,7 +342,8 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections:
       sudo netlab inspect minikube                       # everything, conntrack counted
       sudo netlab inspect minikube --section routes,neigh,fdb
       sudo netlab inspect minikube -s conntrack          # every conntrack entry
-      sudo netlab inspect node-1 -s nftables             # kube-proxy's table (nftables mode)
+      sudo netlab inspect node-1 -s nftables             # kube-proxy's table: topologies/services.yaml
+                                                         # with cluster: {kubeProxyMode: nftables}
     """
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
