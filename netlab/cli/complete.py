@@ -53,21 +53,56 @@ def _chosen_lab(ctx: click.Context) -> str | None:
     return labs[0] if len(labs) == 1 else None
 
 
+def _model(ctx: click.Context) -> Any:
+    """The chosen lab's model (None: no lab chosen, or its state is root's and this is not root)."""
+    lab = _chosen_lab(ctx)
+    if lab is None:
+        return None
+    try:
+        from netlab.realize.state import running_lab
+
+        return running_lab(lab).resolved()
+    except Exception:  # noqa: BLE001 - not root, or no such lab
+        return None
+
+
 def lab_members(ctx: click.Context) -> tuple[list[str], list[str], list[str]]:
     """(pods, nodes and hosts, Services) of the chosen lab."""
     lab = _chosen_lab(ctx)
     if lab is None:
         return [], [], []
-    try:
-        from netlab.realize.state import running_lab
-
-        model = running_lab(lab).resolved()
-    except Exception:  # noqa: BLE001 - the state is root's: the namespaces tell (no Services)
+    model = _model(ctx)
+    if model is None:  # the state is root's: the namespaces tell (no Services)
         prefix = f"{lab}-"
         names = [n[len(prefix):] for n in _netns() if n.startswith(prefix) and n != f"{lab}{UNDERLAY}"]
         return names, [], []
     return ([p.name for p in model.pods], [n.name for n in model.nodes] + [h for h, _ in model.internet_hosts],
             [model.service_ref(s) for s in model.services])  # x/web when y has a web too (get and trace take it)
+
+
+def interfaces(model: Any) -> dict[str, list[str]]:
+    """Each namespace's interfaces as the plan makes them, by the name exec and capture take (pod, node, host,
+    underlay): a pod's eth0 (a CNI lab's plugins make it: eth0, the CNI_IFNAME a runtime passes), a node's eth0,
+    cni0, flannel.1 (VXLAN mode) and its pods' host-side veths, the underlay's br0 and the veths of the machines
+    on it, the gateway's inet0 and eth0, an internet host's eth0; and every namespace's lo."""
+    from netlab.plan.build import build_plan
+    from netlab.plan.resources import Link, Veth
+
+    by_netns: dict[str, list[str]] = {}
+    for r in build_plan(model).resources:
+        if isinstance(r, Link):
+            by_netns.setdefault(r.netns, []).append(r.name)
+        if isinstance(r, Veth):
+            by_netns.setdefault(r.peer_netns, []).append(r.peer_name)
+    names = ([(p.name, p.netns) for p in model.pods] + [(n.name, n.netns) for n in model.nodes]
+             + list(model.internet_hosts) + [("underlay", model.underlay_netns)])
+    out = {}
+    for name, netns in names:
+        links = [link for link in by_netns.get(netns, []) if link != "lo"]
+        if not links and any(p.name == name for p in model.pods):
+            links = ["eth0"]
+        out[name] = list(dict.fromkeys(links)) + ["lo"]
+    return out
 
 
 def _items(words: list[str], incomplete: str) -> list[CompletionItem]:
@@ -111,7 +146,14 @@ def complete_logged_pods(ctx: click.Context, incomplete: str) -> list[Completion
 
 @_safe
 def complete_names(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
-    """A pod, node or internet host (exec, inspect, trace's SRC)."""
+    """A pod, node, internet host or the underlay (exec, inspect)."""
+    pods, others, _ = lab_members(ctx)
+    return _items(pods + others + (["underlay"] if _chosen_lab(ctx) else []), incomplete)
+
+
+@_safe
+def complete_sources(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """A pod, node or internet host (trace's SRC)."""
     pods, others, _ = lab_members(ctx)
     return _items(pods + others, incomplete)
 
@@ -146,10 +188,33 @@ def complete_kind_names(ctx: click.Context, incomplete: str) -> list[CompletionI
 
 @_safe
 def complete_interfaces(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
-    """NAME:IFACE for capture: the names, then the usual interfaces."""
-    pods, others, _ = lab_members(ctx)
+    """NAME:IFACE for capture: a pod, node, internet host or the underlay, then the interfaces it has (the
+    plan's; without the lab's state, root's: the names its namespaces give, each with the eth0 and lo every one
+    of them has)."""
+    model = _model(ctx)
+    if model is None:
+        pods, others, _ = lab_members(ctx)
+        return _name_iface({name: ["eth0", "lo"] for name in pods + others}, incomplete)
+    return _name_iface(interfaces(model), incomplete)
+
+
+@_safe
+def complete_impair_interfaces(ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+    """NAME:IFACE for impair: a pod's or node's interfaces that impair takes (a pod's eth0; a node's eth0,
+    cni0 and, in VXLAN mode, flannel.1), as netlab.api.impair checks them."""
+    from netlab.model.impair import POD_INTERFACES, node_interfaces
+
+    model = _model(ctx)
+    if model is None:  # the state is root's: the names its namespaces give (pods and nodes have an eth0)
+        pods, others, _ = lab_members(ctx)
+        return _name_iface({name: ["eth0"] for name in pods + others}, incomplete)
+    node_ifaces = list(node_interfaces(model.mode, model.topo.network.vxlan.vni))
+    return _name_iface({**{p.name: list(POD_INTERFACES) for p in model.pods},
+                        **{n.name: node_ifaces for n in model.nodes}}, incomplete)
+
+
+def _name_iface(ifaces: dict[str, list[str]], incomplete: str) -> list[CompletionItem]:
     if ":" in incomplete:
         name = incomplete.split(":", 1)[0]
-        ifaces = ["eth0"] if name in pods else ["eth0", "cni0", "flannel.1"]
-        return _items([f"{name}:{i}" for i in ifaces], incomplete)
-    return _items([f"{n}:" for n in pods + others], incomplete)
+        return _items([f"{name}:{i}" for i in ifaces.get(name, [])], incomplete)
+    return _items([f"{n}:" for n in ifaces], incomplete)

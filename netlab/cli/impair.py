@@ -7,14 +7,14 @@ import click
 from netlab import api
 from netlab.api.jsonio import to_json
 from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, lab_options, output_option, print_json, require_root, warn
-from netlab.cli.complete import complete_interfaces
+from netlab.cli.complete import complete_impair_interfaces
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.impair", "netlab.api.lab")
 
 
 @cli.command()
-@click.argument("target", metavar="NAME:IFACE", shell_complete=complete_interfaces)
+@click.argument("target", metavar="NAME:IFACE", shell_complete=complete_impair_interfaces)
 @lab_options
 @click.option("--rate", metavar="RATE", help="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
 @click.option("--delay", metavar="TIME", help="Added delay (netem): 20ms. Refused (exit 3) without sch_netem.")

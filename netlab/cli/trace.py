@@ -17,7 +17,7 @@ from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
 from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, complete_comma_separated, format_data,
                              lab_options, output_option, print_json, require_root, write_output_file)
-from netlab.cli.complete import complete_interfaces, complete_names, complete_targets
+from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.errors import ChecksFailed, UsageError, command_path
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, NFT_TABLES, section_names, sections_wanted
@@ -55,7 +55,7 @@ def _netns_of(lab: Any, name: str) -> str:
 
 @cli.command("trace")
 @lab_options
-@click.argument("src", shell_complete=complete_names)
+@click.argument("src", shell_complete=complete_sources)
 @click.argument("dst", shell_complete=complete_targets)
 @click.option("--proto", type=click.Choice(["icmp", "tcp", "udp"]), default=None,
               help="Protocol of the marked packet. Default: the Service port's protocol for svc/NAME; with "

@@ -103,7 +103,7 @@ def test_completion_reads_lab_names_from_namespaces_without_the_state(tmp_path, 
     # get's NAMES: the kind's, but those already given; impair's NAME:IFACE as capture's (they completed nothing)
     ctx.params.update(kind="pods", names=("web-1",))
     assert [i.value for i in complete.complete_kind_names(ctx, None, "")] == ["n1"]
-    assert [i.value for i in complete.complete_interfaces(ctx, None, "web-1:")] == ["web-1:eth0"]
+    assert [i.value for i in complete.complete_interfaces(ctx, None, "web-1:")] == ["web-1:eth0", "web-1:lo"]
     from click.shell_completion import ShellComplete
 
     def offered(args: list[str], incomplete: str) -> list[str]:
