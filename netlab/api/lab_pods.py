@@ -43,14 +43,16 @@ class PodActions:
         asked for by name, its entries are listed too). ``nftables`` maps "ip kube-proxy" to
         kube-proxy's table (:class:`~netlab.api.results.NftTableInfo`) on a node in
         nftables mode, and is empty elsewhere. ``files`` are a node's Flannel
-        files, kept in the lab's state directory. A section the tools could
+        files, kept in the lab's state directory, or a pod's /etc/resolv.conf and /etc/hosts as its containers
+        see them (netlab's in /etc/netns/<lab>-<pod>/, else the host's own); each path maps to where it is kept
+        and its content (None: missing). A section the tools could
         not read (iptables-save or nft failing) is empty, and ``unreadable``
         maps it to why.
         """
         from netlab.trace.inspect import inspect
         from netlab.trace.targets import lab_map
         from netlab.api.exec import exec_target
-        from netlab.services import flannel_files
+        from netlab.services import flannel_files, netns_files
 
         with method("lab.inspect"):
             check_str("name", name)
@@ -65,9 +67,10 @@ class PodActions:
                 raise UsageError(str(exc)) from None
         netns = exec_target(self.state(), self.model, name).netns
         is_node = any(n.name == name for n in self.model.nodes)
-        if sections is not None and "files" in sections and not is_node:  # asked for: said, not an empty answer
-            raise UsageError(f"section files shows a node's files (Flannel's subnet.env, the CNI config); "
-                             f"{name} is not a node")
+        is_pod = any(p.name == name for p in self.model.pods)
+        if sections is not None and "files" in sections and not (is_node or is_pod):  # asked for: said, not empty
+            raise UsageError(f"section files shows a node's files (Flannel's subnet.env, the CNI config) or a pod's "
+                             f"(/etc/resolv.conf, /etc/hosts); {name} is neither")
         if sections is not None and "cni" in sections and (self.model.cni == "builtin"
                                                            or not any(p.name == name for p in self.model.pods)):
             raise UsageError("section cni shows a pod's result from its CNI plugins; " + (
@@ -80,9 +83,9 @@ class PodActions:
             from netlab.realize.state import netns_gone
 
             raise netns_gone(exc, self.name) from None
-        if (sections is None or "files" in sections) and is_node:
-            data["files"] = {path: {"kept": kept, "content": text}
-                             for path, (kept, text) in flannel_files.read(self.name, name).items()}
+        if (sections is None or "files" in sections) and (is_node or is_pod):
+            files = flannel_files.read(self.name, name) if is_node else netns_files.seen(netns)
+            data["files"] = {path: {"kept": kept, "content": text} for path, (kept, text) in files.items()}
         if (sections is None or "cni" in sections) and self.model.cni != "builtin" \
                 and any(p.name == name for p in self.model.pods):
             from netlab.cni.lifecycle import result_of

@@ -220,7 +220,8 @@ class Inspection:
     # the lab's nftables tables here, keyed "ip kube-proxy"; {}: none (iptables mode, a pod)
     nftables: Mapping[str, NftTableInfo] | None = None
     conntrack: Mapping[str, Any] | None = None
-    files: Mapping[str, Mapping[str, str | None]] | None = None  # a node's Flannel files: path -> kept, content
+    # a node's Flannel files, or a pod's /etc/resolv.conf and /etc/hosts as it sees them: path -> kept, content
+    files: Mapping[str, Mapping[str, str | None]] | None = None
     cni: Mapping[str, Any] | None = None  # a CNI pod's cached result (network.cni: reference or a conflist)
     # sections asked for that the tools could not read (iptables, nftables), with why; they are empty
     unreadable: Mapping[str, str] | None = None

@@ -319,7 +319,8 @@ def _inspect_sections(ctx: click.Context, param: click.Parameter, value: tuple[s
               shell_complete=complete_comma_separated(INSPECT_SECTIONS),
               metavar="SECTION[,SECTION]",
               help="Only these sections (links, addrs, routes, neigh, fdb, bridge, sockets, iptables, nftables, "
-                   "conntrack, files), and sysctls, cni (a CNI pod's result); addresses, neighbours and "
+                   "conntrack, files: a node's Flannel files, a pod's /etc/resolv.conf and /etc/hosts), and sysctls, "
+                   "cni (a CNI pod's result); addresses, neighbours and "
                    "bridge_ports, the keys of -o json, are addrs, neigh and bridge. Repeatable or comma-separated. "
                    "Default: all, with conntrack counted; `--section conntrack` lists its entries.")
 @output_option("text", "json")
@@ -428,8 +429,12 @@ def render_inspect(d: dict[str, Any]) -> str:
                 json.dumps(d["cni"], indent=2).splitlines() if d["cni"] else ["(none: up writes it again)"])
     for path, f in (d.get("files") or {}).items():
         text = f["content"]
-        section(f"file {path}", f"sudo cat {f['kept']}",
-                text.splitlines() if text is not None else ["(missing: up writes it again)"])
+        # a pod's file netlab did not write (no /etc/netns/<netns>/ file): the pod sees the host's own
+        host = f["kept"] == path
+        lines = text.splitlines() if text is not None else [
+            "(cannot read it)" if host else "(missing: up writes it again)"]
+        section(f"file {path}" + (" (the host's own: netlab wrote none for this pod)" if host else ""),
+                f"sudo cat {f['kept']}", lines)
     return "\n".join(out)
 
 

@@ -122,6 +122,23 @@ def read(path: str) -> str | None:
         return None
 
 
+def seen(netns: str) -> dict[str, tuple[str, str | None]]:
+    """A pod's /etc/resolv.conf and /etc/hosts as its containers see them (``inspect POD``): ``ip netns exec``
+    and netlab exec mount each file of /etc/netns/<netns>/ over /etc, so netlab's file there when there is
+    one, else the host's own. Path in the pod -> (where it is kept, its content; None: cannot be read)."""
+    out: dict[str, tuple[str, str | None]] = {}
+    for kind, name in FILES.items():
+        in_pod, kept = os.path.join("/etc", name), file_path(netns, kind)
+        if os.path.lexists(kept):
+            out[in_pod] = (kept, read(kept))
+            continue
+        try:  # the host's: a symlink followed (/etc/resolv.conf often is one), as the pod's mounts see it
+            out[in_pod] = (in_pod, read_regular(in_pod, READ_MAX, follow=True).decode(errors="replace"))
+        except Unreadable:
+            out[in_pod] = (in_pod, None)
+    return out
+
+
 # How many times a directory another lab removes while this one makes it is made again. /etc/netns is
 # removed only when empty, by a lab leaving it, and this lab's first directory there keeps it: one more
 # round is nearly always enough.

@@ -141,7 +141,8 @@ def test_exec_get_and_inspect_help_say_what_they_do():
     out = runner.invoke(cli, ["get", "--help"]).output
     assert "pods|nodes|services" in out and "-l, --selector" in out and "wide" in out
     out = " ".join(runner.invoke(cli, ["inspect", "--help"]).output.split())
-    assert "(links, addrs, routes, neigh, fdb, bridge, sockets, iptables, nftables, conntrack, files)" in out
+    assert ("(links, addrs, routes, neigh, fdb, bridge, sockets, iptables, nftables, conntrack, files: a node's "
+            "Flannel files, a pod's /etc/resolv.conf and /etc/hosts)") in out
     assert "--section conntrack" in out and "table ip kube-proxy" in out and "-s nftables" in out
 
 
