@@ -99,8 +99,8 @@ class DownResult:
     removed_netns: tuple[str, ...]
     skipped: tuple[str, ...]
     problems: tuple[str, ...] = ()  # what a feature could not undo (a CNI plugin's failed DEL): warnings
-    # ``force``: the pods' files under /etc/netns whose first line alone proved them the lab's (no state and no
-    # namespace of it named them), removed, by path; the files of the namespaces removed go too, unlisted.
+    # The pods' files under /etc/netns removed, by path (/etc/netns/<lab>-<pod>/hosts, resolv.conf): those the
+    # lab's state recorded, and with ``force`` those whose first line alone proved them the lab's.
     removed_pod_files: tuple[str, ...] = ()
 
 

@@ -265,8 +265,11 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     if not result.was_up:
         click.echo(f"lab {lab_name} is not up; nothing to do")
     else:
+        # the files of the namespaces removed went with them, as said; those of none left (down --force) are named
+        alone = [path for path in result.removed_pod_files
+                 if os.path.basename(os.path.dirname(path)) not in result.removed_netns]
         click.echo(f"lab {lab_name} is down ({len(result.removed_netns)} namespaces removed"
-                   f"{pod_files_words(result.removed_pod_files)})")
+                   f"{pod_files_words(alone)})")
 
 
 def pod_files_words(paths: Sequence[str]) -> str:

@@ -48,8 +48,9 @@ class DownResult:
     # What the features could not undo: a CNI plugin's DEL that failed (what it made may be left in the node's
     # namespace, which goes anyway), a process that outlived SIGKILL. Said as warnings; down goes on.
     problems: list[str] = field(default_factory=list)
-    # down --force: the pods' files under /etc/netns that only their first line proved the lab's (no state, no
-    # namespace of it named them: /run was emptied, its namespaces deleted), removed, by path.
+    # The pods' files under /etc/netns that down removed, by path: those the lab's state recorded, and with
+    # --force those only their first line proved the lab's (no state, no namespace of it named them: /run was
+    # emptied, its namespaces deleted).
     removed_pod_files: list[str] = field(default_factory=list)
 
 
@@ -67,6 +68,8 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
         if force:
             result = ownership.force_down(
                 lab_name, lambda st, tag: teardown(kernel, features, st, tag, progress), tag_for)
+            if result is not None:  # each file once (a stand-in's records and its first line may both name it)
+                result.removed_pod_files = sorted(set(result.removed_pod_files))
             return result or DownResult(lab=lab_name, was_up=False)
         state = load_state(lab_name)
         if state is None:
@@ -112,6 +115,7 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
         for feature in features:
             if early[feature.name] is not None:
                 result.problems += feature.stop(state, [], everything=True, early=early[feature.name])
+        result.removed_pod_files += sorted(state.removed_files)  # the pods' /etc/netns files the features took away
     forget(state.lab)
     return result
 

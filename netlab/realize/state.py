@@ -52,6 +52,9 @@ class LabState:
     # (`status -t FILE` compares the kernel with FILE's plan, netlab.api.Lab._against: `up -t FILE
     # --reconfigure` applies it). repair_up says it, and so every line of that status names one command.
     repair: str | None = field(default=None, repr=False, compare=False)
+    # Not saved: the files outside the state directory that this run's feature stops removed (the pods'
+    # /etc/netns/<namespace>/ files), by path, for down's result (`down -o json`'s removed_pod_files).
+    removed_files: list[str] = field(default_factory=list, repr=False, compare=False)
     # The topology as validated, beside the dict it was validated from: a topology is validated once
     # (by load_state, or by the first model()) while ``topology`` is that dict (it is replaced, never
     # edited in place).

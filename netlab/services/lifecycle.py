@@ -308,7 +308,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
     (``everything``: the whole lab goes, so every file the records name; ``early``: what stop_early began,
     waited for)."""
     rec = _records(state)
-    netns_files.stop(state.lab, rec, set(netns_names), everything, early)
+    state.removed_files += netns_files.stop(state.lab, rec, set(netns_names), everything, early)
     if not everything:  # the whole lab's go with its state directory (down loads no model: imported here)
         from netlab.services import flannel_files
 

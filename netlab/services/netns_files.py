@@ -288,29 +288,36 @@ def _forget(rec: dict, going: Going, dirs: set[str]) -> None:
             rec["dirs"].pop(netns, None)
 
 
-def _take_away(lab_name: str, going: Going, dirs: set[str]) -> None:
-    """Each namespace's files, then its directory, by one of REMOVE_WORKERS threads, side by side."""
+def _take_away(lab_name: str, going: Going, dirs: set[str]) -> list[str]:
+    """Each namespace's files, then its directory, by one of REMOVE_WORKERS threads, side by side; the paths of
+    the files removed, in the records' order."""
+    removed: dict[str, list[str]] = {}
+
     def one(netns: str) -> None:
-        for kind, status in going[netns]:
-            _remove_ours(lab_name, kind, netns, status)
+        paths = [_remove_ours(lab_name, kind, netns, status) for kind, status in going[netns]]
+        removed[netns] = [path for path in paths if path is not None]
         if netns in dirs:
             _remove_dir(lab_name, netns)
 
     side_by_side(one, list(going), REMOVE_WORKERS)
+    return [path for netns in going for path in removed.get(netns, [])]
 
 
 def stop(lab_name: str, rec: dict, netns_names: set[str], everything: bool,
-         early: EarlyRemove | None = None) -> None:
+         early: EarlyRemove | None = None) -> list[str]:
     """Namespaces about to go (``everything``: the whole lab): every file of theirs the records name, and
     then the directory netlab made for them, side by side (:func:`_take_away`); the records change here,
-    in the caller's thread. ``early``: what a thread began (:class:`EarlyRemove`), waited for first."""
+    in the caller's thread. ``early``: what a thread began (:class:`EarlyRemove`), waited for first. Returns
+    the paths of the files removed."""
+    removed: list[str] = []
     if early is not None:
-        early.join()
+        removed += early.join()
         _forget(rec, early.going, early.dirs)
     going, dirs = _going(rec, netns_names, everything)  # after an early removal: nothing new, as a rule
     _forget(rec, going, dirs)
-    _take_away(lab_name, going, dirs)
+    removed += _take_away(lab_name, going, dirs)
     tidy(lab_name, rec)  # the other directories that hold nothing of ours, and /etc/netns when it is empty
+    return removed
 
 
 class EarlyRemove:
@@ -325,9 +332,9 @@ class EarlyRemove:
         self.going, self.dirs = _going(rec, set(), everything=True)
         self._work = Background(_take_away, lab_name, self.going, self.dirs, name="netlab-pod-files-rm")
 
-    def join(self) -> None:
-        """Wait for the thread; raises what stopped it."""
-        self._work.join()
+    def join(self) -> list[str]:
+        """Wait for the thread; the paths of the files it removed, or raises what stopped it."""
+        return self._work.join()
 
 
 def make_etc_netns() -> bool:

@@ -144,7 +144,8 @@ def test_down_force_of_a_lab_with_a_state_takes_its_earlier_runs_files_too(etc, 
     pod(etc, "ab-x-old", hosts=mine("ab-x"))
     result = teardown.down(LAB, FakeKernel(), [ModuleFeature(services)], force=True)
     assert tree(etc) == ["ab-x-old", "ab-x-old/hosts"]
-    assert result.removed_pod_files == [f"{etc}/ab-old/hosts"]  # the state's own files went with it, unlisted
+    # the state's own files and the earlier run's (down -o json listed only these, and without --force none)
+    assert result.removed_pod_files == [f"{etc}/ab-a/hosts", f"{etc}/ab-old/hosts"]
 
 
 @pytest.fixture
@@ -209,3 +210,28 @@ def test_with_another_state_directory_list_leaves_the_pods_files_to_the_labs_of_
     """NETLAB_STATE_DIR set (tests, a second set of labs): the labs up in /run/netlab have pods' files too."""
     pod(etc, "ab-a", hosts=mine())
     assert labs() == ()
+
+
+def test_down_lists_the_pods_files_its_state_recorded_without_force(etc, state_root, cli_down):
+    """`down -o json` said "removed_pod_files": [] while it removed every pod's /etc/netns folder: only --force
+    filled it. Now every file removed is listed; the text line, whose namespaces' files went with them, is as
+    it was."""
+    def lab_with_files() -> None:
+        st = LabState(lab=LAB, phase="up")
+        st.extra["services"] = {"version": 2, "resolv": {"ab-a": "created"},
+                                "hosts": {"ab-a": "created", "ab-b": "created"},
+                                "dirs": {"ab-a": "created", "ab-b": "created"}, "etc_netns": None, "udp": [],
+                                "udp_empty": [], "chains": {}}
+        st.save()
+        pod(etc, "ab-a", resolv=mine(), hosts=mine())
+        pod(etc, "ab-b", hosts=mine())
+
+    lab_with_files()
+    proc = cli_down("-o", "json")
+    assert proc.returncode == 0, proc
+    assert json.loads(proc.stdout)["removed_pod_files"] == [f"{etc}/ab-a/hosts", f"{etc}/ab-a/resolv.conf",
+                                                            f"{etc}/ab-b/hosts"]
+    assert tree(etc) == []
+    lab_with_files()
+    assert cli_down().stdout == "lab ab is down (0 namespaces removed; its pods' files in " \
+        f"{etc} removed: ab-a, ab-b)\n"  # no namespace of theirs was removed here: named

@@ -32,10 +32,11 @@ KUBELET = ("# Kubernetes-managed hosts file.\n"
 
 
 class State:
-    """What the files need of a LabState: its lab's name, its records, and saves (counted)."""
+    """What the files need of a LabState: its lab's name, its records, saves (counted), and the files removed."""
 
     def __init__(self, lab: str = LAB):
         self.lab, self.extra, self.saves = lab, {}, 0
+        self.removed_files: list[str] = []
 
     def save(self) -> None:
         self.saves += 1
