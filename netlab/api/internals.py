@@ -38,9 +38,12 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
         repair = f"Lab.up({path!r}{', reconfigure=True' if again else ''})" if api else repair_up(state)
     from netlab.workload.policy import up_leaves
 
+    kept = tuple(line for line in done.drift if up_leaves(line))
+    if kept and len(kept) == len(done.drift):  # nothing that up repairs: no repair to name (the text says so)
+        repair = None
     return R.Status(lab=done.lab, ok=done.ok, objects=done.objects, drift=tuple(done.drift),
-                    details=freeze(tuple(done.details)), against=against, repair=repair,
-                    kept=tuple(line for line in done.drift if up_leaves(line)), warnings=tuple(done.warnings))
+                    details=freeze(tuple(done.details)), against=against, repair=repair, kept=kept,
+                    warnings=tuple(done.warnings))
 
 
 def faults_before(lab: Lab) -> int:

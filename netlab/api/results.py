@@ -117,7 +117,7 @@ class Status:
     # When something differs: what makes the kernel as planned. The CLI's `up` (the lab's own file, or `up --lab
     # NAME` for a lab without one; with ``against``, that file's, --reconfigure when the lab came from another);
     # Lab.status' Python call: Lab('NAME').repair(), or Lab.up('FILE'[, reconfigure=True]) against a file.
-    # None against a dict, which no command names.
+    # None against a dict, which no command names, and when every difference is one it leaves (``kept``).
     repair: str | None = None
     # The drift lines that repair does not put right by itself (workload.policy.up_leaves): a Never pod's
     # container that failed, a container that could not start. None of them: repair puts it all right.

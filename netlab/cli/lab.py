@@ -353,8 +353,10 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
                 which = f" -t {display_path(topology)}" if topology else f" --lab {lab_name}" if lab_name else ""
                 click.echo(f"{plural(left, 'more difference')} not shown above: `sudo netlab status{which} -o json` "
                            "lists every one (details[].differences)")
-            if topology is None:
-                _repair_lines(result.repair, result.drift, result.kept)
+            if topology is None:  # every difference one up leaves: no repair named, the up that leaves them is said
+                from netlab.realize.state import repair_command
+
+                _repair_lines(result.repair or repair_command(result.lab), result.drift, result.kept)
             else:  # a file the lab was not brought up from replaces it only with --reconfigure
                 click.echo(f"run `{result.repair}` to apply it")
     if not result.ok:

@@ -35,6 +35,7 @@ def status_of(monkeypatch):
     lab = types.SimpleNamespace(name="qx5n", _against=lambda topology: (types.SimpleNamespace(source=None), None))
     monkeypatch.setattr(api.Lab, "attach", staticmethod(lambda name: lab))
     monkeypatch.setattr(api_internals, "repair_up", lambda state: REPAIR)
+    monkeypatch.setattr("netlab.realize.state.repair_command", lambda name: REPAIR)  # the lab's state's, as above
 
     def run(*drift: str, output: str = "text"):
         monkeypatch.setattr(lifecycle, "status", lambda state, kernel: StatusResult(lab="qx5n", drift=list(drift)))
@@ -70,3 +71,17 @@ def test_a_container_in_back_off_is_the_watchers_to_restart_or_ups_now(status_of
     assert lines[-3] == f"run `{REPAIR}` to repair the rest"
     assert lines[-2].startswith("`netlab up --watch` restarts that container when its back-off ends")
     assert lines[-1].startswith(f"`{REPAIR}` does not repair that container: a Never pod's")
+
+
+def test_json_names_no_repair_when_up_repairs_nothing_as_the_text_says(status_of):
+    """The text said "`up` does not repair that container" while -o json said "repair": that up (only kept hinted
+    otherwise). A repair is named when up repairs something, and kept says what it leaves."""
+    import json
+
+    doc = json.loads(status_of(NEVER, output="json").stdout)
+    assert (doc["repair"], doc["kept"]) == (None, [NEVER])
+    doc = json.loads(status_of(BAD, NEVER, output="json").stdout)
+    assert (doc["repair"], doc["kept"]) == (None, [BAD, NEVER])
+    doc = json.loads(status_of(ROUTE, NEVER, output="json").stdout)
+    assert (doc["repair"], doc["kept"]) == (REPAIR, [NEVER])
+    assert status_of(NEVER).stdout.splitlines()[-1].startswith(f"`{REPAIR}` does not repair that container: ")
