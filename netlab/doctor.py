@@ -370,7 +370,29 @@ def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:
         return
     failed = [c for c in diagnose(lab, needed, wanted) if c.status == FAIL]
     if failed:
-        raise EnvironmentNotReady("\n".join(c.line() for c in failed))
+        raise EnvironmentNotReady("\n".join(c.line() + asked_by(lab, c.name) for c in failed))
+
+
+# The impairment options each qdisc serves, and what works without it.
+QDISC_OPTIONS = {"netem": (("delay", "jitter"), "rate and loss need no netem"),
+                 "tbf": (("rate",), "delay, jitter and loss need no tbf")}
+
+
+def asked_by(lab: Lab, check: str) -> str:
+    """For a missing qdisc (netem, tbf): which interfaces' impairments ask for it, and what to leave out to go
+    without it; nothing for any other check."""
+    from netlab.model.impair import describe
+
+    if check not in QDISC_OPTIONS:
+        return ""
+    options, rest = QDISC_OPTIONS[check]
+    users = [f"{name}:{iface} {describe(imp.spec())}"
+             for name, impairs in [(n.name, n.impair) for n in lab.topo.nodes] + [(p.name, p.impair)
+                                                                                   for p in lab.topo.pods]
+             for iface, imp in impairs.items() if any(getattr(imp, o) for o in options)]
+    if not users:
+        return ""
+    return f"; asked for by {', '.join(users)}: without {check}, leave out {' and '.join(options)} ({rest})"
 
 
 # The checks that passed at the start of the ``up`` running in this context:

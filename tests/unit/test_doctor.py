@@ -457,3 +457,22 @@ def test_sock_diag_is_advice_its_probe_says_which_dump_the_kernel_lacks(monkeypa
     assert not fact.available and fact.detail == "the kernel lists no UDP sockets over sock_diag"
     check = doctor._verdict("sock_diag", False, fact.detail, False, "modprobe inet_diag")
     assert check.status == doctor.WARN and "needed only for trace to say what listens" in check.detail
+
+
+def test_a_missing_qdisc_says_which_interfaces_ask_for_it_and_what_works_without(machine):
+    """Refusing a delay named the kernel module, not the pod and interface that asked for it (nor that loss and
+    rate work without netem)."""
+    machine.missing |= {"netem"}
+    lab = resolve(Topology.model_validate({"name": "d", "nodes": [{"name": "n", "impair": {"cni0": {"rate": "1mbit"}}}],
+                                           "pods": [{"name": "p1", "node": "n",
+                                                     "impair": {"eth0": {"delay": "10ms", "jitter": "2ms"}}},
+                                                    {"name": "p2", "node": "n", "impair": {"eth0": {"loss": "1%"}}}]}))
+    with pytest.raises(EnvironmentNotReady) as info:
+        doctor.require_for(lab, only=("tbf", "netem"))
+    (line,) = str(info.value).splitlines()
+    assert line.startswith("FAIL  kernel qdisc netem: not in this kernel")
+    assert line.endswith("; asked for by p1:eth0 delay 10ms jitter 2ms: without netem, leave out delay and jitter "
+                         "(rate and loss need no netem)"), line
+    assert doctor.asked_by(lab, "tbf") == ("; asked for by n:cni0 rate 1mbit: without tbf, leave out rate (delay, "
+                                           "jitter and loss need no tbf)")
+    assert doctor.asked_by(lab, "vxlan") == ""
