@@ -268,7 +268,7 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
         # the files of the namespaces removed went with them, as said; those of none left (down --force) are named
         alone = [path for path in result.removed_pod_files
                  if os.path.basename(os.path.dirname(path)) not in result.removed_netns]
-        click.echo(f"lab {lab_name} is down ({len(result.removed_netns)} namespaces removed"
+        click.echo(f"lab {lab_name} is down ({plural(len(result.removed_netns), 'namespace')} removed"
                    f"{pod_files_words(alone)})")
 
 

@@ -161,8 +161,11 @@ class LabMap:
                 node_ns = lab.node(pod.node).netns
                 m.peers[(node_ns, att.host_veth)] = (pod.netns, "eth0")
                 m.peers[(pod.netns, "eth0")] = (node_ns, att.host_veth)
+        # the internet's gateway and load balancer by their roles, a host as one ("internet example" read as a
+        # place, not a machine); the last word is the machine's name
+        roles = {"gateway": "internet gateway", "lb": "load balancer lb"}
         for host, netns in lab.internet_hosts:
-            m.names[netns] = f"internet {host}"
+            m.names[netns] = roles.get(host, f"internet host {host}")  # a host may not take their names
         neighs: dict[tuple[str, str], list[str]] = {}
         for r in plan.resources:
             if isinstance(r, Veth):

@@ -1,0 +1,46 @@
+"""Words a learner reads: one conntrack entry is "1 entry" (it said "1 entries"), one namespace removed by down
+"1 namespace"; the internet's machines are named by what they are ("internet host example", not "internet
+example", which reads as a place)."""
+
+from __future__ import annotations
+
+import os
+
+from netlab.cli.trace import conntrack_lines
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.trace.targets import lab_map
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_one_conntrack_entry_is_one_entry():
+    one = {"total": 1, "by_protocol": {"unknown": 1}, "translated": 0, "by_state": {}, "entries": None}
+    assert conntrack_lines(one, "n1", "l")[0] == "1 entry: unknown 1"
+    two = {**one, "total": 2, "by_protocol": {"udp": 2}}
+    assert conntrack_lines(two, "n1", "l")[0] == "2 entries: udp 2"
+
+
+def test_the_internets_machines_are_named_by_what_they_are():
+    lab = resolve(load_topology(os.path.join(ROOT, "topologies", "services.yaml")))
+    names = lab_map(lab).names
+    assert names[f"{lab.name}-example"] == "internet host example"
+    assert names[f"{lab.name}-gateway"] == "internet gateway"
+    assert names[f"{lab.name}-lb"] == "load balancer lb"
+    assert names[f"{lab.name}-web-1"] == "pod web-1"
+
+
+def test_down_counts_one_namespace_as_one(monkeypatch):
+    import types
+
+    from cli_inprocess import run_cli
+
+    from netlab import api
+    from netlab.cli import lab as cli_lab
+
+    monkeypatch.setattr(cli_lab, "require_root", lambda: None)
+    monkeypatch.setattr(api, "selected_name", lambda *a, **k: "l")
+    done = types.SimpleNamespace(was_up=True, removed_netns=["l-underlay"], removed_pod_files=[], skipped=[],
+                                 problems=[])
+    monkeypatch.setattr(api.Lab, "down", lambda self, **kw: done)
+    assert run_cli("down", "--lab", "l").stdout == "lab l is down (1 namespace removed)\n"
