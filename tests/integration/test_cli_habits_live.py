@@ -53,12 +53,13 @@ def test_get_pods_wide_json_yaml_and_selector(netlab_lab):
     wide = netlab("get", "pods", *lab, "-o", "wide").stdout.splitlines()
     assert wide[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE", "IP", "NETNS",
                                "CONTAINERS", "LABELS"]  # as kubectl get -A -o wide
-    rows = {line.split()[1]: line.split() for line in wide[1:]}
-    assert rows["web-1"][2:5] == ["1/1", "Running", "0"]
-    assert rows["web-1"][0] == "default"
-    assert rows["web-1"][6:9] == ["node-1", netlab_lab.pod("web-1").ip, f"{netlab_lab.name}-web-1"]
-    assert rows["web-1"][9:] == ["main:running", "app=web,tier=front"]
-    assert rows["kube-dns"][0] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
+    namespaces = {line.split()[1]: line.split()[0] for line in wide[1:]}
+    rows = {line.split()[1]: line.split()[1:] for line in wide[1:]}  # from NAME on
+    assert rows["web-1"][1:4] == ["1/1", "Running", "0"]
+    assert rows["web-1"][5:8] == ["node-1", netlab_lab.pod("web-1").ip, f"{netlab_lab.name}-web-1"]
+    assert rows["web-1"][8:] == ["main:running", "app=web,tier=front"]
+    assert namespaces["web-1"] == "default"
+    assert namespaces["kube-dns"] == "kube-system"  # the cluster DNS pod is listed (stderr says netlab added it)
     # AGE is the pod's network namespace's, as the kernel dates its pin (stat's change time).
     made = os.stat(f"/run/netns/{netlab_lab.name}-web-1").st_ctime
     pods = {p["name"]: p for p in json.loads(netlab("get", "pods", *lab, "-o", "json").stdout)["items"]}
@@ -189,13 +190,14 @@ def test_inspect_nftables_in_an_iptables_mode_lab_says_there_is_none(netlab_lab)
 
 
 @pytest.mark.parametrize("name, section, said", [
-    ("client", "files", "section files shows a node's files (Flannel's subnet.env, the CNI config); client is not "
-                        "a node"),
+    ("underlay", "files", "section files shows a node's files (Flannel's subnet.env, the CNI config) or a pod's "
+                          "(/etc/resolv.conf, /etc/hosts); underlay is neither"),
     ("node-1", "cni", "section cni shows a pod's result from its CNI plugins; lab {lab} attaches its pods with "
                       "netlab's builtin wiring (network.cni: builtin)"),
 ])
 def test_inspect_of_a_section_the_name_has_not_says_so(netlab_lab, name, section, said):
-    """A pod's files, a builtin lab's CNI result: the header alone was printed, exit 0."""
+    """The underlay's files, a builtin lab's CNI result: the header alone was printed, exit 0 (a pod's files are
+    its /etc/resolv.conf and /etc/hosts: tests/integration/test_pod_files_shown.py)."""
     proc = netlab("inspect", "--lab", netlab_lab.name, name, "-s", section, check=False)
     assert (proc.returncode, proc.stderr) == (2, f"netlab: {said.format(lab=netlab_lab.name)}\n"), proc.stderr
 
