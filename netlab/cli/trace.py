@@ -205,8 +205,8 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     Examples:
       sudo netlab capture minikube:eth0 -c 4        # VXLAN on the underlay: outer and inner headers
       sudo netlab capture fedora-2:eth0 --timeout 5 -w /tmp/f2.pcap
-      sudo netlab capture kube-dns:eth0 -c 2        # a question and its answer: 4660+ A? web...
-      sudo netlab capture node-1:cni0 -c 4 icmp     # only ICMP: no ARP, no DNS of other pods
+      sudo netlab capture kube-dns:eth0 -c 2        # a DNS question and answer: lab of topologies/services.yaml
+      sudo netlab capture minikube:cni0 -c 4 icmp   # only ICMP: no ARP, no DNS of other pods
       tshark -r /tmp/f2.pcap -d udp.port==8472,vxlan
     """
     from netlab.trace import capture as cap

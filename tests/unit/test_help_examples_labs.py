@@ -17,8 +17,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# capture's examples belong to the capture command, another change's (its kube-dns:eth0 needs a lab with Services)
-NOT_HERE = {"capture"}
+NOT_HERE: set[str] = set()
 NAMED = {"exec": 1, "inspect": 1, "trace": 2, "capture": 1, "impair": 1, "logs": 1}  # how many names follow
 
 
