@@ -30,6 +30,12 @@ STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 LOCK_FILE = "lock"  # the lab's lock (LabLock), in its directory, the last thing of it to go
 TEMP_INFIX = ".tmp."  # state.json.tmp.<pid>: write_atomic's temporary file, which a SIGKILL may leave
+# A wait for the lab's lock shorter than this is not told: who asks whether the lab is held (`up --watch` each
+# round, lab_lock_holder) takes the lock shared for a moment, and a command that tried then waited microseconds.
+QUIET_FOR = 0.25
+# A quiet lock (the watcher's own, whose line says each wait) keeps a wait that outlasted its next try (20 ms on,
+# lockfile.take): a question's moment never does, a command holding the lab does.
+MOMENT = 0.01
 
 
 def _check_dir(path: str) -> None:
@@ -301,6 +307,10 @@ class LabLock:
 
     ``quiet``: the wait is not told (lockfile.tell) but kept: ``waited`` (seconds, None when it did not wait) and
     ``waited_for`` (who held the lab then, None when the kernel did not say), which ``up --watch`` says in its line.
+
+    The lock held for a moment by someone who asked whether the lab is held (a watcher's round) is no command to
+    wait for: a wait is told once it has lasted :data:`QUIET_FOR` (then at once), kept once it outlasted the next
+    try (:data:`MOMENT`; a watcher's line says a repair's wait of 0.1 s).
     """
 
     def __init__(self, lab: str, command: str = "netlab", wait: float = 60.0, quiet: bool = False):
@@ -318,6 +328,7 @@ class LabLock:
             return f"waiting for {holder} to release lab {self.lab}"
 
         fd, _ = _lock_lab_file(self.lab, LOCK_FILE, start + self.wait, waiting=waiting,
+                               tell_at=start + (MOMENT if self.quiet else QUIET_FOR),
                                busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
                                                            "try again when it finishes"),
                                say=(lambda text: None) if self.quiet else None)
@@ -338,7 +349,8 @@ def lab_lock_holder(lab: str, now: bool = True) -> str | None:
     """Who holds the lab's lock ("pid N (netlab up)"): ``now``, as the kernel shows it (lockfile.holder_of), None
     when nobody does; else who took it last (the text stays once the lock is released), None when nobody ever did.
     Asked without waiting, and never making the lab's directory or lock file: ``up --watch`` asks it of a lab a
-    ``down`` may take."""
+    ``down`` may take. The shared flock it asks with is held for a moment: a command that tries the lab's lock then
+    retries, and says nothing (LabLock's QUIET_FOR)."""
     try:
         fd = os.open(os.path.join(lab_dir(lab, create=False), LOCK_FILE), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except (OSError, NetlabError):
@@ -372,15 +384,18 @@ def _open_lab_file(lab: str, name: str) -> tuple[int, str]:
 
 
 def _lock_lab_file(lab: str, name: str, deadline: float, waiting: Callable[[str], str],
-                   busy: Callable[[str], Exception], say: Callable[[str], None] | None = None) -> tuple[int, str]:
-    """An exclusive flock on one of a lab's lock files (waiting until ``deadline``, as lockfile.take), checked
-    to be the file at the path: ``down`` deletes the lab's directory, lock files included, while it holds the
-    lab's lock, and a command that waited on the deleted file would lock a file nobody else opens."""
+                   busy: Callable[[str], Exception], say: Callable[[str], None] | None = None,
+                   tell_at: float = 0.0) -> tuple[int, str]:
+    """An exclusive flock on one of a lab's lock files (waiting until ``deadline``, as lockfile.take; the wait told
+    from ``tell_at`` on, ``time.monotonic()``), checked to be the file at the path: ``down`` deletes the lab's
+    directory, lock files included, while it holds the lab's lock, and a command that waited on the deleted file
+    would lock a file nobody else opens."""
     told = False
     while True:
         fd, path = _open_lab_file(lab, name)
         try:
-            told = lockfile.take(fd, deadline, told=told, waiting=waiting, busy=busy, say=say)
+            told = lockfile.take(fd, deadline, told=told, waiting=waiting, busy=busy, say=say,
+                                 quiet_for=max(0.0, tell_at - time.monotonic()))
         except BaseException:
             os.close(fd)
             raise

@@ -1,0 +1,112 @@
+"""A wait for the lab's lock is told only once it is a wait (no root).
+
+`netlab up --watch` asks each round whether the lab is held by taking its lock shared for a moment
+(state_dir.lab_lock_holder). A plain `up` (`break`, `impair`, `down`) that tried the lock in that moment printed
+"netlab: waiting for pid N (netlab up --watch ...) to release lab X", for a wait of microseconds. The wait is now
+told once it has lasted state_dir.QUIET_FOR, and then at once, naming the holder; a quiet lock (the watcher's
+own, whose line says its waits) keeps a wait once it outlasted its next try.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+import sys
+import time
+import types
+
+from netlab import lockfile
+from netlab.realize import state_dir
+
+LAB = "grace"
+
+HOLD = r"""
+import fcntl, os, sys
+from netlab.realize.state_dir import LabLock, lab_dir, LOCK_FILE
+lab, how = sys.argv[1], sys.argv[2]
+if how == "shared":  # as `up --watch` asks whether the lab is held
+    fd = os.open(os.path.join(lab_dir(lab), LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    print("held", flush=True)
+    sys.stdin.readline()
+    os.close(fd)
+else:
+    with LabLock(lab, how):
+        print("held", flush=True)
+        sys.stdin.readline()
+print("released", flush=True)
+sys.stdin.readline()
+"""
+
+
+@contextlib.contextmanager
+def holder(how: str):
+    """Another process holding the lab's lock until ``release`` is called: "shared", or LabLock's command."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, LAB, how], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def release() -> None:
+        if proc.poll() is None and not getattr(proc, "released", False):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            assert proc.stdout.readline() == "released\n"
+            proc.released = True
+
+    try:
+        assert proc.stdout.readline() == "held\n"
+        yield proc, release
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def sleeps(monkeypatch, before) -> None:
+    """lockfile.take's pause between tries calls ``before()`` first."""
+    def sleep(seconds: float) -> None:
+        before()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(lockfile, "time", types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+
+
+def test_a_lock_held_for_a_moment_is_taken_without_a_word(state_root, monkeypatch, caplog):
+    """The watcher's question holds the lock shared when the command tries it, and lets go before its next try
+    (20 ms later): no "waiting for ..." line, and a quiet lock (the watcher's own repair) keeps no wait."""
+    caplog.set_level(logging.WARNING, logger="netlab")
+    state_dir.lab_dir(LAB)
+    for quiet in (False, True):
+        with holder("shared") as (proc, release):
+            sleeps(monkeypatch, release)  # the first try failed: the holder lets go now
+            with state_dir.LabLock(LAB, "netlab up", quiet=quiet) as lock:
+                assert proc.released  # it did wait for the holder
+        assert [r.getMessage() for r in caplog.records] == []
+        assert lock.waited is None and lock.waited_for is None
+
+
+def test_a_longer_wait_is_told_once_as_soon_as_the_grace_is_over(state_root, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger="netlab")
+    state_dir.lab_dir(LAB)
+    with holder("netlab up") as (proc, release):
+        sleeps(monkeypatch, lambda: caplog.records and release())  # held until the wait is told
+        start = time.time()
+        with state_dir.LabLock(LAB, "netlab down", wait=20):
+            pass
+    said = [(r.getMessage(), r.created - start) for r in caplog.records]
+    assert [text for text, _ in said] == [f"waiting for pid {proc.pid} (netlab up) to release lab {LAB}"]
+    assert state_dir.QUIET_FOR <= said[0][1] < state_dir.QUIET_FOR + 2.0, said
+
+
+def test_a_quiet_lock_keeps_a_wait_that_outlasted_its_next_try(state_root, monkeypatch, caplog):
+    """The watcher's own repair: a command held the lab past its next try (20 ms on), for less than QUIET_FOR:
+    the watcher's line says that wait (waited, waited_for), LabLock itself says nothing."""
+    caplog.set_level(logging.WARNING, logger="netlab")
+    state_dir.lab_dir(LAB)
+    tries = []
+    with holder("netlab up") as (proc, release):
+        sleeps(monkeypatch, lambda: tries.append(1) if len(tries) < 2 else release())  # the third try gets it
+        with state_dir.LabLock(LAB, "netlab up --watch", quiet=True) as lock:
+            pass
+    assert not caplog.records
+    assert lock.waited_for == f"pid {proc.pid} (netlab up)" and lock.waited is not None and lock.waited > 0.02
