@@ -126,7 +126,9 @@ def read_state_file(lab: str) -> bytes | None:
     none; NotRegularFile when something else is there. Read, not checked (realize/state_schema.py)."""
     path = state_file(lab)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO put there would wait for a writer forever (every command, `netlab list`, the
+        # pytest plugin's start, read every lab's state); a regular file's reads ignore it
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     try:

@@ -90,3 +90,30 @@ def test_best_effort_save_reports_instead_of_raising(tmp_path, monkeypatch):
     with pytest.raises(state_dir.StateWriteFailed):
         st.save()
     state_dir._checked.clear()
+
+
+def test_a_state_file_that_is_a_fifo_is_corrupt_and_never_waited_for():
+    """A FIFO where a lab's state file should be (a QA tester's mkfifo): every command, `netlab list` and the
+    pytest plugin's start opened it to read it and waited for a writer, for ever."""
+    import threading
+
+    path = state_dir.state_file("ff", create=True)
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def release() -> None:  # a reader left waiting on the FIFO gets its end of file: a failure, not a hang
+        while not done.wait(0.2):
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # ENXIO while nobody reads it
+                return
+            except OSError:
+                continue
+
+    threading.Thread(target=release, daemon=True).start()
+    started = __import__("time").monotonic()
+    try:
+        with pytest.raises(state.StateCorrupt, match="not a regular file"):
+            state.load_state("ff")
+    finally:
+        done.set()
+    assert __import__("time").monotonic() - started < 0.2  # not released by the writer: never waited
