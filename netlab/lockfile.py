@@ -39,15 +39,19 @@ def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable
 
     Once it has waited ``quiet_for`` seconds it tells ``waiting(holder)`` (to ``say``, by default
     :func:`tell`), once (``told``: already told); at the deadline it raises
-    ``busy(holder)``. Returns ``told``.
+    ``busy(holder)``. Returns ``told``. It tries once more after its first pause whatever the deadline: a lock
+    held for a moment (``up --watch`` asks whether the lab is held by taking its lock shared) is not a busy lab,
+    also for ``--wait 0``.
     """
     tell_at = time.monotonic() + quiet_for
+    tries = 0
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return told
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            tries += 1
+            if time.monotonic() >= deadline and tries > 1:
                 raise busy(holder_of(fd)) from None
             if not told and time.monotonic() >= tell_at:
                 (say or tell)(waiting(holder_of(fd)))

@@ -16,6 +16,8 @@ import sys
 import time
 import types
 
+import pytest
+
 from netlab import lockfile
 from netlab.realize import state_dir
 
@@ -110,3 +112,17 @@ def test_a_quiet_lock_keeps_a_wait_that_outlasted_its_next_try(state_root, monke
             pass
     assert not caplog.records
     assert lock.waited_for == f"pid {proc.pid} (netlab up)" and lock.waited is not None and lock.waited > 0.02
+
+
+def test_a_lock_held_for_a_moment_is_no_busy_lab_even_with_no_wait(state_root, monkeypatch):
+    """`--wait 0`: the watcher's question held the lock when the command tried it once; the command said the lab
+    was in use by `netlab up --watch`. It tries once more after its first pause whatever the deadline."""
+    state_dir.lab_dir(LAB)
+    with holder("shared") as (proc, release):
+        sleeps(monkeypatch, release)
+        with state_dir.LabLock(LAB, "netlab up", wait=0):
+            assert proc.released
+    with holder("netlab up") as (proc, release):  # held for longer: busy, after that one more try
+        with pytest.raises(Exception, match=f"pid {proc.pid}"):
+            with state_dir.LabLock(LAB, "netlab down", wait=0):
+                pass
