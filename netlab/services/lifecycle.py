@@ -199,7 +199,9 @@ def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     for netns in nodes:
         done.problems += conntrack.delete_matching(netns, filters)
     if filters and nodes:
-        done.actions.append(f"deleted stale UDP conntrack entries ({len(filters)} filters) in {len(nodes)} nodes")
+        n, m = len(filters), len(nodes)
+        done.actions.append(f"deleted stale UDP conntrack entries ({n} filter{'s' * (n != 1)}) in {m} "
+                            f"node{'s' * (m != 1)}")
     rec["udp"] = sorted([list(x) for x in after], key=str)
     rec["udp_empty"] = sorted([list(x) for x in empty], key=str)
     return done
