@@ -247,13 +247,14 @@ def describe(frame: Frame, vxlan_port: int = 8472, verbose: bool = False) -> str
     return line
 
 
-def words(frame: Frame, vxlan_port: int = 8472) -> tuple[str, str | None]:
+def words(frame: Frame, vxlan_port: int = 8472, link: bool = True) -> tuple[str, str | None]:
     """The frame's line as the text prints it (without time and direction: -o json's ``summary``) and its DNS
-    message's words as that line has them (-o json's ``dns``; None: no DNS message in the frame)."""
+    message's words as that line has them (-o json's ``dns``; None: no DNS message in the frame). ``link=False``:
+    without the MACs and the frame's length (tcpdump without -e), as ``netlab trace`` says a frame it saw."""
     scapy_layers(vxlan_port)
     from netlab.trace.tcpdump import frame_words  # imports scapy: lazily, see above
 
-    return frame_words(frame.data)
+    return frame_words(frame.data, link)
 
 
 def live(capture: Capture, count: int, timeout: float, on_frame: Callable[[Frame], None]) -> int:

@@ -7,11 +7,12 @@ carrier on the lab's port, whose inner frame is decoded in turn::
 
     Ethernet | IPv4 node → node | UDP → 8472 | VXLAN VNI 1 | Ethernet | IPv4 pod → pod | ICMP echo
 
-The innermost packet is what the trace matches; the carrier's addresses and
-VNI are kept as evidence. :func:`classify` keeps the frames of the marked
-packet: its marker in the payload, an exact flow the walk expects (NAT
-changes addresses and ports, never the marker or the fields the role is read
-from), an ICMP error quoting one of those, and ARP.
+The innermost packet is what the trace matches; the carrier's addresses, VNI
+and TTL are kept for the rows' facts. :func:`classify` keeps the frames of
+the marked packet: its marker in the payload, an exact flow the walk expects
+(NAT changes addresses and ports, never the marker or the fields the role is
+read from), an ICMP error quoting one of those, and ARP. The words a frame is
+said in are tcpdump's, tcpdump.py's (trace/run.py words the frames kept).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from netlab.trace.flow import Flow, Packet
 ETH_P_IP = 0x0800
 ETH_P_ARP = 0x0806
 ETH_P_8021Q = 0x8100
-TCP_FLAGS = [(0x02, "S"), (0x10, "."), (0x01, "F"), (0x04, "R"), (0x08, "P")]
 
 
 def _mac(b: bytes) -> str:
@@ -73,34 +73,6 @@ class Decoded:
                 return "reply"
             return None
         return None  # UDP: by addresses (see classify)
-
-    def summary(self) -> str:
-        parts = []
-        if self.outer:
-            o = self.outer
-            parts.append(f"{o['src']}:{o['sport']} > {o['dst']}:{o['dport']} VXLAN vni {o['vni']} |")
-        if self.arp:
-            a = self.arp
-            op = "who-has" if a["op"] == 1 else "is-at" if a["op"] == 2 else f"op {a['op']}"
-            parts.append(f"ARP {op} {a['tpa']} tell {a['spa']}" if a["op"] == 1 else f"ARP {a['spa']} is-at {a['sha']}")
-        elif self.flow is not None:
-            f = self.flow
-            if f.proto == "icmp":
-                words = icmp_words(self.icmp_type or 0, self.icmp_code or 0)
-                parts.append(f"{f.src} > {f.dst} ICMP {words}" + (f" id {f.sport}" if f.sport is not None else ""))
-            elif f.proto == "tcp":
-                flags = "".join(c for bit, c in TCP_FLAGS if (self.tcp_flags or 0) & bit)
-                parts.append(f"{f.src}:{f.sport} > {f.dst}:{f.dport} TCP [{flags}] seq {self.tcp_seq}")
-            else:
-                parts.append(f"{f.src}:{f.sport} > {f.dst}:{f.dport} UDP len {len(self.payload)}")
-            if self.ttl is not None:
-                parts.append(f"ttl {self.ttl}")
-        else:
-            parts.append(f"ethertype 0x{self.ethertype:04x}")
-        if self.quoted is not None and self.quoted.flow is not None:
-            words = icmp_words(self.icmp_type or 0, self.icmp_code or 0)
-            parts = [f"{self.ip_src} > {self.flow.dst if self.flow else '?'} ICMP {words} (about {self.quoted.flow})"]
-        return " ".join(parts)
 
 
 def decode(frame: bytes, vxlan_ports: Iterable[int] = (8472,)) -> Decoded:
@@ -192,8 +164,7 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
     role is read from), or an ICMP error quoting one of those.
     """
     if d.arp is not None:
-        return Packet(netns, ifname, direction, ts, None, None, d.outer is not None, d.outer, None,
-                      d.summary(), arp=d.arp)
+        return Packet(netns, ifname, direction, ts, None, None, d.outer is not None, d.outer, None, arp=d.arp)
     f = d.flow
     if f is None:
         return None
@@ -202,7 +173,7 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
         if q.flow is not None and (q.flow in flows or (marker and marker in q.payload)):
             err = {"from": d.ip_src, "type": d.icmp_type, "code": d.icmp_code,
                    "text": icmp_words(d.icmp_type or 0, d.icmp_code or 0), "about": str(q.flow)}
-            return Packet(netns, ifname, direction, ts, f, "error", d.outer is not None, d.outer, d.ttl, d.summary(),
+            return Packet(netns, ifname, direction, ts, f, "error", d.outer is not None, d.outer, d.ttl,
                           icmp_error=err)
         return None
     ours = f in flows or (marker and marker in d.payload)
@@ -211,4 +182,4 @@ def classify(d: Decoded, netns: str, ifname: str, direction: str, ts: float, mar
     role = d.role()
     if f.proto == "udp":
         role = "request" if marker in d.payload else "reply"
-    return Packet(netns, ifname, direction, ts, f, role, d.outer is not None, d.outer, d.ttl, d.summary())
+    return Packet(netns, ifname, direction, ts, f, role, d.outer is not None, d.outer, d.ttl)

@@ -84,7 +84,7 @@ class Packet:
     encapsulated: bool = False
     outer: dict[str, Any] | None = None  # src dst sport dport vni of the VXLAN carrier
     ttl: int | None = None
-    summary: str = ""
+    summary: str = ""  # the frame in tcpdump's words, without the MACs (tcpdump.py; trace/run.kept)
     icmp_error: dict[str, Any] | None = None  # quoted flow, type/code text, reporter
     arp: dict[str, Any] | None = None  # op, spa, tpa
 

@@ -38,7 +38,7 @@ class Hop:
     # when it is lost, it is lost here, wherever it finally disappears (see verdict.py).
     cause: bool = False
     seen: bool | None = None  # None: nothing to observe (or not captured there)
-    evidence: str | None = None
+    evidence: str | None = None  # the frame seen there first, in tcpdump's words as `netlab capture` prints it
     index: int = 0
 
     def to_json(self) -> dict[str, Any]:

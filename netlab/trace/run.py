@@ -21,6 +21,7 @@ import contextlib
 import os
 import secrets
 import socket
+from dataclasses import replace
 from typing import Any, Callable, Iterator
 
 from netlab.errors import NetnsGone, UsageError
@@ -170,13 +171,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     # Every flow a row may see, its alternative included (the packet before or after a NAT on that device).
     flows = {f for h in fwd.hops + (back.hops if back else []) if h.observe for f in (h.observe.flow, h.observe.alt)
              if f is not None}
-    packets: list[Packet] = []
-    ours: list[tuple[cap.Frame, Packet]] = []
-    for frame, d in cap.frames_in(frames, [vx_port]):
-        p = decode.classify(d, frame.netns, frame.ifname, frame.direction, frame.ts, sent.marker, flows)
-        if p is not None:
-            packets.append(p)
-            ours.append((frame, p))
+    ours = kept(frames, vx_port, sent.marker, flows)
+    packets = [p for _, p in ours]
     captured = set(namespaces)
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
@@ -349,6 +345,18 @@ def _reply_from_reject(result: TraceResult, at: int) -> None:
         result.reply_verdict = Verdict(v.delivered if lost is not None else True, lost, v.reason, v.fix,
                                        v.never_sent) if lost is not None else Verdict(True, None, None)
     number(result)
+
+
+def kept(frames: list[cap.Frame], vx_port: int, marker: bytes, flows: set[Flow]) -> list[tuple[cap.Frame, Packet]]:
+    """The frames of the traced packet (decode.classify), each with its line in tcpdump's words as ``netlab
+    capture`` prints it, without the MACs (the row names the device): a row's ``saw:``, an ARP request, a pcapng
+    comment. Every namespace was entered and left: scapy, which words them, may be imported now."""
+    out = []
+    for frame, d in cap.frames_in(frames, [vx_port]):
+        p = decode.classify(d, frame.netns, frame.ifname, frame.direction, frame.ts, marker, flows)
+        if p is not None:
+            out.append((frame, replace(p, summary=cap.words(frame, vx_port, link=False)[0])))
+    return out
 
 
 def _unique(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:

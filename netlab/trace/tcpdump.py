@@ -9,7 +9,9 @@ record of every section with its TTL: an NXDOMAIN's SOA, a named port's SRV)::
     ... IP (ttl 64) 10.244.0.3.58806 > 10.244.1.2.8080: Flags [S], seq 1000, win 64240, options [mss 1460], length 0
 
 A VXLAN carrier is its outer header, then ``| inner`` and the frame it carries; an ICMP error, ``| quoted``
-and the header it quotes. Sequence numbers are absolute (``tcpdump -S``). This module imports scapy: it is
+and the header it quotes. Sequence numbers are absolute (``tcpdump -S``). Without the link layer (``link=False``,
+tcpdump without ``-e``: ``netlab trace``'s rows, which name the device already), a line starts at ``IP (ttl 64)``
+or ``ARP,``, and a VXLAN packet's inner frame too. This module imports scapy: it is
 imported only after every namespace was entered and left (trace/capture.py says why).
 """
 
@@ -36,15 +38,16 @@ CRLF = b"\r\n"
 TIME_UNITS = [(31536000, "y"), (604800, "w"), (86400, "d"), (3600, "h"), (60, "m"), (1, "s")]
 
 
-def frame_words(data: bytes) -> tuple[str, str | None]:
-    """A frame's line (no time, no direction) and its DNS message's words (None: no DNS in it).
-    VXLAN is decoded on the ports bound by ``capture.scapy_layers``."""
+def frame_words(data: bytes, link: bool = True) -> tuple[str, str | None]:
+    """A frame's line (no time, no direction) and its DNS message's words (None: no DNS in it); ``link``: with
+    the MACs and the frame's length first, as ``-e`` prints them. VXLAN is decoded on the ports bound by
+    ``capture.scapy_layers``."""
     dns: list[str] = []
-    return _ether(Ether(data), len(data), dns), (dns[-1] if dns else None)
+    return _ether(Ether(data), len(data), dns, link), (dns[-1] if dns else None)
 
 
-def _ether(p: Any, length: int, dns: list[str]) -> str:
-    head = f"{p.src} > {p.dst}, length {length}: "
+def _ether(p: Any, length: int, dns: list[str], link: bool) -> str:
+    head = f"{p.src} > {p.dst}, length {length}: " if link else ""
     if ARP in p:
         a = p[ARP]
         if a.op == 1:
@@ -53,11 +56,11 @@ def _ether(p: Any, length: int, dns: list[str]) -> str:
             return head + f"ARP, Reply {a.psrc} is-at {a.hwsrc}, length 28"
         return head + f"ARP, op {a.op}, length 28"
     if isinstance(p.payload, IP):
-        return head + _ip(p.payload, dns)
+        return head + _ip(p.payload, dns, link)
     return head + f"ethertype 0x{p.type:04x}, length {max(0, length - 14)}"
 
 
-def _ip(ip: Any, dns: list[str]) -> str:
+def _ip(ip: Any, dns: list[str], link: bool = True) -> str:
     """``IP (ttl 64) SRC[.PORT] > DST[.PORT]: ...`` for one IPv4 packet."""
     head = f"IP (ttl {ip.ttl}) "
     body_len = max(0, (ip.len or len(ip)) - ip.ihl * 4)
@@ -67,7 +70,7 @@ def _ip(ip: Any, dns: list[str]) -> str:
     if isinstance(l4, TCP):
         return head + f"{ip.src}.{l4.sport} > {ip.dst}.{l4.dport}: " + _tcp(l4, body_len, dns)
     if isinstance(l4, UDP):
-        return head + f"{ip.src}.{l4.sport} > {ip.dst}.{l4.dport}: " + _udp(l4, dns)
+        return head + f"{ip.src}.{l4.sport} > {ip.dst}.{l4.dport}: " + _udp(l4, dns, link)
     if isinstance(l4, ICMP):
         return head + f"{ip.src} > {ip.dst}: " + _icmp(l4, body_len)
     if ip.proto == 2:
@@ -118,13 +121,13 @@ def _tcp_options(options: list[tuple[str, Any]]) -> str:
     return ",".join(out)
 
 
-def _udp(u: Any, dns: list[str]) -> str:
+def _udp(u: Any, dns: list[str], link: bool) -> str:
     payload = bytes(u.payload)[:max(0, (u.len or 8) - 8)]
     if isinstance(u.payload, VXLAN):
         vx = u.payload
         inner = bytes(vx.payload)
         return (f"VXLAN, flags [I] (0x{int(vx.flags):02x}), vni {vx.vni} | inner "
-                + _ether(Ether(inner), len(inner), dns))
+                + _ether(Ether(inner), len(inner), dns, link))
     if DNS_PORT in (u.sport, u.dport):
         return _dns_said(payload, dns)
     return f"UDP, length {len(payload)}"

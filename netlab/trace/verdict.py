@@ -36,16 +36,10 @@ def mark_seen(hops: list[Hop], packets: list[Packet], captured: set[str]) -> Non
         hop.seen = bool(hit)
         if hit:
             p = min(hit, key=lambda p: p.ts)
-            bits = []
+            # the frame as `netlab capture` words it (tcpdump's words): a VXLAN carrier's outer header, ports, VNI
+            # and TTL, then the packet it carries with its own (the inner) TTL
+            hop.evidence = p.summary or None
             outer_ttl = p.outer.get("ttl") if p.outer else None
-            if p.outer:
-                bits.append(f"outer {p.outer['src']}:{p.outer['sport']} → {p.outer['dst']}:{p.outer['dport']} "
-                            f"VNI {p.outer['vni']}")
-                if outer_ttl is not None:
-                    bits.append(f"outer ttl {outer_ttl}")
-            if p.ttl is not None:  # the packet's own (the inner) header's TTL
-                bits.append(f"{'inner ' if p.outer else ''}ttl {p.ttl}")
-            hop.evidence = ", ".join(bits) or None
             hop.facts["seen_at"] = p.ts
             if p.outer:
                 hop.facts["outer_sport"] = p.outer["sport"]

@@ -60,12 +60,16 @@ def test_trace_port_range_and_ttls_on_a_real_lab(labs):
         api.trace("fedora-1", "fedora-2", proto="tcp", port=8080, sport=70000)
     assert api.reach("fedora-1", "fedora-2", port=8080).protocol == "tcp"
 
-    # 4. the VXLAN rows: the outer header's TTL (64, as sent by the node) and the inner one's (63: one router)
+    # 4. the VXLAN rows: the outer header's TTL (64, as sent by the node) and the inner one's (63: one router), in
+    # the words `netlab capture` prints the frame in (tcpdump's)
     ping = trace_json(lab, "fedora-1", "fedora-2")
-    vxlan = [h for h in ping["hops"] if h["evidence"] and h["evidence"].startswith("outer ")]
+    vxlan = [h for h in ping["hops"] if h["evidence"] and ": VXLAN, flags [I] (0x08), vni 1 | inner " in h["evidence"]]
     assert vxlan, [h["evidence"] for h in ping["hops"]]
     for h in vxlan:
-        assert h["evidence"].endswith(", outer ttl 64, inner ttl 63"), h["evidence"]
+        outer, inner = h["evidence"].split(" | inner ")
+        assert outer.startswith("IP (ttl 64) ") and f".{h['facts']['outer_sport']} > " in outer, h["evidence"]
+        assert inner.startswith(f"IP (ttl 63) {ping['src']['ip']} > {ping['dst']['ip']}: ICMP echo request, id "), \
+            h["evidence"]
         assert (h["facts"]["outer_ttl"], h["facts"]["ttl"]) == (64, 63)
 
 

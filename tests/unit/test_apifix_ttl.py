@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from netlab.trace.flow import Flow, Observe, Packet
+from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop
 from netlab.trace.verdict import mark_seen
 
 FLOW = Flow.icmp("10.244.0.2", "10.244.1.3", 4242)
-OUTER = {"src": "192.168.122.215", "dst": "192.168.122.7", "sport": 34785, "dport": 8472, "vni": 1, "ttl": 64}
+MARK = b"netlab-trace 0badcafe"
 
 
 def row(encapsulated: bool) -> Hop:
@@ -15,17 +15,43 @@ def row(encapsulated: bool) -> Hop:
                observe=Observe("n1", "eth0", "out", FLOW, "request", encapsulated=encapsulated))
 
 
+def seen(hop: Hop, encapsulated: bool) -> None:
+    """The row marked by the frame trace keeps (run.kept: decoded, then worded as capture words it)."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.layers.vxlan import VXLAN
+    from scapy.packet import Raw
+
+    from netlab.trace.capture import Frame
+    from netlab.trace.run import kept
+
+    pkt = Ether() / IP(src="10.244.0.2", dst="10.244.1.3", ttl=63 if encapsulated else 62) / \
+        ICMP(id=4242, seq=1) / Raw(MARK)
+    if encapsulated:
+        pkt = Ether() / IP(src="192.168.122.215", dst="192.168.122.7", ttl=64) / UDP(sport=34785, dport=8472) / \
+            VXLAN(vni=1, flags=0x08) / pkt
+    mark_seen([hop], [p for _, p in kept([Frame("n1", "eth0", "out", 1.0, bytes(pkt), 0)], 8472, MARK, {FLOW})],
+              {"n1"})
+
+
 def test_an_encapsulated_packet_shows_the_outer_and_the_inner_ttl():
+    """In tcpdump's words, as `netlab capture` prints the frame (it said `outer A:P → B:P VNI 1, outer ttl 64, inner
+    ttl 63`, its own words for the same packet)."""
+    from netlab.trace.render import _rows
+
     hop = row(True)
-    mark_seen([hop], [Packet("n1", "eth0", "out", 1.0, FLOW, "request", True, OUTER, 63)], {"n1"})
-    assert hop.evidence == "outer 192.168.122.215:34785 → 192.168.122.7:8472 VNI 1, outer ttl 64, inner ttl 63"
-    assert (hop.facts["ttl"], hop.facts["outer_ttl"]) == (63, 64)
+    seen(hop, True)
+    assert hop.evidence == ("IP (ttl 64) 192.168.122.215.34785 > 192.168.122.7.8472: VXLAN, flags [I] (0x08), vni 1 "
+                            "| inner IP (ttl 63) 10.244.0.2 > 10.244.1.3: ICMP echo request, id 4242, seq 1, length 29")
+    assert (hop.facts["ttl"], hop.facts["outer_ttl"], hop.facts["outer_sport"]) == (63, 64, 34785)
+    assert f"{' ' * 15}saw: {hop.evidence}" in _rows([hop])
 
 
 def test_a_plain_packet_shows_its_one_ttl():
     hop = row(False)
-    mark_seen([hop], [Packet("n1", "eth0", "out", 1.0, FLOW, "request", False, None, 62)], {"n1"})
-    assert hop.evidence == "ttl 62" and "outer_ttl" not in hop.facts
+    seen(hop, False)
+    assert hop.evidence == "IP (ttl 62) 10.244.0.2 > 10.244.1.3: ICMP echo request, id 4242, seq 1, length 29"
+    assert hop.facts["ttl"] == 62 and "outer_ttl" not in hop.facts
 
 
 def test_decode_keeps_both_ttls():

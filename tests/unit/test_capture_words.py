@@ -95,9 +95,11 @@ def _frame(pkt, direction: str = "in") -> Frame:
 
 
 def _ours(pkt) -> str:
-    """netlab's line of ``pkt`` without the MACs, the length and the TTL: what tcpdump -n prints."""
-    line = words(_frame(pkt))[0].split(" | quoted ")[0]  # tcpdump prints the quoted header with -v only
-    return line.split(": ", 1)[1].replace(f"(ttl {pkt[IP].ttl}) ", "") if IP in pkt else line.split(": ", 1)[1]
+    """netlab's line of ``pkt`` without the MACs and the length (link=False: trace's words) and the TTL: what
+    tcpdump -n prints."""
+    line = words(_frame(pkt), link=False)[0].split(" | quoted ")[0]  # tcpdump prints the quoted header with -v only
+    assert words(_frame(pkt))[0].endswith(f", length {len(pkt)}: {words(_frame(pkt), link=False)[0]}")
+    return line.replace(f"(ttl {pkt[IP].ttl}) ", "") if IP in pkt else line
 
 
 @pytest.mark.parametrize("pkt,said", DNS_FRAMES, ids=[s.split("?")[0] for _, s in DNS_FRAMES])
@@ -146,6 +148,9 @@ def test_vxlan_is_the_outer_header_then_the_inner_frame_and_an_icmp_error_the_he
     assert words(_frame(outer), 8472)[0] == (
         "02:00:00:00:00:01 > 02:00:00:00:00:02, length 148: IP (ttl 64) 192.168.122.11.53211 > 192.168.122.12.8472: "
         "VXLAN, flags [I] (0x08), vni 1 | inner 0a:58:0a:f4:00:04 > 0a:58:0a:f4:00:03, length 98: IP (ttl 63) "
+        "10.244.0.2 > 10.244.1.3: ICMP echo request, id 5, seq 1, length 64")
+    assert words(_frame(outer), 8472, link=False)[0] == (  # tcpdump without -e: the inner frame's MACs go too
+        "IP (ttl 64) 192.168.122.11.53211 > 192.168.122.12.8472: VXLAN, flags [I] (0x08), vni 1 | inner IP (ttl 63) "
         "10.244.0.2 > 10.244.1.3: ICMP echo request, id 5, seq 1, length 64")
     quoted = IP(src="10.244.0.2", dst="10.244.1.3", ttl=1) / UDP(sport=40001, dport=9999) / b"ab"
     err = ETH / IP(src="10.244.0.1", dst="10.244.0.2") / ICMP(type=11, code=0) / quoted
