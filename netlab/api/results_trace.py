@@ -83,7 +83,7 @@ class TraceHop:
     facts: Mapping[str, Any]
     direction: str
     seen: bool | None
-    evidence: str | None
+    evidence: str | None  # the frame seen there first, in tcpdump's words (netlab capture's line, no MACs)
     index: int
     observe: Mapping[str, Any] | None = None
     cause: bool = False  # this hop's problem dooms the packet, although it travels on (a Service not DNATed)

@@ -94,6 +94,8 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
     path at once: each row says whether the packet was seen there ("-": a
     decision no capture can show, such as a NAT), and a lost packet is
     reported at the hop where it disappeared or was doomed, with the reason.
+    Where it entered or left a VXLAN tunnel, or arrived, "saw:" is the frame
+    as `netlab capture` prints it (tcpdump's words, without the MACs).
     To port 53 the packet is a real DNS query, and the answer is shown.
     On a terminal, lines wrap to its width; -o json keeps them whole.
 
