@@ -133,6 +133,9 @@ class LabMap:
     # says it in (realize.state.repair_up: `-t FILE` for a lab as its file made it), set by trace.run from the lab's
     # state; else `up --lab NAME`, which repairs any running lab from its saved topology.
     repair: str = ""
+    # A user's conflist (realize.attachments.plugin_made, as status and up take it): namespace -> the devices its
+    # plugins made there, whose routes are theirs, not extra (None: the whole namespace is theirs, a pod's)
+    plugin_devs: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.repair = self.repair or f"sudo netlab up --lab {self.lab}"
@@ -157,6 +160,12 @@ class LabMap:
             m.names[pod.netns] = f"pod {pod.name}"
             m.ip_names[str(pod.ip)] = pod.name
             att = lab.attached.get(pod.name)
+            if lab.cni == "conflist":
+                m.plugin_devs[pod.netns] = None
+                if att is not None:
+                    node_ns = lab.node(pod.node).netns
+                    devs = {*att.host_ifaces, *([att.host_veth] if att.host_veth else [])}
+                    m.plugin_devs[node_ns] = frozenset(devs | (m.plugin_devs.get(node_ns) or frozenset()))
             if att is not None and att.host_veth:  # a pair a CNI plugin made (its result names the host end)
                 node_ns = lab.node(pod.node).netns
                 m.peers[(node_ns, att.host_veth)] = (pod.netns, "eth0")

@@ -14,6 +14,8 @@ the lab's plan for the namespace:
   addresses count: a pod reaches the pods of its own node straight on the
   link, not through a gateway): a route added by hand, status calls it extra;
   the packet goes its way instead, and the fix deletes it (``ip route del``);
+  a route a user's CNI plugins made (on a device their results name: ptp's
+  /32 to each pod of the node) is theirs, as status takes it, not extra;
 - the kernel refused the lookup because of a route the plan does not have: a
   blackhole ("Invalid argument"), unreachable ("No route to host") or prohibit
   ("Permission denied") route, which ``fibmatch`` does not name either; it is
@@ -34,9 +36,19 @@ REFUSING = ("blackhole", "unreachable", "prohibit")  # route types the kernel an
 
 
 def checked(lab: Any, ns: str) -> bool:
-    """Whether trace holds the routes of ``ns`` against the plan: a node's or a pod's namespace."""
+    """Whether trace holds the routes of ``ns`` against the plan: a node's or a pod's namespace (not a pod's that
+    a user's CNI plugins made: its routes are theirs, as status takes them)."""
+    if ns in getattr(lab, "plugin_devs", {}) and lab.plugin_devs[ns] is None:
+        return False
     nodes = {n for n, _ in getattr(lab, "node_pod_cidrs", {}).values()}
     return ns in nodes or str(getattr(lab, "names", {}).get(ns, "")).startswith("pod ")
+
+
+def plugins_route(lab: Any, ns: str, dev: str | None) -> bool:
+    """Whether a route out of ``dev`` in ``ns`` is one a user's CNI plugins made: on a device their results name
+    (ptp's /32 to each pod of the node, on the pod's veth; a bridge's): status does not call it extra, nor trace."""
+    devs = getattr(lab, "plugin_devs", {}).get(ns, frozenset())
+    return devs is None or (dev is not None and dev in devs)
 
 
 def wrong_next_hop(lab: Any, ns: str, gateway: str | None, oif: str | None, matched: str | None) -> Reason | None:
@@ -65,7 +77,7 @@ def extra_route(lab: Any, ns: str, dst: str, gateway: str | None, oif: str | Non
     third node; vxlan: out of eth0 or cni0 instead of flannel.1; a pod: through its node's bridge to a pod of the
     same node, or elsewhere). Routes the kernel makes for an address (proto kernel) are not the plan's routes but
     its addresses'. Returns (why, the extra route deleted)."""
-    if not matched or not oif or not checked(lab, ns):
+    if not matched or not oif or not checked(lab, ns) or plugins_route(lab, ns, oif):
         return None
     cidr = matched_cidr(matched)
     if cidr is None or " proto kernel" in matched or (ns, cidr) in getattr(lab, "planned_connected", ()) \

@@ -1,0 +1,49 @@
+"""trace holds a conflist lab's routes against the plan as status does: the routes a user's CNI plugins made (on
+the devices their results name, and every route in a pod's namespace) are theirs, not extra.
+
+The ptp plugin routes each pod of its node by a /32 on the pod's veth (`10.244.0.5 dev vethXXXX scope host`),
+more specific than the node's default route: trace marked each one `!!` ("a route the plan does not have (status
+calls it extra) ... overrides the plan's default route") on flows that were delivered, while status said the lab
+was as planned.
+"""
+
+from __future__ import annotations
+
+from netlab.plan.build import build_plan
+from netlab.trace import strayroutes
+from netlab.trace.labmap import LabMap
+from test_trace_ptp_bypass import PTP, QNBR, lab_of
+
+
+def _map(tmp_path, plugin, running=True):
+    lab = lab_of(tmp_path, plugin, running)
+    return lab, LabMap.from_lab(lab, build_plan(lab))
+
+
+def test_ptps_host_routes_to_its_pods_are_the_plugins_not_extra(tmp_path):
+    lab, m = _map(tmp_path, PTP)
+    n1, web = lab.node("n1").netns, str(lab.pod("a-web").ip)
+    veth = lab.attached["a-web"].host_veth
+    assert strayroutes.extra_route(m, n1, web, None, veth, f"{web} dev {veth} scope host") is None
+    # in the pod: its routes are the plugin's too (status leaves the pod's namespace to their CHECK)
+    far = str(lab.pod("b-far").ip)
+    assert strayroutes.extra_route(m, lab.pod("a-web").netns, far, "10.244.0.1", "eth0",
+                                   "10.244.1.0/24 via 10.244.0.1 dev eth0") is None
+    # a route added by hand on a device no plugin made is still extra, and blamed
+    why, fix = strayroutes.extra_route(m, n1, web, None, "eth0", "10.244.0.0/25 dev eth0") or ("", "")
+    assert "a route the plan does not have (status calls it extra)" in why, why
+    assert fix == f"ip -n {n1} route del 10.244.0.0/25 dev eth0"
+
+
+def test_a_bridge_plugins_routes_on_its_bridge_are_its_own(tmp_path):
+    lab, m = _map(tmp_path, QNBR)
+    n1, web = lab.node("n1").netns, str(lab.pod("a-web").ip)
+    assert m.plugin_devs[n1] is not None and "qnbr0" in m.plugin_devs[n1]
+    assert strayroutes.extra_route(m, n1, web, None, "qnbr0", "10.244.0.0/25 dev qnbr0") is None
+
+
+def test_netlabs_own_pods_routes_are_held_against_the_plan(tmp_path):
+    lab, m = _map(tmp_path, None, running=False)
+    n1, web = lab.node("n1").netns, str(lab.pod("a-web").ip)
+    assert m.plugin_devs == {}
+    assert strayroutes.extra_route(m, n1, web, None, "eth0", "10.244.0.0/25 dev eth0") is not None
