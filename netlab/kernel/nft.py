@@ -127,6 +127,20 @@ def list_table(netns: str, family: str, table: str) -> dict | None:
         raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
 
 
+def list_ruleset(netns: str) -> dict:
+    """``nft -j list ruleset`` in ``netns``: every table, chain and rule, parsed."""
+    try:
+        proc = run_in_netns(netns, [binary("nft"), "-j", "list", "ruleset"], check=False)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        raise NftError(f"{netns}: nft list ruleset did not run") from None
+    if proc.returncode != 0:
+        raise NftError(f"{netns}: nft -j list ruleset failed: {explain(proc.stderr)}")
+    try:
+        return json.loads(proc.stdout or b"{}")
+    except ValueError:
+        raise NftError(f"{netns}: nft -j printed something that is not JSON") from None
+
+
 def list_table_text(netns: str, family: str, table: str) -> str | None:
     """``nft list table FAMILY TABLE``: the table as nft prints it to a person (counters in place), or None
     when there is no such table."""

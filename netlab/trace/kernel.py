@@ -289,6 +289,15 @@ class LiveKernel:
             return None
         return next((line.split()[1] for line in text.splitlines() if line.startswith(f":{chain} ")), None)
 
+    def nft_ruleset(self, netns: str) -> dict[str, Any] | None:
+        """``nft -j list ruleset`` in ``netns``: every nf_tables table, chain and rule (None: not readable)."""
+        from netlab.kernel import nft
+
+        try:
+            return nft.list_ruleset(netns)
+        except Exception:  # no nft, or the namespace is gone: nothing to say
+            return None
+
     # -- conntrack
 
     def conntrack(self, netns: str, proto: str) -> list[CtEntry]:

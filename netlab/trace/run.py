@@ -29,11 +29,11 @@ from netlab.kernel import conntrack, netns as nsmod
 from netlab.model.echo_ports import pod_echo_ports
 from netlab.model.lab import Lab
 from netlab.model.naming import NETNS_DIR
-from netlab.trace import capture as cap, decode, dns, faults, l2steps, send
+from netlab.trace import capture as cap, decode, dns, faults, foreignnft, l2steps, send
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.realize.state import lab_netns_gone, netns_gone, repair_command
-from netlab.trace import nodeport, policy as tpolicy, policyrules, refusal
+from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
 from netlab.trace.hops import Hop, Walk
@@ -125,6 +125,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             step(1)
             kernel.count_nat_before(counted)
             policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
+            # the pods it may be delivered to: a rule of their own filter table may drop it there
+            pods = [ns for ns in namespaces if lm.where(ns).startswith("pod ") and ns != src.netns]
+            input_before = inputdrop.read(pods)
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
                                         avoid=held)
@@ -135,6 +138,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     policy_tables = policyrules.read_tables(tpolicy.node_namespaces(lab))
                     policy_after = policyrules.reject_counts(policy_tables)
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
+                    input_after = inputdrop.read(pods)
                     step(2)
                 finally:
                     sent.close()
@@ -177,14 +181,14 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     ip_packets = [p for p in packets if p.flow is not None]
     mark_seen(fwd.hops, ip_packets, captured)
     losses = _losses(lab, lm)
-    fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops), fwd.hops, lab.name)
+    fverdict = _impaired(losses, _firewall(kernel, explain(fwd, lab=lab.name), fwd.hops, lm), fwd.hops, lab.name)
     bverdict: Verdict | None = None
     expected = reply_expected(lab, proto, question is not None, arrived, fwd.final)
     if back is not None and not sent.reply and not_arrived(fwd):
         back = None  # the request never reached the destination: no reply left it, and there is no path to show
     if back is not None:
         mark_seen(back.hops, ip_packets, captured)
-        bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops), back.hops, lab.name)
+        bverdict = _impaired(losses, _firewall(kernel, explain(back, lab=lab.name), back.hops, lm), back.hops, lab.name)
         if not bverdict.delivered and not any(h.seen for h in back.hops) and bverdict.fix is None:
             why = f"{dst.name} sent no reply"
             if sent.error:
@@ -201,6 +205,12 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                         "here: nothing netlab runs answers that port, and a UDP program may take a datagram and say "
                         "nothing)")
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
+    taken = inputdrop.at_destination(kernel, fwd.hops, input_before, input_after, lm.planned_filter, sent.reply) \
+        if arrived else None
+    if taken is not None:  # delivered into the namespace, and dropped there before any socket saw it
+        at, (why, fix) = taken
+        fwd.hops[at].problem, fwd.hops[at].fix = why, fix
+        fverdict, back, bverdict = Verdict(False, at, why, fix), None, None
     # The source address is the one the kernel picked for this destination: a node sends to a pod from flannel.1's
     # or cni0's address, not its underlay one (the first row that a capture can see has it).
     picked = next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src), src.ip)
@@ -421,12 +431,13 @@ def _impaired(losses: dict[tuple[str, str], tuple[str, str]], v: Verdict, hops: 
     return Verdict(False, v.lost_at, why[0], why[1]) if why else v
 
 
-def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop]) -> Verdict:
+def _firewall(kernel: LiveKernel, v: Verdict, hops: list[Hop], lm: LabMap | None = None) -> Verdict:
     """A packet that vanished where route, ARP and FDB look right, or before a next hop it never asked for (a
-    node's VXLAN packet for a node whose underlay address it has no ARP entry for): a FORWARD policy of DROP
-    where it was lost says why."""
+    node's VXLAN packet for a node whose underlay address it has no ARP entry for): an nftables table the lab does
+    not plan that drops it there, or a FORWARD policy of DROP where it was lost, says why."""
     if v.delivered or v.lost_at is None or not any(m in (v.reason or "") for m in ("look at the firewall",
                                                                                      l2steps.NEVER_ASKED)):
         return v
-    drop = faults.forward_policy(kernel, hops[v.lost_at].netns)
+    drop = foreignnft.blame(kernel, hops, v.lost_at, lm.planned_nft if lm else {}) or \
+        faults.forward_policy(kernel, hops[v.lost_at].netns)
     return Verdict(False, v.lost_at, drop[0], drop[1]) if drop else v

@@ -1,0 +1,243 @@
+"""An nftables table the lab does not plan that dropped the packet where it vanished: named, with its fix.
+
+Every nf_tables base chain of a namespace sees the packet at its hook, in
+priority order, whatever table holds it: a table someone made by hand (``nft
+add table inet x``, a host firewall, another tool) beside iptables-nft's
+tables and kube-proxy's drops a packet there although every rule of the lab
+lets it by. ``status`` calls such a table extra ("an nftables table the lab does
+not plan", realize/diff.py diff_nft), and ``up`` deletes it; iptables counters
+and ``inspect``'s kube-proxy section do not show it.
+
+Where the packet vanished in a namespace (a node forwarding it, its
+destination taking it in, its source sending it), the namespace's ruleset
+(``nft -j list ruleset``) is read, and each foreign table's base chains at the
+hooks the packet crossed there are followed rule by rule (jumps and gotos into
+the table's other chains too) against the packet's header: the first rule
+whose matches all hold and whose verdict is drop or reject dropped it; a base
+chain whose policy is drop dropped what no rule of it accepted. A rule with a
+match trace does not read (ct state, marks, sets by name) is taken as matching
+only when its counter counted packets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any, Iterable
+
+from netlab.trace.flow import Flow
+
+Reason = tuple[str, str | None]  # (why, fix)
+IPTABLES_NFT = ("filter", "nat", "mangle", "raw", "security")  # iptables-nft's tables: the lab's iptables rules
+HOOKS = {"forward": ("prerouting", "forward", "postrouting"), "input": ("prerouting", "input"),
+         "output": ("output", "postrouting")}
+UNKNOWN = object()  # a match trace does not judge
+
+
+@dataclass(frozen=True)
+class Packet:
+    """The packet as a namespace's hooks see it: its header and the devices it came in and goes out by."""
+
+    flow: Flow
+    iif: str | None = None
+    oif: str | None = None
+
+
+@dataclass(frozen=True)
+class Drop:
+    family: str
+    table: str
+    chain: str
+    hook: str
+    handle: int | None  # the rule's; None: the base chain's policy
+    verdict: str  # "drop" / "reject"
+    counted: bool = False  # judged by its counter (a match trace does not read)
+
+
+def foreign_drop(ruleset: dict[str, Any], place: str, packet: Packet, ours: Iterable[tuple[str, str]] = ()) \
+        -> Drop | None:
+    """The rule (or base chain policy) of a table that is not the lab's that drops ``packet`` at the hooks of
+    ``place`` ("forward", "input", "output"); ``ours``: the (family, table) the lab plans there besides
+    iptables-nft's (kube-proxy's ``ip kube-proxy``)."""
+    lab = {("ip", t) for t in IPTABLES_NFT} | set(ours)
+    chains: dict[tuple[str, str, str], dict[str, Any]] = {}
+    rules: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for item in ruleset.get("nftables") or ():
+        if "chain" in item:
+            c = item["chain"]
+            chains[(c.get("family"), c.get("table"), c.get("name"))] = c
+        elif "rule" in item:
+            r = item["rule"]
+            rules.setdefault((r.get("family"), r.get("table"), r.get("chain")), []).append(r)
+    hooks = HOOKS[place]
+    base = sorted((c for key, c in chains.items() if key[0] in ("ip", "inet") and (key[0], key[1]) not in lab
+                   and c.get("hook") in hooks),
+                  key=lambda c: (hooks.index(c["hook"]), int(c.get("prio") or 0)))
+    for c in base:
+        fam, table, name = c["family"], c["table"], c["name"]
+        got = _run_chain(rules, fam, table, name, packet, 0)
+        if got is not None and got[0] in ("drop", "reject"):
+            return Drop(fam, table, name, c["hook"], got[1], got[0], got[2])
+        if got is None and c.get("policy") == "drop":
+            return Drop(fam, table, name, c["hook"], None, "drop")
+    return None
+
+
+def _run_chain(rules: dict[tuple[str, str, str], list[dict[str, Any]]], fam: str, table: str, chain: str,
+               packet: Packet, depth: int) -> tuple[str, int | None, bool] | None:
+    """The verdict the chain gives the packet: (verdict, the rule's handle, judged by its counter); None: it
+    falls through (or returns)."""
+    if depth > 16:
+        return None
+    for r in rules.get((fam, table, chain), ()):
+        exprs = r.get("expr") or []
+        hold = [_holds(e["match"], packet) for e in exprs if isinstance(e, dict) and "match" in e]
+        if False in hold:
+            continue
+        counted = UNKNOWN in hold
+        if counted and not any(int((e.get("counter") or {}).get("packets") or 0) > 0
+                               for e in exprs if isinstance(e, dict) and "counter" in e):
+            continue  # it may match; its counter says nothing did
+        for e in exprs:
+            if not isinstance(e, dict):
+                continue
+            if "drop" in e or "reject" in e:
+                return ("drop" if "drop" in e else "reject", r.get("handle"), counted)
+            if "accept" in e:
+                return ("accept", r.get("handle"), counted)
+            if "return" in e:
+                return None
+            for kind in ("jump", "goto"):
+                if kind in e:
+                    got = _run_chain(rules, fam, table, str((e[kind] or {}).get("target")), packet, depth + 1)
+                    if got is not None or kind == "goto":
+                        return got
+    return None
+
+
+def _holds(m: dict[str, Any], packet: Packet) -> Any:
+    """Whether one match holds for the packet: True, False, or UNKNOWN."""
+    value = _field(m.get("left"), packet)
+    if value is UNKNOWN:
+        return UNKNOWN
+    op, right = m.get("op", "=="), m.get("right")
+    hit = _within(value, right)
+    if hit is UNKNOWN:
+        return UNKNOWN
+    if op in ("==", "in"):
+        return hit
+    if op == "!=":
+        return not hit
+    return UNKNOWN
+
+
+def _field(left: Any, packet: Packet) -> Any:
+    f = packet.flow
+    if not isinstance(left, dict):
+        return UNKNOWN
+    if "payload" in left:
+        proto, name = left["payload"].get("protocol"), left["payload"].get("field")
+        if proto == "ip" and name in ("saddr", "daddr"):
+            return f.src if name == "saddr" else f.dst
+        if proto == "ip" and name == "protocol":
+            return f.proto
+        if proto in ("tcp", "udp", "th") and name in ("sport", "dport"):
+            if proto != "th" and proto != f.proto:
+                return None  # no such header: the match fails
+            return f.sport if name == "sport" else f.dport
+        return UNKNOWN
+    if "meta" in left:
+        key = left["meta"].get("key")
+        if key == "l4proto":
+            return f.proto
+        if key == "nfproto":
+            return "ipv4"
+        if key in ("iifname", "oifname"):
+            return packet.iif if key == "iifname" else packet.oif
+    return UNKNOWN
+
+
+def _within(value: Any, right: Any) -> Any:
+    if value is None:
+        return False
+    if isinstance(right, dict) and "set" in right:
+        hits = [_within(value, r) for r in right["set"]]
+        return True if True in hits else UNKNOWN if UNKNOWN in hits else False
+    if isinstance(right, list):
+        return _within(value, {"set": right})
+    if isinstance(right, dict) and "prefix" in right:
+        try:
+            return IPv4Address(value) in IPv4Network(f"{right['prefix']['addr']}/{right['prefix']['len']}")
+        except ValueError:
+            return UNKNOWN
+    if isinstance(right, dict) and "range" in right:
+        lo, hi = right["range"]
+        try:
+            if isinstance(value, int):
+                return int(lo) <= value <= int(hi)
+            return IPv4Address(lo) <= IPv4Address(value) <= IPv4Address(hi)
+        except (ValueError, TypeError):
+            return UNKNOWN
+    if isinstance(right, (dict, list)):
+        return UNKNOWN  # a named set (@x), a concatenation
+    if isinstance(value, int) or isinstance(right, int):
+        try:
+            return int(value) == int(right)
+        except (TypeError, ValueError):
+            return False
+    if isinstance(right, str) and right.endswith("*"):  # iifname "veth*"
+        return str(value).startswith(right[:-1])
+    return str(value) == str(right)
+
+
+def reason(ns: str, d: Drop) -> Reason:
+    """Why (in words, naming the table, chain and rule) and the fix."""
+    table = f"{d.family} {d.table}"
+    exec_ = f"ip netns exec {ns} nft"
+    head = (f"table {table} in {ns}, an nftables table the lab does not plan (status calls it extra), "
+            f"drops the packet at the {d.hook} hook")
+    if d.handle is None:
+        return (f"{head}: its base chain {d.chain}'s policy is drop, and no rule of it accepted the packet (see it: "
+                f"{exec_} -a list table {table})", f"{exec_} delete table {table}")
+    judged = " (its counter counted it)" if d.counted else ""
+    return (f"{head}: chain {d.chain}, rule handle {d.handle} ({d.verdict}){judged} (see it: {exec_} -a list "
+            f"table {table}; or delete the whole table: {exec_} delete table {table}, as `netlab up` does)",
+            f"{exec_} delete rule {table} {d.chain} handle {d.handle}")
+
+
+def where(hops: list[Any], lost_at: int) -> tuple[str, str, Packet] | None:
+    """Where the packet died (the namespace of row ``lost_at``), which hooks it crossed there ("forward": routed
+    through, "input": taken in, "output": sent), and the packet as they saw it."""
+    ns = hops[lost_at].netns
+    first = lost_at
+    while first > 0 and hops[first - 1].netns == ns:
+        first -= 1
+    rows = [h for h in hops[first:lost_at + 1] if h.direction == hops[lost_at].direction]
+    seen = [h.observe for h in rows if h.observe is not None and not h.observe.encapsulated]
+    if not seen:
+        return None
+    arrived = next((o.ifname for o in seen if o.direction == "in"), None)
+    if any(h.kind == "deliver" for h in rows):
+        place = "input"
+    elif arrived is not None or any(h.kind == "route" and "(forwarded)" in h.decision for h in rows):
+        place = "forward"
+    else:
+        place = "output"
+    out = hops[lost_at].device if place != "input" else None
+    return ns, place, Packet(seen[-1].flow, arrived, out)
+
+
+def blame(k: Any, hops: list[Any], lost_at: int, planned: dict[str, Any]) -> Reason | None:
+    """The table that is not the lab's that dropped the packet lost at row ``lost_at``, read from the kernel
+    (``k.nft_ruleset``; a kernel without it, as the unit tests' fakes, skips the check). ``planned``: the namespaces
+    where kube-proxy's table ``ip kube-proxy`` is the lab's (LabMap.planned_nft)."""
+    read = getattr(k, "nft_ruleset", None)
+    at = where(hops, lost_at) if read is not None else None
+    if at is None:
+        return None
+    ns, place, packet = at
+    ruleset = read(ns)
+    if not ruleset:
+        return None
+    d = foreign_drop(ruleset, place, packet, [("ip", "kube-proxy")] if ns in planned else [])
+    return reason(ns, d) if d is not None else None
