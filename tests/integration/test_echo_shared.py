@@ -93,11 +93,11 @@ def test_a_lab_that_gains_and_loses_pods_keeps_its_server_and_the_other_pods_thr
     netlab("up", "-t", path)
     after = echo_tasks(lab)
     assert sorted(after) == ["fedora-1/main", "fedora-2/main", "fedora-3/main", "fedora-5/main"]
-    # Each pod's (and node's) UTS pin is a hard link of one empty file (a link is cheap where a new file is
-    # not), a namespace mounted on it; the gone pod's link went with its pin.
+    # Each pod's (and node's, and the underlay's) UTS pin is a hard link of one empty file (a link is cheap where
+    # a new file is not), a namespace mounted on it; the gone pod's link went with its pin.
     assert sorted(os.listdir(state_path(lab, "uts"))) == [".pin", "fedora-1", "fedora-2", "fedora-3", "fedora-5",
-                                                          "minikube", "minikube-m02"]
-    assert os.stat(state_path(lab, "uts", ".pin")).st_nlink == 7
+                                                          "minikube", "minikube-m02", "underlay"]
+    assert os.stat(state_path(lab, "uts", ".pin")).st_nlink == 8
     assert {thread_group(tid) for tid in after.values()} == {server}  # the same process
     for cid in ("fedora-2/main", "fedora-3/main"):
         assert after[cid] == before[cid]  # untouched pods: the same thread, never restarted

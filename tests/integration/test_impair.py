@@ -244,7 +244,9 @@ def test_a_delay_without_netem_is_refused_with_the_doctors_line(lab):
     if check.status == doctor.OK:
         pytest.skip("this kernel has sch_netem: the refusal cannot happen here")
     proc = netlab("impair", "--lab", name, "server:eth0", "--delay", "20ms", check=False)
-    assert proc.returncode == 3 and proc.stderr.strip() == f"netlab: {check.line()}"
+    # the doctor's line, and which impairment asked for what the kernel lacks
+    assert proc.returncode == 3 and proc.stderr.strip().startswith(f"netlab: {check.line()}; asked for by server:eth0 "
+                                                                   "delay 20ms"), proc.stderr
     assert [q["kind"] for q in qdiscs(f"{name}-server") if q.get("root")] == ["noqueue"]
 
 
