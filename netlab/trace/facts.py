@@ -24,7 +24,7 @@ running kernel; the unit tests answer it from a fake built from the plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from netlab.trace.flow import Flow
@@ -184,9 +184,23 @@ class NftTable:
     elements: dict[str, tuple[str, ...]]  # set or map -> its elements, a dynamic set's (affinity) too
     elements_before: dict[str, tuple[str, ...]] | None = None  # the same, read before the packet
     exists: bool = True  # False: the kernel has no such table (`nft delete table ip kube-proxy`), all else empty
+    # chain -> each rule's `counter` packets, in the chain's order (None: a rule without one). kube-proxy writes
+    # none; a user may insert one (`nft insert rule ... CHAIN counter`, as inspect suggests).
+    counters: dict[str, tuple[int | None, ...]] = field(default_factory=dict)
+    counters_before: dict[str, tuple[int | None, ...]] | None = None  # the same, read before the packet
 
     def chain_rules(self, chain: str) -> tuple[str, ...]:
         return self.rules.get(chain, ())
+
+    def has_counter(self, chain: str) -> bool:
+        return any(c is not None for c in self.counters.get(chain, ()))
+
+    def counted(self, chain: str) -> int | None:
+        """The packets the chain's first counter took while the trace ran (None: no counter, or not read before):
+        a counter at the head of a chain counts every packet that enters it."""
+        now = [c for c in self.counters.get(chain, ()) if c is not None]
+        then = [c for c in (self.counters_before or {}).get(chain, ()) if c is not None]
+        return now[0] - then[0] if now and then else None
 
 
 class Kernel(Protocol):
@@ -210,6 +224,10 @@ class Kernel(Protocol):
 
     def nat_table(self, netns: str) -> NatTable | None:
         """``iptables-save -c -t nat`` after the packet (None: it could not be read)."""
+        ...
+
+    def filter_table(self, netns: str) -> NatTable | None:
+        """``iptables-save -c -t filter`` after the packet (None: it could not be read)."""
         ...
 
     def nft_table(self, netns: str) -> NftTable | None:

@@ -92,6 +92,8 @@ class LiveKernel:
         self._brnf: dict[str, bool] = {}
         self._nat: dict[str, NatTable | None] = {}
         self._nat_before: dict[str, NatTable | None] = {}
+        self._filter: dict[str, NatTable | None] = {}
+        self._filter_before: dict[str, NatTable | None] = {}
         # namespace -> the NetworkPolicy chains whose REJECT counted the packet (run.py: counters before and after)
         self.policy_rejects: dict[str, list[str]] = {}
         self._nft: dict[str, NftTable | None] = {}
@@ -330,17 +332,25 @@ class LiveKernel:
             self._nat[netns] = read_nat_table(netns, self._nat_before.get(netns))
         return self._nat[netns]
 
+    def filter_table(self, netns: str) -> NatTable | None:
+        if netns not in self._filter:
+            self._filter[netns] = read_nat_table(netns, self._filter_before.get(netns), "filter")
+        return self._filter[netns]
+
     def count_nat_before(self, namespaces: list[str]) -> None:
-        """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta.
-        kube-proxy's nftables table too: its affinity sets before the packet say whether one chose."""
+        """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta;
+        the filter tables' too (kube-proxy's REJECT of a Service without endpoints). kube-proxy's nftables table
+        too: its affinity sets, and the counters a user added, before the packet say whether one chose."""
         for ns in namespaces:
             self._nat_before[ns] = read_nat_table(ns)
+            self._filter_before[ns] = read_nat_table(ns, table="filter")
             self._nft_before[ns] = read_nft_table(ns)
 
     def snapshot_nat(self, namespaces: list[str]) -> None:
         """Read the nat tables now (right after the packet)."""
         for ns in namespaces:
             self._nat[ns] = read_nat_table(ns, self._nat_before.get(ns))
+            self._filter[ns] = read_nat_table(ns, self._filter_before.get(ns), "filter")
             self._nft[ns] = read_nft_table(ns, self._nft_before.get(ns))
 
     def nft_table(self, netns: str) -> NftTable | None:
@@ -362,15 +372,19 @@ def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | Non
 
 
 def nft_table_of(data: dict, before: NftTable | None = None) -> NftTable:
-    rules = {chain: tuple(text for text, _ in items) for chain, items in nftlisting.chain_rules(data).items()}
+    listed = nftlisting.chain_rules(data)
+    rules = {chain: tuple(text for text, _ in items) for chain, items in listed.items()}
+    counters = {chain: tuple(c for _, c in items) for chain, items in listed.items()}
     elements = {s["name"]: tuple(nftlisting.elements_of(s)) for s in nftlisting.sets_of(data) if s.get("name")}
     return NftTable(frozenset(nftlisting.listing(data)), rules, elements,
-                    before.elements if before is not None else None)
+                    before.elements if before is not None else None, counters=counters,
+                    counters_before=before.counters if before is not None else None)
 
 
-def read_nat_table(netns: str, before: NatTable | None = None) -> NatTable | None:
+def read_nat_table(netns: str, before: NatTable | None = None, table: str = "nat") -> NatTable | None:
+    """``iptables-save -c -t TABLE`` (nat, or filter), parsed; None when it cannot be read."""
     try:
-        text = iptables.save(netns, "nat", counters=True)
+        text = iptables.save(netns, table, counters=True)
     except (iptables.IptablesError, OSError):
         return None
     return parse_nat_table(text, before)

@@ -76,6 +76,7 @@ class Missing:
     # The other endpoints whose DNAT is missing too, when this is an endpoint's: the packet was sent to one of
     # them (no conntrack entry says which), and the fix puts back all of them.
     alike: tuple["Missing", ...] = ()
+    table: str = "nat"  # the iptables table it is missing from: nat, or filter (a REJECT of kube-proxy's)
 
     @property
     def others(self) -> list[str]:
@@ -88,12 +89,12 @@ class Missing:
         return f"the rule `{self.step.line}` ({self.step.role})"
 
     def text(self, node: str) -> str:
-        out = f"{self.what()} is missing from {node}'s nat table{'' if self.chain else also(self.others)}"
+        out = f"{self.what()} is missing from {node}'s {self.table} table{'' if self.chain else also(self.others)}"
         return out + other_endpoints([m.what() for m in self.alike])
 
     def fix(self, netns: str, planned: PlannedNat) -> str:
         """The iptables commands that put back what is missing, in the plan's order."""
-        ipt = f"ip netns exec {netns} iptables -t nat"
+        ipt = f"ip netns exec {netns} iptables -t {self.table}"
         if self.chain:
             rules = [line for line in planned.rules if line.split(None, 2)[1] == self.chain]
             own = " && ".join([f"{ipt} -N {self.chain}"] + [f"{ipt} {_quoted(line)}" for line in rules])
@@ -210,10 +211,11 @@ def decides(line: str) -> bool:
     return not (line.endswith(f"-j {KUBE_MARK_MASQ}") or "--rcheck" in line)
 
 
-def missing(table: NatTable, planned: PlannedNat, steps: list[Step]) -> Missing | None:
+def missing(table: NatTable, planned: PlannedNat, steps: list[Step], kind: str = "nat") -> Missing | None:
     """The first rule or chain of the packet's path that the plan has, the kernel lacks and the DNAT needs;
-    when it is an endpoint's, with the other endpoints' that the kernel lacks too (``alike``)."""
-    gaps = (gap for gap in (_gap(table, planned, step) for step in steps) if gap is not None)
+    when it is an endpoint's, with the other endpoints' that the kernel lacks too (``alike``). ``kind``: the
+    table (nat; filter, for the REJECT of a Service without endpoints)."""
+    gaps = (replace(gap, table=kind) for gap in (_gap(table, planned, step) for step in steps) if gap is not None)
     first = next(gaps, None)
     if first is None or not first.step.role.startswith(ENDPOINT_ROLE):
         return first
@@ -286,13 +288,55 @@ def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
     return f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"  # a nodePort
 
 
-def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None) -> NoDnat:
-    """A Service packet that node ``ns`` did not DNAT: the rule or chain it lacks, when the kernel's table says so."""
+def reject_path(planned: PlannedNat, f: Flow, iif: str | None) -> list[Step]:
+    """The planned filter rules that refuse packet ``f`` for a Service without endpoints: the jump from FORWARD
+    (a pod's packet; OUTPUT for the node's own) to the chain that holds the REJECT, and the REJECT."""
+    def matches(line: str) -> bool:
+        return f" -d {f.dst}/32 " in line and f"--dport {f.dport} " in line and line.endswith(
+            "-j REJECT --reject-with icmp-port-unreachable") and "has no endpoints" in line
+    reject = next((line for line in planned.rules if matches(line)), None)
+    if reject is None:
+        return []
+    hook = "FORWARD" if iif else "OUTPUT"
+    jumps = [Step(line, "the jump into kube-proxy's filter rules") for line in planned.rules
+             if chain_of(line) == hook and line.endswith(f"-j {chain_of(reject)}")]
+    return jumps + [Step(reject, "kube-proxy's REJECT of a Service without endpoints")]
+
+
+def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
+                 commands: list[str]) -> NoDnat:
+    """A packet for a Service without endpoints: kube-proxy's filter rule rejects it at once (ICMP port
+    unreachable), when the kernel's filter table holds that REJECT and the jump to it. Without them nothing
+    refuses it here: the ClusterIP follows the node's routes as it is (to the gateway, say), and whoever is
+    there answers, or nobody does."""
+    node = lab.where(ns).split()[-1]
+    commands = commands + [f"ip netns exec {ns} iptables-save -c -t filter"]
+    planned = lab.planned_filter.get(ns)
+    steps = reject_path(planned, f, iif) if planned is not None else []
+    gap = missing(filt, planned, steps, "filter") if filt is not None and planned is not None and steps else None
+    if gap is None or planned is None:
+        rule = filt.rule(steps[-1].line) if filt is not None and steps else None
+        by = f" `{rule.line}`" if rule is not None else ""
+        if rule is not None and rule.delta:
+            by += f" (its counter went up by {rule.delta} during the trace)"
+        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's filter rule{by} "
+                      "rejects the packet", commands, cause=True, facts={"dropped_here": True})
+    why = (f"Service {svc.name} has no endpoints, yet {node} did not refuse this packet: {gap.text(node)}; "
+           f"without it {without_dnat(node, svc, f)}")
+    return NoDnat(f"no DNAT for {f}: Service {svc.name} has no endpoints, and {gap.lacks()} is missing", why,
+                  commands, gap.fix(ns, planned), cause=True,
+                  facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain,
+                         "missing_from": "filter", "also_missing": gap.others or None})
+
+
+def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
+            filt: NatTable | None = None) -> NoDnat:
+    """A Service packet that node ``ns`` did not DNAT: the rule or chain it lacks, when the kernel's table says so
+    (``filt``: the kernel's filter table, for a Service without endpoints)."""
     node = lab.where(ns).split()[-1]
     commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
     if not svc.endpoints:
-        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's filter rule rejects "
-                      "the packet", commands, cause=True, facts={"dropped_here": True})
+        return no_endpoints(lab, filt, ns, svc, f, iif, commands)
     if svc.dropped_on(node, f.src, f.dst, own=iif is None):
         return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
                       f"{svc.no_local_words(node, f.dst)}; the filter rule \"{svc.name} has no local endpoints\" "
@@ -363,11 +407,13 @@ class Choice:
                 "rule_counted": self.rule.delta, "chosen_by": self.text()}
 
 
-def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow, own: bool = False) -> Choice | None:
+def chosen_by(lab: LabMap, table: NatTable | None, old: Flow, new: Flow, own: bool = False,
+              via: str | None = None) -> Choice | None:
     """The rule that chose the endpoint of a Service's DNAT ``old`` → ``new`` (``own``: the node's own packet;
-    None: unknown)."""
+    ``via``: the endpoint chain that DNATed it, when it is not the endpoint's own; None: unknown)."""
     svc = lab.service_for(old.dst, old.dport, old.proto)
     ep = svc.endpoint(new.dst, new.dport) if svc else None
+    ep = next((e for e in svc.endpoints if e.sep_chain == via), ep) if svc and via else ep
     if table is None or svc is None or ep is None:
         return None
     # externalTrafficPolicy Local: an outside client's packet is picked in KUBE-SVL, the node's own in KUBE-SVC

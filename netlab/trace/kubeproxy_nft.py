@@ -26,8 +26,8 @@ renumbers the rest.
 When it did, conntrack names the endpoint, and the element of the ``numgen``
 verdict map that leads to its chain is the random choice (1 in N); when the
 client's address was in that endpoint's affinity set before the packet, the
-affinity rule chose it. kube-proxy writes no counters in this mode, so there
-is no counter to show.
+affinity rule chose it. kube-proxy writes no counters in this mode; a
+``counter`` a user inserted in those chains (as inspect suggests) is read.
 
 Pure: the kernel's table (:class:`~netlab.trace.facts.NftTable`) and the plan's listing come in as data.
 """
@@ -204,8 +204,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     node = lab.where(ns).split()[-1]
     commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
     if not svc.endpoints:
-        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
-                      "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
+        return no_endpoints(lab, table, ns, svc, f, iif, commands)
     if svc.dropped_on(node, f.src, f.dst, own=iif is None):
         return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
                       f"{svc.no_local_words(node, f.dst)}; the map "
@@ -242,6 +241,44 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
                          "missing_targets": lost or None,
                          "other_endpoints_missing": [s.line for s in alike] or None,
                          "dropped_here": rejected or None})
+
+
+def reject_path(planned: tuple[str, ...], svc: ServiceFacts, f: Flow, iif: str | None) -> list[Step]:
+    """The planned lines that refuse packet ``f`` for a Service without endpoints: the jump from filter-forward
+    (filter-output for the node's own) to service-endpoints-check, its verdict map, the Service's element in
+    map no-endpoint-services, and reject-chain's rule."""
+    element = [line for line in planned
+               if line.startswith(f"element no-endpoint-services {f.dst} . {svc.protocol} . {f.dport} ")]
+    if not element:
+        return []
+    check = "service-endpoints-check"
+    hook = "filter-forward" if iif else "filter-output"
+    steps = [Step(line, "the jump to kube-proxy's check for Services without endpoints")
+             for line in _rules(planned, hook) if _text(line).endswith(f"jump {check}")]
+    steps += [Step(line, "the lookup in map no-endpoint-services") for line in _rules(planned, check)]
+    steps += [Step(line, f"Service {svc.name}'s element in map no-endpoint-services") for line in element]
+    steps += [Step(line, "the rule of reject-chain") for line in _rules(planned, nftables.REJECT_CHAIN)]
+    return steps
+
+
+def no_endpoints(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
+                 commands: list[str]) -> NoDnat:
+    """A packet for a Service without endpoints: map no-endpoint-services sends it to reject-chain (ICMP port
+    unreachable), when the kernel's table holds the Service's element and the chains on the way. Without them,
+    cluster-ips-check may still reject a ClusterIP's packet; else it follows the node's routes as it is."""
+    node = lab.where(ns).split()[-1]
+    planned = lab.planned_nft.get(ns, ())
+    commands = commands + [f"ip netns exec {ns} nft list table {TABLE}"]
+    gap = missing(table, reject_path(planned, svc, f, iif)) if table is not None and table.exists else None
+    if gap is None or table is None:
+        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
+                      "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
+    then, rejected = without_dnat(lab, table, ns, svc, f, iif)
+    why = (f"Service {svc.name} has no endpoints, and {describe(gap)} ({gap.role}) is missing from {node}'s table "
+           f"{TABLE}, so reject-chain does not refuse this packet; without it {then}")
+    return NoDnat(f"no DNAT for {f}: Service {svc.name} has no endpoints, and {describe(gap)} is missing", why,
+                  commands, fix(ns, gap, planned), cause=True,
+                  facts={"service": svc.name, "missing_rule": gap.line, "dropped_here": rejected or None})
 
 
 def _has_chain(lines: frozenset[str] | tuple[str, ...], chain: str) -> bool:
@@ -295,29 +332,45 @@ def list_chain(ns: str, chain: str) -> str:
 
 @dataclass(frozen=True)
 class Choice:
-    """What sent the packet to its endpoint's chain: the numgen verdict map's element, or session affinity."""
+    """What sent the packet to its endpoint's chain: the numgen verdict map's elements that lead there, or session
+    affinity; and what the counters a user inserted in those chains (kube-proxy writes none) say."""
 
     chain: str
     rule: str  # the rule's text, as nft lists it
-    element: str  # "1 : goto endpoint-..."
-    position: int  # 1..of
+    element: str  # "1 : goto endpoint-...": the first element that leads to the endpoint's chain
+    position: int  # 1..of, that element's
     of: int
     affinity: bool = False
     chance: Fraction = field(default=Fraction(1))
+    elements: tuple[str, ...] = ()  # every element of the map that leads to the endpoint's chain
+    counted: tuple[tuple[str, int | None], ...] = ()  # (chain, packets its counter took during the trace)
+
+    def _share(self) -> str:
+        k = len(self.elements) or 1
+        return f"{k} in {self.of} overall"
+
+    def _counters(self) -> str:
+        if not self.counted:
+            return "; no rule of these chains has a counter (kube-proxy writes none in nftables mode)"
+        return "".join(f"; the counter in {c} went up by {n} during the trace" if n is not None else
+                       f"; {c} has a counter, not read before the packet" for c, n in self.counted)
 
     def text(self) -> str:
         if self.affinity:
             return (f"`{self.rule}` in {self.chain}: sessionAffinity ClientIP, this client's address was in the "
-                    "endpoint's affinity set before the packet (it went there before)")
-        return (f"`{self.rule}` in {self.chain}: element `{self.element}`, the number numgen drew "
-                f"({self.position - 1} of 0..{self.of - 1}; {self.chance.numerator} in {self.chance.denominator} "
-                "overall; kube-proxy's rules have no counters in nftables mode)")
+                    f"endpoint's affinity set before the packet (it went there before){self._counters()}")
+        k = len(self.elements) or 1
+        which = f"element `{self.element}` leads" if k == 1 else \
+            f"elements {', '.join(f'`{e}`' for e in self.elements)} lead"
+        return (f"`{self.rule}` in {self.chain}: {which} to the endpoint's chain (numgen draws one of "
+                f"0..{self.of - 1} at random; {self._share()}){self._counters()}")
 
     def short(self) -> str:
         if self.affinity:
             return f"{self.chain}'s affinity rule chose it: this client went there before"
-        return (f"{self.chain}'s numgen vmap chose it (element {self.element.split(' :')[0]} of {self.of}; "
-                f"{self.chance} overall)")
+        k = len(self.elements) or 1
+        return (f"{self.chain}'s numgen vmap chose it ({k} of its {self.of} elements lead there; "
+                f"{self._share()})")
 
     def commands(self, netns: str) -> list[str]:
         """sessionAffinity's choice: the affinity set, where the kernel keeps the client's address."""
@@ -326,16 +379,21 @@ class Choice:
         return [f"ip netns exec {netns} nft list set {TABLE} {shlex.quote(self.rule.split()[2][1:])}"]
 
     def facts(self) -> dict[str, object]:
+        moved = [n for _, n in self.counted if n is not None]
         return {"rule": self.rule, "probability": float(self.chance), "chance": str(self.chance),
-                "rule_position": self.position, "rules": self.of, "affinity": self.affinity, "rule_counted": None,
-                "vmap_element": self.element, "chosen_by": self.text()}
+                "rule_position": self.position, "rules": self.of, "affinity": self.affinity,
+                "rule_counted": moved[-1] if moved else None,
+                "vmap_element": self.element, "vmap_elements": list(self.elements) or None, "chosen_by": self.text()}
 
 
-def chosen_by(lab: LabMap, table: NftTable | None, old: Flow, new: Flow, own: bool = False) -> Choice | None:
+def chosen_by(lab: LabMap, table: NftTable | None, old: Flow, new: Flow, own: bool = False,
+              via: str | None = None) -> Choice | None:
     """The element (or affinity rule) that chose the endpoint of a Service's DNAT ``old`` → ``new`` (``own``: the
-    node's own packet; None: unknown)."""
+    node's own packet; ``via``: the endpoint chain that DNATed it, when it is not the endpoint's own; None:
+    unknown)."""
     svc = lab.service_for(old.dst, old.dport, old.proto)
     ep = svc.endpoint(new.dst, new.dport) if svc else None
+    ep = next((e for e in svc.endpoints if e.sep_chain == via), ep) if svc and via else ep
     if table is None or svc is None or ep is None:
         return None
     return choice(table, svc, ep, old.src, svc.chain_for(old.src, old.dst, own))
@@ -347,19 +405,22 @@ def choice(table: NftTable, svc: ServiceFacts, ep: ServiceEndpoint, client: str,
     Local) numgen map that leads to ``ep`` (or its affinity rule)."""
     chain = chain or svc.svc_chain
     rules = table.chain_rules(chain)
+    counted = tuple((c, table.counted(c)) for c in (chain, ep.sep_chain) if table.has_counter(c))
     sticky = next((r for r in rules if r.startswith("ip saddr @affinity-") and r.endswith(f"goto {ep.sep_chain}")),
                   None)
     if sticky is not None and table.elements_before is not None:
         name = sticky.split()[2][1:]
         if client in table.elements_before.get(name, ()):
-            return Choice(chain, sticky, "", 1, 1, affinity=True)
+            return Choice(chain, sticky, "", 1, 1, affinity=True, counted=counted)
     for rule in rules:
         m = VMAP.match(rule)
         if not m:
             continue
         elements = [e.strip() for e in m.group(2).split(",")]
-        for i, element in enumerate(elements):
-            if element.endswith(f"goto {ep.sep_chain}"):
-                n = int(m.group(1))
-                return Choice(chain, rule, element, i + 1, n, chance=Fraction(1, n))
+        # the live map's elements: each one the draw may give, as many as lead to the endpoint's chain
+        leads = [(i, e) for i, e in enumerate(elements) if e.endswith(f"goto {ep.sep_chain}")]
+        if leads:
+            n = int(m.group(1))
+            return Choice(chain, rule, leads[0][1], leads[0][0] + 1, n, chance=Fraction(len(leads), n),
+                          elements=tuple(e for _, e in leads), counted=counted)
     return None

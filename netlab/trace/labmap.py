@@ -124,7 +124,7 @@ class LabMap:
     # (netns, cidr) -> (device, address): where that connected route goes (on the link, no gateway) and its source
     planned_connected_dev: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     planned_nat: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its nat table as planned
-    planned_filter: dict[str, tuple[str, ...]] = field(default_factory=dict)  # netns -> its filter rules, planned
+    planned_filter: dict[str, "PlannedNat"] = field(default_factory=dict)  # netns -> its filter table as planned
     # kube-proxy in nftables mode: netns -> its table ip kube-proxy as planned (the plan's listing lines)
     planned_nft: dict[str, tuple[str, ...]] = field(default_factory=dict)
     node_pod_cidrs: dict[str, tuple[str, str]] = field(default_factory=dict)  # node -> (netns, pod CIDR)
@@ -197,7 +197,7 @@ class LabMap:
             elif isinstance(r, NatRules) and r.table == "nat":
                 m.planned_nat[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, NatRules) and r.table == "filter":
-                m.planned_filter[r.netns] = r.rules
+                m.planned_filter[r.netns] = PlannedNat(frozenset(r.chains), r.rules)
             elif isinstance(r, NftRules) and (r.family, r.table) == (nftables.FAMILY, nftables.TABLE):
                 m.planned_nft[r.netns] = r.listing
             elif isinstance(r, Address):

@@ -77,16 +77,18 @@ def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False
     return out
 
 
-def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False) -> str:
+def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False,
+             via: str | None = None) -> str:
     """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
-    the node's own packet (see :func:`service_facts`)."""
+    the node's own packet (see :func:`service_facts`); ``via``: the endpoint chain that DNATed it, when a counter
+    says it is not the endpoint's own (detour.py)."""
     if which == "dst" and hit.direction == "orig":
         svc = lab.service_for(old.dst, old.dport, old.proto)
         text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
         if svc:
             ep = svc.endpoint(new.dst, new.dport)
             who = f"endpoint {ep.pod}" if ep else f"endpoint {lab.name_ip(new.dst)}"
-            sep = f" → {ep.sep_chain}" if ep else ""
+            sep = f" → {via or ep.sep_chain}" if ep else ""
             text += f": Service {svc.name} picked {who} ({svc.chain_for(old.src, old.dst, own)}{sep})"
         reply = hit.entry.reply
         return text + (f"; conntrack will rewrite the replies {reply.endpoint('src')} → {reply.endpoint('dst')} "

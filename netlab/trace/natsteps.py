@@ -11,7 +11,7 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 
 from __future__ import annotations
 
-from netlab.trace import faults, kubeproxy, kubeproxy_nft, nat, wrongdnat
+from netlab.trace import detour, faults, kubeproxy, kubeproxy_nft, nat, wrongdnat
 from netlab.trace.facts import RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
@@ -45,30 +45,59 @@ class NatSteps(WalkParts):
             return None, self._not_dnated(ns, iif, hit)
         self._pre_nat[ns] = old
         own = iif is None  # OUTPUT: the namespace's own packet
-        text, facts = nat.describe(self.lab, "dst", hit, old, new, own), nat.service_facts(self.lab, old, new, hit, own)
+        facts = nat.service_facts(self.lab, old, new, hit, own)
+        held = "sep_chain" in facts and hit.direction == "orig" and hit.entry.made_before
+        # another endpoint's chain DNATs there too (edited by hand): the one that took the packet, if one says so
+        other = self._detour(ns, old, new) if "sep_chain" in facts and not held else None
+        via = other.chain if other is not None else None
+        unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
+        text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via)
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
-        if "sep_chain" in facts and hit.direction == "orig" and hit.entry.made_before:
+        if held:
             # Not a new connection to conntrack: nothing chose an endpoint now, the entry's DNAT was applied.
             facts.update(chosen_by=HELD, held_before=True)
             text += f"; chosen by {HELD}"
+        elif unsure:
+            text += "; no counter says which of these chains took it"
         elif "sep_chain" in facts and ns in self.lab.kube_proxy_netns:  # which random rule chose the endpoint
             if ns in self.lab.nft_netns:  # kube-proxy in nftables mode: the numgen map's element
-                chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new, own)
+                chosen = kubeproxy_nft.chosen_by(self.lab, self.k.nft_table(ns), old, new, own, via)
             else:
-                chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new, own)
+                chosen = kubeproxy.chosen_by(self.lab, self.k.nat_table(ns), old, new, own, via)
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
-        wrong = self._wrong(ns, old, new, hit)
+        wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
         commands = self._nat_commands(ns, hit, "dst")
         if isinstance(chosen, kubeproxy_nft.Choice):  # sessionAffinity: the set that held the client
             commands += chosen.commands(ns)
+        if other is not None:  # the chain that took it, or those that may have
+            facts["sep_chain"] = via or " or ".join(other.candidates)
+        if other is not None and ns in self.lab.nft_netns:  # the chains that may have DNATed it, edited
+            commands += [kubeproxy_nft.list_chain(ns, e.chain) for e in other.edited]
         if wrong is not None:
             facts.update(wrong.facts)
         row = self.rows.row(ns, iif or "-", "dnat", text, commands, None,
                             wrong.problem if wrong else None, wrong.fix if wrong else None, cause=wrong is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
+
+    def _detour(self, ns: str, old: Flow, new: Flow) -> detour.Detour | None:
+        """The Service's endpoint chains that DNAT to ``new`` besides the endpoint's own (detour.py)."""
+        svc = self.lab.service_for(old.dst, old.dport, old.proto)
+        if svc is None or ns not in self.lab.kube_proxy_netns:
+            return None
+        if ns in self.lab.nft_netns:
+            return detour.nft_detour(self.lab, ns, svc, new, self.k.nft_table(ns))
+        return detour.iptables_detour(self.lab, ns, svc, new, self.k.nat_table(ns))
+
+    def _detour_why(self, ns: str, d: detour.Detour | None) -> wrongdnat.Why | None:
+        """The DNAT row's problem and fix when an endpoint chain that is not the endpoint's own DNATs there: the
+        packet arrives, by a path the lab did not plan (astray)."""
+        if d is None:
+            return None
+        where = f"table {kubeproxy_nft.TABLE}" if ns in self.lab.nft_netns else "nat table"
+        return wrongdnat.Why(d.problem(self.lab.where(ns).split()[-1], where), d.fix(), d.facts())
 
     def _wrong(self, ns: str, old: Flow, new: Flow, hit: nat.Hit) -> wrongdnat.Why | None:
         """A Service flow DNATed to an address that is none of its endpoints: a stale entry, or a rule that says
@@ -97,9 +126,10 @@ class NatSteps(WalkParts):
         if hit is not None and hit.direction == "orig" and hit.entry.made_before:
             return self._held_without_dnat(ns, iif, svc, hit)
         if ns in self.lab.nft_netns:
-            why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+            why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif)
         else:
-            why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif)
+            why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif,
+                                    None if svc.endpoints else self.k.filter_table(ns))
         unconfirmed = self._unconfirmed(ns, iif, svc, f, why.facts.get("missing_rule")) if svc.endpoints else None
         if unconfirmed is not None:
             return unconfirmed

@@ -205,7 +205,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                         "here: nothing netlab runs answers that port, and a UDP program may take a datagram and say "
                         "nothing)")
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
-    taken = inputdrop.at_destination(kernel, fwd.hops, input_before, input_after, lm.planned_filter, sent.reply) \
+    planned_filter = {ns: table.rules for ns, table in lm.planned_filter.items()}
+    taken = inputdrop.at_destination(kernel, fwd.hops, input_before, input_after, planned_filter, sent.reply) \
         if arrived else None
     if taken is not None:  # delivered into the namespace, and dropped there before any socket saw it
         at, (why, fix) = taken

@@ -136,9 +136,12 @@ class FakeKernel:
     def bridge_nf(self, netns):
         return True
 
-    def nat_table(self, netns):
+    def filter_table(self, netns):
+        return self.nat_table(netns, "filter")
+
+    def nat_table(self, netns, table="nat"):
         planned = next((r for r in self.plan.resources if isinstance(r, NatRules) and r.netns == netns
-                        and r.table == "nat"), None)
+                        and r.table == table), None)
         if planned is None:
             return None
         chains = {c for c in planned.chains if (netns, c) not in self.no_chain} | set(BUILTIN_CHAINS)
