@@ -14,7 +14,7 @@ from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTI
                              lab_from_env, lab_options, output_option, print_json, require_root, warn)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
-from netlab.cli.style import highlight, table
+from netlab.cli.style import highlight, plural, table
 from netlab.errors import ChecksFailed, NetlabError, command_path, display_path
 
 if TYPE_CHECKING:
@@ -187,11 +187,6 @@ def fixed_words(fixed: list[str]) -> list[str]:
     return ([plural(started, "container") + " started"] if started else []) \
         + ([plural(written, "file") + " written"] if written else []) \
         + ([plural(other, "object") + " added, changed or repaired"] if other else [])
-
-
-def plural(n: int, word: str) -> str:
-    """``1 container``, ``2 containers``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _watch(loaded: Loaded, saved: bool, reconfigure: bool, backoff: float, resync: float) -> None:

@@ -68,3 +68,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], stream: IO[str]
     lines = ["   ".join(h.ljust(w) for h, w in zip(names, widths)).rstrip()]
     lines += ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
     return "\n".join(lines) + "\n"
+
+
+def plural(n: int, word: str, words: str = "") -> str:
+    """``1 frame``, ``2 frames``; ``1 entry``, ``0 entries`` (``words``: a plural that is not ``word`` + s)."""
+    return f"{n} {word if n == 1 else words or word + 's'}"

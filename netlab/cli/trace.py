@@ -19,6 +19,7 @@ from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, compl
                              lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
+from netlab.cli.style import plural
 from netlab.errors import ChecksFailed, UsageError, command_path
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, NFT_TABLES, section_names, sections_wanted
 
@@ -285,11 +286,6 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
     if not frames:  # said whatever stderr is: a script that reads nothing on stdout is told why
         click.echo(no_frames_line(netns, iface, stopped, elapsed, lab.name, bpf.expression if bpf else None),
                    err=True)
-
-
-def plural(n: int, word: str, words: str = "") -> str:
-    """``1 frame``, ``2 frames``; ``1 entry``, ``0 entries``."""
-    return f"{n} {word if n == 1 else words or word + 's'}"
 
 
 def no_frames_line(netns: str, iface: str, stopped: str, elapsed: float, lab: str,
