@@ -23,7 +23,7 @@ from netlab.model.lab import Lab
 from netlab.realize.state import LabState, lab_netns_gone, repair_command
 from netlab.workload import lifecycle
 from netlab.workload.containers import previous_log_path
-from netlab.kernel.netns import netns_path
+from netlab.kernel.netns import fd_is_netns, netns_path
 from netlab.kernel.processes import enter_pod_here
 
 
@@ -45,6 +45,10 @@ class Target:
             raise lab_netns_gone(self.netns, self.lab) from None
         uts_fd = None
         try:
+            if not fd_is_netns(net_fd):
+                # `umount /run/netns/<name>` (the first half of `ip netns del`) leaves the empty file: no namespace
+                # to join (setns says EINVAL), said as a deleted one, which `up` makes again (lab/ownership.py)
+                raise lab_netns_gone(self.netns, self.lab)
             if self.uts is not None:
                 uts_fd = os.open(self.uts, os.O_RDONLY | os.O_CLOEXEC)
             yield Enter(net_fd, uts_fd, self.netns)

@@ -154,6 +154,15 @@ def is_nsfs(path: str) -> bool:
         return False
 
 
+def fd_is_netns(fd: int) -> bool:
+    """The open file ``fd`` is a namespace (a file of nsfs), not the empty file an unmounted one leaves in
+    /run/netns, nor any other file: nsfs is a device of its own, not the one /run/netns is on."""
+    try:
+        return os.fstat(fd).st_dev != os.stat(NETNS_DIR).st_dev
+    except OSError:
+        return False
+
+
 def current_fd(kind: str = "net") -> int:
     """A descriptor of the calling thread's own namespace of that kind ("net", "uts"), to come back to."""
     return os.open(f"/proc/thread-self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
