@@ -107,6 +107,9 @@ class FakeKernel:
             if link.peer and link.peer[0] in self.ns:
                 self._drop_link(self.ns[link.peer[0]], link.peer[1], peer=False)
 
+    def is_placeholder(self, name: str) -> bool:
+        return name in self.placeholders and name not in self.ns
+
     def remove_placeholder(self, name: str) -> bool:
         if name in self.placeholders:
             self.placeholders.discard(name)

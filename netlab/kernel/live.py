@@ -135,6 +135,9 @@ class LiveKernel(Reading):
             self.forget(name)
         side_by_side(nsmod.remove_netns, list(names), UNMOUNT_WORKERS)
 
+    def is_placeholder(self, name: str) -> bool:
+        return nsmod.is_placeholder(name)
+
     def remove_placeholder(self, name: str) -> bool:
         return nsmod.remove_placeholder(name)
 

@@ -453,11 +453,17 @@ def remove_netns(name: str) -> None:
         pass
 
 
-def remove_placeholder(name: str) -> bool:
-    """Remove an empty placeholder left by a crash between claim and mount."""
+def is_placeholder(name: str) -> bool:
+    """/run/netns/<name> is an empty file and no namespace: a claim never mounted (a crash between claim and
+    mount), or a namespace unmounted (``umount``, the first half of ``ip netns del``)."""
     path = netns_path(name)
-    if os.path.lexists(path) and not _is_nsfs(path) and os.path.isfile(path) and os.path.getsize(path) == 0:
-        os.unlink(path)
+    return os.path.lexists(path) and not _is_nsfs(path) and os.path.isfile(path) and os.path.getsize(path) == 0
+
+
+def remove_placeholder(name: str) -> bool:
+    """Remove an empty placeholder (:func:`is_placeholder`)."""
+    if is_placeholder(name):
+        os.unlink(netns_path(name))
         return True
     return False
 

@@ -40,16 +40,26 @@ def owned(kernel: Kernel, name: str, tag: str) -> bool:
 
 
 def namespaces_to_create(kernel: Kernel, plan: Plan, state: LabState, tag: str) -> list[str]:
-    """Namespaces of the plan that do not exist yet; stops before any change if a name is taken."""
-    out = []
+    """Namespaces of the plan that do not exist yet; stops before any change if a name is taken.
+
+    A name the lab's state lists whose file in /run/netns is an empty placeholder is the lab's own: left by a
+    crash between claiming the name and mounting (``intent``), or a namespace of the running lab unmounted by
+    hand (``created``; ``umount /run/netns/<name>``, the first half of ``ip netns del``). The placeholder goes
+    and the namespace is made again, as after an ``ip netns del``; its containers, left in the old namespace,
+    start again in the new one (workload/tasks.py: SANDBOX_REMADE). Only names the state lists, each by its
+    name: any other placeholder is someone else's (ownership.collision_message)."""
+    out, placeholders = [], []
     tags = kernel.read_tags([name for name in plan.netns if kernel.netns_mounted(name)])  # side by side
     for name in plan.netns:
         if not kernel.netns_exists(name):
             out.append(name)
         elif name in tags and tags[name] == tag:
             continue
-        elif state.netns.get(name) == "intent" and kernel.remove_placeholder(name):
-            out.append(name)  # left by a crash between claiming the name and mounting
+        elif state.netns.get(name) in ("intent", "created") and kernel.is_placeholder(name):
+            out.append(name)
+            placeholders.append(name)
         else:
             raise OwnershipConflict(ownership.collision_message(name, state.lab))
+    for name in placeholders:  # every name checked first: a refused run removes nothing
+        kernel.remove_placeholder(name)
     return out

@@ -7,13 +7,14 @@ until the user removed the file by hand): the name is one the lab's state lists.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
 
 import pytest
 
-from helpers import netlab
+from helpers import ip, ip_json, netlab
 from netlab.kernel import netns as nsmod
 
 pytestmark = pytest.mark.root
@@ -45,3 +46,41 @@ def test_exec_into_an_unmounted_pod_namespace_is_one_line_naming_the_repair(labs
     # Nothing changed: the file is still there, empty, and the other pod still runs commands.
     assert os.path.getsize(nsmod.netns_path(f"{lab}-a")) == 0
     assert netlab("exec", "--lab", lab, "b", "--", "hostname").stdout.strip() == "b"
+
+
+def test_up_makes_an_unmounted_namespace_of_the_lab_again(labs):
+    lab, path = small_lab(labs, "umu")
+    unmount(f"{lab}-a")
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and f"missing: namespace {lab}-a" in status.stdout, status.stdout
+    assert f"run `sudo netlab up -t {shlex.quote(path)}` to repair" in status.stdout
+    up = netlab("up", "-t", path, check=False)  # what status says to run
+    assert up.returncode == 0, up.stderr
+    assert "1 namespace created" in up.stdout, up.stdout
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    # The kernel's view: the name holds a namespace again, with the pod's address on its eth0.
+    assert f"{lab}-a" in ip("netns", "list").stdout.split()
+    assert nsmod.is_netns_mount(f"{lab}-a")
+    (eth0,) = ip_json("addr", "show", "dev", "eth0", netns=f"{lab}-a")
+    assert [a["local"] for a in eth0["addr_info"] if a["family"] == "inet"] == ["10.244.0.2"]
+    # Real traffic, to the echo container started again in the new namespace, across nodes.
+    got = subprocess.run(["ip", "netns", "exec", f"{lab}-b", "curl", "-s", "-m", "5", "http://10.244.0.2:8080/"],
+                         capture_output=True, text=True, timeout=20)
+    reply = json.loads(got.stdout)
+    assert reply["pod"] == "a" and reply["client"].startswith("10.244.1.2:"), got
+    assert netlab("exec", "--lab", lab, "a", "--", "hostname").stdout.strip() == "a"
+
+
+def test_up_leaves_an_empty_file_the_lab_does_not_list_alone(labs):
+    """A placeholder under a name the lab would make, before it is up, is not the lab's: refused, kept."""
+    lab = labs.name("umn")
+    stray = nsmod.netns_path(f"{lab}-a")
+    nsmod.ensure_netns_dir()
+    os.close(os.open(stray, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    try:
+        _, up = labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods: [{{name: a, node: n1}}]\n", check=False)
+        assert up.returncode == 3 and "already exists as an empty placeholder" in up.stderr, up.stderr
+        assert os.path.isfile(stray) and os.path.getsize(stray) == 0
+        assert not any(name.startswith(lab + "-") for name in ip("netns", "list").stdout.split() if name != f"{lab}-a")
+    finally:
+        os.unlink(stray)
