@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-from netlab.errors import UsageError, display_path
+from netlab.errors import EnvironmentNotReady, UsageError, display_path
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState, lab_netns_gone, repair_command
-from netlab.workload import lifecycle
+from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import fd_is_netns, netns_path
+from netlab.kernel import processes as proc
 from netlab.kernel.processes import enter_pod_here
 
 
@@ -104,23 +105,90 @@ def cannot_run(program: str | bytes | os.PathLike[str] | os.PathLike[bytes], exc
     return 126, f"netlab: {display_path(program[:80])}: cannot execute: {why}"
 
 
-def open_log(path: str, pod: str, container: str, lab: str, previous: bool = False) -> BinaryIO:
-    """A container's log, open for reading: UsageError when there is none yet, or when something else (a
-    directory, a FIFO, a symlink) stands where netlab writes it, which is never read nor waited for.
-    ``previous``: the log of the run before the current one, kubectl's error when it has none."""
+@dataclass(frozen=True)
+class LogWriter:
+    """Who writes a container's current log: the pid of its task while it runs in its pod (None: it does not),
+    and whether it was started at all (the lab's state has a record of it)."""
+
+    pid: int | None
+    started: bool
+
+
+def log_writer(state: LabState, lab: Lab, pod: str, container: str) -> LogWriter:
+    """The :class:`LogWriter` of a pod's container in the running lab."""
+    for info, c, crec in lifecycle.containers(lab, state):
+        if info.name == pod and c.name == container and crec:
+            running = "error" not in crec and tasks.task_of(crec, info.netns) is not None
+            return LogWriter(int(crec["pid"]) if running else None, True)
+    return LogWriter(None, False)
+
+
+def _deleted_log_fd(pid: int, path: str) -> str | None:
+    """/proc/PID/fd/N of the task's descriptor of the log file that was at ``path`` and was deleted since (the
+    kernel names it ``PATH (deleted)``): what it writes to now, readable there while it runs; None when it
+    holds no such file (the log was moved away, or it closed it)."""
+    folder = f"/proc/{proc.thread_group(pid) or pid}/fd"  # an echo container's thread: its server's files
+    try:
+        fds = os.listdir(folder)
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(os.path.join(folder, fd)) == path + " (deleted)":
+                return os.path.join(folder, fd)
+        except OSError:
+            continue
+    return None
+
+
+def _written_elsewhere(path: str, pod: str, container: str, pid: int, what: str) -> EnvironmentNotReady:
+    """The log at ``path`` is no longer the file the running container writes (``what`` happened to it): its
+    output until its next start is not there. No `up` repairs that: the container's stdout and stderr are
+    descriptors of the old file, which only a new start replaces, and `up` does not restart a running one."""
+    held = _deleted_log_fd(pid, path)
+    where = (f"it writes on to the deleted file, readable as {held} while it runs" if held else
+             "it writes on to the file it had open, which is not this one")
+    return EnvironmentNotReady(f"the log of {pod}/{container}, {path}, was {what} while the container runs: {where}; "
+                               "its next start writes a new log (`up` does not restart a running container)")
+
+
+def open_log(path: str, pod: str, container: str, lab: str, previous: bool = False,
+             writer: LogWriter | None = None) -> BinaryIO:
+    """A container's log, open for reading. ``previous``: the log of the run before the current one, kubectl's
+    error when it has none. When there is none yet: UsageError. When the file was deleted, or something else (a
+    directory, a FIFO, a symlink, another file) stands where netlab writes it, which is never read nor waited
+    for: EnvironmentNotReady, saying what ``writer`` (:func:`log_writer`) makes of it: a running container
+    writes on to its old file until its next start."""
+    running = writer.pid if writer is not None and not previous else None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         if previous:
             raise UsageError(f'previous terminated container "{container}" in pod "{pod}" not found') from None
+        if running is not None:
+            raise _written_elsewhere(path, pod, container, running, "deleted") from None
+        if writer is not None and writer.started:
+            raise EnvironmentNotReady(f"the log of {pod}/{container}, {path}, was deleted; the container's next "
+                                      f"start writes a new one (`{repair_command(lab)}` starts it again as its "
+                                      "pod's restartPolicy says)") from None
         raise UsageError(f"no log for {pod}/{container} yet (was it started? `sudo netlab status --lab {lab}`)"
                          ) from None
     except OSError as exc:  # ELOOP: a symlink
-        raise UsageError(f"the log of {pod}/{container} cannot be read: {path}: {exc.strerror}") from None
+        if running is not None:
+            raise _written_elsewhere(path, pod, container, running, "replaced") from None
+        raise EnvironmentNotReady(f"the log of {pod}/{container} cannot be read: {path}: {exc.strerror}") from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
-        raise UsageError(f"the log of {pod}/{container} is not a file ({path} was replaced); "
-                         f"`{repair_command(lab)}` starts the container again with a new one")
+        if running is not None:
+            raise _written_elsewhere(path, pod, container, running, "replaced")
+        if previous:
+            raise EnvironmentNotReady(f"the previous log of {pod}/{container} is not a file ({path} was replaced)")
+        raise EnvironmentNotReady(f"the log of {pod}/{container} is not a file ({path} was replaced); the "
+                                  f"container's next start writes a new one (`{repair_command(lab)}` starts it "
+                                  "again as its pod's restartPolicy says)")
+    if running is not None and _deleted_log_fd(running, path) is not None:  # another file put in its place
+        os.close(fd)
+        raise _written_elsewhere(path, pod, container, running, "replaced")
     return os.fdopen(fd, "rb")
 
 

@@ -194,7 +194,7 @@ class PodActions:
         """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run
         before it (``--previous``; a UsageError when it has none). ``container`` defaults to the pod's first,
         ``tail`` keeps the last lines only (a negative one: all of them, as kubectl's ``--tail=-1``)."""
-        from netlab.api.exec import log_file, open_log
+        from netlab.api.exec import log_file, log_writer, open_log
 
         with method("lab.logs"):
             check_str("pod", pod)
@@ -203,7 +203,7 @@ class PodActions:
                 check_int("tail", tail)
             check_bool("previous", previous)
         chosen, path = log_file(self.model, pod, container, previous)
-        with open_log(path, pod, chosen, self.name, previous) as fh:
+        with open_log(path, pod, chosen, self.name, previous, log_writer(self.state(), self.model, pod, chosen)) as fh:
             data = fh.read()
         text = data.decode(errors="replace")
         if tail is not None and tail >= 0:  # a negative tail: all of it, as kubectl's --tail=-1

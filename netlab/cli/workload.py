@@ -143,7 +143,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     Each run of a container (each time `up` or the watcher starts it) has a
     log of its own, as each container instance of the kubelet: --previous
     prints the one before, as `kubectl logs --previous`."""
-    from netlab.api.exec import log_file, open_log
+    from netlab.api.exec import log_file, log_writer, open_log
 
     require_root()
     lab = api.Lab.attach(api.selected_name(lab_name, topology))
@@ -153,7 +153,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
         names = [c.name for c in next(p for p in model.pods if p.name == pod).containers]
         if len(names) > 1:
             click.echo(f"netlab: defaulted container {chosen!r} out of: {', '.join(names)}", err=True)
-    fh = open_log(path, pod, chosen, lab.name, previous)
+    fh = open_log(path, pod, chosen, lab.name, previous, log_writer(lab.state(), model, pod, chosen))
     follow = follow and not previous  # the run before has ended: nothing more comes
     out = sys.stdout.buffer
     with fh:

@@ -85,6 +85,7 @@ def test_previous_reads_the_run_before_and_says_kubectls_error_when_there_is_non
 
 def test_lab_logs_and_the_cli_print_the_current_run_and_previous_the_one_before(model, monkeypatch):
     monkeypatch.setattr(Lab, "model", property(lambda self: model))
+    monkeypatch.setattr(Lab, "state", lambda self: types.SimpleNamespace(extra={}))  # no container started
     write(log_path(LAB, "fedora-1", "main"), "start\nbye\n")
     new_run(LAB, "fedora-1", "main")
     write(log_path(LAB, "fedora-1", "main"), "v2 line 1\n")

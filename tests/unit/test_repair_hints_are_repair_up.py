@@ -13,9 +13,9 @@ import types
 
 import pytest
 
-from netlab.api.exec import open_log
+from netlab.api.exec import LogWriter, open_log
 from netlab.cli.trace import nftables_lines
-from netlab.errors import NetnsGone, UsageError
+from netlab.errors import EnvironmentNotReady, NetnsGone, UsageError
 from netlab.realize.state import load_state, netns_gone
 from netlab.workload import drift as container_drift, health, lifecycle
 from test_inspect_nftables import view
@@ -118,10 +118,10 @@ def test_a_log_that_is_not_a_file_names_the_labs_repair(state_root, tmp_path, fr
     repair = repair_of(tmp_path, from_file, impaired)
     path = tmp_path / "main.log"
     path.mkdir()  # something else than netlab's log file stands where it writes it
-    with pytest.raises(UsageError) as err:
-        open_log(str(path), "web-1", "main", LAB)
-    assert str(err.value) == (f"the log of web-1/main is not a file ({path} was replaced); `{repair}` starts the "
-                              "container again with a new one")
+    with pytest.raises(EnvironmentNotReady) as err:  # not running: its next start, which the repair makes
+        open_log(str(path), "web-1", "main", LAB, writer=LogWriter(None, True))
+    assert str(err.value) == (f"the log of web-1/main is not a file ({path} was replaced); the container's next "
+                              f"start writes a new one (`{repair}` starts it again as its pod's restartPolicy says)")
 
 
 @CASES
