@@ -348,6 +348,7 @@ class Lab(PodActions):
         ``proto`` icmp, tcp or udp, ``timeout`` 0.1-30 s, ``size`` 1-65000 (0: a plain echo).
         """
         from netlab.api.reach import check_port
+        from netlab.realize.own_files import check_output_path
         from netlab.realize.state import repair_up
         from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
 
@@ -360,6 +361,7 @@ class Lab(PodActions):
             timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
             check_size(size)
             check_path("pcap", pcap)
+            check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
             check_callable("progress", progress)
 
         state = self.state()  # read once: the lab, and the file that repairs it

@@ -358,6 +358,9 @@ def check_output_file(path: str | None) -> None:
     """Fail before doing any work when ``path`` cannot be written: exit 2, one line."""
     if path is None:
         return
+    from netlab.realize.own_files import check_output_path
+
+    check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"cannot write {display_path(path)}: it is a directory")

@@ -395,3 +395,36 @@ def test_up_from_another_file_with_a_running_labs_name_is_refused(labs, tmp_path
     rows = {r["lab"]: r for r in json.loads(netlab("list", "-o", "json").stdout)}
     assert rows[lab]["source"] == other
     assert netlab("up", "-t", other).returncode == 0  # now it is the lab's file
+
+
+# --- output files never land on a lab's own files ---------------------------------------------
+
+
+def test_no_output_file_lands_on_a_labs_own_files(labs, tmp_path):
+    """`capture -w /run/netlab/LAB/state.json` wrote a pcap over the lab's state: "corrupt" from then on, until
+    `down --force`. Refused (exit 2) before anything is captured, however the path reaches the lab's files: as
+    written, through `..` or a symlink, a pod's resolv.conf in /etc/netns, or that folder through a bind mount."""
+    lab = labs.name("ibw")
+    labs.up(svc_lab(lab))
+    state = state_file(lab)
+    before = open(state, "rb").read()
+    link = tmp_path / "link"
+    link.symlink_to(os.path.dirname(state))
+    view = tmp_path / "view"
+    view.mkdir()
+    subprocess.run(["mount", "--bind", "/etc/netns", str(view)], check=True)
+    resolv = f"/etc/netns/{lab}-a/resolv.conf"
+    pod_file = open(resolv).read()
+    try:
+        for args in (["capture", "--lab", lab, "n1:eth0", "-c", "1", "--timeout", "1", "-w", state],
+                     ["capture", "--lab", lab, "n1:eth0", "-c", "1", "--timeout", "1", "-w", "/tmp/.." + state],
+                     ["graph", "--lab", lab, "-w", f"{link}/state.json"],
+                     ["trace", "--lab", lab, "a", "b", "--pcap", resolv],
+                     ["probe", "--lab", lab, "--junit", f"{view}/{lab}-a/resolv.conf"]):
+            proc = netlab(*args, check=False)
+            assert proc.returncode == 2, (args, proc.returncode, proc.stderr)
+            assert len(proc.stderr.splitlines()) == 1 and "it is inside" in proc.stderr, (args, proc.stderr)
+    finally:
+        subprocess.run(["umount", str(view)], check=True)
+    assert open(state, "rb").read() == before and open(resolv).read() == pod_file
+    assert netlab("status", "--lab", lab).returncode == 0

@@ -1,0 +1,103 @@
+"""An output file a user names never lands on a lab's own files (QA "qc", defect 7).
+
+``capture -w /run/netlab/lab/state.json`` (a typo, a tab completion gone wrong) overwrote the lab's state with a
+pcap: every command then called the lab corrupt, and only ``down --force`` brought it back. Every option that
+writes where the user says (capture -w, trace --pcap and -w, graph -w, probe --junit, the API's ``pcap=``) now
+refuses a path in the state directory, in /run/netns or in /etc/netns, however it is spelled, before anything is
+captured or written: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from cli_inprocess import run_cli
+
+from netlab.errors import UsageError
+from netlab.realize import own_files, state_dir
+
+COMMANDS = [
+    ["capture", "--lab", "ibown", "n1:eth0", "-c", "1", "-w", "{path}"],
+    ["trace", "--lab", "ibown", "a", "b", "--pcap", "{path}"],
+    ["trace", "--lab", "ibown", "a", "b", "-o", "svg", "-w", "{path}"],
+    ["graph", "-t", "topologies/default-2node.yaml", "-w", "{path}"],
+    ["graph", "-t", "topologies/default-2node.yaml", "-o", "svg", "-w", "{path}"],
+    ["probe", "--lab", "ibown", "--junit", "{path}"],
+]
+
+
+@pytest.fixture
+def lab_state(state_root):
+    """A lab's state file in this test's state directory, with content to lose."""
+    folder = state_root / "ibown"
+    folder.mkdir(mode=0o700)
+    path = folder / "state.json"
+    path.write_text('{"the": "state"}')
+    return path
+
+
+def refused(proc, path) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"netlab: cannot write {path}: it is inside "), lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2] + c[-2:-1]))
+def test_every_output_option_refuses_the_labs_state_file(lab_state, state_root, command):
+    args = [a.format(path=lab_state) for a in command]
+    line = refused(run_cli(*args), lab_state)
+    assert f"{state_root}, netlab's state directory" in line
+    assert lab_state.read_text() == '{"the": "state"}'
+    assert sorted(os.listdir(lab_state.parent)) == ["state.json"]
+
+
+def test_the_path_is_judged_where_it_leads(lab_state, state_root, tmp_path):
+    """``..`` and a symlink to the state directory lead to the same file; a new file there is refused too."""
+    (tmp_path / "out").mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(state_root)
+    spellings = [f"{tmp_path}/out/../state/ibown/state.json", f"{link}/ibown/state.json", f"{link}/ibown/new.pcap",
+                 f"{state_root}/new.pcap"]
+    for path in spellings:
+        refused(run_cli("capture", "--lab", "ibown", "n1:eth0", "-w", path), path)
+    assert lab_state.read_text() == '{"the": "state"}'
+    assert sorted(os.listdir(lab_state.parent)) == ["state.json"] and sorted(os.listdir(state_root)) == ["ibown"]
+
+
+def test_a_symlink_named_as_the_file_is_followed(lab_state, tmp_path):
+    """A file outside that is a symlink to the state file: opening it for writing would truncate the state."""
+    out = tmp_path / "out.pcap"
+    out.symlink_to(lab_state)
+    refused(run_cli("graph", "-t", "topologies/default-2node.yaml", "-w", str(out)), out)
+    assert lab_state.read_text() == '{"the": "state"}'
+
+
+@pytest.mark.parametrize("path,folder", [
+    (f"{state_dir.DEFAULT_STATE_ROOT}/somelab/state.json", "netlab's state directory"),
+    ("/run/netns/somelab-web1", "the folder of the network namespaces"),
+    ("/etc/netns/somelab-web1/resolv.conf", "the folder of the pods' files"),
+    ("/run/netns/../netns/x.pcap", "the folder of the network namespaces"),
+])
+def test_the_namespaces_and_pod_files_and_the_default_state_directory_are_refused(path, folder):
+    """Named as strings only: nothing under these folders is opened (the state guard would fail the test)."""
+    line = refused(run_cli("capture", "--lab", "ibown", "n1:eth0", "-w", path), path)
+    assert folder in line
+
+
+def test_other_paths_pass(tmp_path, state_root):
+    for path in (tmp_path / "x.pcap", tmp_path / "state" / ".." / "ok.pcap", "/tmp/run/netlab/x", "/etc/netnsx"):
+        assert own_files.own_folder(str(path)) is None, path
+    assert own_files.own_folder(str(state_root)) is not None  # the folder itself (a directory: refused anyway)
+
+
+def test_the_api_refuses_a_pcap_there_before_the_lab_is_read(lab_state):
+    from netlab.api import Lab
+
+    with pytest.raises(UsageError) as raised:
+        Lab("ibown").trace("a", "b", pcap=lab_state)
+    assert str(raised.value).startswith(f"lab.trace: cannot write {lab_state}: it is inside ")
+    assert lab_state.read_text() == '{"the": "state"}'
