@@ -13,6 +13,7 @@ from netlab.kernel import features, netns as nsmod, pidfd, taskstats
 from netlab.model.lab import Lab
 from netlab.plan.sysctls import KERNEL_DEVCONF, devconf_keys, to_restore
 from netlab.probe import neighbours, turns
+from netlab.realize.state_dir import point_elsewhere
 
 MIN_FREE = 1 << 20  # below this a state file or a container log cannot be written: FAIL
 LOW_FREE = 16 << 20  # below this: warn
@@ -109,12 +110,13 @@ def check_state_dir(path: str, needed: bool) -> tuple[Check, Check]:
         problem = f"{path} does not exist and neither does its parent {parent}"
         fix = f"create {parent} or point NETLAB_STATE_DIR elsewhere"
     elif d.symlink:
-        problem, fix = f"{path} is a symlink; netlab refuses to use it", f"remove it (rm {path})"
+        problem = f"{path} is a symlink; netlab refuses to use it"
+        fix = point_elsewhere(path, f"remove it (rm {path})")
     elif d.exists and not d.is_dir:
-        problem, fix = f"{path} is not a directory", f"remove it (rm {path})"
+        problem, fix = f"{path} is not a directory", point_elsewhere(path, f"remove it (rm {path})")
     elif d.exists and d.uid != os.geteuid():
         problem = f"{path} is owned by uid {d.uid}, not by root"
-        fix = f"remove it (rm -r {path}) and let netlab make it"
+        fix = point_elsewhere(path, f"remove it (rm -r {path}) and let netlab make it")
     elif d.exists and d.mode is not None and d.mode & (stat.S_IWGRP | stat.S_IWOTH):
         problem, fix = f"{path} is group- or world-writable (mode {d.mode:04o})", f"chmod 700 {path}"
     elif d.read_only:

@@ -93,10 +93,38 @@ class EnvironmentNotReady(NetlabError):
     exit_code = EXIT_ENVIRONMENT
 
 
-class ApplyFailed(NetlabError):
-    """Changing the kernel failed; what was done has been rolled back."""
+# A write the disk refused for want of room (a full file system, a quota, a file size limit): the machine is not
+# ready (exit 3), whatever was being written (the lab's state in an `up`, a pcap, a report, standard output).
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
-    exit_code = EXIT_APPLY_FAILED
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc``, or an error it was raised from (``raise ... from``, or while handling), is a full disk."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return True
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return False
+
+
+def output_unwritable(path: str, exc: OSError) -> NetlabError:
+    """An output file the user named (-w, --pcap, --junit) that could not be written, in one line: a full disk is
+    the machine's (exit 3, and what was written is cut short), anything else the path given (exit 2)."""
+    reason = f"cannot write {display_path(path)}: {exc.strerror or exc}"
+    if exc.errno in DISK_FULL:
+        return EnvironmentNotReady(f"{reason} (it is cut short)")
+    return UsageError(reason)
+
+
+class ApplyFailed(NetlabError):
+    """Changing the kernel failed; what was done has been rolled back. Exit 4, or 3 when what failed was a
+    write to a full disk (the machine is not ready: as the doctor's free-space check says before an ``up``)."""
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return EXIT_ENVIRONMENT if disk_full(self) else EXIT_APPLY_FAILED
 
 
 class OwnershipConflict(EnvironmentNotReady):

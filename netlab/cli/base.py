@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import gc
 import importlib
 import json
@@ -19,8 +18,8 @@ from click.core import ParameterSource
 
 from netlab import __version__, signals
 from netlab.cli import jsonout
-from netlab.errors import (EXIT_ENVIRONMENT, ChecksFailed, EnvironmentNotReady, NetlabError, TopologyError, UsageError,
-                           display_path)
+from netlab.errors import (DISK_FULL, EXIT_ENVIRONMENT, ChecksFailed, EnvironmentNotReady, NetlabError, TopologyError,
+                           UsageError, display_path, output_unwritable)
 
 TOPOLOGY_HELP = "Topology file. Default: the built-in two-node Flannel lab 'demo'."
 # The type of every -t FILE: it checks nothing (the loader says what is wrong with the path on one line,
@@ -371,12 +370,12 @@ def check_output_file(path: str | None) -> None:
 
 
 def write_output_file(path: str, data: bytes) -> None:
-    """Write a file the user asked for; an OS error (a full disk, a folder gone since) is one line."""
+    """Write a file the user asked for; an OS error is one line: a full disk exit 3, a folder gone since exit 2."""
     try:
         with open(path, "wb") as fh:
             fh.write(data)
     except OSError as exc:
-        raise UsageError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
+        raise output_unwritable(path, exc) from None
 
 
 def warn(lines: Sequence[str]) -> None:
@@ -456,9 +455,6 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
             raise
         click.echo(f"netlab: {_unwritable(exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
-
-
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def _unwritable(exc: OSError) -> str:

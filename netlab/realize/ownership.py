@@ -160,15 +160,20 @@ def collision_message(name: str, lab: str) -> str:
         why = f"it is a leftover of an earlier run of lab {lab}, not listed by its state"
         force = lab
     elif owner[0] == nsmod.lab_hash(lab):
+        # The lab's state was lost, not one namespace: the run's others, its echo server and dnsmasq run on. Only
+        # `down --force` takes them all, as every other command of this lab says (realize.state.StateLost).
         why = f"it was made by netlab for lab {lab} in a run that has no state in {state_dir.STATE_ROOT} any more"
         force = lab
     else:
         why = f"it was made by netlab for another lab, which has no state in {state_dir.STATE_ROOT} any more"
         force = None
-    how = f"ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "")
+    if force is not None and other is None:
+        how = f"take the lab down with {statemod.force_down_hint(force)}"
+    else:
+        how = f"remove it (ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "") + ")"
     if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
         # Another state directory than the one it was made with: the lab may be up and well, its state there.
         return (f"namespace {name} already exists: {why}; NETLAB_STATE_DIR is set, so it may belong to a lab "
                 f"that is up with another state directory ({state_dir.DEFAULT_STATE_ROOT} by default): look there "
-                f"first (`netlab list` without NETLAB_STATE_DIR); if it is stale, remove it ({how}) and run up again")
-    return f"namespace {name} already exists: {why}; it is stale: remove it ({how}) and run up again"
+                f"first (`netlab list` without NETLAB_STATE_DIR); if it is stale, {how} and run up again")
+    return f"namespace {name} already exists: {why}; it is stale: {how} and run up again"

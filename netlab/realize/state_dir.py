@@ -38,6 +38,20 @@ QUIET_FOR = 0.25
 MOMENT = 0.01
 
 
+def chosen_root(path: str) -> bool:
+    """Whether ``path`` is a state directory the user named (NETLAB_STATE_DIR), not netlab's own /run/netlab."""
+    return os.path.abspath(path) == os.path.abspath(STATE_ROOT) and \
+        os.path.abspath(STATE_ROOT) != DEFAULT_STATE_ROOT
+
+
+def point_elsewhere(path: str, fix: str) -> str:
+    """``fix`` (remove what is at ``path``), unless ``path`` is the user's NETLAB_STATE_DIR: whatever that names
+    (their home, /etc/passwd, /proc/self) is not netlab's to remove; another directory is the fix."""
+    if chosen_root(path):
+        return "point NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode 0700, if it is not there)"
+    return fix
+
+
 def _check_dir(path: str) -> None:
     """Refuse a state directory someone else could have prepared for us."""
     st = os.lstat(path)
@@ -45,11 +59,13 @@ def _check_dir(path: str) -> None:
         raise EnvironmentNotReady(f"netlab needs root: a lab is made of network namespaces, and its state in "
                                   f"{path} is root's; run it with sudo")
     if stat.S_ISLNK(st.st_mode):
-        raise EnvironmentNotReady(f"{path} is a symlink; refusing to use it (remove it and retry)")
+        raise EnvironmentNotReady(f"{path} is a symlink; refusing to use it ({point_elsewhere(path, 'remove it')} "
+                                  "and retry)")
     if not stat.S_ISDIR(st.st_mode):
-        raise EnvironmentNotReady(f"{path} is not a directory; remove it and retry")
+        raise EnvironmentNotReady(f"{path} is not a directory; {point_elsewhere(path, 'remove it')} and retry")
     if st.st_uid != os.geteuid():
-        raise EnvironmentNotReady(f"{path} is owned by uid {st.st_uid}, not by us; remove it and retry")
+        raise EnvironmentNotReady(f"{path} is owned by uid {st.st_uid}, not by us; "
+                                  f"{point_elsewhere(path, 'remove it')} and retry")
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise EnvironmentNotReady(f"{path} is group- or world-writable; refusing to use it (chmod 700 {path})")
 
@@ -141,14 +157,15 @@ def read_state_file(lab: str) -> bytes | None:
 
 
 class StateWriteFailed(OSError, ApplyFailed):
-    """A state write did not reach the disk whole (full disk, quota, I/O error): exit 4.
+    """A state write did not reach the disk whole: exit 4 (an I/O error), or 3 when the disk is full (ENOSPC, a
+    quota: ApplyFailed's exit code, from ``errno``).
 
     Also an OSError, so the features' "best effort on teardown" handlers still
     treat it as one.
     """
 
-    def __init__(self, path: str, reason: str):
-        super().__init__(errno.EIO, reason, path)
+    def __init__(self, path: str, reason: str, code: int = errno.EIO):
+        super().__init__(code, reason, path)
         self.message = (f"cannot write {path}: {reason}; free space in {os.path.dirname(path)} "
                         "(or point NETLAB_STATE_DIR at another directory)")
 
@@ -159,7 +176,7 @@ class StateWriteFailed(OSError, ApplyFailed):
 def _write_error(path: str, exc: OSError) -> NetlabError:
     if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return state_dir_error(path, exc)
-    return StateWriteFailed(path, exc.strerror or str(exc))
+    return StateWriteFailed(path, exc.strerror or str(exc), exc.errno or errno.EIO)
 
 
 def temp_path(path: str) -> str:
@@ -174,8 +191,8 @@ def write_atomic(path: str, data: bytes, mode: int = 0o600, point: str = "") -> 
 
     Every byte is written (os.write may write less than asked), fsynced, then
     renamed over the old file. Any failure leaves the old file and no
-    temporary one, and raises StateWriteFailed (exit 4), or EnvironmentNotReady
-    (exit 3) for a read-only or forbidden directory. ``point``: a test hook's
+    temporary one, and raises StateWriteFailed (exit 4; 3 for a full disk), or
+    EnvironmentNotReady (exit 3) for a read-only or forbidden directory. ``point``: a test hook's
     name for the moment the temporary file is whole and not yet renamed.
     """
     tmp = temp_path(path)

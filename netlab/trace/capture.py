@@ -16,7 +16,6 @@ they are not used).
 from __future__ import annotations
 
 import ctypes
-import errno
 import re
 import select
 import socket
@@ -26,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
-from netlab.errors import EnvironmentNotReady, UsageError
+from netlab.errors import EnvironmentNotReady, UsageError, output_unwritable
 from netlab.kernel import netns as nsmod
 from netlab.trace.decode import Decoded, decode
 
@@ -196,12 +195,12 @@ def scapy_layers(vxlan_port: int = 8472):
 
 @contextmanager
 def _writing(path: str) -> Iterator[None]:
-    """A pcap the disk cannot take (full, a quota, a folder gone): one line naming it, not scapy's traceback."""
+    """A pcap the disk cannot take (full, a quota, a folder gone): one line naming it, not scapy's traceback; exit 3
+    for a full disk, 2 for the path given, as every output file."""
     try:
         yield
     except OSError as exc:
-        cut = " (it is cut short)" if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
-        raise EnvironmentNotReady(f"cannot write {path}: {exc.strerror or exc}{cut}") from None
+        raise output_unwritable(path, exc) from None
 
 
 def write_pcapng(path: str, frames: list[tuple[Frame, str | None]], vxlan_port: int = 8472) -> int:

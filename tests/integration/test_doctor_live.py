@@ -188,7 +188,9 @@ def test_symlinked_state_directory_stops_up_with_the_doctors_line(labs, tmp_path
     proc = netlab("up", "-t", path, check=False, env=env)
     doctor_proc, lines = report_lines("-t", path, env=env)
     line = lines["host state directory"][0]
-    assert line == f"FAIL  host state directory: {link} is a symlink; netlab refuses to use it; fix: remove it (rm {link})"
+    # NETLAB_STATE_DIR names it: the user's symlink (it could be /proc/self) is theirs, not for netlab to rm
+    assert line == (f"FAIL  host state directory: {link} is a symlink; netlab refuses to use it; fix: point "
+                    "NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode 0700, if it is not there)")
     assert doctor_proc.returncode == 3
     assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
     assert lab_namespaces(lab) == [] and list(target.iterdir()) == []

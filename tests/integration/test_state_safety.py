@@ -220,9 +220,12 @@ def test_collision_with_a_stale_tagged_namespace_advises_removing_it(labs):
     os.unlink(state_file(lab))  # the lab's state is lost: its namespaces are stale
     proc = netlab("up", "-t", path, check=False)
     assert proc.returncode == 3
-    assert "stale" in proc.stderr and f"ip netns del {lab}-underlay" in proc.stderr, proc.stderr
+    # The whole lab is stale, not one namespace: `down --force`, as every other command says of it.
+    assert "stale" in proc.stderr and f"netlab down --lab {lab} --force" in proc.stderr, proc.stderr
+    assert "ip netns del" not in proc.stderr
     assert len(lab_namespaces(lab)) == 4
     netlab("down", "--lab", lab, "--force")
+    assert lab_namespaces(lab) == []
 
 
 def test_collision_with_an_empty_placeholder_advises_removing_it(labs):
@@ -323,7 +326,8 @@ def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
             drift = [line for line in status.stdout.splitlines()[1:-1] if "containers:" not in line]
             assert status.returncode in (0, 1) and not drift, (pages, status.stdout, status.stderr)
         else:
-            assert proc.returncode == 4, (pages, proc.returncode, proc.stderr)
+            # A full disk is the machine's (exit 3, as the doctor's free-space check), rolled back or not: it was 4
+            assert proc.returncode == 3, (pages, proc.returncode, proc.stderr)
             assert "No space left on device" in proc.stderr, (pages, proc.stderr)
             assert lab_namespaces(lab) == [], (pages, proc.stderr)
             assert os.listdir(fs.path) == [], (pages, os.listdir(fs.path))
@@ -333,6 +337,23 @@ def test_a_full_disk_fails_up_cleanly_at_every_point(labs, tmpfs, tmp_path):
         assert lab_namespaces(lab) == []
     # The sweep went through all three: no room at all, room to start, room for everything.
     assert {"refused", "rolled back", "up"} <= set(outcomes), outcomes
+
+
+def test_every_output_file_on_a_full_disk_is_exit_3(labs, tmpfs):
+    """The same fault, the same exit code: a pcap on a full disk was 3, a picture, a report or a graph 2."""
+    lab = labs.name("ibo")
+    labs.up(small(lab))
+    fs = tmpfs("64k")
+    fs.fill()
+    out = fs.path
+    for args in (["trace", "--lab", lab, "a", "b", "--pcap", f"{out}/t.pcapng"],
+                 ["trace", "--lab", lab, "a", "b", "-o", "svg", "-w", f"{out}/t.svg"],
+                 ["probe", "--lab", lab, "--junit", f"{out}/p.xml"],
+                 ["graph", "--lab", lab, "-w", f"{out}/g.mmd"]):
+        proc = netlab(*args, check=False, timeout=120)
+        assert proc.returncode == 3, (args, proc.returncode, proc.stderr)
+        assert proc.stderr.splitlines()[-1].startswith(f"netlab: cannot write {out}/"), (args, proc.stderr)
+        assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr, (args, proc.stderr)
 
 
 def test_down_on_a_full_disk_still_removes_the_lab(labs, tmpfs, tmp_path):

@@ -77,3 +77,26 @@ def test_validate_json_on_success_is_unchanged():
     proc = netlab("validate", "-o", "json")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["valid"] is True
+
+
+@pytest.mark.parametrize("command", [["graph", "-t", "topologies/default-2node.yaml", "-w", "{path}"],
+                                     ["graph", "-t", "topologies/default-2node.yaml", "-o", "svg", "-w", "{path}"]])
+def test_an_output_file_on_a_full_disk_is_exit_3_as_every_other(command):
+    """/dev/full refuses every write (ENOSPC), as a full disk does: the machine is not ready (exit 3), as for a
+    pcap (capture -w, trace --pcap) and standard output; graph -w, trace -w and --junit said 2, "invalid input"."""
+    proc = netlab(*[a.format(path="/dev/full") for a in command])
+    assert (proc.returncode, proc.stderr) == (3, "netlab: cannot write /dev/full: No space left on device "
+                                                 "(it is cut short)\n")
+
+
+def test_write_output_file_tells_a_full_disk_from_a_bad_path(tmp_path):
+    """What --junit and trace -o svg -w write through: the disk's fault is 3, the path's 2."""
+    from netlab.cli.base import write_output_file
+    from netlab.errors import EnvironmentNotReady, UsageError
+
+    with pytest.raises(EnvironmentNotReady) as full:
+        write_output_file("/dev/full", b"<testsuites/>")
+    assert full.value.exit_code == 3
+    with pytest.raises(UsageError) as gone:
+        write_output_file(str(tmp_path / "gone" / "probe.xml"), b"<testsuites/>")
+    assert gone.value.exit_code == 2 and str(gone.value).endswith("gone/probe.xml: No such file or directory")

@@ -21,9 +21,22 @@ def tagged(monkeypatch):
 def test_a_namespace_of_a_lab_without_state_is_stale(tagged, monkeypatch):
     monkeypatch.setattr(state_dir, "STATE_ROOT", state_dir.DEFAULT_STATE_ROOT)
     said = ownership.collision_message("lx-a", "lx")
+    # Only `down --force`, as every other command says of a lab whose state was lost: `ip netns del lx-a` would
+    # remove one namespace of the lab's and leave the rest, its echo server and dnsmasq running (QA "qc", 10).
     assert said == ("namespace lx-a already exists: it was made by netlab for lab lx in a run that has no state in "
-                    "/run/netlab any more; it is stale: remove it (ip netns del lx-a, or `netlab down --lab lx "
-                    "--force`) and run up again")
+                    "/run/netlab any more; it is stale: take the lab down with `sudo netlab down --lab lx --force` "
+                    "(it deletes only namespaces tagged as the lab's and pods' files in /etc/netns whose first line "
+                    "says they are the lab's) and run up again")
+    assert "ip netns del" not in said
+
+
+def test_a_leftover_of_a_lab_that_is_up_is_removed_alone(tagged, monkeypatch):
+    """The lab has a state and this one namespace is not in it: removing that namespace is the way (as before)."""
+    monkeypatch.setattr(state_dir, "STATE_ROOT", state_dir.DEFAULT_STATE_ROOT)
+    monkeypatch.setattr(state_dir, "known_labs", lambda: ["lx"])
+    said = ownership.collision_message("lx-a", "lx")
+    assert said.endswith("it is stale: remove it (ip netns del lx-a, or `netlab down --lab lx --force`) and run up "
+                         "again")
 
 
 def test_with_another_state_directory_the_lab_may_be_up_there(tagged, monkeypatch, tmp_path):

@@ -93,6 +93,22 @@ def test_state_directory_must_be_safe_to_use(machine, facts, expect, fix):
     assert (check.status, check.detail, check.fix) == (doctor.FAIL, expect, fix)
 
 
+ELSEWHERE = "point NETLAB_STATE_DIR at a directory of root's own (netlab makes it, mode 0700, if it is not there)"
+
+
+@pytest.mark.parametrize("facts", [dict(symlink=True, is_dir=False), dict(is_dir=False), dict(uid=1000)])
+def test_a_state_directory_the_user_named_is_never_to_be_removed(machine, monkeypatch, facts):
+    """NETLAB_STATE_DIR=/proc/self (a symlink), =/etc/passwd, =$HOME: the fix was `rm /proc/self`, `rm /etc/passwd`,
+    `rm -r $HOME`. What the user named is theirs; the fix is to name another directory (QA "qc", defect 10)."""
+    from netlab.realize import state_dir
+
+    monkeypatch.setattr(state_dir, "STATE_ROOT", "/proc/self")
+    machine.dir = features.DirFacts(**{**machine.dir.__dict__, "path": "/proc/self", **facts})
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["state-dir"]
+    assert check.status == doctor.FAIL and check.detail.startswith("/proc/self ")
+    assert check.fix == ELSEWHERE and "rm" not in check.fix
+
+
 def test_state_directory_others_may_read(machine):
     assert by_name(doctor.report(DEFAULT, True))["state-dir"].detail == "/run/netlab, root-only (mode 0700)"
     machine.dir = features.DirFacts(**{**machine.dir.__dict__, "mode": 0o755})

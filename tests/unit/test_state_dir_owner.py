@@ -27,3 +27,23 @@ def test_roots_state_directory_to_someone_else_says_netlab_needs_root(tmp_path, 
     with pytest.raises(EnvironmentNotReady, match="is owned by uid 1001, not by us; remove it and retry"):
         state_dir._check_dir(str(root_owned))
 
+
+
+def test_a_state_directory_the_user_named_is_not_to_be_removed(tmp_path, monkeypatch):
+    """NETLAB_STATE_DIR names a symlink or a file: "remove it and retry" would remove what the user named (their
+    file, /proc/self); the fix is another directory. A lab's own folder under it is netlab's: removing it stays."""
+    target = tmp_path / "real"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    afile = tmp_path / "afile"
+    afile.write_text("someone's")
+    for path, problem in ((link, "is a symlink"), (afile, "is not a directory")):
+        monkeypatch.setattr(state_dir, "STATE_ROOT", str(path))
+        with pytest.raises(EnvironmentNotReady) as err:
+            state_dir._check_dir(str(path))
+        assert problem in str(err.value) and "point NETLAB_STATE_DIR at a directory" in str(err.value)
+        assert "remove it" not in str(err.value)
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path))
+    with pytest.raises(EnvironmentNotReady, match="is a symlink; refusing to use it \\(remove it and retry\\)"):
+        state_dir._check_dir(str(link))  # a lab's folder under the state directory

@@ -63,6 +63,8 @@ def test_a_failed_write_or_fsync_is_state_write_failed(tmp_path, monkeypatch, co
                 state_dir.write_atomic(str(path), DATA)
         assert isinstance(info.value, OSError)  # features that ignore OSError on teardown still do
         assert os.strerror(code) in str(info.value)
+        # A full disk is the machine's (exit 3, as the doctor's free-space check); an I/O error is the apply's (4).
+        assert info.value.exit_code == (EXIT_APPLY_FAILED if code == errno.EIO else EXIT_ENVIRONMENT)
         assert os.listdir(tmp_path) == []
 
 
@@ -117,3 +119,27 @@ def test_a_state_file_that_is_a_fifo_is_corrupt_and_never_waited_for():
     finally:
         done.set()
     assert __import__("time").monotonic() - started < 0.2  # not released by the writer: never waited
+
+
+@pytest.mark.parametrize("cause,code", [
+    ("state", errno.ENOSPC), ("os", errno.EDQUOT), ("state", errno.EIO), ("os", errno.EIO), ("apply", 0)])
+def test_an_up_rolled_back_for_a_full_disk_exits_3(tmp_path, monkeypatch, cause, code):
+    """``up`` wraps what stopped it in ApplyFailed ("...; rolled back") raised from it: a full disk under it is
+    still the machine's fault (exit 3), as a pcap or a report the disk cannot take; any other failure is 4."""
+    from netlab.errors import ApplyFailed
+
+    def fail(*args):
+        raise OSError(code, os.strerror(code))
+
+    try:
+        try:
+            if cause == "state":  # a state write of the run's
+                monkeypatch.setattr(state_dir.os, "write", fail)
+                state_dir.write_atomic(str(tmp_path / "state.json"), DATA)
+            if cause == "os":  # any other write of the run's (a container's log, a CNI plugin's file)
+                fail()
+            raise ApplyFailed("the kernel said no")
+        except Exception as exc:
+            raise ApplyFailed(f"{exc}; rolled back") from exc
+    except ApplyFailed as failed:
+        assert failed.exit_code == (EXIT_ENVIRONMENT if code in (errno.ENOSPC, errno.EDQUOT) else EXIT_APPLY_FAILED)

@@ -173,15 +173,18 @@ def test_classic_pcap(tmp_path):
 @pytest.mark.parametrize("write", [write_pcap, lambda path, frames: write_pcapng(path, [(f, None) for f in frames])],
                          ids=["pcap", "pcapng"])
 def test_a_pcap_the_disk_cannot_take_is_one_line_naming_it(write, tmp_path):
-    """/dev/full refuses every write (ENOSPC), as a full disk does; a folder removed since is another OS error."""
-    from netlab.errors import EnvironmentNotReady
+    """/dev/full refuses every write (ENOSPC), as a full disk does: the machine's (exit 3); a folder removed since
+    is the path given (exit 2), as for every other output file (graph -w, --junit)."""
+    from netlab.errors import EnvironmentNotReady, UsageError
 
     with pytest.raises(EnvironmentNotReady) as full:
         write("/dev/full", _frames())
     assert str(full.value) == "cannot write /dev/full: No space left on device (it is cut short)"
-    with pytest.raises(EnvironmentNotReady) as gone:
+    assert full.value.exit_code == 3
+    with pytest.raises(UsageError) as gone:
         write(str(tmp_path / "gone" / "t.pcap"), _frames())
     assert str(gone.value) == f"cannot write {tmp_path}/gone/t.pcap: No such file or directory"
+    assert gone.value.exit_code == 2
 
 
 def test_describe_shows_outer_and_inner():
