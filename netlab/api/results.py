@@ -150,7 +150,9 @@ class LabInfo:
     """One lab that is up (a row of ``netlab list -o json``)."""
 
     lab: str
-    phase: str  # creating | up | failed | deleting | corrupt | lost | interrupted (realize/interrupted.py)
+    # creating | up | failed | deleting | corrupt | lost | interrupted (realize/interrupted.py) | elsewhere (up
+    # with another state folder, NETLAB_STATE_DIR: realize/tags.py)
+    phase: str
     namespaces: int | None
     nodes: int | None
     pods: int | None

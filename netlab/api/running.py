@@ -16,6 +16,7 @@ from netlab.realize import owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
 from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
 from netlab.realize.state_dir import stateless_labs
+from netlab.realize.tags import StateElsewhere
 
 
 def labs() -> tuple[LabInfo, ...]:
@@ -23,7 +24,8 @@ def labs() -> tuple[LabInfo, ...]:
     runs on, or whose pods' files alone remain (looked for with the default state directory only), is listed
     with the error (phase ``corrupt``, ``lost``): each is taken down with ``--force``. An ``up`` killed before
     its first state write left only the lab's folder (phase ``interrupted``), and one killed later a lab in
-    phase ``creating`` that nobody holds: each row says so, and plain ``down`` takes it away."""
+    phase ``creating`` that nobody holds: each row says so, and plain ``down`` takes it away. A lab up with another
+    state folder (its namespaces' tag names it) is no lost one: phase ``elsewhere``, its line names the folder."""
     rows: list[LabInfo] = []
     pods: set[str] = set()  # the pod namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
@@ -41,8 +43,7 @@ def labs() -> tuple[LabInfo, ...]:
     for name in stateless_labs():
         lost = lost_state(name)
         if lost is not None:
-            rows.append(LabInfo(lab=name, phase="lost", namespaces=None, nodes=None, pods=None, source=None,
-                                error=str(lost)))
+            rows.append(_lost_row(name, lost))
             continue
         cut = interrupted_up(name)  # an up killed before its first state write: only its folder is left
         if cut is not None:
@@ -59,9 +60,15 @@ def labs() -> tuple[LabInfo, ...]:
     for name in pod_file_labs(skip=pods):
         lost = lost_state(name, pod_files=True) if name not in listed else None
         if lost is not None:
-            rows.append(LabInfo(lab=name, phase="lost", namespaces=None, nodes=None, pods=None, source=None,
-                                error=str(lost)))
+            rows.append(_lost_row(name, lost))
     return tuple(sorted(rows, key=lambda row: row.lab))
+
+
+def _lost_row(name: str, lost: Exception) -> LabInfo:
+    """The row of a lab with no state here: ``lost``, or ``elsewhere`` when its namespaces' tag names another state
+    folder (up with that one, another netlab's: the line names it, and how to reach the lab there)."""
+    phase = "elsewhere" if isinstance(lost, StateElsewhere) else "lost"
+    return LabInfo(lab=name, phase=phase, namespaces=None, nodes=None, pods=None, source=None, error=str(lost))
 
 
 def source_label(st: LabState) -> str:

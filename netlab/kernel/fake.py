@@ -197,10 +197,10 @@ class FakeKernel:
     def _sysctl(self, ns: FNetns, key: str) -> str | None:
         if key in ns.sysctls:
             return ns.sysctls[key]
-        if key in TAG_SYSCTLS:  # the tag is two sysctls, as in the real kernel
+        if key in TAG_SYSCTLS:  # the tag is two or three sysctls, as in the real kernel
             try:
                 return str(tag_values(ns.tag or "")[TAG_SYSCTLS.index(key)])
-            except ValueError:
+            except (ValueError, IndexError):  # untagged, or a tag without a state folder
                 return "0"
         parts = key.split(".")
         if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \

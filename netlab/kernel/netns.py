@@ -18,8 +18,11 @@ looks like a real node: the kernel's per-interface ``tag`` sysctl, which the
 kernel keeps for exactly this ("a number, which can be used as required").
 ``net.ipv4.conf.all.tag`` holds a 31-bit hash of the lab's name and
 ``net.ipv4.conf.lo.tag`` one of the lab's random run id; both are 0 in any
-namespace netlab did not make. :func:`make_tag` and :func:`read_tag` write
-and read them as one string, ``netlab:<lab hash>:<run hash>``.
+namespace netlab did not make. ``net.ipv4.conf.default.tag`` holds one of the
+state folder whose state lists the namespace (``NETLAB_STATE_DIR``): a lab up
+with another folder is another netlab's, never a lost one (realize/tags.py); 0
+in the namespaces of an older netlab. :func:`make_tag` and :func:`read_tag`
+write and read them as one string, ``netlab:<lab hash>:<run hash>[:<folder hash>]``.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 SYSCTL_ROOT = "/proc/sys"
 TAG_PREFIX = "netlab:"
-TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag")  # (lab hash, run hash)
+# (lab hash, run hash, state folder hash). A link made in (or moved into) the namespace starts with the default's
+# tag: the kernel gives the number no meaning, and only these three are read.
+TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag", "net.ipv4.conf.default.tag")
 # A kernel without IPv6 (booted with ipv6.disable=1, or built without it) has no net/ipv6 folder under
 # /proc/sys, in any namespace. IPv6 is then off everywhere, which is all a lab asks of it (plan/sysctls.py:
 # disable_ipv6 = 1): there such a key reads as "1", and writing "1" to it does nothing. Every other key of
@@ -409,17 +414,24 @@ def lab_hash(lab: str) -> str:
     return f"{_hash31(TAG_PREFIX + lab):08x}"
 
 
-def make_tag(lab: str, run_id: str) -> str:
-    """The tag of every namespace of one run of a lab: ``netlab:<lab hash>:<run hash>``."""
-    return f"{TAG_PREFIX}{lab_hash(lab)}:{_hash31(run_id):08x}"
+def folder_hash(folder: str) -> str:
+    """The tag's hash of a state folder, from its path (realpath: one folder, however it is spelled)."""
+    return f"{_hash31('state folder:' + folder):08x}"
 
 
-def tag_values(tag: str) -> tuple[int, int]:
-    """The two sysctl values a tag is written as."""
-    head, lab, run = tag.split(":")
-    if head + ":" != TAG_PREFIX:
+def make_tag(lab: str, run_id: str, folder: str | None = None) -> str:
+    """The tag of every namespace of one run of a lab: ``netlab:<lab hash>:<run hash>``, and ``:<folder hash>``
+    (folder_hash) for a run that records its state folder (a lab of an older netlab records none)."""
+    tag = f"{TAG_PREFIX}{lab_hash(lab)}:{_hash31(run_id):08x}"
+    return f"{tag}:{folder}" if folder else tag
+
+
+def tag_values(tag: str) -> tuple[int, ...]:
+    """The sysctl values a tag is written as (two, or three with the state folder's hash)."""
+    head, *values = tag.split(":")
+    if head + ":" != TAG_PREFIX or len(values) not in (2, 3):
         raise ValueError(f"not a netlab tag: {tag!r}")
-    return int(lab, 16), int(run, 16)
+    return tuple(int(value, 16) for value in values)
 
 
 def read_tag(name: str) -> str | None:
@@ -432,11 +444,13 @@ def read_tag(name: str) -> str | None:
 
 
 def tag_of(values: Iterable[str | None]) -> str | None:
-    """The tag that the values of TAG_SYSCTLS (as read) make; None for an untagged namespace."""
-    lab, run = (list(values) + [None, None])[:2]
+    """The tag that the values of TAG_SYSCTLS (as read) make; None for an untagged namespace. A folder hash of 0
+    (or none read): a namespace of an older netlab, whose tag names no state folder."""
+    lab, run, folder = (list(values) + [None, None, None])[:3]
     if not all(v and v.isdigit() and v != "0" for v in (lab, run)):
         return None
-    return f"{TAG_PREFIX}{int(lab):08x}:{int(run):08x}"  # type: ignore[arg-type]
+    tag = f"{TAG_PREFIX}{int(lab):08x}:{int(run):08x}"  # type: ignore[arg-type]
+    return f"{tag}:{int(folder):08x}" if folder and folder.isdigit() and folder != "0" else tag
 
 
 def remove_netns(name: str) -> None:

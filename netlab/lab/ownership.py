@@ -1,7 +1,8 @@
 """Which namespaces are the lab's: the state lists them and their tag proves it.
 
-Every namespace carries the lab's tag (a hash of the lab's name and of its
-random run id, kernel/netns.py) from before its name is visible, and the lab's state lists it. A namespace is the
+Every namespace carries the lab's tag (a hash of the lab's name, of its
+random run id and of its state folder, kernel/netns.py) from before its name
+is visible, and the lab's state lists it. A namespace is the
 lab's only when both agree, so a look-alike made by hand, or a state file
 edited to list someone else's namespace, is left alone.
 """
@@ -11,9 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netlab.errors import OwnershipConflict
-from netlab.kernel import netns as nsmod
 from netlab.kernel.base import Kernel
-from netlab.realize import ownership
+from netlab.realize import ownership, tags
 from netlab.realize.state import LabState
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ def kernel_links(state: LabState) -> dict[str, list[str]]:
 
 
 def tag_for(state: LabState) -> str:
-    return nsmod.make_tag(state.lab, state.run_id)
+    """The tag the lab's namespaces carry: its name's hash, its run's, and the state folder its state records."""
+    return tags.state_tag(state.lab, state.run_id, state.extra)
 
 
 def owned(kernel: Kernel, name: str, tag: str) -> bool:

@@ -40,7 +40,7 @@ from netlab.realize.observe import observe
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
-from netlab.realize import owner
+from netlab.realize import owner, tags
 from netlab.realize.state_dir import LabLock, forget
 
 Progress = Callable[[str, int, int], None]
@@ -125,7 +125,8 @@ class _Up(Rollback):
             self.lab, self.plan = attached, build_plan(attached)
         fresh = self.result.fresh = state is None
         self.result.warnings += self.lab.displaced()
-        state = state or LabState(lab=self.lab.name)
+        if state is None:  # a new lab: its tags name this state folder (a lab up with another is never lost here)
+            state = LabState(lab=self.lab.name, extra={tags.FOLDER_RECORD: tags.folder_record()})
         tag = tag_for(state)
         for feature in self.features:
             feature.preflight(self.lab)  # says what the machine lacks, before any change

@@ -7,7 +7,8 @@ tag without a usable state:
 
 - ``down --force`` of a lab whose state file is corrupt or gone: a namespace
   named ``<lab>-*`` whose tag says this lab, with any run, is the lab's; a
-  namespace without that tag is never touched (:func:`force_states`);
+  namespace without that tag is never touched (:func:`force_states`), nor one
+  whose tag names another state folder (a lab up with that one: refused);
 - ``up`` meeting a namespace it would create: the advice to ``ip netns del``
   it is given only when it is proven stale (:func:`collision_message`).
 
@@ -17,6 +18,7 @@ tag without a usable state:
 from __future__ import annotations
 
 import os
+import shlex
 from typing import Any
 
 from netlab.kernel import netns as nsmod
@@ -24,12 +26,17 @@ from netlab.realize import state as statemod, state_dir, tags
 from netlab.realize.tags import POD_FILES, pod_files, remnants, tag_owner, tagged_namespaces
 
 
-def owner_of(name: str) -> tuple[str, str] | None:
-    """(lab hash, run hash) from the tag of namespace ``name``; None without a netlab tag (or no namespace)."""
+def tag_on(name: str) -> str | None:
+    """The netlab tag of namespace ``name``; None without one (or no namespace)."""
     try:
-        return tag_owner(nsmod.read_tag(name))
+        return nsmod.read_tag(name)
     except (OSError, ValueError):
         return None
+
+
+def owner_of(name: str) -> tuple[str, str] | None:
+    """(lab hash, run hash) from the tag of namespace ``name``; None without a netlab tag (or no namespace)."""
+    return tag_owner(tag_on(name))
 
 
 def lab_of(lab_hash: str) -> str | None:
@@ -55,8 +62,12 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
     are this lab's; containers are found by namespace identity, as always.
     """
     out: list[tuple[statemod.LabState, str | None]] = [(state, None)] if state is not None else []
-    mine = nsmod.make_tag(lab, state.run_id) if state is not None else None
-    for tag, names in sorted(tagged_namespaces(lab).items()):
+    mine = tags.state_tag(lab, state.run_id, state.extra) if state is not None else None
+    groups = tagged_namespaces(lab)
+    away = {tag for tag in groups if tag != mine and tags.elsewhere(tag)}  # a lab up with another state folder's
+    for tag, names in sorted(groups.items()):
+        if tag in away:
+            continue
         if tag == mine:
             names = [n for n in names if n not in state.netns]  # type: ignore[union-attr]  # the others go with it
         if not names:
@@ -65,8 +76,9 @@ def force_states(lab: str, state: statemod.LabState | None) -> list[tuple[statem
     # The pods' files under /etc/netns outlive their namespaces, and the lab's folder (/run is a tmpfs, /etc is
     # not): those in the folders /etc/netns/<lab>-* that none of the above names and that say they are this
     # lab's go too.
+    # Not while a lab of this name is up with another state folder: its pods' files say this lab too, and are its.
     named = {n for st, _ in out for n in st.netns}
-    left = {kind: [n for n in names if n not in named] for kind, names in pod_files(lab).items()}
+    left = {kind: [n for n in names if n not in named] for kind, names in pod_files(lab).items()} if not away else {}
     if any(left.values()) or (not out and remnants(lab)):
         # No namespace left, yet a run's files are (its echo server may run on, its UTS pins stay mounted), or
         # its pods' files: a stand-in that lists no namespace stops what the lab's folder names (the server by
@@ -113,9 +125,16 @@ def force_down(lab: str, teardown, tag_for) -> Any:
     try:
         state = statemod.load_state(lab)
     except statemod.StateCorrupt:
-        state = None
+        state, corrupt = None, True
+    else:
+        corrupt = False
+    parts = force_states(lab, state)
+    if not parts and state is None and not corrupt:  # nothing here is the lab's: up with another state folder?
+        away = tags.state_elsewhere(lab)
+        if away is not None:
+            raise away
     result = None
-    for st, tag in force_states(lab, state):
+    for st, tag in parts:
         # The stand-in that lists no namespace: its pods' files are proven the lab's by their first line alone.
         alone = _pod_files_named(lab, st) if tag is not None and not st.netns else {}
         done = teardown(st, tag or tag_for(st))
@@ -152,6 +171,13 @@ def collision_message(name: str, lab: str) -> str:
     if owner is None:
         return (f"namespace {name} already exists and was not made by netlab (it has no netlab tag); "
                 f"it belongs to someone else: rename lab {lab}, or have its owner remove it")
+    tag = tag_on(name)
+    if tag is not None and tags.elsewhere(tag):  # a lab up with another state folder: never stale from here
+        folder = tags.folder_named(tags.tag_folder(tag) or "")
+        where = f"state folder {folder}" if folder else "another state folder (NETLAB_STATE_DIR)"
+        return (f"namespace {name} already exists and belongs to a lab up under {where}, not "
+                f"{state_dir.STATE_ROOT} (its tag names that folder); rename lab {lab}, or take that lab down with "
+                f"that folder first (`sudo NETLAB_STATE_DIR={shlex.quote(folder or 'FOLDER')} netlab down --lab ...`)")
     other = lab_of(owner[0])
     if other is not None and other != lab:
         return (f"namespace {name} already exists and belongs to lab {other}, which is up "

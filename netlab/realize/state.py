@@ -209,19 +209,24 @@ class PodFilesLeft(StateLost):
             "only the files whose first line says they are the lab's)")
 
 
-def lost_state(lab: str, pod_files: bool = False) -> StateLost | None:
+def lost_state(lab: str, pod_files: bool = False) -> StateLost | EnvironmentNotReady | None:
     """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
     or its folder holding more than its lock (a run's echo server socket, logs, UTS pins); ``pod_files``: or,
     when neither does, its pods' files under /etc/netns (``down`` and ``list`` look for them: for the other
     commands such a lab is not up). None when nothing remains: the lab is simply not up. ``down`` and ``up``
     delete the state file only after the namespaces, and last of the folder but for its lock
-    (state_dir.forget), so a lab on its way down is never taken for lost."""
+    (state_dir.forget), so a lab on its way down is never taken for lost. A lab whose namespaces' tag names
+    another state folder is up with that one (tags.StateElsewhere), not lost: its pods' files are its too."""
     from netlab.realize import tags  # the kernel's namespaces: only when one is missing
 
-    netns = sorted(name for names in tags.tagged_namespaces(lab).values() for name in names)
+    groups = tags.tagged_namespaces(lab)
+    netns = sorted(name for tag, names in groups.items() if not tags.elsewhere(tag) for name in names)
     files = tags.remnants(lab)
     if netns or files:
         return StateLost(lab, state_file(lab), netns, files)
+    away = tags.state_elsewhere(lab, groups)
+    if away is not None:
+        return away
     if pod_files:
         folders = sorted({name for names in tags.pod_files(lab).values() for name in names})
         if folders:

@@ -26,6 +26,9 @@ from netlab.model.naming import lab_name_problem
 
 DEFAULT_STATE_ROOT = "/run/netlab"
 STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_ROOT)
+# The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
+# shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
+PINS_FS = "netlab-uts"
 STATE_VERSION = 1  # the format of state.json (realize/state_schema.py checks it)
 STATE_FILE = "state.json"  # a lab's state, in its directory (realize/state.py reads and writes it)
 LOCK_FILE = "lock"  # the lab's lock (LabLock), in its directory, the last thing of it to go

@@ -259,6 +259,14 @@ class OwnerRecord(Strict):
     pidns: Annotated[StrictInt, Field(ge=0)]  # the inode of /proc/PID/ns/pid the pid is counted in
 
 
+class StateFolderRecord(Strict):
+    """realize/tags.py: the state folder the lab's namespaces name in their tag (its path, as realpath gave it when
+    the lab was made, and the tag's hash of it). Never a path to delete: said to the user only."""
+
+    path: Path
+    tag: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}$")]
+
+
 class Extra(Strict):
     services: Services | None = None
     workload: WorkloadRecord | None = None
@@ -270,6 +278,7 @@ class Extra(Strict):
     restored_devconf: list[Literal[tuple(KERNEL_DEVCONF)]] | None = None  # type: ignore[valid-type]
     addresses: AddressesRecord | None = None
     owner: OwnerRecord | None = None
+    state_folder: StateFolderRecord | None = None
 
 
 class StateFile(Strict):

@@ -1,30 +1,96 @@
 """A lab's namespaces by their netlab tag, the files a run left in its folder, and its pods' files under
 /etc/netns: what proves a lab is there when its state cannot (realize/ownership.py, and realize/state.py for a
 state file that is missing).
+
+A tag names the state folder too (``NETLAB_STATE_DIR``, kernel/netns.py): a lab with no state in this folder
+whose namespaces name another is up with that folder, another netlab's (a pytest run, a test's private folder),
+never lost here: nothing here takes it down. A tag of an older netlab names no folder, and is taken as before.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 import stat
-from typing import Iterable
+from typing import Iterable, Mapping
 
+from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import ETC_NETNS, is_netns, lab_name_problem, pod_file_marker
 from netlab.realize import state_dir
 
-_TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})$")
+_TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})(?::([0-9a-f]{8}))?$")
+MOUNTINFO = "/proc/self/mountinfo"
+FOLDER_RECORD = "state_folder"  # state.extra: the state folder the lab's tags name ({"path", "tag"})
 
 
 def tag_owner(tag: str | None) -> tuple[str, str] | None:
-    """``netlab:<lab hash>:<run hash>`` -> (lab hash, run hash); None for anything else."""
+    """``netlab:<lab hash>:<run hash>[:<folder hash>]`` -> (lab hash, run hash); None for anything else."""
     m = _TAG.fullmatch(tag) if tag else None
     return (m.group(1), m.group(2)) if m else None
 
 
+def tag_folder(tag: str | None) -> str | None:
+    """The state folder's hash a tag names; None for a tag of an older netlab (or no netlab tag)."""
+    m = _TAG.fullmatch(tag) if tag else None
+    return m.group(3) if m else None
+
+
+def folder_tag(folder: str | None = None) -> str:
+    """The tag's hash of state folder ``folder`` (None: this run's, state_dir.STATE_ROOT)."""
+    return nsmod.folder_hash(os.path.realpath(state_dir.STATE_ROOT if folder is None else folder))
+
+
+def folder_record() -> dict[str, str]:
+    """What a new lab's state records of its folder (FOLDER_RECORD): its tags name it from then on."""
+    return {"path": os.path.realpath(state_dir.STATE_ROOT), "tag": folder_tag()}
+
+
+def state_tag(lab: str, run_id: str, extra: dict) -> str:
+    """The tag of a lab's namespaces, as its state says: with the folder it records (none: an older netlab's)."""
+    rec = extra.get(FOLDER_RECORD)
+    return nsmod.make_tag(lab, run_id, rec.get("tag") if isinstance(rec, dict) else None)
+
+
+def elsewhere(tag: str) -> bool:
+    """True when ``tag`` names another state folder than this run's: a namespace of a lab up with that one."""
+    folder = tag_folder(tag)
+    return folder is not None and folder != folder_tag()
+
+
+def folder_named(folder: str) -> str | None:
+    """The state folder whose hash is ``folder``, when this machine shows it: the default one, or one where a lab
+    has its pins mounted (workload/uts.py: ``<folder>/<lab>/uts``, a tmpfs ``netlab-uts``); None otherwise."""
+    for candidate in [state_dir.DEFAULT_STATE_ROOT, state_dir.STATE_ROOT, *pin_folders()]:
+        if folder_tag(candidate) == folder:
+            return os.path.realpath(candidate)
+    return None
+
+
+def pin_folders() -> list[str]:
+    """The state folders of the labs whose pins' tmpfs is mounted (read from /proc/self/mountinfo)."""
+    try:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    out: list[str] = []
+    for line in lines:  # "<id> <parent> <dev> <root> <mount point> <options> ... - <type> <source> ..."
+        fields, _, fs = line.partition(" - ")
+        parts = fields.split(" ", 5)
+        if len(parts) < 5 or fs.split(" ")[:2] != ["tmpfs", state_dir.PINS_FS]:
+            continue
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[4])
+        lab_folder, uts = os.path.split(point)
+        if uts == "uts" and lab_name_problem(os.path.basename(lab_folder)) is None:
+            out.append(os.path.dirname(lab_folder))
+    return list(dict.fromkeys(out))
+
+
 def tagged_namespaces(lab: str) -> dict[str, list[str]]:
-    """Namespaces ``<lab>-*`` tagged as this lab's, grouped by their full tag (one per run)."""
+    """Namespaces ``<lab>-*`` tagged as this lab's, grouped by their full tag (one per run), whatever state folder
+    the tag names (``elsewhere`` tells one of another folder)."""
     out: dict[str, list[str]] = {}
     for name in nsmod.list_netns():
         if not name.startswith(lab + "-"):
@@ -39,6 +105,31 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
         if owner is not None and owner[0] == nsmod.lab_hash(lab):
             out.setdefault(tag, []).append(name)  # type: ignore[arg-type]
     return out
+
+
+class StateElsewhere(EnvironmentNotReady):
+    """A lab with no state in this folder whose namespaces' tag names another state folder: up with that folder,
+    another netlab's, not lost. Nothing here touches it (not even ``down --force``); this says where it is."""
+
+    def __init__(self, lab: str, netns: list[str], folder: str | None):
+        self.lab, self.netns, self.folder = lab, netns, folder
+        more = f" and {len(netns) - 3} more" if len(netns) > 3 else ""
+        where = (f"state folder {folder}" if folder else
+                 "another state folder (NETLAB_STATE_DIR), which this machine does not show (no pins mounted there)")
+        use = shlex.quote(folder) if folder else "FOLDER"
+        super().__init__(f"lab {lab} is up under {where}, not {state_dir.STATE_ROOT}: its namespaces "
+                         f"({', '.join(netns[:3])}{more}) are tagged with that folder, so netlab leaves them alone "
+                         f"here; use that folder: `sudo NETLAB_STATE_DIR={use} netlab down --lab {lab}`")
+
+
+def state_elsewhere(lab: str, groups: Mapping[str, list[str]] | None = None) -> StateElsewhere | None:
+    """Lab ``lab`` up under another state folder, when its namespaces (``groups``: tagged_namespaces, None: read
+    now) name one (and none names this folder or none); None otherwise."""
+    groups = tagged_namespaces(lab) if groups is None else groups
+    if not groups or not all(elsewhere(tag) for tag in groups):
+        return None
+    folders = sorted({tag_folder(tag) or "" for tag in groups})
+    return StateElsewhere(lab, sorted(n for names in groups.values() for n in names), folder_named(folders[0]))
 
 
 def remnants(lab: str) -> list[str]:

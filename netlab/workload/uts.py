@@ -24,7 +24,7 @@ from typing import Mapping
 
 from netlab.kernel import netns as nsmod
 from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
-from netlab.realize.state_dir import lab_dir
+from netlab.realize.state_dir import PINS_FS, lab_dir
 
 
 def uts_dir(lab_name: str) -> str:
@@ -35,7 +35,6 @@ def uts_path(lab_name: str, pod: str) -> str:
     return os.path.join(uts_dir(lab_name), pod)
 
 
-PINS_FS = "netlab-uts"  # the tmpfs's source: what findmnt and /proc/self/mountinfo show
 # The pins are empty files (hard links of one, below), so the tmpfs needs no room: a small size keeps
 # anything else written there from taking the machine's memory.
 PINS_FS_OPTIONS = "mode=0700,size=64k"
