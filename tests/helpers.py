@@ -14,13 +14,13 @@ from pathlib import Path
 
 NETLAB = [sys.executable, "-m", "netlab"]
 # Where the netlab processes these tests start keep their state (they inherit the environment).
-STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", "/run/netlab")
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR") or "/run/netlab"
 VOLATILE_SYSCTLS = ("nf_conntrack_count",)
 
 
 def state_path(lab: str, *parts: str) -> str:
     """A path in a lab's state directory, under NETLAB_STATE_DIR as the CLI sees it."""
-    return os.path.join(os.environ.get("NETLAB_STATE_DIR", "/run/netlab"), lab, *parts)
+    return os.path.join(os.environ.get("NETLAB_STATE_DIR") or "/run/netlab", lab, *parts)
 
 
 def located_problems(text: str, tmp_path: Path) -> list[tuple[int | None, str, str]]:

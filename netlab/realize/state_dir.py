@@ -25,7 +25,9 @@ from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError
 from netlab.model.naming import lab_name_problem
 
 DEFAULT_STATE_ROOT = "/run/netlab"
-STATE_ROOT = os.environ.get("NETLAB_STATE_DIR", DEFAULT_STATE_ROOT)
+# An empty NETLAB_STATE_DIR is unset (the shell's `NETLAB_STATE_DIR=$MAYBE`), as an empty $NETLAB_LAB names no lab:
+# never the working directory. Every reader of the variable goes through this one (the doctor too).
+STATE_ROOT = os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT
 # The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
 # shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
 PINS_FS = "netlab-uts"

@@ -10,6 +10,8 @@ stand-ins (the real thing: tests/integration/test_state_folder_elsewhere.py).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -184,3 +186,15 @@ def test_up_names_the_folder_of_the_lab_whose_namespace_it_meets(machine, monkey
     said = ownership.collision_message(f"{LAB}-a", LAB)
     assert said.startswith(f"namespace sx-a already exists and belongs to a lab up under state folder {OTHER}")
     assert "stale" not in said and "ip netns del" not in said and "--force" not in said
+
+
+@pytest.mark.parametrize("value", ["", None])
+def test_an_empty_netlab_state_dir_is_unset(value):
+    """`NETLAB_STATE_DIR= netlab list` said "no lab is up" (the working directory's labs), `up` "cannot create : its
+    parent does not exist", the doctor "ok ... will be made": empty is unset, the default folder, for all of them."""
+    env = {k: v for k, v in os.environ.items() if k != "NETLAB_STATE_DIR"}
+    if value is not None:
+        env["NETLAB_STATE_DIR"] = value
+    code = "from netlab.realize import state_dir; print(state_dir.STATE_ROOT)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out == "/run/netlab\n"
