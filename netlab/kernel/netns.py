@@ -28,7 +28,6 @@ write and read them as one string, ``netlab:<lab hash>:<run hash>[:<folder hash>
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import errno
 import os
 import shutil
@@ -36,12 +35,16 @@ import socket
 import subprocess
 import threading
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
 from netlab.kernel import testhooks
 from netlab.model.naming import NETNS_DIR
 from netlab.model.naming import netns_path as netns_path  # made there (pure): validate reads it too
+# The ownership tag is made and read in nstag (pure); what it is written as is done here
+from netlab.kernel.nstag import (TAG_PREFIX as TAG_PREFIX, TAG_SYSCTLS as TAG_SYSCTLS, folder_hash as folder_hash,
+                                 lab_hash as lab_hash, make_tag as make_tag, tag_of as tag_of,
+                                 tag_values as tag_values)
 
 CLONE_NEWNS = 0x00020000  # a mount namespace
 CLONE_NEWNET = 0x40000000
@@ -53,10 +56,6 @@ MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
 SYSCTL_ROOT = "/proc/sys"
-TAG_PREFIX = "netlab:"
-# (lab hash, run hash, state folder hash). A link made in (or moved into) the namespace starts with the default's
-# tag: the kernel gives the number no meaning, and only these three are read.
-TAG_SYSCTLS = ("net.ipv4.conf.all.tag", "net.ipv4.conf.lo.tag", "net.ipv4.conf.default.tag")
 # A kernel without IPv6 (booted with ipv6.disable=1, or built without it) has no net/ipv6 folder under
 # /proc/sys, in any namespace. IPv6 is then off everywhere, which is all a lab asks of it (plan/sysctls.py:
 # disable_ipv6 = 1): there such a key reads as "1", and writing "1" to it does nothing. Every other key of
@@ -405,35 +404,6 @@ def _unlink_placeholder(path: str) -> None:
         pass
 
 
-def _hash31(text: str) -> int:
-    """A nonzero 31-bit number from text (a tag sysctl takes 0 .. 2**31-1; 0 means untagged)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "big") % 0x7FFFFFFF + 1
-
-
-def lab_hash(lab: str) -> str:
-    return f"{_hash31(TAG_PREFIX + lab):08x}"
-
-
-def folder_hash(folder: str) -> str:
-    """The tag's hash of a state folder, from its path (realpath: one folder, however it is spelled)."""
-    return f"{_hash31('state folder:' + folder):08x}"
-
-
-def make_tag(lab: str, run_id: str, folder: str | None = None) -> str:
-    """The tag of every namespace of one run of a lab: ``netlab:<lab hash>:<run hash>``, and ``:<folder hash>``
-    (folder_hash) for a run that records its state folder (a lab of an older netlab records none)."""
-    tag = f"{TAG_PREFIX}{lab_hash(lab)}:{_hash31(run_id):08x}"
-    return f"{tag}:{folder}" if folder else tag
-
-
-def tag_values(tag: str) -> tuple[int, ...]:
-    """The sysctl values a tag is written as (two, or three with the state folder's hash)."""
-    head, *values = tag.split(":")
-    if head + ":" != TAG_PREFIX or len(values) not in (2, 3):
-        raise ValueError(f"not a netlab tag: {tag!r}")
-    return tuple(int(value, 16) for value in values)
-
-
 def read_tag(name: str) -> str | None:
     """The ownership tag of a namespace (None if it has none or is not a namespace)."""
     if not is_netns_mount(name):
@@ -441,16 +411,6 @@ def read_tag(name: str) -> str | None:
     with entered(name):
         values = read_sysctls_here(TAG_SYSCTLS)
     return tag_of(values.get(key) for key in TAG_SYSCTLS)
-
-
-def tag_of(values: Iterable[str | None]) -> str | None:
-    """The tag that the values of TAG_SYSCTLS (as read) make; None for an untagged namespace. A folder hash of 0
-    (or none read): a namespace of an older netlab, whose tag names no state folder."""
-    lab, run, folder = (list(values) + [None, None, None])[:3]
-    if not all(v and v.isdigit() and v != "0" for v in (lab, run)):
-        return None
-    tag = f"{TAG_PREFIX}{int(lab):08x}:{int(run):08x}"  # type: ignore[arg-type]
-    return f"{tag}:{int(folder):08x}" if folder and folder.isdigit() and folder != "0" else tag
 
 
 def remove_netns(name: str) -> None:
