@@ -34,8 +34,19 @@ import os
 import sys
 
 
+def _terminated_early(signum: int, frame: object) -> None:
+    """SIGTERM as netlab.signals loads (its handler not set yet): a KeyboardInterrupt with SIGTERM's status, as
+    signals.Terminated is, not the default's silent death."""
+    stop = KeyboardInterrupt("interrupted by SIGTERM")
+    stop.exit_code = 128 + signum  # type: ignore[attr-defined]
+    raise stop
+
+
 def main() -> None:
     try:
+        import _signal  # loaded at Python's start, as os and sys are
+
+        _signal.signal(_signal.SIGTERM, _terminated_early)
         import gc
 
         gc.disable()
@@ -46,15 +57,31 @@ def main() -> None:
         from netlab import lockfile
 
         lockfile.PRINT_WAITS = True  # the program's own standard error: "netlab: waiting for ..." (a library logs it)
-    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started
-        said = str(exc) if exc.args else "interrupted"
-        sys.stderr.write(f"netlab: {said}\n")
-        raise SystemExit(getattr(exc, "exit_code", 130)) from None
+    except SystemExit:
+        raise
+    except BaseException as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started
+        raise SystemExit(_stopped(exc)) from None
     try:
         cli_main()
+        code: object = 0
     except SystemExit as exc:
-        exit_now(exc.code)
-    exit_now(0)
+        code = exc.code
+    except BaseException as exc:  # what the CLI let through: a stop signal is its line, anything else Python's
+        code = _stopped(exc)
+    exit_now(code)
+
+
+def _stopped(exc: BaseException) -> int:
+    """The line and exit status of the stop signal ``exc`` stands for (netlab.signals.said: the signal's
+    exception, or an error Python made of it in an import, as a dataclass's ``__set_name__`` does); anything
+    else is raised again, Python's traceback."""
+    signals = sys.modules.get("netlab.signals")
+    if signals is not None:
+        return signals.said(exc)
+    if not isinstance(exc, KeyboardInterrupt):  # before netlab.signals is loaded: Ctrl-C, or _terminated_early
+        raise exc
+    sys.stderr.write(f"netlab: {exc if exc.args else 'interrupted'}\n")
+    return getattr(exc, "exit_code", 130)
 
 
 def exit_now(code: object) -> None:
@@ -64,6 +91,9 @@ def exit_now(code: object) -> None:
     import threading
 
     status = 0 if code is None else code
+    signals = sys.modules.get("netlab.signals")
+    if signals is not None:  # the command is done and its last word said: a late signal does not undo that
+        signals.ending()
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)  # what Python's own exit calls; CPython has it
     others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
     watched = sys.getprofile() is not None or sys.gettrace() is not None

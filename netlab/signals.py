@@ -12,6 +12,9 @@ The ``netlab`` program (launch.py) stops on SIGTERM as on Ctrl-C from its first 
 wherever it was (a plain ``up`` while it loaded or planned, before its rollback's handlers were set; an ``up
 --watch`` before its loop's). It raises :class:`Terminated`, a KeyboardInterrupt, which unwinds as Ctrl-C's
 does: one line, and the exit status of the signal's convention, 128 + its number (130 SIGINT, 143 SIGTERM).
+Its Ctrl-C is kept as its SIGTERM is (:func:`check`). An error that a stop signal's exception became (Python
+wraps it in an import's dataclass, pydantic in a validator it builds) is that signal's too (:func:`stop_of`),
+and once the program says how a signal ended it, a second one is ignored (:func:`ending`).
 """
 
 from __future__ import annotations
@@ -82,11 +85,21 @@ def exit_code(exc: BaseException) -> int:
 # dropped), and the program went on as if no signal had come: an `up` signalled while it loaded brought the lab
 # up and exited 0 (a CI flake). :func:`check` raises it again where the program asks.
 _raised: list[int] = []
+_program: list[bool] = []  # the netlab program's process (terminate_as_interrupt), not a library's caller
 
 
 def raise_terminated(signum: int, frame: object) -> None:
+    """The program's handler of SIGTERM (and of SIGINT: :func:`raise_interrupt`): kept, then raised."""
     _raised.append(signum)
     raise Terminated(f"interrupted by {signal.Signals(signum).name}")
+
+
+def raise_interrupt(signum: int, frame: object) -> None:
+    """The program's Ctrl-C: Python's KeyboardInterrupt (said ``interrupted``), kept as SIGTERM is. Python's own
+    handler kept nothing: a Ctrl-C while the program loaded whose exception a finalizer swallowed (an import's
+    module-lock callback, "Exception ignored in ... KeyboardInterrupt") brought the lab up and exited 0."""
+    _raised.append(signum)
+    raise Kept()
 
 
 def check() -> None:
@@ -95,6 +108,47 @@ def check() -> None:
     anything. A command that takes SIGTERM as its end (``capture``, as tcpdump) never asks."""
     if _raised:
         raise stopped_by(_raised[0])
+
+
+def stop_of(exc: BaseException) -> KeyboardInterrupt | None:
+    """The stop signal that ``exc`` stands for, or None: the KeyboardInterrupt (Terminated) it is or that its
+    causes or contexts hold, else the first stop signal the program's handler took, if one came. A signal's
+    exception raised where Python wraps what it calls in an error of its own became that error: an import's
+    dataclass (``RuntimeError: Error calling __set_name__``), a pydantic model's validator being built
+    (``SchemaError: ... Terminated``), both printed as a traceback with exit 1."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return link
+        seen.add(id(link))
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    return stopped_by(_raised[0]) if _raised else None
+
+
+def ending() -> None:
+    """The program is saying how a stop signal ended it, then exits: a further SIGINT or SIGTERM has nothing left
+    to stop, and is ignored. ``timeout`` sends its signal twice (to the program, then to its process group), a
+    user presses Ctrl-C again: the second one's KeyboardInterrupt cut the first one's line short with a
+    traceback. The program's only (:func:`terminate_as_interrupt`: not a library's caller, not click's test
+    runner), and the main thread's."""
+    if not _program:
+        return
+    for sig in STOPPING:
+        with contextlib.suppress(ValueError):
+            signal.signal(sig, signal.SIG_IGN)
+
+
+def said(exc: BaseException) -> int:
+    """The program's end for the stop signal ``exc`` stands for (:func:`stop_of`): its one line on standard
+    error, further signals ignored (:func:`ending`); the exit status returned. Anything else is raised again."""
+    stop = stop_of(exc)
+    if stop is None:
+        raise exc
+    ending()
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # standard error closed or gone: the status
+        sys.stderr.write(f"netlab: {stop if stop.args else 'interrupted'}\n")
+    return exit_code(stop)
 
 
 def stopped_by(signum: int) -> KeyboardInterrupt:
@@ -112,7 +166,11 @@ def _unraisable(unraisable: Any) -> None:
 
 
 def terminate_as_interrupt() -> None:
-    """From now on SIGTERM stops this process as Ctrl-C does (:class:`Terminated`). The program's, not a
+    """From now on SIGTERM stops this process as Ctrl-C does (:class:`Terminated`), and both are kept. The
+    program's, not a
     library's: ``import netlab`` leaves its caller's handlers alone."""
+    _program.append(True)
     signal.signal(signal.SIGTERM, raise_terminated)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not a SIG_IGN the program inherited
+        signal.signal(signal.SIGINT, raise_interrupt)
     sys.unraisablehook = _unraisable

@@ -81,6 +81,7 @@ def _said(exc: KeyboardInterrupt) -> NetlabError:
     """A stop signal that ends a command, as :func:`main` says it: one line, exit 128 + the signal. click would
     turn it into its Abort after an empty line on stderr (a terminal's ``^C`` closed), and lose the line of
     netlab's Interrupted (a signal during up, rolled back) that says what became of the lab."""
+    signals.ending()  # the command is over: a second signal must not cut its line short
     said = NetlabError(str(exc) if exc.args else "interrupted")
     said.exit_code = signals.exit_code(exc)
     return said
@@ -88,6 +89,7 @@ def _said(exc: KeyboardInterrupt) -> NetlabError:
 
 def _stop_line(exc: BaseException) -> str:
     """The one line a stop signal ends a command with (after :func:`_end_caret`)."""
+    signals.ending()
     _end_caret(exc)
     return f"netlab: {exc if exc.args else 'interrupted'}"
 
@@ -409,13 +411,16 @@ def main(argv: list[str] | None = None) -> None:
     # runs is not netlab's option.
     obj: dict[str, Any] = {}
     try:
-        _run(argv, obj)
-    except BrokenPipeError:
-        # The reader of the errors went away while netlab said one (`validate -t bad.yaml 2>&1 | head -1`):
-        # 141, as for the output's reader, not Python's 1 for the exception it could not print.
-        if not _reader_gone():
-            raise
-        sys.exit(_reader_went_away())
+        try:
+            _run(argv, obj)
+        except BrokenPipeError:
+            # The reader of the errors went away while netlab said one (`validate -t bad.yaml 2>&1 | head -1`):
+            # 141, as for the output's reader, not Python's 1 for the exception it could not print.
+            if not _reader_gone():
+                raise
+            sys.exit(_reader_went_away())
+    except KeyboardInterrupt as exc:  # a second stop signal as the first one's line was said (before ending())
+        sys.exit(signals.said(exc))
 
 
 def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
@@ -425,6 +430,9 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         if sys.stdout is not None:  # None: started with standard output closed (`>&-`)
             sys.stdout.flush()  # what is still buffered: a full disk is said below, not by Python at exit
     except NetlabError as exc:
+        # An error that a stop signal caused, or raised once one came, is the signal's line (unless it is one)
+        if exc.exit_code < 128 and signals.stop_of(exc) is not None:
+            sys.exit(signals.said(exc))
         if obj.get("debug") and not isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal: its line
             raise
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
@@ -446,15 +454,21 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         click.echo(_stop_line(exc), err=True)
         sys.exit(signals.exit_code(exc))
     except PermissionError as exc:
+        if signals.stop_of(exc) is not None:
+            sys.exit(signals.said(exc))
         if obj.get("debug"):
             raise
         click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
         sys.exit(EXIT_ENVIRONMENT)
     except OSError as exc:
+        if signals.stop_of(exc) is not None:
+            sys.exit(signals.said(exc))
         if obj.get("debug") or exc.errno not in DISK_FULL:
             raise
         click.echo(f"netlab: {_unwritable(exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
+    except Exception as exc:  # a stop signal's exception that Python wrapped (signals.stop_of); else a bug
+        sys.exit(signals.said(exc))
 
 
 def _unwritable(exc: OSError) -> str:

@@ -98,6 +98,36 @@ def up(topology: str | None, lab_name: str | None, wait: float, reconfigure: boo
     if watch:
         _watch(loaded, saved, reconfigure, restart_backoff, resync)
         return
+    try:
+        _up(loaded, wait, reconfigure, output)
+    except KeyboardInterrupt as exc:
+        raise _up_stopped(loaded.lab.name, exc) from exc
+
+
+def _up_stopped(lab_name: str, exc: KeyboardInterrupt) -> NetlabError:
+    """The line of an `up` a stop signal ended. Its rollback's (api.Interrupted) says what it took back; a
+    signal before the run began or once it was done (as it let go of the lab, as it said what it did) adds
+    whether the lab is up: a fresh lab made whole was said "interrupted by SIGTERM", and looked taken back."""
+    from netlab import signals
+    from netlab.realize.state import load_state
+
+    signals.ending()
+    said = NetlabError(str(exc) if exc.args else "interrupted")
+    said.exit_code = signals.exit_code(exc)
+    if isinstance(exc, api.Interrupted):
+        return said
+    try:
+        state = load_state(lab_name)
+    except NetlabError:
+        return said
+    if state is not None and state.phase == "up":
+        said = NetlabError(f"{said}; lab {lab_name} is up (`sudo netlab down --lab {lab_name}` takes it down)")
+        said.exit_code = signals.exit_code(exc)
+    return said
+
+
+def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
+    """`up` without --watch: the run, then what it did."""
     bar, progress = progress_bar()
     if bar:
         with bar:
@@ -233,7 +263,8 @@ def down(lab_name: str | None, topology: str | None, wait: float, force: bool, o
     Works without the topology file (`--lab NAME`), after a crash, and when
     run twice. Only what the lab's saved state proves it created is deleted;
     with --force, what the namespaces' own netlab tags prove. Ctrl-C or
-    SIGTERM once it has begun waits for the lab to be down (exit 130 or 143).
+    SIGTERM once it has begun to delete waits for the lab to be down (exit 130 or
+    143); before that (waiting for the lab, reading its state) it ends at once.
     """
     require_root()
     lab_name = api.selected_name(lab_name, topology, required=False)

@@ -13,18 +13,19 @@ without it, or taking back a failed run) loses its veths first
 (:func:`delete_namespaces`, on the bridge side: their peers go with them), so
 that a quick ``up`` that brings it back does not meet its old veth in the node.
 
-Once ``down`` holds the lab's lock, SIGINT and SIGTERM wait for it (signals.held): stopped halfway (a second
+Once ``down`` begins to change anything, SIGINT and SIGTERM wait for it (signals.held): stopped halfway (a second
 Ctrl-C, the SIGTERM after a CI runner's SIGINT), it left some namespaces unmounted and others not, and the
 state that names them. Running ``down`` again finishes such a lab (the state still names what is left, each
 namespace checked by its tag), but nobody knew it had to. The work held is bounded: a process's stop is its
-grace then SIGKILL, a CNI DEL has its timeout, an unmount is a system call. Waiting for the lock is not held:
-a signal then stops ``down`` before it changed anything.
+grace then SIGKILL, a CNI DEL has its timeout, an unmount is a system call. Waiting for the lock, and reading
+the state (and the tags --force looks for), are not held: a signal then stops ``down`` before it changed anything.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from netlab import signals
 from netlab.model.naming import is_netns
@@ -64,10 +65,14 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
     """
     signals.check()  # a SIGTERM whose exception was swallowed before: not taken down halfway, not begun
     cut = interrupted_up(lab_name) is not None  # asked before this down's lock names it instead of that up
-    with LabLock(lab_name, "netlab down", wait=wait), signals.held():
+    changing = _FromFirstChange()
+    with LabLock(lab_name, "netlab down", wait=wait), changing:
         if force:
-            result = ownership.force_down(
-                lab_name, lambda st, tag: teardown(kernel, features, st, tag, progress), tag_for)
+            def down_one(st: LabState, tag: str) -> DownResult:
+                changing.begin()
+                return teardown(kernel, features, st, tag, progress)
+
+            result = ownership.force_down(lab_name, down_one, tag_for, changing.begin)
             if result is not None:  # each file once (a stand-in's records and its first line may both name it)
                 result.removed_pod_files = sorted(set(result.removed_pod_files))
             return result or DownResult(lab=lab_name, was_up=False)
@@ -80,9 +85,34 @@ def down(lab_name: str, kernel: Kernel, features: Sequence[Feature] = (), wait: 
             # temporary file), nothing else: the write-ahead names every namespace before one exists (netlab
             # list: interrupted). Taken away, it is said as a lab taken down.
             cut = cut or bool(state_temps(folder_names(lab_name)))
+            changing.begin()
             forget(lab_name)
             return DownResult(lab=lab_name, was_up=cut)
+        changing.begin()
         return teardown(kernel, features, state, tag_for(state), progress)
+
+
+class _FromFirstChange:
+    """SIGINT and SIGTERM held (signals.held) from down's first change to its end, not before: while down only
+    reads (the state, the lost state's traces, the tags --force looks for) a signal stops it at once, nothing
+    changed. Held from the lock on, a read that blocked (a hung NFS /run, a FIFO at the state file) could only
+    be stopped with SIGKILL."""
+
+    def __init__(self) -> None:
+        self._held = contextlib.ExitStack()
+        self.begun = False
+
+    def begin(self) -> None:
+        if not self.begun:
+            signals.check()  # a signal whose exception a finalizer swallowed while down read: nothing changed
+            self._held.enter_context(signals.held())
+            self.begun = True
+
+    def __enter__(self) -> _FromFirstChange:
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self._held.__exit__(*exc))
 
 
 def stop_features(features: Sequence[Feature], state: LabState, names: Iterable[str],

@@ -169,12 +169,17 @@ class _Up(Rollback):
                 self.result.warnings += self.lab.plugin_addresses()
         except BaseException as exc:
             self._rollback(state, fresh, tag)
-            if isinstance(exc, KeyboardInterrupt):  # up's Interrupted, or the program's own (as the block began)
-                signum = signals.exit_code(exc) - 128
-                if self._not_back() or not isinstance(exc, Interrupted):
+            # up's Interrupted, or the program's own (as the block began); or an error a signal's exception
+            # became where Python wraps it (an import's dataclass, a validator being built), or that came once
+            # the run's handler had taken a signal: the signal's, not "apply failed"
+            stop = signals.stop_of(exc) or (signals.stopped_by(self.journal.stopped[0]) if self.journal.stopped
+                                            else None)
+            if stop is not None:
+                signum = signals.exit_code(stop) - 128
+                if self._not_back() or not isinstance(stop, Interrupted):
                     raise Interrupted(f"interrupted by {signal.Signals(signum).name}; rolled back"
                                       f"{self._not_back()}", signum) from None
-                raise
+                raise stop from None
             if isinstance(exc, NetlabError):
                 raise ApplyFailed(f"{exc}; rolled back{self._not_back()}") from exc
             if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug

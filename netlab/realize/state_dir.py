@@ -13,14 +13,16 @@ changing the same lab's kernel objects at once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import signal
 import stat
 import time
 from typing import Callable
 
-from netlab import lockfile
+from netlab import lockfile, signals
 from netlab.errors import ApplyFailed, EnvironmentNotReady, LabBusy, NetlabError, UsageError
 from netlab.model.naming import lab_name_problem
 
@@ -351,22 +353,31 @@ class LabLock:
             self.waited = 0.0
             return f"waiting for {holder} to release lab {self.lab}"
 
-        fd, _ = _lock_lab_file(self.lab, LOCK_FILE, start + self.wait, waiting=waiting,
-                               tell_at=start + (MOMENT if self.quiet else QUIET_FOR),
-                               busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
-                                                           "try again when it finishes"),
-                               say=(lambda text: None) if self.quiet else None)
-        if self.waited is not None:
-            self.waited = time.monotonic() - start
-        self.fd = fd
-        lockfile.name_holder(fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for ..."
+        try:
+            self.fd, _ = _lock_lab_file(self.lab, LOCK_FILE, start + self.wait, waiting=waiting,
+                                        tell_at=start + (MOMENT if self.quiet else QUIET_FOR),
+                                        busy=lambda holder: LabBusy(f"lab {self.lab} is in use by {holder}; "
+                                                                    "try again when it finishes"),
+                                        say=(lambda text: None) if self.quiet else None)
+            self.waited = None if self.waited is None else time.monotonic() - start
+            lockfile.name_holder(self.fd, f"pid {os.getpid()} ({self.command})")  # for the others' "waiting for"
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM) or refused as it made the lab's folder or lock file, or took it: the folder
+            # of a lab that is not up was left empty, or with the lock alone (`netlab list` named it)
+            with signals.handled(signal.SIG_IGN):
+                if self.fd is not None:
+                    self.__exit__()
+                else:
+                    _drop_if_unheld(self.lab)
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self.fd is not None:
-            _drop_if_only_lock(self.lab)
-            os.close(self.fd)
-            self.fd = None
+            with signals.handled(signal.SIG_IGN):  # a folder left half removed (empty) is listed by nobody
+                _drop_if_only_lock(self.lab)
+                os.close(self.fd)
+                self.fd = None
 
 
 def lab_lock_holder(lab: str, now: bool = True) -> str | None:
@@ -476,6 +487,24 @@ def _same_file(fd: int, path: str) -> bool:
         return False
     held = os.fstat(fd)
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
+
+
+def _drop_if_unheld(lab: str) -> None:
+    """As its lock's holder leaves the lab's folder (_drop_if_only_lock), its lock taken for a moment if free;
+    a folder whose lock file is not made yet goes if it is empty."""
+    path = os.path.join(STATE_ROOT, lab)
+    _checked.discard(path)
+    try:
+        fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+        return
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _same_file(fd, os.path.join(path, LOCK_FILE)):
+            _drop_if_only_lock(lab)
+    os.close(fd)
 
 
 def _drop_if_only_lock(lab: str) -> None:
