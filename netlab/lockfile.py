@@ -1,6 +1,6 @@
 """Lock files that name their holder: taken with a bounded wait, and a waiting command says whom it waits for.
 
-Two locks are made of them: a lab's (``realize/state_dir.LabLock``: one
+Two locks are made of them: a lab's (``realize/lab_lock.LabLock``: one
 command changes a lab at a time) and the machine's probing turn
 (``probe/turns.py``: one probe fills the shared neighbour table at a time).
 The lock is an exclusive ``flock`` on an open file, so it goes when its

@@ -28,7 +28,7 @@ from netlab.model.impair import POD_INTERFACES, Impairment, describe, node_inter
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.realize.state import running_lab
-from netlab.realize.state_dir import LabLock
+from netlab.realize.lab_lock import LabLock
 
 
 @dataclass

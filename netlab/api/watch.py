@@ -28,7 +28,7 @@ signal then rolls it back as it does plain ``up``'s. Once it watches, SIGINT and
 in progress to finish (it runs in a thread of its own, which signals do not interrupt), then the loop ends,
 its exited children reaped, and the lab stays up as the last repair left it (exit 0, as a daemon asked to
 stop); the loop also ends when the lab is taken down.
-One watcher per lab (realize/state_dir.WatcherLock): a second is refused before it applies anything.
+One watcher per lab (realize/lab_lock.WatcherLock): a second is refused before it applies anything.
 Another command holding the lab's lock (``up`` in another terminal, ``break``) is waited for: what the kernel
 says meanwhile is its work half done, not drift; a wait of an apply for the lab's lock is said in that apply's
 line (watch_repair). A watcher of a file stops, saying so, once another ``up --reconfigure`` made its lab from
@@ -64,7 +64,7 @@ from netlab.lab.restart import Backoff
 from netlab.model.lab import Lab
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, load_state, replaces
-from netlab.realize.state_dir import WatcherLock, lab_lock_holder
+from netlab.realize.lab_lock import WatcherLock, lab_lock_holder
 from netlab.workload import crashloop
 
 FILE_POLL = 0.5  # seconds between looks at the topology file

@@ -28,7 +28,7 @@ from netlab.lab import status as lab_status
 from netlab.lab import up as lab_up
 from netlab.model.lab import Lab
 from netlab.realize.state import LabState, load_state
-from netlab.realize.state_dir import LabLock
+from netlab.realize.lab_lock import LabLock
 
 FileId = tuple[int, ...] | tuple[str] | None
 

@@ -19,7 +19,7 @@ from netlab.kernel.base import GONE, KernelError, Op
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, repair_command, running_lab
-from netlab.realize.state_dir import LabLock
+from netlab.realize.lab_lock import LabLock
 
 
 @dataclass

@@ -35,7 +35,8 @@ from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import folder_names, interrupted_up
 from netlab.realize.state import LabState, load_state, lost_state
-from netlab.realize.state_dir import LabLock, forget, state_temps
+from netlab.realize.state_dir import forget, state_temps
+from netlab.realize.lab_lock import LabLock
 
 Progress = Callable[[str, int, int], None]
 

@@ -41,7 +41,8 @@ from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.realize import owner, tags
-from netlab.realize.state_dir import LabLock, forget
+from netlab.realize.state_dir import forget
+from netlab.realize.lab_lock import LabLock
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded

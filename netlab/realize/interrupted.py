@@ -14,7 +14,8 @@ import os
 from typing import TYPE_CHECKING
 
 from netlab.errors import NetlabError
-from netlab.realize.state_dir import STATE_FILE, lab_dir, lab_lock_holder, state_temps
+from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
+from netlab.realize.lab_lock import lab_lock_holder
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState

@@ -158,7 +158,7 @@ def test_library_results_and_waits_speak_python_and_the_cli_its_own(labs, tmp_pa
     import threading
 
     from helpers import netlab
-    from netlab.realize.state_dir import LabLock
+    from netlab.realize.lab_lock import LabLock
 
     name = labs.name("qfl")
     with Lab.up(small(name)) as lab:

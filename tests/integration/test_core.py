@@ -238,7 +238,7 @@ def test_kill_during_up_then_down_leaves_nothing(labs, tmp_path):
 def test_other_netlab_waits_or_names_the_holder(labs):
     lab = labs.name()
     path, _ = labs.up(two_node_topology(lab, pods_per_node=1))
-    from netlab.realize.state_dir import LabLock
+    from netlab.realize.lab_lock import LabLock
 
     with LabLock(lab, "test holder"):
         proc = netlab("status", "--lab", lab, check=False)  # status reads, it does not lock

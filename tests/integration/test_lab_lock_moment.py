@@ -1,6 +1,6 @@
 """A command that tries the lab's lock while `up --watch` asks whether the lab is held says nothing of it.
 
-The watcher asks each round by taking the lab's lock shared for a moment (state_dir.lab_lock_holder). A plain
+The watcher asks each round by taking the lab's lock shared for a moment (lab_lock.lab_lock_holder). A plain
 `up` or `down` that tried the lock in that moment printed "netlab: waiting for pid N (netlab up --watch ...) to
 release lab X", for a wait of microseconds. Here the test plays the watcher's question, stretched to 50 ms and
 made sure to meet the command: it holds the lock shared from before the command starts until the kernel shows the

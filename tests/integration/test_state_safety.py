@@ -48,7 +48,7 @@ def wait_for_line(proc: subprocess.Popen, text: bytes, within: float = 20.0) -> 
 @pytest.mark.parametrize("first", ["down", "up"])
 def test_up_and_down_waiting_on_each_other_both_finish(labs, tmp_path, first):
     """Both wait on a lock this test holds, then race for it: whichever wins, neither crashes."""
-    from netlab.realize import state, state_dir
+    from netlab.realize import lab_lock, state
 
     lab = labs.name("ibl")
     path, _ = labs.up(small(lab))
@@ -56,7 +56,7 @@ def test_up_and_down_waiting_on_each_other_both_finish(labs, tmp_path, first):
     order = [first, "up" if first == "down" else "down"]
     for _ in range(3):
         netlab("up", "-t", path)
-        with state_dir.LabLock(lab, "the test"):
+        with lab_lock.LabLock(lab, "the test"):
             procs = {}
             for name in order:
                 procs[name] = start(*commands[name])

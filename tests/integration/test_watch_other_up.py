@@ -25,7 +25,8 @@ from netlab.features import default_features
 from netlab.kernel.live import LiveKernel
 from netlab.lab import up as lab_up
 from netlab.realize.state import load_state
-from netlab.realize.state_dir import LOCK_FILE, LabLock, lab_dir, lab_lock_holder
+from netlab.realize.state_dir import LOCK_FILE, lab_dir
+from netlab.realize.lab_lock import LabLock, lab_lock_holder
 from watching import topology, wait_until, watching
 
 pytestmark = pytest.mark.root

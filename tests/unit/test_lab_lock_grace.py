@@ -1,9 +1,9 @@
 """A wait for the lab's lock is told only once it is a wait (no root).
 
 `netlab up --watch` asks each round whether the lab is held by taking its lock shared for a moment
-(state_dir.lab_lock_holder). A plain `up` (`break`, `impair`, `down`) that tried the lock in that moment printed
+(lab_lock.lab_lock_holder). A plain `up` (`break`, `impair`, `down`) that tried the lock in that moment printed
 "netlab: waiting for pid N (netlab up --watch ...) to release lab X", for a wait of microseconds. The wait is now
-told once it has lasted state_dir.QUIET_FOR, and then at once, naming the holder; a quiet lock (the watcher's
+told once it has lasted lab_lock.QUIET_FOR, and then at once, naming the holder; a quiet lock (the watcher's
 own, whose line says its waits) keeps a wait once it outlasted its next try.
 """
 
@@ -20,12 +20,14 @@ import pytest
 
 from netlab import lockfile
 from netlab.realize import state_dir
+from netlab.realize import lab_lock
 
 LAB = "grace"
 
 HOLD = r"""
 import fcntl, os, sys
-from netlab.realize.state_dir import LabLock, lab_dir, LOCK_FILE
+from netlab.realize.state_dir import lab_dir, LOCK_FILE
+from netlab.realize.lab_lock import LabLock
 lab, how = sys.argv[1], sys.argv[2]
 if how == "shared":  # as `up --watch` asks whether the lab is held
     fd = os.open(os.path.join(lab_dir(lab), LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
@@ -81,7 +83,7 @@ def test_a_lock_held_for_a_moment_is_taken_without_a_word(state_root, monkeypatc
     for quiet in (False, True):
         with holder("shared") as (proc, release):
             sleeps(monkeypatch, release)  # the first try failed: the holder lets go now
-            with state_dir.LabLock(LAB, "netlab up", quiet=quiet) as lock:
+            with lab_lock.LabLock(LAB, "netlab up", quiet=quiet) as lock:
                 assert proc.released  # it did wait for the holder
         assert [r.getMessage() for r in caplog.records] == []
         assert lock.waited is None and lock.waited_for is None
@@ -93,11 +95,11 @@ def test_a_longer_wait_is_told_once_as_soon_as_the_grace_is_over(state_root, mon
     with holder("netlab up") as (proc, release):
         sleeps(monkeypatch, lambda: caplog.records and release())  # held until the wait is told
         start = time.time()
-        with state_dir.LabLock(LAB, "netlab down", wait=20):
+        with lab_lock.LabLock(LAB, "netlab down", wait=20):
             pass
     said = [(r.getMessage(), r.created - start) for r in caplog.records]
     assert [text for text, _ in said] == [f"waiting for pid {proc.pid} (netlab up) to release lab {LAB}"]
-    assert state_dir.QUIET_FOR <= said[0][1] < state_dir.QUIET_FOR + 2.0, said
+    assert lab_lock.QUIET_FOR <= said[0][1] < lab_lock.QUIET_FOR + 2.0, said
 
 
 def test_a_quiet_lock_keeps_a_wait_that_outlasted_its_next_try(state_root, monkeypatch, caplog):
@@ -108,7 +110,7 @@ def test_a_quiet_lock_keeps_a_wait_that_outlasted_its_next_try(state_root, monke
     tries = []
     with holder("netlab up") as (proc, release):
         sleeps(monkeypatch, lambda: tries.append(1) if len(tries) < 2 else release())  # the third try gets it
-        with state_dir.LabLock(LAB, "netlab up --watch", quiet=True) as lock:
+        with lab_lock.LabLock(LAB, "netlab up --watch", quiet=True) as lock:
             pass
     assert not caplog.records
     assert lock.waited_for == f"pid {proc.pid} (netlab up)" and lock.waited is not None and lock.waited > 0.02
@@ -120,9 +122,9 @@ def test_a_lock_held_for_a_moment_is_no_busy_lab_even_with_no_wait(state_root, m
     state_dir.lab_dir(LAB)
     with holder("shared") as (proc, release):
         sleeps(monkeypatch, release)
-        with state_dir.LabLock(LAB, "netlab up", wait=0):
+        with lab_lock.LabLock(LAB, "netlab up", wait=0):
             assert proc.released
     with holder("netlab up") as (proc, release):  # held for longer: busy, after that one more try
         with pytest.raises(Exception, match=f"pid {proc.pid}"):
-            with state_dir.LabLock(LAB, "netlab down", wait=0):
+            with lab_lock.LabLock(LAB, "netlab down", wait=0):
                 pass

@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from netlab.realize import state_dir
+from netlab.errors import LabBusy
+from netlab.realize import lab_lock, state_dir
 
 LAB = "iblock"
 
@@ -24,7 +25,7 @@ WAITER = r"""
 import logging, os, sys, time
 logging.basicConfig(format="netlab: %(message)s")  # a library caller's program: waits are logged
 from netlab.realize.state import LabState
-from netlab.realize.state_dir import LabLock
+from netlab.realize.lab_lock import LabLock
 marker = sys.argv[1]
 with LabLock("iblock", sys.argv[2], wait=30):
     fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)   # fails if another is inside
@@ -66,7 +67,7 @@ def wait_until_waiting(proc: subprocess.Popen, within: float = 10.0) -> None:
 def test_a_waiter_survives_the_holder_deleting_the_lab(root, tmp_path):
     """up waiting for down: down forgets the lab (lock file and all); up must proceed, not crash."""
     marker = tmp_path / "inside"
-    with state_dir.LabLock(LAB, "netlab down"):
+    with lab_lock.LabLock(LAB, "netlab down"):
         waiter = start_waiter(root, marker, "netlab up")
         wait_until_waiting(waiter)
         state_dir.forget(LAB)
@@ -80,7 +81,7 @@ def test_a_waiter_survives_the_holder_deleting_the_lab(root, tmp_path):
 def test_one_proceeds_the_other_waits_after_the_lock_file_was_deleted(root, tmp_path):
     """A waiter on the deleted lock file and a newcomer on the new one are never inside together."""
     marker = tmp_path / "inside"
-    with state_dir.LabLock(LAB, "netlab down"):
+    with lab_lock.LabLock(LAB, "netlab down"):
         first = start_waiter(root, marker, "first")
         wait_until_waiting(first)
         state_dir.forget(LAB)
@@ -92,44 +93,44 @@ def test_one_proceeds_the_other_waits_after_the_lock_file_was_deleted(root, tmp_
 
 
 def test_the_lock_file_is_the_one_at_the_path(root):
-    with state_dir.LabLock(LAB, "test") as lock:
+    with lab_lock.LabLock(LAB, "test") as lock:
         held = os.fstat(lock.fd)
         now = os.stat(root / LAB / "lock")
         assert (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
 def test_one_watcher_per_lab_and_it_leaves_no_directory_behind(root):
-    with state_dir.WatcherLock(LAB):
-        with pytest.raises(state_dir.LabBusy, match=rf"lab {LAB} is already watched by pid {os.getpid()} "
+    with lab_lock.WatcherLock(LAB):
+        with pytest.raises(LabBusy, match=rf"lab {LAB} is already watched by pid {os.getpid()} "
                                                     r"\(netlab up --watch\); one watcher per lab"):
-            with state_dir.WatcherLock(LAB):
+            with lab_lock.WatcherLock(LAB):
                 pass
-        with state_dir.LabLock(LAB, "test"):  # the lab's own lock is another: commands still run beside it
+        with lab_lock.LabLock(LAB, "test"):  # the lab's own lock is another: commands still run beside it
             pass
         assert sorted(os.listdir(root / LAB)) == ["lock", "watcher"]
     assert not (root / LAB).exists()  # a lab that never came up: its directory goes with its watcher
-    with state_dir.WatcherLock(LAB):  # and the next may watch
+    with lab_lock.WatcherLock(LAB):  # and the next may watch
         pass
 
 
 def test_a_watcher_of_a_lab_taken_down_leaves_the_next_ones_file_alone(root):
-    first = state_dir.WatcherLock(LAB).__enter__()
-    with state_dir.LabLock(LAB, "down"):
+    first = lab_lock.WatcherLock(LAB).__enter__()
+    with lab_lock.LabLock(LAB, "down"):
         state_dir.forget(LAB)  # `down` removes the directory, the first watcher's file with it
-    with state_dir.WatcherLock(LAB):  # the lab up again, watched by another: not refused
+    with lab_lock.WatcherLock(LAB):  # the lab up again, watched by another: not refused
         first.__exit__(None, None, None)  # the first ends (it saw the lab go)
         assert (root / LAB / "watcher").exists()  # the second's file: not the first's to remove
-        with pytest.raises(state_dir.LabBusy, match="already watched"):
-            state_dir.WatcherLock(LAB).__enter__()
+        with pytest.raises(LabBusy, match="already watched"):
+            lab_lock.WatcherLock(LAB).__enter__()
 
 
 def test_lab_lock_holder_says_who_holds_the_lab_now_and_who_held_it_last(state_root):
     """`up --watch` asks it each round: who is changing the lab now (its lines then wait for it), and who did last
     (the `up` that replaced the lab from another file). It never makes a lab's directory: the lab may be down."""
-    assert state_dir.lab_lock_holder(LAB) is None and state_dir.lab_lock_holder(LAB, now=False) is None
+    assert lab_lock.lab_lock_holder(LAB) is None and lab_lock.lab_lock_holder(LAB, now=False) is None
     assert not os.path.exists(os.path.join(state_root, LAB))
-    with state_dir.LabLock(LAB, "netlab up"):  # another open file: its flock conflicts, as another process's does
-        assert state_dir.lab_lock_holder(LAB) == f"pid {os.getpid()} (netlab up)"
+    with lab_lock.LabLock(LAB, "netlab up"):  # another open file: its flock conflicts, as another process's does
+        assert lab_lock.lab_lock_holder(LAB) == f"pid {os.getpid()} (netlab up)"
         (state_root / LAB / "state.json").write_text("{}")  # a lab, whose directory outlives the lock
-    assert state_dir.lab_lock_holder(LAB) is None
-    assert state_dir.lab_lock_holder(LAB, now=False) == f"pid {os.getpid()} (netlab up)"
+    assert lab_lock.lab_lock_holder(LAB) is None
+    assert lab_lock.lab_lock_holder(LAB, now=False) == f"pid {os.getpid()} (netlab up)"

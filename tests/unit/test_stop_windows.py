@@ -19,7 +19,7 @@ from netlab import signals
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import rollback, teardown, up as lab_up
 from netlab.lab.journal import Journal
-from netlab.realize import state as state_mod, state_dir
+from netlab.realize import lab_lock, state as state_mod, state_dir
 
 lab = pytest.fixture(make_lab, name="lab")
 
@@ -230,12 +230,12 @@ def test_a_signal_as_a_lab_lock_is_taken_leaves_no_folder(lab, monkeypatch, wher
         def made_then_stopped(name, lock):
             state_dir.lab_dir(name)
             raise KeyboardInterrupt
-        monkeypatch.setattr(state_dir, "_open_lab_file", made_then_stopped)
+        monkeypatch.setattr(lab_lock, "_open_lab_file", made_then_stopped)
     else:
         def named_then_stopped(fd, text):
             raise KeyboardInterrupt
-        monkeypatch.setattr(state_dir.lockfile, "name_holder", named_then_stopped)
+        monkeypatch.setattr(lab_lock.lockfile, "name_holder", named_then_stopped)
     with pytest.raises(KeyboardInterrupt):
-        with state_dir.LabLock(lab.name, "netlab up"):
+        with lab_lock.LabLock(lab.name, "netlab up"):
             pass
     assert not os.path.lexists(os.path.join(state_dir.STATE_ROOT, lab.name))

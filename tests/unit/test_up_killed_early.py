@@ -14,6 +14,7 @@ from netlab.api.running import labs
 from netlab.kernel.fake import FakeKernel
 from netlab.lab.teardown import down
 from netlab.realize import state_dir
+from netlab.realize import lab_lock
 from netlab.realize.interrupted import interrupted_up, stalled
 from netlab.realize.state import LabState, lost_state
 
@@ -58,7 +59,7 @@ def test_a_folder_another_command_left_or_an_up_at_work_is_no_interrupted_lab():
     assert interrupted_up(LAB) is None and [row for row in labs() if row.lab == LAB] == []
     assert down(LAB, FakeKernel()).was_up is False
     folder("state.json.tmp.1")
-    with state_dir.LabLock(LAB, "netlab up"):  # an up writing its first state now: not listed, as before
+    with lab_lock.LabLock(LAB, "netlab up"):  # an up writing its first state now: not listed, as before
         assert interrupted_up(LAB) is None and [row for row in labs() if row.lab == LAB] == []
 
 
@@ -69,7 +70,7 @@ def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
     assert stalled(state) == (f"lab {LAB}: the `netlab up` that was making it (pid 4194304) ended before it "
                               f"finished (killed); `sudo netlab down --lab {LAB}` takes away what it made")
     assert [row.error for row in labs() if row.lab == LAB] == [stalled(state)]
-    with state_dir.LabLock(LAB, "netlab up"):  # at work: no line
+    with lab_lock.LabLock(LAB, "netlab up"):  # at work: no line
         assert stalled(state) is None
     state.phase = "deleting"
     assert "the `netlab down` that was taking it down" in str(stalled(state)) and \

@@ -29,13 +29,15 @@ from netlab.errors import LabBusy
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import up as lab_up
 from netlab.realize import state_dir
+from netlab.realize import lab_lock
 from netlab.realize.state import LabState, load_state
 
 LAB = "wlock"
 
 HOLD = r"""
 import fcntl, os, sys, time
-from netlab.realize.state_dir import LabLock, lab_dir, LOCK_FILE
+from netlab.realize.state_dir import lab_dir, LOCK_FILE
+from netlab.realize.lab_lock import LabLock
 lab, how, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 if how == "shared":  # as `up --watch` asks whether the lab is held: a shared flock, no name written
     fd = os.open(os.path.join(lab_dir(lab), LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o600)
@@ -73,13 +75,13 @@ def test_a_wait_never_names_a_pid_the_file_names_that_does_not_hold_the_lab(stat
     with holder("shared") as proc:
         stale_name(state_root, f"pid {os.getpid()} (netlab up)")
         with pytest.raises(LabBusy) as err:
-            with state_dir.LabLock(LAB, "netlab up", wait=state_dir.QUIET_FOR + 0.5):  # told, then busy
+            with lab_lock.LabLock(LAB, "netlab up", wait=lab_lock.QUIET_FOR + 0.5):  # told, then busy
                 pass
         assert f"pid {os.getpid()} " not in str(err.value)
         assert f"lab {LAB} is in use by pid {proc.pid} (python" in str(err.value), str(err.value)
         said = [r.getMessage() for r in caplog.records]
         assert len(said) == 1 and said[0].startswith(f"waiting for pid {proc.pid} (python"), said
-        assert state_dir.lab_lock_holder(LAB) is None  # a shared flock is not a command changing the lab
+        assert lab_lock.lab_lock_holder(LAB) is None  # a shared flock is not a command changing the lab
     stale_name(state_root, "pid 1 (netlab up)")  # nobody holds it now: nobody is named
     fd = os.open(state_root / LAB / state_dir.LOCK_FILE, os.O_RDONLY)
     try:
@@ -93,18 +95,18 @@ def test_a_wait_never_names_a_pid_the_file_names_that_does_not_hold_the_lab(stat
 def test_a_plain_wait_names_the_netlab_command_that_holds_the_lab(state_root, caplog):
     caplog.set_level(logging.WARNING, logger="netlab")
     with holder("netlab up", seconds=0.5) as proc:
-        with state_dir.LabLock(LAB, "netlab down"):
+        with lab_lock.LabLock(LAB, "netlab down"):
             pass
     assert [r.getMessage() for r in caplog.records] == [f"waiting for pid {proc.pid} (netlab up) to release lab {LAB}"]
 
 
 def test_a_quiet_lab_lock_tells_nothing_and_keeps_whom_it_waited_for(state_root, caplog):
     caplog.set_level(logging.WARNING, logger="netlab")
-    with state_dir.LabLock(LAB, "netlab up", quiet=True) as lock:
+    with lab_lock.LabLock(LAB, "netlab up", quiet=True) as lock:
         pass
     assert lock.waited is None and lock.waited_for is None  # nobody held it: no wait
     with holder("netlab up", seconds=0.5) as proc:
-        with state_dir.LabLock(LAB, "netlab up", quiet=True) as lock:
+        with lab_lock.LabLock(LAB, "netlab up", quiet=True) as lock:
             pass
     assert not caplog.records
     assert lock.waited_for == f"pid {proc.pid} (netlab up)" and 0.2 < lock.waited < 10, lock.waited
@@ -166,7 +168,7 @@ def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_p
     w.kids = types.SimpleNamespace(track=lambda *a: None)
     w.file_id = w._file_id()
     path.write_text(FILE.format(name=LAB, pod="c"))  # the edit the watcher sees
-    enter = state_dir.LabLock.__enter__
+    enter = lab_lock.LabLock.__enter__
 
     def edited_meanwhile(lock):  # the next edit, saved while the watcher waits for the lab
         if not path.read_text().endswith("name: d, node: n1}\n"):
@@ -174,7 +176,7 @@ def test_a_changed_file_is_read_once_the_watcher_holds_the_lab(state_root, tmp_p
             path.write_text(FILE.format(name=LAB, pod="d"))
         return enter(lock)
 
-    monkeypatch.setattr(state_dir.LabLock, "__enter__", edited_meanwhile)
+    monkeypatch.setattr(lab_lock.LabLock, "__enter__", edited_meanwhile)
     w._file_changed()
     state = load_state(LAB)
     assert state is not None and [p["name"] for p in state.topology["pods"]] == ["a", "d"], lines
