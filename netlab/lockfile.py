@@ -51,9 +51,10 @@ def take(fd: int, deadline: float, waiting: Callable[[str], str], busy: Callable
             return told
         except BlockingIOError:
             tries += 1
-            if time.monotonic() >= deadline and tries > 1:
+            past = time.monotonic() >= deadline  # then only the one more try: no wait to tell of
+            if past and tries > 1:
                 raise busy(holder_of(fd)) from None
-            if not told and time.monotonic() >= tell_at:
+            if not told and not past and time.monotonic() >= tell_at:
                 (say or tell)(waiting(holder_of(fd)))
                 told = True
             time.sleep(0.02)

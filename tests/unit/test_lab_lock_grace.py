@@ -128,3 +128,24 @@ def test_a_lock_held_for_a_moment_is_no_busy_lab_even_with_no_wait(state_root, m
         with pytest.raises(Exception, match=f"pid {proc.pid}"):
             with lab_lock.LabLock(LAB, "netlab down", wait=0):
                 pass
+
+
+def test_a_lock_taken_without_waiting_tells_no_wait_when_it_is_busy(tmp_path):
+    """The one more try of a lock taken with no wait (--wait 0, a second `up --watch`'s watcher lock, whose
+    waiting line is empty) is no wait to tell of: a second watcher printed an empty "netlab: " line before its
+    refusal."""
+    import fcntl
+    import os
+
+    path = str(tmp_path / "lock")
+    held, mine = os.open(path, os.O_RDWR | os.O_CREAT), os.open(path, os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another open file description: its flock conflicts
+    said: list[str] = []
+    try:
+        with pytest.raises(RuntimeError, match="busy"):
+            lockfile.take(mine, time.monotonic(), waiting=lambda holder: "", busy=lambda holder: RuntimeError("busy"),
+                          say=said.append)
+    finally:
+        os.close(held)
+        os.close(mine)
+    assert said == []
