@@ -230,6 +230,12 @@ class Watcher(RestartPolicy, Listening):
             other = self._wait_for_other()
             if self.stop:
                 break
+            if other and self._file_id() != self.file_id:
+                # The file changed while another command held the lab: its apply takes the lab's lock, waits for it
+                # and says whom it waited for; what woke this round is checked after it
+                self.pending = dedupe(saw + self.pending)
+                next_file = self.clock()
+                continue
             if seen or other:
                 time.sleep(SETTLE)
                 saw += summary(self.listener.drain())
@@ -276,6 +282,8 @@ class Watcher(RestartPolicy, Listening):
         if holder is None or holder.startswith(f"pid {os.getpid()} "):
             return None
         while not self.stop and lab_lock_holder(self.lab_name) is not None:
+            if self._file_id() != self.file_id:  # its file changed meanwhile: its apply waits for the lab itself
+                break
             time.sleep(SETTLE)
         return holder
 
