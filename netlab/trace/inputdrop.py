@@ -21,17 +21,11 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from netlab.trace import policyrules
 
 Reason = tuple[str, str | None]  # (why, fix)
 _RULE = re.compile(r"^\[(\d+):\d+\] (-A (\S+) .*)$")
 _POLICY = re.compile(r"^:(INPUT|FORWARD) (DROP) \[(\d+):\d+\]$")
 _DROPS = re.compile(r" -j (DROP|REJECT)\b")
-
-
-def read(namespaces: Iterable[str]) -> dict[str, str]:
-    """netns -> its filter table with counters (``iptables-save -c -t filter``); unreadable ones are left out."""
-    return policyrules.read_tables(namespaces)
 
 
 def counts(text: str) -> dict[tuple[str, int], int]:

@@ -127,7 +127,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
             # the pods it may be delivered to: a rule of their own filter table may drop it there
             pods = [ns for ns in namespaces if lm.where(ns).startswith("pod ") and ns != src.netns]
-            input_before = inputdrop.read(pods)
+            input_before = policyrules.read_tables(pods)
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
                                         avoid=held)
@@ -138,7 +138,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     policy_tables = policyrules.read_tables(tpolicy.node_namespaces(lab))
                     policy_after = policyrules.reject_counts(policy_tables)
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
-                    input_after = inputdrop.read(pods)
+                    input_after = policyrules.read_tables(pods)
                     step(2)
                 finally:
                     sent.close()
