@@ -101,3 +101,22 @@ def test_the_api_refuses_a_pcap_there_before_the_lab_is_read(lab_state):
         Lab("ibown").trace("a", "b", pcap=lab_state)
     assert str(raised.value).startswith(f"lab.trace: cannot write {lab_state}: it is inside ")
     assert lab_state.read_text() == '{"the": "state"}'
+
+
+def test_a_bind_mount_of_a_folder_inside_the_state_directory_is_seen_in_the_mounts_table(
+        lab_state, state_root, tmp_path, monkeypatch):
+    """``mount --bind STATE/ibown /tmp/my view`` shows the lab's folder under a name no path string or inode above
+    it gives away; the mounts' table (octal escapes and all) does. The last mount on a point is the one seen."""
+    view, other = tmp_path / "my view", tmp_path / "other"
+    table = tmp_path / "mountinfo"
+    table.write_text(f"1 0 0:99 / / rw - ext4 /dev/x rw\n"
+                     f"2 1 0:99 {state_root}/ibown {str(view).replace(' ', chr(92) + '040')} rw - ext4 /dev/x rw\n"
+                     f"3 1 0:99 {state_root} {other} rw - ext4 /dev/x rw\n"
+                     f"4 3 0:98 / {other} rw - tmpfs tmpfs rw\n")
+    monkeypatch.setattr(own_files, "MOUNTINFO", str(table))
+    for path in (view / "state.json", view / "new.pcap", view):
+        assert own_files.own_folder(str(path)) == (str(state_root), "netlab's state directory"), path
+    assert own_files.own_folder(str(other / "ibown" / "state.json")) is None  # a tmpfs mounted over that view
+    assert own_files.own_folder(str(tmp_path / "my" / "x")) is None
+    monkeypatch.setattr(own_files, "MOUNTINFO", str(tmp_path / "none"))  # no table: judged as before
+    assert own_files.own_folder(str(view / "state.json")) is None
