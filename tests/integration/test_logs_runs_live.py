@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from helpers import netlab, wait_for, write_topology
+from helpers import netlab, state_path, wait_for, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -68,7 +68,7 @@ def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path)
     assert netlab("logs", "--lab", lab, "once").stdout == said
     assert netlab("logs", "--lab", lab, "once", "-p").stdout == said
     # Two files at most per container: the current run's and the previous one's.
-    logs = sorted(os.listdir(f"/run/netlab/{lab}/logs"))
+    logs = sorted(os.listdir(state_path(lab, "logs")))
     assert [n for n in logs if n.startswith("once.")] == ["once.c.log", "once.c.previous.log"], logs
 
 
@@ -108,7 +108,7 @@ def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_l
     netlab("up", "-t", path)  # restartPolicy Always: a restart of the same command keeps the run before
     assert wait_for(exited)
     assert netlab("logs", "--lab", lab, "once", "-c", "c", "-p").stdout.startswith("old ")
-    logs = f"/run/netlab/{lab}/logs"
+    logs = state_path(lab, "logs")
     assert "once.c.previous.log" in os.listdir(logs)
     # The command changes: a new pod's container, whose first run has no run before it.
     path = write_topology(tmp_path, _two_containers(lab, '["sh", "-c", "echo new; exit 3"]'), "topo.yaml")
