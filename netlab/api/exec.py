@@ -183,6 +183,10 @@ def open_log(path: str, pod: str, container: str, lab: str, previous: bool = Fal
             raise _written_elsewhere(path, pod, container, running, "replaced")
         if previous:
             raise EnvironmentNotReady(f"the previous log of {pod}/{container} is not a file ({path} was replaced)")
+        if os.path.isdir(path):  # someone's: no start moves it (containers.new_run), so none writes a new log
+            raise EnvironmentNotReady(f"the log of {pod}/{container}, {path}, is a directory, not a file: the "
+                                      "container cannot start until it is moved away (netlab leaves it as it is); "
+                                      f"then `{repair_command(lab)}` starts it")
         raise EnvironmentNotReady(f"the log of {pod}/{container} is not a file ({path} was replaced); the "
                                   f"container's next start writes a new one (`{repair_command(lab)}` starts it "
                                   "again as its pod's restartPolicy says)")

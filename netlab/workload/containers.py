@@ -9,6 +9,7 @@ the lab's echo server serves them all in one process (lifecycle.py).
 from __future__ import annotations
 
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from netlab.realize.state_dir import lab_dir
@@ -41,13 +42,34 @@ def previous_log_path(lab_name: str, pod: str, container: str) -> str:
 
 def new_run(lab_name: str, pod: str, container: str) -> None:
     """A container starts again: its current log becomes the previous one (replacing the one before), and the
-    new run writes a file of its own, as the kubelet gives each container instance its own log."""
+    new run writes a file of its own, as the kubelet gives each container instance its own log. A directory
+    where the log goes is someone's, never netlab's: it stays where it is (:func:`log_blocked` says so)."""
+    current = log_path(lab_name, pod, container)
+    if os.path.isdir(current) and not os.path.islink(current):
+        return
     try:
-        os.replace(log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container))
+        os.replace(current, previous_log_path(lab_name, pod, container))
     except FileNotFoundError:  # none yet: the run before wrote nothing netlab kept
         pass
-    except IsADirectoryError:  # someone's directory where the log was: not netlab's, left alone
+    except (IsADirectoryError, NotADirectoryError):  # a directory where the previous log goes: left alone
         pass
+
+
+KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symlink",
+         stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
+
+
+def log_blocked(path: str) -> str | None:
+    """Why a container's next run cannot write its log at ``path``: something that is not a file stands there
+    after :func:`new_run` (a directory, which netlab never moves nor removes, or what a directory where the
+    previous log goes kept in place). Said, for the container's start to fail in one line; None when it can."""
+    try:
+        kind = KINDS.get(stat.S_IFMT(os.lstat(path).st_mode))
+    except OSError:
+        return None
+    if kind is None:
+        return None
+    return f"its log {path} is {kind}, not a file: netlab leaves it as it is; move it away, then run up again"
 
 
 def forget_runs(lab_name: str, pod: str, container: str) -> None:

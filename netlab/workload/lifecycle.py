@@ -55,9 +55,8 @@ from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
 from netlab.workload import crashloop, dns_records, exits, health, launch, node_uts, policy
 from netlab.workload import drift as container_drift
-from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_dir, log_path,
-                                        forget_runs, logs_by_pod, new_run, note_start_error,
-                                        remove_logs)
+from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
+                                        log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
 from netlab.workload.tasks import (SANDBOX_REMADE, in_pod_uts, is_echo_thread,
                                   proc_of, task_in, task_of, why_replace)
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
@@ -254,6 +253,11 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
+                blocked = log_blocked(new["log"])  # a directory there: someone's, left alone
+                if blocked:
+                    new["error"] = blocked
+                    done.problems.append(f"pod {pod.name} container {c.name}: could not start: {blocked}")
+                    continue
                 if not c.command:
                     if early is None or cid not in early.ids:
                         echo.append((pod, c, why))

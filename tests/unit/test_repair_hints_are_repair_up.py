@@ -9,6 +9,8 @@ stubs (test_trace_fix_is_status_repair.py, test_repair_after_impair.py).
 
 from __future__ import annotations
 
+import os
+
 import types
 
 import pytest
@@ -117,11 +119,17 @@ def test_inspects_counter_hint_names_the_up_that_takes_the_counter_out(state_roo
 def test_a_log_that_is_not_a_file_names_the_labs_repair(state_root, tmp_path, from_file, impaired):
     repair = repair_of(tmp_path, from_file, impaired)
     path = tmp_path / "main.log"
-    path.mkdir()  # something else than netlab's log file stands where it writes it
+    os.mkfifo(path)  # something else than netlab's log file stands where it writes it
     with pytest.raises(EnvironmentNotReady) as err:  # not running: its next start, which the repair makes
         open_log(str(path), "web-1", "main", LAB, writer=LogWriter(None, True))
     assert str(err.value) == (f"the log of web-1/main is not a file ({path} was replaced); the container's next "
                               f"start writes a new one (`{repair}` starts it again as its pod's restartPolicy says)")
+    path.unlink()
+    path.mkdir()  # a directory: someone's, which no start moves (test_logs_dir.py): the repair once it is moved
+    with pytest.raises(EnvironmentNotReady) as err:
+        open_log(str(path), "web-1", "main", LAB, writer=LogWriter(None, True))
+    assert str(err.value) == (f"the log of web-1/main, {path}, is a directory, not a file: the container cannot "
+                              f"start until it is moved away (netlab leaves it as it is); then `{repair}` starts it")
 
 
 @CASES
