@@ -13,8 +13,9 @@ wherever it was (a plain ``up`` while it loaded or planned, before its rollback'
 --watch`` before its loop's). It raises :class:`Terminated`, a KeyboardInterrupt, which unwinds as Ctrl-C's
 does: one line, and the exit status of the signal's convention, 128 + its number (130 SIGINT, 143 SIGTERM).
 Its Ctrl-C is kept as its SIGTERM is (:func:`check`). An error that a stop signal's exception became (Python
-wraps it in an import's dataclass, pydantic in a validator it builds) is that signal's too (:func:`stop_of`),
-and once the program says how a signal ended it, a second one is ignored (:func:`ending`).
+wraps it in an import's dataclass, pydantic in a validator it builds) is that signal's too (:func:`stop_of`);
+any other error is said as itself, also once a signal came. Once the program says how a signal ended it, a
+second one is ignored (:func:`ending`).
 """
 
 from __future__ import annotations
@@ -65,7 +66,12 @@ def held() -> Iterator[list[int]]:
 class Kept(KeyboardInterrupt):
     """A stop signal's exception whose handler also kept the signal, so that it is raised again where the
     program next asks (:func:`check`, up's journal). Python drops such an exception when the handler ran inside
-    an object's ``__del__``; the program's hook does not print it then (:func:`terminate_as_interrupt`)."""
+    an object's ``__del__``; the program's hook does not print it then (:func:`terminate_as_interrupt`).
+    Each one made is remembered (:data:`_kept`): an error that names it in its words is what it became."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        _kept.append(self)
 
 
 class Terminated(Kept):
@@ -86,6 +92,7 @@ def exit_code(exc: BaseException) -> int:
 # up and exited 0 (a CI flake). :func:`check` raises it again where the program asks.
 _raised: list[int] = []
 _program: list[bool] = []  # the netlab program's process (terminate_as_interrupt), not a library's caller
+_kept: list[BaseException] = []  # the Kept exceptions made: what a wrapper may name
 
 
 def raise_terminated(signum: int, frame: object) -> None:
@@ -112,18 +119,38 @@ def check() -> None:
 
 def stop_of(exc: BaseException) -> KeyboardInterrupt | None:
     """The stop signal that ``exc`` stands for, or None: the KeyboardInterrupt (Terminated) it is or that its
-    causes or contexts hold, else the first stop signal the program's handler took, if one came. A signal's
-    exception raised where Python wraps what it calls in an error of its own became that error: an import's
-    dataclass (``RuntimeError: Error calling __set_name__``), a pydantic model's validator being built
-    (``SchemaError: ... Terminated``), both printed as a traceback with exit 1."""
+    causes or contexts hold, or the program's stop signal whose exception one of them names in its words. A
+    signal's exception raised where Python wraps what it calls in an error of its own became that error: an
+    import's dataclass (``RuntimeError: Error calling __set_name__``, its cause), a pydantic model's validator
+    being built (``SchemaError: ... Terminated: interrupted by SIGTERM``, no cause), both printed as a traceback
+    with exit 1. Any other error is its own, also once a signal came (a kernel's refusal, a user's mistake
+    after a Ctrl-C that a finalizer swallowed): taken for the signal, the line hid what went wrong."""
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         if isinstance(link, KeyboardInterrupt):
             return link
+        named = _named_in(link)
+        if named is not None:
+            return named
         seen.add(id(link))
         link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
-    return stopped_by(_raised[0]) if _raised else None
+    return None
+
+
+def _named_in(exc: BaseException) -> KeyboardInterrupt | None:
+    """The stop signal's exception that ``exc``'s words name as a wrapper shows what it caught, ``Type: text``
+    (pydantic's SchemaError, through pyo3); a Kept made by no handler names none."""
+    if not _kept:
+        return None
+    try:
+        words = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails names nothing
+        return None
+    for kept in _kept:
+        if f"{type(kept).__name__}: {kept}" in words:
+            return kept  # type: ignore[return-value]  # a Kept is a KeyboardInterrupt
+    return None
 
 
 def ending() -> None:

@@ -171,10 +171,10 @@ class _Up(Rollback):
         except BaseException as exc:
             self._rollback(state, fresh, tag)
             # up's Interrupted, or the program's own (as the block began); or an error a signal's exception
-            # became where Python wraps it (an import's dataclass, a validator being built), or that came once
-            # the run's handler had taken a signal: the signal's, not "apply failed"
-            stop = signals.stop_of(exc) or (signals.stopped_by(self.journal.stopped[0]) if self.journal.stopped
-                                            else None)
+            # became where Python wraps it (an import's dataclass, a validator being built): the signal's, not
+            # "apply failed". Any other error is said as itself, also once the run's handler took a signal
+            # whose exception a finalizer swallowed (a kernel's refusal then is what went wrong)
+            stop = signals.stop_of(exc)
             if stop is not None:
                 signum = signals.exit_code(stop) - 128
                 if self._not_back() or not isinstance(stop, Interrupted):

@@ -21,6 +21,7 @@ from cli_inprocess import run_cli
 from fake_lab import make_lab
 
 from netlab import signals
+from netlab.errors import EXIT_APPLY_FAILED, ApplyFailed
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import rollback, up as lab_up
 from netlab.lab.journal import Journal
@@ -143,6 +144,30 @@ def test_a_signal_during_the_change_whose_exception_was_swallowed_still_rolls_ba
         lab_up.up(lab, k, features=(), journal=Swallowed(k))
     assert info.value.exit_code == 128 + sig
     assert str(info.value) == f"interrupted by {signal.Signals(sig).name}; rolled back"
+    assert not k.ns and state_mod.load_state(lab.name) is None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_refusal_after_a_signal_whose_exception_was_swallowed_is_said_as_itself(lab, sig):
+    """The journal keeps a signal whose Interrupted a finalizer dropped; the same step then fails on its own
+    (the kernel refuses): rolled back and said as that refusal, exit 4, not as the signal that hid it."""
+    k = FakeKernel()
+
+    class Swallowed(Journal):
+        def step(self, what: str) -> None:
+            super().step(what)
+            if what.startswith("create namespace") and not self.stopped:
+                self.stopped.append(sig)
+
+    def refused(name, tag, sysctls):
+        raise PermissionError(1, "Operation not permitted", f"/run/netns/{name}")
+
+    k.create_netns = refused
+    with pytest.raises(ApplyFailed) as info:
+        lab_up.up(lab, k, features=(), journal=Swallowed(k))
+    assert info.value.exit_code == EXIT_APPLY_FAILED
+    assert str(info.value).startswith("PermissionError: [Errno 1] Operation not permitted") and "rolled back" in str(
+        info.value) and "interrupted" not in str(info.value), info.value
     assert not k.ns and state_mod.load_state(lab.name) is None
 
 

@@ -6,6 +6,7 @@ real signals: tests/integration/test_stop_windows_live.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from cli_inprocess import run_cli
 from fake_lab import make_lab, up
 
 from netlab import signals
+from netlab.errors import EXIT_ENVIRONMENT, EXIT_INVALID_INPUT, Problem, TopologyError
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import rollback, teardown, up as lab_up
 from netlab.lab.journal import Journal
@@ -60,21 +62,63 @@ def test_an_interrupt_that_python_wrapped_in_an_import_is_one_line_and_130(monke
     assert (got.returncode, got.stderr) == (130, "netlab: interrupted\n"), got
 
 
-def test_an_error_raised_once_a_sigterm_came_is_the_signals_line(monkeypatch, tmp_path, no_signal_yet):
-    """pydantic builds a validator with the SIGTERM's exception inside and raises its own SchemaError, no cause:
-    the signal the program's handler took is what ended it."""
+@pytest.mark.parametrize("handler, said", [(signals.raise_terminated, (143, "netlab: interrupted by SIGTERM\n")),
+                                           (signals.raise_interrupt, (130, "netlab: interrupted\n"))])
+def test_an_error_a_wrapper_made_of_the_signals_exception_is_the_signals_line(monkeypatch, tmp_path, no_signal_yet,
+                                                                              handler, said):
+    """pydantic builds a validator with the signal's exception inside and raises its own SchemaError, no cause,
+    naming it as pyo3 shows an error: `Terminated: interrupted by SIGTERM`, `Kept: ` (Ctrl-C's)."""
     path = tmp_path / "t.yaml"
     path.write_text("name: w\nnodes: [{name: n1}]\n")
 
     def load(*args, **kwargs):
         try:
-            signals.raise_terminated(signal.SIGTERM, None)
-        except signals.Terminated as exc:
-            raise ValueError(f'Error building "model" validator: {exc}') from None
+            handler(signal.SIGTERM if handler is signals.raise_terminated else signal.SIGINT, None)
+        except KeyboardInterrupt as exc:
+            raise ValueError(f'Error building "model" validator:\n  SchemaError: Error building "literal" '
+                             f'validator:\n  {type(exc).__name__}: {exc}') from None
 
     monkeypatch.setattr("netlab.api.load", load)
     got = run_cli("up", "-t", str(path))
-    assert (got.returncode, got.stderr) == (143, "netlab: interrupted by SIGTERM\n"), got
+    assert (got.returncode, got.stderr) == said, got
+
+
+@pytest.mark.parametrize("error, said", [
+    (lambda: TopologyError([Problem("t.yaml", 2, "nodes[0].name", "'N1' is not a valid name")]),
+     (EXIT_INVALID_INPUT, "t.yaml:2: nodes[0].name: 'N1' is not a valid name\n")),
+    (lambda: PermissionError(1, "Operation not permitted", "/run/netns/x"),
+     (EXIT_ENVIRONMENT, "netlab: permission denied: /run/netns/x; run it with sudo\n"))])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_an_error_of_its_own_once_a_signal_came_is_said_as_itself(monkeypatch, tmp_path, no_signal_yet, sig, error,
+                                                                    said):
+    """A signal whose exception a finalizer swallowed (kept by the program's handler), then an error of its own
+    (a user's mistake, a refusal): the error's line and exit status, not the signal's, which hid it."""
+    path = tmp_path / "t.yaml"
+    path.write_text("name: w\nnodes: [{name: n1}]\n")
+    handler = signals.raise_terminated if sig == signal.SIGTERM else signals.raise_interrupt
+
+    def load(*args, **kwargs):
+        with contextlib.suppress(KeyboardInterrupt):  # as a __del__ drops it
+            handler(sig, None)
+        raise error()
+
+    monkeypatch.setattr("netlab.api.load", load)
+    got = run_cli("up", "-t", str(path))
+    assert signals._raised == [sig] and (got.returncode, got.stderr) == said, got
+
+
+def test_a_bug_once_a_signal_came_is_still_a_traceback(monkeypatch, tmp_path, no_signal_yet):
+    path = tmp_path / "t.yaml"
+    path.write_text("name: w\nnodes: [{name: n1}]\n")
+
+    def load(*args, **kwargs):
+        with contextlib.suppress(KeyboardInterrupt):
+            signals.raise_terminated(signal.SIGTERM, None)
+        return 1 / 0
+
+    monkeypatch.setattr("netlab.api.load", load)
+    got = run_cli("up", "-t", str(path))
+    assert got.returncode == 1 and "ZeroDivisionError" in got.stderr and "SIGTERM" not in got.stderr, got
 
 
 def test_a_bug_with_no_signal_is_still_a_traceback(monkeypatch, tmp_path, no_signal_yet):
