@@ -28,6 +28,13 @@ writes its figures after the program returns), Python exits as usual.
 Python loads this module and the package (netlab/__init__.py) before main() runs, out of reach of its
 Ctrl-C handling: both import nothing that is not loaded already at Python's start (no ``from __future__``,
 no typing), so that every import of netlab's, from netlab.signals on, is inside it.
+
+Before that, Python's own start (its ``site``, the console script's ``import re``) is out of reach of any
+handler of netlab's: a Ctrl-C there printed Python's KeyboardInterrupt traceback. The launcher that
+scripts/setup.sh puts on root's PATH (scripts/make_launcher.sh) starts Python with SIGINT and SIGTERM
+blocked (``env --block-signal``): one sent meanwhile waits, pending, and main()'s first lines say it
+(:func:`_came_at_start`) then let the next ones in. A blocked signal is kept across ``exec``; an ignored one
+would be lost.
 """
 
 import os
@@ -46,7 +53,8 @@ def main() -> None:
     try:
         import _signal  # loaded at Python's start, as os and sys are
 
-        _signal.signal(_signal.SIGTERM, _terminated_early)
+        before = _signal.signal(_signal.SIGTERM, _terminated_early)
+        _came_at_start(before)
         import gc
 
         gc.disable()
@@ -69,6 +77,30 @@ def main() -> None:
     except BaseException as exc:  # what the CLI let through: a stop signal is its line, anything else Python's
         code = _stopped(exc)
     exit_now(code)
+
+
+def _came_at_start(sigterm_was: object) -> None:
+    """The stop signal that came while Python started, held off by the launcher (SIGINT and SIGTERM blocked):
+    said as a later one is (``netlab: interrupted``, 130; ``... by SIGTERM``, 143), and exit. Then both
+    signals are let in, for this process and its children. One that the program's parent ignored (SIGINT for
+    a job a script puts in the background) is not taken for a stop."""
+    import _signal
+
+    stopping = {_signal.SIGINT, _signal.SIGTERM}
+    came = _signal.sigpending() & stopping
+    if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+        came.discard(_signal.SIGINT)
+    if sigterm_was == _signal.SIG_IGN:
+        came.discard(_signal.SIGTERM)
+    if came:  # ignored while still blocked: the pending ones are dropped, the program's line is its last word
+        for sig in stopping:
+            _signal.signal(sig, _signal.SIG_IGN)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, stopping)
+    if came:
+        signum = _signal.SIGTERM if _signal.SIGTERM in came else _signal.SIGINT
+        stop = KeyboardInterrupt() if signum == _signal.SIGINT else KeyboardInterrupt("interrupted by SIGTERM")
+        stop.exit_code = 128 + signum  # type: ignore[attr-defined]
+        raise SystemExit(_stopped(stop))
 
 
 def _stopped(exc: BaseException) -> int:

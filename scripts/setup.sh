@@ -4,7 +4,7 @@
 # Installs the system tools netlab and its tests use, creates .venv in the
 # checkout, installs exactly the packages of requirements.lock into it (every
 # file checked against its sha256), then netlab itself without resolving
-# anything again, and links /usr/local/bin/netlab so that `sudo netlab` works.
+# anything again, and puts /usr/local/bin/netlab (a launcher of .venv's) so that `sudo netlab` works.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -98,6 +98,11 @@ fi
 "$venv/bin/python" -m compileall -q "$here/netlab" >/dev/null 2>&1 ||
   echo "setup.sh: could not byte-compile $here/netlab; each netlab command compiles what it loads" >&2
 "$venv/bin/pip" check >/dev/null || { "$venv/bin/pip" check >&2; echo "setup.sh: .venv is inconsistent" >&2; exit 3; }
-ln -sf "$here/.venv/bin/netlab" /usr/local/bin/netlab
-ln -sf "$here/.venv/bin/netlab" /usr/local/bin/kube-netlab
+# root's `netlab`: a launcher that starts Python with SIGINT and SIGTERM held off until netlab's first line, so
+# that a Ctrl-C while Python starts is netlab's one line and 130, not Python's traceback (make_launcher.sh);
+# where it cannot be written, the console script itself, as before.
+for name in netlab kube-netlab; do
+  "$here/scripts/make_launcher.sh" "$venv/bin/python3" "/usr/local/bin/$name" ||
+    ln -sfn "$here/.venv/bin/netlab" "/usr/local/bin/$name"
+done
 echo "setup.sh: netlab $("$here/.venv/bin/netlab" --version | awk '{print $NF}') installed; check the machine: sudo netlab doctor; then: sudo netlab up"

@@ -7,6 +7,8 @@ the package's __init__ and launch.py outside main()'s handling: a Ctrl-C while t
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -52,3 +54,79 @@ def test_a_real_import_error_while_the_program_loads_is_not_hidden(tmp_path):
             "sys.exit(main())\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "Traceback" in proc.stderr and "ImportError: netlab.cli is broken" in proc.stderr
+
+
+# Python's own start, before the launcher's first line: sitecustomize (run by Python's site) sends the signal,
+# in its own body (0) or at the Nth import the launcher makes until `from netlab.launch import main` is done
+# (the launcher's `import sys`, the package's and launch.py's own imports). No handler of netlab's is set yet.
+SITE = """
+import builtins, os, signal, sys
+stop_at, fired, sigs = int(os.environ["SG_AT"]), os.environ["SG_FIRED"], os.environ["SG_SIGS"].split(",")
+calls, done = [0], []
+def fire(where):
+    open(fired, "w").write(where)
+    for name in sigs:
+        os.kill(os.getpid(), getattr(signal, name))
+if stop_at == 0:
+    fire("site")
+real = builtins.__import__
+def interrupting(name, *args, **kwargs):
+    if not done:
+        calls[0] += 1
+        if calls[0] == stop_at:
+            fire(name)
+    try:
+        return real(name, *args, **kwargs)
+    finally:
+        if name == "netlab.launch":
+            done.append(1)
+builtins.__import__ = interrupting
+"""
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    """The launcher setup.sh writes for root's PATH, run by this Python, with the early signals' sitecustomize."""
+    path = tmp_path / "netlab"
+    subprocess.run([os.path.join(ROOT, "scripts", "make_launcher.sh"), sys.executable, str(path)], check=True)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SITE)
+
+    def run(at: int, sigs: str, **kwargs) -> subprocess.CompletedProcess:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]), SG_AT=str(at),
+                   SG_FIRED=str(tmp_path / "fired"), SG_SIGS=sigs)
+        return subprocess.run([str(path), "--version"], capture_output=True, text=True, timeout=60, env=env,
+                              **kwargs)
+
+    return run
+
+
+@pytest.mark.parametrize("at", range(6))
+@pytest.mark.parametrize("sigs, said", [("SIGINT", (130, "netlab: interrupted\n")),
+                                        ("SIGTERM", (143, "netlab: interrupted by SIGTERM\n")),
+                                        ("SIGINT,SIGTERM", (143, "netlab: interrupted by SIGTERM\n"))])
+def test_a_signal_while_python_starts_the_launcher_is_one_line(launcher, tmp_path, at, sigs, said):
+    """Python's KeyboardInterrupt traceback (or SIGTERM's silent death) before netlab's first line: the launcher
+    holds the signals off (blocked) until main() says them as it says a later one."""
+    got = launcher(at, sigs)
+    assert (tmp_path / "fired").exists(), (got.returncode, got.stderr)  # Python started that many imports
+    assert (got.returncode, got.stdout, got.stderr) == (*said[:1], "", said[1]), (at, (tmp_path / "fired").read_text())
+
+
+def test_a_ctrl_c_the_parent_ignores_is_no_stop_and_netlab_lets_the_signals_in(launcher, tmp_path):
+    """SIGINT ignored by the parent (a script's background job): pending while blocked, not taken for a stop."""
+    got = launcher(0, "SIGINT", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert (got.returncode, got.stdout, got.stderr) == (0, "netlab, version 0.1.0\n", ""), got
+
+
+def test_main_lets_in_the_signals_the_launcher_held_off():
+    """What the program and its children (the echo server, tcpdump) inherit: no stop signal blocked."""
+    code = ("import signal\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})\n"
+            "from netlab import launch\n"
+            "launch._came_at_start(signal.SIG_DFL)\n"
+            "print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, set())))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "[]\n", ""), proc
