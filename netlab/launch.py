@@ -61,6 +61,9 @@ def main() -> None:
         from netlab import signals
 
         signals.terminate_as_interrupt()  # SIGTERM (timeout, systemd, a CI cancel) stops it as Ctrl-C does
+        # What the launcher held off is let in once the program's handlers are set: one that came since
+        # _came_at_start is raised here, Kept (Python's own, in an import's lock callback, was swallowed: exit 0)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT, _signal.SIGTERM})
         from netlab.cli import main as cli_main
         from netlab import lockfile
 
@@ -81,9 +84,9 @@ def main() -> None:
 
 def _came_at_start(sigterm_was: object) -> None:
     """The stop signal that came while Python started, held off by the launcher (SIGINT and SIGTERM blocked):
-    said as a later one is (``netlab: interrupted``, 130; ``... by SIGTERM``, 143), and exit. Then both
-    signals are let in, for this process and its children. One that the program's parent ignored (SIGINT for
-    a job a script puts in the background) is not taken for a stop."""
+    said as a later one is (``netlab: interrupted``, 130; ``... by SIGTERM``, 143), and exit. Else main() lets
+    both in once the program's handlers are set, for this process and its children. One that the program's
+    parent ignored (SIGINT for a job a script puts in the background) is not taken for a stop."""
     import _signal
 
     stopping = {_signal.SIGINT, _signal.SIGTERM}
@@ -95,8 +98,7 @@ def _came_at_start(sigterm_was: object) -> None:
     if came:  # ignored while still blocked: the pending ones are dropped, the program's line is its last word
         for sig in stopping:
             _signal.signal(sig, _signal.SIG_IGN)
-    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, stopping)
-    if came:
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, stopping)
         signum = _signal.SIGTERM if _signal.SIGTERM in came else _signal.SIGINT
         stop = KeyboardInterrupt() if signum == _signal.SIGINT else KeyboardInterrupt("interrupted by SIGTERM")
         stop.exit_code = 128 + signum  # type: ignore[attr-defined]

@@ -122,11 +122,34 @@ def test_a_ctrl_c_the_parent_ignores_is_no_stop_and_netlab_lets_the_signals_in(l
 
 
 def test_main_lets_in_the_signals_the_launcher_held_off():
-    """What the program and its children (the echo server, tcpdump) inherit: no stop signal blocked."""
-    code = ("import signal\n"
+    """What the program and its children (the echo server, tcpdump) inherit: no stop signal blocked once the
+    program's handlers are set."""
+    code = ("import signal, sys\n"
+            "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})\n"
+            "import netlab.cli\n"
+            "netlab.cli.main = lambda: print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, set())),\n"
+            "                                signal.getsignal(signal.SIGINT).__name__)\n"
+            "from netlab.launch import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "[] raise_interrupt\n", ""), proc
+
+
+def test_a_ctrl_c_as_netlab_loads_its_handlers_waits_for_them(tmp_path):
+    """Sent after main()'s first look at what is pending, before netlab.signals set the program's handlers:
+    still held off, then raised by the program's handler (Kept: Python's own, swallowed by an import's lock
+    callback, printed a traceback and exited 0)."""
+    code = ("import signal, os, sys\n"
             "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})\n"
             "from netlab import launch\n"
-            "launch._came_at_start(signal.SIG_DFL)\n"
-            "print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, set())))\n")
+            "real = launch._came_at_start\n"
+            "def then_signalled(was):\n"
+            "    real(was)\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "launch._came_at_start = then_signalled\n"
+            "said = launch._stopped\n"
+            "launch._stopped = lambda exc: print(type(exc).__name__) or said(exc)\n"
+            "sys.argv = ['netlab', '--version']\n"
+            "launch.main()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "[]\n", ""), proc
+    assert (proc.returncode, proc.stdout, proc.stderr) == (130, "Kept\n", "netlab: interrupted\n"), proc
