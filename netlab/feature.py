@@ -92,6 +92,25 @@ class Feature(Protocol):
         """One line per difference from the topology, for status."""
 
 
+# Optional (a feature without them is started lab-wide again, by start): ``running(state, netns_names)``, what runs
+# in these namespaces' pods now, taken before `up` stops them to make them anew; ``start_again(lab, state,
+# netns_names, running)``, a rollback made those pods again: start in them what ran there then, and nothing
+# elsewhere (a container a user stopped in another pod stays stopped: a rollback is not a repair).
+
+
+def running_of(feature: Feature, state: LabState, netns_names: list[str]) -> Any:
+    """``feature.running``'s handle, or None when the feature has none."""
+    running = getattr(feature, "running", None)
+    return running(state, netns_names) if running is not None else None
+
+
+def start_again(feature: Feature, lab: Lab, state: LabState, netns_names: list[str], running: Any) -> StartResult:
+    """Start what ran in the pods of ``netns_names`` (made again by a rollback): ``feature.start_again``, or the
+    feature's lab-wide start when it has none."""
+    again = getattr(feature, "start_again", None)
+    return again(lab, state, netns_names, running) if again is not None else feature.start(lab, state)
+
+
 class ModuleFeature:
     """A feature written as a module of functions (netlab.workload.lifecycle, netlab.services.lifecycle)."""
 
@@ -125,6 +144,14 @@ class ModuleFeature:
 
     def drift(self, lab: Lab, state: LabState) -> list[str]:
         return self.module.drift(lab, state)
+
+    def running(self, state: LabState, netns_names: list[str]) -> Any:
+        return self.module.running(state, netns_names) if hasattr(self.module, "running") else None
+
+    def start_again(self, lab: Lab, state: LabState, netns_names: list[str], running: Any) -> StartResult:
+        if not hasattr(self.module, "start_again"):
+            return self.start(lab, state)
+        return self.module.start_again(lab, state, netns_names, running)
 
 
 class RecordedFeature(ModuleFeature):

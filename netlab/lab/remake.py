@@ -4,9 +4,10 @@ A pod that ``up`` makes anew (put on another node, or given another address) los
 pair and its containers first: the new pod has the same namespace name. A run that fails after that cannot undo
 the deletion; instead its rollback, once the state holds the previous topology again, makes the pod again from
 it, as the next ``up --lab NAME`` would: the namespace with its sysctls, the veth pair on its node's cni0 with
-the pod's old MAC and address, its routes, and then its containers (the features' start, which starts only what
-does not run). Only what is missing, and only of these pods: the pod's namespace whole, and on its node what the
-kernel deleted with the pod's veth (the veth, what hung on it). Anything else missing in the lab was missing
+the pod's old MAC and address, its routes, and then its containers: those that ran in it before the run, not the
+others, nor any of another pod (the features' start_again; workload/again.py). Only what is missing, and only of
+these pods: the pod's namespace whole, and on its node what the kernel deleted with the pod's veth (the veth, what
+hung on it). Anything else missing in the lab was missing
 before the run too, and a rollback is not a repair.
 
 One attempt, never retried: a kernel that refused the run may refuse this too. What it made then goes again, and
@@ -15,10 +16,10 @@ the rollback's error names the pod as one it could not bring back.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from netlab.errors import NetlabError
-from netlab.feature import Feature
+from netlab.feature import Feature, start_again
 from netlab.kernel.base import Kernel, Op
 from netlab.lab.announce import announce
 from netlab.lab.ownership import kernel_links
@@ -34,8 +35,9 @@ from netlab.realize.state import LabState
 
 
 def make_again(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: str,
-               names: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Make the pods of namespaces ``names`` again as ``state`` (put back) has them.
+               names: Sequence[str], running: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Make the pods of namespaces ``names`` again as ``state`` (put back) has them, and start in them what ran
+    there before the run (``running``: each feature's :func:`~netlab.feature.running_of`, by its name).
 
     Returns (the namespaces still not back, what of them is left undone in words): the first are those the
     kernel refused (made, then deleted again), the second the pods' containers that could not start."""
@@ -62,7 +64,7 @@ def make_again(kernel: Kernel, features: Sequence[Feature], state: LabState, tag
     left = []
     for feature in features:
         try:
-            out = feature.start(lab, state)
+            out = start_again(feature, lab, state, names, running.get(feature.name))
         except Exception as exc:
             left.append(f"{feature.name}: {exc}")
             continue

@@ -53,6 +53,7 @@ class Rollback:
     early: dict[str, Any]  # the features' work begun early (Feature.start_early), aborted first
     created: list[str]  # the namespaces this run made
     moved_away: list[str]  # old namespaces of pods made anew, deleted (or about to be); after a rollback, not back
+    running_before: dict[str, Any]  # what ran in those pods before the run, by feature (feature.running_of)
     not_started: list[str]  # what of the pods a rollback made again could not start (their containers)
     intended: list[str]  # the namespaces this run named in the state before making them
     removing: list[str]  # namespaces the run began to remove
@@ -123,7 +124,7 @@ class Rollback:
             state.save(best_effort=True)  # a full disk must not stop a rollback
             if self.moved_away:  # the pods it had begun to make anew, as the last good run had them
                 self.moved_away, self.not_started = make_again(self.kernel, self.features, state, tag,
-                                                               self.moved_away)
+                                                               self.moved_away, self.running_before)
 
 
 def raise_interrupted(signum: int, frame: object) -> None:

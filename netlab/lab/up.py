@@ -24,7 +24,7 @@ from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin
 from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
-from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines
+from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
 from netlab.lab import carrier
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
@@ -100,6 +100,7 @@ class _Up(Rollback):
         # (netns, what changed) of pods made anew: put on another node, or given another address
         self.moved: list[tuple[str, str]] = []
         self.moved_away: list[str] = []  # their old namespaces, deleted
+        self.running_before: dict[str, Any] = {}  # what ran in them, by feature: a rollback starts only that
         self.not_started: list[str] = []  # what of them a rollback made again but could not start
         self.intended: list[str] = []  # the namespaces this run named in the state before making them
         # The node's end of each veth whose pod this run removes: it goes with the pod's namespace, last
@@ -248,6 +249,8 @@ class _Up(Rollback):
             if when_written(r.name) == "netns":  # type: ignore[attr-defined]
                 sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
         links = kernel_links(state)
+        if self.moved:  # what runs in them, before they stop: what a rollback that makes them again starts
+            self.running_before = {f.name: running_of(f, state, [n for n, _ in self.moved]) for f in self.features}
         for name, why in self.moved:  # its old namespace goes first: the new one has its name
             self.journal.step(f"delete namespace {name}")  # a fault here leaves the old pod as it was
             self.moved_away.append(name)  # from here on a rollback makes it again (lab/remake.py) if it is gone

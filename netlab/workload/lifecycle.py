@@ -46,14 +46,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Collection, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
-from netlab.workload import crashloop, dns_records, exits, health, launch, node_uts, policy
+from netlab.workload import again, crashloop, dns_records, exits, health, launch, node_uts, policy
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
@@ -67,9 +67,9 @@ if TYPE_CHECKING:
     from netlab.model.topology import Container
     from netlab.realize.state import LabState
 
-__all__ = ["start", "start_early", "abort_early", "stop", "drift", "uts_path", "is_uts_mount", "log_path",
-           "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH", "containers", "why_replace",
-           "Hold"]
+__all__ = ["start", "start_early", "abort_early", "stop", "drift", "running", "start_again", "uts_path",
+           "is_uts_mount", "log_path", "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH",
+           "containers", "why_replace", "Hold"]
 
 RECORD = "workload"
 RECORD_VERSION = 1
@@ -164,13 +164,15 @@ def abort_early(early: EarlyEcho | None) -> None:
 Hold = Callable[["PodInfo", "Container", dict, str], "str | None"]
 
 
-def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold | None = None) -> StartResult:
+def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold | None = None,
+          only: Collection[str] | None = None) -> StartResult:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
     Returns what it did (containers started, restarted, stopped) and problems
     in words (containers that could not start); those are also recorded, so
     ``status`` shows them. ``hold`` may keep an exited container down (it is
-    then neither restarted nor reported).
+    then neither restarted nor reported). ``only``: the pods (names) to look at, the others' containers and
+    records left as they are, and the nodes' too (a rollback's pods made again: workload/again.py).
     """
     pods = _records(state)["pods"]
     hold = hold if hold is not None else exits.policy_hold(lab.name)
@@ -183,11 +185,11 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         if early is not None:
             early.join()  # its UTS namespaces and server exist before we look
         # Pods the topology no longer has (their namespaces went through stop()).
-        for name in [n for n in pods if n not in {p.name for p in lab.pods}]:
+        for name in [n for n in pods if n not in {p.name for p in lab.pods} and only is None]:
             pods.pop(name)
             _forget_pod(state, name)
         present = []
-        for pod in lab.pods:
+        for pod in [p for p in lab.pods if only is None or p.name in only]:
             if nsmod.is_netns_mount(pod.netns):
                 present.append(pod)
             else:
@@ -198,7 +200,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         done.actions += [f"made pod {name}'s UTS namespace again (hostname {hostname[name]})"
                          for name in made if name in pods]
         done.actions += [f"set pod {name}'s hostname to {hostname[name]}" for name in renamed]
-        done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
+        if only is None:
+            done += node_uts.start(lab, again=bool(pods))  # a node's hostname is its name, as on a real node
         done += dns_records.sync(lab)  # the cluster DNS's A and PTR records, before its dnsmasq (re)reads them
         os.makedirs(log_dir(lab.name), mode=0o700, exist_ok=True)
         running_echo: list[tuple[PodInfo, Container]] = []
@@ -416,6 +419,17 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         except OSError:
             pass
     return survivors
+
+
+def running(state: LabState, netns_names: list[str]) -> dict:
+    """What of these namespaces' pods runs now, before `up` stops them to make them anew (workload/again.py)."""
+    return again.running(_records(state)["pods"], netns_names)
+
+
+def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict | None) -> StartResult:
+    """A rollback made these namespaces' pods again: start only what ran in them (``was``: :func:`running`'s)."""
+    only, hold = again.put_back(lab, _records(state)["pods"], netns_names, was)
+    return start(lab, state, hold=hold, only=only)
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
 
 import pytest
 
-from helpers import in_netns, ip_json, lab_up, netlab, probe_failures, state_path, unique_lab, write_topology
+from helpers import (in_netns, ip_json, lab_up, netlab, probe_failures, state_path, unique_lab, wait_for,
+                     write_topology)
 
 pytestmark = pytest.mark.root
 
@@ -210,3 +213,43 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
         assert ("b", "web") in pids(lab) and ("b", "shell") in pids(lab)
         status = netlab("status", "--lab", lab, check=False)
         assert status.returncode == 0, status.stdout + status.stderr
+
+
+def netns_pids(netns: str) -> list[str]:
+    """The processes in a network namespace, as `ip netns pids` sees them (an echo container is a thread of the
+    lab's echo server, which lives in the host's: a pod's are its command containers)."""
+    return subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_pod_made_again_by_a_rollback_starts_only_what_ran_in_it(tmp_path):
+    """Pod a's shell and pod b's shell killed by hand (exited: the lab's drift, which a plain `up` restarts), then a
+    change that makes b anew (put on n1) stopped by Ctrl-C after b's old namespace went. The rollback that makes b
+    again started the lab's containers: a's shell ran again, and b's, though neither ran before the run. Now only
+    b's echo container, which ran before, runs again (it answers a real connection), and `status` says what it
+    said before the run (both shells exited, with their code and pid)."""
+    lab = unique_lab("rb")
+
+    def text(node: str) -> str:
+        return (f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n"
+                + POD.format(name="a", node="n1", labels="") + POD.format(name="b", node=node, labels=""))
+
+    path = write_topology(tmp_path, text("n2"))
+    with lab_up(path, lab):
+        for pod in ("a", "b"):
+            (pid,) = netns_pids(f"{lab}-{pod}")
+            os.kill(int(pid), signal.SIGKILL)
+            assert wait_for(lambda: netns_pids(f"{lab}-{pod}") == [], timeout=10)
+        before = netlab("status", "--lab", lab, check=False)
+        assert before.returncode == 1 and "pod a container shell exited" in before.stdout, before.stdout
+        assert "pod b container shell exited" in before.stdout, before.stdout
+        inode = netns_inode(lab, "b")
+        write_topology(tmp_path, text("n1"))
+        stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "2:INT"})
+        assert stopped.returncode == 130, stopped.stdout + stopped.stderr
+        assert stopped.stderr.strip().endswith("interrupted by SIGINT; rolled back"), stopped.stderr
+        assert netns_inode(lab, "b") != inode  # b was made again
+        assert netns_pids(f"{lab}-a") == [] and netns_pids(f"{lab}-b") == []  # no shell started, in a nor b
+        answer = in_netns(f"{lab}-a", sys.executable, "-c", ECHO, "10.244.1.2", timeout=30)
+        assert answer.returncode == 0 and json.loads(answer.stdout)["pod"] == "b", answer.stdout + answer.stderr
+        after = netlab("status", "--lab", lab, check=False)
+        assert after.returncode == 1 and after.stdout == before.stdout  # the lab as the run found it

@@ -177,3 +177,55 @@ def test_containers_that_cannot_start_in_a_pod_made_again_are_named(lab, tmp_pat
     assert str(info.value).endswith("; rolled back, but for pod b container web: could not start: No such file or "
                                     "directory, in the pods it made again (`sudo netlab up --lab fk` starts them)")
     assert status(lab, k).ok
+
+
+def test_a_pod_made_again_starts_only_what_ran_in_it_and_nothing_in_other_pods(lab, tmp_path):
+    """The rollback that makes pod b again starts b's containers, not the lab's: a container a user had stopped
+    in pod a stays stopped. The features' lab-wide start is not called; their start_again is, for b alone, with
+    what ran in b before the run stopped it (taken before that stop)."""
+    class PerPod(Containers):
+        def __init__(self):
+            super().__init__()
+            self.again: list[tuple[list[str], object]] = []
+
+        def running(self, state, netns_names):
+            return {"taken before the stop of": list(netns_names), "stopped then": list(self.stopped)}
+
+        def start_again(self, lab, state, netns_names, running):
+            from netlab.feature import StartResult
+
+            self.again.append((list(netns_names), running))
+            return StartResult()
+
+    k = FakeKernel()
+    up(lab, k)
+    new, path = moved(lab, tmp_path)
+    feature = PerPod()
+    with pytest.raises(ApplyFailed, match="; rolled back$"):
+        lab_up.up(new, k, features=(feature,), source=path, reconfigure=True, journal=Journal(k, fault_at=3))
+    assert "fk-b" in feature.stopped and status(lab, k).ok
+    assert feature.started == []  # no lab-wide start: pod a's stopped container stays stopped
+    assert feature.again == [(["fk-b"], {"taken before the stop of": ["fk-b"], "stopped then": []})]
+
+
+def test_the_containers_of_a_pod_made_again_are_those_that_ran_in_it(monkeypatch):
+    """workload/again.py: what ran in pod b (web) starts again; what did not (side, exited) keeps its record as it
+    was and is held down; pod a is not looked at."""
+    from types import SimpleNamespace
+
+    from netlab.workload import again
+
+    monkeypatch.setattr(again, "why_replace", lambda crec, argv, netns, uts: crec.get("why"))
+    pods = {"a": {"netns": "fk-a", "containers": {"web": {"argv": ["x"], "why": "it had exited"}}},
+            "b": {"netns": "fk-b", "uts": "/u/b", "created": 7.0,
+                  "containers": {"web": {"argv": ["x"]}, "side": {"argv": ["y"], "why": "it had exited"}}}}
+    was = again.running(pods, ["fk-b"])
+    assert list(was) == ["b"] and was["b"]["running"] == ["web"]
+    pods.pop("b")  # the run's stop dropped b's records
+    lab = SimpleNamespace(pods=[SimpleNamespace(name="a", netns="fk-a"), SimpleNamespace(name="b", netns="fk-b")])
+    only, hold = again.put_back(lab, pods, ["fk-b"], was)
+    assert only == {"b"}
+    assert pods["b"] == {"created": 7.0, "containers": {"side": {"argv": ["y"], "why": "it had exited"}}}
+    pod_b = SimpleNamespace(name="b")
+    assert hold(pod_b, SimpleNamespace(name="side"), {}, "it had exited") == again.NOT_RUNNING
+    assert hold(pod_b, SimpleNamespace(name="web"), {}, "never started") is None

@@ -1,0 +1,61 @@
+"""The containers of pods a rollback made again (lab/remake.py): only what ran in them before the run.
+
+`up` makes a pod anew (put on another node, given another address) by stopping its containers and deleting its
+namespace first; a run stopped after that has its rollback make the pod again. What ran in the pod then starts
+again, and nothing else: a container that had exited, or that a user had stopped, stays down (its record as it
+was, so ``status`` names it as before), and the other pods are not looked at, whatever runs in them or not (a
+rollback is not a repair; the next ``up`` is).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Callable
+
+from netlab.workload.tasks import why_replace
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab, PodInfo
+    from netlab.model.topology import Container
+
+NOT_RUNNING = "it was not running before the run that a rollback took back"
+
+
+def running(pods: dict, netns_names: list[str]) -> dict:
+    """Of the recorded pods in ``netns_names``: pod name -> (its record, copied; the containers that run as
+    recorded)."""
+    names = set(netns_names)
+    out = {}
+    for pod, prec in pods.items():
+        if not isinstance(prec, dict) or prec.get("netns") not in names:
+            continue
+        containers = prec.get("containers") or {}
+        up = sorted(c for c, crec in containers.items() if isinstance(crec, dict) and
+                    why_replace(crec, crec.get("argv") or [], prec["netns"], prec.get("uts")) is None)
+        out[pod] = {"record": copy.deepcopy(prec), "running": up}
+    return out
+
+
+def put_back(lab: Lab, pods: dict, netns_names: list[str],
+             was: dict | None) -> tuple[set[str], Callable[[PodInfo, Container, dict, str], str | None]]:
+    """The pods (names) to start in, and a hold that keeps down what did not run in them before. Each pod's record
+    as it was (its creation time; the containers that did not run, as they were), where the run's stop dropped it."""
+    names = {p.name for p in lab.pods if p.netns in set(netns_names)}
+    down: set[str] = set()
+    for pod, snap in (was or {}).items():
+        if pod not in names:
+            continue
+        prec = snap["record"]
+        kept = {c: crec for c, crec in (prec.get("containers") or {}).items() if c not in snap["running"]}
+        now = pods.setdefault(pod, {})
+        if "created" in prec:
+            now.setdefault("created", prec["created"])
+        containers = now.setdefault("containers", {})
+        for c, crec in kept.items():
+            containers.setdefault(c, crec)
+        down |= {f"{pod}/{c}" for c in kept}
+
+    def hold(pod: PodInfo, c: Container, crec: dict, why: str) -> str | None:
+        return NOT_RUNNING if f"{pod.name}/{c.name}" in down else None
+
+    return names, hold
