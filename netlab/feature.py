@@ -95,7 +95,18 @@ class Feature(Protocol):
 # Optional (a feature without them is started lab-wide again, by start): ``running(state, netns_names)``, what runs
 # in these namespaces' pods now, taken before `up` stops them to make them anew; ``start_again(lab, state,
 # netns_names, running)``, a rollback made those pods again: start in them what ran there then, and nothing
-# elsewhere (a container a user stopped in another pod stays stopped: a rollback is not a repair).
+# elsewhere (a container a user stopped in another pod stays stopped: a rollback is not a repair);
+# ``stop_made(state, netns_names)``, a rollback deletes namespaces its run made again for pods the lab had before:
+# stop only what runs in them, not what the pods had before the run (a feature without it: its stop).
+
+
+def stop_made(feature: Feature, state: LabState, netns_names: list[str]) -> list[str]:
+    """A rollback deletes these namespaces, which its run made again for pods or nodes the lab had before it:
+    ``feature.stop_made`` stops only what runs in them (a feature without it: its stop)."""
+    if not netns_names:
+        return []
+    made = getattr(feature, "stop_made", None)
+    return made(state, netns_names) if made is not None else feature.stop(state, netns_names)
 
 
 def running_of(feature: Feature, state: LabState, netns_names: list[str]) -> Any:
@@ -147,6 +158,11 @@ class ModuleFeature:
 
     def running(self, state: LabState, netns_names: list[str]) -> Any:
         return self.module.running(state, netns_names) if hasattr(self.module, "running") else None
+
+    def stop_made(self, state: LabState, netns_names: list[str]) -> list[str]:
+        if not hasattr(self.module, "stop_made"):
+            return self.stop(state, netns_names)
+        return self.module.stop_made(state, netns_names) or []
 
     def start_again(self, lab: Lab, state: LabState, netns_names: list[str], running: Any) -> StartResult:
         if not hasattr(self.module, "start_again"):

@@ -16,7 +16,7 @@ import signal
 from typing import Any
 
 from netlab import signals
-from netlab.feature import Feature
+from netlab.feature import Feature, stop_made
 from netlab.kernel.base import Kernel
 from netlab.lab.journal import Journal, put_back_dropped
 from netlab.lab.ownership import kernel_links
@@ -52,6 +52,8 @@ class Rollback:
     journal: Journal
     early: dict[str, Any]  # the features' work begun early (Feature.start_early), aborted first
     created: list[str]  # the namespaces this run made
+    had: set[str]  # the namespaces the state named made before the run (a pod's deleted by hand: made again)
+    moved: list[tuple[str, str]]  # (netns, why) of the pods made anew
     moved_away: list[str]  # old namespaces of pods made anew, deleted (or about to be); after a rollback, not back
     running_before: dict[str, Any]  # what ran in those pods before the run, by feature (feature.running_of)
     not_started: list[str]  # what of the pods a rollback made again could not start (their containers)
@@ -104,7 +106,13 @@ class Rollback:
                 return
             self.journal.undo(skip_netns=set(self.created))
             touched = self.journal.touched - set(self.created)
-            stop_features(self.features, state, self.created)
+            # A namespace made again for a pod the lab had (its sandbox deleted by hand): only what runs in it goes,
+            # not what the pod had before the run (its containers in the old sandbox, records, logs). A pod moved
+            # had all of it stopped by the run itself: what the run made of it goes whole.
+            again = [n for n in self.created if n in self.had and n not in {name for name, _ in self.moved}]
+            stop_features(self.features, state, [n for n in self.created if n not in again])
+            for feature in self.features:
+                stop_made(feature, state, again)
             delete_namespaces(self.kernel, self.created)
             for name in self.created:
                 state.netns.pop(name, None)

@@ -96,6 +96,7 @@ class _Up(Rollback):
         self.result = UpResult(lab=lab.name)
         self.chains_deleted: dict[tuple[str, str], list[str]] = {}  # (netns, table): chain names, said last
         self.created: list[str] = []
+        self.had: set[str] = set()
         self.early: dict[str, Any] = {}
         # (netns, what changed) of pods made anew: put on another node, or given another address
         self.moved: list[tuple[str, str]] = []
@@ -145,6 +146,7 @@ class _Up(Rollback):
         # Write-ahead: the state names every namespace before it can exist. What it said of the lab before
         # is what a failed run puts back.
         self.before = (state.topology, state.source, state.phase, state.extra.get(ADDRESSES))
+        self.had = {n for n, how in state.netns.items() if how == "created"}
         state.netns.update({n: "intent" for n in to_create})
         self.intended = list(to_create)
         state.topology = self.lab.topo.model_dump(mode="json", by_alias=True, exclude_none=True)

@@ -328,6 +328,12 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False,
     return []
 
 
+def stop_made(state: LabState, netns_names: Iterable[str]) -> list[str]:
+    """A rollback deletes namespaces its run made again for pods or nodes the lab had (deleted by hand): their files
+    were theirs before the run and stay, as those of the pods and nodes whose namespace it did not make again."""
+    return []
+
+
 def drift(lab: Lab, state: LabState) -> list[str]:
     """Nodes whose Flannel files, and pods whose resolv.conf or hosts, are missing or not as planned."""
     from netlab.model import clusterdns as dns

@@ -12,7 +12,9 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Callable
 
-from netlab.workload.tasks import why_replace
+from netlab.kernel import processes as proc
+from netlab.workload import launch
+from netlab.workload.tasks import is_echo_thread, task_in, why_replace
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
@@ -47,15 +49,27 @@ def put_back(lab: Lab, pods: dict, netns_names: list[str],
             continue
         prec = snap["record"]
         kept = {c: crec for c, crec in (prec.get("containers") or {}).items() if c not in snap["running"]}
-        now = pods.setdefault(pod, {})
+        now = pods.setdefault(pod, {})  # the run's own records of the pod, if it came so far, give way
         if "created" in prec:
-            now.setdefault("created", prec["created"])
-        containers = now.setdefault("containers", {})
-        for c, crec in kept.items():
-            containers.setdefault(c, crec)
+            now["created"] = prec["created"]
+        now.setdefault("containers", {}).update(kept)
         down |= {f"{pod}/{c}" for c in kept}
 
     def hold(pod: PodInfo, c: Container, crec: dict, why: str) -> str | None:
         return NOT_RUNNING if f"{pod.name}/{c.name}" in down else None
 
     return names, hold
+
+
+def stop_made(lab_name: str, pods: dict, netns_names: list[str]) -> list[str]:
+    """A rollback deletes these namespaces, which its run made again for pods the lab had before it (a sandbox
+    deleted by hand, made again by a repair): only what runs in them goes, all of it the run's. What the pods had
+    before the run stays as it was: their containers running on in the old sandbox, their UTS namespaces, records
+    and logs (:func:`netlab.workload.lifecycle.stop` would take them: it goes by the pod's name)."""
+    names = set(netns_names)
+    ids = [f"{pod}/{c}" for pod, prec in pods.items() if isinstance(prec, dict) and prec.get("netns") in names
+           for c, crec in (prec.get("containers") or {}).items()
+           if isinstance(crec, dict) and is_echo_thread(crec) and task_in(crec, prec["netns"]) is not None]
+    if ids and launch.server_pid(lab_name) is not None:  # echo threads the run started in them
+        launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids))
+    return proc.stop_namespaces(sorted(names))

@@ -67,9 +67,9 @@ if TYPE_CHECKING:
     from netlab.model.topology import Container
     from netlab.realize.state import LabState
 
-__all__ = ["start", "start_early", "abort_early", "stop", "drift", "running", "start_again", "uts_path",
-           "is_uts_mount", "log_path", "log_dir", "uts_dir", "container_argv", "echo_ports", "CONTAINER_PATH",
-           "containers", "why_replace", "Hold"]
+__all__ = ["start", "start_early", "abort_early", "stop", "drift", "running", "start_again", "stop_made",
+           "uts_path", "is_uts_mount", "log_path", "log_dir", "uts_dir", "container_argv", "echo_ports",
+           "CONTAINER_PATH", "containers", "why_replace", "Hold"]
 
 RECORD = "workload"
 RECORD_VERSION = 1
@@ -424,6 +424,11 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 def running(state: LabState, netns_names: list[str]) -> dict:
     """What of these namespaces' pods runs now, before `up` stops them to make them anew (workload/again.py)."""
     return again.running(_records(state)["pods"], netns_names)
+
+
+def stop_made(state: LabState, netns_names: list[str]) -> list[str]:
+    """A rollback: stop what runs in these namespaces its run made again, and nothing of their pods' own."""
+    return again.stop_made(state.lab, _records(state)["pods"], netns_names)
 
 
 def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict | None) -> StartResult:

@@ -253,3 +253,29 @@ def test_a_pod_made_again_by_a_rollback_starts_only_what_ran_in_it(tmp_path):
         assert answer.returncode == 0 and json.loads(answer.stdout)["pod"] == "b", answer.stdout + answer.stderr
         after = netlab("status", "--lab", lab, check=False)
         assert after.returncode == 1 and after.stdout == before.stdout  # the lab as the run found it
+
+
+def test_a_repair_stopped_by_ctrl_c_leaves_the_old_sandboxs_containers_and_logs(tmp_path):
+    """Pod b's namespace deleted by hand (`ip netns del`): its containers run on in the old sandbox, which status
+    names. A repair that made the namespace again, stopped by Ctrl-C: its rollback stopped pod b by name, as `down`
+    does, and the shell that ran in the old sandbox was killed, its record and log taken, though the run had made
+    none of them. Now the rollback deletes only the namespace it made: the shell runs on, the same pid in the state,
+    its log there, and status says what it said before the run."""
+    lab = unique_lab("rb")
+    path = write_topology(tmp_path, f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n"
+                          + POD.format(name="a", node="n1", labels="") + POD.format(name="b", node="n2", labels=""))
+    with lab_up(path, lab):
+        (shell,) = netns_pids(f"{lab}-b")
+        started = pids(lab)
+        subprocess.run(["ip", "netns", "del", f"{lab}-b"], check=True)
+        before = netlab("status", "--lab", lab, check=False)
+        assert before.returncode == 1 and f"{lab}-b" in before.stdout, before.stdout
+        stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "2:INT"})
+        assert stopped.returncode == 130, stopped.stdout + stopped.stderr
+        assert stopped.stderr.strip().endswith("interrupted by SIGINT; rolled back"), stopped.stderr
+        assert not os.path.exists(f"/run/netns/{lab}-b")  # the namespace the run made went
+        with open(f"/proc/{shell}/cmdline", "rb") as fh:  # the old sandbox's shell runs on
+            assert fh.read().split(b"\0")[:2] == [b"sleep", b"infinity"]
+        assert pids(lab) == started and os.path.exists(state_path(lab, "logs", "b.shell.log"))
+        after = netlab("status", "--lab", lab, check=False)
+        assert after.returncode == 1 and after.stdout == before.stdout, after.stdout

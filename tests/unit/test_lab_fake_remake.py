@@ -229,3 +229,36 @@ def test_the_containers_of_a_pod_made_again_are_those_that_ran_in_it(monkeypatch
     pod_b = SimpleNamespace(name="b")
     assert hold(pod_b, SimpleNamespace(name="side"), {}, "it had exited") == again.NOT_RUNNING
     assert hold(pod_b, SimpleNamespace(name="web"), {}, "never started") is None
+
+
+def test_a_repair_stopped_leaves_what_the_pod_had_before_it_in_the_namespace_it_made_again(lab):
+    """Pod b's namespace deleted by hand (its containers run on in the old sandbox), then a repair stopped by
+    SIGTERM once it had made the namespace again. Its rollback stopped pod b by name, as `down` does: the old
+    sandbox's containers, its UTS namespace, records and logs went, though the run had not made them. Now the
+    rollback deletes the namespace it made and stops only what runs in it (the features' stop_made)."""
+    class Stops(Containers):
+        def __init__(self):
+            super().__init__()
+            self.made: list[str] = []
+
+        def stop_made(self, state, netns_names):
+            self.made += netns_names
+            return []
+
+    k = FakeKernel()
+    up(lab, k)
+    k.delete_netns("fk-b")
+    for at in range(2, 12):
+        feature = Stops()
+        try:
+            lab_up.up(lab, k, features=(feature,), journal=Journal(k, signal_at=at))
+        except rollback.Interrupted:
+            pass
+        else:
+            break
+        assert "fk-b" not in k.ns and "fk-b" not in feature.stopped, (at, feature.stopped)
+        if feature.made:
+            assert feature.made == ["fk-b"], (at, feature.made)
+            break
+    else:
+        raise AssertionError("no run was stopped after it made fk-b again")
