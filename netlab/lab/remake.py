@@ -23,13 +23,12 @@ from netlab.feature import Feature, start_again
 from netlab.kernel.base import Kernel, Op
 from netlab.lab.announce import announce
 from netlab.lab.ownership import kernel_links
+from netlab.lab.reading import drift_of, netns_sysctls, snapshots
 from netlab.lab.teardown import delete_namespaces, stop_features
 from netlab.plan.build import Plan, build_plan
-from netlab.plan.resources import Resource, Sysctl, Veth
-from netlab.plan.sysctls import when_written
-from netlab.realize.diff import Drift, diff_netns
+from netlab.plan.resources import Resource, Veth
+from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
-from netlab.realize.observe import observe
 from netlab.realize.repair import create_ops, ordered, repair_ops, stages
 from netlab.realize.state import LabState
 
@@ -76,10 +75,7 @@ def _make(kernel: Kernel, state: LabState, tag: str, plan: Plan, want: dict[str,
           made: list[str]) -> list[Op]:
     """The namespaces ``made`` anew whole; in the others of ``names`` (whose deletion never came) and in the
     namespaces that hold their veths' other ends, what is missing of them. Returns the ops sent."""
-    sysctls: dict[str, list[tuple[str, str]]] = {}
-    for r in plan.of_kind("sysctl"):  # those that exist before the namespace's links and tables
-        if r.netns in made and when_written(r.name) == "netns":  # type: ignore[attr-defined]
-            sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
+    sysctls = netns_sysctls(plan, made)  # those that exist before the namespace's links and tables
     links = kernel_links(state)
     for name in made:
         extra = kernel.create_netns(name, tag, sysctls.get(name, ()))
@@ -91,16 +87,14 @@ def _make(kernel: Kernel, state: LabState, tag: str, plan: Plan, want: dict[str,
     # kernel deleted what hung on it there (its bridge port, any route or entry through it).
     veths = {(r.netns, r.name) for r in plan.of_kind("veth") if isinstance(r, Veth) and r.peer_netns in names}
     read = sorted({ns for ns, _ in veths} | (set(names) - set(made)))
-    snaps = kernel.snapshot_many({ns: ([r.name for r in want[ns] if isinstance(r, Sysctl)], True)
-                                  for ns in read if kernel.netns_mounted(ns)})
+    snaps = snapshots(kernel, want, read)
     observed = {}
     drifts: list[Drift] = []
     for ns in read:
         if ns not in snaps:
             continue
-        observed[ns] = observe(snaps[ns], {r.key: r for r in want[ns]}, snaps)
-        drifts += [d for d in diff_netns(want[ns], observed[ns], links.get(ns, ()))
-                   if d.state == "missing" and (ns in names or _of_veth(d, veths))]
+        observed[ns], found = drift_of(ns, want, snaps, links.get(ns, ()))
+        drifts += [d for d in found if d.state == "missing" and (ns in names or _of_veth(d, veths))]
     ops = ordered(create_ops(r for r in plan.resources if r.netns in made) + repair_ops(drifts, want, observed))
     for stage in stages(ops):
         kernel.apply(stage, plan.netns)

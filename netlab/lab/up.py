@@ -29,14 +29,14 @@ from netlab.lab import carrier
 from netlab.lab.announce import announce
 from netlab.lab.journal import Journal
 from netlab.lab.ownership import KERNEL_LINKS, kernel_links, namespaces_to_create, owned, tag_for
+from netlab.lab.reading import drift_of, netns_sysctls, snapshots
 from netlab.lab.rollback import Interrupted, Rollback, raise_interrupted
 from netlab.lab.teardown import delete_namespaces, stop_features
 from netlab.model.lab import Lab, resolve
 from netlab.plan.build import Plan, build_plan
-from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore, when_written
-from netlab.realize.diff import Drift, diff_netns
+from netlab.plan.sysctls import DEVCONF_SYSCTLS, RESTORED, to_restore
+from netlab.realize.diff import Drift
 from netlab.realize.expect import expected
-from netlab.realize.observe import observe
 from netlab.realize.repair import (create_ops, deleted_chains, links_brought_up, ordered,
                                    repair_ops, stale_chain_ops, stale_peer_ops)
 from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
@@ -246,10 +246,7 @@ class _Up(Rollback):
             self.created.sort(key=lambda name: order.get(name, -1))
 
     def _converge(self, state: LabState, tag: str, to_create: list[str], fresh: bool) -> None:
-        sysctls: dict[str, list[tuple[str, str]]] = {}
-        for r in self.plan.of_kind("sysctl"):  # those that exist before the namespace's links and tables
-            if when_written(r.name) == "netns":  # type: ignore[attr-defined]
-                sysctls.setdefault(r.netns, []).append((r.name, r.value))  # type: ignore[attr-defined]
+        sysctls = netns_sysctls(self.plan)  # those that exist before the namespace's links and tables
         links = kernel_links(state)
         if self.moved:  # what runs in them, before they stop: what a rollback that makes them again starts
             self.running_before = {f.name: running_of(f, state, [n for n, _ in self.moved]) for f in self.features}
@@ -389,18 +386,14 @@ class _Up(Rollback):
         # A veth's peer may live in a namespace outside those asked for: read it too.
         peers = {r.peer_netns for r in self.plan.of_kind("veth") if r.netns in names}  # type: ignore[attr-defined]
         # Read side by side, as status does (a namespace deleted a moment ago is left out: said below).
-        self._snaps = self.kernel.snapshot_many({
-            ns: ([r.name for r in want.get(ns, []) if r.kind == "sysctl"], ns in names)  # type: ignore[attr-defined]
-            for ns in sorted(names | peers) if self.kernel.netns_mounted(ns)})
+        self._snaps = snapshots(self.kernel, want, names, peers)
         out: list[Drift] = []
         for ns in namespaces:
             if ns not in self._snaps:
                 raise ApplyFailed(f"namespace {ns} vanished while the lab was read")
-            planned = {r.key: r for r in want.get(ns, [])}
-            self._observed[ns] = observe(self._snaps[ns], planned, self._snaps)
+            self._observed[ns], drifts = drift_of(ns, want, self._snaps, links.get(ns, ()))
             self.held_before.setdefault(ns, set(self._observed[ns].objects))
-            out += [d for d in diff_netns(want.get(ns, []), self._observed[ns], links.get(ns, ()))
-                    if not is_plugin_made(d, made)]
+            out += [d for d in drifts if not is_plugin_made(d, made)]
         return out
 
     def _delete_stale_chains(self, want: dict) -> None:
