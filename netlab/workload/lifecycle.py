@@ -57,8 +57,8 @@ from netlab.workload import again, crashloop, dns_records, exits, health, launch
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
-from netlab.workload.tasks import (SANDBOX_REMADE, in_pod_uts, is_echo_thread,
-                                  proc_of, task_in, task_of, why_replace)
+from netlab.workload.stopping import stop_container
+from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
                                  uts_dir, uts_path)
 
@@ -218,7 +218,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             containers = prec.setdefault("containers", {})
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
-                _stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns, prec["uts"])
+                stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns, prec["uts"])
                 forget_runs(lab.name, pod.name, cname)  # its logs go with it (kubectl finds none)
                 done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
             for c in pod.containers:
@@ -235,12 +235,12 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     if why == SANDBOX_REMADE:
                         # The kubelet kills a dead sandbox's containers whatever the policy; held, this one
                         # is not started again in the new namespace.
-                        _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
+                        stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                         done.actions.append(f"stopped container {cid} ({why}; {held})")
                     continue
                 if crec and (c.command or not is_echo_thread(crec)):
                     # Changed, exited, stopped, or left in the pod's old namespace: replace it.
-                    _stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
+                    stop_container(state.lab, cid, crec, pod.netns, prec["uts"])
                 starting[cid] = f"started container {cid}" if not crec else f"restarted container {cid} ({why})"
                 # A changed command (also of one that exited since) is a new pod's container: restarts 0, no
                 # run before it, no last exit code. But for the cluster DNS add-on's: a record only dnsmasq's
@@ -455,39 +455,12 @@ def stop_pod(state: LabState, pod: PodInfo) -> list[str]:
     out = []
     for name, crec in sorted((prec.get("containers") or {}).items()):
         if isinstance(crec, dict) and task_of(crec, pod.netns) not in (None, "Z", "X"):
-            _stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns, uts_path(state.lab, pod.name))
+            stop_container(state.lab, f"{pod.name}/{name}", crec, pod.netns, uts_path(state.lab, pod.name))
             out.append(f"{pod.name}/{name}")
     return out
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def _stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | None = None) -> None:
-    """Stop one recorded container: only if it is still that task, in that network namespace, or
-    (``uts``: the pod's pinned UTS namespace) in the pod's UTS namespace, wherever its network namespace
-    is (gone from under it, or one it made itself).
-
-    An echo container is dropped by the lab's echo server; should the server
-    not answer, it is left to :func:`start`, which then replaces the server.
-    """
-    p = proc_of(crec)
-    if p is None:
-        return
-    if task_in(crec, netns) is not None:
-        kind, want = "net", proc.ns_identity(nsmod.netns_path(netns))
-    elif uts is not None and in_pod_uts(crec, uts):
-        kind, want = "uts", proc.ns_identity(uts)
-    else:
-        return
-    if is_echo_thread(crec):
-        launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
-        return
-
-    def still_ours(pid: int) -> bool:
-        return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
-
-    proc.terminate([p.pid], still_ours)
 
 
 def _forget_pod(state: LabState, pod: str) -> None:
