@@ -288,61 +288,75 @@ def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
     return f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"  # a nodePort
 
 
-def reject_path(planned: PlannedNat, f: Flow, iif: str | None) -> list[Step]:
-    """The planned filter rules that refuse packet ``f`` for a Service without endpoints: the jump from FORWARD
-    (a pod's packet; OUTPUT for the node's own) to the chain that holds the REJECT, and the REJECT."""
+def reject_path(planned: PlannedNat, f: Flow, iif: str | None, local: bool = False,
+                nodeport: bool = False) -> list[Step]:
+    """The planned filter rules that refuse packet ``f`` for a Service without endpoints (``local``: that drop it
+    for one without endpoints on this node): the jump from FORWARD (a pod's packet; OUTPUT for the node's own;
+    INPUT for a ``nodeport``'s, addressed to the node itself) to the chain that holds the REJECT (DROP), and it."""
+    what, end = ("has no local endpoints", "-j DROP") if local else \
+        ("has no endpoints", "-j REJECT --reject-with icmp-port-unreachable")
+    to = " -m addrtype --dst-type LOCAL " if nodeport else f" -d {f.dst}/32 "
+
     def matches(line: str) -> bool:
-        return f" -d {f.dst}/32 " in line and f"--dport {f.dport} " in line and line.endswith(
-            "-j REJECT --reject-with icmp-port-unreachable") and "has no endpoints" in line
+        return to in line and f"--dport {f.dport} " in line and line.endswith(end) and f'{what}"' in line
     reject = next((line for line in planned.rules if matches(line)), None)
     if reject is None:
         return []
-    hook = "FORWARD" if iif else "OUTPUT"
+    hook = "INPUT" if nodeport else "FORWARD" if iif else "OUTPUT"
     jumps = [Step(line, "the jump into kube-proxy's filter rules") for line in planned.rules
              if chain_of(line) == hook and line.endswith(f"-j {chain_of(reject)}")]
-    return jumps + [Step(reject, "kube-proxy's REJECT of a Service without endpoints")]
+    role = "kube-proxy's DROP for a node without endpoints of its own" if local else \
+        "kube-proxy's REJECT of a Service without endpoints"
+    return jumps + [Step(reject, role)]
 
 
 def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
-                 commands: list[str]) -> NoDnat:
+                 commands: list[str], local: bool = False) -> NoDnat:
     """A packet for a Service without endpoints: kube-proxy's filter rule rejects it at once (ICMP port
-    unreachable), when the kernel's filter table holds that REJECT and the jump to it. Without them nothing
-    refuses it here: the ClusterIP follows the node's routes as it is (to the gateway, say), and whoever is
+    unreachable), when the kernel's filter table holds that REJECT and the jump to it (``local``: one without
+    endpoints on this node, for this sender: its DROP). Without them nothing refuses it here: the ClusterIP
+    follows the node's routes as it is (to the gateway, say), a nodePort stays the node's own, and whoever is
     there answers, or nobody does."""
     node = lab.where(ns).split()[-1]
     commands = commands + [f"ip netns exec {ns} iptables-save -c -t filter"]
     planned = lab.planned_filter.get(ns)
-    steps = reject_path(planned, f, iif) if planned is not None else []
+    nodeport = f.dst not in (svc.ip, svc.lb_ip)
+    steps = reject_path(planned, f, iif, local, nodeport) if planned is not None else []
     gap = missing(filt, planned, steps, "filter") if filt is not None and planned is not None and steps else None
+    said = svc.no_local_words(node, f.dst) if local else f"Service {svc.name} has no endpoints"
     if gap is None or planned is None:
         rule = filt.rule(steps[-1].line) if filt is not None and steps else None
         by = f" `{rule.line}`" if rule is not None else ""
         if rule is not None and rule.delta:
             by += f" (its counter went up by {rule.delta} during the trace)"
-        return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's filter rule{by} "
+        if local:
+            chain = "KUBE-SERVICES" if f.dst == svc.ip else "KUBE-EXTERNAL-SERVICES"
+            by = by or f' "{svc.name} has no local endpoints" in {chain}'
+            return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints", f"{said}; the filter rule{by} "
+                          "drops the packet", commands, cause=True,
+                          facts={"dropped_here": True, "no_local_endpoints": True})
+        return NoDnat(f"no DNAT for {f}", f"{said}: kube-proxy's filter rule{by} "
                       "rejects the packet", commands, cause=True, facts={"dropped_here": True})
-    why = (f"Service {svc.name} has no endpoints, yet {node} did not refuse this packet: {gap.text(node)}; "
+    why = (f"{said}, yet {node} did not {'drop' if local else 'refuse'} this packet: {gap.text(node)}; "
            f"without it {without_dnat(node, svc, f)}")
-    return NoDnat(f"no DNAT for {f}: Service {svc.name} has no endpoints, and {gap.lacks()} is missing", why,
+    head = f"{svc.name} has no local endpoints" if local else f"Service {svc.name} has no endpoints"
+    return NoDnat(f"no DNAT for {f}: {head}, and {gap.lacks()} is missing", why,
                   commands, gap.fix(ns, planned), cause=True,
                   facts={"service": svc.name, "missing_rule": gap.step.line, "missing_chain": gap.chain,
-                         "missing_from": "filter", "also_missing": gap.others or None})
+                         "missing_from": "filter", "also_missing": gap.others or None,
+                         **({"no_local_endpoints": True} if local else {})})
 
 
 def no_dnat(lab: LabMap, table: NatTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
             filt: NatTable | None = None) -> NoDnat:
     """A Service packet that node ``ns`` did not DNAT: the rule or chain it lacks, when the kernel's table says so
-    (``filt``: the kernel's filter table, for a Service without endpoints)."""
+    (``filt``: the kernel's filter table, for a Service without endpoints, or none on this node)."""
     node = lab.where(ns).split()[-1]
     commands = [f"ip netns exec {ns} conntrack -L -p {f.proto} --orig-dst {f.dst}"]
     if not svc.endpoints:
         return no_endpoints(lab, filt, ns, svc, f, iif, commands)
     if svc.dropped_on(node, f.src, f.dst, own=iif is None):
-        return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
-                      f"{svc.no_local_words(node, f.dst)}; the filter rule \"{svc.name} has no local endpoints\" "
-                      f"in {'KUBE-SERVICES' if f.dst == svc.ip else 'KUBE-EXTERNAL-SERVICES'} drops the packet",
-                      commands + [f"ip netns exec {ns} iptables-save -c -t filter"], cause=True,
-                      facts={"dropped_here": True, "no_local_endpoints": True})
+        return no_endpoints(lab, filt, ns, svc, f, iif, commands, local=True)
     commands.append(f"ip netns exec {ns} iptables-save -c -t nat")
     planned = lab.planned_nat.get(ns)
     gap = missing(table, planned, path(planned, svc, f, iif)) if table and planned else None

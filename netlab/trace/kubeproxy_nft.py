@@ -206,12 +206,7 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
     if not svc.endpoints:
         return no_endpoints(lab, table, ns, svc, f, iif, commands)
     if svc.dropped_on(node, f.src, f.dst, own=iif is None):
-        return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
-                      f"{svc.no_local_words(node, f.dst)}; the map "
-                      f"{'no-endpoint-services' if f.dst in (svc.ip, svc.lb_ip) else 'no-endpoint-nodeports'} "
-                      "says drop for it",
-                      commands + [f"ip netns exec {ns} nft list table ip kube-proxy"], cause=True,
-                      facts={"dropped_here": True, "no_local_endpoints": True})
+        return no_endpoints(lab, table, ns, svc, f, iif, commands, local=True)
     planned = lab.planned_nft.get(ns, ())
     if table is not None and not table.exists and planned:
         return _no_table(lab, ns, node, svc, f, commands)
@@ -244,41 +239,60 @@ def no_dnat(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: 
 
 
 def reject_path(planned: tuple[str, ...], svc: ServiceFacts, f: Flow, iif: str | None) -> list[Step]:
-    """The planned lines that refuse packet ``f`` for a Service without endpoints: the jump from filter-forward
-    (filter-output for the node's own) to service-endpoints-check, its verdict map, the Service's element in
-    map no-endpoint-services, and reject-chain's rule."""
-    element = [line for line in planned
-               if line.startswith(f"element no-endpoint-services {f.dst} . {svc.protocol} . {f.dport} ")]
+    """The planned lines that refuse packet ``f`` for a Service without endpoints (or drop it, without endpoints on
+    this node): the jump from filter-forward (filter-output for the node's own) to service-endpoints-check, its
+    verdict map, the Service's element in map no-endpoint-services, and reject-chain's rule; for a nodePort
+    (addressed to the node itself), filter-input's jump to nodeport-endpoints-check, the node's address in set
+    nodeport-ips and the port's element in map no-endpoint-nodeports."""
+    if f.dst not in (svc.ip, svc.lb_ip):
+        name, key, check, hook = "no-endpoint-nodeports", f"{svc.protocol} . {f.dport} ", "nodeport-endpoints-check", \
+            "filter-input"
+    else:
+        name, key, check = "no-endpoint-services", f"{f.dst} . {svc.protocol} . {f.dport} ", "service-endpoints-check"
+        hook = "filter-forward" if iif else "filter-output"
+    element = [line for line in planned if line.startswith(f"element {name} {key}")]
     if not element:
         return []
-    check = "service-endpoints-check"
-    hook = "filter-forward" if iif else "filter-output"
     steps = [Step(line, "the jump to kube-proxy's check for Services without endpoints")
              for line in _rules(planned, hook) if _text(line).endswith(f"jump {check}")]
-    steps += [Step(line, "the lookup in map no-endpoint-services") for line in _rules(planned, check)]
-    steps += [Step(line, f"Service {svc.name}'s element in map no-endpoint-services") for line in element]
-    steps += [Step(line, "the rule of reject-chain") for line in _rules(planned, nftables.REJECT_CHAIN)]
+    steps += [Step(line, f"the lookup in map {name}") for line in _rules(planned, check)]
+    if name == "no-endpoint-nodeports":
+        steps += [Step(line, "the node's address in set nodeport-ips") for line in planned
+                  if line == f"element nodeport-ips {f.dst}"]
+    steps += [Step(line, f"Service {svc.name}'s element in map {name}") for line in element]
+    if any(line.endswith(f"goto {nftables.REJECT_CHAIN}") for line in element):
+        steps += [Step(line, "the rule of reject-chain") for line in _rules(planned, nftables.REJECT_CHAIN)]
     return steps
 
 
 def no_endpoints(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts, f: Flow, iif: str | None,
-                 commands: list[str]) -> NoDnat:
-    """A packet for a Service without endpoints: map no-endpoint-services sends it to reject-chain (ICMP port
-    unreachable), when the kernel's table holds the Service's element and the chains on the way. Without them,
+                 commands: list[str], local: bool = False) -> NoDnat:
+    """A packet for a Service without endpoints: map no-endpoint-services (no-endpoint-nodeports) sends it to
+    reject-chain (ICMP port unreachable), when the kernel's table holds the Service's element and the chains on the
+    way (``local``: none on this node, for this sender: the element says drop). Without them,
     cluster-ips-check may still reject a ClusterIP's packet; else it follows the node's routes as it is."""
     node = lab.where(ns).split()[-1]
     planned = lab.planned_nft.get(ns, ())
     commands = commands + [f"ip netns exec {ns} nft list table {TABLE}"]
     gap = missing(table, reject_path(planned, svc, f, iif)) if table is not None and table.exists else None
+    nodeports = f.dst not in (svc.ip, svc.lb_ip)
+    verdict_map = "no-endpoint-nodeports" if nodeports else "no-endpoint-services"
     if gap is None or table is None:
+        if local:
+            return NoDnat(f"no DNAT for {f}: {svc.name} has no local endpoints",
+                          f"{svc.no_local_words(node, f.dst)}; the map {verdict_map} says drop for it", commands,
+                          cause=True, facts={"dropped_here": True, "no_local_endpoints": True})
         return NoDnat(f"no DNAT for {f}", f"Service {svc.name} has no endpoints: kube-proxy's reject-chain (map "
-                      "no-endpoint-services) rejects the packet", commands, cause=True, facts={"dropped_here": True})
+                      f"{verdict_map}) rejects the packet", commands, cause=True, facts={"dropped_here": True})
     then, rejected = without_dnat(lab, table, ns, svc, f, iif)
-    why = (f"Service {svc.name} has no endpoints, and {describe(gap)} ({gap.role}) is missing from {node}'s table "
-           f"{TABLE}, so reject-chain does not refuse this packet; without it {then}")
-    return NoDnat(f"no DNAT for {f}: Service {svc.name} has no endpoints, and {describe(gap)} is missing", why,
+    said = svc.no_local_words(node, f.dst) if local else f"Service {svc.name} has no endpoints"
+    why = (f"{said}, and {describe(gap)} ({gap.role}) is missing from {node}'s table {TABLE}, so "
+           f"{'kube-proxy does not drop' if local else 'reject-chain does not refuse'} this packet; without it {then}")
+    head = f"{svc.name} has no local endpoints" if local else f"Service {svc.name} has no endpoints"
+    return NoDnat(f"no DNAT for {f}: {head}, and {describe(gap)} is missing", why,
                   commands, fix(ns, gap, planned), cause=True,
-                  facts={"service": svc.name, "missing_rule": gap.line, "dropped_here": rejected or None})
+                  facts={"service": svc.name, "missing_rule": gap.line, "dropped_here": rejected or None,
+                         **({"no_local_endpoints": True} if local else {})})
 
 
 def _has_chain(lines: frozenset[str] | tuple[str, ...], chain: str) -> bool:

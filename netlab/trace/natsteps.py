@@ -128,8 +128,9 @@ class NatSteps(WalkParts):
         if ns in self.lab.nft_netns:
             why = kubeproxy_nft.no_dnat(self.lab, self.k.nft_table(ns), ns, svc, f, iif)
         else:
+            refused = not svc.endpoints or svc.dropped_on(self.lab.where(ns).split()[-1], f.src, f.dst, iif is None)
             why = kubeproxy.no_dnat(self.lab, self.k.nat_table(ns) if svc.endpoints else None, ns, svc, f, iif,
-                                    None if svc.endpoints else self.k.filter_table(ns))
+                                    self.k.filter_table(ns) if refused else None)
         unconfirmed = self._unconfirmed(ns, iif, svc, f, why.facts.get("missing_rule")) if svc.endpoints else None
         if unconfirmed is not None:
             return unconfirmed

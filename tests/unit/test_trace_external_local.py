@@ -70,4 +70,6 @@ def test_internal_local_cluster_ip_from_a_node_without_an_endpoint_is_dropped_th
     lost = w.hops[v.lost_at]
     assert (lost.netns, lost.kind) == ("svc-node-2", "dnat"), [(h.netns, h.kind) for h in w.hops]
     assert "internalTrafficPolicy Local and no endpoint on node-2" in v.reason
-    assert '"default/web:http has no local endpoints" in KUBE-SERVICES drops the packet' in v.reason
+    # the rule the kernel holds, named as iptables-save prints it
+    assert 'the filter rule `-A KUBE-SERVICES -d 10.96.0.20/32 ' in v.reason
+    assert '"default/web:http has no local endpoints" -m tcp --dport 80 -j DROP` drops the packet' in v.reason
