@@ -125,8 +125,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             step(1)
             kernel.count_nat_before(counted)
             policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
-            # the pods it may be delivered to: a rule of their own filter table may drop it there
-            pods = [ns for ns in namespaces if lm.where(ns).startswith("pod ") and ns != src.netns]
+            # the pods it may be delivered to (a rule of their own filter table may drop it there), and the pod that
+            # sends it: its own OUTPUT chain may drop it as it leaves
+            pods = [ns for ns in namespaces if lm.where(ns).startswith("pod ")]
             input_before = policyrules.read_tables(pods)
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
@@ -212,6 +213,20 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         at, (why, fix) = taken
         fwd.hops[at].problem, fwd.hops[at].fix = why, fix
         fverdict, back, bverdict = Verdict(False, at, why, fix), None, None
+    # a DROP in the sending pod's OUTPUT: the request never left the source, or the reply the destination
+    left = inputdrop.at_source(fwd.hops, input_before, input_after, planned_filter)
+    if left is not None:
+        (at, (why, fix)), back, bverdict = left, None, None
+        for h in fwd.hops[at + 1:]:  # never met: the packet did not leave
+            h.problem = h.fix = None
+        fwd.hops[at].problem, fwd.hops[at].fix = why, fix
+        fverdict = Verdict(False, at, why, fix)
+    elif back is not None and taken is None and fverdict.delivered:
+        left = inputdrop.at_source(back.hops, input_before, input_after, planned_filter)
+        if left is not None:
+            at, (why, fix) = left
+            back.hops[at].problem, back.hops[at].fix = why, fix
+            bverdict = Verdict(False, at, why, fix)
     # The source address is the one the kernel picked for this destination: a node sends to a pod from flannel.1's
     # or cni0's address, not its underlay one (the first row that a capture can see has it).
     picked = next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src), src.ip)
