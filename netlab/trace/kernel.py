@@ -26,7 +26,7 @@ from __future__ import annotations
 import errno
 import os
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Mapping
 
 from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse, sockdiag
 from netlab.realize import nftables as nftlisting
@@ -337,26 +337,36 @@ class LiveKernel:
             self._filter[netns] = read_nat_table(netns, self._filter_before.get(netns), "filter")
         return self._filter[netns]
 
-    def count_nat_before(self, namespaces: list[str]) -> None:
+    def count_nat_before(self, namespaces: list[str], filters: Mapping[str, str] | None = None) -> None:
         """Read the nat tables' counters now (before the packet): :meth:`nat_table` then has each rule's delta;
-        the filter tables' too (kube-proxy's REJECT of a Service without endpoints). kube-proxy's nftables table
-        too: its affinity sets, and the counters a user added, before the packet say whether one chose."""
+        the filter tables' too (kube-proxy's REJECT of a Service without endpoints), from ``filters`` when given
+        (netns -> ``iptables-save -c -t filter``, read once for the policies' counters too; a namespace left out
+        could not be read). kube-proxy's nftables table too: its affinity sets, and the counters a user added,
+        before the packet say whether one chose."""
         for ns in namespaces:
             self._nat_before[ns] = read_nat_table(ns)
-            self._filter_before[ns] = read_nat_table(ns, table="filter")
+            self._filter_before[ns] = _filter_of(ns, filters)
             self._nft_before[ns] = read_nft_table(ns)
 
-    def snapshot_nat(self, namespaces: list[str]) -> None:
-        """Read the nat tables now (right after the packet)."""
+    def snapshot_nat(self, namespaces: list[str], filters: Mapping[str, str] | None = None) -> None:
+        """Read the nat tables now (right after the packet); the filter tables from ``filters`` when given."""
         for ns in namespaces:
             self._nat[ns] = read_nat_table(ns, self._nat_before.get(ns))
-            self._filter[ns] = read_nat_table(ns, self._filter_before.get(ns), "filter")
+            self._filter[ns] = _filter_of(ns, filters, self._filter_before.get(ns))
             self._nft[ns] = read_nft_table(ns, self._nft_before.get(ns))
 
     def nft_table(self, netns: str) -> NftTable | None:
         if netns not in self._nft:
             self._nft[netns] = read_nft_table(netns, self._nft_before.get(netns))
         return self._nft[netns]
+
+
+def _filter_of(netns: str, filters: Mapping[str, str] | None, before: NatTable | None = None) -> NatTable | None:
+    """The namespace's filter table: parsed from ``filters`` (texts already read), else read now."""
+    if filters is None:
+        return read_nat_table(netns, before, "filter")
+    text = filters.get(netns)
+    return parse_nat_table(text, before) if text is not None else None
 
 
 def read_nft_table(netns: str, before: NftTable | None = None) -> NftTable | None:

@@ -123,8 +123,11 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         with cap.Capture(namespaces) as capture:
             capture.settle()
             step(1)
-            kernel.count_nat_before(counted)
-            policy_before = tpolicy.reject_counters(tpolicy.node_namespaces(lab))  # which REJECT drops it
+            # each node's filter table read once a moment: kube-proxy's REJECTs and the policies' (which drops it)
+            nodes = tpolicy.node_namespaces(lab)
+            filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
+            kernel.count_nat_before(counted, filters)
+            policy_before = policyrules.reject_counts({ns: t for ns, t in filters.items() if ns in nodes})
             # the pods it may be delivered to (a rule of their own filter table may drop it there), and the pod that
             # sends it: its own OUTPUT chain may drop it as it leaves
             pods = [ns for ns in namespaces if lm.where(ns).startswith("pod ")]
@@ -135,8 +138,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                 try:
                     send.wait_reply(sent, timeout)
                     kernel.snapshot_conntrack(nat_netns, proto, {ns: c.tuples(ip_proto) for ns, c in confirmed.items()})
-                    kernel.snapshot_nat(counted)
-                    policy_tables = policyrules.read_tables(tpolicy.node_namespaces(lab))
+                    filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
+                    kernel.snapshot_nat(counted, filters)
+                    policy_tables = {ns: t for ns, t in filters.items() if ns in nodes}
                     policy_after = policyrules.reject_counts(policy_tables)
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
                     input_after = policyrules.read_tables(pods)

@@ -288,3 +288,26 @@ def test_an_entry_confirmed_then_destroyed_joins_the_snapshot(monkeypatch):
     assert [e.made_before for e in entries] == [False, False]
     assert entries[1].text() == ("tcp 10.244.1.2:1 → 10.96.0.11:80 | reply 10.244.0.2:8080 → 10.244.1.2:1 "
                                  "[DESTROYED]")
+
+
+def test_the_filter_tables_read_for_the_policies_are_the_ones_kube_proxys_rules_are_judged_on(monkeypatch):
+    """A Service trace reads each node's filter table once a moment (before the packet, right after it): the
+    texts read for the NetworkPolicies' counters are parsed for kube-proxy's REJECTs too, not read again."""
+    from netlab.trace import kernel as tk
+
+    reads: list[tuple[str, str | None]] = []
+
+    def save(netns, table=None, backend=None, counters=False):
+        reads.append((netns, table))
+        return "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"
+
+    monkeypatch.setattr(tk.iptables, "save", save)
+    monkeypatch.setattr(tk, "read_nft_table", lambda ns, before=None: None)
+    reject = '-A KUBE-SERVICES -d 10.96.0.14/32 -p tcp -m comment --comment "e has no endpoints" -j REJECT'
+    table = "*filter\n:KUBE-SERVICES - [0:0]\n[{n}:60] " + reject + "\nCOMMIT\n"
+    k = tk.LiveKernel()
+    k.count_nat_before(["n1", "n2"], {"n1": table.format(n=2), "n2": table.format(n=0)})
+    k.snapshot_nat(["n1", "n2"], {"n1": table.format(n=3)})  # n2's could not be read after the packet
+    assert reads == [("n1", "nat"), ("n2", "nat")] * 2  # the filter tables came from the texts given
+    assert [(r.line, r.delta) for r in k.filter_table("n1").rules] == [(reject, 1)]
+    assert k.filter_table("n2") is None and reads[-1] == ("n2", "nat")
