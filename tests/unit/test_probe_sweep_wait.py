@@ -4,17 +4,39 @@ Deleting an INCOMPLETE neighbour entry drops the packets queued behind it: a pod
 which TCP sends again a second later, when the agent has gone, and the ARP exchange in front of it leaves an
 entry in each pod. The kernel side (no entry of an interrupted run is left) is
 tests/integration/test_probe.py::test_ctrl_c_during_a_probe_leaves_no_neighbour_entry_of_it; here the wait:
-what it waits for, what it does not, and that it ends.
+what it waits for, what it does not, and that it ends. The agent's clock is a fake one here (:class:`Clock`):
+its sleeps move it on, so the waits are counted as the agent counts them, whatever the machine's load. Its
+times are sums of powers of two (SETTLE 1/64 s, QUIET 3/64 s, a poll 1/1024 s): exact, as a float adds them.
 """
 
 from __future__ import annotations
-
-import time
 
 from netlab.kernel import rtnl
 from netlab.kernel.rtnl_parse import NeighMsg
 from netlab.probe import agent
 from netlab.probe import neighbours as nb
+
+
+SETTLE, POLL = 1 / 64, 1 / 1024
+
+
+class Clock:
+    """The agent's time module: monotonic() reads a fake clock, and sleep() moves it on by what was asked."""
+
+    def __init__(self) -> None:
+        self.now = 1024.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def clock(monkeypatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(agent, "time", fake)
+    return fake
 
 
 def entry(dst: str, state: int, index: int = 2) -> NeighMsg:
@@ -30,7 +52,8 @@ def dumps(monkeypatch, *answers: list[NeighMsg]) -> list[int]:
         return answers[min(count[0], len(answers)) - 1]
 
     monkeypatch.setattr(nb, "dump", dump)
-    monkeypatch.setattr(agent, "RESOLVING_POLL", 0.001)
+    monkeypatch.setattr(agent, "RESOLVING_POLL", POLL)
+    clock(monkeypatch)
     return count
 
 
@@ -38,7 +61,7 @@ def test_it_waits_until_the_runs_resolution_has_ended(monkeypatch):
     resolved = [entry("10.244.0.3", rtnl.NUD_REACHABLE)]
     count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)],
                   [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)], resolved)
-    assert agent.Agent._settled(None, set(), time.monotonic() + 5) == resolved
+    assert agent.Agent._settled(None, set(), agent.time.monotonic() + 5) == resolved
     assert count[0] == 3
 
 
@@ -47,16 +70,17 @@ def test_a_failed_resolution_or_one_the_run_found_is_not_waited_for(monkeypatch)
     failed = entry("10.244.0.3", rtnl.NUD_FAILED)
     permanent = entry("10.244.0.4", rtnl.NUD_PERMANENT)
     count = dumps(monkeypatch, [found, failed, permanent])
-    assert agent.Agent._settled(None, {(2, "10.244.0.9")}, time.monotonic() + 5) == [found, failed, permanent]
+    assert agent.Agent._settled(None, {(2, "10.244.0.9")}, agent.time.monotonic() + 5) == [found, failed, permanent]
     assert count[0] == 1
 
 
 def test_it_waits_no_longer_than_until(monkeypatch):
     count = dumps(monkeypatch, [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)])  # an address nobody answers for
-    t0 = time.monotonic()
-    got = agent.Agent._settled(None, set(), t0 + 0.05)
+    t0 = agent.time.monotonic()
+    got = agent.Agent._settled(None, set(), t0 + 50 * POLL)
     assert got == [entry("10.244.0.3", rtnl.NUD_INCOMPLETE)]
-    assert time.monotonic() - t0 >= 0.05 and count[0] > 1
+    assert agent.time.monotonic() - t0 == 50 * POLL
+    assert count[0] == 51  # one dump, then one after each of the 50 polls
 
 
 def test_a_whole_runs_sweep_does_not_wait(monkeypatch):
@@ -70,16 +94,17 @@ def test_a_namespace_that_does_not_answer_is_left(monkeypatch):
         raise OSError("gone")
 
     monkeypatch.setattr(nb, "dump", dump)
-    assert agent.Agent._settled(None, set(), time.monotonic() + 5) is None
+    assert agent.Agent._settled(None, set(), clock(monkeypatch).monotonic() + 5) is None
 
 
 def sweeps(monkeypatch, found: list[int], waiting: list[int] = ()) -> list[float]:
     """Agent._sweep finds ``found[i]`` entries on its i-th call (then none), and the lab's servers hold
     ``waiting[i]`` requests unanswered after it (then none); the times of the sweeps."""
     calls: list[float] = []
+    fake = clock(monkeypatch)
 
     def sweep(self, snapshot, until=None):
-        calls.append(time.monotonic())
+        calls.append(fake.monotonic())
         return found[len(calls) - 1] if len(calls) <= len(found) else 0
 
     def waits(self):
@@ -87,43 +112,42 @@ def sweeps(monkeypatch, found: list[int], waiting: list[int] = ()) -> list[float
 
     monkeypatch.setattr(agent.Agent, "_sweep", sweep)
     monkeypatch.setattr(agent.Agent, "_waiting", waits, raising=False)
-    monkeypatch.setattr(agent, "SETTLE", 0.01)
-    monkeypatch.setattr(agent, "QUIET", 0.03)
+    monkeypatch.setattr(agent, "SETTLE", SETTLE)
+    monkeypatch.setattr(agent, "QUIET", 3 * SETTLE)
     return calls
 
 
 def test_an_interrupted_run_sweeps_until_nothing_new_came_for_a_while(monkeypatch):
     # An entry a late packet made after a sweep that found nothing: a sweep after it finds it.
     calls = sweeps(monkeypatch, [5, 0, 2, 0, 0, 0, 0])
-    t0 = time.monotonic()
+    t0 = agent.time.monotonic()
     agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
-    # The 2 found on the third sweep, then sweeps with nothing until QUIET has passed since it: 3 more at SETTLE
-    # apart on an idle machine, fewer when a loaded one oversleeps (the count is the clock's, QUIET is the rule).
-    assert len(calls) >= 4
-    assert calls[-1] - calls[2] >= 0.03 - 0.002  # the last sweep's check found QUIET passed (less its own µs)
+    # The 2 found on the third sweep, then sweeps with nothing, SETTLE apart, until QUIET has passed since it.
+    assert len(calls) == 6
+    assert calls[-1] - calls[2] == 3 * SETTLE
 
 
 def test_it_stops_sweeping_before_the_parents_kill(monkeypatch):
     calls = sweeps(monkeypatch, [1] * 1000)  # a lab that never goes quiet (another prober's traffic)
-    t0 = time.monotonic()
-    agent.Agent(None)._sweep_until_quiet({}, t0 + 0.1)
-    assert time.monotonic() - t0 < 0.1 + 0.05
-    assert 2 <= len(calls) < 1000
+    t0 = agent.time.monotonic()
+    agent.Agent(None)._sweep_until_quiet({}, t0 + 10 * SETTLE)
+    assert agent.time.monotonic() - t0 == 9 * SETTLE  # no sleep past the parent's deadline
+    assert len(calls) == 10  # one sweep each SETTLE until the next would end past it
 
 
 def test_it_sweeps_on_while_the_labs_servers_hold_requests_unanswered(monkeypatch):
     # The echo server, run late by a loaded machine, has not read the run's last requests: each answer it sends
     # resolves its client again. Nothing new to sweep meanwhile; the sweeps go on until the queues are empty.
     calls = sweeps(monkeypatch, [3], waiting=[0, 120, 120, 120, 120, 120, 120, 120, 0])
-    t0 = time.monotonic()
+    t0 = agent.time.monotonic()
     agent.Agent(None)._sweep_until_quiet({}, t0 + 5)
-    assert len(calls) >= 9  # up to the sweep after which nothing waited, then QUIET
-    assert calls[-1] - calls[7] >= 0.03 - 0.002  # QUIET counts from the last sweep after which requests waited
+    assert len(calls) == 11  # up to the sweep after which nothing waited, then QUIET
+    assert calls[-1] - calls[7] == 3 * SETTLE  # QUIET counts from the last sweep after which requests waited
 
 
 def test_requests_left_unanswered_do_not_outlast_the_grace(monkeypatch):
     calls = sweeps(monkeypatch, [], waiting=[64] * 1000)  # a server that never reads (stopped)
-    t0 = time.monotonic()
-    agent.Agent(None)._sweep_until_quiet({}, t0 + 0.1)
-    assert time.monotonic() - t0 < 0.1 + 0.05
-    assert 2 <= len(calls) < 1000
+    t0 = agent.time.monotonic()
+    agent.Agent(None)._sweep_until_quiet({}, t0 + 10 * SETTLE)
+    assert agent.time.monotonic() - t0 == 9 * SETTLE
+    assert len(calls) == 10
