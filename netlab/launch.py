@@ -72,6 +72,7 @@ def main() -> None:
         raise
     except BaseException as exc:  # Ctrl-C or SIGTERM while Python loads the program: nothing has started
         raise SystemExit(_stopped(exc)) from None
+    _refuse_unwritable_output()
     try:
         cli_main()
         code: object = 0
@@ -80,6 +81,30 @@ def main() -> None:
     except BaseException as exc:  # what the CLI let through: a stop signal is its line, anything else Python's
         code = _stopped(exc)
     exit_now(code)
+
+
+def _refuse_unwritable_output() -> None:
+    """Standard output closed (``netlab up >&-``) or open read-only (``1</dev/null``): one line, exit 3, before the
+    command does anything, as a full disk's output is (cli/base.py ``_unwritable``). A command's output lost
+    unsaid let a CI step pass (exit 0: click writes nothing when there is no sys.stdout), or ended in Python's
+    traceback (EBADF, or no attribute 'write' of None), after ``up`` had made the lab."""
+    import errno
+    import fcntl
+
+    try:
+        writable = fcntl.fcntl(1, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY
+    except OSError:
+        writable = False
+    if writable:
+        return
+    if sys.stderr is not None:  # closed as well: the exit status alone says it
+        try:
+            sys.stderr.write(f"netlab: cannot write the output: {os.strerror(errno.EBADF)} (standard output is "
+                             "closed or read-only; nothing was done)\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+    raise SystemExit(3)  # errors.EXIT_ENVIRONMENT, as for a full disk
 
 
 def _came_at_start(sigterm_was: object) -> None:

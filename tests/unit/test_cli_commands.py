@@ -231,12 +231,18 @@ def test_output_to_a_full_disk_is_one_line_not_a_traceback(args):
         3, "netlab: cannot write the output: No space left on device (it is cut short)\n")
 
 
-def test_a_command_started_with_its_output_closed_runs_as_before():
-    """`netlab validate >&-`: Python starts with no sys.stdout; click writes nothing, and the program's last flush
-    of standard output is skipped (it once failed there)."""
-    proc = subprocess.run(["sh", "-c", 'exec "$0" -m netlab validate -t "$1" >&-', sys.executable, str(DEMO)],
+@pytest.mark.parametrize("redirect", [">&-", "1</dev/null"], ids=["closed", "read-only"])
+@pytest.mark.parametrize("args", [["validate", "-t", str(DEMO)], ["validate", "-t", str(DEMO), "-o", "json"],
+                                  ["break", "--list"], ["--version"], ["graph", "-t", str(DEMO)]],
+                         ids=["text", "json", "break-list", "version", "graph"])
+def test_a_command_whose_output_cannot_be_written_says_so_in_one_line(args, redirect):
+    """`netlab validate >&-` (standard output closed) or `1</dev/null` (open read-only): one line, exit 3, as
+    `>/dev/full` is, and as `cat >&-` fails; it was exit 0 with the output lost (click writes nothing where
+    Python has no sys.stdout), or Python's traceback (EBADF, no attribute 'write'/'buffer' of None)."""
+    proc = subprocess.run(["sh", "-c", f'exec "$0" -m netlab "$@" {redirect}', sys.executable, *args],
                           stderr=subprocess.PIPE, text=True, timeout=60)
-    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (proc.returncode, proc.stderr) == (3, "netlab: cannot write the output: Bad file descriptor (standard "
+                                                 "output is closed or read-only; nothing was done)\n")
 
 
 @pytest.mark.parametrize("given, said", [
