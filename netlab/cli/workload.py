@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 
@@ -111,6 +112,11 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
                    err=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    # Python ignores SIGPIPE and SIGXFSZ from its start, and an ignored signal stays ignored across exec: the
+    # command got EPIPE where it dies quietly under `ip netns exec` (`netlab exec POD -- seq 1 1e8 | head -1`:
+    # "Broken pipe", exit 1, not 141), and so did every pipeline of the shell it opens.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     with target.opened() as enter:
         enter()
         if not command:

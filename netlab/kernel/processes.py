@@ -35,6 +35,7 @@ forks hundreds of servers), so it stays light: no pyroute2.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -446,8 +447,12 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             os.closerange(3, report_w)
             os.closerange(report_w + 1, 1 << 16)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
-                signal.signal(sig, signal.SIG_DFL)
+            # Every signal at its default, as a real container's (SigIgn 0): Python ignores SIGPIPE and SIGXFSZ,
+            # netlab's parent may ignore others (SIGHUP under nohup, SIGINT and SIGQUIT in a script's `&`), and an
+            # ignored signal stays ignored across exec (`yes | head -1` in the container said "Broken pipe").
+            for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+                with contextlib.suppress(OSError, ValueError):  # 32 and 33: the C library's own
+                    signal.signal(sig, signal.SIG_DFL)
             os.execve(exe, args, envb)
         except BaseException as exc:  # noqa: BLE001 - report anything, then die
             code = getattr(exc, "errno", 0) or 0
