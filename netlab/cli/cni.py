@@ -91,7 +91,7 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
         click.echo(f"netlab: note: pod {pod} is no longer in lab {lab.name}; these are the calls its log holds",
                    err=True)
     if not calls:
-        click.echo("(no CNI calls recorded)")
+        click.echo("netlab: no CNI calls recorded", err=True)
         return
     for i, c in enumerate(calls, 1):
         click.echo(render_call(i, c))

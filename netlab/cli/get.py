@@ -105,9 +105,9 @@ def _show(kind: str, items: tuple[Any, ...], output: str, lab: str, selector: st
     if output == "json":
         print_json({"lab": lab, "kind": kind, "items": [to_json(i) for i in items]})
         return
-    if not items:
+    if not items:  # on stderr, as kubectl's "No resources found": a script reading rows gets none, not a sentence
         if not said_none:
-            click.echo(f"no {kind} in lab {lab}" + (f" match {selector!r}" if selector else ""))
+            click.echo(f"netlab: no {kind} in lab {lab}" + (f" match {selector!r}" if selector else ""), err=True)
         return
     headers, rows = rows_of(kind, items, output == "wide")
     click.echo(highlight(table(headers, rows)), nl=False)

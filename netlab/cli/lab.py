@@ -419,8 +419,8 @@ def list_labs(output: str) -> None:
     if output == "json":
         print_json([_row_json(r) for r in rows])
         return
-    if not rows:
-        click.echo("no lab is up")
+    if not rows:  # on stderr: no row for a script that reads them
+        click.echo("netlab: no lab is up", err=True)
         return
     cells = [[r.lab, r.phase, *("?" if c is None else str(c) for c in (r.nodes, r.pods, r.namespaces)),
               "?" if r.source is None else display_path(r.source)] for r in rows]
