@@ -11,7 +11,7 @@ def progress_bar(title: str | None = None):
     Returns (bar, update) where update(what, done, total) advances one task
     per ``what`` (shown as ``title`` when one is given). Use ``with bar:``.
     """
-    if not sys.stderr.isatty():
+    if sys.stderr is None or not sys.stderr.isatty():  # None: started with standard error closed (`2>&-`)
         return None, None
     # rich is loaded only for a terminal: a script's run starts without it.
     from rich.console import Console

@@ -110,8 +110,9 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     if not command and _stdin_is_terminal():
         click.echo(f"netlab: a shell in {name} (namespace {target.netns} of lab {lab.name}); `exit` leaves it",
                    err=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:  # None: started with it closed (`2>&-`), as the command will be
+            stream.flush()
     # Python ignores SIGPIPE and SIGXFSZ from its start, and an ignored signal stays ignored across exec: the
     # command got EPIPE where it dies quietly under `ip netns exec` (`netlab exec POD -- seq 1 1e8 | head -1`:
     # "Broken pipe", exit 1, not 141), and so did every pipeline of the shell it opens.

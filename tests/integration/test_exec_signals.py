@@ -74,3 +74,17 @@ def test_up_with_its_output_closed_makes_nothing(tmp_path):
         assert lab_namespaces(name) == []
     finally:
         netlab("down", "--lab", name, check=False)
+
+
+def test_standard_error_closed_changes_no_exit_status(netlab_lab):
+    """`netlab trace a nosuch 2>&-` exited 1 (the progress bar asked None whether it was a terminal), not the
+    user error's 2 that every other command keeps; `netlab exec a -- true 2>&-` 1 (a flush of None), not 0."""
+    def closed(*args: str) -> int:
+        return subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *NETLAB, *args], stdout=subprocess.DEVNULL,
+                              timeout=120).returncode
+
+    lab = ["--lab", netlab_lab.name]
+    assert closed("trace", *lab, "a", "nosuch") == 2
+    assert closed("trace", *lab, "a", "b", "--proto", "icmp") == 0
+    assert closed("exec", *lab, "a", "--", "true") == 0
+    assert closed("exec", *lab, "a", "--", "sh", "-c", "exit 7") == 7

@@ -328,3 +328,12 @@ def test_ctrl_c_while_the_program_loads_is_one_line_and_130():
             "main()\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (130, "netlab: interrupted\n")
+
+
+def test_no_progress_bar_where_standard_error_is_closed(monkeypatch):
+    """`netlab trace a nosuch 2>&-`: Python starts with no sys.stderr; the bar asked it whether it was a terminal
+    (AttributeError, exit 1 in place of the user error's 2)."""
+    from netlab.cli.progress import progress_bar
+
+    monkeypatch.setattr(sys, "stderr", None)
+    assert progress_bar("tracing a → b") == (None, None)
