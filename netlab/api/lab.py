@@ -152,7 +152,11 @@ class Lab(PodActions):
         leaves it up (call :meth:`down` to take it down)."""
         with method("Lab.attach"):
             check_str("name", name, none_ok=True)
-        chosen = selected_name(name)
+            if name is not None:
+                check_lab_name(name, "name")  # said as the argument it is, not as the CLI's --lab
+        from netlab.realize.state import selected_name as select  # not api.selected_name, the CLI's: --lab
+
+        chosen = select(name, api=True)  # none up, or several: said in a Python caller's words
         assert chosen is not None
         version = state_version(chosen)
         state = running_lab(chosen)  # a usage error naming the labs that are up, when it is not

@@ -283,22 +283,25 @@ class EnvLabName(str):
     so that `NETLAB_LAB=../x netlab status` does not blame a --lab that was not typed."""
 
 
-def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
+def selected_name(name: str | None = None, topology: str | None = None, required: bool = True,
+                  api: bool = False) -> str | None:
     """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
-    only lab that is up (with ``required``, a usage error when there is none)."""
+    only lab that is up (with ``required``, a usage error when there is none). ``api``: the errors are said in
+    a library caller's words (``Lab.attach(NAME)``), not the CLI's (``--lab NAME``)."""
     if name is None and topology is None:
         env = os.environ.get(LAB_ENV, "").strip()
         if env:
             name = EnvLabName(env)
-    return select_lab_name(name, topology, required=required)
+    return select_lab_name(name, topology, required=required, api=api)
 
 
-def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True) -> str | None:
+def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True,
+                    api: bool = False) -> str | None:
     """The lab a command acts on: ``--lab NAME``, ``-t FILE`` (its ``name:``), or the only lab up.
 
     One rule for every command. The name is checked before it is used for
     anything; with neither option and no lab up, None (or, when ``required``,
-    a usage error).
+    a usage error: ``api``, in the words of a library caller, who has no --lab).
     """
     if lab_name is not None and topology is not None:
         raise UsageError("give --lab or -t, not both")
@@ -311,10 +314,12 @@ def select_lab_name(lab_name: str | None, topology: str | None, required: bool =
     labs = known_labs()
     if not labs:
         if required:
-            raise UsageError("no lab is up; start one with: sudo netlab up")
+            raise UsageError("no lab is up; bring one up with Lab.up(topology)" if api
+                             else "no lab is up; start one with: sudo netlab up")
         return None
     if len(labs) > 1:
-        raise UsageError(f"several labs are up ({', '.join(labs)}); pick one with --lab NAME")
+        raise UsageError(f"several labs are up ({', '.join(labs)}); "
+                         + ("name one: Lab.attach(NAME)" if api else "pick one with --lab NAME"))
     return labs[0]
 
 

@@ -1,0 +1,54 @@
+"""``Lab.attach()`` picks the lab as every command does (a name, ``$NETLAB_LAB``, the only lab up), and says its
+mistakes in a Python caller's words: it said the CLI's ("pick one with --lab NAME", "start one with: sudo netlab
+up", "--lab 'Zz' is not a DNS label") to a program that has no --lab. The CLI keeps its own words."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli_inprocess import run_cli
+from netlab.api import Lab
+from netlab.errors import UsageError
+from netlab.realize import state
+
+
+@pytest.fixture
+def up(state_root, monkeypatch):
+    """Labs "up" as far as picking one goes: a saved state each."""
+    monkeypatch.delenv(state.LAB_ENV, raising=False)
+
+    def bring(*names: str) -> None:
+        for name in names:
+            state.LabState(lab=name, phase="up").save()
+    return bring
+
+
+def test_attach_with_no_lab_up_says_to_bring_one_up_with_the_api(up):
+    with pytest.raises(UsageError) as err:
+        Lab.attach()
+    assert str(err.value) == "no lab is up; bring one up with Lab.up(topology)"
+    got = run_cli("status")
+    assert got.returncode == 2 and "no lab is up; start one with: sudo netlab up" in got.stderr, got.stderr
+
+
+def test_attach_with_several_labs_up_says_to_name_one_to_attach(up):
+    up("qx7a", "qx7b")
+    with pytest.raises(UsageError) as err:
+        Lab.attach()
+    assert str(err.value) == "several labs are up (qx7a, qx7b); name one: Lab.attach(NAME)"
+    got = run_cli("status")
+    assert got.returncode == 2 and "several labs are up (qx7a, qx7b); pick one with --lab NAME" in got.stderr, (
+        got.stderr)
+
+
+def test_attach_of_a_name_that_is_no_lab_name_names_the_argument(up):
+    with pytest.raises(UsageError) as err:
+        Lab.attach("Zz")
+    assert str(err.value).startswith("Lab.attach: name 'Zz' is not a DNS label"), err.value
+    got = run_cli("status", "--lab", "Zz")
+    assert got.returncode == 2 and "--lab 'Zz' is not a DNS label" in got.stderr, got.stderr
+
+
+def test_attach_of_the_only_lab_up_or_a_named_one_still_attaches(up):
+    up("qx7a")
+    assert Lab.attach().name == "qx7a" and Lab.attach("qx7a").name == "qx7a"
