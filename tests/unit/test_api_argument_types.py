@@ -42,7 +42,7 @@ def untouchable(monkeypatch):
     monkeypatch.setattr(Lab, "state", reached)
     for module, name in [(lab_mod.lifecycle, "up"), (lab_mod.lifecycle, "down"), (lab_mod, "selected_name"),
                          (topology_mod, "load"), (topology_mod, "load_running"), (impair_mod, "impair"),
-                         (breaks_run, "break_lab"), (state_mod, "load_state")]:
+                         (breaks_run, "break_lab"), (state_mod, "load_state"), (state_mod, "selected_name")]:
         monkeypatch.setattr(module, name, reached)
     return Lab("qa-args-never-up")
 
