@@ -28,7 +28,7 @@ When a test fails, the plugin writes what the lab looked like into the test's
 folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
 ``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
 ``status.json``, the last traces the test ran (``traces.json``) and its last
-``reach`` results (``reaches.json``).
+``reach`` results (``reaches.json``): netlab.pytest_artifacts writes them.
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
 and how to take it down.
 
@@ -39,7 +39,6 @@ reasons are repeated at the end of the run.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -52,7 +51,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_topology import (ONE_LINE, artifacts_folder, check_name, check_topology, check_wait, marker_error,
+from netlab.pytest_artifacts import KEEP_SECTION, LABS, report_failure, used_by as _used_by
+from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
+from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
 from netlab.realize import owner
 
@@ -60,9 +61,6 @@ if TYPE_CHECKING:
     from netlab.api import Lab, TopologyInput
 
 SKIP_PREFIX = "netlab: "
-KEEP_SECTION = "netlab: lab kept up"
-LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
-FAILED = pytest.StashKey[bool]()
 REGISTRY = pytest.StashKey["_Registry"]()
 
 
@@ -376,22 +374,6 @@ def _resolve_path(request: pytest.FixtureRequest, topology: TopologyInput) -> To
     return resolve_path(Path(str(request.node.path)), Path(str(request.config.rootpath)), topology)
 
 
-def watch(item: pytest.Item, lab: Lab) -> None:
-    """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up
-    itself (through the CLI, or ``Lab.up``). It is not taken down by the plugin."""
-    _used_by(item, lab)
-
-
-def _used_by(item: Any, lab: Lab) -> None:
-    used = item.stash.setdefault(LABS, [])
-    if all(other.name != lab.name for other in used):
-        used.append(lab)
-
-
-def _failed(item: Any) -> bool:
-    return bool(item.stash.get(FAILED, False))
-
-
 # --- when a test fails ---------------------------------------------------------------------------
 
 
@@ -401,61 +383,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep: pytest.TestReport = outcome.get_result()
     if call.excinfo is not None and getattr(call.excinfo.value, ONE_LINE, False):
         rep.longrepr = f"netlab: pytest.UsageError: {call.excinfo.value}"  # one line, as pytest.fail(pytrace=False)
-    labs = item.stash.get(LABS, None)
-    if not labs:
-        return
-    if rep.when != "call" or not rep.failed:
-        return
-    item.stash[FAILED] = True
-    folder = _artifacts_dir(item)
-    written = []
-    for lab in labs:
-        written.append(str(dump_lab(lab, folder / lab.name)))
-    rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
-    if item.config.getoption("netlab_keep"):
-        state = os.environ.get("NETLAB_STATE_DIR")
-        env = f"NETLAB_STATE_DIR={state} " if state else ""
-        lines = [f"lab {lab.name} stays up: sudo {env}netlab status --lab {lab.name}; "
-                 f"sudo {env}netlab exec --lab {lab.name} NAME; take it down with: "
-                 f"sudo {env}netlab down --lab {lab.name}" for lab in labs]
-        rep.sections.append((KEEP_SECTION, "\n".join(lines)))
-
-
-def _artifacts_dir(item: pytest.Item) -> Path:
-    root = item.config.getoption("netlab_artifacts")
-    if root is None:
-        factory = getattr(item.config, "_tmp_path_factory", None)  # pytest's tmp_path_factory
-        root = factory.getbasetemp() / "netlab" if factory is not None else Path("netlab-artifacts")
-    return Path(root) / artifacts_folder(item.nodeid)
-
-
-def dump_lab(lab: Lab, folder: Path) -> Path:
-    """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
-    traces.json, reaches.json. What cannot be read is written as an error, never raised."""
-    from netlab.api import to_json
-
-    inspected = folder / "inspect"
-    inspected.mkdir(parents=True, exist_ok=True)
-
-    def write(path: Path, produce: Callable[[], Any]) -> None:
-        try:
-            data = to_json(produce())
-        except Exception as exc:  # noqa: BLE001 - a dump must not hide the test's own failure
-            data = {"error": f"{type(exc).__name__}: {exc}"}
-        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-
-    names: list[tuple[str, str]] = []
-    try:
-        names = list(lab.namespaces())
-    except Exception as exc:  # noqa: BLE001
-        (folder / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
-    for name, _ in names:
-        write(inspected / f"{name}.json", functools.partial(lab.inspect, name))
-    write(folder / "status.json", lab.status)
-    write(folder / "probe.json", lab.probe)
-    write(folder / "traces.json", lambda: list(lab.traces))
-    write(folder / "reaches.json", lambda: list(lab.reaches))  # what most asserts check: lab.reach(...)
-    return folder
+    if rep.when == "call" and rep.failed and item.stash.get(LABS, None):
+        report_failure(item, rep)
 
 
 # --- the end of the run --------------------------------------------------------------------------
@@ -470,11 +399,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     skips: dict[str, int] = {}
-    kept: list[str] = []
     for rep in terminalreporter.stats.get("skipped", []):
         reason = _skip_reason(rep)
         if reason is not None and reason.startswith(SKIP_PREFIX):
             skips[reason] = skips.get(reason, 0) + 1
+    kept: list[str] = []
     for rep in terminalreporter.stats.get("failed", []):
         for title, text in getattr(rep, "sections", []):
             if title == KEEP_SECTION:

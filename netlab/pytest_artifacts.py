@@ -1,0 +1,99 @@
+"""The pytest plugin's dump of a failed test's labs (netlab.pytest_plugin's hooks call these).
+
+A test's labs are those its fixtures handed it and those it gave :func:`watch`. When it fails, each is written
+into the test's folder: ``inspect/<name>.json`` of every namespace, ``probe.json``, ``status.json``, and the
+last traces and ``reach`` results the lab keeps (``traces.json``, ``reaches.json``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from netlab.pytest_topology import artifacts_folder
+
+if TYPE_CHECKING:
+    from netlab.api import Lab
+
+KEEP_SECTION = "netlab: lab kept up"
+LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
+FAILED = pytest.StashKey[bool]()
+
+
+def watch(item: pytest.Item, lab: Lab) -> None:
+    """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up
+    itself (through the CLI, or ``Lab.up``). It is not taken down by the plugin."""
+    used_by(item, lab)
+
+
+def used_by(item: Any, lab: Lab) -> None:
+    used = item.stash.setdefault(LABS, [])
+    if all(other.name != lab.name for other in used):
+        used.append(lab)
+
+
+def failed(item: Any) -> bool:
+    return bool(item.stash.get(FAILED, False))
+
+
+def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
+    """The test's call failed: its labs are written into its folder; with --netlab-keep, how to reach them."""
+    labs = item.stash.get(LABS, [])
+    item.stash[FAILED] = True
+    folder = _artifacts_dir(item)
+    written = []
+    for lab in labs:
+        written.append(str(dump_lab(lab, folder / lab.name)))
+    rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
+    if item.config.getoption("netlab_keep"):
+        rep.sections.append((KEEP_SECTION, "\n".join(keep_line(lab.name) for lab in labs)))
+
+
+def keep_line(name: str) -> str:
+    state = os.environ.get("NETLAB_STATE_DIR")
+    env = f"NETLAB_STATE_DIR={state} " if state else ""
+    return (f"lab {name} stays up: sudo {env}netlab status --lab {name}; sudo {env}netlab exec --lab {name} NAME; "
+            f"take it down with: sudo {env}netlab down --lab {name}")
+
+
+def _artifacts_dir(item: pytest.Item) -> Path:
+    root = item.config.getoption("netlab_artifacts")
+    if root is None:
+        factory = getattr(item.config, "_tmp_path_factory", None)  # pytest's tmp_path_factory
+        root = factory.getbasetemp() / "netlab" if factory is not None else Path("netlab-artifacts")
+    return Path(root) / artifacts_folder(item.nodeid)
+
+
+def dump_lab(lab: Lab, folder: Path) -> Path:
+    """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
+    traces.json, reaches.json. What cannot be read is written as an error, never raised."""
+    from netlab.api import to_json
+
+    inspected = folder / "inspect"
+    inspected.mkdir(parents=True, exist_ok=True)
+
+    def write(path: Path, produce: Callable[[], Any]) -> None:
+        try:
+            data = to_json(produce())
+        except Exception as exc:  # noqa: BLE001 - a dump must not hide the test's own failure
+            data = {"error": f"{type(exc).__name__}: {exc}"}
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+    names: list[tuple[str, str]] = []
+    try:
+        names = list(lab.namespaces())
+    except Exception as exc:  # noqa: BLE001
+        (folder / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+    for name, _ in names:
+        write(inspected / f"{name}.json", functools.partial(lab.inspect, name))
+    write(folder / "status.json", lab.status)
+    write(folder / "probe.json", lab.probe)
+    write(folder / "traces.json", lambda: list(lab.traces))
+    write(folder / "reaches.json", lambda: list(lab.reaches))  # what most asserts check: lab.reach(...)
+    return folder
