@@ -62,6 +62,16 @@ def keep_line(name: str) -> str:
             f"take it down with: sudo {env}netlab down --lab {name}")
 
 
+def kept_lines(reports: list[Any]) -> list[str]:
+    """The failed reports' kept labs, each once (a lab shared by a scope's tests is in each failed test's)."""
+    lines: dict[str, None] = {}
+    for rep in reports:
+        for title, text in getattr(rep, "sections", []):
+            if title == KEEP_SECTION:
+                lines.update(dict.fromkeys(text.splitlines()))
+    return list(lines)
+
+
 def _artifacts_dir(item: pytest.Item) -> Path:
     root = item.config.getoption("netlab_artifacts")
     if root is None:

@@ -30,7 +30,7 @@ folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
 ``status.json``, the last traces the test ran (``traces.json``) and its last
 ``reach`` results (``reaches.json``): netlab.pytest_artifacts writes them.
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
-and how to take it down.
+and how to take it down (once per lab).
 
 Without root, or on a machine that lacks a kernel feature or tool the lab
 needs, lab tests are skipped with the reason ``netlab doctor`` gives, and the
@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import KEEP_SECTION, LABS, report_failure, used_by as _used_by
+from netlab.pytest_artifacts import LABS, kept_lines, report_failure, used_by as _used_by
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
@@ -403,11 +403,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reason = _skip_reason(rep)
         if reason is not None and reason.startswith(SKIP_PREFIX):
             skips[reason] = skips.get(reason, 0) + 1
-    kept: list[str] = []
-    for rep in terminalreporter.stats.get("failed", []):
-        for title, text in getattr(rep, "sections", []):
-            if title == KEEP_SECTION:
-                kept.append(text)
+    kept = kept_lines(terminalreporter.stats.get("failed", []))  # a lab shared by several failed tests: once
     if skips:
         terminalreporter.section("netlab: lab tests skipped", sep="-")
         for reason, n in skips.items():

@@ -1,0 +1,47 @@
+"""What the pytest plugin writes and says for a failed test (root; pytest runs a test file in a subprocess).
+
+A lab shared by the tests of a scope: ``--netlab-keep`` listed it once per failed test.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from helpers import lab_namespaces, netlab, unique_lab
+from test_pytest_plugin import names_written, pytest_in
+
+pytestmark = pytest.mark.root
+
+
+def _tiny(base: str) -> str:
+    return json.dumps({"name": base, "nodes": [{"name": "n1"}],
+                       "pods": [{"name": "a", "node": "n1"}, {"name": "b", "node": "n1"}]})
+
+
+def _folders(artifacts, test: str) -> list:
+    return sorted(artifacts.glob(f"test_case.py--{test}-*/*"))
+
+
+def test_netlab_keep_names_a_shared_lab_once_however_many_of_its_tests_failed(tmp_path):
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+@pytest.mark.parametrize("i", [1, 2])
+@pytest.mark.netlab({_tiny(unique_lab("pl"))}, scope="module")
+def test_mod(netlab_lab, i):
+    open("name-1", "w").write(netlab_lab.name)
+    assert False
+''', "--netlab-keep")
+    out = proc.stdout + proc.stderr
+    (name,) = names_written(tmp_path)
+    try:
+        assert proc.returncode == 1 and "2 failed" in out, out
+        summary = out.split("netlab: labs kept up (--netlab-keep)", 1)[1]
+        kept = [line for line in summary.splitlines() if line.startswith("lab ")]
+        assert kept == [next(line for line in kept if line.startswith(f"lab {name} stays up: "))], summary
+        assert lab_namespaces(name), "the lab stays up"
+    finally:
+        netlab("down", "--lab", name, check=False)
+    assert lab_namespaces(name) == []
