@@ -2,7 +2,9 @@
 
 A test's labs are those its fixtures handed it and those it gave :func:`watch`. When it fails, each is written
 into the test's folder: ``inspect/<name>.json`` of every namespace, ``probe.json``, ``status.json``, and the
-last traces and ``reach`` results the lab keeps (``traces.json``, ``reaches.json``).
+test's own last traces and ``reach`` results (``traces.json``, ``reaches.json``): a lab shared by the tests of
+a scope is one ``Lab`` object, whose kept results are every test's, so a test takes note of what it held when
+the test was handed it, and only what came after is the test's.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 KEEP_SECTION = "netlab: lab kept up"
 LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
 FAILED = pytest.StashKey[bool]()
+HELD = pytest.StashKey[dict[str, tuple[list[Any], list[Any]]]]()  # lab -> its reaches and traces before the test
 
 
 def watch(item: pytest.Item, lab: Lab) -> None:
@@ -34,12 +37,21 @@ def watch(item: pytest.Item, lab: Lab) -> None:
 
 def used_by(item: Any, lab: Lab) -> None:
     used = item.stash.setdefault(LABS, [])
-    if all(other.name != lab.name for other in used):
-        used.append(lab)
+    if any(other.name == lab.name for other in used):
+        return
+    used.append(lab)
+    item.stash.setdefault(HELD, {})[lab.name] = (list(lab.reaches), list(lab.traces))
 
 
 def failed(item: Any) -> bool:
     return bool(item.stash.get(FAILED, False))
+
+
+def _own(item: Any, lab: Lab) -> tuple[list[Any], list[Any]]:
+    """The reaches and traces ``lab`` keeps that the test made: those it did not hold when the test got it."""
+    reaches, traces = item.stash.get(HELD, {}).get(lab.name, ([], []))
+    return ([r for r in lab.reaches if not any(r is old for old in reaches)],
+            [t for t in lab.traces if not any(t is old for old in traces)])
 
 
 def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
@@ -49,7 +61,7 @@ def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
     folder = _artifacts_dir(item)
     written = []
     for lab in labs:
-        written.append(str(dump_lab(lab, folder / lab.name)))
+        written.append(str(write(snapshot(lab, *_own(item, lab)), folder / lab.name)))
     rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
     if item.config.getoption("netlab_keep"):
         rep.sections.append((KEEP_SECTION, "\n".join(keep_line(lab.name) for lab in labs)))
@@ -82,28 +94,40 @@ def _artifacts_dir(item: pytest.Item) -> Path:
 
 def dump_lab(lab: Lab, folder: Path) -> Path:
     """Write a lab's state into ``folder``: inspect/<name>.json per namespace, probe.json, status.json,
-    traces.json, reaches.json. What cannot be read is written as an error, never raised."""
+    traces.json, reaches.json (all the lab keeps). What cannot be read is written as an error, never raised."""
+    return write(snapshot(lab, list(lab.reaches), list(lab.traces)), folder)
+
+
+def snapshot(lab: Lab, reaches: list[Any], traces: list[Any]) -> dict[str, Any]:
+    """A lab's files, by path in its folder (``error.txt``: text; the others' JSON), read now: what cannot be
+    read is an error in its file, never raised (a dump must not hide the test's own failure)."""
     from netlab.api import to_json
 
-    inspected = folder / "inspect"
-    inspected.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
 
-    def write(path: Path, produce: Callable[[], Any]) -> None:
+    def read(path: str, produce: Callable[[], Any]) -> None:
         try:
-            data = to_json(produce())
-        except Exception as exc:  # noqa: BLE001 - a dump must not hide the test's own failure
-            data = {"error": f"{type(exc).__name__}: {exc}"}
-        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+            files[path] = to_json(produce())
+        except Exception as exc:  # noqa: BLE001
+            files[path] = {"error": f"{type(exc).__name__}: {exc}"}
 
     names: list[tuple[str, str]] = []
     try:
         names = list(lab.namespaces())
     except Exception as exc:  # noqa: BLE001
-        (folder / "error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+        files["error.txt"] = f"{type(exc).__name__}: {exc}\n"
     for name, _ in names:
-        write(inspected / f"{name}.json", functools.partial(lab.inspect, name))
-    write(folder / "status.json", lab.status)
-    write(folder / "probe.json", lab.probe)
-    write(folder / "traces.json", lambda: list(lab.traces))
-    write(folder / "reaches.json", lambda: list(lab.reaches))  # what most asserts check: lab.reach(...)
+        read(f"inspect/{name}.json", functools.partial(lab.inspect, name))
+    read("status.json", lab.status)
+    read("probe.json", lab.probe)
+    read("traces.json", lambda: traces)
+    read("reaches.json", lambda: reaches)  # what most asserts check: lab.reach(...)
+    return files
+
+
+def write(files: dict[str, Any], folder: Path) -> Path:
+    (folder / "inspect").mkdir(parents=True, exist_ok=True)
+    for path, data in files.items():
+        text = data if path.endswith(".txt") else json.dumps(data, indent=2, default=str) + "\n"
+        (folder / path).write_text(text)
     return folder

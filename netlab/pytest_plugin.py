@@ -28,7 +28,8 @@ When a test fails, the plugin writes what the lab looked like into the test's
 folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
 ``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
 ``status.json``, the last traces the test ran (``traces.json``) and its last
-``reach`` results (``reaches.json``): netlab.pytest_artifacts writes them.
+``reach`` results (``reaches.json``; of a lab a scope's tests share, the
+test's own): netlab.pytest_artifacts writes them.
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
 and how to take it down (once per lab).
 

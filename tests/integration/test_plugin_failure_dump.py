@@ -1,6 +1,8 @@
 """What the pytest plugin writes and says for a failed test (root; pytest runs a test file in a subprocess).
 
-A lab shared by the tests of a scope: ``--netlab-keep`` listed it once per failed test.
+A lab shared by the tests of a scope is one ``Lab`` object: a failed test's ``reaches.json`` and
+``traces.json`` held the other tests' results (the README says "the test's last"), and ``--netlab-keep``
+listed the lab once per failed test.
 """
 
 from __future__ import annotations
@@ -22,6 +24,39 @@ def _tiny(base: str) -> str:
 
 def _folders(artifacts, test: str) -> list:
     return sorted(artifacts.glob(f"test_case.py--{test}-*/*"))
+
+
+def test_a_shared_labs_dump_holds_the_failed_tests_own_reaches_and_traces_only(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    proc = pytest_in(tmp_path, f'''
+import pytest
+
+pytestmark = pytest.mark.netlab({_tiny(unique_lab("pl"))}, scope="module")
+
+def test_one_passes(netlab_lab):
+    open("name-1", "w").write(netlab_lab.name)
+    assert netlab_lab.reach("a", "b", "icmp").reachable
+    assert netlab_lab.trace("a", "b").delivered
+
+def test_two_fails_without_reaching(netlab_lab):
+    assert False, "on purpose"
+
+def test_three_fails_after_its_own_reach(netlab_lab):
+    assert netlab_lab.reach("b", "a", "icmp").reachable
+    assert False, "on purpose"
+''', "--netlab-artifacts", str(artifacts))
+    out = proc.stdout + proc.stderr
+    (name,) = names_written(tmp_path)
+    assert proc.returncode == 1 and "2 failed, 1 passed" in out, out
+    (two,) = _folders(artifacts, "test_two_fails_without_reaching")
+    assert json.loads((two / "reaches.json").read_text()) == []
+    assert json.loads((two / "traces.json").read_text()) == []
+    assert json.loads((two / "probe.json").read_text())["ok"] is True  # the lab was up, and read
+    (three,) = _folders(artifacts, "test_three_fails_after_its_own_reach")
+    reaches = json.loads((three / "reaches.json").read_text())
+    assert [(r["source"], r["destination"]) for r in reaches] == [("b", "a")], reaches
+    assert json.loads((three / "traces.json").read_text()) == []
+    assert lab_namespaces(name) == []
 
 
 def test_netlab_keep_names_a_shared_lab_once_however_many_of_its_tests_failed(tmp_path):
