@@ -5,6 +5,10 @@ into the test's folder: ``inspect/<name>.json`` of every namespace, ``probe.json
 test's own last traces and ``reach`` results (``traces.json``, ``reaches.json``): a lab shared by the tests of
 a scope is one ``Lab`` object, whose kept results are every test's, so a test takes note of what it held when
 the test was handed it, and only what came after is the test's.
+
+A lab the test takes down itself (the end of a ``with Lab.up(...)`` block, a ``lab.down()`` in a ``finally``)
+is read as it goes down with the test's failure in flight, before anything of it is changed, and written if
+the test fails.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,11 +32,15 @@ KEEP_SECTION = "netlab: lab kept up"
 LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
 FAILED = pytest.StashKey[bool]()
 HELD = pytest.StashKey[dict[str, tuple[list[Any], list[Any]]]]()  # lab -> its reaches and traces before the test
+TAKEN = pytest.StashKey[dict[str, dict[str, Any]]]()  # lab -> its files, read as the test took it down failing
+HOOKS = pytest.StashKey[list[tuple["Lab", Callable[[], None]]]]()  # the labs' before-down hooks this test set
 
 
 def watch(item: pytest.Item, lab: Lab) -> None:
-    """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up
-    itself (through the CLI, or ``Lab.up``). It is not taken down by the plugin."""
+    """Dump ``lab`` into the test's folder if the test fails: for a lab the test brought up itself (through the
+    CLI, or ``Lab.up``). It is not taken down by the plugin. A lab the test takes down with its failure in
+    flight (a ``with Lab.up(...)`` block that ends with the failing assert, a ``lab.down()`` in a ``finally``)
+    is read as it goes down, and that is what is written; a lab taken down otherwise is written as down."""
     used_by(item, lab)
 
 
@@ -41,10 +50,21 @@ def used_by(item: Any, lab: Lab) -> None:
         return
     used.append(lab)
     item.stash.setdefault(HELD, {})[lab.name] = (list(lab.reaches), list(lab.traces))
+    hook = functools.partial(_going_down, item, lab)
+    lab._before_down.append(hook)
+    item.stash.setdefault(HOOKS, []).append((lab, hook))
 
 
 def failed(item: Any) -> bool:
     return bool(item.stash.get(FAILED, False))
+
+
+def _going_down(item: Any, lab: Lab) -> None:
+    """``lab.down()`` during the test: with an exception in flight (the test failing), the lab is read now."""
+    exc = sys.exc_info()[1]
+    if exc is None or not isinstance(exc, (Exception, pytest.fail.Exception)) or isinstance(exc, pytest.skip.Exception):
+        return  # no failure, or Ctrl-C / SIGTERM: the lab goes down at once
+    item.stash.setdefault(TAKEN, {})[lab.name] = snapshot(lab, *_own(item, lab))
 
 
 def _own(item: Any, lab: Lab) -> tuple[list[Any], list[Any]]:
@@ -54,14 +74,24 @@ def _own(item: Any, lab: Lab) -> tuple[list[Any], list[Any]]:
             [t for t in lab.traces if not any(t is old for old in traces)])
 
 
+def unhook(item: Any) -> None:
+    """The test's call is over: its labs' hooks go (a shared lab, a lab the test keeps, outlive the test)."""
+    for lab, hook in item.stash.get(HOOKS, []):
+        if hook in lab._before_down:
+            lab._before_down.remove(hook)
+    item.stash[HOOKS] = []
+
+
 def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
     """The test's call failed: its labs are written into its folder; with --netlab-keep, how to reach them."""
     labs = item.stash.get(LABS, [])
     item.stash[FAILED] = True
     folder = _artifacts_dir(item)
+    taken = item.stash.get(TAKEN, {})
     written = []
     for lab in labs:
-        written.append(str(write(snapshot(lab, *_own(item, lab)), folder / lab.name)))
+        files = taken[lab.name] if lab.name in taken else snapshot(lab, *_own(item, lab))
+        written.append(str(write(files, folder / lab.name)))
     rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
     if item.config.getoption("netlab_keep"):
         rep.sections.append((KEEP_SECTION, "\n".join(keep_line(lab.name) for lab in labs)))

@@ -29,7 +29,8 @@ folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
 ``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
 ``status.json``, the last traces the test ran (``traces.json``) and its last
 ``reach`` results (``reaches.json``; of a lab a scope's tests share, the
-test's own): netlab.pytest_artifacts writes them.
+test's own): netlab.pytest_artifacts writes them. A lab the test brought up
+itself is written too once given to :func:`watch`.
 ``--netlab-keep`` leaves a failed test's lab up and prints how to reach it
 and how to take it down (once per lab).
 
@@ -52,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import LABS, kept_lines, report_failure, used_by as _used_by
+from netlab.pytest_artifacts import LABS, kept_lines, report_failure, unhook, used_by as _used_by
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
@@ -384,6 +385,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     rep: pytest.TestReport = outcome.get_result()
     if call.excinfo is not None and getattr(call.excinfo.value, ONE_LINE, False):
         rep.longrepr = f"netlab: pytest.UsageError: {call.excinfo.value}"  # one line, as pytest.fail(pytrace=False)
+    if rep.when == "call" or rep.failed:
+        unhook(item)  # the test's call is over: a lab it takes down from now on is not read (sessionfinish's)
     if rep.when == "call" and rep.failed and item.stash.get(LABS, None):
         report_failure(item, rep)
 

@@ -73,6 +73,9 @@ class Lab(PodActions):
         self._model: ModelLab | None = None
         self._model_key = ""
         self._down = False
+        # Called as down() begins, before anything is removed (the pytest plugin's: the lab of a failing test
+        # is read before a with block's end takes it down).
+        self._before_down: list[Callable[[], None]] = []
         # The state attach() read to check the lab is up, with the file's version then: the next
         # state() takes it if the file has not changed since, instead of reading it again.
         self._attached: tuple[tuple[int, int, int, int] | None, LabState] | None = None
@@ -184,7 +187,11 @@ class Lab(PodActions):
         with method("lab.down"):
             _check_waiting(wait, progress)
             check_bool("force", force)
-        done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
+        try:
+            for hook in [] if self._down else list(self._before_down):
+                hook()
+        finally:  # whatever a hook met (Ctrl-C while it reads the lab), the lab goes down
+            done = lifecycle.down(self.name, wait=wait, progress=progress, force=force)
         self._down = True
         self._model = None
         return R.DownResult(lab=done.lab, was_up=done.was_up, removed_netns=tuple(done.removed_netns),

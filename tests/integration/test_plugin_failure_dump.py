@@ -2,7 +2,9 @@
 
 A lab shared by the tests of a scope is one ``Lab`` object: a failed test's ``reaches.json`` and
 ``traces.json`` held the other tests' results (the README says "the test's last"), and ``--netlab-keep``
-listed the lab once per failed test.
+listed the lab once per failed test. ``watch(item, lab)`` of a lab the test brought up in a ``with Lab.up``
+block wrote a dump of a lab that was down (the block had taken it down): now the plugin takes the lab's state
+as the block takes it down with the test's failure, and writes it when the test has failed.
 """
 
 from __future__ import annotations
@@ -80,3 +82,39 @@ def test_mod(netlab_lab, i):
     finally:
         netlab("down", "--lab", name, check=False)
     assert lab_namespaces(name) == []
+
+
+def test_watch_of_a_with_block_lab_writes_the_lab_as_it_was_when_the_test_failed(tmp_path):
+    artifacts = tmp_path / "artifacts"
+    proc = pytest_in(tmp_path, f'''
+import pytest
+from netlab import Lab
+from netlab.pytest_plugin import watch
+
+def test_own_lab(request):
+    with Lab.up({_tiny(unique_lab("pl"))}) as lab:
+        open("name-1", "w").write(lab.name)
+        watch(request.node, lab)
+        assert lab.reach("a", "b", "icmp").reachable
+        assert False, "on purpose"
+
+def test_own_lab_passes(request):
+    lab = Lab.up({_tiny(unique_lab("pl"))})
+    open("name-2", "w").write(lab.name)
+    watch(request.node, lab)
+    with pytest.raises(ZeroDivisionError):  # an error the test expects, as the block takes the lab down
+        with lab:
+            1 / 0
+''', "--netlab-artifacts", str(artifacts))
+    out = proc.stdout + proc.stderr
+    name, other = ((tmp_path / f"name-{i}").read_text() for i in (1, 2))
+    assert proc.returncode == 1 and "1 failed, 1 passed" in out, out
+    (folder,) = _folders(artifacts, "test_own_lab")
+    assert folder.name == name and not (folder / "error.txt").exists(), out
+    inspected = {p.stem: json.loads(p.read_text()) for p in (folder / "inspect").glob("*.json")}
+    assert set(inspected) == {"n1", "a", "b", "underlay"} and inspected["a"]["netns"] == f"{name}-a"
+    assert json.loads((folder / "probe.json").read_text())["ok"] is True
+    assert json.loads((folder / "status.json").read_text())["ok"] is True
+    assert [r["destination"] for r in json.loads((folder / "reaches.json").read_text())] == ["b"]
+    assert _folders(artifacts, "test_own_lab_passes") == []
+    assert lab_namespaces(name) == [] and lab_namespaces(other) == []
