@@ -166,6 +166,15 @@ def ending() -> None:
             signal.signal(sig, signal.SIG_IGN)
 
 
+def ignore(signum: int, frame: object) -> None:
+    """A stop signal that has nothing left to stop, dropped by a handler of Python's: where another stop signal's
+    handler may have run first, in the same pass. Python runs the handlers of the signals that came together one
+    after the other, once the first one's returns; the first's raise leaves the others pending, each run when the
+    process next asks. A handler that set SIG_IGN (the probe agent's, on the terminal's SIGINT, while the parent's
+    SIGTERM waits) left Python nothing to run for the pending one: it printed ``OSError: Signal 15 ignored due to
+    race condition`` with a traceback, above the program's own line."""
+
+
 def said(exc: BaseException) -> int:
     """The program's end for the stop signal ``exc`` stands for (:func:`stop_of`): its one line on standard
     error, further signals ignored (:func:`ending`); the exit status returned. Anything else is raised again."""

@@ -164,7 +164,7 @@ class Agent:
                     stats[key] = max(stats[key], res.stats[key])
         except BaseException:
             # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
-            with signals.handled(signal.SIG_IGN):
+            with signals.handled(signals.ignore):  # not SIG_IGN: a second signal may wait to run (_stop)
                 stop_at = now() + AGENT_GRACE - SWEEP_MARGIN  # the parent's SIGKILL comes at AGENT_GRACE
                 if leader is not None:
                     obs.update(leader.obs)
@@ -393,6 +393,10 @@ def run_job(job: Job) -> Output:
 
 
 def _stop(signum: int, frame: object) -> None:
+    """The first stop signal: KeyboardInterrupt; the next ones are dropped, so the clean-up runs whole (the
+    parent's SIGKILL ends its grace). Dropped by a Python handler (signals.ignore), not SIG_IGN: a terminal's
+    Ctrl-C and the parent's SIGTERM often come together, and Python runs SIGTERM's handler after this one's raise;
+    finding SIG_IGN then, it printed ``OSError: Signal 15 ignored due to race condition`` and a traceback."""
     for sig in signals.STOPPING:
-        signal.signal(sig, signal.SIG_IGN)  # the clean-up runs whole; the parent's SIGKILL ends its grace
+        signal.signal(sig, signals.ignore)
     raise KeyboardInterrupt(f"probe agent: {signal.Signals(signum).name}")
