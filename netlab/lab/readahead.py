@@ -33,11 +33,12 @@ from netlab.realize.state import selected_name
 from netlab.realize.state_dir import read_state_file
 
 # Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the
-# plan's by role (plan/sysctls.py, the all/default ARP ones among them) and the tag; and kube-proxy's, asked of
-# the nodes alone (route_localnet, the conntrack timeouts, bridge-nf-call-iptables).
-# tests/unit/test_readahead.py checks them against the plans of several labs.
-SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), *TAG_SYSCTLS)))
-NODE_SYSCTLS = (BRIDGE_NF_SYSCTL[0], ROUTE_LOCALNET_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS))
+# plan's by role (plan/sysctls.py, the all/default ARP ones among them), kube-proxy's route_localnet (a node's,
+# and its pods' copy of it) and the tag; and kube-proxy's others, asked of the nodes alone (the conntrack
+# timeouts, bridge-nf-call-iptables). tests/unit/test_readahead.py checks them against the plans of several labs.
+SYSCTLS = tuple(dict.fromkeys((*(key for key, _ in (*COMMON_SYSCTLS, *ROUTER_SYSCTLS)), ROUTE_LOCALNET_SYSCTL[0],
+                               *TAG_SYSCTLS)))
+NODE_SYSCTLS = (BRIDGE_NF_SYSCTL[0], *(key for key, _ in CONNTRACK_SYSCTLS))
 
 
 def start(lab_name: str | None, topology: str | None) -> LiveKernel:

@@ -29,8 +29,8 @@ from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import (FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth,
                                    address_with_brd)
-from netlab.plan.sysctls import (COMMON_SYSCTLS, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS, interface_sysctls,
-                                 restore_sysctls, when_written)
+from netlab.plan.sysctls import (COMMON_SYSCTLS, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS, copied_by_new_netns,
+                                 interface_sysctls, restore_sysctls, when_written)
 
 # The CNI bridge plugin makes the pair with txqueuelen 0 on both ends (its netlink
 # library sends the zero of an unset field), where the kernel would give 1000.
@@ -94,8 +94,6 @@ def _build_plan(lab: Lab) -> Plan:
     res += [Sysctl(netns=uns, name=k, value=v) for k, v in HOST_SYSCTLS]
     for node in lab.nodes:
         res += [Sysctl(netns=node.netns, name=k, value=v) for k, v in ROUTER_SYSCTLS]
-    for pod in lab.pods:
-        res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in HOST_SYSCTLS]
     for pod in pod_side(lab):  # eth0's own, as the CNI bridge plugin sets it (written once eth0 exists)
         res += [Sysctl(netns=pod.netns, name=k, value=v) for k, v in interface_sysctls(naming.POD_IF, POD_IF_DEVCONF)]
 
@@ -173,6 +171,7 @@ def _build_plan(lab: Lab) -> Plan:
 
     for module in EXTENSIONS:
         res += module.resources(lab)
+    res += _inherited_sysctls(lab, res)
     res += _restored_sysctls(lab, res)
     if lab.cni != "builtin":  # CNI plugins run in the nodes: their jumps to their own CNI-* chains are theirs
         nodes = {node.netns for node in lab.nodes}
@@ -194,6 +193,21 @@ def place(r: Resource) -> tuple[int, int]:
         if when == "tables":
             return len(ORDER), 0
     return ORDER.index(r.kind), 0
+
+
+def _inherited_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:
+    """Each pod's IPv4 all/default settings as its node has them (ip_forward=1; kube-proxy's route_localnet in
+    iptables mode): a real pod's namespace is made on its node and starts with a copy of the node's
+    (plan/sysctls.py, copied_by_new_netns); netlab makes it from the machine's own, so it writes the node's.
+    Not those the pod's plan sets itself (COMMON_SYSCTLS, the same as the node's)."""
+    own = {(r.netns, r.name) for r in res if isinstance(r, Sysctl)}
+    node_ns = {node.name: node.netns for node in lab.nodes}
+    copied: dict[str, list[Sysctl]] = {}
+    for r in res:
+        if isinstance(r, Sysctl) and copied_by_new_netns(r.name):
+            copied.setdefault(r.netns, []).append(r)
+    return [Sysctl(netns=pod.netns, name=r.name, value=r.value) for pod in lab.pods
+            for r in copied.get(node_ns[pod.node], []) if (pod.netns, r.name) not in own]
 
 
 def _restored_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:

@@ -82,8 +82,20 @@ def restore_sysctls(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 # Routers forward: nodes (between cni0, flannel.1 and eth0), the internet gateway, the load balancer.
 ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"),)
-# Hosts and switches do not: pods, internet hosts, the underlay (a plain switch).
+# Hosts and switches do not: internet hosts, the underlay (a plain switch), each a machine of its own.
 HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
+
+
+def copied_by_new_netns(name: str) -> bool:
+    """Whether a new network namespace starts with this sysctl's value from the one it is made from (init_net,
+    devconf_inherit_init_net=0, the kernel's default): IPv4's ``all`` and ``default`` settings, ip_forward (all's
+    forwarding) among them. A pod is no machine of its own: the runtime makes its namespace on its node, whose
+    namespace is init_net, so it starts with the node's (ip_forward=1 and, writing it, the kernel's
+    all.accept_redirects=0; kube-proxy's route_localnet=1 in iptables mode), and the plan gives it the node's
+    values of these (plan/build.py, _inherited_sysctls)."""
+    parts = name.split(".")
+    return name == "net.ipv4.ip_forward" or (parts[:3] == ["net", "ipv4", "conf"] and len(parts) == 5
+                                             and parts[3] in ("all", "default"))
 # Bridged frames (pod to pod on one cni0) must pass iptables, or a reply from a
 # same-node endpoint bypasses conntrack and never gets its DNAT undone. The
 # sysctl is per network namespace (Linux >= 5.3), so the Services' plan sets it in

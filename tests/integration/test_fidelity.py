@@ -70,11 +70,16 @@ RANDOM = {"address": "MAC", "perm_address": "MAC", "bridge_id": "made of the bri
           "hello_timer": "a timer", "tcn_timer": "a timer", "topology_change_timer": "a timer",
           "hold_timer": "a timer", "message_age_timer": "a timer",
           "tag": "the namespace's ownership tag (kernel/netns.py: netlab's on its pod, the test's on the CNI pod)"}
-# The CNI pod's node and pod namespaces start with the kernel's own IPv4 all/default settings, as on a node
-# whose host is left at them: a new namespace copies the host's, which netlab sets back in its own (README,
-# "What is built, and where"), so that the pods compare on any host.
-KERNEL_IPV4 = (*((k, v) for k, v in COMMON_SYSCTLS if k.startswith("net.ipv4.")),
-               *restore_sysctls(tuple(KERNEL_DEVCONF)))
+# The CNI pod's node namespace starts with the kernel's own IPv4 all/default settings, as on a node whose host
+# is left at them (a new namespace copies the host's, which netlab sets back in its own: README, "What is built,
+# and where"), so that the pods compare on any host; then the node's own: ip_forward=1 (the network model's node;
+# kubeadm's preflight requires it; writing it, the kernel sets all and default forwarding 1 and
+# all.accept_redirects 0) and kube-proxy's route_localnet=1 (iptables mode, the default lab's). The CNI pod's
+# namespace gets the same: a real runtime makes it on its node, and a new namespace copies init_net's (the node's)
+# all/default settings (devconf_inherit_init_net=0).
+REAL_NODE_IPV4 = (*((k, v) for k, v in COMMON_SYSCTLS if k.startswith("net.ipv4.")),
+                  *restore_sysctls(tuple(KERNEL_DEVCONF)), ("net.ipv4.ip_forward", "1"),
+                  ("net.ipv4.conf.all.route_localnet", "1"))
 IPV6 = ("netlab turns IPv6 off in every lab namespace (README, 'What is built, and where'): the real "
         "pod has ::1 on lo and an fe80:: link-local address on eth0")
 # Every other difference, named: (object, field path pattern) -> why.
@@ -181,7 +186,7 @@ def world(tmp_path_factory):
     try:
         netlab("up", "-t", path)
         for ns in (cni_node, cni_pod):
-            create_netns(ns, make_tag("fidelity-test", ns), KERNEL_IPV4)  # the kernel's defaults, as a real node's
+            create_netns(ns, make_tag("fidelity-test", ns), REAL_NODE_IPV4)  # a real node's, and its pod's copy
             made.append(ns)
         conf = flannel.delegate_config(resolved, resolved.node("minikube"))
         conf["ipam"]["dataDir"] = str(tmp / "host-local")  # private, not /var/lib/cni/networks
@@ -222,6 +227,9 @@ TUTORIAL_POD_ROUTES = ("default via 10.244.0.1 dev eth0\n"
                        "10.244.0.0/24 dev eth0 proto kernel scope link src 10.244.0.2\n"
                        "10.244.0.0/16 via 10.244.0.1 dev eth0\n")
 ARP_NOTIFY = ("net.ipv4.conf.eth0.arp_notify", "net.ipv4.conf.all.arp_notify", "net.ipv4.conf.default.arp_notify")
+POD_FORWARDING = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", "net.ipv4.conf.default.forwarding",
+                  "net.ipv4.conf.eth0.forwarding", "net.ipv4.conf.all.accept_redirects",
+                  "net.ipv4.conf.all.route_localnet")
 KUBE_PROXY_CONNTRACK = ("net.netfilter.nf_conntrack_tcp_timeout_established = 86400\n"
                         "net.netfilter.nf_conntrack_tcp_timeout_close_wait = 3600\n")
 NODE_DEFAULT = ("the tutorial's minikube VM has its LAN on a second NIC, eth1, leased by DHCP (proto dhcp, "
@@ -306,6 +314,13 @@ def rows(world) -> list[dict]:
                       ["ip", "netns", "exec", world.cni_pod, "sysctl", *ARP_NOTIFY])
     row("pod arp_notify", "sysctl net.ipv4.conf.{eth0,all,default}.arp_notify (in the pod)", mine, real,
         f"{cni}: the bridge plugin's cmdAdd sets it on the pod's interface only")
+    mine, real = both(["ip", "netns", "exec", pod, "sysctl", *POD_FORWARDING],
+                      ["ip", "netns", "exec", world.cni_pod, "sysctl", *POD_FORWARDING])
+    row("pod forwarding", "sysctl net.ipv4.ip_forward net.ipv4.conf.{all,default,eth0}.forwarding "
+        "net.ipv4.conf.all.{accept_redirects,route_localnet} (in the pod)", mine, real,
+        f"{cni}, its namespace made with its node's settings: a new namespace copies the all/default settings of "
+        "the one the runtime makes it from, its node's (init_net): ip_forward=1, and kube-proxy's route_localnet=1 "
+        "(iptables mode)")
 
     # Node objects: what the tutorial and Flannel's source say; the lines netlab's output must hold.
     mine = normalize(sh("ip", "-n", node, "route"), names)

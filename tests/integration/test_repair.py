@@ -352,16 +352,16 @@ def test_other_settings_a_host_gives_new_namespaces_are_set_back_and_checked(lab
                       (f"{name}-minikube", ("all", "default", "cni0"))):
         for link in links:
             for key, value in want.items():
-                if (ns, link, key) == (f"{name}-minikube", "all", "route_localnet"):
-                    value = "1"  # kube-proxy's, on its node (localhostNodePorts): not the host's, kept
+                if (link, key) == ("all", "route_localnet"):
+                    value = "1"  # kube-proxy's, on its node (localhostNodePorts), and its pod's copy: kept
                 got = in_netns(ns, "cat", f"/proc/sys/net/ipv4/conf/{link}/{key}").stdout.strip()
                 assert got == value, f"{link}/{key} in {ns}: {got}"
     assert netlab("status", "--lab", name, check=False, env=hook).returncode == 0
     assert in_netns(f"{name}-fedora-1", "ping", "-c1", "-W2", "10.244.1.3").returncode == 0
     # Set by hand in a pod: drift that one up repairs.
-    assert in_netns(f"{name}-fedora-1", "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1").returncode == 0
+    assert in_netns(f"{name}-fedora-1", "sysctl", "-qw", "net.ipv4.conf.default.route_localnet=1").returncode == 0
     st = netlab("status", "--lab", name, check=False)
-    assert st.returncode == 1 and "net.ipv4.conf.all.route_localnet" in st.stdout, st.stdout
+    assert st.returncode == 1 and "net.ipv4.conf.default.route_localnet" in st.stdout, st.stdout
     netlab("up", "-t", path)
     assert netlab("status", "--lab", name, check=False).returncode == 0
 

@@ -296,9 +296,21 @@ def test_a_pods_routes_that_are_not_the_plans_are_blamed_and_fixed_as_printed(la
     run_fix(lost["fix"])
     assert pings(p1, p2)
 
-    # The plan's route to the cluster replaced, via p4 (a pod, which does not forward): lost in p4, blamed on p1's
-    # route (it was blamed on p4's ip_forward, with a sysctl for a pod as the fix), and the plan's put back.
+    # The plan's route to the cluster replaced, via p4, a pod, which forwards as a real one does (ip_forward=1, its
+    # node's, as its namespace starts with a copy of the node's): delivered by a detour through p4, blamed on p1's.
     ip("route", "replace", "10.244.0.0/16", "via", p4, "dev", "eth0", netns=p1)
+    assert in_netns(f"{lab}-p4", "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    assert pings(p1, p2)
+    d, rc = trace(lab, "p1", "p2")
+    route = d["hops"][0]
+    assert rc == 1 and d["delivered"] and d["astray"]["hop"] == 1, d
+    assert route["netns"] == p1 and route["problem"].startswith(
+        f"the route to 10.244.0.0/16 in {p1} goes via {p4} (p4) dev eth0, but the plan's goes via {gw} (n1 cni0) dev "
+        f"eth0: the packet takes a detour through {p4} (p4)"), route
+    assert d["astray"]["fix"] == f"ip -n {p1} route replace 10.244.0.0/16 via {gw} dev eth0", d
+    # p4 made not to forward (by hand): lost in p4, blamed on p1's route (it was blamed on p4's ip_forward, with a
+    # sysctl for a pod as the fix), and the plan's put back.
+    in_netns(f"{lab}-p4", "sysctl", "-qw", "net.ipv4.ip_forward=0", check=True)
     assert not pings(p1, p2)
     d, rc = trace(lab, "p1", "p2")
     lost = d["lost"]
@@ -308,6 +320,7 @@ def test_a_pods_routes_that_are_not_the_plans_are_blamed_and_fixed_as_printed(la
     assert f"(it went on as it was and was lost in {lab}-p4 eth0: " in lost["reason"], lost
     assert lost["fix"] == f"ip -n {p1} route replace 10.244.0.0/16 via {gw} dev eth0", lost
     run_fix(lost["fix"])
+    in_netns(f"{lab}-p4", "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
     assert pings(p1, p2)
     for dst in ("p2", "p4"):
         d, rc = trace(lab, "p1", dst)

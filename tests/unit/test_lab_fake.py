@@ -402,16 +402,20 @@ def test_settings_a_host_gives_new_namespaces_are_set_back_recorded_and_checked(
     k = FakeKernel(host_devconf=K8S_HOST)
     up(lab, k)
     assert state_mod.load_state(lab.name).extra["restored_devconf"] == ["route_localnet", "send_redirects"]
-    for name, ns in k.ns.items():  # the kernel's values, in every namespace; a node keeps kube-proxy's
-        assert ns.sysctls["net.ipv4.conf.all.route_localnet"] == ("1" if name in ("fk-n1", "fk-n2") else "0")
+    # the kernel's values, in every namespace; a node keeps kube-proxy's, and its pods their copy of the node's
+    kube_proxys = {"fk-n1", "fk-n2", *(pod.netns for pod in lab.pods)}
+    for name, ns in k.ns.items():
+        assert ns.sysctls["net.ipv4.conf.all.route_localnet"] == ("1" if name in kube_proxys else "0")
         assert ns.sysctls["net.ipv4.conf.default.route_localnet"] == "0"
         assert ns.sysctls["net.ipv4.conf.all.send_redirects"] == "1"
     assert status(lab, k).ok
-    k.ns["fk-a"].sysctls["net.ipv4.conf.all.route_localnet"] = "1"  # drift: status checks what the lab set back
-    assert status(lab, k).drift == ["different: sysctl net.ipv4.conf.all.route_localnet in fk-a (is 1, want 0)"]
+    k.ns["fk-a"].sysctls["net.ipv4.conf.all.route_localnet"] = "0"  # drift: status checks what the pod copies
+    k.ns["fk-a"].sysctls["net.ipv4.conf.default.route_localnet"] = "1"  # and what the lab set back
+    assert status(lab, k).drift == ["different: sysctl net.ipv4.conf.all.route_localnet in fk-a (is 0, want 1)",
+                                    "different: sysctl net.ipv4.conf.default.route_localnet in fk-a (is 1, want 0)"]
     k.host_devconf = {}  # the host changed back: a repair that makes no namespace keeps what the lab records
     up(lab, k)
-    assert status(lab, k).ok and k.ns["fk-a"].sysctls["net.ipv4.conf.all.route_localnet"] == "0"
+    assert status(lab, k).ok and k.ns["fk-a"].sysctls["net.ipv4.conf.default.route_localnet"] == "0"
     assert state_mod.load_state(lab.name).extra["restored_devconf"] == ["route_localnet", "send_redirects"]
 
 
@@ -419,9 +423,10 @@ def test_a_host_at_the_kernels_values_adds_nothing_to_the_plan_or_the_state(lab)
     k = FakeKernel()
     up(lab, k)
     assert "restored_devconf" not in state_mod.load_state(lab.name).extra
-    # only kube-proxy's, on the nodes
+    # only kube-proxy's, on the nodes, and each pod's copy of its node's
     assert [(r.netns, r.name, r.value) for r in build_plan(lab).of_kind("sysctl") if "route_localnet" in r.name] == [
-        ("fk-n1", "net.ipv4.conf.all.route_localnet", "1"), ("fk-n2", "net.ipv4.conf.all.route_localnet", "1")]
+        ("fk-n1", "net.ipv4.conf.all.route_localnet", "1"), ("fk-n2", "net.ipv4.conf.all.route_localnet", "1"),
+        *((pod.netns, "net.ipv4.conf.all.route_localnet", "1") for pod in lab.pods)]
 
 
 def test_a_stray_eth0_in_a_pod_goes_before_the_node_makes_the_pods_veth_pair(lab):

@@ -189,7 +189,7 @@ def test_the_settings_a_lab_sets_back_are_read_ahead_and_only_known_ones(root):
         {"netns": {"big-n1": "created"}, "extra": {"restored_devconf": ["route_localnet", "../../x", "proxy_arp"]}}))
     assert readahead.saved_netns("big") == {"big-n1": readahead.SYSCTLS + (
         "net.ipv4.conf.all.proxy_arp", "net.ipv4.conf.default.proxy_arp",
-        "net.ipv4.conf.all.route_localnet", "net.ipv4.conf.default.route_localnet")}
+        "net.ipv4.conf.default.route_localnet")}  # all's is read of every namespace: a pod copies its node's
     (root / "big" / "state.json").write_text(json.dumps({"netns": {"big-n1": "created"}, "extra": {
         "restored_devconf": "route_localnet"}, "topology": {"nodes": [{"name": "n1"}]}}))
     assert readahead.saved_netns("big") == {"big-n1": readahead.SYSCTLS + readahead.NODE_SYSCTLS}  # not a list

@@ -156,14 +156,14 @@ def test_a_pods_extra_route_through_its_nodes_bridge_to_a_pod_of_the_same_node_i
 def test_a_pods_route_to_the_cluster_via_another_next_hop_is_blamed_with_the_plans_route_back():
     lab, m, k = world()
     x2, x4, gw = str(lab.pod("x2").ip), str(lab.pod("x4").ip), str(lab.node("a").gateway.ip)
-    k.via[("t3-x1", "10.244.0.0/16")] = x4  # a pod, which does not forward
+    k.via[("t3-x1", "10.244.0.0/16")] = x4  # a pod, which forwards as its node does
     w = walk(k, m, "t3-x1", Flow.icmp(None, x2, 1))
     route = w.hops[0]
     assert route.problem is not None and route.problem.startswith(
         f"the route to 10.244.0.0/16 in t3-x1 goes via {x4} (x4) dev eth0, but the plan's goes via {gw} (a cni0) dev "
         f"eth0: the packet takes a detour through {x4} (x4)"), route.problem
     assert route.fix == f"ip -n t3-x1 route replace 10.244.0.0/16 via {gw} dev eth0"
-    # x4 does not forward: lost there, but blamed on x1's route (it was blamed on x4's ip_forward, with its sysctl).
+    # x4 set not to forward: lost there, but blamed on x1's route (it was blamed on x4's ip_forward, with its sysctl).
     k.forwarding = False
     w = walk(k, m, "t3-x1", Flow.icmp(None, x2, 1))
     last = w.hops[-1]
