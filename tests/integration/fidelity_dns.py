@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from dns_query import ask, dig, reverse
-from helpers import lab_up, unique_lab, write_topology
+from helpers import lab_up, netlab, unique_lab, write_topology
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -89,9 +89,27 @@ def dns_lab(tmp_path_factory):
         yield lab
 
 
+# What a ClusterFirst pod of namespace default finds in /etc/resolv.conf: the kubelet's DNS config
+# (pkg/kubelet/network/dns: the cluster DNS Service's address, the search path of the pod's namespace, ndots:5),
+# which the runtime writes as containerd's CRI does (search, nameserver, options lines; no comment).
+KUBELET_RESOLV = ("search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\n"
+                  "options ndots:5\n")
+RESOLV_LINE = ("netlab adds one first line, a comment that says whose file it is, as in the hosts file: netlab "
+               "rewrites and removes only files that begin with it (services/netns_files.py), also once the lab's "
+               "state is gone (down --force); the kubelet's lines follow unchanged")
+
+
 def dns_rows(lab: str) -> list[dict]:
-    """Each question of DNS_QUESTIONS from the client pod to the DNS Service, beside CoreDNS's answer."""
+    """The client pod's resolv.conf beside the kubelet's, and each question of DNS_QUESTIONS from it to the DNS
+    Service, beside CoreDNS's answer."""
+    text = netlab("exec", "--lab", lab, "client", "--", "cat", "/etc/resolv.conf").stdout
+    first, rest = text.split("\n", 1)
+    assert first.startswith(f"# netlab {lab}: ") and rest == KUBELET_RESOLV, text
+    resolv = {"object": "pod resolv.conf", "command": "cat /etc/resolv.conf (netlab exec, in the client pod)",
+              "netlab": text.replace(f"# netlab {lab}:", "# netlab demo:"), "real": KUBELET_RESOLV,
+              "source": "the kubelet's ClusterFirst DNS config (pkg/kubelet/network/dns), written by the runtime "
+                        "(containerd's CRI: search, nameserver and options lines)", "known": RESOLV_LINE}
     answers = ask(f"{lab}-client", "10.96.0.10", *(q for _, _, q, *_ in DNS_QUESTIONS))
-    return [{"object": obj, "command": cmd + " (in the client pod)", "netlab": dig(a, *sections), "real": real,
-             "source": source, "known": known}
-            for (obj, cmd, _, sections, real, source, known), a in zip(DNS_QUESTIONS, answers)]
+    return [resolv] + [{"object": obj, "command": cmd + " (in the client pod)", "netlab": dig(a, *sections),
+                        "real": real, "source": source, "known": known}
+                       for (obj, cmd, _, sections, real, source, known), a in zip(DNS_QUESTIONS, answers)]
