@@ -5,11 +5,13 @@ what CoreDNS answers with kubeadm's and minikube's Corefile, read from its plugi
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from pathlib import Path
 
 from dns_query import ask, dig, reverse
-from helpers import lab_up, netlab, unique_lab, write_topology
+from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
 
 ROOT = Path(__file__).parent.parent.parent
 
@@ -99,6 +101,27 @@ RESOLV_LINE = ("netlab adds one first line, a comment that says whose file it is
                "state is gone (down --force); the kubelet's lines follow unchanged")
 
 
+# The ports of kubeadm's and minikube's kube-dns Service (CoreDNS's add-on manifest): dns 53/UDP, dns-tcp 53/TCP
+# and metrics 9153/TCP, CoreDNS's Prometheus endpoint (plugin/metrics, `prometheus :9153` in their Corefile).
+COREDNS_PORTS = (("dns", "udp", 53), ("dns-tcp", "tcp", 53), ("metrics", "tcp", 9153))
+NO_METRICS = ("the add-on's Service has no metrics port 9153/TCP (dnsmasq has no Prometheus endpoint), so a node "
+              "holds no kube-proxy rules for 10.96.0.10:9153, and nothing answers there")
+
+
+def kube_proxy_chain(port_name: str, protocol: str) -> str:
+    """kube-proxy's KUBE-SVC chain of a Service port (pkg/proxy/iptables servicePortChainName: base32 of the
+    sha256 of the port's name and protocol, 16 characters)."""
+    digest = hashlib.sha256(f"kube-system/kube-dns:{port_name}{protocol}".encode()).digest()
+    return "KUBE-SVC-" + base64.b32encode(digest).decode()[:16]
+
+
+def kube_dns_rules() -> str:
+    """The KUBE-SERVICES jumps of a kubeadm/minikube cluster's kube-dns Service, one per port."""
+    return "".join(f'-A KUBE-SERVICES -d 10.96.0.10/32 -p {proto} -m comment --comment "kube-system/kube-dns:{name} '
+                   f'cluster IP" -m {proto} --dport {port} -j {kube_proxy_chain(name, proto)}\n'
+                   for name, proto, port in COREDNS_PORTS)
+
+
 def dns_rows(lab: str) -> list[dict]:
     """The client pod's resolv.conf beside the kubelet's, and each question of DNS_QUESTIONS from it to the DNS
     Service, beside CoreDNS's answer."""
@@ -109,7 +132,17 @@ def dns_rows(lab: str) -> list[dict]:
               "netlab": text.replace(f"# netlab {lab}:", "# netlab demo:"), "real": KUBELET_RESOLV,
               "source": "the kubelet's ClusterFirst DNS config (pkg/kubelet/network/dns), written by the runtime "
                         "(containerd's CRI: search, nameserver and options lines)", "known": RESOLV_LINE}
+    saved = in_netns(f"{lab}-node-1", "iptables-save", "-t", "nat", check=True).stdout
+    mine = "".join(line + "\n" for line in saved.splitlines()
+                   if line.startswith("-A KUBE-SERVICES ") and "kube-system/kube-dns:" in line)
+    real = kube_dns_rules()
+    assert mine == "".join(real.splitlines(keepends=True)[:2]), mine  # dns and dns-tcp as a real node's
+    rules = {"object": "kube-dns Service rules", "command": "iptables-save -t nat (in a node): KUBE-SERVICES's lines of "
+             "kube-dns", "netlab": mine, "real": real,
+             "source": "kube-proxy's rules of kubeadm's and minikube's kube-dns Service (ports dns 53/UDP, dns-tcp "
+                       "53/TCP, metrics 9153/TCP; chain names as pkg/proxy/iptables servicePortChainName makes them)",
+             "known": NO_METRICS}
     answers = ask(f"{lab}-client", "10.96.0.10", *(q for _, _, q, *_ in DNS_QUESTIONS))
-    return [resolv] + [{"object": obj, "command": cmd + " (in the client pod)", "netlab": dig(a, *sections),
+    return [resolv, rules] + [{"object": obj, "command": cmd + " (in the client pod)", "netlab": dig(a, *sections),
                         "real": real, "source": source, "known": known}
                        for (obj, cmd, _, sections, real, source, known), a in zip(DNS_QUESTIONS, answers)]
