@@ -96,6 +96,8 @@ def copied_by_new_netns(name: str) -> bool:
     parts = name.split(".")
     return name == "net.ipv4.ip_forward" or (parts[:3] == ["net", "ipv4", "conf"] and len(parts) == 5
                                              and parts[3] in ("all", "default"))
+
+
 # Bridged frames (pod to pod on one cni0) must pass iptables, or a reply from a
 # same-node endpoint bypasses conntrack and never gets its DNAT undone. The
 # sysctl is per network namespace (Linux >= 5.3), so the Services' plan sets it in
