@@ -128,10 +128,10 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
             kernel.count_nat_before(counted, filters)
             policy_before = policyrules.reject_counts({ns: t for ns, t in filters.items() if ns in nodes})
-            # the pods it may be delivered to (a rule of their own filter table may drop it there), and the pod that
-            # sends it: its own OUTPUT chain may drop it as it leaves
-            pods = [ns for ns in namespaces if lm.where(ns).startswith("pod ")]
-            input_before = policyrules.read_tables(pods)
+            # the pods it may be delivered to (a rule of their own filter table may drop it there), and what sends
+            # it and its reply (a pod, node or internet host): its own OUTPUT chain may drop it as it leaves
+            ends = [ns for ns in namespaces if lm.where(ns).startswith("pod ") or ns in (src.netns, dst.netns)]
+            input_before = _tables(ends, filters)
             with _confirmed_entries(nat_netns if proto in ("tcp", "udp") else []) as confirmed:
                 sent = send.send_marked(src.netns, proto, dst.ip, port, nonce, payload, size=size, sport=sport,
                                         avoid=held)
@@ -143,7 +143,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     policy_tables = {ns: t for ns, t in filters.items() if ns in nodes}
                     policy_after = policyrules.reject_counts(policy_tables)
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
-                    input_after = policyrules.read_tables(pods)
+                    input_after = _tables(ends, filters)
                     step(2)
                 finally:
                     sent.close()
@@ -211,26 +211,8 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                         "nothing)")
             bverdict = Verdict(False, bverdict.lost_at, why, never_sent=True)
     planned_filter = {ns: table.rules for ns, table in lm.planned_filter.items()}
-    taken = inputdrop.at_destination(kernel, fwd.hops, input_before, input_after, planned_filter, sent.reply) \
-        if arrived else None
-    if taken is not None:  # delivered into the namespace, and dropped there before any socket saw it
-        at, (why, fix) = taken
-        fwd.hops[at].problem, fwd.hops[at].fix = why, fix
-        fverdict, back, bverdict = Verdict(False, at, why, fix), None, None
-    # a DROP in the sending pod's OUTPUT: the request never left the source, or the reply the destination
-    left = inputdrop.at_source(fwd.hops, input_before, input_after, planned_filter)
-    if left is not None:
-        (at, (why, fix)), back, bverdict = left, None, None
-        for h in fwd.hops[at + 1:]:  # never met: the packet did not leave
-            h.problem = h.fix = None
-        fwd.hops[at].problem, fwd.hops[at].fix = why, fix
-        fverdict = Verdict(False, at, why, fix)
-    elif back is not None and taken is None and fverdict.delivered:
-        left = inputdrop.at_source(back.hops, input_before, input_after, planned_filter)
-        if left is not None:
-            at, (why, fix) = left
-            back.hops[at].problem, back.hops[at].fix = why, fix
-            bverdict = Verdict(False, at, why, fix)
+    fverdict, back, bverdict = inputdrop.judge(kernel, fwd, back, fverdict, bverdict, input_before, input_after,
+                                               planned_filter, sent.reply, arrived, lm.planned_nft)
     # The source address is the one the kernel picked for this destination: a node sends to a pod from flannel.1's
     # or cni0's address, not its underlay one (the first row that a capture can see has it).
     picked = next((h.observe.flow.src for h in fwd.hops if h.observe is not None and h.observe.flow.src), src.ip)
@@ -263,6 +245,12 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.pcap = pcap
     step(5)
     return result
+
+
+def _tables(netns: list[str], read: dict[str, str]) -> dict[str, str]:
+    """The filter tables of ``netns``: those ``read`` (the nodes' read this moment) holds, the others read now."""
+    return {**{ns: read[ns] for ns in netns if ns in read}, **policyrules.read_tables(ns for ns in netns
+                                                                                      if ns not in read)}
 
 
 def _listen(stack: contextlib.ExitStack, dst: Endpoint, proto: str, port: int | None, timeout: float) -> str | None:
