@@ -96,6 +96,8 @@ class LiveKernel:
         self._filter_before: dict[str, NatTable | None] = {}
         # namespace -> the NetworkPolicy chains whose REJECT counted the packet (run.py: counters before and after)
         self.policy_rejects: dict[str, list[str]] = {}
+        # namespace -> its filter table as read right after the packet (run.py, with counters): not read again
+        self.filters_after: dict[str, str] = {}
         self._nft: dict[str, NftTable | None] = {}
         self._nft_before: dict[str, NftTable | None] = {}
 
@@ -282,11 +284,13 @@ class LiveKernel:
         return sockdiag.bound_in(netns, proto, self.timeout)
 
     def filter_policy(self, netns: str, chain: str) -> str | None:
-        """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line)."""
+        """The policy of a built-in chain of the filter table (``iptables -S CHAIN``'s ``-P`` line): from the table
+        read right after the packet (``filters_after``), else read now."""
         from netlab.kernel import iptables
 
+        text = self.filters_after.get(netns)
         try:
-            text = iptables.save(netns, "filter")
+            text = iptables.save(netns, "filter") if text is None else text
         except Exception:  # no iptables, or the namespace is gone: nothing to say
             return None
         return next((line.split()[1] for line in text.splitlines() if line.startswith(f":{chain} ")), None)

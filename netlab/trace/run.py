@@ -144,6 +144,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
                     policy_after = policyrules.reject_counts(policy_tables)
                     kernel.policy_rejects = tpolicy.rejected(policy_before, policy_after)
                     input_after = _tables(ends, filters)
+                    kernel.filters_after = {**filters, **input_after}  # a FORWARD policy of DROP is read there
                     step(2)
                 finally:
                     sent.close()

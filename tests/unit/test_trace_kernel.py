@@ -311,3 +311,22 @@ def test_the_filter_tables_read_for_the_policies_are_the_ones_kube_proxys_rules_
     assert reads == [("n1", "nat"), ("n2", "nat")] * 2  # the filter tables came from the texts given
     assert [(r.line, r.delta) for r in k.filter_table("n1").rules] == [(reject, 1)]
     assert k.filter_table("n2") is None and reads[-1] == ("n2", "nat")
+
+
+def test_a_forward_policy_is_read_from_the_table_read_right_after_the_packet(monkeypatch):
+    """faults.forward_policy (a packet lost in a node) asks the FORWARD policy of the filter table run.py read right
+    after the packet (with counters), not a table read once more; a namespace not read then is read now."""
+    from netlab.trace import faults, kernel as tk
+
+    reads: list[str] = []
+
+    def save(netns, table=None, backend=None, counters=False):
+        reads.append(netns)
+        return "*filter\n:FORWARD ACCEPT\nCOMMIT\n"
+
+    monkeypatch.setattr(tk.iptables, "save", save)
+    k = tk.LiveKernel()
+    k.filters_after = {"n1": "*filter\n:INPUT ACCEPT [3:180]\n:FORWARD DROP [1:60]\nCOMMIT\n"}
+    why, fix = faults.forward_policy(k, "n1") or ("", "")
+    assert fix == "ip netns exec n1 iptables -P FORWARD ACCEPT" and reads == []
+    assert faults.forward_policy(k, "n2") is None and reads == ["n2"]
