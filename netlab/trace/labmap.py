@@ -20,7 +20,7 @@ from netlab.model.lab import Lab
 from netlab.plan.build import Plan
 from netlab.plan.cniadd import node_gateway
 from netlab.plan import nftables
-from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth
+from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
 
 
@@ -119,6 +119,7 @@ class LabMap:
     planned_route_dev: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its device
     planned_route_via: dict[tuple[str, str], str] = field(default_factory=dict)  # (netns, dst cidr) -> its gateway
     planned_fdb_dst: dict[tuple[str, str, str], str] = field(default_factory=dict)  # (netns, dev, mac) -> remote VTEP
+    planned_vni: dict[tuple[str, str], int] = field(default_factory=dict)  # (netns, VXLAN device) -> its VNI
     # (netns, cidr): the subnets of the plan's addresses, whose routes the kernel makes itself (proto kernel)
     planned_connected: set[tuple[str, str]] = field(default_factory=set)
     # (netns, cidr) -> (device, address): where that connected route goes (on the link, no gateway) and its source
@@ -184,6 +185,8 @@ class LabMap:
             elif isinstance(r, Neigh):
                 m.planned_neigh[(r.netns, r.dev, str(r.dst))] = r.command()
                 neighs.setdefault((r.netns, r.dev), []).append(r.command())
+            elif isinstance(r, Vxlan):
+                m.planned_vni[(r.netns, r.name)] = r.vni
             elif isinstance(r, Fdb):
                 m.planned_fdb[(r.netns, r.dev, r.lladdr.lower())] = r.command()
                 m.planned_fdb_dst[(r.netns, r.dev, r.lladdr.lower())] = str(r.dst)

@@ -105,8 +105,7 @@ class VxlanSteps(WalkParts):
                       vni=enc.vni, vxlan_device=vx.name)
         problem = fix = None
         if vx.vxlan.vni != enc.vni:
-            problem = (f"the packet carries VNI {enc.vni} but {vx.name} in {ns} is VNI {vx.vxlan.vni}: dropped "
-                       f"(the sender, {self.lab.name_ip(f.src)}, has a VXLAN device of another VNI)")
+            problem, fix = self._wrong_vni(ns, vx.name, vx.vxlan.vni, enc, f.src)
         elif vx.mac and enc.dst_mac.lower() != vx.mac.lower():
             problem, fix = self._wrong_vtep(ns, vx, enc)
         self.flow = enc.inner
@@ -138,6 +137,21 @@ class VxlanSteps(WalkParts):
             return None
         return (f"{self.lab.where(ns)}'s FDB entry for {mac} on {dev} sends the frame to {self.lab.name_ip(remote)}, "
                 f"the plan's to {self.lab.name_ip(want)}")
+
+    def _wrong_vni(self, ns: str, dev: str, vni: int, enc: Encap, sender: str) -> tuple[str, str | None]:
+        """A VXLAN packet whose VNI is not the receiving device's: which of the two devices is not the plan's VNI
+        (the sender's, or this one), and the repair, which makes it again (its VNI cannot change in place)."""
+        why = f"the packet carries VNI {enc.vni} but {dev} in {ns} is VNI {vni}: dropped"
+        plan = self.lab.planned_vni
+        odd = [(n, d, v, want, role) for n, d, v, role in ((enc.netns, enc.vxdev, enc.vni, "the sender"),
+                                                          (ns, dev, vni, "the receiver"))
+               if (want := plan.get((n, d))) is not None and v != want]
+        if not odd:
+            return why + f" (the sender, {self.lab.name_ip(sender)}, has a VXLAN device of another VNI)", None
+        words = "; ".join(f"{d} in {n} ({self.lab.where(n)}, {role}) is VNI {v}, not the plan's VNI {want}"
+                          for n, d, v, want, role in odd)
+        return (f"{why}; {words}; a VXLAN device's VNI cannot change in place: it must be made again with the "
+                f"plan's VNI (and its address, ARP and FDB entries and routes with it)", self.lab.repair)
 
     def _wrong_vtep(self, ns: str, vx: LinkFacts, enc: Encap) -> tuple[str, str | None]:
         """An inner frame for another VTEP's MAC than this node's: the sending node's FDB entry for that MAC names
