@@ -258,8 +258,8 @@ def trace_check(s: Scenario, lab: Lab, target: NodeInfo | PodInfo) -> TraceCheck
         ns, fact = facts[name]
         if name == "vxlan-wrong-vni":
             ns = peer.netns  # the receiving node drops a VNI it has no device for
-        if name == "rp-filter-strict":  # the reply's first wrong turn: the peer's direct route, not the plan's,
-            ns = peer.netns  # takes it to the node's eth0, where strict rp_filter drops it (said in that row)
+        # rp-filter-strict: the reply is lost where strict rp_filter drops it, at the node's eth0, which the peer's
+        # direct route (not the plan's) took it to (the result names that route too, as the asymmetry's cause)
         return TraceCheck(src, dst, proto, port, ns, fact, reply=name == "rp-filter-strict")
     if name == "pod-mtu-too-big":  # a full-size echo, as ping -M do -s (MTU - 28)
         src, dst, _, _ = allowed_flow(lab, *ends, only=("icmp", None))

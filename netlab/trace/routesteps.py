@@ -43,7 +43,8 @@ class RouteSteps(WalkParts):
         """The route lookup's answer: a drop, this namespace (local), or out through a device."""
         f = self.flow
         if isinstance(ans, RouteFailure):
-            why, fix = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message) or \
+            own = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message)
+            why, fix = own or \
                 strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \
                 (f"no route to {f.dst} in {ns}: {ans.message}", self.lab.route_fix(ns, f.dst))
@@ -51,7 +52,11 @@ class RouteSteps(WalkParts):
             if self.stack and not iif:  # the VXLAN driver found no route for the outer packet and dropped it
                 why += f" (the VXLAN device {self._on(iif)} drops the packet it wrapped, counted in its TX errors)"
                 commands.append(f"ip -n {ns} -s link show {self._on(iif)}")
-            return self._no_route(ns, self._on(iif), f"route get {f.dst}", commands, why, fix, ans.message)
+            # Strict rp_filter is a fault of its own (every lab namespace plans it off), even where a stray route
+            # made the path asymmetric: verdict.explain names it first, the route as its cause.
+            drift = own is not None and "rp_filter=" in (own[1] or "")
+            return self._no_route(ns, self._on(iif), f"route get {f.dst}", commands, why, fix, ans.message,
+                                  drift=drift or None)
         missing = faults.pod_cidr_by_default(self.lab, ns, f.dst, ans.matched, self.k) \
             if ans.type == "unicast" else None
         if missing:  # the node's own fault, although the packet goes on to die at the underlay's gateway
@@ -78,7 +83,7 @@ class RouteSteps(WalkParts):
         return self._forward(ns, iif, ans, cmd)
 
     def _no_route(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
-                  message: str) -> Walk:
+                  message: str, **facts: Any) -> Walk:
         """A lookup the kernel refused (``message``, as `ip route get` prints it). A socket's own packet then
         leaves by no device: where a link set down took its routes with it (a pod's eth0), that link is the device
         the kernel has there."""
@@ -88,7 +93,7 @@ class RouteSteps(WalkParts):
             dev = down[0]
             decision += f" ({dev} is down: no route left through it)"
             commands = commands + [f"ip -n {ns} link show {dev}"]
-        return self._drop(ns, dev, decision, commands, why, fix, error=message, up=False if down else None)
+        return self._drop(ns, dev, decision, commands, why, fix, error=message, up=False if down else None, **facts)
 
     def _drop(self, ns: str, dev: str, decision: str, commands: list[str], why: str, fix: str | None,
               kind: str = "drop", **facts: Any) -> Walk:

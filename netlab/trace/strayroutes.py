@@ -6,9 +6,11 @@ the lab's plan for the namespace:
 
 - a route to a CIDR the plan routes, with another next hop or device (host-gw:
   via a third node, which masquerades the pod traffic it forwards, or drops as
-  INVALID a reply to a flow whose start it never saw; a pod's route to the
-  cluster via another address than its node's bridge): the fix puts the plan's
-  back (``ip route replace``);
+  INVALID a reply to a flow whose start it never saw; vxlan: straight over the
+  underlay to the node whose pod CIDR it is, which takes it in by eth0, not
+  flannel.1, an asymmetric path that strict rp_filter there drops; a pod's route
+  to the cluster via another address than its node's bridge): the fix puts the
+  plan's back (``ip route replace``);
 - a route the plan does not have, more specific than the plan's route for the
   packet, which it overrides (the routes the kernel makes for the plan's
   addresses count: a pod reaches the pods of its own node straight on the
@@ -173,6 +175,19 @@ def _path(lab: Any, ns: str, cidr: str, gateway: str | None, oif: str | None) ->
     way = (f"via {lab.name_ip(want_via)}" if want_via else "directly") + f" dev {want_dev or oif}"
     detour = f": the packet takes a detour through {lab.name_ip(gateway)}" if gateway else ""
     if detour and want_via and gateway in getattr(lab, "node_ips", ()):
+        if _owner(lab, gateway) == cidr:
+            # Straight to the node whose pod CIDR it is (Flannel's DirectRouting on one side only): that node
+            # delivers to its pods without NAT (Flannel's RETURN for pod to pod) and saw the flow's start, but
+            # the packet comes in by another device than the one its route back leaves by.
+            return (f"{took}, but the plan's goes {way}: the packet goes straight to {lab.name_ip(gateway)}, the "
+                    f"node of {cidr} itself, and comes in by its {oif}, not {want_dev or oif}: a path that is not "
+                    f"the same both ways (asymmetric), which that node drops if its rp_filter is strict")
         detour += (", a node, which masquerades the pod traffic it forwards (Flannel's rule) and drops as INVALID "
                    "a reply to a flow whose start it never saw (kube-proxy's KUBE-FORWARD)")
     return f"{took}, but the plan's goes {way}{detour}"
+
+
+def _owner(lab: Any, ip: str | None) -> str | None:
+    """The pod CIDR of the node whose underlay address is ``ip``."""
+    node = getattr(lab, "ip_names", {}).get(ip or "")
+    return getattr(lab, "node_pod_cidrs", {}).get(node, (None, None))[1]

@@ -121,6 +121,11 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     if problems and (lost is None or problems[0] <= lost or _explains(hops, lost, problems[0])):
         p = hops[problems[0]]
         stray = next((h for h in hops[:problems[0]] if h.facts.get("astray") and h.problem), None)
+        if stray is not None and p.facts.get("drift"):
+            # Dropped by a setting that is not the plan's (strict rp_filter), on a path a stray route made
+            # asymmetric: the setting is what dropped it, so it comes first; the route is why the path is so.
+            return Verdict(False, problems[0], f"{p.problem}; it came in there because {stray.problem}",
+                           " && ".join(_command(x) for x in (p.fix, stray.fix) if x) or None)
         if stray is not None:
             # Sent astray before (a route via a pod, which does not forward): that row is why, the loss its end.
             return Verdict(False, hops.index(stray), f"{stray.problem} (it went on as it was and was lost in "
@@ -144,6 +149,11 @@ def explain(w: Walk, hops: list[Hop] | None = None, lab: str = "") -> Verdict:
     return Verdict(False, lost, f"{where}the kernel's route, ARP and FDB answers"
                                 f"{upto} look right, so look at the firewall: netlab inspect{named} {who} (iptables "
                                 f"counters) or netlab capture{named} {who}:{h.device}")
+
+
+def _command(fix: str) -> str:
+    """A fix as a command alone, without the remark after it ("sysctl -w ...=0   (or 2, loose)")."""
+    return fix.split("   (", 1)[0]
 
 
 def _on(h: Hop, other: Hop | None = None) -> str:
