@@ -80,7 +80,21 @@ def main() -> None:
         code = exc.code
     except BaseException as exc:  # what the CLI let through: a stop signal is its line, anything else Python's
         code = _stopped(exc)
+    if code in (0, None):
+        code = _unsaid_stop(code)
     exit_now(code)
+
+
+def _unsaid_stop(code: object) -> object:
+    """A command that returned as if no stop signal had come (exit 0), although one came and a finalizer swallowed
+    its exception (netlab.signals.unsaid): the signal's line and exit status, not a success. A command that ends
+    on a stop signal as its normal end (``capture``, ``up --watch``) took it (netlab.signals.taken)."""
+    signals = sys.modules.get("netlab.signals")
+    try:
+        stop = signals.unsaid() if signals is not None else None
+        return code if stop is None else _stopped(stop)
+    except BaseException as exc:  # a stop signal as this is asked
+        return _stopped(exc)
 
 
 def _refuse_unwritable_output() -> None:

@@ -112,9 +112,30 @@ def raise_interrupt(signum: int, frame: object) -> None:
 def check() -> None:
     """Raise the program's Terminated again if a SIGTERM came and its exception was swallowed (or raise it
     anew after it unwound: the program is ending then anyway). Asked before ``up`` and ``down`` change
-    anything. A command that takes SIGTERM as its end (``capture``, as tcpdump) never asks."""
+    anything, and by the program's end (:func:`unsaid`). A command that takes SIGTERM as its end (``capture``,
+    as tcpdump) never asks: it takes the signal (:func:`taken`)."""
     if _raised:
         raise stopped_by(_raised[0])
+
+
+def unsaid() -> KeyboardInterrupt | None:
+    """The stop signal that came and that nothing said or took, or None: the program's end (launch.py) says it as
+    its line and exit status (130, 143) once a command returned as if none had come. Its exception was swallowed
+    by a finalizer (an object's ``__del__``, an import's lock callback) where nothing asked (:func:`check`)
+    afterwards: ``status``, ``probe``, ``get`` ... finished and exited 0 although Ctrl-C was pressed or
+    ``timeout`` sent SIGTERM, and a CI step passed. One that unwound the command was said there already."""
+    return stopped_by(_raised[0]) if _raised else None
+
+
+def taken() -> int | None:
+    """A command that ends on a stop signal as its normal end (``capture``, as tcpdump; ``up --watch``, as a
+    daemon) takes the one the program kept: its number (None: none came), and the program's end no longer says
+    it (:func:`unsaid`). Also one whose exception a finalizer swallowed: it is the command's end as well."""
+    if not _raised:
+        return None
+    signum = _raised[0]
+    _raised.clear()
+    return signum
 
 
 def stop_of(exc: BaseException) -> KeyboardInterrupt | None:

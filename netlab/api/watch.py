@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence, TypeVar
 
+from netlab import signals
 from netlab.api import lifecycle, watch_repair
 from netlab.api.topology import load, load_running
 from netlab.api.watch_children import Children, become_subreaper, reap_exited_children
@@ -453,6 +454,8 @@ def watch(path: str | None, lab_name: str, log: Log, backoff_base: float = 10.0,
             w.close()
             for sig, handler in old.items():
                 signal.signal(sig, handler)
+    if w.stopped_by:  # the watcher's end (exit 0): also a signal the program kept whose exception was swallowed
+        signals.taken()
     if w.taken_down:
         log(f"stopped watching lab {lab_name}: it is down")
     elif w.replaced is not None:

@@ -268,6 +268,7 @@ def capture_cmd(lab_name: str | None, topology: str | None, target: str, express
         except KeyboardInterrupt as exc:
             signalled = "terminated" if isinstance(exc, signals.Terminated) else "interrupted"
         elapsed = time.monotonic() - started
+    signals.taken()  # its end (exit 0), not the program's 130/143; one a finalizer swallowed ends it as well
     stopped = signalled or ("count" if len(frames) >= count else "timeout")
     if write:
         n = cap.write_pcap(write, frames, vx_port)
