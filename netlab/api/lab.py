@@ -157,12 +157,16 @@ class Lab(PodActions):
             check_str("name", name, none_ok=True)
             if name is not None:
                 check_lab_name(name, "name")  # said as the argument it is, not as the CLI's --lab
-        from netlab.realize.state import selected_name as select  # not api.selected_name, the CLI's: --lab
+        from netlab.realize.state import StateCorrupt, StateLost, selected_name as select  # not the CLI's: --lab
+        from netlab.realize.tags import StateElsewhere
 
         chosen = select(name, api=True)  # none up, or several: said in a Python caller's words
         assert chosen is not None
         version = state_version(chosen)
-        state = running_lab(chosen)  # a usage error naming the labs that are up, when it is not
+        try:
+            state = running_lab(chosen)  # a usage error naming the labs that are up, when it is not
+        except (StateCorrupt, StateLost, StateElsewhere) as exc:  # its way out: the Python call, not the command
+            raise exc.said_for(api=True) from None
         lab = cls(str(chosen))  # a plain name: EnvLabName only marks where it came from
         lab._attached = (version, state)
         return lab
@@ -419,6 +423,20 @@ def selected_name(name: str | None = None, topology: str | None = None, required
         check_path("topology", topology)
         check_bool("required", required)
     return select(name, None if topology is None else os.fspath(topology), required)
+
+
+def internal_attach(name: str | None, topology: str | None) -> Lab:
+    """The running lab a CLI command acts on (--lab, -t FILE, $NETLAB_LAB, the only lab up), as :meth:`Lab.attach`
+    gives it; a lab whose state cannot say what it made is said with the command that takes it down (`sudo netlab
+    down --lab NAME --force`), where Lab.attach names the Python call."""
+    from netlab import api  # the package's names, as the commands called them (and tests stand in for them)
+    from netlab.realize.state import StateCorrupt, StateLost
+    from netlab.realize.tags import StateElsewhere
+
+    try:
+        return api.Lab.attach(api.selected_name(name, topology))
+    except (StateCorrupt, StateLost, StateElsewhere) as exc:
+        raise exc.said_for(api=False) from None
 
 
 def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:

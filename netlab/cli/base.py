@@ -399,6 +399,13 @@ def exit_if_failed(failed: Sequence[str]) -> None:
         raise SystemExit(ChecksFailed.exit_code)
 
 
+def attached(lab_name: str | None, topology: str | None) -> Any:
+    """The running lab a command acts on, as an api.Lab (netlab.api.lab.internal_attach: the CLI's words)."""
+    from netlab.api.lab import internal_attach
+
+    return internal_attach(lab_name, topology)
+
+
 def require_root() -> None:
     """Commands that touch the kernel need root; checked once, up front."""
     if os.geteuid() != 0:

@@ -8,7 +8,7 @@ import click
 
 from netlab import api
 from netlab.breaks import catalogue
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root, warn
+from netlab.cli.base import attached, cli, lab_options, output_option, print_json, require_root, warn
 from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -34,7 +34,7 @@ def _faults_before(name: str) -> int:
     """How many differences from its plan lab ``name`` has that `up` repairs (netlab.api.internals.faults_before)."""
     from netlab.api.internals import faults_before
 
-    return faults_before(api.Lab.attach(name))
+    return faults_before(attached(name, None))
 
 
 @cli.command("break")

@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from netlab import api
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import attached, cli, lab_options, output_option, print_json, require_root
 from netlab.cli.complete import complete_logged_pods
 from netlab.errors import UsageError
 
@@ -70,7 +69,7 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
     from netlab.cni.invoke import logged_pods, read_log
     from netlab.cni.lifecycle import log_path
 
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    lab = attached(lab_name, topology)
     if lab.model.cni == "builtin":
         raise UsageError(f"lab {lab.name} attaches pods with netlab's builtin wiring (network.cni: builtin); "
                          "no CNI plugin was called. `netlab cni` explains how one would be")

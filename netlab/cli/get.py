@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import attached, cli, lab_options, output_option, print_json, require_root
 from netlab.cli.complete import complete_kind_names
 from netlab.cli.style import highlight, table
 from netlab.errors import EXIT_CHECKS_FAILED, UsageError
@@ -79,7 +78,7 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
       sudo netlab get svc kube-system/kube-dns -o wide    # lab of topologies/services.yaml
     """
     require_root()
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    lab = attached(lab_name, topology)
     items: tuple[Any, ...]
     if kind == "pods":
         items = lab.pods(selector)

@@ -10,8 +10,8 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, cli, exit_if_failed,
-                             lab_from_env, lab_options, output_option, print_json, require_root, warn)
+from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, attached, cli,
+                             exit_if_failed, lab_from_env, lab_options, output_option, print_json, require_root, warn)
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, plural, table
@@ -358,7 +358,7 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     try:
         from netlab.api.lab import internal_status
 
-        lab = api.Lab.attach(api.selected_name(lab_name, topology))
+        lab = attached(lab_name, topology)
         result = internal_status(lab, topology, kernel)
     finally:
         kernel.close()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from netlab import api
 from netlab.api.args import PROBE_TIMEOUT
-from netlab.cli.base import Seconds, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import Seconds, attached, cli, lab_options, output_option, print_json, require_root
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.model.lab", "netlab.model.load", "netlab.probe.policytable")
@@ -55,7 +54,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         result = policytable.evaluate(model)
     else:
         require_root()
-        lab = api.Lab.attach(api.selected_name(lab_name, topology))
+        lab = attached(lab_name, topology)
         model = lab.model
         result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
     if output == "json":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from netlab import api
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
-from netlab.cli.base import (Seconds, check_output_file, cli, collect_from_here, comma_separated,
+from netlab.cli.base import (Seconds, attached, check_output_file, cli, collect_from_here, comma_separated,
                              complete_comma_separated, lab_options, output_option, print_json, require_root,
                              write_output_file)
 from netlab.cli.style import highlight
@@ -89,7 +88,7 @@ def probe(lab_name: str | None, topology: str | None, output: str, junit_file: s
 
         collect_from_here()
 
-        lab = api.Lab.attach(api.selected_name(lab_name, topology))
+        lab = attached(lab_name, topology)
         report = internal_probe(lab, topology, timeout=timeout, protos=protos, arp=arp, services=services, mtu=mtu,
                                 early=early)
     finally:

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from netlab import api, signals
+from netlab import signals
 from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (Seconds, check_output_file, cli, comma_items, complete_comma_separated, format_data,
-                             lab_options, output_option, print_json, require_root, write_output_file)
+from netlab.cli.base import (Seconds, attached, check_output_file, cli, comma_items, complete_comma_separated,
+                             format_data, lab_options, output_option, print_json, require_root, write_output_file)
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
@@ -131,7 +131,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         raise UsageError("PNG is binary and would garble the terminal; write it with -w FILE.png or redirect it: "
                          f"netlab trace{which} {shlex.quote(src)} {shlex.quote(dst)} -o png > path.png")
     require_root()
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    lab = attached(lab_name, topology)
     bar, progress = progress_bar(f"tracing {src} → {dst}")
     if bar:
         with bar:
@@ -346,7 +346,7 @@ def inspect_cmd(lab_name: str | None, topology: str | None, name: str, sections:
                                                          # with cluster: {kubeProxyMode: nftables}
     """
     require_root()
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    lab = attached(lab_name, topology)
     data = to_json(lab.inspect(name, sections or None))  # none named: every section; None ones left out
     if output == "json":
         print_json(data)

@@ -10,8 +10,7 @@ import time
 import click
 from click.core import ParameterSource
 
-from netlab import api
-from netlab.cli.base import cli, lab_options, require_root
+from netlab.cli.base import attached, cli, lab_options, require_root
 from netlab.cli.complete import complete_containers, complete_names, complete_pods
 from netlab.errors import UsageError
 
@@ -94,7 +93,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     from netlab.api.exec import cannot_run, exec_target
     from netlab.realize.state import repair_command
 
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    lab = attached(lab_name, topology)
     target = exec_target(lab.state(), lab.model, name)
     if target.uts is None:
         # Its pin is gone (unmounted by hand, or a lab up since before its kind had one): the command would run
@@ -153,7 +152,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     from netlab.api.exec import log_file, log_writer, open_log
 
     require_root()
-    lab = api.Lab.attach(api.selected_name(lab_name, topology))
+    lab = attached(lab_name, topology)
     model = lab.model
     chosen, path = log_file(model, pod, container, previous)
     if container is None:

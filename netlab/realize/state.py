@@ -161,28 +161,34 @@ class LabState:
             raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None
 
 
-def force_down_hint(lab: str) -> str:
+def force_down_hint(lab: str, api: bool = False) -> str:
     """The way out for a lab whose state cannot say what it made (corrupt, or lost): what proves a namespace the
-    lab's is its tag, and a pod's file under /etc/netns its first line (realize/ownership.py)."""
-    return (f"`sudo netlab down --lab {lab} --force` (it deletes only namespaces tagged as the lab's and pods' "
-            f"files in {ETC_NETNS} whose first line says they are the lab's)")
+    lab's is its tag, and a pod's file under /etc/netns its first line (realize/ownership.py). ``api``: the
+    Python call (Lab.attach's caller has no command to type)."""
+    way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
+    return f"{way} (it deletes only namespaces tagged as the lab's and pods' files in {ETC_NETNS} whose first " \
+           "line says they are the lab's)"
 
 
 class StateCorrupt(EnvironmentNotReady):
     """A lab's state file is not a valid state of that lab: one line, and the way out."""
 
-    def __init__(self, lab: str, path: str, why: str):
-        self.lab = lab
+    def __init__(self, lab: str, path: str, why: str, api: bool = False):
+        self.lab, self._args = lab, (lab, path, why)
         super().__init__(f"lab {lab}: its state file {path} is corrupt ({' '.join(why.split())}); "
-                         f"take the lab down anyway with {force_down_hint(lab)}")
+                         f"take the lab down anyway with {force_down_hint(lab, api)}")
+
+    def said_for(self, api: bool) -> StateCorrupt:
+        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
+        return StateCorrupt(*self._args, api=api)
 
 
 class StateLost(EnvironmentNotReady):
     """A lab has no state file, yet what a run of it made remains (namespaces tagged as its, files in its folder):
     its state was deleted or lost. Not "not up": the lab runs on, and only ``down --force`` knows it."""
 
-    def __init__(self, lab: str, path: str, netns: Sequence[str], files: Sequence[str]):
-        self.lab = lab
+    def __init__(self, lab: str, path: str, netns: Sequence[str], files: Sequence[str], api: bool = False):
+        self.lab, self._args = lab, (lab, path, netns, files)
         if netns:
             more = f" and {len(netns) - 3} more" if len(netns) > 3 else ""
             some = (f"{len(netns)} namespaces tagged as its remain" if len(netns) > 1 else
@@ -191,7 +197,11 @@ class StateLost(EnvironmentNotReady):
         else:
             left = f"its folder {os.path.dirname(path)} holds what a run of it left ({', '.join(files)})"
         super().__init__(f"lab {lab} has no state file ({path}), yet {left}: its state was lost; take the lab down "
-                         f"with {force_down_hint(lab)}")
+                         f"with {force_down_hint(lab, api)}")
+
+    def said_for(self, api: bool) -> StateLost:
+        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
+        return StateLost(*self._args, api=api)
 
 
 class PodFilesLeft(StateLost):
@@ -199,14 +209,19 @@ class PodFilesLeft(StateLost):
     were deleted by hand) whose pods' files under /etc/netns remain, saying they are its: not up, yet not
     "nothing to do" for ``down``. As a lost state: exit 3, and ``down --force`` takes them away."""
 
-    def __init__(self, lab: str, path: str, folders: Sequence[str]):
-        self.lab = lab
+    def __init__(self, lab: str, path: str, folders: Sequence[str], api: bool = False):
+        self.lab, self._args = lab, (lab, path, folders)
         more = f" and {len(folders) - 3} more" if len(folders) > 3 else ""
         left = f"{', '.join(folders[:3])}{more}"
+        way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
         EnvironmentNotReady.__init__(
             self, f"lab {lab} is not up (no state file {path}, no namespace tagged as its), yet its pods' files "
-            f"remain in {ETC_NETNS} ({left}): take them away with `sudo netlab down --lab {lab} --force` (it deletes "
-            "only the files whose first line says they are the lab's)")
+            f"remain in {ETC_NETNS} ({left}): take them away with {way} (it deletes only the files whose first "
+            "line says they are the lab's)")
+
+    def said_for(self, api: bool) -> PodFilesLeft:
+        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
+        return PodFilesLeft(*self._args, api=api)
 
 
 def lost_state(lab: str, pod_files: bool = False) -> StateLost | EnvironmentNotReady | None:

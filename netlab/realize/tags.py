@@ -111,15 +111,21 @@ class StateElsewhere(EnvironmentNotReady):
     """A lab with no state in this folder whose namespaces' tag names another state folder: up with that folder,
     another netlab's, not lost. Nothing here touches it (not even ``down --force``); this says where it is."""
 
-    def __init__(self, lab: str, netns: list[str], folder: str | None):
+    def __init__(self, lab: str, netns: list[str], folder: str | None, api: bool = False):
         self.lab, self.netns, self.folder = lab, netns, folder
         more = f" and {len(netns) - 3} more" if len(netns) > 3 else ""
         where = (f"state folder {folder}" if folder else
                  "another state folder (NETLAB_STATE_DIR), which this machine does not show (no pins mounted there)")
         use = shlex.quote(folder) if folder else "FOLDER"
+        way = (f"run the program with NETLAB_STATE_DIR={use} in its environment (read as netlab is imported)" if api
+               else f"`sudo NETLAB_STATE_DIR={use} netlab down --lab {lab}`")
         super().__init__(f"lab {lab} is up under {where}, not {state_dir.STATE_ROOT}: its namespaces "
                          f"({', '.join(netns[:3])}{more}) are tagged with that folder, so netlab leaves them alone "
-                         f"here; use that folder: `sudo NETLAB_STATE_DIR={use} netlab down --lab {lab}`")
+                         f"here; use that folder: {way}")
+
+    def said_for(self, api: bool) -> StateElsewhere:
+        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
+        return StateElsewhere(self.lab, self.netns, self.folder, api=api)
 
 
 def state_elsewhere(lab: str, groups: Mapping[str, list[str]] | None = None) -> StateElsewhere | None:

@@ -52,3 +52,50 @@ def test_attach_of_a_name_that_is_no_lab_name_names_the_argument(up):
 def test_attach_of_the_only_lab_up_or_a_named_one_still_attaches(up):
     up("qx7a")
     assert Lab.attach().name == "qx7a" and Lab.attach("qx7a").name == "qx7a"
+
+
+def _lost(state_root, name: str) -> None:
+    """Lab ``name`` with no state file, yet its folder holds what a run of it left (an echo server's socket)."""
+    folder = state_root / name
+    folder.mkdir()
+    (folder / "echo.sock").write_text("")
+
+
+def _corrupt(state_root, name: str) -> None:
+    folder = state_root / name
+    folder.mkdir()
+    (folder / "state.json").write_text("{not json")
+
+
+def _elsewhere(state_root, name: str, monkeypatch) -> None:
+    from netlab.realize import tags
+
+    monkeypatch.setattr(tags, "state_elsewhere", lambda lab, groups=None: tags.StateElsewhere(
+        lab, [f"{lab}-n1"], "/run/other"))
+
+
+@pytest.mark.parametrize("make, api_way, cli_way", [
+    (_lost, "take the lab down with Lab('qx7a').down(force=True) (it deletes only",
+     "take the lab down with `sudo netlab down --lab qx7a --force` (it deletes only"),
+    (_corrupt, "take the lab down anyway with Lab('qx7a').down(force=True) (it deletes only",
+     "take the lab down anyway with `sudo netlab down --lab qx7a --force` (it deletes only"),
+    (_elsewhere, "use that folder: run the program with NETLAB_STATE_DIR=/run/other in its environment",
+     "use that folder: `sudo NETLAB_STATE_DIR=/run/other netlab down --lab qx7a`"),
+])
+def test_attach_of_a_lab_whose_state_is_lost_corrupt_or_elsewhere_says_the_way_out_in_python(
+        up, state_root, monkeypatch, make, api_way, cli_way):
+    """A lab whose state was lost (or is corrupt, or is in another state folder) is said with its way out: the
+    Python call for a Python caller, who has no `netlab down --lab ... --force` to type; the command for the
+    CLI's user, whose commands attach to it too."""
+    from netlab.errors import EnvironmentNotReady
+
+    if make is _elsewhere:
+        make(state_root, "qx7a", monkeypatch)
+    else:
+        make(state_root, "qx7a")
+    with pytest.raises(EnvironmentNotReady) as err:
+        Lab.attach("qx7a")
+    words = str(err.value)
+    assert api_way in words and "netlab down" not in words and "--lab" not in words, words
+    got = run_cli("get", "pods", "--lab", "qx7a")
+    assert got.returncode == 3 and cli_way in got.stderr, got.stderr
