@@ -59,6 +59,9 @@ KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a 
          stat.S_IFCHR: "a device", stat.S_IFBLK: "a device"}
 
 
+LOG_BLOCKED = "not a file: netlab leaves it as it is"  # in log_blocked's words: what status knows it by (policy.py)
+
+
 def log_blocked(path: str) -> str | None:
     """Why a container's next run cannot write its log at ``path``: something that is not a file stands there
     after :func:`new_run` (a directory, which netlab never moves nor removes, or what a directory where the
@@ -69,7 +72,7 @@ def log_blocked(path: str) -> str | None:
         return None
     if kind is None:
         return None
-    return f"its log {path} is {kind}, not a file: netlab leaves it as it is; move it away, then run up again"
+    return f"its log {path} is {kind}, {LOG_BLOCKED}; move it away, then run up again"
 
 
 def forget_runs(lab_name: str, pod: str, container: str) -> None:

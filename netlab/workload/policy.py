@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from netlab.workload.containers import LOG_BLOCKED
 from netlab.workload.tasks import EXITED as EXITED, FAILED_START as FAILED_START, SANDBOX_REMADE
 
 
@@ -71,6 +72,9 @@ def up_leaves(line: str) -> str | None:
     if line.endswith(LEFT_EXITED):
         return ("a Never pod's container that failed stays exited: to run it again, change its command or take "
                 "the pod out of the file and back (`up` each time), or `down` and `up`")
+    if f" {START_FAILED}" in line and LOG_BLOCKED in line:  # containers.log_blocked: the command is not at fault
+        return ("a container whose log is not a file cannot start, and netlab leaves what stands there as it is: "
+                "move it away (its line names it), then `up`")
     if f" {START_FAILED}" in line:
         return ("a container that could not start is tried again by each `up`, and fails the same until its "
                 "command can run: fix the command (in the file, or the program on this machine), then `up`")

@@ -41,3 +41,33 @@ def test_a_file_or_nothing_there_does_not_block_and_a_fifo_moves_to_the_previous
     os.mkdir(previous)  # a directory where the previous log goes: left, and the log stays (the run appends)
     new_run("ibld", "b", "main")
     assert os.path.isfile(log) and os.path.isdir(previous)
+
+
+def _status_repair_lines(drift: tuple[str, ...]) -> str:
+    """What `status` prints below its drift lines about what `up` repairs (cli/lab.py), for these lines."""
+    from click.testing import CliRunner
+
+    from netlab.cli.lab import _repair_lines
+    from netlab.workload.policy import up_leaves
+
+    kept = tuple(line for line in drift if up_leaves(line))  # as api.internals.internal_status keeps them
+    with CliRunner().isolation() as (out, _err, _):
+        _repair_lines("sudo netlab up --lab ibld", drift, kept)
+    return out.getvalue().decode()
+
+
+def test_status_tells_a_container_whose_log_is_a_directory_to_move_it_away_not_to_fix_its_command(state_root):
+    """`status` of a container whose start failed on a directory where its log goes added "fix the command ...,
+    then `up`": the command is fine, the directory is what stops it, and only the user moves it."""
+    from netlab.workload.policy import START_FAILED
+
+    log = log_path("ibld", "b", "main")
+    os.makedirs(log)
+    line = f"containers: pod b container main {START_FAILED}{log_blocked(log)}"
+    said = _status_repair_lines((line,))
+    assert said == ("`sudo netlab up --lab ibld` does not repair that container: a container whose log is not a "
+                    "file cannot start, and netlab leaves what stands there as it is: move it away (its line names "
+                    "it), then `up`\n"), said
+    # A command that cannot run keeps its own words
+    said = _status_repair_lines(("containers: pod b container main could not start: No such file or directory",))
+    assert "fix the command" in said and "move it away" not in said, said
