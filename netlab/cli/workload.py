@@ -10,6 +10,7 @@ import time
 import click
 from click.core import ParameterSource
 
+from netlab import signals
 from netlab.cli.base import attached, cli, lab_options, require_root
 from netlab.cli.complete import complete_containers, complete_names, complete_pods
 from netlab.errors import UsageError
@@ -122,6 +123,9 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         if not command:
             os.environ["NETLAB_LAB"] = lab.name
             os.environ["NETLAB_NAME"] = name
+        # A Ctrl-C or SIGTERM whose exception a finalizer swallowed: the command would run as if none had come, and
+        # the program's end, which says it (launch.py), is never reached once the command replaces it
+        signals.check()
         try:
             os.execvp(argv[0], argv)
         except (OSError, ValueError) as exc:  # none, not a program (ENOEXEC), a loop, a name too long, a NUL in it

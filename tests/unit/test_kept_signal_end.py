@@ -127,3 +127,27 @@ def test_a_watch_stopped_by_a_signal_takes_one_kept_before_it(monkeypatch):
     watch_mod.watch("t.yaml", "lab", lines.append)
     assert lines == ["stopped watching lab lab (SIGINT); it stays up (`sudo netlab down --lab lab` takes it down)"]
     assert signals.unsaid() is None and signal.getsignal(signal.SIGINT) is not None
+
+
+def test_exec_does_not_run_the_command_after_a_signal_a_finalizer_swallowed(monkeypatch):
+    """`exec` ends by becoming the command (execvp): the program's end never comes to say a kept signal, and the
+    command ran as if no Ctrl-C had been pressed. It asks before it replaces itself: 130, nothing run."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from cli_inprocess import run_cli
+
+    import netlab.cli.workload as cli_workload
+
+    ran: list[list[str]] = []
+    target = SimpleNamespace(uts="pinned", netns="x-b", opened=lambda: contextlib.nullcontext(lambda: None))
+    monkeypatch.setattr(cli_workload, "require_root", lambda: None)
+    monkeypatch.setattr(cli_workload, "attached", lambda name, topology: SimpleNamespace(
+        name="x", state=lambda: None, model=None))
+    monkeypatch.setattr("netlab.api.exec.exec_target", lambda state, model, name: target)
+    monkeypatch.setattr(os, "execvp", lambda program, argv: ran.append(argv))
+    monkeypatch.setattr(signals, "_raised", [signal.SIGINT])  # the one a finalizer swallowed
+    got = run_cli("exec", "--lab", "x", "b", "--", "true")
+    assert (got.returncode, got.stderr, ran) == (130, "netlab: interrupted by SIGINT\n", []), got
+    monkeypatch.setattr(signals, "_raised", [])
+    assert run_cli("exec", "--lab", "x", "b", "--", "true").returncode == 0 and ran == [["true"]]
