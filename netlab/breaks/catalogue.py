@@ -107,7 +107,8 @@ SCENARIOS: tuple[Scenario, ...] = (
       change="lower the MTU of the node's port on the underlay switch by 50 "
              "(ip -n <lab>-underlay link set <port> mtu 1450): the overlay now carries 1400, the pods send 1450",
       symptom="probe --mtu: full-size (DF, the pod's MTU) pings between the node's pods and the other nodes' "
-              "pods are lost both ways; every small probe passes",
+              "pods are lost both ways, and from the node to the other nodes' pods and from the other nodes to "
+              "the node's pods; every small probe passes",
       hop="node", fact="trace --size 1422: the encapsulated packet (1500 bytes) is bigger than the MTU of the "
                        "node's port on the underlay (1450), which drops it without an ICMP",
       fix="give the underlay port its MTU back (or lower the pods' MTU to underlay - 50); or sudo netlab up",
@@ -140,12 +141,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     S("pod-cidr-route-missing",
       "the node's route to a remote node's pod CIDR is missing",
       target="node", needs=("two-nodes",),
-      change="delete the route <peer pod CIDR> via <peer VTEP> dev flannel.N onlink in the node "
+      change="delete the node's route to the peer's pod CIDR (VXLAN: <peer pod CIDR> via <peer VTEP> dev "
+             "flannel.N onlink; host-gw: <peer pod CIDR> via <peer node IP> dev eth0) "
              "(ip -n <node> route del 10.244.1.0/24)",
       symptom="every flow from the node's pods (and the node) to the peer's pods fails, and the replies to "
               "the peer's pods' requests: so every flow between the two, both ways",
       hop="node", fact="no route to the peer's pod CIDR: the default route sends it to the underlay gateway",
-      fix="ip -n <node> route replace <peer pod CIDR> via <peer VTEP> dev flannel.N onlink; or sudo netlab up",
+      fix="ip -n <node> route replace <peer pod CIDR> via <peer VTEP> dev flannel.N onlink (host-gw: "
+          "via <peer node IP> dev eth0); or sudo netlab up",
       lesson="Flannel adds the route last, after ARP and FDB; a failed subnet lease leaves it out"),
     S("kube-services-jump-missing",
       "nat PREROUTING's jump to KUBE-SERVICES is gone on a node: it DNATs no Service traffic",
@@ -411,7 +414,7 @@ def default_target(s: Scenario, lab: Lab) -> str:
 
 def resolve_target(s: Scenario, lab: Lab, target: str | None) -> NodeInfo | PodInfo:
     """The node or pod to break; raises ValueError with a one-line reason when ``target`` does not fit."""
-    name = target or default_target(s, lab)
+    name = default_target(s, lab) if target is None else target  # "" (--target "") is a name no node or pod has
     if s.target == "node":
         found = next((n for n in lab.nodes if n.name == name), None)
         if found is None:
