@@ -29,10 +29,11 @@ class BreakResult:
     target: str
     done: list[str] = field(default_factory=list)  # each change, in words
     warnings: list[str] = field(default_factory=list)  # the lab was not as planned before: broken_already's line
+    already: bool = False  # the scenario's change was in place already on this target: nothing was changed
 
     def to_json(self) -> dict:
         return {"lab": self.lab, "scenario": self.scenario, "target": self.target, "changes": self.done,
-                "warnings": self.warnings}
+                "already": self.already, "warnings": self.warnings}
 
 
 def differences(n: int) -> str:
@@ -74,8 +75,50 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
     steps = steps_of(s.name, lab, tgt)
     result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
     with LabLock(lab.name, f"netlab break {s.name}", wait=wait):
+        if in_place(steps, state):  # broken this way already (not repaired since): the same again changes nothing
+            result.already = True
+            return result
         _apply(steps, lab, state, result)
     return result
+
+
+def in_place(steps: list[Step], state: LabState) -> bool:
+    """Every change of ``steps`` is in the kernel already (netlab.breaks.already; the actions read here)."""
+    from netlab.breaks import already
+    from netlab.kernel.live import LiveKernel
+
+    ops = [s for s in steps if isinstance(s, Op)]
+    if ops:
+        kernel = LiveKernel()
+        try:
+            if not already.in_effect(ops, already.read(kernel, ops)):
+                return False
+        except KernelError:  # unreadable: the apply says what is wrong
+            return False
+        finally:
+            kernel.close()
+    return all(_action_in_place(a, state) for a in steps if isinstance(a, Action))
+
+
+def _action_in_place(action: Action, state: LabState) -> bool:
+    if action.kind == "stop-pod":  # the pod's containers are all stopped
+        from netlab.workload.lifecycle import running
+
+        pod = running(state, [action.netns]).get(action.args[0])
+        return pod is not None and not pod["running"]
+    if action.kind == "conntrack-stale":  # the entry is there, DNATed to the gone endpoint
+        import socket
+
+        from netlab.kernel import conntrack
+
+        src, sport, cip, port, gone = action.args
+        want = {"src": src, "sport": str(sport), "dst": cip, "dport": str(port)}
+        try:
+            entries = conntrack.tuples(action.netns, socket.IPPROTO_UDP)
+        except OSError:
+            return False
+        return any(orig == want and reply.get("src") == gone for orig, reply in entries)
+    return False
 
 
 def _apply(steps: list[Step], lab: Lab, state: LabState, result: BreakResult) -> None:
@@ -110,10 +153,16 @@ def _act(action: Action, lab: Lab, state: LabState) -> list[str]:
                               f"`sudo netlab status --lab {lab.name}`)")
         return [f"stopped container {c}" for c in stopped]
     if action.kind == "conntrack-stale":
+        import socket
+
         from netlab.kernel import conntrack
 
         src, sport, cip, port, gone = action.args
         try:
+            # The client's live flow from that port (a query in the last 120 s: UDP's assured timeout) holds the
+            # tuple: conntrack -I would fail "Such conntrack exists". The fault is that flow steered to a gone
+            # endpoint, so its entry is deleted (by its exact tuple), then the stale one put in its place.
+            conntrack.delete_flows(action.netns, [conntrack.Flow(socket.IPPROTO_UDP, src, sport, cip, port)])
             conntrack.insert_dnat(action.netns, "udp", src, sport, cip, port, gone, port)
         except OSError as exc:
             raise ApplyFailed(f"break conntrack-stale-entry: {exc}") from None

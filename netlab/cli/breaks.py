@@ -67,7 +67,8 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     NetworkPolicies keep two pods of one node apart (topologies/netpol-3x3.yaml).
     On a lab where it would change nothing a scenario is refused with exit 2.
     On a lab that is not as planned already (`netlab status`) it breaks, and
-    warns: the symptoms are not this fault's alone.
+    warns: the symptoms are not this fault's alone. The same scenario again
+    on the same target (not repaired since) changes nothing and says so.
     Practise without knowing the answer: `netlab quiz`.
     """
     if list_:
@@ -87,7 +88,7 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     assert name is not None  # required: a usage error when no lab is up
     before = _faults_before(name)
     result = break_lab(name, scenario, target)
-    if before:  # a fault on top of another is allowed (a lesson may want two); its symptoms are both's
+    if before and not result.already:  # a fault on top of another is allowed (a lesson may want two)
         result.warnings.append(broken_already(name, before, f"sudo netlab status --lab {name}", repair_command(name)))
     warn(result.warnings)
     if output == "json":
@@ -95,7 +96,11 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
         return
     s = catalogue.scenario(scenario)
     assert s is not None
-    click.echo(f"lab {result.lab}: broke {s.name} on {s.target} {result.target}: {s.breaks}")
+    if result.already:  # the same break again: it is there, nothing to do (exit 0, as `ip link set up` twice)
+        click.echo(f"lab {result.lab}: {s.name} is broken already on {s.target} {result.target} (not repaired "
+                   f"since): nothing changed")
+    else:
+        click.echo(f"lab {result.lab}: broke {s.name} on {s.target} {result.target}: {s.breaks}")
     for line in result.done:
         click.echo(f"  {line}")
     click.echo(f"expect: {s.symptom}")
@@ -119,8 +124,9 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
       sudo netlab trace fedora-1 fedora-2
       sudo netlab quiz answer vxlan-arp-missing
 
-    The answer says right or wrong, shows the trace that proves it, and
-    repairs the lab (`netlab up`). Only scenarios that change something on
+    The answer says right or wrong, shows the trace that proves it (or, on
+    a lab repaired before the answer, that the fault is no longer there),
+    and repairs the lab (`netlab up`). Only scenarios that change something on
     this lab are picked; `netlab break --list` names them all. A lab that is
     not as planned already (`netlab status`) is refused with exit 2: repair it
     first.
@@ -180,8 +186,11 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     fault = qz.fault(s, lab, target)  # this lab's commands, as break printed them
     flags = (f" --proto {check.proto}" if check.proto else "") + (f" --port {check.port}" if check.port else "") \
         + (f" --size {check.size}" if check.size else "") + (f" --sport {check.sport}" if check.sport else "")
-    result = run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size, sport=check.sport,
-                 repair=repair_up(state))
+    # Repaired before the answer (`netlab up`, or by hand): the lab is as planned, so any trace passes; a passing
+    # trace is no proof of the fault, so none is shown.
+    gone = not _faults_before(name)
+    result = None if gone else run(lab, check.src, check.dst, proto=check.proto, port=check.port, size=check.size,
+                                   sport=check.sport, repair=repair_up(state))
     # Repaired before a word is written: a reader that stops reading (`| head -1`) must not leave the lab broken
     # and the quiz open.
     repaired = api.Lab.up_loaded(api.load_running(name))  # the topology it was broken from (a dict's too)
@@ -193,8 +202,13 @@ def quiz_answer(scenario: str, lab_name: str | None, topology: str | None) -> No
     for line in fault:
         click.echo(f"    {line}")
     click.echo(f"  the lesson: {s.lesson}")
-    click.echo(f"the trace that shows it: netlab trace --lab {name} {check.src} {check.dst}{flags}")
-    click.echo(render_text(result), nl=False)
+    if result is None:
+        click.echo(f"the fault is no longer there: lab {name} was as planned before this answer (repaired since the "
+                   f"quiz broke it), so no trace shows it; to see it: sudo netlab break --lab {name} {s.name} "
+                   f"--target {open_quiz['target']}, then netlab trace --lab {name} {check.src} {check.dst}{flags}")
+    else:
+        click.echo(f"the trace that shows it: netlab trace --lab {name} {check.src} {check.dst}{flags}")
+        click.echo(render_text(result), nl=False)
     click.echo(f"repaired: lab {name} is up again ({len(fixed)} {what} put back)")
     if not right:
         raise SystemExit(1)

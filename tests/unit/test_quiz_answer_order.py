@@ -15,8 +15,9 @@ from netlab.realize import state as state_mod
 from netlab.trace import render, run as trace_run
 
 
-def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
-    events: list[str] = []
+def _faked(monkeypatch, events: list[str], before: int) -> None:
+    """quiz answer on a faked lab qz whose quiz broke ip-forward-off on n1; ``before``: the differences from its
+    plan status finds before the answer (0: repaired since)."""
     monkeypatch.setattr(base, "require_root", lambda: None)
     monkeypatch.setattr(cli_breaks, "require_root", lambda: None)
     monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
@@ -33,6 +34,12 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
     monkeypatch.setattr(api, "load_running", lambda name: name)
     monkeypatch.setattr(api.Lab, "up_loaded", classmethod(
         lambda cls, loaded: events.append(f"repaired {loaded}") or types.SimpleNamespace(last_up=None)))
+    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name: before)
+
+
+def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
+    events: list[str] = []
+    _faked(monkeypatch, events, 1)
 
     def echo(*args, **kwargs):  # the reader is gone: the first write fails
         events.append("wrote")
@@ -43,3 +50,18 @@ def test_the_lab_is_repaired_and_the_quiz_closed_before_any_output(monkeypatch):
     # Repaired from the lab's saved topology (load_running), not its file: a dict's lab has none, and
     # api.load(None) is the built-in lab demo.
     assert events[:4] == ["traced", "repaired qz", "quiz closed", "wrote"], (events, result.exception)
+
+
+def test_a_lab_repaired_before_the_answer_shows_no_passing_trace_as_the_proof(monkeypatch):
+    """`netlab up` between the quiz and its answer: the lab is as planned, every trace passes. The answer showed
+    that passing trace as "the trace that shows it"; it says the fault is no longer there, and how to see it."""
+    events: list[str] = []
+    _faked(monkeypatch, events, 0)
+    result = CliRunner().invoke(cli, ["quiz", "answer", "ip-forward-off"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert "traced" not in events and "the trace that shows it" not in result.output, result.output
+    assert result.output.startswith("right") and "the trace\n" not in result.output
+    assert ("the fault is no longer there: lab qz was as planned before this answer (repaired since the quiz broke "
+            "it), so no trace shows it; to see it: sudo netlab break --lab qz ip-forward-off --target n1, then "
+            "netlab trace --lab qz a b") in result.output, result.output
+    assert events[-2:] == ["repaired qz", "quiz closed"]

@@ -1,0 +1,102 @@
+"""Is a scenario's change in the kernel already? (``netlab break`` of a scenario applied and not repaired.)
+
+A second ``netlab break`` of the same scenario on the same target must say so and change nothing, whatever
+the scenario: the kernel's answers to doing it again differ (a sysctl written twice is no error, a route
+deleted twice is ENOENT, an iptables rule deleted twice fails the restore, a stopped pod has nothing to stop).
+So each step is compared with what the namespace holds, the way status compares the plan (observe.py), but
+against the broken state:
+
+- a netlink object the steps delete (and do not add back) is absent;
+- one they set, replace or add holds the values the change gives it (the attributes it changes; a plain add
+  of the plan's object, such as what vxlan-wrong-vni puts back, is there);
+- a sysctl holds the value written;
+- an iptables ``-D`` rule is in no backend's table, a ``:CHAIN POLICY`` line is the chain's policy.
+
+The break's actions (a stopped pod, a conntrack entry) are judged by netlab.breaks.run, which reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Sequence
+
+from netlab.kernel.base import Kernel, Op, TableText
+from netlab.plan.resources import Resource, Sysctl, Veth
+from netlab.realize.observe import Observed, observe
+
+
+def _namespaces(ops: Sequence[Op]) -> set[str]:
+    out = {op.res.netns for op in ops}
+    out |= {op.res.peer_netns for op in ops if isinstance(op.res, Veth) and op.res.peer_netns}
+    return out
+
+
+def read(kernel: Kernel, ops: Sequence[Op]) -> dict[str, Observed]:
+    """The namespaces the ops change, as resources (with the sysctls they write and the iptables tables)."""
+    asks = {ns: ([op.res.name for op in ops if isinstance(op.res, Sysctl) and op.res.netns == ns], True)
+            for ns in sorted(_namespaces(ops))}
+    snaps = kernel.snapshot_many(asks)
+    planned = {r.key: r for op in ops for r in (op.old, op.res) if isinstance(r, Resource)}
+    return {ns: observe(snap, {k: r for k, r in planned.items() if r.netns == ns}, snaps) for ns, snap in snaps.items()}
+
+
+def in_effect(ops: Sequence[Op], seen: dict[str, Observed]) -> bool:
+    """Every change of ``ops`` is what the namespaces hold already (an empty list: nothing to judge, False)."""
+    if not ops:
+        return False
+    last: dict[tuple, Op] = {}
+    before: dict[tuple, Resource] = {}  # what a key held before the change: the plan's object
+    for op in ops:
+        if isinstance(op.res, TableText):
+            continue
+        key = op.res.key
+        if op.verb == "del":
+            before.setdefault(key, op.res)
+        elif isinstance(op.old, Resource):
+            before.setdefault(key, op.old)
+        last[key] = op
+    for op in ops:
+        if isinstance(op.res, TableText) and not _rules_in_effect(op.res, seen.get(op.res.netns)):
+            return False
+    return all(_object_in_effect(op, before.get(key), seen.get(op.res.netns)) for key, op in last.items())
+
+
+def _object_in_effect(op: Op, old: Resource | None, obs: Observed | None) -> bool:
+    if obs is None:  # the namespace is gone: not a break in place, the apply says what is wrong
+        return False
+    res = op.res
+    if isinstance(res, Sysctl):
+        return obs.sysctls.get(res.name) == res.value
+    have = obs.objects.get(res.key)
+    if op.verb == "del":
+        return have is None
+    if have is None:
+        return False
+    if old is None:  # added as planned (put back): it is there
+        return True
+    changed = [f.name for f in fields(res) if getattr(res, f.name) != getattr(old, f.name)]
+    return all(getattr(have, name, None) == getattr(res, name) for name in changed)
+
+
+def _words(line: str) -> list[str]:
+    return line.replace('"', " ").split()
+
+
+def _rules_in_effect(t: TableText, obs: Observed | None) -> bool:
+    """An ``iptables-restore --noflush`` payload's deletions and policies are what the table holds."""
+    if obs is None:
+        return False
+    saved = [text for tables in obs.tables.values() for name, text in tables.items() if name == t.table]
+    lines = [line for text in saved for line in text.splitlines()]
+    rules = {tuple(_words(line)[1:]) for line in lines if line.startswith("-A ")}
+    for line in t.text.splitlines():
+        if line.startswith("-D "):
+            if tuple(_words(line)[1:]) in rules:
+                return False
+        elif line.startswith(":"):
+            chain, policy = line[1:].split()[:2]
+            if not any(line2.split()[:2] == [f":{chain}", policy] for line2 in lines):
+                return False
+        elif line.startswith(("-A ", "-I ")):  # an addition: judged as not in place (none of the catalogue's)
+            return False
+    return True

@@ -1,0 +1,142 @@
+"""`netlab break` of a scenario that is in place already (broken before, not repaired since), and a target given
+empty, against the fake kernel (no root).
+
+Breaking the same way twice was one scenario's "broke" again (ip-forward-off: a sysctl written twice), another's
+exit 4 "apply failed" (vxlan-arp-missing: the neighbour deleted twice is ENOENT; forward-policy-drop: iptables
+-D of a rule that is gone fails the restore). Now every scenario says it is broken already, changes nothing and
+exits 0. `--target ""` broke the scenario's default target, exit 0: an empty name is a name no node or pod has.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_lab import status, up
+from test_breaks_catalogue import SHAPES
+
+from netlab.api.topology import load
+from netlab.breaks import already, catalogue, quiz, run as break_run
+from netlab.breaks.changes import Action
+from netlab.errors import UsageError
+from netlab.kernel import live
+from netlab.kernel.base import Op
+from netlab.kernel.fake import FakeKernel
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state_dir
+
+
+def _fake_lab(tmp_path, monkeypatch, shape: str):
+    """The shipped topology of ``shape`` up on a fake kernel, state in the test's tmp dir; break_lab's kernel
+    door is that kernel."""
+    import shutil
+
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    path = tmp_path / "t.yaml"
+    source = SHAPES[shape]
+    if source is None:
+        from netlab.breaks.run import __file__ as here  # the built-in lab: netlab/data/default.yaml
+
+        source = here.replace("breaks/run.py", "data/default.yaml")
+    shutil.copy(source, path)
+    lab = resolve(load_topology(str(path)))
+    k = FakeKernel()
+    up(lab, k)
+    k.close = lambda: None  # type: ignore[method-assign]  # one kernel for every door break_lab opens
+    monkeypatch.setattr(live, "LiveKernel", lambda *a, **kw: k)
+    return lab, k
+
+
+def _targets(s, lab):
+    out = []
+    for item in lab.nodes if s.target == "node" else lab.pods:
+        try:
+            out.append(catalogue.resolve_target(s, lab, item.name))
+        except ValueError:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("shape", ["default", "services", "host-gw-3node"])
+def test_every_kernel_scenario_again_is_broken_already_and_changes_nothing(tmp_path, monkeypatch, shape):
+    """Each scenario the quiz may pick on the lab whose change is the kernel's (the pod and conntrack ones are
+    the root test's), on its default target: the first break changes the kernel; the second says broken
+    already, changes nothing, names no change (it was "broke" again, or ApplyFailed); up repairs once."""
+    lab, k = _fake_lab(tmp_path, monkeypatch, shape)
+    seen: list[str] = []
+    for s in quiz.candidates(lab):
+        target = catalogue.resolve_target(s, lab, None)
+        steps = break_run.steps_of(s.name, lab, target)
+        if any(isinstance(step, Action) for step in steps):
+            continue
+        seen.append(s.name)
+        first = break_run.break_lab(lab.name, s.name)
+        assert not getattr(first, "already", False) and first.done, s.name
+        drift = status(lab, k).drift
+        assert drift, s.name
+        k.log.clear()
+        again = break_run.break_lab(lab.name, s.name)
+        assert (getattr(again, "already", False), again.done, k.log) == (True, [], []), (s.name, again, k.log)
+        assert again.to_json()["already"] is True and again.to_json()["changes"] == []
+        assert status(lab, k).drift == drift, s.name
+        up(lab, k)
+        assert status(lab, k).ok, s.name
+    assert len(seen) >= 5, seen
+
+
+@pytest.mark.parametrize("shape", ["default", "services"])
+def test_a_clean_lab_is_not_broken_already_for_any_target(tmp_path, monkeypatch, shape):
+    """Nothing is "in place" on a lab as planned (the check must not skip a real break), on every target."""
+    lab, k = _fake_lab(tmp_path, monkeypatch, shape)
+    for s in quiz.candidates(lab):
+        for target in _targets(s, lab):
+            ops = [op for op in break_run.steps_of(s.name, lab, target) if isinstance(op, Op)]
+            if ops:
+                assert not already.in_effect(ops, already.read(k, ops)), (s.name, target.name)
+
+
+def test_another_target_broken_is_not_this_one(tmp_path, monkeypatch):
+    """ip-forward-off on n1 does not make ip-forward-off on the other node "broken already"."""
+    lab, k = _fake_lab(tmp_path, monkeypatch, "vxlan-3node")
+    first, second = lab.nodes[0].name, lab.nodes[1].name
+    assert not break_run.break_lab(lab.name, "ip-forward-off", first).already
+    other = break_run.break_lab(lab.name, "ip-forward-off", second)
+    assert not other.already and other.done
+
+
+def test_an_empty_target_is_refused_in_one_line():
+    """`--target ""` and `--target=` give the name "" (the CLI passes it on): refused as any unknown name, exit 2."""
+    lab = load(None).lab
+    for name in ("ip-forward-off", "vxlan-arp-missing", "bridge-port-down"):
+        s = catalogue.scenario(name)
+        with pytest.raises(ValueError) as err:
+            catalogue.resolve_target(s, lab, "")
+        assert "has no node ''" in str(err.value) or "has no pod ''" in str(err.value)
+        assert "\n" not in str(err.value)
+        with pytest.raises(UsageError):
+            break_run.check(name, lab, "")
+
+
+def test_the_catalogue_words_pod_cidr_route_missing_for_host_gw_and_the_mtu_symptom_for_the_nodes():
+    """pod-cidr-route-missing applies to host-gw labs, whose route is `via <peer node IP> dev eth0`: its change and
+    fix said only flannel.N and the peer's VTEP. pod-mtu-too-big's symptom left out the flows of the nodes
+    themselves that probe --mtu reports failing (the node to the other nodes' pods, and back)."""
+    from netlab.breaks import symptoms
+    from netlab.breaks.changes import peer_node
+
+    s = catalogue.scenario("pod-cidr-route-missing")
+    hostgw = load(SHAPES["host-gw-3node"]).lab
+    node = catalogue.resolve_target(s, hostgw, None)
+    [op] = break_run.steps_of(s.name, hostgw, node)
+    assert (op.res.dev, str(op.res.gateway)) == ("eth0", str(peer_node(hostgw, node).ip))
+    for words in (s.change, s.fix):
+        assert "via <peer node IP> dev eth0" in words and "host-gw" in words, words
+        assert "via <peer VTEP> dev flannel.N onlink" in words, words
+    m = catalogue.scenario("pod-mtu-too-big")
+    lab = load(None).lab
+    node = catalogue.resolve_target(m, lab, None)
+    peer = peer_node(lab, node)
+    verdict = symptoms.expect(m, lab, node)
+    row = {"protocol": "mtu", "service": None}
+    assert verdict({**row, "source": node.name, "destination": lab.pods_on(peer.name)[0].name}) == "fail"
+    assert verdict({**row, "source": peer.name, "destination": lab.pods_on(node.name)[0].name}) == "fail"
+    assert "from the node to the other nodes' pods and from the other nodes to the node's pods" in m.symptom
