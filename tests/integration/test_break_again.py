@@ -1,0 +1,131 @@
+"""netlab break on a real lab (root): the same scenario twice, and conntrack-stale-entry over a client's live flow.
+
+- Every scenario the quiz may pick on the Services example, broken twice on its default target: the second says
+  it is broken already, exits 0 and changes nothing the kernel shows (links, routes, neighbours, FDB, sysctls,
+  iptables rules and policies, the stale conntrack entry, the pods' processes); `up` repairs. It was "broke"
+  again for ip-forward-off, exit 4 "apply failed" for vxlan-arp-missing and forward-policy-drop.
+- conntrack-stale-entry right after the client's real DNS query from port 40053 (its entry lives 120 s, UDP's
+  assured timeout): `conntrack -I` failed "Such conntrack exists", exit 4. The fault is that live flow steered to
+  a gone endpoint: the break replaces its entry, and the client's next query from that port goes unanswered.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from breaking import SERVICES, dns_answers, shipped_lab
+from helpers import in_netns, netlab
+from netlab.breaks import catalogue, quiz
+from netlab.breaks.changes import STALE_SPORT, dns_udp, gone_endpoint
+from netlab.realize.state import running_lab
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture(scope="module")
+def services_lab(tmp_path_factory):
+    with shipped_lab(tmp_path_factory, SERVICES) as lab:
+        yield lab
+
+
+COUNTERS = re.compile(r"\[\d+:\d+\]")
+TIMEOUT = re.compile(r"^(\w+\s+\d+\s+)\d+ ")  # conntrack -L's "udp 17 598 src=...": the seconds left
+
+
+def kernel_view(model) -> dict:
+    """What the kernel holds in every namespace of the lab, as the tools print it (no counters, no timers)."""
+    out: dict = {}
+    for ns in [n.netns for n in model.nodes] + [p.netns for p in model.pods]:
+        links = json.loads(in_netns(ns, "ip", "-j", "-d", "link", "show", check=True).stdout)
+        for link in links:
+            link.pop("operstate", None)  # the kernel's own settling (UNKNOWN -> UP), not a change
+            for data in (link.get("linkinfo") or {}).values():  # the bridge's and its ports' timers run down
+                if isinstance(data, dict):
+                    for key in [k for k in data if k.endswith("_timer")]:
+                        del data[key]
+        out[ns] = {
+            "links": links,
+            "routes": in_netns(ns, "ip", "-j", "route", "show", "table", "all", check=True).stdout,
+            "neigh": in_netns(ns, "ip", "-j", "neigh", "show", "nud", "permanent", check=True).stdout,
+            "fdb": in_netns(ns, "bridge", "-j", "fdb", "show", "state", "permanent", check=True).stdout,
+            "sysctl": in_netns(ns, "sysctl", "net.ipv4.ip_forward", "net.ipv4.conf.all.rp_filter",
+                               check=True).stdout,
+            "iptables": COUNTERS.sub("", "\n".join(line for line in in_netns(ns, "iptables-save", check=True)
+                                                   .stdout.splitlines() if not line.startswith("#"))),
+            "stale": [TIMEOUT.sub(r"\1", line) for line in in_netns(
+                ns, "conntrack", "-L", "-p", "udp", "--sport", str(STALE_SPORT)).stdout.splitlines() if line.strip()],
+        }
+    return out
+
+
+def stale_entries(model, client) -> list[str]:
+    """conntrack -L in the client's node of the flow client:40053 -> DNS ClusterIP:53 (the break's tuple)."""
+    cip, port, _ = dns_udp(model)
+    proc = in_netns(model.node(client.node).netns, "conntrack", "-L", "-p", "udp", "-s", str(client.ip),
+                    "--sport", str(STALE_SPORT), "-d", cip, "--dport", str(port), check=True)
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def pids(model) -> dict:
+    """The processes in each pod's namespace (`ip netns pids`, run from outside it)."""
+    return {p.name: subprocess.run(["ip", "netns", "pids", p.netns], capture_output=True, text=True,
+                                   check=True).stdout for p in model.pods}
+
+
+def test_every_scenario_broken_again_is_broken_already_and_changes_nothing(services_lab):
+    lab, path = services_lab
+    model = running_lab(lab).resolved()
+    names = [s.name for s in quiz.candidates(model)]
+    assert {"ip-forward-off", "vxlan-arp-missing", "forward-policy-drop", "conntrack-stale-entry",
+            "endpoint-pod-down"} <= set(names), names
+    wrong = []
+    for name in names:
+        s = catalogue.scenario(name)
+        target = catalogue.resolve_target(s, model, None)
+        try:
+            first = netlab("break", name, "--lab", lab, check=False)
+            assert first.returncode == 0 and f"broke {name}" in first.stdout, (name, first.stdout, first.stderr)
+            view, running = kernel_view(model), pids(model)
+            again = netlab("break", name, "--lab", lab, "-o", "json", check=False)
+            said = json.loads(again.stdout) if again.returncode == 0 else {}
+            if again.returncode != 0 or not said.get("already") or said.get("changes") or again.stderr:
+                wrong.append(f"{name}: exit {again.returncode} {again.stdout.strip()} {again.stderr.strip()}")
+            elif kernel_view(model) != view or pids(model) != running:
+                wrong.append(f"{name}: the second break changed the kernel or the pods")
+            text = netlab("break", name, "--lab", lab, check=False)
+            if text.returncode != 0 or not text.stdout.startswith(
+                    f"lab {lab}: {name} is broken already on {s.target} {target.name} (not repaired since): "
+                    "nothing changed\n"):
+                wrong.append(f"{name}: text exit {text.returncode}: {text.stdout} {text.stderr}")
+        finally:
+            repaired = netlab("up", "-t", path, check=False)
+        assert repaired.returncode == 0 and "nothing to change" not in repaired.stdout, (name, repaired.stdout)
+        assert netlab("status", "--lab", lab, check=False).returncode == 0, name
+    assert not wrong, "\n".join(wrong)
+
+
+def test_conntrack_stale_entry_replaces_the_clients_live_flow(services_lab):
+    lab, path = services_lab
+    model = running_lab(lab).resolved()
+    s = catalogue.scenario("conntrack-stale-entry")
+    client = catalogue.resolve_target(s, model, None)
+    _, _, dns_pod_ip = dns_udp(model)
+    gone = str(gone_endpoint(model))
+    try:
+        assert dns_answers(model, client, STALE_SPORT), "the client's query from port 40053 before the break"
+        [live] = stale_entries(model, client)  # the client's real flow: DNATed to the DNS pod
+        assert f"src={dns_pod_ip} " in live and f"src={gone} " not in live, live
+        done = netlab("break", "conntrack-stale-entry", "--lab", lab, check=False)
+        assert done.returncode == 0 and "broke conntrack-stale-entry" in done.stdout, done.stdout + done.stderr
+        [stale] = stale_entries(model, client)
+        assert f"src={gone} " in stale and f"src={dns_pod_ip} " not in stale, stale
+        assert not dns_answers(model, client, STALE_SPORT), "the client's port is steered to the gone endpoint"
+        assert dns_answers(model, client, 0), "a query from a new port is answered"
+    finally:
+        repaired = netlab("up", "-t", path, check=False)
+    assert repaired.returncode == 0 and "nothing to change" not in repaired.stdout, repaired.stdout
+    assert dns_answers(model, client, STALE_SPORT)
