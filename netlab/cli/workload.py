@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -113,11 +114,16 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:  # None: started with it closed (`2>&-`), as the command will be
             stream.flush()
-    # Python ignores SIGPIPE and SIGXFSZ from its start, and an ignored signal stays ignored across exec: the
-    # command got EPIPE where it dies quietly under `ip netns exec` (`netlab exec POD -- seq 1 1e8 | head -1`:
-    # "Broken pipe", exit 1, not 141), and so did every pipeline of the shell it opens.
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(sig, signal.SIG_DFL)
+    # An ignored signal stays ignored across exec. Python ignores SIGPIPE and SIGXFSZ from its start: the command
+    # got EPIPE where it dies quietly under `ip netns exec` (`netlab exec POD -- seq 1 1e8 | head -1`: "Broken
+    # pipe", exit 1, not 141), and so did every pipeline of the shell it opens. netlab's parent may ignore others
+    # (SIGHUP under nohup, SIGINT and SIGQUIT for a script's `&` job). The command starts as a container's
+    # process does (`kubectl exec`: the runtime starts it with every signal at its default), as netlab's own
+    # containers do (kernel/processes.py): none ignored.
+    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        with contextlib.suppress(OSError, ValueError):  # 32 and 33: the C library's own
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
     with target.opened() as enter:
         enter()
         if not command:

@@ -26,9 +26,18 @@ def _ignored(status: str) -> str:
     return line.split()[1]
 
 
+def _ignoring_hup_and_quit() -> None:
+    """netlab started as under `nohup` in a script's background job: SIGHUP and SIGQUIT ignored by its parent."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+
+
 def test_the_command_exec_runs_ignores_no_signal(netlab_lab):
     proc = netlab("exec", "--lab", netlab_lab.name, "a", "--", "cat", "/proc/self/status")
     assert _ignored(proc.stdout) == "0000000000000000"
+    nohup = subprocess.run([*NETLAB, "exec", "--lab", netlab_lab.name, "a", "--", "cat", "/proc/self/status"],
+                           capture_output=True, text=True, preexec_fn=_ignoring_hup_and_quit, check=True)
+    assert _ignored(nohup.stdout) == "0000000000000000"  # nor what netlab's own parent ignored, as a container
     shell = netlab("exec", "--lab", netlab_lab.name, "a", "--", "sh", "-c", "cat /proc/self/status")
     assert _ignored(shell.stdout) == "0000000000000000"  # nor the commands of the shell it runs
 
