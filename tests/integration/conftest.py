@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import diff_snapshots, host_snapshot, lab_down, lab_namespaces, netlab, unique_lab, write_topology
+from helpers import (as_planned, diff_snapshots, host_snapshot, lab_down, lab_namespaces, netlab, unique_lab,
+                     write_topology)
 from netlab import Lab
 from netlab.pytest_plugin import watch
 
@@ -58,3 +59,13 @@ def labs(tmp_path, request):
     labs = Labs(tmp_path, request.node)
     yield labs
     labs.teardown()
+
+
+@pytest.fixture
+def repaired(live):
+    """The module's ``live`` lab (a dict with its ``name`` and topology ``path``), as planned again after the test,
+    whatever it broke by hand: ``netlab up`` when ``status`` finds it otherwise, then as planned for sure."""
+    yield live
+    if not as_planned(live["name"]):
+        netlab("up", "-t", live["path"])
+    assert as_planned(live["name"])

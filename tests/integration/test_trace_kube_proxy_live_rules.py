@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import as_planned, in_netns, lab_up, traced, unique_lab, write_topology
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.plan.build import build_plan
@@ -44,15 +44,6 @@ def live(request, tmp_path_factory):
     with lab_up(path, lab):
         yield {"name": lab, "path": path, "mode": mode, "n1": f"{lab}-n1", "svc": svc,
                "w1": svc.endpoint("10.244.0.2", 8080), "w2": svc.endpoint("10.244.1.2", 8080)}
-
-
-@pytest.fixture
-def repaired(live):
-    """The lab as planned again after the test, whatever it broke."""
-    yield live
-    if not as_planned(live["name"]):
-        netlab("up", "-t", live["path"])
-    assert as_planned(live["name"])
 
 
 def trace(lab: str, to: str) -> tuple[int, dict]:

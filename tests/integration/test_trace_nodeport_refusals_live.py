@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, ipv4_of, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import as_planned, in_netns, ipv4_of, lab_up, traced, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -45,14 +45,6 @@ def live(request, tmp_path_factory):
     with lab_up(path, lab):
         yield {"name": lab, "path": path, "mode": mode, "n2": f"{lab}-n2", "client": f"{lab}-client",
                "ip": ipv4_of(f"{lab}-n2", "eth0")}
-
-
-@pytest.fixture
-def repaired(live):
-    yield live
-    if not as_planned(live["name"]):
-        netlab("up", "-t", live["path"])
-    assert as_planned(live["name"])
 
 
 def curl(live, port: int) -> int:

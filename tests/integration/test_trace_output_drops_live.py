@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import in_netns, lab_up, traced, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -29,14 +29,6 @@ def live(tmp_path_factory):
         yield {"name": lab, "path": path, "c": f"{lab}-c", "web": f"{lab}-web",
                "ip": in_netns(f"{lab}-web", "ip", "-4", "-br", "addr", "show", "eth0",
                               check=True).stdout.split()[2].split("/")[0]}
-
-
-@pytest.fixture
-def repaired(live):
-    yield live
-    if not as_planned(live["name"]):
-        netlab("up", "-t", live["path"])
-    assert as_planned(live["name"])
 
 
 def curl(live) -> int:

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from helpers import as_planned, in_netns, lab_up, netlab, traced, unique_lab, write_topology
+from helpers import in_netns, lab_up, traced, unique_lab, write_topology
 
 pytestmark = pytest.mark.root
 
@@ -40,14 +40,6 @@ def live(tmp_path_factory):
     path = write_topology(tmp_path_factory.mktemp("out"), TOPOLOGY.format(lab=lab, np=NODE_PORT), f"{lab}.yaml")
     with lab_up(path, lab):
         yield {"name": lab, "path": path, "web": _ip(f"{lab}-web"), "n1": _ip(f"{lab}-n1")}
-
-
-@pytest.fixture
-def repaired(live):
-    yield live
-    if not as_planned(live["name"]):
-        netlab("up", "-t", live["path"])
-    assert as_planned(live["name"])
 
 
 # sender, the chain and rule put in `who`'s firewall, where it is (request or reply), trace's DST and port
