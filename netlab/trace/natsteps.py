@@ -11,11 +11,13 @@ a Service packet was not DNATed on a node, kube-proxy's rules say why
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from netlab.trace import detour, faults, kubeproxy, kubeproxy_nft, nat, wrongdnat
-from netlab.trace.facts import RouteFailure
+from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
-from netlab.trace.labmap import ServiceFacts
+from netlab.trace.labmap import ServiceEndpoint, ServiceFacts
 from netlab.trace.walkparts import WalkParts
 from netlab.trace.wrongdnat import delete_entry
 
@@ -51,6 +53,7 @@ class NatSteps(WalkParts):
         other = self._detour(ns, old, new) if "sep_chain" in facts and not held else None
         via = other.chain if other is not None else None
         unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
+        wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
         text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via)
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
         if held:
@@ -67,7 +70,6 @@ class NatSteps(WalkParts):
             if chosen is not None:
                 text += f"; {chosen.short()}"
                 facts.update(chosen.facts())
-        wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
         commands = self._nat_commands(ns, hit, "dst")
         if isinstance(chosen, kubeproxy_nft.Choice):  # sessionAffinity: the set that held the client
             commands += chosen.commands(ns)
@@ -137,16 +139,60 @@ class NatSteps(WalkParts):
         drop = (faults.forward_policy(self.k, ns) or faults.policy_reject(self.k, ns)
                 or (faults.hairpin_off(self.k, ns, self._port_in, f.src, svc)
                     if self.k.bridge_nf(ns) else None)  # without br_netfilter the DNAT is routed, not bridged
+                or self._unkept(ns, iif, svc)
                 if iif and not why.cause and svc.endpoints else None)
         if drop is not None:
             # The rules are whole, yet no entry: conntrack keeps a flow's entry only once its first packet
             # leaves the node, and a packet DNATed to a pod must pass FORWARD to leave.
-            why = kubeproxy.NoDnat(why.decision, f"{f.endpoint('dst')} is Service {svc.name}, whose DNAT {ns}'s "
+            why = kubeproxy.NoDnat(f"DNAT by the rules, but no conntrack entry kept for {f}",
+                                   f"{f.endpoint('dst')} is Service {svc.name}, whose DNAT {ns}'s "
                                    f"rules hold, but {ns} has no conntrack entry for this packet: it was dropped "
                                    f"before conntrack kept one; {drop[0]}", why.commands, drop[1], cause=True,
                                    facts={**why.facts, "dropped_here": True})
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **why.facts)
+
+    if TYPE_CHECKING:  # l2steps.py's, on the same Walker
+        def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None: ...
+
+    def _unkept(self, ns: str, iif: str, svc: ServiceFacts) -> faults.Reason | None:
+        """Why a Service packet whose DNAT the rules of ``ns`` hold died before conntrack kept its entry, when it is
+        not the firewall's: conntrack confirms a flow's first packet only as it leaves the node (or is delivered
+        in it). The node does not forward (ip_forward 0: dropped at the forwarding decision, whatever endpoint
+        the rules picked); or the bridge port towards the endpoint they picked takes no frame (the node's ARP
+        request for it goes unanswered, and the packet waiting for the answer is dropped)."""
+        picked, how = self._picked(ns, svc)
+        read = getattr(self.k, "sysctl", None)
+        if read is not None and read(ns, "net.ipv4.ip_forward") == "0":
+            to = f"{picked.ip}:{picked.port} ({picked.pod}{how})" if picked else "one of its endpoints"
+            return (f"the rules DNATed it to {to}, but net.ipv4.ip_forward = 0 in {ns}: the node does not forward, "
+                    f"so the DNATed packet in on {iif} is dropped at the forwarding decision, before it leaves the "
+                    f"node", f"ip netns exec {ns} sysctl -w net.ipv4.ip_forward=1")
+        bridges = [link for link in self.k.links(ns).values() if link.kind == "bridge"]
+        blocked = [(e, r) for e in ([picked] if picked else svc.endpoints) for b in bridges
+                   for r in [self._port_toward(ns, b, e.ip)] if r is not None]
+        if not blocked:
+            return None
+        e, (why, fix) = blocked[0]
+        if picked is None and len(blocked) < len(svc.endpoints):
+            how = ("; no counter says which endpoint the rules picked, but a packet DNATed to another one would "
+                   "have left the node, and conntrack would have kept its entry")
+        return (f"the rules DNATed it to {e.ip}:{e.port} ({e.pod}{how}), but {why}: the node's ARP request for "
+                f"{e.ip} goes unanswered, and the packet waiting for the answer is dropped", fix)
+
+    def _picked(self, ns: str, svc: ServiceFacts) -> tuple[ServiceEndpoint | None, str]:
+        """The endpoint whose chain's DNAT counted a packet while the trace ran, and how that is known: iptables
+        counts every rule; kube-proxy's nftables table only with a counter a user inserted (detour.py)."""
+        if ns in self.lab.nft_netns:
+            nft = self.k.nft_table(ns)
+            moved = [e for e in svc.endpoints if nft is not None and nft.counted(e.sep_chain)]
+        else:
+            table = self.k.nat_table(ns)
+            moved = [e for e in svc.endpoints if table is not None
+                     and any(r.delta for r in table.chain_rules(e.sep_chain) if wrongdnat.dnat_to(r.line))]
+        if len(moved) != 1:
+            return None, ""
+        return moved[0], f"; the counter of {moved[0].sep_chain}'s DNAT went up during the trace"
 
     def _unconfirmed(self, ns: str, iif: str | None, svc: ServiceFacts, f: Flow, missing: str | None) -> Hop | None:
         """A Service packet DNATed by a rule edited by hand to an address that is no endpoint, which died there
