@@ -78,14 +78,18 @@ def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False
 
 
 def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False,
-             via: str | None = None) -> str:
+             via: str | None = None, stale: bool = False) -> str:
     """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
     the node's own packet (see :func:`service_facts`); ``via``: the endpoint chain that DNATed it, when a counter
-    says it is not the endpoint's own (detour.py)."""
+    says it is not the endpoint's own (detour.py); ``stale``: the DNAT is an older conntrack entry's, to no
+    endpoint (wrongdnat.py): no rule of the Service chose it."""
     if which == "dst" and hit.direction == "orig":
         svc = lab.service_for(old.dst, old.dport, old.proto)
         text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
-        if svc:
+        if svc and stale:
+            text += (f": conntrack's existing entry for this flow DNATs it to {lab.name_ip(new.dst)}, not kube-proxy's "
+                     f"rules for Service {svc.name} (they never saw the packet)")
+        elif svc:
             ep = svc.endpoint(new.dst, new.dport)
             who = f"endpoint {ep.pod}" if ep else f"endpoint {lab.name_ip(new.dst)}"
             sep = f" → {via or ep.sep_chain}" if ep else ""

@@ -54,7 +54,8 @@ class NatSteps(WalkParts):
         via = other.chain if other is not None else None
         unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
         wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
-        text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via)
+        text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via,
+                            stale=wrong is not None and bool(wrong.facts.get("stale_entry")))
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
         if held:
             # Not a new connection to conntrack: nothing chose an endpoint now, the entry's DNAT was applied.

@@ -98,7 +98,7 @@ def explain(lab: LabMap, ns: str, svc: ServiceFacts, old: Flow, new: Flow, made_
     if made_before:
         return Why(f"conntrack already holds this flow and DNATs it to {wrong}: a stale entry an endpoint change "
                    "left; packets of a known flow skip the nat table, so kube-proxy's rules never see them",
-                   delete_entry(ns, old) + f" --dst-nat {new.dst}", {"held_before": True})
+                   delete_entry(ns, old) + f" --dst-nat {new.dst}", {"held_before": True, "stale_entry": True})
     rule = None
     if ns in lab.nft_netns:
         rule = nft_rule(nft, lab.planned_nft.get(ns, ()), to)
@@ -107,7 +107,8 @@ def explain(lab: LabMap, ns: str, svc: ServiceFacts, old: Flow, new: Flow, made_
     if rule is None and made_before is None:  # nobody heard the entry made: an older entry is all that is left
         return Why(f"conntrack holds this flow and DNATs it to {wrong}, and no rule of {node}'s tables DNATs "
                    "there: a stale entry an endpoint change left; packets of a known flow skip the nat table, so "
-                   "kube-proxy's rules never see them", delete_entry(ns, old) + f" --dst-nat {new.dst}", {})
+                   "kube-proxy's rules never see them", delete_entry(ns, old) + f" --dst-nat {new.dst}",
+                   {"stale_entry": True})
     if rule is None:
         return Why(f"{node} DNATed this new connection to {wrong} (conntrack made its entry for this packet), yet "
                    f"no rule of {node}'s tables DNATs there now: did the rules change while the trace ran?", None,

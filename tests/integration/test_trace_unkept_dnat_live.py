@@ -5,7 +5,8 @@ kube-dns pod's bridge port down or disabled, then `netlab trace client svc/kube-
 node. Either way the node DNATs the packet and drops it before conntrack confirms the entry: the trace said "it
 was not DNATed here", followed it un-DNATed to the gateway and ended "look at the firewall" with no fix. Now the
 lost row is the node's DNAT with the real cause and its fix, and the fix, run as printed, brings real traffic
-back.
+back. And with `netlab break conntrack-stale-entry` the DNAT row says the stale entry's DNAT is conntrack's, not
+the Service's pick.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pytest
 
 from breaking import SERVICES, dns_answers
 from helpers import in_netns, lab_up, netlab, unique_lab, wait_for
+from netlab.breaks.changes import STALE_SPORT
 from netlab.realize.state import running_lab
 
 pytestmark = pytest.mark.root
@@ -145,3 +147,22 @@ def _peer_is(node: str, link: dict, pod_ns: str) -> bool:
                                      text=True, check=True).stdout)[0]
     return peer.get("link_index") == link["ifindex"]
 
+
+def test_a_stale_entrys_dnat_is_said_to_be_conntracks_and_its_fix_brings_the_query_back(lab):
+    name, path = lab
+    node = f"{name}-node-1"
+    model = running_lab(name).resolved()
+    client = model.pod("client")
+    try:
+        netlab("break", "conntrack-stale-entry", "--lab", name)
+        assert not dns_answers(model, client, STALE_SPORT)
+        d = trace(name, "client", "svc/kube-dns", "--sport", str(STALE_SPORT))
+        row = next(h for h in d["hops"] if h["kind"] == "dnat" and h["netns"] == node)
+        assert "conntrack's existing entry for this flow DNATs it to " in row["decision"], row
+        assert "not kube-proxy's rules for Service kube-system/kube-dns:dns (they never saw the packet)" \
+               in row["decision"] and "picked" not in row["decision"], row
+        assert row["facts"]["stale_entry"] is True and d["lost"]["hop"] == row["index"], d["lost"]
+        subprocess.run(shlex.split(d["lost"]["fix"]), check=True, timeout=10)
+        assert dns_answers(model, client, STALE_SPORT)
+    finally:
+        repaired(name, path)

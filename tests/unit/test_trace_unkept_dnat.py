@@ -7,7 +7,8 @@ waiting for the answer is dropped. Either way no entry is left, though the rules
 (it said "it was not DNATed here", followed the packet un-DNATed to the gateway and ended "look at the firewall"
 without a fix). Which endpoint the rules picked is what the DNAT rule's counter says (iptables mode); without a
 counter (nftables mode) the one whose way is blocked, since a packet DNATed to another would have left an entry.
-The lab is topologies/services.yaml (web-1 10.244.0.2 on node-1 with the client, web-2 10.244.1.2 on node-2).
+And a stale entry's DNAT is conntrack's, not the Service's pick. The lab is topologies/services.yaml (web-1
+10.244.0.2 on node-1 with the client, web-2 10.244.1.2 on node-2).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from netlab.trace.render import render_text
 from test_trace_missing_rules import WEB_1, WEB_IP, sep_rules, services_lab, to_web, traced
 from test_trace_walk import _result
+from test_trace_wrong_dnat import dnated
 
 N1 = "svc-node-1"
 
@@ -93,3 +95,13 @@ def test_a_down_port_is_blamed_only_for_the_endpoint_the_counter_names():
     row = next(h for h in w.hops if h.kind == "dnat")
     assert not row.facts.get("dropped_here") and "bridge port" not in (row.problem or "")
 
+
+@pytest.mark.parametrize("nft", [False, True], ids=["iptables", "nftables"])
+def test_a_stale_entrys_dnat_is_conntracks_not_the_services_pick(nft):
+    _, m, k = services_lab(nft)
+    w, _ = traced(m, k, dnated(k, 8081, True))
+    row = next(h for h in w.hops if h.kind == "dnat")
+    assert row.decision.startswith(f"DNAT {WEB_IP}:80 → {WEB_1}:8081: conntrack's existing entry for this flow "
+                                   f"DNATs it to {WEB_1} (web-1), not kube-proxy's rules for Service "
+                                   "default/web:http (they never saw the packet)")
+    assert "picked" not in row.decision and row.facts["stale_entry"] is True
