@@ -11,7 +11,7 @@ import stat
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
 from netlab.kernel import features, netns as nsmod, pidfd, taskstats
 from netlab.model.lab import Lab
-from netlab.plan.sysctls import KERNEL_DEVCONF, devconf_keys, to_restore
+from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
 from netlab.realize.state_dir import point_elsewhere
 
@@ -96,7 +96,7 @@ def check_host_devconf(probe: features.KernelProbe) -> Check:
     if not differ:
         return Check("host-devconf", INFO, "a new namespace gets the kernel's IPv4 all/default settings")
     found = ", ".join(f"{key} {'/'.join(str(probe.devconf[name]) for name in devconf_keys(key))} "
-                      f"(the kernel's: {'/'.join(KERNEL_DEVCONF[key])})" for key in differ)
+                      f"(the kernel's: {'/'.join(kernel_devconf(key, forwards(probe.devconf)))})" for key in differ)
     return Check("host-devconf", INFO, f"a new namespace gets this host's all/default {found}; every lab "
                  "namespace sets them back to the kernel's")
 

@@ -91,7 +91,8 @@ class FakeKernel:
         for key, _ in sysctls:
             if not self._sysctl_exists(ns, key):
                 raise FileNotFoundError(errno.ENOENT, "no such sysctl", key)
-        ns.sysctls.update(dict(sysctls))
+        for key, value in sysctls:
+            self._write_sysctl(ns, key, value)
         self.ns[name] = ns
         return sorted(self.fallback_links)
 
@@ -210,6 +211,13 @@ class FakeKernel:
             return ns.sysctls.get("net.ipv4.ip_forward", "0")
         return "0"
 
+    def _write_sysctl(self, ns: FNetns, key: str, value: str) -> None:
+        """As the kernel: changing ip_forward sets all.accept_redirects to its opposite (devinet.c,
+        inet_forward_change; each interface's and default's forwarding follow it, see _sysctl)."""
+        if key == "net.ipv4.ip_forward" and self._sysctl(ns, key) != value:
+            ns.sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if value == "1" else "1"
+        ns.sysctls[key] = value
+
     def _sysctl_exists(self, ns: FNetns, key: str) -> bool:
         parts = key.split(".")
         if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
@@ -300,7 +308,7 @@ class FakeKernel:
         if isinstance(res, Sysctl):
             if not self._sysctl_exists(ns, res.name):
                 raise FakeError(errno.ENOENT, f"no such sysctl {res.name}")
-            ns.sysctls[res.name] = res.value
+            self._write_sysctl(ns, res.name, res.value)
         elif isinstance(res, Link):
             self._link(ns, op, res)
         elif isinstance(res, Address):

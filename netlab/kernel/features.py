@@ -269,7 +269,8 @@ def in_throwaway_netns(body: Callable[[], object], timeout: float = PROBE_TIMEOU
 
 def _devconf_here(keys: Sequence[str]) -> dict[str, str | None]:
     """In a namespace just made: these sysctls as it got them from the host (under the test hook of a tuned
-    host, NETLAB_TEST_HOST_DEVCONF, that host's values first, as every namespace netlab makes gets them)."""
+    host, NETLAB_TEST_HOST_DEVCONF, or one that forwards, NETLAB_TEST_HOST_FORWARD, that host's values first, as
+    every namespace netlab makes gets them)."""
     nsmod.write_sysctls_here(testhooks.INHERITED_DEVCONF)
     return nsmod.read_sysctls_here(keys)
 

@@ -32,6 +32,12 @@ when this module is imported, never inside a loop; all are off unless set.
     (``send_redirects=0``), as Linux copies a host's into each new namespace
     (this machine's are the kernel's defaults, and netlab never changes the
     host's);
+``NETLAB_TEST_HOST_FORWARD=1``
+    every namespace netlab creates (and the one it looks at a host's settings
+    in) starts as on a host that forwards (Docker's, a CI VM's): ip_forward=1
+    is written first, so the kernel itself sets all and default forwarding 1
+    and all.accept_redirects 0 (devinet.c, inet_forward_change), the values
+    Linux copies from such a host into each new namespace;
 ``NETLAB_TEST_NO_IPV6=1``
     netlab's sysctl reads and writes find no ``net/ipv6`` folder under
     ``/proc/sys``, as on a kernel booted with ``ipv6.disable=1`` (kernel/netns.py,
@@ -69,8 +75,9 @@ NO_IPV6 = _env.get("NETLAB_TEST_NO_IPV6") == "1"
 TUNED = (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1"), ("rp_filter", "1"),
          ("route_localnet", "1"), ("proxy_arp", "1"), ("send_redirects", "0"))
 # The sysctls a namespace being created copies from a tuned host (when asked to), written before its own.
-INHERITED_DEVCONF = tuple((f"net.ipv4.conf.{which}.{key}", value) for which in ("all", "default")
-                          for key, value in TUNED) if _env.get("NETLAB_TEST_HOST_DEVCONF") == "1" else ()
+INHERITED_DEVCONF = ((("net.ipv4.ip_forward", "1"),) if _env.get("NETLAB_TEST_HOST_FORWARD") == "1" else ()) + (
+    tuple((f"net.ipv4.conf.{which}.{key}", value) for which in ("all", "default") for key, value in TUNED)
+    if _env.get("NETLAB_TEST_HOST_DEVCONF") == "1" else ())
 
 
 def add_fallback_links(conn) -> None:

@@ -29,8 +29,8 @@ from netlab.plan import impair, internet, kubeproxy, overlay
 from netlab.plan.iptables import BUILTIN_CHAINS
 from netlab.plan.resources import (FORWARDING, Bridge, NatRules, Netns, Resource, Route, Sysctl, Veth,
                                    address_with_brd)
-from netlab.plan.sysctls import (COMMON_SYSCTLS, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS, copied_by_new_netns,
-                                 interface_sysctls, restore_sysctls, when_written)
+from netlab.plan.sysctls import (COMMON_SYSCTLS, FORWARD_SYSCTL, HOST_SYSCTLS, POD_IF_DEVCONF, ROUTER_SYSCTLS,
+                                 copied_by_new_netns, interface_sysctls, restore_sysctls, when_written)
 
 # The CNI bridge plugin makes the pair with txqueuelen 0 on both ends (its netlink
 # library sends the zero of an unset field), where the kernel would give 1000.
@@ -212,14 +212,15 @@ def _inherited_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:
 
 def _restored_sysctls(lab: Lab, res: list[Resource]) -> list[Sysctl]:
     """The IPv4 all/default settings this machine gives new namespaces otherwise than the kernel does, set
-    back in every namespace of the plan (the internet's too), but where the plan itself sets one (kube-proxy's
-    route_localnet on a node: the node keeps kube-proxy's value)."""
-    restore = restore_sysctls(lab.restored)
-    if not restore:
+    back in every namespace of the plan (the internet's too), to the kernel's values of a namespace that forwards
+    where the plan makes it forward (all.accept_redirects=0, as writing ip_forward=1 makes it), but where the plan
+    itself sets one (kube-proxy's route_localnet on a node: the node keeps kube-proxy's value)."""
+    if not lab.restored:
         return []
     own = {(r.netns, r.name) for r in res if isinstance(r, Sysctl)}
-    return [Sysctl(netns=r.netns, name=k, value=v) for r in res if r.kind == "netns" for k, v in restore
-            if (r.netns, k) not in own]
+    forwarding = {r.netns for r in res if isinstance(r, Sysctl) and r.name == FORWARD_SYSCTL and r.value == "1"}
+    return [Sysctl(netns=r.netns, name=k, value=v) for r in res if r.kind == "netns"
+            for k, v in restore_sysctls(lab.restored, r.netns in forwarding) if (r.netns, k) not in own]
 
 
 def pod_side(lab: Lab) -> list[PodInfo]:

@@ -26,6 +26,7 @@ COMMON_SYSCTLS = (
 # back to them in every namespace, beside COMMON_SYSCTLS, and the lab's state records which
 # (:func:`restore_sysctls`), so that `status` checks them. On a host left at the kernel's values none is.
 # ip_forward (all's forwarding) is every namespace's own sysctl already; rp_filter and ARP are always written.
+# These are a namespace's values while it does not forward; one that forwards has FORWARDING_DEVCONF's instead.
 KERNEL_DEVCONF: dict[str, tuple[str, str]] = {
     "accept_local": ("0", "0"),
     "accept_redirects": ("1", "1"),
@@ -52,38 +53,64 @@ KERNEL_DEVCONF: dict[str, tuple[str, str]] = {
 }
 
 
+# A namespace's ip_forward (all's forwarding), which moves one of those settings (below).
+FORWARD_SYSCTL = "net.ipv4.ip_forward"
+# What the kernel gives a namespace that forwards: writing ip_forward (a change of it) sets all.accept_redirects
+# to its opposite (net/ipv4/devinet.c: inet_forward_change; a router takes no ICMP redirects), default's stays.
+# A host that forwards (Docker's, a CI VM's, a Kubernetes node's) has all.accept_redirects=0 for that reason, and
+# a new namespace copies it with ip_forward=1: that is the kernel's value of a forwarding namespace, not a tuned
+# one. A namespace the plan makes forward (nodes, the gateway, the load balancer, pods) ends with these values
+# whatever the host has, one that does not with KERNEL_DEVCONF's (:func:`kernel_devconf`).
+FORWARDING_DEVCONF: dict[str, tuple[str, str]] = {"accept_redirects": ("0", "1")}
+
+
+def kernel_devconf(key: str, forwards: bool) -> tuple[str, str]:
+    """The kernel's ("all", "default") values of one setting, in a namespace that forwards or does not."""
+    return FORWARDING_DEVCONF.get(key, KERNEL_DEVCONF[key]) if forwards else KERNEL_DEVCONF[key]
+
+
 def devconf_keys(key: str) -> tuple[str, str]:
     """The sysctls of one setting, for "all" and "default"."""
     return f"net.ipv4.conf.all.{key}", f"net.ipv4.conf.default.{key}"
 
 
+# The sysctls a change of ip_forward writes too (all's of FORWARDING_DEVCONF).
+MOVED_BY_FORWARD = tuple(devconf_keys(key)[0] for key in FORWARDING_DEVCONF)
 # The state's record (state.extra) of the settings a lab sets back, a list of KERNEL_DEVCONF's keys.
 RESTORED = "restored_devconf"
-# Every sysctl of KERNEL_DEVCONF, "all" and "default": what is read of a new namespace.
-DEVCONF_SYSCTLS = tuple(name for key in KERNEL_DEVCONF for name in devconf_keys(key))
+# Every sysctl of KERNEL_DEVCONF, "all" and "default", and ip_forward: what is read of a new namespace.
+DEVCONF_SYSCTLS = (*(name for key in KERNEL_DEVCONF for name in devconf_keys(key)), FORWARD_SYSCTL)
+
+
+def forwards(found: dict[str, str | None]) -> bool:
+    """Whether a namespace read (sysctl -> value) forwards."""
+    return found.get(FORWARD_SYSCTL) == "1"
 
 
 def to_restore(found: dict[str, str | None], recorded: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The settings a lab's namespaces set back, in KERNEL_DEVCONF's order: those ``recorded`` before (its
     older namespaces have them set back; the lab keeps checking them) and those whose value in a new
-    namespace (``found``: sysctl -> value, None where this kernel has no such file) is not the kernel's."""
+    namespace (``found``: sysctl -> value, None where this kernel has no such file) is not the kernel's
+    for a namespace that forwards as it does (a forwarding host's all.accept_redirects=0 is the kernel's)."""
     out = []
-    for key, values in KERNEL_DEVCONF.items():
+    for key in KERNEL_DEVCONF:
         got = tuple(found.get(name) for name in devconf_keys(key))
-        if key in recorded or (None not in got and got != values):
+        if key in recorded or (None not in got and got != kernel_devconf(key, forwards(found))):
             out.append(key)
     return tuple(out)
 
 
-def restore_sysctls(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """The writes that give settings a host changed their kernel values again, "all" and "default"."""
-    return tuple((name, value) for key in keys for name, value in zip(devconf_keys(key), KERNEL_DEVCONF[key]))
+def restore_sysctls(keys: tuple[str, ...], forwarding: bool = False) -> tuple[tuple[str, str], ...]:
+    """The writes that give settings a host changed their kernel values again, "all" and "default", in a
+    namespace that forwards (``forwarding``: its plan's ip_forward is 1) or does not."""
+    return tuple((name, value) for key in keys
+                 for name, value in zip(devconf_keys(key), kernel_devconf(key, forwarding)))
 
 
 # Routers forward: nodes (between cni0, flannel.1 and eth0), the internet gateway, the load balancer.
-ROUTER_SYSCTLS = (("net.ipv4.ip_forward", "1"),)
+ROUTER_SYSCTLS = ((FORWARD_SYSCTL, "1"),)
 # Hosts and switches do not: internet hosts, the underlay (a plain switch), each a machine of its own.
-HOST_SYSCTLS = (("net.ipv4.ip_forward", "0"),)
+HOST_SYSCTLS = ((FORWARD_SYSCTL, "0"),)
 
 
 def copied_by_new_netns(name: str) -> bool:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields
 from typing import Iterable, Mapping
 
 from netlab.plan.resources import Link, NatRules, NftRules, Resource, Sysctl
+from netlab.plan.sysctls import MOVED_BY_FORWARD
 from netlab.realize import netfilter, nftables
 from netlab.realize.expect import interface_of
 from netlab.realize.observe import Observed, link_kind
@@ -89,7 +90,9 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
     want = list(expected)
     keys = {r.key for r in want}
     present_links = {r.name for r in obs.objects.values() if isinstance(r, Link)}
-    # Writing ip_forward writes every interface's forwarding: when it is wrong, that is the one drift.
+    # Writing ip_forward writes every interface's forwarding, and all.accept_redirects (its opposite: devinet.c,
+    # inet_forward_change), which the plan has as the kernel's of its ip_forward where it holds it (a host that
+    # changed it, plan/sysctls.py): when ip_forward is wrong, that is the one drift, and writing it back mends all.
     forward_wrong = any(r.name == "net.ipv4.ip_forward" and obs.sysctls.get(r.name) != r.value
                         for r in want if isinstance(r, Sysctl))
     for r in want:
@@ -97,7 +100,7 @@ def diff_netns(expected: Iterable[Resource], obs: Observed, kernel_links: Iterab
             dev = interface_of(r)
             if dev is not None and dev not in present_links:
                 continue  # its link is missing: that is the drift, and the new link inherits the defaults
-            if forward_wrong and dev is not None and r.name.endswith(".forwarding"):
+            if forward_wrong and (dev is not None and r.name.endswith(".forwarding") or r.name in MOVED_BY_FORWARD):
                 continue
             value = obs.sysctls.get(r.name)
             if value != r.value:

@@ -9,9 +9,10 @@ the machine's namespace; it writes its node's values into each, and `status` and
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from helpers import in_netns, netlab
+import pytest
+from helpers import in_netns, netlab, state_path
 
 pytestmark = pytest.mark.root
 
@@ -58,4 +59,37 @@ def test_a_pods_all_and_default_settings_are_its_nodes(labs, mode, localnet):
     assert st.returncode == 1 and f"sysctl net.ipv4.ip_forward in {lab}-p1 (is 0, want 1)" in st.stdout, st.stdout
     netlab("up", "--lab", lab)
     assert devconf(f"{lab}-p1") == devconf(f"{lab}-n1")
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_on_a_forwarding_host_nodes_and_pods_keep_the_kernels_forwarding_settings(labs):
+    """A host that forwards (Docker's, a CI VM's) gives each new namespace ip_forward=1 and, from the kernel
+    itself, all.accept_redirects=0 (devinet.c, inet_forward_change; the test hook writes ip_forward=1 in each new
+    namespace, as this host has 0). That is the kernel's value of a forwarding namespace: the lab sets nothing
+    back, so nodes and pods keep 0 as a real node has, and the underlay, which writes ip_forward=0, gets the
+    kernel's 1 again. Was: accept_redirects set back to 1 in every namespace, nodes and pods included."""
+    lab = labs.name("ar")
+    hook = {"NETLAB_TEST_HOST_FORWARD": "1"}
+    labs.up(TOPOLOGY.format(lab=lab, mode="iptables"), env=hook)
+    want = {"net.ipv4.ip_forward": "1", "net.ipv4.conf.all.forwarding": "1",
+            "net.ipv4.conf.default.forwarding": "1", "net.ipv4.conf.all.accept_redirects": "0",
+            "net.ipv4.conf.default.accept_redirects": "1"}
+    for ns in ("n1", "p1", "n2", "p2"):
+        mine = devconf(f"{lab}-{ns}")
+        assert {k: mine[k] for k in want} == want, (ns, mine)
+    under = devconf(f"{lab}-underlay")
+    assert (under["net.ipv4.ip_forward"], under["net.ipv4.conf.all.accept_redirects"],
+            under["net.ipv4.conf.default.accept_redirects"]) == ("0", "1", "1"), under
+    with open(state_path(lab, "state.json")) as fh:
+        assert "restored_devconf" not in json.load(fh)["extra"]
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+    # The node stops forwarding (the kernel sets its all.accept_redirects to 1 with it): one drift, one repair.
+    netlab("break", "ip-forward-off", "--lab", lab, "--target", "n1")
+    assert devconf(f"{lab}-n1")["net.ipv4.conf.all.accept_redirects"] == "1"
+    st = netlab("status", "--lab", lab, "-o", "json", check=False)
+    assert st.returncode == 1
+    drift = json.loads(st.stdout)["drift"]
+    assert drift == [f"different: sysctl net.ipv4.ip_forward in {lab}-n1 (is 0, want 1)"], drift
+    netlab("up", "--lab", lab, env=hook)
+    assert devconf(f"{lab}-n1")["net.ipv4.conf.all.accept_redirects"] == "0"
     assert netlab("status", "--lab", lab, check=False).returncode == 0
