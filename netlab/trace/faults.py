@@ -56,12 +56,15 @@ def _sysctl(k: Any, netns: str, key: str) -> str | None:
     return read(netns, key) if read is not None else None
 
 
-def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str) -> Reason | None:
-    """The reason a forwarded packet's route lookup failed, when it is a sysctl and not a route."""
+def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str, lab: Any = None) -> Reason | None:
+    """The reason a forwarded packet's route lookup failed, when it is a sysctl and not a route; ``lab`` (a
+    LabMap) names what the namespace is (a node, a pod, the internet's gateway ...)."""
     if iif is None:
         return None
     if _sysctl(k, ns, "net.ipv4.ip_forward") == "0":
-        return (f"net.ipv4.ip_forward = 0 in {ns}: the node does not forward, so a packet in on {iif} for "
+        where = lab.where(ns) if lab is not None else ns
+        what = f"the {where}" if where != ns else "the namespace"
+        return (f"net.ipv4.ip_forward = 0 in {ns}: {what} does not forward, so a packet in on {iif} for "
                 f"{dst} is dropped (route get says: {message})",
                 f"ip netns exec {ns} sysctl -w net.ipv4.ip_forward=1")
     modes = [_sysctl(k, ns, f"net.ipv4.conf.{dev}.rp_filter") for dev in ("all", iif)]

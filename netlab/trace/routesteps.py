@@ -43,7 +43,7 @@ class RouteSteps(WalkParts):
         """The route lookup's answer: a drop, this namespace (local), or out through a device."""
         f = self.flow
         if isinstance(ans, RouteFailure):
-            own = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message)
+            own = faults.refused(self.k, ns, iif, f.src, f.dst, ans.message, self.lab)
             why, fix = own or \
                 strayroutes.refusing_route(self.k, self.lab, ns, f.dst, ans.message) or \
                 faults.links_down(self.k, ns, f.dst, ans.message, self.lab) or \

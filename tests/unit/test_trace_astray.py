@@ -168,6 +168,7 @@ def test_a_pods_route_to_the_cluster_via_another_next_hop_is_blamed_with_the_pla
     w = walk(k, m, "t3-x1", Flow.icmp(None, x2, 1))
     last = w.hops[-1]
     assert last.netns == "t3-x4" and last.problem and "ip_forward = 0" in last.problem, w.hops
+    assert "in t3-x4: the pod x4 does not forward, so" in last.problem, last.problem  # was "the node"
     mark_seen(w.hops, _seen_everywhere(w), {h.netns for h in w.hops})
     v = explain(w)
     assert not v.delivered and v.lost_at == 0 and v.fix == route.fix, v

@@ -39,6 +39,20 @@ def test_ip_forward_off_is_named():
     assert faults.refused(k, "n", None, "10.244.0.2", "10.244.1.3", "x") is None  # not forwarded: no claim
 
 
+def test_ip_forward_off_says_what_the_namespace_is():
+    """Was "the node does not forward" in a pod, the gateway or the underlay too."""
+    m = _map()
+    for ns, where in m.names.items():
+        k = Sysctls({(ns, "net.ipv4.ip_forward"): "0"})
+        why, _ = faults.refused(k, ns, "eth0", "10.244.0.2", "10.244.1.3", "No route to host", m)
+        assert f"in {ns}: the {where} does not forward, so" in why, why
+    pod = next(ns for ns, where in m.names.items() if where.startswith("pod "))
+    why, _ = faults.refused(Sysctls({(pod, "net.ipv4.ip_forward"): "0"}), pod, "eth0", "a", "b", "x", m)
+    assert "node" not in why and f": the {m.names[pod]} does not forward" in why
+    why, _ = faults.refused(Sysctls({("n", "net.ipv4.ip_forward"): "0"}), "n", "eth0", "a", "b", "x")
+    assert "in n: the namespace does not forward" in why  # no map: no claim of what it is
+
+
 def test_strict_rp_filter_names_both_interfaces():
     k = Sysctls({("n", "net.ipv4.ip_forward"): "1", ("n", "net.ipv4.conf.all.rp_filter"): "1"})
     why, fix = faults.refused(k, "n", "eth0", "10.244.1.3", "10.244.0.2", "Invalid argument")
