@@ -170,7 +170,9 @@ class PodActions:
         ``break`` is Python's keyword: the trailing underscore is PEP 8's way to use its name. ``target``: the
         node or pod to break (default: the scenario's choice). An unknown scenario, or one this lab cannot
         show (a Service's on a lab without Services), is a UsageError, as the CLI's exit 2; a kernel that
-        refuses the change (the lab broken already) an ApplyFailed. A lab that is not as planned already
+        refuses the change (the lab not as planned where the change goes) an ApplyFailed. The same scenario
+        again on the same target, not repaired since, changes nothing: the result's ``already`` is True (its
+        ``changes`` empty), as ``netlab break`` says it is broken already. A lab that is not as planned already
         (:meth:`status` finds differences :meth:`repair` puts right) is broken all the same, as ``netlab break``
         does, and the result's ``warnings`` says so, as its stderr line: what reach, probe and trace show is then
         not this fault's alone."""
@@ -186,9 +188,11 @@ class PodActions:
         before = faults_before(self)  # type: ignore[arg-type]  # self is a Lab (PodActions is its base)
         done = break_lab(self.name, scenario, target, wait=wait)
         me = f"Lab({self.name!r})"
-        warnings = [broken_already(self.name, before, f"{me}.status()", f"{me}.repair()")] if before else []
+        # the same break again: the differences are its own, no fault beside it (the CLI does not warn either)
+        warnings = [broken_already(self.name, before, f"{me}.status()", f"{me}.repair()")] \
+            if before and not done.already else []
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
-                             warnings=tuple(warnings))
+                             warnings=tuple(warnings), already=done.already)
 
     def logs(self, pod: str, container: str | None = None, tail: int | None = None, previous: bool = False) -> str:
         """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run

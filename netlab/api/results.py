@@ -143,6 +143,9 @@ class BreakResult:
     # The lab was not as planned before the break (a fault there already): a line saying so, how many differences,
     # and how to list and repair them (Lab.break_: Lab('NAME').status() and .repair(); the CLI: its commands).
     warnings: tuple[str, ...] = ()
+    # The scenario was in place already on this target (broken so, not repaired since): nothing was changed
+    # (``changes`` is empty, no warning), as `netlab break` says "is broken already ... nothing changed", exit 0.
+    already: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,8 @@ def test_break_changes_the_kernel_real_traffic_fails_and_repair_puts_it_back(lab
         assert res.changes and all(isinstance(c, str) for c in res.changes)
         with pytest.raises(AttributeError):
             res.target = "n2"  # type: ignore[misc]  # frozen: a value
-        assert set(to_json(res)) == {"lab", "scenario", "target", "changes", "warnings"}  # `break -o json`'s
+        assert set(to_json(res)) == {"lab", "scenario", "target", "changes", "already", "warnings"}  # `break -o json`'s
+        assert res.already is False  # changed now
         assert res.warnings == ()  # a lab as planned: nothing to warn of
         # The kernel's own view: the permanent neighbour entry of the other node's VTEP is gone from flannel.1.
         assert [e for e in neigh_of(f"{name}-n1", "flannel.1") if "PERMANENT" in e.get("state", [])] == []
@@ -82,6 +83,13 @@ def test_a_break_on_a_broken_lab_breaks_it_again_and_warns_in_its_result_as_the_
     with Lab.up(small(name)) as lab:
         first = lab.break_("ip-forward-off", "n1")
         assert first.warnings == () and sysctl_of(f"{name}-n1", "net.ipv4.ip_forward") == "0"
+        # The same break again: in place already, nothing changed, and the result says so as the CLI does
+        # (no warning: the differences are this break's own).
+        again = lab.break_("ip-forward-off", "n1")
+        assert (first.already, again.already, again.changes, again.warnings) == (False, True, (), ()), again
+        assert sysctl_of(f"{name}-n1", "net.ipv4.ip_forward") == "0"
+        cli = json.loads(netlab("break", "ip-forward-off", "--lab", name, "--target", "n1", "-o", "json").stdout)
+        assert (cli["already"], cli["changes"]) == (again.already, list(again.changes)), cli
         status = lab.status()
         n = len(status.drift) - len(status.kept)
         assert n >= 1, status

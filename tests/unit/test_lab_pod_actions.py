@@ -45,8 +45,32 @@ def test_a_break_result_is_a_value_with_the_cli_json_fields():
         res.lab = "x"  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(res)) == res and hash(res)
     assert api.to_json(res) == {"lab": "l", "scenario": "ip-forward-off", "target": "n1", "changes": ["sysctl ..."],
-                                "warnings": []}
+                                "already": False, "warnings": []}
+    assert set(api.to_json(res)) == set(run_json())  # netlab break -o json's fields, no more, no fewer
     assert api.from_json(R.BreakResult, api.to_json(res)) == res
+
+
+def run_json() -> dict:
+    from netlab.breaks import run
+
+    return run.BreakResult("l", "ip-forward-off", "n1").to_json()
+
+
+def test_the_same_break_again_says_already_and_warns_of_nothing(monkeypatch):
+    """`netlab break` of a scenario in place already says "is broken already ... nothing changed"; ``lab.break_``
+    returned no such fact (and warned that the lab was broken already, its differences being this break's own)."""
+    import types
+
+    from netlab.breaks import run
+
+    drift = ["different: sysctl net.ipv4.ip_forward in qgnone-n1 (is 0, want 1)"]
+    monkeypatch.setattr("netlab.api.internals.internal_status", lambda lab, topology=None, kernel=None: (
+        types.SimpleNamespace(drift=tuple(drift), kept=())))
+    monkeypatch.setattr(run, "break_lab", lambda lab, name, target=None, wait=60.0: run.BreakResult(
+        lab, name, "n1", already=True))
+    res = Lab("qgnone").break_("ip-forward-off", "n1")
+    assert (res.already, res.changes, res.warnings) == (True, (), ())
+    assert api.to_json(res)["already"] is True and api.from_json(R.BreakResult, api.to_json(res)) == res
 
 
 def test_a_break_on_a_lab_broken_already_warns_in_its_result_as_the_cli_does(monkeypatch):
