@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from netlab.api.args import PROBE_TIMEOUT
 from netlab.cli.base import Seconds, attached, cli, lab_options, output_option, print_json, require_root
+from netlab.errors import UsageError
+
+if TYPE_CHECKING:
+    from netlab.model.lab import Lab
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
 LOADS = ("netlab.api.lab", "netlab.model.lab", "netlab.model.load", "netlab.probe.policytable")
@@ -39,6 +45,7 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
     What is allowed comes from the policies' meaning alone (netlab's
     evaluator, not the iptables rules it wrote); --probe sends every flow.
     A pod reaching its own address never leaves it (loopback): always allowed.
+    A lab with no pods has no table: one line, exit 2 (as `probe` says).
 
     \b
     Examples:
@@ -51,11 +58,13 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
 
     if not send and topology is not None and lab_name is None:
         model = resolve(load_topology(topology))
+        no_pods(model)
         result = policytable.evaluate(model)
     else:
         require_root()
         lab = attached(lab_name, topology)
         model = lab.model
+        no_pods(model)
         result = policytable.probe(model, timeout=timeout) if send else policytable.evaluate(model)
     if output == "json":
         print_json(result.to_json())
@@ -63,3 +72,11 @@ def table(lab_name: str | None, topology: str | None, output: str, send: bool, t
         click.echo(result.render())
     if result.mismatches:
         raise SystemExit(1)
+
+
+def no_pods(model: "Lab") -> None:
+    """A table whose rows and columns are the lab's pods has nothing to say of a lab without one: a run that
+    checks nothing is no pass (as `probe` says of it), exit 2."""
+    if not model.pods:
+        raise UsageError(f"nothing to tabulate in lab {model.name}: lab {model.name} has no pods "
+                         f"(the table's rows and columns are pods)")

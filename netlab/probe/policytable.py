@@ -81,7 +81,7 @@ class PolicyTable:
     def render(self) -> str:
         """One cyclonus-style matrix per protocol/port: rows from, columns to."""
         width = max([len(p) for p in self.pods] + [1]) + 1
-        first = max([len(p) for p in self.pods] + [len(f"{p}/{n}") for p, n in self.services]) + 2
+        first = max([len(p) for p in self.pods] + [len(f"{p}/{n}") for p, n in self.services] + [1]) + 2
         cells = {(f.src, f.dst, f.proto, f.port): f for f in self.flows}
         out: list[str] = []
         for proto, port in self.services:

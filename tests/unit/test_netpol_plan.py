@@ -331,3 +331,19 @@ def test_policy_table_names_the_node_whose_bridge_skips_iptables():
         f"{len([f for f in table.flows if f.dst == 'x-b' and not f.allowed and lab.pod(f.src).node == 'n2'])} "
         "denied flows between pods of node n2 got through"]
     assert "hint: " + hints[0] in dataclasses.replace(table, hints=hints).render()
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_cli_policy_table_of_a_lab_without_pods_says_so_in_one_line(tmp_path, output):
+    """A lab with no pods has no table: one line naming the lab, exit 2, as `probe` says (it was a traceback,
+    `max() arg is an empty sequence`, exit 1, in text)."""
+    path = tmp_path / "nopods.yaml"
+    path.write_text("name: qf06\nnodes: [{name: n1}]\n")
+    proc = run_cli("policy", "table", "--no-probe", "-t", str(path), "-o", output)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert proc.stderr.splitlines() == [
+        "netlab: nothing to tabulate in lab qf06: lab qf06 has no pods (the table's rows and columns are pods)"]
+
+
+def test_table_of_no_pods_renders_without_a_crash():
+    assert evaluate(load({"name": "qf07", "nodes": [{"name": "n1"}]}).lab).render().startswith(". allowed")
