@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from netlab.model.location import show
-from netlab.model.naming import DNS_LABEL, LAB_NAME_MAX, NAME_MAX
+from netlab.model.naming import DNS_1035_LABEL, DNS_LABEL, DNS_SUBDOMAIN, LAB_NAME_MAX, NAME_MAX, SUBDOMAIN_MAX
 from netlab.model.values import (LABEL_KEY, LABEL_MAX, LABEL_PREFIX_MAX, LABEL_VALUE, as_argv_item, as_block_cidr,
-                                 as_cidr, as_dns_label, as_ip, as_label_key, as_label_value, as_lab_name)
+                                 as_cidr, as_dns_1035_label, as_dns_label, as_dns_subdomain, as_ip, as_label_key,
+                                 as_label_value, as_lab_name)
 
 # Namespace names are "<lab>-<name>"; keep them DNS labels too.
 NETNS_NAME_MAX = 63
@@ -36,6 +37,11 @@ RANGES: dict[str, tuple[int, int, str]] = {
 
 
 Name = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_dns_label)]
+# A Service's name (DNS-1035 label) and a NetworkPolicy's (DNS subdomain), as the API server validates them.
+ServiceName = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_1035_LABEL.pattern),
+                        BeforeValidator(as_dns_1035_label)]
+PolicyName = Annotated[StrictStr, Field(max_length=SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN.pattern),
+                       BeforeValidator(as_dns_subdomain)]
 LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_lab_name)]
 LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY.pattern),
                      BeforeValidator(as_label_key)]

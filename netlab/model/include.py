@@ -34,7 +34,7 @@ from netlab.errors import Problem, TopologyError
 from netlab.model.clusterdns import existing_namespaces
 from netlab.model.diagnostics import describe
 from netlab.model.location import ROOT_FIELD, Loc, format_path, show, yaml_kind
-from netlab.model.fields import LabelKey, LabelValue, Model, Name
+from netlab.model.fields import LabelKey, LabelValue, Model, Name, PolicyName
 from netlab.model.policy_spec import NetworkPolicy, NetworkPolicySpec
 from netlab.model.topology import Namespace, Topology
 from netlab.model.yamlsource import Source, parse
@@ -55,11 +55,15 @@ class ObjectMeta(Model):
     labels: dict[LabelKey, LabelValue] = {}
 
 
+class PolicyMeta(ObjectMeta):
+    name: PolicyName  # type: ignore[assignment]  # a NetworkPolicy's name is a DNS subdomain, a Namespace's a label
+
+
 class PolicyManifest(Model):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     api_version: Literal["networking.k8s.io/v1"] = Field(alias="apiVersion")
     kind: Literal["NetworkPolicy"]
-    metadata: ObjectMeta
+    metadata: PolicyMeta
     spec: NetworkPolicySpec
     status: dict[StrictStr, Any] | None = None
 

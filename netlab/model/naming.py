@@ -37,6 +37,13 @@ NETNS_MAX = 63
 # A DNS label (RFC 1123), as Kubernetes requires for most names.
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 NAME_MAX = 63
+# A DNS-1035 label: a DNS label that starts with a letter, what the API server takes as a Service's name
+# (ValidateServiceName = NameIsDNS1035Label): the name is a DNS label of its own (<name>.<namespace>.svc).
+DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+# A DNS subdomain (RFC 1123): DNS labels joined by dots, at most 253 characters, what the API server takes for most
+# objects' names, a NetworkPolicy's among them (ValidateNetworkPolicyName = NameIsDNSSubdomain).
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+SUBDOMAIN_MAX = 253
 CLUSTER_DOMAIN = "cluster.local"  # the kubelet's clusterDomain: the cluster DNS's zone
 LAB_NAME_MAX = 24  # a lab name prefixes every namespace name
 _SAFE_NETNS = DNS_LABEL
@@ -57,6 +64,25 @@ def dns_label_problem(value: str) -> str | None:
     if not DNS_LABEL.fullmatch(value):
         return (f"{show(value, 30)} is not a DNS label; use lower-case letters, digits and '-', "
                 "starting and ending with a letter or digit")
+    return None
+
+
+def dns_1035_label_problem(value: str) -> str | None:
+    """What keeps a name from being a DNS-1035 label (a DNS label that starts with a letter), or None."""
+    problem = dns_label_problem(value)
+    if problem is None and not DNS_1035_LABEL.fullmatch(value):
+        return (f"{show(value, 30)} is not a DNS-1035 label, as a Service's name must be; start it with a "
+                "lower-case letter (then letters, digits and '-', ending with a letter or digit)")
+    return problem
+
+
+def dns_subdomain_problem(value: str) -> str | None:
+    """What keeps a name from being a DNS subdomain (DNS labels joined by dots, at most 253), or None."""
+    if len(value) > SUBDOMAIN_MAX:
+        return f"{show(value, 30)} is {len(value)} characters; names are at most {SUBDOMAIN_MAX}, shorten it"
+    if not DNS_SUBDOMAIN.fullmatch(value):
+        return (f"{show(value, 30)} is not a DNS subdomain; use lower-case letters, digits, '-' and '.', "
+                "each part between dots starting and ending with a letter or digit")
     return None
 
 

@@ -25,7 +25,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, model_validator
 
-from netlab.model.fields import PORT_RANGE, BlockCidr, LabelKey, LabelValue, Model, Name, PolicyPort
+from netlab.model.fields import PORT_RANGE, BlockCidr, LabelKey, LabelValue, Model, Name, PolicyName, PolicyPort
 
 
 class LabelSelectorRequirement(Model):
@@ -138,6 +138,7 @@ class NetworkPolicySpec(Model):
 
 
 class NetworkPolicy(Model):
-    name: Name = Field(description="Policy name, unique within its namespace.")
+    name: PolicyName = Field(description="Policy name, unique within its namespace: a DNS subdomain (dots allowed, at "
+                                         "most 253 characters), as in Kubernetes.")
     namespace: Name = Field("default", description="The Kubernetes namespace the policy lives in.")
     spec: NetworkPolicySpec

@@ -20,7 +20,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, 
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
 from netlab.model.fields import (MTU_RANGE, NAMESPACE_NAME_LABEL, NODE_MASK_RANGE, VNI_RANGE, Arg, Cidr, ClusterIp, Ip,
                                  LabelKey, LabelValue, LabName, Model, Name, NodePort, Port, PortName, Protocol,
-                                 TargetPort)
+                                 ServiceName, TargetPort)
 from netlab.model.impair import IfName, Impairment
 from netlab.model.policy_spec import NetworkPolicy
 
@@ -155,7 +155,8 @@ class ServicePort(Model):
 
 
 class Service(Model):
-    name: Name = Field(description="Service name, unique in its namespace (web in x and web in y are two Services).")
+    name: ServiceName = Field(description="Service name, unique in its namespace (web in x and web in y are two "
+                                          "Services): a DNS-1035 label (it starts with a letter), as in Kubernetes.")
     namespace: Name = Field("default", description="Kubernetes namespace, used in the DNS name "
                                                    "<name>.<namespace>.svc.cluster.local.")
     selector: dict[LabelKey, LabelValue] = Field({}, description="Pods whose labels match are the endpoints.")

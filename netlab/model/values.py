@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 from netlab.model.location import show, yaml_kind
-from netlab.model.naming import dns_label_problem, lab_name_problem
+from netlab.model.naming import dns_1035_label_problem, dns_label_problem, dns_subdomain_problem, lab_name_problem
 
 # Kubernetes label keys: an optional DNS-subdomain prefix (at most 253) and "/", then a name (at most 63):
 # app, app.kubernetes.io/name, kubernetes.io/metadata.name. Values are names, or empty.
@@ -35,6 +35,22 @@ SPECIAL_RANGES = tuple((IPv4Network(net), what) for net, what in (
 def as_dns_label(value: Any) -> Any:
     if isinstance(value, str):  # StrictStr reports other types
         problem = dns_label_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+def as_dns_1035_label(value: Any) -> Any:
+    if isinstance(value, str):  # StrictStr reports other types
+        problem = dns_1035_label_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+def as_dns_subdomain(value: Any) -> Any:
+    if isinstance(value, str):  # StrictStr reports other types
+        problem = dns_subdomain_problem(value)
         if problem:
             raise ValueError(problem)
     return value

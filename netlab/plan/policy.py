@@ -103,8 +103,21 @@ def except_chain(direction: str, pol: NetworkPolicy, rule: int, peer: int) -> st
     return naming.check_chain("NETPOL-EXC-" + _h16(f"{direction}/{pol.namespace}/{pol.name}/{rule}/{peer}"))
 
 
+# The comment match holds at most 255 bytes (XT_MAX_COMMENT_LEN 256 with its NUL); iptables-restore refuses a
+# longer one ("comment may not exceed 256 characters") and with it the whole table. A policy's name may be 253.
+COMMENT_MAX = 255
+
+
+def comment_text(text: str) -> str:
+    """``text`` as a rule's comment holds it: whole when it fits, else cut, with a hash of the whole text so two
+    long comments stay told apart (names are ASCII: one byte a character)."""
+    if len(text) <= COMMENT_MAX:
+        return text
+    return f"{text[:COMMENT_MAX - 12]}... {naming.short_hash(text)}"
+
+
 def _comment(text: str) -> str:
-    return f'-m comment --comment "{text}"'
+    return f'-m comment --comment "{comment_text(text)}"'
 
 
 def _proto(protocol: str, port: int | None = None, end: int | None = None) -> str:

@@ -30,7 +30,7 @@ from netlab.kernel import iptables
 from netlab.model.lab import Lab
 from netlab.model.netpol import Allowance, PodView, policy_set
 from netlab.plan.iptables import Ruleset, chain_of, target_of
-from netlab.plan.policy import FORWARD_CHAIN, INPUT_CHAIN, node_rules, pod_chain
+from netlab.plan.policy import FORWARD_CHAIN, INPUT_CHAIN, comment_text, node_rules, pod_chain
 from netlab.realize.netfilter import is_plugin_jump as plugin_jump, parse_save
 
 _COUNTERS = re.compile(r"^\[\d+:\d+\] ")
@@ -118,8 +118,9 @@ def allowing(drift: Drift, allow: Allowance, address: str) -> Drift:
     flow's other end, ``address``, when some are), and every rule netlab did not write; the drift as it is when
     none of its missing lines are that rule's."""
     peer = " ".join(allow.peer.split()[:2]) if allow.peer.startswith("peer ") else allow.peer
-    comment = f'--comment "{allow.policy} {allow.direction} rule {allow.rule} {peer}'
-    rule = [line for line in drift.missing if comment + '"' in line or comment + ' except"' in line]
+    what = f"{allow.policy} {allow.direction} rule {allow.rule} {peer}"
+    comments = [f'--comment "{comment_text(what)}"', f'--comment "{comment_text(what + " except")}"']
+    rule = [line for line in drift.missing if any(c in line for c in comments)]
     mine = [line for line in rule if f" {address}/32 " in line]
     others = [line for line in drift.missing if not _policy_rule(line)]  # a pod chain's jump, say
     missing = others + (mine or rule)
