@@ -193,7 +193,10 @@ def build(lab: Lab) -> Graph:
                     how = "DNS A" if svc.headless else "DNAT to"  # headless: its name answers the pod IPs
                     g.links.append(Link(sid, ids("pod", pod.name), f"{port.port}/{port.protocol} {how} :{target}",
                                         "service"))
-            if not any(lab.endpoints(svc, p) for p in svc.ports):
+            if not svc.ports:  # headless without ports: every pod it selects is an endpoint, of no port
+                for pod in lab.selection.selected(svc):
+                    g.links.append(Link(sid, ids("pod", pod.name), "DNS A", "service"))
+            if not (any(lab.endpoints(svc, p) for p in svc.ports) or not svc.ports and lab.selection.selected(svc)):
                 lines.append("no endpoints (its name answers nothing)" if svc.headless else "no endpoints (rejects)")
             grp.boxes.append(Box(sid, "\n".join(lines), "service"))
         g.groups.append(grp)

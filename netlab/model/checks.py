@@ -204,6 +204,10 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
             if port.node_port is not None and svc.type == "ClusterIP":
                 out.append((loc + ("nodePort",), "nodePort needs type NodePort or LoadBalancer; "
                                                  "set the service's type or remove nodePort"))
+        if not svc.ports and not svc.headless:  # the API server's rule: only a headless Service may have none
+            out.append((("services", i, "ports"), "needs at least 1 entry; add ports: (only a headless Service, "
+                                                  "clusterIP: None, may have none: its DNS name answers its "
+                                                  "endpoints' pod IPs)"))
         unnamed = [j for j, port in enumerate(svc.ports) if port.name is None]
         if unnamed and len(svc.ports) > 1:
             # The API server's rule (spec.ports[i].name: Required value): kube-proxy tells a Service's ports apart

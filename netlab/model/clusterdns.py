@@ -214,8 +214,10 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     services = []
     index = SelectorIndex(topo.pods, lambda p: p.labels, lambda p: p.namespace)
     for svc in topo.services:
-        # a pod a named targetPort leaves out of every port is in no EndpointSlice's ports: CoreDNS names it not
-        pods = [p for p in index.selected(svc) if any(port.target(p) is not None for port in svc.ports)]
+        # a pod a named targetPort leaves out of every port is in no EndpointSlice's ports: CoreDNS names it not;
+        # a headless Service without ports has every selected pod as an endpoint, of no port (the controllers' rule)
+        pods = [p for p in index.selected(svc)
+                if not svc.ports or any(port.target(p) is not None for port in svc.ports)]
         by_ip = sorted(pods, key=lambda p: addressing.pod_ip[p.name])
         targets = [(port.name, port.protocol, addressing.pod_ip[p.name], t) for port in svc.ports
                    for p in by_ip if (t := port.target(p)) is not None] if svc.headless else []

@@ -35,9 +35,14 @@ def service_notes(lab: Lab) -> list[str]:
         none = "its name answers no address" if svc.headless else "kube-proxy rejects its connections"
         if not svc.selector:  # in a cluster, someone writes its EndpointSlices; in a lab nobody does
             ports = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
-            out.append(f"service {svc.namespace}/{svc.name} port {ports}: no selector, so no endpoints (netlab "
+            ports = f"port {ports}" if ports else "(no ports)"
+            out.append(f"service {svc.namespace}/{svc.name} {ports}: no selector, so no endpoints (netlab "
                        f"writes no EndpointSlice for it): {none}")
             continue
+        if not svc.ports and not lab.selection.selected(svc):  # headless, no ports: its endpoints are of no port
+            labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
+            out.append(f"service {svc.namespace}/{svc.name} (no ports): no pod of namespace {svc.namespace} has the "
+                       f"labels {labels}{_elsewhere(lab, svc)}: no endpoints, so {none}")
         for port in svc.ports:
             eps = lab.endpoints(svc, port)
             name = f"service {svc.namespace}/{svc.name} port {port.port}/{port.protocol}"

@@ -183,7 +183,9 @@ class Service(Model):
         description="Port on every node where the load balancer may ask whether the node has an endpoint (type "
                     "LoadBalancer with externalTrafficPolicy Local only); allocated from the nodePort range when "
                     "absent, as the API server does.")
-    ports: list[ServicePort] = Field(min_length=1)
+    ports: list[ServicePort] = Field([], description="At least one, but for a headless Service (clusterIP: None), "
+                                                     "which may have none, as in Kubernetes: its DNS name answers its "
+                                                     "endpoints' pod IPs, whatever their ports.")
 
     @property
     def external_local(self) -> bool:
