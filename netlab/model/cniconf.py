@@ -66,7 +66,7 @@ def parse_conflist(text: str) -> Conflist:
     if not isinstance(data, dict):
         raise ConflistError("must be a JSON object with cniVersion, name and plugins")
     if "plugins" not in data and "type" in data:  # a .conf: one plugin
-        data = {"cniVersion": data.get("cniVersion"), "name": data.get("name"), "plugins": [data]}
+        data = {**{k: data[k] for k in ("cniVersion", "name") if k in data}, "plugins": [data]}
     version = data.get("cniVersion")
     if version is None:
         raise ConflistError("has no cniVersion")
@@ -74,7 +74,10 @@ def parse_conflist(text: str) -> Conflist:
     if version not in SUPPORTED_VERSIONS:
         raise ConflistError(f"cniVersion {version} is not one netlab speaks ({', '.join(SUPPORTED_VERSIONS)})")
     name = data.get("name")
-    if not isinstance(name, str) or not NETWORK_NAME.fullmatch(name):
+    if not isinstance(name, str):
+        raise ConflistError(_not_text(data, "name", "has no name; give the network one (letters, digits, '_', "
+                                                    "'.', '-')"))
+    if not NETWORK_NAME.fullmatch(name):
         raise ConflistError(f"name {name!r} is not a CNI network name (letters, digits, '_', '.', '-')")
     plugins = data.get("plugins")
     if not isinstance(plugins, list) or not plugins:
@@ -83,7 +86,10 @@ def parse_conflist(text: str) -> Conflist:
         if not isinstance(p, dict):
             raise ConflistError(f"plugins[{i}] must be an object")
         kind = p.get("type")
-        if not isinstance(kind, str) or not PLUGIN_TYPE.fullmatch(kind):
+        if not isinstance(kind, str):
+            raise ConflistError(_not_text(p, "type", "has no type; give the plugin's file name (bridge, "
+                                                     "portmap...)", f"plugins[{i}]"))
+        if not PLUGIN_TYPE.fullmatch(kind):
             raise ConflistError(f"plugins[{i}].type {kind!r} must be a plugin's file name (no '/')")
         caps = p.get("capabilities", {})
         if not isinstance(caps, dict):
@@ -92,6 +98,18 @@ def parse_conflist(text: str) -> Conflist:
     if not isinstance(disable, bool):
         raise ConflistError("disableCheck must be true or false")
     return Conflist(name=name, cni_version=version, plugins=tuple(plugins), disable_check=disable, raw=data)
+
+
+def _not_text(obj: dict, key: str, missing: str, where: str = "") -> str:
+    """Why ``obj[key]`` is no string, in the words of the JSON: absent, null, or another kind of value."""
+    value = obj.get(key)
+    path = f"{where}.{key}" if where else key
+    if key not in obj:
+        return f"{where} {missing}" if where else missing
+    if value is None:
+        return f"{path} is null; it must be a string"
+    kind = {bool: "a boolean", int: "a number", float: "a number", list: "an array", dict: "an object"}
+    return f"{path} must be a string, not {kind.get(type(value), type(value).__name__)}"
 
 
 def read_conflist(path: str) -> Conflist:

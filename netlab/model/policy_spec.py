@@ -38,7 +38,7 @@ class LabelSelectorRequirement(Model):
         if self.operator in ("In", "NotIn") and not self.values:
             raise ValueError(f"operator {self.operator} needs a non-empty values: list")
         if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"operator {self.operator} takes no values:; remove them")
+            raise ValueError(f"operator {self.operator} takes no values; remove values:")
         return self
 
 

@@ -304,3 +304,24 @@ def test_a_result_whose_address_is_no_cidr_is_refused_in_one_line(address):
     assert str(err.value) == (f"its result's ips address {str(address)[:50]!r} is not an address with its prefix "
                               "length (10.244.0.2/24)")
     assert C.check_result({"cniVersion": "1.0.0", "ips": [{"address": "fd00::2/64"}]}, "1.0.0")["ips"]
+
+
+@pytest.mark.parametrize("text, why", [
+    ('{"cniVersion": "1.0.0", "plugins": [{"type": "bridge"}]}',
+     "has no name; give the network one (letters, digits, '_', '.', '-')"),
+    ('{"cniVersion": "1.0.0", "type": "ptp"}', "has no name; give the network one (letters, digits, '_', '.', '-')"),
+    ('{"cniVersion": "1.0.0", "name": null, "plugins": [{"type": "bridge"}]}', "name is null; it must be a string"),
+    ('{"cniVersion": "1.0.0", "name": 5, "plugins": [{"type": "bridge"}]}', "name must be a string, not a number"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"ipam": {}}]}',
+     "plugins[0] has no type; give the plugin's file name (bridge, portmap...)"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}, {"type": null}]}',
+     "plugins[1].type is null; it must be a string"),
+    ('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": ["bridge"]}]}',
+     "plugins[0].type must be a string, not an array"),
+])
+def test_a_missing_or_non_text_name_or_type_is_said_in_the_words_of_the_json(text, why):
+    """Not Python's None: a field the file lacks is missing, a JSON null is null (was "name None is not a CNI
+    network name", "plugins[0].type None must be a plugin's file name")."""
+    with pytest.raises(ConflistError) as exc:
+        parse_conflist(text)
+    assert str(exc.value) == why
