@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "schema" / "topology.schema.json"
@@ -25,9 +26,27 @@ def render() -> str:
     sys.path.insert(0, str(ROOT))
     from netlab.model.topology import Topology
 
-    schema = Topology.model_json_schema(by_alias=True)
+    schema = keys_checked(Topology.model_json_schema(by_alias=True))
     schema["$schema"] = DRAFT
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def keys_checked(node: Any) -> Any:
+    """Every mapping's key pattern as its propertyNames' (pydantic writes a ``dict[Key, Value]`` as
+    ``patternProperties: {PATTERN: VALUE}``, which lets any key that misses the pattern through unchecked, where
+    netlab refuses it: labels, selectors, matchLabels, impair), its values as additionalProperties."""
+    if isinstance(node, list):
+        return [keys_checked(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: keys_checked(value) for key, value in node.items()}
+    patterns = out.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in out:
+        ((pattern, value),) = patterns.items()
+        del out["patternProperties"]
+        out["propertyNames"] = {**out.get("propertyNames", {}), "pattern": pattern}
+        out["additionalProperties"] = value
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

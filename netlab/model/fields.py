@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 
 from netlab.model.location import show
 from netlab.model.naming import DNS_1035_LABEL, DNS_LABEL, DNS_SUBDOMAIN, LAB_NAME_MAX, NAME_MAX, SUBDOMAIN_MAX
-from netlab.model.values import (LABEL_KEY, LABEL_MAX, LABEL_PREFIX_MAX, LABEL_VALUE, as_argv_item, as_block_cidr,
+from netlab.model.values import (LABEL_MAX, LABEL_PREFIX_MAX, LABEL_VALUE, as_argv_item, as_block_cidr,
                                  as_cidr, as_dns_1035_label, as_dns_label, as_dns_subdomain, as_ip, as_label_key,
                                  as_label_value, as_lab_name)
 
@@ -43,7 +43,11 @@ ServiceName = Annotated[StrictStr, Field(max_length=NAME_MAX, pattern=DNS_1035_L
 PolicyName = Annotated[StrictStr, Field(max_length=SUBDOMAIN_MAX, pattern=DNS_SUBDOMAIN.pattern),
                        BeforeValidator(as_dns_subdomain)]
 LabName = Annotated[StrictStr, Field(max_length=LAB_NAME_MAX, pattern=DNS_LABEL.pattern), BeforeValidator(as_lab_name)]
-LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY.pattern),
+# The label key's rule in one pattern, its two lengths as bounded repetitions (the schema's propertyNames: an editor
+# checks a key as the loader does); LABEL_KEY and as_label_key say which part is wrong.
+LABEL_KEY_BOUNDED = (rf"^(?:([a-z0-9]([-a-z0-9.]{{0,{LABEL_PREFIX_MAX - 2}}}[a-z0-9])?)/)?"
+                     rf"([A-Za-z0-9]([-A-Za-z0-9_.]{{0,{LABEL_MAX - 2}}}[A-Za-z0-9])?)$")
+LabelKey = Annotated[StrictStr, Field(max_length=LABEL_PREFIX_MAX + 1 + LABEL_MAX, pattern=LABEL_KEY_BOUNDED),
                      BeforeValidator(as_label_key)]
 LabelValue = Annotated[StrictStr, Field(max_length=LABEL_MAX, pattern=LABEL_VALUE.pattern),
                        BeforeValidator(as_label_value)]
@@ -73,6 +77,9 @@ Protocol = Literal["TCP", "UDP"]
 # twice in a row).
 PORT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PORT_NAME_MAX = 15
+# The same rule in one pattern without look-arounds (the schema's, which editors check): '-'-separated runs of
+# letters and digits, one of them holding a letter.
+IANA_SVC_NAME = r"^([a-z0-9]+-)*[0-9]*[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 
 def is_port_name(value: str) -> bool:
@@ -88,7 +95,9 @@ def _port_name(value: Any) -> Any:
     return value
 
 
-PortName = Annotated[StrictStr, BeforeValidator(_port_name)]
+# A port name's type (the schema says its rule; _port_name, before it, says what is wrong in netlab's words).
+PortNameText = Annotated[StrictStr, Field(max_length=PORT_NAME_MAX, pattern=IANA_SVC_NAME)]
+PortName = Annotated[PortNameText, BeforeValidator(_port_name)]
 
 
 class Model(BaseModel):
@@ -129,7 +138,6 @@ def _port_value(value: Any) -> Any:
     raise ValueError("must be a port number or a port name")
 
 
-PolicyPort = Annotated[StrictInt | StrictStr, BeforeValidator(_port_value)]
+PolicyPort = Annotated[Port | PortNameText, BeforeValidator(_port_value)]
 # A Service's targetPort: a number, or a container port's name (IANA_SVC_NAME, as the API server validates it).
-TargetPort = Annotated[Port | Annotated[StrictStr, Field(max_length=PORT_NAME_MAX, pattern=PORT_NAME.pattern)],
-                       BeforeValidator(_port_value)]
+TargetPort = Annotated[Port | PortNameText, BeforeValidator(_port_value)]
