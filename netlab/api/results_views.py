@@ -167,6 +167,8 @@ class ServiceInfo:
     external_traffic_policy: str | None = None
     health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
     internal_traffic_policy: str = "Cluster"  # Local: the ClusterIP goes to the client's node's endpoints only
+    # a headless Service without ports: its endpoints' addresses, of no port (the pods it selects)
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

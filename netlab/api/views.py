@@ -250,7 +250,9 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
             dns=fqdn(svc), added=is_added_service(svc),
             external_traffic_policy=svc.external_traffic_policy if svc.type != "ClusterIP" else None,
             health_check_node_port=checks.get((svc.namespace, svc.name)),
-            internal_traffic_policy=svc.internal_traffic_policy))
+            internal_traffic_policy=svc.internal_traffic_policy,
+            addresses=tuple(str(p.ip) for p in sorted(lab.selection.selected(svc), key=lambda p: p.ip))
+            if not svc.ports else ()))
     return tuple(out)
 
 

@@ -227,8 +227,8 @@ def _services(services: tuple[ServiceInfo, ...], wide: bool) -> tuple[list[str],
     rows = []
     for s in services:
         ports = ",".join(f"{p.port}{':' + str(p.node_port) if p.node_port else ''}/{p.protocol}" for p in s.ports)
-        eps = sorted({f"{e.ip}:{e.port}" for p in s.ports for e in p.endpoints})
-        row = [s.name, s.type, s.cluster_ip, s.external_ip or "<none>", ports, ",".join(eps) or "<none>"]
+        eps = sorted({f"{e.ip}:{e.port}" for p in s.ports for e in p.endpoints}) + list(s.addresses)
+        row = [s.name, s.type, s.cluster_ip, s.external_ip or "<none>", ports or "<none>", ",".join(eps) or "<none>"]
         if wide:
             policy = s.external_traffic_policy or "<none>"
             if s.health_check_node_port:  # kubectl describe's "HealthCheck NodePort"

@@ -2,7 +2,7 @@
 name the lab's cluster DNS answers with its endpoints' pod IPs (no SRV: no port to name), resolved by a pod
 through its resolv.conf; and a NetworkPolicy whose name is a 253-character DNS subdomain, whose chains are
 hashed and whose rule comments are cut to the 255 bytes iptables holds, loaded by iptables-restore and enforced
-on real traffic (`status` finds the rules as planned)."""
+on real traffic (`status` finds the rules as planned); and `policy table` of a running lab without pods."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 import pytest
 
 from dns_query import ask
-from helpers import in_netns, netlab
+from helpers import in_netns, netlab, probe_failures
 
 pytestmark = pytest.mark.root
 
@@ -76,3 +76,19 @@ def test_a_portless_headless_service_and_a_long_dotted_policy_name_on_a_real_lab
     assert refused == ["ConnectionRefusedError"] * 2, refused
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout + status.stderr
+    # get shows the Service as kubectl does (no port, its endpoints' addresses), and probe agrees with the policy.
+    table = netlab("get", "services", "--lab", lab).stdout
+    assert [line.split()[:6] for line in table.splitlines() if line.startswith("db ")] == [
+        ["db", "ClusterIP", "None", "<none>", "<none>", ",".join(sorted((ips["db-0"], ips["db-1"])))]], table
+    proc = netlab("probe", "--lab", lab, "-o", "json", check=False)
+    assert proc.returncode == 0, probe_failures(json.loads(proc.stdout))
+
+
+def test_policy_table_of_a_running_lab_without_pods_says_so_in_one_line(labs):
+    lab = labs.name("qf")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\n")
+    for output in ("text", "json"):
+        proc = netlab("policy", "table", "--lab", lab, "-o", output, check=False)
+        assert proc.returncode == 2 and proc.stdout == "", proc
+        assert proc.stderr.splitlines() == [
+            f"netlab: nothing to tabulate in lab {lab}: lab {lab} has no pods (the table's rows and columns are pods)"]

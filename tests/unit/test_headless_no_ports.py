@@ -43,8 +43,10 @@ def test_a_headless_service_without_ports_is_accepted_and_its_name_answers_its_p
     build_plan(lab)  # the whole plan builds, kube-proxy with no rule for it
     assert service_notes(lab) == []
     (db,) = [s for s in views.services(lab) if s.name == "db"]
-    assert db.ports == [] or db.ports == ()
-    _services((db,), wide=False)
+    assert db.ports == () and db.addresses == ("10.244.0.2", "10.244.1.2")
+    # as kubectl get shows it: PORT(S) <none>, the endpoints' addresses without a port
+    assert _services((db,), wide=False)[1] == [["db", "ClusterIP", "None", "<none>", "<none>",
+                                                 "10.244.0.2,10.244.1.2"]]
     graph = build_graph(lab)
     assert any(link.label == "DNS A" for link in graph.links)
 
