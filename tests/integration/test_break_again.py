@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 
 import pytest
 
@@ -62,6 +63,20 @@ def kernel_view(model) -> dict:
     return out
 
 
+def settled_view(model) -> dict:
+    """kernel_view once two reads 0.2 s apart agree (at most 10 s): a link set down or a port disabled is settled
+    by the kernel's linkwatch after the command returned (carrier, flags, the port's state), on a loaded machine
+    long after."""
+    view, deadline = kernel_view(model), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = kernel_view(model)
+        if again == view:
+            break
+        view = again
+    return view
+
+
 def stale_entries(model, client) -> list[str]:
     """conntrack -L in the client's node of the flow client:40053 -> DNS ClusterIP:53 (the break's tuple)."""
     cip, port, _ = dns_udp(model)
@@ -89,12 +104,12 @@ def test_every_scenario_broken_again_is_broken_already_and_changes_nothing(servi
         try:
             first = netlab("break", name, "--lab", lab, check=False)
             assert first.returncode == 0 and f"broke {name}" in first.stdout, (name, first.stdout, first.stderr)
-            view, running = kernel_view(model), pids(model)
+            view, running = settled_view(model), pids(model)
             again = netlab("break", name, "--lab", lab, "-o", "json", check=False)
             said = json.loads(again.stdout) if again.returncode == 0 else {}
             if again.returncode != 0 or not said.get("already") or said.get("changes") or again.stderr:
                 wrong.append(f"{name}: exit {again.returncode} {again.stdout.strip()} {again.stderr.strip()}")
-            elif kernel_view(model) != view or pids(model) != running:
+            elif settled_view(model) != view or pids(model) != running:
                 wrong.append(f"{name}: the second break changed the kernel or the pods")
             text = netlab("break", name, "--lab", lab, check=False)
             if text.returncode != 0 or not text.stdout.startswith(
