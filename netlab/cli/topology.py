@@ -105,16 +105,19 @@ def plan(topology: str | None, output: str) -> None:
     With network.cni reference or a conflist the plugins make the pods'
     eth0, address and routes: the plan ends with each pod's CNI ADD step
     (the networks and plugins, CNI_NETNS, CNI_IFNAME, CNI_ARGS, what they
-    are expected to make); `-o json` lists them under cni_add.
+    are expected to make); `-o json` lists them under cni_add. Last, the
+    qdiscs of impairments' rates and delays, as tc commands (their loss is a
+    rule of the plan); `-o json` lists them under qdiscs.
     """
     from netlab.api.topology import load
     from netlab.plan.build import build_plan
     from netlab.plan.cniadd import add_steps
+    from netlab.plan.impair import qdisc_steps
     from netlab.plan.render import plan_json, render_commands
 
     lab = load(topology).lab
-    p, cni = build_plan(lab), add_steps(lab)
+    p, cni, qdiscs = build_plan(lab), add_steps(lab), qdisc_steps(lab)
     if output == "json":
-        print_json(plan_json(p, cni))
+        print_json(plan_json(p, cni, qdiscs))
     else:
-        click.echo(render_commands(p, cni), nl=False)
+        click.echo(render_commands(p, cni, qdiscs), nl=False)

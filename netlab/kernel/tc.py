@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 from netlab.kernel import netlink, rtnl, rtnl_parse
 from netlab.kernel import netns as nsmod
+from netlab.model.impair import LATENCY_US, NETEM_LIMIT, burst_bytes
 
 # linux/rtnetlink.h, linux/pkt_sched.h
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
@@ -65,8 +66,6 @@ U32_MAX = 0xFFFFFFFF
 TC_H_ROOT = 0xFFFFFFFF
 ROOT_HANDLE = 0x10000  # 1:
 CHILD_HANDLE = 0xA0000  # 10:
-LATENCY_US = 50_000  # how long a packet may wait in the token bucket before tbf drops it
-NETEM_LIMIT = 1000  # packets netem holds (tc's default)
 RTAB_MTU = 1600  # the largest packet the rate table is sized for (cell_log 3: 256 cells of 8 bytes)
 # The kernel's own root qdiscs: an interface showing one of these is not impaired.
 DEFAULT_KINDS = frozenset({"noqueue", "pfifo_fast", "fq_codel", "mq", "fq", "pfifo", "noop"})
@@ -91,11 +90,6 @@ class Shaping:
     @property
     def empty(self) -> bool:
         return not (self.rate_bits or self.delay_us or self.jitter_us or self.other)
-
-
-def burst_bytes(rate_bits: int) -> int:
-    """The token bucket's depth: 10 ms of the rate, at least two full-size frames (tc needs >= MTU)."""
-    return max(rate_bits // 8 // 100, 3200)
 
 
 # --- encoding ---------------------------------------------------------------------------------

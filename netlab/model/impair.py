@@ -37,6 +37,14 @@ _LOSS = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
 RATE_MIN = 8_000  # bits/s: below one 1500-byte packet every 1.5 s nothing sensible gets through
 RATE_MAX = 100 * 10**9
 DELAY_MAX_US = 60 * 1_000_000
+# What netlab gives the qdiscs besides the topology's numbers (kernel/tc.py encodes them, plan/impair.py shows them).
+LATENCY_US = 50_000  # how long a packet may wait in the token bucket before tbf drops it
+NETEM_LIMIT = 1000  # packets netem holds (tc's default)
+
+
+def burst_bytes(rate_bits: int) -> int:
+    """The token bucket's depth: 10 ms of the rate, at least two full-size frames (tc needs >= MTU)."""
+    return max(rate_bits // 8 // 100, 3200)
 
 
 def rate_bits(text: str) -> int:

@@ -13,12 +13,21 @@ random number per packet (``prandom_u32``): the losses are independent.
 
 This is a plan resource like the Service rules: ``status`` compares it with
 the kernel and ``up`` repairs it. Rate and delay are qdiscs, which the
-impairment feature (netlab.impair) keeps.
+impairment feature (netlab.impair) keeps, after the network exists:
+:func:`qdisc_steps` says, as ``tc`` commands, what it sets (``netlab plan``
+prints them after the objects, as ``up`` sets them after the rest)::
+
+    tc -n <lab>-p1 qdisc replace dev eth0 root handle 1: tbf rate 10mbit burst 12500 latency 50ms
+    tc -n <lab>-p2 qdisc replace dev eth0 root handle 1: netem delay 20ms 5ms limit 1000
+    tc -n <lab>-p2 qdisc replace dev eth0 parent 1:1 handle 10: tbf rate 10mbit burst 12500 latency 50ms
 """
 
 from __future__ import annotations
 
-from netlab.model.impair import loss_fraction
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from netlab.model.impair import LATENCY_US, NETEM_LIMIT, burst_bytes, loss_fraction, rate_bits, time_us
 from netlab.model.lab import Lab
 from netlab.plan.iptables import Ruleset
 from netlab.plan.resources import NatRules
@@ -61,3 +70,43 @@ def resources(lab: Lab) -> list[NatRules]:
             by_ns.setdefault(netns, {})[iface] = spec["loss"]  # type: ignore[assignment]
     out = [loss_rules(ns, losses) for ns, losses in by_ns.items()]
     return [r for r in out if r is not None]
+
+
+@dataclass(frozen=True)
+class QdiscStep:
+    """One qdisc an impairment sets (netlab.impair.lifecycle, through kernel/tc.py's codec), as tc would."""
+
+    kind: ClassVar[str] = "qdisc"
+    netns: str
+    dev: str
+    parent: str  # "root", or "1:1" (a tbf under netem's class)
+    handle: str
+    qdisc: str  # tbf, netem
+    options: str
+
+    def command(self) -> str:
+        return f"tc -n {self.netns} qdisc replace dev {self.dev} {self.parent} handle {self.handle} " \
+            f"{self.qdisc} {self.options}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self), "command": self.command()}
+
+
+def _tbf(spec: dict[str, str | None]) -> str:
+    rate = spec["rate"] or ""
+    return f"rate {rate.lower()} burst {burst_bytes(rate_bits(rate))} latency {LATENCY_US // 1000}ms"
+
+
+def qdisc_steps(lab: Lab) -> list[QdiscStep]:
+    """The qdiscs ``up`` sets for the topology's rates and delays (kernel/tc.py's layout): a rate alone is a root
+    tbf; a delay a root netem, and with a rate a tbf under netem's class. A loss alone sets none."""
+    out = []
+    for netns, iface, spec in impaired(lab):
+        if spec.get("delay") and time_us(spec["delay"] or ""):  # as impair.lifecycle.shaping and kernel/tc.py
+            delay = " ".join(str(spec[k]).lower() for k in ("delay", "jitter") if spec.get(k))
+            out.append(QdiscStep(netns, iface, "root", "1:", "netem", f"delay {delay} limit {NETEM_LIMIT}"))
+            if spec.get("rate"):
+                out.append(QdiscStep(netns, iface, "parent 1:1", "10:", "tbf", _tbf(spec)))
+        elif spec.get("rate"):
+            out.append(QdiscStep(netns, iface, "root", "1:", "tbf", _tbf(spec)))
+    return out
