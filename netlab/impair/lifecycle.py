@@ -86,11 +86,12 @@ def shaping(spec: Spec) -> tc.Shaping:
 
 
 def same(have: tc.Shaping, want: tc.Shaping) -> bool:
-    """Equal as the kernel keeps them: a rate in whole bytes a second, times in scheduler ticks (~1 us)."""
+    """Equal as the kernel keeps them: a rate in whole bytes a second, times in scheduler ticks (~1 us); and
+    every other parameter of netlab's qdiscs as netlab sets it (a burst changed with `tc` is drift too)."""
     def near(a: int | None, b: int | None, slack: int) -> bool:
         return (a or 0) == (b or 0) or (a is not None and b is not None and abs(a - b) <= slack)
 
-    return (have.other is None and near(have.rate_bits, want.rate_bits, 8)
+    return (have.other is None and not have.off and near(have.rate_bits, want.rate_bits, 8)
             and near(have.delay_us, want.delay_us, 2) and near(have.jitter_us, want.jitter_us, 2))
 
 
@@ -106,6 +107,7 @@ def words(s: tc.Shaping | None) -> str:
         parts.append(f"delay {_time_words(s.delay_us)}")
     if s.jitter_us:
         parts.append(f"jitter {_time_words(s.jitter_us)}")
+    parts += s.off
     return " ".join(parts) or "none"
 
 

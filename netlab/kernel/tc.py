@@ -54,7 +54,9 @@ from netlab.model.impair import LATENCY_US, NETEM_LIMIT, burst_bytes
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 TCMSG = struct.Struct("=BxxxiIII")  # family, ifindex, handle, parent, info
 TCA_KIND, TCA_OPTIONS = 1, 2
-TCA_TBF_PARMS, TCA_TBF_RTAB, TCA_TBF_RATE64 = 1, 2, 4
+TCA_TBF_PARMS, TCA_TBF_RTAB, TCA_TBF_RATE64, TCA_TBF_PRATE64 = 1, 2, 4, 5
+# netem's attributes after its struct (linux/pkt_sched.h): those that change what it does, when not zero
+NETEM_EXTRAS = {1: "correlation", 3: "reorder", 4: "corrupt", 5: "loss model", 6: "rate", 7: "ecn", 12: "slot"}
 TCA_HTB_INIT = 2  # htb's root options (struct tc_htb_glob); netlab shapes with tbf, the doctor probes htb too
 # struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec: cell_log, linklayer, overhead, cell_align, mpu,
 # rate in bytes a second), limit (bytes queued), buffer (scheduler ticks), mtu
@@ -86,6 +88,9 @@ class Shaping:
     delay_us: int | None = None  # netem
     jitter_us: int | None = None
     other: str | None = None  # a root qdisc netlab does not make (htb, sfq ...), by kind
+    # Parameters of netlab's own qdiscs set otherwise than netlab sets them (a burst, a latency, a netem loss
+    # changed with `tc qdisc change`), in tc's words: drift as much as another rate is.
+    off: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -165,6 +170,40 @@ class Qdisc:
     rate_bits: int | None = None  # tbf
     delay_us: int | None = None  # netem
     jitter_us: int | None = None
+    off: tuple[str, ...] = ()  # its other parameters that are not what netlab sets (Shaping.off)
+
+
+def _tbf_off(parms: bytes, o: dict[int, bytes], rate: int) -> tuple[str, ...]:
+    """What of a tbf at ``rate`` bytes a second differs from netlab's own (tbf_options): every other
+    parameter tc can set (burst, limit/latency, peakrate/mtu, overhead, mpu, linklayer), in tc's words."""
+    (_cl, linklayer, overhead, _ca, mpu, _r, _pcl, _pll, _po, _pca, _pmpu, peak, limit, buffer,
+     mtu) = TBF_QOPT.unpack_from(parms)
+    ours = TBF_QOPT.unpack_from(netlink.attrs(tbf_options(rate * 8))[TCA_TBF_PARMS])
+    prate64 = o.get(TCA_TBF_PRATE64, b"")
+    peak = struct.unpack_from("=Q", prate64)[0] if len(prate64) >= 8 else peak
+    out = []
+    if buffer != ours[13]:
+        out.append(f"burst {round(rate * buffer / ticks_per_us() / 1_000_000)}b")
+    if limit != ours[12]:
+        out.append(f"limit {limit}b")
+    if peak or mtu:
+        out.append(f"peakrate {peak * 8}bit")
+    out += [f"{name} {v}" for name, v in (("overhead", overhead), ("mpu", mpu)) if v]
+    if linklayer > 1:  # 0 as tc sends it, 1 (ethernet) as the kernel reads the rate table
+        out.append("linklayer atm")
+    return tuple(out)
+
+
+def _netem_off(opts: bytes) -> tuple[str, ...]:
+    """What of a netem differs from netlab's (netem_options): its limit, loss, gap, duplicate, and any of
+    its attributes after the struct that does something (correlation, reorder, corrupt, rate ...)."""
+    _latency, limit, loss, gap, dup, _jit = NETEM_QOPT.unpack_from(opts)
+    out = [f"limit {limit}"] if limit != NETEM_LIMIT else []
+    out += [f"{name} {v * 100 / U32_MAX:.4g}%" for name, v in (("loss", loss), ("duplicate", dup)) if v]
+    out += [f"gap {gap}"] if gap else []
+    extra = netlink.attrs(opts, (NETEM_QOPT.size + 3) & ~3)
+    out += [name for key, name in NETEM_EXTRAS.items() if any(extra.get(key, b""))]
+    return tuple(out)
 
 
 def parse_qdisc(m: netlink.Msg) -> Qdisc:
@@ -173,31 +212,35 @@ def parse_qdisc(m: netlink.Msg) -> Qdisc:
     kind = netlink.get_str(a, TCA_KIND) or ""
     opts = a.get(TCA_OPTIONS)
     rate = delay = jitter = None
+    off: tuple[str, ...] = ()
     if kind == "tbf" and opts:
         o = netlink.attrs(opts)
         parms, rate64 = o.get(TCA_TBF_PARMS, b""), o.get(TCA_TBF_RATE64, b"")
         if len(parms) >= TBF_QOPT.size:
             # The kernel dumps the rate field saturated and the rate itself in TCA_TBF_RATE64 past 32 bits.
             rate = 8 * (struct.unpack_from("=Q", rate64)[0] if len(rate64) >= 8 else TBF_QOPT.unpack_from(parms)[5])
+            off = _tbf_off(parms, o, rate // 8) if rate else ()
     elif kind == "netem" and opts and len(opts) >= NETEM_QOPT.size:
         latency, _limit, _loss, _gap, _dup, jit = NETEM_QOPT.unpack_from(opts)
         delay = round(latency / ticks_per_us()) or None
         jitter = round(jit / ticks_per_us()) or None
-    return Qdisc(index, handle, parent, kind, rate, delay, jitter)
+        off = _netem_off(opts)
+    return Qdisc(index, handle, parent, kind, rate, delay, jitter, off)
 
 
 def shaping_of(qdiscs: list[Qdisc]) -> Shaping:
     """The shaping one interface's qdiscs (of a dump) describe."""
     rate = delay = jitter = None
     other = None
+    off: tuple[str, ...] = ()
     for q in qdiscs:
         if q.kind == "tbf":
-            rate = q.rate_bits
+            rate, off = q.rate_bits, off + q.off
         elif q.kind == "netem":
-            delay, jitter = q.delay_us, q.jitter_us
+            delay, jitter, off = q.delay_us, q.jitter_us, q.off + off
         elif q.parent == TC_H_ROOT and q.kind not in DEFAULT_KINDS:
             other = q.kind
-    return Shaping(rate, delay, jitter, other)
+    return Shaping(rate, delay, jitter, other, off)
 
 
 # --- the kernel -------------------------------------------------------------------------------
@@ -239,11 +282,16 @@ def _shape(conn: netlink.Conn, where: str, index: int, have: list[Qdisc], want: 
     handle = _handle(root, "netem", ROOT_HANDLE)
     changed_in_place = root is not None and handle == root.handle
     child = next((q for q in have if q.parent == handle + 1), None) if changed_in_place else None
-    fresh = child is not None and not want.rate_bits  # a new netem, without the tbf under the old one
+    # A new netem, without the tbf under the old one; or whole, when the old one has attributes netlab does
+    # not send (a reorder, a correlation): a change in place keeps those the request leaves out.
+    fresh = (child is not None and not want.rate_bits) or (changed_in_place and root is not None and any(
+        w in NETEM_EXTRAS.values() for w in root.off))
     conn.request(f"set netem (delay) as the root qdisc of {where}",
                  qdisc_replace(index, TC_H_ROOT, 0 if fresh else handle, "netem", netem, fresh=fresh))
     if not want.rate_bits:
         return
+    if fresh:  # the kernel picked the new netem's handle, and took the old one's tbf with it
+        handle, child = 0, None
     if not handle:  # the kernel picked the new netem's handle: the tbf goes under its class
         new_root = _root(_qdiscs(conn, where, index))
         handle = new_root.handle if new_root else ROOT_HANDLE

@@ -353,7 +353,8 @@ def test_a_rate_past_32_bits_is_set_read_back_and_its_drift_seen(lab):
                         "1gbit", "burst", "32kbit", "latency", "50ms"], check=True)
         drift = netlab("status", "--lab", name, check=False)
         assert drift.returncode == 1
-        assert f"impair: eth0 in {server} has rate 1gbit, the topology says rate 100gbit" in drift.stdout, drift.stdout
+        assert f"impair: eth0 in {server} has rate 1gbit burst 4096b limit 6254096b, the topology says rate 100gbit" \
+            in drift.stdout, drift.stdout  # tc's burst (32kbit: 4096 bytes) and limit, not netlab's
         netlab("up", "-t", path)
         assert netlab("status", "--lab", name).returncode == 0  # the file's: none
     finally:

@@ -152,3 +152,9 @@ def test_shaping_in_words():
 def test_tbf_burst_holds_ten_milliseconds_and_two_frames():
     assert tc.burst_bytes(10_000_000) == 12_500 and tc.burst_bytes(100_000) == 3200
 
+
+
+def test_a_tbf_parameter_changed_by_hand_is_drift_in_words():
+    have = tc.Shaping(rate_bits=10_000_000, off=("burst 99999b", "limit 162499b"))
+    assert not feature.same(have, tc.Shaping(rate_bits=10_000_000))
+    assert feature.words(have) == "rate 10mbit burst 99999b limit 162499b"

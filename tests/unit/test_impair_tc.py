@@ -55,7 +55,9 @@ def dumped_tbf(bits: int, pad: bool = True) -> nl.Msg:
     """A root tbf as the kernel dumps it: the rate field saturated past 32 bits and the rate in TCA_TBF_RATE64,
     after a TCA_TBF_PAD that aligns the u64 (nla_put_u64_64bit)."""
     rate = bits // 8
-    parms = tc.TBF_QOPT.pack(0, 1, 0, 0, 0, min(rate, tc.U32_MAX), 0, 0, 0, 0, 0, 0, 1, 2, 0)
+    ours = list(tc.TBF_QOPT.unpack_from(nl.attrs(tc.tbf_options(bits))[tc.TCA_TBF_PARMS]))
+    ours[1] = 1  # the kernel reads the link layer (ethernet) from the rate table tc sends
+    parms = tc.TBF_QOPT.pack(*ours)
     opts = nl.attr(tc.TCA_TBF_PARMS, parms)
     if rate > tc.U32_MAX:
         opts += (nl.attr(8, b"") if pad else b"") + nl.attr(tc.TCA_TBF_RATE64, struct.pack("=Q", rate))
@@ -260,3 +262,43 @@ def test_nothing_wanted_deletes_the_root_and_a_missing_interface_is_one_line(ker
     tc.delete_root("x-p1", "eth0")  # only the default there: nothing to do
     with pytest.raises(tc.TcError, match="^eth9 does not exist in x-p1$"):
         tc.replace_root("x-p1", "eth9", 1_000_000)
+
+
+def test_every_parameter_netlab_sets_is_read_back_and_another_is_named():
+    """A burst, a latency (limit), a peakrate, an overhead changed behind netlab's back were not seen: only the
+    rate was compared. Each is now named in tc's words; netlab's own tbf and netem have none."""
+    def tbf(**change) -> tc.Shaping:
+        parms = list(tc.TBF_QOPT.unpack_from(nl.attrs(tc.tbf_options(10_000_000))[tc.TCA_TBF_PARMS]))
+        for i, v in change.items():
+            parms[int(i[1:])] = v
+        body = tc.TCMSG.pack(0, 2, tc.ROOT_HANDLE, tc.TC_H_ROOT, 1) + nl.string(tc.TCA_KIND, "tbf") + \
+            nl.attr(tc.TCA_OPTIONS, nl.attr(tc.TCA_TBF_PARMS, tc.TBF_QOPT.pack(*parms)))
+        return tc.shaping_of([tc.parse_qdisc(nl.Msg(NEW, 0, 0, body))])
+
+    assert tbf() == tc.Shaping(rate_bits=10_000_000) and tbf(f1=1) == tc.Shaping(rate_bits=10_000_000)
+    ticks = tc.TBF_QOPT.unpack_from(nl.attrs(tc.tbf_options(10_000_000))[tc.TCA_TBF_PARMS])[13]
+    assert tbf(f13=ticks * 8).off == ("burst 100000b",)
+    assert tbf(f12=6_262_500).off == ("limit 6262500b",)
+    assert tbf(f2=20, f4=64).off == ("overhead 20", "mpu 64") and tbf(f1=2).off == ("linklayer atm",)
+    assert tbf(f11=2_500_000, f14=100).off == ("peakrate 20000000bit",)
+    netem = tc.netem_options(20_000)
+    assert tc.parse_qdisc(nl.Msg(NEW, 0, 0, tc.TCMSG.pack(0, 2, 1, tc.TC_H_ROOT, 1) + nl.string(tc.TCA_KIND, "netem")
+                                 + nl.attr(tc.TCA_OPTIONS, netem))).off == ()
+    changed = tc.NETEM_QOPT.pack(*tc.NETEM_QOPT.unpack(netem)[:1], 50, tc.U32_MAX // 20, 0, 0, 0) + \
+        nl.attr(3, struct.pack("=II", tc.U32_MAX // 4, 0))
+    q = tc.parse_qdisc(nl.Msg(NEW, 0, 0, tc.TCMSG.pack(0, 2, 1, tc.TC_H_ROOT, 1) + nl.string(tc.TCA_KIND, "netem")
+                              + nl.attr(tc.TCA_OPTIONS, changed)))
+    assert q.off == ("limit 50", "loss 5%", "reorder")
+
+
+def test_a_netem_with_attributes_netlab_does_not_send_is_replaced_whole(kernel):
+    # A change in place would keep the reorder the request leaves out: a new netem is grafted, the tbf under it.
+    reorder = tc.netem_options(20_000) + nl.attr(3, struct.pack("=II", tc.U32_MAX // 4, 0))
+    kernel.qdiscs = [{"handle": tc.ROOT_HANDLE, "parent": tc.TC_H_ROOT, "kind": "netem", "options": reorder},
+                     {"handle": tc.CHILD_HANDLE, "parent": tc.ROOT_HANDLE + 1, "kind": "tbf",
+                      "options": tc.tbf_options(10_000_000)}]
+    tc.replace_root("ns", "eth0", 10_000_000, 20_000)
+    assert kernel.shaping() == tc.Shaping(rate_bits=10_000_000, delay_us=20_000)
+    assert not kernel.deletes() and len(kernel.qdiscs) == 2
+    (netem,) = [s for s in kernel.sent if s[4] == "netem"]
+    assert netem[1] & nl.NLM_F_EXCL and netem[2] == 0  # a new one the kernel grafts, not a change in place

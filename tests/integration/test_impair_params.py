@@ -1,0 +1,44 @@
+"""A tbf's parameters changed behind netlab's back, in a real lab: status compared only the rate, so a burst or
+a latency changed with `tc qdisc change` was "all as planned" and `up` left it (a 99999-byte burst let a
+"10mbit" pod send ~48 Mbit/s for a while). Checked with the kernel's own view, `tc -j qdisc show`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from helpers import lab_up, netlab, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+
+def root_tbf(netns: str) -> dict:
+    out = json.loads(subprocess.run(["tc", "-j", "-n", netns, "qdisc", "show", "dev", "eth0"],
+                                    capture_output=True, text=True, check=True).stdout)
+    (root,) = [q for q in out if q.get("root")]
+    assert root["kind"] == "tbf"
+    return root["options"]
+
+
+def test_a_burst_or_latency_changed_by_hand_is_drift_and_up_restores_it(tmp_path):
+    name = unique_lab("qg")
+    path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: n1\npods:\n  - name: a\n    node: n1\n"
+                                    "    impair:\n      eth0: {rate: 10mbit}\n")
+    ns = f"{name}-a"
+    with lab_up(path, name):
+        planned = root_tbf(ns)
+        assert (planned["rate"], planned["burst"], planned["lat"]) == (1_250_000, 12_500, 50_000)
+        for change, words in ((["burst", "99999", "latency", "50ms"], "burst 99999b limit 162499b"),
+                              (["burst", "12500", "latency", "5s"], "limit 6262500b")):
+            subprocess.run(["tc", "-n", ns, "qdisc", "change", "dev", "eth0", "root", "handle", "1:", "tbf", "rate",
+                            "10mbit", *change], check=True)
+            assert root_tbf(ns) != planned
+            drift = netlab("status", "--lab", name, check=False)
+            assert drift.returncode == 1, drift.stdout
+            assert f"impair: eth0 in {ns} has rate 10mbit {words}, the topology says rate 10mbit" in drift.stdout
+            fixed = netlab("up", "-t", path)
+            assert f"set rate 10mbit on eth0 in {ns} (it had rate 10mbit {words})" in fixed.stdout
+            assert root_tbf(ns) == planned
+            assert netlab("status", "--lab", name).returncode == 0
