@@ -16,8 +16,10 @@ LOADS = ("netlab.api.impair", "netlab.api.lab")
 @cli.command()
 @click.argument("target", metavar="NAME:IFACE", shell_complete=complete_impair_interfaces)
 @lab_options
-@click.option("--rate", metavar="RATE", help="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
-@click.option("--delay", metavar="TIME", help="Added delay (netem): 20ms. Refused (exit 3) without sch_netem.")
+@click.option("--rate", metavar="RATE",
+              help="Egress rate limit (tbf), tc units in any case: 10mbit, 10Mbit, 512kbit, 1gbit.")
+@click.option("--delay", metavar="TIME",
+              help="Added delay (netem), tc units in any case: 20ms, 20MS. Refused (exit 3) without sch_netem.")
 @click.option("--jitter", metavar="TIME", help="Delay variation (netem), with --delay: 5ms.")
 @click.option("--loss", metavar="PCT", help="Random loss: 1% (an iptables statistic DROP rule in the namespace).")
 @click.option("--clear", is_flag=True, help="Remove the interface's impairment.")

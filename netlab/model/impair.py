@@ -27,12 +27,26 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 from netlab.model.location import show
 
-# tc(8)'s rate units: bits, or bytes ("bps" is bytes a second in tc), decimal multipliers.
-RATE_UNITS = {"bit": 1, "kbit": 10**3, "mbit": 10**6, "gbit": 10**9,
-              "bps": 8, "kbps": 8 * 10**3, "mbps": 8 * 10**6, "gbps": 8 * 10**9}
-TIME_UNITS = {"us": 1, "ms": 1000, "s": 1_000_000}
-_RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$")
-_TIME = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(us|ms|s)$")
+# tc(8)'s rate units (iproute2 tc_util.c get_rate64): bits, or bytes ("bps" is bytes a second in tc), decimal
+# multipliers and binary ones (kibit), their names read case-insensitively (10Mbit, as tc prints it), a bare
+# number bits a second.
+RATE_UNITS = {"": 1, "bit": 1, "kibit": 1024, "kbit": 10**3, "mibit": 1024**2, "mbit": 10**6, "gibit": 1024**3,
+              "gbit": 10**9, "tibit": 1024**4, "tbit": 10**12, "bps": 8, "kibps": 8 * 1024, "kbps": 8 * 10**3,
+              "mibps": 8 * 1024**2, "mbps": 8 * 10**6, "gibps": 8 * 1024**3, "gbps": 8 * 10**9,
+              "tibps": 8 * 1024**4, "tbps": 8 * 10**12}
+# tc's times (get_time, and netem's get_time64 for ns), case-insensitive too; a bare number microseconds.
+TIME_UNITS = {"": 1, "s": 10**6, "sec": 10**6, "secs": 10**6, "ms": 1000, "msec": 1000, "msecs": 1000,
+              "us": 1, "usec": 1, "usecs": 1, "ns": 0.001, "nsec": 0.001, "nsecs": 0.001}
+
+
+def _either_case(units: dict) -> str:
+    """A regex of ``units`` in any case, written with classes ([mM][bB]...) so the JSON schema keeps it."""
+    words = sorted((u for u in units if u), key=len, reverse=True)
+    return "(" + "|".join("".join(f"[{c}{c.upper()}]" for c in w) for w in words) + ")?"
+
+
+_RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)" + _either_case(RATE_UNITS) + "$")
+_TIME = re.compile(r"^([0-9]+(?:\.[0-9]+)?)" + _either_case(TIME_UNITS) + "$")
 _LOSS = re.compile(r"^([0-9]+(?:\.[0-9]+)?)%$")
 RATE_MIN = 8_000  # bits/s: below one 1500-byte packet every 1.5 s nothing sensible gets through
 RATE_MAX = 100 * 10**9
@@ -51,14 +65,14 @@ def rate_bits(text: str) -> int:
     m = _RATE.fullmatch(text)
     if not m:
         raise ValueError(text)
-    return round(float(m.group(1)) * RATE_UNITS[m.group(2)])
+    return round(float(m.group(1)) * RATE_UNITS[(m.group(2) or "").lower()])
 
 
 def time_us(text: str) -> int:
     m = _TIME.fullmatch(text)
     if not m:
         raise ValueError(text)
-    return round(float(m.group(1)) * TIME_UNITS[m.group(2)])
+    return round(float(m.group(1)) * TIME_UNITS[(m.group(2) or "").lower()])
 
 
 def loss_fraction(text: str) -> float:
@@ -72,8 +86,8 @@ def _rate(value: Any) -> Any:
     if not isinstance(value, str):
         return value  # StrictStr says what type it wanted
     if not _RATE.fullmatch(value):
-        raise ValueError(f"{show(value)} is not a rate like 10mbit, 512kbit or 1gbit (tc's units: bit, kbit, mbit, "
-                         "gbit; bps, kbps, mbps, gbps are bytes a second)")
+        raise ValueError(f"{show(value)} is not a rate like 10mbit, 512kbit or 1gbit (tc's units, in any case: bit, "
+                         "kbit, mbit, gbit, kibit ...; bps, kbps, mbps, gbps are bytes a second)")
     bits = rate_bits(value)
     if not RATE_MIN <= bits <= RATE_MAX:
         raise ValueError(f"{show(value)} is out of range: a rate is 8kbit to 100gbit")
@@ -84,7 +98,8 @@ def _time(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     if not _TIME.fullmatch(value):
-        raise ValueError(f"{show(value)} is not a time like 20ms, 500us or 1s")
+        raise ValueError(f"{show(value)} is not a time like 20ms, 500us or 1s (tc's units, in any case: s, sec, "
+                         "ms, msec, us, usec, ns)")
     if time_us(value) > DELAY_MAX_US:
         raise ValueError(f"{show(value)} is more than 60s")
     return value
@@ -125,7 +140,8 @@ class Impairment(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
-    rate: Rate | None = Field(None, description="Egress rate limit (tbf), tc units: 10mbit, 512kbit, 1gbit.")
+    rate: Rate | None = Field(None, description="Egress rate limit (tbf), tc units in any case: 10mbit, "
+                                  "10Mbit, 512kbit, 1gbit.")
     delay: Time | None = Field(None, description="Added delay (netem; refused where the kernel lacks sch_netem).")
     jitter: Time | None = Field(None, description="Delay variation (netem), with delay.")
     loss: Loss | None = Field(None, description="Random loss, like \"1%\" (an iptables statistic DROP rule).")

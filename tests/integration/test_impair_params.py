@@ -25,7 +25,7 @@ def root_tbf(netns: str) -> dict:
 def test_a_burst_or_latency_changed_by_hand_is_drift_and_up_restores_it(tmp_path):
     name = unique_lab("qg")
     path = write_topology(tmp_path, f"name: {name}\nnodes:\n  - name: n1\npods:\n  - name: a\n    node: n1\n"
-                                    "    impair:\n      eth0: {rate: 10mbit}\n")
+                                    "    impair:\n      eth0: {rate: 10Mbit}\n")  # tc's spelling
     ns = f"{name}-a"
     with lab_up(path, name):
         planned = root_tbf(ns)

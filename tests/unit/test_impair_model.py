@@ -8,7 +8,7 @@ import pytest
 from netlab.errors import TopologyError
 from netlab.impair import lifecycle as feature
 from netlab.kernel import tc
-from netlab.model.impair import describe, loss_fraction, rate_bits, time_us
+from netlab.model.impair import Impairment, describe, loss_fraction, rate_bits, time_us
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
 from netlab.model.topology import Topology
@@ -158,3 +158,28 @@ def test_a_tbf_parameter_changed_by_hand_is_drift_in_words():
     have = tc.Shaping(rate_bits=10_000_000, off=("burst 99999b", "limit 162499b"))
     assert not feature.same(have, tc.Shaping(rate_bits=10_000_000))
     assert feature.words(have) == "rate 10mbit burst 99999b limit 162499b"
+
+
+@pytest.mark.parametrize("text,bits", [("10Mbit", 10_000_000), ("1Gbit", 10**9), ("10MBIT", 10_000_000),
+                                       ("512Kbit", 512_000), ("1KiBps", 8192), ("2mibit", 2 * 1024**2),
+                                       ("10000000", 10_000_000)])
+def test_rates_in_tcs_own_spelling_are_taken(text, bits):
+    """tc reads its unit names case-insensitively and prints `rate 10Mbit`: a rate pasted from `tc qdisc show`
+    (or 1Gbit, 10MBIT, a binary kibit) was refused."""
+    assert Impairment(rate=text).rate == text and rate_bits(text) == bits
+
+
+@pytest.mark.parametrize("text,us", [("20MS", 20_000), ("1Sec", 1_000_000), ("500usec", 500), ("20", 20),
+                                     ("2000ns", 2)])
+def test_times_in_tcs_own_spelling_are_taken(text, us):
+    assert Impairment(delay=text).delay == text and time_us(text) == us
+
+
+def test_tcs_spellings_in_a_topology_and_on_the_command_line(tmp_path):
+    from netlab.api.impair import options
+
+    assert problems(tmp_path, BASE.format(node="", pod="    impair:\n      eth0: {rate: 10Mbit, delay: 20MS}\n")) == []
+    assert options("10Mbit", "20MS", "5Ms", None, False) == Impairment(rate="10Mbit", delay="20MS", jitter="5Ms")
+    (bad,) = problems(tmp_path, BASE.format(node="", pod="    impair:\n      eth0: {rate: 10Mbyte}\n"))
+    assert bad.endswith("/t.yaml:8: pods[0].impair.eth0.rate: '10Mbyte' is not a rate like 10mbit, 512kbit or 1gbit (tc's units, in "
+        "any case: bit, kbit, mbit, gbit, kibit ...; bps, kbps, mbps, gbps are bytes a second)")
