@@ -360,13 +360,15 @@ def check_output_file(path: str | None) -> None:
     if path is None:
         return
     from netlab.realize.own_files import check_output_path
-
     check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
     folder = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise UsageError(f"cannot write {display_path(path)}: it is a directory")
-    if not os.path.isdir(folder):
-        raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not a directory")
+    try:  # a missing folder as writing says it (ENOENT: "No such file or directory", as tcpdump -w); a file so
+        if not os.path.isdir(folder) and os.stat(folder):
+            raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not a directory")
+    except OSError as exc:
+        raise output_unwritable(path, exc) from None
     if not os.access(folder, os.W_OK):
         raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not writable")
 

@@ -42,7 +42,7 @@ def one_line_exit_2(proc: subprocess.CompletedProcess, *words: str) -> None:
 def test_writing_into_a_missing_folder_is_a_clear_exit_2(tmp_path, command, how):
     missing = tmp_path / "no" / "such"
     args = [a.format(missing=missing) for a in command]
-    one_line_exit_2(netlab(*args, how=how), str(missing), "not a directory")
+    one_line_exit_2(netlab(*args, how=how), str(missing), "No such file or directory")
     assert not (tmp_path / "no").exists()
 
 

@@ -122,7 +122,7 @@ def test_trace_picture_options_and_an_unwritable_file_fail_before_any_work(tmp_p
     assert "[text|json|svg|png|dot|yaml]" in out.output and "--write FILE" in out.output
     with pytest.raises(SystemExit) as exc:
         main(["trace", "fedora-1", "fedora-2", "-o", "svg", "-w", str(tmp_path / "missing" / "p.svg")])
-    assert exc.value.code == 2 and "is not a directory" in capsys.readouterr().err
+    assert exc.value.code == 2 and "p.svg: No such file or directory" in capsys.readouterr().err
 
 
 def test_service_by_namespace_and_name(lab):
