@@ -123,6 +123,19 @@ def log_writer(state: LabState, lab: Lab, pod: str, container: str) -> LogWriter
     return LogWriter(None, False)
 
 
+def end_of(writer: LogWriter) -> int | None:
+    """A pidfd of the container's task, readable once it has ended (the thread, for an echo container: a
+    thread's pidfd, PIDFD_THREAD), for ``logs -f`` to end with it as ``kubectl logs -f`` does; None when it does
+    not run (ended already, or never started)."""
+    if writer.pid is None:
+        return None
+    thread = proc.thread_group(writer.pid) not in (None, writer.pid)
+    try:
+        return os.pidfd_open(writer.pid, os.O_EXCL if thread else 0)  # O_EXCL: PIDFD_THREAD (linux/pidfd.h)
+    except OSError:  # ESRCH: it ended since
+        return None
+
+
 def _deleted_log_fd(pid: int, path: str) -> str | None:
     """/proc/PID/fd/N of the task's descriptor of the log file that was at ``path`` and was deleted since (the
     kernel names it ``PATH (deleted)``): what it writes to now, readable there while it runs; None when it

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import sys
-import time
+from typing import Iterator
 
 import click
 from click.core import ParameterSource
@@ -148,8 +149,9 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
 @click.option("--tail", type=int, default=None, metavar="N",
               help="Only the last N lines (a negative N: all of them, as kubectl's --tail=-1).")
 @click.option("-f", "--follow", is_flag=True,
-              help="Keep printing what the container's current run writes, until Ctrl-C, the container is "
-                   "started again, or the pod is gone (`netlab down`, or the pod taken out of the topology).")
+              help="Keep printing what the container's current run writes, until it ends (at once for a "
+                   "container that has exited, after its log), Ctrl-C, or the pod is gone (`netlab down`, or the "
+                   "pod taken out of the topology), as `kubectl logs -f`.")
 @click.option("-p", "--previous", is_flag=True,
               help="The run before the current one (the container's output before it was last started again).")
 def logs(lab_name: str | None, topology: str | None, pod: str, container: str | None, tail: int | None,
@@ -159,7 +161,7 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
     Each run of a container (each time `up` or the watcher starts it) has a
     log of its own, as each container instance of the kubelet: --previous
     prints the one before, as `kubectl logs --previous`."""
-    from netlab.api.exec import log_file, log_writer, open_log
+    from netlab.api.exec import end_of, log_file, log_writer, open_log
 
     require_root()
     lab = attached(lab_name, topology)
@@ -169,10 +171,17 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
         names = [c.name for c in next(p for p in model.pods if p.name == pod).containers]
         if len(names) > 1:
             click.echo(f"netlab: defaulted container {chosen!r} out of: {', '.join(names)}", err=True)
-    fh = open_log(path, pod, chosen, lab.name, previous, log_writer(lab.state(), model, pod, chosen))
+    writer = log_writer(lab.state(), model, pod, chosen)
+    fh = open_log(path, pod, chosen, lab.name, previous, writer)
     follow = follow and not previous  # the run before has ended: nothing more comes
+    # The container's end, as kubectl's -f ends with it: a pidfd of its task, taken while the state says it runs
+    # (asked again once it is open: the task it names is still the container's, not a pid used again).
+    end = end_of(writer) if follow else None
+    if end is not None and log_writer(lab.state(), model, pod, chosen).pid != writer.pid:
+        os.close(end)
+        end = None
     out = sys.stdout.buffer
-    with fh:
+    with fh, _closing(end):
         data = fh.read()
         if tail is not None and tail >= 0:
             lines = data.splitlines(keepends=True)
@@ -196,8 +205,21 @@ def logs(lab_name: str | None, topology: str | None, pod: str, container: str | 
                 out.write(fh.read())
                 out.flush()
                 break
-            else:
-                time.sleep(0.2)
+            elif end is None or select.select([end], [], [], 0.2)[0]:
+                # The container has ended (or had when -f began): what it wrote last, then no more.
+                while chunk := fh.read():
+                    out.write(chunk)
+                out.flush()
+                break
+
+
+@contextlib.contextmanager
+def _closing(fd: int | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _same_file(path: str, st: os.stat_result) -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -38,19 +37,10 @@ def test_logs_prints_the_current_run_and_previous_the_one_before(labs, tmp_path)
     none = netlab("logs", "--lab", lab, "once", "-p", check=False)
     assert (none.returncode, none.stderr.strip()) == (
         2, 'netlab: previous terminated container "c" in pod "once" not found'), none
-    # -f on the current run ends when the container is started again (into a log of its own).
-    follow = subprocess.Popen([sys.executable, "-m", "netlab", "logs", "--lab", lab, "once", "-f"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        time.sleep(0.5)
-        assert follow.poll() is None
-        netlab("up", "-t", path)  # restartPolicy Always: `up` starts the exited container again
-        out, err = follow.communicate(timeout=10)
-        assert (follow.returncode, out) == (0, first), err
-    finally:
-        if follow.poll() is None:
-            follow.kill()
-            follow.communicate()
+    # -f of a container that has exited prints its log and ends, as `kubectl logs -f` (it waited for a next start).
+    follow = netlab("logs", "--lab", lab, "once", "-f", timeout=30)
+    assert follow.stdout == first
+    netlab("up", "-t", path)  # restartPolicy Always: `up` starts the exited container again
     assert wait_for(exited)
     second = netlab("logs", "--lab", lab, "once").stdout
     assert second.startswith("run ") and second.count("\n") == 1 and second != first, second
@@ -131,3 +121,14 @@ def test_a_changed_command_starts_with_no_previous_log_and_what_goes_leaves_no_l
                           "topo.yaml")
     netlab("up", "-t", path)
     assert sorted(os.listdir(logs)) == ["once.c.log", "once.c.previous.log"]
+
+
+def test_logs_follow_ends_when_the_running_container_ends(labs):
+    """`netlab logs -f job | grep done` hung on a Job-like container: -f now ends with the container, after its
+    last line, as `kubectl logs -f` does."""
+    lab = labs.name("qg")
+    labs.up(f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - name: job\n    node: n1\n    restartPolicy: Never\n"
+            "    containers: [{name: c, command: [sh, -c, 'echo start; sleep 5; echo done; exit 3']}]\n")
+    follow = netlab("logs", "--lab", lab, "job", "-f", timeout=60)  # begun while it runs (sleep 5)
+    assert follow.stdout == "start\ndone\n"
+    assert _pod(lab, "job")["containers"][0]["state"] == "exited"
