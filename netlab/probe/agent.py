@@ -162,6 +162,12 @@ class Agent:
                     stats[key] = stats.get(key, 0) + res.stats.get(key, 0)
                 for key in ("peak_entries", "peak_live"):
                     stats[key] = max(stats[key], res.stats[key])
+            # The probes are done: the run's own clean-up below (its flows' conntrack entries, then the neighbour
+            # entries it made) runs whole whatever stop signal comes now. One raised in its middle (the parent's
+            # SIGTERM to an early agent the run did not claim, a Ctrl-C as the run ends) cut the sweep before it
+            # began, and the run's entries stayed in the machine's table. One that came before this line sweeps in
+            # the except block below.
+            held = _hold_off_stop_signals()
         except BaseException:
             # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
             with signals.handled(signals.ignore):  # not SIG_IGN: a second signal may wait to run (_stop)
@@ -177,8 +183,12 @@ class Agent:
                 self._sweep_until_quiet(snapshot, stop_at)
             raise
         t_probe = now() - t0
-        stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src, unfinished)
-        stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
+        try:
+            stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src, unfinished)
+            stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
+        finally:
+            for sig, previous in held.items():
+                signal.signal(sig, previous)
         for s in self.setup.values():
             s.close()
         stats1 = nb.table_stats()
@@ -390,6 +400,18 @@ def run_job(job: Job) -> Output:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return Agent(job).run()
+
+
+def _hold_off_stop_signals() -> dict[int, object]:
+    """SIGINT and SIGTERM dropped (signals.ignore, a handler of Python's: see _stop) until the handlers returned are
+    set back; none where this is not the main thread (a test's agent: the signals are not its)."""
+    held: dict[int, object] = {}
+    for sig in signals.STOPPING:
+        try:
+            held[sig] = signal.signal(sig, signals.ignore)
+        except ValueError:
+            pass
+    return held
 
 
 def _stop(signum: int, frame: object) -> None:

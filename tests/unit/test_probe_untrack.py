@@ -151,3 +151,59 @@ def test_the_agents_first_stop_signal_holds_off_the_next_until_its_clean_up_is_d
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def test_a_stop_signal_during_the_runs_own_clean_up_does_not_cut_it(monkeypatch):
+    """The probes done, the agent deletes its flows' conntrack entries, then sweeps the neighbour entries the run
+    made. A stop signal then (the parent's SIGTERM to an early agent the run did not claim, probe/early.py close(),
+    or a Ctrl-C as the run ends) raised KeyboardInterrupt in the middle: the sweep never ran, and the run's entries
+    stayed in the machine's neighbour table (CI: test_probe_early, a kept job not the run's, entries left)."""
+    import signal
+    import types
+
+    from netlab import signals
+
+    calls: list[str] = []
+
+    class Leader:
+        obs: dict = {}
+
+        def __init__(self, *args):
+            pass
+
+        def run(self):
+            return types.SimpleNamespace(obs={}, stats={"peak_entries": 0, "peak_live": 0})
+
+        def unfinished(self):
+            return {}
+
+        def close(self):
+            pass
+
+    def untrack(self, *args, **kwargs):
+        calls.append("untrack")
+        signal.raise_signal(signal.SIGTERM)  # the parent's, as the clean-up begins
+        return 0, 0
+
+    def sweep(self, snapshot, until=None):
+        calls.append("sweep")
+        return 0
+
+    monkeypatch.setattr(agent, "Worker", Leader)
+    monkeypatch.setattr(agent.nb, "table_stats", lambda: None)
+    monkeypatch.setattr(agent.Agent, "_untrack", untrack)
+    monkeypatch.setattr(agent.Agent, "_sweep", sweep)
+    job = types.SimpleNamespace(sweep=[], self_ip={}, units=[], route_src=[], tasks=[], workers=1, budget=64,
+                                timeout=1.0)
+    old = {sig: signal.getsignal(sig) for sig in signals.STOPPING}
+    try:
+        for sig in signals.STOPPING:
+            signal.signal(sig, agent._stop)  # run_job's, in the agent's process
+        try:
+            out = agent.Agent(job).run()
+        except KeyboardInterrupt as exc:  # not pytest's own: the run's clean-up was cut
+            raise AssertionError(f"the clean-up was cut after {calls}: {exc}") from None
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    assert calls == ["untrack", "sweep"] and out.stats["swept"] == 0
