@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
-from typing import Any
+from typing import Any, Callable
 
 from netlab.model.location import show, yaml_kind
 from netlab.model.naming import dns_1035_label_problem, dns_label_problem, dns_subdomain_problem, lab_name_problem
@@ -32,36 +32,22 @@ SPECIAL_RANGES = tuple((IPv4Network(net), what) for net, what in (
     ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved, with the broadcast address")))
 
 
-def as_dns_label(value: Any) -> Any:
-    if isinstance(value, str):  # StrictStr reports other types
-        problem = dns_label_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
+def _raising(problem_of: Callable[[str], str | None]) -> Callable[[Any], Any]:
+    """A pydantic validator of a name from its check: the value as it is, or ValueError with the problem's words.
+    A value that is no string is left to StrictStr, which reports its type."""
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            problem = problem_of(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+    return check
 
 
-def as_dns_1035_label(value: Any) -> Any:
-    if isinstance(value, str):  # StrictStr reports other types
-        problem = dns_1035_label_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
-
-
-def as_dns_subdomain(value: Any) -> Any:
-    if isinstance(value, str):  # StrictStr reports other types
-        problem = dns_subdomain_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
-
-
-def as_lab_name(value: Any) -> Any:
-    if isinstance(value, str):  # StrictStr reports other types
-        problem = lab_name_problem(value)
-        if problem:
-            raise ValueError(problem)
-    return value
+as_dns_label = _raising(dns_label_problem)
+as_dns_1035_label = _raising(dns_1035_label_problem)
+as_dns_subdomain = _raising(dns_subdomain_problem)
+as_lab_name = _raising(lab_name_problem)
 
 
 def as_label_key(value: Any) -> Any:
