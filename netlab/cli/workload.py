@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import select
-import signal
 import sys
 from typing import Iterator
 
@@ -115,16 +114,6 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
     for stream in (sys.stdout, sys.stderr):
         if stream is not None:  # None: started with it closed (`2>&-`), as the command will be
             stream.flush()
-    # An ignored signal stays ignored across exec. Python ignores SIGPIPE and SIGXFSZ from its start: the command
-    # got EPIPE where it dies quietly under `ip netns exec` (`netlab exec POD -- seq 1 1e8 | head -1`: "Broken
-    # pipe", exit 1, not 141), and so did every pipeline of the shell it opens. netlab's parent may ignore others
-    # (SIGHUP under nohup, SIGINT and SIGQUIT for a script's `&` job). The command starts as a container's
-    # process does (`kubectl exec`: the runtime starts it with every signal at its default), as netlab's own
-    # containers do (kernel/processes.py): none ignored.
-    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
-        with contextlib.suppress(OSError, ValueError):  # 32 and 33: the C library's own
-            if signal.getsignal(sig) == signal.SIG_IGN:
-                signal.signal(sig, signal.SIG_DFL)
     with target.opened() as enter:
         enter()
         if not command:
@@ -133,6 +122,12 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         # A Ctrl-C or SIGTERM whose exception a finalizer swallowed: the command would run as if none had come, and
         # the program's end, which says it (launch.py), is never reached once the command replaces it
         signals.check()
+        # The command starts as a container's process does (`kubectl exec`: the runtime starts it with every
+        # signal at its default), as netlab's own containers do: none ignored (`seq 1 1e8 | head -1` said
+        # "Broken pipe" where it dies quietly under `ip netns exec`)
+        from netlab.kernel.processes import default_signals
+
+        default_signals()
         try:
             os.execvp(argv[0], argv)
         except (OSError, ValueError) as exc:  # none, not a program (ENOEXEC), a loop, a name too long, a NUL in it

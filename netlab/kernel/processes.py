@@ -69,6 +69,16 @@ class ProcId:
         return {"pid": self.pid, "start": self.start}
 
 
+def default_signals() -> None:
+    """Every signal at its default, as a container runtime starts a container's process (SigIgn 0): called just
+    before the exec of a container's command, or of `netlab exec`'s. Python ignores SIGPIPE and SIGXFSZ, netlab's
+    parent may ignore others (SIGHUP under nohup, SIGINT and SIGQUIT in a script's `&` job), and an ignored signal
+    stays ignored across exec (`yes | head -1` said "Broken pipe", exit 1, where it dies quietly, 141)."""
+    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        with contextlib.suppress(OSError, ValueError):  # 32 and 33: the C library's own
+            signal.signal(sig, signal.SIG_DFL)
+
+
 def ns_identity(path: str) -> tuple[int, int] | None:
     """(st_dev, st_ino) of a namespace file or /proc/<pid>/ns/<kind> link; None if gone."""
     try:
@@ -447,12 +457,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             os.closerange(3, report_w)
             os.closerange(report_w + 1, 1 << 16)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
-            # Every signal at its default, as a real container's (SigIgn 0): Python ignores SIGPIPE and SIGXFSZ,
-            # netlab's parent may ignore others (SIGHUP under nohup, SIGINT and SIGQUIT in a script's `&`), and an
-            # ignored signal stays ignored across exec (`yes | head -1` in the container said "Broken pipe").
-            for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
-                with contextlib.suppress(OSError, ValueError):  # 32 and 33: the C library's own
-                    signal.signal(sig, signal.SIG_DFL)
+            default_signals()
             os.execve(exe, args, envb)
         except BaseException as exc:  # noqa: BLE001 - report anything, then die
             code = getattr(exc, "errno", 0) or 0
