@@ -56,6 +56,7 @@ bridge, 2,450 ICMP probes):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import random
@@ -138,6 +139,7 @@ class Agent:
         leader: Worker | None = None
         obs: dict[int, Observation] = {}
         unfinished: dict[int, str] = {}  # flows a stopped worker had sent and not judged
+        held = contextlib.ExitStack()  # the stop signals dropped for the run's own clean-up (below)
         try:
             for k, share in enumerate(shares[1:], start=1):
                 pending.append(start_child(work, (job, share, budget, *args), what=f"probe worker {k}"))
@@ -167,7 +169,7 @@ class Agent:
             # SIGTERM to an early agent the run did not claim, a Ctrl-C as the run ends) cut the sweep before it
             # began, and the run's entries stayed in the machine's table. One that came before this line sweeps in
             # the except block below.
-            held = _hold_off_stop_signals()
+            held.enter_context(signals.handled(signals.ignore))
         except BaseException:
             # Stopped (SIGTERM/SIGINT: see run_job) or failed: no worker probes on, and what the run made goes.
             with signals.handled(signals.ignore):  # not SIG_IGN: a second signal may wait to run (_stop)
@@ -183,12 +185,9 @@ class Agent:
                 self._sweep_until_quiet(snapshot, stop_at)
             raise
         t_probe = now() - t0
-        try:
+        with held:
             stats["untracked"], stats["untracked_udp"] = self._untrack(obs, self_ip, route_src, unfinished)
             stats["swept"], stats["forgotten"] = self._sweep(snapshot), forgotten
-        finally:
-            for sig, previous in held.items():
-                signal.signal(sig, previous)
         for s in self.setup.values():
             s.close()
         stats1 = nb.table_stats()
@@ -400,18 +399,6 @@ def run_job(job: Job) -> Output:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return Agent(job).run()
-
-
-def _hold_off_stop_signals() -> dict[int, object]:
-    """SIGINT and SIGTERM dropped (signals.ignore, a handler of Python's: see _stop) until the handlers returned are
-    set back; none where this is not the main thread (a test's agent: the signals are not its)."""
-    held: dict[int, object] = {}
-    for sig in signals.STOPPING:
-        try:
-            held[sig] = signal.signal(sig, signals.ignore)
-        except ValueError:
-            pass
-    return held
 
 
 def _stop(signum: int, frame: object) -> None:
