@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 from netlab.errors import NetnsGone
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
-from netlab.kernel.fake_iptables import FakeError, empty_table, restore, save_table
+from netlab.kernel.fake_iptables import FakeError, empty_table, nft_refusal, restore, save_table
 from netlab.kernel.fake_objects import FLink, FNetns
 from netlab.kernel.netns import TAG_SYSCTLS, netns_path, tag_values
 from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
@@ -298,6 +298,9 @@ class FakeKernel:
         if isinstance(res, TableText):
             return restore(self.ns[res.netns].tables, res)
         if isinstance(res, NftText):  # a whole table replaced (or taken away: no listing)
+            refused = nft_refusal(res.text)  # as nft: the whole transaction, nothing of it held
+            if refused is not None:
+                raise refused
             tabs = self.ns[res.netns].nft
             if res.listing:
                 tabs[(res.family, res.table)] = res

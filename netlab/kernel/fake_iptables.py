@@ -10,6 +10,7 @@ rules or that a rule still jumps to (EBUSY, nf_tables' CHAIN_DEL).
 from __future__ import annotations
 
 import errno
+import re
 from dataclasses import dataclass, field
 
 from netlab.kernel.base import TableText
@@ -107,3 +108,18 @@ def save_table(name: str, t: FTable) -> str:
         out += t.rules.get(c, [])
     out.append("COMMIT")
     return "\n".join(out) + "\n"
+
+
+NFT_COMMENT_MAX = 128  # libnftnl's NFTNL_UDATA_COMMENT_MAXLEN: nft's parser refuses a longer comment
+NFT_NAME_MAX = 255  # NFT_NAME_MAXLEN 256 with its NUL: nf_tables answers ERANGE for a longer chain or set name
+_NFT_COMMENT = re.compile(r'comment "([^"]*)"')
+_NFT_NAMED = re.compile(r"^(?:add|create) (?:chain|set|map) \S+ \S+ (\S+)", re.M)
+
+
+def nft_refusal(text: str) -> FakeError | None:
+    """What ``nft -f`` refuses in a transaction, whole, before the kernel holds any of it (None: nothing)."""
+    if any(len(c.encode()) > NFT_COMMENT_MAX for c in _NFT_COMMENT.findall(text)):
+        return FakeError(errno.EINVAL, f"Error: comment too long, {NFT_COMMENT_MAX} characters maximum allowed")
+    if any(len(n.encode()) > NFT_NAME_MAX for n in _NFT_NAMED.findall(text)):
+        return FakeError(errno.ERANGE, "Error: Could not process rule: Numerical result out of range")
+    return None

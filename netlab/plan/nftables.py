@@ -25,7 +25,14 @@ One table holds everything (kubernetes ``pkg/proxy/nftables/proxier.go``)::
 
 Names: ``service-`` + the first 8 characters of base32(sha256(name)) + ``-`` +
 ``<ns>/<svc>/<proto>/<port name>``; endpoints the same over
-``...__<ip>/<port>`` (kube-proxy's ``hashAndTruncate``). nodePorts answer on
+``...__<ip>/<port>`` (kube-proxy's ``hashAndTruncate``: past 240 characters
+the name is cut and ends in ``...``, so every chain and set name stays under
+nf_tables' 256 bytes, NUL included; a 63-character namespace and name and a
+15-character port name make 189 at most, uncut). Element comments name the Service port
+(``<ns>/<svc>:<port>``, up to 143 characters) and are cut to 128 bytes, the
+most nft takes ("comment too long, 128 characters maximum allowed": the whole
+transaction refused), as kube-proxy cuts them (kubernetes#139515, fixed by
+#139516; knftables.CommentLengthMax). nodePorts answer on
 the node's own address only (``nodeport-ips``: kube-proxy's default
 ``--nodeport-addresses primary`` in this mode).
 
@@ -51,8 +58,9 @@ from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, CONNTRACK_SYSCTLS, ROUTE_LOCAL
 
 FAMILY = "ip"
 TABLE = "kube-proxy"
-NAME_MAX = 256  # knftables.NameLengthMax
+NAME_MAX = 256  # knftables.NameLengthMax (NFT_NAME_MAXLEN, its NUL included: 255 characters at most)
 PREFIX_MAX = 16  # chainNamePrefixLengthMax
+COMMENT_MAX = 128  # knftables.CommentLengthMax (libnftnl's NFTNL_UDATA_COMMENT_MAXLEN)
 
 MARK_MASQ = "mark-for-masquerade"
 MASQUERADING = "masquerading"
@@ -96,6 +104,13 @@ def hash_and_truncate(name: str) -> str:
     out = encoded[:8] + "-" + name
     limit = NAME_MAX - PREFIX_MAX
     return out[:limit - 3] + "..." if len(out) > limit else out
+
+
+def comment_text(text: str) -> str:
+    """``text`` as an nft comment holds it: its first 128 bytes. nft refuses a longer comment, and with it the whole
+    transaction (every Service of the node); kube-proxy cuts its element comments (``svcInfo.nameString``) to
+    ``knftables.CommentLengthMax`` plainly, no mark, no hash (a comment needs not be unique). Names are ASCII."""
+    return text.encode()[:COMMENT_MAX].decode(errors="ignore")
 
 
 def port_base(sp: ServicePortInfo) -> str:
@@ -284,7 +299,7 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
     external = sp.node_port is not None or sp.lb_ip is not None
     t.element("cluster-ips", str(cip))
     if not sp.endpoints:
-        reject = f'comment "{sp.name}" : goto {REJECT_CHAIN}'
+        reject = f'comment "{comment_text(sp.name)}" : goto {REJECT_CHAIN}'
         t.element("no-endpoint-services", f"{cip} . {proto} . {port} {reject}")
         if sp.lb_ip is not None:
             t.element("no-endpoint-services", f"{sp.lb_ip} . {proto} . {port} {reject}")
@@ -307,7 +322,7 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
         t.chain(ext)
     if local:
         t.chain(lcl)
-    drop = f'comment "{sp.name}" : drop'
+    drop = f'comment "{comment_text(sp.name)}" : drop'
     if has_internal:
         t.element("service-ips", f"{cip} . {proto} . {port} : goto {internal}")
     else:  # internalTrafficPolicy Local and none on this node: the ClusterIP is dropped
