@@ -28,7 +28,7 @@ Names: ``service-`` + the first 8 characters of base32(sha256(name)) + ``-`` +
 ``...__<ip>/<port>`` (kube-proxy's ``hashAndTruncate``: past 240 characters
 the name is cut and ends in ``...``, so every chain and set name stays under
 nf_tables' 256 bytes, NUL included; a 63-character namespace and name and a
-15-character port name make 189 at most, uncut). Element comments name the Service port
+15-character port name make 188 at most, uncut). Element comments name the Service port
 (``<ns>/<svc>:<port>``, up to 143 characters) and are cut to 128 bytes, the
 most nft takes ("comment too long, 128 characters maximum allowed": the whole
 transaction refused), as kube-proxy cuts them (kubernetes#139515, fixed by
