@@ -30,10 +30,10 @@ def to_json(obj: Any) -> Any:
     except KeyError:
         shape = _SHAPES[cls] = _shape(cls)
     if shape is not None:
-        names, omit_none = shape
+        keys, omit_none = shape
         if omit_none:
-            return {name: to_json(value) for name in names if (value := getattr(obj, name)) is not None}
-        return {name: to_json(getattr(obj, name)) for name in names}  # with the class's __json_properties__
+            return {key: to_json(value) for key, name in keys if (value := getattr(obj, name)) is not None}
+        return {key: to_json(getattr(obj, name)) for key, name in keys}  # with the class's __json_properties__
     if isinstance(obj, Mapping):
         return {k: to_json(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -46,16 +46,23 @@ def to_json(obj: Any) -> Any:
 # names in __json_properties__ (what the CLI's table shows, worked out from the
 # fields: a pod's READY and STATUS), and whether it leaves out fields that are
 # None; None for any other class. from_json takes those properties back as the
-# fields give them, not as values.
+# fields give them, not as values. A class's __json_aliases__ ({"old key": "field"}: a
+# key a field had before docs/json.md's vocabulary) writes the old key right after the
+# field's, with the same value, for one release; from_json takes either.
 _PLAIN = frozenset({str, int, float, bool, type(None)})
-_SHAPES: dict[type, tuple[tuple[str, ...], bool] | None] = {}
+_SHAPES: dict[type, tuple[tuple[tuple[str, str], ...], bool] | None] = {}
 
 
-def _shape(cls: type) -> tuple[tuple[str, ...], bool] | None:
+def _shape(cls: type) -> tuple[tuple[tuple[str, str], ...], bool] | None:
+    """(JSON key, attribute) pairs in the JSON's order, and whether None values are left out."""
     if not dataclasses.is_dataclass(cls):
         return None
-    names = tuple(f.name for f in dataclasses.fields(cls)) + tuple(getattr(cls, "__json_properties__", ()))
-    return names, bool(getattr(cls, "__json_omit_none__", False))
+    aliases: dict[str, str] = getattr(cls, "__json_aliases__", {})
+    keys: list[tuple[str, str]] = []
+    for name in [f.name for f in dataclasses.fields(cls)] + list(getattr(cls, "__json_properties__", ())):
+        keys.append((name, name))
+        keys += [(old, name) for old, new in aliases.items() if new == name]
+    return tuple(keys), bool(getattr(cls, "__json_omit_none__", False))
 
 
 def from_json(cls: type[T], data: Mapping[str, Any]) -> T:
@@ -174,6 +181,7 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     names = frozenset(fields)
     derived = frozenset(getattr(cls, "__json_properties__", ()))
+    aliases: dict[str, str] = dict(getattr(cls, "__json_aliases__", {}))  # old key -> the field it names now
     # The converters of the fields whose values change (plain values are taken as they are),
     # worked out on first use: a class may name itself among its fields.
     worked_out: list[dict[str, Callable[[Any], Any]]] = []
@@ -188,6 +196,9 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
         if not isinstance(data, Mapping):
             raise _Mismatch(cls.__name__, f"{given(data)}, not an object (a dict)")
         keys: typing.AbstractSet[Any] = data.keys()
+        if aliases and aliases.keys() & keys:
+            data = _unalias(cls.__name__, data, aliases)
+            keys = data.keys()
         if derived & keys:
             keys = keys - derived
             data = {k: v for k, v in data.items() if k not in derived}
@@ -206,3 +217,17 @@ def _dataclass_converter(cls: type) -> Callable[[Any], Any]:
         return cls(**kwargs)
 
     return build
+
+
+def _unalias(cls: str, data: Mapping[str, Any], aliases: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with each deprecated key (docs/json.md) taken as the field it names now: JSON an older netlab wrote
+    has the old key alone, this one's both, with one value (two values are no result's JSON)."""
+    out = dict(data)
+    for old in aliases.keys() & data.keys():
+        new = aliases[old]
+        value = out.pop(old)
+        if new not in out:
+            out[new] = value
+        elif out[new] != value:
+            raise _Mismatch(cls, f"key {old!r} (the old name of {new!r}) differs from {new!r}")
+    return out

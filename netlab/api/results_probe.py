@@ -110,10 +110,17 @@ class ProbeSummary:
 class PodAddressCheck:
     """Rule 3 from the pod's side: the address on eth0 is the one others reach it at."""
 
-    pod: str
+    __json_aliases__ = {"pod": "name"}  # deprecated (docs/json.md)
+
+    name: str
     eth0_address: str | None
     reached_at: str
     ok: bool
+
+    @property
+    def pod(self) -> str:
+        """Deprecated: ``name`` (docs/json.md)."""
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -159,7 +166,7 @@ class ProbeReport:
         """Every check that is not as expected, one line each (empty when ``ok``)."""
         out = [f"{p.source} -> {p.destination} {p.protocol}{'' if p.port is None else '/' + str(p.port)}: "
                f"{'; '.join(p.problems)}" for p in self.probes if not p.as_expected]
-        out += [f"{c.pod}: eth0 has {c.eth0_address or 'no address'}, others reach it at {c.reached_at}"
+        out += [f"{c.name}: eth0 has {c.eth0_address or 'no address'}, others reach it at {c.reached_at}"
                 for c in self.pods if not c.ok]
         out += [f"svc/{d.service} distribution from {d.client}: {'; '.join(d.problems)}"
                 for d in self.distributions if not d.as_expected]

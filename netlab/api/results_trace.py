@@ -13,14 +13,20 @@ class TraceEnd:
     leaves out the fields that do not apply, as ``netlab trace -o json`` does)."""
 
     __json_omit_none__ = True
+    __json_aliases__ = {"proto": "protocol"}  # deprecated (docs/json.md)
 
     name: str
     kind: str
     ip: str
     netns: str | None = None
     port: int | None = None
-    proto: str | None = None
+    protocol: str | None = None  # tcp | udp: what the destination serves on port (a Service's, a pod's UDP port)
     service: str | None = None
+
+    @property
+    def proto(self) -> str | None:
+        """Deprecated: ``protocol`` (docs/json.md)."""
+        return self.protocol
 
 
 @dataclass(frozen=True)
@@ -93,10 +99,13 @@ class TraceHop:
 class Trace:
     """The life of one packet (``netlab trace -o json``)."""
 
+    # The flow's words of probe and policy table (docs/json.md); the old keys beside them for one release
+    __json_aliases__ = {"src": "source", "dst": "destination", "proto": "protocol"}
+
     lab: str
-    src: TraceEnd
-    dst: TraceEnd
-    proto: str
+    source: TraceEnd
+    destination: TraceEnd
+    protocol: str  # icmp | tcp | udp
     port: int | None
     marker: str
     delivered: bool
@@ -142,3 +151,18 @@ class Trace:
     # The trace's verdict, `netlab trace`'s exit 0: delivered, not refused, the reply (when one is due) back, no
     # denied flow past its node, no masquerade from pod to pod, no row that sent it astray
     ok: bool = True
+
+    @property
+    def src(self) -> TraceEnd:
+        """Deprecated: ``source`` (docs/json.md)."""
+        return self.source
+
+    @property
+    def dst(self) -> TraceEnd:
+        """Deprecated: ``destination`` (docs/json.md)."""
+        return self.destination
+
+    @property
+    def proto(self) -> str:
+        """Deprecated: ``protocol`` (docs/json.md)."""
+        return self.protocol

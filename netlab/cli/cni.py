@@ -84,7 +84,8 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
                          f"{', '.join(p.name for p in lab.model.pods) or 'none'}"
                          + (f"; in the log only: {', '.join(held)}" if held else "") + ")")
     if output == "json":
-        print_json({"lab": lab.name, "pod": pod, "calls": calls})
+        from netlab.cni.invoke import call_json
+        print_json({"lab": lab.name, "pod": pod, "calls": [call_json(c) for c in calls]})
         return
     if gone:
         click.echo(f"netlab: note: pod {pod} is no longer in lab {lab.name}; these are the calls its log holds",

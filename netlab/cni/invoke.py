@@ -86,6 +86,15 @@ class Call:
         return asdict(self)
 
 
+def call_json(call: dict[str, Any]) -> dict[str, Any]:
+    """A logged call as ``netlab cni log -o json`` shows it: its time taken as ``elapsed_s``, every command's word
+    for a time (docs/json.md), with ``duration`` (the log's own key, deprecated in the output) beside it."""
+    out: dict[str, Any] = {}
+    for k, v in call.items():
+        out.update({"elapsed_s": v, "duration": v} if k == "duration" else {k: v})
+    return out
+
+
 # Past this size the log is cut to half of it: the oldest CHECKs go first, keeping the newest few of each pod and
 # plugin, then fewer; ADDs and DELs (how each pod was attached and detached) only when they alone fill half (a
 # lab that churns pods for days). Every status runs a CHECK per pod, and `up --watch` runs status every --resync

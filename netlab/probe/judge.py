@@ -130,7 +130,9 @@ class SelfCheck:
                 f"(rule 3: the IP a pod sees itself as is the IP others see it as)")
 
     def to_json(self) -> dict:
-        return {"pod": self.pod, "eth0_address": self.seen, "reached_at": self.expected, "ok": self.ok}
+        # a pod's own name is "name"; "pod" beside it, deprecated, for one release (docs/json.md)
+        return {"name": self.pod, "pod": self.pod, "eth0_address": self.seen, "reached_at": self.expected,
+                "ok": self.ok}
 
 
 def _ip(addr: str | None) -> str | None:

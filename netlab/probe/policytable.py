@@ -52,7 +52,9 @@ class Flow:
         return MARKS[(self.allowed, self.reached)]
 
     def to_json(self) -> dict:
-        return {"from": self.src, "to": self.dst, "proto": self.proto, "port": self.port, "allowed": self.allowed,
+        # the flow in probe's and trace's words; "from", "to", "proto" beside them for one release (docs/json.md)
+        return {"source": self.src, "from": self.src, "destination": self.dst, "to": self.dst,
+                "protocol": self.proto, "proto": self.proto, "port": self.port, "allowed": self.allowed,
                 "reached": self.reached, "mismatch": self.mismatch, "why": self.verdict.describe(),
                 **({"detail": self.detail} if self.detail else {})}
 
@@ -76,7 +78,8 @@ class PolicyTable:
     def to_json(self) -> dict:
         return {"lab": self.lab, "pods": self.pods, "probed": any(f.reached is not None for f in self.flows),
                 "flows": [f.to_json() for f in self.flows], "mismatches": len(self.mismatches),
-                "seconds": round(self.seconds, 3), "hints": self.hints}
+                "elapsed_s": round(self.seconds, 3), "seconds": round(self.seconds, 3),  # seconds: deprecated
+                "hints": self.hints}
 
     def render(self) -> str:
         """One cyclonus-style matrix per protocol/port: rows from, columns to."""

@@ -117,7 +117,9 @@ class TraceResult:
                     "reason": v.reason, "fix": v.fix}
 
         return {
-            "lab": self.lab, "src": self.src, "dst": self.dst, "proto": self.proto, "port": self.port,
+            # the flow in probe's and policy table's words, the old keys beside them for one release (docs/json.md)
+            "lab": self.lab, "source": self.src, "src": self.src, "destination": self.dst, "dst": self.dst,
+            "protocol": self.proto, "proto": self.proto, "port": self.port,
             "marker": self.marker, "delivered": self.verdict.delivered, "reply_received": self.reply_received,
             "reply": self.reply_text,
             "lost": loss(self.verdict, self.forward.hops),

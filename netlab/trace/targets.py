@@ -38,7 +38,12 @@ class Endpoint:
     service: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        """The end's fields that apply, ``proto`` as ``protocol`` and, deprecated, as itself (docs/json.md)."""
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if v is not None:
+                out.update({"protocol": v, "proto": v} if k == "proto" else {k: v})
+        return out
 
 
 def lab_map(lab: Lab) -> LabMap:

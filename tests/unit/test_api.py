@@ -145,8 +145,8 @@ def test_from_json_refuses_fields_it_does_not_know():
     hop = trace["hops"][0]
     assert jsonio.from_json(R.Trace, {**trace, "hops": [hop, hop]}).hops[1] == jsonio.from_json(R.TraceHop, hop)
     wrong += [
-        (R.Trace, {**trace, "dst": {**trace["dst"], "pod": "x"}},
-         "not a Trace's JSON: dst (a TraceEnd): unknown key 'pod'"),
+        (R.Trace, {**trace, "destination": {**trace["destination"], "pod": "x"}},
+         "not a Trace's JSON: destination (a TraceEnd): unknown key 'pod'"),
         (R.Trace, {**trace, "hops": [hop, hop, {k: v for k, v in hop.items() if k != "device"}]},
          "not a Trace's JSON: hops[2] (a TraceHop): no key 'device'"),
         (R.Trace, {**trace, "hops": [hop, 5]}, "not a Trace's JSON: hops[1] (a TraceHop): int 5, not an object (a "

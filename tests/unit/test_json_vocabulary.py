@@ -1,0 +1,128 @@
+"""One vocabulary for every command's JSON (docs/json.md). A flow was source/destination/protocol in `probe`,
+src/dst/proto in `trace` and from/to/proto in `policy table`; a time `elapsed_s` in probe and `seconds` in policy
+table; a pod's own name `pods[].pod` in probe where every other document says `name`; a CNI call's time
+`duration`. Each command now says the shared word, and its old key beside it (same value) for one release."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from netpol_cases import CASES, model
+from test_probe_report import fake_report
+
+from netlab.api import results as R
+from netlab.api.jsonio import from_json, to_json
+from netlab.api.topology import load
+from netlab.cni.invoke import Call, call_json
+from netlab.probe import report as render
+from netlab.probe.policytable import evaluate
+from netlab.trace.hops import Hop, Walk
+from netlab.trace.render import TraceResult
+from netlab.trace.targets import Endpoint
+from netlab.trace.verdict import Verdict
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "json.md"
+
+
+def probe_json() -> dict[str, Any]:
+    return json.loads(json.dumps(render.to_json(fake_report())))
+
+
+def trace_json() -> dict[str, Any]:
+    hop = Hop(netns="l-node-1", where="node node-1", device="eth0", kind="route", decision="forward")
+    src = Endpoint("client", "pod", "10.244.0.2", "l-client")
+    dst = Endpoint("web", "service", "10.96.0.20", port=53, proto="udp", service="default/web")
+    result = TraceResult(lab="l", src=src.to_json(), dst=dst.to_json(), proto="udp", port=53, marker="m",
+                         forward=Walk(hops=[hop], outcome="delivered"), reply=None, verdict=Verdict(True, None, None),
+                         reply_verdict=None, reply_received=True)
+    return json.loads(json.dumps(result.to_json()))
+
+
+def policy_json() -> dict[str, Any]:
+    case = next(c for c in CASES if c["policies"])
+    table = evaluate(load(model("jsv", case["policies"])).lab)
+    table.seconds = 1.25
+    return json.loads(json.dumps(table.to_json()))
+
+
+def cni_json() -> dict[str, Any]:
+    call = Call(pod="web-1", network="cbr0", plugin="bridge", command="ADD", env={}, stdin={}, runs_in="l-node-1",
+                duration=0.012)
+    return {"lab": "l", "pod": None, "calls": [call_json(call.to_json())]}
+
+
+OUTPUTS = {"probe": probe_json, "trace": trace_json, "policy table": policy_json, "cni log": cni_json}
+
+
+def test_a_flow_is_source_destination_protocol_port_in_probe_trace_and_policy_table():
+    probe, trace, table = probe_json(), trace_json(), policy_json()
+    flows = [probe["probes"][0], trace, table["flows"][0]]
+    for flow in flows:
+        assert {"source", "destination", "protocol", "port"} <= flow.keys(), flow
+        assert flow["protocol"] in ("icmp", "tcp", "udp")  # a flow's spelling, lower case, in all three
+    assert trace["source"]["name"] == "client" and trace["destination"]["name"] == "web"
+    assert trace["destination"]["protocol"] == "udp"
+    assert isinstance(table["flows"][0]["source"], str) and isinstance(probe["probes"][0]["source"], str)
+
+
+def test_the_old_flow_keys_stay_beside_the_new_ones_with_the_same_value():
+    trace, flow = trace_json(), policy_json()["flows"][0]
+    assert (trace["src"], trace["dst"], trace["proto"]) == (trace["source"], trace["destination"], trace["protocol"])
+    assert trace["destination"]["proto"] == trace["destination"]["protocol"]
+    assert (flow["from"], flow["to"], flow["proto"]) == (flow["source"], flow["destination"], flow["protocol"])
+    keys = list(trace)
+    assert keys[keys.index("source") + 1] == "src"  # beside it: a reader of the text finds both together
+
+
+def test_a_time_is_elapsed_s_and_a_pods_own_name_is_name():
+    table, probe, cni = policy_json(), probe_json(), cni_json()
+    assert table["elapsed_s"] == table["seconds"] == 1.25
+    assert "elapsed_s" in probe and cni["calls"][0]["elapsed_s"] == cni["calls"][0]["duration"] == 0.012
+    assert probe["pods"] and all(p["name"] == p["pod"] for p in probe["pods"])
+
+
+def test_the_api_reads_both_the_new_json_and_an_older_netlabs_and_keeps_the_old_names_as_properties():
+    data = trace_json()
+    trace = from_json(R.Trace, data)
+    again = to_json(trace)  # the CLI's JSON, key for key, aliases included
+    assert list(again) == list(data) and all(again[k] == data[k] for k in data if k != "hops")
+    assert trace.source.name == trace.src.name == "client" and trace.protocol == trace.proto == "udp"
+    assert trace.destination.protocol == trace.dst.proto == "udp"
+    old = {k: v for k, v in data.items() if k not in ("source", "destination", "protocol")}
+    old["dst"] = {k: v for k, v in old["dst"].items() if k != "protocol"}
+    assert from_json(R.Trace, old) == trace  # a file an older netlab wrote
+    report = from_json(R.ProbeReport, probe_json())
+    assert report.pods[0].name == report.pods[0].pod
+    with pytest.raises(Exception, match="key 'src' .* differs from 'source'"):
+        from_json(R.Trace, {**data, "src": data["destination"]})
+
+
+def deprecated_rows() -> list[tuple[str, str, str, str]]:
+    text = DOC.read_text()
+    section = text.split("## Deprecated keys", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| ([a-z ]+) \| (.+?) \| `(\w+)` \| `(\w+)` \|$", section, re.M)
+    assert len(rows) >= 10, rows
+    return rows
+
+
+def objects_at(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in re.findall(r"`([^`]+)`", where) or ["top level"]:
+        if part.endswith("[]"):
+            out += data[part[:-2]]
+        else:
+            out.append(data if part == "top level" else data[part])
+    return out
+
+
+@pytest.mark.parametrize("command,where,old,new", deprecated_rows())
+def test_the_docs_table_of_deprecated_keys_is_what_the_commands_write(command, where, old, new):
+    data = OUTPUTS[command]()
+    objects = [obj for obj in objects_at(data, where) if new in obj or old in obj]  # a trace's source: no protocol
+    assert objects
+    for obj in objects:
+        assert old in obj and new in obj and obj[old] == obj[new], (command, where, old, new, obj)
