@@ -19,8 +19,10 @@ the CLI's ``-o json`` (netlab.api.results).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
@@ -79,6 +81,9 @@ class Lab(PodActions):
         # The state attach() read to check the lab is up, with the file's version then: the next
         # state() takes it if the file has not changed since, instead of reading it again.
         self._attached: tuple[tuple[int, int, int, int] | None, LabState] | None = None
+        # Whose words a lab whose state is corrupt, lost or elsewhere is said in: a Python caller's (the call
+        # that takes it down), or, for the lab a command acts on (internal_attach), the CLI's (the command).
+        self._api_words = True
 
     def __repr__(self) -> str:
         return f"<netlab.Lab {self.name}{' (down)' if self._down else ''}>"
@@ -157,16 +162,13 @@ class Lab(PodActions):
             check_str("name", name, none_ok=True)
             if name is not None:
                 check_lab_name(name, "name")  # said as the argument it is, not as the CLI's --lab
-        from netlab.realize.state import StateCorrupt, StateLost, selected_name as select  # not the CLI's: --lab
-        from netlab.realize.tags import StateElsewhere
+        from netlab.realize.state import selected_name as select  # not the CLI's: --lab
 
         chosen = select(name, api=True)  # none up, or several: said in a Python caller's words
         assert chosen is not None
         version = state_version(chosen)
-        try:
+        with said(api=True):  # its way out: the Python call, not the command
             state = running_lab(chosen)  # a usage error naming the labs that are up, when it is not
-        except (StateCorrupt, StateLost, StateElsewhere) as exc:  # its way out: the Python call, not the command
-            raise exc.said_for(api=True) from None
         lab = cls(str(chosen))  # a plain name: EnvLabName only marks where it came from
         lab._attached = (version, state)
         return lab
@@ -209,13 +211,16 @@ class Lab(PodActions):
         attached, self._attached = self._attached, None
         if attached is not None and attached[0] is not None and attached[0] == state_version(self.name):
             return attached[1]  # read by attach(), and the file is still the one it read: used once
-        return running_lab(self.name)
+        with said(api=self._api_words):  # a corrupt or lost state's way out, as attach() says it
+            return running_lab(self.name)
 
     @property
     def model(self) -> ModelLab:
         """The resolved topology of the running lab: every name, address and MAC (read from its
         state each time: another process, or another ``Lab``, may have changed the lab since)."""
-        return self._model_of(self.state())
+        state = self.state()
+        with said(api=self._api_words):  # a saved topology that no longer resolves: a corrupt state
+            return self._model_of(state)
 
     def _model_of(self, state: LabState) -> ModelLab:
         """``state``'s resolved topology, kept while the saved topology, the pods' CNI attachments (a re-attached
@@ -430,13 +435,26 @@ def internal_attach(name: str | None, topology: str | None) -> Lab:
     gives it; a lab whose state cannot say what it made is said with the command that takes it down (`sudo netlab
     down --lab NAME --force`), where Lab.attach names the Python call."""
     from netlab import api  # the package's names, as the commands called them (and tests stand in for them)
+
+    with said(api=False):
+        lab = api.Lab.attach(api.selected_name(name, topology))
+    if isinstance(lab, Lab):
+        lab._api_words = False  # its state() and model, read again by the command: said in the CLI's words too
+    return lab
+
+
+@contextlib.contextmanager
+def said(api: bool) -> Iterator[None]:
+    """A lab whose state is corrupt, lost, or in another state folder, raised with its way out in the caller's
+    words: ``api``, the Python call (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down
+    --lab NAME --force``)."""
     from netlab.realize.state import StateCorrupt, StateLost
     from netlab.realize.tags import StateElsewhere
 
     try:
-        return api.Lab.attach(api.selected_name(name, topology))
+        yield
     except (StateCorrupt, StateLost, StateElsewhere) as exc:
-        raise exc.said_for(api=False) from None
+        raise exc.said_for(api=api) from None
 
 
 def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:

@@ -99,3 +99,28 @@ def test_attach_of_a_lab_whose_state_is_lost_corrupt_or_elsewhere_says_the_way_o
     assert api_way in words and "netlab down" not in words and "--lab" not in words, words
     got = run_cli("get", "pods", "--lab", "qx7a")
     assert got.returncode == 3 and cli_way in got.stderr, got.stderr
+
+
+def _unresolvable(state_root, name: str) -> None:
+    """A state file that reads, whose saved topology no longer resolves (a node name that is no DNS label)."""
+    state.LabState(lab=name, phase="up", topology={"name": name, "nodes": [{"name": "nX"}]}).save()
+
+
+@pytest.mark.parametrize("make, read", [(_lost, "state"), (_lost, "model"), (_corrupt, "state"),
+                                        (_corrupt, "model"), (_unresolvable, "model")])  # its state reads
+def test_state_and_model_of_a_lab_whose_state_is_lost_or_corrupt_say_the_way_out_in_python(
+        up, state_root, make, read):
+    """``Lab('NAME').state()`` and ``.model`` said the CLI's way out (`sudo netlab down --lab NAME --force`) to a
+    Python caller, where attach() names the call; the commands, which read the same lab's model after attaching
+    to it, keep theirs."""
+    from netlab.errors import EnvironmentNotReady
+
+    make(state_root, "qx7a")
+    with pytest.raises(EnvironmentNotReady) as err:
+        Lab("qx7a").state() if read == "state" else Lab("qx7a").model
+    words = str(err.value)
+    assert "Lab('qx7a').down(force=True) (it deletes only" in words, words
+    assert "netlab down" not in words and "--lab" not in words, words
+    got = run_cli("get", "pods", "--lab", "qx7a")
+    assert got.returncode == 3 and "`sudo netlab down --lab qx7a --force` (it deletes only" in got.stderr, (
+        got.stderr)
