@@ -82,12 +82,23 @@ def unhook(item: Any) -> None:
     item.stash[HOOKS] = []
 
 
+def read_going_down(item: Any, lab: Lab) -> None:
+    """A lab the plugin takes down as it fails the test's fixture (a container that could not start): the test's,
+    read now, before it goes down, and written with the test's failure."""
+    used_by(item, lab)
+    item.stash.setdefault(TAKEN, {})[lab.name] = snapshot(lab, *_own(item, lab))
+
+
 def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
-    """The test's call failed: its labs are written into its folder; with --netlab-keep, how to reach them."""
-    labs = item.stash.get(LABS, [])
+    """The test failed (its setup, its call, or its teardown: the first that did, once): its labs are written into
+    its folder; with --netlab-keep, how to reach them. At its teardown, only the labs still there to read (a
+    lab a scope's tests share, one whose take-down failed): those its fixtures took down are gone."""
     item.stash[FAILED] = True
-    folder = _artifacts_dir(item)
     taken = item.stash.get(TAKEN, {})
+    labs = [lab for lab in item.stash.get(LABS, []) if rep.when != "teardown" or not lab._down or lab.name in taken]
+    if not labs:
+        return
+    folder = _artifacts_dir(item)
     written = []
     for lab in labs:
         files = taken[lab.name] if lab.name in taken else snapshot(lab, *_own(item, lab))

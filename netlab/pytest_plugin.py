@@ -24,8 +24,9 @@ A process killed with SIGKILL runs nothing: the controller takes down the labs
 of an xdist worker that crashed, and the next run names the labs a killed run
 left up (netlab.pytest_owners).
 
-When a test fails, the plugin writes what the lab looked like into the test's
-folder (``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
+When a test fails (once: the first of its setup, call and teardown that fails),
+the plugin writes what the lab looked like into the test's folder
+(``<basetemp>/netlab/<test>/<lab>/``, or ``--netlab-artifacts DIR``):
 ``inspect -o json`` of every namespace, the probe matrix (``probe.json``),
 ``status.json``, the last traces the test ran (``traces.json``) and its last
 ``reach`` results (``reaches.json``; of a lab a scope's tests share, the
@@ -53,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import LABS, kept_lines, report_failure, unhook, used_by as _used_by
+from netlab.pytest_artifacts import LABS, kept_lines, read_going_down, report_failure, unhook, used_by as _used_by
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
@@ -138,7 +139,7 @@ def netlab_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., Lab
         check_topology("netlab_factory", topology)
         check_name("netlab_factory", name)
         wait = check_wait("netlab_factory", wait)
-        lab = registry.bring_up(_resolve_path(request, topology), name, wait, raising=True)
+        lab = registry.bring_up(_resolve_path(request, topology), name, wait, raising=True, item=request.node)
         made.append(lab)
         _used_by(request.node, lab)
         return lab
@@ -168,11 +169,11 @@ def netlab_lab(request: pytest.FixtureRequest) -> Lab:
     topology = _resolve_path(request, topology)
     registry = request.config.stash[REGISTRY]
     if scope == "function":
-        lab = registry.bring_up(topology, name, 60.0)
+        lab = registry.bring_up(topology, name, 60.0, item=request.node)
         request.addfinalizer(lambda: registry.take_down([lab], failed=_failed(request.node)))
     else:
         cache: _Shared = request.getfixturevalue(f"_netlab_{scope}_labs")
-        lab = cache.get(topology, name)
+        lab = cache.get(topology, name, request.node)
         cache.users.setdefault(lab.name, []).append(request.node)
     _used_by(request.node, lab)
     return lab
@@ -187,14 +188,14 @@ class _Shared:
         self.skips: dict[str, str] = {}
         self.users: dict[str, list[pytest.Item]] = {}
 
-    def get(self, topology: TopologyInput, name: str | None) -> Lab:
+    def get(self, topology: TopologyInput, name: str | None, item: pytest.Item) -> Lab:
         key = json.dumps([os.fspath(topology) if isinstance(topology, os.PathLike) else topology, name],
                          sort_keys=True, default=str)
         if key in self.skips:
             pytest.skip(self.skips[key])
         if key not in self.labs:
             try:
-                self.labs[key] = self.registry.bring_up(topology, name, 60.0)
+                self.labs[key] = self.registry.bring_up(topology, name, 60.0, item=item)
             except pytest.skip.Exception as exc:
                 self.skips[key] = str(exc.msg)
                 raise
@@ -237,7 +238,8 @@ class _Registry:
         self.kept: list[str] = []
         self.machine_ok: set[frozenset[str]] = set()
 
-    def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False) -> Lab:
+    def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False,
+                 item: pytest.Item | None = None) -> Lab:
         from netlab import doctor
         from netlab.api import Lab
         from netlab.errors import EnvironmentNotReady
@@ -264,6 +266,8 @@ class _Registry:
             # lab up and exits 1; a test would run against a workload that is not the one asked for. The
             # fixture errors out at setup with up's lines, as an up error is reported, and the lab goes down.
             said = "; ".join(failed)
+            if item is not None:  # the test's failure dump: the lab as up left it, read before it goes down
+                read_going_down(item, lab)
             try:
                 lab.down()
             except Exception as exc:  # noqa: BLE001 - said with the failure; the session's end tries again
@@ -387,7 +391,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         rep.longrepr = f"netlab: pytest.UsageError: {call.excinfo.value}"  # one line, as pytest.fail(pytrace=False)
     if rep.when == "call" or rep.failed:
         unhook(item)  # the test's call is over: a lab it takes down from now on is not read (sessionfinish's)
-    if rep.when == "call" and rep.failed and item.stash.get(LABS, None):
+    if rep.failed and item.stash.get(LABS, None) and not _failed(item):
+        # Once per test, in whichever phase failed first: its call, or its setup (a fixture after the lab's, or
+        # one that brought a lab up, raised: the test never ran), or its teardown (report_failure says which
+        # labs are still there to read by then).
         report_failure(item, rep)
 
 
@@ -407,7 +414,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         reason = _skip_reason(rep)
         if reason is not None and reason.startswith(SKIP_PREFIX):
             skips[reason] = skips.get(reason, 0) + 1
-    kept = kept_lines(terminalreporter.stats.get("failed", []))  # a lab shared by several failed tests: once
+    # a lab shared by several failed tests: once; a test whose setup failed is reported as an error
+    kept = kept_lines(terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []))
     if skips:
         terminalreporter.section("netlab: lab tests skipped", sep="-")
         for reason, n in skips.items():
