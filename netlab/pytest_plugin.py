@@ -82,24 +82,28 @@ def pytest_configure(config: pytest.Config) -> None:
                    "a topology file (relative to the test's folder), a dict shaped like the YAML, or None for the "
                    "built-in default; scope: function, class, module, package or session; name: the base of the "
                    "lab's unique name (default: the topology's name)")
-    _check_artifacts(config.getoption("netlab_artifacts"))
+    _check_folder("--netlab-artifacts", config.getoption("netlab_artifacts"),
+                  "where a failed test's lab state would be written among what keeps the labs running")
+    _check_folder("--basetemp", config.option.basetemp,  # pytest's own: it empties that folder, then writes there
+                  "which pytest would empty, then write the tests' temporary files and the failed tests' lab state "
+                  "in, among what keeps the labs running")
     config.stash[REGISTRY] = _Registry(config)
     config.pluginmanager.register(pytest_owners, "netlab-owners")  # its hooks: the labs of killed processes
     _stop_on_sigterm(config)
 
 
-def _check_artifacts(root: str | None) -> None:
-    """``--netlab-artifacts`` in the state folder, /run/netns or /etc/netns (however it is spelled) would write a
-    failed test's dumps among the labs' own files: refused before any test runs, as pytest's one-line usage error
-    (exit 4), as netlab refuses ``capture -w`` there."""
+def _check_folder(option: str, root: str | None, why: str) -> None:
+    """``--netlab-artifacts`` or pytest's ``--basetemp`` (the dumps' default root, and a folder pytest deletes
+    before it writes there) in the state folder, /run/netns or /etc/netns (however it is spelled) would delete or
+    write among the labs' own files: refused before any test runs, as pytest's one-line usage error (exit 4), as
+    netlab refuses ``capture -w`` there."""
     if root is None:
         return
     from netlab.realize.own_files import own_folder
 
-    found = own_folder(root)
+    found = own_folder(os.fspath(root))
     if found is not None:
-        raise pytest.UsageError(f"--netlab-artifacts {root}: it is inside {found[0]}, {found[1]}, where a failed "
-                                "test's lab state would be written among what keeps the labs running; "
+        raise pytest.UsageError(f"{option} {root}: it is inside {found[0]}, {found[1]}, {why}; "
                                 "name a folder somewhere else")
 
 
