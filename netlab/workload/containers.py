@@ -40,19 +40,26 @@ def previous_log_path(lab_name: str, pod: str, container: str) -> str:
     return os.path.join(log_dir(lab_name), f"{pod}.{container}.previous.log")
 
 
-def new_run(lab_name: str, pod: str, container: str) -> None:
+def new_run(lab_name: str, pod: str, container: str) -> str | None:
     """A container starts again: its current log becomes the previous one (replacing the one before), and the
-    new run writes a file of its own, as the kubelet gives each container instance its own log. A directory
-    where the log goes is someone's, never netlab's: it stays where it is (:func:`log_blocked` says so)."""
-    current = log_path(lab_name, pod, container)
-    if os.path.isdir(current) and not os.path.islink(current):
-        return
+    new run writes a file of its own, as the kubelet gives each container instance its own log. Only a file is
+    moved, and only over a file: what else stands at either name (a directory, a FIFO, a symlink) is someone's,
+    never netlab's, and stays where it is; then the new run cannot start (it would write into the run before's
+    log, or into what stands there): the line that says why, as :func:`log_blocked` says it. None: it can."""
+    current, previous = log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container)
+    blocked = log_blocked(current)
+    if blocked is not None or not os.path.lexists(current):  # none: the run before wrote nothing netlab kept
+        return blocked
+    blocked = log_blocked(previous, "previous log")
+    if blocked is not None:
+        return blocked
     try:
-        os.replace(current, previous_log_path(lab_name, pod, container))
-    except FileNotFoundError:  # none yet: the run before wrote nothing netlab kept
+        os.replace(current, previous)
+    except FileNotFoundError:
         pass
-    except (IsADirectoryError, NotADirectoryError):  # a directory where the previous log goes: left alone
-        pass
+    except OSError:  # something put at the previous log's name since it was looked at
+        return log_blocked(previous, "previous log") or f"its log {current} cannot become the previous one"
+    return None
 
 
 KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFLNK: "a symlink",
@@ -62,17 +69,17 @@ KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a 
 LOG_BLOCKED = "not a file: netlab leaves it as it is"  # in log_blocked's words: what status knows it by (policy.py)
 
 
-def log_blocked(path: str) -> str | None:
-    """Why a container's next run cannot write its log at ``path``: something that is not a file stands there
-    after :func:`new_run` (a directory, which netlab never moves nor removes, or what a directory where the
-    previous log goes kept in place). Said, for the container's start to fail in one line; None when it can."""
+def log_blocked(path: str, what: str = "log") -> str | None:
+    """Why a container's next run cannot write its log at ``path`` (``what``: or its previous log, where the
+    current one would move): something that is not a file stands there (a directory, a FIFO, a symlink), which
+    netlab never moves nor removes. Said, for the container's start to fail in one line; None when it can."""
     try:
         kind = KINDS.get(stat.S_IFMT(os.lstat(path).st_mode))
     except OSError:
         return None
     if kind is None:
         return None
-    return f"its log {path} is {kind}, {LOG_BLOCKED}; move it away, then run up again"
+    return f"its {what} {path} is {kind}, {LOG_BLOCKED}; move it away, then run up again"
 
 
 def forget_runs(lab_name: str, pod: str, container: str) -> None:

@@ -249,14 +249,15 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                 if crec and why == policy.EXITED and not renewed:  # an echo container too: its server knows
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
                 restarts = int(crec.get("restarts", -1)) + 1 if crec and not renewed else 0
+                rotated = None
                 if renewed:
                     forget_runs(lab.name, pod.name, c.name)
                 elif crec:
-                    new_run(lab.name, pod.name, c.name)  # the run before: `netlab logs --previous`
+                    rotated = new_run(lab.name, pod.name, c.name)  # the run before: `netlab logs --previous`
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
                 containers[c.name] = new
                 dns_records.note_start(lab, pod, new)  # the add-on's dnsmasq reads the records file as it is
-                blocked = log_blocked(new["log"])  # a directory there: someone's, left alone
+                blocked = rotated or log_blocked(new["log"])  # not a file there: someone's, left alone
                 if blocked:
                     new["error"] = blocked
                     done.problems.append(f"pod {pod.name} container {c.name}: could not start: {blocked}")
@@ -333,6 +334,7 @@ def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]]
     # echo container of the lab. Threads of a server that cannot be reached go with it.
     launch.stop_server(lab.name)
     orphans = [(pod, c) for pod, c in running if is_echo_thread(pods[pod.name]["containers"][c.name])]
+    problems: list[str] = []
     tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
     proc.terminate(tids, proc.running)
     for pod, c in orphans:
@@ -340,13 +342,17 @@ def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]]
         crec = pods[pod.name]["containers"][c.name]
         starting[cid] = f"restarted container {cid} (its echo server did not answer)"
         crec["restarts"] = int(crec.get("restarts", 0)) + 1
-        new_run(lab.name, pod.name, c.name)
+        blocked = new_run(lab.name, pod.name, c.name)
         for key in ("pid", "start"):
             crec.pop(key, None)
+        if blocked:  # not a file where its log or the previous one goes: it would append to the run before's
+            crec["error"] = blocked
+            problems.append(f"pod {pod.name} container {c.name}: could not start: {blocked}")
+            continue
         echo.append((pod, c, "its echo server did not answer"))
     specs = [_echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
     launcher = launch.launch_echo(specs, launch.control_path(lab.name, create=True), launch.server_log(lab.name))
-    return launch.await_echo(launcher, specs, pods)
+    return problems + launch.await_echo(launcher, specs, pods)
 
 
 def abort_early_launcher(early: EarlyEcho | None) -> None:

@@ -7,6 +7,9 @@ log's name, or, with a previous log there, failed `up` whole with NotADirectoryE
 from __future__ import annotations
 
 import os
+import stat
+
+import pytest
 
 from netlab.workload.containers import log_blocked, log_path, new_run, previous_log_path
 
@@ -26,21 +29,53 @@ def test_a_new_run_leaves_a_directory_where_the_log_goes_and_says_why_it_cannot_
     assert open(previous).read() == "the run before\n"
 
 
-def test_a_file_or_nothing_there_does_not_block_and_a_fifo_moves_to_the_previous_log(state_root):
+def test_a_file_or_nothing_there_does_not_block_and_a_fifo_where_the_log_goes_stays(state_root):
     log, previous = log_path("ibld", "b", "main"), previous_log_path("ibld", "b", "main")
     os.makedirs(os.path.dirname(log))
-    assert log_blocked(log) is None
+    assert log_blocked(log) is None and new_run("ibld", "b", "main") is None  # no run before: nothing to move
     os.mkfifo(log)
-    assert log_blocked(log) == (f"its log {log} is a FIFO, not a file: netlab leaves it as it is; "
-                                "move it away, then run up again")
-    new_run("ibld", "b", "main")  # as before: the run before's log moves to the previous one's name
-    assert log_blocked(log) is None and not os.path.exists(log) and os.path.exists(previous)
-    open(log, "w").close()
-    assert log_blocked(log) is None
-    os.remove(previous)
-    os.mkdir(previous)  # a directory where the previous log goes: left, and the log stays (the run appends)
-    new_run("ibld", "b", "main")
-    assert os.path.isfile(log) and os.path.isdir(previous)
+    line = f"its log {log} is a FIFO, not a file: netlab leaves it as it is; move it away, then run up again"
+    assert log_blocked(log) == line
+    assert new_run("ibld", "b", "main") == line  # left where it is, as log_blocked says
+    assert stat.S_ISFIFO(os.lstat(log).st_mode) and not os.path.lexists(previous)
+    os.remove(log)
+    with open(log, "w") as f:
+        f.write("the run before\n")
+    assert log_blocked(log) is None and new_run("ibld", "b", "main") is None
+    assert not os.path.exists(log) and open(previous).read() == "the run before\n"
+
+
+def _odd(path: str, kind: str) -> None:
+    if kind == "a directory":
+        os.mkdir(path)
+        open(os.path.join(path, "mine"), "w").close()
+    elif kind == "a FIFO":
+        os.mkfifo(path)
+    else:
+        os.symlink("/etc/hostname", path)
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a FIFO", "a symlink"])
+def test_a_new_run_leaves_what_is_not_a_file_where_the_previous_log_goes_and_does_not_start(state_root, kind):
+    """The current log could not move over a directory there, and the new run appended to the run before's log
+    (`logs` mixed the two runs, `logs --previous` had none); a FIFO or a symlink there was replaced (someone's,
+    removed). Now it stays, the current log stays as the run before left it, and the start fails in one line."""
+    log, previous = log_path("ibld", "b", "main"), previous_log_path("ibld", "b", "main")
+    os.makedirs(os.path.dirname(log))
+    with open(log, "w") as f:
+        f.write("the run before\n")
+    _odd(previous, kind)
+    before = os.lstat(previous)
+    line = new_run("ibld", "b", "main")
+    assert line == (f"its previous log {previous} is {kind}, not a file: netlab leaves it as it is; move it away, "
+                    "then run up again")
+    after = os.lstat(previous)
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    assert open(log).read() == "the run before\n" and log_blocked(log) is None
+    assert kind != "a directory" or os.listdir(previous) == ["mine"]
+    os.rename(previous, os.path.join(os.path.dirname(log), "moved"))  # the user moves it away: the log moves on
+    assert new_run("ibld", "b", "main") is None
+    assert not os.path.exists(log) and open(previous).read() == "the run before\n"
 
 
 def _status_repair_lines(drift: tuple[str, ...]) -> str:
