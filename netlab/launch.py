@@ -99,7 +99,7 @@ def _unsaid_stop(code: object) -> object:
 
 def _refuse_unwritable_output() -> None:
     """Standard output closed (``netlab up >&-``) or open read-only (``1</dev/null``): one line, exit 3, before the
-    command does anything, as a full disk's output is (cli/base.py ``_unwritable``). A command's output lost
+    command does anything, as a full disk's output is (cli/boundary.py ``_unwritable``). A command's output lost
     unsaid let a CI step pass (exit 0: click writes nothing when there is no sys.stdout), or ended in Python's
     traceback (EBADF, or no attribute 'write' of None), after ``up`` had made the lab."""
     import errno

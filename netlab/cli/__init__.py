@@ -10,6 +10,7 @@ of its commands runs, and registers its commands on :data:`netlab.cli.base.cli`.
 
 from __future__ import annotations
 
-from netlab.cli.base import cli, main
+from netlab.cli.base import cli
+from netlab.cli.boundary import main
 
 __all__ = ["cli", "main"]

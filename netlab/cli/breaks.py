@@ -8,7 +8,9 @@ import click
 
 from netlab import api
 from netlab.breaks import catalogue
-from netlab.cli.base import attached, cli, lab_options, output_option, print_json, require_root, warn
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import lab_options
+from netlab.cli.output import output_option, print_json, warn
 from netlab.errors import UsageError
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from netlab.cli.base import attached, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import lab_options
+from netlab.cli.output import output_option, print_json
 from netlab.cli.complete import complete_logged_pods
 from netlab.errors import UsageError
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from netlab.cli.base import TOPOLOGY_FILE, cli, output_option, print_json, require_root
+from netlab.cli.base import cli, require_root
+from netlab.cli.options import TOPOLOGY_FILE
+from netlab.cli.output import output_option, print_json
 from netlab.cli.style import highlight
 from netlab.errors import EXIT_ENVIRONMENT
 

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from netlab.api.jsonio import to_json
-from netlab.cli.base import attached, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import lab_options
+from netlab.cli.output import output_option, print_json
 from netlab.cli.complete import complete_kind_names
 from netlab.cli.style import highlight, table
 from netlab.errors import EXIT_CHECKS_FAILED, UsageError

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from netlab import graph
-from netlab.cli.base import TOPOLOGY_FILE, check_output_file, cli, lab_from_env, write_output_file
+from netlab.cli.base import cli
+from netlab.cli.options import TOPOLOGY_FILE, lab_from_env
+from netlab.cli.output import check_output_file, write_output_file
 from netlab.errors import EnvironmentNotReady, UsageError
 
 if TYPE_CHECKING:

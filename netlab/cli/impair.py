@@ -6,7 +6,9 @@ import click
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import WAIT_OPTION, cli, exit_if_failed, lab_options, output_option, print_json, require_root, warn
+from netlab.cli.base import cli, require_root
+from netlab.cli.options import WAIT_OPTION, lab_options
+from netlab.cli.output import exit_if_failed, output_option, print_json, warn
 from netlab.cli.complete import complete_impair_interfaces
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.

@@ -10,8 +10,9 @@ from click.core import ParameterSource
 
 from netlab import api
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (FORMAT_KEY, TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, attached, cli,
-                             exit_if_failed, lab_from_env, lab_options, output_option, print_json, require_root, warn)
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP, WAIT_OPTION, Seconds, lab_from_env, lab_options
+from netlab.cli.output import FORMAT_KEY, exit_if_failed, output_option, print_json, warn
 from netlab.cli.complete import complete_labs
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import highlight, plural, table

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 import click
 
 from netlab.api.args import PROBE_TIMEOUT
-from netlab.cli.base import Seconds, attached, cli, lab_options, output_option, print_json, require_root
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import Seconds, lab_options
+from netlab.cli.output import output_option, print_json
 from netlab.errors import UsageError
 
 if TYPE_CHECKING:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from netlab.api.args import PROBE_TIMEOUT, PROTOS, items
-from netlab.cli.base import (Seconds, attached, check_output_file, cli, collect_from_here, comma_separated,
-                             complete_comma_separated, lab_options, output_option, print_json, require_root,
-                             write_output_file)
+from netlab.cli.base import attached, cli, collect_from_here, require_root
+from netlab.cli.options import Seconds, comma_separated, complete_comma_separated, lab_options
+from netlab.cli.output import check_output_file, output_option, print_json, write_output_file
 from netlab.cli.style import highlight
 
 # `probe` starts its agent on the lab's last job (netlab.probe.early) before it loads the models, the runner and

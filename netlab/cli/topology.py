@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from netlab.cli.base import TOPOLOGY_FILE, TOPOLOGY_HELP, cli, output_option, print_json
+from netlab.cli.base import cli
+from netlab.cli.options import TOPOLOGY_FILE, TOPOLOGY_HELP
+from netlab.cli.output import output_option, print_json
 from netlab.errors import NetlabError, Problem, TopologyError, display_path
 
 # What the commands use, imported when one runs (cli.base.load_for), not for --help.
@@ -54,7 +56,7 @@ def validate(topology: str | None, output: str) -> None:
     else:
         click.echo(f"{display_path(topology) if topology is not None else 'built-in default'}: ok "
                    f"(lab {lab.name}: {loaded.counts()})")
-    for line in notes:  # on stderr with -o json too, as a command's warnings (cli.base.warn)
+    for line in notes:  # on stderr with -o json too, as a command's warnings (cli.output.warn)
         click.echo(f"netlab: note: {line}", err=True)
 
 

@@ -15,8 +15,9 @@ import click
 from netlab import signals
 from netlab.api.args import TRACE_SIZE, TRACE_TIMEOUT
 from netlab.api.jsonio import to_json
-from netlab.cli.base import (Seconds, attached, check_output_file, cli, comma_items, complete_comma_separated,
-                             format_data, lab_options, output_option, print_json, require_root, write_output_file)
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import Seconds, comma_items, complete_comma_separated, lab_options
+from netlab.cli.output import check_output_file, format_data, output_option, print_json, write_output_file
 from netlab.cli.complete import complete_interfaces, complete_names, complete_sources, complete_targets
 from netlab.cli.progress import progress_bar
 from netlab.cli.style import plural
@@ -147,7 +148,7 @@ def trace_cmd(lab_name: str | None, topology: str | None, src: str, dst: str, pr
         data = picture.render(lab.model, result, output)
         _emit(data, write)
         click.echo(f"netlab: {picture.title(result)}" + (f"; wrote {write}" if write else ""), err=True)
-    elif output == "json":  # or -o yaml (cli.base: the command sees "json", format_data writes YAML)
+    elif output == "json":  # or -o yaml (cli.output: the command sees "json", format_data writes YAML)
         _emit(format_data(result.to_json()).encode(), write)
         if pcap:
             click.echo(f"netlab: wrote {pcap}; read it with: tshark -r {pcap} -d udp.port=={result.vxlan_port},vxlan",

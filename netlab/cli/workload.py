@@ -12,7 +12,8 @@ import click
 from click.core import ParameterSource
 
 from netlab import signals
-from netlab.cli.base import attached, cli, lab_options, require_root
+from netlab.cli.base import attached, cli, require_root
+from netlab.cli.options import lab_options
 from netlab.cli.complete import complete_containers, complete_names, complete_pods
 from netlab.errors import UsageError
 

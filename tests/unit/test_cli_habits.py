@@ -163,7 +163,7 @@ def test_probe_protocols_are_repeatable_or_comma_separated_and_complete_after_th
     assert _complete("netlab probe --proto icmp,") == ["icmp,tcp", "icmp,udp"]  # what is chosen is not offered
     assert _complete("netlab probe --proto icmp,udp,") == ["icmp,udp,tcp"]
     assert _complete("netlab inspect x --section routes,ne") == ["routes,neigh"]
-    from netlab.cli.base import comma_separated
+    from netlab.cli.options import comma_separated
 
     split = comma_separated(("icmp", "tcp", "udp"))
     assert split(None, None, ("udp,icmp", "tcp", "icmp")) == ("udp", "icmp", "tcp")  # in order, once each
@@ -188,7 +188,7 @@ def test_format_data_writes_the_format_asked_for():
     import click
     from click.testing import CliRunner
 
-    from netlab.cli.base import format_data, output_option
+    from netlab.cli.output import format_data, output_option
 
     @click.command()
     @output_option("text", "json")
@@ -201,7 +201,7 @@ def test_format_data_writes_the_format_asked_for():
 
 def test_print_json_prints_what_format_data_gives_through_the_file_descriptor(capfd):
     """print_json writes big JSON as it encodes it, through a buffer of its own on stdout's descriptor."""
-    from netlab.cli.base import format_data, print_json
+    from netlab.cli.output import format_data, print_json
 
     data = {"a": [1, "10.0.0.1"], "b": {"c": None, "d": 1.5}, "e": ("x",)}
     print_json(data)

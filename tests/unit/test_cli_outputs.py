@@ -91,7 +91,7 @@ def test_an_output_file_on_a_full_disk_is_exit_3_as_every_other(command):
 
 def test_write_output_file_tells_a_full_disk_from_a_bad_path(tmp_path):
     """What --junit and trace -o svg -w write through: the disk's fault is 3, the path's 2."""
-    from netlab.cli.base import write_output_file
+    from netlab.cli.output import write_output_file
     from netlab.errors import EnvironmentNotReady, UsageError
 
     with pytest.raises(EnvironmentNotReady) as full:

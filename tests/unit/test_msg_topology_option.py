@@ -10,7 +10,7 @@ import pytest
 from cli_inprocess import run_cli
 
 from netlab.cli import cli
-from netlab.cli.base import TOPOLOGY_FILE
+from netlab.cli.options import TOPOLOGY_FILE
 
 
 def commands(group: click.Group, ctx: click.Context, prefix: tuple[str, ...] = ()):

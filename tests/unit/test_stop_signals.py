@@ -232,7 +232,7 @@ def test_on_a_terminal_the_ctrl_c_line_starts_after_the_echoed_caret_and_a_sigte
     for raised, code, want in (("KeyboardInterrupt", 130, b"\r\nnetlab: interrupted\r\n"),
                                ("signals.Terminated('interrupted by SIGTERM')", 143,
                                 b"netlab: interrupted by SIGTERM\r\n")):
-        program = ("import sys, netlab.api\nfrom netlab import signals\nfrom netlab.cli.base import main\n"
+        program = ("import sys, netlab.api\nfrom netlab import signals\nfrom netlab.cli.boundary import main\n"
                    f"def stopped(*a, **k):\n    raise {raised}\n"
                    f"netlab.api.load = stopped\nmain(['up', '-t', {str(path)!r}])\n")
         leader, follower = pty.openpty()

@@ -1,0 +1,100 @@
+"""The program's error boundary: each error a command ends with, said in one line with its exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from netlab import signals
+from netlab.cli import endings
+from netlab.cli.base import cli
+from netlab.errors import DISK_FULL, EXIT_ENVIRONMENT, NetlabError, TopologyError, display_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the click group, map NetlabError to one line and an exit code."""
+    # The group's callback records --debug here as click parsed it: a word of the command that `exec POD -- ...`
+    # runs is not netlab's option.
+    obj: dict[str, Any] = {}
+    try:
+        try:
+            _run(argv, obj)
+        except BrokenPipeError:
+            # The reader of the errors went away while netlab said one (`validate -t bad.yaml 2>&1 | head -1`):
+            # 141, as for the output's reader, not Python's 1 for the exception it could not print.
+            if not endings.reader_gone():
+                raise
+            sys.exit(endings.reader_went_away())
+    except KeyboardInterrupt as exc:  # a second stop signal as the first one's line was said (before ending())
+        sys.exit(signals.said(exc))
+
+
+def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
+    """The click group, each error it raises said in words with its exit code."""
+    try:
+        cli.main(args=argv, prog_name="netlab", standalone_mode=False, obj=obj)
+        if sys.stdout is not None:  # None: started with standard output closed (`>&-`)
+            sys.stdout.flush()  # what is still buffered: a full disk is said below, not by Python at exit
+    except NetlabError as exc:
+        # An error that a stop signal caused, or raised once one came, is the signal's line (unless it is one)
+        if exc.exit_code < 128 and signals.stop_of(exc) is not None:
+            sys.exit(signals.said(exc))
+        if obj.get("debug") and not isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal: its line
+            raise
+        located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal (netlab's Interrupted says its lab's fate)
+            endings.end_caret(exc.__cause__)
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            click.echo(line if located or _located(line) else f"netlab: {line}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt outside a command: SIGTERM's too
+        stopped = exc.__context__ if isinstance(exc.__context__, KeyboardInterrupt) else None
+        click.echo(endings.stop_line(stopped or KeyboardInterrupt()), err=True)
+        sys.exit(signals.exit_code(stopped or KeyboardInterrupt()))
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (signals.Terminated): 130 or 143
+        click.echo(endings.stop_line(exc), err=True)
+        sys.exit(signals.exit_code(exc))
+    except PermissionError as exc:
+        if signals.stop_of(exc) is not None:
+            sys.exit(signals.said(exc))
+        if obj.get("debug"):
+            raise
+        click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+    except OSError as exc:
+        if signals.stop_of(exc) is not None:
+            sys.exit(signals.said(exc))
+        if obj.get("debug") or exc.errno not in DISK_FULL:
+            raise
+        click.echo(f"netlab: {_unwritable(exc)}", err=True)
+        sys.exit(EXIT_ENVIRONMENT)
+    except Exception as exc:  # a stop signal's exception that Python wrapped (signals.stop_of); else a bug
+        sys.exit(signals.said(exc))
+
+
+def _unwritable(exc: OSError) -> str:
+    """A write that a full disk refused, in words (``netlab probe -o json > report.json`` on a full disk).
+
+    Netlab's own files (the lab's state, --junit, -o FILE) say so where they are written, naming the file;
+    a write to a descriptor names none: standard output's. What it could not take is dropped (stdout onto
+    /dev/null), so that Python's own flush at exit does not fail again with a traceback."""
+    if exc.filename:
+        return f"cannot write {display_path(exc.filename)}: {exc.strerror}"
+    with contextlib.suppress(OSError, AttributeError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return f"cannot write the output: {exc.strerror} (it is cut short)"
+
+
+def _located(line: str) -> bool:
+    """Topology problems already start with FILE:LINE; print them bare."""
+    head = line.split(":", 2)
+    return len(head) >= 2 and head[1].isdigit()

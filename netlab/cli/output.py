@@ -1,0 +1,116 @@
+"""What a command writes: -o/--output and its data (JSON or YAML), the files a user asks for, warnings, and the
+exit of a command whose containers did not start."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from typing import Any, Callable, ContextManager, Sequence, TextIO
+
+import click
+
+from netlab.cli import jsonout
+from netlab.errors import ChecksFailed, UsageError, display_path, output_unwritable
+
+FORMAT_KEY = "netlab.output"  # click's ctx.meta: the data format asked for (json or yaml)
+
+
+def _data_format(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """-o yaml is -o json written as YAML: the command sees "json" (machine-readable data), and
+    print_json writes the format asked for. So every command with -o json has -o yaml."""
+    ctx.meta[FORMAT_KEY] = value
+    return "json" if value == "yaml" else value
+
+
+def output_option(*choices: str, default: str = "text") -> Callable:
+    """-o/--output; a command that offers json offers yaml too (the same data)."""
+    names = list(choices) + (["yaml"] if "json" in choices and "yaml" not in choices else [])
+    return click.option("-o", "--output", "output", type=click.Choice(names), default=default,
+                        show_default=True, callback=_data_format, help="Output format.")
+
+
+def format_data(data: Any) -> str:
+    """Data as JSON text, or as YAML when the command was given -o yaml (what print_json prints)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
+        import yaml
+
+        # Through JSON first: the same values as -o json (addresses as strings, tuples as lists).
+        plain = json.loads(json.dumps(data, default=str))
+        return yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return jsonout.dumps(data) + "\n"
+
+
+def print_json(data: Any) -> None:
+    """Data as JSON, or as YAML when the command was given -o yaml.
+
+    JSON is written as it is encoded (cli/jsonout.py: json.dumps(indent=2)'s text): a
+    500-pod probe's is ~150 MB, and the whole text would take a gigabyte more.
+    """
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(FORMAT_KEY) == "yaml":
+        click.echo(format_data(data), nl=False)
+        return
+    with _stdout_buffered() as out:
+        jsonout.dump(data, out.write)
+        out.write("\n")
+
+
+def _stdout_buffered() -> ContextManager[TextIO]:
+    """stdout through a 64 kB buffer of our own: stdout may write every piece through at once
+    (PYTHONUNBUFFERED, python -u), and a 500-pod probe's JSON is 22 million pieces. stdout itself
+    when it is not a file (click's test runner)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return contextlib.nullcontext(sys.stdout)
+    sys.stdout.flush()
+    return open(fd, "w", buffering=1 << 16, encoding="utf-8", closefd=False)
+
+
+def check_output_file(path: str | None) -> None:
+    """Fail before doing any work when ``path`` cannot be written: exit 2, one line."""
+    if path is None:
+        return
+    from netlab.realize.own_files import check_output_path
+    check_output_path(path)  # never over a lab's own files (its state, its namespaces, its pods' files)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"cannot write {display_path(path)}: it is a directory")
+    try:  # a missing folder as writing says it (ENOENT: "No such file or directory", as tcpdump -w); a file so
+        if not os.path.isdir(folder) and os.stat(folder):
+            raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not a directory")
+    except OSError as exc:
+        raise output_unwritable(path, exc) from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"cannot write {display_path(path)}: {display_path(folder)} is not writable")
+
+
+def write_output_file(path: str, data: bytes) -> None:
+    """Write a file the user asked for; an OS error is one line: a full disk exit 3, a folder gone since exit 2."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise output_unwritable(path, exc) from None
+
+
+def warn(lines: Sequence[str]) -> None:
+    """A command's warnings, one a line on stderr, whatever -o is: as kubectl writes the API server's warnings.
+    -o json/yaml holds them too (``warnings``, down's ``skipped`` and ``problems``); stdout stays the document
+    alone, and someone who reads the terminal, not the JSON, is told."""
+    for line in lines:
+        click.echo(f"netlab: warning: {line}", err=True)
+
+
+def exit_if_failed(failed: Sequence[str]) -> None:
+    """Containers that could not start (UpResult.failed) after a command that ran an ``up`` of the lab (``up``,
+    ``impair``): the lab stays up (its network is as planned, and rolling it back would take what works with
+    it), each one said in a line, and exit 1 (ChecksFailed), as ``status`` says of the same lab, so that
+    ``netlab up && netlab probe`` stops there."""
+    for line in failed:
+        click.echo(f"netlab: {line}", err=True)
+    if failed:
+        raise SystemExit(ChecksFailed.exit_code)
