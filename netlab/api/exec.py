@@ -6,7 +6,7 @@ host's (the gateway's and the balancer's too) and the underlay's join its
 network and UTS namespaces (``hostname`` prints its name,
 netlab.workload.node_uts).
 Mounts are set up as ``ip netns exec`` does
-(netlab.kernel.processes.enter_pod_here): /etc/netns/<namespace>/ files over
+(netlab.kernel.spawning.enter_pod_here): /etc/netns/<namespace>/ files over
 /etc (a pod's resolv.conf and hosts), and a /sys of the namespace's devices.
 """
 
@@ -25,7 +25,7 @@ from netlab.workload import lifecycle, tasks
 from netlab.workload.containers import previous_log_path
 from netlab.kernel.netns import fd_is_netns, netns_path
 from netlab.kernel import processes as proc
-from netlab.kernel.processes import enter_pod_here
+from netlab.kernel.spawning import enter_pod_here
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,7 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         # The command starts as a container's process does (`kubectl exec`: the runtime starts it with every
         # signal at its default), as netlab's own containers do: none ignored (`seq 1 1e8 | head -1` said
         # "Broken pipe" where it dies quietly under `ip netns exec`)
-        from netlab.kernel.processes import default_signals
+        from netlab.kernel.spawning import default_signals
 
         default_signals()
         try:

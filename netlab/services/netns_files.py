@@ -2,7 +2,7 @@
 
 ``ip netns exec`` bind-mounts every file of ``/etc/netns/<namespace>/`` over
 the file of that name in ``/etc`` (netlab's containers and ``exec`` do the
-same: netlab.kernel.processes.enter_pod_here). That is how a pod gets the
+same: netlab.kernel.spawning.enter_pod_here). That is how a pod gets the
 files the kubelet manages for it: ``resolv.conf`` (lifecycle.py, the cluster
 DNS) and ``hosts`` (hosts.py, the kubelet's managed hosts file).
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Callable
 
-from netlab.kernel import processes as proc
+from netlab.kernel import kill
 from netlab.workload import launch
 from netlab.workload.tasks import is_echo_thread, task_in, why_replace
 
@@ -72,4 +72,4 @@ def stop_made(lab_name: str, pods: dict, netns_names: list[str]) -> list[str]:
            if isinstance(crec, dict) and is_echo_thread(crec) and task_in(crec, prec["netns"]) is not None]
     if ids and launch.server_pid(lab_name) is not None:  # echo threads the run started in them
         launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids))
-    return proc.stop_namespaces(sorted(names))
+    return kill.stop_namespaces(sorted(names))

@@ -1,7 +1,7 @@
 """How command containers exited: the lab's echo server holds a pidfd of each, and the kernel keeps the status.
 
 A command container is re-parented to init as soon as ``up`` has started it
-(kernel/processes.py), so no netlab process is its parent to ``wait`` for it.
+(kernel/spawning.py), so no netlab process is its parent to ``wait`` for it.
 Since Linux 6.15 whoever holds a pidfd of a process reads its exit status
 once init has reaped it (kernel/pidfd.py); before that, while it is a zombie,
 the holder reads it from /proc (kernel/processes.zombie_status), so a

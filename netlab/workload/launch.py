@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.kernel.pidfd import SCM_MAX_FD
 from netlab.realize.state_dir import lab_dir
@@ -282,4 +283,4 @@ def stop_server(lab_name: str, grace: float = 3.0) -> list[int]:
     pid = server_pid(lab_name)
     if pid is None:
         return []
-    return proc.terminate([pid], lambda p: server_pid(lab_name) == p, grace=grace)
+    return kill.terminate([pid], lambda p: server_pid(lab_name) == p, grace=grace)

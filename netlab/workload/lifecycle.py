@@ -11,7 +11,7 @@ container holds them in Kubernetes:
   namespace), so ``hostname`` prints it in every container and in ``netlab exec`` (each node gets one too, node_uts.py).
 
 A container with a ``command`` is a process that joins both (see
-kernel/processes.py), started detached from the CLI (new session,
+kernel/spawning.py), started detached from the CLI (new session,
 re-parented to init). A container without one runs netlab's echo server on
 its declared ports, 8080/TCP if none, and on the UDP twin of each TCP port
 (ports.py); all of a lab's are served by one process, the lab's echo server
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Callable, Collection, Iterable
 
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
+from netlab.kernel import kill, spawning
 from netlab.kernel import processes as proc
 from netlab.kernel.threads import Background
 from netlab.model.naming import DNS_LABEL
@@ -156,7 +157,7 @@ def abort_early(early: EarlyEcho | None) -> None:
         return
     answer = launch.read_launch(launcher, len(early.specs))  # bounded; names the server
     if answer.server is not None:
-        proc.terminate([answer.server], proc.running)
+        kill.terminate([answer.server], proc.running)
 
 
 # hold(pod, container, record, why) -> a reason not to restart it now, or None: the pod's restartPolicy
@@ -268,7 +269,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     continue
                 net = proc.ns_birth(nsmod.netns_path(pod.netns))  # where it starts (tasks.started_in)
                 try:
-                    p, fd = proc.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
+                    p, fd = spawning.spawn(argv, netns=pod.netns, uts_path=prec["uts"], log_path=new["log"],
                                        env=container_env(lab, pod, c))
                 except OSError as exc:
                     new["error"] = exc.strerror or str(exc)
@@ -336,7 +337,7 @@ def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]]
     orphans = [(pod, c) for pod, c in running if is_echo_thread(pods[pod.name]["containers"][c.name])]
     problems: list[str] = []
     tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
-    proc.terminate(tids, proc.running)
+    kill.terminate(tids, proc.running)
     for pod, c in orphans:
         cid = f"{pod.name}/{c.name}"
         crec = pods[pod.name]["containers"][c.name]
@@ -406,7 +407,7 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         ids = [f"{pod}/{c}" for pod in sorted(doomed) for c in pods.get(pod, {}).get("containers", {})]
         if ids and launch.server_pid(state.lab) is not None:
             launch.ask(state.lab, {"op": "remove", "ids": ids}, len(ids))
-    survivors += proc.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
+    survivors += kill.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])
     logs = logs_by_pod(state.lab)

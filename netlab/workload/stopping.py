@@ -9,6 +9,7 @@ server, which drops it when asked.
 from __future__ import annotations
 
 from netlab.kernel import netns as nsmod
+from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.workload import launch
 from netlab.workload.tasks import in_pod_uts, is_echo_thread, proc_of, task_in
@@ -38,4 +39,4 @@ def stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | N
     def still_ours(pid: int) -> bool:
         return proc.start_time(pid) == p.start and proc.ns_identity(f"/proc/{pid}/ns/{kind}") == want
 
-    proc.terminate([p.pid], still_ours)
+    kill.terminate([p.pid], still_ours)

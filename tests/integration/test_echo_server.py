@@ -26,8 +26,8 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
     left unrecorded (the reader stopped at the last "ready" and closed the pipe, the launcher died
     of a broken pipe): `up` reported a failure, and every later `up` met "Address already in use".
     """
+    from netlab.kernel import kill, processes
     from netlab.kernel import netns as nsmod
-    from netlab.kernel import processes
     from netlab.workload import launch, lifecycle
 
     lab = labs.name("ec")
@@ -48,8 +48,8 @@ def test_every_launched_echo_server_is_recorded(labs, tmp_path):
         if problems or len(started) != len(names) or not all(processes.alive(p) for p in started):
             failures.append((i, problems, recs))
         # Stop them (the recorded ones; the lab's down stops any other), so the next launch can listen.
-        processes.terminate([p.pid for p in started],
-                            lambda pid: any(p.pid == pid and processes.alive(p) for p in started))
+        kill.terminate([p.pid for p in started],
+                       lambda pid: any(p.pid == pid and processes.alive(p) for p in started))
         if failures:
             break
     assert not failures, failures

@@ -16,6 +16,7 @@ import pytest
 from netlab.feature import StartResult
 from netlab.kernel import netns as nsmod
 from netlab.kernel import processes as proc
+from netlab.kernel import spawning
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
@@ -60,7 +61,7 @@ def host(monkeypatch, tmp_path):
         started.append(argv)
         return proc.ProcId(os.getpid(), proc.start_time(os.getpid())), None
 
-    monkeypatch.setattr(proc, "spawn", spawn)
+    monkeypatch.setattr(spawning, "spawn", spawn)
     return started
 
 

@@ -1,0 +1,105 @@
+"""Stopping processes for good: SIGTERM, then SIGKILL, through pidfds, every wait bounded.
+
+Signals go through a pidfd (``pidfd_open``), which names one process for good,
+and exits are awaited by polling the pidfds (a pidfd becomes readable when its
+process exits), so every wait is bounded and no pid race can hit a stranger.
+Which processes are a lab's is kernel/processes.py's: by namespace identity.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import time
+from typing import Callable, Iterable, Sequence
+
+from netlab.kernel import netns as nsmod
+from netlab.kernel.processes import cmdline, find_in_namespaces, namespace_of, ns_identity, thread_group
+
+
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ESRCH, errno.EINVAL):
+            return None
+        raise
+
+
+def terminate(pids: Iterable[int], still_ours: Callable[[int], bool], grace: float = 3.0,
+              kill_wait: float = 2.0) -> list[int]:
+    """SIGTERM (and SIGCONT), wait up to ``grace`` s, SIGKILL the rest, wait up to ``kill_wait`` s.
+
+    A thread id stands for its whole process (an echo container is a thread
+    of the lab's echo server, which this stops). ``still_ours(pid)`` is
+    called with the id given, after the process's pidfd is opened (so it
+    names the same process the check sees), and decides whether to signal it
+    at all. Returns the processes still running at the end (should be none).
+    """
+    fds: dict[int, int] = {}
+    try:
+        for pid in pids:
+            leader = thread_group(pid) or pid
+            if leader in fds:
+                continue
+            fd = _pidfd(leader)
+            if fd is None:
+                continue
+            if not still_ours(pid) or (leader != pid and not os.path.exists(f"/proc/{leader}/task/{pid}")):
+                os.close(fd)
+                continue
+            fds[leader] = fd
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
+            for fd in fds.values():
+                try:
+                    signal.pidfd_send_signal(fd, sig)
+                    if sig == signal.SIGTERM:
+                        # A stopped process keeps SIGTERM pending until continued: continue it,
+                        # so it exits now rather than at SIGKILL after the grace period.
+                        signal.pidfd_send_signal(fd, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+            _wait_exit(fds, wait)
+            if not fds:
+                break
+        return sorted(fds)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _wait_exit(fds: dict[int, int], timeout: float) -> None:
+    """Drop from ``fds`` (closing them) every process that exited within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    for fd in fds.values():
+        poller.register(fd, select.POLLIN)
+    by_fd = {fd: pid for pid, fd in fds.items()}
+    while by_fd:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        for fd, _ev in poller.poll(left * 1000):
+            pid = by_fd.pop(fd, None)
+            if pid is not None:
+                poller.unregister(fd)
+                os.close(fds.pop(pid))
+
+
+def stop_namespaces(netns_names: Sequence[str], uts_files: Sequence[str] = (), grace: float = 3.0) -> list[str]:
+    """Stop every process with a thread in these namespaces; returns descriptions of survivors (none expected)."""
+    found = find_in_namespaces(netns_names, uts_files)
+    if not found:
+        return []
+    wanted = {ident: name for name in netns_names if (ident := ns_identity(nsmod.netns_path(name))) is not None}
+    wanted.update({ident: p for p in uts_files if (ident := ns_identity(p)) is not None})
+
+    def still_ours(pid: int) -> bool:
+        return namespace_of(pid, wanted) is not None
+
+    left = terminate(found, still_ours, grace=grace)
+    return [f"pid {pid} ({' '.join(cmdline(pid))[:60]}) in {found.get(pid, '?')}" for pid in left if still_ours(pid)]

@@ -1,0 +1,195 @@
+"""Starting a container: a command in a pod's namespaces, detached, with every signal at its default.
+
+Containers are started with a double fork: the intermediate child (run with
+:func:`netlab.kernel.child.run_in_child`, which brings its answer back)
+calls ``setsid`` and forks the container, so the container is re-parented to
+init when the intermediate exits (no zombies in the netlab CLI, nothing dies
+with it). The container enters the pod's network and UTS namespaces, gets a
+private mount namespace where ``/etc/netns/<netns>/*`` (resolv.conf, hosts)
+is bind-mounted over ``/etc`` and ``/sys`` shows the namespace's devices (as
+``ip netns exec`` does), and execs the command with stdout and stderr on its
+log file. It closes every other descriptor first, so the CLI's lock file is
+never inherited. The intermediate waits (bounded) for the exec: a pipe that
+closes on exec says it happened, a line on it says why it did not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import time
+from typing import Mapping, Sequence
+
+from netlab.kernel import netns as nsmod
+from netlab.kernel.child import ChildError, readable, run_in_child
+from netlab.kernel.processes import ProcId, start_time
+from netlab.model.naming import ETC_NETNS
+
+EXEC_WAIT = 10.0  # seconds the intermediate child waits for the container's exec
+
+
+def default_signals() -> None:
+    """Every signal at its default, as a container runtime starts a container's process (SigIgn 0): called just
+    before the exec of a container's command, or of `netlab exec`'s. Python ignores SIGPIPE and SIGXFSZ, netlab's
+    parent may ignore others (SIGHUP under nohup, SIGINT and SIGQUIT in a script's `&` job), and an ignored signal
+    stays ignored across exec (`yes | head -1` said "Broken pipe", exit 1, where it dies quietly, 141)."""
+    for sig in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        with contextlib.suppress(OSError, ValueError):  # 32 and 33: the C library's own
+            signal.signal(sig, signal.SIG_DFL)
+
+
+class SpawnError(OSError):
+    pass
+
+
+def _etc_overrides(netns: str) -> list[tuple[str, str]]:
+    """(source, target) bind mounts ``ip netns exec`` would make from /etc/netns/<netns>/."""
+    base = os.path.join(ETC_NETNS, netns)
+    try:
+        names = sorted(os.listdir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [(os.path.join(base, n), os.path.join("/etc", n)) for n in names
+            if not n.startswith(".") and os.path.lexists(os.path.join("/etc", n))]
+
+
+def enter_pod_here(net_fd: int, uts_fd: int | None, netns: str, mounts: bool = True) -> None:
+    """In a child about to exec: join the pod's net (and UTS) namespace and set up mounts like ip netns exec.
+
+    A private mount namespace keeps the /etc and /sys changes to this process.
+    Copying the mount table costs time in proportion to the machine's mounts
+    (each lab namespace is one), so the echo server, which needs neither
+    /etc/netns nor /sys, skips it (``mounts=False``). Mount failures are not
+    fatal: the network namespace is what matters.
+    """
+    nsmod.setns(net_fd, nsmod.CLONE_NEWNET)
+    if uts_fd is not None:
+        nsmod.setns(uts_fd, nsmod.CLONE_NEWUTS)
+    if not mounts:
+        return
+    try:
+        nsmod.unshare(nsmod.CLONE_NEWNS)
+        # Stop our mounts propagating back to the host (as `ip netns exec` does).
+        nsmod.mount("none", "/", None, nsmod.MS_SLAVE | nsmod.MS_REC)
+    except OSError:
+        return
+    try:
+        nsmod.detach("/sys")
+        nsmod.mount(netns, "/sys", "sysfs")
+    except OSError:
+        pass
+    for src, dst in _etc_overrides(netns):
+        try:
+            nsmod.mount(src, dst, None, nsmod.MS_BIND)
+        except OSError:
+            pass
+
+
+def _which(cmd: str, env: Mapping[str, str]) -> str:
+    if "/" in cmd:
+        return cmd
+    for d in env.get("PATH", os.defpath).split(":"):
+        full = os.path.join(d or ".", cmd)
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return full
+    raise SpawnError(errno.ENOENT, f"{cmd}: command not found (PATH={env.get('PATH', '')})")
+
+
+def spawn(argv: Sequence[str], *, netns: str, uts_path: str | None, log_path: str,
+          env: Mapping[str, str]) -> tuple[ProcId, int | None]:
+    """Start ``argv`` in a pod's namespaces, detached; returns its identity and a pidfd of it (None if the
+    kernel gave none), the caller's to close.
+
+    The intermediate child that forks the container opens the pidfd and reads
+    the start time while the container is still its child, unreaped: both
+    name the container even when it has exited at once (``true``), and the
+    pidfd then tells how (kernel/pidfd.py). Raises SpawnError (an OSError)
+    when the command cannot be executed.
+    """
+    exe = _which(argv[0], env)
+    net_fd = nsmod.open_fd(netns)
+    uts_fd = os.open(uts_path, os.O_RDONLY | os.O_CLOEXEC) if uts_path else None
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    null_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    envb = {k.encode(): v.encode() for k, v in env.items()}
+    try:
+        with ours, theirs:
+            pid, start, failure = run_in_child(
+                _detach, (exe, list(argv), envb, net_fd, uts_fd, log_fd, null_fd, netns, theirs.fileno()),
+                timeout=EXEC_WAIT + 5, what=f"the launcher of {argv[0]}")
+            ours.setblocking(False)
+            try:
+                _msg, fds, _flags, _addr = socket.recv_fds(ours, 16, 1)
+            except BlockingIOError:
+                fds = []
+    except ChildError as exc:
+        raise SpawnError(errno.ECHILD, f"could not start {argv[0]}: {exc}") from None
+    finally:
+        for fd in (net_fd, uts_fd, log_fd, null_fd):
+            if fd is not None:
+                os.close(fd)
+    if failure is not None:
+        for fd in fds:
+            os.close(fd)
+        raise SpawnError(*failure)
+    return ProcId(pid, start), (fds[0] if fds else None)
+
+
+def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, uts_fd: int | None, log_fd: int,
+            null_fd: int, netns: str, pidfd_to: int) -> tuple[int, int, tuple[int, str] | None]:
+    """In the intermediate child: a session of its own, then fork the container.
+
+    Returns the container's pid and start time, and (errno, why) when it could
+    not exec (None when it did, or was still on its way at EXEC_WAIT). A pidfd
+    of the container goes back on the socket ``pidfd_to``.
+    """
+    os.setsid()
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)  # closes on a successful exec
+    pid = os.fork()
+    if pid == 0:  # the container
+        try:
+            enter_pod_here(net_fd, uts_fd, netns)
+            os.chdir("/")
+            os.dup2(null_fd, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            os.closerange(3, report_w)
+            os.closerange(report_w + 1, 1 << 16)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            default_signals()
+            os.execve(exe, args, envb)
+        except BaseException as exc:  # noqa: BLE001 - report anything, then die
+            code = getattr(exc, "errno", 0) or 0
+            try:
+                os.write(report_w, b"%d %s" % (code, str(exc).encode(errors="replace")[:200]))
+            finally:
+                os._exit(127)
+    os.close(report_w)
+    try:
+        fd = os.pidfd_open(pid)  # our child, not reaped yet: this very process, exited or not
+        try:
+            with socket.socket(fileno=os.dup(pidfd_to)) as back:
+                socket.send_fds(back, [b"p"], [fd])
+        finally:
+            os.close(fd)
+    except OSError:
+        pass  # no pidfd (a kernel before 5.3): nobody will know how it exited
+    data = b""
+    deadline = time.monotonic() + EXEC_WAIT
+    try:
+        while (left := deadline - time.monotonic()) > 0 and readable(report_r, left):
+            chunk = os.read(report_r, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(report_r)
+    start = start_time(pid) or 0  # our child, not reaped: /proc still has it, exited or not
+    if not data:
+        return pid, start, None
+    code, _, why = data.decode(errors="replace").partition(" ")
+    return pid, start, (int(code) if code.isdigit() else 0, why)
