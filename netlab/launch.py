@@ -101,7 +101,12 @@ def _refuse_unwritable_output() -> None:
     """Standard output closed (``netlab up >&-``) or open read-only (``1</dev/null``): one line, exit 3, before the
     command does anything, as a full disk's output is (cli/boundary.py ``_unwritable``). A command's output lost
     unsaid let a CI step pass (exit 0: click writes nothing when there is no sys.stdout), or ended in Python's
-    traceback (EBADF, or no attribute 'write' of None), after ``up`` had made the lab."""
+    traceback (EBADF, or no attribute 'write' of None), after ``up`` had made the lab.
+
+    ``--help`` and ``--version`` are refused too, on purpose: their text is the output asked for, and it would be
+    lost unsaid. So say coreutils (``ls --help >&-``: "write error: Bad file descriptor", exit 2) and netlab's
+    own ``--version >/dev/full`` (exit 3); git, kubectl and a bare click program exit 0 having written nothing,
+    the silent loss this check is here to stop. A script that only wants the status says ``>/dev/null``."""
     import errno
     import fcntl
 

@@ -233,12 +233,13 @@ def test_output_to_a_full_disk_is_one_line_not_a_traceback(args):
 
 @pytest.mark.parametrize("redirect", [">&-", "1</dev/null"], ids=["closed", "read-only"])
 @pytest.mark.parametrize("args", [["validate", "-t", str(DEMO)], ["validate", "-t", str(DEMO), "-o", "json"],
-                                  ["break", "--list"], ["--version"], ["graph", "-t", str(DEMO)]],
-                         ids=["text", "json", "break-list", "version", "graph"])
+                                  ["break", "--list"], ["--version"], ["--help"], ["graph", "-t", str(DEMO)]],
+                         ids=["text", "json", "break-list", "version", "help", "graph"])
 def test_a_command_whose_output_cannot_be_written_says_so_in_one_line(args, redirect):
     """`netlab validate >&-` (standard output closed) or `1</dev/null` (open read-only): one line, exit 3, as
     `>/dev/full` is, and as `cat >&-` fails; it was exit 0 with the output lost (click writes nothing where
-    Python has no sys.stdout), or Python's traceback (EBADF, no attribute 'write'/'buffer' of None)."""
+    Python has no sys.stdout), or Python's traceback (EBADF, no attribute 'write'/'buffer' of None). --help and
+    --version too: their text is what was asked for, lost as any output is (launch.py says why)."""
     proc = subprocess.run(["sh", "-c", f'exec "$0" -m netlab "$@" {redirect}', sys.executable, *args],
                           stderr=subprocess.PIPE, text=True, timeout=60)
     assert (proc.returncode, proc.stderr) == (3, "netlab: cannot write the output: Bad file descriptor (standard "
