@@ -12,7 +12,9 @@ formed, with the API server's own rules:
 * every ``except`` lies inside its ``cidr`` (of one family: IPv4, or IPv6, which a lab's IPv4 traffic never
   matches);
 * ``endPort`` needs a numeric ``port`` not above it;
-* a named ``port`` is an IANA service name (at most 15 characters).
+* a named ``port`` is an IANA service name (at most 15 characters);
+* ``policyTypes`` has at most two items, each Ingress or Egress; a repeat is taken (the API server's
+  ValidateNetworkPolicySpec refuses only a third item), meaning the set.
 
 A *missing* list and an *empty* one differ (``ingress: []`` allows nothing,
 ``from:`` missing or empty allows every source), so the lists stay ``None``
@@ -23,7 +25,8 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import AfterValidator, Field, StrictInt, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from netlab.model.fields import PORT_RANGE, BlockCidr, LabelKey, LabelValue, Model, Name, PolicyName, PolicyPort
 
@@ -114,18 +117,25 @@ class NetworkPolicyEgressRule(Model):
     to: list[NetworkPolicyPeer] | None = None
 
 
+PolicyType = Literal["Ingress", "Egress"]
+
+
+def _at_most_two(types: list[str]) -> list[str]:
+    """The API server's rule (ValidateNetworkPolicySpec): more than two policyTypes is refused, whatever they are;
+    two of one type is not (it means that type). Reported at the third item, on its own line."""
+    if len(types) > 2:
+        error = PydanticCustomError("value_error", "may not specify more than two policyTypes (Ingress, Egress)")
+        raise ValidationError.from_exception_data("policyTypes", [InitErrorDetails(type=error, loc=(2,),
+                                                                                   input=types[2])])
+    return types
+
+
 class NetworkPolicySpec(Model):
     pod_selector: LabelSelector = Field(alias="podSelector", description="Pods of the policy's namespace it applies "
                                                                          "to; {} selects all of them.")
     ingress: list[NetworkPolicyIngressRule] | None = None
     egress: list[NetworkPolicyEgressRule] | None = None
-    policy_types: list[Literal["Ingress", "Egress"]] | None = Field(None, alias="policyTypes")
-
-    @model_validator(mode="after")
-    def _types_once(self) -> "NetworkPolicySpec":
-        if self.policy_types is not None and len(set(self.policy_types)) != len(self.policy_types):
-            raise ValueError("policyTypes lists a type twice")
-        return self
+    policy_types: Annotated[list[PolicyType], AfterValidator(_at_most_two)] | None = Field(None, alias="policyTypes")
 
     @property
     def types(self) -> tuple[str, ...]:

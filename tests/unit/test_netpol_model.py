@@ -78,6 +78,9 @@ def test_inline_policies_namespaces_and_pod_namespace_default(tmp_path):
     ("{podSelector: {}, egress: [{}]}", ("Ingress", "Egress")),
     ("{podSelector: {}, egress: [], policyTypes: [Egress]}", ("Egress",)),  # deny-all egress is said so
     ("{podSelector: {}, policyTypes: []}", ("Ingress",)),  # an empty list is unset: defaulted
+    # a repeat is taken, as the API server takes it (ValidateNetworkPolicySpec refuses only a third item)
+    ("{podSelector: {}, ingress: [{}], policyTypes: [Egress, Egress]}", ("Egress",)),
+    ("{podSelector: {}, policyTypes: [Ingress, Ingress]}", ("Ingress",)),
 ])
 def test_policy_types_default_as_the_api_server_sets_them(tmp_path, spec, types):
     topo = load_topology(write(tmp_path, TOPO.replace("{podSelector: {}, policyTypes: [Ingress]}", spec), {}))
@@ -155,7 +158,6 @@ def test_duplicate_policy_across_files_is_located(tmp_path):
      "operator Exists takes no values; remove values:"),
     ("{podSelector: {matchExpressions: [{key: a, operator: DoesNotExist, values: [b]}]}}",
      "operator DoesNotExist takes no values; remove values:"),
-    ("{podSelector: {}, policyTypes: [Ingress, Ingress]}", "policyTypes lists a type twice"),
     ("{podSelector: {}, ingress: [{ports: [{port: 'Not_A_Name'}]}]}", "is not a port name"),
     ("{podSelector: {}, ingress: [{from: [{}]}]}", "a peer needs podSelector, namespaceSelector or ipBlock"),
     ("{podSelector: {}, egress: [{too: []}]}", "too"),
@@ -164,6 +166,15 @@ def test_bad_inline_policy_is_located(tmp_path, spec, message):
     topo = TOPO.replace("spec: {podSelector: {}, policyTypes: [Ingress]}", f"spec: {spec}")
     errs = errors(write(tmp_path, topo, {}))
     assert any(e.startswith(f"{tmp_path}/topo.yaml:11: networkPolicies[0].spec") and message in e for e in errs), errs
+
+
+def test_third_policy_type_is_refused_on_its_own_line(tmp_path):
+    """More than two policyTypes is refused, as the API server refuses it, at the third item's line (not spec's)."""
+    spec = "\n".join(("", "      podSelector: {}", "      policyTypes:", "        - Ingress", "        - Ingress",
+                       "        - Egress"))
+    errs = errors(write(tmp_path, TOPO.replace(" {podSelector: {}, policyTypes: [Ingress]}", spec), {}))
+    assert errs == [f"{tmp_path}/topo.yaml:16: networkPolicies[0].spec.policyTypes[2]: "
+                    "may not specify more than two policyTypes (Ingress, Egress)"], errs
 
 
 def test_split_documents_keeps_line_offsets():
