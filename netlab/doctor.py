@@ -32,7 +32,8 @@ What a lab needs is read from its plan: veth and bridge always, vxlan for a
 iptables-restore, conntrack (and nf_tables, for the nft backend) for its NAT
 rules, dnsmasq for the cluster DNS pod, the conntrack tool for Services,
 the CNI plugins (each asked VERSION, netlab.cni.check) when ``network.cni``
-is not ``builtin``.
+is not ``builtin``, the kernel's SCTP rules (SCTP_RULES loaded by iptables-restore in the
+throwaway namespace) when a NetworkPolicy has an SCTP port.
 ``netlab doctor -t FILE`` checks what that lab needs; plain ``netlab doctor``
 requires everything any netlab feature uses, and sizes the neighbour check
 with the built-in default lab.
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 import os
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Iterable, Iterator
@@ -82,6 +83,7 @@ KERNEL_MODULE = {
     "conntrack": ("nf_conntrack_netlink", "CONFIG_NF_CONNTRACK, CONFIG_NF_CT_NETLINK"),
     "nf_tables": ("nf_tables", "CONFIG_NF_TABLES"),
     "sock_diag": ("inet_diag", "CONFIG_INET_DIAG, CONFIG_INET_TCP_DIAG, CONFIG_INET_UDP_DIAG"),
+    "sctp": ("xt_sctp", "CONFIG_NETFILTER_XT_MATCH_SCTP (iptables' legacy backend; nft's needs only nf_tables)"),
     **{q: (f"sch_{q}", f"CONFIG_NET_SCH_{q.upper()}") for q in features.QDISCS},
 }
 # What loading the module does besides.
@@ -104,7 +106,13 @@ WHY = {
     "tcpdump": "netlab itself does not run it; learners and tests do",
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
+    "sctp": "needed only for NetworkPolicies with SCTP ports",
 }
+# A policy's SCTP port as plan/policy.py writes it (a port, a range), loaded for real by the iptables-restore netlab
+# runs, in the throwaway namespace (which the kernel frees with it): the kernel takes the rules SCTP ports need.
+SCTP_RULES = "\n".join(("*filter", ":NETLAB-DOCTOR-SCTP - [0:0]",
+                         "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 9 -j RETURN",
+                         "-A NETLAB-DOCTOR-SCTP -p sctp -m sctp --dport 20:22 -j RETURN", "COMMIT", ""))
 BR_NETFILTER_DIR = "/proc/sys/net/bridge"
 
 
@@ -133,6 +141,18 @@ def needs(lab: Lab) -> set[str]:
         out.add("dnsmasq")
     if lab.cni != "builtin":
         out.add("cni-plugins")
+    if sctp_policies(lab):
+        out |= {"sctp", "iptables-restore"}
+    return out
+
+
+def sctp_policies(lab: Lab) -> list[str]:
+    """The policies (namespace/name) with an SCTP port: their rules need the kernel's SCTP match."""
+    out = []
+    for pol in lab.topo.network_policies:
+        rules = [*(pol.spec.ingress or []), *(pol.spec.egress or [])]
+        if any(port.protocol == "SCTP" for rule in rules for port in rule.ports or []):
+            out.append(f"{pol.namespace}/{pol.name}")
     return out
 
 
@@ -277,6 +297,21 @@ def _kube_proxy_shape(check: Check, probe: features.KernelProbe, needed: bool) -
     return _verdict("nf_tables", False, detail, needed, kernel_fix("nf_tables"))
 
 
+def _sctp(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    """Does the kernel take a policy's SCTP rules (``-p sctp -m sctp --dport``)?"""
+    if "sctp" in pretend:
+        return _verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, kernel_fix("sctp"))
+    if "sctp" not in probe.outputs:
+        return _verdict("sctp", False, "not tried: no iptables-restore to load the rules with", needed,
+                        f"apt-get install {PACKAGES['iptables-restore']} (or sudo ./scripts/setup.sh)")
+    status, text = probe.outputs["sctp"]
+    if status == 0:
+        return Check("sctp", OK, "iptables-restore takes -p sctp -m sctp --dport (a port, a range)", needed=needed)
+    first = text.splitlines()[0] if text else "no output"
+    return _verdict("sctp", False, f"iptables-restore refuses -p sctp -m sctp --dport ({first})", needed,
+                    kernel_fix("sctp"))
+
+
 def _backend(version: str) -> str:
     """'nft' or 'legacy' from ``iptables-restore v1.8.9 (nf_tables)`` / ``(legacy)``; '' if unknown."""
     match = re.search(r"\((nf_tables|legacy)\)", version)
@@ -295,13 +330,17 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
             out["iptables-restore"] = check
         if argv:
             commands["iptables-restore"] = argv
+    if "sctp" in only and "sctp" not in pretend and "iptables-restore" not in pretend:
+        with suppress(EnvironmentNotReady):  # no iptables-restore: the sctp check says it was not tried
+            commands["sctp"] = [netfilter.tools()[1], "--noflush"]
     nft_path = _nft_path() if "nf_tables" in only else None
     if nft_path:
         commands["nft-kube-proxy"] = [nft_path, KUBE_PROXY_SHAPE]
     wanted_kernel = {k for k in only if k in features.FEATURES}
     if only & {"fallback-tunnels", "host-devconf"}:
         wanted_kernel.add("netns")
-    probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only)
+    probe = (features.probe_kernel(wanted_kernel, commands, devconf="host-devconf" in only,
+                                   inputs={"sctp": SCTP_RULES})
              if wanted_kernel or commands else features.KernelProbe())
     for name in pretend & set(features.FEATURES):
         probe.features[name] = features.Feature(name, False, f"reported missing by {MISSING_HOOK} (a test hook)")
@@ -321,7 +360,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
             needed = needed - {"nf_tables"}  # the legacy backend uses x_tables, not nf_tables
     for name in KERNEL:
         if name in only:
-            out[name] = _kernel(name, probe, name in needed)
+            out[name] = (_sctp(probe, name in needed, pretend) if name == "sctp" else
+                         _kernel(name, probe, name in needed))
     if "nf_tables" in out and "nft-kube-proxy" in commands:
         out["nf_tables"] = _kube_proxy_shape(out["nf_tables"], probe, "nft" in needed)
     for name in TOOLS:
@@ -380,9 +420,12 @@ QDISC_OPTIONS = {"netem": (("delay", "jitter"), "rate and loss need no netem"),
 
 def asked_by(lab: Lab, check: str) -> str:
     """For a missing qdisc (netem, tbf): which interfaces' impairments ask for it, and what to leave out to go
-    without it; nothing for any other check."""
+    without it; for the SCTP rules, the policies with SCTP ports; nothing for any other check."""
     from netlab.model.impair import describe
 
+    if check == "sctp" and (pols := sctp_policies(lab)):
+        return (f"; asked for by the SCTP ports of network policies {', '.join(pols)}: without it their rules cannot "
+                "be written (leave out those ports, or run on a kernel that has it)")
     if check not in QDISC_OPTIONS:
         return ""
     options, rest = QDISC_OPTIONS[check]

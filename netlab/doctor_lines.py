@@ -15,7 +15,7 @@ from netlab.kernel import features
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 
 KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_tables", "tbf", "htb", "netem",
-          "sock_diag")
+          "sock_diag", "sctp")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
 HOST = ("neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-dir",
@@ -32,6 +32,7 @@ ADVISORY = {"neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats
 
 TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespaces",
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
+          "sctp": "kernel SCTP rules",
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
           "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",
           "host-devconf": "host IPv4 settings",

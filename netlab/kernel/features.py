@@ -284,9 +284,11 @@ def inherited_devconf(keys: Sequence[str], timeout: float = PROBE_TIMEOUT) -> di
 
 
 def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequence[str]] | None = None,
-                 timeout: float = PROBE_TIMEOUT, devconf: bool = False) -> KernelProbe:
-    """Try each wanted feature in a throwaway namespace; run ``commands`` (argv lists) there too; with
-    ``devconf``, read the IPv4 settings it got from the host (the doctor's line: not `up`'s preflight)."""
+                 timeout: float = PROBE_TIMEOUT, devconf: bool = False,
+                 inputs: Mapping[str, str] | None = None) -> KernelProbe:
+    """Try each wanted feature in a throwaway namespace; run ``commands`` (argv lists) there too, each fed its
+    text of ``inputs`` on stdin if it has one; with ``devconf``, read the IPv4 settings it got from the host (the
+    doctor's line: not `up`'s preflight)."""
     wanted = [f for f in FEATURES if f in set(wanted) | {"netns"}]
     probe = KernelProbe()
     skipped = {f: m for f in wanted if (m := would_load_module(f))}
@@ -310,8 +312,9 @@ def probe_kernel(wanted: Iterable[str] = FEATURES, commands: Mapping[str, Sequen
             probe.features[SOCK_DIAG] = _probe_sock_diag()
         for name, argv in (commands or {}).items():
             try:
-                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout,
-                                      stdin=subprocess.DEVNULL)
+                given = (inputs or {}).get(name)
+                feed: dict = {"input": given} if given is not None else {"stdin": subprocess.DEVNULL}
+                proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, **feed)
                 probe.outputs[name] = (proc.returncode, (proc.stdout + proc.stderr).strip())
             except (OSError, subprocess.TimeoutExpired) as exc:
                 probe.outputs[name] = (-1, str(exc))

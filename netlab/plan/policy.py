@@ -56,7 +56,11 @@ plain rules are enough for a lab's dozens of pods and show in iptables-save as
 they are). Named ports are resolved per pod: in an ingress rule against each
 selected pod (``-d <pod> --dport <its port>``), in an egress rule against each
 destination pod. A rule whose peers select no pod writes nothing, so it allows
-nothing. SCTP ports write nothing either (the lab has no SCTP traffic).
+nothing. An SCTP port is a rule as a TCP or UDP one is (``-p sctp -m sctp
+--dport N[:M]``, as kube-router and Calico write it): a pod may speak SCTP (a
+raw socket, or a kernel with the sctp module), and a port left unwritten would
+be REJECTed by the pod's default deny. ``netlab doctor`` (its "kernel SCTP
+match" line) and ``up`` check that the kernel takes such a rule.
 
 Chains are per pod and per policy, named ``NETPOL-<KIND>-`` + 16 characters of
 a hash, so ``up`` after editing one policy rewrites only that policy's chains
@@ -133,8 +137,6 @@ def _peer_matches(ps: PolicySet, pol: NetworkPolicy, peer: NetworkPolicyPeer) ->
 
 def _port_specs(ps: PolicySet, port: NetworkPolicyPort, servers: list[PodView]) -> list[tuple[str | None, str]]:
     """(server address or None, protocol/port match) for one ``ports`` item; named ports per server pod."""
-    if port.protocol == "SCTP":
-        return []
     if isinstance(port.port, str):
         out = []
         for pod in servers:

@@ -81,14 +81,16 @@ class Machine:
         self.ipv6 = tmp_path / "ipv6"  # /proc/sys/net/ipv6: the kernel has IPv6 (rmdir: booted without it)
         self.ipv6.mkdir()
         self.probes: list[tuple[set[str], dict]] = []
+        self.inputs: list[dict] = []  # each probe: the text fed to its commands' stdin
         self.devconf_asked: list[bool] = []  # each probe: were the host's IPv4 settings read
         self.cni = fake_plugins(tmp_path / "cni")  # Debian's /usr/lib/cni
         self.no_modules: str | None = None  # why modprobe cannot help here (None: it can)
         self.tree_lacks = False  # the kernel loads modules, its tree is here, without the module asked for
 
-    def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False):
+    def probe_kernel(self, wanted, commands=None, timeout=None, devconf=False, inputs=None):
         wanted = set(wanted) | {"netns"}
         self.probes.append((wanted, dict(commands or {})))
+        self.inputs.append(dict(inputs or {}))
         self.devconf_asked.append(devconf)
         probe = features.KernelProbe(scratch_netns="net:[1]", fresh_links=self.fresh_links,
                                      devconf=dict(self.devconf) if devconf else None)
@@ -101,6 +103,9 @@ class Machine:
                 probe.features[name] = features.Feature(name, True, "created one in a throwaway namespace")
         for name in commands or {}:
             probe.outputs[name] = self.iptables_version
+        if "sctp" in (commands or {}):  # iptables-restore --noflush of the SCTP rules (doctor.SCTP_RULES)
+            probe.outputs["sctp"] = ((2, "iptables-restore v1.8.9 (legacy): Couldn't load match `sctp':No such file "
+                                         "or directory") if "xt_sctp" in self.missing else (0, ""))
         return probe
 
     def binary(self, name: str) -> str:
@@ -203,7 +208,9 @@ def test_all_present_every_line_ok(machine):
     # And kube-proxy's nftables objects committed there by nft (the nf_tables line says they load).
     assert machine.probes == [(set(features.FEATURES), {"iptables-restore": ["/usr/sbin/iptables-restore",
                                                                              "--version"],
-                                                        "nft-kube-proxy": ["/usr/sbin/nft", doctor.KUBE_PROXY_SHAPE]})]
+                                                        "nft-kube-proxy": ["/usr/sbin/nft", doctor.KUBE_PROXY_SHAPE],
+                                                        "sctp": ["/usr/sbin/iptables-restore", "--noflush"]})]
+    assert machine.inputs[0]["sctp"] == doctor.SCTP_RULES  # the SCTP rules loaded for real in the namespace
     assert "kube-proxy's nftables objects (verdict maps, numgen" in lines["nf_tables"].line()
 
 
