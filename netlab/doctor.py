@@ -55,7 +55,7 @@ from dataclasses import replace
 from typing import Iterable, Iterator
 
 from netlab.doctor_host import (check_exit_status, check_fallback_tunnels, check_host_devconf, check_ipv6,
-                                check_neighbours, check_state_dir, check_taskstats)
+                                check_neighbours, check_open_files, check_state_dir, check_taskstats)
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
                                  TOOLS, WARN, Check)
 from netlab.errors import EnvironmentNotReady
@@ -321,6 +321,10 @@ def _backend(version: str) -> str:
 def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:
     """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
     only = set(only)
+    if "open-files" in only:  # first: too few descriptors and every other check fails, blaming the machine
+        limit = check_open_files(len(build_plan(lab).netns))
+        if limit.status == FAIL:
+            return [limit]
     pretend = _pretended_missing()
     out: dict[str, Check] = {}
     commands: dict[str, list[str]] = {}
@@ -383,6 +387,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         out["ipv6"] = check_ipv6()
     if "host-devconf" in only:
         out["host-devconf"] = check_host_devconf(probe)
+    if "open-files" in only:
+        out["open-files"] = limit
     if "taskstats" in only:
         out["taskstats"] = check_taskstats()
     if "exit-status" in only:

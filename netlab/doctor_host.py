@@ -6,10 +6,12 @@ be learnt, and the state directory. Facts are read, never changed: the host's na
 from __future__ import annotations
 
 import os
+import resource
 import stat
 
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
-from netlab.kernel import features, netns as nsmod, pidfd, taskstats
+from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE
+from netlab.kernel import features, netns as nsmod, nofile, pidfd, taskstats
 from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
@@ -47,6 +49,24 @@ def _table_now(t: dict[str, int]) -> tuple[str, bool]:
     if holder is not None:
         words += f"; {holder} holds the probing turn now: other probes wait for it"
     return words, crowded
+
+
+def check_open_files(namespaces: int) -> Check:
+    """This process's open-files limit (RLIMIT_NOFILE; its soft limit raised to the hard one first, as netlab runs)
+    against what a lab of ``namespaces`` namespaces needs. Below it, every other check could fail for want of a
+    descriptor and blame the kernel or a tool: the doctor runs none of them (doctor.diagnose)."""
+    nofile.raise_soft()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = FILES_NEEDED + FILES_PER_NAMESPACE * namespaces
+    given, _ = nofile.given()
+    shown = {resource.RLIM_INFINITY: "unlimited"}
+    detail = (f"`ulimit -n` {shown.get(given, given)}, hard limit {shown.get(hard, hard)} (netlab raises its own "
+              f"soft limit to the hard one); a lab of {namespaces} namespaces needs about {need}")
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return Check("open-files", OK, detail)
+    return Check("open-files", FAIL, detail + "; no other check was run (each opens files, and would blame the "
+                 "kernel or a tool)", f"raise the limit: `ulimit -n {max(1024, need)}` in the shell that runs netlab "
+                 f"(LimitNOFILE= for a service)", needed=True)
 
 
 def check_taskstats() -> Check:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import resource
 import shlex
 from dataclasses import dataclass
 
@@ -109,6 +111,48 @@ def disk_full(exc: BaseException | None) -> bool:
     return False
 
 
+# An open the process's open-files limit refused (EMFILE), or the machine's whole table (ENFILE): the machine is not
+# ready (exit 3), said as itself with the limit, never as a kernel feature or a tool that is missing.
+OPEN_FILES = (errno.EMFILE, errno.ENFILE)
+# What netlab needs open at once, roughly: ~40 descriptors of its own (Python, the lab's lock and state, the
+# pipes to its children, a sysctl walk), then a netlink socket per namespace of the lab it makes or reads.
+FILES_NEEDED, FILES_PER_NAMESPACE = 64, 1
+
+
+def open_files(exc: BaseException | None) -> BaseException | None:
+    """The EMFILE or ENFILE that ``exc`` is, or was raised from (``raise ... from``, or while handling); None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "errno", None) in OPEN_FILES:  # an OSError, or a KernelError (its errno)
+            return exc  # type: ignore[return-value]
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return None
+
+
+def open_files_line(exc: BaseException) -> str:
+    """An EMFILE or ENFILE in words, with the limit and what netlab needs: one line, no ``netlab:`` prefix."""
+    code = getattr(exc, "errno", None) or errno.EMFILE
+    if code == errno.ENFILE:
+        return (f"{os.strerror(code)} (ENFILE): the machine's table of open files is full (sysctl fs.file-max), "
+                "not this process's limit: end what holds them, or raise fs.file-max")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    now = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    cap = "" if hard == soft else f", hard limit {'unlimited' if hard == resource.RLIM_INFINITY else hard}"
+    return (f"{os.strerror(code)} (EMFILE): this process's open-files limit is {now} (`ulimit -n` now {now}{cap}); "
+            f"netlab needs about {FILES_NEEDED} plus {FILES_PER_NAMESPACE} per namespace of the lab: raise it "
+            "(`ulimit -n 1024`) and run the command again")
+
+
+def with_open_files(text: str, exc: BaseException) -> str:
+    """``text``, the message of ``exc``, with the open-files limit said after it when an EMFILE or ENFILE caused it
+    (the limit's line alone for no text)."""
+    limit = open_files(exc)
+    if limit is None or "open-files limit" in text or "fs.file-max" in text:
+        return text
+    return f"{text} ({open_files_line(limit)})" if text else open_files_line(limit)
+
+
 def output_unwritable(path: str, exc: OSError) -> NetlabError:
     """An output file the user named (-w, --pcap, --junit) that could not be written, in one line: a full disk is
     the machine's (exit 3, and what was written is cut short), anything else the path given (exit 2)."""
@@ -120,11 +164,12 @@ def output_unwritable(path: str, exc: OSError) -> NetlabError:
 
 class ApplyFailed(NetlabError):
     """Changing the kernel failed; what was done has been rolled back. Exit 4, or 3 when what failed was a
-    write to a full disk (the machine is not ready: as the doctor's free-space check says before an ``up``)."""
+    write to a full disk (the machine is not ready: as the doctor's free-space check says before an ``up``), or an
+    open the open-files limit refused (open_files)."""
 
     @property
     def exit_code(self) -> int:  # type: ignore[override]
-        return EXIT_ENVIRONMENT if disk_full(self) else EXIT_APPLY_FAILED
+        return EXIT_ENVIRONMENT if disk_full(self) or open_files(self) else EXIT_APPLY_FAILED
 
 
 class OwnershipConflict(EnvironmentNotReady):

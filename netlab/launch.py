@@ -64,6 +64,9 @@ def main() -> None:
         # What the launcher held off is let in once the program's handlers are set: one that came since
         # _came_at_start is raised here, Kept (Python's own, in an import's lock callback, was swallowed: exit 0)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, {_signal.SIGINT, _signal.SIGTERM})
+        from netlab.kernel import nofile
+
+        nofile.raise_soft()  # as Go programs do: its own soft open-files limit at the hard one (kernel/nofile.py)
         from netlab.cli import main as cli_main
         from netlab import lockfile
 

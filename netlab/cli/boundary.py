@@ -12,7 +12,8 @@ import click
 from netlab import signals
 from netlab.cli import endings
 from netlab.cli.base import cli
-from netlab.errors import DISK_FULL, EXIT_ENVIRONMENT, NetlabError, TopologyError, display_path
+from netlab.errors import (DISK_FULL, EXIT_ENVIRONMENT, NetlabError, TopologyError, display_path, open_files,
+                           with_open_files)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,7 +49,7 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         located = isinstance(exc, TopologyError)  # already FILE[:LINE]: field: message
         if isinstance(exc.__cause__, KeyboardInterrupt):  # a stop signal (netlab's Interrupted says its lab's fate)
             endings.end_caret(exc.__cause__)
-        for line in str(exc).splitlines() or [type(exc).__name__]:
+        for line in with_open_files(str(exc), exc).splitlines() or [type(exc).__name__]:
             click.echo(line if located or _located(line) else f"netlab: {line}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt outside a command: SIGTERM's too
@@ -70,15 +71,14 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
             raise
         click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
         sys.exit(EXIT_ENVIRONMENT)
-    except OSError as exc:
-        if signals.stop_of(exc) is not None:
-            sys.exit(signals.said(exc))
-        if obj.get("debug") or exc.errno not in DISK_FULL:
-            raise
-        click.echo(f"netlab: {_unwritable(exc)}", err=True)
+    except Exception as exc:  # a full disk or the open-files limit (an OSError, or an error one became on its way):
+        # one line, exit 3; a stop signal's exception that Python wrapped (signals.stop_of): its line; else a bug
+        full = isinstance(exc, OSError) and exc.errno in DISK_FULL
+        if signals.stop_of(exc) is not None or obj.get("debug") or not (full or open_files(exc)):
+            sys.exit(signals.said(exc))  # raised again when it is no stop signal
+        text = _unwritable(exc) if isinstance(exc, OSError) and full else "" if open_files(exc) is exc else str(exc)
+        click.echo(f"netlab: {with_open_files(text, exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
-    except Exception as exc:  # a stop signal's exception that Python wrapped (signals.stop_of); else a bug
-        sys.exit(signals.said(exc))
 
 
 def _unwritable(exc: OSError) -> str:

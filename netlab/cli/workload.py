@@ -126,9 +126,11 @@ def exec_(lab_name: str | None, topology: str | None, name: str, command: tuple[
         # The command starts as a container's process does (`kubectl exec`: the runtime starts it with every
         # signal at its default), as netlab's own containers do: none ignored (`seq 1 1e8 | head -1` said
         # "Broken pipe" where it dies quietly under `ip netns exec`)
+        from netlab.kernel import nofile
         from netlab.kernel.spawning import default_signals
 
         default_signals()
+        nofile.as_given()  # as a container's process: the open-files limit netlab was given
         try:
             os.execvp(argv[0], argv)
         except (OSError, ValueError) as exc:  # none, not a program (ENOEXEC), a loop, a name too long, a NUL in it

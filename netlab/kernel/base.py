@@ -124,6 +124,10 @@ class KernelError(Exception):
         super().__init__(message)
         self.op, self.code, self.applied = op, code, list(applied)
 
+    @property
+    def errno(self) -> int:  # as an OSError names it (errors.open_files)
+        return self.code
+
     def __reduce__(self):  # whole through pickle: a forked reader (kernel/readns.py) sends it back
         return (type(self), (self.op, self.code, str(self), self.applied))
 

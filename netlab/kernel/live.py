@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import errno
 import os
-import resource
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import garp, iptables, netlink, netns as nsmod, nft as nftmod, readmany, rtnl, rtnl_parse
+from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, readmany, rtnl,
+                           rtnl_parse)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
 from netlab.kernel.threads import CREATE_WORKERS, UNMOUNT_WORKERS, side_by_side, transaction_workers
@@ -142,10 +142,8 @@ class LiveKernel(Reading):
         return nsmod.remove_placeholder(name)
 
     def read_tag(self, name: str) -> str | None:
-        try:
-            return nsmod.read_tag(name)
-        except (OSError, ValueError):
-            return None
+        """The namespace's tag (None: none, or no namespace); OSError when it cannot be read (nsmod.read_tag)."""
+        return nsmod.read_tag(name)
 
     # --- reading: kernel/live_read.py ---------------------------------------------
 
@@ -425,14 +423,9 @@ def _restore_in_parallel(tails: dict[str, list[_Step]], done: list[Op]) -> None:
 
 def _enough_descriptors(want: int = 1 << 16) -> None:
     """A socket per namespace: a 1,000-pod lab holds more descriptors than the usual soft limit
-    (1,024). Raise this process's soft RLIMIT_NOFILE towards its hard limit, as far as ``want``."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        except (ValueError, OSError):
-            pass  # stays as it was: a big lab then fails with "Too many open files", in one line
+    (1,024). Raise this process's soft RLIMIT_NOFILE towards its hard limit, as far as ``want`` (kernel/nofile.py:
+    what netlab execs for the user gets the limit it was given back)."""
+    nofile.raise_soft(want)
 
 
 def what_of(res: Resource) -> str:

@@ -405,11 +405,19 @@ def _unlink_placeholder(path: str) -> None:
 
 
 def read_tag(name: str) -> str | None:
-    """The ownership tag of a namespace (None if it has none or is not a namespace)."""
+    """The ownership tag of a namespace: None if it has none or is not a namespace (gone meanwhile, or its tag's
+    files hold no number). Any other failure to read it (EMFILE at the open-files limit, EPERM) is raised: it
+    says nothing of whose the namespace is, and a caller that took it for "untagged" left a lab's namespaces
+    behind as not its own (``down`` under ``ulimit -n 12``)."""
     if not is_netns_mount(name):
         return None
-    with entered(name):
-        values = read_sysctls_here(TAG_SYSCTLS)
+    try:
+        with entered(name):
+            values = read_sysctls_here(TAG_SYSCTLS)
+    except NetnsGone:
+        return None
+    except ValueError:  # not text: no number netlab wrote
+        return None
     return tag_of(values.get(key) for key in TAG_SYSCTLS)
 
 

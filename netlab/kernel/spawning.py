@@ -23,7 +23,7 @@ import socket
 import time
 from typing import Mapping, Sequence
 
-from netlab.kernel import netns as nsmod
+from netlab.kernel import netns as nsmod, nofile
 from netlab.kernel.child import ChildError, readable, run_in_child
 from netlab.kernel.processes import ProcId, start_time
 from netlab.model.naming import ETC_NETNS
@@ -161,6 +161,7 @@ def _detach(exe: str, args: list[str], envb: dict[bytes, bytes], net_fd: int, ut
             os.closerange(report_w + 1, 1 << 16)
             signal.pthread_sigmask(signal.SIG_SETMASK, [])
             default_signals()
+            nofile.as_given()  # the open-files limit netlab was given, not the one it raised for itself
             os.execve(exe, args, envb)
         except BaseException as exc:  # noqa: BLE001 - report anything, then die
             code = getattr(exc, "errno", 0) or 0

@@ -18,7 +18,7 @@ import signal
 from typing import TYPE_CHECKING, Sequence
 
 from netlab import signals
-from netlab.errors import ApplyFailed, NetlabError
+from netlab.errors import ApplyFailed, NetlabError, open_files
 from netlab.kernel import testhooks
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.lab.ownership import kernel_links
@@ -91,7 +91,7 @@ class Journal:
             self.kernel.apply(ops, order)
         except KernelError as exc:
             self.applied += exc.applied
-            raise ApplyFailed(str(exc)) from None
+            raise ApplyFailed(str(exc)) from (exc if open_files(exc) else None)  # the limit's line (cli/base.py)
         except BaseException:
             # A signal (Ctrl-C, SIGTERM: lab/up.py's Interrupted) landed while the kernel worked: which of these
             # took effect is unknown, and a node's rule tables may all have been written (their restores run

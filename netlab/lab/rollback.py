@@ -102,6 +102,9 @@ class Rollback:
                     feature.abort_early(self.early.pop(feature.name))
             if fresh:
                 self.journal.applied.clear()
+                # Everything goes: the sockets the run holds to its namespaces first, whose descriptors the tags'
+                # reads need at the open-files limit (they are opened again if asked for)
+                self.kernel.close()
                 teardown(self.kernel, self.features, state, tag)
                 return
             self.journal.undo(skip_netns=set(self.created))

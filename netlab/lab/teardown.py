@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from netlab import signals
+from netlab.errors import EnvironmentNotReady
 from netlab.model.naming import is_netns
 from netlab.kernel.base import Kernel
 from netlab.feature import Feature
@@ -135,13 +136,21 @@ def delete_namespaces(kernel: Kernel, names: Iterable[str]) -> None:
 def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: str,
              progress: Progress | None = None) -> DownResult:
     result = DownResult(lab=state.lab)
+    valid = []
+    for name in list(state.netns):
+        if not is_netns(name):
+            result.skipped.append(f"{name!r}: not a valid namespace name")
+            continue
+        valid.append(name)
+    tags = read_tags(kernel, state.lab, valid)  # before any change: what cannot be read stops it here
     state.phase = "deleting"
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
     # What needs neither the lab's processes nor its namespaces (the pods' files in /etc/netns: a few waits on
     # the file system each) begins now and is waited for last, by that feature's stop.
     early = {feature.name: feature.stop_early(state) for feature in features}
     try:
-        _teardown(kernel, [f for f in features if early[f.name] is None], state, tag, progress, result)
+        _teardown(kernel, [f for f in features if early[f.name] is None], state, (valid, tags, tag), progress,
+                  result)
     finally:
         for feature in features:
             if early[feature.name] is not None:
@@ -151,16 +160,26 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
     return result
 
 
-def _teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: str, progress: Progress | None,
+def read_tags(kernel: Kernel, lab: str, names: Sequence[str]) -> dict[str, str | None]:
+    """The tags of the namespaces ``names`` that are mounted. One that cannot be read (EMFILE at the open-files
+    limit, EPERM) is no answer: not "not this lab's", which would leave it behind and delete the state that names
+    it (``down`` under ``ulimit -n 12`` said "is down", exit 0). The lab is then left as it is, state and all."""
+    try:
+        return kernel.read_tags([name for name in names if kernel.netns_mounted(name)])
+    except OSError as exc:
+        raise TagsUnreadable(f"lab {lab}: cannot tell which namespaces are its own: reading their tags failed: "
+                             f"{exc.strerror or exc}; nothing of it was taken down, its state is kept") from exc
+
+
+class TagsUnreadable(EnvironmentNotReady):
+    """The lab's namespaces' tags could not be read: nothing of the lab was changed (exit 3)."""
+
+
+def _teardown(kernel: Kernel, features: Sequence[Feature], state: LabState,
+              read: tuple[list[str], dict[str, str | None], str], progress: Progress | None,
               result: DownResult) -> None:
     mine: list[str] = []
-    valid = []
-    for name in list(state.netns):
-        if not is_netns(name):
-            result.skipped.append(f"{name!r}: not a valid namespace name")
-            continue
-        valid.append(name)
-    tags = kernel.read_tags([name for name in valid if kernel.netns_mounted(name)])
+    valid, tags, tag = read
     for name in valid:
         if name in tags and tags[name] == tag:
             mine.append(name)

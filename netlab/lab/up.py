@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from netlab import signals
 from netlab.realize.attachments import attached_lab, check_cni_change, is_plugin_made, plugin_made, remade_pods
-from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict
+from netlab.errors import ApplyFailed, NetlabError, OwnershipConflict, open_files
 from netlab.kernel.base import Kernel, KernelError, Op
 from netlab.kernel.threads import side_by_side
 from netlab.feature import Feature, add_deleted_chains, deleted_chains_lines, running_of
@@ -172,7 +172,7 @@ class _Up(Rollback):
                 self._follow_attachments(state)
                 self.result.warnings += self.lab.plugin_addresses()
         except BaseException as exc:
-            self._rollback(state, fresh, tag)
+            self._rollback_or_say(exc, state, fresh, tag)
             # up's Interrupted, or the program's own (as the block began); or an error a signal's exception
             # became where Python wraps it (an import's dataclass, a validator being built): the signal's, not
             # "apply failed". Any other error is said as itself, also once the run's handler took a signal
@@ -186,6 +186,9 @@ class _Up(Rollback):
                 raise stop from None
             if isinstance(exc, NetlabError):
                 raise ApplyFailed(f"{exc}; rolled back{self._not_back()}") from exc
+            if isinstance(exc, OSError) and open_files(exc) is exc:  # the limit's line follows (cli/base.py)
+                where = f" ({exc.filename})" if exc.filename else ""
+                raise ApplyFailed(f"{exc.strerror}{where}; rolled back{self._not_back()}") from exc
             if isinstance(exc, Exception):  # a bug or an OS error: one line, details with --debug
                 raise ApplyFailed(f"{type(exc).__name__}: {exc}; rolled back{self._not_back()} "
                                   "(for details: netlab --debug <command> ...)") from exc
@@ -193,6 +196,17 @@ class _Up(Rollback):
         self.result.fixed += deleted_chains_lines(self.chains_deleted)  # the plan's restores' and the Services'
         self.result.operations = self.journal.count
         return self.result
+
+    def _rollback_or_say(self, exc: BaseException, state: LabState, fresh: bool, tag: str) -> None:
+        """The rollback of the run that ``exc`` stopped; one that fails itself (an unreadable tag, the open-files
+        limit) keeps the lab's state, which names what the run made, and says so: it does not claim "rolled back"
+        (with ``ulimit -n 24`` the lab stayed whole, its state deleted)."""
+        try:
+            self._rollback(state, fresh, tag)
+        except Exception as undo:
+            how = "`sudo netlab down --lab {0}` takes it down" if fresh else "`sudo netlab up --lab {0}` repairs it"
+            raise ApplyFailed(f"{exc or type(exc).__name__}; the rollback failed too: {undo}; what the run made "
+                              f"is left, named by the lab's state: {how.format(self.lab.name)}") from exc
 
     def _restore_host_settings(self, state: LabState, creating: bool) -> None:
         """Before namespaces are made: the IPv4 all/default settings this machine gives a new namespace
