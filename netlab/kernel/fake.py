@@ -8,9 +8,11 @@ the kernel's errno:
 - a link name or address that exists (EEXIST), a device that does not (ENODEV);
 - a route via a gateway that no connected route of an up device reaches
   (ENETUNREACH), an onlink route or device route on a down device (ENETDOWN);
-- deleting a route, neighbour, FDB entry or rule that is not there exactly as
+- deleting a route, neighbour or rule that is not there exactly as
   described: the kernel matches a route deletion on its type, scope and
-  protocol too (ESRCH).
+  protocol too (ESRCH); an FDB entry whose MAC the device has not (ENOENT: a
+  remote the MAC has not is no error, and a unicast MAC keeps its one remote
+  through an append, see ``_fdb``).
 - ``iptables-restore`` as kernel/fake_iptables.py refuses it (one transaction);
 - a sysctl whose file does not exist (ENOENT): an interface's before its link
   (the link's go with it), nf_conntrack's while the module is not loaded
@@ -339,15 +341,7 @@ class FakeKernel:
         elif isinstance(res, Fdb):
             if ns.link(res.dev).kind != "vxlan":
                 raise FakeError(errno.EOPNOTSUPP, "not a vxlan device")
-            entry = (res.dev, res.lladdr, str(res.dst))
-            if op.verb == "del":
-                if entry not in ns.fdb:
-                    raise FakeError(errno.ENOENT, "no such fdb entry")
-                ns.fdb.remove(entry)
-            elif entry in ns.fdb:
-                raise FakeError(errno.EEXIST, "fdb entry exists")
-            else:
-                ns.fdb.append(entry)
+            self._fdb(ns, op.verb, (res.dev, res.lladdr, str(res.dst)))
         elif isinstance(res, Rule):
             same = [r for r in ns.rules if r.key[2:] == res.key[2:]]
             if op.verb == "del":
@@ -361,6 +355,22 @@ class FakeKernel:
                 ns.rules.sort(key=lambda r: r.priority)
         else:
             raise FakeError(errno.EINVAL, f"cannot {op.verb} {res.kind}")
+
+    @staticmethod
+    def _fdb(ns: FNetns, verb: str, entry: tuple[str, str, str]) -> None:
+        """A VXLAN device's FDB as the kernel keeps it (vxlan_core.c): a unicast MAC has one remote, which append
+        never adds to (a second remote, or the same again, is accepted and changes nothing); only the all-zeros
+        (flooding) or a multicast MAC lists several. A delete names the MAC and a remote: no entry for the MAC is
+        ENOENT, a remote the MAC does not have is accepted and changes nothing (measured on Linux 6.18)."""
+        dev, mac, _ = entry
+        same_mac = [f for f in ns.fdb if f[:2] == (dev, mac)]
+        if verb == "del":
+            if not same_mac:
+                raise FakeError(errno.ENOENT, "no such fdb entry")
+            if entry in ns.fdb:
+                ns.fdb.remove(entry)
+        elif entry not in ns.fdb and (not same_mac or mac == "00:00:00:00:00:00" or int(mac[:2], 16) & 1):
+            ns.fdb.append(entry)
 
     def _link(self, ns: FNetns, op: Op, res: Link) -> None:
         if op.verb == "del":
