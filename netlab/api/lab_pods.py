@@ -172,13 +172,14 @@ class PodActions:
         show (a Service's on a lab without Services), is a UsageError, as the CLI's exit 2; a kernel that
         refuses the change (the lab not as planned where the change goes) an ApplyFailed. The same scenario
         again on the same target, not repaired since, changes nothing: the result's ``already`` is True (its
-        ``changes`` empty), as ``netlab break`` says it is broken already. A lab that is not as planned already
+        ``changes`` empty), as ``netlab break`` says it is broken already; one put back in part by hand since gets
+        its missing steps only (``changes``), the others listed in ``in_place``. A lab that is not as planned already
         (:meth:`status` finds differences :meth:`repair` puts right) is broken all the same, as ``netlab break``
         does, and the result's ``warnings`` says so, as its stderr line: what reach, probe and trace show is then
         not this fault's alone."""
         from netlab.api.internals import faults_before
         from netlab.breaks import catalogue
-        from netlab.breaks.run import break_lab, broken_already
+        from netlab.breaks.run import break_lab, broken_already, warn_before
 
         with method("lab.break_"):
             check_str("scenario", scenario)
@@ -190,9 +191,9 @@ class PodActions:
         me = f"Lab({self.name!r})"
         # the same break again: the differences are its own, no fault beside it (the CLI does not warn either)
         warnings = [broken_already(self.name, before, f"{me}.status()", f"{me}.repair()")] \
-            if before and not done.already else []
+            if warn_before(before, done) else []
         return R.BreakResult(lab=done.lab, scenario=done.scenario, target=done.target, changes=tuple(done.done),
-                             warnings=tuple(warnings), already=done.already)
+                             warnings=tuple(warnings), already=done.already, in_place=tuple(done.in_place))
 
     def logs(self, pod: str, container: str | None = None, tail: int | None = None, previous: bool = False) -> str:
         """What a container's current run wrote (stdout and stderr), as ``kubectl logs``; ``previous``: the run

@@ -146,6 +146,9 @@ class BreakResult:
     # The scenario was in place already on this target (broken so, not repaired since): nothing was changed
     # (``changes`` is empty, no warning), as `netlab break` says "is broken already ... nothing changed", exit 0.
     already: bool = False
+    # Half in place (a step of it put back by hand since): the steps that were in place already, in words;
+    # ``changes`` holds only those the break added.
+    in_place: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ The break's actions (a stopped pod, a conntrack entry) are judged by netlab.brea
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Sequence
 
 from netlab.kernel.base import Kernel, Op, TableText
@@ -42,8 +42,19 @@ def read(kernel: Kernel, ops: Sequence[Op]) -> dict[str, Observed]:
 
 def in_effect(ops: Sequence[Op], seen: dict[str, Observed]) -> bool:
     """Every change of ``ops`` is what the namespaces hold already (an empty list: nothing to judge, False)."""
-    if not ops:
-        return False
+    return bool(ops) and not still_to_do(ops, seen)
+
+
+def still_to_do(ops: Sequence[Op], seen: dict[str, Observed]) -> list[Op]:
+    """The ops of a break that are not in the kernel yet, in their order: what a half-repaired break still needs.
+
+    A user may put back one step of a fault by hand (re-add one of two deleted entries, set the FORWARD policy
+    back to ACCEPT): the break again applies only the rest, since doing a step that is in place again may fail
+    (a delete of what is gone is ENOENT; iptables ``-D`` of a rule that is not there fails the whole restore).
+    An object judged by its last op (a delete and an add of one key: vxlan-wrong-vni's device made again) is
+    skipped whole when that op is in place; else a delete of what is gone already is skipped. What hangs on a
+    link deleted again (its addresses, neighbours, FDB entries, routes) goes with it, so its adds are kept.
+    A restore keeps only its lines not in place."""
     last: dict[tuple, Op] = {}
     before: dict[tuple, Resource] = {}  # what a key held before the change: the plan's object
     for op in ops:
@@ -55,10 +66,27 @@ def in_effect(ops: Sequence[Op], seen: dict[str, Observed]) -> bool:
         elif isinstance(op.old, Resource):
             before.setdefault(key, op.old)
         last[key] = op
+    done_keys = {key for key, op in last.items()
+                 if _object_in_effect(op, before.get(key), seen.get(op.res.netns))}
+    out: list[Op] = []
+    remade: set[tuple[str, str]] = set()  # (netns, link) deleted by a kept op: what hangs on it goes with it
     for op in ops:
-        if isinstance(op.res, TableText) and not _rules_in_effect(op.res, seen.get(op.res.netns)):
-            return False
-    return all(_object_in_effect(op, before.get(key), seen.get(op.res.netns)) for key, op in last.items())
+        res = op.res
+        if isinstance(res, TableText):
+            left = _rules_left(res, seen.get(res.netns))
+            if left is not None:
+                out.append(replace(op, res=left))
+            continue
+        obs = seen.get(res.netns)
+        hangs = (res.netns, getattr(res, "dev", None)) in remade
+        if not hangs and res.key in done_keys:
+            continue
+        if not hangs and op.verb == "del" and obs is not None and res.key not in obs.objects:
+            continue  # gone already
+        if op.verb == "del" and res.key[0] == "link":
+            remade.add((res.netns, getattr(res, "name", "")))
+        out.append(op)
+    return out
 
 
 def _object_in_effect(op: Op, old: Resource | None, obs: Observed | None) -> bool:
@@ -82,21 +110,25 @@ def _words(line: str) -> list[str]:
     return line.replace('"', " ").split()
 
 
-def _rules_in_effect(t: TableText, obs: Observed | None) -> bool:
-    """An ``iptables-restore --noflush`` payload's deletions and policies are what the table holds."""
+def _rules_left(t: TableText, obs: Observed | None) -> TableText | None:
+    """What of an ``iptables-restore --noflush`` payload is not in the table yet (its deletions of rules that are
+    there, its policies the chains do not have), or None when it all is."""
     if obs is None:
-        return False
+        return t  # the namespace is gone: the apply says what is wrong
     saved = [text for tables in obs.tables.values() for name, text in tables.items() if name == t.table]
     lines = [line for text in saved for line in text.splitlines()]
     rules = {tuple(_words(line)[1:]) for line in lines if line.startswith("-A ")}
+    keep: list[str] = []
     for line in t.text.splitlines():
         if line.startswith("-D "):
             if tuple(_words(line)[1:]) in rules:
-                return False
+                keep.append(line)
         elif line.startswith(":"):
             chain, policy = line[1:].split()[:2]
             if not any(line2.split()[:2] == [f":{chain}", policy] for line2 in lines):
-                return False
+                keep.append(line)
         elif line.startswith(("-A ", "-I ")):  # an addition: judged as not in place (none of the catalogue's)
-            return False
-    return True
+            keep.append(line)
+    if not keep:
+        return None
+    return replace(t, text=f"*{t.table}\n" + "".join(line + "\n" for line in keep) + "COMMIT\n")

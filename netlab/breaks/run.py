@@ -10,12 +10,12 @@ drift and ``up`` repairs it.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netlab.breaks import catalogue
 from netlab.breaks.changes import CHANGES, Action, Step, command_of
 from netlab.errors import ApplyFailed, UsageError
-from netlab.kernel.base import GONE, KernelError, Op
+from netlab.kernel.base import GONE, KernelError, Op, TableText
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.plan.build import build_plan
 from netlab.realize.state import LabState, repair_command, running_lab
@@ -30,10 +30,20 @@ class BreakResult:
     done: list[str] = field(default_factory=list)  # each change, in words
     warnings: list[str] = field(default_factory=list)  # the lab was not as planned before: broken_already's line
     already: bool = False  # the scenario's change was in place already on this target: nothing was changed
+    # Half in place (a step put back by hand since the last break): the steps that were in place already, in
+    # words; ``done`` then holds only the steps this break added.
+    in_place: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {"lab": self.lab, "scenario": self.scenario, "target": self.target, "changes": self.done,
-                "already": self.already, "warnings": self.warnings}
+                "already": self.already, "in_place": self.in_place, "warnings": self.warnings}
+
+
+def warn_before(before: int, result: BreakResult) -> bool:
+    """Whether the lab's ``before`` differences from its plan are another fault's (broken_already's warning):
+    not when the break was in place (all its own), nor when there are no more of them than the steps of the
+    break that were in place (a half-repaired break's own differences)."""
+    return before > len(result.in_place) and not result.already
 
 
 def differences(n: int) -> str:
@@ -75,29 +85,54 @@ def break_lab(lab_name: str, name: str, target: str | None = None, wait: float =
     steps = steps_of(s.name, lab, tgt)
     result = BreakResult(lab=lab.name, scenario=s.name, target=tgt.name)
     with LabLock(lab.name, f"netlab break {s.name}", wait=wait):
-        if in_place(steps, state):  # broken this way already (not repaired since): the same again changes nothing
+        todo = still_to_do(steps, state)
+        if not todo:  # broken this way already (not repaired since): the same again changes nothing
             result.already = True
             return result
-        _apply(steps, lab, state, result)
+        result.in_place = in_place_words(steps, todo)
+        _apply(todo, lab, state, result)
     return result
+
+
+def in_place_words(steps: list[Step], todo: list[Step]) -> list[str]:
+    """The steps (or a restore's lines) of ``steps`` that ``todo`` leaves out, in words: in place already."""
+    out: list[str] = []
+    for st in steps:
+        if any(st is t for t in todo):
+            continue
+        cut = next((t for t in todo if isinstance(st, Op) and isinstance(t, Op) and isinstance(st.res, TableText)
+                    and isinstance(t.res, TableText) and (t.netns, t.res.table) == (st.netns, st.res.table)), None)
+        if cut is None:
+            out.append(command_of(st))
+            continue
+        assert isinstance(st, Op) and isinstance(st.res, TableText) and isinstance(cut.res, TableText)
+        gone = [line for line in st.res.text.splitlines() if line not in cut.res.text.splitlines()]
+        out.append(command_of(replace(st, res=replace(st.res, text="\n".join(gone) + "\n"))))
+    return out
 
 
 def in_place(steps: list[Step], state: LabState) -> bool:
     """Every change of ``steps`` is in the kernel already (netlab.breaks.already; the actions read here)."""
+    return not still_to_do(steps, state)
+
+
+def still_to_do(steps: list[Step], state: LabState) -> list[Step]:
+    """The steps not in the kernel yet, in their order (netlab.breaks.already; the actions read here): all of
+    them on a lab as planned, none when the break is in place, the rest when a user put back some by hand."""
     from netlab.breaks import already
     from netlab.kernel.live import LiveKernel
 
     ops = [s for s in steps if isinstance(s, Op)]
+    todo: list[Step] = list(ops)
     if ops:
         kernel = LiveKernel()
         try:
-            if not already.in_effect(ops, already.read(kernel, ops)):
-                return False
+            todo = list(already.still_to_do(ops, already.read(kernel, ops)))
         except KernelError:  # unreadable: the apply says what is wrong
-            return False
+            todo = list(ops)
         finally:
             kernel.close()
-    return all(_action_in_place(a, state) for a in steps if isinstance(a, Action))
+    return todo + [a for a in steps if isinstance(a, Action) and not _action_in_place(a, state)]
 
 
 def _action_in_place(action: Action, state: LabState) -> bool:

@@ -83,14 +83,14 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     if catalogue.scenario(scenario) is None:  # a usage error before root is needed
         raise UsageError(f"no break scenario {scenario!r}; `netlab break --list` lists them")
     require_root()
-    from netlab.breaks.run import break_lab, broken_already
+    from netlab.breaks.run import break_lab, broken_already, warn_before
     from netlab.realize.state import repair_command
 
     name = api.selected_name(lab_name, topology)
     assert name is not None  # required: a usage error when no lab is up
     before = _faults_before(name)
     result = break_lab(name, scenario, target)
-    if before and not result.already:  # a fault on top of another is allowed (a lesson may want two)
+    if warn_before(before, result):  # a fault on top of another is allowed (a lesson may want two)
         result.warnings.append(broken_already(name, before, f"sudo netlab status --lab {name}", repair_command(name)))
     warn(result.warnings)
     if output == "json":
@@ -101,10 +101,14 @@ def break_cmd(scenario: str | None, lab_name: str | None, topology: str | None, 
     if result.already:  # the same break again: it is there, nothing to do (exit 0, as `ip link set up` twice)
         click.echo(f"lab {result.lab}: {s.name} is broken already on {s.target} {result.target} (not repaired "
                    f"since): nothing changed")
+    elif result.in_place:  # half repaired by hand since the last break: only the rest was done
+        click.echo(f"lab {result.lab}: broke {s.name} on {s.target} {result.target} again, in part: {s.breaks}")
     else:
         click.echo(f"lab {result.lab}: broke {s.name} on {s.target} {result.target}: {s.breaks}")
     for line in result.done:
-        click.echo(f"  {line}")
+        click.echo(f"  {'added: ' if result.in_place else ''}{line}")
+    for line in result.in_place:
+        click.echo(f"  in place already: {line}")
     click.echo(f"expect: {s.symptom}")
     # Each command names the lab: typed as printed it is this lab's, whatever other lab is up.
     named = f"--lab {result.lab}"

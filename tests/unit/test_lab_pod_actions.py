@@ -45,7 +45,7 @@ def test_a_break_result_is_a_value_with_the_cli_json_fields():
         res.lab = "x"  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(res)) == res and hash(res)
     assert api.to_json(res) == {"lab": "l", "scenario": "ip-forward-off", "target": "n1", "changes": ["sysctl ..."],
-                                "already": False, "warnings": []}
+                                "already": False, "in_place": [], "warnings": []}
     assert set(api.to_json(res)) == set(run_json())  # netlab break -o json's fields, no more, no fewer
     assert api.from_json(R.BreakResult, api.to_json(res)) == res
 
