@@ -103,8 +103,8 @@ def words(s: tc.Shaping | None) -> str:
         parts.append(f"root qdisc {s.other}")
     if s.rate_bits:
         parts.append(f"rate {_rate_words(s.rate_bits)}")
-    if s.delay_us:
-        parts.append(f"delay {_time_words(s.delay_us)}")
+    if s.delay_us or s.jitter_us:  # a jitter round no delay: netem's "delay 0ms 10ms"
+        parts.append(f"delay {_time_words(s.delay_us or 0)}")
     if s.jitter_us:
         parts.append(f"jitter {_time_words(s.jitter_us)}")
     parts += s.off

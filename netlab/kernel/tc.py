@@ -270,7 +270,7 @@ def _handle(there: Qdisc | None, kind: str, fresh: int) -> int:
 def _shape(conn: netlink.Conn, where: str, index: int, have: list[Qdisc], want: Shaping) -> None:
     """Requests that turn the qdiscs ``have`` into ``want``'s; each one is whole or refused."""
     root = _root(have)
-    if not want.delay_us:
+    if not want.delay_us and not want.jitter_us:  # no netem parameter does anything (a jitter round 0 does)
         if want.rate_bits:
             conn.request(f"set tbf (rate) as the root qdisc of {where}",
                          qdisc_replace(index, TC_H_ROOT, _handle(root, "tbf", ROOT_HANDLE), "tbf",
@@ -278,7 +278,7 @@ def _shape(conn: netlink.Conn, where: str, index: int, have: list[Qdisc], want: 
         elif root is not None and root.handle:
             conn.request(f"delete the root qdisc of {where}", qdisc_del(index))
         return
-    netem = netem_options(want.delay_us, want.jitter_us or 0)
+    netem = netem_options(want.delay_us or 0, want.jitter_us or 0)
     handle = _handle(root, "netem", ROOT_HANDLE)
     changed_in_place = root is not None and handle == root.handle
     child = next((q for q in have if q.parent == handle + 1), None) if changed_in_place else None

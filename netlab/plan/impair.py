@@ -20,6 +20,7 @@ prints them after the objects, as ``up`` sets them after the rest)::
     tc -n <lab>-p1 qdisc replace dev eth0 root handle 1: tbf rate 10mbit burst 12500 latency 50ms
     tc -n <lab>-p2 qdisc replace dev eth0 root handle 1: netem delay 20ms 5ms limit 1000
     tc -n <lab>-p2 qdisc replace dev eth0 parent 1:1 handle 10: tbf rate 10mbit burst 12500 latency 50ms
+    tc -n <lab>-p3 qdisc replace dev eth0 root handle 1: netem delay 0ms 10ms limit 1000   (delay: 0ms, jitter: 10ms)
 """
 
 from __future__ import annotations
@@ -97,13 +98,19 @@ def _tbf(spec: dict[str, str | None]) -> str:
     return f"rate {rate.lower()} burst {burst_bytes(rate_bits(rate))} latency {LATENCY_US // 1000}ms"
 
 
+def netem_wanted(spec: dict[str, str | None]) -> bool:
+    """A netem is set when any of its parameters does something: a delay, or a jitter round a delay of 0
+    (``delay: 0ms, jitter: 10ms`` is tc's ``netem delay 0ms 10ms``). netlab's loss is an iptables rule."""
+    return any(spec.get(k) and time_us(spec[k] or "") for k in ("delay", "jitter"))
+
+
 def qdisc_steps(lab: Lab) -> list[QdiscStep]:
     """The qdiscs ``up`` sets for the topology's rates and delays (kernel/tc.py's layout): a rate alone is a root
-    tbf; a delay a root netem, and with a rate a tbf under netem's class. A loss alone sets none."""
+    tbf; a delay (or a jitter) a root netem, and with a rate a tbf under netem's class. A loss alone sets none."""
     out = []
     for netns, iface, spec in impaired(lab):
-        if spec.get("delay") and time_us(spec["delay"] or ""):  # as impair.lifecycle.shaping and kernel/tc.py
-            delay = " ".join(str(spec[k]).lower() for k in ("delay", "jitter") if spec.get(k))
+        if netem_wanted(spec):  # as impair.lifecycle.shaping and kernel/tc.py
+            delay = " ".join(str(spec[k] or "0ms").lower() for k in ("delay", "jitter") if k == "delay" or spec.get(k))
             out.append(QdiscStep(netns, iface, "root", "1:", "netem", f"delay {delay} limit {NETEM_LIMIT}"))
             if spec.get("rate"):
                 out.append(QdiscStep(netns, iface, "parent 1:1", "10:", "tbf", _tbf(spec)))
