@@ -118,8 +118,10 @@ SCENARIOS: tuple[Scenario, ...] = (
       "net.ipv4.ip_forward is 0 on a node: it stops routing for its pods",
       target="node", needs=("two-nodes",),
       change="sysctl -w net.ipv4.ip_forward=0 in the node's namespace",
-      symptom="every flow between the node's pods and other nodes' pods, and from other nodes to the node's "
-              "pods, fails; same-bridge pod traffic and the node to its own pods pass",
+      symptom="every flow the node would forward fails, not only the one a trace shows: every flow between the "
+              "node's pods and other nodes' pods, from other nodes to the node's pods, and every ClusterIP flow "
+              "from the node's pods, whichever endpoint (the node DNATs it, then routes it, even to a pod on its "
+              "own bridge); pod-to-pod traffic on the bridge (to a pod's IP) and the node to its own pods pass",
       hop="node", fact="net.ipv4.ip_forward = 0: the node does not forward",
       fix="sysctl -w net.ipv4.ip_forward=1 in the node; or sudo netlab up",
       lesson="a hardening script or a reboot without the sysctl.d file; kubeadm's preflight checks it for this"),
@@ -246,7 +248,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "address, ARP and FDB entries and routes",
       symptom="every flow between the node's pods (and the node) and other nodes' pods fails both ways",
       hop="peer node", fact="the VXLAN packet arrives with a VNI that no VXLAN device of the receiving node has",
-      fix="make flannel.N again with the cluster's VNI; sudo netlab up does",
+      fix="on the node, delete flannel.N and make it again with the cluster's VNI (a VXLAN device's VNI cannot "
+          "change in place), then add back its address, ARP and FDB entries and routes; sudo netlab up does "
+          "exactly that, and changes nothing else",
       lesson="one node with another Flannel config (a VNI or a port: 8472 versus the IANA 4789)"),
 )
 

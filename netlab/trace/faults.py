@@ -51,6 +51,11 @@ def up_repairs(fix: str) -> bool:
     return not fix.startswith("sudo netlab ")
 
 
+# ip_forward 0 on a node: the flow traced is one of all those it drops (what `netlab break ip-forward-off` expects).
+NODE_FORWARDS = ("; so is every packet the node would forward, not only this one: every flow between its pods and "
+                 "other nodes' pods, and every ClusterIP flow from its pods, whichever endpoint (DNATed, then routed)")
+
+
 def _sysctl(k: Any, netns: str, key: str) -> str | None:
     read = getattr(k, "sysctl", None)
     return read(netns, key) if read is not None else None
@@ -65,7 +70,7 @@ def refused(k: Any, ns: str, iif: str | None, src: str, dst: str, message: str, 
         where = lab.where(ns) if lab is not None else ns
         what = f"the {where}" if where != ns else "the namespace"
         return (f"net.ipv4.ip_forward = 0 in {ns}: {what} does not forward, so a packet in on {iif} for "
-                f"{dst} is dropped (route get says: {message})",
+                f"{dst} is dropped (route get says: {message}){NODE_FORWARDS if where.startswith('node ') else ''}",
                 f"ip netns exec {ns} sysctl -w net.ipv4.ip_forward=1")
     modes = [_sysctl(k, ns, f"net.ipv4.conf.{dev}.rp_filter") for dev in ("all", iif)]
     if "1" in modes and src:

@@ -168,7 +168,7 @@ class NatSteps(WalkParts):
             to = f"{picked.ip}:{picked.port} ({picked.pod}{how})" if picked else "one of its endpoints"
             return (f"the rules DNATed it to {to}, but net.ipv4.ip_forward = 0 in {ns}: the node does not forward, "
                     f"so the DNATed packet in on {iif} is dropped at the forwarding decision, before it leaves the "
-                    f"node", f"ip netns exec {ns} sysctl -w net.ipv4.ip_forward=1")
+                    f"node{faults.NODE_FORWARDS}", f"ip netns exec {ns} sysctl -w net.ipv4.ip_forward=1")
         bridges = [link for link in self.k.links(ns).values() if link.kind == "bridge"]
         blocked = [(e, r) for e in ([picked] if picked else svc.endpoints) for b in bridges
                    for r in [self._port_toward(ns, b, e.ip)] if r is not None]

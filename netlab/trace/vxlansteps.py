@@ -150,8 +150,12 @@ class VxlanSteps(WalkParts):
             return why + f" (the sender, {self.lab.name_ip(sender)}, has a VXLAN device of another VNI)", None
         words = "; ".join(f"{d} in {n} ({self.lab.where(n)}, {role}) is VNI {v}, not the plan's VNI {want}"
                           for n, d, v, want, role in odd)
+        remade = " and ".join(f"deletes {d} in {n} ({self.lab.where(n)}) and makes it again with VNI {want}"
+                              for n, d, _, want, _ in odd)
         return (f"{why}; {words}; a VXLAN device's VNI cannot change in place: it must be made again with the "
-                f"plan's VNI (and its address, ARP and FDB entries and routes with it)", self.lab.repair)
+                f"plan's VNI (and its address, ARP and FDB entries and routes with it)",
+                f"{self.lab.repair}   (it {remade}, then adds back the device's address, ARP and FDB entries and "
+                f"routes as the plan has them)")
 
     def _wrong_vtep(self, ns: str, vx: LinkFacts, enc: Encap) -> tuple[str, str | None]:
         """An inner frame for another VTEP's MAC than this node's: the sending node's FDB entry for that MAC names

@@ -140,3 +140,27 @@ def test_the_catalogue_words_pod_cidr_route_missing_for_host_gw_and_the_mtu_symp
     assert verdict({**row, "source": node.name, "destination": lab.pods_on(peer.name)[0].name}) == "fail"
     assert verdict({**row, "source": peer.name, "destination": lab.pods_on(node.name)[0].name}) == "fail"
     assert "from the node to the other nodes' pods and from the other nodes to the node's pods" in m.symptom
+
+
+def test_ip_forward_off_expects_every_clusterip_flow_of_the_nodes_pods_to_fail_and_wrong_vni_says_what_up_does():
+    """ip-forward-off's `expect:` named only flows between nodes, while probe's verdict (and the kernel) fails
+    every ClusterIP flow of the node's pods too, also to an endpoint on its own bridge: the node DNATs, then
+    routes it. vxlan-wrong-vni's fix was "sudo netlab up does": what is wrong where, and what up changes."""
+    from netlab.breaks import symptoms
+
+    s = catalogue.scenario("ip-forward-off")
+    assert s.symptom.startswith("every flow the node would forward fails, not only the one a trace shows")
+    assert "every ClusterIP flow from the node's pods, whichever endpoint" in s.symptom
+    lab = load(SHAPES["services"]).lab
+    node = catalogue.resolve_target(s, lab, None)
+    verdict = symptoms.expect(s, lab, node)
+    own = [p.name for p in lab.pods_on(node.name)]
+    for end in lab.pods:  # one endpoint at a time: on the node's own bridge, or on another node
+        svc = {"via": "ClusterIP", "endpoints": [{"pod": end.name, "node": end.node}]}
+        for src in own:
+            assert verdict({"source": src, "destination": end.name, "protocol": "tcp", "service": svc}) == "fail"
+        assert verdict({"source": own[0], "destination": end.name, "protocol": "tcp", "service": None}) == \
+            ("pass" if end.node == node.name else "fail")  # to a pod's IP: bridged on its own node
+    w = catalogue.scenario("vxlan-wrong-vni")
+    assert w.fix.startswith("on the node, delete flannel.N and make it again with the cluster's VNI")
+    assert "sudo netlab up does exactly that" in w.fix

@@ -53,6 +53,20 @@ def test_ip_forward_off_says_what_the_namespace_is():
     assert "in n: the namespace does not forward" in why  # no map: no claim of what it is
 
 
+def test_ip_forward_off_on_a_node_says_every_flow_it_forwards_fails_not_only_the_one_traced():
+    """ip-forward-off's trace named the one flow traced: the node drops every flow it would forward, among them
+    every ClusterIP flow of its pods (DNATed, then routed, also to a pod on its own bridge)."""
+    m = _map()
+    node = next(ns for ns, where in m.names.items() if where.startswith("node "))
+    why, _ = faults.refused(Sysctls({(node, "net.ipv4.ip_forward"): "0"}), node, "cni0", "a", "b", "x", m)
+    assert why.endswith("(route get says: x); so is every packet the node would forward, not only this one: every "
+                        "flow between its pods and other nodes' pods, and every ClusterIP flow from its pods, "
+                        "whichever endpoint (DNATed, then routed)"), why
+    pod = next(ns for ns, where in m.names.items() if where.startswith("pod "))
+    why, _ = faults.refused(Sysctls({(pod, "net.ipv4.ip_forward"): "0"}), pod, "eth0", "a", "b", "x", m)
+    assert "not only this one" not in why  # a pod forwards nothing of the lab's
+
+
 def test_strict_rp_filter_names_both_interfaces():
     k = Sysctls({("n", "net.ipv4.ip_forward"): "1", ("n", "net.ipv4.conf.all.rp_filter"): "1"})
     why, fix = faults.refused(k, "n", "eth0", "10.244.1.3", "10.244.0.2", "Invalid argument")

@@ -51,4 +51,6 @@ def test_the_node_whose_vni_is_not_the_plans_is_named_with_the_fix(src, dst, rol
     assert last.problem == (f"the packet carries VNI {sent} but flannel.1 in {receiver} is VNI {has}: dropped; "
                             f"flannel.1 in t2-a (node a, {role}) is VNI 2, not the plan's VNI 1; {WHY} (and its "
                             "address, ARP and FDB entries and routes with it)"), last.problem
-    assert last.fix == m.repair
+    # the repair, and what it changes: `up` makes the odd node's device again (it said only `netlab up`)
+    assert last.fix == (f"{m.repair}   (it deletes flannel.1 in t2-a (node a) and makes it again with VNI 1, then "
+                        "adds back the device's address, ARP and FDB entries and routes as the plan has them)")
