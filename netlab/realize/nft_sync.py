@@ -52,7 +52,7 @@ def replay_payload(family: str, table: str, lines: Sequence[str]) -> str:
         if kind in ("set", "map"):
             sets.append(_set_line(pre, name, kind, rest))
         elif kind == "chain":
-            chains.append(f"add chain {pre} {name}" + (f" {{ {rest} ; }}" if rest else ""))
+            chains.append(_chain_line(pre, name, rest))
         elif kind == "rule":
             rules.append(f"add rule {pre} {name} {rest.split(' ', 1)[1]}")
         elif kind == "element":
@@ -90,6 +90,15 @@ def _parse(lines: Sequence[str]) -> tuple[dict, dict, dict, dict]:
     return sets, chains, rules, elements
 
 
+def _chain_line(pre: str, name: str, spec: str, policy: str | None = None) -> str:
+    """``add chain`` from a listed chain's spec (``type filter hook forward priority 0 [policy drop]``); with
+    ``policy``, that policy said (an existing base chain takes it in place, its hook kept)."""
+    spec, _, had = spec.partition(" policy ")
+    policy = policy or had
+    return f"add chain {pre} {name}" + (f" {{ {spec} ;" + (f" policy {policy} ;" if policy else "") + " }"
+                                        if spec else "")
+
+
 def _set_line(pre: str, name: str, kind: str, spec: str) -> str:
     spec, _, timeout = spec.partition(" timeout ")
     flags = f" flags dynamic,timeout ; timeout {timeout} ;" if timeout else ""
@@ -114,15 +123,25 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
     one endpoint gone, ~1 ms instead of ~25 ms to parse both listings whole.
     """
     pre = f"{family} {table}"
-    g_sets, g_chains, g_rules, g_elems = _parse(_sorted_diff(have, want))  # the lines that went
-    c_sets, c_chains, c_rules, c_elems = _parse(_sorted_diff(want, have))  # the lines that came
-    if set(g_sets) & set(c_sets) or set(g_chains) & set(c_chains):  # a definition changed
+    went, came = _sorted_diff(have, want), _sorted_diff(want, have)
+    if any(line.startswith("table ") for line in went + came):  # its flags (dormant): only a new table clears them
+        return replay_payload(family, table, want)
+    g_sets, g_chains, g_rules, g_elems = _parse(went)  # the lines that went
+    c_sets, c_chains, c_rules, c_elems = _parse(came)  # the lines that came
+    # A base chain whose policy alone changed takes the planned one in place (``policy accept`` said: the plan
+    # lists none); any other definition that changed is made again with the whole table.
+    policies = {n for n in set(g_chains) & set(c_chains)
+                if g_chains[n].partition(" policy ")[0] == c_chains[n].partition(" policy ")[0]}
+    if set(g_sets) & set(c_sets) or set(g_chains) & set(c_chains) - policies:
         return replay_payload(family, table, want)
     out = [_set_line(pre, n, kind, spec) for n, (kind, spec) in c_sets.items()]
-    out += [f"add chain {pre} {n}" + (f" {{ {spec} ; }}" if spec else "") for n, spec in c_chains.items()]
+    out += [_chain_line(pre, n, spec, None if n not in policies else spec.partition(" policy ")[2] or "accept")
+            for n, spec in c_chains.items()]
     for name in sorted(set(g_rules) | set(c_rules)):
         if not _starts(want, f"chain {name}"):
             continue  # gone with its chain: emptied below
+        if name in policies and not (g_rules[name] or c_rules[name]):
+            continue  # its policy alone changed: its rules stay
         if _starts(have, f"chain {name}"):
             out.append(f"flush chain {pre} {name}")
         out += [f"add rule {pre} {name} {line.split(' ', 3)[3]}" for line in _block(want, f"rule {name} ")]
@@ -131,7 +150,7 @@ def listing_delta(family: str, table: str, have: Sequence[str], want: Sequence[s
             out += [f"delete element {pre} {name} {{ {_key(e)} }}" for e in g_elems.get(name, [])]
         out += [f"add element {pre} {name} {{ {e} }}" for e in c_elems.get(name, [])]
     # Emptied, not deleted (a later sync deletes them); already empty: nothing to do.
-    out += [f"flush chain {pre} {name}" for name in g_chains if g_rules.get(name)]
+    out += [f"flush chain {pre} {name}" for name in g_chains if g_rules.get(name) and name not in policies]
     out += [f"delete {kind} {pre} {n}" for n, (kind, _) in g_sets.items()]
     return "\n".join(out) + "\n" if out else None
 

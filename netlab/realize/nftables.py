@@ -220,6 +220,19 @@ def _element(e: Any) -> str:
     return _value(e)
 
 
+TABLE_FLAGS = ("dormant", "owner", "persist")
+
+
+def table_flags(flags: Any) -> str:
+    """A table's flags as nft names them. nft 1.0.6's JSON gives one flag as freed memory (its
+    table_flags_json unpacks the string, then frees the array that held it): a lone flag it does not
+    name is ``dormant``, the only one ``nft`` can leave on a table (an owner table goes with its socket)."""
+    names = flags if isinstance(flags, list) else [flags]
+    if len(names) == 1 and names[0] not in TABLE_FLAGS:
+        return "dormant"
+    return ",".join(str(f) for f in names)
+
+
 def listing(data: dict | None) -> tuple[str, ...]:
     """The table in the plan's words (:meth:`netlab.plan.nftables.Table.listing`), sorted."""
     if data and "netlab-listing" in data:  # the fake kernel's answer (kernel/fake.py): already listed
@@ -227,7 +240,9 @@ def listing(data: dict | None) -> tuple[str, ...]:
     out: list[str] = []
     seen: dict[str, int] = {}
     for o in objects(data):
-        if found := set_or_map(o):
+        if "table" in o and o["table"].get("flags"):  # kube-proxy's has none: a dormant table hooks nothing
+            out.append(f"table flags {table_flags(o['table']['flags'])}")
+        elif found := set_or_map(o):
             kind, s = found
             line = f"{kind} {s['name']} type {set_type(kind, s)}"
             if "timeout" in s:
@@ -238,6 +253,8 @@ def listing(data: dict | None) -> tuple[str, ...]:
         elif "chain" in o:
             c = o["chain"]
             base = f" type {c['type']} hook {c['hook']} priority {c['prio']}" if "hook" in c else ""
+            if c.get("policy", "accept") != "accept":  # kube-proxy's base chains have none: accept, unsaid
+                base += f" policy {c['policy']}"
             out.append(f"chain {c['name']}{base}")
         elif "rule" in o:
             r = o["rule"]
@@ -259,6 +276,9 @@ def drift(planned: NftRules, data: dict | None) -> list[str]:
     have_rules, want_rules = _numbered(have), _numbered(want)
     missing = [line for line in planned.listing if line not in have and not line.startswith("rule ")]
     extra = [line for line in sorted(have - want) if not line.startswith("rule ")]
+    policies = _policies(missing, extra)  # a base chain whose policy alone differs: said as iptables mode says it
+    missing = [line for line in missing if line not in policies.values()]
+    extra = [line for line in extra if line not in policies]
     for chain in sorted(set(have_rules) | set(want_rules)):
         h, w = have_rules.get(chain, []), want_rules.get(chain, [])
         if [t for _, t in h] == [t for _, t in w]:
@@ -268,7 +288,31 @@ def drift(planned: NftRules, data: dict | None) -> list[str]:
         extra += [f"rule {int(i) + 1} of chain {chain}: {t}" for i, t in more]
         if not gone and not more:
             extra.append(f"rules of chain {chain} in another order")
-    return [f"missing {line}" for line in missing] + [f"extra {line}" for line in extra]
+    said = [f"table {planned.family} {planned.table} has flags {line.split(' ', 2)[2]}, want none"
+            for line in extra if line.startswith("table ")]
+    extra = [line for line in extra if not line.startswith("table ")]
+    said += [f"policy of chain {line.split(' ', 2)[1]} is {policy_of(line)}, want {policy_of(planned_line)}"
+            for line, planned_line in policies.items()]
+    return said + [f"missing {line}" for line in missing] + [f"extra {line}" for line in extra]
+
+
+def policy_of(chain_line: str) -> str:
+    """A listed base chain's policy (``... priority 0 policy drop``): accept when the line does not say one."""
+    words = chain_line.split(" ")
+    return words[-1] if len(words) > 2 and words[-2] == "policy" else "accept"
+
+
+def without_policy(chain_line: str) -> str:
+    """A listed chain without its policy."""
+    return chain_line.rsplit(" policy ", 1)[0] if " policy " in chain_line else chain_line
+
+
+def _policies(missing: list[str], extra: list[str]) -> dict[str, str]:
+    """The kernel's chain lines (``extra``) that differ from the plan's (``missing``) in their policy alone:
+    kernel line -> planned line."""
+    planned = {without_policy(line): line for line in missing if line.startswith("chain ")}
+    return {line: planned[without_policy(line)] for line in extra
+            if line.startswith("chain ") and without_policy(line) in planned}
 
 
 def _surplus(these: list[tuple[str, str]], than: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -17,6 +17,11 @@ whose matches all hold and whose verdict is drop or reject dropped it; a base
 chain whose policy is drop dropped what no rule of it accepted. A rule with a
 match trace does not read (ct state, marks, sets by name) is taken as matching
 only when its counter counted packets.
+
+kube-proxy's own table is the lab's, but for one thing: a base chain of it
+whose policy is drop (kube-proxy gives them none, so accept) drops everything
+that crosses its hook, its rules accepting nothing; that chain is named, with
+the policy put back as the fix.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class Drop:
     handle: int | None  # the rule's; None: the base chain's policy
     verdict: str  # "drop" / "reject"
     counted: bool = False  # judged by its counter (a match trace does not read)
+    planned: bool = False  # a table the lab plans (kube-proxy's): only its base chain's policy can be so
 
 
 def foreign_drop(ruleset: dict[str, Any], place: str, packet: Packet, ours: Iterable[tuple[str, str]] = ()) \
@@ -70,11 +76,16 @@ def foreign_drop(ruleset: dict[str, Any], place: str, packet: Packet, ours: Iter
             r = item["rule"]
             rules.setdefault((r.get("family"), r.get("table"), r.get("chain")), []).append(r)
     hooks = HOOKS[place]
-    base = sorted((c for key, c in chains.items() if key[0] in ("ip", "inet") and (key[0], key[1]) not in lab
-                   and c.get("hook") in hooks),
+    # kube-proxy's base chains too, where one's policy is drop: kube-proxy gives them none (accept) and its rules
+    # accept nothing, so what passes such a chain is dropped (status: "policy of chain ... is drop").
+    mine = {(f, t) for f, t in ours} - {("ip", t) for t in IPTABLES_NFT}
+    base = sorted((c for key, c in chains.items() if key[0] in ("ip", "inet") and c.get("hook") in hooks
+                   and ((key[0], key[1]) not in lab or (key[0], key[1]) in mine and c.get("policy") == "drop")),
                   key=lambda c: (hooks.index(c["hook"]), int(c.get("prio") or 0)))
     for c in base:
         fam, table, name = c["family"], c["table"], c["name"]
+        if (fam, table) in mine:
+            return Drop(fam, table, name, c["hook"], None, "drop", planned=True)
         got = _run_chain(rules, fam, table, name, packet, 0)
         if got is not None and got[0] in ("drop", "reject"):
             return Drop(fam, table, name, c["hook"], got[1], got[0], got[2])
@@ -196,6 +207,11 @@ def reason(ns: str, d: Drop) -> Reason:
     exec_ = f"ip netns exec {ns} nft"
     head = (f"table {table} in {ns}, an nftables table the lab does not plan (status calls it extra), "
             f"drops the packet at the {d.hook} hook")
+    if d.planned:
+        return (f"table {table} in {ns}, kube-proxy's, drops the packet at the {d.hook} hook: its base chain "
+                f"{d.chain}'s policy is drop (kube-proxy gives it none: accept), and kube-proxy's rules accept "
+                f"nothing (see it: {exec_} list chain {table} {d.chain}; `netlab up` puts it back)",
+                f"{exec_} add chain {table} {d.chain} '{{ policy accept ; }}'")
     if d.handle is None:
         return (f"{head}: its base chain {d.chain}'s policy is drop, and no rule of it accepted the packet (see it: "
                 f"{exec_} -a list table {table})", f"{exec_} delete table {table}")

@@ -162,3 +162,18 @@ def test_at_destination_marks_the_delivery_row():
     assert at == 1 and "at the input hook" in why and fix == "ip netns exec t-api nft delete table inet x"
     assert inputdrop.at_destination(Kernel(ruleset(policy="drop", hook="input")), hops, {"t-api": BEFORE},
                                     {"t-api": BEFORE}, {}, True) is None  # a reply came: it was not dropped
+
+
+def test_kube_proxys_own_base_chain_with_a_drop_policy_is_named_with_the_policy_back_as_fix():
+    """`nft add chain ip kube-proxy filter-forward '{ ... policy drop ; }'`: kube-proxy's rules accept nothing, so
+    the policy drops every packet through the hook (trace sent the user to iptables counters)."""
+    kp = ruleset([{"jump": {"target": "sub"}}], policy="drop", family="ip", table="kube-proxy")
+    d = foreign_drop(kp, "forward", Packet(SYN), [("ip", "kube-proxy")])
+    assert d is not None and (d.table, d.chain, d.handle, d.planned) == ("kube-proxy", "fw", None, True)
+    why, fix = foreignnft.reason("t-n1", d)
+    assert why.startswith("table ip kube-proxy in t-n1, kube-proxy's, drops the packet at the forward hook: its "
+                          "base chain fw's policy is drop (kube-proxy gives it none: accept)"), why
+    assert fix == "ip netns exec t-n1 nft add chain ip kube-proxy fw '{ policy accept ; }'"
+    assert foreign_drop(kp, "input", Packet(SYN), [("ip", "kube-proxy")]) is None  # not a hook it crossed
+    assert foreign_drop(ruleset(family="ip", table="kube-proxy"), "forward", Packet(SYN), [("ip", "kube-proxy")]) \
+        is None  # accept, as kube-proxy makes it
