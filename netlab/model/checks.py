@@ -232,6 +232,10 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
             out.append((("services", i, "externalTrafficPolicy"), "externalTrafficPolicy Local needs type NodePort "
                                                                   "or LoadBalancer (a ClusterIP Service takes no "
                                                                   "outside traffic); set the type or remove it"))
+        if svc.session_affinity_config is not None and svc.session_affinity != "ClientIP":  # the API server's rule
+            out.append((("services", i, "sessionAffinityConfig"), "must not be set when sessionAffinity is None, "
+                                                                  "as in Kubernetes; set sessionAffinity: ClientIP "
+                                                                  "or remove sessionAffinityConfig"))
         if svc.load_balancer_ip is not None and svc.type != "LoadBalancer":
             out.append((("services", i, "loadBalancerIP"), "loadBalancerIP needs type LoadBalancer; "
                                                            "set the type or remove loadBalancerIP"))

@@ -30,9 +30,13 @@ NODE_PORT_RANGE = (30000, 32767, "nodePorts")
 VNI_RANGE = (1, 16777215, "VXLAN VNIs (24 bits)")
 MTU_RANGE = (1280, 9000, "underlay MTUs")
 NODE_MASK_RANGE = (16, 28, "nodeMask prefix lengths")
+# sessionAffinityConfig.clientIP.timeoutSeconds: the API server's 0 < t <= MaxClientIPServiceAffinitySeconds
+AFFINITY_TIMEOUT_RANGE = (1, 86400, "ClientIP affinity timeouts (seconds, at most a day)")
+AFFINITY_TIMEOUT_DEFAULT = 10800  # v1.DefaultClientIPServiceAffinitySeconds (3 h)
 RANGES: dict[str, tuple[int, int, str]] = {
     "port": PORT_RANGE, "containerPort": PORT_RANGE,
     "nodePort": NODE_PORT_RANGE, "vni": VNI_RANGE, "mtu": MTU_RANGE, "nodeMask": NODE_MASK_RANGE,
+    "timeoutSeconds": AFFINITY_TIMEOUT_RANGE,
 }
 
 

@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal, Mapping
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr, field_validator
 
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
-from netlab.model.fields import (MTU_RANGE, NAMESPACE_NAME_LABEL, NODE_MASK_RANGE, VNI_RANGE, Arg, Cidr, ClusterIp, Ip,
-                                 LabelKey, LabelValue, LabName, Model, Name, NodePort, Port, PortName, Protocol,
-                                 ServiceName, TargetPort)
+from netlab.model.fields import (AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_RANGE, MTU_RANGE, NAMESPACE_NAME_LABEL,
+                                 NODE_MASK_RANGE, VNI_RANGE, Arg, Cidr, ClusterIp, Ip, LabelKey, LabelValue, LabName,
+                                 Model, Name, NodePort, Port, PortName, Protocol, ServiceName, TargetPort)
 from netlab.model.impair import IfName, Impairment
 from netlab.model.policy_spec import NetworkPolicy
 
@@ -154,6 +154,18 @@ class ServicePort(Model):
                      if p.name == target and p.protocol == self.protocol), None)
 
 
+class ClientIPConfig(Model):
+    timeout_seconds: StrictInt = Field(
+        AFFINITY_TIMEOUT_DEFAULT, alias="timeoutSeconds", ge=AFFINITY_TIMEOUT_RANGE[0], le=AFFINITY_TIMEOUT_RANGE[1],
+        description="How long kube-proxy keeps a client on its endpoint after its last connection (1-86400 s, "
+                    "as the API server allows; 10800, 3 h, when absent).")
+
+
+class SessionAffinityConfig(Model):
+    client_ip: ClientIPConfig = Field(ClientIPConfig(), alias="clientIP",
+                                      description="sessionAffinity ClientIP's settings.")
+
+
 class Service(Model):
     name: ServiceName = Field(description="Service name, unique in its namespace (web in x and web in y are two "
                                           "Services): a DNS-1035 label (it starts with a letter), as in Kubernetes.")
@@ -166,6 +178,10 @@ class Service(Model):
         description="Allocated from cluster.serviceCIDR when absent; None (the word) makes a headless Service: no "
                     "ClusterIP and no kube-proxy rules, its DNS name answers its endpoints' pod IPs.")
     session_affinity: Literal["None", "ClientIP"] = Field("None", alias="sessionAffinity")
+    session_affinity_config: SessionAffinityConfig | None = Field(
+        None, alias="sessionAffinityConfig",
+        description="With sessionAffinity ClientIP only: clientIP.timeoutSeconds, kube-proxy's `recent --seconds` "
+                    "(iptables) or its affinity sets' timeout (nftables).")
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")
     external_traffic_policy: Literal["Cluster", "Local"] = Field(
@@ -186,6 +202,12 @@ class Service(Model):
     ports: list[ServicePort] = Field([], description="At least one, but for a headless Service (clusterIP: None), "
                                                      "which may have none, as in Kubernetes: its DNS name answers its "
                                                      "endpoints' pod IPs, whatever their ports.")
+
+    @property
+    def affinity_seconds(self) -> int:
+        """How long a client stays on its endpoint (sessionAffinity ClientIP): the API server's default 10800."""
+        config = self.session_affinity_config
+        return config.client_ip.timeout_seconds if config is not None else AFFINITY_TIMEOUT_DEFAULT
 
     @property
     def external_local(self) -> bool:

@@ -53,7 +53,7 @@ from netlab.model.lab import Lab, NodeInfo
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset
 from netlab.plan.resources import NftRules, Resource, Sysctl
-from netlab.plan.services import AFFINITY_SECONDS, MASQ_MARK, ServicePortInfo, service_ports
+from netlab.plan.services import MASQ_MARK, ServicePortInfo, service_ports
 from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, CONNTRACK_SYSCTLS, ROUTE_LOCALNET_SYSCTL
 
 FAMILY = "ip"
@@ -362,7 +362,7 @@ def _pick_endpoint(t: Table, sp: ServicePortInfo, chain: str, eps: list[tuple[ob
     """writeServiceToEndpointRules: the client's remembered endpoint (ClientIP), else one at random."""
     if sp.affinity:
         for ip, p, ep_chain in eps:
-            t.set(Set(affinity_set(sp, ip, p), "ipv4_addr", timeout=AFFINITY_SECONDS))
+            t.set(Set(affinity_set(sp, ip, p), "ipv4_addr", timeout=sp.affinity_seconds))
             t.rule(chain, f"ip saddr @{affinity_set(sp, ip, p)} goto {ep_chain}")
     choices = " , ".join(f"{i} : goto {ep_chain}" for i, (_, _, ep_chain) in enumerate(eps))
     t.rule(chain, f"numgen random mod {len(eps)} vmap {{ {choices} }}")

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from netlab.model import naming, nodeports
+from netlab.model.fields import AFFINITY_TIMEOUT_DEFAULT
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.topology import Service, ServicePort
 from netlab.plan import flannel, policy
@@ -62,7 +63,7 @@ from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, CONNTRACK_SYSCTLS, ROUTE_LOCAL
 # written like NewProxier does, fmt.Sprintf("%#08x", 1<<14): Go pads 8 digits after 0x.
 MASQ_BIT = 14
 MASQ_MARK = f"0x{1 << MASQ_BIT:08x}"
-AFFINITY_SECONDS = 10800  # v1.DefaultClientIPServiceAffinitySeconds (3 h)
+AFFINITY_SECONDS = AFFINITY_TIMEOUT_DEFAULT  # v1.DefaultClientIPServiceAffinitySeconds (3 h), when not set
 LARGE_CLUSTER_ENDPOINTS = 1000  # largeClusterEndpointsThreshold
 
 KUBE_SERVICES = "KUBE-SERVICES"
@@ -137,6 +138,11 @@ class ServicePortInfo:
     @property
     def affinity(self) -> bool:
         return self.svc.session_affinity == "ClientIP"
+
+    @property
+    def affinity_seconds(self) -> int:
+        """sessionAffinityConfig.clientIP.timeoutSeconds (kube-proxy's StickyMaxAgeSeconds)."""
+        return self.svc.affinity_seconds
 
     @property
     def external_local(self) -> bool:
@@ -347,9 +353,9 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
     here = {f"{ip}:{p}" for ip, p in local}
     mine = [e for e in seps if e[1] in here]
     if uses_cluster:
-        _pick_endpoint(rs, svc, name, seps, sp.affinity, large)
+        _pick_endpoint(rs, svc, name, seps, sp.affinity, large, sp.affinity_seconds)
     if local:
-        _pick_endpoint(rs, svl, name, mine, sp.affinity, large)
+        _pick_endpoint(rs, svl, name, mine, sp.affinity, large, sp.affinity_seconds)
     # appendServiceCommentLocked: these comments go in a large cluster.
     sep_comment = "" if large else f"-m comment --comment {name} "
     for sep, ep, ip in seps if uses_cluster else mine:  # allLocallyReachableEndpoints
@@ -360,12 +366,12 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
 
 
 def _pick_endpoint(rs: Ruleset, chain: str, name: str, seps: list[tuple[str, str, str]], affinity: bool,
-                   large: bool) -> None:
+                   large: bool, seconds: int = AFFINITY_SECONDS) -> None:
     """writeServiceToEndpointRules: the client's remembered endpoint (ClientIP), else one at random."""
     if affinity:
         for sep, ep, _ in seps:
             rs.add(chain, f"{_to_endpoint(name, ep, large)}-m recent --name {sep} --rcheck "
-                          f"--seconds {AFFINITY_SECONDS} --reap -j {sep}")
+                          f"--seconds {seconds} --reap -j {sep}")
     n = len(seps)
     for i, (sep, ep, _) in enumerate(seps):
         stat = f"-m statistic --mode random --probability {kube_probability(n - i)} " if i < n - 1 else ""
