@@ -66,7 +66,8 @@ def get(lab_name: str | None, topology: str | None, kind: str, names: tuple[str,
               network namespace was deleted under it: its containers run on
               in the old one; up makes it again)
     nodes     NAME, IP, POD-CIDR, PODS, AGE (of its network namespace); -o wide
-              adds the network namespace (NETNS), cni0 and flannel.1
+              adds the network namespace (NETNS), cni0's address (CNI0) and the
+              VXLAN device's, flannel.<VNI> (VTEP; <none: host-gw> in host-gw mode)
     services  NAME, TYPE, CLUSTER-IP, EXTERNAL-IP, PORT(S), ENDPOINTS; -o wide begins
               with the Kubernetes NAMESPACE and adds the selector and the DNS name, then
               the external traffic policy (Local: with its health check
@@ -211,7 +212,7 @@ def age(created: str | None, now: float) -> str:
 def _nodes(nodes: tuple[NodeInfo, ...], wide: bool) -> tuple[list[str], list[list[str]]]:
     headers = ["name", "ip", "pod-cidr", "pods", "age"]
     if wide:
-        headers += ["netns", "cni0", "flannel.1"]
+        headers += ["netns", "cni0", "vtep"]  # flannel.<VNI>: flannel.1 only where the VNI is 1
     rows = []
     now = time.time()
     for n in nodes:

@@ -18,8 +18,9 @@ LOADS = ("netlab.api.topology", "netlab.model.load", "netlab.plan.build", "netla
 def validate(topology: str | None, output: str) -> None:
     """Check a topology file without touching the system (no root needed).
 
-    Every problem is reported as FILE:LINE: field: message (with -o json, as
-    a list of {file, line, field, message} on standard output); exit code 2
+    Every problem is reported as FILE:LINE: field: message (with -o json, a
+    document whose `problems` lists {file, line, field, message}, on standard
+    output); exit code 2
     when the topology is invalid. The cross-checks (names, nodes, addresses)
     run once every field is valid; until then a last line says so.
     """

@@ -209,3 +209,11 @@ def test_get_prints_the_names_it_finds_and_says_each_missing_one_on_stderr_exit_
     # every NAME there: exit 0, nothing on stderr
     everything = get("pods", "a", "y/b")
     assert (everything.exit_code, everything.stderr) == (0, "")
+
+
+def test_the_wide_nodes_table_names_the_vxlan_device_column_for_any_vni():
+    """QA: the column was FLANNEL.1 in a lab whose VNI 42 makes the device flannel.42: VTEP, as `get --help` says."""
+    from netlab.cli.get import rows_of
+
+    headers, _ = rows_of("nodes", views.nodes(twins()), wide=True)
+    assert headers[-3:] == ["netns", "cni0", "vtep"]

@@ -126,3 +126,45 @@ def test_the_docs_table_of_deprecated_keys_is_what_the_commands_write(command, w
     assert objects
     for obj in objects:
         assert old in obj and new in obj and obj[old] == obj[new], (command, where, old, new, obj)
+
+
+def _doc_row_keys(command: str) -> set[str]:
+    """The top-level keys docs/json.md's command table lists for ``command`` (the first backticked word of each
+    comma-separated item, its notes in parentheses left out)."""
+    for line in DOC.read_text().splitlines():
+        if line.startswith(f"| `{command}` |"):
+            cell = re.sub(r"\([^)]*\)", "", line.split("|")[2])
+            return set(re.findall(r"`([a-z_]+)`", cell))
+    raise AssertionError(f"docs/json.md has no row for {command}")
+
+
+def test_the_doc_lists_every_key_of_break_and_break_list():
+    """QA: `break -o json` wrote `in_place` and `break --list` `needs_words`, which the doc's table left out."""
+    from netlab.breaks.catalogue import SCENARIOS
+    from netlab.breaks.run import BreakResult
+
+    assert set(BreakResult("l", "s", "t").to_json()) <= _doc_row_keys("break")
+    assert set(SCENARIOS[0].to_json()) <= _doc_row_keys("break --list")
+
+
+def test_the_service_a_probe_dialed_is_an_object_whose_protocol_is_the_flows_lower_case():
+    """QA: the doc said probe's `service` kept the API's `TCP`; it says `tcp`, as the probe's own flow does.
+    The doc now says so, and names `get` alone for the API's spelling."""
+    from test_external_traffic_policy import ITP, lab
+
+    from netlab.probe.services import build
+
+    services = [p.svc.to_json() for p in build(lab(topo=ITP), ("tcp",)).probes if p.svc is not None]
+    assert services and {s["protocol"] for s in services} == {"tcp"}
+    row = next(line for line in DOC.read_text().splitlines() if line.startswith("| `protocol` of a Kubernetes"))
+    assert row.rstrip(" |").endswith("| get")
+
+
+def test_validate_help_says_its_json_is_a_document_with_problems():
+    """QA: `validate --help` said -o json printed "a list of {file, line, field, message}"; it is a document."""
+    from click.testing import CliRunner
+
+    from netlab.cli.base import cli
+
+    out = CliRunner().invoke(cli, ["validate", "--help"]).output
+    assert "a list of {file" not in out and "`problems` lists {file, line, field, message}" in " ".join(out.split())
