@@ -96,7 +96,8 @@ def _check_folder(option: str, root: str | None, why: str) -> None:
     """``--netlab-artifacts`` or pytest's ``--basetemp`` (the dumps' default root, and a folder pytest deletes
     before it writes there) in the state folder, /run/netns or /etc/netns (however it is spelled) would delete or
     write among the labs' own files: refused before any test runs, as pytest's one-line usage error (exit 4), as
-    netlab refuses ``capture -w`` there."""
+    netlab refuses ``capture -w`` there. A ``--basetemp`` above one of them (``/tmp/x`` with the state folder
+    /tmp/x/state, ``/run``) is refused too: pytest empties it whole."""
     if root is None:
         return
     from netlab.realize.own_files import own_folder
@@ -105,6 +106,14 @@ def _check_folder(option: str, root: str | None, why: str) -> None:
     if found is not None:
         raise pytest.UsageError(f"{option} {root}: it is inside {found[0]}, {found[1]}, {why}; "
                                 "name a folder somewhere else")
+    if option == "--basetemp":  # emptied whole: a folder above the labs' deletes them too
+        from netlab.realize.own_files import holds_own_folder
+
+        found = holds_own_folder(os.fspath(root))
+        if found is not None:
+            raise pytest.UsageError(f"{option} {root}: {found[0]}, {found[1]}, is inside it, and pytest empties "
+                                    "it before it writes the tests' temporary files there: the labs' files would "
+                                    "be deleted; name a folder somewhere else")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

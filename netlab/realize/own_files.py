@@ -113,6 +113,64 @@ def own_folder(path: str) -> tuple[str, str] | None:
     return _under_by_mounts(real, _folders())
 
 
+def holds_own_folder(path: str) -> tuple[str, str] | None:
+    """The protected folder that ``path`` holds (is above it: its parent, or any folder further up), and what it
+    holds; None when none is below it. For a folder a program empties (pytest's ``--basetemp``: ``--basetemp
+    /tmp/x`` with the state directory /tmp/x/state, or ``/run``): emptying it deletes the labs' files.
+
+    Judged as :func:`own_folder` judges: on the resolved path, then by identity (a folder above a protected one
+    reached by another name: a bind mount of ``/run``), and last by the mounts' table, for a mount at or below
+    ``path`` that shows a protected folder, one above it, or one inside it (``mount --bind /run/netlab/lab
+    /tmp/x/l``), whose files a recursive delete reaches through the mount."""
+    real = os.path.realpath(path)
+    try:
+        st = os.stat(real)
+    except OSError:
+        st = None  # not there: nothing in it to delete, but a folder named below it by path still is
+    folders = _folders()
+    for folder, what in folders:
+        mine = os.path.realpath(folder)
+        if mine.startswith(real.rstrip(os.sep) + os.sep):
+            return folder, what
+        if st is None or not os.path.exists(folder):
+            continue
+        above = mine
+        while True:
+            try:
+                up = os.stat(above)
+            except OSError:
+                pass
+            else:
+                if (up.st_dev, up.st_ino) == (st.st_dev, st.st_ino):
+                    return folder, what
+            parent = os.path.dirname(above)
+            if parent == above:
+                break
+            above = parent
+    return _mounted_below(real, folders)
+
+
+def _mounted_below(real: str, folders: list[tuple[str, str]]) -> tuple[str, str] | None:
+    mounts = _mounts()
+    below = [(root, dev) for point, root, dev in mounts
+             if point == real or point.startswith(real.rstrip(os.sep) + os.sep)]
+    for folder, what in folders:
+        if not os.path.exists(folder):
+            continue
+        mine = _in_filesystem(os.path.realpath(folder), mounts)
+        if mine is None:
+            continue
+        for root, dev in below:
+            if dev == mine[0] and _nested(root, mine[1]):
+                return folder, what
+    return None
+
+
+def _nested(a: str, b: str) -> bool:
+    """One of two paths of a filesystem is the other, or inside it."""
+    return a == b or a.startswith(b.rstrip(os.sep) + os.sep) or b.startswith(a.rstrip(os.sep) + os.sep)
+
+
 def check_output_path(path: str | os.PathLike[str] | None) -> None:
     """Refuse (UsageError, exit 2: the path is the mistake) an output file a user named inside a protected folder."""
     if path is None:

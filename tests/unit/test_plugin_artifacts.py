@@ -87,3 +87,60 @@ def test_a_basetemp_elsewhere_runs_the_tests(tmp_path):
     (tmp_path / "run").mkdir()
     proc = pytest_with_artifacts(tmp_path / "run", str(tmp_path / "base"), option="--basetemp")
     assert proc.returncode == 0 and "1 passed" in proc.stdout, (proc.stdout, proc.stderr)
+
+
+@pytest.mark.parametrize("spelling", ["{base}", "{tmp}/out/../base", "{tmp}/out/up"])
+def test_pytests_basetemp_above_the_state_folder_is_a_one_line_usage_error(tmp_path, monkeypatch, spelling):
+    """pytest empties ``--basetemp`` whole before a test's tmp_path is made there: ``--basetemp /tmp/x`` with the
+    state folder /tmp/x/state (or ``/run`` with /run/netlab) deleted every lab's state and pins. Refused before
+    any test runs, however it is spelled (``..``, a symlink), and nothing of the state folder is touched."""
+    state = tmp_path / "base" / "state"
+    (state / "somelab").mkdir(parents=True)
+    (state / "somelab" / "state.json").write_text("{}")
+    (tmp_path / "base" / "other.txt").write_text("not pytest's")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "up").symlink_to(tmp_path / "base")
+    monkeypatch.setenv("NETLAB_STATE_DIR", str(state))
+    path = spelling.format(tmp=tmp_path, base=tmp_path / "base")
+    proc = pytest_with_artifacts(tmp_path / "run", path, option="--basetemp")
+    assert proc.returncode == 4, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines == [f"ERROR: --basetemp {path}: {STATE.format(state=state)}, is inside it, and pytest "
+                     "empties it before it writes the tests' temporary files there: the labs' files would be "
+                     "deleted; name a folder somewhere else"], proc.stderr
+    assert "passed" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
+    assert sorted(os.listdir(state)) == ["somelab"] and os.listdir(state / "somelab") == ["state.json"]
+    assert sorted(os.listdir(tmp_path / "base")) == ["other.txt", "state"]
+
+
+@pytest.mark.parametrize("path,held", [("/", "{state}"), ("/run", "/run/netlab"), ("/etc", "/etc/netns"),
+                                       ("/etc/../etc/", "/etc/netns")])
+def test_a_folder_above_the_labs_own_folders_is_said_to_hold_one(state_root, path, held):
+    """``/run`` holds the default state folder (other labs of the machine keep theirs there) and /run/netns,
+    ``/etc`` holds the pods' files: what pytest's emptying of such a ``--basetemp`` would delete (judged here,
+    never handed to pytest)."""
+    from netlab.realize.own_files import holds_own_folder
+
+    found = holds_own_folder(path)
+    assert found is not None and found[0] == held.format(state=state_root), found
+    assert holds_own_folder(str(state_root / "somelab")) is None
+    assert holds_own_folder(str(state_root.parent / "elsewhere")) is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a bind mount in a mount namespace of its own needs root")
+def test_a_basetemp_with_a_mount_of_a_labs_folder_below_it_is_said_to_hold_it(tmp_path, state_root):
+    """``mount --bind /run/netlab/lab /tmp/x/l``: emptying /tmp/x deletes the lab's files through the mount.
+    In a private mount namespace (unshare), so the machine's mounts are never touched."""
+    (state_root / "somelab").mkdir()
+    (tmp_path / "x" / "l").mkdir(parents=True)
+    script = ("import sys; from netlab.realize.own_files import holds_own_folder; "
+              "print(holds_own_folder(sys.argv[1]), holds_own_folder(sys.argv[2]))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NETLAB_STATE_DIR=str(state_root))
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                           'mount --bind "$1" "$2" && exec "$3" -c "$4" "$5" "$6"', "sh",
+                           str(state_root / "somelab"), str(tmp_path / "x" / "l"), sys.executable, script,
+                           str(tmp_path / "x"), str(tmp_path / "y")],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"('{state_root}', \"netlab's state directory\") None", proc.stdout
