@@ -17,7 +17,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from netlab.api import Lab
 
 KEEP_SECTION = "netlab: lab kept up"
+RETRY_SECTION = "netlab: lab not kept"  # the names of labs whose take-down failed: the session's end tries again
 LABS = pytest.StashKey[list["Lab"]]()  # the labs a test used (dumped when it fails)
 FAILED = pytest.StashKey[bool]()
 HELD = pytest.StashKey[dict[str, tuple[list[Any], list[Any]]]]()  # lab -> its reaches and traces before the test
@@ -89,10 +90,14 @@ def read_going_down(item: Any, lab: Lab) -> None:
     item.stash.setdefault(TAKEN, {})[lab.name] = snapshot(lab, *_own(item, lab))
 
 
-def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
+def report_failure(item: pytest.Item, rep: pytest.TestReport, retried: Collection[str] = ()) -> None:
     """The test failed (its setup, its call, or its teardown: the first that did, once): its labs are written into
     its folder; with --netlab-keep, how to reach them. At its teardown, only the labs still there to read (a
-    lab a scope's tests share, one whose take-down failed): those its fixtures took down are gone."""
+    lab a scope's tests share, one whose take-down failed): those its fixtures took down are gone.
+
+    ``retried``: the labs whose take-down by the plugin failed, which the session's end takes down again: not
+    kept, whatever --netlab-keep says (the summary says what became of them); a lab down already is not kept
+    either (one whose container could not start, taken down at its setup)."""
     item.stash[FAILED] = True
     taken = item.stash.get(TAKEN, {})
     labs = [lab for lab in item.stash.get(LABS, []) if rep.when != "teardown" or not lab._down or lab.name in taken]
@@ -105,7 +110,12 @@ def report_failure(item: pytest.Item, rep: pytest.TestReport) -> None:
         written.append(str(write(files, folder / lab.name)))
     rep.sections.append(("netlab", "the lab as it was when the test failed: " + ", ".join(written)))
     if item.config.getoption("netlab_keep"):
-        rep.sections.append((KEEP_SECTION, "\n".join(keep_line(lab.name) for lab in labs)))
+        up = [lab.name for lab in labs if not lab._down]
+        kept = [name for name in up if name not in retried]
+        if kept:
+            rep.sections.append((KEEP_SECTION, "\n".join(keep_line(name) for name in kept)))
+        if len(kept) < len(up):
+            rep.sections.append((RETRY_SECTION, "\n".join(name for name in up if name in retried)))
 
 
 def keep_line(name: str) -> str:
@@ -115,14 +125,33 @@ def keep_line(name: str) -> str:
             f"take it down with: sudo {env}netlab down --lab {name}")
 
 
-def kept_lines(reports: list[Any]) -> list[str]:
-    """The failed reports' kept labs, each once (a lab shared by a scope's tests is in each failed test's)."""
+def kept_lines(reports: list[Any], section: str = KEEP_SECTION) -> list[str]:
+    """The failed reports' kept labs, each once (a lab shared by a scope's tests is in each failed test's); or
+    the lines of another of their sections."""
     lines: dict[str, None] = {}
     for rep in reports:
         for title, text in getattr(rep, "sections", []):
-            if title == KEEP_SECTION:
+            if title == section:
                 lines.update(dict.fromkeys(text.splitlines()))
     return list(lines)
+
+
+def retried_lines(reports: list[Any]) -> list[str]:
+    """What became of the labs whose take-down failed (--netlab-keep did not keep them): said at the end of the
+    run, once the session's end tried again, from the state folder (a lab whose down finished has none)."""
+    from netlab.realize import state_dir
+
+    state = os.environ.get("NETLAB_STATE_DIR")
+    env = f"NETLAB_STATE_DIR={state} " if state else ""
+    lines = []
+    for name in kept_lines(reports, RETRY_SECTION):
+        said = f"lab {name}: not kept up: its take-down failed (its test's teardown says why)"
+        if os.path.lexists(os.path.join(state_dir.STATE_ROOT, name)):
+            lines.append(f"{said}, and the end of the run could not take it down either; it is still up: "
+                         f"sudo {env}netlab status --lab {name}; take it down with: sudo {env}netlab down --lab {name}")
+        else:
+            lines.append(f"{said}; the end of the run took it down")
+    return lines
 
 
 def _artifacts_dir(item: pytest.Item) -> Path:

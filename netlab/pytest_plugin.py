@@ -54,7 +54,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from netlab import pytest_owners, signals
-from netlab.pytest_artifacts import LABS, kept_lines, read_going_down, report_failure, unhook, used_by as _used_by
+from netlab.pytest_artifacts import (LABS, kept_lines, read_going_down, report_failure, retried_lines, unhook,
+                                     used_by as _used_by)
 from netlab.pytest_artifacts import dump_lab as dump_lab, failed as _failed, watch as watch  # re-exported
 from netlab.pytest_topology import (ONE_LINE, check_name, check_topology, check_wait, marker_error,
                                     marker_args, resolve_path, unique_name)
@@ -249,6 +250,7 @@ class _Registry:
         self.config = config
         self.live: dict[str, Lab] = {}
         self.kept: list[str] = []
+        self.retried: set[str] = set()  # labs whose take-down failed: not kept, taken down again by close()
         self.machine_ok: set[frozenset[str]] = set()
 
     def bring_up(self, topology: TopologyInput, name: str | None, wait: float, raising: bool = False,
@@ -285,6 +287,7 @@ class _Registry:
                 lab.down()
             except Exception as exc:  # noqa: BLE001 - said with the failure; the session's end tries again
                 self.live[lab.name] = lab
+                self.retried.add(lab.name)
                 said += f" (taking the lab down failed too: {exc})"
             else:
                 said += " (the lab is taken down)"
@@ -307,6 +310,7 @@ class _Registry:
                 lab.down()
             except Exception as exc:  # noqa: BLE001 - the others still go down; reported below
                 errors.append(f"{lab.name}: {exc}")
+                self.retried.add(lab.name)
             else:
                 self.live.pop(lab.name, None)
         if errors:
@@ -408,7 +412,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # Once per test, in whichever phase failed first: its call, or its setup (a fixture after the lab's, or
         # one that brought a lab up, raised: the test never ran), or its teardown (report_failure says which
         # labs are still there to read by then).
-        report_failure(item, rep)
+        report_failure(item, rep, item.config.stash[REGISTRY].retried)
 
 
 # --- the end of the run --------------------------------------------------------------------------
@@ -428,7 +432,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         if reason is not None and reason.startswith(SKIP_PREFIX):
             skips[reason] = skips.get(reason, 0) + 1
     # a lab shared by several failed tests: once; a test whose setup failed is reported as an error
-    kept = kept_lines(terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", []))
+    failed = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    kept = kept_lines(failed)
+    retried = retried_lines(failed)  # its take-down failed: not kept, whatever --netlab-keep says
     if skips:
         terminalreporter.section("netlab: lab tests skipped", sep="-")
         for reason, n in skips.items():
@@ -436,6 +442,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if kept:
         terminalreporter.section("netlab: labs kept up (--netlab-keep)", sep="-")
         for text in kept:
+            terminalreporter.line(text)
+    if retried:
+        terminalreporter.section("netlab: labs not kept: their take-down failed (--netlab-keep)", sep="-")
+        for text in retried:
             terminalreporter.line(text)
 
 
