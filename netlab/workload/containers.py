@@ -82,12 +82,35 @@ def log_blocked(path: str, what: str = "log") -> str | None:
     return f"its {what} {path} is {kind}, {LOG_BLOCKED}; move it away, then run up again"
 
 
-def forget_runs(lab_name: str, pod: str, container: str) -> None:
+def forget_runs(lab_name: str, pod: str, container: str, which: tuple[str, ...] = ("log", "previous log")) -> list[str]:
     """The container's two logs go (its current run's and the one before), by their exact names: it left its
     pod (or its pod the lab), or its command changed, where Kubernetes makes a new pod whose container has no
-    run before its first (``kubectl logs --previous`` finds none)."""
-    remove_logs(lab_name, [os.path.basename(path) for path in
-                           (log_path(lab_name, pod, container), previous_log_path(lab_name, pod, container))])
+    run before its first (``kubectl logs --previous`` finds none). Only a file goes, as netlab wrote it: what
+    else stands at either name (a FIFO, a symlink, a directory) is someone's, left as it is and said, one line
+    each (``which``: the names said; a start says its current log's itself, as it fails on it)."""
+    out = []
+    for what, path in (("log", log_path(lab_name, pod, container)),
+                       ("previous log", previous_log_path(lab_name, pod, container))):
+        kind = _remove_file(path)
+        if kind is not None and what in which:
+            out.append(f"pod {pod} container {container}: its {what} {path} is {kind}, {LOG_BLOCKED}")
+    return out
+
+
+def _remove_file(path: str) -> str | None:
+    """Unlink ``path`` if it is a file, as netlab writes a log; what it is when it is not (a FIFO, a symlink: not
+    netlab's, left, never followed), None when it was a file or nothing is there."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if not stat.S_ISREG(mode):
+        return KINDS.get(stat.S_IFMT(mode), "not a file")
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    return None
 
 
 def note_start_error(path: str, why: str) -> None:
@@ -111,16 +134,18 @@ def log_files(lab_name: str) -> list[str]:
         return []
 
 
-def remove_logs(lab_name: str, names: list[str]) -> None:
-    """Files of the lab's log directory, by the names its listing gave (:func:`logs_by_pod`)."""
+def remove_logs(lab_name: str, names: list[str]) -> list[str]:
+    """Files of the lab's log directory, by the names its listing gave (:func:`logs_by_pod`): only a file, as
+    netlab wrote it; what else stands there (a FIFO, a symlink, a directory) is someone's, left as it is and said,
+    one line each."""
     base = log_dir(lab_name)
+    out = []
     for name in names:
-        try:
-            os.unlink(os.path.join(base, name))
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:  # someone's directory where the log was: not netlab's, left alone
-            pass
+        path = os.path.join(base, name)
+        kind = _remove_file(path)
+        if kind is not None:
+            out.append(f"log {path} is {kind}, {LOG_BLOCKED}")
+    return out
 
 
 def logs_by_pod(lab_name: str) -> dict[str, list[str]]:

@@ -220,7 +220,7 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
             wanted = {c.name for c in pod.containers}
             for cname in [c for c in containers if c not in wanted]:
                 stop_container(state.lab, f"{pod.name}/{cname}", containers.pop(cname), pod.netns, prec["uts"])
-                forget_runs(lab.name, pod.name, cname)  # its logs go with it (kubectl finds none)
+                done.problems += forget_runs(lab.name, pod.name, cname)  # its logs go with it (kubectl finds none)
                 done.actions.append(f"stopped container {pod.name}/{cname} (no longer in the topology)")
             for c in pod.containers:
                 argv = container_argv(pod, c)
@@ -251,8 +251,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
                     exited[cid] = crec  # how, asked of the lab's echo server below, while it still holds it
                 restarts = int(crec.get("restarts", -1)) + 1 if crec and not renewed else 0
                 rotated = None
-                if renewed:
-                    forget_runs(lab.name, pod.name, c.name)
+                if renewed:  # what is not a file at its log's name: said below, as its start fails on it
+                    done.problems += forget_runs(lab.name, pod.name, c.name, which=("previous log",))
                 elif crec:
                     rotated = new_run(lab.name, pod.name, c.name)  # the run before: `netlab logs --previous`
                 new = {"argv": argv, "log": log_path(lab.name, pod.name, c.name), "restarts": restarts}
@@ -413,7 +413,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     logs = logs_by_pod(state.lab)
     for pod in doomed:  # their pins are gone (above): only their records and logs are left
         pods.pop(pod, None)
-    remove_logs(state.lab, [name for pod in sorted(doomed) for name in logs.get(pod, [])])
+    left = remove_logs(state.lab, [name for pod in sorted(doomed) for name in logs.get(pod, [])])
+    if not everything:  # else the lab's whole folder goes (state_dir.forget), with what is in it
+        survivors += left
     remove_template(state.lab)
     for d in (udir, log_dir(state.lab)):
         try:
@@ -480,4 +482,4 @@ def _forget_pod(state: LabState, pod: str) -> None:
     if not DNS_LABEL.match(pod):
         return
     remove_uts(uts_path(state.lab, pod))
-    remove_logs(state.lab, logs_by_pod(state.lab).get(pod, []))
+    remove_logs(state.lab, logs_by_pod(state.lab).get(pod, []))  # what it leaves, stop() said as the pod went
