@@ -28,7 +28,8 @@ KINDS = {"pods": "pods", "pod": "pods", "po": "pods", "nodes": "nodes", "node": 
 
 @cli.command("get")
 @lab_options
-@click.argument("kind", metavar="pods|nodes|services", type=click.Choice(sorted(KINDS)), callback=lambda c, p, v: KINDS[v])
+@click.argument("kind", metavar="pods|nodes|services", type=click.Choice(sorted(KINDS)),
+                callback=lambda c, p, v: KINDS[v])
 @click.argument("names", nargs=-1, shell_complete=complete_kind_names)
 @click.option("-l", "--selector", metavar="SELECTOR",
               help="Pods whose labels match, as kubectl's: app=web, tier!=db, 'env in (a,b)', app, !app; "

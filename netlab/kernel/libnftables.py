@@ -109,7 +109,8 @@ class _Context:
             nfclose.let_go(self.held)
 
     def result(self, rc: int) -> tuple[int, bytes, bytes]:
-        return rc, self.lib.nft_ctx_get_output_buffer(self.ptr) or b"", self.lib.nft_ctx_get_error_buffer(self.ptr) or b""
+        return (rc, self.lib.nft_ctx_get_output_buffer(self.ptr) or b"",
+                self.lib.nft_ctx_get_error_buffer(self.ptr) or b"")
 
 
 def _check_socket() -> None:

@@ -145,7 +145,8 @@ class Veth(Link):
             cmd += f" && ip -n {self.netns} link set {self.name} master {self.master}"
         if self.hairpin:
             cmd += f" && bridge -n {self.netns} link set dev {self.name} hairpin on"
-        return cmd + f" && ip -n {self.netns} link set {self.name} up && ip -n {self.peer_netns} link set {self.peer_name} up"
+        return (cmd + f" && ip -n {self.netns} link set {self.name} up"
+                f" && ip -n {self.peer_netns} link set {self.peer_name} up")
 
 
 @dataclass(frozen=True)
@@ -411,8 +412,8 @@ class NftRules(Resource):
 
 
 RESOURCE_TYPES: dict[str, type[Resource]] = {
-    cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb, NatRules,
-                              NftRules)
+    cls.kind: cls for cls in (Netns, Sysctl, Loopback, Bridge, Veth, VethPeer, Vxlan, Address, Route, Rule, Neigh, Fdb,
+                              NatRules, NftRules)
 }
 
 

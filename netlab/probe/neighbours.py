@@ -171,7 +171,8 @@ def fits(need: int, thresholds: dict[str, int]) -> bool:
 
 
 def raise_limit_command(need: int) -> str:
-    """The sysctl command that makes room for ``need`` entries: gc_thresh3 a power of two, 2 and 1 a half and an eighth."""
+    """The sysctl command that makes room for ``need`` entries: gc_thresh3 a power of two, 2 and 1 a half and an
+    eighth."""
     suggest = 1024
     while suggest < 2 * (need + MARGIN):
         suggest *= 2

@@ -286,7 +286,8 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
                                   f"its endpoints ({', '.join(s.name for s in others)}) reach every endpoint")
             elif echo:
                 dist_done.add(name)
-                rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod], bridge) for pod, _, _ in eps_t)
+                rules = tuple(clusterip_rule(lab, pod_info[client.name], pod, server[pod], bridge)
+                              for pod, _, _ in eps_t)
                 first = Probe(client, dst, proto, sp.port.port, True, reason="distribution", section=title,
                               rules=rules, echo=True, svc=cip)
                 n = max(DIST_CONNECTIONS, DIST_PER_ENDPOINT * len(eps_t))

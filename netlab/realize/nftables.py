@@ -140,7 +140,8 @@ def _statement(s: dict) -> str:
 
 
 def rule_text(expr: Sequence[dict], comment: str | None = None) -> str:
-    """One rule's statements, as kube-proxy writes them (a ``counter``, which kube-proxy never writes, as a bare word)."""
+    """One rule's statements, as kube-proxy writes them (a ``counter``, which kube-proxy never writes, as a bare
+    word)."""
     words = [_statement(s) for s in expr]
     return " ".join(words) + (f' comment "{comment}"' if comment else "")
 
