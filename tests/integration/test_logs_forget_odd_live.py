@@ -19,6 +19,13 @@ from netlab.workload.containers import log_path, previous_log_path
 pytestmark = pytest.mark.root
 
 
+def _reads(path: str, text: str) -> bool:
+    if not os.path.exists(path):
+        return False
+    with open(path) as f:
+        return f.read() == text
+
+
 def _topology(lab: str, word: str, with_b: bool = True) -> str:
     b = f"  - {{name: b, node: n1, containers: [{{name: main, command: [sh, -c, 'echo {word}; exec sleep 600']}}]}}\n"
     return f"name: {lab}\nnodes: [{{name: n1}}]\npods:\n  - {{name: a, node: n1}}\n" + (b if with_b else "")
@@ -29,7 +36,7 @@ def test_what_is_not_a_file_at_the_previous_logs_name_stays_when_the_command_cha
     lab = labs.name("bt")
     path, _ = labs.up(_topology(lab, "first"))
     log, previous = log_path(lab, "b", "main"), previous_log_path(lab, "b", "main")
-    assert wait_for(lambda: os.path.exists(log) and open(log).read() == "first\n", timeout=10)
+    assert wait_for(lambda: _reads(log, "first\n"), timeout=10)
     target = tmp_path / "theirs.txt"
     target.write_text("not netlab's\n")
     if kind == "a FIFO":
@@ -44,7 +51,7 @@ def test_what_is_not_a_file_at_the_previous_logs_name_stays_when_the_command_cha
     assert os.path.lexists(previous) and is_kind(os.lstat(previous).st_mode), "unlinked"
     assert target.read_text() == "not netlab's\n"
     assert up.returncode == 0 and line in up.stderr.splitlines(), (up.stdout, up.stderr)
-    assert wait_for(lambda: os.path.exists(log) and open(log).read() == "second\n", timeout=10)
+    assert wait_for(lambda: _reads(log, "second\n"), timeout=10)
     assert netlab("logs", "--lab", lab, "b").stdout == "second\n"
 
     _, up = labs.up(_topology(lab, "second", with_b=False))  # the pod leaves the lab: its log goes, not this
