@@ -112,9 +112,20 @@ class ArrivalSteps(WalkParts):
                                  [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"])
         if new is not None and seen is not None:
             seen = replace(seen, alt=new)
-        return self.rows.row(ns, bridge, "bridge",
-                             f"dst MAC {mac} is {bridge}'s own: the frame goes up to the IP layer",
-                             [f"bridge -n {ns} fdb show br {bridge} | grep permanent"], seen)
+        sysctl = f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"
+        port = f" at port {self._port_in}" if self._port_in else ""
+        if self.k.bridge_nf(ns):
+            # br_nf_pre_routing runs NF_INET_PRE_ROUTING at the bridge's own hook; ip_sabotage_in then stops the
+            # IP layer's PREROUTING from running a second time on the frame passed up
+            how = (f"br_netfilter (bridge-nf-call-iptables = 1) runs iptables PREROUTING (conntrack, the nat "
+                   f"table's DNAT) on the frame while it is still bridged{port}, then the bridge hands it up to "
+                   f"{bridge}'s IP layer for the route lookup (PREROUTING does not run there again)")
+        else:
+            how = (f"the bridge hands the frame up to the IP layer on {bridge}, where iptables PREROUTING (conntrack, "
+                   f"the nat table's DNAT) runs, then the route lookup (bridge-nf-call-iptables = 0: no iptables "
+                   f"while bridged)")
+        return self.rows.row(ns, bridge, "bridge", f"dst MAC {mac} is {bridge}'s own: {how}",
+                             [f"bridge -n {ns} fdb show br {bridge} | grep permanent", sysctl], seen)
 
     def _local_in(self, ns: str, iif: str | None, ans: RouteFacts, cmd: str) -> State | Walk:
         """For this namespace: a VXLAN packet is decapsulated and routed again; anything else is delivered."""
