@@ -67,6 +67,8 @@ class ServiceEndpoint:
     rule_counted: int | None = None
     chosen_by: str | None = None
     vmap_element: str | None = None  # nftables mode: the numgen vmap's element that chose it ("0 : goto endpoint-...")
+    # a pod's or node's own packet to a LoadBalancer IP: its way through kube-proxy's rules on its node, in words
+    path: str | None = None
 
     @property
     def pod(self) -> str | None:

@@ -283,7 +283,10 @@ class NoDnat:
 
 def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
     """What becomes of a Service packet node ``node`` did not DNAT, in iptables mode (nothing refuses it)."""
-    if f.dst in (svc.ip, svc.lb_ip):
+    if f.dst == svc.lb_ip:  # the lab's balancer holds every LoadBalancer IP (plan/internet.py)
+        return (f"the packet follows {node}'s routes as it is, to the load balancer that holds {f.dst}: out of the "
+                "cluster and back in through a nodePort, the way kube-proxy's rule spares it")
+    if f.dst == svc.ip:
         return f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
     return f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"  # a nodePort
 

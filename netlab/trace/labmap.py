@@ -275,10 +275,13 @@ class LabMap:
         link (the addresses stay), so cni0 needs only to come up."""
         return " && ".join([f"ip -n {netns} link set {dev} up", *self.planned_on_dev.get((netns, dev), [])])
 
-    def service_for(self, ip: str, port: int | None, proto: str) -> ServiceFacts | None:
-        """The Service port a packet to ``ip:port`` is for: its ClusterIP and port, or a nodePort."""
+    def service_for(self, ip: str, port: int | None, proto: str, lb: bool = True) -> ServiceFacts | None:
+        """The Service port a packet to ``ip:port`` is for: its ClusterIP and port, a nodePort, or (``lb``: in a
+        node, whose kube-proxy catches it) its LoadBalancer IP and port; the balancer's own DNAT of that address
+        is not kube-proxy's (``lb`` False there)."""
         for s in self.services:
-            if s.protocol == proto and ((s.ip == ip and s.port == port) or (s.node_port == port and port)):
+            if s.protocol == proto and ((s.ip == ip and s.port == port) or (s.node_port == port and port)
+                                        or (lb and s.lb_ip == ip and s.port == port)):
                 return s
         return None
 

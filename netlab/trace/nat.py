@@ -62,12 +62,13 @@ def new_source(flow: Flow, hit: Hit) -> Flow:
     return flow.with_src(other.dst, flow.sport if keep_id else other.dport)
 
 
-def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False) -> dict[str, Any]:
+def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False, lb: bool = True) -> dict[str, Any]:
     """For a Service's DNAT: the Service, kube-proxy's chains and the endpoint it picked (``own``: the node's
-    own packet, which externalTrafficPolicy Local short-circuits to every endpoint)."""
+    own packet, which externalTrafficPolicy Local short-circuits to every endpoint; ``lb``: a DNAT of a
+    LoadBalancer IP is kube-proxy's, in a node, not the balancer's)."""
     if hit.direction != "orig":
         return {}
-    svc = lab.service_for(old.dst, old.dport, old.proto)
+    svc = lab.service_for(old.dst, old.dport, old.proto, lb)
     if svc is None:
         return {}
     out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.chain_for(old.src, old.dst, own)}
@@ -78,13 +79,13 @@ def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False
 
 
 def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False,
-             via: str | None = None, stale: bool = False) -> str:
+             via: str | None = None, stale: bool = False, lb: bool = True) -> str:
     """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
     the node's own packet (see :func:`service_facts`); ``via``: the endpoint chain that DNATed it, when a counter
     says it is not the endpoint's own (detour.py); ``stale``: the DNAT is an older conntrack entry's, to no
-    endpoint (wrongdnat.py): no rule of the Service chose it."""
+    endpoint (wrongdnat.py): no rule of the Service chose it; ``lb``: see :func:`service_facts`."""
     if which == "dst" and hit.direction == "orig":
-        svc = lab.service_for(old.dst, old.dport, old.proto)
+        svc = lab.service_for(old.dst, old.dport, old.proto, lb)
         text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
         if svc and stale:
             text += (f": conntrack's existing entry for this flow DNATs it to {lab.name_ip(new.dst)}, not kube-proxy's "

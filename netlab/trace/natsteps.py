@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from netlab.trace import detour, faults, kubeproxy, kubeproxy_nft, nat, wrongdnat
+from netlab.trace import detour, faults, kubeproxy, kubeproxy_nft, lbpath, nat, wrongdnat
 from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
@@ -47,7 +47,8 @@ class NatSteps(WalkParts):
             return None, self._not_dnated(ns, iif, hit)
         self._pre_nat[ns] = old
         own = iif is None  # OUTPUT: the namespace's own packet
-        facts = nat.service_facts(self.lab, old, new, hit, own)
+        kp = ns in self.lab.kube_proxy_netns  # a LoadBalancer IP's DNAT is kube-proxy's here, not the balancer's
+        facts = nat.service_facts(self.lab, old, new, hit, own, kp)
         held = "sep_chain" in facts and hit.direction == "orig" and hit.entry.made_before
         # another endpoint's chain DNATs there too (edited by hand): the one that took the packet, if one says so
         other = self._detour(ns, old, new) if "sep_chain" in facts and not held else None
@@ -55,7 +56,10 @@ class NatSteps(WalkParts):
         unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
         wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
         text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via,
-                            stale=wrong is not None and bool(wrong.facts.get("stale_entry")))
+                            stale=wrong is not None and bool(wrong.facts.get("stale_entry")), lb=kp)
+        way = self._lb_path(ns, old, iif, facts) if kp else None
+        if way is not None:
+            facts["path"] = way
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
         if held:
             # Not a new connection to conntrack: nothing chose an endpoint now, the entry's DNAT was applied.
@@ -84,6 +88,20 @@ class NatSteps(WalkParts):
                             wrong.problem if wrong else None, wrong.fix if wrong else None, cause=wrong is not None,
                             conntrack=hit.entry.text(), before=str(old), after=str(new), **facts)
         return new, row
+
+    def _lb_path(self, ns: str, old: Flow, iif: str | None, facts: dict) -> str | None:
+        """A pod's or the node's own packet DNATed here for a LoadBalancer IP: its way through kube-proxy's
+        rules, in words (lbpath.py); None for another packet."""
+        svc = self.lab.service_for(old.dst, old.dport, old.proto)
+        if svc is None or old.dst != svc.lb_ip or "sep_chain" not in facts:
+            return None
+        if ns in self.lab.nft_netns:
+            lines = [s.line for s in kubeproxy_nft.path(self.lab.planned_nft.get(ns, ()), svc, old, iif)]
+        elif ns in self.lab.planned_nat:
+            lines = [s.line for s in kubeproxy.path(self.lab.planned_nat[ns], svc, old, iif)]
+        else:
+            return None
+        return lbpath.words(lines, svc, old, iif is None, ns in self.lab.nft_netns, facts["sep_chain"])
 
     def _detour(self, ns: str, old: Flow, new: Flow) -> detour.Detour | None:
         """The Service's endpoint chains that DNAT to ``new`` besides the endpoint's own (detour.py)."""
@@ -150,8 +168,13 @@ class NatSteps(WalkParts):
                                    f"rules hold, but {ns} has no conntrack entry for this packet: it was dropped "
                                    f"before conntrack kept one; {drop[0]}", why.commands, drop[1], cause=True,
                                    facts={**why.facts, "dropped_here": True})
+        facts = dict(why.facts)
+        if f.dst == svc.lb_ip and why.cause and svc.endpoints and not facts.get("dropped_here"):
+            # not DNATed here, it goes to the balancer that holds the address, and comes back in through a
+            # nodePort: delivered, if at all, by a path the lab did not plan (TraceResult.astray)
+            facts["astray"] = True
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
-                             cause=why.cause, **why.facts)
+                             cause=why.cause, **facts)
 
     if TYPE_CHECKING:  # l2steps.py's, on the same Walker
         def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None: ...
@@ -267,7 +290,8 @@ class NatSteps(WalkParts):
         self._ct_hit[ns] = hit
         old, new = self.flow, nat.new_destination(self.flow, hit)
         if new != old:
-            self.rows.add(ns, port, "dnat", nat.describe(self.lab, "dst", hit, old, new) + " (br_netfilter, on the "
+            self.rows.add(ns, port, "dnat", nat.describe(self.lab, "dst", hit, old, new,
+                                                         lb=ns in self.lab.kube_proxy_netns) + " (br_netfilter, on the "
                           "bridge)", self._nat_commands(ns, hit, "dst"), None, conntrack=hit.entry.text(),
                           before=str(old), after=str(new))
             self.flow = new

@@ -60,7 +60,8 @@ class TraceResult:
             if h.kind == "dnat" and "endpoint" in h.facts:
                 return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
                                                 "sep_chain", "rule", "probability", "chance", "rule_position",
-                                                "rules", "affinity", "rule_counted", "chosen_by", "vmap_element")
+                                                "rules", "affinity", "rule_counted", "chosen_by", "vmap_element",
+                                                "path")
                         if h.facts.get(k) is not None}
         return None
 
@@ -185,6 +186,8 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
                    f"{ep.get('sep_chain')}")
         if ep.get("chosen_by"):
             out.append(f"  chosen by {ep['chosen_by']}")
+        if ep.get("path"):
+            out.append(f"  path: {ep['path']}")
     v = r.verdict
     if v.delivered:
         ttl = next((h.facts.get("ttl") for h in reversed(r.forward.hops) if h.kind == "deliver"), None)

@@ -88,6 +88,9 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
     for n in lab.nodes:
         if n.name == spec or str(n.ip) == spec:
             return _node_target(lab, n.name, str(n.ip), n.netns, proto, port)
+    lb = _load_balancer_target(lab, spec, proto, port, src)
+    if lb is not None:
+        return lb
     hosts = host_ips(lab)
     for host, netns in lab.internet_hosts:
         if host == spec or hosts.get(host) == spec:
@@ -102,6 +105,24 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
         raise UsageError(f"{spec} is not an address of lab {lab.name}; netlab only traces packets inside the lab")
     raise UsageError(f"lab {lab.name} has no pod, node, internet host or Service {spec!r} "
                      f"({_names(lab)}; Services as svc/NAME)")
+
+
+def _load_balancer_target(lab: Lab, spec: str, proto: str | None, port: int | None,
+                          src: Endpoint) -> Endpoint | None:
+    """A LoadBalancer IP on one of its Service's ports (or with no port): that Service at that address. The
+    balancer holds the address, but a pod's or a node's packet to it never gets there: the node's kube-proxy
+    DNATs it (lbpath.py); an internet host's goes through the balancer, as svc/NAME's does."""
+    for (namespace, name), ip in load_balancer_ips(lab).items():
+        svc = lab.find_service(f"{namespace}/{name}")
+        if str(ip) != spec or svc is None:
+            continue
+        if port is not None and not any(p.port == port and proto in (None, "icmp", p.protocol.lower())
+                                        for p in svc.ports):
+            return None
+        target = _service_target(lab, f"{namespace}/{name}", proto, port, src)
+        return Endpoint(target.name, target.kind, spec, None, port=target.port, proto=target.proto,
+                        service=target.service)
+    return None
 
 
 def _node_target(lab: Lab, name: str, ip: str, netns: str, proto: str | None, port: int | None) -> Endpoint:

@@ -1,0 +1,74 @@
+"""The way a pod's or a node's own packet to a LoadBalancer IP takes through kube-proxy's rules, in words.
+
+kube-proxy matches a Service's LoadBalancer IP in its Service dispatch as it
+does the ClusterIP (iptables mode: ``-A KUBE-SERVICES -d <LB IP>/32 ... "<svc>
+loadbalancer IP" -j KUBE-EXT-<hash>``; nftables mode: the ``service-ips``
+element ``<LB IP> . tcp . <port> : goto external-...``), and that dispatch
+runs at nat PREROUTING (a pod's packet, in from cni0) and at nat OUTPUT (the
+node's own sockets). So a packet sent to the LoadBalancer IP from inside the
+cluster never goes to the balancer: its node DNATs it straight to an endpoint
+(kube-proxy's proxier.go: "Redirect all src-type=LOCAL -> external destination
+to the policy=cluster chain. This allows traffic originating from the host to
+be redirected to the service correctly"). The external chain marks it for the
+masquerade (KUBE-MARK-MASQ; ``jump mark-for-masquerade``): every packet of an
+externalTrafficPolicy Cluster Service, and with Local the node's own ("masquerade
+LOCAL traffic"), whereas a pod's is sent on unmarked ("pod traffic for ...
+external destinations"); both are short-circuited to the Service's chain of
+every endpoint, never the node's own endpoints' only.
+
+Pure: the planned path (kubeproxy.path, kubeproxy_nft.path) comes in as lines.
+"""
+
+from __future__ import annotations
+
+from netlab.plan import nftables
+from netlab.plan.services import KUBE_MARK_MASQ
+from netlab.trace.flow import Flow
+from netlab.trace.labmap import ServiceFacts
+
+
+def _chain(line: str, nft: bool) -> str | None:
+    """The chain a planned line is in (iptables: ``-A CHAIN ...``; nftables: ``rule CHAIN ...``, ``chain CHAIN``;
+    a map element is the dispatch's, ``services``)."""
+    words = line.split()
+    if not nft:
+        return words[1] if len(words) > 1 else None
+    if words[0] in ("rule", "chain"):
+        return words[1]
+    return nftables.SERVICES if words[0] == "element" else None
+
+
+def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, sep_chain: str) -> str | None:
+    """The path of packet ``f`` (to ``svc``'s LoadBalancer IP) in a node's kube-proxy rules, as a sentence:
+    the hook, the chains it crosses to its endpoint's chain ``sep_chain``, and whether it is marked for the
+    masquerade; None for a packet to another address. ``lines``: the planned lines it crosses, in order;
+    ``own``: the node's own packet (nat OUTPUT); ``nft``: kube-proxy in nftables mode."""
+    if svc.lb_ip is None or f.dst != svc.lb_ip or svc.ext_chain is None:
+        return None
+    hook = ("nat-output" if own else "nat-prerouting") if nft else ("OUTPUT" if own else "PREROUTING")
+    chains = [hook]
+    for line in lines:
+        chain = _chain(line, nft)
+        if chain is None or chain in chains or (chain != sep_chain and chain.startswith(("KUBE-SEP-", "endpoint-"))):
+            continue
+        chains.append(chain)
+    if sep_chain not in chains:
+        chains.append(sep_chain)
+    mark = f"jump {nftables.MARK_MASQ}" if nft else f"-j {KUBE_MARK_MASQ}"
+    marking = [line for line in lines if _chain(line, nft) == svc.ext_chain and mark in line]
+    who = "the node's own packet" if own else "a pod's packet"
+    entry = (f"element {svc.lb_ip} . {f.proto} . {f.dport} of map service-ips" if nft
+             else f'rule "{svc.name} loadbalancer IP" in KUBE-SERVICES')
+    how = "the node's own packets enter nat" if own else "a packet in from a device enters nat"
+    text = (f"{who} to the LoadBalancer IP {f.endpoint('dst')} never goes to the load balancer: kube-proxy's "
+            f"{entry} (from {hook}, where {how}) catches it on this node, which DNATs it: {' → '.join(chains)}")
+    if marking:
+        text += (f"; {svc.ext_chain} marks it for the masquerade ({'mark-for-masquerade' if nft else KUBE_MARK_MASQ}"
+                 f"), so it leaves the node masqueraded to the address of the device it leaves by "
+                 f"({'chain masquerading' if nft else 'KUBE-POSTROUTING'})")
+    else:
+        text += (f"; {svc.ext_chain} does not mark it for the masquerade (a pod's packet of an "
+                 "externalTrafficPolicy Local Service keeps its source)")
+    local = " (not only the node's own endpoints: externalTrafficPolicy Local is for outside clients)" \
+        if svc.external_local else ""
+    return text + f"; {svc.chain_for(f.src, f.dst, own)} picks among every endpoint{local}"
