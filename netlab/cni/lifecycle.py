@@ -133,14 +133,16 @@ def _record(lab: Lab, pod: PodInfo, state: LabState) -> dict[str, Any]:
             "args": [list(a) for a in C.cni_args(pod, cid)], "networks": [[n.raw, ifname] for n, ifname in nets]}
 
 
-def start(lab: Lab, state: LabState) -> StartResult:
+def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResult:
+    """ADD every pod not attached, CHECK the others and attach again those that changed (``only``: the pods of
+    these namespaces alone; no other pod is CHECKed)."""
     out = StartResult()
     if lab.cni == "builtin":
         return out
     records = pod_records(state)
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
-    for pod in lab.pods:
+    for pod in [p for p in lab.pods if only is None or p.netns in only]:
         prec = records.get(pod.name)
         if prec is None or prec.get("phase") != "added":
             if prec is not None:  # an ADD that never finished: take it back first
@@ -183,6 +185,22 @@ def start(lab: Lab, state: LabState) -> StartResult:
     if failures:
         raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
     return out
+
+
+def running(state: LabState, netns_names: list[str]) -> list[str]:
+    """The pods of these namespaces its plugins had attached, before `up` stops them to make them anew."""
+    rec = state.extra.get("cni")
+    pods = rec.get("pods") if isinstance(rec, dict) else None  # read only: no record made for a builtin lab
+    names = set(netns_names)
+    return sorted(pod for pod, prec in (pods if isinstance(pods, dict) else {}).items()
+                  if isinstance(prec, dict) and prec.get("netns") in names and prec.get("phase") == "added")
+
+
+def start_again(lab: Lab, state: LabState, netns_names: list[str], was: list[str] | None) -> StartResult:
+    """A rollback made these namespaces' pods again: ADD them (those attached before the run, ``was``: all of them
+    without it), and no other pod: none is CHECKed nor attached again (a rollback is not a repair)."""
+    names = {p.netns for p in lab.pods if p.netns in set(netns_names) and (was is None or p.name in was)}
+    return start(lab, state, only=names) if names else StartResult()
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
     preflight(lab)                    tbf/netem missing: EnvironmentNotReady with the doctor's line
     start(lab, state) -> StartResult  qdiscs set, replaced or removed
     stop(state, netns_names)          forget the records of those namespaces
+    running(state, netns_names)       what was set at run time in pods `up` makes anew, before they go
+    start_again(lab, state, netns_names, running)  a rollback made those pods again: their interfaces alone
+    stop_made(state, netns_names)     a rollback deletes namespaces it made again: the records stay
     drift(lab, state) -> list[str]    one line per interface shaped otherwise than wanted
 """
 
@@ -135,14 +138,16 @@ def _observe(targets: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tc.Sha
     return out
 
 
-def start(lab: Lab, state: LabState) -> StartResult:
-    """Make every impaired interface's qdiscs match the topology, and undo those it no longer names."""
+def start(lab: Lab, state: LabState, only: set[tuple[str, str]] | None = None) -> StartResult:
+    """Make every impaired interface's qdiscs match the topology, and undo those it no longer names (``only``:
+    of these interfaces alone, (namespace, interface); the others are not read, their records kept)."""
     rec = _record(state)
     before = json.dumps(rec, sort_keys=True)
-    want = wanted(lab)
+    want = {key: v for key, v in wanted(lab).items() if only is None or key in only}
     done = StartResult()
     lab_netns = set(n.netns for n in lab.nodes) | set(p.netns for p in lab.pods)
-    old = {(ns, i) for ns, ifaces in rec["shaped"].items() for i in ifaces if ns in lab_netns}
+    old = {(ns, i) for ns, ifaces in rec["shaped"].items() for i in ifaces if ns in lab_netns
+           and (only is None or (ns, i) in only)}
     if not want and not old and not rec["runtime"]:
         if rec["shaped"]:
             rec["shaped"] = {}
@@ -152,7 +157,8 @@ def start(lab: Lab, state: LabState) -> StartResult:
     # Write-ahead: the record names an interface before it is shaped.
     for ns, iface in want:
         rec["shaped"][ns] = sorted(set(rec["shaped"].get(ns, [])) | {iface})
-    rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if ns in lab_netns}
+    if only is None:
+        rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if ns in lab_netns}
     if json.dumps(rec, sort_keys=True) != before:
         state.save()
     changed: list[tuple[str, str, tc.Shaping]] = []  # interfaces changed by this run, and what they had
@@ -164,7 +170,8 @@ def start(lab: Lab, state: LabState) -> StartResult:
     rec["shaped"] = {ns: v for ns, v in rec["shaped"].items() if v}
     # Run-time impairments the topology now says otherwise about were replaced (by `up` from the file).
     specs = {f"{ns}:{iface}": spec for ns, iface, spec in impaired(lab)}
-    for key in [k for k, v in rec["runtime"].items() if specs.get(k, {}) != v.get("spec")]:
+    for key in [k for k, v in rec["runtime"].items() if specs.get(k, {}) != v.get("spec")
+                and (only is None or tuple(k.split(":", 1)) in only)]:
         rec["runtime"].pop(key)
     if json.dumps(rec, sort_keys=True) != before:
         state.save()
@@ -226,6 +233,42 @@ def _put_back(changed: list[tuple[str, str, tc.Shaping]]) -> None:
             tc.replace_root(ns, iface, had.rate_bits, had.delay_us, had.jitter_us)
         except OSError:  # TcError, or the namespace is gone (NetnsGone)
             pass
+
+
+def remade(lab: Lab, netns_names: list[str]) -> set[tuple[str, str]]:
+    """The interfaces a pod made again brings anew: every one of its namespace's, and its veth's end on its node
+    (the kernel deletes a veth pair with either end's namespace)."""
+    names = set(netns_names)
+    pods = [p for p in lab.pods if p.netns in names]
+    nodes = {n.name: n.netns for n in lab.nodes}
+    return ({(ns, iface) for ns, iface, _ in impaired(lab) if ns in names}
+            | {(nodes[p.node], p.host_veth) for p in pods if p.node in nodes})
+
+
+def running(state: LabState, netns_names: list[str]) -> dict[str, dict]:
+    """What of the impairments of these namespaces was set at run time (``netlab impair``), before `up` stops
+    their pods to make them anew: their stop drops it, and a rollback that makes them again puts it back."""
+    names = set(netns_names)
+    rec = state.extra.get(RECORD)
+    runtime = rec.get("runtime") if isinstance(rec, dict) else None  # read only: no record made for a lab without
+    return {k: v for k, v in (runtime if isinstance(runtime, dict) else {}).items()
+            if isinstance(k, str) and isinstance(v, dict) and k.split(":", 1)[0] in names}
+
+
+def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict[str, dict] | None) -> StartResult:
+    """A rollback made these namespaces' pods again: their interfaces get the qdiscs the topology put back names
+    (their veths' ends on their nodes too), and nothing else is read or set: an interface of another pod or node
+    shaped by hand otherwise keeps what it has (a rollback is not a repair; the next ``up`` is)."""
+    rec = _record(state)
+    for key, value in (was or {}).items():
+        rec["runtime"].setdefault(key, value)
+    return start(lab, state, only=remade(lab, netns_names))
+
+
+def stop_made(state: LabState, netns_names: list[str]) -> list[str]:
+    """A rollback deletes namespaces its run made again for pods or nodes the lab had: their qdiscs go with them,
+    and the records of what the pods had before the run stay (stop would drop them)."""
+    return []
 
 
 def stop(state: LabState, netns_names: list[str], everything: bool = False) -> list[str]:

@@ -48,6 +48,9 @@ LOCALHOST = ("127.0.0.1\tlocalhost\n"
              "fe00::2\tip6-allrouters\n")
 
 
+WITHOUT = f"does not get the kubelet's hosts file ({HEADER.strip()!r})"  # a pod with someone else's
+
+
 def hosts_file(lab_name: str, pod: PodInfo) -> str:
     """What the kubelet writes for a pod without hostAliases, after netlab's line."""
     names = pod.hostname
@@ -63,8 +66,7 @@ def wanted(lab: Lab) -> netns_files.Wanted:
 
 def sync(lab: Lab, state: LabState, rec: dict) -> StartResult:
     """Write every pod's hosts file (and take away those of pods the lab no longer has)."""
-    return netns_files.sync(lab.name, state, rec, KIND, wanted(lab),
-                            without=f"does not get the kubelet's hosts file ({HEADER.strip()!r})")
+    return netns_files.sync(lab.name, state, rec, KIND, wanted(lab), without=WITHOUT)
 
 
 def drift(lab: Lab) -> list[str]:

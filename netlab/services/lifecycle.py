@@ -33,6 +33,9 @@ Interface used by netlab.lab (a feature, netlab/feature.py)::
     stop_early(state) -> handle        the whole lab goes: the pods' files, taken away while it is taken down
     stop(state, netns_names, early)   before those namespaces are deleted (with stop_early's handle: last)
     drift(lab, state) -> list[str]    for status
+    running(state, netns_names)       the files of pods `up` makes anew, before they go
+    start_again(lab, state, netns_names, running)  a rollback made those pods again: their files alone
+    stop_made(state, netns_names)     a rollback deletes namespaces it made again: nothing of theirs goes
 
 Fault points (tests; the lead folds them into one hook with apply.py's):
 ``NETLAB_FAULT_POINT=resolv-written`` (``hosts-written``) stops ``up`` right
@@ -332,6 +335,35 @@ def stop_made(state: LabState, netns_names: Iterable[str]) -> list[str]:
     """A rollback deletes namespaces its run made again for pods or nodes the lab had (deleted by hand): their files
     were theirs before the run and stay, as those of the pods and nodes whose namespace it did not make again."""
     return []
+
+
+def running(state: LabState, netns_names: list[str]) -> dict[str, list[str]]:
+    """The files netlab kept for these namespaces' pods (resolv.conf, hosts), before `up` stops them to make them
+    anew: by namespace, the kinds recorded."""
+    rec = _records(state)
+    return {netns: [kind for kind in netns_files.FILES if netns in rec[kind]] for netns in netns_names}
+
+
+def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict[str, list[str]] | None) -> StartResult:
+    """A rollback made these namespaces' pods again: write their resolv.conf and hosts files, those they had before
+    the run (``was``: :func:`running`'s; all of them without it), and nothing else: no other pod's file is
+    rewritten (one edited by hand stays edited), no node's Flannel file, chain or conntrack entry is looked at (a
+    rollback is not a repair; the next ``up`` is)."""
+    rec = _records(state)
+    names = set(netns_names)
+
+    def only(kind: str, want: netns_files.Wanted) -> netns_files.Wanted:
+        return {ns: v for ns, v in want.items() if ns in names and (was is None or kind in was.get(ns, ()))}
+
+    done = StartResult()
+    try:
+        done += netns_files.sync(lab.name, state, rec, "resolv", only("resolv", resolv_wanted(lab)),
+                                 without="does not use the cluster DNS", others=False)
+        done += netns_files.sync(lab.name, state, rec, hosts.KIND, only(hosts.KIND, hosts.wanted(lab)),
+                                 without=hosts.WITHOUT, others=False)
+    finally:
+        state.save(best_effort=True)
+    return done
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:

@@ -366,8 +366,11 @@ def make_netns_dir(rec: dict, netns: str) -> bool:
     raise FileNotFoundError(errno.ENOENT, "removed again by someone else, over and over", ETC_NETNS)
 
 
-def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, without: str) -> StartResult:
-    """Write the file of ``kind`` of every namespace in ``want``, and take it away from the others.
+def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, without: str,
+         others: bool = True) -> StartResult:
+    """Write the file of ``kind`` of every namespace in ``want``, and take it away from the others (not with
+    ``others`` False: a rollback that made some pods again writes theirs alone, and leaves every other file
+    as it is).
 
     ``without`` says what a pod misses when someone else's file stands where
     netlab's would ("does not use the cluster DNS"). Right after the first file
@@ -375,7 +378,7 @@ def sync(lab_name: str, state: LabState, rec: dict, kind: str, want: Wanted, wit
     """
     done = StartResult()
     want = lab_wanted(lab_name, want)  # paths only from the lab's names
-    for netns in [n for n in rec[kind] if n not in want]:
+    for netns in [n for n in rec[kind] if n not in want and others]:
         remove(lab_name, rec, kind, netns, done)
     if want:
         if write_ahead(rec, kind, want):
