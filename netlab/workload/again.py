@@ -14,13 +14,17 @@ from typing import TYPE_CHECKING, Callable
 
 from netlab.kernel import kill
 from netlab.workload import launch
-from netlab.workload.tasks import is_echo_thread, task_in, why_replace
+from netlab.workload.tasks import STOPPED, is_echo_thread, task_in, why_replace
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
     from netlab.model.topology import Container
 
 NOT_RUNNING = "it was not running before the run that a rollback took back"
+# A container paused (its process stopped by SIGSTOP or SIGTSTP) is running, as a runtime's paused container is; the
+# run's stop killed it with its pod's namespace, so the rollback starts it again in the namespace made anew, running,
+# as a runtime starts a new sandbox's containers (held down as not running, status said it had exited, with 143).
+PAUSED = STOPPED
 
 
 def running(pods: dict, netns_names: list[str]) -> dict:
@@ -33,7 +37,7 @@ def running(pods: dict, netns_names: list[str]) -> dict:
             continue
         containers = prec.get("containers") or {}
         up = sorted(c for c, crec in containers.items() if isinstance(crec, dict) and
-                    why_replace(crec, crec.get("argv") or [], prec["netns"], prec.get("uts")) is None)
+                    why_replace(crec, crec.get("argv") or [], prec["netns"], prec.get("uts")) in (None, PAUSED))
         out[pod] = {"record": copy.deepcopy(prec), "running": up}
     return out
 
@@ -56,6 +60,8 @@ def put_back(lab: Lab, pods: dict, netns_names: list[str],
         down |= {f"{pod}/{c}" for c in kept}
 
     def hold(pod: PodInfo, c: Container, crec: dict, why: str) -> str | None:
+        if why == PAUSED:  # its process lives on, paused, where the run's stop never came: left as it was
+            return PAUSED
         return NOT_RUNNING if f"{pod.name}/{c.name}" in down else None
 
     return names, hold

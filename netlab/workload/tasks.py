@@ -27,6 +27,7 @@ FAILED_START = "it had failed to start"  # ... for one whose program could not b
 # Kubernetes: a Deployment makes a new pod, whose containers have restarted 0 times (and CoreDNS reloads its
 # Corefile without a restart). So such a container is counted as a new one, not as a restart.
 COMMAND_CHANGED = "its command changed"
+STOPPED = "it was stopped"  # ... for one whose process is stopped (SIGSTOP, SIGTSTP)
 
 
 def proc_of(crec: dict) -> proc.ProcId | None:
@@ -138,5 +139,5 @@ def why_replace(crec: dict | None, argv: list[str], netns: str, uts: str | None 
         if state is None:
             return EXITED
     if state == "T":
-        return "it was stopped"
+        return STOPPED
     return None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
 
-from helpers import lab_up, netlab, state_path, unique_lab, write_topology
+from helpers import lab_up, netlab, state_path, unique_lab, wait_for, write_topology
 from netlab.kernel import tc
 
 pytestmark = pytest.mark.root
@@ -91,3 +92,61 @@ def test_a_rollback_that_makes_a_pod_again_leaves_the_other_pods_files_and_qdisc
         assert after.returncode == 1 and after.stdout == before.stdout, after.stdout
         netlab("up", "--lab", lab)
         assert root_rate(a, "eth0") == ("tbf", A_RATE)  # the next up is the repair
+
+
+def shells_topology(lab: str, b_node: str) -> str:
+    pod = "  - {{name: {n}, node: {node}, containers: [{{name: web}}, {{name: shell, command: [sleep, infinity]}}]}}\n"
+    return (f"name: {lab}\nnodes:\n  - {{name: n1}}\n  - {{name: n2}}\npods:\n"
+            + pod.format(n="a", node="n1") + pod.format(n="b", node=b_node))
+
+
+def containers(lab: str) -> dict[tuple[str, str], dict]:
+    """Each container's record in the lab's state."""
+    with open(state_path(lab, "state.json")) as fh:
+        pods = json.load(fh)["extra"]["workload"]["pods"]
+    return {(pod, name): c for pod, rec in pods.items() for name, c in rec["containers"].items()}
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def moved_and_stopped(tmp_path, lab: str, path: str) -> None:
+    """Pod b put on n1, the run stopped by Ctrl-C after b's old namespace went: the rollback makes b again."""
+    inode = os.stat(f"/run/netns/{lab}-b").st_ino
+    write_topology(tmp_path, shells_topology(lab, "n1"))
+    stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "2:INT"})
+    assert stopped.returncode == 130, stopped.stdout + stopped.stderr
+    assert os.stat(f"/run/netns/{lab}-b").st_ino != inode, stopped.stderr
+    return stopped.stderr.strip()
+
+
+def test_a_paused_container_in_a_pod_made_again_runs_again(tmp_path):
+    """Pod b's shell paused (SIGSTOP; a runtime's paused container, still running): the run that makes b anew kills
+    it with the pod's old namespace. Its rollback held it down as one that did not run, so status and get pods said
+    it had exited, which it never did. Now it is started again in b's new namespace, running (as a real runtime
+    starts a new sandbox's containers), and status says so; pod a's shell is the same process."""
+    lab = unique_lab("rb")
+    path = write_topology(tmp_path, shells_topology(lab, "n2"))
+    with lab_up(path, lab):
+        before = containers(lab)
+        paused = before[("b", "shell")]["pid"]
+        os.kill(paused, signal.SIGSTOP)
+        assert wait_for(lambda: proc_state(paused) == "T", timeout=10)
+        said = moved_and_stopped(tmp_path, lab, path)
+        assert said.endswith("interrupted by SIGINT; rolled back"), said
+        after = containers(lab)
+        shell = after[("b", "shell")]["pid"]
+        assert shell != paused and proc_state(paused) in (None, "Z") and proc_state(shell) in ("S", "R")
+        with open(f"/proc/{shell}/cmdline", "rb") as fh:
+            assert fh.read().split(b"\0")[:2] == [b"sleep", b"infinity"]
+        assert os.stat(f"/proc/{shell}/ns/net").st_ino == os.stat(f"/run/netns/{lab}-b").st_ino
+        assert after[("a", "shell")]["pid"] == before[("a", "shell")]["pid"]
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 0, status.stdout
+        rows = netlab("get", "pods", "--lab", lab).stdout.splitlines()
+        assert [row.split()[1:3] for row in rows[1:]] == [["2/2", "Running"], ["2/2", "Running"]], rows

@@ -118,3 +118,27 @@ def test_a_cni_pod_made_again_is_attached_and_no_other_pod_is_checked(world):  #
     assert plugins.of("b") == [("loopback", "ADD", "lo"), ("chain", "ADD", "eth0")]
     assert out.actions == ["attached pod b through CNI (10.244.1.3)"]
     assert cni.pod_records(state)["b"]["phase"] == "added" and was == ["b"]
+
+
+def test_a_paused_container_of_a_pod_made_again_is_started_again_and_one_still_paused_is_left(monkeypatch):
+    """workload/again.py: pod b's shell paused (SIGSTOP: why_replace's "it was stopped") ran before the run, as a
+    runtime's paused container runs: the run's stop killed it, and the rollback starts it again (it was held down as
+    not running: status said it had exited, with 143). One whose process lives on, paused (the run's stop never
+    came to it), is left paused."""
+    from types import SimpleNamespace
+
+    from netlab.workload import again
+    from netlab.workload.tasks import STOPPED
+
+    monkeypatch.setattr(again, "why_replace", lambda crec, argv, netns, uts: crec.get("why"))
+    pods = {"b": {"netns": "fk-b", "uts": "/u/b", "containers": {"web": {"argv": ["x"]},
+                                                                 "shell": {"argv": ["y"], "why": STOPPED}}}}
+    was = again.running(pods, ["fk-b"])
+    assert was["b"]["running"] == ["shell", "web"]
+    pods.pop("b")
+    lab = SimpleNamespace(pods=[SimpleNamespace(name="b", netns="fk-b")])
+    only, hold = again.put_back(lab, pods, ["fk-b"], was)
+    pod_b, shell = SimpleNamespace(name="b"), SimpleNamespace(name="shell")
+    assert only == {"b"} and pods["b"]["containers"] == {}
+    assert hold(pod_b, shell, {}, "never started") is None
+    assert hold(pod_b, shell, {"argv": ["y"]}, STOPPED) == STOPPED
