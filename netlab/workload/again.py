@@ -10,15 +10,19 @@ rollback is not a repair; the next ``up`` is).
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Collection
 
 from netlab.kernel import kill
+from netlab.kernel import processes as proc
 from netlab.workload import launch
+from netlab.workload.containers import note_start_error
 from netlab.workload.tasks import STOPPED, is_echo_thread, task_in, why_replace
 
 if TYPE_CHECKING:
     from netlab.model.lab import Lab, PodInfo
     from netlab.model.topology import Container
+
+    Echo = list[tuple[PodInfo, Container, str]]
 
 NOT_RUNNING = "it was not running before the run that a rollback took back"
 # A container paused (its process stopped by SIGSTOP or SIGTSTP) is running, as a runtime's paused container is; the
@@ -40,6 +44,27 @@ def running(pods: dict, netns_names: list[str]) -> dict:
                     why_replace(crec, crec.get("argv") or [], prec["netns"], prec.get("uts")) in (None, PAUSED))
         out[pod] = {"record": copy.deepcopy(prec), "running": up}
     return out
+
+
+def served(pods: dict, netns_names: list[str]) -> list[str]:
+    """The echo containers ("pod/container") of the pods not in ``netns_names`` that run as threads of an echo
+    server now (a stopped one's too: a paused container runs)."""
+    names = set(netns_names)
+    return sorted(f"{pod}/{c}" for pod, prec in pods.items()
+                  if isinstance(prec, dict) and prec.get("netns") not in names
+                  for c, crec in (prec.get("containers") or {}).items()
+                  if isinstance(crec, dict) and is_echo_thread(crec))
+
+
+def served_gone(lab: Lab, pods: dict, only: Collection[str] | None,
+                ids: Collection[str]) -> list[tuple[PodInfo, Container]]:
+    """Of the echo containers ``ids`` (:func:`served`, before the run), those of pods not in ``only`` the lab still
+    records as they were: a new echo server, the old one gone, takes them again."""
+    if only is None or not ids:
+        return []
+    return [(pod, c) for pod in lab.pods if pod.name not in only for c in pod.containers
+            if not c.command and f"{pod.name}/{c.name}" in ids
+            and "pid" in ((pods.get(pod.name) or {}).get("containers") or {}).get(c.name, {})]
 
 
 def put_back(lab: Lab, pods: dict, netns_names: list[str],
@@ -79,3 +104,20 @@ def stop_made(lab_name: str, pods: dict, netns_names: list[str]) -> list[str]:
     if ids and launch.server_pid(lab_name) is not None:  # echo threads the run started in them
         launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids))
     return kill.stop_namespaces(sorted(names))
+
+
+def echo_server_left(server: int, pods: dict, echo: Echo, starting: dict[str, str]) -> list[str]:
+    """The echo containers of the pods a rollback made again, when the lab's echo server is stopped (SIGSTOP) or
+    does not answer: it is left as it is, serving the other pods (a new one would take only these pods' containers,
+    and the others' echo threads would go with the old one: they answered no more, status said they had exited),
+    and these are not started, each said as one that could not start (``up`` replaces the server and starts them)."""
+    how = "is stopped (SIGSTOP)" if proc.proc_state(server) == "T" else "did not answer"
+    error = f"the lab's echo server (pid {server}) {how}, and a rollback does not replace it (it serves the other pods)"
+    problems = []
+    for pod, c, _why in echo:
+        crec = pods[pod.name]["containers"][c.name]
+        crec["error"] = error
+        note_start_error(crec["log"], error)
+        starting.pop(f"{pod.name}/{c.name}", None)
+        problems.append(f"pod {pod.name} container {c.name}: could not start: {error}")
+    return problems

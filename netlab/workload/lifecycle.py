@@ -166,14 +166,15 @@ Hold = Callable[["PodInfo", "Container", dict, str], "str | None"]
 
 
 def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold | None = None,
-          only: Collection[str] | None = None) -> StartResult:
+          only: Collection[str] | None = None, served: Collection[str] = ()) -> StartResult:
     """Start every pod's containers that are not already running as specified. Idempotent.
 
     Returns what it did (containers started, restarted, stopped) and problems
     in words (containers that could not start); those are also recorded, so
     ``status`` shows them. ``hold`` may keep an exited container down (it is
     then neither restarted nor reported). ``only``: the pods (names) to look at, the others' containers and
-    records left as they are, and the nodes' too (a rollback's pods made again: workload/again.py).
+    records left as they are, and the nodes' too (a rollback's pods made again: workload/again.py); ``served``:
+    the other pods' echo containers its run's lab echo server served before it (a new server takes them too).
     """
     pods = _records(state)["pods"]
     hold = hold if hold is not None else exits.policy_hold(lab.name)
@@ -290,7 +291,8 @@ def start(lab: Lab, state: LabState, early: EarlyEcho | None = None, hold: Hold 
         if early is not None:
             done.problems += launch.await_echo(early.join(), early.specs, pods)
         if echo:
-            done.problems += _start_echo(lab, pods, echo, running_echo, starting)
+            done.problems += _start_echo(lab, pods, echo, running_echo, starting, remade=only is not None,
+                                         served=again.served_gone(lab, pods, only, served))
         done += dns_records.reload(lab, pods)  # a running dnsmasq whose records file changed: SIGHUP, waited for
         exits.hold_commands(lab, pods, spawned)
         done += health.start(lab, _records(state))  # kube-proxy's health checks, by the same server
@@ -323,20 +325,27 @@ def _failed(present: list[PodInfo], pods: dict, done: StartResult) -> None:
 
 
 def _start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
-                running: list[tuple[PodInfo, Container]], starting: dict[str, str]) -> list[str]:
-    """Echo containers to (re)start: through the lab's running server, or a new one for all of them."""
+                running: list[tuple[PodInfo, Container]], starting: dict[str, str], remade: bool = False,
+                served: Iterable[tuple[PodInfo, Container]] = ()) -> list[str]:
+    """Echo containers to (re)start: through the lab's running server, or a new one for all of them (``remade``: a
+    rollback's, in the pods it made again: never a new one while the old one lives, which serves the others)."""
     server = launch.server_pid(lab.name)
     if server is not None and proc.proc_state(server) != "T":
         specs = [_echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
         answer = launch.ask(lab.name, {"op": "add", "specs": specs}, len(specs))
         if answer is not None:
             return launch.record(answer, specs, pods)
+    if remade and server is not None:
+        return again.echo_server_left(server, pods, echo, starting)
     # No server, a stopped one (SIGSTOP), or one that did not answer: a new server takes every
-    # echo container of the lab. Threads of a server that cannot be reached go with it.
-    launch.stop_server(lab.name)
+    # echo container of the lab. Threads of a server that cannot be reached go with it (named before it goes:
+    # then they are gone too); a rollback's (``running``: of the pods it made again) takes those of the other pods
+    # that ran in the server before its run (``served``), which went with it as the run stopped those pods.
     orphans = [(pod, c) for pod, c in running if is_echo_thread(pods[pod.name]["containers"][c.name])]
-    problems: list[str] = []
     tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
+    launch.stop_server(lab.name)
+    orphans += [(pod, c) for pod, c in served if (pod, c) not in orphans]
+    problems: list[str] = []
     kill.terminate(tids, proc.running)
     for pod, c in orphans:
         cid = f"{pod.name}/{c.name}"
@@ -431,8 +440,11 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
 
 
 def running(state: LabState, netns_names: list[str]) -> dict:
-    """What of these namespaces' pods runs now, before `up` stops them to make them anew (workload/again.py)."""
-    return again.running(_records(state)["pods"], netns_names)
+    """What of these namespaces' pods runs now, before `up` stops them to make them anew (workload/again.py), and
+    the other pods' echo containers the lab's echo server serves (their threads go with it if it does not
+    answer as those pods stop)."""
+    pods = _records(state)["pods"]
+    return {"pods": again.running(pods, netns_names), "served": again.served(pods, netns_names)}
 
 
 def stop_made(state: LabState, netns_names: list[str]) -> list[str]:
@@ -442,8 +454,8 @@ def stop_made(state: LabState, netns_names: list[str]) -> list[str]:
 
 def start_again(lab: Lab, state: LabState, netns_names: list[str], was: dict | None) -> StartResult:
     """A rollback made these namespaces' pods again: start only what ran in them (``was``: :func:`running`'s)."""
-    only, hold = again.put_back(lab, _records(state)["pods"], netns_names, was)
-    return start(lab, state, hold=hold, only=only)
+    only, hold = again.put_back(lab, _records(state)["pods"], netns_names, (was or {}).get("pods"))
+    return start(lab, state, hold=hold, only=only, served=(was or {}).get("served") or ())
 
 
 def drift(lab: Lab, state: LabState) -> list[str]:

@@ -11,10 +11,11 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 
-from helpers import lab_up, netlab, state_path, unique_lab, wait_for, write_topology
+from helpers import in_netns, lab_up, netlab, state_path, unique_lab, wait_for, write_topology
 from netlab.kernel import tc
 
 pytestmark = pytest.mark.root
@@ -150,3 +151,63 @@ def test_a_paused_container_in_a_pod_made_again_runs_again(tmp_path):
         assert status.returncode == 0, status.stdout
         rows = netlab("get", "pods", "--lab", lab).stdout.splitlines()
         assert [row.split()[1:3] for row in rows[1:]] == [["2/2", "Running"], ["2/2", "Running"]], rows
+
+
+ECHO = r"""
+import json, socket, sys
+s = socket.create_connection((sys.argv[1], 8080), timeout=3)
+s.sendall(b"hello\n")
+data = b""
+while not data.endswith(b"\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.decode().strip())
+"""
+
+
+def echo_from(netns: str, ip: str) -> str | None:
+    """The pod that answers a real connection to ip:8080 from ``netns`` (None: no answer)."""
+    answer = in_netns(netns, sys.executable, "-c", ECHO, ip, timeout=30)
+    return json.loads(answer.stdout)["pod"] if answer.returncode == 0 else None
+
+
+def thread_group(tid: int) -> int | None:
+    """The process a task is a thread of (None: no such task)."""
+    try:
+        with open(f"/proc/{tid}/status") as fh:
+            return int(next(line.split()[1] for line in fh if line.startswith("Tgid:")))
+    except FileNotFoundError:
+        return None
+
+
+def test_an_echo_server_the_run_took_is_replaced_by_one_serving_every_pod_it_served(tmp_path):
+    """The lab's one echo server stopped (SIGSTOP: it answers nothing), then a change that makes pod b anew stopped by
+    Ctrl-C. The run's stop of b could not ask the server to drop b's echo thread, so it stopped the process that had
+    a thread in b's namespace: the server, and pod a's echo threads with it. The rollback's start in b alone then
+    made a new server for b's echo container only: a's exited (status said so, and nothing answered on a:8080). Now
+    the new server serves a's too, which ran in the old one before the run (a restart), and both answer."""
+    lab = unique_lab("rb")
+    path = write_topology(tmp_path, shells_topology(lab, "n2"))
+    with lab_up(path, lab):
+        before = containers(lab)
+        server = thread_group(before[("a", "web")]["pid"])
+        assert thread_group(before[("b", "web")]["pid"]) == server != before[("a", "web")]["pid"]
+        os.kill(server, signal.SIGSTOP)
+        assert wait_for(lambda: proc_state(server) == "T", timeout=10)
+        try:
+            said = moved_and_stopped(tmp_path, lab, path)
+        finally:
+            if proc_state(server) not in (None, "Z"):
+                os.kill(server, signal.SIGCONT)
+        assert said.endswith("interrupted by SIGINT; rolled back"), said
+        assert proc_state(server) in (None, "Z")  # the run took it
+        after = containers(lab)
+        now = thread_group(after[("b", "web")]["pid"])
+        assert now != server and thread_group(after[("a", "web")]["pid"]) == now
+        assert after[("a", "web")]["restarts"] == before[("a", "web")]["restarts"] + 1
+        assert after[("a", "shell")]["pid"] == before[("a", "shell")]["pid"]  # a command container: not the server's
+        assert echo_from(f"{lab}-n1", "10.244.0.2") == "a" and echo_from(f"{lab}-n1", "10.244.1.2") == "b"
+        status = netlab("status", "--lab", lab, check=False)
+        assert status.returncode == 0, status.stdout

@@ -142,3 +142,31 @@ def test_a_paused_container_of_a_pod_made_again_is_started_again_and_one_still_p
     assert only == {"b"} and pods["b"]["containers"] == {}
     assert hold(pod_b, shell, {}, "never started") is None
     assert hold(pod_b, shell, {"argv": ["y"]}, STOPPED) == STOPPED
+
+
+def test_the_echo_containers_a_new_server_takes_in_a_rollback_and_a_server_left_as_it_is(monkeypatch, tmp_path):
+    """workload/again.py: before the run, the other pods' echo containers that run as threads of the lab's server
+    (``served``); in the rollback's start, those still recorded as they were are taken by the new server when the
+    old one is gone (the run's stop took it); a server that lives on but does not answer is left as it is, and the
+    echo containers of the pods made again are said as not started, recorded so (status, `up` starts them)."""
+    from types import SimpleNamespace
+
+    from netlab.workload import again
+
+    monkeypatch.setattr(again, "is_echo_thread", lambda crec: crec.get("thread", False))
+    pods = {"a": {"netns": "fk-a", "containers": {"web": {"pid": 11, "thread": True}, "sh": {"pid": 12}}},
+            "b": {"netns": "fk-b", "containers": {"web": {"pid": 13, "thread": True}}},
+            "c": {"netns": "fk-c", "containers": {"web": {"pid": 14}}}}
+    assert again.served(pods, ["fk-b"]) == ["a/web"]
+    web, sh = SimpleNamespace(name="web", command=None), SimpleNamespace(name="sh", command=["sleep"])
+    a, b, c = (SimpleNamespace(name=n, containers=[web, sh] if n == "a" else [web]) for n in "abc")
+    lab = SimpleNamespace(pods=[a, b, c])
+    assert again.served_gone(lab, pods, {"b"}, ["a/web"]) == [(a, web)]
+    assert again.served_gone(lab, pods, None, ["a/web"]) == []  # a lab-wide start: its own
+    monkeypatch.setattr(again.proc, "proc_state", lambda pid: "T")
+    b_rec = {"log": str(tmp_path / "b.web.log")}
+    starting = {"b/web": "started container b/web"}
+    said = again.echo_server_left(77, {"b": {"containers": {"web": b_rec}}}, [(b, web, "never started")], starting)
+    why = "the lab's echo server (pid 77) is stopped (SIGSTOP), and a rollback does not replace it (it serves the other pods)"
+    assert said == [f"pod b container web: could not start: {why}"] and starting == {} and b_rec["error"] == why
+    assert why in (tmp_path / "b.web.log").read_text()
