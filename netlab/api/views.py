@@ -245,7 +245,9 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
         out.append(ServiceInfo(
             name=svc.name, namespace=svc.namespace, type=svc.type,
             cluster_ip=str(cip) if cip is not None else "None",  # headless: kubectl's CLUSTER-IP None
-            external_ip=str(lb) if lb is not None else None, session_affinity=svc.session_affinity,
+            # kubectl's EXTERNAL-IP: the balancer's address, then spec.externalIPs, joined by commas
+            external_ip=",".join([str(lb)] * (lb is not None) + [str(ip) for ip in svc.external_ips]) or None,
+            session_affinity=svc.session_affinity,
             selector=FrozenDict(svc.selector), ports=tuple(by_service.get((svc.namespace, svc.name), [])),
             dns=fqdn(svc), added=is_added_service(svc),
             external_traffic_policy=svc.external_traffic_policy if svc.type != "ClusterIP" else None,

@@ -17,8 +17,10 @@ from netlab.model.impair import POD_INTERFACES, node_interfaces
 from netlab.model.addressing import allocate
 from netlab.model.location import Loc, format_path
 from netlab.model.fields import NETNS_NAME_MAX, RESERVED_NAMES
-from netlab.model.topology import ECHO_DEFAULT_PORT, Topology
+from netlab.model.topology import ECHO_DEFAULT_PORT, Service, Topology
 from netlab.model.values import SPECIAL_RANGES
+
+LINK_LOCAL_MULTICAST = IPv4Network("224.0.0.0/24")  # the API server refuses it with link-local unicast
 
 
 def check_topology(topo: Topology) -> list[tuple[Loc, str]]:
@@ -228,10 +230,12 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
         if svc.type == "LoadBalancer" and topo.internet is None:
             out.append((("services", i, "type"), "type LoadBalancer needs an internet: section "
                                                  "(the load balancer lives there); add one"))
-        if svc.external_traffic_policy == "Local" and svc.type == "ClusterIP":  # the API server's validation
+        if svc.external_traffic_policy == "Local" and not svc.externally_accessible:  # the API server's validation
             out.append((("services", i, "externalTrafficPolicy"), "externalTrafficPolicy Local needs type NodePort "
-                                                                  "or LoadBalancer (a ClusterIP Service takes no "
-                                                                  "outside traffic); set the type or remove it"))
+                                                                  "or LoadBalancer or externalIPs (a ClusterIP "
+                                                                  "Service without them takes no outside traffic); "
+                                                                  "set the type or remove it"))
+        out += _external_ip_problems(topo, i, svc)
         if svc.session_affinity_config is not None and svc.session_affinity != "ClientIP":  # the API server's rule
             out.append((("services", i, "sessionAffinityConfig"), "must not be set when sessionAffinity is None, "
                                                                   "as in Kubernetes; set sessionAffinity: ClientIP "
@@ -240,6 +244,28 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
             out.append((("services", i, "loadBalancerIP"), "loadBalancerIP needs type LoadBalancer; "
                                                            "set the type or remove loadBalancerIP"))
     return out + nodeports.problems(topo)
+
+
+def _external_ip_problems(topo: Topology, i: int, svc: Service) -> list[tuple[Loc, str]]:
+    """externalIPs: the API server's ValidateNonSpecialIP, then netlab's own limit (the lab routes each address
+    to a node, so it cannot be one of the lab's own networks)."""
+    out: list[tuple[Loc, str]] = []
+    inet = topo.internet
+    own = [("cluster.podCIDR", topo.cluster.pod_cidr), ("cluster.serviceCIDR", topo.cluster.service_cidr),
+           ("network.underlay.cidr", topo.network.underlay.cidr)] + ([("internet.cidr", inet.cidr)] if inet else [])
+    for j, ip in enumerate(svc.external_ips):
+        loc = ("services", i, "externalIPs", j)
+        special = ("the unspecified address" if ip.is_unspecified else "a loopback address" if ip.is_loopback
+                   else "a link-local address" if ip.is_link_local or ip in LINK_LOCAL_MULTICAST else None)
+        if special:
+            out.append((loc, f"{ip} is {special}, which the API server refuses for externalIPs; "
+                             "give an address routed to the cluster"))
+            continue
+        inside = next((name for name, net in own if ip in net), None)
+        if inside:
+            out.append((loc, f"{ip} is in {inside}, a network of the lab itself: netlab routes an externalIP from "
+                             "its internet to a node; give an address outside the lab's networks"))
+    return out
 
 
 def _check_expectations(topo: Topology) -> list[tuple[Loc, str]]:

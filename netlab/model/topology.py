@@ -182,6 +182,13 @@ class Service(Model):
         None, alias="sessionAffinityConfig",
         description="With sessionAffinity ClientIP only: clientIP.timeoutSeconds, kube-proxy's `recent --seconds` "
                     "(iptables) or its affinity sets' timeout (nftables).")
+    external_ips: list[Ip] = Field(
+        [], alias="externalIPs",
+        description="Addresses routed to the cluster from outside (not allocated by netlab): every node's kube-proxy "
+                    "sends traffic to <externalIP>:<port> to the Service, like its ClusterIP, through the external "
+                    "chain (masqueraded; externalTrafficPolicy Local keeps the client's address). The lab's internet "
+                    "gateway routes each one to the first node. Not 0.0.0.0, loopback or link-local (the API "
+                    "server's rule), nor in the lab's own networks.")
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")
     external_traffic_policy: Literal["Cluster", "Local"] = Field(
@@ -212,7 +219,12 @@ class Service(Model):
     @property
     def external_local(self) -> bool:
         """externalTrafficPolicy Local on a Service that takes outside traffic (kube-proxy's ExternalPolicyLocal)."""
-        return self.external_traffic_policy == "Local" and self.type != "ClusterIP"
+        return self.external_traffic_policy == "Local" and self.externally_accessible
+
+    @property
+    def externally_accessible(self) -> bool:
+        """The API server's ExternallyAccessible: a NodePort or LoadBalancer Service, or one with externalIPs."""
+        return self.type != "ClusterIP" or bool(self.external_ips)
 
     @property
     def needs_health_check(self) -> bool:

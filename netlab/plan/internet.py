@@ -116,10 +116,19 @@ def resources(lab: Lab) -> list[Resource]:
     for ns in ([lb_ns] if lb_ns else []) + [ns for _, ns, _ in hosts]:
         res.append(Route(netns=ns, dst=DEFAULT, gateway=inet.gateway.ip, dev=naming.NODE_IF))
 
+    res += external_ip_routes(lab, gw_ns)
     res.append(gateway_nat(lab, gw_ns))
     if lb_ns:
         res.append(lb_nat(lab, lb_ns, lbs))
     return res
+
+
+def external_ip_routes(lab: Lab, gw_ns: str) -> list[Resource]:
+    """A Service's externalIPs are the cluster admin's to route (Kubernetes allocates nothing): the internet
+    gateway sends each one to the first node, whose kube-proxy DNATs it to an endpoint."""
+    first = lab.nodes[0]
+    ips = sorted({ip for svc in lab.services if not svc.headless for ip in svc.external_ips})
+    return [Route(netns=gw_ns, dst=IPv4Network(f"{ip}/32"), gateway=first.ip, dev=naming.NODE_IF) for ip in ips]
 
 
 def gateway_nat(lab: Lab, netns: str) -> NatRules:

@@ -296,11 +296,13 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
     balancer IP through the external- chain."""
     proto, port, cip = sp.protocol, sp.port.port, sp.cluster_ip
     svc, ext = service_chain(sp), external_chain(sp)
-    external = sp.node_port is not None or sp.lb_ip is not None
+    external = sp.external
     t.element("cluster-ips", str(cip))
     if not sp.endpoints:
         reject = f'comment "{comment_text(sp.name)}" : goto {REJECT_CHAIN}'
         t.element("no-endpoint-services", f"{cip} . {proto} . {port} {reject}")
+        for ip in sp.external_ips:
+            t.element("no-endpoint-services", f"{ip} . {proto} . {port} {reject}")
         if sp.lb_ip is not None:
             t.element("no-endpoint-services", f"{sp.lb_ip} . {proto} . {port} {reject}")
         if sp.node_port is not None:
@@ -327,11 +329,15 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
         t.element("service-ips", f"{cip} . {proto} . {port} : goto {internal}")
     else:  # internalTrafficPolicy Local and none on this node: the ClusterIP is dropped
         t.element("no-endpoint-services", f"{cip} . {proto} . {port} {drop}")
+    for ip in sp.external_ips:
+        t.element("service-ips", f"{ip} . {proto} . {port} : goto {ext}")
     if sp.lb_ip is not None:
         t.element("service-ips", f"{sp.lb_ip} . {proto} . {port} : goto {ext}")
     if sp.node_port is not None:
         t.element("service-nodeports", f"{proto} . {sp.node_port} : goto {ext}")
     if external and sp.external_local and not local:  # none on this node: outside traffic is dropped
+        for ip in sp.external_ips:
+            t.element("no-endpoint-services", f"{ip} . {proto} . {port} {drop}")
         if sp.node_port is not None:
             t.element("no-endpoint-nodeports", f"{proto} . {sp.node_port} {drop}")
         if sp.lb_ip is not None:

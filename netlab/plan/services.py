@@ -134,6 +134,12 @@ class ServicePortInfo:
     endpoints: tuple[tuple[IPv4Address, int], ...]  # in kube-proxy's order (model.lab.endpoint_order)
     nodes: tuple[str, ...] = ()  # the node of each endpoint, in the same order (EndpointSlice's nodeName)
     health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
+    external_ips: tuple[IPv4Address, ...] = ()  # spec.externalIPs, in the file's order
+
+    @property
+    def external(self) -> bool:
+        """kube-proxy's ExternallyAccessible: a node port, a balancer IP or externalIPs (the external chain)."""
+        return self.node_port is not None or self.lb_ip is not None or bool(self.external_ips)
 
     @property
     def affinity(self) -> bool:
@@ -221,6 +227,7 @@ def service_ports(lab: Lab) -> list[ServicePortInfo]:
                 endpoints=tuple((pod.ip, target) for pod, target in eps[key]),
                 nodes=tuple(pod.node for pod, _ in eps[key]),
                 health_check_node_port=hcs.get((svc.namespace, svc.name)),
+                external_ips=tuple(svc.external_ips),
             ))
     return out
 
@@ -305,7 +312,7 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
     uses every endpoint (a node port's always does: pods' own is short-circuited to it)."""
     proto, port, cip, name = sp.protocol, sp.port.port, str(sp.cluster_ip), sp.name
     match = f"-m {proto} -p {proto}"
-    uses_cluster = not sp.internal_local or sp.node_port is not None  # UsesClusterEndpoints
+    uses_cluster = not sp.internal_local or sp.external  # UsesClusterEndpoints
     local = sp.local_endpoints(node) if sp.internal_local or sp.external_local else ()
     svc = rs.chain(sp.svc_chain) if uses_cluster else sp.svc_chain
     svl = rs.chain(sp.svl_chain) if local else sp.svl_chain
@@ -321,14 +328,19 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
     else:
         rs.note(f"{name} cluster IP {cip}:{port}/{proto}: internalTrafficPolicy Local and no endpoint on this "
                 "node: dropped in the filter table")
+    for ip in sp.external_ips:
+        rs.note(f"{name} external IP {ip}: routed to the nodes from outside, to the external chain")
+        rs.add(KUBE_SERVICES, f'-m comment --comment "{name} external IP" {match} -d {ip} '
+                              f"--dport {port} -j {sp.ext_chain}")
     if sp.lb_ip is not None and sp.node_port is not None:
         rs.note(f"{name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
         rs.add(KUBE_SERVICES, f'-m comment --comment "{name} loadbalancer IP" {match} -d {sp.lb_ip} '
                               f"--dport {port} -j {sp.ext_chain}")
-    if sp.node_port is not None:
+    if sp.external:
         ext = rs.chain(sp.ext_chain)
-        rs.note(f"{name} node port {sp.node_port}/{proto}")
-        rs.add(KUBE_NODEPORTS, f"-m comment --comment {name} {match} --dport {sp.node_port} -j {ext}")
+        if sp.node_port is not None:
+            rs.note(f"{name} node port {sp.node_port}/{proto}")
+            rs.add(KUBE_NODEPORTS, f"-m comment --comment {name} {match} --dport {sp.node_port} -j {ext}")
         if not sp.external_local:
             rs.add(ext, f'-m comment --comment "masquerade traffic for {name} external destinations" '
                         f"-j {KUBE_MARK_MASQ}")
@@ -432,6 +444,8 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
             rs.note(f"{sp.name} has no endpoint on this node: drop outside traffic to its node port")
         elif sp.endpoints:
             why, verdict = "", ""
+        for ip in sp.external_ips if verdict else ():
+            rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {ip} --dport {sp.port.port} -j {verdict}")
         if verdict and sp.lb_ip is not None:
             rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {sp.lb_ip} --dport {sp.port.port} -j {verdict}")
         if verdict and sp.node_port is not None:
