@@ -286,7 +286,7 @@ def without_dnat(node: str, svc: ServiceFacts, f: Flow) -> str:
     if f.dst == svc.lb_ip:  # the lab's balancer holds every LoadBalancer IP (plan/internet.py)
         return (f"the packet follows {node}'s routes as it is, to the load balancer that holds {f.dst}: out of the "
                 "cluster and back in through a nodePort, the way kube-proxy's rule spares it")
-    if f.dst == svc.ip:
+    if f.dst in svc.addresses:
         return f"{f.dst} is an address no interface owns, and the packet follows {node}'s routes as it is"
     return f"the packet stays addressed to {node} itself, port {f.dport}, where no socket listens"  # a nodePort
 
@@ -323,7 +323,7 @@ def no_endpoints(lab: LabMap, filt: NatTable | None, ns: str, svc: ServiceFacts,
     node = lab.where(ns).split()[-1]
     commands = commands + [f"ip netns exec {ns} iptables-save -c -t filter"]
     planned = lab.planned_filter.get(ns)
-    nodeport = f.dst not in (svc.ip, svc.lb_ip)
+    nodeport = f.dst not in svc.addresses
     steps = reject_path(planned, f, iif, local, nodeport) if planned is not None else []
     gap = missing(filt, planned, steps, "filter") if filt is not None and planned is not None and steps else None
     said = svc.no_local_words(node, f.dst) if local else f"Service {svc.name} has no endpoints"

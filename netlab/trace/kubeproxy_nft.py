@@ -244,7 +244,7 @@ def reject_path(planned: tuple[str, ...], svc: ServiceFacts, f: Flow, iif: str |
     verdict map, the Service's element in map no-endpoint-services, and reject-chain's rule; for a nodePort
     (addressed to the node itself), filter-input's jump to nodeport-endpoints-check, the node's address in set
     nodeport-ips and the port's element in map no-endpoint-nodeports."""
-    if f.dst not in (svc.ip, svc.lb_ip):
+    if f.dst not in svc.addresses:
         name, key, check, hook = "no-endpoint-nodeports", f"{svc.protocol} . {f.dport} ", "nodeport-endpoints-check", \
             "filter-input"
     else:
@@ -275,7 +275,7 @@ def no_endpoints(lab: LabMap, table: NftTable | None, ns: str, svc: ServiceFacts
     planned = lab.planned_nft.get(ns, ())
     commands = commands + [f"ip netns exec {ns} nft list table {TABLE}"]
     gap = missing(table, reject_path(planned, svc, f, iif)) if table is not None and table.exists else None
-    nodeports = f.dst not in (svc.ip, svc.lb_ip)
+    nodeports = f.dst not in svc.addresses
     verdict_map = "no-endpoint-nodeports" if nodeports else "no-endpoint-services"
     if gap is None or table is None:
         if local:

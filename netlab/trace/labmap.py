@@ -44,6 +44,7 @@ class ServiceFacts:
     endpoints: tuple[ServiceEndpoint, ...] = ()
     ext_chain: str | None = None  # KUBE-EXT-...: where a nodePort or the load balancer's address enters
     lb_ip: str | None = None
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs: routed to a node, DNATed there like the ClusterIP
     # externalTrafficPolicy Local: the nodes with an endpoint of their own (None: Cluster), and the pod CIDR,
     # whose traffic kube-proxy short-circuits to every endpoint
     local_nodes: tuple[str, ...] | None = None
@@ -51,6 +52,12 @@ class ServiceFacts:
     local_chain: str | None = None  # KUBE-SVL-... / local-...: a node's own endpoints (Local)
     internal_local: bool = False  # internalTrafficPolicy Local: the ClusterIP goes to local_chain
     external_local: bool = False  # externalTrafficPolicy Local: an outside client's nodePort packet does
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The Service's own addresses a packet may carry to a node (not a nodePort's, which is the node's):
+        its ClusterIP, the balancer's IP and its externalIPs."""
+        return (self.ip, *([self.lb_ip] if self.lb_ip else []), *self.external_ips)
 
     def no_local_words(self, node: str, dst: str) -> str:
         """Why ``node`` drops a packet to ``dst`` (:meth:`dropped_on`), in words."""
@@ -276,11 +283,12 @@ class LabMap:
         return " && ".join([f"ip -n {netns} link set {dev} up", *self.planned_on_dev.get((netns, dev), [])])
 
     def service_for(self, ip: str, port: int | None, proto: str, lb: bool = True) -> ServiceFacts | None:
-        """The Service port a packet to ``ip:port`` is for: its ClusterIP and port, a nodePort, or (``lb``: in a
-        node, whose kube-proxy catches it) its LoadBalancer IP and port; the balancer's own DNAT of that address
-        is not kube-proxy's (``lb`` False there)."""
+        """The Service port a packet to ``ip:port`` is for: its ClusterIP or an externalIP and port, a nodePort,
+        or (``lb``: in a node, whose kube-proxy catches it) its LoadBalancer IP and port; the balancer's own DNAT
+        of that address is not kube-proxy's (``lb`` False there)."""
         for s in self.services:
-            if s.protocol == proto and ((s.ip == ip and s.port == port) or (s.node_port == port and port)
+            if s.protocol == proto and (((s.ip == ip or ip in s.external_ips) and s.port == port)
+                                        or (s.node_port == port and port)
                                         or (lb and s.lb_ip == ip and s.port == port)):
                 return s
         return None
@@ -300,7 +308,8 @@ def services(lab: Lab) -> list[ServiceFacts]:
         out.append(ServiceFacts(name=sp.name, ip=str(sp.cluster_ip), port=sp.port.port, protocol=sp.protocol,
                                 svc_chain=nftables.service_chain(sp) if nft else sp.svc_chain,
                                 node_port=sp.node_port, endpoints=eps,
-                                ext_chain=ext if sp.node_port is not None else None,
+                                ext_chain=ext if sp.external else None,
+                                external_ips=tuple(str(ip) for ip in sp.external_ips),
                                 lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None,
                                 local_nodes=tuple(sorted(set(sp.nodes))) if local else None,
                                 local_chain=(nftables.local_chain(sp) if nft else sp.svl_chain) if local else None,

@@ -142,7 +142,7 @@ class NatSteps(WalkParts):
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
         if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
             return None
-        if f.dst != svc.ip and f.dst != svc.lb_ip and not self._local(ns, f.dst):
+        if f.dst not in svc.addresses and not self._local(ns, f.dst):
             return None  # a nodePort only counts on the node's own addresses (--dst-type LOCAL)
         if hit is not None and hit.direction == "orig" and hit.entry.made_before:
             return self._held_without_dnat(ns, iif, svc, hit)

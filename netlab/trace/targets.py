@@ -98,6 +98,8 @@ def resolve_target(lab: Lab, spec: str, proto: str | None, port: int | None, src
     for svc in lab.services:
         if not svc.headless and str(lab.cluster_ip(svc)) == spec:
             return _service_target(lab, f"{svc.namespace}/{svc.name}", proto, port, src)
+        if not svc.headless and spec in {str(ip) for ip in svc.external_ips}:
+            return _service_target(lab, f"{svc.namespace}/{svc.name}", proto, port, src, via=spec)
     if is_ip(spec):
         lm = lab_map(lab)
         if spec in lm.ip_names:
@@ -148,7 +150,10 @@ def _pod_proto(pod: Any, proto: str | None, port: int | None) -> str | None:
     return None if proto is not None or port is None else port_protocol(pod, port)
 
 
-def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint) -> Endpoint:
+def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, src: Endpoint,
+                    via: str | None = None) -> Endpoint:
+    """``via``: one of the Service's externalIPs, given as DST (from anywhere); otherwise an internet host goes to
+    the balancer's address, else to the first externalIP, and the cluster's own machines to the ClusterIP."""
     # svc/x/web: the Service web of namespace x; svc/web: the only web, or the one in the client's namespace
     client_ns = next((p.spec.namespace for p in lab.pods if p.name == src.name), None) if src.kind == "pod" else None
     svc = lab.find_service(name, client_ns)
@@ -169,13 +174,15 @@ def _service_target(lab: Lab, name: str, proto: str | None, port: int | None, sr
         have = ", ".join(f"{p.port}/{p.protocol}" for p in svc.ports)
         raise UsageError(f"Service {name} has no port {port or ''}{'/' + proto if proto else ''} (ports: {have})")
     ip = str(lab.cluster_ip(svc))
-    if src.kind == "internet":
+    if via is not None:
+        ip = via
+    elif src.kind == "internet":
         lb = load_balancer_ips(lab).get((svc.namespace, svc.name))
-        if lb is None:
-            raise UsageError(f"Service {name} has no address on the internet (only a LoadBalancer has one); trace "
-                             f"to a node and its nodePort instead: netlab trace --lab {lab.name} {src.name} NODE "
-                             "--proto tcp --port N")
-        ip = str(lb)
+        if lb is None and not svc.external_ips:
+            raise UsageError(f"Service {name} has no address on the internet (only a LoadBalancer or one with "
+                             f"externalIPs has one); trace to a node and its nodePort instead: netlab trace --lab "
+                             f"{lab.name} {src.name} NODE --proto tcp --port N")
+        ip = str(lb) if lb is not None else str(svc.external_ips[0])
     ref = lab.service_ref(svc)
     return Endpoint(f"svc/{ref}", "service", ip, None, port=(chosen.port if chosen else port),
                     proto=chosen.protocol.lower() if chosen else proto, service=ref)

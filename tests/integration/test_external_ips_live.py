@@ -71,6 +71,9 @@ def test_external_ip_reaches_the_endpoint_from_the_internet_and_another_node(tmp
         # The internet host: routed to n1 by the gateway, DNATed there, masqueraded on its way to n2.
         got = answer(f"{name}-client")
         assert got["pod"] == "web" and not got["client"].startswith("203.0.113.50:"), got
+        tr = netlab("trace", "--lab", name, "client", "svc/web", "--proto", "tcp", "--port", "80", check=False)
+        assert tr.returncode == 0 and f"→ svc/web ({EXTERNAL_IP}:80)" in tr.stdout, tr.stdout
+        assert re.search(rf"{name}-n1 +eth0 +DNAT {EXTERNAL_IP}:80 → 10\.244\.1\.\d+:8080", tr.stdout), tr.stdout
         # Another node: n2's own kube-proxy rules take it (OUTPUT).
         assert answer(f"{name}-n2")["pod"] == "web"
         if mode == "iptables":
@@ -86,9 +89,13 @@ def test_external_ip_reaches_the_endpoint_from_the_internet_and_another_node(tmp
             assert len(elems) == 1 and elems[0][1]["goto"]["target"].startswith("external-"), elems
             in_netns(n1, "nft", "delete", "element", "ip", "kube-proxy", "service-ips",
                      f"{{ {EXTERNAL_IP} . tcp . 80 }}", check=True)
-        # Deleted by hand: status names it; the internet host now gets nothing at n1; up puts it back.
+        # Deleted by hand: status names it; the internet host now gets nothing at n1, and trace says why there;
+        # up puts it back.
         st = netlab("status", "--lab", name, check=False)
         assert st.returncode == 1 and EXTERNAL_IP in st.stdout + st.stderr, (st.stdout, st.stderr)
+        tr = netlab("trace", "--lab", name, "client", EXTERNAL_IP, "--proto", "tcp", "--port", "80", check=False)
+        lost = next(line for line in tr.stdout.splitlines() if line.startswith("result:"))
+        assert tr.returncode == 1 and f"{name}-n1" in lost and "did not DNAT" in lost, tr.stdout
         assert fetch(f"{name}-client", f"http://{EXTERNAL_IP}:80/", timeout=2).returncode != 0
         netlab("up", "-t", path)
         assert netlab("status", "--lab", name, check=False).returncode == 0
