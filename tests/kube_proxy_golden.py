@@ -34,14 +34,14 @@ def sort_iptables_rules(payload: str) -> str:
     return "\n".join([head, *chains, *rules, "COMMIT"]) + "\n"
 
 
-def port_nat(case: str) -> str:
+def port_nat(case: str, namespace: str = "ns1") -> str:
     """netlab's nat payload for the case's topology, as the fake proxier would render it, sorted alike.
 
     A lab with Services also gets netlab's cluster DNS (kube-system/kube-dns), which the upstream
     test's fake proxier does not have: only the test's own Service goes into the comparison.
     """
     lab = resolve(load_topology(str(GOLDEN / f"{case}.yaml")))
-    sps = [sp for sp in services.service_ports(lab) if sp.svc.namespace == "ns1"]
+    sps = [sp for sp in services.service_ports(lab) if sp.svc.namespace == namespace]
     rs = services.kube_nat(lab, sps, masq_mark=FAKE_PROXIER_MARK, random_fully=False, node=lab.nodes[0].name)
     return sort_iptables_rules(rs.payload(""))
 

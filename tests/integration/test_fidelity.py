@@ -369,6 +369,11 @@ def rows(world) -> list[dict]:
         (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
         "kubernetes proxier_test.go TestInternalTrafficPolicyE2E, case \"internalTrafficPolicy is local and there is "
         "non-zero local endpoints\": only the node's own endpoint, through KUBE-SVL (tests/unit/test_kube_proxy_golden.py)")
+    case = "overall_external_ip"
+    row("kube-proxy nat payload, externalIPs", "the iptables-restore input of one Service (ns4/svc4, externalIPs: "
+        "[192.168.99.33], 2 endpoints)", port_nat(case, "ns4"), (KUBE_PROXY_GOLDEN / f"{case}.nat").read_text(),
+        "kubernetes proxier_test.go TestOverallIPTablesRules, its lines for ns4/svc4: the external IP's jump to "
+        "KUBE-EXT, masqueraded there (tests/unit/test_kube_proxy_golden.py)")
     return out
 
 

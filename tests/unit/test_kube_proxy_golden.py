@@ -2,7 +2,7 @@
 
 kubernetes ``pkg/proxy/iptables/proxier_test.go``, ``TestInternalTrafficPolicyE2E``,
 cases "internalTrafficPolicy is cluster" and "... is local and there is non-zero local endpoints"
-(the test node's kube-proxy): ``golden/kube_proxy/*.yaml`` is its
+(the test node's kube-proxy), and ``TestOverallIPTablesRules``' Service ns4/svc4 (externalIPs): ``golden/kube_proxy/*.yaml`` is its
 Service and endpoints as a netlab topology, ``*.nat`` the nat table of its
 ``clusterExpectedIPTables``, verbatim. kube-proxy's ``NewFakeProxier`` uses the
 mark ``0x4000`` and an iptables without ``--random-fully`` (a running
@@ -20,9 +20,11 @@ from netlab.plan import services
 from kube_proxy_golden import GOLDEN, port_nat
 
 
-@pytest.mark.parametrize("case", ["internal_traffic_policy_cluster", "internal_traffic_policy_local"])
-def test_nat_payload_is_kube_proxys_own_golden(case):
-    assert port_nat(case) == (GOLDEN / f"{case}.nat").read_text()
+@pytest.mark.parametrize("case, namespace", [("internal_traffic_policy_cluster", "ns1"),
+                                             ("internal_traffic_policy_local", "ns1"),
+                                             ("overall_external_ip", "ns4")])
+def test_nat_payload_is_kube_proxys_own_golden(case, namespace):
+    assert port_nat(case, namespace) == (GOLDEN / f"{case}.nat").read_text()
 
 
 def test_a_running_kube_proxy_writes_its_mark_with_eight_digits():
