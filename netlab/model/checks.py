@@ -240,6 +240,9 @@ def _check_services(topo: Topology) -> list[tuple[Loc, str]]:
             out.append((("services", i, "sessionAffinityConfig"), "must not be set when sessionAffinity is None, "
                                                                   "as in Kubernetes; set sessionAffinity: ClientIP "
                                                                   "or remove sessionAffinityConfig"))
+        if svc.load_balancer_source_ranges and svc.type != "LoadBalancer":  # the API server's rule
+            out.append((("services", i, "loadBalancerSourceRanges"), "may only be used when type is LoadBalancer, "
+                                                                     "as in Kubernetes; set the type or remove it"))
         if svc.load_balancer_ip is not None and svc.type != "LoadBalancer":
             out.append((("services", i, "loadBalancerIP"), "loadBalancerIP needs type LoadBalancer; "
                                                            "set the type or remove loadBalancerIP"))

@@ -70,6 +70,21 @@ def _cluster_ip(value: Any) -> Any:
 # A Service's clusterIP: an address, or the word None (a headless Service), as the API takes it.
 ClusterIp = Annotated[IPv4Address | Literal["None"], BeforeValidator(_cluster_ip)]
 Cidr = Annotated[IPv4Network, BeforeValidator(as_cidr)]
+
+
+def _source_range(value: Any) -> Any:
+    """loadBalancerSourceRanges: the API server's IsValidCIDR after TrimSpace (its historical leniency), which
+    takes host bits (203.0.113.7/24), as kube-proxy's parse masks them (203.0.113.0/24)."""
+    if isinstance(value, str):
+        value = value.strip()
+        try:
+            return IPv4Network(value, strict=False) if "/" in value else as_cidr(value)
+        except ValueError:
+            return as_cidr(value)
+    return as_cidr(value)
+
+
+SourceRange = Annotated[IPv4Network, BeforeValidator(_source_range)]
 BlockCidr = Annotated[IPv4Network | IPv6Network, BeforeValidator(as_block_cidr)]
 Port = Annotated[StrictInt, Field(ge=PORT_RANGE[0], le=PORT_RANGE[1])]
 NodePort = Annotated[StrictInt, Field(ge=NODE_PORT_RANGE[0], le=NODE_PORT_RANGE[1])]

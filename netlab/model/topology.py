@@ -20,7 +20,8 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, 
 from netlab.model.echo_ports import ECHO_DEFAULT_PORT as ECHO_DEFAULT_PORT  # the echo server's, where none is declared
 from netlab.model.fields import (AFFINITY_TIMEOUT_DEFAULT, AFFINITY_TIMEOUT_RANGE, MTU_RANGE, NAMESPACE_NAME_LABEL,
                                  NODE_MASK_RANGE, VNI_RANGE, Arg, Cidr, ClusterIp, Ip, LabelKey, LabelValue, LabName,
-                                 Model, Name, NodePort, Port, PortName, Protocol, ServiceName, TargetPort)
+                                 Model, Name, NodePort, Port, PortName, Protocol, ServiceName, SourceRange,
+                                 TargetPort)
 from netlab.model.impair import IfName, Impairment
 from netlab.model.policy_spec import NetworkPolicy
 
@@ -191,6 +192,11 @@ class Service(Model):
                     "server's rule), nor in the lab's own networks.")
     load_balancer_ip: Ip | None = Field(None, alias="loadBalancerIP",
                                         description="External IP held by the lab's load balancer (type LoadBalancer).")
+    load_balancer_source_ranges: list[SourceRange] = Field(
+        [], alias="loadBalancerSourceRanges",
+        description="Type LoadBalancer only: the client addresses (CIDRs) allowed to reach the balancer's IP. The "
+                    "lab's balancer drops the others, as a cloud's does; every node's kube-proxy checks in-cluster "
+                    "traffic to that IP (KUBE-FW-<hash> and KUBE-PROXY-FIREWALL; firewall-ips in nftables mode).")
     external_traffic_policy: Literal["Cluster", "Local"] = Field(
         "Cluster", alias="externalTrafficPolicy",
         description="Where a node sends traffic that came to its nodePort or the load balancer IP (type NodePort or "

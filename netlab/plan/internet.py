@@ -47,6 +47,7 @@ INTERNET_BRIDGE = "inet0"
 GATEWAY_SNAT = "NETLAB-SNAT"
 LB_SERVICES = "NETLAB-LB-SERVICES"
 LB_POSTROUTING = "NETLAB-LB-POSTRTG"
+LB_FIREWALL = "NETLAB-LB-FIREWALL"
 DEFAULT = IPv4Network("0.0.0.0/0")
 
 
@@ -120,6 +121,8 @@ def resources(lab: Lab) -> list[Resource]:
     res.append(gateway_nat(lab, gw_ns))
     if lb_ns:
         res.append(lb_nat(lab, lb_ns, lbs))
+        if any(svc.load_balancer_source_ranges for svc in lab.services if svc.type == "LoadBalancer"):
+            res.append(lb_firewall(lab, lb_ns))
     return res
 
 
@@ -129,6 +132,29 @@ def external_ip_routes(lab: Lab, gw_ns: str) -> list[Resource]:
     first = lab.nodes[0]
     ips = sorted({ip for svc in lab.services if not svc.headless for ip in svc.external_ips})
     return [Route(netns=gw_ns, dst=IPv4Network(f"{ip}/32"), gateway=first.ip, dev=naming.NODE_IF) for ip in ips]
+
+
+def lb_firewall(lab: Lab, netns: str) -> NatRules:
+    """loadBalancerSourceRanges at the lab's balancer, as a cloud's balancer (its security group) applies them:
+    a connection it DNATed to a nodePort of such a Service goes on only from a source in the ranges."""
+    nps = node_ports(lab)
+    rs = Ruleset("filter")
+    rs.chain(LB_FIREWALL)
+    rs.jump("FORWARD", f"-j {LB_FIREWALL}")
+    for svc in lab.services:
+        if svc.type != "LoadBalancer" or not svc.load_balancer_source_ranges:
+            continue
+        for port in svc.ports:
+            proto, spn = port.protocol.lower(), service_port_name(svc, port)
+            chain = rs.chain(naming.check_chain("NETLAB-LBFW-" + port_proto_hash(spn, proto)))
+            node_port = nps[(svc.namespace, svc.name, port.port, port.protocol)]
+            ranges = [str(r) for r in svc.load_balancer_source_ranges]
+            rs.note(f"{spn}: loadBalancerSourceRanges {', '.join(ranges)}; other clients are dropped here")
+            rs.add(LB_FIREWALL, f"-p {proto} -m {proto} --dport {node_port} -j {chain}")
+            for r in ranges:
+                rs.add(chain, f"-s {r} -j RETURN")
+            rs.add(chain, "-j DROP")
+    return rs.resource(netns, f"netlab {lab.name}: L4 load balancer's source ranges")
 
 
 def gateway_nat(lab: Lab, netns: str) -> NatRules:

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from ipaddress import IPv4Network, collapse_addresses
 from dataclasses import dataclass, field
 
 from netlab.model.lab import Lab, NodeInfo
@@ -134,6 +135,11 @@ def external_chain(sp: ServicePortInfo) -> str:
 def local_chain(sp: ServicePortInfo) -> str:
     """The node's own endpoints (kube-proxy's localPolicyChainName), for externalTrafficPolicy Local."""
     return "local-" + port_base(sp)
+
+
+def firewall_chain(sp: ServicePortInfo) -> str:
+    """loadBalancerSourceRanges' check of the balancer's IP (kube-proxy's firewallChainName)."""
+    return "firewall-" + port_base(sp)
 
 
 def endpoint_chain(sp: ServicePortInfo, ip: object, port: int) -> str:
@@ -248,6 +254,9 @@ def listed_rule(text: str) -> str:
         inner, _, tail = rest.partition(" }")
         if "," not in inner:
             text = f"{head} {inner}{tail}"
+        else:  # loadBalancerSourceRanges' set: the kernel merges overlaps, sorts, and prints a /32 as an address
+            nets = collapse_addresses(IPv4Network(e) for e in inner.split(", "))
+            text = f"{head} {{ {', '.join(str(n).removesuffix('/32') for n in nets)} }}{tail}"
     return text
 
 
@@ -298,6 +307,12 @@ def add_service_port(t: Table, lab: Lab, sp: ServicePortInfo, node: str = "") ->
     svc, ext = service_chain(sp), external_chain(sp)
     external = sp.external
     t.element("cluster-ips", str(cip))
+    if sp.uses_firewall:  # whether it has endpoints or not, as kube-proxy's nftables mode does
+        fw = firewall_chain(sp)
+        t.chain(fw)
+        t.element("firewall-ips", f"{sp.lb_ip} . {proto} . {port} : goto {fw}")
+        sources = ", ".join(sp.firewall_sources(lab.node(node).ip if node else None))
+        t.rule(fw, f"ip saddr != {{ {sources} }} drop")
     if not sp.endpoints:
         reject = f'comment "{comment_text(sp.name)}" : goto {REJECT_CHAIN}'
         t.element("no-endpoint-services", f"{cip} . {proto} . {port} {reject}")

@@ -46,16 +46,17 @@ chains kept out of it) is :mod:`netlab.plan.iptables`'s.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
-from netlab.model import naming, nodeports
+from netlab.model import nodeports
 from netlab.model.fields import AFFINITY_TIMEOUT_DEFAULT
 from netlab.model.lab import Lab, NodeInfo, PodInfo
 from netlab.model.topology import Service, ServicePort
 from netlab.plan import flannel, policy
 from netlab.plan.iptables import Ruleset, kube_probability
+from netlab.plan.kube_names import (ext_chain, fw_chain, port_proto_hash, sep_chain,  # noqa: F401 (re-exported)
+                                    service_port_name, svc_chain, svl_chain)
 from netlab.plan.resources import Resource, Sysctl
 from netlab.plan.sysctls import BRIDGE_NF_SYSCTL, CONNTRACK_SYSCTLS, ROUTE_LOCALNET_SYSCTL
 
@@ -76,48 +77,6 @@ KUBE_PROXY_FIREWALL = "KUBE-PROXY-FIREWALL"
 KUBE_FIREWALL = "KUBE-FIREWALL"  # kubelet's chain, which kube-proxy also writes (localhostNodePorts)
 
 
-# --- names -------------------------------------------------------------------
-
-def _b32_16(data: bytes) -> str:
-    """First 16 characters of base32(data): the first 10 bytes are exactly 16 symbols."""
-    value = int.from_bytes(data[:10], "big")
-    return "".join(_B32[(value >> shift) & 31] for shift in range(75, -1, -5))
-
-
-_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-
-
-def port_proto_hash(service_port_name: str, protocol: str) -> str:
-    """kube-proxy's portProtoHash: base32(sha256(name + protocol))[:16]."""
-    return _b32_16(hashlib.sha256((service_port_name + protocol).encode()).digest())
-
-
-def service_port_name(svc: Service, port: ServicePort) -> str:
-    """``ServicePortName.String()``: ``namespace/name`` plus ``:portname`` when named."""
-    return f"{svc.namespace}/{svc.name}" + (f":{port.name}" if port.name else "")
-
-
-def svc_chain(spn: str, protocol: str) -> str:
-    return naming.check_chain("KUBE-SVC-" + port_proto_hash(spn, protocol))
-
-
-def ext_chain(spn: str, protocol: str) -> str:
-    return naming.check_chain("KUBE-EXT-" + port_proto_hash(spn, protocol))
-
-
-def svl_chain(spn: str, protocol: str) -> str:
-    """kube-proxy's localPolicyChainName: the chain of a node's own endpoints (traffic policy Local)."""
-    return naming.check_chain("KUBE-SVL-" + port_proto_hash(spn, protocol))
-
-
-def sep_chain(spn: str, protocol: str, endpoint: str) -> str:
-    """kube-proxy's servicePortEndpointChainName; ``endpoint`` is ``ip:port``."""
-    digest = hashlib.sha256((spn + protocol + endpoint).encode()).digest()
-    return naming.check_chain("KUBE-SEP-" + _b32_16(digest))
-
-
-
-
 # --- what the rules are made from ---------------------------------------------
 
 @dataclass(frozen=True)
@@ -135,6 +94,25 @@ class ServicePortInfo:
     nodes: tuple[str, ...] = ()  # the node of each endpoint, in the same order (EndpointSlice's nodeName)
     health_check_node_port: int | None = None  # LoadBalancer with externalTrafficPolicy Local
     external_ips: tuple[IPv4Address, ...] = ()  # spec.externalIPs, in the file's order
+    source_ranges: tuple[IPv4Network, ...] = ()  # spec.loadBalancerSourceRanges (type LoadBalancer)
+
+    @property
+    def uses_firewall(self) -> bool:
+        """kube-proxy's usesFWChain: a balancer's IP with loadBalancerSourceRanges (and endpoints, which the
+        callers check)."""
+        return self.lb_ip is not None and bool(self.source_ranges)
+
+    @property
+    def fw_chain(self) -> str:
+        return fw_chain(self.name, self.protocol)
+
+    def firewall_sources(self, node_ip: IPv4Address | None) -> list[str]:
+        """Who passes the firewall chain: the ranges, and the balancer's own IP when a range holds the node's
+        address (a VIP-like balancer's traffic from the node loops back with the VIP as its source)."""
+        out = [str(r) for r in self.source_ranges]
+        if node_ip is not None and self.lb_ip is not None and any(node_ip in r for r in self.source_ranges):
+            out.append(str(self.lb_ip))
+        return out
 
     @property
     def external(self) -> bool:
@@ -228,6 +206,7 @@ def service_ports(lab: Lab) -> list[ServicePortInfo]:
                 nodes=tuple(pod.node for pod, _ in eps[key]),
                 health_check_node_port=hcs.get((svc.namespace, svc.name)),
                 external_ips=tuple(svc.external_ips),
+                source_ranges=tuple(svc.load_balancer_source_ranges),
             ))
     return out
 
@@ -335,7 +314,13 @@ def _service_port_nat(rs: Ruleset, lab: Lab, sp: ServicePortInfo, node: str, lar
     if sp.lb_ip is not None and sp.node_port is not None:
         rs.note(f"{name} load balancer IP {sp.lb_ip}: in-cluster clients skip the trip to the balancer")
         rs.add(KUBE_SERVICES, f'-m comment --comment "{name} loadbalancer IP" {match} -d {sp.lb_ip} '
-                              f"--dport {port} -j {sp.ext_chain}")
+                              f"--dport {port} -j {sp.fw_chain if sp.uses_firewall else sp.ext_chain}")
+    if sp.uses_firewall:
+        fw = rs.chain(sp.fw_chain)
+        rs.note(f"{name} loadBalancerSourceRanges: other sources fall through, undone, to KUBE-PROXY-FIREWALL")
+        for source in sp.firewall_sources(lab.node(node).ip if node else None):
+            rs.add(fw, f'-m comment --comment "{name} loadbalancer IP" -s {source} -j {sp.ext_chain}')
+        rs.add(fw, f'-m comment --comment "other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"')
     if sp.external:
         ext = rs.chain(sp.ext_chain)
         if sp.node_port is not None:
@@ -446,6 +431,9 @@ def node_filter(lab: Lab, sps: list[ServicePortInfo], masq_mark: str = MASQ_MARK
             why, verdict = "", ""
         for ip in sp.external_ips if verdict else ():
             rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {ip} --dport {sp.port.port} -j {verdict}")
+        if sp.endpoints and sp.uses_firewall:
+            rs.add(KUBE_PROXY_FIREWALL, f'-m comment --comment "{sp.name} traffic not accepted by {sp.fw_chain}" '
+                                        f"{match} -d {sp.lb_ip} --dport {sp.port.port} -j DROP")
         if verdict and sp.lb_ip is not None:
             rs.add(KUBE_EXTERNAL_SERVICES, f"{why} {match} -d {sp.lb_ip} --dport {sp.port.port} -j {verdict}")
         if verdict and sp.node_port is not None:
@@ -473,7 +461,7 @@ def resources(lab: Lab) -> list[Resource]:
     table's REJECT in OUTPUT before the packet leaves."""
     sps = service_ports(lab)
     # Built once for all nodes unless a Service's externalTrafficPolicy Local makes each node's its own.
-    per_node = any(sp.external_local or sp.internal_local for sp in sps)
+    per_node = any(sp.external_local or sp.internal_local or sp.uses_firewall for sp in sps)
     if not per_node:
         kube, filt = kube_nat(lab, sps), node_filter(lab, sps)
     same = "" if per_node else " (the same on every node)"

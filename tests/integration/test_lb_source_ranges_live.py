@@ -1,0 +1,107 @@
+"""spec.loadBalancerSourceRanges in both kube-proxy modes, with real connections and the kernel's own view (root).
+
+A LoadBalancer Service allowing 203.0.113.0/26 and the pod 10.244.0.9: the internet host 203.0.113.50 (inside)
+is answered through the lab's balancer and 203.0.113.160 (outside) is dropped there (its rule's counter in
+``iptables-save -c`` of <lab>-lb), as a cloud balancer applies the ranges. A pod to the balancer's IP never
+leaves its node (kube-proxy's short-cut): the pod inside passes kube-proxy's KUBE-FW-<hash> (iptables mode) or
+``firewall-<hash>`` chain (nftables mode), the pod outside is dropped (KUBE-PROXY-FIREWALL's DROP, counted; the
+``ip saddr != { ... } drop`` rule). ``status`` is clean after up, names the rule or element deleted by hand, and
+``up`` puts it back. One lab per mode, always taken down.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from helpers import in_netns, lab_up, netlab, unique_lab, write_topology
+
+pytestmark = pytest.mark.root
+
+LB_IP = "203.0.113.100"
+
+TOPO = """\
+name: {name}
+cluster: {{kubeProxyMode: {mode}}}
+nodes: [{{name: n1}}, {{name: n2}}]
+internet:
+  hosts: [{{name: inside, ip: 203.0.113.50}}, {{name: outside, ip: 203.0.113.160}}]
+pods:
+  - {{name: web, node: n2, labels: {{app: web}}}}
+  - {{name: near, node: n1, ip: 10.244.0.9}}
+  - {{name: far, node: n1, ip: 10.244.0.10}}
+services:
+  - name: web
+    type: LoadBalancer
+    selector: {{app: web}}
+    loadBalancerIP: {lb}
+    loadBalancerSourceRanges: [203.0.113.0/26, 10.244.0.9/32]
+    ports: [{{port: 80, targetPort: 8080}}]
+"""
+
+
+def fetch(netns: str, timeout: float = 3) -> subprocess.CompletedProcess:
+    return in_netns(netns, "curl", "-s", "-m", str(timeout), f"http://{LB_IP}:80/", timeout=timeout + 5)
+
+
+def answered(netns: str) -> dict:
+    got = fetch(netns)
+    assert got.returncode == 0, (netns, got.returncode, got.stderr)
+    return json.loads(got.stdout.strip().splitlines()[-1])
+
+
+def dropped(netns: str) -> bool:
+    return fetch(netns, timeout=2).returncode == 28  # curl's timeout: dropped, not refused (7)
+
+
+def counted(ns: str, table: str, needle: str) -> tuple[int, str]:
+    saved = in_netns(ns, "iptables-save", "-c", "-t", table, check=True).stdout
+    line = next(line for line in saved.splitlines() if needle in line)
+    return int(re.match(r"\[(\d+):", line).group(1)), line
+
+
+@pytest.mark.parametrize("mode", ["iptables", "nftables"])
+def test_source_ranges_let_the_inside_through_and_drop_the_outside(tmp_path, mode):
+    name = unique_lab("ex")
+    path = write_topology(tmp_path, TOPO.format(name=name, mode=mode, lb=LB_IP))
+    with lab_up(path, name):
+        n1, lb = f"{name}-n1", f"{name}-lb"
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+        # From the internet, through the lab's balancer.
+        assert answered(f"{name}-inside")["pod"] == "web"
+        assert dropped(f"{name}-outside")
+        packets, rule = counted(lb, "filter", "-j DROP")
+        assert packets >= 1 and rule.startswith("[") and "-A NETLAB-LBFW-" in rule, rule
+        assert counted(lb, "filter", "-s 203.0.113.0/26 -j RETURN")[0] >= 1
+        # From pods, through kube-proxy's firewall on their node.
+        assert answered(f"{name}-near")["pod"] == "web"
+        assert dropped(f"{name}-far")
+        if mode == "iptables":
+            packets, rule = counted(n1, "filter", "-A KUBE-PROXY-FIREWALL")
+            assert packets >= 1 and f"-d {LB_IP}/32" in rule and rule.endswith("-j DROP"), rule
+            assert counted(n1, "nat", '-s 10.244.0.9/32 -m comment --comment "default/web loadbalancer IP" '
+                                      "-j KUBE-EXT-")[0] >= 1
+            spec = rule.split(" ", 1)[1].replace("-A KUBE-PROXY-FIREWALL ", "", 1)
+            subprocess.run(["ip", "netns", "exec", n1, "sh", "-c", f"iptables -D KUBE-PROXY-FIREWALL {spec}"],
+                           check=True)
+            gone = "KUBE-PROXY-FIREWALL"
+        else:
+            table = json.loads(in_netns(n1, "nft", "-j", "list", "table", "ip", "kube-proxy", check=True).stdout)
+            fw = [o["rule"] for o in table["nftables"]
+                  if o.get("rule", {}).get("chain", "").startswith("firewall-PFISGYVC-")]
+            assert len(fw) == 1 and fw[0]["expr"][-1] == {"drop": None}, fw
+            fmap = next(o["map"] for o in table["nftables"] if o.get("map", {}).get("name") == "firewall-ips")
+            assert [e[0]["concat"][0] for e in fmap["elem"]] == [LB_IP], fmap
+            in_netns(n1, "nft", "delete", "element", "ip", "kube-proxy", "firewall-ips",
+                     f"{{ {LB_IP} . tcp . 80 }}", check=True)
+            gone = "firewall-ips"
+        # Deleted by hand: the pod outside the ranges gets through; status names it; up puts it back.
+        assert answered(f"{name}-far")["pod"] == "web"
+        st = netlab("status", "--lab", name, check=False)
+        assert st.returncode == 1 and gone in st.stdout and LB_IP in st.stdout, (st.stdout, st.stderr)
+        netlab("up", "-t", path)
+        assert netlab("status", "--lab", name, check=False).returncode == 0
+        assert dropped(f"{name}-far")
