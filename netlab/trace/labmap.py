@@ -45,6 +45,8 @@ class ServiceFacts:
     ext_chain: str | None = None  # KUBE-EXT-...: where a nodePort or the load balancer's address enters
     lb_ip: str | None = None
     external_ips: tuple[str, ...] = ()  # spec.externalIPs: routed to a node, DNATed there like the ClusterIP
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges: who may pass fw_chain to the balancer's IP
+    fw_chain: str | None = None
     # externalTrafficPolicy Local: the nodes with an endpoint of their own (None: Cluster), and the pod CIDR,
     # whose traffic kube-proxy short-circuits to every endpoint
     local_nodes: tuple[str, ...] | None = None
@@ -282,6 +284,13 @@ class LabMap:
         link (the addresses stay), so cni0 needs only to come up."""
         return " && ".join([f"ip -n {netns} link set {dev} up", *self.planned_on_dev.get((netns, dev), [])])
 
+    def firewalled(self, dst: str, port: int | None, proto: str, src: str) -> ServiceFacts | None:
+        """The Service whose balancer's IP ``dst:port`` kube-proxy's firewall closes to ``src`` (outside its
+        loadBalancerSourceRanges), or None."""
+        return next((s for s in self.services if s.lb_ip == dst and s.port == port and s.protocol == proto
+                     and s.source_ranges and not any(IPv4Address(src) in IPv4Network(r) for r in s.source_ranges)),
+                    None)
+
     def service_for(self, ip: str, port: int | None, proto: str, lb: bool = True) -> ServiceFacts | None:
         """The Service port a packet to ``ip:port`` is for: its ClusterIP or an externalIP and port, a nodePort,
         or (``lb``: in a node, whose kube-proxy catches it) its LoadBalancer IP and port; the balancer's own DNAT
@@ -310,6 +319,9 @@ def services(lab: Lab) -> list[ServiceFacts]:
                                 node_port=sp.node_port, endpoints=eps,
                                 ext_chain=ext if sp.external else None,
                                 external_ips=tuple(str(ip) for ip in sp.external_ips),
+                                source_ranges=tuple(str(r) for r in sp.source_ranges) if sp.uses_firewall else (),
+                                fw_chain=(nftables.firewall_chain(sp) if nft else sp.fw_chain)
+                                if sp.uses_firewall else None,
                                 lb_ip=str(sp.lb_ip) if sp.lb_ip is not None else None,
                                 local_nodes=tuple(sorted(set(sp.nodes))) if local else None,
                                 local_chain=(nftables.local_chain(sp) if nft else sp.svl_chain) if local else None,

@@ -26,6 +26,9 @@ HELD = ("the entry conntrack held for this flow before the packet came (an earli
         "port): the packet followed its DNAT, and kube-proxy's rules did not choose again")
 
 
+
+BALANCER = "load balancer lb"  # labmap's name of the lab's balancer namespace
+
 class NatSteps(WalkParts):
     """The NAT half of :class:`~netlab.trace.walk.Walker` (it holds the packet and the rows)."""
 
@@ -139,6 +142,10 @@ class NatSteps(WalkParts):
         routes as it is (to the gateway, say) and disappears somewhere else.
         """
         f = self.flow
+        fw = self.lab.firewalled(f.dst, f.dport, f.proto, f.src) if not self.stack and f.dport else None
+        if fw is not None and self.direction == "forward" and (ns in self.lab.kube_proxy_netns
+                                                               or self.lab.names.get(ns) == BALANCER):
+            return self._firewalled(ns, iif, fw)
         svc = self.lab.service_for(f.dst, f.dport, f.proto) if not self.stack else None
         if not (svc and ns in self.lab.kube_proxy_netns and self.direction == "forward"):
             return None
@@ -175,6 +182,37 @@ class NatSteps(WalkParts):
             facts["astray"] = True
         return self.rows.row(ns, iif or "-", "dnat", why.decision, why.commands, problem=why.problem, fix=why.fix,
                              cause=why.cause, **facts)
+
+    def _firewalled(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop:
+        """A packet to a balancer's IP from outside the Service's loadBalancerSourceRanges: kube-proxy's firewall
+        chain does not pass it on to the DNAT, and drops it (iptables: KUBE-PROXY-FIREWALL, in filter)."""
+        f, ranges = self.flow, ", ".join(svc.source_ranges)
+        if self.lab.names.get(ns) == BALANCER:  # the lab's, applying them as a cloud's balancer does
+            return self.rows.row(
+                ns, iif or "-", "dnat", f"the load balancer drops {f}: {f.src} is outside Service {svc.name}'s "
+                f"loadBalancerSourceRanges ({ranges})", [f"ip netns exec {ns} iptables-save -c -t filter"],
+                problem=f"dropped by the lab's load balancer: it forwards a connection to Service {svc.name}'s "
+                        f"nodePort only from {ranges} (NETLAB-LB-FIREWALL, as a cloud balancer applies "
+                        "loadBalancerSourceRanges)",
+                fix=f"send from an address in {ranges}, or add the client's to the Service's "
+                    "loadBalancerSourceRanges and run netlab up", cause=True, dropped_here=True, service=svc.name)
+        if ns in self.lab.nft_netns:
+            how = (f"the map firewall-ips sends {f.dst} . {f.proto} . {f.dport} to {svc.fw_chain}, whose "
+                   f"'ip saddr != {{ {ranges} }} drop' drops it before any DNAT")
+            cmds = [f"ip netns exec {ns} nft list chain {kubeproxy_nft.TABLE} {svc.fw_chain}",
+                    f"ip netns exec {ns} nft list map {kubeproxy_nft.TABLE} firewall-ips"]
+        else:
+            how = (f"{svc.fw_chain} passes only {ranges} on to {svc.ext_chain}; this packet falls through it "
+                   f"undone, and KUBE-PROXY-FIREWALL drops it (\"{svc.name} traffic not accepted by {svc.fw_chain}\")")
+            cmds = [f"ip netns exec {ns} iptables-save -c -t nat | grep {svc.fw_chain}",
+                    f"ip netns exec {ns} iptables-save -c -t filter | grep KUBE-PROXY-FIREWALL"]
+        return self.rows.row(
+            ns, iif or "-", "dnat", f"no DNAT for {f}: {f.src} is outside Service {svc.name}'s "
+            f"loadBalancerSourceRanges ({ranges})", cmds,
+            problem=f"dropped by kube-proxy's firewall for Service {svc.name}'s loadBalancerSourceRanges: {how}",
+            fix=f"send from an address in {ranges}, or add the client's to the Service's loadBalancerSourceRanges "
+                "and run netlab up", cause=True, dropped_here=True, service=svc.name,
+            source_ranges=list(svc.source_ranges))
 
     if TYPE_CHECKING:  # l2steps.py's, on the same Walker
         def _port_toward(self, ns: str, bridge: LinkFacts, ip: str) -> faults.Reason | None: ...

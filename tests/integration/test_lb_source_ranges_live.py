@@ -79,6 +79,15 @@ def test_source_ranges_let_the_inside_through_and_drop_the_outside(tmp_path, mod
         # From pods, through kube-proxy's firewall on their node.
         assert answered(f"{name}-near")["pod"] == "web"
         assert dropped(f"{name}-far")
+        # trace names both drops, at the balancer and at the pod's node.
+        for src, dst, where, said in (("outside", "svc/web", lb, "dropped by the lab's load balancer"),
+                                      ("far", LB_IP, n1, "dropped by kube-proxy's firewall for Service default/web's "
+                                                         "loadBalancerSourceRanges")):
+            tr = netlab("trace", "--lab", name, src, dst, "--proto", "tcp", "--port", "80", check=False)
+            lost = next(line for line in tr.stdout.splitlines() if line.startswith("result:"))
+            assert tr.returncode == 1 and "LOST at hop" in lost and f"({where} " in lost and said in lost, tr.stdout
+        tr = netlab("trace", "--lab", name, "inside", "svc/web", "--proto", "tcp", "--port", "80", check=False)
+        assert tr.returncode == 0, tr.stdout
         if mode == "iptables":
             packets, rule = counted(n1, "filter", "-A KUBE-PROXY-FIREWALL")
             assert packets >= 1 and f"-d {LB_IP}/32" in rule and rule.endswith("-j DROP"), rule
