@@ -54,8 +54,8 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Iterable, Iterator
 
-from netlab.doctor_host import (check_exit_status, check_fallback_tunnels, check_host_devconf, check_ipv6,
-                                check_neighbours, check_open_files, check_state_dir, check_taskstats)
+from netlab.doctor_host import (check_capabilities, check_exit_status, check_fallback_tunnels, check_host_devconf,
+                                check_ipv6, check_neighbours, check_open_files, check_state_dir, check_taskstats)
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
                                  TOOLS, WARN, Check)
 from netlab.errors import EnvironmentNotReady
@@ -321,6 +321,10 @@ def _backend(version: str) -> str:
 def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[Check]:
     """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
     only = set(only)
+    if "capabilities" in only:  # first of all: root without them fails every other check at its first setns
+        allowed = check_capabilities()
+        if allowed.status == FAIL:
+            return [replace(allowed, detail=allowed.detail + "; no other check was run (each enters a namespace)")]
     if "open-files" in only:  # first: too few descriptors and every other check fails, blaming the machine
         limit = check_open_files(len(build_plan(lab).netns))
         if limit.status == FAIL:
@@ -387,6 +391,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         out["ipv6"] = check_ipv6()
     if "host-devconf" in only:
         out["host-devconf"] = check_host_devconf(probe)
+    if "capabilities" in only:
+        out["capabilities"] = allowed
     if "open-files" in only:
         out["open-files"] = limit
     if "taskstats" in only:

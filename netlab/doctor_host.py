@@ -11,7 +11,7 @@ import stat
 
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
 from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE
-from netlab.kernel import features, netns as nsmod, nofile, pidfd, taskstats
+from netlab.kernel import caps, features, netns as nsmod, nofile, pidfd, taskstats
 from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
@@ -49,6 +49,16 @@ def _table_now(t: dict[str, int]) -> tuple[str, bool]:
     if holder is not None:
         words += f"; {holder} holds the probing turn now: other probes wait for it"
     return words, crowded
+
+
+def check_capabilities() -> Check:
+    """CAP_SYS_ADMIN and CAP_NET_ADMIN in this process's effective set (kernel/caps.py). Without them every other
+    check fails at its first setns or netlink request and blames the kernel (``KeyError: 'veth'`` once): the
+    doctor runs none of them (doctor.diagnose), and every command refuses up front (cli/base.require_root)."""
+    names = caps.missing()
+    if not names:
+        return Check("capabilities", OK, f"{' and '.join(sorted(caps.NEEDED))} in effect")
+    return Check("capabilities", FAIL, caps.detail(names), caps.FIX, needed=True)
 
 
 def check_open_files(namespaces: int) -> Check:

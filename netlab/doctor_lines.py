@@ -18,11 +18,11 @@ KERNEL = ("netns", "veth", "bridge", "vxlan", "br_netfilter", "conntrack", "nf_t
           "sock_diag", "sctp")
 TOOLS = ("iptables-restore", "conntrack-tool", "dnsmasq", "nft", "tcpdump")
 CNI = ("cni-plugins",)
-HOST = ("open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats", "exit-status", "state-dir",
-        "state-space")
+HOST = ("capabilities", "open-files", "neighbours", "fallback-tunnels", "ipv6", "host-devconf", "taskstats",
+        "exit-status", "state-dir", "state-space")
 CHECKS = KERNEL + TOOLS + CNI + HOST
 # What the lab's own features use today, whatever the lab; the rest is needed per lab (needs()).
-ALWAYS = {"open-files", "netns", "veth", "bridge", "state-dir"}
+ALWAYS = {"capabilities", "open-files", "netns", "veth", "bridge", "state-dir"}
 # What some netlab feature uses: plain `netlab doctor` requires all of it.
 EVERYTHING = ALWAYS | {"vxlan", "br_netfilter", "conntrack", "nf_tables", "iptables-restore", "conntrack-tool",
                        "dnsmasq", "state-space", "nft", "cni-plugins"}
@@ -34,8 +34,9 @@ TITLES = {**{k: f"kernel {k}" for k in KERNEL}, "netns": "kernel network namespa
           **{f"{q}": f"kernel qdisc {q}" for q in features.QDISCS},
           "sctp": "kernel SCTP rules",
           **{t: f"tool {t}" for t in TOOLS}, "conntrack-tool": "tool conntrack", "cni-plugins": "tool CNI plugins",
-          "open-files": "host open-files limit", "neighbours": "host neighbour table",
-          "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6", "host-devconf": "host IPv4 settings",
+          "capabilities": "host capabilities", "open-files": "host open-files limit",
+          "neighbours": "host neighbour table", "fallback-tunnels": "host fallback tunnels", "ipv6": "host IPv6",
+          "host-devconf": "host IPv4 settings",
           "taskstats": "host taskstats", "exit-status": "host pidfd exit status",
           "state-dir": "host state directory", "state-space": "host state free space"}
 

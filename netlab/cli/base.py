@@ -161,8 +161,18 @@ def attached(lab_name: str | None, topology: str | None) -> Any:
     return internal_attach(lab_name, topology)
 
 
-def require_root() -> None:
-    """Commands that touch the kernel need root; checked once, up front."""
+def require_root(capabilities: bool = True) -> None:
+    """Commands that touch the kernel need root, with CAP_SYS_ADMIN and CAP_NET_ADMIN; checked once, up front,
+    before anything is changed (root without them, in an unprivileged container, failed halfway: a ``down`` had
+    stopped the lab's containers before its first setns was refused). ``capabilities``: False for the doctor, which
+    says it as its own first check."""
     if os.geteuid() != 0:
         raise EnvironmentNotReady("this command changes or reads network namespaces and needs root; run it with sudo")
+    if capabilities:
+        from netlab.kernel import caps
+
+        if caps.missing():
+            from netlab.doctor_host import check_capabilities  # the doctor's line, as `up` says the doctor's
+
+            raise EnvironmentNotReady(check_capabilities().line())
 

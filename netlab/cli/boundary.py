@@ -69,7 +69,7 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
             sys.exit(signals.said(exc))
         if obj.get("debug"):
             raise
-        click.echo(f"netlab: permission denied: {exc.filename or exc}; run it with sudo", err=True)
+        click.echo(f"netlab: {_denied(exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
     except Exception as exc:  # a full disk or the open-files limit (an OSError, or an error one became on its way):
         # one line, exit 3; a stop signal's exception that Python wrapped (signals.stop_of): its line; else a bug
@@ -79,6 +79,19 @@ def _run(argv: list[str] | None, obj: dict[str, Any]) -> None:
         text = _unwritable(exc) if isinstance(exc, OSError) and full else "" if open_files(exc) is exc else str(exc)
         click.echo(f"netlab: {with_open_files(text, exc)}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
+
+
+def _denied(exc: PermissionError) -> str:
+    """EPERM/EACCES in words: "run it with sudo" only to a user who is not root; to root without CAP_SYS_ADMIN or
+    CAP_NET_ADMIN (an unprivileged container), the capability it lacks, as the doctor says it."""
+    what = exc.filename or exc
+    if os.geteuid() == 0:
+        from netlab.kernel import caps
+
+        names = caps.missing()
+        if names:
+            return f"permission denied: {what}: {caps.detail(names)}; {caps.FIX}"
+    return f"permission denied: {what}; run it with sudo"
 
 
 def _unwritable(exc: OSError) -> str:

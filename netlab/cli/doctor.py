@@ -31,7 +31,8 @@ def doctor_cmd(topology: str | None, output: str) -> None:
             dnsmasq, nft, tcpdump; the CNI plugins (a lab's chain with -t,
             else Debian's loopback, bridge, host-local, portmap in
             /usr/lib/cni), each found and asked VERSION as libcni asks
-    host    neighbour-table limits (gc_thresh1/2/3) against the lab's size,
+    host    root's capabilities (CAP_SYS_ADMIN, CAP_NET_ADMIN: without them,
+            the only line), the open-files limit, neighbour-table limits (gc_thresh1/2/3) against the lab's size,
             the entries the table holds now and which probe holds the
             machine's probing turn, links a new namespace is born with
             (fallback tunnels), the IPv4 all/default settings it copies from
@@ -52,7 +53,7 @@ def doctor_cmd(topology: str | None, output: str) -> None:
     from netlab.model.lab import resolve
     from netlab.model.load import load_topology
 
-    require_root()
+    require_root(capabilities=False)  # the doctor's own first check says it (doctor.diagnose)
     lab = resolve(load_topology(topology))
     checks = doctor.report(lab, for_this_lab=topology is not None)
     failed = [c for c in checks if c.status == doctor.FAIL]

@@ -17,7 +17,7 @@ import pytest
 from netlab import doctor
 from netlab.cni import check as cni_check, conf as cni_conf
 from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
-from netlab.kernel import features, taskstats
+from netlab.kernel import caps, features, taskstats
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
 from netlab.model.load import load_topology, parse_yaml, validate_source
@@ -139,6 +139,9 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(nsmod, "IPV6_DIR", str(m.ipv6))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
+    status = tmp_path / "proc-self-status"  # root with every capability, whoever runs the tests
+    status.write_text("Name:\tnetlab\nCapEff:\t000001ffffffffff\n")
+    monkeypatch.setattr(caps, "STATUS", str(status))
     monkeypatch.delenv(doctor.MISSING_HOOK, raising=False)
     return m
 
