@@ -24,6 +24,7 @@ the state (and the tags --force looks for), are not held: a signal then stops ``
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -34,7 +35,7 @@ from netlab.kernel.base import Kernel
 from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
-from netlab.realize.interrupted import folder_names, interrupted_up
+from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
 from netlab.realize.state import LabState, load_state, lost_state
 from netlab.realize.state_dir import forget, state_temps
 from netlab.realize.lab_lock import LabLock
@@ -144,20 +145,31 @@ def teardown(kernel: Kernel, features: Sequence[Feature], state: LabState, tag: 
         valid.append(name)
     tags = read_tags(kernel, state.lab, valid)  # before any change: what cannot be read stops it here
     state.phase = "deleting"
+    state.extra.pop(DOWN_FAILED, None)  # an earlier down's error: this one is at work now
     state.save(best_effort=True)  # a full disk must not keep a lab up: the tags prove what is ours
+    try:
+        _stop_all(kernel, features, state, (valid, tags, tag), progress, result)
+    except Exception as exc:  # said by the caller; the state says it too, for `list`: not "killed" (stalled)
+        state.extra[DOWN_FAILED] = {"pid": os.getpid(), "error": (str(exc) or type(exc).__name__)[:500]}
+        state.save(best_effort=True)
+        raise
+    forget(state.lab)
+    return result
+
+
+def _stop_all(kernel: Kernel, features: Sequence[Feature], state: LabState,
+              read: tuple[list[str], dict[str, str | None], str], progress: Progress | None,
+              result: DownResult) -> None:
     # What needs neither the lab's processes nor its namespaces (the pods' files in /etc/netns: a few waits on
     # the file system each) begins now and is waited for last, by that feature's stop.
     early = {feature.name: feature.stop_early(state) for feature in features}
     try:
-        _teardown(kernel, [f for f in features if early[f.name] is None], state, (valid, tags, tag), progress,
-                  result)
+        _teardown(kernel, [f for f in features if early[f.name] is None], state, read, progress, result)
     finally:
         for feature in features:
             if early[feature.name] is not None:
                 result.problems += feature.stop(state, [], everything=True, early=early[feature.name])
         result.removed_pod_files += sorted(state.removed_files)  # the pods' /etc/netns files the features took away
-    forget(state.lab)
-    return result
 
 
 def read_tags(kernel: Kernel, lab: str, names: Sequence[str]) -> dict[str, str | None]:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 UP = "netlab up"  # the command an up's lock names (lab/up.py)
+DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and ended with an error (lab/teardown.py)
 
 
 def folder_names(lab: str) -> list[str]:
@@ -52,7 +53,8 @@ def interrupted_up(lab: str) -> str | None:
 
 def stalled(state: LabState) -> str | None:
     """What to do with a lab whose ``up`` (phase creating) or ``down`` (deleting) ended before it finished
-    (killed: nobody holds the lab's lock); None when it is not so."""
+    (killed: nobody holds the lab's lock; for a ``down``, or failed: its state names the error it ended with);
+    None when it is not so."""
     if state.phase not in ("creating", "deleting") or lab_lock_holder(state.lab) is not None:
         return None
     last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
@@ -60,5 +62,9 @@ def stalled(state: LabState) -> str | None:
     if state.phase == "creating":
         return (f"lab {state.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
                 f"`sudo netlab down --lab {state.lab}` takes away what it made")
+    failed = state.extra.get(DOWN_FAILED)
+    if isinstance(failed, dict) and last is not None and last.partition(" (")[0] == f"pid {failed.get('pid')}":
+        return (f"lab {state.lab}: the `netlab down` that was taking it down{who} failed before it finished: "
+                f"{failed.get('error')}; `sudo netlab down --lab {state.lab}` finishes it once that is put right")
     return (f"lab {state.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
             f"`sudo netlab down --lab {state.lab}` finishes it")

@@ -267,6 +267,14 @@ class StateFolderRecord(Strict):
     tag: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{8}$")]
 
 
+class DownFailedRecord(Strict):
+    """lab/teardown.py: the ``down`` that set phase ``deleting`` and ended with an error (its pid, its line), so
+    that ``list`` says so rather than "killed" (realize/interrupted.stalled)."""
+
+    pid: Annotated[StrictInt, Field(gt=0)]
+    error: StrictStr
+
+
 class Extra(Strict):
     services: Services | None = None
     workload: WorkloadRecord | None = None
@@ -279,6 +287,7 @@ class Extra(Strict):
     addresses: AddressesRecord | None = None
     owner: OwnerRecord | None = None
     state_folder: StateFolderRecord | None = None
+    down_failed: DownFailedRecord | None = None
 
 
 class StateFile(Strict):
