@@ -21,8 +21,13 @@ from netlab.model.naming import lab_name_problem
 
 DEFAULT_STATE_ROOT = "/run/netlab"
 # An empty NETLAB_STATE_DIR is unset (the shell's `NETLAB_STATE_DIR=$MAYBE`), as an empty $NETLAB_LAB names no lab:
-# never the working directory. Every reader of the variable goes through this one (the doctor too).
-STATE_ROOT = os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT
+# never the working directory. Every reader of the variable goes through this one (the doctor too). A relative one is
+# made absolute here, once, against the directory netlab starts in: the lab's echo server and its containers run
+# elsewhere, and each wrote to `qr-rel/<lab>/echo.log` of its own cwd (FileNotFoundError, every container), while the
+# state recorded the absolute path. abspath, not realpath: a symlink there is still refused as one (_check_dir).
+STATE_ROOT = os.path.abspath(os.environ.get("NETLAB_STATE_DIR") or DEFAULT_STATE_ROOT)
+if os.environ.get("NETLAB_STATE_DIR"):  # and the programs netlab starts (with another cwd) read the same folder
+    os.environ["NETLAB_STATE_DIR"] = STATE_ROOT
 # The source of a lab's tmpfs of UTS pins on <state folder>/<lab>/uts (workload/uts.py): /proc/self/mountinfo
 # shows it with the folder's path, which is how a lab's folder is found from its namespaces (realize/tags.py).
 PINS_FS = "netlab-uts"
@@ -117,13 +122,23 @@ def check_lab_name(value: str, what: str = "--lab") -> str:
     return value
 
 
+def root_there() -> bool:
+    """Whether the state directory exists, refusing one that is not a directory of ours (a regular file there
+    is said as down says it, not as "cannot use <dir>/<lab>/state.json: Not a directory"; and never as "no lab
+    is up" by ``list``)."""
+    if not os.path.lexists(STATE_ROOT):
+        return False
+    if STATE_ROOT not in _checked:
+        _check_dir(STATE_ROOT)
+    return True
+
+
 def lab_dir(lab: str, create: bool = True) -> str:
     path = os.path.join(STATE_ROOT, check_lab_name(lab, "lab name"))
     if create:
         state_root()
         return ensure_dir(path)
-    if os.path.lexists(path):
-        _check_dir(STATE_ROOT)
+    if root_there() and os.path.lexists(path):
         _check_dir(path)
     return path
 
@@ -287,9 +302,8 @@ def _remove_tree(path: str, dev: int, keep: set[str]) -> None:
 
 def known_labs() -> list[str]:
     """Labs with saved state, sorted."""
-    if not os.path.isdir(STATE_ROOT):
+    if not root_there():
         return []
-    _check_dir(STATE_ROOT)
     # Anything at the state file's path (a directory, a symlink too): load_state says it is corrupt, and
     # `netlab list` shows it so, where a directory there hid the lab.
     return sorted(name for name in os.listdir(STATE_ROOT)
@@ -304,9 +318,8 @@ def state_temps(names: list[str]) -> list[str]:
 def stateless_labs() -> list[str]:
     """Lab folders without a state file, sorted: labs on their way in or out, or whose state was lost
     (state.lost_state tells)."""
-    if not os.path.isdir(STATE_ROOT):
+    if not root_there():
         return []
-    _check_dir(STATE_ROOT)
     return sorted(name for name in os.listdir(STATE_ROOT)
                   if lab_name_problem(name) is None and os.path.isdir(os.path.join(STATE_ROOT, name))
                   and not os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
