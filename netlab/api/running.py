@@ -20,14 +20,15 @@ from netlab.realize.tags import StateElsewhere
 
 
 def labs() -> tuple[LabInfo, ...]:
-    """Every lab that is up, in name order; a lab with a corrupt state, or whose state was lost while the lab
-    runs on, or whose pods' files alone remain (looked for with the default state directory only), is listed
-    with the error (phase ``corrupt``, ``lost``): each is taken down with ``--force``. An ``up`` killed before
-    its first state write left only the lab's folder (phase ``interrupted``), and one killed later a lab in
-    phase ``creating`` that nobody holds: each row says so, and plain ``down`` takes it away. A lab up with another
-    state folder (its namespaces' tag names it) is no lost one: phase ``elsewhere``, its line names the folder."""
+    """Every lab that is up, in name order; a lab with a corrupt state, or whose state (or whole folder: its
+    namespaces tagged with this state folder) was lost while the lab runs on, or whose pods' files alone remain
+    (looked for with the default state directory only), is listed with the error (phase ``corrupt``, ``lost``):
+    each is taken down with ``--force``. An ``up`` killed before its first state write left only the lab's folder
+    (phase ``interrupted``), and one killed later a lab in phase ``creating`` that nobody holds: each row says so,
+    and plain ``down`` takes it away. A lab up with another state folder (its namespaces' tag names it) is no lost
+    one: phase ``elsewhere``, its line names the folder."""
     rows: list[LabInfo] = []
-    pods: set[str] = set()  # the pod namespaces of the labs with a state: their /etc/netns folders are theirs
+    pods: set[str] = set()  # the namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
         if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
             rows.append(LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
@@ -49,11 +50,18 @@ def labs() -> tuple[LabInfo, ...]:
         if cut is not None:
             rows.append(LabInfo(lab=name, phase="interrupted", namespaces=0, nodes=None, pods=None, source=None,
                                 error=cut))
+    from netlab.realize.tags import pod_file_labs, tagged_labs  # with the kernel's namespaces (state.lost_state)
+
+    # A lab whose whole folder went (deleted by a `down` that could not read its tags) while its namespaces stayed,
+    # tagged with this folder: lost too, not "no lab is up".
+    listed = {row.lab for row in rows} | set(stateless_labs())
+    for name in tagged_labs(skip=pods):
+        lost = lost_state(name) if name not in listed else None
+        if lost is not None:
+            rows.append(_lost_row(name, lost))
     if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
         # The pods' files of the labs up with the default state directory are theirs, not lost labs'.
         return tuple(sorted(rows, key=lambda row: row.lab))
-    from netlab.realize.tags import pod_file_labs  # with the kernel's namespaces (state.lost_state)
-
     listed = {row.lab for row in rows}
     # A lab whose state folder went with its namespaces leaves its pods' files under /etc/netns, named by their
     # first line; the folders of the labs with a state are not read.

@@ -104,6 +104,27 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
     return out
 
 
+def tagged_labs(skip: Iterable[str] = ()) -> list[str]:
+    """The labs whose namespaces on this machine are tagged with this state folder (an older netlab's tag, which
+    names no folder, with the default folder only), read in every namespace but those in ``skip`` (the ones the
+    labs with a state here name): what ``list`` shows as lost when the lab's folder went and its namespaces stayed
+    (``down`` under a low open-files limit deleted it). A tag names the lab by a hash: the lab is the prefix of the
+    namespace's name, ``<lab>-``, whose hash it is."""
+    skip, mine = set(skip), folder_tag()
+    default = os.path.abspath(state_dir.STATE_ROOT) == state_dir.DEFAULT_STATE_ROOT
+    labs: set[str] = set()
+    for name in nsmod.list_netns():
+        if name in skip or not is_netns(name):
+            continue
+        tag = nsmod.read_tag(name)  # an error reading it is raised: never taken for "no lab"
+        owner, folder = tag_owner(tag), tag_folder(tag)
+        if owner is None or not (folder == mine or folder is None and default):
+            continue
+        labs.update(name[:i] for i, c in enumerate(name) if c == "-" and lab_name_problem(name[:i]) is None
+                    and nsmod.lab_hash(name[:i]) == owner[0])
+    return sorted(labs)
+
+
 class StateElsewhere(EnvironmentNotReady):
     """A lab with no state in this folder whose namespaces' tag names another state folder: up with that folder,
     another netlab's, not lost. Nothing here touches it (not even ``down --force``); this says where it is."""
