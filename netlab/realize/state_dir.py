@@ -123,12 +123,17 @@ def check_lab_name(value: str, what: str = "--lab") -> str:
 
 
 def root_there() -> bool:
-    """Whether the state directory exists, refusing one that is not a directory of ours (a regular file there
-    is said as down says it, not as "cannot use <dir>/<lab>/state.json: Not a directory"; and never as "no lab
-    is up" by ``list``)."""
-    if not os.path.lexists(STATE_ROOT):
+    """Whether the state directory is there, refusing a regular file (a device, a FIFO) there as down says it
+    (_check_dir: "X is not a directory; point NETLAB_STATE_DIR at a directory ..."), not as "cannot use
+    X/<lab>/state.json: Not a directory", and never as "no lab is up" by ``list``. A symlink is left to each use's
+    own check (``up``'s: the doctor's line)."""
+    try:
+        st = os.lstat(STATE_ROOT)
+    except OSError:
         return False
-    if STATE_ROOT not in _checked:
+    if stat.S_ISLNK(st.st_mode):
+        return os.path.isdir(STATE_ROOT)
+    if not stat.S_ISDIR(st.st_mode):
         _check_dir(STATE_ROOT)
     return True
 
@@ -139,6 +144,7 @@ def lab_dir(lab: str, create: bool = True) -> str:
         state_root()
         return ensure_dir(path)
     if root_there() and os.path.lexists(path):
+        _check_dir(STATE_ROOT)
         _check_dir(path)
     return path
 
@@ -304,6 +310,7 @@ def known_labs() -> list[str]:
     """Labs with saved state, sorted."""
     if not root_there():
         return []
+    _check_dir(STATE_ROOT)
     # Anything at the state file's path (a directory, a symlink too): load_state says it is corrupt, and
     # `netlab list` shows it so, where a directory there hid the lab.
     return sorted(name for name in os.listdir(STATE_ROOT)
@@ -320,6 +327,7 @@ def stateless_labs() -> list[str]:
     (state.lost_state tells)."""
     if not root_there():
         return []
+    _check_dir(STATE_ROOT)
     return sorted(name for name in os.listdir(STATE_ROOT)
                   if lab_name_problem(name) is None and os.path.isdir(os.path.join(STATE_ROOT, name))
                   and not os.path.lexists(os.path.join(STATE_ROOT, name, STATE_FILE)))
