@@ -100,15 +100,20 @@ def log_cmd(lab_name: str | None, topology: str | None, pod: str | None, output:
 
 
 def render_call(i: int, c: dict[str, Any]) -> str:
+    from netlab.cni.invoke import NO_RESULT, exit_words
+
     when = time.strftime("%H:%M:%S", time.localtime(c.get("started", 0)))
-    code = "timed out" if c.get("exit_code") is None else f"exit {c.get('exit_code')}"
+    code = exit_words(c["exit_code"] if isinstance(c.get("exit_code"), int) else None)
     out = [f"#{i} {when} pod {c.get('pod')}: {c.get('plugin')} {c.get('command')} (network {c.get('network')}, "
            f"run in {c.get('runs_in')}): {code}, {1000 * float(c.get('duration') or 0):.0f} ms"]
     env = c.get("env") or {}
     out += [f"  env    {k}={v}" for k, v in sorted(env.items()) if k.startswith("CNI_")]
     out.append("  stdin  " + json.dumps(c.get("stdin"), sort_keys=True))
     if (c.get("stdout") or "").strip():
-        out.append("  stdout " + " ".join(c["stdout"].split()))
+        # A DEL or CHECK that exits 0 succeeded whatever it printed: libcni reads none of it, nor does netlab.
+        unread = " (not read: a DEL or CHECK that exits 0 succeeds)" if c.get("command") in NO_RESULT \
+            and c.get("exit_code") == 0 else ""
+        out.append("  stdout " + " ".join(c["stdout"].split()) + unread)
     if (c.get("stderr") or "").strip():
         out.append("  stderr " + " ".join(c["stderr"].split()))
     return "\n".join(out) + "\n"

@@ -198,25 +198,48 @@ def read_log(path: str) -> list[dict[str, Any]]:
     return out
 
 
+# What succeeds with no output to read: libcni runs DEL and CHECK (and 1.1.0's GC and STATUS) through
+# ExecPluginWithoutResult, which throws away whatever a plugin that exits 0 printed.
+NO_RESULT = frozenset({"DEL", "CHECK", "GC", "STATUS"})
+
+
+def exit_words(code: int | None) -> str:
+    """How a plugin ended, in words: ``exit 1``, ``killed by SIGKILL`` (Python's returncode -9), ``timed out``."""
+    if code is None:
+        return "timed out"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit {code}"
+
+
+def one_line(text: Any) -> str:
+    """A plugin's text on one line: each line stripped, the lines joined by `` | `` (iptables' output in an
+    error's details is several)."""
+    return " | ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
 def plugin_error(call: Call) -> str:
-    """The plugin's error object and stderr, in one line."""
+    """The plugin's error object and stderr, in one line (the log keeps them as the plugin wrote them)."""
     what = f"pod {call.pod}: CNI plugin {call.plugin} {call.command}"
     if call.exit_code is None:
         text = f"{what}: timed out"
     else:
-        text = f"{what}: failed (exit {call.exit_code})"
+        text = f"{what}: failed ({exit_words(call.exit_code)})"
     try:
         err = json.loads(call.stdout) if call.stdout.strip() else None
     except ValueError:
         err = None
     if isinstance(err, dict) and "msg" in err:
-        text += f": {err.get('msg')}"
+        text += f": {one_line(err.get('msg'))}"
         if err.get("details"):
-            text += f" ({err['details']})"
+            text += f" ({one_line(err['details'])})"
         if err.get("code") is not None:
-            text += f" [code {err['code']}]"
+            text += f" [code {one_line(err['code'])}]"
     elif call.stdout.strip():
-        text += f": {call.stdout.strip()[:200]}"
+        text += f": {one_line(call.stdout)[:200]}"
     stderr = " ".join(call.stderr.split())
     if stderr:
         text += f"; stderr: {stderr[:300]}"
@@ -225,7 +248,8 @@ def plugin_error(call: Call) -> str:
 
 def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, command: str, conf: dict[str, Any],
                 env: dict[str, str], node_netns: str | None, timeout: float | None = None) -> dict[str, Any] | None:
-    """Run one plugin; its stdout as JSON (None when empty); PluginFailed otherwise."""
+    """Run one plugin; its stdout as JSON (None when empty, and for a DEL or CHECK that exits 0, whatever it
+    printed); PluginFailed otherwise."""
     plugin = os.path.basename(plugin_path)
     full_env = {"PATH": PATH, **env, "CNI_COMMAND": command}
     call = Call(pod=pod, network=network, plugin=plugin, command=command, env=full_env, stdin=conf,
@@ -264,14 +288,14 @@ def exec_plugin(log: CallLog, *, pod: str, network: str, plugin_path: str, comma
                            + " (killed there; its output is cut there in the log)")
     if call.exit_code != 0:
         raise PluginFailed(plugin_error(call))
-    if not call.stdout.strip():
-        return None
+    if command in NO_RESULT or not call.stdout.strip():
+        return None  # what a DEL or CHECK that succeeded printed stays in the log, read by no one (libcni's way)
     try:
         answer: dict[str, Any] | None = json.loads(call.stdout)
         return answer
     except ValueError:
         raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: its output is not JSON: "
-                           f"{call.stdout.strip()[:200]}") from None
+                           f"{one_line(call.stdout)[:200]}") from None
 
 
 def _exchange(proc: "subprocess.Popen[bytes]", stdin: bytes,
