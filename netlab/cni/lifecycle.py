@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 WORKERS = max(1, os.cpu_count() or 1)
+DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
 NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
 
 
@@ -115,8 +116,12 @@ def _detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str) -> None
     """DEL the pod from every network, the last attached first (from the record: no lab file needed)."""
     netns, node_netns = prec["netns"], prec.get("node_netns")
     for raw, ifname in reversed(prec["networks"]):
+        # The capability arguments of the ADD: a cached result brings its own, but the DEL after a failed ADD
+        # has none (host-local's DEL without the ipRanges it allocated from fails: "no IP ranges specified").
+        caps = prec.get("capabilityArgs")
         rt = RuntimeConf(pod=pod, container_id=prec["containerId"], netns=netns, ifname=ifname,
-                         node_netns=node_netns, args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])])
+                         node_netns=node_netns, args=[(str(a[0]), str(a[1])) for a in prec.get("args", [])],
+                         capability_args=dict(caps) if isinstance(caps, dict) else {})
         rt_.delete(parse_conflist(_text(raw)), rt)
 
 
@@ -125,46 +130,75 @@ def _text(raw: Any) -> str:
     return json.dumps(raw)
 
 
-def _record(lab: Lab, pod: PodInfo, state: LabState) -> dict[str, Any]:
+def _record(lab: Lab, pod: PodInfo, state: LabState, old: Any = None) -> dict[str, Any]:
+    """The record written before a pod's ADD. A pod attached before keeps its old attachment in it until the ADD
+    gives the new one: the node-side devices its result named (a bridge the plugin made and keeps) stay the
+    plugins', never extra to status nor deleted by up, also when the ADD fails (attachments() reads "added" only)."""
     node = lab.node(pod.node)
     cid = C.container_id(lab, pod, state.run_id)
     nets = C.networks(lab, node, host_local_dir(lab.name, node.name))
-    return {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
-            "args": [list(a) for a in C.cni_args(pod, cid)], "networks": [[n.raw, ifname] for n, ifname in nets]}
+    rec = {"phase": "adding", "node": node.name, "containerId": cid, "netns": pod.netns, "node_netns": node.netns,
+           "args": [list(a) for a in C.cni_args(pod, cid)], "networks": [[n.raw, ifname] for n, ifname in nets],
+           "capabilityArgs": C.capability_args(lab, pod, lab.addressing.pod_ip[pod.name])}
+    if isinstance(old, dict) and isinstance(old.get("attachment"), dict):
+        rec["attachment"] = old["attachment"]
+    return rec
 
 
 def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResult:
-    """ADD every pod not attached, CHECK the others and attach again those that changed (``only``: the pods of
-    these namespaces alone; no other pod is CHECKed)."""
+    """ADD each pod that has no attachment; DEL, then ADD, each whose chain no longer matches it (``only``: the pods
+    of these namespaces alone; no other pod is CHECKed). A DEL that fails stops that pod there: no ADD (the spec: no
+    second ADD without a DEL between), the record keeps its attachment (a later ``up`` or ``down`` runs DEL again)
+    and ``up`` fails naming the DEL. A failed ADD is followed by the DEL of the pod's chains, as the spec asks of a
+    runtime; what the plugins made stays theirs either way."""
     out = StartResult()
     if lab.cni == "builtin":
         return out
     records = pod_records(state)
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
+    failures: list[str] = []
     for pod in [p for p in lab.pods if only is None or p.netns in only]:
         prec = records.get(pod.name)
-        if prec is None or prec.get("phase") != "added":
-            if prec is not None:  # an ADD that never finished: take it back first
-                _safe_detach(rt_, lab.name, prec, pod.name, out)
+        if prec is None or prec.get("phase") == DELETED:
             todo.append(pod)
+            continue
+        if prec.get("phase") != "added":  # an ADD that never finished: take it back first
+            said = _safe_detach(rt_, lab.name, prec, pod.name, None)
+            if said:
+                failures.append(f"{said[0]}; an earlier ADD of pod {pod.name} never finished, so it was not "
+                                f"ADDed again (the next up or down runs DEL again)")
+            else:
+                todo.append(pod)
             continue
         found = _check_pod(rt_, lab, pod, prec)
         if found:
-            _safe_detach(rt_, lab.name, prec, pod.name, out)
+            said = _safe_detach(rt_, lab.name, prec, pod.name, None)
+            if said:
+                failures.append(f"{said[0]}; so pod {pod.name} was not re-attached ({found.reattach_reason()}): "
+                                f"it keeps its attachment, and the next up or down runs DEL again")
+                continue
             todo.append(pod)
             out.actions.append(f"re-attached pod {pod.name} through CNI ({found.reattach_reason()})")
-    if not todo:
-        return out
-    try:
-        for pod in todo:
-            records[pod.name] = _record(lab, pod, state)
-    except ConflistError as exc:
-        raise ApplyFailed(f"network.cni.conflist: {exc}") from None
-    state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
+    if todo:
+        try:
+            for pod in todo:
+                records[pod.name] = _record(lab, pod, state, records.get(pod.name))
+        except ConflistError as exc:
+            raise ApplyFailed(f"network.cni.conflist: {exc}") from None
+        state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
+        failures += _add_all(rt_, lab, todo, records, out)
+        state.save()
+    if failures:
+        raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
+    return out
+
+
+def _add_all(rt_: Runtime, lab: Lab, todo: list[PodInfo], records: dict[str, Any], out: StartResult) -> list[str]:
+    """ADD the pods, as many at once as there are cores; what failed, one line each."""
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
-        futures = {pod.name: pool.submit(_attach, rt_, lab, pod, records[pod.name]) for pod in todo}
+        futures = {pod.name: pool.submit(_attach_or_delete, rt_, lab, pod, records[pod.name]) for pod in todo}
         for name, fut in futures.items():
             try:
                 result = fut.result()
@@ -181,10 +215,22 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
             other = f"; the topology gives {planned}: what names the pod follows" if att.ip != planned else ""
             if not any(a.startswith(f"re-attached pod {name} ") for a in out.actions):
                 out.actions.append(f"attached pod {name} through CNI ({att.ip}{other})")
-    state.save()
-    if failures:
-        raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
-    return out
+    return failures
+
+
+def _attach_or_delete(rt_: Runtime, lab: Lab, pod: PodInfo, prec: dict[str, Any]) -> dict[str, Any]:
+    """ADD the pod (_attach); when that fails, DEL it from every network at once, as the spec asks ("the runtime
+    should execute the DEL action ... for all plugins"): the record then says DEL ran (nothing left to DEL), or,
+    when the DEL failed too, stays "adding" for the rollback, or the next up or down, to DEL again."""
+    try:
+        return _attach(rt_, lab, pod, prec)
+    except PluginFailed as exc:
+        said = _safe_detach(rt_, lab.name, prec, pod.name, None)
+        if said:
+            why = said[0].removeprefix(f"CNI DEL of pod {pod.name}: ")
+            raise PluginFailed(f"{exc}; then its DEL failed too: {why} (the next up or down runs DEL again)") from None
+        prec["phase"] = DELETED
+        raise PluginFailed(f"{exc}; its DEL ran: pod {pod.name} is not attached") from None
 
 
 def running(state: LabState, netns_names: list[str]) -> list[str]:
@@ -264,6 +310,9 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     detach: list[tuple[str, dict[str, Any]]] = []
     for pod, prec in list(records.items()):
         if not isinstance(prec, dict) or not (everything or prec.get("netns") in names):
+            continue
+        if prec.get("phase") == DELETED:  # DELed when its ADD failed
+            records.pop(pod, None)
             continue
         if prec.get("node_netns") and not is_netns_mount(prec["node_netns"]):
             # The node (the plugins' "host") is gone: what they made went with it. Never run a

@@ -1,9 +1,11 @@
 """What the lab's state remembers of each pod's CNI attachment (``state.extra["cni"]``), without running anything.
 
-``{"pods": {POD: {"phase": "adding" | "added", "node", "containerId", "netns",
-"networks": [[conflist, ifname], ...], "attachment": {ip, mac, host_veth, host_mac}}}}``.
+``{"pods": {POD: {"phase": "adding" | "added" | "deleted", "node", "containerId", "netns",
+"networks": [[conflist, ifname], ...], "capabilityArgs", "attachment": {ip, mac, host_veth, host_mac}}}}``.
 "adding" is written before the first plugin runs, so a crash or a failed ADD
-still leaves the lab a record to DEL.
+still leaves the lab a record to DEL; "deleted": the ADD failed and the DEL
+that followed it ran (nothing to DEL). A pod ADDed again keeps the attachment
+it had until the new one is there (its node-side devices stay the plugins').
 """
 
 from __future__ import annotations

@@ -203,9 +203,11 @@ class CniAttachmentRecord(Strict):
 
 
 class CniPodRecord(Strict):
-    """One pod's CNI attachment: its sandbox id, namespaces, the networks (config, ifname) it was ADDed to."""
+    """One pod's CNI attachment: its sandbox id, namespaces, the networks (config, ifname) it was ADDed to, the
+    capability arguments of its ADD (the DEL after a failed ADD has no cached ones). Phase "deleted": its ADD
+    failed and the DEL that followed ran; the attachment it had before, if any, names the plugins' node devices."""
 
-    phase: Literal["adding", "added"]
+    phase: Literal["adding", "added", "deleted"]
     node: Label
     containerId: Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{64}$")]
     netns: NetnsName
@@ -213,6 +215,7 @@ class CniPodRecord(Strict):
     args: list[CniArg]
     networks: list[CniNetwork]
     attachment: CniAttachmentRecord | None = None
+    capabilityArgs: dict[StrictStr, Any] | None = None
 
 
 class CniRecord(Strict):

@@ -105,9 +105,11 @@ def test_a_failed_add_rolls_back_with_del_for_every_pod_it_began(world):
     lab, plugins = world
     plugins.fail.add(("b", "chain", "ADD"))
     k = FakeKernel()
-    with pytest.raises(ApplyFailed, match=r"^pod b: CNI plugin chain ADD: failed \(exit 1\): no; rolled back$"):
+    with pytest.raises(ApplyFailed, match=r"^pod b: CNI plugin chain ADD: failed \(exit 1\): no; its DEL ran: "
+                                          r"pod b is not attached; rolled back$"):
         up(lab, k)
-    # b's loopback was ADDed and its chain tried: both are DELed, last first, as a's are.
+    # b's loopback was ADDed and its chain tried: both are DELed, last first, right after the failed ADD (the
+    # rollback does not DEL them again), as a's are by the rollback.
     assert plugins.of("b") == [("loopback", "ADD", "lo"), ("chain", "ADD", "eth0"),
                                ("chain", "DEL", "eth0"), ("loopback", "DEL", "lo")]
     assert plugins.of("a")[-2:] == [("chain", "DEL", "eth0"), ("loopback", "DEL", "lo")]

@@ -1,0 +1,158 @@
+"""A CNI plugin author's bench, against the CNI spec and libcni (root, Debian's bridge, host-local and loopback).
+
+The chain is one wrapper the test writes into its tmp_path (``qcw``): it reads a mode file, may print a line on
+stdout, fail, or be killed, and otherwise execs Debian's bridge plugin. Checked with the kernel's view (``ip -j``)
+and real traffic (``netlab probe``):
+
+* a DEL or CHECK that exits 0 but prints a line succeeded (libcni reads no stdout of them);
+* a re-attach whose DEL fails stops there (no ADD), says so, and the plugin's bridge stays its own; a failed ADD is
+  followed by DEL (the pod's veth goes), and the next ``up`` attaches the pod;
+* a plugin error with newlines, and a plugin killed by SIGKILL, each on one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from helpers import ip, ip_json, lab_namespaces, netlab
+
+pytestmark = pytest.mark.root
+
+CNI_BIN = "/usr/lib/cni"
+
+WRAPPER = r"""#!/bin/sh
+mode=" $(cat {dir}/mode 2>/dev/null) "
+pod=$(echo "$CNI_ARGS" | tr ';' '\n' | sed -n 's/^K8S_POD_NAME=//p')
+want() {{ case "$mode" in *" $1:$CNI_COMMAND "*|*" $1:$CNI_COMMAND:$pod "*) return 0;; esac; return 1; }}
+if want noise; then echo "debug: qcw doing $CNI_COMMAND"; fi
+if want fail; then
+  cat >/dev/null
+  cat {dir}/error.json
+  printf 'qcw stderr one\nqcw stderr two\n' >&2
+  exit 1
+fi
+if want kill; then cat >/dev/null; kill -9 $$; fi
+exec {bin}/bridge
+"""
+
+CONFLIST = {"cniVersion": "1.0.0", "name": "cnqc", "plugins": [
+    {"type": "qcw", "bridge": "qcbr0", "isGateway": True, "isDefaultGateway": True, "hairpinMode": True,
+     "ipam": {"type": "host-local"}, "capabilities": {"ipRanges": True}}]}
+
+# Go's json.Marshal of an error whose details hold iptables' lines: the newlines escaped in the JSON.
+ERROR = {"cniVersion": "1.0.0", "code": 100, "msg": "iptables failed",
+         "details": "running iptables: exit status 1: iptables v1.8.9: bad rule\nTry iptables -h\n"}
+
+
+@pytest.fixture(autouse=True)
+def plugins_installed():
+    assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
+
+
+def _lab(labs, tmp_path: Path, pods: str = "a b", check: bool = True):
+    lab = labs.name("cn")
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "bin" / "qcw").write_text(WRAPPER.format(dir=tmp_path, bin=CNI_BIN))
+    (tmp_path / "bin" / "qcw").chmod(0o755)
+    (tmp_path / "error.json").write_text(json.dumps(ERROR))
+    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    text = f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n" \
+           "nodes: [{name: n1}]\npods:\n" + "".join(f"  - {{name: {p}, node: n1}}\n" for p in pods.split())
+    path, proc = labs.up(text, check=check)
+    return lab, path, proc
+
+
+def _mode(tmp_path: Path, mode: str) -> None:
+    (tmp_path / "mode").write_text(mode)
+
+
+def _calls(lab: str, pod: str) -> list[tuple[str, str, int | None]]:
+    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json", pod).stdout)["calls"]
+    return [(c["plugin"], c["command"], c["exit_code"]) for c in log]
+
+
+def _default_route(lab: str, pod: str) -> list[str]:
+    return [r.get("gateway", "") for r in ip_json("route", netns=f"{lab}-{pod}") if r["dst"] == "default"]
+
+
+def _probed(lab: str) -> None:
+    """Real traffic: every probe of the lab as expected (exit 0), pod a to b among them."""
+    out = json.loads(netlab("probe", "--lab", lab, "--no-services", "-o", "json").stdout)
+    assert out["ok"] and any(p["source"] == "a" and p["destination"] == "b" and p["protocol"] == "icmp"
+                             for p in out["probes"]), out
+
+
+def test_a_del_or_check_that_prints_a_line_and_exits_0_succeeds(labs, tmp_path):
+    _mode(tmp_path, "noise:CHECK noise:DEL")
+    lab, path, _ = _lab(labs, tmp_path, "a b c")
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 0 and "CHECK" not in status.stdout, status.stdout  # it said CHECK failed
+    again = netlab("up", "-t", path)
+    assert "re-attached" not in again.stdout + again.stderr  # every pod was DELed and ADDed again
+    assert ("qcw", "CHECK", 0) in _calls(lab, "a")
+    # Pod c taken out: its DEL prints a line and exits 0; loopback's DEL runs after it (it was skipped).
+    Path(path).write_text(Path(path).read_text().replace("  - {name: c, node: n1}\n", ""))
+    removed = netlab("up", "-t", path)
+    assert "warning" not in removed.stderr, removed.stderr
+    assert _calls(lab, "c")[-2:] == [("qcw", "DEL", 0), ("loopback", "DEL", 0)]
+    results = Path(os.environ.get("NETLAB_STATE_DIR") or "/run/netlab", lab, "cni", "results")
+    assert sorted(p.name.split("-")[0] for p in results.iterdir()) == ["cni", "cni", "cnqc", "cnqc"]  # a's, b's
+    _probed(lab)
+    down = netlab("down", "--lab", lab)
+    assert "warning" not in down.stderr, down.stderr  # three "CNI DEL ... its output is not JSON"
+    assert not lab_namespaces(lab)
+
+
+def test_a_reattach_whose_del_fails_stops_and_a_failed_add_is_deleted(labs, tmp_path):
+    lab, path, _ = _lab(labs, tmp_path)
+    ip("route", "del", "default", netns=f"{lab}-a")  # bridge's CHECK now fails for a
+    _mode(tmp_path, "fail:DEL:a")
+    before = len(_calls(lab, "a"))
+    proc = netlab("up", "-t", path, check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 4 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("netlab: CNI DEL of pod a: CNI plugin qcw DEL: failed (exit 1): iptables failed ")
+    assert "so pod a was not re-attached (CHECK said: " in lines[0] and "Expected Route" in lines[0]
+    assert [c[:2] for c in _calls(lab, "a")[before:]] == [("loopback", "CHECK"), ("qcw", "CHECK"), ("qcw", "DEL")]
+    assert [ln["ifname"] for ln in ip_json("link", "show", "qcbr0", netns=f"{lab}-n1")] == ["qcbr0"]
+    status = netlab("status", "--lab", lab, check=False)
+    assert "extra" not in status.stdout and "CHECK of pod a failed" in status.stdout, status.stdout
+    _mode(tmp_path, "")
+    fixed = netlab("up", "-t", path)  # DEL again, then ADD
+    assert "re-attached pod a through CNI" in fixed.stdout and "del link" not in fixed.stdout, fixed.stdout
+    assert _default_route(lab, "a") == ["10.244.0.1"]  # the plugin's route back
+
+    # Now the ADD fails: the DEL that follows takes the pod's veth and lease; the bridge stays the plugin's.
+    ip("route", "del", "default", netns=f"{lab}-a")
+    _mode(tmp_path, "fail:ADD:a")
+    before = len(_calls(lab, "a"))
+    proc = netlab("up", "-t", path, check=False)
+    assert proc.returncode == 4 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.strip().endswith("its DEL ran: pod a is not attached; rolled back"), proc.stderr
+    assert [c[:2] for c in _calls(lab, "a")[before:]] == [
+        ("loopback", "CHECK"), ("qcw", "CHECK"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"),
+        ("qcw", "ADD"), ("qcw", "DEL"), ("loopback", "DEL")]  # no DEL after the failed ADD before
+    assert [ln["ifname"] for ln in ip_json("link", "show", netns=f"{lab}-a")] == ["lo"]  # eth0 went with DEL
+    status = netlab("status", "--lab", lab, check=False)
+    assert "extra" not in status.stdout and "pod a is not attached through CNI" in status.stdout, status.stdout
+    _mode(tmp_path, "")
+    netlab("up", "-t", path)
+    assert _default_route(lab, "a") == ["10.244.0.1"]
+    netlab("status", "--lab", lab)
+    _probed(lab)
+
+
+@pytest.mark.parametrize("mode,said", [
+    ("fail:ADD:b", "CNI plugin qcw ADD: failed (exit 1): iptables failed (running iptables: exit status 1: "
+                   "iptables v1.8.9: bad rule | Try iptables -h) [code 100]; stderr: qcw stderr one qcw stderr two"),
+    ("kill:ADD:b", "CNI plugin qcw ADD: failed (killed by SIGKILL)")])
+def test_a_plugins_error_is_one_line(labs, tmp_path, mode, said):
+    _mode(tmp_path, mode)
+    lab, _, proc = _lab(labs, tmp_path, check=False)
+    assert proc.returncode == 4 and proc.stderr.splitlines() == [
+        f"netlab: pod b: {said}; its DEL ran: pod b is not attached; rolled back"], proc.stderr
+    assert not lab_namespaces(lab)

@@ -1,0 +1,152 @@
+"""A pod's re-attach and a failed ADD, as the CNI spec orders them, against fake plugins and the fake kernel (QA qc).
+
+A re-attach whose DEL fails stops there (no second ADD without a DEL between), keeps the pod's attachment (a later
+up or down runs DEL again) and says the DEL; a failed ADD is followed by the DEL of the pod's chains; the plugins'
+node-side devices stay theirs. The real plugins in real namespaces are tests/integration/test_cni_bench.py's.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from cni_fakes import add_result, conflist_lab
+from netlab.cni import lifecycle, runtime
+from netlab.cni.invoke import PluginFailed
+from netlab.errors import ApplyFailed
+from netlab.feature import ModuleFeature
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import status as lab_status
+from netlab.lab import teardown, up as lab_up
+from netlab.lab.journal import Journal
+from netlab.model.lab import resolve
+from netlab.model.load import load_topology
+from netlab.realize import state as state_mod, state_dir
+from netlab.realize.attachments import plugin_made, pod_records
+
+TOPO = """name: fkqc
+network:
+  cni: {conflist: net.conflist, binDir: bin}
+nodes:
+  - {name: n1, podCIDR: 10.244.0.0/24}
+pods:
+  - {name: a, node: n1, ip: 10.244.0.2}
+  - {name: b, node: n1, ip: 10.244.0.3}
+"""
+
+
+class Plugins:
+    """Stands in for invoke.exec_plugin: records each call, answers ADD, fails where told."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, str, str, str]] = []
+        self.fail: set[tuple[str, str, str]] = set()  # (pod, plugin, command)
+        self.fail_after_add: set[tuple[str, str, str]] = set()  # the same, once the pod had an ADD since clear()
+        self.runtime_config: list[tuple[str, str, str, object]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, log, *, pod, network, plugin_path, command, conf, env, node_netns, timeout=None):
+        plugin = plugin_path.rsplit("/", 1)[-1]
+        with self.lock:
+            added = any(q == pod and c == "ADD" for q, _, c, _ in self.calls)
+            self.calls.append((pod, plugin, command, env["CNI_IFNAME"]))
+            self.runtime_config.append((pod, plugin, command, conf.get("runtimeConfig")))
+        if (pod, plugin, command) in self.fail or (added and (pod, plugin, command) in self.fail_after_add):
+            raise PluginFailed(f"pod {pod}: CNI plugin {plugin} {command}: failed (exit 1): no")
+        return add_result(pod, env) if command == "ADD" else None
+
+    def of(self, pod):
+        return [(p, c, i) for q, p, c, i in self.calls if q == pod and c != "CHECK"]
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch):
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    state_dir._checked.clear()
+    conflist_lab(tmp_path, TOPO)
+    (tmp_path / "net.conflist").write_text(json.dumps({"cniVersion": "1.0.0", "name": "net", "plugins": [
+        {"type": "chain", "capabilities": {"ipRanges": True}}]}))  # as bridge + host-local take the node's range
+    plugins = Plugins()
+    monkeypatch.setattr(runtime, "exec_plugin", plugins)
+    monkeypatch.setattr(lifecycle, "is_netns_mount", lambda name: True)
+    yield resolve(load_topology(str(tmp_path / "t.yaml"))), plugins
+    state_dir._checked.clear()
+
+
+def up(lab, k):
+    return lab_up.up(lab, k, features=[ModuleFeature(lifecycle)], journal=Journal(k))
+
+
+DEL_BOTH = [("chain", "DEL", "eth0"), ("loopback", "DEL", "lo")]
+ADD_BOTH = [("loopback", "ADD", "lo"), ("chain", "ADD", "eth0")]
+
+
+def test_a_re_attach_whose_del_fails_stops_there_and_keeps_the_attachment(world):
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    before = pod_records(state_mod.load_state(lab.name))["a"]
+    plugins.calls.clear()
+    plugins.fail |= {("a", "chain", "CHECK"), ("a", "chain", "DEL")}
+    with pytest.raises(ApplyFailed) as exc:
+        up(lab, k)
+    assert str(exc.value) == (
+        "CNI DEL of pod a: CNI plugin chain DEL: failed (exit 1): no; so pod a was not re-attached (CHECK said: pod a: "
+        "CNI plugin chain CHECK: failed (exit 1): no): it keeps its attachment, and the next up or down runs DEL "
+        "again; rolled back")
+    assert plugins.of("a") == [("chain", "DEL", "eth0")]  # no ADD after the failed DEL (loopback got a second one)
+    assert pod_records(state_mod.load_state(lab.name))["a"] == before  # still "added", with its attachment
+    plugins.fail.discard(("a", "chain", "DEL"))
+    plugins.calls.clear()
+    result = up(lab, k)  # the next up runs DEL again, then ADD
+    assert plugins.of("a") == DEL_BOTH + ADD_BOTH and any(f.startswith("re-attached pod a ") for f in result.fixed)
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_a_failed_re_add_is_followed_by_del_and_the_plugins_devices_stay_theirs(world):
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    plugins.calls.clear()
+    plugins.fail |= {("a", "chain", "CHECK"), ("a", "chain", "ADD")}
+    with pytest.raises(ApplyFailed, match=r"^pod a: CNI plugin chain ADD: failed \(exit 1\): no; its DEL ran: pod a "
+                                          r"is not attached; rolled back$"):
+        up(lab, k)
+    assert plugins.of("a") == DEL_BOTH + ADD_BOTH + DEL_BOTH  # the failed ADD got its DEL (it got none)
+    # That DEL has no cached result to take the ADD's capability arguments from: the record gives them (host-local's
+    # DEL without ipRanges fails, "no IP ranges specified").
+    chain = [(c, rc) for p, n, c, rc in plugins.runtime_config if (p, n) == ("a", "chain") and c != "CHECK"]
+    assert chain[-2:] == [(c, {"ipRanges": [[{"subnet": "10.244.0.0/24"}]]}) for c in ("ADD", "DEL")]
+    st = state_mod.load_state(lab.name)
+    assert pod_records(st)["a"]["phase"] == "deleted"
+    # The node-side device the plugins' result named is still theirs (status called it extra and up deleted it).
+    assert "vetha" in plugin_made(lab, st)["fkqc-n1"]
+    assert lab_status.status(st, k, [ModuleFeature(lifecycle)]).drift == [
+        "cni: pod a is not attached through CNI (up attaches it)"]
+    plugins.fail = {("a", "chain", "DEL")}
+    plugins.calls.clear()
+    up(lab, k)  # nothing to DEL first: DEL ran already
+    assert plugins.of("a") == ADD_BOTH and pod_records(state_mod.load_state(lab.name))["a"]["phase"] == "added"
+    plugins.fail.clear()
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+
+
+def test_a_failed_add_whose_del_fails_too_is_said_and_deleted_again(world):
+    lab, plugins = world
+    k = FakeKernel()
+    up(lab, k)
+    plugins.calls.clear()
+    plugins.fail |= {("a", "chain", "CHECK"), ("a", "chain", "ADD")}
+    plugins.fail_after_add.add(("a", "loopback", "DEL"))
+    with pytest.raises(ApplyFailed) as exc:
+        up(lab, k)
+    assert str(exc.value) == ("pod a: CNI plugin chain ADD: failed (exit 1): no; then its DEL failed too: CNI plugin "
+                              "loopback DEL: failed (exit 1): no (the next up or down runs DEL again); rolled back")
+    assert pod_records(state_mod.load_state(lab.name))["a"]["phase"] == "adding"
+    assert plugins.of("a") == DEL_BOTH + ADD_BOTH + DEL_BOTH
+    plugins.fail.clear()
+    plugins.calls.clear()
+    teardown.down(lab.name, k, [ModuleFeature(lifecycle)])
+    assert plugins.of("a") == DEL_BOTH
