@@ -6,13 +6,17 @@ look at the pod's network again: a deleted ``eth0`` goes unnoticed until a
 packet fails. netlab looks, for ``status`` and ``up``: the chain's cached ADD
 result names the pod-side interfaces (those with a ``sandbox``) and the
 addresses it gave them, and each must still be in the pod's namespace, with
-the MAC the result gives. So is a pod of a chain whose conflist sets
-``disableCheck`` (the runtime then never calls CHECK). Only what the result claims is compared; routes and
-the node side stay the plugins' (a CHECK would judge them).
+the MAC the result gives, and each IPv4 route the result lists (its ``dst``,
+its ``gw`` when it gives one, its ``table``, else main) must still be in the
+pod's namespace: the bridge plugin's default route deleted by hand cut the pod
+off the other nodes while status said all as planned. So is a pod of a chain whose conflist sets
+``disableCheck`` (the runtime then never calls CHECK). Only what the result claims is compared; the node side
+stays the plugins' (a CHECK would judge it), and so do IPv6 routes (netlab reads a namespace's IPv4 routes).
 """
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, ip_network
 from typing import Any
 
 from netlab.cni.conf import convert_result
@@ -35,6 +39,33 @@ def pod_side(result: dict[str, Any]) -> list[tuple[str, str | None, list[str]]]:
     return list(out.values())
 
 
+MAIN = 254  # the main routing table, where a result's route goes when it names no table (CNI 1.1.0's "table")
+
+
+def pod_routes(result: dict[str, Any]) -> list[tuple[IPv4Network, str | None, int]]:
+    """(destination, gateway or None, table) of every IPv4 route the result lists. A route without ``gw`` goes
+    via the gateway of the interface's address (the plugins' ipam.ConfigureIface) or none: any gateway does."""
+    out = []
+    for route in convert_result(result, "1.0.0").get("routes") or []:
+        if not isinstance(route, dict) or not isinstance(route.get("dst"), str):
+            continue
+        try:
+            dst = ip_network(route["dst"], strict=False)
+        except ValueError:
+            continue
+        if not isinstance(dst, IPv4Network):
+            continue
+        gw = route.get("gw") if isinstance(route.get("gw"), str) and route.get("gw") else None
+        table = route.get("table")
+        out.append((dst, gw, table if isinstance(table, int) and not isinstance(table, bool) else MAIN))
+    return out
+
+
+def _route_words(dst: IPv4Network, gw: str | None, table: int) -> str:
+    words = "default" if dst.prefixlen == 0 else str(dst)
+    return words + (f" via {gw}" if gw else "") + (f" table {table}" if table != MAIN else "")
+
+
 def compare(result: dict[str, Any], snap: Snapshot) -> str | None:
     """What of the result's pod side the namespace lacks, in words (None: all there)."""
     by_index = snap.by_index()
@@ -48,6 +79,10 @@ def compare(result: dict[str, Any], snap: Snapshot) -> str | None:
         for cidr in addresses:
             if (name, cidr) not in have:
                 return f"its {name} lacks {cidr}"
+    for dst, gw, table in pod_routes(result):
+        if not any(r.table == table and r.dst_len == dst.prefixlen and r.dst == str(dst.network_address)
+                   and (gw is None or r.gateway == gw or r.multipath) for r in snap.routes):
+            return f"it lacks the route {_route_words(dst, gw, table)}"
     return None
 
 

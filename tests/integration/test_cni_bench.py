@@ -7,7 +7,9 @@ and real traffic (``netlab probe``):
 * a DEL or CHECK that exits 0 but prints a line succeeded (libcni reads no stdout of them);
 * a re-attach whose DEL fails stops there (no ADD), says so, and the plugin's bridge stays its own; a failed ADD is
   followed by DEL (the pod's veth goes), and the next ``up`` attaches the pod;
-* a plugin error with newlines, and a plugin killed by SIGKILL, each on one line.
+* a plugin error with newlines, and a plugin killed by SIGKILL, each on one line;
+* a chain without CHECK (0.3.1, disableCheck): a route its result lists, deleted by hand, is drift, and up
+  re-attaches the pod (DEL + ADD), which brings it back.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ def plugins_installed():
     assert os.access(f"{CNI_BIN}/bridge", os.X_OK), "containernetworking-plugins missing: run scripts/setup.sh"
 
 
-def _lab(labs, tmp_path: Path, pods: str = "a b", check: bool = True):
+def _lab(labs, tmp_path: Path, pods: str = "a b", check: bool = True, **conflist):
     lab = labs.name("cn")
     (tmp_path / "bin").mkdir(exist_ok=True)
     (tmp_path / "bin" / "qcw").write_text(WRAPPER.format(dir=tmp_path, bin=CNI_BIN))
     (tmp_path / "bin" / "qcw").chmod(0o755)
     (tmp_path / "error.json").write_text(json.dumps(ERROR))
-    (tmp_path / "net.conflist").write_text(json.dumps(CONFLIST))
+    (tmp_path / "net.conflist").write_text(json.dumps({**CONFLIST, **conflist}))
     text = f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n" \
            "nodes: [{name: n1}]\npods:\n" + "".join(f"  - {{name: {p}, node: n1}}\n" for p in pods.split())
     path, proc = labs.up(text, check=check)
@@ -156,3 +158,30 @@ def test_a_plugins_error_is_one_line(labs, tmp_path, mode, said):
     assert proc.returncode == 4 and proc.stderr.splitlines() == [
         f"netlab: pod b: {said}; its DEL ran: pod b is not attached; rolled back"], proc.stderr
     assert not lab_namespaces(lab)
+
+
+def _routes_in(data) -> list:
+    """Every route object (a dict with a "dst") anywhere in a JSON document."""
+    if isinstance(data, dict):
+        return ([data] if "dst" in data else []) + [r for v in data.values() for r in _routes_in(v)]
+    return [r for v in data for r in _routes_in(v)] if isinstance(data, list) else []
+
+
+@pytest.mark.parametrize("conflist,why", [({"cniVersion": "0.3.1"}, "cniVersion 0.3.1 has no CHECK"),
+                                          ({"disableCheck": True}, "its conflist sets disableCheck")])
+def test_a_route_the_result_lists_is_checked_on_a_chain_without_check(labs, tmp_path, conflist, why):
+    lab, path, _ = _lab(labs, tmp_path, **conflist)
+    inspect = json.loads(netlab("inspect", "--lab", lab, "a", "--section", "cni", "-o", "json").stdout)
+    assert {"dst": "0.0.0.0/0", "gw": "10.244.0.1"} in _routes_in(inspect)  # the result lists the route
+    ip("route", "del", "default", netns=f"{lab}-a")
+    status = netlab("status", "--lab", lab, check=False)
+    said = f"it differs from its chain's cached ADD result: it lacks the route default via 10.244.0.1 ({why})"
+    assert status.returncode == 1 and f"cni: pod a: {said}" in status.stdout, status.stdout  # "all as planned"
+    before = len(_calls(lab, "a"))
+    fixed = netlab("up", "-t", path)
+    assert f"re-attached pod a through CNI ({said})" in fixed.stdout, fixed.stdout  # "nothing to change"
+    assert [c[:2] for c in _calls(lab, "a")[before:]] == [  # cni-loopback's chain has CHECK; the pod's has none
+        ("loopback", "CHECK"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"), ("qcw", "ADD")]
+    assert _default_route(lab, "a") == ["10.244.0.1"]
+    netlab("status", "--lab", lab)
+    _probed(lab)

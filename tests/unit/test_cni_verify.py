@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from netlab.cni.verify import compare, pod_side
+from ipaddress import IPv4Network
+
+from netlab.cni.verify import compare, pod_routes, pod_side
 from netlab.kernel.base import Snapshot
-from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg
+from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, RouteMsg
 
 MAC = "0a:58:0a:f4:00:05"
 RESULT = {"cniVersion": "0.3.1",
@@ -39,3 +41,29 @@ def test_what_the_pod_lacks_is_said():
     assert compare(RESULT, _pod(address="10.244.0.6")) == "its eth0 lacks 10.244.0.5/24"
     assert compare(RESULT, _pod(mac="0a:58:0a:f4:00:99")) == f"its eth0 has MAC 0a:58:0a:f4:00:99, the plugins gave {MAC}"
     assert compare(RESULT, _pod(mac=MAC.upper())) is None  # the same MAC, written otherwise
+
+
+def _route(dst: str, dst_len: int, gw: str | None, table: int = 254) -> RouteMsg:
+    return RouteMsg(table=table, dst=dst, dst_len=dst_len, tos=0, gateway=gw, oif=2, proto=3, scope=0, type=1,
+                    flags=0, priority=None, prefsrc=None, multipath=False)
+
+
+ROUTED = {**RESULT, "routes": [{"dst": "0.0.0.0/0", "gw": "10.244.0.1"}, {"dst": "10.244.0.0/16"},
+                               {"dst": "fd00::/64", "gw": "fd00::1"}, {"dst": "10.9.0.0/24", "table": 100}]}
+
+
+def test_the_routes_the_result_lists_must_be_in_the_pod():
+    """A chain without CHECK (0.3.1, disableCheck): the bridge plugin's default route deleted by hand cut the pod off
+    the other nodes, and status said all as planned. IPv6 routes are not read (netlab reads IPv4 routes)."""
+    snap = _pod()
+    snap.routes = [_route("0.0.0.0", 0, "10.244.0.1"), _route("10.244.0.0", 16, "10.244.0.1"),
+                   _route("10.9.0.0", 24, None, table=100)]
+    assert pod_routes(ROUTED) == [(IPv4Network("0.0.0.0/0"), "10.244.0.1", 254),
+                                  (IPv4Network("10.244.0.0/16"), None, 254), (IPv4Network("10.9.0.0/24"), None, 100)]
+    assert compare(ROUTED, snap) is None
+    snap.routes = snap.routes[1:]
+    assert compare(ROUTED, snap) == "it lacks the route default via 10.244.0.1"
+    snap.routes.append(_route("0.0.0.0", 0, "10.244.0.254"))  # another gateway than the plugins'
+    assert compare(ROUTED, snap) == "it lacks the route default via 10.244.0.1"
+    snap.routes = [_route("0.0.0.0", 0, "10.244.0.1"), _route("10.244.0.0", 16, "10.244.0.1")]
+    assert compare(ROUTED, snap) == "it lacks the route 10.9.0.0/24 table 100"
