@@ -39,6 +39,10 @@ How a container runtime calls a CNI plugin (what netlab does for network.cni: re
   ADD runs the plugins in order and caches the last result; DEL runs them in reverse, from
   cniVersion 0.4.0 with that result as prevResult (and must succeed when things are already
   gone); CHECK (cniVersion >= 0.4.0) asks each plugin whether what it made is still there.
+  A DEL or CHECK that exits 0 succeeded: what it printed is not read (libcni's way).
+  The list's version is the highest of its cniVersion and CNI 1.1.0's cniVersions that
+  netlab speaks. netlab never sends 1.1.0's STATUS or GC (libcni's GetStatusNetworkList and
+  GCNetworkList): a plugin cannot be tried with them here.
   "A CNI conformant plugin could be realized via a BASH script": examples/cni/bash-bridge is one.
 
   Try it:

@@ -1,6 +1,6 @@
 """A CNI network configuration list (a ``.conflist``), read and checked without running anything.
 
-The CNI spec's format: ``{"cniVersion", "name", "disableCheck", "plugins": [
+The CNI spec's format: ``{"cniVersion", "cniVersions", "name", "disableCheck", "plugins": [
 {"type": ..., "capabilities": {...}, ...}, ...]}``. The runtime (netlab.cni)
 runs the plugins in this order for ADD and in the reverse order for DEL,
 looking each ``type`` up as a file name in the bin directory (``CNI_PATH``),
@@ -55,6 +55,29 @@ def at_least(version: str, minimum: str) -> bool:
     return version_tuple(version) >= version_tuple(minimum)
 
 
+def chosen_version(data: dict[str, Any]) -> str:
+    """The list's version, as the spec has a runtime choose it: the highest of ``cniVersion`` and ``cniVersions``
+    (CNI 1.1.0's list), leaving out those past the highest netlab speaks, as libcni leaves out those past its own
+    (NetworkConfFromBytes); ``cniVersion`` alone is taken as it is."""
+    version = data.get("cniVersion")
+    if version is not None:
+        version_tuple(version)
+    versions = data.get("cniVersions")
+    if versions is not None:
+        if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+            raise ConflistError("cniVersions must be a list of versions like 1.0.0")
+        newest = version_tuple(SUPPORTED_VERSIONS[-1])
+        known = [v for v in versions + ([version] if version is not None else []) if version_tuple(v) <= newest]
+        if known:
+            version = max(known, key=version_tuple)
+        elif versions:
+            raise ConflistError(f"cniVersions {', '.join(versions)}: none is one netlab speaks "
+                                f"({', '.join(SUPPORTED_VERSIONS)})")
+    if version is None:
+        raise ConflistError("has no cniVersion (nor cniVersions)")
+    return version
+
+
 def parse_conflist(text: str) -> Conflist:
     """A conflist from its JSON text (a single plugin's .conf becomes a one-plugin list, as libcni does)."""
     try:
@@ -67,10 +90,7 @@ def parse_conflist(text: str) -> Conflist:
         raise ConflistError("must be a JSON object with cniVersion, name and plugins")
     if "plugins" not in data and "type" in data:  # a .conf: one plugin
         data = {**{k: data[k] for k in ("cniVersion", "name") if k in data}, "plugins": [data]}
-    version = data.get("cniVersion")
-    if version is None:
-        raise ConflistError("has no cniVersion")
-    version_tuple(version)
+    version = chosen_version(data)
     if version not in SUPPORTED_VERSIONS:
         raise ConflistError(f"cniVersion {version} is not one netlab speaks ({', '.join(SUPPORTED_VERSIONS)})")
     name = data.get("name")

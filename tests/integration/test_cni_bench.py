@@ -9,7 +9,8 @@ and real traffic (``netlab probe``):
   followed by DEL (the pod's veth goes), and the next ``up`` attaches the pod;
 * a plugin error with newlines, and a plugin killed by SIGKILL, each on one line;
 * a chain without CHECK (0.3.1, disableCheck): a route its result lists, deleted by hand, is drift, and up
-  re-attaches the pod (DEL + ADD), which brings it back.
+  re-attaches the pod (DEL + ADD), which brings it back;
+* a conflist that gives only CNI 1.1.0's ``cniVersions``: the highest netlab speaks is the list's version.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def _lab(labs, tmp_path: Path, pods: str = "a b", check: bool = True, **conflist
     (tmp_path / "bin" / "qcw").write_text(WRAPPER.format(dir=tmp_path, bin=CNI_BIN))
     (tmp_path / "bin" / "qcw").chmod(0o755)
     (tmp_path / "error.json").write_text(json.dumps(ERROR))
-    (tmp_path / "net.conflist").write_text(json.dumps({**CONFLIST, **conflist}))
+    conf = {k: v for k, v in {**CONFLIST, **conflist}.items() if v is not None}  # None: the key left out
+    (tmp_path / "net.conflist").write_text(json.dumps(conf))
     text = f"name: {lab}\nnetwork: {{mode: host-gw, cni: {{conflist: ./net.conflist, binDir: ./bin}}}}\n" \
            "nodes: [{name: n1}]\npods:\n" + "".join(f"  - {{name: {p}, node: n1}}\n" for p in pods.split())
     path, proc = labs.up(text, check=check)
@@ -184,4 +186,15 @@ def test_a_route_the_result_lists_is_checked_on_a_chain_without_check(labs, tmp_
         ("loopback", "CHECK"), ("qcw", "DEL"), ("loopback", "DEL"), ("loopback", "ADD"), ("qcw", "ADD")]
     assert _default_route(lab, "a") == ["10.244.0.1"]
     netlab("status", "--lab", lab)
+    _probed(lab)
+
+
+def test_a_conflist_with_only_cniversions_runs_at_the_highest_version_netlab_speaks(labs, tmp_path):
+    lab, _, _ = _lab(labs, tmp_path, cniVersion=None, cniVersions=["0.4.0", "1.0.0", "9.9.9"])
+    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json", "a").stdout)["calls"]
+    add = next(c for c in log if (c["plugin"], c["command"]) == ("qcw", "ADD"))
+    assert add["stdin"]["cniVersion"] == "1.0.0" and "cniVersions" not in add["stdin"]
+    netlab("status", "--lab", lab)  # 1.0.0 has CHECK: each plugin agrees
+    log = json.loads(netlab("cni", "log", "--lab", lab, "-o", "json").stdout)["calls"]
+    assert {c["command"] for c in log} == {"ADD", "CHECK"}  # netlab sends no STATUS or GC (README)
     _probed(lab)

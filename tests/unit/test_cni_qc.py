@@ -2,19 +2,21 @@
 
 * A DEL or CHECK that exits 0 succeeded, whatever it printed (libcni's ExecPluginWithoutResult reads no stdout).
 * A plugin's error with newlines is one line; a plugin killed by a signal is named so.
+* A conflist may give its versions as CNI 1.1.0's ``cniVersions``.
 The real plugins in real namespaces are tests/integration/test_cni_bench.py's.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
 from netlab.cli.cni import render_call
 from netlab.cni.invoke import CallLog, PluginFailed, read_log
 from netlab.cni.runtime import Runtime, RuntimeConf
-from netlab.model.cniconf import parse_conflist
+from netlab.model.cniconf import ConflistError, parse_conflist
 
 
 def _plugin(tmp_path, name, body):
@@ -70,3 +72,25 @@ def test_a_plugin_killed_by_a_signal_is_named_so(tmp_path):
         rt_.add(_net("killed"), _rt())
     call = read_log(str(tmp_path / "calls.jsonl"))[0]
     assert call["exit_code"] == -9 and "killed by SIGKILL, " in render_call(1, call).splitlines()[0]
+
+
+@pytest.mark.parametrize("versions,chosen", [
+    ({"cniVersions": ["0.4.0", "1.1.0", "1.0.0"]}, "1.1.0"),  # the highest (libcni's conf_test)
+    ({"cniVersions": ["9.0.0", "1.0.0", "0.4.0"]}, "1.0.0"),  # past what netlab speaks: left out, as libcni does
+    ({"cniVersion": "1.0.0", "cniVersions": ["0.3.1", "0.4.0"]}, "1.0.0"),  # merged with cniVersion
+    ({"cniVersion": "1.1.0"}, "1.1.0")])
+def test_a_conflist_may_give_its_versions_as_cniversions(versions, chosen):
+    """CNI 1.1.0's version choice: the runtime takes the highest of cniVersion and cniVersions. A list with only
+    cniVersions was refused ("has no cniVersion"); every plugin gets the chosen one as the list's cniVersion."""
+    net = parse_conflist(json.dumps({"name": "qcnet", **versions, "plugins": [{"type": "bridge"}]}))
+    assert net.cni_version == chosen
+
+
+@pytest.mark.parametrize("versions,said", [
+    ({}, "has no cniVersion (nor cniVersions)"), ({"cniVersions": []}, "has no cniVersion (nor cniVersions)"),
+    ({"cniVersions": "1.0.0"}, "cniVersions must be a list of versions like 1.0.0"),
+    ({"cniVersions": ["1.0.f"]}, "cniVersion '1.0.f' is not a version like 1.0.0"),
+    ({"cniVersions": ["9.0.0"]}, "cniVersions 9.0.0: none is one netlab speaks (0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)")])
+def test_a_conflist_without_a_version_netlab_can_take_is_one_line(versions, said):
+    with pytest.raises(ConflistError, match=f"^{re.escape(said)}$"):
+        parse_conflist(json.dumps({"name": "qcnet", **versions, "plugins": [{"type": "bridge"}]}))
