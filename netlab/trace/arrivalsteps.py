@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from netlab.trace import nat
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
@@ -140,8 +139,8 @@ class ArrivalSteps(WalkParts):
         snat = self._snat(ns)  # INPUT: a reply to this namespace's own DNATed connection gets its source back
         if snat is not None:
             old, hit = snat
-            self.rows.add(ns, iif or "lo", "snat", nat.describe(self.lab, "src", hit, old, self.flow),
-                          self._nat_commands(ns, hit, "src"), None, conntrack=hit.entry.text())
+            text, commands, facts = self._snat_row(ns, hit, old)
+            self.rows.add(ns, iif or "lo", "snat", text, commands, None, **facts)
             f = self.flow
         # A socket's packet to its own namespace's address goes through lo (loopback_xmit): seen there.
         how = "delivered" if iif else "the kernel loops it back through lo: delivered, it never leaves " + ns

@@ -139,8 +139,9 @@ class CtEntry:
         state = f" {self.state}" if self.state else ""
         o, r = self.orig, self.reply
         flags = "".join(f" [{f}]" for f in self.flags)
-        return (f"{o.proto}{state} {o.endpoint('src')} → {o.endpoint('dst')} | reply {r.endpoint('src')} → "
-                f"{r.endpoint('dst')}{flags}")
+        ids = (f" id {o.sport}", f" id {r.sport}") if o.proto == "icmp" else ("", "")  # conntrack's id=
+        return (f"{o.proto}{state} {o.endpoint('src')} → {o.endpoint('dst')}{ids[0]} | reply {r.endpoint('src')} → "
+                f"{r.endpoint('dst')}{ids[1]}{flags}")
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,13 @@ class LiveKernel:
             self._filter_before[ns] = _filter_of(ns, filters)
             self._nft_before[ns] = read_nft_table(ns)
 
+    def count_masquerades_before(self, namespaces: list[str]) -> None:
+        """Read the nat tables' counters now (before the packet) where :meth:`count_nat_before` did not: the
+        MASQUERADE rule of Flannel's or of the gateway's whose counter then moves is the one that masqueraded it."""
+        for ns in namespaces:
+            if ns not in self._nat_before:
+                self._nat_before[ns] = read_nat_table(ns)
+
     def snapshot_nat(self, namespaces: list[str], filters: Mapping[str, str] | None = None) -> None:
         """Read the nat tables now (right after the packet); the filter tables from ``filters`` when given."""
         for ns in namespaces:

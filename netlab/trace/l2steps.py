@@ -13,7 +13,7 @@ frame stops it.
 
 from __future__ import annotations
 
-from netlab.trace import faults, nat
+from netlab.trace import faults
 from netlab.trace.facts import LinkFacts, NeighFacts
 from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
@@ -166,9 +166,8 @@ class L2Steps(WalkParts):
         snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
         if snat is not None:
             old, hit = snat
-            self.rows.add(ns, port, "snat", nat.describe(self.lab, "src", hit, old, self.flow) + " (br_netfilter, "
-                          "on the bridge)", self._nat_commands(ns, hit, "src"), None,
-                          conntrack=hit.entry.text())
+            text, commands, facts = self._snat_row(ns, hit, old)
+            self.rows.add(ns, port, "snat", text + " (br_netfilter, on the bridge)", commands, None, **facts)
         hair = " (hairpin)" if port == ingress else ""
         size = self._wire_size()
         # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.

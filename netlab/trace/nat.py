@@ -78,6 +78,28 @@ def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False
     return out
 
 
+def _id_change(old: Flow, new: Flow) -> str:
+    """An ICMP echo id the translation rewrote, in words ("" when it stays, or for TCP and UDP, whose
+    endpoints carry the port): a masquerade with ``--random-fully`` (Flannel's, kube-proxy's) remaps the echo
+    id as it does a source port, and conntrack undoes it on the replies."""
+    if old.proto != "icmp" or old.sport == new.sport:
+        return ""
+    return f", echo id {old.sport} → {new.sport}"
+
+
+def _stays(old: Flow, new: Flow, which: str) -> str:
+    """When the address stays and only the port or echo id changed: say so, or the row reads as a no-op."""
+    if getattr(old, which) != getattr(new, which):
+        return ""
+    what = "echo id" if old.proto == "icmp" else ("source port" if which == "src" else "destination port")
+    return f" (the address stays: only the {what} changes)"
+
+
+def _back_to(f: Flow) -> str:
+    """The source a masquerade's replies get back: the address, with the port or the echo id."""
+    return f"{f.endpoint('src')} id {f.sport}" if f.proto == "icmp" and f.sport is not None else f.endpoint('src')
+
+
 def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False,
              via: str | None = None, stale: bool = False, lb: bool = True) -> str:
     """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
@@ -99,13 +121,23 @@ def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool 
         return text + (f"; conntrack will rewrite the replies {reply.endpoint('src')} → {reply.endpoint('dst')} "
                        f"to come from {old.endpoint('dst')}")
     if which == "dst":
-        return (f"conntrack undoes the masquerade: destination {old.endpoint('dst')} → {new.endpoint('dst')} "
-                f"(a reply to a connection this namespace SNATed)")
+        return (f"conntrack undoes the masquerade: destination {old.endpoint('dst')} → {new.endpoint('dst')}"
+                f"{_id_change(old, new)}{_stays(old, new, 'dst')} (a reply to a connection this namespace SNATed)")
     if hit.direction == "orig":
-        return (f"MASQUERADE: source {old.endpoint('src')} → {new.endpoint('src')}; conntrack will rewrite the "
-                f"replies back to {old.endpoint('src')}")
-    return (f"conntrack reverse translation (un-DNAT): source {old.endpoint('src')} → {new.endpoint('src')}, "
-            f"so the client sees replies from the address it sent to")
+        return (f"MASQUERADE: source {old.endpoint('src')} → {new.endpoint('src')}{_id_change(old, new)}"
+                f"{_stays(old, new, 'src')}; conntrack will rewrite the replies back to {_back_to(old)}")
+    return (f"conntrack reverse translation (un-DNAT): source {old.endpoint('src')} → {new.endpoint('src')}"
+            f"{_id_change(old, new)}, so the client sees replies from the address it sent to")
+
+
+def dnated_here(hit: Hit) -> bool:
+    """The entry's connection was DNATed in this namespace: the reply comes from another address or port than the
+    original went to. An ICMP echo's id is no destination: a masquerade remaps it (``--random-fully``), so the
+    reply's id differs from the request's after a source-only rewrite too."""
+    o, reply = hit.entry.orig, hit.entry.reply
+    if o.proto == "icmp":
+        return reply.src != o.dst
+    return (reply.src, reply.sport) != (o.dst, o.dport)
 
 
 def list_entries(netns: str, f: Flow) -> str:
@@ -113,7 +145,8 @@ def list_entries(netns: str, f: Flow) -> str:
     return f"ip netns exec {netns} conntrack -L -p {f.proto} --orig-src {f.src} --orig-dst {f.dst}"
 
 
-def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bool = True) -> list[str]:
+def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bool = True,
+             by_iptables: bool = False) -> list[str]:
     """What a learner runs to see the same: the entry, and the rules that made the translation.
 
     ``which`` is the address that changed, as for :func:`describe`. A DNAT,
@@ -127,17 +160,20 @@ def commands(lab: LabMap, netns: str, hit: Hit, which: str, kube_proxy_table: bo
     kube-proxy DNATed here (Flannel's first rule returns on kube-proxy's mark,
     and kube-proxy marks every Service packet that needs a masquerade).
     Without kube-proxy's table on the node (``kube_proxy_table`` False: deleted),
-    iptables' nat table is all there is to list.
+    iptables' nat table is all there is to list; so it is when an iptables
+    rule's counter says it masqueraded the packet (``by_iptables``).
     """
     o, reply = hit.entry.orig, hit.entry.reply
     out = [list_entries(netns, o)]
     save = f"ip netns exec {netns} iptables-save -c -t nat"
     if netns not in lab.nft_netns or not kube_proxy_table:
         return out + [save]
-    dnated = (reply.src, reply.sport) != (o.dst, o.dport)
+    dnated = dnated_here(hit)
     if (which == "dst") != (hit.direction == "orig"):  # a masquerade, or a reply's un-SNAT
         masquerading = kubeproxy_nft.list_chain(netns, MASQUERADING)
         # not DNATed here: Flannel's; kube-proxy's only for a packet it marked yet did not DNAT (a broken chain)
+        if by_iptables and not dnated:  # Flannel's rule counted it: kube-proxy's chain skipped it
+            return out + [save]
         return out + ([masquerading] if dnated else [save, masquerading])
     svc = lab.service_for(o.dst, o.dport, o.proto)
     ep = svc.endpoint(reply.src, reply.sport) if svc else None

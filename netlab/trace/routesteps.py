@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from netlab.trace import faults, nat, strayroutes
+from netlab.trace import faults, strayroutes
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
@@ -139,9 +139,8 @@ class RouteSteps(WalkParts):
                           astray=astray is not None or None)
         if snat is not None:
             old, hit = snat
-            self.rows.add(ns, oif, "snat", nat.describe(self.lab, "src", hit, old, self.flow),
-                          self._nat_commands(ns, hit, "src"), self._obs(ns, oif, "out"), down,
-                          conntrack=hit.entry.text())
+            text, commands, facts = self._snat_row(ns, hit, old)
+            self.rows.add(ns, oif, "snat", text, commands, self._obs(ns, oif, "out"), down, **facts)
         if link is None:
             return self._stop(f"{oif} is not a device the kernel listed in {ns}")
         if down:

@@ -127,6 +127,7 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
             nodes = tpolicy.node_namespaces(lab)
             filters = policyrules.read_tables(dict.fromkeys(counted + nodes))
             kernel.count_nat_before(counted, filters)
+            kernel.count_masquerades_before(nat_netns)
             policy_before = policyrules.reject_counts({ns: t for ns, t in filters.items() if ns in nodes})
             # the pods it may be delivered to (a rule of their own filter table may drop it there), and what sends
             # it and its reply (a pod, node or internet host): its own OUTPUT chain may drop it as it leaves

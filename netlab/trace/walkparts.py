@@ -4,12 +4,12 @@ which its parts (routesteps.py, arrivalsteps.py, vxlansteps.py, natsteps.py, l2s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netlab.trace import nat
 
 if TYPE_CHECKING:
-    from netlab.trace.facts import Kernel
+    from netlab.trace.facts import Kernel, NatRule
     from netlab.trace.flow import Flow
     from netlab.trace.hops import Rows
     from netlab.trace.labmap import LabMap
@@ -34,6 +34,28 @@ class WalkParts:
     _fragments: int  # a VXLAN packet fragmented leaving its node: no fragment is bigger than this
 
     def _nat_commands(self, ns: str, hit: nat.Hit, which: str) -> list[str]:
-        """nat.commands, and no chain of kube-proxy's table to list on a node whose table is gone."""
+        """nat.commands, and no chain of kube-proxy's table to list on a node whose table is gone; for a masquerade
+        (or its reversal on the replies) an iptables rule's counter that moved says the nat table did it."""
         table = self.k.nft_table(ns) if ns in self.lab.nft_netns else None
-        return nat.commands(self.lab, ns, hit, which, kube_proxy_table=table is None or table.exists)
+        masquerade = (which == "dst") != (hit.direction == "orig")
+        return nat.commands(self.lab, ns, hit, which, kube_proxy_table=table is None or table.exists,
+                            by_iptables=masquerade and table is not None and self._masquerade_rule(ns) is not None)
+
+    def _masquerade_rule(self, ns: str) -> NatRule | None:
+        """The one MASQUERADE or SNAT rule of the nat table whose counter went up while the trace ran (the nat
+        table sees a connection's first packet only, so it counts 1); None: none or several. In nftables mode
+        Flannel's rules are iptables; kube-proxy's masquerading chain counts nothing."""
+        table = self.k.nat_table(ns)
+        moved = [r for r in table.rules if r.delta and r.target in ("MASQUERADE", "SNAT")] if table else []
+        return moved[0] if len(moved) == 1 else None
+
+    def _snat_row(self, ns: str, hit: nat.Hit, old: Flow) -> tuple[str, list[str], dict[str, Any]]:
+        """The text, commands and facts of a source change's row (a masquerade, a reply's un-DNAT); a masquerade
+        names the rule that did it, by its counter (:meth:`_masquerade_rule`)."""
+        text = nat.describe(self.lab, "src", hit, old, self.flow)
+        facts: dict[str, Any] = {"conntrack": hit.entry.text(), "before": str(old), "after": str(self.flow)}
+        rule = self._masquerade_rule(ns) if hit.direction == "orig" else None
+        if rule is not None:
+            text += f"; by `{rule.line}` (its counter went up by {rule.delta} during the trace)"
+            facts.update(rule=rule.line, rule_counted=rule.delta)
+        return text, self._nat_commands(ns, hit, "src"), facts
