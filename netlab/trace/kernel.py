@@ -89,6 +89,7 @@ class LiveKernel:
         self._byindex: dict[str, dict[int, str]] = {}
         self._fdb: dict[str, list[FdbFacts]] = {}
         self._ct: dict[tuple[str, str], list[CtEntry]] = {}
+        self._neigh_before: dict[str, list[rtnl_parse.NeighMsg]] = {}
         self._brnf: dict[str, bool] = {}
         self._nat: dict[str, NatTable | None] = {}
         self._nat_before: dict[str, NatTable | None] = {}
@@ -238,6 +239,19 @@ class LiveKernel:
         if n is None:
             return None
         return NeighFacts(ip=ip, dev=dev, lladdr=n.lladdr, state=nud_state(n.state))
+
+    def neighbours_before(self, netns: str, entries: list[rtnl_parse.NeighMsg]) -> None:
+        """Keep ``netns``'s neighbour entries as they were before the packet (:meth:`neigh_state_before`)."""
+        self._neigh_before[netns] = entries
+
+    def neigh_state_before(self, netns: str, dev: str, ip: str) -> str | None:
+        """The state of the entry for ``ip`` on ``dev`` before the packet, "no entry" when there was none; None:
+        not read."""
+        link = self.links(netns).get(dev)
+        if netns not in self._neigh_before or link is None:
+            return None
+        n = next((n for n in self._neigh_before[netns] if n.index == link.index and n.dst == ip), None)
+        return nud_state(n.state) if n is not None else "no entry"
 
     def neighbours(self, netns: str) -> list[dict[str, Any]]:
         out = []

@@ -41,8 +41,10 @@ class L2Steps(WalkParts):
         cmd = f"ip -n {ns} neigh show {ip} dev {dev}"
         whose = self.lab.name_ip(ip)
         if n is not None and n.state in NEIGH_OK and n.lladdr:
+            read = getattr(self.k, "neigh_state_before", None)  # the entry before the packet (arpstory.py)
             self.rows.add(ns, dev, "neigh", f"ARP entry: {whose} is at {n.lladdr} ({n.state})", [cmd],
-                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip)
+                          self._obs(ns, dev, "out"), lladdr=n.lladdr, state=n.state, ip=ip,
+                          state_before=read(ns, dev, ip) if read else None)
             return n
         state = n.state if n else "no entry"
         default = [e for e in self.k.fdb(ns) if e.dev == dev and e.lladdr == ZERO_MAC and e.dst] \

@@ -324,8 +324,11 @@ def _rows(hops: list[Hop], width: int | None = None) -> list[str]:
             out += _wrap(head + h.decision, width, " " * indent)
         else:
             out.append(head + h.decision)
-        if h.evidence and h.kind in ("encap", "decap", "deliver"):
+        arp = h.kind == "neigh" and ("arp_request" in h.facts or "arp_learned_from" in h.facts)  # arpstory.py
+        if h.evidence and (h.kind in ("encap", "decap", "deliver") or arp):
             out.append(f"{pad}saw: {h.evidence}")
+        if h.kind == "neigh" and h.facts.get("arp_reply"):  # the answer to the request above (arpstory.py)
+            out.append(f"{pad}saw: {h.facts['arp_reply']}")
         if h.problem:
             out.append(f"{pad}!! {h.problem}")
         for c in h.commands:

@@ -33,6 +33,7 @@ from netlab.trace import capture as cap, decode, dns, faults, foreignnft, l2step
 from netlab.plan import impair as plan_impair
 from netlab.probe import listeners, neighbours as nb
 from netlab.realize.state import lab_netns_gone, netns_gone, repair_command
+from netlab.trace.arpstory import relevant as _arp_relevant, story as _arp_story
 from netlab.trace import inputdrop, nodeport, policy as tpolicy, policyrules, refusal
 from netlab.trace.facts import vxlan_on_port
 from netlab.trace.flow import Flow, Packet
@@ -119,7 +120,9 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
     listening = _listen(heard, dst, proto, port, timeout)
     try:
         for ns in namespaces:  # a resolution a repaired fault left half done would fail this packet: start afresh
-            nb.forget_unresolved(kernel.conn(ns), nb.dump(kernel.conn(ns)))
+            entries = nb.dump(kernel.conn(ns))
+            kernel.neighbours_before(ns, entries)  # the neighbour rows say what the packet found
+            nb.forget_unresolved(kernel.conn(ns), entries)
         with cap.Capture(namespaces) as capture:
             capture.settle()
             step(1)
@@ -239,10 +242,10 @@ def _run(lab: Lab, lm: LabMap, src: Endpoint, dst: Endpoint, proto: str, port: i
         result.refused = refusal.reason(proto, arrived, fwd.final.dst, fwd.final.dport, bound)
     result.icmp_errors = [dict(p.icmp_error, netns=p.netns, ifname=p.ifname) for p in packets if p.icmp_error]
     result.icmp_errors = _unique(result.icmp_errors, ("from", "text", "about"))
-    result.arp = _arp_story(fwd, packets)
+    result.arp = _arp_story(fwd, packets, lm.name_ip) + (_arp_story(back, packets, lm.name_ip) if back else [])
     if pcap:
         keep = [(frame, _comment(frame, p, fwd.hops + (back.hops if back else []))) for frame, p in ours
-                if p.flow is not None or _arp_relevant(p, fwd)]
+                if p.flow is not None or _arp_relevant(p, fwd) or (back is not None and _arp_relevant(p, back))]
         cap.write_pcapng(pcap, keep, vx_port)
         result.pcap = pcap
     step(5)
@@ -386,30 +389,6 @@ def _unique(items: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str
         if k not in seen:
             seen.add(k)
             out.append(item)
-    return out
-
-
-def _arp_relevant(p: Packet, w: Walk) -> bool:
-    """An ARP frame about one of the walk's next hops (kept in the pcap)."""
-    if p.arp is None:
-        return False
-    ips = {h.facts["ip"] for h in w.hops if h.kind == "neigh" and "ip" in h.facts}
-    return p.arp["tpa"] in ips or p.arp["spa"] in ips
-
-
-def _arp_story(w: Walk, packets: list[Packet]) -> list[dict[str, Any]]:
-    """For every next hop whose ARP entry is missing: the requests the kernel sent, and whether anyone answered."""
-    out = []
-    for h in w.hops:
-        if h.kind != "neigh" or not h.problem or "ip" not in h.facts:
-            continue
-        ip = h.facts["ip"]
-        asks = [p for p in packets if p.arp and p.arp["op"] == 1 and p.arp["tpa"] == ip and p.netns == h.netns
-                and p.ifname == h.device and p.direction == "out"]
-        answers = [p for p in packets if p.arp and p.arp["op"] == 2 and p.arp["spa"] == ip and p.netns == h.netns]
-        if asks or answers:
-            out.append({"text": asks[0].summary if asks else f"who-has {ip}", "count": len(asks),
-                        "netns": h.netns, "ifname": h.device, "answered": bool(answers)})
     return out
 
 
