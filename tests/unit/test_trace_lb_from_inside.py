@@ -16,7 +16,7 @@ import pytest
 from netlab.trace.facts import CtEntry
 from netlab.trace.flow import Flow
 from netlab.trace.render import TraceResult, render_text
-from netlab.trace.targets import Endpoint, resolve_target
+from netlab.trace.targets import Endpoint, capture_namespaces, resolve_target
 from netlab.trace.verdict import explain, mark_seen
 from netlab.trace.walk import walk
 from test_trace_missing_rules import services_lab
@@ -103,3 +103,15 @@ def test_without_the_lb_rule_the_nodes_packet_goes_astray_through_the_balancer(n
     assert row.kind == "dnat" and row.cause and row.facts.get("astray") is True, row
     assert "to the load balancer that holds 203.0.113.100: out of the cluster and back in through a nodePort" \
         in row.problem and "no interface owns" not in row.problem, row.problem
+
+
+def test_an_internet_hosts_packet_to_the_lb_ip_is_the_services_captured_at_its_endpoints():
+    """QA ql 4: `trace example 203.0.113.100 --port 80` took the address for the internet host lb: no endpoint
+    captured, no counter, and a note that lb's echo server answered. It is svc/web-lb at that address, as from
+    inside: the endpoints are captured (the delivery row can be seen), kube-proxy's counters read, no listener."""
+    lab, _, _ = services_lab(False)
+    src = Endpoint("example", "internet", "203.0.113.10", "svc-example")
+    dst = resolve_target(lab, LB, "tcp", 80, src)
+    assert (dst.kind, dst.ip, dst.service, dst.port, dst.netns) == ("service", LB, "web-lb", 80, None), dst
+    assert {"svc-web-1", "svc-web-2", "svc-lb", "svc-node-1", "svc-node-2"} <= set(capture_namespaces(lab, src, dst))
+    assert resolve_target(lab, LB, "udp", 80, src).kind == "internet"  # lb DNATs TCP only: its echo server answers
