@@ -39,7 +39,8 @@ class WalkParts:
         table = self.k.nft_table(ns) if ns in self.lab.nft_netns else None
         masquerade = (which == "dst") != (hit.direction == "orig")
         return nat.commands(self.lab, ns, hit, which, kube_proxy_table=table is None or table.exists,
-                            by_iptables=masquerade and table is not None and self._masquerade_rule(ns) is not None)
+                            by_iptables=masquerade and table is not None and not nat.dnated_here(hit)
+                            and self._masquerade_rule(ns) is not None)
 
     def _masquerade_rule(self, ns: str) -> NatRule | None:
         """The one MASQUERADE or SNAT rule of the nat table whose counter went up while the trace ran (the nat
@@ -54,7 +55,9 @@ class WalkParts:
         names the rule that did it, by its counter (:meth:`_masquerade_rule`)."""
         text = nat.describe(self.lab, "src", hit, old, self.flow)
         facts: dict[str, Any] = {"conntrack": hit.entry.text(), "before": str(old), "after": str(self.flow)}
-        rule = self._masquerade_rule(ns) if hit.direction == "orig" else None
+        # in nftables mode a connection kube-proxy DNATed here is masqueraded by its own chain, never iptables'
+        kube_proxys = ns in self.lab.nft_netns and nat.dnated_here(hit)
+        rule = self._masquerade_rule(ns) if hit.direction == "orig" and not kube_proxys else None
         if rule is not None:
             text += f"; by `{rule.line}` (its counter went up by {rule.delta} during the trace)"
             facts.update(rule=rule.line, rule_counted=rule.delta)

@@ -98,3 +98,18 @@ def test_an_address_that_stays_says_what_changed():
     assert nat.describe(m, "src", tcp_hit, tcp, nat.new_source(tcp, tcp_hit)).startswith(
         "MASQUERADE: source 192.168.122.3:40000 → 192.168.122.3:51234 (the address stays: only the source port "
         "changes)")
+
+
+def test_in_nftables_mode_a_connection_kube_proxy_dnated_is_never_given_an_iptables_rule():
+    """A nodePort packet DNATed and masqueraded by kube-proxy's nft chains: a Flannel rule whose counter another
+    packet moved meanwhile is not named, and the rows list kube-proxy's masquerading chain."""
+    lab, m, k = services_lab(nft=True)
+    flow = Flow("tcp", "203.0.113.10", "192.168.122.3", 40000, 30080)
+    k.ct["svc-node-2"] = [CtEntry(flow, Flow("tcp", "10.244.0.2", "10.244.1.0", 8080, 20000), "SYN_SENT")]
+    rules = next(r for r in build_plan(lab).resources if isinstance(r, NatRules) and r.netns == "svc-node-2"
+                 and r.table == "nat")
+    other = next(line for line in rules.rules if line.startswith("-A FLANNEL-POSTRTG -s 10.244.0.0/16 !"))
+    k.counted[("svc-node-2", other)] = 1
+    masq = next(h for h in walk(k, m, "svc-example", flow).hops if h.kind == "snat" and h.netns == "svc-node-2")
+    assert "by `" not in masq.decision and "rule" not in masq.facts, masq.decision
+    assert masq.commands[1:] == ["ip netns exec svc-node-2 nft list chain ip kube-proxy masquerading"]
