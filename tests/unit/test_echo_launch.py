@@ -1,4 +1,4 @@
-"""The lab's echo server started early (workload/lifecycle.EarlyEcho), without root: its interpreter starts
+"""The lab's echo server started early (workload/echo_start.EarlyEcho), without root: its interpreter starts
 before the pods' UTS namespaces are pinned, and gets its specs once they are; when something fails in
 between, the launcher that never got its specs is stopped, not left waiting."""
 
@@ -12,7 +12,7 @@ import pytest
 
 from netlab.model.lab import resolve
 from netlab.model.load import load_topology
-from netlab.workload import launch, lifecycle
+from netlab.workload import echo_start, launch
 
 DEFAULT = Path(__file__).resolve().parents[2] / "topologies" / "default-2node.yaml"
 
@@ -41,13 +41,13 @@ def test_the_launcher_starts_first_and_gets_the_specs_once_the_namespaces_are_pi
     monkeypatch.setattr(launch, "start_launcher", lambda *args: order.append("launcher") or waiting_launcher(started))
     monkeypatch.setattr(launch, "control_path", lambda lab, create=False: str(tmp_path / "echo.sock"))
     monkeypatch.setattr(launch, "stop_server", lambda lab: order.append("stop old server") or [])
-    monkeypatch.setattr(lifecycle, "ensure_uts", lambda lab, names: order.append("pins") or
+    monkeypatch.setattr(echo_start, "ensure_uts", lambda lab, names: order.append("pins") or
                         ({n: str(tmp_path / n) for n in names}, list(names), []))
-    monkeypatch.setattr(lifecycle, "log_dir", lambda lab: str(tmp_path / "logs"))
+    monkeypatch.setattr(echo_start, "log_dir", lambda lab: str(tmp_path / "logs"))
     sent: list[list[dict]] = []
     real_send = launch.send_specs
     monkeypatch.setattr(launch, "send_specs", lambda proc, specs: sent.append(specs) or real_send(proc, specs))
-    early = lifecycle.EarlyEcho(lab, lab.pods)
+    early = echo_start.EarlyEcho(lab, lab.pods)
     proc = early.join()
     assert order == ["launcher", "pins", "stop old server"] and proc is started[0]
     assert [s["id"].split("/")[0] for s in sent[0]] == [p.name for p in lab.pods]
@@ -63,8 +63,8 @@ def test_a_launcher_that_never_got_its_specs_is_stopped(monkeypatch, tmp_path, l
     def pins_fail(lab, names):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(lifecycle, "ensure_uts", pins_fail)
-    early = lifecycle.EarlyEcho(lab, lab.pods)
+    monkeypatch.setattr(echo_start, "ensure_uts", pins_fail)
+    early = echo_start.EarlyEcho(lab, lab.pods)
     with pytest.raises(OSError, match="No space"):
         early.join()
     assert started and started[0].poll() is not None and early.launcher is None  # killed and reaped
