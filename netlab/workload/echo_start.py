@@ -77,14 +77,15 @@ def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
     if remade and server is not None:
         return again.echo_server_left(server, pods, echo, starting)
     # No server, a stopped one (SIGSTOP), or one that did not answer: a new server takes every
-    # echo container of the lab. Threads of a server that cannot be reached go with it; a rollback's (``running``:
+    # echo container of the lab. Threads of a server that cannot be reached go with it, so they are found while it
+    # still holds them (once it is gone a thread id names nothing); a rollback's (``running``:
     # of the pods it made again) takes those of the other pods that ran in the server before its run (``served``),
     # which went with it as the run stopped those pods.
-    launch.stop_server(lab.name)
     orphans = [(pod, c) for pod, c in running if is_echo_thread(pods[pod.name]["containers"][c.name])]
+    launch.stop_server(lab.name)
     problems: list[str] = []
     tids = [int(pods[pod.name]["containers"][c.name]["pid"]) for pod, c in orphans]
-    kill.terminate(tids, proc.running)
+    kill.terminate(tids, proc.running)  # those of another server (one whose control socket went)
     orphans += [(pod, c) for pod, c in served if (pod, c) not in orphans]
     for pod, c in orphans:
         cid = f"{pod.name}/{c.name}"

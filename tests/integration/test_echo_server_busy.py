@@ -1,0 +1,88 @@
+"""The lab's echo server busy, not answering or stopped while `up` changes the lab (root): every pod is served
+again after it, by a pod's own answer on its echo port.
+
+A server is busy while another peer of its control socket holds it (it serves one connection at a time, each up
+to echoserver.CONTROL_WAIT, 10 s): here peers that connect, send part of a request and wait.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from contextlib import contextmanager
+
+import pytest
+
+from helpers import netlab, state_path, two_node_topology
+from netlab.kernel.processes import running, thread_group
+from test_echo_shared import echo_tasks, ns, tcp_pod
+
+pytestmark = pytest.mark.root
+
+IPS = {"fedora-1": "10.244.0.2", "fedora-2": "10.244.1.3", "fedora-3": "10.244.0.3"}
+THREE = two_node_topology("LAB", pods_per_node=2).replace(
+    "  - {name: fedora-4, node: minikube-m02, ip: 10.244.1.4}\n", "")
+
+
+def topology(lab: str, text: str = THREE) -> str:
+    return text.replace("name: LAB", f"name: {lab}")
+
+
+@contextmanager
+def busy(lab: str, peers: int):
+    """``peers`` control peers, each holding the lab's echo server for up to 10 s in turn."""
+    socks = []
+    try:
+        for _ in range(peers):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(state_path(lab, "echo.sock"))
+            s.sendall(b"{")  # a request begun, never ended
+            socks.append(s)
+        yield
+    finally:
+        for s in socks:
+            s.close()
+
+
+def restarts(lab: str) -> dict[str, int]:
+    out = json.loads(netlab("get", "pods", "--lab", lab, "-o", "json").stdout)
+    return {pod["name"]: pod["containers"][0]["restarts"] for pod in out["items"]}
+
+
+def tgid(tid: int) -> int:
+    with open(f"/proc/{tid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("Tgid:"))
+
+
+def served_by_one_server(lab: str, ips: dict[str, str]) -> int:
+    """Each pod answers on its echo port with its own name, from a thread in its namespace of one server."""
+    tasks = echo_tasks(lab)
+    gone = sorted(cid for cid, tid in tasks.items() if not os.path.exists(f"/proc/{tid}"))
+    assert not gone, f"echo containers whose recorded thread is gone: {gone}"
+    servers = {tgid(tid) for tid in tasks.values()}
+    assert len(servers) == 1, tasks
+    for cid, tid in tasks.items():
+        pod = cid.split("/")[0]
+        assert ns(f"/proc/{tid}/ns/net") == ns(f"/run/netns/{lab}-{pod}")
+    for pod, ip in ips.items():
+        assert tcp_pod(lab, "fedora-1", ip) == pod
+    return servers.pop()
+
+
+def test_an_up_that_replaces_a_server_that_does_not_answer_serves_every_pod_again(labs):
+    lab = labs.name("ec")
+    path, _ = labs.up(topology(lab))
+    old = served_by_one_server(lab, IPS)
+    four = topology(lab) + "  - {name: fedora-4, node: minikube-m02, ip: 10.244.1.4}\n"
+    with open(path, "w") as fh:
+        fh.write(four)
+    with busy(lab, 3):  # 30 s without an answer: up's request to add fedora-4 gets none
+        up = netlab("up", "-t", path, check=False)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert not running(old)
+    server = served_by_one_server(lab, {**IPS, "fedora-4": "10.244.1.4"})
+    assert server != old and thread_group(server) == server
+    assert restarts(lab) == {"fedora-1": 1, "fedora-2": 1, "fedora-3": 1, "fedora-4": 0}
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 0, status.stdout
