@@ -29,6 +29,9 @@ from netlab.workload.containers import log_path
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
 CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)
+# Seconds one other peer's request may hold the server before it gets to ours (echoserver.CONTROL_WAIT: it serves one
+# connection at a time), waited for on top of CONTROL_TIMEOUT by a request that must not fail for a slow server.
+BUSY_WAIT = 10.0
 UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 
@@ -227,10 +230,10 @@ def server_pid(lab_name: str) -> int | None:
     return pid or None
 
 
-def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = ()) -> Answer | None:
+def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = (), patience: float = 0.0) -> Answer | None:
     """Send one request to the lab's running server (``fds`` go with it, in order); its answer, or None (no
-    server, or no answer in time)."""
-    sock = _connect(control_path(lab_name), CONTROL_TIMEOUT + 0.002 * count)
+    server, or no answer in time: CONTROL_TIMEOUT, plus ``patience`` seconds for a server that is busy)."""
+    sock = _connect(control_path(lab_name), CONTROL_TIMEOUT + 0.002 * count + patience)
     if sock is None:
         return None
     answer = Answer()

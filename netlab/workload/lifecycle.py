@@ -56,7 +56,7 @@ from netlab.workload import again, crashloop, dns_records, echo_start, exits, he
 from netlab.workload import drift as container_drift
 from netlab.workload.containers import (CONTAINER_PATH, container_argv, container_env, echo_ports, log_blocked, log_dir,
                                         log_path, forget_runs, logs_by_pod, new_run, note_start_error, remove_logs)
-from netlab.workload.stopping import stop_container
+from netlab.workload.stopping import drop_echo, stop_container
 from netlab.workload.tasks import SANDBOX_REMADE, is_echo_thread, task_of, why_replace
 from netlab.workload.uts import (ensure_uts, is_uts_mount, remove_pins_fs, remove_template, remove_uts, remove_uts_many,
                                  uts_dir, uts_path)
@@ -298,12 +298,13 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     is no longer the lab's (deleted and remade by someone else): its
     containers still run in the lab's UTS namespace and in the lab's old, now
     nameless, network namespace. Otherwise the echo server is asked to drop
-    the containers of the pods that go (should it not answer, it has a
-    thread in their namespaces and is stopped with the rest).
+    the containers of the pods that go, waited for while it is busy (should it
+    be stopped or still not answer, it has a thread in their namespaces and is
+    stopped with the rest, said in a line: stopping.drop_echo).
 
     When the whole lab goes, its pins go at once with their tmpfs (uts.py).
 
-    Returns descriptions of processes that survived SIGKILL (none expected).
+    Returns descriptions of processes that survived SIGKILL (none expected), and the echo server's line.
     """
     names = list(netns_names)
     pods = _records(state)["pods"]
@@ -322,10 +323,8 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
         crashloop.remove(state.lab, anyone=True)  # no container of it waits for a restart now
         survivors = [f"the lab's echo server (pid {pid})" for pid in launch.stop_server(state.lab)]
     else:
-        survivors = []
         ids = [f"{pod}/{c}" for pod in sorted(doomed) for c in pods.get(pod, {}).get("containers", {})]
-        if ids and launch.server_pid(state.lab) is not None:
-            launch.ask(state.lab, {"op": "remove", "ids": ids}, len(ids))
+        survivors = drop_echo(state.lab, ids)  # a line when the server cannot drop them: it goes with them
     survivors += kill.stop_namespaces(names, [u for u in uts_files if is_uts_mount(u)])
     if not (everything and remove_pins_fs(state.lab)):
         remove_uts_many([uts_path(state.lab, pod) for pod in sorted(doomed) if DNS_LABEL.match(pod)])

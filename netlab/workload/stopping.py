@@ -3,7 +3,8 @@
 A command container is a process of its own, sent SIGTERM (SIGKILL after a grace) once it is
 proved to be the recorded task (its start time) in the pod's network namespace, or in the pod's pinned UTS
 namespace where the network namespace went from under it. An echo container is a thread of the lab's echo
-server, which drops it when asked.
+server, which drops it when asked; the echo containers of pods whose namespaces go (:func:`drop_echo`) are dropped
+even from a slow server, which would otherwise be stopped with them, and every other pod's echo container with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,26 @@ from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.workload import launch
 from netlab.workload.tasks import in_pod_uts, is_echo_thread, proc_of, task_in
+
+
+def drop_echo(lab_name: str, ids: list[str]) -> list[str]:
+    """Ask the lab's echo server to drop these echo containers ("pod/container") of pods whose namespaces go next,
+    waiting out a server that is busy (another peer's request: :data:`launch.BUSY_WAIT`). One that is stopped
+    (SIGSTOP) or still does not answer keeps a thread in those namespaces and goes with them (``kill.stop_namespaces``),
+    and every other pod's echo container with it, which the run's start then starts again: said in a line."""
+    server = launch.server_pid(lab_name) if ids else None
+    if server is None:
+        return []
+    if proc.proc_state(server) == "T":
+        how = "is stopped (SIGSTOP)"
+    elif launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids), patience=launch.BUSY_WAIT) is None:
+        how = f"did not answer within {launch.CONTROL_TIMEOUT + launch.BUSY_WAIT:.0f} s"
+    else:
+        return []
+    pods = sorted({cid.split("/", 1)[0] for cid in ids})
+    return [f"the lab's echo server (pid {server}) {how}: it goes with pod{'s' if len(pods) > 1 else ''} "
+            f"{', '.join(pods)}, whose namespace{'s' if len(pods) > 1 else ''} it is in, and every pod's echo "
+            "container is started again in a new one"]
 
 
 def stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | None = None) -> None:

@@ -1,5 +1,6 @@
 """The lab's echo server busy, not answering or stopped while `up` changes the lab (root): every pod is served
-again after it, by a pod's own answer on its echo port.
+again after it, by a pod's own answer on its echo port, and a pod moved to another node costs the other pods
+nothing while the server is only slow.
 
 A server is busy while another peer of its control socket holds it (it serves one connection at a time, each up
 to echoserver.CONTROL_WAIT, 10 s): here peers that connect, send part of a request and wait.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 from contextlib import contextmanager
 
@@ -86,3 +88,45 @@ def test_an_up_that_replaces_a_server_that_does_not_answer_serves_every_pod_agai
     assert restarts(lab) == {"fedora-1": 1, "fedora-2": 1, "fedora-3": 1, "fedora-4": 0}
     status = netlab("status", "--lab", lab, check=False)
     assert status.returncode == 0, status.stdout
+
+
+def test_a_pod_moved_while_the_server_is_busy_leaves_the_other_pods_echo_containers_as_they_ran(labs):
+    lab = labs.name("ec")
+    path, _ = labs.up(topology(lab))
+    server = served_by_one_server(lab, IPS)
+    before = echo_tasks(lab)
+    with open(path, "w") as fh:
+        fh.write(topology(lab).replace("{name: fedora-3, node: minikube, ip: 10.244.0.3}",
+                                       "{name: fedora-3, node: minikube-m02, ip: 10.244.1.5}"))
+    with busy(lab, 1):  # 10 s: the stop of fedora-3's old namespace waits for the server to drop its thread
+        up = netlab("up", "-t", path, check=False)
+    assert up.returncode == 0 and "warning" not in up.stderr, up.stdout + up.stderr
+    assert served_by_one_server(lab, {**IPS, "fedora-3": "10.244.1.5"}) == server  # the same process
+    after = echo_tasks(lab)
+    assert {cid: after[cid] for cid in ("fedora-1/main", "fedora-2/main")} == \
+        {cid: before[cid] for cid in ("fedora-1/main", "fedora-2/main")}  # the same threads, never restarted
+    assert after["fedora-3/main"] != before["fedora-3/main"] and not os.path.exists(f"/proc/{before['fedora-3/main']}")
+    assert restarts(lab) == {"fedora-1": 0, "fedora-2": 0, "fedora-3": 0}
+    assert netlab("status", "--lab", lab, check=False).returncode == 0
+
+
+def test_a_pod_moved_while_the_server_is_stopped_says_every_echo_container_is_started_again(labs):
+    lab = labs.name("ec")
+    path, _ = labs.up(topology(lab))
+    old = served_by_one_server(lab, IPS)
+    with open(path, "w") as fh:
+        fh.write(topology(lab).replace("{name: fedora-3, node: minikube, ip: 10.244.0.3}",
+                                       "{name: fedora-3, node: minikube-m02, ip: 10.244.1.5}"))
+    os.kill(old, signal.SIGSTOP)
+    try:
+        up = netlab("up", "-t", path, check=False)
+    finally:
+        if running(old):
+            os.kill(old, signal.SIGCONT)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert (f"netlab: warning: the lab's echo server (pid {old}) is stopped (SIGSTOP): it goes with pod fedora-3, "
+            "whose namespace it is in, and every pod's echo container is started again in a new one") in up.stderr
+    assert not running(old)
+    assert served_by_one_server(lab, {**IPS, "fedora-3": "10.244.1.5"}) != old
+    assert restarts(lab) == {"fedora-1": 1, "fedora-2": 1, "fedora-3": 0}  # restarted, counted; fedora-3 a new pod
+    assert netlab("status", "--lab", lab, check=False).returncode == 0

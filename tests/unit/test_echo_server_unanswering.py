@@ -1,21 +1,34 @@
 """The lab's echo server that is slow, stopped or does not answer (workload/echo_start.start_echo,
 lifecycle.stop through stopping.drop_echo), without root: a fake server and a fake kernel.
 
-One process serves every echo container of a lab, each from a thread in its pod's namespaces. A plain `up` that
-replaced a server that did not answer looked for the other pods' threads only once it had killed it (a thread id of
-a gone process names nothing): they were not started again, and `status` said they had exited after an `up` that
-exited 0.
+One process serves every echo container of a lab, each from a thread in its pod's namespaces. Two ways it took
+the other pods' echo containers down:
+
+- a plain `up` that replaced a server that did not answer looked for the other pods' threads only once it had
+  killed it (a thread id of a gone process names nothing): they were not started again, and `status` said they
+  had exited after an `up` that exited 0;
+- the stop of one pod that `up` makes anew (moved to another node) asked the server to drop its thread and, when
+  the server was slow (busy with another peer's request), stopped every process with a thread in the pod's
+  namespace: the server, and every pod's echo container with it (RESTARTS went up for pods nobody touched).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
 
 from netlab.kernel import kill
 from netlab.kernel import processes as proc
 from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
-from netlab.workload import echo_start, launch
+from netlab.realize.state import LabState
+from netlab.workload import echo_start, launch, lifecycle
 from netlab.workload.containers import container_argv, log_path
 
 LAB = "ecu"
@@ -82,3 +95,112 @@ def test_a_new_server_for_one_that_does_not_answer_takes_every_running_pods_echo
         assert crec["restarts"] == 1 and crec["pid"] >= 900, crec  # the new server's thread, a restart counted
         assert starting[f"{pod}/main"] == f"restarted container {pod}/main (its echo server did not answer)"
     assert pods["c"]["containers"]["main"]["restarts"] == 0 and pods["c"]["containers"]["main"]["pid"] >= 900
+
+
+class SlowServer:
+    """A fake lab echo server on the lab's real control socket: it answers ``remove`` (its threads leave the pods
+    named) only after ``busy`` seconds, as the real one does once another peer's request has held it."""
+
+    def __init__(self, path: str, threads: dict[int, str], busy: float):
+        self.threads, self.busy, self.requests = dict(threads), busy, []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.done = threading.Event()
+        self.worker = threading.Thread(target=self.run, daemon=True)
+        self.worker.start()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            with conn:
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+                if not data:
+                    continue  # launch.server_pid only looked who listens
+                req = json.loads(data)
+                self.requests.append(req)
+                time.sleep(self.busy)
+                gone = [cid for cid in req.get("ids", []) if cid.split("/")[0] in self.threads.values()]
+                self.threads = {t: p for t, p in self.threads.items() if f"{p}/main" not in gone}
+                try:
+                    conn.sendall(("".join(f"D {cid}\n" for cid in gone) + "OK\n").encode())
+                except OSError:
+                    pass  # the peer gave up
+
+    def close(self) -> None:
+        self.done.set()
+        self.worker.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def slow(monkeypatch, tmp_path):
+    monkeypatch.setattr(state_dir, "STATE_ROOT", str(tmp_path / "state"))
+    monkeypatch.setattr(launch, "CONTROL_TIMEOUT", 0.3)  # the real 5 s, and the real 10 s of another's request,
+    monkeypatch.setattr(launch, "BUSY_WAIT", 5.0, raising=False)  # scaled down: the server is busy 1 s
+    servers: list[SlowServer] = []
+
+    def make(threads: dict[int, str]) -> SlowServer:
+        servers.append(SlowServer(launch.control_path(LAB, create=True), threads, busy=1.0))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def fake_kernel(monkeypatch, server: SlowServer, pods: dict) -> list[str]:
+    """kill.stop_namespaces of the fake kernel: a process with a thread in a namespace that goes is stopped (the
+    echo server: all its threads, every pod's echo container); returns what it stopped."""
+    stopped: list[str] = []
+
+    def stop_namespaces(names, uts_files=(), grace=3.0):
+        pods_in = {pod for pod, prec in pods.items() if prec["netns"] in names}
+        if set(server.threads.values()) & pods_in:
+            stopped.append("the echo server")
+            server.threads.clear()
+        return []
+
+    monkeypatch.setattr(kill, "stop_namespaces", stop_namespaces)
+    return stopped
+
+
+def test_the_stop_of_one_pod_waits_for_a_slow_server_to_drop_only_its_echo_container(monkeypatch, slow):
+    lab = lab_of(("a", "n1"), ("b", "n2"), ("c", "n1"))
+    server = slow({501: "a", 502: "b", 503: "c"})
+    state = LabState(lab=LAB)
+    pods = records(lab, {"a": 501, "b": 502, "c": 503})
+    state.extra["workload"] = {"version": 1, "pods": pods}
+    stopped = fake_kernel(monkeypatch, server, dict(pods))
+    said = lifecycle.stop(state, [lab.pods[2].netns])  # pod c moves: its old namespace goes
+    assert server.requests == [{"op": "remove", "ids": ["c/main"]}]
+    assert stopped == [] and said == [], (stopped, said)
+    assert server.threads == {501: "a", 502: "b"}  # the other pods' echo containers: the same threads
+    assert sorted(state.extra["workload"]["pods"]) == ["a", "b"]
+
+
+def test_a_stopped_server_goes_with_the_pod_and_the_stop_says_so(monkeypatch, slow):
+    lab = lab_of(("a", "n1"), ("b", "n2"))
+    server = slow({501: "a", 502: "b"})
+    state = LabState(lab=LAB)
+    pods = records(lab, {"a": 501, "b": 502})
+    state.extra["workload"] = {"version": 1, "pods": pods}
+    stopped = fake_kernel(monkeypatch, server, dict(pods))
+    monkeypatch.setattr(proc, "proc_state", lambda pid: "T" if pid == os.getpid() else None)  # SIGSTOP
+    said = lifecycle.stop(state, [lab.pods[1].netns])
+    assert server.requests == []  # not asked: it would keep the run waiting for nothing
+    assert stopped == ["the echo server"]
+    assert said == [f"the lab's echo server (pid {os.getpid()}) is stopped (SIGSTOP): it goes with pod b, whose "
+                    "namespace it is in, and every pod's echo container is started again in a new one"], said
+
+
+def test_waiting_for_a_busy_server_outlasts_one_other_peers_request():
+    from netlab.workload import echoserver
+
+    assert launch.BUSY_WAIT >= echoserver.CONTROL_WAIT
