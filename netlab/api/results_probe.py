@@ -23,7 +23,7 @@ class ProbedService:
     name: str
     namespace: str
     port_name: str
-    via: str  # ClusterIP | NodePort | LoadBalancer
+    via: str  # ClusterIP | NodePort | LoadBalancer | ExternalIP
     type: str
     address: str
     port: int

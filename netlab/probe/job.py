@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from netlab.model.lab import Lab
 from netlab.probe import neighbours as nb
-from netlab.probe import services as svcs
+from netlab.probe import service_paths as svcs
 from netlab.probe.matrix import Probe
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit

@@ -56,7 +56,7 @@ class Endpoint:
     """A pod, node or internet host, as a probe source or destination."""
 
     name: str
-    kind: str  # pod | node | host | service (a Service's ClusterIP, NodePort or LoadBalancer address)
+    kind: str  # pod | node | host | service (a Service's ClusterIP, NodePort, LoadBalancer or external address)
     netns: str
     ip: IPv4Address  # the address others reach it at
     node: str | None = None  # a pod's node (a node: itself); None for hosts

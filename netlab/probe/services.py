@@ -12,6 +12,7 @@ plan/services.py and plan/internet.py):
   asked a DNS question over both (dnsq.py);
 - NodePort on every node's IP from every node and every internet host;
 - the LoadBalancer IP:port from every internet host;
+- each externalIP:port from every pod, node and internet host (its node DNATs it as its nodePort);
 - for every Service with n >= 2 endpoints that run the echo server, a
   distribution check: ``max(200, 40 n)`` connections from one client pod to the
   ClusterIP; each endpoint must serve at least half its fair share, or with
@@ -40,6 +41,10 @@ reply; all verified against the kernel):
   balancer's); with externalTrafficPolicy Local the balancer picks only among
   the nodes whose health check answers 200 (plan/internet.py), which keep its
   source: the endpoint sees the balancer's address;
+- externalIP: the node that takes it (a pod's or node's own; the first node, where the gateway
+  routes it, for an internet host) masquerades it to its address towards the endpoint; with
+  externalTrafficPolicy Local a pod keeps its address, a node is masqueraded, and an internet host keeps its
+  address at the first node's own endpoints (none: dropped);
 - egress (matrix.py): the host sees the gateway's address, never a pod's.
 """
 
@@ -49,12 +54,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from netlab.model import naming
-from netlab.model.addressing import underlay_gateway
 from netlab.model.echo_ports import silent
 from netlab.probe.echo_reasons import unmeasured
 from netlab.probe.matrix import (PROTOS, Endpoint, Probe, SeenRule, asks_dns, dns_question, echo_ports, endpoints,
                                  lab_bridge)
-from netlab.probe.neighbours import Entry, node_devices
 from netlab.probe.policy import service_judge
 
 if TYPE_CHECKING:
@@ -72,7 +75,7 @@ class ServiceTarget:
     service: str
     namespace: str
     port_name: str  # namespace/name[:port], kube-proxy's ServicePortName
-    kind: str  # ClusterIP | NodePort | LoadBalancer: the path this probe takes
+    kind: str  # ClusterIP | NodePort | LoadBalancer | ExternalIP: the path this probe takes
     type: str  # the Service's type
     address: str  # the IP dialed
     port: int  # the port dialed (the node port for NodePort)
@@ -102,6 +105,8 @@ def section(t: ServiceTarget, node_port: int | None = None) -> str:
         what = f"ClusterIP {t.address}"
     elif t.kind == "NodePort":
         what = f"NodePort {node_port or t.port} on every node"
+    elif t.kind == "ExternalIP":
+        what = f"externalIP {t.address}:{t.port}"
     else:
         what = f"LoadBalancer {t.address}:{t.port}"
     tail = "; no endpoints: must be refused" if not t.endpoints else \
@@ -348,12 +353,74 @@ def build(lab: "Lab", protos: Iterable[str] = PROTOS) -> ServicePlan:
             if not hosts:
                 plan.notes.append(f"svc/{name} LoadBalancer {sp.lb_ip}: not probed: the lab has no internet host "
                                   f"to probe from")
+
+        # Each externalIP from every pod, node and internet host (the gateway routes it to the first node).
+        if sp.external_ips:
+            external_ip_probes(lab, plan, sp, eps_t, base, (reach, reason), hosts, (echo, q))
     for sp, eps_t, echo in targets(lab):
         name = lab.service_ref(sp.svc)
         if len(eps_t) >= 2 and name not in dist_done and not echo and sp.protocol in want:
             dist_done.add(name)
             plan.notes.append(f"svc/{name}: distribution not checked: {unmeasured(lab, sp, eps_t)}")
     return plan
+
+
+def external_ip_probes(lab: "Lab", plan: ServicePlan, sp: "ServicePortInfo", eps_t: tuple[tuple[str, str, int], ...],
+                       base: dict, expect: tuple[bool, str], hosts: list[Endpoint], how: tuple[bool, object]) -> None:
+    """Probes of each externalIP of ``sp``: the node that takes the packet DNATs it as it does its nodePort
+    (KUBE-SERVICES' "external IP" rule to KUBE-EXT): a pod's and a node's own node, an internet host's the first
+    node, where the lab's gateway routes it. externalTrafficPolicy Cluster: that node masquerades it to its
+    address towards the endpoint. Local: a pod's is sent to every endpoint unmasqueraded (as to the ClusterIP), a
+    node's own to every endpoint masqueraded, and an internet host's only to the first node's endpoints, keeping
+    its address (none there: dropped)."""
+    reach, reason = expect
+    echo, q = how
+    eps, pods = endpoints(lab), {p.name: p for p in lab.pods}
+    server = {pod: f"{ip}:{port}" for pod, ip, port in eps_t}
+    policy, name, proto, port = service_judge(lab), base["service"], sp.protocol, sp.port.port
+    first = lab.nodes[0]
+
+    def masq(m: "NodeInfo", who: str) -> tuple[SeenRule, ...]:
+        return tuple(SeenRule(pod, (node_address_towards(lab, m, pods[pod]),), f"{who} connection to an externalIP "
+                              f"is masqueraded by {m.name} (KUBE-EXT marks it) to its address towards {pod}",
+                              server=server[pod]) for pod, _, _ in eps_t)
+
+    for ip in sp.external_ips:
+        t = ServiceTarget(kind="ExternalIP", address=str(ip), port=port, node=None, **base)
+        title, dst = section(t), Endpoint(name, "service", "", ip)
+        todo: list[tuple[Endpoint, "NodeInfo", list, tuple[SeenRule, ...], bool, str]] = []
+        for p in lab.pods:  # the pod's own node DNATs it in PREROUTING
+            node = lab.node(p.node)
+            rules = tuple(clusterip_rule(lab, p, pod, server[pod], plan.bridge) for pod, _, _ in eps_t) \
+                if sp.external_local else masq(node, "a pod's")
+            todo.append((eps[p.name], node, list(eps_t), rules, reach, reason))
+        for m in lab.nodes:  # the node's own, from OUTPUT; Local too (masquerade LOCAL traffic)
+            todo.append((eps[m.name], m, list(eps_t), masq(m, f"{m.name}'s own"), reach, reason))
+        for h in hosts:
+            if not sp.external_local:
+                todo.append((h, first, list(eps_t), masq(first, "an outside"), reach, reason))
+                continue
+            local = local_to(sp, eps_t, first.name)
+            rules = tuple(SeenRule(pod, (str(h.ip),), f"externalTrafficPolicy Local: {first.name} keeps the "
+                                   "client's address (its own endpoints only)", server=server[pod])
+                          for pod, _, _ in local)
+            why = reason if local or not reach else (f"externalTrafficPolicy Local and no endpoint on {first.name}, "
+                                                     f"where the gateway routes {ip}: its kube-proxy drops outside "
+                                                     "traffic (has no local endpoints)")
+            todo.append((h, first, local, rules, reach and bool(local), why))
+        for src, m, picked, rules, expected, why in todo:
+            if policy is not None and expected:
+                judged, why = policy.pod_nodeport(src.name, m, [(pod, n) for pod, _, n in picked], proto, port,
+                                                  local=sp.external_local) if src.kind == "pod" else \
+                    policy.nodeport(src, m, [(pod, n) for pod, _, n in picked], proto)
+                if judged is None:
+                    plan.notes.append(f"{src.name} -> svc/{name} {proto}/{port} (externalIP {ip}): not probed: {why}")
+                    continue
+                expected = judged
+            plan.probes.append(Probe(src, dst, proto, port, expected, reason=why, section=title, rules=rules,
+                                     echo=echo, question=q, svc=t))  # type: ignore[arg-type]
+        if not hosts:
+            plan.notes.append(f"svc/{name} externalIP {ip}: not probed from outside: the lab has no internet host")
 
 
 def isolated_note(sp: "ServicePortInfo", dist: bool) -> str | None:
@@ -409,88 +476,3 @@ def lb_local_rule(lab: "Lab", endpoint: "PodInfo", server: str) -> SeenRule:
     return SeenRule(endpoint.name, addrs, "the balancer masquerades the connection with its own address and hands "
                                           "it to a node with an endpoint of its own (its health check answers 200), "
                                           "which keeps that source (externalTrafficPolicy Local)", server=server)
-
-
-# --- the neighbour entries a Service probe's packets create --------------------------------
-
-
-def path_entries(lab: "Lab", probe: Probe) -> list[Entry]:
-    """Dynamic neighbour entries (netns, ifname, ip) a Service or egress probe and its replies create.
-
-    Like neighbours.path_entries for pod-to-pod probes: the prober counts them
-    against its budget and deletes them when no running probe needs them.
-    With an internet, the run also snapshots and sweeps the gateway's, the
-    balancer's and the hosts' namespaces.
-    """
-    nodes = {n.name: n for n in lab.nodes}
-    pods = {p.name: p for p in lab.pods}
-    inet = lab.topo.internet
-    names = dict(lab.internet_hosts)
-    out: list[tuple[str, str, str]] = []
-    gw_ns = names.get("gateway", "")
-    gw_under = str(underlay_gateway(lab.topo.network.underlay.cidr)) if inet else ""
-    gw_inet = str(inet.gateway.ip) if inet else ""
-    eth0, dev = naming.NODE_IF, node_devices(lab)  # dev: pod -> its node's side (bridge, or the pod's veth)
-    bridged = lab_bridge(lab) is not None
-
-    def pod_gw(pod: "PodInfo") -> Entry:
-        return Entry(pod.netns, eth0, str(nodes[pod.node].gateway.ip))
-
-    def underlay(a: str, b: str) -> None:
-        if a != b:
-            out.append((nodes[a].netns, eth0, str(nodes[b].ip)))
-            out.append((nodes[b].netns, eth0, str(nodes[a].ip)))
-
-    def node_to_pod(m, pod) -> None:
-        if pod.node == m.name:
-            out.extend([(m.netns, dev[pod.name], str(pod.ip)), pod_gw(pod)])
-        else:
-            underlay(m.name, pod.node)
-            out.extend([(nodes[pod.node].netns, dev[pod.name], str(pod.ip)), pod_gw(pod)])
-
-    def host_to_node(host: Endpoint, m) -> None:
-        out.extend([(host.netns, eth0, gw_inet), (gw_ns, "inet0", host.addr), (gw_ns, eth0, str(m.ip)),
-                    (m.netns, eth0, gw_under)])
-
-    s, d, t = probe.source, probe.destination, probe.svc
-    if t is None:
-        if d.kind == "host" and s.kind == "pod" and inet is not None:  # egress
-            pod = pods[s.name]
-            n = nodes[pod.node]
-            out.extend([pod_gw(pod), (n.netns, dev[pod.name], s.addr), (n.netns, eth0, gw_under),
-                        (gw_ns, eth0, str(n.ip)), (gw_ns, "inet0", d.addr), (d.netns, eth0, gw_inet)])
-        return [Entry(*e) for e in out]
-    members = [pods[name] for name, _, _ in t.endpoints if name in pods]
-    if t.kind == "ClusterIP" and s.kind == "pod":
-        client = pods[s.name]
-        n = nodes[client.node]
-        out.extend([pod_gw(client), (n.netns, dev[client.name], s.addr)])
-        for e in members:
-            if e.name == client.name:
-                continue
-            if e.node == client.node:
-                # on one bridge the endpoint answers the client on the wire; without one (ptp) via its gateway
-                out.extend([(n.netns, dev[e.name], str(e.ip)), (e.netns, eth0, s.addr) if bridged else pod_gw(e)])
-            else:
-                node_to_pod(n, e)
-    elif t.kind == "NodePort" and t.node in nodes:
-        m = nodes[t.node]
-        if s.kind == "node":
-            underlay(s.name, m.name)
-        elif s.kind == "host" and inet is not None:
-            host_to_node(s, m)
-        for e in members:
-            node_to_pod(m, e)
-    elif t.kind == "LoadBalancer" and s.kind == "host" and inet is not None:
-        lb_ns = names.get("lb", "")
-        out.extend([(s.netns, eth0, t.address), (lb_ns, eth0, s.addr), (lb_ns, eth0, gw_inet)])
-        from netlab.plan.internet import load_balancer_ips
-
-        lb_src = min((str(ip) for ip in load_balancer_ips(lab).values()), key=lambda a: tuple(map(int, a.split("."))),
-                     default=t.address)
-        out.append((gw_ns, "inet0", lb_src))
-        for m in nodes.values():
-            out.extend([(gw_ns, eth0, str(m.ip)), (m.netns, eth0, gw_under)])
-            for e in members:
-                node_to_pod(m, e)
-    return [Entry(*e) for e in dict.fromkeys(out)]

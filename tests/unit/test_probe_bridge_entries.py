@@ -10,6 +10,7 @@ from helpers import resolved, write_conflist
 from netlab.model.lab import CniAttachment
 from netlab.plan.cniadd import pod_bridge
 from netlab.probe import neighbours as nb
+from netlab.probe import service_paths
 from netlab.probe import services as svcs
 from netlab.probe.job import make_job
 from netlab.probe.matrix import build_matrix, endpoints
@@ -75,7 +76,7 @@ def test_a_ptp_labs_entries_are_on_each_pods_veth_and_its_pods_are_routed(tmp_pa
     # a ClusterIP endpoint on the client's node answers through its gateway too
     (cl,) = [p for p in svcs.build(lab).probes if p.svc is not None and p.svc.kind == "ClusterIP"
              and p.source.name == "a" and p.proto == "tcp" and p.svc.service.endswith("web")]
-    entries = set(svcs.path_entries(lab, cl))
+    entries = set(service_paths.path_entries(lab, cl))
     assert ("be-c", "eth0", "10.244.1.1") in entries and ("be-n1", veth["a"], "10.244.0.2") in entries
     assert node_side(entries) <= set(veth.values()) | {"eth0"}
 

@@ -8,6 +8,7 @@ import pytest
 
 from netlab.model.lab import resolve
 from netlab.model.topology import Topology
+from netlab.probe import service_paths
 from netlab.probe import services as svcs
 from netlab.probe.distribution import judge_distribution
 from netlab.probe.dnsq import Question
@@ -319,25 +320,25 @@ def test_judge_distribution_with_client_ip_affinity(plan):
 
 def test_path_entries_of_service_probes(lab, plan):
     web = {p.source.name: p for p in by(plan, "web", "ClusterIP")}
-    e = set(svcs.path_entries(lab, web["client"]))
+    e = set(service_paths.path_entries(lab, web["client"]))
     assert ("svc-client", "eth0", "10.244.0.1") in e and ("svc-node-1", "cni0", "10.244.0.2") in e
     assert ("svc-web-1", "eth0", "10.244.0.3") in e  # same node: the endpoint answers the client directly
     assert ("svc-node-1", "eth0", "192.168.122.3") in e and ("svc-web-2", "eth0", "10.244.1.1") in e
     np = {(p.source.name, p.destination.name): p for p in by(plan, "web-np", "NodePort")}
-    e = set(svcs.path_entries(lab, np[("example", "node-2")]))
+    e = set(service_paths.path_entries(lab, np[("example", "node-2")]))
     assert {("svc-example", "eth0", "203.0.113.1"), ("svc-gateway", "eth0", "192.168.122.3"),
             ("svc-node-2", "eth0", "192.168.122.1"), ("svc-node-2", "cni0", "10.244.1.2")} <= e
     (lbp,) = by(plan, "web-lb", "LoadBalancer")
-    e = set(svcs.path_entries(lab, lbp))
+    e = set(service_paths.path_entries(lab, lbp))
     assert {("svc-example", "eth0", "203.0.113.100"), ("svc-lb", "eth0", "203.0.113.1"),
             ("svc-gateway", "inet0", "203.0.113.100")} <= e
     egress = next(p for p in build_matrix(lab) if p.destination.name == "example")
-    e = set(svcs.path_entries(lab, egress))
+    e = set(service_paths.path_entries(lab, egress))
     assert {("svc-node-1", "eth0", "192.168.122.1"), ("svc-gateway", "inet0", "203.0.113.10"),
             ("svc-example", "eth0", "203.0.113.1")} <= e
     # Typed entries whatever the path (the prober's budget reads their fields by name).
     for p in [egress, lbp, *np.values(), *by(plan, "web", "ClusterIP")]:
-        assert all(isinstance(x, Entry) for x in svcs.path_entries(lab, p)), p.label
+        assert all(isinstance(x, Entry) for x in service_paths.path_entries(lab, p)), p.label
 
 
 def test_job_holds_service_tasks_and_distributions(lab, plan):
