@@ -177,16 +177,31 @@ def udp_endpoints(lab: Lab) -> tuple[set[tuple], set[tuple]]:
     return eps, empty
 
 
-def conntrack_deletions(before: set[tuple], after: set[tuple], empty_before: set[tuple]) -> list[list[str]]:
-    """conntrack(8) filters for the entries that went stale between two renders (kube-proxy's rules)."""
+def udp_frontends(lab: Lab) -> dict[tuple[str, int], list[str]]:
+    """(ClusterIP, port) of each UDP Service port -> its other addresses kube-proxy DNATs: the balancer's IP and
+    the externalIPs (their entries are cleaned as the ClusterIP's are: pkg/proxy/conntrack/cleanup.go)."""
+    from netlab.plan.services import service_ports
+
+    return {(str(sp.cluster_ip), sp.port.port): [str(ip) for ip in [*([sp.lb_ip] if sp.lb_ip else []),
+                                                                     *sp.external_ips]]
+            for sp in service_ports(lab) if sp.protocol == "udp"}
+
+
+def conntrack_deletions(before: set[tuple], after: set[tuple], empty_before: set[tuple],
+                        frontends: dict[tuple[str, int], list[str]] | None = None) -> list[list[str]]:
+    """conntrack(8) filters for the entries that went stale between two renders (kube-proxy's rules): to the
+    ClusterIP's port, and with ``frontends`` (:func:`udp_frontends`) the Service's balancer IP and externalIPs."""
     out: list[list[str]] = []
+    more = frontends or {}
     for cip, port, node_port, ep_ip, _ in sorted(before - after, key=str):
-        out.append(["-p", "udp", "--orig-dst", cip, "--orig-port-dst", str(port), "--dst-nat", ep_ip])
+        for addr in [cip, *more.get((cip, port), [])]:
+            out.append(["-p", "udp", "--orig-dst", addr, "--orig-port-dst", str(port), "--dst-nat", ep_ip])
         if node_port is not None:
             out.append(["-p", "udp", "--orig-port-dst", str(node_port), "--dst-nat", ep_ip])
     now_served = {(cip, port, np) for cip, port, np, _, _ in after}
     for cip, port, node_port in sorted(empty_before & now_served, key=str):
-        out.append(["-p", "udp", "--orig-dst", cip, "--orig-port-dst", str(port)])
+        for addr in [cip, *more.get((cip, port), [])]:
+            out.append(["-p", "udp", "--orig-dst", addr, "--orig-port-dst", str(port)])
         if node_port is not None:
             out.append(["-p", "udp", "--orig-port-dst", str(node_port)])
     return out
@@ -197,7 +212,7 @@ def sync_conntrack(lab: Lab, rec: dict) -> StartResult:
     after, empty = udp_endpoints(lab)
     before = {tuple(x) for x in rec["udp"]}
     empty_before = {tuple(x) for x in rec["udp_empty"]}
-    filters = conntrack_deletions(before, after, empty_before)
+    filters = conntrack_deletions(before, after, empty_before, udp_frontends(lab))
     nodes = [node.netns for node in lab.nodes if nsmod.is_netns_mount(node.netns)]
     for netns in nodes:
         done.problems += conntrack.delete_matching(netns, filters)

@@ -4,9 +4,11 @@ kube-proxy deletes the UDP entries of an endpoint it removes (UDP has no
 connection to end, so an entry lives as long as its client keeps sending).
 One it missed keeps a client that reuses its source port on a dead
 endpoint. ``status`` reports such entries and ``up`` deletes them, as
-kube-proxy's next sync would: every UDP entry in a node whose original
-destination is a Service port and whose reply comes from an address that is
-not one of that port's endpoints.
+kube-proxy's next sync would (pkg/proxy/conntrack/cleanup.go): every UDP entry
+in a node whose original destination is a Service port (its ClusterIP, its
+balancer's IP or an externalIP, with the port; or any address with its
+nodePort) and whose reply comes from an address that is not one of that port's
+endpoints.
 """
 
 from __future__ import annotations
@@ -32,11 +34,16 @@ class Stale:
 
 
 def _udp_ports(lab: Lab) -> dict[tuple[str, str], set[str]]:
-    """(ClusterIP, port) of every UDP Service port -> its endpoints' addresses."""
+    """(address, port) of every UDP Service port -> its endpoints' addresses: the ClusterIP, the balancer's IP and
+    each externalIP with the port, and ("*", nodePort), as kube-proxy's cleanup keys them."""
     out: dict[tuple[str, str], set[str]] = {}
     for sp in service_ports(lab):
         if sp.protocol == "udp":
-            out[(str(sp.cluster_ip), str(sp.port.port))] = {str(ip) for ip, _ in sp.endpoints}
+            eps = {str(ip) for ip, _ in sp.endpoints}
+            for addr in [sp.cluster_ip, *([sp.lb_ip] if sp.lb_ip is not None else []), *sp.external_ips]:
+                out[(str(addr), str(sp.port.port))] = eps
+            if sp.node_port is not None:
+                out[("*", str(sp.node_port))] = eps
     return out
 
 
@@ -61,10 +68,11 @@ Tuples = list[tuple[dict[str, str], dict[str, str]]]
 
 
 def stale_in(netns: str, entries: Tuples, ports: dict[tuple[str, str], set[str]]) -> list[Stale]:
-    """The entries (original, reply tuples) that DNAT a Service port to an address none of its endpoints has."""
+    """The entries (original, reply tuples) that DNAT a Service port to an address none of its endpoints has
+    (a Service IP's port, else any address's nodePort: ``("*", nodePort)`` in ``ports``)."""
     out = []
     for orig, reply in entries:
-        eps = ports.get((orig["dst"], orig["dport"]))
+        eps = ports.get((orig["dst"], orig["dport"]), ports.get(("*", orig["dport"])))
         if eps is None or reply["src"] == orig["dst"] or reply["src"] in eps:
             continue  # not a Service flow, not DNATed, or DNATed to an endpoint
         out.append(Stale(netns, f"{orig['src']}:{orig['sport']} → {orig['dst']}:{orig['dport']}",

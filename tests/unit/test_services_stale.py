@@ -77,3 +77,40 @@ def test_up_reports_the_stale_chains_it_deleted_not_the_ones_it_asked_for(monkey
     monkeypatch.setattr(netfilter, "delete_chains", lambda netns, table, chains, backend=None:
                         netfilter.Change(netns, table, deleted=[]))
     assert lifecycle.sync_chains(lab, rec).deleted_chains == {}  # nothing was there to delete: nothing said
+
+
+def test_an_external_ips_a_balancers_and_a_node_ports_entries_are_stale_as_the_cluster_ips_are():
+    """kube-proxy's cleanup (pkg/proxy/conntrack/cleanup.go) keys a UDP Service's ClusterIP, balancer IPs and
+    externalIPs with the port, and any address with its nodePort; netlab looked at the ClusterIP only."""
+    from test_services_plan import lab_of
+
+    from netlab.services.lifecycle import conntrack_deletions, udp_frontends
+    from netlab.services.stale import _udp_ports
+
+    lab = lab_of({"name": "st", "nodes": [{"name": "n1"}],
+                  "internet": {"cidr": "203.0.113.0/24", "gateway": {"ip": "203.0.113.1"},
+                               "hosts": [{"name": "h", "ip": "203.0.113.9"}]},
+                  "pods": [{"name": "a", "node": "n1", "labels": {"app": "dns"}}],
+                  "services": [{"name": "dns", "type": "LoadBalancer", "clusterIP": "10.96.0.53",
+                                "externalIPs": ["198.51.100.7"], "selector": {"app": "dns"},
+                                "ports": [{"port": 53, "protocol": "UDP", "nodePort": 30053}]}]})
+    ports = _udp_ports(lab)
+    lb = str(lab.addressing.lb_ip[("default", "dns")])
+    ep = str(lab.pod("a").ip)
+    assert {k: v for k, v in ports.items() if k[1] in ("53", "30053")} == {
+        ("10.96.0.53", "53"): {ep}, (lb, "53"): {ep}, ("198.51.100.7", "53"): {ep}, ("*", "30053"): {ep}}
+    for dst, dport in (("198.51.100.7", 53), (lb, 53), ("192.168.122.2", 30053)):
+        entry = (flow("203.0.113.9", dst, 40053, dport), flow("10.244.0.250", "203.0.113.9", 53, 40053))
+        (s,) = stale_in("st-n1", [entry], ports)
+        assert s.to == "10.244.0.250:53" and s.filter[-4:] == ("--orig-port-dst", str(dport), "--dst-nat",
+                                                               "10.244.0.250")
+        assert stale_in("st-n1", [(entry[0], flow(ep, "203.0.113.9", 53, 40053))], ports) == []
+    # up: an endpoint gone takes the externalIP's and the balancer's entries with the ClusterIP's
+    gone = {("10.96.0.53", 53, 30053, "10.244.0.250", 53)}
+    filters = conntrack_deletions(gone, set(), set(), udp_frontends(lab))
+    assert [f[3] for f in filters if f[2] == "--orig-dst"] == ["10.96.0.53", lb, "198.51.100.7"]
+    assert ["-p", "udp", "--orig-port-dst", "30053", "--dst-nat", "10.244.0.250"] in filters
+    # and a Service that was without endpoints and is served again: their entries that were never DNATed
+    filters = conntrack_deletions(set(), {(*next(iter(gone))[:3], ep, 53)}, {("10.96.0.53", 53, 30053)},
+                                  udp_frontends(lab))
+    assert ["-p", "udp", "--orig-dst", "198.51.100.7", "--orig-port-dst", "53"] in filters

@@ -53,13 +53,14 @@ def test_one_conntrack_filter_on_one_node_is_said_in_the_singular(monkeypatch):
     from netlab.services import lifecycle
 
     monkeypatch.setattr(lifecycle, "udp_endpoints", lambda lab: (set(), set()))
-    monkeypatch.setattr(lifecycle, "conntrack_deletions", lambda before, after, empty: [("10.96.0.10", 53)])
+    monkeypatch.setattr(lifecycle, "udp_frontends", lambda lab: {})
+    monkeypatch.setattr(lifecycle, "conntrack_deletions", lambda before, after, empty, more: [("10.96.0.10", 53)])
     monkeypatch.setattr(lifecycle.nsmod, "is_netns_mount", lambda name: True)
     monkeypatch.setattr(lifecycle.conntrack, "delete_matching", lambda netns, filters: [])
     lab = types.SimpleNamespace(nodes=[types.SimpleNamespace(netns="w-n1")])
     done = lifecycle.sync_conntrack(lab, {"udp": [], "udp_empty": []})  # type: ignore[arg-type]
     assert done.actions == ["deleted stale UDP conntrack entries (1 filter) in 1 node"]
     lab.nodes.append(types.SimpleNamespace(netns="w-n2"))
-    monkeypatch.setattr(lifecycle, "conntrack_deletions", lambda before, after, empty: [1, 2])
+    monkeypatch.setattr(lifecycle, "conntrack_deletions", lambda before, after, empty, more: [1, 2])
     assert lifecycle.sync_conntrack(lab, {"udp": [], "udp_empty": []}).actions == [  # type: ignore[arg-type]
         "deleted stale UDP conntrack entries (2 filters) in 2 nodes"]
