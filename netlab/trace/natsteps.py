@@ -185,17 +185,21 @@ class NatSteps(WalkParts):
 
     def _firewalled(self, ns: str, iif: str | None, svc: ServiceFacts) -> Hop:
         """A packet to a balancer's IP from outside the Service's loadBalancerSourceRanges: kube-proxy's firewall
-        chain does not pass it on to the DNAT, and drops it (iptables: KUBE-PROXY-FIREWALL, in filter)."""
+        chain does not pass it on to the DNAT, and drops it (iptables: KUBE-PROXY-FIREWALL, in filter). The drop the
+        topology asks for, as a NetworkPolicy's deny is: no fault and no fix (exit 1, the packet is lost), but how
+        to let such a client through, in the words."""
         f, ranges = self.flow, ", ".join(svc.source_ranges)
+        asked = (f": the drop the topology asks for, not a fault (to let such a client through: send from an "
+                 f"address in {ranges}, or add its address to the Service's loadBalancerSourceRanges and run "
+                 "netlab up)")
         if self.lab.names.get(ns) == BALANCER:  # the lab's, applying them as a cloud's balancer does
             return self.rows.row(
                 ns, iif or "-", "dnat", f"the load balancer drops {f}: {f.src} is outside Service {svc.name}'s "
                 f"loadBalancerSourceRanges ({ranges})", [f"ip netns exec {ns} iptables-save -c -t filter"],
                 problem=f"dropped by the lab's load balancer: it forwards a connection to Service {svc.name}'s "
                         f"nodePort only from {ranges} (NETLAB-LB-FIREWALL, as a cloud balancer applies "
-                        "loadBalancerSourceRanges)",
-                fix=f"send from an address in {ranges}, or add the client's to the Service's "
-                    "loadBalancerSourceRanges and run netlab up", cause=True, dropped_here=True, service=svc.name)
+                        f"loadBalancerSourceRanges){asked}", cause=True, dropped_here=True, service=svc.name,
+                source_ranges=list(svc.source_ranges))
         if ns in self.lab.nft_netns:
             how = (f"the map firewall-ips sends {f.dst} . {f.proto} . {f.dport} to {svc.fw_chain}, whose "
                    f"'ip saddr != {{ {ranges} }} drop' drops it before any DNAT")
@@ -209,9 +213,8 @@ class NatSteps(WalkParts):
         return self.rows.row(
             ns, iif or "-", "dnat", f"no DNAT for {f}: {f.src} is outside Service {svc.name}'s "
             f"loadBalancerSourceRanges ({ranges})", cmds,
-            problem=f"dropped by kube-proxy's firewall for Service {svc.name}'s loadBalancerSourceRanges: {how}",
-            fix=f"send from an address in {ranges}, or add the client's to the Service's loadBalancerSourceRanges "
-                "and run netlab up", cause=True, dropped_here=True, service=svc.name,
+            problem=f"dropped by kube-proxy's firewall for Service {svc.name}'s loadBalancerSourceRanges: {how}"
+                    f"{asked}", cause=True, dropped_here=True, service=svc.name,
             source_ranges=list(svc.source_ranges))
 
     if TYPE_CHECKING:  # l2steps.py's, on the same Walker

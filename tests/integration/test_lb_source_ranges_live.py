@@ -86,6 +86,9 @@ def test_source_ranges_let_the_inside_through_and_drop_the_outside(tmp_path, mod
             tr = netlab("trace", "--lab", name, src, dst, "--proto", "tcp", "--port", "80", check=False)
             lost = next(line for line in tr.stdout.splitlines() if line.startswith("result:"))
             assert tr.returncode == 1 and "LOST at hop" in lost and f"({where} " in lost and said in lost, tr.stdout
+            # the drop the topology asks for, as a NetworkPolicy's deny (exit 1 all the same): nothing to repair
+            assert "the drop the topology asks for, not a fault" in lost, lost
+            assert "repairs the lab" not in tr.stdout and "\n  fix:" not in tr.stdout, tr.stdout
         tr = netlab("trace", "--lab", name, "inside", "svc/web", "--proto", "tcp", "--port", "80", check=False)
         assert tr.returncode == 0, tr.stdout
         if mode == "iptables":
