@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from ipaddress import IPv4Network, collapse_addresses
+from ipaddress import IPv4Address, IPv4Network, summarize_address_range
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from netlab.model.lab import Lab, NodeInfo
 from netlab.plan import flannel, policy
@@ -254,10 +255,27 @@ def listed_rule(text: str) -> str:
         inner, _, tail = rest.partition(" }")
         if "," not in inner:
             text = f"{head} {inner}{tail}"
-        else:  # loadBalancerSourceRanges' set: the kernel merges overlaps, sorts, and prints a /32 as an address
-            nets = collapse_addresses(IPv4Network(e) for e in inner.split(", "))
-            text = f"{head} {{ {', '.join(str(n).removesuffix('/32') for n in nets)} }}{tail}"
+        else:  # loadBalancerSourceRanges' set: an interval set, which the kernel lists back merged
+            text = f"{head} {{ {', '.join(listed_intervals(IPv4Network(e) for e in inner.split(', ')))} }}{tail}"
     return text
+
+
+def listed_intervals(nets: Iterable[IPv4Network]) -> list[str]:
+    """An anonymous interval set's elements as nft lists them back: sorted, overlapping and adjacent ones merged
+    into one span, each span a prefix where it is one (a /32 an address), else ``first-last`` (10.0.0.128/25 and
+    10.0.1.0/25 are ``10.0.0.128-10.0.1.127``)."""
+    spans: list[list[int]] = []
+    for lo, hi in sorted((int(n.network_address), int(n.broadcast_address)) for n in nets):
+        if spans and lo <= spans[-1][1] + 1:
+            spans[-1][1] = max(spans[-1][1], hi)
+        else:
+            spans.append([lo, hi])
+    out = []
+    for lo, hi in spans:
+        first, last = IPv4Address(lo), IPv4Address(hi)
+        cidrs = list(summarize_address_range(first, last))
+        out.append(str(cidrs[0]).removesuffix("/32") if len(cidrs) == 1 else f"{first}-{last}")
+    return out
 
 
 # --- what kube-proxy writes -------------------------------------------------------

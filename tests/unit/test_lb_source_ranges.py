@@ -121,3 +121,17 @@ def test_the_api_servers_rules():
         with pytest.raises(TopologyError) as err:
             validate_source(parse_yaml(yaml.safe_dump({**KUBE, "services": [data]}), "t.yaml"))
         assert str(err.value).startswith("t.yaml:") and said in str(err.value), str(err.value)
+
+
+def test_adjacent_ranges_are_compared_as_the_one_span_nft_lists_them():
+    """nft merges an interval set's adjacent ranges into one span, which it lists as first-last when it is no
+    CIDR: two /25s across a /24 boundary were compared as the two CIDRs, so status called the chain drift. What
+    nft 1.0 listed back for this set in a namespace of its own:
+    ``{ 1.2.3.4/30, 10.0.0.128-10.0.1.127, 10.0.2.0-10.0.3.127, 10.9.0.0/24 }``."""
+    written = ("ip saddr != { 10.0.0.128/25, 10.0.1.0/25, 10.9.0.0/25, 10.9.0.128/25, 1.2.3.4/32, 1.2.3.5/32, "
+               "1.2.3.6/31, 10.0.2.0/24, 10.0.3.0/25 } drop")
+    assert nftables.listed_rule(written) == ("ip saddr != { 1.2.3.4/30, 10.0.0.128-10.0.1.127, 10.0.2.0-10.0.3.127, "
+                                             "10.9.0.0/24 } drop")
+    assert nftables.listed_rule("ip saddr != { 10.0.0.128/25, 10.0.1.0/25 } drop") == \
+        "ip saddr != { 10.0.0.128-10.0.1.127 } drop"
+    assert nftables.listed_rule("ip saddr != { 10.0.0.0/25, 10.0.0.128/25 } drop") == "ip saddr != { 10.0.0.0/24 } drop"
