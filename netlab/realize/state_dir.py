@@ -88,7 +88,11 @@ def state_dir_error(path: str, exc: OSError) -> EnvironmentNotReady:
         if os.geteuid() != 0:  # the cause, first: a program or test run without sudo
             return EnvironmentNotReady(f"netlab needs root: a lab is made of network namespaces, and its state in "
                                        f"{where} is root's (cannot write {path}); run it with sudo")
-        return EnvironmentNotReady(f"cannot write {path}: permission denied; run it with sudo")
+        # root already: the modes do not bind it, so something else refused it (root_refused.py says what)
+        from netlab.realize.root_refused import cause
+
+        return EnvironmentNotReady(f"cannot write {path}: permission denied to root: {cause(path)}; or point "
+                                   "NETLAB_STATE_DIR at a directory root may write")
     return EnvironmentNotReady(f"cannot use {path}: {exc.strerror or exc}")
 
 
