@@ -98,6 +98,18 @@ def in_netns(netns: str, *argv: str, check: bool = False, timeout: float = 20) -
                           timeout=timeout)
 
 
+SO_NETNS_COOKIE = 71  # <asm-generic/socket.h>, Linux 5.14; Python has no name for it
+COOKIE = ("import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+          f"sys.stdout.write(str(int.from_bytes(s.getsockopt(socket.SOL_SOCKET, {SO_NETNS_COOKIE}, 8), 'little')))")
+
+
+def netns_cookie(netns: str) -> int:
+    """Namespace ``netns``'s cookie (SO_NETNS_COOKIE of a socket made in it): a number the kernel gives no other
+    namespace while it runs. "Made again" is a new cookie, not a new inode number: nsfs frees the inode number of a
+    namespace that is gone and may give it to the next one (a rollback's re-made pod had its old number)."""
+    return int(in_netns(netns, sys.executable, "-I", "-c", COOKIE, check=True).stdout)
+
+
 def wait_for(pred, timeout: float = 5.0, step: float = 0.05) -> bool:
     """True once ``pred()`` holds, asked every ``step`` seconds for up to ``timeout``; then its last answer."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from helpers import (in_netns, ip_json, lab_up, netlab, probe_failures, state_path, unique_lab, wait_for,
+from helpers import (in_netns, ip_json, lab_up, netlab, netns_cookie, probe_failures, state_path, unique_lab, wait_for,
                      write_topology)
 
 pytestmark = pytest.mark.root
@@ -116,8 +116,9 @@ def test_a_node_inserted_between_two_running_ones_re_addresses_no_node_nor_pod_a
         assert probe.returncode == 0, probe_failures(json.loads(probe.stdout))
 
 
-def netns_inode(lab: str, pod: str) -> int:
-    return os.stat(f"/run/netns/{lab}-{pod}").st_ino
+def netns_id(lab: str, pod: str) -> int:
+    """Pod ``pod``'s namespace as the kernel tells it from every other (helpers.netns_cookie)."""
+    return netns_cookie(f"{lab}-{pod}")
 
 
 def test_a_pod_whose_node_gets_a_new_pod_cidr_is_made_anew_and_an_interrupted_change_rolls_back(tmp_path):
@@ -138,12 +139,12 @@ def test_a_pod_whose_node_gets_a_new_pod_cidr_is_made_anew_and_an_interrupted_ch
     path = write_topology(tmp_path, text("10.60.9.0/24"))
     with lab_up(path, lab):
         assert eth0(lab, "b") == ["10.60.9.2/24"]
-        started, inode = pids(lab), netns_inode(lab, "b")
+        started, made = pids(lab), netns_id(lab, "b")
         write_topology(tmp_path, text("10.60.7.0/24"))
         done = json.loads(netlab("up", "-t", path, "-o", "json").stdout)
         assert ("pod b changes address from 10.60.9.2 to 10.60.7.2 (node n2's pod CIDR is now 10.60.7.0/24): made "
                 "anew in a new namespace (Kubernetes makes a new pod)") in done["fixed"], done
-        assert eth0(lab, "b") == ["10.60.7.2/24"] and netns_inode(lab, "b") != inode
+        assert eth0(lab, "b") == ["10.60.7.2/24"] and netns_id(lab, "b") != made
         now = pids(lab)
         assert all(now[k] != v for k, v in started.items() if k[0] == "b"), (started, now)
         assert {k: v for k, v in now.items() if k[0] == "a"} == {k: v for k, v in started.items() if k[0] == "a"}
@@ -200,7 +201,7 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
         routes = ip_json("-4", "route", "show", netns=f"{lab}-b")
         veths = {node: node_veths(lab, node) for node in ("n1", "n2")}
         assert len(veths["n2"]) == 1, veths
-        inode = netns_inode(lab, "b")
+        made = netns_id(lab, "b")
         # as planned before the change (a loaded machine's kernel may still settle a port or a link): the change's
         # k-th operation is then the same on every run
         assert wait_for(lambda: netlab("status", "--lab", lab, check=False).returncode == 0, timeout=15)
@@ -208,7 +209,7 @@ def test_an_interrupted_change_brings_back_the_pod_it_had_begun_to_make_anew(tmp
         stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": f"{at}:INT"})
         assert stopped.returncode == 130, stopped.stdout + stopped.stderr
         assert stopped.stderr.strip().endswith("interrupted by SIGINT; rolled back"), stopped.stderr
-        assert netns_inode(lab, "b") != inode  # its old namespace went: b was made again
+        assert netns_id(lab, "b") != made  # its old namespace went: b was made again
         assert eth0(lab, "b") == ["10.60.9.2/24"]
         assert ip_json("-4", "route", "show", netns=f"{lab}-b") == routes
         assert {node: node_veths(lab, node) for node in ("n1", "n2")} == veths  # b's on n2, none new on n1
@@ -251,12 +252,12 @@ def test_a_pod_made_again_by_a_rollback_starts_only_what_ran_in_it(tmp_path):
         before = netlab("status", "--lab", lab, check=False)
         assert before.returncode == 1 and "pod a container shell exited" in before.stdout, before.stdout
         assert "pod b container shell exited" in before.stdout, before.stdout
-        inode = netns_inode(lab, "b")
+        made = netns_id(lab, "b")
         write_topology(tmp_path, text("n1"))
         stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "2:INT"})
         assert stopped.returncode == 130, stopped.stdout + stopped.stderr
         assert stopped.stderr.strip().endswith("interrupted by SIGINT; rolled back"), stopped.stderr
-        assert netns_inode(lab, "b") != inode  # b was made again
+        assert netns_id(lab, "b") != made  # b was made again
         assert netns_pids(f"{lab}-a") == [] and netns_pids(f"{lab}-b") == []  # no shell started, in a nor b
         answer = in_netns(f"{lab}-a", sys.executable, "-c", ECHO, "10.244.1.2", timeout=30)
         assert answer.returncode == 0 and json.loads(answer.stdout)["pod"] == "b", answer.stdout + answer.stderr

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from helpers import in_netns, lab_up, netlab, state_path, unique_lab, wait_for, write_topology
+from helpers import in_netns, lab_up, netlab, netns_cookie, state_path, unique_lab, wait_for, write_topology
 from netlab.kernel import tc
 
 pytestmark = pytest.mark.root
@@ -74,12 +74,12 @@ def test_a_rollback_that_makes_a_pod_again_leaves_the_other_pods_files_and_qdisc
         before = netlab("status", "--lab", lab, check=False)
         assert before.returncode == 1 and f"eth0 in {a} has rate 5mbit" in before.stdout, before.stdout
         assert hosts_path(a) in before.stdout, before.stdout
-        inode = os.stat(f"/run/netns/{b}").st_ino
+        cookie = netns_cookie(b)
         write_topology(tmp_path, topology(lab, "n1"))
         stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "2:INT"})
         assert stopped.returncode == 130, stopped.stdout + stopped.stderr
         assert stopped.stderr.strip().endswith("interrupted by SIGINT; rolled back"), stopped.stderr
-        assert os.stat(f"/run/netns/{b}").st_ino != inode  # b was made again
+        assert netns_cookie(b) != cookie  # b was made again
         assert root_rate(b, "eth0") == ("tbf", B_RATE)  # its impairment, in its new namespace
         assert root_rate(a, "eth0") == ("tbf", BY_HAND) and root_rate(n1, "cni0") == ("tbf", BY_HAND)
         with open(hosts_path(a)) as fh:
@@ -118,11 +118,11 @@ def proc_state(pid: int) -> str | None:
 
 def moved_and_stopped(tmp_path, lab: str, path: str) -> None:
     """Pod b put on n1, the run stopped by Ctrl-C after b's old namespace went: the rollback makes b again."""
-    inode = os.stat(f"/run/netns/{lab}-b").st_ino
+    cookie = netns_cookie(f"{lab}-b")
     write_topology(tmp_path, shells_topology(lab, "n1"))
     stopped = netlab("up", "-t", path, check=False, env={"NETLAB_FAULT_SIGNAL": "2:INT"})
     assert stopped.returncode == 130, stopped.stdout + stopped.stderr
-    assert os.stat(f"/run/netns/{lab}-b").st_ino != inode, stopped.stderr
+    assert netns_cookie(f"{lab}-b") != cookie, stopped.stderr
     return stopped.stderr.strip()
 
 
