@@ -139,7 +139,7 @@ def _action_in_place(action: Action, state: LabState) -> bool:
     if action.kind == "stop-pod":  # the pod's containers are all stopped
         from netlab.workload.lifecycle import running
 
-        pod = running(state, [action.netns]).get(action.args[0])
+        pod = running(state, [action.netns])["pods"].get(action.args[0])
         return pod is not None and not pod["running"]
     if action.kind == "conntrack-stale":  # the entry is there, DNATed to the gone endpoint
         import socket

@@ -49,7 +49,7 @@ def test_break_changes_the_kernel_real_traffic_fails_and_repair_puts_it_back(lab
         assert res.changes and all(isinstance(c, str) for c in res.changes)
         with pytest.raises(AttributeError):
             res.target = "n2"  # type: ignore[misc]  # frozen: a value
-        assert set(to_json(res)) == {"lab", "scenario", "target", "changes", "already", "warnings"}  # `break -o json`'s
+        assert set(to_json(res)) == {"lab", "scenario", "target", "changes", "already", "in_place", "warnings"}
         assert res.already is False  # changed now
         assert res.warnings == ()  # a lab as planned: nothing to warn of
         # The kernel's own view: the permanent neighbour entry of the other node's VTEP is gone from flannel.1.

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
 
 import pytest
@@ -64,10 +65,16 @@ def test_a_log_deleted_or_replaced_while_its_container_runs_is_said_as_it_is(lab
     assert f"the log of b/main, {cmd_log}, was replaced while the container runs" in proc.stderr, proc.stderr
     where = held(proc.stderr)
     assert "tick" in open(where).read()
-    # Its next start writes a new log: the container killed, `up` starts it again (restartPolicy Always), and
-    # `logs` reads the new run's file.
+    # The container killed, `up` would start it again (restartPolicy Always), but the FIFO at its log's name is
+    # not netlab's file: left as it is, the start refused in one line; moved away, the next start writes a new
+    # log, which `logs` reads.
     os.kill(int(where.split("/")[2]), signal.SIGKILL)
     assert netlab("status", "--lab", lab, check=False).returncode == 1
+    refused = netlab("up", "-t", path, check=False)
+    assert refused.returncode == 1 and (f"netlab: pod b container main: could not start: its log {cmd_log} is a "
+                                        "FIFO, not a file: netlab leaves it as it is") in refused.stderr, refused
+    assert stat.S_ISFIFO(os.lstat(cmd_log).st_mode)
+    os.unlink(cmd_log)
     netlab("up", "-t", path)
     assert wait_for(lambda: "tick" in netlab("logs", "--lab", lab, "b", check=False).stdout, timeout=10)
     assert netlab("status", "--lab", lab, check=False).returncode == 0

@@ -164,3 +164,18 @@ def test_ip_forward_off_expects_every_clusterip_flow_of_the_nodes_pods_to_fail_a
     w = catalogue.scenario("vxlan-wrong-vni")
     assert w.fix.startswith("on the node, delete flannel.N and make it again with the cluster's VNI")
     assert "sudo netlab up does exactly that" in w.fix
+
+
+def test_a_stopped_pod_is_in_place_and_a_running_one_is_not():
+    """endpoint-pod-down and dns-pod-stopped again said "pod web-2 runs no container to stop", exit 4: the check
+    read the workload's `running` as a map of pods, which now also holds the served echo containers beside
+    them (``{"pods": ..., "served": ...}``), found no pod and called the stop not in place."""
+    from netlab.realize.state import LabState
+    from netlab.workload.lifecycle import RECORD, RECORD_VERSION
+
+    dead = {"pid": 2 ** 22 + 1, "argv": ["sleep", "infinity"]}  # past pid_max's default: no such process
+    pods = {"web-2": {"netns": "l-web-2", "containers": {"main": dead}}}
+    state = LabState(lab="l", phase="up", extra={RECORD: {"version": RECORD_VERSION, "pods": pods}})
+    stop = Action("stop-pod", "l-web-2", ("web-2",))
+    assert break_run._action_in_place(stop, state)
+    assert not break_run._action_in_place(Action("stop-pod", "l-other", ("other",)), state)  # no such pod
