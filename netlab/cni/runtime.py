@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from netlab.model.cniconf import Conflist
 
 CACHE_KIND = "cniCacheV1"
+# libcni's GetVersionInfo (pkg/invoke/exec.go): VERSION with "dummy" CNI_NETNS, CNI_IFNAME and CNI_PATH ("fake values
+# required by plugins built against an older version of skel", whose arg check refuses a call without them), and
+# CNI_CONTAINERID and CNI_ARGS empty (Args.AsEnv sets all six).
+VERSION_ENV = {"CNI_CONTAINERID": "", "CNI_NETNS": "dummy", "CNI_IFNAME": "dummy", "CNI_ARGS": "", "CNI_PATH": "dummy"}
 
 
 @dataclass
@@ -84,8 +88,7 @@ class Runtime:
         """VERSION: which spec versions a plugin speaks (``{"cniVersion", "supportedVersions"}``); ``path``:
         the plugin's program when the caller found it already."""
         out = exec_plugin(self.log, pod="-", network="-", plugin_path=path or self.plugin_path(kind), command="VERSION",
-                          conf={"cniVersion": "1.0.0"}, env={"CNI_PATH": self.bin_dir}, node_netns=None,
-                          timeout=self.timeout)
+                          conf={"cniVersion": "1.0.0"}, env=dict(VERSION_ENV), node_netns=None, timeout=self.timeout)
         if not isinstance(out, dict) or not isinstance(out.get("supportedVersions"), list):
             raise PluginFailed(f"CNI plugin {kind}: VERSION did not answer supportedVersions")
         return out

@@ -55,7 +55,20 @@ def at_least(version: str, minimum: str) -> bool:
     return version_tuple(version) >= version_tuple(minimum)
 
 
-def chosen_version(data: dict[str, Any]) -> str:
+def _line_of_entry(text: str, key: str, index: int, entries: list[str]) -> int | None:
+    """The line of ``text`` (a conflist's JSON) that holds ``key``'s ``index``-th entry: found as the JSON strings
+    of the entries one after the other, past the key (None when the text writes them some other way, escaped)."""
+    at = text.find(json.dumps(key))
+    if at < 0:
+        return None
+    for entry in entries[:index + 1]:
+        at = text.find(json.dumps(entry), at + 1)
+        if at < 0:
+            return None
+    return text.count("\n", 0, at) + 1
+
+
+def chosen_version(data: dict[str, Any], text: str = "") -> str:
     """The list's version, as the spec has a runtime choose it: the highest of ``cniVersion`` and ``cniVersions``
     (CNI 1.1.0's list), leaving out those past the highest netlab speaks, as libcni leaves out those past its own
     (NetworkConfFromBytes); ``cniVersion`` alone is taken as it is."""
@@ -66,6 +79,11 @@ def chosen_version(data: dict[str, Any]) -> str:
     if versions is not None:
         if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
             raise ConflistError("cniVersions must be a list of versions like 1.0.0")
+        for i, v in enumerate(versions):
+            if not VERSION.fullmatch(v):
+                line = _line_of_entry(text, "cniVersions", i, versions) if text else None
+                raise ConflistError(f"cniVersions[{i}] {v!r}{f' (line {line})' if line else ''} is not a version "
+                                    "like 1.0.0")
         newest = version_tuple(SUPPORTED_VERSIONS[-1])
         known = [v for v in versions + ([version] if version is not None else []) if version_tuple(v) <= newest]
         if known:
@@ -90,7 +108,7 @@ def parse_conflist(text: str) -> Conflist:
         raise ConflistError("must be a JSON object with cniVersion, name and plugins")
     if "plugins" not in data and "type" in data:  # a .conf: one plugin
         data = {**{k: data[k] for k in ("cniVersion", "name") if k in data}, "plugins": [data]}
-    version = chosen_version(data)
+    version = chosen_version(data, text)
     if version not in SUPPORTED_VERSIONS:
         raise ConflistError(f"cniVersion {version} is not one netlab speaks ({', '.join(SUPPORTED_VERSIONS)})")
     name = data.get("name")

@@ -16,7 +16,7 @@ import pytest
 from netlab.cli.cni import render_call
 from netlab.cni.invoke import CallLog, PluginFailed, read_log
 from netlab.cni.runtime import Runtime, RuntimeConf
-from netlab.model.cniconf import ConflistError, parse_conflist
+from netlab.model.cniconf import ConflistError, parse_conflist, read_conflist
 
 
 def _plugin(tmp_path, name, body):
@@ -89,8 +89,18 @@ def test_a_conflist_may_give_its_versions_as_cniversions(versions, chosen):
 @pytest.mark.parametrize("versions,said", [
     ({}, "has no cniVersion (nor cniVersions)"), ({"cniVersions": []}, "has no cniVersion (nor cniVersions)"),
     ({"cniVersions": "1.0.0"}, "cniVersions must be a list of versions like 1.0.0"),
-    ({"cniVersions": ["1.0.f"]}, "cniVersion '1.0.f' is not a version like 1.0.0"),
+    ({"cniVersions": ["1.0.f"]}, "cniVersions[0] '1.0.f' (line 1) is not a version like 1.0.0"),
     ({"cniVersions": ["9.0.0"]}, "cniVersions 9.0.0: none is one netlab speaks (0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0)")])
 def test_a_conflist_without_a_version_netlab_can_take_is_one_line(versions, said):
     with pytest.raises(ConflistError, match=f"^{re.escape(said)}$"):
         parse_conflist(json.dumps({"name": "qcnet", **versions, "plugins": [{"type": "bridge"}]}))
+
+
+def test_a_bad_cniversions_entry_is_named_with_its_index_and_line(tmp_path):
+    """It was "cniVersion '1.0.f' is not a version", the field the list did not have."""
+    text = '{\n  "cniVersion": "1.0.0",\n  "cniVersions": [\n    "0.4.0",\n    "1.0.f"\n  ],\n  "name": "qcnet",\n' \
+           '  "plugins": [{"type": "bridge"}]\n}\n'
+    (tmp_path / "q.conflist").write_text(text)
+    with pytest.raises(ConflistError) as exc:
+        read_conflist(str(tmp_path / "q.conflist"))
+    assert str(exc.value) == f"{tmp_path / 'q.conflist'}: cniVersions[1] '1.0.f' (line 5) is not a version like 1.0.0"

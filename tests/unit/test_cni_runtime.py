@@ -158,6 +158,17 @@ def test_version_asks_the_plugin(bins, tmp_path):
     assert runtime.version("first")["supportedVersions"] == ["0.4.0", "1.0.0"]
 
 
+def test_version_is_called_with_libcnis_dummy_values(bins, tmp_path):
+    """libcni's GetVersionInfo sets CNI_NETNS, CNI_IFNAME and CNI_PATH to "dummy" (a plugin built on an older skel
+    refuses VERSION without them) and CNI_CONTAINERID and CNI_ARGS empty; netlab sent CNI_PATH alone."""
+    d, log = bins
+    Runtime(str(tmp_path / "cache"), [str(d)], CallLog(None)).version("first")
+    (call,) = calls(log)
+    assert call["conf"] == {"cniVersion": "1.0.0"} and call["env"] == {
+        "CNI_COMMAND": "VERSION", "CNI_CONTAINERID": "", "CNI_NETNS": "dummy", "CNI_IFNAME": "dummy", "CNI_ARGS": "",
+        "CNI_PATH": "dummy"}
+
+
 def test_validate_asks_each_plugin_version_and_names_the_line(tmp_path):
     """`netlab validate`: a plugin that does not speak the list's version, and one that is missing."""
     import subprocess
