@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from netlab.model.cniconf import Conflist, at_least
 from netlab.model.lab import CniAttachment
 from netlab.model.topology import CNI_BIN_DIR
+from netlab.model.naming import BRIDGE
 from netlab.plan import cniadd
 # The networks of a pod and what the runtime sets for each call are the plan's too (``netlab plan`` shows a CNI
 # lab's ADD steps): one definition, in plan/cniadd.py.
@@ -116,6 +117,17 @@ def check_result(result: Any, version: str) -> dict[str, Any]:
             raise ValueError(f"its result's ips address {str(ip['address'])[:50]!r} is not an address with its "
                              "prefix length (10.244.0.2/24)") from None
     return convert_result(result, version)
+
+
+def kept_devices(net: Conflist) -> list[str]:
+    """The node devices a chain's config names that its plugins keep between pods: each plugin's ``bridge`` (the
+    bridge plugin's, cni0 when it names none; a plugin of its own with the same key, as examples/cni/bash-bridge)."""
+    out = []
+    for plugin in net.plugins:
+        name = plugin.get("bridge", BRIDGE if plugin.get("type") == "bridge" else None)
+        if isinstance(name, str) and name:
+            out.append(name)
+    return out
 
 
 def host_interfaces(result: dict[str, Any]) -> list[str]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
 from netlab.cni.invoke import TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
-from netlab.realize.attachments import attachment_json, pod_records
+from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
 from netlab.cni.verify import verify
 from netlab.errors import ApplyFailed, UsageError
@@ -186,15 +186,20 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
                 records[pod.name] = _record(lab, pod, state, records.get(pod.name))
         except ConflistError as exc:
             raise ApplyFailed(f"network.cni.conflist: {exc}") from None
+        for pod in todo:  # the bridge an ADD makes stays the plugins' whatever the ADD does next (failed, DELed)
+            prec = records[pod.name]
+            note_devices(state, prec["node_netns"],
+                         [d for raw, _ in prec["networks"] for d in C.kept_devices(parse_conflist(_text(raw)))])
         state.save()  # write-ahead: every pod about to be ADDed has a record a rollback DELs
-        failures += _add_all(rt_, lab, todo, records, out)
+        failures += _add_all(rt_, lab, state, todo, records, out)
         state.save()
     if failures:
         raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
     return out
 
 
-def _add_all(rt_: Runtime, lab: Lab, todo: list[PodInfo], records: dict[str, Any], out: StartResult) -> list[str]:
+def _add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
+             out: StartResult) -> list[str]:
     """ADD the pods, as many at once as there are cores; what failed, one line each."""
     failures: list[str] = []
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(todo))) as pool:
@@ -210,6 +215,8 @@ def _add_all(rt_: Runtime, lab: Lab, todo: list[PodInfo], records: dict[str, Any
                 failures.append(f"pod {name}: the CNI result gives no IPv4 address on {C.POD_IF}")
                 continue
             records[name].update({"phase": "added", "attachment": attachment_json(att, C.host_interfaces(result))})
+            kept = [d for d in C.host_interfaces(result) if d != att.host_veth]  # a bridge (the veth goes with DEL)
+            note_devices(state, records[name]["node_netns"], kept)
             planned = lab.addressing.pod_ip[name]
             # Another address than the topology's (the conflist's own IPAM range): up makes the plan follow it.
             other = f"; the topology gives {planned}: what names the pod follows" if att.ip != planned else ""
@@ -297,9 +304,12 @@ def _safe_detach(rt_: Runtime, lab_name: str, prec: dict[str, Any], pod: str, ou
 def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) -> list[str]:
     """DEL every pod of these namespaces (all, with ``everything``), while their node is still there."""
     rec = state.extra.get("cni")
+    names = set(netns_names)
+    if isinstance(rec, dict) and isinstance(rec.get("devices"), dict) and not rec.get("pods"):
+        _forget_nodes(state, names, everything)
+        state.save(best_effort=True)
     if not isinstance(rec, dict) or not rec.get("pods"):
         return []
-    names = set(netns_names)
     records = pod_records(state)
     problems: list[str] = []
     deadline = cni_timeout(lenient=True)  # down and a rollback must finish: the default, and a word
@@ -328,8 +338,16 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
                 problems += said
     for pod, _ in detach:
         records.pop(pod, None)
+    _forget_nodes(state, names, everything)
     state.save(best_effort=True)
     return problems
+
+
+def _forget_nodes(state: LabState, names: set[str], everything: bool) -> None:
+    """The plugins' devices of nodes that go (or are gone): they go with the node."""
+    kept = node_devices(state)
+    for node_ns in [ns for ns in kept if everything or ns in names or not is_netns_mount(ns)]:
+        del kept[node_ns]
 
 
 def _bin_dirs_of(state: LabState) -> list[str]:

@@ -6,12 +6,13 @@
 still leaves the lab a record to DEL; "deleted": the ADD failed and the DEL
 that followed it ran (nothing to DEL). A pod ADDed again keeps the attachment
 it had until the new one is there (its node-side devices stay the plugins').
+``"devices": {NODE_NETNS: [bridge, ...]}``: what the plugins keep on a node, pods or not (node_devices).
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.errors import UsageError
 from netlab.model.lab import CniAttachment, Lab
@@ -29,6 +30,25 @@ def pod_records(state: "LabState") -> dict[str, dict[str, Any]]:
         state.extra[KEY] = rec
     pods: dict[str, dict[str, Any]] = rec["pods"]
     return pods
+
+
+def node_devices(state: "LabState") -> dict[str, list[str]]:
+    """Node namespace -> the devices the lab's CNI plugins keep there (a bridge), whatever became of the pods whose
+    ADD made them: a bridge plugin makes its bridge at the node's first ADD and never deletes it, also when a
+    later plugin of the chain fails or when the node's last pod goes (DEL takes the pod's veth, not the bridge)."""
+    pod_records(state)
+    rec = state.extra[KEY]
+    devs = rec.get("devices")
+    if not isinstance(devs, dict):
+        devs = rec["devices"] = {}
+    out: dict[str, list[str]] = devs
+    return out
+
+
+def note_devices(state: "LabState", node_netns: str, names: Iterable[str]) -> None:
+    """Record ``names`` as the plugins' devices on that node (see node_devices)."""
+    have = node_devices(state).setdefault(node_netns, [])
+    have += [n for n in dict.fromkeys(names) if isinstance(n, str) and n and n not in have]
 
 
 def attachments(state: "LabState") -> dict[str, CniAttachment]:
@@ -156,6 +176,10 @@ def plugin_made(lab: Lab, state: "LabState | None") -> dict[str, set[str] | None
     out: dict[str, set[str] | None] = {}
     rec = state.extra.get(KEY)
     pods = rec.get("pods") if isinstance(rec, dict) else None
+    kept = rec.get("devices") if isinstance(rec, dict) else None  # a node's bridge, with or without pods
+    for node_ns, names in (kept if isinstance(kept, dict) else {}).items():
+        if isinstance(node_ns, str) and isinstance(names, list):
+            out.setdefault(node_ns, set()).update(n for n in names if isinstance(n, str))
     for name, prec in (pods or {}).items():
         if not isinstance(prec, dict):
             continue

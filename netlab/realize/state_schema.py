@@ -219,9 +219,12 @@ class CniPodRecord(Strict):
 
 
 class CniRecord(Strict):
-    """netlab.cni.lifecycle: what a rollback or down DELs."""
+    """netlab.cni.lifecycle: what a rollback or down DELs; ``devices``: by node namespace, the devices the plugins
+    keep there (a bridge), from the chains' configs before each ADD and the results after: theirs while the node
+    lives, whether or not a pod is attached (an older netlab's record has none)."""
 
     pods: dict[Label, CniPodRecord]
+    devices: dict[NetnsName, list[IfName]] = {}
 
 
 Address = Annotated[StrictStr, AfterValidator(_address)]
