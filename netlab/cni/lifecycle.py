@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
 
 from netlab.cni import conf as C
+from netlab.cni.leftover import gone_words, kept_words
 from netlab.cni.invoke import TIMEOUT_VAR, CallLog, PluginFailed, cni_timeout, timeout_problem
 from netlab.realize.attachments import attachment_json, node_devices, note_devices, pod_records
 from netlab.cni.runtime import Runtime, RuntimeConf
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 WORKERS = max(1, os.cpu_count() or 1)
+# (lab, containerId) of the removed pods whose DEL failed in this process: up's start does not run it again in the
+# run whose stop just tried (the next run does).
+_failed_now: set[tuple[str, Any]] = set()
 DELETED = "deleted"  # a record's phase: its ADD failed and the DEL that followed ran; nothing left to DEL
 NO_CHECK = "it differs from its chain's cached ADD result"  # what netlab says when a chain without CHECK would not
 
@@ -158,6 +162,8 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
     rt_ = runtime(lab.name, C.bin_dirs(lab), cni_timeout())
     todo: list[PodInfo] = []
     failures: list[str] = []
+    if only is None:
+        _delete_removed(rt_, lab, state, records, out)
     for pod in [p for p in lab.pods if only is None or p.netns in only]:
         prec = records.get(pod.name)
         if prec is None or prec.get("phase") == DELETED:
@@ -196,6 +202,29 @@ def start(lab: Lab, state: LabState, only: set[str] | None = None) -> StartResul
     if failures:
         raise ApplyFailed(failures[0] + (f" (and {len(failures) - 1} more pods failed)" if len(failures) > 1 else ""))
     return out
+
+
+def _delete_removed(rt_: Runtime, lab: Lab, state: LabState, records: dict[str, Any], out: StartResult) -> None:
+    """Pods taken out of the topology whose DEL failed when they went: DEL again (a warning while it fails)."""
+    known = {p.name for p in lab.pods}
+    now = {cid for name, cid in _failed_now if name == lab.name}
+    _failed_now.difference_update({(lab.name, cid) for cid in now})  # the next run (of up --watch too) tries again
+    changed = False
+    for pod, prec in list(records.items()):
+        if pod in known or not isinstance(prec, dict) or prec.get("containerId") in now:
+            continue
+        changed = True
+        if prec.get("phase") == DELETED or (prec.get("node_netns") and not is_netns_mount(prec["node_netns"])):
+            records.pop(pod, None)  # nothing to DEL, or its node took what the plugins made
+            continue
+        said = _safe_detach(rt_, lab.name, prec, pod, None)
+        if said:
+            out.problems.append(said[0] + kept_words(pod, prec))
+            continue
+        records.pop(pod, None)
+        out.actions.append(f"ran the CNI DEL of removed pod {pod} again: it succeeded")
+    if changed:
+        state.save()
 
 
 def _add_all(rt_: Runtime, lab: Lab, state: LabState, todo: list[PodInfo], records: dict[str, Any],
@@ -334,10 +363,18 @@ def stop(state: LabState, netns_names: Iterable[str], everything: bool = False) 
     # once per pod.
     if detach:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(detach))) as pool:
-            for said in pool.map(lambda item: _safe_detach(rt_, state.lab, item[1], item[0], None), detach):
-                problems += said
-    for pod, _ in detach:
-        records.pop(pod, None)
+            said = list(pool.map(lambda item: _safe_detach(rt_, state.lab, item[1], item[0], None), detach))
+        for (pod, prec), failed in zip(detach, said):
+            if not failed:
+                records.pop(pod, None)
+            elif everything:  # the lab goes: the record with it, and the node takes the plugins' rules
+                problems.append(failed[0] + gone_words(prec, lab_dir(state.lab, create=False)))
+                records.pop(pod, None)
+            else:
+                # As containerd keeps a sandbox whose network teardown failed (StopPodSandbox fails, the kubelet
+                # tries again): the record stays, and the next up or down runs DEL again.
+                problems.append(failed[0] + kept_words(pod, prec))
+                _failed_now.add((state.lab, prec.get("containerId")))
     _forget_nodes(state, names, everything)
     state.save(best_effort=True)
     return problems
@@ -365,6 +402,10 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     out: list[str] = [f"cni: pod {pod} has {was} from its CNI plugins, but the topology gives it ip {now}: up does "
                       f"not re-address an attached pod (take it out of the file and up, then put it back and up)"
                       for pod, was, now in readdressed(lab, state)]
+    known = {p.name for p in lab.pods}
+    out += [f"cni: pod {pod} was taken out of the topology, but its CNI DEL failed: up runs DEL again"
+            for pod, prec in records.items() if pod not in known and isinstance(prec, dict)
+            and prec.get("phase") != DELETED]
     checks: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         for pod in lab.pods:

@@ -122,3 +122,31 @@ def test_a_failed_add_of_a_nodes_first_pod_leaves_the_plugins_bridge_theirs(labs
     netlab("status", "--lab", lab)
     netlab("down", "--lab", lab)
     assert not lab_namespaces(lab)
+
+
+def test_a_removed_pod_whose_del_fails_is_said_kept_and_deleted_again(labs, tmp_path):
+    lab, path = _lab(labs, tmp_path, {"a": "n1", "b": "n1"})
+    assert _leases(lab, "n1") == ["10.244.0.2", "10.244.0.3"]
+    (tmp_path / "mode").write_text("qcw:DEL:b")  # bridge (and host-local) never run: b's lease stays
+    removed = _up(path, lab, {"a": "n1"})
+    warned = [ln for ln in removed.stderr.splitlines() if "pod b" in ln]
+    state = Path(STATE, lab, "cni", "networks", "n1")
+    assert warned == [f"netlab: warning: CNI DEL of pod b: CNI plugin qcw DEL: failed (exit 1): qcw said no [code 11]; on "
+                      f"node n1 may be left host-local's lease of 10.244.0.3 in {state}/cnkd: the lab keeps pod b's "
+                      "CNI record, and the next up or down runs DEL again"], removed.stderr
+    assert not any(ln["name"] == f"{lab}-b" for ln in ip_json("netns", "list"))  # its namespace went anyway
+    assert _leases(lab, "n1") == ["10.244.0.2", "10.244.0.3"]
+    status = netlab("status", "--lab", lab, check=False)
+    assert status.returncode == 1 and "cni: pod b was taken out of the topology, but its CNI DEL failed" \
+        in status.stdout, status.stdout
+    (tmp_path / "mode").write_text("")
+    again = _up(path, lab, {"a": "n1"})
+    assert "ran the CNI DEL of removed pod b again: it succeeded" in again.stdout, again.stdout
+    assert _leases(lab, "n1") == ["10.244.0.2"]  # host-local's DEL released it
+    netlab("status", "--lab", lab)
+    # The address is free again: a new pod c gets it, and traffic flows.
+    _up(path, lab, {"a": "n1", "c": "n1"})
+    assert _leases(lab, "n1") == ["10.244.0.2", "10.244.0.3"]
+    _probed(lab, ("a", "c"))
+    netlab("down", "--lab", lab)
+    assert not lab_namespaces(lab)

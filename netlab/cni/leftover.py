@@ -1,0 +1,64 @@
+"""What a pod's plugins may leave behind when its DEL fails, in words, for the warning that says so.
+
+A DEL undoes what the pod's ADD made outside the pod's namespace: an IPAM's lease (host-local's file per address in
+its ``dataDir``), portmap's and ipMasq's iptables rules, firewall's chain entries. The pod's namespace goes anyway
+(and its veth pair with it, so the bridge port too); what a failed DEL leaves is on the node, or in a directory.
+Read from the pod's record (the chains as its ADD got them), nothing run.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+HOST_LOCAL_DIR = "/var/lib/cni/networks"  # host-local's default dataDir
+
+
+def _ip(prec: dict[str, Any]) -> str | None:
+    att = prec.get("attachment")
+    if isinstance(att, dict) and isinstance(att.get("ip"), str):
+        return str(att["ip"])
+    return next((str(a[1]) for a in prec.get("args") or [] if isinstance(a, list) and len(a) == 2 and a[0] == "IP"),
+                None)
+
+
+def left_behind(prec: dict[str, Any], outside: str | None = None) -> list[str]:
+    """What the pod's plugins may keep after a failed DEL, one phrase each; ``outside``: only what lies outside this
+    directory and the node (the lab's state directory, when the whole lab goes with its nodes)."""
+    out: list[str] = []
+    for raw, _ in prec.get("networks") or []:
+        if not isinstance(raw, dict):
+            continue
+        for plugin in raw.get("plugins") or []:
+            if not isinstance(plugin, dict):
+                continue
+            kind, ipam = plugin.get("type"), plugin.get("ipam")
+            if isinstance(ipam, dict) and ipam.get("type") == "host-local":
+                folder = os.path.join(str(ipam.get("dataDir") or HOST_LOCAL_DIR), str(raw.get("name", "")))
+                if outside is None or not os.path.abspath(folder).startswith(os.path.abspath(outside) + os.sep):
+                    ip = _ip(prec)
+                    out.append(f"host-local's lease{f' of {ip}' if ip else ''} in {folder}")
+            if outside is not None:
+                continue  # the rules are the node's, and go with it
+            if kind == "portmap":
+                out.append("portmap's iptables rules (CNI-HOSTPORT-*, CNI-DN-*)")
+            elif kind == "firewall":
+                out.append("firewall's iptables rules (CNI-FORWARD)")
+            if plugin.get("ipMasq") is True:
+                out.append(f"{kind}'s ipMasq rules (CNI-* in nat POSTROUTING)")
+    return list(dict.fromkeys(out))
+
+
+def kept_words(pod: str, prec: dict[str, Any]) -> str:
+    """Said after a removed pod's failed DEL, its node still there: what may be left, and that DEL runs again."""
+    what = ", ".join(left_behind(prec)) or "what its plugins keep there"
+    return (f"; on node {prec.get('node', '?')} may be left {what}: the lab keeps pod {pod}'s CNI record, and the "
+            f"next up or down runs DEL again")
+
+
+def gone_words(prec: dict[str, Any], lab_dir: str) -> str:
+    """Said after a failed DEL when the whole lab goes: its nodes take the rules; what lies outside stays."""
+    outside = left_behind(prec, outside=lab_dir)
+    if outside:
+        return f"; the lab goes with its nodes, but {', '.join(outside)} stays (remove it by hand)"
+    return "; the lab goes with its nodes and state directory, and what its plugins kept goes with them"
