@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 from netlab.errors import NetlabError
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
-from netlab.realize.lab_lock import lab_lock_holder
+from netlab.realize.lab_lock import lab_lock_holder, unheld
 
 if TYPE_CHECKING:
     from netlab.realize.state import LabState
 
 
 UP = "netlab up"  # the command an up's lock names (lab/up.py)
+STALLED = ("creating", "deleting")  # the phases of a lab an up or down is at work on
 DOWN_FAILED = "down_failed"  # state.extra: the down that set phase deleting and ended with an error (lab/teardown.py)
 
 
@@ -54,17 +55,29 @@ def interrupted_up(lab: str) -> str | None:
 def stalled(state: LabState) -> str | None:
     """What to do with a lab whose ``up`` (phase creating) or ``down`` (deleting) ended before it finished
     (killed: nobody holds the lab's lock; for a ``down``, or failed: its state names the error it ended with);
-    None when it is not so."""
-    if state.phase not in ("creating", "deleting") or lab_lock_holder(state.lab) is not None:
+    None when it is not so. ``state`` was read earlier: an ``up`` or ``down`` at work then may have finished since
+    and let the lock go, so the phase judged is the one read again with the lock taken shared (nobody at work)."""
+    if state.phase not in STALLED:
         return None
-    last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
+    from netlab.realize.state import load_state
+
+    with unheld(state.lab) as free:
+        if not free:
+            return None  # at work now (or the lab's folder went meanwhile: a down finished)
+        try:
+            now = load_state(state.lab)
+        except NetlabError:
+            return None
+        if now is None or now.phase not in STALLED:
+            return None  # finished meanwhile
+        last = lab_lock_holder(state.lab, now=False)  # "pid N (netlab up)"
     who = f" ({last.partition(' (')[0]})" if last else ""
-    if state.phase == "creating":
-        return (f"lab {state.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
-                f"`sudo netlab down --lab {state.lab}` takes away what it made")
-    failed = state.extra.get(DOWN_FAILED)
+    if now.phase == "creating":
+        return (f"lab {now.lab}: the `{UP}` that was making it{who} ended before it finished (killed); "
+                f"`sudo netlab down --lab {now.lab}` takes away what it made")
+    failed = now.extra.get(DOWN_FAILED)
     if isinstance(failed, dict) and last is not None and last.partition(" (")[0] == f"pid {failed.get('pid')}":
-        return (f"lab {state.lab}: the `netlab down` that was taking it down{who} failed before it finished: "
-                f"{failed.get('error')}; `sudo netlab down --lab {state.lab}` finishes it once that is put right")
-    return (f"lab {state.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
-            f"`sudo netlab down --lab {state.lab}` finishes it")
+        return (f"lab {now.lab}: the `netlab down` that was taking it down{who} failed before it finished: "
+                f"{failed.get('error')}; `sudo netlab down --lab {now.lab}` finishes it once that is put right")
+    return (f"lab {now.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
+            f"`sudo netlab down --lab {now.lab}` finishes it")

@@ -13,7 +13,7 @@ import fcntl
 import os
 import signal
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from netlab import lockfile, signals
 from netlab.errors import EnvironmentNotReady, LabBusy, NetlabError
@@ -109,6 +109,30 @@ def lab_lock_holder(lab: str, now: bool = True) -> str | None:
         return os.pread(fd, 200, 0).decode(errors="replace").strip() or None
     except OSError:
         return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def unheld(lab: str) -> Iterator[bool | None]:
+    """Whether nobody is at work on the lab, kept true for the body: True with the lab's lock taken shared (no
+    ``up`` or ``down`` changes the lab, nor its state, until the body ends: one that tries the lock waits that
+    moment out without a word, QUIET_FOR), False when someone holds it (or the file at the path changed: a
+    ``down`` removed the folder meanwhile), None when the lab has no lock file (no folder). Never waits, never
+    makes the folder or the file: ``list`` reads a lab's state and judges it so, as one consistent read."""
+    try:
+        path = os.path.join(lab_dir(lab, create=False), LOCK_FILE)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (OSError, NetlabError):
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            free = _same_file(fd, path)
+        except OSError:  # BlockingIOError: held
+            free = False
+        yield free
     finally:
         os.close(fd)
 

@@ -73,8 +73,12 @@ def test_a_lab_whose_up_or_down_ended_halfway_says_so_while_nobody_holds_it():
     with lab_lock.LabLock(LAB, "netlab up"):  # at work: no line
         assert stalled(state) is None
     state.phase = "deleting"
+    state.save()
     assert "the `netlab down` that was taking it down" in str(stalled(state)) and \
         str(stalled(state)).endswith("finishes it")
     state.phase = "up"
+    assert stalled(state) is None
+    state.save()
+    state.phase = "creating"  # read while an up was at work, which has finished since: the state says so now
     assert stalled(state) is None
     assert down(LAB, FakeKernel()).was_up
