@@ -7,14 +7,15 @@ dict, for a lab whose state names no file (both are saved without one).
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
-from netlab.realize import owner, state_dir
+from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
-from netlab.realize.state import LabState, StateCorrupt, iter_states, lost_state
+from netlab.realize.state import LabState, StateCorrupt, iter_states, load_state, lost_state
 from netlab.realize.state_dir import stateless_labs
 from netlab.realize.tags import StateElsewhere
 
@@ -30,21 +31,13 @@ def labs() -> tuple[LabInfo, ...]:
     rows: list[LabInfo] = []
     pods: set[str] = set()  # the namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
-        if isinstance(st, StateCorrupt):  # listed, so the user can take it down with --force
-            rows.append(LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
-                                error=str(st)))
-            continue
-        topo = st.topology
-        pods.update(st.netns)
-        record = owner.of(st.extra)
-        rows.append(LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
-                            pods=len(topo.get("pods", [])), source=source_label(st), error=stalled(st),
-                            owner=owner.describe(record) if record else None,
-                            owner_gone=owner.gone(record) if record else None))
+        if not isinstance(st, StateCorrupt):
+            pods.update(st.netns)
+        rows.append(_state_row(st))
     for name in stateless_labs():
-        lost = lost_state(name)
-        if lost is not None:
-            rows.append(_lost_row(name, lost))
+        row = _unlisted(name)
+        if row is not None:
+            rows.append(row)
             continue
         cut = interrupted_up(name)  # an up killed before its first state write: only its folder is left
         if cut is not None:
@@ -56,9 +49,9 @@ def labs() -> tuple[LabInfo, ...]:
     # tagged with this folder: lost too, not "no lab is up".
     listed = {row.lab for row in rows} | set(stateless_labs())
     for name in tagged_labs(skip=pods):
-        lost = lost_state(name) if name not in listed else None
-        if lost is not None:
-            rows.append(_lost_row(name, lost))
+        row = _unlisted(name) if name not in listed else None
+        if row is not None:
+            rows.append(row)
     if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:
         # The pods' files of the labs up with the default state directory are theirs, not lost labs'.
         return tuple(sorted(rows, key=lambda row: row.lab))
@@ -66,10 +59,53 @@ def labs() -> tuple[LabInfo, ...]:
     # A lab whose state folder went with its namespaces leaves its pods' files under /etc/netns, named by their
     # first line; the folders of the labs with a state are not read.
     for name in pod_file_labs(skip=pods):
-        lost = lost_state(name, pod_files=True) if name not in listed else None
-        if lost is not None:
-            rows.append(_lost_row(name, lost))
+        row = _unlisted(name, pod_files=True) if name not in listed else None
+        if row is not None:
+            rows.append(row)
     return tuple(sorted(rows, key=lambda row: row.lab))
+
+
+def _state_row(st: LabState | StateCorrupt) -> LabInfo:
+    """The row of a lab with a state here (a corrupt one listed so, for the user to take it down with --force)."""
+    if isinstance(st, StateCorrupt):
+        return LabInfo(lab=st.lab, phase="corrupt", namespaces=None, nodes=None, pods=None, source=None,
+                       error=str(st))
+    topo = st.topology
+    record = owner.of(st.extra)
+    return LabInfo(lab=st.lab, phase=st.phase, namespaces=len(st.netns), nodes=len(topo.get("nodes", [])),
+                   pods=len(topo.get("pods", [])), source=source_label(st), error=stalled(st),
+                   owner=owner.describe(record) if record else None,
+                   owner_gone=owner.gone(record) if record else None)
+
+
+def _unlisted(name: str, pod_files: bool = False) -> LabInfo | None:
+    """The row of a lab that had no state file as ``list`` read the folder, whose namespaces (or folder's files,
+    or ``pod_files``: pods' files) it found since: lost (or elsewhere), or on its way in, which ``list`` must not
+    call lost. An ``up`` writes the state before it makes a namespace, and a ``down`` deletes it after the last:
+    the lost judgement is made with the lab's lock taken shared (nobody at work), and the state file read after
+    the namespaces. A lab whose lock someone holds is at work: its row is its state's now (an ``up`` making it:
+    ``creating``), none when it has none yet. None too when nothing remains (simply not up)."""
+    with lab_lock.unheld(name) as free:
+        if free is False:
+            return _state_now(name)
+        lost = lost_state(name, pod_files=pod_files)
+        if lost is None:
+            return None
+        row = _state_now(name)  # made by an up since the folder was read: its state was written first
+        if row is not None:
+            return row
+        if free is None and os.path.lexists(os.path.join(state_dir.STATE_ROOT, name, state_dir.LOCK_FILE)):
+            return None  # no lock as the namespaces were read, one now: an up is at work on the lab
+        return _lost_row(name, lost)
+
+
+def _state_now(name: str) -> LabInfo | None:
+    """The row of lab ``name``'s state as it is now; None when it has none."""
+    try:
+        st = load_state(name)
+    except StateCorrupt as exc:
+        return _state_row(exc)
+    return None if st is None else _state_row(st)
 
 
 def _lost_row(name: str, lost: Exception) -> LabInfo:
