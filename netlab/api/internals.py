@@ -16,7 +16,8 @@ from netlab.api import lifecycle, results as R
 from netlab.api.args import (PROBE_TIMEOUT, PROTOS, check_bool, check_choice, check_seconds, check_topology, items,
                              method)
 from netlab.api.frozen import freeze
-from netlab.errors import UsageError
+from netlab.errors import LabBusy, UsageError
+from netlab.realize.interrupted import Seen, seen
 from netlab.realize.state import repair_up, replaces
 
 if TYPE_CHECKING:
@@ -25,11 +26,18 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab as ModelLab
 
 
-def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False) -> R.Status:
+def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None, api: bool = False,
+                    before: Seen | None = None) -> R.Status:
     """:meth:`Lab.status` on a kernel door the caller opened (the CLI's, reading ahead; closed here); its repair
-    is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it)."""
+    is the CLI's command (``api``: the Python call, as :meth:`Lab.status` gives it). ``before``: the lab as seen
+    when the caller began to read it (:func:`seen`; None: now). Differences found while another command held the
+    lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3)."""
+    before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against = lab._against(topology)
     done = lifecycle.status(state, kernel)
+    meanwhile = None if done.ok else before.meanwhile()
+    if meanwhile is not None:
+        raise meanwhile
     repair = None
     if not done.ok and topology is None:
         repair = f"Lab({lab.name!r}).repair()" if api else repair_up(state)
@@ -50,7 +58,10 @@ def faults_before(lab: Lab) -> int:
     """How many differences from its plan the running ``lab`` has that `up` repairs: a fault there already
     (netlab break's, or one made by hand), which a break warns of (netlab.breaks.run.broken_already). A Never
     pod's container that failed is not one: no `up` puts it back."""
-    result = internal_status(lab)
+    try:
+        result = internal_status(lab)
+    except LabBusy:  # another command's work half done, no fault: the break waits for the lab's lock
+        return 0
     return len(result.drift) - len(result.kept)
 
 

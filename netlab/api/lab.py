@@ -277,7 +277,9 @@ class Lab(PodActions):
     def status(self, topology: TopologyInput = None) -> R.Status:
         """The live kernel against the plan: every missing, extra or different object, and containers
         that do not run. ``topology``: compare with this file or dict instead of the lab's own. ``repair``:
-        the call that makes the kernel as planned (``Lab('NAME').repair()``), in Python as the CLI's in its words."""
+        the call that makes the kernel as planned (``Lab('NAME').repair()``), in Python as the CLI's in its words.
+        Differences read while another command held or changed the lab (an ``up`` making it) are not drift:
+        LabBusy names that command (a ``down`` that took it away: UsageError)."""
         with method("lab.status"):
             check_topology(topology)
         return internal_status(self, topology, api=True)

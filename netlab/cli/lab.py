@@ -354,13 +354,15 @@ def status(lab_name: str | None, topology: str | None, output: str) -> None:
     require_root()
     from netlab.lab import readahead
 
-    # A big lab's namespaces are read from here on, while the rest of netlab loads (lab/readahead.py).
+    # A big lab's namespaces are read from here on, while the rest of netlab loads (lab/readahead.py): who holds
+    # the lab and its state's version are taken first, so that another command's work meanwhile is not drift.
+    before = readahead.seen_first(lab_name, topology)
     kernel = readahead.start(lab_name, topology)
     try:
         from netlab.api.lab import internal_status
 
         lab = attached(lab_name, topology)
-        result = internal_status(lab, topology, kernel)
+        result = internal_status(lab, topology, kernel, before=before)
     finally:
         kernel.close()
     warn(result.warnings)

@@ -29,6 +29,7 @@ from netlab.kernel.netns import TAG_SYSCTLS
 from netlab.model.naming import is_netns
 from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
                                  ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
+from netlab.realize.interrupted import Seen, seen
 from netlab.realize.state import selected_name
 from netlab.realize.state_dir import read_state_file
 
@@ -51,6 +52,20 @@ def start(lab_name: str | None, topology: str | None) -> LiveKernel:
         if asks:
             kernel.read_ahead(asks)
     return kernel
+
+
+def seen_first(lab_name: str | None, topology: str | None) -> Seen | None:
+    """The lab ``status`` reads ahead as seen before it reads (realize.interrupted.seen: who holds it, its state's
+    version); None when it cannot be known yet (``-t FILE``, several labs up: taken once the lab is chosen)."""
+    if topology is not None:
+        return None
+    try:
+        lab_name = selected_name(lab_name, None, required=False)
+    except NetlabError:
+        return None
+    if lab_name is None:
+        return None
+    return seen(lab_name)
 
 
 def saved_netns(lab_name: str | None) -> dict[str, tuple[str, ...]]:

@@ -11,9 +11,10 @@ takes it away.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netlab.errors import NetlabError
+from netlab.errors import LabBusy, NetlabError, UsageError
 from netlab.realize.state_dir import STATE_FILE, lab_dir, state_temps
 from netlab.realize.lab_lock import lab_lock_holder, unheld
 
@@ -81,3 +82,35 @@ def stalled(state: LabState) -> str | None:
                 f"{failed.get('error')}; `sudo netlab down --lab {now.lab}` finishes it once that is put right")
     return (f"lab {now.lab}: the `netlab down` that was taking it down{who} ended before it finished (killed); "
             f"`sudo netlab down --lab {now.lab}` finishes it")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Lab ``lab`` as a reader found it as its read began: who held its lock, and its state file's version."""
+
+    lab: str
+    holder: str | None
+    version: object
+
+    def meanwhile(self) -> NetlabError | None:
+        """What another command did to the lab while it was read (an ``up`` making it, a ``down`` taking it away):
+        what the kernel showed then is that command's work half done; None when nobody held or changed it."""
+        from netlab.realize.state import state_version
+
+        holder, version = self.holder or lab_lock_holder(self.lab), state_version(self.lab)
+        if holder is None and version == self.version:
+            return None
+        if version is None:  # a down took it away meanwhile
+            return UsageError(f"lab {self.lab} was taken down while status read it"
+                              + (f" (by {holder})" if holder else "") + "; it is not up")
+        who = holder or lab_lock_holder(self.lab, now=False) or "another netlab command"
+        now = "is" if lab_lock_holder(self.lab) else "was"
+        return LabBusy(f"lab {self.lab} {now} being changed by {who} while status read it: what the kernel showed "
+                       "then is its work half done, not drift; run status again once it has finished")
+
+
+def seen(lab: str) -> Seen:
+    """The lab's lock holder and state version now: taken before a read of the lab begins (:class:`Seen`)."""
+    from netlab.realize.state import state_version
+
+    return Seen(lab, lab_lock_holder(lab), state_version(lab))

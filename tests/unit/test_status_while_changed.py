@@ -1,0 +1,86 @@
+"""`netlab status` of a lab another command changes while status reads it (api/internals.internal_status,
+realize/interrupted.Seen), on the fake kernel's lab, its state in a private folder: the other command's work is
+injected while status reads the kernel.
+
+A status run while another job's `up` of the lab was making it reported that up's work half done as drift (exit 1:
+"pod client has no containers started"), without naming the up; reliability.md: "One lab, two commands: one
+proceeds, the other waits or names the holder".
+"""
+
+from __future__ import annotations
+
+import os
+import types
+
+import pytest
+from cli_inprocess import run_cli
+from fake_lab import make_lab, up
+
+from netlab.api import lifecycle
+from netlab.cli import lab as cli_lab
+from netlab.kernel.fake import FakeKernel
+from netlab.lab import readahead
+from netlab.lab.status import StatusResult
+from netlab.lab.teardown import down
+from netlab.realize import lab_lock, state as state_mod
+
+lab = pytest.fixture(make_lab, name="lab")
+HALF_DONE = "missing netns fk-b"  # what the kernel shows of an up at work: a pod not made yet
+ME = f"pid {os.getpid()} (netlab up)"  # the test holds the lab as `up` holds it
+
+
+@pytest.fixture
+def status_reading(lab, monkeypatch):
+    """`netlab status --lab fk` of the lab up on the fake kernel, whose read of the kernel runs ``during`` first
+    and finds HALF_DONE."""
+    kernel = FakeKernel()
+    up(lab, kernel)
+    monkeypatch.setattr(cli_lab, "require_root", lambda: None)
+    monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
+
+    def run(during=lambda: None):
+        def read(state, _):
+            during()
+            return StatusResult(lab=state.lab, drift=[HALF_DONE])
+
+        monkeypatch.setattr(lifecycle, "status", read)
+        return run_cli("status", "--lab", lab.name)
+    return types.SimpleNamespace(run=run, kernel=kernel, name=lab.name)
+
+
+def test_an_up_holding_the_lab_is_named_not_its_work_said_drift(status_reading):
+    with lab_lock.LabLock(status_reading.name, "netlab up"):
+        got = status_reading.run()
+    assert (got.returncode, got.stdout) == (3, ""), got
+    assert got.stderr == (f"netlab: lab fk is being changed by {ME} while status read it: what the kernel showed "
+                          "then is its work half done, not drift; run status again once it has finished\n")
+
+
+def test_an_up_that_finished_while_status_read_is_named(status_reading):
+    lock = lab_lock.LabLock(status_reading.name, "netlab up").__enter__()
+
+    def up_ends():
+        state_mod.load_state(status_reading.name).save()  # its last write, then it lets the lab go
+        lock.__exit__()
+
+    got = status_reading.run(up_ends)
+    assert got.returncode == 3 and f"lab fk was being changed by {ME} while status read it" in got.stderr, got
+
+
+def test_an_up_that_began_and_ended_while_status_read_is_named(status_reading):
+    def up_runs():
+        with lab_lock.LabLock(status_reading.name, "netlab up"):
+            state_mod.load_state(status_reading.name).save()
+
+    got = status_reading.run(up_runs)
+    assert got.returncode == 3 and f"lab fk was being changed by {ME} while status read it" in got.stderr, got
+
+
+def test_a_lab_taken_down_while_status_read_is_said_so(status_reading):
+    got = status_reading.run(lambda: down(status_reading.name, status_reading.kernel))
+    assert (got.returncode, got.stderr) == (2, "netlab: lab fk was taken down while status read it; it is not up\n")
+
+
+def test_drift_with_nobody_at_work_is_drift(status_reading):
+    got = status_reading.run()
+    assert got.returncode == 1 and HALF_DONE in got.stdout and got.stderr == "", got
