@@ -157,6 +157,8 @@ def start_child(fn: Callable[..., Any], args: tuple = (), netns: str | None = No
             os.close(r)
             if not die_with_parent(parent):
                 os._exit(1)  # the parent is gone already
+            if nsmod.thread_name() == nsmod.VISITOR:  # forked inside netns.entered(): this child is no visitor
+                nsmod.name_thread(b"netlab-child")
             try:
                 if netns is not None:
                     nsmod.join(netns)

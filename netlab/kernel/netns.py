@@ -122,7 +122,8 @@ def list_netns() -> list[str]:
 @contextmanager
 def entered(name: str) -> Iterator[None]:
     """Run the body with this thread in namespace ``name``, then come back (netlab.errors.NetnsGone when it was
-    deleted since the caller looked). Once entered, the namespace lives on until the thread leaves it."""
+    deleted since the caller looked). Once entered, the namespace lives on until the thread leaves it. The thread is
+    named VISITOR while in it: ``down`` leaves a netlab command passing through (kernel/processes.namespace_of)."""
     path = netns_path(name)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -133,7 +134,9 @@ def entered(name: str) -> Iterator[None]:
     except BaseException:
         os.close(fd)
         raise
+    was = thread_name()
     try:
+        name_thread(was if _joined else VISITOR)  # a process that lives in a lab's namespace is the lab's
         try:
             setns(fd)
         except OSError as exc:
@@ -146,8 +149,22 @@ def entered(name: str) -> Iterator[None]:
         finally:
             setns(home)
     finally:
+        name_thread(was)
         os.close(fd)
         os.close(home)
+
+
+VISITOR = b"netlab-visitor"  # a thread's name while it is in a namespace through entered() (kernel/processes.py)
+_joined = False  # this process joined a namespace for good (join)
+
+
+def thread_name() -> bytes:
+    _libc.prctl(16, buf := ctypes.create_string_buffer(16), 0, 0, 0)  # PR_GET_NAME
+    return buf.value
+
+
+def name_thread(name: bytes) -> None:
+    _libc.prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
 
 
 def is_nsfs(path: str) -> bool:
@@ -178,7 +195,9 @@ def open_fd(name: str) -> int:
 
 
 def join(name: str) -> None:
-    """Move the calling thread into namespace ``name`` for good (a forked child that lives there)."""
+    """Move the calling thread into namespace ``name`` for good (a forked child that lives there: no VISITOR)."""
+    global _joined
+    _joined = True
     fd = open_fd(name)
     try:
         setns(fd)

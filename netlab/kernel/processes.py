@@ -207,11 +207,21 @@ def find_in_namespaces(netns_names: Iterable[str], extra_ns_files: Iterable[str]
 
 
 def namespace_of(pid: int, wanted: dict[tuple[int, int], str]) -> str | None:
-    """Which of the ``wanted`` namespaces (net or UTS) a thread of process ``pid`` is in, if any."""
+    """Which of the ``wanted`` namespaces (net or UTS) a thread of process ``pid`` is in, if any. A thread of
+    another netlab command passing through one (netns.entered: a ``status`` reader, named so) is not the lab's:
+    it leaves on its own, and its command says what it found."""
     for tid in _tasks(pid):
         for kind in ("net", "uts"):
             ident = ns_identity(f"/proc/{pid}/task/{tid}/ns/{kind}")
-            if ident in wanted:
+            if ident in wanted and not _visiting(pid, tid):
                 return wanted[ident]
     return None
 
+
+def _visiting(pid: int, tid: str) -> bool:
+    """Thread ``tid`` of process ``pid`` is in a namespace through netns.entered() now (named VISITOR)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm", "rb") as fh:
+            return fh.read().rstrip(b"\n") == nsmod.VISITOR
+    except OSError:
+        return False
