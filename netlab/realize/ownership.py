@@ -22,6 +22,7 @@ import shlex
 from typing import Any
 
 from netlab.kernel import netns as nsmod
+from netlab.model.naming import lab_name_problem
 from netlab.realize import state as statemod, state_dir, tags
 from netlab.realize.tags import POD_FILES, pod_files, remnants, tag_owner, tagged_namespaces
 
@@ -177,9 +178,14 @@ def collision_message(name: str, lab: str) -> str:
     if tag is not None and tags.elsewhere(tag):  # a lab up with another state folder: never stale from here
         folder = tags.folder_named(tags.tag_folder(tag) or "")
         where = f"state folder {folder}" if folder else "another state folder (NETLAB_STATE_DIR)"
-        return (f"namespace {name} already exists and belongs to a lab up under {where}, not "
+        # The lab is the prefix of the namespace's name whose hash the tag names (tags.tagged_labs)
+        that = next((name[:i] for i, c in enumerate(name) if c == "-" and lab_name_problem(name[:i]) is None
+                     and nsmod.lab_hash(name[:i]) == owner[0]), None)
+        return (f"namespace {name} already exists and belongs to "
+                f"{f'lab {that}, up' if that else 'a lab up'} under {where}, not "
                 f"{state_dir.STATE_ROOT} (its tag names that folder); rename lab {lab}, or take that lab down with "
-                f"that folder first (`sudo NETLAB_STATE_DIR={shlex.quote(folder or 'FOLDER')} netlab down --lab ...`)")
+                f"that folder first (`sudo NETLAB_STATE_DIR={shlex.quote(folder or 'FOLDER')} netlab down --lab "
+                f"{that or 'LAB'}`)")
     other = lab_of(owner[0])
     if other is not None and other != lab:
         return (f"namespace {name} already exists and belongs to lab {other}, which is up "

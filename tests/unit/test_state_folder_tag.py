@@ -10,6 +10,7 @@ stand-ins (the real thing: tests/integration/test_state_folder_elsewhere.py).
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -184,7 +185,9 @@ def test_up_names_the_folder_of_the_lab_whose_namespace_it_meets(machine, monkey
     monkeypatch.setattr(nsmod, "exists", lambda name: True)
     monkeypatch.setattr(nsmod, "is_netns_mount", lambda name: True)
     said = ownership.collision_message(f"{LAB}-a", LAB)
-    assert said.startswith(f"namespace sx-a already exists and belongs to a lab up under state folder {OTHER}")
+    assert said.startswith(f"namespace sx-a already exists and belongs to lab sx, up under state folder {OTHER}")
+    # the command as it is pasted: that folder's down of that lab (it ended in a literal `--lab ...`)
+    assert said.endswith(f"(`sudo NETLAB_STATE_DIR={shlex.quote(OTHER)} netlab down --lab sx`)"), said
     assert "stale" not in said and "ip netns del" not in said and "--force" not in said
 
 
