@@ -27,7 +27,7 @@ def labs() -> tuple[LabInfo, ...]:
     each is taken down with ``--force``. An ``up`` killed before its first state write left only the lab's folder
     (phase ``interrupted``), and one killed later a lab in phase ``creating`` that nobody holds: each row says so,
     and plain ``down`` takes it away. A lab up with another state folder (its namespaces' tag names it) is no lost
-    one: phase ``elsewhere``, its line names the folder."""
+    one: phase ``elsewhere``, its line names the folder, whichever folder lists (the default one or another)."""
     rows: list[LabInfo] = []
     pods: set[str] = set()  # the namespaces of the labs with a state: their /etc/netns folders are theirs
     for st in iter_states():
@@ -46,9 +46,9 @@ def labs() -> tuple[LabInfo, ...]:
     from netlab.realize.tags import pod_file_labs, tagged_labs  # with the kernel's namespaces (state.lost_state)
 
     # A lab whose whole folder went (deleted by a `down` that could not read its tags) while its namespaces stayed,
-    # tagged with this folder: lost too, not "no lab is up".
+    # tagged with this folder: lost too, not "no lab is up"; one tagged with another folder is up with that one.
     listed = {row.lab for row in rows} | set(stateless_labs())
-    for name in tagged_labs(skip=pods):
+    for name in tagged_labs(skip=pods, elsewhere=True):
         row = _unlisted(name) if name not in listed else None
         if row is not None:
             rows.append(row)

@@ -104,12 +104,13 @@ def tagged_namespaces(lab: str) -> dict[str, list[str]]:
     return out
 
 
-def tagged_labs(skip: Iterable[str] = ()) -> list[str]:
+def tagged_labs(skip: Iterable[str] = (), elsewhere: bool = False) -> list[str]:
     """The labs whose namespaces on this machine are tagged with this state folder (an older netlab's tag, which
     names no folder, with the default folder only), read in every namespace but those in ``skip`` (the ones the
     labs with a state here name): what ``list`` shows as lost when the lab's folder went and its namespaces stayed
-    (``down`` under a low open-files limit deleted it). A tag names the lab by a hash: the lab is the prefix of the
-    namespace's name, ``<lab>-``, whose hash it is."""
+    (``down`` under a low open-files limit deleted it); ``elsewhere``: and those tagged with another folder (up
+    with it: ``list`` shows them so, whichever folder it lists). A tag names the lab by a hash: the lab is the
+    prefix of the namespace's name, ``<lab>-``, whose hash it is."""
     skip, mine = set(skip), folder_tag()
     default = os.path.abspath(state_dir.STATE_ROOT) == state_dir.DEFAULT_STATE_ROOT
     labs: set[str] = set()
@@ -118,7 +119,7 @@ def tagged_labs(skip: Iterable[str] = ()) -> list[str]:
             continue
         tag = nsmod.read_tag(name)  # an error reading it is raised: never taken for "no lab"
         owner, folder = tag_owner(tag), tag_folder(tag)
-        if owner is None or not (folder == mine or folder is None and default):
+        if owner is None or not (folder == mine or folder is None and default or elsewhere and folder is not None):
             continue
         labs.update(name[:i] for i, c in enumerate(name) if c == "-" and lab_name_problem(name[:i]) is None
                     and nsmod.lab_hash(name[:i]) == owner[0])

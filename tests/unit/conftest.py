@@ -69,6 +69,9 @@ def _private_state_root(request, monkeypatch, _state_roots):
     monkeypatch.setenv("NETLAB_STATE_DIR", path)
     # The machine's pods' files name the machine's labs: a lab of a test's by the same name is not up, not lost.
     monkeypatch.setattr(tags, "ETC_NETNS", os.path.join(base, "no-etc-netns"))
+    # The machine's namespaces are the machine's labs, up with other state folders: `list` shows them (elsewhere).
+    # None is a test's: one that looks at namespaces gives its own.
+    monkeypatch.setattr(tags.nsmod, "list_netns", lambda: [])
     Guard.test, Guard.hits = request.node.nodeid, []
     try:
         yield

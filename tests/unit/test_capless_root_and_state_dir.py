@@ -141,11 +141,12 @@ def test_a_lab_whose_whole_state_folder_went_is_listed_lost_by_its_tagged_namesp
     spaces["other-x"] = None  # untagged: nobody's
     monkeypatch.setattr(nsmod, "list_netns", lambda: sorted(spaces))
     monkeypatch.setattr(nsmod, "read_tag", lambda name: spaces.get(name))
-    assert [row.lab for row in labs()] == [lab.name]  # with its state: listed as up, its namespaces not read again
+    # with its state: listed as up, its namespaces not read again; fk2 is up with another folder
+    assert [(row.lab, row.phase) for row in labs()] == [(lab.name, "up"), ("fk2", "elsewhere")]
     state_dir.forget(lab.name)  # the whole folder gone, as a down that could not read the tags left it
     assert not os.path.lexists(os.path.join(state_dir.STATE_ROOT, lab.name))
     rows = [row for row in labs()]
-    assert [(row.lab, row.phase) for row in rows] == [(lab.name, "lost")], rows
+    assert [(row.lab, row.phase) for row in rows] == [(lab.name, "lost"), ("fk2", "elsewhere")], rows
     assert "its state was lost" in str(rows[0].error) and f"netlab down --lab {lab.name} --force" in str(rows[0].error)
     got = run_cli("list")
     assert got.returncode == 0 and "no lab is up" not in got.stderr and f"--lab {lab.name} --force" in got.stderr

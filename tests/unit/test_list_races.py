@@ -125,9 +125,9 @@ def test_a_lab_an_up_makes_while_list_reads_is_never_lost(first_read, finished, 
     else:
         real_tagged = tags.tagged_labs
 
-        def up_then_tagged(skip=()):
+        def up_then_tagged(skip=(), **kw):
             up.makes_it(finished)
-            return real_tagged(skip)
+            return real_tagged(skip, **kw)
 
         monkeypatch.setattr(tags, "tagged_labs", up_then_tagged)
     try:

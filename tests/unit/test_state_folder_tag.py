@@ -179,6 +179,22 @@ def test_list_shows_it_elsewhere_never_lost(machine, monkeypatch):
     assert rows[0].error is not None and rows[0].error.startswith(f"lab sx is up under state folder {OTHER}")
 
 
+@pytest.mark.parametrize("pods", [True, False], ids=["with-pods", "nodes-only"])
+@pytest.mark.parametrize("default", [True, False], ids=["default-folder", "private-folder"])
+def test_list_of_any_folder_shows_a_lab_of_another_folder_elsewhere(machine, monkeypatch, default, pods):
+    """A private folder's `list` said "no lab is up" while another folder's lab was up (the default folder's found
+    it by its pods' files alone): its namespaces' tags name that folder, whichever folder lists."""
+    if default:
+        monkeypatch.setattr(state_dir, "DEFAULT_STATE_ROOT", str(machine.root))
+    up_elsewhere(machine, pods=pods)
+    pins_mounted(machine, OTHER)
+    if not default:  # an older netlab's, naming no folder: the default folder's (lost there), nothing here
+        machine.spaces["old-n1"] = nsmod.make_tag("old", RUN)
+    rows = labs()
+    assert [(r.lab, r.phase) for r in rows] == [(LAB, "elsewhere")], rows
+    assert str(rows[0].error).startswith(f"lab sx is up under state folder {OTHER}, not {machine.root}")
+
+
 def test_up_names_the_folder_of_the_lab_whose_namespace_it_meets(machine, monkeypatch):
     up_elsewhere(machine)
     pins_mounted(machine, OTHER)
