@@ -34,7 +34,12 @@ def internal_status(lab: Lab, topology: TopologyInput = None, kernel: Any = None
     lab, or changed it meanwhile, are its work half done, not drift: LabBusy names that command (exit 3)."""
     before = before if before is not None and before.lab == lab.name else seen(lab.name)
     state, against = lab._against(topology)
-    done = lifecycle.status(state, kernel)
+    try:
+        done = lifecycle.status(state, kernel)
+    except Exception:  # a read cut short: by a down that stopped its iptables-save in a namespace, or deleted one
+        if (meanwhile := before.meanwhile()) is not None:
+            raise meanwhile from None
+        raise
     meanwhile = None if done.ok else before.meanwhile()
     if meanwhile is not None:
         raise meanwhile

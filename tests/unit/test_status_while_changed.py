@@ -9,6 +9,7 @@ proceeds, the other waits or names the holder".
 
 from __future__ import annotations
 
+import errno
 import os
 import types
 
@@ -18,6 +19,7 @@ from fake_lab import make_lab, up
 
 from netlab.api import lifecycle
 from netlab.cli import lab as cli_lab
+from netlab.kernel.base import KernelError
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import readahead
 from netlab.lab.status import StatusResult
@@ -26,7 +28,8 @@ from netlab.realize import lab_lock, state as state_mod
 
 lab = pytest.fixture(make_lab, name="lab")
 HALF_DONE = "missing netns fk-b"  # what the kernel shows of an up at work: a pod not made yet
-ME = f"pid {os.getpid()} (netlab up)"  # the test holds the lab as `up` holds it
+ME = f"pid {os.getpid()} (netlab up)"
+CUT = KernelError(None, errno.EIO, "fk-n1: iptables-save failed: exit -15")  # its process stopped by a down  # the test holds the lab as `up` holds it
 
 
 @pytest.fixture
@@ -38,9 +41,11 @@ def status_reading(lab, monkeypatch):
     monkeypatch.setattr(cli_lab, "require_root", lambda: None)
     monkeypatch.setattr(readahead, "start", lambda *a: types.SimpleNamespace(close=lambda: None))
 
-    def run(during=lambda: None):
+    def run(during=lambda: None, fails: Exception | None = None):
         def read(state, _):
             during()
+            if fails is not None:
+                raise fails
             return StatusResult(lab=state.lab, drift=[HALF_DONE])
 
         monkeypatch.setattr(lifecycle, "status", read)
@@ -84,3 +89,16 @@ def test_a_lab_taken_down_while_status_read_is_said_so(status_reading):
 def test_drift_with_nobody_at_work_is_drift(status_reading):
     got = status_reading.run()
     assert got.returncode == 1 and HALF_DONE in got.stdout and got.stderr == "", got
+
+
+def test_a_read_a_down_cut_short_is_said_as_the_lab_taken_down(status_reading):
+    """down stops every process in the lab's namespaces: the iptables-save a status reader ran in a node was one
+    (`iptables-save failed: exit -15`, with a traceback, exit 1)."""
+    got = status_reading.run(lambda: down(status_reading.name, status_reading.kernel), fails=CUT)
+    assert (got.returncode, got.stderr) == (2, "netlab: lab fk was taken down while status read it; it is not up\n")
+
+
+def test_a_read_that_fails_with_nobody_at_work_is_said_as_before(status_reading):
+    got = status_reading.run(fails=CUT)
+    assert got.returncode != 0 and "iptables-save failed: exit -15" in got.stderr + str(got), got
+    assert "taken down" not in got.stderr and "being changed" not in got.stderr
