@@ -69,6 +69,9 @@ class ServiceEndpoint:
     vmap_element: str | None = None  # nftables mode: the numgen vmap's element that chose it ("0 : goto endpoint-...")
     # a pod's or node's own packet to a LoadBalancer IP: its way through kube-proxy's rules on its node, in words
     path: str | None = None
+    # the Service's address the packet was sent to, as probe's service.via: ClusterIP, NodePort, LoadBalancer,
+    # ExternalIP
+    via: str | None = None
 
     @property
     def pod(self) -> str | None:

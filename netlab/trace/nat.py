@@ -72,6 +72,9 @@ def service_facts(lab: LabMap, old: Flow, new: Flow, hit: Hit, own: bool = False
     if svc is None:
         return {}
     out: dict[str, Any] = {"service": svc.name, "svc_chain": svc.chain_for(old.src, old.dst, own)}
+    # the address the packet was sent to, in probe's words (its service.via): a node's is a nodePort's
+    out["via"] = "ClusterIP" if old.dst == svc.ip else "LoadBalancer" if old.dst == svc.lb_ip \
+        else "ExternalIP" if old.dst in svc.external_ips else "NodePort"
     ep = svc.endpoint(new.dst, new.dport)
     if ep:
         out.update(endpoint=ep.pod, endpoint_ip=ep.ip, endpoint_port=ep.port, sep_chain=ep.sep_chain)

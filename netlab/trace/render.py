@@ -61,7 +61,7 @@ class TraceResult:
                 return {k: h.facts[k] for k in ("service", "endpoint", "endpoint_ip", "endpoint_port", "svc_chain",
                                                 "sep_chain", "rule", "probability", "chance", "rule_position",
                                                 "rules", "affinity", "rule_counted", "chosen_by", "vmap_element",
-                                                "path")
+                                                "path", "via")
                         if h.facts.get(k) is not None}
         return None
 
@@ -279,7 +279,10 @@ def _receiver(r: TraceResult) -> str:
     if not ep or not ep.get("endpoint"):
         return str(r.dst["name"])
     port = f":{r.port}" if r.port and r.proto != "icmp" else ""
-    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({r.dst['name']}{port} DNATed to "
+    # the address the packet was sent to: svc/NAME alone is its ClusterIP; a LoadBalancer IP or an externalIP is said
+    said = {"LoadBalancer": "LoadBalancer IP", "ExternalIP": "externalIP"}.get(ep.get("via") or "")
+    sent = f"{r.dst['name']}'s {said} {r.dst['ip']}" if said else r.dst["name"]
+    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({sent}{port} DNATed to "
             f"{ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
 
 
