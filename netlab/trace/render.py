@@ -245,6 +245,8 @@ def render_text(r: TraceResult, full_reply: bool = False, width: int | None = No
     for e in r.icmp_errors:
         out.append(f"  ICMP {e['text']} from {e['from']} (seen in {e['netns']} {e['ifname']})")
     for a in r.arp:
+        if a.get("state_before") is not None and a.get("answered"):
+            continue  # its neighbour row tells this exchange, both frames under it (arpstory.py)
         out.append(f"  {a['text']} ({a['count']}x on {a['netns']} {a['ifname']}, "
                    f"{'answered' if a.get('answered') else 'no answer'})")
     if r.pcap:

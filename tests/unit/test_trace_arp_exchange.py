@@ -70,3 +70,30 @@ def test_an_entry_learned_from_the_senders_own_request_says_so():
     w, told, row = traced({(POD, "eth0", GW)}, [heard])
     assert f"before the packet: learned from the ARP request {GW} sent for 10.244.0.2" in row.decision
     assert row.evidence == heard.summary and told == []
+
+
+def _text(w, told):
+    from netlab.trace.render import TraceResult, number, render_text
+    from netlab.trace.verdict import explain
+
+    r = TraceResult(lab="demo", src={"name": "fedora-1", "ip": "10.244.0.2"}, dst={"name": "x", "ip": "10.244.1.3"},
+                    proto="icmp", port=None, marker="m", forward=w, verdict=explain(w), reply=None,
+                    reply_verdict=None, reply_received=True, arp=told)
+    number(r)
+    return render_text(r)
+
+
+def test_the_summary_does_not_repeat_the_exchange_its_row_tells():
+    """A first trace: the row says the kernel asked and got an answer and shows both frames; the lines under
+    `result:` said the same request again ("... (1x on demo-fedora-1 eth0, answered)")."""
+    frames = [arp(POD, "eth0", "out", 1, "10.244.0.2", GW, ASK), arp(POD, "eth0", "in", 2, GW, "10.244.0.2", ANSWER)]
+    w, told, row = traced({(POD, "eth0", GW)}, frames)
+    text = _text(w, told)
+    assert text.count(ASK) == 1 and f"saw: {ASK}" in text and "x on " not in text, text
+    assert told[0]["answered"] and told[0]["reply"] == ANSWER  # -o json keeps the whole exchange
+
+
+def test_an_unanswered_request_is_still_said_under_the_result():
+    w, told, row = traced({(POD, "eth0", GW)}, [arp(POD, "eth0", "out", 1, "10.244.0.2", GW, ASK)])
+    assert "no answer seen" in row.decision
+    assert f"  {ASK} (1x on {POD} eth0, no answer)" in _text(w, told)
