@@ -168,3 +168,23 @@ def test_validate_help_says_its_json_is_a_document_with_problems():
 
     out = CliRunner().invoke(cli, ["validate", "--help"]).output
     assert "a list of {file" not in out and "`problems` lists {file, line, field, message}" in " ".join(out.split())
+
+
+def test_the_doc_names_every_field_of_a_traces_endpoint_rows_and_arp_exchanges():
+    """The doc's trace row said `endpoint` and `hops[]` alone: not the endpoint's fields (`path`, `via`) nor a
+    neighbour row's ARP exchange (`state_before`, `arp_request`, `arp_reply`) nor `arp[]`'s items."""
+    from dataclasses import fields
+
+    from netlab.api.results_trace import ServiceEndpoint
+    from netlab.trace.arpstory import story
+    from netlab.trace.flow import Packet
+
+    row = next(line for line in DOC.read_text().splitlines() if line.startswith("| `trace` |"))
+    named = set(re.findall(r"`([a-z_]+)`", row))
+    hop = Hop(netns="p", where="pod p", device="eth0", kind="neigh", decision="ARP entry",
+              facts={"ip": "10.0.0.1", "lladdr": "0a:58:0a:00:00:01", "state": "REACHABLE", "state_before": "no entry"})
+    frames = [Packet("p", "eth0", "out", 0.1, None, arp={"op": 1, "spa": "10.0.0.2", "tpa": "10.0.0.1"}, summary="q"),
+              Packet("p", "eth0", "in", 0.2, None, arp={"op": 2, "spa": "10.0.0.1", "tpa": "10.0.0.2"}, summary="a")]
+    [item] = story(Walk(hops=[hop], outcome="delivered"), frames)
+    want = {f.name for f in fields(ServiceEndpoint)} | set(hop.to_json()) | set(hop.facts) | set(item)
+    assert want | {"arp_learned_from"} <= named, sorted(want - named)  # learned from: the other kind of row
