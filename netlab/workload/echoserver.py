@@ -19,7 +19,10 @@ are served by one process:
 - it listens on a control socket, ``<state dir>/<lab>/echo.sock`` (in the
   lab's root-only directory; root peers only): ``up`` adds and replaces
   containers and removes them through it, one JSON request per connection
-  answered with one line per container (launch.py is the other side);
+  answered with one line per container (launch.py is the other side; the
+  socket's side is echocontrol.py: each peer's request is read in the loop
+  as it comes, and a peer that has not sent it whole within a second is
+  dropped, never holding the others);
 - it holds a pidfd of each of the lab's command containers, which ``up`` hands
   it over the control socket (SCM_RIGHTS) as it starts them: the containers
   are init's children, and a kernel that keeps exit statuses with pidfds
@@ -50,8 +53,6 @@ import os
 import re
 import signal
 import socket
-import stat
-import struct
 import sys
 import threading
 import time
@@ -62,16 +63,15 @@ from netlab.kernel import pidfd
 from netlab.kernel.processes import ProcId, set_comm, start_time, zombie_status
 from netlab.model.naming import DNS_LABEL
 from netlab.workload.echo import EchoLoop, Log, Served, listen, listening_line, start_over_if_full
+from netlab.workload.echocontrol import Control, bind_control, still_there
 
 STACK = 256 * 1024  # a parked thread touches a few pages of it
 READY_WAIT = 5.0  # seconds a container's thread may take to join its pod and listen
-CONTROL_WAIT = 10.0  # seconds a control peer may take to send its request and read the answer
-MAX_REQUEST = 16 << 20  # bytes of one control request (a spec is ~300 bytes)
+CONTROL_WAIT = 10.0  # seconds a server started for command containers alone waits for their pidfds
 WATCH_SECONDS = 2.0  # how often the server checks that its control socket is still its lab's
 LOG_CHECK_SECONDS = 10.0  # how often it looks at command containers' logs (the kubelet's containerLogMonitorInterval)
 _LABEL = DNS_LABEL.pattern.strip("^$")
 LOG_NAME = re.compile(rf"{_LABEL}\.{_LABEL}\.log")  # <pod>.<container>.log: both names DNS labels
-UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
 
 class PodThread(threading.Thread):
@@ -300,104 +300,6 @@ class EchoServer:
             log.flush()
 
 
-# --- the control socket -------------------------------------------------------------------
-
-
-def bind_control(path: str) -> tuple[socket.socket, int]:
-    """Listen on ``path`` (root only); returns the socket and its inode. Refuses when another server answers there."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        st = None
-    if st is not None:
-        if not stat.S_ISSOCK(st.st_mode):
-            raise OSError(f"{path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            probe.connect(path)
-            raise OSError(f"another echo server answers on {path}")
-        except (ConnectionRefusedError, FileNotFoundError):
-            os.unlink(path)  # a dead server's socket
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    old = os.umask(0o077)
-    try:
-        sock.bind(path)
-    finally:
-        os.umask(old)
-    sock.listen(16)
-    sock.setblocking(False)
-    return sock, os.stat(path).st_ino
-
-
-def still_there(path: str, ino: int) -> bool:
-    try:
-        return os.stat(path).st_ino == ino
-    except OSError:
-        return False
-
-
-def handle_control(server: EchoServer, lsock: socket.socket) -> None:
-    """One request from a root peer: add, remove, hold, exits, health (the set of kube-proxy's health checks
-    to serve), health? (those served), or hello; answered one line per container or check, then ``OK``."""
-    try:
-        conn, _ = lsock.accept()
-    except OSError:
-        return
-    with conn:
-        try:
-            conn.setblocking(True)
-            conn.settimeout(CONTROL_WAIT)
-            _pid, uid, _gid = UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
-            if uid not in (0, os.geteuid()):
-                return
-            data, fds = bytearray(), []
-            try:
-                while len(data) <= MAX_REQUEST:
-                    chunk, more, _flags, _addr = socket.recv_fds(conn, 1 << 16, pidfd.SCM_MAX_FD)
-                    fds += more
-                    if not chunk:
-                        break
-                    data += chunk
-                req = json.loads(data or b"{}")
-            except (OSError, ValueError):
-                for fd in fds:
-                    os.close(fd)
-                raise
-            if not data and not fds:
-                return  # a peer that only looked who listens here (launch.server_pid): nothing to answer
-            op = req.get("op") if isinstance(req, dict) else None
-            if op != "hold":
-                for fd in fds:
-                    os.close(fd)
-            if op == "add":
-                lines = list(server.add([s for s in _listed(req, "specs") if isinstance(s, dict)]))
-            elif op == "remove":
-                lines = [f"D {cid}" for cid in map(str, _listed(req, "ids")) if server.remove(cid) | server.drop(cid)]
-            elif op == "hold":
-                lines = list(server.hold(_listed(req, "items"), fds))  # it keeps or closes each fd
-            elif op == "exits":
-                lines = list(server.exits(_listed(req, "ids")))
-            elif op == "health":
-                lines = list(server.sync_health([s for s in _listed(req, "specs") if isinstance(s, dict)]))
-            elif op == "health?":
-                lines = list(server.health_served())
-            elif op == "hello":
-                lines = [f"H {os.getpid()} {len(server.threads)}"]
-            else:
-                lines = [f"? unknown request {str(op)[:40]!r}"]
-            conn.sendall(("".join(line + "\n" for line in lines) + "OK\n").encode())
-        except (OSError, ValueError) as exc:
-            print(f"echo: control request failed: {exc}", file=sys.stderr, flush=True)
-
-
-def _listed(req: dict, key: str) -> list:
-    """A request's list (a peer's mistake, anything else, is an empty one: the server stays up)."""
-    value = req.get(key)
-    return value if isinstance(value, list) else []
-
-
 # --- the process ----------------------------------------------------------------------------
 
 
@@ -406,7 +308,7 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
     threading.stack_size(STACK)
     loop = EchoLoop()
     server = EchoServer(loop, os.path.join(os.path.dirname(control_path), "logs") if control_path else None)
-    control = None
+    control, peers = None, None
     if control_path:
         try:
             control, ino = bind_control(control_path)
@@ -415,7 +317,7 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
             os.write(report, "".join(f"E {s.get('id')} {why}\n" for s in specs).encode())
             os.close(report)
             return 1
-        loop.watch(control, lambda lsock: handle_control(server, lsock))
+        peers = Control(server, loop, control)
     for line in server.add(specs):
         os.write(report, (line + "\n").encode())
     os.write(report, f"S {os.getpid()}\n".encode())
@@ -427,7 +329,11 @@ def serve(specs: list[dict], report: int, control_path: str | None) -> int:
         while server.threads or server.held or server.health or time.monotonic() < idle_until:
             if server.threads or server.held or server.health:
                 idle_until = 0.0  # it has had something: it ends when that is gone
-            loop.run_once(min(WATCH_SECONDS, max(0.0, logs_at - time.monotonic())))
+            # a control peer's deadline too: one that sent no whole request is dropped on time
+            loop.run_once(min(WATCH_SECONDS, max(0.0, logs_at - time.monotonic()),
+                              peers.wait() if peers is not None else WATCH_SECONDS))
+            if peers is not None:
+                peers.expire(time.monotonic())
             if time.monotonic() >= logs_at:
                 server.keep_logs()
                 logs_at = time.monotonic() + LOG_CHECK_SECONDS

@@ -1,0 +1,186 @@
+"""The lab's echo server's control socket (echoserver.py's): ``<state dir>/<lab>/echo.sock``, root peers only.
+
+One JSON request per connection, ended by the peer's end of writing (launch.ask writes it whole at once), answered
+with one line per container or check, then ``OK``. Every peer's request is read in the server's loop as it comes,
+without blocking: a peer that has not sent its whole request within :data:`REQUEST_WAIT` seconds (one that
+connects, sends ``{`` and waits) is dropped with its connection, and never holds the requests of the others
+(``up``, ``status``, ``down`` of the lab), which are answered meanwhile, nor the pods' echo traffic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import stat
+import struct
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from netlab.kernel import pidfd
+
+if TYPE_CHECKING:
+    from netlab.workload.echo import EchoLoop
+    from netlab.workload.echoserver import EchoServer
+
+REQUEST_WAIT = 1.0  # seconds a control peer has to send its whole request (netlab's own sends it in one write)
+MAX_REQUEST = 16 << 20  # bytes of one control request (a spec is ~300 bytes)
+UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
+
+
+def bind_control(path: str) -> tuple[socket.socket, int]:
+    """Listen on ``path`` (root only); returns the socket and its inode. Refuses when another server answers there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            probe.connect(path)
+            raise OSError(f"another echo server answers on {path}")
+        except (ConnectionRefusedError, FileNotFoundError):
+            os.unlink(path)  # a dead server's socket
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o077)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old)
+    sock.listen(16)
+    sock.setblocking(False)
+    return sock, os.stat(path).st_ino
+
+
+def still_there(path: str, ino: int) -> bool:
+    try:
+        return os.stat(path).st_ino == ino
+    except OSError:
+        return False
+
+
+@dataclass
+class _Pending:
+    deadline: float
+    data: bytearray = field(default_factory=bytearray)
+    fds: list[int] = field(default_factory=list)
+
+
+class Control:
+    """The control socket's peers, each read in ``loop`` as its bytes come, until its end of writing (then
+    answered) or its deadline (then dropped)."""
+
+    def __init__(self, server: EchoServer, loop: EchoLoop, lsock: socket.socket):
+        self.server, self.loop = server, loop
+        self.pending: dict[socket.socket, _Pending] = {}
+        loop.watch(lsock, self.accept)
+
+    def accept(self, lsock: socket.socket) -> None:
+        try:
+            conn, _ = lsock.accept()
+        except OSError:
+            return
+        try:
+            _pid, uid, _gid = UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
+            conn.setblocking(False)
+        except OSError:
+            conn.close()
+            return
+        if uid not in (0, os.geteuid()):
+            conn.close()
+            return
+        self.pending[conn] = _Pending(time.monotonic() + REQUEST_WAIT)
+        self.loop.watch(conn, self.read)
+
+    def read(self, conn: socket.socket) -> bool:
+        """What a peer sent; at its end of writing, its request answered. True: it sent more, and may send on."""
+        p = self.pending[conn]
+        try:
+            chunk, more, _flags, _addr = socket.recv_fds(conn, 1 << 16, pidfd.SCM_MAX_FD)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self.drop(conn, f"control request failed: {exc}")
+            return False
+        p.fds += more
+        p.data += chunk
+        if len(p.data) > MAX_REQUEST:
+            self.drop(conn, f"control request failed: longer than {MAX_REQUEST} bytes")
+        elif not chunk:
+            del self.pending[conn]
+            try:
+                self.answer(conn, bytes(p.data), p.fds)
+            finally:
+                self.loop.unwatch(conn)  # closed
+        return conn in self.pending
+
+    def wait(self) -> float:
+        """Seconds until the next peer's deadline (infinity: no peer is pending)."""
+        if not self.pending:
+            return math.inf
+        return max(0.0, min(p.deadline for p in self.pending.values()) - time.monotonic())
+
+    def expire(self, now: float) -> None:
+        for conn in [conn for conn, p in self.pending.items() if p.deadline <= now]:
+            while self.read(conn):  # what came while the server was busy (an add) is the peer's, in time
+                pass
+            if conn not in self.pending:
+                continue
+            self.drop(conn, f"control peer dropped: no whole request within {REQUEST_WAIT:g} s")
+
+    def drop(self, conn: socket.socket, why: str) -> None:
+        for fd in self.pending.pop(conn).fds:
+            os.close(fd)
+        self.loop.unwatch(conn)
+        print(f"echo: {why}", file=sys.stderr, flush=True)
+
+    def answer(self, conn: socket.socket, data: bytes, fds: list[int]) -> None:
+        """One request: add, remove, hold, exits, health (the set of kube-proxy's health checks to serve), health?
+        (those served), or hello; answered one line per container or check, then ``OK``."""
+        if not data and not fds:
+            return  # a peer that only looked who listens here (launch.server_pid): nothing to answer
+        server = self.server
+        try:
+            try:
+                req = json.loads(data or b"{}")
+            except ValueError:
+                for fd in fds:
+                    os.close(fd)
+                raise
+            op = req.get("op") if isinstance(req, dict) else None
+            if op != "hold":
+                for fd in fds:
+                    os.close(fd)
+            if op == "add":
+                lines = list(server.add([s for s in _listed(req, "specs") if isinstance(s, dict)]))
+            elif op == "remove":
+                lines = [f"D {cid}" for cid in map(str, _listed(req, "ids")) if server.remove(cid) | server.drop(cid)]
+            elif op == "hold":
+                lines = list(server.hold(_listed(req, "items"), fds))  # it keeps or closes each fd
+            elif op == "exits":
+                lines = list(server.exits(_listed(req, "ids")))
+            elif op == "health":
+                lines = list(server.sync_health([s for s in _listed(req, "specs") if isinstance(s, dict)]))
+            elif op == "health?":
+                lines = list(server.health_served())
+            elif op == "hello":
+                lines = [f"H {os.getpid()} {len(server.threads)}"]
+            else:
+                lines = [f"? unknown request {str(op)[:40]!r}"]
+            conn.settimeout(REQUEST_WAIT)  # the answer fits the socket's buffer: a peer that reads it not is left
+            conn.sendall(("".join(line + "\n" for line in lines) + "OK\n").encode())
+        except (OSError, ValueError) as exc:
+            print(f"echo: control request failed: {exc}", file=sys.stderr, flush=True)
+
+
+def _listed(req: dict, key: str) -> list:
+    """A request's list (a peer's mistake, anything else, is an empty one: the server stays up)."""
+    value = req.get(key)
+    return value if isinstance(value, list) else []
