@@ -101,8 +101,8 @@ def stop_made(lab_name: str, pods: dict, netns_names: list[str]) -> list[str]:
     ids = [f"{pod}/{c}" for pod, prec in pods.items() if isinstance(prec, dict) and prec.get("netns") in names
            for c, crec in (prec.get("containers") or {}).items()
            if isinstance(crec, dict) and is_echo_thread(crec) and task_in(crec, prec["netns"]) is not None]
-    if ids and launch.server_pid(lab_name) is not None:  # echo threads the run started in them
-        launch.ask(lab_name, {"op": "remove", "ids": ids}, len(ids))
+    if ids:  # echo threads the run started in them; a server that misses this goes with them, and every pod's
+        launch.ask_busy(lab_name, {"op": "remove", "ids": ids}, len(ids))  # echo container with it
     return kill.stop_namespaces(sorted(names))
 
 

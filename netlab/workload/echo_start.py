@@ -71,7 +71,8 @@ def start_echo(lab: Lab, pods: dict, echo: list[tuple[PodInfo, Container, str]],
     server = launch.server_pid(lab.name)
     if server is not None and proc.proc_state(server) != "T":
         specs = [echo_spec(lab, pod, c, pods[pod.name]["uts"]) for pod, c, _ in echo]
-        answer = launch.ask(lab.name, {"op": "add", "specs": specs}, len(specs))
+        # Waiting out a busy server: one that does not answer is replaced, and every pod's echo container with it.
+        answer = launch.ask(lab.name, {"op": "add", "specs": specs}, len(specs), patience=launch.BUSY_WAIT)
         if answer is not None:
             return launch.record(answer, specs, pods)
     if remade and server is not None:

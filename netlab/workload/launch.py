@@ -29,8 +29,10 @@ from netlab.workload.containers import log_path
 
 READY_TIMEOUT = 5.0  # seconds up waits for echo containers to listen, all together (plus 2 ms each)
 CONTROL_TIMEOUT = 5.0  # seconds a running server may take to answer a request (plus 2 ms per container)
-# Seconds one other peer's request may hold the server before it gets to ours (echoserver.CONTROL_WAIT: it serves one
-# connection at a time), waited for on top of CONTROL_TIMEOUT by a request that must not fail for a slow server.
+# Seconds the server may be busy with another peer's request before it gets to ours, waited for on top of
+# CONTROL_TIMEOUT by a request whose failure costs every pod's echo container (ask_busy): the work of one request (an
+# add: echoserver.READY_WAIT), and a server of an older netlab, which read one peer at a time, up to 10 s each (this
+# one reads every peer's request as it comes and drops one not whole within echocontrol.REQUEST_WAIT).
 BUSY_WAIT = 10.0
 UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid (SO_PEERCRED)
 
@@ -253,6 +255,15 @@ def ask(lab_name: str, request: dict, count: int = 0, fds: Sequence[int] = (), p
             return None
     answer.read(data.decode(errors="replace"))
     return answer if answer.complete else None
+
+
+def ask_busy(lab_name: str, request: dict, count: int = 0) -> Answer | None:
+    """:func:`ask`, waiting out a server busy with another peer's request (:data:`BUSY_WAIT`); a server stopped
+    (SIGSTOP) is not asked, nor is a lab without one (None at once: it would only keep the asker waiting)."""
+    server = server_pid(lab_name)
+    if server is None or proc.proc_state(server) == "T":
+        return None
+    return ask(lab_name, request, count, patience=BUSY_WAIT)
 
 
 def hold(lab_name: str, items: Sequence[tuple[str, proc.ProcId, int]]) -> set[str]:

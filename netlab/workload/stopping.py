@@ -54,7 +54,7 @@ def stop_container(lab_name: str, cid: str, crec: dict, netns: str, uts: str | N
     else:
         return
     if is_echo_thread(crec):
-        launch.ask(lab_name, {"op": "remove", "ids": [cid]}, 1)
+        launch.ask_busy(lab_name, {"op": "remove", "ids": [cid]}, 1)  # a busy server's missed drop restarts them all
         return
 
     def still_ours(pid: int) -> bool:

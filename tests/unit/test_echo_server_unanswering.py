@@ -28,7 +28,7 @@ from netlab.model.lab import resolve
 from netlab.model.load import parse_yaml, validate_source
 from netlab.realize import state_dir
 from netlab.realize.state import LabState
-from netlab.workload import echo_start, launch, lifecycle
+from netlab.workload import again, echo_start, launch, lifecycle, stopping
 from netlab.workload.containers import container_argv, log_path
 
 LAB = "ecu"
@@ -128,8 +128,11 @@ class SlowServer:
                 time.sleep(self.busy)
                 gone = [cid for cid in req.get("ids", []) if cid.split("/")[0] in self.threads.values()]
                 self.threads = {t: p for t, p in self.threads.items() if f"{p}/main" not in gone}
+                added = [spec["id"] for spec in req.get("specs", [])]  # an add: each served, as a new thread
+                self.threads.update({900 + i: cid.split("/")[0] for i, cid in enumerate(added)})
+                lines = [f"D {cid}" for cid in gone] + [f"R {cid} {900 + i} 9" for i, cid in enumerate(added)]
                 try:
-                    conn.sendall(("".join(f"D {cid}\n" for cid in gone) + "OK\n").encode())
+                    conn.sendall(("".join(line + "\n" for line in lines) + "OK\n").encode())
                 except OSError:
                     pass  # the peer gave up
 
@@ -201,6 +204,58 @@ def test_a_stopped_server_goes_with_the_pod_and_the_stop_says_so(monkeypatch, sl
 
 
 def test_waiting_for_a_busy_server_outlasts_one_other_peers_request():
-    from netlab.workload import echoserver
+    from netlab.workload import echocontrol, echoserver
 
-    assert launch.BUSY_WAIT >= echoserver.CONTROL_WAIT
+    assert launch.BUSY_WAIT >= echoserver.READY_WAIT + echocontrol.REQUEST_WAIT  # an add's work, once read
+
+
+def answers(monkeypatch) -> list:
+    """Each answer launch.ask got (None: none in time)."""
+    got: list = []
+    ask = launch.ask
+    monkeypatch.setattr(launch, "ask", lambda *args, **kw: got.append(ask(*args, **kw)) or got[-1])
+    return got
+
+
+def test_removing_a_container_taken_out_of_a_pod_waits_out_a_busy_server(monkeypatch, slow):
+    lab = lab_of(("a", "n1"), ("b", "n2"))
+    server = slow({501: "a", 502: "b"})
+    crec = records(lab, {"a": 501})["a"]["containers"]["main"]
+    monkeypatch.setattr(stopping, "task_in", lambda crec, netns: "S")  # the kernel: the thread, in the pod
+    monkeypatch.setattr(stopping, "is_echo_thread", lambda crec: True)
+    monkeypatch.setattr(proc, "ns_identity", lambda path: (1, 2))
+    got = answers(monkeypatch)
+    stopping.stop_container(LAB, "a/main", crec, lab.pods[0].netns)
+    assert server.requests == [{"op": "remove", "ids": ["a/main"]}]
+    assert len(got) == 1 and got[0] is not None and got[0].removed == {"a/main"}, got
+
+
+def test_a_rollbacks_removal_waits_out_a_busy_server_which_stays_with_the_other_pods(monkeypatch, slow):
+    lab = lab_of(("a", "n1"), ("b", "n2"))
+    server = slow({501: "a", 502: "b"})
+    pods = records(lab, {"a": 501, "b": 502})
+    stopped = fake_kernel(monkeypatch, server, pods)
+    monkeypatch.setattr(again, "is_echo_thread", lambda crec: True)
+    monkeypatch.setattr(again, "task_in", lambda crec, netns: "S")
+    again.stop_made(LAB, pods, [lab.pods[1].netns])  # pod b's sandbox, made again by the run, goes
+    assert server.requests == [{"op": "remove", "ids": ["b/main"]}]
+    assert stopped == [] and server.threads == {501: "a"}
+
+
+def test_an_add_waits_out_a_busy_server_instead_of_replacing_it_and_every_pods_echo_container(monkeypatch, slow):
+    lab = lab_of(("a", "n1"), ("b", "n2"))
+    server = slow({501: "a"})
+    pods = records(lab, {"a": 501, "b": 0})
+    del pods["b"]["containers"]["main"]["pid"]
+    replaced: list[str] = []
+    monkeypatch.setattr(launch, "stop_server", lambda name: replaced.append(name) or [])  # (its pid is ours)
+    monkeypatch.setattr(kill, "terminate", lambda pids, still_ours, **kw: [])
+    monkeypatch.setattr(echo_start, "is_echo_thread", lambda crec: True)
+    monkeypatch.setattr(launch, "launch_echo", lambda *args: replaced.append("launched"))
+    monkeypatch.setattr(launch, "await_echo", lambda launcher, specs, pods: [])
+    (a, b), starting = lab.pods, {}
+    problems = echo_start.start_echo(lab, pods, [(b, b.containers[0], "new")], [(a, a.containers[0])], starting)
+    assert problems == [] and replaced == [], (problems, replaced)
+    assert [(req["op"], [spec["id"] for spec in req["specs"]]) for req in server.requests] == [("add", ["b/main"])]
+    assert pods["b"]["containers"]["main"]["pid"] == 900 and pods["a"]["containers"]["main"]["pid"] == 501
+    assert starting == {} and server.threads == {501: "a", 900: "b"}
