@@ -129,19 +129,28 @@ def test_a_del_that_fails_on_down_is_a_warning_and_the_lab_still_goes(labs, tmp_
     the same lines under problems."""
     lab, path = _bash_bridge_lab(labs, tmp_path)
     # From now on the plugin refuses DEL, as a plugin whose IPAM store is gone does (CNI's error format).
-    _on_del(tmp_path, "cat >/dev/null; echo '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"lease store "
-                      "unreadable\"}'; exit 1")
+    refuse = tmp_path / "refuse-del"
+    refuse.touch()
+    _on_del(tmp_path, f"if [ -e {refuse} ]; then cat >/dev/null; echo '{{\"cniVersion\":\"1.0.0\",\"code\":11,"
+                      "\"msg\":\"lease store unreadable\"}'; exit 1; fi")
     text = Path(path).read_text()
     Path(path).write_text(text.replace("  - {name: p2, node: n1}\n", ""))
     proc = netlab("up", "-t", path)
-    assert ("netlab: warning: CNI DEL of pod p2: CNI plugin bash-bridge DEL: failed (exit 1): lease store unreadable "
-            "[code 11]") in proc.stderr.splitlines() and f"{lab}-p2" not in lab_namespaces(lab)
+    removed = [ln for ln in proc.stderr.splitlines() if ln.startswith("netlab: warning: CNI DEL of pod p2: ")]
+    assert removed and removed[0].startswith("netlab: warning: CNI DEL of pod p2: CNI plugin bash-bridge DEL: failed "
+                                             "(exit 1): lease store unreadable [code 11]; "), proc.stderr
+    assert "the next up or down runs DEL again" in removed[0] and f"{lab}-p2" not in lab_namespaces(lab)
+    # The pod's record is kept, so the next up runs its DEL again: once the plugin takes it, p2 is made anew.
+    refuse.unlink()
     Path(path).write_text(text)
     netlab("up", "-t", path)
+    assert f"{lab}-p2" in lab_namespaces(lab)
+    refuse.touch()
     proc = netlab("down", "--lab", lab)
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("netlab: warning: CNI DEL of pod ")]
     assert sorted(warnings) == [f"netlab: warning: CNI DEL of pod {pod}: CNI plugin bash-bridge DEL: failed (exit 1): "
-                                "lease store unreadable [code 11]" for pod in ("p1", "p2")], proc.stderr
+                                "lease store unreadable [code 11]; the lab goes with its nodes and state directory, "
+                                "and what its plugins kept goes with them" for pod in ("p1", "p2")], proc.stderr
     assert f"lab {lab} is down (4 namespaces removed)" in proc.stdout  # the node, two pods, the underlay
     assert not lab_namespaces(lab) and not os.path.exists(state_path(lab))
 
