@@ -27,12 +27,10 @@ from typing import Iterable
 
 from netlab.kernel import netns as nsmod
 
-PR_SET_NAME = 15
-
 
 def set_comm(name: str) -> None:
     """The process name ps/top show (15 bytes), e.g. "echo fedora-1"."""
-    nsmod.libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+    nsmod.name_thread(name.encode())
 
 
 @dataclass(frozen=True)

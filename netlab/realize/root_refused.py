@@ -19,6 +19,8 @@ import os
 import struct
 from typing import NamedTuple
 
+from netlab.kernel.caps import effective as effective_caps  # CapEff, as the commands' own check reads it
+
 FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long)
 FS_IMMUTABLE_FL = 0x10
 FS_APPEND_FL = 0x20
@@ -71,17 +73,6 @@ def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> Mount | None
         if inside and (best is None or len(point) >= len(best.point)):
             best = Mount(point, rest[0], tuple(fields[5].split(",") + rest[2].split(",")))
     return best
-
-
-def effective_caps(status: str = "/proc/self/status") -> int | None:
-    try:
-        with open(status) as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except (OSError, ValueError):
-        pass
-    return None
 
 
 def _read(path: str) -> str | None:
