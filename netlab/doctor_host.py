@@ -11,7 +11,7 @@ import stat
 
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
 from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE
-from netlab.kernel import caps, features, netns as nsmod, nofile, pidfd, taskstats
+from netlab.kernel import caps, features, nofile, pidfd, procsys, taskstats
 from netlab.model.lab import Lab
 from netlab.plan.sysctls import devconf_keys, forwards, kernel_devconf, to_restore
 from netlab.probe import neighbours, turns
@@ -111,7 +111,7 @@ def check_fallback_tunnels(probe: features.KernelProbe) -> Check:
 
 def check_ipv6() -> Check:
     """Whether the kernel has IPv6 (the host's /proc/sys is only read): the lab's namespaces have none either way."""
-    if nsmod.kernel_has_ipv6():
+    if procsys.kernel_has_ipv6():
         return Check("ipv6", INFO, "in this kernel; netlab turns it off in every lab namespace (disable_ipv6 = 1)")
     return Check("ipv6", INFO, "not in this kernel (booted with ipv6.disable=1, or built without it): lab namespaces "
                  "have none, as netlab wants them")

@@ -36,7 +36,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse, sockdiag, tc, testhooks
+from netlab.kernel import netlink, nfnl, procsys, rtnl, rtnl_parse, sockdiag, tc, testhooks
 from netlab.plan.sysctls import DEVCONF_SYSCTLS
 
 CLONE_NEWNET = 0x40000000
@@ -271,8 +271,8 @@ def _devconf_here(keys: Sequence[str]) -> dict[str, str | None]:
     """In a namespace just made: these sysctls as it got them from the host (under the test hook of a tuned
     host, NETLAB_TEST_HOST_DEVCONF, or one that forwards, NETLAB_TEST_HOST_FORWARD, that host's values first, as
     every namespace netlab makes gets them)."""
-    nsmod.write_sysctls_here(testhooks.INHERITED_DEVCONF)
-    return nsmod.read_sysctls_here(keys)
+    procsys.write_sysctls_here(testhooks.INHERITED_DEVCONF)
+    return procsys.read_sysctls_here(keys)
 
 
 def inherited_devconf(keys: Sequence[str], timeout: float = PROBE_TIMEOUT) -> dict[str, str | None]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Callable, Iterable, Sequence
 
-from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, readmany, rtnl,
+from netlab.kernel import (garp, iptables, netlink, netns as nsmod, nft as nftmod, nofile, procsys, readmany, rtnl,
                            rtnl_parse)
 from netlab.kernel.base import GONE, KernelError, NftText, Op, TableText, link_changes
 from netlab.kernel.live_read import Reading
@@ -282,7 +282,7 @@ class LiveKernel(Reading):
 
             def write() -> None:
                 with nsmod.entered(ns):
-                    nsmod.write_sysctl_here(key, value)
+                    procsys.write_sysctl_here(key, value)
             return [_Step(ns, op, True, what, run=write)]
         if isinstance(res, Link):
             return self._encode_link(op, res, fds, step)

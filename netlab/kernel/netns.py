@@ -38,7 +38,9 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
-from netlab.kernel import testhooks
+from netlab.kernel import procsys, testhooks
+# Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
+from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
 from netlab.model.naming import NETNS_DIR
 from netlab.model.naming import netns_path as netns_path  # made there (pure): validate reads it too
 # The ownership tag is made and read in nstag (pure); what it is written as is done here
@@ -55,12 +57,6 @@ MS_REC = 16384
 MS_SLAVE = 1 << 19
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
-SYSCTL_ROOT = "/proc/sys"
-# A kernel without IPv6 (booted with ipv6.disable=1, or built without it) has no net/ipv6 folder under
-# /proc/sys, in any namespace. IPv6 is then off everywhere, which is all a lab asks of it (plan/sysctls.py:
-# disable_ipv6 = 1): there such a key reads as "1", and writing "1" to it does nothing. Every other key of
-# the folder stays absent (None when read; writing it raises FileNotFoundError).
-IPV6_DIR = SYSCTL_ROOT + "/net/ipv6"
 
 # The C library as this process already has it (setns, unshare, mount, umount2): looking it up by name
 # (ctypes.util.find_library) would run ldconfig at every import.
@@ -265,116 +261,6 @@ def netlink_socket(proto: int = 0) -> socket.socket:
     return sock
 
 
-def sysctl_path(key: str) -> str:
-    # sysctl(8) spelling -> /proc/sys path. In net.ipv4.conf.<dev>.<key> the
-    # device name may hold dots (flannel.1): it is everything between the
-    # fixed head and the last word.
-    parts = key.split(".")
-    if parts[:2] in (["net", "ipv4"], ["net", "ipv6"]) and len(parts) > 4 and parts[2] in ("conf", "neigh"):
-        parts = parts[:3] + [".".join(parts[3:-1]), parts[-1]]
-    return SYSCTL_ROOT + "/" + "/".join(parts)
-
-
-def write_sysctl_here(key: str, value: str) -> None:
-    """Write a sysctl of the calling thread's namespace (FileNotFoundError when it does not exist)."""
-    write_sysctls_here([(key, value)])
-
-
-def read_sysctl_here(key: str) -> str | None:
-    """A sysctl of the calling thread's namespace; None when it does not exist (no such interface)."""
-    return read_sysctls_here([key])[key]
-
-
-def kernel_has_ipv6() -> bool:
-    """Whether the kernel has IPv6 (IPV6_DIR exists; the test hook NETLAB_TEST_NO_IPV6 says it has not)."""
-    return not testhooks.NO_IPV6 and os.path.isdir(IPV6_DIR)
-
-
-class _SysctlDirs:
-    """Sysctl files of the calling thread's namespace, opened by walking /proc/sys one directory at a time.
-
-    Each directory is opened once (``openat`` from its parent's descriptor)
-    for all its files. A namespace's sysctl directories exist once per
-    namespace under the same names, so a whole path given to one open(2) is
-    walked a second time under locks; with hundreds of namespaces that costs
-    five times as much as these short steps. Use as a context manager.
-    """
-
-    def __init__(self) -> None:
-        self.dirs: dict[str, int | None] = {}
-
-    def __enter__(self) -> "_SysctlDirs":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for fd in self.dirs.values():
-            if fd is not None:
-                os.close(fd)
-
-    def _dir(self, path: str) -> int | None:
-        """A descriptor of directory ``path`` (under /proc/sys), opened from its parent's; None if absent."""
-        if path not in self.dirs:
-            parent, _, name = path.rpartition("/")
-            try:
-                if path == IPV6_DIR and testhooks.NO_IPV6:
-                    self.dirs[path] = None  # as the kernel of a host without IPv6 shows it
-                elif path == SYSCTL_ROOT:
-                    self.dirs[path] = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-                else:
-                    base = self._dir(parent)
-                    self.dirs[path] = (None if base is None else
-                                       os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=base))
-            except FileNotFoundError:
-                self.dirs[path] = None
-        return self.dirs[path]
-
-    def open(self, key: str, flags: int) -> int | None:
-        """A descriptor of sysctl ``key``'s file; None when it does not exist (no such interface)."""
-        folder, _, name = sysctl_path(key).rpartition("/")
-        where = self._dir(folder)
-        if where is None:
-            return None
-        try:
-            return os.open(name, flags | os.O_CLOEXEC, dir_fd=where)
-        except FileNotFoundError:
-            return None
-
-    def ipv6_off_by_kernel(self, key: str) -> bool:
-        """``key`` is a ``disable_ipv6`` of a kernel without IPv6 (IPV6_DIR): off, and nothing to write."""
-        return key.startswith("net.ipv6.conf.") and key.endswith(".disable_ipv6") and self._dir(IPV6_DIR) is None
-
-
-def read_sysctls_here(keys: Sequence[str]) -> dict[str, str | None]:
-    """Sysctls of the calling thread's namespace (None where one does not exist), read together."""
-    out: dict[str, str | None] = {}
-    with _SysctlDirs() as dirs:
-        for key in keys:
-            fd = dirs.open(key, os.O_RDONLY)
-            if fd is None:
-                out[key] = "1" if dirs.ipv6_off_by_kernel(key) else None
-                continue
-            try:
-                out[key] = os.read(fd, 4096).decode().strip()
-            finally:
-                os.close(fd)
-    return out
-
-
-def write_sysctls_here(items: Sequence[tuple[str, str]]) -> None:
-    """Write sysctls of the calling thread's namespace, in order (FileNotFoundError for one that does not exist)."""
-    with _SysctlDirs() as dirs:
-        for key, value in items:
-            fd = dirs.open(key, os.O_WRONLY)
-            if fd is None and value == "1" and dirs.ipv6_off_by_kernel(key):
-                continue
-            if fd is None:
-                raise FileNotFoundError(errno.ENOENT, "no such sysctl", sysctl_path(key))
-            try:
-                os.write(fd, value.encode())
-            finally:
-                os.close(fd)
-
-
 def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -> dict[str, int]:
     """Create namespace ``name``: tagged, ``lo`` up and sysctls set before it is visible.
 
@@ -397,7 +283,7 @@ def create_netns(name: str, tag: str, sysctls: Sequence[tuple[str, str]] = ()) -
     try:
         _check(_libc.unshare(CLONE_NEWNET), "unshare")
         try:
-            write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
+            procsys.write_sysctls_here([*testhooks.INHERITED_DEVCONF, *sysctls,
                                 *((key, str(value)) for key, value in zip(TAG_SYSCTLS, tag_values(tag)))])
             with netlink.Conn() as conn:
                 testhooks.add_fallback_links(conn)
@@ -432,7 +318,7 @@ def read_tag(name: str) -> str | None:
         return None
     try:
         with entered(name):
-            values = read_sysctls_here(TAG_SYSCTLS)
+            values = procsys.read_sysctls_here(TAG_SYSCTLS)
     except NetnsGone:
         return None
     except ValueError:  # not text: no number netlab wrote

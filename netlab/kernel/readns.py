@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from netlab.kernel import netlink, netns as nsmod, nfnl, rtnl, rtnl_parse
+from netlab.kernel import netlink, netns as nsmod, nfnl, procsys, rtnl, rtnl_parse
 from netlab.kernel.base import Snapshot
 from netlab.plan.sysctls import interface_setting
 
@@ -47,7 +47,7 @@ def read_netns(netns: str, sysctls: Sequence[str], tables: bool, timeout: float,
             conn = netlink.Conn(timeout=timeout)
         snap.links = {link.name: link for link in rtnl_parse.dump_links(conn, netns)}
         snap.sysctls, files = _from_links(snap.links, sysctls)
-        read = nsmod.read_sysctls_here(files)
+        read = procsys.read_sysctls_here(files)
         snap.sysctls.update((key, read[key]) for key in files)  # in the order asked
         if tables:
             legacy = _legacy_tables()

@@ -40,7 +40,7 @@ when this module is imported, never inside a loop; all are off unless set.
     Linux copies from such a host into each new namespace;
 ``NETLAB_TEST_NO_IPV6=1``
     netlab's sysctl reads and writes find no ``net/ipv6`` folder under
-    ``/proc/sys``, as on a kernel booted with ``ipv6.disable=1`` (kernel/netns.py,
+    ``/proc/sys``, as on a kernel booted with ``ipv6.disable=1`` (kernel/procsys.py,
     IPV6_DIR); the namespaces themselves still have IPv6 (on, since nothing
     turns it off), which no IPv4 dump or probe of the lab sees;
 ``NETLAB_TEST_READ_SHARE=k``

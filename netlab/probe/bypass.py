@@ -36,13 +36,13 @@ def hints(lab: Lab, opened: list[Opened], unfiltered: set[str]) -> list[str]:
 
 def unfiltered_nodes(lab: Lab) -> set[str]:
     """The nodes' namespaces whose bridge-nf-call-iptables is not 1, as the kernel says."""
-    from netlab.kernel import netns as nsmod
+    from netlab.kernel import netns as nsmod, procsys
 
     out = set()
     for node in lab.nodes:
         try:
             with nsmod.entered(node.netns):
-                if nsmod.read_sysctl_here("net.bridge.bridge-nf-call-iptables") != "1":
+                if procsys.read_sysctl_here("net.bridge.bridge-nf-call-iptables") != "1":
                     out.add(node.netns)
         except OSError:
             continue  # the node is gone: its own line says so elsewhere

@@ -21,7 +21,7 @@ from ipaddress import IPv4Interface
 from typing import Any, Callable, Collection
 
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import conntrack, iptables, netns as nsmod, nft
+from netlab.kernel import conntrack, iptables, netns as nsmod, nft, procsys
 from netlab.realize import nftables as nftlisting
 from netlab.trace.kernel import LiveKernel
 from netlab.trace.labmap import LabMap
@@ -51,7 +51,7 @@ def inspect(netns: str, lab: LabMap | None = None, sections: Collection[str] | N
         data["sockets"] = _sockets(netns, unreadable)
     if "sysctls" in want:
         with nsmod.entered(netns):
-            data["sysctls"] = {key: nsmod.read_sysctl_here(key) for key in SYSCTLS}
+            data["sysctls"] = {key: procsys.read_sysctl_here(key) for key in SYSCTLS}
     if "iptables" in want:
         data["iptables"] = _readable("iptables", lambda: lab_iptables(netns), unreadable)
     if "nftables" in want:

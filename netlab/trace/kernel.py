@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, rtnl, rtnl_parse, sockdiag
+from netlab.kernel import conntrack, iptables, netlink, netns as nsmod, nft, procsys, rtnl, rtnl_parse, sockdiag
 from netlab.realize import nftables as nftlisting
 from netlab.trace.facts import (CtEntry, FdbFacts, LinkFacts, NatRule, NatTable, NeighFacts, NftTable, RouteFacts,
                                 RouteFailure, VxlanFacts)
@@ -284,13 +284,13 @@ class LiveKernel:
     def bridge_nf(self, netns: str) -> bool:
         if netns not in self._brnf:
             with nsmod.entered(netns):
-                self._brnf[netns] = nsmod.read_sysctl_here("net.bridge.bridge-nf-call-iptables") == "1"
+                self._brnf[netns] = procsys.read_sysctl_here("net.bridge.bridge-nf-call-iptables") == "1"
         return self._brnf[netns]
 
     def sysctl(self, netns: str, key: str) -> str | None:
         """A sysctl of the namespace (None: it does not exist there)."""
         with nsmod.entered(netns):
-            return nsmod.read_sysctl_here(key)
+            return procsys.read_sysctl_here(key)
 
     def sockets(self, netns: str, proto: str) -> list[sockdiag.Bound] | None:
         """The ``proto`` sockets bound in the namespace (TCP's listening ones), as ``ss -ltun`` lists them; None

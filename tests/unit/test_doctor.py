@@ -25,7 +25,7 @@ from netlab.plan.sysctls import KERNEL_DEVCONF, devconf_keys
 from netlab.probe import neighbours, turns
 from netlab.realize import netfilter, state_dir
 from netlab.services import lifecycle as services_lifecycle
-from netlab.kernel import netns as nsmod
+from netlab.kernel import netns as nsmod, procsys
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^(ok  |warn|FAIL|info)  (kernel|tool|host) [^:]+: \S.*$")
@@ -136,7 +136,7 @@ def install_machine(tmp_path, monkeypatch) -> Machine:
     monkeypatch.setattr(doctor, "BR_NETFILTER_DIR", str(m.br_netfilter))
     monkeypatch.setattr(features, "module_unavailable", lambda module, files=None: m.no_modules)
     monkeypatch.setattr(features, "module_tree_lacks", lambda module, files=None: m.tree_lacks)
-    monkeypatch.setattr(nsmod, "IPV6_DIR", str(m.ipv6))
+    monkeypatch.setattr(procsys, "IPV6_DIR", str(m.ipv6))
     monkeypatch.setattr(state_dir, "STATE_ROOT", "/run/netlab")
     monkeypatch.setattr(cni_conf, "CNI_BIN_DIR", str(m.cni))
     status = tmp_path / "proc-self-status"  # root with every capability, whoever runs the tests

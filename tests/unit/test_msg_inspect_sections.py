@@ -15,7 +15,7 @@ from netlab.api import results as R
 from netlab.cli import cli
 from netlab.cli.trace import _inspect_sections, render_inspect
 from netlab.errors import UsageError
-from netlab.kernel import netns as nsmod
+from netlab.kernel import netns as nsmod, procsys
 from netlab.trace import inspect as tinspect
 from netlab.trace.sections import ALIASES, INSPECT_SECTIONS, SECTIONS, section_names
 
@@ -64,7 +64,7 @@ def test_sysctls_alone_are_read_alone(monkeypatch):
         yield
 
     monkeypatch.setattr(nsmod, "entered", enter)
-    monkeypatch.setattr(nsmod, "read_sysctl_here", lambda key: "1")
+    monkeypatch.setattr(procsys, "read_sysctl_here", lambda key: "1")
     monkeypatch.setattr(tinspect, "_links_and_tables", lambda *a: pytest.fail("no netlink wanted"))
     data = tinspect.inspect("x-n1", None, ["sysctls"])
     assert set(data) == {"netns", "what", "sysctls"} and entered == ["x-n1"]

@@ -20,7 +20,7 @@ from fake_lab import IdleFeature, make_lab, up
 
 from netlab import doctor
 from netlab.errors import EXIT_ENVIRONMENT, ApplyFailed, EnvironmentNotReady, NetnsGone
-from netlab.kernel import netns as nsmod
+from netlab.kernel import netns as nsmod, procsys
 from netlab.kernel.fake import FakeKernel
 from netlab.kernel.live import LiveKernel
 from netlab.lab import teardown
@@ -68,7 +68,7 @@ def test_a_tag_read_that_fails_is_raised_not_taken_for_untagged(monkeypatch):
     def emfile(keys):
         raise OSError(errno.EMFILE, "Too many open files", "tag")
 
-    monkeypatch.setattr(nsmod, "read_sysctls_here", emfile)
+    monkeypatch.setattr(procsys, "read_sysctls_here", emfile)
     kernel = object.__new__(LiveKernel)
     with pytest.raises(OSError) as caught:
         kernel.read_tag("lab1-a")
@@ -79,7 +79,7 @@ def test_a_tag_read_that_fails_is_raised_not_taken_for_untagged(monkeypatch):
     def gone(keys):
         raise NetnsGone("lab1-a", "/run/netns/lab1-a")
 
-    monkeypatch.setattr(nsmod, "read_sysctls_here", gone)
+    monkeypatch.setattr(procsys, "read_sysctls_here", gone)
     assert kernel.read_tag("lab1-a") is None  # deleted since: a definite answer
 
 
