@@ -270,11 +270,11 @@ def test_nat_table_rules_counters_and_what_the_packet_added():
 def test_an_entry_confirmed_then_destroyed_joins_the_snapshot(monkeypatch):
     """A SYN DNATed by a node and refused down the road: the RST destroys the node's entry before anyone lists it.
     Its NEW event's tuples join what `conntrack -L` still lists, once (an entry listed too is not doubled)."""
-    from netlab.trace import kernel as tk
+    from netlab.trace import kernel as tk, tables
 
     listed = ("tcp      6 9 CLOSE src=10.244.1.2 dst=10.96.0.11 sport=2 dport=80 "
               "src=10.244.0.3 dst=10.244.1.2 sport=8080 dport=2")
-    monkeypatch.setattr(tk, "read_conntrack", lambda ns, proto: [tk.parse_conntrack(listed)])
+    monkeypatch.setattr(tables, "read_conntrack", lambda ns, proto: [tables.parse_conntrack(listed)])
     gone = ({"src": "10.244.1.2", "dst": "10.96.0.11", "sport": "1", "dport": "80"},
             {"src": "10.244.0.2", "dst": "10.244.1.2", "sport": "8080", "dport": "1"})
     again = ({"src": "10.244.1.2", "dst": "10.96.0.11", "sport": "2", "dport": "80"},
@@ -293,7 +293,7 @@ def test_an_entry_confirmed_then_destroyed_joins_the_snapshot(monkeypatch):
 def test_the_filter_tables_read_for_the_policies_are_the_ones_kube_proxys_rules_are_judged_on(monkeypatch):
     """A Service trace reads each node's filter table once a moment (before the packet, right after it): the
     texts read for the NetworkPolicies' counters are parsed for kube-proxy's REJECTs too, not read again."""
-    from netlab.trace import kernel as tk
+    from netlab.trace import kernel as tk, tables
 
     reads: list[tuple[str, str | None]] = []
 
@@ -301,8 +301,8 @@ def test_the_filter_tables_read_for_the_policies_are_the_ones_kube_proxys_rules_
         reads.append((netns, table))
         return "*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n"
 
-    monkeypatch.setattr(tk.iptables, "save", save)
-    monkeypatch.setattr(tk, "read_nft_table", lambda ns, before=None: None)
+    monkeypatch.setattr(tables.iptables, "save", save)
+    monkeypatch.setattr(tables, "read_nft_table", lambda ns, before=None: None)
     reject = '-A KUBE-SERVICES -d 10.96.0.14/32 -p tcp -m comment --comment "e has no endpoints" -j REJECT'
     table = "*filter\n:KUBE-SERVICES - [0:0]\n[{n}:60] " + reject + "\nCOMMIT\n"
     k = tk.LiveKernel()
@@ -316,7 +316,7 @@ def test_the_filter_tables_read_for_the_policies_are_the_ones_kube_proxys_rules_
 def test_a_forward_policy_is_read_from_the_table_read_right_after_the_packet(monkeypatch):
     """faults.forward_policy (a packet lost in a node) asks the FORWARD policy of the filter table run.py read right
     after the packet (with counters), not a table read once more; a namespace not read then is read now."""
-    from netlab.trace import faults, kernel as tk
+    from netlab.trace import faults, kernel as tk, tables
 
     reads: list[str] = []
 
@@ -324,7 +324,7 @@ def test_a_forward_policy_is_read_from_the_table_read_right_after_the_packet(mon
         reads.append(netns)
         return "*filter\n:FORWARD ACCEPT\nCOMMIT\n"
 
-    monkeypatch.setattr(tk.iptables, "save", save)
+    monkeypatch.setattr(tables.iptables, "save", save)
     k = tk.LiveKernel()
     k.filters_after = {"n1": "*filter\n:INPUT ACCEPT [3:180]\n:FORWARD DROP [1:60]\nCOMMIT\n"}
     why, fix = faults.forward_policy(k, "n1") or ("", "")
