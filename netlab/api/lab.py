@@ -28,11 +28,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self, Sequence, TypeVar
 
 from netlab.api import lifecycle, results as R
-from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, WAIT, check_bool, check_callable, check_path, check_proto,
-                             check_seconds, check_size, check_str, check_topology, method)
+from netlab.api.args import (WAIT, check_bool, check_callable, check_path, check_seconds, check_str, check_topology,
+                             method)
 from netlab.api.internals import internal as internal, internal_probe as internal_probe  # the CLI's, re-exported
-from netlab.api.internals import internal_status as internal_status, keep
-from netlab.api.jsonio import from_json
+from netlab.api.internals import internal_status as internal_status
+from netlab.api.lab_checks import LabChecks, Progress
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
 from netlab.realize.state import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
@@ -49,18 +49,18 @@ if TYPE_CHECKING:
     from netlab.model.lab import Lab as ModelLab
     from netlab.realize.state import LabState
 
-Progress = Callable[[str, int, int], None]
 KEEP_TRACES = 10  # the last traces and reach results a Lab keeps (the pytest plugin's dump of a failed test)
 
 
-class Lab(PodActions):
+class Lab(LabChecks, PodActions):
     """A lab that is up (or was, before :meth:`down`), by name.
 
     Get one with :meth:`up` (brings it up; leaving a ``with`` block takes it
     down, unless it was up before: then it is only converged, and left up) or
-    :meth:`attach` (a lab that is already up; left up). Its actions inside the
-    pods (exec, popen, logs, inspect, ``break_``) are those of
-    :class:`netlab.api.lab_pods.PodActions`.
+    :meth:`attach` (a lab that is already up; left up). Its checks (status,
+    probe, reach, trace) are those of :class:`netlab.api.lab_checks.LabChecks`,
+    its actions inside the pods (exec, popen, logs, inspect, ``break_``) those
+    of :class:`netlab.api.lab_pods.PodActions`.
     """
 
     def __init__(self, name: str, *, owned: bool = False) -> None:
@@ -272,17 +272,7 @@ class Lab(PodActions):
             raise UsageError(f"lab {self.name}: {why} named {name!r} (Services: {known})")
         return found[0]
 
-    # --- checking it -------------------------------------------------------------------------
-
-    def status(self, topology: TopologyInput = None) -> R.Status:
-        """The live kernel against the plan: every missing, extra or different object, and containers
-        that do not run. ``topology``: compare with this file or dict instead of the lab's own. ``repair``:
-        the call that makes the kernel as planned (``Lab('NAME').repair()``), in Python as the CLI's in its words.
-        Differences read while another command held or changed the lab (an ``up`` making it) are not drift:
-        LabBusy names that command (a ``down`` that took it away: UsageError)."""
-        with method("lab.status"):
-            check_topology(topology)
-        return internal_status(self, topology, api=True)
+    # --- changing it ------------------------------------------------------------------------
 
     def repair(self, *, wait: float = 60.0, progress: Progress | None = None) -> R.UpResult:
         """``netlab up --lab NAME``: converge the lab to its saved topology, what :meth:`status` compares
@@ -316,84 +306,6 @@ class Lab(PodActions):
         return R.UpResult(lab=done.lab, changed=done.changed, created_netns=tuple(done.created_netns),
                           removed_netns=tuple(done.removed_netns), fixed=tuple(done.fixed),
                           operations=done.operations, warnings=tuple(done.warnings), failed=tuple(done.failed))
-
-    def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
-              timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:
-        """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
-        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
-        ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``). Arguments as
-        the CLI's options: ``protos`` some of icmp, tcp, udp ("tcp" is one), ``timeout`` 0.05-30 s."""
-        from netlab.probe import report as probe_report
-
-        report = internal_probe(self, topology, protos=protos, timeout=timeout, arp=arp, services=services, mtu=mtu)
-        out = from_json(R.ProbeReport, probe_report.to_json(report))
-        keep(out, report)
-        return out
-
-    def reach(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
-              timeout: float = 1.0) -> R.ProbeResult:
-        """Send one real probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``).
-
-        ``proto``: tcp, udp or icmp; by default TCP to the destination's first
-        served port (a Service's first port), ICMP when it serves none.
-        ``.reachable``: it answered; ``.seen_source``: the client address the
-        destination's echo server saw (pod to pod: the source's own; a Service's masqueraded paths, a node's
-        nodePort: the address the rules made it);
-        ``.answered_by``: which pod answered (a Service's endpoint). Kept in
-        :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
-        """
-        from netlab.api import reach as reach_mod
-
-        with method("lab.reach"):
-            check_str("src", src)
-            check_str("dst", dst)
-            check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
-            reach_mod.check_port("port", port)
-            timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
-        result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
-        out = from_json(R.ProbeResult, result.to_json())
-        self.reaches.append(out)
-        return out
-
-    def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
-              timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None,
-              size: int = 0, sport: int = 0) -> R.Trace:
-        """Follow one real packet from ``src`` to ``dst`` hop by hop, as ``netlab trace``.
-
-        ``.delivered``; ``.refused``: why the destination refused it (nothing listens on the port), else
-        None; ``.endpoint.pod``: the endpoint a Service's DNAT picked;
-        ``.lost``: where and why it disappeared. Kept in :attr:`traces` (the
-        last few), which the pytest plugin saves when a test fails. ``size``:
-        the packet's size with DF set (as ``ping -M do -s``); ``sport``: the
-        source port of a TCP/UDP packet (0: any). A ``port`` without ``proto`` is
-        TCP (UDP when ``dst`` serves that port over UDP only). As the CLI's options:
-        ``proto`` icmp, tcp or udp, ``timeout`` 0.1-30 s, ``size`` 1-65000 (0: a plain echo).
-        """
-        from netlab.api.reach import check_port
-        from netlab.realize.own_files import check_output_path
-        from netlab.realize.state import repair_up
-        from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
-
-        with method("lab.trace"):
-            check_str("src", src)
-            check_str("dst", dst)
-            check_proto(proto)  # "TCP" is no protocol the rules match: refused, as reach and probe refuse it
-            check_port("port", port)
-            check_port("sport", sport, zero_ok=True)
-            timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
-            check_size(size)
-            check_path("pcap", pcap)
-            check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
-            check_callable("progress", progress)
-
-        state = self.state()  # read once: the lab, and the file that repairs it
-        _check_namespaces(self._model_of(state), src, dst, proto, port)
-        result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
-                     progress=progress, size=size, sport=sport, repair=repair_up(state))
-        out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
-        keep(out, result)
-        self.traces.append(out)
-        return out
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -457,23 +369,6 @@ def said(api: bool) -> Iterator[None]:
         yield
     except (StateCorrupt, StateLost, StateElsewhere) as exc:
         raise exc.said_for(api=api) from None
-
-
-def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:
-    """NetnsGone, as :meth:`Lab.exec` and :meth:`Lab.inspect` raise it, for a namespace the trace would capture
-    in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
-    from netlab.kernel.netns import is_netns_mount
-    from netlab.realize.state import lab_netns_gone
-    from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
-
-    try:
-        source = resolve_source(model, src)
-        namespaces = capture_namespaces(model, source, resolve_target(model, dst, proto, port, source))
-    except (UsageError, ValueError):
-        return
-    for ns in namespaces:
-        if not is_netns_mount(ns):
-            raise lab_netns_gone(ns, model.name)
 
 
 def _check_waiting(wait: Any, progress: Any) -> None:

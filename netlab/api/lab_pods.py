@@ -1,8 +1,9 @@
 """What a :class:`netlab.Lab` does inside its namespaces: run commands and processes, read logs, inspect, break.
 
-netlab.api.lab holds the lab's lifecycle (up, attach, down, repair) and its
-checks (status, probe, reach, trace); this module the actions on one pod, node
-or host, which :class:`~netlab.api.lab.Lab` inherits from :class:`PodActions`.
+netlab.api.lab holds the lab's lifecycle (up, attach, down, repair),
+netlab.api.lab_checks its checks (status, probe, reach, trace); this module the
+actions on one pod, node or host, which :class:`~netlab.api.lab.Lab` inherits
+from :class:`PodActions`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,151 @@
+"""What a :class:`netlab.Lab` checks: the kernel against the plan, and real packets between its pods.
+
+``status`` compares the live kernel with the lab's plan (or another
+topology's); ``probe`` sends the connectivity matrix, ``reach`` one probe,
+and ``trace`` follows one packet hop by hop, each from the source pod's own
+namespace. :class:`~netlab.api.lab.Lab` inherits them from :class:`LabChecks`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, Sequence, cast
+
+from netlab.api import results as R
+from netlab.api.args import (PROBE_TIMEOUT, TRACE_TIMEOUT, check_callable, check_path, check_proto, check_seconds,
+                             check_size, check_str, check_topology, method)
+from netlab.api.internals import internal_probe, internal_status, keep
+from netlab.api.jsonio import from_json
+from netlab.errors import UsageError
+
+if TYPE_CHECKING:
+    import collections
+
+    from netlab.api.lab import Lab
+    from netlab.api.topology import TopologyInput
+    from netlab.model.lab import Lab as ModelLab
+    from netlab.realize.state import LabState
+
+Progress = Callable[[str, int, int], None]
+
+
+class LabChecks:
+    """The checks of a :class:`~netlab.api.lab.Lab` (a base class of Lab): status, probe, reach, trace."""
+
+    if TYPE_CHECKING:  # what Lab gives
+        name: str
+        traces: collections.deque[R.Trace]
+        reaches: collections.deque[R.ProbeResult]
+
+        def state(self) -> LabState: ...
+
+        @property
+        def model(self) -> ModelLab: ...
+
+        def _model_of(self, state: LabState) -> ModelLab: ...
+
+    def status(self, topology: TopologyInput = None) -> R.Status:
+        """The live kernel against the plan: every missing, extra or different object, and containers
+        that do not run. ``topology``: compare with this file or dict instead of the lab's own. ``repair``:
+        the call that makes the kernel as planned (``Lab('NAME').repair()``), in Python as the CLI's in its words.
+        Differences read while another command held or changed the lab (an ``up`` making it) are not drift:
+        LabBusy names that command (a ``down`` that took it away: UsageError)."""
+        with method("lab.status"):
+            check_topology(topology)
+        return internal_status(cast("Lab", self), topology, api=True)  # self is a Lab: its base class
+
+    def probe(self, topology: TopologyInput = None, *, protos: Sequence[str] = ("icmp", "tcp", "udp"),
+              timeout: float = 1.0, arp: str = "auto", services: bool = True, mtu: bool = False) -> R.ProbeReport:
+        """The connectivity matrix and the three rules, as ``netlab probe``; ``topology``: probe what this
+        file or dict expects (its pods and ``expect:`` entries) instead of the lab's own topology.
+        ``mtu``: also a full-size echo (DF, the pods' MTU) between every pair (``probe --mtu``). Arguments as
+        the CLI's options: ``protos`` some of icmp, tcp, udp ("tcp" is one), ``timeout`` 0.05-30 s."""
+        from netlab.probe import report as probe_report
+
+        report = internal_probe(cast("Lab", self), topology, protos=protos, timeout=timeout, arp=arp, services=services,
+                                mtu=mtu)
+        out = from_json(R.ProbeReport, probe_report.to_json(report))
+        keep(out, report)
+        return out
+
+    def reach(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
+              timeout: float = 1.0) -> R.ProbeResult:
+        """Send one real probe from ``src`` to ``dst`` (a pod, node, internet host or ``svc/NAME``).
+
+        ``proto``: tcp, udp or icmp; by default TCP to the destination's first
+        served port (a Service's first port), ICMP when it serves none.
+        ``.reachable``: it answered; ``.seen_source``: the client address the
+        destination's echo server saw (pod to pod: the source's own; a Service's masqueraded paths, a node's
+        nodePort: the address the rules made it);
+        ``.answered_by``: which pod answered (a Service's endpoint). Kept in
+        :attr:`reaches` (the last few), which the pytest plugin saves when a test fails.
+        """
+        from netlab.api import reach as reach_mod
+
+        with method("lab.reach"):
+            check_str("src", src)
+            check_str("dst", dst)
+            check_proto(proto)  # before the lab's state is read: a usage error, whatever the lab
+            reach_mod.check_port("port", port)
+            timeout = check_seconds("timeout", timeout, PROBE_TIMEOUT)
+        result = reach_mod.reach(self.model, src, dst, proto, port, timeout)
+        out = from_json(R.ProbeResult, result.to_json())
+        self.reaches.append(out)
+        return out
+
+    def trace(self, src: str, dst: str, proto: str | None = None, port: int | None = None, *,
+              timeout: float = 1.0, pcap: str | None = None, progress: Progress | None = None,
+              size: int = 0, sport: int = 0) -> R.Trace:
+        """Follow one real packet from ``src`` to ``dst`` hop by hop, as ``netlab trace``.
+
+        ``.delivered``; ``.refused``: why the destination refused it (nothing listens on the port), else
+        None; ``.endpoint.pod``: the endpoint a Service's DNAT picked;
+        ``.lost``: where and why it disappeared. Kept in :attr:`traces` (the
+        last few), which the pytest plugin saves when a test fails. ``size``:
+        the packet's size with DF set (as ``ping -M do -s``); ``sport``: the
+        source port of a TCP/UDP packet (0: any). A ``port`` without ``proto`` is
+        TCP (UDP when ``dst`` serves that port over UDP only). As the CLI's options:
+        ``proto`` icmp, tcp or udp, ``timeout`` 0.1-30 s, ``size`` 1-65000 (0: a plain echo).
+        """
+        from netlab.api.reach import check_port
+        from netlab.realize.own_files import check_output_path
+        from netlab.realize.state import repair_up
+        from netlab.trace.run import run  # the trace stack (capture, decode) loads only when used
+
+        with method("lab.trace"):
+            check_str("src", src)
+            check_str("dst", dst)
+            check_proto(proto)  # "TCP" is no protocol the rules match: refused, as reach and probe refuse it
+            check_port("port", port)
+            check_port("sport", sport, zero_ok=True)
+            timeout = check_seconds("timeout", timeout, TRACE_TIMEOUT)
+            check_size(size)
+            check_path("pcap", pcap)
+            check_output_path(pcap)  # never over the lab's own files, as the CLI's --pcap
+            check_callable("progress", progress)
+
+        state = self.state()  # read once: the lab, and the file that repairs it
+        _check_namespaces(self._model_of(state), src, dst, proto, port)
+        result = run(self._model_of(state), src, dst, proto=proto, port=port, timeout=timeout, pcap=pcap,
+                     progress=progress, size=size, sport=sport, repair=repair_up(state))
+        out = replace(from_json(R.Trace, result.to_json()), repair=f"Lab({self.name!r}).repair()")  # in Python
+        keep(out, result)
+        self.traces.append(out)
+        return out
+
+
+def _check_namespaces(model: ModelLab, src: str, dst: str, proto: str | None, port: int | None) -> None:
+    """NetnsGone, as :meth:`Lab.exec` and :meth:`Lab.inspect` raise it, for a namespace the trace would capture
+    in that is gone (``ip netns del``); a source or destination the lab does not have is left to the trace."""
+    from netlab.kernel.netns import is_netns_mount
+    from netlab.realize.state import lab_netns_gone
+    from netlab.trace.targets import capture_namespaces, resolve_source, resolve_target
+
+    try:
+        source = resolve_source(model, src)
+        namespaces = capture_namespaces(model, source, resolve_target(model, dst, proto, port, source))
+    except (UsageError, ValueError):
+        return
+    for ns in namespaces:
+        if not is_netns_mount(ns):
+            raise lab_netns_gone(ns, model.name)
