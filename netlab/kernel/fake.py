@@ -12,7 +12,7 @@ the kernel's errno:
   described: the kernel matches a route deletion on its type, scope and
   protocol too (ESRCH); an FDB entry whose MAC the device has not (ENOENT: a
   remote the MAC has not is no error, and a unicast MAC keeps its one remote
-  through an append, see ``_fdb``).
+  through an append, see fake_objects.FNetns.change_fdb).
 - ``iptables-restore`` as kernel/fake_iptables.py refuses it (one transaction);
 - a sysctl whose file does not exist (ENOENT): an interface's before its link
   (the link's go with it), nf_conntrack's while the module is not loaded
@@ -33,17 +33,16 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface
 from typing import Any, Callable, Sequence
 
 from netlab.errors import NetnsGone
 from netlab.kernel import rtnl
 from netlab.kernel.base import GONE, KernelError, NftText, Op, Snapshot, TableText, link_changes
+from netlab.kernel.fake_dump import dump
 from netlab.kernel.fake_iptables import FakeError, empty_table, nft_refusal, restore, save_table
 from netlab.kernel.fake_objects import FLink, FNetns
-from netlab.kernel.netns import TAG_SYSCTLS, netns_path, tag_values
-from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+from netlab.kernel.netns import netns_path
 from netlab.plan.resources import Address, Bridge, Fdb, Link, Loopback, Neigh, Route, Rule, Sysctl, Veth, Vxlan
 
 DEFAULT_RULES = (Rule(netns="", priority=0, table=255), Rule(netns="", priority=32766, table=254),
@@ -91,10 +90,10 @@ class FakeKernel:
             ns.next_index += 1
         ns.sysctls.update(self.host_devconf)
         for key, _ in sysctls:
-            if not self._sysctl_exists(ns, key):
+            if not ns.sysctl_exists(key, self.conntrack_loaded):
                 raise FileNotFoundError(errno.ENOENT, "no such sysctl", key)
         for key, value in sysctls:
-            self._write_sysctl(ns, key, value)
+            ns.write_sysctl(key, value)
         self.ns[name] = ns
         return sorted(self.fallback_links)
 
@@ -149,93 +148,7 @@ class FakeKernel:
         self.snapshots += 1
         if netns not in self.ns:
             raise NetnsGone(netns, netns_path(netns))
-        ns = self.ns[netns]
-        snap = Snapshot(netns=netns)
-        running = self._running(netns)
-        for link in ns.links.values():
-            master = ns.links[link.master].index if link.master in ns.links else None
-            peer = None
-            if link.peer and link.peer[0] in self.ns and link.peer[1] in self.ns[link.peer[0]].links:
-                peer = self.ns[link.peer[0]].links[link.peer[1]].index
-            snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
-                                            mac=link.mac, master=master, peer=peer, peer_netnsid=None,
-                                            alias=link.alias, group=link.group, txqlen=link.txqlen,
-                                            data=dict(link.vxlan), running=link.name in running)
-            if link.master:
-                snap.hairpin[link.index] = link.hairpin
-                bridge = ns.links.get(link.master)
-                enabled = link.name in running and bridge is not None and bridge.up
-                snap.port_state[link.index] = link.port_state if enabled else "disabled"
-        for a in ns.addrs:
-            snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
-                                      str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))
-        for r in self._all_routes(ns):
-            snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=0,
-                                        gateway=str(r.gateway) if r.gateway else None,
-                                        oif=ns.links[r.dev].index if r.dev else None, proto=rtnl.proto_num(r.proto),
-                                        scope=rtnl.scope_num(r.scope), type=rtnl.type_num(r.type),
-                                        flags=rtnl.RTNH_F_ONLINK if r.onlink else 0, priority=r.metric or None,
-                                        prefsrc=None, multipath=False))
-        for (dev, ip), (mac, state) in ns.neighs.items():
-            snap.neighs.append(NeighMsg(rtnl.AF_INET, ns.links[dev].index, ip, mac, state, 0, None))
-        for dev, mac, dst in ns.fdb:
-            snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, rtnl.NUD_PERMANENT,
-                                     rtnl.NTF_SELF, None))
-        for r in ns.rules:
-            snap.rules.append(RuleMsg(priority=r.priority, table=r.table, action=rtnl.action_num(r.action),
-                                      src=str(r.src.network_address) if r.src else None,
-                                      src_len=r.src.prefixlen if r.src else 0,
-                                      dst=str(r.dst.network_address) if r.dst else None,
-                                      dst_len=r.dst.prefixlen if r.dst else 0, iif=r.iif, oif=r.oif,
-                                      fwmark=r.fwmark, fwmask=r.fwmask, tos=r.tos))
-        for key in sysctls:
-            snap.sysctls[key] = self._sysctl(ns, key)
-        if tables:
-            for backend, tabs in ns.tables.items():
-                snap.tables[backend] = {name: save_table(name, t) for name, t in tabs.items()}
-            # nf_tables in miniature: the listing the last transaction made (see realize/nftables.listing)
-            snap.nft = {key: {"netlab-listing": list(t.listing)} for key, t in ns.nft.items()}
-        return snap
-
-    def _sysctl(self, ns: FNetns, key: str) -> str | None:
-        if key in ns.sysctls:
-            return ns.sysctls[key]
-        if key in TAG_SYSCTLS:  # the tag is two or three sysctls, as in the real kernel
-            try:
-                return str(tag_values(ns.tag or "")[TAG_SYSCTLS.index(key)])
-            except (ValueError, IndexError):  # untagged, or a tag without a state folder
-                return "0"
-        parts = key.split(".")
-        if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \
-                and ".".join(parts[3:-1]) not in ns.links:
-            return None  # no such interface
-        if parts[-1] == "forwarding":  # writing ip_forward sets every interface's, and the default
-            return ns.sysctls.get("net.ipv4.ip_forward", "0")
-        return "0"
-
-    def _write_sysctl(self, ns: FNetns, key: str, value: str) -> None:
-        """As the kernel: changing ip_forward sets all.accept_redirects to its opposite (devinet.c,
-        inet_forward_change; each interface's and default's forwarding follow it, see _sysctl)."""
-        if key == "net.ipv4.ip_forward" and self._sysctl(ns, key) != value:
-            ns.sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if value == "1" else "1"
-        ns.sysctls[key] = value
-
-    def _sysctl_exists(self, ns: FNetns, key: str) -> bool:
-        parts = key.split(".")
-        if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
-            return ".".join(parts[3:-1]) in ns.links
-        return self.conntrack_loaded or parts[:2] != ["net", "netfilter"]
-
-    def _all_routes(self, ns: FNetns) -> list[Route]:
-        """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
-        out = []
-        for a in ns.addrs:
-            net = a.address.network
-            if a.dev != "lo" and ns.links[a.dev].up:  # a device down keeps the local route of its address alone
-                out.append(Route(netns=ns.name, dst=net, gateway=None, dev=a.dev, proto="kernel", scope="link"))
-            out.append(Route(netns=ns.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
-                             table=255, proto="kernel", scope="host", type="local"))
-        return out + list(ns.routes)
+        return dump(self.ns, self.ns[netns], self._running(netns), sysctls, tables)
 
     def running_links(self, netns: str) -> set[str]:
         """Up, and a veth's other end up too (a veth has carrier only then); ``no_carrier`` never are."""
@@ -311,9 +224,9 @@ class FakeKernel:
             return None
         ns = self.ns[res.netns]
         if isinstance(res, Sysctl):
-            if not self._sysctl_exists(ns, res.name):
+            if not ns.sysctl_exists(res.name, self.conntrack_loaded):
                 raise FakeError(errno.ENOENT, f"no such sysctl {res.name}")
-            self._write_sysctl(ns, res.name, res.value)
+            ns.write_sysctl(res.name, res.value)
         elif isinstance(res, Link):
             self._link(ns, op, res)
         elif isinstance(res, Address):
@@ -330,7 +243,7 @@ class FakeKernel:
             else:
                 ns.addrs.append(res)
         elif isinstance(res, Route):
-            self._route(ns, op, res)
+            ns.change_route(op.verb, res)
         elif isinstance(res, Neigh):
             ns.link(res.dev)
             if op.verb == "del":
@@ -341,7 +254,7 @@ class FakeKernel:
         elif isinstance(res, Fdb):
             if ns.link(res.dev).kind != "vxlan":
                 raise FakeError(errno.EOPNOTSUPP, "not a vxlan device")
-            self._fdb(ns, op.verb, (res.dev, res.lladdr, str(res.dst)))
+            ns.change_fdb(op.verb, (res.dev, res.lladdr, str(res.dst)))
         elif isinstance(res, Rule):
             same = [r for r in ns.rules if r.key[2:] == res.key[2:]]
             if op.verb == "del":
@@ -355,22 +268,6 @@ class FakeKernel:
                 ns.rules.sort(key=lambda r: r.priority)
         else:
             raise FakeError(errno.EINVAL, f"cannot {op.verb} {res.kind}")
-
-    @staticmethod
-    def _fdb(ns: FNetns, verb: str, entry: tuple[str, str, str]) -> None:
-        """A VXLAN device's FDB as the kernel keeps it (vxlan_core.c): a unicast MAC has one remote, which append
-        never adds to (a second remote, or the same again, is accepted and changes nothing); only the all-zeros
-        (flooding) or a multicast MAC lists several. A delete names the MAC and a remote: no entry for the MAC is
-        ENOENT, a remote the MAC does not have is accepted and changes nothing (measured on Linux 6.18)."""
-        dev, mac, _ = entry
-        same_mac = [f for f in ns.fdb if f[:2] == (dev, mac)]
-        if verb == "del":
-            if not same_mac:
-                raise FakeError(errno.ENOENT, "no such fdb entry")
-            if entry in ns.fdb:
-                ns.fdb.remove(entry)
-        elif entry not in ns.fdb and (not same_mac or mac == "00:00:00:00:00:00" or int(mac[:2], 16) & 1):
-            ns.fdb.append(entry)
 
     def _link(self, ns: FNetns, op: Op, res: Link) -> None:
         if op.verb == "del":
@@ -457,29 +354,3 @@ class FakeKernel:
     def _link_down(self, ns: FNetns, name: str) -> None:
         """The kernel flushes the routes through a device that goes down."""
         ns.routes = [r for r in ns.routes if r.dev != name]
-
-    def _reachable(self, ns: FNetns, gateway: IPv4Address, dev: str) -> bool:
-        return any(a.dev == dev and ns.links[dev].up and gateway in a.address.network for a in ns.addrs)
-
-    def _route(self, ns: FNetns, op: Op, res: Route) -> None:
-        same = [r for r in ns.routes if r.key == res.key]
-        if op.verb == "del":
-            match = [r for r in same if r.type == res.type and r.scope == res.scope and r.proto == res.proto]
-            if not match:
-                raise FakeError(errno.ESRCH, "no such route")
-            ns.routes.remove(match[0])
-            return
-        if res.dev is None and res.gateway:  # the kernel puts it on the device whose connected route reaches it
-            dev = next((a.dev for a in ns.addrs if a.dev != "lo" and self._reachable(ns, res.gateway, a.dev)), None)
-            if dev is None:
-                raise FakeError(errno.ENETUNREACH, "network unreachable")
-            res = replace(res, dev=dev)
-        if res.dev:
-            link = ns.link(res.dev)
-            if res.gateway and not res.onlink and not self._reachable(ns, res.gateway, res.dev):
-                raise FakeError(errno.ENETUNREACH, "network unreachable")
-            if (res.onlink or not res.gateway) and not link.up:
-                raise FakeError(errno.ENETDOWN, "network is down")
-        for r in same:
-            ns.routes.remove(r)
-        ns.routes.append(res)

@@ -1,13 +1,17 @@
 """What the fake kernel (netlab.kernel.fake) holds of a namespace: its links and their state, addresses, routes,
-neighbour and FDB entries, rules, sysctls and netfilter tables, as plain data."""
+neighbour and FDB entries, rules, sysctls and netfilter tables, as plain data; and what a namespace decides alone, as
+the kernel does: its sysctls' files (the ownership tag's among them), the routes its dump shows, and the changes of
+its routes and FDB entries it accepts or refuses."""
 
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
 
 from netlab.kernel.base import NftText
 from netlab.kernel.fake_iptables import FakeError, FTable
+from netlab.kernel.nstag import TAG_SYSCTLS, tag_values
 from netlab.plan.resources import Address, Route, Rule
 
 
@@ -51,3 +55,88 @@ class FNetns:
             return self.links[name]
         except KeyError:
             raise FakeError(errno.ENODEV, f"{name} does not exist in {self.name}") from None
+
+    def sysctl(self, key: str) -> str | None:
+        """Sysctl ``key``'s value as its file reads; None when it has no file (no such interface)."""
+        if key in self.sysctls:
+            return self.sysctls[key]
+        if key in TAG_SYSCTLS:  # the tag is two or three sysctls, as in the real kernel
+            try:
+                return str(tag_values(self.tag or "")[TAG_SYSCTLS.index(key)])
+            except (ValueError, IndexError):  # untagged, or a tag without a state folder
+                return "0"
+        parts = key.split(".")
+        if len(parts) > 4 and parts[2] == "conf" and parts[3] not in ("all", "default") \
+                and ".".join(parts[3:-1]) not in self.links:
+            return None  # no such interface
+        if parts[-1] == "forwarding":  # writing ip_forward sets every interface's, and the default
+            return self.sysctls.get("net.ipv4.ip_forward", "0")
+        return "0"
+
+    def write_sysctl(self, key: str, value: str) -> None:
+        """As the kernel: changing ip_forward sets all.accept_redirects to its opposite (devinet.c,
+        inet_forward_change; each interface's and default's forwarding follow it, see sysctl)."""
+        if key == "net.ipv4.ip_forward" and self.sysctl(key) != value:
+            self.sysctls["net.ipv4.conf.all.accept_redirects"] = "0" if value == "1" else "1"
+        self.sysctls[key] = value
+
+    def sysctl_exists(self, key: str, conntrack_loaded: bool) -> bool:
+        """Sysctl ``key`` has a file: an interface's while its link exists, nf_conntrack's once it is loaded."""
+        parts = key.split(".")
+        if parts[:3] == ["net", "ipv4", "conf"] and len(parts) > 4 and parts[3] not in ("all", "default"):
+            return ".".join(parts[3:-1]) in self.links
+        return conntrack_loaded or parts[:2] != ["net", "netfilter"]
+
+    def all_routes(self) -> list[Route]:
+        """The routes a dump shows: connected (main) and local (table local) ones, then the others."""
+        out = []
+        for a in self.addrs:
+            net = a.address.network
+            if a.dev != "lo" and self.links[a.dev].up:  # a device down keeps the local route of its address alone
+                out.append(Route(netns=self.name, dst=net, gateway=None, dev=a.dev, proto="kernel", scope="link"))
+            out.append(Route(netns=self.name, dst=IPv4Network(f"{a.address.ip}/32"), gateway=None, dev=a.dev,
+                             table=255, proto="kernel", scope="host", type="local"))
+        return out + list(self.routes)
+
+    def change_fdb(self, verb: str, entry: tuple[str, str, str]) -> None:
+        """A VXLAN device's FDB as the kernel keeps it (vxlan_core.c): a unicast MAC has one remote, which append
+        never adds to (a second remote, or the same again, is accepted and changes nothing); only the all-zeros
+        (flooding) or a multicast MAC lists several. A delete names the MAC and a remote: no entry for the MAC is
+        ENOENT, a remote the MAC does not have is accepted and changes nothing (measured on Linux 6.18)."""
+        dev, mac, _ = entry
+        same_mac = [f for f in self.fdb if f[:2] == (dev, mac)]
+        if verb == "del":
+            if not same_mac:
+                raise FakeError(errno.ENOENT, "no such fdb entry")
+            if entry in self.fdb:
+                self.fdb.remove(entry)
+        elif entry not in self.fdb and (not same_mac or mac == "00:00:00:00:00:00" or int(mac[:2], 16) & 1):
+            self.fdb.append(entry)
+
+    def reachable(self, gateway: IPv4Address, dev: str) -> bool:
+        """A connected route of ``dev``, up, reaches ``gateway``."""
+        return any(a.dev == dev and self.links[dev].up and gateway in a.address.network for a in self.addrs)
+
+    def change_route(self, verb: str, res: Route) -> None:
+        """Add, replace or delete a route as the kernel takes it (ESRCH, ENETUNREACH, ENETDOWN)."""
+        same = [r for r in self.routes if r.key == res.key]
+        if verb == "del":
+            match = [r for r in same if r.type == res.type and r.scope == res.scope and r.proto == res.proto]
+            if not match:
+                raise FakeError(errno.ESRCH, "no such route")
+            self.routes.remove(match[0])
+            return
+        if res.dev is None and res.gateway:  # the kernel puts it on the device whose connected route reaches it
+            dev = next((a.dev for a in self.addrs if a.dev != "lo" and self.reachable(res.gateway, a.dev)), None)
+            if dev is None:
+                raise FakeError(errno.ENETUNREACH, "network unreachable")
+            res = replace(res, dev=dev)
+        if res.dev:
+            link = self.link(res.dev)
+            if res.gateway and not res.onlink and not self.reachable(res.gateway, res.dev):
+                raise FakeError(errno.ENETUNREACH, "network unreachable")
+            if (res.onlink or not res.gateway) and not link.up:
+                raise FakeError(errno.ENETDOWN, "network is down")
+        for r in same:
+            self.routes.remove(r)
+        self.routes.append(res)

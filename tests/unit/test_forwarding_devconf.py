@@ -68,7 +68,7 @@ def test_ip_forward_off_on_a_node_is_one_drift_whatever_the_host(lab, host):
     k = FakeKernel(host_devconf=host)
     up(lab, k)
     assert k.ns["fk-n1"].sysctls[REDIRECTS[0]] == "0" and status(lab, k).ok
-    k._write_sysctl(k.ns["fk-n1"], "net.ipv4.ip_forward", "0")  # the break: the kernel sets accept_redirects 1
+    k.ns["fk-n1"].write_sysctl("net.ipv4.ip_forward", "0")  # the break: the kernel sets accept_redirects 1
     assert k.ns["fk-n1"].sysctls[REDIRECTS[0]] == "1"
     assert status(lab, k).drift == ["different: sysctl net.ipv4.ip_forward in fk-n1 (is 0, want 1)"]
     up(lab, k)

@@ -1,0 +1,65 @@
+"""What the fake kernel's dumps answer (netlab.kernel.fake): a namespace's objects as the messages the real
+kernel's netlink dumps decode to (kernel/rtnl_parse), its sysctls as their files read, and its rule tables as
+``iptables-save`` and ``nft -j list`` print them."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from netlab.kernel import rtnl
+from netlab.kernel.base import Snapshot
+from netlab.kernel.fake_iptables import save_table
+from netlab.kernel.fake_objects import FNetns
+from netlab.kernel.rtnl_parse import AddrMsg, LinkMsg, NeighMsg, RouteMsg, RuleMsg
+
+
+def dump(namespaces: dict[str, FNetns], ns: FNetns, running: set[str], sysctls: Sequence[str] = (),
+         tables: bool = True) -> Snapshot:
+    """Namespace ``ns`` as a snapshot reads it: its links (a veth's peer's index from ``namespaces``; ``running``:
+    the links with carrier), addresses, routes, neighbours, FDB entries and rules, the ``sysctls`` asked, and its
+    rule tables when ``tables``."""
+    snap = Snapshot(netns=ns.name)
+    for link in ns.links.values():
+        master = ns.links[link.master].index if link.master in ns.links else None
+        peer = None
+        if link.peer and link.peer[0] in namespaces and link.peer[1] in namespaces[link.peer[0]].links:
+            peer = namespaces[link.peer[0]].links[link.peer[1]].index
+        snap.links[link.name] = LinkMsg(index=link.index, name=link.name, kind=link.kind, up=link.up, mtu=link.mtu,
+                                        mac=link.mac, master=master, peer=peer, peer_netnsid=None,
+                                        alias=link.alias, group=link.group, txqlen=link.txqlen,
+                                        data=dict(link.vxlan), running=link.name in running)
+        if link.master:
+            snap.hairpin[link.index] = link.hairpin
+            bridge = ns.links.get(link.master)
+            enabled = link.name in running and bridge is not None and bridge.up
+            snap.port_state[link.index] = link.port_state if enabled else "disabled"
+    for a in ns.addrs:
+        snap.addrs.append(AddrMsg(ns.links[a.dev].index, str(a.address.ip), a.address.network.prefixlen,
+                                  str(a.broadcast) if a.broadcast else None, rtnl.scope_num(a.scope), a.dev))
+    for r in ns.all_routes():
+        snap.routes.append(RouteMsg(table=r.table, dst=str(r.dst.network_address), dst_len=r.dst.prefixlen, tos=0,
+                                    gateway=str(r.gateway) if r.gateway else None,
+                                    oif=ns.links[r.dev].index if r.dev else None, proto=rtnl.proto_num(r.proto),
+                                    scope=rtnl.scope_num(r.scope), type=rtnl.type_num(r.type),
+                                    flags=rtnl.RTNH_F_ONLINK if r.onlink else 0, priority=r.metric or None,
+                                    prefsrc=None, multipath=False))
+    for (dev, ip), (mac, state) in ns.neighs.items():
+        snap.neighs.append(NeighMsg(rtnl.AF_INET, ns.links[dev].index, ip, mac, state, 0, None))
+    for dev, mac, dst in ns.fdb:
+        snap.fdb.append(NeighMsg(rtnl.AF_BRIDGE, ns.links[dev].index, dst, mac, rtnl.NUD_PERMANENT,
+                                 rtnl.NTF_SELF, None))
+    for r in ns.rules:
+        snap.rules.append(RuleMsg(priority=r.priority, table=r.table, action=rtnl.action_num(r.action),
+                                  src=str(r.src.network_address) if r.src else None,
+                                  src_len=r.src.prefixlen if r.src else 0,
+                                  dst=str(r.dst.network_address) if r.dst else None,
+                                  dst_len=r.dst.prefixlen if r.dst else 0, iif=r.iif, oif=r.oif,
+                                  fwmark=r.fwmark, fwmask=r.fwmask, tos=r.tos))
+    for key in sysctls:
+        snap.sysctls[key] = ns.sysctl(key)
+    if tables:
+        for backend, tabs in ns.tables.items():
+            snap.tables[backend] = {name: save_table(name, t) for name, t in tabs.items()}
+        # nf_tables in miniature: the listing the last transaction made (see realize/nftables.listing)
+        snap.nft = {key: {"netlab-listing": list(t.listing)} for key, t in ns.nft.items()}
+    return snap
