@@ -32,7 +32,8 @@ def plugin_labs() -> list[tuple[str, dict[str, Any]]]:
     """(lab, owner record) of every lab up that the plugin brought up; none when the state directory cannot be
     read (not root: the plugin skips lab tests then)."""
     from netlab.errors import NetlabError
-    from netlab.realize.state import StateCorrupt, iter_states
+    from netlab.realize.state import iter_states
+    from netlab.realize.state_errors import StateCorrupt
 
     found = []
     try:

@@ -55,7 +55,7 @@ if TYPE_CHECKING:  # the names, for type checkers (``X as X``: re-exported)
     from netlab.errors import NetnsGone as NetnsGone
     from netlab.errors import UsageError as UsageError
     from netlab.lab.rollback import Interrupted as Interrupted
-    from netlab.realize.state import StateCorrupt as StateCorrupt
+    from netlab.realize.state_errors import StateCorrupt as StateCorrupt
 
 # Each name and the module that holds it, imported on first use: `netlab validate` reads
 # topologies through netlab.api.topology without loading the kernel, probe and trace code.
@@ -72,7 +72,7 @@ _WHERE = {
         "NetlabError", "TopologyError", "UsageError", "EnvironmentNotReady", "ApplyFailed", "ChecksFailed",
         "LabBusy", "NetnsGone", "CannotRun")},
     "Interrupted": "netlab.lab.up",  # Ctrl-C or SIGTERM during up, rolled back: a KeyboardInterrupt (exit_code)
-    "StateCorrupt": "netlab.realize.state",  # a lab's state file that is not one: down(force=True) takes it down
+    "StateCorrupt": "netlab.realize.state_errors",  # a lab's state file that is not one: down(force=True) takes it down
 }
 __all__ = sorted(_WHERE)
 

@@ -35,7 +35,7 @@ from netlab.api.internals import internal_status as internal_status
 from netlab.api.lab_checks import LabChecks, Progress
 from netlab.api.lab_pods import PodActions
 from netlab.errors import UsageError
-from netlab.realize.state import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
+from netlab.realize.lab_name import LAB_ENV as LAB_ENV  # netlab.api's, re-exported
 from netlab.realize.state import ADDRESSES, replaces, running_lab, state_version, up_command
 from netlab.realize.state_dir import check_lab_name
 
@@ -162,7 +162,7 @@ class Lab(LabChecks, PodActions):
             check_str("name", name, none_ok=True)
             if name is not None:
                 check_lab_name(name, "name")  # said as the argument it is, not as the CLI's --lab
-        from netlab.realize.state import selected_name as select  # not the CLI's: --lab
+        from netlab.realize.lab_name import selected_name as select  # not the CLI's: --lab
 
         chosen = select(name, api=True)  # none up, or several: said in a Python caller's words
         assert chosen is not None
@@ -335,7 +335,7 @@ _Named = TypeVar("_Named", "R.PodInfo", "R.NodeInfo")  # names: the classes load
 def selected_name(name: str | None = None, topology: str | None = None, required: bool = True) -> str | None:
     """The lab a command acts on, as the CLI picks it: ``name``, the ``name:`` of the file ``topology``,
     ``$NETLAB_LAB``, or the only lab that is up (``required``: a UsageError when there is none, else None)."""
-    from netlab.realize.state import selected_name as select
+    from netlab.realize.lab_name import selected_name as select
 
     with method("netlab.api.selected_name"):
         check_str("name", name, none_ok=True)
@@ -362,7 +362,7 @@ def said(api: bool) -> Iterator[None]:
     """A lab whose state is corrupt, lost, or in another state folder, raised with its way out in the caller's
     words: ``api``, the Python call (``Lab('NAME').down(force=True)``), else the command (``sudo netlab down
     --lab NAME --force``)."""
-    from netlab.realize.state import StateCorrupt, StateLost
+    from netlab.realize.state_errors import StateCorrupt, StateLost
     from netlab.realize.tags import StateElsewhere
 
     try:

@@ -15,7 +15,8 @@ from netlab.api.origins import BUILT_IN, DICT_SOURCE
 from netlab.api.results import LabInfo
 from netlab.realize import lab_lock, owner, state_dir
 from netlab.realize.interrupted import interrupted_up, stalled
-from netlab.realize.state import LabState, StateCorrupt, iter_states, load_state, lost_state
+from netlab.realize.state import LabState, iter_states, load_state
+from netlab.realize.state_errors import StateCorrupt, lost_state
 from netlab.realize.state_dir import stateless_labs
 from netlab.realize.tags import StateElsewhere
 
@@ -43,7 +44,7 @@ def labs() -> tuple[LabInfo, ...]:
         if cut is not None:
             rows.append(LabInfo(lab=name, phase="interrupted", namespaces=0, nodes=None, pods=None, source=None,
                                 error=cut))
-    from netlab.realize.tags import pod_file_labs, tagged_labs  # with the kernel's namespaces (state.lost_state)
+    from netlab.realize.tags import pod_file_labs, tagged_labs  # with the kernel's namespaces (state_errors.lost_state)
 
     # A lab whose whole folder went (deleted by a `down` that could not read its tags) while its namespaces stayed,
     # tagged with this folder: lost too, not "no lab is up"; one tagged with another folder is up with that one.

@@ -88,12 +88,12 @@ def _pick_lab(lab_name: str | None, topology: str | None) -> Lab:
     """-t FILE, --lab NAME, the only running lab, or the built-in default."""
     from netlab.model.lab import resolve
     from netlab.model.load import load_topology
-    from netlab.realize import state
+    from netlab.realize import lab_name as lab_names, state
 
     if topology is not None and lab_name is None:
         return resolve(load_topology(topology))  # a file is drawn as it is, running or not
     try:
-        name = state.select_lab_name(lab_name, topology, required=False)
+        name = lab_names.select_lab_name(lab_name, topology, required=False)
     except (EnvironmentNotReady, PermissionError):
         if lab_name is not None:
             raise

@@ -175,9 +175,11 @@ def _up(loaded: Loaded, wait: float, reconfigure: bool, output: str) -> None:
 def _load_for_up(topology: str | None, lab_name: str | None, reconfigure: bool) -> tuple[Loaded, str, bool]:
     """What `up` (and `up --watch`) applies: the file -t FILE; the saved topology of the lab that --lab NAME or
     $NETLAB_LAB names (the built-in default when that is its name, 'demo', and it is not up); with neither, the
-    built-in default, or the only lab up when that is another (realize.state.plain_up_lab), with a line that
+    built-in default, or the only lab up when that is another (realize.lab_name.plain_up_lab), with a line that
     says so. The last: whether it is a running lab's saved topology (no file to follow)."""
-    from netlab.realize.state import LAB_ENV, check_lab_name, load_state, not_up, plain_up_lab
+    from netlab.realize.lab_name import LAB_ENV, plain_up_lab
+    from netlab.realize.state import load_state, not_up
+    from netlab.realize.state_dir import check_lab_name
 
     if lab_name is None:
         loaded = api.load(topology)

@@ -20,7 +20,7 @@ def lab_from_env(ctx: click.Context, param: click.Parameter, value: str | None) 
     if value is not None and ctx.get_parameter_source(param.name or "") == ParameterSource.ENVIRONMENT:
         if ctx.params.get("topology") is not None or not value.strip():
             return None
-        from netlab.realize.state import EnvLabName
+        from netlab.realize.lab_name import EnvLabName
 
         return EnvLabName(value.strip())
     return value

@@ -30,7 +30,7 @@ from netlab.model.naming import is_netns
 from netlab.plan.sysctls import (BRIDGE_NF_SYSCTL, COMMON_SYSCTLS, CONNTRACK_SYSCTLS, KERNEL_DEVCONF, RESTORED,
                                  ROUTE_LOCALNET_SYSCTL, ROUTER_SYSCTLS, devconf_keys)
 from netlab.realize.interrupted import Seen, seen
-from netlab.realize.state import selected_name
+from netlab.realize.lab_name import selected_name
 from netlab.realize.state_dir import read_state_file
 
 # Every sysctl a lab's status asks of a namespace but an interface's (those come with its link), once each: the

@@ -36,7 +36,8 @@ from netlab.feature import Feature
 from netlab.lab.ownership import tag_for
 from netlab.realize import ownership
 from netlab.realize.interrupted import DOWN_FAILED, folder_names, interrupted_up
-from netlab.realize.state import LabState, load_state, lost_state
+from netlab.realize.state import LabState, load_state
+from netlab.realize.state_errors import lost_state
 from netlab.realize.state_dir import forget, state_temps
 from netlab.realize.lab_lock import LabLock
 

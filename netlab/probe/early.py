@@ -44,7 +44,8 @@ from netlab.probe import agent, listeners, turns
 from netlab.probe import neighbours as nb
 from netlab.probe.neighbours import Entry
 from netlab.probe.tasks import Job, Seed, Task, Unit
-from netlab.realize.state import selected_name, state_version
+from netlab.realize.lab_name import selected_name
+from netlab.realize.state import state_version
 from netlab.realize.state_dir import lab_dir
 
 KEEP_FILE = "probe-job.json"

@@ -12,7 +12,8 @@ tag without a usable state:
 - ``up`` meeting a namespace it would create: the advice to ``ip netns del``
   it is given only when it is proven stale (:func:`collision_message`).
 
-(A command that finds no state file at all asks realize/tags.py too: a lab whose state was lost, state.lost_state.)
+(A command that finds no state file at all asks realize/tags.py too: a lab whose state was lost,
+state_errors.lost_state.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from netlab.kernel import netns as nsmod
 from netlab.model.naming import lab_name_problem
-from netlab.realize import state as statemod, state_dir, tags
+from netlab.realize import state as statemod, state_dir, state_errors, tags
 from netlab.realize.tags import POD_FILES, pod_files, remnants, tag_owner, tagged_namespaces
 
 
@@ -126,7 +127,7 @@ def force_down(lab: str, teardown, tag_for, changing=lambda: None) -> Any:
     """
     try:
         state = statemod.load_state(lab)
-    except statemod.StateCorrupt:
+    except state_errors.StateCorrupt:
         state, corrupt = None, True
     else:
         corrupt = False
@@ -195,14 +196,14 @@ def collision_message(name: str, lab: str) -> str:
         force = lab
     elif owner[0] == nsmod.lab_hash(lab):
         # The lab's state was lost, not one namespace: the run's others, its echo server and dnsmasq run on. Only
-        # `down --force` takes them all, as every other command of this lab says (realize.state.StateLost).
+        # `down --force` takes them all, as every other command of this lab says (realize.state_errors.StateLost).
         why = f"it was made by netlab for lab {lab} in a run that has no state in {state_dir.STATE_ROOT} any more"
         force = lab
     else:
         why = f"it was made by netlab for another lab, which has no state in {state_dir.STATE_ROOT} any more"
         force = None
     if force is not None and other is None:
-        how = f"take the lab down with {statemod.force_down_hint(force)}"
+        how = f"take the lab down with {state_errors.force_down_hint(force)}"
     else:
         how = f"remove it (ip netns del {name}" + (f", or `netlab down --lab {force} --force`" if force else "") + ")"
     if state_dir.STATE_ROOT != state_dir.DEFAULT_STATE_ROOT:

@@ -1,4 +1,4 @@
-"""The lab's saved state, ``/run/netlab/<lab>/state.json``, and which lab a command acts on.
+"""The lab's saved state, ``/run/netlab/<lab>/state.json`` (which lab a command acts on: realize/lab_name.py).
 
 The state is what proves ownership: ``down`` deletes a namespace only when
 the state lists it *and* the namespace carries the lab's run id (see
@@ -15,14 +15,17 @@ import json
 import os
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator
 
-from netlab.errors import EnvironmentNotReady, NetlabError, NetnsGone, UsageError, command_path, display_path
-from netlab.model.naming import ETC_NETNS, netns_path
-from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, check_lab_name, known_labs, read_state_file,
-                                     state_dir_error, state_file, write_atomic)
+from netlab.errors import NetlabError, NetnsGone, UsageError, command_path, display_path
+from netlab.model.naming import netns_path
+from netlab.realize.lab_name import LAB_ENV, EnvLabName, select_lab_name
+from netlab.realize.state_dir import (STATE_VERSION, NotRegularFile, known_labs, read_state_file, state_dir_error,
+                                     state_file, write_atomic)
 from netlab.plan.sysctls import RESTORED
 from netlab.realize.state_sum import trusted, write_sum
+# A state that cannot say what its lab made (state_errors); tests import these from here too
+from netlab.realize.state_errors import PodFilesLeft as PodFilesLeft, StateCorrupt, StateLost, lost_state
 
 if TYPE_CHECKING:
     from netlab.model.addressing import Held
@@ -161,94 +164,6 @@ class LabState:
             raise StateCorrupt(self.lab, state_file(self.lab), f"topology: {why[:160]}") from None
 
 
-def force_down_hint(lab: str, api: bool = False) -> str:
-    """The way out for a lab whose state cannot say what it made (corrupt, or lost): what proves a namespace the
-    lab's is its tag, and a pod's file under /etc/netns its first line (realize/ownership.py). ``api``: the
-    Python call (Lab.attach's caller has no command to type)."""
-    way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
-    return f"{way} (it deletes only namespaces tagged as the lab's and pods' files in {ETC_NETNS} whose first " \
-           "line says they are the lab's)"
-
-
-class StateCorrupt(EnvironmentNotReady):
-    """A lab's state file is not a valid state of that lab: one line, and the way out."""
-
-    def __init__(self, lab: str, path: str, why: str, api: bool = False):
-        self.lab, self._args = lab, (lab, path, why)
-        super().__init__(f"lab {lab}: its state file {path} is corrupt ({' '.join(why.split())}); "
-                         f"take the lab down anyway with {force_down_hint(lab, api)}")
-
-    def said_for(self, api: bool) -> StateCorrupt:
-        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
-        return StateCorrupt(*self._args, api=api)
-
-
-class StateLost(EnvironmentNotReady):
-    """A lab has no state file, yet what a run of it made remains (namespaces tagged as its, files in its folder):
-    its state was deleted or lost. Not "not up": the lab runs on, and only ``down --force`` knows it."""
-
-    def __init__(self, lab: str, path: str, netns: Sequence[str], files: Sequence[str], api: bool = False):
-        self.lab, self._args = lab, (lab, path, netns, files)
-        if netns:
-            more = f" and {len(netns) - 3} more" if len(netns) > 3 else ""
-            some = (f"{len(netns)} namespaces tagged as its remain" if len(netns) > 1 else
-                    "a namespace tagged as its remains")
-            left = f"{some} ({', '.join(netns[:3])}{more})"
-        else:
-            left = f"its folder {os.path.dirname(path)} holds what a run of it left ({', '.join(files)})"
-        super().__init__(f"lab {lab} has no state file ({path}), yet {left}: its state was lost; take the lab down "
-                         f"with {force_down_hint(lab, api)}")
-
-    def said_for(self, api: bool) -> StateLost:
-        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
-        return StateLost(*self._args, api=api)
-
-
-class PodFilesLeft(StateLost):
-    """A lab with no state file, no namespace and no folder (/run was emptied, a reboot that kept /etc, or they
-    were deleted by hand) whose pods' files under /etc/netns remain, saying they are its: not up, yet not
-    "nothing to do" for ``down``. As a lost state: exit 3, and ``down --force`` takes them away."""
-
-    def __init__(self, lab: str, path: str, folders: Sequence[str], api: bool = False):
-        self.lab, self._args = lab, (lab, path, folders)
-        more = f" and {len(folders) - 3} more" if len(folders) > 3 else ""
-        left = f"{', '.join(folders[:3])}{more}"
-        way = f"Lab({str(lab)!r}).down(force=True)" if api else f"`sudo netlab down --lab {lab} --force`"
-        EnvironmentNotReady.__init__(
-            self, f"lab {lab} is not up (no state file {path}, no namespace tagged as its), yet its pods' files "
-            f"remain in {ETC_NETNS} ({left}): take them away with {way} (it deletes only the files whose first "
-            "line says they are the lab's)")
-
-    def said_for(self, api: bool) -> PodFilesLeft:
-        """The same, its way out in a Python caller's words (``api``: Lab.attach) or the CLI's."""
-        return PodFilesLeft(*self._args, api=api)
-
-
-def lost_state(lab: str, pod_files: bool = False) -> StateLost | EnvironmentNotReady | None:
-    """What remains of lab ``lab`` whose state file is missing (its caller found none): namespaces tagged as its,
-    or its folder holding more than its lock (a run's echo server socket, logs, UTS pins); ``pod_files``: or,
-    when neither does, its pods' files under /etc/netns (``down`` and ``list`` look for them: for the other
-    commands such a lab is not up). None when nothing remains: the lab is simply not up. ``down`` and ``up``
-    delete the state file only after the namespaces, and last of the folder but for its lock
-    (state_dir.forget), so a lab on its way down is never taken for lost. A lab whose namespaces' tag names
-    another state folder is up with that one (tags.StateElsewhere), not lost: its pods' files are its too."""
-    from netlab.realize import tags  # the kernel's namespaces: only when one is missing
-
-    groups = tags.tagged_namespaces(lab)
-    netns = sorted(name for tag, names in groups.items() if not tags.elsewhere(tag) for name in names)
-    files = tags.remnants(lab)
-    if netns or files:
-        return StateLost(lab, state_file(lab), netns, files)
-    away = tags.state_elsewhere(lab, groups)
-    if away is not None:
-        return away
-    if pod_files:
-        folders = sorted({name for names in tags.pod_files(lab).values() for name in names})
-        if folders:
-            return PodFilesLeft(lab, state_file(lab), folders)
-    return None
-
-
 def load_state(lab: str) -> LabState | None:
     """Read a lab's state; None when the lab is not known, StateCorrupt when the file is not
     a valid state of this lab (see state_schema.py)."""
@@ -288,54 +203,6 @@ def state_version(lab: str) -> tuple[int, int, int, int] | None:
     except (OSError, ValueError):
         return None
     return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
-
-
-LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
-
-
-class EnvLabName(str):
-    """A lab name read from ``$NETLAB_LAB`` (the CLI's default of --lab): the errors about it name the variable,
-    so that `NETLAB_LAB=../x netlab status` does not blame a --lab that was not typed."""
-
-
-def selected_name(name: str | None = None, topology: str | None = None, required: bool = True,
-                  api: bool = False) -> str | None:
-    """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
-    only lab that is up (with ``required``, a usage error when there is none). ``api``: the errors are said in
-    a library caller's words (``Lab.attach(NAME)``), not the CLI's (``--lab NAME``)."""
-    if name is None and topology is None:
-        env = os.environ.get(LAB_ENV, "").strip()
-        if env:
-            name = EnvLabName(env)
-    return select_lab_name(name, topology, required=required, api=api)
-
-
-def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True,
-                    api: bool = False) -> str | None:
-    """The lab a command acts on: ``--lab NAME``, ``-t FILE`` (its ``name:``), or the only lab up.
-
-    One rule for every command. The name is checked before it is used for
-    anything; with neither option and no lab up, None (or, when ``required``,
-    a usage error: ``api``, in the words of a library caller, who has no --lab).
-    """
-    if lab_name is not None and topology is not None:
-        raise UsageError("give --lab or -t, not both")
-    if topology is not None:
-        from netlab.model.load import load_topology
-
-        return load_topology(topology).name
-    if lab_name is not None:
-        return check_lab_name(lab_name, f"${LAB_ENV}" if isinstance(lab_name, EnvLabName) else "--lab")
-    labs = known_labs()
-    if not labs:
-        if required:
-            raise UsageError("no lab is up; bring one up with Lab.up(topology)" if api
-                             else "no lab is up; start one with: sudo netlab up")
-        return None
-    if len(labs) > 1:
-        raise UsageError(f"several labs are up ({', '.join(labs)}); "
-                         + ("name one: Lab.attach(NAME)" if api else "pick one with --lab NAME"))
-    return labs[0]
 
 
 def replaces(state: LabState, source: str | None) -> bool:
@@ -450,20 +317,6 @@ def not_up(name: str, why: str = "", then: str = "") -> UsageError | StateLost:
     hint = f" (labs up: {', '.join(labs)})" if labs else ""
     why = why or (f" (named by ${LAB_ENV})" if isinstance(name, EnvLabName) else "")
     return UsageError(f"lab {str(name)!r}{why} is not up{hint}{then}")
-
-
-def plain_up_lab(default: str) -> str | None:
-    """The lab a plain `up` (no -t FILE, --lab nor $NETLAB_LAB) converges to its saved topology: the only lab
-    that is up, as for every command (what `netlab break` broke), unless it is ``default``, the built-in lab's
-    name; None for the built-in default lab, as on a fresh machine: no lab is up, or ``default`` is (among
-    others too). Several others: a usage error saying what to type, for either."""
-    labs = known_labs()
-    if not labs or default in labs:
-        return None
-    if len(labs) > 1:
-        raise UsageError(f"several labs are up ({', '.join(labs)}); repair one with `sudo netlab up --lab NAME`, "
-                         f"or make the built-in default lab with `sudo netlab up --lab {default}`")
-    return labs[0]
 
 
 def select_lab(lab_name: str | None, topology: str | None) -> LabState:

@@ -328,7 +328,7 @@ def state_temps(names: list[str]) -> list[str]:
 
 def stateless_labs() -> list[str]:
     """Lab folders without a state file, sorted: labs on their way in or out, or whose state was lost
-    (state.lost_state tells)."""
+    (state_errors.lost_state tells)."""
     if not root_there():
         return []
     _check_dir(STATE_ROOT)

@@ -1,5 +1,5 @@
 """A lab's namespaces by their netlab tag, the files a run left in its folder, and its pods' files under
-/etc/netns: what proves a lab is there when its state cannot (realize/ownership.py, and realize/state.py for a
+/etc/netns: what proves a lab is there when its state cannot (realize/ownership.py, and realize/state_errors.py for a
 state file that is missing).
 
 A tag names the state folder too (``NETLAB_STATE_DIR``, kernel/netns.py): a lab with no state in this folder

@@ -34,6 +34,7 @@ def untouchable(monkeypatch):
     import netlab.api.impair as impair_mod
     import netlab.api.topology as topology_mod
     import netlab.breaks.run as breaks_run
+    import netlab.realize.lab_name as lab_name_mod
     import netlab.realize.state as state_mod
 
     def reached(*args, **kwargs):
@@ -42,7 +43,7 @@ def untouchable(monkeypatch):
     monkeypatch.setattr(Lab, "state", reached)
     for module, name in [(lab_mod.lifecycle, "up"), (lab_mod.lifecycle, "down"), (lab_mod, "selected_name"),
                          (topology_mod, "load"), (topology_mod, "load_running"), (impair_mod, "impair"),
-                         (breaks_run, "break_lab"), (state_mod, "load_state"), (state_mod, "selected_name")]:
+                         (breaks_run, "break_lab"), (state_mod, "load_state"), (lab_name_mod, "selected_name")]:
         monkeypatch.setattr(module, name, reached)
     return Lab("qa-args-never-up")
 
@@ -201,12 +202,13 @@ def test_arguments_of_the_right_types_pass_the_checks(untouchable, call):
 def unread(monkeypatch):
     """The module's functions read nothing: no topology file, no lab's state."""
     import netlab.api.topology as topology_mod
+    import netlab.realize.lab_name as lab_name_mod
     import netlab.realize.state as state_mod
 
     def reached(*args, **kwargs):
         raise Reached("a file or a lab's state was read before the arguments were checked")
 
-    for module, name in [(topology_mod, "read_source"), (state_mod, "running_lab"), (state_mod, "selected_name"),
+    for module, name in [(topology_mod, "read_source"), (state_mod, "running_lab"), (lab_name_mod, "selected_name"),
                          (state_mod, "held_by")]:
         monkeypatch.setattr(module, name, reached)
 

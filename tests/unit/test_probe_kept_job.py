@@ -101,7 +101,7 @@ def test_no_file_a_bad_file_or_a_big_one_starts_nothing_and_a_big_job_is_not_kep
 
 
 def test_begin_names_the_lab_as_every_command_does_and_starts_nothing_without_a_kept_job(lab_dir, monkeypatch):
-    """--lab, else $NETLAB_LAB, else the only lab up (realize.state.selected_name): never another lab's job."""
+    """--lab, else $NETLAB_LAB, else the only lab up (realize.lab_name.selected_name): never another lab's job."""
     with open(state_dir.state_file("other", create=True), "w") as fh:
         fh.write("{}")
     monkeypatch.delenv("NETLAB_LAB", raising=False)

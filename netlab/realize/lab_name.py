@@ -1,0 +1,74 @@
+"""Which lab a command acts on: ``--lab NAME``, the ``name:`` of ``-t FILE``, ``$NETLAB_LAB``, or the only lab up.
+
+One rule for every command and for ``netlab.Lab.attach``; the name is checked
+(realize/state_dir.check_lab_name) before it is used for anything, such as a
+path under the state folder.
+"""
+
+from __future__ import annotations
+
+import os
+
+from netlab.errors import UsageError
+from netlab.realize.state_dir import check_lab_name, known_labs
+
+LAB_ENV = "NETLAB_LAB"  # the default lab of every command, as KUBECONFIG's context is kubectl's
+
+
+class EnvLabName(str):
+    """A lab name read from ``$NETLAB_LAB`` (the CLI's default of --lab): the errors about it name the variable,
+    so that `NETLAB_LAB=../x netlab status` does not blame a --lab that was not typed."""
+
+
+def selected_name(name: str | None = None, topology: str | None = None, required: bool = True,
+                  api: bool = False) -> str | None:
+    """The lab a command acts on: ``name``, the ``name:`` of the file ``topology``, ``$NETLAB_LAB``, or the
+    only lab that is up (with ``required``, a usage error when there is none). ``api``: the errors are said in
+    a library caller's words (``Lab.attach(NAME)``), not the CLI's (``--lab NAME``)."""
+    if name is None and topology is None:
+        env = os.environ.get(LAB_ENV, "").strip()
+        if env:
+            name = EnvLabName(env)
+    return select_lab_name(name, topology, required=required, api=api)
+
+
+def select_lab_name(lab_name: str | None, topology: str | None, required: bool = True,
+                    api: bool = False) -> str | None:
+    """The lab a command acts on: ``--lab NAME``, ``-t FILE`` (its ``name:``), or the only lab up.
+
+    One rule for every command. The name is checked before it is used for
+    anything; with neither option and no lab up, None (or, when ``required``,
+    a usage error: ``api``, in the words of a library caller, who has no --lab).
+    """
+    if lab_name is not None and topology is not None:
+        raise UsageError("give --lab or -t, not both")
+    if topology is not None:
+        from netlab.model.load import load_topology
+
+        return load_topology(topology).name
+    if lab_name is not None:
+        return check_lab_name(lab_name, f"${LAB_ENV}" if isinstance(lab_name, EnvLabName) else "--lab")
+    labs = known_labs()
+    if not labs:
+        if required:
+            raise UsageError("no lab is up; bring one up with Lab.up(topology)" if api
+                             else "no lab is up; start one with: sudo netlab up")
+        return None
+    if len(labs) > 1:
+        raise UsageError(f"several labs are up ({', '.join(labs)}); "
+                         + ("name one: Lab.attach(NAME)" if api else "pick one with --lab NAME"))
+    return labs[0]
+
+
+def plain_up_lab(default: str) -> str | None:
+    """The lab a plain `up` (no -t FILE, --lab nor $NETLAB_LAB) converges to its saved topology: the only lab
+    that is up, as for every command (what `netlab break` broke), unless it is ``default``, the built-in lab's
+    name; None for the built-in default lab, as on a fresh machine: no lab is up, or ``default`` is (among
+    others too). Several others: a usage error saying what to type, for either."""
+    labs = known_labs()
+    if not labs or default in labs:
+        return None
+    if len(labs) > 1:
+        raise UsageError(f"several labs are up ({', '.join(labs)}); repair one with `sudo netlab up --lab NAME`, "
+                         f"or make the built-in default lab with `sudo netlab up --lab {default}`")
+    return labs[0]
