@@ -12,9 +12,9 @@ in one: ``mount --bind /run/netlab/lab /tmp/x`` makes ``/tmp/x/state.json`` the 
 from __future__ import annotations
 
 import os
-import re
 
 from netlab.errors import UsageError, display_path
+from netlab.kernel.mountinfo import Mount, mount_of, read_mounts
 from netlab.model.naming import ETC_NETNS, NETNS_DIR
 from netlab.realize import state_dir
 
@@ -27,45 +27,20 @@ def _folders() -> list[tuple[str, str]]:
             + [(NETNS_DIR, "the folder of the network namespaces"), (ETC_NETNS, "the folder of the pods' files")])
 
 
-MOUNTINFO = "/proc/self/mountinfo"
-
-
-def _unescape(field: str) -> str:
-    """A mountinfo path: space, tab, newline and backslash are written as octal escapes (``\\040``)."""
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _mounts() -> list[tuple[str, str, str]]:
-    """Each mount of this process's mount namespace, in the order they were made: its mount point, the folder of
-    its filesystem it shows there (``/`` for a whole filesystem, the source folder for a bind mount), its device."""
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    return [(_unescape(fields[4]), _unescape(fields[3]), fields[2])
-            for fields in (line.split() for line in lines) if len(fields) > 4]
-
-
-def _in_filesystem(real: str, mounts: list[tuple[str, str, str]]) -> tuple[str, str] | None:
+def _in_filesystem(real: str, mounts: list[Mount]) -> tuple[str, str] | None:
     """The device and the path inside that filesystem of ``real`` (resolved, absolute): what it is whatever mount
     reaches it. The deepest mount point over it wins; of several on one point, the last mounted (the one on top)."""
-    best: tuple[str, str, str] | None = None
-    for point, root, dev in mounts:
-        if (real == point or real.startswith(point.rstrip(os.sep) + os.sep)) and (
-                best is None or len(point) >= len(best[0])):
-            best = (point, root, dev)
-    if best is None:
+    m = mount_of(real, mounts)
+    if m is None:
         return None
-    point, root, dev = best
-    rest = real[len(point):].lstrip(os.sep)
-    return dev, (os.path.join(root, rest) if rest else root)
+    rest = real[len(m.point):].lstrip(os.sep)
+    return m.dev, (os.path.join(m.root, rest) if rest else m.root)
 
 
 def _under_by_mounts(real: str, folders: list[tuple[str, str]]) -> tuple[str, str] | None:
     """The protected folder that ``real`` is in by the file system's own paths: reached through a bind mount of a
     folder inside one (``/tmp/x`` showing ``/run/netlab/lab``), which no inode above ``real`` reveals."""
-    mounts = _mounts()
+    mounts = read_mounts()
     target = _in_filesystem(real, mounts)
     if target is None:
         return None
@@ -151,9 +126,8 @@ def holds_own_folder(path: str) -> tuple[str, str] | None:
 
 
 def _mounted_below(real: str, folders: list[tuple[str, str]]) -> tuple[str, str] | None:
-    mounts = _mounts()
-    below = [(root, dev) for point, root, dev in mounts
-             if point == real or point.startswith(real.rstrip(os.sep) + os.sep)]
+    mounts = read_mounts()
+    below = [(m.root, m.dev) for m in mounts if m.point == real or m.point.startswith(real.rstrip(os.sep) + os.sep)]
     for folder, what in folders:
         if not os.path.exists(folder):
             continue

@@ -17,21 +17,15 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
-from typing import NamedTuple
 
 from netlab.kernel.caps import effective as effective_caps  # CapEff, as the commands' own check reads it
+from netlab.kernel.mountinfo import mount_of, read_mounts
 
 FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long)
 FS_IMMUTABLE_FL = 0x10
 FS_APPEND_FL = 0x20
 CAP_DAC_OVERRIDE = 1
 OVERFLOW_UID = 65534  # what the kernel shows for a uid this user namespace does not map
-
-
-class Mount(NamedTuple):
-    point: str
-    fstype: str
-    options: tuple[str, ...]  # the mount's own and its super block's
 
 
 def inode_flags(path: str) -> int | None:
@@ -48,31 +42,6 @@ def inode_flags(path: str) -> int | None:
         return None
     finally:
         os.close(fd)
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> Mount | None:
-    """The mount ``path`` is on: the longest mount point above it."""
-    real = os.path.realpath(path)
-    best: Mount | None = None
-    try:
-        with open(mountinfo) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        head, _, tail = line.partition(" - ")
-        fields, rest = head.split(), tail.split()
-        if len(fields) < 6 or len(rest) < 3:
-            continue
-        point = _unescape(fields[4])
-        inside = real == point or real.startswith(point.rstrip("/") + "/")
-        if inside and (best is None or len(point) >= len(best.point)):
-            best = Mount(point, rest[0], tuple(fields[5].split(",") + rest[2].split(",")))
-    return best
 
 
 def _read(path: str) -> str | None:
@@ -106,7 +75,7 @@ def cause(path: str) -> str:
         if flags is not None and flags & (FS_IMMUTABLE_FL | FS_APPEND_FL):
             what, flag = ("immutable", "i") if flags & FS_IMMUTABLE_FL else ("append-only", "a")
             return f"{p} is {what} (lsattr -d {p} shows '{flag}'; chattr -{flag} {p} lifts it)"
-    m = mount_of(where)
+    m = mount_of(os.path.realpath(where), read_mounts())
     if m is not None and "ro" in m.options:
         return f"{where} is on a read-only mount ({m.point}, {m.fstype}); mount it read-write"
     if m is not None and m.fstype.startswith("nfs"):

@@ -17,11 +17,11 @@ from typing import Iterable, Mapping
 
 from netlab.errors import EnvironmentNotReady
 from netlab.kernel import netns as nsmod
+from netlab.kernel.mountinfo import read_mounts
 from netlab.model.naming import ETC_NETNS, is_netns, lab_name_problem, pod_file_marker
 from netlab.realize import state_dir
 
 _TAG = re.compile(r"^netlab:([0-9a-f]{8}):([0-9a-f]{8})(?::([0-9a-f]{8}))?$")
-MOUNTINFO = "/proc/self/mountinfo"
 FOLDER_RECORD = "state_folder"  # state.extra: the state folder the lab's tags name ({"path", "tag"})
 
 
@@ -70,19 +70,11 @@ def folder_named(folder: str) -> str | None:
 
 def pin_folders() -> list[str]:
     """The state folders of the labs whose pins' tmpfs is mounted (read from /proc/self/mountinfo)."""
-    try:
-        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
     out: list[str] = []
-    for line in lines:  # "<id> <parent> <dev> <root> <mount point> <options> ... - <type> <source> ..."
-        fields, _, fs = line.partition(" - ")
-        parts = fields.split(" ", 5)
-        if len(parts) < 5 or fs.split(" ")[:2] != ["tmpfs", state_dir.PINS_FS]:
+    for m in read_mounts():
+        if (m.fstype, m.source) != ("tmpfs", state_dir.PINS_FS):
             continue
-        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[4])
-        lab_folder, uts = os.path.split(point)
+        lab_folder, uts = os.path.split(m.point)
         if uts == "uts" and lab_name_problem(os.path.basename(lab_folder)) is None:
             out.append(os.path.dirname(lab_folder))
     return list(dict.fromkeys(out))

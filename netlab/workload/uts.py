@@ -23,6 +23,7 @@ import threading
 from typing import Mapping
 
 from netlab.kernel import netns as nsmod
+from netlab.kernel.mountinfo import mount_of, read_mounts
 from netlab.kernel.threads import UNMOUNT_WORKERS, side_by_side
 from netlab.realize.state_dir import PINS_FS, lab_dir
 
@@ -40,35 +41,14 @@ def uts_path(lab_name: str, pod: str) -> str:
 PINS_FS_OPTIONS = "mode=0700,size=64k"
 
 
-def _escaped(path: str) -> str:
-    """``path`` as /proc/self/mountinfo writes it (the kernel's mangle(): space, tab, newline, backslash)."""
-    return (path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011")
-            .replace("\n", "\\012"))
-
-
 def is_pins_fs(udir: str) -> bool:
     """True when the file system mounted last on ``udir`` is the lab's tmpfs of pins (mount point, type
     and source checked in /proc/self/mountinfo), so that unmounting it lets go of nothing but pins."""
     if not os.path.ismount(udir):
         return False  # a plain folder
-    try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return False
-    return top_fs(lines, _escaped(os.path.realpath(udir))) == ("tmpfs", PINS_FS)
-
-
-def top_fs(mountinfo: list[str], point: str) -> tuple[str, str] | None:
-    """(type, source) of the file system mounted last on ``point`` (escaped as mountinfo has it), or None."""
-    top = None
-    for line in mountinfo:  # "<id> <parent> <dev> <root> <mount point> <options> ... - <type> <source> ..."
-        fields, _, fs = line.partition(" - ")
-        parts = fields.split(" ", 5)
-        if len(parts) > 4 and parts[4] == point:
-            kind, _, rest = fs.partition(" ")
-            top = (kind, rest.partition(" ")[0])  # a later line is mounted over an earlier one
-    return top
+    real = os.path.realpath(udir)
+    top = mount_of(real, read_mounts())  # a mount on top of the lab's tmpfs: someone else's, not ours to unmount
+    return top is not None and top.point == real and (top.fstype, top.source) == ("tmpfs", PINS_FS)
 
 
 def _mount_pins_fs(udir: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 from cli_inprocess import run_cli
 
 from netlab.errors import UsageError
+from netlab.kernel import mountinfo
 from netlab.realize import own_files, state_dir
 
 COMMANDS = [
@@ -113,10 +114,10 @@ def test_a_bind_mount_of_a_folder_inside_the_state_directory_is_seen_in_the_moun
                      f"2 1 0:99 {state_root}/ibown {str(view).replace(' ', chr(92) + '040')} rw - ext4 /dev/x rw\n"
                      f"3 1 0:99 {state_root} {other} rw - ext4 /dev/x rw\n"
                      f"4 3 0:98 / {other} rw - tmpfs tmpfs rw\n")
-    monkeypatch.setattr(own_files, "MOUNTINFO", str(table))
+    monkeypatch.setattr(mountinfo, "MOUNTINFO", str(table))
     for path in (view / "state.json", view / "new.pcap", view):
         assert own_files.own_folder(str(path)) == (str(state_root), "netlab's state directory"), path
     assert own_files.own_folder(str(other / "ibown" / "state.json")) is None  # a tmpfs mounted over that view
     assert own_files.own_folder(str(tmp_path / "my" / "x")) is None
-    monkeypatch.setattr(own_files, "MOUNTINFO", str(tmp_path / "none"))  # no table: judged as before
+    monkeypatch.setattr(mountinfo, "MOUNTINFO", str(tmp_path / "none"))  # no table: judged as before
     assert own_files.own_folder(str(view / "state.json")) is None

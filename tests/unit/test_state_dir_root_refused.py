@@ -7,16 +7,22 @@ import errno
 
 import pytest
 
+from netlab.kernel.mountinfo import Mount
 from netlab.realize import root_refused, state_dir
 
 PATH = "/srv/labs/state"
+
+
+def on(point: str, fstype: str, options: tuple[str, ...]):
+    """A stand-in for mount_of: every path is on this mount."""
+    return lambda path, mounts: Mount(point, "/", "0:99", fstype, "src", options)
 
 
 @pytest.fixture
 def as_root(monkeypatch):
     monkeypatch.setattr(state_dir.os, "geteuid", lambda: 0)
     monkeypatch.setattr(root_refused, "inode_flags", lambda p: None)
-    monkeypatch.setattr(root_refused, "mount_of", lambda p: root_refused.Mount("/", "ext4", ("rw", "relatime")))
+    monkeypatch.setattr(root_refused, "mount_of", on("/", "ext4", ("rw", "relatime")))
     monkeypatch.setattr(root_refused, "effective_caps", lambda: 0x1FFFFFFFFFF)
     monkeypatch.setattr(root_refused, "lsm_label", lambda: None)
     monkeypatch.setattr(root_refused, "_read", lambda p: None)
@@ -37,11 +43,11 @@ def test_an_immutable_folder_is_named_with_its_flag(as_root):
 
 
 def test_a_read_only_mount_nfs_a_dropped_capability_and_a_security_module_are_each_said(as_root):
-    as_root.setattr(root_refused, "mount_of", lambda p: root_refused.Mount("/srv", "ext4", ("ro", "relatime")))
+    as_root.setattr(root_refused, "mount_of", on("/srv", "ext4", ("ro", "relatime")))
     assert "/srv/labs is on a read-only mount (/srv, ext4)" in said()
-    as_root.setattr(root_refused, "mount_of", lambda p: root_refused.Mount("/srv", "nfs4", ("rw",)))
+    as_root.setattr(root_refused, "mount_of", on("/srv", "nfs4", ("rw",)))
     assert "NFS (/srv), whose server maps root to nobody (root_squash)" in said()
-    as_root.setattr(root_refused, "mount_of", lambda p: None)
+    as_root.setattr(root_refused, "mount_of", lambda path, mounts: None)
     as_root.setattr(root_refused, "effective_caps", lambda: 0x1FFFFFFFFFF & ~(1 << root_refused.CAP_DAC_OVERRIDE))
     assert "lacks CAP_DAC_OVERRIDE" in said()
     as_root.setattr(root_refused, "effective_caps", lambda: 0x1FFFFFFFFFF)
@@ -55,14 +61,3 @@ def test_a_read_only_mount_nfs_a_dropped_capability_and_a_security_module_are_ea
 def test_not_root_is_still_told_to_use_sudo(monkeypatch):
     monkeypatch.setattr(state_dir.os, "geteuid", lambda: 1000)
     assert said().endswith("run it with sudo")
-
-
-def test_the_mount_a_path_is_on_is_the_longest_mount_point_above_it(tmp_path):
-    info = tmp_path / "mountinfo"
-    info.write_text("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
-                    "30 22 0:40 / /srv/my\\040labs ro,nosuid - tmpfs tmpfs rw,size=10k\n"
-                    "31 22 0:41 / /srv/my rw - nfs4 host:/x rw,vers=4.2\n")
-    m = root_refused.mount_of("/srv/my labs/state", str(info))
-    assert m == root_refused.Mount("/srv/my labs", "tmpfs", ("ro", "nosuid", "rw", "size=10k"))
-    assert root_refused.mount_of("/srv/my/state", str(info)).fstype == "nfs4"
-    assert root_refused.mount_of("/srv/mylabs", str(info)).point == "/"

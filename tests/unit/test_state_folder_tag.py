@@ -21,7 +21,7 @@ from fake_lab import make_lab, up
 from netlab.api import lifecycle
 from netlab.api.running import labs
 from netlab.feature import ModuleFeature
-from netlab.kernel import netns as nsmod
+from netlab.kernel import mountinfo as mountinfo_mod, netns as nsmod
 from netlab.kernel.fake import FakeKernel
 from netlab.lab import teardown
 from netlab.lab.ownership import tag_for
@@ -52,7 +52,7 @@ def machine(tmp_path, monkeypatch, state_root):
     monkeypatch.setattr(netns_files, "ETC_NETNS", str(etc))
     mountinfo = tmp_path / "mountinfo"
     mountinfo.write_text("22 1 0:21 / /run rw,nosuid - tmpfs tmpfs rw\n")
-    monkeypatch.setattr(tags, "MOUNTINFO", str(mountinfo))
+    monkeypatch.setattr(mountinfo_mod, "MOUNTINFO", str(mountinfo))
     return SimpleNamespace(spaces=spaces, etc=etc, mountinfo=mountinfo, root=state_root)
 
 

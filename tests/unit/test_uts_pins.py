@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from netlab.kernel import mountinfo
 from netlab.workload import uts
 
 
@@ -57,24 +58,19 @@ def test_the_template_goes_when_no_pin_is_left_beside_it(tmp_path, monkeypatch):
     uts.remove_template("lab")  # nothing left: nothing to do
 
 
-MOUNTINFO = [
-    "22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw",
-    r"801 22 0:61 / /run/netlab/my\040lab/uts rw,nosuid - tmpfs netlab-uts rw,size=64k,mode=700",
-    r"802 801 0:4 net:[4026532311] /run/netlab/my\040lab/uts/duo rw - nsfs nsfs rw",
-]
-
-
-def test_the_file_system_on_a_folder_is_read_from_mountinfo_as_the_kernel_escapes_it():
-    point = uts._escaped("/run/netlab/my lab/uts")
-    assert point == r"/run/netlab/my\040lab/uts"
-    assert uts._escaped("a\\b\tc\nd") == r"a\134b\011c\012d"
-    assert uts.top_fs(MOUNTINFO, point) == ("tmpfs", "netlab-uts")
-    assert uts.top_fs(MOUNTINFO, "/run/netlab/my lab/uts") is None  # unescaped: not the kernel's spelling
-    assert uts.top_fs(MOUNTINFO, point + "/duo") == ("nsfs", "nsfs")
-    assert uts.top_fs(MOUNTINFO, "/run/netlab") is None
-
-
-def test_the_last_file_system_mounted_on_a_folder_is_the_one_seen_there():
-    # Someone else's mount over the lab's tmpfs: unmounting the folder would take theirs, so it is not ours.
-    over = MOUNTINFO + [r"900 801 0:70 / /run/netlab/my\040lab/uts rw - tmpfs other rw"]
-    assert uts.top_fs(over, r"/run/netlab/my\040lab/uts") == ("tmpfs", "other")
+def test_a_folder_is_the_labs_tmpfs_of_pins_only_while_that_tmpfs_is_the_last_mounted_on_it(tmp_path, monkeypatch):
+    """is_pins_fs reads /proc/self/mountinfo (here a copy; its mount point written as the kernel escapes it): the
+    tmpfs netlab-uts on the folder itself, not on a folder above it, and no one else's mount on top of it (down
+    would unmount theirs)."""
+    udir = os.path.realpath(tmp_path) + "/my lab/uts"
+    escaped = udir.replace(" ", "\\040")
+    table = tmp_path / "mountinfo"
+    table.write_text(f"22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw\n"
+                     f"801 22 0:61 / {escaped} rw,nosuid - tmpfs netlab-uts rw,size=64k,mode=700\n")
+    monkeypatch.setattr(mountinfo, "MOUNTINFO", str(table))
+    monkeypatch.setattr(uts.os.path, "ismount", lambda path: True)
+    assert uts.is_pins_fs(udir)
+    assert not uts.is_pins_fs(os.path.dirname(udir))  # on / (ext4): a plain folder of it
+    with open(table, "a") as f:
+        f.write(f"900 801 0:70 / {escaped} rw - tmpfs other rw\n")
+    assert not uts.is_pins_fs(udir)
