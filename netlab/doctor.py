@@ -59,7 +59,7 @@ from netlab.doctor_host import (check_capabilities, check_exit_status, check_fal
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
                                  TOOLS, WARN, Check)
 from netlab.errors import EnvironmentNotReady
-from netlab.kernel import features
+from netlab.kernel import features, packages
 from netlab.kernel import netns as nsmod
 from netlab.model import clusterdns as dns
 from netlab.model.lab import Lab
@@ -71,8 +71,9 @@ __all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "EVERYTHING", "FAIL", "HOST", 
 
 MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
 
-PACKAGES = {"iptables-restore": "iptables", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq-base",
-            "nft": "nftables", "tcpdump": "tcpdump"}
+# The program each tool check looks for; its package (the fix) is kernel/packages.py's, as every command says it.
+PROGRAMS = {"iptables-restore": "iptables-restore", "conntrack-tool": "conntrack", "dnsmasq": "dnsmasq",
+            "nft": "nft", "tcpdump": "tcpdump"}
 NETNS_FIX = "run as root on a kernel with CONFIG_NET_NS (network namespaces)"
 # A kernel feature netlab lacks: the module modprobe loads for it, and the options that build it into a kernel.
 KERNEL_MODULE = {
@@ -207,8 +208,8 @@ def kernel_fix(name: str, files: features.ModuleFiles | None = None) -> str:
 
 def _tool(name: str, needed: bool) -> tuple[Check, str | None]:
     """The check of one tool and its absolute path (None when missing)."""
-    command = "conntrack" if name == "conntrack-tool" else name
-    fix = f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)"
+    command = PROGRAMS[name]
+    fix = packages.install_fix(command)
     try:
         path = nsmod.binary(command)
     except EnvironmentNotReady:
@@ -243,7 +244,7 @@ def _nft_way() -> str:
 
 def _iptables(needed: bool, pretend: set[str]) -> tuple[Check | None, list[str] | None]:
     """The iptables-restore netlab will run (NETLAB_IPTABLES picks nft or legacy) and its --version argv."""
-    fix = f"apt-get install {PACKAGES['iptables-restore']} (or sudo ./scripts/setup.sh)"
+    fix = packages.install_fix("iptables-restore")
     if "iptables-restore" in pretend:
         return _verdict("iptables-restore", False, f"iptables-restore is missing ({MISSING_HOOK}, a test hook)",
                         needed, fix), None
@@ -303,7 +304,7 @@ def _sctp(probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check
         return _verdict("sctp", False, f"reported missing by {MISSING_HOOK} (a test hook)", needed, kernel_fix("sctp"))
     if "sctp" not in probe.outputs:
         return _verdict("sctp", False, "not tried: no iptables-restore to load the rules with", needed,
-                        f"apt-get install {PACKAGES['iptables-restore']} (or sudo ./scripts/setup.sh)")
+                        packages.install_fix("iptables-restore"))
     status, text = probe.outputs["sctp"]
     if status == 0:
         return Check("sctp", OK, "iptables-restore takes -p sctp -m sctp --dport (a port, a range)", needed=needed)
@@ -376,7 +377,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
         if name in only and name != "iptables-restore":
             if name in pretend:
                 out[name] = _verdict(name, False, f"reported missing by {MISSING_HOOK} (a test hook)", name in needed,
-                                     f"apt-get install {PACKAGES[name]} (or sudo ./scripts/setup.sh)")
+                                     packages.install_fix(PROGRAMS[name]))
             else:
                 out[name] = _tool(name, name in needed)[0]
     if "cni-plugins" in only:

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 from netlab.errors import EnvironmentNotReady, NetnsGone
-from netlab.kernel import procsys, testhooks
+from netlab.kernel import packages, procsys, testhooks
 # Sysctls are files of /proc/sys (procsys); tests/integration import these two from here
 from netlab.kernel.procsys import read_sysctl_here as read_sysctl_here, write_sysctl_here as write_sysctl_here
 from netlab.model.naming import NETNS_DIR
@@ -359,8 +359,7 @@ def binary(name: str) -> str:
     """Absolute path of a system binary, or a clear EnvironmentNotReady."""
     path = shutil.which(name, path="/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin")
     if not path:
-        raise EnvironmentNotReady(f"{name} is not installed; run scripts/setup.sh "
-                                  f"(or apt-get install the package with {name})")
+        raise EnvironmentNotReady(f"{name} is not installed; fix: {packages.install_fix(name)}")
     return path
 
 

@@ -1,0 +1,37 @@
+"""A missing program is named with its Debian package, the same one everywhere: every command's error
+(netns.binary) and the doctor's fix read one table (kernel/packages.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from netlab import doctor
+from netlab.errors import EnvironmentNotReady
+from netlab.kernel import netns, packages
+
+
+@pytest.mark.parametrize("program,package", [
+    ("iptables-save", "iptables"), ("iptables-nft-restore", "iptables"), ("iptables-legacy-save", "iptables"),
+    ("nft", "nftables"), ("conntrack", "conntrack"), ("dnsmasq", "dnsmasq-base"), ("tcpdump", "tcpdump"),
+])
+def test_a_missing_program_names_its_package(monkeypatch, program, package):
+    monkeypatch.setattr(netns.shutil, "which", lambda name, path=None: None)
+    with pytest.raises(EnvironmentNotReady) as info:
+        netns.binary(program)
+    assert str(info.value) == (f"{program} is not installed; fix: apt-get install {package} "
+                               "(or sudo ./scripts/setup.sh)")
+
+
+@pytest.mark.parametrize("check", sorted(doctor.PROGRAMS))
+def test_the_doctor_names_the_package_every_command_names(monkeypatch, check):
+    monkeypatch.setattr(netns.shutil, "which", lambda name, path=None: None)
+    line, _ = doctor._tool(check, needed=True)
+    with pytest.raises(EnvironmentNotReady) as info:
+        netns.binary(doctor.PROGRAMS[check])
+    assert line.fix == packages.install_fix(doctor.PROGRAMS[check])
+    assert str(info.value).endswith(f"fix: {line.fix}")
+    assert packages.package_of(doctor.PROGRAMS[check]) is not None
+
+
+def test_a_program_not_in_the_table_is_sent_to_setup():
+    assert packages.install_fix("no-such-program") == "sudo ./scripts/setup.sh"
