@@ -12,7 +12,9 @@ what a lab needs. Each check ends in one of:
     rate impairments, ``netem`` for delay and jitter: a machine without
     netem, like a kernel built without CONFIG_NET_SCH_NETEM, runs every lab
     without ``delay:``), ``nft`` and ``tcpdump`` (tests and learners run them, netlab
-    does not), a neighbour table smaller than the lab's all-pairs traffic
+    does not; its libpcap compiles ``netlab capture``'s filters), the conntrack
+    tool for a lab without Services (``up`` does not run it; ``trace`` and
+    ``quiz`` do), a neighbour table smaller than the lab's all-pairs traffic
     (``netlab probe`` keeps its own entries bounded), low free space;
 ``FAIL``
     missing and needed: ``netlab doctor`` exits 3, and ``netlab up`` refuses
@@ -55,7 +57,8 @@ from dataclasses import replace
 from typing import Iterable, Iterator
 
 from netlab.doctor_host import (check_capabilities, check_exit_status, check_fallback_tunnels, check_host_devconf,
-                                check_ipv6, check_neighbours, check_open_files, check_state_dir, check_taskstats)
+                                check_ipv6, check_neighbours, check_open_files, check_state_dir, check_taskstats,
+                                with_libpcap)
 from netlab.doctor_lines import (ADVISORY, ALWAYS, CHECKS, CNI, EVERYTHING, FAIL, HOST, INFO, KERNEL, OK, TITLES,
                                  TOOLS, WARN, Check)
 from netlab.errors import EnvironmentNotReady
@@ -67,7 +70,8 @@ from netlab.plan.build import build_plan
 from netlab.realize import netfilter, state_dir
 
 __all__ = ["ADVISORY", "ALWAYS", "CHECKS", "CNI", "EVERYTHING", "FAIL", "HOST", "INFO", "KERNEL", "OK", "TITLES",
-           "TOOLS", "WARN", "Check", "needs", "diagnose", "report", "require_for", "required"]
+           "TOOLS", "TRACE_TOOLS", "WARN", "Check", "needs", "diagnose", "report", "require_for", "require_tools",
+           "required"]
 
 MISSING_HOOK = "NETLAB_DOCTOR_MISSING"
 
@@ -104,7 +108,9 @@ WHY = {
     "netem": "needed only for delay and jitter impairments (impair: delay; loss is an iptables rule)",
     "nft": "needed only for kube-proxy's nftables mode (cluster.kubeProxyMode: nftables); tests and learners "
            "run it too",
-    "tcpdump": "netlab itself does not run it; learners and tests do",
+    "conntrack-tool": "netlab up needs it only for a lab with Services, but trace (any lab), quiz and inspect's "
+                      "conntrack section run it",
+    "tcpdump": "netlab itself does not run it, learners and tests do",
     "sock_diag": "needed only for trace to say what listens where a packet was refused, and inspect's sockets",
     "cni-plugins": "needed only for network.cni: reference or a conflist (pods attached by CNI plugins)",
     "sctp": "needed only for NetworkPolicies with SCTP ports",
@@ -172,11 +178,12 @@ def _verdict(name: str, present: bool, detail: str, needed: bool, fix: str) -> C
     return Check(name, WARN, f"{detail}; {why}", fix, needed)
 
 
-def _kernel(name: str, probe: features.KernelProbe, needed: bool) -> Check:
-    if name == "br_netfilter":
-        present = os.path.isdir(BR_NETFILTER_DIR)
-        detail = (f"{BR_NETFILTER_DIR} exists" if present else
-                  f"not loaded ({BR_NETFILTER_DIR} is missing)" + (f"; {WHY[name]}" if needed else ""))
+def _kernel(name: str, probe: features.KernelProbe, needed: bool, pretend: set[str]) -> Check:
+    if name == "br_netfilter":  # read from the host, not tried: the test hook reaches it here
+        present = os.path.isdir(BR_NETFILTER_DIR) and name not in pretend
+        missing = f"reported missing by {MISSING_HOOK} (a test hook)" if name in pretend else \
+            f"not loaded ({BR_NETFILTER_DIR} is missing)"
+        detail = f"{BR_NETFILTER_DIR} exists" if present else missing + (f"; {WHY[name]}" if needed else "")
     else:
         fact = probe.features[name]
         present = fact.available is not False
@@ -323,11 +330,11 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     """Run the checks in ``only`` (all by default), judged against ``needed``; in report order."""
     only = set(only)
     if "capabilities" in only:  # first of all: root without them fails every other check at its first setns
-        allowed = check_capabilities()
+        allowed = replace(check_capabilities(), needed="capabilities" in needed)  # ALWAYS: every command's
         if allowed.status == FAIL:
             return [replace(allowed, detail=allowed.detail + "; no other check was run (each enters a namespace)")]
     if "open-files" in only:  # first: too few descriptors and every other check fails, blaming the machine
-        limit = check_open_files(len(build_plan(lab).netns))
+        limit = replace(check_open_files(len(build_plan(lab).netns)), needed="open-files" in needed)
         if limit.status == FAIL:
             return [limit]
     pretend = _pretended_missing()
@@ -370,7 +377,7 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
     for name in KERNEL:
         if name in only:
             out[name] = (_sctp(probe, name in needed, pretend) if name == "sctp" else
-                         _kernel(name, probe, name in needed))
+                         _kernel(name, probe, name in needed, pretend))
     if "nf_tables" in out and "nft-kube-proxy" in commands:
         out["nf_tables"] = _kube_proxy_shape(out["nf_tables"], probe, "nft" in needed)
     for name in TOOLS:
@@ -380,6 +387,8 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
                                      packages.install_fix(PROGRAMS[name]))
             else:
                 out[name] = _tool(name, name in needed)[0]
+    if "tcpdump" in out:  # and its libpcap, which capture filters are compiled with
+        out["tcpdump"] = with_libpcap(out["tcpdump"], pretend="tcpdump" in pretend)
     if "cni-plugins" in only:
         out["cni-plugins"] = _cni_plugins(lab, "cni-plugins" in needed, pretend)
     if "nft" in out and out["nft"].status == OK:
@@ -409,6 +418,19 @@ def diagnose(lab: Lab, needed: set[str], only: Iterable[str] = CHECKS) -> list[C
 def report(lab: Lab, for_this_lab: bool) -> list[Check]:
     """``netlab doctor``: every check; needed = what ``lab`` needs, or everything netlab uses."""
     return diagnose(lab, needs(lab) if for_this_lab else set(EVERYTHING))
+
+
+# What `netlab trace` runs on every lab (conntrack -L, iptables-save of each hop's tables), and so `quiz`, whose
+# answer is a trace: a quiz refuses before it breaks anything when one is missing (:func:`require_tools`).
+TRACE_TOOLS = ("conntrack-tool", "iptables-restore")
+
+
+def require_tools(lab: Lab, names: Iterable[str], why: str) -> None:
+    """Raise EnvironmentNotReady, ``why`` then the doctor's line of each missing tool in ``names``."""
+    names = set(names)
+    failed = [c for c in diagnose(lab, names, names) if c.status == FAIL]
+    if failed:
+        raise EnvironmentNotReady(why + ": " + "; ".join(c.line() for c in failed))
 
 
 def require_for(lab: Lab, only: Iterable[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import resource
 import stat
+from dataclasses import replace
 
 from netlab.doctor_lines import FAIL, INFO, OK, WARN, Check
 from netlab.errors import FILES_NEEDED, FILES_PER_NAMESPACE
@@ -182,3 +183,34 @@ def size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     return str(n)
+
+
+LIBPCAP_FIX = "apt-get install --reinstall libpcap0.8 (libpcap0.8t64 on Ubuntu 24.04)"
+
+
+def libpcap() -> tuple[str | None, str]:
+    """libpcap as ``netlab capture`` loads it to compile a filter (scapy's libs/winpcapy: ``find_library("pcap")``,
+    then dlopen): (its name, "") when it loads, (None, why not) when it does not."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("pcap")
+    if not name:
+        return None, "no libpcap.so among the system's libraries (ldconfig -p)"
+    try:
+        ctypes.CDLL(name)
+    except OSError as exc:
+        return None, f"{name} does not load: {exc}"
+    return name, ""
+
+
+def with_libpcap(tool: Check, pretend: bool = False) -> Check:
+    """The tcpdump check, told whether capture filters compile: libpcap, which tcpdump brings, is what
+    ``netlab capture IF EXPR`` compiles EXPR with (trace/capture.py). ``pretend``: the test hook says it is missing."""
+    name, why = (None, "reported missing by the test hook") if pretend else libpcap()
+    if name is not None:
+        return replace(tool, detail=f"{tool.detail}; {name} loads: netlab capture's filter expressions compile")
+    detail = (f"{tool.detail}; libpcap does not load ({why}): netlab capture refuses a filter expression "
+              "(without one it captures)")
+    fix = tool.fix if tool.status != OK else LIBPCAP_FIX  # no tcpdump: installing it brings libpcap
+    return replace(tool, status=WARN, detail=detail, fix=fix)

@@ -135,7 +135,8 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
     and repairs the lab (`netlab up`). Only scenarios that change something on
     this lab are picked; `netlab break --list` names them all. A lab that is
     not as planned already (`netlab status`) is refused with exit 2: repair it
-    first.
+    first. A machine without the tools the answer's trace runs (conntrack,
+    iptables-save) is refused with exit 3, nothing broken.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -155,6 +156,10 @@ def quiz(ctx: click.Context, lab_name: str | None, topology: str | None, seed: i
                          f"lists them): a quiz breaks a clean lab; repair it first: {repair_command(name)}")
 
     lab = running_lab(name).resolved()
+    from netlab import doctor  # the answer is a trace: without the tools it runs, the lab would stay broken
+
+    doctor.require_tools(lab, doctor.TRACE_TOOLS, f"lab {name}: nothing broken, as the quiz's answer (a trace) "
+                         "could not be checked")
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 31)
     s = qz.pick(lab, seed)
     result = break_lab(name, s.name)

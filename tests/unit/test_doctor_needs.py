@@ -1,0 +1,111 @@
+"""What the doctor says each command needs, against the fake machine of test_doctor.py: the conntrack tool
+(trace and quiz run it on every lab, up only for Services), capabilities and the open-files limit (every
+command), tcpdump's libpcap (capture filters), and the test hook reaching br_netfilter."""
+
+from __future__ import annotations
+
+import ctypes.util
+import types
+
+import pytest
+from click.testing import CliRunner
+
+from test_doctor import DEFAULT, by_name, install_machine
+from netlab import api, doctor, doctor_host
+from netlab.cli import base, breaks as cli_breaks, cli
+from netlab.errors import EXIT_ENVIRONMENT, EnvironmentNotReady
+from netlab.realize import state as state_mod
+
+
+@pytest.fixture
+def machine(tmp_path, monkeypatch):
+    return install_machine(tmp_path, monkeypatch)
+
+
+def test_the_conntrack_tool_is_said_to_be_traces_on_a_lab_without_services(machine):
+    machine.missing.add("conntrack")
+    assert not DEFAULT.services
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["conntrack-tool"]
+    assert check.status == doctor.WARN and not check.needed  # up brings the lab up without it...
+    assert check.line() == (  # ...and the line says who does need it
+        "warn  tool conntrack: conntrack is not installed; netlab up needs it only for a lab with Services, but trace "
+        "(any lab), quiz and inspect's conntrack section run it; fix: apt-get install conntrack "
+        "(or sudo ./scripts/setup.sh)")
+    assert by_name(doctor.report(DEFAULT, for_this_lab=False))["conntrack-tool"].status == doctor.FAIL
+
+
+def _quiz_on_a_faked_lab(monkeypatch) -> list[str]:
+    """`netlab quiz` on a faked clean lab qz (no root); what break_lab was asked to break."""
+    broken: list[str] = []
+    monkeypatch.setattr(base, "require_root", lambda: None)
+    monkeypatch.setattr(cli_breaks, "require_root", lambda: None)
+    monkeypatch.setattr(api, "selected_name", lambda lab, topo: "qz")
+    monkeypatch.setattr(cli_breaks, "_faults_before", lambda name: 0)
+    monkeypatch.setattr(state_mod, "running_lab", lambda name: types.SimpleNamespace(resolved=lambda: DEFAULT))
+    from netlab.breaks import quiz as qz, run as breaks_run
+
+    monkeypatch.setattr(qz, "load", lambda name: None)
+    monkeypatch.setattr(qz, "record", lambda *a: None)
+    monkeypatch.setattr(breaks_run, "break_lab", lambda name, scenario, target=None: broken.append(scenario)
+                        or types.SimpleNamespace(target="n1"))
+    return broken
+
+
+@pytest.mark.parametrize("missing,package", [("conntrack", "conntrack"), ("iptables-restore", "iptables")])
+def test_quiz_breaks_nothing_when_its_answers_trace_cannot_run(machine, monkeypatch, missing, package):
+    machine.missing.add(missing)
+    broken = _quiz_on_a_faked_lab(monkeypatch)
+    result = CliRunner().invoke(cli, ["quiz", "--seed", "7"])
+    error = result.exception  # the CLI's boundary (cli/boundary.py) prints it in one line, exit 3
+    assert isinstance(error, EnvironmentNotReady) and error.exit_code == EXIT_ENVIRONMENT, (result.output, error)
+    assert broken == [] and "is broken" not in result.output
+    assert str(error).startswith("lab qz: nothing broken, as the quiz's answer (a trace) could not be checked: FAIL  "
+                                 "tool ")
+    assert str(error).endswith(f"fix: apt-get install {package} (or sudo ./scripts/setup.sh)")
+
+
+def test_quiz_breaks_the_lab_when_the_tools_are_there(machine, monkeypatch):
+    broken = _quiz_on_a_faked_lab(monkeypatch)
+    result = CliRunner().invoke(cli, ["quiz", "--seed", "7"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert len(broken) == 1 and "lab qz is broken (quiz seed 7)" in result.output
+
+
+@pytest.mark.parametrize("for_this_lab", [True, False])
+def test_capabilities_and_open_files_are_needed_by_every_command(machine, for_this_lab):
+    checks = by_name(doctor.report(DEFAULT, for_this_lab=for_this_lab))
+    assert checks["capabilities"].needed and checks["open-files"].needed
+    assert checks["capabilities"].to_json()["needed"] is True and checks["open-files"].to_json()["needed"] is True
+
+
+def test_the_test_hook_reaches_br_netfilter(machine, monkeypatch):
+    monkeypatch.setenv(doctor.MISSING_HOOK, "br_netfilter")
+    assert machine.br_netfilter.is_dir()  # the host has it; the hook says it has not
+    check = by_name(doctor.report(DEFAULT, for_this_lab=True))["br_netfilter"]
+    assert check.status == doctor.FAIL and check.detail.startswith(f"reported missing by {doctor.MISSING_HOOK}")
+    with pytest.raises(EnvironmentNotReady, match="FAIL  kernel br_netfilter: reported missing"):
+        doctor.require_for(DEFAULT, only=("br_netfilter",))
+
+
+def test_tcpdumps_line_says_capture_filters_need_libpcap(machine, monkeypatch):
+    monkeypatch.setattr(doctor_host, "libpcap", lambda: (None, "libpcap.so.0.8 does not load: file too short"))
+    check = by_name(doctor.report(DEFAULT, for_this_lab=False))["tcpdump"]
+    assert check.line() == (
+        "warn  tool tcpdump: /usr/sbin/tcpdump; libpcap does not load (libpcap.so.0.8 does not load: file too "
+        "short): netlab capture refuses a filter expression (without one it captures); fix: "
+        f"{doctor_host.LIBPCAP_FIX}")
+    machine.missing.add("tcpdump")  # no tcpdump: installing it brings libpcap
+    check = by_name(doctor.report(DEFAULT, for_this_lab=False))["tcpdump"]
+    assert check.status == doctor.WARN and "netlab capture refuses a filter expression" in check.detail
+    assert check.fix == "apt-get install tcpdump (or sudo ./scripts/setup.sh)"
+    monkeypatch.setattr(doctor_host, "libpcap", lambda: ("libpcap.so.0.8", ""))
+    check = by_name(doctor.report(DEFAULT, for_this_lab=False))["tcpdump"]
+    assert check.detail.endswith("libpcap.so.0.8 loads: netlab capture's filter expressions compile")
+
+
+def test_libpcap_is_found_as_capture_finds_it(monkeypatch):
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert doctor_host.libpcap() == (None, "no libpcap.so among the system's libraries (ldconfig -p)")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: "/nonexistent/libpcap.so.0.8")
+    name, why = doctor_host.libpcap()
+    assert name is None and why.startswith("/nonexistent/libpcap.so.0.8 does not load: ")
