@@ -69,8 +69,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# The kernel modules a lab uses (loading a module changes no network namespace).
-for m in veth bridge vxlan; do modprobe -q "$m" 2>/dev/null || true; done
+# The kernel modules a lab uses, br_netfilter among them (built in, or not loadable here: setup goes on).
+"$here/scripts/kernel_modules.sh"
 
 python="${NETLAB_PYTHON:-/usr/bin/python3}"
 python_ok "$python" || too_old "$python"
