@@ -247,3 +247,21 @@ def test_the_neighbour_figure_is_what_all_pairs_traffic_makes(labs):
                                             text=True).stdout)
         dynamic += sum(1 for e in entries if not {"PERMANENT", "NOARP"} & set(e.get("state", [])))
     assert dynamic == full_mesh_entries(model) == 14
+
+
+def test_the_hook_makes_br_netfilter_missing_and_up_stops_before_any_change(labs, tmp_path):
+    """br_netfilter is read from the host (/proc/sys/net/bridge), not tried: the hook reached every check but
+    this one, and `up` of a lab whose bridges set bridge-nf-call-iptables went ahead."""
+    lab = labs.name("dr")
+    path = write_topology(tmp_path, two_node_topology(lab, pods_per_node=2))
+    env = {doctor.MISSING_HOOK: "br_netfilter"}
+    proc = netlab("up", "-t", path, check=False, env=env)
+    doctor_proc, lines = report_lines("-t", path, env=env)
+    line = lines["kernel br_netfilter"][0]
+    assert doctor_proc.returncode == 3 and line.startswith(
+        f"FAIL  kernel br_netfilter: reported missing by {doctor.MISSING_HOOK} (a test hook); same-node Service")
+    assert (proc.returncode, proc.stderr) == (3, f"netlab: {line}\n"), proc.stdout + proc.stderr
+    assert lab_namespaces(lab) == []
+    assert not os.path.lexists(os.path.join(STATE_ROOT, lab))
+    checks = {c["name"]: c for c in json.loads(netlab("doctor", "-t", path, "-o", "json", check=False).stdout)["checks"]}
+    assert checks["capabilities"]["needed"] is True and checks["open-files"]["needed"] is True
