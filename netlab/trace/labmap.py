@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
 
+from netlab.cni.conf import kept_devices
+from netlab.model.cniconf import ConflistError
 from netlab.model.lab import Lab
 from netlab.plan.build import Plan
-from netlab.plan.cniadd import node_gateway
+from netlab.plan.cniadd import node_gateway, user_conflist
 from netlab.plan import nftables
 from netlab.plan.resources import Address, Fdb, NatRules, Neigh, NftRules, Route, Veth, Vxlan
 from netlab.plan.services import KUBE_SERVICES, service_ports
@@ -145,7 +147,8 @@ class LabMap:
     # state; else `up --lab NAME`, which repairs any running lab from its saved topology.
     repair: str = ""
     # A user's conflist (realize.attachments.plugin_made, as status and up take it): namespace -> the devices its
-    # plugins made there, whose routes are theirs, not extra (None: the whole namespace is theirs, a pod's)
+    # plugins made there, whose routes are theirs, not extra (None: the whole namespace is theirs, a pod's): those
+    # the pods' results name, and on every node the bridge the conflist names (kept_devices), pods or none
     plugin_devs: dict[str, frozenset[str] | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -167,6 +170,7 @@ class LabMap:
                 m.ip_names[str(gateway[0])] = f"{node.name} {gateway[1]}"
             if lab.mode == "vxlan":
                 m.ip_names[str(node.vtep_ip)] = f"{node.name} flannel.1"
+        m.plugin_devs.update(_kept_devices(lab))
         for pod in lab.pods:
             m.names[pod.netns] = f"pod {pod.name}"
             m.ip_names[str(pod.ip)] = pod.name
@@ -328,3 +332,17 @@ def services(lab: Lab) -> list[ServiceFacts]:
                                 internal_local=sp.internal_local, external_local=sp.external_local,
                                 pod_cidr=str(lab.topo.cluster.pod_cidr)))
     return out
+
+
+def _kept_devices(lab: Lab) -> dict[str, frozenset[str] | None]:
+    """Node namespace -> the devices a user's conflist names that its plugins keep on every node (the bridge
+    plugin's ``bridge``, cni0 when it names none), as ``up`` records them at a node's first ADD: made by the plugins
+    whether the node has pods now or not (its last pod gone, an ADD that failed), so neither they nor their routes
+    are extra. Empty for netlab's own pods, or a conflist that cannot be read now."""
+    if lab.cni != "conflist":
+        return {}
+    try:
+        devs = frozenset(kept_devices(user_conflist(lab)))
+    except ConflistError:
+        return {}
+    return {node.netns: devs for node in lab.nodes} if devs else {}

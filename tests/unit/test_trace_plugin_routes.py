@@ -9,6 +9,8 @@ was as planned.
 
 from __future__ import annotations
 
+import pytest
+
 from netlab.plan.build import build_plan
 from netlab.trace import strayroutes
 from netlab.trace.labmap import LabMap
@@ -47,3 +49,23 @@ def test_netlabs_own_pods_routes_are_held_against_the_plan(tmp_path):
     n1, web = lab.node("n1").netns, str(lab.pod("a-web").ip)
     assert m.plugin_devs == {}
     assert strayroutes.extra_route(m, n1, web, None, "eth0", "10.244.0.0/25 dev eth0") is not None
+
+
+@pytest.mark.parametrize("running", [False, True])
+def test_the_bridge_a_conflist_names_is_its_plugins_on_a_node_without_pods(tmp_path, running):
+    # a node whose pods are all gone (or whose only ADD failed) keeps the bridge plugin's qnbr0 with its address
+    # and route; no result names it there, the conflist does (up records it as the node's from the first ADD)
+    lab, m = _map(tmp_path, QNBR, running)
+    if running:
+        lab = lab.with_attachments({p: a for p, a in lab.attached.items() if lab.pod(p).node != "n2"})
+        m = LabMap.from_lab(lab, build_plan(lab))
+    n2, far = lab.node("n2").netns, str(lab.pod("b-far").ip)
+    assert "qnbr0" in (m.plugin_devs.get(n2) or ())
+    assert strayroutes.extra_route(m, n2, far, None, "qnbr0", "10.244.1.0/25 dev qnbr0") is None
+    # a route by hand on a device the conflist does not name stays extra
+    assert strayroutes.extra_route(m, n2, far, None, "eth0", "10.244.1.0/25 dev eth0") is not None
+
+
+def test_a_ptp_conflist_names_no_bridge_to_keep(tmp_path):
+    lab, m = _map(tmp_path, PTP, running=False)
+    assert lab.node("n2").netns not in m.plugin_devs
