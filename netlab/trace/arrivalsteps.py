@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from netlab.trace import brnf
 from netlab.trace.facts import RouteFacts, RouteFailure
 from netlab.trace.flow import Flow, Observe
 from netlab.trace.hops import Hop, Walk
@@ -107,22 +108,21 @@ class ArrivalSteps(WalkParts):
             return self.rows.row(ns, bridge, "bridge",
                                  f"dst MAC is {bridge}'s own, but br_netfilter DNATs at the bridge port and the new "
                                  f"destination is behind {bridge} too: the frame is switched straight back into the "
-                                 f"bridge (never seen on {bridge} itself)",
-                                 [f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"])
+                                 f"bridge (never seen on {bridge} itself); {brnf.switched(True)}",
+                                 [brnf.command(ns)])
         if new is not None and seen is not None:
             seen = replace(seen, alt=new)
-        sysctl = f"ip netns exec {ns} sysctl net.bridge.bridge-nf-call-iptables"
+        sysctl = brnf.command(ns)
         port = f" at port {self._port_in}" if self._port_in else ""
         if self.k.bridge_nf(ns):
             # br_nf_pre_routing runs NF_INET_PRE_ROUTING at the bridge's own hook; ip_sabotage_in then stops the
             # IP layer's PREROUTING from running a second time on the frame passed up
-            how = (f"br_netfilter (bridge-nf-call-iptables = 1) runs iptables PREROUTING (conntrack, the nat "
+            how = (f"{brnf.ON} runs iptables PREROUTING (conntrack, the nat "
                    f"table's DNAT) on the frame while it is still bridged{port}, then the bridge hands it up to "
                    f"{bridge}'s IP layer for the route lookup (PREROUTING does not run there again)")
         else:
             how = (f"the bridge hands the frame up to the IP layer on {bridge}, where iptables PREROUTING (conntrack, "
-                   f"the nat table's DNAT) runs, then the route lookup (bridge-nf-call-iptables = 0: no iptables "
-                   f"while bridged)")
+                   f"the nat table's DNAT) runs, then the route lookup ({brnf.OFF})")
         return self.rows.row(ns, bridge, "bridge", f"dst MAC {mac} is {bridge}'s own: {how}",
                              [f"bridge -n {ns} fdb show br {bridge} | grep permanent", sysctl], seen)
 

@@ -13,7 +13,7 @@ frame stops it.
 
 from __future__ import annotations
 
-from netlab.trace import faults
+from netlab.trace import brnf, faults
 from netlab.trace.facts import LinkFacts, NeighFacts
 from netlab.trace.hops import Walk
 from netlab.trace.states import FrameIn, State
@@ -126,6 +126,7 @@ class L2Steps(WalkParts):
         """A frame switched by ``bridge`` towards ``mac``: which port (FDB), then that port's veth peer."""
         links = self.k.links(ns)
         cmd = f"bridge -n {ns} fdb show br {bridge.name}"
+        nf, sysctl = f"; {brnf.switched(self.k.bridge_nf(ns))}", brnf.command(ns)  # said on every switched frame
         entries = [e for e in self.k.fdb(ns) if e.master == bridge.name and e.lladdr.lower() == mac.lower()]
         if entries:
             port = entries[0].dev
@@ -142,7 +143,7 @@ class L2Steps(WalkParts):
                     break
             if found is None:
                 why = f"{mac} is in no FDB entry of {bridge.name} and behind none of its ports: the flood finds nobody"
-                self.rows.add(ns, bridge.name, "bridge", f"FDB lookup {mac}: unknown", [cmd],
+                self.rows.add(ns, bridge.name, "bridge", f"FDB lookup {mac}: unknown{nf}", [cmd, sysctl],
                               self._obs(ns, bridge.name, "out"), problem=why)
                 return self._stop(why)
             port = found
@@ -150,8 +151,9 @@ class L2Steps(WalkParts):
         if port == ingress and not links[port].hairpin:
             why = (f"{mac} is behind {port}, the port the frame came in on: a bridge only sends a frame back out "
                    f"its ingress port in hairpin mode (bridge -n {ns} link set dev {port} hairpin on)")
-            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}",
-                          [cmd, f"bridge -n {ns} -d link show dev {port}"], self._obs(ns, port, "out"), problem=why)
+            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{nf}",
+                          [cmd, f"bridge -n {ns} -d link show dev {port}", sysctl], self._obs(ns, port, "out"),
+                          problem=why)
             return self._stop(why)
         peer = self.lab.peers.get((ns, port))
         peer_text = f" (veth peer: {peer[1]} in {peer[0]})" if peer else ""
@@ -161,8 +163,8 @@ class L2Steps(WalkParts):
             how = (f"FDB: {mac} is behind port {port} ({entries[0].state}), but the bridge sends nothing out of "
                    f"{port}" if entries else f"{mac} is not in the FDB: the bridge floods the frame to its "
                    f"forwarding ports, and {port}, the port {mac} is behind, is none of them")
-            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{peer_text}",
-                          [cmd, f"bridge -n {ns} link show dev {port}"], self._obs(ns, port, "out"), *blocked,
+            self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{peer_text}{nf}",
+                          [cmd, f"bridge -n {ns} link show dev {port}", sysctl], self._obs(ns, port, "out"), *blocked,
                           port=port, lladdr=mac, bridge=bridge.name, port_state=links[port].port_state)
             return self._stop(blocked[0])
         snat = self._snat(ns)  # a switched frame's POSTROUTING (br_netfilter), before it leaves the port
@@ -175,7 +177,7 @@ class L2Steps(WalkParts):
         # The port takes at most its MTU; a veth's peer drops a frame bigger than its own as it arrives.
         big = faults.too_big(links[port], size, ns, bridge.name, (ns, port)) or (
             faults.too_big(self.k.links(peer[0]).get(peer[1]), size, ns, port, peer) if peer else None)
-        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}", [cmd],
+        self.rows.add(ns, port, "bridge", f"bridge {bridge.name}: {how}{hair}{peer_text}{nf}", [cmd, sysctl],
                       self._obs(ns, port, "out"), big[0] if big else None, big[1] if big else None,
                       port=port, lladdr=mac, bridge=bridge.name, hairpin=True if hair else None)
         if big:
