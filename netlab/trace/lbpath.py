@@ -22,7 +22,7 @@ Pure: the planned path (kubeproxy.path, kubeproxy_nft.path) comes in as lines.
 from __future__ import annotations
 
 from netlab.plan import nftables
-from netlab.plan.services import KUBE_MARK_MASQ
+from netlab.plan.services import KUBE_MARK_MASQ, KUBE_NODEPORTS
 from netlab.trace.flow import Flow
 from netlab.trace.labmap import ServiceFacts
 
@@ -38,14 +38,12 @@ def _chain(line: str, nft: bool) -> str | None:
     return nftables.SERVICES if words[0] == "element" else None
 
 
-def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, sep_chain: str) -> str | None:
-    """The path of packet ``f`` (to ``svc``'s LoadBalancer IP) in a node's kube-proxy rules, as a sentence:
-    the hook, the chains it crosses to its endpoint's chain ``sep_chain``, and whether it is marked for the
-    masquerade; None for a packet to another address. ``lines``: the planned lines it crosses, in order;
-    ``own``: the node's own packet (nat OUTPUT); ``nft``: kube-proxy in nftables mode."""
-    if svc.lb_ip is None or f.dst != svc.lb_ip or svc.ext_chain is None:
-        return None
-    hook = ("nat-output" if own else "nat-prerouting") if nft else ("OUTPUT" if own else "PREROUTING")
+def _hook(own: bool, nft: bool) -> str:
+    return ("nat-output" if own else "nat-prerouting") if nft else ("OUTPUT" if own else "PREROUTING")
+
+
+def crossed(lines: list[str], nft: bool, hook: str, sep_chain: str) -> list[str]:
+    """The chains the planned ``lines`` a packet crosses are in, from ``hook`` to its endpoint's ``sep_chain``."""
     chains = [hook]
     for line in lines:
         chain = _chain(line, nft)
@@ -54,8 +52,59 @@ def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, se
         chains.append(chain)
     if sep_chain not in chains:
         chains.append(sep_chain)
+    return chains
+
+
+def nodeport_chains(lines: list[str], nft: bool, hook: str, sep_chain: str) -> list[str]:
+    """:func:`crossed` for a packet to a nodePort; in nftables mode the verdict map the dispatch looks the port up in,
+    ``map service-nodeports``, is named after ``services`` (iptables mode has the chain KUBE-NODEPORTS there)."""
+    chains = crossed(lines, nft, hook, sep_chain)
+    if nft and nftables.SERVICES in chains:
+        chains.insert(chains.index(nftables.SERVICES) + 1, "map service-nodeports")
+    return chains
+
+
+def _marking(lines: list[str], svc: ServiceFacts, nft: bool) -> list[str]:
+    """The external chain's rules among ``lines`` that mark the packet for the masquerade."""
     mark = f"jump {nftables.MARK_MASQ}" if nft else f"-j {KUBE_MARK_MASQ}"
-    marking = [line for line in lines if _chain(line, nft) == svc.ext_chain and mark in line]
+    return [line for line in lines if _chain(line, nft) == svc.ext_chain and mark in line]
+
+
+def nodeport_words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, sep_chain: str, node: str,
+                   counted: str, balancer: bool = False) -> str:
+    """The path of packet ``f`` to ``node``'s own address and ``svc``'s nodePort in its kube-proxy rules, as a
+    sentence: what sent it there (a LoadBalancer's balancer hands its packets to a node's nodePort, so this is
+    the DNAT such a packet meets, not one of the LoadBalancer IP), the chains it crosses, the masquerade's mark;
+    ``counted``: what the kernel's counters say of the nodePort rule (iptables mode), or "" (nftables mode, where
+    kube-proxy writes no counter); ``balancer``: the lab's load balancer DNATed the packet to this nodePort."""
+    hook = _hook(own, nft)
+    chains = nodeport_chains(lines, nft, hook, sep_chain)
+    dispatch, entry = (("services", f"element {f.proto} . {f.dport} of map service-nodeports") if nft else
+                       ("KUBE-SERVICES", f"rule for --dport {f.dport} in {KUBE_NODEPORTS}"))
+    sent = (f", where the load balancer holding its LoadBalancer IP {svc.lb_ip}:{svc.port} sends it (a balancer "
+            "hands its packets to a node's nodePort)" if svc.lb_ip and balancer else "")
+    text = (f"a packet to {node}'s nodePort {f.endpoint('dst')}{sent}: no Service address in {dispatch} is "
+            f"{f.dst}, the node's own, so the nodePort dispatch catches it, kube-proxy's {entry}, which DNATs it: "
+            f"{' → '.join(chains)}{counted}")
+    if _marking(lines, svc, nft):
+        text += (f"; {svc.ext_chain} marks it for the masquerade ({'mark-for-masquerade' if nft else KUBE_MARK_MASQ}"
+                 "), so it leaves the node masqueraded to the address of the device it leaves by")
+    elif svc.external_local:
+        text += (f"; externalTrafficPolicy Local: {svc.chain_for(f.src, f.dst, own)} picks among the node's own "
+                 "endpoints, the client's address kept")
+    return text
+
+
+def words(lines: list[str], svc: ServiceFacts, f: Flow, own: bool, nft: bool, sep_chain: str) -> str | None:
+    """The path of packet ``f`` (to ``svc``'s LoadBalancer IP) in a node's kube-proxy rules, as a sentence:
+    the hook, the chains it crosses to its endpoint's chain ``sep_chain``, and whether it is marked for the
+    masquerade; None for a packet to another address. ``lines``: the planned lines it crosses, in order;
+    ``own``: the node's own packet (nat OUTPUT); ``nft``: kube-proxy in nftables mode."""
+    if svc.lb_ip is None or f.dst != svc.lb_ip or svc.ext_chain is None:
+        return None
+    hook = _hook(own, nft)
+    chains = crossed(lines, nft, hook, sep_chain)
+    marking = _marking(lines, svc, nft)
     who = "the node's own packet" if own else "a pod's packet"
     entry = (f"element {svc.lb_ip} . {f.proto} . {f.dport} of map service-ips" if nft
              else f'rule "{svc.name} loadbalancer IP" in KUBE-SERVICES')

@@ -104,11 +104,13 @@ def _back_to(f: Flow) -> str:
 
 
 def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool = False,
-             via: str | None = None, stale: bool = False, lb: bool = True) -> str:
+             via: str | None = None, stale: bool = False, lb: bool = True, nodeport: list[str] | tuple = ()) -> str:
     """The row's text for a change of the destination (``which`` = "dst") or of the source ("src"); ``own``:
     the node's own packet (see :func:`service_facts`); ``via``: the endpoint chain that DNATed it, when a counter
     says it is not the endpoint's own (detour.py); ``stale``: the DNAT is an older conntrack entry's, to no
-    endpoint (wrongdnat.py): no rule of the Service chose it; ``lb``: see :func:`service_facts`."""
+    endpoint (wrongdnat.py): no rule of the Service chose it; ``lb``: see :func:`service_facts`; ``nodeport``: the
+    chains of kube-proxy's nodePort rules the packet crossed here, from the dispatch to its endpoint's (a packet
+    to the node's own address and a nodePort, as a LoadBalancer's balancer sends it)."""
     if which == "dst" and hit.direction == "orig":
         svc = lab.service_for(old.dst, old.dport, old.proto, lb)
         text = f"DNAT {old.endpoint('dst')} → {new.endpoint('dst')}"
@@ -119,7 +121,13 @@ def describe(lab: LabMap, which: str, hit: Hit, old: Flow, new: Flow, own: bool 
             ep = svc.endpoint(new.dst, new.dport)
             who = f"endpoint {ep.pod}" if ep else f"endpoint {lab.name_ip(new.dst)}"
             sep = f" → {via or ep.sep_chain}" if ep else ""
-            text += f": Service {svc.name} picked {who} ({svc.chain_for(old.src, old.dst, own)}{sep})"
+            if nodeport:  # the nodePort path: the dispatch's nodePort chain, the external chain, then the pick
+                picked = svc.chain_for(old.src, old.dst, own)
+                way = [c for c in nodeport if c not in (picked, ep.sep_chain if ep else None, via)]
+                text += (f": the nodePort path, {old.dport} on {lab.name_ip(old.dst)}: Service {svc.name} picked "
+                         f"{who} ({' → '.join([*way, picked])}{sep})")
+            else:
+                text += f": Service {svc.name} picked {who} ({svc.chain_for(old.src, old.dst, own)}{sep})"
         reply = hit.entry.reply
         return text + (f"; conntrack will rewrite the replies {reply.endpoint('src')} → {reply.endpoint('dst')} "
                        f"to come from {old.endpoint('dst')}")

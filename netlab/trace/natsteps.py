@@ -18,6 +18,7 @@ from netlab.trace.facts import LinkFacts, RouteFailure
 from netlab.trace.flow import Flow
 from netlab.trace.hops import Hop
 from netlab.trace.labmap import ServiceEndpoint, ServiceFacts
+from netlab.plan.services import KUBE_NODEPORTS
 from netlab.trace.walkparts import WalkParts
 from netlab.trace.wrongdnat import delete_entry
 
@@ -58,9 +59,11 @@ class NatSteps(WalkParts):
         via = other.chain if other is not None else None
         unsure = other is not None and via is None  # several chains DNAT there, and no counter says which
         wrong = self._wrong(ns, old, new, hit) or self._detour_why(ns, other)
+        entry = self._nodeport_path(ns, old, iif, facts) if kp and facts.get("via") == "NodePort" else None
         text = nat.describe(self.lab, "dst", hit, old, new, own, " or ".join(other.candidates) if unsure else via,
-                            stale=wrong is not None and bool(wrong.facts.get("stale_entry")), lb=kp)
-        way = self._lb_path(ns, old, iif, facts) if kp else None
+                            stale=wrong is not None and bool(wrong.facts.get("stale_entry")), lb=kp,
+                            nodeport=entry[0] if entry else ())
+        way = entry[1] if entry else self._lb_path(ns, old, iif, facts) if kp else None
         if way is not None:
             facts["path"] = way
         chosen: kubeproxy.Choice | kubeproxy_nft.Choice | None = None
@@ -105,6 +108,33 @@ class NatSteps(WalkParts):
         else:
             return None
         return lbpath.words(lines, svc, old, iif is None, ns in self.lab.nft_netns, facts["sep_chain"])
+
+    def _nodeport_path(self, ns: str, old: Flow, iif: str | None, facts: dict) -> tuple[list[str], str] | None:
+        """A packet DNATed here at the node's own address and a nodePort (a LoadBalancer's, which its balancer
+        sent here): the chains of its way through kube-proxy's nodePort rules from the dispatch to its endpoint's
+        chain, and that way in words, with what the nodePort rule's counter says (lbpath.py)."""
+        svc = self.lab.service_for(old.dst, old.dport, old.proto)
+        if svc is None or "sep_chain" not in facts:
+            return None
+        nft = ns in self.lab.nft_netns
+        if nft:
+            lines = [s.line for s in kubeproxy_nft.path(self.lab.planned_nft.get(ns, ()), svc, old, iif)]
+        elif ns in self.lab.planned_nat:
+            lines = [s.line for s in kubeproxy.path(self.lab.planned_nat[ns], svc, old, iif)]
+        else:
+            return None
+        counted = ""
+        table = None if nft else self.k.nat_table(ns)
+        rule = next((r for r in table.chain_rules(KUBE_NODEPORTS) if r.target == svc.ext_chain
+                     and f"--dport {old.dport} " in r.line + " "), None) if table is not None else None
+        if rule is not None and rule.delta is not None:
+            counted = (f"; `{rule.line}` counted it (its counter went up by {rule.delta} during the trace)"
+                       if rule.delta else f"; `{rule.line}` did not count it (its counter stayed)")
+        chains = lbpath.nodeport_chains(lines, nft, "", facts["sep_chain"])[1:]
+        node = self.lab.where(ns).split()[-1]
+        balancer = any(self.lab.names.get(n) == BALANCER for n in self._pre_nat if n != ns)  # it DNATed on the way
+        return chains, lbpath.nodeport_words(lines, svc, old, iif is None, nft, facts["sep_chain"], node, counted,
+                                             balancer)
 
     def _detour(self, ns: str, old: Flow, new: Flow) -> detour.Detour | None:
         """The Service's endpoint chains that DNAT to ``new`` besides the endpoint's own (detour.py)."""

@@ -284,8 +284,23 @@ def _receiver(r: TraceResult) -> str:
     # the address the packet was sent to: svc/NAME alone is its ClusterIP; a LoadBalancer IP or an externalIP is said
     said = {"LoadBalancer": "LoadBalancer IP", "ExternalIP": "externalIP"}.get(ep.get("via") or "")
     sent = f"{r.dst['name']}'s {said} {r.dst['ip']}" if said else r.dst["name"]
-    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({sent}{port} DNATed to "
-            f"{ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
+    there = _nodeport(r)
+    if there is not None:  # the balancer sent it on to a node's nodePort: that node's DNAT is the nodePort's
+        sent = f"{r.dst['name']}'s LoadBalancer IP {r.dst['ip']}{port}, which the load balancer sent to {there}"
+        port = ""
+    return (f"{ep['endpoint']}, endpoint of Service {ep['service']} ({sent}{port}{', ' if there else ' '}DNATed "
+            f"{'there ' if there else ''}to {ep.get('endpoint_ip')}:{ep.get('endpoint_port')})")
+
+
+def _nodeport(r: TraceResult) -> str | None:
+    """"n1's nodePort 192.168.122.2:30082": where a packet to a Service's LoadBalancer IP was DNATed to its endpoint,
+    when a balancer (a namespace that is no node) sent it there first; None for any other packet."""
+    hops = [h for h in r.forward.hops if h.kind == "dnat"]
+    last = next((h for h in reversed(hops) if "endpoint" in h.facts), None)
+    if last is None or last.facts.get("via") != "NodePort" or r.dst.get("kind") != "service" or len(hops) < 2:
+        return None
+    to = str(last.facts.get("before", "")).split(" → ")[-1].split(" ")[0]
+    return f"{last.where.split()[-1]}'s nodePort {to}" if to else None
 
 
 def _reply_flow(r: TraceResult) -> str:

@@ -145,4 +145,5 @@ def test_the_nodes_own_dnat_row_names_the_services_chain_that_picked(mode):
     w = walk(k, m, "svc-node-2", fwd)
     row = next(h for h in w.hops if h.kind == "dnat")
     assert row.facts["svc_chain"] == np.svc_chain, row.facts
-    assert f"({np.svc_chain} → " in row.decision and np.local_chain not in row.decision
+    # the nodePort path, from the nodePort dispatch through the external chain to the chain that picked
+    assert f" → {np.ext_chain} → {np.svc_chain} → " in row.decision and np.local_chain not in row.decision
