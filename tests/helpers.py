@@ -235,9 +235,10 @@ def someone_elses_etc_netns(make: tuple[str, ...] = (), leftovers: tuple[str, ..
 
 @contextlib.contextmanager
 def lab_up(path: str, name: str):
-    """``netlab up -t PATH`` for the body, then always :func:`lab_down`."""
-    netlab("up", "-t", path)
+    """``netlab up -t PATH`` for the body, then always :func:`lab_down` (also when ``up`` itself failed: an ``up``
+    that failed half-way, or was killed by the test's timeout, may have left namespaces)."""
     try:
+        netlab("up", "-t", path)
         yield
     finally:
         lab_down(name)
