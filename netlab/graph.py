@@ -194,9 +194,9 @@ def build(lab: Lab) -> Graph:
                     g.links.append(Link(sid, ids("pod", pod.name), f"{port.port}/{port.protocol} {how} :{target}",
                                         "service"))
             if not svc.ports:  # headless without ports: every pod it selects is an endpoint, of no port
-                for pod in lab.selection.selected(svc):
+                for pod in lab.serving(svc):
                     g.links.append(Link(sid, ids("pod", pod.name), "DNS A", "service"))
-            if not (any(lab.endpoints(svc, p) for p in svc.ports) or not svc.ports and lab.selection.selected(svc)):
+            if not (any(lab.endpoints(svc, p) for p in svc.ports) or not svc.ports and lab.serving(svc)):
                 lines.append("no endpoints (its name answers nothing)" if svc.headless else "no endpoints (rejects)")
             grp.boxes.append(Box(sid, "\n".join(lines), "service"))
         g.groups.append(grp)

@@ -123,6 +123,7 @@ class Lab(LabChecks, PodActions):
         """:meth:`up` for a topology already read with :func:`netlab.api.load`."""
         from netlab.api.origins import BUILT_IN, DICT_SOURCE
         from netlab.api.topology import Loaded
+        from netlab.api import views
         from netlab.api.views import refuse_replacing
         from netlab.model.endpoints import service_notes
         from netlab.model.netpol import policy_notes
@@ -139,7 +140,9 @@ class Lab(LabChecks, PodActions):
         if not reconfigure and loaded.origin in (DICT_SOURCE, BUILT_IN):  # a file's: lifecycle.up's
             refuse_replacing(loaded, state, cli=loaded.origin != DICT_SOURCE)  # a dict: the pytest plugin's way in
         done = lifecycle.up(loaded.lab, source=loaded.source, progress=progress, wait=wait, reconfigure=reconfigure)
-        warnings = list(done.warnings) + service_notes(loaded.lab) + policy_notes(loaded.lab.topo.network_policies)
+        after = load_state(loaded.lab.name)  # its Completed/Error pods are no endpoints (views.with_terminal)
+        served = views.with_terminal(after, loaded.lab) if after is not None else loaded.lab
+        warnings = list(done.warnings) + service_notes(served) + policy_notes(loaded.lab.topo.network_policies)
         warnings += match_notes(loaded.lab)
         budget = neighbour_budget_warning(loaded.lab)
         if budget:
@@ -247,7 +250,7 @@ class Lab(LabChecks, PodActions):
     def services(self) -> tuple[R.ServiceInfo, ...]:
         from netlab.api import views
 
-        return views.services(self.model)
+        return views.services(views.with_terminal(self.state(), self.model))  # Completed/Error pods: no endpoints
 
     def pod(self, name: str) -> R.PodInfo:
         """One pod: ``lab.pod("web-1").ip``."""

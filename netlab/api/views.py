@@ -33,6 +33,7 @@ from netlab.model.echo_ports import echo_ports
 from netlab.workload import crashloop
 from netlab.workload.exits import exit_codes
 from netlab.workload.tasks import in_old_sandbox, proc_of, task_of
+from netlab.workload.terminal import terminal_pods
 
 if TYPE_CHECKING:
     from netlab.api.topology import Loaded
@@ -222,6 +223,12 @@ def nodes(lab: Lab) -> tuple[NodeInfo, ...]:
                  for n in lab.nodes)
 
 
+def with_terminal(state: LabState, lab: Lab) -> Lab:
+    """The lab with its terminal pods (every container exited for good: Completed, Error) out of its Services'
+    endpoints, as ``up`` leaves them (workload/terminal.py)."""
+    return lab.with_terminal(terminal_pods(lab, state))
+
+
 def services(lab: Lab) -> tuple[ServiceInfo, ...]:
     pod_by_ip = {p.ip: p for p in lab.pods}  # an endpoint is a pod the selector matched (plan.services)
     by_service: dict[tuple[str, str], list[ServicePortInfo]] = {}
@@ -253,7 +260,7 @@ def services(lab: Lab) -> tuple[ServiceInfo, ...]:
             external_traffic_policy=svc.external_traffic_policy if svc.type != "ClusterIP" else None,
             health_check_node_port=checks.get((svc.namespace, svc.name)),
             internal_traffic_policy=svc.internal_traffic_policy,
-            addresses=tuple(str(p.ip) for p in sorted(lab.selection.selected(svc), key=lambda p: p.ip))
+            addresses=tuple(str(p.ip) for p in sorted(lab.serving(svc), key=lambda p: p.ip))
             if not svc.ports else ()))
     return tuple(out)
 

@@ -11,6 +11,8 @@ the readers read.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -25,6 +27,7 @@ from netlab.realize.diff import Drift, diff_netns
 from netlab.realize.expect import expected
 from netlab.realize.observe import observe
 from netlab.realize.state import LabState
+from netlab.workload.terminal import still_endpoints, terminal_pods
 
 
 @dataclass
@@ -44,6 +47,7 @@ class StatusResult:
 def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) -> StatusResult:
     """Every difference between the lab's plan and the kernel, and what its features report."""
     lab = state.resolved()
+    lab = lab.with_terminal(terminal_pods(lab, state))  # Completed/Error pods: no endpoints (up takes them out)
     plan = build_plan(lab)
     tag = tag_for(state)
     want = expected(plan)
@@ -97,6 +101,8 @@ def status(state: LabState, kernel: Kernel, features: Sequence[Feature] = ()) ->
     for name in state.netns:
         if name not in planned:
             namespace("extra", name, "not in the plan: up deletes it and what runs in it")
+    whole = [json.dumps(d, default=str) for d in result.details]
+    feature_drift = still_endpoints(lab, whole) + feature_drift  # Completed/Error pods still served
     result.drift += feature_drift
     for line in feature_drift:  # containers, the Services' files, the CNI plugins' CHECK: said in words
         what, _, detail = line.partition(": ")

@@ -43,6 +43,7 @@ from netlab.realize.state import ADDRESSES, LabState, check_source, load_state
 from netlab.realize import owner, tags
 from netlab.realize.state_dir import forget
 from netlab.realize.lab_lock import LabLock
+from netlab.workload.terminal import terminal_pods
 
 Progress = Callable[[str, int, int], None]
 ROUNDS = 3  # a repair is checked by reading the kernel again; bounded
@@ -126,6 +127,11 @@ class _Up(Rollback):
         attached = attached_lab(self.lab, state)  # pods as their CNI plugins made them (names, MACs)
         if attached is not self.lab:
             self.lab, self.plan = attached, build_plan(attached)
+        # pods whose containers exited for good (Completed, Error) are no Service's endpoints: out of kube-proxy's
+        # rules and the cluster DNS (an up that changes their command starts them again: not terminal then)
+        done = self.lab.with_terminal(terminal_pods(self.lab, state))
+        if done is not self.lab:
+            self.lab, self.plan = done, build_plan(done)
         fresh = self.result.fresh = state is None
         self.result.warnings += self.lab.displaced()
         if state is None:  # a new lab: its tags name this state folder (a lab up with another is never lost here)

@@ -203,11 +203,12 @@ class ClusterRecords:
     nameserver: IPv4Address  # the DNS Service's ClusterIP, the A record of ns.dns.cluster.local
 
 
-def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
+def cluster_records(topo: Topology, addressing: Addressing, terminal: frozenset[str] = frozenset()) -> ClusterRecords:
     """The records of a topology that holds the DNS Service, with its addressing (``allocate`` of it).
 
     A Service's endpoints are the pods of its namespace its selector matches
-    (model/lab.py's ``endpoints``, which kube-proxy's rules use), of at least one of its ports. The API
+    (model/lab.py's ``endpoints``, which kube-proxy's rules use), of at least one of its ports, but for the
+    ``terminal`` ones (Succeeded or Failed), which no EndpointSlice holds, so CoreDNS answers them not. The API
     server's Service ``default/kubernetes`` is added at the first address of
     the service CIDR unless the topology has its own (no other Service may hold that address: addressing.py).
     """
@@ -216,8 +217,8 @@ def cluster_records(topo: Topology, addressing: Addressing) -> ClusterRecords:
     for svc in topo.services:
         # a pod a named targetPort leaves out of every port is in no EndpointSlice's ports: CoreDNS names it not;
         # a headless Service without ports has every selected pod as an endpoint, of no port (the controllers' rule)
-        pods = [p for p in index.selected(svc)
-                if not svc.ports or any(port.target(p) is not None for port in svc.ports)]
+        pods = [p for p in index.selected(svc) if p.name not in terminal
+                and (not svc.ports or any(port.target(p) is not None for port in svc.ports))]
         by_ip = sorted(pods, key=lambda p: addressing.pod_ip[p.name])
         targets = [(port.name, port.protocol, addressing.pod_ip[p.name], t) for port in svc.ports
                    for p in by_ip if (t := port.target(p)) is not None] if svc.headless else []
@@ -433,6 +434,19 @@ def _add_cluster_dns(topo: Topology, addressing: Addressing | None, held: Held |
     added = topo.model_copy(update={"pods": [*topo.pods, Pod.model_validate(pod_data)],
                                     "services": [*topo.services, svc]})
     return added, final, []
+
+
+def with_dns_records(topo: Topology, addressing: Addressing, terminal: frozenset[str]) -> Topology:
+    """The topology whose cluster DNS add-on answers without the ``terminal`` pods (its dnsmasq's SRV records
+    are on its command line); one without the add-on comes back as it is."""
+    i = next((i for i, p in enumerate(topo.pods) if is_addon_pod(p)), None)
+    if i is None:
+        return topo
+    pod = topo.pods[i]
+    argv = dnsmasq_argv(cluster_records(topo, addressing, terminal))
+    pod = pod.model_copy(update={"containers": [pod.containers[0].model_copy(update={"command": argv}),
+                                                *pod.containers[1:]]})
+    return topo.model_copy(update={"pods": [*topo.pods[:i], pod, *topo.pods[i + 1:]]})
 
 
 def problems(topo: Topology, addressing: Addressing) -> list[tuple[Loc, str]]:

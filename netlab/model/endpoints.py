@@ -1,6 +1,6 @@
 """Whether a Service's endpoints will answer its traffic, said before the lab is up (pure: the model only).
 
-The EndpointSlice controller makes every ready pod the selector matches an
+The EndpointSlice controller makes every pod the selector matches (but a terminated one) an
 endpoint of a numeric ``targetPort``, whether or not a container declares
 that port (``containerPort`` is informational in Kubernetes): kube-proxy
 sends such a pod its share of the connections, and the pod refuses them. A
@@ -16,7 +16,9 @@ selects pods of its own namespace (the EndpointSlice controller lists the
 pods of the Service's namespace), so ``y/web`` selecting ``app: web`` has no
 endpoints however many pods of ``x`` carry that label. All are legal and all
 are usually a mistake, so ``validate`` and ``up`` say so, as notes, and go on
-(``probe`` expects such a Service refused).
+(``probe`` expects such a Service refused). A pod whose containers have all exited for good (phase Succeeded
+or Failed: ``restartPolicy: Never``, or ``OnFailure`` after exit 0; ``get pods`` says Completed or Error) is
+no endpoint either (ShouldPodBeInEndpoints): ``Lab.terminal`` names them, from the running lab.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def service_notes(lab: Lab) -> list[str]:
             out.append(f"service {svc.namespace}/{svc.name} {ports}: no selector, so no endpoints (netlab "
                        f"writes no EndpointSlice for it): {none}")
             continue
-        if not svc.ports and not lab.selection.selected(svc):  # headless, no ports: its endpoints are of no port
+        if not svc.ports and not lab.serving(svc):  # headless, no ports: its endpoints are of no port
             labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
             out.append(f"service {svc.namespace}/{svc.name} (no ports): no pod of namespace {svc.namespace} has the "
                        f"labels {labels}{_elsewhere(lab, svc)}: no endpoints, so {none}")
@@ -54,6 +56,12 @@ def service_notes(lab: Lab) -> list[str]:
                            f"declare{'' if many else 's'} no {port.protocol} port of that name: "
                            + (f"no endpoints, so {none}" if not eps else
                               f"{'they are not endpoints' if many else 'it is not an endpoint'} of this port"))
+                continue
+            if not eps and lab.selection.selected(svc):  # every pod it selects has terminated
+                done = [p.name for p in lab.selection.selected(svc)]
+                out.append(f"{name}: its pods ({', '.join(done[:3])}{', ...' if len(done) > 3 else ''}) have "
+                           f"terminated (Completed or Error), and a terminated pod is no endpoint: no endpoints, "
+                           f"so {none}")
                 continue
             if not eps:
                 labels = ",".join(f"{k}={v}" for k, v in svc.selector.items())
@@ -77,7 +85,7 @@ def _lacking(lab: Lab, svc: Service, port: ServicePort, eps: list[tuple[PodInfo,
     """The pods a Service selects that are no endpoint of this port: those that declare no port of its named
     targetPort's name and protocol (a numeric targetPort leaves none out)."""
     chosen = {p.name for p, _ in eps}
-    return [p.name for p in lab.selection.selected(svc) if p.name not in chosen]
+    return [p.name for p in lab.serving(svc) if p.name not in chosen]
 
 
 def _elsewhere(lab: Lab, svc: Service) -> str:

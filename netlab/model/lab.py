@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from netlab.model import naming
 from netlab.model.addressing import Addressing, Held, allocate, held_of
-from netlab.model.clusterdns import add_cluster_dns, fqdn
+from netlab.model.clusterdns import add_cluster_dns, fqdn, with_dns_records
 from netlab.model.echo_ports import DEFAULT_ECHO_PORT as DEFAULT_ECHO_PORT  # a pod's echo server's (8080, TCP)
 from netlab.model.selection import SelectorIndex
 from netlab.model.topology import Container, Pod, Service, ServicePort, Topology
@@ -113,7 +113,7 @@ class Lab:
     """A validated topology with its addressing resolved."""
 
     def __init__(self, topo: Topology, addressing: Addressing, attached: dict[str, CniAttachment] | None = None,
-                 restored: tuple[str, ...] = ()):
+                 restored: tuple[str, ...] = (), terminal: frozenset[str] = frozenset()):
         self.topo = topo
         self.addressing = addressing
         self.name = topo.name
@@ -121,6 +121,10 @@ class Lab:
         # IPv4 all/default settings this machine gives new namespaces otherwise than the kernel does, which
         # every lab namespace sets back (plan/sysctls.py, KERNEL_DEVCONF); known from the host, not the topology
         self.restored = restored
+        # The pods whose containers have all exited for good (phase Succeeded or Failed: restartPolicy Never, or
+        # OnFailure after exit 0), known from the running lab's records (workload/terminal.py): no endpoint of any
+        # Service, as the EndpointSlice controller's ShouldPodBeInEndpoints leaves them out
+        self.terminal = terminal
         # The topology as it was resolved from (before netlab's add-ons), and what the running lab held then
         # (resolve): up resolves it again when the lab changed meanwhile.
         self.written: Topology = topo
@@ -161,12 +165,22 @@ class Lab:
 
     def with_attachments(self, attached: dict[str, CniAttachment]) -> "Lab":
         """This lab with its pods as their CNI plugins made them (names, MACs, the real address)."""
-        return self._derived(Lab(self.topo, self.addressing, attached, self.restored)) if attached else self
+        return (self._derived(Lab(self.topo, self.addressing, attached, self.restored, self.terminal)) if attached
+                else self)
 
     def with_restored(self, restored: tuple[str, ...]) -> "Lab":
         """This lab on a machine whose new namespaces get these settings otherwise than the kernel's values."""
-        return (self._derived(Lab(self.topo, self.addressing, self.attached, restored)) if restored != self.restored
-                else self)
+        return (self._derived(Lab(self.topo, self.addressing, self.attached, restored, self.terminal))
+                if restored != self.restored else self)
+
+    def with_terminal(self, terminal: frozenset[str]) -> "Lab":
+        """This lab with these pods terminal (Succeeded or Failed): out of every Service's endpoints, so out of
+        kube-proxy's rules and the cluster DNS's records (the add-on's dnsmasq command with them: its SRV)."""
+        terminal = frozenset(terminal) & {p.name for p in self.topo.pods}
+        if terminal == self.terminal:
+            return self
+        topo = with_dns_records(self.topo, self.addressing, terminal)
+        return self._derived(Lab(topo, self.addressing, self.attached, self.restored, terminal))
 
     @cached_property
     def nodes(self) -> list[NodeInfo]:
@@ -270,7 +284,8 @@ class Lab:
         return found[0] if len(found) == 1 else None
 
     def endpoints(self, svc: Service, port: ServicePort) -> list[tuple[PodInfo, int]]:
-        """Pods backing one Service port: every pod of the Service's namespace whose labels match the selector.
+        """Pods backing one Service port: every pod of the Service's namespace whose labels match the selector,
+        but for a terminal one (``serving``).
 
         Like the EndpointSlice controller: a numeric targetPort makes every such pod an endpoint, whether or
         not it declares the port (model/endpoints.py says when one does not); a named one only the pods that
@@ -279,8 +294,14 @@ class Lab:
         byEndpoint): by their "IP:port" strings, so 10.244.0.18:8080 comes before 10.244.0.2:8080, in the
         KUBE-SVC chain's rules and in numgen's elements alike.
         """
-        out = [(p, target) for p in self.selection.selected(svc) if (target := port.target(p.spec)) is not None]
+        out = [(p, target) for p in self.serving(svc) if (target := port.target(p.spec)) is not None]
         return sorted(out, key=endpoint_order)
+
+    def serving(self, svc: Service) -> list[PodInfo]:
+        """The pods a Service selects that may be its endpoints: those of its namespace its selector matches,
+        but for terminal ones (``terminal``: their containers exited for good), which the EndpointSlice
+        controller leaves out."""
+        return [p for p in self.selection.selected(svc) if p.name not in self.terminal]
 
     @cached_property
     def selection(self) -> SelectorIndex[PodInfo]:

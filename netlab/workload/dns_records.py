@@ -71,7 +71,7 @@ def wanted(lab: Lab) -> str | None:
 
     if not any(is_addon(p) for p in lab.pods):
         return None
-    return dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing))
+    return dns.hosts_file(dns.cluster_records(lab.topo, lab.addressing, lab.terminal))
 
 
 def read(lab_name: str) -> str | None:
