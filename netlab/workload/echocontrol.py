@@ -136,10 +136,11 @@ class Control:
             self.drop(conn, f"control peer dropped: no whole request within {REQUEST_WAIT:g} s")
 
     def drop(self, conn: socket.socket, why: str) -> None:
+        # Said before the socket closes: a peer that sees its end may read the log at once.
+        print(f"echo: {why}", file=sys.stderr, flush=True)
         for fd in self.pending.pop(conn).fds:
             os.close(fd)
         self.loop.unwatch(conn)
-        print(f"echo: {why}", file=sys.stderr, flush=True)
 
     def answer(self, conn: socket.socket, data: bytes, fds: list[int]) -> None:
         """One request: add, remove, hold, exits, health (the set of kube-proxy's health checks to serve), health?
