@@ -106,8 +106,12 @@ def in_place_words(steps: list[Step], todo: list[Step]) -> list[str]:
             out.append(command_of(st))
             continue
         assert isinstance(st, Op) and isinstance(st.res, TableText) and isinstance(cut.res, TableText)
+        # The restore still to do is a new object (already._rules_left): its lines left out are in place. When
+        # it keeps them all (a lab as planned), nothing of it is (an empty command was "in place already").
         gone = [line for line in st.res.text.splitlines() if line not in cut.res.text.splitlines()]
-        out.append(command_of(replace(st, res=replace(st.res, text="\n".join(gone) + "\n"))))
+        words = command_of(replace(st, res=replace(st.res, text="\n".join(gone) + "\n")))
+        if words:
+            out.append(words)
     return out
 
 
