@@ -22,12 +22,17 @@ node the topology no longer has, as its namespace goes (:func:`remove`).
 
 from __future__ import annotations
 
+import hashlib
 import os
+from typing import TYPE_CHECKING
 
 from netlab.feature import StartResult
 from netlab.model.lab import Lab, NodeInfo
 from netlab.plan import flannel
 from netlab.realize.state_dir import lab_dir, write_atomic
+
+if TYPE_CHECKING:
+    from netlab.realize.state import LabState
 
 FILE_MODE = 0o644  # as flanneld's writeFile and the CNI config leave them
 
@@ -62,18 +67,66 @@ def read(lab_name: str, node: str) -> dict[str, tuple[str, str | None]]:
     return out
 
 
-def sync(lab: Lab) -> StartResult:
-    """Write every node's files that are missing or differ (atomically)."""
+# state.extra's record of what up wrote last: {node: {path: sha256 of the content}}. It tells a file the
+# topology changes (as up left it; FLANNEL_MTU after a backend switch or an underlay MTU change) from one someone
+# edited. A lab of an older netlab has none: its files that differ are only "different".
+RECORD = "flannel_files"
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def recorded(state: LabState | None) -> dict[str, dict[str, str]]:
+    rec = state.extra.get(RECORD) if state is not None else None
+    if not isinstance(rec, dict):
+        return {}
+    return {node: {p: h for p, h in paths.items() if isinstance(p, str) and isinstance(h, str)}
+            for node, paths in rec.items() if isinstance(node, str) and isinstance(paths, dict)}
+
+
+def _changes(have: str, text: str) -> str:
+    """`` (KEY old, now new, ...)`` for the KEY=VALUE lines ``text`` changes in ``have`` (subnet.env); else ""."""
+    old = dict(line.split("=", 1) for line in have.splitlines() if "=" in line)
+    new = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    if not old or any("=" not in line for line in (have + text).splitlines() if line):
+        return ""
+    keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    return " (" + ", ".join(f"{k} {old.get(k, 'unset')}, now {new.get(k, 'unset')}" for k in keys) + ")"
+
+
+def why(have: str | None, text: str, wrote: str | None) -> tuple[str, str] | None:
+    """How a node's file holding ``have`` differs from the plan's ``text``, up having written ``wrote`` (its
+    digest) last: (status's words, up's words after "rewrote ..."), or None when it is as planned."""
+    if have == text:
+        return None
+    if have is None:
+        return "is missing", "it was missing"
+    if wrote is None:
+        return "is different", "it differed"
+    if digest(have) == wrote:  # as up left it: the topology changed what it should hold
+        return (f"is the last topology's{_changes(have, text)}",
+                f"it was the last topology's{_changes(have, text)}")
+    return "is edited (not as up last wrote it)", "it had been edited (not as up last wrote it)"
+
+
+def sync(lab: Lab, state: LabState | None = None) -> StartResult:
+    """Write every node's files that are missing or differ (atomically); record what was written in ``state``."""
     done = StartResult()
+    rec = recorded(state)
     for node in lab.nodes:
+        have_all = read(lab.name, node.name)
         for path, text in files(lab, node).items():
-            kept, have = read(lab.name, node.name)[path]
-            if have == text:
-                continue
-            os.makedirs(os.path.dirname(kept), mode=0o755, exist_ok=True)
-            write_atomic(kept, text.encode(), mode=FILE_MODE)
-            if have is not None:
-                done.actions.append(f"rewrote {path} of node {node.name} ({kept}): it had been edited")
+            kept, have = have_all[path]
+            how = why(have, text, rec.get(node.name, {}).get(path))
+            if how is not None:
+                os.makedirs(os.path.dirname(kept), mode=0o755, exist_ok=True)
+                write_atomic(kept, text.encode(), mode=FILE_MODE)
+                if have is not None:
+                    done.actions.append(f"rewrote {path} of node {node.name} ({kept}): {how[1]}")
+            rec.setdefault(node.name, {})[path] = digest(text)
+    if state is not None:
+        state.extra[RECORD] = {node.name: rec[node.name] for node in lab.nodes if node.name in rec}
     return done
 
 
@@ -100,14 +153,16 @@ def remove(lab_name: str, node: str) -> list[str]:
     return removed
 
 
-def drift(lab: Lab) -> list[str]:
-    """Nodes whose Flannel files are missing or edited, for status."""
+def drift(lab: Lab, state: LabState | None = None) -> list[str]:
+    """Nodes whose Flannel files are missing, edited or the last topology's, for status (``state``: what up wrote
+    last, :data:`RECORD`)."""
     out = []
+    rec = recorded(state)
     for node in lab.nodes:
         have = read(lab.name, node.name)
         for path, text in files(lab, node).items():
             kept, content = have[path]
-            if content != text:
-                word = "missing" if content is None else "different"
-                out.append(f"flannel: {path} of node {node.name} ({kept}) is {word}; up writes it again")
+            how = why(content, text, rec.get(node.name, {}).get(path))
+            if how is not None:
+                out.append(f"flannel: {path} of node {node.name} ({kept}) {how[0]}; up writes it again")
     return out

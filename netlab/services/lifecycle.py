@@ -300,7 +300,7 @@ def start(lab: Lab, state: LabState, early: netns_files.EarlyWrite | None = None
                 rec["etc_netns"] = "created"
             rec["dirs"].update((netns, "created") for netns in dirs)
         done += sync_chains(lab, rec)
-        done += flannel_files.sync(lab)  # each node's subnet.env and CNI conflist, in the state directory
+        done += flannel_files.sync(lab, state)  # each node's subnet.env and CNI conflist, in the state directory
         done += sync_resolv(lab, state, rec)
         done += hosts.sync(lab, state, rec)  # the kubelet's managed /etc/hosts of every pod
         done += sync_conntrack(lab, rec)
@@ -386,7 +386,7 @@ def drift(lab: Lab, state: LabState) -> list[str]:
     from netlab.model import clusterdns as dns
     from netlab.services import flannel_files, stale
 
-    out = flannel_files.drift(lab)
+    out = flannel_files.drift(lab, state)
     out += [f"conntrack: {s.describe()}; up deletes it" for s in stale.find(lab)]
     ip = dns_ip(lab)
     for pod in lab.pods:

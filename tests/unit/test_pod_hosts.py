@@ -284,7 +284,7 @@ def files_only(monkeypatch):
 
     monkeypatch.setattr(lifecycle, "sync_chains", lambda lab, rec: netns_files.StartResult())
     monkeypatch.setattr(lifecycle, "sync_conntrack", lambda lab, rec: netns_files.StartResult())
-    monkeypatch.setattr(flannel_files, "sync", lambda lab: netns_files.StartResult())
+    monkeypatch.setattr(flannel_files, "sync", lambda lab, state=None: netns_files.StartResult())
     monkeypatch.setattr(stale, "find", lambda lab: [])
 
 
