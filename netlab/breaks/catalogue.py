@@ -95,7 +95,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       "the FDB entry for a remote node's VTEP MAC points at the wrong VTEP IP",
       target="node", needs=("vxlan", "two-nodes"),
       change="replace the FDB entry <peer VTEP MAC> dst <peer IP> on flannel.N with dst <an unused underlay IP> "
-             "(bridge fdb del ...; bridge fdb append <mac> dev flannel.1 dst 192.168.122.254)",
+             "(bridge fdb del ...; bridge fdb replace <mac> dev flannel.1 dst 192.168.122.254)",
       symptom="every flow between the node's pods (and the node) and the peer node's pods fails, both ways",
       hop="node", fact="the FDB entry sends the frame to a remote VTEP that is no node of the lab",
       fix="bridge -n <node> fdb replace <peer VTEP MAC> dev flannel.N dst <peer IP> self permanent; or sudo netlab up",

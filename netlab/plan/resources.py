@@ -336,7 +336,11 @@ class Fdb(Resource):
         return ("fdb", self.netns, self.dev, self.lladdr, str(self.dst))
 
     def command(self) -> str:
-        return f"bridge -n {self.netns} fdb append {self.lladdr} dev {self.dev} dst {self.dst} self permanent"
+        # `replace`, as flanneld's AddFDB (netlink.NeighSet: NLM_F_CREATE|NLM_F_REPLACE): typed by hand on a node
+        # whose entry for the MAC points elsewhere, it moves it, where `append` exits 0 and changes nothing (the
+        # vxlan driver adds remotes to the all-zeros or a multicast MAC only). netlab's own request is an append
+        # sent after the repair deleted any other remote of the MAC (realize.repair.stages): the same entry.
+        return f"bridge -n {self.netns} fdb replace {self.lladdr} dev {self.dev} dst {self.dst} self permanent"
 
     def describe(self) -> str:
         return f"fdb {self.lladdr} dst {self.dst} dev {self.dev} in {self.netns}"

@@ -62,7 +62,7 @@ def test_fdb_wrong_vtep_with_the_wrong_entry_deleted_by_hand_adds_it_back_only(l
         again = netlab("break", "vxlan-fdb-wrong-vtep", "--lab", name, check=False)
         assert again.returncode == 0, again.stderr  # was 4: "del fdb ...: No such file or directory"
         assert f"broke vxlan-fdb-wrong-vtep on node {node.name} again, in part" in again.stdout
-        assert f"  added: bridge -n {node.netns} fdb append {mac} dev flannel.1 dst {wrong} self permanent" \
+        assert f"  added: bridge -n {node.netns} fdb replace {mac} dev flannel.1 dst {wrong} self permanent" \
             in again.stdout.splitlines()
         assert f"  in place already: bridge -n {node.netns} fdb del {mac} dev flannel.1 dst {peer.ip} self" \
             in again.stdout.splitlines()

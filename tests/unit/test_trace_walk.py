@@ -247,7 +247,7 @@ def test_missing_fdb_entry_names_the_vxlan_driver(world):
     w = ping(k, m)
     assert w.outcome == "stopped" and w.hops[-1].kind == "fdb"
     assert "no FDB entry" in w.hops[-1].problem and "drops the frame" in w.hops[-1].problem
-    assert w.hops[-1].fix.startswith("bridge -n demo-minikube fdb append")
+    assert w.hops[-1].fix.startswith("bridge -n demo-minikube fdb replace")
 
 
 def test_no_route_is_a_drop_row(world):
