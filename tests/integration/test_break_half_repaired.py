@@ -89,7 +89,9 @@ def test_forward_policy_drop_with_the_policy_set_back_by_hand_sets_it_again_only
         return policy, jump in saved
 
     try:
-        netlab("break", "forward-policy-drop", "--lab", name)
+        first = netlab("break", "forward-policy-drop", "--lab", name)  # on a lab as planned: a plain "broke"
+        assert f"broke forward-policy-drop on node {node.name}: " in first.stdout, first.stdout  # was "again, in part"
+        assert "in place already" not in first.stdout, first.stdout  # was an empty "in place already:" line
         assert forward() == ("DROP", False)
         in_netns(node.netns, "iptables", "-P", "FORWARD", "ACCEPT", check=True)  # half repaired by hand
         again = json.loads(netlab("break", "forward-policy-drop", "--lab", name, "-o", "json").stdout)
