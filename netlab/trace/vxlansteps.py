@@ -63,7 +63,7 @@ class VxlanSteps(WalkParts):
         astray = None if stale else self._other_vtep(ns, link.name, mac, remote)
         # The entry is there with the wrong VTEP: the kernel appends another remote to a zero or multicast MAC's
         # entry only (an append to a unicast one changes nothing), so the fix replaces its remote.
-        fix = planned.replace(" fdb append ", " fdb replace ", 1) if (stale or astray) and planned else None
+        fix = planned if (stale or astray) and planned else None  # plan prints fdb replace, as flanneld does
         self.rows.add(ns, link.name, "fdb",
                       f"FDB entry: {entry.text()} → remote VTEP {self.lab.name_ip(remote)}", [cmd],
                       self._obs(ns, link.name, "out"), stale or astray, fix, cause=astray is not None,
